@@ -1,0 +1,5 @@
+"""``python -m pjai``: the PJai command line."""
+
+from pjai.cli import main
+
+main()

@@ -1,0 +1,7 @@
+"""Benchmarks behind ``pjai bench``: each returns a JSON-ready dict of measured figures."""
+
+from __future__ import annotations
+
+from pjai.bench.store import run_store_bench
+
+__all__ = ["run_store_bench"]

@@ -1,0 +1,26 @@
+"""Entry point for benchmark phases that need a process of their own."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from pjai.bench.store import Workload, boot, load
+
+
+def main(argv: list[str]) -> None:
+    """Run one phase: ``boot`` or ``load``, with JSON arguments; print JSON results."""
+    task, args = argv[0], json.loads(argv[1])
+    if task == "boot":
+        boot(Path(args["path"]))
+    elif task == "load":
+        workload = Workload(**args["workload"])
+        result = load(Path(args["path"]), workload, args["durability"], args["sync"])
+        print(json.dumps(result))
+    else:
+        raise SystemExit(f"unknown benchmark task {task!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,24 @@
+"""The ``pjai`` command line: each command parses, makes one library call, prints."""
+
+from __future__ import annotations
+
+import typer
+
+from pjai.cli import bench, demo, store
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="pjai",
+    help="PJai: AI personas and their long-term memory on a reactive, event-sourced store.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("demo")(demo.demo)
+app.add_typer(store.app, name="store")
+app.add_typer(bench.app, name="bench")
+
+
+def main() -> None:
+    """Run the ``pjai`` command line."""
+    app()

@@ -1,0 +1,84 @@
+"""Options and output helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pjai.errors import PjaiError
+from pjai.store import Progress as ProgressCallback
+
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "STORE_FILE",
+    "DataDir",
+    "console",
+    "errors",
+    "fail",
+    "progress_bar",
+    "store_path",
+]
+
+STORE_FILE = "store.db"
+DEFAULT_DATA_DIR = Path("pjai-data")
+
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        envvar="PJAI_DATA_DIR",
+        help="Directory holding PJai's data files.",
+        file_okay=False,
+    ),
+]
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def store_path(data_dir: Path) -> Path:
+    """Where the reactive store lives inside a data directory."""
+    return data_dir / STORE_FILE
+
+
+def fail(error: PjaiError) -> typer.Exit:
+    """Print a PJai error for a human and return the exit to raise."""
+    errors.print(f"[bold red]error:[/] {error}", highlight=False)
+    return typer.Exit(code=1)
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[ProgressCallback]:
+    """A Rich progress bar for a library call's ``progress(done, total)``.
+
+    The bar appears on the first report, so work that turns out to be quick prints nothing.
+    """
+    bar: Progress | None = None
+    task = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar, task
+        if bar is None:
+            bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=errors,
+            )
+            bar.start()
+            task = bar.add_task(description, total=total)
+        assert task is not None
+        bar.update(task, completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.stop()

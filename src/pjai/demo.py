@@ -1,0 +1,179 @@
+"""A guided tour of the reactive store: seed personas, watch a live query react."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pjai.schema import (
+    BigFive,
+    Event,
+    MemoryAccessed,
+    MemoryAdded,
+    MemoryDeleted,
+    MemoryRestored,
+    MemoryTierChanged,
+    MemoryUpdated,
+    PersonaActivated,
+    PersonaCreated,
+    Personality,
+    new_id,
+)
+from pjai.store import Row, Store
+
+__all__ = ["TOP_MEMORIES", "DemoStep", "run_demo", "seed"]
+
+TOP_MEMORIES = """
+SELECT p.name AS persona, m.name AS memory, m.tier, m.importance, m.access_count
+FROM memories AS m JOIN personas AS p ON p.id = m.persona_id
+WHERE p.is_active AND m.deleted_at IS NULL
+ORDER BY m.importance DESC, m.name
+LIMIT 6
+"""
+"""The live query the demo watches: the active persona's most important memories."""
+
+_PERSONAS = {
+    "Ada": (
+        "Analytical research assistant",
+        BigFive(openness=80, conscientiousness=90, extraversion=35, agreeableness=60),
+        [
+            ("Prefers concise answers", "The user asked for short, direct replies.", 0.8),
+            ("Works on graph databases", "Current project: a property graph engine.", 0.7),
+            ("Morning person", "Most sessions start before 8 am.", 0.4),
+        ],
+    ),
+    "Basil": (
+        "Creative writing partner",
+        BigFive(openness=95, extraversion=70, neuroticism=40),
+        [
+            ("Writes science fiction", "Drafting a novel set on a tidally locked planet.", 0.9),
+            ("Dislikes adverbs", "Asked to flag adverbs in every draft.", 0.6),
+        ],
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DemoStep:
+    """One scripted change: what it does, and the events it commits."""
+
+    title: str
+    events: list[Event]
+
+
+def seed(store: Store) -> dict[str, str]:
+    """Create the demo personas and memories unless present; return persona ids by name."""
+    existing = {row.name: row.id for row in store.query("SELECT id, name FROM personas")}
+    events: list[Event] = []
+    for name, (description, big_five, memories) in _PERSONAS.items():
+        if name in existing:
+            continue
+        persona_id = existing[name] = new_id()
+        personality = Personality(big_five=big_five)
+        events.append(
+            PersonaCreated(
+                persona_id=persona_id,
+                name=name,
+                description=description,
+                personality=personality,
+            )
+        )
+        for title, content, importance in memories:
+            events.append(
+                MemoryAdded(
+                    memory_id=new_id(),
+                    persona_id=persona_id,
+                    name=title,
+                    content=content,
+                    importance=importance,
+                    tier="hot" if importance >= 0.7 else "warm",
+                )
+            )
+    events.append(PersonaActivated(persona_id=existing["Ada"]))
+    store.commit(*events)
+    return existing
+
+
+def _script(personas: dict[str, str]) -> list[DemoStep]:
+    ada, basil = personas["Ada"], personas["Basil"]
+    note = new_id()
+    return [
+        DemoStep(
+            "Ada learns something important",
+            [
+                MemoryAdded(
+                    memory_id=note,
+                    persona_id=ada,
+                    name="Deadline on Friday",
+                    content="The graph engine demo is due on Friday.",
+                    importance=0.95,
+                    tier="hot",
+                )
+            ],
+        ),
+        DemoStep(
+            "Ada opens that memory twice",
+            [MemoryAccessed(memory_id=note, persona_id=ada, count=2)],
+        ),
+        DemoStep(
+            "Basil (not active) gets a memory: the live query does not change",
+            [
+                MemoryAdded(
+                    memory_id=new_id(),
+                    persona_id=basil,
+                    name="Chapter 3 done",
+                    content="Finished the third chapter.",
+                    importance=0.5,
+                )
+            ],
+        ),
+        DemoStep(
+            "The deadline moves: importance drops, tier becomes warm",
+            [
+                MemoryUpdated(memory_id=note, persona_id=ada, importance=0.5),
+                MemoryTierChanged(
+                    memory_id=note, persona_id=ada, tier="warm", reason="importance_change"
+                ),
+            ],
+        ),
+        DemoStep("The deadline is deleted", [MemoryDeleted(memory_id=note, persona_id=ada)]),
+        DemoStep("...and restored", [MemoryRestored(memory_id=note, persona_id=ada)]),
+        DemoStep("Basil becomes the active persona", [PersonaActivated(persona_id=basil)]),
+        DemoStep("Ada becomes active again", [PersonaActivated(persona_id=ada)]),
+    ]
+
+
+def run_demo(
+    store: Store,
+    show: Callable[[str, list[Row]], object],
+    note: Callable[[str], object],
+    *,
+    delay: float = 0.8,
+) -> int:
+    """Seed ``store``, watch :data:`TOP_MEMORIES` live, and commit the scripted steps.
+
+    ``show(title, rows)`` is called by the live query each time its result changes;
+    ``note(text)`` reports each commit. Returns how many times the live query fired.
+    """
+    personas = seed(store)
+    fired = 0
+    title = "Initial state"
+
+    def on_change(rows: list[Row]) -> None:
+        nonlocal fired
+        fired += 1
+        show(title, rows)
+
+    live = store.live(TOP_MEMORIES)
+    with live.subscribe(on_change):
+        for step in _script(personas):
+            time.sleep(delay)
+            before = fired
+            title = step.title
+            records = store.commit(*step.events)
+            if fired == before:
+                note(f"{step.title}: committed {len(records)} event(s), result unchanged")
+            else:
+                note(f"committed {len(records)} event(s) at {records[-1].position}")
+    return fired

@@ -1,0 +1,90 @@
+"""The exceptions PJai raises.
+
+Every error PJai raises derives from :class:`PjaiError`. Driver errors (apsw,
+msgspec, SQLAlchemy) are translated in one place per backend and kept as
+``__cause__``::
+
+    PjaiError
+     ├── EventError                 an event could not be committed or applied
+     │    ├── UnknownEventError       its name is not in this version's schema
+     │    ├── EventValidationError    its payload does not validate
+     │    └── MaterializationError    its materializer or a state constraint refused it
+     ├── StoreError                 the reactive store cannot do what was asked
+     │    ├── StoreClosedError        the store was closed
+     │    ├── StoreCorruptError       a store file is not a readable PJai store
+     │    └── RebaseError             upstream events do not continue the local history
+     └── QueryError                 a read query failed
+
+    UnknownEventWarning             an event from a newer PJai was kept but not applied
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EventError",
+    "EventValidationError",
+    "MaterializationError",
+    "PjaiError",
+    "QueryError",
+    "RebaseError",
+    "StoreClosedError",
+    "StoreCorruptError",
+    "StoreError",
+    "UnknownEventError",
+    "UnknownEventWarning",
+]
+
+
+class PjaiError(Exception):
+    """Root of every error PJai raises."""
+
+
+class EventError(PjaiError):
+    """An event could not be committed or applied.
+
+    ``event`` is the event name (``v1.MemoryAdded``), ``field`` the payload field at
+    fault when one is (dotted for nested fields), ``reason`` what was wrong.
+    """
+
+    def __init__(self, event: str, reason: str, *, field: str | None = None) -> None:
+        self.event = event
+        self.field = field
+        self.reason = reason
+        where = f"field '{field}': " if field else ""
+        super().__init__(f"event {event}: {where}{reason}")
+
+
+class UnknownEventError(EventError):
+    """The event name is not part of this version's schema."""
+
+
+class EventValidationError(EventError):
+    """The event payload does not validate against its declared type."""
+
+
+class MaterializationError(EventError):
+    """The event's materializer, or a constraint of the state it writes, refused it."""
+
+
+class StoreError(PjaiError):
+    """The reactive store cannot do what was asked."""
+
+
+class StoreClosedError(StoreError):
+    """The store was used after :meth:`pjai.store.Store.close`."""
+
+
+class StoreCorruptError(StoreError):
+    """A store file is truncated, corrupt or not a PJai store. Nothing was reset."""
+
+
+class RebaseError(StoreError):
+    """Upstream events do not continue the store's confirmed history."""
+
+
+class QueryError(PjaiError):
+    """A read query failed (bad SQL, unknown table or column, wrong parameters)."""
+
+
+class UnknownEventWarning(UserWarning):
+    """An event written by a newer PJai is kept in the log but not materialized."""

@@ -1,0 +1,167 @@
+"""Events: versioned names, typed msgspec payloads, pure materializers.
+
+An event type is a frozen msgspec Struct with a class-level ``NAME`` (``v1.MemoryAdded``)
+and a ``materialize`` method that returns :mod:`pjai.schema.ops`. A :class:`Schema`
+gathers the tables and event types of one PJai version, encodes and validates payloads,
+and upcasts payloads logged under an older name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+import msgspec
+from sqlalchemy import MetaData
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from pjai.errors import EventValidationError, UnknownEventError
+from pjai.schema.ops import Op
+
+__all__ = ["Context", "Event", "Schema", "Upcaster"]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a materializer may know besides the payload: the event's id and time."""
+
+    event_id: str
+    at: datetime
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """Base of every event payload. Subclasses set ``NAME`` and define ``materialize``.
+
+    Payloads hold no reference cycles, so they are not tracked by the garbage collector.
+    """
+
+    NAME: ClassVar[str] = ""
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        """The writes this event makes, computed from the payload and ``ctx`` alone."""
+        raise TypeError(f"{type(self).__name__} defines no materializer")
+
+
+@dataclass(frozen=True, slots=True)
+class Upcaster:
+    """Turns the JSON arguments of ``source`` events into arguments of ``target``."""
+
+    source: str
+    target: str
+    convert: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+_MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_MSGSPEC_FIELD = re.compile(r"field `(?P<field>[^`]+)`")
+
+
+def validation_error(name: str, error: msgspec.ValidationError) -> EventValidationError:
+    """Translate a msgspec validation error into one naming the event and the field."""
+    match = _MSGSPEC_PATH.match(str(error))
+    assert match is not None  # the pattern matches any text
+    reason, path = match["reason"], match["path"]
+    field = path.lstrip(".") if path else None
+    if field is None and (named := _MSGSPEC_FIELD.search(reason)):
+        field = named["field"]
+    reason = reason[0].lower() + reason[1:] if reason else "is invalid"
+    return EventValidationError(name, reason, field=field or None)
+
+
+class Schema:
+    """The tables and event types of one PJai version.
+
+    ``version`` is bumped whenever a materializer changes what it writes; together
+    with the table DDL it forms the :attr:`fingerprint` that tells a store to rebuild
+    its state from the event log.
+    """
+
+    def __init__(
+        self,
+        metadata: MetaData,
+        events: Iterable[type[Event]],
+        *,
+        upcasters: Iterable[Upcaster] = (),
+        version: int = 1,
+    ) -> None:
+        self.metadata = metadata
+        self.version = version
+        self._types: dict[str, type[Event]] = {}
+        for event_type in events:
+            name = event_type.NAME
+            if not re.fullmatch(r"v[1-9][0-9]*\.[A-Z][A-Za-z0-9]*", name):
+                raise ValueError(f"{event_type.__name__}.NAME {name!r} is not like 'v1.Name'")
+            if name in self._types:
+                raise ValueError(f"event name {name} is declared twice")
+            self._types[name] = event_type
+        self._upcasters = {u.source: u for u in upcasters}
+        for upcaster in self._upcasters.values():
+            if upcaster.source in self._types:
+                raise ValueError(f"{upcaster.source} has both a type and an upcaster")
+        self._encoder = msgspec.json.Encoder()
+        self._decoders = {n: msgspec.json.Decoder(t) for n, t in self._types.items()}
+        self.ddl = self._sqlite_ddl()
+        digest = hashlib.sha256("\n".join([*self.ddl, *sorted(self._types)]).encode())
+        digest.update(f"version={version}".encode())
+        self.fingerprint = digest.hexdigest()[:16]
+
+    @property
+    def event_names(self) -> list[str]:
+        """The names of the event types this schema materializes."""
+        return sorted(self._types)
+
+    def knows(self, name: str) -> bool:
+        """Whether events called ``name`` are materialized (directly or upcast)."""
+        return name in self._types or name in self._upcasters
+
+    def name_of(self, event: Event) -> str:
+        """The registered name of ``event``'s type, or :class:`UnknownEventError`."""
+        name = type(event).NAME
+        if self._types.get(name) is not type(event):
+            raise UnknownEventError(
+                name or type(event).__name__,
+                f"{type(event).__qualname__} is not an event type of this schema",
+            )
+        return name
+
+    def encode(self, event: Event) -> tuple[str, Event, bytes]:
+        """Validate ``event``; return its name, the validated payload and its JSON."""
+        name = self.name_of(event)
+        args = self._encoder.encode(event)
+        return name, self.decode(name, args), args
+
+    def decode(self, name: str, args: bytes | str) -> Event:
+        """Decode and validate logged arguments, upcasting older names first."""
+        decoder = self._decoders.get(name)
+        try:
+            if decoder is not None:
+                return decoder.decode(args)
+            upcaster = self._upcasters.get(name)
+            if upcaster is None:
+                raise UnknownEventError(name, "is not known to this version of PJai")
+            data = msgspec.json.decode(args)
+            while upcaster is not None:
+                data = upcaster.convert(data)
+                name = upcaster.target
+                upcaster = self._upcasters.get(name)
+            decoder = self._decoders.get(name)
+            if decoder is None:
+                raise UnknownEventError(name, "is an upcast target this schema does not define")
+            return msgspec.convert(data, decoder.type)
+        except msgspec.ValidationError as exc:
+            raise validation_error(name, exc) from exc
+        except msgspec.DecodeError as exc:
+            raise EventValidationError(name, f"arguments are not valid JSON: {exc}") from exc
+
+    def _sqlite_ddl(self) -> list[str]:
+        dialect = sqlite.dialect()
+        statements: list[str] = []
+        for table in self.metadata.sorted_tables:
+            statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+            for index in sorted(table.indexes, key=lambda i: i.name or ""):
+                statements.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
+        return statements

@@ -1,0 +1,58 @@
+"""Constrained field types shared by event payloads.
+
+The constraints are checked whenever a payload is decoded: on commit, on rebase, on
+replay and at the sync server, so every copy of the data obeys the same rules.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from msgspec import Meta
+
+__all__ = [
+    "Content",
+    "Id",
+    "MemoryType",
+    "Name",
+    "Percent",
+    "PositiveInt",
+    "Tag",
+    "Tier",
+    "TierChangeReason",
+    "UnitInterval",
+    "UtcDatetime",
+]
+
+Id = Annotated[str, Meta(min_length=1, max_length=128)]
+"""A client-generated identifier, opaque to PJai: 1-128 characters."""
+
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]
+"""A display name: 1-200 characters, not blank."""
+
+Content = Annotated[str, Meta(min_length=1, max_length=1_000_000, pattern=r"\S")]
+"""Memory text: up to a million characters, not blank."""
+
+Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
+"""A tag: 1-64 characters without surrounding whitespace."""
+
+MemoryType = Annotated[str, Meta(min_length=1, max_length=32)]
+"""A memory type such as ``note``, ``fact``, ``preference``, ``event``, ``conversation``."""
+
+Percent = Annotated[int, Meta(ge=0, le=100)]
+"""A trait strength, 0-100."""
+
+UnitInterval = Annotated[float, Meta(ge=0.0, le=1.0)]
+"""A value within 0..1 (importance, thresholds)."""
+
+PositiveInt = Annotated[int, Meta(ge=1)]
+
+UtcDatetime = Annotated[datetime, Meta(tz=True)]
+"""A timezone-aware datetime; stored in UTC."""
+
+Tier = Literal["hot", "warm", "cold"]
+
+TierChangeReason = Literal[
+    "optimization", "access_pattern", "importance_change", "age_decay", "manual"
+]

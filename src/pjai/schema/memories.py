@@ -1,0 +1,174 @@
+"""Memory events: added, updated, accessed, tier changed, deleted, restored.
+
+Every memory event names its persona: a memory never changes persona, and the id lets
+the SQL primary route the event to the persona's shard and live queries skip work
+for other personas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from msgspec import UNSET, Meta, UnsetType, field
+
+from pjai.errors import EventValidationError
+from pjai.schema.event import Context, Event
+from pjai.schema.fields import (
+    Content,
+    Id,
+    MemoryType,
+    PositiveInt,
+    Tag,
+    Tier,
+    TierChangeReason,
+    UnitInterval,
+    UtcDatetime,
+)
+from pjai.schema.ops import NOT_NULL, Greatest, Increment, Insert, Missing, Op, Update
+from pjai.schema.personas import require_live_persona
+
+__all__ = [
+    "MemoryAccessed",
+    "MemoryAdded",
+    "MemoryDeleted",
+    "MemoryRestored",
+    "MemoryTierChanged",
+    "MemoryUpdated",
+]
+
+Tags = Annotated[list[Tag], Meta(max_length=64)]
+Text = Annotated[str, Meta(max_length=1_000_000)]
+
+
+def _memory(memory_id: str, persona_id: str, *, deleted: bool = False) -> dict[str, Any]:
+    return {"id": memory_id, "persona_id": persona_id, "deleted_at": NOT_NULL if deleted else None}
+
+
+def _no_memory(memory_id: str, persona_id: str, *, deleted: bool = False) -> Missing:
+    state = "deleted" if deleted else "live"
+    return Missing(
+        "memory_id", "persona {0!r} has no {1} memory {2!r}", (persona_id, state, memory_id)
+    )
+
+
+class MemoryAdded(Event, frozen=True, kw_only=True):
+    """A memory was recorded. ``occurred_at`` defaults to the time it was recorded."""
+
+    NAME = "v1.MemoryAdded"
+    memory_id: Id
+    persona_id: Id
+    content: Content
+    name: Text = ""
+    summary: Text = ""
+    type: MemoryType = "note"
+    tags: Tags = field(default_factory=list)
+    importance: UnitInterval = 0.5
+    tier: Tier = "warm"
+    occurred_at: UtcDatetime | None = None
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        values = {
+            "id": self.memory_id,
+            "persona_id": self.persona_id,
+            "type": self.type,
+            "name": self.name,
+            "content": self.content,
+            "summary": self.summary,
+            "tags": list(self.tags),
+            "importance": self.importance,
+            "tier": self.tier,
+            "access_count": 0,
+            "last_accessed_at": None,
+            "occurred_at": self.occurred_at or ctx.at,
+            "created_at": ctx.at,
+            "updated_at": ctx.at,
+            "deleted_at": None,
+        }
+        return [require_live_persona(self.persona_id), Insert("memories", values)]
+
+
+class MemoryUpdated(Event, frozen=True, kw_only=True):
+    """Some fields of a live memory changed; fields left unset keep their value."""
+
+    NAME = "v1.MemoryUpdated"
+    memory_id: Id
+    persona_id: Id
+    content: Content | UnsetType = UNSET
+    name: Text | UnsetType = UNSET
+    summary: Text | UnsetType = UNSET
+    type: MemoryType | UnsetType = UNSET
+    tags: Tags | UnsetType = UNSET
+    importance: UnitInterval | UnsetType = UNSET
+    occurred_at: UtcDatetime | UnsetType = UNSET
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        values: dict[str, Any] = {
+            name: value
+            for name in ("content", "name", "summary", "type", "importance", "occurred_at")
+            if (value := getattr(self, name)) is not UNSET
+        }
+        if self.tags is not UNSET:
+            values["tags"] = list(self.tags)
+        if not values:
+            raise EventValidationError(self.NAME, "names no field to change")
+        values["updated_at"] = ctx.at
+        where = _memory(self.memory_id, self.persona_id)
+        return [Update("memories", where, values, _no_memory(self.memory_id, self.persona_id))]
+
+
+class MemoryAccessed(Event, frozen=True, kw_only=True):
+    """A live memory was opened ``count`` times. Commutes with other accesses."""
+
+    NAME = "v1.MemoryAccessed"
+    memory_id: Id
+    persona_id: Id
+    count: PositiveInt = 1
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        values = {"access_count": Increment(self.count), "last_accessed_at": Greatest(ctx.at)}
+        where = _memory(self.memory_id, self.persona_id)
+        return [Update("memories", where, values, _no_memory(self.memory_id, self.persona_id))]
+
+
+class MemoryTierChanged(Event, frozen=True, kw_only=True):
+    """A live memory moved to another tier, with the reason and the score behind it."""
+
+    NAME = "v1.MemoryTierChanged"
+    memory_id: Id
+    persona_id: Id
+    tier: Tier
+    reason: TierChangeReason
+    score: float | None = None
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        where = _memory(self.memory_id, self.persona_id)
+        missing = _no_memory(self.memory_id, self.persona_id)
+        return [Update("memories", where, {"tier": self.tier}, missing)]
+
+
+class MemoryDeleted(Event, frozen=True, kw_only=True):
+    """A live memory was soft-deleted; MemoryRestored brings it back."""
+
+    NAME = "v1.MemoryDeleted"
+    memory_id: Id
+    persona_id: Id
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        values = {"deleted_at": ctx.at, "updated_at": ctx.at}
+        where = _memory(self.memory_id, self.persona_id)
+        return [Update("memories", where, values, _no_memory(self.memory_id, self.persona_id))]
+
+
+class MemoryRestored(Event, frozen=True, kw_only=True):
+    """A soft-deleted memory of a live persona is live again."""
+
+    NAME = "v1.MemoryRestored"
+    memory_id: Id
+    persona_id: Id
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        where = _memory(self.memory_id, self.persona_id, deleted=True)
+        missing = _no_memory(self.memory_id, self.persona_id, deleted=True)
+        values = {"deleted_at": None, "updated_at": ctx.at}
+        return [require_live_persona(self.persona_id), Update("memories", where, values, missing)]

@@ -1,0 +1,218 @@
+"""Persona events: created, updated, activated, deactivated, deleted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType, field
+
+from pjai.errors import EventValidationError
+from pjai.schema.event import Context, Event
+from pjai.schema.fields import Id, Name, Percent, PositiveInt, UnitInterval
+from pjai.schema.ops import Insert, Missing, Op, Update
+
+__all__ = [
+    "BigFive",
+    "MemoryConfig",
+    "PersonaActivated",
+    "PersonaCreated",
+    "PersonaDeactivated",
+    "PersonaDeleted",
+    "PersonaUpdated",
+    "Personality",
+    "PrivacySettings",
+    "TierCapacities",
+]
+
+TraitName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
+
+
+class BigFive(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """The Big Five personality traits, each 0-100."""
+
+    openness: Percent = 50
+    conscientiousness: Percent = 50
+    extraversion: Percent = 50
+    agreeableness: Percent = 50
+    neuroticism: Percent = 50
+
+
+class Personality(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """Big Five traits, custom traits (0-100), the dominant traits and a type label."""
+
+    big_five: BigFive = field(default_factory=BigFive)
+    custom_traits: dict[TraitName, Percent] = {}
+    dominant_traits: Annotated[list[TraitName], Meta(max_length=16)] = []
+    type: Annotated[str, Meta(max_length=64)] = ""
+
+
+class TierCapacities(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """How many memories each tier holds before the optimizer moves some down."""
+
+    hot: PositiveInt = 100
+    warm: PositiveInt = 1_000
+    cold: PositiveInt = 10_000
+
+
+class MemoryConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """How a persona's memory is kept: size, threshold, optimization and retention."""
+
+    max_memories: PositiveInt = 10_000
+    importance_threshold: UnitInterval = 0.3
+    auto_optimize: bool = True
+    retention_days: PositiveInt | None = None
+    retention_action: Literal["archive", "delete"] = "archive"
+    capacities: TierCapacities = field(default_factory=TierCapacities)
+
+
+class PrivacySettings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """The privacy choices a persona's owner made."""
+
+    data_collection: bool = True
+    analytics: bool = False
+    share_with_researchers: bool = False
+    personality_analysis: bool = True
+    memory_retention: bool = True
+    export_allowed: bool = True
+
+
+def _memory_columns(config: MemoryConfig) -> dict[str, Any]:
+    return {
+        "memory_max_memories": config.max_memories,
+        "memory_importance_threshold": config.importance_threshold,
+        "memory_auto_optimize": config.auto_optimize,
+        "memory_retention_days": config.retention_days,
+        "memory_retention_action": config.retention_action,
+        "memory_capacity_hot": config.capacities.hot,
+        "memory_capacity_warm": config.capacities.warm,
+        "memory_capacity_cold": config.capacities.cold,
+    }
+
+
+def _privacy_columns(privacy: PrivacySettings) -> dict[str, Any]:
+    return {f"privacy_{name}": getattr(privacy, name) for name in privacy.__struct_fields__}
+
+
+def _live_persona(persona_id: str) -> dict[str, Any]:
+    return {"id": persona_id, "deleted_at": None}
+
+
+def _no_persona(persona_id: str) -> Missing:
+    return Missing("persona_id", "persona {0!r} does not exist or is deleted", (persona_id,))
+
+
+def require_live_persona(persona_id: str) -> Update:
+    """A check that the persona exists and is not deleted."""
+    return Update("personas", _live_persona(persona_id), {}, _no_persona(persona_id))
+
+
+class PersonaCreated(Event, frozen=True, kw_only=True):
+    """A persona was created (inactive until a PersonaActivated)."""
+
+    NAME = "v1.PersonaCreated"
+    persona_id: Id
+    name: Name
+    description: str = ""
+    personality: Personality = field(default_factory=Personality)
+    communication_style: str = ""
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        values: dict[str, Any] = {
+            "id": self.persona_id,
+            "name": self.name,
+            "description": self.description,
+            "personality": msgspec.to_builtins(self.personality),
+            "communication_style": self.communication_style,
+            **_memory_columns(self.memory),
+            **_privacy_columns(self.privacy),
+            "is_active": False,
+            "created_at": ctx.at,
+            "updated_at": ctx.at,
+            "deleted_at": None,
+        }
+        return [Insert("personas", values)]
+
+
+class PersonaUpdated(Event, frozen=True, kw_only=True):
+    """Some of a persona's settings changed; fields left unset keep their value.
+
+    Each of ``personality``, ``memory`` and ``privacy`` is replaced as a whole.
+    """
+
+    NAME = "v1.PersonaUpdated"
+    persona_id: Id
+    name: Name | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    personality: Personality | UnsetType = UNSET
+    communication_style: str | UnsetType = UNSET
+    memory: MemoryConfig | UnsetType = UNSET
+    privacy: PrivacySettings | UnsetType = UNSET
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        values: dict[str, Any] = {}
+        if self.name is not UNSET:
+            values["name"] = self.name
+        if self.description is not UNSET:
+            values["description"] = self.description
+        if self.personality is not UNSET:
+            values["personality"] = msgspec.to_builtins(self.personality)
+        if self.communication_style is not UNSET:
+            values["communication_style"] = self.communication_style
+        if self.memory is not UNSET:
+            values.update(_memory_columns(self.memory))
+        if self.privacy is not UNSET:
+            values.update(_privacy_columns(self.privacy))
+        if not values:
+            raise EventValidationError(self.NAME, "names no field to change")
+        values["updated_at"] = ctx.at
+        return [
+            Update("personas", _live_persona(self.persona_id), values, _no_persona(self.persona_id))
+        ]
+
+
+class PersonaActivated(Event, frozen=True, kw_only=True):
+    """This persona becomes the active one; any other active persona is deactivated."""
+
+    NAME = "v1.PersonaActivated"
+    persona_id: Id
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        return [
+            require_live_persona(self.persona_id),
+            Update("personas", {"is_active": True}, {"is_active": False, "updated_at": ctx.at}),
+            Update("personas", {"id": self.persona_id}, {"is_active": True, "updated_at": ctx.at}),
+        ]
+
+
+class PersonaDeactivated(Event, frozen=True, kw_only=True):
+    """The persona is no longer active; afterwards no persona is active."""
+
+    NAME = "v1.PersonaDeactivated"
+    persona_id: Id
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        values = {"is_active": False, "updated_at": ctx.at}
+        return [
+            Update("personas", _live_persona(self.persona_id), values, _no_persona(self.persona_id))
+        ]
+
+
+class PersonaDeleted(Event, frozen=True, kw_only=True):
+    """The persona and all its memories are soft-deleted (kept, marked ``deleted_at``)."""
+
+    NAME = "v1.PersonaDeleted"
+    persona_id: Id
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        persona = {"is_active": False, "deleted_at": ctx.at, "updated_at": ctx.at}
+        memories = {"deleted_at": ctx.at, "updated_at": ctx.at}
+        return [
+            Update(
+                "personas", _live_persona(self.persona_id), persona, _no_persona(self.persona_id)
+            ),
+            Update("memories", {"persona_id": self.persona_id, "deleted_at": None}, memories),
+        ]

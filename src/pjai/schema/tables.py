@@ -1,0 +1,98 @@
+"""PJai's tables, declared once.
+
+The reactive store creates them in its SQLite state database and the SQL primary
+creates them through Alembic; both are filled only by the event materializers.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from pjai.schema.types import JsonDocument, Timestamp
+
+__all__ = ["TIERS", "memories", "metadata", "personas"]
+
+TIERS = ("hot", "warm", "cold")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+personas = Table(
+    "personas",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    # Big Five, custom traits, dominant traits and type: read and written as one value.
+    Column("personality", JsonDocument, nullable=False),
+    Column("communication_style", Text, nullable=False),
+    Column("memory_max_memories", Integer, nullable=False),
+    Column("memory_importance_threshold", Float, nullable=False),
+    Column("memory_auto_optimize", Boolean, nullable=False),
+    Column("memory_retention_days", Integer),
+    Column("memory_retention_action", String, nullable=False),
+    Column("memory_capacity_hot", Integer, nullable=False),
+    Column("memory_capacity_warm", Integer, nullable=False),
+    Column("memory_capacity_cold", Integer, nullable=False),
+    Column("privacy_data_collection", Boolean, nullable=False),
+    Column("privacy_analytics", Boolean, nullable=False),
+    Column("privacy_share_with_researchers", Boolean, nullable=False),
+    Column("privacy_personality_analysis", Boolean, nullable=False),
+    Column("privacy_memory_retention", Boolean, nullable=False),
+    Column("privacy_export_allowed", Boolean, nullable=False),
+    Column("is_active", Boolean, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("deleted_at", Timestamp),
+    CheckConstraint("length(trim(name)) > 0", name="name_not_blank"),
+    CheckConstraint(
+        "memory_importance_threshold >= 0 AND memory_importance_threshold <= 1",
+        name="importance_threshold_range",
+    ),
+    CheckConstraint("memory_retention_action IN ('archive', 'delete')", name="retention_action"),
+)
+
+memories = Table(
+    "memories",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
+    Column("type", String, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("tags", JsonDocument, nullable=False),
+    Column("importance", Float, nullable=False),
+    Column("tier", String, nullable=False),
+    Column("access_count", Integer, nullable=False),
+    Column("last_accessed_at", Timestamp),
+    Column("occurred_at", Timestamp, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("deleted_at", Timestamp),
+    CheckConstraint("importance >= 0 AND importance <= 1", name="importance_range"),
+    CheckConstraint("tier IN ('hot', 'warm', 'cold')", name="tier"),
+    CheckConstraint("access_count >= 0", name="access_count"),
+    Index(None, "persona_id", "tier", "importance"),
+    Index(None, "persona_id", "occurred_at"),
+    Index(None, "persona_id", "created_at"),
+)

@@ -1,0 +1,108 @@
+"""Column types shared by every backend, and the storage form of their values.
+
+Timestamps are timezone-aware UTC datetimes in Python. SQLite stores them as fixed-width
+ISO-8601 text (``2026-11-26T08:25:02.123456+00:00``), which sorts in time order, so
+range queries work on the text; PostgreSQL stores ``timestamptz``. JSON columns hold
+msgspec-encoded text.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import uuid_utils
+from sqlalchemy import JSON, DateTime, Dialect
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
+
+__all__ = ["JsonDocument", "Timestamp", "from_iso", "new_id", "to_iso", "utc_now"]
+
+# The DDL type names SQLite reports for these columns (cursor description decltype);
+# the store converts values read from such columns back to Python types.
+SQLITE_DATETIME = "DATETIME"
+SQLITE_JSON = "JSON"
+SQLITE_BOOLEAN = "BOOLEAN"
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A new globally unique, time-ordered id (UUIDv7 text)."""
+    return str(uuid_utils.uuid7())
+
+
+_last_iso: tuple[datetime | None, str] = (None, "")
+
+
+def to_iso(value: datetime) -> str:
+    """A timezone-aware datetime as PJai's fixed-width UTC ISO-8601 text."""
+    global _last_iso
+    # One commit stamps the same datetime object on many columns and events.
+    last, text = _last_iso
+    if value is last:
+        return text
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp {value!r} has no timezone; PJai stores UTC times")
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    text = utc.isoformat(timespec="microseconds")
+    _last_iso = (value, text)
+    return text
+
+
+def from_iso(text: str) -> datetime:
+    """Parse PJai's ISO-8601 text back to an aware UTC datetime."""
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class _IsoText(UserDefinedType[str]):
+    """SQLite storage of a timestamp: ISO-8601 text in a column declared ``DATETIME``."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return SQLITE_DATETIME
+
+
+class Timestamp(TypeDecorator[datetime]):
+    """Aware UTC datetime: ISO-8601 text on SQLite, ``timestamptz`` on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_IsoText())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return to_iso(value)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return from_iso(value)
+        if isinstance(value, datetime):
+            return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        raise TypeError(f"unexpected stored timestamp {value!r}")
+
+
+class JsonDocument(TypeDecorator[Any]):
+    """A JSON value: ``JSON`` text on SQLite, ``jsonb`` on PostgreSQL."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSONB())
+        return dialect.type_descriptor(JSON())

@@ -1,0 +1,26 @@
+"""The reactive, event-sourced local store: event log, SQLite state, live queries."""
+
+from __future__ import annotations
+
+from pjai.store.live import LiveQuery, Subscription
+from pjai.store.query import Query, Row
+from pjai.store.rebase import RebaseResult
+from pjai.store.records import ROOT, EventRecord, EventStatus, LogEntry, Position
+from pjai.store.sqlite import Durability
+from pjai.store.store import Progress, Store
+
+__all__ = [
+    "ROOT",
+    "Durability",
+    "EventRecord",
+    "EventStatus",
+    "LiveQuery",
+    "LogEntry",
+    "Position",
+    "Progress",
+    "Query",
+    "RebaseResult",
+    "Row",
+    "Store",
+    "Subscription",
+]

@@ -1,0 +1,194 @@
+"""Live queries: results pushed to subscribers whenever the data they read changes.
+
+A live query learns what it reads from SQLite: the tables through the authorizer while
+its statement is prepared, and, for SQLAlchemy selects, the equality and IN conditions
+of its WHERE clause. After each commit the store re-runs only the live queries whose
+tables changed in rows that could match those conditions, and a subscriber hears of a
+new result only when it differs from the last one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pjai.store.changes import UNKNOWN, Changes, RowValues
+from pjai.store.query import Prepared, Row, RowFilters
+
+if TYPE_CHECKING:
+    from pjai.store.store import Store
+
+__all__ = ["LiveQuery", "Subscription"]
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[list[Row]], object]
+
+
+class Subscription:
+    """A callback's registration on a live query; unsubscribe to stop it."""
+
+    def __init__(self, query: LiveQuery, key: int) -> None:
+        self._query = query
+        self._key = key
+
+    def unsubscribe(self) -> None:
+        """Stop calling the callback. Calling it twice is harmless."""
+        self._query._remove(self._key)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unsubscribe()
+
+
+class LiveQuery:
+    """A read query kept current. Create one with :meth:`pjai.store.Store.live`.
+
+    ``result`` is the current result. ``subscribe(callback)`` calls ``callback(rows)``
+    with every new result (and at once with the current one unless
+    ``immediate=False``). ``async for rows in live_query`` yields the current result,
+    then each new one; a slow consumer skips to the latest. While it has no
+    subscriber a live query costs nothing on commits.
+    """
+
+    def __init__(self, store: Store, prepared: Prepared) -> None:
+        self._store = store
+        self._prepared = prepared
+        self._subscribers: dict[int, Callback] = {}
+        self._next_key = 0
+        self._result: list[Row] = []
+        self._tables: frozenset[str] | None = None
+        self._version = 0
+        self._delivered = 0
+        self._fresh = False
+        self._delivery = threading.Lock()
+
+    @property
+    def sql(self) -> str:
+        """The SQL this live query runs."""
+        return self._prepared.sql
+
+    @property
+    def tables(self) -> frozenset[str]:
+        """The tables SQLite reported the query reads (known after the first run)."""
+        return self._tables or frozenset()
+
+    @property
+    def filters(self) -> RowFilters:
+        """Column conditions that let commits to other rows skip this query."""
+        return self._prepared.filters
+
+    @property
+    def result(self) -> list[Row]:
+        """The current result."""
+        if not self._fresh:
+            self._store._run_live(self)
+        return self._result
+
+    def subscribe(self, callback: Callback, *, immediate: bool = True) -> Subscription:
+        """Call ``callback(rows)`` on every new result; also now, if ``immediate``."""
+        with self._store._lock:
+            key = self._next_key
+            self._next_key += 1
+            self._subscribers[key] = callback
+            if len(self._subscribers) == 1:
+                self._store._register_live(self)
+            rows = self.result
+        if immediate:
+            self._call(callback, rows)
+        return Subscription(self, key)
+
+    def close(self) -> None:
+        """Remove every subscriber."""
+        with self._store._lock:
+            self._subscribers.clear()
+            self._store._unregister_live(self)
+            self._fresh = False
+
+    def __aiter__(self) -> AsyncIterator[list[Row]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[list[Row]]:
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+        latest: list[list[Row]] = []
+
+        def on_change(rows: list[Row]) -> None:
+            latest[:] = [rows]
+            loop.call_soon_threadsafe(changed.set)
+
+        subscription = self.subscribe(on_change, immediate=False)
+        try:
+            yield self.result
+            while True:
+                await changed.wait()
+                changed.clear()
+                yield latest[0]
+        finally:
+            subscription.unsubscribe()
+
+    # -- used by the store, under its lock -----------------------------------------
+
+    def _set_result(self, rows: list[Row], tables: frozenset[str]) -> bool:
+        """Store a new result; whether it differs from the previous one."""
+        self._tables = tables
+        fresh = self._fresh
+        self._fresh = bool(self._subscribers)
+        if fresh and rows == self._result:
+            return False
+        self._result = rows
+        self._version += 1
+        return True
+
+    def _affected_by(self, changes: Changes) -> bool:
+        touched = self.tables & changes.tables
+        if not touched:
+            return False
+        for table in touched:
+            conditions = self._prepared.filters.get(table)
+            rows = changes.rows.get(table)
+            if not conditions or rows is None:
+                return True
+            for old, new in rows:
+                if _matches(old, conditions) or _matches(new, conditions):
+                    return True
+        return False
+
+    def _remove(self, key: int) -> None:
+        with self._store._lock:
+            if self._subscribers.pop(key, None) is not None and not self._subscribers:
+                self._store._unregister_live(self)
+                self._fresh = False
+
+    # -- delivery, outside the store lock -------------------------------------------
+
+    def _deliver(self) -> None:
+        with self._delivery:
+            version, rows = self._version, self._result
+            if version <= self._delivered:
+                return
+            self._delivered = version
+            callbacks = list(self._subscribers.values())
+        for callback in callbacks:
+            self._call(callback, rows)
+
+    def _call(self, callback: Callback, rows: list[Row]) -> None:
+        try:
+            callback(rows)
+        except Exception:
+            log.exception("live query subscriber %r failed; other subscribers go on", callback)
+
+
+def _matches(values: RowValues | None, conditions: Mapping[str, frozenset[Any]]) -> bool:
+    if values is None:
+        return False
+    for column, allowed in conditions.items():
+        value = values.get(column, UNKNOWN)
+        if value is not UNKNOWN and value not in allowed:
+            return False
+    return True

@@ -1,0 +1,179 @@
+"""Read queries: SQL text or SQLAlchemy selects, typed rows, and what a query reads.
+
+Rows are named tuples whose values are converted by the declared type of their column
+(SQLite reports it for every column read straight from a table): ``DATETIME`` to aware
+datetimes, ``BOOLEAN`` to bool, ``JSON`` to Python values.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+import msgspec
+from sqlalchemy import BindParameter, Column, Table
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, ClauseElement
+from sqlalchemy.sql.selectable import Select
+
+from pjai.errors import QueryError
+from pjai.schema.types import SQLITE_BOOLEAN, SQLITE_DATETIME, SQLITE_JSON, from_iso
+from pjai.store.sqlite import adapt
+
+__all__ = ["Params", "Prepared", "Query", "Row", "RowReader", "prepare"]
+
+Query = str | Select[Any]
+"""A read query: SQL text (``?`` or ``:name`` parameters) or a SQLAlchemy ``select``."""
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+
+Row = tuple[Any, ...]
+"""A result row: a named tuple (``row.name`` or ``row[0]``) of typed values."""
+
+RowFilters = Mapping[str, Mapping[str, frozenset[Any]]]
+"""Per table, per column: the stored values a row must have to be read by the query."""
+
+_DIALECT = sqlite.dialect()
+_compiled: dict[int, tuple[weakref.ref[Select[Any]], SQLCompiler]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A query ready for apsw: SQL, parameters, and row filters found in its WHERE."""
+
+    sql: str
+    params: Sequence[Any] | Mapping[str, Any]
+    filters: RowFilters
+
+
+def prepare(query: Query, params: Params = None) -> Prepared:
+    """Compile ``query`` for SQLite and bind ``params``."""
+    if isinstance(query, str):
+        if params is None:
+            return Prepared(query, (), {})
+        if isinstance(params, Mapping):
+            return Prepared(query, {k: adapt(v) for k, v in params.items()}, {})
+        return Prepared(query, tuple(map(adapt, params)), {})
+    if not isinstance(query, Select):
+        raise QueryError(f"cannot run {type(query).__name__}: pass SQL text or a select()")
+    if params is not None and not isinstance(params, Mapping):
+        raise QueryError("a select() takes its parameters by name, as a mapping")
+    compiled = _compile(query)
+    try:
+        state = compiled.construct_expanded_state(dict(params) if params else None)
+    except Exception as exc:  # SQLAlchemy raises several types for bad parameters
+        raise QueryError(f"cannot bind parameters: {exc}") from exc
+    values = tuple(map(adapt, state.positional_parameters or ()))
+    bound = {**state.parameters, **(params or {})}
+    return Prepared(state.statement, values, _row_filters(query, bound))
+
+
+def _compile(query: Select[Any]) -> SQLCompiler:
+    key = id(query)
+    hit = _compiled.get(key)
+    if hit is not None and hit[0]() is query:
+        return hit[1]
+    compiled = query.compile(dialect=_DIALECT)
+    assert isinstance(compiled, SQLCompiler)
+    _compiled[key] = (weakref.ref(query, lambda _: _compiled.pop(key, None)), compiled)
+    return compiled
+
+
+def _row_filters(query: Select[Any], bound: Mapping[str, Any]) -> RowFilters:
+    """Equality and IN conditions of the top-level WHERE on tables read exactly once.
+
+    A row of such a table that fails any of them cannot be in the result, so changes
+    to it cannot change the result. Anything else is left to table-level tracking.
+    """
+    where = query.whereclause
+    if where is None:
+        return {}
+    seen: dict[str, int] = {}
+    for element in visitors.iterate(query):
+        if isinstance(element, Table):
+            seen[element.name] = seen.get(element.name, 0) + 1
+    conjuncts: Sequence[ClauseElement] = (
+        where.clauses
+        if isinstance(where, BooleanClauseList) and where.operator is operators.and_
+        else [where]
+    )
+    filters: dict[str, dict[str, frozenset[Any]]] = {}
+    for clause in conjuncts:
+        if not isinstance(clause, BinaryExpression):
+            continue
+        column, value = clause.left, clause.right
+        if not (isinstance(column, Column) and isinstance(column.table, Table)):
+            continue
+        if seen.get(column.table.name) != 1 or not isinstance(value, BindParameter):
+            continue
+        bound_value = bound.get(value.key, value.effective_value)
+        if clause.operator is operators.eq and bound_value is not None:
+            values = frozenset([adapt(bound_value)])
+        elif clause.operator is operators.in_op and isinstance(bound_value, list | tuple):
+            values = frozenset(map(adapt, bound_value))
+        else:
+            continue
+        columns = filters.setdefault(column.table.name, {})
+        columns[column.name] = columns[column.name] & values if column.name in columns else values
+    return filters
+
+
+def _convert_json(text: Any) -> Any:
+    return msgspec.json.decode(text)
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    SQLITE_DATETIME: from_iso,
+    SQLITE_BOOLEAN: bool,
+    SQLITE_JSON: _convert_json,
+}
+
+
+class RowReader:
+    """Builds typed named-tuple rows; one row type per distinct result shape."""
+
+    def __init__(self, limit: int = 512) -> None:
+        self._shapes: dict[tuple[tuple[str, str | None], ...], Callable[[Any], Row]] = {}
+        self._limit = limit
+
+    def read(self, cursor: apsw.Cursor) -> list[Row]:
+        """All rows of an executed cursor."""
+        try:
+            description = cursor.get_description()
+        except apsw.ExecutionCompleteError:
+            return []
+        make = self._shapes.get(description)
+        if make is None:
+            if len(self._shapes) >= self._limit:
+                self._shapes.clear()
+            make = self._shapes[description] = _row_maker(description)
+        return [make(raw) for raw in cursor]
+
+
+def _row_maker(description: tuple[tuple[str, str | None], ...]) -> Callable[[Any], Row]:
+    names = [name for name, _ in description]
+    row_type = namedtuple("Row", names, rename=True)  # type: ignore[misc]
+    new = tuple.__new__
+    conversions = [
+        (index, _CONVERTERS[decl.upper()])
+        for index, (_, decl) in enumerate(description)
+        if decl and decl.upper() in _CONVERTERS
+    ]
+    if not conversions:
+        return lambda raw: new(row_type, raw)
+
+    def make(raw: Any) -> Row:
+        values = list(raw)
+        for index, convert in conversions:
+            value = values[index]
+            if value is not None:
+                values[index] = convert(value)
+        return new(row_type, values)
+
+    return make

@@ -1,0 +1,113 @@
+"""Rebase: put pending local events on top of confirmed upstream history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import apsw
+import msgspec
+
+from pjai.errors import RebaseError, StoreError
+from pjai.store.log import EventLog
+from pjai.store.records import EventRecord, LogEntry, Position
+
+if TYPE_CHECKING:
+    from pjai.store.store import Store
+
+__all__ = ["RebaseResult", "rebase"]
+
+
+@dataclass(frozen=True, slots=True)
+class RebaseResult:
+    """What a rebase did.
+
+    ``confirmed``: ids of local events the upstream echoed. ``applied``: upstream events
+    applied to the state. ``rebased``: pending events re-applied at new positions.
+    ``rejected``: pending events that no longer applied, with the reason.
+    """
+
+    confirmed: list[str] = field(default_factory=list)
+    applied: int = 0
+    rebased: list[EventRecord] = field(default_factory=list)
+    rejected: list[tuple[EventRecord, str]] = field(default_factory=list)
+
+
+def check_continuation(upstream: Sequence[EventRecord], confirmed_head: Position) -> None:
+    """Refuse upstream events that do not chain, one by one, from ``confirmed_head``."""
+    parent = confirmed_head
+    for record in upstream:
+        if record.parent.key != parent.key:
+            raise RebaseError(
+                f"upstream event {record.id} at {record.position} has parent {record.parent}, "
+                f"but the confirmed history ends at {parent}; pull from {parent} again"
+            )
+        if record.position.key != (parent.global_seq + 1, 0):
+            raise RebaseError(
+                f"upstream event {record.id} is at {record.position}; expected {parent.next(0)}"
+            )
+        parent = record.position
+
+
+def rebase(store: Store, log: EventLog, upstream: Sequence[EventRecord]) -> RebaseResult:
+    """Rebase ``store``'s pending events onto ``upstream``, inside its open transaction."""
+    check_continuation(upstream, log.confirmed_head())
+    pending = log.pending()
+    echoed = 0
+    for (entry, _), record in zip(pending, upstream, strict=False):
+        if entry.record.id != record.id or entry.record.position.key != record.position.key:
+            break
+        echoed += 1
+    result = RebaseResult(confirmed=[entry.record.id for entry, _ in pending[:echoed]])
+    log.set_status(result.confirmed, "confirmed")
+    incoming, local = upstream[echoed:], pending[echoed:]
+    if not incoming:
+        return result
+
+    for entry, changeset in reversed(local):
+        _roll_back(store, entry, changeset)
+    log.delete([entry.record.id for entry, _ in local])
+
+    upstream_ids = set()
+    for record in incoming:
+        error, _ = store._apply_logged(record, capture=False)
+        log.append(record, "confirmed", error=error)
+        upstream_ids.add(record.id)
+    applied = len(incoming)
+
+    rebased: list[EventRecord] = []
+    rejected: list[tuple[EventRecord, str]] = []
+    mine = [entry.record for entry, _ in local if entry.record.id not in upstream_ids]
+    if mine:
+        generation = store._bump_generation()
+        head = incoming[-1].position
+        for record in mine:
+            moved = msgspec.structs.replace(record, position=head.next(generation), parent=head)
+            error, changeset = store._apply_logged(moved, capture=True)
+            if error is None:
+                log.append(moved, "pending", changeset=changeset)
+                rebased.append(moved)
+                head = moved.position
+            else:
+                log.reject(moved, error)
+                rejected.append((moved, error))
+    local_ids = {entry.record.id for entry, _ in local}
+    confirmed = result.confirmed + [r.id for r in incoming if r.id in local_ids]
+    return RebaseResult(confirmed, applied, rebased, rejected)
+
+
+def _roll_back(store: Store, entry: LogEntry, changeset: bytes | None) -> None:
+    if entry.error is not None or not changeset:
+        return
+
+    def conflict(_reason: int, _change: apsw.TableChange) -> int:
+        return apsw.SQLITE_CHANGESET_ABORT
+
+    try:
+        apsw.Changeset.apply(apsw.Changeset.invert(changeset), store._conn, conflict=conflict)
+    except apsw.AbortError as exc:
+        raise StoreError(
+            f"cannot roll back pending event {entry.record.id} ({entry.record.name}): the "
+            "state no longer matches its changeset. Rebuild the state with `pjai store rebuild`."
+        ) from exc

@@ -1,0 +1,101 @@
+"""The apsw boundary: opening store files, and the one place apsw errors are translated."""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import apsw
+
+from pjai.errors import QueryError, StoreCorruptError, StoreError
+from pjai.schema.types import to_iso
+
+__all__ = ["Durability", "adapt", "check_file", "connect", "translate_errors"]
+
+Durability = Literal["normal", "full"]
+"""``normal``: WAL with synchronous=NORMAL, commits survive a process crash.
+``full``: synchronous=FULL, every commit is fsynced and survives power loss."""
+
+_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 5_000
+
+
+def check_file(path: Path) -> None:
+    """Refuse a file that is empty, not SQLite, or shorter than its header says."""
+    size = path.stat().st_size
+    if size == 0:
+        raise StoreCorruptError(
+            f"store file {path} is empty; it may have been truncated. "
+            "Restore it from a backup or move it away to start a new store."
+        )
+    with path.open("rb") as file:
+        header = file.read(100)
+    if len(header) < 100 or not header.startswith(_HEADER):
+        raise StoreCorruptError(f"store file {path} is not an SQLite database")
+    page_size = struct.unpack(">H", header[16:18])[0]
+    page_size = 65_536 if page_size == 1 else page_size
+    change_counter, page_count = struct.unpack(">II", header[24:32])
+    version_valid_for = struct.unpack(">I", header[92:96])[0]
+    # The in-header size is reliable only when it was written with the change counter.
+    if version_valid_for == change_counter and size < page_count * page_size:
+        raise StoreCorruptError(
+            f"store file {path} is truncated: {size} bytes, its header says "
+            f"{page_count * page_size}. Restore it from a backup; nothing was changed."
+        )
+
+
+def connect(path: Path | None, durability: Durability) -> apsw.Connection:
+    """Open (or create) a store database; ``None`` opens a private in-memory one."""
+    if path is not None and path.exists():
+        check_file(path)
+    with translate_errors(f"opening store file {path}"):
+        conn = apsw.Connection(str(path) if path is not None else ":memory:")
+        conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+        if path is not None:
+            conn.execute("PRAGMA journal_mode=WAL")
+        synchronous = "FULL" if durability == "full" else "NORMAL"
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        # Touch the schema now so that a damaged file fails here, not on first use.
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
+    return conn
+
+
+def adapt(value: Any) -> Any:
+    """A Python value as SQLite stores it (timestamps as PJai's ISO text)."""
+    if isinstance(value, datetime):
+        return to_iso(value)
+    return value
+
+
+@contextmanager
+def translate_errors(doing: str) -> Iterator[None]:
+    """Turn apsw errors raised while ``doing`` into :mod:`pjai.errors` exceptions."""
+    try:
+        yield
+    except (apsw.CorruptError, apsw.NotADBError) as exc:
+        raise StoreCorruptError(f"{doing}: the file is corrupt ({exc}); nothing was reset") from exc
+    except apsw.ReadOnlyError as exc:
+        raise StoreError(f"{doing}: the store is read-only ({exc})") from exc
+    except (apsw.SQLError, apsw.BindingsError, apsw.MismatchError) as exc:
+        raise QueryError(f"{doing}: {exc}") from exc
+    except apsw.BusyError as exc:
+        raise StoreError(f"{doing}: the store is locked by another writer ({exc})") from exc
+    except apsw.FullError as exc:
+        raise StoreError(f"{doing}: the disk is full ({exc})") from exc
+    except apsw.CantOpenError as exc:
+        raise StoreError(f"{doing}: cannot open the file ({exc})") from exc
+    except apsw.IOError as exc:
+        raise StoreError(f"{doing}: I/O error ({exc})") from exc
+
+
+def file_size(path: Path | None) -> int:
+    """Bytes on disk of a store file and its WAL (0 for an in-memory store)."""
+    if path is None:
+        return 0
+    return sum(os.path.getsize(p) for p in (path, Path(f"{path}-wal")) if os.path.exists(p))

@@ -1,0 +1,509 @@
+"""The reactive, event-sourced store: event log, materialized state, live queries."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import apsw
+import msgspec
+
+from pjai.errors import (
+    EventError,
+    MaterializationError,
+    PjaiError,
+    QueryError,
+    StoreClosedError,
+    StoreCorruptError,
+    StoreError,
+    UnknownEventWarning,
+)
+from pjai.schema import SCHEMA
+from pjai.schema.event import Context, Event, Schema
+from pjai.schema.types import new_id, utc_now
+from pjai.store.changes import ChangeTracker
+from pjai.store.live import LiveQuery
+from pjai.store.log import EventLog
+from pjai.store.query import Params, Query, Row, RowReader, prepare
+from pjai.store.rebase import RebaseResult, rebase
+from pjai.store.records import EventRecord, EventStatus, LogEntry, Position
+from pjai.store.sqlite import Durability, connect, file_size, translate_errors
+from pjai.store.state import StateWriter
+
+__all__ = ["Progress", "Store"]
+
+FORMAT = "1"
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], object]
+"""Called as ``progress(done, total)`` during long work."""
+
+
+class Store:
+    """PJai's reactive, event-sourced local store.
+
+    Every change is an event: :meth:`commit` validates events, appends them to the event
+    log and materializes them into SQLite state in one transaction. :meth:`query` reads
+    the state; :meth:`live` keeps a query's result current. A standalone store confirms
+    its events at once; with ``sync=True`` they stay pending until :meth:`rebase` brings
+    the upstream history that confirms them.
+
+    Open one with :meth:`open` (a file, WAL mode) or :meth:`memory`. A store is safe to
+    use from several threads; one process should write a given file at a time.
+    """
+
+    def __init__(
+        self,
+        conn: apsw.Connection,
+        path: Path | None,
+        schema: Schema,
+        *,
+        sync: bool,
+        progress: Progress | None,
+    ) -> None:
+        self._conn = conn
+        self.path = path
+        self.schema = schema
+        self.sync = sync
+        self.session_id = new_id()
+        self._lock = threading.RLock()
+        self._closed = False
+        self._log = EventLog(conn)
+        self._state = StateWriter(conn, schema)
+        self._tracker = ChangeTracker(conn)
+        self._rows = RowReader()
+        self._live: dict[int, LiveQuery] = {}
+        self._watch: dict[str, set[str]] = {}
+        self._warned: set[str] = set()
+        with translate_errors(f"opening store {path or ':memory:'}"):
+            meta = self._boot()
+        self.store_id = meta["store_id"]
+        self.client_id = meta["client_id"]
+        self._generation = int(meta["generation"])
+        self._head = self._log.head()
+        if meta["fingerprint"] != schema.fingerprint:
+            self.rebuild(progress)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path | None,
+        *,
+        schema: Schema = SCHEMA,
+        sync: bool = False,
+        durability: Durability = "normal",
+        progress: Progress | None = None,
+    ) -> Store:
+        """Open the store file at ``path``, creating it if missing; ``None`` for memory.
+
+        If the file was written with another state schema, the state is rebuilt from
+        the event log first (``progress`` reports it).
+        """
+        file = Path(path) if path is not None else None
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(file, durability)
+        try:
+            return cls(conn, file, schema, sync=sync, progress=progress)
+        except BaseException:
+            conn.close()
+            raise
+
+    @classmethod
+    def memory(cls, *, schema: Schema = SCHEMA, sync: bool = False) -> Store:
+        """A new store that lives in memory only."""
+        return cls.open(None, schema=schema, sync=sync)
+
+    def _boot(self) -> dict[str, str]:
+        if not self._log.exists():
+            tables = self._conn.execute("SELECT count(*) FROM sqlite_schema").get
+            if tables:
+                raise StoreCorruptError(f"{self.path} is an SQLite database but not a PJai store")
+            with self._conn:
+                self._log.create()
+                self._state.create()
+                self._log.set_meta(
+                    format=FORMAT,
+                    store_id=new_id(),
+                    client_id=new_id(),
+                    generation="0",
+                    mode="sync" if self.sync else "standalone",
+                    fingerprint=self.schema.fingerprint,
+                )
+        meta = self._log.meta()
+        if meta.get("format") != FORMAT:
+            raise StoreError(
+                f"{self.path} has store format {meta.get('format')!r}; this PJai reads "
+                f"format {FORMAT}. Open it with the PJai version that wrote it."
+            )
+        mode = "sync" if self.sync else "standalone"
+        if meta["mode"] != mode:
+            raise StoreError(
+                f"{self.path} is a {meta['mode']} store; open it with sync={not self.sync}"
+            )
+        return meta
+
+    # -- identity and position -------------------------------------------------
+
+    @property
+    def head(self) -> Position:
+        """The position of the last event applied locally (pending ones included)."""
+        return self._head
+
+    @property
+    def confirmed_head(self) -> Position:
+        """The position of the last confirmed event."""
+        with self._lock:
+            self._check_open()
+            return self._log.confirmed_head()
+
+    @property
+    def generation(self) -> int:
+        """How many rebases renumbered pending events so far."""
+        return self._generation
+
+    # -- writing ---------------------------------------------------------------
+
+    def commit(self, *events: Event) -> list[EventRecord]:
+        """Validate, log and materialize ``events`` in one transaction: all or nothing.
+
+        Returns the logged records. Raises an :class:`pjai.errors.EventError` naming the
+        event and field at fault; the log and the state are then unchanged.
+        """
+        if not events:
+            return []
+        encoded = [self.schema.encode(event) for event in events]
+        status: EventStatus = "pending" if self.sync else "confirmed"
+        records: list[EventRecord] = []
+        logged: list[tuple[EventRecord, EventStatus, str | None, bytes | None]] = []
+        with self._lock:
+            self._check_open()
+            at = utc_now()
+            head = self._head
+            with self._write(f"committing {len(events)} event(s)") as deliveries:
+                for name, payload, args in encoded:
+                    position = head.next(self._generation)
+                    record = EventRecord(
+                        id=new_id(),
+                        name=name,
+                        args=msgspec.Raw(args),
+                        position=position,
+                        parent=head,
+                        client_id=self.client_id,
+                        session_id=self.session_id,
+                        at=at,
+                    )
+                    changeset = self._materialize(record, payload, capture=self.sync)
+                    logged.append((record, status, None, changeset))
+                    records.append(record)
+                    head = position
+                self._log.append_many(logged)
+            self._head = head
+        self._deliver(deliveries)
+        return records
+
+    def rebase(self, upstream: Sequence[EventRecord]) -> RebaseResult:
+        """Take confirmed ``upstream`` events that continue the confirmed history.
+
+        Pending events that ``upstream`` echoes become confirmed. The others are rolled
+        back with their inverted changesets, ``upstream`` is applied, and they are
+        re-applied on top at new positions; one that no longer applies is marked
+        rejected, with the reason, and kept for the audit trail.
+        """
+        with self._lock:
+            self._check_open()
+            if not self.sync:
+                raise StoreError("a standalone store confirms its own events; open with sync=True")
+            with self._write(f"rebasing onto {len(upstream)} upstream event(s)") as deliveries:
+                result = rebase(self, self._log, upstream)
+            self._head = self._log.head()
+        self._deliver(deliveries)
+        return result
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Recreate the state from the event log; returns the number of events applied."""
+        with self._lock:
+            self._check_open()
+            total = self._log.count()
+            applied = 0
+            # Tables of an older schema may reference each other: drop and refill them
+            # without foreign key enforcement, then check every reference before commit.
+            self._conn.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with self._write("rebuilding state from the event log") as deliveries:
+                    self._state.drop_all()
+                    self._state.create()
+                    self._tracker.forget_columns()
+                    outcomes: list[tuple[str, str | None, bytes | None]] = []
+                    for done, entry in enumerate(self._log.entries(), 1):
+                        pending = entry.status == "pending"
+                        error, changeset = self._apply_logged(entry.record, capture=pending)
+                        applied += error is None
+                        if error != entry.error or pending:
+                            outcomes.append((entry.record.id, error, changeset))
+                        if progress is not None and (done % 5_000 == 0 or done == total):
+                            progress(done, total)
+                    for event_id, error, changeset in outcomes:
+                        self._log.set_outcome(event_id, error, changeset)
+                    self._state.check_references()
+                    self._log.set_meta(fingerprint=self.schema.fingerprint)
+            finally:
+                self._conn.execute("PRAGMA foreign_keys=ON")
+        self._deliver(deliveries)
+        return applied
+
+    # -- reading ---------------------------------------------------------------
+
+    def query(self, query: Query, params: Params = None) -> list[Row]:
+        """Run a read query (SQL text or a SQLAlchemy select); rows are typed tuples."""
+        prepared = prepare(query, params)
+        with self._lock:
+            self._check_open()
+            with self._read_only("running query"):
+                cursor = self._conn.cursor()
+                cursor.execute(prepared.sql, prepared.params)
+                return self._rows.read(cursor)
+
+    def live(self, query: Query, params: Params = None) -> LiveQuery:
+        """A :class:`LiveQuery` that keeps ``query``'s result current."""
+        self._check_open()
+        return LiveQuery(self, prepare(query, params))
+
+    def events(self, *, after: Position | None = None) -> Iterator[LogEntry]:
+        """The event log in history order, from just after ``after``."""
+        self._check_open()
+        yield from self._log.entries(after=after)
+
+    def rejected(self) -> list[LogEntry]:
+        """Pending events that rebases could not apply, with the reasons."""
+        with self._lock:
+            self._check_open()
+            return self._log.rejected()
+
+    def pending(self) -> list[EventRecord]:
+        """Events committed here and not yet confirmed, in order."""
+        with self._lock:
+            self._check_open()
+            return [entry.record for entry, _ in self._log.pending()]
+
+    def state_hash(self) -> str:
+        """A digest of every state table's content, equal for equal states."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        with self._lock:
+            self._check_open()
+            for name, table in sorted(self._state.tables.items()):
+                keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns) or "rowid"
+                digest.update(name.encode())
+                for row in self._conn.execute(f'SELECT * FROM "{name}" ORDER BY {keys}'):
+                    digest.update(msgspec.json.encode(row))
+        return digest.hexdigest()
+
+    def summary(self) -> dict[str, object]:
+        """Identity, positions, event counts, row counts and size, for people and tools."""
+        with self._lock:
+            self._check_open()
+            rows = {
+                name: self._conn.execute(f'SELECT count(*) FROM "{name}"').get
+                for name in sorted(self._state.tables)
+            }
+            return {
+                "path": str(self.path or ":memory:"),
+                "store_id": self.store_id,
+                "client_id": self.client_id,
+                "mode": "sync" if self.sync else "standalone",
+                "schema": self.schema.fingerprint,
+                "head": str(self._head),
+                "confirmed_head": str(self._log.confirmed_head()),
+                "events": self._log.count(),
+                "pending": len(self._log.pending()),
+                "rejected": len(self._log.rejected()),
+                "rows": rows,
+                "disk_bytes": self.disk_bytes(),
+            }
+
+    def disk_bytes(self) -> int:
+        """Bytes the store file and its WAL take on disk."""
+        return file_size(self.path)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the store; live queries stop and release their subscribers."""
+        with self._lock:
+            if self._closed:
+                return
+            for live in list(self._live.values()):
+                live.close()
+            self._closed = True
+            self._conn.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Store {self.path or ':memory:'} head={self._head} sync={self.sync}>"
+
+    # -- internals shared with rebase and live queries -------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+
+    @contextmanager
+    def _write(self, doing: str) -> Iterator[list[LiveQuery]]:
+        """One write transaction; yields the list of live queries to deliver after it."""
+        deliveries: list[LiveQuery] = []
+        with translate_errors(doing):
+            self._tracker.begin(self._watch)
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield deliveries
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if not self._conn.get_autocommit():
+                    self._conn.execute("ROLLBACK")
+                self._tracker.abandon()
+                raise
+            changes = self._tracker.end()
+            for live in list(self._live.values()):
+                if live._affected_by(changes) and self._rerun(live):
+                    deliveries.append(live)
+
+    @contextmanager
+    def _read_only(self, doing: str) -> Iterator[None]:
+        with translate_errors(doing):
+            self._conn.execute("PRAGMA query_only=1")
+            try:
+                yield
+            except apsw.ReadOnlyError as exc:
+                raise QueryError(
+                    f"{doing}: queries only read; commit events to change data"
+                ) from exc
+            finally:
+                self._conn.execute("PRAGMA query_only=0")
+
+    def _materialize(self, record: EventRecord, payload: Event, *, capture: bool) -> bytes | None:
+        """Apply one event to the state; with ``capture``, return its changeset."""
+        try:
+            ops = payload.materialize(Context(record.id, record.at))
+        except PjaiError:
+            raise
+        except Exception as exc:
+            raise MaterializationError(record.name, f"materializer failed: {exc!r}") from exc
+        if not capture:
+            self._state.apply(record.name, ops)
+            return None
+        session = apsw.Session(self._conn, "main")
+        try:
+            for table in self._state.tables:
+                session.attach(table)
+            self._state.apply(record.name, ops)
+            return session.changeset()
+        finally:
+            session.close()
+
+    def _apply_logged(
+        self, record: EventRecord, *, capture: bool
+    ) -> tuple[str | None, bytes | None]:
+        """Apply a logged event inside the current transaction, tolerating refusal.
+
+        Returns ``(error, changeset)``: the reason the event was not applied (state is
+        then as before it), or ``None`` and, with ``capture``, its changeset.
+        """
+        if not self.schema.knows(record.name):
+            if record.name not in self._warned:
+                self._warned.add(record.name)
+                warnings.warn(
+                    f"event {record.name} is not known to this PJai (written by a newer "
+                    "version?); it is kept in the log and not applied",
+                    UnknownEventWarning,
+                    stacklevel=4,
+                )
+            return f"event {record.name}: unknown to this version", None
+        try:
+            payload = self.schema.decode(record.name, bytes(record.args))
+        except EventError as exc:
+            return str(exc), None
+        self._conn.execute("SAVEPOINT pjai_event")
+        try:
+            changeset = self._materialize(record, payload, capture=capture)
+        except EventError as exc:
+            self._conn.execute("ROLLBACK TO pjai_event")
+            self._conn.execute("RELEASE pjai_event")
+            return str(exc), None
+        self._conn.execute("RELEASE pjai_event")
+        return None, changeset
+
+    def _bump_generation(self) -> int:
+        self._generation += 1
+        self._log.set_meta(generation=str(self._generation))
+        return self._generation
+
+    def _rerun(self, live: LiveQuery) -> bool:
+        try:
+            return self._run_live(live)
+        except PjaiError:
+            log.exception("live query %r failed to re-run; it keeps its last result", live.sql)
+            return False
+
+    def _run_live(self, live: LiveQuery) -> bool:
+        """Run a live query (finding the tables it reads); whether its result changed."""
+        prepared = live._prepared
+        with self._lock:
+            self._check_open()
+            tables: set[str] = set()
+            first = live._tables is None
+
+            def authorize(op: int, table: str | None, *_: Any) -> int:
+                if op == apsw.SQLITE_READ and table:
+                    tables.add(table)
+                return apsw.SQLITE_OK
+
+            with self._read_only("running live query"):
+                cursor = self._conn.cursor()
+                if first:
+                    self._conn.authorizer = authorize
+                    try:
+                        cursor.execute(prepared.sql, prepared.params, can_cache=False)
+                    finally:
+                        self._conn.authorizer = None
+                else:
+                    cursor.execute(prepared.sql, prepared.params)
+                rows = self._rows.read(cursor)
+            return live._set_result(rows, frozenset(tables) if first else live.tables)
+
+    def _register_live(self, live: LiveQuery) -> None:
+        self._check_open()
+        self._live[id(live)] = live
+        self._rewatch()
+
+    def _unregister_live(self, live: LiveQuery) -> None:
+        if self._live.pop(id(live), None) is not None:
+            self._rewatch()
+
+    def _rewatch(self) -> None:
+        watch: dict[str, set[str]] = {}
+        for live in self._live.values():
+            for table, conditions in live.filters.items():
+                watch.setdefault(table, set()).update(conditions)
+        self._watch = watch
+
+    def _deliver(self, deliveries: list[LiveQuery]) -> None:
+        for live in deliveries:
+            live._deliver()
