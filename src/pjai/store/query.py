@@ -11,7 +11,7 @@ import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import apsw
 import msgspec
@@ -33,8 +33,19 @@ Query = str | Select[Any]
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 
-Row = tuple[Any, ...]
-"""A result row: a named tuple (``row.name`` or ``row[0]``) of typed values."""
+if TYPE_CHECKING:
+
+    class Row(tuple[Any, ...]):
+        """A result row: a named tuple (``row.name`` or ``row[0]``) of typed values."""
+
+        _fields: tuple[str, ...]
+
+        def __getattr__(self, name: str) -> Any: ...
+
+        def _asdict(self) -> dict[str, Any]: ...
+
+else:
+    Row = tuple
 
 RowFilters = Mapping[str, Mapping[str, frozenset[Any]]]
 """Per table, per column: the stored values a row must have to be read by the query."""
@@ -158,7 +169,7 @@ class RowReader:
 
 def _row_maker(description: tuple[tuple[str, str | None], ...]) -> Callable[[Any], Row]:
     names = [name for name, _ in description]
-    row_type = namedtuple("Row", names, rename=True)  # type: ignore[misc]
+    row_type = cast("type[Row]", namedtuple("Row", names, rename=True))
     new = tuple.__new__
     conversions = [
         (index, _CONVERTERS[decl.upper()])
