@@ -114,6 +114,11 @@ class Schema:
         """The names of the event types this schema materializes."""
         return sorted(self._types)
 
+    @property
+    def event_types(self) -> list[type[Event]]:
+        """The event types this schema materializes, by name."""
+        return [self._types[name] for name in sorted(self._types)]
+
     def knows(self, name: str) -> bool:
         """Whether events called ``name`` are materialized (directly or upcast)."""
         return name in self._types or name in self._upcasters

@@ -34,7 +34,7 @@ Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]
 Content = Annotated[str, Meta(min_length=1, max_length=1_000_000, pattern=r"\S")]
 """Memory text: up to a million characters, not blank."""
 
-Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
+Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"(?s)^\S(.*\S)?$")]
 """A tag: 1-64 characters without surrounding whitespace."""
 
 MemoryType = Annotated[str, Meta(min_length=1, max_length=32)]

@@ -26,7 +26,7 @@ __all__ = [
     "TierCapacities",
 ]
 
-TraitName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
+TraitName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"(?s)^\S(.*\S)?$")]
 
 
 class BigFive(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):

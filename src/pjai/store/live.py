@@ -67,6 +67,8 @@ class LiveQuery:
         self._delivered = 0
         self._fresh = False
         self._delivery = threading.Lock()
+        self.runs = 0
+        """How many times the query ran (first run and re-runs after commits)."""
 
     @property
     def sql(self) -> str:
@@ -136,6 +138,7 @@ class LiveQuery:
 
     def _set_result(self, rows: list[Row], tables: frozenset[str]) -> bool:
         """Store a new result; whether it differs from the previous one."""
+        self.runs += 1
         self._tables = tables
         fresh = self._fresh
         self._fresh = bool(self._subscribers)

@@ -92,7 +92,12 @@ def _compile(query: Select[Any]) -> SQLCompiler:
         return hit[1]
     compiled = query.compile(dialect=_DIALECT)
     assert isinstance(compiled, SQLCompiler)
-    _compiled[key] = (weakref.ref(query, lambda _: _compiled.pop(key, None)), compiled)
+    cache = _compiled
+
+    def forget(_: object) -> None:
+        cache.pop(key, None)
+
+    _compiled[key] = (weakref.ref(query, forget), compiled)
     return compiled
 
 

@@ -15,7 +15,15 @@ import apsw
 from pjai.errors import QueryError, StoreCorruptError, StoreError
 from pjai.schema.types import to_iso
 
-__all__ = ["Durability", "adapt", "check_file", "connect", "translate_errors"]
+__all__ = [
+    "Durability",
+    "adapt",
+    "check_file",
+    "connect",
+    "file_size",
+    "translate_errors",
+    "use_wal",
+]
 
 Durability = Literal["normal", "full"]
 """``normal``: WAL with synchronous=NORMAL, commits survive a process crash.
@@ -56,14 +64,19 @@ def connect(path: Path | None, durability: Durability) -> apsw.Connection:
     with translate_errors(f"opening store file {path}"):
         conn = apsw.Connection(str(path) if path is not None else ":memory:")
         conn.set_busy_timeout(BUSY_TIMEOUT_MS)
-        if path is not None:
-            conn.execute("PRAGMA journal_mode=WAL")
         synchronous = "FULL" if durability == "full" else "NORMAL"
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
         # Touch the schema now so that a damaged file fails here, not on first use.
         conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
     return conn
+
+
+def use_wal(conn: apsw.Connection) -> None:
+    """Switch a file database to write-ahead logging (a persistent setting)."""
+    mode = conn.execute("PRAGMA journal_mode=WAL").get
+    if str(mode).lower() != "wal":
+        raise StoreError(f"cannot switch the store to WAL mode (it is in {mode!r} mode)")
 
 
 def adapt(value: Any) -> Any:

@@ -32,7 +32,7 @@ from pjai.store.log import EventLog
 from pjai.store.query import Params, Query, Row, RowReader, prepare
 from pjai.store.rebase import RebaseResult, rebase
 from pjai.store.records import EventRecord, EventStatus, LogEntry, Position
-from pjai.store.sqlite import Durability, connect, file_size, translate_errors
+from pjai.store.sqlite import Durability, connect, file_size, translate_errors, use_wal
 from pjai.store.state import StateWriter
 
 __all__ = ["Progress", "Store"]
@@ -125,6 +125,8 @@ class Store:
             tables = self._conn.execute("SELECT count(*) FROM sqlite_schema").get
             if tables:
                 raise StoreCorruptError(f"{self.path} is an SQLite database but not a PJai store")
+            if self.path is not None:
+                use_wal(self._conn)
             with self._conn:
                 self._log.create()
                 self._state.create()

@@ -1,0 +1,111 @@
+"""The command line: demo, store commands, benchmark smoke run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pjai.cli import app
+from pjai.store import Store
+
+runner = CliRunner()
+
+STORE_BENCH_KEYS = {
+    "commit_batched_per_s",
+    "commit_batched_full_per_s",
+    "commit_single_per_s",
+    "commit_single_full_per_s",
+    "live_p50_ms",
+    "live_p95_ms",
+    "live_p99_ms",
+    "point_p50_ms",
+    "point_p95_ms",
+    "boot_s",
+    "rebuild_per_s",
+    "rss_mb",
+}
+
+
+def test_demo_shows_the_live_query_reacting(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = runner.invoke(app, ["demo", "--data-dir", str(data), "--delay", "0"])
+    assert result.exit_code == 0, result.output
+    assert "live query · Initial state" in result.output
+    assert "Deadline on Friday" in result.output
+    assert "result unchanged" in result.output  # the commit to the inactive persona
+    assert "Basil becomes the active persona" in result.output
+    with Store.open(data / "store.db") as store:
+        assert store.summary()["rows"] == {"memories": 7, "personas": 2}
+    again = runner.invoke(app, ["demo", "--data-dir", str(data), "--delay", "0"])
+    assert again.exit_code == 0, again.output
+    with Store.open(data / "store.db") as store:
+        assert store.summary()["rows"] == {"memories": 9, "personas": 2}
+
+
+def test_data_dir_comes_from_the_environment(tmp_path: Path) -> None:
+    data = tmp_path / "env-data"
+    runner.invoke(app, ["demo", "--delay", "0"], env={"PJAI_DATA_DIR": str(data)})
+    result = runner.invoke(app, ["store", "info", "--json"], env={"PJAI_DATA_DIR": str(data)})
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["events"] > 10
+    assert info["mode"] == "standalone"
+    assert info["rows"]["personas"] == 2
+
+
+def test_store_rebuild(tmp_path: Path) -> None:
+    runner.invoke(app, ["demo", "--data-dir", str(tmp_path), "--delay", "0"])
+    result = runner.invoke(app, ["store", "rebuild", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "Rebuilt the state from" in result.output
+
+
+def test_damaged_store_is_reported_not_reset(tmp_path: Path) -> None:
+    (tmp_path / "store.db").write_bytes(b"not a database at all" * 100)
+    result = runner.invoke(app, ["store", "info", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "not an SQLite database" in result.output
+    assert (tmp_path / "store.db").read_bytes() == b"not a database at all" * 100
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pjai", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "demo" in done.stdout
+    assert "bench" in done.stdout
+
+
+def test_store_benchmark_quick_run_prints_every_figure(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pjai", "bench", "store", "--quick", "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures.keys() >= STORE_BENCH_KEYS
+    for key in STORE_BENCH_KEYS:
+        assert figures[key] > 0, key
+    assert figures["quick"] is True
+    assert figures["rebuild_events"] == figures["events"]
+
+
+@pytest.mark.slow
+def test_store_benchmark_full_run(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pjai", "bench", "store", "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["memories"] == 100_000
+    assert figures.keys() >= STORE_BENCH_KEYS

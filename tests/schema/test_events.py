@@ -1,0 +1,147 @@
+"""Event payloads: validation errors name the event and field; codecs round-trip."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pjai.errors import EventValidationError, UnknownEventError
+from pjai.schema import (
+    SCHEMA,
+    Event,
+    MemoryAdded,
+    MemoryUpdated,
+    PersonaCreated,
+    PersonaUpdated,
+    Schema,
+    metadata,
+)
+from pjai.schema.event import Context
+
+
+def test_out_of_range_importance_names_event_field_and_value() -> None:
+    event = MemoryAdded(memory_id="m1", persona_id="p1", content="x", importance=7)
+    with pytest.raises(EventValidationError) as caught:
+        SCHEMA.encode(event)
+    assert caught.value.event == "v1.MemoryAdded"
+    assert caught.value.field == "importance"
+    assert "<= 1.0" in str(caught.value)
+    assert str(caught.value).startswith("event v1.MemoryAdded: field 'importance':")
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        (PersonaCreated(persona_id="p1", name="   "), "name"),
+        (PersonaCreated(persona_id="", name="Ada"), "persona_id"),
+        (MemoryAdded(memory_id="m", persona_id="p", content="\n\t "), "content"),
+        (MemoryAdded(memory_id="m", persona_id="p", content="x", tier="lukewarm"), "tier"),  # type: ignore[arg-type]
+        (MemoryAdded(memory_id="m", persona_id="p", content="x", tags=[" padded "]), "tags[0]"),
+        (
+            MemoryAdded(
+                memory_id="m", persona_id="p", content="x", occurred_at=datetime(2024, 1, 1)
+            ),
+            "occurred_at",
+        ),
+    ],
+)
+def test_invalid_payloads_name_the_field(event: Event, field: str) -> None:
+    with pytest.raises(EventValidationError) as caught:
+        SCHEMA.encode(event)
+    assert caught.value.field == field
+
+
+def test_nested_trait_out_of_range_names_the_nested_field() -> None:
+    args = msgspec.json.encode(
+        {"persona_id": "p1", "name": "Ada", "personality": {"big_five": {"openness": 101}}}
+    )
+    with pytest.raises(EventValidationError) as caught:
+        SCHEMA.decode("v1.PersonaCreated", args)
+    assert caught.value.field == "personality.big_five.openness"
+
+
+def test_unknown_fields_and_bad_json_are_refused() -> None:
+    with pytest.raises(EventValidationError, match="unknown field `colour`"):
+        SCHEMA.decode("v1.PersonaDeleted", b'{"persona_id": "p1", "colour": "red"}')
+    with pytest.raises(EventValidationError, match="not valid JSON"):
+        SCHEMA.decode("v1.PersonaDeleted", b"{nope")
+
+
+def test_event_type_outside_the_schema_is_unknown() -> None:
+    class NotRegistered(Event, frozen=True, kw_only=True):
+        NAME = "v1.NotRegistered"
+
+    with pytest.raises(UnknownEventError, match=r"v1\.NotRegistered"):
+        SCHEMA.encode(NotRegistered())
+    with pytest.raises(UnknownEventError):
+        SCHEMA.decode("v9.FromTheFuture", b"{}")
+
+
+def test_update_that_changes_nothing_is_refused() -> None:
+    ctx = Context("e1", datetime.now(UTC))
+    with pytest.raises(EventValidationError, match="names no field"):
+        PersonaUpdated(persona_id="p1").materialize(ctx)
+    with pytest.raises(EventValidationError, match="names no field"):
+        MemoryUpdated(memory_id="m1", persona_id="p1").materialize(ctx)
+
+
+def test_schema_refuses_badly_named_or_duplicate_events() -> None:
+    class Bad(Event, frozen=True, kw_only=True):
+        NAME = "MemoryAdded"
+
+    with pytest.raises(ValueError, match="not like"):
+        Schema(metadata, [Bad])
+    with pytest.raises(ValueError, match="twice"):
+        Schema(metadata, [MemoryAdded, MemoryAdded])
+
+
+def test_fingerprint_changes_with_version_and_events() -> None:
+    assert (
+        Schema(metadata, [MemoryAdded]).fingerprint
+        != Schema(metadata, [MemoryAdded], version=2).fingerprint
+    )
+    assert (
+        Schema(metadata, [MemoryAdded]).fingerprint
+        != Schema(metadata, [MemoryAdded, PersonaCreated]).fingerprint
+    )
+
+
+text = st.text(min_size=1, max_size=40).filter(str.strip)
+tags = st.lists(
+    st.text(min_size=1, max_size=20).filter(lambda t: t == t.strip() and t.strip()), max_size=5
+)
+
+
+@given(
+    memory_id=st.text(min_size=1, max_size=40),
+    content=text,
+    importance=st.floats(min_value=0, max_value=1),
+    tier=st.sampled_from(["hot", "warm", "cold"]),
+    tags=tags,
+    occurred=st.none() | st.datetimes(timezones=st.just(UTC)),
+)
+def test_memory_added_round_trips(
+    memory_id: str,
+    content: str,
+    importance: float,
+    tier: str,
+    tags: list[str],
+    occurred: datetime | None,
+) -> None:
+    event = MemoryAdded(
+        memory_id=memory_id,
+        persona_id="p1",
+        content=content,
+        importance=importance,
+        tier=tier,  # type: ignore[arg-type]
+        tags=tags,
+        occurred_at=occurred,
+    )
+    name, validated, args = SCHEMA.encode(event)
+    assert name == "v1.MemoryAdded"
+    assert validated == event
+    assert SCHEMA.decode(name, args) == event

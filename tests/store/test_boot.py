@@ -1,0 +1,115 @@
+"""Opening store files: reopen, rebuild on schema change, refuse damaged files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pjai.errors import StoreCorruptError, StoreError
+from pjai.schema import SCHEMA, Schema
+from pjai.store import Store
+from tests.helpers import memory, persona
+
+
+def filled(path: Path, memories: int = 200) -> str:
+    with Store.open(path) as store:
+        store.commit(persona("p1"), *[memory(f"m{i}") for i in range(memories)])
+        return store.state_hash()
+
+
+def test_reopen_keeps_state_without_rebuilding(store_file: Path) -> None:
+    state = filled(store_file)
+    reports: list[tuple[int, int]] = []
+    with Store.open(
+        store_file, progress=lambda done, total: reports.append((done, total))
+    ) as store:
+        assert store.state_hash() == state
+        assert reports == []
+        assert store.summary()["events"] == 201
+
+
+def test_changed_schema_rebuilds_state_from_the_log(store_file: Path) -> None:
+    state = filled(store_file)
+    newer = Schema(SCHEMA.metadata, SCHEMA.event_types, version=2)
+    reports: list[tuple[int, int]] = []
+    with Store.open(
+        store_file, schema=newer, progress=lambda d, t: reports.append((d, t))
+    ) as store:
+        assert store.state_hash() == state
+        assert reports[-1] == (201, 201)
+    reports.clear()
+    with Store.open(store_file, schema=newer, progress=lambda d, t: reports.append((d, t))):
+        assert reports == []  # rebuilt once, then opened as is
+
+
+def test_rebuild_reproduces_the_state(store_file: Path) -> None:
+    state = filled(store_file)
+    with Store.open(store_file) as store:
+        assert store.rebuild() == 201
+        assert store.state_hash() == state
+
+
+def test_empty_file_is_refused(store_file: Path) -> None:
+    store_file.parent.mkdir(parents=True)
+    store_file.write_bytes(b"")
+    with pytest.raises(StoreCorruptError, match="empty"):
+        Store.open(store_file)
+    assert store_file.read_bytes() == b""
+
+
+def test_garbage_file_is_refused_and_untouched(store_file: Path) -> None:
+    store_file.parent.mkdir(parents=True)
+    garbage = bytes(range(256)) * 64
+    store_file.write_bytes(garbage)
+    with pytest.raises(StoreCorruptError, match="not an SQLite database"):
+        Store.open(store_file)
+    assert store_file.read_bytes() == garbage
+
+
+def test_truncated_file_is_refused_and_untouched(store_file: Path) -> None:
+    filled(store_file, 2_000)
+    data = store_file.read_bytes()
+    store_file.write_bytes(data[: len(data) // 2])
+    with pytest.raises(StoreCorruptError, match="truncated"):
+        Store.open(store_file)
+    assert store_file.read_bytes() == data[: len(data) // 2]
+
+
+def test_corrupt_pages_give_a_clear_error(store_file: Path) -> None:
+    filled(store_file, 2_000)
+    data = bytearray(store_file.read_bytes())
+    page = 4096
+    for offset in range(2 * page, len(data), page):  # every page after the schema
+        data[offset : offset + 64] = b"\xff" * 64
+    store_file.write_bytes(bytes(data))
+
+    def read_everything() -> None:
+        with Store.open(store_file) as store:
+            store.query("SELECT * FROM memories")
+            store.query("SELECT * FROM pjai_eventlog")
+
+    with pytest.raises(StoreCorruptError, match="corrupt"):
+        read_everything()
+    assert store_file.read_bytes() == bytes(data)
+
+
+def test_other_sqlite_database_is_refused_and_untouched(store_file: Path) -> None:
+    store_file.parent.mkdir(parents=True)
+    with sqlite3.connect(store_file) as other:
+        other.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY)")
+    other.close()
+    before = store_file.read_bytes()
+    with pytest.raises(StoreCorruptError, match="not a PJai store"):
+        Store.open(store_file)
+    assert store_file.read_bytes() == before
+
+
+def test_store_from_another_format_is_refused(store_file: Path) -> None:
+    filled(store_file, 1)
+    with sqlite3.connect(store_file) as db:
+        db.execute("UPDATE pjai_meta SET value = '99' WHERE key = 'format'")
+    db.close()
+    with pytest.raises(StoreError, match="format '99'"):
+        Store.open(store_file)

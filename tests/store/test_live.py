@@ -1,0 +1,199 @@
+"""Live queries: re-run only when their inputs change, deliver only new results."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+import weakref
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, func, select
+
+from pjai.schema import MemoryAccessed, MemoryUpdated, PersonaActivated, memories
+from pjai.store import Row, Store
+from tests.helpers import memory, persona
+
+
+def hot_of(persona_id: str) -> Any:
+    return (
+        select(memories.c.id, memories.c.importance)
+        .where(memories.c.persona_id == persona_id, memories.c.tier == "hot")
+        .order_by(memories.c.importance.desc())
+        .limit(50)
+    )
+
+
+@pytest.fixture
+def two_personas(store: Store) -> Store:
+    store.commit(
+        persona("a"),
+        persona("b"),
+        *[memory(f"a{i}", "a", tier="hot", importance=i / 10) for i in range(3)],
+        *[memory(f"b{i}", "b", tier="hot", importance=i / 10) for i in range(3)],
+    )
+    return store
+
+
+def test_subscriber_gets_current_then_each_new_result(two_personas: Store) -> None:
+    seen: list[list[str]] = []
+    live = two_personas.live(hot_of("a"))
+    live.subscribe(lambda rows: seen.append([r.id for r in rows]))
+    two_personas.commit(MemoryUpdated(memory_id="a0", persona_id="a", importance=0.9))
+    assert seen == [["a2", "a1", "a0"], ["a0", "a2", "a1"]]
+    assert live.tables == frozenset({"memories"})
+    assert live.filters == {
+        "memories": {"persona_id": frozenset({"a"}), "tier": frozenset({"hot"})}
+    }
+
+
+def test_commit_to_another_persona_does_not_rerun(two_personas: Store) -> None:
+    live = two_personas.live(hot_of("a"))
+    calls: list[list[Row]] = []
+    live.subscribe(calls.append)
+    runs = live.runs
+    two_personas.commit(MemoryUpdated(memory_id="b0", persona_id="b", importance=0.9))
+    two_personas.commit(memory("b9", "b", tier="hot"))
+    assert live.runs == runs
+    assert len(calls) == 1
+    # A cold memory of persona a cannot match tier = 'hot' either: no re-run.
+    two_personas.commit(memory("a9", "a", tier="cold"))
+    assert live.runs == runs
+    # A memory of a that becomes hot must be seen.
+    two_personas.commit(memory("a8", "a", tier="hot", importance=1.0))
+    assert live.runs == runs + 1
+    assert calls[-1][0].id == "a8"
+
+
+def test_rerun_that_gives_the_same_result_is_not_delivered(two_personas: Store) -> None:
+    count = select(func.count()).select_from(memories).where(memories.c.persona_id == "a")
+    live = two_personas.live(count)
+    calls: list[list[Row]] = []
+    live.subscribe(calls.append)
+    two_personas.commit(MemoryAccessed(memory_id="a1", persona_id="a"))
+    assert live.runs == 2  # a row of persona a changed: re-run
+    assert len(calls) == 1  # ...but the count did not change
+
+
+def test_one_delivery_per_commit_whatever_its_size(two_personas: Store) -> None:
+    calls: list[list[Row]] = []
+    two_personas.live(hot_of("a")).subscribe(calls.append, immediate=False)
+    two_personas.commit(*[memory(f"n{i}", "a", tier="hot", importance=0.5) for i in range(20)])
+    assert len(calls) == 1
+    assert len(calls[0]) == 23
+
+
+def test_text_queries_track_tables(two_personas: Store) -> None:
+    live = two_personas.live(
+        "SELECT p.name, count(m.id) AS n FROM personas p LEFT JOIN memories m "
+        "ON m.persona_id = p.id AND m.deleted_at IS NULL WHERE p.is_active GROUP BY p.id"
+    )
+    calls: list[list[Row]] = []
+    live.subscribe(calls.append)
+    assert live.tables == frozenset({"personas", "memories"})
+    assert calls == [[]]
+    two_personas.commit(PersonaActivated(persona_id="b"))
+    assert [(r.name, r.n) for r in calls[-1]] == [("B", 3)]
+    two_personas.commit(memory("b7", "b"))
+    assert [(r.name, r.n) for r in calls[-1]] == [("B", 4)]
+
+
+def test_row_filters_are_skipped_when_the_table_is_read_twice(two_personas: Store) -> None:
+    other = memories.alias("other")
+    stmt = select(memories.c.id).where(
+        memories.c.persona_id == "a",
+        memories.c.importance >= select(func.max(other.c.importance)).scalar_subquery(),
+    )
+    live = two_personas.live(stmt)
+    calls: list[list[Row]] = []
+    live.subscribe(calls.append)
+    assert live.filters == {}
+    assert [r.id for r in calls[-1]] == ["a2"]  # a2 ties b2 for the highest importance
+    two_personas.commit(MemoryUpdated(memory_id="b2", persona_id="b", importance=0.9))
+    assert live.runs == 2  # a change to persona b matters through the subquery
+    assert calls[-1] == []
+
+
+def test_bound_parameters_feed_the_row_filters(two_personas: Store) -> None:
+    stmt = select(memories.c.id).where(memories.c.persona_id.in_(bindparam("ids", expanding=True)))
+    live = two_personas.live(stmt, {"ids": ["a"]})
+    live.subscribe(lambda rows: None)
+    assert live.filters == {"memories": {"persona_id": frozenset({"a"})}}
+    runs = live.runs
+    two_personas.commit(memory("b5", "b"))
+    assert live.runs == runs
+
+
+def test_raising_subscriber_breaks_neither_commit_nor_others(
+    two_personas: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    live = two_personas.live(hot_of("a"))
+    good: list[list[Row]] = []
+
+    def bad(rows: list[Row]) -> None:
+        raise RuntimeError("subscriber bug")
+
+    live.subscribe(bad, immediate=False)
+    live.subscribe(good.append, immediate=False)
+    with caplog.at_level(logging.ERROR, logger="pjai.store.live"):
+        records = two_personas.commit(memory("a5", "a", tier="hot"))
+    assert records
+    assert len(good) == 1
+    assert "subscriber bug" in caplog.text
+
+
+def test_unsubscribe_and_close_leak_nothing(two_personas: Store) -> None:
+    live = two_personas.live(hot_of("a"))
+    calls: list[list[Row]] = []
+    subscription = live.subscribe(calls.append)
+    with live.subscribe(calls.append):
+        assert len(two_personas._live) == 1
+    subscription.unsubscribe()
+    subscription.unsubscribe()
+    assert two_personas._live == {}
+    assert two_personas._watch == {}
+    runs = live.runs
+    two_personas.commit(memory("a6", "a", tier="hot"))
+    assert live.runs == runs  # no subscriber, no work
+    assert live.result[0].id == "a6"  # ...but the result is fresh on demand
+    ref = weakref.ref(live)
+    del live, subscription
+    gc.collect()
+    assert ref() is None
+
+    again = two_personas.live(hot_of("a"))
+    again.subscribe(calls.append)
+    two_personas.close()
+    assert two_personas._live == {}
+
+
+def test_async_iteration_yields_current_then_updates(two_personas: Store) -> None:
+    async def main() -> list[list[str]]:
+        seen: list[list[str]] = []
+        live = two_personas.live(hot_of("a"))
+        iterator = aiter(live)
+        seen.append([r.id for r in await anext(iterator)])
+
+        def writer() -> None:
+            two_personas.commit(MemoryUpdated(memory_id="a0", persona_id="a", importance=1.0))
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        seen.append([r.id for r in await asyncio.wait_for(anext(iterator), timeout=5)])
+        thread.join()
+        await iterator.aclose()  # type: ignore[attr-defined]
+        assert two_personas._live == {}
+        return seen
+
+    assert asyncio.run(main()) == [["a2", "a1", "a0"], ["a0", "a2", "a1"]]
+
+
+def test_live_query_on_the_event_log(store: Store) -> None:
+    live = store.live("SELECT count(*) AS n FROM pjai_eventlog")
+    counts: list[int] = []
+    live.subscribe(lambda rows: counts.append(rows[0].n))
+    store.commit(persona("p1"))
+    store.commit(memory("m1"), memory("m2"))
+    assert counts == [0, 1, 3]

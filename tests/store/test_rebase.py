@@ -1,0 +1,266 @@
+"""Rebase: pending events move on top of upstream history; state equals a fresh replay."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from pjai.errors import PjaiError, RebaseError, StoreError
+from pjai.schema import (
+    Event,
+    MemoryAccessed,
+    MemoryDeleted,
+    MemoryRestored,
+    MemoryTierChanged,
+    MemoryUpdated,
+    PersonaActivated,
+    PersonaUpdated,
+)
+from pjai.store import ROOT, EventRecord, Position, Store
+from tests.helpers import memory, persona
+
+
+class Upstream:
+    """A minimal stand-in for a sync server: a total order, accepting only at its head."""
+
+    def __init__(self) -> None:
+        self.log: list[EventRecord] = []
+
+    @property
+    def head(self) -> Position:
+        return self.log[-1].position if self.log else ROOT
+
+    def push(self, records: Sequence[EventRecord]) -> bool:
+        if not records or records[0].parent.key != self.head.key:
+            return False
+        self.log.extend(records)
+        return True
+
+    def pull(self, after: Position) -> list[EventRecord]:
+        return [r for r in self.log if r.position.global_seq > after.global_seq]
+
+
+def sync(store: Store, upstream: Upstream) -> None:
+    """Pull, push, pull again: what a sync client does."""
+    store.rebase(upstream.pull(store.confirmed_head))
+    if upstream.push(store.pending()):
+        store.rebase(upstream.pull(store.confirmed_head))
+
+
+def replay(records: Sequence[EventRecord]) -> str:
+    """The state hash of a fresh store that applies ``records`` in order."""
+    with Store.memory(sync=True) as fresh:
+        fresh.rebase(records)
+        return fresh.state_hash()
+
+
+def live_history(store: Store) -> list[EventRecord]:
+    return [entry.record for entry in store.events()]
+
+
+@pytest.fixture
+def upstream() -> Upstream:
+    return Upstream()
+
+
+@pytest.fixture
+def clients(upstream: Upstream) -> list[Store]:
+    stores = [Store.memory(sync=True) for _ in range(2)]
+    stores[0].commit(persona("p1"), memory("m1"), memory("m2"))
+    sync(stores[0], upstream)
+    sync(stores[1], upstream)
+    yield stores
+    for s in stores:
+        s.close()
+
+
+def test_echo_confirms_pending_events_without_touching_state(upstream: Upstream) -> None:
+    with Store.memory(sync=True) as store:
+        records = store.commit(persona("p1"), memory("m1"))
+        assert [e.status for e in store.events()] == ["pending", "pending"]
+        before = store.state_hash()
+        assert upstream.push(store.pending())
+        result = store.rebase(upstream.pull(store.confirmed_head))
+        assert result.confirmed == [r.id for r in records]
+        assert (result.applied, result.rebased, result.rejected) == (0, [], [])
+        assert store.state_hash() == before
+        assert [e.status for e in store.events()] == ["confirmed", "confirmed"]
+        assert store.pending() == []
+
+
+def test_pending_events_move_on_top_of_upstream(clients: list[Store], upstream: Upstream) -> None:
+    a, b = clients
+    a.commit(MemoryUpdated(memory_id="m1", persona_id="p1", content="from a"))
+    b.commit(MemoryUpdated(memory_id="m1", persona_id="p1", content="from b"), memory("m3"))
+    sync(b, upstream)
+    result = a.rebase(upstream.pull(a.confirmed_head))
+    assert result.applied == 2
+    assert len(result.rebased) == 1
+    moved = result.rebased[0]
+    assert moved.position == Position(6, 0, 1)
+    assert moved.parent.key == (5, 0)
+    assert a.generation == 1
+    # a's update is now the last writer of m1.content
+    assert a.query("SELECT content FROM memories WHERE id = 'm1'")[0].content == "from a"
+    assert a.state_hash() == replay(live_history(a))
+    sync(a, upstream)
+    sync(b, upstream)
+    assert a.state_hash() == b.state_hash() == replay(upstream.log)
+
+
+def test_pending_event_that_no_longer_applies_is_rejected_and_kept(
+    clients: list[Store], upstream: Upstream
+) -> None:
+    a, b = clients
+    a.commit(
+        MemoryDeleted(memory_id="m1", persona_id="p1"),
+        MemoryAccessed(memory_id="m2", persona_id="p1"),
+    )
+    b.commit(MemoryDeleted(memory_id="m1", persona_id="p1"))
+    sync(b, upstream)
+    result = a.rebase(upstream.pull(a.confirmed_head))
+    assert [r.name for r, _ in result.rejected] == ["v1.MemoryDeleted"]
+    assert "no live memory 'm1'" in result.rejected[0][1]
+    assert [r.name for r in result.rebased] == ["v1.MemoryAccessed"]
+    rejected = a.rejected()
+    assert [(e.status, e.record.id) for e in rejected] == [("rejected", result.rejected[0][0].id)]
+    assert a.state_hash() == replay(live_history(a))
+    sync(a, upstream)
+    assert a.state_hash() == replay(upstream.log)
+
+
+def test_upstream_must_continue_the_confirmed_history(
+    clients: list[Store], upstream: Upstream
+) -> None:
+    a, b = clients
+    b.commit(memory("m7"))
+    b.commit(memory("m8"))
+    sync(b, upstream)
+    before = a.state_hash()
+    with pytest.raises(RebaseError, match="confirmed history ends at e3"):
+        a.rebase(upstream.log[4:])  # skips e4
+    assert a.state_hash() == before
+    a.rebase(upstream.pull(a.confirmed_head))
+    assert a.state_hash() == b.state_hash()
+
+
+def test_standalone_store_does_not_rebase(store: Store) -> None:
+    with pytest.raises(StoreError, match="standalone"):
+        store.rebase([])
+
+
+def test_pending_events_survive_reopen(tmp_path: object, upstream: Upstream) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "client.db"
+    with Store.open(path, sync=True) as store:
+        store.commit(persona("p1"), memory("m1"))
+    with pytest.raises(StoreError, match="sync=True"):
+        Store.open(path)
+    with Store.open(path, sync=True) as store:
+        assert len(store.pending()) == 2
+        sync(store, upstream)
+        assert store.pending() == []
+        assert store.state_hash() == replay(upstream.log)
+
+
+# -- property: any sequence of rebases equals a fresh replay --------------------------
+
+PERSONAS = ["p1", "p2"]
+MEMORIES = ["m1", "m2", "m3", "m4", "m5", "m6"]
+SEEDED = MEMORIES[:3]
+
+
+def owner(memory_id: str) -> str:
+    return PERSONAS[int(memory_id[1:]) % 2]
+
+
+def events() -> st.SearchStrategy[Event]:
+    mid = st.sampled_from(MEMORIES)
+    pid = st.sampled_from(PERSONAS)
+    importance = st.sampled_from([0.0, 0.25, 0.5, 1.0])
+    tier = st.sampled_from(["hot", "warm", "cold"])
+    return st.one_of(
+        st.builds(lambda m, i: memory(m, owner(m), importance=i), mid, importance),
+        st.builds(
+            lambda m, i: MemoryUpdated(memory_id=m, persona_id=owner(m), importance=i),
+            mid,
+            importance,
+        ),
+        st.builds(lambda m: MemoryAccessed(memory_id=m, persona_id=owner(m)), mid),
+        st.builds(lambda m: MemoryDeleted(memory_id=m, persona_id=owner(m)), mid),
+        st.builds(lambda m: MemoryRestored(memory_id=m, persona_id=owner(m)), mid),
+        st.builds(
+            lambda m, t: MemoryTierChanged(
+                memory_id=m, persona_id=owner(m), tier=t, reason="manual"
+            ),
+            mid,
+            tier,
+        ),
+        st.builds(lambda p: PersonaActivated(persona_id=p), pid),
+        st.builds(
+            lambda p, d: PersonaUpdated(persona_id=p, description=d), pid, st.sampled_from("xyz")
+        ),
+    )
+
+
+class RebaseMachine(RuleBasedStateMachine):
+    """Three clients commit, push and pull in random order against one upstream."""
+
+    @initialize()
+    def setup(self) -> None:
+        self.upstream = Upstream()
+        self.clients = [Store.memory(sync=True) for _ in range(3)]
+        self.clients[0].commit(
+            *[persona(p) for p in PERSONAS], *[memory(m, owner(m)) for m in SEEDED]
+        )
+        for store in self.clients:
+            sync(store, self.upstream)
+
+    @rule(client=st.integers(0, 2), batch=st.lists(events(), min_size=1, max_size=2))
+    def commit(self, client: int, batch: list[Event]) -> None:
+        with contextlib.suppress(PjaiError):  # refused locally: nothing was written
+            self.clients[client].commit(*batch)
+
+    @rule(client=st.integers(0, 2))
+    def push(self, client: int) -> None:
+        store = self.clients[client]
+        if self.upstream.push(store.pending()):
+            store.rebase(self.upstream.pull(store.confirmed_head))
+
+    @rule(client=st.integers(0, 2))
+    def pull(self, client: int) -> None:
+        store = self.clients[client]
+        store.rebase(self.upstream.pull(store.confirmed_head))
+
+    @invariant()
+    def state_equals_fresh_replay(self) -> None:
+        for store in getattr(self, "clients", []):
+            assert store.state_hash() == replay(live_history(store))
+
+    def teardown(self) -> None:
+        clients = getattr(self, "clients", [])
+        for _ in range(2):
+            for store in clients:
+                sync(store, self.upstream)
+        final = replay(self.upstream.log)
+        for store in clients:
+            assert store.pending() == []
+            assert store.state_hash() == final
+            store.rebuild()
+            assert store.state_hash() == final
+            store.close()
+
+
+RebaseMachine.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_rebase_equals_replay = RebaseMachine.TestCase
