@@ -6,6 +6,8 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Installed code is byte-compiled, as pip does, even where PYTHONDONTWRITEBYTECODE is set.
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: run test test-all lint bench clean
 
@@ -15,6 +17,7 @@ $(UV):
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
+	$(VENV)/bin/python -m compileall -q src
 	touch $@
 
 run: $(VENV)/.synced

@@ -72,6 +72,19 @@ def validation_error(name: str, error: msgspec.ValidationError) -> EventValidati
     return EventValidationError(name, reason, field=field or None)
 
 
+_NOTHING = object()
+
+
+def _field_value(event: Event, path: str | None) -> Any:
+    """The value at a dotted field path of ``event``, or ``_NOTHING``."""
+    value: Any = event
+    for part in (path or "").split(".") if path else ():
+        value = getattr(value, part, _NOTHING)
+        if value is _NOTHING:
+            break
+    return _NOTHING if value is event else value
+
+
 class Schema:
     """The tables and event types of one PJai version.
 
@@ -104,7 +117,8 @@ class Schema:
                 raise ValueError(f"{upcaster.source} has both a type and an upcaster")
         self._encoder = msgspec.json.Encoder()
         self._decoders = {n: msgspec.json.Decoder(t) for n, t in self._types.items()}
-        self.ddl = self._sqlite_ddl()
+        self.table_ddl, self.index_ddl = self._sqlite_ddl()
+        self.ddl = [*self.table_ddl, *self.index_ddl]
         digest = hashlib.sha256("\n".join([*self.ddl, *sorted(self._types)]).encode())
         digest.update(f"version={version}".encode())
         self.fingerprint = digest.hexdigest()[:16]
@@ -137,7 +151,14 @@ class Schema:
         """Validate ``event``; return its name, the validated payload and its JSON."""
         name = self.name_of(event)
         args = self._encoder.encode(event)
-        return name, self.decode(name, args), args
+        try:
+            return name, self.decode(name, args), args
+        except EventValidationError as exc:
+            value = _field_value(event, exc.field)
+            if value is _NOTHING:
+                raise
+            reason = f"{exc.reason}, got {value!r}"
+            raise EventValidationError(name, reason, field=exc.field) from exc.__cause__
 
     def decode(self, name: str, args: bytes | str) -> Event:
         """Decode and validate logged arguments, upcasting older names first."""
@@ -162,11 +183,12 @@ class Schema:
         except msgspec.DecodeError as exc:
             raise EventValidationError(name, f"arguments are not valid JSON: {exc}") from exc
 
-    def _sqlite_ddl(self) -> list[str]:
+    def _sqlite_ddl(self) -> tuple[list[str], list[str]]:
         dialect = sqlite.dialect()
-        statements: list[str] = []
+        tables: list[str] = []
+        indexes: list[str] = []
         for table in self.metadata.sorted_tables:
-            statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+            tables.append(str(CreateTable(table).compile(dialect=dialect)).strip())
             for index in sorted(table.indexes, key=lambda i: i.name or ""):
-                statements.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
-        return statements
+                indexes.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
+        return tables, indexes

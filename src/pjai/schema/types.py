@@ -13,7 +13,6 @@ from typing import Any
 
 import uuid_utils
 from sqlalchemy import JSON, DateTime, Dialect
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
 __all__ = ["JsonDocument", "Timestamp", "from_iso", "new_id", "to_iso", "utc_now"]
@@ -53,10 +52,22 @@ def to_iso(value: datetime) -> str:
     return text
 
 
+_parsed: dict[str, datetime] = {}
+
+
 def from_iso(text: str) -> datetime:
     """Parse PJai's ISO-8601 text back to an aware UTC datetime."""
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    # Stored times repeat (created_at = updated_at, one commit's events share a time)
+    # and datetimes are immutable, so parsed values are kept for reuse.
+    value = _parsed.get(text)
+    if value is None:
+        value = datetime.fromisoformat(text)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if len(_parsed) >= 65_536:
+            _parsed.clear()
+        _parsed[text] = value
+    return value
 
 
 class _IsoText(UserDefinedType[str]):
@@ -104,5 +115,7 @@ class JsonDocument(TypeDecorator[Any]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.JSONB())
+            from sqlalchemy.dialects.postgresql import JSONB  # only when PostgreSQL is in use
+
+            return dialect.type_descriptor(JSONB())
         return dialect.type_descriptor(JSON())

@@ -63,8 +63,8 @@ class Prepared:
     filters: RowFilters
 
 
-def prepare(query: Query, params: Params = None) -> Prepared:
-    """Compile ``query`` for SQLite and bind ``params``."""
+def prepare(query: Query, params: Params = None, *, live: bool = False) -> Prepared:
+    """Compile ``query`` for SQLite and bind ``params``; ``live`` also finds row filters."""
     if isinstance(query, str):
         if params is None:
             return Prepared(query, (), {})
@@ -81,6 +81,8 @@ def prepare(query: Query, params: Params = None) -> Prepared:
     except Exception as exc:  # SQLAlchemy raises several types for bad parameters
         raise QueryError(f"cannot bind parameters: {exc}") from exc
     values = tuple(map(adapt, state.positional_parameters or ()))
+    if not live:
+        return Prepared(state.statement, values, {})
     bound = {**state.parameters, **(params or {})}
     return Prepared(state.statement, values, _row_filters(query, bound))
 

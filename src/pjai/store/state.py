@@ -16,7 +16,7 @@ from pjai.schema.ops import NOT_NULL, Delete, Greatest, IfNull, Increment, Inser
 from pjai.schema.types import JsonDocument, Timestamp, to_iso
 from pjai.store.log import INTERNAL_TABLES
 
-__all__ = ["StateWriter"]
+__all__ = ["StateWriter", "writes"]
 
 Convert = Callable[[Any], Any]
 _json = msgspec.json.Encoder()
@@ -34,6 +34,11 @@ def _converter(column_type: object) -> Convert | None:
     if isinstance(column_type, Boolean):
         return int
     return None
+
+
+def writes(ops: Sequence[Op]) -> int:
+    """How many of ``ops`` write (an update without values only checks)."""
+    return sum(1 for op in ops if not (isinstance(op, Update) and not op.values))
 
 
 class _BadOp(Exception):
@@ -60,9 +65,16 @@ class StateWriter:
 
     # -- schema -------------------------------------------------------------------
 
-    def create(self) -> None:
-        """Create the state tables and indexes."""
-        for statement in self._schema.ddl:
+    def create(self, *, indexes: bool = True) -> None:
+        """Create the state tables, and their indexes unless a bulk load follows."""
+        for statement in self._schema.table_ddl:
+            self._conn.execute(statement)
+        if indexes:
+            self.create_indexes()
+
+    def create_indexes(self) -> None:
+        """Create the secondary indexes (sorting once beats inserting row by row)."""
+        for statement in self._schema.index_ddl:
             self._conn.execute(statement)
 
     def drop_all(self) -> None:

@@ -25,6 +25,7 @@ from pjai.errors import (
 )
 from pjai.schema import SCHEMA
 from pjai.schema.event import Context, Event, Schema
+from pjai.schema.ops import Op
 from pjai.schema.types import new_id, utc_now
 from pjai.store.changes import ChangeTracker
 from pjai.store.live import LiveQuery
@@ -33,7 +34,7 @@ from pjai.store.query import Params, Query, Row, RowReader, prepare
 from pjai.store.rebase import RebaseResult, rebase
 from pjai.store.records import EventRecord, EventStatus, LogEntry, Position
 from pjai.store.sqlite import Durability, connect, file_size, translate_errors, use_wal
-from pjai.store.state import StateWriter
+from pjai.store.state import StateWriter, writes
 
 __all__ = ["Progress", "Store"]
 
@@ -43,6 +44,16 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], object]
 """Called as ``progress(done, total)`` during long work."""
+
+
+def _ops(record: EventRecord, payload: Event) -> Sequence[Op]:
+    """The event's writes, with any materializer failure named after the event."""
+    try:
+        return payload.materialize(Context(record.id, record.at))
+    except PjaiError:
+        raise
+    except Exception as exc:
+        raise MaterializationError(record.name, f"materializer failed: {exc!r}") from exc
 
 
 class Store:
@@ -240,7 +251,7 @@ class Store:
             try:
                 with self._write("rebuilding state from the event log") as deliveries:
                     self._state.drop_all()
-                    self._state.create()
+                    self._state.create(indexes=False)
                     self._tracker.forget_columns()
                     outcomes: list[tuple[str, str | None, bytes | None]] = []
                     for done, entry in enumerate(self._log.entries(), 1):
@@ -253,6 +264,7 @@ class Store:
                             progress(done, total)
                     for event_id, error, changeset in outcomes:
                         self._log.set_outcome(event_id, error, changeset)
+                    self._state.create_indexes()
                     self._state.check_references()
                     self._log.set_meta(fingerprint=self.schema.fingerprint)
             finally:
@@ -275,7 +287,7 @@ class Store:
     def live(self, query: Query, params: Params = None) -> LiveQuery:
         """A :class:`LiveQuery` that keeps ``query``'s result current."""
         self._check_open()
-        return LiveQuery(self, prepare(query, params))
+        return LiveQuery(self, prepare(query, params, live=True))
 
     def events(self, *, after: Position | None = None) -> Iterator[LogEntry]:
         """The event log in history order, from just after ``after``."""
@@ -402,20 +414,17 @@ class Store:
 
     def _materialize(self, record: EventRecord, payload: Event, *, capture: bool) -> bytes | None:
         """Apply one event to the state; with ``capture``, return its changeset."""
-        try:
-            ops = payload.materialize(Context(record.id, record.at))
-        except PjaiError:
-            raise
-        except Exception as exc:
-            raise MaterializationError(record.name, f"materializer failed: {exc!r}") from exc
+        return self._apply_ops(record.name, _ops(record, payload), capture=capture)
+
+    def _apply_ops(self, name: str, ops: Sequence[Op], *, capture: bool) -> bytes | None:
         if not capture:
-            self._state.apply(record.name, ops)
+            self._state.apply(name, ops)
             return None
         session = apsw.Session(self._conn, "main")
         try:
             for table in self._state.tables:
                 session.attach(table)
-            self._state.apply(record.name, ops)
+            self._state.apply(name, ops)
             return session.changeset()
         finally:
             session.close()
@@ -439,17 +448,23 @@ class Store:
                 )
             return f"event {record.name}: unknown to this version", None
         try:
-            payload = self.schema.decode(record.name, bytes(record.args))
+            ops = _ops(record, self.schema.decode(record.name, bytes(record.args)))
         except EventError as exc:
             return str(exc), None
-        self._conn.execute("SAVEPOINT pjai_event")
+        # A failing statement undoes itself; only several writes need a savepoint to
+        # undo the ones before the failure.
+        savepoint = writes(ops) > 1
+        if savepoint:
+            self._conn.execute("SAVEPOINT pjai_event")
         try:
-            changeset = self._materialize(record, payload, capture=capture)
+            changeset = self._apply_ops(record.name, ops, capture=capture)
         except EventError as exc:
-            self._conn.execute("ROLLBACK TO pjai_event")
-            self._conn.execute("RELEASE pjai_event")
+            if savepoint:
+                self._conn.execute("ROLLBACK TO pjai_event")
+                self._conn.execute("RELEASE pjai_event")
             return str(exc), None
-        self._conn.execute("RELEASE pjai_event")
+        if savepoint:
+            self._conn.execute("RELEASE pjai_event")
         return None, changeset
 
     def _bump_generation(self) -> int:
