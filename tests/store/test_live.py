@@ -149,11 +149,11 @@ def test_unsubscribe_and_close_leak_nothing(two_personas: Store) -> None:
     calls: list[list[Row]] = []
     subscription = live.subscribe(calls.append)
     with live.subscribe(calls.append):
-        assert len(two_personas._live) == 1
+        assert two_personas.live_queries == 1
     subscription.unsubscribe()
     subscription.unsubscribe()
-    assert two_personas._live == {}
-    assert two_personas._watch == {}
+    assert two_personas.live_queries == 0
+    assert two_personas._live.watch == {}
     runs = live.runs
     two_personas.commit(memory("a6", "a", tier="hot"))
     assert live.runs == runs  # no subscriber, no work
@@ -166,7 +166,7 @@ def test_unsubscribe_and_close_leak_nothing(two_personas: Store) -> None:
     again = two_personas.live(hot_of("a"))
     again.subscribe(calls.append)
     two_personas.close()
-    assert two_personas._live == {}
+    assert two_personas.live_queries == 0
 
 
 def test_async_iteration_yields_current_then_updates(two_personas: Store) -> None:
@@ -184,7 +184,7 @@ def test_async_iteration_yields_current_then_updates(two_personas: Store) -> Non
         seen.append([r.id for r in await asyncio.wait_for(anext(iterator), timeout=5)])
         thread.join()
         await iterator.aclose()  # type: ignore[attr-defined]
-        assert two_personas._live == {}
+        assert two_personas.live_queries == 0
         return seen
 
     assert asyncio.run(main()) == [["a2", "a1", "a0"], ["a0", "a2", "a1"]]

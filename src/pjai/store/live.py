@@ -21,7 +21,7 @@ from pjai.store.query import Prepared, Row, RowFilters
 if TYPE_CHECKING:
     from pjai.store.store import Store
 
-__all__ = ["LiveQuery", "Subscription"]
+__all__ = ["LiveQueries", "LiveQuery", "Subscription"]
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,44 @@ class LiveQuery:
             callback(rows)
         except Exception:
             log.exception("live query subscriber %r failed; other subscribers go on", callback)
+
+
+class LiveQueries:
+    """The live queries that have subscribers, and the row values commits must report."""
+
+    def __init__(self) -> None:
+        self._queries: dict[int, LiveQuery] = {}
+        self.watch: dict[str, set[str]] = {}
+        """Per table, the columns whose old and new values commits must report."""
+
+    def __len__(self) -> int:
+        return len(self._queries)
+
+    def add(self, live: LiveQuery) -> None:
+        """Keep ``live`` current from now on."""
+        self._queries[id(live)] = live
+        self._rewatch()
+
+    def discard(self, live: LiveQuery) -> None:
+        """Stop keeping ``live`` current."""
+        if self._queries.pop(id(live), None) is not None:
+            self._rewatch()
+
+    def affected(self, changes: Changes) -> list[LiveQuery]:
+        """The live queries whose result ``changes`` may have changed."""
+        return [live for live in list(self._queries.values()) if live._affected_by(changes)]
+
+    def close_all(self) -> None:
+        """Close every live query."""
+        for live in list(self._queries.values()):
+            live.close()
+
+    def _rewatch(self) -> None:
+        watch: dict[str, set[str]] = {}
+        for live in self._queries.values():
+            for table, conditions in live.filters.items():
+                watch.setdefault(table, set()).update(conditions)
+        self.watch = watch
 
 
 def _matches(values: RowValues | None, conditions: Mapping[str, frozenset[Any]]) -> bool:

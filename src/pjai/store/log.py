@@ -214,6 +214,11 @@ class EventLog:
         rows = self._conn.execute(f"SELECT {_COLUMNS} FROM {REJECTED_TABLE} ORDER BY rowid")
         return [_entry(row) for row in rows]
 
-    def count(self) -> int:
-        """Number of events in the live history."""
-        return int(self._conn.execute(f"SELECT count(*) FROM {LOG_TABLE}").get)
+    def count(self, status: EventStatus | None = None) -> int:
+        """Number of events in the live history (with ``status``, if given)."""
+        if status is None:
+            return int(self._conn.execute(f"SELECT count(*) FROM {LOG_TABLE}").get)
+        if status == "rejected":
+            return int(self._conn.execute(f"SELECT count(*) FROM {REJECTED_TABLE}").get)
+        sql = f"SELECT count(*) FROM {LOG_TABLE} WHERE status = ?"
+        return int(self._conn.execute(sql, (status,)).get)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,27 +13,24 @@ import apsw
 import msgspec
 
 from pjai.errors import (
-    EventError,
-    MaterializationError,
     PjaiError,
     QueryError,
     StoreClosedError,
     StoreCorruptError,
     StoreError,
-    UnknownEventWarning,
 )
 from pjai.schema import SCHEMA
-from pjai.schema.event import Context, Event, Schema
-from pjai.schema.ops import Op
+from pjai.schema.event import Event, Schema
 from pjai.schema.types import new_id, utc_now
+from pjai.store.apply import EventApplier
 from pjai.store.changes import ChangeTracker
-from pjai.store.live import LiveQuery
+from pjai.store.live import LiveQueries, LiveQuery
 from pjai.store.log import EventLog
 from pjai.store.query import Params, Query, Row, RowReader, prepare
 from pjai.store.rebase import RebaseResult, rebase
 from pjai.store.records import EventRecord, EventStatus, LogEntry, Position
 from pjai.store.sqlite import Durability, connect, file_size, translate_errors, use_wal
-from pjai.store.state import StateWriter, writes
+from pjai.store.state import StateWriter
 
 __all__ = ["Progress", "Store"]
 
@@ -44,16 +40,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], object]
 """Called as ``progress(done, total)`` during long work."""
-
-
-def _ops(record: EventRecord, payload: Event) -> Sequence[Op]:
-    """The event's writes, with any materializer failure named after the event."""
-    try:
-        return payload.materialize(Context(record.id, record.at))
-    except PjaiError:
-        raise
-    except Exception as exc:
-        raise MaterializationError(record.name, f"materializer failed: {exc!r}") from exc
 
 
 class Store:
@@ -87,11 +73,10 @@ class Store:
         self._closed = False
         self._log = EventLog(conn)
         self._state = StateWriter(conn, schema)
+        self._applier = EventApplier(conn, schema, self._state)
         self._tracker = ChangeTracker(conn)
         self._rows = RowReader()
-        self._live: dict[int, LiveQuery] = {}
-        self._watch: dict[str, set[str]] = {}
-        self._warned: set[str] = set()
+        self._live = LiveQueries()
         with translate_errors(f"opening store {path or ':memory:'}"):
             meta = self._boot()
         self.store_id = meta["store_id"]
@@ -337,11 +322,16 @@ class Store:
                 "head": str(self._head),
                 "confirmed_head": str(self._log.confirmed_head()),
                 "events": self._log.count(),
-                "pending": len(self._log.pending()),
-                "rejected": len(self._log.rejected()),
+                "pending": self._log.count("pending"),
+                "rejected": self._log.count("rejected"),
                 "rows": rows,
                 "disk_bytes": self.disk_bytes(),
             }
+
+    @property
+    def live_queries(self) -> int:
+        """How many live queries have subscribers (and re-run on commits)."""
+        return len(self._live)
 
     def disk_bytes(self) -> int:
         """Bytes the store file and its WAL take on disk."""
@@ -354,8 +344,7 @@ class Store:
         with self._lock:
             if self._closed:
                 return
-            for live in list(self._live.values()):
-                live.close()
+            self._live.close_all()
             self._closed = True
             self._conn.close()
 
@@ -384,7 +373,7 @@ class Store:
         """One write transaction; yields the list of live queries to deliver after it."""
         deliveries: list[LiveQuery] = []
         with translate_errors(doing):
-            self._tracker.begin(self._watch)
+            self._tracker.begin(self._live.watch)
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield deliveries
@@ -395,9 +384,7 @@ class Store:
                 self._tracker.abandon()
                 raise
             changes = self._tracker.end()
-            for live in list(self._live.values()):
-                if live._affected_by(changes) and self._rerun(live):
-                    deliveries.append(live)
+            deliveries.extend(live for live in self._live.affected(changes) if self._rerun(live))
 
     @contextmanager
     def _read_only(self, doing: str) -> Iterator[None]:
@@ -413,59 +400,12 @@ class Store:
                 self._conn.execute("PRAGMA query_only=0")
 
     def _materialize(self, record: EventRecord, payload: Event, *, capture: bool) -> bytes | None:
-        """Apply one event to the state; with ``capture``, return its changeset."""
-        return self._apply_ops(record.name, _ops(record, payload), capture=capture)
-
-    def _apply_ops(self, name: str, ops: Sequence[Op], *, capture: bool) -> bytes | None:
-        if not capture:
-            self._state.apply(name, ops)
-            return None
-        session = apsw.Session(self._conn, "main")
-        try:
-            for table in self._state.tables:
-                session.attach(table)
-            self._state.apply(name, ops)
-            return session.changeset()
-        finally:
-            session.close()
+        return self._applier.apply(record, payload, capture=capture)
 
     def _apply_logged(
         self, record: EventRecord, *, capture: bool
     ) -> tuple[str | None, bytes | None]:
-        """Apply a logged event inside the current transaction, tolerating refusal.
-
-        Returns ``(error, changeset)``: the reason the event was not applied (state is
-        then as before it), or ``None`` and, with ``capture``, its changeset.
-        """
-        if not self.schema.knows(record.name):
-            if record.name not in self._warned:
-                self._warned.add(record.name)
-                warnings.warn(
-                    f"event {record.name} is not known to this PJai (written by a newer "
-                    "version?); it is kept in the log and not applied",
-                    UnknownEventWarning,
-                    stacklevel=4,
-                )
-            return f"event {record.name}: unknown to this version", None
-        try:
-            ops = _ops(record, self.schema.decode(record.name, bytes(record.args)))
-        except EventError as exc:
-            return str(exc), None
-        # A failing statement undoes itself; only several writes need a savepoint to
-        # undo the ones before the failure.
-        savepoint = writes(ops) > 1
-        if savepoint:
-            self._conn.execute("SAVEPOINT pjai_event")
-        try:
-            changeset = self._apply_ops(record.name, ops, capture=capture)
-        except EventError as exc:
-            if savepoint:
-                self._conn.execute("ROLLBACK TO pjai_event")
-                self._conn.execute("RELEASE pjai_event")
-            return str(exc), None
-        if savepoint:
-            self._conn.execute("RELEASE pjai_event")
-        return None, changeset
+        return self._applier.apply_logged(record, capture=capture)
 
     def _bump_generation(self) -> int:
         self._generation += 1
@@ -507,19 +447,10 @@ class Store:
 
     def _register_live(self, live: LiveQuery) -> None:
         self._check_open()
-        self._live[id(live)] = live
-        self._rewatch()
+        self._live.add(live)
 
     def _unregister_live(self, live: LiveQuery) -> None:
-        if self._live.pop(id(live), None) is not None:
-            self._rewatch()
-
-    def _rewatch(self) -> None:
-        watch: dict[str, set[str]] = {}
-        for live in self._live.values():
-            for table, conditions in live.filters.items():
-                watch.setdefault(table, set()).update(conditions)
-        self._watch = watch
+        self._live.discard(live)
 
     def _deliver(self, deliveries: list[LiveQuery]) -> None:
         for live in deliveries:

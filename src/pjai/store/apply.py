@@ -1,0 +1,91 @@
+"""Applying events to the state: strictly on commit, tolerantly on replay and rebase."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import apsw
+
+from pjai.errors import EventError, MaterializationError, PjaiError, UnknownEventWarning
+from pjai.schema.event import Context, Event, Schema
+from pjai.schema.ops import Op
+from pjai.store.records import EventRecord
+from pjai.store.state import StateWriter, writes
+
+__all__ = ["EventApplier", "operations"]
+
+
+def operations(record: EventRecord, payload: Event) -> Sequence[Op]:
+    """The event's writes, with any materializer failure named after the event."""
+    try:
+        return payload.materialize(Context(record.id, record.at))
+    except PjaiError:
+        raise
+    except Exception as exc:
+        raise MaterializationError(record.name, f"materializer failed: {exc!r}") from exc
+
+
+class EventApplier:
+    """Runs materializers and writes their operations to the store's state tables."""
+
+    def __init__(self, conn: apsw.Connection, schema: Schema, state: StateWriter) -> None:
+        self._conn = conn
+        self._schema = schema
+        self._state = state
+        self._warned: set[str] = set()
+
+    def apply(self, record: EventRecord, payload: Event, *, capture: bool) -> bytes | None:
+        """Apply one validated event or raise; with ``capture``, return its changeset."""
+        return self._write(record.name, operations(record, payload), capture=capture)
+
+    def apply_logged(
+        self, record: EventRecord, *, capture: bool
+    ) -> tuple[str | None, bytes | None]:
+        """Apply a logged event inside the current transaction, tolerating refusal.
+
+        Returns ``(error, changeset)``: the reason the event was not applied (state is
+        then as before it), or ``None`` and, with ``capture``, its changeset.
+        """
+        if not self._schema.knows(record.name):
+            if record.name not in self._warned:
+                self._warned.add(record.name)
+                warnings.warn(
+                    f"event {record.name} is not known to this PJai (written by a newer "
+                    "version?); it is kept in the log and not applied",
+                    UnknownEventWarning,
+                    stacklevel=5,
+                )
+            return f"event {record.name}: unknown to this version", None
+        try:
+            ops = operations(record, self._schema.decode(record.name, bytes(record.args)))
+        except EventError as exc:
+            return str(exc), None
+        # A failing statement undoes itself; only several writes need a savepoint to
+        # undo the ones before the failure.
+        savepoint = writes(ops) > 1
+        if savepoint:
+            self._conn.execute("SAVEPOINT pjai_event")
+        try:
+            changeset = self._write(record.name, ops, capture=capture)
+        except EventError as exc:
+            if savepoint:
+                self._conn.execute("ROLLBACK TO pjai_event")
+                self._conn.execute("RELEASE pjai_event")
+            return str(exc), None
+        if savepoint:
+            self._conn.execute("RELEASE pjai_event")
+        return None, changeset
+
+    def _write(self, name: str, ops: Sequence[Op], *, capture: bool) -> bytes | None:
+        if not capture:
+            self._state.apply(name, ops)
+            return None
+        session = apsw.Session(self._conn, "main")
+        try:
+            for table in self._state.tables:
+                session.attach(table)
+            self._state.apply(name, ops)
+            return session.changeset()
+        finally:
+            session.close()
