@@ -83,7 +83,7 @@ def test_python_dash_m_runs_the_cli() -> None:
 
 def test_store_benchmark_quick_run_prints_every_figure(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pjai", "bench", "store", "--quick", "--workdir", str(tmp_path)],
+        [sys.executable, "-m", "pjai", "bench", "store", "--quick", "--data-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         check=False,
@@ -95,12 +95,13 @@ def test_store_benchmark_quick_run_prints_every_figure(tmp_path: Path) -> None:
         assert figures[key] > 0, key
     assert figures["quick"] is True
     assert figures["rebuild_events"] == figures["events"]
+    assert list(tmp_path.iterdir()) == []  # its files are gone
 
 
 @pytest.mark.slow
 def test_store_benchmark_full_run(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pjai", "bench", "store", "--workdir", str(tmp_path)],
+        [sys.executable, "-m", "pjai", "bench", "store", "--data-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         check=False,

@@ -32,7 +32,7 @@ from pjai.store.sqlite import Durability
 
 __all__ = ["FULL", "QUICK", "Workload", "run_store_bench"]
 
-Report = Callable[[str], object]
+Progress = Callable[[int, int], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,13 +203,26 @@ def _rebuild(path: Path) -> dict[str, float]:
     return {"rebuild_per_s": round(applied / elapsed), "rebuild_events": applied}
 
 
+_PHASES = 8
+
+
 def run_store_bench(
-    workdir: Path, *, quick: bool = False, report: Report | None = None, seed: int = 7
+    workdir: Path, *, quick: bool = False, progress: Progress | None = None, seed: int = 7
 ) -> dict[str, Any]:
-    """Run the store benchmark in ``workdir`` (which should be empty) and return figures."""
+    """Run the store benchmark in ``workdir`` (which should be empty) and return figures.
+
+    ``progress(done, total)`` is told after each of its phases.
+    """
     workload = QUICK if quick else FULL
     rng = random.Random(seed)
-    say = report or (lambda _text: None)
+    phase = 0
+
+    def say(_what: str) -> None:
+        nonlocal phase
+        if progress is not None:
+            progress(phase, _PHASES)
+        phase += 1
+
     main = workdir / "store.db"
     shape = asdict(workload)
 
@@ -236,6 +249,7 @@ def run_store_bench(
     rebuilt = _rebuild(main)
     with Store.open(main) as store:
         events = store.summary()["events"]
+    say("done")
     return {
         "benchmark": "store",
         "quick": quick,

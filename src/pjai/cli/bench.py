@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -10,23 +11,30 @@ from typing import Annotated
 import typer
 
 from pjai.bench import run_store_bench
-from pjai.cli.common import errors
+from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, progress_bar
 
 app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
+
+Keep = Annotated[bool, typer.Option(help="Keep the benchmark's files.")]
 
 
 @app.command()
 def store(
     quick: Annotated[bool, typer.Option(help="A seconds-long smoke run.")] = False,
-    workdir: Annotated[
-        Path | None, typer.Option(help="Empty directory for the benchmark files (default: temp).")
-    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    keep: Keep = False,
 ) -> None:
-    """Commit throughput, live and point query latency, boot, rebuild and RSS of the store."""
-    with tempfile.TemporaryDirectory(prefix="pjai-bench-") as temp:
-        directory = workdir or Path(temp)
-        directory.mkdir(parents=True, exist_ok=True)
-        result = run_store_bench(
-            directory, quick=quick, report=lambda text: errors.print(f"· {text}")
-        )
+    """Commit throughput, live and point query latency, boot, rebuild and RSS of the store.
+
+    The benchmark works in a new ``bench-*`` directory inside the data directory and
+    removes it afterwards unless ``--keep``.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-store-", dir=data_dir))
+    try:
+        with progress_bar("Benchmarking the store") as progress:
+            result = run_store_bench(workdir, quick=quick, progress=progress)
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(result))
