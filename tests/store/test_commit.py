@@ -222,3 +222,62 @@ def test_closed_store_refuses_work(store: Store) -> None:
         store.commit(persona())
     with pytest.raises(StoreClosedError):
         store.query("SELECT 1")
+
+
+def test_imported_rows_keep_their_recorded_times(store: Store) -> None:
+    from pjai.schema import MemoryImported, PersonaImported
+
+    created = datetime(2022, 3, 1, 9, 0, tzinfo=UTC)
+    deleted = datetime(2022, 4, 1, tzinfo=UTC)
+    store.commit(
+        PersonaImported(
+            persona_id="p1",
+            name="Ada",
+            source="pjai-desktop",
+            created_at=created,
+            updated_at=created,
+        ),
+        MemoryImported(
+            memory_id="m1",
+            persona_id="p1",
+            content="old",
+            source="pjai-desktop",
+            created_at=created,
+            updated_at=deleted,
+            deleted_at=deleted,
+            access_count=4,
+            last_accessed_at=created,
+        ),
+    )
+    persona_row = store.query("SELECT created_at, is_active FROM personas")[0]
+    assert (persona_row.created_at, persona_row.is_active) == (created, False)
+    row = store.query("SELECT * FROM memories")[0]
+    assert (row.created_at, row.occurred_at, row.deleted_at, row.access_count) == (
+        created,
+        created,
+        deleted,
+        4,
+    )
+
+
+def test_conversations_count_their_messages(store: Store) -> None:
+    from pjai.schema import ConversationMessageAdded, ConversationStarted
+
+    store.commit(
+        persona("p1"), ConversationStarted(conversation_id="c1", persona_id="p1", title="Hello")
+    )
+    store.commit(
+        ConversationMessageAdded(
+            message_id="x1", conversation_id="c1", persona_id="p1", role="user", content="hi"
+        ),
+        ConversationMessageAdded(
+            message_id="x2", conversation_id="c1", persona_id="p1", role="assistant", content="hey"
+        ),
+    )
+    assert store.query("SELECT message_count FROM conversations")[0].message_count == 2
+    with pytest.raises(MaterializationError, match="no conversation 'c9'"):
+        store.commit(
+            ConversationMessageAdded(
+                message_id="x3", conversation_id="c9", persona_id="p1", role="user", content="?"
+            )
+        )

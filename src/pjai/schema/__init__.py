@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pjai.schema.conversations import ConversationMessageAdded, ConversationStarted
 from pjai.schema.event import Context, Event, Schema, Upcaster
 from pjai.schema.memories import (
     MemoryAccessed,
     MemoryAdded,
     MemoryDeleted,
+    MemoryImported,
     MemoryRestored,
     MemoryTierChanged,
     MemoryUpdated,
@@ -18,12 +20,20 @@ from pjai.schema.personas import (
     PersonaCreated,
     PersonaDeactivated,
     PersonaDeleted,
+    PersonaImported,
     Personality,
     PersonaUpdated,
     PrivacySettings,
     TierCapacities,
 )
-from pjai.schema.tables import TIERS, memories, metadata, personas
+from pjai.schema.tables import (
+    TIERS,
+    conversation_messages,
+    conversations,
+    memories,
+    metadata,
+    personas,
+)
 from pjai.schema.types import new_id, utc_now
 
 __all__ = [
@@ -31,11 +41,14 @@ __all__ = [
     "TIERS",
     "BigFive",
     "Context",
+    "ConversationMessageAdded",
+    "ConversationStarted",
     "Event",
     "MemoryAccessed",
     "MemoryAdded",
     "MemoryConfig",
     "MemoryDeleted",
+    "MemoryImported",
     "MemoryRestored",
     "MemoryTierChanged",
     "MemoryUpdated",
@@ -43,12 +56,15 @@ __all__ = [
     "PersonaCreated",
     "PersonaDeactivated",
     "PersonaDeleted",
+    "PersonaImported",
     "PersonaUpdated",
     "Personality",
     "PrivacySettings",
     "Schema",
     "TierCapacities",
     "Upcaster",
+    "conversation_messages",
+    "conversations",
     "memories",
     "metadata",
     "new_id",
@@ -64,12 +80,16 @@ SCHEMA = Schema(
         PersonaActivated,
         PersonaDeactivated,
         PersonaDeleted,
+        PersonaImported,
         MemoryAdded,
         MemoryUpdated,
         MemoryAccessed,
         MemoryTierChanged,
         MemoryDeleted,
         MemoryRestored,
+        MemoryImported,
+        ConversationStarted,
+        ConversationMessageAdded,
     ],
     version=1,
 )

@@ -13,11 +13,13 @@ from msgspec import Meta
 
 __all__ = [
     "Content",
+    "Count",
     "Id",
     "MemoryType",
     "Name",
     "Percent",
     "PositiveInt",
+    "Source",
     "Tag",
     "Tier",
     "TierChangeReason",
@@ -47,6 +49,11 @@ UnitInterval = Annotated[float, Meta(ge=0.0, le=1.0)]
 """A value within 0..1 (importance, thresholds)."""
 
 PositiveInt = Annotated[int, Meta(ge=1)]
+
+Count = Annotated[int, Meta(ge=0)]
+
+Source = Annotated[str, Meta(min_length=1, max_length=64)]
+"""Where imported data came from, such as ``pjai-desktop``."""
 
 UtcDatetime = Annotated[datetime, Meta(tz=True)]
 """A timezone-aware datetime; stored in UTC."""

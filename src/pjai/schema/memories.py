@@ -8,6 +8,7 @@ for other personas.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any
 
 from msgspec import UNSET, Meta, UnsetType, field
@@ -16,9 +17,11 @@ from pjai.errors import EventValidationError
 from pjai.schema.event import Context, Event
 from pjai.schema.fields import (
     Content,
+    Count,
     Id,
     MemoryType,
     PositiveInt,
+    Source,
     Tag,
     Tier,
     TierChangeReason,
@@ -32,6 +35,7 @@ __all__ = [
     "MemoryAccessed",
     "MemoryAdded",
     "MemoryDeleted",
+    "MemoryImported",
     "MemoryRestored",
     "MemoryTierChanged",
     "MemoryUpdated",
@@ -68,7 +72,10 @@ class MemoryAdded(Event, frozen=True, kw_only=True):
     occurred_at: UtcDatetime | None = None
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        values = {
+        return [require_live_persona(self.persona_id), Insert("memories", self._row(ctx.at))]
+
+    def _row(self, at: datetime) -> dict[str, Any]:
+        return {
             "id": self.memory_id,
             "persona_id": self.persona_id,
             "type": self.type,
@@ -80,12 +87,36 @@ class MemoryAdded(Event, frozen=True, kw_only=True):
             "tier": self.tier,
             "access_count": 0,
             "last_accessed_at": None,
-            "occurred_at": self.occurred_at or ctx.at,
-            "created_at": ctx.at,
-            "updated_at": ctx.at,
+            "occurred_at": self.occurred_at or at,
+            "created_at": at,
+            "updated_at": at,
             "deleted_at": None,
         }
-        return [require_live_persona(self.persona_id), Insert("memories", values)]
+
+
+class MemoryImported(MemoryAdded, frozen=True, kw_only=True):
+    """A memory brought over from another system with its recorded times and counts.
+
+    ``occurred_at`` defaults to ``created_at``; a ``deleted_at`` imports it deleted.
+    """
+
+    NAME = "v1.MemoryImported"
+    source: Source
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    deleted_at: UtcDatetime | None = None
+    access_count: Count = 0
+    last_accessed_at: UtcDatetime | None = None
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        row = self._row(self.created_at)
+        row.update(
+            updated_at=self.updated_at,
+            deleted_at=self.deleted_at,
+            access_count=self.access_count,
+            last_accessed_at=self.last_accessed_at,
+        )
+        return [require_live_persona(self.persona_id), Insert("memories", row)]
 
 
 class MemoryUpdated(Event, frozen=True, kw_only=True):

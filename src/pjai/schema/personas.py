@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -10,7 +11,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from pjai.errors import EventValidationError
 from pjai.schema.event import Context, Event
-from pjai.schema.fields import Id, Name, Percent, PositiveInt, UnitInterval
+from pjai.schema.fields import Id, Name, Percent, PositiveInt, Source, UnitInterval, UtcDatetime
 from pjai.schema.ops import Insert, Missing, Op, Update
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "PersonaCreated",
     "PersonaDeactivated",
     "PersonaDeleted",
+    "PersonaImported",
     "PersonaUpdated",
     "Personality",
     "PrivacySettings",
@@ -121,7 +123,10 @@ class PersonaCreated(Event, frozen=True, kw_only=True):
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        values: dict[str, Any] = {
+        return [Insert("personas", self._row(ctx.at, ctx.at))]
+
+    def _row(self, created_at: datetime, updated_at: datetime) -> dict[str, Any]:
+        return {
             "id": self.persona_id,
             "name": self.name,
             "description": self.description,
@@ -130,11 +135,26 @@ class PersonaCreated(Event, frozen=True, kw_only=True):
             **_memory_columns(self.memory),
             **_privacy_columns(self.privacy),
             "is_active": False,
-            "created_at": ctx.at,
-            "updated_at": ctx.at,
+            "created_at": created_at,
+            "updated_at": updated_at,
             "deleted_at": None,
         }
-        return [Insert("personas", values)]
+
+
+class PersonaImported(PersonaCreated, frozen=True, kw_only=True):
+    """A persona brought over from another system, keeping the times it recorded.
+
+    Like PersonaCreated, it arrives inactive; the importer activates the one that was
+    active with a PersonaActivated.
+    """
+
+    NAME = "v1.PersonaImported"
+    source: Source
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        return [Insert("personas", self._row(self.created_at, self.updated_at))]
 
 
 class PersonaUpdated(Event, frozen=True, kw_only=True):

@@ -22,7 +22,7 @@ from sqlalchemy import (
 
 from pjai.schema.types import JsonDocument, Timestamp
 
-__all__ = ["TIERS", "memories", "metadata", "personas"]
+__all__ = ["TIERS", "conversation_messages", "conversations", "memories", "metadata", "personas"]
 
 TIERS = ("hot", "warm", "cold")
 
@@ -95,4 +95,31 @@ memories = Table(
     Index(None, "persona_id", "tier", "importance"),
     Index(None, "persona_id", "occurred_at"),
     Index(None, "persona_id", "created_at"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("message_count", Integer, nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    CheckConstraint("message_count >= 0", name="message_count"),
+    Index(None, "persona_id", "started_at"),
+)
+
+conversation_messages = Table(
+    "conversation_messages",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("conversation_id", String, ForeignKey("conversations.id"), nullable=False),
+    Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
+    Column("role", String, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("sent_at", Timestamp, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Index(None, "conversation_id", "sent_at"),
 )

@@ -1,0 +1,76 @@
+"""Conversation events: a conversation started, a message was added to it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from msgspec import Meta
+
+from pjai.schema.event import Context, Event
+from pjai.schema.fields import Content, Id, UtcDatetime
+from pjai.schema.ops import Increment, Insert, Missing, Op, Update
+from pjai.schema.personas import require_live_persona
+
+__all__ = ["ConversationMessageAdded", "ConversationStarted"]
+
+Role = Annotated[str, Meta(min_length=1, max_length=32)]
+"""Who spoke: ``user``, ``assistant``, ``system`` or another sender name."""
+
+Title = Annotated[str, Meta(max_length=500)]
+
+
+class ConversationStarted(Event, frozen=True, kw_only=True):
+    """A conversation with a persona began; ``started_at`` defaults to the commit time."""
+
+    NAME = "v1.ConversationStarted"
+    conversation_id: Id
+    persona_id: Id
+    title: Title = ""
+    started_at: UtcDatetime | None = None
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        values = {
+            "id": self.conversation_id,
+            "persona_id": self.persona_id,
+            "title": self.title,
+            "message_count": 0,
+            "started_at": self.started_at or ctx.at,
+            "created_at": ctx.at,
+            "updated_at": ctx.at,
+        }
+        return [require_live_persona(self.persona_id), Insert("conversations", values)]
+
+
+class ConversationMessageAdded(Event, frozen=True, kw_only=True):
+    """A message was said in a conversation; ``sent_at`` defaults to the commit time."""
+
+    NAME = "v1.ConversationMessageAdded"
+    message_id: Id
+    conversation_id: Id
+    persona_id: Id
+    role: Role
+    content: Content
+    sent_at: UtcDatetime | None = None
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        missing = Missing(
+            "conversation_id",
+            "persona {0!r} has no conversation {1!r}",
+            (self.persona_id, self.conversation_id),
+        )
+        counted = {"message_count": Increment(1), "updated_at": ctx.at}
+        where = {"id": self.conversation_id, "persona_id": self.persona_id}
+        message = {
+            "id": self.message_id,
+            "conversation_id": self.conversation_id,
+            "persona_id": self.persona_id,
+            "role": self.role,
+            "content": self.content,
+            "sent_at": self.sent_at or ctx.at,
+            "created_at": ctx.at,
+        }
+        return [
+            Update("conversations", where, counted, missing),
+            Insert("conversation_messages", message),
+        ]
