@@ -13,7 +13,10 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      │    ├── StoreClosedError        the store was closed
      │    ├── StoreCorruptError       a store file is not a readable PJai store
      │    └── RebaseError             upstream events do not continue the local history
-     └── QueryError                 a read query failed
+     ├── QueryError                 a read query failed
+     ├── SqlError                   the SQL primary failed
+     │    └── SqlUnavailableError     it cannot be reached (down, locked, pool exhausted)
+     └── ConfigError                a setting (URL, flag, shard list) is invalid
 
     UnknownEventWarning             an event from a newer PJai was kept but not applied
 """
@@ -21,12 +24,15 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
 from __future__ import annotations
 
 __all__ = [
+    "ConfigError",
     "EventError",
     "EventValidationError",
     "MaterializationError",
     "PjaiError",
     "QueryError",
     "RebaseError",
+    "SqlError",
+    "SqlUnavailableError",
     "StoreClosedError",
     "StoreCorruptError",
     "StoreError",
@@ -84,6 +90,18 @@ class RebaseError(StoreError):
 
 class QueryError(PjaiError):
     """A read query failed (bad SQL, unknown table or column, wrong parameters)."""
+
+
+class SqlError(PjaiError):
+    """The SQL primary failed in a way that is not the event's fault."""
+
+
+class SqlUnavailableError(SqlError):
+    """The SQL primary cannot be reached now: down, locked, or out of connections."""
+
+
+class ConfigError(PjaiError):
+    """A setting is invalid: a database URL, a flag name or value, a shard list."""
 
 
 class UnknownEventWarning(UserWarning):

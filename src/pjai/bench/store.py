@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import apsw
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import bindparam, select
 
 from pjai.bench.stats import ms, percentile
 from pjai.schema import MemoryAdded, MemoryUpdated, PersonaCreated, memories, new_id
 from pjai.schema.fields import Tier
+from pjai.schema.types import AnySelect
 from pjai.store import Store
 from pjai.store.sqlite import Durability
 
@@ -138,7 +139,7 @@ def _singles(path: Path, workload: Workload, durability: Durability) -> int:
         return round(workload.singles / (time.perf_counter() - started))
 
 
-def _hot_memories(persona: str) -> Select[Any]:
+def _hot_memories(persona: str) -> AnySelect:
     return (
         select(memories.c.id, memories.c.name, memories.c.importance, memories.c.tier)
         .where(memories.c.persona_id == persona, memories.c.tier == "hot")

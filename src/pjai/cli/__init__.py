@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pjai.cli import bench, demo, store
+from pjai.cli import bench, demo, hybrid, store
 
 __all__ = ["app", "main"]
 
@@ -17,6 +17,11 @@ app = typer.Typer(
 app.command("demo")(demo.demo)
 app.add_typer(store.app, name="store")
 app.add_typer(bench.app, name="bench")
+app.add_typer(hybrid.db, name="db")
+app.add_typer(hybrid.flags, name="flags")
+app.command("doctor")(hybrid.doctor)
+app.command("verify")(hybrid.verify)
+app.command("repair")(hybrid.repair)
 
 
 def main() -> None:

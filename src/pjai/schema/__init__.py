@@ -26,6 +26,7 @@ from pjai.schema.personas import (
     PrivacySettings,
     TierCapacities,
 )
+from pjai.schema.records import ROOT, EventRecord, EventStatus, LogEntry, Position
 from pjai.schema.tables import (
     TIERS,
     conversation_messages,
@@ -37,6 +38,7 @@ from pjai.schema.tables import (
 from pjai.schema.types import new_id, utc_now
 
 __all__ = [
+    "ROOT",
     "SCHEMA",
     "TIERS",
     "BigFive",
@@ -44,6 +46,9 @@ __all__ = [
     "ConversationMessageAdded",
     "ConversationStarted",
     "Event",
+    "EventRecord",
+    "EventStatus",
+    "LogEntry",
     "MemoryAccessed",
     "MemoryAdded",
     "MemoryConfig",
@@ -59,6 +64,7 @@ __all__ = [
     "PersonaImported",
     "PersonaUpdated",
     "Personality",
+    "Position",
     "PrivacySettings",
     "Schema",
     "TierCapacities",

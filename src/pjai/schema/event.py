@@ -128,6 +128,10 @@ class Schema:
         """The names of the event types this schema materializes."""
         return sorted(self._types)
 
+    def tables(self) -> list[str]:
+        """The names of the state tables."""
+        return [table.name for table in self.metadata.sorted_tables]
+
     @property
     def event_types(self) -> list[type[Event]]:
         """The event types this schema materializes, by name."""

@@ -9,13 +9,24 @@ msgspec-encoded text.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import uuid_utils
-from sqlalchemy import JSON, DateTime, Dialect
+from sqlalchemy import JSON, DateTime, Dialect, Select
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
-__all__ = ["JsonDocument", "Timestamp", "from_iso", "new_id", "to_iso", "utc_now"]
+__all__ = [
+    "AnySelect",
+    "JsonDocument",
+    "Timestamp",
+    "from_iso",
+    "new_id",
+    "to_iso",
+    "utc_now",
+]
+
+AnySelect: TypeAlias = Select[*tuple[Any, ...]]
+"""A SQLAlchemy ``select()`` of any columns."""
 
 # The DDL type names SQLite reports for these columns (cursor description decltype);
 # the store converts values read from such columns back to Python types.

@@ -10,8 +10,9 @@ import apsw
 from pjai.errors import EventError, MaterializationError, PjaiError, UnknownEventWarning
 from pjai.schema.event import Context, Event, Schema
 from pjai.schema.ops import Op
-from pjai.store.records import EventRecord
-from pjai.store.state import StateWriter, writes
+from pjai.schema.records import EventRecord
+from pjai.schema.render import writes
+from pjai.store.state import StateWriter
 
 __all__ = ["EventApplier", "operations"]
 

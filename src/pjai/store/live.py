@@ -13,15 +13,35 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pjai.store.changes import UNKNOWN, Changes, RowValues
-from pjai.store.query import Prepared, Row, RowFilters
+from pjai.store.query import Row, RowFilters
 
-if TYPE_CHECKING:
-    from pjai.store.store import Store
+__all__ = ["LiveHost", "LiveQueries", "LiveQuery", "PreparedQuery", "Subscription"]
 
-__all__ = ["LiveQueries", "LiveQuery", "Subscription"]
+
+class PreparedQuery(Protocol):
+    """What a live query knows of its query: the SQL it runs and its row filters."""
+
+    @property
+    def sql(self) -> str: ...
+
+    @property
+    def filters(self) -> RowFilters: ...
+
+
+class LiveHost(Protocol):
+    """Where a live query runs: the store, or the SQL primary when the store is off."""
+
+    _lock: threading.RLock
+
+    def _run_live(self, live: LiveQuery) -> bool: ...
+
+    def _register_live(self, live: LiveQuery) -> None: ...
+
+    def _unregister_live(self, live: LiveQuery) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +76,7 @@ class LiveQuery:
     subscriber a live query costs nothing on commits.
     """
 
-    def __init__(self, store: Store, prepared: Prepared) -> None:
+    def __init__(self, store: LiveHost, prepared: PreparedQuery) -> None:
         self._store = store
         self._prepared = prepared
         self._subscribers: dict[int, Callback] = {}

@@ -8,8 +8,8 @@ from typing import Any
 import apsw
 import msgspec
 
+from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position
 from pjai.schema.types import from_iso, to_iso
-from pjai.store.records import EventRecord, EventStatus, LogEntry, Position
 
 __all__ = ["INTERNAL_TABLES", "EventLog"]
 

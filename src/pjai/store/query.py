@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import weakref
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -23,12 +23,12 @@ from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, ClauseE
 from sqlalchemy.sql.selectable import Select
 
 from pjai.errors import QueryError
-from pjai.schema.types import SQLITE_BOOLEAN, SQLITE_DATETIME, SQLITE_JSON, from_iso
+from pjai.schema.types import SQLITE_BOOLEAN, SQLITE_DATETIME, SQLITE_JSON, AnySelect, from_iso
 from pjai.store.sqlite import adapt
 
 __all__ = ["Params", "Prepared", "Query", "Row", "RowReader", "prepare"]
 
-Query = str | Select[Any]
+Query = str | AnySelect
 """A read query: SQL text (``?`` or ``:name`` parameters) or a SQLAlchemy ``select``."""
 
 Params = Sequence[Any] | Mapping[str, Any] | None
@@ -51,7 +51,7 @@ RowFilters = Mapping[str, Mapping[str, frozenset[Any]]]
 """Per table, per column: the stored values a row must have to be read by the query."""
 
 _DIALECT = sqlite.dialect()
-_compiled: dict[int, tuple[weakref.ref[Select[Any]], SQLCompiler]] = {}
+_compiled: dict[int, tuple[weakref.ref[AnySelect], SQLCompiler]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ def prepare(query: Query, params: Params = None, *, live: bool = False) -> Prepa
     return Prepared(state.statement, values, _row_filters(query, bound))
 
 
-def _compile(query: Select[Any]) -> SQLCompiler:
+def _compile(query: AnySelect) -> SQLCompiler:
     key = id(query)
     hit = _compiled.get(key)
     if hit is not None and hit[0]() is query:
@@ -103,7 +103,7 @@ def _compile(query: Select[Any]) -> SQLCompiler:
     return compiled
 
 
-def _row_filters(query: Select[Any], bound: Mapping[str, Any]) -> RowFilters:
+def _row_filters(query: AnySelect, bound: Mapping[str, Any]) -> RowFilters:
     """Equality and IN conditions of the top-level WHERE on tables read exactly once.
 
     A row of such a table that fails any of them cannot be in the result, so changes
@@ -162,16 +162,20 @@ class RowReader:
 
     def read(self, cursor: apsw.Cursor) -> list[Row]:
         """All rows of an executed cursor."""
+        return list(self.iterate(cursor))
+
+    def iterate(self, cursor: apsw.Cursor) -> Iterator[Row]:
+        """The rows of an executed cursor, one by one."""
         try:
             description = cursor.get_description()
         except apsw.ExecutionCompleteError:
-            return []
+            return iter(())
         make = self._shapes.get(description)
         if make is None:
             if len(self._shapes) >= self._limit:
                 self._shapes.clear()
             make = self._shapes[description] = _row_maker(description)
-        return [make(raw) for raw in cursor]
+        return map(make, cursor)
 
 
 def _row_maker(description: tuple[tuple[str, str | None], ...]) -> Callable[[Any], Row]:

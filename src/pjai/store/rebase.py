@@ -10,8 +10,8 @@ import apsw
 import msgspec
 
 from pjai.errors import RebaseError, StoreError
+from pjai.schema.records import EventRecord, LogEntry, Position
 from pjai.store.log import EventLog
-from pjai.store.records import EventRecord, LogEntry, Position
 
 if TYPE_CHECKING:
     from pjai.store.store import Store

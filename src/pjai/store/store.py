@@ -21,18 +21,18 @@ from pjai.errors import (
 )
 from pjai.schema import SCHEMA
 from pjai.schema.event import Event, Schema
+from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position
 from pjai.schema.types import new_id, utc_now
 from pjai.store.apply import EventApplier
 from pjai.store.changes import ChangeTracker
 from pjai.store.live import LiveQueries, LiveQuery
 from pjai.store.log import EventLog
-from pjai.store.query import Params, Query, Row, RowReader, prepare
-from pjai.store.rebase import RebaseResult, rebase
-from pjai.store.records import EventRecord, EventStatus, LogEntry, Position
+from pjai.store.query import Params, Prepared, Query, Row, RowReader, prepare
+from pjai.store.rebase import RebaseResult, check_continuation, rebase
 from pjai.store.sqlite import Durability, connect, file_size, translate_errors, use_wal
 from pjai.store.state import StateWriter
 
-__all__ = ["Progress", "Store"]
+__all__ = ["CommitHook", "Progress", "Store"]
 
 FORMAT = "1"
 
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], object]
 """Called as ``progress(done, total)`` during long work."""
+
+CommitHook = Callable[[list[EventRecord]], object]
+"""Called with a commit's new records inside its transaction; raising aborts it."""
 
 
 class Store:
@@ -77,6 +80,7 @@ class Store:
         self._tracker = ChangeTracker(conn)
         self._rows = RowReader()
         self._live = LiveQueries()
+        self._commit_hooks: list[CommitHook] = []
         with translate_errors(f"opening store {path or ':memory:'}"):
             meta = self._boot()
         self.store_id = meta["store_id"]
@@ -202,6 +206,8 @@ class Store:
                     records.append(record)
                     head = position
                 self._log.append_many(logged)
+                for hook in self._commit_hooks:
+                    hook(records)
             self._head = head
         self._deliver(deliveries)
         return records
@@ -223,6 +229,42 @@ class Store:
             self._head = self._log.head()
         self._deliver(deliveries)
         return result
+
+    def add_commit_hook(self, hook: CommitHook) -> None:
+        """Run ``hook(records)`` inside every commit's transaction, before it commits.
+
+        A hook that raises aborts the commit, which then leaves no trace. The hybrid
+        manager projects commits into the SQL primary this way.
+        """
+        self._commit_hooks.append(hook)
+
+    def remove_commit_hook(self, hook: CommitHook) -> None:
+        """Stop running ``hook``."""
+        self._commit_hooks.remove(hook)
+
+    def ingest(self, records: Sequence[EventRecord]) -> int:
+        """Append events confirmed elsewhere, continuing the head of a standalone store.
+
+        The SQL primary's journal and export archives hand events back this way. An
+        event that does not apply is kept with the reason, as in a rebuild. Returns
+        how many applied.
+        """
+        if not records:
+            return 0
+        with self._lock:
+            self._check_open()
+            if self.sync:
+                raise StoreError("a synced store takes confirmed events through rebase()")
+            check_continuation(records, self._head)
+            applied = 0
+            with self._write(f"ingesting {len(records)} event(s)") as deliveries:
+                for record in records:
+                    error, _ = self._apply_logged(record, capture=False)
+                    self._log.append(record, "confirmed", error=error)
+                    applied += error is None
+            self._head = records[-1].position
+        self._deliver(deliveries)
+        return applied
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Recreate the state from the event log; returns the number of events applied."""
@@ -304,6 +346,20 @@ class Store:
                 for row in self._conn.execute(f'SELECT * FROM "{name}" ORDER BY {keys}'):
                     digest.update(msgspec.json.encode(row))
         return digest.hexdigest()
+
+    def stream(self, sql: str, *, typed: bool = True) -> Iterator[tuple[Any, ...]]:
+        """Rows of a read query one by one, holding the store's lock until exhausted.
+
+        For long scans that must see one consistent state (``pjai verify``, export):
+        commits wait until the iteration ends. ``typed=False`` yields values as SQLite
+        stores them.
+        """
+        with self._lock:
+            self._check_open()
+            with self._read_only("streaming rows"):
+                cursor = self._conn.cursor()
+                cursor.execute(sql)
+                yield from (self._rows.iterate(cursor) if typed else cursor)
 
     def summary(self) -> dict[str, object]:
         """Identity, positions, event counts, row counts and size, for people and tools."""
@@ -422,6 +478,7 @@ class Store:
     def _run_live(self, live: LiveQuery) -> bool:
         """Run a live query (finding the tables it reads); whether its result changed."""
         prepared = live._prepared
+        assert isinstance(prepared, Prepared)
         with self._lock:
             self._check_open()
             tables: set[str] = set()

@@ -1,0 +1,188 @@
+"""Commands over both sides: ``db``, ``flags``, ``doctor``, ``verify``, ``repair``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Table
+
+from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, console, fail, progress_bar
+from pjai.errors import PjaiError
+from pjai.hybrid import HybridDatabaseManager
+from pjai.hybrid.flags import Flags, parse_bool
+from pjai.schema import SCHEMA
+from pjai.sql import migrate
+from pjai.sql.engine import PoolConfig, default_url
+from pjai.sql.shards import ShardSet, shard_urls
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+db = typer.Typer(help="The SQL primary's schema (Alembic migrations).", no_args_is_help=True)
+flags = typer.Typer(help="Feature flags, the reactive store switch among them.")
+
+
+@contextmanager
+def _manager(data_dir: Path, doing: str = "Catching up") -> Iterator[HybridDatabaseManager]:
+    try:
+        with progress_bar(doing) as progress:
+            manager = HybridDatabaseManager.open(data_dir, progress=progress)
+        with manager:
+            yield manager
+    except PjaiError as exc:
+        raise fail(exc) from exc
+
+
+def _shards(data_dir: Path) -> ShardSet:
+    urls = shard_urls() or [default_url(data_dir)]
+    return ShardSet(urls, SCHEMA, PoolConfig.from_env())
+
+
+@db.command()
+def upgrade(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Create or upgrade the SQL primary's tables (every shard)."""
+    try:
+        shards = _shards(data_dir)
+        for shard in shards:
+            console.print(f"{shard.url}: at {migrate.upgrade(shard.engine)}")
+        shards.dispose()
+    except PjaiError as exc:
+        raise fail(exc) from exc
+
+
+@db.command()
+def current(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Show each shard's migration and the newest this PJai knows."""
+    try:
+        shards = _shards(data_dir)
+        for shard in shards:
+            console.print(f"{shard.url}: {migrate.current(shard.engine) or 'empty'}")
+        console.print(f"newest: {migrate.head()}")
+        shards.dispose()
+    except PjaiError as exc:
+        raise fail(exc) from exc
+
+
+@flags.callback(invoke_without_command=True)
+def show_flags(
+    ctx: typer.Context, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False
+) -> None:
+    """Show every flag, its value and where the value comes from."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        states = Flags(data_dir / "flags.json").all()
+    except PjaiError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        print(json.dumps({s.name: {"value": s.value, "source": s.source} for s in states}))
+        return
+    table = Table("flag", "value", "from", "what it does")
+    for s in states:
+        table.add_row(s.name, str(s.value).lower(), s.source, s.description)
+    console.print(table)
+
+
+@flags.command("set")
+def set_flag(
+    name: Annotated[str, typer.Argument(help="Flag name, e.g. use_livestore.")],
+    value: Annotated[str, typer.Argument(help="true or false.")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Set a flag; running PJai processes follow it at their next command."""
+    try:
+        state = Flags(data_dir / "flags.json").set(name, parse_bool(value, name))
+    except PjaiError as exc:
+        raise fail(exc) from exc
+    note = " (the environment overrides the file)" if state.source == "environment" else ""
+    console.print(f"{name} = {str(state.value).lower()}{note}")
+
+
+def doctor(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
+    """Health of the store, the SQL shards and the bridge."""
+    with _manager(data_dir) as manager:
+        health = manager.health()
+    if as_json:
+        print(json.dumps(health.to_dict(), default=str))
+        return
+    table = Table(
+        "system", "status", "probe ms", "position", "detail", title=f"PJai · {health.status}"
+    )
+    s = health.store
+    table.add_row(
+        "store",
+        s.status,
+        str(s.probe_ms or "-"),
+        str(s.head),
+        f"{s.events} events, {s.pending} pending, {s.disk_bytes:,} bytes"
+        + (f" · {s.error}" if s.error else ""),
+    )
+    for shard in health.shards:
+        pool = ", ".join(f"{k} {v}" for k, v in shard.pool.items())
+        detail = (
+            f"{shard.journal_events} journaled, {shard.quarantined} quarantined, "
+            f"{shard.disk_bytes:,} bytes, pool: {pool}"
+        )
+        table.add_row(
+            shard.url,
+            shard.status,
+            str(shard.probe_ms or "-"),
+            str(shard.checkpoint),
+            detail + (f" · {shard.error}" if shard.error else ""),
+        )
+    b = health.bridge
+    table.add_row(
+        "bridge",
+        "lagging" if b.lag_events else "ok",
+        "-",
+        f"lag {b.lag_events}",
+        f"p95 {b.lag_p95_ms} ms, {len(b.quarantined)} quarantined listed",
+    )
+    console.print(table)
+    for q in b.quarantined:
+        console.print(f"  quarantined e{q['position']} {q['name']} {q['event_id']}: {q['reason']}")
+    if health.last_error:
+        console.print(f"last error: {health.last_error}")
+
+
+def verify(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
+    """Compare the store and the SQL primary per table and persona."""
+    with _manager(data_dir) as manager, progress_bar("Verifying") as progress:
+        report = manager.verify(progress)
+    if as_json:
+        print(json.dumps(report.to_dict()))
+    else:
+        table = Table(
+            "table", "store rows", "SQL rows", "equal", title=f"verify · {report.seconds:.2f} s"
+        )
+        for t in report.tables:
+            table.add_row(t.table, str(t.store_rows), str(t.sql_rows), "yes" if t.equal else "NO")
+        console.print(table)
+        for t in report.tables:
+            for p in t.personas:
+                counts = f"store {p.store_rows} rows, SQL {p.sql_rows}"
+                console.print(f"{t.table} · persona {p.persona_id}: {counts}")
+                for r in p.rows:
+                    console.print(f"    {r.key}: {r.problem} {' '.join(r.columns)}")
+    if not report.equal:
+        raise typer.Exit(code=2)
+
+
+def repair(
+    side: Annotated[str, typer.Option("--side", help="What to rebuild: sql or store.")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Rebuild one side from the event log."""
+    if side not in ("sql", "store"):
+        raise typer.BadParameter("--side is sql or store")
+    chosen: Literal["sql", "store"] = "sql" if side == "sql" else "store"
+    with _manager(data_dir) as manager, progress_bar(f"Rebuilding {side}") as progress:
+        try:
+            replayed = manager.repair(chosen, progress)
+        except PjaiError as exc:
+            raise fail(exc) from exc
+    console.print(f"Rebuilt {side} from {replayed} event(s).")

@@ -1,0 +1,165 @@
+"""The bridge: projects the event log into the SQL primary, in order, exactly once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+from pjai.errors import EventError, SqlError
+from pjai.schema.event import Context, Schema
+from pjai.schema.ops import Op
+from pjai.schema.records import EventRecord
+from pjai.schema.types import utc_now
+from pjai.sql import journal
+from pjai.sql.shards import ShardSet
+from pjai.sql.writer import Projection
+
+__all__ = ["Bridge", "BridgeReport"]
+
+Progress = Callable[[int, int], object]
+
+
+@dataclass(slots=True)
+class BridgeReport:
+    """What the bridge has done since it started, for health reports."""
+
+    projected: int = 0
+    quarantined: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    lags_ms: list[float] = field(default_factory=list)
+    """Commit time to SQL commit, per projected event (the latest few thousand)."""
+
+    def lag(self, records: Sequence[EventRecord]) -> None:
+        """Note how long ``records`` took to reach SQL."""
+        now = utc_now()
+        self.lags_ms.extend((now - r.at).total_seconds() * 1000 for r in records)
+        del self.lags_ms[:-5_000]
+
+
+class Bridge:
+    """Applies events to every SQL shard with the same materializers as the store.
+
+    Each event's ops go to the shards holding the rows they touch (by persona id; ops
+    without one go to all shards); every shard journals the events it received and
+    moves its checkpoint in the same transaction. Shard transactions commit together
+    after all succeeded.
+    """
+
+    def __init__(self, shards: ShardSet, schema: Schema) -> None:
+        self.shards = shards
+        self.schema = schema
+        self.report = BridgeReport()
+        self._lock = threading.Lock()
+
+    def checkpoint(self) -> int:
+        """The global position every shard has reached."""
+        return min(shard.writer.checkpoint() for shard in self.shards)
+
+    def projections(self, records: Iterable[EventRecord]) -> list[list[Projection]]:
+        """Per shard, the projections of ``records`` it must apply, in order."""
+        per_shard: list[list[Projection]] = [[] for _ in self.shards.shards]
+        for record in records:
+            ops: Sequence[Op] = ()
+            error: str | None = None
+            key: str | None = None
+            try:
+                payload = self.schema.decode(record.name, bytes(record.args))
+                key = getattr(payload, "persona_id", None)
+                ops = payload.materialize(Context(record.id, record.at))
+            except EventError as exc:
+                error = str(exc)
+            except Exception as exc:  # a materializer bug must not stop the bridge
+                error = f"event {record.name}: materializer failed: {exc!r}"
+            targets: dict[int, list[Op]] = {}
+            for op in ops:
+                for shard in self.shards.route(op):
+                    targets.setdefault(shard.index, []).append(op)
+            if not targets:
+                home = self.shards.for_persona(key) if key else self.shards.shards[0]
+                targets[home.index] = []
+            for index, shard_ops in targets.items():
+                per_shard[index].append(Projection(record, key, shard_ops, error))
+        return per_shard
+
+    def project(self, records: Sequence[EventRecord], *, strict: bool) -> set[str]:
+        """Apply ``records`` to SQL; returns the tables their events wrote.
+
+        ``strict``: raise on the first refused event and write nothing anywhere.
+        Otherwise refused events are quarantined and reported.
+        """
+        if not records:
+            return set()
+        quarantined = 0
+        per_shard = self.projections(records)
+        tables = {op.table for items in per_shard for item in items for op in item.ops}
+        last = records[-1].position.global_seq
+        with self._lock, ExitStack() as stack:
+            try:
+                transactions = [
+                    stack.enter_context(shard.writer.transaction("projecting into SQL"))
+                    for shard in self.shards
+                ]
+                now = utc_now()
+                for tx, items in zip(transactions, per_shard, strict=True):
+                    if items:
+                        done = tx.project(items, strict=strict)
+                        quarantined += len(done.quarantined)
+                        self.report.projected += done.applied
+                    else:
+                        tx.advance(last, now)
+            except SqlError as exc:
+                self._failed(exc)
+                raise
+        self.report.quarantined += quarantined
+        self.report.lag(records)
+        return tables
+
+    def catch_up(
+        self,
+        events: Callable[[int], Iterable[EventRecord]],
+        *,
+        batch: int = 1_000,
+        progress: Progress | None = None,
+        total: int = 0,
+    ) -> int:
+        """Project the events after the lowest shard checkpoint; returns how many.
+
+        ``events(after)`` yields the log from just after global position ``after``.
+        Refused events are quarantined, not retried.
+        """
+        start = self.checkpoint()
+        done = 0
+        pending: list[EventRecord] = []
+        for record in events(start):
+            pending.append(record)
+            if len(pending) >= batch:
+                self.project(pending, strict=False)
+                done += len(pending)
+                pending = []
+                if progress is not None:
+                    progress(done, total)
+        if pending:
+            self.project(pending, strict=False)
+            done += len(pending)
+        if progress is not None and done:
+            progress(done, max(total, done))
+        return done
+
+    def quarantined(self) -> list[tuple[EventRecord, str]]:
+        """Every quarantined event on every shard, with its reason."""
+        found: dict[str, tuple[EventRecord, str]] = {}
+        for shard in self.shards:
+            with shard.writer.connection("reading quarantined events") as conn:
+                for record, _status, error in journal.journal_entries(
+                    conn, status=journal.QUARANTINED
+                ):
+                    found.setdefault(record.id, (record, error or ""))
+        return sorted(found.values(), key=lambda item: item[0].position.global_seq)
+
+    def _failed(self, error: BaseException) -> None:
+        self.report.last_error = str(error)
+        self.report.last_error_at = time.time()

@@ -1,0 +1,169 @@
+"""Health of the store, the SQL shards and the bridge between them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+
+from pjai.errors import PjaiError
+from pjai.sql import journal
+
+if TYPE_CHECKING:
+    from pjai.hybrid.manager import HybridDatabaseManager
+
+__all__ = ["BridgeHealth", "Health", "ShardHealth", "StoreHealth", "check"]
+
+QUARANTINE_LISTED = 20
+
+
+@dataclass(slots=True)
+class StoreHealth:
+    """The reactive store."""
+
+    status: str
+    path: str
+    head: int = 0
+    events: int = 0
+    pending: int = 0
+    live_queries: int = 0
+    probe_ms: float | None = None
+    disk_bytes: int = 0
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class ShardHealth:
+    """One SQL primary."""
+
+    url: str
+    status: str
+    probe_ms: float | None = None
+    checkpoint: int = 0
+    journal_events: int = 0
+    quarantined: int = 0
+    pool: dict[str, int] = field(default_factory=dict)
+    disk_bytes: int = 0
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class BridgeHealth:
+    """Projection from the store into SQL."""
+
+    lag_events: int
+    lag_p95_ms: float | None
+    projected: int
+    quarantined: list[dict[str, Any]]
+    last_error: str | None
+
+
+@dataclass(slots=True)
+class Health:
+    """Everything :func:`check` found; ``status`` is ok, degraded or down."""
+
+    status: str
+    store: StoreHealth
+    shards: list[ShardHealth]
+    bridge: BridgeHealth
+    flags: dict[str, bool]
+    last_error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _probe(action: Any) -> float:
+    started = time.perf_counter()
+    action()
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _store(manager: HybridDatabaseManager) -> StoreHealth:
+    store = manager.store
+    if store is None:
+        return StoreHealth("off", str(manager.store_path))
+    try:
+        summary = store.summary()
+        probe = _probe(lambda: store.query("SELECT count(*) FROM pjai_meta"))
+    except PjaiError as exc:
+        return StoreHealth("down", str(manager.store_path), error=str(exc))
+    return StoreHealth(
+        "ok",
+        str(manager.store_path),
+        head=store.head.global_seq,
+        events=int(str(summary["events"])),
+        pending=int(str(summary["pending"])),
+        live_queries=store.live_queries,
+        probe_ms=probe,
+        disk_bytes=store.disk_bytes(),
+    )
+
+
+def _shard(shard: Any) -> ShardHealth:
+    pool = shard.engine.pool
+    stats = {
+        name: int(getattr(pool, name)())
+        for name in ("size", "checkedin", "checkedout", "overflow")
+        if hasattr(pool, name)
+    }
+    try:
+        with shard.writer.connection("checking SQL health") as conn:
+            probe = _probe(lambda: conn.execute(text("SELECT 1")).scalar_one())
+            return ShardHealth(
+                shard.url,
+                "ok",
+                probe_ms=probe,
+                checkpoint=shard.writer.checkpoint(),
+                journal_events=journal.count(conn),
+                quarantined=journal.count(conn, journal.QUARANTINED),
+                pool=stats,
+                disk_bytes=shard.writer.backend.database_bytes(conn),
+            )
+    except PjaiError as exc:
+        return ShardHealth(shard.url, "down", pool=stats, error=str(exc))
+
+
+def check(manager: HybridDatabaseManager) -> Health:
+    """Probe both systems and report."""
+    store = _store(manager)
+    shards = [_shard(shard) for shard in manager.shards]
+    reachable = [s for s in shards if s.status == "ok"]
+    lag = max(0, manager.head() - min((s.checkpoint for s in reachable), default=0))
+    report = manager.bridge.report
+    quarantined: list[dict[str, Any]] = []
+    if reachable and any(s.quarantined for s in reachable):
+        for record, reason in manager.bridge.quarantined()[:QUARANTINE_LISTED]:
+            quarantined.append(
+                {
+                    "event_id": record.id,
+                    "name": record.name,
+                    "position": record.position.global_seq,
+                    "reason": reason,
+                }
+            )
+    lags = sorted(report.lags_ms)
+    bridge = BridgeHealth(
+        lag_events=lag if reachable else manager.head(),
+        lag_p95_ms=round(lags[int(0.95 * (len(lags) - 1))], 3) if lags else None,
+        projected=report.projected,
+        quarantined=quarantined,
+        last_error=report.last_error,
+    )
+    if store.status == "down" or not reachable:
+        status = "down"
+    elif len(reachable) < len(shards) or lag or quarantined:
+        status = "degraded"
+    else:
+        status = "ok"
+    return Health(
+        status,
+        store,
+        shards,
+        bridge,
+        {state.name: state.value for state in manager.flags.all()},
+        manager.last_error,
+    )

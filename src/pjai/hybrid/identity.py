@@ -1,0 +1,44 @@
+"""The installation's client id, kept in the data directory."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pjai.errors import ConfigError
+from pjai.schema.types import new_id
+
+__all__ = ["Identity"]
+
+
+@dataclass(slots=True)
+class Identity:
+    """The client id events committed here carry, whichever side commits them."""
+
+    path: Path
+    client_id: str
+
+    @classmethod
+    def load(cls, path: Path) -> Identity:
+        """Read the identity file, creating it with a new client id if missing."""
+        if path.exists():
+            try:
+                return cls(path, str(json.loads(path.read_text())["client_id"]))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ConfigError(f"{path} is not a PJai identity file: {exc}") from exc
+        identity = cls(path, new_id())
+        identity.save()
+        return identity
+
+    def adopt(self, client_id: str) -> None:
+        """Use the store's client id from now on (it was there first)."""
+        if client_id != self.client_id:
+            self.client_id = client_id
+            self.save()
+
+    def save(self) -> None:
+        """Write the identity file atomically."""
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"client_id": self.client_id}) + "\n")
+        temporary.replace(self.path)

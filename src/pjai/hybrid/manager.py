@@ -1,0 +1,406 @@
+"""The HybridDatabaseManager: one commit path over the reactive store and the SQL primary."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+from pjai.errors import ConfigError, MaterializationError, QueryError, SqlError, SqlUnavailableError
+from pjai.hybrid.bridge import Bridge
+from pjai.hybrid.flags import Flags
+from pjai.hybrid.health import Health, check
+from pjai.hybrid.identity import Identity
+from pjai.hybrid.integrity import VerifyReport, verify
+from pjai.hybrid.sqllive import SqlLiveHost
+from pjai.schema import SCHEMA
+from pjai.schema.event import Event, Schema
+from pjai.schema.records import EventRecord, Position
+from pjai.schema.types import new_id, utc_now
+from pjai.sql import journal, migrate
+from pjai.sql.engine import PoolConfig, default_url
+from pjai.sql.repositories import MemoryRepository, PersonaRepository
+from pjai.sql.shards import ShardSet, shard_urls
+from pjai.store import LiveQuery, Progress, Row, Store
+from pjai.store.query import Params, Query
+
+__all__ = ["STORE_FILE", "HybridDatabaseManager"]
+
+STORE_FILE = "store.db"
+RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
+MAX_BACKOFF_S = 30.0
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class HybridDatabaseManager:
+    """Opens the reactive store and the SQL primary of a data directory and ties them.
+
+    With the store on (``use_livestore``, the default), :meth:`commit` goes through the
+    store and the bridge projects the events into SQL inside the same commit: a
+    refusal by SQL rolls the commit back and raises; SQL being unreachable does not,
+    the bridge catches up once it is back (health shows the lag). With the store off,
+    commits write SQL directly, still journalling every event, and turning the store
+    on again catches it up from the journal.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        sql_urls: Sequence[str] | None = None,
+        pool: PoolConfig | None = None,
+        schema: Schema = SCHEMA,
+        environ: Mapping[str, str] | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.schema = schema
+        self.flags = Flags(self.data_dir / "flags.json", environ)
+        urls = list(sql_urls or shard_urls(environ) or [default_url(self.data_dir)])
+        self.shards = ShardSet(urls, schema, pool or PoolConfig.from_env(dict(environ or {})))
+        self.personas = PersonaRepository(self.shards)
+        self.memories = MemoryRepository(self.shards)
+        self.bridge = Bridge(self.shards, schema)
+        self.identity = Identity.load(self.data_dir / "identity.json")
+        self.session_id = new_id()
+        self.last_error: str | None = None
+        self._lock = threading.RLock()
+        self._store: Store | None = None
+        self._sql_live = SqlLiveHost(self.shards.shards[0], frozenset(self.schema.tables()))
+        self._projected_through = 0
+        self._sql_head = 0
+        self._retry: threading.Timer | None = None
+        self._backoff = RETRY_DELAYS_S[0]
+        self._closed = False
+        try:
+            for shard in self.shards:
+                _with_retries(partial(migrate.upgrade, shard.engine), "migrating SQL")
+            if self.flags["use_livestore"]:
+                self._start_store(progress)
+            else:
+                self._stop_store(progress)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def open(cls, data_dir: Path | str, **options: Any) -> HybridDatabaseManager:
+        """Open the data directory's store and SQL primary (see the class doc)."""
+        return cls(Path(data_dir), **options)
+
+    # -- state of the two sides --------------------------------------------------
+
+    @property
+    def store(self) -> Store | None:
+        """The reactive store, or ``None`` while it is switched off."""
+        return self._store
+
+    @property
+    def use_livestore(self) -> bool:
+        """Whether commits go through the reactive store."""
+        return self._store is not None
+
+    @property
+    def store_path(self) -> Path:
+        """Where the reactive store's file is."""
+        return self.data_dir / STORE_FILE
+
+    def head(self) -> int:
+        """The global position of the last committed event."""
+        return self._store.head.global_seq if self._store is not None else self._sql_head
+
+    # -- commands ----------------------------------------------------------------
+
+    def commit(self, *events: Event) -> list[EventRecord]:
+        """Commit ``events``: to the store and SQL, or to SQL alone with the store off."""
+        with self._lock:
+            self._check_open()
+            self._follow_flags()
+            if self._store is not None:
+                return self._store.commit(*events)
+            return self._commit_sql(events)
+
+    def query(self, query: Query, params: Params = None) -> list[Row]:
+        """Read from the store, or from SQL with the store off (a single SQL primary)."""
+        self._follow_flags()
+        if self._store is not None:
+            return self._store.query(query, params)
+        return self._sql_reader().query(query, params)
+
+    def live(self, query: Query, params: Params = None) -> LiveQuery:
+        """A live query on the store, or on SQL (re-run after SQL commits) with it off."""
+        self._follow_flags()
+        if self._store is not None:
+            return self._store.live(query, params)
+        return self._sql_reader().live(query, params)
+
+    def set_flag(self, name: str, value: bool) -> None:
+        """Set a flag now and for later runs (``flags.json``)."""
+        with self._lock:
+            state = self.flags.set(name, value)
+            if state.source == "environment" and state.value != value:
+                raise ConfigError(
+                    f"flag {name} is set to {state.value} by the environment, which wins "
+                    "over the flags file; change the environment variable instead"
+                )
+            self._follow_flags(force=True)
+
+    def catch_up(self, progress: Progress | None = None) -> int:
+        """Bring SQL up to the store (and the store up to SQL's journal); events moved."""
+        with self._lock:
+            self._check_open()
+            return self._reconcile(progress)
+
+    def health(self) -> Health:
+        """Status, probe latency, lag, quarantine, pools and disk use of both sides."""
+        with self._lock:
+            self._check_open()
+            return check(self)
+
+    def verify(self, progress: Progress | None = None) -> VerifyReport:
+        """Compare the store with SQL per table and persona (the store must be on)."""
+        with self._lock:
+            self._check_open()
+            if self._store is None:
+                raise ConfigError("verify compares the store with SQL; switch the store on")
+            return verify(self._store, self.shards, self.schema, progress)
+
+    def repair(self, side: Literal["sql", "store"], progress: Progress | None = None) -> int:
+        """Rebuild one side from the event log; returns the events replayed.
+
+        ``sql``: empty every shard (rows, journal, checkpoints) and project the whole
+        log again. ``store``: rebuild the store's state from its log. Either way, events
+        only one side has are first brought to the other.
+        """
+        with self._lock:
+            self._check_open()
+            if side not in ("sql", "store"):
+                raise ConfigError(f"repair rebuilds 'sql' or 'store', not {side!r}")
+            store = self._store
+            if side == "store":
+                if store is None:
+                    raise ConfigError("the store is switched off; switch it on to repair it")
+                self._reconcile(None)
+                return store.rebuild(progress)
+            if store is not None:
+                self._reconcile(None)
+                records: list[EventRecord] = [e.record for e in store.events()]
+            else:
+                records = self._journal_after(0)
+            for shard in self.shards:
+                with shard.writer.transaction("emptying SQL for repair") as tx:
+                    tx.empty(self.schema)
+            self.bridge.catch_up(
+                lambda after: (r for r in records if r.position.global_seq > after),
+                progress=progress,
+                total=len(records),
+            )
+            self._projected_through = records[-1].position.global_seq if records else 0
+            return len(records)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the store and every pooled SQL connection."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._retry is not None:
+                self._retry.cancel()
+            self._sql_live.close()
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            self.shards.dispose()
+
+    def __enter__(self) -> HybridDatabaseManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError("the manager is closed")
+
+    def _follow_flags(self, *, force: bool = False) -> None:
+        with self._lock:
+            if not (self.flags.refresh() or force):
+                return
+            wanted = self.flags["use_livestore"]
+            if wanted and self._store is None:
+                self._start_store(None)
+            elif not wanted and self._store is not None:
+                self._stop_store(None)
+
+    def _start_store(self, progress: Progress | None) -> None:
+        store = Store.open(self.store_path, schema=self.schema, progress=progress)
+        self._store = store
+        self.identity.adopt(store.client_id)
+        try:
+            self._reconcile(progress)
+        except SqlError as exc:
+            self._fell_behind(exc)
+        store.add_commit_hook(self._project)
+
+    def _stop_store(self, progress: Progress | None) -> None:
+        """Turn the store off: SQL must first hold every event the store has."""
+        store = self._store
+        if store is None and self.store_path.exists():
+            store = Store.open(self.store_path, schema=self.schema, progress=progress)
+        try:
+            if store is not None:
+                self._store = store
+                try:
+                    self._reconcile(progress)
+                except SqlError as exc:
+                    raise SqlUnavailableError(
+                        f"cannot switch the reactive store off: SQL does not have all its "
+                        f"events yet and cannot take them now ({exc})"
+                    ) from exc
+                store.close()
+        finally:
+            self._store = None
+        self._sql_head = self._journal_head()
+
+    def _reconcile(self, progress: Progress | None) -> int:
+        """Journal events the store lacks go to the store; store events SQL lacks go to SQL."""
+        store = self._store
+        if store is None:
+            return 0
+        moved = 0
+        missing = self._journal_after(store.head.global_seq)
+        if missing:
+            moved += len(missing)
+            store.ingest(missing)
+        total = store.head.global_seq
+
+        def events(after: int) -> Iterator[EventRecord]:
+            return (entry.record for entry in store.events(after=Position(after)))
+
+        moved += self.bridge.catch_up(events, progress=progress, total=total)
+        self._projected_through = total
+        self._backoff = RETRY_DELAYS_S[0]
+        return moved
+
+    def _project(self, records: list[EventRecord]) -> None:
+        """The store's commit hook: project the commit into SQL before it commits."""
+        try:
+            if records[0].parent.global_seq > self._projected_through:
+                self._reconcile_within(records[0].parent.global_seq)
+            self.bridge.project(records, strict=True)
+            self._projected_through = records[-1].position.global_seq
+        except SqlUnavailableError as exc:
+            self._fell_behind(exc)
+
+    def _reconcile_within(self, through: int) -> None:
+        store = self._store
+        assert store is not None
+
+        def events(after: int) -> Iterator[EventRecord]:
+            for entry in store.events(after=Position(after)):
+                if entry.record.position.global_seq > through:
+                    return
+                yield entry.record
+
+        self.bridge.catch_up(events)
+        self._projected_through = through
+
+    def _commit_sql(self, events: Sequence[Event]) -> list[EventRecord]:
+        encoded = [self.schema.encode(event) for event in events]
+        at = utc_now()
+        head = Position(self._sql_head)
+        records: list[EventRecord] = []
+        for name, _payload, args in encoded:
+            position = head.next(0)
+            records.append(
+                EventRecord(
+                    id=new_id(),
+                    name=name,
+                    args=msgspec.Raw(args),
+                    position=position,
+                    parent=head,
+                    client_id=self.identity.client_id,
+                    session_id=self.session_id,
+                    at=at,
+                )
+            )
+            head = position
+        tables = self.bridge.project(records, strict=True)
+        self._sql_head = head.global_seq
+        self._sql_live.changed(tables | {journal.journal.name})
+        return records
+
+    def _journal_head(self) -> int:
+        heads = []
+        for shard in self.shards:
+            with shard.writer.connection("reading the journal") as conn:
+                heads.append(journal.head(conn))
+        return max(heads)
+
+    def _journal_after(self, after: int) -> list[EventRecord]:
+        found: dict[str, EventRecord] = {}
+        for shard in self.shards:
+            with shard.writer.connection("reading the journal") as conn:
+                for record, _status, _error in journal.journal_entries(conn, after=after):
+                    found.setdefault(record.id, record)
+        return sorted(found.values(), key=lambda r: r.position.global_seq)
+
+    def _sql_reader(self) -> SqlLiveHost:
+        if len(self.shards) > 1:
+            raise QueryError(
+                "ad-hoc queries over several SQL shards are not supported with the store "
+                "off; use the repositories (manager.personas, manager.memories)"
+            )
+        return self._sql_live
+
+    def _fell_behind(self, error: BaseException) -> None:
+        self.last_error = str(error)
+        log.warning("SQL primary is behind the store: %s", error)
+        self._schedule_retry()
+
+    def _schedule_retry(self) -> None:
+        if self._closed or (self._retry is not None and self._retry.is_alive()):
+            return
+        delay, self._backoff = self._backoff, min(self._backoff * 2, MAX_BACKOFF_S)
+        self._retry = threading.Timer(delay, self._retry_catch_up)
+        self._retry.daemon = True
+        self._retry.start()
+
+    def _retry_catch_up(self) -> None:
+        with self._lock:
+            self._retry = None
+            if self._closed or self._store is None:
+                return
+            try:
+                self._reconcile(None)
+                self.last_error = None
+            except SqlError as exc:
+                self._fell_behind(exc)
+            except MaterializationError as exc:  # quarantine failed; keep trying later
+                self._fell_behind(exc)
+
+
+def _with_retries(action: Callable[[], T], doing: str) -> T:
+    """Run ``action``, retrying a few times while SQL is unavailable."""
+    for delay in (*RETRY_DELAYS_S, None):
+        try:
+            return action()
+        except SqlUnavailableError:
+            if delay is None:
+                raise
+            log.info("%s: SQL unavailable, retrying in %.1f s", doing, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")

@@ -1,0 +1,228 @@
+"""Materializer ops as SQL text, per backend.
+
+Each backend that holds PJai's tables (the store's SQLite state, the SQL primary on
+SQLite or PostgreSQL) renders the same ops with its own :class:`Flavor`: placeholder,
+spelling of "greatest", and how values are stored. Statements are cached per op shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from sqlalchemy import Boolean, MetaData, Table
+
+from pjai.errors import MaterializationError
+from pjai.schema.ops import NOT_NULL, Delete, Greatest, IfNull, Increment, Insert, Op, Update
+from pjai.schema.types import JsonDocument, Timestamp, to_iso
+
+__all__ = [
+    "SQLITE",
+    "BadOp",
+    "Convert",
+    "Flavor",
+    "OpRenderer",
+    "is_check",
+    "sqlite_constraint_error",
+    "writes",
+]
+
+Convert = Callable[[Any], Any]
+_json = msgspec.json.Encoder()
+
+
+def _to_json(value: Any) -> str:
+    return _json.encode(value).decode()
+
+
+def _sqlite_converter(column_type: object) -> Convert | None:
+    if isinstance(column_type, Timestamp):
+        return to_iso
+    if isinstance(column_type, JsonDocument):
+        return _to_json
+    if isinstance(column_type, Boolean):
+        return int
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Flavor:
+    """How one backend spells op statements and stores Python values."""
+
+    name: str
+    placeholder: str
+    greatest: str
+    converter: Callable[[object], Convert | None]
+
+
+SQLITE = Flavor("sqlite", "?", "max", _sqlite_converter)
+"""SQLite through apsw or sqlite3: ISO-8601 text times, 0/1 booleans, JSON text."""
+
+
+def is_check(op: Op) -> bool:
+    """Whether ``op`` only checks that a row exists (an update without values)."""
+    return isinstance(op, Update) and not op.values
+
+
+def writes(ops: Sequence[Op]) -> int:
+    """How many of ``ops`` write."""
+    return sum(1 for op in ops if not is_check(op))
+
+
+class BadOp(Exception):
+    """A materializer returned an op naming a table or column the schema lacks."""
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class OpRenderer:
+    """Renders ops as ``(sql, params)`` for one flavor, caching SQL per op shape."""
+
+    def __init__(self, tables: MetaData | Iterable[Table], flavor: Flavor) -> None:
+        self.flavor = flavor
+        if isinstance(tables, MetaData):
+            tables = tables.sorted_tables
+        self._convert: dict[str, dict[str, Convert | None]] = {
+            table.name: {c.name: flavor.converter(c.type) for c in table.columns}
+            for table in tables
+        }
+        self._sql: dict[tuple[Any, ...], str] = {}
+        self._inserts: dict[tuple[str, tuple[str, ...]], tuple[str, list[Convert | None]]] = {}
+        mark = flavor.placeholder
+        self._set = {
+            "set": "{c} = " + mark,
+            "inc": "{c} = {c} + " + mark,
+            "max": "{c} = " + flavor.greatest + "(coalesce({c}, " + mark + "), " + mark + ")",
+            "ifnull": "{c} = coalesce({c}, " + mark + ")",
+        }
+        self._where = {"eq": "{c} = " + mark, "null": "{c} IS NULL", "notnull": "{c} IS NOT NULL"}
+
+    def render(self, op: Op) -> tuple[str, list[Any]]:
+        """The SQL and parameters of ``op``; raises :class:`BadOp` for unknown names."""
+        if isinstance(op, Insert):
+            return self._insert(op)
+        convert = self._table(op.table)
+        params: list[Any] = []
+        set_shape: tuple[tuple[str, str], ...] = ()
+        if isinstance(op, Update):
+            set_shape = tuple(self._set_shape(convert, op.table, op.values, params))
+        where_shape = tuple(self._where_shape(convert, op.table, op.where, params))
+        kind = "delete" if isinstance(op, Delete) else "check" if not set_shape else "update"
+        key = (kind, op.table, set_shape, where_shape)
+        sql = self._sql.get(key)
+        if sql is None:
+            sql = self._sql[key] = self._sql_for(key)
+        return sql, params
+
+    def _insert(self, op: Insert) -> tuple[str, list[Any]]:
+        # Inserts dominate bulk loads: SQL and converters are cached per column list.
+        key = (op.table, tuple(op.values))
+        cached = self._inserts.get(key)
+        if cached is None:
+            convert = self._table(op.table)
+            for column in key[1]:
+                self._value(convert, op.table, column, None)
+            sql = self._sql_for(("insert", *key))
+            cached = self._inserts[key] = (sql, [convert[c] for c in key[1]])
+        sql, converters = cached
+        params = [
+            v if v is None or fn is None else fn(v)
+            for v, fn in zip(op.values.values(), converters, strict=True)
+        ]
+        return sql, params
+
+    def _table(self, table: str) -> Mapping[str, Convert | None]:
+        convert = self._convert.get(table)
+        if convert is None:
+            raise BadOp(f"op names unknown table {table!r}")
+        return convert
+
+    def _value(self, convert: Mapping[str, Convert | None], table: str, column: str, v: Any) -> Any:
+        if column not in convert:
+            raise BadOp(f"op names unknown column {table}.{column}")
+        fn = convert[column]
+        return v if v is None or fn is None else fn(v)
+
+    def _set_shape(
+        self,
+        convert: Mapping[str, Convert | None],
+        table: str,
+        values: Mapping[str, Any],
+        params: list[Any],
+    ) -> list[tuple[str, str]]:
+        shape = []
+        for column, value in values.items():
+            if isinstance(value, Increment):
+                shape.append((column, "inc"))
+                params.append(value.by)
+            elif isinstance(value, Greatest):
+                shape.append((column, "max"))
+                stored = self._value(convert, table, column, value.value)
+                params.extend((stored, stored))
+            elif isinstance(value, IfNull):
+                shape.append((column, "ifnull"))
+                params.append(self._value(convert, table, column, value.value))
+            else:
+                shape.append((column, "set"))
+                params.append(self._value(convert, table, column, value))
+        return shape
+
+    def _where_shape(
+        self,
+        convert: Mapping[str, Convert | None],
+        table: str,
+        where: Mapping[str, Any],
+        params: list[Any],
+    ) -> list[tuple[str, str]]:
+        shape = []
+        for column, value in where.items():
+            if column not in convert:
+                raise BadOp(f"op names unknown column {table}.{column}")
+            if value is None:
+                shape.append((column, "null"))
+            elif value is NOT_NULL:
+                shape.append((column, "notnull"))
+            else:
+                shape.append((column, "eq"))
+                params.append(self._value(convert, table, column, value))
+        return shape
+
+    def _sql_for(self, key: tuple[Any, ...]) -> str:
+        kind, table = key[0], _quote(key[1])
+        if kind == "insert":
+            columns = key[2]
+            marks = ", ".join([self.flavor.placeholder] * len(columns))
+            return f"INSERT INTO {table} ({', '.join(map(_quote, columns))}) VALUES ({marks})"
+        where = " AND ".join(self._where[k].format(c=_quote(c)) for c, k in key[3]) or "1 = 1"
+        if kind == "check":
+            return f"SELECT 1 FROM {table} WHERE {where} LIMIT 1"
+        if kind == "delete":
+            return f"DELETE FROM {table} WHERE {where}"
+        sets = ", ".join(self._set[k].format(c=_quote(c)) for c, k in key[2])
+        return f"UPDATE {table} SET {sets} WHERE {where}"
+
+
+_FAILED_COLUMNS = re.compile(r"constraint failed: (?P<columns>[\w.]+(?:, [\w.]+)*)")
+_FAILED_CHECK = re.compile(r"CHECK constraint failed: (?P<name>\w+)")
+
+
+def sqlite_constraint_error(event: str, op: Op, message: str) -> MaterializationError:
+    """Name what an SQLite constraint message says the event violated."""
+    if "UNIQUE" in message and (m := _FAILED_COLUMNS.search(message)):
+        columns = [c.split(".")[-1] for c in m["columns"].split(", ")]
+        values = getattr(op, "values", {})
+        key = ", ".join(f"{c}={values.get(c)!r}" for c in columns)
+        return MaterializationError(event, f"{op.table} already has a row with {key}")
+    if "FOREIGN KEY" in message:
+        return MaterializationError(event, f"{op.table} row refers to a row that does not exist")
+    if (m := _FAILED_CHECK.search(message)) is not None:
+        return MaterializationError(event, f"violates {op.table} rule {m['name']}")
+    if "NOT NULL" in message and (m := _FAILED_COLUMNS.search(message)):
+        column = m["columns"].split(".")[-1]
+        return MaterializationError(event, f"{op.table}.{column} must not be NULL", field=column)
+    return MaterializationError(event, f"violates a constraint of {op.table}: {message}")

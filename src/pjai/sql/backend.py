@@ -1,0 +1,55 @@
+"""The contract each SQL backend implements, and picking one for an engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine
+
+from pjai.errors import ConfigError, MaterializationError, PjaiError
+from pjai.schema.ops import Op
+from pjai.schema.render import Flavor
+
+__all__ = ["Backend", "Statement", "backend_for"]
+
+Statement = tuple[str, Sequence[Any], bool]
+"""Rendered SQL, its parameters, and whether it is a check (a SELECT of one row)."""
+
+
+class Backend(Protocol):
+    """What the SQL writer needs from a database driver."""
+
+    name: str
+    flavor: Flavor
+    errors: tuple[type[BaseException], ...]
+    """The driver's exception classes."""
+
+    def run(self, dbapi_connection: Any, statements: Sequence[Statement]) -> list[int]:
+        """Execute in order; per statement the rows it matched (a check: 0 or 1).
+
+        Raises the driver's error if a statement fails; the transaction must then be
+        rolled back to before the first statement.
+        """
+
+    def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
+        """The event's fault in ``error`` (a constraint it violated), if that is what it is."""
+
+    def translate(self, error: BaseException, doing: str) -> PjaiError:
+        """Any other driver error as a PJai error."""
+
+    def database_bytes(self, conn: Connection) -> int:
+        """Bytes the database takes on disk."""
+
+
+def backend_for(engine: Engine) -> Backend:
+    """The backend of ``engine``'s dialect."""
+    if engine.dialect.name == "sqlite":
+        from pjai.sql.sqlite import SqliteBackend
+
+        return SqliteBackend()
+    if engine.dialect.name == "postgresql":
+        from pjai.sql.postgresql import PostgresBackend
+
+        return PostgresBackend()
+    raise ConfigError(f"no PJai backend for the {engine.dialect.name} dialect")

@@ -1,0 +1,131 @@
+"""Engines and connection pools for the SQL primary, from a URL."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from pjai.errors import ConfigError
+
+__all__ = ["PRIMARY_FILE", "PoolConfig", "create_sql_engine", "default_url", "redacted"]
+
+PRIMARY_FILE = "primary.db"
+BUSY_TIMEOUT_MS = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConfig:
+    """Connection pool settings; ``from_env`` reads ``PJAI_SQL_POOL_<FIELD>``."""
+
+    size: int = 5
+    overflow: int = 10
+    pre_ping: bool = True
+    recycle_s: int = 1_800
+    timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> PoolConfig:
+        """Settings from the environment, defaults for what is not set."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            raw = env.get(f"PJAI_SQL_POOL_{spec.name.upper()}")
+            if raw is None:
+                continue
+            try:
+                if spec.type == "bool":
+                    values[spec.name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+                else:
+                    values[spec.name] = float(raw) if spec.type == "float" else int(raw)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"PJAI_SQL_POOL_{spec.name.upper()}={raw!r} is not a valid {spec.type}"
+                ) from exc
+        return cls(**values)
+
+
+def default_url(data_dir: Path) -> str:
+    """The embedded default: an SQLite primary inside the data directory."""
+    return f"sqlite:///{data_dir / PRIMARY_FILE}"
+
+
+def redacted(url: str) -> str:
+    """The URL with any password hidden, for logs and reports."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid URL>"
+
+
+def create_sql_engine(url: str, pool: PoolConfig | None = None) -> Engine:
+    """An engine for ``url``: SQLite (WAL, foreign keys, busy timeout) or PostgreSQL.
+
+    PostgreSQL URLs use psycopg 3 (``postgresql+psycopg://``; a bare ``postgresql://``
+    is read the same way).
+    """
+    pool = pool or PoolConfig()
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"{url!r} is not a database URL: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed, pool)
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername in {"postgresql", "postgres"}:
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        if parsed.get_driver_name() != "psycopg":
+            raise ConfigError(f"{redacted(url)}: PJai talks to PostgreSQL through psycopg 3")
+        return create_engine(
+            parsed,
+            pool_size=pool.size,
+            max_overflow=pool.overflow,
+            pool_pre_ping=pool.pre_ping,
+            pool_recycle=pool.recycle_s,
+            pool_timeout=pool.timeout_s,
+            connect_args={"connect_timeout": 5},
+        )
+    raise ConfigError(f"{redacted(url)}: PJai's SQL primary is SQLite or PostgreSQL")
+
+
+def _sqlite_engine(url: URL, pool: PoolConfig) -> Engine:
+    database = url.database
+    if not database or database == ":memory:":
+        raise ConfigError("the SQL primary needs an SQLite file, not an in-memory database")
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        pool_size=pool.size,
+        max_overflow=pool.overflow,
+        pool_pre_ping=pool.pre_ping,
+        pool_recycle=pool.recycle_s,
+        pool_timeout=pool.timeout_s,
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # PJai issues BEGIN itself (below), so that savepoints and locking behave.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            f"busy_timeout={BUSY_TIMEOUT_MS}",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        # Writers take the lock up front: no deadlock upgrading a read lock later.
+        mode = conn.get_execution_options().get("pjai_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine

@@ -1,0 +1,190 @@
+"""The SQL primary's journal of applied events and its projection checkpoints.
+
+The journal holds every event the SQL side applied (or quarantined), with the same
+fields as the store's log, so it is an audit trail of its own and the log the store
+catches up from after running without it. The checkpoint row of a projection says how
+far in global order it has applied events; it moves in the same transaction as the
+rows it covers, which with the unique event id makes projection exactly-once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+)
+
+from pjai.schema.ops import Insert, Op, Update
+from pjai.schema.records import EventRecord, Position
+from pjai.schema.types import Timestamp
+
+__all__ = [
+    "APPLIED",
+    "QUARANTINED",
+    "checkpoint_op",
+    "checkpoints",
+    "journal",
+    "journal_entries",
+    "journal_metadata",
+    "journal_op",
+]
+
+APPLIED = "applied"
+QUARANTINED = "quarantined"
+
+journal_metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+journal = Table(
+    "pjai_journal",
+    journal_metadata,
+    Column("event_id", String, primary_key=True),
+    Column("global_seq", BigInteger, nullable=False),
+    Column("client_seq", Integer, nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("parent_global_seq", BigInteger, nullable=False),
+    Column("parent_client_seq", Integer, nullable=False),
+    Column("name", String, nullable=False),
+    Column("args", Text, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("session_id", String, nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("persona_id", String),
+    Column("status", String, nullable=False),
+    Column("error", Text),
+    Column("recorded_at", Timestamp, nullable=False),
+    Index(None, "global_seq"),
+    Index(None, "persona_id"),
+)
+
+checkpoints = Table(
+    "pjai_checkpoint",
+    journal_metadata,
+    Column("projection", String, primary_key=True),
+    Column("global_seq", BigInteger, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+
+def journal_op(
+    record: EventRecord, persona_id: str | None, status: str, error: str | None, now: datetime
+) -> Op:
+    """The insert that journals ``record``."""
+    position, parent = record.position, record.parent
+    return Insert(
+        "pjai_journal",
+        {
+            "event_id": record.id,
+            "global_seq": position.global_seq,
+            "client_seq": position.client_seq,
+            "generation": position.generation,
+            "parent_global_seq": parent.global_seq,
+            "parent_client_seq": parent.client_seq,
+            "name": record.name,
+            "args": bytes(record.args).decode(),
+            "client_id": record.client_id,
+            "session_id": record.session_id,
+            "at": record.at,
+            "persona_id": persona_id,
+            "status": status,
+            "error": error,
+            "recorded_at": now,
+        },
+    )
+
+
+def checkpoint_op(projection: str, global_seq: int, now: datetime) -> Op:
+    """The update that moves ``projection``'s checkpoint to ``global_seq``."""
+    return Update(
+        "pjai_checkpoint",
+        {"projection": projection},
+        {"global_seq": global_seq, "updated_at": now},
+    )
+
+
+def ensure_checkpoint(conn: Connection, projection: str, now: datetime) -> int:
+    """The projection's checkpoint, creating it at 0 if missing."""
+    found = conn.execute(
+        select(checkpoints.c.global_seq).where(checkpoints.c.projection == projection)
+    ).scalar_one_or_none()
+    if found is not None:
+        return int(found)
+    conn.execute(checkpoints.insert().values(projection=projection, global_seq=0, updated_at=now))
+    return 0
+
+
+def applied_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` the journal already holds."""
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        found.update(
+            conn.execute(select(journal.c.event_id).where(journal.c.event_id.in_(chunk))).scalars()
+        )
+    return found
+
+
+def head(conn: Connection) -> int:
+    """The highest global position journaled, or 0."""
+    return int(conn.execute(select(func.coalesce(func.max(journal.c.global_seq), 0))).scalar_one())
+
+
+def _record(row: Any) -> EventRecord:
+    return EventRecord(
+        id=row.event_id,
+        name=row.name,
+        args=msgspec.Raw(row.args.encode()),
+        position=Position(row.global_seq, row.client_seq, row.generation),
+        parent=Position(row.parent_global_seq, row.parent_client_seq),
+        client_id=row.client_id,
+        session_id=row.session_id,
+        at=row.at,
+    )
+
+
+def journal_entries(
+    conn: Connection, *, after: int = 0, status: str | None = None, batch: int = 2_000
+) -> Iterator[tuple[EventRecord, str, str | None]]:
+    """Journaled events after global position ``after``, in order, with status and error."""
+    last = after
+    while True:
+        query = select(journal).where(journal.c.global_seq > last)
+        if status is not None:
+            query = query.where(journal.c.status == status)
+        rows = conn.execute(query.order_by(journal.c.global_seq).limit(batch)).all()
+        for row in rows:
+            yield _record(row), row.status, row.error
+        if len(rows) < batch:
+            return
+        last = rows[-1].global_seq
+
+
+def count(conn: Connection, status: str | None = None) -> int:
+    """How many events the journal holds (with ``status``, if given)."""
+    query = select(func.count()).select_from(journal)
+    if status is not None:
+        query = query.where(journal.c.status == status)
+    return int(conn.execute(query).scalar_one())
+
+
+def tables() -> Iterable[Table]:
+    """The journal's tables."""
+    return journal_metadata.sorted_tables

@@ -1,0 +1,90 @@
+"""The PostgreSQL backend of the SQL primary (psycopg 3 through SQLAlchemy's pool).
+
+Statements of a projection batch go through psycopg's pipeline mode: sent together,
+answered together, so a batch costs one round trip instead of one per statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg
+from psycopg.types.json import Jsonb
+from sqlalchemy import Connection, text
+from sqlalchemy import exc as sa
+
+from pjai.errors import MaterializationError, PjaiError, SqlError, SqlUnavailableError
+from pjai.schema.ops import Op
+from pjai.schema.render import Convert, Flavor
+from pjai.schema.types import JsonDocument
+from pjai.sql.backend import Statement
+
+__all__ = ["POSTGRESQL", "PostgresBackend"]
+
+
+def _converter(column_type: object) -> Convert | None:
+    # psycopg adapts datetimes and booleans itself; JSON needs saying.
+    return Jsonb if isinstance(column_type, JsonDocument) else None
+
+
+POSTGRESQL = Flavor("postgresql", "%s", "greatest", _converter)
+
+
+class PostgresBackend:
+    """PostgreSQL through psycopg 3."""
+
+    name = "postgresql"
+    flavor = POSTGRESQL
+    errors: tuple[type[BaseException], ...] = (psycopg.Error,)
+
+    def run(self, dbapi_connection: Any, statements: Sequence[Statement]) -> list[int]:
+        conn: psycopg.Connection[Any] = dbapi_connection
+        cursors = []
+        with conn.pipeline():
+            for sql, params, _check in statements:
+                cursors.append(conn.execute(sql, params, prepare=True))
+        matched: list[int] = []
+        for cursor, (_sql, _params, check) in zip(cursors, statements, strict=True):
+            matched.append((cursor.fetchone() is not None) if check else max(cursor.rowcount, 0))
+        return matched
+
+    def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
+        cause = _driver_error(error)
+        if not isinstance(cause, pg.IntegrityError):
+            return None
+        diag = cause.diag
+        if isinstance(cause, pg.UniqueViolation):
+            return MaterializationError(
+                event, f"{op.table} already has that row ({diag.message_detail})"
+            )
+        if isinstance(cause, pg.ForeignKeyViolation):
+            return MaterializationError(
+                event, f"{op.table} row refers to a row that does not exist"
+            )
+        if isinstance(cause, pg.CheckViolation):
+            return MaterializationError(event, f"violates {op.table} rule {diag.constraint_name}")
+        if isinstance(cause, pg.NotNullViolation):
+            column = diag.column_name or "?"
+            return MaterializationError(
+                event, f"{op.table}.{column} must not be NULL", field=column
+            )
+        return MaterializationError(event, f"violates a constraint of {op.table}: {cause}")
+
+    def translate(self, error: BaseException, doing: str) -> PjaiError:
+        cause = _driver_error(error)
+        if isinstance(cause, psycopg.OperationalError | pg.AdminShutdown) or isinstance(
+            error, sa.TimeoutError | sa.DisconnectionError
+        ):
+            return SqlUnavailableError(f"{doing}: PostgreSQL is unavailable ({cause})")
+        return SqlError(f"{doing}: {cause}")
+
+    def database_bytes(self, conn: Connection) -> int:
+        return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
+
+
+def _driver_error(error: BaseException) -> BaseException:
+    if isinstance(error, sa.DBAPIError) and error.orig is not None:
+        return error.orig
+    return error

@@ -1,0 +1,306 @@
+"""Typed reads of personas and memories from the SQL primary, across shards.
+
+A read that names a persona goes to that persona's shard; others run on every shard
+and are merged (sorted and cut again, counts and sums added up).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from msgspec import Struct
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, select
+
+from pjai.schema.fields import Tier
+from pjai.schema.models import Memory, Persona, memory_from_row, persona_from_row
+from pjai.schema.tables import TIERS, memories, personas
+from pjai.schema.types import AnySelect, utc_now
+from pjai.sql.shards import Shard, ShardSet
+
+__all__ = [
+    "MemoryFilter",
+    "MemoryOrder",
+    "MemoryRepository",
+    "MemoryStatistics",
+    "PersonaRepository",
+    "PersonaStatistics",
+]
+
+MemoryOrder = Literal["importance", "occurred_at", "created_at", "access_count"]
+
+HIGH_IMPORTANCE = 0.8
+FREQUENT_ACCESSES = 5
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+class MemoryFilter(Struct, frozen=True, kw_only=True):
+    """Which memories to read. Ranges are inclusive; ``tags`` must all be present."""
+
+    persona_id: str | None = None
+    tiers: Sequence[Tier] | None = None
+    types: Sequence[str] | None = None
+    tags: Sequence[str] | None = None
+    importance_min: float | None = None
+    importance_max: float | None = None
+    occurred_from: datetime | None = None
+    occurred_to: datetime | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    include_deleted: bool = False
+
+
+class MemoryStatistics(Struct, frozen=True, kw_only=True):
+    """Counts and averages over the memories a filter selects."""
+
+    total: int
+    by_tier: dict[str, int]
+    by_type: dict[str, int]
+    average_importance: float | None
+    high_importance: int
+    frequently_accessed: int
+    accessed_last_24h: int
+    deleted: int
+
+
+class PersonaStatistics(Struct, frozen=True, kw_only=True):
+    """Counts of personas."""
+
+    total: int
+    active: int
+    deleted: int
+
+
+def _merge_sorted(
+    parts: Sequence[Sequence[Any]], key: Callable[[Any], Any], limit: int | None
+) -> list[Any]:
+    merged = heapq.merge(*parts, key=key)
+    return [row for _, row in zip(range(limit), merged, strict=False)] if limit else list(merged)
+
+
+class _Reader:
+    def __init__(self, shards: ShardSet) -> None:
+        self._shards = shards
+
+    def _targets(self, persona_id: str | None) -> list[Shard]:
+        return [self._shards.for_persona(persona_id)] if persona_id else list(self._shards)
+
+    def _rows(self, shard: Shard, query: AnySelect) -> list[Any]:
+        with shard.writer.connection("reading from SQL") as conn:
+            return list(conn.execute(query).all())
+
+    def _each(self, persona_id: str | None, query: AnySelect) -> Iterator[list[Any]]:
+        for shard in self._targets(persona_id):
+            yield self._rows(shard, query)
+
+
+class PersonaRepository(_Reader):
+    """Reads personas."""
+
+    def get(self, persona_id: str) -> Persona | None:
+        """The persona, deleted or not, or ``None``."""
+        query = select(personas).where(personas.c.id == persona_id)
+        rows = next(self._each(persona_id, query))
+        return persona_from_row(rows[0]) if rows else None
+
+    def list(
+        self, *, include_deleted: bool = False, name_contains: str | None = None
+    ) -> list[Persona]:
+        """Personas ordered by name."""
+        query = select(personas)
+        if not include_deleted:
+            query = query.where(personas.c.deleted_at.is_(None))
+        if name_contains:
+            query = query.where(personas.c.name.ilike(f"%{name_contains}%"))
+        query = query.order_by(personas.c.name, personas.c.id)
+        parts = [[persona_from_row(r) for r in rows] for rows in self._each(None, query)]
+        return _merge_sorted(parts, key=lambda p: (p.name, p.id), limit=None)
+
+    def active(self) -> Persona | None:
+        """The active persona, if one is."""
+        query = select(personas).where(personas.c.is_active, personas.c.deleted_at.is_(None))
+        for rows in self._each(None, query):
+            if rows:
+                return persona_from_row(rows[0])
+        return None
+
+    def count(self, *, include_deleted: bool = False) -> int:
+        """How many personas there are."""
+        query = select(func.count()).select_from(personas)
+        if not include_deleted:
+            query = query.where(personas.c.deleted_at.is_(None))
+        return sum(rows[0][0] for rows in self._each(None, query))
+
+    def statistics(self) -> PersonaStatistics:
+        """Total, active and deleted personas."""
+        query = select(
+            func.count(),
+            _count_if(personas.c.is_active),
+            _count_if(personas.c.deleted_at.is_not(None)),
+        ).select_from(personas)
+        totals = [0, 0, 0]
+        for rows in self._each(None, query):
+            for i, value in enumerate(rows[0]):
+                totals[i] += int(value)
+        return PersonaStatistics(total=totals[0], active=totals[1], deleted=totals[2])
+
+
+class MemoryRepository(_Reader):
+    """Reads memories."""
+
+    def get(self, memory_id: str, persona_id: str | None = None) -> Memory | None:
+        """The memory, deleted or not, or ``None``."""
+        query = select(memories).where(memories.c.id == memory_id)
+        for rows in self._each(persona_id, query):
+            if rows:
+                return memory_from_row(rows[0])
+        return None
+
+    def list(
+        self,
+        where: MemoryFilter | None = None,
+        *,
+        order: MemoryOrder = "importance",
+        descending: bool = True,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[Memory]:
+        """Memories matching ``where``, sorted by ``order`` then id."""
+        where = where or MemoryFilter()
+        column = memories.c[order]
+        sort = (column.desc(), memories.c.id) if descending else (column.asc(), memories.c.id)
+        query = select(memories).where(*self._conditions(where)).order_by(*sort)
+        if limit is not None:
+            query = query.limit(limit + offset)
+        parts = [[memory_from_row(r) for r in rows] for rows in self._each(where.persona_id, query)]
+
+        def key(memory: Memory) -> tuple[Any, str]:
+            value = getattr(memory, order)
+            return (_Reverse(value) if descending else value, memory.id)
+
+        merged = _merge_sorted(parts, key=key, limit=None if limit is None else limit + offset)
+        return merged[offset:]
+
+    def count(self, where: MemoryFilter | None = None) -> int:
+        """How many memories match ``where``."""
+        where = where or MemoryFilter()
+        query = select(func.count()).select_from(memories).where(*self._conditions(where))
+        return sum(rows[0][0] for rows in self._each(where.persona_id, query))
+
+    def statistics(self, where: MemoryFilter | None = None) -> MemoryStatistics:
+        """Totals per tier and type, importance and access figures."""
+        where = where or MemoryFilter()
+        conditions = self._conditions(MemoryFilter(**{**_fields(where), "include_deleted": True}))
+        live = memories.c.deleted_at.is_(None)
+        day_ago = utc_now() - timedelta(days=1)
+        totals = select(
+            func.count(),
+            func.sum(memories.c.importance),
+            func.coalesce(
+                func.sum(case((and_(live, memories.c.importance >= HIGH_IMPORTANCE), 1), else_=0)),
+                0,
+            ),
+            func.coalesce(
+                func.sum(case((and_(live, memories.c.access_count >= 5), 1), else_=0)), 0
+            ),
+            func.coalesce(
+                func.sum(case((and_(live, memories.c.last_accessed_at >= day_ago), 1), else_=0)), 0
+            ),
+        ).where(*conditions, live)
+        deleted = select(func.count()).select_from(memories).where(*conditions, ~live)
+        by_tier = (
+            select(memories.c.tier, func.count()).where(*conditions, live).group_by(memories.c.tier)
+        )
+        by_type = (
+            select(memories.c.type, func.count()).where(*conditions, live).group_by(memories.c.type)
+        )
+        count = importance = high = frequent = recent = gone = 0
+        tiers: dict[str, int] = dict.fromkeys(TIERS, 0)
+        types: dict[str, int] = {}
+        for shard in self._targets(where.persona_id):
+            row = self._rows(shard, totals)[0]
+            count += row[0]
+            importance += row[1] or 0
+            high += int(row[2])
+            frequent += int(row[3])
+            recent += int(row[4])
+            gone += self._rows(shard, deleted)[0][0]
+            for tier, n in self._rows(shard, by_tier):
+                tiers[tier] = tiers.get(tier, 0) + n
+            for kind, n in self._rows(shard, by_type):
+                types[kind] = types.get(kind, 0) + n
+        return MemoryStatistics(
+            total=count,
+            by_tier=tiers,
+            by_type=dict(sorted(types.items())),
+            average_importance=importance / count if count else None,
+            high_importance=high,
+            frequently_accessed=frequent,
+            accessed_last_24h=recent,
+            deleted=gone,
+        )
+
+    def _conditions(self, where: MemoryFilter) -> Sequence[ColumnElement[bool]]:
+        c = memories.c
+        conditions: list[ColumnElement[bool]] = []
+        if where.persona_id is not None:
+            conditions.append(c.persona_id == where.persona_id)
+        if where.tiers:
+            conditions.append(c.tier.in_(list(where.tiers)))
+        if where.types:
+            conditions.append(c.type.in_(list(where.types)))
+        for tag in where.tags or ():
+            conditions.append(self._has_tag(tag))
+        if where.importance_min is not None:
+            conditions.append(c.importance >= where.importance_min)
+        if where.importance_max is not None:
+            conditions.append(c.importance <= where.importance_max)
+        if where.occurred_from is not None:
+            conditions.append(c.occurred_at >= where.occurred_from)
+        if where.occurred_to is not None:
+            conditions.append(c.occurred_at <= where.occurred_to)
+        if where.created_from is not None:
+            conditions.append(c.created_at >= where.created_from)
+        if where.created_to is not None:
+            conditions.append(c.created_at <= where.created_to)
+        if not where.include_deleted:
+            conditions.append(c.deleted_at.is_(None))
+        return conditions
+
+    def _has_tag(self, tag: str) -> ColumnElement[bool]:
+        if self._shards.shards[0].engine.dialect.name == "postgresql":
+            contains: ColumnElement[bool] = memories.c.tags.op("@>")(
+                func.jsonb_build_array(literal(tag))
+            )
+            return contains
+        each = func.json_each(memories.c.tags).table_valued("value")
+        return exists(select(literal(1)).select_from(each).where(each.c.value == tag))
+
+
+class _Reverse:
+    """Wraps a value so that sorting puts larger values first (None last)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Reverse) -> bool:
+        if self.value is None or other.value is None:
+            return other.value is None and self.value is not None
+        return bool(self.value > other.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reverse) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+def _fields(where: MemoryFilter) -> dict[str, Any]:
+    return {name: getattr(where, name) for name in where.__struct_fields__}

@@ -1,0 +1,116 @@
+"""Spreading personas over several SQL primaries by consistent hashing.
+
+Each shard owns 150 points on a hash ring, named after its place in the shard list;
+a persona belongs to the shard owning the first point at or after the persona id's
+hash, and its memories and conversations live with it. Appending a shard takes over
+only the ring points it lands on, so only the personas hashing there move.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from pjai.errors import ConfigError
+from pjai.schema.event import Schema
+from pjai.schema.ops import Insert, Op
+from pjai.sql.engine import PoolConfig, create_sql_engine, redacted
+from pjai.sql.writer import SqlWriter
+
+__all__ = ["VIRTUAL_NODES", "HashRing", "Shard", "ShardSet", "persona_key", "shard_urls"]
+
+VIRTUAL_NODES = 150
+
+
+def _point(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+class HashRing:
+    """Consistent hashing of keys onto ``count`` shards, 150 virtual nodes each."""
+
+    def __init__(self, count: int, virtual_nodes: int = VIRTUAL_NODES) -> None:
+        if count < 1:
+            raise ConfigError("there must be at least one SQL shard")
+        points = sorted(
+            (_point(f"shard-{shard}#{node}"), shard)
+            for shard in range(count)
+            for node in range(virtual_nodes)
+        )
+        self._points = [p for p, _ in points]
+        self._owners = [s for _, s in points]
+        self.count = count
+
+    def shard_of(self, key: str) -> int:
+        """The shard index that owns ``key``."""
+        if self.count == 1:
+            return 0
+        at = bisect.bisect_left(self._points, _point(key))
+        return self._owners[at % len(self._points)]
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One SQL primary: its place in the list, URL (password hidden) and writer."""
+
+    index: int
+    url: str
+    writer: SqlWriter
+
+    @property
+    def engine(self) -> Engine:
+        """The shard's SQLAlchemy engine."""
+        return self.writer.engine
+
+
+def shard_urls(environ: Mapping[str, str] | None = None) -> list[str] | None:
+    """The shard list from ``PJAI_SQL_SHARDS`` (comma or whitespace separated), if set."""
+    raw = (os.environ if environ is None else environ).get("PJAI_SQL_SHARDS", "")
+    urls = [part for part in raw.replace(",", " ").split() if part]
+    return urls or None
+
+
+def persona_key(op: Op) -> str | None:
+    """The persona whose shard holds the rows ``op`` touches, or ``None`` for all shards."""
+    columns: Mapping[str, Any] = op.values if isinstance(op, Insert) else op.where
+    value = columns.get("id" if op.table == "personas" else "persona_id")
+    return value if isinstance(value, str) else None
+
+
+class ShardSet:
+    """The SQL primaries of a data directory and the ring that routes personas to them."""
+
+    def __init__(self, urls: Sequence[str], schema: Schema, pool: PoolConfig | None = None) -> None:
+        if not urls:
+            raise ConfigError("no SQL primary configured")
+        self.ring = HashRing(len(urls))
+        self.shards = [
+            Shard(i, redacted(url), SqlWriter(create_sql_engine(url, pool), schema))
+            for i, url in enumerate(urls)
+        ]
+
+    def __iter__(self) -> Iterator[Shard]:
+        return iter(self.shards)
+
+    def __len__(self) -> int:
+        return len(self.shards)
+
+    def for_persona(self, persona_id: str) -> Shard:
+        """The shard that holds ``persona_id`` and its rows."""
+        return self.shards[self.ring.shard_of(persona_id)]
+
+    def route(self, op: Op) -> list[Shard]:
+        """The shards ``op`` must run on."""
+        key = persona_key(op)
+        return [self.for_persona(key)] if key is not None else list(self.shards)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        for shard in self.shards:
+            shard.engine.dispose()

@@ -1,0 +1,75 @@
+"""The SQLite backend of the SQL primary (sqlite3 through SQLAlchemy's pool).
+
+Values are stored as the reactive store stores them (ISO-8601 text times, JSON text),
+so the two SQLite databases compare byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy import exc as sa
+
+from pjai.errors import MaterializationError, PjaiError, SqlError, SqlUnavailableError
+from pjai.schema.ops import Op
+from pjai.schema.render import SQLITE, sqlite_constraint_error
+from pjai.sql.backend import Statement
+
+__all__ = ["SqliteBackend"]
+
+# sqlite3 reports both "cannot get at the database" and "bad SQL" as OperationalError.
+_UNAVAILABLE = re.compile(r"locked|busy|unable to open|disk I/O|readonly|no such file", re.I)
+
+
+class SqliteBackend:
+    """SQLite through the sqlite3 module."""
+
+    name = "sqlite"
+    flavor = SQLITE
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
+    def run(self, dbapi_connection: Any, statements: Sequence[Statement]) -> list[int]:
+        cursor = dbapi_connection.cursor()
+        matched: list[int] = []
+        try:
+            for sql, params, check in statements:
+                cursor.execute(sql, params)
+                matched.append(
+                    (cursor.fetchone() is not None) if check else max(cursor.rowcount, 0)
+                )
+        finally:
+            cursor.close()
+        return matched
+
+    def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
+        cause = _driver_error(error)
+        if isinstance(cause, sqlite3.IntegrityError):
+            return sqlite_constraint_error(event, op, str(cause))
+        return None
+
+    def translate(self, error: BaseException, doing: str) -> PjaiError:
+        cause = _driver_error(error)
+        if isinstance(error, sa.TimeoutError) or (
+            isinstance(cause, sqlite3.OperationalError) and _UNAVAILABLE.search(str(cause))
+        ):
+            return SqlUnavailableError(f"{doing}: the SQLite primary is unavailable ({cause})")
+        return SqlError(f"{doing}: {cause}")
+
+    def database_bytes(self, conn: Connection) -> int:
+        database = conn.engine.url.database or ""
+        return sum(
+            os.path.getsize(path)
+            for path in (database, f"{database}-wal")
+            if path and os.path.exists(path)
+        )
+
+
+def _driver_error(error: BaseException) -> BaseException:
+    if isinstance(error, sa.DBAPIError) and error.orig is not None:
+        return error.orig
+    return error

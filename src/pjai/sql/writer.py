@@ -1,0 +1,196 @@
+"""Projecting events into one SQL database: state rows, journal and checkpoint at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy import exc as sa
+
+from pjai.errors import MaterializationError, PjaiError
+from pjai.schema.event import Schema
+from pjai.schema.ops import Insert, Op
+from pjai.schema.records import EventRecord
+from pjai.schema.render import BadOp, OpRenderer, is_check
+from pjai.schema.types import utc_now
+from pjai.sql import journal
+from pjai.sql.backend import Backend, backend_for
+
+__all__ = ["Projected", "Projection", "SqlTransaction", "SqlWriter"]
+
+Step = tuple[Op, str]
+"""An op and the name of the event it belongs to."""
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """One event to project: its record, shard key, and ops (or why it has none)."""
+
+    record: EventRecord
+    persona_id: str | None
+    ops: Sequence[Op] = ()
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Projected:
+    """What a projection did."""
+
+    applied: int = 0
+    skipped: int = 0
+    quarantined: list[tuple[EventRecord, str]] = field(default_factory=list)
+    checkpoint: int = 0
+
+
+class SqlWriter:
+    """Writes events into one SQL database, exactly once, in global order.
+
+    In one transaction it applies each event's ops to the state tables, journals the
+    event and moves the projection's checkpoint. Events the journal already holds are
+    skipped. ``strict`` projection (a standalone commit) raises on the first refused
+    event and writes nothing; otherwise a refused event is journaled as quarantined,
+    with the reason, and the others go on.
+    """
+
+    def __init__(self, engine: Engine, schema: Schema, *, projection: str = "primary") -> None:
+        self.engine = engine
+        self.backend: Backend = backend_for(engine)
+        self.projection = projection
+        tables = [*schema.metadata.sorted_tables, *journal.tables()]
+        self._render = OpRenderer(tables, self.backend.flavor).render
+        self._failures: tuple[type[BaseException], ...] = (
+            sa.SQLAlchemyError,
+            OSError,
+            *self.backend.errors,
+        )
+        self._refusals: tuple[type[BaseException], ...] = (
+            MaterializationError,
+            BadOp,
+            *self.backend.errors,
+        )
+
+    @contextmanager
+    def connection(self, doing: str, *, write: bool = False) -> Iterator[Connection]:
+        """A pooled connection; driver errors come out as :mod:`pjai.errors`."""
+        try:
+            options = {"pjai_begin": "IMMEDIATE"} if write else {}
+            with self.engine.connect().execution_options(**options) as conn:
+                yield conn
+        except PjaiError:
+            raise
+        except self._failures as exc:
+            raise self.backend.translate(exc, doing) from exc
+
+    def checkpoint(self) -> int:
+        """How far in global order this database has applied events."""
+        with self.connection("reading the checkpoint", write=True) as conn, conn.begin():
+            return journal.ensure_checkpoint(conn, self.projection, utc_now())
+
+    @contextmanager
+    def transaction(self, doing: str = "writing to SQL") -> Iterator[SqlTransaction]:
+        """A write transaction, committed when the block ends without error."""
+        with self.connection(doing, write=True) as conn, conn.begin():
+            yield SqlTransaction(self, conn)
+
+    def project(self, items: Sequence[Projection], *, strict: bool) -> Projected:
+        """Apply ``items`` (in global order) in one transaction of their own."""
+        with self.transaction(f"projecting {len(items)} event(s) into SQL") as tx:
+            return tx.project(items, strict=strict)
+
+
+class SqlTransaction:
+    """An open write transaction on one SQL database (see :meth:`SqlWriter.transaction`)."""
+
+    def __init__(self, writer: SqlWriter, conn: Connection) -> None:
+        self.writer = writer
+        self.conn = conn
+        self._dbapi = conn.connection.driver_connection
+        self._backend = writer.backend
+
+    def project(self, items: Sequence[Projection], *, strict: bool) -> Projected:
+        """Apply ``items`` (in global order); see :class:`SqlWriter`."""
+        result = Projected()
+        if not items:
+            return result
+        now = utc_now()
+        conn = self.conn
+        checkpoint = journal.ensure_checkpoint(conn, self.writer.projection, now)
+        done = journal.applied_ids(conn, [item.record.id for item in items])
+        todo = [item for item in items if item.record.id not in done]
+        result.skipped = len(items) - len(todo)
+        savepoint = conn.begin_nested()
+        try:
+            self._run([step for item in todo for step in self._steps(item, now)])
+            savepoint.commit()
+            result.applied = len(todo)
+        except self.writer._refusals:
+            savepoint.rollback()
+            # Go again event by event to find the refused ones.
+            for item in todo:
+                error = self._one(item, now)
+                if error is None:
+                    result.applied += 1
+                elif strict:
+                    raise error from None
+                else:
+                    result.quarantined.append((item.record, str(error)))
+                    entry = journal.journal_op(
+                        item.record, item.persona_id, journal.QUARANTINED, str(error), now
+                    )
+                    self._run([(entry, item.record.name)])
+        self.advance(items[-1].record.position.global_seq, now, current=checkpoint)
+        result.checkpoint = max(checkpoint, items[-1].record.position.global_seq)
+        return result
+
+    def empty(self, schema: Schema) -> None:
+        """Delete every state row, journal entry and checkpoint (before a full replay)."""
+        for table in reversed([*schema.metadata.sorted_tables, *journal.tables()]):
+            self.conn.execute(table.delete())
+
+    def advance(self, global_seq: int, now: datetime, *, current: int | None = None) -> None:
+        """Move the projection's checkpoint forward to ``global_seq``."""
+        if current is None:
+            current = journal.ensure_checkpoint(self.conn, self.writer.projection, now)
+        if global_seq > current:
+            op = journal.checkpoint_op(self.writer.projection, global_seq, now)
+            self._run([(op, "checkpoint")])
+
+    def _one(self, item: Projection, now: datetime) -> MaterializationError | None:
+        savepoint = self.conn.begin_nested()
+        try:
+            self._run(self._steps(item, now))
+        except MaterializationError as exc:
+            savepoint.rollback()
+            return exc
+        except BadOp as exc:
+            savepoint.rollback()
+            return MaterializationError(item.record.name, f"materializer bug: {exc}")
+        except self._backend.errors as exc:
+            savepoint.rollback()
+            for op in item.ops:
+                rejected = self._backend.rejection(exc, item.record.name, op)
+                if rejected is not None:
+                    return rejected
+            raise
+        savepoint.commit()
+        return None
+
+    def _steps(self, item: Projection, now: datetime) -> list[Step]:
+        name = item.record.name
+        if item.error is not None:
+            raise MaterializationError(name, item.error)
+        entry = journal.journal_op(item.record, item.persona_id, journal.APPLIED, None, now)
+        return [*((op, name) for op in item.ops), (entry, name)]
+
+    def _run(self, steps: Sequence[Step]) -> None:
+        statements = []
+        for op, _event in steps:
+            sql, params = self.writer._render(op)
+            statements.append((sql, params, is_check(op)))
+        matched = self._backend.run(self._dbapi, statements)
+        for (op, event), rows in zip(steps, matched, strict=True):
+            if not rows and not isinstance(op, Insert) and op.missing is not None:
+                raise MaterializationError(event, op.missing.reason, field=op.missing.field)
