@@ -208,7 +208,7 @@ def verify(
     store: Store, shards: ShardSet, schema: Schema, progress: Progress | None = None
 ) -> VerifyReport:
     """Compare every state table of ``store`` with the SQL shards."""
-    with store._lock:  # one consistent state: commits wait until verify is done
+    with store.exclusive():  # one consistent state: commits wait until verify is done
         return _verify(store, shards, schema, progress)
 
 

@@ -347,6 +347,13 @@ class Store:
                     digest.update(msgspec.json.encode(row))
         return digest.hexdigest()
 
+    @contextmanager
+    def exclusive(self) -> Iterator[Store]:
+        """Hold off commits from other threads for the block: one consistent state."""
+        with self._lock:
+            self._check_open()
+            yield self
+
     def stream(self, sql: str, *, typed: bool = True) -> Iterator[tuple[Any, ...]]:
         """Rows of a read query one by one, holding the store's lock until exhausted.
 

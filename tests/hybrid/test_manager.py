@@ -1,0 +1,159 @@
+"""The hybrid manager's contract, on every SQL backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pjai.errors import MaterializationError
+from pjai.hybrid import HybridDatabaseManager
+from pjai.schema import MemoryAccessed, MemoryDeleted, MemoryUpdated, PersonaActivated
+from pjai.sql.repositories import MemoryFilter
+from tests.helpers import memory, persona
+
+
+def test_commit_lands_on_both_sides(manager: HybridDatabaseManager) -> None:
+    records = manager.commit(
+        persona("p1"), memory("m1", tier="hot", importance=0.9, tags=["a", "b"])
+    )
+    assert manager.store is not None
+    assert manager.store.query("SELECT count(*) AS n FROM memories")[0].n == 1
+    got = manager.memories.get("m1")
+    assert got is not None
+    assert (got.tier, got.importance, got.tags) == ("hot", 0.9, ["a", "b"])
+    assert got.created_at == records[1].at
+    assert manager.verify().equal
+    health = manager.health()
+    assert health.status == "ok", health
+    assert health.bridge.lag_events == 0
+    assert health.shards[0].checkpoint == 2
+    assert health.shards[0].journal_events == 2
+
+
+def test_sql_refusal_rolls_the_commit_back(manager: HybridDatabaseManager) -> None:
+    """An event the store accepts but SQL refuses leaves neither side changed."""
+    manager.commit(persona("p1"), memory("m1"))
+    # Put SQL out of step on purpose: delete m1 there only.
+    shard = manager.shards.shards[0]
+    with shard.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM memories WHERE id = 'm1'")
+    head = manager.head()
+    with pytest.raises(MaterializationError, match="no live memory 'm1'"):
+        manager.commit(MemoryUpdated(memory_id="m1", persona_id="p1", content="x"))
+    assert manager.head() == head
+    assert manager.store is not None
+    assert manager.store.query("SELECT content FROM memories")[0].content == "content of m1"
+
+
+def test_repositories_filter_count_and_summarise(manager: HybridDatabaseManager) -> None:
+    manager.commit(persona("p1"), persona("p2"))
+    manager.commit(
+        *[
+            memory(
+                f"a{i}",
+                "p1",
+                importance=i / 10,
+                tier="hot" if i < 3 else "cold",
+                tags=["t"] if i % 2 else [],
+            )
+            for i in range(10)
+        ],
+        *[memory(f"b{i}", "p2", type="fact") for i in range(4)],
+    )
+    manager.commit(
+        MemoryDeleted(memory_id="a9", persona_id="p1"),
+        MemoryAccessed(memory_id="a1", persona_id="p1", count=6),
+    )
+    memories = manager.memories
+    assert memories.count() == 13
+    assert memories.count(MemoryFilter(persona_id="p1")) == 9
+    assert memories.count(MemoryFilter(include_deleted=True)) == 14
+    assert [m.id for m in memories.list(MemoryFilter(persona_id="p1", tiers=["hot"]))] == [
+        "a2",
+        "a1",
+        "a0",
+    ]
+    assert [m.id for m in memories.list(MemoryFilter(tags=["t"]), order="importance", limit=2)] == [
+        "a7",
+        "a5",
+    ]
+    assert memories.count(MemoryFilter(importance_min=0.5, importance_max=0.8)) == 8  # b* are 0.5
+    assert memories.count(MemoryFilter(types=["fact"])) == 4
+    stats = memories.statistics(MemoryFilter(persona_id="p1"))
+    assert (stats.total, stats.deleted, stats.by_tier["hot"], stats.by_tier["cold"]) == (9, 1, 3, 6)
+    assert (stats.frequently_accessed, stats.accessed_last_24h, stats.high_importance) == (1, 1, 1)
+    assert manager.personas.count() == 2
+    manager.commit(PersonaActivated(persona_id="p2"))
+    active = manager.personas.active()
+    assert active is not None and active.id == "p2"
+
+
+def test_time_ranges_on_occurred_and_created(manager: HybridDatabaseManager) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    manager.commit(persona("p1"), memory("old", occurred_at=old), memory("new"))
+    assert [
+        m.id for m in manager.memories.list(MemoryFilter(occurred_to=old + timedelta(days=1)))
+    ] == ["old"]
+    now = datetime.now(UTC)
+    assert manager.memories.count(MemoryFilter(created_from=now - timedelta(hours=1))) == 2
+    assert manager.memories.count(MemoryFilter(created_to=old)) == 0
+
+
+def test_store_off_commits_go_to_sql_and_catch_up_later(manager: HybridDatabaseManager) -> None:
+    """Switch off, commit 1,000 events, switch on: both sides hold the same data."""
+    manager.commit(persona("p1"))
+    manager.set_flag("use_livestore", False)
+    assert manager.store is None
+    counts: list[int] = []
+    live = manager.live("SELECT count(*) AS n FROM memories")
+    live.subscribe(lambda rows: counts.append(rows[0].n))
+    for start in range(0, 1_000, 100):
+        manager.commit(*[memory(f"m{i}") for i in range(start, start + 100)])
+    assert counts[0] == 0 and counts[-1] == 1_000 and len(counts) == 11
+    assert manager.memories.count() == 1_000
+    manager.set_flag("use_livestore", True)
+    assert manager.store is not None
+    assert manager.store.head.global_seq == 1_001
+    assert manager.store.query("SELECT count(*) AS n FROM memories")[0].n == 1_000
+    assert manager.verify().equal
+    manager.commit(memory("after"))
+    assert manager.verify().equal
+
+
+def test_reopen_continues_where_it_left(data_dir: Path, sql_url: str) -> None:
+    with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ={}) as first:
+        first.commit(persona("p1"), memory("m1"))
+    with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ={}) as second:
+        second.commit(memory("m2"))
+        assert second.head() == 3
+        assert second.verify().equal
+    with HybridDatabaseManager.open(
+        data_dir, sql_urls=[sql_url], environ={"PJAI_USE_LIVESTORE": "false"}
+    ) as off:
+        assert off.store is None
+        off.commit(memory("m3"))
+        assert off.memories.count() == 3
+    with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ={}) as on:
+        assert on.store is not None and on.store.head.global_seq == 4
+        assert on.verify().equal
+
+
+def test_verify_names_diverging_rows_and_repair_fixes_them(manager: HybridDatabaseManager) -> None:
+    manager.commit(persona("p1"), persona("p2"), memory("m1"), memory("m2"), memory("x", "p2"))
+    with manager.shards.shards[0].engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE memories SET importance = 0.01 WHERE id = 'm2'")
+        conn.exec_driver_sql("DELETE FROM memories WHERE id = 'm1'")
+    report = manager.verify()
+    assert not report.equal
+    memories_report = next(t for t in report.tables if t.table == "memories")
+    assert [p.persona_id for p in memories_report.personas] == ["p1"]
+    rows = {r.key: r for r in memories_report.personas[0].rows}
+    assert rows["m1"].problem == "missing in SQL"
+    assert rows["m2"].problem == "differs" and rows["m2"].columns == ["importance"]
+    assert manager.repair("sql") == 5
+    assert manager.verify().equal
+    assert manager.repair("store") == 5
+    assert manager.verify().equal
