@@ -86,7 +86,8 @@ def test_repositories_filter_count_and_summarise(manager: HybridDatabaseManager)
     assert manager.personas.count() == 2
     manager.commit(PersonaActivated(persona_id="p2"))
     active = manager.personas.active()
-    assert active is not None and active.id == "p2"
+    assert active is not None
+    assert active.id == "p2"
 
 
 def test_time_ranges_on_occurred_and_created(manager: HybridDatabaseManager) -> None:
@@ -112,7 +113,9 @@ def test_store_off_commits_go_to_sql_and_catch_up_later(manager: HybridDatabaseM
     live.subscribe(lambda rows: counts.append(rows[0].n))
     for start in range(0, 1_000, 100):
         manager.commit(*[memory(f"m{i}") for i in range(start, start + 100)])
-    assert counts[0] == 0 and counts[-1] == 1_000 and len(counts) == 11
+    assert counts[0] == 0
+    assert counts[-1] == 1_000
+    assert len(counts) == 11
     assert manager.memories.count() == 1_000
     manager.set_flag("use_livestore", True)
     assert manager.store is not None
@@ -137,7 +140,8 @@ def test_reopen_continues_where_it_left(data_dir: Path, sql_url: str) -> None:
         off.commit(memory("m3"))
         assert off.memories.count() == 3
     with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ={}) as on:
-        assert on.store is not None and on.store.head.global_seq == 4
+        assert on.store is not None
+        assert on.store.head.global_seq == 4
         assert on.verify().equal
 
 
@@ -152,7 +156,8 @@ def test_verify_names_diverging_rows_and_repair_fixes_them(manager: HybridDataba
     assert [p.persona_id for p in memories_report.personas] == ["p1"]
     rows = {r.key: r for r in memories_report.personas[0].rows}
     assert rows["m1"].problem == "missing in SQL"
-    assert rows["m2"].problem == "differs" and rows["m2"].columns == ["importance"]
+    assert rows["m2"].problem == "differs"
+    assert rows["m2"].columns == ["importance"]
     assert manager.repair("sql") == 5
     assert manager.verify().equal
     assert manager.repair("store") == 5
