@@ -93,10 +93,27 @@ class Bridge:
         """
         if not records:
             return set()
+        return self._write(lambda _head: list(records), strict=strict)[1]
+
+    def append(
+        self, build: Callable[[int], list[EventRecord]]
+    ) -> tuple[list[EventRecord], set[str]]:
+        """Commit new events straight to SQL (the store is off), all or nothing.
+
+        ``build(head)`` makes the records from the global position SQL has reached,
+        read under a lock on the first shard's checkpoint, so that concurrent writers,
+        in this process or others, take turns and never reuse a position.
+        """
+        return self._write(build, strict=True, lock=True)
+
+    def _write(
+        self,
+        build: Callable[[int], list[EventRecord]],
+        *,
+        strict: bool,
+        lock: bool = False,
+    ) -> tuple[list[EventRecord], set[str]]:
         quarantined = 0
-        per_shard = self.projections(records)
-        tables = {op.table for items in per_shard for item in items for op in item.ops}
-        last = records[-1].position.global_seq
         with self._lock, ExitStack() as stack:
             try:
                 transactions = [
@@ -104,6 +121,10 @@ class Bridge:
                     for shard in self.shards
                 ]
                 now = utc_now()
+                head = transactions[0].head(now, lock=lock) if lock else 0
+                records = build(head)
+                per_shard = self.projections(records)
+                last = records[-1].position.global_seq
                 for tx, items in zip(transactions, per_shard, strict=True):
                     if items:
                         done = tx.project(items, strict=strict)
@@ -116,7 +137,8 @@ class Bridge:
                 raise
         self.report.quarantined += quarantined
         self.report.lag(records)
-        return tables
+        tables = {op.table for items in per_shard for item in items for op in item.ops}
+        return records, tables
 
     def catch_up(
         self,

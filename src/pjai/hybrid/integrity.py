@@ -19,6 +19,7 @@ import msgspec
 from sqlalchemy import Table, select
 
 from pjai.schema.event import Schema
+from pjai.sql.rebalance import misplaced
 from pjai.sql.shards import ShardSet
 from pjai.store import Store
 
@@ -68,21 +69,31 @@ class TableReport:
 
 @dataclass(slots=True)
 class VerifyReport:
-    """The outcome of :func:`verify`."""
+    """The outcome of :func:`verify`.
+
+    ``misplaced`` lists personas stored on a shard the hash ring does not give them
+    (as ``(persona id, shard it is on, shard it belongs to)``): reads by persona would
+    miss them until ``pjai shards rebalance`` moves them.
+    """
 
     tables: list[TableReport]
     seconds: float
+    misplaced: list[tuple[str, int, int]] = field(default_factory=list)
 
     @property
     def equal(self) -> bool:
-        """Whether every table matches."""
-        return all(table.equal for table in self.tables)
+        """Whether every table matches and every persona is on its shard."""
+        return not self.misplaced and all(table.equal for table in self.tables)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "equal": self.equal,
             "seconds": round(self.seconds, 3),
+            "misplaced": [
+                {"persona_id": p, "on_shard": on, "belongs_to": home}
+                for p, on, home in self.misplaced
+            ],
             "tables": [
                 {
                     "table": t.table,
@@ -245,7 +256,10 @@ def _verify(
         reports.append(report)
         if progress is not None:
             progress(done + 1, len(tables))
-    return VerifyReport(reports, time.perf_counter() - started)
+    wrong = (
+        [(p, on.index, home.index) for p, on, home in misplaced(shards)] if len(shards) > 1 else []
+    )
+    return VerifyReport(reports, time.perf_counter() - started, wrong)
 
 
 def _total(summaries: dict[str, tuple[int, bytes]]) -> str:

@@ -66,7 +66,7 @@ class HybridDatabaseManager:
         self.schema = schema
         self.flags = Flags(self.data_dir / "flags.json", environ)
         urls = list(sql_urls or shard_urls(environ) or [default_url(self.data_dir)])
-        self.shards = ShardSet(urls, schema, pool or PoolConfig.from_env(dict(environ or {})))
+        self.shards = ShardSet(urls, schema, pool or PoolConfig.from_env(environ))
         self.personas = PersonaRepository(self.shards)
         self.memories = MemoryRepository(self.shards)
         self.bridge = Bridge(self.shards, schema)
@@ -321,25 +321,29 @@ class HybridDatabaseManager:
     def _commit_sql(self, events: Sequence[Event]) -> list[EventRecord]:
         encoded = [self.schema.encode(event) for event in events]
         at = utc_now()
-        head = Position(self._sql_head)
-        records: list[EventRecord] = []
-        for name, _payload, args in encoded:
-            position = head.next(0)
-            records.append(
-                EventRecord(
-                    id=new_id(),
-                    name=name,
-                    args=msgspec.Raw(args),
-                    position=position,
-                    parent=head,
-                    client_id=self.identity.client_id,
-                    session_id=self.session_id,
-                    at=at,
+
+        def build(global_seq: int) -> list[EventRecord]:
+            head = Position(max(global_seq, self._sql_head))
+            records: list[EventRecord] = []
+            for name, _payload, args in encoded:
+                position = head.next(0)
+                records.append(
+                    EventRecord(
+                        id=new_id(),
+                        name=name,
+                        args=msgspec.Raw(args),
+                        position=position,
+                        parent=head,
+                        client_id=self.identity.client_id,
+                        session_id=self.session_id,
+                        at=at,
+                    )
                 )
-            )
-            head = position
-        tables = self.bridge.project(records, strict=True)
-        self._sql_head = head.global_seq
+                head = position
+            return records
+
+        records, tables = self.bridge.append(build)
+        self._sql_head = records[-1].position.global_seq
         self._sql_live.changed(tables | {journal.journal.name})
         return records
 

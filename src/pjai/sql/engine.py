@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -16,12 +18,15 @@ from pjai.errors import ConfigError
 __all__ = ["PRIMARY_FILE", "PoolConfig", "create_sql_engine", "default_url", "redacted"]
 
 PRIMARY_FILE = "primary.db"
-BUSY_TIMEOUT_MS = 5_000
 
 
 @dataclass(frozen=True, slots=True)
 class PoolConfig:
-    """Connection pool settings; ``from_env`` reads ``PJAI_SQL_POOL_<FIELD>``."""
+    """Connection pool settings; ``from_env`` reads ``PJAI_SQL_POOL_<FIELD>``.
+
+    ``timeout_s`` is how long to wait for a pooled connection and, on SQLite, for the
+    database lock before the primary counts as unavailable.
+    """
 
     size: int = 5
     overflow: int = 10
@@ -30,7 +35,7 @@ class PoolConfig:
     timeout_s: float = 10.0
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> PoolConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PoolConfig:
         """Settings from the environment, defaults for what is not set."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -63,6 +68,12 @@ def redacted(url: str) -> str:
         return "<invalid URL>"
 
 
+def _json_text(value: Any) -> str:
+    # The same compact encoding the store and the projection use, so that rows written
+    # through SQLAlchemy (rebalance, import) are byte-equal to projected ones.
+    return msgspec.json.encode(value).decode()
+
+
 def create_sql_engine(url: str, pool: PoolConfig | None = None) -> Engine:
     """An engine for ``url``: SQLite (WAL, foreign keys, busy timeout) or PostgreSQL.
 
@@ -89,6 +100,8 @@ def create_sql_engine(url: str, pool: PoolConfig | None = None) -> Engine:
             pool_recycle=pool.recycle_s,
             pool_timeout=pool.timeout_s,
             connect_args={"connect_timeout": 5},
+            json_serializer=_json_text,
+            json_deserializer=msgspec.json.decode,
         )
     raise ConfigError(f"{redacted(url)}: PJai's SQL primary is SQLite or PostgreSQL")
 
@@ -105,7 +118,9 @@ def _sqlite_engine(url: URL, pool: PoolConfig) -> Engine:
         pool_pre_ping=pool.pre_ping,
         pool_recycle=pool.recycle_s,
         pool_timeout=pool.timeout_s,
-        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000},
+        connect_args={"check_same_thread": False, "timeout": pool.timeout_s},
+        json_serializer=_json_text,
+        json_deserializer=msgspec.json.decode,
     )
 
     @event.listens_for(engine, "connect")
@@ -117,7 +132,7 @@ def _sqlite_engine(url: URL, pool: PoolConfig) -> Engine:
             "journal_mode=WAL",
             "synchronous=NORMAL",
             "foreign_keys=ON",
-            f"busy_timeout={BUSY_TIMEOUT_MS}",
+            f"busy_timeout={int(pool.timeout_s * 1000)}",
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()

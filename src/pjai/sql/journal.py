@@ -120,15 +120,34 @@ def checkpoint_op(projection: str, global_seq: int, now: datetime) -> Op:
     )
 
 
-def ensure_checkpoint(conn: Connection, projection: str, now: datetime) -> int:
-    """The projection's checkpoint, creating it at 0 if missing."""
-    found = conn.execute(
-        select(checkpoints.c.global_seq).where(checkpoints.c.projection == projection)
-    ).scalar_one_or_none()
+def ensure_checkpoint(
+    conn: Connection, projection: str, now: datetime, *, lock: bool = False
+) -> int:
+    """The projection's checkpoint, creating it at 0 if missing.
+
+    ``lock`` holds the checkpoint row until the transaction ends (``FOR UPDATE`` on
+    PostgreSQL; SQLite write transactions already hold the whole database), so that
+    writers taking the next positions from it take turns.
+    """
+    query = select(checkpoints.c.global_seq).where(checkpoints.c.projection == projection)
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    found = conn.execute(query).scalar_one_or_none()
     if found is not None:
         return int(found)
-    conn.execute(checkpoints.insert().values(projection=projection, global_seq=0, updated_at=now))
-    return 0
+    insert = _insert_ignoring_duplicates(conn.dialect.name)
+    conn.execute(insert.values(projection=projection, global_seq=0, updated_at=now))
+    return int(conn.execute(query).scalar_one())
+
+
+def _insert_ignoring_duplicates(dialect: str) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(checkpoints).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(checkpoints).on_conflict_do_nothing()
 
 
 def applied_ids(conn: Connection, ids: Sequence[str]) -> set[str]:

@@ -145,6 +145,10 @@ class SqlTransaction:
         result.checkpoint = max(checkpoint, items[-1].record.position.global_seq)
         return result
 
+    def head(self, now: datetime, *, lock: bool = False) -> int:
+        """The projection's checkpoint; ``lock`` holds it until the transaction ends."""
+        return journal.ensure_checkpoint(self.conn, self.writer.projection, now, lock=lock)
+
     def empty(self, schema: Schema) -> None:
         """Delete every state row, journal entry and checkpoint (before a full replay)."""
         for table in reversed([*schema.metadata.sorted_tables, *journal.tables()]):

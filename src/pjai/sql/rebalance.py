@@ -1,0 +1,92 @@
+"""Moving personas to the shard the hash ring now gives them (after adding a shard)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Table, select
+
+from pjai.schema.event import Schema
+from pjai.schema.tables import personas
+from pjai.sql import journal
+from pjai.sql.shards import Shard, ShardSet
+
+__all__ = ["Rebalanced", "misplaced", "rebalance"]
+
+Progress = Callable[[int, int], object]
+
+
+@dataclass(slots=True)
+class Rebalanced:
+    """What a rebalance moved."""
+
+    personas: int = 0
+    rows: int = 0
+    moves: list[tuple[str, int, int]] = field(default_factory=list)
+    """(persona id, from shard, to shard) for every persona moved."""
+
+
+def _persona_column(table: Table) -> str:
+    return "id" if table.name == "personas" else "persona_id"
+
+
+def misplaced(shards: ShardSet) -> list[tuple[str, Shard, Shard]]:
+    """Personas stored on a shard other than the one the ring gives them."""
+    found: list[tuple[str, Shard, Shard]] = []
+    for shard in shards:
+        with shard.writer.connection("listing personas") as conn:
+            ids = conn.execute(select(personas.c.id)).scalars().all()
+        for persona_id in ids:
+            home = shards.for_persona(persona_id)
+            if home.index != shard.index:
+                found.append((persona_id, shard, home))
+    return found
+
+
+def rebalance(shards: ShardSet, schema: Schema, progress: Progress | None = None) -> Rebalanced:
+    """Move every misplaced persona, with its rows and journal entries, to its shard.
+
+    Each persona is copied in one transaction on its new shard (replacing any partial
+    copy from an interrupted run) and then deleted from the old one, so running it
+    again after an interruption finishes the job.
+    """
+    moves = misplaced(shards)
+    result = Rebalanced()
+    tables = schema.metadata.sorted_tables
+    for done, (persona_id, source, target) in enumerate(moves, 1):
+        with source.writer.connection("reading a persona to move") as src:
+            rows = {t.name: _rows(src, t, persona_id) for t in tables}
+            entries = src.execute(
+                select(journal.journal).where(journal.journal.c.persona_id == persona_id)
+            ).all()
+        with target.writer.transaction("copying a persona to its shard") as tx:
+            _delete(tx.conn, tables, persona_id)
+            for table in tables:
+                if rows[table.name]:
+                    tx.conn.execute(table.insert(), rows[table.name])
+            present = journal.applied_ids(tx.conn, [e.event_id for e in entries])
+            fresh = [e._asdict() for e in entries if e.event_id not in present]
+            if fresh:
+                tx.conn.execute(journal.journal.insert(), fresh)
+        with source.writer.transaction("removing a moved persona") as tx:
+            _delete(tx.conn, tables, persona_id)
+            tx.conn.execute(
+                journal.journal.delete().where(journal.journal.c.persona_id == persona_id)
+            )
+        result.personas += 1
+        result.rows += sum(len(r) for r in rows.values())
+        result.moves.append((persona_id, source.index, target.index))
+        if progress is not None:
+            progress(done, len(moves))
+    return result
+
+
+def _rows(conn: Connection, table: Table, persona_id: str) -> list[dict[str, object]]:
+    column = table.c[_persona_column(table)]
+    return [dict(row._mapping) for row in conn.execute(select(table).where(column == persona_id))]
+
+
+def _delete(conn: Connection, tables: list[Table], persona_id: str) -> None:
+    for table in reversed(tables):
+        conn.execute(table.delete().where(table.c[_persona_column(table)] == persona_id))

@@ -1,0 +1,194 @@
+"""Faults: SQL outages mid-stream, kill -9 around the dual write, concurrent writers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from pjai.hybrid import HybridDatabaseManager
+from pjai.sql.engine import PoolConfig
+from tests.databases import postgres_schema
+from tests.helpers import memory, persona
+from tests.proxy import TcpProxy
+
+FAST_FAIL = PoolConfig(timeout_s=0.3)
+
+
+def commit_stream(manager: HybridDatabaseManager, start: int, count: int) -> None:
+    for i in range(start, start + count, 10):
+        manager.commit(*[memory(f"m{j}") for j in range(i, i + 10)])
+
+
+def test_sqlite_primary_locked_mid_stream_loses_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    with HybridDatabaseManager.open(
+        tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ={}
+    ) as manager:
+        manager.commit(persona("p1"))
+        commit_stream(manager, 0, 100)
+        blocker = sqlite3.connect(tmp_path / "primary.db", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        commit_stream(manager, 100, 100)  # SQL cannot take these: the store does
+        health = manager.health()
+        assert health.status in {"degraded", "down"}
+        assert manager.last_error is not None
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        manager.catch_up()
+        assert manager.memories.count() == 200
+        assert manager.health().bridge.lag_events == 0
+        assert manager.verify().equal
+
+
+@pytest.fixture
+def proxied_postgres() -> Iterator[tuple[str, TcpProxy]]:
+    with postgres_schema() as url:
+        parsed = make_url(url)
+        proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
+        try:
+            yield parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(False), proxy
+        finally:
+            proxy.cut()
+
+
+def test_postgres_outage_mid_stream_loses_nothing(
+    tmp_path: Path, proxied_postgres: tuple[str, TcpProxy]
+) -> None:
+    url, proxy = proxied_postgres
+    with HybridDatabaseManager.open(
+        tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ={}
+    ) as manager:
+        manager.commit(persona("p1"))
+        commit_stream(manager, 0, 100)
+        proxy.cut()
+        commit_stream(manager, 100, 100)
+        assert manager.store is not None
+        assert manager.store.head.global_seq == 201
+        assert manager.health().status == "down"
+        proxy.resume()
+        manager.catch_up()
+        assert manager.memories.count() == 200
+        assert manager.verify().equal
+
+
+WRITER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from pjai.hybrid import HybridDatabaseManager
+    from pjai.schema import MemoryAdded, PersonaCreated
+    from pjai.sql.engine import PoolConfig
+
+    data, url, mode = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+    manager = HybridDatabaseManager.open(
+        data, sql_urls=[url], environ={}, pool=PoolConfig(timeout_s=0.5)
+    )
+    manager.commit(PersonaCreated(persona_id="p1", name="Ada"))
+    for i in range(50):
+        manager.commit(MemoryAdded(memory_id=f"m{i}", persona_id="p1", content="x"))
+    print("ready", flush=True)
+    if mode == "after-sql":
+        # Die after SQL committed and before the store does.
+        manager.store.add_commit_hook(lambda records: os.kill(os.getpid(), signal.SIGKILL))
+    sys.stdin.readline()
+    manager.commit(MemoryAdded(memory_id="last", persona_id="p1", content="x"))
+    print("committed", flush=True)
+    sys.stdin.readline()
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["after-sql", "after-store"])
+def test_kill_around_the_dual_write(tmp_path: Path, mode: str) -> None:
+    data, db = tmp_path / "data", tmp_path / "primary.db"
+    url = f"sqlite:///{db}"
+    with subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(data), url, mode],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as writer:
+        assert writer.stdin is not None
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "ready"
+        blocker = None
+        if mode == "after-store":
+            # SQL is locked: the store commits, SQL does not get the event.
+            blocker = sqlite3.connect(db, isolation_level=None, timeout=30)
+            blocker.execute("BEGIN EXCLUSIVE")
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        line = writer.stdout.readline().strip()
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait(timeout=30)
+        if blocker is not None:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+    assert line == ("" if mode == "after-sql" else "committed")
+    with HybridDatabaseManager.open(data, sql_urls=[url], environ={}) as manager:
+        assert manager.store is not None
+        assert manager.store.head.global_seq == 52
+        assert manager.memories.get("last") is not None
+        assert manager.verify().equal
+
+
+def test_concurrent_writers_on_postgres(tmp_path: Path) -> None:
+    with postgres_schema() as url:
+        with HybridDatabaseManager.open(tmp_path / "a", sql_urls=[url], environ={}) as manager:
+            manager.commit(persona("p1"))
+            errors: list[BaseException] = []
+
+            def write(worker: int) -> None:
+                try:
+                    for i in range(20):
+                        manager.commit(*[memory(f"w{worker}-{i}-{k}") for k in range(5)])
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=write, args=(w,)) for w in range(6)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert errors == []
+            assert manager.memories.count() == 600
+            assert manager.verify().equal
+        # With the store off, two managers write SQL directly at the same time.
+        env = {"PJAI_USE_LIVESTORE": "false"}
+        first = HybridDatabaseManager.open(tmp_path / "b", sql_urls=[url], environ=env)
+        second = HybridDatabaseManager.open(tmp_path / "c", sql_urls=[url], environ=env)
+        try:
+            done: list[list[int]] = [[], []]
+
+            def direct(index: int, target: HybridDatabaseManager) -> None:
+                for i in range(30):
+                    records = target.commit(memory(f"d{index}-{i}"))
+                    done[index].append(records[0].position.global_seq)
+
+            threads = [
+                threading.Thread(target=direct, args=(i, m)) for i, m in enumerate((first, second))
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            positions = sorted(done[0] + done[1])
+            assert positions == list(range(positions[0], positions[0] + 60))
+            assert first.memories.count() == 660
+        finally:
+            first.close()
+            second.close()
+        with HybridDatabaseManager.open(tmp_path / "a", sql_urls=[url], environ={}) as manager:
+            assert manager.store is not None
+            assert manager.store.head.global_seq == positions[-1]
+            assert manager.verify().equal

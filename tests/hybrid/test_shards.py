@@ -1,0 +1,105 @@
+"""Sharding: consistent hashing, routing, cross-shard reads, rebalancing."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pjai.hybrid import HybridDatabaseManager
+from pjai.schema import PersonaActivated
+from pjai.sql.rebalance import misplaced, rebalance
+from pjai.sql.repositories import MemoryFilter
+from pjai.sql.shards import HashRing
+from tests.helpers import memory, persona
+
+
+def test_ring_spreads_keys_evenly() -> None:
+    ring = HashRing(4)
+    counts = Counter(ring.shard_of(f"persona-{i}") for i in range(20_000))
+    assert set(counts) == {0, 1, 2, 3}
+    assert max(counts.values()) / min(counts.values()) < 1.6
+
+
+@given(
+    st.integers(min_value=1, max_value=6), st.lists(st.text(min_size=1), min_size=1, max_size=50)
+)
+def test_adding_a_shard_moves_keys_only_to_it(count: int, keys: list[str]) -> None:
+    before, after = HashRing(count), HashRing(count + 1)
+    for key in keys:
+        assert after.shard_of(key) in (before.shard_of(key), count)
+
+
+def test_adding_a_shard_moves_about_its_share() -> None:
+    before, after = HashRing(3), HashRing(4)
+    keys = [f"p{i}" for i in range(10_000)]
+    moved = sum(before.shard_of(k) != after.shard_of(k) for k in keys)
+    assert 0.15 < moved / len(keys) < 0.35  # about 1/4
+
+
+def shard_urls(base: Path, count: int) -> list[str]:
+    return [f"sqlite:///{base / f'shard{i}.db'}" for i in range(count)]
+
+
+def ids_on(manager: HybridDatabaseManager, index: int, table: str) -> set[str]:
+    with manager.shards.shards[index].engine.connect() as conn:
+        return {row[0] for row in conn.exec_driver_sql(f"SELECT id FROM {table}")}
+
+
+def test_personas_and_their_memories_live_on_one_shard(tmp_path: Path) -> None:
+    urls = shard_urls(tmp_path, 3)
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as manager:
+        people = [f"persona-{i}" for i in range(30)]
+        manager.commit(*[persona(p) for p in people])
+        manager.commit(
+            *[memory(f"{p}-m{j}", p, importance=j / 10) for p in people for j in range(3)]
+        )
+        for index in range(3):
+            mine = ids_on(manager, index, "personas")
+            assert mine == {p for p in people if manager.shards.for_persona(p).index == index}
+            assert {m.rsplit("-m", 1)[0] for m in ids_on(manager, index, "memories")} == mine
+        assert all(ids_on(manager, i, "personas") for i in range(3))
+        # Reads fan out and merge.
+        assert manager.personas.count() == 30
+        assert [p.id for p in manager.personas.list()] == sorted(
+            people, key=lambda p: (p.upper(), p)
+        )
+        top = manager.memories.list(limit=5)
+        assert [m.importance for m in top] == [0.2] * 5
+        assert manager.memories.count(MemoryFilter(persona_id="persona-7")) == 3
+        assert manager.memories.statistics().total == 90
+        # Activation reaches every shard: exactly one persona is active.
+        manager.commit(PersonaActivated(persona_id="persona-3"))
+        manager.commit(PersonaActivated(persona_id="persona-21"))
+        active = [p.id for p in manager.personas.list() if p.is_active]
+        assert active == ["persona-21"]
+        assert manager.verify().equal
+
+
+def test_rebalance_moves_only_personas_that_hash_to_the_new_shard(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    rng = random.Random(3)
+    with HybridDatabaseManager.open(data, sql_urls=shard_urls(tmp_path, 2), environ={}) as manager:
+        people = [f"persona-{rng.random():.8f}" for _ in range(40)]
+        manager.commit(*[persona(p) for p in people])
+        manager.commit(*[memory(f"{p}-m", p) for p in people])
+    with HybridDatabaseManager.open(data, sql_urls=shard_urls(tmp_path, 3), environ={}) as manager:
+        expected = {p for p in people if HashRing(3).shard_of(p) == 2}
+        assert expected  # the new shard takes some personas
+        report = manager.verify()
+        assert not report.equal
+        assert {p for p, _on, _home in report.misplaced} == expected
+        moved = rebalance(manager.shards, manager.schema)
+        assert {p for p, _from, to in moved.moves} == expected
+        assert {to for _p, _from, to in moved.moves} == {2}
+        assert moved.rows == 2 * len(expected)
+        assert misplaced(manager.shards) == []
+        assert ids_on(manager, 2, "personas") == expected
+        assert manager.verify().equal
+        assert manager.memories.count() == 40
+        assert rebalance(manager.shards, manager.schema).personas == 0
+        manager.commit(*[memory(f"{p}-later", p) for p in sorted(expected)[:3]])
+        assert manager.verify().equal
