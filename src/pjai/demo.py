@@ -1,4 +1,8 @@
-"""A guided tour of the reactive store: seed personas, watch a live query react."""
+"""A guided tour: seed personas, watch a live query react to every commit.
+
+Commits go through the hybrid manager, so each one lands in the reactive store and the
+SQL primary together.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import (
     BigFive,
     Event,
@@ -20,7 +25,7 @@ from pjai.schema import (
     Personality,
     new_id,
 )
-from pjai.store import Row, Store
+from pjai.store import Row
 
 __all__ = ["TOP_MEMORIES", "DemoStep", "run_demo", "seed"]
 
@@ -62,7 +67,7 @@ class DemoStep:
     events: list[Event]
 
 
-def seed(store: Store) -> dict[str, str]:
+def seed(store: HybridDatabaseManager) -> dict[str, str]:
     """Create the demo personas and memories unless present; return persona ids by name."""
     existing = {row.name: row.id for row in store.query("SELECT id, name FROM personas")}
     events: list[Event] = []
@@ -145,7 +150,7 @@ def _script(personas: dict[str, str]) -> list[DemoStep]:
 
 
 def run_demo(
-    store: Store,
+    store: HybridDatabaseManager,
     show: Callable[[str, list[Row]], object],
     note: Callable[[str], object],
     *,

@@ -7,10 +7,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, console, fail, progress_bar, store_path
+from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, console, fail, progress_bar
 from pjai.demo import run_demo
 from pjai.errors import PjaiError
-from pjai.store import Row, Store
+from pjai.hybrid import HybridDatabaseManager
+from pjai.store import Row
 
 
 def _show(title: str, rows: list[Row]) -> None:
@@ -28,15 +29,20 @@ def demo(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     delay: Annotated[float, typer.Option(help="Seconds between scripted commits.")] = 0.8,
 ) -> None:
-    """Seed a store, subscribe a live query, and print it each time a commit changes it."""
+    """Seed personas, subscribe a live query, print it each time a commit changes it."""
     try:
-        with progress_bar("Rebuilding state") as progress:
-            store = Store.open(store_path(data_dir), progress=progress)
-        with store:
-            console.print(f"[bold]PJai demo[/] · store {store.path} · head {store.head}")
+        with progress_bar("Catching up") as progress:
+            manager = HybridDatabaseManager.open(data_dir, progress=progress)
+        with manager:
+            where = manager.store_path if manager.store is not None else "SQL only"
+            console.print(f"[bold]PJai demo[/] · {where} · head e{manager.head()}")
             fired = run_demo(
-                store, _show, lambda text: console.print(f"  [dim]{text}[/]"), delay=delay
+                manager, _show, lambda text: console.print(f"  [dim]{text}[/]"), delay=delay
             )
-            console.print(f"The live query pushed {fired} result(s); the store is at {store.head}.")
+            stats = manager.memories.statistics()
+            console.print(
+                f"The live query pushed {fired} result(s); head e{manager.head()}; "
+                f"the SQL primary holds {stats.total} live memories."
+            )
     except PjaiError as exc:
         raise fail(exc) from exc

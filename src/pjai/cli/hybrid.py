@@ -186,3 +186,25 @@ def repair(
         except PjaiError as exc:
             raise fail(exc) from exc
     console.print(f"Rebuilt {side} from {replayed} event(s).")
+
+
+shards = typer.Typer(help="SQL shards (PJAI_SQL_SHARDS).", no_args_is_help=True)
+
+
+@shards.command()
+def rebalance(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Move personas to the shard the hash ring now gives them (after adding a shard)."""
+    from pjai.sql.rebalance import rebalance as move
+
+    try:
+        shard_set = _shards(data_dir)
+        for shard in shard_set:
+            migrate.upgrade(shard.engine)
+        with progress_bar("Moving personas") as progress:
+            moved = move(shard_set, SCHEMA, progress)
+        shard_set.dispose()
+    except PjaiError as exc:
+        raise fail(exc) from exc
+    console.print(f"Moved {moved.personas} persona(s), {moved.rows} row(s).")
+    for persona_id, source, target in moved.moves:
+        console.print(f"  {persona_id}: shard {source} -> shard {target}")

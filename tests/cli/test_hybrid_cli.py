@@ -1,0 +1,90 @@
+"""Commands over both sides: db, flags, doctor, verify, repair, shards."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from pjai.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> str:
+    result = runner.invoke(app, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_db_upgrade_and_current(tmp_path: Path) -> None:
+    assert "empty" in run("db", "current", "--data-dir", str(tmp_path))
+    assert "at 0001" in run("db", "upgrade", "--data-dir", str(tmp_path))
+    assert "0001" in run("db", "current", "--data-dir", str(tmp_path))
+
+
+def test_doctor_verify_repair(tmp_path: Path) -> None:
+    data = str(tmp_path)
+    run("demo", "--data-dir", data, "--delay", "0")
+    health = json.loads(run("doctor", "--data-dir", data, "--json"))
+    assert health["status"] == "ok"
+    assert health["store"]["head"] == health["shards"][0]["checkpoint"] == 17
+    assert health["bridge"]["lag_events"] == 0
+    assert {"size", "checkedout"} <= health["shards"][0]["pool"].keys()
+    assert "store" in run("doctor", "--data-dir", data)
+    assert json.loads(run("verify", "--data-dir", data, "--json"))["equal"] is True
+    with sqlite3.connect(tmp_path / "primary.db") as db:
+        db.execute("UPDATE memories SET content = 'tampered' WHERE name = 'Morning person'")
+    db.close()
+    broken = runner.invoke(app, ["verify", "--data-dir", data, "--json"])
+    assert broken.exit_code == 2
+    report = json.loads(broken.stdout)
+    rows = [r for t in report["tables"] for p in t["personas"] for r in p["rows"]]
+    assert [(r["problem"], r["columns"]) for r in rows] == [("differs", ["content"])]
+    assert "Rebuilt sql from 17 event(s)" in run("repair", "--side", "sql", "--data-dir", data)
+    assert json.loads(run("verify", "--data-dir", data, "--json"))["equal"] is True
+
+
+def test_flags_switch_the_store_off_and_on(tmp_path: Path) -> None:
+    data = str(tmp_path)
+    run("demo", "--data-dir", data, "--delay", "0")
+    assert "use_livestore = false" in run(
+        "flags", "set", "use_livestore", "false", "--data-dir", data
+    )
+    flags = json.loads(run("flags", "--data-dir", data, "--json"))
+    assert flags["use_livestore"] == {"value": False, "source": "file"}
+    output = run("demo", "--data-dir", data, "--delay", "0")
+    assert "SQL only" in output
+    health = json.loads(run("doctor", "--data-dir", data, "--json"))
+    assert health["store"]["status"] == "off"
+    run("flags", "set", "use_livestore", "true", "--data-dir", data)
+    assert json.loads(run("verify", "--data-dir", data, "--json"))["equal"] is True
+    env_wins = run(
+        "flags",
+        "set",
+        "use_livestore",
+        "false",
+        "--data-dir",
+        data,
+        env={"PJAI_USE_LIVESTORE": "true"},
+    )
+    assert "environment overrides" in env_wins
+    bad = runner.invoke(app, ["flags", "set", "nonsense", "true", "--data-dir", data])
+    assert bad.exit_code == 1
+    assert "unknown flag 'nonsense'" in bad.output
+
+
+def test_shards_rebalance_after_adding_a_shard(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    two = " ".join(f"sqlite:///{tmp_path / f's{i}.db'}" for i in range(2))
+    three = two + f" sqlite:///{tmp_path / 's2.db'}"
+    run("demo", "--data-dir", data, "--delay", "0", env={"PJAI_SQL_SHARDS": two})
+    output = run("shards", "rebalance", "--data-dir", data, env={"PJAI_SQL_SHARDS": three})
+    assert output.startswith("Moved ")
+    report = json.loads(run("verify", "--data-dir", data, "--json", env={"PJAI_SQL_SHARDS": three}))
+    assert report["equal"] is True
+    assert "Moved 0 persona(s)" in run(
+        "shards", "rebalance", "--data-dir", data, env={"PJAI_SQL_SHARDS": three}
+    )
