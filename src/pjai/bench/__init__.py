@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pjai.bench.hybrid import run_hybrid_bench
 from pjai.bench.store import run_store_bench
 
-__all__ = ["run_store_bench"]
+__all__ = ["run_hybrid_bench", "run_store_bench"]

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pjai.bench import run_store_bench
+from pjai.bench import run_hybrid_bench, run_store_bench
 from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, progress_bar
 
 app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
@@ -34,6 +34,33 @@ def store(
     try:
         with progress_bar("Benchmarking the store") as progress:
             result = run_store_bench(workdir, quick=quick, progress=progress)
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(result))
+
+
+@app.command()
+def hybrid(
+    quick: Annotated[bool, typer.Option(help="A seconds-long smoke run.")] = False,
+    postgres: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PJAI_TEST_POSTGRES_URL",
+            help="PostgreSQL URL to measure too (a fresh schema is made and dropped).",
+        ),
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    keep: Keep = False,
+) -> None:
+    """End-to-end commits, bridge lag, repository queries and verify, per SQL backend."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-hybrid-", dir=data_dir))
+    try:
+        with progress_bar("Benchmarking store + SQL") as progress:
+            result = run_hybrid_bench(
+                workdir, postgres_url=postgres, quick=quick, progress=progress
+            )
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -32,6 +32,9 @@ class Backend(Protocol):
         rolled back to before the first statement.
         """
 
+    def run_many(self, dbapi_connection: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Execute one statement for each parameter row, as one batch."""
+
     def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
         """The event's fault in ``error`` (a constraint it violated), if that is what it is."""
 

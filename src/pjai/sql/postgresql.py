@@ -50,6 +50,11 @@ class PostgresBackend:
             matched.append((cursor.fetchone() is not None) if check else max(cursor.rowcount, 0))
         return matched
 
+    def run_many(self, dbapi_connection: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        conn: psycopg.Connection[Any] = dbapi_connection
+        with conn.cursor() as cursor:
+            cursor.executemany(sql, rows)
+
     def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
         cause = _driver_error(error)
         if not isinstance(cause, pg.IntegrityError):

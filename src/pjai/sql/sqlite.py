@@ -46,6 +46,13 @@ class SqliteBackend:
             cursor.close()
         return matched
 
+    def run_many(self, dbapi_connection: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.executemany(sql, rows)
+        finally:
+            cursor.close()
+
     def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
         cause = _driver_error(error)
         if isinstance(cause, sqlite3.IntegrityError):

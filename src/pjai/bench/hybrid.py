@@ -1,0 +1,192 @@
+"""``pjai bench hybrid``: the store and the SQL primary together, on SQLite and PostgreSQL.
+
+Per backend: end-to-end commit throughput (store + SQL, batched and single), the lag
+from a store commit to its SQL commit, repository query latency at the full memory
+count (one persona's hot memories by importance; one persona's memories in a time
+range), and how long ``verify`` takes over everything.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from pjai.bench.stats import ms, percentile
+from pjai.hybrid import HybridDatabaseManager
+from pjai.schema import MemoryAdded, PersonaCreated, new_id
+from pjai.schema.fields import Tier
+from pjai.sql.repositories import MemoryFilter
+
+__all__ = ["FULL", "QUICK", "HybridWorkload", "run_hybrid_bench"]
+
+Progress = Callable[[int, int], object]
+EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
+_TIERS: tuple[Tier, ...] = (
+    "hot",
+    "warm",
+    "warm",
+    "cold",
+    "cold",
+    "cold",
+    "cold",
+    "cold",
+    "cold",
+    "cold",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HybridWorkload:
+    """Sizes of one run."""
+
+    personas: int
+    memories: int
+    batch: int
+    singles: int
+    queries: int
+
+
+FULL = HybridWorkload(1_000, 1_000_000, 1_000, 2_000, 500)
+QUICK = HybridWorkload(20, 5_000, 500, 100, 50)
+
+
+def _persona(index: int) -> str:
+    return f"persona-{index:05d}"
+
+
+def _memories(count: int, personas: int) -> Iterator[MemoryAdded]:
+    for i in range(count):
+        yield MemoryAdded(
+            memory_id=new_id(),
+            persona_id=_persona(i % personas),
+            name=f"memory {i}",
+            content=f"Benchmark memory {i}: the user mentioned topic {i % 977}.",
+            tags=[f"topic-{i % 97}"],
+            importance=(i * 37 % 101) / 100,
+            tier=_TIERS[(i // personas) % len(_TIERS)],
+            occurred_at=EPOCH + timedelta(minutes=(i * 7919) % 525_600),
+        )
+
+
+@contextmanager
+def _postgres_schema(url: str) -> Iterator[str]:
+    """A URL on a fresh PostgreSQL schema, dropped afterwards."""
+    base = make_url(url).set(drivername="postgresql+psycopg")
+    schema = f"pjai_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield base.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _one_backend(
+    data_dir: Path,
+    sql_url: str,
+    workload: HybridWorkload,
+    rng: random.Random,
+    step: Callable[[], None],
+) -> dict[str, Any]:
+    with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ={}) as manager:
+        manager.commit(
+            *[
+                PersonaCreated(persona_id=_persona(p), name=f"P{p}")
+                for p in range(workload.personas)
+            ]
+        )
+        events = _memories(workload.memories, workload.personas)
+        started = time.perf_counter()
+        for _ in range(0, workload.memories, workload.batch):
+            manager.commit(*[next(events) for _ in range(workload.batch)])
+        batched = workload.memories / (time.perf_counter() - started)
+        step()
+
+        manager.bridge.report.lags_ms.clear()
+        singles = list(_memories(workload.singles, workload.personas))
+        started = time.perf_counter()
+        for event in singles:
+            manager.commit(event)
+        single = workload.singles / (time.perf_counter() - started)
+        lag_p95 = percentile(manager.bridge.report.lags_ms, 95)
+        step()
+
+        hot, ranged = [], []
+        for _ in range(workload.queries):
+            persona = _persona(rng.randrange(workload.personas))
+            began = time.perf_counter()
+            found = manager.memories.list(
+                MemoryFilter(persona_id=persona, tiers=["hot"]), order="importance", limit=50
+            )
+            hot.append(time.perf_counter() - began)
+            if not found:
+                raise RuntimeError(f"no hot memories for {persona}")
+            start = EPOCH + timedelta(days=rng.randrange(330))
+            window = MemoryFilter(
+                persona_id=persona, occurred_from=start, occurred_to=start + timedelta(days=30)
+            )
+            began = time.perf_counter()
+            manager.memories.list(window, order="occurred_at", descending=False, limit=100)
+            ranged.append(time.perf_counter() - began)
+        step()
+
+        report = manager.verify()
+        if not report.equal:
+            raise RuntimeError("verify found the store and SQL different after the benchmark load")
+        step()
+        return {
+            "memories": workload.memories,
+            "commit_batched_per_s": round(batched),
+            "commit_single_per_s": round(single),
+            "bridge_lag_p95_ms": round(lag_p95, 3),
+            "query_hot_p95_ms": ms(percentile(hot, 95)),
+            "query_range_p95_ms": ms(percentile(ranged, 95)),
+            "verify_1m_s" if workload.memories == 1_000_000 else "verify_s": round(
+                report.seconds, 3
+            ),
+        }
+
+
+def run_hybrid_bench(
+    workdir: Path,
+    *,
+    postgres_url: str | None,
+    quick: bool = False,
+    progress: Progress | None = None,
+    seed: int = 11,
+) -> dict[str, Any]:
+    """Run the benchmark on SQLite, and on PostgreSQL when ``postgres_url`` is given."""
+    workload = QUICK if quick else FULL
+    rng = random.Random(seed)
+    total = 8 if postgres_url else 4
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    result: dict[str, Any] = {"benchmark": "hybrid", "quick": quick, "personas": workload.personas}
+    result["sqlite"] = _one_backend(
+        workdir / "sqlite", f"sqlite:///{workdir / 'primary.db'}", workload, rng, step
+    )
+    if postgres_url:
+        with _postgres_schema(postgres_url) as url:
+            result["postgresql"] = _one_backend(workdir / "postgresql", url, workload, rng, step)
+    else:
+        result["postgresql"] = None
+    return result
