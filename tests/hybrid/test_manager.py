@@ -162,3 +162,16 @@ def test_verify_names_diverging_rows_and_repair_fixes_them(manager: HybridDataba
     assert manager.verify().equal
     assert manager.repair("store") == 5
     assert manager.verify().equal
+
+
+def test_live_queries_follow_the_store_switch(manager: HybridDatabaseManager) -> None:
+    manager.commit(persona("p1"))
+    counts: list[int] = []
+    live = manager.live("SELECT count(*) AS n FROM memories")
+    live.subscribe(lambda rows: counts.append(rows[0].n))
+    manager.commit(memory("m1"))
+    manager.set_flag("use_livestore", False)
+    manager.commit(memory("m2"))
+    manager.set_flag("use_livestore", True)
+    manager.commit(memory("m3"))
+    assert counts == [0, 1, 2, 3]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -18,7 +19,7 @@ from pjai.hybrid.flags import Flags
 from pjai.hybrid.health import Health, check
 from pjai.hybrid.identity import Identity
 from pjai.hybrid.integrity import VerifyReport, verify
-from pjai.hybrid.sqllive import SqlLiveHost
+from pjai.hybrid.sqllive import SqlLiveHost, SqlQuery, tables_of
 from pjai.schema import SCHEMA
 from pjai.schema.event import Event, Schema
 from pjai.schema.records import EventRecord, Position
@@ -28,7 +29,7 @@ from pjai.sql.engine import PoolConfig, default_url
 from pjai.sql.repositories import MemoryRepository, PersonaRepository
 from pjai.sql.shards import ShardSet, shard_urls
 from pjai.store import LiveQuery, Progress, Row, Store
-from pjai.store.query import Params, Query
+from pjai.store.query import Params, Query, prepare
 
 __all__ = ["STORE_FILE", "HybridDatabaseManager"]
 
@@ -76,6 +77,9 @@ class HybridDatabaseManager:
         self._lock = threading.RLock()
         self._store: Store | None = None
         self._sql_live = SqlLiveHost(self.shards.shards[0], frozenset(self.schema.tables()))
+        self._live: weakref.WeakKeyDictionary[LiveQuery, tuple[Query, Params]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._projected_through = 0
         self._sql_head = 0
         self._retry: threading.Timer | None = None
@@ -137,22 +141,34 @@ class HybridDatabaseManager:
         return self._sql_reader().query(query, params)
 
     def live(self, query: Query, params: Params = None) -> LiveQuery:
-        """A live query on the store, or on SQL (re-run after SQL commits) with it off."""
+        """A live query on the store, or on SQL (re-run after SQL commits) with it off.
+
+        It follows the switch: turning the store off or on moves it, with its
+        subscribers, to the other side.
+        """
         self._follow_flags()
         if self._store is not None:
-            return self._store.live(query, params)
-        return self._sql_reader().live(query, params)
+            live = self._store.live(query, params)
+        else:
+            live = self._sql_reader().live(query, params)
+        self._live[live] = (query, params)
+        return live
 
     def set_flag(self, name: str, value: bool) -> None:
         """Set a flag now and for later runs (``flags.json``)."""
         with self._lock:
+            previous = self.flags[name]
             state = self.flags.set(name, value)
             if state.source == "environment" and state.value != value:
                 raise ConfigError(
                     f"flag {name} is set to {state.value} by the environment, which wins "
                     "over the flags file; change the environment variable instead"
                 )
-            self._follow_flags(force=True)
+            try:
+                self._follow_flags(force=True)
+            except BaseException:
+                self.flags.set(name, previous)  # the switch did not happen
+                raise
 
     def catch_up(self, progress: Progress | None = None) -> int:
         """Bring SQL up to the store (and the store up to SQL's journal); events moved."""
@@ -242,8 +258,16 @@ class HybridDatabaseManager:
             wanted = self.flags["use_livestore"]
             if wanted and self._store is None:
                 self._start_store(None)
+                self._move_live_queries()
             elif not wanted and self._store is not None:
                 self._stop_store(None)
+
+    def _move_live_queries(self) -> None:
+        for live, (query, params) in list(self._live.items()):
+            if self._store is not None:
+                live._move(self._store, prepare(query, params, live=True))
+            elif len(self.shards) == 1:
+                live._move(self._sql_live, SqlQuery(query, params, tables_of(query)))
 
     def _start_store(self, progress: Progress | None) -> None:
         store = Store.open(self.store_path, schema=self.schema, progress=progress)
@@ -257,23 +281,27 @@ class HybridDatabaseManager:
 
     def _stop_store(self, progress: Progress | None) -> None:
         """Turn the store off: SQL must first hold every event the store has."""
-        store = self._store
+        running = self._store
+        store = running
         if store is None and self.store_path.exists():
             store = Store.open(self.store_path, schema=self.schema, progress=progress)
-        try:
-            if store is not None:
-                self._store = store
-                try:
-                    self._reconcile(progress)
-                except SqlError as exc:
-                    raise SqlUnavailableError(
-                        f"cannot switch the reactive store off: SQL does not have all its "
-                        f"events yet and cannot take them now ({exc})"
-                    ) from exc
-                store.close()
-        finally:
-            self._store = None
+        if store is not None:
+            self._store = store
+            try:
+                self._reconcile(progress)
+            except SqlError as exc:
+                if running is None:
+                    self._store = None
+                    store.close()
+                raise SqlUnavailableError(
+                    f"cannot switch the reactive store off: SQL does not have all its "
+                    f"events yet and cannot take them now ({exc})"
+                ) from exc
+        self._store = None
         self._sql_head = self._journal_head()
+        self._move_live_queries()
+        if store is not None:
+            store.close()
 
     def _reconcile(self, progress: Progress | None) -> int:
         """Journal events the store lacks go to the store; store events SQL lacks go to SQL."""

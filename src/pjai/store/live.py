@@ -154,6 +154,24 @@ class LiveQuery:
         finally:
             subscription.unsubscribe()
 
+    def _move(self, host: LiveHost, prepared: PreparedQuery) -> None:
+        """Run on ``host`` from now on, keeping the subscribers (the hybrid manager uses
+        this when the reactive store is switched on or off)."""
+        with self._store._lock:
+            subscribed = bool(self._subscribers)
+            if subscribed:
+                self._store._unregister_live(self)
+        self._store, self._prepared = host, prepared
+        self._tables = None  # the new host finds what the query reads
+        # _fresh stays: the first run there is compared with the last result here.
+        changed = False
+        if subscribed:
+            with host._lock:
+                host._register_live(self)
+                changed = host._run_live(self)
+        if changed:
+            self._deliver()
+
     # -- used by the store, under its lock -----------------------------------------
 
     def _set_result(self, rows: list[Row], tables: frozenset[str]) -> bool:
