@@ -115,7 +115,8 @@ def _sqlite_engine(url: URL, pool: PoolConfig) -> Engine:
         url,
         pool_size=pool.size,
         max_overflow=pool.overflow,
-        pool_pre_ping=pool.pre_ping,
+        # A file on this machine has no server connection to lose; no ping needed.
+        pool_pre_ping=False,
         pool_recycle=pool.recycle_s,
         pool_timeout=pool.timeout_s,
         connect_args={"check_same_thread": False, "timeout": pool.timeout_s},

@@ -66,6 +66,7 @@ class SqlWriter:
             OSError,
             *self.backend.errors,
         )
+        self._checkpoint: int | None = None
         self._refusals: tuple[type[BaseException], ...] = (
             MaterializationError,
             BadOp,
@@ -92,8 +93,13 @@ class SqlWriter:
     @contextmanager
     def transaction(self, doing: str = "writing to SQL") -> Iterator[SqlTransaction]:
         """A write transaction, committed when the block ends without error."""
+        known, self._checkpoint = self._checkpoint, None
         with self.connection(doing, write=True) as conn, conn.begin():
-            yield SqlTransaction(self, conn)
+            tx = SqlTransaction(self, conn, known)
+            yield tx
+        # Committed: what this transaction left the checkpoint at is known until the
+        # next transaction starts, and saves reading it back.
+        self._checkpoint = tx.checkpoint
 
     def project(self, items: Sequence[Projection], *, strict: bool) -> Projected:
         """Apply ``items`` (in global order) in one transaction of their own."""
@@ -104,9 +110,11 @@ class SqlWriter:
 class SqlTransaction:
     """An open write transaction on one SQL database (see :meth:`SqlWriter.transaction`)."""
 
-    def __init__(self, writer: SqlWriter, conn: Connection) -> None:
+    def __init__(self, writer: SqlWriter, conn: Connection, checkpoint: int | None) -> None:
         self.writer = writer
         self.conn = conn
+        self.checkpoint = checkpoint
+        """The projection's checkpoint, if known without reading it."""
         self._dbapi = conn.connection.driver_connection
         self._backend = writer.backend
 
@@ -116,12 +124,15 @@ class SqlTransaction:
         if not items:
             return result
         now = utc_now()
-        conn = self.conn
-        checkpoint = journal.ensure_checkpoint(conn, self.writer.projection, now)
-        done = journal.applied_ids(conn, [item.record.id for item in items])
-        todo = [item for item in items if item.record.id not in done]
+        checkpoint = self.head(now)
+        if items[0].record.position.global_seq > checkpoint:
+            # Past the checkpoint nothing is journaled yet: it moves with the journal.
+            todo = list(items)
+        else:
+            done = journal.applied_ids(self.conn, [item.record.id for item in items])
+            todo = [item for item in items if item.record.id not in done]
         result.skipped = len(items) - len(todo)
-        savepoint = conn.begin_nested()
+        self._statement("SAVEPOINT pjai_batch")
         try:
             self._run([step for item in todo for step in self._steps(item, now, journaled=False)])
             self._insert_many(
@@ -130,10 +141,11 @@ class SqlTransaction:
                     for i in todo
                 ]
             )
-            savepoint.commit()
+            self._statement("RELEASE pjai_batch")
             result.applied = len(todo)
         except self.writer._refusals:
-            savepoint.rollback()
+            self._statement("ROLLBACK TO pjai_batch")
+            self._statement("RELEASE pjai_batch")
             # Go again event by event to find the refused ones.
             for item in todo:
                 error = self._one(item, now)
@@ -147,46 +159,57 @@ class SqlTransaction:
                         item.record, item.persona_id, journal.QUARANTINED, str(error), now
                     )
                     self._run([(entry, item.record.name)])
-        self.advance(items[-1].record.position.global_seq, now, current=checkpoint)
-        result.checkpoint = max(checkpoint, items[-1].record.position.global_seq)
+        self.advance(items[-1].record.position.global_seq, now)
+        result.checkpoint = self.checkpoint or 0
         return result
 
     def head(self, now: datetime, *, lock: bool = False) -> int:
         """The projection's checkpoint; ``lock`` holds it until the transaction ends."""
-        return journal.ensure_checkpoint(self.conn, self.writer.projection, now, lock=lock)
+        if self.checkpoint is None or lock:
+            self.checkpoint = journal.ensure_checkpoint(
+                self.conn, self.writer.projection, now, lock=lock
+            )
+        return self.checkpoint
 
     def empty(self, schema: Schema) -> None:
         """Delete every state row, journal entry and checkpoint (before a full replay)."""
         for table in reversed([*schema.metadata.sorted_tables, *journal.tables()]):
             self.conn.execute(table.delete())
+        self.checkpoint = None
 
-    def advance(self, global_seq: int, now: datetime, *, current: int | None = None) -> None:
+    def advance(self, global_seq: int, now: datetime) -> None:
         """Move the projection's checkpoint forward to ``global_seq``."""
-        if current is None:
-            current = journal.ensure_checkpoint(self.conn, self.writer.projection, now)
-        if global_seq > current:
+        if global_seq > self.head(now):
             op = journal.checkpoint_op(self.writer.projection, global_seq, now)
             self._run([(op, "checkpoint")])
+            self.checkpoint = global_seq
 
     def _one(self, item: Projection, now: datetime) -> MaterializationError | None:
-        savepoint = self.conn.begin_nested()
+        self._statement("SAVEPOINT pjai_event")
         try:
             self._run(self._steps(item, now))
         except MaterializationError as exc:
-            savepoint.rollback()
+            self._undo("pjai_event")
             return exc
         except BadOp as exc:
-            savepoint.rollback()
+            self._undo("pjai_event")
             return MaterializationError(item.record.name, f"materializer bug: {exc}")
         except self._backend.errors as exc:
-            savepoint.rollback()
+            self._undo("pjai_event")
             for op in item.ops:
                 rejected = self._backend.rejection(exc, item.record.name, op)
                 if rejected is not None:
                     return rejected
             raise
-        savepoint.commit()
+        self._statement("RELEASE pjai_event")
         return None
+
+    def _undo(self, savepoint: str) -> None:
+        self._statement(f"ROLLBACK TO {savepoint}")
+        self._statement(f"RELEASE {savepoint}")
+
+    def _statement(self, sql: str) -> None:
+        self._backend.run(self._dbapi, [(sql, (), False)])
 
     def _steps(self, item: Projection, now: datetime, *, journaled: bool = True) -> list[Step]:
         name = item.record.name
