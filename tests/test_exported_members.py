@@ -7,7 +7,16 @@ import inspect
 
 import pytest
 
-PACKAGES = ["pjai", "pjai.errors", "pjai.schema", "pjai.store", "pjai.bench"]
+PACKAGES = [
+    "pjai",
+    "pjai.errors",
+    "pjai.schema",
+    "pjai.store",
+    "pjai.sql",
+    "pjai.hybrid",
+    "pjai.hybrid.archive",
+    "pjai.bench",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -14,6 +14,8 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      │    ├── StoreCorruptError       a store file is not a readable PJai store
      │    └── RebaseError             upstream events do not continue the local history
      ├── QueryError                 a read query failed
+     ├── ArchiveError               an export archive cannot be written or read
+     │    └── ArchiveCorruptError     it is damaged or was changed after export
      ├── SqlError                   the SQL primary failed
      │    └── SqlUnavailableError     it cannot be reached (down, locked, pool exhausted)
      └── ConfigError                a setting (URL, flag, shard list) is invalid
@@ -24,6 +26,8 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
 from __future__ import annotations
 
 __all__ = [
+    "ArchiveCorruptError",
+    "ArchiveError",
     "ConfigError",
     "EventError",
     "EventValidationError",
@@ -90,6 +94,14 @@ class RebaseError(StoreError):
 
 class QueryError(PjaiError):
     """A read query failed (bad SQL, unknown table or column, wrong parameters)."""
+
+
+class ArchiveError(PjaiError):
+    """An export archive cannot be written or read (e.g. an unknown archive format)."""
+
+
+class ArchiveCorruptError(ArchiveError):
+    """An archive does not match its manifest: damaged or changed. Nothing was written."""
 
 
 class SqlError(PjaiError):

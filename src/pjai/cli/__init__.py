@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pjai.cli import bench, demo, hybrid, store
+from pjai.cli import archive, bench, demo, hybrid, store
 
 __all__ = ["app", "main"]
 
@@ -23,6 +23,8 @@ app.add_typer(hybrid.shards, name="shards")
 app.command("doctor")(hybrid.doctor)
 app.command("verify")(hybrid.verify)
 app.command("repair")(hybrid.repair)
+app.command("export")(archive.export)
+app.command("import")(archive.import_archive)
 
 
 def main() -> None:

@@ -50,6 +50,8 @@ def store_path(data_dir: Path) -> Path:
 def fail(error: PjaiError) -> typer.Exit:
     """Print a PJai error for a human and return the exit to raise."""
     errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    for note in getattr(error, "__notes__", ()):
+        errors.print(f"  {note}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 

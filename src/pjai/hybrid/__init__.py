@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from pjai.hybrid.archive import ArchiveManifest, ImportResult, export_archive, import_archive
 from pjai.hybrid.flags import FLAGS, Flags, FlagState
 from pjai.hybrid.health import Health
 from pjai.hybrid.integrity import VerifyReport
 from pjai.hybrid.manager import HybridDatabaseManager
 
-__all__ = ["FLAGS", "FlagState", "Flags", "Health", "HybridDatabaseManager", "VerifyReport"]
+__all__ = [
+    "FLAGS",
+    "ArchiveManifest",
+    "FlagState",
+    "Flags",
+    "Health",
+    "HybridDatabaseManager",
+    "ImportResult",
+    "VerifyReport",
+    "export_archive",
+    "import_archive",
+]

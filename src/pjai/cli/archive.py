@@ -1,0 +1,58 @@
+"""Commands that move a data directory's history in and out: ``export`` and ``import``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, console, fail, progress_bar
+from pjai.cli.hybrid import _manager
+from pjai.errors import PjaiError
+from pjai.hybrid import archive
+
+__all__ = ["export", "import_archive"]
+
+ArchivePath = Annotated[Path, typer.Argument(help="The archive file (a zip).", dir_okay=False)]
+
+
+def export(
+    file: ArchivePath,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace FILE if it exists.")
+    ] = False,
+) -> None:
+    """Write the event log and a snapshot of every table to a portable archive."""
+    with _manager(data_dir) as manager, progress_bar("Exporting") as progress:
+        try:
+            manifest = archive.export_archive(manager, file, progress=progress, overwrite=overwrite)
+        except PjaiError as exc:
+            raise fail(exc) from exc
+    rows = manifest.rows
+    console.print(
+        f"Exported {manifest.events} events, {len(rows)} tables, {sum(rows.values())} rows "
+        f"to {file}.",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def import_archive(file: ArchivePath, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Restore an archive into an empty data directory, checking every checksum."""
+    try:
+        with progress_bar("Importing") as progress:
+            result = archive.import_archive(data_dir, file, progress=progress)
+    except PjaiError as exc:
+        raise fail(exc) from exc
+    console.print(
+        f"Imported {result.events} events, {len(result.rows)} tables, "
+        f"{sum(result.rows.values())} rows from {file} into {data_dir}.",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    if result.note:
+        console.print(f"note: {result.note}", markup=False, highlight=False, soft_wrap=True)

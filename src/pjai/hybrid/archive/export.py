@@ -1,0 +1,138 @@
+"""Writing an archive: the event log and a state snapshot, read in one consistent state."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+import pjai
+from pjai.errors import ConfigError
+from pjai.hybrid.archive.format import (
+    CHUNK,
+    EVENTS_FILE,
+    FORMAT,
+    MANIFEST_FILE,
+    ArchiveFile,
+    ArchiveManifest,
+    Tally,
+    closing,
+    encode_record,
+    table_lines,
+)
+from pjai.hybrid.manager import HybridDatabaseManager
+from pjai.schema.types import utc_now
+from pjai.store import Progress, Store
+
+__all__ = ["export_archive"]
+
+
+def export_archive(
+    manager: HybridDatabaseManager,
+    path: str | Path,
+    *,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+) -> ArchiveManifest:
+    """Write ``manager``'s event log and state snapshot to the archive ``path``.
+
+    Commits wait while the archive is written, so it holds one consistent state. The
+    file appears only once complete; an existing file is replaced only with ``overwrite``.
+    """
+    store = manager.store
+    if store is None:
+        raise ConfigError(
+            "export reads the reactive store, which is switched off; switch it on "
+            "(pjai flags set use_livestore true) and export again"
+        )
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise ConfigError(f"{target} exists; pass --overwrite to replace it")
+    temporary: Path | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        temporary = Path(name)
+        with os.fdopen(fd, "wb") as file:
+            with store.exclusive():
+                manifest = _write(file, store, progress)
+            file.flush()
+            os.fsync(file.fileno())
+        _publish(temporary, target, overwrite=overwrite)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the archive {target}: {exc}") from exc
+    finally:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+    return manifest
+
+
+def _write(file: IO[bytes], store: Store, progress: Progress | None) -> ArchiveManifest:
+    summary = store.summary()
+    events, rows = summary["events"], summary["rows"]
+    assert isinstance(events, int)
+    assert isinstance(rows, dict)
+    tally = Tally(progress, events + sum(rows.values()))
+    files: dict[str, ArchiveFile] = {}
+    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with closing(store.events()) as entries:
+            records = (encode_record(entry.record) for entry in entries)
+            files[EVENTS_FILE] = _write_member(zf, EVENTS_FILE, records, tally)
+        for table in store.schema.metadata.sorted_tables:
+            member = f"tables/{table.name}.jsonl"
+            with closing(table_lines(store, table)) as lines:
+                files[member] = _write_member(zf, member, lines, tally)
+        manifest = ArchiveManifest(
+            format=FORMAT,
+            pjai_version=pjai.__version__,
+            schema_fingerprint=store.schema.fingerprint,
+            schema_version=store.schema.version,
+            store_id=store.store_id,
+            client_id=store.client_id,
+            created_at=utc_now(),
+            head=store.head,
+            events=files[EVENTS_FILE].lines,
+            files=files,
+        )
+        zf.writestr(MANIFEST_FILE, msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
+    return manifest
+
+
+def _write_member(
+    zf: zipfile.ZipFile, name: str, lines: Iterable[bytes], tally: Tally
+) -> ArchiveFile:
+    digest = hashlib.sha256()
+    size = count = 0
+    buffer = bytearray()
+    # force_zip64: the size is unknown until the end and may pass 2 GiB.
+    with zf.open(name, "w", force_zip64=True) as member:
+        for line in lines:
+            buffer += line + b"\n"
+            count += 1
+            tally.add()
+            if len(buffer) >= CHUNK:
+                digest.update(buffer)
+                size += member.write(buffer)
+                buffer.clear()
+        digest.update(buffer)
+        size += member.write(buffer)
+    return ArchiveFile(sha256=digest.hexdigest(), size=size, lines=count)
+
+
+def _publish(temporary: Path, target: Path, *, overwrite: bool) -> None:
+    if not overwrite:
+        try:  # unlike a rename, a link never replaces a file that appeared meanwhile
+            os.link(temporary, target)
+            return
+        except FileExistsError:
+            raise ConfigError(f"{target} exists; pass --overwrite to replace it") from None
+        except OSError:  # a file system without hard links
+            if target.exists():
+                raise ConfigError(f"{target} exists; pass --overwrite to replace it") from None
+    os.replace(temporary, target)

@@ -1,0 +1,265 @@
+"""Restoring an archive into an empty data directory, checking it first and after."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from sqlalchemy import Table
+
+from pjai.errors import ArchiveCorruptError, ArchiveError, ConfigError, PjaiError, RebaseError
+from pjai.hybrid.archive.format import (
+    BATCH,
+    CHUNK,
+    EVENTS_FILE,
+    FORMAT,
+    MANIFEST_FILE,
+    MAX_MANIFEST_BYTES,
+    TABLE_FILE,
+    ArchiveFile,
+    ArchiveManifest,
+    FormatProbe,
+    ImportResult,
+    Tally,
+    closing,
+    decode_record,
+    table_lines,
+)
+from pjai.hybrid.flags import Flags
+from pjai.hybrid.manager import STORE_FILE, HybridDatabaseManager
+from pjai.schema.records import ROOT, EventRecord
+from pjai.sql.engine import PRIMARY_FILE
+from pjai.store import Progress, Store
+
+__all__ = ["import_archive"]
+
+
+def import_archive(
+    data_dir: str | Path,
+    path: str | Path,
+    *,
+    sql_urls: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Restore the archive ``path`` into the empty data directory ``data_dir``.
+
+    Every file of the archive is checked against the manifest before anything is
+    written. The events are then replayed into a new store and the SQL primary, and the
+    resulting state is compared with the archive's snapshot row by row.
+    """
+    target, archive = Path(data_dir), Path(path)
+    _check_target(target, environ)
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile as exc:
+        raise ArchiveCorruptError(f"{archive} is not a PJai archive: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the archive {archive}: {exc}") from exc
+    with zf:
+        manifest = _checked_manifest(zf, archive)
+        with HybridDatabaseManager.open(target, sql_urls=sql_urls, environ=environ) as manager:
+            return _restore(manager, zf, archive, manifest, progress)
+
+
+def _check_target(data_dir: Path, environ: Mapping[str, str] | None) -> None:
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ConfigError(f"{data_dir} is a file; import restores into a data directory")
+    found = [name for name in (STORE_FILE, PRIMARY_FILE) if (data_dir / name).exists()]
+    if found:
+        raise ConfigError(
+            f"{data_dir} already holds PJai data ({', '.join(found)}); import restores "
+            "into an empty data directory: choose a new one"
+        )
+    if not Flags(data_dir / "flags.json", environ)["use_livestore"]:
+        raise ConfigError(
+            "import replays the archive through the reactive store, which is switched "
+            "off (PJAI_USE_LIVESTORE); switch it on and import again"
+        )
+
+
+@contextmanager
+def _reading(archive: Path, member: str) -> Iterator[None]:
+    """Translate what a damaged zip member raises into an error naming it."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise ArchiveCorruptError(f"{archive}: {member} is damaged ({exc})") from exc
+
+
+def _checked_manifest(zf: zipfile.ZipFile, archive: Path) -> ArchiveManifest:
+    """The manifest, once every file of the archive matches it."""
+    names = set(zf.namelist())
+    if MANIFEST_FILE not in names:
+        raise ArchiveCorruptError(f"{archive} is not a PJai archive: it has no {MANIFEST_FILE}")
+    with _reading(archive, MANIFEST_FILE), zf.open(MANIFEST_FILE) as member:
+        raw = member.read(MAX_MANIFEST_BYTES)
+    try:
+        found = msgspec.json.decode(raw, type=FormatProbe).format
+        if found != FORMAT:
+            raise ArchiveError(
+                f"{archive} has archive format {found}; this PJai reads format {FORMAT}. "
+                "Import it with the PJai version that wrote it"
+            )
+        manifest = msgspec.json.decode(raw, type=ArchiveManifest)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ArchiveCorruptError(f"{archive}: {MANIFEST_FILE} is not valid: {exc}") from exc
+    listed, names = set(manifest.files), names - {MANIFEST_FILE}
+    problems = [f"{n} is not listed in the manifest" for n in sorted(names - listed)]
+    problems += [f"{n} is listed but not there" for n in sorted(listed - names)]
+    problems += [
+        f"{n} is not an archive file name"
+        for n in sorted(listed)
+        if n != EVENTS_FILE and not TABLE_FILE.fullmatch(n)
+    ]
+    if EVENTS_FILE not in listed:
+        problems.append(f"the manifest does not list {EVENTS_FILE}")
+    if problems:
+        raise ArchiveCorruptError(f"{archive}: {'; '.join(problems)}")
+    for name in sorted(listed):
+        _check_file(zf, archive, name, manifest.files[name])
+    if manifest.events != manifest.files[EVENTS_FILE].lines:
+        raise ArchiveCorruptError(
+            f"{archive}: the manifest counts {manifest.events} events but {EVENTS_FILE} "
+            f"has {manifest.files[EVENTS_FILE].lines} lines"
+        )
+    return manifest
+
+
+def _check_file(zf: zipfile.ZipFile, archive: Path, name: str, expected: ArchiveFile) -> None:
+    digest = hashlib.sha256()
+    size = lines = 0
+    with _reading(archive, name), zf.open(name) as member:
+        # Never inflate more than the manifest announced.
+        while size <= expected.size and (chunk := member.read(CHUNK)):
+            digest.update(chunk)
+            size += len(chunk)
+            lines += chunk.count(b"\n")
+    got = {"size": size, "sha256": digest.hexdigest(), "line count": lines}
+    want = {"size": expected.size, "sha256": expected.sha256, "line count": expected.lines}
+    for what in got:
+        if got[what] != want[what]:
+            raise ArchiveCorruptError(
+                f"{archive}: {name} does not match the manifest ({what} {got[what]}, "
+                f"manifest says {want[what]}); the archive is damaged or was changed"
+            )
+
+
+def _restore(
+    manager: HybridDatabaseManager,
+    zf: zipfile.ZipFile,
+    archive: Path,
+    manifest: ArchiveManifest,
+    progress: Progress | None,
+) -> ImportResult:
+    store = manager.store
+    if store is None:
+        raise ConfigError("import needs the reactive store switched on")
+    if store.head != ROOT:
+        sql = ", ".join(shard.url for shard in manager.shards)
+        raise ConfigError(
+            f"the SQL primary {sql} already holds events (up to {store.head}), now mirrored "
+            f"into {manager.store_path}; import needs an empty SQL database"
+        )
+    schema = manager.schema
+    same_schema = manifest.schema_fingerprint == schema.fingerprint
+    tally = Tally(progress, manifest.events + (sum(manifest.rows.values()) if same_schema else 0))
+    note = None
+    try:
+        applied = _replay(manager, store, zf, archive, tally)
+        if same_schema:
+            _compare(store, zf, archive, manifest, tally)
+        else:
+            note = (
+                f"the snapshot was written with schema {manifest.schema_fingerprint} "
+                f"(version {manifest.schema_version}), this PJai has {schema.fingerprint} "
+                f"(version {schema.version}): the state was rebuilt from the events and "
+                "not compared with the snapshot"
+            )
+    except PjaiError as exc:
+        exc.add_note(
+            f"{manager.data_dir} keeps what was imported (events up to {store.head} of "
+            f"{manifest.events}); nothing was deleted. To import again, use a new data "
+            "directory and an empty SQL database."
+        )
+        raise
+    count = 'SELECT count(*) AS n FROM "{}"'
+    rows = {name: store.query(count.format(name))[0].n for name in schema.tables()}
+    return ImportResult(manifest, manifest.events, applied, rows, same_schema, note)
+
+
+def _replay(
+    manager: HybridDatabaseManager, store: Store, zf: zipfile.ZipFile, archive: Path, tally: Tally
+) -> int:
+    """Feed the archive's events to the store in batches, SQL catching up after each."""
+
+    def ingest(batch: list[EventRecord]) -> int:
+        try:
+            applied = store.ingest(batch)
+        except RebaseError as exc:
+            raise ArchiveCorruptError(
+                f"{archive}: {EVENTS_FILE} is not one history: {exc}"
+            ) from exc
+        manager.catch_up()
+        tally.add(len(batch))
+        return applied
+
+    applied = 0
+    batch: list[EventRecord] = []
+    with _reading(archive, EVENTS_FILE), zf.open(EVENTS_FILE) as member:
+        for number, line in enumerate(member, 1):
+            try:
+                batch.append(decode_record(line))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise ArchiveCorruptError(
+                    f"{archive}: {EVENTS_FILE} line {number} is not an event record: {exc}"
+                ) from exc
+            if len(batch) >= BATCH:
+                applied, batch = applied + ingest(batch), []
+    return applied + ingest(batch)
+
+
+def _compare(
+    store: Store, zf: zipfile.ZipFile, archive: Path, manifest: ArchiveManifest, tally: Tally
+) -> None:
+    """Raise naming the first row where the replayed state and the snapshot differ."""
+    tables = store.schema.metadata.sorted_tables
+    odd = sorted({t.name for t in tables} ^ manifest.rows.keys())
+    if odd:
+        raise ArchiveCorruptError(
+            f"{archive}: the snapshot's tables are not this schema's ({', '.join(odd)})"
+        )
+    for table in tables:
+        name = f"tables/{table.name}.jsonl"
+        with (
+            _reading(archive, name),
+            zf.open(name) as snapshot,
+            closing(table_lines(store, table)) as replayed,
+        ):
+            for number, (mine, theirs) in enumerate(zip_longest(replayed, snapshot), 1):
+                if mine is None:
+                    problem = "is missing from the state replayed from the events"
+                elif theirs is None:
+                    problem = "is in the replayed state but not in the snapshot"
+                elif mine != theirs.rstrip(b"\n"):
+                    problem = "differs between the replayed state and the snapshot"
+                else:
+                    tally.add()
+                    continue
+                key = _row_key(table, theirs if mine is None else mine)
+                raise ArchiveCorruptError(f"{archive}: {name} line {number}: row {key} {problem}")
+
+
+def _row_key(table: Table, line: bytes) -> str:
+    try:
+        row = msgspec.json.decode(line, type=dict[str, Any])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return "(unreadable)"
+    return "/".join(repr(row.get(c.name)) for c in table.primary_key.columns)

@@ -1,0 +1,375 @@
+"""Export and import archives, on every SQL backend: round trip, manifest, refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from pjai.cli import archive as archive_cli
+from pjai.errors import ArchiveCorruptError, ArchiveError, ConfigError
+from pjai.hybrid import HybridDatabaseManager
+from pjai.hybrid.archive import (
+    EVENTS_FILE,
+    MANIFEST_FILE,
+    ArchiveFile,
+    ArchiveManifest,
+    export_archive,
+    import_archive,
+)
+from pjai.schema import (
+    SCHEMA,
+    ConversationMessageAdded,
+    ConversationStarted,
+    MemoryAccessed,
+    MemoryDeleted,
+    MemoryImported,
+    MemoryRestored,
+    MemoryTierChanged,
+    MemoryUpdated,
+    PersonaActivated,
+    PersonaDeactivated,
+    Personality,
+    PersonaUpdated,
+)
+from pjai.store import Store
+from tests.databases import database
+from tests.helpers import memory, persona
+
+OLD = datetime(2021, 3, 4, 5, 6, 7, 890_123, tzinfo=UTC)
+
+
+def fill(manager: HybridDatabaseManager) -> None:
+    """Personas, memories in every state, conversations with messages."""
+    traits = Personality(custom_traits={"wit": 80, "calm": 20}, dominant_traits=["wit"])
+    manager.commit(
+        persona("p1"),
+        persona("p2", "Basil"),
+        PersonaUpdated(persona_id="p1", personality=traits, description="curious"),
+        PersonaActivated(persona_id="p2"),
+    )
+    manager.commit(
+        *[
+            memory(f"m{i:02}", "p1" if i % 3 else "p2", importance=i / 20, tags=[f"t{i % 4}"])
+            for i in range(20)
+        ],
+        MemoryImported(
+            memory_id="old",
+            persona_id="p1",
+            content="from the desktop app",
+            source="pjai-desktop",
+            created_at=OLD,
+            updated_at=OLD,
+            access_count=4,
+            last_accessed_at=OLD,
+        ),
+    )
+    manager.commit(
+        MemoryDeleted(memory_id="m01", persona_id="p1"),
+        MemoryDeleted(memory_id="m02", persona_id="p1"),
+        MemoryRestored(memory_id="m02", persona_id="p1"),
+        MemoryAccessed(memory_id="m04", persona_id="p1", count=3),
+        MemoryAccessed(memory_id="m03", persona_id="p2"),
+        MemoryTierChanged(memory_id="m05", persona_id="p1", tier="hot", reason="manual", score=0.9),
+        MemoryTierChanged(memory_id="m06", persona_id="p2", tier="cold", reason="age_decay"),
+        MemoryUpdated(memory_id="m07", persona_id="p1", content="changed", tags=["x", "y"]),
+    )
+    manager.commit(
+        ConversationStarted(conversation_id="c1", persona_id="p1", title="Hello"),
+        ConversationStarted(conversation_id="c2", persona_id="p2", started_at=OLD),
+        ConversationMessageAdded(
+            message_id="c1-1", conversation_id="c1", persona_id="p1", role="user", content="Hi"
+        ),
+        ConversationMessageAdded(
+            message_id="c1-2", conversation_id="c1", persona_id="p1", role="assistant", content="ä"
+        ),
+        ConversationMessageAdded(
+            message_id="c2-1", conversation_id="c2", persona_id="p2", role="user", content="Yo"
+        ),
+        PersonaDeactivated(persona_id="p2"),
+    )
+
+
+def backend(sql_url: str) -> str:
+    """The backend name ``database()`` takes for a URL of the ``sql_url`` fixture."""
+    return "sqlite" if sql_url.startswith("sqlite") else "postgresql"
+
+
+def store_of(manager: HybridDatabaseManager) -> Store:
+    """The manager's store, which these tests keep on."""
+    assert manager.store is not None
+    return manager.store
+
+
+def rewrite(file: Path, changes: dict[str, bytes | None]) -> None:
+    """Replace, add or (with None) drop members of the zip ``file``."""
+    with zipfile.ZipFile(file) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    for name, data in changes.items():
+        if data is None:
+            del members[name]
+        else:
+            members[name] = data
+    with zipfile.ZipFile(file, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def read_manifest(file: Path) -> ArchiveManifest:
+    """The manifest inside the archive ``file``."""
+    with zipfile.ZipFile(file) as zf:
+        return msgspec.json.decode(zf.read(MANIFEST_FILE), type=ArchiveManifest)
+
+
+def describe(data: bytes) -> ArchiveFile:
+    """What a manifest records for a file holding ``data``."""
+    return ArchiveFile(
+        sha256=hashlib.sha256(data).hexdigest(), size=len(data), lines=data.count(b"\n")
+    )
+
+
+def test_round_trip_restores_the_same_history_and_state(
+    manager: HybridDatabaseManager, sql_url: str, tmp_path: Path
+) -> None:
+    fill(manager)
+    source = store_of(manager)
+    file = tmp_path / "backup.zip"
+    exported: list[tuple[int, int]] = []
+    manifest = export_archive(manager, file, progress=lambda d, t: exported.append((d, t)))
+    assert exported[-1][0] == exported[-1][1] == manifest.events + sum(manifest.rows.values())
+    target = tmp_path / "restored"
+    imported: list[tuple[int, int]] = []
+    with database(backend(sql_url), tmp_path / "sql-restored") as url:
+        result = import_archive(
+            target, file, sql_urls=[url], environ={}, progress=lambda d, t: imported.append((d, t))
+        )
+        assert imported[-1] == exported[-1]
+        assert (result.snapshot_checked, result.note) == (True, None)
+        assert result.events == result.applied == manifest.events == source.head.global_seq
+        assert dict(result.rows) == manifest.rows
+        with HybridDatabaseManager.open(target, sql_urls=[url], environ={}) as restored:
+            store = store_of(restored)
+            assert store.state_hash() == source.state_hash()
+            originals = [entry.record for entry in source.events()]
+            copies = [entry.record for entry in store.events()]
+            assert [bytes(r.args) for r in copies] == [bytes(r.args) for r in originals]
+            assert [(r.id, r.name, r.position, r.parent, r.at) for r in copies] == [
+                (r.id, r.name, r.position, r.parent, r.at) for r in originals
+            ]
+            assert copies == originals
+            assert restored.verify().equal
+            restored.commit(memory("after", "p1"), MemoryAccessed(memory_id="old", persona_id="p1"))
+            assert restored.head() == manifest.events + 2
+            assert restored.verify().equal
+
+
+def test_manifest_lists_what_the_archive_holds(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    fill(manager)
+    source = store_of(manager)
+    file = tmp_path / "backup.zip"
+    returned = export_archive(manager, file)
+    manifest = read_manifest(file)
+    assert manifest == returned
+    assert (manifest.format, manifest.schema_version) == (1, SCHEMA.version)
+    assert manifest.schema_fingerprint == SCHEMA.fingerprint
+    assert (manifest.store_id, manifest.client_id) == (source.store_id, source.client_id)
+    assert manifest.head == source.head
+    assert manifest.events == len(list(source.events()))
+    counts = {t: source.query(f'SELECT count(*) AS n FROM "{t}"')[0].n for t in SCHEMA.tables()}
+    assert manifest.rows == counts
+    with zipfile.ZipFile(file) as zf:
+        assert sorted(zf.namelist()) == sorted([MANIFEST_FILE, *manifest.files])
+        assert all(describe(zf.read(n)) == f for n, f in manifest.files.items())
+        personas = [
+            msgspec.json.decode(line) for line in zf.read("tables/personas.jsonl").splitlines()
+        ]
+        memories = [
+            msgspec.json.decode(line) for line in zf.read("tables/memories.jsonl").splitlines()
+        ]
+    assert [p["id"] for p in personas] == ["p1", "p2"]
+    assert personas[0]["personality"]["custom_traits"] == {"calm": 20, "wit": 80}
+    assert (personas[1]["is_active"], personas[0]["privacy_analytics"]) == (False, False)
+    old = next(m for m in memories if m["id"] == "old")
+    assert old["created_at"] == "2021-03-04T05:06:07.890123+00:00"
+    assert [m["id"] for m in memories] == sorted(m["id"] for m in memories)
+
+
+def test_tampered_events_are_refused_before_anything_is_written(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    fill(manager)
+    file = tmp_path / "backup.zip"
+    export_archive(manager, file)
+    with zipfile.ZipFile(file) as zf:
+        events = zf.read(EVENTS_FILE)
+    at = events.index(b'"p2"')
+    rewrite(file, {EVENTS_FILE: events[: at + 2] + b"3" + events[at + 3 :]})
+    target = tmp_path / "restored"
+    with pytest.raises(
+        ArchiveCorruptError, match=r"events\.jsonl does not match the manifest.*sha256"
+    ):
+        import_archive(target, file, environ={})
+    assert not target.exists()
+
+
+def test_a_damaged_zip_member_is_named(manager: HybridDatabaseManager, tmp_path: Path) -> None:
+    fill(manager)
+    file = tmp_path / "backup.zip"
+    export_archive(manager, file)
+    with zipfile.ZipFile(file) as zf:
+        info = zf.getinfo(EVENTS_FILE)
+    data = bytearray(file.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 :][:4])
+    start = info.header_offset + 30 + name_length + extra_length
+    data[start + info.compress_size // 2] ^= 0xFF
+    file.write_bytes(bytes(data))
+    target = tmp_path / "restored"
+    with pytest.raises(ArchiveCorruptError, match=r"events\.jsonl"):
+        import_archive(target, file, environ={})
+    assert not target.exists()
+
+
+def test_archives_that_are_not_whole_are_refused(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    manager.commit(persona("p1"), memory("m1"))
+    file = tmp_path / "backup.zip"
+    export_archive(manager, file)
+    target = tmp_path / "restored"
+    original = file.read_bytes()
+    rewrite(file, {"extra.txt": b"hello"})
+    with pytest.raises(ArchiveCorruptError, match=r"extra\.txt is not listed"):
+        import_archive(target, file, environ={})
+    file.write_bytes(original)
+    rewrite(file, {"tables/memories.jsonl": None})
+    with pytest.raises(
+        ArchiveCorruptError, match=r"tables/memories\.jsonl is listed but not there"
+    ):
+        import_archive(target, file, environ={})
+    file.write_bytes(original)
+    newer = msgspec.structs.replace(read_manifest(file), format=2)
+    rewrite(file, {MANIFEST_FILE: msgspec.json.encode(newer)})
+    with pytest.raises(ArchiveError, match="archive format 2; this PJai reads format 1"):
+        import_archive(target, file, environ={})
+    file.write_bytes(b"not a zip file")
+    with pytest.raises(ArchiveCorruptError, match="is not a PJai archive"):
+        import_archive(target, file, environ={})
+    with pytest.raises(ConfigError, match="cannot read the archive"):
+        import_archive(target, tmp_path / "missing.zip", environ={})
+    assert not target.exists()
+
+
+def test_a_snapshot_that_replay_does_not_reproduce_is_named(
+    manager: HybridDatabaseManager, sql_url: str, tmp_path: Path
+) -> None:
+    fill(manager)
+    file = tmp_path / "backup.zip"
+    manifest = export_archive(manager, file)
+    with zipfile.ZipFile(file) as zf:
+        memories = zf.read("tables/memories.jsonl")
+    forged = memories.replace(b'"content":"changed"', b'"content":"forged!"')
+    assert forged != memories
+    files = {**manifest.files, "tables/memories.jsonl": describe(forged)}
+    forged_manifest = msgspec.json.encode(msgspec.structs.replace(manifest, files=files))
+    rewrite(file, {"tables/memories.jsonl": forged, MANIFEST_FILE: forged_manifest})
+    with (
+        database(backend(sql_url), tmp_path / "sql-restored") as url,
+        pytest.raises(ArchiveCorruptError, match=r"memories\.jsonl line 8: row 'm07' differs") as e,
+    ):
+        import_archive(tmp_path / "restored", file, sql_urls=[url], environ={})
+    assert "nothing was deleted" in "".join(e.value.__notes__)
+
+
+def test_a_snapshot_of_another_schema_is_not_compared(
+    manager: HybridDatabaseManager, sql_url: str, tmp_path: Path
+) -> None:
+    fill(manager)
+    file = tmp_path / "backup.zip"
+    manifest = export_archive(manager, file)
+    older = msgspec.structs.replace(manifest, schema_fingerprint="0" * 16, schema_version=0)
+    rewrite(file, {MANIFEST_FILE: msgspec.json.encode(older)})
+    with database(backend(sql_url), tmp_path / "sql-restored") as url:
+        result = import_archive(tmp_path / "restored", file, sql_urls=[url], environ={})
+        assert not result.snapshot_checked
+        assert result.note is not None
+        assert "not compared with the snapshot" in result.note
+        with HybridDatabaseManager.open(tmp_path / "restored", sql_urls=[url], environ={}) as m:
+            assert store_of(m).state_hash() == store_of(manager).state_hash()
+
+
+def test_import_wants_an_empty_data_directory_and_sql_database(
+    manager: HybridDatabaseManager, sql_url: str, tmp_path: Path
+) -> None:
+    manager.commit(persona("p1"))
+    file = tmp_path / "backup.zip"
+    export_archive(manager, file)
+    with pytest.raises(ConfigError, match=r"already holds PJai data \(store\.db"):
+        import_archive(manager.data_dir, file, sql_urls=[sql_url], environ={})
+    with pytest.raises(ConfigError, match="already holds events"):
+        import_archive(tmp_path / "fresh", file, sql_urls=[sql_url], environ={})
+    off = {"PJAI_USE_LIVESTORE": "false"}
+    with pytest.raises(ConfigError, match="switched off"):
+        import_archive(tmp_path / "other", file, sql_urls=[sql_url], environ=off)
+    assert not (tmp_path / "other").exists()
+    assert store_of(manager).head.global_seq == 1
+
+
+def test_export_refuses_to_overwrite_and_leaves_no_temporary_files(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    manager.commit(persona("p1"))
+    folder = tmp_path / "archives"
+    file = folder / "backup.zip"
+    export_archive(manager, file)
+    before = file.read_bytes()
+    manager.commit(memory("m1"))
+    with pytest.raises(ConfigError, match="exists; pass --overwrite"):
+        export_archive(manager, file)
+    assert file.read_bytes() == before
+    assert export_archive(manager, file, overwrite=True).events == 2
+    assert [p.name for p in folder.iterdir()] == ["backup.zip"]
+
+
+def test_export_needs_the_store(manager: HybridDatabaseManager, tmp_path: Path) -> None:
+    manager.commit(persona("p1"))
+    manager.set_flag("use_livestore", False)
+    with pytest.raises(ConfigError, match="switch it on"):
+        export_archive(manager, tmp_path / "backup.zip")
+    assert not (tmp_path / "backup.zip").exists()
+
+
+def test_cli_exports_and_imports(tmp_path: Path) -> None:
+    app = typer.Typer()
+    app.command("export")(archive_cli.export)
+    app.command("import")(archive_cli.import_archive)
+    runner = CliRunner(env={"PJAI_SQL_SHARDS": None, "PJAI_USE_LIVESTORE": None})
+    source, target, file = tmp_path / "source", tmp_path / "target", tmp_path / "backup.zip"
+    with HybridDatabaseManager.open(source, environ={}) as manager:
+        fill(manager)
+        expected = store_of(manager).state_hash()
+    result = runner.invoke(app, ["export", str(file), "--data-dir", str(source)])
+    assert result.exit_code == 0, result.output
+    assert "Exported 39 events, 4 tables, 28 rows" in result.stdout
+    again = runner.invoke(app, ["export", str(file), "--data-dir", str(source)])
+    assert again.exit_code == 1
+    assert "pass --overwrite" in again.stderr
+    replaced = runner.invoke(app, ["export", str(file), "--data-dir", str(source), "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    imported = runner.invoke(app, ["import", str(file), "--data-dir", str(target)])
+    assert imported.exit_code == 0, imported.output
+    assert "Imported 39 events, 4 tables, 28 rows" in imported.stdout
+    with HybridDatabaseManager.open(target, environ={}) as restored:
+        assert store_of(restored).state_hash() == expected
+        assert restored.verify().equal
+    refused = runner.invoke(app, ["import", str(file), "--data-dir", str(target)])
+    assert refused.exit_code == 1
+    assert "already holds PJai data" in refused.stderr
