@@ -192,3 +192,37 @@ def test_concurrent_writers_on_postgres(tmp_path: Path) -> None:
             assert manager.store is not None
             assert manager.store.head.global_seq == positions[-1]
             assert manager.verify().equal
+
+
+def test_refused_catch_up_events_are_quarantined_not_retried(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    with HybridDatabaseManager.open(
+        tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ={}
+    ) as manager:
+        manager.commit(persona("p1"))
+        blocker = sqlite3.connect(tmp_path / "primary.db", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        manager.commit(memory("m1"))  # the store has it, SQL does not
+        manager.commit(memory("m2"))
+        blocker.execute("ROLLBACK")
+        # Someone writes m1 into SQL behind PJai's back: SQL will refuse the real m1.
+        blocker.execute(
+            "INSERT INTO memories (id, persona_id, type, name, content, summary, tags, importance,"
+            " tier, access_count, occurred_at, created_at, updated_at) VALUES ('m1', 'p1', 'note',"
+            " '', 'intruder', '', '[]', 0.5, 'warm', 0, '2020-01-01T00:00:00.000000+00:00',"
+            " '2020-01-01T00:00:00.000000+00:00', '2020-01-01T00:00:00.000000+00:00')"
+        )
+        blocker.close()
+        manager.catch_up()
+        health = manager.health()
+        assert health.status == "degraded"
+        assert [q["name"] for q in health.bridge.quarantined] == ["v1.MemoryAdded"]
+        assert "already has a row" in health.bridge.quarantined[0]["reason"]
+        assert health.shards[0].quarantined == 1
+        assert manager.memories.get("m2") is not None  # later events went on
+        assert manager.catch_up() == 0  # not retried
+        report = manager.verify()
+        assert not report.equal
+        manager.repair("sql")
+        assert manager.verify().equal
+        assert manager.health().status == "ok"
