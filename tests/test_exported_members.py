@@ -15,6 +15,7 @@ PACKAGES = [
     "pjai.sql",
     "pjai.hybrid",
     "pjai.hybrid.archive",
+    "pjai.hybrid.legacy",
     "pjai.bench",
 ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pjai.cli import archive, bench, demo, hybrid, store
+from pjai.cli import archive, bench, demo, hybrid, legacy, store
 
 __all__ = ["app", "main"]
 
@@ -25,6 +25,7 @@ app.command("verify")(hybrid.verify)
 app.command("repair")(hybrid.repair)
 app.command("export")(archive.export)
 app.command("import")(archive.import_archive)
+app.command("import-legacy")(legacy.import_legacy)
 
 
 def main() -> None:

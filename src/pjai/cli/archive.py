@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, console, fail, progress_bar
-from pjai.cli.hybrid import _manager
+from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, console, fail, open_manager, progress_bar
 from pjai.errors import PjaiError
 from pjai.hybrid import archive
 
@@ -25,7 +24,7 @@ def export(
     ] = False,
 ) -> None:
     """Write the event log and a snapshot of every table to a portable archive."""
-    with _manager(data_dir) as manager, progress_bar("Exporting") as progress:
+    with open_manager(data_dir) as manager, progress_bar("Exporting") as progress:
         try:
             manifest = archive.export_archive(manager, file, progress=progress, overwrite=overwrite)
         except PjaiError as exc:

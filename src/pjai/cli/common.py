@@ -12,15 +12,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pjai.errors import PjaiError
+from pjai.hybrid import HybridDatabaseManager
 from pjai.store import Progress as ProgressCallback
 
 __all__ = [
     "DEFAULT_DATA_DIR",
     "STORE_FILE",
     "DataDir",
+    "JsonFlag",
     "console",
     "errors",
     "fail",
+    "open_manager",
     "progress_bar",
     "store_path",
 ]
@@ -37,6 +40,8 @@ DataDir = Annotated[
         file_okay=False,
     ),
 ]
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 console = Console()
 errors = Console(stderr=True)
@@ -84,3 +89,15 @@ def progress_bar(description: str) -> Iterator[ProgressCallback]:
     finally:
         if bar is not None:
             bar.stop()
+
+
+@contextmanager
+def open_manager(data_dir: Path, doing: str = "Catching up") -> Iterator[HybridDatabaseManager]:
+    """The data directory's manager (with a progress bar while it catches up), closed after."""
+    try:
+        with progress_bar(doing) as progress:
+            manager = HybridDatabaseManager.open(data_dir, progress=progress)
+        with manager:
+            yield manager
+    except PjaiError as exc:
+        raise fail(exc) from exc

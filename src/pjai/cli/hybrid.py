@@ -3,38 +3,30 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
 
-from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, console, fail, progress_bar
+from pjai.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    JsonFlag,
+    console,
+    fail,
+    open_manager,
+    progress_bar,
+)
 from pjai.errors import PjaiError
-from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.flags import Flags, parse_bool
 from pjai.schema import SCHEMA
 from pjai.sql import migrate
 from pjai.sql.engine import PoolConfig, default_url
 from pjai.sql.shards import ShardSet, shard_urls
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
 db = typer.Typer(help="The SQL primary's schema (Alembic migrations).", no_args_is_help=True)
 flags = typer.Typer(help="Feature flags, the reactive store switch among them.")
-
-
-@contextmanager
-def _manager(data_dir: Path, doing: str = "Catching up") -> Iterator[HybridDatabaseManager]:
-    try:
-        with progress_bar(doing) as progress:
-            manager = HybridDatabaseManager.open(data_dir, progress=progress)
-        with manager:
-            yield manager
-    except PjaiError as exc:
-        raise fail(exc) from exc
 
 
 def _shards(data_dir: Path) -> ShardSet:
@@ -104,7 +96,7 @@ def set_flag(
 
 def doctor(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
     """Health of the store, the SQL shards and the bridge."""
-    with _manager(data_dir) as manager:
+    with open_manager(data_dir) as manager:
         health = manager.health()
     if as_json:
         print(json.dumps(health.to_dict(), default=str))
@@ -151,7 +143,7 @@ def doctor(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> N
 
 def verify(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
     """Compare the store and the SQL primary per table and persona."""
-    with _manager(data_dir) as manager, progress_bar("Verifying") as progress:
+    with open_manager(data_dir) as manager, progress_bar("Verifying") as progress:
         report = manager.verify(progress)
     if as_json:
         print(json.dumps(report.to_dict()))
@@ -180,7 +172,7 @@ def repair(
     if side not in ("sql", "store"):
         raise typer.BadParameter("--side is sql or store")
     chosen: Literal["sql", "store"] = "sql" if side == "sql" else "store"
-    with _manager(data_dir) as manager, progress_bar(f"Rebuilding {side}") as progress:
+    with open_manager(data_dir) as manager, progress_bar(f"Rebuilding {side}") as progress:
         try:
             replayed = manager.repair(chosen, progress)
         except PjaiError as exc:

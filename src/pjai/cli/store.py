@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
 
 import typer
 
-from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, console, fail, progress_bar, store_path
+from pjai.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    JsonFlag,
+    console,
+    fail,
+    progress_bar,
+    store_path,
+)
 from pjai.errors import PjaiError
 from pjai.store import Store
 
 app = typer.Typer(help="Inspect and rebuild the reactive store.", no_args_is_help=True)
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @app.command()

@@ -6,6 +6,7 @@ from pjai.hybrid.archive import ArchiveManifest, ImportResult, export_archive, i
 from pjai.hybrid.flags import FLAGS, Flags, FlagState
 from pjai.hybrid.health import Health
 from pjai.hybrid.integrity import VerifyReport
+from pjai.hybrid.legacy import LegacyImport, Rejection, import_legacy
 from pjai.hybrid.manager import HybridDatabaseManager
 
 __all__ = [
@@ -16,7 +17,10 @@ __all__ = [
     "Health",
     "HybridDatabaseManager",
     "ImportResult",
+    "LegacyImport",
+    "Rejection",
     "VerifyReport",
     "export_archive",
     "import_archive",
+    "import_legacy",
 ]

@@ -1,0 +1,72 @@
+"""``pjai import-legacy``: bring a PJai desktop app database over as events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pjai.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    JsonFlag,
+    console,
+    fail,
+    open_manager,
+    progress_bar,
+)
+from pjai.errors import PjaiError
+from pjai.hybrid import legacy
+
+__all__ = ["REPORT_FILE", "import_legacy"]
+
+REPORT_FILE = "legacy-import-report.jsonl"
+
+
+def import_legacy(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="The desktop app's SQLite database; it is only read, never changed.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help=f"Where to list the rows not imported; DATA_DIR/{REPORT_FILE} if not given.",
+            dir_okay=False,
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Import the personas, memories and conversations of a PJai desktop database.
+
+    Rows already imported are skipped; rows that cannot be imported are listed, with why.
+    """
+    report_path = report or data_dir / REPORT_FILE
+    with open_manager(data_dir) as manager, progress_bar("Importing") as progress:
+        try:
+            result = legacy.import_legacy(manager, path, report_path=report_path, progress=progress)
+        except PjaiError as exc:
+            raise fail(exc) from exc
+    if as_json:
+        print(json.dumps(result.summary()))
+        return
+    for r in result.rejections:
+        line = f"{r.table} {r.row_id}: {r.reason}"
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    skipped = result.skipped_personas + result.skipped_memories + result.skipped_conversations
+    console.print(
+        f"Imported {result.personas} persona(s), {result.memories} memories and "
+        f"{result.conversations} conversation(s) with {result.messages} message(s); "
+        f"skipped {skipped} row(s) already imported; {result.rejected} row(s) not imported.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"Report: {result.report}", markup=False, highlight=False, soft_wrap=True)

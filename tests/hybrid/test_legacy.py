@@ -1,0 +1,436 @@
+"""Importing a PJai desktop database, on every SQL backend."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from pjai.cli.legacy import import_legacy as import_legacy_command
+from pjai.errors import ConfigError
+from pjai.hybrid import HybridDatabaseManager
+from pjai.hybrid.legacy import NOT_IMPORTED, SOURCE, LegacyImport, Rejection, import_legacy
+from pjai.schema import Event, EventRecord, PersonaCreated, PersonaDeleted
+from tests.hybrid.legacy_db import LegacyDatabase, sample
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+REJECTED: dict[tuple[str, str | None], str] = {
+    ("personas", "p-broken"): "personality_traits is not valid JSON",
+    ("memory_entities", "m-too-important"): "field 'importance'",
+    ("memory_entities", "m-blank"): "field 'content'",
+    ("memory_entities", "m-ghost"): "persona 'p-ghost' was not imported",
+    ("memory_entities", "m-orphan"): "persona 'p-broken' was not imported",
+    ("conversations", "c-garbled"): "messages is not valid JSON",
+    ("conversations", "c-no-role"): "message 0 has no role or sender",
+}
+
+
+SAMPLE_ROWS = 4 + 10 + 5
+
+
+@pytest.fixture
+def legacy(tmp_path: Path) -> Path:
+    """The sample legacy database, alone in its folder."""
+    folder = tmp_path / "desktop"
+    folder.mkdir()
+    return sample(folder / "pjai-desktop.db")
+
+
+def run(manager: HybridDatabaseManager, source: Path, report: Path) -> LegacyImport:
+    """Import ``source``; check that progress reached every legacy row."""
+    calls: list[tuple[int, int]] = []
+    result = import_legacy(
+        manager,
+        source,
+        report_path=report,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls[-1] == (SAMPLE_ROWS, SAMPLE_ROWS)
+    return result
+
+
+def read_report(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    header, *rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return header, rows
+
+
+def messages(manager: HybridDatabaseManager, conversation_id: str) -> list[tuple[Any, ...]]:
+    rows = manager.query(
+        "SELECT id, role, content, sent_at FROM conversation_messages"
+        " WHERE conversation_id = ? ORDER BY id",
+        [conversation_id],
+    )
+    return [tuple(row) for row in rows]
+
+
+@pytest.fixture
+def imported(manager: HybridDatabaseManager, legacy: Path, tmp_path: Path) -> LegacyImport:
+    """The sample legacy database, imported once."""
+    return run(manager, legacy, tmp_path / "report.jsonl")
+
+
+def test_the_result_counts_what_was_imported(
+    manager: HybridDatabaseManager, imported: LegacyImport
+) -> None:
+    assert (imported.personas, imported.memories, imported.conversations) == (3, 6, 3)
+    assert (imported.messages, imported.rejected) == (5, 7)
+    skipped = (imported.skipped_personas, imported.skipped_memories)
+    assert skipped == (0, 0)
+    assert imported.skipped_conversations == 0
+    assert manager.verify().equal
+
+
+def test_personas_are_mapped(manager: HybridDatabaseManager, imported: LegacyImport) -> None:
+    ada = manager.personas.get("p-ada")
+    assert ada is not None
+    assert (ada.name, ada.description) == ("Ada", "Research assistant")
+    assert ada.communication_style == "warm and concise"
+    big_five = ada.personality.big_five
+    assert (big_five.openness, big_five.conscientiousness, big_five.extraversion) == (90, 75, 30)
+    assert (big_five.agreeableness, big_five.neuroticism) == (60, 20)
+    assert ada.personality.custom_traits == {"curiosity": 95}
+    assert ada.personality.type == "sanguine"
+    assert (ada.memory.max_memories, ada.memory.importance_threshold) == (5000, 0.4)
+    assert (ada.memory.auto_optimize, ada.memory.retention_days) == (True, 365)
+    privacy = ada.privacy
+    assert (privacy.data_collection, privacy.analytics) == (True, True)
+    assert (privacy.share_with_researchers, privacy.personality_analysis) == (False, True)
+    assert (privacy.memory_retention, privacy.export_allowed) == (True, False)
+    assert ada.created_at == at("2023-01-05T10:00:00Z")
+    # Of the two personas marked active, the one updated last is activated; activation
+    # stamps its updated_at with the import time.
+    assert ada.is_active
+    assert ada.updated_at > at("2024-03-01T10:00:00Z")
+
+    bob = manager.personas.get("p-bob")
+    assert bob is not None
+    assert not bob.is_active
+    assert bob.created_at == at("2023-01-01T00:00:00Z")  # epoch seconds
+    assert bob.updated_at == at("2023-06-01T08:00")  # naive: UTC
+    assert bob.personality.big_five.openness == 40  # 0-100 numbers are kept
+    assert bob.personality.big_five.extraversion == 50
+    assert bob.personality.custom_traits == {"humor": 80}
+    assert (bob.memory.retention_days, bob.memory.importance_threshold) == (None, 0.3)
+    assert bob.memory.max_memories == 10_000
+    assert bob.privacy.analytics is False  # NULL: PJai's default
+
+    cy = manager.personas.get("p-cy")
+    assert cy is not None
+    assert cy.created_at == at("2023-07-22T04:26:40Z")  # epoch milliseconds
+    assert cy.updated_at == cy.created_at
+    assert manager.personas.get("p-broken") is None
+
+
+def test_memories_are_mapped(manager: HybridDatabaseManager, imported: LegacyImport) -> None:
+    tiers = {}
+    for memory_id in ("m-active", "m-hot", "m-warm", "m-cold", "m-null", "m-bob"):
+        memory = manager.memories.get(memory_id)
+        assert memory is not None, memory_id
+        tiers[memory_id] = (memory.tier, memory.importance)
+    assert tiers == {
+        "m-active": ("hot", 0.9),
+        "m-hot": ("hot", 1.0),
+        "m-warm": ("warm", 0.0),
+        "m-cold": ("cold", 0.35),
+        "m-null": ("warm", 0.5),
+        "m-bob": ("warm", 0.7),
+    }
+    active = manager.memories.get("m-active")
+    assert active is not None
+    assert (active.type, active.name, active.summary) == (
+        "fact",
+        "Thesis deadline",
+        "thesis due June",
+    )
+    assert (active.content, active.tags) == ("Ada's thesis is due in June.", ["work", "urgent"])
+    assert (active.access_count, active.last_accessed_at) == (7, at("2024-02-02T10:00:00Z"))
+    assert active.created_at == at("2024-01-10T08:00:00Z")
+    assert active.occurred_at == active.created_at
+    assert active.updated_at == at("2024-01-11T09:30:00Z")
+    assert active.deleted_at is None
+    cold = manager.memories.get("m-cold")
+    assert cold is not None
+    assert cold.deleted_at == at("2024-01-20T00:00:00Z")
+    null = manager.memories.get("m-null")
+    assert null is not None
+    assert (null.type, null.tags, null.access_count) == ("note", [], 0)
+    assert null.created_at == at("2024-01-01T00:00:00Z")
+    assert null.updated_at == null.created_at
+    bob = manager.memories.get("m-bob")
+    assert bob is not None
+    assert bob.created_at == at("2024-01-01T00:00:00Z")  # epoch milliseconds
+
+
+def test_conversations_are_mapped(manager: HybridDatabaseManager, imported: LegacyImport) -> None:
+    conversation = manager.query(
+        "SELECT persona_id, title, message_count, started_at FROM conversations WHERE id = ?",
+        ["c-plan"],
+    )
+    started = at("2024-02-01T08:59:00Z")
+    assert [tuple(row) for row in conversation] == [("p-ada", "Planning", 3, started)]
+    assert messages(manager, "c-plan") == [
+        ("c-plan:0", "user", "Plan my week", at("2024-02-01T09:00:00Z")),
+        ("c-plan:1", "assistant", "Here is a plan.", at("2024-02-01T09:01:00Z")),
+        ("c-plan:2", "user", "Thanks", started),  # no timestamp: the conversation's
+    ]
+    assert messages(manager, "c-chess") == [
+        ("c-chess:0", "user", "e4", at("2024-02-01T09:00:00Z")),
+        ("c-chess:1", "assistant", "e5", at("2024-02-01T09:00:30Z")),
+    ]
+    empty = manager.query("SELECT message_count FROM conversations WHERE id = 'c-empty'")
+    assert empty[0][0] == 0
+
+
+def test_imported_events_record_the_source(
+    manager: HybridDatabaseManager, imported: LegacyImport
+) -> None:
+    assert manager.store is not None
+    names = [entry.record.name for entry in manager.store.events()]
+    assert names.count("v1.PersonaImported") == 3
+    assert names.count("v1.PersonaActivated") == 1
+    assert names.count("v1.MemoryImported") == 6
+    assert names.count("v1.ConversationStarted") == 3
+    assert names.count("v1.ConversationMessageAdded") == 5
+    payloads = [
+        json.loads(bytes(e.record.args))
+        for e in manager.store.events()
+        if e.record.name in ("v1.PersonaImported", "v1.MemoryImported")
+    ]
+    assert {payload["source"] for payload in payloads} == {SOURCE}
+
+
+def test_rejected_rows_are_listed_with_reasons(
+    manager: HybridDatabaseManager, legacy: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "reports" / "legacy.jsonl"
+    result = run(manager, legacy, report)
+
+    assert {(r.table, r.row_id) for r in result.rejections} == set(REJECTED)
+    for rejection in result.rejections:
+        assert REJECTED[rejection.table, rejection.row_id] in rejection.reason, rejection
+    header, rows = read_report(report)
+    assert header["complete"] is True
+    assert header["rejected"] == 7
+    assert header["imported"] == {"personas": 3, "memories": 6, "conversations": 3, "messages": 5}
+    assert header["columns_not_imported"] == NOT_IMPORTED
+    assert [Rejection(r["table"], r["id"], r["reason"]) for r in rows] == list(result.rejections)
+    assert not report.with_name(report.name + ".tmp").exists()
+
+
+def test_a_second_run_imports_nothing_and_reports_the_same_rows(
+    manager: HybridDatabaseManager, legacy: Path, tmp_path: Path
+) -> None:
+    first = run(manager, legacy, tmp_path / "first.jsonl")
+    head = manager.head()
+
+    second = run(manager, legacy, tmp_path / "second.jsonl")
+
+    assert manager.head() == head  # not one event committed
+    assert (second.personas, second.memories, second.conversations, second.messages) == (0, 0, 0, 0)
+    assert (second.skipped_personas, second.skipped_memories) == (3, 6)
+    assert second.skipped_conversations == 3
+    # Rows that cannot be imported are reported by every run, each once.
+    assert second.rejections == first.rejections
+    _, rows = read_report(tmp_path / "second.jsonl")
+    assert len(rows) == len({(r["table"], r["id"]) for r in rows}) == 7
+    assert manager.verify().equal
+
+
+def test_an_import_stopped_by_an_error_still_writes_its_report(
+    manager: HybridDatabaseManager, legacy: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.jsonl"
+
+    def stop(done: int, total: int) -> None:
+        raise RuntimeError("stopped by the user")
+
+    with pytest.raises(RuntimeError, match="stopped by the user"):
+        import_legacy(manager, legacy, report_path=report, progress=stop)
+
+    header, rows = read_report(report)
+    assert (header["complete"], header["error"]) == (False, "stopped by the user")
+    assert header["imported"]["personas"] == 3  # the first batch was committed
+    assert [(r["table"], r["id"]) for r in rows] == [("personas", "p-broken")]
+    resumed = run(manager, legacy, report)
+    assert (resumed.skipped_personas, resumed.memories, resumed.conversations) == (3, 6, 3)
+
+
+def test_the_source_file_is_never_modified(
+    manager: HybridDatabaseManager, legacy: Path, tmp_path: Path
+) -> None:
+    before = hashlib.sha256(legacy.read_bytes()).hexdigest()
+    files = sorted(p.name for p in legacy.parent.iterdir())
+
+    run(manager, legacy, tmp_path / "report.jsonl")
+    run(manager, legacy, tmp_path / "report.jsonl")
+
+    assert hashlib.sha256(legacy.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in legacy.parent.iterdir()) == files  # no journal left behind
+
+
+def test_a_batch_refused_at_commit_is_retried_row_by_row(
+    manager: HybridDatabaseManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A memory of a persona PJai has deleted validates, but its commit is refused."""
+    manager.commit(PersonaCreated(persona_id="gone", name="Gone"))
+    manager.commit(PersonaDeleted(persona_id="gone"))
+    source = tmp_path / "legacy.db"
+    with LegacyDatabase(source) as db:
+        db.persona("p1", "One", created_at=0)
+        for i in range(1200):
+            db.memory(f"ok{i}", "p1", f"memory {i}", created_at=0)
+            if i == 700:
+                db.memory("lost", "gone", "a memory of a deleted persona", created_at=0)
+    commits: list[int] = []
+    commit = manager.commit
+
+    def counted(*events: Event) -> list[EventRecord]:
+        commits.append(len(events))
+        return commit(*events)
+
+    monkeypatch.setattr(manager, "commit", counted)
+
+    result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+
+    assert (result.personas, result.memories, result.skipped_personas) == (1, 1200, 0)
+    assert [(r.row_id, r.table) for r in result.rejections] == [("lost", "memory_entities")]
+    assert "'gone' does not exist or is deleted" in result.rejections[0].reason
+    # The persona; 500 memories; 500 with "lost", refused, then one by one; the last 201.
+    assert commits == [1, 500, 500, *[1] * 500, 201]
+    assert manager.memories.count() == 1200
+    assert manager.verify().equal
+
+
+def test_import_with_the_store_off_then_on(sql_url: str, legacy: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    off = {"PJAI_USE_LIVESTORE": "false"}
+    with HybridDatabaseManager.open(data, sql_urls=[sql_url], environ=off) as manager:
+        assert manager.store is None
+        first = run(manager, legacy, tmp_path / "report.jsonl")
+        assert (first.personas, first.memories, first.conversations) == (3, 6, 3)
+    with HybridDatabaseManager.open(data, sql_urls=[sql_url], environ={}) as manager:
+        again = run(manager, legacy, tmp_path / "report.jsonl")
+        assert (again.personas, again.memories, again.conversations) == (0, 0, 0)
+        assert again.skipped_memories == 6
+        assert manager.verify().equal
+
+
+def test_duplicate_ids_and_odd_values(manager: HybridDatabaseManager, tmp_path: Path) -> None:
+    source = tmp_path / "legacy.db"
+    with LegacyDatabase(source) as db:
+        db.execute("DROP TABLE conversations")
+        db.execute("CREATE TABLE conversations (id, persona_id, title, messages, created_at)")
+        db.persona("p1", "One", created_at="2024-05-05", is_active="yes")
+        db.persona("p2", "Two", is_active="maybe", created_at=0)
+        db.persona("p3", "Three")
+        db.memory("m1", "p1", "tier in capitals", memory_tier="COLD", created_at=0)
+        db.memory("m2", "p1", "unknown tier", memory_tier="frozen", created_at=0)
+        db.memory("m3", "p1", "bad time", created_at="last tuesday")
+        db.memory("m4", "p1", "tags not a list", tags={"a": 1}, created_at=0)
+        db.conversation(7, "p1", [{"role": "user", "content": "hi"}], created_at=0)
+        db.conversation(7, "p1", [], created_at=0)
+        db.conversation(8, "p1", [{"role": "user", "content": "hi", "time": "soon"}])
+
+    result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+
+    reasons = {r.row_id: r.reason for r in result.rejections}
+    assert reasons == {
+        "p2": "is_active 'maybe' is not a boolean (0/1, true/false)",
+        "p3": "created_at and updated_at are both missing",
+        "m2": "memory_tier 'frozen' is not active, hot, warm or cold",
+        "m3": "created_at 'last tuesday' is not ISO-8601 nor epoch seconds",
+        "m4": "tags is not a JSON list of strings: {'a': 1}",
+        "7": "id '7' appears more than once in conversations",
+        "8": "message 0 time 'soon' is not ISO-8601 nor epoch seconds",
+    }
+    persona = manager.personas.get("p1")
+    assert persona is not None
+    assert persona.is_active
+    memory = manager.memories.get("m1")
+    assert memory is not None
+    assert memory.tier == "cold"
+    assert messages(manager, "7") == [("7:0", "user", "hi", at("1970-01-01T00:00:00Z"))]
+
+
+def only_personas(path: Path) -> None:
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE personas (id, name)")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: None, "does not exist"),
+        (lambda path: path.mkdir(), "is not a file"),
+        (lambda path: path.write_text("just text, " * 100), "is not a readable SQLite database"),
+        (only_personas, "no table memory_entities, conversations"),
+    ],
+)
+def test_a_file_that_is_not_a_legacy_database_is_refused(
+    manager: HybridDatabaseManager, tmp_path: Path, make: Any, message: str
+) -> None:
+    source = tmp_path / "legacy.db"
+    make(source)
+    with pytest.raises(ConfigError, match=message) as raised:
+        import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+    assert str(source) in str(raised.value)
+    assert not (tmp_path / "report.jsonl").exists()
+
+
+def test_a_legacy_table_without_a_needed_column_is_refused(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    source = tmp_path / "legacy.db"
+    with LegacyDatabase(source) as db:
+        db.execute("ALTER TABLE memory_entities DROP COLUMN content")
+    with pytest.raises(ConfigError, match="table memory_entities lacks column"):
+        import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+
+
+def test_the_report_never_overwrites_the_source(
+    manager: HybridDatabaseManager, legacy: Path
+) -> None:
+    with pytest.raises(ConfigError, match="would overwrite the legacy database"):
+        import_legacy(manager, legacy, report_path=legacy)
+
+
+def test_the_command_prints_a_json_summary_and_the_rejections(legacy: Path, tmp_path: Path) -> None:
+    app = typer.Typer()
+    app.command()(import_legacy_command)
+    runner = CliRunner()
+    data = tmp_path / "data"
+    command = [str(legacy), "--data-dir", str(data)]
+
+    first = runner.invoke(app, [*command, "--json"])
+    assert first.exit_code == 0, first.output
+    report = data / "legacy-import-report.jsonl"
+    assert json.loads(first.stdout) == {
+        "personas": 3,
+        "memories": 6,
+        "conversations": 3,
+        "rejected": 7,
+        "report": str(report),
+    }
+    assert read_report(report)[0]["rejected"] == 7
+
+    second = runner.invoke(app, command)
+    assert second.exit_code == 0, second.output
+    lines = second.stdout.splitlines()
+    assert "memory_entities m-ghost: persona 'p-ghost' was not imported" in lines
+    assert "conversations c-no-role: message 0 has no role or sender" in lines
+    assert any(line.startswith("Imported 0 persona(s), 0 memories") for line in lines)
+
+    missing = runner.invoke(app, [str(tmp_path / "nope.db"), "--data-dir", str(data)])
+    assert missing.exit_code == 2
