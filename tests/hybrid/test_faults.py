@@ -226,3 +226,25 @@ def test_refused_catch_up_events_are_quarantined_not_retried(tmp_path: Path) -> 
         manager.repair("sql")
         assert manager.verify().equal
         assert manager.health().status == "ok"
+
+
+def test_store_failing_after_sql_committed_takes_the_events_from_the_journal(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ={}) as manager:
+        manager.commit(persona("p1"))
+        assert manager.store is not None
+        failures = [RuntimeError("disk trouble at commit")]
+
+        def fail_once(records: object) -> None:
+            if failures:
+                raise failures.pop()
+
+        manager.store.add_commit_hook(fail_once)  # runs after the projection into SQL
+        records = manager.commit(memory("m1"))
+        assert [r.name for r in records] == ["v1.MemoryAdded"]
+        assert manager.store.head.global_seq == 2
+        assert manager.memories.get("m1") is not None
+        manager.commit(memory("m2"))
+        assert manager.verify().equal

@@ -6,14 +6,17 @@ import random
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
-from pjai.schema import PersonaActivated
+from pjai.schema import SCHEMA, PersonaActivated
+from pjai.sql import migrate
 from pjai.sql.rebalance import misplaced, rebalance
 from pjai.sql.repositories import MemoryFilter
-from pjai.sql.shards import HashRing
+from pjai.sql.shards import HashRing, ShardSet
 from tests.helpers import memory, persona
 
 
@@ -86,20 +89,47 @@ def test_rebalance_moves_only_personas_that_hash_to_the_new_shard(tmp_path: Path
         people = [f"persona-{rng.random():.8f}" for _ in range(40)]
         manager.commit(*[persona(p) for p in people])
         manager.commit(*[memory(f"{p}-m", p) for p in people])
-    with HybridDatabaseManager.open(data, sql_urls=shard_urls(tmp_path, 3), environ={}) as manager:
-        expected = {p for p in people if HashRing(3).shard_of(p) == 2}
-        assert expected  # the new shard takes some personas
-        report = manager.verify()
-        assert not report.equal
-        assert {p for p, _on, _home in report.misplaced} == expected
-        moved = rebalance(manager.shards, manager.schema)
-        assert {p for p, _from, to in moved.moves} == expected
-        assert {to for _p, _from, to in moved.moves} == {2}
-        assert moved.rows == 2 * len(expected)
-        assert misplaced(manager.shards) == []
+        # Activations touch every shard; their history must survive moving personas.
+        manager.commit(PersonaActivated(persona_id=people[0]))
+        manager.commit(PersonaActivated(persona_id=people[1]))
+    three = shard_urls(tmp_path, 3)
+    expected = {p for p in people if HashRing(3).shard_of(p) == 2}
+    assert expected  # the new shard takes some personas
+    with pytest.raises(ConfigError, match="run `pjai shards rebalance` first"):
+        HybridDatabaseManager.open(data, sql_urls=three, environ={})
+    shards = ShardSet(three, SCHEMA)
+    for shard in shards:
+        migrate.upgrade(shard.engine)
+    assert {p for p, _on, _home in misplaced(shards)} == expected
+    moved = rebalance(shards, SCHEMA)
+    assert {p for p, _from, to in moved.moves} == expected
+    assert {to for _p, _from, to in moved.moves} == {2}
+    assert moved.rows == 2 * len(expected)
+    assert misplaced(shards) == []
+    assert len({shard.writer.checkpoint() for shard in shards}) == 1
+    assert rebalance(shards, SCHEMA).personas == 0
+    shards.dispose()
+    with HybridDatabaseManager.open(data, sql_urls=three, environ={}) as manager:
         assert ids_on(manager, 2, "personas") == expected
         assert manager.verify().equal
         assert manager.memories.count() == 40
-        assert rebalance(manager.shards, manager.schema).personas == 0
         manager.commit(*[memory(f"{p}-later", p) for p in sorted(expected)[:3]])
+        manager.commit(PersonaActivated(persona_id=sorted(expected)[0]))
         assert manager.verify().equal
+        assert manager.health().bridge.lag_events == 0
+
+
+def test_every_shard_checkpoint_marks_the_head(tmp_path: Path) -> None:
+    env = {"PJAI_USE_LIVESTORE": "false"}
+    urls = shard_urls(tmp_path, 2)
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ=env) as manager:
+        a = next(f"p{i}" for i in range(100) if manager.shards.for_persona(f"p{i}").index == 0)
+        b = next(f"p{i}" for i in range(100) if manager.shards.for_persona(f"p{i}").index == 1)
+        manager.commit(persona(a), persona(b))
+        records = manager.commit(memory("ma", a), memory("mb", b))
+        assert records[-1].position.global_seq == 4
+        assert [shard.writer.checkpoint() for shard in manager.shards] == [4, 4]
+        assert manager.health().bridge.lag_events == 0
+    # A second writer takes the next position, not one already used.
+    with HybridDatabaseManager.open(tmp_path / "data2", sql_urls=urls, environ=env) as other:
+        assert other.commit(memory("mc", a))[0].position.global_seq == 5

@@ -130,8 +130,9 @@ class Bridge:
                         done = tx.project(items, strict=strict)
                         quarantined += len(done.quarantined)
                         self.report.projected += done.applied
-                    else:
-                        tx.advance(last, now)
+                    # Every shard has now seen the batch, whether or not any of its
+                    # events touched its rows: all checkpoints mark the same position.
+                    tx.advance(last, now)
             except SqlError as exc:
                 self._failed(exc)
                 raise
@@ -170,6 +171,40 @@ class Bridge:
         if progress is not None and done:
             progress(done, max(total, done))
         return done
+
+    def replace_all(
+        self,
+        records: Sequence[EventRecord],
+        *,
+        batch: int = 1_000,
+        progress: Progress | None = None,
+    ) -> None:
+        """Empty every shard and project ``records`` again, in one transaction per shard.
+
+        The journal is the only history while the store is off, so it is emptied in the
+        same transaction that refills it: a failure leaves every shard as it was.
+        """
+        with self._lock, ExitStack() as stack:
+            try:
+                transactions = [
+                    stack.enter_context(shard.writer.transaction("rebuilding SQL"))
+                    for shard in self.shards
+                ]
+                for tx in transactions:
+                    tx.empty(self.schema)
+                now = utc_now()
+                for start in range(0, len(records), batch):
+                    chunk = records[start : start + batch]
+                    last = chunk[-1].position.global_seq
+                    for tx, items in zip(transactions, self.projections(chunk), strict=True):
+                        if items:
+                            tx.project(items, strict=False)
+                        tx.advance(last, now)
+                    if progress is not None:
+                        progress(start + len(chunk), len(records))
+            except SqlError as exc:
+                self._failed(exc)
+                raise
 
     def quarantined(self) -> list[tuple[EventRecord, str]]:
         """Every quarantined event on every shard, with its reason."""

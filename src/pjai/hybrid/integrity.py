@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,19 +147,22 @@ def _sql_rows(shards: ShardSet, table: Table, *, raw: bool) -> Iterator[Keyed]:
     columns = [c.name for c in table.columns]
     p_index = columns.index(persona)
     k_index = [columns.index(k) for k in keys]
-    order = [table.c[persona], *(table.c[k] for k in keys)]
+    # Byte order, as Python compares strings, whatever the database's collation.
+    order = [table.c[c].collate("C") for c in [persona, *keys]]
 
     def shard_rows(shard: Any) -> Iterator[Keyed]:
         with shard.writer.connection(f"reading {table.name} for verify") as conn:
             if raw:
                 cursor = conn.connection.driver_connection.cursor()
-                names = ", ".join(f'"{c}"' for c in columns)
-                by = ", ".join(f'"{c}"' for c in [persona, *keys])
-                cursor.execute(f'SELECT {names} FROM "{table.name}" ORDER BY {by}')
-                rows: Iterable[Any] = iter(lambda: cursor.fetchmany(10_000), [])
-                for batch in rows:
-                    for row in batch:
-                        yield row[p_index], tuple(row[i] for i in k_index), tuple(row)
+                try:
+                    names = ", ".join(f'"{c}"' for c in columns)
+                    by = ", ".join(f'"{c}"' for c in [persona, *keys])
+                    cursor.execute(f'SELECT {names} FROM "{table.name}" ORDER BY {by}')
+                    while batch := cursor.fetchmany(10_000):
+                        for row in batch:
+                            yield row[p_index], tuple(row[i] for i in k_index), tuple(row)
+                finally:
+                    cursor.close()
             else:
                 result = conn.execution_options(stream_results=True, yield_per=10_000)
                 for row in result.execute(select(table).order_by(*order)):

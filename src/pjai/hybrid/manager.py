@@ -13,21 +13,22 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from pjai.errors import ConfigError, MaterializationError, QueryError, SqlError, SqlUnavailableError
+from pjai.errors import ConfigError, PjaiError, QueryError, SqlError, SqlUnavailableError
 from pjai.hybrid.bridge import Bridge
 from pjai.hybrid.flags import Flags
 from pjai.hybrid.health import Health, check
 from pjai.hybrid.identity import Identity
 from pjai.hybrid.integrity import VerifyReport, verify
-from pjai.hybrid.sqllive import SqlLiveHost, SqlQuery, tables_of
+from pjai.hybrid.sqllive import ParkedHost, SqlLiveHost, SqlQuery, tables_of
 from pjai.schema import SCHEMA
 from pjai.schema.event import Event, Schema
 from pjai.schema.records import EventRecord, Position
 from pjai.schema.types import new_id, utc_now
 from pjai.sql import journal, migrate
 from pjai.sql.engine import PoolConfig, default_url
+from pjai.sql.rebalance import misplaced
 from pjai.sql.repositories import MemoryRepository, PersonaRepository
-from pjai.sql.shards import ShardSet, shard_urls
+from pjai.sql.shards import Shard, ShardSet, shard_urls
 from pjai.store import LiveQuery, Progress, Row, Store
 from pjai.store.query import Params, Query, prepare
 
@@ -81,13 +82,22 @@ class HybridDatabaseManager:
             weakref.WeakKeyDictionary()
         )
         self._projected_through = 0
+        self._in_flight: list[EventRecord] | None = None
+        self._unsettled = False
+        self._parked = ParkedHost()
         self._sql_head = 0
         self._retry: threading.Timer | None = None
         self._backoff = RETRY_DELAYS_S[0]
         self._closed = False
         try:
             for shard in self.shards:
-                _with_retries(partial(migrate.upgrade, shard.engine), "migrating SQL")
+                _with_retries(partial(_migrate, shard), "migrating SQL")
+            if len(self.shards) > 1 and (wrong := misplaced(self.shards)):
+                raise ConfigError(
+                    f"{len(wrong)} persona(s) are stored on another shard than this shard "
+                    f"list gives them (first: {wrong[0][0]!r} on shard {wrong[0][1].index}, "
+                    f"belongs on {wrong[0][2].index}); run `pjai shards rebalance` first"
+                )
             if self.flags["use_livestore"]:
                 self._start_store(progress)
             else:
@@ -129,15 +139,50 @@ class HybridDatabaseManager:
         with self._lock:
             self._check_open()
             self._follow_flags()
-            if self._store is not None:
-                return self._store.commit(*events)
-            return self._commit_sql(events)
+            store = self._store
+            if store is None:
+                return self._commit_sql(events) if events else []
+            if self._unsettled:
+                self._reconcile(None)
+                self._unsettled = False
+            try:
+                return store.commit(*events)
+            except BaseException as exc:
+                settled = self._settle(exc)
+                if settled is None:
+                    raise
+                return settled
+            finally:
+                self._in_flight = None
+
+    def _settle(self, error: BaseException) -> list[EventRecord] | None:
+        """After a store commit failed: if SQL already took its events, bring them over.
+
+        Returns the records when the store took them from SQL's journal after all, so
+        the commit did happen; ``None`` when SQL did not take them (nothing happened).
+        """
+        records = self._in_flight
+        if records is None:
+            return None
+        self._projected_through = records[0].parent.global_seq
+        self._unsettled = True
+        try:
+            self._reconcile(None)
+        except PjaiError as again:
+            error.add_note(
+                f"SQL committed these events but the store could not ({again}); the store "
+                "takes them from SQL's journal before the next commit or when reopened"
+            )
+            return None
+        self._unsettled = False
+        return records
 
     def query(self, query: Query, params: Params = None) -> list[Row]:
         """Read from the store, or from SQL with the store off (a single SQL primary)."""
         self._follow_flags()
-        if self._store is not None:
-            return self._store.query(query, params)
+        store = self._store
+        if store is not None:
+            return store.query(query, params)
         return self._sql_reader().query(query, params)
 
     def live(self, query: Query, params: Params = None) -> LiveQuery:
@@ -147,10 +192,12 @@ class HybridDatabaseManager:
         subscribers, to the other side.
         """
         self._follow_flags()
-        if self._store is not None:
-            live = self._store.live(query, params)
-        else:
-            live = self._sql_reader().live(query, params)
+        store = self._store
+        live = (
+            store.live(query, params)
+            if store is not None
+            else self._sql_reader().live(query, params)
+        )
         self._live[live] = (query, params)
         return live
 
@@ -160,6 +207,7 @@ class HybridDatabaseManager:
             previous = self.flags[name]
             state = self.flags.set(name, value)
             if state.source == "environment" and state.value != value:
+                self.flags.set(name, previous)
                 raise ConfigError(
                     f"flag {name} is set to {state.value} by the environment, which wins "
                     "over the flags file; change the environment variable instead"
@@ -212,14 +260,7 @@ class HybridDatabaseManager:
                 records: list[EventRecord] = [e.record for e in store.events()]
             else:
                 records = self._journal_after(0)
-            for shard in self.shards:
-                with shard.writer.transaction("emptying SQL for repair") as tx:
-                    tx.empty(self.schema)
-            self.bridge.catch_up(
-                lambda after: (r for r in records if r.position.global_seq > after),
-                progress=progress,
-                total=len(records),
-            )
+            self.bridge.replace_all(records, progress=progress)
             self._projected_through = records[-1].position.global_seq if records else 0
             return len(records)
 
@@ -268,6 +309,10 @@ class HybridDatabaseManager:
                 live._move(self._store, prepare(query, params, live=True))
             elif len(self.shards) == 1:
                 live._move(self._sql_live, SqlQuery(query, params, tables_of(query)))
+            else:
+                # Ad-hoc SQL over several shards is not possible: the query keeps its last
+                # result and its subscribers until the store is back.
+                live._move(self._parked, live._prepared)
 
     def _start_store(self, progress: Progress | None) -> None:
         store = Store.open(self.store_path, schema=self.schema, progress=progress)
@@ -297,8 +342,8 @@ class HybridDatabaseManager:
                     f"cannot switch the reactive store off: SQL does not have all its "
                     f"events yet and cannot take them now ({exc})"
                 ) from exc
-        self._store = None
         self._sql_head = self._journal_head()
+        self._store = None
         self._move_live_queries()
         if store is not None:
             store.close()
@@ -329,6 +374,7 @@ class HybridDatabaseManager:
             if records[0].parent.global_seq > self._projected_through:
                 self._reconcile_within(records[0].parent.global_seq)
             self.bridge.project(records, strict=True)
+            self._in_flight = records
             self._projected_through = records[-1].position.global_seq
         except SqlUnavailableError as exc:
             self._fell_behind(exc)
@@ -419,10 +465,16 @@ class HybridDatabaseManager:
             try:
                 self._reconcile(None)
                 self.last_error = None
-            except SqlError as exc:
+            except PjaiError as exc:
                 self._fell_behind(exc)
-            except MaterializationError as exc:  # quarantine failed; keep trying later
-                self._fell_behind(exc)
+            except Exception:  # a bug must not end the retries silently
+                log.exception("catching SQL up failed")
+                self._fell_behind(RuntimeError("catching SQL up failed; see the log"))
+
+
+def _migrate(shard: Shard) -> str:
+    with shard.writer.translating(f"migrating {shard.url}"):
+        return migrate.upgrade(shard.engine)
 
 
 def _with_retries(action: Callable[[], T], doing: str) -> T:

@@ -21,7 +21,7 @@ from pjai.store.changes import Changes
 from pjai.store.live import LiveQueries, LiveQuery
 from pjai.store.query import Query, RowFilters
 
-__all__ = ["SqlLiveHost", "SqlQuery"]
+__all__ = ["ParkedHost", "SqlLiveHost", "SqlQuery", "tables_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +105,19 @@ class SqlLiveHost:
 
     def _unregister_live(self, live: LiveQuery) -> None:
         self._live.discard(live)
+
+
+class ParkedHost:
+    """Holds live queries that cannot run anywhere for now; they keep their subscribers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    def _run_live(self, live: LiveQuery) -> bool:
+        return False
+
+    def _register_live(self, live: LiveQuery) -> None:
+        pass
+
+    def _unregister_live(self, live: LiveQuery) -> None:
+        pass

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy import exc as sa
 
 from pjai.errors import ConfigError, MaterializationError, PjaiError
 from pjai.schema.ops import Op
 from pjai.schema.render import Flavor
 
-__all__ = ["Backend", "Statement", "backend_for"]
+__all__ = ["Backend", "Statement", "backend_for", "driver_error"]
 
 Statement = tuple[str, Sequence[Any], bool]
 """Rendered SQL, its parameters, and whether it is a check (a SELECT of one row)."""
@@ -43,6 +44,13 @@ class Backend(Protocol):
 
     def database_bytes(self, conn: Connection) -> int:
         """Bytes the database takes on disk."""
+
+
+def driver_error(error: BaseException) -> BaseException:
+    """The driver's own exception inside a SQLAlchemy one, or ``error`` itself."""
+    if isinstance(error, sa.DBAPIError) and error.orig is not None:
+        return error.orig
+    return error
 
 
 def backend_for(engine: Engine) -> Backend:

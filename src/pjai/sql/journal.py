@@ -28,7 +28,7 @@ from sqlalchemy import (
     select,
 )
 
-from pjai.schema.ops import Insert, Op, Update
+from pjai.schema.ops import Greatest, Insert, Op, Update
 from pjai.schema.records import EventRecord, Position
 from pjai.schema.types import Timestamp
 
@@ -71,7 +71,8 @@ journal = Table(
     Column("status", String, nullable=False),
     Column("error", Text),
     Column("recorded_at", Timestamp, nullable=False),
-    Index(None, "global_seq"),
+    # One event per position: a second event at a taken position is refused outright.
+    Index(None, "global_seq", unique=True),
     Index(None, "persona_id"),
 )
 
@@ -113,10 +114,11 @@ def journal_op(
 
 def checkpoint_op(projection: str, global_seq: int, now: datetime) -> Op:
     """The update that moves ``projection``'s checkpoint to ``global_seq``."""
+    # Greatest: a checkpoint only moves forward, even if another writer moved it first.
     return Update(
         "pjai_checkpoint",
         {"projection": projection},
-        {"global_seq": global_seq, "updated_at": now},
+        {"global_seq": Greatest(global_seq), "updated_at": now},
     )
 
 

@@ -19,7 +19,7 @@ from pjai.errors import MaterializationError, PjaiError, SqlError, SqlUnavailabl
 from pjai.schema.ops import Op
 from pjai.schema.render import Convert, Flavor
 from pjai.schema.types import JsonDocument
-from pjai.sql.backend import Statement
+from pjai.sql.backend import Statement, driver_error
 
 __all__ = ["POSTGRESQL", "PostgresBackend"]
 
@@ -56,7 +56,7 @@ class PostgresBackend:
             cursor.executemany(sql, rows)
 
     def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
-        cause = _driver_error(error)
+        cause = driver_error(error)
         if not isinstance(cause, pg.IntegrityError):
             return None
         diag = cause.diag
@@ -78,7 +78,7 @@ class PostgresBackend:
         return MaterializationError(event, f"violates a constraint of {op.table}: {cause}")
 
     def translate(self, error: BaseException, doing: str) -> PjaiError:
-        cause = _driver_error(error)
+        cause = driver_error(error)
         if isinstance(cause, psycopg.OperationalError | pg.AdminShutdown) or isinstance(
             error, sa.TimeoutError | sa.DisconnectionError
         ):
@@ -87,9 +87,3 @@ class PostgresBackend:
 
     def database_bytes(self, conn: Connection) -> int:
         return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
-
-
-def _driver_error(error: BaseException) -> BaseException:
-    if isinstance(error, sa.DBAPIError) and error.orig is not None:
-        return error.orig
-    return error

@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Table, select
 
+from pjai.errors import ConfigError
 from pjai.schema.event import Schema
 from pjai.schema.tables import personas
+from pjai.schema.types import utc_now
 from pjai.sql import journal
 from pjai.sql.shards import Shard, ShardSet
 
@@ -47,10 +49,20 @@ def misplaced(shards: ShardSet) -> list[tuple[str, Shard, Shard]]:
 def rebalance(shards: ShardSet, schema: Schema, progress: Progress | None = None) -> Rebalanced:
     """Move every misplaced persona, with its rows and journal entries, to its shard.
 
-    Each persona is copied in one transaction on its new shard (replacing any partial
-    copy from an interrupted run) and then deleted from the old one, so running it
-    again after an interruption finishes the job.
+    Run it while no PJai process writes to these shards (a manager refuses to open
+    while personas are misplaced). Each persona is copied in one transaction on its new
+    shard, replacing any partial copy from an interrupted run, then its rows are
+    deleted from the old one; the old shard keeps its journal, the history it applied.
+    Shards added empty start at the others' checkpoint, since the rows they receive are
+    complete up to there.
     """
+    marks = _checkpoints(shards)
+    busy = {mark for index, mark in marks.items() if _journaled(shards.shards[index])}
+    if len(busy) > 1:
+        raise ConfigError(
+            f"the shards are at different checkpoints ({sorted(busy)}): open PJai with the "
+            "old shard list to let them catch up, then rebalance"
+        )
     moves = misplaced(shards)
     result = Rebalanced()
     tables = schema.metadata.sorted_tables
@@ -71,15 +83,25 @@ def rebalance(shards: ShardSet, schema: Schema, progress: Progress | None = None
                 tx.conn.execute(journal.journal.insert(), fresh)
         with source.writer.transaction("removing a moved persona") as tx:
             _delete(tx.conn, tables, persona_id)
-            tx.conn.execute(
-                journal.journal.delete().where(journal.journal.c.persona_id == persona_id)
-            )
         result.personas += 1
         result.rows += sum(len(r) for r in rows.values())
         result.moves.append((persona_id, source.index, target.index))
         if progress is not None:
             progress(done, len(moves))
+    mark = max(busy, default=0)
+    for shard in shards:
+        with shard.writer.transaction("aligning checkpoints") as tx:
+            tx.advance(mark, utc_now())
     return result
+
+
+def _checkpoints(shards: ShardSet) -> dict[int, int]:
+    return {shard.index: shard.writer.checkpoint() for shard in shards}
+
+
+def _journaled(shard: Shard) -> bool:
+    with shard.writer.connection("reading the journal") as conn:
+        return journal.count(conn) > 0
 
 
 def _rows(conn: Connection, table: Table, persona_id: str) -> list[dict[str, object]]:

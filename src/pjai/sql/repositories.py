@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from msgspec import Struct
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, select
+from sqlalchemy import ColumnElement, case, exists, func, literal, select
 
 from pjai.schema.fields import Tier
 from pjai.schema.models import Memory, Persona, memory_from_row, persona_from_row
@@ -201,16 +201,9 @@ class MemoryRepository(_Reader):
         totals = select(
             func.count(),
             func.sum(memories.c.importance),
-            func.coalesce(
-                func.sum(case((and_(live, memories.c.importance >= HIGH_IMPORTANCE), 1), else_=0)),
-                0,
-            ),
-            func.coalesce(
-                func.sum(case((and_(live, memories.c.access_count >= 5), 1), else_=0)), 0
-            ),
-            func.coalesce(
-                func.sum(case((and_(live, memories.c.last_accessed_at >= day_ago), 1), else_=0)), 0
-            ),
+            _count_if(memories.c.importance >= HIGH_IMPORTANCE),
+            _count_if(memories.c.access_count >= FREQUENT_ACCESSES),
+            _count_if(memories.c.last_accessed_at >= day_ago),
         ).where(*conditions, live)
         deleted = select(func.count()).select_from(memories).where(*conditions, ~live)
         by_tier = (

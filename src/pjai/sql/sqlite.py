@@ -18,12 +18,14 @@ from sqlalchemy import exc as sa
 from pjai.errors import MaterializationError, PjaiError, SqlError, SqlUnavailableError
 from pjai.schema.ops import Op
 from pjai.schema.render import SQLITE, sqlite_constraint_error
-from pjai.sql.backend import Statement
+from pjai.sql.backend import Statement, driver_error
 
 __all__ = ["SqliteBackend"]
 
 # sqlite3 reports both "cannot get at the database" and "bad SQL" as OperationalError.
-_UNAVAILABLE = re.compile(r"locked|busy|unable to open|disk I/O|readonly|no such file", re.I)
+_UNAVAILABLE = re.compile(
+    r"locked|busy|unable to open|disk I/O|disk is full|readonly|no such file", re.I
+)
 
 
 class SqliteBackend:
@@ -54,13 +56,13 @@ class SqliteBackend:
             cursor.close()
 
     def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
-        cause = _driver_error(error)
+        cause = driver_error(error)
         if isinstance(cause, sqlite3.IntegrityError):
             return sqlite_constraint_error(event, op, str(cause))
         return None
 
     def translate(self, error: BaseException, doing: str) -> PjaiError:
-        cause = _driver_error(error)
+        cause = driver_error(error)
         if isinstance(error, sa.TimeoutError) or (
             isinstance(cause, sqlite3.OperationalError) and _UNAVAILABLE.search(str(cause))
         ):
@@ -74,9 +76,3 @@ class SqliteBackend:
             for path in (database, f"{database}-wal")
             if path and os.path.exists(path)
         )
-
-
-def _driver_error(error: BaseException) -> BaseException:
-    if isinstance(error, sa.DBAPIError) and error.orig is not None:
-        return error.orig
-    return error

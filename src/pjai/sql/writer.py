@@ -40,9 +40,7 @@ class Projected:
     """What a projection did."""
 
     applied: int = 0
-    skipped: int = 0
     quarantined: list[tuple[EventRecord, str]] = field(default_factory=list)
-    checkpoint: int = 0
 
 
 class SqlWriter:
@@ -74,16 +72,21 @@ class SqlWriter:
         )
 
     @contextmanager
-    def connection(self, doing: str, *, write: bool = False) -> Iterator[Connection]:
-        """A pooled connection; driver errors come out as :mod:`pjai.errors`."""
+    def translating(self, doing: str) -> Iterator[None]:
+        """Driver and pool errors raised in the block come out as :mod:`pjai.errors`."""
         try:
-            options = {"pjai_begin": "IMMEDIATE"} if write else {}
-            with self.engine.connect().execution_options(**options) as conn:
-                yield conn
+            yield
         except PjaiError:
             raise
         except self._failures as exc:
             raise self.backend.translate(exc, doing) from exc
+
+    @contextmanager
+    def connection(self, doing: str, *, write: bool = False) -> Iterator[Connection]:
+        """A pooled connection; driver errors come out as :mod:`pjai.errors`."""
+        options = {"pjai_begin": "IMMEDIATE"} if write else {}
+        with self.translating(doing), self.engine.connect().execution_options(**options) as conn:
+            yield conn
 
     def checkpoint(self) -> int:
         """How far in global order this database has applied events."""
@@ -100,11 +103,6 @@ class SqlWriter:
         # Committed: what this transaction left the checkpoint at is known until the
         # next transaction starts, and saves reading it back.
         self._checkpoint = tx.checkpoint
-
-    def project(self, items: Sequence[Projection], *, strict: bool) -> Projected:
-        """Apply ``items`` (in global order) in one transaction of their own."""
-        with self.transaction(f"projecting {len(items)} event(s) into SQL") as tx:
-            return tx.project(items, strict=strict)
 
 
 class SqlTransaction:
@@ -124,14 +122,8 @@ class SqlTransaction:
         if not items:
             return result
         now = utc_now()
-        checkpoint = self.head(now)
-        if items[0].record.position.global_seq > checkpoint:
-            # Past the checkpoint nothing is journaled yet: it moves with the journal.
-            todo = list(items)
-        else:
-            done = journal.applied_ids(self.conn, [item.record.id for item in items])
-            todo = [item for item in items if item.record.id not in done]
-        result.skipped = len(items) - len(todo)
+        done = journal.applied_ids(self.conn, [item.record.id for item in items])
+        todo = [item for item in items if item.record.id not in done]
         self._statement("SAVEPOINT pjai_batch")
         try:
             self._run([step for item in todo for step in self._steps(item, now, journaled=False)])
@@ -160,7 +152,6 @@ class SqlTransaction:
                     )
                     self._run([(entry, item.record.name)])
         self.advance(items[-1].record.position.global_seq, now)
-        result.checkpoint = self.checkpoint or 0
         return result
 
     def head(self, now: datetime, *, lock: bool = False) -> int:
@@ -178,7 +169,7 @@ class SqlTransaction:
         self.checkpoint = None
 
     def advance(self, global_seq: int, now: datetime) -> None:
-        """Move the projection's checkpoint forward to ``global_seq``."""
+        """Move the projection's checkpoint forward to ``global_seq`` (never back)."""
         if global_seq > self.head(now):
             op = journal.checkpoint_op(self.writer.projection, global_seq, now)
             self._run([(op, "checkpoint")])

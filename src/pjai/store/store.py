@@ -436,9 +436,9 @@ class Store:
         """One write transaction; yields the list of live queries to deliver after it."""
         deliveries: list[LiveQuery] = []
         with translate_errors(doing):
-            self._tracker.begin(self._live.watch)
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                self._tracker.begin(self._live.watch)
                 yield deliveries
                 self._conn.execute("COMMIT")
             except BaseException:

@@ -176,9 +176,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("event_id", name=op.f("pk_pjai_journal")),
     )
     with op.batch_alter_table("pjai_journal", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_pjai_journal_global_seq"), ["global_seq"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_pjai_journal_global_seq"), ["global_seq"], unique=True)
         batch_op.create_index(
             batch_op.f("ix_pjai_journal_persona_id"), ["persona_id"], unique=False
         )
