@@ -204,7 +204,6 @@ def test_refused_catch_up_events_are_quarantined_not_retried(tmp_path: Path) -> 
         blocker.execute("BEGIN EXCLUSIVE")
         manager.commit(memory("m1"))  # the store has it, SQL does not
         manager.commit(memory("m2"))
-        blocker.execute("ROLLBACK")
         # Someone writes m1 into SQL behind PJai's back: SQL will refuse the real m1.
         blocker.execute(
             "INSERT INTO memories (id, persona_id, type, name, content, summary, tags, importance,"
@@ -212,6 +211,7 @@ def test_refused_catch_up_events_are_quarantined_not_retried(tmp_path: Path) -> 
             " '', 'intruder', '', '[]', 0.5, 'warm', 0, '2020-01-01T00:00:00.000000+00:00',"
             " '2020-01-01T00:00:00.000000+00:00', '2020-01-01T00:00:00.000000+00:00')"
         )
+        blocker.execute("COMMIT")
         blocker.close()
         manager.catch_up()
         health = manager.health()

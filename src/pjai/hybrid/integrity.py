@@ -1,15 +1,16 @@
-"""Integrity: compare the store with the SQL primary, and rebuild either side.
+"""Integrity: compare the store with the SQL primary, per table and per persona.
 
-Rows are compared per table and per persona: counts and a content hash for each
-persona, and for personas whose hashes differ, the rows that differ. Where both sides
-are SQLite they store identical values, so raw rows are compared; with PostgreSQL
-both sides are read as Python values and encoded canonically first.
+Each side is scanned once in storage order. Per persona it counts rows and adds up a
+64-bit hash of each row, a sum that does not depend on row order, so neither side
+sorts. Personas whose count or sum differ are read again, by persona, to name the rows
+and columns that differ. Where both sides are SQLite they store identical values and
+raw rows are hashed; with PostgreSQL both sides are read as Python values, JSON
+columns encoded canonically. Hashes are Python's: they compare the two sides within
+one run, not across runs.
 """
 
 from __future__ import annotations
 
-import hashlib
-import heapq
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import msgspec
 from sqlalchemy import Table, select
 
 from pjai.schema.event import Schema
+from pjai.schema.types import JsonDocument
 from pjai.sql.rebalance import misplaced
 from pjai.sql.shards import ShardSet
 from pjai.store import Store
@@ -120,85 +122,94 @@ class VerifyReport:
         }
 
 
-Keyed = tuple[str, tuple[Any, ...], Any]
-"""(persona id, primary key, row values) of one row."""
+Row = tuple[Any, ...]
+Sums = dict[str, list[int]]
+"""Per persona: ``[row count, sum of row hashes mod 2**64]``."""
+
+_MASK = (1 << 64) - 1
 
 
 def _layout(table: Table) -> tuple[str, list[str]]:
     persona = "id" if table.name == "personas" else "persona_id"
-    keys = [column.name for column in table.primary_key.columns]
-    return persona, keys
+    return persona, [c.name for c in table.columns]
 
 
-def _store_rows(store: Store, table: Table, *, raw: bool) -> Iterator[Keyed]:
-    persona, keys = _layout(table)
-    columns = [c.name for c in table.columns]
-    order = ", ".join(f'"{c}"' for c in [persona, *keys])
-    names = ", ".join(f'"{c}"' for c in columns)
-    sql = f'SELECT {names} FROM "{table.name}" ORDER BY {order}'
-    p_index = columns.index(persona)
-    k_index = [columns.index(k) for k in keys]
-    for row in store.stream(sql, typed=not raw):
-        yield row[p_index], tuple(row[i] for i in k_index), tuple(row)
+def _canonical(table: Table) -> Callable[[Row], Row]:
+    """Typed rows made hashable and equal across backends: JSON columns as sorted text."""
+    json_columns = [i for i, c in enumerate(table.columns) if isinstance(c.type, JsonDocument)]
+
+    def canonical(row: Row) -> Row:
+        values = list(row)
+        for i in json_columns:
+            values[i] = _encode(values[i])
+        return tuple(values)
+
+    return canonical
 
 
-def _sql_rows(shards: ShardSet, table: Table, *, raw: bool) -> Iterator[Keyed]:
-    persona, keys = _layout(table)
-    columns = [c.name for c in table.columns]
-    p_index = columns.index(persona)
-    k_index = [columns.index(k) for k in keys]
-    # Byte order, as Python compares strings, whatever the database's collation.
-    order = [table.c[c].collate("C") for c in [persona, *keys]]
+def _select(table: Table, where: str = "") -> str:
+    names = ", ".join(f'"{c.name}"' for c in table.columns)
+    return f'SELECT {names} FROM "{table.name}"{where}'
 
-    def shard_rows(shard: Any) -> Iterator[Keyed]:
+
+def _store_rows(
+    store: Store, table: Table, *, raw: bool, persona: str | None = None
+) -> Iterator[Row]:
+    column, _ = _layout(table)
+    if persona is None:
+        rows = store.stream(_select(table), typed=not raw)
+    else:
+        quoted = persona.replace("'", "''")
+        rows = store.stream(_select(table, f" WHERE \"{column}\" = '{quoted}'"), typed=not raw)
+    return rows if raw else map(_canonical(table), rows)
+
+
+def _sql_rows(
+    shards: ShardSet, table: Table, *, raw: bool, persona: str | None = None
+) -> Iterator[Row]:
+    column, _ = _layout(table)
+    canonical = _canonical(table)
+    for shard in shards:
         with shard.writer.connection(f"reading {table.name} for verify") as conn:
             if raw:
-                cursor = conn.connection.driver_connection.cursor()
+                dbapi = conn.connection.driver_connection
+                assert dbapi is not None
+                cursor = dbapi.cursor()
                 try:
-                    names = ", ".join(f'"{c}"' for c in columns)
-                    by = ", ".join(f'"{c}"' for c in [persona, *keys])
-                    cursor.execute(f'SELECT {names} FROM "{table.name}" ORDER BY {by}')
+                    if persona is None:
+                        cursor.execute(_select(table))
+                    else:
+                        cursor.execute(_select(table, f' WHERE "{column}" = ?'), (persona,))
                     while batch := cursor.fetchmany(10_000):
-                        for row in batch:
-                            yield row[p_index], tuple(row[i] for i in k_index), tuple(row)
+                        yield from map(tuple, batch)
                 finally:
                     cursor.close()
             else:
+                query = select(table)
+                if persona is not None:
+                    query = query.where(table.c[column] == persona)
                 result = conn.execution_options(stream_results=True, yield_per=10_000)
-                for row in result.execute(select(table).order_by(*order)):
-                    yield row[p_index], tuple(row[i] for i in k_index), tuple(row)
-
-    yield from heapq.merge(*(shard_rows(s) for s in shards), key=lambda r: (r[0], r[1]))
+                for row in result.execute(query):
+                    yield canonical(tuple(row))
 
 
-def _grouped(rows: Iterator[Keyed]) -> Iterator[tuple[str, list[Keyed]]]:
-    current: str | None = None
-    group: list[Keyed] = []
+def _sums(rows: Iterator[Row], persona_index: int) -> Sums:
+    sums: Sums = {}
     for row in rows:
-        if row[0] != current:
-            if current is not None:
-                yield current, group
-            current, group = row[0], []
-        group.append(row)
-    if current is not None:
-        yield current, group
+        slot = sums.get(row[persona_index])
+        if slot is None:
+            sums[row[persona_index]] = [1, hash(row) & _MASK]
+        else:
+            slot[0] += 1
+            slot[1] = (slot[1] + hash(row)) & _MASK
+    return sums
 
 
-def _digest(group: list[Keyed]) -> bytes:
-    h = hashlib.blake2b(digest_size=16)
-    for _persona, _key, values in group:
-        h.update(_encode(values))
-    return h.digest()
-
-
-def _summaries(rows: Iterator[Keyed]) -> dict[str, tuple[int, bytes]]:
-    return {persona: (len(group), _digest(group)) for persona, group in _grouped(rows)}
-
-
-def _row_diffs(table: Table, store_group: list[Keyed], sql_group: list[Keyed]) -> list[RowDiff]:
+def _row_diffs(table: Table, mine: list[Row], theirs: list[Row]) -> list[RowDiff]:
     columns = [c.name for c in table.columns]
-    left = {key: values for _p, key, values in store_group}
-    right = {key: values for _p, key, values in sql_group}
+    keys = [columns.index(c.name) for c in table.primary_key.columns]
+    left = {tuple(r[i] for i in keys): r for r in mine}
+    right = {tuple(r[i] for i in keys): r for r in theirs}
     diffs: list[RowDiff] = []
     for key in sorted(left.keys() | right.keys(), key=repr):
         name = "/".join(map(str, key))
@@ -206,15 +217,16 @@ def _row_diffs(table: Table, store_group: list[Keyed], sql_group: list[Keyed]) -
             diffs.append(RowDiff(name, "missing in SQL"))
         elif key not in left:
             diffs.append(RowDiff(name, "missing in the store"))
-        elif _encode(left[key]) != _encode(right[key]):
+        elif left[key] != right[key]:
             differing = [
-                c
-                for c, a, b in zip(columns, left[key], right[key], strict=True)
-                if _encode(a) != _encode(b)
+                c for c, a, b in zip(columns, left[key], right[key], strict=True) if a != b
             ]
             diffs.append(RowDiff(name, "differs", differing))
         if len(diffs) >= MAX_ROWS_NAMED:
             break
+    duplicates = len(theirs) - len(right)
+    if duplicates:
+        diffs.append(RowDiff("*", f"{duplicates} row(s) stored twice in SQL (on several shards)"))
     return diffs
 
 
@@ -234,24 +246,23 @@ def _verify(
     tables = schema.metadata.sorted_tables
     reports: list[TableReport] = []
     for done, table in enumerate(tables):
+        persona, columns = _layout(table)
+        at = columns.index(persona)
+        mine = _sums(_store_rows(store, table, raw=raw), at)
+        theirs = _sums(_sql_rows(shards, table, raw=raw), at)
         report = TableReport(table.name)
-        mine = _summaries(_store_rows(store, table, raw=raw))
-        theirs = _summaries(_sql_rows(shards, table, raw=raw))
         report.store_rows = sum(n for n, _ in mine.values())
         report.sql_rows = sum(n for n, _ in theirs.values())
         report.store_hash = _total(mine)
         report.sql_hash = _total(theirs)
-        for persona in sorted(mine.keys() | theirs.keys()):
-            if mine.get(persona) == theirs.get(persona):
+        for key in sorted(mine.keys() | theirs.keys()):
+            if mine.get(key) == theirs.get(key):
                 continue
-            store_group = [r for r in _store_rows(store, table, raw=raw) if r[0] == persona]
-            sql_group = [r for r in _sql_rows(shards, table, raw=raw) if r[0] == persona]
+            store_rows = list(_store_rows(store, table, raw=raw, persona=key))
+            sql_rows = list(_sql_rows(shards, table, raw=raw, persona=key))
             report.personas.append(
                 PersonaDiff(
-                    persona,
-                    len(store_group),
-                    len(sql_group),
-                    _row_diffs(table, store_group, sql_group),
+                    key, len(store_rows), len(sql_rows), _row_diffs(table, store_rows, sql_rows)
                 )
             )
             if len(report.personas) >= MAX_ROWS_NAMED:
@@ -265,11 +276,5 @@ def _verify(
     return VerifyReport(reports, time.perf_counter() - started, wrong)
 
 
-def _total(summaries: dict[str, tuple[int, bytes]]) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for persona in sorted(summaries):
-        count, digest = summaries[persona]
-        h.update(persona.encode())
-        h.update(count.to_bytes(8, "big"))
-        h.update(digest)
-    return h.hexdigest()
+def _total(sums: Sums) -> str:
+    return f"{hash(tuple(sorted((k, n, h) for k, (n, h) in sums.items()))) & _MASK:016x}"
