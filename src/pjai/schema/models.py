@@ -29,8 +29,8 @@ class Persona(Struct, frozen=True, kw_only=True):
     deleted_at: datetime | None
 
 
-class Memory(Struct, frozen=True, kw_only=True):
-    """One memory row; its fields are the ``memories`` table's columns."""
+class Memory(Struct, frozen=True):
+    """One memory row; its fields are the ``memories`` table's columns, in their order."""
 
     id: str
     persona_id: str
@@ -83,5 +83,5 @@ def persona_from_row(row: Any) -> Persona:
 
 
 def memory_from_row(row: Any) -> Memory:
-    """A :class:`Memory` from a typed ``memories`` row (attribute access)."""
-    return Memory(**{name: getattr(row, name) for name in Memory.__struct_fields__})
+    """A :class:`Memory` from a typed row of the ``memories`` columns, in table order."""
+    return Memory(*row)
