@@ -12,5 +12,5 @@ def test_memory_fields_are_the_memories_columns_in_order() -> None:
 
 def test_persona_covers_every_personas_column() -> None:
     grouped = {"memory", "privacy"}
-    flat = {c for c in personas.columns if not c.startswith(("memory_", "privacy_"))}
+    flat = {c.name for c in personas.columns if not c.name.startswith(("memory_", "privacy_"))}
     assert set(Persona.__struct_fields__) == flat | grouped
