@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from sqlalchemy import Table, select
+from sqlalchemy import Table
 
 from pjai.schema.event import Schema
 from pjai.schema.types import JsonDocument
@@ -135,7 +135,11 @@ def _layout(table: Table) -> tuple[str, list[str]]:
 
 
 def _canonical(table: Table) -> Callable[[Row], Row]:
-    """Typed rows made hashable and equal across backends: JSON columns as sorted text."""
+    """Typed rows made hashable and equal across backends: JSON columns as sorted text.
+
+    Timestamps need nothing: aware datetimes of the same instant are equal and hash
+    alike whatever their time zone object, as do ``True`` and ``1``.
+    """
     json_columns = [i for i, c in enumerate(table.columns) if isinstance(c.type, JsonDocument)]
 
     def canonical(row: Row) -> Row:
@@ -170,27 +174,20 @@ def _sql_rows(
     column, _ = _layout(table)
     canonical = _canonical(table)
     for shard in shards:
+        postgres = shard.engine.dialect.name == "postgresql"
+        mark = "%s" if postgres else "?"
+        where = "" if persona is None else f' WHERE "{column}" = {mark}'
         with shard.writer.connection(f"reading {table.name} for verify") as conn:
-            if raw:
-                dbapi = conn.connection.driver_connection
-                assert dbapi is not None
-                cursor = dbapi.cursor()
-                try:
-                    if persona is None:
-                        cursor.execute(_select(table))
-                    else:
-                        cursor.execute(_select(table, f' WHERE "{column}" = ?'), (persona,))
-                    while batch := cursor.fetchmany(10_000):
-                        yield from map(tuple, batch)
-                finally:
-                    cursor.close()
-            else:
-                query = select(table)
-                if persona is not None:
-                    query = query.where(table.c[column] == persona)
-                result = conn.execution_options(stream_results=True, yield_per=10_000)
-                for row in result.execute(query):
-                    yield canonical(tuple(row))
+            dbapi = conn.connection.driver_connection
+            assert dbapi is not None
+            # A named (server-side) cursor streams PostgreSQL rows instead of loading all.
+            cursor = dbapi.cursor(name=f"pjai_verify_{table.name}") if postgres else dbapi.cursor()
+            try:
+                cursor.execute(_select(table, where), () if persona is None else (persona,))
+                while batch := cursor.fetchmany(10_000):
+                    yield from (map(tuple, batch) if raw else map(canonical, batch))
+            finally:
+                cursor.close()
 
 
 def _sums(rows: Iterator[Row], persona_index: int) -> Sums:

@@ -358,28 +358,12 @@ class HybridDatabaseManager:
         if missing:
             moved += len(missing)
             store.ingest(missing)
-        total = store.head.global_seq
-
-        def events(after: int) -> Iterator[EventRecord]:
-            return (entry.record for entry in store.events(after=Position(after)))
-
-        moved += self.bridge.catch_up(events, progress=progress, total=total)
-        self._projected_through = total
+        moved += self._catch_up_sql(store.head.global_seq, progress)
         self._backoff = RETRY_DELAYS_S[0]
         return moved
 
-    def _project(self, records: list[EventRecord]) -> None:
-        """The store's commit hook: project the commit into SQL before it commits."""
-        try:
-            if records[0].parent.global_seq > self._projected_through:
-                self._reconcile_within(records[0].parent.global_seq)
-            self.bridge.project(records, strict=True)
-            self._in_flight = records
-            self._projected_through = records[-1].position.global_seq
-        except SqlUnavailableError as exc:
-            self._fell_behind(exc)
-
-    def _reconcile_within(self, through: int) -> None:
+    def _catch_up_sql(self, through: int, progress: Progress | None = None) -> int:
+        """Project the store's events up to ``through`` that SQL has not applied."""
         store = self._store
         assert store is not None
 
@@ -389,8 +373,20 @@ class HybridDatabaseManager:
                     return
                 yield entry.record
 
-        self.bridge.catch_up(events)
+        moved = self.bridge.catch_up(events, progress=progress, total=through)
         self._projected_through = through
+        return moved
+
+    def _project(self, records: list[EventRecord]) -> None:
+        """The store's commit hook: project the commit into SQL before it commits."""
+        try:
+            if records[0].parent.global_seq > self._projected_through:
+                self._catch_up_sql(records[0].parent.global_seq)
+            self.bridge.project(records, strict=True)
+            self._in_flight = records
+            self._projected_through = records[-1].position.global_seq
+        except SqlUnavailableError as exc:
+            self._fell_behind(exc)
 
     def _commit_sql(self, events: Sequence[Event]) -> list[EventRecord]:
         encoded = [self.schema.encode(event) for event in events]
