@@ -35,7 +35,9 @@ test-all: lint
 	$(VENV)/bin/pytest -m ""
 
 bench: $(VENV)/.synced
+	$(VENV)/bin/python -m compileall -q src
 	$(VENV)/bin/pjai bench store
+	$(VENV)/bin/pjai bench hybrid
 
 clean:
 	rm -rf $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache

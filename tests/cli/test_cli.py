@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,29 @@ def test_store_benchmark_full_run(tmp_path: Path) -> None:
     figures = json.loads(done.stdout)
     assert figures["memories"] == 100_000
     assert figures.keys() >= STORE_BENCH_KEYS
+
+
+HYBRID_BENCH_KEYS = {
+    "commit_batched_per_s",
+    "commit_single_per_s",
+    "bridge_lag_p95_ms",
+    "query_hot_p95_ms",
+    "query_range_p95_ms",
+    "verify_s",
+}
+
+
+def test_hybrid_benchmark_quick_run(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pjai", "bench", "hybrid", "--quick", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    backends = ["sqlite", "postgresql"] if os.environ.get("PJAI_TEST_POSTGRES_URL") else ["sqlite"]
+    for backend in backends:
+        assert figures[backend].keys() >= HYBRID_BENCH_KEYS, backend
+        assert all(figures[backend][key] > 0 for key in HYBRID_BENCH_KEYS), backend
+    assert list(tmp_path.iterdir()) == []

@@ -1,8 +1,9 @@
-"""Benchmarks behind ``pjai bench``: each returns a JSON-ready dict of measured figures."""
+"""Benchmarks behind ``pjai bench``: ``pjai.bench.store`` and ``pjai.bench.hybrid``.
+
+Each returns a JSON-ready dict of measured figures. Nothing is imported here, so that a
+benchmark's child processes load only what they measure.
+"""
 
 from __future__ import annotations
 
-from pjai.bench.hybrid import run_hybrid_bench
-from pjai.bench.store import run_store_bench
-
-__all__ = ["run_hybrid_bench", "run_store_bench"]
+__all__: list[str] = []

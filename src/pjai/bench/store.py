@@ -102,13 +102,6 @@ def load(path: Path, workload: Workload, durability: Durability, sync: bool) -> 
     return {"per_s": round(workload.memories / elapsed), "rss_mb": round(peak_kb / 1024, 1)}
 
 
-def boot(path: Path) -> None:
-    """Open a store and answer one query (run in a fresh process; timed by the parent)."""
-    with Store.open(path) as store:
-        store.query("SELECT count(*) FROM personas")
-    print("ready", flush=True)
-
-
 def _in_process(task: str, **args: Any) -> dict[str, Any]:
     command = [sys.executable, "-m", "pjai.bench.worker", task, json.dumps(args, default=str)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -118,8 +111,16 @@ def _in_process(task: str, **args: Any) -> dict[str, Any]:
     return result
 
 
+_BOOT = (
+    "import sys; from pjai.store import Store; "
+    "store = Store.open(sys.argv[1]); store.query('SELECT count(*) FROM personas'); "
+    "print('ready', flush=True)"
+)
+
+
 def _boot_seconds(path: Path) -> float:
-    command = [sys.executable, "-m", "pjai.bench.worker", "boot", json.dumps({"path": str(path)})]
+    """Process start to the first query answered, as an application opens a store."""
+    command = [sys.executable, "-c", _BOOT, str(path)]
     started = time.perf_counter()
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
         assert child.stdout is not None

@@ -6,15 +6,13 @@ import json
 import sys
 from pathlib import Path
 
-from pjai.bench.store import Workload, boot, load
+from pjai.bench.store import Workload, load
 
 
 def main(argv: list[str]) -> None:
-    """Run one phase: ``boot`` or ``load``, with JSON arguments; print JSON results."""
+    """Run the ``load`` phase with JSON arguments; print JSON results."""
     task, args = argv[0], json.loads(argv[1])
-    if task == "boot":
-        boot(Path(args["path"]))
-    elif task == "load":
+    if task == "load":
         workload = Workload(**args["workload"])
         result = load(Path(args["path"]), workload, args["durability"], args["sync"])
         print(json.dumps(result))

@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from pjai.bench import run_hybrid_bench, run_store_bench
+from pjai.bench.hybrid import run_hybrid_bench
+from pjai.bench.store import run_store_bench
 from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, progress_bar
 
 app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
