@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from pjai.schema.bookmarks import BookmarkCreated, BookmarkDeleted, BookmarkFilters, BookmarkUpdated
 from pjai.schema.conversations import ConversationMessageAdded, ConversationStarted
 from pjai.schema.event import Context, Event, Schema, Upcaster
+from pjai.schema.links import (
+    LinkKind,
+    MemoryLinked,
+    MemoryLinksDecayed,
+    MemoryLinkUpdated,
+    MemoryUnlinked,
+)
 from pjai.schema.memories import (
     MemoryAccessed,
     MemoryAdded,
+    MemoryArchived,
     MemoryDeleted,
     MemoryImported,
     MemoryRestored,
@@ -24,38 +33,56 @@ from pjai.schema.personas import (
     Personality,
     PersonaUpdated,
     PrivacySettings,
+    ScoringConfig,
     TierCapacities,
+    TierShares,
 )
 from pjai.schema.records import ROOT, EventRecord, EventStatus, LogEntry, Position
+from pjai.schema.search import SEARCH_CREATE as _SEARCH_CREATE
+from pjai.schema.search import SEARCH_FILL as _SEARCH_FILL
 from pjai.schema.tables import (
+    LINK_KINDS,
     TIERS,
+    bookmarks,
     conversation_messages,
     conversations,
     memories,
+    memory_links,
     metadata,
     personas,
 )
 from pjai.schema.types import new_id, utc_now
 
 __all__ = [
+    "LINK_KINDS",
     "ROOT",
     "SCHEMA",
     "TIERS",
     "BigFive",
+    "BookmarkCreated",
+    "BookmarkDeleted",
+    "BookmarkFilters",
+    "BookmarkUpdated",
     "Context",
     "ConversationMessageAdded",
     "ConversationStarted",
     "Event",
     "EventRecord",
     "EventStatus",
+    "LinkKind",
     "LogEntry",
     "MemoryAccessed",
     "MemoryAdded",
+    "MemoryArchived",
     "MemoryConfig",
     "MemoryDeleted",
     "MemoryImported",
+    "MemoryLinkUpdated",
+    "MemoryLinked",
+    "MemoryLinksDecayed",
     "MemoryRestored",
     "MemoryTierChanged",
+    "MemoryUnlinked",
     "MemoryUpdated",
     "PersonaActivated",
     "PersonaCreated",
@@ -67,11 +94,15 @@ __all__ = [
     "Position",
     "PrivacySettings",
     "Schema",
+    "ScoringConfig",
     "TierCapacities",
+    "TierShares",
     "Upcaster",
+    "bookmarks",
     "conversation_messages",
     "conversations",
     "memories",
+    "memory_links",
     "metadata",
     "new_id",
     "personas",
@@ -94,9 +125,19 @@ SCHEMA = Schema(
         MemoryDeleted,
         MemoryRestored,
         MemoryImported,
+        MemoryArchived,
+        MemoryLinked,
+        MemoryLinkUpdated,
+        MemoryUnlinked,
+        MemoryLinksDecayed,
         ConversationStarted,
         ConversationMessageAdded,
+        BookmarkCreated,
+        BookmarkUpdated,
+        BookmarkDeleted,
     ],
     version=1,
+    derived=_SEARCH_CREATE,
+    derived_fill=_SEARCH_FILL,
 )
 """PJai's current schema: every table and event type this version knows."""

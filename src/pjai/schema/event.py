@@ -100,9 +100,15 @@ class Schema:
         *,
         upcasters: Iterable[Upcaster] = (),
         version: int = 1,
+        derived: Sequence[str] = (),
+        derived_fill: Sequence[str] = (),
     ) -> None:
         self.metadata = metadata
         self.version = version
+        self.derived = list(derived)
+        """Statements creating what the store derives from the tables (full-text index)."""
+        self.derived_fill = list(derived_fill)
+        """Statements filling the derived structures from existing rows."""
         self._types: dict[str, type[Event]] = {}
         for event_type in events:
             name = event_type.NAME
@@ -119,7 +125,8 @@ class Schema:
         self._decoders = {n: msgspec.json.Decoder(t) for n, t in self._types.items()}
         self.table_ddl, self.index_ddl = self._sqlite_ddl()
         self.ddl = [*self.table_ddl, *self.index_ddl]
-        digest = hashlib.sha256("\n".join([*self.ddl, *sorted(self._types)]).encode())
+        parts = [*self.ddl, *self.derived, *self.derived_fill, *sorted(self._types)]
+        digest = hashlib.sha256("\n".join(parts).encode())
         digest.update(f"version={version}".encode())
         self.fingerprint = digest.hexdigest()[:16]
 

@@ -17,7 +17,9 @@ __all__ = [
     "Id",
     "MemoryType",
     "Name",
+    "NonNegative",
     "Percent",
+    "PositiveFloat",
     "PositiveInt",
     "Source",
     "Tag",
@@ -51,6 +53,10 @@ UnitInterval = Annotated[float, Meta(ge=0.0, le=1.0)]
 PositiveInt = Annotated[int, Meta(ge=1)]
 
 Count = Annotated[int, Meta(ge=0)]
+
+NonNegative = Annotated[float, Meta(ge=0.0)]
+
+PositiveFloat = Annotated[float, Meta(gt=0.0)]
 
 Source = Annotated[str, Meta(min_length=1, max_length=64)]
 """Where imported data came from, such as ``pjai-desktop``."""

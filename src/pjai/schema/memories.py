@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, UnsetType, field
 
@@ -28,12 +28,25 @@ from pjai.schema.fields import (
     UnitInterval,
     UtcDatetime,
 )
-from pjai.schema.ops import NOT_NULL, Greatest, Increment, Insert, Missing, Op, Update
+from pjai.schema.ops import (
+    NOT_NULL,
+    Compress,
+    Compressed,
+    Decompress,
+    Greatest,
+    Increment,
+    Insert,
+    Missing,
+    Op,
+    TextForTier,
+    Update,
+)
 from pjai.schema.personas import require_live_persona
 
 __all__ = [
     "MemoryAccessed",
     "MemoryAdded",
+    "MemoryArchived",
     "MemoryDeleted",
     "MemoryImported",
     "MemoryRestored",
@@ -80,7 +93,7 @@ class MemoryAdded(Event, frozen=True, kw_only=True):
             "persona_id": self.persona_id,
             "type": self.type,
             "name": self.name,
-            "content": self.content,
+            "content": Compressed(self.content) if self.tier == "cold" else self.content,
             "summary": self.summary,
             "tags": list(self.tags),
             "importance": self.importance,
@@ -91,6 +104,7 @@ class MemoryAdded(Event, frozen=True, kw_only=True):
             "created_at": at,
             "updated_at": at,
             "deleted_at": None,
+            "archived_at": None,
         }
 
 
@@ -136,9 +150,11 @@ class MemoryUpdated(Event, frozen=True, kw_only=True):
     def materialize(self, ctx: Context) -> Sequence[Op]:
         values: dict[str, Any] = {
             name: value
-            for name in ("content", "name", "summary", "type", "importance", "occurred_at")
+            for name in ("name", "summary", "type", "importance", "occurred_at")
             if (value := getattr(self, name)) is not UNSET
         }
+        if self.content is not UNSET:
+            values["content"] = TextForTier(self.content)
         if self.tags is not UNSET:
             values["tags"] = list(self.tags)
         if not values:
@@ -175,7 +191,32 @@ class MemoryTierChanged(Event, frozen=True, kw_only=True):
     def materialize(self, ctx: Context) -> Sequence[Op]:
         where = _memory(self.memory_id, self.persona_id)
         missing = _no_memory(self.memory_id, self.persona_id)
-        return [Update("memories", where, {"tier": self.tier}, missing)]
+        # Cold content is kept compressed; leaving the cold tier stores it plain again.
+        content = Compress() if self.tier == "cold" else Decompress()
+        return [Update("memories", where, {"tier": self.tier, "content": content}, missing)]
+
+
+class MemoryArchived(Event, frozen=True, kw_only=True):
+    """A live memory was archived: moved to the cold tier, compressed, marked ``archived_at``.
+
+    It stays searchable and can still be opened; retention archives memories this way
+    when the persona's retention action is ``archive``.
+    """
+
+    NAME = "v1.MemoryArchived"
+    memory_id: Id
+    persona_id: Id
+    reason: Literal["retention", "manual"] = "manual"
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        where = {**_memory(self.memory_id, self.persona_id), "archived_at": None}
+        missing = Missing(
+            "memory_id",
+            "persona {0!r} has no live, unarchived memory {1!r}",
+            (self.persona_id, self.memory_id),
+        )
+        values = {"tier": "cold", "content": Compress(), "archived_at": ctx.at}
+        return [Update("memories", where, values, missing)]
 
 
 class MemoryDeleted(Event, frozen=True, kw_only=True):

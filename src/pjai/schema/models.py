@@ -8,7 +8,13 @@ from typing import Any
 import msgspec
 from msgspec import Struct
 
-from pjai.schema.personas import MemoryConfig, Personality, PrivacySettings, TierCapacities
+from pjai.schema.personas import (
+    MemoryConfig,
+    Personality,
+    PrivacySettings,
+    ScoringConfig,
+    TierCapacities,
+)
 
 __all__ = ["Memory", "Persona", "memory_from_row", "persona_from_row"]
 
@@ -47,6 +53,7 @@ class Memory(Struct, frozen=True):
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    archived_at: datetime | None
 
 
 def persona_from_row(row: Any) -> Persona:
@@ -68,6 +75,7 @@ def persona_from_row(row: Any) -> Persona:
                 warm=row.memory_capacity_warm,
                 cold=row.memory_capacity_cold,
             ),
+            scoring=msgspec.convert(row.memory_scoring, ScoringConfig),
         ),
         privacy=PrivacySettings(
             **{

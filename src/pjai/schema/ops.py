@@ -18,6 +18,10 @@ from typing import Any
 
 __all__ = [
     "NOT_NULL",
+    "Compress",
+    "Compressed",
+    "Decayed",
+    "Decompress",
     "Delete",
     "Greatest",
     "IfNull",
@@ -25,6 +29,7 @@ __all__ = [
     "Insert",
     "Missing",
     "Op",
+    "TextForTier",
     "Update",
 ]
 
@@ -58,6 +63,38 @@ class IfNull:
     """Set ``value`` only if the column is NULL, otherwise keep what is there."""
 
     value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Compress:
+    """Store the column's current text compressed (cold tier)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decompress:
+    """Store the column's current text uncompressed again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Compressed:
+    """An inserted text value to store compressed."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextForTier:
+    """New text for a row, stored compressed when the row's ``tier`` is ``cold``."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decayed:
+    """Multiply the column by ``exp(-rate * days)``, ``rate`` read from ``rate_column``."""
+
+    rate_column: str
+    days: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,17 @@ from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from pjai.errors import EventValidationError
 from pjai.schema.event import Context, Event
-from pjai.schema.fields import Id, Name, Percent, PositiveInt, Source, UnitInterval, UtcDatetime
+from pjai.schema.fields import (
+    Id,
+    Name,
+    NonNegative,
+    Percent,
+    PositiveFloat,
+    PositiveInt,
+    Source,
+    UnitInterval,
+    UtcDatetime,
+)
 from pjai.schema.ops import Insert, Missing, Op, Update
 
 __all__ = [
@@ -25,7 +35,9 @@ __all__ = [
     "PersonaUpdated",
     "Personality",
     "PrivacySettings",
+    "ScoringConfig",
     "TierCapacities",
+    "TierShares",
 ]
 
 TraitName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"(?s)^\S(.*\S)?$")]
@@ -58,6 +70,29 @@ class TierCapacities(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     cold: PositiveInt = 10_000
 
 
+class TierShares(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """The share of memories each tier should hold; fragmentation is the distance to it."""
+
+    hot: UnitInterval = 0.1
+    warm: UnitInterval = 0.3
+    cold: UnitInterval = 0.6
+
+
+class ScoringConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """How memories are ranked: see :mod:`pjai.memory.scoring` for the formula."""
+
+    importance_weight: NonNegative = 0.4
+    recency_weight: NonNegative = 0.3
+    frequency_weight: NonNegative = 0.2
+    links_weight: NonNegative = 0.1
+    half_life_days: PositiveFloat = 30.0
+    recency_floor: UnitInterval = 0.05
+    access_scale: PositiveFloat = 5.0
+    link_scale: PositiveFloat = 3.0
+    stale_after_days: PositiveInt = 90
+    target: TierShares = field(default_factory=TierShares)
+
+
 class MemoryConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
     """How a persona's memory is kept: size, threshold, optimization and retention."""
 
@@ -67,6 +102,7 @@ class MemoryConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     retention_days: PositiveInt | None = None
     retention_action: Literal["archive", "delete"] = "archive"
     capacities: TierCapacities = field(default_factory=TierCapacities)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
 
 
 class PrivacySettings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
@@ -90,7 +126,24 @@ def _memory_columns(config: MemoryConfig) -> dict[str, Any]:
         "memory_capacity_hot": config.capacities.hot,
         "memory_capacity_warm": config.capacities.warm,
         "memory_capacity_cold": config.capacities.cold,
+        "memory_scoring": msgspec.to_builtins(config.scoring),
     }
+
+
+def _check_memory(event: str, config: MemoryConfig) -> None:
+    scoring = config.scoring
+    weights = (
+        scoring.importance_weight,
+        scoring.recency_weight,
+        scoring.frequency_weight,
+        scoring.links_weight,
+    )
+    if sum(weights) <= 0:
+        raise EventValidationError(event, "needs a positive weight", field="memory.scoring")
+    shares = scoring.target.hot + scoring.target.warm + scoring.target.cold
+    if abs(shares - 1) > 0.01:
+        reason = f"tier shares must add up to 1, got {shares:.3f}"
+        raise EventValidationError(event, reason, field="memory.scoring.target")
 
 
 def _privacy_columns(privacy: PrivacySettings) -> dict[str, Any]:
@@ -123,6 +176,7 @@ class PersonaCreated(Event, frozen=True, kw_only=True):
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
+        _check_memory(self.NAME, self.memory)
         return [Insert("personas", self._row(ctx.at, ctx.at))]
 
     def _row(self, created_at: datetime, updated_at: datetime) -> dict[str, Any]:
@@ -154,6 +208,7 @@ class PersonaImported(PersonaCreated, frozen=True, kw_only=True):
     updated_at: UtcDatetime
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
+        _check_memory(self.NAME, self.memory)
         return [Insert("personas", self._row(self.created_at, self.updated_at))]
 
 
@@ -183,6 +238,7 @@ class PersonaUpdated(Event, frozen=True, kw_only=True):
         if self.communication_style is not UNSET:
             values["communication_style"] = self.communication_style
         if self.memory is not UNSET:
+            _check_memory(self.NAME, self.memory)
             values.update(_memory_columns(self.memory))
         if self.privacy is not UNSET:
             values.update(_privacy_columns(self.privacy))

@@ -16,8 +16,29 @@ import msgspec
 from sqlalchemy import Boolean, MetaData, Table
 
 from pjai.errors import MaterializationError
-from pjai.schema.ops import NOT_NULL, Delete, Greatest, IfNull, Increment, Insert, Op, Update
-from pjai.schema.types import JsonDocument, Timestamp, to_iso
+from pjai.schema.ops import (
+    NOT_NULL,
+    Compress,
+    Compressed,
+    Decayed,
+    Decompress,
+    Delete,
+    Greatest,
+    IfNull,
+    Increment,
+    Insert,
+    Op,
+    TextForTier,
+    Update,
+)
+from pjai.schema.types import (
+    CompressibleText,
+    JsonDocument,
+    Timestamp,
+    compress_text,
+    read_text,
+    to_iso,
+)
 
 __all__ = [
     "SQLITE",
@@ -26,7 +47,9 @@ __all__ = [
     "Flavor",
     "OpRenderer",
     "is_check",
+    "plain_text",
     "sqlite_constraint_error",
+    "sqlite_functions",
     "writes",
 ]
 
@@ -38,6 +61,15 @@ def _to_json(value: Any) -> str:
     return _json.encode(value).decode()
 
 
+def _sqlite_stored_text(value: Any) -> Any:
+    return compress_text(value.text) if isinstance(value, Compressed) else value
+
+
+def plain_text(value: Any) -> Any:
+    """A text value for a backend that compresses by itself: the text as is."""
+    return value.text if isinstance(value, Compressed) else value
+
+
 def _sqlite_converter(column_type: object) -> Convert | None:
     if isinstance(column_type, Timestamp):
         return to_iso
@@ -45,21 +77,46 @@ def _sqlite_converter(column_type: object) -> Convert | None:
         return _to_json
     if isinstance(column_type, Boolean):
         return int
+    if isinstance(column_type, CompressibleText):
+        return _sqlite_stored_text
     return None
 
 
 @dataclass(frozen=True, slots=True)
 class Flavor:
-    """How one backend spells op statements and stores Python values."""
+    """How one backend spells op statements and stores Python values.
+
+    ``compress`` and ``decompress`` spell a column's value turned into (or out of) its
+    compressed form, ``{c}`` standing for the column.
+    """
 
     name: str
     placeholder: str
     greatest: str
     converter: Callable[[object], Convert | None]
+    compress: str = "{c}"
+    decompress: str = "{c}"
 
 
-SQLITE = Flavor("sqlite", "?", "max", _sqlite_converter)
-"""SQLite through apsw or sqlite3: ISO-8601 text times, 0/1 booleans, JSON text."""
+SQLITE = Flavor(
+    "sqlite",
+    "?",
+    "max",
+    _sqlite_converter,
+    compress="pjai_compress({c})",
+    decompress="pjai_text({c})",
+)
+"""SQLite through apsw or sqlite3: ISO-8601 text times, 0/1 booleans, JSON text, zlib
+BLOBs for compressed text (with PJai's SQL functions, see :func:`sqlite_functions`)."""
+
+
+def _sqlite_compress(value: Any) -> Any:
+    return compress_text(value) if isinstance(value, str) else value
+
+
+def sqlite_functions() -> dict[str, Callable[[Any], Any]]:
+    """The SQL functions PJai's SQLite databases need: register each with one argument."""
+    return {"pjai_compress": _sqlite_compress, "pjai_text": read_text}
 
 
 def is_check(op: Op) -> bool:
@@ -99,6 +156,14 @@ class OpRenderer:
             "inc": "{c} = {c} + " + mark,
             "max": "{c} = " + flavor.greatest + "(coalesce({c}, " + mark + "), " + mark + ")",
             "ifnull": "{c} = coalesce({c}, " + mark + ")",
+            "compress": "{c} = " + flavor.compress,
+            "decompress": "{c} = " + flavor.decompress,
+            "decay": "{c} = {c} * exp(-{r} * " + mark + ")",
+            "tiertext": "{c} = CASE WHEN \"tier\" = 'cold' THEN "
+            + flavor.compress.format(c=mark)
+            + " ELSE "
+            + mark
+            + " END",
         }
         self._where = {"eq": "{c} = " + mark, "null": "{c} IS NULL", "notnull": "{c} IS NOT NULL"}
 
@@ -167,6 +232,17 @@ class OpRenderer:
             elif isinstance(value, IfNull):
                 shape.append((column, "ifnull"))
                 params.append(self._value(convert, table, column, value.value))
+            elif isinstance(value, Compress | Decompress):
+                self._value(convert, table, column, None)
+                shape.append((column, "compress" if isinstance(value, Compress) else "decompress"))
+            elif isinstance(value, TextForTier):
+                self._value(convert, table, column, None)
+                shape.append((column, "tiertext"))
+                params.extend((value.text, value.text))
+            elif isinstance(value, Decayed):
+                self._value(convert, table, value.rate_column, None)
+                shape.append((column, f"decay:{value.rate_column}"))
+                params.append(value.days)
             else:
                 shape.append((column, "set"))
                 params.append(self._value(convert, table, column, value))
@@ -192,6 +268,10 @@ class OpRenderer:
                 params.append(self._value(convert, table, column, value))
         return shape
 
+    def _assignment(self, column: str, kind: str) -> str:
+        kind, _, rate = kind.partition(":")
+        return self._set[kind].format(c=_quote(column), r=_quote(rate) if rate else "")
+
     def _sql_for(self, key: tuple[Any, ...]) -> str:
         kind, table = key[0], _quote(key[1])
         if kind == "insert":
@@ -203,7 +283,7 @@ class OpRenderer:
             return f"SELECT 1 FROM {table} WHERE {where} LIMIT 1"
         if kind == "delete":
             return f"DELETE FROM {table} WHERE {where}"
-        sets = ", ".join(self._set[k].format(c=_quote(c)) for c, k in key[2])
+        sets = ", ".join(self._assignment(c, k) for c, k in key[2])
         return f"UPDATE {table} SET {sets} WHERE {where}"
 
 

@@ -20,9 +20,19 @@ from sqlalchemy import (
     Text,
 )
 
-from pjai.schema.types import JsonDocument, Timestamp
+from pjai.schema.types import CompressibleText, JsonDocument, Timestamp
 
-__all__ = ["TIERS", "conversation_messages", "conversations", "memories", "metadata", "personas"]
+__all__ = [
+    "LINK_KINDS",
+    "TIERS",
+    "bookmarks",
+    "conversation_messages",
+    "conversations",
+    "memories",
+    "memory_links",
+    "metadata",
+    "personas",
+]
 
 TIERS = ("hot", "warm", "cold")
 
@@ -53,6 +63,7 @@ personas = Table(
     Column("memory_capacity_hot", Integer, nullable=False),
     Column("memory_capacity_warm", Integer, nullable=False),
     Column("memory_capacity_cold", Integer, nullable=False),
+    Column("memory_scoring", JsonDocument, nullable=False),
     Column("privacy_data_collection", Boolean, nullable=False),
     Column("privacy_analytics", Boolean, nullable=False),
     Column("privacy_share_with_researchers", Boolean, nullable=False),
@@ -78,7 +89,8 @@ memories = Table(
     Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
     Column("type", String, nullable=False),
     Column("name", Text, nullable=False),
-    Column("content", Text, nullable=False),
+    # Stored compressed while the memory is cold (see CompressibleText).
+    Column("content", CompressibleText, nullable=False),
     Column("summary", Text, nullable=False),
     Column("tags", JsonDocument, nullable=False),
     Column("importance", Float, nullable=False),
@@ -89,6 +101,7 @@ memories = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
     Column("deleted_at", Timestamp),
+    Column("archived_at", Timestamp),
     CheckConstraint("importance >= 0 AND importance <= 1", name="importance_range"),
     CheckConstraint("tier IN ('hot', 'warm', 'cold')", name="tier"),
     CheckConstraint("access_count >= 0", name="access_count"),
@@ -122,4 +135,48 @@ conversation_messages = Table(
     Column("sent_at", Timestamp, nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Index(None, "conversation_id", "sent_at"),
+)
+
+LINK_KINDS = ("references", "similar", "related", "causal", "temporal")
+
+memory_links = Table(
+    "memory_links",
+    metadata,
+    Column("source_id", String, ForeignKey("memories.id"), primary_key=True),
+    Column("target_id", String, ForeignKey("memories.id"), primary_key=True),
+    Column("kind", String, primary_key=True),
+    Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
+    Column("strength", Float, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("decay_rate", Float, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    CheckConstraint("strength >= 0 AND strength <= 1", name="strength_range"),
+    CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence_range"),
+    CheckConstraint("decay_rate >= 0", name="decay_rate"),
+    CheckConstraint("source_id != target_id", name="not_self"),
+    CheckConstraint(
+        "kind IN ('references', 'similar', 'related', 'causal', 'temporal')", name="kind"
+    ),
+    Index(None, "persona_id", "source_id"),
+    Index(None, "target_id"),
+)
+
+bookmarks = Table(
+    "bookmarks",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("time_from", Timestamp),
+    Column("time_to", Timestamp),
+    # Memory filters: tiers, types, tags, importance range, hours of the day.
+    Column("filters", JsonDocument, nullable=False),
+    Column("colour", String, nullable=False),
+    Column("tags", JsonDocument, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("deleted_at", Timestamp),
+    Index(None, "persona_id", "name"),
 )

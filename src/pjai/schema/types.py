@@ -8,19 +8,23 @@ msgspec-encoded text.
 
 from __future__ import annotations
 
+import zlib
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import uuid_utils
-from sqlalchemy import JSON, DateTime, Dialect, Select
+from sqlalchemy import JSON, DateTime, Dialect, Select, Text
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
 __all__ = [
     "AnySelect",
+    "CompressibleText",
     "JsonDocument",
     "Timestamp",
+    "compress_text",
     "from_iso",
     "new_id",
+    "read_text",
     "to_iso",
     "utc_now",
 ]
@@ -116,6 +120,49 @@ class Timestamp(TypeDecorator[datetime]):
         if isinstance(value, datetime):
             return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         raise TypeError(f"unexpected stored timestamp {value!r}")
+
+
+SQLITE_ZTEXT = "ZTEXT"
+
+
+def compress_text(text: str) -> bytes:
+    """Text as PJai stores it compressed (zlib)."""
+    return zlib.compress(text.encode(), 6)
+
+
+def read_text(value: Any) -> Any:
+    """A stored text column's value: compressed bytes are inflated back to text."""
+    if isinstance(value, bytes | memoryview):
+        return zlib.decompress(value).decode()
+    return value
+
+
+class _CompressibleSqlite(UserDefinedType[str]):
+    """SQLite storage of text that may be compressed: TEXT or a zlib BLOB."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return SQLITE_ZTEXT
+
+
+class CompressibleText(TypeDecorator[str]):
+    """Text that PJai may store compressed (cold memories); always read back as text.
+
+    SQLite holds it as TEXT or as a zlib BLOB; PostgreSQL holds text, which it compresses
+    itself (TOAST) when long.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_CompressibleSqlite())
+        return dialect.type_descriptor(Text())
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else str(read_text(value))
 
 
 class JsonDocument(TypeDecorator[Any]):

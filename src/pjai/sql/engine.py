@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from pjai.errors import ConfigError
+from pjai.schema.render import sqlite_functions
 
 __all__ = ["PRIMARY_FILE", "PoolConfig", "create_sql_engine", "default_url", "redacted"]
 
@@ -137,6 +138,8 @@ def _sqlite_engine(url: URL, pool: PoolConfig) -> Engine:
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
+        for name, function in sqlite_functions().items():
+            dbapi_connection.create_function(name, 1, function, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:

@@ -17,16 +17,21 @@ from sqlalchemy import exc as sa
 
 from pjai.errors import MaterializationError, PjaiError, SqlError, SqlUnavailableError
 from pjai.schema.ops import Op
-from pjai.schema.render import Convert, Flavor
-from pjai.schema.types import JsonDocument
+from pjai.schema.render import Convert, Flavor, plain_text
+from pjai.schema.types import CompressibleText, JsonDocument
 from pjai.sql.backend import Statement, driver_error
 
 __all__ = ["POSTGRESQL", "PostgresBackend"]
 
 
 def _converter(column_type: object) -> Convert | None:
-    # psycopg adapts datetimes and booleans itself; JSON needs saying.
-    return Jsonb if isinstance(column_type, JsonDocument) else None
+    # psycopg adapts datetimes and booleans itself; JSON needs saying, and long text
+    # is compressed by PostgreSQL (TOAST), so compressed text is stored as text.
+    if isinstance(column_type, JsonDocument):
+        return Jsonb
+    if isinstance(column_type, CompressibleText):
+        return plain_text
+    return None
 
 
 POSTGRESQL = Flavor("postgresql", "%s", "greatest", _converter)

@@ -23,7 +23,15 @@ from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, ClauseE
 from sqlalchemy.sql.selectable import Select
 
 from pjai.errors import QueryError
-from pjai.schema.types import SQLITE_BOOLEAN, SQLITE_DATETIME, SQLITE_JSON, AnySelect, from_iso
+from pjai.schema.types import (
+    SQLITE_BOOLEAN,
+    SQLITE_DATETIME,
+    SQLITE_JSON,
+    SQLITE_ZTEXT,
+    AnySelect,
+    from_iso,
+    read_text,
+)
 from pjai.store.sqlite import adapt
 
 __all__ = ["Params", "Prepared", "Query", "Row", "RowReader", "prepare"]
@@ -147,6 +155,7 @@ def _convert_json(text: Any) -> Any:
 
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    SQLITE_ZTEXT: read_text,
     SQLITE_DATETIME: from_iso,
     SQLITE_BOOLEAN: bool,
     SQLITE_JSON: _convert_json,

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import apsw
 
 from pjai.errors import QueryError, StoreCorruptError, StoreError
+from pjai.schema.render import sqlite_functions
 from pjai.schema.types import to_iso
 
 __all__ = [
@@ -68,6 +69,8 @@ def connect(path: Path | None, durability: Durability) -> apsw.Connection:
         synchronous = "FULL" if durability == "full" else "NORMAL"
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
+        for name, function in sqlite_functions().items():
+            conn.create_scalar_function(name, cast(Any, function), 1, deterministic=True)
         # Checkpoint every ~40 MB of WAL instead of 4 MB: index pages that many
         # small commits dirty again and again are copied to the database once.
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")

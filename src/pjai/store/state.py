@@ -36,18 +36,28 @@ class StateWriter:
         for statement in self._schema.table_ddl:
             self._conn.execute(statement)
         if indexes:
-            self.create_indexes()
+            self.create_indexes(fill=False)
 
-    def create_indexes(self) -> None:
-        """Create the secondary indexes (sorting once beats inserting row by row)."""
+    def create_indexes(self, *, fill: bool = True) -> None:
+        """Create the secondary indexes and derived structures (full-text index).
+
+        After a bulk load (``fill``) the derived structures index the rows at once:
+        sorting once beats inserting row by row.
+        """
         for statement in self._schema.index_ddl:
             self._conn.execute(statement)
+        for statement in self._schema.derived:
+            self._conn.execute(statement)
+        if fill:
+            for statement in self._schema.derived_fill:
+                self._conn.execute(statement)
 
     def drop_all(self) -> None:
         """Drop every table and view that is not the event log or metadata."""
+        # Virtual tables first: dropping one drops its shadow tables with it.
         rows = self._conn.execute(
             "SELECT type, name FROM sqlite_schema WHERE type IN ('table', 'view') "
-            "AND name NOT LIKE 'sqlite_%'"
+            "AND name NOT LIKE 'sqlite_%' ORDER BY sql NOT LIKE 'CREATE VIRTUAL%'"
         ).fetchall()
         for kind, name in rows:
             if name not in INTERNAL_TABLES:

@@ -1,8 +1,8 @@
-"""Initial tables: personas, memories, conversations, the journal and checkpoints.
+"""Initial tables: personas, memories, links, bookmarks, conversations, the journal.
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 09:04:33.122995
+Create Date: 2026-11-26 10:28:34.760672
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("memory_capacity_hot", sa.Integer(), nullable=False),
         sa.Column("memory_capacity_warm", sa.Integer(), nullable=False),
         sa.Column("memory_capacity_cold", sa.Integer(), nullable=False),
+        sa.Column("memory_scoring", pjai.schema.types.JsonDocument(), nullable=False),
         sa.Column("privacy_data_collection", sa.Boolean(), nullable=False),
         sa.Column("privacy_analytics", sa.Boolean(), nullable=False),
         sa.Column("privacy_share_with_researchers", sa.Boolean(), nullable=False),
@@ -55,6 +56,30 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_personas")),
     )
+    op.create_table(
+        "bookmarks",
+        sa.Column("id", sa.String(), nullable=False),
+        sa.Column("persona_id", sa.String(), nullable=False),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("time_from", pjai.schema.types.Timestamp(timezone=True), nullable=True),
+        sa.Column("time_to", pjai.schema.types.Timestamp(timezone=True), nullable=True),
+        sa.Column("filters", pjai.schema.types.JsonDocument(), nullable=False),
+        sa.Column("colour", sa.String(), nullable=False),
+        sa.Column("tags", pjai.schema.types.JsonDocument(), nullable=False),
+        sa.Column("created_at", pjai.schema.types.Timestamp(timezone=True), nullable=False),
+        sa.Column("updated_at", pjai.schema.types.Timestamp(timezone=True), nullable=False),
+        sa.Column("deleted_at", pjai.schema.types.Timestamp(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["persona_id"], ["personas.id"], name=op.f("fk_bookmarks_persona_id_personas")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bookmarks")),
+    )
+    with op.batch_alter_table("bookmarks", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_bookmarks_persona_id_name"), ["persona_id", "name"], unique=False
+        )
+
     op.create_table(
         "conversations",
         sa.Column("id", sa.String(), nullable=False),
@@ -83,7 +108,7 @@ def upgrade() -> None:
         sa.Column("persona_id", sa.String(), nullable=False),
         sa.Column("type", sa.String(), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
-        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("content", pjai.schema.types.CompressibleText(), nullable=False),
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("tags", pjai.schema.types.JsonDocument(), nullable=False),
         sa.Column("importance", sa.Float(), nullable=False),
@@ -94,6 +119,7 @@ def upgrade() -> None:
         sa.Column("created_at", pjai.schema.types.Timestamp(timezone=True), nullable=False),
         sa.Column("updated_at", pjai.schema.types.Timestamp(timezone=True), nullable=False),
         sa.Column("deleted_at", pjai.schema.types.Timestamp(timezone=True), nullable=True),
+        sa.Column("archived_at", pjai.schema.types.Timestamp(timezone=True), nullable=True),
         sa.CheckConstraint("tier IN ('hot', 'warm', 'cold')", name=op.f("ck_memories_tier")),
         sa.CheckConstraint("access_count >= 0", name=op.f("ck_memories_access_count")),
         sa.CheckConstraint(
@@ -150,6 +176,48 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "memory_links",
+        sa.Column("source_id", sa.String(), nullable=False),
+        sa.Column("target_id", sa.String(), nullable=False),
+        sa.Column("kind", sa.String(), nullable=False),
+        sa.Column("persona_id", sa.String(), nullable=False),
+        sa.Column("strength", sa.Float(), nullable=False),
+        sa.Column("confidence", sa.Float(), nullable=False),
+        sa.Column("decay_rate", sa.Float(), nullable=False),
+        sa.Column("created_at", pjai.schema.types.Timestamp(timezone=True), nullable=False),
+        sa.Column("updated_at", pjai.schema.types.Timestamp(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "kind IN ('references', 'similar', 'related', 'causal', 'temporal')",
+            name=op.f("ck_memory_links_kind"),
+        ),
+        sa.CheckConstraint(
+            "confidence >= 0 AND confidence <= 1", name=op.f("ck_memory_links_confidence_range")
+        ),
+        sa.CheckConstraint("decay_rate >= 0", name=op.f("ck_memory_links_decay_rate")),
+        sa.CheckConstraint("source_id != target_id", name=op.f("ck_memory_links_not_self")),
+        sa.CheckConstraint(
+            "strength >= 0 AND strength <= 1", name=op.f("ck_memory_links_strength_range")
+        ),
+        sa.ForeignKeyConstraint(
+            ["persona_id"], ["personas.id"], name=op.f("fk_memory_links_persona_id_personas")
+        ),
+        sa.ForeignKeyConstraint(
+            ["source_id"], ["memories.id"], name=op.f("fk_memory_links_source_id_memories")
+        ),
+        sa.ForeignKeyConstraint(
+            ["target_id"], ["memories.id"], name=op.f("fk_memory_links_target_id_memories")
+        ),
+        sa.PrimaryKeyConstraint("source_id", "target_id", "kind", name=op.f("pk_memory_links")),
+    )
+    with op.batch_alter_table("memory_links", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_memory_links_persona_id_source_id"),
+            ["persona_id", "source_id"],
+            unique=False,
+        )
+        batch_op.create_index(batch_op.f("ix_memory_links_target_id"), ["target_id"], unique=False)
+
+    op.create_table(
         "pjai_checkpoint",
         sa.Column("projection", sa.String(), nullable=False),
         sa.Column("global_seq", sa.BigInteger(), nullable=False),
@@ -189,6 +257,11 @@ def downgrade() -> None:
 
     op.drop_table("pjai_journal")
     op.drop_table("pjai_checkpoint")
+    with op.batch_alter_table("memory_links", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_memory_links_target_id"))
+        batch_op.drop_index(batch_op.f("ix_memory_links_persona_id_source_id"))
+
+    op.drop_table("memory_links")
     with op.batch_alter_table("conversation_messages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_conversation_messages_conversation_id_sent_at"))
 
@@ -203,4 +276,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_conversations_persona_id_started_at"))
 
     op.drop_table("conversations")
+    with op.batch_alter_table("bookmarks", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_bookmarks_persona_id_name"))
+
+    op.drop_table("bookmarks")
     op.drop_table("personas")

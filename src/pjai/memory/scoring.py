@@ -1,0 +1,83 @@
+"""How PJai ranks a persona's memories: one score in 0..1 per memory.
+
+    score = (w_i * importance + w_r * recency + w_f * frequency + w_l * links)
+            / (w_i + w_r + w_f + w_l)
+
+    recency   = max(floor, 0.5 ** (age_days / half_life_days))
+                age counted from the later of created_at and last_accessed_at,
+                so opening a memory refreshes it
+    frequency = 1 - exp(-access_count / access_scale)
+    links     = 1 - exp(-link_count / link_scale)
+
+Weights, half-life, floor and scales come from the persona's
+:class:`~pjai.schema.personas.ScoringConfig`. Every term is non-decreasing in what it
+measures and the weights are not negative, so the score never falls when importance,
+recency, access count or link count grows. All functions here are pure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from pjai.schema.personas import ScoringConfig
+
+__all__ = ["MemoryFacts", "frequency", "linkage", "recency", "score"]
+
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryFacts:
+    """What the score looks at."""
+
+    importance: float
+    created_at: datetime
+    last_accessed_at: datetime | None = None
+    access_count: int = 0
+    link_count: int = 0
+
+    @property
+    def touched_at(self) -> datetime:
+        """When the memory was last recorded or opened."""
+        if self.last_accessed_at is not None and self.last_accessed_at > self.created_at:
+            return self.last_accessed_at
+        return self.created_at
+
+
+def recency(facts: MemoryFacts, now: datetime, config: ScoringConfig) -> float:
+    """Exponential decay since the memory was last touched, never below the floor."""
+    age_days = max(0.0, (now - facts.touched_at).total_seconds() / SECONDS_PER_DAY)
+    decayed: float = 0.5 ** (age_days / config.half_life_days)
+    return max(config.recency_floor, decayed)
+
+
+def frequency(access_count: int, config: ScoringConfig) -> float:
+    """How often it was opened, saturating towards 1."""
+    return 1.0 - math.exp(-max(0, access_count) / config.access_scale)
+
+
+def linkage(link_count: int, config: ScoringConfig) -> float:
+    """How connected it is, saturating towards 1."""
+    return 1.0 - math.exp(-max(0, link_count) / config.link_scale)
+
+
+def score(facts: MemoryFacts, now: datetime, config: ScoringConfig) -> float:
+    """The memory's score in 0..1 (see the module doc)."""
+    weights = (
+        config.importance_weight,
+        config.recency_weight,
+        config.frequency_weight,
+        config.links_weight,
+    )
+    terms = (
+        min(1.0, max(0.0, facts.importance)),
+        recency(facts, now, config),
+        frequency(facts.access_count, config),
+        linkage(facts.link_count, config),
+    )
+    total = sum(weights)
+    if total <= 0:
+        raise ValueError("scoring weights add up to zero")
+    return sum(w * t for w, t in zip(weights, terms, strict=True)) / total

@@ -1,0 +1,126 @@
+"""Bookmark events: a named view of a persona's timeline (time range and filters)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType, field
+
+from pjai.errors import EventValidationError
+from pjai.schema.event import Context, Event
+from pjai.schema.fields import Id, MemoryType, Name, Tag, Tier, UnitInterval, UtcDatetime
+from pjai.schema.ops import Insert, Missing, Op, Update
+from pjai.schema.personas import require_live_persona
+
+__all__ = ["BookmarkCreated", "BookmarkDeleted", "BookmarkFilters", "BookmarkUpdated"]
+
+Colour = Annotated[str, Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
+Hour = Annotated[int, Meta(ge=0, le=24)]
+
+
+class BookmarkFilters(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, gc=False):
+    """Which memories a bookmark shows; empty means no restriction.
+
+    ``hours`` keeps memories that occurred from ``hours[0]`` up to ``hours[1]`` o'clock
+    (UTC), e.g. ``[9, 17]`` for working hours.
+    """
+
+    tiers: list[Tier] = field(default_factory=list)
+    types: list[MemoryType] = field(default_factory=list)
+    tags: list[Tag] = field(default_factory=list)
+    importance_min: UnitInterval | None = None
+    importance_max: UnitInterval | None = None
+    hours: Annotated[list[Hour], Meta(min_length=2, max_length=2)] | None = None
+
+
+def _check(event: str, time_from: Any, time_to: Any) -> None:
+    if time_from is not None and time_to is not None and time_from > time_to:
+        raise EventValidationError(event, "must not be after time_to", field="time_from")
+
+
+class BookmarkCreated(Event, frozen=True, kw_only=True):
+    """A bookmark on a persona's timeline was made."""
+
+    NAME = "v1.BookmarkCreated"
+    bookmark_id: Id
+    persona_id: Id
+    name: Name
+    description: str = ""
+    time_from: UtcDatetime | None = None
+    time_to: UtcDatetime | None = None
+    filters: BookmarkFilters = field(default_factory=BookmarkFilters)
+    colour: Colour = "#4f7cac"
+    tags: list[Tag] = field(default_factory=list)
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        _check(self.NAME, self.time_from, self.time_to)
+        values = {
+            "id": self.bookmark_id,
+            "persona_id": self.persona_id,
+            "name": self.name,
+            "description": self.description,
+            "time_from": self.time_from,
+            "time_to": self.time_to,
+            "filters": msgspec.to_builtins(self.filters),
+            "colour": self.colour,
+            "tags": list(self.tags),
+            "created_at": ctx.at,
+            "updated_at": ctx.at,
+            "deleted_at": None,
+        }
+        return [require_live_persona(self.persona_id), Insert("bookmarks", values)]
+
+
+def _live_bookmark(bookmark_id: str, persona_id: str) -> dict[str, Any]:
+    return {"id": bookmark_id, "persona_id": persona_id, "deleted_at": None}
+
+
+def _no_bookmark(bookmark_id: str, persona_id: str) -> Missing:
+    return Missing("bookmark_id", "persona {0!r} has no bookmark {1!r}", (persona_id, bookmark_id))
+
+
+class BookmarkUpdated(Event, frozen=True, kw_only=True):
+    """Some of a bookmark's fields changed."""
+
+    NAME = "v1.BookmarkUpdated"
+    bookmark_id: Id
+    persona_id: Id
+    name: Name | UnsetType = UNSET
+    description: str | UnsetType = UNSET
+    time_from: UtcDatetime | UnsetType | None = UNSET
+    time_to: UtcDatetime | UnsetType | None = UNSET
+    filters: BookmarkFilters | UnsetType = UNSET
+    colour: Colour | UnsetType = UNSET
+    tags: list[Tag] | UnsetType = UNSET
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        values: dict[str, Any] = {
+            name: value
+            for name in ("name", "description", "time_from", "time_to", "colour")
+            if (value := getattr(self, name)) is not UNSET
+        }
+        if self.filters is not UNSET:
+            values["filters"] = msgspec.to_builtins(self.filters)
+        if self.tags is not UNSET:
+            values["tags"] = list(self.tags)
+        if not values:
+            raise EventValidationError(self.NAME, "names no field to change")
+        _check(self.NAME, values.get("time_from"), values.get("time_to"))
+        values["updated_at"] = ctx.at
+        where = _live_bookmark(self.bookmark_id, self.persona_id)
+        return [Update("bookmarks", where, values, _no_bookmark(self.bookmark_id, self.persona_id))]
+
+
+class BookmarkDeleted(Event, frozen=True, kw_only=True):
+    """A bookmark was removed (soft-deleted)."""
+
+    NAME = "v1.BookmarkDeleted"
+    bookmark_id: Id
+    persona_id: Id
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        where = _live_bookmark(self.bookmark_id, self.persona_id)
+        values = {"deleted_at": ctx.at, "updated_at": ctx.at}
+        return [Update("bookmarks", where, values, _no_bookmark(self.bookmark_id, self.persona_id))]
