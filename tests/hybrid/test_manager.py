@@ -175,3 +175,29 @@ def test_live_queries_follow_the_store_switch(manager: HybridDatabaseManager) ->
     manager.set_flag("use_livestore", True)
     manager.commit(memory("m3"))
     assert counts == [0, 1, 2, 3]
+
+
+def test_memory_system_events_match_on_both_sides(manager: HybridDatabaseManager) -> None:
+    from pjai.schema import (
+        BookmarkCreated,
+        MemoryArchived,
+        MemoryLinked,
+        MemoryLinksDecayed,
+        MemoryTierChanged,
+    )
+
+    manager.commit(
+        persona("p1"), memory("a", content="alpha " * 50), memory("b", tier="cold"), memory("c")
+    )
+    manager.commit(
+        MemoryLinked(persona_id="p1", source_id="a", target_id="b", decay_rate=0.05),
+        MemoryTierChanged(memory_id="a", persona_id="p1", tier="cold", reason="age_decay"),
+        MemoryArchived(memory_id="c", persona_id="p1", reason="retention"),
+        MemoryLinksDecayed(persona_id="p1", days=3),
+        BookmarkCreated(bookmark_id="bm", persona_id="p1", name="Everything"),
+    )
+    assert manager.verify().equal
+    got = manager.memories.get("a")
+    assert got is not None
+    assert got.content == "alpha " * 50
+    assert got.tier == "cold"
