@@ -1,0 +1,227 @@
+"""The optimizer: ranks a persona's memories and keeps tiers, size and retention in shape.
+
+One run, for one persona, at ``now`` (truncated to the hour, so that runs close together
+see the same scores):
+
+1. Retention: live memories recorded (``created_at``) more than ``retention_days`` ago
+   are archived (``v1.MemoryArchived``) or deleted (``v1.MemoryDeleted``), per the
+   persona's retention action.
+2. Size: while more live memories remain than ``max_memories``, the lowest-scored ones
+   whose importance is below the importance threshold are soft-deleted. If that is not
+   enough, the report says so; important memories are never deleted for space.
+3. Tiers: the remaining unarchived memories are ranked by score (ties by id); the first
+   ``hot`` capacity go hot, the next ``warm`` capacity warm, the rest cold. Each memory
+   whose tier changes gets a ``v1.MemoryTierChanged`` with its score and a reason:
+   ``access_pattern`` for a promotion of a memory opened within the half-life,
+   ``age_decay`` for a demotion of one whose recency fell below one half, otherwise
+   ``optimization``.
+
+Everything happens through events, committed in batches. Running it again right after
+commits nothing: the same data at the same hour gives the same ranks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pjai.errors import ConfigError
+from pjai.memory.backend import Backend
+from pjai.memory.scoring import MemoryFacts, recency, score
+from pjai.schema import MemoryArchived, MemoryDeleted, MemoryTierChanged
+from pjai.schema.event import Event
+from pjai.schema.fields import Tier, TierChangeReason
+from pjai.schema.models import Persona, persona_from_row
+from pjai.schema.personas import TierCapacities
+from pjai.schema.types import utc_now
+
+__all__ = ["OptimizationReport", "load_persona", "optimize", "plan", "scored_memories"]
+
+BATCH = 500
+TIERS = ("hot", "warm", "cold")
+
+
+@dataclass(slots=True)
+class OptimizationReport:
+    """What an optimizer run did for one persona."""
+
+    persona_id: str
+    at: datetime
+    archived: int = 0
+    deleted_for_retention: int = 0
+    deleted_for_space: int = 0
+    promoted: int = 0
+    demoted: int = 0
+    events: int = 0
+    tiers_before: dict[str, int] = field(default_factory=dict)
+    tiers_after: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredMemory:
+    """A live memory with what ranking needs."""
+
+    id: str
+    tier: str
+    importance: float
+    created_at: datetime
+    archived: bool
+    score: float
+    recency: float
+    recently_opened: bool
+
+
+_MEMORIES = """
+SELECT m.id, m.tier, m.importance, m.created_at, m.last_accessed_at, m.access_count,
+       m.archived_at,
+       (SELECT count(*) FROM memory_links l WHERE l.source_id = m.id)
+     + (SELECT count(*) FROM memory_links l WHERE l.target_id = m.id) AS links
+FROM memories AS m
+WHERE m.persona_id = :persona AND m.deleted_at IS NULL
+"""
+
+
+def load_persona(backend: Backend, persona_id: str) -> Persona | None:
+    """The live persona, or ``None``."""
+    sql = "SELECT * FROM personas WHERE id = :persona AND deleted_at IS NULL"
+    rows = backend.query(sql, {"persona": persona_id})
+    return persona_from_row(rows[0]) if rows else None
+
+
+def scored_memories(backend: Backend, persona: Persona, now: datetime) -> list[ScoredMemory]:
+    """The persona's live memories with their scores at ``now``, best first."""
+    config = persona.memory.scoring
+    scored = []
+    for row in backend.query(_MEMORIES, {"persona": persona.id}):
+        facts = MemoryFacts(
+            importance=row.importance,
+            created_at=row.created_at,
+            last_accessed_at=row.last_accessed_at,
+            access_count=row.access_count,
+            link_count=row.links,
+        )
+        opened = row.last_accessed_at is not None and (now - row.last_accessed_at) <= timedelta(
+            days=config.half_life_days
+        )
+        scored.append(
+            ScoredMemory(
+                row.id,
+                row.tier,
+                row.importance,
+                row.created_at,
+                row.archived_at is not None,
+                score(facts, now, config),
+                recency(facts, now, config),
+                opened,
+            )
+        )
+    scored.sort(key=lambda m: (-m.score, m.id))
+    return scored
+
+
+def plan(
+    persona: Persona, memories: list[ScoredMemory], now: datetime
+) -> tuple[list[Event], OptimizationReport]:
+    """The events one run commits, and its report (pure: nothing is written)."""
+    report = OptimizationReport(persona.id, now)
+    report.tiers_before = _count(m.tier for m in memories)
+    config = persona.memory
+    events: list[Event] = []
+    gone: set[str] = set()
+    archived: set[str] = set()
+    tiers = {m.id: m.tier for m in memories}
+
+    if config.retention_days is not None:
+        cutoff = now - timedelta(days=config.retention_days)
+        for m in memories:
+            if m.created_at >= cutoff:
+                continue
+            if config.retention_action == "delete":
+                events.append(MemoryDeleted(memory_id=m.id, persona_id=persona.id))
+                gone.add(m.id)
+                report.deleted_for_retention += 1
+            elif not m.archived:
+                events.append(
+                    MemoryArchived(memory_id=m.id, persona_id=persona.id, reason="retention")
+                )
+                archived.add(m.id)
+                tiers[m.id] = "cold"
+                report.archived += 1
+
+    live = [m for m in memories if m.id not in gone]
+    excess = len(live) - config.max_memories
+    if excess > 0:
+        expendable = [m for m in reversed(live) if m.importance < config.importance_threshold]
+        for m in expendable[:excess]:
+            events.append(MemoryDeleted(memory_id=m.id, persona_id=persona.id))
+            gone.add(m.id)
+            report.deleted_for_space += 1
+        if len(expendable) < excess:
+            report.notes.append(
+                f"{excess - len(expendable)} memories over max_memories "
+                f"({config.max_memories}) all have importance >= "
+                f"{config.importance_threshold}; none of them was deleted"
+            )
+
+    ranked = [m for m in live if m.id not in gone and not m.archived and m.id not in archived]
+    capacities = config.capacities
+    for position, m in enumerate(ranked):
+        target = _tier_at(position, capacities)
+        if target == tiers[m.id]:
+            continue
+        if TIERS.index(target) < TIERS.index(tiers[m.id]):
+            reason: TierChangeReason = "access_pattern" if m.recently_opened else "optimization"
+            report.promoted += 1
+        else:
+            reason = "age_decay" if m.recency < 0.5 else "optimization"
+            report.demoted += 1
+        events.append(
+            MemoryTierChanged(
+                memory_id=m.id,
+                persona_id=persona.id,
+                tier=target,
+                reason=reason,
+                score=round(m.score, 6),
+            )
+        )
+        tiers[m.id] = target
+    remaining = [m for m in memories if m.id not in gone]
+    report.tiers_after = _count(tiers[m.id] for m in remaining)
+    if report.tiers_after.get("cold", 0) > capacities.cold:
+        report.notes.append(
+            f"the cold tier holds {report.tiers_after['cold']} memories, over its capacity "
+            f"of {capacities.cold}: raise the capacity or lower max_memories"
+        )
+    report.events = len(events)
+    return events, report
+
+
+def optimize(
+    backend: Backend, persona_id: str, *, now: datetime | None = None
+) -> OptimizationReport:
+    """Run the optimizer for one persona and commit what it decides."""
+    at = (now or utc_now()).replace(minute=0, second=0, microsecond=0)
+    persona = load_persona(backend, persona_id)
+    if persona is None:
+        raise ConfigError(f"no live persona {persona_id!r}")
+    events, report = plan(persona, scored_memories(backend, persona, at), at)
+    for start in range(0, len(events), BATCH):
+        backend.commit(*events[start : start + BATCH])
+    return report
+
+
+def _tier_at(position: int, capacities: TierCapacities) -> Tier:
+    if position < capacities.hot:
+        return "hot"
+    if position < capacities.hot + capacities.warm:
+        return "warm"
+    return "cold"
+
+
+def _count(tiers: Iterable[str]) -> dict[str, int]:
+    counts = dict.fromkeys(TIERS, 0)
+    for tier in tiers:
+        counts[tier] += 1
+    return counts

@@ -1,0 +1,118 @@
+"""The optimizer: capacities hold, retention and size limits apply, a rerun does nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pjai.errors import ConfigError
+from pjai.memory.optimizer import optimize
+from pjai.schema import MemoryAccessed, MemoryImported, PersonaCreated
+from pjai.schema.personas import MemoryConfig, ScoringConfig, TierCapacities
+from pjai.store import Store
+from tests.helpers import memory
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+
+def tiers(store: Store, persona_id: str = "p1") -> dict[str, str]:
+    rows = store.query(
+        "SELECT id, tier FROM memories WHERE persona_id = :p AND deleted_at IS NULL ORDER BY id",
+        {"p": persona_id},
+    )
+    return {r.id: r.tier for r in rows}
+
+
+def with_config(store: Store, **config: object) -> None:
+    memory_config = MemoryConfig(**config)  # type: ignore[arg-type]
+    store.commit(PersonaCreated(persona_id="p1", name="P", memory=memory_config))
+
+
+def test_tiers_follow_the_ranking_and_capacities_hold(store: Store) -> None:
+    with_config(store, capacities=TierCapacities(hot=2, warm=3, cold=100))
+    store.commit(*[memory(f"m{i}", importance=i / 10, tier="warm") for i in range(10)])
+    report = optimize(store, "p1", now=NOW)
+    placed = tiers(store)
+    assert [m for m, t in placed.items() if t == "hot"] == ["m8", "m9"]
+    assert sorted(m for m, t in placed.items() if t == "warm") == ["m5", "m6", "m7"]
+    assert report.tiers_after == {"hot": 2, "warm": 3, "cold": 5}
+    assert (report.promoted, report.demoted) == (2, 5)
+    events = [e.record for e in store.events()][-7:]
+    assert {e.name for e in events} == {"v1.MemoryTierChanged"}
+    again = optimize(store, "p1", now=NOW + timedelta(minutes=20))
+    assert again.events == 0
+
+
+def test_opened_memories_rank_higher(store: Store) -> None:
+    with_config(store, capacities=TierCapacities(hot=1, warm=1, cold=100))
+    store.commit(memory("plain", importance=0.5), memory("opened", importance=0.5))
+    store.commit(*[MemoryAccessed(memory_id="opened", persona_id="p1") for _ in range(5)])
+    optimize(store, "p1", now=NOW)
+    assert tiers(store)["opened"] == "hot"
+    reasons = [e.record for e in store.events() if e.record.name == "v1.MemoryTierChanged"]
+    assert reasons
+
+
+def test_retention_archives_or_deletes_old_memories(store: Store) -> None:
+    old = NOW - timedelta(days=400)
+    with_config(store, retention_days=365, retention_action="archive")
+    store.commit(
+        MemoryImported(
+            memory_id="old",
+            persona_id="p1",
+            content="x",
+            source="test",
+            created_at=old,
+            updated_at=old,
+        ),
+        memory("new"),
+    )
+    report = optimize(store, "p1", now=datetime.now(UTC))
+    assert report.archived == 1
+    row = store.query("SELECT tier, archived_at FROM memories WHERE id = 'old'")[0]
+    assert row.tier == "cold"
+    assert row.archived_at is not None
+    assert optimize(store, "p1").events == 0
+
+
+def test_retention_delete_action(store: Store) -> None:
+    old = NOW - timedelta(days=40)
+    with_config(store, retention_days=30, retention_action="delete")
+    store.commit(
+        MemoryImported(
+            memory_id="old",
+            persona_id="p1",
+            content="x",
+            source="t",
+            created_at=old,
+            updated_at=old,
+        )
+    )
+    assert optimize(store, "p1", now=NOW).deleted_for_retention == 1
+    assert tiers(store) == {}
+
+
+def test_over_max_deletes_only_unimportant_lowest_ranked(store: Store) -> None:
+    with_config(
+        store,
+        max_memories=3,
+        importance_threshold=0.5,
+        scoring=ScoringConfig(recency_weight=0, frequency_weight=0, links_weight=0),
+    )
+    store.commit(*[memory(f"m{i}", importance=i / 10) for i in range(1, 7)])
+    report = optimize(store, "p1", now=NOW)
+    assert report.deleted_for_space == 3
+    assert sorted(tiers(store)) == ["m4", "m5", "m6"]
+    with_important = Store.memory()
+    with_config(with_important, max_memories=1, importance_threshold=0.5)
+    with_important.commit(memory("a", importance=0.9), memory("b", importance=0.8))
+    report = optimize(with_important, "p1", now=NOW)
+    assert report.deleted_for_space == 0
+    assert "none of them was deleted" in report.notes[0]
+    with_important.close()
+
+
+def test_unknown_persona(store: Store) -> None:
+    with pytest.raises(ConfigError, match="no live persona"):
+        optimize(store, "ghost")
