@@ -11,8 +11,10 @@ from typing import Annotated
 import typer
 
 from pjai.bench.hybrid import run_hybrid_bench
+from pjai.bench.recall import run_recall_bench
 from pjai.bench.store import run_store_bench
-from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, progress_bar
+from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, JsonFlag, console, fail, progress_bar
+from pjai.errors import PjaiError
 
 app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
 
@@ -66,3 +68,45 @@ def hybrid(
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(result))
+
+
+@app.command()
+def recall(
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Directory of LoCoMo-format conversation files (*.json).",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    keep: Keep = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Retrieval quality (recall@k, hit@k) and search latency on LoCoMo-format data."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-recall-", dir=data_dir))
+    try:
+        result = run_recall_bench(data, workdir=workdir)
+    except PjaiError as exc:
+        raise fail(exc) from exc
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if as_json:
+        print(json.dumps(result))
+        return
+    for method in ("keyword", "semantic", "hybrid"):
+        if method in result:
+            figures = result[method]
+            console.print(
+                f"{method:>8}: recall@5 {figures['recall@5']:.3f}  recall@10 {figures['recall@10']:.3f}  "
+                f"hit@5 {figures['hit@5']:.3f}  hit@10 {figures['hit@10']:.3f}  "
+                f"p50 {figures['p50_ms']} ms  p95 {figures['p95_ms']} ms"
+            )
+    if "semantic_unavailable" in result:
+        console.print(f"semantic: {result['semantic_unavailable']}")
+    console.print(
+        f"keyword search p95 at {result['memories_at_latency']:,} memories: {result['keyword_p95_ms_at_10k']} ms"
+    )

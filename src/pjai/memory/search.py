@@ -2,7 +2,7 @@
 
 Keyword search turns the text into an OR of its words (stop words dropped, each word
 stemmed by the index's Porter tokenizer) and ranks by BM25 over name, content, summary
-and tags (tags and names count more). Filters restrict persona, tiers, types, tags,
+and tags (the summary counting half). Filters restrict persona, tiers, types, tags,
 importance and the ``occurred_at`` and ``created_at`` ranges. Semantic search needs the
 ``pjai[embeddings]`` extra (see :mod:`pjai.memory.embeddings`). Hybrid ranking takes the
 union of both candidate lists and fuses the ranks, keyword first.
@@ -184,8 +184,9 @@ STOP_WORDS = frozenset(
 )
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 
-# bm25() column weights: name, content, summary, tags.
-_WEIGHTS = (2.0, 1.0, 1.0, 1.5)
+# bm25() column weights: name, content, summary, tags. A summary often holds context
+# (for conversation memories, the message replied to), so it counts half.
+_WEIGHTS = (1.0, 1.0, 0.5, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
