@@ -3,10 +3,10 @@
 Each turn of each conversation becomes a memory of one persona (one persona per file),
 ``occurred_at`` its session's date, content ``"Speaker: text"`` (a shared photo's
 caption appended) and, as ``pjai memory ingest-conversation`` does, summary the turn it
-answers (the previous one in its session). Every QA with evidence is searched with its question among that
-persona's memories; recall@k is the share of the evidence turns in the top k, hit@k
-whether any is. Reported per method (keyword; semantic and hybrid when the embeddings
-extra is installed), overall and per category, with search latency.
+answers (the previous one in its session). Every QA with evidence is searched with its
+question among that persona's memories; recall@k is the share of the evidence turns in
+the top k, hit@k whether any is. Reported per method (keyword; semantic and hybrid when
+the embeddings extra is installed), overall and per category, with search latency.
 """
 
 from __future__ import annotations

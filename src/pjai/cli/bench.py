@@ -99,14 +99,16 @@ def recall(
         return
     for method in ("keyword", "semantic", "hybrid"):
         if method in result:
-            figures = result[method]
-            console.print(
-                f"{method:>8}: recall@5 {figures['recall@5']:.3f}  recall@10 {figures['recall@10']:.3f}  "
-                f"hit@5 {figures['hit@5']:.3f}  hit@10 {figures['hit@10']:.3f}  "
-                f"p50 {figures['p50_ms']} ms  p95 {figures['p95_ms']} ms"
+            f = result[method]
+            line = (
+                f"{method:>8}: recall@5 {f['recall@5']:.3f}  recall@10 {f['recall@10']:.3f}  "
+                f"hit@5 {f['hit@5']:.3f}  hit@10 {f['hit@10']:.3f}  "
+                f"p50 {f['p50_ms']} ms  p95 {f['p95_ms']} ms"
             )
+            console.print(line, markup=False)
     if "semantic_unavailable" in result:
-        console.print(f"semantic: {result['semantic_unavailable']}")
+        console.print(f"semantic: {result['semantic_unavailable']}", markup=False)
+    at = result["memories_at_latency"]
     console.print(
-        f"keyword search p95 at {result['memories_at_latency']:,} memories: {result['keyword_p95_ms_at_10k']} ms"
+        f"keyword search p95 at {at:,} memories: {result['keyword_p95_ms_at_10k']} ms", markup=False
     )

@@ -1,0 +1,185 @@
+"""The memory graph: links as edges, neighbours, components, auto-linking, decay.
+
+Links are directed and typed (``references``, ``similar``, ``related``, ``causal``,
+``temporal``) with a strength, a confidence and a decay rate. Traversal ignores
+direction: a neighbour is any memory one link away, either way. Deleted memories are
+left out of every answer.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from pjai.memory.backend import Backend
+from pjai.memory.search import STOP_WORDS
+from pjai.schema import MemoryLinked, MemoryLinksDecayed, MemoryUnlinked
+from pjai.schema.event import Event
+
+__all__ = ["Neighbour", "auto_link", "components", "decay_links", "neighbours", "similarity"]
+
+_NEIGHBOURS = """
+WITH RECURSIVE walk(id, depth) AS (
+    SELECT :start, 0
+    UNION
+    SELECT l.target_id, w.depth + 1 FROM walk AS w
+    JOIN memory_links AS l ON l.source_id = w.id
+    WHERE w.depth < :depth AND l.strength >= :min_strength
+    UNION
+    SELECT l.source_id, w.depth + 1 FROM walk AS w
+    JOIN memory_links AS l ON l.target_id = w.id
+    WHERE w.depth < :depth AND l.strength >= :min_strength
+)
+SELECT w.id, min(w.depth) AS depth
+FROM walk AS w JOIN memories AS m ON m.id = w.id AND m.deleted_at IS NULL
+WHERE w.id != :start
+GROUP BY w.id
+ORDER BY depth, w.id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbour:
+    """A memory reachable from another, and in how many links."""
+
+    memory_id: str
+    depth: int
+
+
+def neighbours(
+    backend: Backend, memory_id: str, *, depth: int = 1, min_strength: float = 0.0
+) -> list[Neighbour]:
+    """Memories within ``depth`` links of ``memory_id`` (links at least ``min_strength``)."""
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+    params = {"start": memory_id, "depth": depth, "min_strength": min_strength}
+    return [Neighbour(r.id, r.depth) for r in backend.query(_NEIGHBOURS, params)]
+
+
+def components(backend: Backend, persona_id: str) -> list[set[str]]:
+    """The persona's connected groups of linked memories, largest first."""
+    rows = backend.query(
+        "SELECT l.source_id, l.target_id FROM memory_links AS l "
+        "JOIN memories AS s ON s.id = l.source_id AND s.deleted_at IS NULL "
+        "JOIN memories AS t ON t.id = l.target_id AND t.deleted_at IS NULL "
+        "WHERE l.persona_id = :persona",
+        {"persona": persona_id},
+    )
+    parent: dict[str, str] = {}
+
+    def root(node: str) -> str:
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for row in rows:
+        a, b = root(row.source_id), root(row.target_id)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    groups: dict[str, set[str]] = defaultdict(set)
+    for node in parent:
+        groups[root(node)].add(node)
+    return sorted(groups.values(), key=lambda g: (-len(g), min(g)))
+
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def _terms(text: str) -> set[str]:
+    return {
+        w for w in (m.lower() for m in _WORD.findall(text)) if len(w) > 2 and w not in STOP_WORDS
+    }
+
+
+def similarity(a: set[str], b: set[str]) -> float:
+    """Term overlap of two texts' word sets (Jaccard), 0..1."""
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
+def auto_link(
+    backend: Backend,
+    persona_id: str,
+    *,
+    threshold: float = 0.25,
+    per_memory: int = 3,
+    max_document_share: float = 0.2,
+) -> list[Event]:
+    """``similar`` links between a persona's memories whose words overlap enough.
+
+    Candidates share at least one word used by no more than ``max_document_share`` of
+    the memories; each memory gets its ``per_memory`` best partners at or above
+    ``threshold`` (Jaccard), strength and confidence the overlap. Pairs already linked
+    either way are skipped. Returns the events (not committed).
+    """
+    rows = backend.query(
+        "SELECT id, name, content, summary FROM memories "
+        "WHERE persona_id = :persona AND deleted_at IS NULL ORDER BY id",
+        {"persona": persona_id},
+    )
+    terms = {r.id: _terms(f"{r.name} {r.content} {r.summary}") for r in rows}
+    frequency: Counter[str] = Counter(t for words in terms.values() for t in words)
+    cap = max(2, int(max_document_share * len(terms)))
+    postings: dict[str, list[str]] = defaultdict(list)
+    for memory_id, words in terms.items():
+        for word in words:
+            if frequency[word] <= cap:
+                postings[word].append(memory_id)
+    linked = {
+        frozenset((r.source_id, r.target_id))
+        for r in backend.query(
+            "SELECT source_id, target_id FROM memory_links WHERE persona_id = :persona",
+            {"persona": persona_id},
+        )
+    }
+    events: list[Event] = []
+    for memory_id, words in terms.items():
+        candidates = {
+            other for word in words for other in postings.get(word, ()) if other > memory_id
+        }
+        scored = sorted(
+            ((similarity(words, terms[other]), other) for other in candidates),
+            key=lambda pair: (-pair[0], pair[1]),
+        )
+        for overlap, other in scored[:per_memory]:
+            pair = frozenset((memory_id, other))
+            if overlap < threshold or pair in linked:
+                continue
+            linked.add(pair)
+            strength = round(overlap, 4)
+            events.append(
+                MemoryLinked(
+                    persona_id=persona_id,
+                    source_id=memory_id,
+                    target_id=other,
+                    kind="similar",
+                    strength=strength,
+                    confidence=strength,
+                    decay_rate=0.01,
+                )
+            )
+    return events
+
+
+def decay_links(
+    backend: Backend, persona_id: str, days: float, *, min_strength: float = 0.05
+) -> list[Event]:
+    """The events of a decay run of ``days``: weak links removed, the rest decayed."""
+    rows = backend.query(
+        "SELECT source_id, target_id, kind, strength, decay_rate FROM memory_links "
+        "WHERE persona_id = :persona",
+        {"persona": persona_id},
+    )
+    events: list[Event] = [
+        MemoryUnlinked(
+            persona_id=persona_id, source_id=r.source_id, target_id=r.target_id, kind=r.kind
+        )
+        for r in rows
+        if r.strength * math.exp(-r.decay_rate * days) < min_strength
+    ]
+    if len(events) < len(rows):
+        events.append(MemoryLinksDecayed(persona_id=persona_id, days=days))
+    return events
