@@ -16,6 +16,7 @@ PACKAGES = [
     "pjai.hybrid",
     "pjai.hybrid.archive",
     "pjai.hybrid.legacy",
+    "pjai.memory",
     "pjai.bench",
 ]
 

@@ -1,0 +1,44 @@
+"""PJai's memory system: scoring, optimization, health, graph, search, timeline."""
+
+from __future__ import annotations
+
+from pjai.memory.analytics import Alert, Health, dashboard_query, health, health_query
+from pjai.memory.backend import Backend
+from pjai.memory.conversations import Ingested, ingest_conversation
+from pjai.memory.embeddings import Embeddings, EmbeddingsUnavailable
+from pjai.memory.graph import Neighbour, auto_link, components, decay_links, neighbours
+from pjai.memory.optimizer import OptimizationReport, optimize
+from pjai.memory.scoring import MemoryFacts, score
+from pjai.memory.search import SearchFilter, SearchHit, search
+from pjai.memory.system import MemorySystem
+from pjai.memory.timeline import Bucket, bookmark_memories, preset, timeline
+
+__all__ = [
+    "Alert",
+    "Backend",
+    "Bucket",
+    "Embeddings",
+    "EmbeddingsUnavailable",
+    "Health",
+    "Ingested",
+    "MemoryFacts",
+    "MemorySystem",
+    "Neighbour",
+    "OptimizationReport",
+    "SearchFilter",
+    "SearchHit",
+    "auto_link",
+    "bookmark_memories",
+    "components",
+    "dashboard_query",
+    "decay_links",
+    "health",
+    "health_query",
+    "ingest_conversation",
+    "neighbours",
+    "optimize",
+    "preset",
+    "score",
+    "search",
+    "timeline",
+]

@@ -1,0 +1,85 @@
+"""Conversations as memories: each message becomes a memory of the conversation's persona.
+
+A message's memory happened (``occurred_at``) when the message was sent; its summary is
+the message it answers, so that a search for what was asked also finds the reply. Its id
+is derived from the message id, so ingesting a conversation again adds only new
+messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pjai.errors import QueryError
+from pjai.memory.backend import Backend
+from pjai.schema import MemoryAdded
+from pjai.schema.fields import Tier
+
+__all__ = ["Ingested", "ingest_conversation", "memory_id_of"]
+
+BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """What :func:`ingest_conversation` did."""
+
+    conversation_id: str
+    added: int
+    skipped: int
+
+
+def memory_id_of(message_id: str) -> str:
+    """The memory id a message becomes."""
+    return f"{message_id}:memory"
+
+
+def ingest_conversation(
+    backend: Backend,
+    conversation_id: str,
+    *,
+    importance: float = 0.5,
+    tier: Tier = "warm",
+) -> Ingested:
+    """Turn every message of a conversation into a memory (once)."""
+    found = backend.query(
+        "SELECT persona_id, title FROM conversations WHERE id = :id", {"id": conversation_id}
+    )
+    if not found:
+        raise QueryError(f"no conversation {conversation_id!r}")
+    persona_id, title = found[0].persona_id, found[0].title
+    messages = backend.query(
+        "SELECT id, role, content, sent_at FROM conversation_messages "
+        "WHERE conversation_id = :id ORDER BY sent_at, id",
+        {"id": conversation_id},
+    )
+    existing = {
+        r.id
+        for r in backend.query(
+            "SELECT id FROM memories WHERE persona_id = :persona AND type = 'conversation'",
+            {"persona": persona_id},
+        )
+    }
+    events = []
+    previous = ""
+    for message in messages:
+        text = f"{message.role}: {message.content}"
+        if memory_id_of(message.id) not in existing:
+            events.append(
+                MemoryAdded(
+                    memory_id=memory_id_of(message.id),
+                    persona_id=persona_id,
+                    name=title or str(message.role),
+                    content=text,
+                    summary=previous,
+                    type="conversation",
+                    tags=["conversation", str(message.role)],
+                    importance=importance,
+                    tier=tier,
+                    occurred_at=message.sent_at,
+                )
+            )
+        previous = text
+    for start in range(0, len(events), BATCH):
+        backend.commit(*events[start : start + BATCH])
+    return Ingested(conversation_id, len(events), len(messages) - len(events))
