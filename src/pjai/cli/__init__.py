@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pjai.cli import archive, bench, demo, hybrid, legacy, store
+from pjai.cli import archive, bench, bookmark, demo, hybrid, legacy, memory, persona, store
 
 __all__ = ["app", "main"]
 
@@ -15,6 +15,10 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("demo")(demo.demo)
+app.add_typer(persona.app, name="persona")
+app.add_typer(memory.app, name="memory")
+app.add_typer(bookmark.app, name="bookmark")
+app.add_typer(bookmark.conversations, name="conversation")
 app.add_typer(store.app, name="store")
 app.add_typer(bench.app, name="bench")
 app.add_typer(hybrid.db, name="db")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import msgspec
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pjai.errors import PjaiError
@@ -24,8 +27,11 @@ __all__ = [
     "errors",
     "fail",
     "open_manager",
+    "parse_time",
+    "print_json",
     "progress_bar",
     "store_path",
+    "tier_list",
 ]
 
 STORE_FILE = "store.db"
@@ -54,9 +60,9 @@ def store_path(data_dir: Path) -> Path:
 
 def fail(error: PjaiError) -> typer.Exit:
     """Print a PJai error for a human and return the exit to raise."""
-    errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
     for note in getattr(error, "__notes__", ()):
-        errors.print(f"  {note}", highlight=False, soft_wrap=True)
+        errors.print(f"  {escape(note)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -101,3 +107,30 @@ def open_manager(data_dir: Path, doing: str = "Catching up") -> Iterator[HybridD
             yield manager
     except PjaiError as exc:
         raise fail(exc) from exc
+
+
+def print_json(value: Any) -> None:
+    """Print ``value`` (structs, dataclasses, dicts, datetimes...) as one line of JSON."""
+    print(msgspec.json.encode(value).decode())
+
+
+def parse_time(text: str | None, option: str) -> datetime | None:
+    """An ISO-8601 time from the command line; one without an offset is UTC."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO-8601 time like 2026-05-01 or 2026-05-01T09:30",
+            param_hint=option,
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def tier_list(values: list[str] | None) -> list[str] | None:
+    """Check ``--tier`` values (a Typer callback)."""
+    for value in values or ():
+        if value not in ("hot", "warm", "cold"):
+            raise typer.BadParameter(f"{value!r} is not a tier: use hot, warm or cold")
+    return values

@@ -110,7 +110,9 @@ def health_from_rows(rows: list[Any], target: TierShares | None = None) -> Healt
     total = sum(tiers.values())
     use = {t: (tiers[t] / capacity[t] if capacity[t] else 0.0) for t in TIERS}
     wanted = {"hot": shares.hot, "warm": shares.warm, "cold": shares.cold}
-    fragmentation = 50.0 * sum(abs(tiers[t] / total - wanted[t]) for t in TIERS) if total else 0.0
+    distance = 50.0 * sum(abs(tiers[t] / total - wanted[t]) for t in TIERS) if total else 0.0
+    # Rounded before the thresholds, so that a reported 60.0 is not "above 60".
+    fragmentation = round(distance, 2)
     stale_share = stale / total if total else 0.0
     alerts: list[Alert] = []
     capacity_penalty = 0
@@ -133,7 +135,7 @@ def health_from_rows(rows: list[Any], target: TierShares | None = None) -> Healt
         total,
         tiers,
         use,
-        round(fragmentation, 2),
+        fragmentation,
         histogram,
         round(stale_share, 4),
         round(score, 1),
@@ -188,8 +190,9 @@ DASHBOARD: dict[str, str] = {
     ),
     "memory_statistics": (
         "SELECT count(*) AS total, avg(importance) AS average_importance, "
-        "sum(importance >= 0.8) AS high_importance, sum(access_count >= 5) AS frequently_accessed, "
-        "sum(last_accessed_at >= :day_ago) AS accessed_last_24h "
+        "coalesce(sum(importance >= 0.8), 0) AS high_importance, "
+        "coalesce(sum(access_count >= 5), 0) AS frequently_accessed, "
+        "coalesce(sum(last_accessed_at >= :day_ago), 0) AS accessed_last_24h "
         "FROM memories WHERE deleted_at IS NULL AND (:persona IS NULL OR persona_id = :persona)"
     ),
     "tier_distribution": (

@@ -17,8 +17,6 @@ from pjai.schema.fields import Tier
 
 __all__ = ["Ingested", "ingest_conversation", "memory_id_of"]
 
-BATCH = 500
-
 
 @dataclass(frozen=True, slots=True)
 class Ingested:
@@ -80,6 +78,6 @@ def ingest_conversation(
                 )
             )
         previous = text
-    for start in range(0, len(events), BATCH):
-        backend.commit(*events[start : start + BATCH])
+    if events:
+        backend.commit(*events)
     return Ingested(conversation_id, len(events), len(messages) - len(events))

@@ -158,7 +158,7 @@ class Embeddings:
             return [(str(memory_id), float(similarity)) for memory_id, similarity in found]
         sql = (
             "SELECT memory_id, vector FROM vectors "
-            "WHERE model = ? AND (? IS NULL OR persona_id = ?)"
+            "WHERE model = ? AND (? IS NULL OR persona_id = ?) ORDER BY memory_id"
         )
         rows: list[Any] = self._db.execute(sql, (self.model, persona_id, persona_id)).fetchall()
         if not rows:
@@ -167,7 +167,8 @@ class Embeddings:
         blob = b"".join(bytes(r[1]) for r in rows)
         matrix = np.frombuffer(blob, dtype="float32").reshape(len(rows), -1)
         similarity = matrix @ query
-        top = np.argsort(-similarity)[:k]
+        # Stable over rows in id order: ties go by memory id, as with sqlite-vec.
+        top = np.argsort(-similarity, kind="stable")[:k]
         return [(str(rows[i][0]), float(similarity[i])) for i in top]
 
     def search(

