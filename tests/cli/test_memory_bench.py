@@ -1,0 +1,104 @@
+"""pjai bench recall and pjai bench graph: small runs that check what they report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pjai.cli import app
+
+runner = CliRunner()
+
+SHARED_LOCOMO = Path(__file__).resolve().parents[3] / "shared" / "data" / "locomo"
+METHOD_KEYS = {"recall@5", "recall@10", "hit@5", "hit@10", "by_category", "p50_ms", "p95_ms"}
+
+
+def conversation() -> dict[str, object]:
+    def turn(speaker: str, dia_id: str, text: str) -> dict[str, str]:
+        return {"speaker": speaker, "dia_id": dia_id, "text": text}
+
+    return {
+        "speaker_a": "Ana",
+        "speaker_b": "Ben",
+        "session_1_date_time": "1:56 pm on 8 May, 2023",
+        "session_1": [
+            turn("Ana", "D1:1", "I went hiking at Mount Rainier last weekend."),
+            turn("Ben", "D1:2", "Nice! Did you see any marmots?"),
+        ],
+        "session_2_date_time": "10:00 am on 20 June, 2023",
+        "session_2": [
+            turn("Ana", "D2:1", "My sister adopted a grey kitten called Pepper."),
+            {**turn("Ben", "D2:2", "Cute."), "blip_caption": "a photo of a violin"},
+        ],
+        "qa": [
+            {"question": "Where did Ana go hiking?", "category": 4, "evidence": ["D1:1"]},
+            {"question": "What is the kitten called?", "category": 1, "evidence": ["D2:1"]},
+            {"question": "Which instrument?", "category": 2, "evidence": ["D2:2", "D9:9"]},
+            {"question": "Unanswerable", "category": 5, "evidence": []},
+        ],
+    }
+
+
+def test_recall_bench_reports_every_figure(tmp_path: Path) -> None:
+    data = tmp_path / "conversations"
+    data.mkdir()
+    (data / "tiny.json").write_text(json.dumps(conversation()))
+    args = ["bench", "recall", "--data", str(data), "--data-dir", str(tmp_path / "work")]
+    result = runner.invoke(app, [*args, "--json", "--latency-memories", "50", "--no-semantic"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["conversations"] == ["tiny"]
+    assert (report["memories"], report["questions"], report["skipped_evidence"]) == (4, 3, 1)
+    keyword = report["keyword"]
+    assert keyword.keys() >= METHOD_KEYS
+    # Found: the hiking turn and the kitten turn; "instrument" is in no turn.
+    assert (keyword["recall@10"], keyword["hit@10"]) == (round(2 / 3, 4), round(2 / 3, 4))
+    assert keyword["by_category"]["single-hop"]["recall@10"] == 1.0
+    assert keyword["by_category"]["temporal"]["recall@10"] == 0.0
+    assert report["memories_at_latency"] == 50
+    assert "semantic" not in report
+    assert not list((tmp_path / "work").iterdir())  # removed without --keep
+
+    human = runner.invoke(app, [*args, "--latency-memories", "50", "--no-semantic"])
+    assert human.exit_code == 0, human.output
+    assert "keyword: recall@5 0.667" in human.stdout
+
+
+def test_recall_bench_names_what_is_wrong(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["bench", "recall", "--data", str(empty), "--data-dir", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "holds no LoCoMo-format .json files" in result.stderr
+    bad = conversation()
+    bad["session_1_date_time"] = "yesterday"
+    (empty / "bad.json").write_text(json.dumps(bad))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "session date 'yesterday'" in result.stderr
+
+
+@pytest.mark.skipif(not SHARED_LOCOMO.is_dir(), reason=f"{SHARED_LOCOMO} is not on this machine")
+def test_keyword_recall_on_locomo_meets_the_target(tmp_path: Path) -> None:
+    args = ["bench", "recall", "--data", str(SHARED_LOCOMO), "--data-dir", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--json", "--no-semantic", "--latency-memories", "1"])
+    assert result.exit_code == 0, result.output
+    keyword = json.loads(result.stdout)["keyword"]
+    assert keyword["recall@10"] >= 0.75
+    assert keyword["questions"] == 494
+
+
+def test_graph_bench_quick_run(tmp_path: Path) -> None:
+    args = ["bench", "graph", "--memories", "300", "--queries", "20", "--data-dir", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (report["memories"], report["depth"], report["queries"]) == (300, 3, 20)
+    assert 850 <= report["links"] <= 900  # 3 per memory, minus drawn duplicates
+    assert report["components"] == 1
+    assert 0 < report["neighbours_p50_ms"] <= report["neighbours_p95_ms"]
+    assert report["reached_mean"] > 20
