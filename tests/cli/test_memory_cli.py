@@ -173,6 +173,8 @@ def test_semantic_search_says_it_is_not_installed(cli: Cli) -> None:
     message = cli.fails("memory", "search", "anything", "--method", "semantic")
     assert "semantic search is not installed" in message
     assert "pjai[embeddings]" in message
+    assert "not installed" in cli.fails("memory", "auto-link", "ada", "--by", "vectors")
+    assert "by shared words" in cli("memory", "auto-link", "ada")  # auto falls back
 
 
 def test_links_auto_and_decay(cli: Cli) -> None:
@@ -187,7 +189,7 @@ def test_links_auto_and_decay(cli: Cli) -> None:
         ]
     ):
         cli("memory", "add", "ada", text, "--id", f"m{i}")
-    assert "Made 1 link(s)" in cli("memory", "auto-link", "ada")
+    assert "Made 1 link(s) by shared words" in cli("memory", "auto-link", "ada", "--by", "words")
     assert cli.json("memory", "neighbours", "m0") == [{"memory_id": "m1", "depth": 1}]
     assert "removed 0" in cli("memory", "decay-links", "ada", "--days", "1")
     assert "removed 1" in cli("memory", "decay-links", "ada", "--days", "1000")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from pjai.memory.embeddings import Embeddings, EmbeddingsUnavailable
+from pjai.memory.graph import auto_link
 from pjai.memory.search import SearchFilter, search
 from pjai.schema import MemoryDeleted, MemoryUpdated
 from pjai.store import Store
@@ -161,3 +162,24 @@ def test_without_the_extra_semantic_search_says_what_to_install(
     monkeypatch.setitem(sys.modules, "numpy", None)
     with pytest.raises(EmbeddingsUnavailable, match="embeddings extra"):
         Embeddings.open(tmp_path, TopicEncoder())
+
+
+def test_auto_link_by_vectors_links_alike_memories_once(store: Store, vectors: Embeddings) -> None:
+    store.commit(
+        persona(),
+        memory("kitten", content="the kitten would purr"),
+        memory("feline", content="a feline cat"),
+        memory("puppy", content="the puppy would bark"),
+        memory("engine", content="a motor and an engine"),
+        memory("gone", content="cats purr"),
+        MemoryDeleted(memory_id="gone", persona_id="p1"),
+    )
+    events = auto_link(store, "p1", embeddings=vectors)
+    assert [(e.source_id, e.target_id, e.kind) for e in events] == [  # type: ignore[attr-defined]
+        ("feline", "kitten", "similar")
+    ]
+    assert events[0].strength == pytest.approx(1.0)  # same topic, same vector  # type: ignore[attr-defined]
+    store.commit(*events)
+    assert auto_link(store, "p1", embeddings=vectors) == []  # already linked
+    loose = auto_link(store, "p1", embeddings=vectors, threshold=0.0, per_memory=1)
+    assert len(loose) == 2  # puppy and engine each get their nearest partner

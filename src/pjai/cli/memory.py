@@ -21,6 +21,7 @@ from pjai.cli.common import (
 from pjai.errors import QueryError
 from pjai.memory import (
     Embeddings,
+    EmbeddingsUnavailable,
     MemorySystem,
     SearchFilter,
     health,
@@ -458,13 +459,35 @@ def show_neighbours(
 @app.command("auto-link")
 def auto_link(
     persona_id: PersonaArg,
-    threshold: Annotated[float, typer.Option(help="Least word overlap (Jaccard).")] = 0.25,
+    by: Annotated[
+        Literal["auto", "vectors", "words"],
+        typer.Option(help="vectors (embeddings extra), words, or auto: vectors when installed."),
+    ] = "auto",
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Least similarity: cosine for vectors (0.6), Jaccard for words (0.25)."),
+    ] = None,
+    per_memory: Annotated[int, typer.Option(min=1, help="Partners per memory, at most.")] = 3,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Link a persona's memories that share enough words (``similar`` links)."""
+    """Link a persona's memories that are alike (``similar`` links)."""
     with open_manager(data_dir) as manager:
-        made = MemorySystem(manager).auto_link(persona_id, threshold=threshold)
-    console.print(f"Made {made} link(s).")
+        embeddings = None
+        if by != "words":
+            try:
+                embeddings = Embeddings.open(data_dir)
+            except EmbeddingsUnavailable:
+                if by == "vectors":
+                    raise
+        try:
+            made = MemorySystem(manager).auto_link(
+                persona_id, threshold=threshold, per_memory=per_memory, embeddings=embeddings
+            )
+        finally:
+            if embeddings is not None:
+                embeddings.close()
+    how = "by vectors" if embeddings is not None else "by shared words"
+    console.print(f"Made {made} link(s) {how}.")
 
 
 @app.command("decay-links")

@@ -171,6 +171,53 @@ class Embeddings:
         top = np.argsort(-similarity, kind="stable")[:k]
         return [(str(rows[i][0]), float(similarity[i])) for i in top]
 
+    def similar_pairs(
+        self, backend: Backend, persona_id: str, *, threshold: float, per_memory: int
+    ) -> list[tuple[str, str, float]]:
+        """Pairs of a persona's live memories at least ``threshold`` alike (cosine).
+
+        Each memory keeps its ``per_memory`` most similar partners; a pair appears once,
+        smaller id first. Vectors are brought up to date first.
+        """
+        self.index(backend, persona_id)
+        live = {
+            r.id
+            for r in backend.query(
+                "SELECT id FROM memories WHERE persona_id = :persona AND deleted_at IS NULL",
+                {"persona": persona_id},
+            )
+        }
+        rows: list[Any] = [
+            r
+            for r in self._db.execute(
+                "SELECT memory_id, vector FROM vectors WHERE model = ? AND persona_id = ? "
+                "ORDER BY memory_id",
+                (self.model, persona_id),
+            ).fetchall()
+            if r[0] in live
+        ]
+        if len(rows) < 2:
+            return []
+        np = self._np
+        ids = [str(r[0]) for r in rows]
+        matrix = np.frombuffer(b"".join(bytes(r[1]) for r in rows), dtype="float32")
+        matrix = matrix.reshape(len(rows), -1)
+        keep = min(per_memory, len(ids) - 1)
+        pairs: dict[tuple[str, str], float] = {}
+        for start in range(0, len(ids), 1024):
+            block = matrix[start : start + 1024] @ matrix.T
+            for offset, scores in enumerate(block):
+                row = start + offset
+                scores[row] = -2.0  # not itself
+                best = np.argsort(-scores, kind="stable")[:keep]
+                for other in best:
+                    value = float(scores[other])
+                    if value < threshold:
+                        break
+                    a, b = sorted((ids[row], ids[int(other)]))
+                    pairs[(a, b)] = value
+        return [(a, b, value) for (a, b), value in sorted(pairs.items())]
+
     def search(
         self, backend: Backend, text: str, where: SearchFilter, limit: int
     ) -> list[SearchHit]:

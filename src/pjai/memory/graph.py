@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from pjai.memory.backend import Backend
+from pjai.memory.embeddings import Embeddings
 from pjai.memory.search import STOP_WORDS
 from pjai.schema import MemoryLinked, MemoryLinksDecayed, MemoryUnlinked
 from pjai.schema.event import Event
@@ -108,17 +109,71 @@ def auto_link(
     backend: Backend,
     persona_id: str,
     *,
-    threshold: float = 0.25,
+    threshold: float | None = None,
     per_memory: int = 3,
     max_document_share: float = 0.2,
+    embeddings: Embeddings | None = None,
 ) -> list[Event]:
-    """``similar`` links between a persona's memories whose words overlap enough.
+    """``similar`` links between a persona's memories that are alike enough.
 
-    Candidates share at least one word used by no more than ``max_document_share`` of
-    the memories; each memory gets its ``per_memory`` best partners at or above
-    ``threshold`` (Jaccard), strength and confidence the overlap. Pairs already linked
-    either way are skipped. Returns the events (not committed).
+    With ``embeddings``, alike means cosine similarity of their vectors at or above
+    ``threshold`` (default 0.6). Without, it means word overlap: candidates share at
+    least one word used by no more than ``max_document_share`` of the memories, and
+    their Jaccard overlap is at or above ``threshold`` (default 0.25). Each memory gets
+    its ``per_memory`` best partners; strength and confidence are the similarity.
+    Pairs already linked either way are skipped. Returns the events (not committed).
     """
+    linked = {
+        frozenset((r.source_id, r.target_id))
+        for r in backend.query(
+            "SELECT source_id, target_id FROM memory_links WHERE persona_id = :persona",
+            {"persona": persona_id},
+        )
+    }
+    if embeddings is not None:
+        pairs = embeddings.similar_pairs(
+            backend,
+            persona_id,
+            threshold=0.6 if threshold is None else threshold,
+            per_memory=per_memory,
+        )
+    else:
+        pairs = _overlapping_pairs(
+            backend,
+            persona_id,
+            threshold=0.25 if threshold is None else threshold,
+            per_memory=per_memory,
+            max_document_share=max_document_share,
+        )
+    events: list[Event] = []
+    for source, target, value in pairs:
+        pair = frozenset((source, target))
+        if pair in linked:
+            continue
+        linked.add(pair)
+        strength = round(min(1.0, max(0.0, value)), 4)
+        events.append(
+            MemoryLinked(
+                persona_id=persona_id,
+                source_id=source,
+                target_id=target,
+                kind="similar",
+                strength=strength,
+                confidence=strength,
+                decay_rate=0.01,
+            )
+        )
+    return events
+
+
+def _overlapping_pairs(
+    backend: Backend,
+    persona_id: str,
+    *,
+    threshold: float,
+    per_memory: int,
+    max_document_share: float,
+) -> list[tuple[str, str, float]]:
     rows = backend.query(
         "SELECT id, name, content, summary FROM memories "
         "WHERE persona_id = :persona AND deleted_at IS NULL ORDER BY id",
@@ -132,14 +187,7 @@ def auto_link(
         for word in words:
             if frequency[word] <= cap:
                 postings[word].append(memory_id)
-    linked = {
-        frozenset((r.source_id, r.target_id))
-        for r in backend.query(
-            "SELECT source_id, target_id FROM memory_links WHERE persona_id = :persona",
-            {"persona": persona_id},
-        )
-    }
-    events: list[Event] = []
+    pairs: list[tuple[str, str, float]] = []
     for memory_id, words in terms.items():
         candidates = {
             other for word in words for other in postings.get(word, ()) if other > memory_id
@@ -148,24 +196,12 @@ def auto_link(
             ((similarity(words, terms[other]), other) for other in candidates),
             key=lambda pair: (-pair[0], pair[1]),
         )
-        for overlap, other in scored[:per_memory]:
-            pair = frozenset((memory_id, other))
-            if overlap < threshold or pair in linked:
-                continue
-            linked.add(pair)
-            strength = round(overlap, 4)
-            events.append(
-                MemoryLinked(
-                    persona_id=persona_id,
-                    source_id=memory_id,
-                    target_id=other,
-                    kind="similar",
-                    strength=strength,
-                    confidence=strength,
-                    decay_rate=0.01,
-                )
-            )
-    return events
+        pairs.extend(
+            (memory_id, other, overlap)
+            for overlap, other in scored[:per_memory]
+            if overlap >= threshold
+        )
+    return pairs
 
 
 def decay_links(
