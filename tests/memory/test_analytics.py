@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from pjai.errors import QueryError
-from pjai.memory.analytics import DASHBOARD, Alert, dashboard_query, health, health_from_rows
+from pjai.memory.analytics import (
+    DASHBOARD,
+    Alert,
+    dashboard_query,
+    health,
+    health_from_rows,
+    health_query,
+)
 from pjai.memory.optimizer import load_persona
 from pjai.schema import (
     MemoryAccessed,
@@ -308,3 +315,21 @@ def test_every_dashboard_query_is_tested() -> None:
         "recent_activity",
     }
     assert tested == set(DASHBOARD)
+
+
+def test_health_and_dashboard_as_live_queries(store: Store) -> None:
+    store.commit(persona("p1"), memory("a", "p1", tier="hot"))
+    sql, params = health_query("p1", now=NOW)
+    scores: list[float] = []
+    live = store.live(sql, params)
+    live.subscribe(lambda rows: scores.append(health_from_rows(rows).memories))
+    counts: list[Any] = []
+    tiers = store.live(*dashboard_query("tier_distribution", persona="p1"))
+    tiers.subscribe(lambda rows: counts.append({r.tier: r.n for r in rows}))
+    store.commit(memory("b", "p1"), memory("c", "p1", tier="cold"))
+    store.commit(persona("p2"))  # a persona changes, the results do not
+    store.commit(MemoryDeleted(memory_id="a", persona_id="p1"))
+    assert scores == [1, 3, 2]
+    assert counts == [{"hot": 1}, {"hot": 1, "warm": 1, "cold": 1}, {"warm": 1, "cold": 1}]
+    live.close()
+    tiers.close()
