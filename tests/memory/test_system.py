@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -158,3 +159,19 @@ def test_links_through_the_system(store: Store) -> None:
     assert system.decay_links("p1", 1) == 1
     rows = store.query("SELECT source_id, target_id FROM memory_links")
     assert [(r.source_id, r.target_id) for r in rows] == [("m1", "m2")]
+
+
+def test_a_new_importance_re_ranks_with_its_reason(store: Store) -> None:
+    system = system_with(store, capacities=TierCapacities(hot=1, warm=10, cold=10))
+    system.add("p1", "a", memory_id="a", importance=0.9, tier="hot")
+    system.add("p1", "b", memory_id="b", importance=0.2)
+    system.update("p1", "b", importance=1.0)
+    args = [
+        json.loads(bytes(e.record.args))
+        for e in store.events()
+        if e.record.name == "v1.MemoryTierChanged"
+    ]
+    moves = {(a["memory_id"], a["tier"], a["reason"]) for a in args}
+    assert moves == {("b", "hot", "importance_change"), ("a", "warm", "optimization")}
+    system.update("p1", "b", content="changed text")  # no importance: no re-rank
+    assert names(store, "v1.MemoryTierChanged") == 2

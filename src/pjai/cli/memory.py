@@ -262,18 +262,19 @@ def update(
     with open_manager(data_dir) as manager:
         system = MemorySystem(manager)
         memory = _memory(system, memory_id)
-        events: list[Any] = []
-        if fields:
-            persona_id = memory.persona_id
-            events.append(MemoryUpdated(memory_id=memory_id, persona_id=persona_id, **fields))
-        if tier is not None and tier != memory.tier:
+        persona_id = memory.persona_id
+        if tier is not None and tier != memory.tier:  # a manual move and any changes, at once
+            events: list[Any] = []
+            if fields:
+                events.append(MemoryUpdated(memory_id=memory_id, persona_id=persona_id, **fields))
             events.append(
                 MemoryTierChanged(
-                    memory_id=memory_id, persona_id=memory.persona_id, tier=tier, reason="manual"
+                    memory_id=memory_id, persona_id=persona_id, tier=tier, reason="manual"
                 )
             )
-        if events:
             system.commit(*events)
+        elif fields:
+            system.update(persona_id, memory_id, **fields)  # may re-rank on importance
     console.print(f"Updated memory {memory_id}.")
 
 

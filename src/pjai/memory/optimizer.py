@@ -13,16 +13,17 @@ see the same scores):
    ``hot`` capacity go hot, the next ``warm`` capacity warm, the rest cold. Each memory
    whose tier changes gets a ``v1.MemoryTierChanged`` with its score and a reason:
    ``access_pattern`` for a promotion of a memory opened within the half-life,
-   ``age_decay`` for a demotion of one whose recency fell below one half, otherwise
-   ``optimization``.
+   ``age_decay`` for a demotion of one whose recency fell below one half,
+   ``importance_change`` for a memory whose importance was just changed (the memory
+   system passes it), otherwise ``optimization``.
 
-Everything happens through events, committed in batches. Running it again right after
+Everything happens through events, committed together: all or nothing. Running it again right after
 commits nothing: the same data at the same hour gives the same ranks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -38,7 +39,6 @@ from pjai.schema.types import utc_now
 
 __all__ = ["OptimizationReport", "load_persona", "optimize", "plan", "scored_memories"]
 
-BATCH = 500
 TIERS = ("hot", "warm", "cold")
 
 
@@ -122,7 +122,10 @@ def scored_memories(backend: Backend, persona: Persona, now: datetime) -> list[S
 
 
 def plan(
-    persona: Persona, memories: list[ScoredMemory], now: datetime
+    persona: Persona,
+    memories: list[ScoredMemory],
+    now: datetime,
+    importance_changed: Collection[str] = (),
 ) -> tuple[list[Event], OptimizationReport]:
     """The events one run commits, and its report (pure: nothing is written)."""
     report = OptimizationReport(persona.id, now)
@@ -171,11 +174,17 @@ def plan(
         target = _tier_at(position, capacities)
         if target == tiers[m.id]:
             continue
-        if TIERS.index(target) < TIERS.index(tiers[m.id]):
-            reason: TierChangeReason = "access_pattern" if m.recently_opened else "optimization"
-            report.promoted += 1
+        promoted = TIERS.index(target) < TIERS.index(tiers[m.id])
+        reason: TierChangeReason
+        if m.id in importance_changed:
+            reason = "importance_change"
+        elif promoted:
+            reason = "access_pattern" if m.recently_opened else "optimization"
         else:
             reason = "age_decay" if m.recency < 0.5 else "optimization"
+        if promoted:
+            report.promoted += 1
+        else:
             report.demoted += 1
         events.append(
             MemoryTierChanged(
@@ -199,16 +208,25 @@ def plan(
 
 
 def optimize(
-    backend: Backend, persona_id: str, *, now: datetime | None = None
+    backend: Backend,
+    persona_id: str,
+    *,
+    now: datetime | None = None,
+    importance_changed: Collection[str] = (),
 ) -> OptimizationReport:
-    """Run the optimizer for one persona and commit what it decides."""
+    """Run the optimizer for one persona and commit what it decides, in one commit.
+
+    Memories in ``importance_changed`` (whose importance was just set) that move get
+    the reason ``importance_change``.
+    """
     at = (now or utc_now()).replace(minute=0, second=0, microsecond=0)
     persona = load_persona(backend, persona_id)
     if persona is None:
         raise ConfigError(f"no live persona {persona_id!r}")
-    events, report = plan(persona, scored_memories(backend, persona, at), at)
-    for start in range(0, len(events), BATCH):
-        backend.commit(*events[start : start + BATCH])
+    memories = scored_memories(backend, persona, at)
+    events, report = plan(persona, memories, at, importance_changed)
+    if events:
+        backend.commit(*events)
     return report
 
 

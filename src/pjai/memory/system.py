@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,8 +71,16 @@ class MemorySystem:
         return found
 
     def update(self, persona_id: str, memory_id: str, **fields: Any) -> None:
-        """Change some fields of a memory."""
-        self.commit(MemoryUpdated(memory_id=memory_id, persona_id=persona_id, **fields))
+        """Change some fields of a memory.
+
+        A new importance re-ranks the persona's memories when it auto-optimizes; if the
+        memory moves, its reason is ``importance_change``.
+        """
+        self.backend.commit(MemoryUpdated(memory_id=memory_id, persona_id=persona_id, **fields))
+        if "importance" in fields and self._auto_optimizes(persona_id):
+            self.optimize(persona_id, importance_changed={memory_id})
+        elif self.over_limits(persona_id):
+            self.optimize(persona_id)
 
     def delete(self, persona_id: str, memory_id: str) -> None:
         """Soft-delete a memory."""
@@ -118,12 +127,28 @@ class MemorySystem:
 
     # -- optimization --------------------------------------------------------------
 
-    def optimize(self, persona_id: str, *, now: datetime | None = None) -> OptimizationReport:
+    def optimize(
+        self,
+        persona_id: str,
+        *,
+        now: datetime | None = None,
+        importance_changed: Collection[str] = (),
+    ) -> OptimizationReport:
         """Run the optimizer for one persona (waiting for a run already going)."""
         with self._guard:
             lock = self._running[persona_id]
         with lock:
-            return optimizer.optimize(self.backend, persona_id, now=now)
+            return optimizer.optimize(
+                self.backend, persona_id, now=now, importance_changed=importance_changed
+            )
+
+    def _auto_optimizes(self, persona_id: str) -> bool:
+        rows = self.backend.query(
+            "SELECT memory_auto_optimize AS auto FROM personas "
+            "WHERE id = :persona AND deleted_at IS NULL",
+            {"persona": persona_id},
+        )
+        return bool(rows and rows[0].auto)
 
     def commit(self, *events: Event) -> list[Any]:
         """Commit events, then let auto-optimization look at the personas they touched."""
