@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from pjai.errors import QueryError
+from pjai.memory import optimizer
 from pjai.memory.search import search
 from pjai.memory.system import MemorySystem
 from pjai.schema import MemoryImported, PersonaCreated
@@ -174,4 +178,26 @@ def test_a_new_importance_re_ranks_with_its_reason(store: Store) -> None:
     moves = {(a["memory_id"], a["tier"], a["reason"]) for a in args}
     assert moves == {("b", "hot", "importance_change"), ("a", "warm", "optimization")}
     system.update("p1", "b", content="changed text")  # no importance: no re-rank
+    assert names(store, "v1.MemoryTierChanged") == 2
+
+
+def test_one_optimizer_run_per_persona_at_a_time(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system = system_with(
+        store, auto_optimize=False, capacities=TierCapacities(hot=1, warm=10, cold=10)
+    )
+    for i in range(3):
+        system.add("p1", f"note {i}", memory_id=f"m{i}", importance=0.5 + i / 10, tier="hot")
+    slow = optimizer.scored_memories
+
+    def planned_slowly(*args: Any) -> Any:
+        found = slow(*args)
+        time.sleep(0.05)  # both runs would plan from the same state without the lock
+        return found
+
+    monkeypatch.setattr(optimizer, "scored_memories", planned_slowly)
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda _: system.optimize("p1", now=NOW), range(2)))
+    assert sorted(r.events for r in reports) == [0, 2]
     assert names(store, "v1.MemoryTierChanged") == 2
