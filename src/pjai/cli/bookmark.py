@@ -12,11 +12,15 @@ from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDir,
     JsonFlag,
+    MaxImportance,
+    MinImportance,
+    TagOpt,
+    TierOpt,
+    TypeOpt,
     console,
     open_manager,
     parse_time,
     print_json,
-    tier_list,
 )
 from pjai.errors import QueryError
 from pjai.hybrid import HybridDatabaseManager
@@ -37,14 +41,6 @@ app = typer.Typer(help="Bookmarks: named time ranges and filters.", no_args_is_h
 conversations = typer.Typer(help="Conversations with a persona.", no_args_is_help=True)
 
 BookmarkArg = Annotated[str, typer.Argument(help="The bookmark's id.")]
-TierOpt = Annotated[
-    list[str] | None,
-    typer.Option("--tier", help="Only these tiers (repeatable).", callback=tier_list),
-]
-TypeOpt = Annotated[list[str] | None, typer.Option("--type", help="Only these types.")]
-TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="Only memories with all tags.")]
-MinImportance = Annotated[float | None, typer.Option(help="Importance at least this.")]
-MaxImportance = Annotated[float | None, typer.Option(help="Importance at most this.")]
 Hours = Annotated[
     str | None, typer.Option(help="Hours of the day (UTC), e.g. 9-17.", metavar="FROM-TO")
 ]

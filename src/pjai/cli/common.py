@@ -23,6 +23,11 @@ __all__ = [
     "STORE_FILE",
     "DataDir",
     "JsonFlag",
+    "MaxImportance",
+    "MinImportance",
+    "TagOpt",
+    "TierOpt",
+    "TypeOpt",
     "console",
     "errors",
     "fail",
@@ -134,3 +139,13 @@ def tier_list(values: list[str] | None) -> list[str] | None:
         if value not in ("hot", "warm", "cold"):
             raise typer.BadParameter(f"{value!r} is not a tier: use hot, warm or cold")
     return values
+
+
+TierOpt = Annotated[
+    list[str] | None,
+    typer.Option("--tier", help="Only these tiers (repeatable).", callback=tier_list),
+]
+TypeOpt = Annotated[list[str] | None, typer.Option("--type", help="Only these types.")]
+TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="Only memories with all tags.")]
+MinImportance = Annotated[float | None, typer.Option(help="Importance at least this.")]
+MaxImportance = Annotated[float | None, typer.Option(help="Importance at most this.")]

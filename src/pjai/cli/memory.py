@@ -11,12 +11,16 @@ from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDir,
     JsonFlag,
+    MaxImportance,
+    MinImportance,
+    TagOpt,
+    TierOpt,
+    TypeOpt,
     console,
     open_manager,
     parse_time,
     print_json,
     progress_bar,
-    tier_list,
 )
 from pjai.errors import QueryError
 from pjai.memory import (
@@ -44,14 +48,6 @@ Unit = Literal["hour", "day", "week", "month"]
 
 PersonaArg = Annotated[str, typer.Argument(help="The persona's id.")]
 MemoryArg = Annotated[str, typer.Argument(help="The memory's id.")]
-TierOpt = Annotated[
-    list[str] | None,
-    typer.Option("--tier", help="Only these tiers (repeatable).", callback=tier_list),
-]
-TypeOpt = Annotated[list[str] | None, typer.Option("--type", help="Only these types.")]
-TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="Only memories with all tags.")]
-MinImportance = Annotated[float | None, typer.Option(help="Importance at least this.")]
-MaxImportance = Annotated[float | None, typer.Option(help="Importance at most this.")]
 Since = Annotated[str | None, typer.Option(help="Happened at or after (ISO time, UTC).")]
 Until = Annotated[str | None, typer.Option(help="Happened at or before (ISO time, UTC).")]
 Limit = Annotated[int, typer.Option(min=1, help="At most this many.")]
