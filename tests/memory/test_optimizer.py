@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from pjai.errors import ConfigError
+from pjai.memory import optimizer
 from pjai.memory.optimizer import optimize
-from pjai.schema import MemoryAccessed, MemoryImported, PersonaCreated
+from pjai.schema import (
+    MemoryAccessed,
+    MemoryArchived,
+    MemoryDeleted,
+    MemoryImported,
+    MemoryTierChanged,
+    PersonaCreated,
+)
 from pjai.schema.personas import MemoryConfig, ScoringConfig, TierCapacities
 from pjai.store import Store
 from tests.helpers import memory
@@ -116,3 +125,35 @@ def test_over_max_deletes_only_unimportant_lowest_ranked(store: Store) -> None:
 def test_unknown_persona(store: Store) -> None:
     with pytest.raises(ConfigError, match="no live persona"):
         optimize(store, "ghost")
+
+
+def test_a_plan_made_stale_by_another_writer_is_made_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_config(store, capacities=TierCapacities(hot=1, warm=10, cold=10))
+    store.commit(*[memory(f"m{i}", importance=i / 10, tier="hot") for i in range(4)])
+    real = optimizer.scored_memories
+    calls = []
+
+    def then_someone_deletes(*args: Any) -> Any:
+        found = real(*args)
+        if not calls:  # between this plan and its commit, m1 goes away
+            store.commit(MemoryDeleted(memory_id="m1", persona_id="p1"))
+        calls.append(len(found))
+        return found
+
+    monkeypatch.setattr(optimizer, "scored_memories", then_someone_deletes)
+    report = optimize(store, "p1", now=NOW)
+    assert calls == [4, 3]  # planned twice; the first plan's commit was refused whole
+    assert tiers(store) == {"m0": "warm", "m2": "warm", "m3": "hot"}
+    assert report.demoted == 2
+
+
+def test_an_archived_memory_taken_out_of_cold_is_ranked_again(store: Store) -> None:
+    with_config(store, capacities=TierCapacities(hot=1, warm=10, cold=10))
+    store.commit(memory("a", importance=0.9, tier="hot"), memory("b", importance=0.1))
+    store.commit(MemoryArchived(memory_id="b", persona_id="p1"))
+    store.commit(MemoryTierChanged(memory_id="b", persona_id="p1", tier="hot", reason="manual"))
+    assert store.query("SELECT archived_at FROM memories WHERE id = 'b'")[0].archived_at is None
+    optimize(store, "p1", now=NOW)
+    assert tiers(store) == {"a": "hot", "b": "warm"}

@@ -197,7 +197,8 @@ def test_one_optimizer_run_per_persona_at_a_time(
         return found
 
     monkeypatch.setattr(optimizer, "scored_memories", planned_slowly)
+    systems = [system, MemorySystem(store)]  # as two commands would each make one
     with ThreadPoolExecutor(2) as pool:
-        reports = list(pool.map(lambda _: system.optimize("p1", now=NOW), range(2)))
+        reports = list(pool.map(lambda s: s.optimize("p1", now=NOW), systems))
     assert sorted(r.events for r in reports) == [0, 2]
     assert names(store, "v1.MemoryTierChanged") == 2

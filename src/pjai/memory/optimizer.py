@@ -23,11 +23,13 @@ commits nothing: the same data at the same hour gives the same ranks.
 
 from __future__ import annotations
 
+import threading
+from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pjai.errors import ConfigError
+from pjai.errors import ConfigError, MaterializationError
 from pjai.memory.backend import Backend
 from pjai.memory.scoring import MemoryFacts, recency, score
 from pjai.schema import MemoryArchived, MemoryDeleted, MemoryTierChanged
@@ -40,6 +42,10 @@ from pjai.schema.types import utc_now
 __all__ = ["OptimizationReport", "load_persona", "optimize", "plan", "scored_memories"]
 
 TIERS = ("hot", "warm", "cold")
+ATTEMPTS = 3
+
+_guard = threading.Lock()
+_runs: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
 
 @dataclass(slots=True)
@@ -76,8 +82,12 @@ class ScoredMemory:
 _MEMORIES = """
 SELECT m.id, m.tier, m.importance, m.created_at, m.last_accessed_at, m.access_count,
        m.archived_at,
-       (SELECT count(*) FROM memory_links l WHERE l.source_id = m.id)
-     + (SELECT count(*) FROM memory_links l WHERE l.target_id = m.id) AS links
+       (SELECT count(*) FROM memory_links AS l
+        JOIN memories AS o ON o.id = l.target_id AND o.deleted_at IS NULL
+        WHERE l.source_id = m.id)
+     + (SELECT count(*) FROM memory_links AS l
+        JOIN memories AS o ON o.id = l.source_id AND o.deleted_at IS NULL
+        WHERE l.target_id = m.id) AS links
 FROM memories AS m
 WHERE m.persona_id = :persona AND m.deleted_at IS NULL
 """
@@ -220,14 +230,27 @@ def optimize(
     the reason ``importance_change``.
     """
     at = (now or utc_now()).replace(minute=0, second=0, microsecond=0)
-    persona = load_persona(backend, persona_id)
-    if persona is None:
-        raise ConfigError(f"no live persona {persona_id!r}")
-    memories = scored_memories(backend, persona, at)
-    events, report = plan(persona, memories, at, importance_changed)
-    if events:
-        backend.commit(*events)
-    return report
+    with _guard:
+        lock = _runs[persona_id]
+    with lock:  # one run per persona at a time in this process, whoever asks
+        attempt = 1
+        while True:
+            persona = load_persona(backend, persona_id)
+            if persona is None:
+                raise ConfigError(f"no live persona {persona_id!r}")
+            memories = scored_memories(backend, persona, at)
+            events, report = plan(persona, memories, at, importance_changed)
+            if not events:
+                return report
+            try:
+                backend.commit(*events)
+                return report
+            except MaterializationError:
+                # Another writer changed a memory between plan and commit; nothing of
+                # this run was written, so plan again from the new state.
+                if attempt == ATTEMPTS:
+                    raise
+                attempt += 1
 
 
 def _tier_at(position: int, capacities: TierCapacities) -> Tier:

@@ -8,8 +8,6 @@ a memory is past the retention period. One optimizer run per persona at a time.
 
 from __future__ import annotations
 
-import threading
-from collections import defaultdict
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +23,7 @@ from pjai.schema import (
     MemoryDeleted,
     MemoryLinked,
     MemoryRestored,
+    MemoryUnlinked,
     MemoryUpdated,
     new_id,
 )
@@ -55,8 +54,6 @@ class MemorySystem:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._running: dict[str, threading.Lock] = defaultdict(threading.Lock)
-        self._guard = threading.Lock()
 
     # -- memories -----------------------------------------------------------------
 
@@ -123,7 +120,7 @@ class MemorySystem:
         events = graph.decay_links(self.backend, persona_id, days, min_strength=min_strength)
         if events:
             self.backend.commit(*events)
-        return sum(1 for e in events if type(e).__name__ == "MemoryUnlinked")
+        return sum(1 for e in events if isinstance(e, MemoryUnlinked))
 
     # -- optimization --------------------------------------------------------------
 
@@ -135,12 +132,9 @@ class MemorySystem:
         importance_changed: Collection[str] = (),
     ) -> OptimizationReport:
         """Run the optimizer for one persona (waiting for a run already going)."""
-        with self._guard:
-            lock = self._running[persona_id]
-        with lock:
-            return optimizer.optimize(
-                self.backend, persona_id, now=now, importance_changed=importance_changed
-            )
+        return optimizer.optimize(
+            self.backend, persona_id, now=now, importance_changed=importance_changed
+        )
 
     def _auto_optimizes(self, persona_id: str) -> bool:
         rows = self.backend.query(

@@ -40,6 +40,16 @@ def _check(event: str, time_from: Any, time_to: Any) -> None:
         raise EventValidationError(event, "must not be after time_to", field="time_from")
 
 
+def _check_filters(event: str, filters: BookmarkFilters) -> None:
+    low, high = filters.importance_min, filters.importance_max
+    if low is not None and high is not None and low > high:
+        reason = f"must not be above importance_max, got {low} > {high}"
+        raise EventValidationError(event, reason, field="filters.importance_min")
+    if filters.hours is not None and filters.hours[0] >= filters.hours[1]:
+        reason = f"must be [from, to) with from < to within a day, got {filters.hours}"
+        raise EventValidationError(event, reason, field="filters.hours")
+
+
 class BookmarkCreated(Event, frozen=True, kw_only=True):
     """A bookmark on a persona's timeline was made."""
 
@@ -56,6 +66,7 @@ class BookmarkCreated(Event, frozen=True, kw_only=True):
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
         _check(self.NAME, self.time_from, self.time_to)
+        _check_filters(self.NAME, self.filters)
         values = {
             "id": self.bookmark_id,
             "persona_id": self.persona_id,
@@ -102,6 +113,7 @@ class BookmarkUpdated(Event, frozen=True, kw_only=True):
             if (value := getattr(self, name)) is not UNSET
         }
         if self.filters is not UNSET:
+            _check_filters(self.NAME, self.filters)
             values["filters"] = msgspec.to_builtins(self.filters)
         if self.tags is not UNSET:
             values["tags"] = list(self.tags)

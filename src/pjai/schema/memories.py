@@ -191,9 +191,12 @@ class MemoryTierChanged(Event, frozen=True, kw_only=True):
     def materialize(self, ctx: Context) -> Sequence[Op]:
         where = _memory(self.memory_id, self.persona_id)
         missing = _no_memory(self.memory_id, self.persona_id)
-        # Cold content is kept compressed; leaving the cold tier stores it plain again.
-        content = Compress() if self.tier == "cold" else Decompress()
-        return [Update("memories", where, {"tier": self.tier, "content": content}, missing)]
+        # Cold content is kept compressed; leaving the cold tier stores it plain again,
+        # and an archived memory brought out of cold is no longer archived.
+        values: dict[str, Any] = {"tier": self.tier, "content": Compress()}
+        if self.tier != "cold":
+            values.update(content=Decompress(), archived_at=None)
+        return [Update("memories", where, values, missing)]
 
 
 class MemoryArchived(Event, frozen=True, kw_only=True):

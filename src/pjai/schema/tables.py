@@ -178,5 +178,8 @@ bookmarks = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
     Column("deleted_at", Timestamp),
+    CheckConstraint(
+        "time_from IS NULL OR time_to IS NULL OR time_from <= time_to", name="time_range"
+    ),
     Index(None, "persona_id", "name"),
 )

@@ -70,6 +70,10 @@ def upgrade() -> None:
         sa.Column("created_at", pjai.schema.types.Timestamp(timezone=True), nullable=False),
         sa.Column("updated_at", pjai.schema.types.Timestamp(timezone=True), nullable=False),
         sa.Column("deleted_at", pjai.schema.types.Timestamp(timezone=True), nullable=True),
+        sa.CheckConstraint(
+            "time_from IS NULL OR time_to IS NULL OR time_from <= time_to",
+            name=op.f("ck_bookmarks_time_range"),
+        ),
         sa.ForeignKeyConstraint(
             ["persona_id"], ["personas.id"], name=op.f("fk_bookmarks_persona_id_personas")
         ),
