@@ -241,3 +241,15 @@ def test_conversation_ingest(cli: Cli) -> None:
     ]
     assert memories[0]["summary"] == "user: Where shall we eat?"
     assert "no conversation 'nope'" in cli.fails("conversation", "say", "nope", "user", "hi")
+
+
+def test_on_the_embedded_sql_primary_alone(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PJAI_USE_LIVESTORE", "false")
+    cli("persona", "create", "Ada", "--id", "ada")
+    for day in ("2024-12-30", "2025-01-05", "2025-01-06"):
+        cli("memory", "add", "ada", f"note of {day}", "--occurred-at", day)
+    weeks = cli.json("memory", "timeline", "ada", "--unit", "week")
+    assert [(w["key"], w["memories"]) for w in weeks] == [("2025-W01", 2), ("2025-W02", 1)]
+    assert cli.json("persona", "show", "ada")["health"]["memories"] == 3
+    assert "switch the store on" in cli.fails("memory", "search", "note")
+    assert not (cli.data / "store.db").exists()

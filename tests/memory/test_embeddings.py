@@ -183,3 +183,26 @@ def test_auto_link_by_vectors_links_alike_memories_once(store: Store, vectors: E
     assert auto_link(store, "p1", embeddings=vectors) == []  # already linked
     loose = auto_link(store, "p1", embeddings=vectors, threshold=0.0, per_memory=1)
     assert len(loose) == 2  # puppy and engine each get their nearest partner
+
+
+def test_semantic_search_widens_until_enough_pass_the_filters(
+    store: Store, vectors: Embeddings
+) -> None:
+    warm = [memory(f"w{i:02d}", content=f"cat number {i}") for i in range(80)]
+    hot = [memory(f"h{i}", content="a kitten in the rain", tier="hot") for i in range(5)]
+    store.commit(persona(), *warm, *hot)
+    vectors.index(store)
+    where = SearchFilter(persona_id="p1", tiers=("hot",))
+    hits = search(store, "cat", where, method="semantic", embeddings=vectors, limit=5)
+    assert sorted(h.memory_id for h in hits) == ["h0", "h1", "h2", "h3", "h4"]
+
+
+def test_index_drops_vectors_of_deleted_memories(
+    pets: Store, vectors: Embeddings, tmp_path: Path
+) -> None:
+    vectors.index(pets)
+    pets.commit(MemoryDeleted(memory_id="dog", persona_id="p1"))
+    vectors.index(pets, "p2")  # another persona's run leaves p1's vectors alone
+    assert "dog" in [m for m, _, _ in stored(tmp_path)]
+    vectors.index(pets, "p1")
+    assert [m for m, _, _ in stored(tmp_path)] == ["car", "cat", "other", "storm"]

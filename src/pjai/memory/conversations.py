@@ -9,13 +9,14 @@ messages.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from pjai.errors import QueryError
 from pjai.memory.backend import Backend
-from pjai.schema import MemoryAdded
+from pjai.schema import ConversationMessageAdded, MemoryAdded, new_id
 from pjai.schema.fields import Tier
 
-__all__ = ["Ingested", "ingest_conversation", "memory_id_of"]
+__all__ = ["Ingested", "add_message", "ingest_conversation", "memory_id_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,32 @@ class Ingested:
 def memory_id_of(message_id: str) -> str:
     """The memory id a message becomes."""
     return f"{message_id}:memory"
+
+
+def add_message(
+    backend: Backend,
+    conversation_id: str,
+    role: str,
+    content: str,
+    *,
+    sent_at: datetime | None = None,
+) -> ConversationMessageAdded:
+    """Add a message to a conversation (``sent_at`` defaults to now); returns the event."""
+    found = backend.query(
+        "SELECT persona_id FROM conversations WHERE id = :id", {"id": conversation_id}
+    )
+    if not found:
+        raise QueryError(f"no conversation {conversation_id!r}")
+    event = ConversationMessageAdded(
+        message_id=new_id(),
+        conversation_id=conversation_id,
+        persona_id=found[0].persona_id,
+        role=role,
+        content=content,
+        sent_at=sent_at,
+    )
+    backend.commit(event)
+    return event
 
 
 def ingest_conversation(

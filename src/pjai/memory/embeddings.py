@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["Embeddings", "EmbeddingsUnavailable", "Encoder", "load_encoder"]
 
 MODEL = "all-MiniLM-L6-v2"
+_IDS_PER_QUERY = 5_000
 Progress = Callable[[int, int], object]
 
 
@@ -117,15 +118,25 @@ class Embeddings:
     def index(
         self, backend: Backend, persona_id: str | None = None, progress: Progress | None = None
     ) -> int:
-        """Compute vectors for live memories that have none or whose text changed."""
+        """Compute vectors for live memories that have none or whose text changed.
+
+        Vectors of memories that are no longer live (deleted) are dropped.
+        """
         sql = (
             "SELECT id, persona_id, name, content, summary FROM memories "
             "WHERE deleted_at IS NULL AND (:persona IS NULL OR persona_id = :persona)"
         )
         rows = backend.query(sql, {"persona": persona_id})
         known = dict(
-            self._db.execute("SELECT memory_id, digest FROM vectors WHERE model = ?", (self.model,))
+            self._db.execute(
+                "SELECT memory_id, digest FROM vectors "
+                "WHERE model = ? AND (? IS NULL OR persona_id = ?)",
+                (self.model, persona_id, persona_id),
+            )
         )
+        gone = known.keys() - {row.id for row in rows}
+        with self._db:
+            self._db.executemany("DELETE FROM vectors WHERE memory_id = ?", [(m,) for m in gone])
         todo = [(row, _digest(_text(row))) for row in rows]
         todo = [(row, digest) for row, digest in todo if known.get(row.id) != digest]
         for start in range(0, len(todo), 256):
@@ -147,7 +158,12 @@ class Embeddings:
 
     def nearest(self, text: str, persona_id: str | None, k: int) -> list[tuple[str, float]]:
         """The ``k`` memory ids closest to ``text`` (cosine similarity), best first."""
-        query = self._np.asarray(self.encoder.encode([text]), dtype="float32")[0]
+        return self._nearest(self._vector(text), persona_id, k)
+
+    def _vector(self, text: str) -> Any:
+        return self._np.asarray(self.encoder.encode([text]), dtype="float32")[0]
+
+    def _nearest(self, query: Any, persona_id: str | None, k: int) -> list[tuple[str, float]]:
         if self.engine == "sqlite-vec":
             found: list[Any] = self._db.execute(
                 "SELECT memory_id, 1 - vec_distance_cosine(vector, ?) AS similarity FROM vectors "
@@ -222,20 +238,21 @@ class Embeddings:
         self, backend: Backend, text: str, where: SearchFilter, limit: int
     ) -> list[SearchHit]:
         """Semantic search with the filters of ``where``."""
-        from pjai.memory.search import SearchHit, _filters
+        from pjai.memory.search import SearchHit
 
-        candidates = self.nearest(text, where.persona_id, max(limit * 5, 50))
-        if not candidates:
-            return []
-        params: dict[str, Any] = {}
-        marks = []
-        for i, (memory_id, _) in enumerate(candidates):
-            params[f"id{i}"] = memory_id
-            marks.append(f":id{i}")
-        clauses = [f"m.id IN ({', '.join(marks)})", *_filters(where, params)]
-        columns = "m.id, m.persona_id, m.name, m.content, m.tier, m.occurred_at"
-        sql = f"SELECT {columns} FROM memories AS m WHERE {' AND '.join(clauses)}"
-        rows = backend.query(sql, params)
+        # Filters apply after the nearest vectors are found: widen the search until
+        # ``limit`` of them pass or every vector of the persona has been looked at.
+        query = self._vector(text)
+        k = max(limit * 5, 50)
+        while True:
+            candidates = self._nearest(query, where.persona_id, k)
+            rows = []
+            for start in range(0, len(candidates), _IDS_PER_QUERY):
+                chunk = candidates[start : start + _IDS_PER_QUERY]
+                rows.extend(self._passing(backend, chunk, where))
+            if len(rows) >= limit or len(candidates) < k:
+                break
+            k *= 4
         similarity = dict(candidates)
         hits = [
             SearchHit(
@@ -252,3 +269,22 @@ class Embeddings:
         ]
         hits.sort(key=lambda h: (-h.score, h.memory_id))
         return hits[:limit]
+
+    @staticmethod
+    def _passing(
+        backend: Backend, candidates: list[tuple[str, float]], where: SearchFilter
+    ) -> list[Any]:
+        """The rows of the candidates that ``where`` lets through."""
+        from pjai.memory.search import _filters
+
+        if not candidates:
+            return []
+        params: dict[str, Any] = {}
+        marks = []
+        for i, (memory_id, _) in enumerate(candidates):
+            params[f"id{i}"] = memory_id
+            marks.append(f":id{i}")
+        clauses = [f"m.id IN ({', '.join(marks)})", *_filters(where, params)]
+        columns = "m.id, m.persona_id, m.name, m.content, m.tier, m.occurred_at"
+        sql = f"SELECT {columns} FROM memories AS m WHERE {' AND '.join(clauses)}"
+        return backend.query(sql, params)

@@ -23,12 +23,16 @@ from pjai.schema import (
     MemoryDeleted,
     MemoryLinked,
     MemoryRestored,
+    MemoryTierChanged,
     MemoryUnlinked,
     MemoryUpdated,
     new_id,
 )
+from pjai.schema.fields import Tier
 from pjai.schema.models import Memory, memory_from_row
 from pjai.schema.types import from_iso, utc_now
+from pjai.store.live import LiveQuery
+from pjai.store.query import Params, Query, Row
 
 __all__ = ["MemorySystem"]
 
@@ -54,6 +58,16 @@ class MemorySystem:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+
+    # -- the data layer, so that library functions given a MemorySystem optimize too --
+
+    def query(self, query: Query, params: Params = None) -> list[Row]:
+        """A read on the backend."""
+        return self.backend.query(query, params)
+
+    def live(self, query: Query, params: Params = None) -> LiveQuery:
+        """A live query on the backend."""
+        return self.backend.live(query, params)
 
     # -- memories -----------------------------------------------------------------
 
@@ -101,6 +115,38 @@ class MemorySystem:
         opened = self.get(memory_id)
         assert opened is not None
         return opened
+
+    def move(self, memory_id: str, tier: Tier, **fields: Any) -> bool:
+        """Move a memory to ``tier`` by hand (reason ``manual``), changing ``fields`` too.
+
+        One commit; returns whether anything changed.
+        """
+        memory = self.get(memory_id)
+        if memory is None or memory.deleted_at is not None:
+            raise QueryError(f"no live memory {memory_id!r}")
+        events: list[Event] = []
+        if fields:
+            events.append(
+                MemoryUpdated(memory_id=memory_id, persona_id=memory.persona_id, **fields)
+            )
+        if tier != memory.tier:
+            events.append(
+                MemoryTierChanged(
+                    memory_id=memory_id, persona_id=memory.persona_id, tier=tier, reason="manual"
+                )
+            )
+        if events:
+            self.commit(*events)
+        return bool(events)
+
+    def links_of(self, memory_id: str) -> list[Row]:
+        """A memory's links, either direction, strongest first."""
+        return self.backend.query(
+            "SELECT source_id, target_id, kind, strength, confidence, decay_rate "
+            "FROM memory_links WHERE source_id = :id OR target_id = :id "
+            "ORDER BY strength DESC, source_id, target_id, kind",
+            {"id": memory_id},
+        )
 
     def link(self, persona_id: str, source_id: str, target_id: str, **fields: Any) -> None:
         """Link two memories (``fields`` as in ``v1.MemoryLinked``)."""

@@ -9,7 +9,7 @@ names a time range and filters; the presets make the usual ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from pjai.errors import QueryError
@@ -17,14 +17,23 @@ from pjai.memory.backend import Backend
 from pjai.schema import BookmarkCreated, BookmarkFilters, new_id
 from pjai.schema.types import from_iso, utc_now
 
-__all__ = ["PRESETS", "Bucket", "Unit", "bookmark_memories", "preset", "timeline"]
+__all__ = [
+    "PRESETS",
+    "Bucket",
+    "Unit",
+    "bookmark_memories",
+    "bookmarks",
+    "get_bookmark",
+    "preset",
+    "timeline",
+]
 
 Unit = Literal["hour", "day", "week", "month"]
 
 _FORMATS: dict[str, str] = {
     "hour": "%Y-%m-%dT%H:00",
     "day": "%Y-%m-%d",
-    "week": "%G-W%V",  # ISO year and week (SQLite 3.46+); %Y-W%W splits weeks at New Year
+    "week": "%Y-%m-%d",  # days, merged into ISO weeks here: SQLite's %G-W%V needs 3.46
     "month": "%Y-%m",
 }
 
@@ -55,17 +64,34 @@ def timeline(
         raise QueryError(f"timeline unit {unit!r}: use hour, day, week or month")
     sql = (
         f"SELECT strftime('{_FORMATS[unit]}', occurred_at) AS bucket, count(*) AS n, "
-        "avg(importance) AS average, min(importance) AS low, max(importance) AS high, "
+        "sum(importance) AS total, min(importance) AS low, max(importance) AS high, "
         "min(occurred_at) AS first, max(occurred_at) AS last "
         "FROM memories WHERE persona_id = :persona AND deleted_at IS NULL "
         "AND (:start IS NULL OR occurred_at >= :start) AND (:end IS NULL OR occurred_at < :end) "
         "GROUP BY bucket ORDER BY bucket"
     )
-    rows = backend.query(sql, {"persona": persona_id, "start": start, "end": end})
-    return [
-        Bucket(r.bucket, r.n, round(r.average, 4), r.low, r.high, _time(r.first), _time(r.last))
-        for r in rows
-    ]
+    groups: dict[str, list[Any]] = {}
+    for r in backend.query(sql, {"persona": persona_id, "start": start, "end": end}):
+        key = r.bucket
+        if unit == "week":
+            year, week, _ = date.fromisoformat(r.bucket).isocalendar()
+            key = f"{year}-W{week:02d}"
+        groups.setdefault(key, []).append(r)
+    buckets = []
+    for key, rows in groups.items():
+        n = sum(r.n for r in rows)
+        buckets.append(
+            Bucket(
+                key,
+                n,
+                round(sum(r.total for r in rows) / n, 4),
+                min(r.low for r in rows),
+                max(r.high for r in rows),
+                min(_time(r.first) for r in rows),
+                max(_time(r.last) for r in rows),
+            )
+        )
+    return buckets
 
 
 def _time(value: Any) -> datetime:
@@ -123,14 +149,28 @@ def preset(name: str, persona_id: str, *, now: datetime | None = None) -> Bookma
     raise QueryError(f"no bookmark preset {name!r}; presets are {', '.join(PRESETS)}")
 
 
-def bookmark_memories(backend: Backend, bookmark_id: str, *, limit: int = 200) -> list[Any]:
-    """The live memories a bookmark shows, most recent first."""
+def bookmarks(backend: Backend, persona_id: str) -> list[Any]:
+    """A persona's live bookmarks by name."""
+    return backend.query(
+        "SELECT * FROM bookmarks WHERE persona_id = :persona AND deleted_at IS NULL "
+        "ORDER BY name, id",
+        {"persona": persona_id},
+    )
+
+
+def get_bookmark(backend: Backend, bookmark_id: str) -> Any:
+    """A live bookmark's row, or :class:`QueryError`."""
     rows = backend.query(
         "SELECT * FROM bookmarks WHERE id = :id AND deleted_at IS NULL", {"id": bookmark_id}
     )
     if not rows:
         raise QueryError(f"no bookmark {bookmark_id!r}")
-    mark = rows[0]
+    return rows[0]
+
+
+def bookmark_memories(backend: Backend, bookmark_id: str, *, limit: int = 200) -> list[Any]:
+    """The live memories a bookmark shows, most recent first."""
+    mark = get_bookmark(backend, bookmark_id)
     filters = mark.filters or {}
     clauses = ["persona_id = :persona", "deleted_at IS NULL"]
     params: dict[str, Any] = {"persona": mark.persona_id, "limit": limit}
