@@ -253,3 +253,59 @@ def test_on_the_embedded_sql_primary_alone(cli: Cli, monkeypatch: pytest.MonkeyP
     assert cli.json("persona", "show", "ada")["health"]["memories"] == 3
     assert "switch the store on" in cli.fails("memory", "search", "note")
     assert not (cli.data / "store.db").exists()
+
+
+def test_every_writing_command_speaks_json(cli: Cli) -> None:
+    assert cli.json("persona", "create", "Ada", "--id", "ada")["id"] == "ada"
+    assert cli.json("persona", "activate", "ada")["is_active"] is True
+    cli("memory", "add", "ada", "one", "--id", "a")
+    cli("memory", "add", "ada", "two", "--id", "b")
+    assert cli.json("memory", "update", "a", "--name", "First")["name"] == "First"
+    assert cli.json("memory", "delete", "b")["deleted_at"] is not None
+    assert cli.json("memory", "restore", "b")["deleted_at"] is None
+    made = cli.json("memory", "link", "a", "b", "--kind", "temporal", "--strength", "0.7")
+    assert (made["target_id"], made["kind"], made["strength"]) == ("b", "temporal", 0.7)
+    gone = {"source_id": "a", "target_id": "b", "kind": "temporal"}
+    assert cli.json("memory", "unlink", "a", "b", "--kind", "temporal") == gone
+    assert cli.json("memory", "auto-link", "ada", "--by", "words") == {"links": 0, "by": "words"}
+    assert cli.json("memory", "decay-links", "ada", "--days", "2") == {"days": 2.0, "removed": 0}
+    mark = cli.json("bookmark", "preset", "ada", "today")
+    assert cli.json("bookmark", "update", mark["id"], "--name", "Now")["name"] == "Now"
+    assert cli.json("bookmark", "delete", mark["id"]) == {"deleted": mark["id"]}
+    chat = cli.json("conversation", "start", "ada")["conversation_id"]
+    said = cli.json("conversation", "say", chat, "user", "hello")
+    assert said["conversation_id"] == chat
+    assert cli.json("persona", "delete", "ada")["deleted_at"] is not None
+
+
+def test_changes_that_cross_limits_optimize(cli: Cli) -> None:
+    cli("persona", "create", "Ada", "--id", "ada")
+    for i in range(4):
+        cli("memory", "add", "ada", f"note {i}", "--tier", "hot", "--importance", f"0.{i + 1}")
+    cli("persona", "update", "ada", "--set", "memory.capacities.hot=1")
+    assert cli.json("memory", "stats", "--persona", "ada")["statistics"]["by_tier"]["hot"] == 1
+    cli("persona", "update", "ada", "--set", "memory.capacities.warm=1")
+    chat = cli("conversation", "start", "ada").strip()
+    for word in ("hello", "there", "friend"):
+        cli("conversation", "say", chat, "user", word)
+    cli("memory", "ingest-conversation", chat)
+    by_tier = cli.json("memory", "stats", "--persona", "ada")["statistics"]["by_tier"]
+    assert (by_tier["hot"], by_tier["warm"], sum(by_tier.values())) == (1, 1, 7)
+
+
+def test_a_move_to_the_tier_it_is_in_changes_nothing(cli: Cli) -> None:
+    cli("persona", "create", "Ada", "--id", "ada")
+    cli("memory", "add", "ada", "one", "--id", "a")
+    assert "already warm; nothing changed" in cli("memory", "update", "a", "--tier", "warm")
+
+
+def test_bookmark_ranges_are_checked(cli: Cli) -> None:
+    cli("persona", "create", "Ada", "--id", "ada")
+    assert "importance_min" in cli.fails(
+        "bookmark", "create", "ada", "X", "--min-importance", "0.9", "--max-importance", "0.1"
+    )
+    assert "filters.hours" in cli.fails("bookmark", "create", "ada", "X", "--hours", "17-9")
+    may = ("--from", "2026-05-01", "--to", "2026-05-08")
+    mark = cli.json("bookmark", "create", "ada", "May", *may)
+    assert "time_range" in cli.fails("bookmark", "update", mark["id"], "--from", "2026-06-01")
+    assert cli.json("bookmark", "list", "ada")[0]["time_from"] == "2026-05-01T00:00:00Z"

@@ -7,6 +7,7 @@ from itertools import pairwise
 
 import pytest
 
+from pjai.errors import QueryError
 from pjai.memory.graph import Neighbour, auto_link, components, decay_links, neighbours, similarity
 from pjai.schema import (
     MemoryDeleted,
@@ -71,7 +72,7 @@ def test_deleted_memories_are_not_reached_nor_passed_through(store: Store) -> No
 
 
 def test_depth_must_be_positive(store: Store) -> None:
-    with pytest.raises(ValueError, match="got 0"):
+    with pytest.raises(QueryError, match="got 0"):
         neighbours(store, "a", depth=0)
 
 

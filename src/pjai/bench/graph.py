@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pjai.bench.stats import ms, percentile
+from pjai.errors import ConfigError
 from pjai.memory.graph import components, neighbours
 from pjai.schema import Event, MemoryAdded, MemoryLinked, PersonaCreated
 from pjai.schema.links import LinkKind
@@ -46,7 +47,7 @@ def run_graph_bench(
 ) -> dict[str, Any]:
     """Build the graph in a store under ``workdir``, then time traversals."""
     if memories < 2:
-        raise ValueError(f"the graph needs at least 2 memories, got {memories}")
+        raise ConfigError(f"the graph needs at least 2 memories, got {memories}")
     rng = random.Random(seed)
     with Store.open(workdir / "store.db") as store:
         store.commit(PersonaCreated(persona_id=PERSONA, name="Graph benchmark"))

@@ -109,8 +109,11 @@ def load_conversations(directory: Path) -> list[Conversation]:
             session += 1
         questions, skipped = [], 0
         for qa in data.get("qa", []):
-            evidence = tuple(e for e in qa.get("evidence", []) if e in turns)
-            skipped += len(qa.get("evidence", [])) - len(evidence)
+            # A few items list several turns in one string: "D8:6; D9:17".
+            cited = [part.strip() for e in qa.get("evidence", []) for part in e.split(";")]
+            cited = [e for e in cited if e]
+            evidence = tuple(dict.fromkeys(e for e in cited if e in turns))
+            skipped += len(cited) - len(evidence)
             if evidence:
                 questions.append(Question(qa["question"], int(qa["category"]), evidence))
         conversations.append(Conversation(file.stem, persona_id, events, questions, skipped))

@@ -22,15 +22,13 @@ from pjai.cli.common import (
     parse_time,
     print_json,
 )
-from pjai.errors import QueryError
-from pjai.hybrid import HybridDatabaseManager
-from pjai.memory.timeline import PRESETS, bookmark_memories, preset
+from pjai.memory.conversations import add_message
+from pjai.memory.timeline import PRESETS, bookmark_memories, bookmarks, get_bookmark, preset
 from pjai.schema import (
     BookmarkCreated,
     BookmarkDeleted,
     BookmarkFilters,
     BookmarkUpdated,
-    ConversationMessageAdded,
     ConversationStarted,
     new_id,
 )
@@ -65,15 +63,6 @@ def _filters(**given: Any) -> BookmarkFilters:
         return msgspec.convert(values, BookmarkFilters)
     except msgspec.ValidationError as exc:
         raise validation_error(BookmarkCreated.NAME, exc) from exc
-
-
-def _bookmark(manager: HybridDatabaseManager, bookmark_id: str) -> Any:
-    rows = manager.query(
-        "SELECT * FROM bookmarks WHERE id = :id AND deleted_at IS NULL", {"id": bookmark_id}
-    )
-    if not rows:
-        raise QueryError(f"no bookmark {bookmark_id!r}")
-    return rows[0]
 
 
 @app.command()
@@ -118,7 +107,7 @@ def create(
     event = BookmarkCreated(**args)
     with open_manager(data_dir) as manager:
         manager.commit(event)
-        row = _bookmark(manager, event.bookmark_id)
+        row = get_bookmark(manager, event.bookmark_id)
     if as_json:
         print_json(row._asdict())
     else:
@@ -130,12 +119,17 @@ def add_preset(
     persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
     name: Annotated[str, typer.Argument(help=f"One of {', '.join(PRESETS)}.")],
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Bookmark a preset: today, this_week, working_hours or hot_memories."""
     with open_manager(data_dir) as manager:
         event = preset(name, persona_id)
         manager.commit(event)
-    console.print(f"Created bookmark {event.name} ({event.bookmark_id}).")
+        row = get_bookmark(manager, event.bookmark_id)
+    if as_json:
+        print_json(row._asdict())
+    else:
+        console.print(f"Created bookmark {event.name} ({event.bookmark_id}).")
 
 
 @app.command("list")
@@ -146,11 +140,7 @@ def list_bookmarks(
 ) -> None:
     """A persona's bookmarks by name."""
     with open_manager(data_dir) as manager:
-        rows = manager.query(
-            "SELECT * FROM bookmarks WHERE persona_id = :persona AND deleted_at IS NULL "
-            "ORDER BY name, id",
-            {"persona": persona_id},
-        )
+        rows = bookmarks(manager, persona_id)
     if as_json:
         print_json([r._asdict() for r in rows])
         return
@@ -171,7 +161,7 @@ def show(
 ) -> None:
     """The memories a bookmark shows, most recent first."""
     with open_manager(data_dir) as manager:
-        mark = _bookmark(manager, bookmark_id)
+        mark = get_bookmark(manager, bookmark_id)
         found = [memory_from_row(r) for r in bookmark_memories(manager, bookmark_id, limit=limit)]
     if as_json:
         print_json({"bookmark": mark._asdict(), "memories": found})
@@ -191,6 +181,7 @@ def update(
     colour: Colour = None,
     labels: Labels = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Rename a bookmark or change its time range, colour or labels."""
     changes: dict[str, Any] = {}
@@ -206,20 +197,29 @@ def update(
     if not changes:
         raise typer.BadParameter("nothing to change: give at least one option")
     with open_manager(data_dir) as manager:
-        mark = _bookmark(manager, bookmark_id)
+        mark = get_bookmark(manager, bookmark_id)
         manager.commit(
             BookmarkUpdated(bookmark_id=bookmark_id, persona_id=mark.persona_id, **changes)
         )
-    console.print(f"Updated bookmark {bookmark_id}.")
+        mark = get_bookmark(manager, bookmark_id)
+    if as_json:
+        print_json(mark._asdict())
+    else:
+        console.print(f"Updated bookmark {bookmark_id}.")
 
 
 @app.command()
-def delete(bookmark_id: BookmarkArg, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def delete(
+    bookmark_id: BookmarkArg, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False
+) -> None:
     """Delete a bookmark."""
     with open_manager(data_dir) as manager:
-        mark = _bookmark(manager, bookmark_id)
+        mark = get_bookmark(manager, bookmark_id)
         manager.commit(BookmarkDeleted(bookmark_id=bookmark_id, persona_id=mark.persona_id))
-    console.print(f"Deleted bookmark {bookmark_id}.")
+    if as_json:
+        print_json({"deleted": bookmark_id})
+    else:
+        console.print(f"Deleted bookmark {bookmark_id}.")
 
 
 @conversations.command()
@@ -227,12 +227,16 @@ def start(
     persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
     title: Annotated[str, typer.Option(help="A title.")] = "",
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Start a conversation with a persona; prints its id."""
     event = ConversationStarted(conversation_id=new_id(), persona_id=persona_id, title=title)
     with open_manager(data_dir) as manager:
         manager.commit(event)
-    print(event.conversation_id)
+    if as_json:
+        print_json({"conversation_id": event.conversation_id, "persona_id": persona_id})
+    else:
+        print(event.conversation_id)
 
 
 @conversations.command()
@@ -242,22 +246,13 @@ def say(
     text: Annotated[str, typer.Argument(help="The message.")],
     at: Annotated[str | None, typer.Option(help="When it was sent (ISO time).")] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Add a message to a conversation; prints its id."""
     sent_at = parse_time(at, "--at")
     with open_manager(data_dir) as manager:
-        rows = manager.query(
-            "SELECT persona_id FROM conversations WHERE id = :id", {"id": conversation_id}
-        )
-        if not rows:
-            raise QueryError(f"no conversation {conversation_id!r}")
-        event = ConversationMessageAdded(
-            message_id=new_id(),
-            conversation_id=conversation_id,
-            persona_id=rows[0].persona_id,
-            role=role,
-            content=text,
-            sent_at=sent_at,
-        )
-        manager.commit(event)
-    print(event.message_id)
+        event = add_message(manager, conversation_id, role, text, sent_at=sent_at)
+    if as_json:
+        print_json({"message_id": event.message_id, "conversation_id": conversation_id})
+    else:
+        print(event.message_id)

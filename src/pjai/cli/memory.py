@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
 import typer
@@ -35,14 +36,13 @@ from pjai.memory import (
     timeline,
 )
 from pjai.memory.optimizer import OptimizationReport
-from pjai.schema import MemoryTierChanged, MemoryUnlinked, MemoryUpdated
 from pjai.schema.fields import Tier
+from pjai.schema.links import LinkKind
 from pjai.schema.models import Memory
 from pjai.sql.repositories import MemoryFilter, MemoryOrder
 
 app = typer.Typer(help="Memories: add, list, search, open, organise.", no_args_is_help=True)
 
-LinkKind = Literal["references", "similar", "related", "causal", "temporal"]
 Method = Literal["keyword", "semantic", "hybrid"]
 Unit = Literal["hour", "day", "week", "month"]
 
@@ -211,13 +211,9 @@ def show(
 ) -> None:
     """Open a memory (counted as an access) with its links."""
     with open_manager(data_dir) as manager:
-        memory = MemorySystem(manager).open(memory_id)
-        links = manager.query(
-            "SELECT source_id, target_id, kind, strength, confidence, decay_rate "
-            "FROM memory_links WHERE source_id = :id OR target_id = :id "
-            "ORDER BY strength DESC, source_id, target_id",
-            {"id": memory_id},
-        )
+        system = MemorySystem(manager)
+        memory = system.open(memory_id)
+        links = system.links_of(memory_id)
     if as_json:
         print_json({"memory": memory, "links": [link._asdict() for link in links]})
         return
@@ -245,6 +241,7 @@ def update(
     importance: Annotated[float | None, typer.Option(help="New importance.")] = None,
     tier: Annotated[Tier | None, typer.Option(help="Move to this tier (reason manual).")] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Change a memory's fields, or move it to another tier by hand."""
     given = {"content": content, "name": name, "summary": summary, "type": kind}
@@ -257,39 +254,47 @@ def update(
         raise typer.BadParameter("nothing to change: give at least one field to set")
     with open_manager(data_dir) as manager:
         system = MemorySystem(manager)
-        memory = _memory(system, memory_id)
-        persona_id = memory.persona_id
-        if tier is not None and tier != memory.tier:  # a manual move and any changes, at once
-            events: list[Any] = []
-            if fields:
-                events.append(MemoryUpdated(memory_id=memory_id, persona_id=persona_id, **fields))
-            events.append(
-                MemoryTierChanged(
-                    memory_id=memory_id, persona_id=persona_id, tier=tier, reason="manual"
-                )
-            )
-            system.commit(*events)
-        elif fields:
+        persona_id = _memory(system, memory_id).persona_id
+        if tier is not None:
+            changed = system.move(memory_id, tier, **fields)  # one commit, reason manual
+        else:
             system.update(persona_id, memory_id, **fields)  # may re-rank on importance
-    console.print(f"Updated memory {memory_id}.")
+            changed = True
+        memory = _memory(system, memory_id)
+    if as_json:
+        print_json(memory)
+    elif changed:
+        console.print(f"Updated memory {memory_id} ({memory.tier}).")
+    else:
+        console.print(f"Memory {memory_id} is already {memory.tier}; nothing changed.")
 
 
 @app.command()
-def delete(memory_id: MemoryArg, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def delete(
+    memory_id: MemoryArg, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False
+) -> None:
     """Delete a memory (soft: ``pjai memory restore`` brings it back)."""
-    with open_manager(data_dir) as manager:
-        system = MemorySystem(manager)
-        system.delete(_memory(system, memory_id).persona_id, memory_id)
-    console.print(f"Deleted memory {memory_id}.")
+    _delete_or_restore(memory_id, data_dir, as_json, restoring=False)
 
 
 @app.command()
-def restore(memory_id: MemoryArg, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def restore(
+    memory_id: MemoryArg, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False
+) -> None:
     """Bring back a deleted memory."""
+    _delete_or_restore(memory_id, data_dir, as_json, restoring=True)
+
+
+def _delete_or_restore(memory_id: str, data_dir: Path, as_json: bool, *, restoring: bool) -> None:
     with open_manager(data_dir) as manager:
         system = MemorySystem(manager)
-        system.restore(_memory(system, memory_id).persona_id, memory_id)
-    console.print(f"Restored memory {memory_id}.")
+        persona_id = _memory(system, memory_id).persona_id
+        (system.restore if restoring else system.delete)(persona_id, memory_id)
+        memory = _memory(system, memory_id)
+    if as_json:
+        print_json(memory)
+    else:
+        console.print(f"{'Restored' if restoring else 'Deleted'} memory {memory_id}.")
 
 
 def _print_report(report: OptimizationReport) -> None:
@@ -399,6 +404,7 @@ def link(
     confidence: Annotated[float, typer.Option(help="0 to 1.")] = 1.0,
     decay_rate: Annotated[float, typer.Option(help="Strength lost per day (rate).")] = 0.0,
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Link two memories of one persona."""
     with open_manager(data_dir) as manager:
@@ -413,7 +419,12 @@ def link(
             confidence=confidence,
             decay_rate=decay_rate,
         )
-    console.print(f"Linked {source_id} → {target_id} ({kind}).")
+        links = system.links_of(source_id)
+    if as_json:
+        made = [r._asdict() for r in links if (r.target_id, r.kind) == (target_id, kind)]
+        print_json(made[0])
+    else:
+        console.print(f"Linked {source_id} → {target_id} ({kind}).")
 
 
 @app.command()
@@ -422,17 +433,16 @@ def unlink(
     target_id: Annotated[str, typer.Argument(help="The memory it points to.")],
     kind: Annotated[LinkKind, typer.Option(help="Which link.")] = "related",
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Remove a link."""
     with open_manager(data_dir) as manager:
         system = MemorySystem(manager)
-        persona_id = _memory(system, source_id).persona_id
-        system.commit(
-            MemoryUnlinked(
-                persona_id=persona_id, source_id=source_id, target_id=target_id, kind=kind
-            )
-        )
-    console.print(f"Unlinked {source_id} → {target_id} ({kind}).")
+        system.unlink(_memory(system, source_id).persona_id, source_id, target_id, kind)
+    if as_json:
+        print_json({"source_id": source_id, "target_id": target_id, "kind": kind})
+    else:
+        console.print(f"Unlinked {source_id} → {target_id} ({kind}).")
 
 
 @app.command("neighbours")
@@ -466,6 +476,7 @@ def auto_link(
     ] = None,
     per_memory: Annotated[int, typer.Option(min=1, help="Partners per memory, at most.")] = 3,
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Link a persona's memories that are alike (``similar`` links)."""
     with open_manager(data_dir) as manager:
@@ -483,20 +494,29 @@ def auto_link(
         finally:
             if embeddings is not None:
                 embeddings.close()
-    how = "by vectors" if embeddings is not None else "by shared words"
-    console.print(f"Made {made} link(s) {how}.")
+    if as_json:
+        print_json({"links": made, "by": "vectors" if embeddings is not None else "words"})
+    else:
+        how = "vectors" if embeddings is not None else "shared words"
+        console.print(f"Made {made} link(s) by {how}.")
 
 
 @app.command("decay-links")
 def decay_links(
     persona_id: PersonaArg,
-    days: Annotated[float, typer.Option(min=0.0, help="Days of decay to apply.")] = 1.0,
+    days: Annotated[
+        float, typer.Option(min=0.0, help="Days of decay to apply (more than 0).")
+    ] = 1.0,
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Weaken a persona's links by their decay rates; drop those that fall too weak."""
     with open_manager(data_dir) as manager:
         removed = MemorySystem(manager).decay_links(persona_id, days)
-    console.print(f"Decayed links by {days:g} day(s); removed {removed}.")
+    if as_json:
+        print_json({"days": days, "removed": removed})
+    else:
+        console.print(f"Decayed links by {days:g} day(s); removed {removed}.")
 
 
 @app.command("ingest-conversation")
@@ -508,7 +528,8 @@ def ingest(
 ) -> None:
     """Turn a conversation's messages into memories (each once)."""
     with open_manager(data_dir) as manager:
-        done = ingest_conversation(manager, conversation_id, importance=importance)
+        # Through the memory system, so that new memories can trigger auto-optimization.
+        done = ingest_conversation(MemorySystem(manager), conversation_id, importance=importance)
     if as_json:
         print_json(done)
     else:

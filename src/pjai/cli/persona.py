@@ -27,6 +27,7 @@ from pjai.cli.common import (
 from pjai.errors import ConfigError, QueryError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.analytics import health
+from pjai.memory.system import MemorySystem
 from pjai.schema import (
     PersonaActivated,
     PersonaCreated,
@@ -227,7 +228,8 @@ def update(
                 args[key] = value
         if len(args) == 1:
             raise ConfigError("nothing to change: give --name, --description, --style or --set")
-        manager.commit(_event(PersonaUpdated, args))
+        # Through the memory system: smaller capacities can call for an optimizer run.
+        MemorySystem(manager).commit(_event(PersonaUpdated, args))
         persona = _persona(manager, persona_id)
     if as_json:
         print_json(persona)
@@ -239,19 +241,29 @@ def update(
 def activate(
     persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Make a persona the active one."""
     with open_manager(data_dir) as manager:
         manager.commit(PersonaActivated(persona_id=persona_id))
-    console.print(f"Persona {persona_id} is now active.")
+        persona = _persona(manager, persona_id)
+    if as_json:
+        print_json(persona)
+    else:
+        console.print(f"Persona {persona.name} ({persona_id}) is now active.")
 
 
 @app.command()
 def delete(
     persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Delete a persona and its memories (soft: kept in the log, marked deleted)."""
     with open_manager(data_dir) as manager:
         manager.commit(PersonaDeleted(persona_id=persona_id))
-    console.print(f"Deleted persona {persona_id}.")
+        persona = manager.personas.get(persona_id)
+    if as_json:
+        print_json(persona)
+    else:
+        console.print(f"Deleted persona {persona_id}.")

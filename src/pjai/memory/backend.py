@@ -1,8 +1,9 @@
 """What the memory system needs from the data layer: commit, query, live queries.
 
-Both :class:`pjai.store.Store` and :class:`pjai.hybrid.HybridDatabaseManager` provide it.
-Full-text search, the timeline and the graph queries read the reactive store's SQLite
-state; with the store switched off they say so.
+:class:`pjai.store.Store`, :class:`pjai.hybrid.HybridDatabaseManager` and
+:class:`pjai.memory.MemorySystem` provide it. The memory queries are written for SQLite:
+with the store on they read its state; with it off they run on the SQL primary, which
+works when that is the embedded SQLite. Full-text search needs the store and says so.
 """
 
 from __future__ import annotations

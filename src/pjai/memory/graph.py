@@ -13,6 +13,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from pjai.errors import QueryError
 from pjai.memory.backend import Backend
 from pjai.memory.embeddings import Embeddings
 from pjai.memory.search import STOP_WORDS
@@ -58,7 +59,7 @@ def neighbours(
 ) -> list[Neighbour]:
     """Memories within ``depth`` links of ``memory_id`` (links at least ``min_strength``)."""
     if depth < 1:
-        raise ValueError(f"depth must be at least 1, got {depth}")
+        raise QueryError(f"depth must be at least 1, got {depth}")
     params = {"start": memory_id, "depth": depth, "min_strength": min_strength}
     return [Neighbour(r.id, r.depth) for r in backend.query(_NEIGHBOURS, params)]
 
@@ -187,21 +188,19 @@ def _overlapping_pairs(
         for word in words:
             if frequency[word] <= cap:
                 postings[word].append(memory_id)
-    pairs: list[tuple[str, str, float]] = []
+    pairs: dict[tuple[str, str], float] = {}
     for memory_id, words in terms.items():
         candidates = {
-            other for word in words for other in postings.get(word, ()) if other > memory_id
+            other for word in words for other in postings.get(word, ()) if other != memory_id
         }
         scored = sorted(
             ((similarity(words, terms[other]), other) for other in candidates),
             key=lambda pair: (-pair[0], pair[1]),
         )
-        pairs.extend(
-            (memory_id, other, overlap)
-            for overlap, other in scored[:per_memory]
-            if overlap >= threshold
-        )
-    return pairs
+        for overlap, other in scored[:per_memory]:
+            if overlap >= threshold:
+                pairs[(min(memory_id, other), max(memory_id, other))] = overlap
+    return [(a, b, overlap) for (a, b), overlap in sorted(pairs.items())]
 
 
 def decay_links(

@@ -29,6 +29,7 @@ from pjai.schema import (
     new_id,
 )
 from pjai.schema.fields import Tier
+from pjai.schema.links import LinkKind
 from pjai.schema.models import Memory, memory_from_row
 from pjai.schema.types import from_iso, utc_now
 from pjai.store.live import LiveQuery
@@ -152,6 +153,14 @@ class MemorySystem:
         """Link two memories (``fields`` as in ``v1.MemoryLinked``)."""
         self.commit(
             MemoryLinked(persona_id=persona_id, source_id=source_id, target_id=target_id, **fields)
+        )
+
+    def unlink(self, persona_id: str, source_id: str, target_id: str, kind: LinkKind) -> None:
+        """Remove a link."""
+        self.commit(
+            MemoryUnlinked(
+                persona_id=persona_id, source_id=source_id, target_id=target_id, kind=kind
+            )
         )
 
     def auto_link(self, persona_id: str, **options: Any) -> int:
