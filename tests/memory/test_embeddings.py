@@ -14,7 +14,7 @@ import pytest
 from pjai.memory.embeddings import Embeddings, EmbeddingsUnavailable
 from pjai.memory.graph import auto_link
 from pjai.memory.search import SearchFilter, search
-from pjai.schema import MemoryDeleted, MemoryUpdated
+from pjai.schema import MemoryDeleted, MemoryLinked, MemoryUpdated
 from pjai.store import Store
 from tests.helpers import memory, persona
 
@@ -175,10 +175,9 @@ def test_auto_link_by_vectors_links_alike_memories_once(store: Store, vectors: E
         MemoryDeleted(memory_id="gone", persona_id="p1"),
     )
     events = auto_link(store, "p1", embeddings=vectors)
-    assert [(e.source_id, e.target_id, e.kind) for e in events] == [  # type: ignore[attr-defined]
-        ("feline", "kitten", "similar")
-    ]
-    assert events[0].strength == pytest.approx(1.0)  # same topic, same vector  # type: ignore[attr-defined]
+    links = [e for e in events if isinstance(e, MemoryLinked)]
+    assert [(e.source_id, e.target_id, e.kind) for e in links] == [("feline", "kitten", "similar")]
+    assert links[0].strength == pytest.approx(1.0)  # same topic, same vector
     store.commit(*events)
     assert auto_link(store, "p1", embeddings=vectors) == []  # already linked
     loose = auto_link(store, "p1", embeddings=vectors, threshold=0.0, per_memory=1)
