@@ -1,0 +1,90 @@
+"""The sync server's event log: one total order of events per store id.
+
+:class:`ServerLog` is the port the server's sessions use; :class:`MemoryLog` keeps it
+in memory (tests), :class:`pjai.sync.sqllog.SqlLog` in SQLite or PostgreSQL. A log
+appends a batch only when its first event's parent is the store's head, and never
+renumbers an event.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pjai.schema.records import ROOT, EventRecord, Position
+
+__all__ = ["Appended", "MemoryLog", "ServerAhead", "ServerLog"]
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """The batch is in the log (``count`` 0: it already was, a repeated push)."""
+
+    head: Position
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAhead:
+    """The batch was not appended: the store's head is not its first event's parent."""
+
+    head: Position
+
+
+class ServerLog(Protocol):
+    """Where a sync server keeps each store's events."""
+
+    backend_id: str
+    """Identifies this log's storage; a new id means the server's history was reset."""
+
+    def head(self, store_id: str) -> Position:
+        """The position of the store's last event (``ROOT`` for an empty store)."""
+        ...
+
+    def append(self, store_id: str, records: Sequence[EventRecord]) -> Appended | ServerAhead:
+        """Append ``records`` (a chain from the head) atomically, or say where the head is."""
+        ...
+
+    def read(self, store_id: str, after: Position, limit: int) -> list[EventRecord]:
+        """Up to ``limit`` events after ``after``, in order."""
+        ...
+
+    def refresh(self, store_id: str) -> Position:
+        """Catch up with events other processes appended; returns the head."""
+        ...
+
+
+class MemoryLog:
+    """A :class:`ServerLog` in memory."""
+
+    def __init__(self) -> None:
+        self.backend_id = str(uuid.uuid4())
+        self._events: dict[str, list[EventRecord]] = {}
+        self._lock = threading.Lock()
+
+    def head(self, store_id: str) -> Position:
+        events = self._events.get(store_id)
+        return events[-1].position if events else ROOT
+
+    def append(self, store_id: str, records: Sequence[EventRecord]) -> Appended | ServerAhead:
+        with self._lock:
+            events = self._events.setdefault(store_id, [])
+            head = events[-1].position if events else ROOT
+            first = records[0]
+            if first.parent.key != head.key:
+                seq = first.position.global_seq
+                if 0 < seq <= len(events) and events[seq - 1].id == first.id:
+                    return Appended(head, 0)
+                return ServerAhead(head)
+            events.extend(records)
+            return Appended(records[-1].position, len(records))
+
+    def read(self, store_id: str, after: Position, limit: int) -> list[EventRecord]:
+        events = self._events.get(store_id, [])
+        return events[after.global_seq : after.global_seq + limit]
+
+    def refresh(self, store_id: str) -> Position:
+        return self.head(store_id)

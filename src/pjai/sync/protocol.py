@@ -1,0 +1,172 @@
+"""PJai sync protocol v1: the messages and their wire form (docs/sync-protocol.md).
+
+Every frame is one JSON object with a ``type`` field, sent as one WebSocket text
+message. Events travel as :class:`~pjai.schema.records.EventRecord` objects, exactly as
+the stores log them. This module only encodes and decodes; the state machines that
+decide what to send are :mod:`pjai.sync.serverside` and :mod:`pjai.sync.clientside`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from pjai.errors import PjaiError
+from pjai.schema.records import EventRecord, Position
+
+__all__ = [
+    "MAX_EVENTS_PER_FRAME",
+    "MAX_FRAME_BYTES",
+    "VERSIONS",
+    "Error",
+    "Events",
+    "Hello",
+    "Message",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "Pull",
+    "Push",
+    "PushAck",
+    "PushRejected",
+    "Welcome",
+    "decode",
+    "encode",
+]
+
+VERSIONS = (1,)
+"""Protocol versions this PJai speaks, oldest first."""
+
+MAX_FRAME_BYTES = 8 * 1024 * 1024
+"""The largest frame either side accepts."""
+
+MAX_EVENTS_PER_FRAME = 1_000
+"""The most events one push or one events frame carries."""
+
+Role = Literal["read", "write", "admin"]
+
+
+class ProtocolError(PjaiError):
+    """A frame that is not valid protocol: undecodable, unknown type, out of order."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Hello(msgspec.Struct, frozen=True, kw_only=True, tag="hello", tag_field="type"):
+    """Client, first frame: the versions it speaks, which store, who it is."""
+
+    versions: list[int]
+    store_id: str
+    client_id: str
+    token: str = ""
+
+
+class Welcome(msgspec.Struct, frozen=True, kw_only=True, tag="welcome", tag_field="type"):
+    """Server, answer to hello: the chosen version, its identity, the store's head."""
+
+    version: int
+    backend_id: str
+    store_id: str
+    head: Position
+    role: Role
+
+
+class Push(msgspec.Struct, frozen=True, kw_only=True, tag="push", tag_field="type"):
+    """Client: events to append; the first one's parent must be the server's head."""
+
+    id: int
+    events: list[EventRecord]
+
+
+class PushAck(msgspec.Struct, frozen=True, kw_only=True, tag="push_ack", tag_field="type"):
+    """Server: the push was appended; ``head`` is the store's new head."""
+
+    id: int
+    head: Position
+    accepted: int
+
+
+PushRejection = Literal["server_ahead", "invalid_event", "forbidden", "rate_limited"]
+
+
+class PushRejected(
+    msgspec.Struct, frozen=True, kw_only=True, tag="push_rejected", tag_field="type"
+):
+    """Server: nothing of the push was appended, and why.
+
+    ``server_ahead``: the first parent is not the head (``head`` says where it is);
+    ``invalid_event``: event ``index`` is not valid (``detail`` says why); ``forbidden``:
+    the token may not write; ``rate_limited``: retry after ``retry_after`` seconds.
+    """
+
+    id: int
+    reason: PushRejection
+    detail: str = ""
+    head: Position | None = None
+    index: int | None = None
+    retry_after: float | None = None
+
+
+class Pull(msgspec.Struct, frozen=True, kw_only=True, tag="pull", tag_field="type"):
+    """Client: send the events after ``cursor``; with ``live``, keep sending new ones."""
+
+    cursor: Position
+    live: bool = True
+
+
+class Events(msgspec.Struct, frozen=True, kw_only=True, tag="events", tag_field="type"):
+    """Server: consecutive events after the pull's cursor; ``more`` if others follow now."""
+
+    events: list[EventRecord]
+    head: Position
+    more: bool
+
+
+class Ping(msgspec.Struct, frozen=True, kw_only=True, tag="ping", tag_field="type"):
+    """Either side: are you there? Answered with a pong carrying the same nonce."""
+
+    nonce: int
+
+
+class Pong(msgspec.Struct, frozen=True, kw_only=True, tag="pong", tag_field="type"):
+    """Either side: the answer to a ping."""
+
+    nonce: int
+
+
+class Error(msgspec.Struct, frozen=True, kw_only=True, tag="error", tag_field="type"):
+    """Either side: the connection cannot go on; the sender closes it after this frame.
+
+    Codes: ``unsupported_version``, ``unauthorized``, ``bad_frame``, ``out_of_order``,
+    ``slow_consumer``, ``server_error``.
+    """
+
+    code: str
+    message: str
+
+
+Message = Hello | Welcome | Push | PushAck | PushRejected | Pull | Events | Ping | Pong | Error
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Message)
+
+
+def encode(message: Message) -> bytes:
+    """The frame for ``message``."""
+    return _encoder.encode(message)
+
+
+def decode(frame: bytes | str) -> Message:
+    """The message in ``frame``, or :class:`ProtocolError` (code ``bad_frame``)."""
+    if len(frame) > MAX_FRAME_BYTES:
+        raise ProtocolError(
+            "bad_frame", f"frame of {len(frame)} bytes; the limit is {MAX_FRAME_BYTES}"
+        )
+    try:
+        message: Message = _decoder.decode(frame)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ProtocolError("bad_frame", f"not a protocol v1 frame: {exc}") from exc
+    return message

@@ -1,0 +1,232 @@
+"""The server's side of one sync connection, as a state machine without I/O.
+
+:meth:`ServerSession.receive` takes a frame and returns the messages to send back;
+:meth:`ServerSession.next_events` gives the next batch for the connection's pull. The
+WebSocket adapter (:mod:`pjai.sync.server`) and the in-memory transport of the tests
+both drive it. Reads and appends go to a :class:`~pjai.sync.log.ServerLog`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Literal
+
+from pjai.errors import EventError
+from pjai.schema import SCHEMA, Schema
+from pjai.schema.records import EventRecord, Position
+from pjai.sync.log import Appended, ServerLog
+from pjai.sync.protocol import (
+    MAX_EVENTS_PER_FRAME,
+    VERSIONS,
+    Error,
+    Events,
+    Hello,
+    Message,
+    Ping,
+    Pong,
+    ProtocolError,
+    Pull,
+    Push,
+    PushAck,
+    PushRejected,
+    Welcome,
+    decode,
+)
+from pjai.sync.tokens import RateLimiter, Role, Token, can
+
+__all__ = ["MAX_EVENT_BYTES", "Authenticate", "ServerSession"]
+
+MAX_EVENT_BYTES = 2 * 1024 * 1024
+"""The largest event arguments a push may carry."""
+
+Authenticate = Callable[[str], Token | None]
+"""Looks a bearer token up; ``None`` when it is unknown or revoked."""
+
+_NAME = re.compile(r"^v(\d+)\.[A-Z][A-Za-z0-9]*$")
+
+
+class ServerSession:
+    """The protocol state of one connection: greeting, then ready, then closed."""
+
+    def __init__(
+        self,
+        log: ServerLog,
+        authenticate: Authenticate | None,
+        *,
+        schema: Schema = SCHEMA,
+        limiter: RateLimiter | None = None,
+        header_token: str = "",
+    ) -> None:
+        self._log = log
+        self._authenticate = authenticate
+        self._schema = schema
+        self._limiter = limiter
+        self._header_token = header_token
+        self._newest_version = max(
+            (int(m[1]) for n in schema.event_names if (m := _NAME.match(n))), default=1
+        )
+        self.state: Literal["greeting", "ready", "closed"] = "greeting"
+        self.store_id = ""
+        self.role: Role = "read"
+        self.token_id = ""
+        self.cursor: Position | None = None
+        self.live = False
+        self._answered = False
+        self.appended: list[Appended] = []
+        """Appends this session made since the adapter last looked (it wakes pullers)."""
+
+    # -- frames in, messages out ---------------------------------------------------
+
+    def receive(self, frame: bytes | str) -> list[Message]:
+        """Handle one frame; returns what to send. After an :class:`Error`, close."""
+        if self.state == "closed":
+            return []
+        try:
+            message = decode(frame)
+        except ProtocolError as exc:
+            return self._fail(exc.code, str(exc))
+        if isinstance(message, Hello):
+            if self.state != "greeting":
+                return self._fail("out_of_order", "hello was already received")
+            return self._hello(message)
+        if isinstance(message, Ping):
+            return [Pong(nonce=message.nonce)]
+        if isinstance(message, Pong):
+            return []
+        if isinstance(message, Error):
+            self.state = "closed"
+            return []
+        if self.state != "ready":
+            return self._fail("out_of_order", f"{_type(message)} before hello")
+        if isinstance(message, Push):
+            return [self._push(message)]
+        if isinstance(message, Pull):
+            return self._pull(message)
+        return self._fail("out_of_order", f"{_type(message)} is sent by servers, not clients")
+
+    def next_events(self, head: Position) -> Events | None:
+        """The next batch for the pull, given the store's ``head``; ``None`` if none is due."""
+        if self.cursor is None or self.state != "ready":
+            return None
+        batch = self._log.read(self.store_id, self.cursor, MAX_EVENTS_PER_FRAME)
+        if not batch and self._answered:
+            return None
+        if batch:
+            self.cursor = batch[-1].position
+        self._answered = True
+        head = max(head, self.cursor, key=lambda p: p.key)
+        more = self.cursor.key < head.key
+        if not more and not self.live:
+            self.cursor = None  # a one-off pull ends here
+        return Events(events=batch, head=head, more=more)
+
+    # -- the messages --------------------------------------------------------------
+
+    def _hello(self, hello: Hello) -> list[Message]:
+        shared = set(VERSIONS) & set(hello.versions)
+        if not shared:
+            offered = ", ".join(str(v) for v in hello.versions) or "none"
+            ours = ", ".join(str(v) for v in VERSIONS)
+            return self._fail(
+                "unsupported_version",
+                f"this server speaks protocol version {ours}; the client offered {offered}",
+            )
+        if not hello.store_id:
+            return self._fail("bad_frame", "hello needs a store_id")
+        if self._authenticate is None:
+            self.role = "admin"
+        else:
+            token = self._authenticate(hello.token or self._header_token)
+            if token is None:
+                return self._fail("unauthorized", "unknown or revoked token")
+            if token.store_id not in (hello.store_id, "*"):
+                return self._fail(
+                    "unauthorized", f"this token is for store {token.store_id!r}, not this one"
+                )
+            self.role, self.token_id = token.role, token.id
+        self.store_id = hello.store_id
+        self.state = "ready"
+        head = self._log.refresh(self.store_id)
+        return [
+            Welcome(
+                version=max(shared),
+                backend_id=self._log.backend_id,
+                store_id=self.store_id,
+                head=head,
+                role=self.role,
+            )
+        ]
+
+    def _push(self, push: Push) -> PushAck | PushRejected:
+        if not can(self.role, "write"):
+            return PushRejected(id=push.id, reason="forbidden", detail="the token may only read")
+        if not 0 < len(push.events) <= MAX_EVENTS_PER_FRAME:
+            detail = f"a push carries 1 to {MAX_EVENTS_PER_FRAME} events, got {len(push.events)}"
+            return PushRejected(id=push.id, reason="invalid_event", detail=detail)
+        if self._limiter is not None:
+            wait = self._limiter.take(self.token_id or self.store_id, len(push.events))
+            if wait > 0:
+                detail = "too many events for this token"
+                return PushRejected(
+                    id=push.id, reason="rate_limited", detail=detail, retry_after=round(wait, 3)
+                )
+        for index, record in enumerate(push.events):
+            problem = self._invalid(record)
+            if problem is not None:
+                return PushRejected(id=push.id, reason="invalid_event", index=index, detail=problem)
+        for index, record in enumerate(push.events):
+            chained = index == 0 or record.parent.key == push.events[index - 1].position.key
+            if not chained or record.position.key != (record.parent.global_seq + 1, 0):
+                detail = f"event {record.id} at {record.position} does not follow its parent"
+                return PushRejected(id=push.id, reason="invalid_event", index=index, detail=detail)
+        result = self._log.append(self.store_id, push.events)
+        if isinstance(result, Appended):
+            if result.count:
+                self.appended.append(result)
+            return PushAck(id=push.id, head=result.head, accepted=result.count)
+        return PushRejected(
+            id=push.id,
+            reason="server_ahead",
+            head=result.head,
+            detail=f"the store is at {result.head}; pull, rebase and push again",
+        )
+
+    def _pull(self, pull: Pull) -> list[Message]:
+        head = self._log.refresh(self.store_id)
+        if pull.cursor.key > head.key:
+            return self._fail(
+                "bad_cursor",
+                f"the store is at {head}, before the cursor {pull.cursor}; is this the same "
+                "server (backend id) the client synced with?",
+            )
+        self.cursor, self.live, self._answered = pull.cursor, pull.live, False
+        return []
+
+    def _invalid(self, record: EventRecord) -> str | None:
+        """Why ``record`` may not be appended, or ``None``."""
+        size = len(record.args)
+        if size > MAX_EVENT_BYTES:
+            return (
+                f"event {record.id} has {size} bytes of arguments; the limit is {MAX_EVENT_BYTES}"
+            )
+        if not record.id or not record.client_id:
+            return "an event needs an id and a client_id"
+        if self._schema.knows(record.name):
+            try:
+                self._schema.decode(record.name, record.args)
+            except EventError as exc:
+                return str(exc)
+            return None
+        match = _NAME.match(record.name)
+        if match is None or int(match[1]) <= self._newest_version:
+            return f"unknown event name {record.name!r}"
+        return None  # a newer version of PJai's vocabulary: kept, materialized by newer clients
+
+    def _fail(self, code: str, message: str) -> list[Message]:
+        self.state = "closed"
+        return [Error(code=code, message=message)]
+
+
+def _type(message: Message) -> str:
+    return type(message).__name__.lower()

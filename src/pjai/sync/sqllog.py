@@ -1,0 +1,237 @@
+"""The sync server's log in SQLite or PostgreSQL (SQLAlchemy Core).
+
+Per store, one row in ``pjai_sync_heads`` holds the head. A push appends only if it
+moves that row from the batch's parent to its last position (a compare-and-set), so
+stores are sequenced independently and concurrent pushes to one store serialise on
+that row alone, across any number of server processes. On PostgreSQL each append
+also sends ``NOTIFY pjai_sync, '<store id>'``, a wake-up hint for other processes.
+
+Recent events of each store are kept in memory, so that the pullers of one process
+read them without a query each; :meth:`SqlLog.refresh` brings that cache up to date
+with what other processes appended.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import msgspec
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from pjai.schema.records import EventRecord, Position
+from pjai.sql.backend import backend_for
+from pjai.sync.log import Appended, ServerAhead
+
+__all__ = ["CACHED_EVENTS", "NOTIFY_CHANNEL", "SqlLog", "metadata", "tokens"]
+
+NOTIFY_CHANNEL = "pjai_sync"
+CACHED_EVENTS = 20_000
+"""Events per store kept in memory."""
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "pjai_sync_meta",
+    metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+heads = sa.Table(
+    "pjai_sync_heads",
+    metadata,
+    sa.Column("store_id", sa.String, primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+)
+
+events = sa.Table(
+    "pjai_sync_events",
+    metadata,
+    sa.Column("store_id", sa.String, primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("event_id", sa.String, nullable=False),
+    # The record exactly as pushed (msgspec JSON), so pullers get it byte for byte.
+    sa.Column("record", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint("store_id", "event_id"),
+)
+
+tokens = sa.Table(
+    "pjai_sync_tokens",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("digest", sa.String, nullable=False, unique=True),  # sha256 of the secret
+    sa.Column("store_id", sa.String, nullable=False),  # or "*": every store
+    sa.Column("role", sa.String, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.Column("revoked_at", sa.String),
+    sa.CheckConstraint("role IN ('read', 'write', 'admin')", name="role"),
+)
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(EventRecord).decode
+
+
+@dataclass(slots=True)
+class _Recent:
+    """The newest events of one store: ``records[i]`` is at ``start + i + 1``."""
+
+    start: int
+    records: list[EventRecord] = field(default_factory=list)
+
+    @property
+    def head(self) -> int:
+        return self.start + len(self.records)
+
+
+class SqlLog:
+    """A :class:`~pjai.sync.log.ServerLog` in the database of ``engine``."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._backend = backend_for(engine)
+        self._postgres = engine.dialect.name == "postgresql"
+        self._recent: dict[str, _Recent] = {}
+        self._lock = threading.Lock()
+        with self._writing("creating the sync tables") as conn:
+            metadata.create_all(conn)
+            found = conn.scalar(sa.select(meta.c.value).where(meta.c.key == "backend_id"))
+            if found is None:
+                found = str(uuid.uuid4())
+                conn.execute(self._insert_ignore(meta).values(key="backend_id", value=found))
+                found = conn.scalar(sa.select(meta.c.value).where(meta.c.key == "backend_id"))
+        self.backend_id: str = str(found)
+
+    # -- the port --------------------------------------------------------------------
+
+    def head(self, store_id: str) -> Position:
+        with self._reading("reading a sync head") as conn:
+            seq = conn.scalar(sa.select(heads.c.seq).where(heads.c.store_id == store_id))
+        return Position(seq or 0)
+
+    def append(self, store_id: str, records: Sequence[EventRecord]) -> Appended | ServerAhead:
+        parent = records[0].parent.global_seq
+        last = records[-1].position.global_seq
+        with self._writing("appending to the sync log") as conn:
+            conn.execute(self._insert_ignore(heads).values(store_id=store_id, seq=0))
+            moved = conn.execute(
+                sa.update(heads)
+                .where(heads.c.store_id == store_id, heads.c.seq == parent)
+                .values(seq=last)
+            )
+            if moved.rowcount != 1:
+                current = conn.scalar(sa.select(heads.c.seq).where(heads.c.store_id == store_id))
+                there = conn.scalar(
+                    sa.select(events.c.event_id).where(
+                        events.c.store_id == store_id,
+                        events.c.seq == records[0].position.global_seq,
+                    )
+                )
+                head = Position(current or 0)
+                return Appended(head, 0) if there == records[0].id else ServerAhead(head)
+            conn.execute(
+                sa.insert(events),
+                [
+                    {
+                        "store_id": store_id,
+                        "seq": r.position.global_seq,
+                        "event_id": r.id,
+                        "record": _encode(r),
+                    }
+                    for r in records
+                ],
+            )
+            if self._postgres:
+                conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, store_id)))
+        self._remember(store_id, records)
+        return Appended(records[-1].position, len(records))
+
+    def read(self, store_id: str, after: Position, limit: int) -> list[EventRecord]:
+        with self._lock:
+            recent = self._recent.get(store_id)
+            if recent is not None and after.global_seq >= recent.start:
+                begin = after.global_seq - recent.start
+                return recent.records[begin : begin + limit]
+        return self._query(store_id, after.global_seq, limit)
+
+    def refresh(self, store_id: str) -> Position:
+        with self._lock:
+            recent = self._recent.get(store_id)
+            if recent is None:
+                recent = self._recent[store_id] = _Recent(self.head(store_id).global_seq)
+                return Position(recent.head)
+            after = recent.head
+        newer = self._query(store_id, after, CACHED_EVENTS)
+        with self._lock:
+            if newer and recent.head == after:
+                self._extend(recent, newer)
+            return Position(recent.head)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def stores(self) -> dict[str, int]:
+        """Every store's head sequence number."""
+        with self._reading("listing sync stores") as conn:
+            return {
+                str(s): int(q) for s, q in conn.execute(sa.select(heads.c.store_id, heads.c.seq))
+            }
+
+    def dispose(self) -> None:
+        """Close the pool's connections."""
+        self.engine.dispose()
+
+    def _query(self, store_id: str, after: int, limit: int) -> list[EventRecord]:
+        query = (
+            sa.select(events.c.record)
+            .where(events.c.store_id == store_id, events.c.seq > after)
+            .order_by(events.c.seq)
+            .limit(limit)
+        )
+        with self._reading("reading the sync log") as conn:
+            return [_decode(bytes(blob)) for (blob,) in conn.execute(query)]
+
+    def _remember(self, store_id: str, records: Sequence[EventRecord]) -> None:
+        with self._lock:
+            recent = self._recent.get(store_id)
+            if recent is not None and recent.head + 1 == records[0].position.global_seq:
+                self._extend(recent, records)
+            # Otherwise another append landed in between; refresh() reads it all back.
+
+    @staticmethod
+    def _extend(recent: _Recent, records: Sequence[EventRecord]) -> None:
+        recent.records.extend(records)
+        extra = len(recent.records) - CACHED_EVENTS
+        if extra > 0:
+            del recent.records[:extra]
+            recent.start += extra
+
+    def _insert_ignore(self, table: sa.Table) -> sa.Insert:
+        if self._postgres:
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    @contextmanager
+    def _writing(self, doing: str) -> Iterator[sa.Connection]:
+        with self._transaction(doing, write=True) as conn:
+            yield conn
+
+    @contextmanager
+    def _reading(self, doing: str) -> Iterator[sa.Connection]:
+        with self._transaction(doing, write=False) as conn:
+            yield conn
+
+    @contextmanager
+    def _transaction(self, doing: str, *, write: bool) -> Iterator[sa.Connection]:
+        try:
+            with self.engine.connect() as conn:
+                if write:  # SQLite: take the write lock up front
+                    conn.execution_options(pjai_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+        except sa.exc.DBAPIError as exc:
+            raise self._backend.translate(exc, doing) from exc

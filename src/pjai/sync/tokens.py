@@ -1,0 +1,140 @@
+"""Bearer tokens of the sync server: each maps to a store id (or every store) and a role.
+
+Only a SHA-256 digest of a token is stored; the secret is shown once, when created.
+Roles: ``read`` pulls, ``write`` also pushes, ``admin`` also reads the server's
+metrics. Tokens are long random strings, so a plain digest is safe to keep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import sqlalchemy as sa
+
+from pjai.errors import ConfigError
+from pjai.schema.types import new_id, to_iso, utc_now
+from pjai.sync.sqllog import tokens
+
+__all__ = ["ROLES", "RateLimiter", "Token", "TokenStore", "can"]
+
+Role = Literal["read", "write", "admin"]
+ROLES: tuple[Role, ...] = ("read", "write", "admin")
+PREFIX = "pjai_"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A token as listed: never the secret."""
+
+    id: str
+    store_id: str
+    role: Role
+    label: str
+    created_at: str
+    revoked_at: str | None
+
+
+def can(role: str, wanted: Role) -> bool:
+    """Whether ``role`` includes ``wanted`` (read < write < admin)."""
+    return role in ROLES and ROLES.index(role) >= ROLES.index(wanted)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class TokenStore:
+    """Tokens in the sync server's database."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        tokens.create(engine, checkfirst=True)
+
+    def create(self, store_id: str, role: Role, label: str = "") -> tuple[str, Token]:
+        """A new token for ``store_id`` (``*``: every store); returns its secret once."""
+        if role not in ROLES:
+            raise ConfigError(f"role {role!r}: use read, write or admin")
+        if not store_id.strip():
+            raise ConfigError("a token needs a store id, or * for every store")
+        secret = PREFIX + secrets.token_urlsafe(32)
+        token = Token(new_id(), store_id, role, label, to_iso(utc_now()), None)
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(tokens).values(
+                    id=token.id,
+                    digest=_digest(secret),
+                    store_id=store_id,
+                    role=role,
+                    label=label,
+                    created_at=token.created_at,
+                )
+            )
+        return secret, token
+
+    def list(self) -> list[Token]:
+        """Every token, newest last."""
+        query = sa.select(
+            tokens.c.id,
+            tokens.c.store_id,
+            tokens.c.role,
+            tokens.c.label,
+            tokens.c.created_at,
+            tokens.c.revoked_at,
+        ).order_by(tokens.c.created_at, tokens.c.id)
+        with self.engine.connect() as conn:
+            return [Token(*row) for row in conn.execute(query)]
+
+    def revoke(self, token_id: str) -> Token:
+        """Revoke a token; connections using it are refused from then on."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                sa.update(tokens)
+                .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
+                .values(revoked_at=to_iso(utc_now()))
+            )
+        if done.rowcount != 1:
+            raise ConfigError(f"no live token {token_id!r}")
+        return next(t for t in self.list() if t.id == token_id)
+
+    def check(self, secret: str) -> Token | None:
+        """The live token with this secret, if any."""
+        if not secret.startswith(PREFIX):
+            return None
+        query = sa.select(
+            tokens.c.id,
+            tokens.c.store_id,
+            tokens.c.role,
+            tokens.c.label,
+            tokens.c.created_at,
+            tokens.c.revoked_at,
+        ).where(tokens.c.digest == _digest(secret), tokens.c.revoked_at.is_(None))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return Token(*row) if row is not None else None
+
+
+class RateLimiter:
+    """Token buckets per key: ``rate`` events a second, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, amount: float) -> float:
+        """Take ``amount``; returns 0 if allowed, else the seconds to wait before retrying."""
+        now = time.monotonic()
+        with self._lock:
+            level, since = self._buckets.get(key, (self.burst, now))
+            level = min(self.burst, level + (now - since) * self.rate)
+            if amount <= level:
+                self._buckets[key] = (level - amount, now)
+                return 0.0
+            self._buckets[key] = (level, now)
+            return (amount - level) / self.rate
