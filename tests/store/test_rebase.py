@@ -134,6 +134,30 @@ def test_pending_event_that_no_longer_applies_is_rejected_and_kept(
     assert a.state_hash() == replay(upstream.log)
 
 
+def test_a_refused_pending_event_is_rejected_and_the_rest_move_up(
+    clients: list[Store], upstream: Upstream
+) -> None:
+    a, _ = clients
+    first, refused, last = a.commit(
+        MemoryUpdated(memory_id="m1", persona_id="p1", content="kept"),
+        MemoryUpdated(memory_id="m2", persona_id="p1", content="refused upstream"),
+        MemoryUpdated(memory_id="m2", persona_id="p1", importance=0.9),
+    )
+    result = a.discard(refused.id, "invalid_event: too large")
+    assert result.rejected == [(refused, "invalid_event: too large")]
+    assert [r.id for r in result.rebased] == [last.id]
+    assert result.rebased[0].position.key == refused.position.key
+    assert [r.id for r in a.pending()] == [first.id, last.id]
+    assert [e.error for e in a.rejected()] == ["invalid_event: too large"]
+    row = a.query("SELECT content, importance FROM memories WHERE id = 'm2'")[0]
+    assert (row.content, row.importance) == ("content of m2", 0.9)
+    assert a.state_hash() == replay(live_history(a))
+    sync(a, upstream)
+    assert a.state_hash() == replay(upstream.log)
+    with pytest.raises(StoreError, match="no pending event"):
+        a.discard(refused.id, "again")
+
+
 def test_upstream_must_continue_the_confirmed_history(
     clients: list[Store], upstream: Upstream
 ) -> None:

@@ -209,6 +209,17 @@ class EventLog:
                 return
             last = rows[-1][0]
 
+    def status(self, event_id: str) -> EventStatus | None:
+        """Where an event stands, or ``None`` if this store never had it."""
+        row = self._conn.execute(
+            f"SELECT status FROM {LOG_TABLE} WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        if row is None:
+            row = self._conn.execute(
+                f"SELECT status FROM {REJECTED_TABLE} WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        return row[0] if row else None
+
     def rejected(self) -> list[LogEntry]:
         """Events rejected by rebases, oldest first."""
         rows = self._conn.execute(f"SELECT {_COLUMNS} FROM {REJECTED_TABLE} ORDER BY rowid")

@@ -16,7 +16,7 @@ from pjai.store.log import EventLog
 if TYPE_CHECKING:
     from pjai.store.store import Store
 
-__all__ = ["RebaseResult", "rebase"]
+__all__ = ["RebaseResult", "discard", "rebase"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +95,40 @@ def rebase(store: Store, log: EventLog, upstream: Sequence[EventRecord]) -> Reba
     local_ids = {entry.record.id for entry, _ in local}
     confirmed = result.confirmed + [r.id for r in incoming if r.id in local_ids]
     return RebaseResult(confirmed, applied, rebased, rejected)
+
+
+def discard(store: Store, log: EventLog, event_id: str, reason: str) -> RebaseResult:
+    """Reject one pending event (an upstream refused it), inside the open transaction.
+
+    It and the pending events after it are rolled back; it is kept as rejected with
+    ``reason``, and the others are re-applied in its place, at new positions.
+    """
+    pending = log.pending()
+    index = next((i for i, (e, _) in enumerate(pending) if e.record.id == event_id), None)
+    if index is None:
+        raise StoreError(f"no pending event {event_id!r} to reject")
+    local = pending[index:]
+    for entry, changeset in reversed(local):
+        _roll_back(store, entry, changeset)
+    log.delete([entry.record.id for entry, _ in local])
+    dropped = local[0][0].record
+    log.reject(dropped, reason)
+    result = RebaseResult(rejected=[(dropped, reason)])
+    rest = [entry.record for entry, _ in local[1:]]
+    if rest:
+        generation = store._bump_generation()
+        head = dropped.parent
+        for record in rest:
+            moved = msgspec.structs.replace(record, position=head.next(generation), parent=head)
+            error, changeset = store._apply_logged(moved, capture=True)
+            if error is None:
+                log.append(moved, "pending", changeset=changeset)
+                result.rebased.append(moved)
+                head = moved.position
+            else:
+                log.reject(moved, error)
+                result.rejected.append((moved, error))
+    return result
 
 
 def _roll_back(store: Store, entry: LogEntry, changeset: bytes | None) -> None:

@@ -28,7 +28,7 @@ from pjai.store.changes import ChangeTracker
 from pjai.store.live import LiveQueries, LiveQuery
 from pjai.store.log import EventLog
 from pjai.store.query import Params, Prepared, Query, Row, RowReader, prepare
-from pjai.store.rebase import RebaseResult, check_continuation, rebase
+from pjai.store.rebase import RebaseResult, check_continuation, discard, rebase
 from pjai.store.sqlite import Durability, connect, file_size, translate_errors, use_wal
 from pjai.store.state import StateWriter
 
@@ -230,6 +230,33 @@ class Store:
         self._deliver(deliveries)
         return result
 
+    def discard(self, event_id: str, reason: str) -> RebaseResult:
+        """Reject a pending event that the upstream refused; later pending events move up.
+
+        The event stays in the audit trail (:meth:`rejected`) with ``reason``.
+        """
+        with self._lock:
+            self._check_open()
+            if not self.sync:
+                raise StoreError("only a synced store has pending events to reject")
+            with self._write(f"rejecting pending event {event_id}") as deliveries:
+                result = discard(self, self._log, event_id, reason)
+            self._head = self._log.head()
+        self._deliver(deliveries)
+        return result
+
+    def meta(self, key: str) -> str | None:
+        """A value the store keeps for its owner (e.g. the sync client), or ``None``."""
+        with self._lock:
+            self._check_open()
+            return self._log.meta().get(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Keep ``value`` under ``key`` in the store file."""
+        with self._lock:
+            self._check_open()
+            self._log.set_meta(**{key: value})
+
     def add_commit_hook(self, hook: CommitHook) -> None:
         """Run ``hook(records)`` inside every commit's transaction, before it commits.
 
@@ -320,6 +347,12 @@ class Store:
         """The event log in history order, from just after ``after``."""
         self._check_open()
         yield from self._log.entries(after=after)
+
+    def status(self, event_id: str) -> EventStatus | None:
+        """``pending``, ``confirmed`` or ``rejected``; ``None`` for an unknown event."""
+        with self._lock:
+            self._check_open()
+            return self._log.status(event_id)
 
     def rejected(self) -> list[LogEntry]:
         """Pending events that rebases could not apply, with the reasons."""

@@ -73,8 +73,11 @@ class ServerSession:
         self.cursor: Position | None = None
         self.live = False
         self._answered = False
+        # What happened since the adapter last looked: appends (they wake pullers), the
+        # head as last read from the log, and the outcome of each push (for metrics).
         self.appended: list[Appended] = []
-        """Appends this session made since the adapter last looked (it wakes pullers)."""
+        self.head_seen: Position | None = None
+        self.push_results: list[str] = []
 
     # -- frames in, messages out ---------------------------------------------------
 
@@ -100,7 +103,9 @@ class ServerSession:
         if self.state != "ready":
             return self._fail("out_of_order", f"{_type(message)} before hello")
         if isinstance(message, Push):
-            return [self._push(message)]
+            answer = self._push(message)
+            self.push_results.append(answer.reason if isinstance(answer, PushRejected) else "ok")
+            return [answer]
         if isinstance(message, Pull):
             return self._pull(message)
         return self._fail("out_of_order", f"{_type(message)} is sent by servers, not clients")
@@ -147,7 +152,7 @@ class ServerSession:
             self.role, self.token_id = token.role, token.id
         self.store_id = hello.store_id
         self.state = "ready"
-        head = self._log.refresh(self.store_id)
+        head = self.head_seen = self._log.refresh(self.store_id)
         return [
             Welcome(
                 version=max(shared),
@@ -193,7 +198,7 @@ class ServerSession:
         )
 
     def _pull(self, pull: Pull) -> list[Message]:
-        head = self._log.refresh(self.store_id)
+        head = self.head_seen = self._log.refresh(self.store_id)
         if pull.cursor.key > head.key:
             return self._fail(
                 "bad_cursor",

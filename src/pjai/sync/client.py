@@ -1,0 +1,285 @@
+"""`SyncClient`: keeps a synced store in step with a sync server, offline first.
+
+The client connects, pulls (live) from the store's confirmed head, rebases the store
+onto what arrives, and pushes pending events whenever the store is level with the
+server. Local commits wake it. When the connection drops it waits (exponential
+backoff with jitter, 0.2 s doubling to 30 s) and connects again; pending events stay
+in the store file meanwhile, across restarts too. It stops for good only on errors
+that retrying cannot fix (a refused token, an unknown protocol version, a server that
+lost this store's history), and says why in :attr:`SyncClient.status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from pjai.errors import PjaiError, RebaseError
+from pjai.schema.records import EventRecord, EventStatus
+from pjai.store import Store
+from pjai.store.rebase import RebaseResult
+from pjai.sync.clientside import Apply, ClientSession, Fail, Reject, Send, Wait
+from pjai.sync.hub import Connector
+from pjai.sync.protocol import Ping, ProtocolError, decode, encode
+from pjai.sync.transport import ConnectionClosed, Transport
+
+__all__ = ["Connector", "SyncClient", "SyncStatus"]
+
+log = logging.getLogger(__name__)
+
+
+BACKEND_KEY = "sync.backend_id"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStatus:
+    """Where the client stands, for a UI or ``pjai sync status``."""
+
+    state: Literal["offline", "connecting", "online", "failed", "stopped"]
+    server_head: int | None = None
+    confirmed_head: int = 0
+    pending: int = 0
+    last_error: str | None = None
+    backend_id: str | None = None
+    reconnects: int = 0
+
+    @property
+    def lag(self) -> int | None:
+        """Events the server has that this store has not confirmed yet."""
+        if self.server_head is None:
+            return None
+        return max(0, self.server_head - self.confirmed_head)
+
+
+class _Final(PjaiError):
+    """An error that reconnecting cannot fix."""
+
+
+class SyncClient:
+    """Syncs ``store`` (opened with ``sync=True``) through the server ``connect`` reaches."""
+
+    def __init__(
+        self,
+        store: Store,
+        connect: Connector,
+        *,
+        store_id: str,
+        token: str = "",
+        batch: int = 1_000,
+        ping_interval: float = 15.0,
+        backoff: tuple[float, float] = (0.2, 30.0),
+        seed: int | None = None,
+    ) -> None:
+        if not store.sync:
+            raise PjaiError("a SyncClient needs a store opened with sync=True")
+        self.store = store
+        self.store_id = store_id
+        self._connect = connect
+        self._token = token
+        self._batch = batch
+        self._ping_interval = ping_interval
+        self._backoff = backoff
+        self._random = random.Random(seed)
+        self._wake = asyncio.Event()
+        self._waiters: dict[str, list[asyncio.Future[EventStatus]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._transport: Transport | None = None
+        self._hold_until = 0.0
+        self._status = SyncStatus("offline", backend_id=store.meta(BACKEND_KEY))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed = asyncio.Event()
+        store.add_commit_hook(self._committed)
+
+    # -- running ------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        """Run in the background until :meth:`stop`."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.run())
+        return self._task
+
+    async def stop(self) -> None:
+        """Disconnect and stop; pending events stay in the store."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.store.remove_commit_hook(self._committed)
+        self._set(state="stopped")
+
+    async def run(self) -> None:
+        """Connect, sync, and reconnect after failures, until cancelled or a final error."""
+        self._loop = asyncio.get_running_loop()
+        delay = self._backoff[0]
+        while True:
+            self._set(state="connecting")
+            try:
+                await self._connection()
+            except _Final as exc:
+                self._set(state="failed", last_error=str(exc))
+                log.error("sync stopped: %s", exc)
+                return
+            except (ConnectionClosed, OSError, PjaiError) as exc:
+                self._set(state="offline", last_error=str(exc) or type(exc).__name__)
+            else:
+                self._set(state="offline")
+            # Full jitter: clients that lost the same server do not all return at once.
+            await asyncio.sleep(self._random.uniform(0, delay))
+            delay = min(self._backoff[1], delay * 2)
+            self._set(reconnects=self._status.reconnects + 1)
+
+    # -- status -----------------------------------------------------------------------
+
+    @property
+    def status(self) -> SyncStatus:
+        """The current status, with the store's confirmed head and pending count."""
+        return replace(
+            self._status,
+            confirmed_head=self.store.confirmed_head.global_seq,
+            pending=len(self.store.pending()),
+        )
+
+    async def synced(self, event_id: str) -> EventStatus:
+        """Wait until the event is confirmed or rejected; returns which.
+
+        Wrap it in ``asyncio.timeout()`` to give up after a while.
+        """
+        status = self.store.status(event_id)
+        if status is None:
+            raise PjaiError(f"this store has no event {event_id!r}")
+        if status != "pending":
+            return status
+        future: asyncio.Future[EventStatus] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(event_id, []).append(future)
+        # A rebase may have settled it between the look above and the registration.
+        status = self.store.status(event_id)
+        if status != "pending" and status is not None and not future.done():
+            future.set_result(status)
+        return await future
+
+    async def wait_until(self, check: Callable[[SyncStatus], bool]) -> None:
+        """Wait until ``check(status)`` holds (e.g. online and level with the server)."""
+        while not check(self.status):
+            changed = self._changed
+            await changed.wait()
+
+    # -- one connection ------------------------------------------------------------
+
+    async def _connection(self) -> None:
+        transport = self._transport = await self._connect()
+        session = ClientSession(
+            self.store_id,
+            self.store.client_id,
+            self._token,
+            backend_id=self._status.backend_id,
+            batch=self._batch,
+        )
+        try:
+            await transport.send(encode(session.hello()))
+            receiving = asyncio.create_task(transport.receive())
+            quiet = 0
+            while True:
+                waking = asyncio.create_task(self._wake.wait())
+                done, _ = await asyncio.wait(
+                    {receiving, waking},
+                    timeout=self._ping_interval,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if waking in done:
+                    self._wake.clear()
+                else:
+                    waking.cancel()
+                if receiving in done:
+                    quiet = 0
+                    await self._handle(session, receiving.result())
+                    receiving = asyncio.create_task(transport.receive())
+                elif not done:
+                    quiet += 1
+                    if quiet > 1:
+                        raise ConnectionClosed("the server stopped answering")
+                    await transport.send(encode(Ping(nonce=quiet)))
+                await self._push(session)
+        finally:
+            with contextlib.suppress(Exception):
+                receiving.cancel()
+            await transport.close()
+            self._transport = None
+
+    async def _handle(self, session: ClientSession, frame: bytes) -> None:
+        try:
+            message = decode(frame)
+        except ProtocolError as exc:
+            raise ConnectionClosed(f"the server sent a bad frame: {exc}") from exc
+        for action in session.receive(message, self.store.confirmed_head):
+            if isinstance(action, Send):
+                await self._send(encode(action.message))
+            elif isinstance(action, Apply):
+                await self._apply(session, action.events)
+            elif isinstance(action, Reject):
+                result = await asyncio.to_thread(self.store.discard, action.event_id, action.reason)
+                self._settle(result)
+            elif isinstance(action, Wait):
+                self._hold_until = asyncio.get_running_loop().time() + action.seconds
+            elif isinstance(action, Fail):
+                if action.retry:
+                    raise ConnectionClosed(f"{action.code}: {action.message}")
+                raise _Final(f"{action.code}: {action.message}")
+        if session.state == "ready" and self._status.state != "online":
+            if session.backend_id != self._status.backend_id and session.backend_id:
+                self.store.set_meta(BACKEND_KEY, session.backend_id)
+            self._set(state="online", last_error=None, backend_id=session.backend_id)
+        if session.server_head is not None:
+            self._set(server_head=session.server_head.global_seq)
+
+    async def _apply(self, session: ClientSession, events: list[EventRecord]) -> None:
+        confirmed = self.store.confirmed_head
+        fresh = [e for e in events if e.position.key > confirmed.key]  # repeated frames
+        if not fresh:
+            return
+        if fresh[0].parent.key != confirmed.key:
+            raise ConnectionClosed(f"events from the server skip past {confirmed}; pulling again")
+        try:
+            result = await asyncio.to_thread(self.store.rebase, fresh)
+        except RebaseError as exc:
+            raise ConnectionClosed(str(exc)) from exc
+        self._settle(result)
+
+    async def _push(self, session: ClientSession) -> None:
+        if asyncio.get_running_loop().time() < self._hold_until:
+            return
+        pending = await asyncio.to_thread(self.store.pending)
+        push = session.next_push(pending, self.store.confirmed_head)
+        if push is not None:
+            await self._send(encode(push))
+
+    async def _send(self, frame: bytes) -> None:
+        assert self._transport is not None
+        await self._transport.send(frame)
+
+    # -- bookkeeping ---------------------------------------------------------------
+
+    def _committed(self, records: list[EventRecord]) -> None:
+        # Runs inside the store's commit, on the committing thread.
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    def _settle(self, result: RebaseResult) -> None:
+        outcomes: list[tuple[str, EventStatus]] = [(i, "confirmed") for i in result.confirmed]
+        outcomes += [(record.id, "rejected") for record, _ in result.rejected]
+        for event_id, outcome in outcomes:
+            for future in self._waiters.pop(event_id, []):
+                if not future.done():
+                    future.set_result(outcome)
+        self._set()
+
+    def _set(self, **changes: object) -> None:
+        self._status = replace(self._status, **changes)  # type: ignore[arg-type]
+        self._changed.set()
+        self._changed = asyncio.Event()

@@ -1,0 +1,285 @@
+"""A sync server process: connections, per-store feeds, wake-ups and metrics.
+
+The hub drives one :class:`~pjai.sync.serverside.ServerSession` per connection over
+any :class:`~pjai.sync.transport.Transport`. Each store has a :class:`Feed`: the head
+as this process knows it. An append made here moves it at once; appends made by other
+processes are found by a refresh, which a PostgreSQL notification asks for (a hint,
+which can be lost) and a timer does anyway (the fallback), so a lost notification
+delays an event but never loses it.
+
+Memory per connection is bounded: a connection holds at most one batch, and a client
+that does not take a frame within ``send_timeout`` is disconnected with the reason
+``slow_consumer`` rather than buffered without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from pjai.errors import PjaiError
+from pjai.schema.records import ROOT, Position
+from pjai.sync.log import ServerLog
+from pjai.sync.protocol import Error, Events, Message, encode
+from pjai.sync.serverside import Authenticate, ServerSession
+from pjai.sync.tokens import RateLimiter
+from pjai.sync.transport import ConnectionClosed, Faults, Transport, memory_pipe
+
+__all__ = ["Connector", "Feed", "Hub"]
+
+Connector = Callable[[], Awaitable[Transport]]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Feed:
+    """One store's head in this process, and the connections waiting for it to move."""
+
+    head: Position = ROOT
+    watchers: int = 0
+    moved: asyncio.Event = field(default_factory=asyncio.Event)
+    refreshing: bool = False
+    dirty: bool = False
+
+    def advance(self, head: Position) -> None:
+        """Move the head forward (never back) and wake the waiting connections."""
+        if head.key > self.head.key:
+            self.head = head
+            self.moved.set()
+            self.moved = asyncio.Event()
+
+
+class _Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.connections = Gauge(
+            "pjai_sync_connections", "Open sync connections", registry=self.registry
+        )
+        self.appended = Counter(
+            "pjai_sync_events_appended", "Events appended to the log", registry=self.registry
+        )
+        self.pushes = Counter(
+            "pjai_sync_pushes", "Pushes answered", ["result"], registry=self.registry
+        )
+        self.sent = Counter(
+            "pjai_sync_events_sent", "Events sent to pullers", registry=self.registry
+        )
+        self.refreshes = Counter(
+            "pjai_sync_refreshes", "Reads of other processes' appends", registry=self.registry
+        )
+        self.closed = Counter(
+            "pjai_sync_connections_closed", "Connections closed", ["reason"], registry=self.registry
+        )
+
+
+class Hub:
+    """Serves sync connections for the stores of one :class:`ServerLog`."""
+
+    def __init__(
+        self,
+        log: ServerLog,
+        authenticate: Authenticate | None,
+        *,
+        limiter: RateLimiter | None = None,
+        poll_interval: float = 1.0,
+        send_timeout: float = 10.0,
+    ) -> None:
+        self.log = log
+        self.authenticate = authenticate
+        self.limiter = limiter
+        self.poll_interval = poll_interval
+        self.send_timeout = send_timeout
+        self.metrics = _Metrics()
+        self.feeds: dict[str, Feed] = {}
+        self.connections = 0
+        self._poller: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the refresh timer."""
+        if self._poller is None:
+            self._poller = asyncio.create_task(self._poll())
+
+    async def stop(self) -> None:
+        """Stop the timer and pending refreshes."""
+        tasks = [t for t in (self._poller, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._poller = None
+
+    def wake(self, store_id: str) -> None:
+        """Ask for a refresh of one store (a notification from another process)."""
+        if store_id in self.feeds:
+            self._spawn(self._refresh(store_id))
+
+    # -- one connection ------------------------------------------------------------
+
+    async def serve(self, transport: Transport, *, header_token: str = "") -> None:
+        """Run one connection until either side closes it."""
+        session = ServerSession(
+            self.log, self.authenticate, limiter=self.limiter, header_token=header_token
+        )
+        connection = _Connection(self, session, transport)
+        self.connections += 1
+        self.metrics.connections.inc()
+        try:
+            await connection.run()
+        finally:
+            self.connections -= 1
+            self.metrics.connections.dec()
+            if connection.feed is not None:
+                connection.feed.watchers -= 1
+
+    def memory_connector(self, faults: Faults | None = None) -> Connector:
+        """Connect clients to this hub in memory (tests); ``faults`` apply to both ends."""
+
+        async def connect() -> Transport:
+            client_end, server_end = memory_pipe()
+            client_end.faults = server_end.faults = faults
+            self._spawn(self.serve(server_end))
+            return client_end
+
+        return connect
+
+    # -- feeds -------------------------------------------------------------------
+
+    def feed(self, store_id: str) -> Feed:
+        """The store's feed in this process."""
+        found = self.feeds.get(store_id)
+        if found is None:
+            found = self.feeds[store_id] = Feed()
+        return found
+
+    async def _refresh(self, store_id: str) -> None:
+        feed = self.feed(store_id)
+        if feed.refreshing:
+            feed.dirty = True
+            return
+        feed.refreshing = True
+        try:
+            while True:
+                feed.dirty = False
+                head = await asyncio.to_thread(self.log.refresh, store_id)
+                self.metrics.refreshes.inc()
+                feed.advance(head)
+                if not feed.dirty:
+                    return
+        except PjaiError:
+            log.exception("refreshing store %s failed; the next poll retries", store_id)
+        finally:
+            feed.refreshing = False
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            for store_id, feed in list(self.feeds.items()):
+                if feed.watchers:
+                    self._spawn(self._refresh(store_id))
+
+    def _spawn(self, work: object) -> None:
+        assert asyncio.iscoroutine(work)
+        task: asyncio.Task[None] = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class _Connection:
+    """The reader and writer tasks of one connection around its session."""
+
+    def __init__(self, hub: Hub, session: ServerSession, transport: Transport) -> None:
+        self.hub = hub
+        self.session = session
+        self.transport = transport
+        self.feed: Feed | None = None
+        self._lock = asyncio.Lock()  # one session call at a time
+        self._send_lock = asyncio.Lock()  # one frame on the wire at a time
+        self._pulling = asyncio.Event()
+
+    async def run(self) -> None:
+        writer = asyncio.create_task(self._write())
+        try:
+            await self._read()
+        except ConnectionClosed:
+            pass
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, PjaiError):
+                await writer
+            await self.transport.close()
+
+    async def _read(self) -> None:
+        session = self.session
+        while True:
+            try:
+                frame = await self.transport.receive()
+            except ConnectionClosed:
+                self.hub.metrics.closed.labels("client").inc()
+                return
+            async with self._lock:
+                replies = await asyncio.to_thread(session.receive, frame)
+                self._after(session)
+            for reply in replies:
+                await self._send(reply)
+            if session.state == "closed":
+                reason = replies[-1].code if replies and isinstance(replies[-1], Error) else "bye"
+                self.hub.metrics.closed.labels(reason).inc()
+                return
+            if session.cursor is not None:
+                self._pulling.set()
+
+    def _after(self, session: ServerSession) -> None:
+        if session.store_id and self.feed is None:
+            self.feed = self.hub.feed(session.store_id)
+            self.feed.watchers += 1
+        if self.feed is not None:
+            for appended in session.appended:
+                self.hub.metrics.appended.inc(appended.count)
+                self.feed.advance(appended.head)
+            if session.head_seen is not None:
+                self.feed.advance(session.head_seen)
+        results = session.push_results
+        for result in results:
+            self.hub.metrics.pushes.labels(result).inc()
+        session.appended.clear()
+        results.clear()
+        session.head_seen = None
+
+    async def _write(self) -> None:
+        session = self.session
+        while True:
+            await self._pulling.wait()
+            feed = self.feed
+            assert feed is not None
+            moved = feed.moved  # taken before reading, so no move is missed
+            async with self._lock:
+                batch = await asyncio.to_thread(session.next_events, feed.head)
+            if batch is not None:
+                await self._send(batch)
+                self.hub.metrics.sent.inc(len(batch.events))
+                continue
+            if session.cursor is None:
+                self._pulling.clear()
+                continue
+            await moved.wait()
+
+    async def _send(self, message: Message | Events) -> None:
+        frame = encode(message)
+        async with self._send_lock:
+            try:
+                await asyncio.wait_for(self.transport.send(frame), self.hub.send_timeout)
+            except TimeoutError:
+                self.hub.metrics.closed.labels("slow_consumer").inc()
+                self.session.state = "closed"
+                await self.transport.close(1008, "slow_consumer: the client does not read")
+                raise ConnectionClosed("slow consumer disconnected") from None

@@ -1,0 +1,84 @@
+"""SyncClient against a hub in memory: push, pull, live, offline, rejection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from pjai.schema import MemoryDeleted, MemoryUpdated
+from pjai.store import Store
+from pjai.sync.client import SyncClient, SyncStatus
+from pjai.sync.hub import Hub
+from pjai.sync.log import MemoryLog
+from tests.helpers import memory, persona
+
+pytestmark = pytest.mark.anyio
+
+
+def level(status: SyncStatus) -> bool:
+    return status.state == "online" and status.pending == 0 and status.lag == 0
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[Hub]:
+    hub = Hub(MemoryLog(), None, poll_interval=0.05)
+    await hub.start()
+    yield hub
+    await hub.stop()
+
+
+async def test_a_commit_reaches_another_client(hub: Hub) -> None:
+    with Store.memory(sync=True) as a, Store.memory(sync=True) as b:
+        ca = SyncClient(a, hub.memory_connector(), store_id="s1")
+        cb = SyncClient(b, hub.memory_connector(), store_id="s1")
+        ca.start()
+        cb.start()
+        seen: list[int] = []
+        live = b.live("SELECT count(*) AS n FROM memories")
+        live.subscribe(lambda rows: seen.append(rows[0].n))
+        records = a.commit(persona("p1"), memory("m1"), memory("m2"))
+        async with asyncio.timeout(5):
+            assert await ca.synced(records[-1].id) == "confirmed"
+            await cb.wait_until(lambda s: s.confirmed_head >= 3)
+        assert seen[-1] == 2
+        assert a.state_hash() == b.state_hash()
+        b.commit(MemoryUpdated(memory_id="m1", persona_id="p1", content="from b"))
+        async with asyncio.timeout(5):
+            await ca.wait_until(lambda s: s.confirmed_head >= 4)
+            await cb.wait_until(level)
+        assert a.query("SELECT content FROM memories WHERE id = 'm1'")[0].content == "from b"
+        await ca.stop()
+        await cb.stop()
+
+
+async def test_concurrent_edits_converge_and_conflicts_are_recorded(hub: Hub) -> None:
+    with Store.memory(sync=True) as a, Store.memory(sync=True) as b:
+        a.commit(persona("p1"), memory("m1"))
+        ca = SyncClient(a, hub.memory_connector(), store_id="s1")
+        ca.start()
+        async with asyncio.timeout(5):
+            await ca.wait_until(level)
+        await ca.stop()
+        cb = SyncClient(b, hub.memory_connector(), store_id="s1")
+        cb.start()
+        async with asyncio.timeout(5):
+            await cb.wait_until(level)
+        await cb.stop()
+        # Offline on both sides: a deletes m1, b updates it.
+        a.commit(MemoryDeleted(memory_id="m1", persona_id="p1"))
+        (update,) = b.commit(MemoryUpdated(memory_id="m1", persona_id="p1", content="late"))
+        ca = SyncClient(a, hub.memory_connector(), store_id="s1")
+        ca.start()
+        async with asyncio.timeout(5):
+            await ca.wait_until(level)
+        cb = SyncClient(b, hub.memory_connector(), store_id="s1")
+        cb.start()
+        async with asyncio.timeout(5):
+            assert await cb.synced(update.id) == "rejected"
+            await cb.wait_until(level)
+        assert a.state_hash() == b.state_hash()
+        assert [e.record.id for e in b.rejected()] == [update.id]
+        await ca.stop()
+        await cb.stop()
