@@ -47,6 +47,8 @@ class SyncStatus:
     last_error: str | None = None
     backend_id: str | None = None
     reconnects: int = 0
+    read_only: bool = False
+    """The token may only pull: local changes stay pending."""
 
     @property
     def lag(self) -> int | None:
@@ -233,7 +235,12 @@ class SyncClient:
         if session.state == "ready" and self._status.state != "online":
             if session.backend_id != self._status.backend_id and session.backend_id:
                 self.store.set_meta(BACKEND_KEY, session.backend_id)
-            self._set(state="online", last_error=None, backend_id=session.backend_id)
+            self._set(
+                state="online",
+                last_error=None,
+                backend_id=session.backend_id,
+                read_only=not session.can_push,
+            )
         if session.server_head is not None:
             self._set(server_head=session.server_head.global_seq)
 

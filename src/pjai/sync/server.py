@@ -1,0 +1,170 @@
+"""`pjai sync-server`: the Starlette application around a :class:`~pjai.sync.hub.Hub`.
+
+Routes: ``/sync`` (WebSocket, the protocol), ``/pull`` (HTTP catch-up: one events
+frame), ``/health`` and ``/metrics`` (Prometheus text; needs an admin token when
+tokens are required). A bearer token comes in the ``Authorization`` header or in the
+hello frame. On PostgreSQL each process listens for ``pjai_sync`` notifications and
+refreshes the store named; its timer refreshes anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import psycopg
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from pjai.errors import PjaiError
+from pjai.schema.records import Position
+from pjai.sql.engine import PoolConfig, create_sql_engine
+from pjai.sync.hub import Hub
+from pjai.sync.protocol import MAX_EVENTS_PER_FRAME, Events, encode
+from pjai.sync.sqllog import NOTIFY_CHANNEL, SqlLog
+from pjai.sync.tokens import RateLimiter, Role, Token, TokenStore, can
+from pjai.sync.websocket import ServerWebSocket
+
+__all__ = ["ServerConfig", "create_app", "listen_for_wakeups", "open_server"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """How a sync server process runs."""
+
+    db_url: str
+    require_tokens: bool = True
+    poll_interval: float = 1.0
+    send_timeout: float = 10.0
+    rate: float = 50_000.0
+    """Events a second one token may push (bursts up to twice that)."""
+
+
+def open_server(config: ServerConfig) -> tuple[Hub, TokenStore]:
+    """The hub and token store for ``config`` (tables created if needed)."""
+    engine = create_sql_engine(config.db_url, PoolConfig(size=10, overflow=20))
+    server_log = SqlLog(engine)
+    tokens = TokenStore(engine)
+    hub = Hub(
+        server_log,
+        tokens.check if config.require_tokens else None,
+        limiter=RateLimiter(config.rate, config.rate * 2),
+        poll_interval=config.poll_interval,
+        send_timeout=config.send_timeout,
+    )
+    return hub, tokens
+
+
+def _bearer(header: str | None) -> str:
+    if header and header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return ""
+
+
+def create_app(hub: Hub, tokens: TokenStore | None, *, listen_url: str | None = None) -> Starlette:
+    """The server's ASGI application; ``listen_url``: PostgreSQL to LISTEN on."""
+
+    def authorized(request: Request, store_id: str, role: Role) -> Token | Response | None:
+        if hub.authenticate is None:
+            return None
+        token = hub.authenticate(_bearer(request.headers.get("authorization")))
+        if token is None:
+            return JSONResponse({"error": "unauthorized", "message": "a valid token"}, 401)
+        if token.store_id not in (store_id, "*") or not can(token.role, role):
+            message = f"the token may not {role} store {store_id!r}"
+            return JSONResponse({"error": "forbidden", "message": message}, 403)
+        return token
+
+    async def sync(websocket: WebSocket) -> None:
+        await websocket.accept()
+        token = _bearer(websocket.headers.get("authorization"))
+        await hub.serve(ServerWebSocket(websocket), header_token=token)
+
+    async def pull(request: Request) -> Response:
+        params = request.query_params
+        store_id = params.get("store_id", "")
+        try:
+            after = int(params.get("after", "0"))
+            limit = min(int(params.get("limit", str(MAX_EVENTS_PER_FRAME))), MAX_EVENTS_PER_FRAME)
+        except ValueError:
+            return JSONResponse({"error": "bad_request", "message": "after, limit: integers"}, 400)
+        if not store_id or after < 0 or limit < 1:
+            message = "give store_id, after >= 0 and limit >= 1"
+            return JSONResponse({"error": "bad_request", "message": message}, 400)
+        denied = authorized(request, store_id, "read")
+        if isinstance(denied, Response):
+            return denied
+        head = await asyncio.to_thread(hub.log.refresh, store_id)
+        events = await asyncio.to_thread(hub.log.read, store_id, Position(after), limit)
+        last = events[-1].position if events else Position(after)
+        frame = Events(events=events, head=head, more=last.key < head.key)
+        return Response(encode(frame), media_type="application/json")
+
+    async def health(_: Request) -> Response:
+        try:
+            await asyncio.to_thread(hub.log.head, "")
+        except PjaiError as exc:
+            return JSONResponse({"status": "unavailable", "error": str(exc)}, 503)
+        body = {
+            "status": "ok",
+            "backend_id": hub.log.backend_id,
+            "connections": hub.connections,
+            "stores_watched": len(hub.feeds),
+        }
+        return JSONResponse(body)
+
+    async def metrics(request: Request) -> Response:
+        denied = authorized(request, "*", "admin")
+        if isinstance(denied, Response):
+            return denied
+        return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await hub.start()
+        listener = asyncio.create_task(listen_for_wakeups(listen_url, hub)) if listen_url else None
+        try:
+            yield
+        finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+            await hub.stop()
+
+    routes = [
+        WebSocketRoute("/sync", sync),
+        Route("/pull", pull),
+        Route("/health", health),
+        Route("/metrics", metrics),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def listen_for_wakeups(url: str, hub: Hub) -> None:
+    """LISTEN for appends made by other processes and refresh those stores."""
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    delay = 0.5
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                delay = 0.5
+                for store_id in list(hub.feeds):
+                    hub.wake(store_id)  # what was missed while not listening
+                async for note in conn.notifies():
+                    hub.wake(note.payload)
+        except psycopg.Error as exc:
+            log.warning("LISTEN %s failed (%s); polling until it is back", NOTIFY_CHANNEL, exc)
+            await asyncio.sleep(delay)
+            delay = min(10.0, delay * 2)
