@@ -1,0 +1,104 @@
+"""The server log contract, once for every backend: memory, SQLite, PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pjai.schema.records import Position
+from pjai.sql.engine import create_sql_engine
+from pjai.sync.log import Appended, MemoryLog, ServerAhead, ServerLog
+from pjai.sync.sqllog import SqlLog
+from tests.databases import database
+from tests.sync.records import records
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "memory":
+        yield "memory"
+        return
+    with database(request.param, tmp_path, "sync") as found:
+        yield found
+
+
+def open_log(url: str) -> ServerLog:
+    return MemoryLog() if url == "memory" else SqlLog(create_sql_engine(url))
+
+
+def close(log: ServerLog) -> None:
+    if isinstance(log, SqlLog):
+        log.dispose()
+
+
+def test_append_read_and_refuse(url: str) -> None:
+    log = open_log(url)
+    batch = records(5)
+    assert log.head("s1") == Position(0)
+    assert log.append("s1", batch[:2]) == Appended(batch[1].position, 2)
+    assert log.append("s1", batch[2:]) == Appended(batch[4].position, 3)
+    assert log.head("s1").key == (5, 0)
+    assert log.read("s1", Position(1), 2) == batch[1:3]
+    assert log.read("s1", Position(0), 100) == batch
+    assert log.read("s1", Position(5), 100) == []
+    again = log.append("s1", batch[2:])
+    assert isinstance(again, Appended)
+    assert again.count == 0  # a repeated push changes nothing
+    behind = log.append("s1", records(2, "p2"))
+    assert isinstance(behind, ServerAhead)
+    assert behind.head.key == (5, 0)
+    assert log.read("s2", Position(0), 10) == []  # stores are separate
+    assert log.append("s2", records(1)) == Appended(Position(1), 1)
+    close(log)
+
+
+def test_sql_logs_share_a_database(url: str) -> None:
+    if url == "memory":
+        pytest.skip("one process's memory")
+    first, second = SqlLog(create_sql_engine(url)), SqlLog(create_sql_engine(url))
+    assert first.backend_id == second.backend_id
+    batch = records(4)
+    assert second.refresh("s1") == Position(0)
+    first.append("s1", batch[:3])
+    assert second.read("s1", Position(0), 10) == []  # not seen until a refresh
+    assert second.refresh("s1").key == (3, 0)
+    assert second.read("s1", Position(0), 10) == batch[:3]
+    second.append("s1", batch[3:])
+    assert first.refresh("s1").key == (4, 0)
+    assert first.read("s1", Position(2), 10) == batch[2:]
+    close(first)
+    close(second)
+
+
+def test_concurrent_pushes_from_one_parent_append_once(url: str) -> None:
+    logs = [open_log(url)] if url == "memory" else [open_log(url) for _ in range(2)]
+    contenders = [records(3, f"p{i}") for i in range(6)]
+    results: list[Appended | ServerAhead] = []
+    start = threading.Barrier(len(contenders))
+
+    def push(i: int) -> None:
+        start.wait()
+        results.append(logs[i % len(logs)].append("s1", contenders[i]))
+
+    threads = [threading.Thread(target=push, args=(i,)) for i in range(len(contenders))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(type(r).__name__ for r in results) == ["Appended"] + ["ServerAhead"] * 5
+    assert logs[0].refresh("s1").key == (3, 0)
+    for log in logs:
+        close(log)
+
+
+def test_the_backend_id_survives_a_restart(url: str) -> None:
+    if url == "memory":
+        pytest.skip("nothing to restart")
+    first = SqlLog(create_sql_engine(url))
+    first.dispose()
+    again = SqlLog(create_sql_engine(url))
+    assert again.backend_id == first.backend_id
+    again.dispose()

@@ -1,0 +1,132 @@
+"""Protocol v1 on the wire: golden frames pin the format; bad frames are refused clearly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pjai.schema.records import EventRecord, Position
+from pjai.sync.protocol import (
+    MAX_FRAME_BYTES,
+    Error,
+    Events,
+    Hello,
+    Message,
+    Ping,
+    Pong,
+    ProtocolError,
+    Pull,
+    Push,
+    PushAck,
+    PushRejected,
+    Welcome,
+    decode,
+    encode,
+)
+
+RECORD = EventRecord(
+    id="0193a1b2-0000-7000-8000-000000000001",
+    name="v1.PersonaCreated",
+    args=msgspec.Raw(b'{"persona_id":"p1","name":"Ada"}'),
+    position=Position(1),
+    parent=Position(0),
+    client_id="c1",
+    session_id="s1",
+    at=datetime(2026, 11, 26, 12, 0, tzinfo=UTC),
+)
+RECORD_JSON = (
+    b'{"id":"0193a1b2-0000-7000-8000-000000000001","name":"v1.PersonaCreated",'
+    b'"args":{"persona_id":"p1","name":"Ada"},"position":[1,0,0],"parent":[0,0,0],'
+    b'"client_id":"c1","session_id":"s1","at":"2026-11-26T12:00:00Z"}'
+)
+
+GOLDEN: list[tuple[Message, bytes]] = [
+    (
+        Hello(versions=[1], store_id="s1", client_id="c1", token="pjai_x"),
+        b'{"type":"hello","versions":[1],"store_id":"s1","client_id":"c1","token":"pjai_x"}',
+    ),
+    (
+        Welcome(version=1, backend_id="b1", store_id="s1", head=Position(7), role="write"),
+        b'{"type":"welcome","version":1,"backend_id":"b1","store_id":"s1","head":[7,0,0],'
+        b'"role":"write"}',
+    ),
+    (Push(id=3, events=[RECORD]), b'{"type":"push","id":3,"events":[' + RECORD_JSON + b"]}"),
+    (
+        PushAck(id=3, head=Position(1), accepted=1),
+        b'{"type":"push_ack","id":3,"head":[1,0,0],"accepted":1}',
+    ),
+    (
+        PushRejected(id=3, reason="server_ahead", head=Position(9), detail="pull"),
+        b'{"type":"push_rejected","id":3,"reason":"server_ahead","detail":"pull",'
+        b'"head":[9,0,0],"index":null,"retry_after":null}',
+    ),
+    (
+        PushRejected(id=4, reason="invalid_event", index=2, detail="bad"),
+        b'{"type":"push_rejected","id":4,"reason":"invalid_event","detail":"bad",'
+        b'"head":null,"index":2,"retry_after":null}',
+    ),
+    (
+        Pull(cursor=Position(5), live=True),
+        b'{"type":"pull","cursor":[5,0,0],"live":true}',
+    ),
+    (
+        Events(events=[RECORD], head=Position(1), more=False),
+        b'{"type":"events","events":[' + RECORD_JSON + b'],"head":[1,0,0],"more":false}',
+    ),
+    (Ping(nonce=1), b'{"type":"ping","nonce":1}'),
+    (Pong(nonce=1), b'{"type":"pong","nonce":1}'),
+    (
+        Error(code="bad_frame", message="what was wrong"),
+        b'{"type":"error","code":"bad_frame","message":"what was wrong"}',
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("message", "frame"), GOLDEN, ids=lambda v: getattr(v, "__class__", type(v)).__name__
+)
+def test_golden_frames(message: Message, frame: bytes) -> None:
+    assert encode(message) == frame
+    assert decode(frame) == message
+
+
+def test_every_message_type_has_a_golden_frame() -> None:
+    assert {type(m) for m, _ in GOLDEN} == set(Message.__args__)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("frame", "problem"),
+    [
+        (b"{not json", "not a protocol v1 frame"),
+        (b'{"type":"shout"}', "not a protocol v1 frame"),
+        (b'{"type":"pull","cursor":"five"}', "not a protocol v1 frame"),
+        (b'{"type":"ping"}', "missing required field `nonce`"),
+    ],
+)
+def test_bad_frames_are_named(frame: bytes, problem: str) -> None:
+    with pytest.raises(ProtocolError, match=problem) as caught:
+        decode(frame)
+    assert caught.value.code == "bad_frame"
+
+
+def test_oversized_frames_are_refused() -> None:
+    with pytest.raises(ProtocolError, match="the limit is"):
+        decode(b" " * (MAX_FRAME_BYTES + 1))
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=2**40), min_size=1, max_size=5),
+    st.text(min_size=1, max_size=20),
+    st.booleans(),
+)
+def test_frames_round_trip(heads: list[int], store: str, more: bool) -> None:
+    for message in (
+        Events(events=[RECORD], head=Position(heads[0]), more=more),
+        Hello(versions=heads, store_id=store, client_id=store),
+        Pull(cursor=Position(heads[-1]), live=more),
+    ):
+        assert decode(encode(message)) == message

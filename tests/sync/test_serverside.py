@@ -1,0 +1,199 @@
+"""The server's session state machine, frame in, messages out (no I/O)."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from pjai.schema.records import EventRecord, Position
+from pjai.sync.log import MemoryLog
+from pjai.sync.protocol import (
+    Error,
+    Events,
+    Hello,
+    Message,
+    Ping,
+    Pong,
+    Pull,
+    Push,
+    PushAck,
+    PushRejected,
+    Welcome,
+    encode,
+)
+from pjai.sync.serverside import ServerSession
+from pjai.sync.tokens import RateLimiter, Token
+from tests.sync.records import records
+
+TOKENS = {
+    "pjai_w": Token("t1", "s1", "write", "", "", None),
+    "pjai_r": Token("t2", "s1", "read", "", "", None),
+    "pjai_all": Token("t3", "*", "admin", "", "", None),
+}
+
+
+def session(log: MemoryLog | None = None, **options: object) -> ServerSession:
+    return ServerSession(log or MemoryLog(), TOKENS.get, **options)  # type: ignore[arg-type]
+
+
+def send(s: ServerSession, message: Message | bytes) -> list[Message]:
+    return s.receive(message if isinstance(message, bytes) else encode(message))
+
+
+def ready(log: MemoryLog | None = None, token: str = "pjai_w", **options: object) -> ServerSession:
+    s = session(log, **options)
+    (welcome,) = send(s, Hello(versions=[1], store_id="s1", client_id="c1", token=token))
+    assert isinstance(welcome, Welcome)
+    return s
+
+
+def test_hello_negotiates_and_names_what_the_server_speaks() -> None:
+    s = session()
+    (welcome,) = send(s, Hello(versions=[1, 2], store_id="s1", client_id="c1", token="pjai_w"))
+    assert welcome == Welcome(
+        version=1, backend_id=s._log.backend_id, store_id="s1", head=Position(0), role="write"
+    )
+    (refused,) = send(session(), Hello(versions=[2, 3], store_id="s1", client_id="c1"))
+    assert refused == Error(
+        code="unsupported_version",
+        message="this server speaks protocol version 1; the client offered 2, 3",
+    )
+
+
+@pytest.mark.parametrize(
+    ("token", "store", "message"),
+    [
+        ("pjai_nope", "s1", "unknown or revoked token"),
+        ("", "s1", "unknown or revoked token"),
+        ("pjai_w", "s2", "this token is for store 's1', not this one"),
+    ],
+)
+def test_hello_refuses_bad_tokens(token: str, store: str, message: str) -> None:
+    s = session()
+    (refused,) = send(s, Hello(versions=[1], store_id=store, client_id="c1", token=token))
+    assert refused == Error(code="unauthorized", message=message)
+    assert s.state == "closed"
+    assert send(s, Ping(nonce=1)) == []
+
+
+def test_a_header_token_and_a_star_token_work() -> None:
+    s = session(header_token="pjai_all")
+    (welcome,) = send(s, Hello(versions=[1], store_id="any", client_id="c1"))
+    assert isinstance(welcome, Welcome)
+    assert welcome.role == "admin"
+
+
+def test_frames_out_of_order_and_bad_frames_close() -> None:
+    (early,) = send(session(), Pull(cursor=Position(0)))
+    assert isinstance(early, Error)
+    assert (early.code, early.message) == ("out_of_order", "pull before hello")
+    (bad,) = send(ready(), b"\x00garbage")
+    assert isinstance(bad, Error)
+    assert bad.code == "bad_frame"
+    (again,) = send(ready(), Hello(versions=[1], store_id="s1", client_id="c1"))
+    assert isinstance(again, Error)
+    assert again.code == "out_of_order"
+    (wrong,) = send(ready(), Events(events=[], head=Position(0), more=False))
+    assert isinstance(wrong, Error)
+    assert wrong.message == "events is sent by servers, not clients"
+
+
+def test_ping_pong() -> None:
+    assert send(ready(), Ping(nonce=7)) == [Pong(nonce=7)]
+
+
+def test_push_is_appended_once_and_echoed_by_the_pull() -> None:
+    log = MemoryLog()
+    s = ready(log)
+    batch = records(3)
+    assert send(s, Push(id=1, events=batch)) == [PushAck(id=1, head=Position(3), accepted=3)]
+    assert s.appended[0].count == 3
+    assert send(s, Push(id=2, events=batch)) == [PushAck(id=2, head=Position(3), accepted=0)]
+    assert send(s, Pull(cursor=Position(0), live=True)) == []
+    echo = s.next_events(log.head("s1"))
+    assert echo == Events(events=batch, head=Position(3), more=False)
+    assert s.next_events(log.head("s1")) is None  # live: nothing until the head moves
+
+
+def test_a_push_behind_the_head_is_rejected_with_the_head() -> None:
+    log = MemoryLog()
+    first = records(2)
+    log.append("s1", first)
+    stale = records(2, "p2")  # starts at the root again
+    (answer,) = send(ready(log), Push(id=5, events=stale))
+    assert isinstance(answer, PushRejected)
+    assert (answer.reason, answer.head) == ("server_ahead", Position(2))
+    assert log.head("s1") == Position(2)
+
+
+def _with(record: EventRecord, **changes: object) -> EventRecord:
+    return msgspec.structs.replace(record, **changes)
+
+
+@pytest.mark.parametrize(
+    ("change", "index", "detail"),
+    [
+        ({"args": msgspec.Raw(b'{"persona_id":"p1"}')}, 1, "field 'name'"),
+        ({"name": "v1.NoSuchEvent"}, 1, "unknown event name 'v1.NoSuchEvent'"),
+        ({"position": Position(9)}, 1, "does not follow its parent"),
+        ({"client_id": ""}, 1, "needs an id and a client_id"),
+    ],
+)
+def test_an_invalid_event_rejects_the_whole_push(
+    change: dict[str, object], index: int, detail: str
+) -> None:
+    log = MemoryLog()
+    batch = records(3)
+    batch[1] = _with(batch[1], **change)
+    if "args" in change:
+        batch[1] = _with(batch[1], name="v1.PersonaCreated")
+    (answer,) = send(ready(log), Push(id=1, events=batch))
+    assert isinstance(answer, PushRejected)
+    assert (answer.reason, answer.index) == ("invalid_event", index)
+    assert detail in answer.detail
+    assert log.head("s1") == Position(0)
+
+
+def test_a_newer_vocabulary_is_accepted() -> None:
+    batch = records(2)
+    batch[1] = _with(batch[1], name="v9.MemoryPinned", args=msgspec.Raw(b'{"memory_id":"m"}'))
+    (answer,) = send(ready(), Push(id=1, events=batch))
+    assert isinstance(answer, PushAck)
+
+
+def test_read_tokens_may_not_push_and_limits_hold() -> None:
+    (answer,) = send(ready(token="pjai_r"), Push(id=1, events=records(1)))
+    assert isinstance(answer, PushRejected)
+    assert answer.reason == "forbidden"
+    (empty,) = send(ready(), Push(id=2, events=[]))
+    assert isinstance(empty, PushRejected)
+    assert empty.detail == "a push carries 1 to 1000 events, got 0"
+    limited = ready(limiter=RateLimiter(rate=10, burst=5))
+    (slow,) = send(limited, Push(id=3, events=records(6)))
+    assert isinstance(slow, PushRejected)
+    assert slow.reason == "rate_limited"
+    assert slow.retry_after is not None
+    assert slow.retry_after > 0
+
+
+def test_one_off_pulls_page_through_and_end() -> None:
+    log = MemoryLog()
+    log.append("s1", records(1_500))
+    s = ready(log)
+    send(s, Pull(cursor=Position(100), live=False))
+    first = s.next_events(log.head("s1"))
+    assert first is not None
+    assert (len(first.events), first.more) == (1_000, True)
+    second = s.next_events(log.head("s1"))
+    assert second is not None
+    assert (len(second.events), second.more) == (400, False)
+    assert s.next_events(log.head("s1")) is None
+    assert s.cursor is None
+    send(s, Pull(cursor=Position(1_500), live=False))
+    assert s.next_events(log.head("s1")) == Events(events=[], head=Position(1_500), more=False)
+
+
+def test_a_cursor_past_the_head_is_refused() -> None:
+    (refused,) = send(ready(), Pull(cursor=Position(4)))
+    assert isinstance(refused, Error)
+    assert refused.code == "bad_cursor"
