@@ -17,7 +17,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from pjai.errors import PjaiError, RebaseError
 from pjai.schema.records import EventRecord, EventStatus
@@ -25,7 +25,7 @@ from pjai.store import Store
 from pjai.store.rebase import RebaseResult
 from pjai.sync.clientside import Apply, ClientSession, Fail, Reject, Send, Wait
 from pjai.sync.hub import Connector
-from pjai.sync.protocol import Ping, ProtocolError, decode, encode
+from pjai.sync.protocol import Ping, Pong, ProtocolError, decode, encode
 from pjai.sync.transport import ConnectionClosed, Transport
 
 __all__ = ["Connector", "SyncClient", "SyncStatus"]
@@ -74,6 +74,7 @@ class SyncClient:
         token: str = "",
         batch: int = 1_000,
         ping_interval: float = 15.0,
+        answer_timeout: float = 30.0,
         backoff: tuple[float, float] = (0.2, 30.0),
         seed: int | None = None,
     ) -> None:
@@ -85,6 +86,7 @@ class SyncClient:
         self._token = token
         self._batch = batch
         self._ping_interval = ping_interval
+        self._answer_timeout = answer_timeout
         self._backoff = backoff
         self._random = random.Random(seed)
         self._wake = asyncio.Event()
@@ -182,38 +184,50 @@ class SyncClient:
             backend_id=self._status.backend_id,
             batch=self._batch,
         )
+        loop = asyncio.get_running_loop()
+        tasks: dict[str, asyncio.Task[Any]] = {}
         try:
             await transport.send(encode(session.hello()))
-            receiving = asyncio.create_task(transport.receive())
-            quiet = 0
+            receiving = tasks["receive"] = asyncio.create_task(transport.receive())
+            waking = tasks["wake"] = asyncio.create_task(self._wake.wait())
+            # Pings keep a quiet connection honest; an answer the server owes (a welcome,
+            # a push's answer, its echo) must come within answer_timeout, pongs or not.
+            quiet, answered_at = 0, loop.time()
             while True:
-                waking = asyncio.create_task(self._wake.wait())
                 done, _ = await asyncio.wait(
                     {receiving, waking},
-                    timeout=self._ping_interval,
+                    timeout=min(self._ping_interval, self._answer_timeout),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if waking in done:
                     self._wake.clear()
-                else:
-                    waking.cancel()
+                    waking = tasks["wake"] = asyncio.create_task(self._wake.wait())
                 if receiving in done:
                     quiet = 0
-                    await self._handle(session, receiving.result())
-                    receiving = asyncio.create_task(transport.receive())
+                    if await self._handle(session, receiving.result()):
+                        answered_at = loop.time()
+                    receiving = tasks["receive"] = asyncio.create_task(transport.receive())
                 elif not done:
                     quiet += 1
                     if quiet > 1:
                         raise ConnectionClosed("the server stopped answering")
                     await transport.send(encode(Ping(nonce=quiet)))
+                if not session.waiting(self.store.confirmed_head):
+                    answered_at = loop.time()
+                elif loop.time() - answered_at > self._answer_timeout:
+                    raise ConnectionClosed(
+                        f"the server owes an answer for {self._answer_timeout:g} s; reconnecting"
+                    )
                 await self._push(session)
         finally:
-            with contextlib.suppress(Exception):
-                receiving.cancel()
+            for task in tasks.values():
+                task.cancel()
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
             await transport.close()
             self._transport = None
 
-    async def _handle(self, session: ClientSession, frame: bytes) -> None:
+    async def _handle(self, session: ClientSession, frame: bytes) -> bool:
+        """Handle one frame; whether it answered something (not a ping or pong)."""
         try:
             message = decode(frame)
         except ProtocolError as exc:
@@ -243,6 +257,7 @@ class SyncClient:
             )
         if session.server_head is not None:
             self._set(server_head=session.server_head.global_seq)
+        return not isinstance(message, Ping | Pong)
 
     async def _apply(self, session: ClientSession, events: list[EventRecord]) -> None:
         confirmed = self.store.confirmed_head

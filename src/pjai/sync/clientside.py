@@ -154,10 +154,11 @@ class ClientSession:
         self._in_flight = push
         return push
 
-    @property
-    def pushing(self) -> bool:
-        """Whether a push awaits its answer."""
-        return self._in_flight is not None
+    def waiting(self, confirmed_head: Position) -> bool:
+        """Whether the server owes an answer: a welcome, a push's answer or its echo."""
+        if self.state != "ready" or self._in_flight is not None:
+            return True
+        return self._acked is not None and self._acked.key > confirmed_head.key
 
     # -- the messages ---------------------------------------------------------------
 

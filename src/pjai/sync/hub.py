@@ -100,16 +100,22 @@ class Hub:
         self.connections = 0
         self._poller: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._open: set[Transport] = set()
+        self._stopped = False
 
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
         """Start the refresh timer."""
+        self._stopped = False
         if self._poller is None:
             self._poller = asyncio.create_task(self._poll())
 
     async def stop(self) -> None:
-        """Stop the timer and pending refreshes."""
+        """Close every connection; stop the timer and pending refreshes."""
+        self._stopped = True
+        for transport in list(self._open):
+            await transport.close(1012, "the server is restarting")
         tasks = [t for t in (self._poller, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
@@ -127,15 +133,20 @@ class Hub:
 
     async def serve(self, transport: Transport, *, header_token: str = "") -> None:
         """Run one connection until either side closes it."""
+        if self._stopped:
+            await transport.close(1012, "the server is stopping")
+            return
         session = ServerSession(
             self.log, self.authenticate, limiter=self.limiter, header_token=header_token
         )
         connection = _Connection(self, session, transport)
         self.connections += 1
         self.metrics.connections.inc()
+        self._open.add(transport)
         try:
             await connection.run()
         finally:
+            self._open.discard(transport)
             self.connections -= 1
             self.metrics.connections.dec()
             if connection.feed is not None:
@@ -145,8 +156,11 @@ class Hub:
         """Connect clients to this hub in memory (tests); ``faults`` apply to both ends."""
 
         async def connect() -> Transport:
+            if self._stopped:
+                raise ConnectionClosed("the server is stopped")
             client_end, server_end = memory_pipe()
             client_end.faults = server_end.faults = faults
+            self._open.add(server_end)  # closed by stop() even if serve never starts
             self._spawn(self.serve(server_end))
             return client_end
 
@@ -277,7 +291,9 @@ class _Connection:
         frame = encode(message)
         async with self._send_lock:
             try:
-                await asyncio.wait_for(self.transport.send(frame), self.hub.send_timeout)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel.
+                async with asyncio.timeout(self.hub.send_timeout):
+                    await self.transport.send(frame)
             except TimeoutError:
                 self.hub.metrics.closed.labels("slow_consumer").inc()
                 self.session.state = "closed"

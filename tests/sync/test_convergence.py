@@ -1,0 +1,156 @@
+"""Convergence: clients commit, disconnect, reconnect, the server restarts; all agree.
+
+A Hypothesis state machine drives 3 to 5 SyncClients against a hub in memory. After
+quiescence every client's state equals a fresh replay of the server's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+
+from pjai.errors import PjaiError
+from pjai.schema import Event
+from pjai.schema.records import Position
+from pjai.store import Store
+from pjai.sync.client import SyncClient, SyncStatus
+from pjai.sync.hub import Hub
+from pjai.sync.log import MemoryLog
+from pjai.sync.transport import Transport
+from tests.helpers import memory, persona
+from tests.strategies import PERSONAS, SEEDED, events, owner
+
+
+def replay_log(log: MemoryLog) -> str:
+    with Store.memory(sync=True) as fresh:
+        fresh.rebase(log.read("s1", Position(0), 1_000_000))
+        return fresh.state_hash()
+
+
+def level(status: SyncStatus) -> bool:
+    return status.state == "online" and status.pending == 0 and status.lag == 0
+
+
+class ConvergenceMachine(RuleBasedStateMachine):
+    """Several clients and one server, with everything that can go wrong in between."""
+
+    @initialize(count=st.integers(3, 5))
+    def setup(self, count: int) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.log = MemoryLog()
+        self.hub = self._hub()
+        self.stores = [Store.memory(sync=True) for _ in range(count)]
+        self.clients: list[SyncClient | None] = [None] * count
+        self.stores[0].commit(
+            *[persona(p) for p in PERSONAS], *[memory(m, owner(m)) for m in SEEDED]
+        )
+        for i in range(count):
+            self._connect(i)
+        self._quiesce()
+
+    def _hub(self) -> Hub:
+        hub = Hub(self.log, None, poll_interval=0.05)
+        self.loop.run_until_complete(hub.start())
+        return hub
+
+    async def _open(self) -> Transport:
+        return await self.hub.memory_connector()()
+
+    def _connect(self, i: int) -> None:
+        client = SyncClient(
+            self.stores[i], self._open, store_id="s1", backoff=(0.001, 0.01), seed=i
+        )
+        self.clients[i] = client
+        self.loop.call_soon(client.start)
+
+    def _step(self, turns: int = 20) -> None:
+        for _ in range(turns):
+            self.loop.run_until_complete(asyncio.sleep(0))
+
+    def _quiesce(self) -> None:
+        for i, client in enumerate(self.clients):
+            if client is None:
+                self._connect(i)
+
+        async def everyone_level() -> None:
+            async with asyncio.timeout(20):
+                for client in self.clients:
+                    assert client is not None
+                    await client.wait_until(level)
+                heads = {c.status.confirmed_head for c in self.clients if c is not None}
+                if len(heads) > 1:  # someone pushed after another was level: go round again
+                    for client in self.clients:
+                        assert client is not None
+                        await client.wait_until(
+                            lambda s: level(s) and s.confirmed_head >= max(heads)
+                        )
+
+        try:
+            self.loop.run_until_complete(everyone_level())
+        except TimeoutError:
+            statuses = "\n".join(str(c.status) for c in self.clients if c is not None)
+            raise AssertionError(f"the clients did not level out:\n{statuses}") from None
+
+    @rule(client=st.integers(0, 4), batch=st.lists(events(), min_size=1, max_size=3))
+    def commit(self, client: int, batch: list[Event]) -> None:
+        store = self.stores[client % len(self.stores)]
+        with contextlib.suppress(PjaiError):  # refused locally: nothing was written
+            store.commit(*batch)
+        self._step()
+
+    @rule(client=st.integers(0, 4))
+    def disconnect(self, client: int) -> None:
+        i = client % len(self.stores)
+        found = self.clients[i]
+        if found is not None:
+            self.loop.run_until_complete(found.stop())
+            self.clients[i] = None
+
+    @rule(client=st.integers(0, 4))
+    def reconnect(self, client: int) -> None:
+        i = client % len(self.stores)
+        if self.clients[i] is None:
+            self._connect(i)
+        self._step()
+
+    @precondition(lambda self: hasattr(self, "hub"))
+    @rule()
+    def restart_server(self) -> None:
+        self.loop.run_until_complete(self.hub.stop())
+        self.hub = self._hub()
+        self._step()
+
+    @rule()
+    def let_messages_flow(self) -> None:
+        self._step(100)
+
+    def teardown(self) -> None:
+        if not hasattr(self, "loop"):
+            return
+        try:
+            self._quiesce()
+            final = replay_log(self.log)
+            for store in self.stores:
+                assert store.pending() == []
+                assert store.state_hash() == final
+        finally:
+            for client in self.clients:
+                if client is not None:
+                    self.loop.run_until_complete(client.stop())
+            self.loop.run_until_complete(self.hub.stop())
+            for store in self.stores:
+                store.close()
+            self.loop.close()
+
+
+ConvergenceMachine.TestCase.settings = settings(
+    max_examples=40,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_clients_converge = ConvergenceMachine.TestCase
