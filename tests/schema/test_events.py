@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import get_args
 
 import msgspec
 import pytest
@@ -13,14 +14,16 @@ from pjai.errors import EventValidationError, UnknownEventError
 from pjai.schema import (
     SCHEMA,
     Event,
+    MemoryAccessed,
     MemoryAdded,
+    MemoryDeleted,
     MemoryUpdated,
     PersonaCreated,
     PersonaUpdated,
     Schema,
     metadata,
 )
-from pjai.schema.event import Context
+from pjai.schema.event import ConflictPolicy, Context
 
 
 def test_out_of_range_importance_names_event_field_and_value() -> None:
@@ -97,6 +100,30 @@ def test_schema_refuses_badly_named_or_duplicate_events() -> None:
         Schema(metadata, [Bad])
     with pytest.raises(ValueError, match="twice"):
         Schema(metadata, [MemoryAdded, MemoryAdded])
+
+
+def test_every_event_declares_its_conflict_policy() -> None:
+    for event_type in SCHEMA.event_types:
+        assert "CONFLICT" in vars(event_type), f"{event_type.NAME} declares no CONFLICT"
+        assert event_type.CONFLICT in get_args(ConflictPolicy)
+    # The policies the sync design relies on.
+    assert MemoryUpdated.CONFLICT == "last_writer_wins"
+    assert MemoryAccessed.CONFLICT == "commutative"
+    assert MemoryAdded.CONFLICT == MemoryDeleted.CONFLICT == "precondition"
+
+
+def test_schema_refuses_an_event_without_a_conflict_policy() -> None:
+    class Undeclared(Event, frozen=True, kw_only=True):
+        NAME = "v1.Undeclared"
+
+    class Unknown(Event, frozen=True, kw_only=True):
+        NAME = "v1.Unknown"
+        CONFLICT = "first_writer_wins"  # type: ignore[assignment]
+
+    with pytest.raises(ValueError, match=r"Undeclared.CONFLICT is None; declare one of"):
+        Schema(metadata, [Undeclared])
+    with pytest.raises(ValueError, match="'first_writer_wins'"):
+        Schema(metadata, [Unknown])
 
 
 def test_fingerprint_changes_with_version_and_events() -> None:

@@ -29,6 +29,7 @@ notes = Table(
 
 class NoteAddedV1(Event, frozen=True, kw_only=True):
     NAME = "v1.NoteAdded"
+    CONFLICT = "precondition"
     note_id: str
     text: str
 
@@ -38,6 +39,7 @@ class NoteAddedV1(Event, frozen=True, kw_only=True):
 
 class NoteAddedV2(Event, frozen=True, kw_only=True):
     NAME = "v2.NoteAdded"
+    CONFLICT = "precondition"
     note_id: str
     body: str
     stars: int

@@ -16,6 +16,8 @@ from pjai.schema import (
     MemoryAccessed,
     MemoryDeleted,
     MemoryUpdated,
+    PersonaDeleted,
+    PersonaUpdated,
 )
 from pjai.store import ROOT, EventRecord, Position, Store
 from tests.helpers import memory, persona
@@ -129,6 +131,35 @@ def test_pending_event_that_no_longer_applies_is_rejected_and_kept(
     assert a.state_hash() == replay(live_history(a))
     sync(a, upstream)
     assert a.state_hash() == replay(upstream.log)
+
+
+def test_a_rejection_names_the_upstream_event_that_won(
+    clients: list[Store], upstream: Upstream
+) -> None:
+    a, b = clients
+    a.commit(memory("m9", "p1"), MemoryAccessed(memory_id="m2", persona_id="p1"))
+    (taken,) = b.commit(memory("m9", "p1"))
+    b.commit(PersonaUpdated(persona_id="p1", name="later, unrelated"))
+    sync(b, upstream)
+    result = a.rebase(upstream.pull(a.confirmed_head))
+    ((lost, reason),) = result.rejected
+    assert lost.name == "v1.MemoryAdded"
+    # The id was taken by b's MemoryAdded, not by the later persona update.
+    assert f"conflict: v1.MemoryAdded {taken.id} at {taken.position}" in reason
+    assert a.rejected()[0].error == reason
+
+
+def test_a_rejection_names_the_deleted_persona_it_needed(
+    clients: list[Store], upstream: Upstream
+) -> None:
+    a, b = clients
+    (update,) = a.commit(MemoryUpdated(memory_id="m1", persona_id="p1", content="x"))
+    b.commit(MemoryAccessed(memory_id="m1", persona_id="p1"))
+    (deleted,) = b.commit(PersonaDeleted(persona_id="p1"))
+    sync(b, upstream)
+    ((lost, reason),) = a.rebase(upstream.pull(a.confirmed_head)).rejected
+    assert lost.id == update.id
+    assert f"v1.PersonaDeleted {deleted.id}" in reason
 
 
 def test_a_refused_pending_event_is_rejected_and_the_rest_move_up(

@@ -67,7 +67,7 @@ async def test_concurrent_edits_converge_and_conflicts_are_recorded(hub: Hub) ->
             await cb.wait_until(level)
         await cb.stop()
         # Offline on both sides: a deletes m1, b updates it.
-        a.commit(MemoryDeleted(memory_id="m1", persona_id="p1"))
+        (delete,) = a.commit(MemoryDeleted(memory_id="m1", persona_id="p1"))
         (update,) = b.commit(MemoryUpdated(memory_id="m1", persona_id="p1", content="late"))
         ca = SyncClient(a, hub.memory_connector(), store_id="s1")
         ca.start()
@@ -79,6 +79,12 @@ async def test_concurrent_edits_converge_and_conflicts_are_recorded(hub: Hub) ->
             assert await cb.synced(update.id) == "rejected"
             await cb.wait_until(level)
         assert a.state_hash() == b.state_hash()
-        assert [e.record.id for e in b.rejected()] == [update.id]
+        (rejected,) = b.rejected()
+        # The audit record says which event lost, why, and which event won.
+        assert rejected.record.id == update.id
+        assert rejected.error is not None
+        assert "no live memory 'm1'" in rejected.error
+        assert f"v1.MemoryDeleted {delete.id}" in rejected.error
+        assert "won" in rejected.error
         await ca.stop()
         await cb.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pjai.schema.bookmarks import BookmarkCreated, BookmarkDeleted, BookmarkFilters, BookmarkUpdated
 from pjai.schema.conversations import ConversationMessageAdded, ConversationStarted
-from pjai.schema.event import Context, Event, Schema, Upcaster
+from pjai.schema.event import ConflictPolicy, Context, Event, Schema, Upcaster
 from pjai.schema.links import (
     LinkKind,
     MemoryLinked,
@@ -63,6 +63,7 @@ __all__ = [
     "BookmarkDeleted",
     "BookmarkFilters",
     "BookmarkUpdated",
+    "ConflictPolicy",
     "Context",
     "ConversationMessageAdded",
     "ConversationStarted",

@@ -54,6 +54,7 @@ class BookmarkCreated(Event, frozen=True, kw_only=True):
     """A bookmark on a persona's timeline was made."""
 
     NAME = "v1.BookmarkCreated"
+    CONFLICT = "precondition"
     bookmark_id: Id
     persona_id: Id
     name: Name
@@ -96,6 +97,7 @@ class BookmarkUpdated(Event, frozen=True, kw_only=True):
     """Some of a bookmark's fields changed."""
 
     NAME = "v1.BookmarkUpdated"
+    CONFLICT = "last_writer_wins"
     bookmark_id: Id
     persona_id: Id
     name: Name | UnsetType = UNSET
@@ -129,6 +131,7 @@ class BookmarkDeleted(Event, frozen=True, kw_only=True):
     """A bookmark was removed (soft-deleted)."""
 
     NAME = "v1.BookmarkDeleted"
+    CONFLICT = "precondition"
     bookmark_id: Id
     persona_id: Id
 

@@ -24,6 +24,7 @@ class ConversationStarted(Event, frozen=True, kw_only=True):
     """A conversation with a persona began; ``started_at`` defaults to the commit time."""
 
     NAME = "v1.ConversationStarted"
+    CONFLICT = "precondition"
     conversation_id: Id
     persona_id: Id
     title: Title = ""
@@ -46,6 +47,7 @@ class ConversationMessageAdded(Event, frozen=True, kw_only=True):
     """A message was said in a conversation; ``sent_at`` defaults to the commit time."""
 
     NAME = "v1.ConversationMessageAdded"
+    CONFLICT = "commutative"
     message_id: Id
     conversation_id: Id
     persona_id: Id

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 import msgspec
 from sqlalchemy import MetaData
@@ -23,7 +23,18 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from pjai.errors import EventValidationError, UnknownEventError
 from pjai.schema.ops import Op
 
-__all__ = ["Context", "Event", "Schema", "Upcaster"]
+__all__ = ["ConflictPolicy", "Context", "Event", "Schema", "Upcaster"]
+
+ConflictPolicy = Literal["last_writer_wins", "commutative", "precondition"]
+"""How an event combines with concurrent events from other instances (docs/events.md).
+
+``last_writer_wins``: the fields it sets take its values if it comes later in the global
+order. ``commutative``: it combines with concurrent events of its kind in any order
+(counts add up, the latest time is kept). ``precondition``: it applies only while what
+it requires still holds (the id is free, the memory is live) and is rejected otherwise.
+Under every policy an event whose target is gone is rejected, with the reason and the
+event that won kept in the audit trail.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +52,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     """
 
     NAME: ClassVar[str] = ""
+    CONFLICT: ClassVar[ConflictPolicy]
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
         """The writes this event makes, computed from the payload and ``ctx`` alone."""
@@ -116,6 +128,12 @@ class Schema:
                 raise ValueError(f"{event_type.__name__}.NAME {name!r} is not like 'v1.Name'")
             if name in self._types:
                 raise ValueError(f"event name {name} is declared twice")
+            policy = getattr(event_type, "CONFLICT", None)
+            if policy not in get_args(ConflictPolicy):
+                raise ValueError(
+                    f"{event_type.__name__}.CONFLICT is {policy!r}; declare one of "
+                    f"{', '.join(get_args(ConflictPolicy))}"
+                )
             self._types[name] = event_type
         self._upcasters = {u.source: u for u in upcasters}
         for upcaster in self._upcasters.values():

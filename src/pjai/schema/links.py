@@ -35,6 +35,7 @@ class MemoryLinked(Event, frozen=True, kw_only=True):
     """Two live memories of a persona were linked (a directed, typed edge)."""
 
     NAME = "v1.MemoryLinked"
+    CONFLICT = "precondition"
     persona_id: Id
     source_id: Id
     target_id: Id
@@ -68,6 +69,7 @@ class MemoryLinkUpdated(Event, frozen=True, kw_only=True):
     """A link's strength, confidence or decay rate changed."""
 
     NAME = "v1.MemoryLinkUpdated"
+    CONFLICT = "last_writer_wins"
     persona_id: Id
     source_id: Id
     target_id: Id
@@ -93,6 +95,7 @@ class MemoryUnlinked(Event, frozen=True, kw_only=True):
     """A link was removed."""
 
     NAME = "v1.MemoryUnlinked"
+    CONFLICT = "precondition"
     persona_id: Id
     source_id: Id
     target_id: Id
@@ -107,6 +110,7 @@ class MemoryLinksDecayed(Event, frozen=True, kw_only=True):
     """``days`` passed for a persona's links: each strength times ``exp(-rate * days)``."""
 
     NAME = "v1.MemoryLinksDecayed"
+    CONFLICT = "commutative"
     persona_id: Id
     days: PositiveFloat
 

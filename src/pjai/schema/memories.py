@@ -73,6 +73,7 @@ class MemoryAdded(Event, frozen=True, kw_only=True):
     """A memory was recorded. ``occurred_at`` defaults to the time it was recorded."""
 
     NAME = "v1.MemoryAdded"
+    CONFLICT = "precondition"
     memory_id: Id
     persona_id: Id
     content: Content
@@ -115,6 +116,7 @@ class MemoryImported(MemoryAdded, frozen=True, kw_only=True):
     """
 
     NAME = "v1.MemoryImported"
+    CONFLICT = "precondition"
     source: Source
     created_at: UtcDatetime
     updated_at: UtcDatetime
@@ -137,6 +139,7 @@ class MemoryUpdated(Event, frozen=True, kw_only=True):
     """Some fields of a live memory changed; fields left unset keep their value."""
 
     NAME = "v1.MemoryUpdated"
+    CONFLICT = "last_writer_wins"
     memory_id: Id
     persona_id: Id
     content: Content | UnsetType = UNSET
@@ -168,6 +171,7 @@ class MemoryAccessed(Event, frozen=True, kw_only=True):
     """A live memory was opened ``count`` times. Commutes with other accesses."""
 
     NAME = "v1.MemoryAccessed"
+    CONFLICT = "commutative"
     memory_id: Id
     persona_id: Id
     count: PositiveInt = 1
@@ -182,6 +186,7 @@ class MemoryTierChanged(Event, frozen=True, kw_only=True):
     """A live memory moved to another tier, with the reason and the score behind it."""
 
     NAME = "v1.MemoryTierChanged"
+    CONFLICT = "last_writer_wins"
     memory_id: Id
     persona_id: Id
     tier: Tier
@@ -207,6 +212,7 @@ class MemoryArchived(Event, frozen=True, kw_only=True):
     """
 
     NAME = "v1.MemoryArchived"
+    CONFLICT = "precondition"
     memory_id: Id
     persona_id: Id
     reason: Literal["retention", "manual"] = "manual"
@@ -226,6 +232,7 @@ class MemoryDeleted(Event, frozen=True, kw_only=True):
     """A live memory was soft-deleted; MemoryRestored brings it back."""
 
     NAME = "v1.MemoryDeleted"
+    CONFLICT = "precondition"
     memory_id: Id
     persona_id: Id
 
@@ -239,6 +246,7 @@ class MemoryRestored(Event, frozen=True, kw_only=True):
     """A soft-deleted memory of a live persona is live again."""
 
     NAME = "v1.MemoryRestored"
+    CONFLICT = "precondition"
     memory_id: Id
     persona_id: Id
 

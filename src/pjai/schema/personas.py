@@ -167,6 +167,7 @@ class PersonaCreated(Event, frozen=True, kw_only=True):
     """A persona was created (inactive until a PersonaActivated)."""
 
     NAME = "v1.PersonaCreated"
+    CONFLICT = "precondition"
     persona_id: Id
     name: Name
     description: str = ""
@@ -203,6 +204,7 @@ class PersonaImported(PersonaCreated, frozen=True, kw_only=True):
     """
 
     NAME = "v1.PersonaImported"
+    CONFLICT = "precondition"
     source: Source
     created_at: UtcDatetime
     updated_at: UtcDatetime
@@ -219,6 +221,7 @@ class PersonaUpdated(Event, frozen=True, kw_only=True):
     """
 
     NAME = "v1.PersonaUpdated"
+    CONFLICT = "last_writer_wins"
     persona_id: Id
     name: Name | UnsetType = UNSET
     description: str | UnsetType = UNSET
@@ -254,6 +257,7 @@ class PersonaActivated(Event, frozen=True, kw_only=True):
     """This persona becomes the active one; any other active persona is deactivated."""
 
     NAME = "v1.PersonaActivated"
+    CONFLICT = "last_writer_wins"
     persona_id: Id
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
@@ -268,6 +272,7 @@ class PersonaDeactivated(Event, frozen=True, kw_only=True):
     """The persona is no longer active; afterwards no persona is active."""
 
     NAME = "v1.PersonaDeactivated"
+    CONFLICT = "last_writer_wins"
     persona_id: Id
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
@@ -281,6 +286,7 @@ class PersonaDeleted(Event, frozen=True, kw_only=True):
     """The persona and all its memories are soft-deleted (kept, marked ``deleted_at``)."""
 
     NAME = "v1.PersonaDeleted"
+    CONFLICT = "precondition"
     persona_id: Id
 
     def materialize(self, ctx: Context) -> Sequence[Op]:

@@ -11,6 +11,7 @@ import msgspec
 
 from pjai.errors import RebaseError, StoreError
 from pjai.schema.records import EventRecord, LogEntry, Position
+from pjai.store.conflicts import explain
 from pjai.store.log import EventLog
 
 if TYPE_CHECKING:
@@ -90,8 +91,9 @@ def rebase(store: Store, log: EventLog, upstream: Sequence[EventRecord]) -> Reba
                 rebased.append(moved)
                 head = moved.position
             else:
-                log.reject(moved, error)
-                rejected.append((moved, error))
+                reason = explain(store.schema, moved, error, incoming)
+                log.reject(moved, reason)
+                rejected.append((moved, reason))
     local_ids = {entry.record.id for entry, _ in local}
     confirmed = result.confirmed + [r.id for r in incoming if r.id in local_ids]
     return RebaseResult(confirmed, applied, rebased, rejected)
