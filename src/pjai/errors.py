@@ -40,6 +40,7 @@ __all__ = [
     "StoreClosedError",
     "StoreCorruptError",
     "StoreError",
+    "StoreModeError",
     "UnknownEventError",
     "UnknownEventWarning",
 ]
@@ -78,6 +79,10 @@ class MaterializationError(EventError):
 
 class StoreError(PjaiError):
     """The reactive store cannot do what was asked."""
+
+
+class StoreModeError(StoreError):
+    """A store file was opened in the other mode (synced or standalone) than it was made."""
 
 
 class StoreClosedError(StoreError):

@@ -1,21 +1,28 @@
 """Convergence: clients commit, disconnect, reconnect, the server restarts; all agree.
 
 A Hypothesis state machine drives 3 to 5 SyncClients against a hub in memory. After
-quiescence every client's state equals a fresh replay of the server's log.
+quiescence every client's state equals a fresh replay of the server's log, and every
+client's SQL primary (each client is a hybrid manager) holds that log's events, in its
+order, and the same rows as its store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import tempfile
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from pjai.errors import PjaiError
+from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import Event
 from pjai.schema.records import Position
+from pjai.sql import journal
 from pjai.store import Store
 from pjai.sync.client import SyncClient, SyncStatus
 from pjai.sync.hub import Hub
@@ -31,6 +38,12 @@ def replay_log(log: MemoryLog) -> str:
         return fresh.state_hash()
 
 
+def sql_journal(manager: HybridDatabaseManager) -> list[str]:
+    (shard,) = manager.shards
+    with shard.writer.connection("reading the journal") as conn:
+        return [record.id for record, _status, _error in journal.journal_entries(conn)]
+
+
 def level(status: SyncStatus) -> bool:
     return status.state == "online" and status.pending == 0 and status.lag == 0
 
@@ -43,9 +56,21 @@ class ConvergenceMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.log = MemoryLog()
         self.hub = self._hub()
-        self.stores = [Store.memory(sync=True) for _ in range(count)]
+        self.dir = Path(tempfile.mkdtemp(prefix="pjai-convergence-"))
+        self.managers = [
+            HybridDatabaseManager.open(
+                self.dir / f"c{i}",
+                sql_urls=[f"sqlite:///{self.dir}/c{i}.db"],
+                environ={"PJAI_FLAG_SYNC": "true"},
+            )
+            for i in range(count)
+        ]
+        self.stores: list[Store] = []
+        for manager in self.managers:
+            assert manager.store is not None
+            self.stores.append(manager.store)
         self.clients: list[SyncClient | None] = [None] * count
-        self.stores[0].commit(
+        self.managers[0].commit(
             *[persona(p) for p in PERSONAS], *[memory(m, owner(m)) for m in SEEDED]
         )
         for i in range(count):
@@ -97,9 +122,9 @@ class ConvergenceMachine(RuleBasedStateMachine):
 
     @rule(client=st.integers(0, 4), batch=st.lists(events(), min_size=1, max_size=3))
     def commit(self, client: int, batch: list[Event]) -> None:
-        store = self.stores[client % len(self.stores)]
+        manager = self.managers[client % len(self.managers)]
         with contextlib.suppress(PjaiError):  # refused locally: nothing was written
-            store.commit(*batch)
+            manager.commit(*batch)
         self._step()
 
     @rule(client=st.integers(0, 4))
@@ -134,17 +159,21 @@ class ConvergenceMachine(RuleBasedStateMachine):
         try:
             self._quiesce()
             final = replay_log(self.log)
-            for store in self.stores:
+            server = [r.id for r in self.log.read("s1", Position(0), 1_000_000)]
+            for store, manager in zip(self.stores, self.managers, strict=True):
                 assert store.pending() == []
                 assert store.state_hash() == final
+                assert sql_journal(manager) == server
+                assert manager.verify().equal
         finally:
             for client in self.clients:
                 if client is not None:
                     self.loop.run_until_complete(client.stop())
             self.loop.run_until_complete(self.hub.stop())
-            for store in self.stores:
-                store.close()
+            for manager in self.managers:
+                manager.close()
             self.loop.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 ConvergenceMachine.TestCase.settings = settings(

@@ -13,7 +13,14 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from pjai.errors import ConfigError, PjaiError, QueryError, SqlError, SqlUnavailableError
+from pjai.errors import (
+    ConfigError,
+    PjaiError,
+    QueryError,
+    SqlError,
+    SqlUnavailableError,
+    StoreModeError,
+)
 from pjai.hybrid.bridge import Bridge
 from pjai.hybrid.flags import Flags
 from pjai.hybrid.health import Health, check
@@ -31,6 +38,8 @@ from pjai.sql.repositories import MemoryRepository, PersonaRepository
 from pjai.sql.shards import Shard, ShardSet, shard_urls
 from pjai.store import LiveQuery, Progress, Row, Store
 from pjai.store.query import Params, Query, prepare
+from pjai.sync.client import SyncClient
+from pjai.sync.hub import Connector
 
 __all__ = ["STORE_FILE", "HybridDatabaseManager"]
 
@@ -51,6 +60,11 @@ class HybridDatabaseManager:
     the bridge catches up once it is back (health shows the lag). With the store off,
     commits write SQL directly, still journalling every event, and turning the store
     on again catches it up from the journal.
+
+    With the ``sync`` flag on when the data directory is opened, the store is a synced
+    one: commits stay pending until the sync server confirms them (:meth:`sync_client`),
+    and the bridge projects confirmed events only, in the server's order, once each.
+    A synced data directory keeps the store on.
     """
 
     def __init__(
@@ -89,7 +103,14 @@ class HybridDatabaseManager:
         self._retry: threading.Timer | None = None
         self._backoff = RETRY_DELAYS_S[0]
         self._closed = False
+        self.syncing = self.flags["sync"]
+        """Whether the store syncs through a sync server (the ``sync`` flag when opened)."""
         try:
+            if self.syncing and not self.flags["use_livestore"]:
+                raise ConfigError(
+                    "the sync flag needs the reactive store: syncing works on its event "
+                    "log; turn use_livestore on or sync off"
+                )
             for shard in self.shards:
                 _with_retries(partial(_migrate, shard), "migrating SQL")
             if len(self.shards) > 1 and (wrong := misplaced(self.shards)):
@@ -129,8 +150,28 @@ class HybridDatabaseManager:
         return self.data_dir / STORE_FILE
 
     def head(self) -> int:
-        """The global position of the last committed event."""
-        return self._store.head.global_seq if self._store is not None else self._sql_head
+        """The global position of the last committed (when syncing: confirmed) event."""
+        if self._store is None:
+            return self._sql_head
+        return (self._store.confirmed_head if self.syncing else self._store.head).global_seq
+
+    def sync_client(
+        self, connect: Connector, *, store_id: str, token: str = "", **options: Any
+    ) -> SyncClient:
+        """A :class:`~pjai.sync.SyncClient` for this data directory's store; not started.
+
+        ``options`` go to the client (batch, ping_interval, backoff...). Events it
+        confirms reach SQL through the bridge as soon as they are confirmed.
+        """
+        with self._lock:
+            self._check_open()
+            if not self.syncing or self._store is None:
+                raise ConfigError(
+                    f"{self.data_dir} does not sync: a data directory syncs when the sync "
+                    "flag is on as it is first opened (`pjai flags set sync true` on a new "
+                    "directory, or PJAI_FLAG_SYNC=true)"
+                )
+            return SyncClient(self._store, connect, store_id=store_id, token=token, **options)
 
     # -- commands ----------------------------------------------------------------
 
@@ -236,6 +277,11 @@ class HybridDatabaseManager:
             self._check_open()
             if self._store is None:
                 raise ConfigError("verify compares the store with SQL; switch the store on")
+            if self.syncing and (pending := len(self._store.pending())):
+                raise ConfigError(
+                    f"{pending} event(s) wait for the sync server; SQL holds confirmed "
+                    "events only, so verify once they are confirmed (`pjai sync status`)"
+                )
             return verify(self._store, self.shards, self.schema, progress)
 
     def repair(self, side: Literal["sql", "store"], progress: Progress | None = None) -> int:
@@ -257,7 +303,9 @@ class HybridDatabaseManager:
                 return store.rebuild(progress)
             if store is not None:
                 self._reconcile(None)
-                records: list[EventRecord] = [e.record for e in store.events()]
+                records: list[EventRecord] = [
+                    e.record for e in store.events() if e.record.position.key <= self._last()
+                ]
             else:
                 records = self._journal_after(0)
             self.bridge.replace_all(records, progress=progress)
@@ -315,21 +363,58 @@ class HybridDatabaseManager:
                 live._move(self._parked, live._prepared)
 
     def _start_store(self, progress: Progress | None) -> None:
-        store = Store.open(self.store_path, schema=self.schema, progress=progress)
+        store = self._open_store(progress)
         self._store = store
         self.identity.adopt(store.client_id)
         try:
             self._reconcile(progress)
         except SqlError as exc:
             self._fell_behind(exc)
-        store.add_commit_hook(self._project)
+        if self.syncing:
+            store.add_rebase_hook(self._confirmed)
+        else:
+            store.add_commit_hook(self._project)
+
+    def _open_store(self, progress: Progress | None) -> Store:
+        try:
+            return Store.open(
+                self.store_path, schema=self.schema, sync=self.syncing, progress=progress
+            )
+        except StoreModeError as exc:
+            raise ConfigError(
+                f"the sync flag is {'on' if self.syncing else 'off'} but {self.store_path} "
+                f"was made {'standalone' if self.syncing else 'to sync'}; a store's mode is "
+                "fixed when it is made: set the flag back, or export this directory and "
+                "import it into a new one"
+            ) from exc
+
+    def _last(self) -> tuple[int, int]:
+        """The position key of the last event SQL should hold."""
+        store = self._store
+        assert store is not None
+        return (store.confirmed_head if self.syncing else store.head).key
+
+    def _confirmed(self, _result: object) -> None:
+        """The store's rebase hook: confirmed events go to SQL, in order, once."""
+        with self._lock:
+            if self._closed or self._store is None:
+                return
+            try:
+                self._catch_up_sql(self._store.confirmed_head.global_seq)
+            except SqlError as exc:
+                self._fell_behind(exc)
 
     def _stop_store(self, progress: Progress | None) -> None:
         """Turn the store off: SQL must first hold every event the store has."""
+        if self.syncing:
+            raise ConfigError(
+                "this data directory syncs, which needs the reactive store; turn the sync "
+                "flag off (and reopen) before switching the store off"
+            )
         running = self._store
         store = running
         if store is None and self.store_path.exists():
-            store = Store.open(self.store_path, schema=self.schema, progress=progress)
+            store = self._open_store(progress)
         if store is not None:
             self._store = store
             try:
@@ -353,6 +438,11 @@ class HybridDatabaseManager:
         store = self._store
         if store is None:
             return 0
+        if self.syncing:
+            # The sync server, not SQL's journal, brings a synced store what it lacks.
+            moved = self._catch_up_sql(store.confirmed_head.global_seq, progress)
+            self._backoff = RETRY_DELAYS_S[0]
+            return moved
         moved = 0
         missing = self._journal_after(store.head.global_seq)
         if missing:

@@ -18,6 +18,7 @@ from pjai.errors import (
     StoreClosedError,
     StoreCorruptError,
     StoreError,
+    StoreModeError,
 )
 from pjai.schema import SCHEMA
 from pjai.schema.event import Event, Schema
@@ -81,6 +82,7 @@ class Store:
         self._rows = RowReader()
         self._live = LiveQueries()
         self._commit_hooks: list[CommitHook] = []
+        self._rebase_hooks: list[Callable[[RebaseResult], object]] = []
         with translate_errors(f"opening store {path or ':memory:'}"):
             meta = self._boot()
         self.store_id = meta["store_id"]
@@ -146,7 +148,7 @@ class Store:
             )
         mode = "sync" if self.sync else "standalone"
         if meta["mode"] != mode:
-            raise StoreError(
+            raise StoreModeError(
                 f"{self.path} is a {meta['mode']} store; open it with sync={not self.sync}"
             )
         return meta
@@ -228,6 +230,7 @@ class Store:
                 result = rebase(self, self._log, upstream)
             self._head = self._log.head()
         self._deliver(deliveries)
+        self._rebased(result)
         return result
 
     def discard(self, event_id: str, reason: str) -> RebaseResult:
@@ -243,6 +246,7 @@ class Store:
                 result = discard(self, self._log, event_id, reason)
             self._head = self._log.head()
         self._deliver(deliveries)
+        self._rebased(result)
         return result
 
     def meta(self, key: str) -> str | None:
@@ -268,6 +272,21 @@ class Store:
     def remove_commit_hook(self, hook: CommitHook) -> None:
         """Stop running ``hook``."""
         self._commit_hooks.remove(hook)
+
+    def add_rebase_hook(self, hook: Callable[[RebaseResult], object]) -> None:
+        """Run ``hook(result)`` after every rebase or discard has committed.
+
+        It runs outside the store's lock, in the thread that rebased. The hybrid manager
+        projects newly confirmed events into the SQL primary this way.
+        """
+        self._rebase_hooks.append(hook)
+
+    def _rebased(self, result: RebaseResult) -> None:
+        for hook in self._rebase_hooks:
+            try:
+                hook(result)
+            except Exception:  # the rebase stands; a failing hook must not undo it
+                log.exception("a rebase hook failed")
 
     def ingest(self, records: Sequence[EventRecord]) -> int:
         """Append events confirmed elsewhere, continuing the head of a standalone store.
