@@ -63,8 +63,11 @@ async def test_sql_receives_confirmed_events_only_in_server_order(
         open_synced(tmp_path / "b", f"sqlite:///{tmp_path}/b.db") as b,
     ):
         added = a.commit(persona("p1"), memory("m1"), memory("m2"))
-        assert a.syncing and a.store is not None and a.store.status(added[0].id) == "pending"
-        assert sql_journal(a) == [] and a.personas.get("p1") is None  # pending: not in SQL
+        assert a.syncing
+        assert a.store is not None
+        assert a.store.status(added[0].id) == "pending"
+        assert sql_journal(a) == []  # pending: not in SQL
+        assert a.personas.get("p1") is None
         assert a.head() == 0
 
         ca = a.sync_client(hub.memory_connector(), store_id="s1")
