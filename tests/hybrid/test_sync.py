@@ -49,15 +49,19 @@ def open_synced(path: Path, sql_url: str) -> HybridDatabaseManager:
     return HybridDatabaseManager.open(path, sql_urls=[sql_url], environ=SYNC)
 
 
-async def settle(*clients: SyncClient) -> None:
+async def settle(hub: Hub, *pairs: tuple[SyncClient, HybridDatabaseManager]) -> None:
+    """Wait until every client is level with the server's head, and its SQL with it."""
     async with asyncio.timeout(10):
-        for client in clients:
-            await client.wait_until(level)
+        for client, _ in pairs:
+            await client.wait_until(
+                lambda s: level(s) and s.confirmed_head == hub.log.head("s1").global_seq
+            )
+        # SQL follows a moment after: the bridge projects once the rebase has committed.
+        while any(m.bridge.checkpoint() < m.head() for _, m in pairs):  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
 
 
-async def test_sql_receives_confirmed_events_only_in_server_order(
-    tmp_path: Path, hub: Hub
-) -> None:
+async def test_sql_receives_confirmed_events_only_in_server_order(tmp_path: Path, hub: Hub) -> None:
     with (
         open_synced(tmp_path / "a", f"sqlite:///{tmp_path}/a.db") as a,
         open_synced(tmp_path / "b", f"sqlite:///{tmp_path}/b.db") as b,
@@ -74,7 +78,7 @@ async def test_sql_receives_confirmed_events_only_in_server_order(
         cb = b.sync_client(hub.memory_connector(), store_id="s1")
         ca.start()
         cb.start()
-        await settle(ca, cb)
+        await settle(hub, (ca, a), (cb, b))
         assert b.personas.get("p1") is not None
         assert [r.id for r in sql_journal(a)] == [r.id for r in added]
         assert sql_journal(b) == sql_journal(a)
@@ -83,12 +87,12 @@ async def test_sql_receives_confirmed_events_only_in_server_order(
         await cb.stop()
         a.commit(MemoryDeleted(memory_id="m1", persona_id="p1"))
         (update,) = b.commit(MemoryUpdated(memory_id="m1", persona_id="p1", content="late"))
-        await settle(ca)
+        await settle(hub, (ca, a))
         cb = b.sync_client(hub.memory_connector(), store_id="s1")
         cb.start()
         async with asyncio.timeout(10):
             assert await cb.synced(update.id) == "rejected"
-        await settle(ca, cb)
+        await settle(hub, (ca, a), (cb, b))
 
         server = [r.id for r in hub.log.read("s1", added[0].parent, 1_000)]
         assert [r.id for r in sql_journal(a)] == server

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from pjai.schema import MemoryDeleted, MemoryUpdated
+from pjai.errors import SqlUnavailableError
+from pjai.schema import EventRecord, MemoryDeleted, MemoryUpdated, Position
 from pjai.store import Store
 from pjai.sync.client import SyncClient, SyncStatus
 from pjai.sync.hub import Hub
@@ -88,3 +89,38 @@ async def test_concurrent_edits_converge_and_conflicts_are_recorded(hub: Hub) ->
         assert "won" in rejected.error
         await ca.stop()
         await cb.stop()
+
+
+class FlakyLog(MemoryLog):
+    """A memory log whose reads fail while ``failing`` is set, like a database going away."""
+
+    failing = False
+
+    def read(self, store_id: str, after: Position, limit: int) -> list[EventRecord]:
+        if self.failing:
+            raise SqlUnavailableError("reading the sync log: the database is unreachable")
+        return super().read(store_id, after, limit)
+
+
+async def test_a_server_failure_is_reported_and_the_client_comes_back() -> None:
+    log = FlakyLog()
+    hub = Hub(log, None, poll_interval=0.05)
+    await hub.start()
+    with Store.memory(sync=True) as a:
+        client = SyncClient(a, hub.memory_connector(), store_id="s1", backoff=(0.01, 0.05))
+        client.start()
+        async with asyncio.timeout(5):
+            await client.wait_until(level)
+        log.failing = True
+        (record,) = a.commit(persona("p1"))
+        async with asyncio.timeout(5):
+            # The push is appended, but its echo cannot be read: the server says so.
+            await client.wait_until(lambda s: "server_error" in (s.last_error or ""))
+        assert "the database is unreachable" in (client.status.last_error or "")
+        assert a.status(record.id) == "pending"
+        log.failing = False
+        async with asyncio.timeout(5):
+            assert await client.synced(record.id) == "confirmed"
+        assert client.status.reconnects >= 1
+        await client.stop()
+    await hub.stop()

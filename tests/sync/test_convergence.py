@@ -120,6 +120,12 @@ class ConvergenceMachine(RuleBasedStateMachine):
             statuses = "\n".join(str(c.status) for c in self.clients if c is not None)
             raise AssertionError(f"the clients did not level out:\n{statuses}") from None
 
+    async def _sql_caught_up(self) -> None:
+        """SQL follows each store a moment after its rebase commits."""
+        async with asyncio.timeout(10):
+            while any(m.bridge.checkpoint() < m.head() for m in self.managers):  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+
     @rule(client=st.integers(0, 4), batch=st.lists(events(), min_size=1, max_size=3))
     def commit(self, client: int, batch: list[Event]) -> None:
         manager = self.managers[client % len(self.managers)]
@@ -160,6 +166,7 @@ class ConvergenceMachine(RuleBasedStateMachine):
             self._quiesce()
             final = replay_log(self.log)
             server = [r.id for r in self.log.read("s1", Position(0), 1_000_000)]
+            self.loop.run_until_complete(self._sql_caught_up())
             for store, manager in zip(self.stores, self.managers, strict=True):
                 assert store.pending() == []
                 assert store.state_hash() == final

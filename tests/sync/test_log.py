@@ -6,11 +6,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from pjai.schema.records import Position
 from pjai.sql.engine import create_sql_engine
-from pjai.sync.log import Appended, MemoryLog, ServerAhead, ServerLog
+from pjai.sync.log import Appended, DuplicateEventError, MemoryLog, ServerAhead, ServerLog
 from pjai.sync.sqllog import SqlLog
 from tests.databases import database
 from tests.sync.records import records
@@ -52,6 +53,23 @@ def test_append_read_and_refuse(url: str) -> None:
     assert behind.head.key == (5, 0)
     assert log.read("s2", Position(0), 10) == []  # stores are separate
     assert log.append("s2", records(1)) == Appended(Position(1), 1)
+    close(log)
+
+
+def test_an_event_id_is_logged_once(url: str) -> None:
+    log = open_log(url)
+    first = records(2)
+    log.append("s1", first)
+    # A chain from the head whose second event reuses the id of the first one logged.
+    reused = [
+        msgspec.structs.replace(r, position=Position(3 + i), parent=Position(2 + i))
+        for i, r in enumerate(records(2, "p2"))
+    ]
+    reused[1] = msgspec.structs.replace(reused[1], id=first[0].id)
+    with pytest.raises(DuplicateEventError, match=f"event {first[0].id} is already"):
+        log.append("s1", reused)
+    assert log.head("s1").key == (2, 0)  # nothing of the batch was appended
+    assert log.read("s1", Position(0), 10) == first
     close(log)
 
 

@@ -8,6 +8,7 @@ import pytest
 from pjai.schema.records import EventRecord, Position
 from pjai.sync.log import MemoryLog
 from pjai.sync.protocol import (
+    MAX_FRAME_BYTES,
     Error,
     Events,
     Hello,
@@ -20,6 +21,7 @@ from pjai.sync.protocol import (
     PushRejected,
     Welcome,
     encode,
+    fit_frame,
 )
 from pjai.sync.serverside import ServerSession
 from pjai.sync.tokens import RateLimiter, Token
@@ -96,6 +98,49 @@ def test_frames_out_of_order_and_bad_frames_close() -> None:
     (wrong,) = send(ready(), Events(events=[], head=Position(0), more=False))
     assert isinstance(wrong, Error)
     assert wrong.message == "events is sent by servers, not clients"
+    (ack,) = send(ready(), PushAck(id=1, head=Position(0), accepted=0))
+    assert isinstance(ack, Error)
+    assert ack.message == "push_ack is sent by servers, not clients"
+
+
+def test_an_event_id_is_accepted_once() -> None:
+    log = MemoryLog()
+    s = ready(log)
+    first = records(2)
+    send(s, Push(id=1, events=first))
+    twice = [
+        msgspec.structs.replace(r, position=Position(3 + i), parent=Position(2 + i))
+        for i, r in enumerate(records(2, "p2"))
+    ]
+    inside = [twice[0], msgspec.structs.replace(twice[1], id=twice[0].id)]
+    (rejected,) = send(s, Push(id=2, events=inside))
+    assert isinstance(rejected, PushRejected)
+    assert (rejected.reason, rejected.index) == ("invalid_event", 1)
+    assert rejected.detail == f"event {twice[0].id} appears twice in the push"
+    logged = [twice[0], msgspec.structs.replace(twice[1], id=first[1].id)]
+    (rejected,) = send(s, Push(id=3, events=logged))
+    assert isinstance(rejected, PushRejected)
+    assert (rejected.reason, rejected.index) == ("invalid_event", 1)
+    assert "is already in this store's log" in rejected.detail
+    assert s.state == "ready"  # the connection goes on
+    assert log.head("s1") == Position(2)
+
+
+def test_events_frames_stay_under_the_frame_limit() -> None:
+    big = records(1)[0]
+    size = MAX_FRAME_BYTES // 5
+    heavy = [
+        msgspec.structs.replace(
+            big, id=f"e{i}", args=msgspec.Raw(b'"' + b"x" * size + b'"'), position=Position(i + 1)
+        )
+        for i in range(12)
+    ]
+    fitted = fit_frame(heavy)
+    assert 1 <= len(fitted) < len(heavy)
+    assert len(encode(Events(events=fitted, head=Position(12), more=True))) <= MAX_FRAME_BYTES
+    assert fit_frame(heavy[:1]) == heavy[:1]  # one event always goes, whatever its size
+    small = records(3)
+    assert fit_frame(small) == small
 
 
 def test_ping_pong() -> None:

@@ -94,6 +94,7 @@ class SyncClient:
         self._task: asyncio.Task[None] | None = None
         self._transport: Transport | None = None
         self._hold_until = 0.0
+        self._was_online = False
         self._status = SyncStatus("offline", backend_id=store.meta(BACKEND_KEY))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()
@@ -133,6 +134,8 @@ class SyncClient:
                 self._set(state="offline", last_error=str(exc) or type(exc).__name__)
             else:
                 self._set(state="offline")
+            if self._was_online:  # a connection that worked starts the backoff over
+                delay, self._was_online = self._backoff[0], False
             # Full jitter: clients that lost the same server do not all return at once.
             await asyncio.sleep(self._random.uniform(0, delay))
             delay = min(self._backoff[1], delay * 2)
@@ -190,28 +193,33 @@ class SyncClient:
             await transport.send(encode(session.hello()))
             receiving = tasks["receive"] = asyncio.create_task(transport.receive())
             waking = tasks["wake"] = asyncio.create_task(self._wake.wait())
-            # Pings keep a quiet connection honest; an answer the server owes (a welcome,
-            # a push's answer, its echo) must come within answer_timeout, pongs or not.
-            quiet, answered_at = 0, loop.time()
+            # A server silent for a ping interval gets a ping, and is given up after two;
+            # an answer it owes (a welcome, a push's answer, its echo) must come within
+            # answer_timeout, pongs or not. Local commits do not count as hearing from it.
+            heard = answered_at = loop.time()
+            pinged = False
             while True:
+                silent_until = heard + self._ping_interval * (2 if pinged else 1)
+                owed_until = answered_at + self._answer_timeout
                 done, _ = await asyncio.wait(
                     {receiving, waking},
-                    timeout=min(self._ping_interval, self._answer_timeout),
+                    timeout=max(0.0, min(silent_until, owed_until) - loop.time()),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if waking in done:
                     self._wake.clear()
                     waking = tasks["wake"] = asyncio.create_task(self._wake.wait())
+                now = loop.time()
                 if receiving in done:
-                    quiet = 0
+                    heard, pinged = now, False
                     if await self._handle(session, receiving.result()):
-                        answered_at = loop.time()
+                        answered_at = now
                     receiving = tasks["receive"] = asyncio.create_task(transport.receive())
-                elif not done:
-                    quiet += 1
-                    if quiet > 1:
-                        raise ConnectionClosed("the server stopped answering")
-                    await transport.send(encode(Ping(nonce=quiet)))
+                elif now - heard >= self._ping_interval * 2:
+                    raise ConnectionClosed("the server stopped answering")
+                elif not pinged and now - heard >= self._ping_interval:
+                    await transport.send(encode(Ping(nonce=1)))
+                    pinged = True
                 if not session.waiting(self.store.confirmed_head):
                     answered_at = loop.time()
                 elif loop.time() - answered_at > self._answer_timeout:
@@ -241,7 +249,9 @@ class SyncClient:
                 result = await asyncio.to_thread(self.store.discard, action.event_id, action.reason)
                 self._settle(result)
             elif isinstance(action, Wait):
-                self._hold_until = asyncio.get_running_loop().time() + action.seconds
+                loop = asyncio.get_running_loop()
+                self._hold_until = loop.time() + action.seconds
+                loop.call_later(action.seconds, self._wake.set)  # push again right then
             elif isinstance(action, Fail):
                 if action.retry:
                     raise ConnectionClosed(f"{action.code}: {action.message}")
@@ -249,12 +259,10 @@ class SyncClient:
         if session.state == "ready" and self._status.state != "online":
             if session.backend_id != self._status.backend_id and session.backend_id:
                 self.store.set_meta(BACKEND_KEY, session.backend_id)
-            self._set(
-                state="online",
-                last_error=None,
-                backend_id=session.backend_id,
-                read_only=not session.can_push,
-            )
+            self._was_online = True
+            self._set(state="online", last_error=None, backend_id=session.backend_id)
+        if self._status.read_only == session.can_push:
+            self._set(read_only=not session.can_push)
         if session.server_head is not None:
             self._set(server_head=session.server_head.global_seq)
         return not isinstance(message, Ping | Pong)

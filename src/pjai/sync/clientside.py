@@ -35,6 +35,7 @@ from pjai.sync.protocol import (
     PushAck,
     PushRejected,
     Welcome,
+    fit_frame,
 )
 
 __all__ = ["Apply", "ClientSession", "Fail", "Reject", "Send", "Wait"]
@@ -150,7 +151,7 @@ class ClientSession:
         unsent = [r for r in pending if r.position.key > sent.key]
         if not unsent or unsent[0].parent.key != self.server_head.key:
             return None  # nothing to send, or the store has yet to catch up with the server
-        push = Push(id=next(self._ids), events=list(unsent[: self.batch]))
+        push = Push(id=next(self._ids), events=fit_frame(unsent[: self.batch]))
         self._in_flight = push
         return push
 
@@ -171,8 +172,9 @@ class ClientSession:
             return self._fail(
                 "server_reset",
                 f"the server's history is not the one this store synced with (backend "
-                f"{welcome.backend_id}, expected {self.backend_id}); sync this store with a "
-                "new store id, or export and import it",
+                f"{welcome.backend_id}, expected {self.backend_id}); this store cannot "
+                "continue on it: start a new store that pulls from this server and bring "
+                "this one's data over with export and import",
             )
         if welcome.head.key < confirmed_head.key:
             return self._fail(

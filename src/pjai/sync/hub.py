@@ -221,15 +221,25 @@ class _Connection:
         self._pulling = asyncio.Event()
 
     async def run(self) -> None:
-        writer = asyncio.create_task(self._write())
+        """Read and write until either side closes; a server failure ends it with an error."""
+        tasks = {asyncio.create_task(self._read()), asyncio.create_task(self._write())}
         try:
-            await self._read()
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
         except ConnectionClosed:
             pass
+        except Exception as exc:  # the log failed: tell the client, which retries later
+            log.exception("a sync connection to store %r failed", self.session.store_id)
+            self.hub.metrics.closed.labels("server_error").inc()
+            self.session.state = "closed"
+            with contextlib.suppress(ConnectionClosed):
+                await self._send(Error(code="server_error", message=f"the server failed: {exc}"))
+            await self.transport.close(1011, "server_error")
         finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, PjaiError):
-                await writer
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.transport.close()
 
     async def _read(self) -> None:

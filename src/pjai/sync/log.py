@@ -14,9 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from pjai.errors import PjaiError
 from pjai.schema.records import ROOT, EventRecord, Position
 
-__all__ = ["Appended", "MemoryLog", "ServerAhead", "ServerLog"]
+__all__ = ["Appended", "DuplicateEventError", "MemoryLog", "ServerAhead", "ServerLog"]
+
+
+class DuplicateEventError(PjaiError):
+    """A pushed event has the id of an event already in the store's log elsewhere."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"event {event_id} is already in this store's log at another position")
+        self.event_id = event_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +54,11 @@ class ServerLog(Protocol):
         ...
 
     def append(self, store_id: str, records: Sequence[EventRecord]) -> Appended | ServerAhead:
-        """Append ``records`` (a chain from the head) atomically, or say where the head is."""
+        """Append ``records`` (a chain from the head) atomically, or say where the head is.
+
+        Raises :class:`DuplicateEventError`, appending nothing, when one of them has the
+        id of an event already logged (other than a repeat of the same push).
+        """
         ...
 
     def read(self, store_id: str, after: Position, limit: int) -> list[EventRecord]:
@@ -63,6 +76,7 @@ class MemoryLog:
     def __init__(self) -> None:
         self.backend_id = str(uuid.uuid4())
         self._events: dict[str, list[EventRecord]] = {}
+        self._ids: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
     def head(self, store_id: str) -> Position:
@@ -79,7 +93,12 @@ class MemoryLog:
                 if 0 < seq <= len(events) and events[seq - 1].id == first.id:
                     return Appended(head, 0)
                 return ServerAhead(head)
+            ids = self._ids.setdefault(store_id, set())
+            for record in records:
+                if record.id in ids:
+                    raise DuplicateEventError(record.id)
             events.extend(records)
+            ids.update(record.id for record in records)
             return Appended(records[-1].position, len(records))
 
     def read(self, store_id: str, after: Position, limit: int) -> list[EventRecord]:

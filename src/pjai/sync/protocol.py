@@ -16,6 +16,7 @@ from pjai.errors import PjaiError
 from pjai.schema.records import EventRecord, Position
 
 __all__ = [
+    "ENVELOPE_BYTES",
     "MAX_EVENTS_PER_FRAME",
     "MAX_FRAME_BYTES",
     "VERSIONS",
@@ -33,6 +34,7 @@ __all__ = [
     "Welcome",
     "decode",
     "encode",
+    "fit_frame",
 ]
 
 VERSIONS = (1,)
@@ -40,6 +42,9 @@ VERSIONS = (1,)
 
 MAX_FRAME_BYTES = 8 * 1024 * 1024
 """The largest frame either side accepts."""
+
+ENVELOPE_BYTES = 512
+"""An upper bound on what a record adds to its arguments in a frame (ids, positions)."""
 
 MAX_EVENTS_PER_FRAME = 1_000
 """The most events one push or one events frame carries."""
@@ -141,7 +146,8 @@ class Error(msgspec.Struct, frozen=True, kw_only=True, tag="error", tag_field="t
     """Either side: the connection cannot go on; the sender closes it after this frame.
 
     Codes: ``unsupported_version``, ``unauthorized``, ``bad_frame``, ``out_of_order``,
-    ``slow_consumer``, ``server_error``.
+    ``bad_cursor``, ``server_error``. (A slow consumer is closed with code 1008 and the
+    reason ``slow_consumer``, without a frame: it is not reading them.)
     """
 
     code: str
@@ -170,3 +176,13 @@ def decode(frame: bytes | str) -> Message:
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ProtocolError("bad_frame", f"not a protocol v1 frame: {exc}") from exc
     return message
+
+
+def fit_frame(records: list[EventRecord]) -> list[EventRecord]:
+    """The longest prefix of ``records`` (at least one) that fits in one frame."""
+    budget = MAX_FRAME_BYTES - ENVELOPE_BYTES
+    for index, record in enumerate(records):
+        budget -= len(record.args) + ENVELOPE_BYTES
+        if budget < 0:
+            return records[: max(index, 1)]
+    return records

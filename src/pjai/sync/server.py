@@ -28,7 +28,7 @@ from pjai.errors import PjaiError
 from pjai.schema.records import Position
 from pjai.sql.engine import PoolConfig, create_sql_engine
 from pjai.sync.hub import Hub
-from pjai.sync.protocol import MAX_EVENTS_PER_FRAME, Events, encode
+from pjai.sync.protocol import MAX_EVENTS_PER_FRAME, Events, encode, fit_frame
 from pjai.sync.sqllog import NOTIFY_CHANNEL, SqlLog
 from pjai.sync.tokens import RateLimiter, Role, Token, TokenStore, can
 from pjai.sync.websocket import ServerWebSocket
@@ -58,7 +58,8 @@ def open_server(config: ServerConfig) -> tuple[Hub, TokenStore]:
     hub = Hub(
         server_log,
         tokens.check if config.require_tokens else None,
-        limiter=RateLimiter(config.rate, config.rate * 2),
+        # A burst always admits one full push, or a low rate would refuse every one.
+        limiter=RateLimiter(config.rate, max(config.rate * 2, MAX_EVENTS_PER_FRAME)),
         poll_interval=config.poll_interval,
         send_timeout=config.send_timeout,
     )
@@ -105,7 +106,10 @@ def create_app(hub: Hub, tokens: TokenStore | None, *, listen_url: str | None = 
         if isinstance(denied, Response):
             return denied
         head = await asyncio.to_thread(hub.log.refresh, store_id)
-        events = await asyncio.to_thread(hub.log.read, store_id, Position(after), limit)
+        if after > head.global_seq:
+            message = f"the store is at {head}, before the cursor e{after}"
+            return JSONResponse({"error": "bad_cursor", "message": message}, 400)
+        events = fit_frame(await asyncio.to_thread(hub.log.read, store_id, Position(after), limit))
         last = events[-1].position if events else Position(after)
         frame = Events(events=events, head=head, more=last.key < head.key)
         return Response(encode(frame), media_type="application/json")

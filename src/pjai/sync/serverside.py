@@ -15,7 +15,7 @@ from typing import Literal
 from pjai.errors import EventError
 from pjai.schema import SCHEMA, Schema
 from pjai.schema.records import EventRecord, Position
-from pjai.sync.log import Appended, ServerLog
+from pjai.sync.log import Appended, DuplicateEventError, ServerLog
 from pjai.sync.protocol import (
     MAX_EVENTS_PER_FRAME,
     VERSIONS,
@@ -32,6 +32,7 @@ from pjai.sync.protocol import (
     PushRejected,
     Welcome,
     decode,
+    fit_frame,
 )
 from pjai.sync.tokens import RateLimiter, Role, Token, can
 
@@ -114,7 +115,7 @@ class ServerSession:
         """The next batch for the pull, given the store's ``head``; ``None`` if none is due."""
         if self.cursor is None or self.state != "ready":
             return None
-        batch = self._log.read(self.store_id, self.cursor, MAX_EVENTS_PER_FRAME)
+        batch = fit_frame(self._log.read(self.store_id, self.cursor, MAX_EVENTS_PER_FRAME))
         if not batch and self._answered:
             return None
         if batch:
@@ -180,12 +181,21 @@ class ServerSession:
             problem = self._invalid(record)
             if problem is not None:
                 return PushRejected(id=push.id, reason="invalid_event", index=index, detail=problem)
+        seen: set[str] = set()
         for index, record in enumerate(push.events):
+            if record.id in seen:
+                detail = f"event {record.id} appears twice in the push"
+                return PushRejected(id=push.id, reason="invalid_event", index=index, detail=detail)
+            seen.add(record.id)
             chained = index == 0 or record.parent.key == push.events[index - 1].position.key
             if not chained or record.position.key != (record.parent.global_seq + 1, 0):
                 detail = f"event {record.id} at {record.position} does not follow its parent"
                 return PushRejected(id=push.id, reason="invalid_event", index=index, detail=detail)
-        result = self._log.append(self.store_id, push.events)
+        try:
+            result = self._log.append(self.store_id, push.events)
+        except DuplicateEventError as exc:
+            index = next(i for i, r in enumerate(push.events) if r.id == exc.event_id)
+            return PushRejected(id=push.id, reason="invalid_event", index=index, detail=str(exc))
         if isinstance(result, Appended):
             if result.count:
                 self.appended.append(result)
@@ -234,4 +244,5 @@ class ServerSession:
 
 
 def _type(message: Message) -> str:
-    return type(message).__name__.lower()
+    """The message's name on the wire (``push_ack``)."""
+    return str(type(message).__struct_config__.tag)

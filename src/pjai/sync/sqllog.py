@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from pjai.schema.records import EventRecord, Position
 from pjai.sql.backend import backend_for
-from pjai.sync.log import Appended, ServerAhead
+from pjai.sync.log import Appended, DuplicateEventError, ServerAhead
 
 __all__ = ["CACHED_EVENTS", "NOTIFY_CHANNEL", "SqlLog", "metadata", "tokens"]
 
@@ -134,6 +134,14 @@ class SqlLog:
                 )
                 head = Position(current or 0)
                 return Appended(head, 0) if there == records[0].id else ServerAhead(head)
+            ids = [r.id for r in records]
+            taken = conn.scalar(
+                sa.select(events.c.event_id)
+                .where(events.c.store_id == store_id, events.c.event_id.in_(ids))
+                .limit(1)
+            )
+            if taken is not None:
+                raise DuplicateEventError(taken)  # the transaction rolls back: nothing moved
             conn.execute(
                 sa.insert(events),
                 [
