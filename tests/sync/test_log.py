@@ -73,6 +73,29 @@ def test_an_event_id_is_logged_once(url: str) -> None:
     close(log)
 
 
+def test_servers_starting_together_make_the_tables_once(url: str) -> None:
+    if url == "memory":
+        pytest.skip("one process's memory")
+    opened: list[ServerLog] = []
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            opened.append(open_log(url))
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert len({log.backend_id for log in opened}) == 1
+    for log in opened:
+        close(log)
+
+
 def test_sql_logs_share_a_database(url: str) -> None:
     if url == "memory":
         pytest.skip("one process's memory")

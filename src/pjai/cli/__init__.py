@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from pjai.cli import archive, bench, bookmark, demo, hybrid, legacy, memory, persona, store
+from pjai.cli import (
+    archive,
+    bench,
+    bookmark,
+    demo,
+    hybrid,
+    legacy,
+    memory,
+    persona,
+    store,
+    sync,
+    syncserver,
+)
 
 __all__ = ["app", "main"]
 
@@ -21,6 +33,8 @@ app.add_typer(bookmark.app, name="bookmark")
 app.add_typer(bookmark.conversations, name="conversation")
 app.add_typer(store.app, name="store")
 app.add_typer(bench.app, name="bench")
+app.add_typer(syncserver.app, name="sync-server")
+app.add_typer(sync.app, name="sync")
 app.add_typer(hybrid.db, name="db")
 app.add_typer(hybrid.flags, name="flags")
 app.add_typer(hybrid.shards, name="shards")

@@ -36,7 +36,7 @@ from pjai.schema import (
     new_id,
 )
 from pjai.schema.event import validation_error
-from pjai.schema.models import Persona
+from pjai.schema.models import Persona, persona_from_row
 
 app = typer.Typer(help="Personas: their personality, settings and privacy.", no_args_is_help=True)
 
@@ -104,8 +104,16 @@ def _event(kind: type[Any], args: dict[str, Any]) -> Any:
         raise validation_error(kind.NAME, exc) from exc
 
 
+def _read(manager: HybridDatabaseManager, persona_id: str) -> Persona | None:
+    """The persona as this instance sees it: with its own pending changes when syncing."""
+    if manager.store is None:
+        return manager.personas.get(persona_id)
+    rows = manager.store.query("SELECT * FROM personas WHERE id = :id", {"id": persona_id})
+    return persona_from_row(rows[0]) if rows else None
+
+
 def _persona(manager: HybridDatabaseManager, persona_id: str) -> Persona:
-    persona = manager.personas.get(persona_id)
+    persona = _read(manager, persona_id)
     if persona is None or persona.deleted_at is not None:
         raise QueryError(f"no persona {persona_id!r}")
     return persona
@@ -262,7 +270,7 @@ def delete(
     """Delete a persona and its memories (soft: kept in the log, marked deleted)."""
     with open_manager(data_dir) as manager:
         manager.commit(PersonaDeleted(persona_id=persona_id))
-        persona = manager.personas.get(persona_id)
+        persona = _read(manager, persona_id)
     if as_json:
         print_json(persona)
     else:

@@ -266,6 +266,8 @@ class _Connection:
         if session.store_id and self.feed is None:
             self.feed = self.hub.feed(session.store_id)
             self.feed.watchers += 1
+            # A wake-up that came while the hello read the head found no watcher: look again.
+            self.hub._spawn(self.hub._refresh(session.store_id))
         if self.feed is not None:
             for appended in session.appended:
                 self.hub.metrics.appended.inc(appended.count)

@@ -89,6 +89,10 @@ class _Recent:
         return self.start + len(self.records)
 
 
+SCHEMA_LOCK = 0x706A6169_73796E63  # "pjaisync"
+"""PostgreSQL advisory lock key held while a process creates the sync tables."""
+
+
 class SqlLog:
     """A :class:`~pjai.sync.log.ServerLog` in the database of ``engine``."""
 
@@ -99,6 +103,8 @@ class SqlLog:
         self._recent: dict[str, _Recent] = {}
         self._lock = threading.Lock()
         with self._writing("creating the sync tables") as conn:
+            if self._postgres:  # servers starting together create the tables one at a time
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
             metadata.create_all(conn)
             found = conn.scalar(sa.select(meta.c.value).where(meta.c.key == "backend_id"))
             if found is None:
