@@ -28,9 +28,9 @@ def pjai(*args: str) -> str:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """A sync server process without tokens; yields its base URL."""
+    command = [sys.executable, "-m", "pjai", "sync-server", "serve", "--port", "0"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "pjai", "sync-server", "serve", "--port", "0", "--no-auth"]
-        + ["--data-dir", str(tmp_path / "server")],
+        [*command, "--no-auth", "--data-dir", str(tmp_path / "server")],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -97,11 +97,8 @@ def test_bad_input_is_named(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "has no store yet" in result.output
     # No server there: --once gives up after the timeout and says so.
-    result = runner.invoke(
-        app,
-        ["sync", "connect", "http://127.0.0.1:9", "--once", "--timeout", "1"]
-        + ["--data-dir", str(tmp_path / "c")],
-    )
+    nowhere = ["sync", "connect", "http://127.0.0.1:9", "--once", "--timeout", "1"]
+    result = runner.invoke(app, [*nowhere, "--data-dir", str(tmp_path / "c")])
     assert result.exit_code == 1
     status = json.loads(pjai("sync", "status", "--json", "--data-dir", str(tmp_path / "c")))
     assert status["last_error"]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 
 import uvicorn
 
 from pjai.sync.hub import Hub
-from pjai.sync.server import create_app
+from pjai.sync.server import create_app, listening_socket
 from pjai.sync.tokens import TokenStore
 
 
@@ -21,9 +20,7 @@ async def serving(
     """Serve ``hub`` on a free loopback port; yields the base URL (``http://...``)."""
     app = create_app(hub, tokens, listen_url=listen_url)
     # A socket listening before uvicorn starts: early connections wait in its backlog.
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
+    sock = listening_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)

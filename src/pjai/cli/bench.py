@@ -14,6 +14,7 @@ from pjai.bench.graph import run_graph_bench
 from pjai.bench.hybrid import run_hybrid_bench
 from pjai.bench.recall import run_recall_bench
 from pjai.bench.store import run_store_bench
+from pjai.bench.sync import run_sync_bench
 from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, JsonFlag, console, fail, progress_bar
 from pjai.errors import PjaiError
 
@@ -65,6 +66,34 @@ def hybrid(
             result = run_hybrid_bench(
                 workdir, postgres_url=postgres, quick=quick, progress=progress
             )
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(result))
+
+
+@app.command()
+def sync(
+    quick: Annotated[bool, typer.Option(help="A seconds-long smoke run.")] = False,
+    postgres: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PJAI_TEST_POSTGRES_URL",
+            help="PostgreSQL URL to measure too (a fresh schema is made and dropped).",
+        ),
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    keep: Keep = False,
+) -> None:
+    """Sync over WebSockets: commit-to-live-query latency, fan-in, memory per connection.
+
+    The sync servers run in child processes on loopback ports, per SQL backend.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=data_dir))
+    try:
+        with progress_bar("Benchmarking sync") as progress:
+            result = run_sync_bench(workdir, postgres_url=postgres, quick=quick, progress=progress)
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, JsonFlag, console, errors, fail, print_json
 from pjai.errors import ConfigError, PjaiError
 from pjai.sql.engine import redacted
-from pjai.sync.server import ServerConfig, create_app, open_server
+from pjai.sync.server import ServerConfig, create_app, listening_socket, open_server
 from pjai.sync.tokens import Role, TokenStore
 
 __all__ = ["SERVER_FILE", "app", "server_url"]
@@ -115,9 +115,8 @@ def serve(
 
 def _listen(host: str, port: int) -> socket.socket:
     """A socket listening on ``host:port``, bound before uvicorn starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family, backlog=2048)
+        return listening_socket(host, port)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             message = (

@@ -25,7 +25,7 @@ from pjai.store import Store
 from pjai.store.rebase import RebaseResult
 from pjai.sync.clientside import Apply, ClientSession, Fail, Reject, Send, Wait
 from pjai.sync.hub import Connector
-from pjai.sync.protocol import Ping, Pong, ProtocolError, decode, encode
+from pjai.sync.protocol import Ping, Pong, ProtocolError, Pull, decode, encode
 from pjai.sync.transport import ConnectionClosed, Transport
 
 __all__ = ["Connector", "SyncClient", "SyncStatus"]
@@ -219,6 +219,9 @@ class SyncClient:
                     raise ConnectionClosed("the server stopped answering")
                 elif not pinged and now - heard >= self._ping_interval:
                     await transport.send(encode(Ping(nonce=1)))
+                    if session.state == "ready":  # a lost frame must not leave us behind
+                        cursor = self.store.confirmed_head
+                        await transport.send(encode(Pull(cursor=cursor, live=True)))
                     pinged = True
                 if not session.waiting(self.store.confirmed_head):
                     answered_at = loop.time()
@@ -283,8 +286,11 @@ class SyncClient:
     async def _push(self, session: ClientSession) -> None:
         if asyncio.get_running_loop().time() < self._hold_until:
             return
+        confirmed = self.store.confirmed_head
+        if not session.may_push(self.store.head, confirmed):
+            return  # most frames: a push is in flight, or everything was sent
         pending = await asyncio.to_thread(self.store.pending)
-        push = session.next_push(pending, self.store.confirmed_head)
+        push = session.next_push(pending, confirmed)
         if push is not None:
             await self._send(encode(push))
 

@@ -139,6 +139,13 @@ class ClientSession:
             return self._rejected(message)
         return self._fail("out_of_order", f"servers do not send {type(message).__name__}")
 
+    def may_push(self, local_head: Position, confirmed_head: Position) -> bool:
+        """Whether a push could go now, given the store's heads (cheap: no pending read)."""
+        if self.state != "ready" or not self.can_push or self._in_flight is not None:
+            return False
+        sent = self._acked if self._acked and self._acked.key > confirmed_head.key else None
+        return self.server_head is not None and local_head.key > (sent or confirmed_head).key
+
     def next_push(self, pending: Sequence[EventRecord], confirmed_head: Position) -> Push | None:
         """The next push, if one is due: pending events the server does not have yet."""
         if self.state != "ready" or not self.can_push or self._in_flight is not None:

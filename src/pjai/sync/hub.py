@@ -219,6 +219,7 @@ class _Connection:
         self._lock = asyncio.Lock()  # one session call at a time
         self._send_lock = asyncio.Lock()  # one frame on the wire at a time
         self._pulling = asyncio.Event()
+        self._pulled = asyncio.Event()  # a new pull: answer it even if the feed is still
 
     async def run(self) -> None:
         """Read and write until either side closes; a server failure ends it with an error."""
@@ -261,6 +262,7 @@ class _Connection:
                 return
             if session.cursor is not None:
                 self._pulling.set()
+                self._pulled.set()
 
     def _after(self, session: ServerSession) -> None:
         if session.store_id and self.feed is None:
@@ -288,6 +290,7 @@ class _Connection:
             feed = self.feed
             assert feed is not None
             moved = feed.moved  # taken before reading, so no move is missed
+            self._pulled.clear()
             async with self._lock:
                 batch = await asyncio.to_thread(session.next_events, feed.head)
             if batch is not None:
@@ -297,7 +300,12 @@ class _Connection:
             if session.cursor is None:
                 self._pulling.clear()
                 continue
-            await moved.wait()
+            waits = {asyncio.create_task(moved.wait()), asyncio.create_task(self._pulled.wait())}
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in waits:
+                    task.cancel()
 
     async def _send(self, message: Message | Events) -> None:
         frame = encode(message)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ from pjai.sync.sqllog import NOTIFY_CHANNEL, SqlLog
 from pjai.sync.tokens import RateLimiter, Role, Token, TokenStore, can
 from pjai.sync.websocket import ServerWebSocket
 
-__all__ = ["ServerConfig", "create_app", "listen_for_wakeups", "open_server"]
+__all__ = ["ServerConfig", "create_app", "listen_for_wakeups", "listening_socket", "open_server"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,18 @@ def open_server(config: ServerConfig) -> tuple[Hub, TokenStore]:
         send_timeout=config.send_timeout,
     )
     return hub, tokens
+
+
+def listening_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
+    """A socket listening on ``host:port`` (0: a free port) for uvicorn's ``sockets=``.
+
+    Connections accepted from it send small frames at once (TCP_NODELAY): without it a
+    push's ack followed by its echo would wait for the client's delayed ACK, ~40 ms.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=backlog)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
+    return sock
 
 
 def _bearer(header: str | None) -> str:
@@ -166,8 +179,13 @@ async def listen_for_wakeups(url: str, hub: Hub) -> None:
                 delay = 0.5
                 for store_id in list(hub.feeds):
                     hub.wake(store_id)  # what was missed while not listening
+                own = getattr(hub.log, "instance", None)
                 async for note in conn.notifies():
-                    hub.wake(note.payload)
+                    origin, tab, store_id = note.payload.partition("\t")
+                    if not tab:  # a bare store id
+                        origin, store_id = "", origin
+                    if origin != own:  # this process knows its own appends already
+                        hub.wake(store_id)
         except psycopg.Error as exc:
             log.warning("LISTEN %s failed (%s); polling until it is back", NOTIFY_CHANNEL, exc)
             await asyncio.sleep(delay)

@@ -13,6 +13,7 @@ with what other processes appended.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -102,6 +103,9 @@ class SqlLog:
         self._postgres = engine.dialect.name == "postgresql"
         self._recent: dict[str, _Recent] = {}
         self._lock = threading.Lock()
+        self._write_lock = contextlib.nullcontext() if self._postgres else threading.Lock()
+        self.instance = uuid.uuid4().hex
+        """Names this process in its notifications (``instance<TAB>store_id``)."""
         with self._writing("creating the sync tables") as conn:
             if self._postgres:  # servers starting together create the tables one at a time
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
@@ -123,13 +127,16 @@ class SqlLog:
     def append(self, store_id: str, records: Sequence[EventRecord]) -> Appended | ServerAhead:
         parent = records[0].parent.global_seq
         last = records[-1].position.global_seq
+        advance = (
+            sa.update(heads)
+            .where(heads.c.store_id == store_id, heads.c.seq == parent)
+            .values(seq=last)
+        )
         with self._writing("appending to the sync log") as conn:
-            conn.execute(self._insert_ignore(heads).values(store_id=store_id, seq=0))
-            moved = conn.execute(
-                sa.update(heads)
-                .where(heads.c.store_id == store_id, heads.c.seq == parent)
-                .values(seq=last)
-            )
+            moved = conn.execute(advance)
+            if moved.rowcount != 1 and parent == 0:  # maybe the store's first push
+                conn.execute(self._insert_ignore(heads).values(store_id=store_id, seq=0))
+                moved = conn.execute(advance)
             if moved.rowcount != 1:
                 current = conn.scalar(sa.select(heads.c.seq).where(heads.c.store_id == store_id))
                 there = conn.scalar(
@@ -161,7 +168,8 @@ class SqlLog:
                 ],
             )
             if self._postgres:
-                conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, store_id)))
+                note = f"{self.instance}\t{store_id}"
+                conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, note)))
         self._remember(store_id, records)
         return Appended(records[-1].position, len(records))
 
@@ -231,7 +239,9 @@ class SqlLog:
 
     @contextmanager
     def _writing(self, doing: str) -> Iterator[sa.Connection]:
-        with self._transaction(doing, write=True) as conn:
+        # SQLite takes one writer at a time: queue here rather than in its busy handler,
+        # which sleeps instead of waking when the lock frees.
+        with self._write_lock, self._transaction(doing, write=True) as conn:
             yield conn
 
     @contextmanager

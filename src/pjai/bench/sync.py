@@ -1,0 +1,475 @@
+"""``pjai bench sync``: the sync server over real WebSockets, on SQLite and PostgreSQL.
+
+The server runs in a process of its own (uvicorn on a loopback port, as deployed), so
+that its RSS is its own; the clients run here. Per backend: the latency from a commit
+on one client to the live-query callback on another, the fan-in throughput of many
+clients pushing batches at once, and the server's memory per idle connection. On
+PostgreSQL also the fan-in through two server processes sharing the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+import uvicorn
+
+from pjai.bench.hybrid import _postgres_schema
+from pjai.bench.stats import ms, percentile
+from pjai.schema import SCHEMA, EventRecord, MemoryAdded, PersonaCreated, memories, new_id
+from pjai.schema.records import ROOT
+from pjai.schema.types import utc_now
+from pjai.sql.engine import create_sql_engine
+from pjai.store import Store
+from pjai.sync.client import SyncClient, SyncStatus
+from pjai.sync.protocol import (
+    VERSIONS,
+    Events,
+    Hello,
+    Ping,
+    Pong,
+    Pull,
+    Push,
+    PushAck,
+    Welcome,
+    decode,
+    encode,
+)
+from pjai.sync.server import ServerConfig, create_app, listening_socket, open_server
+from pjai.sync.sqllog import SqlLog
+from pjai.sync.tokens import TokenStore
+from pjai.sync.transport import Transport
+from pjai.sync.websocket import websocket_connector
+
+__all__ = ["FULL", "QUICK", "SyncWorkload", "run_sync_bench", "serve"]
+
+Progress = Callable[[int, int], object]
+_URL_VARIABLE = "PJAI_BENCH_SYNC_DB_URL"
+_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class SyncWorkload:
+    """Sizes of one run."""
+
+    samples: int
+    """Sequential commits timed from client A to the live query on client B."""
+    clients: int
+    """Concurrent pushers in the fan-in."""
+    batches: int
+    """Pushes per fan-in client."""
+    batch: int
+    """Events per push."""
+    client_batches: int
+    """Commits of ``batch`` events per SyncClient in its fan-in (they commit slowly)."""
+    idle: int
+    """Idle connections whose server memory is measured."""
+
+
+FULL = SyncWorkload(samples=1_000, clients=100, batches=10, batch=100, client_batches=4, idle=500)
+QUICK = SyncWorkload(samples=100, clients=20, batches=4, batch=50, client_batches=2, idle=100)
+_WARMUP = 20
+"""Untimed commits (latency) and connections (memory) before measuring."""
+
+
+def serve(db_url: str, *, listen: bool) -> None:
+    """Run a sync server on a free loopback port until SIGINT or SIGTERM (the child's entry).
+
+    Prints the port once it listens. ``listen``: take PostgreSQL wake-ups from other
+    server processes.
+    """
+    hub, tokens = open_server(ServerConfig(db_url))
+    app = create_app(hub, tokens, listen_url=db_url if listen else None)
+    sock = listening_socket("127.0.0.1", 0)  # connections made early wait in its backlog
+    print(sock.getsockname()[1], flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        if isinstance(hub.log, SqlLog):
+            hub.log.dispose()
+
+
+_ENTRY = (
+    "import os; from pjai.bench.sync import serve; "
+    f"serve(os.environ['{_URL_VARIABLE}'], listen=os.environ['PJAI_BENCH_SYNC_LISTEN'] == '1')"
+)
+
+
+class _ServerProcess:
+    """A :func:`serve` child process; its stderr goes to ``log``."""
+
+    def __init__(self, db_url: str, log: Path, *, listen: bool) -> None:
+        env = {**os.environ, _URL_VARIABLE: db_url, "PJAI_BENCH_SYNC_LISTEN": str(int(listen))}
+        self.log = log
+        with log.open("ab") as errors:
+            self.child = subprocess.Popen(
+                [sys.executable, "-c", _ENTRY], stdout=subprocess.PIPE, stderr=errors, env=env
+            )
+        assert self.child.stdout is not None
+        line = self.child.stdout.readline().strip()
+        if not line.isdigit():
+            self.stop()
+            raise RuntimeError(f"the sync server did not start:\n{log.read_text()}")
+        self.url = f"ws://127.0.0.1:{int(line)}/sync"
+
+    def rss_kb(self) -> int:
+        """The server's resident memory now, in KiB."""
+        for line in Path(f"/proc/{self.child.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS in /proc; the idle-connection figure needs Linux")
+
+    def stop(self) -> None:
+        """Shut the server down gracefully (SIGINT), or kill it after 10 s."""
+        if self.child.poll() is None:
+            self.child.send_signal(signal.SIGINT)
+            try:
+                self.child.wait(10)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
+                self.child.wait()
+        if self.child.stdout is not None:
+            self.child.stdout.close()
+
+
+@contextlib.contextmanager
+def _servers(
+    db_url: str, workdir: Path, count: int, *, listen: bool
+) -> Iterator[list[_ServerProcess]]:
+    started: list[_ServerProcess] = []
+    try:
+        for _ in range(count):
+            started.append(_ServerProcess(db_url, workdir / "server.log", listen=listen))
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+def _level(status: SyncStatus) -> bool:
+    return status.state == "online" and status.pending == 0 and status.lag == 0
+
+
+def _memory(index: int) -> MemoryAdded:
+    return MemoryAdded(
+        memory_id=new_id(),
+        persona_id="p1",
+        name=f"memory {index}",
+        content=f"Benchmark memory {index}: the user mentioned topic {index % 977}.",
+        tags=[f"topic-{index % 97}"],
+        importance=(index * 37 % 101) / 100,
+    )
+
+
+def _started(store: Store, url: str, token: str, store_id: str, batch: int) -> SyncClient:
+    client = SyncClient(store, websocket_connector(url, token), store_id=store_id, batch=batch)
+    client.start()
+    return client
+
+
+async def _latency(url: str, token: str, store_id: str, samples: int) -> dict[str, float]:
+    """Commit on A, time until B's live query has the new result; one commit at a time."""
+    loop = asyncio.get_running_loop()
+    arrived = asyncio.Event()
+    seen: list[float] = []
+
+    def on_change(_rows: object) -> None:  # on B's rebase thread
+        seen.append(time.perf_counter())
+        loop.call_soon_threadsafe(arrived.set)
+
+    count = sa.select(sa.func.count()).select_from(memories).where(memories.c.persona_id == "p1")
+    latencies: list[float] = []
+    with Store.memory(sync=True) as a, Store.memory(sync=True) as b:
+        clients = [_started(s, url, token, store_id, 1_000) for s in (a, b)]
+        try:
+            a.commit(PersonaCreated(persona_id="p1", name="P1"))
+            async with asyncio.timeout(_TIMEOUT):
+                await asyncio.gather(*(c.wait_until(_level) for c in clients))
+            with b.live(count).subscribe(on_change, immediate=False):
+                for index in range(_WARMUP + samples):
+                    arrived.clear()
+                    seen.clear()
+                    started = time.perf_counter()
+                    records = a.commit(_memory(index))
+                    async with asyncio.timeout(_TIMEOUT):
+                        await arrived.wait()
+                        # Also the echo on A, so that every sample starts from quiet.
+                        await clients[0].synced(records[-1].id)
+                    if index >= _WARMUP:
+                        latencies.append(seen[0] - started)
+        finally:
+            for client in clients:
+                await client.stop()
+    return {
+        "p50_ms": ms(percentile(latencies, 50)),
+        "p95_ms": ms(percentile(latencies, 95)),
+        "p99_ms": ms(percentile(latencies, 99)),
+    }
+
+
+async def _fanin_sync_clients(
+    urls: list[str], tokens: list[tuple[str, str]], workload: SyncWorkload
+) -> int:
+    """Events a second through SyncClients, until each one's last event is confirmed.
+
+    Client ``i`` syncs its own store ``tokens[i]`` through server ``i % len(urls)``; all
+    the events are committed before the clock starts, then pushed in batches.
+    """
+    stores = [Store.memory(sync=True) for _ in tokens]
+    clients: list[SyncClient] = []
+    try:
+        for store in stores:
+            store.commit(PersonaCreated(persona_id="p1", name="P1"))
+        for i, (store, (store_id, token)) in enumerate(zip(stores, tokens, strict=True)):
+            clients.append(_started(store, urls[i % len(urls)], token, store_id, workload.batch))
+        async with asyncio.timeout(_TIMEOUT):
+            await asyncio.gather(*(c.wait_until(_level) for c in clients))
+        # One stretch without awaiting: no push leaves before every event is committed.
+        last: list[str] = []
+        for store in stores:
+            for b in range(workload.client_batches):
+                first = b * workload.batch
+                records = store.commit(*[_memory(first + i) for i in range(workload.batch)])
+            last.append(records[-1].id)
+        started = time.perf_counter()
+        async with asyncio.timeout(_TIMEOUT):
+            waits = [c.synced(e) for c, e in zip(clients, last, strict=True)]
+            outcomes = await asyncio.gather(*waits)
+        elapsed = time.perf_counter() - started
+        if set(outcomes) != {"confirmed"}:
+            raise RuntimeError(f"fan-in events ended {sorted(set(outcomes))}, not all confirmed")
+    finally:
+        for client in clients:
+            await client.stop()
+        for store in stores:
+            store.close()
+    return round(len(tokens) * workload.client_batches * workload.batch / elapsed)
+
+
+def _history(count: int) -> list[EventRecord]:
+    """A new store's first ``count`` events, as its client would push them."""
+    client_id, at, parent = new_id(), utc_now(), ROOT
+    history: list[EventRecord] = []
+    for index in range(count):
+        event = _memory(index) if index else PersonaCreated(persona_id="p1", name="P1")
+        name, _, args = SCHEMA.encode(event)
+        position = parent.next(0)
+        history.append(
+            EventRecord(
+                id=new_id(),
+                name=name,
+                args=msgspec.Raw(args),
+                position=position,
+                parent=parent,
+                client_id=client_id,
+                session_id=client_id,
+                at=at,
+            )
+        )
+        parent = position
+    return history
+
+
+async def _connected(url: str, token: str, store_id: str) -> Transport:
+    """A connection as an idle, level client leaves it: hello, welcome, live pull, quiet."""
+    transport = await websocket_connector(url)()
+    hello = Hello(versions=list(VERSIONS), store_id=store_id, client_id=new_id(), token=token)
+    await transport.send(encode(hello))
+    welcome = decode(await transport.receive())
+    if not isinstance(welcome, Welcome):
+        raise RuntimeError(f"the server answered hello with {welcome!r}")
+    await transport.send(encode(Pull(cursor=welcome.head, live=True)))
+    if not isinstance(answer := decode(await transport.receive()), Events):
+        raise RuntimeError(f"the server answered a pull with {answer!r}")
+    return transport
+
+
+async def _push_all(transport: Transport, history: list[EventRecord], batch: int) -> None:
+    """Push ``history`` one batch at a time (the next on each ack) until all is echoed."""
+    pushes = [history[i : i + batch] for i in range(0, len(history), batch)]
+    last, echoed, acked = history[-1].position.global_seq, 0, 0
+    await transport.send(encode(Push(id=1, events=pushes[0])))
+    while acked < len(pushes) or echoed < last:
+        message = decode(await transport.receive())
+        if isinstance(message, PushAck):
+            acked += 1
+            if acked < len(pushes):
+                await transport.send(encode(Push(id=acked + 1, events=pushes[acked])))
+        elif isinstance(message, Events):
+            echoed = max([echoed, *(e.position.global_seq for e in message.events)])
+        elif not isinstance(message, Ping | Pong):
+            raise RuntimeError(f"a fan-in push was answered with {message!r}")
+
+
+async def _fanin_raw(urls: list[str], tokens: list[tuple[str, str]], workload: SyncWorkload) -> int:
+    """Events a second from raw protocol clients, until each one's last event is echoed."""
+    events = workload.batches * workload.batch
+    histories = [_history(events) for _ in tokens]
+    transports: list[Transport] = []
+    try:
+        async with asyncio.timeout(_TIMEOUT):
+            for start in range(0, len(tokens), 50):
+                group = tokens[start : start + 50]
+                transports += await asyncio.gather(
+                    *(
+                        _connected(urls[(start + i) % len(urls)], token, store_id)
+                        for i, (store_id, token) in enumerate(group)
+                    )
+                )
+            started = time.perf_counter()
+            await asyncio.gather(
+                *(
+                    _push_all(t, h, workload.batch)
+                    for t, h in zip(transports, histories, strict=True)
+                )
+            )
+            elapsed = time.perf_counter() - started
+    finally:
+        await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)
+    return round(len(tokens) * events / elapsed)
+
+
+async def _idle_kb(server: _ServerProcess, token: str, count: int) -> float:
+    """The server's RSS growth per idle connection, each on a store of its own."""
+    opened: list[Transport] = []
+
+    async def open_many(n: int) -> None:
+        for start in range(0, n, 50):
+            ids = [f"idle-{uuid.uuid4().hex}" for _ in range(min(50, n - start))]
+            opened.extend(await asyncio.gather(*(_connected(server.url, token, i) for i in ids)))
+
+    try:
+        async with asyncio.timeout(_TIMEOUT):
+            await open_many(_WARMUP)  # lazy imports, thread pool, first allocations
+            before = server.rss_kb()
+            await open_many(count)
+            after = server.rss_kb()
+    finally:
+        await asyncio.gather(*(t.close() for t in opened), return_exceptions=True)
+    return round((after - before) / count, 1)
+
+
+def _tokens(db_url: str, store_ids: list[str]) -> tuple[list[str], str]:
+    """A write token for each store and one for every store, made before the servers start."""
+    engine = create_sql_engine(db_url)
+    try:
+        store = TokenStore(engine)
+        each = [store.create(s, "write", "bench")[0] for s in store_ids]
+        return each, store.create("*", "write", "bench idle connections")[0]
+    finally:
+        engine.dispose()
+
+
+def _one_backend(
+    db_url: str, workdir: Path, workload: SyncWorkload, step: Callable[[], None]
+) -> dict[str, Any]:
+    postgres = db_url.startswith("postgresql")
+    run = uuid.uuid4().hex[:8]
+    fanins = ["raw", "client", *(["raw2"] if postgres else [])]
+    ids = {f: [f"{f}-{run}-{i}" for i in range(workload.clients)] for f in fanins}
+    latency_store = f"latency-{run}"
+    every = [latency_store, *(i for f in fanins for i in ids[f])]
+    secrets, star = _tokens(db_url, every)
+    token = dict(zip(every, secrets, strict=True))
+    pushers = {f: [(i, token[i]) for i in ids[f]] for f in fanins}
+    result: dict[str, Any] = {}
+    with _servers(db_url, workdir, 1, listen=postgres) as (server,):
+        urls = [server.url]
+        result |= asyncio.run(
+            _latency(server.url, token[latency_store], latency_store, workload.samples)
+        )
+        step()
+        result["fanin_per_s"] = asyncio.run(_fanin_raw(urls, pushers["raw"], workload))
+        step()
+        result["fanin_syncclient_per_s"] = asyncio.run(
+            _fanin_sync_clients(urls, pushers["client"], workload)
+        )
+        step()
+    if postgres:
+        with _servers(db_url, workdir, 2, listen=True) as pair:
+            urls = [s.url for s in pair]
+            result["fanin_2servers_per_s"] = asyncio.run(
+                _fanin_raw(urls, pushers["raw2"], workload)
+            )
+        step()
+    with _servers(db_url, workdir, 1, listen=postgres) as (server,):
+        result["idle_conn_kb"] = asyncio.run(_idle_kb(server, star, workload.idle))
+        step()
+    return result
+
+
+def run_sync_bench(
+    workdir: Path,
+    *,
+    postgres_url: str | None,
+    quick: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run the benchmark on SQLite, and on PostgreSQL when ``postgres_url`` is given."""
+    workload = QUICK if quick else FULL
+    total = 4 + (5 if postgres_url else 0)
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    result: dict[str, Any] = {
+        "benchmark": "sync",
+        "quick": quick,
+        "samples": workload.samples,
+        "clients": workload.clients,
+        "events": workload.clients * workload.batches * workload.batch,
+        "events_syncclient": workload.clients * workload.client_batches * workload.batch,
+        "batch": workload.batch,
+        "idle_connections": workload.idle,
+        "server": (
+            "uvicorn in a process of its own (two for fanin_2servers_per_s), clients in this "
+            "one, WebSockets on loopback, tokens required"
+        ),
+        "latency": (
+            "commit on client A to the live-query callback on client B, both SyncClients on "
+            f"in-memory synced stores; one commit at a time, after {_WARMUP} untimed ones"
+        ),
+        "fanin_client": "raw protocol (hello, live pull, push, wait push_ack, push the next)",
+        "fanin_counted": (
+            "from the first push of all clients at once until every client has every push "
+            "acknowledged and its last event echoed back through its live pull; one store "
+            "and token per client"
+        ),
+        "fanin_syncclient": (
+            "the same with SyncClients on in-memory synced stores: events committed "
+            "before the clock starts, counted until every client's last event is confirmed"
+        ),
+        "idle_client": "raw protocol: hello, welcome, live pull, then quiet; one store each",
+        "idle_measured": "server VmRSS growth over the idle connections / their number",
+        "targets": {
+            "p99_ms": {"sqlite": 10, "postgresql": 20},
+            "fanin_per_s": 20_000,
+            "idle_conn_kb": 100,
+        },
+        "cpus": os.cpu_count(),
+    }
+    result["sqlite"] = _one_backend(f"sqlite:///{workdir / 'sync.db'}", workdir, workload, step)
+    if postgres_url:
+        with _postgres_schema(postgres_url) as url:
+            result["postgresql"] = _one_backend(url, workdir, workload, step)
+    else:
+        result["postgresql"] = None
+        result["postgresql_reason"] = "no PostgreSQL URL (--postgres or PJAI_TEST_POSTGRES_URL)"
+    return result
