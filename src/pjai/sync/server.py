@@ -53,7 +53,9 @@ class ServerConfig:
 
 def open_server(config: ServerConfig) -> tuple[Hub, TokenStore]:
     """The hub and token store for ``config`` (tables created if needed)."""
-    engine = create_sql_engine(config.db_url, PoolConfig(size=10, overflow=20))
+    # No pre-ping: a round trip per push. A dead connection fails that one request with
+    # server_error (the client retries) and the pool drops it.
+    engine = create_sql_engine(config.db_url, PoolConfig(size=10, overflow=20, pre_ping=False))
     server_log = SqlLog(engine)
     tokens = TokenStore(engine)
     hub = Hub(

@@ -61,6 +61,18 @@ events = sa.Table(
     sa.UniqueConstraint("store_id", "event_id"),
 )
 
+_APPEND_POSTGRES = sa.text(
+    "WITH inserted AS ("
+    " INSERT INTO pjai_sync_events (store_id, seq, event_id, record)"
+    " SELECT :store_id, seq, event_id, record FROM unnest("
+    "  CAST(:seqs AS BIGINT[]), CAST(:ids AS VARCHAR[]), CAST(:records AS BYTEA[])"
+    " ) AS pushed (seq, event_id, record)"
+    " ON CONFLICT DO NOTHING RETURNING 1"
+    ") SELECT (SELECT count(*) FROM inserted) FROM pg_notify(:channel, :note)"
+)
+"""A push's events in one statement (arrays, not one INSERT each), ids already logged
+skipped and counted, and the NOTIFY that PostgreSQL sends when the transaction commits."""
+
 tokens = sa.Table(
     "pjai_sync_tokens",
     metadata,
@@ -148,28 +160,25 @@ class SqlLog:
                 head = Position(current or 0)
                 return Appended(head, 0) if there == records[0].id else ServerAhead(head)
             ids = [r.id for r in records]
-            taken = conn.scalar(
-                sa.select(events.c.event_id)
-                .where(events.c.store_id == store_id, events.c.event_id.in_(ids))
-                .limit(1)
-            )
-            if taken is not None:
-                raise DuplicateEventError(taken)  # the transaction rolls back: nothing moved
-            conn.execute(
-                sa.insert(events),
-                [
-                    {
-                        "store_id": store_id,
-                        "seq": r.position.global_seq,
-                        "event_id": r.id,
-                        "record": _encode(r),
-                    }
-                    for r in records
-                ],
-            )
-            if self._postgres:
-                note = f"{self.instance}\t{store_id}"
-                conn.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, note)))
+            seqs = [r.position.global_seq for r in records]
+            blobs = [_encode(r) for r in records]
+            if self._postgres:  # one round trip: the events, and the wake-up sent on commit
+                pushed = {"store_id": store_id, "seqs": seqs, "ids": ids, "records": blobs}
+                note = {"channel": NOTIFY_CHANNEL, "note": f"{self.instance}\t{store_id}"}
+                inserted = conn.scalar(_APPEND_POSTGRES, pushed | note)
+                if inserted != len(records):
+                    raise DuplicateEventError(self._taken(conn, store_id, records))
+            else:
+                taken = conn.scalar(
+                    sa.select(events.c.event_id)
+                    .where(events.c.store_id == store_id, events.c.event_id.in_(ids))
+                    .limit(1)
+                )
+                if taken is not None:
+                    raise DuplicateEventError(taken)  # the transaction rolls back
+                rows = zip(seqs, ids, blobs, strict=True)
+                values = [{"seq": q, "event_id": i, "record": b} for q, i, b in rows]
+                conn.execute(sa.insert(events).values(store_id=store_id), values)
         self._remember(store_id, records)
         return Appended(records[-1].position, len(records))
 
@@ -231,6 +240,19 @@ class SqlLog:
         if extra > 0:
             del recent.records[:extra]
             recent.start += extra
+
+    def _taken(self, conn: sa.Connection, store_id: str, records: Sequence[EventRecord]) -> str:
+        """Which of ``records`` has an id logged elsewhere in the store (or twice in them)."""
+        rows = conn.execute(
+            sa.select(events.c.event_id, events.c.seq).where(
+                events.c.store_id == store_id, events.c.event_id.in_([r.id for r in records])
+            )
+        )
+        placed = {event_id: seq for event_id, seq in rows}
+        for record in records:
+            if placed.get(record.id) != record.position.global_seq:
+                return record.id
+        return records[-1].id
 
     def _insert_ignore(self, table: sa.Table) -> sa.Insert:
         if self._postgres:
