@@ -73,6 +73,21 @@ _APPEND_POSTGRES = sa.text(
 """A push's events in one statement (arrays, not one INSERT each), ids already logged
 skipped and counted, and the NOTIFY that PostgreSQL sends when the transaction commits."""
 
+_APPEND_AT_ONCE = sa.text(
+    "WITH moved AS ("
+    " UPDATE pjai_sync_heads SET seq = :last"
+    " WHERE store_id = :store_id AND seq = :parent RETURNING seq"
+    "), inserted AS ("
+    " INSERT INTO pjai_sync_events (store_id, seq, event_id, record)"
+    " SELECT :store_id, seq, event_id, record FROM unnest("
+    "  CAST(:seqs AS BIGINT[]), CAST(:ids AS VARCHAR[]), CAST(:records AS BYTEA[])"
+    " ) AS pushed (seq, event_id, record)"
+    " WHERE EXISTS (SELECT 1 FROM moved) RETURNING 1"
+    ") SELECT (SELECT count(*) FROM inserted), (SELECT pg_notify(:channel, :note) FROM moved)"
+)
+"""A push in one round trip when the head is its parent: the compare-and-set of the head,
+the events (arrays, not one INSERT each) and the NOTIFY; nothing if the head moved on."""
+
 tokens = sa.Table(
     "pjai_sync_tokens",
     metadata,
@@ -137,6 +152,10 @@ class SqlLog:
         return Position(seq or 0)
 
     def append(self, store_id: str, records: Sequence[EventRecord]) -> Appended | ServerAhead:
+        if self._postgres and self._append_at_once(store_id, records):
+            self._remember(store_id, records)
+            return Appended(records[-1].position, len(records))
+        # SQLite, or the head did not move: a first push, a repeat, or the server is ahead.
         parent = records[0].parent.global_seq
         last = records[-1].position.global_seq
         advance = (
@@ -241,6 +260,30 @@ class SqlLog:
             del recent.records[:extra]
             recent.start += extra
 
+    def _append_at_once(self, store_id: str, records: Sequence[EventRecord]) -> bool:
+        """PostgreSQL: move the head and append in one autocommitted statement, if the head
+        is the batch's parent; whether it was. A logged id fails it as a whole."""
+        pushed = {
+            "store_id": store_id,
+            "parent": records[0].parent.global_seq,
+            "last": records[-1].position.global_seq,
+            "seqs": [r.position.global_seq for r in records],
+            "ids": [r.id for r in records],
+            "records": [_encode(r) for r in records],
+            "channel": NOTIFY_CHANNEL,
+            "note": f"{self.instance}\t{store_id}",
+        }
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                inserted = conn.scalar(_APPEND_AT_ONCE, pushed)
+        except sa.exc.IntegrityError:
+            with self._reading("finding a repeated event id") as conn:
+                raise DuplicateEventError(self._taken(conn, store_id, records)) from None
+        except sa.exc.DBAPIError as exc:
+            raise self._backend.translate(exc, "appending to the sync log") from exc
+        return int(inserted) == len(records)
+
     def _taken(self, conn: sa.Connection, store_id: str, records: Sequence[EventRecord]) -> str:
         """Which of ``records`` has an id logged elsewhere in the store (or twice in them)."""
         rows = conn.execute(
@@ -249,9 +292,12 @@ class SqlLog:
             )
         )
         placed = {event_id: seq for event_id, seq in rows}
+        seen: set[str] = set()
         for record in records:
-            if placed.get(record.id) != record.position.global_seq:
+            where = placed.get(record.id, record.position.global_seq)
+            if where != record.position.global_seq or record.id in seen:
                 return record.id
+            seen.add(record.id)
         return records[-1].id
 
     def _insert_ignore(self, table: sa.Table) -> sa.Insert:
