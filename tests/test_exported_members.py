@@ -17,6 +17,7 @@ PACKAGES = [
     "pjai.hybrid.archive",
     "pjai.hybrid.legacy",
     "pjai.memory",
+    "pjai.sync",
     "pjai.bench",
 ]
 

@@ -126,6 +126,16 @@ def test_an_event_id_is_accepted_once() -> None:
     assert log.head("s1") == Position(2)
 
 
+def test_overlong_ids_are_refused() -> None:
+    s = ready()
+    (first,) = records(1)
+    long = msgspec.structs.replace(first, session_id="s" * 101)
+    (rejected,) = send(s, Push(id=1, events=[long]))
+    assert isinstance(rejected, PushRejected)
+    assert (rejected.reason, rejected.index) == ("invalid_event", 0)
+    assert rejected.detail == f"event {first.id}: session_id is over 100 bytes"
+
+
 def test_events_frames_stay_under_the_frame_limit() -> None:
     big = records(1)[0]
     size = MAX_FRAME_BYTES // 5

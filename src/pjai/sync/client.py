@@ -6,7 +6,8 @@ server. Local commits wake it. When the connection drops it waits (exponential
 backoff with jitter, 0.2 s doubling to 30 s) and connects again; pending events stay
 in the store file meanwhile, across restarts too. It stops for good only on errors
 that retrying cannot fix (a refused token, an unknown protocol version, a server that
-lost this store's history), and says why in :attr:`SyncClient.status`.
+lost this store's history, a cursor past the server's head, a push refused without
+naming the event), and says why in :attr:`SyncClient.status`.
 """
 
 from __future__ import annotations

@@ -129,7 +129,7 @@ class ClientSession:
         if isinstance(message, Welcome):
             return self._welcome(message, confirmed_head)
         if self.state != "ready":
-            return self._fail("out_of_order", f"{type(message).__name__} before welcome")
+            return self._fail("out_of_order", f"{_type(message)} before welcome")
         if isinstance(message, Events):
             self.server_head = message.head
             return [Apply(message.events)] if message.events else []
@@ -137,7 +137,7 @@ class ClientSession:
             return self._acknowledged(message)
         if isinstance(message, PushRejected):
             return self._rejected(message)
-        return self._fail("out_of_order", f"servers do not send {type(message).__name__}")
+        return self._fail("out_of_order", f"servers do not send {_type(message)}")
 
     def may_push(self, local_head: Position, confirmed_head: Position) -> bool:
         """Whether a push could go now, given the store's heads (cheap: no pending read)."""
@@ -229,3 +229,8 @@ class ClientSession:
     def _fail(self, code: str, message: str) -> list[Action]:
         self.state = "closed"
         return [Fail(code, message, retry=code not in _FINAL)]
+
+
+def _type(message: Message) -> str:
+    """The message's name on the wire (``push_ack``)."""
+    return str(type(message).__struct_config__.tag)

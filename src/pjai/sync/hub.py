@@ -235,7 +235,9 @@ class _Connection:
             self.hub.metrics.closed.labels("server_error").inc()
             self.session.state = "closed"
             with contextlib.suppress(ConnectionClosed):
-                await self._send(Error(code="server_error", message=f"the server failed: {exc}"))
+                # The details stay in the server's log; clients may be other people.
+                failed = f"the server failed ({type(exc).__name__}); retry later"
+                await self._send(Error(code="server_error", message=failed))
             await self.transport.close(1011, "server_error")
         finally:
             for task in tasks:

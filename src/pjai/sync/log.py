@@ -94,11 +94,13 @@ class MemoryLog:
                     return Appended(head, 0)
                 return ServerAhead(head)
             ids = self._ids.setdefault(store_id, set())
+            batch: set[str] = set()
             for record in records:
-                if record.id in ids:
+                if record.id in ids or record.id in batch:
                     raise DuplicateEventError(record.id)
+                batch.add(record.id)
             events.extend(records)
-            ids.update(record.id for record in records)
+            ids |= batch
             return Appended(records[-1].position, len(records))
 
     def read(self, store_id: str, after: Position, limit: int) -> list[EventRecord]:

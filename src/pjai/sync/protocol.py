@@ -43,8 +43,9 @@ VERSIONS = (1,)
 MAX_FRAME_BYTES = 8 * 1024 * 1024
 """The largest frame either side accepts."""
 
-ENVELOPE_BYTES = 512
-"""An upper bound on what a record adds to its arguments in a frame (ids, positions)."""
+ENVELOPE_BYTES = 4096
+"""An upper bound on what a record adds to its arguments in a frame: four strings of at
+most 100 bytes (ids, name; JSON escaping at most sixfold), positions, time and keys."""
 
 MAX_EVENTS_PER_FRAME = 1_000
 """The most events one push or one events frame carries."""

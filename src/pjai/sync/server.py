@@ -48,7 +48,7 @@ class ServerConfig:
     poll_interval: float = 1.0
     send_timeout: float = 10.0
     rate: float = 50_000.0
-    """Events a second one token may push (bursts up to twice that)."""
+    """Events a second one token may push (bursts up to twice that, at least one full push)."""
 
 
 def open_server(config: ServerConfig) -> tuple[Hub, TokenStore]:
@@ -122,7 +122,10 @@ def create_app(hub: Hub, tokens: TokenStore | None, *, listen_url: str | None = 
             return denied
         head = await asyncio.to_thread(hub.log.refresh, store_id)
         if after > head.global_seq:
-            message = f"the store is at {head}, before the cursor e{after}"
+            message = (
+                f"the store is at {head}, before the cursor e{after}; is this the same "
+                "server (backend id) the client synced with?"
+            )
             return JSONResponse({"error": "bad_cursor", "message": message}, 400)
         events = fit_frame(await asyncio.to_thread(hub.log.read, store_id, Position(after), limit))
         last = events[-1].position if events else Position(after)

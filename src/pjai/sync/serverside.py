@@ -36,10 +36,15 @@ from pjai.sync.protocol import (
 )
 from pjai.sync.tokens import RateLimiter, Role, Token, can
 
-__all__ = ["MAX_EVENT_BYTES", "Authenticate", "ServerSession"]
+__all__ = ["MAX_EVENT_BYTES", "MAX_ID_BYTES", "Authenticate", "ServerSession"]
 
 MAX_EVENT_BYTES = 2 * 1024 * 1024
 """The largest event arguments a push may carry."""
+
+MAX_ID_BYTES = 100
+"""The longest id, client id, session id or event name a push may carry, in UTF-8 (a UUID
+has 36): with the arguments limited too, a record's size in a frame is bounded
+(:data:`~pjai.sync.protocol.ENVELOPE_BYTES`)."""
 
 Authenticate = Callable[[str], Token | None]
 """Looks a bearer token up; ``None`` when it is unknown or revoked."""
@@ -227,6 +232,9 @@ class ServerSession:
             )
         if not record.id or not record.client_id:
             return "an event needs an id and a client_id"
+        for field in ("id", "client_id", "session_id", "name"):
+            if len(getattr(record, field).encode()) > MAX_ID_BYTES:
+                return f"event {record.id[:40]}: {field} is over {MAX_ID_BYTES} bytes"
         if self._schema.knows(record.name):
             try:
                 self._schema.decode(record.name, record.args)

@@ -4,7 +4,8 @@ Per store, one row in ``pjai_sync_heads`` holds the head. A push appends only if
 moves that row from the batch's parent to its last position (a compare-and-set), so
 stores are sequenced independently and concurrent pushes to one store serialise on
 that row alone, across any number of server processes. On PostgreSQL each append
-also sends ``NOTIFY pjai_sync, '<store id>'``, a wake-up hint for other processes.
+also sends ``NOTIFY pjai_sync, '<instance>\t<store id>'``, a wake-up hint for other
+processes (each ignores its own).
 
 Recent events of each store are kept in memory, so that the pullers of one process
 read them without a query each; :meth:`SqlLog.refresh` brings that cache up to date
@@ -152,6 +153,9 @@ class SqlLog:
         return Position(seq or 0)
 
     def append(self, store_id: str, records: Sequence[EventRecord]) -> Appended | ServerAhead:
+        ids = [r.id for r in records]
+        if len(set(ids)) != len(ids):
+            raise DuplicateEventError(next(i for n, i in enumerate(ids) if i in ids[:n]))
         if self._postgres and self._append_at_once(store_id, records):
             self._remember(store_id, records)
             return Appended(records[-1].position, len(records))
