@@ -13,6 +13,7 @@ from pjai.store import Store
 from pjai.sync.client import SyncClient, SyncStatus
 from pjai.sync.hub import Hub
 from pjai.sync.log import MemoryLog
+from pjai.sync.tokens import RateLimiter
 from tests.helpers import memory, persona
 
 pytestmark = pytest.mark.anyio
@@ -123,5 +124,23 @@ async def test_a_server_failure_is_reported_and_the_client_comes_back() -> None:
         async with asyncio.timeout(5):
             assert await client.synced(record.id) == "confirmed"
         assert client.status.reconnects >= 1
+        await client.stop()
+    await hub.stop()
+
+
+async def test_a_rate_limited_client_pushes_again_when_allowed() -> None:
+    hub = Hub(MemoryLog(), None, limiter=RateLimiter(rate=40, burst=5), poll_interval=0.05)
+    await hub.start()
+    with Store.memory(sync=True) as a:
+        client = SyncClient(a, hub.memory_connector(), store_id="s1", batch=5)
+        client.start()
+        records = a.commit(persona("p1"), *[memory(f"m{i}") for i in range(14)])
+        async with asyncio.timeout(5):  # the ping interval (15 s) would be too late
+            assert await client.synced(records[-1].id) == "confirmed"
+        limited = hub.metrics.registry.get_sample_value(
+            "pjai_sync_pushes_total", {"result": "rate_limited"}
+        )
+        assert limited is not None
+        assert limited >= 1  # it was held back, and came back by itself
         await client.stop()
     await hub.stop()

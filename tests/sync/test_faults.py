@@ -28,6 +28,7 @@ from pjai.sync.protocol import Error, Events, Hello, Pull, Push, Welcome, decode
 from pjai.sync.sqllog import SqlLog
 from pjai.sync.transport import ConnectionClosed, Faults, Transport, memory_pipe
 from tests.helpers import memory, persona
+from tests.sync.records import records
 
 pytestmark = pytest.mark.anyio
 
@@ -607,3 +608,57 @@ async def test_a_client_welcomed_with_an_unknown_version_fails_and_hangs_up() ->
         assert status.state == "failed"
         assert status.last_error == "unsupported_version: server chose version 99"
         assert connections == 1
+
+
+class StuckReader:
+    """A connection whose client sent frames but stopped reading: every send hangs."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self.inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        for frame in frames:
+            self.inbox.put_nowait(frame)
+        self.closed: tuple[int, str] | None = None
+        self.sent = 0
+        self._gone = asyncio.Event()
+
+    async def send(self, frame: bytes) -> None:
+        if self.closed is not None:
+            raise ConnectionClosed("closed")
+        self.sent += 1
+        if self.sent > 1:  # the welcome goes through; nothing after it is read
+            await self._gone.wait()
+            raise ConnectionClosed("closed")
+
+    async def receive(self) -> bytes:
+        receiving = asyncio.ensure_future(self.inbox.get())
+        gone = asyncio.ensure_future(self._gone.wait())
+        await asyncio.wait({receiving, gone}, return_when=asyncio.FIRST_COMPLETED)
+        gone.cancel()
+        if not receiving.done():
+            receiving.cancel()
+            raise ConnectionClosed("closed")
+        return receiving.result()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        if self.closed is None:
+            self.closed = (code, reason)
+        self._gone.set()
+
+
+async def test_a_client_that_stops_reading_is_disconnected_not_buffered() -> None:
+    log = MemoryLog()
+    log.append(STORE, records(3))
+    hub = Hub(log, None, send_timeout=0.2)
+    await hub.start()
+    hello = Hello(versions=[1], store_id=STORE, client_id="c1")
+    stuck = StuckReader([encode(hello), encode(Pull(cursor=ROOT, live=True))])
+    with anyio.fail_after(WAIT):
+        await hub.serve(stuck)
+    assert stuck.closed == (1008, "slow_consumer: the client does not read")
+    assert stuck.sent == 2  # the welcome, then the events frame it never took
+    closed = hub.metrics.registry.get_sample_value(
+        "pjai_sync_connections_closed_total", {"reason": "slow_consumer"}
+    )
+    assert closed == 1.0
+    assert hub.connections == 0
+    await hub.stop()
