@@ -38,6 +38,7 @@ bench: $(VENV)/.synced
 	$(VENV)/bin/python -m compileall -q src
 	$(VENV)/bin/pjai bench store
 	$(VENV)/bin/pjai bench hybrid
+	$(VENV)/bin/pjai bench sync
 
 clean:
 	rm -rf $(TOOLS) $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -68,6 +68,9 @@ def test_two_directories_sync_and_report(server: str, tmp_path: Path) -> None:
 
     pjai("sync", "connect", server, "--once", "--timeout", "20", "--data-dir", a)
     pjai("sync", "connect", server, "--once", "--timeout", "20", "--data-dir", b)
+    other = runner.invoke(app, ["sync", "connect", server, "--store-id", "x", "--data-dir", b])
+    assert other.exit_code == 1
+    assert "syncs with store id 'default', not 'x'" in other.output
     listed = json.loads(pjai("persona", "list", "--json", "--data-dir", b))
     assert [p["name"] for p in listed] == ["Alice"]
     for directory in (a, b):

@@ -134,3 +134,13 @@ def test_the_store_mode_is_fixed_when_made(tmp_path: Path) -> None:
             a.sync_client(lambda: None, store_id="s1")  # type: ignore[arg-type,return-value]
     with pytest.raises(ConfigError, match="was made standalone; a store's mode is fixed"):
         open_synced(tmp_path / "a", url)
+
+
+def test_sql_with_another_history_is_not_synced_over(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/a.db"
+    alone = {"PJAI_USE_LIVESTORE": "false"}
+    with HybridDatabaseManager.open(tmp_path / "a", sql_urls=[url], environ=alone) as a:
+        a.commit(persona("old"))  # SQL alone: no store file
+    assert not (tmp_path / "a" / "store.db").exists()
+    with pytest.raises(ConfigError, match="SQL's journal reaches e1 but this synced store"):
+        open_synced(tmp_path / "a", url)

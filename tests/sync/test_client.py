@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from pjai.errors import SqlUnavailableError
+from pjai.errors import ConfigError, SqlUnavailableError
 from pjai.schema import EventRecord, MemoryDeleted, MemoryUpdated, Position
 from pjai.store import Store
 from pjai.sync.client import SyncClient, SyncStatus
@@ -144,3 +144,28 @@ async def test_a_rate_limited_client_pushes_again_when_allowed() -> None:
         assert limited >= 1  # it was held back, and came back by itself
         await client.stop()
     await hub.stop()
+
+
+async def test_a_store_keeps_to_the_store_id_it_synced_with(hub: Hub) -> None:
+    with Store.memory(sync=True) as a:
+        client = SyncClient(a, hub.memory_connector(), store_id="team-1")
+        client.start()
+        async with asyncio.timeout(5):
+            await client.wait_until(level)
+        await client.stop()
+        with pytest.raises(ConfigError, match="syncs with store id 'team-1', not 'default'"):
+            SyncClient(a, hub.memory_connector(), store_id="default")
+
+
+async def test_a_restarted_client_still_wakes_on_commits(hub: Hub) -> None:
+    with Store.memory(sync=True) as a:
+        client = SyncClient(a, hub.memory_connector(), store_id="s1")
+        for _ in range(2):
+            client.start()
+            async with asyncio.timeout(5):
+                await client.wait_until(level)
+            (record,) = a.commit(persona(f"p{a.head.global_seq}"))
+            async with asyncio.timeout(5):  # well before a 15 s ping would push it
+                assert await client.synced(record.id) == "confirmed"
+            await client.stop()
+        await client.stop()  # stopping twice is harmless

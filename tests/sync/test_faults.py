@@ -662,3 +662,28 @@ async def test_a_client_that_stops_reading_is_disconnected_not_buffered() -> Non
     assert closed == 1.0
     assert hub.connections == 0
     await hub.stop()
+
+
+async def test_a_connection_without_hello_is_closed() -> None:
+    hub = Hub(MemoryLog(), None, hello_timeout=0.1)
+    client_end, server_end = memory_pipe()
+    with anyio.fail_after(WAIT):
+        await hub.serve(server_end)
+    assert server_end.close_reason == "no_hello: a hello must come first, and soon"
+    closed = hub.metrics.registry.get_sample_value(
+        "pjai_sync_connections_closed_total", {"reason": "no_hello"}
+    )
+    assert closed == 1.0
+    with pytest.raises(ConnectionClosed):
+        await client_end.receive()
+
+
+def test_a_server_behind_the_store_is_waited_for_not_given_up() -> None:
+    session = ClientSession("s1", "c1", "", backend_id="b1")
+    (fail,) = session.receive(
+        Welcome(version=1, backend_id="b1", store_id="s1", head=ROOT.next(0), role="write"),
+        ROOT.next(0).next(0),
+    )
+    assert isinstance(fail, Fail)
+    assert (fail.code, fail.retry) == ("server_behind", True)
+    assert "waiting for it to catch up" in fail.message

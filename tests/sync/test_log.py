@@ -143,3 +143,27 @@ def test_the_backend_id_survives_a_restart(url: str) -> None:
     again = SqlLog(create_sql_engine(url))
     assert again.backend_id == first.backend_id
     again.dispose()
+
+
+def test_a_process_far_behind_catches_up_to_the_database_head(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if url == "memory":
+        pytest.skip("one process's memory")
+    monkeypatch.setattr("pjai.sync.sqllog.CACHED_EVENTS", 4)  # "far" is 4 events here
+    reader, writer = open_log(url), open_log(url)
+    assert reader.refresh("s1") == Position(0)
+    batch = records(11)
+    for start in range(0, 11, 3):
+        writer.append("s1", batch[start : start + 3])
+    assert reader.refresh("s1").key == (11, 0)  # not the first 4 only
+    assert reader.read("s1", Position(0), 100) == batch
+    # Its own append right after another process's leaves no hole in its cache.
+    extra = records(2, "p9")
+    theirs = msgspec.structs.replace(extra[0], position=Position(12), parent=Position(11))
+    mine = msgspec.structs.replace(extra[1], position=Position(13), parent=Position(12))
+    writer.append("s1", [theirs])
+    reader.append("s1", [mine])
+    assert reader.read("s1", Position(11), 10) == [theirs, mine]
+    close(reader)
+    close(writer)

@@ -252,3 +252,24 @@ def test_a_cursor_past_the_head_is_refused() -> None:
     (refused,) = send(ready(), Pull(cursor=Position(4)))
     assert isinstance(refused, Error)
     assert refused.code == "bad_cursor"
+
+
+def test_a_revoked_token_stops_an_open_connection_pushing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("pjai.sync.serverside.RECHECK_S", 0.0)
+    valid = dict(TOKENS)
+    s = ServerSession(MemoryLog(), valid.get)
+    send(s, Hello(versions=[1], store_id="s1", client_id="c1", token="pjai_w"))
+    batch = records(2)
+    assert send(s, Push(id=1, events=batch[:1])) == [PushAck(id=1, head=Position(1), accepted=1)]
+    del valid["pjai_w"]  # revoked
+    assert send(s, Push(id=2, events=batch[1:])) == [
+        Error(code="unauthorized", message="the token was revoked")
+    ]
+    assert s.state == "closed"
+
+
+def test_a_store_id_is_short() -> None:
+    (refused,) = send(session(), Hello(versions=[1], store_id="s" * 101, client_id="c1"))
+    assert refused == Error(code="bad_frame", message="hello needs a store_id of 1 to 100 bytes")

@@ -38,7 +38,7 @@ from pjai.cli.common import (
 from pjai.errors import ConfigError, PjaiError
 from pjai.hybrid.flags import Flags
 from pjai.store import Store
-from pjai.sync.client import SyncClient, SyncStatus
+from pjai.sync.client import STORE_KEY, SyncClient, SyncStatus
 from pjai.sync.websocket import websocket_connector
 
 __all__ = ["STATUS_FILE", "app", "sync_url"]
@@ -135,7 +135,10 @@ def connect(
     token: Annotated[
         str, typer.Option(envvar="PJAI_SYNC_TOKEN", help="Bearer token from the server's admin.")
     ] = "",
-    store_id: Annotated[str, typer.Option(help="The shared store to sync.")] = "default",
+    store_id: Annotated[
+        str | None,
+        typer.Option(help="The shared store (default: the one it synced with, or default)."),
+    ] = None,
     once: Annotated[
         bool, typer.Option(help="Stop once level with the server (exit 1 if it is not).")
     ] = False,
@@ -154,27 +157,39 @@ def connect(
         ws_url = sync_url(url)
     except ConfigError as exc:
         raise fail(exc) from exc
-    if not store_path(data_dir).exists():
-        Flags(data_dir / "flags.json").set("sync", True)  # a new directory: make it synced
-    with open_manager(data_dir) as manager:
-        try:
-            client = manager.sync_client(websocket_connector(ws_url, token), store_id=store_id)
-        except PjaiError as exc:
-            raise fail(exc) from exc
+    flags = Flags(data_dir / "flags.json")
+    made_synced = not store_path(data_dir).exists() and not flags["sync"]
+    if made_synced:
+        flags.set("sync", True)  # a new directory: make it a synced one
+    opened = False
+    try:
+        with open_manager(data_dir) as manager:
+            opened = True
+            assert manager.store is not None
+            store_id = store_id or manager.store.meta(STORE_KEY) or "default"
+            connector = websocket_connector(ws_url, token)
+            try:
+                client = manager.sync_client(connector, store_id=store_id)
+            except PjaiError as exc:
+                raise fail(exc) from exc
 
-        def report(status: SyncStatus) -> None:
-            _write_status(data_dir, status, ws_url, store_id)
-            error = f" ({escape(status.last_error)})" if status.last_error else ""
-            errors.print(
-                f"sync {status.state}: confirmed e{status.confirmed_head}, "
-                f"server {'?' if status.server_head is None else f'e{status.server_head}'}, "
-                f"{status.pending} pending{error}",
-                highlight=False,
-            )
+            def report(status: SyncStatus) -> None:
+                _write_status(data_dir, status, ws_url, store_id)
+                error = f" ({escape(status.last_error)})" if status.last_error else ""
+                errors.print(
+                    f"sync {status.state}: confirmed e{status.confirmed_head}, "
+                    f"server {'?' if status.server_head is None else f'e{status.server_head}'}, "
+                    f"{status.pending} pending{error}",
+                    highlight=False,
+                )
 
-        level = asyncio.run(_run(client, report, once=once, limit=timeout))
-        if client.status.state == "failed" or (once and not level):
-            raise typer.Exit(code=1)
+            level = asyncio.run(_run(client, report, once=once, limit=timeout))
+            if client.status.state == "failed" or (once and not level):
+                raise typer.Exit(code=1)
+    except BaseException:
+        if made_synced and not opened:
+            flags.set("sync", False)  # nothing was made: leave the directory as it was
+        raise
 
 
 def _store_view(data_dir: Path) -> dict[str, Any]:

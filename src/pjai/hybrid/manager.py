@@ -439,8 +439,17 @@ class HybridDatabaseManager:
         if store is None:
             return 0
         if self.syncing:
-            # The sync server, not SQL's journal, brings a synced store what it lacks.
-            moved = self._catch_up_sql(store.confirmed_head.global_seq, progress)
+            # The sync server, not SQL's journal, brings a synced store what it lacks; SQL
+            # holding events the store never confirmed would be another history.
+            confirmed = store.confirmed_head.global_seq
+            if (sql_head := self._journal_head()) > confirmed:
+                raise ConfigError(
+                    f"SQL's journal reaches e{sql_head} but this synced store has confirmed "
+                    f"only e{confirmed}: SQL holds another history (written before the "
+                    "directory synced?); sync a new data directory, or export this one and "
+                    "import it into a synced one"
+                )
+            moved = self._catch_up_sql(confirmed, progress)
             self._backoff = RETRY_DELAYS_S[0]
             return moved
         moved = 0

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pjai.errors import PjaiError, RebaseError
+from pjai.errors import ConfigError, PjaiError, RebaseError
 from pjai.schema.records import EventRecord, EventStatus
 from pjai.store import Store
 from pjai.store.rebase import RebaseResult
@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 
 BACKEND_KEY = "sync.backend_id"
+STORE_KEY = "sync.store_id"
+"""Store meta: the shared store this one syncs with (fixed by its first welcome)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,12 @@ class SyncClient:
     ) -> None:
         if not store.sync:
             raise PjaiError("a SyncClient needs a store opened with sync=True")
+        synced_with = store.meta(STORE_KEY)
+        if synced_with is not None and synced_with != store_id:
+            raise ConfigError(
+                f"this store syncs with store id {synced_with!r}, not {store_id!r}: its "
+                "history is that store's; use a new store to join another one"
+            )
         self.store = store
         self.store_id = store_id
         self._connect = connect
@@ -99,7 +107,6 @@ class SyncClient:
         self._status = SyncStatus("offline", backend_id=store.meta(BACKEND_KEY))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()
-        store.add_commit_hook(self._committed)
 
     # -- running ------------------------------------------------------------------
 
@@ -109,6 +116,15 @@ class SyncClient:
             self._task = asyncio.create_task(self.run())
         return self._task
 
+    async def run(self) -> None:
+        """Connect, sync, and reconnect after failures, until cancelled or a final error."""
+        self._loop = asyncio.get_running_loop()
+        self.store.add_commit_hook(self._committed)  # local commits wake the client
+        try:
+            await self._run()
+        finally:
+            self.store.remove_commit_hook(self._committed)
+
     async def stop(self) -> None:
         """Disconnect and stop; pending events stay in the store."""
         task, self._task = self._task, None
@@ -116,12 +132,9 @@ class SyncClient:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.store.remove_commit_hook(self._committed)
         self._set(state="stopped")
 
-    async def run(self) -> None:
-        """Connect, sync, and reconnect after failures, until cancelled or a final error."""
-        self._loop = asyncio.get_running_loop()
+    async def _run(self) -> None:
         delay = self._backoff[0]
         while True:
             self._set(state="connecting")
@@ -263,6 +276,8 @@ class SyncClient:
         if session.state == "ready" and self._status.state != "online":
             if session.backend_id != self._status.backend_id and session.backend_id:
                 self.store.set_meta(BACKEND_KEY, session.backend_id)
+            if self.store.meta(STORE_KEY) is None:
+                self.store.set_meta(STORE_KEY, self.store_id)
             self._was_online = True
             self._set(state="online", last_error=None, backend_id=session.backend_id)
         if self._status.read_only == session.can_push:

@@ -81,7 +81,7 @@ class Fail:
 
 Action = Send | Apply | Reject | Wait | Fail
 
-_FINAL = {"unsupported_version", "unauthorized", "server_reset", "bad_cursor", "invalid_event"}
+_FINAL = {"unsupported_version", "unauthorized", "server_reset", "invalid_event", "wrong_store"}
 
 
 class ClientSession:
@@ -184,10 +184,12 @@ class ClientSession:
                 "this one's data over with export and import",
             )
         if welcome.head.key < confirmed_head.key:
+            # Same history, older head: a server process that has not caught up with the
+            # database yet, or one restored from a backup. Retried, and shown meanwhile.
             return self._fail(
-                "server_reset",
+                "server_behind",
                 f"the server is at {welcome.head} but this store confirmed up to "
-                f"{confirmed_head}; the server lost events",
+                f"{confirmed_head}; waiting for it to catch up",
             )
         self.backend_id = welcome.backend_id
         self.state = "ready"

@@ -89,12 +89,14 @@ class Hub:
         limiter: RateLimiter | None = None,
         poll_interval: float = 1.0,
         send_timeout: float = 10.0,
+        hello_timeout: float = 10.0,
     ) -> None:
         self.log = log
         self.authenticate = authenticate
         self.limiter = limiter
         self.poll_interval = poll_interval
         self.send_timeout = send_timeout
+        self.hello_timeout = hello_timeout
         self.metrics = _Metrics()
         self.feeds: dict[str, Feed] = {}
         self.connections = 0
@@ -249,9 +251,17 @@ class _Connection:
         session = self.session
         while True:
             try:
-                frame = await self.transport.receive()
+                # A connection that never says hello does not hold a place for long.
+                async with asyncio.timeout(
+                    self.hub.hello_timeout if session.state == "greeting" else None
+                ):
+                    frame = await self.transport.receive()
             except ConnectionClosed:
                 self.hub.metrics.closed.labels("client").inc()
+                return
+            except TimeoutError:
+                self.hub.metrics.closed.labels("no_hello").inc()
+                await self.transport.close(1008, "no_hello: a hello must come first, and soon")
                 return
             async with self._lock:
                 replies = await asyncio.to_thread(session.receive, frame)

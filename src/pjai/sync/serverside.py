@@ -9,6 +9,7 @@ both drive it. Reads and appends go to a :class:`~pjai.sync.log.ServerLog`.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -46,6 +47,9 @@ MAX_ID_BYTES = 100
 has 36): with the arguments limited too, a record's size in a frame is bounded
 (:data:`~pjai.sync.protocol.ENVELOPE_BYTES`)."""
 
+RECHECK_S = 5.0
+"""How often an open connection's token is looked up again (on its next push)."""
+
 Authenticate = Callable[[str], Token | None]
 """Looks a bearer token up; ``None`` when it is unknown or revoked."""
 
@@ -79,6 +83,8 @@ class ServerSession:
         self.cursor: Position | None = None
         self.live = False
         self._answered = False
+        self._secret = ""
+        self._checked_at = 0.0
         # What happened since the adapter last looked: appends (they wake pullers), the
         # head as last read from the log, and the outcome of each push (for metrics).
         self.appended: list[Appended] = []
@@ -109,6 +115,8 @@ class ServerSession:
         if self.state != "ready":
             return self._fail("out_of_order", f"{_type(message)} before hello")
         if isinstance(message, Push):
+            if not self._token_still_valid():
+                return self._fail("unauthorized", "the token was revoked")
             answer = self._push(message)
             self.push_results.append(answer.reason if isinstance(answer, PushRejected) else "ok")
             return [answer]
@@ -143,8 +151,8 @@ class ServerSession:
                 "unsupported_version",
                 f"this server speaks protocol version {ours}; the client offered {offered}",
             )
-        if not hello.store_id:
-            return self._fail("bad_frame", "hello needs a store_id")
+        if not hello.store_id or len(hello.store_id.encode()) > MAX_ID_BYTES:
+            return self._fail("bad_frame", f"hello needs a store_id of 1 to {MAX_ID_BYTES} bytes")
         if self._authenticate is None:
             self.role = "admin"
         else:
@@ -156,6 +164,7 @@ class ServerSession:
                     "unauthorized", f"this token is for store {token.store_id!r}, not this one"
                 )
             self.role, self.token_id = token.role, token.id
+            self._secret, self._checked_at = hello.token or self._header_token, time.monotonic()
         self.store_id = hello.store_id
         self.state = "ready"
         head = self.head_seen = self._log.refresh(self.store_id)
@@ -222,6 +231,17 @@ class ServerSession:
             )
         self.cursor, self.live, self._answered = pull.cursor, pull.live, False
         return []
+
+    def _token_still_valid(self) -> bool:
+        """Look the token up again now and then: a revoked one stops pushing within
+        :data:`RECHECK_S`, on open connections too."""
+        if self._authenticate is None or time.monotonic() - self._checked_at < RECHECK_S:
+            return True
+        token = self._authenticate(self._secret)
+        if token is None:
+            return False
+        self.role, self._checked_at = token.role, time.monotonic()
+        return True
 
     def _invalid(self, record: EventRecord) -> str | None:
         """Why ``record`` may not be appended, or ``None``."""

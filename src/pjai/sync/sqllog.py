@@ -220,11 +220,17 @@ class SqlLog:
                 recent = self._recent[store_id] = _Recent(self.head(store_id).global_seq)
                 return Position(recent.head)
             after = recent.head
-        newer = self._query(store_id, after, CACHED_EVENTS)
-        with self._lock:
-            if newer and recent.head == after:
-                self._extend(recent, newer)
-            return Position(recent.head)
+        while True:
+            newer = self._query(store_id, after, CACHED_EVENTS)
+            with self._lock:
+                # Keep what another refresh or an append added meanwhile; take the rest.
+                skip = recent.head - after
+                if 0 <= skip < len(newer):
+                    self._extend(recent, newer[skip:])
+                head = recent.head
+            if len(newer) < CACHED_EVENTS:
+                return Position(head)
+            after = head  # far behind: read on until the database's head
 
     # -- helpers -----------------------------------------------------------------
 
@@ -252,9 +258,14 @@ class SqlLog:
     def _remember(self, store_id: str, records: Sequence[EventRecord]) -> None:
         with self._lock:
             recent = self._recent.get(store_id)
-            if recent is not None and recent.head + 1 == records[0].position.global_seq:
+            if recent is None or recent.head >= records[-1].position.global_seq:
+                return
+            if recent.head + 1 == records[0].position.global_seq:
                 self._extend(recent, records)
-            # Otherwise another append landed in between; refresh() reads it all back.
+                return
+        # Another process appended in between: read the gap, so that the cache reaches
+        # the head this append announces to the pullers.
+        self.refresh(store_id)
 
     @staticmethod
     def _extend(recent: _Recent, records: Sequence[EventRecord]) -> None:

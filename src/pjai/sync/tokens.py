@@ -90,7 +90,8 @@ class TokenStore:
             return [Token(*row) for row in conn.execute(query)]
 
     def revoke(self, token_id: str) -> Token:
-        """Revoke a token; connections using it are refused from then on."""
+        """Revoke a token: new connections are refused at once, open ones may no longer
+        push within :data:`pjai.sync.serverside.RECHECK_S` (their next push closes them)."""
         with self.engine.begin() as conn:
             done = conn.execute(
                 sa.update(tokens)
