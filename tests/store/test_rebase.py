@@ -133,6 +133,22 @@ def test_pending_event_that_no_longer_applies_is_rejected_and_kept(
     assert a.state_hash() == replay(upstream.log)
 
 
+def test_heads_and_pending_count_follow_commits_and_rebases(
+    clients: list[Store], upstream: Upstream
+) -> None:
+    a, b = clients
+    a.commit(MemoryAccessed(memory_id="m1", persona_id="p1"))
+    a.commit(MemoryAccessed(memory_id="m2", persona_id="p1"))
+    assert (a.confirmed_head.global_seq, a.head.global_seq, a.pending_count) == (3, 5, 2)
+    b.commit(MemoryDeleted(memory_id="m2", persona_id="p1"))
+    sync(b, upstream)
+    a.rebase(upstream.pull(a.confirmed_head))  # the access of m2 no longer applies
+    assert a.confirmed_head.global_seq == 4
+    assert a.pending_count == len(a.pending()) == 1
+    sync(a, upstream)
+    assert (a.confirmed_head, a.pending_count) == (a.head, 0)
+
+
 def test_a_rejection_names_the_upstream_event_that_won(
     clients: list[Store], upstream: Upstream
 ) -> None:

@@ -199,7 +199,7 @@ def _store_view(data_dir: Path) -> dict[str, Any]:
     with Store.open(path, sync=True) as store:
         return {
             "confirmed_head": store.confirmed_head.global_seq,
-            "pending": len(store.pending()),
+            "pending": store.pending_count,
             "rejected": len(store.rejected()),
         }
 

@@ -89,6 +89,7 @@ class Store:
         self.client_id = meta["client_id"]
         self._generation = int(meta["generation"])
         self._head = self._log.head()
+        self._confirmed = self._log.confirmed_head()
         if meta["fingerprint"] != schema.fingerprint:
             self.rebuild(progress)
 
@@ -162,10 +163,14 @@ class Store:
 
     @property
     def confirmed_head(self) -> Position:
-        """The position of the last confirmed event."""
-        with self._lock:
-            self._check_open()
-            return self._log.confirmed_head()
+        """The position of the last confirmed event (kept in memory: no lock, no query)."""
+        self._check_open()
+        return self._confirmed
+
+    @property
+    def pending_count(self) -> int:
+        """How many events wait for confirmation (they sit right after the confirmed head)."""
+        return self._head.global_seq - self.confirmed_head.global_seq
 
     @property
     def generation(self) -> int:
@@ -211,6 +216,8 @@ class Store:
                 for hook in self._commit_hooks:
                     hook(records)
             self._head = head
+            if not self.sync:
+                self._confirmed = head
         self._deliver(deliveries)
         return records
 
@@ -229,6 +236,7 @@ class Store:
             with self._write(f"rebasing onto {len(upstream)} upstream event(s)") as deliveries:
                 result = rebase(self, self._log, upstream)
             self._head = self._log.head()
+            self._confirmed = self._log.confirmed_head()
         self._deliver(deliveries)
         self._rebased(result)
         return result
@@ -245,6 +253,7 @@ class Store:
             with self._write(f"rejecting pending event {event_id}") as deliveries:
                 result = discard(self, self._log, event_id, reason)
             self._head = self._log.head()
+            self._confirmed = self._log.confirmed_head()
         self._deliver(deliveries)
         self._rebased(result)
         return result
@@ -308,7 +317,7 @@ class Store:
                     error, _ = self._apply_logged(record, capture=False)
                     self._log.append(record, "confirmed", error=error)
                     applied += error is None
-            self._head = records[-1].position
+            self._head = self._confirmed = records[-1].position
         self._deliver(deliveries)
         return applied
 

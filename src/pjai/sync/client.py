@@ -163,7 +163,7 @@ class SyncClient:
         return replace(
             self._status,
             confirmed_head=self.store.confirmed_head.global_seq,
-            pending=len(self.store.pending()),
+            pending=self.store.pending_count,
         )
 
     async def synced(self, event_id: str) -> EventStatus:
