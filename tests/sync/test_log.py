@@ -167,3 +167,20 @@ def test_a_process_far_behind_catches_up_to_the_database_head(
     assert reader.read("s1", Position(11), 10) == [theirs, mine]
     close(reader)
     close(writer)
+
+
+def test_the_cache_keeps_to_its_byte_budget(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if url == "memory":
+        pytest.skip("the memory log is the storage itself")
+    batch = records(10)
+    budget = sum(len(r.args) for r in batch) // 2
+    monkeypatch.setattr("pjai.sync.sqllog.CACHED_BYTES", budget)
+    log = SqlLog(create_sql_engine(url))
+    log.refresh("s1")
+    for start in range(0, 10, 2):
+        log.append("s1", batch[start : start + 2])
+    recent = log._recent["s1"]
+    assert 0 < len(recent.records) < len(batch)
+    assert recent.size == sum(len(r.args) for r in recent.records) <= budget
+    assert log.read("s1", Position(0), 100) == batch  # older events come from the database
+    log.dispose()

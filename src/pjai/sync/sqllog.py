@@ -33,7 +33,10 @@ __all__ = ["CACHED_EVENTS", "NOTIFY_CHANNEL", "SqlLog", "metadata", "tokens"]
 
 NOTIFY_CHANNEL = "pjai_sync"
 CACHED_EVENTS = 20_000
-"""Events per store kept in memory."""
+"""Events per store kept in memory, at most."""
+CACHED_BYTES = 16 * 1024 * 1024
+"""Bytes of event arguments per store kept in memory, at most (older events are read
+from the database)."""
 
 metadata = sa.MetaData()
 
@@ -112,6 +115,8 @@ class _Recent:
 
     start: int
     records: list[EventRecord] = field(default_factory=list)
+    size: int = 0
+    """Bytes of arguments in ``records``."""
 
     @property
     def head(self) -> int:
@@ -270,8 +275,13 @@ class SqlLog:
     @staticmethod
     def _extend(recent: _Recent, records: Sequence[EventRecord]) -> None:
         recent.records.extend(records)
-        extra = len(recent.records) - CACHED_EVENTS
-        if extra > 0:
+        recent.size += sum(len(r.args) for r in records)
+        extra = max(0, len(recent.records) - CACHED_EVENTS)
+        while recent.size - sum(len(r.args) for r in recent.records[:extra]) > CACHED_BYTES:
+            extra += max(1, (len(recent.records) - extra) // 8)  # drop the oldest eighth
+        if extra:
+            extra = min(extra, len(recent.records))
+            recent.size -= sum(len(r.args) for r in recent.records[:extra])
             del recent.records[:extra]
             recent.start += extra
 
