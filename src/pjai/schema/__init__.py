@@ -137,7 +137,7 @@ SCHEMA = Schema(
         BookmarkUpdated,
         BookmarkDeleted,
     ],
-    version=1,
+    version=2,  # 2: decays and messages keep the latest updated_at (they commute)
     derived=_SEARCH_CREATE,
     derived_fill=_SEARCH_FILL,
 )

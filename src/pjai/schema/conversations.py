@@ -9,7 +9,7 @@ from msgspec import Meta
 
 from pjai.schema.event import Context, Event
 from pjai.schema.fields import Content, Id, UtcDatetime
-from pjai.schema.ops import Increment, Insert, Missing, Op, Update
+from pjai.schema.ops import Greatest, Increment, Insert, Missing, Op, Update
 from pjai.schema.personas import require_live_persona
 
 __all__ = ["ConversationMessageAdded", "ConversationStarted"]
@@ -61,7 +61,8 @@ class ConversationMessageAdded(Event, frozen=True, kw_only=True):
             "persona {0!r} has no conversation {1!r}",
             (self.persona_id, self.conversation_id),
         )
-        counted = {"message_count": Increment(1), "updated_at": ctx.at}
+        # Counts add up and the latest time stays: messages commute (CONFLICT).
+        counted = {"message_count": Increment(1), "updated_at": Greatest(ctx.at)}
         where = {"id": self.conversation_id, "persona_id": self.persona_id}
         message = {
             "id": self.message_id,

@@ -10,7 +10,7 @@ from msgspec import UNSET, UnsetType
 from pjai.errors import EventValidationError
 from pjai.schema.event import Context, Event
 from pjai.schema.fields import Id, NonNegative, PositiveFloat, UnitInterval
-from pjai.schema.ops import Decayed, Delete, Insert, Missing, Op, Update
+from pjai.schema.ops import Decayed, Delete, Greatest, Insert, Missing, Op, Update
 
 __all__ = ["LinkKind", "MemoryLinkUpdated", "MemoryLinked", "MemoryLinksDecayed", "MemoryUnlinked"]
 
@@ -115,5 +115,6 @@ class MemoryLinksDecayed(Event, frozen=True, kw_only=True):
     days: PositiveFloat
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        values = {"strength": Decayed("decay_rate", self.days), "updated_at": ctx.at}
+        # Decays multiply, and the latest time stays: runs commute (CONFLICT).
+        values = {"strength": Decayed("decay_rate", self.days), "updated_at": Greatest(ctx.at)}
         return [Update("memory_links", {"persona_id": self.persona_id}, values)]
