@@ -21,7 +21,7 @@ from pjai.cli import app
 from pjai.schema.records import Position
 from pjai.sql.engine import create_sql_engine
 from pjai.store import Store
-from pjai.sync.client import SyncClient, SyncStatus
+from pjai.sync.client import SyncClient
 from pjai.sync.hub import Connector
 from pjai.sync.sqllog import SqlLog
 from pjai.sync.transport import ConnectionClosed, Transport
@@ -40,10 +40,6 @@ def cli(*args: str, env: dict[str, str] | None = None) -> str:
     result = runner.invoke(app, ["sync-server", *args], env=env)
     assert result.exit_code == 0, result.output
     return result.stdout
-
-
-def level(status: SyncStatus) -> bool:
-    return status.state == "online" and status.pending == 0 and status.lag == 0
 
 
 def replay(url: str, store_id: str) -> tuple[list[str], str]:
@@ -313,7 +309,7 @@ async def test_a_killed_server_loses_and_duplicates_nothing(tmp_path: Path, when
             assert second.backend_id == first.backend_id
             async with asyncio.timeout(15):
                 assert await client.synced(records[-1].id) == "confirmed"
-                await client.wait_until(level)
+                await client.wait_until(lambda s: s.level)
             await client.stop()
             assert await second.stop(signal.SIGINT) == 0  # Ctrl-C
         logged, state = replay(url, "s1")

@@ -12,7 +12,7 @@ from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import EventRecord, MemoryDeleted, MemoryUpdated
 from pjai.sql import journal
-from pjai.sync.client import SyncClient, SyncStatus
+from pjai.sync.client import SyncClient
 from pjai.sync.hub import Hub
 from pjai.sync.log import MemoryLog
 from tests.helpers import memory, persona
@@ -35,10 +35,6 @@ async def hub() -> AsyncIterator[Hub]:
     await hub.stop()
 
 
-def level(status: SyncStatus) -> bool:
-    return status.state == "online" and status.pending == 0 and status.lag == 0
-
-
 def sql_journal(manager: HybridDatabaseManager) -> list[EventRecord]:
     (shard,) = manager.shards
     with shard.writer.connection("reading the journal") as conn:
@@ -54,7 +50,7 @@ async def settle(hub: Hub, *pairs: tuple[SyncClient, HybridDatabaseManager]) -> 
     async with asyncio.timeout(10):
         for client, _ in pairs:
             await client.wait_until(
-                lambda s: level(s) and s.confirmed_head == hub.log.head("s1").global_seq
+                lambda s: s.level and s.confirmed_head == hub.log.head("s1").global_seq
             )
         # SQL follows a moment after: the bridge projects once the rebase has committed.
         while any(m.bridge.checkpoint() < m.head() for _, m in pairs):  # noqa: ASYNC110

@@ -10,17 +10,13 @@ import pytest
 from pjai.errors import ConfigError, SqlUnavailableError
 from pjai.schema import EventRecord, MemoryDeleted, MemoryUpdated, Position
 from pjai.store import Store
-from pjai.sync.client import SyncClient, SyncStatus
+from pjai.sync.client import SyncClient
 from pjai.sync.hub import Hub
 from pjai.sync.log import MemoryLog
 from pjai.sync.tokens import RateLimiter
 from tests.helpers import memory, persona
 
 pytestmark = pytest.mark.anyio
-
-
-def level(status: SyncStatus) -> bool:
-    return status.state == "online" and status.pending == 0 and status.lag == 0
 
 
 @pytest.fixture
@@ -49,7 +45,7 @@ async def test_a_commit_reaches_another_client(hub: Hub) -> None:
         b.commit(MemoryUpdated(memory_id="m1", persona_id="p1", content="from b"))
         async with asyncio.timeout(5):
             await ca.wait_until(lambda s: s.confirmed_head >= 4)
-            await cb.wait_until(level)
+            await cb.wait_until(lambda s: s.level)
         assert a.query("SELECT content FROM memories WHERE id = 'm1'")[0].content == "from b"
         await ca.stop()
         await cb.stop()
@@ -61,12 +57,12 @@ async def test_concurrent_edits_converge_and_conflicts_are_recorded(hub: Hub) ->
         ca = SyncClient(a, hub.memory_connector(), store_id="s1")
         ca.start()
         async with asyncio.timeout(5):
-            await ca.wait_until(level)
+            await ca.wait_until(lambda s: s.level)
         await ca.stop()
         cb = SyncClient(b, hub.memory_connector(), store_id="s1")
         cb.start()
         async with asyncio.timeout(5):
-            await cb.wait_until(level)
+            await cb.wait_until(lambda s: s.level)
         await cb.stop()
         # Offline on both sides: a deletes m1, b updates it.
         (delete,) = a.commit(MemoryDeleted(memory_id="m1", persona_id="p1"))
@@ -74,12 +70,12 @@ async def test_concurrent_edits_converge_and_conflicts_are_recorded(hub: Hub) ->
         ca = SyncClient(a, hub.memory_connector(), store_id="s1")
         ca.start()
         async with asyncio.timeout(5):
-            await ca.wait_until(level)
+            await ca.wait_until(lambda s: s.level)
         cb = SyncClient(b, hub.memory_connector(), store_id="s1")
         cb.start()
         async with asyncio.timeout(5):
             assert await cb.synced(update.id) == "rejected"
-            await cb.wait_until(level)
+            await cb.wait_until(lambda s: s.level)
         assert a.state_hash() == b.state_hash()
         (rejected,) = b.rejected()
         # The audit record says which event lost, why, and which event won.
@@ -111,7 +107,7 @@ async def test_a_server_failure_is_reported_and_the_client_comes_back() -> None:
         client = SyncClient(a, hub.memory_connector(), store_id="s1", backoff=(0.01, 0.05))
         client.start()
         async with asyncio.timeout(5):
-            await client.wait_until(level)
+            await client.wait_until(lambda s: s.level)
         log.failing = True
         (record,) = a.commit(persona("p1"))
         async with asyncio.timeout(5):
@@ -151,7 +147,7 @@ async def test_a_store_keeps_to_the_store_id_it_synced_with(hub: Hub) -> None:
         client = SyncClient(a, hub.memory_connector(), store_id="team-1")
         client.start()
         async with asyncio.timeout(5):
-            await client.wait_until(level)
+            await client.wait_until(lambda s: s.level)
         await client.stop()
         with pytest.raises(ConfigError, match="syncs with store id 'team-1', not 'default'"):
             SyncClient(a, hub.memory_connector(), store_id="default")
@@ -163,7 +159,7 @@ async def test_a_restarted_client_still_wakes_on_commits(hub: Hub) -> None:
         for _ in range(2):
             client.start()
             async with asyncio.timeout(5):
-                await client.wait_until(level)
+                await client.wait_until(lambda s: s.level)
             (record,) = a.commit(persona(f"p{a.head.global_seq}"))
             async with asyncio.timeout(5):  # well before a 15 s ping would push it
                 assert await client.synced(record.id) == "confirmed"

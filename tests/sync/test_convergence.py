@@ -24,7 +24,7 @@ from pjai.schema import Event
 from pjai.schema.records import Position
 from pjai.sql import journal
 from pjai.store import Store
-from pjai.sync.client import SyncClient, SyncStatus
+from pjai.sync.client import SyncClient
 from pjai.sync.hub import Hub
 from pjai.sync.log import MemoryLog
 from pjai.sync.transport import Transport
@@ -42,10 +42,6 @@ def sql_journal(manager: HybridDatabaseManager) -> list[str]:
     (shard,) = manager.shards
     with shard.writer.connection("reading the journal") as conn:
         return [record.id for record, _status, _error in journal.journal_entries(conn)]
-
-
-def level(status: SyncStatus) -> bool:
-    return status.state == "online" and status.pending == 0 and status.lag == 0
 
 
 class ConvergenceMachine(RuleBasedStateMachine):
@@ -105,13 +101,13 @@ class ConvergenceMachine(RuleBasedStateMachine):
             async with asyncio.timeout(20):
                 for client in self.clients:
                     assert client is not None
-                    await client.wait_until(level)
+                    await client.wait_until(lambda s: s.level)
                 heads = {c.status.confirmed_head for c in self.clients if c is not None}
                 if len(heads) > 1:  # someone pushed after another was level: go round again
                     for client in self.clients:
                         assert client is not None
                         await client.wait_until(
-                            lambda s: level(s) and s.confirmed_head >= max(heads)
+                            lambda s: s.level and s.confirmed_head >= max(heads)
                         )
 
         try:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from pjai.schema import MemoryUpdated
 from pjai.sql.engine import create_sql_engine
 from pjai.store import Store
-from pjai.sync.client import SyncClient, SyncStatus
+from pjai.sync.client import SyncClient
 from pjai.sync.log import Appended
 from pjai.sync.sqllog import SqlLog
 from pjai.sync.websocket import websocket_connector
@@ -37,10 +37,6 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
-def level(status: SyncStatus) -> bool:
-    return status.state == "online" and status.pending == 0 and status.lag == 0
-
-
 def client_of(server: ServerProcess, store: Store, store_id: str) -> SyncClient:
     connect = websocket_connector(server.sync_url, open_timeout=5)
     return SyncClient(store, connect, store_id=store_id, backoff=(0.05, 0.5))
@@ -56,7 +52,7 @@ async def converge(clients: list[SyncClient], url: str, store_id: str) -> int:
         head = log.head(store_id).global_seq
         log.dispose()
         for client in clients:
-            await client.wait_until(lambda s: level(s) and s.confirmed_head == head)
+            await client.wait_until(lambda s: s.level and s.confirmed_head == head)
     return head
 
 
@@ -138,7 +134,7 @@ async def test_polling_finds_appends_whose_notification_is_lost(
         try:
             async with asyncio.timeout(10):
                 for client in clients:
-                    await client.wait_until(level)
+                    await client.wait_until(lambda s: s.level)
             with writer.engine.connect() as conn:  # the writer's notifications go nowhere
                 muted = conn.scalar(text("SELECT pg_notify('pjai_sync', :s)"), {"s": store_id})
             assert muted == "muted"
@@ -146,7 +142,7 @@ async def test_polling_finds_appends_whose_notification_is_lost(
             assert writer.append(store_id, batch) == Appended(batch[-1].position, 4)
             async with asyncio.timeout(10):
                 for client in clients:
-                    await client.wait_until(lambda s: level(s) and s.confirmed_head == 4)
+                    await client.wait_until(lambda s: s.level and s.confirmed_head == 4)
             stores[1].commit(memory("written-after", "px"))
             await converge(clients, postgres_url, store_id)
             logged, state = replay(postgres_url, store_id)

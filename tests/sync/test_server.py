@@ -11,7 +11,7 @@ import pytest
 
 from pjai.schema import MemoryUpdated
 from pjai.store import Store
-from pjai.sync.client import SyncClient, SyncStatus
+from pjai.sync.client import SyncClient
 from pjai.sync.hub import Hub
 from pjai.sync.server import ServerConfig, open_server
 from pjai.sync.tokens import TokenStore
@@ -20,10 +20,6 @@ from tests.helpers import memory, persona
 from tests.sync.servers import serving
 
 pytestmark = pytest.mark.anyio
-
-
-def level(status: SyncStatus) -> bool:
-    return status.state == "online" and status.pending == 0 and status.lag == 0
 
 
 @pytest.fixture
@@ -50,7 +46,7 @@ async def test_two_clients_over_websockets(server: tuple[Hub, TokenStore, str]) 
         b.commit(MemoryUpdated(memory_id="m1", persona_id="p1", importance=0.9))
         async with asyncio.timeout(10):
             await ca.wait_until(lambda s: s.confirmed_head >= 3)
-            await cb.wait_until(level)
+            await cb.wait_until(lambda s: s.level)
         assert a.state_hash() == b.state_hash()
         assert ca.status.backend_id == hub.log.backend_id
         await ca.stop()
@@ -94,7 +90,7 @@ async def test_http_catch_up_health_and_metrics(server: tuple[Hub, TokenStore, s
         client.start()
         a.commit(persona("p1"), memory("m1"), memory("m2"))
         async with asyncio.timeout(10):
-            await client.wait_until(level)
+            await client.wait_until(lambda s: s.level)
         await client.stop()
     async with httpx.AsyncClient(base_url=url) as http:
         auth = {"Authorization": f"Bearer {writer}"}

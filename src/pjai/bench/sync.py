@@ -33,7 +33,7 @@ from pjai.schema.records import ROOT
 from pjai.schema.types import utc_now
 from pjai.sql.engine import create_sql_engine
 from pjai.store import Store
-from pjai.sync.client import SyncClient, SyncStatus
+from pjai.sync.client import SyncClient
 from pjai.sync.protocol import (
     VERSIONS,
     Events,
@@ -159,10 +159,6 @@ def _servers(
             server.stop()
 
 
-def _level(status: SyncStatus) -> bool:
-    return status.state == "online" and status.pending == 0 and status.lag == 0
-
-
 def _memory(index: int) -> MemoryAdded:
     return MemoryAdded(
         memory_id=new_id(),
@@ -197,7 +193,7 @@ async def _latency(url: str, token: str, store_id: str, samples: int) -> dict[st
         try:
             a.commit(PersonaCreated(persona_id="p1", name="P1"))
             async with asyncio.timeout(_TIMEOUT):
-                await asyncio.gather(*(c.wait_until(_level) for c in clients))
+                await asyncio.gather(*(c.wait_until(lambda s: s.level) for c in clients))
             with b.live(count).subscribe(on_change, immediate=False):
                 for index in range(_WARMUP + samples):
                     arrived.clear()
@@ -236,7 +232,7 @@ async def _fanin_sync_clients(
         for i, (store, (store_id, token)) in enumerate(zip(stores, tokens, strict=True)):
             clients.append(_started(store, urls[i % len(urls)], token, store_id, workload.batch))
         async with asyncio.timeout(_TIMEOUT):
-            await asyncio.gather(*(c.wait_until(_level) for c in clients))
+            await asyncio.gather(*(c.wait_until(lambda s: s.level) for c in clients))
         # One stretch without awaiting: no push leaves before every event is committed.
         last: list[str] = []
         for store in stores:

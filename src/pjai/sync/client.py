@@ -60,6 +60,12 @@ class SyncStatus:
             return None
         return max(0, self.server_head - self.confirmed_head)
 
+    @property
+    def level(self) -> bool:
+        """Online, nothing pending, nothing to pull: in step with the server as far as
+        this client last heard (``wait_until(lambda s: s.level)``)."""
+        return self.state == "online" and self.pending == 0 and self.lag == 0
+
 
 class _Final(PjaiError):
     """An error that reconnecting cannot fix."""

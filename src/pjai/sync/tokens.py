@@ -48,6 +48,17 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+_SELECT = sa.select(
+    tokens.c.id,
+    tokens.c.store_id,
+    tokens.c.role,
+    tokens.c.label,
+    tokens.c.created_at,
+    tokens.c.revoked_at,
+)
+"""A token's public fields, in :class:`Token`'s order."""
+
+
 class TokenStore:
     """Tokens in the sync server's database."""
 
@@ -78,14 +89,7 @@ class TokenStore:
 
     def list(self) -> list[Token]:
         """Every token, newest last."""
-        query = sa.select(
-            tokens.c.id,
-            tokens.c.store_id,
-            tokens.c.role,
-            tokens.c.label,
-            tokens.c.created_at,
-            tokens.c.revoked_at,
-        ).order_by(tokens.c.created_at, tokens.c.id)
+        query = _SELECT.order_by(tokens.c.created_at, tokens.c.id)
         with self.engine.connect() as conn:
             return [Token(*row) for row in conn.execute(query)]
 
@@ -106,14 +110,7 @@ class TokenStore:
         """The live token with this secret, if any."""
         if not secret.startswith(PREFIX):
             return None
-        query = sa.select(
-            tokens.c.id,
-            tokens.c.store_id,
-            tokens.c.role,
-            tokens.c.label,
-            tokens.c.created_at,
-            tokens.c.revoked_at,
-        ).where(tokens.c.digest == _digest(secret), tokens.c.revoked_at.is_(None))
+        query = _SELECT.where(tokens.c.digest == _digest(secret), tokens.c.revoked_at.is_(None))
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return Token(*row) if row is not None else None
