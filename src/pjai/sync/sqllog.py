@@ -92,6 +92,10 @@ _APPEND_AT_ONCE = sa.text(
 """A push in one round trip when the head is its parent: the compare-and-set of the head,
 the events (arrays, not one INSERT each) and the NOTIFY; nothing if the head moved on."""
 
+_INSERT_SQLITE = (
+    "INSERT INTO pjai_sync_events (store_id, seq, event_id, record) VALUES (?, ?, ?, ?)"
+)
+
 tokens = sa.Table(
     "pjai_sync_tokens",
     metadata,
@@ -204,9 +208,10 @@ class SqlLog:
                 )
                 if taken is not None:
                     raise DuplicateEventError(taken)  # the transaction rolls back
-                rows = zip(seqs, ids, blobs, strict=True)
-                values = [{"seq": q, "event_id": i, "record": b} for q, i, b in rows]
-                conn.execute(sa.insert(events).values(store_id=store_id), values)
+                # The driver's executemany: SQLAlchemy's per-row parameter work would
+                # cost more than SQLite's insert itself.
+                rows = [(store_id, q, i, b) for q, i, b in zip(seqs, ids, blobs, strict=True)]
+                conn.exec_driver_sql(_INSERT_SQLITE, rows)
         self._remember(store_id, records)
         return Appended(records[-1].position, len(records))
 
