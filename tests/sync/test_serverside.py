@@ -273,3 +273,14 @@ def test_a_revoked_token_stops_an_open_connection_pushing(
 def test_a_store_id_is_short() -> None:
     (refused,) = send(session(), Hello(versions=[1], store_id="s" * 101, client_id="c1"))
     assert refused == Error(code="bad_frame", message="hello needs a store_id of 1 to 100 bytes")
+
+
+def test_a_client_pushes_only_its_own_events() -> None:
+    s = ready()  # client c1
+    batch = records(1, client_id="someone-else")
+    (rejected,) = send(s, Push(id=1, events=batch))
+    assert isinstance(rejected, PushRejected)
+    assert (rejected.reason, rejected.index) == ("invalid_event", 0)
+    assert rejected.detail == (
+        f"event {batch[0].id} names client 'someone-else', but this connection is client 'c1'"
+    )

@@ -279,10 +279,11 @@ def _history(count: int) -> list[EventRecord]:
     return history
 
 
-async def _connected(url: str, token: str, store_id: str) -> Transport:
+async def _connected(url: str, token: str, store_id: str, client_id: str = "") -> Transport:
     """A connection as an idle, level client leaves it: hello, welcome, live pull, quiet."""
     transport = await websocket_connector(url)()
-    hello = Hello(versions=list(VERSIONS), store_id=store_id, client_id=new_id(), token=token)
+    client_id = client_id or new_id()
+    hello = Hello(versions=list(VERSIONS), store_id=store_id, client_id=client_id, token=token)
     await transport.send(encode(hello))
     welcome = decode(await transport.receive())
     if not isinstance(welcome, Welcome):
@@ -321,7 +322,12 @@ async def _fanin_raw(urls: list[str], tokens: list[tuple[str, str]], workload: S
                 group = tokens[start : start + 50]
                 transports += await asyncio.gather(
                     *(
-                        _connected(urls[(start + i) % len(urls)], token, store_id)
+                        _connected(
+                            urls[(start + i) % len(urls)],
+                            token,
+                            store_id,
+                            histories[start + i][0].client_id,  # it pushes its own events
+                        )
                         for i, (store_id, token) in enumerate(group)
                     )
                 )

@@ -78,6 +78,7 @@ class ServerSession:
         )
         self.state: Literal["greeting", "ready", "closed"] = "greeting"
         self.store_id = ""
+        self.client_id = ""
         self.role: Role = "read"
         self.token_id = ""
         self.cursor: Position | None = None
@@ -165,7 +166,7 @@ class ServerSession:
                 )
             self.role, self.token_id = token.role, token.id
             self._secret, self._checked_at = hello.token or self._header_token, time.monotonic()
-        self.store_id = hello.store_id
+        self.store_id, self.client_id = hello.store_id, hello.client_id
         self.state = "ready"
         head = self.head_seen = self._log.refresh(self.store_id)
         return [
@@ -252,6 +253,12 @@ class ServerSession:
             )
         if not record.id or not record.client_id:
             return "an event needs an id and a client_id"
+        if record.client_id != self.client_id:
+            # A client pushes its own events only: the audit trail's "who" holds.
+            return (
+                f"event {record.id[:40]} names client {record.client_id[:40]!r}, but this "
+                f"connection is client {self.client_id[:40]!r}"
+            )
         for field in ("id", "client_id", "session_id", "name"):
             if len(getattr(record, field).encode()) > MAX_ID_BYTES:
                 return f"event {record.id[:40]}: {field} is over {MAX_ID_BYTES} bytes"
