@@ -165,3 +165,17 @@ async def test_a_restarted_client_still_wakes_on_commits(hub: Hub) -> None:
                 assert await client.synced(record.id) == "confirmed"
             await client.stop()
         await client.stop()  # stopping twice is harmless
+
+
+async def test_a_store_nobody_watches_is_forgotten(hub: Hub) -> None:
+    with Store.memory(sync=True) as a:
+        client = SyncClient(a, hub.memory_connector(), store_id="s1")
+        client.start()
+        async with asyncio.timeout(5):
+            await client.wait_until(lambda s: s.level)
+        assert set(hub.feeds) == {"s1"}
+        await client.stop()
+        async with asyncio.timeout(5):
+            while hub.connections:  # noqa: ASYNC110  # the server side ends a moment later
+                await asyncio.sleep(0.01)
+        assert hub.feeds == {}

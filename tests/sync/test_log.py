@@ -184,3 +184,17 @@ def test_the_cache_keeps_to_its_byte_budget(url: str, monkeypatch: pytest.Monkey
     assert recent.size == sum(len(r.args) for r in recent.records) <= budget
     assert log.read("s1", Position(0), 100) == batch  # older events come from the database
     log.dispose()
+
+
+def test_a_forgotten_store_is_read_from_the_database(url: str) -> None:
+    if url == "memory":
+        pytest.skip("the memory log is the storage itself")
+    log = SqlLog(create_sql_engine(url))
+    batch = records(3)
+    log.refresh("s1")
+    log.append("s1", batch)
+    log.forget("s1")
+    assert "s1" not in log._recent
+    assert log.read("s1", Position(0), 10) == batch
+    assert log.refresh("s1").key == (3, 0)
+    log.dispose()

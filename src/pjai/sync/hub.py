@@ -151,8 +151,15 @@ class Hub:
             self._open.discard(transport)
             self.connections -= 1
             self.metrics.connections.dec()
-            if connection.feed is not None:
-                connection.feed.watchers -= 1
+            feed = connection.feed
+            if feed is not None:
+                feed.watchers -= 1
+                if not feed.watchers and self.feeds.get(connection.session.store_id) is feed:
+                    # Nobody here watches the store: forget it, and its cached events.
+                    del self.feeds[connection.session.store_id]
+                    forget = getattr(self.log, "forget", None)
+                    if forget is not None:
+                        forget(connection.session.store_id)
 
     def memory_connector(self, faults: Faults | None = None) -> Connector:
         """Connect clients to this hub in memory (tests); ``faults`` apply to both ends."""

@@ -242,6 +242,11 @@ class SqlLog:
                 return Position(head)
             after = head  # far behind: read on until the database's head
 
+    def forget(self, store_id: str) -> None:
+        """Drop the store's cached events (nobody in this process watches it now)."""
+        with self._lock:
+            self._recent.pop(store_id, None)
+
     # -- helpers -----------------------------------------------------------------
 
     def stores(self) -> dict[str, int]:
