@@ -277,7 +277,7 @@ class HybridDatabaseManager:
             self._check_open()
             if self._store is None:
                 raise ConfigError("verify compares the store with SQL; switch the store on")
-            if self.syncing and (pending := len(self._store.pending())):
+            if self.syncing and (pending := self._store.pending_count):
                 raise ConfigError(
                     f"{pending} event(s) wait for the sync server; SQL holds confirmed "
                     "events only, so verify once they are confirmed (`pjai sync status`)"

@@ -157,9 +157,7 @@ class Hub:
                 if not feed.watchers and self.feeds.get(connection.session.store_id) is feed:
                     # Nobody here watches the store: forget it, and its cached events.
                     del self.feeds[connection.session.store_id]
-                    forget = getattr(self.log, "forget", None)
-                    if forget is not None:
-                        forget(connection.session.store_id)
+                    self.log.forget(connection.session.store_id)
 
     def memory_connector(self, faults: Faults | None = None) -> Connector:
         """Connect clients to this hub in memory (tests); ``faults`` apply to both ends."""

@@ -69,6 +69,10 @@ class ServerLog(Protocol):
         """Catch up with events other processes appended; returns the head."""
         ...
 
+    def forget(self, store_id: str) -> None:
+        """Nobody in this process watches the store now: drop what is kept for it."""
+        ...
+
 
 class MemoryLog:
     """A :class:`ServerLog` in memory."""
@@ -109,3 +113,6 @@ class MemoryLog:
 
     def refresh(self, store_id: str) -> Position:
         return self.head(store_id)
+
+    def forget(self, store_id: str) -> None:
+        pass  # the memory log is the storage itself

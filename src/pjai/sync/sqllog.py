@@ -65,18 +65,6 @@ events = sa.Table(
     sa.UniqueConstraint("store_id", "event_id"),
 )
 
-_APPEND_POSTGRES = sa.text(
-    "WITH inserted AS ("
-    " INSERT INTO pjai_sync_events (store_id, seq, event_id, record)"
-    " SELECT :store_id, seq, event_id, record FROM unnest("
-    "  CAST(:seqs AS BIGINT[]), CAST(:ids AS VARCHAR[]), CAST(:records AS BYTEA[])"
-    " ) AS pushed (seq, event_id, record)"
-    " ON CONFLICT DO NOTHING RETURNING 1"
-    ") SELECT (SELECT count(*) FROM inserted) FROM pg_notify(:channel, :note)"
-)
-"""A push's events in one statement (arrays, not one INSERT each), ids already logged
-skipped and counted, and the NOTIFY that PostgreSQL sends when the transaction commits."""
-
 _APPEND_AT_ONCE = sa.text(
     "WITH moved AS ("
     " UPDATE pjai_sync_heads SET seq = :last"
@@ -165,52 +153,34 @@ class SqlLog:
         ids = [r.id for r in records]
         if len(set(ids)) != len(ids):
             raise DuplicateEventError(next(i for n, i in enumerate(ids) if i in ids[:n]))
-        if self._postgres and self._append_at_once(store_id, records):
-            self._remember(store_id, records)
-            return Appended(records[-1].position, len(records))
-        # SQLite, or the head did not move: a first push, a repeat, or the server is ahead.
-        parent = records[0].parent.global_seq
-        last = records[-1].position.global_seq
-        advance = (
-            sa.update(heads)
-            .where(heads.c.store_id == store_id, heads.c.seq == parent)
-            .values(seq=last)
-        )
-        with self._writing("appending to the sync log") as conn:
-            moved = conn.execute(advance)
-            if moved.rowcount != 1 and parent == 0:  # maybe the store's first push
-                conn.execute(self._insert_ignore(heads).values(store_id=store_id, seq=0))
-                moved = conn.execute(advance)
-            if moved.rowcount != 1:
-                current = conn.scalar(sa.select(heads.c.seq).where(heads.c.store_id == store_id))
-                there = conn.scalar(
-                    sa.select(events.c.event_id).where(
-                        events.c.store_id == store_id,
-                        events.c.seq == records[0].position.global_seq,
-                    )
-                )
-                head = Position(current or 0)
-                return Appended(head, 0) if there == records[0].id else ServerAhead(head)
-            ids = [r.id for r in records]
-            seqs = [r.position.global_seq for r in records]
-            blobs = [_encode(r) for r in records]
-            if self._postgres:  # one round trip: the events, and the wake-up sent on commit
-                pushed = {"store_id": store_id, "seqs": seqs, "ids": ids, "records": blobs}
-                note = {"channel": NOTIFY_CHANNEL, "note": f"{self.instance}\t{store_id}"}
-                inserted = conn.scalar(_APPEND_POSTGRES, pushed | note)
-                if inserted != len(records):
-                    raise DuplicateEventError(self._taken(conn, store_id, records))
-            else:
-                taken = conn.scalar(
-                    sa.select(events.c.event_id)
-                    .where(events.c.store_id == store_id, events.c.event_id.in_(ids))
-                    .limit(1)
-                )
-                if taken is not None:
+        first = records[0].parent.global_seq == 0
+        if self._postgres:
+            moved = self._append_at_once(store_id, records)
+            if not moved and first:  # maybe the store's first push: it needs a head row
+                with self._writing("creating a sync head") as conn:
+                    conn.execute(self._insert_ignore(heads).values(store_id=store_id, seq=0))
+                moved = self._append_at_once(store_id, records)
+            if not moved:
+                with self._reading("reading a sync head") as conn:
+                    return self._not_appended(conn, store_id, records)
+        else:
+            advance = (
+                sa.update(heads)
+                .where(heads.c.store_id == store_id, heads.c.seq == records[0].parent.global_seq)
+                .values(seq=records[-1].position.global_seq)
+            )
+            with self._writing("appending to the sync log") as conn:
+                done = conn.execute(advance).rowcount == 1
+                if not done and first:  # maybe the store's first push: it needs a head row
+                    conn.execute(self._insert_ignore(heads).values(store_id=store_id, seq=0))
+                    done = conn.execute(advance).rowcount == 1
+                if not done:
+                    return self._not_appended(conn, store_id, records)
+                if (taken := self._taken(conn, store_id, ids)) is not None:
                     raise DuplicateEventError(taken)  # the transaction rolls back
                 # The driver's executemany: SQLAlchemy's per-row parameter work would
                 # cost more than SQLite's insert itself.
-                rows = [(store_id, q, i, b) for q, i, b in zip(seqs, ids, blobs, strict=True)]
+                rows = [(store_id, r.position.global_seq, r.id, _encode(r)) for r in records]
                 conn.exec_driver_sql(_INSERT_SQLITE, rows)
         self._remember(store_id, records)
         return Appended(records[-1].position, len(records))
@@ -286,14 +256,14 @@ class SqlLog:
     def _extend(recent: _Recent, records: Sequence[EventRecord]) -> None:
         recent.records.extend(records)
         recent.size += sum(len(r.args) for r in records)
-        extra = max(0, len(recent.records) - CACHED_EVENTS)
-        while recent.size - sum(len(r.args) for r in recent.records[:extra]) > CACHED_BYTES:
-            extra += max(1, (len(recent.records) - extra) // 8)  # drop the oldest eighth
-        if extra:
-            extra = min(extra, len(recent.records))
-            recent.size -= sum(len(r.args) for r in recent.records[:extra])
-            del recent.records[:extra]
-            recent.start += extra
+        # The oldest go first, until both the count and the bytes are within bounds.
+        drop = max(0, len(recent.records) - CACHED_EVENTS)
+        recent.size -= sum(len(r.args) for r in recent.records[:drop])
+        while recent.size > CACHED_BYTES and drop < len(recent.records):
+            recent.size -= len(recent.records[drop].args)
+            drop += 1
+        del recent.records[:drop]
+        recent.start += drop
 
     def _append_at_once(self, store_id: str, records: Sequence[EventRecord]) -> bool:
         """PostgreSQL: move the head and append in one autocommitted statement, if the head
@@ -312,28 +282,36 @@ class SqlLog:
             with self.engine.connect() as conn:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
                 inserted = conn.scalar(_APPEND_AT_ONCE, pushed)
-        except sa.exc.IntegrityError:
+        except sa.exc.IntegrityError:  # an id already logged: the statement did nothing
             with self._reading("finding a repeated event id") as conn:
-                raise DuplicateEventError(self._taken(conn, store_id, records)) from None
+                taken = self._taken(conn, store_id, [r.id for r in records])
+            raise DuplicateEventError(taken or records[0].id) from None
         except sa.exc.DBAPIError as exc:
             raise self._backend.translate(exc, "appending to the sync log") from exc
         return int(inserted) == len(records)
 
-    def _taken(self, conn: sa.Connection, store_id: str, records: Sequence[EventRecord]) -> str:
-        """Which of ``records`` has an id logged elsewhere in the store (or twice in them)."""
-        rows = conn.execute(
-            sa.select(events.c.event_id, events.c.seq).where(
-                events.c.store_id == store_id, events.c.event_id.in_([r.id for r in records])
+    def _not_appended(
+        self, conn: sa.Connection, store_id: str, records: Sequence[EventRecord]
+    ) -> Appended | ServerAhead:
+        """The head was not the batch's parent: a repeat of a push already in, or behind."""
+        head = Position(
+            conn.scalar(sa.select(heads.c.seq).where(heads.c.store_id == store_id)) or 0
+        )
+        there = conn.scalar(
+            sa.select(events.c.event_id).where(
+                events.c.store_id == store_id, events.c.seq == records[0].position.global_seq
             )
         )
-        placed = {event_id: seq for event_id, seq in rows}
-        seen: set[str] = set()
-        for record in records:
-            where = placed.get(record.id, record.position.global_seq)
-            if where != record.position.global_seq or record.id in seen:
-                return record.id
-            seen.add(record.id)
-        return records[-1].id
+        return Appended(head, 0) if there == records[0].id else ServerAhead(head)
+
+    @staticmethod
+    def _taken(conn: sa.Connection, store_id: str, ids: Sequence[str]) -> str | None:
+        """One of ``ids`` already in the store's log, if any."""
+        return conn.scalar(
+            sa.select(events.c.event_id)
+            .where(events.c.store_id == store_id, events.c.event_id.in_(ids))
+            .limit(1)
+        )
 
     def _insert_ignore(self, table: sa.Table) -> sa.Insert:
         if self._postgres:
