@@ -27,7 +27,7 @@ from pjai.schema import MemoryAdded, PersonaCreated, new_id
 from pjai.schema.fields import Tier
 from pjai.sql.repositories import MemoryFilter
 
-__all__ = ["FULL", "QUICK", "HybridWorkload", "run_hybrid_bench"]
+__all__ = ["FULL", "QUICK", "HybridWorkload", "postgres_schema", "run_hybrid_bench"]
 
 Progress = Callable[[int, int], object]
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
@@ -79,7 +79,7 @@ def _memories(count: int, personas: int) -> Iterator[MemoryAdded]:
 
 
 @contextmanager
-def _postgres_schema(url: str) -> Iterator[str]:
+def postgres_schema(url: str) -> Iterator[str]:
     """A URL on a fresh PostgreSQL schema, dropped afterwards."""
     base = make_url(url).set(drivername="postgresql+psycopg")
     schema = f"pjai_bench_{uuid.uuid4().hex[:10]}"
@@ -185,7 +185,7 @@ def run_hybrid_bench(
         workdir / "sqlite", f"sqlite:///{workdir / 'primary.db'}", workload, rng, step
     )
     if postgres_url:
-        with _postgres_schema(postgres_url) as url:
+        with postgres_schema(postgres_url) as url:
             result["postgresql"] = _one_backend(workdir / "postgresql", url, workload, rng, step)
     else:
         result["postgresql"] = None

@@ -10,24 +10,20 @@ PostgreSQL also the fan-in through two server processes sharing the database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
-import uvicorn
 
-from pjai.bench.hybrid import _postgres_schema
+from pjai.bench.hybrid import postgres_schema
 from pjai.bench.stats import ms, percentile
+from pjai.bench.syncserver import ServerProcess, servers
 from pjai.schema import SCHEMA, EventRecord, MemoryAdded, PersonaCreated, memories, new_id
 from pjai.schema.records import ROOT
 from pjai.schema.types import utc_now
@@ -47,16 +43,13 @@ from pjai.sync.protocol import (
     decode,
     encode,
 )
-from pjai.sync.server import ServerConfig, create_app, listening_socket, open_server
-from pjai.sync.sqllog import SqlLog
 from pjai.sync.tokens import TokenStore
 from pjai.sync.transport import Transport
 from pjai.sync.websocket import websocket_connector
 
-__all__ = ["FULL", "QUICK", "SyncWorkload", "run_sync_bench", "serve"]
+__all__ = ["FULL", "QUICK", "SyncWorkload", "run_sync_bench"]
 
 Progress = Callable[[int, int], object]
-_URL_VARIABLE = "PJAI_BENCH_SYNC_DB_URL"
 _TIMEOUT = 120.0
 
 
@@ -82,81 +75,6 @@ FULL = SyncWorkload(samples=1_000, clients=100, batches=10, batch=100, client_ba
 QUICK = SyncWorkload(samples=100, clients=20, batches=4, batch=50, client_batches=2, idle=100)
 _WARMUP = 20
 """Untimed commits (latency) and connections (memory) before measuring."""
-
-
-def serve(db_url: str, *, listen: bool) -> None:
-    """Run a sync server on a free loopback port until SIGINT or SIGTERM (the child's entry).
-
-    Prints the port once it listens. ``listen``: take PostgreSQL wake-ups from other
-    server processes.
-    """
-    hub, tokens = open_server(ServerConfig(db_url))
-    app = create_app(hub, tokens, listen_url=db_url if listen else None)
-    sock = listening_socket("127.0.0.1", 0)  # connections made early wait in its backlog
-    print(sock.getsockname()[1], flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    try:
-        asyncio.run(server.serve(sockets=[sock]))
-    finally:
-        if isinstance(hub.log, SqlLog):
-            hub.log.dispose()
-
-
-_ENTRY = (
-    "import os; from pjai.bench.sync import serve; "
-    f"serve(os.environ['{_URL_VARIABLE}'], listen=os.environ['PJAI_BENCH_SYNC_LISTEN'] == '1')"
-)
-
-
-class _ServerProcess:
-    """A :func:`serve` child process; its stderr goes to ``log``."""
-
-    def __init__(self, db_url: str, log: Path, *, listen: bool) -> None:
-        env = {**os.environ, _URL_VARIABLE: db_url, "PJAI_BENCH_SYNC_LISTEN": str(int(listen))}
-        self.log = log
-        with log.open("ab") as errors:
-            self.child = subprocess.Popen(
-                [sys.executable, "-c", _ENTRY], stdout=subprocess.PIPE, stderr=errors, env=env
-            )
-        assert self.child.stdout is not None
-        line = self.child.stdout.readline().strip()
-        if not line.isdigit():
-            self.stop()
-            raise RuntimeError(f"the sync server did not start:\n{log.read_text()}")
-        self.url = f"ws://127.0.0.1:{int(line)}/sync"
-
-    def rss_kb(self) -> int:
-        """The server's resident memory now, in KiB."""
-        for line in Path(f"/proc/{self.child.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS in /proc; the idle-connection figure needs Linux")
-
-    def stop(self) -> None:
-        """Shut the server down gracefully (SIGINT), or kill it after 10 s."""
-        if self.child.poll() is None:
-            self.child.send_signal(signal.SIGINT)
-            try:
-                self.child.wait(10)
-            except subprocess.TimeoutExpired:
-                self.child.kill()
-                self.child.wait()
-        if self.child.stdout is not None:
-            self.child.stdout.close()
-
-
-@contextlib.contextmanager
-def _servers(
-    db_url: str, workdir: Path, count: int, *, listen: bool
-) -> Iterator[list[_ServerProcess]]:
-    started: list[_ServerProcess] = []
-    try:
-        for _ in range(count):
-            started.append(_ServerProcess(db_url, workdir / "server.log", listen=listen))
-        yield started
-    finally:
-        for server in started:
-            server.stop()
 
 
 def _memory(index: int) -> MemoryAdded:
@@ -344,7 +262,7 @@ async def _fanin_raw(urls: list[str], tokens: list[tuple[str, str]], workload: S
     return round(len(tokens) * events / elapsed)
 
 
-async def _idle_kb(server: _ServerProcess, token: str, count: int) -> float:
+async def _idle_kb(server: ServerProcess, token: str, count: int) -> float:
     """The server's RSS growth per idle connection, each on a store of its own."""
     opened: list[Transport] = []
 
@@ -388,7 +306,7 @@ def _one_backend(
     token = dict(zip(every, secrets, strict=True))
     pushers = {f: [(i, token[i]) for i in ids[f]] for f in fanins}
     result: dict[str, Any] = {}
-    with _servers(db_url, workdir, 1, listen=postgres) as (server,):
+    with servers(db_url, workdir, 1, listen=postgres) as (server,):
         urls = [server.url]
         result |= asyncio.run(
             _latency(server.url, token[latency_store], latency_store, workload.samples)
@@ -401,13 +319,13 @@ def _one_backend(
         )
         step()
     if postgres:
-        with _servers(db_url, workdir, 2, listen=True) as pair:
+        with servers(db_url, workdir, 2, listen=True) as pair:
             urls = [s.url for s in pair]
             result["fanin_2servers_per_s"] = asyncio.run(
                 _fanin_raw(urls, pushers["raw2"], workload)
             )
         step()
-    with _servers(db_url, workdir, 1, listen=postgres) as (server,):
+    with servers(db_url, workdir, 1, listen=postgres) as (server,):
         result["idle_conn_kb"] = asyncio.run(_idle_kb(server, star, workload.idle))
         step()
     return result
@@ -469,7 +387,7 @@ def run_sync_bench(
     }
     result["sqlite"] = _one_backend(f"sqlite:///{workdir / 'sync.db'}", workdir, workload, step)
     if postgres_url:
-        with _postgres_schema(postgres_url) as url:
+        with postgres_schema(postgres_url) as url:
             result["postgresql"] = _one_backend(url, workdir, workload, step)
     else:
         result["postgresql"] = None

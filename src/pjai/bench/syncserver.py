@@ -1,0 +1,97 @@
+"""Sync server processes for ``pjai bench sync``: uvicorn on a loopback port, as deployed,
+in a process of its own so that its memory is its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from pjai.sync.server import ServerConfig, create_app, listening_socket, open_server
+from pjai.sync.sqllog import SqlLog
+
+__all__ = ["ServerProcess", "serve", "servers"]
+
+_URL_VARIABLE = "PJAI_BENCH_SYNC_DB_URL"
+
+
+def serve(db_url: str, *, listen: bool) -> None:
+    """Run a sync server on a free loopback port until SIGINT or SIGTERM (the child's entry).
+
+    Prints the port once it listens. ``listen``: take PostgreSQL wake-ups from other
+    server processes.
+    """
+    hub, tokens = open_server(ServerConfig(db_url))
+    app = create_app(hub, tokens, listen_url=db_url if listen else None)
+    sock = listening_socket("127.0.0.1", 0)  # connections made early wait in its backlog
+    print(sock.getsockname()[1], flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        if isinstance(hub.log, SqlLog):
+            hub.log.dispose()
+
+
+_ENTRY = (
+    "import os; from pjai.bench.syncserver import serve; "
+    f"serve(os.environ['{_URL_VARIABLE}'], listen=os.environ['PJAI_BENCH_SYNC_LISTEN'] == '1')"
+)
+
+
+class ServerProcess:
+    """A :func:`serve` child process; its stderr goes to ``log``."""
+
+    def __init__(self, db_url: str, log: Path, *, listen: bool) -> None:
+        env = {**os.environ, _URL_VARIABLE: db_url, "PJAI_BENCH_SYNC_LISTEN": str(int(listen))}
+        self.log = log
+        with log.open("ab") as errors:
+            self.child = subprocess.Popen(
+                [sys.executable, "-c", _ENTRY], stdout=subprocess.PIPE, stderr=errors, env=env
+            )
+        assert self.child.stdout is not None
+        line = self.child.stdout.readline().strip()
+        if not line.isdigit():
+            self.stop()
+            raise RuntimeError(f"the sync server did not start:\n{log.read_text()}")
+        self.url = f"ws://127.0.0.1:{int(line)}/sync"
+
+    def rss_kb(self) -> int:
+        """The server's resident memory now, in KiB."""
+        for line in Path(f"/proc/{self.child.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS in /proc; the idle-connection figure needs Linux")
+
+    def stop(self) -> None:
+        """Shut the server down gracefully (SIGINT), or kill it after 10 s."""
+        if self.child.poll() is None:
+            self.child.send_signal(signal.SIGINT)
+            try:
+                self.child.wait(10)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
+                self.child.wait()
+        if self.child.stdout is not None:
+            self.child.stdout.close()
+
+
+@contextlib.contextmanager
+def servers(
+    db_url: str, workdir: Path, count: int, *, listen: bool
+) -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    try:
+        for _ in range(count):
+            started.append(ServerProcess(db_url, workdir / "server.log", listen=listen))
+        yield started
+    finally:
+        for server in started:
+            server.stop()
