@@ -130,6 +130,8 @@ class SyncClient:
             await self._run()
         finally:
             self.store.remove_commit_hook(self._committed)
+            if self._status.state not in ("failed", "stopped"):
+                self._set(state="stopped")  # cancelled: never report a dead task as online
 
     async def stop(self) -> None:
         """Disconnect and stop; pending events stay in the store."""
@@ -152,6 +154,10 @@ class SyncClient:
                 return
             except (ConnectionClosed, OSError, PjaiError) as exc:
                 self._set(state="offline", last_error=str(exc) or type(exc).__name__)
+            except Exception as exc:  # a bug: stop, and say so instead of dying silently
+                self._set(state="failed", last_error=f"sync stopped by an internal error: {exc!r}")
+                log.exception("sync stopped by an internal error")
+                return
             else:
                 self._set(state="offline")
             if self._was_online:  # a connection that worked starts the backoff over
