@@ -216,13 +216,21 @@ def test_refused_catch_up_events_are_quarantined_not_retried(tmp_path: Path) -> 
         manager.catch_up()
         health = manager.health()
         assert health.status == "degraded"
-        assert [q["name"] for q in health.bridge.quarantined] == ["v1.MemoryAdded"]
-        assert "already has a row" in health.bridge.quarantined[0]["reason"]
+        assert [q.name for q in health.quarantine.events] == ["v1.MemoryAdded"]
+        assert health.quarantine.events[0].sides == ("sql",)
+        assert "already has a row" in health.quarantine.events[0].reason
         assert health.shards[0].quarantined == 1
         assert manager.memories.get("m2") is not None  # later events went on
         assert manager.catch_up() == 0  # not retried
         report = manager.verify()
         assert not report.equal
+        # Acknowledged, the alarm stops and the record stays.
+        assert manager.acknowledge_quarantine().sql == 1
+        health = manager.health()
+        assert not health.quarantine.alarm
+        assert health.quarantine.reviewed_through == 2
+        assert health.shards[0].quarantined == 1
+        assert health.status == "ok"
         manager.repair("sql")
         assert manager.verify().equal
         assert manager.health().status == "ok"

@@ -24,6 +24,7 @@ from pjai.schema import (
     metadata,
 )
 from pjai.schema.event import ConflictPolicy, Context
+from pjai.schema.limits import EARLIEST, LATEST
 
 
 def test_out_of_range_importance_names_event_field_and_value() -> None:
@@ -137,19 +138,28 @@ def test_fingerprint_changes_with_version_and_events() -> None:
     )
 
 
-text = st.text(min_size=1, max_size=40).filter(str.strip)
+# Text without NUL and times within PJai's limits (pjai.schema.limits): what every
+# backend can store. tests/schema/test_limits.py covers what lies outside.
+chars = st.characters(exclude_characters="\x00", exclude_categories=["Cs"])
+text = st.text(chars, min_size=1, max_size=40).filter(str.strip)
 tags = st.lists(
-    st.text(min_size=1, max_size=20).filter(lambda t: t == t.strip() and t.strip()), max_size=5
+    st.text(chars, min_size=1, max_size=20).filter(lambda t: t == t.strip() and t.strip()),
+    max_size=5,
+)
+times = st.datetimes(
+    min_value=EARLIEST.replace(tzinfo=None),
+    max_value=LATEST.replace(tzinfo=None),
+    timezones=st.just(UTC),
 )
 
 
 @given(
-    memory_id=st.text(min_size=1, max_size=40),
+    memory_id=st.text(chars, min_size=1, max_size=40),
     content=text,
     importance=st.floats(min_value=0, max_value=1),
     tier=st.sampled_from(["hot", "warm", "cold"]),
     tags=tags,
-    occurred=st.none() | st.datetimes(timezones=st.just(UTC)),
+    occurred=st.none() | times,
 )
 def test_memory_added_round_trips(
     memory_id: str,

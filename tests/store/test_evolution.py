@@ -13,6 +13,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, Text
 
 from pjai.errors import UnknownEventWarning
 from pjai.schema import Context, Event, Schema, Upcaster
+from pjai.schema.fields import Count
 from pjai.schema.ops import Insert, Op
 from pjai.schema.types import utc_now
 from pjai.store import ROOT, EventRecord, Position, Store
@@ -42,7 +43,7 @@ class NoteAddedV2(Event, frozen=True, kw_only=True):
     CONFLICT = "precondition"
     note_id: str
     body: str
-    stars: int
+    stars: Count
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
         return [Insert("notes", {"id": self.note_id, "text": self.body, "stars": self.stars})]

@@ -132,13 +132,29 @@ def doctor(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> N
         "lagging" if b.lag_events else "ok",
         "-",
         f"lag {b.lag_events}",
-        f"p95 {b.lag_p95_ms} ms, {len(b.quarantined)} quarantined listed",
+        f"p95 {b.lag_p95_ms} ms",
     )
     console.print(table)
-    for q in b.quarantined:
-        console.print(f"  quarantined e{q['position']} {q['name']} {q['event_id']}: {q['reason']}")
+    q = health.quarantine
+    if q.alarm:
+        console.print(
+            f"Quarantined events not yet acknowledged: {q.store} on the store, {q.sql} on SQL "
+            "(confirmed events this instance could not apply; they stay in the log):"
+        )
+        for event in q.events:
+            console.print(
+                f"  e{event.position} {event.name} {event.event_id} "
+                f"({', '.join(event.sides)}): {event.reason}",
+                markup=False,
+                highlight=False,
+            )
+        console.print(
+            "Once reviewed, `pjai repair --ack-quarantine` acknowledges them.", markup=False
+        )
+    if q.reviewed_through:
+        console.print(f"Quarantined events through e{q.reviewed_through} were acknowledged.")
     if health.last_error:
-        console.print(f"last error: {health.last_error}")
+        console.print(f"last error: {health.last_error}", markup=False, highlight=False)
 
 
 def verify(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
@@ -165,12 +181,40 @@ def verify(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> N
 
 
 def repair(
-    side: Annotated[str, typer.Option("--side", help="What to rebuild: sql or store.")],
+    side: Annotated[
+        str | None, typer.Option("--side", help="What to rebuild: sql or store.")
+    ] = None,
+    ack_quarantine: Annotated[
+        bool,
+        typer.Option(
+            "--ack-quarantine",
+            help="Acknowledge the quarantined events `pjai doctor` lists; the records stay.",
+        ),
+    ] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Rebuild one side from the event log."""
+    """Rebuild one side from the event log, or acknowledge quarantined events."""
+    if ack_quarantine:
+        if side is not None:
+            raise typer.BadParameter("give --side or --ack-quarantine, not both")
+        with open_manager(data_dir) as manager:
+            try:
+                acknowledged = manager.acknowledge_quarantine()
+            except PjaiError as exc:
+                raise fail(exc) from exc
+        for event in acknowledged.events:
+            console.print(
+                f"  e{event.position} {event.name} {event.event_id}: {event.reason}",
+                markup=False,
+                highlight=False,
+            )
+        console.print(
+            f"Acknowledged quarantined events through e{acknowledged.reviewed_through}: "
+            f"{acknowledged.store} on the store, {acknowledged.sql} on SQL. Their records stay."
+        )
+        return
     if side not in ("sql", "store"):
-        raise typer.BadParameter("--side is sql or store")
+        raise typer.BadParameter("--side is sql or store (or give --ack-quarantine)")
     chosen: Literal["sql", "store"] = "sql" if side == "sql" else "store"
     with open_manager(data_dir) as manager, progress_bar(f"Rebuilding {side}") as progress:
         try:

@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from pjai.errors import PjaiError
+from pjai.hybrid.quarantine import QuarantineReport, report
 from pjai.sql import journal
 
 if TYPE_CHECKING:
     from pjai.hybrid.manager import HybridDatabaseManager
 
 __all__ = ["BridgeHealth", "Health", "ShardHealth", "StoreHealth", "check"]
-
-QUARANTINE_LISTED = 20
 
 
 @dataclass(slots=True)
@@ -28,6 +27,8 @@ class StoreHealth:
     head: int = 0
     events: int = 0
     pending: int = 0
+    quarantined: int = 0
+    """Confirmed events the store could not apply (acknowledged ones included)."""
     live_queries: int = 0
     probe_ms: float | None = None
     disk_bytes: int = 0
@@ -44,6 +45,7 @@ class ShardHealth:
     checkpoint: int = 0
     journal_events: int = 0
     quarantined: int = 0
+    """Events this shard's journal holds as quarantined (acknowledged ones included)."""
     pool: dict[str, int] = field(default_factory=dict)
     disk_bytes: int = 0
     error: str | None = None
@@ -56,7 +58,6 @@ class BridgeHealth:
     lag_events: int
     lag_p95_ms: float | None
     projected: int
-    quarantined: list[dict[str, Any]]
     last_error: str | None
 
 
@@ -68,6 +69,8 @@ class Health:
     store: StoreHealth
     shards: list[ShardHealth]
     bridge: BridgeHealth
+    quarantine: QuarantineReport
+    """Quarantined events on either side that no one has acknowledged yet."""
     flags: dict[str, bool]
     last_error: str | None
 
@@ -97,6 +100,7 @@ def _store(manager: HybridDatabaseManager) -> StoreHealth:
         head=store.head.global_seq,
         events=int(str(summary["events"])),
         pending=int(str(summary["pending"])),
+        quarantined=int(str(summary["quarantined"])),
         live_queries=store.live_queries,
         probe_ms=probe,
         disk_bytes=store.disk_bytes(),
@@ -133,29 +137,20 @@ def check(manager: HybridDatabaseManager) -> Health:
     shards = [_shard(shard) for shard in manager.shards]
     reachable = [s for s in shards if s.status == "ok"]
     lag = max(0, manager.head() - min((s.checkpoint for s in reachable), default=0))
-    report = manager.bridge.report
-    quarantined: list[dict[str, Any]] = []
-    if reachable and any(s.quarantined for s in reachable):
-        for record, reason in manager.bridge.quarantined()[:QUARANTINE_LISTED]:
-            quarantined.append(
-                {
-                    "event_id": record.id,
-                    "name": record.name,
-                    "position": record.position.global_seq,
-                    "reason": reason,
-                }
-            )
-    lags = sorted(report.lags_ms)
+    bridging = manager.bridge.report
+    lags = sorted(bridging.lags_ms)
     bridge = BridgeHealth(
         lag_events=lag if reachable else manager.head(),
         lag_p95_ms=round(lags[int(0.95 * (len(lags) - 1))], 3) if lags else None,
-        projected=report.projected,
-        quarantined=quarantined,
-        last_error=report.last_error,
+        projected=bridging.projected,
+        last_error=bridging.last_error,
     )
+    quarantine = QuarantineReport(store=store.quarantined)
+    if len(reachable) == len(shards) and store.status != "down":
+        quarantine = report(manager)
     if store.status == "down" or not reachable:
         status = "down"
-    elif len(reachable) < len(shards) or lag or quarantined:
+    elif len(reachable) < len(shards) or lag or quarantine.alarm:
         status = "degraded"
     else:
         status = "ok"
@@ -164,6 +159,7 @@ def check(manager: HybridDatabaseManager) -> Health:
         store,
         shards,
         bridge,
+        quarantine,
         {state.name: state.value for state in manager.flags.all()},
         manager.last_error,
     )

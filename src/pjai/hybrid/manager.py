@@ -26,6 +26,7 @@ from pjai.hybrid.flags import Flags
 from pjai.hybrid.health import Health, check
 from pjai.hybrid.identity import Identity
 from pjai.hybrid.integrity import VerifyReport, verify
+from pjai.hybrid.quarantine import QuarantineReport, acknowledge, report
 from pjai.hybrid.sqllive import ParkedHost, SqlLiveHost, SqlQuery, tables_of
 from pjai.schema import SCHEMA
 from pjai.schema.event import Event, Schema
@@ -270,6 +271,18 @@ class HybridDatabaseManager:
         with self._lock:
             self._check_open()
             return check(self)
+
+    def quarantine(self) -> QuarantineReport:
+        """Quarantined events on either side that no one has acknowledged yet."""
+        with self._lock:
+            self._check_open()
+            return report(self)
+
+    def acknowledge_quarantine(self) -> QuarantineReport:
+        """Acknowledge every quarantined event so far; returns them. The records stay."""
+        with self._lock:
+            self._check_open()
+            return acknowledge(self)
 
     def verify(self, progress: Progress | None = None) -> VerifyReport:
         """Compare the store with SQL per table and persona (the store must be on)."""

@@ -9,6 +9,7 @@ from msgspec import Meta
 
 from pjai.schema.event import Context, Event
 from pjai.schema.fields import Content, Id, UtcDatetime
+from pjai.schema.limits import INT32_MAX
 from pjai.schema.ops import Greatest, Increment, Insert, Missing, Op, Update
 from pjai.schema.personas import require_live_persona
 
@@ -62,7 +63,7 @@ class ConversationMessageAdded(Event, frozen=True, kw_only=True):
             (self.persona_id, self.conversation_id),
         )
         # Counts add up and the latest time stays: messages commute (CONFLICT).
-        counted = {"message_count": Increment(1), "updated_at": Greatest(ctx.at)}
+        counted = {"message_count": Increment(1, INT32_MAX), "updated_at": Greatest(ctx.at)}
         where = {"id": self.conversation_id, "persona_id": self.persona_id}
         message = {
             "id": self.message_id,

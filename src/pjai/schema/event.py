@@ -21,6 +21,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from pjai.errors import EventValidationError, UnknownEventError
+from pjai.schema.limits import Walk, encoding_problem, offset_problem, walker
 from pjai.schema.ops import Op
 
 __all__ = ["ConflictPolicy", "Context", "Event", "Schema", "Upcaster"]
@@ -135,6 +136,13 @@ class Schema:
                     f"{', '.join(get_args(ConflictPolicy))}"
                 )
             self._types[name] = event_type
+        # Raises at once for an integer field without bounds (pjai.schema.limits).
+        self._limits: dict[str, Walk] = {n: walker(t) for n, t in self._types.items()}
+        # JSON keeps UTC offsets in whole minutes: a time given with seconds in its
+        # offset (historical local mean times) would change as it is encoded.
+        self._offsets: dict[str, Walk] = {
+            n: walker(t, text=None, time=offset_problem) for n, t in self._types.items()
+        }
         self._upcasters = {u.source: u for u in upcasters}
         for upcaster in self._upcasters.values():
             if upcaster.source in self._types:
@@ -179,7 +187,14 @@ class Schema:
     def encode(self, event: Event) -> tuple[str, Event, bytes]:
         """Validate ``event``; return its name, the validated payload and its JSON."""
         name = self.name_of(event)
-        args = self._encoder.encode(event)
+        if (problem := self._offsets[name](event)) is not None:
+            raise EventValidationError(name, problem[1], field=problem[0] or None)
+        try:
+            args = self._encoder.encode(event)
+        except UnicodeEncodeError as exc:
+            problem = walker(type(event), text=encoding_problem, time=None)(event)
+            field, reason = problem or (None, f"text is not valid Unicode: {exc}")
+            raise EventValidationError(name, reason, field=field or None) from exc
         try:
             return name, self.decode(name, args), args
         except EventValidationError as exc:
@@ -194,7 +209,7 @@ class Schema:
         decoder = self._decoders.get(name)
         try:
             if decoder is not None:
-                return decoder.decode(args)
+                return self._within_limits(name, decoder.decode(args))
             upcaster = self._upcasters.get(name)
             if upcaster is None:
                 raise UnknownEventError(name, "is not known to this version of PJai")
@@ -206,11 +221,22 @@ class Schema:
             decoder = self._decoders.get(name)
             if decoder is None:
                 raise UnknownEventError(name, "is an upcast target this schema does not define")
-            return msgspec.convert(data, decoder.type)
+            return self._within_limits(name, msgspec.convert(data, decoder.type))
         except msgspec.ValidationError as exc:
             raise validation_error(name, exc) from exc
         except msgspec.DecodeError as exc:
             raise EventValidationError(name, f"arguments are not valid JSON: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            reason = f"arguments are not valid UTF-8 (byte {exc.start}: {exc.reason})"
+            raise EventValidationError(name, reason) from exc
+
+    def _within_limits(self, name: str, payload: Event) -> Event:
+        """``payload`` if every backend can store its values (:mod:`pjai.schema.limits`)."""
+        problem = self._limits[name](payload)
+        if problem is not None:
+            field, reason = problem
+            raise EventValidationError(name, reason, field=field or None)
+        return payload
 
     def _sqlite_ddl(self) -> tuple[list[str], list[str]]:
         dialect = sqlite.dialect()

@@ -1,7 +1,10 @@
 """Constrained field types shared by event payloads.
 
 The constraints are checked whenever a payload is decoded: on commit, on rebase, on
-replay and at the sync server, so every copy of the data obeys the same rules.
+replay and at the sync server, so every copy of the data obeys the same rules. Every
+bound is one that each backend can store (:mod:`pjai.schema.limits`): integers kept in
+``Integer`` columns stay within 32 bits, day counts and rates stay where time
+arithmetic cannot overflow.
 """
 
 from __future__ import annotations
@@ -11,9 +14,14 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
+from pjai.schema.limits import INT32_MAX
+
 __all__ = [
     "Content",
     "Count",
+    "DayCount",
+    "DayRate",
+    "Days",
     "Id",
     "MemoryType",
     "Name",
@@ -50,9 +58,20 @@ Percent = Annotated[int, Meta(ge=0, le=100)]
 UnitInterval = Annotated[float, Meta(ge=0.0, le=1.0)]
 """A value within 0..1 (importance, thresholds)."""
 
-PositiveInt = Annotated[int, Meta(ge=1)]
+PositiveInt = Annotated[int, Meta(ge=1, le=INT32_MAX)]
+"""A size or capacity: 1 to 2,147,483,647."""
 
-Count = Annotated[int, Meta(ge=0)]
+Count = Annotated[int, Meta(ge=0, le=INT32_MAX)]
+"""How many times: 0 to 2,147,483,647."""
+
+DayCount = Annotated[int, Meta(ge=1, le=365_000)]
+"""A whole number of days, up to a thousand years."""
+
+Days = Annotated[float, Meta(gt=0.0, le=365_000.0)]
+"""A positive span in days, up to a thousand years."""
+
+DayRate = Annotated[float, Meta(ge=0.0, le=1_000.0)]
+"""A rate per day, 0 to 1,000."""
 
 NonNegative = Annotated[float, Meta(ge=0.0)]
 

@@ -9,7 +9,7 @@ from msgspec import UNSET, UnsetType
 
 from pjai.errors import EventValidationError
 from pjai.schema.event import Context, Event
-from pjai.schema.fields import Id, NonNegative, PositiveFloat, UnitInterval
+from pjai.schema.fields import DayRate, Days, Id, UnitInterval
 from pjai.schema.ops import Decayed, Delete, Greatest, Insert, Missing, Op, Update
 
 __all__ = ["LinkKind", "MemoryLinkUpdated", "MemoryLinked", "MemoryLinksDecayed", "MemoryUnlinked"]
@@ -42,7 +42,7 @@ class MemoryLinked(Event, frozen=True, kw_only=True):
     kind: LinkKind = "related"
     strength: UnitInterval = 0.5
     confidence: UnitInterval = 1.0
-    decay_rate: NonNegative = 0.0
+    decay_rate: DayRate = 0.0
     """Per day: a decay run of ``d`` days multiplies strength by ``exp(-rate * d)``."""
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
@@ -76,7 +76,7 @@ class MemoryLinkUpdated(Event, frozen=True, kw_only=True):
     kind: LinkKind = "related"
     strength: UnitInterval | UnsetType = UNSET
     confidence: UnitInterval | UnsetType = UNSET
-    decay_rate: NonNegative | UnsetType = UNSET
+    decay_rate: DayRate | UnsetType = UNSET
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
         values = {
@@ -112,7 +112,7 @@ class MemoryLinksDecayed(Event, frozen=True, kw_only=True):
     NAME = "v1.MemoryLinksDecayed"
     CONFLICT = "commutative"
     persona_id: Id
-    days: PositiveFloat
+    days: Days
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
         # Decays multiply, and the latest time stays: runs commute (CONFLICT).

@@ -28,6 +28,7 @@ from pjai.schema.fields import (
     UnitInterval,
     UtcDatetime,
 )
+from pjai.schema.limits import INT32_MAX
 from pjai.schema.ops import (
     NOT_NULL,
     Compress,
@@ -177,7 +178,10 @@ class MemoryAccessed(Event, frozen=True, kw_only=True):
     count: PositiveInt = 1
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        values = {"access_count": Increment(self.count), "last_accessed_at": Greatest(ctx.at)}
+        values = {
+            "access_count": Increment(self.count, INT32_MAX),
+            "last_accessed_at": Greatest(ctx.at),
+        }
         where = _memory(self.memory_id, self.persona_id)
         return [Update("memories", where, values, _no_memory(self.memory_id, self.persona_id))]
 

@@ -46,9 +46,14 @@ NOT_NULL = _NotNull()
 
 @dataclass(frozen=True, slots=True)
 class Increment:
-    """Add ``by`` to the column's current value (commutative)."""
+    """Add ``by`` to the column's current value (commutative), stopping at ``limit``.
+
+    A count saturates at its column's limit rather than overflow: an overflow would
+    refuse the event on PostgreSQL and not on SQLite, and the copies would differ.
+    """
 
     by: int | float
+    limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

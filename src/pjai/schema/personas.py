@@ -12,6 +12,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType, field
 from pjai.errors import EventValidationError
 from pjai.schema.event import Context, Event
 from pjai.schema.fields import (
+    DayCount,
     Id,
     Name,
     NonNegative,
@@ -89,7 +90,7 @@ class ScoringConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     recency_floor: UnitInterval = 0.05
     access_scale: PositiveFloat = 5.0
     link_scale: PositiveFloat = 3.0
-    stale_after_days: PositiveInt = 90
+    stale_after_days: DayCount = 90
     target: TierShares = field(default_factory=TierShares)
 
 
@@ -99,7 +100,7 @@ class MemoryConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     max_memories: PositiveInt = 10_000
     importance_threshold: UnitInterval = 0.3
     auto_optimize: bool = True
-    retention_days: PositiveInt | None = None
+    retention_days: DayCount | None = None
     retention_action: Literal["archive", "delete"] = "archive"
     capacities: TierCapacities = field(default_factory=TierCapacities)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
+from pjai.errors import EventValidationError
 from pjai.schema.fields import UtcDatetime
+from pjai.schema.limits import INT64_MAX, time_problem
 
-__all__ = ["ROOT", "EventRecord", "EventStatus", "LogEntry", "Position"]
+__all__ = ["ROOT", "EventRecord", "EventStatus", "LogEntry", "Position", "args_text"]
 
 EventStatus = Literal["pending", "confirmed", "rejected"]
 """``pending``: committed here, not yet confirmed by an upstream. ``confirmed``: part of
 the agreed history. ``rejected``: a pending event that no longer applied after a rebase;
 kept for the audit trail, not materialized, never pushed."""
+
+
+Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 
 
 class Position(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -26,9 +31,9 @@ class Position(msgspec.Struct, frozen=True, array_like=True, gc=False):
     use ``(global_seq, client_seq)`` only.
     """
 
-    global_seq: int
-    client_seq: int = 0
-    generation: int = 0
+    global_seq: Seq
+    client_seq: Seq = 0
+    generation: Seq = 0
 
     @property
     def key(self) -> tuple[int, int]:
@@ -58,6 +63,27 @@ class EventRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     client_id: str
     session_id: str
     at: UtcDatetime
+
+    def __post_init__(self) -> None:
+        # A record with a time out of range could be logged by no backend.
+        if (problem := time_problem(self.at)) is not None:
+            raise ValueError(f"event {self.id[:40]}: its time {problem}")
+
+
+def args_text(record: EventRecord) -> str:
+    """The record's JSON arguments as text, as logs and journals keep them.
+
+    Arguments that are not UTF-8 cannot be kept by any log: such a record is refused
+    with :class:`~pjai.errors.EventValidationError` before anything is written.
+    """
+    try:
+        return bytes(record.args).decode()
+    except UnicodeDecodeError as exc:
+        raise EventValidationError(
+            record.name[:100],
+            f"event {record.id[:40]}: arguments are not valid UTF-8 (byte {exc.start}); "
+            "no log can keep it",
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,6 +154,14 @@ class OpRenderer:
         self._set = {
             "set": "{c} = " + mark,
             "inc": "{c} = {c} + " + mark,
+            # Never computes past the limit: c + by > limit is tested as c > limit - by.
+            "inc_upto": "{c} = CASE WHEN {c} > "
+            + mark
+            + " THEN "
+            + mark
+            + " ELSE {c} + "
+            + mark
+            + " END",
             "max": "{c} = " + flavor.greatest + "(coalesce({c}, " + mark + "), " + mark + ")",
             "ifnull": "{c} = coalesce({c}, " + mark + ")",
             "compress": "{c} = " + flavor.compress,
@@ -223,8 +231,12 @@ class OpRenderer:
         shape = []
         for column, value in values.items():
             if isinstance(value, Increment):
-                shape.append((column, "inc"))
-                params.append(value.by)
+                if value.limit is None:
+                    shape.append((column, "inc"))
+                    params.append(value.by)
+                else:
+                    shape.append((column, "inc_upto"))
+                    params.extend((value.limit - value.by, value.limit, value.by))
             elif isinstance(value, Greatest):
                 shape.append((column, "max"))
                 stored = self._value(convert, table, column, value.value)

@@ -25,6 +25,8 @@ class Backend(Protocol):
     flavor: Flavor
     errors: tuple[type[BaseException], ...]
     """The driver's exception classes."""
+    value_errors: tuple[type[BaseException], ...]
+    """Python errors the driver raises for a value it cannot send (an event's fault)."""
 
     def run(self, dbapi_connection: Any, statements: Sequence[Statement]) -> list[int]:
         """Execute in order; per statement the rows it matched (a check: 0 or 1).
@@ -37,7 +39,8 @@ class Backend(Protocol):
         """Execute one statement for each parameter row, as one batch."""
 
     def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
-        """The event's fault in ``error`` (a constraint it violated), if that is what it is."""
+        """The event's fault in ``error``, if that is what it is: a constraint it violated,
+        or a value the database cannot store."""
 
     def translate(self, error: BaseException, doing: str) -> PjaiError:
         """Any other driver error as a PJai error."""

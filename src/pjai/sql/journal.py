@@ -29,12 +29,13 @@ from sqlalchemy import (
 )
 
 from pjai.schema.ops import Greatest, Insert, Op, Update
-from pjai.schema.records import EventRecord, Position
+from pjai.schema.records import EventRecord, Position, args_text
 from pjai.schema.types import Timestamp
 
 __all__ = [
     "APPLIED",
     "QUARANTINED",
+    "REVIEWED",
     "checkpoint_op",
     "checkpoints",
     "journal",
@@ -45,6 +46,9 @@ __all__ = [
 
 APPLIED = "applied"
 QUARANTINED = "quarantined"
+REVIEWED = "quarantine_reviewed"
+"""The checkpoint row marking how far an operator has reviewed quarantined events: those
+at or before its position were acknowledged (the first shard keeps it)."""
 
 journal_metadata = MetaData(
     naming_convention={
@@ -100,7 +104,7 @@ def journal_op(
             "parent_global_seq": parent.global_seq,
             "parent_client_seq": parent.client_seq,
             "name": record.name,
-            "args": bytes(record.args).decode(),
+            "args": args_text(record),
             "client_id": record.client_id,
             "session_id": record.session_id,
             "at": record.at,
@@ -140,6 +144,22 @@ def ensure_checkpoint(
     insert = _insert_ignoring_duplicates(conn.dialect.name)
     conn.execute(insert.values(projection=projection, global_seq=0, updated_at=now))
     return int(conn.execute(query).scalar_one())
+
+
+def review(conn: Connection, global_seq: int, now: datetime) -> None:
+    """Mark quarantined events up to ``global_seq`` as reviewed (it never moves back)."""
+    ensure_checkpoint(conn, REVIEWED, now)
+    conn.execute(
+        checkpoints.update()
+        .where(checkpoints.c.projection == REVIEWED, checkpoints.c.global_seq < global_seq)
+        .values(global_seq=global_seq, updated_at=now)
+    )
+
+
+def reviewed(conn: Connection) -> int:
+    """How far quarantined events were reviewed (0: none were)."""
+    query = select(checkpoints.c.global_seq).where(checkpoints.c.projection == REVIEWED)
+    return int(conn.execute(query).scalar_one_or_none() or 0)
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Any:
@@ -198,11 +218,13 @@ def journal_entries(
         last = rows[-1].global_seq
 
 
-def count(conn: Connection, status: str | None = None) -> int:
-    """How many events the journal holds (with ``status``, if given)."""
+def count(conn: Connection, status: str | None = None, *, after: int = 0) -> int:
+    """How many events the journal holds (with ``status``, if given) after ``after``."""
     query = select(func.count()).select_from(journal)
     if status is not None:
         query = query.where(journal.c.status == status)
+    if after:
+        query = query.where(journal.c.global_seq > after)
     return int(conn.execute(query).scalar_one())
 
 

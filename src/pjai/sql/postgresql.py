@@ -7,6 +7,7 @@ answered together, so a batch costs one round trip instead of one per statement.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -18,15 +19,23 @@ from sqlalchemy import exc as sa
 from pjai.errors import MaterializationError, PjaiError, SqlError, SqlUnavailableError
 from pjai.schema.ops import Op
 from pjai.schema.render import Convert, Flavor, plain_text
-from pjai.schema.types import CompressibleText, JsonDocument
+from pjai.schema.types import CompressibleText, JsonDocument, Timestamp
 from pjai.sql.backend import Statement, driver_error
 
 __all__ = ["POSTGRESQL", "PostgresBackend"]
 
 
+def _utc(value: datetime) -> datetime:
+    # In UTC, as the SQLite backends store times; a time that has no UTC form in
+    # Python's range raises OverflowError, which refuses the event on every backend.
+    return value.astimezone(UTC)
+
+
 def _converter(column_type: object) -> Convert | None:
-    # psycopg adapts datetimes and booleans itself; JSON needs saying, and long text
-    # is compressed by PostgreSQL (TOAST), so compressed text is stored as text.
+    # psycopg adapts booleans itself; JSON needs saying, and long text is compressed
+    # by PostgreSQL (TOAST), so compressed text is stored as text.
+    if isinstance(column_type, Timestamp):
+        return _utc
     if isinstance(column_type, JsonDocument):
         return Jsonb
     if isinstance(column_type, CompressibleText):
@@ -43,6 +52,9 @@ class PostgresBackend:
     name = "postgresql"
     flavor = POSTGRESQL
     errors: tuple[type[BaseException], ...] = (psycopg.Error,)
+    # Text with a lone surrogate fails to encode before it reaches PostgreSQL; a time
+    # out of range has no UTC form.
+    value_errors: tuple[type[BaseException], ...] = (ValueError, OverflowError)
 
     def run(self, dbapi_connection: Any, statements: Sequence[Statement]) -> list[int]:
         conn: psycopg.Connection[Any] = dbapi_connection
@@ -62,6 +74,11 @@ class PostgresBackend:
 
     def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
         cause = driver_error(error)
+        if isinstance(cause, psycopg.DataError | ValueError | OverflowError):
+            # NUL in text, a number or time out of the column's range, bad encoding.
+            return MaterializationError(
+                event, f"PostgreSQL cannot store a value of {op.table}: {cause}"
+            )
         if not isinstance(cause, pg.IntegrityError):
             return None
         diag = cause.diag

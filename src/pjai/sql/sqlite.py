@@ -34,6 +34,8 @@ class SqliteBackend:
     name = "sqlite"
     flavor = SQLITE
     errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    # An integer beyond 64 bits (OverflowError), text with a lone surrogate.
+    value_errors: tuple[type[BaseException], ...] = (OverflowError, ValueError)
 
     def run(self, dbapi_connection: Any, statements: Sequence[Statement]) -> list[int]:
         cursor = dbapi_connection.cursor()
@@ -59,6 +61,10 @@ class SqliteBackend:
         cause = driver_error(error)
         if isinstance(cause, sqlite3.IntegrityError):
             return sqlite_constraint_error(event, op, str(cause))
+        if isinstance(cause, sqlite3.DataError | OverflowError | ValueError):
+            return MaterializationError(
+                event, f"SQLite cannot store a value of {op.table}: {cause}"
+            )
         return None
 
     def translate(self, error: BaseException, doing: str) -> PjaiError:

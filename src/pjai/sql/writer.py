@@ -69,6 +69,7 @@ class SqlWriter:
             MaterializationError,
             BadOp,
             *self.backend.errors,
+            *self.backend.value_errors,
         )
 
     @contextmanager
@@ -185,7 +186,7 @@ class SqlTransaction:
         except BadOp as exc:
             self._undo("pjai_event")
             return MaterializationError(item.record.name, f"materializer bug: {exc}")
-        except self._backend.errors as exc:
+        except (*self._backend.errors, *self._backend.value_errors) as exc:
             self._undo("pjai_event")
             for op in item.ops:
                 rejected = self._backend.rejection(exc, item.record.name, op)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 
@@ -12,9 +13,12 @@ from pjai.schema.event import Context, Event, Schema
 from pjai.schema.ops import Op
 from pjai.schema.records import EventRecord
 from pjai.schema.render import writes
+from pjai.store.sqlite import ENVIRONMENT_ERRORS
 from pjai.store.state import StateWriter
 
 __all__ = ["EventApplier", "operations"]
+
+log = logging.getLogger(__name__)
 
 
 def operations(record: EventRecord, payload: Event) -> Sequence[Op]:
@@ -25,6 +29,11 @@ def operations(record: EventRecord, payload: Event) -> Sequence[Op]:
         raise
     except Exception as exc:
         raise MaterializationError(record.name, f"materializer failed: {exc!r}") from exc
+
+
+def _refusal(record: EventRecord, error: Exception) -> str:
+    log.error("event %s (%s) cannot be applied", record.id, record.name, exc_info=error)
+    return f"event {record.name}: cannot be applied: {error!r}"
 
 
 class EventApplier:
@@ -46,7 +55,10 @@ class EventApplier:
         """Apply a logged event inside the current transaction, tolerating refusal.
 
         Returns ``(error, changeset)``: the reason the event was not applied (state is
-        then as before it), or ``None`` and, with ``capture``, its changeset.
+        then as before it), or ``None`` and, with ``capture``, its changeset. Any failure
+        of the event itself is a refusal, whatever raised it, so that no event can stop
+        a replay or a rebase; only the environment's failures (disk full, I/O, a
+        corrupt file) propagate.
         """
         if not self._schema.knows(record.name):
             if record.name not in self._warned:
@@ -62,6 +74,8 @@ class EventApplier:
             ops = operations(record, self._schema.decode(record.name, bytes(record.args)))
         except EventError as exc:
             return str(exc), None
+        except Exception as exc:
+            return _refusal(record, exc), None
         # A failing statement undoes itself; only several writes need a savepoint to
         # undo the ones before the failure.
         savepoint = writes(ops) > 1
@@ -69,11 +83,13 @@ class EventApplier:
             self._conn.execute("SAVEPOINT pjai_event")
         try:
             changeset = self._write(record.name, ops, capture=capture)
-        except EventError as exc:
+        except ENVIRONMENT_ERRORS:
+            raise
+        except Exception as exc:
             if savepoint:
                 self._conn.execute("ROLLBACK TO pjai_event")
                 self._conn.execute("RELEASE pjai_event")
-            return str(exc), None
+            return (str(exc) if isinstance(exc, EventError) else _refusal(record, exc)), None
         if savepoint:
             self._conn.execute("RELEASE pjai_event")
         return None, changeset

@@ -8,7 +8,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position
+from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position, args_text
 from pjai.schema.types import from_iso, to_iso
 
 __all__ = ["INTERNAL_TABLES", "EventLog"]
@@ -35,6 +35,11 @@ _EVENT_COLUMNS = """
     error TEXT,
     changeset BLOB
 """
+# Confirmed events that could not be applied are few; the index finds them at once.
+_QUARANTINE_INDEX = (
+    f"CREATE INDEX IF NOT EXISTS {LOG_TABLE}_quarantined ON {LOG_TABLE} (global_seq) "
+    "WHERE error IS NOT NULL"
+)
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS {META_TABLE} (
     key TEXT PRIMARY KEY,
@@ -46,6 +51,7 @@ CREATE TABLE IF NOT EXISTS {LOG_TABLE} (
     {_EVENT_COLUMNS}
 );
 CREATE INDEX IF NOT EXISTS {LOG_TABLE}_pending ON {LOG_TABLE} (status) WHERE status = 'pending';
+{_QUARANTINE_INDEX};
 CREATE TABLE IF NOT EXISTS {REJECTED_TABLE} (
     global_seq INTEGER NOT NULL,
     client_seq INTEGER NOT NULL,
@@ -75,7 +81,7 @@ def _row(
         parent.client_seq,
         record.id,
         record.name,
-        bytes(record.args).decode(),
+        args_text(record),
         record.client_id,
         record.session_id,
         to_iso(record.at),
@@ -108,6 +114,10 @@ class EventLog:
     def create(self) -> None:
         """Create the log and metadata tables if they do not exist."""
         self._conn.execute(_DDL)
+
+    def upgrade(self) -> None:
+        """Add what a log made by an earlier PJai lacks (the quarantine index)."""
+        self._conn.execute(_QUARANTINE_INDEX)
 
     def exists(self) -> bool:
         """Whether this database holds a PJai event log."""
@@ -219,6 +229,24 @@ class EventLog:
                 f"SELECT status FROM {REJECTED_TABLE} WHERE event_id = ?", (event_id,)
             ).fetchone()
         return row[0] if row else None
+
+    def quarantined(self, *, after: int = 0, limit: int = -1) -> list[LogEntry]:
+        """Confirmed events after global position ``after`` that could not be applied
+        here, oldest first."""
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM {LOG_TABLE} WHERE error IS NOT NULL "
+            f"AND status = 'confirmed' AND global_seq > ? {_ORDER} LIMIT ?",
+            (after, limit),
+        )
+        return [_entry(row) for row in rows]
+
+    def count_quarantined(self, *, after: int = 0) -> int:
+        """How many confirmed events after ``after`` could not be applied here."""
+        sql = (
+            f"SELECT count(*) FROM {LOG_TABLE} WHERE error IS NOT NULL "
+            "AND status = 'confirmed' AND global_seq > ?"
+        )
+        return int(self._conn.execute(sql, (after,)).get)
 
     def rejected(self) -> list[LogEntry]:
         """Events rejected by rebases, oldest first."""

@@ -25,14 +25,17 @@ class RebaseResult:
     """What a rebase did.
 
     ``confirmed``: ids of local events the upstream echoed. ``applied``: upstream events
-    applied to the state. ``rebased``: pending events re-applied at new positions.
+    taken into the log. ``rebased``: pending events re-applied at new positions.
     ``rejected``: pending events that no longer applied, with the reason.
+    ``quarantined``: upstream events that could not be applied here, with the reason
+    (kept in the log, see :meth:`pjai.store.Store.quarantined`).
     """
 
     confirmed: list[str] = field(default_factory=list)
     applied: int = 0
     rebased: list[EventRecord] = field(default_factory=list)
     rejected: list[tuple[EventRecord, str]] = field(default_factory=list)
+    quarantined: list[tuple[EventRecord, str]] = field(default_factory=list)
 
 
 def check_continuation(upstream: Sequence[EventRecord], confirmed_head: Position) -> None:
@@ -71,10 +74,13 @@ def rebase(store: Store, log: EventLog, upstream: Sequence[EventRecord]) -> Reba
     log.delete([entry.record.id for entry, _ in local])
 
     upstream_ids = set()
+    quarantined: list[tuple[EventRecord, str]] = []
     for record in incoming:
         error, _ = store._apply_logged(record, capture=False)
         log.append(record, "confirmed", error=error)
         upstream_ids.add(record.id)
+        if error is not None:
+            quarantined.append((record, error))
     applied = len(incoming)
 
     rebased: list[EventRecord] = []
@@ -96,7 +102,7 @@ def rebase(store: Store, log: EventLog, upstream: Sequence[EventRecord]) -> Reba
                 rejected.append((moved, reason))
     local_ids = {entry.record.id for entry, _ in local}
     confirmed = result.confirmed + [r.id for r in incoming if r.id in local_ids]
-    return RebaseResult(confirmed, applied, rebased, rejected)
+    return RebaseResult(confirmed, applied, rebased, rejected, quarantined)
 
 
 def discard(store: Store, log: EventLog, event_id: str, reason: str) -> RebaseResult:

@@ -17,6 +17,7 @@ from pjai.schema.render import sqlite_functions
 from pjai.schema.types import to_iso
 
 __all__ = [
+    "ENVIRONMENT_ERRORS",
     "Durability",
     "adapt",
     "check_file",
@@ -29,6 +30,22 @@ __all__ = [
 Durability = Literal["normal", "full"]
 """``normal``: WAL with synchronous=NORMAL, commits survive a process crash.
 ``full``: synchronous=FULL, every commit is fsynced and survives power loss."""
+
+ENVIRONMENT_ERRORS: tuple[type[BaseException], ...] = (
+    apsw.FullError,
+    apsw.IOError,
+    apsw.BusyError,
+    apsw.LockedError,
+    apsw.CorruptError,
+    apsw.NotADBError,
+    apsw.ReadOnlyError,
+    apsw.CantOpenError,
+    apsw.NoMemError,
+    apsw.InterruptError,
+    MemoryError,
+)
+"""Failures of the machine or the file, not of the event being applied: they stop the
+work instead of marking the event as refused."""
 
 _HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 5_000

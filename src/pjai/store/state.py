@@ -89,6 +89,12 @@ class StateWriter:
                 raise sqlite_constraint_error(event, op, str(exc)) from exc
             except apsw.SQLError as exc:
                 raise MaterializationError(event, f"cannot write {op.table}: {exc}") from exc
+            except (OverflowError, ValueError, apsw.TooBigError, apsw.MismatchError) as exc:
+                # A value SQLite cannot hold (validation keeps them out of new events;
+                # logs written before it may still carry them).
+                raise MaterializationError(
+                    event, f"cannot store a value in {op.table}: {exc}"
+                ) from exc
             except BadOp as exc:
                 raise MaterializationError(event, f"materializer bug: {exc}") from exc
             if not matched and not isinstance(op, Insert) and op.missing is not None:

@@ -147,6 +147,7 @@ class Store:
                 f"{self.path} has store format {meta.get('format')!r}; this PJai reads "
                 f"format {FORMAT}. Open it with the PJai version that wrote it."
             )
+        self._log.upgrade()
         mode = "sync" if self.sync else "standalone"
         if meta["mode"] != mode:
             raise StoreModeError(
@@ -388,6 +389,24 @@ class Store:
             self._check_open()
             return self._log.rejected()
 
+    def quarantined(self, *, after: int = 0, limit: int | None = None) -> list[LogEntry]:
+        """Confirmed events this store could not apply, oldest first, with the reasons.
+
+        They stay in the log (the agreed history holds them) but not in the state: an
+        event from a newer PJai, or one that no backend can store. Sync and replay go on
+        past them; ``pjai doctor`` lists them. ``after``: only those after that global
+        position.
+        """
+        with self._lock:
+            self._check_open()
+            return self._log.quarantined(after=after, limit=-1 if limit is None else limit)
+
+    def count_quarantined(self, *, after: int = 0) -> int:
+        """How many events :meth:`quarantined` would list."""
+        with self._lock:
+            self._check_open()
+            return self._log.count_quarantined(after=after)
+
     def pending(self) -> list[EventRecord]:
         """Events committed here and not yet confirmed, in order."""
         with self._lock:
@@ -448,6 +467,7 @@ class Store:
                 "events": self._log.count(),
                 "pending": self._log.count("pending"),
                 "rejected": self._log.count("rejected"),
+                "quarantined": self._log.count_quarantined(),
                 "rows": rows,
                 "disk_bytes": self.disk_bytes(),
             }

@@ -335,6 +335,8 @@ class SyncClient:
             loop.call_soon_threadsafe(self._wake.set)
 
     def _settle(self, result: RebaseResult) -> None:
+        for record, reason in result.quarantined:
+            log.warning("event %s at %s not applied here: %s", record.id, record.position, reason)
         outcomes: list[tuple[str, EventStatus]] = [(i, "confirmed") for i in result.confirmed]
         outcomes += [(record.id, "rejected") for record, _ in result.rejected]
         for event_id, outcome in outcomes:

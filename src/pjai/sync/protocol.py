@@ -173,9 +173,14 @@ def decode(frame: bytes | str) -> Message:
             "bad_frame", f"frame of {len(frame)} bytes; the limit is {MAX_FRAME_BYTES}"
         )
     try:
+        if not isinstance(frame, str):
+            # Event arguments pass through undecoded (msgspec.Raw): check the text once.
+            frame.decode()
         message: Message = _decoder.decode(frame)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ProtocolError("bad_frame", f"not a protocol v1 frame: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ProtocolError("bad_frame", f"frame is not UTF-8 text (byte {exc.start})") from exc
     return message
 
 
