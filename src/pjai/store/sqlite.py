@@ -53,27 +53,84 @@ WAL_CHECKPOINT_PAGES = 10_000
 
 
 def check_file(path: Path) -> None:
-    """Refuse a file that is empty, not SQLite, or shorter than its header says."""
+    """Refuse a store file that is empty, not SQLite, or missing pages; change nothing.
+
+    The header tells cheaply whether a file looks whole. When it does not and a ``-wal``
+    file lies beside it, SQLite decides: a checkpoint stopped by a full disk or a crash
+    has written page 1, with the new page count, before the pages after it, which SQLite
+    still reads from the ``-wal`` file. Only a file SQLite cannot read is refused.
+    """
     size = path.stat().st_size
     if size == 0:
+        # SQLite would take it for a new database and delete the -wal file beside it.
         raise StoreCorruptError(
-            f"store file {path} is empty; it may have been truncated. "
-            "Restore it from a backup or move it away to start a new store."
+            f"store file {path} is empty; it may have been truncated. Nothing was changed: "
+            f"{_move_aside(path)}, then restore a backup or let PJai start a new store."
         )
     with path.open("rb") as file:
         header = file.read(100)
     if len(header) < 100 or not header.startswith(_HEADER):
-        raise StoreCorruptError(f"store file {path} is not an SQLite database")
+        problem = "is not an SQLite database"
+    else:
+        expected = _size_in_header(header)
+        if expected is None or size >= expected:
+            return
+        problem = f"is truncated: {size} bytes, its header says {expected}"
+    if _wal_bytes(path) > 0:
+        unreadable = _unreadable(path)
+        if unreadable is None:
+            return
+        problem += f", and SQLite cannot read it with {path.name}-wal either ({unreadable})"
+    raise StoreCorruptError(
+        f"store file {path} {problem}. Nothing was changed: {_move_aside(path)}, "
+        "then restore a backup."
+    )
+
+
+def _size_in_header(header: bytes) -> int | None:
+    """The database size page 1 records, if it is reliable."""
     page_size = struct.unpack(">H", header[16:18])[0]
     page_size = 65_536 if page_size == 1 else page_size
     change_counter, page_count = struct.unpack(">II", header[24:32])
     version_valid_for = struct.unpack(">I", header[92:96])[0]
     # The in-header size is reliable only when it was written with the change counter.
-    if version_valid_for == change_counter and size < page_count * page_size:
-        raise StoreCorruptError(
-            f"store file {path} is truncated: {size} bytes, its header says "
-            f"{page_count * page_size}. Restore it from a backup; nothing was changed."
+    if version_valid_for != change_counter:
+        return None
+    return int(page_count * page_size)
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why SQLite cannot read every page of ``path`` with its -wal file; ``None`` if it can."""
+    with translate_errors(f"checking store file {path}"):
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        # Read-only and no checkpoint on close: checking a file never changes it.
+        conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+        try:
+            problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(1)")]
+        except (apsw.CorruptError, apsw.NotADBError) as exc:
+            return str(exc)
+        finally:
+            conn.close()
+    if problems == ["ok"]:
+        return None
+    lines = "\n".join(problems).splitlines()
+    return "; ".join(line for line in lines if not line.startswith("*** in database"))
+
+
+def _wal_bytes(path: Path) -> int:
+    """Bytes in the -wal file beside ``path`` (0 if there is none)."""
+    wal = Path(f"{path}-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def _move_aside(path: Path) -> str:
+    """Advice that loses nothing: a -wal file holds commits and belongs with its database."""
+    if _wal_bytes(path) > 0:
+        return (
+            f"move {path.name} aside together with {path.name}-wal, "
+            "which may hold its latest commits"
         )
+    return f"move {path.name} aside"
 
 
 def connect(path: Path | None, durability: Durability) -> apsw.Connection:
