@@ -55,8 +55,16 @@ def commit_until_full(
 ) -> dict[str, str]:
     """Commit one memory at a time until the disk is full.
 
-    Returns the acknowledged commits: memory id -> event id.
+    Returns the acknowledged commits: memory id -> event id. The commit that failed
+    was memory ``m{len(acknowledged)}``.
     """
+    return commit_until_full_error(commit, error)[0]
+
+
+def commit_until_full_error(
+    commit: Callable[[Event], list[EventRecord]], error: type[PjaiError]
+) -> tuple[dict[str, str], PjaiError]:
+    """:func:`commit_until_full`, with the error the failing commit raised."""
     acknowledged: dict[str, str] = {}
 
     def fill() -> None:
@@ -65,7 +73,7 @@ def commit_until_full(
             acknowledged[f"m{i}"] = record.id
         pytest.fail("the disk never filled up")
 
-    with pytest.raises(error, match="the disk is full"):
+    with pytest.raises(error, match="the disk is full") as failed:
         fill()
     assert acknowledged, "the disk was full before the first commit"
-    return acknowledged
+    return acknowledged, failed.value

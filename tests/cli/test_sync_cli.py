@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -9,12 +10,17 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
+from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from pjai.cli import app
 from pjai.cli.sync import sync_url
 from pjai.errors import ConfigError
+from pjai.schema.types import new_id
+from pjai.sync.sqllog import SqlLog
+from tests.sync.records import records
 
 runner = CliRunner()
 
@@ -28,9 +34,16 @@ def pjai(*args: str) -> str:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """A sync server process without tokens; yields its base URL."""
+    with serving(tmp_path / "server") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(data_dir: Path) -> Iterator[str]:
+    """A sync server process without tokens on ``data_dir``; yields its base URL."""
     command = [sys.executable, "-m", "pjai", "sync-server", "serve", "--port", "0"]
     process = subprocess.Popen(
-        [*command, "--no-auth", "--data-dir", str(tmp_path / "server")],
+        [*command, "--no-auth", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -105,3 +118,69 @@ def test_bad_input_is_named(tmp_path: Path) -> None:
     assert result.exit_code == 1
     status = json.loads(pjai("sync", "status", "--json", "--data-dir", str(tmp_path / "c")))
     assert status["last_error"]
+
+
+def test_an_event_this_pjai_cannot_apply_is_reported_and_acknowledged(tmp_path: Path) -> None:
+    # An older server accepted a count past 64 bits; every client must sync past it.
+    history = records(2)
+    args = b'{"memory_id":"p1-m0","persona_id":"p1","count":100000000000000000000}'
+    poison = msgspec.structs.replace(
+        history[-1],
+        id=new_id(),
+        name="v1.MemoryAccessed",
+        args=msgspec.Raw(args),
+        position=history[-1].position.next(0),
+        parent=history[-1].position,
+    )
+    (tmp_path / "server").mkdir()
+    engine = create_engine(f"sqlite:///{tmp_path / 'server' / 'sync-server.db'}")
+    SqlLog(engine).append("default", [*history, poison])
+    engine.dispose()
+    a = str(tmp_path / "a")
+    with serving(tmp_path / "server") as url:
+        done = runner.invoke(
+            app, ["sync", "connect", url, "--once", "--timeout", "20", "--data-dir", a]
+        )
+    assert done.exit_code == 0, done.output
+    assert "Traceback" not in done.output
+    status = json.loads(pjai("sync", "status", "--json", "--data-dir", a))
+    assert (status["confirmed_head"], status["quarantined"], status["last_error"]) == (3, 1, None)
+    health = json.loads(pjai("doctor", "--json", "--data-dir", a))
+    assert health["status"] == "degraded"
+    (listed,) = health["quarantine"]["events"]
+    assert (listed["event_id"], listed["sides"]) == (poison.id, ["store", "sql"])
+    assert "field 'count'" in listed["reason"]
+    shown = pjai("doctor", "--data-dir", a)
+    assert poison.id in shown
+    assert "pjai repair --ack-quarantine" in shown
+    assert "Acknowledged quarantined events through e3" in pjai(
+        "repair", "--ack-quarantine", "--data-dir", a
+    )
+    health = json.loads(pjai("doctor", "--json", "--data-dir", a))
+    assert (health["status"], health["quarantine"]["events"]) == ("ok", [])
+    assert health["store"]["quarantined"] == 1  # the record stays
+    status = json.loads(pjai("sync", "status", "--json", "--data-dir", a))
+    assert status["quarantined"] == 1
+
+
+def test_a_time_no_backend_can_store_is_refused_by_the_cli(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    pjai("persona", "create", "Ada", "--id", "ada", "--data-dir", data)
+    added = runner.invoke(
+        app,
+        [
+            "memory",
+            "add",
+            "ada",
+            "x",
+            "--occurred-at",
+            "9999-12-31T23:59:59-14:00",
+            "--data-dir",
+            data,
+        ],
+    )
+    assert added.exit_code != 0
+    assert "--occurred-at" in added.output
+    assert "9999-12-30" in added.output
+    assert "Traceback" not in added.output
+    assert json.loads(pjai("memory", "list", "ada", "--json", "--data-dir", data)) == []

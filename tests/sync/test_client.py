@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 
 from pjai.errors import ConfigError, SqlUnavailableError
 from pjai.schema import EventRecord, MemoryDeleted, MemoryUpdated, Position
+from pjai.schema.types import new_id, utc_now
 from pjai.store import Store
 from pjai.sync.client import SyncClient
 from pjai.sync.hub import Hub
 from pjai.sync.log import MemoryLog
 from pjai.sync.tokens import RateLimiter
 from tests.helpers import memory, persona
+from tests.sync.records import records
 
 pytestmark = pytest.mark.anyio
 
@@ -179,3 +182,69 @@ async def test_a_store_nobody_watches_is_forgotten(hub: Hub) -> None:
             while hub.connections:  # noqa: ASYNC110  # the server side ends a moment later
                 await asyncio.sleep(0.01)
         assert hub.feeds == {}
+
+
+def unappliable(after: EventRecord) -> EventRecord:
+    """An event an older server accepted that no store can apply: a count past 64 bits."""
+    args = b'{"memory_id":"p1-m0","persona_id":"p1","count":100000000000000000000}'
+    return EventRecord(
+        id=new_id(),
+        name="v1.MemoryAccessed",
+        args=msgspec.Raw(args),
+        position=after.position.next(0),
+        parent=after.position,
+        client_id="old",
+        session_id="old",
+        at=utc_now(),
+    )
+
+
+async def test_an_event_no_store_can_apply_is_quarantined_and_sync_goes_on(hub: Hub) -> None:
+    history = records(2)
+    poison = unappliable(history[-1])
+    hub.log.append("s1", [*history, poison])  # as an older server would have taken it
+    with Store.memory(sync=True) as a, Store.memory(sync=True) as b:
+        ca = SyncClient(a, hub.memory_connector(), store_id="s1")
+        cb = SyncClient(b, hub.memory_connector(), store_id="s1")
+        ca.start()
+        cb.start()
+        async with asyncio.timeout(5):
+            await ca.wait_until(lambda s: s.level and s.confirmed_head == 3)
+            mine = a.commit(memory("m1"))
+            assert await ca.synced(mine[0].id) == "confirmed"
+            await cb.wait_until(lambda s: s.level and s.confirmed_head == 4)
+        for client, store in ((ca, a), (cb, b)):
+            assert client.status.state == "online"
+            assert client.status.last_error is None
+            (quarantined,) = store.quarantined()
+            assert quarantined.record.id == poison.id
+            assert quarantined.error is not None
+            assert "field 'count'" in quarantined.error
+        assert a.state_hash() == b.state_hash()
+        assert b.query("SELECT count(*) AS n FROM memories WHERE id = 'm1'")[0].n == 1
+        b.commit(memory("m2"))  # and keeps syncing past it
+        async with asyncio.timeout(5):
+            await ca.wait_until(lambda s: s.confirmed_head == 5)
+        await ca.stop()
+        await cb.stop()
+
+
+async def test_a_client_task_that_dies_says_failed_with_the_error(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub.log.append("s1", records(2))
+    with Store.memory(sync=True) as store:
+
+        def broken(upstream: object) -> None:
+            raise RuntimeError("a bug in rebase")
+
+        monkeypatch.setattr(store, "rebase", broken)
+        client = SyncClient(store, hub.memory_connector(), store_id="s1")
+        task = client.start()
+        async with asyncio.timeout(5):
+            await client.wait_until(lambda s: s.state == "failed")
+        assert client.status.last_error is not None
+        assert "a bug in rebase" in client.status.last_error
+        await asyncio.wait_for(task, 5)  # the task ended, it does not linger
+        await client.stop()
+        assert client.status.state == "failed"

@@ -284,3 +284,51 @@ def test_a_client_pushes_only_its_own_events() -> None:
     assert rejected.detail == (
         f"event {batch[0].id} names client 'someone-else', but this connection is client 'c1'"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "detail"),
+    [
+        (
+            "v1.MemoryAccessed",
+            b'{"memory_id":"m1","persona_id":"p1","count":100000000000000000000}',
+            "field 'count'",
+        ),
+        (
+            "v1.MemoryAdded",
+            b'{"memory_id":"m1","persona_id":"p1","content":"x",'
+            b'"occurred_at":"9999-12-31T23:59:59-14:00"}',
+            "field 'occurred_at'",
+        ),
+        (
+            "v1.MemoryAdded",
+            b'{"memory_id":"m1","persona_id":"p1","content":"a\\u0000b"}',
+            "NUL",
+        ),
+    ],
+)
+def test_values_no_backend_can_store_are_refused_at_push_time(
+    name: str, args: bytes, detail: str
+) -> None:
+    log = MemoryLog()
+    batch = records(2)
+    batch[1] = _with(batch[1], name=name, args=msgspec.Raw(args))
+    (answer,) = send(ready(log), Push(id=1, events=batch))
+    assert isinstance(answer, PushRejected)
+    assert (answer.reason, answer.index) == ("invalid_event", 1)
+    assert detail in answer.detail
+    assert log.head("s1") == Position(0)
+
+
+def test_a_frame_that_is_not_utf8_or_has_a_time_out_of_range_closes() -> None:
+    batch = records(1)
+    frame = encode(Push(id=1, events=batch))
+    (error,) = send(ready(), frame.replace(b'"name":"v1.', b'"name":"\xff1.'))
+    assert isinstance(error, Error)
+    assert error.code == "bad_frame"
+    assert "not UTF-8" in error.message
+    at = msgspec.json.encode(batch[0].at)
+    (error,) = send(ready(), frame.replace(at, b'"9999-12-31T23:59:59-14:00"'))
+    assert isinstance(error, Error)
+    assert error.code == "bad_frame"
+    assert "time must lie between" in error.message

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pjai.errors import PjaiError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.schema.limits import time_problem
 from pjai.store import Progress as ProgressCallback
 
 __all__ = [
@@ -130,7 +131,10 @@ def parse_time(text: str | None, option: str) -> datetime | None:
             f"{text!r} is not an ISO-8601 time like 2026-05-01 or 2026-05-01T09:30",
             param_hint=option,
         ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if (problem := time_problem(value)) is not None:
+        raise typer.BadParameter(f"{text!r}: a time {problem}", param_hint=option)
+    return value.astimezone(UTC)
 
 
 def tier_list(values: list[str] | None) -> list[str] | None:

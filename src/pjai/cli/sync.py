@@ -201,6 +201,8 @@ def _store_view(data_dir: Path) -> dict[str, Any]:
             "confirmed_head": store.confirmed_head.global_seq,
             "pending": store.pending_count,
             "rejected": len(store.rejected()),
+            # Confirmed events this store could not apply (`pjai doctor` lists them).
+            "quarantined": store.count_quarantined(),
         }
 
 

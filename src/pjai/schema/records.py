@@ -81,8 +81,8 @@ def args_text(record: EventRecord) -> str:
     except UnicodeDecodeError as exc:
         raise EventValidationError(
             record.name[:100],
-            f"event {record.id[:40]}: arguments are not valid UTF-8 (byte {exc.start}); "
-            "no log can keep it",
+            f"the arguments of event {record.id[:40]} are not valid UTF-8 (byte {exc.start}); "
+            "no log can keep them",
         ) from exc
 
 

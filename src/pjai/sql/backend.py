@@ -38,6 +38,9 @@ class Backend(Protocol):
     def run_many(self, dbapi_connection: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Execute one statement for each parameter row, as one batch."""
 
+    def command(self, dbapi_connection: Any, sql: str) -> None:
+        """Execute a transaction-control statement (``SAVEPOINT``, ``ROLLBACK TO``...)."""
+
     def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
         """The event's fault in ``error``, if that is what it is: a constraint it violated,
         or a value the database cannot store."""

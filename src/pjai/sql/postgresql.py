@@ -72,6 +72,13 @@ class PostgresBackend:
         with conn.cursor() as cursor:
             cursor.executemany(sql, rows)
 
+    def command(self, dbapi_connection: Any, sql: str) -> None:
+        # Outside a pipeline and unprepared: psycopg answers a ROLLBACK TO by dropping
+        # every prepared statement, and in a pipeline it would drop them only after
+        # preparing the next one, which then "does not exist".
+        conn: psycopg.Connection[Any] = dbapi_connection
+        conn.execute(sql, prepare=False)
+
     def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
         cause = driver_error(error)
         if isinstance(cause, psycopg.DataError | ValueError | OverflowError):

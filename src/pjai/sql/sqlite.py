@@ -57,6 +57,9 @@ class SqliteBackend:
         finally:
             cursor.close()
 
+    def command(self, dbapi_connection: Any, sql: str) -> None:
+        dbapi_connection.execute(sql)
+
     def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
         cause = driver_error(error)
         if isinstance(cause, sqlite3.IntegrityError):

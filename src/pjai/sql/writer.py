@@ -177,22 +177,24 @@ class SqlTransaction:
             self.checkpoint = global_seq
 
     def _one(self, item: Projection, now: datetime) -> MaterializationError | None:
+        """Apply one event that a batch refused, a statement at a time to name the op
+        at fault; returns why it was refused, or ``None`` once it applied."""
         self._statement("SAVEPOINT pjai_event")
         try:
-            self._run(self._steps(item, now))
+            for step in self._steps(item, now):
+                try:
+                    self._run([step])
+                except (*self._backend.errors, *self._backend.value_errors) as exc:
+                    rejected = self._backend.rejection(exc, item.record.name, step[0])
+                    if rejected is None:
+                        raise
+                    raise rejected from exc
         except MaterializationError as exc:
             self._undo("pjai_event")
             return exc
         except BadOp as exc:
             self._undo("pjai_event")
             return MaterializationError(item.record.name, f"materializer bug: {exc}")
-        except (*self._backend.errors, *self._backend.value_errors) as exc:
-            self._undo("pjai_event")
-            for op in item.ops:
-                rejected = self._backend.rejection(exc, item.record.name, op)
-                if rejected is not None:
-                    return rejected
-            raise
         self._statement("RELEASE pjai_event")
         return None
 
@@ -201,7 +203,7 @@ class SqlTransaction:
         self._statement(f"RELEASE {savepoint}")
 
     def _statement(self, sql: str) -> None:
-        self._backend.run(self._dbapi, [(sql, (), False)])
+        self._backend.command(self._dbapi, sql)
 
     def _steps(self, item: Projection, now: datetime, *, journaled: bool = True) -> list[Step]:
         name = item.record.name

@@ -140,7 +140,8 @@ class SyncClient:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._set(state="stopped")
+        if self._status.state != "failed":  # a failure stays visible after the stop
+            self._set(state="stopped")
 
     async def _run(self) -> None:
         delay = self._backoff[0]
