@@ -8,11 +8,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
+from websockets.asyncio.client import connect
 
 from pjai.schema import MemoryUpdated
 from pjai.store import Store
 from pjai.sync.client import SyncClient
 from pjai.sync.hub import Hub
+from pjai.sync.protocol import Error, Ping, decode, encode
 from pjai.sync.server import ServerConfig, open_server
 from pjai.sync.tokens import TokenStore
 from pjai.sync.websocket import websocket_connector
@@ -110,3 +113,29 @@ async def test_http_catch_up_health_and_metrics(server: tuple[Hub, TokenStore, s
         assert (await http.get("/metrics", headers=auth)).status_code == 403
         metrics = await http.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
         assert "pjai_sync_events_appended_total 3.0" in metrics.text
+
+
+# -- connections that misbehave or vanish -------------------------------------------
+
+WAIT = 30  # seconds before a wait counts as a hang
+
+
+async def test_a_connection_must_say_hello_first_and_soon(tmp_path: Path) -> None:
+    hub, tokens = open_server(ServerConfig(f"sqlite:///{tmp_path / 'sync.db'}", hello_timeout=0.2))
+    async with serving(hub, tokens) as url:
+        ws = url.replace("http", "ws") + "/sync"
+        async with connect(ws, proxy=None) as silent, connect(ws, proxy=None) as pinging:
+            await pinging.send(encode(Ping(nonce=1)).decode())
+            async with asyncio.timeout(WAIT):
+                answer = decode(await pinging.recv())
+                assert answer == Error(code="out_of_order", message="ping before hello")
+                with pytest.raises(websockets.ConnectionClosed):
+                    await pinging.recv()
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await silent.recv()
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+            1008,
+            "no_hello: a hello must come first, and soon",
+        )
+    hub.log.dispose()  # type: ignore[attr-defined]

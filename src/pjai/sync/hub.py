@@ -254,12 +254,12 @@ class _Connection:
 
     async def _read(self) -> None:
         session = self.session
+        # A connection that does not say hello does not hold a place for long: the time
+        # runs from the connection's start, whatever else it sends meanwhile.
+        hello_by = asyncio.get_running_loop().time() + self.hub.hello_timeout
         while True:
             try:
-                # A connection that never says hello does not hold a place for long.
-                async with asyncio.timeout(
-                    self.hub.hello_timeout if session.state == "greeting" else None
-                ):
+                async with asyncio.timeout_at(hello_by if session.state == "greeting" else None):
                     frame = await self.transport.receive()
             except ConnectionClosed:
                 self.hub.metrics.closed.labels("client").inc()
