@@ -235,8 +235,9 @@ class _Connection:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as exc:
+            # Clients go away, politely or not, at any moment: normal, not worth a warning.
+            log.debug("a connection to store %r ended: %s", self.session.store_id, exc)
         except Exception as exc:  # the log failed: tell the client, which retries later
             log.exception("a sync connection to store %r failed", self.session.store_id)
             self.hub.metrics.closed.labels("server_error").inc()
@@ -263,7 +264,7 @@ class _Connection:
                     frame = await self.transport.receive()
             except ConnectionClosed:
                 self.hub.metrics.closed.labels("client").inc()
-                return
+                raise
             except TimeoutError:
                 self.hub.metrics.closed.labels("no_hello").inc()
                 await self.transport.close(1008, "no_hello: a hello must come first, and soon")
