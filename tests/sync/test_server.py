@@ -3,20 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import logging
+import socket
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
 
 from pjai.schema import MemoryUpdated
+from pjai.schema.records import ROOT
 from pjai.store import Store
 from pjai.sync.client import SyncClient
 from pjai.sync.hub import Hub
+from pjai.sync.protocol import (
+    MAX_FRAME_BYTES,
+    Error,
+    Events,
+    Hello,
+    Message,
+    Ping,
+    Pull,
+    Push,
+    Welcome,
+    decode,
+    encode,
+)
 from pjai.sync.server import ServerConfig, open_server
 from pjai.sync.tokens import TokenStore
 from pjai.sync.websocket import websocket_connector
 from tests.helpers import memory, persona
+from tests.sync.records import records
 from tests.sync.servers import serving
 
 pytestmark = pytest.mark.anyio
@@ -70,7 +92,7 @@ async def test_tokens_and_roles(server: tuple[Hub, TokenStore, str]) -> None:
                 await client.run()  # ends: retrying cannot help
             assert client.status.state == "failed"
             assert message in (client.status.last_error or "")
-        a.commit(persona("p1"))
+        a.commit(persona("p2"))
         client = SyncClient(a, websocket_connector(ws, reader), store_id="s1")
         client.start()
         async with asyncio.timeout(10):
@@ -110,3 +132,137 @@ async def test_http_catch_up_health_and_metrics(server: tuple[Hub, TokenStore, s
         assert (await http.get("/metrics", headers=auth)).status_code == 403
         metrics = await http.get("/metrics", headers={"Authorization": f"Bearer {admin}"})
         assert "pjai_sync_events_appended_total 3.0" in metrics.text
+
+
+# -- connections that misbehave or vanish -------------------------------------------
+
+WAIT = 30  # seconds before a wait counts as a hang
+
+
+async def test_a_connection_must_say_hello_first_and_soon(tmp_path: Path) -> None:
+    hub, tokens = open_server(ServerConfig(f"sqlite:///{tmp_path / 'sync.db'}", hello_timeout=0.2))
+    async with serving(hub, tokens) as url:
+        ws = url.replace("http", "ws") + "/sync"
+        async with connect(ws, proxy=None) as silent, connect(ws, proxy=None) as pinging:
+            await pinging.send(encode(Ping(nonce=1)).decode())
+            async with asyncio.timeout(WAIT):
+                answer = decode(await pinging.recv())
+                assert answer == Error(code="out_of_order", message="ping before hello")
+                with pytest.raises(websockets.ConnectionClosed):
+                    await pinging.recv()
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await silent.recv()
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+            1008,
+            "no_hello: a hello must come first, and soon",
+        )
+    hub.log.dispose()  # type: ignore[attr-defined]
+
+
+class Kept(logging.Handler):
+    """Keeps the records it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.asynccontextmanager
+async def serving_logged(
+    hub: Hub, tokens: TokenStore
+) -> AsyncIterator[tuple[str, list[logging.LogRecord]]]:
+    """:func:`serving`, with what is logged meanwhile: complete once the server has
+    stopped, since uvicorn waits for its connections' tasks. uvicorn's loggers do not
+    propagate to the root, so the handler goes on both."""
+    kept = Kept()
+    loggers = [logging.getLogger(), logging.getLogger("uvicorn")]
+    try:
+        async with serving(hub, tokens) as url:
+            for logger in loggers:  # after uvicorn's logging config, which resets its handlers
+                logger.addHandler(kept)
+            yield url, kept.records
+    finally:
+        for logger in loggers:
+            logger.removeHandler(kept)
+
+
+MOMENTS = ("refused", "connected", "hello", "pull", "events", "push")
+ENDINGS = ("fin", "reset", "close")
+
+
+async def vanish(url: str, token: str, moment: str, ending: str) -> None:
+    """Connect, go as far as ``moment``, then end the connection: ``fin`` and ``reset``
+    drop the TCP connection without a close frame (an RST for ``reset``), as a killed
+    process or a lost network does; ``close`` closes it properly."""
+    ws = await connect(url, compression=None, max_size=MAX_FRAME_BYTES, proxy=None)
+    stage = MOMENTS.index(moment)
+    try:
+        if moment == "refused":  # the server answers out_of_order and closes at once
+            await send(ws, Pull(cursor=ROOT))
+        if stage >= MOMENTS.index("hello"):
+            await send(ws, Hello(versions=[1], store_id="s1", client_id="c1", token=token))
+        if stage >= MOMENTS.index("pull"):
+            assert isinstance(decode(await ws.recv()), Welcome)
+            await send(ws, Pull(cursor=ROOT, live=True))
+        if stage >= MOMENTS.index("events"):
+            first = decode(await ws.recv())
+            assert isinstance(first, Events)
+            assert first.more  # the rest are on their way
+        if stage >= MOMENTS.index("push"):
+            await send(ws, Push(id=1, events=records(20)))
+    finally:
+        if ending == "close":
+            await ws.close()
+        else:
+            if ending == "reset":
+                sock = ws.transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            ws.transport.abort()
+
+
+async def send(ws: ClientConnection, message: Message) -> None:
+    await ws.send(encode(message).decode())
+
+
+async def test_clients_that_vanish_or_leave_are_no_error_and_others_are_served(
+    tmp_path: Path,
+) -> None:
+    hub, tokens = open_server(ServerConfig(f"sqlite:///{tmp_path / 'sync.db'}", poll_interval=0.1))
+    writer, _ = tokens.create("s1", "write")
+    hub.log.append("s1", records(2500))  # a pull from the root takes three events frames
+    async with serving_logged(hub, tokens) as (url, logged):
+        ws = url.replace("http", "ws") + "/sync"
+        with Store.memory(sync=True) as a, Store.memory(sync=True) as b:
+            steady = SyncClient(a, websocket_connector(ws, writer), store_id="s1")
+            steady.start()
+            async with asyncio.timeout(WAIT):
+                await steady.wait_until(lambda s: s.state == "online" and s.lag == 0)
+                # Live pullers get the echoes of these while they vanish.
+                a.commit(persona("p2"), memory("m1", "p2"))
+                await asyncio.gather(
+                    *(
+                        vanish(ws, writer, moment, ending)
+                        for moment, ending, _ in itertools.product(MOMENTS, ENDINGS, range(4))
+                    )
+                )
+                (last,) = a.commit(memory("m2", "p2"))
+                assert await steady.synced(last.id) == "confirmed"
+                # A client that comes now is served as usual.
+                late = SyncClient(b, websocket_connector(ws, writer), store_id="s1")
+                late.start()
+                await late.wait_until(lambda s: s.confirmed_head == a.confirmed_head.global_seq)
+            await steady.stop()
+            await late.stop()
+            assert b.state_hash() == a.state_hash()
+    assert hub.connections == 0
+    complaints = [
+        f"{r.name} {r.levelname}: {r.getMessage()}"
+        for r in logged
+        if r.levelno >= logging.WARNING or r.exc_info
+    ]
+    assert complaints == []
+    hub.log.dispose()  # type: ignore[attr-defined]

@@ -155,6 +155,20 @@ def test_events_frames_stay_under_the_frame_limit() -> None:
 
 def test_ping_pong() -> None:
     assert send(ready(), Ping(nonce=7)) == [Pong(nonce=7)]
+    assert send(ready(), Pong(nonce=7)) == []
+
+
+@pytest.mark.parametrize("early", [Ping(nonce=1), Pong(nonce=1)])
+def test_nothing_but_hello_is_answered_before_hello(early: Message) -> None:
+    s = session()
+    (refused,) = send(s, early)
+    name = early.__struct_config__.tag
+    assert refused == Error(code="out_of_order", message=f"{name} before hello")
+    assert s.state == "closed"
+    # A client that gives up before its hello ends the connection without an answer.
+    quitting = session()
+    assert send(quitting, Error(code="bad_frame", message="bye")) == []
+    assert quitting.state == "closed"
 
 
 def test_push_is_appended_once_and_echoed_by_the_pull() -> None:

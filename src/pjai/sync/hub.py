@@ -235,8 +235,9 @@ class _Connection:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as exc:
+            # Clients go away, politely or not, at any moment: normal, not worth a warning.
+            log.debug("a connection to store %r ended: %s", self.session.store_id, exc)
         except Exception as exc:  # the log failed: tell the client, which retries later
             log.exception("a sync connection to store %r failed", self.session.store_id)
             self.hub.metrics.closed.labels("server_error").inc()
@@ -254,16 +255,16 @@ class _Connection:
 
     async def _read(self) -> None:
         session = self.session
+        # A connection that does not say hello does not hold a place for long: the time
+        # runs from the connection's start, whatever else it sends meanwhile.
+        hello_by = asyncio.get_running_loop().time() + self.hub.hello_timeout
         while True:
             try:
-                # A connection that never says hello does not hold a place for long.
-                async with asyncio.timeout(
-                    self.hub.hello_timeout if session.state == "greeting" else None
-                ):
+                async with asyncio.timeout_at(hello_by if session.state == "greeting" else None):
                     frame = await self.transport.receive()
             except ConnectionClosed:
                 self.hub.metrics.closed.labels("client").inc()
-                return
+                raise
             except TimeoutError:
                 self.hub.metrics.closed.labels("no_hello").inc()
                 await self.transport.close(1008, "no_hello: a hello must come first, and soon")

@@ -47,6 +47,8 @@ class ServerConfig:
     require_tokens: bool = True
     poll_interval: float = 1.0
     send_timeout: float = 10.0
+    hello_timeout: float = 10.0
+    """Seconds a new connection has to say hello in; then it is closed (``no_hello``)."""
     rate: float = 50_000.0
     """Events a second one token may push (bursts up to twice that, at least one full push)."""
 
@@ -65,6 +67,7 @@ def open_server(config: ServerConfig) -> tuple[Hub, TokenStore]:
         limiter=RateLimiter(config.rate, max(config.rate * 2, MAX_EVENTS_PER_FRAME)),
         poll_interval=config.poll_interval,
         send_timeout=config.send_timeout,
+        hello_timeout=config.hello_timeout,
     )
     return hub, tokens
 

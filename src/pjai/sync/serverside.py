@@ -106,15 +106,17 @@ class ServerSession:
             if self.state != "greeting":
                 return self._fail("out_of_order", "hello was already received")
             return self._hello(message)
-        if isinstance(message, Ping):
-            return [Pong(nonce=message.nonce)]
-        if isinstance(message, Pong):
-            return []
         if isinstance(message, Error):
             self.state = "closed"
             return []
         if self.state != "ready":
+            # Hello first: a connection that has not said who it is gets no answers, pongs
+            # included, so it cannot keep itself open without one.
             return self._fail("out_of_order", f"{_type(message)} before hello")
+        if isinstance(message, Ping):
+            return [Pong(nonce=message.nonce)]
+        if isinstance(message, Pong):
+            return []
         if isinstance(message, Push):
             if not self._token_still_valid():
                 return self._fail("unauthorized", "the token was revoked")

@@ -88,7 +88,8 @@ class ServerWebSocket:
         message: MutableMapping[str, Any] = await self._ws.receive()
         if message["type"] == "websocket.disconnect":
             self._closed = True
-            raise ConnectionClosed("the client closed the connection")
+            code = message.get("code", 1005)  # 1005: none received (no close frame)
+            raise ConnectionClosed(f"the client closed the connection (code {code})")
         text = message.get("text")
         if text is not None:
             return str(text).encode()
@@ -98,5 +99,6 @@ class ServerWebSocket:
         if self._closed:
             return
         self._closed = True
-        with contextlib.suppress(RuntimeError, OSError):  # already gone
+        # The client may be gone already; Starlette says so with any of these.
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
             await self._ws.close(code, reason[:120])
