@@ -4,33 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from pjai.cli import app
 from pjai.store import Store
-
-runner = CliRunner()
-
-
-class Cli:
-    def __init__(self, data: Path) -> None:
-        self.data = data
-
-    def __call__(self, *args: str) -> str:
-        result = runner.invoke(app, [*args, "--data-dir", str(self.data)])
-        assert result.exit_code == 0, result.output
-        return result.stdout
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args, "--json"))
-
-    def fails(self, *args: str, code: int = 1) -> str:
-        result = runner.invoke(app, [*args, "--data-dir", str(self.data)])
-        assert result.exit_code == code, result.output
-        return " ".join(result.stderr.split())
+from tests.cli.invoke import Cli
 
 
 @pytest.fixture

@@ -1,4 +1,10 @@
-"""Options and output helpers shared by the CLI commands."""
+"""Options and output helpers shared by the CLI commands.
+
+The consoles never read markup or emoji codes: names, contents and ids are the user's
+text and print as typed (``[/]`` would otherwise crash Rich, ``[bold]x`` lose its tag).
+Style a fixed part of a line with :class:`rich.text.Text`, e.g.
+``Text.assemble(("error:", "bold red"), " ", message)``.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,8 @@ from typing import Annotated, Any
 import msgspec
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from pjai.errors import PjaiError
 from pjai.hybrid import HybridDatabaseManager
@@ -54,8 +60,8 @@ DataDir = Annotated[
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
-console = Console()
-errors = Console(stderr=True)
+console = Console(markup=False, emoji=False)
+errors = Console(stderr=True, markup=False, emoji=False)
 
 
 def store_path(data_dir: Path) -> Path:
@@ -65,9 +71,9 @@ def store_path(data_dir: Path) -> Path:
 
 def fail(error: PjaiError) -> typer.Exit:
     """Print a PJai error for a human and return the exit to raise."""
-    errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+    errors.print(Text.assemble(("error:", "bold red"), " ", str(error)), soft_wrap=True)
     for note in getattr(error, "__notes__", ()):
-        errors.print(f"  {escape(note)}", highlight=False, soft_wrap=True)
+        errors.print(f"  {note}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -84,7 +90,7 @@ def progress_bar(description: str) -> Iterator[ProgressCallback]:
         nonlocal bar, task
         if bar is None:
             bar = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),

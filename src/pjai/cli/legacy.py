@@ -60,7 +60,7 @@ def import_legacy(
         return
     for r in result.rejections:
         line = f"{r.table} {r.row_id}: {r.reason}"
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print(line, highlight=False, soft_wrap=True)
     skipped = result.skipped_personas + result.skipped_memories + result.skipped_conversations
     console.print(
         f"Imported {result.personas} persona(s), {result.memories} memories and "
@@ -69,4 +69,4 @@ def import_legacy(
         highlight=False,
         soft_wrap=True,
     )
-    console.print(f"Report: {result.report}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"Report: {result.report}", highlight=False, soft_wrap=True)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import msgspec
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
@@ -121,11 +122,12 @@ def _persona(manager: HybridDatabaseManager, persona_id: str) -> Persona:
 
 def _show(persona: Persona) -> None:
     active = "  · active" if persona.is_active else ""
-    console.print(f"[bold]{persona.name}[/] ({persona.id}){active}")
+    console.print(Text.assemble((persona.name, "bold"), f" ({persona.id}){active}"))
     if persona.description:
-        console.print(f"  {persona.description}")
+        console.print(f"  {persona.description}", highlight=False)
     for group in SETTINGS:
-        console.print(f"  [bold]{group}[/] {msgspec.json.encode(getattr(persona, group)).decode()}")
+        settings = msgspec.json.encode(getattr(persona, group)).decode()
+        console.print(Text.assemble("  ", (group, "bold"), " ", settings))
 
 
 @app.command()
@@ -200,11 +202,15 @@ def show(
         return
     _show(persona)
     console.print(
-        f"  [bold]health[/] {report.score:.0f}/100 · {report.memories} memories "
-        f"{report.tiers} · fragmentation {report.fragmentation:.0f}"
+        Text.assemble(
+            "  ",
+            ("health", "bold"),
+            f" {report.score:.0f}/100 · {report.memories} memories {report.tiers} · "
+            f"fragmentation {report.fragmentation:.0f}",
+        )
     )
     for alert in report.alerts:
-        console.print(f"  [yellow]{alert.level}[/] {alert.message}")
+        console.print(Text.assemble("  ", (alert.level, "yellow"), " ", alert.message))
 
 
 @app.command()
