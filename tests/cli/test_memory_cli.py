@@ -50,6 +50,14 @@ def test_persona_lifecycle(cli: Cli, tmp_path: Path) -> None:
     assert "no persona 'basil'" in cli.fails("persona", "show", "basil")
 
 
+def test_persona_name_filter_matches_its_text(cli: Cli) -> None:
+    for name in ("Ada", "100% sure", "a_b"):
+        cli("persona", "create", name)
+    assert [p["name"] for p in cli.json("persona", "list", "--name", "%")] == ["100% sure"]
+    assert [p["name"] for p in cli.json("persona", "list", "--name", "_")] == ["a_b"]
+    assert [p["name"] for p in cli.json("persona", "list", "--name", "A")] == ["Ada", "a_b"]
+
+
 def test_persona_bad_settings_are_named(cli: Cli) -> None:
     cli("persona", "create", "Ada", "--id", "ada")
     assert "memory.capacities.hot" in cli.fails(
