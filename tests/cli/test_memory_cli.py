@@ -58,6 +58,16 @@ def test_persona_name_filter_matches_its_text(cli: Cli) -> None:
     assert [p["name"] for p in cli.json("persona", "list", "--name", "A")] == ["Ada", "a_b"]
 
 
+def test_an_empty_id_is_refused_not_replaced(cli: Cli) -> None:
+    assert "Invalid value for '--id': an id cannot be empty" in cli.fails(
+        "persona", "create", "Ada", "--id", "", code=2
+    )
+    cli("persona", "create", "Ada", "--id", "ada")
+    assert "Invalid value for '--id'" in cli.fails("memory", "add", "ada", "x", "--id", "", code=2)
+    assert [p["id"] for p in cli.json("persona", "list")] == ["ada"]
+    assert cli.json("memory", "list", "ada") == []
+
+
 def test_persona_bad_settings_are_named(cli: Cli) -> None:
     cli("persona", "create", "Ada", "--id", "ada")
     assert "memory.capacities.hot" in cli.fails(

@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "STORE_FILE",
     "DataDir",
+    "IdOpt",
     "JsonFlag",
     "MaxImportance",
     "MinImportance",
@@ -147,6 +148,14 @@ def tier_list(values: list[str] | None) -> list[str] | None:
     return values
 
 
+def _given_id(value: str | None) -> str | None:
+    """Refuse an empty ``--id`` (a Typer callback): leaving the option out makes a new id."""
+    if value == "":
+        raise typer.BadParameter("an id cannot be empty; leave --id out for a new one")
+    return value
+
+
+IdOpt = Annotated[str | None, typer.Option("--id", help="Id (default: new).", callback=_given_id)]
 TierOpt = Annotated[
     list[str] | None,
     typer.Option("--tier", help="Only these tiers (repeatable).", callback=tier_list),

@@ -12,6 +12,7 @@ from rich.text import Text
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDir,
+    IdOpt,
     JsonFlag,
     MaxImportance,
     MinImportance,
@@ -82,7 +83,7 @@ def add(
     importance: Annotated[float, typer.Option(help="0 to 1.")] = 0.5,
     tier: Annotated[Tier, typer.Option(help="hot, warm or cold.")] = "warm",
     occurred_at: Annotated[str | None, typer.Option(help="When it happened (ISO time).")] = None,
-    memory_id: Annotated[str | None, typer.Option("--id", help="Id (default: new).")] = None,
+    memory_id: IdOpt = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:

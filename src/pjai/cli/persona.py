@@ -20,6 +20,7 @@ from rich.text import Text
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDir,
+    IdOpt,
     JsonFlag,
     console,
     open_manager,
@@ -135,7 +136,7 @@ def create(
     name: Annotated[str, typer.Argument(help="The persona's name.")],
     description: Annotated[str, typer.Option(help="What the persona is.")] = "",
     style: Annotated[str, typer.Option(help="Its communication style.")] = "",
-    persona_id: Annotated[str | None, typer.Option("--id", help="Id (default: new).")] = None,
+    persona_id: IdOpt = None,
     activate: Annotated[bool, typer.Option(help="Make it the active persona.")] = False,
     config: ConfigFile = None,
     sets: Sets = None,
@@ -145,7 +146,7 @@ def create(
     """Create a persona."""
     with open_manager(data_dir) as manager:
         args = {
-            "persona_id": persona_id or new_id(),
+            "persona_id": new_id() if persona_id is None else persona_id,
             "name": name,
             "description": description,
             "communication_style": style,
