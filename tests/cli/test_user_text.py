@@ -57,7 +57,8 @@ def test_personas(cli: Cli) -> None:
 
     updated = cli("persona", "update", PERSONA_ID, "--style", STYLE)
     assert f"{PERSONA} ({PERSONA_ID})" in updated
-    assert cli.json("persona", "update", PERSONA_ID, "--style", STYLE + "!")["communication_style"]
+    changed = cli.json("persona", "update", PERSONA_ID, "--description", DESCRIPTION + "!")
+    assert (changed["description"], changed["communication_style"]) == (DESCRIPTION + "!", STYLE)
     activated = cli("persona", "activate", PERSONA_ID)
     assert f"Persona {PERSONA} ({PERSONA_ID}) is now active." in activated
 

@@ -151,7 +151,7 @@ def tier_list(values: list[str] | None) -> list[str] | None:
 def _given_id(value: str | None) -> str | None:
     """Refuse an empty ``--id`` (a Typer callback): leaving the option out makes a new id."""
     if value == "":
-        raise typer.BadParameter("an id cannot be empty; leave --id out for a new one")
+        raise typer.BadParameter("an id cannot be empty; leave the option out for a new one")
     return value
 
 

@@ -125,7 +125,7 @@ def _show(persona: Persona) -> None:
     active = "  · active" if persona.is_active else ""
     console.print(Text.assemble((persona.name, "bold"), f" ({persona.id}){active}"))
     if persona.description:
-        console.print(f"  {persona.description}", highlight=False)
+        console.print(f"  {persona.description}")
     for group in SETTINGS:
         settings = msgspec.json.encode(getattr(persona, group)).decode()
         console.print(Text.assemble("  ", (group, "bold"), " ", settings))
