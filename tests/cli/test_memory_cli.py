@@ -4,33 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from pjai.cli import app
 from pjai.store import Store
-
-runner = CliRunner()
-
-
-class Cli:
-    def __init__(self, data: Path) -> None:
-        self.data = data
-
-    def __call__(self, *args: str) -> str:
-        result = runner.invoke(app, [*args, "--data-dir", str(self.data)])
-        assert result.exit_code == 0, result.output
-        return result.stdout
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self(*args, "--json"))
-
-    def fails(self, *args: str, code: int = 1) -> str:
-        result = runner.invoke(app, [*args, "--data-dir", str(self.data)])
-        assert result.exit_code == code, result.output
-        return " ".join(result.stderr.split())
+from tests.cli.invoke import Cli
 
 
 @pytest.fixture
@@ -70,6 +48,24 @@ def test_persona_lifecycle(cli: Cli, tmp_path: Path) -> None:
     assert [p["name"] for p in cli.json("persona", "list")] == ["Ada"]
     assert len(cli.json("persona", "list", "--deleted")) == 2
     assert "no persona 'basil'" in cli.fails("persona", "show", "basil")
+
+
+def test_persona_name_filter_matches_its_text(cli: Cli) -> None:
+    for name in ("Ada", "100% sure", "a_b"):
+        cli("persona", "create", name)
+    assert [p["name"] for p in cli.json("persona", "list", "--name", "%")] == ["100% sure"]
+    assert [p["name"] for p in cli.json("persona", "list", "--name", "_")] == ["a_b"]
+    assert [p["name"] for p in cli.json("persona", "list", "--name", "A")] == ["Ada", "a_b"]
+
+
+def test_an_empty_id_is_refused_not_replaced(cli: Cli) -> None:
+    assert "Invalid value for '--id': an id cannot be empty" in cli.fails(
+        "persona", "create", "Ada", "--id", "", code=2
+    )
+    cli("persona", "create", "Ada", "--id", "ada")
+    assert "Invalid value for '--id'" in cli.fails("memory", "add", "ada", "x", "--id", "", code=2)
+    assert [p["id"] for p in cli.json("persona", "list")] == ["ada"]
+    assert cli.json("memory", "list", "ada") == []
 
 
 def test_persona_bad_settings_are_named(cli: Cli) -> None:

@@ -250,6 +250,21 @@ def test_dashboard_lists(dashboard_store: Store, name: str) -> None:
     assert ids(dashboard_store.query(*dashboard_query(name, **params))) == expected
 
 
+def test_persona_search_matches_its_text_literally(store: Store) -> None:
+    store.commit(
+        PersonaCreated(persona_id="sure", name="100% sure"),
+        PersonaCreated(persona_id="snake", name="a_b", description="snake_case"),
+        PersonaCreated(persona_id="ada", name="Ada", description="ALL CAPS"),
+    )
+    for text, expected in [
+        ("%", ["sure"]),
+        ("_", ["snake"]),
+        ("a_b", ["snake"]),
+        ("caps", ["ada"]),
+    ]:
+        assert ids(store.query(*dashboard_query("persona_search", text=text))) == expected, text
+
+
 def run(store: Store, name: str, **params: Any) -> list[dict[str, Any]]:
     return [r._asdict() for r in store.query(*dashboard_query(name, **params))]
 

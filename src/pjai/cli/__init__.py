@@ -17,11 +17,13 @@ from pjai.cli import (
     sync,
     syncserver,
 )
+from pjai.cli.utf8 import Utf8Group
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="pjai",
+    cls=Utf8Group,
     help="PJai: AI personas and their long-term memory on a reactive, event-sourced store.",
     no_args_is_help=True,
     add_completion=False,

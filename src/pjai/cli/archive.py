@@ -33,7 +33,6 @@ def export(
     console.print(
         f"Exported {manifest.events} events, {len(rows)} tables, {sum(rows.values())} rows "
         f"to {file}.",
-        markup=False,
         highlight=False,
         soft_wrap=True,
     )
@@ -49,9 +48,8 @@ def import_archive(file: ArchivePath, data_dir: DataDir = DEFAULT_DATA_DIR) -> N
     console.print(
         f"Imported {result.events} events, {len(result.rows)} tables, "
         f"{sum(result.rows.values())} rows from {file} into {data_dir}.",
-        markup=False,
         highlight=False,
         soft_wrap=True,
     )
     if result.note:
-        console.print(f"note: {result.note}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"note: {result.note}", highlight=False, soft_wrap=True)

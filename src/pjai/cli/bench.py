@@ -143,11 +143,11 @@ def recall(
                 f"hit@5 {f['hit@5']:.3f}  hit@10 {f['hit@10']:.3f}  "
                 f"p50 {f['p50_ms']} ms  p95 {f['p95_ms']} ms"
             )
-            console.print(line, markup=False)
+            console.print(line)
     if "semantic_unavailable" in result:
-        console.print(f"semantic: {result['semantic_unavailable']}", markup=False)
+        console.print(f"semantic: {result['semantic_unavailable']}")
     at, p95 = result["memories_at_latency"], result["keyword_p95_ms_at_scale"]
-    console.print(f"keyword search p95 at {at:,} memories: {p95} ms", markup=False)
+    console.print(f"keyword search p95 at {at:,} memories: {p95} ms")
 
 
 @app.command()

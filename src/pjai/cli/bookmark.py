@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import msgspec
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
@@ -166,7 +167,7 @@ def show(
     if as_json:
         print_json({"bookmark": mark._asdict(), "memories": found})
         return
-    console.print(f"[bold]{mark.name}[/] ({mark.id}) · {len(found)} memory(ies)")
+    console.print(Text.assemble((mark.name, "bold"), f" ({mark.id}) · {len(found)} memory(ies)"))
     for m in found:
         console.print(f"  {m.occurred_at:%Y-%m-%d %H:%M}  {m.tier:<4}  {m.id}  {m.content[:60]}")
 

@@ -1,4 +1,10 @@
-"""Options and output helpers shared by the CLI commands."""
+"""Options and output helpers shared by the CLI commands.
+
+The consoles never read markup or emoji codes: names, contents and ids are the user's
+text and print as typed (``[/]`` would otherwise crash Rich, ``[bold]x`` lose its tag).
+Style a fixed part of a line with :class:`rich.text.Text`, e.g.
+``Text.assemble(("error:", "bold red"), " ", message)``.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,8 @@ from typing import Annotated, Any
 import msgspec
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from pjai.errors import PjaiError
 from pjai.hybrid import HybridDatabaseManager
@@ -23,6 +29,7 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "STORE_FILE",
     "DataDir",
+    "IdOpt",
     "JsonFlag",
     "MaxImportance",
     "MinImportance",
@@ -55,8 +62,8 @@ DataDir = Annotated[
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
-console = Console()
-errors = Console(stderr=True)
+console = Console(markup=False, emoji=False)
+errors = Console(stderr=True, markup=False, emoji=False)
 
 
 def store_path(data_dir: Path) -> Path:
@@ -66,9 +73,9 @@ def store_path(data_dir: Path) -> Path:
 
 def fail(error: PjaiError) -> typer.Exit:
     """Print a PJai error for a human and return the exit to raise."""
-    errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+    errors.print(Text.assemble(("error:", "bold red"), " ", str(error)), soft_wrap=True)
     for note in getattr(error, "__notes__", ()):
-        errors.print(f"  {escape(note)}", highlight=False, soft_wrap=True)
+        errors.print(f"  {note}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -85,7 +92,7 @@ def progress_bar(description: str) -> Iterator[ProgressCallback]:
         nonlocal bar, task
         if bar is None:
             bar = Progress(
-                TextColumn("{task.description}"),
+                TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
@@ -145,6 +152,14 @@ def tier_list(values: list[str] | None) -> list[str] | None:
     return values
 
 
+def _given_id(value: str | None) -> str | None:
+    """Refuse an empty ``--id`` (a Typer callback): leaving the option out makes a new id."""
+    if value == "":
+        raise typer.BadParameter("an id cannot be empty; leave the option out for a new one")
+    return value
+
+
+IdOpt = Annotated[str | None, typer.Option("--id", help="Id (default: new).", callback=_given_id)]
 TierOpt = Annotated[
     list[str] | None,
     typer.Option("--tier", help="Only these tiers (repeatable).", callback=tier_list),

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, console, fail, progress_bar
 from pjai.demo import run_demo
@@ -35,9 +36,11 @@ def demo(
             manager = HybridDatabaseManager.open(data_dir, progress=progress)
         with manager:
             where = manager.store_path if manager.store is not None else "SQL only"
-            console.print(f"[bold]PJai demo[/] · {where} · head e{manager.head()}")
+            console.print(
+                Text.assemble(("PJai demo", "bold"), f" · {where} · head e{manager.head()}")
+            )
             fired = run_demo(
-                manager, _show, lambda text: console.print(f"  [dim]{text}[/]"), delay=delay
+                manager, _show, lambda text: console.print(Text(f"  {text}", "dim")), delay=delay
             )
             stats = manager.memories.statistics()
             console.print(

@@ -14,7 +14,6 @@ from pjai.cli.common import (
     JsonFlag,
     console,
     fail,
-    open_manager,
     progress_bar,
 )
 from pjai.errors import PjaiError
@@ -48,19 +47,20 @@ def import_legacy(
     """Import the personas, memories and conversations of a PJai desktop database.
 
     Rows already imported are skipped; rows that cannot be imported are listed, with why.
+    A failed import into a new or empty data directory leaves it as it was.
     """
     report_path = report or data_dir / REPORT_FILE
-    with open_manager(data_dir) as manager, progress_bar("Importing") as progress:
-        try:
-            result = legacy.import_legacy(manager, path, report_path=report_path, progress=progress)
-        except PjaiError as exc:
-            raise fail(exc) from exc
+    try:
+        with progress_bar("Importing") as progress:
+            result = legacy.import_into(data_dir, path, report_path=report_path, progress=progress)
+    except PjaiError as exc:
+        raise fail(exc) from exc
     if as_json:
         print(json.dumps(result.summary()))
         return
     for r in result.rejections:
         line = f"{r.table} {r.row_id}: {r.reason}"
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print(line, highlight=False, soft_wrap=True)
     skipped = result.skipped_personas + result.skipped_memories + result.skipped_conversations
     console.print(
         f"Imported {result.personas} persona(s), {result.memories} memories and "
@@ -69,4 +69,4 @@ def import_legacy(
         highlight=False,
         soft_wrap=True,
     )
-    console.print(f"Report: {result.report}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"Report: {result.report}", highlight=False, soft_wrap=True)

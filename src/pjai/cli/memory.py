@@ -7,10 +7,12 @@ from typing import Annotated, Any, Literal, cast
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDir,
+    IdOpt,
     JsonFlag,
     MaxImportance,
     MinImportance,
@@ -81,7 +83,7 @@ def add(
     importance: Annotated[float, typer.Option(help="0 to 1.")] = 0.5,
     tier: Annotated[Tier, typer.Option(help="hot, warm or cold.")] = "warm",
     occurred_at: Annotated[str | None, typer.Option(help="When it happened (ISO time).")] = None,
-    memory_id: Annotated[str | None, typer.Option("--id", help="Id (default: new).")] = None,
+    memory_id: IdOpt = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
@@ -217,10 +219,12 @@ def show(
     if as_json:
         print_json({"memory": memory, "links": [link._asdict() for link in links]})
         return
-    console.print(f"[bold]{memory.name or memory.id}[/] ({memory.id}) · {memory.tier}")
+    console.print(
+        Text.assemble((memory.name or memory.id, "bold"), f" ({memory.id}) · {memory.tier}")
+    )
     console.print(memory.content, highlight=False)
     if memory.summary:
-        console.print(f"[dim]summary:[/] {memory.summary}", highlight=False)
+        console.print(Text.assemble(("summary:", "dim"), " ", memory.summary))
     console.print(
         f"importance {memory.importance:.2f} · type {memory.type} · tags {memory.tags} · "
         f"happened {memory.occurred_at:%Y-%m-%d %H:%M} · opened {memory.access_count} time(s)"
@@ -364,7 +368,7 @@ def stats(
         f"{report.fragmentation:.0f} · stale {report.stale_share:.0%}"
     )
     for alert in report.alerts:
-        console.print(f"  [yellow]{alert.level}[/] {alert.message}")
+        console.print(Text.assemble("  ", (alert.level, "yellow"), " ", alert.message))
 
 
 @app.command("timeline")

@@ -15,10 +15,12 @@ from typing import Annotated, Any
 import msgspec
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDir,
+    IdOpt,
     JsonFlag,
     console,
     open_manager,
@@ -121,11 +123,12 @@ def _persona(manager: HybridDatabaseManager, persona_id: str) -> Persona:
 
 def _show(persona: Persona) -> None:
     active = "  · active" if persona.is_active else ""
-    console.print(f"[bold]{persona.name}[/] ({persona.id}){active}")
+    console.print(Text.assemble((persona.name, "bold"), f" ({persona.id}){active}"))
     if persona.description:
         console.print(f"  {persona.description}")
     for group in SETTINGS:
-        console.print(f"  [bold]{group}[/] {msgspec.json.encode(getattr(persona, group)).decode()}")
+        settings = msgspec.json.encode(getattr(persona, group)).decode()
+        console.print(Text.assemble("  ", (group, "bold"), " ", settings))
 
 
 @app.command()
@@ -133,7 +136,7 @@ def create(
     name: Annotated[str, typer.Argument(help="The persona's name.")],
     description: Annotated[str, typer.Option(help="What the persona is.")] = "",
     style: Annotated[str, typer.Option(help="Its communication style.")] = "",
-    persona_id: Annotated[str | None, typer.Option("--id", help="Id (default: new).")] = None,
+    persona_id: IdOpt = None,
     activate: Annotated[bool, typer.Option(help="Make it the active persona.")] = False,
     config: ConfigFile = None,
     sets: Sets = None,
@@ -143,7 +146,7 @@ def create(
     """Create a persona."""
     with open_manager(data_dir) as manager:
         args = {
-            "persona_id": persona_id or new_id(),
+            "persona_id": new_id() if persona_id is None else persona_id,
             "name": name,
             "description": description,
             "communication_style": style,
@@ -200,11 +203,15 @@ def show(
         return
     _show(persona)
     console.print(
-        f"  [bold]health[/] {report.score:.0f}/100 · {report.memories} memories "
-        f"{report.tiers} · fragmentation {report.fragmentation:.0f}"
+        Text.assemble(
+            "  ",
+            ("health", "bold"),
+            f" {report.score:.0f}/100 · {report.memories} memories {report.tiers} · "
+            f"fragmentation {report.fragmentation:.0f}",
+        )
     )
     for alert in report.alerts:
-        console.print(f"  [yellow]{alert.level}[/] {alert.message}")
+        console.print(Text.assemble("  ", (alert.level, "yellow"), " ", alert.message))
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.text import Text
 
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
@@ -47,4 +48,4 @@ def info(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> Non
         console.print_json(json.dumps(summary))
         return
     for key, value in summary.items():
-        console.print(f"[bold]{key:>14}[/] {value}")
+        console.print(Text.assemble((f"{key:>14}", "bold"), f" {value}"))

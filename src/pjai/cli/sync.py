@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
@@ -175,7 +175,7 @@ def connect(
 
             def report(status: SyncStatus) -> None:
                 _write_status(data_dir, status, ws_url, store_id)
-                error = f" ({escape(status.last_error)})" if status.last_error else ""
+                error = f" ({status.last_error})" if status.last_error else ""
                 errors.print(
                     f"sync {status.state}: confirmed e{status.confirmed_head}, "
                     f"server {'?' if status.server_head is None else f'e{status.server_head}'}, "
@@ -238,7 +238,7 @@ def status(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> N
         print_json(body)
         return
     for key, value in body.items():
-        console.print(f"[bold]{key:>14}[/] {escape(str(value))}", highlight=False)
+        console.print(Text.assemble((f"{key:>14}", "bold"), f" {value}"))
 
 
 @app.command()
@@ -263,8 +263,9 @@ def conflicts(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -
         console.print("No rejected events.")
     for row in rows:
         console.print(
-            f"[bold]{row['name']}[/] {row['id']} ({row['at']:%Y-%m-%d %H:%M:%S}): "
-            f"{escape(str(row['reason']))}",
-            highlight=False,
+            Text.assemble(
+                (str(row["name"]), "bold"),
+                f" {row['id']} ({row['at']:%Y-%m-%d %H:%M:%S}): {row['reason']}",
+            ),
             soft_wrap=True,
         )

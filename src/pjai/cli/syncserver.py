@@ -15,8 +15,8 @@ from typing import Annotated, cast
 import typer
 import uvicorn
 from rich import box
-from rich.markup import escape
 from rich.table import Column, Table
+from rich.text import Text
 from sqlalchemy.engine import make_url
 
 from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, JsonFlag, console, errors, fail, print_json
@@ -93,7 +93,6 @@ def serve(
                 f"(backend {hub.log.backend_id}, {redacted(url)})",
                 soft_wrap=True,
                 highlight=False,
-                markup=False,
             )
             if not no_auth and not tokens.list():
                 errors.print(
@@ -101,14 +100,15 @@ def serve(
                     "`pjai sync-server token create`",
                     soft_wrap=True,
                     highlight=False,
-                    markup=False,
                 )
             server.run(sockets=[sock])
     finally:
         sock.close()
         tokens.engine.dispose()
     if not server.started:
-        errors.print("[bold red]error:[/] the sync server did not start (see above)")
+        errors.print(
+            Text.assemble(("error:", "bold red"), " the sync server did not start (see above)")
+        )
         raise typer.Exit(code=1)
     errors.print("sync server stopped", highlight=False)
 
@@ -177,7 +177,7 @@ def create_token(
     # The secret alone on stdout, so that SECRET=$(pjai sync-server token create ...) works.
     print(secret)
     errors.print(
-        f"Created token {token.id} ({token.role} on store {escape(repr(token.store_id))}). "
+        f"Created token {token.id} ({token.role} on store {token.store_id!r}). "
         "Keep the secret above: it is not shown again.",
         highlight=False,
     )
@@ -226,6 +226,6 @@ def revoke_token(
     except PjaiError as exc:
         raise fail(exc) from exc
     console.print(
-        f"Revoked token {token.id} ({token.role} on store {escape(repr(token.store_id))}).",
+        f"Revoked token {token.id} ({token.role} on store {token.store_id!r}).",
         highlight=False,
     )

@@ -159,9 +159,11 @@ DASHBOARD: dict[str, str] = {
     "recent_personas": (
         "SELECT * FROM personas WHERE deleted_at IS NULL ORDER BY updated_at DESC LIMIT :limit"
     ),
+    # instr, not LIKE: the search text matches literally, % and _ too.
     "persona_search": (
         "SELECT * FROM personas WHERE deleted_at IS NULL "
-        "AND (name LIKE '%' || :text || '%' OR description LIKE '%' || :text || '%') ORDER BY name"
+        "AND (instr(lower(name), lower(:text)) OR instr(lower(description), lower(:text))) "
+        "ORDER BY name"
     ),
     "memories_by_persona": (
         "SELECT * FROM memories WHERE persona_id = :persona AND deleted_at IS NULL "

@@ -111,12 +111,16 @@ class PersonaRepository(_Reader):
     def list(
         self, *, include_deleted: bool = False, name_contains: str | None = None
     ) -> list[Persona]:
-        """Personas ordered by name."""
+        """Personas ordered by name; with ``name_contains``, those whose name holds that text.
+
+        The text matches literally (``%`` and ``_`` are not wildcards), in any case.
+        """
         query = select(personas)
         if not include_deleted:
             query = query.where(personas.c.deleted_at.is_(None))
         if name_contains:
-            query = query.where(personas.c.name.ilike(f"%{name_contains}%"))
+            # Escaped: a name filter matches its text, never as a LIKE pattern.
+            query = query.where(personas.c.name.icontains(name_contains, autoescape=True))
         query = query.order_by(personas.c.name, personas.c.id)
         parts = [[persona_from_row(r) for r in rows] for rows in self._each(None, query)]
         return _merge_sorted(parts, key=lambda p: (p.name, p.id), limit=None)

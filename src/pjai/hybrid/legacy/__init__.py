@@ -22,5 +22,14 @@ from __future__ import annotations
 
 from pjai.hybrid.legacy.rows import NOT_IMPORTED, SOURCE
 from pjai.hybrid.legacy.run import BATCH_EVENTS, LegacyImport, Rejection, import_legacy
+from pjai.hybrid.legacy.target import import_into
 
-__all__ = ["BATCH_EVENTS", "NOT_IMPORTED", "SOURCE", "LegacyImport", "Rejection", "import_legacy"]
+__all__ = [
+    "BATCH_EVENTS",
+    "NOT_IMPORTED",
+    "SOURCE",
+    "LegacyImport",
+    "Rejection",
+    "import_into",
+    "import_legacy",
+]
