@@ -111,11 +111,13 @@ def progress_bar(description: str) -> Iterator[ProgressCallback]:
 
 
 @contextmanager
-def open_manager(data_dir: Path, doing: str = "Catching up") -> Iterator[HybridDatabaseManager]:
+def open_manager(
+    data_dir: Path, doing: str = "Catching up", **options: Any
+) -> Iterator[HybridDatabaseManager]:
     """The data directory's manager (with a progress bar while it catches up), closed after."""
     try:
         with progress_bar(doing) as progress:
-            manager = HybridDatabaseManager.open(data_dir, progress=progress)
+            manager = HybridDatabaseManager.open(data_dir, progress=progress, **options)
         with manager:
             yield manager
     except PjaiError as exc:

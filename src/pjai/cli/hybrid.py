@@ -135,6 +135,8 @@ def doctor(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> N
         f"p95 {b.lag_p95_ms} ms",
     )
     console.print(table)
+    for problem in s.damage:
+        console.print(f"store file damage: {problem}", highlight=False)
     q = health.quarantine
     if q.alarm:
         console.print(
@@ -145,16 +147,13 @@ def doctor(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> N
             console.print(
                 f"  e{event.position} {event.name} {event.event_id} "
                 f"({', '.join(event.sides)}): {event.reason}",
-                markup=False,
                 highlight=False,
             )
-        console.print(
-            "Once reviewed, `pjai repair --ack-quarantine` acknowledges them.", markup=False
-        )
+        console.print("Once reviewed, `pjai repair --ack-quarantine` acknowledges them.")
     if q.reviewed_through:
         console.print(f"Quarantined events through e{q.reviewed_through} were acknowledged.")
     if health.last_error:
-        console.print(f"last error: {health.last_error}", markup=False, highlight=False)
+        console.print(f"last error: {health.last_error}", highlight=False)
 
 
 def verify(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
@@ -168,8 +167,18 @@ def verify(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> N
             "table", "store rows", "SQL rows", "equal", title=f"verify · {report.seconds:.2f} s"
         )
         for t in report.tables:
-            table.add_row(t.table, str(t.store_rows), str(t.sql_rows), "yes" if t.equal else "NO")
+            equal = "yes" if t.equal else "DAMAGED" if t.damaged else "NO"
+            table.add_row(t.table, str(t.store_rows), str(t.sql_rows), equal)
         console.print(table)
+        for problem in report.store_damage:
+            console.print(f"store file damage: {problem}", highlight=False)
+        for t in report.tables:
+            if t.damaged:
+                console.print(f"{t.table}: {t.damaged}", highlight=False)
+            for r in t.unreadable:
+                console.print(f"    {r.key}: {r.problem} {' '.join(r.columns)}", highlight=False)
+        if report.store_damage or any(t.damaged for t in report.tables):
+            console.print("`pjai repair --side store` rebuilds the store in a new file.")
         for t in report.tables:
             for p in t.personas:
                 counts = f"store {p.store_rows} rows, SQL {p.sql_rows}"
@@ -205,7 +214,6 @@ def repair(
         for event in acknowledged.events:
             console.print(
                 f"  e{event.position} {event.name} {event.event_id}: {event.reason}",
-                markup=False,
                 highlight=False,
             )
         console.print(
@@ -216,12 +224,33 @@ def repair(
     if side not in ("sql", "store"):
         raise typer.BadParameter("--side is sql or store (or give --ack-quarantine)")
     chosen: Literal["sql", "store"] = "sql" if side == "sql" else "store"
-    with open_manager(data_dir) as manager, progress_bar(f"Rebuilding {side}") as progress:
+    # A store file too damaged to open is rebuilt as the directory opens.
+    with (
+        open_manager(data_dir, rebuild_damaged_store=chosen == "store") as manager,
+        progress_bar(f"Rebuilding {side}") as progress,
+    ):
         try:
-            replayed = manager.repair(chosen, progress)
+            done = manager.repair(chosen, progress) if manager.rebuilt is None else None
         except PjaiError as exc:
             raise fail(exc) from exc
-    console.print(f"Rebuilt {side} from {replayed} event(s).")
+        rebuilt = manager.rebuilt if done is None else done.rebuilt
+    if rebuilt is not None:
+        for problem in rebuilt.problems:
+            console.print(f"damage: {problem}", highlight=False)
+        source = "its event log" if rebuilt.source == "log" else "SQL's journal"
+        tail = (
+            f" and {rebuilt.from_log} more from its log"
+            if rebuilt.source == "journal" and rebuilt.from_log
+            else ""
+        )
+        console.print(
+            f"Rebuilt the store in a new file from {source}{tail}: {rebuilt.events} event(s). "
+            f"The damaged file is kept as {rebuilt.damaged_copy}.",
+            highlight=False,
+        )
+    elif done is not None:
+        source = "the store's event log" if done.source == "log" else "SQL's journal"
+        console.print(f"Rebuilt {side} from {done.events} event(s) of {source}.")
 
 
 shards = typer.Typer(help="SQL shards (PJAI_SQL_SHARDS).", no_args_is_help=True)

@@ -32,6 +32,8 @@ class StoreHealth:
     live_queries: int = 0
     probe_ms: float | None = None
     disk_bytes: int = 0
+    damage: list[str] = field(default_factory=list)
+    """What SQLite found wrong with the file's pages (``PRAGMA quick_check``)."""
     error: str | None = None
 
 
@@ -92,10 +94,11 @@ def _store(manager: HybridDatabaseManager) -> StoreHealth:
     try:
         summary = store.summary()
         probe = _probe(lambda: store.query("SELECT count(*) FROM pjai_meta"))
+        damage = store.check()
     except PjaiError as exc:
         return StoreHealth("down", str(manager.store_path), error=str(exc))
     return StoreHealth(
-        "ok",
+        "damaged" if damage else "ok",
         str(manager.store_path),
         head=store.head.global_seq,
         events=int(str(summary["events"])),
@@ -104,6 +107,10 @@ def _store(manager: HybridDatabaseManager) -> StoreHealth:
         live_queries=store.live_queries,
         probe_ms=probe,
         disk_bytes=store.disk_bytes(),
+        damage=damage,
+        error="the file is damaged: `pjai repair --side store` rebuilds it in a new file"
+        if damage
+        else None,
     )
 
 
@@ -146,9 +153,9 @@ def check(manager: HybridDatabaseManager) -> Health:
         last_error=bridging.last_error,
     )
     quarantine = QuarantineReport(store=store.quarantined)
-    if len(reachable) == len(shards) and store.status != "down":
+    if len(reachable) == len(shards) and store.status == "ok":
         quarantine = report(manager)
-    if store.status == "down" or not reachable:
+    if store.status in ("down", "damaged") or not reachable:
         status = "down"
     elif len(reachable) < len(shards) or lag or quarantine.alarm:
         status = "degraded"

@@ -1,5 +1,8 @@
 """Integrity: compare the store with the SQL primary, per table and per persona.
 
+The store file is first checked page by page (``PRAGMA quick_check``); a table whose
+rows cannot all be read is reported as damaged, with the rows whose text is unreadable.
+
 Each side is scanned once in storage order. Per persona it counts rows and adds up a
 64-bit hash of each row, a sum that does not depend on row order, so neither side
 sorts. Personas whose count or sum differ are read again, by persona, to name the rows
@@ -19,6 +22,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Table
 
+from pjai.errors import StoreCorruptError
 from pjai.schema.event import Schema
 from pjai.schema.types import JsonDocument
 from pjai.sql.rebalance import misplaced
@@ -62,11 +66,19 @@ class TableReport:
     store_hash: str = ""
     sql_hash: str = ""
     personas: list[PersonaDiff] = field(default_factory=list)
+    damaged: str | None = None
+    """Why the store's rows of this table could not all be read, if they could not."""
+    unreadable: list[RowDiff] = field(default_factory=list)
+    """Store rows whose text cannot be read back (the first few)."""
 
     @property
     def equal(self) -> bool:
         """Whether the table holds the same rows on both sides."""
-        return self.store_hash == self.sql_hash and self.store_rows == self.sql_rows
+        return (
+            self.damaged is None
+            and self.store_hash == self.sql_hash
+            and self.store_rows == self.sql_rows
+        )
 
 
 @dataclass(slots=True)
@@ -81,17 +93,25 @@ class VerifyReport:
     tables: list[TableReport]
     seconds: float
     misplaced: list[tuple[str, int, int]] = field(default_factory=list)
+    store_damage: list[str] = field(default_factory=list)
+    """What SQLite found wrong with the store file's pages (``PRAGMA quick_check``)."""
 
     @property
     def equal(self) -> bool:
-        """Whether every table matches and every persona is on its shard."""
-        return not self.misplaced and all(table.equal for table in self.tables)
+        """Whether the store file is sound, every table matches and every persona is
+        on its shard."""
+        return (
+            not self.store_damage
+            and not self.misplaced
+            and all(table.equal for table in self.tables)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "equal": self.equal,
             "seconds": round(self.seconds, 3),
+            "store_damage": self.store_damage,
             "misplaced": [
                 {"persona_id": p, "on_shard": on, "belongs_to": home}
                 for p, on, home in self.misplaced
@@ -104,6 +124,11 @@ class VerifyReport:
                     "sql_rows": t.sql_rows,
                     "store_hash": t.store_hash,
                     "sql_hash": t.sql_hash,
+                    "damaged": t.damaged,
+                    "unreadable": [
+                        {"key": r.key, "problem": r.problem, "columns": r.columns}
+                        for r in t.unreadable
+                    ],
                     "personas": [
                         {
                             "persona_id": p.persona_id,
@@ -242,12 +267,22 @@ def _verify(
     raw = all(shard.engine.dialect.name == "sqlite" for shard in shards)
     tables = schema.metadata.sorted_tables
     reports: list[TableReport] = []
+    damage = store.check()
     for done, table in enumerate(tables):
         persona, columns = _layout(table)
         at = columns.index(persona)
-        mine = _sums(_store_rows(store, table, raw=raw), at)
-        theirs = _sums(_sql_rows(shards, table, raw=raw), at)
         report = TableReport(table.name)
+        try:
+            mine = _sums(_store_rows(store, table, raw=raw), at)
+        except StoreCorruptError as exc:
+            report.damaged = str(exc)
+            report.unreadable = [
+                RowDiff(key, "unreadable in the store (text that is not UTF-8)", bad)
+                for key, bad in store.unreadable_rows(table.name)
+            ]
+            reports.append(report)
+            continue
+        theirs = _sums(_sql_rows(shards, table, raw=raw), at)
         report.store_rows = sum(n for n, _ in mine.values())
         report.sql_rows = sum(n for n, _ in theirs.values())
         report.store_hash = _total(mine)
@@ -270,7 +305,7 @@ def _verify(
     wrong = (
         [(p, on.index, home.index) for p, on, home in misplaced(shards)] if len(shards) > 1 else []
     )
-    return VerifyReport(reports, time.perf_counter() - started, wrong)
+    return VerifyReport(reports, time.perf_counter() - started, wrong, damage)
 
 
 def _total(sums: Sums) -> str:

@@ -7,6 +7,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -19,6 +20,7 @@ from pjai.errors import (
     QueryError,
     SqlError,
     SqlUnavailableError,
+    StoreCorruptError,
     StoreModeError,
 )
 from pjai.hybrid.bridge import Bridge
@@ -27,6 +29,7 @@ from pjai.hybrid.health import Health, check
 from pjai.hybrid.identity import Identity
 from pjai.hybrid.integrity import VerifyReport, verify
 from pjai.hybrid.quarantine import QuarantineReport, acknowledge, report
+from pjai.hybrid.recovery import StoreRebuilt, rebuild_store_file
 from pjai.hybrid.sqllive import ParkedHost, SqlLiveHost, SqlQuery, tables_of
 from pjai.schema import SCHEMA
 from pjai.schema.event import Event, Schema
@@ -42,7 +45,7 @@ from pjai.store.query import Params, Query, prepare
 from pjai.sync.client import SyncClient
 from pjai.sync.hub import Connector
 
-__all__ = ["STORE_FILE", "HybridDatabaseManager"]
+__all__ = ["STORE_FILE", "HybridDatabaseManager", "Repaired"]
 
 STORE_FILE = "store.db"
 RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
@@ -50,6 +53,21 @@ MAX_BACKOFF_S = 30.0
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Repaired:
+    """What :meth:`HybridDatabaseManager.repair` did.
+
+    ``source``: what the side was rebuilt from (``log``: the store's event log;
+    ``journal``: SQL's journal, the store's log being damaged). ``rebuilt`` says more
+    when a damaged store file was replaced by a new one.
+    """
+
+    side: Literal["sql", "store"]
+    events: int
+    source: Literal["log", "journal"]
+    rebuilt: StoreRebuilt | None = None
 
 
 class HybridDatabaseManager:
@@ -77,6 +95,7 @@ class HybridDatabaseManager:
         schema: Schema = SCHEMA,
         environ: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        rebuild_damaged_store: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +123,10 @@ class HybridDatabaseManager:
         self._retry: threading.Timer | None = None
         self._backoff = RETRY_DELAYS_S[0]
         self._closed = False
+        self._rebuild_damaged = rebuild_damaged_store
+        self.rebuilt: StoreRebuilt | None = None
+        """Set when the store file could not be opened and was rebuilt as it opened
+        (``rebuild_damaged_store``)."""
         self.syncing = self.flags["sync"]
         """Whether the store syncs through a sync server (the ``sync`` flag when opened)."""
         try:
@@ -297,12 +320,14 @@ class HybridDatabaseManager:
                 )
             return verify(self._store, self.shards, self.schema, progress)
 
-    def repair(self, side: Literal["sql", "store"], progress: Progress | None = None) -> int:
-        """Rebuild one side from the event log; returns the events replayed.
+    def repair(self, side: Literal["sql", "store"], progress: Progress | None = None) -> Repaired:
+        """Rebuild one side from the event log.
 
         ``sql``: empty every shard (rows, journal, checkpoints) and project the whole
-        log again. ``store``: rebuild the store's state from its log. Either way, events
-        only one side has are first brought to the other.
+        log again. ``store``: rebuild the store's state from its log; a store file that
+        SQLite finds damaged is rebuilt in a new file instead, from its log if that reads
+        whole, else from SQL's journal (:mod:`pjai.hybrid.recovery`). Events only one
+        side has are first brought to the other.
         """
         with self._lock:
             self._check_open()
@@ -312,8 +337,14 @@ class HybridDatabaseManager:
             if side == "store":
                 if store is None:
                     raise ConfigError("the store is switched off; switch it on to repair it")
+                if problems := store.check():
+                    self._store = None
+                    store.close()
+                    rebuilt = self._rebuild_store_file(problems, progress)
+                    self._start_store(progress)
+                    return Repaired("store", rebuilt.events, rebuilt.source, rebuilt)
                 self._reconcile(None)
-                return store.rebuild(progress)
+                return Repaired("store", store.rebuild(progress), "log")
             if store is not None:
                 self._reconcile(None)
                 records: list[EventRecord] = [
@@ -323,7 +354,7 @@ class HybridDatabaseManager:
                 records = self._journal_after(0)
             self.bridge.replace_all(records, progress=progress)
             self._projected_through = records[-1].position.global_seq if records else 0
-            return len(records)
+            return Repaired("sql", len(records), "log" if store is not None else "journal")
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -393,6 +424,13 @@ class HybridDatabaseManager:
             return Store.open(
                 self.store_path, schema=self.schema, sync=self.syncing, progress=progress
             )
+        except StoreCorruptError as exc:
+            if not self._rebuild_damaged:
+                raise
+            self.rebuilt = self._rebuild_store_file([str(exc)], progress)
+            return Store.open(
+                self.store_path, schema=self.schema, sync=self.syncing, progress=progress
+            )
         except StoreModeError as exc:
             raise ConfigError(
                 f"the sync flag is {'on' if self.syncing else 'off'} but {self.store_path} "
@@ -400,6 +438,23 @@ class HybridDatabaseManager:
                 "fixed when it is made: set the flag back, or export this directory and "
                 "import it into a new one"
             ) from exc
+
+    def _rebuild_store_file(self, problems: list[str], progress: Progress | None) -> StoreRebuilt:
+        rebuilt = rebuild_store_file(
+            self.store_path,
+            shards=self.shards,
+            schema=self.schema,
+            sync=self.syncing,
+            client_id=self.identity.client_id,
+            problems=problems,
+            progress=progress,
+        )
+        log.warning(
+            "rebuilt the damaged store file from %s; the damaged file is kept as %s",
+            "its event log" if rebuilt.source == "log" else "SQL's journal",
+            rebuilt.damaged_copy,
+        )
+        return rebuilt
 
     def _last(self) -> tuple[int, int]:
         """The position key of the last event SQL should hold."""

@@ -82,8 +82,8 @@ def check_file(path: Path) -> None:
             return
         problem += f", and SQLite cannot read it with {path.name}-wal either ({unreadable})"
     raise StoreCorruptError(
-        f"store file {path} {problem}. Nothing was changed: {_move_aside(path)}, "
-        "then restore a backup."
+        f"store file {path} {problem}. Nothing was changed: `pjai repair --side store` "
+        f"rebuilds it from SQL's journal, or {_move_aside(path)} and restore a backup."
     )
 
 
@@ -174,7 +174,10 @@ def translate_errors(doing: str) -> Iterator[None]:
     try:
         yield
     except (apsw.CorruptError, apsw.NotADBError) as exc:
-        raise StoreCorruptError(f"{doing}: the file is corrupt ({exc}); nothing was reset") from exc
+        raise StoreCorruptError(
+            f"{doing}: the file is corrupt ({exc}); nothing was reset. "
+            "`pjai repair --side store` rebuilds it in a new file"
+        ) from exc
     except apsw.ReadOnlyError as exc:
         raise StoreError(f"{doing}: the store is read-only ({exc})") from exc
     except (apsw.SQLError, apsw.BindingsError, apsw.MismatchError) as exc:
@@ -187,6 +190,12 @@ def translate_errors(doing: str) -> Iterator[None]:
         raise StoreError(f"{doing}: cannot open the file ({exc})") from exc
     except apsw.IOError as exc:
         raise StoreError(f"{doing}: I/O error ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise StoreCorruptError(
+            f"{doing}: a stored text is not valid UTF-8 ({exc.reason} at byte {exc.start}): "
+            "the file is damaged; nothing was changed. `pjai doctor` checks it and "
+            "`pjai repair --side store` rebuilds it from its log"
+        ) from exc
 
 
 def file_size(path: Path | None) -> int:

@@ -24,6 +24,7 @@ from pjai.schema import SCHEMA
 from pjai.schema.event import Event, Schema
 from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position
 from pjai.schema.types import new_id, utc_now
+from pjai.store import damage
 from pjai.store.apply import EventApplier
 from pjai.store.changes import ChangeTracker
 from pjai.store.live import LiveQueries, LiveQuery
@@ -471,6 +472,50 @@ class Store:
                 "rows": rows,
                 "disk_bytes": self.disk_bytes(),
             }
+
+    def check(self) -> list[str]:
+        """What SQLite finds wrong with the file's pages (``PRAGMA quick_check``); ``[]``
+        when it is sound. Reads every page: a second per few hundred MB."""
+        with self._lock:
+            self._check_open()
+            return damage.problems(self._conn)
+
+    def unreadable_rows(self, table: str) -> list[tuple[str, list[str]]]:
+        """Rows of a state table whose text cannot be read back (bytes that are not
+        UTF-8), by primary key, with the columns at fault; the first few."""
+        with self._lock:
+            self._check_open()
+            found = self._state.tables.get(table)
+            if found is None:
+                raise QueryError(f"the store has no table {table!r}")
+            keys = [c.name for c in found.primary_key.columns]
+            columns = [c.name for c in found.columns]
+            with translate_errors(f"looking for unreadable rows of {table}"):
+                return damage.unreadable_rows(self._conn, table, keys, columns)
+
+    def restore(self, salvaged: damage.Salvage, progress: Progress | None = None) -> int:
+        """Fill this new, empty store with a salvaged log and identity, then rebuild its
+        state; returns the events applied. Used to rebuild a damaged store file."""
+        with self._lock:
+            self._check_open()
+            if self._log.count() or self._log.count("rejected"):
+                raise StoreError("only an empty store takes a salvaged log")
+            keep = {k: v for k, v in salvaged.meta.items() if k not in ("format", "fingerprint")}
+            keep["mode"] = "sync" if self.sync else "standalone"
+            with self._write("restoring a salvaged log") as deliveries:
+                self._log.set_meta(**keep)
+                self._log.append_many(
+                    [(e.record, e.status, e.error, None) for e in salvaged.entries]
+                )
+                for entry in salvaged.rejected:
+                    self._log.reject(entry.record, entry.error or "rejected")
+            self._deliver(deliveries)
+            meta = self._log.meta()
+            self.store_id, self.client_id = meta["store_id"], meta["client_id"]
+            self._generation = int(meta["generation"])
+            self._head = self._log.head()
+            self._confirmed = self._log.confirmed_head()
+        return self.rebuild(progress)
 
     @property
     def live_queries(self) -> int:

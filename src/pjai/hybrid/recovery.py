@@ -1,0 +1,110 @@
+"""Rebuilding a damaged store file: from its log, or from SQL's journal when the log is
+damaged too.
+
+The rebuilt store is written to a new file, so no damaged page is carried over; the
+damaged file (with its ``-wal``) is kept beside it as ``store.db.damaged-<time>``. The
+source is the store's own log when it reads whole, in one unbroken chain. Otherwise it
+is SQL's journal (every event SQL holds, in global order) followed by whatever of the
+log still reads in order after the journal's last event: events SQL had not received
+yet, or a synced store's pending ones.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pjai.errors import StoreError
+from pjai.schema.event import Schema
+from pjai.schema.records import EventRecord, LogEntry
+from pjai.schema.types import utc_now
+from pjai.sql import journal
+from pjai.sql.shards import ShardSet
+from pjai.store import Progress, Store
+from pjai.store.damage import Salvage, salvage
+
+__all__ = ["StoreRebuilt", "rebuild_store_file"]
+
+_SIDE_FILES = ("", "-wal", "-shm")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreRebuilt:
+    """How a damaged store file was rebuilt."""
+
+    source: Literal["log", "journal"]
+    events: int
+    """Events in the rebuilt log."""
+    from_log: int
+    """Of those, events taken from the damaged file's log."""
+    damaged_copy: Path
+    """Where the damaged file now lies."""
+    problems: list[str] = field(default_factory=list)
+    """What was found wrong with it."""
+
+
+def rebuild_store_file(
+    path: Path,
+    *,
+    shards: ShardSet,
+    schema: Schema,
+    sync: bool,
+    client_id: str,
+    problems: list[str],
+    progress: Progress | None = None,
+) -> StoreRebuilt:
+    """Rebuild the store file at ``path`` in a new file; see the module doc."""
+    found = salvage(path)
+    if found.whole:
+        source: Literal["log", "journal"] = "log"
+        entries = found.entries
+        from_log = len(entries)
+    else:
+        source = "journal"
+        problems = [*problems, found.problem or "the log cannot be read whole"]
+        entries = _journal(shards)
+        after = [e for e in found.entries if e.record.parent.key == _last(entries)]
+        tail = found.entries[found.entries.index(after[0]) :] if after else []
+        entries = entries + tail
+        from_log = len(tail)
+    meta = dict(found.meta)
+    meta.setdefault("client_id", client_id)
+    fresh = path.with_name(f"{path.name}.rebuilt")
+    _remove(fresh)
+    with Store.open(fresh, schema=schema, sync=sync) as store:
+        store.restore(Salvage(meta, entries, found.rejected), progress)
+    damaged = path.with_name(f"{path.name}.damaged-{utc_now():%Y%m%dT%H%M%S}")
+    for suffix in _SIDE_FILES:
+        if Path(f"{path}{suffix}").exists():
+            os.replace(f"{path}{suffix}", f"{damaged}{suffix}")
+    os.replace(fresh, path)
+    return StoreRebuilt(source, len(entries), from_log, damaged, problems)
+
+
+def _journal(shards: ShardSet) -> list[LogEntry]:
+    """Every event SQL holds, in global order, as confirmed log entries."""
+    found: dict[str, EventRecord] = {}
+    for shard in shards:
+        with shard.writer.connection("reading the journal to rebuild the store") as conn:
+            for record, _status, _error in journal.journal_entries(conn):
+                found.setdefault(record.id, record)
+    records = sorted(found.values(), key=lambda r: r.position.global_seq)
+    for parent, record in zip([None, *records], records, strict=False):
+        expected = parent.position.key if parent is not None else (0, 0)
+        if record.parent.key != expected:
+            raise StoreError(
+                f"SQL's journal breaks at e{record.position.global_seq}: the store cannot be "
+                "rebuilt from it; restore the data directory from a backup"
+            )
+    return [LogEntry(record, "confirmed") for record in records]
+
+
+def _last(entries: list[LogEntry]) -> tuple[int, int]:
+    return entries[-1].record.position.key if entries else (0, 0)
+
+
+def _remove(path: Path) -> None:
+    for suffix in _SIDE_FILES:
+        Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -1,0 +1,151 @@
+"""A damaged store file: doctor and verify see it, repair rebuilds it and says from what."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import apsw
+import pytest
+from typer.testing import CliRunner, Result
+
+from pjai.cli import app
+from pjai.errors import StoreCorruptError
+from pjai.hybrid import HybridDatabaseManager
+from tests.helpers import memory, persona
+
+runner = CliRunner()
+MEMORIES = 300
+
+
+def pjai(*args: str) -> Result:
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture(scope="module")
+def healthy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed data directory: a persona and its memories, in store and SQL."""
+    data_dir = tmp_path_factory.mktemp("healthy") / "data"
+    with HybridDatabaseManager.open(data_dir, environ={}) as manager:
+        manager.commit(persona("p1"))
+        manager.commit(
+            *[
+                memory(f"m{i}", content=f"memory number {i} " + "word " * 40)
+                for i in range(MEMORIES)
+            ]
+        )
+    return data_dir
+
+
+@pytest.fixture
+def data_dir(healthy: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "data"
+    shutil.copytree(healthy, copy)
+    return copy
+
+
+def pages(store: Path, name: str) -> tuple[list[int], int]:
+    """The leaf pages of table or index ``name``, and the page size."""
+    conn = apsw.Connection(str(store), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        found = [
+            int(p)
+            for (p,) in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf'", (name,)
+            )
+        ]
+        return found, int(conn.execute("PRAGMA page_size").get)
+    finally:
+        conn.close()
+
+
+def scribble(store: Path, name: str) -> None:
+    """Write random bytes over the cells of a leaf page in the middle of ``name``."""
+    found, size = pages(store, name)
+    page = found[len(found) // 2]
+    noise = random.Random(page).randbytes(600)
+    with store.open("r+b") as file:
+        file.seek((page - 1) * size + 200)
+        file.write(noise)
+
+
+def names(data_dir: Path) -> set[str]:
+    with HybridDatabaseManager.open(data_dir, environ={}) as manager:
+        return {row.id for row in manager.query("SELECT id FROM memories")}
+
+
+def assert_whole_again(data_dir: Path) -> None:
+    health = json.loads(pjai("doctor", "--json", "--data-dir", str(data_dir)).stdout)
+    assert (health["status"], health["store"]["damage"]) == ("ok", [])
+    assert pjai("verify", "--data-dir", str(data_dir)).exit_code == 0
+    assert names(data_dir) == {f"m{i}" for i in range(MEMORIES)}
+    (damaged,) = data_dir.glob("store.db.damaged-*[0-9]")
+    assert damaged.stat().st_size > 0  # kept for a closer look
+
+
+def test_damaged_index_pages_are_found_and_rebuilt_from_the_log(data_dir: Path) -> None:
+    scribble(data_dir / "store.db", "ix_memories_persona_id_tier_importance")
+    health = json.loads(pjai("doctor", "--json", "--data-dir", str(data_dir)).stdout)
+    assert (health["status"], health["store"]["status"]) == ("down", "damaged")
+    assert health["store"]["damage"]
+    checked = pjai("verify", "--json", "--data-dir", str(data_dir))
+    assert checked.exit_code == 2
+    assert json.loads(checked.stdout)["store_damage"]
+    repaired = pjai("repair", "--side", "store", "--data-dir", str(data_dir))
+    assert repaired.exit_code == 0, repaired.output
+    assert "from its event log" in repaired.stdout
+    assert_whole_again(data_dir)
+
+
+def test_a_damaged_event_log_is_rebuilt_from_sql_journal(data_dir: Path) -> None:
+    scribble(data_dir / "store.db", "pjai_eventlog")
+    assert pjai("verify", "--data-dir", str(data_dir)).exit_code == 2
+    repaired = pjai("repair", "--side", "store", "--data-dir", str(data_dir))
+    assert repaired.exit_code == 0, repaired.output
+    assert "from SQL's journal" in repaired.stdout
+    assert_whole_again(data_dir)
+
+
+def test_a_store_file_that_cannot_be_opened_is_rebuilt_from_sql_journal(data_dir: Path) -> None:
+    store = data_dir / "store.db"
+    with store.open("r+b") as file:  # the schema page: nothing in the file can be found
+        file.seek(100)
+        file.write(random.Random(7).randbytes(2000))
+    refused = pjai("doctor", "--data-dir", str(data_dir))
+    assert refused.exit_code != 0
+    assert "pjai repair --side store" in refused.output
+    repaired = pjai("repair", "--side", "store", "--data-dir", str(data_dir))
+    assert repaired.exit_code == 0, repaired.output
+    assert "from SQL's journal" in repaired.stdout
+    assert_whole_again(data_dir)
+
+
+def test_text_that_is_not_utf8_is_reported_as_damage_never_a_raw_error(data_dir: Path) -> None:
+    store = data_dir / "store.db"
+    found, size = pages(store, "memories")
+    raw = bytearray(store.read_bytes())
+    needle = b"memory number 123 "
+    at = next(
+        (p - 1) * size + i for p in found if (i := raw[(p - 1) * size : p * size].find(needle)) >= 0
+    )
+    raw[at + 7 : at + 9] = b"\xff\xfe"
+    store.write_bytes(bytes(raw))
+
+    with HybridDatabaseManager.open(data_dir, environ={}) as manager:
+        with pytest.raises(StoreCorruptError, match="not valid UTF-8"):
+            manager.query("SELECT content FROM memories")
+        report = manager.verify()
+    (table,) = [t for t in report.tables if t.table == "memories"]
+    assert table.damaged is not None
+    assert [(r.key, r.columns) for r in table.unreadable] == [("m123", ["content"])]
+    assert not report.equal
+    shown = pjai("verify", "--data-dir", str(data_dir))
+    assert shown.exit_code == 2
+    assert "m123: unreadable in the store" in shown.stdout
+    assert "Traceback" not in shown.output
+    repaired = pjai("repair", "--side", "store", "--data-dir", str(data_dir))
+    assert repaired.exit_code == 0, repaired.output
+    assert pjai("verify", "--data-dir", str(data_dir)).exit_code == 0
+    assert names(data_dir) == {f"m{i}" for i in range(MEMORIES)}
