@@ -109,6 +109,9 @@ def test_bad_input_is_named(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sync", "connect", "nowhere", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "'nowhere' is not a sync server URL" in result.output
+    result = runner.invoke(app, ["sync", "connect", "http://h:1", "--store-id", ""])
+    assert result.exit_code == 2
+    assert "store id cannot be empty" in result.output
     result = runner.invoke(app, ["sync", "status", "--data-dir", str(tmp_path / "new")])
     assert result.exit_code == 1
     assert "has no store yet" in result.output

@@ -239,3 +239,23 @@ def test_times_reach_sql_in_utc(synced: HybridDatabaseManager) -> None:
     assert found is not None
     assert found.occurred_at == when.astimezone(UTC)
     assert synced.verify().equal
+
+
+def test_text_that_is_not_unicode_is_refused_by_reads_with_a_clear_error(
+    synced: HybridDatabaseManager,
+) -> None:
+    from pjai.errors import QueryError
+    from pjai.memory import MemorySystem
+
+    lone = "a\ud800"
+    reads = [
+        lambda: synced.query("SELECT ? AS x", [lone]),
+        lambda: synced.memories.get(lone),
+        lambda: synced.personas.list(name_contains=lone),
+        lambda: MemorySystem(synced).open(lone),
+    ]
+    for read in reads:
+        with pytest.raises(QueryError, match="not valid Unicode text"):
+            read()
+    with pytest.raises(EventValidationError, match="lone surrogate"):
+        synced.commit(persona(lone))

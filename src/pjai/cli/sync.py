@@ -58,6 +58,13 @@ def sync_url(url: str) -> str:
     return urlunsplit((schemes[parts.scheme], parts.netloc, path, parts.query, ""))
 
 
+def _given_store_id(value: str | None) -> str | None:
+    """Refuse an empty ``--store-id`` (a Typer callback) rather than fall back to another."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("a store id cannot be empty; leave the option out for the default")
+    return value
+
+
 def _write_status(data_dir: Path, status: SyncStatus, url: str, store_id: str) -> None:
     body = {
         **asdict(status),
@@ -137,7 +144,10 @@ def connect(
     ] = "",
     store_id: Annotated[
         str | None,
-        typer.Option(help="The shared store (default: the one it synced with, or default)."),
+        typer.Option(
+            help="The shared store (default: the one it synced with, or default).",
+            callback=_given_store_id,
+        ),
     ] = None,
     once: Annotated[
         bool, typer.Option(help="Stop once level with the server (exit 1 if it is not).")

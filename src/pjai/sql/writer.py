@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa
 
-from pjai.errors import MaterializationError, PjaiError
+from pjai.errors import MaterializationError, PjaiError, QueryError
 from pjai.schema.event import Schema
 from pjai.schema.ops import Insert, Op
 from pjai.schema.records import EventRecord
@@ -79,6 +79,11 @@ class SqlWriter:
             yield
         except PjaiError:
             raise
+        except UnicodeEncodeError as exc:  # the caller's text, before it reached SQL
+            raise QueryError(
+                f"{doing}: a value is not valid Unicode text (a lone surrogate at position "
+                f"{exc.start}); give text that can be encoded as UTF-8"
+            ) from exc
         except self._failures as exc:
             raise self.backend.translate(exc, doing) from exc
 

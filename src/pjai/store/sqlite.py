@@ -190,6 +190,11 @@ def translate_errors(doing: str) -> Iterator[None]:
         raise StoreError(f"{doing}: cannot open the file ({exc})") from exc
     except apsw.IOError as exc:
         raise StoreError(f"{doing}: I/O error ({exc})") from exc
+    except UnicodeEncodeError as exc:
+        raise QueryError(
+            f"{doing}: a value is not valid Unicode text (a lone surrogate at position "
+            f"{exc.start}); give text that can be encoded as UTF-8"
+        ) from exc
     except UnicodeDecodeError as exc:
         raise StoreCorruptError(
             f"{doing}: a stored text is not valid UTF-8 ({exc.reason} at byte {exc.start}): "
