@@ -21,7 +21,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from pjai.errors import EventValidationError, UnknownEventError
-from pjai.schema.limits import Walk, encoding_problem, offset_problem, walker
+from pjai.schema.limits import JSON_ESCAPE, Walk, encoding_problem, exact_time_problem, walker
 from pjai.schema.ops import Op
 
 __all__ = ["ConflictPolicy", "Context", "Event", "Schema", "Upcaster"]
@@ -136,12 +136,14 @@ class Schema:
                     f"{', '.join(get_args(ConflictPolicy))}"
                 )
             self._types[name] = event_type
-        # Raises at once for an integer field without bounds (pjai.schema.limits).
-        self._limits: dict[str, Walk] = {n: walker(t) for n, t in self._types.items()}
-        # JSON keeps UTC offsets in whole minutes: a time given with seconds in its
-        # offset (historical local mean times) would change as it is encoded.
-        self._offsets: dict[str, Walk] = {
-            n: walker(t, text=None, time=offset_problem) for n, t in self._types.items()
+        # Checks of the limits every backend can store (pjai.schema.limits); making
+        # them raises at once for an integer field without bounds. Each walks only the
+        # fields it needs: all values, the times, or the times of a payload to encode.
+        types = self._types.items()
+        self._limits: dict[str, Walk] = {n: walker(t) for n, t in types}
+        self._times: dict[str, Walk] = {n: walker(t, text=None) for n, t in types}
+        self._exact_times: dict[str, Walk] = {
+            n: walker(t, text=None, time=exact_time_problem) for n, t in types
         }
         self._upcasters = {u.source: u for u in upcasters}
         for upcaster in self._upcasters.values():
@@ -187,8 +189,10 @@ class Schema:
     def encode(self, event: Event) -> tuple[str, Event, bytes]:
         """Validate ``event``; return its name, the validated payload and its JSON."""
         name = self.name_of(event)
-        if (problem := self._offsets[name](event)) is not None:
-            raise EventValidationError(name, problem[1], field=problem[0] or None)
+        if (problem := self._exact_times[name](event)) is not None:
+            value = _field_value(event, problem[0])
+            reason = problem[1] if value is _NOTHING else f"{problem[1]}, got {value!r}"
+            raise EventValidationError(name, reason, field=problem[0] or None)
         try:
             args = self._encoder.encode(event)
         except UnicodeEncodeError as exc:
@@ -196,7 +200,7 @@ class Schema:
             field, reason = problem or (None, f"text is not valid Unicode: {exc}")
             raise EventValidationError(name, reason, field=field or None) from exc
         try:
-            return name, self.decode(name, args), args
+            return name, self._decode(name, args, times_checked=True), args
         except EventValidationError as exc:
             value = _field_value(event, exc.field)
             if value is _NOTHING:
@@ -206,10 +210,22 @@ class Schema:
 
     def decode(self, name: str, args: bytes | str) -> Event:
         """Decode and validate logged arguments, upcasting older names first."""
+        return self._decode(name, args, times_checked=False)
+
+    def _decode(self, name: str, args: bytes | str, *, times_checked: bool) -> Event:
         decoder = self._decoders.get(name)
         try:
             if decoder is not None:
-                return self._within_limits(name, decoder.decode(args))
+                payload = decoder.decode(args)
+                if isinstance(args, str):
+                    escaped = JSON_ESCAPE.decode() in args
+                else:
+                    escaped = JSON_ESCAPE in (args if isinstance(args, bytes) else bytes(args))
+                if escaped:
+                    return self._within_limits(name, payload, self._limits)
+                if not times_checked:
+                    return self._within_limits(name, payload, self._times)
+                return payload
             upcaster = self._upcasters.get(name)
             if upcaster is None:
                 raise UnknownEventError(name, "is not known to this version of PJai")
@@ -221,7 +237,7 @@ class Schema:
             decoder = self._decoders.get(name)
             if decoder is None:
                 raise UnknownEventError(name, "is an upcast target this schema does not define")
-            return self._within_limits(name, msgspec.convert(data, decoder.type))
+            return self._within_limits(name, msgspec.convert(data, decoder.type), self._limits)
         except msgspec.ValidationError as exc:
             raise validation_error(name, exc) from exc
         except msgspec.DecodeError as exc:
@@ -230,9 +246,10 @@ class Schema:
             reason = f"arguments are not valid UTF-8 (byte {exc.start}: {exc.reason})"
             raise EventValidationError(name, reason) from exc
 
-    def _within_limits(self, name: str, payload: Event) -> Event:
-        """``payload`` if every backend can store its values (:mod:`pjai.schema.limits`)."""
-        problem = self._limits[name](payload)
+    def _within_limits(self, name: str, payload: Event, walks: dict[str, Walk]) -> Event:
+        """``payload`` if every backend can store its values (:mod:`pjai.schema.limits`),
+        as far as the walk chosen from ``walks`` looks."""
+        problem = walks[name](payload)
         if problem is not None:
             field, reason = problem
             raise EventValidationError(name, reason, field=field or None)

@@ -29,11 +29,12 @@ __all__ = [
     "INT32_MAX",
     "INT64_MAX",
     "INT64_MIN",
+    "JSON_ESCAPE",
     "LATEST",
     "Problem",
     "Walk",
     "encoding_problem",
-    "offset_problem",
+    "exact_time_problem",
     "time_problem",
     "walker",
 ]
@@ -48,6 +49,10 @@ EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 """The earliest time an event may carry."""
 LATEST = datetime(9999, 12, 30, 23, 59, 59, 999_999, tzinfo=UTC)
 """The latest time an event may carry."""
+
+JSON_ESCAPE = b"\\u"
+"""JSON carries a NUL character only as the escape ``\\u0000``: arguments without a
+``\\u`` escape need no look at their text."""
 
 Problem = tuple[str, str]
 """A field path (dotted, list items by index) and what is wrong with its value."""
@@ -84,14 +89,18 @@ def encoding_problem(value: str) -> str | None:
     return None
 
 
-def offset_problem(value: datetime) -> str | None:
-    """Why ``value``'s UTC offset cannot be kept (event times keep whole minutes)."""
+def exact_time_problem(value: datetime) -> str | None:
+    """:func:`time_problem`, or why ``value``'s UTC offset cannot be kept exactly as JSON
+    is written (offsets keep whole minutes)."""
     offset = value.utcoffset()
-    if offset is None or not (offset.seconds % 60 or offset.microseconds):
-        return None
-    return (
-        f"has a UTC offset with seconds ({offset}), which event times cannot keep; give it in UTC"
-    )
+    if offset is None:
+        return None  # a naive time: its type's own validation refuses it
+    if offset.seconds % 60 or offset.microseconds:
+        return (
+            f"has a UTC offset with seconds ({offset}), which event times cannot keep; "
+            "give it in UTC"
+        )
+    return time_problem(value)
 
 
 def walker(
@@ -106,22 +115,10 @@ def walker(
     within the limits); ``None`` skips them. Raises ``ValueError`` at once if the type
     declares an integer without bounds that fit 64 bits.
     """
-    checked_text = _only(str, text)
-    checked_time = _only(datetime, time)
     info = inspect.type_info(event_type)
     assert isinstance(info, inspect.StructType)
-    visit = _struct(info, event_type.__name__, (checked_text, checked_time))
+    visit = _struct(info, event_type.__name__, (text, time))
     return visit if visit is not None else _nothing
-
-
-def _only(kind: type, check: Check | None) -> Check | None:
-    if check is None:
-        return None
-
-    def checked(value: Any) -> str | None:
-        return check(value) if isinstance(value, kind) else None
-
-    return checked
 
 
 def _nothing(_value: Any) -> None:
@@ -149,9 +146,9 @@ def _node(t: inspect.Type, where: str, checks: Checks) -> Walk | None:
             )
         return None
     if isinstance(t, inspect.StrType):
-        return _leaf(checks[0])
+        return _leaf(str, checks[0])
     if isinstance(t, inspect.DateTimeType):
-        return _leaf(checks[1])
+        return _leaf(datetime, checks[1])
     if isinstance(t, inspect.StructType):
         return _struct(t, where, checks)
     if isinstance(t, inspect.ListType | inspect.SetType | inspect.FrozenSetType):
@@ -171,31 +168,47 @@ def _node(t: inspect.Type, where: str, checks: Checks) -> Walk | None:
     raise ValueError(f"{where} has type {t!r}, which PJai's event limits do not cover")
 
 
-def _leaf(check: Check | None) -> Walk | None:
-    if check is None:
-        return None
+class _Leaf:
+    """The visit of a value checked as a whole when it is a ``kind`` (a string, a time)."""
 
-    def visit(value: Any) -> Problem | None:
-        problem = check(value)
+    __slots__ = ("check", "kind")
+
+    def __init__(self, kind: type, check: Check) -> None:
+        self.kind = kind
+        self.check = check
+
+    def __call__(self, value: Any) -> Problem | None:
+        problem = self.check(value) if isinstance(value, self.kind) else None
         return None if problem is None else ("", problem)
 
-    return visit
+
+def _leaf(kind: type, check: Check | None) -> Walk | None:
+    return None if check is None else _Leaf(kind, check)
 
 
 def _struct(t: inspect.StructType, where: str, checks: Checks) -> Walk | None:
-    fields = [
-        (f.name, node)
-        for f in t.fields
-        if (node := _node(f.type, f"{where}.{f.name}", checks)) is not None
-    ]
-    if not fields:
+    # Fields checked as a whole are checked straight from the struct: most payloads
+    # are flat, and this is on the path of every commit.
+    leaves: list[tuple[str, type, Check]] = []
+    nested: list[tuple[str, Walk]] = []
+    for f in t.fields:
+        node = _node(f.type, f"{where}.{f.name}", checks)
+        if isinstance(node, _Leaf):
+            leaves.append((f.name, node.kind, node.check))
+        elif node is not None:
+            nested.append((f.name, node))
+    if not leaves and not nested:
         return None
 
     def visit(value: Any) -> Problem | None:
         if not isinstance(value, msgspec.Struct):
             return None
-        for name, field_visit in fields:
-            problem = field_visit(getattr(value, name))
+        for name, kind, check in leaves:
+            field = getattr(value, name)
+            if isinstance(field, kind) and (reason := check(field)) is not None:
+                return (name, reason)
+        for name, walk in nested:
+            problem = walk(getattr(value, name))
             if problem is not None:
                 return _within(name, problem)
         return None
