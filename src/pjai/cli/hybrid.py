@@ -110,8 +110,8 @@ def doctor(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> N
         s.status,
         str(s.probe_ms or "-"),
         str(s.head),
-        f"{s.events} events, {s.pending} pending, {s.disk_bytes:,} bytes"
-        + (f" · {s.error}" if s.error else ""),
+        f"{s.events} events, {s.pending} pending, {s.quarantined} quarantined, "
+        f"{s.disk_bytes:,} bytes" + (f" · {s.error}" if s.error else ""),
     )
     for shard in health.shards:
         pool = ", ".join(f"{k} {v}" for k, v in shard.pool.items())
