@@ -14,7 +14,13 @@ from pathlib import Path
 
 import uvicorn
 
-from pjai.sync.server import ServerConfig, create_app, listening_socket, open_server
+from pjai.sync.server import (
+    ServerConfig,
+    create_app,
+    listening_socket,
+    open_server,
+    websocket_protocol,
+)
 from pjai.sync.sqllog import SqlLog
 
 __all__ = ["ServerProcess", "serve", "servers"]
@@ -32,7 +38,8 @@ def serve(db_url: str, *, listen: bool) -> None:
     app = create_app(hub, tokens, listen_url=db_url if listen else None)
     sock = listening_socket("127.0.0.1", 0)  # connections made early wait in its backlog
     print(sock.getsockname()[1], flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    ws = websocket_protocol(hub.close_timeout)
+    server = uvicorn.Server(uvicorn.Config(app, ws=ws, log_level="warning", lifespan="on"))
     try:
         asyncio.run(server.serve(sockets=[sock]))
     finally:

@@ -22,7 +22,13 @@ from sqlalchemy.engine import make_url
 from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, JsonFlag, console, errors, fail, print_json
 from pjai.errors import ConfigError, PjaiError
 from pjai.sql.engine import redacted
-from pjai.sync.server import ServerConfig, create_app, listening_socket, open_server
+from pjai.sync.server import (
+    ServerConfig,
+    create_app,
+    listening_socket,
+    open_server,
+    websocket_protocol,
+)
 from pjai.sync.tokens import Role, TokenStore
 
 __all__ = ["SERVER_FILE", "app", "server_url"]
@@ -83,7 +89,13 @@ def serve(
         raise fail(exc) from exc
     postgres = make_url(url).get_backend_name() == "postgresql"
     asgi = create_app(hub, tokens, listen_url=url if postgres else None)
-    config = uvicorn.Config(asgi, lifespan="on", log_level="warning", timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        asgi,
+        ws=websocket_protocol(hub.close_timeout),
+        lifespan="on",
+        log_level="warning",
+        timeout_graceful_shutdown=10,
+    )
     server = uvicorn.Server(config)
     address = f"[{host}]" if ":" in host else host
     try:

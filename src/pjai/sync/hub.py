@@ -9,7 +9,9 @@ delays an event but never loses it.
 
 Memory per connection is bounded: a connection holds at most one batch, and a client
 that does not take a frame within ``send_timeout`` is disconnected with the reason
-``slow_consumer`` rather than buffered without limit.
+``slow_consumer`` rather than buffered without limit. Its transport has
+``close_timeout`` to close (:class:`~pjai.sync.websocket.ServerWebSocket`), since a
+client that does not read takes no close frame either.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class Hub:
         poll_interval: float = 1.0,
         send_timeout: float = 10.0,
         hello_timeout: float = 10.0,
+        close_timeout: float = 10.0,
     ) -> None:
         self.log = log
         self.authenticate = authenticate
@@ -97,6 +100,7 @@ class Hub:
         self.poll_interval = poll_interval
         self.send_timeout = send_timeout
         self.hello_timeout = hello_timeout
+        self.close_timeout = close_timeout
         self.metrics = _Metrics()
         self.feeds: dict[str, Feed] = {}
         self.connections = 0
@@ -116,8 +120,10 @@ class Hub:
     async def stop(self) -> None:
         """Close every connection; stop the timer and pending refreshes."""
         self._stopped = True
-        for transport in list(self._open):
-            await transport.close(1012, "the server is restarting")
+        # At once: a client that does not read holds its close for close_timeout.
+        await asyncio.gather(
+            *(transport.close(1012, "the server is restarting") for transport in list(self._open))
+        )
         tasks = [t for t in (self._poller, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()

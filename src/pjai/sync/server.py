@@ -4,7 +4,8 @@ Routes: ``/sync`` (WebSocket, the protocol), ``/pull`` (HTTP catch-up: one event
 frame), ``/health`` and ``/metrics`` (Prometheus text; needs an admin token when
 tokens are required). A bearer token comes in the ``Authorization`` header or in the
 hello frame. On PostgreSQL each process listens for ``pjai_sync`` notifications and
-refreshes the store named; its timer refreshes anyway.
+refreshes the store named; its timer refreshes anyway. uvicorn serves the app with
+:func:`websocket_protocol`, which puts a deadline on every close.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import asyncio
 import contextlib
 import logging
 import socket
+import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from pjai.errors import PjaiError
 from pjai.schema.records import Position
@@ -34,7 +38,17 @@ from pjai.sync.sqllog import NOTIFY_CHANNEL, SqlLog
 from pjai.sync.tokens import RateLimiter, Role, Token, TokenStore, can
 from pjai.sync.websocket import ServerWebSocket
 
-__all__ = ["ServerConfig", "create_app", "listen_for_wakeups", "listening_socket", "open_server"]
+if TYPE_CHECKING:
+    from uvicorn._types import ASGISendEvent
+
+__all__ = [
+    "ServerConfig",
+    "create_app",
+    "listen_for_wakeups",
+    "listening_socket",
+    "open_server",
+    "websocket_protocol",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +63,9 @@ class ServerConfig:
     send_timeout: float = 10.0
     hello_timeout: float = 10.0
     """Seconds a new connection has to say hello in; then it is closed (``no_hello``)."""
+    close_timeout: float = 10.0
+    """Seconds a connection has to close in, once the server closes it; then its TCP
+    connection is reset (a client that does not read takes no close frame)."""
     rate: float = 50_000.0
     """Events a second one token may push (bursts up to twice that, at least one full push)."""
 
@@ -68,6 +85,7 @@ def open_server(config: ServerConfig) -> tuple[Hub, TokenStore]:
         poll_interval=config.poll_interval,
         send_timeout=config.send_timeout,
         hello_timeout=config.hello_timeout,
+        close_timeout=config.close_timeout,
     )
     return hub, tokens
 
@@ -91,7 +109,11 @@ def _bearer(header: str | None) -> str:
 
 
 def create_app(hub: Hub, tokens: TokenStore | None, *, listen_url: str | None = None) -> Starlette:
-    """The server's ASGI application; ``listen_url``: PostgreSQL to LISTEN on."""
+    """The server's ASGI application; ``listen_url``: PostgreSQL to LISTEN on.
+
+    Serve it with uvicorn's ``ws=websocket_protocol(hub.close_timeout)``, or the TCP
+    connection of a client that stops reading stays open after the server closed it.
+    """
 
     def authorized(request: Request, store_id: str, role: Role) -> Token | Response | None:
         if hub.authenticate is None:
@@ -107,7 +129,8 @@ def create_app(hub: Hub, tokens: TokenStore | None, *, listen_url: str | None = 
     async def sync(websocket: WebSocket) -> None:
         await websocket.accept()
         token = _bearer(websocket.headers.get("authorization"))
-        await hub.serve(ServerWebSocket(websocket), header_token=token)
+        transport = ServerWebSocket(websocket, close_timeout=hub.close_timeout)
+        await hub.serve(transport, header_token=token)
 
     async def pull(request: Request) -> Response:
         params = request.query_params
@@ -174,6 +197,75 @@ def create_app(hub: Hub, tokens: TokenStore | None, *, listen_url: str | None = 
         Route("/metrics", metrics),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def websocket_protocol(close_timeout: float = 10.0) -> type[WebSocketsSansIOProtocol]:
+    """uvicorn's WebSocket protocol for the sync server (its ``ws`` option), whose
+    connections end within ``close_timeout`` seconds of starting to close."""
+
+    class Protocol(_ResetLateCloses):
+        reset_after = close_timeout
+
+    return Protocol
+
+
+class _ResetLateCloses(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol, with a deadline on every close.
+
+    uvicorn writes a close frame only once its write buffer is under its limit, and
+    ends a connection with ``transport.close()``, which waits for that buffer to drain:
+    a client that keeps its TCP connection open without reading would keep the
+    connection, its buffers and its application task for ever. As the ``websockets``
+    library's own server does, a close not done within ``reset_after`` seconds aborts
+    the connection; with an RST, so that the kernel does not keep the unread data
+    either. Closes start when the application closes or returns, when uvicorn's
+    keepalive ping gets no answer and when the server shuts down.
+    """
+
+    reset_after: ClassVar[float] = 10.0
+    _reset: asyncio.TimerHandle | None = None
+    _lost = False
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] == "websocket.close":
+            self._reset_unless_closed()  # started before the wait for buffer room
+        await super().send(message)
+
+    async def run_asgi(self) -> None:
+        try:
+            await super().run_asgi()
+        finally:
+            self._reset_unless_closed()
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        self._reset_unless_closed()
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self._reset_unless_closed()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if self._reset is not None:
+            self._reset.cancel()
+        super().connection_lost(exc)
+
+    def _reset_unless_closed(self) -> None:
+        if self._reset is None and not self._lost:
+            self._reset = asyncio.get_running_loop().call_later(self.reset_after, self._abort)
+
+    def _abort(self) -> None:
+        log.debug(
+            "reset a WebSocket connection not closed within %s s (%d bytes unsent)",
+            self.reset_after,
+            self.transport.get_write_buffer_size(),
+        )
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:  # linger 0: close() sends an RST and drops the unsent data
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
 
 async def listen_for_wakeups(url: str, hub: Hub) -> None:

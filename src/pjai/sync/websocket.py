@@ -6,6 +6,7 @@ is read the same way. Compression is off: frames are small and latency matters m
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import MutableMapping
 from typing import Any
@@ -67,11 +68,16 @@ def websocket_connector(url: str, token: str = "", *, open_timeout: float = 10.0
 
 
 class ServerWebSocket:
-    """A :class:`~pjai.sync.transport.Transport` over an accepted Starlette WebSocket."""
+    """A :class:`~pjai.sync.transport.Transport` over an accepted Starlette WebSocket.
 
-    def __init__(self, websocket: WebSocket) -> None:
+    :meth:`close` gives up after ``close_timeout`` seconds: a client that does not read
+    takes no close frame either, and the connection's state must not wait for it.
+    """
+
+    def __init__(self, websocket: WebSocket, *, close_timeout: float = 10.0) -> None:
         self._ws = websocket
         self._closed = False
+        self._close_timeout = close_timeout
 
     async def send(self, frame: bytes) -> None:
         if self._closed:
@@ -99,6 +105,8 @@ class ServerWebSocket:
         if self._closed:
             return
         self._closed = True
-        # The client may be gone already; Starlette says so with any of these.
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-            await self._ws.close(code, reason[:120])
+        # The client may be gone already; Starlette says so with any of these. A close
+        # that times out leaves the TCP connection to the server's websocket_protocol.
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
+            async with asyncio.timeout(self._close_timeout):
+                await self._ws.close(code, reason[:120])

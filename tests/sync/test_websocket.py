@@ -1,0 +1,172 @@
+"""The server's WebSocket end over a real uvicorn server: clients that stop reading."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import select
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from websockets.client import ClientProtocol
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+from pjai.schema.records import ROOT
+from pjai.store import Store
+from pjai.sync.client import SyncClient
+from pjai.sync.hub import Hub
+from pjai.sync.log import MemoryLog
+from pjai.sync.protocol import Hello, Pull, encode
+from pjai.sync.transport import Transport
+from pjai.sync.websocket import websocket_connector
+from tests.helpers import memory, persona
+from tests.sync.servers import serving
+
+pytestmark = pytest.mark.anyio
+
+WAIT = 30  # seconds before a wait counts as a hang
+BATCHES = 40  # megabytes the writer commits: ten times what the buffers on the way hold
+
+
+class Watched(Hub):
+    """A hub on a memory log, without tokens, that says when each connection ends."""
+
+    def __init__(self, **options: float) -> None:
+        super().__init__(MemoryLog(), None, **options)
+        self.ended: asyncio.Queue[None] = asyncio.Queue()
+
+    async def serve(self, transport: Transport, *, header_token: str = "") -> None:
+        try:
+            await super().serve(transport, header_token=header_token)
+        finally:
+            self.ended.put_nowait(None)
+
+
+def raw_socket() -> socket.socket:
+    """A TCP socket with a small receive buffer, which fills soon when not read."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    return sock
+
+
+async def stop_reading(sock: socket.socket, url: str) -> None:
+    """Open the WebSocket on ``sock``, say hello and pull store s1 live from the root;
+    then read nothing more."""
+    loop = asyncio.get_running_loop()
+    uri = parse_uri(url)
+    await loop.sock_connect(sock, (uri.host, uri.port))
+    ws = ClientProtocol(uri)
+    ws.send_request(ws.connect())
+    await loop.sock_sendall(sock, b"".join(ws.data_to_send()))
+    while not any(isinstance(event, Response) for event in ws.events_received()):
+        data = await loop.sock_recv(sock, 4096)
+        assert data, "the server closed the connection during the handshake"
+        ws.receive_data(data)
+    ws.send_text(encode(Hello(versions=[1], store_id="s1", client_id="stuck")))
+    ws.send_text(encode(Pull(cursor=ROOT, live=True)))
+    await loop.sock_sendall(sock, b"".join(ws.data_to_send()))
+
+
+def hung_up(sock: socket.socket, timeout: float) -> int:
+    """Wait, without reading, until the peer ends ``sock`` (a reset, or a FIN after the
+    data); the poll events, or 0 if the connection is still up after ``timeout`` s."""
+    poller = select.poll()
+    poller.register(sock, select.POLLRDHUP)  # POLLHUP and POLLERR come anyway
+    ready = poller.poll(timeout * 1000)
+    return ready[0][1] if ready else 0
+
+
+@contextlib.asynccontextmanager
+async def writer(url: str) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """A sync client of store s1; yields a function that commits a megabyte of memories
+    and waits until the server has confirmed them."""
+    content = "x" * 20_000
+    numbers = itertools.count()
+    with Store.memory(sync=True) as store:
+        client = SyncClient(store, websocket_connector(url), store_id="s1")
+        client.start()
+
+        async def commit() -> None:
+            number = next(numbers)
+            events = (memory(f"m{number}-{i}", content=content) for i in range(50))
+            *_, last = store.commit(*events)
+            assert await client.synced(last.id) == "confirmed"
+
+        store.commit(persona())
+        try:
+            yield commit
+        finally:
+            await client.stop()
+
+
+@pytest.mark.parametrize("gives_up", ["send_timeout", "keepalive"])
+async def test_a_client_that_stops_reading_is_let_go_and_others_are_served(
+    gives_up: str,
+) -> None:
+    """The hub gives up on a send after ``send_timeout``, or uvicorn on its unanswered
+    ping; either way the close that follows cannot be written, and must not wait for
+    the client for ever."""
+    if gives_up == "send_timeout":
+        hub, ping_interval = Watched(send_timeout=0.3, close_timeout=0.3), 20.0
+    else:  # its pongs, which it does not read, come within 5 s for the writer
+        hub, ping_interval = Watched(send_timeout=3600, close_timeout=0.3), 0.3
+    async with (
+        serving(hub, ping_interval=ping_interval, ping_timeout=5) as url,
+        writer(url.replace("http", "ws") + "/sync") as commit,
+    ):
+        stuck = raw_socket()
+        try:
+            await stop_reading(stuck, url.replace("http", "ws") + "/sync")
+            confirmed = 0
+
+            async def fill() -> None:  # the live events fill the buffers to the client
+                nonlocal confirmed
+                for _ in range(BATCHES):
+                    await commit()
+                    confirmed += 1
+
+            filling = asyncio.create_task(fill())
+            try:
+                events = await asyncio.to_thread(hung_up, stuck, WAIT)
+                assert events, "the server keeps the connection of a client that does not read"
+                async with asyncio.timeout(WAIT):
+                    await hub.ended.get()  # the stuck connection's: the writer's is open
+            finally:
+                filling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await filling
+        finally:
+            stuck.close()  # lets the server go even when it would not let go itself
+        assert hub.connections == 1
+        assert hub.metrics.registry.get_sample_value("pjai_sync_connections") == 1.0
+        # The writer was served meanwhile, and still is.
+        assert confirmed > 0
+        async with asyncio.timeout(WAIT):
+            await commit()
+    if gives_up == "send_timeout":
+        closed = hub.metrics.registry.get_sample_value(
+            "pjai_sync_connections_closed_total", {"reason": "slow_consumer"}
+        )
+        assert closed == 1.0
+
+
+async def test_the_server_stops_while_a_client_that_stops_reading_is_connected() -> None:
+    hub = Watched(send_timeout=3600, close_timeout=0.3)
+    stuck = raw_socket()
+    try:
+        async with asyncio.timeout(WAIT):
+            async with serving(hub) as url:
+                ws_url = url.replace("http", "ws") + "/sync"
+                await stop_reading(stuck, ws_url)
+                async with writer(ws_url) as commit:
+                    for _ in range(BATCHES):  # far more than the stuck client can take
+                        await commit()
+            # The server has stopped: it did not wait for the stuck client to read.
+        assert hub.connections == 0
+        assert hung_up(stuck, 0)
+    finally:
+        stuck.close()
