@@ -62,6 +62,10 @@ def live_history(store: Store) -> list[EventRecord]:
     return [entry.record for entry in store.events()]
 
 
+def logged_pending(store: Store) -> list[EventRecord]:
+    return [entry.record for entry in store.events() if entry.status == "pending"]
+
+
 @pytest.fixture
 def upstream() -> Upstream:
     return Upstream()
@@ -110,6 +114,72 @@ def test_pending_events_move_on_top_of_upstream(clients: list[Store], upstream: 
     sync(a, upstream)
     sync(b, upstream)
     assert a.state_hash() == b.state_hash() == replay(upstream.log)
+
+
+def test_pending_events_that_commute_with_upstream_stay_applied(
+    clients: list[Store], upstream: Upstream
+) -> None:
+    a, b = clients
+    mine = a.commit(memory("a1"), MemoryUpdated(memory_id="m1", persona_id="p1", content="a"))
+    changesets = [c for _, c in a._log.pending()]
+    b.commit(memory("b1"), MemoryUpdated(memory_id="m2", persona_id="p1", content="b"))
+    sync(b, upstream)
+    behind = upstream.pull(a.confirmed_head)
+    planned = a.pending_after(behind)
+    result = a.rebase(behind)
+    assert planned is not None
+    assert [(r.id, r.position, r.parent) for r in planned] == [
+        (r.id, Position(6 + i, 0, 1), Position(5 + i)) for i, r in enumerate(mine)
+    ]
+    assert result.rebased == a.pending() == planned == logged_pending(a)
+    assert [r.position.generation for r in a.pending()] == [1, 1]
+    assert [c for _, c in a._log.pending()] == changesets  # not re-applied: renumbered
+    assert a.state_hash() == replay(live_history(a))
+
+
+def test_pending_after_leaves_it_to_the_rebase_when_upstream_meets_a_pending_event(
+    clients: list[Store], upstream: Upstream
+) -> None:
+    a, b = clients
+    a.commit(MemoryUpdated(memory_id="m1", persona_id="p1", content="a"))
+    b.commit(MemoryUpdated(memory_id="m1", persona_id="p1", content="b"))
+    sync(b, upstream)
+    behind = upstream.pull(a.confirmed_head)
+    assert a.pending_after(behind) is None
+    a.rebase(behind)
+    assert a.query("SELECT content FROM memories WHERE id = 'm1'")[0].content == "a"
+    assert a.state_hash() == replay(live_history(a))
+
+
+def test_events_pushed_before_the_rebase_are_confirmed_after_those_of_others(
+    clients: list[Store], upstream: Upstream
+) -> None:
+    """A client pushes its events numbered as the rebase onto what it pulled will number
+    them, before rebasing; another client's event lands after its push. One rebase then
+    brings events of others and its own, interleaved."""
+    a, b = clients
+    mine = a.commit(
+        memory("a1"), memory("a2"), MemoryUpdated(memory_id="m1", persona_id="p1", content="a")
+    )
+    b.commit(memory("b1"))
+    sync(b, upstream)
+    planned = a.pending_after(upstream.pull(a.confirmed_head))
+    assert planned is not None
+    assert upstream.push(planned[:2])
+    b.commit(memory("b2"))
+    sync(b, upstream)
+    result = a.rebase(upstream.pull(a.confirmed_head))
+    assert result.confirmed == [mine[0].id, mine[1].id]
+    assert result.applied == 2  # b1 and b2; a1 and a2 were already applied here
+    (left,) = a.pending()
+    assert (left.id, left.position.key, left.parent.key) == (mine[2].id, (8, 0), (7, 0))
+    assert a.state_hash() == replay(live_history(a))
+    # The one left still rolls back exactly when upstream meets it.
+    b.commit(MemoryUpdated(memory_id="m1", persona_id="p1", content="b"))
+    sync(b, upstream)
+    sync(a, upstream)
+    assert a.query("SELECT content FROM memories WHERE id = 'm1'")[0].content == "a"
+    assert a.state_hash() == replay(upstream.log)
 
 
 def test_pending_event_that_no_longer_applies_is_rejected_and_kept(
@@ -265,6 +335,15 @@ class RebaseMachine(RuleBasedStateMachine):
             store.rebase(self.upstream.pull(store.confirmed_head))
 
     @rule(client=st.integers(0, 2))
+    def push_ahead(self, client: int) -> None:
+        """Push pending events as a rebase onto what upstream has will number them,
+        without rebasing first (a sync client does while others write)."""
+        store = self.clients[client]
+        planned = store.pending_after(self.upstream.pull(store.confirmed_head))
+        if planned:
+            self.upstream.push(planned)
+
+    @rule(client=st.integers(0, 2))
     def pull(self, client: int) -> None:
         store = self.clients[client]
         store.rebase(self.upstream.pull(store.confirmed_head))
@@ -273,6 +352,7 @@ class RebaseMachine(RuleBasedStateMachine):
     def state_equals_fresh_replay(self) -> None:
         for store in getattr(self, "clients", []):
             assert store.state_hash() == replay(live_history(store))
+            assert store.pending() == logged_pending(store)
 
     def teardown(self) -> None:
         clients = getattr(self, "clients", [])

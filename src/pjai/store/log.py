@@ -11,7 +11,7 @@ import msgspec
 from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position, args_text
 from pjai.schema.types import from_iso, to_iso
 
-__all__ = ["INTERNAL_TABLES", "EventLog"]
+__all__ = ["INTERNAL_TABLES", "EventLog", "Move"]
 
 LOG_TABLE = "pjai_eventlog"
 REJECTED_TABLE = "pjai_rejected"
@@ -67,6 +67,10 @@ _INSERT = f"INSERT INTO {{table}} ({_COLUMNS}, changeset) VALUES (?,?,?,?,?,?,?,
 _ORDER = "ORDER BY global_seq"
 
 LogRow = tuple[Any, ...]
+
+Move = tuple[int, EventRecord, EventStatus]
+"""An event's move in the history: its ``global_seq`` now, its record at the new
+position, its new status (see :meth:`EventLog.move`)."""
 
 
 def _row(
@@ -176,6 +180,33 @@ class EventLog:
         self._conn.execute(
             f"UPDATE {LOG_TABLE} SET error = ?, changeset = ? WHERE event_id = ?",
             (error, changeset, event_id),
+        )
+
+    def move(self, moves: Sequence[Move]) -> None:
+        """Move events from one place in the history to another, each given as
+        ``(global_seq now, the record at its new position, new status)``.
+
+        Events only move on (as a rebase moves them), and the last goes first: each row
+        moves into a place that is free by then. Confirmed events drop their changeset.
+        """
+        self._conn.executemany(
+            f"UPDATE {LOG_TABLE} SET global_seq = ?, client_seq = ?, generation = ?, "
+            "parent_global_seq = ?, parent_client_seq = ?, status = ?, "
+            "changeset = CASE WHEN ? = 'confirmed' THEN NULL ELSE changeset END "
+            "WHERE global_seq = ?",
+            [
+                (
+                    new.position.global_seq,
+                    new.position.client_seq,
+                    new.position.generation,
+                    new.parent.global_seq,
+                    new.parent.client_seq,
+                    status,
+                    status,
+                    seq,
+                )
+                for seq, new, status in sorted(moves, key=lambda m: m[0], reverse=True)
+            ],
         )
 
     def delete(self, event_ids: Sequence[str]) -> None:

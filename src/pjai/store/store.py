@@ -27,10 +27,11 @@ from pjai.schema.types import new_id, utc_now
 from pjai.store import damage
 from pjai.store.apply import EventApplier
 from pjai.store.changes import ChangeTracker
+from pjai.store.commute import Footprints
 from pjai.store.live import LiveQueries, LiveQuery
 from pjai.store.log import EventLog
 from pjai.store.query import Params, Prepared, Query, Row, RowReader, prepare
-from pjai.store.rebase import RebaseResult, check_continuation, discard, rebase
+from pjai.store.rebase import RebaseResult, check_continuation, discard, planned, rebase
 from pjai.store.sqlite import Durability, connect, file_size, translate_errors, use_wal
 from pjai.store.state import StateWriter
 
@@ -84,6 +85,8 @@ class Store:
         self._live = LiveQueries()
         self._commit_hooks: list[CommitHook] = []
         self._rebase_hooks: list[Callable[[RebaseResult], object]] = []
+        self._footprints = Footprints(schema)
+        self._pending: list[EventRecord] | None = None  # the log's, read when first needed
         with translate_errors(f"opening store {path or ':memory:'}"):
             meta = self._boot()
         self.store_id = meta["store_id"]
@@ -205,7 +208,7 @@ class Store:
                         name=name,
                         args=msgspec.Raw(args),
                         position=position,
-                        parent=head,
+                        parent=Position(head.global_seq, head.client_seq),  # as logged
                         client_id=self.client_id,
                         session_id=self.session_id,
                         at=at,
@@ -220,6 +223,8 @@ class Store:
             self._head = head
             if not self.sync:
                 self._confirmed = head
+            elif self._pending is not None:
+                self._pending.extend(records)
         self._deliver(deliveries)
         return records
 
@@ -229,19 +234,40 @@ class Store:
         Pending events that ``upstream`` echoes become confirmed. The others are rolled
         back with their inverted changesets, ``upstream`` is applied, and they are
         re-applied on top at new positions; one that no longer applies is marked
-        rejected, with the reason, and kept for the audit trail.
+        rejected, with the reason, and kept for the audit trail. When no upstream event
+        touches a row a pending one reads or writes (:mod:`pjai.store.commute`), the
+        upstream events are applied on top instead and the pending ones only move.
         """
         with self._lock:
             self._check_open()
             if not self.sync:
                 raise StoreError("a standalone store confirms its own events; open with sync=True")
+            pending = self._pending_records()
             with self._write(f"rebasing onto {len(upstream)} upstream event(s)") as deliveries:
-                result = rebase(self, self._log, upstream)
+                result, pending = rebase(self, self._log, upstream, pending)
+            self._pending = pending
             self._head = self._log.head()
             self._confirmed = self._log.confirmed_head()
         self._deliver(deliveries)
         self._rebased(result)
         return result
+
+    def pending_after(
+        self, upstream: Sequence[EventRecord], limit: int | None = None
+    ) -> list[EventRecord] | None:
+        """The pending events (the first ``limit`` of them) as :meth:`rebase` onto
+        ``upstream`` will leave them, without rebasing; ``None`` when only the rebase can
+        tell.
+
+        They are known when no ``upstream`` event touches a row that a pending event
+        reads or writes, or the other way round (:mod:`pjai.store.commute`): the rebase
+        then only renumbers them. A sync client pushes them while the rebase runs.
+        """
+        with self._lock:
+            self._check_open()
+            if not self.sync:
+                raise StoreError("a standalone store confirms its own events; open with sync=True")
+            return planned(self, upstream, self._pending_records(), limit)
 
     def discard(self, event_id: str, reason: str) -> RebaseResult:
         """Reject a pending event that the upstream refused; later pending events move up.
@@ -254,6 +280,7 @@ class Store:
                 raise StoreError("only a synced store has pending events to reject")
             with self._write(f"rejecting pending event {event_id}") as deliveries:
                 result = discard(self, self._log, event_id, reason)
+            self._pending = None
             self._head = self._log.head()
             self._confirmed = self._log.confirmed_head()
         self._deliver(deliveries)
@@ -412,7 +439,13 @@ class Store:
         """Events committed here and not yet confirmed, in order."""
         with self._lock:
             self._check_open()
-            return [entry.record for entry, _ in self._log.pending()]
+            return list(self._pending_records())
+
+    def _pending_records(self) -> list[EventRecord]:
+        """The pending events, kept in memory once read (callers hold the lock)."""
+        if self._pending is None:
+            self._pending = [entry.record for entry, _ in self._log.pending()]
+        return self._pending
 
     def state_hash(self) -> str:
         """A digest of every state table's content, equal for equal states."""
@@ -515,6 +548,7 @@ class Store:
             self._generation = int(meta["generation"])
             self._head = self._log.head()
             self._confirmed = self._log.confirmed_head()
+            self._pending = None
         return self.rebuild(progress)
 
     @property
