@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import TypeVar
 
 import msgspec
 import pytest
 
 from pjai.errors import ConfigError, SqlUnavailableError
 from pjai.schema import EventRecord, MemoryDeleted, MemoryUpdated, Position
+from pjai.schema.records import ROOT
 from pjai.schema.types import new_id, utc_now
 from pjai.store import Store
 from pjai.sync.client import SyncClient
 from pjai.sync.hub import Hub
 from pjai.sync.log import MemoryLog
+from pjai.sync.protocol import (
+    Events,
+    Hello,
+    Message,
+    Pull,
+    Push,
+    PushAck,
+    PushRejected,
+    Welcome,
+    decode,
+    encode,
+)
 from pjai.sync.tokens import RateLimiter
+from pjai.sync.transport import Transport, memory_pipe
 from tests.helpers import memory, persona
 from tests.sync.records import records
+
+M = TypeVar("M", bound=Message)
 
 pytestmark = pytest.mark.anyio
 
@@ -248,3 +265,143 @@ async def test_a_client_task_that_dies_says_failed_with_the_error(
         await asyncio.wait_for(task, 5)  # the task ended, it does not linger
         await client.stop()
         assert client.status.state == "failed"
+
+
+# -- catching up with a backlog while others write ----------------------------------
+
+
+def replay(upstream: Sequence[EventRecord]) -> str:
+    with Store.memory(sync=True) as fresh:
+        fresh.rebase(upstream)
+        return fresh.state_hash()
+
+
+class ScriptedServer:
+    """The server end of one in-memory connection, played frame by frame by a test."""
+
+    def __init__(self) -> None:
+        self.client_end, self.end = memory_pipe()
+
+    async def connect(self) -> Transport:
+        return self.client_end
+
+    async def expect(self, kind: type[M]) -> M:
+        message = decode(await self.end.receive())
+        assert isinstance(message, kind), message
+        return message
+
+    async def send(self, *messages: Message) -> None:
+        """Send frames in one go (an in-memory send never yields): they arrive together."""
+        for message in messages:
+            await self.end.send(encode(message))
+
+    async def welcome(self, head: Position) -> None:
+        await self.expect(Hello)
+        await self.send(Welcome(version=1, backend_id="b1", store_id="s1", head=head, role="write"))
+        await self.expect(Pull)
+
+
+async def test_frames_that_arrived_together_are_applied_with_one_rebase() -> None:
+    upstream = records(7, client_id="c2")
+    server = ScriptedServer()
+    with Store.memory(sync=True) as store:
+        rebases: list[object] = []
+        store.add_rebase_hook(rebases.append)
+        client = SyncClient(store, server.connect, store_id="s1")
+        client.start()
+        async with asyncio.timeout(5):
+            await server.welcome(upstream[-1].position)
+            head = upstream[-1].position
+            await server.send(
+                Events(events=upstream[:3], head=head, more=True),
+                Events(events=upstream[3:5], head=head, more=True),
+                Events(events=upstream[5:], head=head, more=False),
+            )
+            await client.wait_until(lambda s: s.confirmed_head == 7)
+        assert len(rebases) == 1
+        await client.stop()
+
+
+async def test_a_client_pushes_ahead_of_its_rebase_and_past_an_overtaken_push() -> None:
+    theirs = records(3, client_id="c2")  # persona p1 and two memories, from another client
+    server = ScriptedServer()
+    with Store.memory(sync=True) as store:
+        ours = store.commit(persona("p9"), memory("x1", "p9"), memory("x2", "p9"))
+        rebases: list[object] = []
+        store.add_rebase_hook(rebases.append)
+        client = SyncClient(store, server.connect, store_id="s1")
+        client.start()
+        async with asyncio.timeout(5):
+            await server.welcome(theirs[0].position)
+            await server.send(Events(events=theirs[:1], head=theirs[0].position, more=False))
+            # Pushed as the rebase onto that event will number them, before it runs.
+            first = await server.expect(Push)
+            assert [r.id for r in first.events] == [r.id for r in ours]
+            assert [r.position.global_seq for r in first.events] == [2, 3, 4]
+            assert first.events[0].parent == theirs[0].position
+            assert store.confirmed_head == ROOT
+            assert rebases == []
+            # Another client's event takes the place of the push's first: it is bound to
+            # be refused, and the next push follows that event at once.
+            await server.send(Events(events=theirs[1:2], head=theirs[1].position, more=False))
+            second = await server.expect(Push)
+            assert [r.position.global_seq for r in second.events] == [3, 4, 5]
+            assert rebases == []
+            head = second.events[-1].position
+            await server.send(
+                PushRejected(id=first.id, reason="server_ahead", head=theirs[1].position),
+                PushAck(id=second.id, head=head, accepted=3),
+                Events(events=second.events, head=head, more=False),
+            )
+            for record in ours:
+                assert await client.synced(record.id) == "confirmed"
+        assert len(rebases) == 1  # everything that came, in one rebase
+        assert [entry.record.id for entry in store.events()] == [
+            theirs[0].id,
+            theirs[1].id,
+            *[r.id for r in ours],
+        ]
+        assert store.state_hash() == replay([*theirs[:2], *second.events])
+        assert client.status.state == "online"
+        await client.stop()
+
+
+async def test_a_backlog_is_confirmed_while_another_client_keeps_writing(hub: Hub) -> None:
+    with Store.memory(sync=True) as writer, Store.memory(sync=True) as back:
+        (created,) = writer.commit(persona("p1"))
+        writing = SyncClient(writer, hub.memory_connector(), store_id="s1")
+        returning = SyncClient(back, hub.memory_connector(), store_id="s1")
+        writing.start()
+        returning.start()
+        async with asyncio.timeout(10):
+            await writing.synced(created.id)
+            await returning.wait_until(lambda s: s.level and s.confirmed_head == 1)
+        await returning.stop()
+        backlog = back.commit(*[memory(f"back-{i}") for i in range(1_000)])
+        caught_up = asyncio.Event()
+
+        async def write() -> None:
+            # One event at a time, the next as soon as the last is confirmed: a writer
+            # that never pauses, as long as the returning client has not caught up.
+            index = 0
+            while not caught_up.is_set():
+                (record,) = writer.commit(memory(f"w-{index}"))
+                index += 1
+                await writing.synced(record.id)
+
+        async with asyncio.timeout(60):
+            writes = asyncio.create_task(write())
+            await writing.wait_until(lambda s: s.confirmed_head >= 10)
+            returning.start()
+            assert await returning.synced(backlog[-1].id) == "confirmed"
+            caught_up.set()
+            await writes
+            head = hub.log.head("s1").global_seq  # nobody writes now
+            for client in (returning, writing):
+                await client.wait_until(lambda s: s.level and s.confirmed_head == head)
+        assert head >= 1_011  # the persona, the backlog, and the writer went on meanwhile
+        assert back.rejected() == []
+        assert all(back.status(r.id) == "confirmed" for r in backlog)
+        assert back.state_hash() == writer.state_hash()
+        await writing.stop()
+        await returning.stop()

@@ -1,13 +1,16 @@
 """`SyncClient`: keeps a synced store in step with a sync server, offline first.
 
 The client connects, pulls (live) from the store's confirmed head, rebases the store
-onto what arrives, and pushes pending events whenever the store is level with the
-server. Local commits wake it. When the connection drops it waits (exponential
-backoff with jitter, 0.2 s doubling to 30 s) and connects again; pending events stay
-in the store file meanwhile, across restarts too. It stops for good only on errors
-that retrying cannot fix (a refused token, an unknown protocol version, a server that
-lost this store's history, a cursor past the server's head, a push refused without
-naming the event), and says why in :attr:`SyncClient.status`.
+onto what arrives (frames that arrived together in one rebase), and pushes pending
+events as soon as the server can take them: right after the server's head as last
+heard, numbered as the coming rebase will number them when the store can tell without
+rebasing, so that a client with a backlog keeps up with others writing. Local commits
+wake it. When the connection drops it waits (exponential backoff with jitter, 0.2 s
+doubling to 30 s) and connects again; pending events stay in the store file
+meanwhile, across restarts too. It stops for good only on errors that retrying cannot
+fix (a refused token, an unknown protocol version, a server that lost this store's
+history, a cursor past the server's head, a push refused without naming the event),
+and says why in :attr:`SyncClient.status`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pjai.store.rebase import RebaseResult
 from pjai.sync.clientside import Apply, ClientSession, Fail, Reject, Send, Wait
 from pjai.sync.hub import Connector
 from pjai.sync.protocol import Ping, Pong, ProtocolError, Pull, decode, encode
-from pjai.sync.transport import ConnectionClosed, Transport
+from pjai.sync.transport import ConnectionClosed, Transport, arrived
 
 __all__ = ["Connector", "SyncClient", "SyncStatus"]
 
@@ -37,6 +40,12 @@ log = logging.getLogger(__name__)
 BACKEND_KEY = "sync.backend_id"
 STORE_KEY = "sync.store_id"
 """Store meta: the shared store this one syncs with (fixed by its first welcome)."""
+
+FRAMES_AT_ONCE = 64
+"""The most frames that arrived together taken at once (their events in one rebase)."""
+
+BEHIND_EVENTS = 1_000
+"""The most events left unapplied while a push is in flight (see ``SyncClient._step``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +122,8 @@ class SyncClient:
         self._status = SyncStatus("offline", backend_id=store.meta(BACKEND_KEY))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()
+        self._behind: list[EventRecord] = []
+        """Events the server sent that the store has not rebased onto yet."""
 
     # -- running ------------------------------------------------------------------
 
@@ -207,6 +218,7 @@ class SyncClient:
 
     async def _connection(self) -> None:
         transport = self._transport = await self._connect()
+        self._behind = []
         session = ClientSession(
             self.store_id,
             self.store.client_id,
@@ -239,9 +251,10 @@ class SyncClient:
                 now = loop.time()
                 if receiving in done:
                     heard, pinged = now, False
-                    if await self._handle(session, receiving.result()):
+                    frames = [receiving.result()]
+                    receiving = tasks["receive"] = await arrived(transport, frames, FRAMES_AT_ONCE)
+                    if await self._handle(session, frames):
                         answered_at = now
-                    receiving = tasks["receive"] = asyncio.create_task(transport.receive())
                 elif now - heard >= self._ping_interval * 2:
                     raise ConnectionClosed("the server stopped answering")
                 elif not pinged and now - heard >= self._ping_interval:
@@ -256,7 +269,7 @@ class SyncClient:
                     raise ConnectionClosed(
                         f"the server owes an answer for {self._answer_timeout:g} s; reconnecting"
                     )
-                await self._push(session)
+                await self._step(session)
         finally:
             for task in tasks.values():
                 task.cancel()
@@ -264,28 +277,28 @@ class SyncClient:
             await transport.close()
             self._transport = None
 
-    async def _handle(self, session: ClientSession, frame: bytes) -> bool:
-        """Handle one frame; whether it answered something (not a ping or pong)."""
+    async def _handle(self, session: ClientSession, frames: list[bytes]) -> bool:
+        """Handle frames that arrived together; whether one answered something (not a
+        ping or pong). Their events join those behind, for :meth:`_step` to apply."""
+        answered = False
         try:
-            message = decode(frame)
-        except ProtocolError as exc:
-            raise ConnectionClosed(f"the server sent a bad frame: {exc}") from exc
-        for action in session.receive(message, self.store.confirmed_head):
-            if isinstance(action, Send):
-                await self._send(encode(action.message))
-            elif isinstance(action, Apply):
-                await self._apply(session, action.events)
-            elif isinstance(action, Reject):
-                result = await asyncio.to_thread(self.store.discard, action.event_id, action.reason)
-                self._settle(result)
-            elif isinstance(action, Wait):
-                loop = asyncio.get_running_loop()
-                self._hold_until = loop.time() + action.seconds
-                loop.call_later(action.seconds, self._wake.set)  # push again right then
-            elif isinstance(action, Fail):
-                if action.retry:
-                    raise ConnectionClosed(f"{action.code}: {action.message}")
-                raise _Final(f"{action.code}: {action.message}")
+            for frame in frames:
+                try:
+                    message = decode(frame)
+                except ProtocolError as exc:
+                    raise ConnectionClosed(f"the server sent a bad frame: {exc}") from exc
+                answered |= not isinstance(message, Ping | Pong)
+                for action in session.receive(message, self.store.confirmed_head):
+                    if isinstance(action, Apply):
+                        self._chain(action.events)
+                        continue
+                    if isinstance(action, Reject):
+                        await self._catch_up()  # the events before it first
+                    await self._act(action)
+        except (ConnectionClosed, _Final):
+            with contextlib.suppress(ConnectionClosed):
+                await self._catch_up()  # what arrived before the failure still counts
+            raise
         if session.state == "ready" and self._status.state != "online":
             if session.backend_id != self._status.backend_id and session.backend_id:
                 self.store.set_meta(BACKEND_KEY, session.backend_id)
@@ -297,28 +310,80 @@ class SyncClient:
             self._set(read_only=not session.can_push)
         if session.server_head is not None:
             self._set(server_head=session.server_head.global_seq)
-        return not isinstance(message, Ping | Pong)
+        return answered
 
-    async def _apply(self, session: ClientSession, events: list[EventRecord]) -> None:
-        confirmed = self.store.confirmed_head
-        fresh = [e for e in events if e.position.key > confirmed.key]  # repeated frames
-        if not fresh:
+    async def _act(self, action: Send | Reject | Wait | Fail) -> None:
+        if isinstance(action, Send):
+            await self._send(encode(action.message))
+        elif isinstance(action, Reject):
+            result = await asyncio.to_thread(self.store.discard, action.event_id, action.reason)
+            self._settle(result)
+        elif isinstance(action, Wait):
+            loop = asyncio.get_running_loop()
+            self._hold_until = loop.time() + action.seconds
+            loop.call_later(action.seconds, self._wake.set)  # push again right then
+        elif action.retry:
+            raise ConnectionClosed(f"{action.code}: {action.message}")
+        else:
+            raise _Final(f"{action.code}: {action.message}")
+
+    def _chain(self, events: list[EventRecord]) -> None:
+        """Add the ``events`` that continue those behind (or the confirmed head)."""
+        behind = self._behind
+        last = behind[-1].position if behind else self.store.confirmed_head
+        for record in events:
+            if record.position.key <= last.key:
+                continue  # a repeated frame
+            if record.parent.key != last.key:
+                raise ConnectionClosed(f"events from the server skip past {last}; pulling again")
+            behind.append(record)
+            last = record.position
+
+    async def _step(self, session: ClientSession) -> None:
+        """Push what is due, then rebase onto the events behind, all in one rebase.
+
+        While a push of ours is in flight they wait for its answer (up to a bound): the
+        next push then follows it at once, instead of after a rebase, and so is more
+        likely to find the server's head where it was sent for while others write.
+        """
+        await self._push(session)
+        if self._behind and (not session.pushing or len(self._behind) >= BEHIND_EVENTS):
+            await self._catch_up()
+            await self._push(session)
+
+    async def _catch_up(self) -> None:
+        """Rebase the store onto the events behind."""
+        upstream, self._behind = self._behind, []
+        if not upstream:
             return
-        if fresh[0].parent.key != confirmed.key:
-            raise ConnectionClosed(f"events from the server skip past {confirmed}; pulling again")
         try:
-            result = await asyncio.to_thread(self.store.rebase, fresh)
+            result = await asyncio.to_thread(self.store.rebase, upstream)
         except RebaseError as exc:
             raise ConnectionClosed(str(exc)) from exc
         self._settle(result)
 
     async def _push(self, session: ClientSession) -> None:
-        if asyncio.get_running_loop().time() < self._hold_until:
+        """Push the next pending events if the server can take them now: they must
+        follow its head as last heard. With events behind, they are pushed as the rebase
+        onto those will number them, if the store can tell without rebasing."""
+        if asyncio.get_running_loop().time() < self._hold_until or not session.idle:
             return
-        confirmed = self.store.confirmed_head
-        if not session.may_push(self.store.head, confirmed):
-            return  # most frames: a push is in flight, or everything was sent
-        pending = await asyncio.to_thread(self.store.pending)
+        behind = self._behind
+        if behind:
+            confirmed = behind[-1].position
+            if session.server_head is None or session.server_head.key != confirmed.key:
+                return  # the server has more: a push now would be refused
+            if not self.store.pending_count:
+                return
+            reach = session.reach(confirmed)
+            pending = await asyncio.to_thread(self.store.pending_after, behind, reach)
+            if pending is None:
+                return  # only the rebase can tell
+        else:
+            confirmed = self.store.confirmed_head
+            if not session.may_push(self.store.head, confirmed):
+                return  # most frames: everything was sent
+            pending = await asyncio.to_thread(self.store.pending)
         push = session.next_push(pending, confirmed)
         if push is not None:
             await self._send(encode(push))

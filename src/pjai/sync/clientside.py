@@ -7,10 +7,14 @@ message, apply upstream events to the store (a rebase), reject a pending event t
 server refused, wait, or give up on this connection. Whenever the store may have
 something to push, it asks :meth:`ClientSession.next_push`.
 
-Order of work on a connection: hello, welcome, pull (live) from the confirmed head;
-pushes go out only once the pulled events have brought the store up to the server's
-head, one batch at a time, the next right after the previous one's acknowledgement.
-The echo of pushed events, arriving through the pull, confirms them.
+Order of work on a connection: hello, welcome, pull (live) from the confirmed head.
+A push goes out when its first event follows the server's head as last heard: the
+store has rebased onto the pulled events, or the driver numbers the pending events as
+that rebase will. One push is in flight at a time, the next right after the previous
+one's acknowledgement, or at once when an events frame shows another event in the
+place of its first one (the server is bound to refuse it). Pushes the server was
+ahead of make the next ones smaller, acknowledged ones larger again. The echo of
+pushed events, arriving through the pull, confirms them.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from pjai.sync.protocol import (
     fit_frame,
 )
 
-__all__ = ["Apply", "ClientSession", "Fail", "Reject", "Send", "Wait"]
+__all__ = ["MIN_PUSH", "Apply", "ClientSession", "Fail", "Reject", "Send", "Wait"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,10 @@ class Fail:
 
 Action = Send | Apply | Reject | Wait | Fail
 
+MIN_PUSH = 100
+"""The fewest events a push carries (when there are as many) after refusals: small
+enough to be checked quickly on the server, large enough to make progress."""
+
 _FINAL = {"unsupported_version", "unauthorized", "server_reset", "invalid_event", "wrong_store"}
 
 
@@ -102,6 +110,9 @@ class ClientSession:
         self.backend_id = backend_id
         """The server identity last synced with; a different one means a reset server."""
         self.batch = min(batch, MAX_EVENTS_PER_FRAME)
+        self.push_size = self.batch
+        """Events the next push carries at most: halved by each push the server was
+        ahead of, doubled back (up to ``batch``) by each one acknowledged."""
         self.state: Literal["greeting", "ready", "closed"] = "greeting"
         self.server_head: Position | None = None
         self.can_push = True
@@ -131,7 +142,8 @@ class ClientSession:
         if self.state != "ready":
             return self._fail("out_of_order", f"{_type(message)} before welcome")
         if isinstance(message, Events):
-            self.server_head = message.head
+            self._heard(message.head)
+            self._overtaken(message.events)
             return [Apply(message.events)] if message.events else []
         if isinstance(message, PushAck):
             return self._acknowledged(message)
@@ -139,18 +151,32 @@ class ClientSession:
             return self._rejected(message)
         return self._fail("out_of_order", f"servers do not send {_type(message)}")
 
+    @property
+    def pushing(self) -> bool:
+        """Whether a push waits for its answer."""
+        return self._in_flight is not None
+
+    @property
+    def idle(self) -> bool:
+        """Ready, allowed to push, and no push waiting for its answer."""
+        return self.state == "ready" and self.can_push and not self.pushing
+
     def may_push(self, local_head: Position, confirmed_head: Position) -> bool:
         """Whether a push could go now, given the store's heads (cheap: no pending read)."""
-        if self.state != "ready" or not self.can_push or self._in_flight is not None:
+        if not self.idle:
             return False
         sent = self._acked if self._acked and self._acked.key > confirmed_head.key else None
         return self.server_head is not None and local_head.key > (sent or confirmed_head).key
 
+    def reach(self, confirmed_head: Position) -> int:
+        """How many pending events, from the first, :meth:`next_push` may draw on: those
+        sent and not yet confirmed, then one push's worth."""
+        sent = self._acked.global_seq - confirmed_head.global_seq if self._acked else 0
+        return max(0, sent) + self.push_size
+
     def next_push(self, pending: Sequence[EventRecord], confirmed_head: Position) -> Push | None:
         """The next push, if one is due: pending events the server does not have yet."""
-        if self.state != "ready" or not self.can_push or self._in_flight is not None:
-            return None
-        if self.server_head is None:
+        if not self.idle or self.server_head is None:
             return None
         sent = confirmed_head
         if self._acked is not None and self._acked.key > sent.key:
@@ -158,7 +184,7 @@ class ClientSession:
         unsent = [r for r in pending if r.position.key > sent.key]
         if not unsent or unsent[0].parent.key != self.server_head.key:
             return None  # nothing to send, or the store has yet to catch up with the server
-        push = Push(id=next(self._ids), events=fit_frame(unsent[: self.batch]))
+        push = Push(id=next(self._ids), events=fit_frame(unsent[: self.push_size]))
         self._in_flight = push
         return push
 
@@ -203,9 +229,32 @@ class ClientSession:
             return []  # an answer to a push of an earlier connection: nothing to do
         self._in_flight = None
         self._acked = ack.head
-        if ack.head.key > (self.server_head.key if self.server_head else (0, 0)):
-            self.server_head = ack.head
+        self._heard(ack.head)
+        self.push_size = min(self.batch, self.push_size * 2)
         return []
+
+    def _overtaken(self, events: Sequence[EventRecord]) -> None:
+        """Give up the push in flight if another event holds the place of its first one.
+
+        The server is bound to refuse it (``server_ahead``); not waiting for that answer
+        lets the next push follow these events at once. The refusal, when it comes,
+        names a push no longer in flight and is ignored.
+        """
+        push = self._in_flight
+        if push is None:
+            return
+        first = push.events[0]
+        for record in events:
+            if record.position.key == first.position.key and record.id != first.id:
+                self._server_ahead()
+                return
+
+    def _server_ahead(self) -> None:
+        # Another client's push got in first. A smaller push is checked sooner on the
+        # server and is likelier to find the head still where it was sent for.
+        self._in_flight = None
+        self._acked = None
+        self.push_size = max(min(self.batch, MIN_PUSH), self.push_size // 2)
 
     def _rejected(self, rejected: PushRejected) -> list[Action]:
         push = self._in_flight
@@ -214,8 +263,9 @@ class ClientSession:
         self._in_flight = None
         self._acked = None
         if rejected.reason == "server_ahead":
+            self._server_ahead()
             if rejected.head is not None:
-                self.server_head = rejected.head  # the pull brings those events next
+                self._heard(rejected.head)  # the pull brings those events next
             return []
         if rejected.reason == "rate_limited":
             return [Wait(rejected.retry_after or 1.0)]
@@ -227,6 +277,11 @@ class ClientSession:
             return self._fail("invalid_event", rejected.detail)
         event = push.events[rejected.index]
         return [Reject(event.id, f"refused by the sync server: {rejected.detail}")]
+
+    def _heard(self, head: Position) -> None:
+        """The server's head is at least ``head`` (frames may come late, never undo it)."""
+        if self.server_head is None or head.key > self.server_head.key:
+            self.server_head = head
 
     def _fail(self, code: str, message: str) -> list[Action]:
         self.state = "closed"

@@ -15,7 +15,14 @@ from typing import Protocol
 
 from pjai.errors import PjaiError
 
-__all__ = ["ConnectionClosed", "Faults", "MemoryTransport", "Transport", "memory_pipe"]
+__all__ = [
+    "ConnectionClosed",
+    "Faults",
+    "MemoryTransport",
+    "Transport",
+    "arrived",
+    "memory_pipe",
+]
 
 
 class ConnectionClosed(PjaiError):
@@ -36,6 +43,28 @@ class Transport(Protocol):
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection (both directions)."""
         ...
+
+
+async def arrived(transport: Transport, frames: list[bytes], most: int) -> asyncio.Task[bytes]:
+    """Add to ``frames`` the frames that already arrived, up to ``most`` in all; returns
+    the receive of the next one, still running (or ended by the connection's failure).
+
+    A frame that is there is taken within one turn of the event loop, whatever the
+    transport, so a driver busy for a while (a rebase) handles what came meanwhile at
+    once, and together.
+    """
+    while True:
+        receiving = asyncio.create_task(transport.receive())
+        if len(frames) >= most:
+            return receiving
+        try:
+            await asyncio.sleep(0)
+        except BaseException:  # cancelled: the receive must not outlive its caller
+            receiving.cancel()
+            raise
+        if not receiving.done() or receiving.exception() is not None:
+            return receiving
+        frames.append(receiving.result())
 
 
 @dataclass(slots=True)
