@@ -12,7 +12,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-FIGURES = {"p50_ms", "p95_ms", "p99_ms", "fanin_per_s", "fanin_syncclient_per_s", "idle_conn_kb"}
+FIGURES = {
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "fanin_per_s",
+    "fanin_syncclient_per_s",
+    "catchup_s",
+    "idle_conn_kb",
+}
 POSTGRES_ONLY = {"fanin_2servers_per_s"}
 
 
@@ -22,6 +30,8 @@ def check_backend(figures: Any, extra: frozenset[str] = frozenset()) -> None:
     assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"] < 5_000
     for key in ("fanin_per_s", "fanin_syncclient_per_s", *extra):
         assert 0 < figures[key] < 10_000_000, key
+    # The backlog was confirmed at all (the benchmark fails otherwise), after some time.
+    assert 0 < figures["catchup_s"] < 120
     # An idle connection costs the server something, and far less than a megabyte.
     assert 0 < figures["idle_conn_kb"] < 1_024
 
@@ -41,7 +51,9 @@ def test_quick_run_prints_every_figure(tmp_path: Path) -> None:
     assert (figures["benchmark"], figures["quick"]) == ("sync", True)
     assert (figures["samples"], figures["clients"], figures["events"]) == (100, 20, 4_000)
     assert figures["idle_connections"] == 100
-    assert {"fanin_client", "fanin_counted", "idle_client", "idle_measured"} <= figures.keys()
+    assert {"fanin_client", "fanin_counted", "catchup", "idle_client", "idle_measured"} <= (
+        figures.keys()
+    )
     check_backend(figures["sqlite"])
     if postgres:
         check_backend(figures["postgresql"], frozenset(POSTGRES_ONLY))

@@ -3,7 +3,8 @@
 The server runs in a process of its own (uvicorn on a loopback port, as deployed), so
 that its RSS is its own; the clients run here. Per backend: the latency from a commit
 on one client to the live-query callback on another, the fan-in throughput of many
-clients pushing batches at once, and the server's memory per idle connection. On
+clients pushing batches at once, the catch-up of an instance that returns with a
+backlog while another writes, and the server's memory per idle connection. On
 PostgreSQL also the fan-in through two server processes sharing the database.
 """
 
@@ -23,8 +24,15 @@ import sqlalchemy as sa
 
 from pjai.bench.hybrid import postgres_schema
 from pjai.bench.stats import ms, percentile
+from pjai.bench.syncclient import (
+    CATCHUP_PENDING,
+    CATCHUP_WRITES_PER_S,
+    catchup_seconds,
+    memory,
+    started_client,
+)
 from pjai.bench.syncserver import ServerProcess, servers
-from pjai.schema import SCHEMA, EventRecord, MemoryAdded, PersonaCreated, memories, new_id
+from pjai.schema import SCHEMA, EventRecord, PersonaCreated, memories, new_id
 from pjai.schema.records import ROOT
 from pjai.schema.types import utc_now
 from pjai.sql.engine import create_sql_engine
@@ -77,23 +85,6 @@ _WARMUP = 20
 """Untimed commits (latency) and connections (memory) before measuring."""
 
 
-def _memory(index: int) -> MemoryAdded:
-    return MemoryAdded(
-        memory_id=new_id(),
-        persona_id="p1",
-        name=f"memory {index}",
-        content=f"Benchmark memory {index}: the user mentioned topic {index % 977}.",
-        tags=[f"topic-{index % 97}"],
-        importance=(index * 37 % 101) / 100,
-    )
-
-
-def _started(store: Store, url: str, token: str, store_id: str, batch: int) -> SyncClient:
-    client = SyncClient(store, websocket_connector(url, token), store_id=store_id, batch=batch)
-    client.start()
-    return client
-
-
 async def _latency(url: str, token: str, store_id: str, samples: int) -> dict[str, float]:
     """Commit on A, time until B's live query has the new result; one commit at a time."""
     loop = asyncio.get_running_loop()
@@ -107,7 +98,7 @@ async def _latency(url: str, token: str, store_id: str, samples: int) -> dict[st
     count = sa.select(sa.func.count()).select_from(memories).where(memories.c.persona_id == "p1")
     latencies: list[float] = []
     with Store.memory(sync=True) as a, Store.memory(sync=True) as b:
-        clients = [_started(s, url, token, store_id, 1_000) for s in (a, b)]
+        clients = [started_client(s, url, token, store_id, 1_000) for s in (a, b)]
         try:
             a.commit(PersonaCreated(persona_id="p1", name="P1"))
             async with asyncio.timeout(_TIMEOUT):
@@ -117,7 +108,7 @@ async def _latency(url: str, token: str, store_id: str, samples: int) -> dict[st
                     arrived.clear()
                     seen.clear()
                     started = time.perf_counter()
-                    records = a.commit(_memory(index))
+                    records = a.commit(memory(index))
                     async with asyncio.timeout(_TIMEOUT):
                         await arrived.wait()
                         # Also the echo on A, so that every sample starts from quiet.
@@ -148,7 +139,9 @@ async def _fanin_sync_clients(
         for store in stores:
             store.commit(PersonaCreated(persona_id="p1", name="P1"))
         for i, (store, (store_id, token)) in enumerate(zip(stores, tokens, strict=True)):
-            clients.append(_started(store, urls[i % len(urls)], token, store_id, workload.batch))
+            clients.append(
+                started_client(store, urls[i % len(urls)], token, store_id, workload.batch)
+            )
         async with asyncio.timeout(_TIMEOUT):
             await asyncio.gather(*(c.wait_until(lambda s: s.level) for c in clients))
         # One stretch without awaiting: no push leaves before every event is committed.
@@ -156,7 +149,7 @@ async def _fanin_sync_clients(
         for store in stores:
             for b in range(workload.client_batches):
                 first = b * workload.batch
-                records = store.commit(*[_memory(first + i) for i in range(workload.batch)])
+                records = store.commit(*[memory(first + i) for i in range(workload.batch)])
             last.append(records[-1].id)
         started = time.perf_counter()
         async with asyncio.timeout(_TIMEOUT):
@@ -178,7 +171,7 @@ def _history(count: int) -> list[EventRecord]:
     client_id, at, parent = new_id(), utc_now(), ROOT
     history: list[EventRecord] = []
     for index in range(count):
-        event = _memory(index) if index else PersonaCreated(persona_id="p1", name="P1")
+        event = memory(index) if index else PersonaCreated(persona_id="p1", name="P1")
         name, _, args = SCHEMA.encode(event)
         position = parent.next(0)
         history.append(
@@ -300,8 +293,8 @@ def _one_backend(
     run = uuid.uuid4().hex[:8]
     fanins = ["raw", "client", *(["raw2"] if postgres else [])]
     ids = {f: [f"{f}-{run}-{i}" for i in range(workload.clients)] for f in fanins}
-    latency_store = f"latency-{run}"
-    every = [latency_store, *(i for f in fanins for i in ids[f])]
+    latency_store, catchup_store = f"latency-{run}", f"catchup-{run}"
+    every = [latency_store, catchup_store, *(i for f in fanins for i in ids[f])]
     secrets, star = _tokens(db_url, every)
     token = dict(zip(every, secrets, strict=True))
     pushers = {f: [(i, token[i]) for i in ids[f]] for f in fanins}
@@ -316,6 +309,10 @@ def _one_backend(
         step()
         result["fanin_syncclient_per_s"] = asyncio.run(
             _fanin_sync_clients(urls, pushers["client"], workload)
+        )
+        step()
+        result["catchup_s"] = asyncio.run(
+            catchup_seconds(server.url, token[catchup_store], catchup_store, workdir)
         )
         step()
     if postgres:
@@ -340,7 +337,7 @@ def run_sync_bench(
 ) -> dict[str, Any]:
     """Run the benchmark on SQLite, and on PostgreSQL when ``postgres_url`` is given."""
     workload = QUICK if quick else FULL
-    total = 4 + (5 if postgres_url else 0)
+    total = 5 + (6 if postgres_url else 0)
     done = 0
 
     def step() -> None:
@@ -376,11 +373,18 @@ def run_sync_bench(
             "the same with SyncClients on in-memory synced stores: events committed "
             "before the clock starts, counted until every client's last event is confirmed"
         ),
+        "catchup": (
+            f"an instance with {CATCHUP_PENDING} events committed offline (a synced store "
+            f"file) reconnects while another SyncClient commits {CATCHUP_WRITES_PER_S:g} "
+            "events/s, one per commit; seconds from its client's start until its last "
+            "pending event is confirmed"
+        ),
         "idle_client": "raw protocol: hello, welcome, live pull, then quiet; one store each",
         "idle_measured": "server VmRSS growth over the idle connections / their number",
         "targets": {
             "p99_ms": {"sqlite": 10, "postgresql": 20},
             "fanin_per_s": 20_000,
+            "catchup_s": 5,
             "idle_conn_kb": 100,
         },
         "cpus": os.cpu_count(),

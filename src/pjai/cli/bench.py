@@ -85,7 +85,7 @@ def sync(
     data_dir: DataDir = DEFAULT_DATA_DIR,
     keep: Keep = False,
 ) -> None:
-    """Sync over WebSockets: commit-to-live-query latency, fan-in, memory per connection.
+    """Sync over WebSockets: commit-to-live-query latency, fan-in, catch-up, memory.
 
     The sync servers run in child processes on loopback ports, per SQL backend.
     """
