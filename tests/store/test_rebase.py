@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Sequence
 
 import pytest
@@ -369,7 +370,7 @@ class RebaseMachine(RuleBasedStateMachine):
 
 
 RebaseMachine.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=int(os.environ.get("PJAI_REBASE_EXAMPLES", "60")),
     stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
