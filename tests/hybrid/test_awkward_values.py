@@ -20,11 +20,11 @@ from sqlalchemy import select
 
 from pjai.errors import EventValidationError
 from pjai.hybrid import HybridDatabaseManager
-from pjai.schema import SCHEMA, Context, EventRecord, Position, Schema, memories
+from pjai.schema import SCHEMA, Context, EventRecord, Schema, memories
 from pjai.schema.event import Event
 from pjai.schema.ops import Insert, Op
-from pjai.schema.types import new_id, utc_now
 from pjai.store import Store
+from tests import helpers
 from tests.databases import BACKENDS, database
 from tests.helpers import memory, persona
 
@@ -76,27 +76,9 @@ WITH_AWKWARD = Schema(
 )
 
 
-def confirmed(events: Sequence[Event], schema: Schema = WITH_AWKWARD) -> list[EventRecord]:
+def confirmed(events: Sequence[Event]) -> list[EventRecord]:
     """``events`` as another instance's confirmed history, from position 1."""
-    records: list[EventRecord] = []
-    parent = Position(0)
-    for event in events:
-        name, _payload, args = schema.encode(event)
-        position = parent.next(0)
-        records.append(
-            EventRecord(
-                id=new_id(),
-                name=name,
-                args=msgspec.Raw(args),
-                position=position,
-                parent=parent,
-                client_id="other",
-                session_id="other",
-                at=utc_now(),
-            )
-        )
-        parent = position
-    return records
+    return helpers.history(events, schema=WITH_AWKWARD, client_id="other")
 
 
 def history(kind: str) -> list[EventRecord]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import msgspec
 import pytest
 
 from pjai.schema import (
@@ -25,11 +24,9 @@ from pjai.schema import (
     MemoryLinked,
     MemoryLinksDecayed,
     MemoryUpdated,
-    Position,
-    new_id,
 )
 from pjai.store import Store
-from tests.helpers import memory, persona
+from tests.helpers import history, memory, persona
 
 EARLY = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 LATE = EARLY + timedelta(hours=3)
@@ -65,24 +62,7 @@ COMMUTATIVE: dict[str, tuple[Event, Event]] = {
 
 def records(events: Sequence[tuple[Event, datetime]]) -> list[EventRecord]:
     """``events`` as one instance's history, each committed at its time."""
-    history, parent = [], Position(0)
-    for event, at in events:
-        name, _, args = SCHEMA.encode(event)
-        position = parent.next(0)
-        history.append(
-            EventRecord(
-                id=new_id(),
-                name=name,
-                args=msgspec.Raw(args),
-                position=position,
-                parent=parent,
-                client_id="c",
-                session_id="s",
-                at=at,
-            )
-        )
-        parent = position
-    return history
+    return history(events)
 
 
 def state(order: Sequence[tuple[Event, datetime]]) -> Store:
