@@ -7,7 +7,9 @@ from pjai.hybrid.flags import FLAGS, Flags, FlagState
 from pjai.hybrid.health import Health
 from pjai.hybrid.integrity import VerifyReport
 from pjai.hybrid.legacy import LegacyImport, Rejection, import_legacy
-from pjai.hybrid.manager import HybridDatabaseManager
+from pjai.hybrid.manager import HybridDatabaseManager, Repaired
+from pjai.hybrid.quarantine import Quarantined, QuarantineReport
+from pjai.hybrid.recovery import StoreRebuilt
 
 __all__ = [
     "FLAGS",
@@ -18,7 +20,11 @@ __all__ = [
     "HybridDatabaseManager",
     "ImportResult",
     "LegacyImport",
+    "QuarantineReport",
+    "Quarantined",
     "Rejection",
+    "Repaired",
+    "StoreRebuilt",
     "VerifyReport",
     "export_archive",
     "import_archive",
