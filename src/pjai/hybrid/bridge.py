@@ -13,7 +13,6 @@ from pjai.schema.event import Context, Schema
 from pjai.schema.ops import Op
 from pjai.schema.records import EventRecord
 from pjai.schema.types import utc_now
-from pjai.sql import journal
 from pjai.sql.shards import ShardSet
 from pjai.sql.writer import Projection
 
@@ -205,17 +204,6 @@ class Bridge:
             except SqlError as exc:
                 self._failed(exc)
                 raise
-
-    def quarantined(self) -> list[tuple[EventRecord, str]]:
-        """Every quarantined event on every shard, with its reason."""
-        found: dict[str, tuple[EventRecord, str]] = {}
-        for shard in self.shards:
-            with shard.writer.connection("reading quarantined events") as conn:
-                for record, _status, error in journal.journal_entries(
-                    conn, status=journal.QUARANTINED
-                ):
-                    found.setdefault(record.id, (record, error or ""))
-        return sorted(found.values(), key=lambda item: item[0].position.global_seq)
 
     def _failed(self, error: BaseException) -> None:
         self.report.last_error = str(error)

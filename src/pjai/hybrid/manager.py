@@ -351,7 +351,7 @@ class HybridDatabaseManager:
                     e.record for e in store.events() if e.record.position.key <= self._last()
                 ]
             else:
-                records = self._journal_after(0)
+                records = self.shards.journal()
             self.bridge.replace_all(records, progress=progress)
             self._projected_through = records[-1].position.global_seq if records else 0
             return Repaired("sql", len(records), "log" if store is not None else "journal")
@@ -521,7 +521,7 @@ class HybridDatabaseManager:
             self._backoff = RETRY_DELAYS_S[0]
             return moved
         moved = 0
-        missing = self._journal_after(store.head.global_seq)
+        missing = self.shards.journal(store.head.global_seq)
         if missing:
             moved += len(missing)
             store.ingest(missing)
@@ -590,14 +590,6 @@ class HybridDatabaseManager:
             with shard.writer.connection("reading the journal") as conn:
                 heads.append(journal.head(conn))
         return max(heads)
-
-    def _journal_after(self, after: int) -> list[EventRecord]:
-        found: dict[str, EventRecord] = {}
-        for shard in self.shards:
-            with shard.writer.connection("reading the journal") as conn:
-                for record, _status, _error in journal.journal_entries(conn, after=after):
-                    found.setdefault(record.id, record)
-        return sorted(found.values(), key=lambda r: r.position.global_seq)
 
     def _sql_reader(self) -> SqlLiveHost:
         if len(self.shards) > 1:

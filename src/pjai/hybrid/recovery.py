@@ -18,9 +18,8 @@ from typing import Literal
 
 from pjai.errors import StoreError
 from pjai.schema.event import Schema
-from pjai.schema.records import EventRecord, LogEntry
+from pjai.schema.records import LogEntry
 from pjai.schema.types import utc_now
-from pjai.sql import journal
 from pjai.sql.shards import ShardSet
 from pjai.store import Progress, Store
 from pjai.store.damage import Salvage, salvage
@@ -65,8 +64,9 @@ def rebuild_store_file(
         source = "journal"
         problems = [*problems, found.problem or "the log cannot be read whole"]
         entries = _journal(shards)
-        after = [e for e in found.entries if e.record.parent.key == _last(entries)]
-        tail = found.entries[found.entries.index(after[0]) :] if after else []
+        last = entries[-1].record.position.key if entries else (0, 0)
+        start = next((i for i, e in enumerate(found.entries) if e.record.parent.key == last), None)
+        tail = found.entries[start:] if start is not None else []
         entries = entries + tail
         from_log = len(tail)
     meta = dict(found.meta)
@@ -85,12 +85,7 @@ def rebuild_store_file(
 
 def _journal(shards: ShardSet) -> list[LogEntry]:
     """Every event SQL holds, in global order, as confirmed log entries."""
-    found: dict[str, EventRecord] = {}
-    for shard in shards:
-        with shard.writer.connection("reading the journal to rebuild the store") as conn:
-            for record, _status, _error in journal.journal_entries(conn):
-                found.setdefault(record.id, record)
-    records = sorted(found.values(), key=lambda r: r.position.global_seq)
+    records = shards.journal()
     for parent, record in zip([None, *records], records, strict=False):
         expected = parent.position.key if parent is not None else (0, 0)
         if record.parent.key != expected:
@@ -99,10 +94,6 @@ def _journal(shards: ShardSet) -> list[LogEntry]:
                 "rebuilt from it; restore the data directory from a backup"
             )
     return [LogEntry(record, "confirmed") for record in records]
-
-
-def _last(entries: list[LogEntry]) -> tuple[int, int]:
-    return entries[-1].record.position.key if entries else (0, 0)
 
 
 def _remove(path: Path) -> None:

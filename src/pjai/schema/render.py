@@ -155,13 +155,7 @@ class OpRenderer:
             "set": "{c} = " + mark,
             "inc": "{c} = {c} + " + mark,
             # Never computes past the limit: c + by > limit is tested as c > limit - by.
-            "inc_upto": "{c} = CASE WHEN {c} > "
-            + mark
-            + " THEN "
-            + mark
-            + " ELSE {c} + "
-            + mark
-            + " END",
+            "inc_upto": f"{{c}} = CASE WHEN {{c}} > {mark} THEN {mark} ELSE {{c}} + {mark} END",
             "max": "{c} = " + flavor.greatest + "(coalesce({c}, " + mark + "), " + mark + ")",
             "ifnull": "{c} = coalesce({c}, " + mark + ")",
             "compress": "{c} = " + flavor.compress,

@@ -20,6 +20,8 @@ from sqlalchemy import Engine
 from pjai.errors import ConfigError
 from pjai.schema.event import Schema
 from pjai.schema.ops import Insert, Op
+from pjai.schema.records import EventRecord
+from pjai.sql import journal
 from pjai.sql.engine import PoolConfig, create_sql_engine, redacted
 from pjai.sql.writer import SqlWriter
 
@@ -109,6 +111,16 @@ class ShardSet:
         """The shards ``op`` must run on."""
         key = persona_key(op)
         return [self.for_persona(key)] if key is not None else list(self.shards)
+
+    def journal(self, after: int = 0) -> list[EventRecord]:
+        """Every journaled event after global position ``after``, once each (an event
+        touching several shards is journaled on each), in global order."""
+        found: dict[str, EventRecord] = {}
+        for shard in self.shards:
+            with shard.writer.connection("reading the journal") as conn:
+                for record, _status, _error in journal.journal_entries(conn, after=after):
+                    found.setdefault(record.id, record)
+        return sorted(found.values(), key=lambda r: r.position.global_seq)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

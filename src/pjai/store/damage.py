@@ -9,7 +9,8 @@ by rowid (the log's own pages, no index), keeping what reads whole and in order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -20,16 +21,28 @@ import msgspec
 from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position
 from pjai.schema.types import from_iso
 
-__all__ = ["Salvage", "problems", "salvage", "unreadable_rows"]
+__all__ = ["Salvage", "problems", "read_only", "salvage", "unreadable_rows"]
 
 LISTED = 20
 """How many problems or rows a report names."""
 
 
-def problems(conn: apsw.Connection) -> list[str]:
+@contextmanager
+def read_only(path: Path) -> Iterator[apsw.Connection]:
+    """A connection to ``path`` that only reads and never checkpoints when it closes:
+    looking at a file never changes it."""
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+        yield conn
+    finally:
+        conn.close()
+
+
+def problems(conn: apsw.Connection, limit: int = LISTED) -> list[str]:
     """What SQLite finds wrong with the database's pages (``[]``: nothing)."""
     try:
-        found = [str(row[0]) for row in conn.execute(f"PRAGMA quick_check({LISTED})")]
+        found = [str(row[0]) for row in conn.execute(f"PRAGMA quick_check({limit})")]
     except (apsw.CorruptError, apsw.NotADBError) as exc:
         return [str(exc)]
     return [] if found == ["ok"] else found
@@ -130,33 +143,30 @@ def salvage(path: Path) -> Salvage:
     """Read what ``path`` still holds, without changing it."""
     found = Salvage()
     try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        with read_only(path) as conn:
+            _read(conn, found)
     except apsw.Error as exc:
         found.whole, found.problem = False, f"the file cannot be opened ({exc})"
-        return found
-    try:
-        conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
-        try:
-            for key, value in conn.execute(
-                "SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM pjai_meta"
-            ):
-                if isinstance(key, bytes) and isinstance(value, bytes):
-                    found.meta[key.decode(errors="replace")] = value.decode(errors="replace")
-        except (apsw.Error, UnicodeDecodeError):
-            pass  # the log decides; identity comes from elsewhere if need be
-        _read_log(conn, found)
-        try:
-            sql = f"SELECT {_COLUMNS} FROM pjai_rejected ORDER BY rowid"
-            for row in conn.execute(sql):
-                try:
-                    found.rejected.append(_entry(row))
-                except (ValueError, UnicodeDecodeError, msgspec.ValidationError):
-                    continue
-        except apsw.Error:
-            pass  # rejected events are the audit trail's, not the history's
-    finally:
-        conn.close()
     return found
+
+
+def _read(conn: apsw.Connection, found: Salvage) -> None:
+    try:
+        sql = "SELECT CAST(key AS BLOB), CAST(value AS BLOB) FROM pjai_meta"
+        for key, value in conn.execute(sql):
+            if isinstance(key, bytes) and isinstance(value, bytes):
+                found.meta[key.decode(errors="replace")] = value.decode(errors="replace")
+    except apsw.Error:
+        pass  # the log decides; identity comes from elsewhere if need be
+    _read_log(conn, found)
+    try:
+        for row in conn.execute(f"SELECT {_COLUMNS} FROM pjai_rejected ORDER BY rowid"):
+            try:
+                found.rejected.append(_entry(row))
+            except (ValueError, UnicodeDecodeError, msgspec.ValidationError):
+                continue
+    except apsw.Error:
+        pass  # rejected events are the audit trail's, not the history's
 
 
 def _read_log(conn: apsw.Connection, found: Salvage) -> None:

@@ -15,6 +15,7 @@ import apsw
 from pjai.errors import QueryError, StoreCorruptError, StoreError
 from pjai.schema.render import sqlite_functions
 from pjai.schema.types import to_iso
+from pjai.store.damage import problems, read_only
 
 __all__ = [
     "ENVIRONMENT_ERRORS",
@@ -101,20 +102,10 @@ def _size_in_header(header: bytes) -> int | None:
 
 def _unreadable(path: Path) -> str | None:
     """Why SQLite cannot read every page of ``path`` with its -wal file; ``None`` if it can."""
-    with translate_errors(f"checking store file {path}"):
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-        # Read-only and no checkpoint on close: checking a file never changes it.
-        conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
-        try:
-            problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check(1)")]
-        except (apsw.CorruptError, apsw.NotADBError) as exc:
-            return str(exc)
-        finally:
-            conn.close()
-    if problems == ["ok"]:
-        return None
-    lines = "\n".join(problems).splitlines()
-    return "; ".join(line for line in lines if not line.startswith("*** in database"))
+    with translate_errors(f"checking store file {path}"), read_only(path) as conn:
+        found = problems(conn, limit=1)
+    lines = "\n".join(found).splitlines()
+    return "; ".join(line for line in lines if not line.startswith("*** in database")) or None
 
 
 def _wal_bytes(path: Path) -> int:
