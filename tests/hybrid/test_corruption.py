@@ -76,6 +76,14 @@ def names(data_dir: Path) -> set[str]:
         return {row.id for row in manager.query("SELECT id FROM memories")}
 
 
+def assert_repaired_from(data_dir: Path, source: str) -> None:
+    """``pjai repair --side store`` names ``source`` and leaves the directory whole."""
+    repaired = pjai("repair", "--side", "store", "--data-dir", str(data_dir))
+    assert repaired.exit_code == 0, repaired.output
+    assert source in repaired.stdout
+    assert_whole_again(data_dir)
+
+
 def assert_whole_again(data_dir: Path) -> None:
     health = json.loads(pjai("doctor", "--json", "--data-dir", str(data_dir)).stdout)
     assert (health["status"], health["store"]["damage"]) == ("ok", [])
@@ -93,19 +101,13 @@ def test_damaged_index_pages_are_found_and_rebuilt_from_the_log(data_dir: Path) 
     checked = pjai("verify", "--json", "--data-dir", str(data_dir))
     assert checked.exit_code == 2
     assert json.loads(checked.stdout)["store_damage"]
-    repaired = pjai("repair", "--side", "store", "--data-dir", str(data_dir))
-    assert repaired.exit_code == 0, repaired.output
-    assert "from its event log" in repaired.stdout
-    assert_whole_again(data_dir)
+    assert_repaired_from(data_dir, "from its event log")
 
 
 def test_a_damaged_event_log_is_rebuilt_from_sql_journal(data_dir: Path) -> None:
     scribble(data_dir / "store.db", "pjai_eventlog")
     assert pjai("verify", "--data-dir", str(data_dir)).exit_code == 2
-    repaired = pjai("repair", "--side", "store", "--data-dir", str(data_dir))
-    assert repaired.exit_code == 0, repaired.output
-    assert "from SQL's journal" in repaired.stdout
-    assert_whole_again(data_dir)
+    assert_repaired_from(data_dir, "from SQL's journal")
 
 
 def test_a_store_file_that_cannot_be_opened_is_rebuilt_from_sql_journal(data_dir: Path) -> None:
@@ -116,10 +118,7 @@ def test_a_store_file_that_cannot_be_opened_is_rebuilt_from_sql_journal(data_dir
     refused = pjai("doctor", "--data-dir", str(data_dir))
     assert refused.exit_code != 0
     assert "pjai repair --side store" in refused.output
-    repaired = pjai("repair", "--side", "store", "--data-dir", str(data_dir))
-    assert repaired.exit_code == 0, repaired.output
-    assert "from SQL's journal" in repaired.stdout
-    assert_whole_again(data_dir)
+    assert_repaired_from(data_dir, "from SQL's journal")
 
 
 def test_text_that_is_not_utf8_is_reported_as_damage_never_a_raw_error(data_dir: Path) -> None:

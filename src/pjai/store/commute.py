@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ForeignKeyConstraint, Table, UniqueConstraint
 
@@ -260,5 +260,5 @@ def _key(touch: Touch, columns: tuple[str, ...]) -> tuple[str, ...] | None:
     """
     values = tuple(touch.where.get(c) for c in columns)
     if columns and all(isinstance(v, str) for v in values):
-        return values  # type: ignore[return-value]
+        return cast(tuple[str, ...], values)
     return None
