@@ -9,7 +9,8 @@ it, or it would stop every instance that receives it. So besides its msgspec typ
 - text holds no NUL character, which PostgreSQL cannot store in ``text``;
 - a time lies between :data:`EARLIEST` and :data:`LATEST` in UTC, a day inside the
   range of Python's ``datetime`` (years 1 to 9999), so that it stays in range when
-  converted to UTC or shown in any time zone.
+  converted to UTC or shown in any time zone; a time to encode has a UTC offset in whole
+  minutes, the most JSON keeps.
 
 Text that cannot be encoded as UTF-8 (a lone surrogate) is refused as the event is
 encoded; arguments that are not UTF-8 are refused as they are decoded.
