@@ -24,6 +24,7 @@ from pjai.errors import (
     StoreModeError,
 )
 from pjai.hybrid.bridge import Bridge
+from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags
 from pjai.hybrid.health import Health, check
 from pjai.hybrid.identity import Identity
@@ -45,9 +46,8 @@ from pjai.store.query import Params, Query, prepare
 from pjai.sync.client import SyncClient
 from pjai.sync.hub import Connector
 
-__all__ = ["STORE_FILE", "HybridDatabaseManager", "Repaired"]
+__all__ = ["HybridDatabaseManager", "Repaired"]
 
-STORE_FILE = "store.db"
 RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
 MAX_BACKOFF_S = 30.0
 
@@ -100,13 +100,13 @@ class HybridDatabaseManager:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.schema = schema
-        self.flags = Flags(self.data_dir / "flags.json", environ)
+        self.flags = Flags(self.data_dir / FLAGS_FILE, environ)
         urls = list(sql_urls or shard_urls(environ) or [default_url(self.data_dir)])
         self.shards = ShardSet(urls, schema, pool or PoolConfig.from_env(environ))
         self.personas = PersonaRepository(self.shards)
         self.memories = MemoryRepository(self.shards)
         self.bridge = Bridge(self.shards, schema)
-        self.identity = Identity.load(self.data_dir / "identity.json")
+        self.identity = Identity.load(self.data_dir / IDENTITY_FILE)
         self.session_id = new_id()
         self.last_error: str | None = None
         self._lock = threading.RLock()

@@ -32,8 +32,9 @@ from pjai.hybrid.archive.format import (
     decode_record,
     table_lines,
 )
+from pjai.hybrid.files import FLAGS_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags
-from pjai.hybrid.manager import STORE_FILE, HybridDatabaseManager
+from pjai.hybrid.manager import HybridDatabaseManager
 from pjai.schema.records import ROOT, EventRecord
 from pjai.sql.engine import PRIMARY_FILE
 from pjai.store import Progress, Store
@@ -78,7 +79,7 @@ def _check_target(data_dir: Path, environ: Mapping[str, str] | None) -> None:
             f"{data_dir} already holds PJai data ({', '.join(found)}); import restores "
             "into an empty data directory: choose a new one"
         )
-    if not Flags(data_dir / "flags.json", environ)["use_livestore"]:
+    if not Flags(data_dir / FLAGS_FILE, environ)["use_livestore"]:
         raise ConfigError(
             "import replays the archive through the reactive store, which is switched "
             "off (PJAI_USE_LIVESTORE); switch it on and import again"

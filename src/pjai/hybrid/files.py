@@ -1,0 +1,18 @@
+"""The files the hybrid manager keeps in a data directory, named once.
+
+``pjai.app.DataDir`` is the one list of every file PJai keeps; it takes these names
+from here, and the SQL primary's default file name from :mod:`pjai.sql.engine`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FLAGS_FILE", "IDENTITY_FILE", "STORE_FILE"]
+
+STORE_FILE = "store.db"
+"""The reactive store: event log and materialized state."""
+
+FLAGS_FILE = "flags.json"
+"""Feature flags set with ``pjai flags set``."""
+
+IDENTITY_FILE = "identity.json"
+"""This installation's client id."""
