@@ -236,3 +236,18 @@ def _leaves(command: Any, path: str = "pjai") -> list[tuple[str, Any]]:
 def test_every_command_takes_the_data_dir_as_the_readme_says() -> None:
     root = typer.main.get_command(app)
     assert [path for path, leaf in _leaves(root) if "--data-dir" not in _options(leaf)] == []
+
+
+def test_the_readme_tour_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tour,) = _blocks(ROOT / "README.md", "python")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(tour, "README.md", "exec"), namespace)
+    finally:
+        if "store" in namespace:
+            namespace["store"].close()
+    # The live query printed at once and again after the update.
+    assert capsys.readouterr().out.splitlines() == ["['Short answers']"] * 2
