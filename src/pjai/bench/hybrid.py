@@ -25,11 +25,11 @@ from pjai.bench.stats import ms, percentile
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import MemoryAdded, PersonaCreated, new_id
 from pjai.schema.fields import Tier
+from pjai.schema.types import Progress
 from pjai.sql.repositories import MemoryFilter
 
 __all__ = ["FULL", "QUICK", "HybridWorkload", "postgres_schema", "run_hybrid_bench"]
 
-Progress = Callable[[int, int], object]
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 _TIERS: tuple[Tier, ...] = (
     "hot",

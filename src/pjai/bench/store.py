@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,11 @@ from sqlalchemy import bindparam, select
 from pjai.bench.stats import ms, percentile
 from pjai.schema import MemoryAdded, MemoryUpdated, PersonaCreated, memories, new_id
 from pjai.schema.fields import Tier
-from pjai.schema.types import AnySelect
+from pjai.schema.types import AnySelect, Progress
 from pjai.store import Store
 from pjai.store.sqlite import Durability
 
 __all__ = ["FULL", "QUICK", "Workload", "run_store_bench"]
-
-Progress = Callable[[int, int], object]
 
 
 @dataclass(frozen=True, slots=True)
