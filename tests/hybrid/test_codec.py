@@ -56,7 +56,8 @@ def test_logs_and_journal_keep_sealed_arguments(data_dir: Path, sql_url: str) ->
         # The tables on both sides hold the values.
         assert store.query("SELECT content FROM memories")[0].content == "the secret garden"
         found = manager.memories.get("m1")
-        assert found is not None and found.content == "the secret garden"
+        assert found is not None
+        assert found.content == "the secret garden"
 
         # Everything that reads the log back goes through the codec.
         assert store.rebuild() == 2
@@ -66,4 +67,6 @@ def test_logs_and_journal_keep_sealed_arguments(data_dir: Path, sql_url: str) ->
         manager.commit(MemoryUpdated(memory_id="m1", persona_id="p1", content="a new secret"))
         manager.set_flag("use_livestore", True)
         assert manager.verify().equal
-        assert manager.memories.get("m1").content == "a new secret"  # type: ignore[union-attr]
+        found = manager.memories.get("m1")
+        assert found is not None
+        assert found.content == "a new secret"
