@@ -31,6 +31,7 @@ from pjai.bench.syncclient import (
     started_client,
 )
 from pjai.bench.syncserver import ServerProcess, servers
+from pjai.bench.workload import Steps
 from pjai.schema import SCHEMA, EventRecord, PersonaCreated, memories, new_id
 from pjai.schema.records import ROOT, stamp
 from pjai.schema.types import Progress, utc_now
@@ -325,14 +326,7 @@ def run_sync_bench(
 ) -> dict[str, Any]:
     """Run the benchmark on SQLite, and on PostgreSQL when ``postgres_url`` is given."""
     workload = QUICK if quick else FULL
-    total = 5 + (6 if postgres_url else 0)
-    done = 0
-
-    def step() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
+    step = Steps(5 + (6 if postgres_url else 0), progress)
 
     result: dict[str, Any] = {
         "benchmark": "sync",
