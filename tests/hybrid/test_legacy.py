@@ -37,7 +37,7 @@ REJECTED: dict[tuple[str, str | None], str] = {
     ("memory_entities", "m-blank"): "content is blank",
     ("memory_entities", "m-ghost"): "persona 'p-ghost' was not imported",
     ("conversations", "c-garbled"): "messages is not valid JSON",
-    ("conversations", "c-no-role"): "none of its 1 messages can be imported (messages[0] has",
+    ("conversations", "c-no-role"): "its one message cannot be imported (messages[0] has",
 }
 """The rows of the sample that cannot be imported, and (part of) why."""
 
@@ -514,7 +514,7 @@ def test_the_command_prints_a_json_summary_the_rejections_and_the_values_left(
     lines = second.stdout.splitlines()
     assert "memory_entities m-ghost: persona 'p-ghost' was not imported" in lines
     assert (
-        "conversations c-no-role: none of its 1 messages can be imported (messages[0] has no "
+        "conversations c-no-role: its one message cannot be imported (messages[0] has no "
         "role (role, sender, author); the message is not imported)"
     ) in lines
     assert (

@@ -218,6 +218,7 @@ def awkward(tmp_path: Path) -> Desktop:
             ],
         )
         ids["silent"] = db.save_conversation(ids["odd"], "Silent", [{"text": "who?"}])
+        ids["mute"] = db.save_conversation(ids["odd"], "Mute", [{"text": "a"}, {"role": "x"}])
     return result
 
 
@@ -229,11 +230,14 @@ def test_unmappable_values_cost_the_value_and_are_reported(
     result = run(manager, awkward.path, report)
 
     assert (result.personas, result.memories, result.conversations) == (2, 5, 1)
-    assert {r.row_id: r.reason for r in result.rejections} == {
-        ids["blank"]: "content is blank",
-        ids["silent"]: "none of its 1 messages can be imported (messages[0] has no role "
-        "(role, sender, author); the message is not imported)",
-    }
+    reasons = {r.row_id: r.reason for r in result.rejections}
+    assert reasons.keys() == {ids["blank"], ids["silent"], ids["mute"]}
+    assert reasons[ids["blank"]] == "content is blank"
+    assert reasons[ids["silent"]] == (
+        "its one message cannot be imported (messages[0] has no role (role, sender, author); "
+        "the message is not imported)"
+    )
+    assert reasons[ids["mute"]].startswith("none of its 2 messages can be imported (messages[0]")
     assert result.scales["memory_entities.importance"] == "0-100"
     importances = {}
     for name in ("scaled", "default", "high", "low", "tagged"):

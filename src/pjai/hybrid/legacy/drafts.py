@@ -94,7 +94,7 @@ class Built:
     parts: int = 0
     """How many optional parts (messages) the legacy row has; when it has some and none
     can be imported, the row is rejected: what is left would be an empty shell of it."""
-    part: str = "messages"
+    part: str = "message"
 
     def settle(self, schema: Schema) -> list[Event]:
         """The row's events; RowError if it has none worth importing."""
@@ -105,9 +105,11 @@ class Built:
                 events.append(event)
                 kept += draft.optional is not None
         if self.parts and not kept:
-            lost = [p for p in self.problems if p.column.startswith(f"{self.part}[")]
+            lost = [p for p in self.problems if p.column.startswith(f"{self.part}s[")]
             why = f" ({lost[0].column} {lost[0].reason})" if lost else ""
-            raise RowError(f"none of its {self.parts} {self.part} can be imported{why}")
+            if self.parts == 1:
+                raise RowError(f"its one {self.part} cannot be imported{why}")
+            raise RowError(f"none of its {self.parts} {self.part}s can be imported{why}")
         return events
 
 

@@ -70,7 +70,9 @@ def import_legacy(
             run.rows("conversations", legacy_file.rows(conn, "conversations", layout))
         except BaseException as exc:
             error = f"reading {source}: {exc}" if isinstance(exc, sqlite3.Error) else str(exc)
-            write_report(run.result(report_path), source, not_imported, error=error or repr(exc))
+            write_report(
+                run.result(report_path), source, not_imported, error=error or type(exc).__name__
+            )
             if isinstance(exc, sqlite3.Error):
                 raise ConfigError(error) from exc
             raise
