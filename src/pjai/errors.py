@@ -26,6 +26,7 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      ├── ConnectionClosed           a sync connection was closed or broke
      ├── DuplicateEventError        a pushed event's id is already in the server's log
      ├── RowError                   a legacy row cannot become events
+     ├── Unreadable                 a legacy value cannot be read as what its column holds
      └── BadOp                      a materializer named a table or column that does not exist
 
     UnknownEventWarning             an event from a newer PJai was kept but not applied
@@ -34,9 +35,9 @@ The classes of this module are the ones callers catch in general. The others are
 defined beside the code that raises them:
 :class:`pjai.memory.embeddings.EmbeddingsUnavailable`,
 :class:`pjai.sync.protocol.ProtocolError`, :class:`pjai.sync.transport.ConnectionClosed`
-and :class:`pjai.sync.log.DuplicateEventError`. Two of them never reach a caller:
-:class:`pjai.hybrid.legacy.rows.RowError` is reported as a rejected row of a legacy
-import, and :class:`pjai.schema.render.BadOp` as the ``MaterializationError`` of the
+and :class:`pjai.sync.log.DuplicateEventError`. Three of them never reach a caller:
+:class:`pjai.hybrid.legacy.values.RowError` is reported as a rejected row of a legacy
+import, :class:`pjai.hybrid.legacy.values.Unreadable` as a value it did not import, and :class:`pjai.schema.render.BadOp` as the ``MaterializationError`` of the
 event at fault.
 """
 
