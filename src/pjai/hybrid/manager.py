@@ -44,7 +44,7 @@ from pjai.sql.shards import Shard, ShardSet, shard_urls
 from pjai.store import LiveQuery, Progress, Row, Store
 from pjai.store.query import Params, Query, prepare
 from pjai.sync.client import SyncClient
-from pjai.sync.hub import Connector
+from pjai.sync.transport import Connector
 
 __all__ = ["HybridDatabaseManager", "Repaired"]
 
