@@ -192,17 +192,20 @@ def audit(
     if as_json:
         print_json(entries)
         return
-    table = Table("#", "when (UTC)", "action", "name", "store", "role", "by", box=box.SIMPLE_HEAD)
-    table.columns.insert(3, Column("token", no_wrap=True, min_width=36))
+    # The token's id whole (on two lines if need be) and who made the change come first:
+    # on a narrow terminal, Rich cuts the last column.
+    table = Table(
+        Column("when (UTC)", min_width=10),
+        Column("action", no_wrap=True),
+        Column("token", overflow="fold", min_width=18),
+        Column("by", overflow="fold", max_width=16),
+        Column("store", overflow="fold", max_width=12),
+        Column("role", max_width=5),
+        Column("name", overflow="fold"),
+        box=box.SIMPLE_HEAD,
+    )
     for e in entries:
         table.add_row(
-            str(e.seq),
-            f"{e.at[:10]} {e.at[11:19]}",
-            e.action,
-            e.token_id,
-            e.token_label,
-            e.store_id,
-            e.role,
-            e.actor or "",
+            _when(e.at), e.action, e.token_id, e.actor or "", e.store_id, e.role, e.token_label
         )
     console.print(table)
