@@ -1,4 +1,4 @@
-"""Import rules between layers (docs: ARCHITECTURE.md §2), checked in fresh interpreters.
+"""Import rules of the sync layer (ARCHITECTURE.md §2), checked in fresh interpreters.
 
 The sync server's stack (Starlette, uvicorn, prometheus_client) and the SQL layer stay
 out of what a client loads: only ``pjai.sync.server`` imports them.
