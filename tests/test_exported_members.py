@@ -18,6 +18,7 @@ PACKAGES = [
     "pjai.hybrid.legacy",
     "pjai.memory",
     "pjai.sync",
+    "pjai.sync.server",
     "pjai.bench",
 ]
 

@@ -19,7 +19,7 @@ from pjai.cli import app
 from pjai.cli.sync import sync_url
 from pjai.errors import ConfigError
 from pjai.schema.types import new_id
-from pjai.sync.sqllog import SqlLog
+from pjai.sync.server.sqllog import SqlLog
 from tests.sync.records import records
 
 runner = CliRunner()

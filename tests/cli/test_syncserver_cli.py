@@ -19,12 +19,10 @@ from typer.testing import CliRunner
 
 from pjai.cli import app
 from pjai.schema.records import Position
-from pjai.sql.engine import create_sql_engine
 from pjai.store import Store
 from pjai.sync.client import SyncClient
-from pjai.sync.hub import Connector
-from pjai.sync.sqllog import SqlLog
-from pjai.sync.transport import ConnectionClosed, Transport
+from pjai.sync.server import ServerDatabase
+from pjai.sync.transport import ConnectionClosed, Connector, Transport
 from pjai.sync.websocket import websocket_connector
 from tests.helpers import memory, persona
 
@@ -44,11 +42,8 @@ def cli(*args: str, env: dict[str, str] | None = None) -> str:
 
 def replay(url: str, store_id: str) -> tuple[list[str], str]:
     """The event ids in the server's log of ``store_id``, and the state they replay to."""
-    log = SqlLog(create_sql_engine(url))
-    try:
-        records = log.read(store_id, Position(0), 1_000_000)
-    finally:
-        log.dispose()
+    with ServerDatabase.open(url) as database:
+        records = database.log.read(store_id, Position(0), 1_000_000)
     with Store.memory(sync=True) as fresh:
         fresh.rebase(records)
         return [r.id for r in records], fresh.state_hash()

@@ -13,8 +13,8 @@ from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import EventRecord, MemoryDeleted, MemoryUpdated
 from pjai.sql import journal
 from pjai.sync.client import SyncClient
-from pjai.sync.hub import Hub
-from pjai.sync.log import MemoryLog
+from pjai.sync.server.hub import Hub
+from pjai.sync.server.log import MemoryLog
 from tests.helpers import memory, persona
 
 pytestmark = pytest.mark.anyio

@@ -15,8 +15,6 @@ from pjai.schema.records import ROOT
 from pjai.schema.types import new_id, utc_now
 from pjai.store import Store
 from pjai.sync.client import SyncClient
-from pjai.sync.hub import Hub
-from pjai.sync.log import MemoryLog
 from pjai.sync.protocol import (
     Events,
     Hello,
@@ -29,7 +27,9 @@ from pjai.sync.protocol import (
     decode,
     encode,
 )
-from pjai.sync.tokens import RateLimiter
+from pjai.sync.server.hub import Hub
+from pjai.sync.server.log import MemoryLog
+from pjai.sync.server.tokens import RateLimiter
 from pjai.sync.transport import Transport, memory_pipe
 from tests.helpers import memory, persona
 from tests.sync.records import records

@@ -25,8 +25,8 @@ from pjai.schema.records import Position
 from pjai.sql import journal
 from pjai.store import Store
 from pjai.sync.client import SyncClient
-from pjai.sync.hub import Hub
-from pjai.sync.log import MemoryLog
+from pjai.sync.server.hub import Hub
+from pjai.sync.server.log import MemoryLog
 from pjai.sync.transport import Transport
 from tests.helpers import memory, persona
 from tests.strategies import PERSONAS, SEEDED, events, owner

@@ -22,11 +22,11 @@ from pjai.sql.engine import create_sql_engine
 from pjai.store import Store
 from pjai.sync.client import SyncClient, SyncStatus
 from pjai.sync.clientside import ClientSession, Fail
-from pjai.sync.hub import Connector, Hub
-from pjai.sync.log import MemoryLog, ServerLog
 from pjai.sync.protocol import Error, Events, Hello, Pull, Push, Welcome, decode, encode
-from pjai.sync.sqllog import SqlLog
-from pjai.sync.transport import ConnectionClosed, Faults, Transport, memory_pipe
+from pjai.sync.server.hub import Hub
+from pjai.sync.server.log import MemoryLog, ServerLog
+from pjai.sync.server.sqllog import SqlLog
+from pjai.sync.transport import ConnectionClosed, Connector, Faults, Transport, memory_pipe
 from tests.helpers import memory, persona
 from tests.sync.records import records
 
@@ -533,7 +533,7 @@ async def test_a_process_restart_on_a_sqlite_log_keeps_the_push_once(
     finally:
         await server.stop()
         for log in logs:
-            log.dispose()
+            log.engine.dispose()
 
 
 # -- 6: protocol versions nobody speaks ---------------------------------------------

@@ -35,7 +35,6 @@ from pjai.bench.workload import Steps
 from pjai.schema import SCHEMA, EventRecord, PersonaCreated, memories, new_id
 from pjai.schema.records import ROOT, stamp
 from pjai.schema.types import Progress, utc_now
-from pjai.sql.engine import create_sql_engine
 from pjai.store import Store
 from pjai.sync.client import SyncClient
 from pjai.sync.protocol import (
@@ -51,7 +50,7 @@ from pjai.sync.protocol import (
     decode,
     encode,
 )
-from pjai.sync.tokens import TokenStore
+from pjai.sync.server import ServerDatabase
 from pjai.sync.transport import Transport
 from pjai.sync.websocket import websocket_connector
 
@@ -266,13 +265,10 @@ async def _idle_kb(server: ServerProcess, token: str, count: int) -> float:
 
 def _tokens(db_url: str, store_ids: list[str]) -> tuple[list[str], str]:
     """A write token for each store and one for every store, made before the servers start."""
-    engine = create_sql_engine(db_url)
-    try:
-        store = TokenStore(engine)
-        each = [store.create(s, "write", "bench")[0] for s in store_ids]
-        return each, store.create("*", "write", "bench idle connections")[0]
-    finally:
-        engine.dispose()
+    with ServerDatabase.open(db_url) as database:
+        tokens = database.tokens
+        each = [tokens.create(s, "write", "bench")[0] for s in store_ids]
+        return each, tokens.create("*", "write", "bench idle connections")[0]
 
 
 def _one_backend(
@@ -288,7 +284,7 @@ def _one_backend(
     token = dict(zip(every, secrets, strict=True))
     pushers = {f: [(i, token[i]) for i in ids[f]] for f in fanins}
     result: dict[str, Any] = {}
-    with servers(db_url, workdir, 1, listen=postgres) as (server,):
+    with servers(db_url, workdir, 1) as (server,):
         urls = [server.url]
         result |= asyncio.run(
             _latency(server.url, token[latency_store], latency_store, workload.samples)
@@ -305,13 +301,13 @@ def _one_backend(
         )
         step()
     if postgres:
-        with servers(db_url, workdir, 2, listen=True) as pair:
+        with servers(db_url, workdir, 2) as pair:
             urls = [s.url for s in pair]
             result["fanin_2servers_per_s"] = asyncio.run(
                 _fanin_raw(urls, pushers["raw2"], workload)
             )
         step()
-    with servers(db_url, workdir, 1, listen=postgres) as (server,):
+    with servers(db_url, workdir, 1) as (server,):
         result["idle_conn_kb"] = asyncio.run(_idle_kb(server, star, workload.idle))
         step()
     return result

@@ -3,7 +3,6 @@ in a process of its own so that its memory is its own."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -11,53 +10,33 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import uvicorn
-
-from pjai.sync.server import (
-    ServerConfig,
-    create_app,
-    listening_socket,
-    open_server,
-    websocket_protocol,
-)
-from pjai.sync.sqllog import SqlLog
+from pjai.sync.server import SyncServer
 
 __all__ = ["ServerProcess", "serve", "servers"]
 
 _URL_VARIABLE = "PJAI_BENCH_SYNC_DB_URL"
 
 
-def serve(db_url: str, *, listen: bool) -> None:
+def serve(db_url: str) -> None:
     """Run a sync server on a free loopback port until SIGINT or SIGTERM (the child's entry).
 
-    Prints the port once it listens. ``listen``: take PostgreSQL wake-ups from other
+    Prints the port once it listens. On PostgreSQL it takes wake-ups from the other
     server processes.
     """
-    hub, tokens = open_server(ServerConfig(db_url))
-    app = create_app(hub, tokens, listen_url=db_url if listen else None)
-    sock = listening_socket("127.0.0.1", 0)  # connections made early wait in its backlog
-    print(sock.getsockname()[1], flush=True)
-    ws = websocket_protocol(hub.close_timeout)
-    server = uvicorn.Server(uvicorn.Config(app, ws=ws, log_level="warning", lifespan="on"))
-    try:
-        asyncio.run(server.serve(sockets=[sock]))
-    finally:
-        if isinstance(hub.log, SqlLog):
-            hub.log.dispose()
+    with SyncServer.open(db_url) as server:
+        server.run(on_listening=lambda url: print(urlsplit(url).port, flush=True))
 
 
-_ENTRY = (
-    "import os; from pjai.bench.syncserver import serve; "
-    f"serve(os.environ['{_URL_VARIABLE}'], listen=os.environ['PJAI_BENCH_SYNC_LISTEN'] == '1')"
-)
+_ENTRY = f"import os; from pjai.bench.syncserver import serve; serve(os.environ['{_URL_VARIABLE}'])"
 
 
 class ServerProcess:
     """A :func:`serve` child process; its stderr goes to ``log``."""
 
-    def __init__(self, db_url: str, log: Path, *, listen: bool) -> None:
-        env = {**os.environ, _URL_VARIABLE: db_url, "PJAI_BENCH_SYNC_LISTEN": str(int(listen))}
+    def __init__(self, db_url: str, log: Path) -> None:
+        env = {**os.environ, _URL_VARIABLE: db_url}
         self.log = log
         with log.open("ab") as errors:
             self.child = subprocess.Popen(
@@ -91,13 +70,12 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def servers(
-    db_url: str, workdir: Path, count: int, *, listen: bool
-) -> Iterator[list[ServerProcess]]:
+def servers(db_url: str, workdir: Path, count: int) -> Iterator[list[ServerProcess]]:
+    """``count`` server processes on ``db_url``, stopped after."""
     started: list[ServerProcess] = []
     try:
         for _ in range(count):
-            started.append(ServerProcess(db_url, workdir / "server.log", listen=listen))
+            started.append(ServerProcess(db_url, workdir / "server.log"))
         yield started
     finally:
         for server in started:

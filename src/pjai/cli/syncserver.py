@@ -1,41 +1,34 @@
-"""``pjai sync-server ...``: run the sync server and manage its access tokens."""
+"""``pjai sync-server ...``: run the sync server, manage its access tokens, show its audit
+trail."""
 
 from __future__ import annotations
 
 import dataclasses
-import errno
-import signal
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, cast
 
 import typer
-import uvicorn
 from rich import box
 from rich.table import Column, Table
 from rich.text import Text
-from sqlalchemy.engine import make_url
 
 from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, JsonFlag, console, errors, fail, print_json
-from pjai.errors import ConfigError, PjaiError
-from pjai.sql.engine import redacted
+from pjai.errors import PjaiError
 from pjai.sync.server import (
+    SERVER_FILE,
     ServerConfig,
-    create_app,
-    listening_socket,
-    open_server,
-    websocket_protocol,
+    ServerDatabase,
+    SyncServer,
+    local_actor,
 )
-from pjai.sync.tokens import Role, TokenStore
+from pjai.sync.server.tokens import Role
 
-__all__ = ["SERVER_FILE", "app", "server_url"]
+__all__ = ["app"]
 
-SERVER_FILE = "sync-server.db"
-
-app = typer.Typer(help="Run the sync server and manage its access tokens.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run the sync server, manage its access tokens, show its audit trail.",
+    no_args_is_help=True,
+)
 token_app = typer.Typer(help="Create, list and revoke access tokens.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
@@ -51,9 +44,9 @@ DbOpt = Annotated[
 ]
 
 
-def server_url(db: str | None, data_dir: Path) -> str:
-    """The sync server's database URL: ``--db``, else an SQLite file in the data directory."""
-    return db or f"sqlite:///{data_dir / SERVER_FILE}"
+def _database(db: str | None, data_dir: Path) -> str | Path:
+    """``--db``, else the server's file in the data directory."""
+    return db or data_dir / SERVER_FILE
 
 
 @app.command()
@@ -77,47 +70,13 @@ def serve(
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Serve sync clients over WebSockets (/sync) and HTTP (/pull, /health, /metrics)."""
-    url = server_url(db, data_dir)
+    config = ServerConfig(require_tokens=not no_auth, poll_interval=poll)
     try:
-        hub, tokens = open_server(ServerConfig(url, require_tokens=not no_auth, poll_interval=poll))
+        with SyncServer.open(_database(db, data_dir), config) as server:
+            started = server.run(host, port, on_listening=lambda url: _listening(server, url))
     except PjaiError as exc:
         raise fail(exc) from exc
-    try:
-        sock = _listen(host, port)
-    except PjaiError as exc:
-        tokens.engine.dispose()
-        raise fail(exc) from exc
-    postgres = make_url(url).get_backend_name() == "postgresql"
-    asgi = create_app(hub, tokens, listen_url=url if postgres else None)
-    config = uvicorn.Config(
-        asgi,
-        ws=websocket_protocol(hub.close_timeout),
-        lifespan="on",
-        log_level="warning",
-        timeout_graceful_shutdown=10,
-    )
-    server = uvicorn.Server(config)
-    address = f"[{host}]" if ":" in host else host
-    try:
-        with _stopped_by_signals(server):
-            console.print(
-                f"pjai sync server listening on http://{address}:{sock.getsockname()[1]} "
-                f"(backend {hub.log.backend_id}, {redacted(url)})",
-                soft_wrap=True,
-                highlight=False,
-            )
-            if not no_auth and not tokens.list():
-                errors.print(
-                    "note: no tokens yet, so every client is refused; create one with "
-                    "`pjai sync-server token create`",
-                    soft_wrap=True,
-                    highlight=False,
-                )
-            server.run(sockets=[sock])
-    finally:
-        sock.close()
-        tokens.engine.dispose()
-    if not server.started:
+    if not started:
         errors.print(
             Text.assemble(("error:", "bold red"), " the sync server did not start (see above)")
         )
@@ -125,44 +84,19 @@ def serve(
     errors.print("sync server stopped", highlight=False)
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A socket listening on ``host:port``, bound before uvicorn starts."""
-    try:
-        return listening_socket(host, port)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            message = (
-                f"cannot listen on {host}:{port}: the port is in use (another server?); "
-                "choose another --port, or --port 0 for a free one"
-            )
-        else:
-            message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-        raise ConfigError(message) from exc
-
-
-@contextmanager
-def _stopped_by_signals(server: uvicorn.Server) -> Iterator[None]:
-    """SIGTERM and Ctrl-C stop ``server`` gracefully, then the command exits 0.
-
-    uvicorn handles both while it serves and, once shut down, raises the signal again
-    with the handlers it found: these, which only ask it to stop. They are in place
-    from before the "listening" line, so an early signal stops the server as well.
-    """
-
-    def stop(_sig: int, _frame: FrameType | None) -> None:
-        server.should_exit = True
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _tokens(db: str | None, data_dir: Path) -> TokenStore:
-    _, tokens = open_server(ServerConfig(server_url(db, data_dir)))
-    return tokens
+def _listening(server: SyncServer, url: str) -> None:
+    console.print(
+        f"pjai sync server listening on {url} (backend {server.backend_id}, {server.storage})",
+        soft_wrap=True,
+        highlight=False,
+    )
+    if server.refuses_everyone():
+        errors.print(
+            "note: no live tokens, so every client is refused; create one with "
+            "`pjai sync-server token create`",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 @token_app.command("create")
@@ -176,11 +110,11 @@ def create_token(
 ) -> None:
     """Create a token and print its secret, the only time it is shown."""
     try:
-        tokens = _tokens(db, data_dir)
-        try:
-            secret, token = tokens.create(store, cast(Role, role), name)  # checks the role
-        finally:
-            tokens.engine.dispose()
+        with ServerDatabase.open(_database(db, data_dir)) as database:
+            # The store checks the role.
+            secret, token = database.tokens.create(
+                store, cast(Role, role), name, actor=local_actor()
+            )
     except PjaiError as exc:
         raise fail(exc) from exc
     if as_json:
@@ -201,11 +135,8 @@ def list_tokens(
 ) -> None:
     """List tokens, revoked ones too (never their secrets)."""
     try:
-        tokens = _tokens(db, data_dir)
-        try:
-            found = tokens.list()
-        finally:
-            tokens.engine.dispose()
+        with ServerDatabase.open(_database(db, data_dir)) as database:
+            found = database.tokens.list()
     except PjaiError as exc:
         raise fail(exc) from exc
     if as_json:
@@ -230,14 +161,51 @@ def revoke_token(
 ) -> None:
     """Revoke a token: clients using it are refused from then on."""
     try:
-        tokens = _tokens(db, data_dir)
-        try:
-            token = tokens.revoke(token_id)
-        finally:
-            tokens.engine.dispose()
+        with ServerDatabase.open(_database(db, data_dir)) as database:
+            token = database.tokens.revoke(token_id, actor=local_actor())
     except PjaiError as exc:
         raise fail(exc) from exc
     console.print(
         f"Revoked token {token.id} ({token.role} on store {token.store_id!r}).",
         highlight=False,
     )
+
+
+@app.command()
+def audit(
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Show only the newest N entries.", show_default=False)
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="Only the entries of this token id.", show_default=False)
+    ] = None,
+    db: DbOpt = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show the audit trail: tokens created and revoked, when and by whom (oldest first)."""
+    try:
+        with ServerDatabase.open(_database(db, data_dir)) as database:
+            entries = database.audit.list(limit=limit, token_id=token)
+    except PjaiError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        print_json(entries)
+        return
+    # The token's id whole (on two lines if need be) and who made the change come first:
+    # on a narrow terminal, Rich cuts the last column.
+    table = Table(
+        Column("when (UTC)", min_width=10),
+        Column("action", no_wrap=True),
+        Column("token", overflow="fold", min_width=18),
+        Column("by", overflow="fold", max_width=16),
+        Column("store", overflow="fold", max_width=12),
+        Column("role", max_width=5),
+        Column("name", overflow="fold"),
+        box=box.SIMPLE_HEAD,
+    )
+    for e in entries:
+        table.add_row(
+            _when(e.at), e.action, e.token_id, e.actor or "", e.store_id, e.role, e.token_label
+        )
+    console.print(table)

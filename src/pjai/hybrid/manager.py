@@ -37,7 +37,7 @@ from pjai.sql.shards import ShardSet, shard_urls
 from pjai.store import LiveQuery, Row, Store
 from pjai.store.query import Params, Query
 from pjai.sync.client import SyncClient
-from pjai.sync.hub import Connector
+from pjai.sync.transport import Connector
 
 __all__ = ["HybridDatabaseManager", "Repaired"]
 

@@ -28,11 +28,10 @@ from pjai.schema.records import EventRecord, EventStatus
 from pjai.store import Store
 from pjai.store.rebase import RebaseResult
 from pjai.sync.clientside import Apply, ClientSession, Fail, Reject, Send, Wait
-from pjai.sync.hub import Connector
 from pjai.sync.protocol import Ping, Pong, ProtocolError, Pull, decode, encode
-from pjai.sync.transport import ConnectionClosed, Transport, arrived
+from pjai.sync.transport import ConnectionClosed, Connector, Transport, arrived
 
-__all__ = ["Connector", "SyncClient", "SyncStatus"]
+__all__ = ["SyncClient", "SyncStatus"]
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Every frame is one JSON object with a ``type`` field, sent as one WebSocket text
 message. Events travel as :class:`~pjai.schema.records.EventRecord` objects, exactly as
 the stores log them. This module only encodes and decodes; the state machines that
-decide what to send are :mod:`pjai.sync.serverside` and :mod:`pjai.sync.clientside`.
+decide what to send are :mod:`pjai.sync.server.session` and :mod:`pjai.sync.clientside`.
 """
 
 from __future__ import annotations

@@ -1,15 +1,17 @@
 """How frames travel: the transport port, and an in-memory transport for tests.
 
-The server's :class:`~pjai.sync.hub.Hub` and the :class:`~pjai.sync.client.SyncClient`
-speak through a :class:`Transport`: WebSockets in production
-(:mod:`pjai.sync.websocket`), :func:`memory_pipe` in tests, where a
-:class:`Faults` plan can drop, duplicate, reorder or corrupt frames.
+The :class:`~pjai.sync.client.SyncClient` and the server's
+:class:`~pjai.sync.server.Hub` speak through a :class:`Transport`: WebSockets in
+production (:mod:`pjai.sync.websocket`, :mod:`pjai.sync.server.websocket`),
+:func:`memory_pipe` in tests, where a :class:`Faults` plan can drop, duplicate, reorder
+or corrupt frames. A client opens its connections with a :data:`Connector`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +19,7 @@ from pjai.errors import PjaiError
 
 __all__ = [
     "ConnectionClosed",
+    "Connector",
     "Faults",
     "MemoryTransport",
     "Transport",
@@ -43,6 +46,11 @@ class Transport(Protocol):
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection (both directions)."""
         ...
+
+
+Connector = Callable[[], Awaitable[Transport]]
+"""Opens a new connection to a sync server (each call one connection); raises
+:class:`ConnectionClosed` when it cannot."""
 
 
 async def arrived(transport: Transport, frames: list[bytes], most: int) -> asyncio.Task[bytes]:

@@ -2,8 +2,8 @@
 
 :meth:`ServerSession.receive` takes a frame and returns the messages to send back;
 :meth:`ServerSession.next_events` gives the next batch for the connection's pull. The
-WebSocket adapter (:mod:`pjai.sync.server`) and the in-memory transport of the tests
-both drive it. Reads and appends go to a :class:`~pjai.sync.log.ServerLog`.
+hub (:mod:`pjai.sync.server.hub`), over WebSockets or the in-memory transport of the
+tests, drives it. Reads and appends go to a :class:`~pjai.sync.server.log.ServerLog`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Literal
 from pjai.errors import EventError
 from pjai.schema import SCHEMA, Schema
 from pjai.schema.records import EventRecord, Position
-from pjai.sync.log import Appended, DuplicateEventError, ServerLog
 from pjai.sync.protocol import (
     MAX_EVENTS_PER_FRAME,
     VERSIONS,
@@ -35,7 +34,8 @@ from pjai.sync.protocol import (
     decode,
     fit_frame,
 )
-from pjai.sync.tokens import RateLimiter, Role, Token, can
+from pjai.sync.server.log import Appended, DuplicateEventError, ServerLog
+from pjai.sync.server.tokens import RateLimiter, Role, Token, can
 
 __all__ = ["MAX_EVENT_BYTES", "MAX_ID_BYTES", "Authenticate", "ServerSession"]
 

@@ -1,7 +1,7 @@
 """The sync server's event log: one total order of events per store id.
 
 :class:`ServerLog` is the port the server's sessions use; :class:`MemoryLog` keeps it
-in memory (tests), :class:`pjai.sync.sqllog.SqlLog` in SQLite or PostgreSQL. A log
+in memory (tests), :class:`~pjai.sync.server.sqllog.SqlLog` in SQLite or PostgreSQL. A log
 appends a batch only when its first event's parent is the store's head, and never
 renumbers an event.
 """

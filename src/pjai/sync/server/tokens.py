@@ -2,7 +2,9 @@
 
 Only a SHA-256 digest of a token is stored; the secret is shown once, when created.
 Roles: ``read`` pulls, ``write`` also pushes, ``admin`` also reads the server's
-metrics. Tokens are long random strings, so a plain digest is safe to keep.
+metrics. Tokens are long random strings, so a plain digest is safe to keep. Creating
+and revoking a token is recorded in the server's audit trail
+(:mod:`pjai.sync.server.audit`) in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import sqlalchemy as sa
 
 from pjai.errors import ConfigError
 from pjai.schema.types import new_id, to_iso, utc_now
-from pjai.sync.sqllog import tokens
+from pjai.sync.server.audit import Action, record
+from pjai.sync.server.tables import create_tables, tokens, transaction
 
 __all__ = ["ROLES", "RateLimiter", "Token", "TokenStore", "can"]
 
@@ -64,17 +67,23 @@ class TokenStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        tokens.create(engine, checkfirst=True)
+        with transaction(engine, "creating the sync tables", write=True) as conn:
+            create_tables(conn)
 
-    def create(self, store_id: str, role: Role, label: str = "") -> tuple[str, Token]:
-        """A new token for ``store_id`` (``*``: every store); returns its secret once."""
+    def create(
+        self, store_id: str, role: Role, label: str = "", *, actor: str | None = None
+    ) -> tuple[str, Token]:
+        """A new token for ``store_id`` (``*``: every store); returns its secret once.
+
+        ``actor``: who creates it, for the audit trail.
+        """
         if role not in ROLES:
             raise ConfigError(f"role {role!r}: use read, write or admin")
         if not store_id.strip():
             raise ConfigError("a token needs a store id, or * for every store")
         secret = PREFIX + secrets.token_urlsafe(32)
         token = Token(new_id(), store_id, role, label, to_iso(utc_now()), None)
-        with self.engine.begin() as conn:
+        with transaction(self.engine, "creating a token", write=True) as conn:
             conn.execute(
                 sa.insert(tokens).values(
                     id=token.id,
@@ -85,35 +94,54 @@ class TokenStore:
                     created_at=token.created_at,
                 )
             )
+            _audit(conn, "token.create", token, token.created_at, actor)
         return secret, token
 
     def list(self) -> list[Token]:
         """Every token, newest last."""
         query = _SELECT.order_by(tokens.c.created_at, tokens.c.id)
-        with self.engine.connect() as conn:
+        with transaction(self.engine, "listing tokens") as conn:
             return [Token(*row) for row in conn.execute(query)]
 
-    def revoke(self, token_id: str) -> Token:
+    def revoke(self, token_id: str, *, actor: str | None = None) -> Token:
         """Revoke a token: new connections are refused at once, open ones may no longer
-        push within :data:`pjai.sync.serverside.RECHECK_S` (their next push closes them)."""
-        with self.engine.begin() as conn:
+        push within :data:`pjai.sync.server.session.RECHECK_S` (their next push closes
+        them). ``actor``: who revokes it, for the audit trail."""
+        revoked_at = to_iso(utc_now())
+        with transaction(self.engine, "revoking a token", write=True) as conn:
             done = conn.execute(
                 sa.update(tokens)
                 .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
-                .values(revoked_at=to_iso(utc_now()))
+                .values(revoked_at=revoked_at)
             )
-        if done.rowcount != 1:
-            raise ConfigError(f"no live token {token_id!r}")
-        return next(t for t in self.list() if t.id == token_id)
+            if done.rowcount != 1:
+                raise ConfigError(f"no live token {token_id!r}")
+            row = conn.execute(_SELECT.where(tokens.c.id == token_id)).one()
+            token = Token(*row)
+            _audit(conn, "token.revoke", token, revoked_at, actor)
+        return token
 
     def check(self, secret: str) -> Token | None:
         """The live token with this secret, if any."""
         if not secret.startswith(PREFIX):
             return None
         query = _SELECT.where(tokens.c.digest == _digest(secret), tokens.c.revoked_at.is_(None))
-        with self.engine.connect() as conn:
+        with transaction(self.engine, "checking a token") as conn:
             row = conn.execute(query).first()
         return Token(*row) if row is not None else None
+
+
+def _audit(conn: sa.Connection, action: Action, token: Token, at: str, actor: str | None) -> None:
+    record(
+        conn,
+        action,
+        at=at,
+        token_id=token.id,
+        token_label=token.label,
+        store_id=token.store_id,
+        role=token.role,
+        actor=actor,
+    )
 
 
 class RateLimiter:

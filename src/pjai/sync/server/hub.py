@@ -1,6 +1,6 @@
 """A sync server process: connections, per-store feeds, wake-ups and metrics.
 
-The hub drives one :class:`~pjai.sync.serverside.ServerSession` per connection over
+The hub drives one :class:`~pjai.sync.server.session.ServerSession` per connection over
 any :class:`~pjai.sync.transport.Transport`. Each store has a :class:`Feed`: the head
 as this process knows it. An append made here moves it at once; appends made by other
 processes are found by a refresh, which a PostgreSQL notification asks for (a hint,
@@ -10,7 +10,7 @@ delays an event but never loses it.
 Memory per connection is bounded: a connection holds at most one batch, and a client
 that does not take a frame within ``send_timeout`` is disconnected with the reason
 ``slow_consumer`` rather than buffered without limit. Its transport has
-``close_timeout`` to close (:class:`~pjai.sync.websocket.ServerWebSocket`), since a
+``close_timeout`` to close (:class:`~pjai.sync.server.websocket.ServerWebSocket`), since a
 client that does not read takes no close frame either.
 """
 
@@ -19,22 +19,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from pjai.errors import PjaiError
 from pjai.schema.records import ROOT, Position
-from pjai.sync.log import ServerLog
 from pjai.sync.protocol import Error, Events, Message, encode
-from pjai.sync.serverside import Authenticate, ServerSession
-from pjai.sync.tokens import RateLimiter
-from pjai.sync.transport import ConnectionClosed, Faults, Transport, memory_pipe
+from pjai.sync.server.log import ServerLog
+from pjai.sync.server.session import Authenticate, ServerSession
+from pjai.sync.server.tokens import RateLimiter
+from pjai.sync.transport import ConnectionClosed, Connector, Faults, Transport, memory_pipe
 
-__all__ = ["Connector", "Feed", "Hub"]
-
-Connector = Callable[[], Awaitable[Transport]]
+__all__ = ["Feed", "Hub"]
 
 log = logging.getLogger(__name__)
 

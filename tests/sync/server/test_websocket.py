@@ -17,9 +17,9 @@ from websockets.uri import parse_uri
 from pjai.schema.records import ROOT
 from pjai.store import Store
 from pjai.sync.client import SyncClient
-from pjai.sync.hub import Hub
-from pjai.sync.log import MemoryLog
 from pjai.sync.protocol import Hello, Pull, encode
+from pjai.sync.server.hub import Hub
+from pjai.sync.server.log import MemoryLog
 from pjai.sync.transport import Transport
 from pjai.sync.websocket import websocket_connector
 from tests.helpers import memory, persona

@@ -20,7 +20,6 @@ from pjai.schema import MemoryUpdated
 from pjai.schema.records import ROOT
 from pjai.store import Store
 from pjai.sync.client import SyncClient
-from pjai.sync.hub import Hub
 from pjai.sync.protocol import (
     MAX_FRAME_BYTES,
     Error,
@@ -34,22 +33,26 @@ from pjai.sync.protocol import (
     decode,
     encode,
 )
-from pjai.sync.server import ServerConfig, open_server
-from pjai.sync.tokens import TokenStore
+from pjai.sync.server import Hub, ServerConfig, SyncServer, TokenStore
 from pjai.sync.websocket import websocket_connector
 from tests.helpers import memory, persona
 from tests.sync.records import records
-from tests.sync.servers import serving
 
 pytestmark = pytest.mark.anyio
 
 
+@contextlib.asynccontextmanager
+async def opened(path: Path, config: ServerConfig) -> AsyncIterator[tuple[SyncServer, TokenStore]]:
+    """A server on an SQLite file, not serving yet, and its tokens; closed after."""
+    async with SyncServer.open(path, config) as server:
+        assert server.database is not None
+        yield server, server.database.tokens
+
+
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[tuple[Hub, TokenStore, str]]:
-    hub, tokens = open_server(ServerConfig(f"sqlite:///{tmp_path / 'sync.db'}", poll_interval=0.1))
-    async with serving(hub, tokens) as url:
-        yield hub, tokens, url
-    hub.log.dispose()  # type: ignore[attr-defined]
+    async with opened(tmp_path / "sync.db", ServerConfig(poll_interval=0.1)) as (server, tokens):
+        yield server.hub, tokens, await server.start()
 
 
 async def test_two_clients_over_websockets(server: tuple[Hub, TokenStore, str]) -> None:
@@ -140,9 +143,9 @@ WAIT = 30  # seconds before a wait counts as a hang
 
 
 async def test_a_connection_must_say_hello_first_and_soon(tmp_path: Path) -> None:
-    hub, tokens = open_server(ServerConfig(f"sqlite:///{tmp_path / 'sync.db'}", hello_timeout=0.2))
-    async with serving(hub, tokens) as url:
-        ws = url.replace("http", "ws") + "/sync"
+    async with opened(tmp_path / "sync.db", ServerConfig(hello_timeout=0.2)) as (server, _):
+        await server.start()
+        ws = server.sync_url
         async with connect(ws, proxy=None) as silent, connect(ws, proxy=None) as pinging:
             await pinging.send(encode(Ping(nonce=1)).decode())
             async with asyncio.timeout(WAIT):
@@ -157,7 +160,6 @@ async def test_a_connection_must_say_hello_first_and_soon(tmp_path: Path) -> Non
             1008,
             "no_hello: a hello must come first, and soon",
         )
-    hub.log.dispose()  # type: ignore[attr-defined]
 
 
 class Kept(logging.Handler):
@@ -172,19 +174,18 @@ class Kept(logging.Handler):
 
 
 @contextlib.asynccontextmanager
-async def serving_logged(
-    hub: Hub, tokens: TokenStore
-) -> AsyncIterator[tuple[str, list[logging.LogRecord]]]:
-    """:func:`serving`, with what is logged meanwhile: complete once the server has
+async def serving_logged(server: SyncServer) -> AsyncIterator[tuple[str, list[logging.LogRecord]]]:
+    """``server`` serving, with what is logged meanwhile: complete once the server has
     stopped, since uvicorn waits for its connections' tasks. uvicorn's loggers do not
     propagate to the root, so the handler goes on both."""
     kept = Kept()
     loggers = [logging.getLogger(), logging.getLogger("uvicorn")]
     try:
-        async with serving(hub, tokens) as url:
-            for logger in loggers:  # after uvicorn's logging config, which resets its handlers
-                logger.addHandler(kept)
-            yield url, kept.records
+        url = await server.start()
+        for logger in loggers:  # after uvicorn's logging config, which resets its handlers
+            logger.addHandler(kept)
+        yield url, kept.records
+        await server.stop()
     finally:
         for logger in loggers:
             logger.removeHandler(kept)
@@ -231,38 +232,38 @@ async def send(ws: ClientConnection, message: Message) -> None:
 async def test_clients_that_vanish_or_leave_are_no_error_and_others_are_served(
     tmp_path: Path,
 ) -> None:
-    hub, tokens = open_server(ServerConfig(f"sqlite:///{tmp_path / 'sync.db'}", poll_interval=0.1))
-    writer, _ = tokens.create("s1", "write")
-    hub.log.append("s1", records(2500))  # a pull from the root takes three events frames
-    async with serving_logged(hub, tokens) as (url, logged):
-        ws = url.replace("http", "ws") + "/sync"
-        with Store.memory(sync=True) as a, Store.memory(sync=True) as b:
-            steady = SyncClient(a, websocket_connector(ws, writer), store_id="s1")
-            steady.start()
-            async with asyncio.timeout(WAIT):
-                await steady.wait_until(lambda s: s.state == "online" and s.lag == 0)
-                # Live pullers get the echoes of these while they vanish.
-                a.commit(persona("p2"), memory("m1", "p2"))
-                await asyncio.gather(
-                    *(
-                        vanish(ws, writer, moment, ending)
-                        for moment, ending, _ in itertools.product(MOMENTS, ENDINGS, range(4))
+    config = ServerConfig(poll_interval=0.1)
+    async with opened(tmp_path / "sync.db", config) as (server, tokens):
+        writer, _ = tokens.create("s1", "write")
+        server.hub.log.append("s1", records(2500))  # a pull from the root takes three frames
+        async with serving_logged(server) as (url, logged):
+            ws = url.replace("http", "ws") + "/sync"
+            with Store.memory(sync=True) as a, Store.memory(sync=True) as b:
+                steady = SyncClient(a, websocket_connector(ws, writer), store_id="s1")
+                steady.start()
+                async with asyncio.timeout(WAIT):
+                    await steady.wait_until(lambda s: s.state == "online" and s.lag == 0)
+                    # Live pullers get the echoes of these while they vanish.
+                    a.commit(persona("p2"), memory("m1", "p2"))
+                    await asyncio.gather(
+                        *(
+                            vanish(ws, writer, moment, ending)
+                            for moment, ending, _ in itertools.product(MOMENTS, ENDINGS, range(4))
+                        )
                     )
-                )
-                (last,) = a.commit(memory("m2", "p2"))
-                assert await steady.synced(last.id) == "confirmed"
-                # A client that comes now is served as usual.
-                late = SyncClient(b, websocket_connector(ws, writer), store_id="s1")
-                late.start()
-                await late.wait_until(lambda s: s.confirmed_head == a.confirmed_head.global_seq)
-            await steady.stop()
-            await late.stop()
-            assert b.state_hash() == a.state_hash()
-    assert hub.connections == 0
+                    (last,) = a.commit(memory("m2", "p2"))
+                    assert await steady.synced(last.id) == "confirmed"
+                    # A client that comes now is served as usual.
+                    late = SyncClient(b, websocket_connector(ws, writer), store_id="s1")
+                    late.start()
+                    await late.wait_until(lambda s: s.confirmed_head == a.confirmed_head.global_seq)
+                await steady.stop()
+                await late.stop()
+                assert b.state_hash() == a.state_hash()
+        assert server.hub.connections == 0
     complaints = [
         f"{r.name} {r.levelname}: {r.getMessage()}"
         for r in logged
         if r.levelno >= logging.WARNING or r.exc_info
     ]
     assert complaints == []
-    hub.log.dispose()  # type: ignore[attr-defined]

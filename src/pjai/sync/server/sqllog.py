@@ -27,9 +27,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from pjai.schema.records import EventRecord, Position
 from pjai.sql.backend import backend_for
-from pjai.sync.log import Appended, DuplicateEventError, ServerAhead
+from pjai.sync.server.log import Appended, DuplicateEventError, ServerAhead
+from pjai.sync.server.tables import create_tables, events, heads, meta, transaction
 
-__all__ = ["CACHED_EVENTS", "NOTIFY_CHANNEL", "SqlLog", "metadata", "tokens"]
+__all__ = ["CACHED_BYTES", "CACHED_EVENTS", "NOTIFY_CHANNEL", "SqlLog"]
 
 NOTIFY_CHANNEL = "pjai_sync"
 CACHED_EVENTS = 20_000
@@ -37,33 +38,6 @@ CACHED_EVENTS = 20_000
 CACHED_BYTES = 16 * 1024 * 1024
 """Bytes of event arguments per store kept in memory, at most (older events are read
 from the database)."""
-
-metadata = sa.MetaData()
-
-meta = sa.Table(
-    "pjai_sync_meta",
-    metadata,
-    sa.Column("key", sa.String, primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-
-heads = sa.Table(
-    "pjai_sync_heads",
-    metadata,
-    sa.Column("store_id", sa.String, primary_key=True),
-    sa.Column("seq", sa.BigInteger, nullable=False),
-)
-
-events = sa.Table(
-    "pjai_sync_events",
-    metadata,
-    sa.Column("store_id", sa.String, primary_key=True),
-    sa.Column("seq", sa.BigInteger, primary_key=True),
-    sa.Column("event_id", sa.String, nullable=False),
-    # The record exactly as pushed (msgspec JSON), so pullers get it byte for byte.
-    sa.Column("record", sa.LargeBinary, nullable=False),
-    sa.UniqueConstraint("store_id", "event_id"),
-)
 
 _APPEND_AT_ONCE = sa.text(
     "WITH moved AS ("
@@ -84,19 +58,6 @@ _INSERT_SQLITE = (
     "INSERT INTO pjai_sync_events (store_id, seq, event_id, record) VALUES (?, ?, ?, ?)"
 )
 
-tokens = sa.Table(
-    "pjai_sync_tokens",
-    metadata,
-    sa.Column("id", sa.String, primary_key=True),
-    sa.Column("digest", sa.String, nullable=False, unique=True),  # sha256 of the secret
-    sa.Column("store_id", sa.String, nullable=False),  # or "*": every store
-    sa.Column("role", sa.String, nullable=False),
-    sa.Column("label", sa.Text, nullable=False),
-    sa.Column("created_at", sa.String, nullable=False),
-    sa.Column("revoked_at", sa.String),
-    sa.CheckConstraint("role IN ('read', 'write', 'admin')", name="role"),
-)
-
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(EventRecord).decode
 
@@ -115,12 +76,9 @@ class _Recent:
         return self.start + len(self.records)
 
 
-SCHEMA_LOCK = 0x706A6169_73796E63  # "pjaisync"
-"""PostgreSQL advisory lock key held while a process creates the sync tables."""
-
-
 class SqlLog:
-    """A :class:`~pjai.sync.log.ServerLog` in the database of ``engine``."""
+    """A :class:`~pjai.sync.server.log.ServerLog` in the database of ``engine``
+    (:mod:`pjai.sync.server.tables`, created if missing)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -132,9 +90,7 @@ class SqlLog:
         self.instance = uuid.uuid4().hex
         """Names this process in its notifications (``instance<TAB>store_id``)."""
         with self._writing("creating the sync tables") as conn:
-            if self._postgres:  # servers starting together create the tables one at a time
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
-            metadata.create_all(conn)
+            create_tables(conn)
             found = conn.scalar(sa.select(meta.c.value).where(meta.c.key == "backend_id"))
             if found is None:
                 found = str(uuid.uuid4())
@@ -225,10 +181,6 @@ class SqlLog:
             return {
                 str(s): int(q) for s, q in conn.execute(sa.select(heads.c.store_id, heads.c.seq))
             }
-
-    def dispose(self) -> None:
-        """Close the pool's connections."""
-        self.engine.dispose()
 
     def _query(self, store_id: str, after: int, limit: int) -> list[EventRecord]:
         query = (
@@ -322,21 +274,10 @@ class SqlLog:
     def _writing(self, doing: str) -> Iterator[sa.Connection]:
         # SQLite takes one writer at a time: queue here rather than in its busy handler,
         # which sleeps instead of waking when the lock frees.
-        with self._write_lock, self._transaction(doing, write=True) as conn:
+        with self._write_lock, transaction(self.engine, doing, write=True) as conn:
             yield conn
 
     @contextmanager
     def _reading(self, doing: str) -> Iterator[sa.Connection]:
-        with self._transaction(doing, write=False) as conn:
+        with transaction(self.engine, doing) as conn:
             yield conn
-
-    @contextmanager
-    def _transaction(self, doing: str, *, write: bool) -> Iterator[sa.Connection]:
-        try:
-            with self.engine.connect() as conn:
-                if write:  # SQLite: take the write lock up front
-                    conn.execution_options(pjai_begin="IMMEDIATE")
-                with conn.begin():
-                    yield conn
-        except sa.exc.DBAPIError as exc:
-            raise self._backend.translate(exc, doing) from exc

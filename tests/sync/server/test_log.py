@@ -11,8 +11,8 @@ import pytest
 
 from pjai.schema.records import Position
 from pjai.sql.engine import create_sql_engine
-from pjai.sync.log import Appended, DuplicateEventError, MemoryLog, ServerAhead, ServerLog
-from pjai.sync.sqllog import SqlLog
+from pjai.sync.server.log import Appended, DuplicateEventError, MemoryLog, ServerAhead, ServerLog
+from pjai.sync.server.sqllog import SqlLog
 from tests.databases import database
 from tests.sync.records import records
 
@@ -32,7 +32,7 @@ def open_log(url: str) -> ServerLog:
 
 def close(log: ServerLog) -> None:
     if isinstance(log, SqlLog):
-        log.dispose()
+        log.engine.dispose()
 
 
 def test_append_read_and_refuse(url: str) -> None:
@@ -139,10 +139,10 @@ def test_the_backend_id_survives_a_restart(url: str) -> None:
     if url == "memory":
         pytest.skip("nothing to restart")
     first = SqlLog(create_sql_engine(url))
-    first.dispose()
+    first.engine.dispose()
     again = SqlLog(create_sql_engine(url))
     assert again.backend_id == first.backend_id
-    again.dispose()
+    again.engine.dispose()
 
 
 def test_a_process_far_behind_catches_up_to_the_database_head(
@@ -150,7 +150,7 @@ def test_a_process_far_behind_catches_up_to_the_database_head(
 ) -> None:
     if url == "memory":
         pytest.skip("one process's memory")
-    monkeypatch.setattr("pjai.sync.sqllog.CACHED_EVENTS", 4)  # "far" is 4 events here
+    monkeypatch.setattr("pjai.sync.server.sqllog.CACHED_EVENTS", 4)  # "far" is 4 events here
     reader, writer = open_log(url), open_log(url)
     assert reader.refresh("s1") == Position(0)
     batch = records(11)
@@ -174,7 +174,7 @@ def test_the_cache_keeps_to_its_byte_budget(url: str, monkeypatch: pytest.Monkey
         pytest.skip("the memory log is the storage itself")
     batch = records(10)
     budget = sum(len(r.args) for r in batch) // 2
-    monkeypatch.setattr("pjai.sync.sqllog.CACHED_BYTES", budget)
+    monkeypatch.setattr("pjai.sync.server.sqllog.CACHED_BYTES", budget)
     log = SqlLog(create_sql_engine(url))
     log.refresh("s1")
     for start in range(0, 10, 2):
@@ -183,7 +183,7 @@ def test_the_cache_keeps_to_its_byte_budget(url: str, monkeypatch: pytest.Monkey
     assert 0 < len(recent.records) < len(batch)
     assert recent.size == sum(len(r.args) for r in recent.records) <= budget
     assert log.read("s1", Position(0), 100) == batch  # older events come from the database
-    log.dispose()
+    log.engine.dispose()
 
 
 def test_a_forgotten_store_is_read_from_the_database(url: str) -> None:
@@ -197,4 +197,4 @@ def test_a_forgotten_store_is_read_from_the_database(url: str) -> None:
     assert "s1" not in log._recent
     assert log.read("s1", Position(0), 10) == batch
     assert log.refresh("s1").key == (3, 0)
-    log.dispose()
+    log.engine.dispose()

@@ -6,7 +6,6 @@ import msgspec
 import pytest
 
 from pjai.schema.records import EventRecord, Position
-from pjai.sync.log import MemoryLog
 from pjai.sync.protocol import (
     MAX_FRAME_BYTES,
     Error,
@@ -23,8 +22,9 @@ from pjai.sync.protocol import (
     encode,
     fit_frame,
 )
-from pjai.sync.serverside import ServerSession
-from pjai.sync.tokens import RateLimiter, Token
+from pjai.sync.server.log import MemoryLog
+from pjai.sync.server.session import ServerSession
+from pjai.sync.server.tokens import RateLimiter, Token
 from tests.sync.records import records
 
 TOKENS = {
@@ -271,7 +271,7 @@ def test_a_cursor_past_the_head_is_refused() -> None:
 def test_a_revoked_token_stops_an_open_connection_pushing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("pjai.sync.serverside.RECHECK_S", 0.0)
+    monkeypatch.setattr("pjai.sync.server.session.RECHECK_S", 0.0)
     valid = dict(TOKENS)
     s = ServerSession(MemoryLog(), valid.get)
     send(s, Hello(versions=[1], store_id="s1", client_id="c1", token="pjai_w"))

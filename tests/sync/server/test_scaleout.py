@@ -20,8 +20,8 @@ from pjai.schema import MemoryUpdated
 from pjai.sql.engine import create_sql_engine
 from pjai.store import Store
 from pjai.sync.client import SyncClient
-from pjai.sync.log import Appended
-from pjai.sync.sqllog import SqlLog
+from pjai.sync.server import ServerDatabase, SqlLog
+from pjai.sync.server.log import Appended
 from pjai.sync.websocket import websocket_connector
 from tests.cli.test_syncserver_cli import ServerProcess, replay, server_processes
 from tests.databases import postgres_schema
@@ -48,9 +48,8 @@ async def converge(clients: list[SyncClient], url: str, store_id: str) -> int:
         for client in clients:
             await client.wait_until(lambda s: s.state == "online" and s.pending == 0)
         # Nothing is pending anywhere, so the log has its final head.
-        log = SqlLog(create_sql_engine(url))
-        head = log.head(store_id).global_seq
-        log.dispose()
+        with ServerDatabase.open(url) as database:
+            head = database.log.head(store_id).global_seq
         for client in clients:
             await client.wait_until(lambda s: s.level and s.confirmed_head == head)
     return head
@@ -150,7 +149,7 @@ async def test_polling_finds_appends_whose_notification_is_lost(
             for store in stores:
                 assert store.state_hash() == state
         finally:
-            writer.dispose()
+            writer.engine.dispose()
             for client in clients:
                 await client.stop()
             for store in stores:

@@ -1,0 +1,130 @@
+"""The sync server's ASGI application (Starlette) around a :class:`~pjai.sync.server.hub.Hub`.
+
+Routes: ``/sync`` (WebSocket, the protocol), ``/pull`` (HTTP catch-up: one events
+frame), ``/health`` and ``/metrics`` (Prometheus text; needs an admin token when
+tokens are required). A bearer token comes in the ``Authorization`` header or in the
+hello frame. On PostgreSQL the app listens for ``pjai_sync`` notifications while it
+runs (:mod:`pjai.sync.server.wakeups`). Serve it with uvicorn and
+:func:`~pjai.sync.server.sockets.websocket_protocol`, as
+:class:`~pjai.sync.server.SyncServer` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from pjai.errors import PjaiError
+from pjai.schema.records import Position
+from pjai.sync.protocol import MAX_EVENTS_PER_FRAME, Events, encode, fit_frame
+from pjai.sync.server.hub import Hub
+from pjai.sync.server.tokens import Role, Token, can
+from pjai.sync.server.wakeups import listen_for_wakeups
+from pjai.sync.server.websocket import ServerWebSocket
+
+__all__ = ["create_app"]
+
+
+def _bearer(header: str | None) -> str:
+    if header and header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return ""
+
+
+def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
+    """The server's ASGI application; ``listen_url``: PostgreSQL to LISTEN on.
+
+    Serve it with uvicorn's ``ws=websocket_protocol(hub.close_timeout)``, or the TCP
+    connection of a client that stops reading stays open after the server closed it.
+    """
+
+    def authorized(request: Request, store_id: str, role: Role) -> Token | Response | None:
+        if hub.authenticate is None:
+            return None
+        token = hub.authenticate(_bearer(request.headers.get("authorization")))
+        if token is None:
+            return JSONResponse({"error": "unauthorized", "message": "a valid token"}, 401)
+        if token.store_id not in (store_id, "*") or not can(token.role, role):
+            message = f"the token may not {role} store {store_id!r}"
+            return JSONResponse({"error": "forbidden", "message": message}, 403)
+        return token
+
+    async def sync(websocket: WebSocket) -> None:
+        await websocket.accept()
+        token = _bearer(websocket.headers.get("authorization"))
+        transport = ServerWebSocket(websocket, close_timeout=hub.close_timeout)
+        await hub.serve(transport, header_token=token)
+
+    async def pull(request: Request) -> Response:
+        params = request.query_params
+        store_id = params.get("store_id", "")
+        try:
+            after = int(params.get("after", "0"))
+            limit = min(int(params.get("limit", str(MAX_EVENTS_PER_FRAME))), MAX_EVENTS_PER_FRAME)
+        except ValueError:
+            return JSONResponse({"error": "bad_request", "message": "after, limit: integers"}, 400)
+        if not store_id or after < 0 or limit < 1:
+            message = "give store_id, after >= 0 and limit >= 1"
+            return JSONResponse({"error": "bad_request", "message": message}, 400)
+        denied = authorized(request, store_id, "read")
+        if isinstance(denied, Response):
+            return denied
+        head = await asyncio.to_thread(hub.log.refresh, store_id)
+        if after > head.global_seq:
+            message = (
+                f"the store is at {head}, before the cursor e{after}; is this the same "
+                "server (backend id) the client synced with?"
+            )
+            return JSONResponse({"error": "bad_cursor", "message": message}, 400)
+        events = fit_frame(await asyncio.to_thread(hub.log.read, store_id, Position(after), limit))
+        last = events[-1].position if events else Position(after)
+        frame = Events(events=events, head=head, more=last.key < head.key)
+        return Response(encode(frame), media_type="application/json")
+
+    async def health(_: Request) -> Response:
+        try:
+            await asyncio.to_thread(hub.log.head, "")
+        except PjaiError as exc:
+            return JSONResponse({"status": "unavailable", "error": str(exc)}, 503)
+        body = {
+            "status": "ok",
+            "backend_id": hub.log.backend_id,
+            "connections": hub.connections,
+            "stores_watched": len(hub.feeds),
+        }
+        return JSONResponse(body)
+
+    async def metrics(request: Request) -> Response:
+        denied = authorized(request, "*", "admin")
+        if isinstance(denied, Response):
+            return denied
+        return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await hub.start()
+        listener = asyncio.create_task(listen_for_wakeups(listen_url, hub)) if listen_url else None
+        try:
+            yield
+        finally:
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+            await hub.stop()
+
+    routes = [
+        WebSocketRoute("/sync", sync),
+        Route("/pull", pull),
+        Route("/health", health),
+        Route("/metrics", metrics),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

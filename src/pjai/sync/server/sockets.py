@@ -1,0 +1,120 @@
+"""How uvicorn serves the sync server: the listening socket and the WebSocket protocol.
+
+:func:`listening_socket` is bound before uvicorn starts (connections made meanwhile
+wait in its backlog) and sends small frames at once. :func:`websocket_protocol` is
+uvicorn's own with a deadline on every close, so that a client that stops reading
+cannot hold its connection for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import socket
+import struct
+from typing import TYPE_CHECKING, ClassVar
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from pjai.errors import ConfigError
+
+if TYPE_CHECKING:
+    from uvicorn._types import ASGISendEvent
+
+__all__ = ["listening_socket", "websocket_protocol"]
+
+log = logging.getLogger(__name__)
+
+
+def listening_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
+    """A socket listening on ``host:port`` (0: a free port) for uvicorn's ``sockets=``.
+
+    Connections accepted from it send small frames at once (TCP_NODELAY): without it a
+    push's ack followed by its echo would wait for the client's delayed ACK, ~40 ms.
+    Raises :class:`~pjai.errors.ConfigError` when it cannot listen there.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=backlog)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            message = (
+                f"cannot listen on {host}:{port}: the port is in use (another server?); "
+                "choose another port, or port 0 for a free one"
+            )
+        else:
+            message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        raise ConfigError(message) from exc
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
+    return sock
+
+
+def websocket_protocol(close_timeout: float = 10.0) -> type[WebSocketsSansIOProtocol]:
+    """uvicorn's WebSocket protocol for the sync server (its ``ws`` option), whose
+    connections end within ``close_timeout`` seconds of starting to close."""
+
+    class Protocol(_ResetLateCloses):
+        reset_after = close_timeout
+
+    return Protocol
+
+
+class _ResetLateCloses(WebSocketsSansIOProtocol):
+    """uvicorn's sans-I/O WebSocket protocol, with a deadline on every close.
+
+    uvicorn writes a close frame only once its write buffer is under its limit, and
+    ends a connection with ``transport.close()``, which waits for that buffer to drain:
+    a client that keeps its TCP connection open without reading would keep the
+    connection, its buffers and its application task for ever. As the ``websockets``
+    library's own server does, a close not done within ``reset_after`` seconds aborts
+    the connection; with an RST, so that the kernel does not keep the unread data
+    either. Closes start when the application closes or returns, when uvicorn's
+    keepalive ping gets no answer and when the server shuts down.
+    """
+
+    reset_after: ClassVar[float] = 10.0
+    _reset: asyncio.TimerHandle | None = None
+    _lost = False
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] == "websocket.close":
+            self._reset_unless_closed()  # started before the wait for buffer room
+        await super().send(message)
+
+    async def run_asgi(self) -> None:
+        try:
+            await super().run_asgi()
+        finally:
+            self._reset_unless_closed()
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        self._reset_unless_closed()
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self._reset_unless_closed()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if self._reset is not None:
+            self._reset.cancel()
+        super().connection_lost(exc)
+
+    def _reset_unless_closed(self) -> None:
+        if self._reset is None and not self._lost:
+            self._reset = asyncio.get_running_loop().call_later(self.reset_after, self._abort)
+
+    def _abort(self) -> None:
+        log.debug(
+            "reset a WebSocket connection not closed within %s s (%d bytes unsent)",
+            self.reset_after,
+            self.transport.get_write_buffer_size(),
+        )
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:  # linger 0: close() sends an RST and drops the unsent data
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()

@@ -1,0 +1,135 @@
+"""Tokens and the audit trail of their changes, on every backend: SQLite, PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from pjai.errors import ConfigError
+from pjai.sql.engine import create_sql_engine
+from pjai.sync.server import AuditEntry, ServerDatabase, local_actor
+from pjai.sync.server.tables import audit, tokens
+from tests.databases import BACKENDS, database
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with database(request.param, tmp_path, "sync-server") as found:
+        yield found
+
+
+@pytest.fixture
+def server_db(url: str) -> Iterator[ServerDatabase]:
+    with ServerDatabase.open(url) as opened:
+        yield opened
+
+
+def test_creating_and_revoking_tokens_is_audited(server_db: ServerDatabase) -> None:
+    secret, laptop = server_db.tokens.create("s1", "write", "laptop", actor="ann@desk")
+    _, admin = server_db.tokens.create("*", "admin")
+    revoked = server_db.tokens.revoke(laptop.id, actor="bob@desk")
+    assert server_db.tokens.check(secret) is None
+
+    entries = server_db.audit.list()
+    assert [(e.action, e.token_id, e.actor) for e in entries] == [
+        ("token.create", laptop.id, "ann@desk"),
+        ("token.create", admin.id, None),  # who made it is not always known
+        ("token.revoke", laptop.id, "bob@desk"),
+    ]
+    first, _, last = entries
+    assert first == AuditEntry(
+        seq=first.seq,
+        at=laptop.created_at,
+        action="token.create",
+        token_id=laptop.id,
+        token_label="laptop",
+        store_id="s1",
+        role="write",
+        actor="ann@desk",
+    )
+    assert last.at == revoked.revoked_at
+    assert (last.token_label, last.store_id, last.role) == ("laptop", "s1", "write")
+    assert first.seq < entries[1].seq < last.seq
+
+
+def test_the_trail_lists_the_newest_entries_and_one_tokens(server_db: ServerDatabase) -> None:
+    made = [server_db.tokens.create(f"s{i}", "read")[1] for i in range(4)]
+    server_db.tokens.revoke(made[1].id)
+    newest = server_db.audit.list(limit=2)
+    assert [(e.action, e.token_id) for e in newest] == [
+        ("token.create", made[3].id),
+        ("token.revoke", made[1].id),
+    ]
+    assert [e.action for e in server_db.audit.list(token_id=made[1].id)] == [
+        "token.create",
+        "token.revoke",
+    ]
+    assert server_db.audit.list(token_id="no-such-token") == []
+    with pytest.raises(ConfigError, match="limit 0: give at least 1"):
+        server_db.audit.list(limit=0)
+
+
+def test_refused_changes_leave_no_entry(server_db: ServerDatabase) -> None:
+    with pytest.raises(ConfigError, match="role 'boss'"):
+        server_db.tokens.create("s1", "boss")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="no live token 'nope'"):
+        server_db.tokens.revoke("nope")
+    _, token = server_db.tokens.create("s1", "read")
+    server_db.tokens.revoke(token.id)
+    with pytest.raises(ConfigError, match="no live token"):
+        server_db.tokens.revoke(token.id)  # twice
+    assert [e.action for e in server_db.audit.list()] == ["token.create", "token.revoke"]
+
+
+def test_a_change_and_its_entry_are_one_transaction(
+    server_db: ServerDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, kept = server_db.tokens.create("s1", "write")
+
+    def failing(*_: object, **__: object) -> None:
+        raise ConfigError("the audit trail is out of order")
+
+    monkeypatch.setattr("pjai.sync.server.tokens.record", failing)
+    with pytest.raises(ConfigError, match="out of order"):
+        server_db.tokens.create("s2", "write")
+    with pytest.raises(ConfigError, match="out of order"):
+        server_db.tokens.revoke(kept.id)
+    assert [(t.store_id, t.revoked_at) for t in server_db.tokens.list()] == [("s1", None)]
+    assert [e.token_id for e in server_db.audit.list()] == [kept.id]
+
+
+@pytest.mark.parametrize("change", ["update", "delete"])
+def test_the_database_keeps_the_trail_append_only(server_db: ServerDatabase, change: str) -> None:
+    server_db.tokens.create("s1", "write", actor="ann@desk")
+    statement = (
+        sa.update(audit).values(actor="someone else") if change == "update" else sa.delete(audit)
+    )
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), server_db.engine.begin() as conn:
+        conn.execute(statement)
+    assert [e.actor for e in server_db.audit.list()] == ["ann@desk"]
+
+
+def test_a_database_from_before_the_trail_gets_one(url: str) -> None:
+    engine = create_sql_engine(url)
+    try:
+        tokens.create(engine)  # the tokens alone, as servers kept them before
+        with engine.begin() as conn:
+            assert not sa.inspect(conn).has_table("pjai_sync_audit")
+    finally:
+        engine.dispose()
+    with ServerDatabase.open(url) as opened:
+        assert opened.audit.list() == []
+        _, token = opened.tokens.create("s1", "read", actor="ann@desk")
+        assert [e.token_id for e in opened.audit.list()] == [token.id]
+
+
+def test_the_local_actor_names_user_and_host() -> None:
+    actor = local_actor()
+    assert actor is not None
+    user, at, host = actor.partition("@")
+    assert user
+    assert at
+    assert host
