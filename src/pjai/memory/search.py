@@ -266,7 +266,9 @@ def _postgresql_query(terms: list[str], where: MemoryFilter, limit: int) -> AnyS
     fully (A), the summary half (B).
     """
     stop_words_only = all(term in STOP_WORDS for term in terms)
-    config: ColumnElement[Any] = literal_column(f"'{'simple' if stop_words_only else 'english'}'::regconfig")
+    config: ColumnElement[Any] = literal_column(
+        f"'{'simple' if stop_words_only else 'english'}'::regconfig"
+    )
 
     def part(value: Any, weight: str) -> Any:
         return func.setweight(func.to_tsvector(config, value), weight)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Boolean, Integer, String, exists, extract, func, literal, select
+from sqlalchemy import Boolean, Integer, String, case, exists, extract, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
@@ -19,6 +19,8 @@ from sqlalchemy.sql.visitors import InternalTraversal
 __all__ = [
     "BUCKET_UNITS",
     "BucketUnit",
+    "contains_text",
+    "count_if",
     "dialect_name",
     "has_tag",
     "importance_decile",
@@ -35,6 +37,11 @@ _STRFTIME: dict[str, str] = {"hour": "%Y-%m-%dT%H:00", "day": "%Y-%m-%d", "month
 _TO_CHAR: dict[str, str] = {"hour": 'YYYY-MM-DD"T"HH24:00', "day": "YYYY-MM-DD", "month": "YYYY-MM"}
 
 
+def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """An aggregate: how many rows meet ``condition`` (0 when none, never NULL)."""
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
 # Lower-case class names, as SQLAlchemy's own SQL functions (func.count, ...).
 
 
@@ -45,21 +52,45 @@ class has_tag(FunctionElement[bool]):
     inherit_cache = True
     name = "has_tag"
 
-    def __init__(self, tags: ColumnElement[Any], tag: str) -> None:
-        super().__init__(tags, literal(tag, String))
+    def __init__(self, tags: ColumnElement[Any], tag: str | ColumnElement[str]) -> None:
+        super().__init__(tags, literal(tag, String) if isinstance(tag, str) else tag)
 
 
 @compiles(has_tag)
 def _has_tag_sqlite(element: has_tag, compiler: SQLCompiler, **kw: Any) -> str:
     tags, tag = element.clauses.clauses
     each = func.json_each(tags).table_valued("value")
-    return compiler.process(exists(select(literal(1)).select_from(each).where(each.c.value == tag)))
+    found = exists(select(literal(1)).select_from(each).where(each.c.value == tag))
+    return compiler.process(found, **kw)
 
 
 @compiles(has_tag, "postgresql")
 def _has_tag_postgresql(element: has_tag, compiler: SQLCompiler, **kw: Any) -> str:
     tags, tag = element.clauses.clauses
     return compiler.process(tags.op("@>")(func.jsonb_build_array(tag)), **kw)
+
+
+class contains_text(FunctionElement[bool]):
+    """``contains_text(text, part)``: whether ``part`` occurs in ``text``, ignoring case.
+
+    ``part`` matches literally: ``%`` and ``_`` are not wildcards.
+    """
+
+    type = Boolean()
+    inherit_cache = True
+    name = "contains_text"
+
+
+@compiles(contains_text)
+def _contains_text_sqlite(element: contains_text, compiler: SQLCompiler, **kw: Any) -> str:
+    text, part = (compiler.process(c, **kw) for c in element.clauses.clauses)
+    return f"instr(lower({text}), lower({part})) > 0"
+
+
+@compiles(contains_text, "postgresql")
+def _contains_text_postgresql(element: contains_text, compiler: SQLCompiler, **kw: Any) -> str:
+    text, part = (compiler.process(c, **kw) for c in element.clauses.clauses)
+    return f"strpos(lower({text}), lower({part})) > 0"
 
 
 class utc_hour(FunctionElement[int]):

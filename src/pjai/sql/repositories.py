@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 import msgspec
 from msgspec import Struct
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import func, select
 
+from pjai.schema.expressions import count_if
 from pjai.schema.models import Memory, Persona, memory_from_row, persona_from_row
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import TIERS, memories, personas
@@ -35,10 +36,6 @@ MemoryOrder = Literal["importance", "occurred_at", "created_at", "access_count"]
 
 HIGH_IMPORTANCE = 0.8
 FREQUENT_ACCESSES = 5
-
-
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
 class MemoryStatistics(Struct, frozen=True, kw_only=True):
@@ -130,8 +127,8 @@ class PersonaRepository(_Reader):
         """Total, active and deleted personas."""
         query = select(
             func.count(),
-            _count_if(personas.c.is_active),
-            _count_if(personas.c.deleted_at.is_not(None)),
+            count_if(personas.c.is_active),
+            count_if(personas.c.deleted_at.is_not(None)),
         ).select_from(personas)
         totals = [0, 0, 0]
         for rows in self._each(None, query):
@@ -191,9 +188,9 @@ class MemoryRepository(_Reader):
         totals = select(
             func.count(),
             func.sum(memories.c.importance),
-            _count_if(memories.c.importance >= HIGH_IMPORTANCE),
-            _count_if(memories.c.access_count >= FREQUENT_ACCESSES),
-            _count_if(memories.c.last_accessed_at >= day_ago),
+            count_if(memories.c.importance >= HIGH_IMPORTANCE),
+            count_if(memories.c.access_count >= FREQUENT_ACCESSES),
+            count_if(memories.c.last_accessed_at >= day_ago),
         ).where(*conditions, live)
         deleted = select(func.count()).select_from(memories).where(*conditions, ~live)
         by_tier = (
