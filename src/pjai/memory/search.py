@@ -230,7 +230,11 @@ def _terms(text: str) -> list[str]:
 
 def fts_query(text: str) -> str | None:
     """The FTS5 query for ``text``: its words OR-ed together, or ``None`` if it has none."""
-    return " OR ".join(f'"{term}"' for term in _terms(text)) or None
+    return _fts5_match(_terms(text)) or None
+
+
+def _fts5_match(terms: list[str]) -> str:
+    return " OR ".join(f'"{term}"' for term in terms)
 
 
 _COLUMNS = (
@@ -247,7 +251,7 @@ def _fts5_query(terms: list[str], where: MemoryFilter, limit: int) -> AnySelect:
     """Keyword search on the store's FTS5 index, ranked by BM25."""
     index = table(SEARCH_TABLE, column("rowid"))
     score = -func.bm25(literal_column(SEARCH_TABLE), *(literal_column(str(w)) for w in _WEIGHTS))
-    match = " OR ".join(f'"{term}"' for term in terms)
+    match = _fts5_match(terms)
     return (
         select(*_COLUMNS, score.label("score"))
         .select_from(memories.join(index, index.c.rowid == literal_column("memories.rowid")))
@@ -271,7 +275,7 @@ def _postgresql_query(terms: list[str], where: MemoryFilter, limit: int) -> AnyS
     )
 
     def part(value: Any, weight: str) -> Any:
-        return func.setweight(func.to_tsvector(config, value), weight)
+        return func.setweight(func.to_tsvector(config, value), literal_column(f"'{weight}'"))
 
     document = (
         part(memories.c.name, "A")
