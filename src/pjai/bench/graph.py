@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,11 @@ from pjai.bench.stats import ms, percentile
 from pjai.errors import ConfigError
 from pjai.memory.graph import components, neighbours
 from pjai.schema import LINK_KINDS, Event, MemoryAdded, MemoryLinked, PersonaCreated
+from pjai.schema.types import Progress
 from pjai.store import Store
 
 __all__ = ["run_graph_bench"]
 
-Progress = Callable[[int, int], object]
 
 PERSONA = "graph-bench"
 BATCH = 2_000

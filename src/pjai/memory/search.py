@@ -5,8 +5,9 @@ stemmed) and ranks the memories matching any of them over name, content, summary
 tags (the summary counting half). On the reactive store it reads the FTS5 index
 (:mod:`pjai.schema.search`, Porter stemming) and ranks by BM25; with the store off on
 PostgreSQL it uses PostgreSQL's text search (English stemming), computed from the rows
-at query time, and ranks by ``ts_rank``. Both find the same memories; their scores are
-on different scales. On an SQLite SQL primary there is no index: switch the store on.
+at query time, and ranks by ``ts_rank``. Both find the same memories for ordinary
+words (the two stemmers differ on a few rare ones); their scores are on different
+scales. On an SQLite SQL primary there is no index: switch the store on.
 
 A :class:`pjai.schema.MemoryFilter` restricts what a search returns, as it does for
 every read of memories (deleted memories are never returned). Semantic search needs the

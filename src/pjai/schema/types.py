@@ -9,6 +9,7 @@ msgspec-encoded text.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
@@ -20,6 +21,7 @@ __all__ = [
     "AnySelect",
     "CompressibleText",
     "JsonDocument",
+    "Progress",
     "Timestamp",
     "compress_text",
     "from_iso",
@@ -28,6 +30,9 @@ __all__ = [
     "to_iso",
     "utc_now",
 ]
+
+Progress: TypeAlias = Callable[[int, int], object]
+"""Called as ``progress(done, total)`` during long work (rebuilds, imports, replays)."""
 
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]
 """A SQLAlchemy ``select()`` of any columns."""
