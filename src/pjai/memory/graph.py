@@ -18,7 +18,7 @@ from sqlalchemy import Integer, String, and_, case, func, literal, or_, select
 from pjai.errors import QueryError
 from pjai.memory.backend import Backend
 from pjai.memory.embeddings import Embeddings
-from pjai.memory.search import STOP_WORDS
+from pjai.memory.words import STOP_WORDS
 from pjai.schema import MemoryLinked, MemoryLinksDecayed, MemoryUnlinked
 from pjai.schema.event import Event
 from pjai.schema.selection import MemoryFilter, memory_conditions

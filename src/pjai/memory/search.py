@@ -20,7 +20,6 @@ A search does not count as opening a memory: no ``v1.MemoryAccessed`` is recorde
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -30,6 +29,7 @@ from sqlalchemy import ColumnElement, Text, cast, column, func, literal_column, 
 from pjai.errors import QueryError
 from pjai.memory.backend import Backend
 from pjai.memory.embeddings import Embeddings
+from pjai.memory.words import STOP_WORDS, search_terms
 from pjai.schema.expressions import dialect_name
 from pjai.schema.search import SEARCH_TABLE
 from pjai.schema.selection import MemoryFilter, memory_conditions
@@ -40,162 +40,6 @@ __all__ = ["STOP_WORDS", "Method", "SearchFilter", "SearchHit", "fts_query", "se
 
 Method = Literal["keyword", "semantic", "hybrid"]
 
-STOP_WORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "aren't",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "didn't",
-        "do",
-        "does",
-        "doesn't",
-        "doing",
-        "don't",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "isn't",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "let",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-        "did",
-        "does",
-        "also",
-        "ever",
-        "get",
-        "got",
-        "kind",
-        "like",
-        "make",
-        "made",
-        "many",
-        "much",
-        "one",
-        "ones",
-        "really",
-        "something",
-        "thing",
-        "things",
-        "way",
-    ]
-)
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 
 # bm25() column weights: name, content, summary, tags. A summary often holds context
 # (for conversation memories, the message replied to), so it counts half.
@@ -220,18 +64,9 @@ class SearchHit:
     sources: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _terms(text: str) -> list[str]:
-    """The words of ``text`` worth looking for: stop words dropped, unless all are."""
-    words = [w.lower() for w in _WORD.findall(text)]
-    terms = dict.fromkeys(w.replace("'", "") for w in words if w not in STOP_WORDS and len(w) > 1)
-    if not terms:
-        terms = dict.fromkeys(w.replace("'", "") for w in words)
-    return list(terms)
-
-
 def fts_query(text: str) -> str | None:
     """The FTS5 query for ``text``: its words OR-ed together, or ``None`` if it has none."""
-    return _fts5_match(_terms(text)) or None
+    return _fts5_match(search_terms(text)) or None
 
 
 def _fts5_match(terms: list[str]) -> str:
@@ -284,7 +119,7 @@ def _postgresql_query(terms: list[str], where: MemoryFilter, limit: int) -> AnyS
         .op("||")(part(memories.c.summary, "B"))
         .op("||")(part(cast(memories.c.tags, Text), "A"))
     )
-    # Terms are letters and digits only (_WORD), so quoting each is enough.
+    # Terms are letters and digits only (search_terms), so quoting each is enough.
     wanted = func.to_tsquery(config, " | ".join(f"'{term}'" for term in terms))
     score = func.ts_rank(literal_column("'{0.1, 0.2, 0.5, 1.0}'::float4[]"), document, wanted)
     return (
@@ -296,7 +131,7 @@ def _postgresql_query(terms: list[str], where: MemoryFilter, limit: int) -> AnyS
 
 
 def _keyword(backend: Backend, text: str, where: MemoryFilter, limit: int) -> list[SearchHit]:
-    terms = _terms(text)
+    terms = search_terms(text)
     if not terms:
         return []
     postgresql = backend.query(select(dialect_name().label("name")))[0].name == "postgresql"
