@@ -101,8 +101,9 @@ class LegacyDatabase:
 def sample(path: Path) -> Path:
     """A legacy database like a real user's, with a few rows that cannot be imported.
 
-    Imported: 3 personas (p-ada active), 6 memories (every tier value, one deleted),
-    3 conversations with 5 messages. Rejected: 1 persona, 4 memories, 2 conversations.
+    Imported: 4 personas (p-ada active; p-broken without its unreadable traits),
+    8 memories (every tier value, one deleted, one whose importance 150 is out of range),
+    3 conversations with 5 messages. Rejected: 2 memories, 2 conversations.
     """
     with LegacyDatabase(path) as db:
         db.persona(

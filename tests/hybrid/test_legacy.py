@@ -17,8 +17,15 @@ from typer.testing import CliRunner
 from pjai.cli.legacy import import_legacy as import_legacy_command
 from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
-from pjai.hybrid.legacy import NOT_IMPORTED, SOURCE, LegacyImport, Rejection, import_legacy
-from pjai.schema import Event, EventRecord, PersonaCreated, PersonaDeleted
+from pjai.hybrid.legacy import (
+    NOT_IMPORTED,
+    SOURCE,
+    LegacyImport,
+    Rejection,
+    UnmappedValue,
+    import_legacy,
+)
+from pjai.schema import Event, EventRecord, PersonaCreated, PersonaDeleted, Personality
 from tests.hybrid.legacy_db import LegacyDatabase, sample
 
 
@@ -27,14 +34,21 @@ def at(text: str) -> datetime:
 
 
 REJECTED: dict[tuple[str, str | None], str] = {
-    ("personas", "p-broken"): "personality_traits is not valid JSON",
-    ("memory_entities", "m-too-important"): "field 'importance'",
-    ("memory_entities", "m-blank"): "field 'content'",
+    ("memory_entities", "m-blank"): "content is blank",
     ("memory_entities", "m-ghost"): "persona 'p-ghost' was not imported",
-    ("memory_entities", "m-orphan"): "persona 'p-broken' was not imported",
     ("conversations", "c-garbled"): "messages is not valid JSON",
-    ("conversations", "c-no-role"): "message 0 has no role or sender",
+    ("conversations", "c-no-role"): "its one message cannot be imported (messages[0] has",
 }
+"""The rows of the sample that cannot be imported, and (part of) why."""
+
+UNMAPPED: dict[tuple[str, str, str], tuple[Any, str]] = {
+    ("personas", "p-broken", "personality_traits"): ('{"openness": 0.5,', "is not valid JSON"),
+    ("memory_entities", "m-too-important", "importance"): (
+        150,
+        "is outside the 0-100 scale of this database; PJai's default 0.5 is kept",
+    ),
+}
+"""The values of imported sample rows that are not imported: value and (part of) why."""
 
 
 SAMPLE_ROWS = 4 + 10 + 5
@@ -84,8 +98,17 @@ def imported(manager: HybridDatabaseManager, legacy: Path, tmp_path: Path) -> Le
 def test_the_result_counts_what_was_imported(
     manager: HybridDatabaseManager, imported: LegacyImport
 ) -> None:
-    assert (imported.personas, imported.memories, imported.conversations) == (3, 6, 3)
-    assert (imported.messages, imported.rejected) == (5, 7)
+    assert (imported.personas, imported.memories, imported.conversations) == (4, 8, 3)
+    assert (imported.messages, imported.rejected) == (5, 4)
+    assert {(u.table, u.row_id, u.column) for u in imported.unmapped} == set(UNMAPPED)
+    for value in imported.unmapped:
+        expected, reason = UNMAPPED[value.table, value.row_id, value.column]
+        assert value.value == expected
+        assert reason in value.reason
+    assert imported.scales == {
+        "memory_entities.importance": "0-100",
+        "personas.memory_importance_threshold": "0-100",
+    }
     skipped = (imported.skipped_personas, imported.skipped_memories)
     assert skipped == (0, 0)
     assert imported.skipped_conversations == 0
@@ -130,12 +153,24 @@ def test_personas_are_mapped(manager: HybridDatabaseManager, imported: LegacyImp
     assert cy is not None
     assert cy.created_at == at("2023-07-22T04:26:40Z")  # epoch milliseconds
     assert cy.updated_at == cy.created_at
-    assert manager.personas.get("p-broken") is None
+    # Unreadable traits cost the traits, not the persona.
+    broken = manager.personas.get("p-broken")
+    assert broken is not None
+    assert broken.personality == Personality()
 
 
 def test_memories_are_mapped(manager: HybridDatabaseManager, imported: LegacyImport) -> None:
     tiers = {}
-    for memory_id in ("m-active", "m-hot", "m-warm", "m-cold", "m-null", "m-bob"):
+    for memory_id in (
+        "m-active",
+        "m-hot",
+        "m-warm",
+        "m-cold",
+        "m-null",
+        "m-bob",
+        "m-too-important",
+        "m-orphan",
+    ):
         memory = manager.memories.get(memory_id)
         assert memory is not None, memory_id
         tiers[memory_id] = (memory.tier, memory.importance)
@@ -146,6 +181,8 @@ def test_memories_are_mapped(manager: HybridDatabaseManager, imported: LegacyImp
         "m-cold": ("cold", 0.35),
         "m-null": ("warm", 0.5),
         "m-bob": ("warm", 0.7),
+        "m-too-important": ("warm", 0.5),  # 150 is out of range: PJai's default, reported
+        "m-orphan": ("warm", 0.5),  # its persona's traits were unreadable, not the persona
     }
     active = manager.memories.get("m-active")
     assert active is not None
@@ -198,9 +235,9 @@ def test_imported_events_record_the_source(
 ) -> None:
     assert manager.store is not None
     names = [entry.record.name for entry in manager.store.events()]
-    assert names.count("v1.PersonaImported") == 3
+    assert names.count("v1.PersonaImported") == 4
     assert names.count("v1.PersonaActivated") == 1
-    assert names.count("v1.MemoryImported") == 6
+    assert names.count("v1.MemoryImported") == 8
     assert names.count("v1.ConversationStarted") == 3
     assert names.count("v1.ConversationMessageAdded") == 5
     payloads = [
@@ -222,10 +259,19 @@ def test_rejected_rows_are_listed_with_reasons(
         assert REJECTED[rejection.table, rejection.row_id] in rejection.reason, rejection
     header, rows = read_report(report)
     assert header["complete"] is True
-    assert header["rejected"] == 7
-    assert header["imported"] == {"personas": 3, "memories": 6, "conversations": 3, "messages": 5}
+    assert (header["rejected"], header["values_not_imported"]) == (4, 2)
+    assert header["imported"] == {"personas": 4, "memories": 8, "conversations": 3, "messages": 5}
     assert header["columns_not_imported"] == NOT_IMPORTED
-    assert [Rejection(r["table"], r["id"], r["reason"]) for r in rows] == list(result.rejections)
+    assert header["scales"] == result.scales
+    rejected = [Rejection(r["table"], r["id"], r["reason"]) for r in rows if r["kind"] == "row"]
+    assert rejected == list(result.rejections)
+    values = [
+        UnmappedValue(r["table"], r["id"], r["column"], r["value"], r["reason"])
+        for r in rows
+        if r["kind"] == "value"
+    ]
+    assert values == list(result.unmapped)
+    assert len(rows) == 6
     assert not report.with_name(report.name + ".tmp").exists()
 
 
@@ -239,12 +285,14 @@ def test_a_second_run_imports_nothing_and_reports_the_same_rows(
 
     assert manager.head() == head  # not one event committed
     assert (second.personas, second.memories, second.conversations, second.messages) == (0, 0, 0, 0)
-    assert (second.skipped_personas, second.skipped_memories) == (3, 6)
+    assert (second.skipped_personas, second.skipped_memories) == (4, 8)
     assert second.skipped_conversations == 3
-    # Rows that cannot be imported are reported by every run, each once.
+    # Rows that cannot be imported, and values that were not, are reported by every run,
+    # each once.
     assert second.rejections == first.rejections
+    assert second.unmapped == first.unmapped
     _, rows = read_report(tmp_path / "second.jsonl")
-    assert len(rows) == len({(r["table"], r["id"]) for r in rows}) == 7
+    assert len(rows) == len({(r["table"], r["id"]) for r in rows}) == 6
     assert manager.verify().equal
 
 
@@ -261,10 +309,10 @@ def test_an_import_stopped_by_an_error_still_writes_its_report(
 
     header, rows = read_report(report)
     assert (header["complete"], header["error"]) == (False, "stopped by the user")
-    assert header["imported"]["personas"] == 3  # the first batch was committed
-    assert [(r["table"], r["id"]) for r in rows] == [("personas", "p-broken")]
+    assert header["imported"]["personas"] == 4  # the first batch was committed
+    assert [(r["kind"], r["table"], r["id"]) for r in rows] == [("value", "personas", "p-broken")]
     resumed = run(manager, legacy, report)
-    assert (resumed.skipped_personas, resumed.memories, resumed.conversations) == (3, 6, 3)
+    assert (resumed.skipped_personas, resumed.memories, resumed.conversations) == (4, 8, 3)
 
 
 def test_the_source_file_is_never_modified(
@@ -280,7 +328,7 @@ def test_the_source_file_is_never_modified(
     assert sorted(p.name for p in legacy.parent.iterdir()) == files  # no journal left behind
 
 
-def test_a_batch_refused_at_commit_is_retried_row_by_row(
+def test_a_batch_refused_at_commit_is_split_until_the_row_at_fault_is_found(
     manager: HybridDatabaseManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A memory of a persona PJai has deleted validates, but its commit is refused."""
@@ -307,8 +355,10 @@ def test_a_batch_refused_at_commit_is_retried_row_by_row(
     assert (result.personas, result.memories, result.skipped_personas) == (1, 1200, 0)
     assert [(r.row_id, r.table) for r in result.rejections] == [("lost", "memory_entities")]
     assert "'gone' does not exist or is deleted" in result.rejections[0].reason
-    # The persona; 500 memories; 500 with "lost", refused, then one by one; the last 201.
-    assert commits == [1, 500, 500, *[1] * 500, 201]
+    # The persona; 500 memories; 500 with "lost" (its 202nd row), refused and halved
+    # until "lost" is alone: the other rows go in with the halves without it; the last 201.
+    halves = [250, 125, 125, 62, 63, 31, 15, 7, 8, 4, 4, 2, 2, 1, 1, 16, 32, 250]
+    assert commits == [1, 500, 500, *halves, 201]
     assert manager.memories.count() == 1200
     assert manager.verify().equal
 
@@ -319,11 +369,11 @@ def test_import_with_the_store_off_then_on(sql_url: str, legacy: Path, tmp_path:
     with HybridDatabaseManager.open(data, sql_urls=[sql_url], environ=off) as manager:
         assert manager.store is None
         first = run(manager, legacy, tmp_path / "report.jsonl")
-        assert (first.personas, first.memories, first.conversations) == (3, 6, 3)
+        assert (first.personas, first.memories, first.conversations) == (4, 8, 3)
     with HybridDatabaseManager.open(data, sql_urls=[sql_url], environ={}) as manager:
         again = run(manager, legacy, tmp_path / "report.jsonl")
         assert (again.personas, again.memories, again.conversations) == (0, 0, 0)
-        assert again.skipped_memories == 6
+        assert again.skipped_memories == 8
         assert manager.verify().equal
 
 
@@ -343,25 +393,56 @@ def test_duplicate_ids_and_odd_values(manager: HybridDatabaseManager, tmp_path: 
         db.conversation(7, "p1", [], created_at=0)
         db.conversation(8, "p1", [{"role": "user", "content": "hi", "time": "soon"}])
 
+    before = datetime.now(UTC)
     result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+    after = datetime.now(UTC)
 
-    reasons = {r.row_id: r.reason for r in result.rejections}
-    assert reasons == {
-        "p2": "is_active 'maybe' is not a boolean (0/1, true/false)",
-        "p3": "created_at and updated_at are both missing",
-        "m2": "memory_tier 'frozen' is not active, hot, warm or cold",
-        "m3": "created_at 'last tuesday' is not ISO-8601 nor epoch seconds",
-        "m4": "tags is not a JSON list of strings: {'a': 1}",
-        "7": "id '7' appears more than once in conversations",
-        "8": "message 0 time 'soon' is not ISO-8601 nor epoch seconds",
+    # An unreadable value costs that value, never the row; an id clash costs the row.
+    assert [(r.row_id, r.reason) for r in result.rejections] == [
+        ("7", "id '7' appears more than once in conversations")
+    ]
+    assert {(u.row_id, u.column): (u.value, u.reason) for u in result.unmapped} == {
+        ("p2", "is_active"): (
+            "maybe",
+            "is not a boolean (0/1, true/false); the persona is not activated",
+        ),
+        ("p3", "created_at"): (None, "is missing, as is updated_at; the import time stands in"),
+        ("m2", "memory_tier"): ("frozen", "is not active, hot, warm or cold; warm is kept"),
+        ("m3", "created_at"): (
+            "last tuesday",
+            "is not ISO-8601 nor epoch seconds; the import time stands in",
+        ),
+        ("m4", "tags"): (
+            '{"a": 1}',
+            "is neither a JSON array nor comma-separated text; no tags kept",
+        ),
+        ("8", "messages[0].time"): (
+            "soon",
+            "is not ISO-8601 nor epoch seconds; the conversation's start stands in",
+        ),
     }
-    persona = manager.personas.get("p1")
-    assert persona is not None
-    assert persona.is_active
-    memory = manager.memories.get("m1")
-    assert memory is not None
-    assert memory.tier == "cold"
+    assert (result.personas, result.memories, result.conversations) == (3, 4, 2)
+    one, two, three = (manager.personas.get(p) for p in ("p1", "p2", "p3"))
+    assert one is not None
+    assert two is not None
+    assert three is not None
+    assert one.is_active
+    assert not two.is_active
+    assert before <= three.created_at == three.updated_at <= after
+    tiers = {}
+    for memory_id in ("m1", "m2", "m3", "m4"):
+        memory = manager.memories.get(memory_id)
+        assert memory is not None
+        tiers[memory_id] = memory.tier
+    assert tiers == {"m1": "cold", "m2": "warm", "m3": "warm", "m4": "warm"}
+    bad_time, no_tags = manager.memories.get("m3"), manager.memories.get("m4")
+    assert bad_time is not None
+    assert no_tags is not None
+    assert before <= bad_time.created_at <= after
+    assert no_tags.tags == []
     assert messages(manager, "7") == [("7:0", "user", "hi", at("1970-01-01T00:00:00Z"))]
+    [(_, _, _, sent_at)] = messages(manager, "8")  # no start either: the commit's time
+    assert before <= sent_at <= after
 
 
 def only_personas(path: Path) -> None:
@@ -406,7 +487,9 @@ def test_the_report_never_overwrites_the_source(
         import_legacy(manager, legacy, report_path=legacy)
 
 
-def test_the_command_prints_a_json_summary_and_the_rejections(legacy: Path, tmp_path: Path) -> None:
+def test_the_command_prints_a_json_summary_the_rejections_and_the_values_left(
+    legacy: Path, tmp_path: Path
+) -> None:
     app = typer.Typer()
     app.command()(import_legacy_command)
     runner = CliRunner()
@@ -417,20 +500,30 @@ def test_the_command_prints_a_json_summary_and_the_rejections(legacy: Path, tmp_
     assert first.exit_code == 0, first.output
     report = data / "legacy-import-report.jsonl"
     assert json.loads(first.stdout) == {
-        "personas": 3,
-        "memories": 6,
+        "personas": 4,
+        "memories": 8,
         "conversations": 3,
-        "rejected": 7,
+        "rejected": 4,
+        "values_not_imported": 2,
         "report": str(report),
     }
-    assert read_report(report)[0]["rejected"] == 7
+    assert read_report(report)[0]["rejected"] == 4
 
     second = runner.invoke(app, command)
     assert second.exit_code == 0, second.output
     lines = second.stdout.splitlines()
     assert "memory_entities m-ghost: persona 'p-ghost' was not imported" in lines
-    assert "conversations c-no-role: message 0 has no role or sender" in lines
+    assert (
+        "conversations c-no-role: its one message cannot be imported (messages[0] has no "
+        "role (role, sender, author); the message is not imported)"
+    ) in lines
+    assert (
+        "memory_entities m-too-important importance 150: is outside the 0-100 scale of this "
+        "database; PJai's default 0.5 is kept"
+    ) in lines
+    assert any(line.startswith("personas p-broken personality_traits '{") for line in lines)
     assert any(line.startswith("Imported 0 persona(s), 0 memories") for line in lines)
+    assert lines[-2].endswith("; 4 row(s) not imported; 2 value(s) not imported.")
 
     missing = runner.invoke(app, [str(tmp_path / "nope.db"), "--data-dir", str(data)])
     assert missing.exit_code == 2

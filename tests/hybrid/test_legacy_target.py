@@ -73,7 +73,7 @@ def test_a_data_directory_holding_anything_is_left_alone(tmp_path: Path, legacy:
     assert (data / "notes.txt").read_text() == "mine"
     assert (data / "store.db").exists()  # what was imported stays; a second run resumes
     again = import_into(data, legacy, report_path=data / "report.jsonl", environ={})
-    assert (again.skipped_personas, again.memories) == (3, 6)
+    assert (again.skipped_personas, again.memories) == (4, 8)
 
 
 def test_events_in_an_sql_primary_elsewhere_keep_the_directory(
@@ -86,13 +86,13 @@ def test_events_in_an_sql_primary_elsewhere_keep_the_directory(
     fail_to_import(data, legacy, report, sql_urls=[sql_url], environ={})
     assert (data / "store.db").exists()
     again = import_into(data, legacy, report_path=report, sql_urls=[sql_url], environ={})
-    assert (again.skipped_personas, again.memories) == (3, 6)
+    assert (again.skipped_personas, again.memories) == (4, 8)
 
 
 def test_a_successful_import_keeps_what_it_made(tmp_path: Path, legacy: Path) -> None:
     data = tmp_path / "data"
     result = import_into(data, legacy, report_path=data / "report.jsonl", environ={})
-    assert (result.personas, result.memories) == (3, 6)
+    assert (result.personas, result.memories) == (4, 8)
     assert {"store.db", "primary.db", "identity.json", "report.jsonl"} <= {
         p.name for p in data.iterdir()
     }

@@ -61,11 +61,15 @@ def import_legacy(
     for r in result.rejections:
         line = f"{r.table} {r.row_id}: {r.reason}"
         console.print(line, highlight=False, soft_wrap=True)
+    for u in result.unmapped:
+        line = f"{u.table} {u.row_id} {u.column} {u.value!r:.80}: {u.reason}"
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
     skipped = result.skipped_personas + result.skipped_memories + result.skipped_conversations
     console.print(
         f"Imported {result.personas} persona(s), {result.memories} memories and "
         f"{result.conversations} conversation(s) with {result.messages} message(s); "
-        f"skipped {skipped} row(s) already imported; {result.rejected} row(s) not imported.",
+        f"skipped {skipped} row(s) already imported; {result.rejected} row(s) not imported; "
+        f"{len(result.unmapped)} value(s) not imported.",
         highlight=False,
         soft_wrap=True,
     )

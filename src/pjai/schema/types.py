@@ -164,7 +164,9 @@ class CompressibleText(TypeDecorator[str]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(_CompressibleSqlite())
-        return dialect.type_descriptor(Text())
+        # Not adapted by the dialect: psycopg's adaptation of Text is a string type
+        # that the DDL would declare VARCHAR.
+        return Text()
 
     def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
         return None if value is None else str(read_text(value))

@@ -1,26 +1,41 @@
-"""Legacy rows as PJai events: column mapping, value parsing, one row at a time.
+"""Legacy rows as drafted PJai events: the column mapping, one row at a time.
 
-Pure functions of a row's values; :mod:`pjai.hybrid.legacy.run` reads the file and
-commits what they return.
+Pure functions of a row's values and the database's :class:`Mapping`;
+:mod:`pjai.hybrid.legacy.run` reads the file, settles the drafts and commits them.
+A value that cannot be read is reported and replaced (by PJai's default, or by the
+stand-in named in the report); only a row with nothing meaningful to import raises
+:class:`~pjai.hybrid.legacy.values.RowError`.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pjai.errors import PjaiError
-from pjai.hybrid.flags import parse_bool
+import msgspec
+
+from pjai.hybrid.legacy.drafts import REJECT, Built, Draft, Source
+from pjai.hybrid.legacy.traits import traits
+from pjai.hybrid.legacy.values import (
+    Problem,
+    RowError,
+    Scale,
+    Unreadable,
+    first,
+    flag,
+    json_value,
+    number,
+    tags,
+    text,
+    time_value,
+)
 from pjai.schema import (
-    BigFive,
     ConversationMessageAdded,
     ConversationStarted,
-    Event,
     MemoryConfig,
     MemoryImported,
     PersonaImported,
-    Personality,
     PrivacySettings,
 )
 from pjai.schema.fields import Tier
@@ -31,14 +46,12 @@ __all__ = [
     "REQUIRED",
     "SOURCE",
     "TARGETS",
+    "Mapping",
     "Row",
-    "RowError",
-    "conversation_events",
-    "flag",
-    "memory_event",
-    "persona_event",
-    "row_id_of",
-    "times",
+    "active_since",
+    "conversation_drafts",
+    "memory_drafts",
+    "persona_drafts",
 ]
 
 SOURCE = "pjai-desktop"
@@ -78,221 +91,291 @@ REQUIRED = {
 }
 TARGETS = {"personas": "personas", "memory_entities": "memories", "conversations": "conversations"}
 TIERS: dict[str, Tier] = {"active": "hot", "hot": "hot", "warm": "warm", "cold": "cold"}
-BIG_FIVE = frozenset(BigFive.__struct_fields__)
-EPOCH_MS = 1e11  # larger epoch numbers are milliseconds: 1e11 s is past the year 5000
+ROLE_KEYS = ("role", "sender", "author")
+CONTENT_KEYS = ("content", "text", "message")
+TIME_KEYS = ("timestamp", "created_at", "time", "date")
+
+DEFAULT = "PJai's default is kept"
+DEFAULT_IMPORTANCE = next(
+    f.default for f in msgspec.structs.fields(MemoryImported) if f.name == "importance"
+)
 
 Row = dict[str, Any]
 
 
-class RowError(Exception):
-    """A legacy row cannot become events; the message says why."""
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """What holds for every row of one legacy database: its scales, the import time."""
+
+    importance: Scale
+    """The scale of ``memory_entities.importance``."""
+    threshold: Scale
+    """The scale of ``personas.memory_importance_threshold``."""
+    now: datetime
+    """The import time: it stands in for a row's times when none can be read."""
 
 
-def persona_event(row: Row, persona_id: str) -> PersonaImported:
-    created_at, updated_at = times(row)
-    flag(row["is_active"], "is_active", default=False)  # read later; a bad value rejects now
-    retention = number(row["memory_retention_period"], "memory_retention_period")
-    memory: dict[str, Any] = {
-        "auto_optimize": flag(row["memory_auto_optimize"], "memory_auto_optimize", default=True),
-        "retention_days": retention or None,
+class _Reading:
+    """One row being read: each unreadable value is reported and replaced."""
+
+    def __init__(self, row: Row) -> None:
+        self.row = row
+        self.problems: list[Problem] = []
+
+    def value(self, column: str, read: Any, default: Any, then: str = DEFAULT) -> Any:
+        """``read(row[column])``; ``default`` for NULL, and (reported) when unreadable."""
+        try:
+            result = read(self.row[column])
+        except Unreadable as exc:
+            self.problems.append(Problem(column, self.row[column], f"{exc}; {then}"))
+            return default
+        return default if result is None else result
+
+    def fraction(self, column: str, scale: Scale, default: float) -> Any:
+        """A 0-1 or 0-100 column (as ``scale`` says) as a fraction 0..1; None if unset."""
+
+        def read(value: object) -> float | None:
+            parsed = number(value)
+            return None if parsed is None else scale.fraction(parsed)
+
+        return self.value(column, read, None, f"PJai's default {default} is kept")
+
+    def times(self, now: datetime | None) -> tuple[datetime | None, datetime | None]:
+        """created_at and updated_at: either stands in for the other, ``now`` for both."""
+        read: dict[str, datetime | None] = {}
+        errors: dict[str, str] = {}
+        for column in ("created_at", "updated_at"):
+            try:
+                read[column] = time_value(self.row[column])
+            except Unreadable as exc:
+                read[column], errors[column] = None, str(exc)
+        created_at = read["created_at"] or read["updated_at"] or now
+        stand_in = "the import time"
+        if not errors and now is not None and created_at is now:
+            reason = f"is missing, as is updated_at; {stand_in} stands in"
+            self.problems.append(Problem("created_at", None, reason))
+        for column, error in errors.items():
+            other = "updated_at" if column == "created_at" else "created_at"
+            instead = other if read[other] is not None else stand_in
+            self.problems.append(Problem(column, self.row[column], f"{error}; {instead} stands in"))
+        return created_at, read["updated_at"] or created_at
+
+
+def persona_drafts(row: Row, persona_id: str, mapping: Mapping) -> Built:
+    """The PersonaImported draft of a ``personas`` row."""
+    reading = _Reading(row)
+    if row["name"] is None:
+        raise RowError("name is missing")
+    created_at, updated_at = reading.times(mapping.now)
+    reading.value("is_active", flag, False, "the persona is not activated")
+    personality = traits(row["personality_traits"])
+    reading.problems += personality.problems
+    memory = {
+        "auto_optimize": reading.value("memory_auto_optimize", flag, None),
+        # 0 means unset for these two
+        "max_memories": reading.value("memory_max_memories", number, None) or None,
+        "retention_days": reading.value("memory_retention_period", number, None) or None,
+        "importance_threshold": reading.fraction(
+            "memory_importance_threshold", mapping.threshold, MemoryConfig().importance_threshold
+        ),
     }
-    if limit := number(row["memory_max_memories"], "memory_max_memories"):
-        memory["max_memories"] = limit
-    threshold = number(row["memory_importance_threshold"], "memory_importance_threshold")
-    if threshold is not None:
-        memory["importance_threshold"] = threshold / 100
     defaults = PrivacySettings()
     privacy = {
-        name: flag(row[column], column, default=getattr(defaults, name))
+        name: reading.value(column, flag, getattr(defaults, name))
         for name, column in PRIVACY.items()
     }
-    return PersonaImported(
-        persona_id=persona_id,
-        name=required(row, "name"),
-        description=text(row["description"]),
-        personality=personality(row),
-        communication_style=text(row["personality_communication_style"]),
-        memory=MemoryConfig(**memory),
-        privacy=PrivacySettings(**privacy),
-        source=SOURCE,
-        created_at=created_at,
-        updated_at=updated_at,
+    fields = {
+        "persona_id": persona_id,
+        "name": text(row["name"]),
+        "description": text(row["description"]),
+        "personality": {
+            "big_five": personality.big_five,
+            "custom_traits": personality.custom,
+            "dominant_traits": personality.dominant,
+            "type": text(row["personality_temperament"]),
+        },
+        "communication_style": text(row["personality_communication_style"]),
+        "memory": {name: value for name, value in memory.items() if value is not None},
+        "privacy": privacy,
+        "source": SOURCE,
+        "created_at": created_at,
+        "updated_at": updated_at,
+    }
+    sources = _sources(
+        row,
+        description="description",
+        personality="personality_traits",
+        communication_style="personality_communication_style",
+        **{
+            "personality.type": "personality_temperament",
+            "memory.max_memories": "memory_max_memories",
+            "memory.retention_days": "memory_retention_period",
+            "memory.importance_threshold": "memory_importance_threshold",
+            "memory.auto_optimize": "memory_auto_optimize",
+        },
+        **{f"privacy.{name}": column for name, column in PRIVACY.items()},
     )
+    sources |= _times(row, mapping.now)
+    sources["name"] = Source("name", row["name"], REJECT)
+    return Built([Draft(PersonaImported, fields, sources)], reading.problems)
 
 
-def personality(row: Row) -> Personality:
-    traits = json_value(row["personality_traits"], "personality_traits", default={})
-    if not isinstance(traits, dict):
-        raise RowError(f"personality_traits is not a JSON object: {traits!r:.80}")
-    for name, value in traits.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RowError(f"personality trait {name!r} is not a number: {value!r:.80}")
-    values = traits.values()
-    fractions = all(0 <= v <= 1 for v in values) and any(isinstance(v, float) for v in values)
-    big_five: dict[str, int] = {}
-    custom: dict[str, int] = {}
-    for name, value in traits.items():
-        key = name.strip().lower()
-        target, key = (big_five, key) if key in BIG_FIVE else (custom, name)
-        if key in target:
-            raise RowError(f"personality_traits names {key!r} twice")
-        target[key] = round(value * 100 if fractions else value)
-    return Personality(
-        big_five=BigFive(**big_five),
-        custom_traits=custom,
-        type=text(row["personality_temperament"]),
+def active_since(row: Row) -> datetime | None:
+    """When the legacy app last changed this persona if it had it active; else None.
+
+    An unreadable ``is_active`` is not active; unreadable times sort first.
+    """
+    try:
+        if not flag(row["is_active"]):
+            return None
+    except Unreadable:
+        return None
+    for column in ("updated_at", "created_at"):
+        try:
+            if (moment := time_value(row[column])) is not None:
+                return moment
+        except Unreadable:
+            continue
+    return datetime.min.replace(tzinfo=UTC)
+
+
+def memory_drafts(row: Row, memory_id: str, persona_id: str, mapping: Mapping) -> Built:
+    """The MemoryImported draft of a ``memory_entities`` row."""
+    reading = _Reading(row)
+    if row["content"] is None:
+        raise RowError("content is missing")
+    if not text(row["content"]).strip():
+        raise RowError("content is blank")
+    created_at, updated_at = reading.times(mapping.now)
+    kept, problems = tags(row["tags"])
+    reading.problems += problems
+    # A deleted memory stays deleted: an unreadable time becomes its last change's.
+    deleted = text(row["deleted_at"]).strip() != ""
+    deleted_at = reading.value("deleted_at", time_value, None, "updated_at stands in")
+    importance = reading.fraction("importance", mapping.importance, DEFAULT_IMPORTANCE)
+    fields = {
+        "memory_id": memory_id,
+        "persona_id": persona_id,
+        "content": text(row["content"]),
+        "name": text(row["name"]),
+        "summary": text(row["summary"]),
+        "type": text(row["type"]) or "note",
+        "tags": kept,
+        "tier": reading.value("memory_tier", _tier, "warm", "warm is kept"),
+        "occurred_at": created_at,
+        "source": SOURCE,
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "deleted_at": deleted_at or (updated_at if deleted else None),
+        "access_count": reading.value("access_count", number, 0),
+        "last_accessed_at": reading.value("last_accessed", time_value, None, "left unset"),
+        **({} if importance is None else {"importance": importance}),
+    }
+    sources = _sources(
+        row,
+        name="name",
+        summary="summary",
+        type="type",
+        tags="tags",
+        importance="importance",
+        tier="memory_tier",
+        occurred_at="created_at",
+        access_count="access_count",
+        last_accessed_at="last_accessed",
     )
+    sources |= _times(row, mapping.now)
+    sources["content"] = Source("content", row["content"], REJECT)
+    if deleted:
+        stand_in = Source("deleted_at", row["deleted_at"], updated_at, "updated_at stands in")
+        sources["deleted_at"] = stand_in
+    return Built([Draft(MemoryImported, fields, sources)], reading.problems)
 
 
-def memory_event(row: Row, memory_id: str, persona_id: str) -> MemoryImported:
-    created_at, updated_at = times(row)
-    tags = json_value(row["tags"], "tags", default=[])
-    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise RowError(f"tags is not a JSON list of strings: {tags!r:.80}")
-    tier = TIERS.get(text(row["memory_tier"]).strip().lower() or "warm")
+def _tier(value: object) -> Tier:
+    tier = TIERS.get(text(value).strip().lower() or "warm")
     if tier is None:
-        raise RowError(f"memory_tier {row['memory_tier']!r} is not active, hot, warm or cold")
-    optional: dict[str, Any] = {}
-    if (importance := number(row["importance"], "importance")) is not None:
-        optional["importance"] = importance / 100
-    return MemoryImported(
-        memory_id=memory_id,
-        persona_id=persona_id,
-        content=required(row, "content"),
-        name=text(row["name"]),
-        summary=text(row["summary"]),
-        type=text(row["type"]) or "note",
-        tags=[tag.strip() for tag in tags],
-        tier=tier,
-        occurred_at=created_at,
-        source=SOURCE,
-        created_at=created_at,
-        updated_at=updated_at,
-        deleted_at=time_value(row["deleted_at"], "deleted_at"),
-        access_count=number(row["access_count"], "access_count") or 0,
-        last_accessed_at=time_value(row["last_accessed"], "last_accessed"),
-        **optional,
-    )
+        raise Unreadable("is not active, hot, warm or cold")
+    return tier
 
 
-def conversation_events(row: Row, conversation_id: str, persona_id: str) -> list[Event]:
-    started_at = time_value(row["created_at"], "created_at") or time_value(
-        row["updated_at"], "updated_at"
-    )
-    messages = json_value(row["messages"], "messages", default=[])
+def conversation_drafts(row: Row, conversation_id: str, persona_id: str) -> Built:
+    """The ConversationStarted draft of a ``conversations`` row and one per message.
+
+    A message PJai cannot hold is left out and reported; its index stays its id's.
+    """
+    reading = _Reading(row)
+    started_at, _ = reading.times(None)
+    try:
+        messages = json_value(row["messages"], default=[])
+    except Unreadable as exc:
+        raise RowError(f"messages {exc}") from None
     if not isinstance(messages, list):
         raise RowError(f"messages is not a JSON list: {messages!r:.80}")
-    events: list[Event] = [
-        ConversationStarted(
-            conversation_id=conversation_id,
-            persona_id=persona_id,
-            title=text(row["title"]),
-            started_at=started_at,
-        )
-    ]
+    fields = {
+        "conversation_id": conversation_id,
+        "persona_id": persona_id,
+        "title": text(row["title"]),
+        "started_at": started_at,
+    }
+    sources = _sources(row, title="title", started_at="created_at")
+    built = Built([Draft(ConversationStarted, fields, sources)], reading.problems, len(messages))
     for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise RowError(f"message {index} is not a JSON object: {message!r:.80}")
-        role, content = first(message, "role", "sender"), first(message, "content", "text")
-        if not isinstance(role, str):
-            raise RowError(f"message {index} has no role or sender")
-        if not isinstance(content, str):
-            raise RowError(f"message {index} has no text in content or text")
-        at = time_value(first(message, "timestamp", "created_at", "time"), f"message {index} time")
-        events.append(
-            ConversationMessageAdded(
-                message_id=f"{conversation_id}:{index}",
-                conversation_id=conversation_id,
-                persona_id=persona_id,
-                role=role,
-                content=content,
-                sent_at=at or started_at,
-            )
-        )
-    return events
+        draft = _message(built.problems, index, message, fields)
+        if draft is not None:
+            built.drafts.append(draft)
+    return built
 
 
-def row_id_of(value: object) -> str | None:
-    return None if value is None else str(value)
+def _message(
+    problems: list[Problem], index: int, message: Any, conversation: dict[str, Any]
+) -> Draft | None:
+    """A message's draft; None (and a report) if it has no role or no text.
 
-
-def text(value: object) -> str:
-    return "" if value is None else str(value)
-
-
-def required(row: Row, column: str) -> str:
-    if row[column] is None:
-        raise RowError(f"{column} is missing")
-    return str(row[column])
-
-
-def first(message: dict[str, Any], *keys: str) -> Any:
-    return next((message[key] for key in keys if message.get(key) is not None), None)
-
-
-def json_value(value: object, column: str, *, default: object) -> Any:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return default
-    try:
-        return json.loads(value) if isinstance(value, str | bytes) else value
-    except ValueError as exc:
-        raise RowError(f"{column} is not valid JSON: {exc}") from exc
-
-
-def number(value: object, column: str) -> Any:
-    """An int (or a float with a fraction) from a number or numeric text; None for NULL."""
-    if value is None or value == "":
+    A message without a (readable) time takes the conversation's start.
+    """
+    where = f"messages[{index}]"
+    left_out = Source(where, message, REJECT, "the message is not imported")
+    if not isinstance(message, dict):
+        problems.append(Problem(where, message, f"is not a JSON object; {left_out.then}"))
         return None
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise RowError(f"{column} {value!r} is not a number") from None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RowError(f"{column} {value!r} is not a number")
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def flag(value: object, column: str, *, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
+    role_key, role = first(message, *ROLE_KEYS)
+    content_key, content = first(message, *CONTENT_KEYS)
+    for value, keys in ((role, ROLE_KEYS), (content, CONTENT_KEYS)):
+        if not isinstance(value, str) or not value.strip():
+            reason = f"has no {keys[0]} ({', '.join(keys)}); {left_out.then}"
+            problems.append(Problem(where, message, reason))
+            return None
+    key, raw = first(message, *TIME_KEYS)
+    for extra, value in message.items():
+        if extra not in (role_key, content_key, key, "id") and value is not None:
+            reason = f"PJai's messages have no {extra}; left out"
+            problems.append(Problem(f"{where}.{extra}", value, reason))
+    start = "the conversation's start stands in"
     try:
-        if isinstance(value, str):
-            return parse_bool(value, column)
-    except PjaiError:
-        pass
-    raise RowError(f"{column} {value!r} is not a boolean (0/1, true/false)")
+        sent_at = time_value(raw)
+    except Unreadable as exc:
+        problems.append(Problem(f"{where}.{key}", raw, f"{exc}; {start}"))
+        sent_at = None
+    started_at = conversation["started_at"]
+    fields = {
+        "message_id": f"{conversation['conversation_id']}:{index}",
+        "conversation_id": conversation["conversation_id"],
+        "persona_id": conversation["persona_id"],
+        "role": role.strip(),
+        "content": content,
+        "sent_at": sent_at or started_at,
+    }
+    sources = {"sent_at": Source(f"{where}.{key}", raw, started_at, start)}
+    return Draft(ConversationMessageAdded, fields, sources, optional=left_out)
 
 
-def time_value(value: object, column: str) -> datetime | None:
-    """ISO-8601 text (naive means UTC) or epoch seconds/milliseconds, in UTC; NULL is None."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    number: Any = value
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(value.strip())
-            except ValueError:
-                raise RowError(f"{column} {value!r} is not ISO-8601 nor epoch seconds") from None
-            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    if isinstance(number, bool) or not isinstance(number, int | float):
-        raise RowError(f"{column} {value!r} is not a time")
-    try:
-        return datetime.fromtimestamp(number / 1000 if abs(number) >= EPOCH_MS else number, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise RowError(f"{column} {value!r} is not a time") from None
+def _sources(row: Row, **columns: str) -> dict[str, Source]:
+    """Drafted fields taken from a column each, PJai's default standing in."""
+    return {path: Source(column, row[column]) for path, column in columns.items()}
 
 
-def times(row: Row) -> tuple[datetime, datetime]:
-    """A row's created_at and updated_at; either stands in for the other when missing."""
-    created_at = time_value(row["created_at"], "created_at")
-    updated_at = time_value(row["updated_at"], "updated_at")
-    created_at = created_at or updated_at
-    if created_at is None:
-        raise RowError("created_at and updated_at are both missing")
-    return created_at, updated_at or created_at
+def _times(row: Row, now: datetime) -> dict[str, Source]:
+    return {
+        column: Source(column, row[column], now, "the import time stands in")
+        for column in ("created_at", "updated_at")
+    }

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pjai.hybrid.legacy.run import LegacyImport, import_legacy
+from pjai.hybrid.legacy.report import LegacyImport
+from pjai.hybrid.legacy.run import import_legacy
 from pjai.hybrid.manager import HybridDatabaseManager
 from pjai.store import Progress
 

@@ -1,0 +1,90 @@
+"""The legacy SQLite file: opened read-only, checked, its rows and its scales read."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from pjai.errors import ConfigError
+from pjai.hybrid.legacy.rows import COLUMNS, NOT_IMPORTED, REQUIRED, Row
+from pjai.hybrid.legacy.values import Scale
+
+__all__ = ["SCALED", "Layout", "check", "open_legacy", "rows", "scales"]
+
+SCALED = {
+    "importance": ("memory_entities", "importance"),
+    "threshold": ("personas", "memory_importance_threshold"),
+}
+"""The columns of fractions whose scale (0-1 or 0-100) is read from each database."""
+
+
+class Layout:
+    """The tables and columns of one legacy file, and its number of rows."""
+
+    def __init__(self, columns: dict[str, set[str]], total: int) -> None:
+        self.columns = columns
+        self.total = total
+
+    def not_imported(self) -> dict[str, str]:
+        """The columns of this legacy file that are not imported, and why."""
+        unread = {
+            f"{table}.{column}"
+            for table, columns in self.columns.items()
+            for column in columns
+            if column not in COLUMNS[table] or f"{table}.{column}" in NOT_IMPORTED
+        }
+        return {name: NOT_IMPORTED.get(name, "unknown to this importer") for name in sorted(unread)}
+
+
+def open_legacy(source: Path) -> sqlite3.Connection:
+    """Open ``source`` read-only; ConfigError if it is not a file SQLite can open."""
+    if not source.is_file():
+        problem = "is not a file" if source.exists() else "does not exist"
+        raise ConfigError(f"legacy database {source} {problem}")
+    try:
+        return sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot open legacy database {source}: {exc}") from exc
+
+
+def check(conn: sqlite3.Connection, source: Path) -> Layout:
+    """The file's layout; ConfigError if it is not a PJai desktop database."""
+    try:
+        present = {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in COLUMNS}
+        if missing := [table for table, columns in present.items() if not columns]:
+            raise ConfigError(
+                f"{source} is not a PJai desktop database: no table {', '.join(missing)}"
+            )
+        for table, required in REQUIRED.items():
+            if lacking := sorted(required - present[table]):
+                raise ConfigError(
+                    f"{source} is not a PJai desktop database: table {table} lacks "
+                    f"column(s) {', '.join(lacking)}"
+                )
+        total = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COLUMNS)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{source} is not a readable SQLite database: {exc}") from exc
+    return Layout(present, int(total))
+
+
+def scales(conn: sqlite3.Connection, layout: Layout) -> dict[str, Scale]:
+    """The scale of each column of :data:`SCALED`, read from its values in this file."""
+    found = {}
+    for name, (table, column) in SCALED.items():
+        if column not in layout.columns[table]:
+            found[name] = Scale.detect(())
+            continue
+        found[name] = Scale.detect(
+            value for (value,) in conn.execute(f"SELECT {column} FROM {table}")
+        )
+    return found
+
+
+def rows(conn: sqlite3.Connection, table: str, layout: Layout) -> Iterator[Row]:
+    """The rows of ``table``, known columns only: never the bulky embeddings."""
+    wanted = [c for c in COLUMNS[table] if c in layout.columns[table]]
+    for values in conn.execute(f"SELECT {', '.join(wanted)} FROM {table}"):
+        row: Row = dict.fromkeys(COLUMNS[table])
+        row.update(zip(wanted, values, strict=True))
+        yield row
