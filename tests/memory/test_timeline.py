@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from pjai.errors import QueryError
 from pjai.memory.timeline import bookmark_memories, preset, timeline
-from pjai.schema import BookmarkCreated, BookmarkFilters, MemoryDeleted
+from pjai.schema import BookmarkCreated, BookmarkFilters, MemoryDeleted, MemoryFilter
 from pjai.store import Store
 from tests.helpers import memory, persona
 
@@ -19,7 +20,7 @@ def at(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
-def counts(store: Store, unit: str, **bounds: datetime) -> dict[str, int]:
+def counts(store: Store, unit: str, **bounds: Any) -> dict[str, int]:
     return {b.key: b.memories for b in timeline(store, "p1", unit, **bounds)}  # type: ignore[arg-type]
 
 
@@ -88,10 +89,17 @@ def test_unknown_unit(store: Store) -> None:
 
 
 def test_today_and_this_week_presets_cover_their_range() -> None:
+    # A bookmark's time_to is included: the presets end on the last microsecond.
     today = preset("today", "p1", now=NOW)
-    assert (today.time_from, today.time_to) == (at(2026, 11, 26), at(2026, 11, 27))
+    assert (today.time_from, today.time_to) == (
+        at(2026, 11, 26),
+        at(2026, 11, 26, 23, 59, 59, 999_999),
+    )
     week = preset("this_week", "p1", now=NOW)
-    assert (week.time_from, week.time_to) == (at(2026, 11, 23), at(2026, 11, 30))
+    assert (week.time_from, week.time_to) == (
+        at(2026, 11, 23),
+        at(2026, 11, 29, 23, 59, 59, 999_999),
+    )
     assert week.time_from is not None
     assert week.time_from.weekday() == 0
     assert today.bookmark_id != week.bookmark_id
@@ -153,6 +161,38 @@ def test_bookmark_filters_types_tags_and_importance(store: Store) -> None:
         ),
     )
     assert ids(bookmark_memories(store, "b1")) == ["fit"]
+
+
+def test_a_bookmark_time_range_includes_both_ends(store: Store) -> None:
+    store.commit(
+        persona(),
+        memory("before", occurred_at=at(2026, 5, 1, 23, 59, 59, 999_999)),
+        memory("first", occurred_at=at(2026, 5, 2)),
+        memory("last", occurred_at=at(2026, 5, 3)),
+        memory("after", occurred_at=at(2026, 5, 3, 0, 0, 0, 1)),
+        BookmarkCreated(
+            bookmark_id="b1",
+            persona_id="p1",
+            name="Two days",
+            time_from=at(2026, 5, 2),
+            time_to=at(2026, 5, 3),
+        ),
+    )
+    assert ids(bookmark_memories(store, "b1")) == ["last", "first"]
+
+
+def test_a_timeline_filter_narrows_its_window(store: Store) -> None:
+    store.commit(
+        persona(),
+        memory("a", occurred_at=at(2026, 5, 1), tier="hot"),
+        memory("b", occurred_at=at(2026, 5, 2), tier="hot"),
+        memory("c", occurred_at=at(2026, 5, 2, 12)),
+        memory("d", occurred_at=at(2026, 5, 3), tier="hot"),
+    )
+    where = MemoryFilter(tiers=["hot"], occurred_to=at(2026, 5, 3))
+    assert counts(store, "day", where=where) == {"2026-05-01": 1, "2026-05-02": 1, "2026-05-03": 1}
+    narrowed = counts(store, "day", start=at(2026, 5, 2), end=at(2026, 5, 3), where=where)
+    assert narrowed == {"2026-05-02": 1}
 
 
 def test_bookmark_limit_keeps_the_most_recent(store: Store) -> None:

@@ -17,8 +17,7 @@ from typing import Any
 from pjai.bench.stats import ms, percentile
 from pjai.errors import ConfigError
 from pjai.memory.graph import components, neighbours
-from pjai.schema import Event, MemoryAdded, MemoryLinked, PersonaCreated
-from pjai.schema.links import LinkKind
+from pjai.schema import LINK_KINDS, Event, MemoryAdded, MemoryLinked, PersonaCreated
 from pjai.schema.types import Progress
 from pjai.store import Store
 
@@ -26,7 +25,6 @@ __all__ = ["run_graph_bench"]
 
 
 PERSONA = "graph-bench"
-KINDS: tuple[LinkKind, ...] = ("references", "similar", "related", "causal", "temporal")
 BATCH = 2_000
 
 
@@ -75,7 +73,7 @@ def run_graph_bench(
             for _ in range(links_per_memory):
                 target = rng.randrange(memories - 1)
                 target += target >= i  # never itself
-                kind = rng.choice(KINDS)
+                kind = rng.choice(LINK_KINDS)
                 if (i, target, kind) in seen:
                     continue
                 seen.add((i, target, kind))

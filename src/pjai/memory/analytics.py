@@ -1,8 +1,8 @@
 """Memory health and the figures a dashboard shows, all computed from the data.
 
-Each figure is a query (SQL text with named parameters) that can be run once with
-``backend.query`` or kept current with ``backend.live``, and, where the figure needs
-more than the rows, a pure function that turns the rows into it.
+Each figure is a query (a select every backend runs, with named parameters) that can
+be run once with ``backend.query`` or kept current with ``backend.live``, and, where
+the figure needs more than the rows, a pure function that turns the rows into it.
 
 Health, per persona (or over all personas): tier counts against capacities,
 fragmentation (the distance, 0-100, between the tier shares and the persona's target
@@ -17,14 +17,33 @@ in tenths, the stale share (live memories neither recorded nor opened within
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.sql import visitors
+
+from pjai.errors import QueryError
 from pjai.memory.backend import Backend
+from pjai.schema.expressions import contains_text, count_if, has_tag, importance_decile
 from pjai.schema.models import Persona
 from pjai.schema.personas import TierShares
-from pjai.schema.types import utc_now
+from pjai.schema.tables import TIERS, memories, personas
+from pjai.schema.types import AnySelect, utc_now
+from pjai.sql.repositories import FREQUENT_ACCESSES, HIGH_IMPORTANCE
+from pjai.store.query import Query
 
 __all__ = [
     "DASHBOARD",
@@ -35,23 +54,6 @@ __all__ = [
     "health_from_rows",
     "health_query",
 ]
-
-TIERS = ("hot", "warm", "cold")
-
-HEALTH_SQL = """
-SELECT p.id AS persona_id, p.memory_capacity_hot AS cap_hot,
-       p.memory_capacity_warm AS cap_warm, p.memory_capacity_cold AS cap_cold,
-       p.memory_scoring AS scoring,
-       m.tier AS tier, min(CAST(m.importance * 10 AS INTEGER), 9) AS decile,
-       count(m.id) AS n,
-       sum(CASE WHEN max(m.created_at, coalesce(m.last_accessed_at, m.created_at)) < :stale_before
-           THEN 1 ELSE 0 END) AS stale
-FROM personas AS p LEFT JOIN memories AS m
-  ON m.persona_id = p.id AND m.deleted_at IS NULL
-WHERE p.deleted_at IS NULL AND (:persona IS NULL OR p.id = :persona)
-GROUP BY p.id, m.tier, decile
-"""
-"""Rows per persona, tier and importance decile; feed them to :func:`health_from_rows`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +80,40 @@ class Health:
 
 def health_query(
     persona_id: str | None = None, *, stale_days: int = 90, now: datetime | None = None
-) -> tuple[str, dict[str, Any]]:
-    """The query behind :func:`health` (for a live query), with its parameters."""
+) -> tuple[AnySelect, dict[str, Any]]:
+    """The query behind :func:`health` (for a live query), with its parameters.
+
+    Its rows are per persona, tier and importance decile; feed them to
+    :func:`health_from_rows`.
+    """
     before = (now or utc_now()) - timedelta(days=stale_days)
-    return HEALTH_SQL, {"persona": persona_id, "stale_before": before}
+    p, m = personas.c, memories.c
+    decile = importance_decile(m.importance)
+    # Stale: neither recorded nor opened since ``before``.
+    stale = and_(m.created_at < before, func.coalesce(m.last_accessed_at, m.created_at) < before)
+    query = (
+        select(
+            p.id.label("persona_id"),
+            *(getattr(p, f"memory_capacity_{tier}").label(f"cap_{tier}") for tier in TIERS),
+            p.memory_scoring.label("scoring"),
+            m.tier.label("tier"),
+            decile.label("decile"),
+            func.count(m.id).label("n"),
+            func.sum(case((stale, 1), else_=0)).label("stale"),
+        )
+        .select_from(
+            personas.outerjoin(memories, and_(m.persona_id == p.id, m.deleted_at.is_(None)))
+        )
+        .where(p.deleted_at.is_(None), *([p.id == persona_id] if persona_id is not None else []))
+        .group_by(p.id, m.tier, decile)
+    )
+    return query, {}
 
 
 def health_from_rows(rows: list[Any], target: TierShares | None = None) -> Health:
-    """Health from the rows of :data:`HEALTH_SQL` (one persona's or many together)."""
-    tiers = dict.fromkeys(TIERS, 0)
-    capacity = dict.fromkeys(TIERS, 0)
+    """Health from the rows of :func:`health_query` (one persona's or many together)."""
+    tiers: dict[str, int] = dict.fromkeys(TIERS, 0)
+    capacity: dict[str, int] = dict.fromkeys(TIERS, 0)
     histogram = [0] * 10
     stale = 0
     seen: set[str] = set()
@@ -95,9 +121,8 @@ def health_from_rows(rows: list[Any], target: TierShares | None = None) -> Healt
     for row in rows:
         if row.persona_id not in seen:
             seen.add(row.persona_id)
-            capacity["hot"] += row.cap_hot
-            capacity["warm"] += row.cap_warm
-            capacity["cold"] += row.cap_cold
+            for tier in TIERS:
+                capacity[tier] += getattr(row, f"cap_{tier}")
             if shares is None:
                 wanted = (row.scoring or {}).get("target") or {}
                 shares = TierShares(**wanted) if wanted else TierShares()
@@ -108,8 +133,8 @@ def health_from_rows(rows: list[Any], target: TierShares | None = None) -> Healt
         stale += row.stale or 0
     shares = shares or TierShares()
     total = sum(tiers.values())
-    use = {t: (tiers[t] / capacity[t] if capacity[t] else 0.0) for t in TIERS}
-    wanted = {"hot": shares.hot, "warm": shares.warm, "cold": shares.cold}
+    use: dict[str, float] = {t: (tiers[t] / capacity[t] if capacity[t] else 0.0) for t in TIERS}
+    wanted = {tier: getattr(shares, tier) for tier in TIERS}
     distance = 50.0 * sum(abs(tiers[t] / total - wanted[t]) for t in TIERS) if total else 0.0
     # Rounded before the thresholds, so that a reported 60.0 is not "above 60".
     fragmentation = round(distance, 2)
@@ -153,77 +178,94 @@ def health(
     return health_from_rows(backend.query(sql, params), target)
 
 
-DASHBOARD: dict[str, str] = {
-    "active_persona": "SELECT * FROM personas WHERE is_active AND deleted_at IS NULL",
-    "personas": "SELECT * FROM personas WHERE deleted_at IS NULL ORDER BY name, id",
-    "recent_personas": (
-        "SELECT * FROM personas WHERE deleted_at IS NULL ORDER BY updated_at DESC LIMIT :limit"
-    ),
-    # instr, not LIKE: the search text matches literally, % and _ too.
-    "persona_search": (
-        "SELECT * FROM personas WHERE deleted_at IS NULL "
-        "AND (instr(lower(name), lower(:text)) OR instr(lower(description), lower(:text))) "
-        "ORDER BY name"
-    ),
-    "memories_by_persona": (
-        "SELECT * FROM memories WHERE persona_id = :persona AND deleted_at IS NULL "
-        "ORDER BY importance DESC, id LIMIT :limit"
-    ),
-    "memories_by_tier": (
-        "SELECT * FROM memories WHERE persona_id = :persona AND tier = :tier "
-        "AND deleted_at IS NULL ORDER BY importance DESC, id LIMIT :limit"
-    ),
-    "memories_by_type": (
-        "SELECT * FROM memories WHERE persona_id = :persona AND type = :type "
-        "AND deleted_at IS NULL ORDER BY occurred_at DESC, id LIMIT :limit"
-    ),
-    "memories_by_importance": (
-        "SELECT * FROM memories WHERE persona_id = :persona AND importance BETWEEN :low AND :high "
-        "AND deleted_at IS NULL ORDER BY importance DESC, id LIMIT :limit"
-    ),
-    "memories_by_date": (
-        "SELECT * FROM memories WHERE persona_id = :persona AND occurred_at >= :start "
-        "AND occurred_at < :end AND deleted_at IS NULL ORDER BY occurred_at, id LIMIT :limit"
-    ),
-    "memories_by_tag": (
-        "SELECT * FROM memories WHERE persona_id = :persona AND deleted_at IS NULL "
-        "AND EXISTS (SELECT 1 FROM json_each(memories.tags) WHERE value = :tag) "
-        "ORDER BY importance DESC, id LIMIT :limit"
-    ),
-    "memory_statistics": (
-        "SELECT count(*) AS total, avg(importance) AS average_importance, "
-        "coalesce(sum(importance >= 0.8), 0) AS high_importance, "
-        "coalesce(sum(access_count >= 5), 0) AS frequently_accessed, "
-        "coalesce(sum(last_accessed_at >= :day_ago), 0) AS accessed_last_24h "
-        "FROM memories WHERE deleted_at IS NULL AND (:persona IS NULL OR persona_id = :persona)"
-    ),
-    "tier_distribution": (
-        "SELECT tier, count(*) AS n FROM memories WHERE deleted_at IS NULL "
-        "AND (:persona IS NULL OR persona_id = :persona) GROUP BY tier ORDER BY tier"
-    ),
-    "type_distribution": (
-        "SELECT type, count(*) AS n FROM memories WHERE deleted_at IS NULL "
-        "AND (:persona IS NULL OR persona_id = :persona) GROUP BY type ORDER BY n DESC, type"
-    ),
-    "recent_activity": (
-        "SELECT global_seq, name, at, json_extract(args, '$.persona_id') AS persona_id "
-        "FROM pjai_eventlog ORDER BY global_seq DESC LIMIT :limit"
-    ),
-}
-"""The dashboard's queries (SQLite, on the reactive store), by name."""
+def _dashboard() -> dict[str, Query]:
+    p, m = personas.c, memories.c
+    persona = bindparam("persona", type_=String)
+    limit = bindparam("limit", type_=Integer)
+    live_personas = select(personas).where(p.deleted_at.is_(None))
+    live_memories = select(memories).where(m.deleted_at.is_(None))
+    of_persona = live_memories.where(m.persona_id == persona)
+    any_persona = or_(persona.is_(None), m.persona_id == persona)
+    text = bindparam("text", type_=String)
+    return {
+        "active_persona": live_personas.where(p.is_active),
+        "personas": live_personas.order_by(p.name, p.id),
+        "recent_personas": live_personas.order_by(p.updated_at.desc()).limit(limit),
+        "persona_search": live_personas.where(
+            or_(contains_text(p.name, text), contains_text(p.description, text))
+        ).order_by(p.name),
+        "memories_by_persona": of_persona.order_by(m.importance.desc(), m.id).limit(limit),
+        "memories_by_tier": of_persona.where(m.tier == bindparam("tier"))
+        .order_by(m.importance.desc(), m.id)
+        .limit(limit),
+        "memories_by_type": of_persona.where(m.type == bindparam("type"))
+        .order_by(m.occurred_at.desc(), m.id)
+        .limit(limit),
+        "memories_by_importance": of_persona.where(
+            m.importance.between(bindparam("low"), bindparam("high"))
+        )
+        .order_by(m.importance.desc(), m.id)
+        .limit(limit),
+        # A window, as the timeline's: from start up to, not including, end.
+        "memories_by_date": of_persona.where(
+            m.occurred_at >= bindparam("start"), m.occurred_at < bindparam("end")
+        )
+        .order_by(m.occurred_at, m.id)
+        .limit(limit),
+        "memories_by_tag": of_persona.where(has_tag(m.tags, bindparam("tag", type_=String)))
+        .order_by(m.importance.desc(), m.id)
+        .limit(limit),
+        "memory_statistics": select(
+            func.count().label("total"),
+            func.avg(m.importance).label("average_importance"),
+            count_if(m.importance >= HIGH_IMPORTANCE).label("high_importance"),
+            count_if(m.access_count >= FREQUENT_ACCESSES).label("frequently_accessed"),
+            count_if(m.last_accessed_at >= bindparam("day_ago")).label("accessed_last_24h"),
+        ).where(m.deleted_at.is_(None), any_persona),
+        "tier_distribution": select(m.tier, func.count().label("n"))
+        .where(m.deleted_at.is_(None), any_persona)
+        .group_by(m.tier)
+        .order_by(m.tier),
+        "type_distribution": select(m.type, func.count().label("n"))
+        .where(m.deleted_at.is_(None), any_persona)
+        .group_by(m.type)
+        .order_by(func.count().desc(), m.type),
+        # The reactive store's event log: with the store only.
+        "recent_activity": (
+            "SELECT global_seq, name, at, json_extract(args, '$.persona_id') AS persona_id "
+            "FROM pjai_eventlog ORDER BY global_seq DESC LIMIT :limit"
+        ),
+    }
 
 
-def dashboard_query(name: str, **params: Any) -> tuple[str, dict[str, Any]]:
+DASHBOARD: dict[str, Query] = _dashboard()
+"""The dashboard's queries, by name: selects every backend runs, but ``recent_activity``,
+which reads the reactive store's event log."""
+
+
+def _parameters(query: Query) -> frozenset[str]:
+    if isinstance(query, str):
+        return frozenset(re.findall(r":(\w+)", query))
+    return frozenset(
+        e.key
+        for e in visitors.iterate(query)
+        if isinstance(e, BindParameter) and not e.unique  # named, not a literal's
+    )
+
+
+_PARAMETERS = {name: _parameters(query) for name, query in DASHBOARD.items()}
+
+
+def dashboard_query(name: str, **params: Any) -> tuple[Query, dict[str, Any]]:
     """A dashboard query with its parameters (``limit`` 50 and ``day_ago`` filled in)."""
     try:
-        sql = DASHBOARD[name]
+        query = DASHBOARD[name]
     except KeyError:
-        from pjai.errors import QueryError
-
         raise QueryError(f"no dashboard query {name!r}; there are {', '.join(DASHBOARD)}") from None
     defaults: dict[str, Any] = {
         "limit": 50,
         "persona": None,
         "day_ago": utc_now() - timedelta(days=1),
     }
-    return sql, {k: v for k, v in {**defaults, **params}.items() if f":{k}" in sql}
+    used = _PARAMETERS[name]
+    return query, {k: v for k, v in {**defaults, **params}.items() if k in used}

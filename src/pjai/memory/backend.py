@@ -1,9 +1,11 @@
 """What the memory system needs from the data layer: commit, query, live queries.
 
 :class:`pjai.store.Store`, :class:`pjai.hybrid.HybridDatabaseManager` and
-:class:`pjai.memory.MemorySystem` provide it. The memory queries are written for SQLite:
-with the store on they read its state; with it off they run on the SQL primary, which
-works when that is the embedded SQLite. Full-text search needs the store and says so.
+:class:`pjai.memory.MemorySystem` provide it. The memory queries are SQLAlchemy selects
+built from :mod:`pjai.schema.expressions`, so they run wherever the backend reads: the
+store's state with the store on, the SQL primary (SQLite or PostgreSQL) with it off.
+Full-text search reads the store's index, or PostgreSQL's text search; on an SQLite
+SQL primary alone it asks for the store.
 """
 
 from __future__ import annotations

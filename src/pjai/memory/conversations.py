@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
+
 from pjai.errors import QueryError
 from pjai.memory.backend import Backend
 from pjai.schema import ConversationMessageAdded, MemoryAdded, new_id
 from pjai.schema.fields import Tier
+from pjai.schema.tables import conversation_messages, conversations, memories
 
 __all__ = ["Ingested", "add_message", "ingest_conversation", "memory_id_of"]
 
@@ -43,7 +46,7 @@ def add_message(
 ) -> ConversationMessageAdded:
     """Add a message to a conversation (``sent_at`` defaults to now); returns the event."""
     found = backend.query(
-        "SELECT persona_id FROM conversations WHERE id = :id", {"id": conversation_id}
+        select(conversations.c.persona_id).where(conversations.c.id == conversation_id)
     )
     if not found:
         raise QueryError(f"no conversation {conversation_id!r}")
@@ -67,22 +70,23 @@ def ingest_conversation(
     tier: Tier = "warm",
 ) -> Ingested:
     """Turn every message of a conversation into a memory (once)."""
-    found = backend.query(
-        "SELECT persona_id, title FROM conversations WHERE id = :id", {"id": conversation_id}
-    )
+    c = conversations.c
+    found = backend.query(select(c.persona_id, c.title).where(c.id == conversation_id))
     if not found:
         raise QueryError(f"no conversation {conversation_id!r}")
     persona_id, title = found[0].persona_id, found[0].title
+    said = conversation_messages.c
     messages = backend.query(
-        "SELECT id, role, content, sent_at FROM conversation_messages "
-        "WHERE conversation_id = :id ORDER BY sent_at, id",
-        {"id": conversation_id},
+        select(said.id, said.role, said.content, said.sent_at)
+        .where(said.conversation_id == conversation_id)
+        .order_by(said.sent_at, said.id)
     )
     existing = {
         r.id
         for r in backend.query(
-            "SELECT id FROM memories WHERE persona_id = :persona AND type = 'conversation'",
-            {"persona": persona_id},
+            select(memories.c.id).where(
+                memories.c.persona_id == persona_id, memories.c.type == "conversation"
+            )
         )
     }
     events = []

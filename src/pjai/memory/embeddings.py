@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import apsw
+from sqlalchemy import select
 
 from pjai.errors import ConfigError
 from pjai.memory.backend import Backend
+from pjai.schema.selection import MemoryFilter, memory_conditions
+from pjai.schema.tables import memories
 
 if TYPE_CHECKING:
     from pjai.memory.search import SearchFilter, SearchHit
@@ -122,11 +125,11 @@ class Embeddings:
 
         Vectors of memories that are no longer live (deleted) are dropped.
         """
-        sql = (
-            "SELECT id, persona_id, name, content, summary FROM memories "
-            "WHERE deleted_at IS NULL AND (:persona IS NULL OR persona_id = :persona)"
+        c = memories.c
+        query = select(c.id, c.persona_id, c.name, c.content, c.summary).where(
+            *memory_conditions(MemoryFilter(persona_id=persona_id))
         )
-        rows = backend.query(sql, {"persona": persona_id})
+        rows = backend.query(query)
         known = dict(
             self._db.execute(
                 "SELECT memory_id, digest FROM vectors "
@@ -196,13 +199,8 @@ class Embeddings:
         smaller id first. Vectors are brought up to date first.
         """
         self.index(backend, persona_id)
-        live = {
-            r.id
-            for r in backend.query(
-                "SELECT id FROM memories WHERE persona_id = :persona AND deleted_at IS NULL",
-                {"persona": persona_id},
-            )
-        }
+        alive = select(memories.c.id).where(*memory_conditions(MemoryFilter(persona_id=persona_id)))
+        live = {r.id for r in backend.query(alive)}
         rows: list[Any] = [
             r
             for r in self._db.execute(
@@ -275,16 +273,16 @@ class Embeddings:
         backend: Backend, candidates: list[tuple[str, float]], where: SearchFilter
     ) -> list[Any]:
         """The rows of the candidates that ``where`` lets through."""
-        from pjai.memory.search import _filters
-
         if not candidates:
             return []
-        params: dict[str, Any] = {}
-        marks = []
-        for i, (memory_id, _) in enumerate(candidates):
-            params[f"id{i}"] = memory_id
-            marks.append(f":id{i}")
-        clauses = [f"m.id IN ({', '.join(marks)})", *_filters(where, params)]
-        columns = "m.id, m.persona_id, m.name, m.content, m.tier, m.occurred_at"
-        sql = f"SELECT {columns} FROM memories AS m WHERE {' AND '.join(clauses)}"
-        return backend.query(sql, params)
+        query = select(
+            memories.c.id,
+            memories.c.persona_id,
+            memories.c.name,
+            memories.c.content,
+            memories.c.tier,
+            memories.c.occurred_at,
+        ).where(
+            memories.c.id.in_([memory_id for memory_id, _ in candidates]), *memory_conditions(where)
+        )
+        return backend.query(query)

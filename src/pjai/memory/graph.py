@@ -13,37 +13,19 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from sqlalchemy import Integer, String, and_, case, func, literal, or_, select
+
 from pjai.errors import QueryError
 from pjai.memory.backend import Backend
 from pjai.memory.embeddings import Embeddings
-from pjai.memory.search import STOP_WORDS
+from pjai.memory.words import STOP_WORDS
 from pjai.schema import MemoryLinked, MemoryLinksDecayed, MemoryUnlinked
 from pjai.schema.event import Event
+from pjai.schema.selection import MemoryFilter, memory_conditions
+from pjai.schema.tables import memories, memory_links
+from pjai.schema.types import AnySelect
 
 __all__ = ["Neighbour", "auto_link", "components", "decay_links", "neighbours", "similarity"]
-
-# Each step lands on a live memory only: a deleted memory connects nothing (as in
-# components()), though its links stay for when it is restored.
-_NEIGHBOURS = """
-WITH RECURSIVE walk(id, depth) AS (
-    SELECT :start, 0
-    UNION
-    SELECT l.target_id, w.depth + 1 FROM walk AS w
-    JOIN memory_links AS l ON l.source_id = w.id
-    JOIN memories AS m ON m.id = l.target_id AND m.deleted_at IS NULL
-    WHERE w.depth < :depth AND l.strength >= :min_strength
-    UNION
-    SELECT l.source_id, w.depth + 1 FROM walk AS w
-    JOIN memory_links AS l ON l.target_id = w.id
-    JOIN memories AS m ON m.id = l.source_id AND m.deleted_at IS NULL
-    WHERE w.depth < :depth AND l.strength >= :min_strength
-)
-SELECT w.id, min(w.depth) AS depth
-FROM walk AS w
-WHERE w.id != :start
-GROUP BY w.id
-ORDER BY depth, w.id
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +42,48 @@ def neighbours(
     """Memories within ``depth`` links of ``memory_id`` (links at least ``min_strength``)."""
     if depth < 1:
         raise QueryError(f"depth must be at least 1, got {depth}")
-    params = {"start": memory_id, "depth": depth, "min_strength": min_strength}
-    return [Neighbour(r.id, r.depth) for r in backend.query(_NEIGHBOURS, params)]
+    return [Neighbour(r.id, r.depth) for r in backend.query(_walk(memory_id, depth, min_strength))]
+
+
+def _walk(memory_id: str, depth: int, min_strength: float) -> AnySelect:
+    """Breadth-first over links either way, each step landing on a live memory only.
+
+    A deleted memory connects nothing (as in :func:`components`), though its links stay
+    for when it is restored.
+    """
+    link, reached = memory_links.alias("l"), memories.alias("m")
+    walk = select(literal(memory_id, String).label("id"), literal(0, Integer).label("depth")).cte(
+        "walk", recursive=True
+    )
+    other = case((link.c.source_id == walk.c.id, link.c.target_id), else_=link.c.source_id)
+    step = (
+        select(other, walk.c.depth + 1)
+        .select_from(
+            walk.join(link, or_(link.c.source_id == walk.c.id, link.c.target_id == walk.c.id)).join(
+                reached, and_(reached.c.id == other, reached.c.deleted_at.is_(None))
+            )
+        )
+        .where(walk.c.depth < depth, link.c.strength >= min_strength)
+    )
+    walk = walk.union(step)
+    nearest = func.min(walk.c.depth).label("depth")
+    return (
+        select(walk.c.id, nearest)
+        .where(walk.c.id != memory_id)
+        .group_by(walk.c.id)
+        .order_by(nearest, walk.c.id)
+    )
 
 
 def components(backend: Backend, persona_id: str) -> list[set[str]]:
     """The persona's connected groups of linked memories, largest first."""
+    source, target = memories.alias("s"), memories.alias("t")
+    link = memory_links.c
     rows = backend.query(
-        "SELECT l.source_id, l.target_id FROM memory_links AS l "
-        "JOIN memories AS s ON s.id = l.source_id AND s.deleted_at IS NULL "
-        "JOIN memories AS t ON t.id = l.target_id AND t.deleted_at IS NULL "
-        "WHERE l.persona_id = :persona",
-        {"persona": persona_id},
+        select(link.source_id, link.target_id)
+        .join(source, and_(source.c.id == link.source_id, source.c.deleted_at.is_(None)))
+        .join(target, and_(target.c.id == link.target_id, target.c.deleted_at.is_(None)))
+        .where(link.persona_id == persona_id)
     )
     parent: dict[str, str] = {}
 
@@ -127,8 +139,9 @@ def auto_link(
     linked = {
         frozenset((r.source_id, r.target_id))
         for r in backend.query(
-            "SELECT source_id, target_id FROM memory_links WHERE persona_id = :persona",
-            {"persona": persona_id},
+            select(memory_links.c.source_id, memory_links.c.target_id).where(
+                memory_links.c.persona_id == persona_id
+            )
         )
     }
     if embeddings is not None:
@@ -175,10 +188,11 @@ def _overlapping_pairs(
     per_memory: int,
     max_document_share: float,
 ) -> list[tuple[str, str, float]]:
+    c = memories.c
     rows = backend.query(
-        "SELECT id, name, content, summary FROM memories "
-        "WHERE persona_id = :persona AND deleted_at IS NULL ORDER BY id",
-        {"persona": persona_id},
+        select(c.id, c.name, c.content, c.summary)
+        .where(*memory_conditions(MemoryFilter(persona_id=persona_id)))
+        .order_by(c.id)
     )
     terms = {r.id: _terms(f"{r.name} {r.content} {r.summary}") for r in rows}
     frequency: Counter[str] = Counter(t for words in terms.values() for t in words)
@@ -207,10 +221,11 @@ def decay_links(
     backend: Backend, persona_id: str, days: float, *, min_strength: float = 0.05
 ) -> list[Event]:
     """The events of a decay run of ``days``: weak links removed, the rest decayed."""
+    link = memory_links.c
     rows = backend.query(
-        "SELECT source_id, target_id, kind, strength, decay_rate FROM memory_links "
-        "WHERE persona_id = :persona",
-        {"persona": persona_id},
+        select(link.source_id, link.target_id, link.kind, link.strength, link.decay_rate).where(
+            link.persona_id == persona_id
+        )
     )
     events: list[Event] = [
         MemoryUnlinked(

@@ -29,6 +29,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import ColumnElement, and_, func, select
+
 from pjai.errors import ConfigError, MaterializationError
 from pjai.memory.backend import Backend
 from pjai.memory.scoring import MemoryFacts, recency, score
@@ -37,11 +39,12 @@ from pjai.schema.event import Event
 from pjai.schema.fields import Tier, TierChangeReason
 from pjai.schema.models import Persona, persona_from_row
 from pjai.schema.personas import TierCapacities
-from pjai.schema.types import utc_now
+from pjai.schema.selection import MemoryFilter, memory_conditions
+from pjai.schema.tables import TIERS, memories, memory_links, personas
+from pjai.schema.types import AnySelect, utc_now
 
 __all__ = ["OptimizationReport", "load_persona", "optimize", "plan", "scored_memories"]
 
-TIERS = ("hot", "warm", "cold")
 ATTEMPTS = 3
 
 _guard = threading.Lock()
@@ -79,24 +82,37 @@ class ScoredMemory:
     recently_opened: bool
 
 
-_MEMORIES = """
-SELECT m.id, m.tier, m.importance, m.created_at, m.last_accessed_at, m.access_count,
-       m.archived_at,
-       (SELECT count(*) FROM memory_links AS l
-        JOIN memories AS o ON o.id = l.target_id AND o.deleted_at IS NULL
-        WHERE l.source_id = m.id)
-     + (SELECT count(*) FROM memory_links AS l
-        JOIN memories AS o ON o.id = l.source_id AND o.deleted_at IS NULL
-        WHERE l.target_id = m.id) AS links
-FROM memories AS m
-WHERE m.persona_id = :persona AND m.deleted_at IS NULL
-"""
+def _memories(persona_id: str) -> AnySelect:
+    """The persona's live memories with what scoring needs, links to live memories counted."""
+    m = memories.alias("m")
+
+    def links(near: str, far: str) -> ColumnElement[int]:
+        link, other = memory_links.alias("l"), memories.alias("o")
+        return (
+            select(func.count())
+            .select_from(link)
+            .join(other, and_(other.c.id == link.c[far], other.c.deleted_at.is_(None)))
+            .where(link.c[near] == m.c.id)
+            .scalar_subquery()
+        )
+
+    c = m.c
+    return select(
+        c.id,
+        c.tier,
+        c.importance,
+        c.created_at,
+        c.last_accessed_at,
+        c.access_count,
+        c.archived_at,
+        (links("source_id", "target_id") + links("target_id", "source_id")).label("links"),
+    ).where(*memory_conditions(MemoryFilter(persona_id=persona_id), m))
 
 
 def load_persona(backend: Backend, persona_id: str) -> Persona | None:
     """The live persona, or ``None``."""
-    sql = "SELECT * FROM personas WHERE id = :persona AND deleted_at IS NULL"
-    rows = backend.query(sql, {"persona": persona_id})
+    p = personas.c
+    rows = backend.query(select(personas).where(p.id == persona_id, p.deleted_at.is_(None)))
     return persona_from_row(rows[0]) if rows else None
 
 
@@ -104,7 +120,7 @@ def scored_memories(backend: Backend, persona: Persona, now: datetime) -> list[S
     """The persona's live memories with their scores at ``now``, best first."""
     config = persona.memory.scoring
     scored = []
-    for row in backend.query(_MEMORIES, {"persona": persona.id}):
+    for row in backend.query(_memories(persona.id)):
         facts = MemoryFacts(
             importance=row.importance,
             created_at=row.created_at,
@@ -262,7 +278,7 @@ def _tier_at(position: int, capacities: TierCapacities) -> Tier:
 
 
 def _count(tiers: Iterable[str]) -> dict[str, int]:
-    counts = dict.fromkeys(TIERS, 0)
+    counts: dict[str, int] = dict.fromkeys(TIERS, 0)
     for tier in tiers:
         counts[tier] += 1
     return counts

@@ -1,9 +1,16 @@
-"""Search a persona's memories: full-text (FTS5, BM25), semantic, and the two combined.
+"""Search a persona's memories: full-text, semantic, and the two combined.
 
 Keyword search turns the text into an OR of its words (stop words dropped, each word
-stemmed by the index's Porter tokenizer) and ranks by BM25 over name, content, summary
-and tags (the summary counting half). Filters restrict persona, tiers, types, tags,
-importance and the ``occurred_at`` and ``created_at`` ranges. Semantic search needs the
+stemmed) and ranks the memories matching any of them over name, content, summary and
+tags (the summary counting half). On the reactive store it reads the FTS5 index
+(:mod:`pjai.schema.search`, Porter stemming) and ranks by BM25; with the store off on
+PostgreSQL it uses PostgreSQL's text search (English stemming), computed from the rows
+at query time, and ranks by ``ts_rank``. Both find the same memories for ordinary
+words (the two stemmers differ on a few rare ones); their scores are on different
+scales. On an SQLite SQL primary there is no index: switch the store on.
+
+A :class:`pjai.schema.MemoryFilter` restricts what a search returns, as it does for
+every read of memories (deleted memories are never returned). Semantic search needs the
 ``pjai[embeddings]`` extra (see :mod:`pjai.memory.embeddings`). Hybrid ranking takes the
 union of both candidate lists and ranks it by a weighted sum of their scores, each list
 scaled to 0..1 (keyword 0.6, semantic 0.4).
@@ -13,197 +20,34 @@ A search does not count as opening a memory: no ``v1.MemoryAccessed`` is recorde
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy import ColumnElement, Text, cast, column, func, literal_column, select, table
+
 from pjai.errors import QueryError
 from pjai.memory.backend import Backend
 from pjai.memory.embeddings import Embeddings
-from pjai.schema.fields import Tier
+from pjai.memory.words import STOP_WORDS, search_terms
+from pjai.schema.expressions import dialect_name
 from pjai.schema.search import SEARCH_TABLE
+from pjai.schema.selection import MemoryFilter, memory_conditions
+from pjai.schema.tables import memories
+from pjai.schema.types import AnySelect, from_iso
 
 __all__ = ["STOP_WORDS", "Method", "SearchFilter", "SearchHit", "fts_query", "search"]
 
 Method = Literal["keyword", "semantic", "hybrid"]
 
-STOP_WORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "aren't",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "didn't",
-        "do",
-        "does",
-        "doesn't",
-        "doing",
-        "don't",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "isn't",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "let",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-        "did",
-        "does",
-        "also",
-        "ever",
-        "get",
-        "got",
-        "kind",
-        "like",
-        "make",
-        "made",
-        "many",
-        "much",
-        "one",
-        "ones",
-        "really",
-        "something",
-        "thing",
-        "things",
-        "way",
-    ]
-)
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 
 # bm25() column weights: name, content, summary, tags. A summary often holds context
 # (for conversation memories, the message replied to), so it counts half.
 _WEIGHTS = (1.0, 1.0, 0.5, 1.0)
 
 
-@dataclass(frozen=True, slots=True)
-class SearchFilter:
-    """Restrictions on what a search returns; ``None`` or empty means any."""
-
-    persona_id: str | None = None
-    tiers: tuple[Tier, ...] = ()
-    types: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    importance_min: float | None = None
-    importance_max: float | None = None
-    occurred_from: datetime | None = None
-    occurred_to: datetime | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
+SearchFilter = MemoryFilter
+"""What a search may return: a :class:`pjai.schema.MemoryFilter` (deleted memories never)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,71 +66,102 @@ class SearchHit:
 
 def fts_query(text: str) -> str | None:
     """The FTS5 query for ``text``: its words OR-ed together, or ``None`` if it has none."""
-    words = [w.lower() for w in _WORD.findall(text)]
-    terms = dict.fromkeys(w.replace("'", "") for w in words if w not in STOP_WORDS and len(w) > 1)
-    if not terms:
-        terms = dict.fromkeys(w.replace("'", "") for w in words)
-    return " OR ".join(f'"{term}"' for term in terms) or None
+    return _fts5_match(search_terms(text)) or None
 
 
-def _filters(where: SearchFilter, params: dict[str, Any]) -> list[str]:
-    clauses = ["m.deleted_at IS NULL"]
-    if where.persona_id is not None:
-        clauses.append("m.persona_id = :persona")
-        params["persona"] = where.persona_id
-    for name, values, column in (("tier", where.tiers, "m.tier"), ("type", where.types, "m.type")):
-        if values:
-            marks = []
-            for i, value in enumerate(values):
-                params[f"{name}{i}"] = value
-                marks.append(f":{name}{i}")
-            clauses.append(f"{column} IN ({', '.join(marks)})")
-    for i, tag in enumerate(where.tags):
-        params[f"tag{i}"] = tag
-        clauses.append(f"EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value = :tag{i})")
-    for key, column, op in (
-        ("importance_min", "m.importance", ">="),
-        ("importance_max", "m.importance", "<="),
-        ("occurred_from", "m.occurred_at", ">="),
-        ("occurred_to", "m.occurred_at", "<="),
-        ("created_from", "m.created_at", ">="),
-        ("created_to", "m.created_at", "<="),
-    ):
-        value = getattr(where, key)
-        if value is not None:
-            params[key] = value
-            clauses.append(f"{column} {op} :{key}")
-    return clauses
+def _fts5_match(terms: list[str]) -> str:
+    return " OR ".join(f'"{term}"' for term in terms)
 
 
-def _keyword(backend: Backend, text: str, where: SearchFilter, limit: int) -> list[SearchHit]:
-    match = fts_query(text)
-    if match is None:
-        return []
-    params: dict[str, Any] = {"match": match, "limit": limit}
-    weights = ", ".join(str(w) for w in _WEIGHTS)
-    sql = (
-        f"SELECT m.id, m.persona_id, m.name, m.content, m.tier, m.occurred_at, "
-        f"bm25({SEARCH_TABLE}, {weights}) AS rank "
-        f"FROM {SEARCH_TABLE} JOIN memories AS m ON m.rowid = {SEARCH_TABLE}.rowid "
-        f"WHERE {SEARCH_TABLE} MATCH :match AND {' AND '.join(_filters(where, params))} "
-        f"ORDER BY rank, m.id LIMIT :limit"
+_COLUMNS = (
+    memories.c.id,
+    memories.c.persona_id,
+    memories.c.name,
+    memories.c.content,
+    memories.c.tier,
+    memories.c.occurred_at,
+)
+
+
+def _fts5_query(terms: list[str], where: MemoryFilter, limit: int) -> AnySelect:
+    """Keyword search on the store's FTS5 index, ranked by BM25."""
+    index = table(SEARCH_TABLE, column("rowid"))
+    score = -func.bm25(literal_column(SEARCH_TABLE), *(literal_column(str(w)) for w in _WEIGHTS))
+    match = _fts5_match(terms)
+    return (
+        select(*_COLUMNS, score.label("score"))
+        .select_from(memories.join(index, index.c.rowid == literal_column("memories.rowid")))
+        .where(literal_column(SEARCH_TABLE).op("MATCH")(match), *memory_conditions(where))
+        .order_by(literal_column("score").desc(), memories.c.id)
+        .limit(limit)
     )
+
+
+def _postgresql_query(terms: list[str], where: MemoryFilter, limit: int) -> AnySelect:
+    """Keyword search with PostgreSQL's text search, computed from the rows as they are.
+
+    The English configuration stems words and drops its stop words, as the store's
+    Porter tokenizer and :data:`STOP_WORDS` do; a query made only of stop words is
+    matched word for word (the ``simple`` configuration). Name, content and tags weigh
+    fully (A), the summary half (B).
+    """
+    stop_words_only = all(term in STOP_WORDS for term in terms)
+    config: ColumnElement[Any] = literal_column(
+        f"'{'simple' if stop_words_only else 'english'}'::regconfig"
+    )
+
+    def part(value: Any, weight: str) -> Any:
+        return func.setweight(func.to_tsvector(config, value), literal_column(f"'{weight}'"))
+
+    document = (
+        part(memories.c.name, "A")
+        .op("||")(part(memories.c.content, "A"))
+        .op("||")(part(memories.c.summary, "B"))
+        .op("||")(part(cast(memories.c.tags, Text), "A"))
+    )
+    # Terms are letters and digits only (search_terms), so quoting each is enough.
+    wanted = func.to_tsquery(config, " | ".join(f"'{term}'" for term in terms))
+    score = func.ts_rank(literal_column("'{0.1, 0.2, 0.5, 1.0}'::float4[]"), document, wanted)
+    return (
+        select(*_COLUMNS, score.label("score"))
+        .where(*memory_conditions(where), document.op("@@")(wanted))
+        .order_by(literal_column("score").desc(), memories.c.id)
+        .limit(limit)
+    )
+
+
+def _keyword(backend: Backend, text: str, where: MemoryFilter, limit: int) -> list[SearchHit]:
+    terms = search_terms(text)
+    if not terms:
+        return []
+    postgresql = backend.query(select(dialect_name().label("name")))[0].name == "postgresql"
+    query = (_postgresql_query if postgresql else _fts5_query)(terms, where, limit)
     try:
-        rows = backend.query(sql, params)
+        rows = backend.query(query)
     except QueryError as exc:
         if SEARCH_TABLE in str(exc):
             raise QueryError(
-                "full-text search reads the reactive store's index; switch the store on "
-                "(pjai flags set use_livestore true)"
+                "full-text search on SQLite reads the reactive store's index; switch the "
+                "store on (pjai flags set use_livestore true)"
             ) from exc
         raise
     return [
         SearchHit(
-            r.id, r.persona_id, r.name, r.content, r.tier, r.occurred_at, -r.rank, ("keyword",)
+            r.id,
+            r.persona_id,
+            r.name,
+            r.content,
+            r.tier,
+            _time(r.occurred_at),
+            float(r.score),
+            ("keyword",),
         )
         for r in rows
     ]
+
+
+def _time(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else from_iso(value)
 
 
 def search(

@@ -12,6 +12,8 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import and_, case, func, or_, select
+
 from pjai.errors import QueryError
 from pjai.memory import graph, optimizer
 from pjai.memory.backend import Backend
@@ -28,30 +30,37 @@ from pjai.schema import (
     MemoryUpdated,
     new_id,
 )
-from pjai.schema.fields import Tier
-from pjai.schema.links import LinkKind
+from pjai.schema.expressions import count_if
+from pjai.schema.fields import LinkKind, Tier
 from pjai.schema.models import Memory, memory_from_row
-from pjai.schema.types import from_iso, utc_now
+from pjai.schema.tables import TIERS, memories, memory_links, personas
+from pjai.schema.types import AnySelect, from_iso, utc_now
 from pjai.store.live import LiveQuery
 from pjai.store.query import Params, Query, Row
 
 __all__ = ["MemorySystem"]
 
-_LIMITS = """
-SELECT p.memory_auto_optimize AS auto, p.memory_max_memories AS max_memories,
-       p.memory_retention_days AS retention_days,
-       p.memory_capacity_hot AS cap_hot, p.memory_capacity_warm AS cap_warm,
-       p.memory_capacity_cold AS cap_cold,
-       sum(CASE WHEN m.tier = 'hot' THEN 1 ELSE 0 END) AS hot,
-       sum(CASE WHEN m.tier = 'warm' THEN 1 ELSE 0 END) AS warm,
-       sum(CASE WHEN m.tier = 'cold' THEN 1 ELSE 0 END) AS cold,
-       count(m.id) AS total,
-       -- archived memories were dealt with: retention archives a memory only once
-       min(CASE WHEN m.archived_at IS NULL THEN m.created_at END) AS oldest
-FROM personas AS p LEFT JOIN memories AS m ON m.persona_id = p.id AND m.deleted_at IS NULL
-WHERE p.id = :persona AND p.deleted_at IS NULL
-GROUP BY p.id
-"""
+
+def _limits(persona_id: str) -> AnySelect:
+    """A live persona's limits and what its live memories stand at."""
+    p, m = personas.c, memories.c
+    return (
+        select(
+            p.memory_auto_optimize.label("auto"),
+            p.memory_max_memories.label("max_memories"),
+            p.memory_retention_days.label("retention_days"),
+            *(getattr(p, f"memory_capacity_{tier}").label(f"cap_{tier}") for tier in TIERS),
+            *(count_if(m.tier == tier).label(tier) for tier in TIERS),
+            func.count(m.id).label("total"),
+            # archived memories were dealt with: retention archives a memory only once
+            func.min(case((m.archived_at.is_(None), m.created_at))).label("oldest"),
+        )
+        .select_from(
+            personas.outerjoin(memories, and_(m.persona_id == p.id, m.deleted_at.is_(None)))
+        )
+        .where(p.id == persona_id, p.deleted_at.is_(None))
+        .group_by(p.id)
+    )
 
 
 class MemorySystem:
@@ -104,7 +113,7 @@ class MemorySystem:
 
     def get(self, memory_id: str) -> Memory | None:
         """A memory, deleted or not, without counting it as opened."""
-        rows = self.backend.query("SELECT * FROM memories WHERE id = :id", {"id": memory_id})
+        rows = self.backend.query(select(memories).where(memories.c.id == memory_id))
         return memory_from_row(rows[0]) if rows else None
 
     def open(self, memory_id: str) -> Memory:
@@ -142,11 +151,18 @@ class MemorySystem:
 
     def links_of(self, memory_id: str) -> list[Row]:
         """A memory's links, either direction, strongest first."""
+        link = memory_links.c
         return self.backend.query(
-            "SELECT source_id, target_id, kind, strength, confidence, decay_rate "
-            "FROM memory_links WHERE source_id = :id OR target_id = :id "
-            "ORDER BY strength DESC, source_id, target_id, kind",
-            {"id": memory_id},
+            select(
+                link.source_id,
+                link.target_id,
+                link.kind,
+                link.strength,
+                link.confidence,
+                link.decay_rate,
+            )
+            .where(or_(link.source_id == memory_id, link.target_id == memory_id))
+            .order_by(link.strength.desc(), link.source_id, link.target_id, link.kind)
         )
 
     def link(self, persona_id: str, source_id: str, target_id: str, **fields: Any) -> None:
@@ -192,10 +208,11 @@ class MemorySystem:
         )
 
     def _auto_optimizes(self, persona_id: str) -> bool:
+        p = personas.c
         rows = self.backend.query(
-            "SELECT memory_auto_optimize AS auto FROM personas "
-            "WHERE id = :persona AND deleted_at IS NULL",
-            {"persona": persona_id},
+            select(p.memory_auto_optimize.label("auto")).where(
+                p.id == persona_id, p.deleted_at.is_(None)
+            )
         )
         return bool(rows and rows[0].auto)
 
@@ -209,7 +226,7 @@ class MemorySystem:
 
     def over_limits(self, persona_id: str, *, now: datetime | None = None) -> bool:
         """Whether an auto-optimizing persona crossed a capacity, its size or retention."""
-        rows = self.backend.query(_LIMITS, {"persona": persona_id})
+        rows = self.backend.query(_limits(persona_id))
         if not rows or not rows[0].auto:
             return False
         r = rows[0]

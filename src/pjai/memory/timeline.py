@@ -2,23 +2,37 @@
 
 Buckets are hours, days, ISO 8601 weeks or months of ``occurred_at`` (UTC), each with
 its memory count and importance statistics. A week runs Monday to Sunday and is keyed by
-its ISO year and week number (``2025-W01`` starts on Monday 30 December 2024). A bookmark
-names a time range and filters; the presets make the usual ones.
+its ISO year and week number (``2025-W01`` starts on Monday 30 December 2024). The
+timeline's ``start`` and ``end`` are a window, ``end`` left out; a ``where`` filter
+narrows it further (:class:`pjai.schema.MemoryFilter`).
+
+A bookmark names a time range, both ends included, and filters; it shows the memories
+the :class:`~pjai.schema.MemoryFilter` made of them selects
+(:func:`pjai.schema.bookmark_filter`). The presets make the usual ones: "today" runs
+from midnight to 23:59:59.999999, "this week" from Monday to Sunday as late.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+
+import msgspec
+from sqlalchemy import func, select
 
 from pjai.errors import QueryError
 from pjai.memory.backend import Backend
 from pjai.schema import BookmarkCreated, BookmarkFilters, new_id
-from pjai.schema.types import from_iso, utc_now
+from pjai.schema.expressions import time_bucket
+from pjai.schema.selection import MemoryFilter, bookmark_filter, memory_conditions
+from pjai.schema.tables import bookmarks as bookmarks_table
+from pjai.schema.tables import memories
+from pjai.schema.types import AnySelect, from_iso, utc_now
 
 __all__ = [
     "PRESETS",
+    "UNITS",
     "Bucket",
     "Unit",
     "bookmark_memories",
@@ -26,16 +40,16 @@ __all__ = [
     "get_bookmark",
     "preset",
     "timeline",
+    "timeline_from_rows",
+    "timeline_query",
 ]
 
 Unit = Literal["hour", "day", "week", "month"]
 
-_FORMATS: dict[str, str] = {
-    "hour": "%Y-%m-%dT%H:00",
-    "day": "%Y-%m-%d",
-    "week": "%Y-%m-%d",  # days, merged into ISO weeks here: SQLite's %G-W%V needs 3.46
-    "month": "%Y-%m",
-}
+UNITS: tuple[Unit, ...] = get_args(Unit)
+
+_LAST_INSTANT = timedelta(microseconds=1)
+"""PJai keeps times to the microsecond: ``t < end`` is ``t <= end - 1 µs``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +65,77 @@ class Bucket:
     last: datetime
 
 
+def _window(
+    where: MemoryFilter | None, persona_id: str, start: datetime | None, end: datetime | None
+) -> MemoryFilter:
+    """``where`` for the persona, narrowed to ``start <= occurred_at < end``."""
+    where = where or MemoryFilter()
+    low, high = where.occurred_from, where.occurred_to
+    if start is not None:
+        low = start if low is None else max(low, start)
+    if end is not None:
+        last = end - _LAST_INSTANT
+        high = last if high is None else min(high, last)
+    return msgspec.structs.replace(
+        where, persona_id=persona_id, occurred_from=low, occurred_to=high
+    )
+
+
+def timeline_query(
+    persona_id: str,
+    unit: Unit = "day",
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    where: MemoryFilter | None = None,
+) -> AnySelect:
+    """The query behind :func:`timeline` (for a live query); weeks come back as days."""
+    if unit not in UNITS:
+        raise QueryError(f"timeline unit {unit!r}: use hour, day, week or month")
+    c = memories.c
+    bucket = time_bucket(c.occurred_at, "day" if unit == "week" else unit)
+    return (
+        select(
+            bucket.label("bucket"),
+            func.count().label("n"),
+            func.sum(c.importance).label("total"),
+            func.min(c.importance).label("low"),
+            func.max(c.importance).label("high"),
+            func.min(c.occurred_at).label("first"),
+            func.max(c.occurred_at).label("last"),
+        )
+        .where(*memory_conditions(_window(where, persona_id, start, end)))
+        .group_by(bucket)
+        .order_by(bucket)
+    )
+
+
+def timeline_from_rows(rows: list[Any], unit: Unit = "day") -> list[Bucket]:
+    """The buckets from the rows of :func:`timeline_query` (days merged into ISO weeks)."""
+    groups: dict[str, list[Any]] = {}
+    for r in rows:
+        key = r.bucket
+        if unit == "week":
+            year, week, _ = date.fromisoformat(r.bucket).isocalendar()
+            key = f"{year}-W{week:02d}"
+        groups.setdefault(key, []).append(r)
+    buckets = []
+    for key, group in groups.items():
+        n = sum(r.n for r in group)
+        buckets.append(
+            Bucket(
+                key,
+                n,
+                round(sum(r.total for r in group) / n, 4),
+                min(r.low for r in group),
+                max(r.high for r in group),
+                min(_time(r.first) for r in group),
+                max(_time(r.last) for r in group),
+            )
+        )
+    return buckets
+
+
 def timeline(
     backend: Backend,
     persona_id: str,
@@ -58,40 +143,15 @@ def timeline(
     *,
     start: datetime | None = None,
     end: datetime | None = None,
+    where: MemoryFilter | None = None,
 ) -> list[Bucket]:
-    """Counts and importance statistics per ``unit`` between ``start`` and ``end``."""
-    if unit not in _FORMATS:
-        raise QueryError(f"timeline unit {unit!r}: use hour, day, week or month")
-    sql = (
-        f"SELECT strftime('{_FORMATS[unit]}', occurred_at) AS bucket, count(*) AS n, "
-        "sum(importance) AS total, min(importance) AS low, max(importance) AS high, "
-        "min(occurred_at) AS first, max(occurred_at) AS last "
-        "FROM memories WHERE persona_id = :persona AND deleted_at IS NULL "
-        "AND (:start IS NULL OR occurred_at >= :start) AND (:end IS NULL OR occurred_at < :end) "
-        "GROUP BY bucket ORDER BY bucket"
-    )
-    groups: dict[str, list[Any]] = {}
-    for r in backend.query(sql, {"persona": persona_id, "start": start, "end": end}):
-        key = r.bucket
-        if unit == "week":
-            year, week, _ = date.fromisoformat(r.bucket).isocalendar()
-            key = f"{year}-W{week:02d}"
-        groups.setdefault(key, []).append(r)
-    buckets = []
-    for key, rows in groups.items():
-        n = sum(r.n for r in rows)
-        buckets.append(
-            Bucket(
-                key,
-                n,
-                round(sum(r.total for r in rows) / n, 4),
-                min(r.low for r in rows),
-                max(r.high for r in rows),
-                min(_time(r.first) for r in rows),
-                max(_time(r.last) for r in rows),
-            )
-        )
-    return buckets
+    """Counts and importance statistics per ``unit`` of the persona's memories.
+
+    Those that ``where`` selects (live ones by default) and that occurred from ``start``
+    up to, not including, ``end``.
+    """
+    query = timeline_query(persona_id, unit, start=start, end=end, where=where)
+    return timeline_from_rows(backend.query(query), unit)
 
 
 def _time(value: Any) -> datetime:
@@ -116,7 +176,7 @@ def preset(name: str, persona_id: str, *, now: datetime | None = None) -> Bookma
             persona_id=persona_id,
             name="Today",
             time_from=start,
-            time_to=start + timedelta(days=1),
+            time_to=start + timedelta(days=1) - _LAST_INSTANT,
             colour="#2e86de",
         )
     if name == "this_week":
@@ -126,7 +186,7 @@ def preset(name: str, persona_id: str, *, now: datetime | None = None) -> Bookma
             persona_id=persona_id,
             name="This week",
             time_from=monday,
-            time_to=monday + timedelta(days=7),
+            time_to=monday + timedelta(days=7) - _LAST_INSTANT,
             colour="#10ac84",
         )
     if name == "working_hours":
@@ -151,18 +211,18 @@ def preset(name: str, persona_id: str, *, now: datetime | None = None) -> Bookma
 
 def bookmarks(backend: Backend, persona_id: str) -> list[Any]:
     """A persona's live bookmarks by name."""
+    b = bookmarks_table.c
     return backend.query(
-        "SELECT * FROM bookmarks WHERE persona_id = :persona AND deleted_at IS NULL "
-        "ORDER BY name, id",
-        {"persona": persona_id},
+        select(bookmarks_table)
+        .where(b.persona_id == persona_id, b.deleted_at.is_(None))
+        .order_by(b.name, b.id)
     )
 
 
 def get_bookmark(backend: Backend, bookmark_id: str) -> Any:
     """A live bookmark's row, or :class:`QueryError`."""
-    rows = backend.query(
-        "SELECT * FROM bookmarks WHERE id = :id AND deleted_at IS NULL", {"id": bookmark_id}
-    )
+    b = bookmarks_table.c
+    rows = backend.query(select(bookmarks_table).where(b.id == bookmark_id, b.deleted_at.is_(None)))
     if not rows:
         raise QueryError(f"no bookmark {bookmark_id!r}")
     return rows[0]
@@ -171,35 +231,10 @@ def get_bookmark(backend: Backend, bookmark_id: str) -> Any:
 def bookmark_memories(backend: Backend, bookmark_id: str, *, limit: int = 200) -> list[Any]:
     """The live memories a bookmark shows, most recent first."""
     mark = get_bookmark(backend, bookmark_id)
-    filters = mark.filters or {}
-    clauses = ["persona_id = :persona", "deleted_at IS NULL"]
-    params: dict[str, Any] = {"persona": mark.persona_id, "limit": limit}
-    if mark.time_from is not None:
-        clauses.append("occurred_at >= :time_from")
-        params["time_from"] = mark.time_from
-    if mark.time_to is not None:
-        clauses.append("occurred_at < :time_to")
-        params["time_to"] = mark.time_to
-    for key, column in (("tiers", "tier"), ("types", "type")):
-        values = filters.get(key) or []
-        if values:
-            names = [f":{key}{i}" for i in range(len(values))]
-            params.update({f"{key}{i}": v for i, v in enumerate(values)})
-            clauses.append(f"{column} IN ({', '.join(names)})")
-    for i, tag in enumerate(filters.get("tags") or []):
-        params[f"tag{i}"] = tag
-        clauses.append(f"EXISTS (SELECT 1 FROM json_each(memories.tags) WHERE value = :tag{i})")
-    if filters.get("importance_min") is not None:
-        params["importance_min"] = filters["importance_min"]
-        clauses.append("importance >= :importance_min")
-    if filters.get("importance_max") is not None:
-        params["importance_max"] = filters["importance_max"]
-        clauses.append("importance <= :importance_max")
-    hours = filters.get("hours")
-    if hours:
-        params["hour_from"], params["hour_to"] = hours
-        clauses.append("CAST(strftime('%H', occurred_at) AS INTEGER) >= :hour_from")
-        clauses.append("CAST(strftime('%H', occurred_at) AS INTEGER) < :hour_to")
-    where = " AND ".join(clauses)
-    sql = f"SELECT * FROM memories WHERE {where} ORDER BY occurred_at DESC, id LIMIT :limit"
-    return backend.query(sql, params)
+    where = bookmark_filter(mark.persona_id, mark.time_from, mark.time_to, mark.filters)
+    return backend.query(
+        select(memories)
+        .where(*memory_conditions(where))
+        .order_by(memories.c.occurred_at.desc(), memories.c.id)
+        .limit(limit)
+    )

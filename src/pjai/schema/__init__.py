@@ -40,6 +40,7 @@ from pjai.schema.personas import (
 from pjai.schema.records import ROOT, EventRecord, EventStatus, LogEntry, Position
 from pjai.schema.search import SEARCH_CREATE as _SEARCH_CREATE
 from pjai.schema.search import SEARCH_FILL as _SEARCH_FILL
+from pjai.schema.selection import MemoryFilter, bookmark_filter, memory_conditions
 from pjai.schema.tables import (
     LINK_KINDS,
     TIERS,
@@ -77,6 +78,7 @@ __all__ = [
     "MemoryArchived",
     "MemoryConfig",
     "MemoryDeleted",
+    "MemoryFilter",
     "MemoryImported",
     "MemoryLinkUpdated",
     "MemoryLinked",
@@ -99,10 +101,12 @@ __all__ = [
     "TierCapacities",
     "TierShares",
     "Upcaster",
+    "bookmark_filter",
     "bookmarks",
     "conversation_messages",
     "conversations",
     "memories",
+    "memory_conditions",
     "memory_links",
     "metadata",
     "new_id",

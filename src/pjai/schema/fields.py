@@ -23,6 +23,7 @@ __all__ = [
     "DayRate",
     "Days",
     "Id",
+    "LinkKind",
     "MemoryType",
     "Name",
     "NonNegative",
@@ -84,6 +85,10 @@ UtcDatetime = Annotated[datetime, Meta(tz=True)]
 """A timezone-aware datetime; stored in UTC."""
 
 Tier = Literal["hot", "warm", "cold"]
+"""A memory tier, hottest first (``pjai.schema.TIERS`` lists them in this order)."""
+
+LinkKind = Literal["references", "similar", "related", "causal", "temporal"]
+"""The kind of a link between two memories (``pjai.schema.LINK_KINDS`` lists them)."""
 
 TierChangeReason = Literal[
     "optimization", "access_pattern", "importance_change", "age_decay", "manual"

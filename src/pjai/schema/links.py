@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 from msgspec import UNSET, UnsetType
 
 from pjai.errors import EventValidationError
 from pjai.schema.event import Context, Event
-from pjai.schema.fields import DayRate, Days, Id, UnitInterval
+from pjai.schema.fields import DayRate, Days, Id, LinkKind, UnitInterval
 from pjai.schema.ops import Decayed, Delete, Greatest, Insert, Missing, Op, Update
 
 __all__ = ["LinkKind", "MemoryLinkUpdated", "MemoryLinked", "MemoryLinksDecayed", "MemoryUnlinked"]
-
-LinkKind = Literal["references", "similar", "related", "causal", "temporal"]
 
 
 def _live_memory(memory_id: str, persona_id: str, field: str) -> Update:

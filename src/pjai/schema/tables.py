@@ -6,6 +6,8 @@ creates them through Alembic; both are filled only by the event materializers.
 
 from __future__ import annotations
 
+from typing import get_args
+
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     Text,
 )
 
+from pjai.schema.fields import LinkKind, Tier
 from pjai.schema.types import CompressibleText, JsonDocument, Timestamp
 
 __all__ = [
@@ -34,7 +37,17 @@ __all__ = [
     "personas",
 ]
 
-TIERS = ("hot", "warm", "cold")
+TIERS: tuple[Tier, ...] = get_args(Tier)
+"""The memory tiers, hottest first."""
+
+LINK_KINDS: tuple[LinkKind, ...] = get_args(LinkKind)
+"""The kinds of memory links."""
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{value}'" for value in values)
+    return f"{column} IN ({quoted})"
+
 
 metadata = MetaData(
     naming_convention={
@@ -103,7 +116,7 @@ memories = Table(
     Column("deleted_at", Timestamp),
     Column("archived_at", Timestamp),
     CheckConstraint("importance >= 0 AND importance <= 1", name="importance_range"),
-    CheckConstraint("tier IN ('hot', 'warm', 'cold')", name="tier"),
+    CheckConstraint(_one_of("tier", TIERS), name="tier"),
     CheckConstraint("access_count >= 0", name="access_count"),
     Index(None, "persona_id", "tier", "importance"),
     Index(None, "persona_id", "occurred_at"),
@@ -137,8 +150,6 @@ conversation_messages = Table(
     Index(None, "conversation_id", "sent_at"),
 )
 
-LINK_KINDS = ("references", "similar", "related", "causal", "temporal")
-
 memory_links = Table(
     "memory_links",
     metadata,
@@ -155,9 +166,7 @@ memory_links = Table(
     CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence_range"),
     CheckConstraint("decay_rate >= 0", name="decay_rate"),
     CheckConstraint("source_id != target_id", name="not_self"),
-    CheckConstraint(
-        "kind IN ('references', 'similar', 'related', 'causal', 'temporal')", name="kind"
-    ),
+    CheckConstraint(_one_of("kind", LINK_KINDS), name="kind"),
     Index(None, "persona_id", "source_id"),
     Index(None, "target_id"),
 )

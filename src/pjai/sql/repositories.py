@@ -1,21 +1,24 @@
 """Typed reads of personas and memories from the SQL primary, across shards.
 
 A read that names a persona goes to that persona's shard; others run on every shard
-and are merged (sorted and cut again, counts and sums added up).
+and are merged (sorted and cut again, counts and sums added up). Which memories a read
+selects is a :class:`pjai.schema.MemoryFilter`, compiled as everywhere else in PJai.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
+import msgspec
 from msgspec import Struct
-from sqlalchemy import ColumnElement, case, exists, func, literal, select
+from sqlalchemy import func, select
 
-from pjai.schema.fields import Tier
+from pjai.schema.expressions import count_if
 from pjai.schema.models import Memory, Persona, memory_from_row, persona_from_row
+from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import TIERS, memories, personas
 from pjai.schema.types import AnySelect, utc_now
 from pjai.sql.shards import Shard, ShardSet
@@ -33,26 +36,6 @@ MemoryOrder = Literal["importance", "occurred_at", "created_at", "access_count"]
 
 HIGH_IMPORTANCE = 0.8
 FREQUENT_ACCESSES = 5
-
-
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-class MemoryFilter(Struct, frozen=True, kw_only=True):
-    """Which memories to read. Ranges are inclusive; ``tags`` must all be present."""
-
-    persona_id: str | None = None
-    tiers: Sequence[Tier] | None = None
-    types: Sequence[str] | None = None
-    tags: Sequence[str] | None = None
-    importance_min: float | None = None
-    importance_max: float | None = None
-    occurred_from: datetime | None = None
-    occurred_to: datetime | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-    include_deleted: bool = False
 
 
 class MemoryStatistics(Struct, frozen=True, kw_only=True):
@@ -144,8 +127,8 @@ class PersonaRepository(_Reader):
         """Total, active and deleted personas."""
         query = select(
             func.count(),
-            _count_if(personas.c.is_active),
-            _count_if(personas.c.deleted_at.is_not(None)),
+            count_if(personas.c.is_active),
+            count_if(personas.c.deleted_at.is_not(None)),
         ).select_from(personas)
         totals = [0, 0, 0]
         for rows in self._each(None, query):
@@ -178,7 +161,7 @@ class MemoryRepository(_Reader):
         where = where or MemoryFilter()
         column = memories.c[order]
         sort = (column.desc(), memories.c.id) if descending else (column.asc(), memories.c.id)
-        query = select(memories).where(*self._conditions(where)).order_by(*sort)
+        query = select(memories).where(*memory_conditions(where)).order_by(*sort)
         if limit is not None:
             query = query.limit(limit + offset)
         parts = [[memory_from_row(r) for r in rows] for rows in self._each(where.persona_id, query)]
@@ -193,21 +176,21 @@ class MemoryRepository(_Reader):
     def count(self, where: MemoryFilter | None = None) -> int:
         """How many memories match ``where``."""
         where = where or MemoryFilter()
-        query = select(func.count()).select_from(memories).where(*self._conditions(where))
+        query = select(func.count()).select_from(memories).where(*memory_conditions(where))
         return sum(rows[0][0] for rows in self._each(where.persona_id, query))
 
     def statistics(self, where: MemoryFilter | None = None) -> MemoryStatistics:
         """Totals per tier and type, importance and access figures."""
         where = where or MemoryFilter()
-        conditions = self._conditions(MemoryFilter(**{**_fields(where), "include_deleted": True}))
+        conditions = memory_conditions(msgspec.structs.replace(where, include_deleted=True))
         live = memories.c.deleted_at.is_(None)
         day_ago = utc_now() - timedelta(days=1)
         totals = select(
             func.count(),
             func.sum(memories.c.importance),
-            _count_if(memories.c.importance >= HIGH_IMPORTANCE),
-            _count_if(memories.c.access_count >= FREQUENT_ACCESSES),
-            _count_if(memories.c.last_accessed_at >= day_ago),
+            count_if(memories.c.importance >= HIGH_IMPORTANCE),
+            count_if(memories.c.access_count >= FREQUENT_ACCESSES),
+            count_if(memories.c.last_accessed_at >= day_ago),
         ).where(*conditions, live)
         deleted = select(func.count()).select_from(memories).where(*conditions, ~live)
         by_tier = (
@@ -242,42 +225,6 @@ class MemoryRepository(_Reader):
             deleted=gone,
         )
 
-    def _conditions(self, where: MemoryFilter) -> Sequence[ColumnElement[bool]]:
-        c = memories.c
-        conditions: list[ColumnElement[bool]] = []
-        if where.persona_id is not None:
-            conditions.append(c.persona_id == where.persona_id)
-        if where.tiers:
-            conditions.append(c.tier.in_(list(where.tiers)))
-        if where.types:
-            conditions.append(c.type.in_(list(where.types)))
-        for tag in where.tags or ():
-            conditions.append(self._has_tag(tag))
-        if where.importance_min is not None:
-            conditions.append(c.importance >= where.importance_min)
-        if where.importance_max is not None:
-            conditions.append(c.importance <= where.importance_max)
-        if where.occurred_from is not None:
-            conditions.append(c.occurred_at >= where.occurred_from)
-        if where.occurred_to is not None:
-            conditions.append(c.occurred_at <= where.occurred_to)
-        if where.created_from is not None:
-            conditions.append(c.created_at >= where.created_from)
-        if where.created_to is not None:
-            conditions.append(c.created_at <= where.created_to)
-        if not where.include_deleted:
-            conditions.append(c.deleted_at.is_(None))
-        return conditions
-
-    def _has_tag(self, tag: str) -> ColumnElement[bool]:
-        if self._shards.shards[0].engine.dialect.name == "postgresql":
-            contains: ColumnElement[bool] = memories.c.tags.op("@>")(
-                func.jsonb_build_array(literal(tag))
-            )
-            return contains
-        each = func.json_each(memories.c.tags).table_valued("value")
-        return exists(select(literal(1)).select_from(each).where(each.c.value == tag))
-
 
 class _Reverse:
     """Wraps a value so that sorting puts larger values first (None last)."""
@@ -297,7 +244,3 @@ class _Reverse:
 
     def __hash__(self) -> int:
         return hash(self.value)
-
-
-def _fields(where: MemoryFilter) -> dict[str, Any]:
-    return {name: getattr(where, name) for name in where.__struct_fields__}

@@ -1,0 +1,178 @@
+"""SQL expressions PJai's queries share, compiled for whichever database runs them.
+
+A query built from these runs unchanged on the reactive store (SQLite), the embedded
+SQL primary (SQLite) and PostgreSQL: each expression renders the SQL its dialect
+understands. Times are read in UTC on every backend, whatever the session's time zone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from sqlalchemy import Boolean, Integer, String, case, exists, extract, func, literal, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
+
+__all__ = [
+    "BUCKET_UNITS",
+    "BucketUnit",
+    "contains_text",
+    "count_if",
+    "dialect_name",
+    "has_tag",
+    "importance_decile",
+    "time_bucket",
+    "utc_hour",
+]
+
+BucketUnit = Literal["hour", "day", "month"]
+"""The stretches :func:`time_bucket` keys times by."""
+
+BUCKET_UNITS: tuple[BucketUnit, ...] = get_args(BucketUnit)
+
+_STRFTIME: dict[str, str] = {"hour": "%Y-%m-%dT%H:00", "day": "%Y-%m-%d", "month": "%Y-%m"}
+_TO_CHAR: dict[str, str] = {"hour": 'YYYY-MM-DD"T"HH24:00', "day": "YYYY-MM-DD", "month": "YYYY-MM"}
+
+
+def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """An aggregate: how many rows meet ``condition`` (0 when none, never NULL)."""
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+# Lower-case class names, as SQLAlchemy's own SQL functions (func.count, ...).
+
+
+class has_tag(FunctionElement[bool]):
+    """``has_tag(tags, tag)``: whether a JSON array of tags holds ``tag``."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "has_tag"
+
+    def __init__(self, tags: ColumnElement[Any], tag: str | ColumnElement[str]) -> None:
+        super().__init__(tags, literal(tag, String) if isinstance(tag, str) else tag)
+
+
+@compiles(has_tag)
+def _has_tag_sqlite(element: has_tag, compiler: SQLCompiler, **kw: Any) -> str:
+    tags, tag = element.clauses.clauses
+    each = func.json_each(tags).table_valued("value")
+    found = exists(select(literal(1)).select_from(each).where(each.c.value == tag))
+    return compiler.process(found, **kw)
+
+
+@compiles(has_tag, "postgresql")
+def _has_tag_postgresql(element: has_tag, compiler: SQLCompiler, **kw: Any) -> str:
+    tags, tag = element.clauses.clauses
+    return compiler.process(tags.op("@>")(func.jsonb_build_array(tag)), **kw)
+
+
+class contains_text(FunctionElement[bool]):
+    """``contains_text(text, part)``: whether ``part`` occurs in ``text``, ignoring case.
+
+    ``part`` matches literally: ``%`` and ``_`` are not wildcards.
+    """
+
+    type = Boolean()
+    inherit_cache = True
+    name = "contains_text"
+
+
+@compiles(contains_text)
+def _contains_text_sqlite(element: contains_text, compiler: SQLCompiler, **kw: Any) -> str:
+    text, part = (compiler.process(c, **kw) for c in element.clauses.clauses)
+    return f"instr(lower({text}), lower({part})) > 0"
+
+
+@compiles(contains_text, "postgresql")
+def _contains_text_postgresql(element: contains_text, compiler: SQLCompiler, **kw: Any) -> str:
+    text, part = (compiler.process(c, **kw) for c in element.clauses.clauses)
+    return f"strpos(lower({text}), lower({part})) > 0"
+
+
+class utc_hour(FunctionElement[int]):
+    """``utc_hour(time)``: the hour of the day (0-23) of a timestamp, in UTC."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "utc_hour"
+
+
+@compiles(utc_hour)
+def _utc_hour_sqlite(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
+    (time,) = element.clauses.clauses
+    return compiler.process(extract("hour", time), **kw)
+
+
+@compiles(utc_hour, "postgresql")
+def _utc_hour_postgresql(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
+    (time,) = element.clauses.clauses
+    return f"CAST(EXTRACT(HOUR FROM timezone('UTC', {compiler.process(time, **kw)})) AS INTEGER)"
+
+
+class time_bucket(ColumnElement[str]):
+    """The UTC hour (``2026-01-31T23:00``), day (``2026-01-31``) or month of a timestamp."""
+
+    type = String()
+    inherit_cache = True
+    # What the SQL compilation cache keys on; SQLAlchemy declares it a list.
+    _traverse_internals = [  # noqa: RUF012
+        ("time", InternalTraversal.dp_clauseelement),
+        ("unit", InternalTraversal.dp_string),
+    ]
+
+    def __init__(self, time: ColumnElement[Any], unit: BucketUnit) -> None:
+        if unit not in _STRFTIME:
+            raise ValueError(f"time bucket unit {unit!r}: use hour, day or month")
+        self.time = time
+        self.unit = unit
+
+
+@compiles(time_bucket)
+def _time_bucket_sqlite(element: time_bucket, compiler: SQLCompiler, **kw: Any) -> str:
+    # The format is part of the expression's text, not a parameter: GROUP BY repeats it.
+    return f"strftime('{_STRFTIME[element.unit]}', {compiler.process(element.time, **kw)})"
+
+
+@compiles(time_bucket, "postgresql")
+def _time_bucket_postgresql(element: time_bucket, compiler: SQLCompiler, **kw: Any) -> str:
+    time = compiler.process(element.time, **kw)
+    return f"to_char(timezone('UTC', {time}), '{_TO_CHAR[element.unit]}')"
+
+
+class importance_decile(FunctionElement[int]):
+    """``importance_decile(importance)``: 0 for 0..0.1, ..., 9 for 0.9..1 (1 included)."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "importance_decile"
+
+
+@compiles(importance_decile)
+def _decile_sqlite(element: importance_decile, compiler: SQLCompiler, **kw: Any) -> str:
+    (value,) = element.clauses.clauses
+    # SQLite's CAST truncates; its two-argument min() is the smaller value.
+    return f"min(CAST({compiler.process(value, **kw)} * 10 AS INTEGER), 9)"
+
+
+@compiles(importance_decile, "postgresql")
+def _decile_postgresql(element: importance_decile, compiler: SQLCompiler, **kw: Any) -> str:
+    (value,) = element.clauses.clauses
+    # PostgreSQL's CAST rounds, so floor() first.
+    return f"least(CAST(floor({compiler.process(value, **kw)} * 10) AS INTEGER), 9)"
+
+
+class dialect_name(FunctionElement[str]):
+    """``dialect_name()``: the name of the dialect the query was compiled for, as text."""
+
+    type = String()
+    inherit_cache = True
+    name = "dialect_name"
+
+
+@compiles(dialect_name)
+def _dialect_name(element: dialect_name, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"'{compiler.dialect.name}'"
