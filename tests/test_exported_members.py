@@ -19,6 +19,7 @@ PACKAGES = [
     "pjai.memory",
     "pjai.sync",
     "pjai.bench",
+    "pjai.app",
 ]
 
 
