@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import msgspec
-
-from pjai.schema import SCHEMA, Event, EventRecord, MemoryAdded, PersonaCreated, Position, Schema
-from pjai.schema.types import new_id, utc_now
+from pjai.schema import ROOT, SCHEMA, Event, EventRecord, MemoryAdded, PersonaCreated, Schema
+from pjai.schema.records import stamp
+from pjai.schema.types import utc_now
 
 
 def persona(persona_id: str = "p1", name: str | None = None) -> PersonaCreated:
@@ -31,22 +30,17 @@ def history(
 ) -> list[EventRecord]:
     """``events`` as one instance's confirmed history from position 1, each committed
     at its time (now when none is given)."""
-    records, parent = [], Position(0)
+    records: list[EventRecord] = []
     for item in events:
         event, at = item if isinstance(item, tuple) else (item, utc_now())
         name, _, args = schema.encode(event)
-        position = parent.next(0)
-        records.append(
-            EventRecord(
-                id=new_id(),
-                name=name,
-                args=msgspec.Raw(args),
-                position=position,
-                parent=parent,
-                client_id=client_id,
-                session_id=client_id,
-                at=at,
-            )
+        after = records[-1].position if records else ROOT
+        records += stamp(
+            [(name, args)],
+            after=after,
+            generation=0,
+            client_id=client_id,
+            session_id=client_id,
+            at=at,
         )
-        parent = position
     return records

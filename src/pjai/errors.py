@@ -10,6 +10,8 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      │    ├── EventValidationError    its payload does not validate
      │    └── MaterializationError    its materializer or a state constraint refused it
      ├── StoreError                 the reactive store cannot do what was asked
+     │    ├── StoreModeError          a store file was opened synced but made standalone,
+     │    │                           or the other way round
      │    ├── StoreClosedError        the store was closed
      │    ├── StoreCorruptError       a store file is not a readable PJai store
      │    └── RebaseError             upstream events do not continue the local history
@@ -18,9 +20,24 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      │    └── ArchiveCorruptError     it is damaged or was changed after export
      ├── SqlError                   the SQL primary failed
      │    └── SqlUnavailableError     it cannot be reached (down, locked, pool exhausted)
-     └── ConfigError                a setting (URL, flag, shard list) is invalid
+     ├── ConfigError                a setting (URL, flag, shard list) is invalid
+     │    └── EmbeddingsUnavailable   semantic search needs the embeddings extra
+     ├── ProtocolError              a sync frame is not valid protocol (its ``code`` says how)
+     ├── ConnectionClosed           a sync connection was closed or broke
+     ├── DuplicateEventError        a pushed event's id is already in the server's log
+     ├── RowError                   a legacy row cannot become events
+     └── BadOp                      a materializer named a table or column that does not exist
 
     UnknownEventWarning             an event from a newer PJai was kept but not applied
+
+The classes of this module are the ones callers catch in general. The others are
+defined beside the code that raises them:
+:class:`pjai.memory.embeddings.EmbeddingsUnavailable`,
+:class:`pjai.sync.protocol.ProtocolError`, :class:`pjai.sync.transport.ConnectionClosed`
+and :class:`pjai.sync.log.DuplicateEventError`. Two of them never reach a caller:
+:class:`pjai.hybrid.legacy.rows.RowError` is reported as a rejected row of a legacy
+import, and :class:`pjai.schema.render.BadOp` as the ``MaterializationError`` of the
+event at fault.
 """
 
 from __future__ import annotations

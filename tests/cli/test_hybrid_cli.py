@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from pjai.app import DataDir, config_changes
 from pjai.cli import app
+from pjai.sql import migrate
 
 runner = CliRunner()
 
@@ -22,8 +23,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> str:
 
 def test_db_upgrade_and_current(tmp_path: Path) -> None:
     assert "empty" in run("db", "current", "--data-dir", str(tmp_path))
-    assert "at 0001" in run("db", "upgrade", "--data-dir", str(tmp_path))
-    assert "0001" in run("db", "current", "--data-dir", str(tmp_path))
+    assert f"at {migrate.head()}" in run("db", "upgrade", "--data-dir", str(tmp_path))
+    assert migrate.head() in run("db", "current", "--data-dir", str(tmp_path))
 
 
 def test_doctor_verify_repair(tmp_path: Path) -> None:

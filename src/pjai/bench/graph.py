@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,11 @@ from pjai.errors import ConfigError
 from pjai.memory.graph import components, neighbours
 from pjai.schema import Event, MemoryAdded, MemoryLinked, PersonaCreated
 from pjai.schema.links import LinkKind
+from pjai.schema.types import Progress
 from pjai.store import Store
 
 __all__ = ["run_graph_bench"]
 
-Progress = Callable[[int, int], object]
 
 PERSONA = "graph-bench"
 KINDS: tuple[LinkKind, ...] = ("references", "similar", "related", "causal", "temporal")

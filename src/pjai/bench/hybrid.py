@@ -22,27 +22,15 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from pjai.bench.stats import ms, percentile
+from pjai.bench.workload import Steps, tier_of
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import MemoryAdded, PersonaCreated, new_id
-from pjai.schema.fields import Tier
+from pjai.schema.types import Progress
 from pjai.sql.repositories import MemoryFilter
 
 __all__ = ["FULL", "QUICK", "HybridWorkload", "postgres_schema", "run_hybrid_bench"]
 
-Progress = Callable[[int, int], object]
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
-_TIERS: tuple[Tier, ...] = (
-    "hot",
-    "warm",
-    "warm",
-    "cold",
-    "cold",
-    "cold",
-    "cold",
-    "cold",
-    "cold",
-    "cold",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +61,7 @@ def _memories(count: int, personas: int) -> Iterator[MemoryAdded]:
             content=f"Benchmark memory {i}: the user mentioned topic {i % 977}.",
             tags=[f"topic-{i % 97}"],
             importance=(i * 37 % 101) / 100,
-            tier=_TIERS[(i // personas) % len(_TIERS)],
+            tier=tier_of(i, personas),
             occurred_at=EPOCH + timedelta(minutes=(i * 7919) % 525_600),
         )
 
@@ -171,14 +159,7 @@ def run_hybrid_bench(
     """Run the benchmark on SQLite, and on PostgreSQL when ``postgres_url`` is given."""
     workload = QUICK if quick else FULL
     rng = random.Random(seed)
-    total = 8 if postgres_url else 4
-    done = 0
-
-    def step() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
+    step = Steps(8 if postgres_url else 4, progress)
 
     result: dict[str, Any] = {"benchmark": "hybrid", "quick": quick, "personas": workload.personas}
     result["sqlite"] = _one_backend(

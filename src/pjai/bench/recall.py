@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,11 +25,11 @@ from pjai.errors import ConfigError
 from pjai.memory.embeddings import Embeddings, EmbeddingsUnavailable
 from pjai.memory.search import Method, SearchFilter, search
 from pjai.schema import Event, MemoryAdded, PersonaCreated
+from pjai.schema.types import Progress
 from pjai.store import Store
 
 __all__ = ["Conversation", "load_conversations", "run_recall_bench"]
 
-Progress = Callable[[int, int], object]
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 LATENCY_MEMORIES = 10_000
 

@@ -16,7 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,15 +25,13 @@ import apsw
 from sqlalchemy import bindparam, select
 
 from pjai.bench.stats import ms, percentile
+from pjai.bench.workload import tier_of
 from pjai.schema import MemoryAdded, MemoryUpdated, PersonaCreated, memories, new_id
-from pjai.schema.fields import Tier
-from pjai.schema.types import AnySelect
+from pjai.schema.types import AnySelect, Progress
 from pjai.store import Store
 from pjai.store.sqlite import Durability
 
 __all__ = ["FULL", "QUICK", "Workload", "run_store_bench"]
-
-Progress = Callable[[int, int], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,19 +50,6 @@ class Workload:
 FULL = Workload(100, 100_000, 1_000, 10_000, 200, 2_000, 5)
 QUICK = Workload(10, 2_000, 200, 300, 50, 200, 1)
 
-_TIERS: tuple[Tier, ...] = (
-    "hot",
-    "warm",
-    "warm",
-    "cold",
-    "cold",
-    "cold",
-    "cold",
-    "cold",
-    "cold",
-    "cold",
-)
-
 
 def persona_id(index: int) -> str:
     """The id of benchmark persona ``index``."""
@@ -80,7 +65,7 @@ def _memories(count: int, personas: int) -> Iterator[MemoryAdded]:
             content=f"Benchmark memory {i}: the user mentioned topic {i % 977} on day {i % 365}.",
             tags=[f"topic-{i % 97}", "bench"],
             importance=(i * 37 % 101) / 100,
-            tier=_TIERS[(i // personas) % len(_TIERS)],
+            tier=tier_of(i, personas),
         )
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import sqlalchemy as sa
 
 from pjai.bench.hybrid import postgres_schema
@@ -32,9 +31,10 @@ from pjai.bench.syncclient import (
     started_client,
 )
 from pjai.bench.syncserver import ServerProcess, servers
+from pjai.bench.workload import Steps
 from pjai.schema import SCHEMA, EventRecord, PersonaCreated, memories, new_id
-from pjai.schema.records import ROOT
-from pjai.schema.types import utc_now
+from pjai.schema.records import ROOT, stamp
+from pjai.schema.types import Progress, utc_now
 from pjai.sql.engine import create_sql_engine
 from pjai.store import Store
 from pjai.sync.client import SyncClient
@@ -57,7 +57,6 @@ from pjai.sync.websocket import websocket_connector
 
 __all__ = ["FULL", "QUICK", "SyncWorkload", "run_sync_bench"]
 
-Progress = Callable[[int, int], object]
 _TIMEOUT = 120.0
 
 
@@ -168,26 +167,16 @@ async def _fanin_sync_clients(
 
 def _history(count: int) -> list[EventRecord]:
     """A new store's first ``count`` events, as its client would push them."""
-    client_id, at, parent = new_id(), utc_now(), ROOT
-    history: list[EventRecord] = []
-    for index in range(count):
-        event = memory(index) if index else PersonaCreated(persona_id="p1", name="P1")
-        name, _, args = SCHEMA.encode(event)
-        position = parent.next(0)
-        history.append(
-            EventRecord(
-                id=new_id(),
-                name=name,
-                args=msgspec.Raw(args),
-                position=position,
-                parent=parent,
-                client_id=client_id,
-                session_id=client_id,
-                at=at,
-            )
-        )
-        parent = position
-    return history
+    client_id = new_id()
+    events = (memory(i) if i else PersonaCreated(persona_id="p1", name="P1") for i in range(count))
+    return stamp(
+        ((name, args) for name, _, args in map(SCHEMA.encode, events)),
+        after=ROOT,
+        generation=0,
+        client_id=client_id,
+        session_id=client_id,
+        at=utc_now(),
+    )
 
 
 async def _connected(url: str, token: str, store_id: str, client_id: str = "") -> Transport:
@@ -337,14 +326,7 @@ def run_sync_bench(
 ) -> dict[str, Any]:
     """Run the benchmark on SQLite, and on PostgreSQL when ``postgres_url`` is given."""
     workload = QUICK if quick else FULL
-    total = 5 + (6 if postgres_url else 0)
-    done = 0
-
-    def step() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
+    step = Steps(5 + (6 if postgres_url else 0), progress)
 
     result: dict[str, Any] = {
         "benchmark": "sync",

@@ -9,16 +9,17 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from pjai.errors import EventError, SqlError
-from pjai.schema.event import Context, Schema
+from pjai.schema.event import Materialized, Schema
 from pjai.schema.ops import Op
 from pjai.schema.records import EventRecord
-from pjai.schema.types import utc_now
+from pjai.schema.types import Progress, utc_now
 from pjai.sql.shards import ShardSet
 from pjai.sql.writer import Projection
 
 __all__ = ["Bridge", "BridgeReport"]
 
-Progress = Callable[[int, int], object]
+Build = Callable[[int], Sequence[EventRecord | Materialized]]
+"""Makes the events to write from the global position SQL has reached."""
 
 
 @dataclass(slots=True)
@@ -58,21 +59,25 @@ class Bridge:
         """The global position every shard has reached."""
         return min(shard.writer.checkpoint() for shard in self.shards)
 
-    def projections(self, records: Iterable[EventRecord]) -> list[list[Projection]]:
-        """Per shard, the projections of ``records`` it must apply, in order."""
+    def projections(self, events: Iterable[EventRecord | Materialized]) -> list[list[Projection]]:
+        """Per shard, the projections of ``events`` it must apply, in order.
+
+        A commit hands its events already materialized; a logged record is decoded and
+        materialized here, and one that does not is projected with the reason.
+        """
         per_shard: list[list[Projection]] = [[] for _ in self.shards.shards]
-        for record in records:
-            ops: Sequence[Op] = ()
-            error: str | None = None
-            key: str | None = None
-            try:
-                payload = self.schema.decode(record.name, bytes(record.args))
-                key = getattr(payload, "persona_id", None)
-                ops = payload.materialize(Context(record.id, record.at))
-            except EventError as exc:
-                error = str(exc)
-            except Exception as exc:  # a materializer bug must not stop the bridge
-                error = f"event {record.name}: materializer failed: {exc!r}"
+        for item in events:
+            if isinstance(item, Materialized):
+                record, key, ops, error = item.record, item.persona_id, item.ops, None
+            else:
+                record, key, ops, error = item, None, (), None
+                try:
+                    done = self.schema.materialize(record)
+                    key, ops = done.persona_id, done.ops
+                except EventError as exc:
+                    error = str(exc)
+                except Exception as exc:  # a materializer bug must not stop the bridge
+                    error = f"event {record.name}: materializer failed: {exc!r}"
             targets: dict[int, list[Op]] = {}
             for op in ops:
                 for shard in self.shards.route(op):
@@ -84,7 +89,9 @@ class Bridge:
                 per_shard[index].append(Projection(record, key, shard_ops, error))
         return per_shard
 
-    def project(self, records: Sequence[EventRecord], *, strict: bool) -> set[str]:
+    def project(
+        self, records: Sequence[EventRecord] | Sequence[Materialized], *, strict: bool
+    ) -> set[str]:
         """Apply ``records`` to SQL; returns the tables their events wrote.
 
         ``strict``: raise on the first refused event and write nothing anywhere.
@@ -94,9 +101,7 @@ class Bridge:
             return set()
         return self._write(lambda _head: list(records), strict=strict)[1]
 
-    def append(
-        self, build: Callable[[int], list[EventRecord]]
-    ) -> tuple[list[EventRecord], set[str]]:
+    def append(self, build: Build) -> tuple[list[EventRecord], set[str]]:
         """Commit new events straight to SQL (the store is off), all or nothing.
 
         ``build(head)`` makes the records from the global position SQL has reached,
@@ -107,7 +112,7 @@ class Bridge:
 
     def _write(
         self,
-        build: Callable[[int], list[EventRecord]],
+        build: Build,
         *,
         strict: bool,
         lock: bool = False,
@@ -121,8 +126,9 @@ class Bridge:
                 ]
                 now = utc_now()
                 head = transactions[0].head(now, lock=lock) if lock else 0
-                records = build(head)
-                per_shard = self.projections(records)
+                events = build(head)
+                per_shard = self.projections(events)
+                records = [e.record if isinstance(e, Materialized) else e for e in events]
                 last = records[-1].position.global_seq
                 for tx, items in zip(transactions, per_shard, strict=True):
                     if items:

@@ -24,14 +24,13 @@ from sqlalchemy import Table
 
 from pjai.errors import StoreCorruptError
 from pjai.schema.event import Schema
-from pjai.schema.types import JsonDocument
+from pjai.schema.types import JsonDocument, Progress
 from pjai.sql.rebalance import misplaced
 from pjai.sql.shards import ShardSet
 from pjai.store import Store
 
 __all__ = ["PersonaDiff", "RowDiff", "TableReport", "VerifyReport", "verify"]
 
-Progress = Callable[[int, int], object]
 MAX_ROWS_NAMED = 20
 
 _encode = msgspec.json.Encoder(order="sorted").encode

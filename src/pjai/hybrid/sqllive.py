@@ -84,26 +84,34 @@ class SqlLiveHost:
         """Re-run the live queries reading ``tables`` and deliver new results."""
         with self._lock:
             affected = [
-                live for live in self._live.affected(Changes(tables=tables)) if self._run_live(live)
+                live for live in self._live.affected(Changes(tables=tables)) if self.run_live(live)
             ]
         for live in affected:
-            live._deliver()
+            live.deliver()
 
     def close(self) -> None:
         """Stop every live query."""
         with self._lock:
             self._live.close_all()
 
-    def _run_live(self, live: LiveQuery) -> bool:
-        prepared = live._prepared
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while live queries register or run."""
+        return self._lock
+
+    def run_live(self, live: LiveQuery) -> bool:
+        """Run ``live``'s query on SQL; whether its result changed."""
+        prepared = live.prepared
         assert isinstance(prepared, SqlQuery)
         rows = self.query(prepared.query, prepared.params)
-        return live._set_result(rows, prepared.tables or self._all_tables)
+        return live.set_result(rows, prepared.tables or self._all_tables)
 
-    def _register_live(self, live: LiveQuery) -> None:
+    def register_live(self, live: LiveQuery) -> None:
+        """Re-run ``live`` after SQL commits to the tables it reads."""
         self._live.add(live)
 
-    def _unregister_live(self, live: LiveQuery) -> None:
+    def unregister_live(self, live: LiveQuery) -> None:
+        """Stop re-running ``live``."""
         self._live.discard(live)
 
 
@@ -113,11 +121,17 @@ class ParkedHost:
     def __init__(self) -> None:
         self._lock = threading.RLock()
 
-    def _run_live(self, live: LiveQuery) -> bool:
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while live queries register (nothing runs here)."""
+        return self._lock
+
+    def run_live(self, live: LiveQuery) -> bool:
+        """Nothing runs while parked: the result stays as it was."""
         return False
 
-    def _register_live(self, live: LiveQuery) -> None:
-        pass
+    def register_live(self, live: LiveQuery) -> None:
+        """Nothing to do: parked queries hear of no commits."""
 
-    def _unregister_live(self, live: LiveQuery) -> None:
-        pass
+    def unregister_live(self, live: LiveQuery) -> None:
+        """Nothing to do."""

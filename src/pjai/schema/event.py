@@ -8,6 +8,7 @@ and upcasts payloads logged under an older name.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -20,11 +21,18 @@ from sqlalchemy import MetaData
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from pjai.errors import EventValidationError, UnknownEventError
+from pjai.errors import (
+    EventValidationError,
+    MaterializationError,
+    PjaiError,
+    UnknownEventError,
+)
+from pjai.schema.codec import PLAIN, Codec
 from pjai.schema.limits import JSON_ESCAPE, Walk, encoding_problem, exact_time_problem, walker
 from pjai.schema.ops import Op
+from pjai.schema.records import EventRecord
 
-__all__ = ["ConflictPolicy", "Context", "Event", "Schema", "Upcaster"]
+__all__ = ["ConflictPolicy", "Context", "Event", "Materialized", "Schema", "Upcaster"]
 
 ConflictPolicy = Literal["last_writer_wins", "commutative", "precondition"]
 """How an event combines with concurrent events from other instances (docs/events.md).
@@ -58,6 +66,20 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     def materialize(self, ctx: Context) -> Sequence[Op]:
         """The writes this event makes, computed from the payload and ``ctx`` alone."""
         raise TypeError(f"{type(self).__name__} defines no materializer")
+
+
+@dataclass(frozen=True, slots=True)
+class Materialized:
+    """A logged event with its decoded payload and the writes its materializer made."""
+
+    record: EventRecord
+    payload: Event
+    ops: Sequence[Op]
+
+    @property
+    def persona_id(self) -> str | None:
+        """The persona the event belongs to, if it names one (SQL shards route by it)."""
+        return getattr(self.payload, "persona_id", None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +125,8 @@ class Schema:
 
     ``version`` is bumped whenever a materializer changes what it writes; together
     with the table DDL it forms the :attr:`fingerprint` that tells a store to rebuild
-    its state from the event log.
+    its state from the event log. Arguments pass through :attr:`codec` on their way
+    to and from a record (:mod:`pjai.schema.codec`).
     """
 
     def __init__(
@@ -149,6 +172,8 @@ class Schema:
         for upcaster in self._upcasters.values():
             if upcaster.source in self._types:
                 raise ValueError(f"{upcaster.source} has both a type and an upcaster")
+        self.codec: Codec = PLAIN
+        """How arguments are stored; :meth:`with_codec` gives a schema with another."""
         self._encoder = msgspec.json.Encoder()
         self._decoders = {n: msgspec.json.Decoder(t) for n, t in self._types.items()}
         self.table_ddl, self.index_ddl = self._sqlite_ddl()
@@ -157,6 +182,12 @@ class Schema:
         digest = hashlib.sha256("\n".join(parts).encode())
         digest.update(f"version={version}".encode())
         self.fingerprint = digest.hexdigest()[:16]
+
+    def with_codec(self, codec: Codec) -> Schema:
+        """This schema, storing arguments through ``codec`` (same tables, same events)."""
+        other = copy.copy(self)
+        other.codec = codec
+        return other
 
     @property
     def event_names(self) -> list[str]:
@@ -187,7 +218,8 @@ class Schema:
         return name
 
     def encode(self, event: Event) -> tuple[str, Event, bytes]:
-        """Validate ``event``; return its name, the validated payload and its JSON."""
+        """Validate ``event``; return its name, the validated payload and its arguments
+        as a record keeps them (JSON, through the :attr:`codec`)."""
         name = self.name_of(event)
         if (problem := self._exact_times[name](event)) is not None:
             value = _field_value(event, problem[0])
@@ -200,17 +232,37 @@ class Schema:
             field, reason = problem or (None, f"text is not valid Unicode: {exc}")
             raise EventValidationError(name, reason, field=field or None) from exc
         try:
-            return name, self._decode(name, args, times_checked=True), args
+            payload = self._decode(name, args, times_checked=True)
         except EventValidationError as exc:
             value = _field_value(event, exc.field)
             if value is _NOTHING:
                 raise
             reason = f"{exc.reason}, got {value!r}"
             raise EventValidationError(name, reason, field=exc.field) from exc.__cause__
+        return name, payload, args if self.codec is PLAIN else self.codec.seal(name, args)
 
     def decode(self, name: str, args: bytes | str) -> Event:
-        """Decode and validate logged arguments, upcasting older names first."""
+        """Decode and validate a record's arguments (through the :attr:`codec`),
+        upcasting older names first."""
+        if self.codec is not PLAIN:
+            args = self.codec.unseal(name, args.encode() if isinstance(args, str) else args)
         return self._decode(name, args, times_checked=False)
+
+    def materialize(self, record: EventRecord, payload: Event | None = None) -> Materialized:
+        """``record``'s payload (decoded unless given) and the writes it makes.
+
+        Raises :class:`~pjai.errors.EventError`: the arguments do not decode, or the
+        materializer failed (:class:`~pjai.errors.MaterializationError`, naming it).
+        """
+        if payload is None:
+            payload = self.decode(record.name, bytes(record.args))
+        try:
+            ops = payload.materialize(Context(record.id, record.at))
+        except PjaiError:
+            raise
+        except Exception as exc:
+            raise MaterializationError(record.name, f"materializer failed: {exc!r}") from exc
+        return Materialized(record, payload, ops)
 
     def _decode(self, name: str, args: bytes | str, *, times_checked: bool) -> Event:
         decoder = self._decoders.get(name)

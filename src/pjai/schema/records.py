@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -10,8 +12,9 @@ import msgspec
 from pjai.errors import EventValidationError
 from pjai.schema.fields import UtcDatetime
 from pjai.schema.limits import INT64_MAX, time_problem
+from pjai.schema.types import new_id
 
-__all__ = ["ROOT", "EventRecord", "EventStatus", "LogEntry", "Position", "args_text"]
+__all__ = ["ROOT", "EventRecord", "EventStatus", "LogEntry", "Position", "args_text", "stamp"]
 
 EventStatus = Literal["pending", "confirmed", "rejected"]
 """``pending``: committed here, not yet confirmed by an upstream. ``confirmed``: part of
@@ -68,6 +71,38 @@ class EventRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         # A record with a time out of range could be logged by no backend.
         if (problem := time_problem(self.at)) is not None:
             raise ValueError(f"event {self.id[:40]}: its time {problem}")
+
+
+def stamp(
+    encoded: Iterable[tuple[str, bytes]],
+    *,
+    after: Position,
+    generation: int,
+    client_id: str,
+    session_id: str,
+    at: datetime,
+) -> list[EventRecord]:
+    """New records for encoded events (name and arguments, as
+    :meth:`~pjai.schema.Schema.encode` gives them), numbered one after another from
+    ``after``: each gets a new id, its position and its parent's, and the origin."""
+    records: list[EventRecord] = []
+    parent = Position(after.global_seq, after.client_seq)  # as logged: no generation
+    for name, args in encoded:
+        position = parent.next(generation)
+        records.append(
+            EventRecord(
+                id=new_id(),
+                name=name,
+                args=msgspec.Raw(args),
+                position=position,
+                parent=parent,
+                client_id=client_id,
+                session_id=session_id,
+                at=at,
+            )
+        )
+        parent = Position(position.global_seq, position.client_seq)
+    return records
 
 
 def args_text(record: EventRecord) -> str:

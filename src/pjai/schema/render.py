@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Boolean, MetaData, Table
 
-from pjai.errors import MaterializationError
+from pjai.errors import MaterializationError, PjaiError
 from pjai.schema.ops import (
     NOT_NULL,
     Compress,
@@ -129,7 +129,7 @@ def writes(ops: Sequence[Op]) -> int:
     return sum(1 for op in ops if not is_check(op))
 
 
-class BadOp(Exception):
+class BadOp(PjaiError):
     """A materializer returned an op naming a table or column the schema lacks."""
 
 

@@ -9,6 +9,7 @@ msgspec-encoded text.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
@@ -20,6 +21,7 @@ __all__ = [
     "AnySelect",
     "CompressibleText",
     "JsonDocument",
+    "Progress",
     "Timestamp",
     "compress_text",
     "from_iso",
@@ -28,6 +30,9 @@ __all__ = [
     "to_iso",
     "utc_now",
 ]
+
+Progress: TypeAlias = Callable[[int, int], object]
+"""Called as ``progress(done, total)`` during long work (rebuilds, imports, replays)."""
 
 AnySelect: TypeAlias = Select[*tuple[Any, ...]]
 """A SQLAlchemy ``select()`` of any columns."""
@@ -159,7 +164,9 @@ class CompressibleText(TypeDecorator[str]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(_CompressibleSqlite())
-        return dialect.type_descriptor(Text())
+        # Not adapted by the dialect: psycopg's adaptation of Text is a string type
+        # that the DDL would declare VARCHAR.
+        return Text()
 
     def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
         return None if value is None else str(read_text(value))

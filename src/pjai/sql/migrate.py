@@ -1,24 +1,38 @@
-"""Creating and upgrading the SQL primary's tables with Alembic."""
+"""Creating and upgrading the SQL primary's tables with Alembic, and checking for drift."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Column, Engine, MetaData
+from sqlalchemy.types import TypeEngine
 
-__all__ = ["current", "head", "upgrade"]
+from pjai.schema import metadata
+from pjai.sql.journal import journal_metadata
+
+__all__ = ["TARGET_METADATA", "comparison", "current", "drift", "head", "heads", "upgrade"]
 
 _SCRIPTS = Path(__file__).parent / "migrations"
+
+TARGET_METADATA: tuple[MetaData, ...] = (metadata, journal_metadata)
+"""Every table of the SQL primary: the state tables, the journal and its checkpoints."""
 
 
 def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(_SCRIPTS))
     return config
+
+
+def heads() -> list[str]:
+    """Every migration no other revises; a sound chain has exactly one."""
+    return list(ScriptDirectory.from_config(_config()).get_heads())
 
 
 def head() -> str:
@@ -43,3 +57,58 @@ def upgrade(engine: Engine, revision: str = "head") -> str:
     at = current(engine)
     assert at is not None
     return at
+
+
+def _declared_type(context: MigrationContext, table: str, column: str) -> str | None:
+    assert context.connection is not None
+    rows = context.connection.exec_driver_sql(f'PRAGMA table_info("{table}")').all()
+    return next((str(row[2]) for row in rows if row[1] == column), None)
+
+
+def _compare_type(
+    context: MigrationContext,
+    inspected_column: Column[Any],
+    metadata_column: Column[Any],
+    inspected_type: TypeEngine[Any],
+    metadata_type: TypeEngine[Any],
+) -> bool | None:
+    """Whether a column's type differs; ``None`` leaves the answer to Alembic.
+
+    SQLite keeps each column's declared type as written, but SQLAlchemy reflects a type
+    name it does not know by its affinity: ``CompressibleText``'s ``ZTEXT`` comes back as
+    ``TEXT``, and Alembic alone would report a type change that is not there. So on
+    SQLite the declared text is compared, exactly, with the one the table definition
+    compiles to: stricter than Alembic's comparison, which accepts synonyms.
+    """
+    if context.dialect.name != "sqlite":
+        return None
+    declared = _declared_type(context, inspected_column.table.name, inspected_column.name)
+    compiled = metadata_type.compile(dialect=context.dialect)
+    return declared is None or declared.upper() != compiled.upper()
+
+
+def comparison() -> dict[str, Any]:
+    """The options Alembic compares the tables with, for autogenerate and :func:`drift`.
+
+    Types are compared (see ``_compare_type``) and so are server defaults: PJai's tables
+    declare none, so any default found in a database is drift.
+    """
+    return {
+        "target_metadata": list(TARGET_METADATA),
+        "compare_type": _compare_type,
+        "compare_server_default": True,
+    }
+
+
+def drift(engine: Engine) -> list[Any]:
+    """What Alembic finds between the database's tables and PJai's definitions.
+
+    Empty when the database holds exactly the tables, columns, types, nullability,
+    indexes, unique and foreign key constraints that :data:`TARGET_METADATA` declares.
+    Alembic does not compare CHECK constraints.
+    """
+    options = comparison()
+    target = options.pop("target_metadata")
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts=options)
+        return list(compare_metadata(context, target))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Table, select
@@ -10,13 +9,11 @@ from sqlalchemy import Connection, Table, select
 from pjai.errors import ConfigError
 from pjai.schema.event import Schema
 from pjai.schema.tables import personas
-from pjai.schema.types import utc_now
+from pjai.schema.types import Progress, utc_now
 from pjai.sql import journal
 from pjai.sql.shards import Shard, ShardSet
 
-__all__ = ["Rebalanced", "misplaced", "rebalance"]
-
-Progress = Callable[[int, int], object]
+__all__ = ["Rebalanced", "check_placement", "misplaced", "rebalance"]
 
 
 @dataclass(slots=True)
@@ -44,6 +41,17 @@ def misplaced(shards: ShardSet) -> list[tuple[str, Shard, Shard]]:
             if home.index != shard.index:
                 found.append((persona_id, shard, home))
     return found
+
+
+def check_placement(shards: ShardSet) -> None:
+    """Refuse to work on shards where a persona is stored away from its ring shard."""
+    if len(shards) > 1 and (wrong := misplaced(shards)):
+        persona_id, found, home = wrong[0]
+        raise ConfigError(
+            f"{len(wrong)} persona(s) are stored on another shard than this shard "
+            f"list gives them (first: {persona_id!r} on shard {found.index}, "
+            f"belongs on {home.index}); run `pjai shards rebalance` first"
+        )
 
 
 def rebalance(shards: ShardSet, schema: Schema, progress: Progress | None = None) -> Rebalanced:

@@ -10,24 +10,29 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import logging
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
 
-from pjai.errors import ConfigError
+from pjai.errors import ConfigError, SqlUnavailableError
 from pjai.schema.event import Schema
 from pjai.schema.ops import Insert, Op
 from pjai.schema.records import EventRecord
-from pjai.sql import journal
+from pjai.sql import journal, migrate
 from pjai.sql.engine import PoolConfig, create_sql_engine, redacted
 from pjai.sql.writer import SqlWriter
 
 __all__ = ["VIRTUAL_NODES", "HashRing", "Shard", "ShardSet", "persona_key", "shard_urls"]
 
 VIRTUAL_NODES = 150
+UPGRADE_RETRIES_S = (0.2, 0.5, 1.0, 2.0)
+
+log = logging.getLogger(__name__)
 
 
 def _point(text: str) -> int:
@@ -121,6 +126,21 @@ class ShardSet:
                 for record, _status, _error in journal.journal_entries(conn, after=after):
                     found.setdefault(record.id, record)
         return sorted(found.values(), key=lambda r: r.position.global_seq)
+
+    def upgrade(self, retries_s: Sequence[float] = UPGRADE_RETRIES_S) -> None:
+        """Migrate every shard's tables to the current version, waiting ``retries_s``
+        between attempts while SQL is unavailable (a server still starting)."""
+        for shard in self.shards:
+            for delay in (*retries_s, None):
+                try:
+                    with shard.writer.translating(f"migrating {shard.url}"):
+                        migrate.upgrade(shard.engine)
+                    break
+                except SqlUnavailableError:
+                    if delay is None:
+                        raise
+                    log.info("migrating %s: SQL unavailable, retrying in %.1f s", shard.url, delay)
+                    time.sleep(delay)
 
     def dispose(self) -> None:
         """Close every pooled connection."""

@@ -8,27 +8,17 @@ from collections.abc import Sequence
 
 import apsw
 
-from pjai.errors import EventError, MaterializationError, PjaiError, UnknownEventWarning
-from pjai.schema.event import Context, Event, Schema
+from pjai.errors import EventError, UnknownEventWarning
+from pjai.schema.event import Materialized, Schema
 from pjai.schema.ops import Op
 from pjai.schema.records import EventRecord
 from pjai.schema.render import writes
 from pjai.store.sqlite import ENVIRONMENT_ERRORS
 from pjai.store.state import StateWriter
 
-__all__ = ["EventApplier", "operations"]
+__all__ = ["EventApplier"]
 
 log = logging.getLogger(__name__)
-
-
-def operations(record: EventRecord, payload: Event) -> Sequence[Op]:
-    """The event's writes, with any materializer failure named after the event."""
-    try:
-        return payload.materialize(Context(record.id, record.at))
-    except PjaiError:
-        raise
-    except Exception as exc:
-        raise MaterializationError(record.name, f"materializer failed: {exc!r}") from exc
 
 
 def _refusal(record: EventRecord, error: Exception) -> str:
@@ -45,9 +35,9 @@ class EventApplier:
         self._state = state
         self._warned: set[str] = set()
 
-    def apply(self, record: EventRecord, payload: Event, *, capture: bool) -> bytes | None:
+    def apply(self, event: Materialized, *, capture: bool) -> bytes | None:
         """Apply one validated event or raise; with ``capture``, return its changeset."""
-        return self._write(record.name, operations(record, payload), capture=capture)
+        return self._write(event.record.name, event.ops, capture=capture)
 
     def apply_logged(
         self, record: EventRecord, *, capture: bool
@@ -71,7 +61,7 @@ class EventApplier:
                 )
             return f"event {record.name}: unknown to this version", None
         try:
-            ops = operations(record, self._schema.decode(record.name, bytes(record.args)))
+            ops = self._schema.materialize(record).ops
         except EventError as exc:
             return str(exc), None
         except Exception as exc:

@@ -27,7 +27,6 @@ from sqlalchemy import ForeignKeyConstraint, Table, UniqueConstraint
 from pjai.schema.event import Schema
 from pjai.schema.ops import NOT_NULL, Delete, Insert, Op, Update
 from pjai.schema.records import EventRecord
-from pjai.store.apply import operations
 
 __all__ = ["Footprints", "Keyed", "Touch"]
 
@@ -115,7 +114,7 @@ class Footprints:
         if not self._schema.knows(record.name):
             return None
         try:
-            ops = operations(record, self._schema.decode(record.name, bytes(record.args)))
+            ops = self._schema.materialize(record).ops
         except Exception:  # it does not apply at all, whatever the reason: a full rebase
             return None
         touches = [t for op in ops for t in self._touches(op)]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pjai.errors import PjaiError
-from pjai.schema.event import Context, Schema
+from pjai.schema.event import Schema
 from pjai.schema.ops import Delete, Insert, Op, Update
 from pjai.schema.records import EventRecord
 
@@ -32,9 +32,7 @@ class _Need:
 
 def _ops(schema: Schema, record: EventRecord) -> Sequence[Op]:
     try:
-        return schema.decode(record.name, bytes(record.args)).materialize(
-            Context(record.id, record.at)
-        )
+        return schema.materialize(record).ops
     except PjaiError:
         return ()  # unknown to this version or invalid: it wrote nothing here
 

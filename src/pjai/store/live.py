@@ -32,15 +32,30 @@ class PreparedQuery(Protocol):
 
 
 class LiveHost(Protocol):
-    """Where a live query runs: the store, or the SQL primary when the store is off."""
+    """Where live queries run: the store, or the SQL primary while the store is off.
 
-    _lock: threading.RLock
+    A host runs a live query's :attr:`~LiveQuery.prepared` query in :meth:`run_live` and
+    hands the rows to :meth:`LiveQuery.set_result`; it keeps the live queries that have
+    subscribers (:meth:`register_live`) and, after each of its commits, re-runs those
+    whose data changed and calls :meth:`LiveQuery.deliver` once it holds no lock.
+    """
 
-    def _run_live(self, live: LiveQuery) -> bool: ...
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while a live query registers, unregisters or runs."""
+        ...
 
-    def _register_live(self, live: LiveQuery) -> None: ...
+    def run_live(self, live: LiveQuery) -> bool:
+        """Run ``live``'s query now; whether its result changed."""
+        ...
 
-    def _unregister_live(self, live: LiveQuery) -> None: ...
+    def register_live(self, live: LiveQuery) -> None:
+        """Keep ``live`` current from now on (it has a subscriber)."""
+        ...
+
+    def unregister_live(self, live: LiveQuery) -> None:
+        """Stop keeping ``live`` current."""
+        ...
 
 
 log = logging.getLogger(__name__)
@@ -109,17 +124,17 @@ class LiveQuery:
     def result(self) -> list[Row]:
         """The current result."""
         if not self._fresh:
-            self._store._run_live(self)
+            self._store.run_live(self)
         return self._result
 
     def subscribe(self, callback: Callback, *, immediate: bool = True) -> Subscription:
         """Call ``callback(rows)`` on every new result; also now, if ``immediate``."""
-        with self._store._lock:
+        with self._store.lock:
             key = self._next_key
             self._next_key += 1
             self._subscribers[key] = callback
             if len(self._subscribers) == 1:
-                self._store._register_live(self)
+                self._store.register_live(self)
             rows = self.result
         if immediate:
             self._call(callback, rows)
@@ -127,9 +142,9 @@ class LiveQuery:
 
     def close(self) -> None:
         """Remove every subscriber."""
-        with self._store._lock:
+        with self._store.lock:
             self._subscribers.clear()
-            self._store._unregister_live(self)
+            self._store.unregister_live(self)
             self._fresh = False
 
     def __aiter__(self) -> AsyncIterator[list[Row]]:
@@ -154,28 +169,40 @@ class LiveQuery:
         finally:
             subscription.unsubscribe()
 
-    def _move(self, host: LiveHost, prepared: PreparedQuery) -> None:
+    @property
+    def host(self) -> LiveHost:
+        """Where the query runs now."""
+        return self._store
+
+    @property
+    def prepared(self) -> PreparedQuery:
+        """The query as its host runs it."""
+        return self._prepared
+
+    def move(self, host: LiveHost, prepared: PreparedQuery) -> None:
         """Run on ``host`` from now on, keeping the subscribers (the hybrid manager uses
         this when the reactive store is switched on or off)."""
-        with self._store._lock:
+        with self._store.lock:
             subscribed = bool(self._subscribers)
             if subscribed:
-                self._store._unregister_live(self)
+                self._store.unregister_live(self)
         self._store, self._prepared = host, prepared
         self._tables = None  # the new host finds what the query reads
         # _fresh stays: the first run there is compared with the last result here.
         changed = False
         if subscribed:
-            with host._lock:
-                host._register_live(self)
-                changed = host._run_live(self)
+            with host.lock:
+                host.register_live(self)
+                changed = host.run_live(self)
         if changed:
-            self._deliver()
+            self.deliver()
 
-    # -- used by the store, under its lock -----------------------------------------
+    # -- the host's side: under its lock, then delivery outside it -------------------
 
-    def _set_result(self, rows: list[Row], tables: frozenset[str]) -> bool:
-        """Store a new result; whether it differs from the previous one."""
+    def set_result(self, rows: list[Row], tables: frozenset[str]) -> bool:
+        """Keep a new result, read from ``tables``; whether it differs from the last one.
+
+        Hosts call this from :meth:`LiveHost.run_live`, holding their lock."""
         self.runs += 1
         self._tables = tables
         fresh = self._fresh
@@ -201,14 +228,14 @@ class LiveQuery:
         return False
 
     def _remove(self, key: int) -> None:
-        with self._store._lock:
+        with self._store.lock:
             if self._subscribers.pop(key, None) is not None and not self._subscribers:
-                self._store._unregister_live(self)
+                self._store.unregister_live(self)
                 self._fresh = False
 
-    # -- delivery, outside the store lock -------------------------------------------
-
-    def _deliver(self) -> None:
+    def deliver(self) -> None:
+        """Call the subscribers with the latest result if they have not had it; hosts
+        call this after a commit, holding no lock."""
         with self._delivery:
             version, rows = self._version, self._result
             if version <= self._delivered:

@@ -21,9 +21,9 @@ from pjai.errors import (
     StoreModeError,
 )
 from pjai.schema import SCHEMA
-from pjai.schema.event import Event, Schema
-from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position
-from pjai.schema.types import new_id, utc_now
+from pjai.schema.event import Event, Materialized, Schema
+from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position, stamp
+from pjai.schema.types import Progress, new_id, utc_now
 from pjai.store import damage
 from pjai.store.apply import EventApplier
 from pjai.store.changes import ChangeTracker
@@ -41,11 +41,10 @@ FORMAT = "1"
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int], object]
-"""Called as ``progress(done, total)`` during long work."""
 
-CommitHook = Callable[[list[EventRecord]], object]
-"""Called with a commit's new records inside its transaction; raising aborts it."""
+CommitHook = Callable[[list[Materialized]], object]
+"""Called with a commit's new records, each with its payload and writes, inside its
+transaction; raising aborts it."""
 
 
 class Store:
@@ -194,35 +193,30 @@ class Store:
             return []
         encoded = [self.schema.encode(event) for event in events]
         status: EventStatus = "pending" if self.sync else "confirmed"
-        records: list[EventRecord] = []
-        logged: list[tuple[EventRecord, EventStatus, str | None, bytes | None]] = []
         with self._lock:
             self._check_open()
-            at = utc_now()
-            head = self._head
+            records = stamp(
+                ((name, args) for name, _, args in encoded),
+                after=self._head,
+                generation=self._generation,
+                client_id=self.client_id,
+                session_id=self.session_id,
+                at=utc_now(),
+            )
+            committed: list[Materialized] = []
+            logged: list[tuple[EventRecord, EventStatus, str | None, bytes | None]] = []
             with self._write(f"committing {len(events)} event(s)") as deliveries:
-                for name, payload, args in encoded:
-                    position = head.next(self._generation)
-                    record = EventRecord(
-                        id=new_id(),
-                        name=name,
-                        args=msgspec.Raw(args),
-                        position=position,
-                        parent=Position(head.global_seq, head.client_seq),  # as logged
-                        client_id=self.client_id,
-                        session_id=self.session_id,
-                        at=at,
-                    )
-                    changeset = self._materialize(record, payload, capture=self.sync)
+                for record, (_, payload, _) in zip(records, encoded, strict=True):
+                    event = self.schema.materialize(record, payload)
+                    changeset = self._applier.apply(event, capture=self.sync)
                     logged.append((record, status, None, changeset))
-                    records.append(record)
-                    head = position
+                    committed.append(event)
                 self._log.append_many(logged)
                 for hook in self._commit_hooks:
-                    hook(records)
-            self._head = head
+                    hook(committed)
+            self._head = records[-1].position
             if not self.sync:
-                self._confirmed = head
+                self._confirmed = self._head
             elif self._pending is not None:
                 self._pending.extend(records)
         self._deliver(deliveries)
@@ -300,7 +294,7 @@ class Store:
             self._log.set_meta(**{key: value})
 
     def add_commit_hook(self, hook: CommitHook) -> None:
-        """Run ``hook(records)`` inside every commit's transaction, before it commits.
+        """Run ``hook(events)`` inside every commit's transaction, before it commits.
 
         A hook that raises aborts the commit, which then leaves no trace. The hybrid
         manager projects commits into the SQL primary this way.
@@ -622,9 +616,6 @@ class Store:
             finally:
                 self._conn.execute("PRAGMA query_only=0")
 
-    def _materialize(self, record: EventRecord, payload: Event, *, capture: bool) -> bytes | None:
-        return self._applier.apply(record, payload, capture=capture)
-
     def _apply_logged(
         self, record: EventRecord, *, capture: bool
     ) -> tuple[str | None, bytes | None]:
@@ -637,14 +628,15 @@ class Store:
 
     def _rerun(self, live: LiveQuery) -> bool:
         try:
-            return self._run_live(live)
+            return self.run_live(live)
         except PjaiError:
             log.exception("live query %r failed to re-run; it keeps its last result", live.sql)
             return False
 
-    def _run_live(self, live: LiveQuery) -> bool:
-        """Run a live query (finding the tables it reads); whether its result changed."""
-        prepared = live._prepared
+    def run_live(self, live: LiveQuery) -> bool:
+        """Run a live query (finding the tables it reads); whether its result changed
+        (:class:`~pjai.store.live.LiveHost`)."""
+        prepared = live.prepared
         assert isinstance(prepared, Prepared)
         with self._lock:
             self._check_open()
@@ -667,15 +659,22 @@ class Store:
                 else:
                     cursor.execute(prepared.sql, prepared.params)
                 rows = self._rows.read(cursor)
-            return live._set_result(rows, frozenset(tables) if first else live.tables)
+            return live.set_result(rows, frozenset(tables) if first else live.tables)
 
-    def _register_live(self, live: LiveQuery) -> None:
+    @property
+    def lock(self) -> threading.RLock:
+        """The store's lock: commits, queries and live query runs take turns under it."""
+        return self._lock
+
+    def register_live(self, live: LiveQuery) -> None:
+        """Re-run ``live`` after commits that change its data (it has a subscriber)."""
         self._check_open()
         self._live.add(live)
 
-    def _unregister_live(self, live: LiveQuery) -> None:
+    def unregister_live(self, live: LiveQuery) -> None:
+        """Stop re-running ``live``."""
         self._live.discard(live)
 
     def _deliver(self, deliveries: list[LiveQuery]) -> None:
         for live in deliveries:
-            live._deliver()
+            live.deliver()

@@ -394,7 +394,7 @@ class SyncClient:
 
     # -- bookkeeping ---------------------------------------------------------------
 
-    def _committed(self, records: list[EventRecord]) -> None:
+    def _committed(self, _events: object) -> None:
         # Runs inside the store's commit, on the committing thread.
         loop = self._loop
         if loop is not None and not loop.is_closed():

@@ -84,7 +84,7 @@ EPOCH_MS = 1e11  # larger epoch numbers are milliseconds: 1e11 s is past the yea
 Row = dict[str, Any]
 
 
-class RowError(Exception):
+class RowError(PjaiError):
     """A legacy row cannot become events; the message says why."""
 
 

@@ -1,0 +1,306 @@
+"""The projector: keeps the SQL primary equal to the store's log, exactly once, in order.
+
+It owns the one state machine of the hybrid write path. Each commit through the store
+is projected into SQL inside the store's transaction (standalone), or, in a synced
+store, each rebase that confirms events projects them in the server's order::
+
+                 commit hook wrote SQL           store committed
+      in_step ───────────────────────▶ in_flight ────────────────▶ in_step
+       ▲   ▲                               │
+       │   │ reconciled                    │ the store's commit failed after SQL
+       │   │ (before the next commit)      ▼ took the events
+       │   └────────────────────────── unsettled   SQL is ahead of the store
+       │
+       │ caught up (retry with backoff    behind    the store is ahead of SQL:
+       └───────── 0.2 s ... 30 s) ◀────────────     SQL was unreachable
+
+An event SQL refuses when committing (strict projection) aborts the commit; one it
+refuses while catching up is quarantined, never retried. With the store off,
+:meth:`Projector.append` commits straight to SQL and journals each event, so that
+:meth:`reconcile` can bring the store up to the journal when it is switched back on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Literal
+
+from pjai.errors import ConfigError, PjaiError, SqlError, SqlUnavailableError
+from pjai.hybrid.bridge import Bridge
+from pjai.schema.event import Event, Materialized, Schema
+from pjai.schema.records import EventRecord, Position, stamp
+from pjai.schema.types import Progress, utc_now
+from pjai.sql import journal
+from pjai.sql.shards import ShardSet
+from pjai.store import Store
+
+__all__ = ["MAX_BACKOFF_S", "RETRY_DELAYS_S", "ProjectionState", "Projector"]
+
+RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
+MAX_BACKOFF_S = 30.0
+
+ProjectionState = Literal["in_step", "in_flight", "unsettled", "behind"]
+
+log = logging.getLogger(__name__)
+
+
+class Projector:
+    """Projects the store's events into SQL once each (see the module doc).
+
+    ``lock`` is the manager's: every method runs under it. :attr:`store` is the store
+    the switch has open, or ``None`` while it is off.
+    """
+
+    def __init__(
+        self,
+        shards: ShardSet,
+        schema: Schema,
+        lock: threading.RLock,
+        *,
+        syncing: bool,
+        client_id: str,
+        session_id: str,
+    ) -> None:
+        self.shards = shards
+        self.bridge = Bridge(shards, schema)
+        self.syncing = syncing
+        self.store: Store | None = None
+        self.last_error: str | None = None
+        """Why SQL last fell behind the store; cleared once it caught up."""
+        self.sql_head = 0
+        """The journal's head while the store is off."""
+        self._schema = schema
+        self._lock = lock
+        self._client_id = client_id
+        self._session_id = session_id
+        self._projected_through = 0
+        self._in_flight: list[EventRecord] | None = None
+        self._unsettled = False
+        self._retry: threading.Timer | None = None
+        self._backoff = RETRY_DELAYS_S[0]
+        self._closed = False
+
+    @property
+    def state(self) -> ProjectionState:
+        """Where the projection is in its state machine."""
+        if self._in_flight is not None:
+            return "in_flight"
+        if self._unsettled:
+            return "unsettled"
+        if self._retry is not None:
+            return "behind"
+        return "in_step"
+
+    # -- the store side -------------------------------------------------------------
+
+    def attach(self, store: Store) -> None:
+        """Project ``store``'s events from now on, after catching SQL up with it."""
+        self.store = store
+        try:
+            self.reconcile(None)
+        except SqlError as exc:
+            self._fell_behind(exc)
+        if self.syncing:
+            store.add_rebase_hook(self._confirmed)
+        else:
+            store.add_commit_hook(self._project)
+
+    def detach(self) -> None:
+        """Stop projecting (the store is being switched off); SQL's head is kept."""
+        self.store = None
+        self.sql_head = self.journal_head()
+
+    def commit(self, store: Store, events: Sequence[Event]) -> list[EventRecord]:
+        """Commit through ``store``: its commit hook projects the events into SQL."""
+        if self._unsettled:
+            self.reconcile(None)
+            self._unsettled = False
+        try:
+            return store.commit(*events)
+        except BaseException as exc:
+            settled = self._settle(exc)
+            if settled is None:
+                raise
+            return settled
+        finally:
+            self._in_flight = None
+
+    def last(self) -> tuple[int, int]:
+        """The position key of the last event SQL should hold."""
+        store = self.store
+        assert store is not None
+        return (store.confirmed_head if self.syncing else store.head).key
+
+    def reconcile(self, progress: Progress | None) -> int:
+        """Journal events the store lacks go to the store; store events SQL lacks go to
+        SQL. Returns how many moved."""
+        store = self.store
+        if store is None:
+            return 0
+        if self.syncing:
+            # The sync server, not SQL's journal, brings a synced store what it lacks; SQL
+            # holding events the store never confirmed would be another history.
+            confirmed = store.confirmed_head.global_seq
+            if (sql_head := self.journal_head()) > confirmed:
+                raise ConfigError(
+                    f"SQL's journal reaches e{sql_head} but this synced store has confirmed "
+                    f"only e{confirmed}: SQL holds another history (written before the "
+                    "directory synced?); sync a new data directory, or export this one and "
+                    "import it into a synced one"
+                )
+            moved = self._catch_up_sql(confirmed, progress)
+            self._backoff = RETRY_DELAYS_S[0]
+            return moved
+        moved = 0
+        missing = self.shards.journal(store.head.global_seq)
+        if missing:
+            moved += len(missing)
+            store.ingest(missing)
+        moved += self._catch_up_sql(store.head.global_seq, progress)
+        self._backoff = RETRY_DELAYS_S[0]
+        return moved
+
+    def replace_sql(self, progress: Progress | None) -> tuple[int, Literal["log", "journal"]]:
+        """Empty every shard and project the whole history again: the store's log up to
+        :meth:`last`, or SQL's own journal with the store off. Returns the events and
+        the source."""
+        store = self.store
+        if store is not None:
+            self.reconcile(None)
+            last = self.last()
+            records = [e.record for e in store.events() if e.record.position.key <= last]
+        else:
+            records = self.shards.journal()
+        self.bridge.replace_all(records, progress=progress)
+        self._projected_through = records[-1].position.global_seq if records else 0
+        return len(records), "log" if store is not None else "journal"
+
+    # -- the SQL side, with the store off ----------------------------------------------
+
+    def append(self, events: Sequence[Event]) -> tuple[list[EventRecord], set[str]]:
+        """Commit ``events`` straight to SQL, journalled; returns the records and the
+        tables they wrote."""
+        encoded = [self._schema.encode(event) for event in events]
+        at = utc_now()
+
+        def build(global_seq: int) -> list[Materialized]:
+            records = stamp(
+                ((name, args) for name, _, args in encoded),
+                after=Position(max(global_seq, self.sql_head)),
+                generation=0,
+                client_id=self._client_id,
+                session_id=self._session_id,
+                at=at,
+            )
+            return [
+                self._schema.materialize(record, payload)
+                for record, (_, payload, _) in zip(records, encoded, strict=True)
+            ]
+
+        records, tables = self.bridge.append(build)
+        self.sql_head = records[-1].position.global_seq
+        return records, tables | {journal.journal.name}
+
+    def journal_head(self) -> int:
+        """The highest global position any shard's journal holds."""
+        heads = []
+        for shard in self.shards:
+            with shard.writer.connection("reading the journal") as conn:
+                heads.append(journal.head(conn))
+        return max(heads)
+
+    def close(self) -> None:
+        """Stop retrying."""
+        self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+
+    # -- hooks and catching up ------------------------------------------------------
+
+    def _project(self, events: list[Materialized]) -> None:
+        """The store's commit hook: project the commit into SQL before it commits."""
+        try:
+            first = events[0].record
+            if first.parent.global_seq > self._projected_through:
+                self._catch_up_sql(first.parent.global_seq)
+            self.bridge.project(events, strict=True)
+            self._in_flight = [e.record for e in events]
+            self._projected_through = events[-1].record.position.global_seq
+        except SqlUnavailableError as exc:
+            self._fell_behind(exc)
+
+    def _confirmed(self, _result: object) -> None:
+        """The store's rebase hook: confirmed events go to SQL, in order, once."""
+        with self._lock:
+            if self._closed or self.store is None:
+                return
+            try:
+                self._catch_up_sql(self.store.confirmed_head.global_seq)
+            except SqlError as exc:
+                self._fell_behind(exc)
+
+    def _settle(self, error: BaseException) -> list[EventRecord] | None:
+        """After a store commit failed: if SQL already took its events, bring them over.
+
+        Returns the records when the store took them from SQL's journal after all, so
+        the commit did happen; ``None`` when SQL did not take them (nothing happened).
+        """
+        records = self._in_flight
+        if records is None:
+            return None
+        self._projected_through = records[0].parent.global_seq
+        self._unsettled = True
+        try:
+            self.reconcile(None)
+        except PjaiError as again:
+            error.add_note(
+                f"SQL committed these events but the store could not ({again}); the store "
+                "takes them from SQL's journal before the next commit or when reopened"
+            )
+            return None
+        self._unsettled = False
+        return records
+
+    def _catch_up_sql(self, through: int, progress: Progress | None = None) -> int:
+        """Project the store's events up to ``through`` that SQL has not applied."""
+        store = self.store
+        assert store is not None
+
+        def events(after: int) -> Iterator[EventRecord]:
+            for entry in store.events(after=Position(after)):
+                if entry.record.position.global_seq > through:
+                    return
+                yield entry.record
+
+        moved = self.bridge.catch_up(events, progress=progress, total=through)
+        self._projected_through = through
+        return moved
+
+    def _fell_behind(self, error: BaseException) -> None:
+        self.last_error = str(error)
+        log.warning("SQL primary is behind the store: %s", error)
+        self._schedule_retry()
+
+    def _schedule_retry(self) -> None:
+        if self._closed or (self._retry is not None and self._retry.is_alive()):
+            return
+        delay, self._backoff = self._backoff, min(self._backoff * 2, MAX_BACKOFF_S)
+        self._retry = threading.Timer(delay, self._retry_catch_up)
+        self._retry.daemon = True
+        self._retry.start()
+
+    def _retry_catch_up(self) -> None:
+        with self._lock:
+            self._retry = None
+            if self._closed or self.store is None:
+                return
+            try:
+                self.reconcile(None)
+                self.last_error = None
+            except PjaiError as exc:
+                self._fell_behind(exc)
+            except Exception:  # a bug must not end the retries silently
+                log.exception("catching SQL up failed")
+                self._fell_behind(RuntimeError("catching SQL up failed; see the log"))

@@ -1,0 +1,259 @@
+"""The store switch: follows the ``use_livestore`` flag and moves live queries along.
+
+With the flag on, the reactive store is open and the projector projects its commits
+into SQL; reads and live queries run on the store. Switching it off first lets SQL
+take every event the store has, then closes the store; reads and live queries move to
+the SQL primary (a single one: ad-hoc SQL over several shards is not possible, so live
+queries are parked there, keeping their last result and subscribers, until the store
+is back). Switching it on opens the store, lets it take the events SQL journalled
+meanwhile, and moves the live queries back. A synced store never switches off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from pathlib import Path
+
+from pjai.errors import (
+    ConfigError,
+    QueryError,
+    SqlError,
+    SqlUnavailableError,
+    StoreCorruptError,
+    StoreModeError,
+)
+from pjai.hybrid.flags import Flags
+from pjai.hybrid.identity import Identity
+from pjai.hybrid.projector import Projector
+from pjai.hybrid.recovery import StoreRebuilt, rebuild_store_file
+from pjai.hybrid.sqllive import ParkedHost, SqlLiveHost, SqlQuery, tables_of
+from pjai.schema.event import Schema
+from pjai.schema.types import Progress
+from pjai.store import LiveQuery, Row, Store
+from pjai.store.query import Params, Query, prepare
+
+__all__ = ["StoreSwitch"]
+
+log = logging.getLogger(__name__)
+
+
+class StoreSwitch:
+    """Opens and closes the store as the flags say (see the module doc).
+
+    ``lock`` is the manager's: every method runs under it.
+    """
+
+    def __init__(
+        self,
+        store_path: Path,
+        *,
+        schema: Schema,
+        flags: Flags,
+        identity: Identity,
+        projector: Projector,
+        lock: threading.RLock,
+        rebuild_damaged: bool,
+    ) -> None:
+        self.store_path = store_path
+        self.rebuilt: StoreRebuilt | None = None
+        """Set when the store file could not be opened and was rebuilt as it opened."""
+        self._schema = schema
+        self._flags = flags
+        self._identity = identity
+        self._projector = projector
+        self._lock = lock
+        self._rebuild_damaged = rebuild_damaged
+        shards = projector.shards
+        self._sql_live = SqlLiveHost(shards.shards[0], frozenset(schema.tables()))
+        self._parked = ParkedHost()
+        self._live: weakref.WeakKeyDictionary[LiveQuery, tuple[Query, Params]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @property
+    def store(self) -> Store | None:
+        """The open store, or ``None`` while it is off."""
+        return self._projector.store
+
+    @property
+    def syncing(self) -> bool:
+        """Whether the store syncs (then it never switches off)."""
+        return self._projector.syncing
+
+    def open(self, progress: Progress | None) -> None:
+        """As the manager opens: open the store, or, with it off, let SQL take what a
+        store file left from an earlier run holds."""
+        if self._flags["use_livestore"]:
+            self.start(progress)
+        elif self.syncing:
+            raise ConfigError(
+                "the sync flag needs the reactive store: syncing works on its event "
+                "log; turn use_livestore on or sync off"
+            )
+        else:
+            self.stop(progress)
+
+    def follow(self, progress: Progress | None = None, *, force: bool = False) -> None:
+        """Open or close the store if the flag changed since last time (or ``force``)."""
+        with self._lock:
+            if not (self._flags.refresh() or force):
+                return
+            wanted = self._flags["use_livestore"]
+            if wanted and self.store is None:
+                self.start(progress)
+                self._move_live_queries()
+            elif not wanted and self.store is not None:
+                self.stop(progress)
+
+    def set_flag(self, name: str, value: bool) -> None:
+        """Set a flag now and for later runs, and follow it; set back if that fails."""
+        with self._lock:
+            previous = self._flags[name]
+            state = self._flags.set(name, value)
+            if state.source == "environment" and state.value != value:
+                self._flags.set(name, previous)
+                raise ConfigError(
+                    f"flag {name} is set to {state.value} by the environment, which wins "
+                    "over the flags file; change the environment variable instead"
+                )
+            try:
+                self.follow(force=True)
+            except BaseException:
+                self._flags.set(name, previous)  # the switch did not happen
+                raise
+
+    def start(self, progress: Progress | None) -> Store:
+        """Open the store and attach it to the projector."""
+        store = self._open(progress)
+        self._identity.adopt(store.client_id)
+        self._projector.attach(store)
+        return store
+
+    def stop(self, progress: Progress | None) -> None:
+        """Turn the store off: SQL must first hold every event the store has."""
+        if self.syncing:
+            raise ConfigError(
+                "this data directory syncs, which needs the reactive store; turn the sync "
+                "flag off (and reopen) before switching the store off"
+            )
+        running = self.store
+        store = running
+        if store is None and self.store_path.exists():
+            store = self._open(progress)
+        if store is not None:
+            self._projector.store = store
+            try:
+                self._projector.reconcile(progress)
+            except SqlError as exc:
+                if running is None:
+                    self._projector.store = None
+                    store.close()
+                raise SqlUnavailableError(
+                    f"cannot switch the reactive store off: SQL does not have all its "
+                    f"events yet and cannot take them now ({exc})"
+                ) from exc
+        self._projector.detach()
+        self._move_live_queries()
+        if store is not None:
+            store.close()
+
+    def replace_damaged(self, problems: list[str], progress: Progress | None) -> StoreRebuilt:
+        """Close the store, rebuild its damaged file in a new one and open that."""
+        store = self.store
+        if store is not None:
+            self._projector.store = None
+            store.close()
+        rebuilt = self._rebuild_file(problems, progress)
+        self.start(progress)
+        return rebuilt
+
+    # -- reads ----------------------------------------------------------------------
+
+    def query(self, query: Query, params: Params = None) -> list[Row]:
+        """Read from the store, or from SQL (a single primary) with it off."""
+        store = self.store
+        if store is not None:
+            return store.query(query, params)
+        return self._sql_reader().query(query, params)
+
+    def live(self, query: Query, params: Params = None) -> LiveQuery:
+        """A live query on the store, or on SQL with it off; it follows the switch."""
+        store = self.store
+        live = (
+            store.live(query, params)
+            if store is not None
+            else self._sql_reader().live(query, params)
+        )
+        self._live[live] = (query, params)
+        return live
+
+    def sql_changed(self, tables: set[str]) -> None:
+        """SQL committed to ``tables`` with the store off: re-run live queries on it."""
+        self._sql_live.changed(tables)
+
+    def close(self) -> None:
+        """Close the store and stop every live query on SQL."""
+        self._sql_live.close()
+        store = self.store
+        if store is not None:
+            self._projector.store = None
+            store.close()
+
+    # -- internals ------------------------------------------------------------------
+
+    def _move_live_queries(self) -> None:
+        store = self.store
+        for live, (query, params) in list(self._live.items()):
+            if store is not None:
+                live.move(store, prepare(query, params, live=True))
+            elif len(self._projector.shards) == 1:
+                live.move(self._sql_live, SqlQuery(query, params, tables_of(query)))
+            else:
+                live.move(self._parked, live.prepared)
+
+    def _sql_reader(self) -> SqlLiveHost:
+        if len(self._projector.shards) > 1:
+            raise QueryError(
+                "ad-hoc queries over several SQL shards are not supported with the store "
+                "off; use the repositories (manager.personas, manager.memories)"
+            )
+        return self._sql_live
+
+    def _open(self, progress: Progress | None) -> Store:
+        try:
+            return Store.open(
+                self.store_path, schema=self._schema, sync=self.syncing, progress=progress
+            )
+        except StoreCorruptError as exc:
+            if not self._rebuild_damaged:
+                raise
+            self.rebuilt = self._rebuild_file([str(exc)], progress)
+            return Store.open(
+                self.store_path, schema=self._schema, sync=self.syncing, progress=progress
+            )
+        except StoreModeError as exc:
+            raise ConfigError(
+                f"the sync flag is {'on' if self.syncing else 'off'} but {self.store_path} "
+                f"was made {'standalone' if self.syncing else 'to sync'}; a store's mode is "
+                "fixed when it is made: set the flag back, or export this directory and "
+                "import it into a new one"
+            ) from exc
+
+    def _rebuild_file(self, problems: list[str], progress: Progress | None) -> StoreRebuilt:
+        rebuilt = rebuild_store_file(
+            self.store_path,
+            shards=self._projector.shards,
+            schema=self._schema,
+            sync=self.syncing,
+            client_id=self._identity.client_id,
+            problems=problems,
+            progress=progress,
+        )
+        log.warning(
+            "rebuilt the damaged store file from %s; the damaged file is kept as %s",
+            "its event log" if rebuilt.source == "log" else "SQL's journal",
+            rebuilt.damaged_copy,
+        )
+        return rebuilt
