@@ -20,6 +20,7 @@ PACKAGES = [
     "pjai.sync",
     "pjai.sync.server",
     "pjai.bench",
+    "pjai.app",
 ]
 
 

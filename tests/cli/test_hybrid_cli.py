@@ -8,6 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from pjai.app import DataDir, config_changes
 from pjai.cli import app
 from pjai.sql import migrate
 
@@ -89,3 +90,44 @@ def test_shards_rebalance_after_adding_a_shard(tmp_path: Path) -> None:
     assert "Moved 0 persona(s)" in run(
         "shards", "rebalance", "--data-dir", data, env={"PJAI_SQL_SHARDS": three}
     )
+
+
+def test_flag_and_privacy_changes_leave_records_with_the_store_on_and_off(
+    tmp_path: Path,
+) -> None:
+    data = str(tmp_path)
+    run("persona", "create", "Ada", "--id", "ada", "--data-dir", data)
+    run("persona", "update", "ada", "--set", "privacy.analytics=true", "--data-dir", data)
+    run("flags", "set", "use_livestore", "false", "--data-dir", data)
+    run("persona", "update", "ada", "--set", "privacy.analytics=false", "--data-dir", data)
+    run("persona", "update", "ada", "--name", "Ada II", "--data-dir", data)  # no privacy
+    run("flags", "set", "use_livestore", "true", "--data-dir", data)
+    expected = [
+        ("privacy.analytics", False, True, "pjai persona update", "ada"),
+        ("flags.use_livestore", True, False, "pjai flags set", None),
+        ("privacy.analytics", True, False, "pjai persona update", "ada"),
+        ("flags.use_livestore", False, True, "pjai flags set", None),
+    ]
+    with DataDir(tmp_path).open() as manager:
+        assert manager.store is not None
+        found = [(c.key, c.old, c.new, c.source, c.persona_id) for c in config_changes(manager)]
+    assert found == expected
+    assert json.loads(run("verify", "--data-dir", data, "--json"))["equal"] is True
+
+
+def test_a_flag_change_that_cannot_be_recorded_is_refused(tmp_path: Path) -> None:
+    data = str(tmp_path)
+    run("persona", "create", "Ada", "--data-dir", data)
+    refused = runner.invoke(app, ["flags", "set", "sync", "true", "--data-dir", data])
+    assert refused.exit_code == 1
+    assert "was made standalone" in refused.stderr
+    assert "flag sync was left false" in refused.stderr
+    assert json.loads(run("flags", "--data-dir", data, "--json"))["sync"]["source"] == "default"
+
+
+def test_flags_of_another_version_are_noted_and_ignored(tmp_path: Path) -> None:
+    (tmp_path / "flags.json").write_text(json.dumps({"reactive_dashboard": False}))
+    shown = runner.invoke(app, ["flags", "--data-dir", str(tmp_path), "--json"])
+    assert shown.exit_code == 0
+    assert set(json.loads(shown.stdout)) == {"use_livestore", "sync"}
+    assert "'reactive_dashboard' in the flags file is not a flag of this PJai" in shown.stderr

@@ -301,6 +301,12 @@ def test_bookmark_ranges_are_checked(cli: Cli) -> None:
         "bookmark", "create", "ada", "X", "--min-importance", "0.9", "--max-importance", "0.1"
     )
     assert "filters.hours" in cli.fails("bookmark", "create", "ada", "X", "--hours", "17-9")
+    assert "field 'filters.hours[0]'" in cli.fails(
+        "bookmark", "create", "ada", "X", "--hours", "30-40"
+    )
+    assert "field 'filters.importance_min'" in cli.fails(
+        "bookmark", "create", "ada", "X", "--min-importance", "7"
+    )
     may = ("--from", "2026-05-01", "--to", "2026-05-08")
     mark = cli.json("bookmark", "create", "ada", "May", *may)
     assert "time_range" in cli.fails("bookmark", "update", mark["id"], "--from", "2026-06-01")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pjai.app import DataDir
 from pjai.schema import MemoryAdded, MemoryDeleted, PersonaCreated
 from pjai.store import Store
 from tests.cli.invoke import Cli
@@ -186,7 +187,7 @@ def test_sync_status_and_conflicts(cli: Cli) -> None:
     assert conflict["reason"] in " ".join(cli("sync", "conflicts").split())
 
     status = {"state": "failed", "url": "ws://h/[bold]sync", "last_error": CONTENT, "pid": 0}
-    (cli.data / "sync-status.json").write_text(json.dumps(status))
+    DataDir(cli.data).sync_status_path.write_text(json.dumps(status))
     shown = cli("sync", "status")
     assert "ws://h/[bold]sync" in shown
     assert CONTENT in shown

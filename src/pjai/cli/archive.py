@@ -7,8 +7,14 @@ from typing import Annotated
 
 import typer
 
-from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, console, fail, open_manager, progress_bar
-from pjai.errors import PjaiError
+from pjai.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDirOption,
+    console,
+    open_manager,
+    progress_bar,
+    reported,
+)
 from pjai.hybrid import archive
 
 __all__ = ["export", "import_archive"]
@@ -18,17 +24,14 @@ ArchivePath = Annotated[Path, typer.Argument(help="The archive file (a zip).", d
 
 def export(
     file: ArchivePath,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace FILE if it exists.")
     ] = False,
 ) -> None:
     """Write the event log and a snapshot of every table to a portable archive."""
     with open_manager(data_dir) as manager, progress_bar("Exporting") as progress:
-        try:
-            manifest = archive.export_archive(manager, file, progress=progress, overwrite=overwrite)
-        except PjaiError as exc:
-            raise fail(exc) from exc
+        manifest = archive.export_archive(manager, file, progress=progress, overwrite=overwrite)
     rows = manifest.rows
     console.print(
         f"Exported {manifest.events} events, {len(rows)} tables, {sum(rows.values())} rows "
@@ -38,13 +41,10 @@ def export(
     )
 
 
-def import_archive(file: ArchivePath, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def import_archive(file: ArchivePath, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     """Restore an archive into an empty data directory, checking every checksum."""
-    try:
-        with progress_bar("Importing") as progress:
-            result = archive.import_archive(data_dir, file, progress=progress)
-    except PjaiError as exc:
-        raise fail(exc) from exc
+    with reported(), progress_bar("Importing") as progress:
+        result = archive.import_archive(data_dir, file, progress=progress)
     console.print(
         f"Imported {result.events} events, {len(result.rows)} tables, "
         f"{sum(result.rows.values())} rows from {file} into {data_dir}.",

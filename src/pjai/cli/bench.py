@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from pjai.app import DataDir
 from pjai.bench.graph import run_graph_bench
 from pjai.bench.hybrid import run_hybrid_bench
 from pjai.bench.recall import run_recall_bench
 from pjai.bench.store import run_store_bench
 from pjai.bench.sync import run_sync_bench
-from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, JsonFlag, console, fail, progress_bar
-from pjai.errors import PjaiError
+from pjai.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDirOption,
+    JsonFlag,
+    console,
+    progress_bar,
+    reported,
+)
 
 app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
 
@@ -26,7 +31,7 @@ Keep = Annotated[bool, typer.Option(help="Keep the benchmark's files.")]
 @app.command()
 def store(
     quick: Annotated[bool, typer.Option(help="A seconds-long smoke run.")] = False,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     keep: Keep = False,
 ) -> None:
     """Commit throughput, live and point query latency, boot, rebuild and RSS of the store.
@@ -34,14 +39,11 @@ def store(
     The benchmark works in a new ``bench-*`` directory inside the data directory and
     removes it afterwards unless ``--keep``.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-store-", dir=data_dir))
-    try:
-        with progress_bar("Benchmarking the store") as progress:
-            result = run_store_bench(workdir, quick=quick, progress=progress)
-    finally:
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with (
+        DataDir(data_dir).scratch("bench-store-", keep=keep) as workdir,
+        progress_bar("Benchmarking the store") as progress,
+    ):
+        result = run_store_bench(workdir, quick=quick, progress=progress)
     print(json.dumps(result))
 
 
@@ -55,20 +57,15 @@ def hybrid(
             help="PostgreSQL URL to measure too (a fresh schema is made and dropped).",
         ),
     ] = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     keep: Keep = False,
 ) -> None:
     """End-to-end commits, bridge lag, repository queries and verify, per SQL backend."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-hybrid-", dir=data_dir))
-    try:
-        with progress_bar("Benchmarking store + SQL") as progress:
-            result = run_hybrid_bench(
-                workdir, postgres_url=postgres, quick=quick, progress=progress
-            )
-    finally:
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with (
+        DataDir(data_dir).scratch("bench-hybrid-", keep=keep) as workdir,
+        progress_bar("Benchmarking store + SQL") as progress,
+    ):
+        result = run_hybrid_bench(workdir, postgres_url=postgres, quick=quick, progress=progress)
     print(json.dumps(result))
 
 
@@ -82,21 +79,18 @@ def sync(
             help="PostgreSQL URL to measure too (a fresh schema is made and dropped).",
         ),
     ] = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     keep: Keep = False,
 ) -> None:
     """Sync over WebSockets: commit-to-live-query latency, fan-in, catch-up, memory.
 
     The sync servers run in child processes on loopback ports, per SQL backend.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=data_dir))
-    try:
-        with progress_bar("Benchmarking sync") as progress:
-            result = run_sync_bench(workdir, postgres_url=postgres, quick=quick, progress=progress)
-    finally:
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with (
+        DataDir(data_dir).scratch("bench-sync-", keep=keep) as workdir,
+        progress_bar("Benchmarking sync") as progress,
+    ):
+        result = run_sync_bench(workdir, postgres_url=postgres, quick=quick, progress=progress)
     print(json.dumps(result))
 
 
@@ -116,22 +110,15 @@ def recall(
     semantic: Annotated[
         bool, typer.Option(help="Measure semantic and hybrid search when installed.")
     ] = True,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     keep: Keep = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Retrieval quality (recall@k, hit@k) and search latency on LoCoMo-format data."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-recall-", dir=data_dir))
-    try:
+    with reported(), DataDir(data_dir).scratch("bench-recall-", keep=keep) as workdir:
         result = run_recall_bench(
             data, workdir=workdir, semantic=semantic, latency_memories=latency_memories
         )
-    except PjaiError as exc:
-        raise fail(exc) from exc
-    finally:
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
     if as_json:
         print(json.dumps(result))
         return
@@ -156,23 +143,20 @@ def graph(
     links: Annotated[int, typer.Option(min=1, help="Links drawn per memory.")] = 3,
     depth: Annotated[int, typer.Option(min=1, max=10, help="Links to walk.")] = 3,
     queries: Annotated[int, typer.Option(min=1, help="Traversals to time.")] = 500,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     keep: Keep = False,
 ) -> None:
     """Neighbours within ``--depth`` links and connected components on a random graph."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-graph-", dir=data_dir))
-    try:
-        with progress_bar("Building the graph") as progress:
-            result = run_graph_bench(
-                workdir,
-                memories=memories,
-                links_per_memory=links,
-                depth=depth,
-                queries=queries,
-                progress=progress,
-            )
-    finally:
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)
+    with (
+        DataDir(data_dir).scratch("bench-graph-", keep=keep) as workdir,
+        progress_bar("Building the graph") as progress,
+    ):
+        result = run_graph_bench(
+            workdir,
+            memories=memories,
+            links_per_memory=links,
+            depth=depth,
+            queries=queries,
+            progress=progress,
+        )
     print(json.dumps(result))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
 import typer
 from rich.table import Table
 from rich.text import Text
 
+from pjai.app import Bookmarks, Conversations
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
-    DataDir,
+    DataDirOption,
     JsonFlag,
     MaxImportance,
     MinImportance,
@@ -23,18 +23,7 @@ from pjai.cli.common import (
     parse_time,
     print_json,
 )
-from pjai.memory.conversations import add_message
-from pjai.memory.timeline import PRESETS, bookmark_memories, bookmarks, get_bookmark, preset
-from pjai.schema import (
-    BookmarkCreated,
-    BookmarkDeleted,
-    BookmarkFilters,
-    BookmarkUpdated,
-    ConversationStarted,
-    new_id,
-)
-from pjai.schema.event import validation_error
-from pjai.schema.models import memory_from_row
+from pjai.memory.timeline import PRESETS
 
 app = typer.Typer(help="Bookmarks: named time ranges and filters.", no_args_is_help=True)
 conversations = typer.Typer(help="Conversations with a persona.", no_args_is_help=True)
@@ -58,14 +47,6 @@ def _hours(text: str | None) -> list[int] | None:
     return [int(start), int(end)]
 
 
-def _filters(**given: Any) -> BookmarkFilters:
-    values = {k: v for k, v in given.items() if v is not None}
-    try:
-        return msgspec.convert(values, BookmarkFilters)
-    except msgspec.ValidationError as exc:
-        raise validation_error(BookmarkCreated.NAME, exc) from exc
-
-
 @app.command()
 def create(
     persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
@@ -81,67 +62,58 @@ def create(
     hours: Hours = None,
     colour: Colour = None,
     labels: Labels = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Bookmark a time range and filters of a persona's timeline."""
-    filters = _filters(
-        tiers=tiers,
-        types=types,
-        tags=tags,
-        importance_min=min_importance,
-        importance_max=max_importance,
-        hours=_hours(hours),
-    )
-    args: dict[str, Any] = {
-        "bookmark_id": new_id(),
-        "persona_id": persona_id,
-        "name": name,
-        "description": description,
-        "time_from": parse_time(time_from, "--from"),
-        "time_to": parse_time(time_to, "--to"),
-        "filters": filters,
-        "tags": labels or [],
-    }
-    if colour is not None:
-        args["colour"] = colour
-    event = BookmarkCreated(**args)
+    start, end, span = parse_time(time_from, "--from"), parse_time(time_to, "--to"), _hours(hours)
     with open_manager(data_dir) as manager:
-        manager.commit(event)
-        row = get_bookmark(manager, event.bookmark_id)
+        row = Bookmarks(manager).create(
+            persona_id,
+            name,
+            description=description,
+            time_from=start,
+            time_to=end,
+            tiers=tiers,
+            types=types,
+            tags=tags,
+            importance_min=min_importance,
+            importance_max=max_importance,
+            hours=span,
+            colour=colour,
+            labels=labels or (),
+        )
     if as_json:
         print_json(row._asdict())
     else:
-        console.print(f"Created bookmark {name} ({event.bookmark_id}).")
+        console.print(f"Created bookmark {name} ({row.id}).")
 
 
 @app.command("preset")
 def add_preset(
     persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
     name: Annotated[str, typer.Argument(help=f"One of {', '.join(PRESETS)}.")],
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Bookmark a preset: today, this_week, working_hours or hot_memories."""
     with open_manager(data_dir) as manager:
-        event = preset(name, persona_id)
-        manager.commit(event)
-        row = get_bookmark(manager, event.bookmark_id)
+        row = Bookmarks(manager).preset(persona_id, name)
     if as_json:
         print_json(row._asdict())
     else:
-        console.print(f"Created bookmark {event.name} ({event.bookmark_id}).")
+        console.print(f"Created bookmark {row.name} ({row.id}).")
 
 
 @app.command("list")
 def list_bookmarks(
     persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """A persona's bookmarks by name."""
     with open_manager(data_dir) as manager:
-        rows = bookmarks(manager, persona_id)
+        rows = Bookmarks(manager).list(persona_id)
     if as_json:
         print_json([r._asdict() for r in rows])
         return
@@ -157,13 +129,13 @@ def list_bookmarks(
 def show(
     bookmark_id: BookmarkArg,
     limit: Annotated[int, typer.Option(min=1, help="At most this many memories.")] = 200,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """The memories a bookmark shows, most recent first."""
     with open_manager(data_dir) as manager:
-        mark = get_bookmark(manager, bookmark_id)
-        found = [memory_from_row(r) for r in bookmark_memories(manager, bookmark_id, limit=limit)]
+        view = Bookmarks(manager).show(bookmark_id, limit=limit)
+    mark, found = view.bookmark, view.memories
     if as_json:
         print_json({"bookmark": mark._asdict(), "memories": found})
         return
@@ -181,7 +153,7 @@ def update(
     time_to: To = None,
     colour: Colour = None,
     labels: Labels = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Rename a bookmark or change its time range, colour or labels."""
@@ -198,11 +170,7 @@ def update(
     if not changes:
         raise typer.BadParameter("nothing to change: give at least one option")
     with open_manager(data_dir) as manager:
-        mark = get_bookmark(manager, bookmark_id)
-        manager.commit(
-            BookmarkUpdated(bookmark_id=bookmark_id, persona_id=mark.persona_id, **changes)
-        )
-        mark = get_bookmark(manager, bookmark_id)
+        mark = Bookmarks(manager).update(bookmark_id, **changes)
     if as_json:
         print_json(mark._asdict())
     else:
@@ -211,12 +179,11 @@ def update(
 
 @app.command()
 def delete(
-    bookmark_id: BookmarkArg, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False
+    bookmark_id: BookmarkArg, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 ) -> None:
     """Delete a bookmark."""
     with open_manager(data_dir) as manager:
-        mark = get_bookmark(manager, bookmark_id)
-        manager.commit(BookmarkDeleted(bookmark_id=bookmark_id, persona_id=mark.persona_id))
+        Bookmarks(manager).delete(bookmark_id)
     if as_json:
         print_json({"deleted": bookmark_id})
     else:
@@ -227,17 +194,16 @@ def delete(
 def start(
     persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
     title: Annotated[str, typer.Option(help="A title.")] = "",
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Start a conversation with a persona; prints its id."""
-    event = ConversationStarted(conversation_id=new_id(), persona_id=persona_id, title=title)
     with open_manager(data_dir) as manager:
-        manager.commit(event)
+        conversation_id = Conversations(manager).start(persona_id, title=title)
     if as_json:
-        print_json({"conversation_id": event.conversation_id, "persona_id": persona_id})
+        print_json({"conversation_id": conversation_id, "persona_id": persona_id})
     else:
-        print(event.conversation_id)
+        print(conversation_id)
 
 
 @conversations.command()
@@ -246,14 +212,14 @@ def say(
     role: Annotated[str, typer.Argument(help="Who speaks: user, assistant or a name.")],
     text: Annotated[str, typer.Argument(help="The message.")],
     at: Annotated[str | None, typer.Option(help="When it was sent (ISO time).")] = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Add a message to a conversation; prints its id."""
     sent_at = parse_time(at, "--at")
     with open_manager(data_dir) as manager:
-        event = add_message(manager, conversation_id, role, text, sent_at=sent_at)
+        message_id = Conversations(manager).say(conversation_id, role, text, sent_at=sent_at)
     if as_json:
-        print_json({"message_id": event.message_id, "conversation_id": conversation_id})
+        print_json({"message_id": message_id, "conversation_id": conversation_id})
     else:
-        print(event.message_id)
+        print(message_id)

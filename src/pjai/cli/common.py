@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from pjai.app import DataDir as DataDirectory
 from pjai.errors import PjaiError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema.limits import time_problem
@@ -27,8 +28,7 @@ from pjai.store import Progress as ProgressCallback
 
 __all__ = [
     "DEFAULT_DATA_DIR",
-    "STORE_FILE",
-    "DataDir",
+    "DataDirOption",
     "IdOpt",
     "JsonFlag",
     "MaxImportance",
@@ -43,14 +43,13 @@ __all__ = [
     "parse_time",
     "print_json",
     "progress_bar",
-    "store_path",
+    "reported",
     "tier_list",
 ]
 
-STORE_FILE = "store.db"
 DEFAULT_DATA_DIR = Path("pjai-data")
 
-DataDir = Annotated[
+DataDirOption = Annotated[
     Path,
     typer.Option(
         "--data-dir",
@@ -59,16 +58,12 @@ DataDir = Annotated[
         file_okay=False,
     ),
 ]
+"""The ``--data-dir`` option; commands turn it into a :class:`pjai.app.DataDir`."""
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 console = Console(markup=False, emoji=False)
 errors = Console(stderr=True, markup=False, emoji=False)
-
-
-def store_path(data_dir: Path) -> Path:
-    """Where the reactive store lives inside a data directory."""
-    return data_dir / STORE_FILE
 
 
 def fail(error: PjaiError) -> typer.Exit:
@@ -80,10 +75,20 @@ def fail(error: PjaiError) -> typer.Exit:
 
 
 @contextmanager
+def reported() -> Iterator[None]:
+    """Print a PJai error raised inside for a human and exit with code 1."""
+    try:
+        yield
+    except PjaiError as exc:
+        raise fail(exc) from exc
+
+
+@contextmanager
 def progress_bar(description: str) -> Iterator[ProgressCallback]:
     """A Rich progress bar for a library call's ``progress(done, total)``.
 
-    The bar appears on the first report, so work that turns out to be quick prints nothing.
+    The bar appears on the first report, so work that turns out to be quick prints nothing,
+    and stops when the work is done; a later report starts a new one.
     """
     bar: Progress | None = None
     task = None
@@ -102,6 +107,10 @@ def progress_bar(description: str) -> Iterator[ProgressCallback]:
             task = bar.add_task(description, total=total)
         assert task is not None
         bar.update(task, completed=done, total=total)
+        if done >= total:
+            # Finished: lines printed by what follows go below it, not above a live bar.
+            bar.stop()
+            bar = None
 
     try:
         yield update
@@ -115,13 +124,11 @@ def open_manager(
     data_dir: Path, doing: str = "Catching up", **options: Any
 ) -> Iterator[HybridDatabaseManager]:
     """The data directory's manager (with a progress bar while it catches up), closed after."""
-    try:
+    with reported():
         with progress_bar(doing) as progress:
-            manager = HybridDatabaseManager.open(data_dir, progress=progress, **options)
+            manager = DataDirectory(data_dir).open(progress=progress, **options)
         with manager:
             yield manager
-    except PjaiError as exc:
-        raise fail(exc) from exc
 
 
 def print_json(value: Any) -> None:

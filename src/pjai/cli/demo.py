@@ -8,10 +8,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, console, fail, progress_bar
+from pjai.cli.common import DEFAULT_DATA_DIR, DataDirOption, console, open_manager
 from pjai.demo import run_demo
-from pjai.errors import PjaiError
-from pjai.hybrid import HybridDatabaseManager
 from pjai.store import Row
 
 
@@ -27,25 +25,18 @@ def _show(title: str, rows: list[Row]) -> None:
 
 
 def demo(
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     delay: Annotated[float, typer.Option(help="Seconds between scripted commits.")] = 0.8,
 ) -> None:
     """Seed personas, subscribe a live query, print it each time a commit changes it."""
-    try:
-        with progress_bar("Catching up") as progress:
-            manager = HybridDatabaseManager.open(data_dir, progress=progress)
-        with manager:
-            where = manager.store_path if manager.store is not None else "SQL only"
-            console.print(
-                Text.assemble(("PJai demo", "bold"), f" · {where} · head e{manager.head()}")
-            )
-            fired = run_demo(
-                manager, _show, lambda text: console.print(Text(f"  {text}", "dim")), delay=delay
-            )
-            stats = manager.memories.statistics()
-            console.print(
-                f"The live query pushed {fired} result(s); head e{manager.head()}; "
-                f"the SQL primary holds {stats.total} live memories."
-            )
-    except PjaiError as exc:
-        raise fail(exc) from exc
+    with open_manager(data_dir) as manager:
+        where = manager.store_path if manager.store is not None else "SQL only"
+        console.print(Text.assemble(("PJai demo", "bold"), f" · {where} · head e{manager.head()}"))
+        fired = run_demo(
+            manager, _show, lambda text: console.print(Text(f"  {text}", "dim")), delay=delay
+        )
+        stats = manager.memories.statistics()
+        console.print(
+            f"The live query pushed {fired} result(s); head e{manager.head()}; "
+            f"the SQL primary holds {stats.total} live memories."
+        )

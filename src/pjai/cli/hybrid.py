@@ -3,103 +3,102 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
 
+from pjai.app import (
+    DataDir,
+    checkup,
+    flag_states,
+    migrations,
+    rebalance_shards,
+    set_flag,
+    upgrade_sql,
+)
+from pjai.app import repair as repair_side
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
-    DataDir,
+    DataDirOption,
     JsonFlag,
     console,
-    fail,
+    errors,
     open_manager,
     progress_bar,
+    reported,
 )
-from pjai.errors import PjaiError
-from pjai.hybrid.flags import Flags, parse_bool
-from pjai.schema import SCHEMA
-from pjai.sql import migrate
-from pjai.sql.engine import PoolConfig, default_url
-from pjai.sql.shards import ShardSet, shard_urls
 
 db = typer.Typer(help="The SQL primary's schema (Alembic migrations).", no_args_is_help=True)
 flags = typer.Typer(help="Feature flags, the reactive store switch among them.")
 
 
-def _shards(data_dir: Path) -> ShardSet:
-    urls = shard_urls() or [default_url(data_dir)]
-    return ShardSet(urls, SCHEMA, PoolConfig.from_env())
-
-
 @db.command()
-def upgrade(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def upgrade(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     """Create or upgrade the SQL primary's tables (every shard)."""
-    try:
-        shards = _shards(data_dir)
-        for shard in shards:
-            console.print(f"{shard.url}: at {migrate.upgrade(shard.engine)}")
-        shards.dispose()
-    except PjaiError as exc:
-        raise fail(exc) from exc
+    with reported():
+        done = upgrade_sql(DataDir(data_dir))
+    for url, revision in done:
+        console.print(f"{url}: at {revision}")
 
 
 @db.command()
-def current(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def current(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     """Show each shard's migration and the newest this PJai knows."""
-    try:
-        shards = _shards(data_dir)
-        for shard in shards:
-            console.print(f"{shard.url}: {migrate.current(shard.engine) or 'empty'}")
-        console.print(f"newest: {migrate.head()}")
-        shards.dispose()
-    except PjaiError as exc:
-        raise fail(exc) from exc
+    with reported():
+        found = migrations(DataDir(data_dir))
+    for url, revision in found.shards:
+        console.print(f"{url}: {revision or 'empty'}")
+    console.print(f"newest: {found.newest}")
 
 
 @flags.callback(invoke_without_command=True)
 def show_flags(
-    ctx: typer.Context, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False
+    ctx: typer.Context, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 ) -> None:
     """Show every flag, its value and where the value comes from."""
     if ctx.invoked_subcommand is not None:
         return
-    try:
-        states = Flags(data_dir / "flags.json").all()
-    except PjaiError as exc:
-        raise fail(exc) from exc
+    with reported():
+        report = flag_states(DataDir(data_dir))
+    for name in report.unknown:
+        errors.print(f"note: {name!r} in the flags file is not a flag of this PJai; ignored")
     if as_json:
+        states = report.states
         print(json.dumps({s.name: {"value": s.value, "source": s.source} for s in states}))
         return
     table = Table("flag", "value", "from", "what it does")
-    for s in states:
+    for s in report.states:
         table.add_row(s.name, str(s.value).lower(), s.source, s.description)
     console.print(table)
 
 
 @flags.command("set")
-def set_flag(
+def set_flag_command(
     name: Annotated[str, typer.Argument(help="Flag name, e.g. use_livestore.")],
     value: Annotated[str, typer.Argument(help="true or false.")],
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
-    """Set a flag; running PJai processes follow it at their next command."""
-    try:
-        state = Flags(data_dir / "flags.json").set(name, parse_bool(value, name))
-    except PjaiError as exc:
-        raise fail(exc) from exc
+    """Set a flag; running PJai processes follow it at their next command.
+
+    The change is recorded in the audit trail (the event log) with its old value.
+    """
+    with reported(), progress_bar("Catching up") as progress:
+        change = set_flag(
+            DataDir(data_dir), name, value, source="pjai flags set", progress=progress
+        )
+    state = change.state
     note = " (the environment overrides the file)" if state.source == "environment" else ""
     console.print(f"{name} = {str(state.value).lower()}{note}")
 
 
-def doctor(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
-    """Health of the store, the SQL shards and the bridge."""
-    with open_manager(data_dir) as manager:
-        health = manager.health()
+def doctor(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
+    """Health of the store, the SQL shards and the bridge, and the data files."""
+    with reported(), progress_bar("Catching up") as progress:
+        found = checkup(DataDir(data_dir), progress=progress)
+    health = found.health
     if as_json:
-        print(json.dumps(health.to_dict(), default=str))
+        print(json.dumps(found.to_dict(), default=str))
         return
     table = Table(
         "system", "status", "probe ms", "position", "detail", title=f"PJai · {health.status}"
@@ -154,9 +153,11 @@ def doctor(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> N
         console.print(f"Quarantined events through e{q.reviewed_through} were acknowledged.")
     if health.last_error:
         console.print(f"last error: {health.last_error}", highlight=False)
+    files = " · ".join(f"{f.name} {f.bytes:,} bytes" for f in found.files)
+    console.print(f"files in {data_dir}: {files}", highlight=False, soft_wrap=True)
 
 
-def verify(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
+def verify(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
     """Compare the store and the SQL primary per table and persona."""
     with open_manager(data_dir) as manager, progress_bar("Verifying") as progress:
         report = manager.verify(progress)
@@ -200,17 +201,14 @@ def repair(
             help="Acknowledge the quarantined events `pjai doctor` lists; the records stay.",
         ),
     ] = False,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Rebuild one side from the event log, or acknowledge quarantined events."""
     if ack_quarantine:
         if side is not None:
             raise typer.BadParameter("give --side or --ack-quarantine, not both")
         with open_manager(data_dir) as manager:
-            try:
-                acknowledged = manager.acknowledge_quarantine()
-            except PjaiError as exc:
-                raise fail(exc) from exc
+            acknowledged = manager.acknowledge_quarantine()
         for event in acknowledged.events:
             console.print(
                 f"  e{event.position} {event.name} {event.event_id}: {event.reason}",
@@ -224,17 +222,14 @@ def repair(
     if side not in ("sql", "store"):
         raise typer.BadParameter("--side is sql or store (or give --ack-quarantine)")
     chosen: Literal["sql", "store"] = "sql" if side == "sql" else "store"
-    # A store file too damaged to open is rebuilt as the directory opens.
     with (
-        open_manager(data_dir, rebuild_damaged_store=chosen == "store") as manager,
+        reported(),
+        progress_bar("Catching up") as opening,
         progress_bar(f"Rebuilding {side}") as progress,
     ):
-        try:
-            done = manager.repair(chosen, progress) if manager.rebuilt is None else None
-        except PjaiError as exc:
-            raise fail(exc) from exc
-        rebuilt = manager.rebuilt if done is None else done.rebuilt
-    if rebuilt is not None:
+        done = repair_side(DataDir(data_dir), chosen, progress, opening=opening)
+    if done.rebuilt is not None:
+        rebuilt = done.rebuilt
         for problem in rebuilt.problems:
             console.print(f"damage: {problem}", highlight=False)
         source = "its event log" if rebuilt.source == "log" else "SQL's journal"
@@ -248,28 +243,19 @@ def repair(
             f"The damaged file is kept as {rebuilt.damaged_copy}.",
             highlight=False,
         )
-    elif done is not None:
-        source = "the store's event log" if done.source == "log" else "SQL's journal"
-        console.print(f"Rebuilt {side} from {done.events} event(s) of {source}.")
+    elif done.done is not None:
+        source = "the store's event log" if done.done.source == "log" else "SQL's journal"
+        console.print(f"Rebuilt {side} from {done.done.events} event(s) of {source}.")
 
 
 shards = typer.Typer(help="SQL shards (PJAI_SQL_SHARDS).", no_args_is_help=True)
 
 
 @shards.command()
-def rebalance(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def rebalance(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     """Move personas to the shard the hash ring now gives them (after adding a shard)."""
-    from pjai.sql.rebalance import rebalance as move
-
-    try:
-        shard_set = _shards(data_dir)
-        for shard in shard_set:
-            migrate.upgrade(shard.engine)
-        with progress_bar("Moving personas") as progress:
-            moved = move(shard_set, SCHEMA, progress)
-        shard_set.dispose()
-    except PjaiError as exc:
-        raise fail(exc) from exc
+    with reported(), progress_bar("Moving personas") as progress:
+        moved = rebalance_shards(DataDir(data_dir), progress)
     console.print(f"Moved {moved.personas} persona(s), {moved.rows} row(s).")
     for persona_id, source, target in moved.moves:
         console.print(f"  {persona_id}: shard {source} -> shard {target}")

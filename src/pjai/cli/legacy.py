@@ -10,7 +10,7 @@ import typer
 
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
-    DataDir,
+    DataDirOption,
     JsonFlag,
     console,
     fail,
@@ -33,7 +33,7 @@ def import_legacy(
             dir_okay=False,
         ),
     ],
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     report: Annotated[
         Path | None,
         typer.Option(

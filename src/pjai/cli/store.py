@@ -7,43 +7,40 @@ import json
 import typer
 from rich.text import Text
 
+from pjai.app import DataDir
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
-    DataDir,
+    DataDirOption,
     JsonFlag,
     console,
-    fail,
     progress_bar,
-    store_path,
+    reported,
 )
-from pjai.errors import PjaiError
-from pjai.store import Store
 
 app = typer.Typer(help="Inspect and rebuild the reactive store.", no_args_is_help=True)
 
 
 @app.command()
-def rebuild(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+def rebuild(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     """Recreate the materialized state from the event log."""
-    try:
-        with Store.open(store_path(data_dir)) as store, progress_bar("Rebuilding") as progress:
-            applied = store.rebuild(progress)
-    except PjaiError as exc:
-        raise fail(exc) from exc
+    with (
+        reported(),
+        DataDir(data_dir).open_store() as store,
+        progress_bar("Rebuilding") as progress,
+    ):
+        applied = store.rebuild(progress)
     console.print(f"Rebuilt the state from {applied} event(s).")
 
 
 @app.command()
-def info(data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
+def info(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
     """Show the store's identity, head, event counts and size."""
-    try:
-        with (
-            progress_bar("Rebuilding") as progress,
-            Store.open(store_path(data_dir), progress=progress) as store,
-        ):
-            summary = store.summary()
-    except PjaiError as exc:
-        raise fail(exc) from exc
+    with (
+        reported(),
+        progress_bar("Rebuilding") as progress,
+        DataDir(data_dir).open_store(progress=progress) as store,
+    ):
+        summary = store.summary()
     if as_json:
         console.print_json(json.dumps(summary))
         return

@@ -12,7 +12,16 @@ from rich import box
 from rich.table import Column, Table
 from rich.text import Text
 
-from pjai.cli.common import DEFAULT_DATA_DIR, DataDir, JsonFlag, console, errors, fail, print_json
+from pjai.app import DataDir
+from pjai.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDirOption,
+    JsonFlag,
+    console,
+    errors,
+    fail,
+    print_json,
+)
 from pjai.errors import PjaiError
 from pjai.sync.server import (
     SERVER_FILE,
@@ -46,7 +55,7 @@ DbOpt = Annotated[
 
 def _database(db: str | None, data_dir: Path) -> str | Path:
     """``--db``, else the server's file in the data directory."""
-    return db or data_dir / SERVER_FILE
+    return db or DataDir(data_dir).sync_server_path
 
 
 @app.command()
@@ -67,7 +76,7 @@ def serve(
             "(the fallback when a PostgreSQL notification is lost).",
         ),
     ] = 1.0,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Serve sync clients over WebSockets (/sync) and HTTP (/pull, /health, /metrics)."""
     config = ServerConfig(require_tokens=not no_auth, poll_interval=poll)
@@ -105,7 +114,7 @@ def create_token(
     role: Annotated[str, typer.Option(help="read (pull), write (also push) or admin.")],
     name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",
     db: DbOpt = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a token and print its secret, the only time it is shown."""
@@ -131,7 +140,7 @@ def create_token(
 
 @token_app.command("list")
 def list_tokens(
-    db: DbOpt = None, data_dir: DataDir = DEFAULT_DATA_DIR, as_json: JsonFlag = False
+    db: DbOpt = None, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 ) -> None:
     """List tokens, revoked ones too (never their secrets)."""
     try:
@@ -157,7 +166,7 @@ def _when(iso: str | None) -> str:
 def revoke_token(
     token_id: Annotated[str, typer.Argument(metavar="ID", help="The token's id.")],
     db: DbOpt = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Revoke a token: clients using it are refused from then on."""
     try:
@@ -180,7 +189,7 @@ def audit(
         str | None, typer.Option(help="Only the entries of this token id.", show_default=False)
     ] = None,
     db: DbOpt = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Show the audit trail: tokens created and revoked, when and by whom (oldest first)."""

@@ -1,8 +1,10 @@
-"""Feature flags: the reactive store switch and the features built on it.
+"""Feature flags: the reactive store switch and syncing.
 
 A flag's value comes from its environment variable when that is set (the operator's
 override, e.g. ``PJAI_USE_LIVESTORE=false``), else from ``flags.json`` in the data
 directory (written by :meth:`Flags.set` and ``pjai flags set``), else its default.
+Names in ``flags.json`` that this PJai does not know (flags of another version) are
+ignored, listed by :attr:`Flags.unknown`, and kept when the file is written.
 """
 
 from __future__ import annotations
@@ -20,9 +22,6 @@ __all__ = ["FLAGS", "FlagState", "Flags"]
 
 FLAGS: dict[str, tuple[bool, str]] = {
     "use_livestore": (True, "the reactive store; off: commands write the SQL primary directly"),
-    "reactive_explorer": (True, "live queries in the memory explorer"),
-    "reactive_dashboard": (True, "live queries on the dashboard"),
-    "audit_trail": (True, "the event log as audit trail in the UI"),
     "sync": (False, "syncing with other instances through a sync server"),
 }
 """Every flag: its default and what it turns on."""
@@ -63,6 +62,7 @@ class Flags:
         self.path = path
         self._environ = os.environ if environ is None else environ
         self._file: dict[str, bool] = {}
+        self._other: dict[str, object] = {}
         self._mtime: float | None = None
         self.refresh()
 
@@ -72,7 +72,7 @@ class Flags:
             mtime = self.path.stat().st_mtime
         except FileNotFoundError:
             changed = bool(self._file)
-            self._file, self._mtime = {}, None
+            self._file, self._other, self._mtime = {}, {}, None
             return changed
         if mtime == self._mtime:
             return False
@@ -82,9 +82,18 @@ class Flags:
             raise ConfigError(f"{self.path} is not a flags file: {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{self.path} must hold a JSON object of flag names to booleans")
-        self._file = {k: v for k, v in data.items() if k in FLAGS and isinstance(v, bool)}
-        self._mtime = mtime
+        self._take(data, mtime)
         return True
+
+    @property
+    def unknown(self) -> list[str]:
+        """Names in ``flags.json`` that are not flags of this PJai; they do nothing."""
+        return sorted(self._other)
+
+    def stored(self, name: str) -> bool | None:
+        """The value ``flags.json`` holds for flag ``name``, or ``None`` if it holds none."""
+        _known(name)
+        return self._file.get(name)
 
     def state(self, name: str) -> FlagState:
         """The value of flag ``name`` and its source."""
@@ -111,13 +120,37 @@ class Flags:
         """
         _known(name)
         self.refresh()
-        data = {**self._file, name: value}
+        self._write({**self._other, **self._file, name: value})
+        return self.state(name)
+
+    def unset(self, name: str) -> FlagState:
+        """Remove ``name`` from ``flags.json`` (atomically): its default applies again.
+
+        A file left holding nothing is removed.
+        """
+        _known(name)
+        self.refresh()
+        kept = {k: v for k, v in self._file.items() if k != name}
+        if kept or self._other:
+            self._write({**self._other, **kept})
+        else:
+            self.path.unlink(missing_ok=True)
+            self._take({}, None)
+        return self.state(name)
+
+    def _write(self, data: dict[str, object]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         temporary.replace(self.path)
-        self.refresh()
-        return self.state(name)
+        # Taken from what was written, not re-read: a write within the file system's
+        # time resolution leaves the modification time as it was.
+        self._take(data, self.path.stat().st_mtime)
+
+    def _take(self, data: dict[str, object], mtime: float | None) -> None:
+        self._file = {k: v for k, v in data.items() if k in FLAGS and isinstance(v, bool)}
+        self._other = {k: v for k, v in data.items() if k not in FLAGS}
+        self._mtime = mtime
 
 
 def _known(name: str) -> tuple[bool, str]:

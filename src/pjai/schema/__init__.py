@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pjai.schema.bookmarks import BookmarkCreated, BookmarkDeleted, BookmarkFilters, BookmarkUpdated
+from pjai.schema.config import ConfigChanged
 from pjai.schema.conversations import ConversationMessageAdded, ConversationStarted
 from pjai.schema.event import ConflictPolicy, Context, Event, Schema, Upcaster
 from pjai.schema.links import (
@@ -64,6 +65,7 @@ __all__ = [
     "BookmarkDeleted",
     "BookmarkFilters",
     "BookmarkUpdated",
+    "ConfigChanged",
     "ConflictPolicy",
     "Context",
     "ConversationMessageAdded",
@@ -140,6 +142,7 @@ SCHEMA = Schema(
         BookmarkCreated,
         BookmarkUpdated,
         BookmarkDeleted,
+        ConfigChanged,
     ],
     version=2,  # 2: decays and messages keep the latest updated_at (they commute)
     derived=_SEARCH_CREATE,

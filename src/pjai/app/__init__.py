@@ -1,0 +1,75 @@
+"""The operations every interface calls: the CLI now, the web app alike.
+
+:class:`DataDir` is the one list of the files PJai keeps and opens them; the services
+(:class:`Personas`, :class:`Bookmarks`, :class:`Conversations`, :class:`Memories`,
+flags, sync, upkeep, the audit trail of configuration) take its manager or the
+directory, return plain values and raise :mod:`pjai.errors` errors.
+"""
+
+from __future__ import annotations
+
+from pjai.app.audit import ConfigChange, config_changes
+from pjai.app.bookmarks import Bookmarks, BookmarkView, Conversations
+from pjai.app.datadir import SYNC_STATUS_FILE, DataDir, DataFile
+from pjai.app.flags import FlagChange, FlagReport, flag_states, set_flag
+from pjai.app.memories import AutoLinked, Memories, MemoryChange, MemoryStats, MemoryView
+from pjai.app.personas import SETTINGS, PersonaReport, Personas, merge_settings, privacy_changes
+from pjai.app.sync import (
+    RejectedEvent,
+    SyncOutcome,
+    SyncReport,
+    connect,
+    sync_conflicts,
+    sync_status,
+    sync_url,
+)
+from pjai.app.upkeep import (
+    Checkup,
+    Migrations,
+    Repair,
+    checkup,
+    migrations,
+    rebalance_shards,
+    repair,
+    upgrade_sql,
+)
+
+__all__ = [
+    "SETTINGS",
+    "SYNC_STATUS_FILE",
+    "AutoLinked",
+    "BookmarkView",
+    "Bookmarks",
+    "Checkup",
+    "ConfigChange",
+    "Conversations",
+    "DataDir",
+    "DataFile",
+    "FlagChange",
+    "FlagReport",
+    "Memories",
+    "MemoryChange",
+    "MemoryStats",
+    "MemoryView",
+    "Migrations",
+    "PersonaReport",
+    "Personas",
+    "RejectedEvent",
+    "Repair",
+    "SyncOutcome",
+    "SyncReport",
+    "checkup",
+    "config_changes",
+    "connect",
+    "flag_states",
+    "merge_settings",
+    "migrations",
+    "privacy_changes",
+    "rebalance_shards",
+    "repair",
+    "set_flag",
+    "sync_conflicts",
+    "sync_status",
+    "sync_url",
+    "upgrade_sql",
+]

@@ -1,0 +1,147 @@
+"""Bookmarks and conversations: named views of a persona's timeline, and its talks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from pjai.errors import EventValidationError
+from pjai.hybrid import HybridDatabaseManager
+from pjai.memory import bookmark_memories, preset
+from pjai.memory.conversations import add_message
+from pjai.memory.timeline import bookmarks, get_bookmark
+from pjai.schema import (
+    BookmarkCreated,
+    BookmarkDeleted,
+    BookmarkFilters,
+    BookmarkUpdated,
+    ConversationStarted,
+    new_id,
+)
+from pjai.schema.event import validation_error
+from pjai.schema.models import Memory, memory_from_row
+
+__all__ = ["BookmarkView", "Bookmarks", "Conversations"]
+
+
+@dataclass(frozen=True, slots=True)
+class BookmarkView:
+    """A bookmark's row and the memories it shows, most recent first."""
+
+    bookmark: Any
+    memories: list[Memory]
+
+
+def _filters(**given: Any) -> BookmarkFilters:
+    values = {k: v for k, v in given.items() if v is not None}
+    try:
+        return msgspec.convert(values, BookmarkFilters)
+    except msgspec.ValidationError as exc:
+        error = validation_error(BookmarkCreated.NAME, exc)
+        field = "filters" if error.field is None else f"filters.{error.field}"
+        raise EventValidationError(error.event, error.reason, field=field) from exc
+
+
+class Bookmarks:
+    """Bookmark commands on a data directory's manager; bookmarks come back as rows."""
+
+    def __init__(self, manager: HybridDatabaseManager) -> None:
+        self.manager = manager
+
+    def create(
+        self,
+        persona_id: str,
+        name: str,
+        *,
+        description: str = "",
+        time_from: datetime | None = None,
+        time_to: datetime | None = None,
+        tiers: Sequence[str] | None = None,
+        types: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        importance_min: float | None = None,
+        importance_max: float | None = None,
+        hours: Sequence[int] | None = None,
+        colour: str | None = None,
+        labels: Sequence[str] = (),
+    ) -> Any:
+        """Bookmark a time range and filters of a persona's timeline; returns its row."""
+        filters = _filters(
+            tiers=None if tiers is None else list(tiers),
+            types=None if types is None else list(types),
+            tags=None if tags is None else list(tags),
+            importance_min=importance_min,
+            importance_max=importance_max,
+            hours=None if hours is None else list(hours),
+        )
+        args: dict[str, Any] = {
+            "bookmark_id": new_id(),
+            "persona_id": persona_id,
+            "name": name,
+            "description": description,
+            "time_from": time_from,
+            "time_to": time_to,
+            "filters": filters,
+            "tags": list(labels),
+        }
+        if colour is not None:
+            args["colour"] = colour
+        event = BookmarkCreated(**args)
+        self.manager.commit(event)
+        return get_bookmark(self.manager, event.bookmark_id)
+
+    def preset(self, persona_id: str, name: str) -> Any:
+        """Bookmark a preset (today, this_week, working_hours, hot_memories); its row."""
+        event = preset(name, persona_id)
+        self.manager.commit(event)
+        return get_bookmark(self.manager, event.bookmark_id)
+
+    def list(self, persona_id: str) -> list[Any]:
+        """A persona's bookmarks by name."""
+        return bookmarks(self.manager, persona_id)
+
+    def get(self, bookmark_id: str) -> Any:
+        """A live bookmark's row, or :class:`~pjai.errors.QueryError`."""
+        return get_bookmark(self.manager, bookmark_id)
+
+    def show(self, bookmark_id: str, *, limit: int = 200) -> BookmarkView:
+        """The bookmark and up to ``limit`` memories it shows."""
+        mark = get_bookmark(self.manager, bookmark_id)
+        rows = bookmark_memories(self.manager, bookmark_id, limit=limit)
+        return BookmarkView(mark, [memory_from_row(r) for r in rows])
+
+    def update(self, bookmark_id: str, **changes: Any) -> Any:
+        """Change a bookmark's fields (as in ``v1.BookmarkUpdated``); returns its row."""
+        mark = get_bookmark(self.manager, bookmark_id)
+        self.manager.commit(
+            BookmarkUpdated(bookmark_id=bookmark_id, persona_id=mark.persona_id, **changes)
+        )
+        return get_bookmark(self.manager, bookmark_id)
+
+    def delete(self, bookmark_id: str) -> None:
+        """Delete a bookmark."""
+        mark = get_bookmark(self.manager, bookmark_id)
+        self.manager.commit(BookmarkDeleted(bookmark_id=bookmark_id, persona_id=mark.persona_id))
+
+
+class Conversations:
+    """Conversation commands on a data directory's manager."""
+
+    def __init__(self, manager: HybridDatabaseManager) -> None:
+        self.manager = manager
+
+    def start(self, persona_id: str, *, title: str = "") -> str:
+        """Start a conversation with a persona; returns its id."""
+        event = ConversationStarted(conversation_id=new_id(), persona_id=persona_id, title=title)
+        self.manager.commit(event)
+        return event.conversation_id
+
+    def say(
+        self, conversation_id: str, role: str, text: str, *, sent_at: datetime | None = None
+    ) -> str:
+        """Add a message to a conversation; returns the message's id."""
+        return add_message(self.manager, conversation_id, role, text, sent_at=sent_at).message_id

@@ -1,0 +1,173 @@
+"""A data directory: the one list of the files PJai keeps, and the way to open them.
+
+Each file's name is defined once, by the module that owns the file; this module
+gathers them so that an interface can say which exist (``pjai doctor``) and open what
+it needs without naming a file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pjai.hybrid import HybridDatabaseManager
+from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
+from pjai.hybrid.flags import Flags
+from pjai.memory import Embeddings, MemorySystem
+from pjai.memory.embeddings import VECTORS_FILE
+from pjai.schema import SCHEMA
+from pjai.sql.engine import PRIMARY_FILE, PoolConfig, default_url
+from pjai.sql.shards import ShardSet, shard_urls
+from pjai.store import Progress, Store
+
+__all__ = ["SYNC_STATUS_FILE", "DataDir", "DataFile"]
+
+SYNC_STATUS_FILE = "sync-status.json"
+"""What ``pjai sync connect`` last saw, written after every change of its status."""
+
+
+def _server_file() -> str:
+    # Imported when asked for: the server's package loads Starlette and uvicorn, which
+    # an instance that only syncs never needs.
+    from pjai.sync.server import SERVER_FILE
+
+    return SERVER_FILE
+
+
+@dataclass(frozen=True, slots=True)
+class DataFile:
+    """One file of a data directory: its name, what it holds, its size if it exists."""
+
+    name: str
+    what: str
+    bytes: int | None
+    """Its size, or ``None`` when the file does not exist."""
+
+    @property
+    def exists(self) -> bool:
+        """Whether the file is there."""
+        return self.bytes is not None
+
+
+class DataDir:
+    """The directory holding one PJai installation's files.
+
+    ``environ`` stands in for the process environment (flags, SQL shard URLs), as in
+    :class:`~pjai.hybrid.HybridDatabaseManager`.
+    """
+
+    def __init__(self, path: Path | str, environ: Mapping[str, str] | None = None) -> None:
+        self.path = Path(path)
+        self.environ = environ
+
+    def __repr__(self) -> str:
+        return f"DataDir({str(self.path)!r})"
+
+    # -- the files ------------------------------------------------------------------
+
+    @property
+    def store_path(self) -> Path:
+        """The reactive store: event log and materialized state."""
+        return self.path / STORE_FILE
+
+    @property
+    def flags_path(self) -> Path:
+        """The feature flags set with ``pjai flags set``."""
+        return self.path / FLAGS_FILE
+
+    @property
+    def identity_path(self) -> Path:
+        """This installation's client id."""
+        return self.path / IDENTITY_FILE
+
+    @property
+    def primary_path(self) -> Path:
+        """The SQL primary when it is the embedded SQLite one (no ``PJAI_SQL_SHARDS``)."""
+        return self.path / PRIMARY_FILE
+
+    @property
+    def vectors_path(self) -> Path:
+        """Memory vectors for semantic search."""
+        return self.path / VECTORS_FILE
+
+    @property
+    def sync_status_path(self) -> Path:
+        """What ``pjai sync connect`` last saw."""
+        return self.path / SYNC_STATUS_FILE
+
+    @property
+    def sync_server_path(self) -> Path:
+        """The sync server's log and tokens when it keeps them in this directory."""
+        return self.path / _server_file()
+
+    def files(self) -> list[DataFile]:
+        """Every file PJai keeps here, whether or not it exists."""
+        described = [
+            (self.store_path, "reactive store: event log and state"),
+            (self.flags_path, "feature flags"),
+            (self.identity_path, "this installation's client id"),
+            (self.primary_path, "SQL primary (embedded SQLite)"),
+            (self.vectors_path, "memory vectors for semantic search"),
+            (self.sync_status_path, "what `pjai sync connect` last saw"),
+            (self.sync_server_path, "sync server log and access tokens"),
+        ]
+        return [DataFile(path.name, what, _size(path)) for path, what in described]
+
+    def existing(self) -> list[DataFile]:
+        """The files PJai keeps that exist here."""
+        return [file for file in self.files() if file.exists]
+
+    # -- opening them ---------------------------------------------------------------
+
+    def flags(self) -> Flags:
+        """The directory's feature flags."""
+        return Flags(self.flags_path, self.environ)
+
+    def open(self, **options: Any) -> HybridDatabaseManager:
+        """The hybrid manager of this directory (``options`` as the manager takes them)."""
+        if self.environ is not None:
+            options.setdefault("environ", self.environ)
+        return HybridDatabaseManager.open(self.path, **options)
+
+    @contextmanager
+    def memory(self, **options: Any) -> Iterator[MemorySystem]:
+        """The memory system over this directory's manager, closed afterwards."""
+        with self.open(**options) as manager:
+            yield MemorySystem(manager)
+
+    def open_store(self, *, sync: bool = False, progress: Progress | None = None) -> Store:
+        """The reactive store file on its own (made if missing), without SQL."""
+        return Store.open(self.store_path, sync=sync, progress=progress)
+
+    def embeddings(self) -> Embeddings:
+        """The memory vectors, or :class:`~pjai.memory.EmbeddingsUnavailable`."""
+        return Embeddings.open(self.path)
+
+    def shards(self) -> ShardSet:
+        """The SQL primary's shards (``PJAI_SQL_SHARDS``, else the embedded file)."""
+        urls = shard_urls(self.environ) or [default_url(self.path)]
+        return ShardSet(urls, SCHEMA, PoolConfig.from_env(self.environ))
+
+    @contextmanager
+    def scratch(self, prefix: str, *, keep: bool = False) -> Iterator[Path]:
+        """A new directory ``<prefix>*`` inside this one, removed afterwards unless ``keep``."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=self.path))
+        try:
+            yield workdir
+        finally:
+            if not keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return None

@@ -1,0 +1,228 @@
+"""Memory commands by memory id, as the interfaces offer them, over the memory system.
+
+:class:`~pjai.memory.MemorySystem` is the memory service; :class:`Memories` adds what
+an interface needs around it: finding a memory's persona from its id, the vectors of
+the data directory for semantic search, one call for every persona.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pjai.app.datadir import DataDir
+from pjai.errors import QueryError
+from pjai.hybrid import HybridDatabaseManager
+from pjai.memory import (
+    Bucket,
+    Embeddings,
+    EmbeddingsUnavailable,
+    Health,
+    Ingested,
+    MemorySystem,
+    Neighbour,
+    OptimizationReport,
+    SearchFilter,
+    SearchHit,
+    health,
+    ingest_conversation,
+    neighbours,
+    search,
+    timeline,
+)
+from pjai.schema.fields import Tier
+from pjai.schema.links import LinkKind
+from pjai.schema.models import Memory
+from pjai.sql.repositories import MemoryFilter, MemoryOrder, MemoryStatistics
+from pjai.store import Progress, Row
+
+__all__ = ["AutoLinked", "Memories", "MemoryChange", "MemoryStats", "MemoryView"]
+
+SearchMethod = Literal["keyword", "semantic", "hybrid"]
+LinkBy = Literal["auto", "vectors", "words"]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryView:
+    """An opened memory and its links, strongest first."""
+
+    memory: Memory
+    links: list[Row]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryChange:
+    """A memory after a change, and whether anything changed."""
+
+    memory: Memory
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AutoLinked:
+    """How many ``similar`` links were made, and by what: ``vectors`` or ``words``."""
+
+    links: int
+    by: Literal["vectors", "words"]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryStats:
+    """Memory statistics (from the SQL primary) and health."""
+
+    statistics: MemoryStatistics
+    health: Health
+
+
+class Memories:
+    """Memory commands on a data directory's manager."""
+
+    def __init__(self, manager: HybridDatabaseManager) -> None:
+        self.manager = manager
+        self.system = MemorySystem(manager)
+
+    def get(self, memory_id: str) -> Memory:
+        """A memory, deleted or not, or :class:`~pjai.errors.QueryError`."""
+        memory = self.system.get(memory_id)
+        if memory is None:
+            raise QueryError(f"no memory {memory_id!r}")
+        return memory
+
+    def add(self, persona_id: str, content: str, **fields: Any) -> Memory:
+        """Record a memory (``fields`` as in ``v1.MemoryAdded``, ``memory_id`` too)."""
+        return self.system.add(persona_id, content, **fields)
+
+    def open(self, memory_id: str) -> MemoryView:
+        """Open a memory (counted as an access) with its links."""
+        memory = self.system.open(memory_id)
+        return MemoryView(memory, self.system.links_of(memory_id))
+
+    def update(self, memory_id: str, *, tier: Tier | None = None, **fields: Any) -> MemoryChange:
+        """Change a memory's fields and, with ``tier``, move it there by hand (one commit)."""
+        persona_id = self.get(memory_id).persona_id
+        if tier is not None:
+            changed = self.system.move(memory_id, tier, **fields)
+        else:
+            self.system.update(persona_id, memory_id, **fields)  # may re-rank on importance
+            changed = True
+        return MemoryChange(self.get(memory_id), changed)
+
+    def delete(self, memory_id: str) -> Memory:
+        """Delete a memory (soft); returns it."""
+        self.system.delete(self.get(memory_id).persona_id, memory_id)
+        return self.get(memory_id)
+
+    def restore(self, memory_id: str) -> Memory:
+        """Bring back a deleted memory; returns it."""
+        self.system.restore(self.get(memory_id).persona_id, memory_id)
+        return self.get(memory_id)
+
+    def link(self, source_id: str, target_id: str, kind: LinkKind, **fields: Any) -> Row:
+        """Link two memories of one persona; returns the link."""
+        persona_id = self.get(source_id).persona_id
+        self.system.link(persona_id, source_id, target_id, kind=kind, **fields)
+        made = self.system.links_of(source_id)
+        return next(
+            r for r in made if (r.source_id, r.target_id, r.kind) == (source_id, target_id, kind)
+        )
+
+    def unlink(self, source_id: str, target_id: str, kind: LinkKind) -> None:
+        """Remove a link."""
+        self.system.unlink(self.get(source_id).persona_id, source_id, target_id, kind)
+
+    def neighbours(
+        self, memory_id: str, *, depth: int = 1, min_strength: float = 0.0
+    ) -> list[Neighbour]:
+        """Memories within ``depth`` links of a memory."""
+        return neighbours(self.manager, memory_id, depth=depth, min_strength=min_strength)
+
+    def auto_link(
+        self,
+        persona_id: str,
+        *,
+        by: LinkBy = "auto",
+        threshold: float | None = None,
+        per_memory: int = 3,
+    ) -> AutoLinked:
+        """Link a persona's memories that are alike: by vectors (``auto``: when installed)
+        or by shared words."""
+        with self._vectors(required=by == "vectors", wanted=by != "words") as embeddings:
+            made = self.system.auto_link(
+                persona_id, threshold=threshold, per_memory=per_memory, embeddings=embeddings
+            )
+        return AutoLinked(made, "vectors" if embeddings is not None else "words")
+
+    def decay_links(self, persona_id: str, days: float) -> int:
+        """Weaken a persona's links by ``days`` of decay; how many fell too weak and went."""
+        return self.system.decay_links(persona_id, days)
+
+    def search(
+        self,
+        text: str,
+        where: SearchFilter,
+        *,
+        limit: int = 10,
+        method: SearchMethod = "keyword",
+        progress: Progress | None = None,
+    ) -> list[SearchHit]:
+        """Search memories, best first; semantic methods first index new memories."""
+        with self._vectors(required=method != "keyword", wanted=method != "keyword") as vectors:
+            if vectors is not None:
+                vectors.index(self.manager, where.persona_id, progress)
+            return search(self.manager, text, where, limit=limit, method=method, embeddings=vectors)
+
+    def optimize(self, persona_id: str | None = None) -> list[OptimizationReport]:
+        """Re-tier the memories of one persona, or of every persona."""
+        ids = [persona_id] if persona_id else [p.id for p in self.manager.personas.list()]
+        return [self.system.optimize(i) for i in ids]
+
+    def stats(self, persona_id: str | None = None) -> MemoryStats:
+        """Statistics and health of one persona's memories, or of all."""
+        persona = None
+        if persona_id is not None:
+            persona = self.manager.personas.get(persona_id)
+            if persona is None:
+                raise QueryError(f"no persona {persona_id!r}")
+        figures = self.manager.memories.statistics(MemoryFilter(persona_id=persona_id))
+        return MemoryStats(figures, health(self.manager, persona))
+
+    def timeline(
+        self,
+        persona_id: str,
+        unit: Literal["hour", "day", "week", "month"] = "day",
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[Bucket]:
+        """Memories per hour, day, week or month, with importance statistics."""
+        return timeline(self.manager, persona_id, unit, start=start, end=end)
+
+    def ingest(self, conversation_id: str, *, importance: float = 0.5) -> Ingested:
+        """Turn a conversation's messages into memories (each once)."""
+        # Through the memory system, so that new memories can trigger auto-optimization.
+        return ingest_conversation(self.system, conversation_id, importance=importance)
+
+    # Last: below it, ``list`` would name this method in annotations.
+    def list(
+        self, where: MemoryFilter, *, order: MemoryOrder = "importance", limit: int = 50
+    ) -> list[Memory]:
+        """A persona's memories from the SQL primary, best first by ``order``."""
+        return self.manager.memories.list(where, order=order, limit=limit)
+
+    @contextmanager
+    def _vectors(self, *, required: bool, wanted: bool) -> Iterator[Embeddings | None]:
+        embeddings = None
+        if wanted:
+            try:
+                embeddings = DataDir(self.manager.data_dir).embeddings()
+            except EmbeddingsUnavailable:
+                if required:
+                    raise
+        try:
+            yield embeddings
+        finally:
+            if embeddings is not None:
+                embeddings.close()

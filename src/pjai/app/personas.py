@@ -1,0 +1,237 @@
+"""Personas: create, read, change, activate and delete them.
+
+Settings (personality, memory configuration, privacy) come as groups of values,
+changed by a settings file (a mapping with some of the groups) and ``path=value``
+edits such as ``memory.capacities.hot=50``; values of edits are JSON (``true``,
+``0.4``, ``["a"]``), or text when they are not. A change of a privacy setting is
+committed with a ``v1.ConfigChanged`` per setting, holding the old and the new value.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from pjai.errors import ConfigError, QueryError
+from pjai.hybrid import HybridDatabaseManager
+from pjai.memory import Health, MemorySystem, health
+from pjai.schema import (
+    ConfigChanged,
+    Event,
+    PersonaActivated,
+    PersonaCreated,
+    PersonaDeleted,
+    PersonaUpdated,
+    PrivacySettings,
+    new_id,
+)
+from pjai.schema.event import validation_error
+from pjai.schema.models import Persona, persona_from_row
+
+__all__ = ["SETTINGS", "PersonaReport", "Personas", "merge_settings", "privacy_changes"]
+
+SETTINGS = ("personality", "memory", "privacy")
+"""The groups of a persona's settings."""
+
+Settings = Path | Mapping[str, Any] | None
+"""A settings file, or its content as a mapping."""
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaReport:
+    """A persona and the health of its memory."""
+
+    persona: Persona
+    health: Health
+
+
+def merge_settings(
+    base: Mapping[str, Any], config: Settings = None, sets: Sequence[str] = ()
+) -> dict[str, Any]:
+    """``base`` settings with the groups of ``config`` and then each ``path=value`` edit."""
+    settings: dict[str, Any] = json.loads(json.dumps(base))
+    loaded = _load(config)
+    settings.update(loaded)
+    for item in sets:
+        path, sep, text = item.partition("=")
+        keys = path.strip().split(".")
+        if not sep or keys[0] not in SETTINGS or len(keys) < 2 or not all(keys):
+            raise ConfigError(
+                f"--set {item!r}: use PATH=VALUE with PATH under {', '.join(SETTINGS)}, "
+                "e.g. memory.max_memories=500"
+            )
+        node = settings.setdefault(keys[0], {})
+        for key in keys[1:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {key} is not a group of settings")
+        node[keys[-1]] = _value(text)
+    return settings
+
+
+def _load(config: Settings) -> dict[str, Any]:
+    if config is None:
+        return {}
+    if isinstance(config, Path):
+        try:
+            loaded = json.loads(config.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read {config}: {exc.strerror or exc}") from exc
+        except ValueError as exc:
+            raise ConfigError(f"{config} is not valid JSON: {exc}") from exc
+        where = str(config)
+    else:
+        loaded, where = config, "the settings"
+    if not isinstance(loaded, Mapping) or not set(loaded) <= set(SETTINGS):
+        raise ConfigError(f"{where} must be an object with keys among {', '.join(SETTINGS)}")
+    return json.loads(json.dumps(dict(loaded)))  # type: ignore[no-any-return]
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _event(kind: type[Event], args: dict[str, Any]) -> Any:
+    try:
+        return msgspec.convert(args, kind)
+    except msgspec.ValidationError as exc:
+        raise validation_error(kind.NAME, exc) from exc
+
+
+def privacy_changes(
+    persona_id: str, old: PrivacySettings, new: PrivacySettings, source: str
+) -> list[ConfigChanged]:
+    """One ``v1.ConfigChanged`` per privacy setting that differs between ``old`` and ``new``."""
+    return [
+        ConfigChanged(
+            key=f"privacy.{name}",
+            old=getattr(old, name),
+            new=getattr(new, name),
+            source=source,
+            persona_id=persona_id,
+        )
+        for name in PrivacySettings.__struct_fields__
+        if getattr(old, name) != getattr(new, name)
+    ]
+
+
+class Personas:
+    """Persona commands on a data directory's manager.
+
+    ``source`` names the interface in the audit records of privacy changes
+    (``pjai persona update``, ``web``...).
+    """
+
+    def __init__(self, manager: HybridDatabaseManager, *, source: str = "api") -> None:
+        self.manager = manager
+        self.source = source
+
+    def create(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        style: str = "",
+        persona_id: str | None = None,
+        activate: bool = False,
+        config: Settings = None,
+        sets: Sequence[str] = (),
+    ) -> Persona:
+        """Create a persona (and make it the active one); returns it."""
+        args = {
+            "persona_id": new_id() if persona_id is None else persona_id,
+            "name": name,
+            "description": description,
+            "communication_style": style,
+            **merge_settings({}, config, sets),
+        }
+        event: PersonaCreated = _event(PersonaCreated, args)
+        events: list[Event] = [event]
+        if activate:
+            events.append(PersonaActivated(persona_id=event.persona_id))
+        self.manager.commit(*events)
+        return self.get(event.persona_id)
+
+    def list(
+        self, *, include_deleted: bool = False, name_contains: str | None = None
+    ) -> list[Persona]:
+        """Personas by name (from the SQL primary)."""
+        return self.manager.personas.list(
+            include_deleted=include_deleted, name_contains=name_contains
+        )
+
+    def find(self, persona_id: str) -> Persona | None:
+        """The persona, deleted or not, as this instance sees it, or ``None``.
+
+        When syncing, that includes its own changes the server has not confirmed yet.
+        """
+        store = self.manager.store
+        if store is None:
+            return self.manager.personas.get(persona_id)
+        rows = store.query("SELECT * FROM personas WHERE id = :id", {"id": persona_id})
+        return persona_from_row(rows[0]) if rows else None
+
+    def get(self, persona_id: str) -> Persona:
+        """The live persona, or :class:`~pjai.errors.QueryError`."""
+        persona = self.find(persona_id)
+        if persona is None or persona.deleted_at is not None:
+            raise QueryError(f"no persona {persona_id!r}")
+        return persona
+
+    def report(self, persona_id: str) -> PersonaReport:
+        """The persona with its memory health."""
+        persona = self.get(persona_id)
+        return PersonaReport(persona, health(self.manager, persona))
+
+    def update(
+        self,
+        persona_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        style: str | None = None,
+        config: Settings = None,
+        sets: Sequence[str] = (),
+    ) -> Persona:
+        """Change a persona's name, description, style or settings; returns it."""
+        persona = self.get(persona_id)
+        current = {group: msgspec.to_builtins(getattr(persona, group)) for group in SETTINGS}
+        changed = merge_settings(current, config, sets)
+        args: dict[str, Any] = {
+            "persona_id": persona_id,
+            **{group: changed[group] for group in SETTINGS if changed[group] != current[group]},
+        }
+        for key, value in (
+            ("name", name),
+            ("description", description),
+            ("communication_style", style),
+        ):
+            if value is not None:
+                args[key] = value
+        if len(args) == 1:
+            raise ConfigError("nothing to change: give --name, --description, --style or --set")
+        event: PersonaUpdated = _event(PersonaUpdated, args)
+        audit: list[ConfigChanged] = []
+        if isinstance(event.privacy, PrivacySettings):
+            audit = privacy_changes(persona_id, persona.privacy, event.privacy, self.source)
+        # Through the memory system: smaller capacities can call for an optimizer run.
+        MemorySystem(self.manager).commit(event, *audit)
+        return self.get(persona_id)
+
+    def activate(self, persona_id: str) -> Persona:
+        """Make the persona the active one; returns it."""
+        self.manager.commit(PersonaActivated(persona_id=persona_id))
+        return self.get(persona_id)
+
+    def delete(self, persona_id: str) -> Persona | None:
+        """Delete the persona and its memories (soft); returns it as deleted."""
+        self.manager.commit(PersonaDeleted(persona_id=persona_id))
+        return self.find(persona_id)

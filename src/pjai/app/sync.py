@@ -1,0 +1,260 @@
+"""Syncing a data directory through a sync server, and what it last saw.
+
+:func:`connect` runs the sync client in the foreground and writes its status to the
+data directory's status file after every change; :func:`sync_status` reads that file
+and the store, so it works whether or not a client is running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import operator
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pjai.app.datadir import DataDir
+from pjai.errors import ConfigError
+from pjai.store import Progress
+from pjai.sync.client import STORE_KEY, SyncClient, SyncStatus
+from pjai.sync.websocket import websocket_connector
+
+__all__ = [
+    "RejectedEvent",
+    "SyncOutcome",
+    "SyncReport",
+    "connect",
+    "sync_conflicts",
+    "sync_status",
+    "sync_url",
+]
+
+
+def sync_url(url: str) -> str:
+    """The WebSocket URL of a server given as ``http(s)://host:port`` or ``ws(s)://...``."""
+    parts = urlsplit(url)
+    schemes = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(f"{url!r} is not a sync server URL like http://host:8765")
+    path = parts.path if parts.path not in ("", "/") else "/sync"
+    return urlunsplit((schemes[parts.scheme], parts.netloc, path, parts.query, ""))
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    """How a :func:`connect` run ended."""
+
+    status: SyncStatus
+    store_id: str
+    level: bool
+    """Whether it got level with the server (with ``once``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """The sync of a data directory, from its store and the status file.
+
+    ``state`` is the running client's state, or ``not running``; ``last_state`` the
+    last one the status file recorded.
+    """
+
+    state: str
+    last_state: str | None
+    url: str | None
+    store_id: str | None
+    server_head: int | None
+    confirmed_head: int
+    pending: int
+    rejected: int
+    quarantined: int
+    """Confirmed events this store could not apply (``pjai doctor`` lists them)."""
+    lag: int | None
+    last_error: str | None
+    reconnects: int
+    read_only: bool
+    updated_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    """A local event the sync rejected: which event, when, why and which event won."""
+
+    id: str
+    name: str
+    at: datetime
+    reason: str | None
+
+
+def connect(
+    data_dir: DataDir,
+    url: str,
+    *,
+    token: str = "",
+    store_id: str | None = None,
+    once: bool = False,
+    timeout: float | None = None,
+    report: Callable[[SyncStatus], object] | None = None,
+    progress: Progress | None = None,
+) -> SyncOutcome:
+    """Sync ``data_dir`` through the server at ``url`` until stopped (SIGINT, SIGTERM,
+    ``timeout`` seconds) or, with ``once``, until level with the server.
+
+    A new data directory is made a synced one. Each status change goes to the status
+    file and to ``report``. ``store_id`` defaults to the store it synced with before,
+    else ``default``.
+    """
+    ws_url = sync_url(url)
+    flags = data_dir.flags()
+    stored = flags.stored("sync")
+    made_synced = not data_dir.store_path.exists() and not flags["sync"]
+    if made_synced:
+        flags.set("sync", True)  # a new directory: make it a synced one
+    opened = False
+    try:
+        with data_dir.open(progress=progress) as manager:
+            opened = True
+            assert manager.store is not None
+            chosen = store_id or manager.store.meta(STORE_KEY) or "default"
+            client = manager.sync_client(websocket_connector(ws_url, token), store_id=chosen)
+
+            def seen(status: SyncStatus) -> None:
+                _write_status(data_dir, status, ws_url, chosen)
+                if report is not None:
+                    report(status)
+
+            level = asyncio.run(_run(client, seen, once=once, limit=timeout))
+            return SyncOutcome(client.status, chosen, level)
+    except BaseException:
+        if made_synced and not opened:
+            # Nothing was made: leave the directory as it was.
+            if stored is None:
+                flags.unset("sync")
+            else:
+                flags.set("sync", stored)
+        raise
+
+
+def _write_status(data_dir: DataDir, status: SyncStatus, url: str, store_id: str) -> None:
+    body = {
+        **asdict(status),
+        "lag": status.lag,
+        "url": url,
+        "store_id": store_id,
+        "pid": os.getpid(),
+        "updated_at": datetime.now(UTC).isoformat(),
+    }
+    path = data_dir.sync_status_path
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(body))
+    temporary.replace(path)
+
+
+async def _run(
+    client: SyncClient,
+    report: Callable[[SyncStatus], None],
+    *,
+    once: bool,
+    limit: float | None,
+) -> bool:
+    """Run ``client``, reporting each status; with ``once``, until level. Whether it got there."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    client.start()
+    last: SyncStatus | None = None
+    level = False
+
+    async def follow() -> None:
+        nonlocal last, level
+        while True:
+            status = client.status
+            if status != last:
+                report(status)
+                last = status
+            if status.state == "failed":
+                return
+            if once and status.level:
+                level = True
+                return
+            await client.wait_until(partial(operator.ne, status))
+
+    watching = asyncio.create_task(follow())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({watching, stopping}, timeout=limit, return_when="FIRST_COMPLETED")
+    finally:
+        for task in (watching, stopping):
+            task.cancel()
+        await asyncio.gather(watching, stopping, return_exceptions=True)
+        await client.stop()
+        report(client.status)
+    return level
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _no_store(data_dir: DataDir, hint: str) -> ConfigError:
+    return ConfigError(f"{data_dir.path} has no store yet{hint}")
+
+
+def sync_status(data_dir: DataDir) -> SyncReport:
+    """Heads, pending events, lag and the last error of the directory's sync."""
+    if not data_dir.store_path.exists():
+        raise _no_store(data_dir, "; `pjai sync connect URL` makes one")
+    with data_dir.open_store(sync=True) as store:
+        confirmed = store.confirmed_head.global_seq
+        pending, rejected = store.pending_count, len(store.rejected())
+        quarantined = store.count_quarantined()
+    path = data_dir.sync_status_path
+    try:
+        seen: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        seen = {}
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not JSON: {exc}") from exc
+    running = _alive(seen.get("pid")) and seen.get("state") not in ("stopped", "failed")
+    server_head = seen.get("server_head")
+    return SyncReport(
+        state=seen.get("state", "never connected") if running else "not running",
+        last_state=seen.get("state"),
+        url=seen.get("url"),
+        store_id=seen.get("store_id"),
+        server_head=server_head,
+        confirmed_head=confirmed,
+        pending=pending,
+        rejected=rejected,
+        quarantined=quarantined,
+        lag=None if server_head is None else max(0, server_head - confirmed),
+        last_error=seen.get("last_error"),
+        reconnects=seen.get("reconnects", 0),
+        read_only=seen.get("read_only", False),
+        updated_at=seen.get("updated_at"),
+    )
+
+
+def sync_conflicts(data_dir: DataDir) -> list[RejectedEvent]:
+    """Local events the sync rejected, with the reasons."""
+    if not data_dir.store_path.exists():
+        raise _no_store(data_dir, "")
+    with data_dir.open_store(sync=True) as store:
+        rejected = store.rejected()
+    return [RejectedEvent(e.record.id, e.record.name, e.record.at, e.error) for e in rejected]

@@ -1,0 +1,123 @@
+"""``pjai memory link|unlink|neighbours|auto-link|decay-links``: the memory graph."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import typer
+
+from pjai.app import Memories
+from pjai.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDirOption,
+    JsonFlag,
+    console,
+    open_manager,
+    print_json,
+)
+from pjai.cli.memory.options import MemoryArg, PersonaArg
+from pjai.schema.links import LinkKind
+
+__all__ = ["auto_link", "decay_links", "link", "show_neighbours", "unlink"]
+
+
+def link(
+    source_id: Annotated[str, typer.Argument(help="The memory the link starts at.")],
+    target_id: Annotated[str, typer.Argument(help="The memory it points to.")],
+    kind: Annotated[LinkKind, typer.Option(help="references, similar, related...")] = "related",
+    strength: Annotated[float, typer.Option(help="0 to 1.")] = 0.5,
+    confidence: Annotated[float, typer.Option(help="0 to 1.")] = 1.0,
+    decay_rate: Annotated[float, typer.Option(help="Strength lost per day (rate).")] = 0.0,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Link two memories of one persona."""
+    with open_manager(data_dir) as manager:
+        made = Memories(manager).link(
+            source_id,
+            target_id,
+            kind,
+            strength=strength,
+            confidence=confidence,
+            decay_rate=decay_rate,
+        )
+    if as_json:
+        print_json(made._asdict())
+    else:
+        console.print(f"Linked {source_id} → {target_id} ({kind}).")
+
+
+def unlink(
+    source_id: Annotated[str, typer.Argument(help="The memory the link starts at.")],
+    target_id: Annotated[str, typer.Argument(help="The memory it points to.")],
+    kind: Annotated[LinkKind, typer.Option(help="Which link.")] = "related",
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove a link."""
+    with open_manager(data_dir) as manager:
+        Memories(manager).unlink(source_id, target_id, kind)
+    if as_json:
+        print_json({"source_id": source_id, "target_id": target_id, "kind": kind})
+    else:
+        console.print(f"Unlinked {source_id} → {target_id} ({kind}).")
+
+
+def show_neighbours(
+    memory_id: MemoryArg,
+    depth: Annotated[int, typer.Option(min=1, max=10, help="Links away, at most.")] = 1,
+    min_strength: Annotated[float, typer.Option(help="Follow only links this strong.")] = 0.0,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Memories within ``--depth`` links of a memory."""
+    with open_manager(data_dir) as manager:
+        found = Memories(manager).neighbours(memory_id, depth=depth, min_strength=min_strength)
+    if as_json:
+        print_json(found)
+        return
+    for n in found:
+        console.print(f"{n.depth}  {n.memory_id}")
+
+
+def auto_link(
+    persona_id: PersonaArg,
+    by: Annotated[
+        Literal["auto", "vectors", "words"],
+        typer.Option(help="vectors (embeddings extra), words, or auto: vectors when installed."),
+    ] = "auto",
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Least similarity: cosine for vectors (0.6), Jaccard for words (0.25)."),
+    ] = None,
+    per_memory: Annotated[int, typer.Option(min=1, help="Partners per memory, at most.")] = 3,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Link a persona's memories that are alike (``similar`` links)."""
+    with open_manager(data_dir) as manager:
+        made = Memories(manager).auto_link(
+            persona_id, by=by, threshold=threshold, per_memory=per_memory
+        )
+    if as_json:
+        print_json({"links": made.links, "by": made.by})
+    else:
+        how = "vectors" if made.by == "vectors" else "shared words"
+        console.print(f"Made {made.links} link(s) by {how}.")
+
+
+def decay_links(
+    persona_id: PersonaArg,
+    days: Annotated[
+        float, typer.Option(min=0.0, help="Days of decay to apply (more than 0).")
+    ] = 1.0,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Weaken a persona's links by their decay rates; drop those that fall too weak."""
+    with open_manager(data_dir) as manager:
+        removed = Memories(manager).decay_links(persona_id, days)
+    if as_json:
+        print_json({"days": days, "removed": removed})
+    else:
+        console.print(f"Decayed links by {days:g} day(s); removed {removed}.")

@@ -1,0 +1,189 @@
+"""``pjai memory add|list|show|update|delete|restore``: one memory at a time."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, cast
+
+import typer
+from rich.text import Text
+
+from pjai.app import Memories
+from pjai.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDirOption,
+    IdOpt,
+    JsonFlag,
+    MaxImportance,
+    MinImportance,
+    TagOpt,
+    TierOpt,
+    TypeOpt,
+    console,
+    open_manager,
+    parse_time,
+    print_json,
+)
+from pjai.cli.memory.options import Limit, MemoryArg, PersonaArg, Since, Until, memory_table
+from pjai.schema.fields import Tier
+from pjai.sql.repositories import MemoryFilter, MemoryOrder
+
+__all__ = ["add", "delete", "list_memories", "restore", "show", "update"]
+
+
+def add(
+    persona_id: PersonaArg,
+    content: Annotated[str, typer.Argument(help="What to remember.")],
+    name: Annotated[str, typer.Option(help="A short title.")] = "",
+    summary: Annotated[str, typer.Option(help="A summary or context.")] = "",
+    kind: Annotated[str, typer.Option("--type", help="note, fact, preference, event...")] = "note",
+    tags: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
+    importance: Annotated[float, typer.Option(help="0 to 1.")] = 0.5,
+    tier: Annotated[Tier, typer.Option(help="hot, warm or cold.")] = "warm",
+    occurred_at: Annotated[str | None, typer.Option(help="When it happened (ISO time).")] = None,
+    memory_id: IdOpt = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record a memory."""
+    fields: dict[str, Any] = {
+        "name": name,
+        "summary": summary,
+        "type": kind,
+        "tags": tags or [],
+        "importance": importance,
+        "tier": tier,
+        "occurred_at": parse_time(occurred_at, "--occurred-at"),
+        "memory_id": memory_id,
+    }
+    with open_manager(data_dir) as manager:
+        memory = Memories(manager).add(persona_id, content, **fields)
+    if as_json:
+        print_json(memory)
+    else:
+        console.print(f"Added memory {memory.id} ({memory.tier}).")
+
+
+def list_memories(
+    persona_id: PersonaArg,
+    tiers: TierOpt = None,
+    types: TypeOpt = None,
+    tags: TagOpt = None,
+    min_importance: MinImportance = None,
+    max_importance: MaxImportance = None,
+    since: Since = None,
+    until: Until = None,
+    order: Annotated[
+        str, typer.Option(help="importance, occurred_at, created_at or access_count.")
+    ] = "importance",
+    deleted: Annotated[bool, typer.Option(help="Include deleted memories.")] = False,
+    limit: Limit = 50,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """List a persona's memories (from the SQL primary), best first by ``--order``."""
+    if order not in ("importance", "occurred_at", "created_at", "access_count"):
+        raise typer.BadParameter(
+            f"{order!r}: use importance, occurred_at, created_at or access_count",
+            param_hint="--order",
+        )
+    where = MemoryFilter(
+        persona_id=persona_id,
+        tiers=cast("list[Tier] | None", tiers),  # checked by tier_list
+        types=types,
+        tags=tags,
+        importance_min=min_importance,
+        importance_max=max_importance,
+        occurred_from=parse_time(since, "--since"),
+        occurred_to=parse_time(until, "--until"),
+        include_deleted=deleted,
+    )
+    sort = cast("MemoryOrder", order)  # checked above
+    with open_manager(data_dir) as manager:
+        found = Memories(manager).list(where, order=sort, limit=limit)
+    if as_json:
+        print_json(found)
+    else:
+        console.print(memory_table(found))
+
+
+def show(
+    memory_id: MemoryArg,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Open a memory (counted as an access) with its links."""
+    with open_manager(data_dir) as manager:
+        view = Memories(manager).open(memory_id)
+    memory = view.memory
+    if as_json:
+        print_json({"memory": memory, "links": [link._asdict() for link in view.links]})
+        return
+    console.print(
+        Text.assemble((memory.name or memory.id, "bold"), f" ({memory.id}) · {memory.tier}")
+    )
+    console.print(memory.content, highlight=False)
+    if memory.summary:
+        console.print(Text.assemble(("summary:", "dim"), " ", memory.summary))
+    console.print(
+        f"importance {memory.importance:.2f} · type {memory.type} · tags {memory.tags} · "
+        f"happened {memory.occurred_at:%Y-%m-%d %H:%M} · opened {memory.access_count} time(s)"
+    )
+    for link in view.links:
+        other = link.target_id if link.source_id == memory_id else link.source_id
+        console.print(f"  {link.kind} → {other} (strength {link.strength:.2f})")
+
+
+def update(
+    memory_id: MemoryArg,
+    content: Annotated[str | None, typer.Option(help="New content.")] = None,
+    name: Annotated[str | None, typer.Option(help="New title.")] = None,
+    summary: Annotated[str | None, typer.Option(help="New summary.")] = None,
+    kind: Annotated[str | None, typer.Option("--type", help="New type.")] = None,
+    tags: Annotated[list[str] | None, typer.Option("--tag", help="New tags (repeat).")] = None,
+    importance: Annotated[float | None, typer.Option(help="New importance.")] = None,
+    tier: Annotated[Tier | None, typer.Option(help="Move to this tier (reason manual).")] = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change a memory's fields, or move it to another tier by hand."""
+    given = {"content": content, "name": name, "summary": summary, "type": kind}
+    fields: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if tags is not None:
+        fields["tags"] = tags
+    if importance is not None:
+        fields["importance"] = importance
+    if not fields and tier is None:
+        raise typer.BadParameter("nothing to change: give at least one field to set")
+    with open_manager(data_dir) as manager:
+        change = Memories(manager).update(memory_id, tier=tier, **fields)
+    memory = change.memory
+    if as_json:
+        print_json(memory)
+    elif change.changed:
+        console.print(f"Updated memory {memory_id} ({memory.tier}).")
+    else:
+        console.print(f"Memory {memory_id} is already {memory.tier}; nothing changed.")
+
+
+def delete(
+    memory_id: MemoryArg, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
+) -> None:
+    """Delete a memory (soft: ``pjai memory restore`` brings it back)."""
+    with open_manager(data_dir) as manager:
+        memory = Memories(manager).delete(memory_id)
+    if as_json:
+        print_json(memory)
+    else:
+        console.print(f"Deleted memory {memory_id}.")
+
+
+def restore(
+    memory_id: MemoryArg, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
+) -> None:
+    """Bring back a deleted memory."""
+    with open_manager(data_dir) as manager:
+        memory = Memories(manager).restore(memory_id)
+    if as_json:
+        print_json(memory)
+    else:
+        console.print(f"Restored memory {memory_id}.")

@@ -1,0 +1,60 @@
+"""Bookmarks and conversations through the application layer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from pjai.app import Bookmarks, Conversations, Memories, Personas
+from pjai.errors import EventValidationError, QueryError
+from pjai.hybrid import HybridDatabaseManager
+
+MAY = datetime(2026, 5, 1, tzinfo=UTC)
+JUNE = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def ada(manager: HybridDatabaseManager) -> str:
+    Personas(manager).create("Ada", persona_id="ada", sets=["memory.auto_optimize=false"])
+    memories = Memories(manager)
+    memories.add("ada", "Standup", memory_id="standup", tags=["work"],
+                 occurred_at=datetime(2026, 5, 4, 9, 30, tzinfo=UTC))  # fmt: skip
+    memories.add("ada", "Dinner", memory_id="dinner", tier="hot",
+                 occurred_at=datetime(2026, 5, 4, 20, tzinfo=UTC))  # fmt: skip
+    return "ada"
+
+
+def test_bookmarks(manager: HybridDatabaseManager, ada: str) -> None:
+    marks = Bookmarks(manager)
+    work = marks.create(ada, "Work", time_from=MAY, time_to=JUNE, hours=[9, 17], labels=["mine"])
+    assert (work.name, work.filters["hours"], work.tags) == ("Work", [9, 17], ["mine"])
+    view = marks.show(work.id)
+    assert (view.bookmark.id, [m.id for m in view.memories]) == (work.id, ["standup"])
+    hot = marks.preset(ada, "hot_memories")
+    assert [m.id for m in marks.show(hot.id).memories] == ["dinner"]
+    assert [m.name for m in marks.list(ada)] == ["Hot memories", "Work"]
+    changed = marks.update(work.id, name="Office", colour="#112233")
+    assert (changed.name, changed.colour) == ("Office", "#112233")
+    marks.delete(work.id)
+    assert [m.name for m in marks.list(ada)] == ["Hot memories"]
+    with pytest.raises(QueryError, match="no bookmark"):
+        marks.get(work.id)
+    with pytest.raises(QueryError, match="no bookmark preset 'lunch'"):
+        marks.preset(ada, "lunch")
+    with pytest.raises(EventValidationError, match=r"filters\.hours"):
+        marks.create(ada, "X", hours=[9])
+    with pytest.raises(EventValidationError, match="importance_min"):
+        marks.create(ada, "X", importance_min=0.9, importance_max=0.1)
+
+
+def test_conversations(manager: HybridDatabaseManager, ada: str) -> None:
+    talks = Conversations(manager)
+    chat = talks.start(ada, title="Dinner plans")
+    first = talks.say(chat, "user", "Where shall we eat?")
+    second = talks.say(chat, "assistant", "Ramen.")
+    assert first != second
+    done = Memories(manager).ingest(chat)
+    assert (done.added, done.skipped) == (2, 0)
+    with pytest.raises(QueryError, match="no conversation 'nope'"):
+        talks.say("nope", "user", "hi")

@@ -1,0 +1,114 @@
+"""Personas: settings merged from a file and edits; privacy changes audited."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pjai.app import DataDir, Personas, config_changes, merge_settings, set_flag
+from pjai.errors import ConfigError, EventValidationError, QueryError
+from pjai.hybrid import HybridDatabaseManager
+
+
+def test_settings_merge_a_file_then_edits(tmp_path: Path) -> None:
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"privacy": {"analytics": True}, "memory": {"max_memories": 9}}))
+    merged = merge_settings(
+        {"memory": {"max_memories": 1, "auto_optimize": True}},
+        config,
+        ["memory.capacities.hot=5", "personality.type=INTJ", 'personality.dominant_traits=["a"]'],
+    )
+    assert merged == {
+        "memory": {"max_memories": 9, "capacities": {"hot": 5}},
+        "privacy": {"analytics": True},
+        "personality": {"type": "INTJ", "dominant_traits": ["a"]},
+    }
+    assert merge_settings({}, {"privacy": {"analytics": False}}) == {
+        "privacy": {"analytics": False}
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "sets", "message"),
+    [
+        ({"colour": {}}, [], "the settings must be an object with keys among personality"),
+        (None, ["privacy"], "use PATH=VALUE with PATH under personality, memory, privacy"),
+        (None, ["privacy.=1"], "use PATH=VALUE"),
+        (None, ["memory.x=1", "memory.x.y=2"], "x is not a group of settings"),
+    ],
+)
+def test_bad_settings_are_named(config: object, sets: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        merge_settings({}, config, sets)  # type: ignore[arg-type]
+
+
+def test_a_settings_file_that_is_not_json_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ConfigError, match=r"bad\.json is not valid JSON"):
+        merge_settings({}, bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        merge_settings({}, tmp_path / "missing.json")
+
+
+def test_lifecycle(manager: HybridDatabaseManager) -> None:
+    personas = Personas(manager)
+    ada = personas.create("Ada", persona_id="ada", activate=True, sets=["memory.max_memories=9"])
+    assert (ada.id, ada.is_active, ada.memory.max_memories) == ("ada", True, 9)
+    personas.create("Basil", persona_id="basil")
+    assert [p.name for p in personas.list()] == ["Ada", "Basil"]
+    assert personas.activate("basil").is_active
+    assert personas.get("ada").is_active is False
+    renamed = personas.update("basil", name="Basil II", style="terse")
+    assert (renamed.name, renamed.communication_style) == ("Basil II", "terse")
+    report = personas.report("basil")
+    assert (report.persona.id, report.health.memories) == ("basil", 0)
+    deleted = personas.delete("basil")
+    assert deleted is not None
+    assert deleted.deleted_at is not None
+    with pytest.raises(QueryError, match="no persona 'basil'"):
+        personas.get("basil")
+    assert [p.id for p in personas.list(include_deleted=True)] == ["ada", "basil"]
+    with pytest.raises(ConfigError, match="nothing to change"):
+        personas.update("ada")
+    with pytest.raises(EventValidationError, match=r"v1\.PersonaUpdated"):
+        personas.update("ada", sets=["memory.max_memories=0"])
+    assert config_changes(manager) == []  # no privacy setting changed
+
+
+@pytest.mark.parametrize("store", ["on", "off"])
+def test_a_privacy_change_is_recorded_with_old_and_new_values(data: DataDir, store: str) -> None:
+    if store == "off":
+        set_flag(data, "use_livestore", False)
+    with data.open() as manager:
+        personas = Personas(manager, source="test")
+        personas.create("Ada", persona_id="ada", sets=["privacy.export_allowed=false"])
+        personas.create("Basil", persona_id="basil")
+        changed = personas.update(
+            "ada", sets=["privacy.analytics=true", "privacy.export_allowed=true"]
+        )
+        assert (changed.privacy.analytics, changed.privacy.export_allowed) == (True, True)
+        personas.update("ada", name="Ada II")  # not a privacy change
+        personas.update("basil", sets=["privacy.data_collection=false"])
+    with data.open() as manager:
+        assert (manager.store is None) == (store == "off")
+        found = config_changes(manager, persona_id="ada")
+        everything = config_changes(manager)
+    assert [(c.key, c.old, c.new, c.source, c.persona_id) for c in found] == [
+        ("privacy.analytics", False, True, "test", "ada"),
+        ("privacy.export_allowed", False, True, "test", "ada"),
+    ]
+    assert [c.key for c in everything][-1] == "privacy.data_collection"
+    assert found[0].event_id != found[1].event_id
+
+
+def test_own_unconfirmed_changes_are_read_back_when_syncing(data: DataDir) -> None:
+    set_flag(data, "sync", True)
+    with data.open() as manager:
+        personas = Personas(manager)
+        ada = personas.create("Ada", persona_id="ada")  # pending: SQL has not got it
+        assert ada.name == "Ada"
+        assert manager.personas.get("ada") is None
+        assert personas.update("ada", name="Ada II").name == "Ada II"

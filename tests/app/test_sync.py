@@ -1,0 +1,71 @@
+"""The sync runner's bookkeeping: URLs, the flag it sets, the status it reports."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from pjai.app import DataDir, connect, sync_conflicts, sync_status, sync_url
+from pjai.errors import ConfigError
+
+
+def test_urls_are_normalised() -> None:
+    assert sync_url("http://h:8765") == "ws://h:8765/sync"
+    assert sync_url("https://h/") == "wss://h/sync"
+    assert sync_url("ws://h:1/custom?x=1") == "ws://h:1/custom?x=1"
+    with pytest.raises(ConfigError, match="'ftp://h' is not a sync server URL"):
+        sync_url("ftp://h")
+
+
+def test_a_directory_that_could_not_be_made_synced_is_left_as_it_was(tmp_path: Path) -> None:
+    data = DataDir(tmp_path, environ={"PJAI_USE_LIVESTORE": "false"})
+    with pytest.raises(ConfigError, match="needs the reactive store"):
+        connect(data, "http://127.0.0.1:9", once=True, timeout=0)
+    assert data.flags().stored("sync") is None
+    assert not data.store_path.exists()
+    assert not data.sync_status_path.exists()
+    with pytest.raises(ConfigError, match="not a sync server URL"):
+        connect(data, "nowhere")
+    assert not data.flags_path.exists()
+
+
+def test_status_needs_a_store(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "new")
+    with pytest.raises(ConfigError, match="has no store yet; `pjai sync connect URL` makes one"):
+        sync_status(data)
+    with pytest.raises(ConfigError, match="has no store yet"):
+        sync_conflicts(data)
+
+
+@pytest.mark.parametrize(
+    ("pid", "state", "shown"),
+    [
+        (os.getpid(), "online", "online"),  # a running client
+        (os.getpid(), "stopped", "not running"),
+        (0, "online", "not running"),  # no such process
+    ],
+)
+def test_status_joins_the_store_and_the_status_file(
+    tmp_path: Path, pid: int, state: str, shown: str
+) -> None:
+    data = DataDir(tmp_path, environ={"PJAI_FLAG_SYNC": "true"})
+    with data.open():
+        pass
+    report = sync_status(data)
+    assert (report.state, report.last_state, report.lag, report.confirmed_head) == (
+        "not running",
+        None,
+        None,
+        0,
+    )
+    seen = {"state": state, "pid": pid, "server_head": 4, "url": "ws://h/sync", "reconnects": 2}
+    data.sync_status_path.write_text(json.dumps(seen))
+    report = sync_status(data)
+    assert (report.state, report.last_state, report.lag, report.reconnects) == (shown, state, 4, 2)
+    assert sync_conflicts(data) == []
+    data.sync_status_path.write_text("{")
+    with pytest.raises(ConfigError, match="is not JSON"):
+        sync_status(data)
