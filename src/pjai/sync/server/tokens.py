@@ -14,18 +14,17 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 import sqlalchemy as sa
 
 from pjai.errors import ConfigError
 from pjai.schema.types import new_id, to_iso, utc_now
+from pjai.sync.protocol import Role
 from pjai.sync.server.audit import record
 from pjai.sync.server.tables import ensure_tables, select_fields, tokens, transaction
 
-__all__ = ["ROLES", "RateLimiter", "Token", "TokenStore", "can"]
+__all__ = ["ROLES", "RateLimiter", "Role", "Token", "TokenStore", "can"]
 
-Role = Literal["read", "write", "admin"]
 ROLES: tuple[Role, ...] = ("read", "write", "admin")
 PREFIX = "pjai_"
 
