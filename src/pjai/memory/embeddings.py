@@ -12,7 +12,7 @@ raises :class:`EmbeddingsUnavailable` saying what to install.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,6 +24,7 @@ from pjai.memory.backend import Backend
 from pjai.memory.hits import HIT_COLUMNS, SearchHit
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import memories
+from pjai.schema.types import Progress
 
 if TYPE_CHECKING:
     from pjai.memory.search import SearchFilter
@@ -33,7 +34,6 @@ __all__ = ["Embeddings", "EmbeddingsUnavailable", "Encoder", "load_encoder"]
 MODEL = "all-MiniLM-L6-v2"
 VECTORS_FILE = "vectors.db"
 _IDS_PER_QUERY = 5_000
-Progress = Callable[[int, int], object]
 
 
 class EmbeddingsUnavailable(ConfigError):
