@@ -63,7 +63,7 @@ def _database(db: str | None, data_dir: Path) -> str | Path:
 
 
 @contextmanager
-def _opened(db: str | None, data_dir: Path) -> Iterator[ServerDatabase]:
+def _server_database(db: str | None, data_dir: Path) -> Iterator[ServerDatabase]:
     """The server's database (tokens, audit trail), its errors reported for a human."""
     with reported(), ServerDatabase.open(_database(db, data_dir)) as database:
         yield database
@@ -126,7 +126,7 @@ def create_token(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a token and print its secret, the only time it is shown."""
-    with _opened(db, data_dir) as database:
+    with _server_database(db, data_dir) as database:
         # The store checks the role.
         secret, token = database.tokens.create(store, cast(Role, role), name, actor=local_actor())
     if as_json:
@@ -146,7 +146,7 @@ def list_tokens(
     db: DbOpt = None, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 ) -> None:
     """List tokens, revoked ones too (never their secrets)."""
-    with _opened(db, data_dir) as database:
+    with _server_database(db, data_dir) as database:
         found = database.tokens.list()
     print_result(found, as_json, _tokens_table(found))
 
@@ -170,7 +170,7 @@ def revoke_token(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Revoke a token: clients using it are refused from then on."""
-    with _opened(db, data_dir) as database:
+    with _server_database(db, data_dir) as database:
         token = database.tokens.revoke(token_id, actor=local_actor())
     console.print(
         f"Revoked token {token.id} ({token.role} on store {token.store_id!r}).",
@@ -191,7 +191,7 @@ def audit(
     as_json: JsonFlag = False,
 ) -> None:
     """Show the audit trail: tokens created and revoked, when and by whom (oldest first)."""
-    with _opened(db, data_dir) as database:
+    with _server_database(db, data_dir) as database:
         entries = database.audit.list(limit=limit, token_id=token)
     print_result(entries, as_json, _audit_table(entries))
 
