@@ -27,6 +27,7 @@ from pjai.schema.types import CompressibleText, JsonDocument, Timestamp
 
 __all__ = [
     "LINK_KINDS",
+    "NAMING_CONVENTION",
     "TIERS",
     "bookmarks",
     "conversation_messages",
@@ -49,15 +50,16 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({quoted})"
 
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""How constraints and indexes are named, in every PJai table (migrations rely on it)."""
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 personas = Table(
     "personas",

@@ -30,6 +30,7 @@ from sqlalchemy import (
 
 from pjai.schema.ops import Greatest, Insert, Op, Update
 from pjai.schema.records import EventRecord, Position, args_text
+from pjai.schema.tables import NAMING_CONVENTION
 from pjai.schema.types import Timestamp
 
 __all__ = [
@@ -50,12 +51,7 @@ REVIEWED = "quarantine_reviewed"
 """The checkpoint row marking how far an operator has reviewed quarantined events: those
 at or before its position were acknowledged (the first shard keeps it)."""
 
-journal_metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+journal_metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 journal = Table(
     "pjai_journal",
