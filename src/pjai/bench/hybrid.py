@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +22,19 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from pjai.bench.stats import ms, percentile
-from pjai.bench.workload import Steps, tier_of
+from pjai.bench.workload import (
+    EPOCH,
+    Steps,
+    commits_per_s,
+    load_memories,
+    memory_events,
+    persona_id,
+)
 from pjai.hybrid import HybridDatabaseManager
-from pjai.schema import MemoryAdded, PersonaCreated, new_id
 from pjai.schema.types import Progress
 from pjai.sql.repositories import MemoryFilter
 
 __all__ = ["FULL", "QUICK", "HybridWorkload", "postgres_schema", "run_hybrid_bench"]
-
-EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,24 +50,6 @@ class HybridWorkload:
 
 FULL = HybridWorkload(1_000, 1_000_000, 1_000, 2_000, 500)
 QUICK = HybridWorkload(20, 5_000, 500, 100, 50)
-
-
-def _persona(index: int) -> str:
-    return f"persona-{index:05d}"
-
-
-def _memories(count: int, personas: int) -> Iterator[MemoryAdded]:
-    for i in range(count):
-        yield MemoryAdded(
-            memory_id=new_id(),
-            persona_id=_persona(i % personas),
-            name=f"memory {i}",
-            content=f"Benchmark memory {i}: the user mentioned topic {i % 977}.",
-            tags=[f"topic-{i % 97}"],
-            importance=(i * 37 % 101) / 100,
-            tier=tier_of(i, personas),
-            occurred_at=EPOCH + timedelta(minutes=(i * 7919) % 525_600),
-        )
 
 
 @contextmanager
@@ -90,31 +76,21 @@ def _one_backend(
     step: Callable[[], None],
 ) -> dict[str, Any]:
     with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ={}) as manager:
-        manager.commit(
-            *[
-                PersonaCreated(persona_id=_persona(p), name=f"P{p}")
-                for p in range(workload.personas)
-            ]
+        batched = load_memories(
+            manager.commit, workload.personas, workload.memories, workload.batch
         )
-        events = _memories(workload.memories, workload.personas)
-        started = time.perf_counter()
-        for _ in range(0, workload.memories, workload.batch):
-            manager.commit(*[next(events) for _ in range(workload.batch)])
-        batched = workload.memories / (time.perf_counter() - started)
         step()
 
         manager.bridge.report.lags_ms.clear()
-        singles = list(_memories(workload.singles, workload.personas))
-        started = time.perf_counter()
-        for event in singles:
-            manager.commit(event)
-        single = workload.singles / (time.perf_counter() - started)
+        single = commits_per_s(
+            manager.commit, list(memory_events(workload.singles, workload.personas))
+        )
         lag_p95 = percentile(manager.bridge.report.lags_ms, 95)
         step()
 
         hot, ranged = [], []
         for _ in range(workload.queries):
-            persona = _persona(rng.randrange(workload.personas))
+            persona = persona_id(rng.randrange(workload.personas))
             began = time.perf_counter()
             found = manager.memories.list(
                 MemoryFilter(persona_id=persona, tiers=["hot"]), order="importance", limit=50

@@ -16,7 +16,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,8 @@ import apsw
 from sqlalchemy import bindparam, select
 
 from pjai.bench.stats import ms, percentile
-from pjai.bench.workload import tier_of
-from pjai.schema import MemoryAdded, MemoryUpdated, PersonaCreated, memories, new_id
+from pjai.bench.workload import commits_per_s, load_memories, memory_events, persona_id
+from pjai.schema import MemoryUpdated, memories
 from pjai.schema.types import AnySelect, Progress
 from pjai.store import Store
 from pjai.store.sqlite import Durability
@@ -51,40 +50,12 @@ FULL = Workload(100, 100_000, 1_000, 10_000, 200, 2_000, 5)
 QUICK = Workload(10, 2_000, 200, 300, 50, 200, 1)
 
 
-def persona_id(index: int) -> str:
-    """The id of benchmark persona ``index``."""
-    return f"persona-{index:04d}"
-
-
-def _memories(count: int, personas: int) -> Iterator[MemoryAdded]:
-    for i in range(count):
-        yield MemoryAdded(
-            memory_id=new_id(),
-            persona_id=persona_id(i % personas),
-            name=f"memory {i}",
-            content=f"Benchmark memory {i}: the user mentioned topic {i % 977} on day {i % 365}.",
-            tags=[f"topic-{i % 97}", "bench"],
-            importance=(i * 37 % 101) / 100,
-            tier=tier_of(i, personas),
-        )
-
-
 def load(path: Path, workload: Workload, durability: Durability, sync: bool) -> dict[str, Any]:
     """Create a store with the workload's personas and memories (run in a fresh process)."""
     with Store.open(path, durability=durability, sync=sync) as store:
-        store.commit(
-            *[
-                PersonaCreated(persona_id=persona_id(p), name=f"P{p}")
-                for p in range(workload.personas)
-            ]
-        )
-        events = _memories(workload.memories, workload.personas)
-        started = time.perf_counter()
-        for _ in range(0, workload.memories, workload.batch):
-            store.commit(*[next(events) for _ in range(workload.batch)])
-        elapsed = time.perf_counter() - started
+        per_s = load_memories(store.commit, workload.personas, workload.memories, workload.batch)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"per_s": round(workload.memories / elapsed), "rss_mb": round(peak_kb / 1024, 1)}
+    return {"per_s": round(per_s), "rss_mb": round(peak_kb / 1024, 1)}
 
 
 def _in_process(task: str, **args: Any) -> dict[str, Any]:
@@ -118,11 +89,9 @@ def _boot_seconds(path: Path) -> float:
 
 def _singles(path: Path, workload: Workload, durability: Durability) -> int:
     with Store.open(path, durability=durability) as store:
-        events = list(_memories(workload.singles, workload.personas))
-        started = time.perf_counter()
-        for event in events:
-            store.commit(event)
-        return round(workload.singles / (time.perf_counter() - started))
+        return round(
+            commits_per_s(store.commit, list(memory_events(workload.singles, workload.personas)))
+        )
 
 
 def _hot_memories(persona: str) -> AnySelect:

@@ -8,7 +8,8 @@ import contextlib
 import time
 from pathlib import Path
 
-from pjai.schema import MemoryAdded, PersonaCreated, new_id
+from pjai.bench.workload import memory_event
+from pjai.schema import MemoryAdded, PersonaCreated
 from pjai.store import Store
 from pjai.sync.client import SyncClient
 from pjai.sync.websocket import websocket_connector
@@ -26,14 +27,7 @@ _LIMIT_S = 120.0
 
 def memory(index: int) -> MemoryAdded:
     """The ``index``-th benchmark memory of persona ``p1``."""
-    return MemoryAdded(
-        memory_id=new_id(),
-        persona_id="p1",
-        name=f"memory {index}",
-        content=f"Benchmark memory {index}: the user mentioned topic {index % 977}.",
-        tags=[f"topic-{index % 97}"],
-        importance=(index * 37 % 101) / 100,
-    )
+    return memory_event(index, "p1")
 
 
 def started_client(

@@ -21,11 +21,12 @@ from sqlalchemy import select
 
 from pjai.errors import ConfigError
 from pjai.memory.backend import Backend
+from pjai.memory.hits import HIT_COLUMNS, SearchHit
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import memories
 
 if TYPE_CHECKING:
-    from pjai.memory.search import SearchFilter, SearchHit
+    from pjai.memory.search import SearchFilter
 
 __all__ = ["Embeddings", "EmbeddingsUnavailable", "Encoder", "load_encoder"]
 
@@ -237,8 +238,6 @@ class Embeddings:
         self, backend: Backend, text: str, where: SearchFilter, limit: int
     ) -> list[SearchHit]:
         """Semantic search with the filters of ``where``."""
-        from pjai.memory.search import SearchHit
-
         # Filters apply after the nearest vectors are found: widen the search until
         # ``limit`` of them pass or every vector of the persona has been looked at.
         query = self._vector(text)
@@ -253,19 +252,7 @@ class Embeddings:
                 break
             k *= 4
         similarity = dict(candidates)
-        hits = [
-            SearchHit(
-                r.id,
-                r.persona_id,
-                r.name,
-                r.content,
-                r.tier,
-                r.occurred_at,
-                similarity[r.id],
-                ("semantic",),
-            )
-            for r in rows
-        ]
+        hits = [SearchHit.from_row(r, similarity[r.id], "semantic") for r in rows]
         hits.sort(key=lambda h: (-h.score, h.memory_id))
         return hits[:limit]
 
@@ -276,14 +263,7 @@ class Embeddings:
         """The rows of the candidates that ``where`` lets through."""
         if not candidates:
             return []
-        query = select(
-            memories.c.id,
-            memories.c.persona_id,
-            memories.c.name,
-            memories.c.content,
-            memories.c.tier,
-            memories.c.occurred_at,
-        ).where(
+        query = select(*HIT_COLUMNS).where(
             memories.c.id.in_([memory_id for memory_id, _ in candidates]), *memory_conditions(where)
         )
         return backend.query(query)

@@ -20,8 +20,7 @@ A search does not count as opening a memory: no ``v1.MemoryAccessed`` is recorde
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import replace
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Text, cast, column, func, literal_column, select, table
@@ -29,12 +28,13 @@ from sqlalchemy import ColumnElement, Text, cast, column, func, literal_column, 
 from pjai.errors import QueryError
 from pjai.memory.backend import Backend
 from pjai.memory.embeddings import Embeddings
+from pjai.memory.hits import HIT_COLUMNS, SearchHit
 from pjai.memory.words import STOP_WORDS, search_terms
 from pjai.schema.expressions import dialect_name
 from pjai.schema.search import SEARCH_TABLE
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import memories
-from pjai.schema.types import AnySelect, from_iso
+from pjai.schema.types import AnySelect
 
 __all__ = ["STOP_WORDS", "Method", "SearchFilter", "SearchHit", "fts_query", "search"]
 
@@ -50,20 +50,6 @@ SearchFilter = MemoryFilter
 """What a search may return: a :class:`pjai.schema.MemoryFilter` (deleted memories never)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    """One memory found: its id, persona, name, content and score (higher is better)."""
-
-    memory_id: str
-    persona_id: str
-    name: str
-    content: str
-    tier: str
-    occurred_at: datetime
-    score: float
-    sources: tuple[str, ...] = field(default_factory=tuple)
-
-
 def fts_query(text: str) -> str | None:
     """The FTS5 query for ``text``: its words OR-ed together, or ``None`` if it has none."""
     return _fts5_match(search_terms(text)) or None
@@ -73,23 +59,13 @@ def _fts5_match(terms: list[str]) -> str:
     return " OR ".join(f'"{term}"' for term in terms)
 
 
-_COLUMNS = (
-    memories.c.id,
-    memories.c.persona_id,
-    memories.c.name,
-    memories.c.content,
-    memories.c.tier,
-    memories.c.occurred_at,
-)
-
-
 def _fts5_query(terms: list[str], where: MemoryFilter, limit: int) -> AnySelect:
     """Keyword search on the store's FTS5 index, ranked by BM25."""
     index = table(SEARCH_TABLE, column("rowid"))
     score = -func.bm25(literal_column(SEARCH_TABLE), *(literal_column(str(w)) for w in _WEIGHTS))
     match = _fts5_match(terms)
     return (
-        select(*_COLUMNS, score.label("score"))
+        select(*HIT_COLUMNS, score.label("score"))
         .select_from(memories.join(index, index.c.rowid == literal_column("memories.rowid")))
         .where(literal_column(SEARCH_TABLE).op("MATCH")(match), *memory_conditions(where))
         .order_by(literal_column("score").desc(), memories.c.id)
@@ -123,7 +99,7 @@ def _postgresql_query(terms: list[str], where: MemoryFilter, limit: int) -> AnyS
     wanted = func.to_tsquery(config, " | ".join(f"'{term}'" for term in terms))
     score = func.ts_rank(literal_column("'{0.1, 0.2, 0.5, 1.0}'::float4[]"), document, wanted)
     return (
-        select(*_COLUMNS, score.label("score"))
+        select(*HIT_COLUMNS, score.label("score"))
         .where(*memory_conditions(where), document.op("@@")(wanted))
         .order_by(literal_column("score").desc(), memories.c.id)
         .limit(limit)
@@ -145,23 +121,7 @@ def _keyword(backend: Backend, text: str, where: MemoryFilter, limit: int) -> li
                 "store on (pjai flags set use_livestore true)"
             ) from exc
         raise
-    return [
-        SearchHit(
-            r.id,
-            r.persona_id,
-            r.name,
-            r.content,
-            r.tier,
-            _time(r.occurred_at),
-            float(r.score),
-            ("keyword",),
-        )
-        for r in rows
-    ]
-
-
-def _time(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else from_iso(value)
+    return [SearchHit.from_row(r, float(r.score), "keyword") for r in rows]
 
 
 def search(
@@ -230,16 +190,4 @@ def fuse(
         for hit in ranked:
             hits.setdefault(hit.memory_id, hit)
     ordered = sorted(scores, key=lambda m: (-scores[m], m))[:limit]
-    return [
-        SearchHit(
-            hits[m].memory_id,
-            hits[m].persona_id,
-            hits[m].name,
-            hits[m].content,
-            hits[m].tier,
-            hits[m].occurred_at,
-            scores[m],
-            tuple(sources[m]),
-        )
-        for m in ordered
-    ]
+    return [replace(hits[m], score=scores[m], sources=tuple(sources[m])) for m in ordered]

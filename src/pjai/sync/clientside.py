@@ -40,6 +40,7 @@ from pjai.sync.protocol import (
     PushRejected,
     Welcome,
     fit_frame,
+    wire_name,
 )
 
 __all__ = ["MIN_PUSH", "Apply", "ClientSession", "Fail", "Reject", "Send", "Wait"]
@@ -140,7 +141,7 @@ class ClientSession:
         if isinstance(message, Welcome):
             return self._welcome(message, confirmed_head)
         if self.state != "ready":
-            return self._fail("out_of_order", f"{_type(message)} before welcome")
+            return self._fail("out_of_order", f"{wire_name(message)} before welcome")
         if isinstance(message, Events):
             self._heard(message.head)
             self._overtaken(message.events)
@@ -149,7 +150,7 @@ class ClientSession:
             return self._acknowledged(message)
         if isinstance(message, PushRejected):
             return self._rejected(message)
-        return self._fail("out_of_order", f"servers do not send {_type(message)}")
+        return self._fail("out_of_order", f"servers do not send {wire_name(message)}")
 
     @property
     def pushing(self) -> bool:
@@ -286,8 +287,3 @@ class ClientSession:
     def _fail(self, code: str, message: str) -> list[Action]:
         self.state = "closed"
         return [Fail(code, message, retry=code not in _FINAL)]
-
-
-def _type(message: Message) -> str:
-    """The message's name on the wire (``push_ack``)."""
-    return str(type(message).__struct_config__.tag)

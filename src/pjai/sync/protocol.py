@@ -31,10 +31,12 @@ __all__ = [
     "Push",
     "PushAck",
     "PushRejected",
+    "Role",
     "Welcome",
     "decode",
     "encode",
     "fit_frame",
+    "wire_name",
 ]
 
 VERSIONS = (1,)
@@ -182,6 +184,11 @@ def decode(frame: bytes | str) -> Message:
     except UnicodeDecodeError as exc:
         raise ProtocolError("bad_frame", f"frame is not UTF-8 text (byte {exc.start})") from exc
     return message
+
+
+def wire_name(message: Message) -> str:
+    """The message's ``type`` on the wire (``push_ack``)."""
+    return str(type(message).__struct_config__.tag)
 
 
 def fit_frame(records: list[EventRecord]) -> list[EventRecord]:

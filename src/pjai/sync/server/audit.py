@@ -10,12 +10,15 @@ from __future__ import annotations
 import getpass
 import socket
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import sqlalchemy as sa
 
 from pjai.errors import ConfigError
-from pjai.sync.server.tables import audit, create_tables, transaction
+from pjai.sync.server.tables import audit, ensure_tables, select_fields, transaction
+
+if TYPE_CHECKING:
+    from pjai.sync.server.tokens import Token
 
 __all__ = ["ACTIONS", "AuditEntry", "AuditTrail", "local_actor", "record"]
 
@@ -43,41 +46,23 @@ class AuditEntry:
 
 
 def record(
-    conn: sa.Connection,
-    action: Action,
-    *,
-    at: str,
-    token_id: str,
-    token_label: str,
-    store_id: str,
-    role: str,
-    actor: str | None,
+    conn: sa.Connection, action: Action, token: Token, *, at: str, actor: str | None
 ) -> None:
-    """Add an entry, inside the transaction of the change it records."""
+    """Add an entry about ``token``, inside the transaction of the change it records."""
     conn.execute(
         sa.insert(audit).values(
             at=at,
             action=action,
-            token_id=token_id,
-            token_label=token_label,
-            store_id=store_id,
-            role=role,
+            token_id=token.id,
+            token_label=token.label,
+            store_id=token.store_id,
+            role=token.role,
             actor=actor,
         )
     )
 
 
-_SELECT = sa.select(
-    audit.c.seq,
-    audit.c.at,
-    audit.c.action,
-    audit.c.token_id,
-    audit.c.token_label,
-    audit.c.store_id,
-    audit.c.role,
-    audit.c.actor,
-)
-"""An entry's fields, in :class:`AuditEntry`'s order."""
+_SELECT = select_fields(audit, AuditEntry)
 
 
 class AuditTrail:
@@ -85,8 +70,7 @@ class AuditTrail:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        with transaction(engine, "creating the sync tables", write=True) as conn:
-            create_tables(conn)
+        ensure_tables(engine)
 
     def list(self, *, limit: int | None = None, token_id: str | None = None) -> list[AuditEntry]:
         """The entries, oldest first: the newest ``limit`` of them, of one token if given."""

@@ -8,7 +8,6 @@ tables it lacks and owns the connection pool until :meth:`ServerDatabase.close`.
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 
 from pjai.sql.engine import PoolConfig, create_sql_engine, redacted
 from pjai.sync.server.audit import AuditTrail
@@ -79,10 +78,5 @@ class ServerDatabase:
     def __enter__(self) -> ServerDatabase:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -33,6 +33,7 @@ from pjai.sync.protocol import (
     Welcome,
     decode,
     fit_frame,
+    wire_name,
 )
 from pjai.sync.server.log import Appended, DuplicateEventError, ServerLog
 from pjai.sync.server.tokens import RateLimiter, Role, Token, can
@@ -112,7 +113,7 @@ class ServerSession:
         if self.state != "ready":
             # Hello first: a connection that has not said who it is gets no answers, pongs
             # included, so it cannot keep itself open without one.
-            return self._fail("out_of_order", f"{_type(message)} before hello")
+            return self._fail("out_of_order", f"{wire_name(message)} before hello")
         if isinstance(message, Ping):
             return [Pong(nonce=message.nonce)]
         if isinstance(message, Pong):
@@ -125,7 +126,7 @@ class ServerSession:
             return [answer]
         if isinstance(message, Pull):
             return self._pull(message)
-        return self._fail("out_of_order", f"{_type(message)} is sent by servers, not clients")
+        return self._fail("out_of_order", f"{wire_name(message)} is sent by servers, not clients")
 
     def next_events(self, head: Position) -> Events | None:
         """The next batch for the pull, given the store's ``head``; ``None`` if none is due."""
@@ -278,8 +279,3 @@ class ServerSession:
     def _fail(self, code: str, message: str) -> list[Message]:
         self.state = "closed"
         return [Error(code=code, message=message)]
-
-
-def _type(message: Message) -> str:
-    """The message's name on the wire (``push_ack``)."""
-    return str(type(message).__struct_config__.tag)

@@ -9,21 +9,28 @@ delete its rows). Driver errors become PJai errors here and in
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from pjai.sql.backend import backend_for
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 __all__ = [
     "SCHEMA_LOCK",
     "audit",
     "create_tables",
+    "ensure_tables",
     "events",
     "heads",
     "meta",
     "metadata",
+    "select_fields",
     "tokens",
     "transaction",
 ]
@@ -115,6 +122,18 @@ def create_tables(conn: sa.Connection) -> None:
     if conn.dialect.name == "postgresql":  # servers starting together: one at a time
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
     metadata.create_all(conn)
+
+
+def ensure_tables(engine: sa.Engine) -> None:
+    """Create the tables missing in ``engine``'s database, in a transaction of its own."""
+    with transaction(engine, "creating the sync tables", write=True) as conn:
+        create_tables(conn)
+
+
+def select_fields(table: sa.Table, record: type[DataclassInstance]) -> sa.Select[Any]:
+    """The columns of ``table`` named by ``record``'s fields, in their order: ``record(*row)``
+    reads a row."""
+    return sa.select(*(table.c[field.name] for field in dataclasses.fields(record)))
 
 
 @contextmanager

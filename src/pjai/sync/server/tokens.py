@@ -14,18 +14,17 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 import sqlalchemy as sa
 
 from pjai.errors import ConfigError
 from pjai.schema.types import new_id, to_iso, utc_now
-from pjai.sync.server.audit import Action, record
-from pjai.sync.server.tables import create_tables, tokens, transaction
+from pjai.sync.protocol import Role
+from pjai.sync.server.audit import record
+from pjai.sync.server.tables import ensure_tables, select_fields, tokens, transaction
 
-__all__ = ["ROLES", "RateLimiter", "Token", "TokenStore", "can"]
+__all__ = ["ROLES", "RateLimiter", "Role", "Token", "TokenStore", "can"]
 
-Role = Literal["read", "write", "admin"]
 ROLES: tuple[Role, ...] = ("read", "write", "admin")
 PREFIX = "pjai_"
 
@@ -51,15 +50,8 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-_SELECT = sa.select(
-    tokens.c.id,
-    tokens.c.store_id,
-    tokens.c.role,
-    tokens.c.label,
-    tokens.c.created_at,
-    tokens.c.revoked_at,
-)
-"""A token's public fields, in :class:`Token`'s order."""
+_SELECT = select_fields(tokens, Token)
+"""A token's public fields."""
 
 
 class TokenStore:
@@ -67,8 +59,7 @@ class TokenStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        with transaction(engine, "creating the sync tables", write=True) as conn:
-            create_tables(conn)
+        ensure_tables(engine)
 
     def create(
         self, store_id: str, role: Role, label: str = "", *, actor: str | None = None
@@ -94,7 +85,7 @@ class TokenStore:
                     created_at=token.created_at,
                 )
             )
-            _audit(conn, "token.create", token, token.created_at, actor)
+            record(conn, "token.create", token, at=token.created_at, actor=actor)
         return secret, token
 
     def list(self) -> list[Token]:
@@ -118,7 +109,7 @@ class TokenStore:
                 raise ConfigError(f"no live token {token_id!r}")
             row = conn.execute(_SELECT.where(tokens.c.id == token_id)).one()
             token = Token(*row)
-            _audit(conn, "token.revoke", token, revoked_at, actor)
+            record(conn, "token.revoke", token, at=revoked_at, actor=actor)
         return token
 
     def check(self, secret: str) -> Token | None:
@@ -129,19 +120,6 @@ class TokenStore:
         with transaction(self.engine, "checking a token") as conn:
             row = conn.execute(query).first()
         return Token(*row) if row is not None else None
-
-
-def _audit(conn: sa.Connection, action: Action, token: Token, at: str, actor: str | None) -> None:
-    record(
-        conn,
-        action,
-        at=at,
-        token_id=token.id,
-        token_label=token.label,
-        store_id=token.store_id,
-        role=token.role,
-        actor=actor,
-    )
 
 
 class RateLimiter:
