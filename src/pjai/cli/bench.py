@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -26,11 +28,32 @@ from pjai.cli.common import (
 app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
 
 Keep = Annotated[bool, typer.Option(help="Keep the benchmark's files.")]
+Quick = Annotated[bool, typer.Option(help="A seconds-long smoke run.")]
+PostgresUrl = Annotated[
+    str | None,
+    typer.Option(
+        envvar="PJAI_TEST_POSTGRES_URL",
+        help="PostgreSQL URL to measure too (a fresh schema is made and dropped).",
+    ),
+]
+
+
+def _run(
+    bench: Callable[..., dict[str, Any]], data_dir: Path, *, prefix: str, keep: bool, doing: str
+) -> None:
+    """Run ``bench(workdir, progress=...)`` in a new ``<prefix>*`` directory inside the data
+    directory, with a progress bar, and print its figures as JSON."""
+    with (
+        DataDir(data_dir).scratch(prefix, keep=keep) as workdir,
+        progress_bar(doing) as progress,
+    ):
+        result = bench(workdir, progress=progress)
+    print(json.dumps(result))
 
 
 @app.command()
 def store(
-    quick: Annotated[bool, typer.Option(help="A seconds-long smoke run.")] = False,
+    quick: Quick = False,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     keep: Keep = False,
 ) -> None:
@@ -39,46 +62,26 @@ def store(
     The benchmark works in a new ``bench-*`` directory inside the data directory and
     removes it afterwards unless ``--keep``.
     """
-    with (
-        DataDir(data_dir).scratch("bench-store-", keep=keep) as workdir,
-        progress_bar("Benchmarking the store") as progress,
-    ):
-        result = run_store_bench(workdir, quick=quick, progress=progress)
-    print(json.dumps(result))
+    bench = partial(run_store_bench, quick=quick)
+    _run(bench, data_dir, prefix="bench-store-", keep=keep, doing="Benchmarking the store")
 
 
 @app.command()
 def hybrid(
-    quick: Annotated[bool, typer.Option(help="A seconds-long smoke run.")] = False,
-    postgres: Annotated[
-        str | None,
-        typer.Option(
-            envvar="PJAI_TEST_POSTGRES_URL",
-            help="PostgreSQL URL to measure too (a fresh schema is made and dropped).",
-        ),
-    ] = None,
+    quick: Quick = False,
+    postgres: PostgresUrl = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     keep: Keep = False,
 ) -> None:
     """End-to-end commits, bridge lag, repository queries and verify, per SQL backend."""
-    with (
-        DataDir(data_dir).scratch("bench-hybrid-", keep=keep) as workdir,
-        progress_bar("Benchmarking store + SQL") as progress,
-    ):
-        result = run_hybrid_bench(workdir, postgres_url=postgres, quick=quick, progress=progress)
-    print(json.dumps(result))
+    bench = partial(run_hybrid_bench, postgres_url=postgres, quick=quick)
+    _run(bench, data_dir, prefix="bench-hybrid-", keep=keep, doing="Benchmarking store + SQL")
 
 
 @app.command()
 def sync(
-    quick: Annotated[bool, typer.Option(help="A seconds-long smoke run.")] = False,
-    postgres: Annotated[
-        str | None,
-        typer.Option(
-            envvar="PJAI_TEST_POSTGRES_URL",
-            help="PostgreSQL URL to measure too (a fresh schema is made and dropped).",
-        ),
-    ] = None,
+    quick: Quick = False,
+    postgres: PostgresUrl = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     keep: Keep = False,
 ) -> None:
@@ -86,12 +89,8 @@ def sync(
 
     The sync servers run in child processes on loopback ports, per SQL backend.
     """
-    with (
-        DataDir(data_dir).scratch("bench-sync-", keep=keep) as workdir,
-        progress_bar("Benchmarking sync") as progress,
-    ):
-        result = run_sync_bench(workdir, postgres_url=postgres, quick=quick, progress=progress)
-    print(json.dumps(result))
+    bench = partial(run_sync_bench, postgres_url=postgres, quick=quick)
+    _run(bench, data_dir, prefix="bench-sync-", keep=keep, doing="Benchmarking sync")
 
 
 @app.command()
@@ -147,16 +146,7 @@ def graph(
     keep: Keep = False,
 ) -> None:
     """Neighbours within ``--depth`` links and connected components on a random graph."""
-    with (
-        DataDir(data_dir).scratch("bench-graph-", keep=keep) as workdir,
-        progress_bar("Building the graph") as progress,
-    ):
-        result = run_graph_bench(
-            workdir,
-            memories=memories,
-            links_per_memory=links,
-            depth=depth,
-            queries=queries,
-            progress=progress,
-        )
-    print(json.dumps(result))
+    bench = partial(
+        run_graph_bench, memories=memories, links_per_memory=links, depth=depth, queries=queries
+    )
+    _run(bench, data_dir, prefix="bench-graph-", keep=keep, doing="Building the graph")

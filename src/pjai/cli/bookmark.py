@@ -11,10 +11,12 @@ from rich.text import Text
 from pjai.app import Bookmarks, Conversations
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
+    ConversationArg,
     DataDirOption,
     JsonFlag,
     MaxImportance,
     MinImportance,
+    PersonaArg,
     TagOpt,
     TierOpt,
     TypeOpt,
@@ -22,6 +24,7 @@ from pjai.cli.common import (
     open_manager,
     parse_time,
     print_json,
+    print_result,
 )
 from pjai.memory.timeline import PRESETS
 
@@ -47,9 +50,18 @@ def _hours(text: str | None) -> list[int] | None:
     return [int(start), int(end)]
 
 
+def _table(rows: list[Any]) -> Table:
+    table = Table("id", "name", "from", "to", "filters", "colour")
+    for r in rows:
+        table.add_row(
+            r.id, r.name, str(r.time_from or ""), str(r.time_to or ""), str(r.filters), r.colour
+        )
+    return table
+
+
 @app.command()
 def create(
-    persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
+    persona_id: PersonaArg,
     name: Annotated[str, typer.Argument(help="The bookmark's name.")],
     description: Annotated[str, typer.Option(help="What it marks.")] = "",
     time_from: From = None,
@@ -83,15 +95,12 @@ def create(
             colour=colour,
             labels=labels or (),
         )
-    if as_json:
-        print_json(row._asdict())
-    else:
-        console.print(f"Created bookmark {name} ({row.id}).")
+    print_result(row._asdict(), as_json, f"Created bookmark {name} ({row.id}).")
 
 
 @app.command("preset")
 def add_preset(
-    persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
+    persona_id: PersonaArg,
     name: Annotated[str, typer.Argument(help=f"One of {', '.join(PRESETS)}.")],
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
@@ -99,30 +108,19 @@ def add_preset(
     """Bookmark a preset: today, this_week, working_hours or hot_memories."""
     with open_manager(data_dir) as manager:
         row = Bookmarks(manager).preset(persona_id, name)
-    if as_json:
-        print_json(row._asdict())
-    else:
-        console.print(f"Created bookmark {row.name} ({row.id}).")
+    print_result(row._asdict(), as_json, f"Created bookmark {row.name} ({row.id}).")
 
 
 @app.command("list")
 def list_bookmarks(
-    persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
+    persona_id: PersonaArg,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """A persona's bookmarks by name."""
     with open_manager(data_dir) as manager:
         rows = Bookmarks(manager).list(persona_id)
-    if as_json:
-        print_json([r._asdict() for r in rows])
-        return
-    table = Table("id", "name", "from", "to", "filters", "colour")
-    for r in rows:
-        table.add_row(
-            r.id, r.name, str(r.time_from or ""), str(r.time_to or ""), str(r.filters), r.colour
-        )
-    console.print(table)
+    print_result([r._asdict() for r in rows], as_json, _table(rows))
 
 
 @app.command()
@@ -171,10 +169,7 @@ def update(
         raise typer.BadParameter("nothing to change: give at least one option")
     with open_manager(data_dir) as manager:
         mark = Bookmarks(manager).update(bookmark_id, **changes)
-    if as_json:
-        print_json(mark._asdict())
-    else:
-        console.print(f"Updated bookmark {bookmark_id}.")
+    print_result(mark._asdict(), as_json, f"Updated bookmark {bookmark_id}.")
 
 
 @app.command()
@@ -184,15 +179,12 @@ def delete(
     """Delete a bookmark."""
     with open_manager(data_dir) as manager:
         Bookmarks(manager).delete(bookmark_id)
-    if as_json:
-        print_json({"deleted": bookmark_id})
-    else:
-        console.print(f"Deleted bookmark {bookmark_id}.")
+    print_result({"deleted": bookmark_id}, as_json, f"Deleted bookmark {bookmark_id}.")
 
 
 @conversations.command()
 def start(
-    persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
+    persona_id: PersonaArg,
     title: Annotated[str, typer.Option(help="A title.")] = "",
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
@@ -208,7 +200,7 @@ def start(
 
 @conversations.command()
 def say(
-    conversation_id: Annotated[str, typer.Argument(help="The conversation's id.")],
+    conversation_id: ConversationArg,
     role: Annotated[str, typer.Argument(help="Who speaks: user, assistant or a name.")],
     text: Annotated[str, typer.Argument(help="The message.")],
     at: Annotated[str | None, typer.Option(help="When it was sent (ISO time).")] = None,

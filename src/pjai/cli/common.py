@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import msgspec
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
@@ -28,11 +28,13 @@ from pjai.store import Progress as ProgressCallback
 
 __all__ = [
     "DEFAULT_DATA_DIR",
+    "ConversationArg",
     "DataDirOption",
     "IdOpt",
     "JsonFlag",
     "MaxImportance",
     "MinImportance",
+    "PersonaArg",
     "TagOpt",
     "TierOpt",
     "TypeOpt",
@@ -42,6 +44,7 @@ __all__ = [
     "open_manager",
     "parse_time",
     "print_json",
+    "print_result",
     "progress_bar",
     "reported",
     "tier_list",
@@ -61,6 +64,8 @@ DataDirOption = Annotated[
 """The ``--data-dir`` option; commands turn it into a :class:`pjai.app.DataDir`."""
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+PersonaArg = Annotated[str, typer.Argument(help="The persona's id.")]
+ConversationArg = Annotated[str, typer.Argument(help="The conversation's id.")]
 
 console = Console(markup=False, emoji=False)
 errors = Console(stderr=True, markup=False, emoji=False)
@@ -134,6 +139,14 @@ def open_manager(
 def print_json(value: Any) -> None:
     """Print ``value`` (structs, dataclasses, dicts, datetimes...) as one line of JSON."""
     print(msgspec.json.encode(value).decode())
+
+
+def print_result(value: Any, as_json: bool, text: RenderableType) -> None:
+    """Print ``value`` as JSON with ``--json``, else ``text`` (a line, a table) for a human."""
+    if as_json:
+        print_json(value)
+    else:
+        console.print(text)
 
 
 def parse_time(text: str | None, option: str) -> datetime | None:

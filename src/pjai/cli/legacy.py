@@ -13,10 +13,9 @@ from pjai.cli.common import (
     DataDirOption,
     JsonFlag,
     console,
-    fail,
     progress_bar,
+    reported,
 )
-from pjai.errors import PjaiError
 from pjai.hybrid import legacy
 
 __all__ = ["REPORT_FILE", "import_legacy"]
@@ -50,11 +49,8 @@ def import_legacy(
     A failed import into a new or empty data directory leaves it as it was.
     """
     report_path = report or data_dir / REPORT_FILE
-    try:
-        with progress_bar("Importing") as progress:
-            result = legacy.import_into(data_dir, path, report_path=report_path, progress=progress)
-    except PjaiError as exc:
-        raise fail(exc) from exc
+    with reported(), progress_bar("Importing") as progress:
+        result = legacy.import_into(data_dir, path, report_path=report_path, progress=progress)
     if as_json:
         print(json.dumps(result.summary()))
         return

@@ -22,9 +22,11 @@ from pjai.cli.common import (
     DataDirOption,
     IdOpt,
     JsonFlag,
+    PersonaArg,
     console,
     open_manager,
     print_json,
+    print_result,
 )
 from pjai.schema.models import Persona
 
@@ -59,6 +61,20 @@ def _show(persona: Persona) -> None:
         console.print(Text.assemble("  ", (group, "bold"), " ", settings))
 
 
+def _table(personas: list[Persona]) -> Table:
+    table = Table("id", "name", "active", "memories (hot/warm/cold cap.)", "deleted")
+    for p in personas:
+        caps = p.memory.capacities
+        table.add_row(
+            p.id,
+            p.name,
+            "yes" if p.is_active else "",
+            f"{caps.hot}/{caps.warm}/{caps.cold}",
+            "yes" if p.deleted_at else "",
+        )
+    return table
+
+
 @app.command()
 def create(
     name: Annotated[str, typer.Argument(help="The persona's name.")],
@@ -82,10 +98,7 @@ def create(
             config=config,
             sets=sets or (),
         )
-    if as_json:
-        print_json(persona)
-    else:
-        console.print(f"Created persona {persona.name} ({persona.id}).")
+    print_result(persona, as_json, f"Created persona {persona.name} ({persona.id}).")
 
 
 @app.command("list")
@@ -98,25 +111,12 @@ def list_personas(
     """List personas by name."""
     with open_manager(data_dir) as manager:
         personas = Personas(manager).list(include_deleted=deleted, name_contains=name)
-    if as_json:
-        print_json(personas)
-        return
-    table = Table("id", "name", "active", "memories (hot/warm/cold cap.)", "deleted")
-    for p in personas:
-        caps = p.memory.capacities
-        table.add_row(
-            p.id,
-            p.name,
-            "yes" if p.is_active else "",
-            f"{caps.hot}/{caps.warm}/{caps.cold}",
-            "yes" if p.deleted_at else "",
-        )
-    console.print(table)
+    print_result(personas, as_json, _table(personas))
 
 
 @app.command()
 def show(
-    persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
+    persona_id: PersonaArg,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
@@ -142,7 +142,7 @@ def show(
 
 @app.command()
 def update(
-    persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
+    persona_id: PersonaArg,
     name: Annotated[str | None, typer.Option(help="New name.")] = None,
     description: Annotated[str | None, typer.Option(help="New description.")] = None,
     style: Annotated[str | None, typer.Option(help="New communication style.")] = None,
@@ -172,29 +172,23 @@ def update(
 
 @app.command()
 def activate(
-    persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
+    persona_id: PersonaArg,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Make a persona the active one."""
     with open_manager(data_dir) as manager:
         persona = Personas(manager).activate(persona_id)
-    if as_json:
-        print_json(persona)
-    else:
-        console.print(f"Persona {persona.name} ({persona_id}) is now active.")
+    print_result(persona, as_json, f"Persona {persona.name} ({persona_id}) is now active.")
 
 
 @app.command()
 def delete(
-    persona_id: Annotated[str, typer.Argument(help="The persona's id.")],
+    persona_id: PersonaArg,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Delete a persona and its memories (soft: kept in the log, marked deleted)."""
     with open_manager(data_dir) as manager:
         persona = Personas(manager).delete(persona_id)
-    if as_json:
-        print_json(persona)
-    else:
-        console.print(f"Deleted persona {persona_id}.")
+    print_result(persona, as_json, f"Deleted persona {persona_id}.")

@@ -4,6 +4,8 @@ trail."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -19,15 +21,17 @@ from pjai.cli.common import (
     JsonFlag,
     console,
     errors,
-    fail,
     print_json,
+    print_result,
+    reported,
 )
-from pjai.errors import PjaiError
 from pjai.sync.server import (
     SERVER_FILE,
+    AuditEntry,
     ServerConfig,
     ServerDatabase,
     SyncServer,
+    Token,
     local_actor,
 )
 from pjai.sync.server.tokens import Role
@@ -58,6 +62,13 @@ def _database(db: str | None, data_dir: Path) -> str | Path:
     return db or DataDir(data_dir).sync_server_path
 
 
+@contextmanager
+def _server_database(db: str | None, data_dir: Path) -> Iterator[ServerDatabase]:
+    """The server's database (tokens, audit trail), its errors reported for a human."""
+    with reported(), ServerDatabase.open(_database(db, data_dir)) as database:
+        yield database
+
+
 @app.command()
 def serve(
     db: DbOpt = None,
@@ -80,11 +91,8 @@ def serve(
 ) -> None:
     """Serve sync clients over WebSockets (/sync) and HTTP (/pull, /health, /metrics)."""
     config = ServerConfig(require_tokens=not no_auth, poll_interval=poll)
-    try:
-        with SyncServer.open(_database(db, data_dir), config) as server:
-            started = server.run(host, port, on_listening=lambda url: _listening(server, url))
-    except PjaiError as exc:
-        raise fail(exc) from exc
+    with reported(), SyncServer.open(_database(db, data_dir), config) as server:
+        started = server.run(host, port, on_listening=lambda url: _listening(server, url))
     if not started:
         errors.print(
             Text.assemble(("error:", "bold red"), " the sync server did not start (see above)")
@@ -118,14 +126,9 @@ def create_token(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a token and print its secret, the only time it is shown."""
-    try:
-        with ServerDatabase.open(_database(db, data_dir)) as database:
-            # The store checks the role.
-            secret, token = database.tokens.create(
-                store, cast(Role, role), name, actor=local_actor()
-            )
-    except PjaiError as exc:
-        raise fail(exc) from exc
+    with _server_database(db, data_dir) as database:
+        # The store checks the role.
+        secret, token = database.tokens.create(store, cast(Role, role), name, actor=local_actor())
     if as_json:
         print_json({"secret": secret, **dataclasses.asdict(token)})
         return
@@ -143,19 +146,17 @@ def list_tokens(
     db: DbOpt = None, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 ) -> None:
     """List tokens, revoked ones too (never their secrets)."""
-    try:
-        with ServerDatabase.open(_database(db, data_dir)) as database:
-            found = database.tokens.list()
-    except PjaiError as exc:
-        raise fail(exc) from exc
-    if as_json:
-        print_json(found)
-        return
+    with _server_database(db, data_dir) as database:
+        found = database.tokens.list()
+    print_result(found, as_json, _tokens_table(found))
+
+
+def _tokens_table(tokens: list[Token]) -> Table:
     table = Table("name", "store", "role", "created (UTC)", "revoked", box=box.SIMPLE_HEAD)
     table.columns.insert(0, Column("id", no_wrap=True, min_width=36))  # revoke needs it whole
-    for t in found:
+    for t in tokens:
         table.add_row(t.id, t.label, t.store_id, t.role, _when(t.created_at), _when(t.revoked_at))
-    console.print(table)
+    return table
 
 
 def _when(iso: str | None) -> str:
@@ -169,11 +170,8 @@ def revoke_token(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Revoke a token: clients using it are refused from then on."""
-    try:
-        with ServerDatabase.open(_database(db, data_dir)) as database:
-            token = database.tokens.revoke(token_id, actor=local_actor())
-    except PjaiError as exc:
-        raise fail(exc) from exc
+    with _server_database(db, data_dir) as database:
+        token = database.tokens.revoke(token_id, actor=local_actor())
     console.print(
         f"Revoked token {token.id} ({token.role} on store {token.store_id!r}).",
         highlight=False,
@@ -193,14 +191,12 @@ def audit(
     as_json: JsonFlag = False,
 ) -> None:
     """Show the audit trail: tokens created and revoked, when and by whom (oldest first)."""
-    try:
-        with ServerDatabase.open(_database(db, data_dir)) as database:
-            entries = database.audit.list(limit=limit, token_id=token)
-    except PjaiError as exc:
-        raise fail(exc) from exc
-    if as_json:
-        print_json(entries)
-        return
+    with _server_database(db, data_dir) as database:
+        entries = database.audit.list(limit=limit, token_id=token)
+    print_result(entries, as_json, _audit_table(entries))
+
+
+def _audit_table(entries: list[AuditEntry]) -> Table:
     # The token's id whole (on two lines if need be) and who made the change come first:
     # on a narrow terminal, Rich cuts the last column.
     table = Table(
@@ -217,4 +213,4 @@ def audit(
         table.add_row(
             _when(e.at), e.action, e.token_id, e.actor or "", e.store_id, e.role, e.token_label
         )
-    console.print(table)
+    return table

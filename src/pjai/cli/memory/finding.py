@@ -14,17 +14,17 @@ from pjai.cli.common import (
     JsonFlag,
     MaxImportance,
     MinImportance,
+    PersonaArg,
     TagOpt,
     TierOpt,
     TypeOpt,
-    console,
     open_manager,
     parse_time,
-    print_json,
+    print_result,
     progress_bar,
 )
-from pjai.cli.memory.options import Limit, PersonaArg, Since, Until, shortened
-from pjai.memory import SearchFilter
+from pjai.cli.memory.options import Limit, Since, Until, shortened
+from pjai.memory import Bucket, SearchFilter, SearchHit
 from pjai.schema.fields import Tier
 
 __all__ = ["search_memories", "show_timeline"]
@@ -65,9 +65,10 @@ def search_memories(
     )
     with open_manager(data_dir) as manager, progress_bar("Computing embeddings") as progress:
         hits = Memories(manager).search(text, where, limit=limit, method=method, progress=progress)
-    if as_json:
-        print_json(hits)
-        return
+    print_result(hits, as_json, _hits_table(hits))
+
+
+def _hits_table(hits: list[SearchHit]) -> Table:
     table = Table("id", "score", "tier", "happened", "name", "content")
     for h in hits:
         table.add_row(
@@ -78,7 +79,7 @@ def search_memories(
             h.name,
             shortened(h.content),
         )
-    console.print(table)
+    return table
 
 
 def show_timeline(
@@ -93,9 +94,10 @@ def show_timeline(
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     with open_manager(data_dir) as manager:
         buckets = Memories(manager).timeline(persona_id, unit, start=start, end=end)
-    if as_json:
-        print_json(buckets)
-        return
+    print_result(buckets, as_json, _buckets_table(unit, buckets))
+
+
+def _buckets_table(unit: Unit, buckets: list[Bucket]) -> Table:
     table = Table(unit, "memories", "importance avg", "min", "max")
     for b in buckets:
         table.add_row(
@@ -105,4 +107,4 @@ def show_timeline(
             f"{b.importance_min:.2f}",
             f"{b.importance_max:.2f}",
         )
-    console.print(table)
+    return table

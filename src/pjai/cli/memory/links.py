@@ -11,11 +11,13 @@ from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
     JsonFlag,
+    PersonaArg,
     console,
     open_manager,
     print_json,
+    print_result,
 )
-from pjai.cli.memory.options import MemoryArg, PersonaArg
+from pjai.cli.memory.options import MemoryArg
 from pjai.schema.links import LinkKind
 
 __all__ = ["auto_link", "decay_links", "link", "show_neighbours", "unlink"]
@@ -41,10 +43,7 @@ def link(
             confidence=confidence,
             decay_rate=decay_rate,
         )
-    if as_json:
-        print_json(made._asdict())
-    else:
-        console.print(f"Linked {source_id} → {target_id} ({kind}).")
+    print_result(made._asdict(), as_json, f"Linked {source_id} → {target_id} ({kind}).")
 
 
 def unlink(
@@ -57,10 +56,8 @@ def unlink(
     """Remove a link."""
     with open_manager(data_dir) as manager:
         Memories(manager).unlink(source_id, target_id, kind)
-    if as_json:
-        print_json({"source_id": source_id, "target_id": target_id, "kind": kind})
-    else:
-        console.print(f"Unlinked {source_id} → {target_id} ({kind}).")
+    removed = {"source_id": source_id, "target_id": target_id, "kind": kind}
+    print_result(removed, as_json, f"Unlinked {source_id} → {target_id} ({kind}).")
 
 
 def show_neighbours(
@@ -99,11 +96,10 @@ def auto_link(
         made = Memories(manager).auto_link(
             persona_id, by=by, threshold=threshold, per_memory=per_memory
         )
-    if as_json:
-        print_json({"links": made.links, "by": made.by})
-    else:
-        how = "vectors" if made.by == "vectors" else "shared words"
-        console.print(f"Made {made.links} link(s) by {how}.")
+    how = "vectors" if made.by == "vectors" else "shared words"
+    print_result(
+        {"links": made.links, "by": made.by}, as_json, f"Made {made.links} link(s) by {how}."
+    )
 
 
 def decay_links(
@@ -117,7 +113,5 @@ def decay_links(
     """Weaken a persona's links by their decay rates; drop those that fall too weak."""
     with open_manager(data_dir) as manager:
         removed = Memories(manager).decay_links(persona_id, days)
-    if as_json:
-        print_json({"days": days, "removed": removed})
-    else:
-        console.print(f"Decayed links by {days:g} day(s); removed {removed}.")
+    summary = {"days": days, "removed": removed}
+    print_result(summary, as_json, f"Decayed links by {days:g} day(s); removed {removed}.")

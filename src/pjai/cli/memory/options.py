@@ -9,9 +9,8 @@ from rich.table import Table
 
 from pjai.schema.models import Memory
 
-__all__ = ["Limit", "MemoryArg", "PersonaArg", "Since", "Until", "memory_table", "shortened"]
+__all__ = ["Limit", "MemoryArg", "Since", "Until", "memory_table", "shortened"]
 
-PersonaArg = Annotated[str, typer.Argument(help="The persona's id.")]
 MemoryArg = Annotated[str, typer.Argument(help="The memory's id.")]
 Since = Annotated[str | None, typer.Option(help="Happened at or after (ISO time, UTC).")]
 Until = Annotated[str | None, typer.Option(help="Happened at or before (ISO time, UTC).")]

@@ -15,6 +15,7 @@ from pjai.cli.common import (
     JsonFlag,
     MaxImportance,
     MinImportance,
+    PersonaArg,
     TagOpt,
     TierOpt,
     TypeOpt,
@@ -22,8 +23,9 @@ from pjai.cli.common import (
     open_manager,
     parse_time,
     print_json,
+    print_result,
 )
-from pjai.cli.memory.options import Limit, MemoryArg, PersonaArg, Since, Until, memory_table
+from pjai.cli.memory.options import Limit, MemoryArg, Since, Until, memory_table
 from pjai.schema.fields import Tier
 from pjai.sql.repositories import MemoryFilter, MemoryOrder
 
@@ -57,10 +59,7 @@ def add(
     }
     with open_manager(data_dir) as manager:
         memory = Memories(manager).add(persona_id, content, **fields)
-    if as_json:
-        print_json(memory)
-    else:
-        console.print(f"Added memory {memory.id} ({memory.tier}).")
+    print_result(memory, as_json, f"Added memory {memory.id} ({memory.tier}).")
 
 
 def list_memories(
@@ -100,10 +99,7 @@ def list_memories(
     sort = cast("MemoryOrder", order)  # checked above
     with open_manager(data_dir) as manager:
         found = Memories(manager).list(where, order=sort, limit=limit)
-    if as_json:
-        print_json(found)
-    else:
-        console.print(memory_table(found))
+    print_result(found, as_json, memory_table(found))
 
 
 def show(
@@ -157,12 +153,11 @@ def update(
     with open_manager(data_dir) as manager:
         change = Memories(manager).update(memory_id, tier=tier, **fields)
     memory = change.memory
-    if as_json:
-        print_json(memory)
-    elif change.changed:
-        console.print(f"Updated memory {memory_id} ({memory.tier}).")
+    if change.changed:
+        text = f"Updated memory {memory_id} ({memory.tier})."
     else:
-        console.print(f"Memory {memory_id} is already {memory.tier}; nothing changed.")
+        text = f"Memory {memory_id} is already {memory.tier}; nothing changed."
+    print_result(memory, as_json, text)
 
 
 def delete(
@@ -171,10 +166,7 @@ def delete(
     """Delete a memory (soft: ``pjai memory restore`` brings it back)."""
     with open_manager(data_dir) as manager:
         memory = Memories(manager).delete(memory_id)
-    if as_json:
-        print_json(memory)
-    else:
-        console.print(f"Deleted memory {memory_id}.")
+    print_result(memory, as_json, f"Deleted memory {memory_id}.")
 
 
 def restore(
@@ -183,7 +175,4 @@ def restore(
     """Bring back a deleted memory."""
     with open_manager(data_dir) as manager:
         memory = Memories(manager).restore(memory_id)
-    if as_json:
-        print_json(memory)
-    else:
-        console.print(f"Restored memory {memory_id}.")
+    print_result(memory, as_json, f"Restored memory {memory_id}.")

@@ -10,11 +10,13 @@ from rich.text import Text
 from pjai.app import Memories
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
+    ConversationArg,
     DataDirOption,
     JsonFlag,
     console,
     open_manager,
     print_json,
+    print_result,
 )
 from pjai.memory import OptimizationReport
 
@@ -83,7 +85,7 @@ def stats(
 
 
 def ingest(
-    conversation_id: Annotated[str, typer.Argument(help="The conversation's id.")],
+    conversation_id: ConversationArg,
     importance: Annotated[float, typer.Option(help="Importance of each memory.")] = 0.5,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
@@ -91,7 +93,4 @@ def ingest(
     """Turn a conversation's messages into memories (each once)."""
     with open_manager(data_dir) as manager:
         done = Memories(manager).ingest(conversation_id, importance=importance)
-    if as_json:
-        print_json(done)
-    else:
-        console.print(f"Added {done.added} memory(ies); {done.skipped} already there.")
+    print_result(done, as_json, f"Added {done.added} memory(ies); {done.skipped} already there.")
