@@ -44,6 +44,7 @@ def _run(
     """Run ``bench(workdir, progress=...)`` in a new ``<prefix>*`` directory inside the data
     directory, with a progress bar, and print its figures as JSON."""
     with (
+        reported(),
         DataDir(data_dir).scratch(prefix, keep=keep) as workdir,
         progress_bar(doing) as progress,
     ):

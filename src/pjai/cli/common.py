@@ -24,6 +24,7 @@ from pjai.app import DataDir as DataDirectory
 from pjai.errors import PjaiError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema.limits import time_problem
+from pjai.schema.tables import TIERS
 from pjai.store import Progress as ProgressCallback
 
 __all__ = [
@@ -169,8 +170,8 @@ def parse_time(text: str | None, option: str) -> datetime | None:
 def tier_list(values: list[str] | None) -> list[str] | None:
     """Check ``--tier`` values (a Typer callback)."""
     for value in values or ():
-        if value not in ("hot", "warm", "cold"):
-            raise typer.BadParameter(f"{value!r} is not a tier: use hot, warm or cold")
+        if value not in TIERS:
+            raise typer.BadParameter(f"{value!r} is not a tier: use {', '.join(TIERS)}")
     return values
 
 
