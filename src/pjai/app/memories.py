@@ -33,6 +33,7 @@ from pjai.memory import (
     search,
     timeline,
 )
+from pjai.memory.search import Method
 from pjai.schema.fields import Tier
 from pjai.schema.links import LinkKind
 from pjai.schema.models import Memory
@@ -41,7 +42,6 @@ from pjai.store import Progress, Row
 
 __all__ = ["AutoLinked", "Memories", "MemoryChange", "MemoryStats", "MemoryView"]
 
-SearchMethod = Literal["keyword", "semantic", "hybrid"]
 LinkBy = Literal["auto", "vectors", "words"]
 
 
@@ -165,7 +165,7 @@ class Memories:
         where: SearchFilter,
         *,
         limit: int = 10,
-        method: SearchMethod = "keyword",
+        method: Method = "keyword",
         progress: Progress | None = None,
     ) -> list[SearchHit]:
         """Search memories, best first; semantic methods first index new memories."""

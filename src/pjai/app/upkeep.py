@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pjai.app.datadir import DataDir, DataFile
 from pjai.hybrid import Repaired
 from pjai.hybrid.health import Health
+from pjai.hybrid.manager import Side
 from pjai.hybrid.recovery import StoreRebuilt
 from pjai.schema import SCHEMA
 from pjai.sql import migrate
@@ -52,7 +53,7 @@ class Repair:
     """What :func:`repair` did: a side rebuilt from the log, or a damaged store file
     replaced as the directory opened (``rebuilt``)."""
 
-    side: Literal["sql", "store"]
+    side: Side
     done: Repaired | None
     rebuilt: StoreRebuilt | None
 
@@ -95,7 +96,7 @@ def checkup(data_dir: DataDir, **options: Any) -> Checkup:
 
 def repair(
     data_dir: DataDir,
-    side: Literal["sql", "store"],
+    side: Side,
     progress: Progress | None = None,
     *,
     opening: Progress | None = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -28,6 +28,7 @@ from pjai.cli.common import (
     progress_bar,
     reported,
 )
+from pjai.hybrid.manager import Side
 
 db = typer.Typer(help="The SQL primary's schema (Alembic migrations).", no_args_is_help=True)
 flags = typer.Typer(help="Feature flags, the reactive store switch among them.")
@@ -221,7 +222,7 @@ def repair(
         return
     if side not in ("sql", "store"):
         raise typer.BadParameter("--side is sql or store (or give --ack-quarantine)")
-    chosen: Literal["sql", "store"] = "sql" if side == "sql" else "store"
+    chosen: Side = "sql" if side == "sql" else "store"
     with (
         reported(),
         progress_bar("Catching up") as opening,

@@ -24,7 +24,7 @@ from pjai.hybrid.identity import Identity
 from pjai.hybrid.integrity import VerifyReport, verify
 from pjai.hybrid.projector import Projector
 from pjai.hybrid.quarantine import QuarantineReport, acknowledge, report
-from pjai.hybrid.recovery import StoreRebuilt
+from pjai.hybrid.recovery import RebuiltFrom, StoreRebuilt
 from pjai.hybrid.switch import StoreSwitch
 from pjai.schema import SCHEMA
 from pjai.schema.event import Event, Schema
@@ -39,10 +39,14 @@ from pjai.store.query import Params, Query
 from pjai.sync.client import SyncClient
 from pjai.sync.transport import Connector
 
-__all__ = ["HybridDatabaseManager", "Repaired"]
+__all__ = ["HybridDatabaseManager", "Repaired", "Side"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+Side = Literal["sql", "store"]
+"""A side of the hybrid: the SQL primary or the reactive store."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +58,9 @@ class Repaired:
     when a damaged store file was replaced by a new one.
     """
 
-    side: Literal["sql", "store"]
+    side: Side
     events: int
-    source: Literal["log", "journal"]
+    source: RebuiltFrom
     rebuilt: StoreRebuilt | None = None
 
 
@@ -264,7 +268,7 @@ class HybridDatabaseManager:
                 )
             return verify(store, self.shards, self.schema, progress)
 
-    def repair(self, side: Literal["sql", "store"], progress: Progress | None = None) -> Repaired:
+    def repair(self, side: Side, progress: Progress | None = None) -> Repaired:
         """Rebuild one side from the event log.
 
         ``sql``: empty every shard (rows, journal, checkpoints) and project the whole

@@ -29,6 +29,7 @@ from typing import Literal
 
 from pjai.errors import ConfigError, PjaiError, SqlError, SqlUnavailableError
 from pjai.hybrid.bridge import Bridge
+from pjai.hybrid.recovery import RebuiltFrom
 from pjai.schema.event import Event, Materialized, Schema
 from pjai.schema.records import EventRecord, Position, stamp
 from pjai.schema.types import Progress, utc_now
@@ -162,7 +163,7 @@ class Projector:
         self._backoff = RETRY_DELAYS_S[0]
         return moved
 
-    def replace_sql(self, progress: Progress | None) -> tuple[int, Literal["log", "journal"]]:
+    def replace_sql(self, progress: Progress | None) -> tuple[int, RebuiltFrom]:
         """Empty every shard and project the whole history again: the store's log up to
         :meth:`last`, or SQL's own journal with the store off. Returns the events and
         the source."""

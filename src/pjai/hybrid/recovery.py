@@ -24,16 +24,20 @@ from pjai.sql.shards import ShardSet
 from pjai.store import Progress, Store
 from pjai.store.damage import Salvage, salvage
 
-__all__ = ["StoreRebuilt", "rebuild_store_file"]
+__all__ = ["RebuiltFrom", "StoreRebuilt", "rebuild_store_file"]
 
 _SIDE_FILES = ("", "-wal", "-shm")
+
+
+RebuiltFrom = Literal["log", "journal"]
+"""What a side was rebuilt from: the store's event log, or SQL's journal."""
 
 
 @dataclass(frozen=True, slots=True)
 class StoreRebuilt:
     """How a damaged store file was rebuilt."""
 
-    source: Literal["log", "journal"]
+    source: RebuiltFrom
     events: int
     """Events in the rebuilt log."""
     from_log: int
@@ -57,7 +61,7 @@ def rebuild_store_file(
     """Rebuild the store file at ``path`` in a new file; see the module doc."""
     found = salvage(path)
     if found.whole:
-        source: Literal["log", "journal"] = "log"
+        source: RebuiltFrom = "log"
         entries = found.entries
         from_log = len(entries)
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, cast
+from typing import Annotated, cast
 
 import typer
 from rich.table import Table
@@ -25,12 +25,11 @@ from pjai.cli.common import (
 )
 from pjai.cli.memory.options import Limit, Since, Until, shortened
 from pjai.memory import Bucket, SearchFilter, SearchHit
+from pjai.memory.search import Method
+from pjai.memory.timeline import Unit
 from pjai.schema.fields import Tier
 
 __all__ = ["search_memories", "show_timeline"]
-
-Method = Literal["keyword", "semantic", "hybrid"]
-Unit = Literal["hour", "day", "week", "month"]
 
 
 def search_memories(
