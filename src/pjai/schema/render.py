@@ -48,6 +48,7 @@ __all__ = [
     "OpRenderer",
     "is_check",
     "plain_text",
+    "quote",
     "sqlite_constraint_error",
     "sqlite_functions",
     "writes",
@@ -133,7 +134,8 @@ class BadOp(PjaiError):
     """A materializer returned an op naming a table or column the schema lacks."""
 
 
-def _quote(name: str) -> str:
+def quote(name: str) -> str:
+    """``name`` as an SQL identifier, double-quoted."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -276,15 +278,15 @@ class OpRenderer:
 
     def _assignment(self, column: str, kind: str) -> str:
         kind, _, rate = kind.partition(":")
-        return self._set[kind].format(c=_quote(column), r=_quote(rate) if rate else "")
+        return self._set[kind].format(c=quote(column), r=quote(rate) if rate else "")
 
     def _sql_for(self, key: tuple[Any, ...]) -> str:
-        kind, table = key[0], _quote(key[1])
+        kind, table = key[0], quote(key[1])
         if kind == "insert":
             columns = key[2]
             marks = ", ".join([self.flavor.placeholder] * len(columns))
-            return f"INSERT INTO {table} ({', '.join(map(_quote, columns))}) VALUES ({marks})"
-        where = " AND ".join(self._where[k].format(c=_quote(c)) for c, k in key[3]) or "1 = 1"
+            return f"INSERT INTO {table} ({', '.join(map(quote, columns))}) VALUES ({marks})"
+        where = " AND ".join(self._where[k].format(c=quote(c)) for c, k in key[3]) or "1 = 1"
         if kind == "check":
             return f"SELECT 1 FROM {table} WHERE {where} LIMIT 1"
         if kind == "delete":

@@ -10,14 +10,10 @@ from sqlalchemy import Table
 from pjai.errors import MaterializationError, StoreCorruptError
 from pjai.schema.event import Schema
 from pjai.schema.ops import Insert, Op
-from pjai.schema.render import SQLITE, BadOp, OpRenderer, is_check, sqlite_constraint_error
+from pjai.schema.render import SQLITE, BadOp, OpRenderer, is_check, quote, sqlite_constraint_error
 from pjai.store.log import INTERNAL_TABLES
 
 __all__ = ["StateWriter"]
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 class StateWriter:
@@ -61,7 +57,7 @@ class StateWriter:
         ).fetchall()
         for kind, name in rows:
             if name not in INTERNAL_TABLES:
-                self._conn.execute(f"DROP {str(kind).upper()} IF EXISTS {_quote(str(name))}")
+                self._conn.execute(f"DROP {str(kind).upper()} IF EXISTS {quote(str(name))}")
 
     def check_references(self) -> None:
         """Raise :class:`StoreCorruptError` if a row refers to a missing row."""
