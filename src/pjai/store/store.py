@@ -22,11 +22,11 @@ from pjai.errors import (
 )
 from pjai.schema import SCHEMA
 from pjai.schema.event import Event, Materialized, Schema
-from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position, stamp
+from pjai.schema.records import ROOT, EventRecord, EventStatus, LogEntry, Position, stamp
 from pjai.schema.types import Progress, new_id, utc_now
 from pjai.store import damage
 from pjai.store.apply import EventApplier
-from pjai.store.changes import ChangeTracker
+from pjai.store.changes import Changes, ChangeTracker
 from pjai.store.commute import Footprints
 from pjai.store.live import LiveQueries, LiveQuery
 from pjai.store.log import EventLog
@@ -90,9 +90,11 @@ class Store:
             meta = self._boot()
         self.store_id = meta["store_id"]
         self.client_id = meta["client_id"]
-        self._generation = int(meta["generation"])
-        self._head = self._log.head()
-        self._confirmed = self._log.confirmed_head()
+        self._head: Position = ROOT
+        self._confirmed: Position = ROOT
+        self._generation = 0
+        self._data_version = 0
+        self._reload()
         if meta["fingerprint"] != schema.fingerprint:
             self.rebuild(progress)
 
@@ -195,17 +197,17 @@ class Store:
         status: EventStatus = "pending" if self.sync else "confirmed"
         with self._lock:
             self._check_open()
-            records = stamp(
-                ((name, args) for name, _, args in encoded),
-                after=self._head,
-                generation=self._generation,
-                client_id=self.client_id,
-                session_id=self.session_id,
-                at=utc_now(),
-            )
             committed: list[Materialized] = []
             logged: list[tuple[EventRecord, EventStatus, str | None, bytes | None]] = []
             with self._write(f"committing {len(events)} event(s)") as deliveries:
+                records = stamp(
+                    ((name, args) for name, _, args in encoded),
+                    after=self._head,
+                    generation=self._generation,
+                    client_id=self.client_id,
+                    session_id=self.session_id,
+                    at=utc_now(),
+                )
                 for record, (_, payload, _) in zip(records, encoded, strict=True):
                     event = self.schema.materialize(record, payload)
                     changeset = self._applier.apply(event, capture=self.sync)
@@ -236,8 +238,8 @@ class Store:
             self._check_open()
             if not self.sync:
                 raise StoreError("a standalone store confirms its own events; open with sync=True")
-            pending = self._pending_records()
             with self._write(f"rebasing onto {len(upstream)} upstream event(s)") as deliveries:
+                pending = self._pending_records()
                 result, pending = rebase(self, self._log, upstream, pending)
             self._pending = pending
             self._head = self._log.head()
@@ -261,6 +263,7 @@ class Store:
             self._check_open()
             if not self.sync:
                 raise StoreError("a standalone store confirms its own events; open with sync=True")
+            self._follow_others()
             return planned(self, upstream, self._pending_records(), limit)
 
     def discard(self, event_id: str, reason: str) -> RebaseResult:
@@ -333,9 +336,9 @@ class Store:
             self._check_open()
             if self.sync:
                 raise StoreError("a synced store takes confirmed events through rebase()")
-            check_continuation(records, self._head)
             applied = 0
             with self._write(f"ingesting {len(records)} event(s)") as deliveries:
+                check_continuation(records, self._head)
                 for record in records:
                     error, _ = self._apply_logged(record, capture=False)
                     self._log.append(record, "confirmed", error=error)
@@ -433,7 +436,30 @@ class Store:
         """Events committed here and not yet confirmed, in order."""
         with self._lock:
             self._check_open()
+            self._follow_others()
             return list(self._pending_records())
+
+    def refresh(self) -> bool:
+        """Take in what other processes committed to this store file since this store
+        last looked; whether they had. Live queries then re-run.
+
+        Cheap (one ``PRAGMA data_version``): a long-running owner of a store, such as
+        the sync client or the web app, calls it periodically. Every write and
+        :meth:`pending` take those commits in by themselves.
+        """
+        with self._lock:
+            self._check_open()
+            with translate_errors("looking for other processes' commits"):
+                if not self._follow_others():
+                    return False
+                tables = set(self._state.tables)
+                deliveries = [
+                    live
+                    for live in self._live.affected(Changes(tables=tables))
+                    if self._rerun(live)
+                ]
+        self._deliver(deliveries)
+        return True
 
     def _pending_records(self) -> list[EventRecord]:
         """The pending events, kept in memory once read (callers hold the lock)."""
@@ -539,10 +565,7 @@ class Store:
             self._deliver(deliveries)
             meta = self._log.meta()
             self.store_id, self.client_id = meta["store_id"], meta["client_id"]
-            self._generation = int(meta["generation"])
-            self._head = self._log.head()
-            self._confirmed = self._log.confirmed_head()
-            self._pending = None
+            self._reload()
         return self.rebuild(progress)
 
     @property
@@ -592,6 +615,7 @@ class Store:
         with translate_errors(doing):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                self._follow_others()
                 self._tracker.begin(self._live.watch)
                 yield deliveries
                 self._conn.execute("COMMIT")
@@ -620,6 +644,22 @@ class Store:
         self, record: EventRecord, *, capture: bool
     ) -> tuple[str | None, bytes | None]:
         return self._applier.apply_logged(record, capture=capture)
+
+    def _reload(self) -> None:
+        """Read the positions and generation kept in memory from the file again."""
+        self._generation = int(self._log.meta()["generation"])
+        self._head = self._log.head()
+        self._confirmed = self._log.confirmed_head()
+        self._pending = None
+        self._data_version = self._conn.execute("PRAGMA data_version").get
+
+    def _follow_others(self) -> bool:
+        """If another connection committed since this store last looked, reload what it
+        keeps in memory; whether one had. Callers hold the lock."""
+        if self._conn.execute("PRAGMA data_version").get == self._data_version:
+            return False
+        self._reload()
+        return True
 
     def _bump_generation(self) -> int:
         self._generation += 1

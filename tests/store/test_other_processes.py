@@ -1,0 +1,58 @@
+"""Several connections on one store file: each sees what the others committed.
+
+Two :class:`Store` objects on one file stand for two processes (a running sync client or
+web app, and a CLI command): SQLite tells a connection when another one committed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pjai.schema import MemoryUpdated
+from pjai.store import Store
+from tests.helpers import history, memory, persona
+
+
+def test_a_commit_continues_after_another_connections_commits(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with Store.open(path) as running, Store.open(path) as command:
+        running.commit(persona("p1"))
+        command.commit(memory("m1"), memory("m2"))
+        # The running store has not looked since; its next commit still follows them.
+        (record,) = running.commit(memory("m3"))
+        assert record.position.global_seq == 4
+        assert record.parent.global_seq == 3
+        assert [e.record.position.global_seq for e in running.events()] == [1, 2, 3, 4]
+        assert running.query("SELECT count(*) AS n FROM memories")[0].n == 3
+
+
+def test_refresh_takes_in_other_commits_and_reruns_live_queries(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with Store.open(path) as running, Store.open(path) as command:
+        running.commit(persona("p1"), memory("m1"))
+        live = running.live("SELECT id, importance FROM memories ORDER BY id")
+        seen: list[list[tuple[str, float]]] = []
+        live.subscribe(lambda rows: seen.append([(r.id, r.importance) for r in rows]))
+        assert running.refresh() is False  # nothing new: one cheap look
+        command.commit(MemoryUpdated(memory_id="m1", persona_id="p1", importance=0.9))
+        assert running.refresh() is True
+        assert running.head.global_seq == 3
+        assert seen[-1] == [("m1", 0.9)]
+        assert running.refresh() is False
+
+
+def test_a_synced_store_sees_pending_events_another_connection_made(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with Store.open(path, sync=True) as client, Store.open(path, sync=True) as command:
+        assert client.pending() == []  # the client has read its pending events once
+        made = command.commit(persona("p1"), memory("m1"))
+        assert [r.id for r in client.pending()] == [r.id for r in made]
+        assert client.pending_count == 2
+        assert client.refresh() is False  # pending() took them in already
+        # Upstream events from elsewhere: the pending ones move on top of them.
+        upstream = history([persona("p2")], client_id="other")
+        result = client.rebase(upstream)
+        assert result.confirmed == []
+        assert [r.position.global_seq for r in client.pending()] == [2, 3]
+        assert command.refresh() is True
+        assert [r.position.global_seq for r in command.pending()] == [2, 3]
