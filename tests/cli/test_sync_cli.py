@@ -7,8 +7,10 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -77,6 +79,7 @@ def test_two_directories_sync_and_report(server: str, tmp_path: Path) -> None:
     status = json.loads(pjai("sync", "status", "--json", "--data-dir", a))
     assert status["pending"] == 1
     assert status["state"] == "not running"
+    assert status["in_step"] is False
     assert status["url"] == sync_url(server)
 
     pjai("sync", "connect", server, "--once", "--timeout", "20", "--data-dir", a)
@@ -187,3 +190,45 @@ def test_a_time_no_backend_can_store_is_refused_by_the_cli(tmp_path: Path) -> No
     assert "9999-12-30" in added.output
     assert "Traceback" not in added.output
     assert json.loads(pjai("memory", "list", "ada", "--json", "--data-dir", data)) == []
+
+
+Status = dict[str, Any]
+
+
+def _settled(data_dir: str, check: Callable[[Status], bool], seconds: float) -> Status:
+    """``pjai sync status --json`` once ``check`` holds for it, within ``seconds`` (the
+    directory may have no store yet at first)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = runner.invoke(app, ["sync", "status", "--json", "--data-dir", data_dir])
+        status: Status = json.loads(result.stdout) if result.exit_code == 0 else {}
+        if status and check(status):
+            return status
+        assert time.monotonic() < deadline, f"sync status never settled: {result.output}"
+        time.sleep(0.05)  # the client writes its status file as it changes
+
+
+def test_a_running_client_pushes_what_other_processes_commit(server: str, tmp_path: Path) -> None:
+    """A `pjai sync connect` process pushes commits another process makes meanwhile."""
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    client = subprocess.Popen(
+        [sys.executable, "-m", "pjai", "sync", "connect", server, "--data-dir", a],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _settled(a, lambda s: s["state"] == "online", 30)
+        assert _settled(a, lambda s: True, 1)["in_step"] is True
+        # This test's process is not the client's: it commits to the same store file.
+        created = json.loads(pjai("persona", "create", "Alice", "--json", "--data-dir", a))
+        pjai("memory", "add", created["id"], "Likes tea", "--data-dir", a)
+        status = _settled(a, lambda s: s["pending"] == 0 and s["confirmed_head"] == 2, 30)
+        assert (status["state"], status["lag"], status["in_step"]) == ("online", 0, True)
+    finally:
+        client.terminate()
+        _, errors = client.communicate(timeout=20)
+    assert client.returncode == 0, errors
+    pjai("sync", "connect", server, "--once", "--timeout", "20", "--data-dir", b)
+    listed = json.loads(pjai("persona", "list", "--json", "--data-dir", b))
+    assert [p["name"] for p in listed] == ["Alice"]

@@ -62,9 +62,11 @@ class SyncReport:
     """The sync of a data directory, from its store and the status file.
 
     ``state`` is the running client's state, or ``not running``; ``last_state`` the
-    last one the status file recorded.
+    last one the status file recorded. ``in_step``: a client is online, this store has
+    nothing pending and nothing to pull as far as the client last heard.
     """
 
+    in_step: bool
     state: str
     last_state: str | None
     url: str | None
@@ -233,8 +235,11 @@ def sync_status(data_dir: DataDir) -> SyncReport:
         raise ConfigError(f"{path} is not JSON: {exc}") from exc
     running = _alive(seen.get("pid")) and seen.get("state") not in ("stopped", "failed")
     server_head = seen.get("server_head")
+    lag = None if server_head is None else max(0, server_head - confirmed)
+    state = seen.get("state", "never connected") if running else "not running"
     return SyncReport(
-        state=seen.get("state", "never connected") if running else "not running",
+        in_step=state == "online" and pending == 0 and lag == 0,
+        state=state,
         last_state=seen.get("state"),
         url=seen.get("url"),
         store_id=seen.get("store_id"),
@@ -243,7 +248,7 @@ def sync_status(data_dir: DataDir) -> SyncReport:
         pending=pending,
         rejected=rejected,
         quarantined=quarantined,
-        lag=None if server_head is None else max(0, server_head - confirmed),
+        lag=lag,
         last_error=seen.get("last_error"),
         reconnects=seen.get("reconnects", 0),
         read_only=seen.get("read_only", False),

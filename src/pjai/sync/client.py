@@ -7,10 +7,12 @@ heard, numbered as the coming rebase will number them when the store can tell wi
 rebasing, so that a client with a backlog keeps up with others writing. Local commits
 wake it. When the connection drops it waits (exponential backoff with jitter, 0.2 s
 doubling to 30 s) and connects again; pending events stay in the store file
-meanwhile, across restarts too. It stops for good only on errors that retrying cannot
-fix (a refused token, an unknown protocol version, a server that lost this store's
-history, a cursor past the server's head, a push refused without naming the event),
-and says why in :attr:`SyncClient.status`.
+meanwhile, across restarts too. Commits that other processes make to the store file
+(a CLI command beside a running client) wake it too: it looks for them every
+``watch_interval`` seconds, which costs one ``PRAGMA data_version``. It stops for good
+only on errors that retrying cannot fix (a refused token, an unknown protocol version,
+a server that lost this store's history, a cursor past the server's head, a push
+refused without naming the event), and says why in :attr:`SyncClient.status`.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class SyncClient:
         ping_interval: float = 15.0,
         answer_timeout: float = 30.0,
         backoff: tuple[float, float] = (0.2, 30.0),
+        watch_interval: float = 0.025,
         seed: int | None = None,
     ) -> None:
         if not store.sync:
@@ -111,6 +114,7 @@ class SyncClient:
         self._ping_interval = ping_interval
         self._answer_timeout = answer_timeout
         self._backoff = backoff
+        self._watch_interval = watch_interval
         self._random = random.Random(seed)
         self._wake = asyncio.Event()
         self._waiters: dict[str, list[asyncio.Future[EventStatus]]] = {}
@@ -136,9 +140,12 @@ class SyncClient:
         """Connect, sync, and reconnect after failures, until cancelled or a final error."""
         self._loop = asyncio.get_running_loop()
         self.store.add_commit_hook(self._committed)  # local commits wake the client
+        watching = asyncio.create_task(self._watch())  # and so do other processes'
         try:
             await self._run()
         finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
             self.store.remove_commit_hook(self._committed)
             if self._status.state not in ("failed", "stopped"):
                 self._set(state="stopped")  # cancelled: never report a dead task as online
@@ -392,6 +399,19 @@ class SyncClient:
         await self._transport.send(frame)
 
     # -- bookkeeping ---------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Wake the client when another process commits to the store file."""
+        while True:
+            await asyncio.sleep(self._watch_interval)
+            try:
+                changed = await asyncio.to_thread(self.store.refresh)
+            except PjaiError as exc:  # the store closed under us: the run is ending
+                log.debug("stopped watching the store: %s", exc)
+                return
+            if changed:
+                self._wake.set()
+                self._set()  # the pending count may have changed
 
     def _committed(self, _events: object) -> None:
         # Runs inside the store's commit, on the committing thread.
