@@ -41,11 +41,12 @@ def server(tmp_path: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def serving(data_dir: Path) -> Iterator[str]:
-    """A sync server process without tokens on ``data_dir``; yields its base URL."""
+def serving(data_dir: Path, *, tokens: bool = False) -> Iterator[str]:
+    """A sync server process on ``data_dir``, without tokens unless ``tokens``; yields
+    its base URL."""
     command = [sys.executable, "-m", "pjai", "sync-server", "serve", "--port", "0"]
     process = subprocess.Popen(
-        [*command, "--no-auth", "--data-dir", str(data_dir)],
+        [*command, *([] if tokens else ["--no-auth"]), "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -118,12 +119,13 @@ def test_bad_input_is_named(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sync", "status", "--data-dir", str(tmp_path / "new")])
     assert result.exit_code == 1
     assert "has no store yet" in result.output
-    # No server there: --once gives up after the timeout and says so.
+    # No server there: --once gives up after the timeout and says why; the directory it
+    # would have made a synced one is not left behind.
     nowhere = ["sync", "connect", "http://127.0.0.1:9", "--once", "--timeout", "1"]
     result = runner.invoke(app, [*nowhere, "--data-dir", str(tmp_path / "c")])
     assert result.exit_code == 1
-    status = json.loads(pjai("sync", "status", "--json", "--data-dir", str(tmp_path / "c")))
-    assert status["last_error"]
+    assert "sync offline" in result.output
+    assert not (tmp_path / "c").exists()
 
 
 def test_an_event_this_pjai_cannot_apply_is_reported_and_acknowledged(tmp_path: Path) -> None:
@@ -232,3 +234,17 @@ def test_a_running_client_pushes_what_other_processes_commit(server: str, tmp_pa
     pjai("sync", "connect", server, "--once", "--timeout", "20", "--data-dir", b)
     listed = json.loads(pjai("persona", "list", "--json", "--data-dir", b))
     assert [p["name"] for p in listed] == ["Alice"]
+
+
+def test_a_failed_first_connect_leaves_the_directory_as_it_was(tmp_path: Path) -> None:
+    new, used = tmp_path / "new", tmp_path / "used"
+    used.mkdir()
+    (used / "notes.txt").write_text("mine")
+    with serving(tmp_path / "server", tokens=True) as url:
+        for directory in (new, used):
+            command = ["sync", "connect", url, "--once", "--timeout", "20"]
+            refused = runner.invoke(app, [*command, "--data-dir", str(directory)])
+            assert refused.exit_code == 1
+            assert "no token was given" in " ".join(refused.output.split())
+    assert not new.exists()
+    assert [p.name for p in used.iterdir()] == ["notes.txt"]

@@ -7,10 +7,11 @@ it needs without naming a file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,9 @@ from pjai.sql.shards import ShardSet, shard_urls
 from pjai.store import Progress, Store
 
 __all__ = ["SYNC_STATUS_FILE", "DataDir", "DataFile"]
+
+_SIDECARS = ("-wal", "-shm", "-journal")
+"""What SQLite keeps beside a database file while it is open or after a crash."""
 
 SYNC_STATUS_FILE = "sync-status.json"
 """What ``pjai sync connect`` last saw, written after every change of its status."""
@@ -122,6 +126,20 @@ class DataDir:
     def existing(self) -> list[DataFile]:
         """The files PJai keeps that exist here."""
         return [file for file in self.files() if file.exists]
+
+    def remove_new(self, kept: Iterable[str]) -> None:
+        """Remove the files PJai keeps here except those named in ``kept`` (with their
+        SQLite journals), and the directory itself if that leaves it empty: undoing what
+        a command that failed made in a directory that was new to it."""
+        keep = set(kept)
+        for file in self.files():
+            if file.name in keep:
+                continue
+            path = self.path / file.name
+            for part in (path, *(path.with_name(path.name + s) for s in _SIDECARS)):
+                part.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: something else lives here
+            self.path.rmdir()
 
     # -- opening them ---------------------------------------------------------------
 

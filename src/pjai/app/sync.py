@@ -115,13 +115,13 @@ def connect(
     ws_url = sync_url(url)
     flags = data_dir.flags()
     stored = flags.stored("sync")
-    made_synced = not data_dir.store_path.exists() and not flags["sync"]
-    if made_synced:
+    new = not data_dir.store_path.exists()
+    before = [file.name for file in data_dir.existing()]
+    if new and not flags["sync"]:
         flags.set("sync", True)  # a new directory: make it a synced one
-    opened = False
+    joined = False
     try:
         with data_dir.open(progress=progress) as manager:
-            opened = True
             assert manager.store is not None
             chosen = store_id or manager.store.meta(STORE_KEY) or "default"
             client = manager.sync_client(websocket_connector(ws_url, token), store_id=chosen)
@@ -131,16 +131,27 @@ def connect(
                 if report is not None:
                     report(status)
 
-            level = asyncio.run(_run(client, seen, once=once, limit=timeout))
+            try:
+                level = asyncio.run(_run(client, seen, once=once, limit=timeout))
+            finally:
+                # A new directory that never reached the server and holds nothing of
+                # its own was not made at all.
+                store = manager.store
+                joined = store.meta(STORE_KEY) is not None or store.head.global_seq > 0
             return SyncOutcome(client.status, chosen, level)
-    except BaseException:
-        if made_synced and not opened:
-            # Nothing was made: leave the directory as it was.
-            if stored is None:
-                flags.unset("sync")
-            else:
-                flags.set("sync", stored)
-        raise
+    finally:
+        if new and not joined:
+            _unmake(data_dir, before, stored)
+
+
+def _unmake(data_dir: DataDir, before: list[str], stored: bool | None) -> None:
+    """Leave a directory that a first connect failed to make as it was before."""
+    flags = data_dir.flags()
+    if stored is None:
+        flags.unset("sync")
+    else:
+        flags.set("sync", stored)
+    data_dir.remove_new(before)
 
 
 def _write_status(data_dir: DataDir, status: SyncStatus, url: str, store_id: str) -> None:

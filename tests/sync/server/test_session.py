@@ -62,11 +62,20 @@ def test_hello_negotiates_and_names_what_the_server_speaks() -> None:
     )
 
 
+NO_TOKEN = (
+    "no token was given; this server requires one (pjai sync connect --token, or PJAI_SYNC_TOKEN)"
+)
+
+
 @pytest.mark.parametrize(
     ("token", "store", "message"),
     [
         ("pjai_nope", "s1", "unknown or revoked token"),
-        ("", "s1", "unknown or revoked token"),
+        (
+            "",
+            "s1",
+            NO_TOKEN,
+        ),
         ("pjai_w", "s2", "this token is for store 's1', not this one"),
     ],
 )

@@ -160,7 +160,14 @@ class ServerSession:
         if self._authenticate is None:
             self.role = "admin"
         else:
-            token = self._authenticate(hello.token or self._header_token)
+            secret = hello.token or self._header_token
+            if not secret:
+                return self._fail(
+                    "unauthorized",
+                    "no token was given; this server requires one (pjai sync connect "
+                    "--token, or PJAI_SYNC_TOKEN)",
+                )
+            token = self._authenticate(secret)
             if token is None:
                 return self._fail("unauthorized", "unknown or revoked token")
             if token.store_id not in (hello.store_id, "*"):
