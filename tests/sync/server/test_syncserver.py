@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from pathlib import Path
 
@@ -104,3 +105,25 @@ def test_it_says_when_every_client_would_be_refused(tmp_path: Path) -> None:
         assert server.refuses_everyone()
     with SyncServer.open(tmp_path / SERVER_FILE, ServerConfig(require_tokens=False)) as open_door:
         assert not open_door.refuses_everyone()
+
+
+@pytest.mark.anyio
+async def test_clients_that_leave_are_not_errors(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client stopping, or dropping its connection, is logged at most as information."""
+    config = ServerConfig(require_tokens=False)
+    caplog.set_level("DEBUG")
+    async with SyncServer.open(tmp_path / SERVER_FILE, config) as server:
+        await server.start()
+        with Store.memory(sync=True) as store:
+            client = SyncClient(store, websocket_connector(server.sync_url), store_id="s1")
+            client.start()
+            (record,) = store.commit(persona("p1"))
+            async with asyncio.timeout(WAIT):
+                assert await client.synced(record.id) == "confirmed"
+            await client.stop()  # a clean close
+            dropped = await websocket_connector(server.sync_url)()
+            await dropped.close()  # a connection that leaves before saying hello
+    noisy = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert noisy == [], [r.getMessage() for r in noisy]
