@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pjai.app import DataDir, config_changes, flag_states, set_flag
+from pjai.app import DataDir, checkup, config_changes, flag_states, set_flag
 from pjai.errors import ConfigError
 from pjai.hybrid import FLAGS
 from pjai.hybrid.flags import Flags
@@ -108,3 +108,16 @@ def test_unset_brings_the_default_back(tmp_path: Path) -> None:
     assert flags.stored("sync") is True
     state = flags.unset("sync")
     assert (state.value, state.source, flags.stored("sync")) == (False, "default", None)
+
+
+def test_a_synced_directory_keeps_its_store_and_its_mode(data: DataDir) -> None:
+    """Switching the store or the sync off in a synced directory is refused, with the
+    reason, and every command still works afterwards."""
+    set_flag(data, "sync", True)
+    with pytest.raises(ConfigError, match="the sync flag needs the reactive store"):
+        set_flag(data, "use_livestore", False)
+    with pytest.raises(ConfigError, match="was made to sync"):
+        set_flag(data, "sync", False)
+    assert (data.flags()["use_livestore"], data.flags()["sync"]) == (True, True)
+    assert checkup(data).health.store.status == "ok"
+    assert [key for key, *_ in changes(data)] == ["flags.sync"]
