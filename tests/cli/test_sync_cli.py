@@ -248,3 +248,14 @@ def test_a_failed_first_connect_leaves_the_directory_as_it_was(tmp_path: Path) -
             assert "no token was given" in " ".join(refused.output.split())
     assert not new.exists()
     assert [p.name for p in used.iterdir()] == ["notes.txt"]
+
+
+def test_memory_list_shows_what_waits_for_the_server(tmp_path: Path) -> None:
+    """Pending memories are listed, as show and search find them, and marked pending."""
+    data = str(tmp_path / "a")
+    pjai("flags", "set", "sync", "true", "--data-dir", data)  # synced, never connected
+    persona = json.loads(pjai("persona", "create", "Ada", "--json", "--data-dir", data))["id"]
+    added = json.loads(pjai("memory", "add", persona, "Likes tea", "--json", "--data-dir", data))
+    (listed,) = json.loads(pjai("memory", "list", persona, "--json", "--data-dir", data))
+    assert (listed["id"], listed["pending"]) == (added["id"], True)
+    assert "(pending)" in pjai("memory", "list", persona, "--data-dir", data)

@@ -209,8 +209,26 @@ class Memories:
     def list(
         self, where: MemoryFilter, *, order: MemoryOrder = "importance", limit: int = 50
     ) -> list[Memory]:
-        """A persona's memories from the SQL primary, best first by ``order``."""
-        return self.manager.memories.list(where, order=order, limit=limit)
+        """A persona's memories, best first by ``order``, as the user sees them everywhere
+        else: from the store when it is on (with this instance's changes the sync server
+        has not confirmed yet, see :meth:`pending`), else from the SQL primary."""
+        if self.manager.store is None:
+            return self.manager.memories.list(where, order=order, limit=limit)
+        return self.system.list_memories(where, order=order, limit=limit)
+
+    def pending(self) -> frozenset[str]:
+        """The memories that this instance's unconfirmed events add or change (a synced
+        store keeps them pending until the sync server confirms them)."""
+        store = self.manager.store
+        if store is None or not store.sync:
+            return frozenset()
+        schema = self.manager.schema
+        ids = (
+            getattr(schema.decode(record.name, bytes(record.args)), "memory_id", None)
+            for record in store.pending()
+            if schema.knows(record.name)
+        )
+        return frozenset(i for i in ids if isinstance(i, str))
 
     @contextmanager
     def _vectors(self, *, required: bool, wanted: bool) -> Iterator[Embeddings | None]:

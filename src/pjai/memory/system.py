@@ -33,8 +33,10 @@ from pjai.schema import (
 from pjai.schema.expressions import count_if
 from pjai.schema.fields import LinkKind, Tier
 from pjai.schema.models import Memory, memory_from_row
+from pjai.schema.selection import MemoryFilter
 from pjai.schema.tables import TIERS, memories, memory_links, personas
 from pjai.schema.types import AnySelect, from_iso, utc_now
+from pjai.sql.repositories import MemoryOrder, memories_query
 from pjai.store.live import LiveQuery
 from pjai.store.query import Params, Query, Row
 
@@ -115,6 +117,19 @@ class MemorySystem:
         """A memory, deleted or not, without counting it as opened."""
         rows = self.backend.query(select(memories).where(memories.c.id == memory_id))
         return memory_from_row(rows[0]) if rows else None
+
+    def list_memories(
+        self,
+        where: MemoryFilter,
+        *,
+        order: MemoryOrder = "importance",
+        descending: bool = True,
+        limit: int | None = 100,
+    ) -> list[Memory]:
+        """Memories matching ``where`` as the backend holds them (on the store: with this
+        instance's changes that the sync server has not confirmed yet)."""
+        query = memories_query(where, order=order, descending=descending, limit=limit)
+        return [memory_from_row(row) for row in self.backend.query(query)]
 
     def open(self, memory_id: str) -> Memory:
         """A live memory, opened: records ``v1.MemoryAccessed``."""

@@ -30,6 +30,7 @@ __all__ = [
     "MemoryStatistics",
     "PersonaRepository",
     "PersonaStatistics",
+    "memories_query",
 ]
 
 MemoryOrder = Literal["importance", "occurred_at", "created_at", "access_count"]
@@ -137,6 +138,21 @@ class PersonaRepository(_Reader):
         return PersonaStatistics(total=totals[0], active=totals[1], deleted=totals[2])
 
 
+def memories_query(
+    where: MemoryFilter,
+    *,
+    order: MemoryOrder = "importance",
+    descending: bool = True,
+    limit: int | None = 100,
+) -> AnySelect:
+    """The memories matching ``where``, sorted by ``order`` then id: one select that runs
+    on any shard and on the store."""
+    column = memories.c[order]
+    sort = (column.desc(), memories.c.id) if descending else (column.asc(), memories.c.id)
+    query = select(memories).where(*memory_conditions(where)).order_by(*sort)
+    return query if limit is None else query.limit(limit)
+
+
 class MemoryRepository(_Reader):
     """Reads memories."""
 
@@ -159,11 +175,12 @@ class MemoryRepository(_Reader):
     ) -> list[Memory]:
         """Memories matching ``where``, sorted by ``order`` then id."""
         where = where or MemoryFilter()
-        column = memories.c[order]
-        sort = (column.desc(), memories.c.id) if descending else (column.asc(), memories.c.id)
-        query = select(memories).where(*memory_conditions(where)).order_by(*sort)
-        if limit is not None:
-            query = query.limit(limit + offset)
+        query = memories_query(
+            where,
+            order=order,
+            descending=descending,
+            limit=None if limit is None else limit + offset,
+        )
         parts = [[memory_from_row(r) for r in rows] for rows in self._each(where.persona_id, query)]
 
         def key(memory: Memory) -> tuple[Any, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated
 
 import typer
@@ -22,13 +23,14 @@ def shortened(text: str) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
-def memory_table(memories: list[Memory]) -> Table:
-    """Memories as a table: id, tier, importance, when, name and content."""
+def memory_table(memories: list[Memory], pending: Collection[str] = ()) -> Table:
+    """Memories as a table: id, tier, importance, when, name and content; the tier of
+    those in ``pending`` says ``(pending)``."""
     table = Table("id", "tier", "importance", "happened", "name", "content")
     for m in memories:
         table.add_row(
             m.id,
-            m.tier,
+            f"{m.tier} (pending)" if m.id in pending else m.tier,
             f"{m.importance:.2f}",
             f"{m.occurred_at:%Y-%m-%d %H:%M}",
             m.name,

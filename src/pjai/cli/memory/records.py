@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, cast
 
+import msgspec
 import typer
 from rich.text import Text
 
@@ -79,7 +80,8 @@ def list_memories(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """List a persona's memories (from the SQL primary), best first by ``--order``."""
+    """List a persona's memories, best first by ``--order``; those this instance changed
+    and the sync server has not confirmed yet are marked pending."""
     if order not in ("importance", "occurred_at", "created_at", "access_count"):
         raise typer.BadParameter(
             f"{order!r}: use importance, occurred_at, created_at or access_count",
@@ -98,8 +100,11 @@ def list_memories(
     )
     sort = cast("MemoryOrder", order)  # checked above
     with open_manager(data_dir) as manager:
-        found = Memories(manager).list(where, order=sort, limit=limit)
-    print_result(found, as_json, memory_table(found))
+        service = Memories(manager)
+        found = service.list(where, order=sort, limit=limit)
+        pending = service.pending()
+    listed = [{**msgspec.to_builtins(m), "pending": m.id in pending} for m in found]
+    print_result(listed, as_json, memory_table(found, pending))
 
 
 def show(
