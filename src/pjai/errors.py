@@ -16,6 +16,8 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      │    ├── StoreCorruptError       a store file is not a readable PJai store
      │    └── RebaseError             upstream events do not continue the local history
      ├── QueryError                 a read query failed
+     │    └── NotFoundError           the persona, memory, bookmark or conversation it
+     │                                names does not exist
      ├── ArchiveError               an export archive cannot be written or read
      │    └── ArchiveCorruptError     it is damaged or was changed after export
      ├── SqlError                   the SQL primary failed
@@ -51,6 +53,7 @@ __all__ = [
     "EventError",
     "EventValidationError",
     "MaterializationError",
+    "NotFoundError",
     "PjaiError",
     "QueryError",
     "RebaseError",
@@ -118,6 +121,10 @@ class RebaseError(StoreError):
 
 class QueryError(PjaiError):
     """A read query failed (bad SQL, unknown table or column, wrong parameters)."""
+
+
+class NotFoundError(QueryError):
+    """What a command names (a persona, memory, bookmark or conversation) does not exist."""
 
 
 class ArchiveError(PjaiError):

@@ -9,6 +9,7 @@ import pytest
 
 from pjai.errors import ConfigError
 from pjai.memory import optimizer
+from pjai.memory.analytics import health
 from pjai.memory.optimizer import optimize
 from pjai.schema import (
     MemoryAccessed,
@@ -18,11 +19,14 @@ from pjai.schema import (
     MemoryTierChanged,
     PersonaCreated,
 )
-from pjai.schema.personas import MemoryConfig, ScoringConfig, TierCapacities
+from pjai.schema.personas import MemoryConfig, ScoringConfig, TierCapacities, TierShares
 from pjai.store import Store
 from tests.helpers import memory
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+FILL = ScoringConfig(target=TierShares(hot=1, warm=0, cold=0))
+"""A target that fills the tiers in order, each up to its capacity."""
 
 
 def tiers(store: Store, persona_id: str = "p1") -> dict[str, str]:
@@ -39,7 +43,7 @@ def with_config(store: Store, **config: object) -> None:
 
 
 def test_tiers_follow_the_ranking_and_capacities_hold(store: Store) -> None:
-    with_config(store, capacities=TierCapacities(hot=2, warm=3, cold=100))
+    with_config(store, capacities=TierCapacities(hot=2, warm=3, cold=100), scoring=FILL)
     store.commit(*[memory(f"m{i}", importance=i / 10, tier="warm") for i in range(10)])
     report = optimize(store, "p1", now=NOW)
     placed = tiers(store)
@@ -54,7 +58,7 @@ def test_tiers_follow_the_ranking_and_capacities_hold(store: Store) -> None:
 
 
 def test_opened_memories_rank_higher(store: Store) -> None:
-    with_config(store, capacities=TierCapacities(hot=1, warm=1, cold=100))
+    with_config(store, capacities=TierCapacities(hot=1, warm=1, cold=100), scoring=FILL)
     store.commit(memory("plain", importance=0.5), memory("opened", importance=0.5))
     store.commit(*[MemoryAccessed(memory_id="opened", persona_id="p1") for _ in range(5)])
     optimize(store, "p1", now=NOW)
@@ -130,7 +134,7 @@ def test_unknown_persona(store: Store) -> None:
 def test_a_plan_made_stale_by_another_writer_is_made_again(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with_config(store, capacities=TierCapacities(hot=1, warm=10, cold=10))
+    with_config(store, capacities=TierCapacities(hot=1, warm=10, cold=10), scoring=FILL)
     store.commit(*[memory(f"m{i}", importance=i / 10, tier="hot") for i in range(4)])
     real = optimizer.scored_memories
     calls = []
@@ -150,10 +154,88 @@ def test_a_plan_made_stale_by_another_writer_is_made_again(
 
 
 def test_an_archived_memory_taken_out_of_cold_is_ranked_again(store: Store) -> None:
-    with_config(store, capacities=TierCapacities(hot=1, warm=10, cold=10))
+    with_config(store, capacities=TierCapacities(hot=1, warm=10, cold=10), scoring=FILL)
     store.commit(memory("a", importance=0.9, tier="hot"), memory("b", importance=0.1))
     store.commit(MemoryArchived(memory_id="b", persona_id="p1"))
     store.commit(MemoryTierChanged(memory_id="b", persona_id="p1", tier="hot", reason="manual"))
     assert store.query("SELECT archived_at FROM memories WHERE id = 'b'")[0].archived_at is None
     optimize(store, "p1", now=NOW)
     assert tiers(store) == {"a": "hot", "b": "warm"}
+
+
+def test_the_default_target_splits_ten_thirty_sixty(store: Store) -> None:
+    with_config(store)
+    store.commit(*[memory(f"m{i:02}", importance=i / 20) for i in range(20)])
+    report = optimize(store, "p1", now=NOW)
+    assert report.tiers_after == {"hot": 2, "warm": 6, "cold": 12}
+    assert [m for m, t in tiers(store).items() if t == "hot"] == ["m18", "m19"]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},
+        {"capacities": TierCapacities(hot=3, warm=5, cold=1_000)},
+        {"scoring": ScoringConfig(target=TierShares(hot=0.2, warm=0.2, cold=0.6))},
+        {"scoring": FILL, "capacities": TierCapacities(hot=10, warm=20, cold=1_000)},
+    ],
+    ids=["default", "small capacities", "own target", "fill"],
+)
+def test_after_a_run_health_finds_the_tiers_on_target(store: Store, config: dict[str, Any]) -> None:
+    with_config(store, **config)
+    store.commit(*[memory(f"m{i:02}", importance=i / 60, tier="hot") for i in range(60)])
+    persona = optimizer.load_persona(store, "p1")
+    assert persona is not None
+    before = health(store, persona, now=NOW)
+    assert [a.message for a in before.alerts if "fragmentation" in a.message]
+    optimize(store, "p1", now=NOW)
+    after = health(store, persona, now=NOW)
+    assert after.fragmentation == 0.0
+    assert [a.message for a in after.alerts if "fragmentation" in a.message] == []
+    assert optimize(store, "p1", now=NOW).events == 0
+
+
+def test_pinned_memories_stay_and_take_up_their_places(store: Store) -> None:
+    with_config(store)
+    store.commit(
+        *[memory(f"m{i}", importance=0.9) for i in range(9)],
+        memory("low", importance=0.0, tier="hot", pinned=True),
+        memory("top", importance=1.0, tier="cold", pinned=True),
+    )
+    report = optimize(store, "p1", now=NOW)
+    placed = tiers(store)
+    assert (placed["low"], placed["top"]) == ("hot", "cold")  # pinned: left alone
+    assert report.tiers_after == {"hot": 1, "warm": 3, "cold": 7}  # 11: 1, 3, 7
+    assert "low" not in {m.memory_id for m in report.moves}
+    assert "top" not in {m.memory_id for m in report.moves}
+
+
+def test_pinned_memories_above_the_target_are_noted(store: Store) -> None:
+    with_config(store)
+    store.commit(*[memory(f"m{i}", tier="hot", pinned=True) for i in range(3)])
+    report = optimize(store, "p1", now=NOW)
+    assert report.events == 0
+    assert report.notes == [
+        "3 pinned memories keep the hot tier above its target of 0: unpin some "
+        "(pjai memory update ID --unpin) to let the optimizer place them"
+    ]
+
+
+def test_the_report_says_which_memories_moved_and_why(store: Store) -> None:
+    old = NOW - timedelta(days=400)
+    with_config(store, retention_days=365, scoring=FILL, capacities=TierCapacities(hot=1))
+    store.commit(
+        MemoryImported(
+            memory_id="old", persona_id="p1", content="x", source="t", created_at=old,
+            updated_at=old,
+        ),
+        memory("a", importance=0.9),
+        memory("b", importance=0.1, tier="hot"),
+    )  # fmt: skip
+    report = optimize(store, "p1", now=NOW)
+    moves = {m.memory_id: (m.action, m.tier, m.to, m.reason) for m in report.moves}
+    assert moves == {
+        "old": ("archived", "warm", "cold", "retention"),
+        "a": ("moved", "warm", "hot", "optimization"),
+        "b": ("moved", "hot", "warm", "optimization"),
+    }

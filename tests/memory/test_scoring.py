@@ -1,4 +1,4 @@
-"""The memory score: bounded, and never lower when what it rewards grows."""
+"""The memory score: bounded, and never lower when what it rewards grows; tier targets."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pjai.memory.scoring import MemoryFacts, recency, score
-from pjai.schema.personas import ScoringConfig
+from pjai.memory.scoring import MemoryFacts, recency, score, tier_targets
+from pjai.schema.personas import ScoringConfig, TierCapacities, TierShares
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -108,3 +108,63 @@ def test_weights_pick_what_matters() -> None:
                 importance_weight=0, recency_weight=0, frequency_weight=0, links_weight=0
             ),
         )
+
+
+ROOMY = TierCapacities(hot=1_000, warm=1_000, cold=1_000)
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"),
+    [
+        (0, (0, 0, 0)),
+        (1, (0, 0, 1)),
+        (3, (0, 1, 2)),
+        (5, (1, 1, 3)),  # 0.5 rounds up
+        (10, (1, 3, 6)),
+        (15, (2, 4, 9)),  # 1.5 and 6 at the boundaries
+        (100, (10, 30, 60)),
+    ],
+)
+def test_targets_split_by_the_shares(count: int, expected: tuple[int, int, int]) -> None:
+    targets = tier_targets(count, TierShares(), ROOMY)
+    assert (targets["hot"], targets["warm"], targets["cold"]) == expected
+
+
+def test_what_a_tier_cannot_hold_goes_to_the_next() -> None:
+    caps = TierCapacities(hot=100, warm=1_000, cold=10_000)
+    assert tier_targets(2_000, TierShares(), caps) == {"hot": 100, "warm": 700, "cold": 1_200}
+    small = TierCapacities(hot=1, warm=2, cold=3)
+    assert tier_targets(20, TierShares(), small) == {"hot": 1, "warm": 2, "cold": 17}
+
+
+def test_all_hot_fills_the_tiers_in_order() -> None:
+    caps = TierCapacities(hot=2, warm=3, cold=100)
+    fill = TierShares(hot=1, warm=0, cold=0)
+    assert tier_targets(10, fill, caps) == {"hot": 2, "warm": 3, "cold": 5}
+
+
+def test_shares_are_scaled_to_add_up_to_one() -> None:
+    halves = TierShares(hot=0.5, warm=0.5, cold=0.5)
+    assert tier_targets(9, halves, ROOMY) == {"hot": 3, "warm": 3, "cold": 3}
+    nothing = TierShares(hot=0, warm=0, cold=0)
+    assert tier_targets(10, nothing, ROOMY) == tier_targets(10, TierShares(), ROOMY)
+
+
+@given(
+    st.integers(min_value=0, max_value=5_000),
+    st.builds(TierShares, hot=st.floats(0, 1), warm=st.floats(0, 1), cold=st.floats(0, 1)),
+    st.builds(
+        TierCapacities,
+        hot=st.integers(1, 500),
+        warm=st.integers(1, 500),
+        cold=st.integers(1, 500),
+    ),
+)
+def test_targets_place_every_memory_within_hot_and_warm_capacity(
+    count: int, shares: TierShares, caps: TierCapacities
+) -> None:
+    targets = tier_targets(count, shares, caps)
+    assert sum(targets.values()) == count
+    assert 0 <= targets["hot"] <= caps.hot
+    assert 0 <= targets["warm"] <= caps.warm
+    assert targets["cold"] >= 0

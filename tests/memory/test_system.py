@@ -10,16 +10,20 @@ from typing import Any
 
 import pytest
 
-from pjai.errors import QueryError
+from pjai.errors import NotFoundError, QueryError
 from pjai.memory import optimizer
 from pjai.memory.search import search
 from pjai.memory.system import MemorySystem
 from pjai.schema import MemoryImported, PersonaCreated
-from pjai.schema.personas import MemoryConfig, TierCapacities
+from pjai.schema.personas import MemoryConfig, ScoringConfig, TierCapacities, TierShares
+from pjai.schema.selection import MemoryFilter
 from pjai.store import Store
 from tests.helpers import memory
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+FILL = ScoringConfig(target=TierShares(hot=1, warm=0, cold=0))
+"""A target that fills the tiers in order, each up to its capacity."""
 
 
 def system_with(store: Store, **config: object) -> MemorySystem:
@@ -90,9 +94,11 @@ def test_open_refuses_deleted_and_unknown_memories(store: Store) -> None:
 
 
 def test_over_capacity_is_optimized_on_commit(store: Store) -> None:
-    system = system_with(store, capacities=TierCapacities(hot=2, warm=3, cold=100))
+    system = system_with(store, capacities=TierCapacities(hot=2, warm=3, cold=100), scoring=FILL)
     for i in range(8):
-        system.add("p1", f"note {i}", memory_id=f"m{i}", tier="hot", importance=i / 10)
+        system.add(
+            "p1", f"note {i}", memory_id=f"m{i}", tier="hot", pinned=False, importance=i / 10
+        )
     assert tier_counts(store) == {"hot": 2, "warm": 3, "cold": 3}
     assert names(store, "v1.MemoryTierChanged") > 0
     assert not system.over_limits("p1")
@@ -144,7 +150,7 @@ def test_archived_memories_no_longer_count_against_retention(store: Store) -> No
     assert store.query("SELECT archived_at FROM memories")[0].archived_at is not None
     assert not system.over_limits("p1", now=NOW)
     before = len(list(store.events()))
-    system.add("p1", "a new note")  # no optimizer run: it would move the note to hot
+    system.add("p1", "a new note")  # no optimizer run
     assert len(list(store.events())) == before + 1
 
 
@@ -166,8 +172,8 @@ def test_links_through_the_system(store: Store) -> None:
 
 
 def test_a_new_importance_re_ranks_with_its_reason(store: Store) -> None:
-    system = system_with(store, capacities=TierCapacities(hot=1, warm=10, cold=10))
-    system.add("p1", "a", memory_id="a", importance=0.9, tier="hot")
+    system = system_with(store, capacities=TierCapacities(hot=1, warm=10, cold=10), scoring=FILL)
+    system.add("p1", "a", memory_id="a", importance=0.9, tier="hot", pinned=False)
     system.add("p1", "b", memory_id="b", importance=0.2)
     system.update("p1", "b", importance=1.0)
     args = [
@@ -185,10 +191,15 @@ def test_one_optimizer_run_per_persona_at_a_time(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     system = system_with(
-        store, auto_optimize=False, capacities=TierCapacities(hot=1, warm=10, cold=10)
+        store,
+        auto_optimize=False,
+        capacities=TierCapacities(hot=1, warm=10, cold=10),
+        scoring=FILL,
     )
     for i in range(3):
-        system.add("p1", f"note {i}", memory_id=f"m{i}", importance=0.5 + i / 10, tier="hot")
+        system.add(
+            "p1", f"note {i}", memory_id=f"m{i}", importance=0.5 + i / 10, tier="hot", pinned=False
+        )
     slow = optimizer.scored_memories
 
     def planned_slowly(*args: Any) -> Any:
@@ -202,3 +213,91 @@ def test_one_optimizer_run_per_persona_at_a_time(
         reports = list(pool.map(lambda s: s.optimize("p1", now=NOW), systems))
     assert sorted(r.events for r in reports) == [0, 2]
     assert names(store, "v1.MemoryTierChanged") == 2
+
+
+def test_a_tier_given_on_add_holds_when_another_memory_changes(store: Store) -> None:
+    system = system_with(store)
+    kept = system.add("p1", "keep me cold", memory_id="kept", tier="cold", importance=1.0)
+    assert (kept.tier, kept.pinned) == ("cold", True)
+    for i in range(9):
+        system.add("p1", f"note {i}", memory_id=f"m{i}", importance=0.5)
+    assert [m.pinned for m in system.list_memories(MemoryFilter(tiers=["warm"]))] == [False] * 9
+    with system.optimizations() as runs:
+        system.update("p1", "m3", importance=0.9)  # re-ranks the persona
+    cold = system.get("kept")
+    assert cold is not None
+    assert (cold.tier, cold.pinned) == ("cold", True)
+    (run,) = runs
+    moved = {m.memory_id: (m.tier, m.to, m.reason) for m in run.moves}
+    assert "kept" not in moved
+    assert moved["m3"] == ("warm", "hot", "importance_change")
+    # 10 memories: 1 hot, 3 warm, 6 cold, one of them the pinned one.
+    assert len(moved) == run.events == 6  # m3 to hot; 5 of the others to cold
+
+
+def test_a_move_by_hand_pins_and_unpinning_lets_the_optimizer_move_it(store: Store) -> None:
+    system = system_with(store, auto_optimize=False)
+    system.add("p1", "one", memory_id="m1", importance=0.1)
+    assert system.move("m1", "hot")
+    moved = system.get("m1")
+    assert moved is not None
+    assert (moved.tier, moved.pinned) == ("hot", True)
+    assert not system.move("m1", "hot")  # pinned there already: nothing to do
+    assert system.optimize("p1").events == 0
+    system.update("p1", "m1", pinned=False)
+    report = system.optimize("p1")
+    assert [(m.memory_id, m.to) for m in report.moves] == [("m1", "cold")]
+    # Choosing the tier it is in pins it too.
+    assert system.move("m1", "cold")
+    assert system.list_memories(MemoryFilter())[0].pinned
+
+
+def test_archiving_unpins(store: Store) -> None:
+    system = system_with(store, retention_days=30)
+    store.commit(
+        MemoryImported(
+            memory_id="old", persona_id="p1", content="x", source="t", tier="hot", pinned=True,
+            created_at=NOW - timedelta(days=40), updated_at=NOW - timedelta(days=40),
+        )
+    )  # fmt: skip
+    system.optimize("p1", now=NOW)
+    archived = system.get("old")
+    assert archived is not None
+    assert (archived.tier, archived.pinned, archived.archived_at is not None) == (
+        "cold",
+        False,
+        True,
+    )
+
+
+def test_a_tier_full_of_pinned_memories_is_not_over_limits(store: Store) -> None:
+    system = system_with(store, capacities=TierCapacities(hot=1))
+    system.add("p1", "a", tier="hot")
+    system.add("p1", "b", tier="hot")
+    assert tier_counts(store) == {"hot": 2}
+    assert not system.over_limits("p1")
+
+
+def test_events_written_before_pinning_read_as_not_pinned() -> None:
+    from pjai.schema import SCHEMA
+
+    added = SCHEMA.decode(
+        "v1.MemoryAdded", b'{"memory_id":"m","persona_id":"p","content":"x","tier":"cold"}'
+    )
+    moved = SCHEMA.decode(
+        "v1.MemoryTierChanged",
+        b'{"memory_id":"m","persona_id":"p","tier":"hot","reason":"manual"}',
+    )
+    assert (added.pinned, moved.pinned) == (False, False)
+
+
+def test_search_like_mem0(store: Store) -> None:
+    system = system_with(store, auto_optimize=False)
+    system.add("p1", "Likes green tea in the morning", memory_id="tea")
+    system.add("p1", "Plays chess on Sundays", memory_id="chess")
+    hits = system.search("tea", persona_id="p1")
+    assert [h.memory_id for h in hits] == ["tea"]
+    assert [h.memory_id for h in system.search("chess")] == ["chess"]
+    assert names(store, "v1.MemoryAccessed") == 0
+    with pytest.raises(NotFoundError, match="no persona 'ghost'"):
+        system.search("tea", persona_id="ghost")

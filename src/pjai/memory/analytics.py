@@ -5,9 +5,10 @@ be run once with ``backend.query`` or kept current with ``backend.live``, and, w
 the figure needs more than the rows, a pure function that turns the rows into it.
 
 Health, per persona (or over all personas): tier counts against capacities,
-fragmentation (the distance, 0-100, between the tier shares and the persona's target
-shares: half the sum of the absolute differences, in percent), an importance histogram
-in tenths, the stale share (live memories neither recorded nor opened within
+fragmentation (the distance, 0-100, between the tier counts and the counts the
+optimizer aims at, :func:`pjai.memory.scoring.tier_targets`: half the sum of the
+absolute differences, in percent of the memories), an importance histogram in tenths,
+the stale share (live memories neither recorded nor opened within
 ``stale_after_days``), and a score 0-100 with alerts:
 
     score = 100 - capacity penalty - fragmentation penalty - 30 * stale share
@@ -37,9 +38,10 @@ from sqlalchemy.sql import visitors
 
 from pjai.errors import QueryError
 from pjai.memory.backend import Backend
+from pjai.memory.scoring import tier_targets
 from pjai.schema.expressions import contains_text, count_if, has_tag, importance_decile
 from pjai.schema.models import Persona
-from pjai.schema.personas import TierShares
+from pjai.schema.personas import TierCapacities, TierShares
 from pjai.schema.tables import TIERS, memories, personas
 from pjai.schema.types import AnySelect, utc_now
 from pjai.sql.repositories import FREQUENT_ACCESSES, HIGH_IMPORTANCE
@@ -111,31 +113,41 @@ def health_query(
 
 
 def health_from_rows(rows: list[Any], target: TierShares | None = None) -> Health:
-    """Health from the rows of :func:`health_query` (one persona's or many together)."""
+    """Health from the rows of :func:`health_query` (one persona's or many together).
+
+    Each persona's tiers are measured against its own targets (its target shares, or
+    ``target`` when given, within its capacities); over many personas, the targets
+    add up.
+    """
     tiers: dict[str, int] = dict.fromkeys(TIERS, 0)
     capacity: dict[str, int] = dict.fromkeys(TIERS, 0)
     histogram = [0] * 10
     stale = 0
-    seen: set[str] = set()
-    shares = target
+    counts: dict[str, int] = {}
+    limits: dict[str, TierCapacities] = {}
+    shares: dict[str, TierShares] = {}
     for row in rows:
-        if row.persona_id not in seen:
-            seen.add(row.persona_id)
+        if row.persona_id not in counts:
+            counts[row.persona_id] = 0
+            caps = {tier: getattr(row, f"cap_{tier}") for tier in TIERS}
             for tier in TIERS:
-                capacity[tier] += getattr(row, f"cap_{tier}")
-            if shares is None:
-                wanted = (row.scoring or {}).get("target") or {}
-                shares = TierShares(**wanted) if wanted else TierShares()
+                capacity[tier] += caps[tier]
+            limits[row.persona_id] = TierCapacities(**caps)
+            wanted = (row.scoring or {}).get("target") or {}
+            shares[row.persona_id] = target or (TierShares(**wanted) if wanted else TierShares())
         if row.tier is None or not row.n:
             continue
+        counts[row.persona_id] += row.n
         tiers[row.tier] += row.n
         histogram[max(0, int(row.decile))] += row.n
         stale += row.stale or 0
-    shares = shares or TierShares()
     total = sum(tiers.values())
     use: dict[str, float] = {t: (tiers[t] / capacity[t] if capacity[t] else 0.0) for t in TIERS}
-    wanted = {tier: getattr(shares, tier) for tier in TIERS}
-    distance = 50.0 * sum(abs(tiers[t] / total - wanted[t]) for t in TIERS) if total else 0.0
+    aimed: dict[str, int] = dict.fromkeys(TIERS, 0)
+    for persona_id, count in counts.items():
+        for name, n in tier_targets(count, shares[persona_id], limits[persona_id]).items():
+            aimed[name] += n
+    distance = 50.0 * sum(abs(tiers[t] - aimed[t]) for t in TIERS) / total if total else 0.0
     # Rounded before the thresholds, so that a reported 60.0 is not "above 60".
     fragmentation = round(distance, 2)
     stale_share = stale / total if total else 0.0

@@ -9,16 +9,21 @@ see the same scores):
 2. Size: while more live memories remain than ``max_memories``, the lowest-scored ones
    whose importance is below the importance threshold are soft-deleted. If that is not
    enough, the report says so; important memories are never deleted for space.
-3. Tiers: the remaining unarchived memories are ranked by score (ties by id); the first
-   ``hot`` capacity go hot, the next ``warm`` capacity warm, the rest cold. Each memory
-   whose tier changes gets a ``v1.MemoryTierChanged`` with its score and a reason:
+3. Tiers: how many memories each tier should hold comes from the persona's target
+   shares and capacities (:func:`pjai.memory.scoring.tier_targets`, the definition
+   health measures fragmentation against). Pinned memories (the user chose their tier)
+   and archived ones stay where they are and take up their tier's places; the others
+   are ranked by score (ties by id) and fill the places left in hot, then in warm, then
+   cold. Each memory whose tier changes gets a ``v1.MemoryTierChanged`` with its score
+   and a reason:
    ``access_pattern`` for a promotion of a memory opened within the half-life,
    ``age_decay`` for a demotion of one whose recency fell below one half,
    ``importance_change`` for a memory whose importance was just changed (the memory
    system passes it), otherwise ``optimization``.
 
 Everything happens through events, committed together: all or nothing. Running it again right after
-commits nothing: the same data at the same hour gives the same ranks.
+commits nothing: the same data at the same hour gives the same ranks. The report lists
+every memory the run moved, archived or deleted, with the reason.
 """
 
 from __future__ import annotations
@@ -28,22 +33,29 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import ColumnElement, and_, func, select
 
 from pjai.errors import ConfigError, MaterializationError
 from pjai.memory.backend import Backend
-from pjai.memory.scoring import MemoryFacts, recency, score
+from pjai.memory.scoring import MemoryFacts, recency, score, tier_targets
 from pjai.schema import MemoryArchived, MemoryDeleted, MemoryTierChanged
 from pjai.schema.event import Event
 from pjai.schema.fields import Tier, TierChangeReason
 from pjai.schema.models import Persona, persona_from_row
-from pjai.schema.personas import TierCapacities
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import TIERS, memories, memory_links, personas
 from pjai.schema.types import AnySelect, utc_now
 
-__all__ = ["OptimizationReport", "load_persona", "optimize", "plan", "scored_memories"]
+__all__ = [
+    "MemoryMove",
+    "OptimizationReport",
+    "load_persona",
+    "optimize",
+    "plan",
+    "scored_memories",
+]
 
 ATTEMPTS = 3
 
@@ -51,9 +63,26 @@ _guard = threading.Lock()
 _runs: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
 
+@dataclass(frozen=True, slots=True)
+class MemoryMove:
+    """A memory an optimizer run moved to another tier, archived or deleted, and why.
+
+    ``reason`` is a tier change's (``optimization``, ``access_pattern``,
+    ``importance_change``, ``age_decay``), or ``retention`` or ``space`` for an
+    archiving or a deletion. ``to`` is ``None`` for a deletion.
+    """
+
+    memory_id: str
+    action: Literal["moved", "archived", "deleted"]
+    tier: str
+    to: str | None
+    reason: str
+    score: float
+
+
 @dataclass(slots=True)
 class OptimizationReport:
-    """What an optimizer run did for one persona."""
+    """What an optimizer run did for one persona; ``moves`` says it memory by memory."""
 
     persona_id: str
     at: datetime
@@ -66,6 +95,7 @@ class OptimizationReport:
     tiers_before: dict[str, int] = field(default_factory=dict)
     tiers_after: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    moves: list[MemoryMove] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +110,7 @@ class ScoredMemory:
     score: float
     recency: float
     recently_opened: bool
+    pinned: bool = False
 
 
 def _memories(persona_id: str) -> AnySelect:
@@ -105,6 +136,7 @@ def _memories(persona_id: str) -> AnySelect:
         c.last_accessed_at,
         c.access_count,
         c.archived_at,
+        c.pinned,
         (links("source_id", "target_id") + links("target_id", "source_id")).label("links"),
     ).where(*memory_conditions(MemoryFilter(persona_id=persona_id), m))
 
@@ -141,6 +173,7 @@ def scored_memories(backend: Backend, persona: Persona, now: datetime) -> list[S
                 score(facts, now, config),
                 recency(facts, now, config),
                 opened,
+                bool(row.pinned),
             )
         )
     scored.sort(key=lambda m: (-m.score, m.id))
@@ -171,6 +204,7 @@ def plan(
                 events.append(MemoryDeleted(memory_id=m.id, persona_id=persona.id))
                 gone.add(m.id)
                 report.deleted_for_retention += 1
+                report.moves.append(MemoryMove(m.id, "deleted", m.tier, None, "retention", m.score))
             elif not m.archived:
                 events.append(
                     MemoryArchived(memory_id=m.id, persona_id=persona.id, reason="retention")
@@ -178,6 +212,8 @@ def plan(
                 archived.add(m.id)
                 tiers[m.id] = "cold"
                 report.archived += 1
+                move = MemoryMove(m.id, "archived", m.tier, "cold", "retention", m.score)
+                report.moves.append(move)
 
     live = [m for m in memories if m.id not in gone]
     excess = len(live) - config.max_memories
@@ -187,6 +223,7 @@ def plan(
             events.append(MemoryDeleted(memory_id=m.id, persona_id=persona.id))
             gone.add(m.id)
             report.deleted_for_space += 1
+            report.moves.append(MemoryMove(m.id, "deleted", m.tier, None, "space", m.score))
         if len(expendable) < excess:
             report.notes.append(
                 f"{excess - len(expendable)} memories over max_memories "
@@ -194,10 +231,22 @@ def plan(
                 f"{config.importance_threshold}; none of them was deleted"
             )
 
-    ranked = [m for m in live if m.id not in gone and not m.archived and m.id not in archived]
+    remaining = [m for m in memories if m.id not in gone]
     capacities = config.capacities
+    targets = tier_targets(len(remaining), config.scoring.target, capacities)
+    fixed = {m.id for m in remaining if m.pinned or m.archived or m.id in archived}
+    held = _count(tiers[m] for m in fixed)
+    places: dict[str, int] = {tier: max(0, targets[tier] - held[tier]) for tier in TIERS}
+    for tier in ("hot", "warm"):
+        if held[tier] > targets[tier]:
+            report.notes.append(
+                f"{held[tier]} pinned memories keep the {tier} tier above its target of "
+                f"{targets[tier]}: unpin some (pjai memory update ID --unpin) to let the "
+                "optimizer place them"
+            )
+    ranked = [m for m in remaining if m.id not in fixed]
     for position, m in enumerate(ranked):
-        target = _tier_at(position, capacities)
+        target = _tier_at(position, places)
         if target == tiers[m.id]:
             continue
         promoted = TIERS.index(target) < TIERS.index(tiers[m.id])
@@ -221,8 +270,8 @@ def plan(
                 score=round(m.score, 6),
             )
         )
+        report.moves.append(MemoryMove(m.id, "moved", tiers[m.id], target, reason, m.score))
         tiers[m.id] = target
-    remaining = [m for m in memories if m.id not in gone]
     report.tiers_after = _count(tiers[m.id] for m in remaining)
     if report.tiers_after.get("cold", 0) > capacities.cold:
         report.notes.append(
@@ -269,10 +318,11 @@ def optimize(
                 attempt += 1
 
 
-def _tier_at(position: int, capacities: TierCapacities) -> Tier:
-    if position < capacities.hot:
+def _tier_at(position: int, places: dict[str, int]) -> Tier:
+    """The tier of the memory ranked ``position`` among those the optimizer places."""
+    if position < places["hot"]:
         return "hot"
-    if position < capacities.hot + capacities.warm:
+    if position < places["hot"] + places["warm"]:
         return "warm"
     return "cold"
 

@@ -12,7 +12,11 @@
 Weights, half-life, floor and scales come from the persona's
 :class:`~pjai.schema.personas.ScoringConfig`. Every term is non-decreasing in what it
 measures and the weights are not negative, so the score never falls when importance,
-recency, access count or link count grows. All functions here are pure.
+recency, access count or link count grows.
+
+How many of a persona's memories each tier should hold, :func:`tier_targets`, is
+defined here once: the optimizer places memories by it and health measures
+fragmentation against it. All functions here are pure.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from pjai.schema.personas import ScoringConfig
+from pjai.schema.personas import ScoringConfig, TierCapacities, TierShares
 
-__all__ = ["MemoryFacts", "frequency", "linkage", "recency", "score"]
+__all__ = ["MemoryFacts", "frequency", "linkage", "recency", "score", "tier_targets"]
 
 SECONDS_PER_DAY = 86_400.0
 
@@ -81,3 +85,24 @@ def score(facts: MemoryFacts, now: datetime, config: ScoringConfig) -> float:
     if total <= 0:
         raise ValueError("scoring weights add up to zero")
     return sum(w * t for w, t in zip(weights, terms, strict=True)) / total
+
+
+def _half_up(value: float) -> int:
+    # A hair below .5 still rounds up: 15 * 0.1 must give 2, as 1.5 would.
+    return math.floor(value + 0.5 + 1e-9)
+
+
+def tier_targets(count: int, shares: TierShares, capacities: TierCapacities) -> dict[str, int]:
+    """How many of ``count`` memories each tier should hold.
+
+    The target shares (scaled to add up to 1) split ``count``, rounded half up at each
+    boundary: hot holds ``round(count * hot)``, hot and warm together
+    ``round(count * (hot + warm))``, cold the rest. A tier never gets more than its
+    capacity; what hot cannot hold goes to warm, what warm cannot hold to cold. Cold
+    takes the rest even above its capacity (the optimizer's report says so).
+    """
+    total = shares.hot + shares.warm + shares.cold
+    hot_share, warm_share = (shares.hot / total, shares.warm / total) if total > 0 else (0.1, 0.3)
+    hot = min(capacities.hot, _half_up(count * hot_share))
+    warm = min(capacities.warm, max(0, _half_up(count * (hot_share + warm_share)) - hot))
+    return {"hot": hot, "warm": warm, "cold": count - hot - warm}

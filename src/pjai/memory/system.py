@@ -3,21 +3,38 @@
 Each command builds events and commits them, or reads. Commands that add or change
 memories then check the persona's limits and, for personas with ``auto_optimize`` on,
 run the optimizer when a tier is over capacity, the persona is over ``max_memories`` or
-a memory is past the retention period. One optimizer run per persona at a time.
+a memory is past the retention period. One optimizer run per persona at a time;
+:meth:`MemorySystem.optimizations` collects the reports of the runs a command caused,
+so that an interface can say which memories moved and why.
+
+A tier the caller chooses (``add(..., tier=...)``, :meth:`MemorySystem.move`) pins the
+memory there: the optimizer leaves it until it is moved or unpinned by hand
+(``update(..., pinned=False)``) or archived by retention.
+
+    memory = MemorySystem(manager)
+    memory.add("ada", "Likes green tea", importance=0.8)
+    memory.search("tea", persona_id="ada")       # [SearchHit(...)], best first
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 from sqlalchemy import and_, case, func, or_, select
 
-from pjai.errors import QueryError
+from pjai.errors import NotFoundError
 from pjai.memory import graph, optimizer
 from pjai.memory.backend import Backend
+from pjai.memory.embeddings import Embeddings
+from pjai.memory.hits import SearchHit
+from pjai.memory.lookup import require_persona
 from pjai.memory.optimizer import OptimizationReport
+from pjai.memory.search import Method, search
 from pjai.schema import (
     Event,
     MemoryAccessed,
@@ -53,6 +70,8 @@ def _limits(persona_id: str) -> AnySelect:
             p.memory_retention_days.label("retention_days"),
             *(getattr(p, f"memory_capacity_{tier}").label(f"cap_{tier}") for tier in TIERS),
             *(count_if(m.tier == tier).label(tier) for tier in TIERS),
+            # memories the optimizer may move, per tier: pinned ones stay where they are
+            *(count_if(and_(m.tier == tier, ~m.pinned)).label(f"free_{tier}") for tier in TIERS),
             func.count(m.id).label("total"),
             # archived memories were dealt with: retention archives a memory only once
             func.min(case((m.archived_at.is_(None), m.created_at))).label("oldest"),
@@ -70,6 +89,7 @@ class MemorySystem:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self._local = threading.local()
 
     # -- the data layer, so that library functions given a MemorySystem optimize too --
 
@@ -84,8 +104,14 @@ class MemorySystem:
     # -- memories -----------------------------------------------------------------
 
     def add(self, persona_id: str, content: str, **fields: Any) -> Memory:
-        """Record a memory (``fields`` as in ``v1.MemoryAdded``); returns it."""
+        """Record a memory (``fields`` as in ``v1.MemoryAdded``); returns it.
+
+        A ``tier`` given pins the memory there unless ``pinned=False`` is given too.
+        """
         memory_id = fields.pop("memory_id", None) or new_id()
+        if fields.get("tier") is None:
+            fields.pop("tier", None)
+        fields.setdefault("pinned", "tier" in fields)
         self.commit(
             MemoryAdded(memory_id=memory_id, persona_id=persona_id, content=content, **fields)
         )
@@ -94,10 +120,10 @@ class MemorySystem:
         return found
 
     def update(self, persona_id: str, memory_id: str, **fields: Any) -> None:
-        """Change some fields of a memory.
+        """Change some fields of a memory (``pinned`` too: ``False`` unpins it).
 
         A new importance re-ranks the persona's memories when it auto-optimizes; if the
-        memory moves, its reason is ``importance_change``.
+        memory moves, its reason is ``importance_change``. Pinned memories stay put.
         """
         self.backend.commit(MemoryUpdated(memory_id=memory_id, persona_id=persona_id, **fields))
         if "importance" in fields and self._auto_optimizes(persona_id):
@@ -135,34 +161,62 @@ class MemorySystem:
         """A live memory, opened: records ``v1.MemoryAccessed``."""
         memory = self.get(memory_id)
         if memory is None or memory.deleted_at is not None:
-            raise QueryError(f"no live memory {memory_id!r}")
+            raise NotFoundError(f"no live memory {memory_id!r}")
         self.backend.commit(MemoryAccessed(memory_id=memory_id, persona_id=memory.persona_id))
         opened = self.get(memory_id)
         assert opened is not None
         return opened
 
     def move(self, memory_id: str, tier: Tier, **fields: Any) -> bool:
-        """Move a memory to ``tier`` by hand (reason ``manual``), changing ``fields`` too.
+        """Move a memory to ``tier`` by hand (reason ``manual``) and pin it there,
+        changing ``fields`` too.
 
-        One commit; returns whether anything changed.
+        One commit; returns whether anything changed (a memory already pinned in
+        ``tier`` with those fields changes nothing).
         """
         memory = self.get(memory_id)
         if memory is None or memory.deleted_at is not None:
-            raise QueryError(f"no live memory {memory_id!r}")
+            raise NotFoundError(f"no live memory {memory_id!r}")
         events: list[Event] = []
         if fields:
             events.append(
                 MemoryUpdated(memory_id=memory_id, persona_id=memory.persona_id, **fields)
             )
-        if tier != memory.tier:
+        if tier != memory.tier or not memory.pinned:
             events.append(
                 MemoryTierChanged(
-                    memory_id=memory_id, persona_id=memory.persona_id, tier=tier, reason="manual"
+                    memory_id=memory_id,
+                    persona_id=memory.persona_id,
+                    tier=tier,
+                    reason="manual",
+                    pinned=True,
                 )
             )
         if events:
             self.commit(*events)
         return bool(events)
+
+    def search(
+        self,
+        text: str,
+        persona_id: str | None = None,
+        *,
+        where: MemoryFilter | None = None,
+        limit: int = 10,
+        method: Method = "keyword",
+        embeddings: Embeddings | None = None,
+    ) -> list[SearchHit]:
+        """The memories best matching ``text``, best first (of one persona, with
+        ``persona_id``; ``where`` filters further). Searching opens nothing.
+
+        Semantic and hybrid search need ``embeddings`` (:class:`Embeddings`).
+        """
+        where = where or MemoryFilter()
+        if persona_id is not None:
+            where = msgspec.structs.replace(where, persona_id=persona_id)
+        if where.persona_id is not None:
+            require_persona(self.backend, where.persona_id)
+        return search(self.backend, text, where, limit=limit, method=method, embeddings=embeddings)
 
     def links_of(self, memory_id: str) -> list[Row]:
         """A memory's links, either direction, strongest first."""
@@ -218,9 +272,34 @@ class MemorySystem:
         importance_changed: Collection[str] = (),
     ) -> OptimizationReport:
         """Run the optimizer for one persona (waiting for a run already going)."""
-        return optimizer.optimize(
+        report = optimizer.optimize(
             self.backend, persona_id, now=now, importance_changed=importance_changed
         )
+        for reports in self._collectors():
+            reports.append(report)
+        return report
+
+    @contextmanager
+    def optimizations(self) -> Iterator[list[OptimizationReport]]:
+        """A list that collects the reports of the optimizer runs this thread makes
+        through this memory system while the block runs, the automatic ones included.
+
+        ``with system.optimizations() as runs: system.update(...)``, then
+        ``runs[i].moves`` says which memories moved and why.
+        """
+        reports: list[OptimizationReport] = []
+        collectors = self._collectors()
+        collectors.append(reports)
+        try:
+            yield reports
+        finally:
+            collectors.remove(reports)
+
+    def _collectors(self) -> list[list[OptimizationReport]]:
+        collectors: list[list[OptimizationReport]] | None = getattr(self._local, "collectors", None)
+        if collectors is None:
+            collectors = self._local.collectors = []
+        return collectors
 
     def _auto_optimizes(self, persona_id: str) -> bool:
         p = personas.c
@@ -245,8 +324,10 @@ class MemorySystem:
         if not rows or not rows[0].auto:
             return False
         r = rows[0]
-        if (r.hot or 0) > r.cap_hot or (r.warm or 0) > r.cap_warm or (r.cold or 0) > r.cap_cold:
-            return True
+        for tier in TIERS:
+            # Over capacity and the optimizer can move some: not when all are pinned.
+            if (getattr(r, tier) or 0) > getattr(r, f"cap_{tier}") and getattr(r, f"free_{tier}"):
+                return True
         if r.total > r.max_memories:
             return True
         if r.retention_days and r.oldest is not None:

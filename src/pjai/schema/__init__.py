@@ -144,7 +144,9 @@ SCHEMA = Schema(
         BookmarkDeleted,
         ConfigChanged,
     ],
-    version=2,  # 2: decays and messages keep the latest updated_at (they commute)
+    # 2: decays and messages keep the latest updated_at (they commute)
+    # 3: memories are pinned by a tier the user chose, unpinned by archiving
+    version=3,
     derived=_SEARCH_CREATE,
     derived_fill=_SEARCH_FILL,
 )

@@ -71,7 +71,10 @@ def _no_memory(memory_id: str, persona_id: str, *, deleted: bool = False) -> Mis
 
 
 class MemoryAdded(Event, frozen=True, kw_only=True):
-    """A memory was recorded. ``occurred_at`` defaults to the time it was recorded."""
+    """A memory was recorded. ``occurred_at`` defaults to the time it was recorded.
+
+    ``pinned``: the user chose its tier, so the optimizer leaves it there.
+    """
 
     NAME = "v1.MemoryAdded"
     CONFLICT = "precondition"
@@ -85,6 +88,7 @@ class MemoryAdded(Event, frozen=True, kw_only=True):
     importance: UnitInterval = 0.5
     tier: Tier = "warm"
     occurred_at: UtcDatetime | None = None
+    pinned: bool = False
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
         return [require_live_persona(self.persona_id), Insert("memories", self._row(ctx.at))]
@@ -107,6 +111,7 @@ class MemoryAdded(Event, frozen=True, kw_only=True):
             "updated_at": at,
             "deleted_at": None,
             "archived_at": None,
+            "pinned": self.pinned,
         }
 
 
@@ -137,7 +142,10 @@ class MemoryImported(MemoryAdded, frozen=True, kw_only=True):
 
 
 class MemoryUpdated(Event, frozen=True, kw_only=True):
-    """Some fields of a live memory changed; fields left unset keep their value."""
+    """Some fields of a live memory changed; fields left unset keep their value.
+
+    ``pinned`` pins the memory in the tier it is in, or lets the optimizer move it again.
+    """
 
     NAME = "v1.MemoryUpdated"
     CONFLICT = "last_writer_wins"
@@ -150,11 +158,12 @@ class MemoryUpdated(Event, frozen=True, kw_only=True):
     tags: Tags | UnsetType = UNSET
     importance: UnitInterval | UnsetType = UNSET
     occurred_at: UtcDatetime | UnsetType = UNSET
+    pinned: bool | UnsetType = UNSET
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
         values: dict[str, Any] = {
             name: value
-            for name in ("name", "summary", "type", "importance", "occurred_at")
+            for name in ("name", "summary", "type", "importance", "occurred_at", "pinned")
             if (value := getattr(self, name)) is not UNSET
         }
         if self.content is not UNSET:
@@ -187,7 +196,11 @@ class MemoryAccessed(Event, frozen=True, kw_only=True):
 
 
 class MemoryTierChanged(Event, frozen=True, kw_only=True):
-    """A live memory moved to another tier, with the reason and the score behind it."""
+    """A live memory moved to another tier, with the reason and the score behind it.
+
+    ``pinned``: the user moved it, so the optimizer leaves it there; a move without it
+    (the optimizer's) leaves the memory unpinned.
+    """
 
     NAME = "v1.MemoryTierChanged"
     CONFLICT = "last_writer_wins"
@@ -196,13 +209,14 @@ class MemoryTierChanged(Event, frozen=True, kw_only=True):
     tier: Tier
     reason: TierChangeReason
     score: float | None = None
+    pinned: bool = False
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
         where = _memory(self.memory_id, self.persona_id)
         missing = _no_memory(self.memory_id, self.persona_id)
         # Cold content is kept compressed; leaving the cold tier stores it plain again,
         # and an archived memory brought out of cold is no longer archived.
-        values: dict[str, Any] = {"tier": self.tier, "content": Compress()}
+        values: dict[str, Any] = {"tier": self.tier, "content": Compress(), "pinned": self.pinned}
         if self.tier != "cold":
             values.update(content=Decompress(), archived_at=None)
         return [Update("memories", where, values, missing)]
@@ -212,7 +226,9 @@ class MemoryArchived(Event, frozen=True, kw_only=True):
     """A live memory was archived: moved to the cold tier, compressed, marked ``archived_at``.
 
     It stays searchable and can still be opened; retention archives memories this way
-    when the persona's retention action is ``archive``.
+    when the persona's retention action is ``archive``. An archived memory is no longer
+    pinned: the optimizer ranks archived memories no more, and moving one out of cold
+    is a new choice of tier.
     """
 
     NAME = "v1.MemoryArchived"
@@ -228,7 +244,7 @@ class MemoryArchived(Event, frozen=True, kw_only=True):
             "persona {0!r} has no live, unarchived memory {1!r}",
             (self.persona_id, self.memory_id),
         )
-        values = {"tier": "cold", "content": Compress(), "archived_at": ctx.at}
+        values = {"tier": "cold", "content": Compress(), "archived_at": ctx.at, "pinned": False}
         return [Update("memories", where, values, missing)]
 
 

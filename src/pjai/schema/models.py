@@ -54,6 +54,7 @@ class Memory(Struct, frozen=True):
     updated_at: datetime
     deleted_at: datetime | None
     archived_at: datetime | None
+    pinned: bool
 
 
 def persona_from_row(row: Any) -> Persona:

@@ -117,6 +117,8 @@ memories = Table(
     Column("updated_at", Timestamp, nullable=False),
     Column("deleted_at", Timestamp),
     Column("archived_at", Timestamp),
+    # Set when the user chose the tier: the optimizer leaves the memory where it is.
+    Column("pinned", Boolean, nullable=False, default=False),
     CheckConstraint("importance >= 0 AND importance <= 1", name="importance_range"),
     CheckConstraint(_one_of("tier", TIERS), name="tier"),
     CheckConstraint("access_count >= 0", name="access_count"),
