@@ -1,7 +1,9 @@
 """A guided tour: seed personas, watch a live query react to every commit.
 
 Commits go through the hybrid manager, so each one lands in the reactive store and the
-SQL primary together.
+SQL primary together. Running it again on the same data adds nothing twice: personas
+are found by name, the demo's memories have fixed ids (``<persona id>:demo-...``) and
+a step whose memory is there already brings it back to where the step starts instead.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from sqlalchemy import select
 
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import (
@@ -25,6 +29,7 @@ from pjai.schema import (
     Personality,
     new_id,
 )
+from pjai.schema.tables import memories as memories_table
 from pjai.store import Row
 
 __all__ = ["TOP_MEMORIES", "DemoStep", "run_demo", "seed"]
@@ -84,10 +89,10 @@ def seed(store: HybridDatabaseManager) -> dict[str, str]:
                 personality=personality,
             )
         )
-        for title, content, importance in memories:
+        for number, (title, content, importance) in enumerate(memories):
             events.append(
                 MemoryAdded(
-                    memory_id=new_id(),
+                    memory_id=f"{persona_id}:demo-{number}",
                     persona_id=persona_id,
                     name=title,
                     content=content,
@@ -100,39 +105,55 @@ def seed(store: HybridDatabaseManager) -> dict[str, str]:
     return existing
 
 
-def _script(personas: dict[str, str]) -> list[DemoStep]:
+def _existing(store: HybridDatabaseManager, *memory_ids: str) -> dict[str, Row]:
+    """The rows of those of ``memory_ids`` that exist, deleted or not, by id."""
+    m = memories_table.c
+    rows = store.query(select(m.id, m.tier, m.deleted_at).where(m.id.in_(memory_ids)))
+    return {row.id: row for row in rows}
+
+
+def _script(store: HybridDatabaseManager, personas: dict[str, str]) -> list[DemoStep]:
     ada, basil = personas["Ada"], personas["Basil"]
-    note = new_id()
+    note, chapter = f"{ada}:demo-deadline", f"{basil}:demo-chapter-3"
+    there = _existing(store, note, chapter)
+    learn: list[Event]
+    if note in there:  # an earlier run's: back to where this step leaves it
+        learn = [MemoryRestored(memory_id=note, persona_id=ada)] if there[note].deleted_at else []
+        learn += [
+            MemoryUpdated(memory_id=note, persona_id=ada, importance=0.95),
+            MemoryTierChanged(
+                memory_id=note, persona_id=ada, tier="hot", reason="importance_change"
+            ),
+        ]
+    else:
+        learn = [
+            MemoryAdded(
+                memory_id=note,
+                persona_id=ada,
+                name="Deadline on Friday",
+                content="The graph engine demo is due on Friday.",
+                importance=0.95,
+                tier="hot",
+            )
+        ]
+    basil_note: list[Event] = []
+    if chapter not in there:
+        basil_note.append(
+            MemoryAdded(
+                memory_id=chapter,
+                persona_id=basil,
+                name="Chapter 3 done",
+                content="Finished the third chapter.",
+                importance=0.5,
+            )
+        )
     return [
-        DemoStep(
-            "Ada learns something important",
-            [
-                MemoryAdded(
-                    memory_id=note,
-                    persona_id=ada,
-                    name="Deadline on Friday",
-                    content="The graph engine demo is due on Friday.",
-                    importance=0.95,
-                    tier="hot",
-                )
-            ],
-        ),
+        DemoStep("Ada learns something important", learn),
         DemoStep(
             "Ada opens that memory twice",
             [MemoryAccessed(memory_id=note, persona_id=ada, count=2)],
         ),
-        DemoStep(
-            "Basil (not active) gets a memory: the live query does not change",
-            [
-                MemoryAdded(
-                    memory_id=new_id(),
-                    persona_id=basil,
-                    name="Chapter 3 done",
-                    content="Finished the third chapter.",
-                    importance=0.5,
-                )
-            ],
-        ),
+        DemoStep("Basil (not active) gets a memory: the live query does not change", basil_note),
         DemoStep(
             "The deadline moves: importance drops, tier becomes warm",
             [
@@ -172,10 +193,13 @@ def run_demo(
 
     live = store.live(TOP_MEMORIES)
     with live.subscribe(on_change):
-        for step in _script(personas):
+        for step in _script(store, personas):
             time.sleep(delay)
             before = fired
             title = step.title
+            if not step.events:
+                note(f"{step.title}: there from an earlier run, nothing to commit")
+                continue
             records = store.commit(*step.events)
             if fired == before:
                 note(f"{step.title}: committed {len(records)} event(s), result unchanged")

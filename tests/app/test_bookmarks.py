@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pjai.app import Bookmarks, Conversations, Memories, Personas
-from pjai.errors import EventValidationError, QueryError
+from pjai.errors import EventValidationError, NotFoundError, QueryError
 from pjai.hybrid import HybridDatabaseManager
 
 MAY = datetime(2026, 5, 1, tzinfo=UTC)
@@ -58,3 +58,42 @@ def test_conversations(manager: HybridDatabaseManager, ada: str) -> None:
     assert (done.added, done.skipped) == (2, 0)
     with pytest.raises(QueryError, match="no conversation 'nope'"):
         talks.say("nope", "user", "hi")
+
+
+def test_conversations_are_listed_and_shown(manager: HybridDatabaseManager, ada: str) -> None:
+    talks = Conversations(manager)
+    first = talks.start(ada, title="Dinner plans")
+    second = talks.start(ada, title="Holidays")
+    talks.say(first, "user", "Where shall we eat?", sent_at=MAY)
+    talks.say(first, "assistant", "Ramen.", sent_at=JUNE)
+    talks.say(first, "system", "Be brief.", sent_at=datetime(2026, 4, 1, tzinfo=UTC))
+    listed = talks.list(ada)
+    assert {c.id for c in listed} == {first, second}
+    assert {c.title: c.message_count for c in listed} == {"Dinner plans": 3, "Holidays": 0}
+    view = talks.show(first)
+    assert (view.conversation.id, view.conversation.title) == (first, "Dinner plans")
+    assert [(m.role, m.content) for m in view.messages] == [
+        ("system", "Be brief."),
+        ("user", "Where shall we eat?"),
+        ("assistant", "Ramen."),
+    ]
+    assert [m.role for m in talks.show(first, limit=1).messages] == ["system"]
+    with pytest.raises(NotFoundError, match="no conversation 'nope'"):
+        talks.show("nope")
+    with pytest.raises(NotFoundError, match="no persona 'nobody'"):
+        talks.list("nobody")
+
+
+def test_a_role_must_be_one_of_the_roles(manager: HybridDatabaseManager, ada: str) -> None:
+    talks = Conversations(manager)
+    chat = talks.start(ada)
+    assert talks.say(chat, "tool", "42 results")
+    allowed = "'role': must be one of user, assistant, system, tool, got 'bob'"
+    with pytest.raises(EventValidationError, match=allowed):
+        talks.say(chat, "bob", "hi")
+    assert talks.show(chat).conversation.message_count == 1
+
+
+def test_bookmarks_of_a_persona_that_does_not_exist(manager: HybridDatabaseManager) -> None:
+    with pytest.raises(NotFoundError, match="no persona 'nobody'"):
+        Bookmarks(manager).list("nobody")

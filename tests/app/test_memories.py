@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pjai.app import Memories, Personas
-from pjai.errors import QueryError
+from pjai.errors import NotFoundError, QueryError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory import EmbeddingsUnavailable, SearchFilter
 from pjai.sql.repositories import MemoryFilter
@@ -70,3 +72,74 @@ def test_vectors_asked_for_but_not_installed_are_named(
     with pytest.raises(EmbeddingsUnavailable):
         memories.auto_link("ada", by="vectors")
     assert memories.auto_link("ada").by == "words"
+
+
+def accesses(manager: HybridDatabaseManager) -> int:
+    store = manager.store
+    assert store is not None
+    return sum(1 for e in store.events() if e.record.name == "v1.MemoryAccessed")
+
+
+def test_show_reads_and_open_records_an_access(
+    memories: Memories, manager: HybridDatabaseManager
+) -> None:
+    memories.add("ada", "the blue kettle", memory_id="a")
+    shown = memories.show("a")
+    assert (shown.memory.id, shown.memory.access_count, shown.links) == ("a", 0, [])
+    assert memories.get("a").access_count == 0
+    assert accesses(manager) == 0
+    assert memories.open("a").memory.access_count == 1
+    assert accesses(manager) == 1
+    memories.delete("a")
+    with pytest.raises(NotFoundError, match="no live memory 'a'"):
+        memories.show("a")
+
+
+def test_a_tier_given_pins_and_changes_say_what_else_moved(memories: Memories) -> None:
+    cold = memories.add("ada", "keep me cold", memory_id="cold", tier="cold", importance=1.0)
+    assert (cold.memory.tier, cold.memory.pinned, cold.moves) == ("cold", True, [])
+    for i in range(9):
+        memories.add("ada", f"note {i}", memory_id=f"n{i}", importance=0.5)
+    change = memories.update("n4", importance=0.9)
+    assert memories.get("cold").tier == "cold"
+    moved = {m.memory_id: (m.tier, m.to, m.reason) for m in change.moves}
+    assert moved["n4"] == ("warm", "hot", "importance_change")
+    assert "cold" not in moved
+    assert len(moved) == 6
+    unpinned = memories.update("cold", pinned=False)
+    assert (unpinned.changed, unpinned.memory.pinned) == (True, False)
+    assert memories.update("cold", pinned=False).changed is False
+    moved_by_hand = memories.update("n0", tier="hot", pinned=False)
+    assert (moved_by_hand.memory.tier, moved_by_hand.memory.pinned) == ("hot", False)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: m.list(MemoryFilter(persona_id="nobody")),
+        lambda m: m.search("kettle", SearchFilter(persona_id="nobody")),
+        lambda m: m.timeline("nobody"),
+        lambda m: m.optimize("nobody"),
+        lambda m: m.stats("nobody"),
+        lambda m: m.auto_link("nobody"),
+        lambda m: m.decay_links("nobody", 1.0),
+    ],
+    ids=["list", "search", "timeline", "optimize", "stats", "auto-link", "decay-links"],
+)
+def test_a_persona_that_does_not_exist_is_named(memories: Memories, call: Any) -> None:
+    with pytest.raises(NotFoundError, match="no persona 'nobody'"):
+        call(memories)
+
+
+def test_a_memory_that_does_not_exist_is_named(memories: Memories) -> None:
+    with pytest.raises(NotFoundError, match="no memory 'nothing'"):
+        memories.neighbours("nothing")
+    with pytest.raises(NotFoundError, match="no live memory 'nothing'"):
+        memories.open("nothing")
+
+
+def test_a_deleted_persona_is_missing(memories: Memories, manager: HybridDatabaseManager) -> None:
+    memories.add("ada", "x", memory_id="a")
+    Personas(manager).delete("ada")
+    with pytest.raises(NotFoundError, match="no persona 'ada'"):
+        memories.list(MemoryFilter(persona_id="ada"))

@@ -45,9 +45,11 @@ def test_demo_shows_the_live_query_reacting(tmp_path: Path) -> None:
         assert (rows["memories"], rows["personas"]) == (7, 2)
     again = runner.invoke(app, ["demo", "--data-dir", str(data), "--delay", "0"])
     assert again.exit_code == 0, again.output
+    assert "there from an earlier run" in " ".join(again.output.split())
+    assert "Deadline on Friday" in again.output
     with Store.open(data / "store.db") as store:
         rows = store.summary()["rows"]
-        assert (rows["memories"], rows["personas"]) == (9, 2)
+        assert (rows["memories"], rows["personas"]) == (7, 2)  # nothing added twice
 
 
 def test_data_dir_comes_from_the_environment(tmp_path: Path) -> None:

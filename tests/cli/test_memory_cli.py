@@ -105,10 +105,11 @@ def test_memory_commands(cli: Cli) -> None:
     assert [h["memory_id"] for h in hot] == ["coffee"]
     assert cli.json("memory", "list", "ada")[0]["access_count"] == 0  # search is no access
 
-    shown = cli.json("memory", "show", "coffee")
+    assert cli.json("memory", "show", "coffee")["memory"]["access_count"] == 0  # a look
+    shown = cli.json("memory", "open", "coffee")
     assert shown["memory"]["access_count"] == 1
     cli("memory", "link", "coffee", "design", "--kind", "causal", "--strength", "0.8")
-    shown = cli.json("memory", "show", "coffee")
+    shown = cli.json("memory", "open", "coffee")
     assert shown["memory"]["access_count"] == 2
     assert [(k["target_id"], k["kind"]) for k in shown["links"]] == [("design", "causal")]
     assert cli.json("memory", "neighbours", "design") == [{"memory_id": "coffee", "depth": 1}]
@@ -277,9 +278,12 @@ def test_every_writing_command_speaks_json(cli: Cli) -> None:
 def test_changes_that_cross_limits_optimize(cli: Cli) -> None:
     cli("persona", "create", "Ada", "--id", "ada")
     for i in range(4):
-        cli("memory", "add", "ada", f"note {i}", "--tier", "hot", "--importance", f"0.{i + 1}")
+        cli("memory", "add", "ada", f"note {i}", "--tier", "hot", "--importance", f"0.{i + 1}",
+            "--id", f"n{i}")  # fmt: skip
+        cli("memory", "update", f"n{i}", "--unpin")  # hot, and the optimizer's to place
     cli("persona", "update", "ada", "--set", "memory.capacities.hot=1")
-    assert cli.json("memory", "stats", "--persona", "ada")["statistics"]["by_tier"]["hot"] == 1
+    by_tier = cli.json("memory", "stats", "--persona", "ada")["statistics"]["by_tier"]
+    assert by_tier == {"hot": 0, "warm": 2, "cold": 2}  # 4 memories: 0.4 hot, 1.2 warm
     cli("persona", "update", "ada", "--set", "memory.capacities.warm=1")
     chat = cli("conversation", "start", "ada").strip()
     for word in ("hello", "there", "friend"):
@@ -292,7 +296,8 @@ def test_changes_that_cross_limits_optimize(cli: Cli) -> None:
 def test_a_move_to_the_tier_it_is_in_changes_nothing(cli: Cli) -> None:
     cli("persona", "create", "Ada", "--id", "ada")
     cli("memory", "add", "ada", "one", "--id", "a")
-    assert "already warm; nothing changed" in cli("memory", "update", "a", "--tier", "warm")
+    assert "(warm, pinned)" in cli("memory", "update", "a", "--tier", "warm")  # pins it
+    assert "already warm, pinned; nothing changed" in cli("memory", "update", "a", "--tier", "warm")
 
 
 def test_bookmark_ranges_are_checked(cli: Cli) -> None:

@@ -144,9 +144,12 @@ def test_bookmarks(cli: Cli) -> None:
 def test_conversations(cli: Cli) -> None:
     cli("persona", "create", PERSONA, "--id", PERSONA_ID)
     chat = cli("conversation", "start", PERSONA_ID, "--title", TITLE).strip()
-    cli("conversation", "say", chat, ROLE, MESSAGE)
+    cli("conversation", "say", chat, "user", MESSAGE)
+    assert f"got '{ROLE}'" in cli.fails("conversation", "say", chat, ROLE, MESSAGE)
     assert "Added 1 memory(ies)" in cli("memory", "ingest-conversation", chat)
-    assert f"{ROLE}: {MESSAGE}" in cli("memory", "list", PERSONA_ID)
+    assert f"user: {MESSAGE}" in cli("memory", "list", PERSONA_ID)
+    assert TITLE in cli("conversation", "list", PERSONA_ID)
+    assert MESSAGE in cli("conversation", "show", chat)
     assert f"no conversation '{TITLE}'" in cli.fails("conversation", "say", TITLE, ROLE, MESSAGE)
 
 

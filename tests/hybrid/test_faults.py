@@ -207,9 +207,9 @@ def test_refused_catch_up_events_are_quarantined_not_retried(tmp_path: Path) -> 
         # Someone writes m1 into SQL behind PJai's back: SQL will refuse the real m1.
         blocker.execute(
             "INSERT INTO memories (id, persona_id, type, name, content, summary, tags, importance,"
-            " tier, access_count, occurred_at, created_at, updated_at, pinned) VALUES ('m1', 'p1',"
-            " 'note', '', 'intruder', '', '[]', 0.5, 'warm', 0, '2020-01-01T00:00:00.000000+00:00',"
-            " '2020-01-01T00:00:00.000000+00:00', '2020-01-01T00:00:00.000000+00:00', 0)"
+            " tier, access_count, occurred_at, created_at, updated_at) VALUES ('m1', 'p1', 'note',"
+            " '', 'intruder', '', '[]', 0.5, 'warm', 0, '2020-01-01T00:00:00.000000+00:00',"
+            " '2020-01-01T00:00:00.000000+00:00', '2020-01-01T00:00:00.000000+00:00')"
         )
         blocker.execute("COMMIT")
         blocker.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import sys
+import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,8 @@ import apsw
 import numpy as np
 import pytest
 
-from pjai.memory.embeddings import Embeddings, EmbeddingsUnavailable
+from pjai.memory import embeddings
+from pjai.memory.embeddings import Embeddings, EmbeddingsUnavailable, LazyEncoder
 from pjai.memory.graph import auto_link
 from pjai.memory.search import SearchFilter, search
 from pjai.schema import MemoryDeleted, MemoryLinked, MemoryUpdated
@@ -205,3 +208,49 @@ def test_index_drops_vectors_of_deleted_memories(
     assert "dog" in [m for m, _, _ in stored(tmp_path)]
     vectors.index(pets, "p1")
     assert [m for m, _, _ in stored(tmp_path)] == ["car", "cat", "other", "storm"]
+
+
+def test_the_model_is_loaded_only_when_a_text_must_be_encoded(tmp_path: Path, store: Store) -> None:
+    loads: list[TopicEncoder] = []
+
+    def load() -> TopicEncoder:
+        loads.append(TopicEncoder())
+        return loads[-1]
+
+    lazy = LazyEncoder(load)
+    vectors = Embeddings(tmp_path / "vectors.db", lazy)
+    try:
+        store.commit(persona())
+        assert vectors.index(store) == 0
+        assert (lazy.loaded, loads) == (False, [])  # nothing to encode: no model
+        store.commit(memory("cat", content="the kitten would purr"))
+        assert vectors.index(store) == 1
+        assert vectors.index(store) == 0
+        assert [m for m, _ in vectors.nearest("a purring kitten", None, 1)] == ["cat"]
+        assert len(loads) == 1
+    finally:
+        vectors.close()
+
+
+def test_the_packaged_model_is_loaded_once_per_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads: list[str] = []
+
+    def load_model(device: str) -> object:
+        loads.append(device)
+        return object()
+
+    package = types.ModuleType(embeddings.MODEL_PACKAGE)
+    package.load_model = load_model  # type: ignore[attr-defined]
+    package.__spec__ = importlib.machinery.ModuleSpec(embeddings.MODEL_PACKAGE, None)
+    monkeypatch.setitem(sys.modules, embeddings.MODEL_PACKAGE, package)
+    monkeypatch.setattr(embeddings, "_loaded", None)
+    opened = [Embeddings.open(tmp_path), Embeddings.open(tmp_path)]
+    try:
+        assert loads == []  # opening loads nothing
+        assert embeddings.load_encoder() is embeddings.load_encoder()
+        assert loads == ["cpu"]
+    finally:
+        for vectors in opened:
+            vectors.close()

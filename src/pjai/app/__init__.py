@@ -9,7 +9,7 @@ directory, return plain values and raise :mod:`pjai.errors` errors.
 from __future__ import annotations
 
 from pjai.app.audit import ConfigChange, config_changes
-from pjai.app.bookmarks import Bookmarks, BookmarkView, Conversations
+from pjai.app.bookmarks import Bookmarks, BookmarkView, Conversations, ConversationView
 from pjai.app.datadir import SYNC_STATUS_FILE, DataDir, DataFile
 from pjai.app.flags import FlagChange, FlagReport, flag_states, set_flag
 from pjai.app.memories import AutoLinked, Memories, MemoryChange, MemoryStats, MemoryView
@@ -42,6 +42,7 @@ __all__ = [
     "Bookmarks",
     "Checkup",
     "ConfigChange",
+    "ConversationView",
     "Conversations",
     "DataDir",
     "DataFile",

@@ -1,4 +1,9 @@
-"""Bookmarks and conversations: named views of a persona's timeline, and its talks."""
+"""Bookmarks and conversations: named views of a persona's timeline, and its talks.
+
+A persona, bookmark or conversation that does not exist is a
+:class:`~pjai.errors.NotFoundError`; a message's role must be one of
+:data:`~pjai.schema.conversations.MESSAGE_ROLES`.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ import msgspec
 from pjai.errors import EventValidationError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory import bookmark_memories, preset
-from pjai.memory.conversations import add_message
+from pjai.memory.conversations import add_message, conversation, conversations_of, messages
+from pjai.memory.lookup import require_persona
 from pjai.memory.timeline import bookmarks, get_bookmark
 from pjai.schema import (
     BookmarkCreated,
@@ -25,7 +31,7 @@ from pjai.schema import (
 from pjai.schema.event import validation_error
 from pjai.schema.models import Memory, memory_from_row
 
-__all__ = ["BookmarkView", "Bookmarks", "Conversations"]
+__all__ = ["BookmarkView", "Bookmarks", "ConversationView", "Conversations"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +40,14 @@ class BookmarkView:
 
     bookmark: Any
     memories: list[Memory]
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationView:
+    """A conversation's row and its messages (rows) in the order they were sent."""
+
+    conversation: Any
+    messages: list[Any]
 
 
 def _filters(**given: Any) -> BookmarkFilters:
@@ -101,7 +115,9 @@ class Bookmarks:
         return get_bookmark(self.manager, event.bookmark_id)
 
     def list(self, persona_id: str) -> list[Any]:
-        """A persona's bookmarks by name."""
+        """A persona's bookmarks by name (:class:`~pjai.errors.NotFoundError` for a
+        persona that does not exist)."""
+        require_persona(self.manager, persona_id)
         return bookmarks(self.manager, persona_id)
 
     def get(self, bookmark_id: str) -> Any:
@@ -143,5 +159,16 @@ class Conversations:
     def say(
         self, conversation_id: str, role: str, text: str, *, sent_at: datetime | None = None
     ) -> str:
-        """Add a message to a conversation; returns the message's id."""
+        """Add a message to a conversation; returns the message's id. ``role`` is one of
+        ``user``, ``assistant``, ``system``, ``tool``."""
         return add_message(self.manager, conversation_id, role, text, sent_at=sent_at).message_id
+
+    def list(self, persona_id: str) -> list[Any]:
+        """A persona's conversations (rows), the latest started first."""
+        return conversations_of(self.manager, persona_id)
+
+    def show(self, conversation_id: str, *, limit: int | None = None) -> ConversationView:
+        """A conversation and its messages in the order they were sent (the first
+        ``limit``)."""
+        row = conversation(self.manager, conversation_id)
+        return ConversationView(row, messages(self.manager, conversation_id, limit=limit))

@@ -2,19 +2,24 @@
 
 :class:`~pjai.memory.MemorySystem` is the memory service; :class:`Memories` adds what
 an interface needs around it: finding a memory's persona from its id, the vectors of
-the data directory for semantic search, one call for every persona.
+the data directory for semantic search, one call for every persona, a
+:class:`~pjai.errors.NotFoundError` for a persona or memory that does not exist, and
+the moves of the optimizer runs a command caused.
+
+Reading a memory (:meth:`Memories.get`, :meth:`Memories.show`) records nothing;
+:meth:`Memories.open` records an access (``v1.MemoryAccessed``), which the score counts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from pjai.app.datadir import DataDir
-from pjai.errors import QueryError
+from pjai.errors import NotFoundError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory import (
     Bucket,
@@ -33,6 +38,8 @@ from pjai.memory import (
     search,
     timeline,
 )
+from pjai.memory.lookup import require_persona
+from pjai.memory.optimizer import MemoryMove
 from pjai.memory.search import Method
 from pjai.schema.fields import Tier
 from pjai.schema.links import LinkKind
@@ -47,7 +54,7 @@ LinkBy = Literal["auto", "vectors", "words"]
 
 @dataclass(frozen=True, slots=True)
 class MemoryView:
-    """An opened memory and its links, strongest first."""
+    """A memory and its links, strongest first."""
 
     memory: Memory
     links: list[Row]
@@ -55,10 +62,13 @@ class MemoryView:
 
 @dataclass(frozen=True, slots=True)
 class MemoryChange:
-    """A memory after a change, and whether anything changed."""
+    """A memory after a change, whether anything changed, and what the optimizer runs
+    the change caused did to the persona's memories (``moves``: which, from where to
+    where, and why)."""
 
     memory: Memory
     changed: bool
+    moves: list[MemoryMove] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,30 +95,57 @@ class Memories:
         self.system = MemorySystem(manager)
 
     def get(self, memory_id: str) -> Memory:
-        """A memory, deleted or not, or :class:`~pjai.errors.QueryError`."""
+        """A memory, deleted or not, or :class:`~pjai.errors.NotFoundError`; records
+        nothing."""
         memory = self.system.get(memory_id)
         if memory is None:
-            raise QueryError(f"no memory {memory_id!r}")
+            raise NotFoundError(f"no memory {memory_id!r}")
         return memory
 
-    def add(self, persona_id: str, content: str, **fields: Any) -> Memory:
-        """Record a memory (``fields`` as in ``v1.MemoryAdded``, ``memory_id`` too)."""
-        return self.system.add(persona_id, content, **fields)
+    def show(self, memory_id: str) -> MemoryView:
+        """A live memory with its links; reading it records nothing (see :meth:`open`)."""
+        memory = self.system.get(memory_id)
+        if memory is None or memory.deleted_at is not None:
+            raise NotFoundError(f"no live memory {memory_id!r}")
+        return MemoryView(memory, self.system.links_of(memory_id))
 
     def open(self, memory_id: str) -> MemoryView:
-        """Open a memory (counted as an access) with its links."""
+        """Open a memory: records an access (``v1.MemoryAccessed``); with its links."""
         memory = self.system.open(memory_id)
         return MemoryView(memory, self.system.links_of(memory_id))
 
-    def update(self, memory_id: str, *, tier: Tier | None = None, **fields: Any) -> MemoryChange:
-        """Change a memory's fields and, with ``tier``, move it there by hand (one commit)."""
-        persona_id = self.get(memory_id).persona_id
-        if tier is not None:
-            changed = self.system.move(memory_id, tier, **fields)
-        else:
-            self.system.update(persona_id, memory_id, **fields)  # may re-rank on importance
-            changed = True
-        return MemoryChange(self.get(memory_id), changed)
+    def add(
+        self, persona_id: str, content: str, *, tier: Tier | None = None, **fields: Any
+    ) -> MemoryChange:
+        """Record a memory (``fields`` as in ``v1.MemoryAdded``, ``memory_id`` too); a
+        ``tier`` given pins it there. The change lists the memories that moved."""
+        with self.system.optimizations() as runs:
+            memory = self.system.add(persona_id, content, tier=tier, **fields)
+        return MemoryChange(self.get(memory.id), True, _moves(runs))
+
+    def update(
+        self,
+        memory_id: str,
+        *,
+        tier: Tier | None = None,
+        pinned: bool | None = None,
+        **fields: Any,
+    ) -> MemoryChange:
+        """Change a memory's fields and, with ``tier``, move it there by hand and pin it
+        (one commit); ``pinned=False`` lets the optimizer move it again, ``True`` keeps
+        it in its tier. The change lists the memories that moved."""
+        memory = self.get(memory_id)
+        if pinned is not None and pinned != memory.pinned and tier is None:
+            fields["pinned"] = pinned
+        with self.system.optimizations() as runs:
+            if tier is not None:
+                changed = self.system.move(memory_id, tier, pinned=pinned is not False, **fields)
+            elif fields:
+                self.system.update(memory.persona_id, memory_id, **fields)  # may re-rank
+                changed = True
+            else:
+                changed = False
+        return MemoryChange(self.get(memory_id), changed, _moves(runs))
 
     def delete(self, memory_id: str) -> Memory:
         """Delete a memory (soft); returns it."""
@@ -136,7 +173,8 @@ class Memories:
     def neighbours(
         self, memory_id: str, *, depth: int = 1, min_strength: float = 0.0
     ) -> list[Neighbour]:
-        """Memories within ``depth`` links of a memory."""
+        """Memories within ``depth`` links of a memory (which must exist)."""
+        self.get(memory_id)
         return neighbours(self.manager, memory_id, depth=depth, min_strength=min_strength)
 
     def auto_link(
@@ -149,6 +187,7 @@ class Memories:
     ) -> AutoLinked:
         """Link a persona's memories that are alike: by vectors (``auto``: when installed)
         or by shared words."""
+        require_persona(self.manager, persona_id)
         with self._vectors(required=by == "vectors", wanted=by != "words") as embeddings:
             made = self.system.auto_link(
                 persona_id, threshold=threshold, per_memory=per_memory, embeddings=embeddings
@@ -157,6 +196,7 @@ class Memories:
 
     def decay_links(self, persona_id: str, days: float) -> int:
         """Weaken a persona's links by ``days`` of decay; how many fell too weak and went."""
+        require_persona(self.manager, persona_id)
         return self.system.decay_links(persona_id, days)
 
     def search(
@@ -168,7 +208,11 @@ class Memories:
         method: Method = "keyword",
         progress: Progress | None = None,
     ) -> list[SearchHit]:
-        """Search memories, best first; semantic methods first index new memories."""
+        """Search memories, best first; semantic methods first index new memories.
+
+        Keyword search opens no vectors, so it never loads the model."""
+        if where.persona_id is not None:
+            require_persona(self.manager, where.persona_id)
         with self._vectors(required=method != "keyword", wanted=method != "keyword") as vectors:
             if vectors is not None:
                 vectors.index(self.manager, where.persona_id, progress)
@@ -176,6 +220,8 @@ class Memories:
 
     def optimize(self, persona_id: str | None = None) -> list[OptimizationReport]:
         """Re-tier the memories of one persona, or of every persona."""
+        if persona_id is not None:
+            require_persona(self.manager, persona_id)
         ids = [persona_id] if persona_id else [p.id for p in self.manager.personas.list()]
         return [self.system.optimize(i) for i in ids]
 
@@ -183,9 +229,10 @@ class Memories:
         """Statistics and health of one persona's memories, or of all."""
         persona = None
         if persona_id is not None:
+            require_persona(self.manager, persona_id)
             persona = self.manager.personas.get(persona_id)
-            if persona is None:
-                raise QueryError(f"no persona {persona_id!r}")
+            if persona is None:  # a synced persona the server has not confirmed yet
+                raise NotFoundError(f"persona {persona_id!r} is not in the SQL primary yet")
         figures = self.manager.memories.statistics(MemoryFilter(persona_id=persona_id))
         return MemoryStats(figures, health(self.manager, persona))
 
@@ -198,12 +245,16 @@ class Memories:
         end: datetime | None = None,
     ) -> list[Bucket]:
         """Memories per hour, day, week or month, with importance statistics."""
+        require_persona(self.manager, persona_id)
         return timeline(self.manager, persona_id, unit, start=start, end=end)
 
     def ingest(self, conversation_id: str, *, importance: float = 0.5) -> Ingested:
-        """Turn a conversation's messages into memories (each once)."""
+        """Turn a conversation's messages into memories (each once); ``moves`` lists the
+        memories the optimizer moved after."""
         # Through the memory system, so that new memories can trigger auto-optimization.
-        return ingest_conversation(self.system, conversation_id, importance=importance)
+        with self.system.optimizations() as runs:
+            done = ingest_conversation(self.system, conversation_id, importance=importance)
+        return replace(done, moves=tuple(_moves(runs)))
 
     # Last: below it, ``list`` would name this method in annotations.
     def list(
@@ -211,7 +262,10 @@ class Memories:
     ) -> list[Memory]:
         """A persona's memories, best first by ``order``, as the user sees them everywhere
         else: from the store when it is on (with this instance's changes the sync server
-        has not confirmed yet, see :meth:`pending`), else from the SQL primary."""
+        has not confirmed yet, see :meth:`pending`), else from the SQL primary.
+        :class:`~pjai.errors.NotFoundError` for a persona that does not exist."""
+        if where.persona_id is not None:
+            require_persona(self.manager, where.persona_id)
         if self.manager.store is None:
             return self.manager.memories.list(where, order=order, limit=limit)
         return self.system.list_memories(where, order=order, limit=limit)
@@ -244,3 +298,7 @@ class Memories:
         finally:
             if embeddings is not None:
                 embeddings.close()
+
+
+def _moves(runs: list[OptimizationReport]) -> list[MemoryMove]:
+    return [move for run in runs for move in run.moves]

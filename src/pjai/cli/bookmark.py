@@ -201,7 +201,7 @@ def start(
 @conversations.command()
 def say(
     conversation_id: ConversationArg,
-    role: Annotated[str, typer.Argument(help="Who speaks: user, assistant or a name.")],
+    role: Annotated[str, typer.Argument(help="Who speaks: user, assistant, system or tool.")],
     text: Annotated[str, typer.Argument(help="The message.")],
     at: Annotated[str | None, typer.Option(help="When it was sent (ISO time).")] = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
@@ -215,3 +215,39 @@ def say(
         print_json({"message_id": message_id, "conversation_id": conversation_id})
     else:
         print(message_id)
+
+
+@conversations.command("list")
+def list_conversations(
+    persona_id: PersonaArg,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """A persona's conversations, the latest started first."""
+    with open_manager(data_dir) as manager:
+        rows = Conversations(manager).list(persona_id)
+    table = Table("id", "title", "started", "messages")
+    for r in rows:
+        table.add_row(r.id, r.title, f"{r.started_at:%Y-%m-%d %H:%M}", str(r.message_count))
+    print_result([r._asdict() for r in rows], as_json, table)
+
+
+@conversations.command("show")
+def show_conversation(
+    conversation_id: ConversationArg,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many messages.")] = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """A conversation and its messages in the order they were sent."""
+    with open_manager(data_dir) as manager:
+        view = Conversations(manager).show(conversation_id, limit=limit)
+    talk, said = view.conversation, view.messages
+    if as_json:
+        print_json({"conversation": talk._asdict(), "messages": [m._asdict() for m in said]})
+        return
+    title = talk.title or talk.id
+    console.print(Text.assemble((title, "bold"), f" ({talk.id}) · {talk.message_count} message(s)"))
+    for m in said:
+        when = f"  {m.sent_at:%Y-%m-%d %H:%M}  "
+        console.print(Text.assemble(when, (m.role, "bold"), f"  {m.content}"))

@@ -7,8 +7,8 @@ from pjai.memory.backend import Backend
 from pjai.memory.conversations import Ingested, ingest_conversation
 from pjai.memory.embeddings import Embeddings, EmbeddingsUnavailable
 from pjai.memory.graph import Neighbour, auto_link, components, decay_links, neighbours
-from pjai.memory.optimizer import OptimizationReport, optimize
-from pjai.memory.scoring import MemoryFacts, score
+from pjai.memory.optimizer import MemoryMove, OptimizationReport, optimize
+from pjai.memory.scoring import MemoryFacts, score, tier_targets
 from pjai.memory.search import SearchFilter, SearchHit, search
 from pjai.memory.system import MemorySystem
 from pjai.memory.timeline import Bucket, bookmark_memories, preset, timeline
@@ -22,6 +22,7 @@ __all__ = [
     "Health",
     "Ingested",
     "MemoryFacts",
+    "MemoryMove",
     "MemorySystem",
     "Neighbour",
     "OptimizationReport",
@@ -40,5 +41,6 @@ __all__ = [
     "preset",
     "score",
     "search",
+    "tier_targets",
     "timeline",
 ]

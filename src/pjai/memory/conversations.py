@@ -4,31 +4,48 @@ A message's memory happened (``occurred_at``) when the message was sent; its sum
 the message it answers, so that a search for what was asked also finds the reply. Its id
 is derived from the message id, so ingesting a conversation again adds only new
 messages.
+
+A new message's role is one of :data:`~pjai.schema.conversations.MESSAGE_ROLES`
+(``user``, ``assistant``, ``system``, ``tool``); another is refused, naming them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
-from pjai.errors import QueryError
+from pjai.errors import EventValidationError, NotFoundError
 from pjai.memory.backend import Backend
+from pjai.memory.lookup import require_persona
+from pjai.memory.optimizer import MemoryMove
 from pjai.schema import ConversationMessageAdded, MemoryAdded, new_id
+from pjai.schema.conversations import MESSAGE_ROLES
 from pjai.schema.fields import Tier
 from pjai.schema.tables import conversation_messages, conversations, memories
 
-__all__ = ["Ingested", "add_message", "ingest_conversation", "memory_id_of"]
+__all__ = [
+    "Ingested",
+    "add_message",
+    "conversation",
+    "conversations_of",
+    "ingest_conversation",
+    "memory_id_of",
+    "messages",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Ingested:
-    """What :func:`ingest_conversation` did."""
+    """What :func:`ingest_conversation` did; ``moves``: what the optimizer runs it
+    caused did to the persona's memories (filled in by the memory service)."""
 
     conversation_id: str
     added: int
     skipped: int
+    moves: tuple[MemoryMove, ...] = ()
 
 
 def memory_id_of(message_id: str) -> str:
@@ -44,16 +61,21 @@ def add_message(
     *,
     sent_at: datetime | None = None,
 ) -> ConversationMessageAdded:
-    """Add a message to a conversation (``sent_at`` defaults to now); returns the event."""
-    found = backend.query(
-        select(conversations.c.persona_id).where(conversations.c.id == conversation_id)
-    )
-    if not found:
-        raise QueryError(f"no conversation {conversation_id!r}")
+    """Add a message to a conversation (``sent_at`` defaults to now); returns the event.
+
+    ``role`` must be one of :data:`~pjai.schema.conversations.MESSAGE_ROLES`.
+    """
+    persona_id = conversation(backend, conversation_id).persona_id
+    if role not in MESSAGE_ROLES:
+        raise EventValidationError(
+            ConversationMessageAdded.NAME,
+            f"must be one of {', '.join(MESSAGE_ROLES)}, got {role!r}",
+            field="role",
+        )
     event = ConversationMessageAdded(
         message_id=new_id(),
         conversation_id=conversation_id,
-        persona_id=found[0].persona_id,
+        persona_id=persona_id,
         role=role,
         content=content,
         sent_at=sent_at,
@@ -70,11 +92,8 @@ def ingest_conversation(
     tier: Tier = "warm",
 ) -> Ingested:
     """Turn every message of a conversation into a memory (once)."""
-    c = conversations.c
-    found = backend.query(select(c.persona_id, c.title).where(c.id == conversation_id))
-    if not found:
-        raise QueryError(f"no conversation {conversation_id!r}")
-    persona_id, title = found[0].persona_id, found[0].title
+    found = conversation(backend, conversation_id)
+    persona_id, title = found.persona_id, found.title
     said = conversation_messages.c
     messages = backend.query(
         select(said.id, said.role, said.content, said.sent_at)
@@ -112,3 +131,32 @@ def ingest_conversation(
     if events:
         backend.commit(*events)
     return Ingested(conversation_id, len(events), len(messages) - len(events))
+
+
+def conversation(backend: Backend, conversation_id: str) -> Any:
+    """A conversation's row, or :class:`~pjai.errors.NotFoundError`."""
+    found = backend.query(select(conversations).where(conversations.c.id == conversation_id))
+    if not found:
+        raise NotFoundError(f"no conversation {conversation_id!r}")
+    return found[0]
+
+
+def conversations_of(backend: Backend, persona_id: str) -> list[Any]:
+    """A live persona's conversations, the latest started first (rows)."""
+    require_persona(backend, persona_id)
+    c = conversations.c
+    return backend.query(
+        select(conversations).where(c.persona_id == persona_id).order_by(c.started_at.desc(), c.id)
+    )
+
+
+def messages(backend: Backend, conversation_id: str, *, limit: int | None = None) -> list[Any]:
+    """A conversation's messages in the order they were sent (the first ``limit``)."""
+    said = conversation_messages.c
+    query = (
+        select(conversation_messages)
+        .where(said.conversation_id == conversation_id)
+        .order_by(said.sent_at, said.id)
+        .limit(limit)
+    )
+    return backend.query(query)

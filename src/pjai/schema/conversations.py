@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 from msgspec import Meta
 
@@ -13,10 +13,19 @@ from pjai.schema.limits import INT32_MAX
 from pjai.schema.ops import Greatest, Increment, Insert, Missing, Op, Update
 from pjai.schema.personas import require_live_persona
 
-__all__ = ["ConversationMessageAdded", "ConversationStarted"]
+__all__ = ["MESSAGE_ROLES", "ConversationMessageAdded", "ConversationStarted", "MessageRole"]
+
+MessageRole = Literal["user", "assistant", "system", "tool"]
+"""Who says a new message: the user, the assistant (the persona), the system prompt, or a
+tool's output."""
+
+MESSAGE_ROLES: tuple[MessageRole, ...] = get_args(MessageRole)
+"""The roles a new message may have. The commands that add messages check it; the event
+keeps any sender name (1 to 32 characters), as older logs and imported chats hold them."""
 
 Role = Annotated[str, Meta(min_length=1, max_length=32)]
-"""Who spoke: ``user``, ``assistant``, ``system`` or another sender name."""
+"""Who spoke, as the event records it: one of :data:`MESSAGE_ROLES` for new messages, a
+sender name in older logs and imports."""
 
 Title = Annotated[str, Meta(max_length=500)]
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 from pjai.schema.fields import LinkKind, Tier
@@ -118,7 +119,8 @@ memories = Table(
     Column("deleted_at", Timestamp),
     Column("archived_at", Timestamp),
     # Set when the user chose the tier: the optimizer leaves the memory where it is.
-    Column("pinned", Boolean, nullable=False, default=False),
+    # The one column with a server default: SQLite adds a NOT NULL column only with one.
+    Column("pinned", Boolean, nullable=False, server_default=false()),
     CheckConstraint("importance >= 0 AND importance <= 1", name="importance_range"),
     CheckConstraint(_one_of("tier", TIERS), name="tier"),
     CheckConstraint("access_count >= 0", name="access_count"),

@@ -91,7 +91,7 @@ def comparison() -> dict[str, Any]:
     """The options Alembic compares the tables with, for autogenerate and :func:`drift`.
 
     Types are compared (see ``_compare_type``) and so are server defaults: PJai's tables
-    declare none, so any default found in a database is drift.
+    declare one (``memories.pinned``), so any other default found in a database is drift.
     """
     return {
         "target_metadata": list(TARGET_METADATA),

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from pjai.memory.optimizer import MemoryMove
 from pjai.schema.models import Memory
 
-__all__ = ["Limit", "MemoryArg", "Since", "Until", "memory_table", "shortened"]
+__all__ = ["Limit", "MemoryArg", "Since", "Until", "memory_table", "moves_text", "shortened"]
 
 MemoryArg = Annotated[str, typer.Argument(help="The memory's id.")]
 Since = Annotated[str | None, typer.Option(help="Happened at or after (ISO time, UTC).")]
@@ -37,3 +38,21 @@ def memory_table(memories: list[Memory], pending: Collection[str] = ()) -> Table
             shortened(m.content),
         )
     return table
+
+
+SHOWN_MOVES = 20
+
+
+def moves_text(moves: Sequence[MemoryMove]) -> str:
+    """What the optimizer did after a command, a line per memory (the first 20), or ``""``."""
+    if not moves:
+        return ""
+    lines = [f"The optimizer then changed {len(moves)} memory(ies):"]
+    for m in moves[:SHOWN_MOVES]:
+        if m.to is None:
+            lines.append(f"  deleted {m.memory_id} ({m.reason})")
+        else:
+            lines.append(f"  {m.action} {m.memory_id}: {m.tier} → {m.to} ({m.reason})")
+    if len(moves) > SHOWN_MOVES:
+        lines.append(f"  … and {len(moves) - SHOWN_MOVES} more (--json lists every one)")
+    return "\n".join(lines)

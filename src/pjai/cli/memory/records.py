@@ -1,4 +1,4 @@
-"""``pjai memory add|list|show|update|delete|restore``: one memory at a time."""
+"""``pjai memory add|list|show|open|update|delete|restore``: one memory at a time."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import msgspec
 import typer
 from rich.text import Text
 
-from pjai.app import Memories
+from pjai.app import Memories, MemoryChange, MemoryView
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
@@ -26,11 +26,11 @@ from pjai.cli.common import (
     print_json,
     print_result,
 )
-from pjai.cli.memory.options import Limit, MemoryArg, Since, Until, memory_table
+from pjai.cli.memory.options import Limit, MemoryArg, Since, Until, memory_table, moves_text
 from pjai.schema.fields import Tier
 from pjai.sql.repositories import MemoryFilter, MemoryOrder
 
-__all__ = ["add", "delete", "list_memories", "restore", "show", "update"]
+__all__ = ["add", "delete", "list_memories", "open_memory", "restore", "show", "update"]
 
 
 def add(
@@ -41,13 +41,16 @@ def add(
     kind: Annotated[str, typer.Option("--type", help="note, fact, preference, event...")] = "note",
     tags: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
     importance: Annotated[float, typer.Option(help="0 to 1.")] = 0.5,
-    tier: Annotated[Tier, typer.Option(help="hot, warm or cold.")] = "warm",
+    tier: Annotated[
+        Tier | None,
+        typer.Option(help="hot, warm or cold, pinned there (default: warm, not pinned)."),
+    ] = None,
     occurred_at: Annotated[str | None, typer.Option(help="When it happened (ISO time).")] = None,
     memory_id: IdOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record a memory."""
+    """Record a memory; a --tier given pins it there (the optimizer leaves it)."""
     fields: dict[str, Any] = {
         "name": name,
         "summary": summary,
@@ -59,8 +62,20 @@ def add(
         "memory_id": memory_id,
     }
     with open_manager(data_dir) as manager:
-        memory = Memories(manager).add(persona_id, content, **fields)
-    print_result(memory, as_json, f"Added memory {memory.id} ({memory.tier}).")
+        change = Memories(manager).add(persona_id, content, **fields)
+    memory = change.memory
+    pinned = ", pinned" if memory.pinned else ""
+    _print_change(change, as_json, f"Added memory {memory.id} ({memory.tier}{pinned}).")
+
+
+def _print_change(change: MemoryChange, as_json: bool, text: str) -> None:
+    """The memory (with ``moves`` in JSON) or ``text``, then what the optimizer moved."""
+    if as_json:
+        print_json({**msgspec.to_builtins(change.memory), "moves": change.moves})
+        return
+    console.print(text, highlight=False)
+    if change.moves:
+        console.print(moves_text(change.moves), highlight=False)
 
 
 def list_memories(
@@ -112,15 +127,32 @@ def show(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """Open a memory (counted as an access) with its links."""
+    """Show a memory with its links (records nothing; ``pjai memory open`` counts an
+    access)."""
+    with open_manager(data_dir) as manager:
+        view = Memories(manager).show(memory_id)
+    _print_view(view, as_json)
+
+
+def open_memory(
+    memory_id: MemoryArg,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Open a memory: counted as an access (it ranks higher), shown with its links."""
     with open_manager(data_dir) as manager:
         view = Memories(manager).open(memory_id)
-    memory = view.memory
+    _print_view(view, as_json)
+
+
+def _print_view(view: MemoryView, as_json: bool) -> None:
+    memory, memory_id = view.memory, view.memory.id
     if as_json:
         print_json({"memory": memory, "links": [link._asdict() for link in view.links]})
         return
+    pinned = " (pinned)" if memory.pinned else ""
     console.print(
-        Text.assemble((memory.name or memory.id, "bold"), f" ({memory.id}) · {memory.tier}")
+        Text.assemble((memory.name or memory.id, "bold"), f" ({memory.id}) · {memory.tier}{pinned}")
     )
     console.print(memory.content, highlight=False)
     if memory.summary:
@@ -142,27 +174,37 @@ def update(
     kind: Annotated[str | None, typer.Option("--type", help="New type.")] = None,
     tags: Annotated[list[str] | None, typer.Option("--tag", help="New tags (repeat).")] = None,
     importance: Annotated[float | None, typer.Option(help="New importance.")] = None,
-    tier: Annotated[Tier | None, typer.Option(help="Move to this tier (reason manual).")] = None,
+    tier: Annotated[
+        Tier | None, typer.Option(help="Move to this tier by hand and pin it there.")
+    ] = None,
+    pin: Annotated[
+        bool | None,
+        typer.Option(
+            "--pin/--unpin", help="Keep it in its tier, or let the optimizer move it again."
+        ),
+    ] = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """Change a memory's fields, or move it to another tier by hand."""
+    """Change a memory's fields, move it to another tier by hand (pinned), or pin or
+    unpin it."""
     given = {"content": content, "name": name, "summary": summary, "type": kind}
     fields: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if tags is not None:
         fields["tags"] = tags
     if importance is not None:
         fields["importance"] = importance
-    if not fields and tier is None:
+    if not fields and tier is None and pin is None:
         raise typer.BadParameter("nothing to change: give at least one field to set")
     with open_manager(data_dir) as manager:
-        change = Memories(manager).update(memory_id, tier=tier, **fields)
+        change = Memories(manager).update(memory_id, tier=tier, pinned=pin, **fields)
     memory = change.memory
+    pinned = ", pinned" if memory.pinned else ""
     if change.changed:
-        text = f"Updated memory {memory_id} ({memory.tier})."
+        text = f"Updated memory {memory_id} ({memory.tier}{pinned})."
     else:
-        text = f"Memory {memory_id} is already {memory.tier}; nothing changed."
-    print_result(memory, as_json, text)
+        text = f"Memory {memory_id} is already {memory.tier}{pinned}; nothing changed."
+    _print_change(change, as_json, text)
 
 
 def delete(

