@@ -177,7 +177,7 @@ def test_health_of_a_persona_from_the_store(store: Store) -> None:
     assert h.capacity_use == {"hot": 1.0, "warm": 0.2, "cold": 0.0}
     assert h.importance_histogram == [1, 1, 0, 0, 0, 0, 0, 0, 0, 2]
     assert h.stale_share == 0.25  # w1: recorded 40 days ago, never opened
-    # Of 4 memories the optimizer aims at 0 hot, 2 warm, 2 cold: 4 are off, halved, of 4.
+    # Of 4 memories the optimizer aims at 1 hot, 1 warm, 2 cold: 4 are off, halved, of 4.
     assert h.fragmentation == 50.0
     assert [a.level for a in h.alerts] == ["critical", "warning"]
     assert h.score == pytest.approx(100 - 25 - 10 - 30 * 0.25)

@@ -205,7 +205,7 @@ def test_pinned_memories_stay_and_take_up_their_places(store: Store) -> None:
     report = optimize(store, "p1", now=NOW)
     placed = tiers(store)
     assert (placed["low"], placed["top"]) == ("hot", "cold")  # pinned: left alone
-    assert report.tiers_after == {"hot": 1, "warm": 3, "cold": 7}  # 11: 1, 3, 7
+    assert report.tiers_after == {"hot": 2, "warm": 3, "cold": 6}  # 11: 2, 3, 6
     assert "low" not in {m.memory_id for m in report.moves}
     assert "top" not in {m.memory_id for m in report.moves}
 
@@ -216,7 +216,7 @@ def test_pinned_memories_above_the_target_are_noted(store: Store) -> None:
     report = optimize(store, "p1", now=NOW)
     assert report.events == 0
     assert report.notes == [
-        "3 pinned memories keep the hot tier above its target of 0: unpin some "
+        "3 pinned memories keep the hot tier above its target of 1: unpin some "
         "(pjai memory update ID --unpin) to let the optimizer place them"
     ]
 

@@ -117,12 +117,12 @@ ROOMY = TierCapacities(hot=1_000, warm=1_000, cold=1_000)
     ("count", "expected"),
     [
         (0, (0, 0, 0)),
-        (1, (0, 0, 1)),
-        (3, (0, 1, 2)),
-        (5, (1, 1, 3)),  # 0.5 rounds up
+        (1, (1, 0, 0)),  # the best memory is hot
+        (3, (1, 1, 1)),  # 0.3 and 1.2 round up
+        (5, (1, 1, 3)),
         (10, (1, 3, 6)),
         (15, (2, 4, 9)),  # 1.5 and 6 at the boundaries
-        (100, (10, 30, 60)),
+        (100, (10, 30, 60)),  # 40.00000000000001 is 40
     ],
 )
 def test_targets_split_by_the_shares(count: int, expected: tuple[int, int, int]) -> None:

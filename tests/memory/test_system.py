@@ -238,18 +238,25 @@ def test_a_tier_given_on_add_holds_when_another_memory_changes(store: Store) -> 
 def test_a_move_by_hand_pins_and_unpinning_lets_the_optimizer_move_it(store: Store) -> None:
     system = system_with(store, auto_optimize=False)
     system.add("p1", "one", memory_id="m1", importance=0.1)
+    system.add("p1", "two", memory_id="m2", importance=0.9)
+    system.add("p1", "three", memory_id="m3", importance=0.5)
     assert system.move("m1", "hot")
     moved = system.get("m1")
     assert moved is not None
     assert (moved.tier, moved.pinned) == ("hot", True)
     assert not system.move("m1", "hot")  # pinned there already: nothing to do
-    assert system.optimize("p1").events == 0
+    first = system.optimize("p1")  # 3 memories: 1 hot, 1 warm, 1 cold; m1 holds hot
+    assert [(m.memory_id, m.to) for m in first.moves] == [("m3", "cold")]
     system.update("p1", "m1", pinned=False)
     report = system.optimize("p1")
-    assert [(m.memory_id, m.to) for m in report.moves] == [("m1", "cold")]
+    assert [(m.memory_id, m.to) for m in report.moves] == [
+        ("m2", "hot"),
+        ("m3", "warm"),
+        ("m1", "cold"),
+    ]
     # Choosing the tier it is in pins it too.
     assert system.move("m1", "cold")
-    assert system.list_memories(MemoryFilter())[0].pinned
+    assert [m.id for m in system.list_memories(MemoryFilter()) if m.pinned] == ["m1"]
 
 
 def test_archiving_unpins(store: Store) -> None:

@@ -87,22 +87,23 @@ def score(facts: MemoryFacts, now: datetime, config: ScoringConfig) -> float:
     return sum(w * t for w, t in zip(weights, terms, strict=True)) / total
 
 
-def _half_up(value: float) -> int:
-    # A hair below .5 still rounds up: 15 * 0.1 must give 2, as 1.5 would.
-    return math.floor(value + 0.5 + 1e-9)
+def _up(value: float) -> int:
+    # Rounded up, but not for a float's error: 100 * 0.4 is 40.00000000000001.
+    return math.ceil(value - 1e-9)
 
 
 def tier_targets(count: int, shares: TierShares, capacities: TierCapacities) -> dict[str, int]:
     """How many of ``count`` memories each tier should hold.
 
-    The target shares (scaled to add up to 1) split ``count``, rounded half up at each
-    boundary: hot holds ``round(count * hot)``, hot and warm together
-    ``round(count * (hot + warm))``, cold the rest. A tier never gets more than its
-    capacity; what hot cannot hold goes to warm, what warm cannot hold to cold. Cold
-    takes the rest even above its capacity (the optimizer's report says so).
+    The target shares (scaled to add up to 1) split ``count``, rounded up at each
+    boundary, so that the best memory is hot as soon as hot has a share: hot holds
+    ``ceil(count * hot)``, hot and warm together ``ceil(count * (hot + warm))``, cold the
+    rest. A tier never gets more than its capacity; what hot cannot hold goes to warm,
+    what warm cannot hold to cold. Cold takes the rest even above its capacity (the
+    optimizer's report says so).
     """
     total = shares.hot + shares.warm + shares.cold
     hot_share, warm_share = (shares.hot / total, shares.warm / total) if total > 0 else (0.1, 0.3)
-    hot = min(capacities.hot, _half_up(count * hot_share))
-    warm = min(capacities.warm, max(0, _half_up(count * (hot_share + warm_share)) - hot))
+    hot = min(capacities.hot, _up(count * hot_share))
+    warm = min(capacities.warm, max(0, _up(count * (hot_share + warm_share)) - hot))
     return {"hot": hot, "warm": warm, "cold": count - hot - warm}
