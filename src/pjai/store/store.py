@@ -614,6 +614,32 @@ class Store:
         """How many live queries have subscribers (and re-run on commits)."""
         return len(self._live)
 
+    def backup(self, destination: str | Path) -> None:
+        """Copy the store, as of now, to a new file at ``destination``, while it is in use.
+
+        SQLite's online backup copies one consistent state (other processes may go on
+        writing); the copy is written beside ``destination`` and moved there when
+        whole, so a failure leaves no partial file.
+        """
+        target = Path(destination)
+        if target.exists():
+            raise StoreError(f"{target} exists; a backup goes to a new file")
+        partial = target.with_name(target.name + ".partial")
+        try:
+            with self._lock:
+                self._check_open()
+                with translate_errors(f"backing the store up to {target}"):
+                    copy = apsw.Connection(str(partial))
+                    try:
+                        with copy.backup("main", self._conn, "main") as backup:
+                            backup.step(-1)
+                    finally:
+                        copy.close()
+            partial.replace(target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
     def disk_bytes(self) -> int:
         """Bytes the store file and its WAL take on disk."""
         return file_size(self.path)
