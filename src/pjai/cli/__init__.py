@@ -6,6 +6,7 @@ import typer
 
 from pjai.cli import (
     archive,
+    backup,
     bench,
     bookmark,
     demo,
@@ -45,6 +46,7 @@ app.command("verify")(hybrid.verify)
 app.command("repair")(hybrid.repair)
 app.command("export")(archive.export)
 app.command("import")(archive.import_archive)
+app.command("backup")(backup.backup_command)
 app.command("import-legacy")(legacy.import_legacy)
 
 

@@ -41,10 +41,21 @@ def export(
     )
 
 
-def import_archive(file: ArchivePath, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+def import_archive(
+    file: ArchivePath,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    sync: Annotated[
+        bool,
+        typer.Option(
+            "--sync",
+            help="Make the new directory a synced one: the archive's events are pushed "
+            "by the next `pjai sync connect` (moving a store to a new server).",
+        ),
+    ] = False,
+) -> None:
     """Restore an archive into an empty data directory, checking every checksum."""
     with reported(), progress_bar("Importing") as progress:
-        result = archive.import_archive(data_dir, file, progress=progress)
+        result = archive.import_archive(data_dir, file, progress=progress, sync=sync)
     console.print(
         f"Imported {result.events} events, {len(result.rows)} tables, "
         f"{sum(result.rows.values())} rows from {file} into {data_dir}.",
