@@ -8,7 +8,7 @@ import msgspec
 import typer
 from rich.text import Text
 
-from pjai.app import Memories
+from pjai.app import Memories, resolve
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
@@ -16,17 +16,21 @@ from pjai.cli.common import (
     JsonFlag,
     MaxImportance,
     MinImportance,
-    PersonaArg,
+    PersonaOpt,
+    PersonaRef,
     TagOpt,
     TierOpt,
     TypeOpt,
     console,
+    one_persona,
     open_manager,
     parse_time,
+    persona_and,
     print_json,
     print_result,
 )
 from pjai.cli.memory.options import Limit, MemoryArg, Since, Until, memory_table
+from pjai.cli.output import CsvFlag, NlFlag, TsvFlag, output_format, plain, print_rows
 from pjai.schema.fields import Tier
 from pjai.sql.repositories import MemoryFilter, MemoryOrder
 
@@ -34,8 +38,16 @@ __all__ = ["add", "delete", "list_memories", "restore", "show", "update"]
 
 
 def add(
-    persona_id: PersonaArg,
-    content: Annotated[str, typer.Argument(help="What to remember.")],
+    first: Annotated[
+        str,
+        typer.Argument(
+            metavar="[PERSONA] CONTENT",
+            help="What to remember; before it, the persona (default: --persona, else the "
+            "active one).",
+        ),
+    ],
+    content: Annotated[str | None, typer.Argument(hidden=True)] = None,
+    persona: PersonaOpt = None,
     name: Annotated[str, typer.Option(help="A short title.")] = "",
     summary: Annotated[str, typer.Option(help="A summary or context.")] = "",
     kind: Annotated[str, typer.Option("--type", help="note, fact, preference, event...")] = "note",
@@ -47,7 +59,8 @@ def add(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record a memory."""
+    """Record a memory for a persona (by default the active one)."""
+    persona_ref, text = persona_and(first, content, persona)
     fields: dict[str, Any] = {
         "name": name,
         "summary": summary,
@@ -58,13 +71,15 @@ def add(
         "occurred_at": parse_time(occurred_at, "--occurred-at"),
         "memory_id": memory_id,
     }
-    with open_manager(data_dir) as manager:
-        memory = Memories(manager).add(persona_id, content, **fields)
+    with open_manager(data_dir, create=False) as manager:
+        persona_id = resolve.persona_id(manager, persona_ref)
+        memory = Memories(manager).add(persona_id, text, **fields)
     print_result(memory, as_json, f"Added memory {memory.id} ({memory.tier}).")
 
 
 def list_memories(
-    persona_id: PersonaArg,
+    persona: PersonaRef = None,
+    persona_option: PersonaOpt = None,
     tiers: TierOpt = None,
     types: TypeOpt = None,
     tags: TagOpt = None,
@@ -79,16 +94,20 @@ def list_memories(
     limit: Limit = 50,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
 ) -> None:
-    """List a persona's memories, best first by ``--order``; those this instance changed
-    and the sync server has not confirmed yet are marked pending."""
+    """List a persona's memories (by default the active one's), best first by ``--order``;
+    those this instance changed and the sync server has not confirmed yet are marked
+    pending."""
     if order not in ("importance", "occurred_at", "created_at", "access_count"):
         raise typer.BadParameter(
             f"{order!r}: use importance, occurred_at, created_at or access_count",
             param_hint="--order",
         )
+    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     where = MemoryFilter(
-        persona_id=persona_id,
         tiers=cast("list[Tier] | None", tiers),  # checked by tier_list
         types=types,
         tags=tags,
@@ -99,12 +118,14 @@ def list_memories(
         include_deleted=deleted,
     )
     sort = cast("MemoryOrder", order)  # checked above
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=False) as manager:
+        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
+        where = msgspec.structs.replace(where, persona_id=persona_id)
         service = Memories(manager)
         found = service.list(where, order=sort, limit=limit)
         pending = service.pending()
     listed = [{**msgspec.to_builtins(m), "pending": m.id in pending} for m in found]
-    print_result(listed, as_json, memory_table(found, pending))
+    print_rows(listed, memory_table(found, pending), fmt)
 
 
 def show(
@@ -113,8 +134,8 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Open a memory (counted as an access) with its links."""
-    with open_manager(data_dir) as manager:
-        view = Memories(manager).open(memory_id)
+    with open_manager(data_dir, create=False) as manager:
+        view = Memories(manager).open(resolve.memory_id(manager, memory_id))
     memory = view.memory
     if as_json:
         print_json({"memory": memory, "links": [link._asdict() for link in view.links]})
@@ -126,12 +147,12 @@ def show(
     if memory.summary:
         console.print(Text.assemble(("summary:", "dim"), " ", memory.summary))
     console.print(
-        f"importance {memory.importance:.2f} · type {memory.type} · tags {memory.tags} · "
+        f"importance {plain(memory.importance)} · type {memory.type} · tags {plain(memory.tags)} · "
         f"happened {memory.occurred_at:%Y-%m-%d %H:%M} · opened {memory.access_count} time(s)"
     )
     for link in view.links:
-        other = link.target_id if link.source_id == memory_id else link.source_id
-        console.print(f"  {link.kind} → {other} (strength {link.strength:.2f})")
+        other = link.target_id if link.source_id == memory.id else link.source_id
+        console.print(f"  {link.kind} → {other} (strength {plain(link.strength)})")
 
 
 def update(
@@ -155,7 +176,8 @@ def update(
         fields["importance"] = importance
     if not fields and tier is None:
         raise typer.BadParameter("nothing to change: give at least one field to set")
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=False) as manager:
+        memory_id = resolve.memory_id(manager, memory_id)
         change = Memories(manager).update(memory_id, tier=tier, **fields)
     memory = change.memory
     if change.changed:
@@ -169,15 +191,15 @@ def delete(
     memory_id: MemoryArg, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 ) -> None:
     """Delete a memory (soft: ``pjai memory restore`` brings it back)."""
-    with open_manager(data_dir) as manager:
-        memory = Memories(manager).delete(memory_id)
-    print_result(memory, as_json, f"Deleted memory {memory_id}.")
+    with open_manager(data_dir, create=False) as manager:
+        memory = Memories(manager).delete(resolve.memory_id(manager, memory_id))
+    print_result(memory, as_json, f"Deleted memory {memory.id}.")
 
 
 def restore(
     memory_id: MemoryArg, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 ) -> None:
     """Bring back a deleted memory."""
-    with open_manager(data_dir) as manager:
-        memory = Memories(manager).restore(memory_id)
-    print_result(memory, as_json, f"Restored memory {memory_id}.")
+    with open_manager(data_dir, create=False) as manager:
+        memory = Memories(manager).restore(resolve.memory_id(manager, memory_id))
+    print_result(memory, as_json, f"Restored memory {memory.id}.")
