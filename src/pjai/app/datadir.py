@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pjai.errors import ConfigError
+from pjai.errors import ConfigError, StoreModeError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags
@@ -200,14 +200,21 @@ class DataDir:
             yield MemorySystem(manager)
 
     def open_store(
-        self, *, sync: bool = False, progress: Progress | None = None, create: bool = True
+        self, *, sync: bool | None = None, progress: Progress | None = None, create: bool = True
     ) -> Store:
         """The reactive store file on its own (made if missing, unless not ``create``),
-        without SQL."""
+        without SQL; synced or standalone as the directory is (its ``sync`` flag) unless
+        ``sync`` says which is wanted."""
         if not create:
             self.require()
+        synced = self.flags()["sync"] if sync is None else sync
         with self._files():
-            return Store.open(self.store_path, sync=sync, progress=progress)
+            try:
+                return Store.open(self.store_path, sync=synced, progress=progress)
+            except StoreModeError as exc:
+                made = "a standalone" if synced else "a synced"
+                does = "does not sync" if synced else "syncs (`pjai sync status` tells how)"
+                raise StoreModeError(f"{self.path} is {made} data directory: it {does}") from exc
 
     def embeddings(self) -> Embeddings:
         """The memory vectors, or :class:`~pjai.memory.EmbeddingsUnavailable`."""

@@ -108,6 +108,8 @@ def persona_id(manager: HybridDatabaseManager, ref: str | None, *, deleted: bool
         if deleted:
             raise QueryError("name the deleted persona")
         return active_persona_id(manager)
+    if not ref.strip():
+        raise QueryError("a persona cannot be named by empty text")
     everyone = _personas(manager)
     found = _match(ref, [c for c in everyone if c.deleted == deleted], names=True)
     if len(found) == 1:
@@ -151,6 +153,8 @@ def _by_id(
 ) -> str:
     """The id in ``table`` that is ``ref`` or the only one starting with it; ``what``
     names one row and several."""
+    if not ref.strip():
+        raise QueryError(f"a {what[0]} cannot be named by empty text")
     c = table.c
     try:
         if manager.query(select(c.id).where(c.id == ref, *live)):

@@ -93,7 +93,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 PersonaArg = Annotated[str, typer.Argument(help=f"{_PERSONA_HELP}.")]
 PersonaRef = Annotated[
     str | None,
-    typer.Argument(help=f"{_PERSONA_HELP} (default: the active one).", show_default=False),
+    typer.Argument(
+        metavar="[PERSONA]", help=f"{_PERSONA_HELP} (default: the active one).", show_default=False
+    ),
 ]
 """A persona given as an optional argument; ``--persona`` (:data:`PersonaOpt`) too."""
 PersonaOpt = Annotated[

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
@@ -31,6 +32,7 @@ __all__ = [
     "Format",
     "NlFlag",
     "TsvFlag",
+    "clipped",
     "console",
     "content_column",
     "id_column",
@@ -39,6 +41,7 @@ __all__ = [
     "plain",
     "print_rows",
     "print_table",
+    "short_column",
     "when",
 ]
 
@@ -72,10 +75,22 @@ def id_column(header: str = "id") -> Column:
     return Column(header, no_wrap=True, overflow="fold")
 
 
+def short_column(header: str) -> Column:
+    """A column of short values (a tier, a number, a time): never wrapped, so that the
+    free text beside it gives way first."""
+    return Column(header, no_wrap=True)
+
+
 def content_column(header: str = "content", width: int = 60) -> Column:
-    """A column of free text: one line, cut at ``width`` with an ellipsis in a table
-    (CSV and TSV hold it whole)."""
-    return Column(header, no_wrap=True, overflow="ellipsis", max_width=width)
+    """A column of free text, at most ``width`` wide; it narrows first when the table
+    does not fit. Give its cells as :func:`clipped` text to keep each on one line."""
+    return Column(header, max_width=width)
+
+
+def clipped(text: str) -> Text:
+    """A table cell shown on one line, cut with an ellipsis where its column ends (CSV and
+    TSV hold it whole)."""
+    return Text(" ".join(text.split()), no_wrap=True, overflow="ellipsis")
 
 
 def _cell(value: Any) -> str:
@@ -101,6 +116,8 @@ def print_table(table: Table, fmt: Format = "table") -> None:
     elif fmt == "tsv" or not console.is_terminal:
         _write(table, csv.excel_tab)
     else:
+        if table.box is box.HEAVY_HEAD:  # Rich's default: lines only under the header
+            table.box, table.show_edge = box.SIMPLE_HEAD, False
         for column in table.columns:
             if column.overflow == "fold" and column.no_wrap:
                 longest = max((len(_cell(v)) for v in column.cells), default=0)

@@ -36,6 +36,7 @@ from pjai.cli.output import (
     CsvFlag,
     NlFlag,
     TsvFlag,
+    clipped,
     content_column,
     id_column,
     output_format,
@@ -167,12 +168,12 @@ def list_personas(
 def templates(
     as_json: JsonFlag = False, nl: NlFlag = False, csv: CsvFlag = False, tsv: TsvFlag = False
 ) -> None:
-    """The templates ``pjai persona create --template`` starts from."""
+    """The templates that pjai persona create --template starts from."""
     fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     found = list(TEMPLATES.values())
     table = Table("template", content_column("description"), content_column("style"))
     for t in found:
-        table.add_row(t.name, t.description, t.communication_style)
+        table.add_row(t.name, clipped(t.description), clipped(t.communication_style))
     print_rows(found, table, fmt)
 
 
@@ -269,9 +270,9 @@ def delete(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """Delete a persona and its memories (soft: ``pjai persona restore`` brings them back).
+    """Delete a persona and its memories (soft: pjai persona restore brings them back).
 
-    Deleting the active persona asks first, unless ``--yes``.
+    Deleting the active persona asks first, unless --yes.
     """
     with open_manager(data_dir, create=False) as manager:
         personas = Personas(manager)

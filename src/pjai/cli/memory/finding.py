@@ -30,11 +30,13 @@ from pjai.cli.output import (
     CsvFlag,
     NlFlag,
     TsvFlag,
+    clipped,
     content_column,
     id_column,
     number,
     output_format,
     print_rows,
+    short_column,
     when,
 )
 from pjai.memory import Bucket, SearchFilter, SearchHit
@@ -93,9 +95,9 @@ def search_memories(
 def _hits_table(hits: list[SearchHit]) -> Table:
     table = Table(
         id_column(),
-        "score",
-        "tier",
-        "happened",
+        short_column("score"),
+        short_column("tier"),
+        short_column("happened"),
         content_column("name", 30),
         content_column(),
     )
@@ -105,8 +107,8 @@ def _hits_table(hits: list[SearchHit]) -> Table:
             number(h.score),
             h.tier,
             when(h.occurred_at),
-            h.name,
-            h.content,
+            clipped(h.name),
+            clipped(h.content),
         )
     return table
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pjai.cli.output import content_column, id_column, number, when
+from pjai.cli.output import clipped, content_column, id_column, number, short_column, when
 from pjai.schema.models import Memory
 
 __all__ = ["AllFlag", "Limit", "MemoryArg", "Since", "Until", "memory_table", "shortened"]
@@ -31,7 +31,12 @@ def memory_table(memories: list[Memory], pending: Collection[str] = ()) -> Table
     """Memories as a table: id, tier, importance, when, name and content; the tier of
     those in ``pending`` says ``(pending)``."""
     table = Table(
-        id_column(), "tier", "importance", "happened", content_column("name", 30), content_column()
+        id_column(),
+        short_column("tier"),
+        short_column("importance"),
+        short_column("happened"),
+        content_column("name", 30),
+        content_column(),
     )
     for m in memories:
         table.add_row(
@@ -39,7 +44,7 @@ def memory_table(memories: list[Memory], pending: Collection[str] = ()) -> Table
             f"{m.tier} (pending)" if m.id in pending else m.tier,
             number(m.importance),
             when(m.occurred_at),
-            m.name,
-            m.content,
+            clipped(m.name),
+            clipped(m.content),
         )
     return table
