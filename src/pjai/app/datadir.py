@@ -207,8 +207,8 @@ class DataDir:
         ``sync`` says which is wanted."""
         if not create:
             self.require()
-        synced = self.flags()["sync"] if sync is None else sync
         with self._files():
+            synced = self.flags()["sync"] if sync is None else sync
             try:
                 return Store.open(self.store_path, sync=synced, progress=progress)
             except StoreModeError as exc:

@@ -166,9 +166,14 @@ def list_personas(
 
 @app.command()
 def templates(
-    as_json: JsonFlag = False, nl: NlFlag = False, csv: CsvFlag = False, tsv: TsvFlag = False
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
 ) -> None:
     """The templates that pjai persona create --template starts from."""
+    del data_dir  # taken as every command takes it: templates come with PJai, not the data
     fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     found = list(TEMPLATES.values())
     table = Table("template", content_column("description"), content_column("style"))
