@@ -326,3 +326,12 @@ def test_every_command_that_prints_data_speaks_json(tmp_path: Path, ada: Cli) ->
     restored = Cli(tmp_path / "restored")
     assert restored.json("import", str(archive))["events"] == exported["events"]
     assert ada.json("shards", "rebalance")["personas"] == 0
+
+
+def test_store_commands_open_a_synced_directory_as_it_was_made(cli: Cli) -> None:
+    cli("flags", "set", "sync", "true")
+    assert cli.json("store", "info")["mode"] == "sync"
+    assert cli.json("store", "rebuild")["events"] == 1  # the flag change's record
+    standalone = Cli(cli.data.parent / "standalone")
+    standalone("persona", "create", "Ada")
+    assert "is a standalone data directory: it does not sync" in standalone.fails("sync", "status")
