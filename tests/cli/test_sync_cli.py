@@ -259,3 +259,22 @@ def test_memory_list_shows_what_waits_for_the_server(tmp_path: Path) -> None:
     (listed,) = json.loads(pjai("memory", "list", persona, "--json", "--data-dir", data))
     assert (listed["id"], listed["pending"]) == (added["id"], True)
     assert "(pending)" in pjai("memory", "list", persona, "--data-dir", data)
+
+
+def test_a_store_moves_to_a_new_server_through_export_and_import(tmp_path: Path) -> None:
+    """The way docs/sync-protocol.md gives for a reset server: export the old store,
+    import it into a new synced directory, connect that to the new server."""
+    old, moved, other = (str(tmp_path / name) for name in ("old", "moved", "other"))
+    archive = str(tmp_path / "old.zip")
+    with serving(tmp_path / "server-1") as first:
+        pjai("sync", "connect", first, "--once", "--timeout", "20", "--data-dir", old)
+        pjai("persona", "create", "Ada", "--data-dir", old)
+        pjai("sync", "connect", first, "--once", "--timeout", "20", "--data-dir", old)
+    pjai("export", archive, "--data-dir", old)
+    with serving(tmp_path / "server-2") as second:
+        pjai("import", archive, "--sync", "--data-dir", moved)
+        assert json.loads(pjai("sync", "status", "--json", "--data-dir", moved))["pending"] == 1
+        pjai("sync", "connect", second, "--once", "--timeout", "20", "--data-dir", moved)
+        pjai("sync", "connect", second, "--once", "--timeout", "20", "--data-dir", other)
+    listed = json.loads(pjai("persona", "list", "--json", "--data-dir", other))
+    assert [p["name"] for p in listed] == ["Ada"]

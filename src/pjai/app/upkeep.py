@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pjai.app.datadir import DataDir, DataFile
+from pjai.errors import ConfigError
 from pjai.hybrid import Repaired
 from pjai.hybrid.health import Health
 from pjai.hybrid.manager import Side
@@ -19,6 +22,7 @@ __all__ = [
     "Checkup",
     "Migrations",
     "Repair",
+    "backup",
     "checkup",
     "migrations",
     "rebalance_shards",
@@ -109,3 +113,32 @@ def repair(
             return Repair(side, None, manager.rebuilt)
         done = manager.repair(side, progress)
         return Repair(side, done, done.rebuilt)
+
+
+def backup(data_dir: DataDir, destination: Path) -> list[DataFile]:
+    """Copy the data directory, while it is in use, to the new directory ``destination``:
+    the store and an embedded SQL primary through SQLite's online backup (one
+    consistent state each), the flags and the identity as files. Returns the files
+    written. A PostgreSQL primary is backed up with PostgreSQL's own tools.
+    """
+    target = DataDir(destination)
+    if target.path.exists() and any(target.path.iterdir()):
+        raise ConfigError(f"{target.path} is not empty; a backup goes to a new directory")
+    with data_dir.open() as manager:
+        target.path.mkdir(parents=True, exist_ok=True)
+        try:
+            if manager.store is not None:
+                manager.store.backup(target.store_path)
+            shards = manager.shards.shards
+            if len(shards) == 1 and shards[0].engine.url.database == str(data_dir.primary_path):
+                shards[0].writer.backup(target.primary_path)  # the embedded primary
+            for source, copy in (
+                (data_dir.flags_path, target.flags_path),
+                (data_dir.identity_path, target.identity_path),
+            ):
+                if source.exists():
+                    shutil.copyfile(source, copy)
+        except BaseException:
+            target.remove_new(())
+            raise
+    return target.existing()

@@ -10,6 +10,7 @@ import typer
 import pjai
 from pjai.cli import (
     archive,
+    backup,
     bench,
     bookmark,
     demo,
@@ -88,6 +89,7 @@ app.command("verify")(hybrid.verify)
 app.command("repair")(hybrid.repair)
 app.command("export")(archive.export)
 app.command("import")(archive.import_archive)
+app.command("backup")(backup.backup_command)
 app.command("import-legacy")(legacy.import_legacy)
 
 

@@ -51,11 +51,21 @@ def export(
 
 
 def import_archive(
-    file: ArchivePath, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
+    file: ArchivePath,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    sync: Annotated[
+        bool,
+        typer.Option(
+            "--sync",
+            help="Make the new directory a synced one: the archive's events are pushed "
+            "by the next `pjai sync connect` (moving a store to a new server).",
+        ),
+    ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Restore an archive into an empty data directory, checking every checksum."""
     with reported(), progress_bar("Importing") as progress:
-        result = archive.import_archive(data_dir, file, progress=progress)
+        result = archive.import_archive(data_dir, file, progress=progress, sync=sync)
     if as_json:
         print_json(result)
         return

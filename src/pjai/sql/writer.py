@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa
 
-from pjai.errors import MaterializationError, PjaiError, QueryError
+from pjai.errors import ConfigError, MaterializationError, PjaiError, QueryError
 from pjai.schema.event import Schema
 from pjai.schema.ops import Insert, Op
 from pjai.schema.records import EventRecord
@@ -93,6 +95,25 @@ class SqlWriter:
         options = {"pjai_begin": "IMMEDIATE"} if write else {}
         with self.translating(doing), self.engine.connect().execution_options(**options) as conn:
             yield conn
+
+    def backup(self, destination: Path) -> None:
+        """Copy an SQLite database, as of now and while it is in use, to the new file
+        ``destination`` (SQLite's online backup); other databases have their own tools."""
+        if self.engine.dialect.name != "sqlite":
+            raise ConfigError(
+                f"{self.engine.url.render_as_string()} is not SQLite: back it up with its "
+                "own tools (pg_dump for PostgreSQL)"
+            )
+        with self.translating(f"backing SQL up to {destination}"):
+            raw = self.engine.raw_connection()
+            try:
+                copy = sqlite3.connect(destination)
+                try:
+                    raw.driver_connection.backup(copy)  # type: ignore[union-attr]
+                finally:
+                    copy.close()
+            finally:
+                raw.close()
 
     def checkpoint(self) -> int:
         """How far in global order this database has applied events."""

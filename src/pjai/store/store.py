@@ -347,6 +347,47 @@ class Store:
         self._deliver(deliveries)
         return applied
 
+    def adopt(self, records: Sequence[EventRecord]) -> int:
+        """Take events of another history as this synced store's own pending events.
+
+        Each keeps its id, arguments and time, becomes this instance's (its client and
+        session) and is numbered after the head; the sync client then pushes it like any
+        local commit. An event that does not
+        apply here is kept as rejected, with the reason, and never pushed (as after a
+        rebase). Bringing a store's data to a new server goes this way (export, then
+        import into a new synced data directory). Returns how many applied.
+        """
+        if not records:
+            return 0
+        with self._lock:
+            self._check_open()
+            if not self.sync:
+                raise StoreError("a standalone store takes another history through ingest()")
+            applied = 0
+            with self._write(f"adopting {len(records)} event(s)") as deliveries:
+                head = self._head
+                for record in records:
+                    if self._log.status(record.id) is not None:
+                        raise StoreError(f"event {record.id} is already in this store")
+                    moved = msgspec.structs.replace(
+                        record,
+                        position=head.next(self._generation),
+                        parent=Position(head.global_seq, head.client_seq),
+                        client_id=self.client_id,
+                        session_id=self.session_id,
+                    )
+                    error, changeset = self._apply_logged(moved, capture=True)
+                    if error is not None:
+                        self._log.reject(moved, error)
+                        continue
+                    self._log.append(moved, "pending", changeset=changeset)
+                    head = moved.position
+                    applied += 1
+            self._head = head
+            self._pending = None
+        self._deliver(deliveries)
+        return applied
+
     def rebuild(self, progress: Progress | None = None) -> int:
         """Recreate the state from the event log; returns the number of events applied."""
         with self._lock:
@@ -572,6 +613,32 @@ class Store:
     def live_queries(self) -> int:
         """How many live queries have subscribers (and re-run on commits)."""
         return len(self._live)
+
+    def backup(self, destination: str | Path) -> None:
+        """Copy the store, as of now, to a new file at ``destination``, while it is in use.
+
+        SQLite's online backup copies one consistent state (other processes may go on
+        writing); the copy is written beside ``destination`` and moved there when
+        whole, so a failure leaves no partial file.
+        """
+        target = Path(destination)
+        if target.exists():
+            raise StoreError(f"{target} exists; a backup goes to a new file")
+        partial = target.with_name(target.name + ".partial")
+        try:
+            with self._lock:
+                self._check_open()
+                with translate_errors(f"backing the store up to {target}"):
+                    copy = apsw.Connection(str(partial))
+                    try:
+                        with copy.backup("main", self._conn, "main") as backup:
+                            backup.step(-1)
+                    finally:
+                        copy.close()
+            partial.replace(target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
     def disk_bytes(self) -> int:
         """Bytes the store file and its WAL take on disk."""

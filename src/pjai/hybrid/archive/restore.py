@@ -49,12 +49,18 @@ def import_archive(
     sql_urls: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    sync: bool = False,
 ) -> ImportResult:
     """Restore the archive ``path`` into the empty data directory ``data_dir``.
 
     Every file of the archive is checked against the manifest before anything is
     written. The events are then replayed into a new store and the SQL primary, and the
     resulting state is compared with the archive's snapshot row by row.
+
+    ``sync`` (or the ``sync`` flag set for the directory) makes it a synced one: the
+    archive's events become this instance's pending events (:meth:`Store.adopt`), which
+    the sync client pushes to the server it connects to; SQL receives them once the
+    server confirms them. This is how a store moves to a new or reset sync server.
     """
     target, archive = Path(data_dir), Path(path)
     _check_target(target, environ)
@@ -66,6 +72,8 @@ def import_archive(
         raise ConfigError(f"cannot read the archive {archive}: {exc}") from exc
     with zf:
         manifest = _checked_manifest(zf, archive)
+        if sync:
+            Flags(target / FLAGS_FILE, environ).set("sync", True)
         with HybridDatabaseManager.open(target, sql_urls=sql_urls, environ=environ) as manager:
             return _restore(manager, zf, archive, manifest, progress)
 
@@ -202,6 +210,13 @@ def _replay(
     """Feed the archive's events to the store in batches, SQL catching up after each."""
 
     def ingest(batch: list[EventRecord]) -> int:
+        if store.sync:
+            # A synced store's history is its server's: the archive's events become
+            # this instance's own, pending until the server confirms them (and SQL
+            # receives them then).
+            applied = store.adopt(batch)
+            tally.add(len(batch))
+            return applied
         try:
             applied = store.ingest(batch)
         except RebaseError as exc:

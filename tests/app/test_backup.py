@@ -1,0 +1,41 @@
+"""`backup`: a consistent copy of a data directory in use, that opens on its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pjai.app import DataDir, backup
+from pjai.errors import ConfigError
+from pjai.store import Store
+from tests.helpers import memory, persona
+
+
+def test_a_copy_taken_while_another_process_writes_opens_whole(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data", environ={})
+    with data.open() as manager:
+        manager.commit(persona("p1"), *(memory(f"m{i}") for i in range(50)))
+        assert manager.store is not None
+        store_id = manager.store.store_id
+    with Store.open(data.store_path) as other:  # another writer on the same file
+        other.commit(memory("late"))
+        copied = backup(data, tmp_path / "copy")
+    assert {f.name for f in copied} == {"store.db", "primary.db", "identity.json"}
+    copy = DataDir(tmp_path / "copy", environ={})
+    with copy.open() as manager:
+        assert manager.store is not None
+        assert manager.store.query("SELECT count(*) AS n FROM memories")[0].n == 51
+        assert manager.verify().equal
+        assert manager.store.store_id == store_id
+
+
+def test_a_backup_never_overwrites(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data", environ={})
+    with data.open() as manager:
+        manager.commit(persona("p1"))
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not empty"):
+        backup(data, tmp_path / "full")
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
