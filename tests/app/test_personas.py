@@ -16,8 +16,9 @@ from pjai.app import (
     merge_settings,
     set_flag,
 )
-from pjai.errors import ConfigError, EventValidationError, QueryError
+from pjai.errors import ConfigError, EventValidationError, MaterializationError, QueryError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.schema import PersonaCreated
 
 
 def test_settings_merge_a_file_then_edits(tmp_path: Path) -> None:
@@ -179,3 +180,15 @@ def test_restore_brings_back_the_memories_deleted_with_the_persona(
     assert manager.verify().equal
     with pytest.raises(QueryError, match="no deleted persona 'ada'"):
         personas.restore("ada")
+
+
+@pytest.mark.parametrize("store", ["on", "off"])
+def test_a_taken_key_is_named_as_the_user_knows_it_on_every_backend(
+    data: DataDir, store: str
+) -> None:
+    if store == "off":
+        set_flag(data, "use_livestore", False)  # SQL itself refuses
+    with data.open() as manager:
+        manager.commit(PersonaCreated(persona_id="coach", name="Coach"))
+        with pytest.raises(MaterializationError, match=r"a persona with id 'coach' exists$"):
+            manager.commit(PersonaCreated(persona_id="coach", name="Other"))
