@@ -253,7 +253,7 @@ def test_deleting_the_active_persona_asks_first(cli: Cli, monkeypatch: pytest.Mo
 # -- guardrails -----------------------------------------------------------------------
 
 
-READ_ONLY = [
+NEEDS_DATA = [  # commands that read, or change what must already exist
     ["doctor"],
     ["verify"],
     ["persona", "list"],
@@ -277,8 +277,10 @@ READ_ONLY = [
 ]
 
 
-@pytest.mark.parametrize("args", READ_ONLY, ids=lambda a: " ".join(a))
-def test_reading_never_makes_a_data_directory(tmp_path: Path, args: list[str]) -> None:
+@pytest.mark.parametrize("args", NEEDS_DATA, ids=lambda a: " ".join(a))
+def test_reading_or_changing_data_never_makes_a_data_directory(
+    tmp_path: Path, args: list[str]
+) -> None:
     typo = Cli(tmp_path / "typo")
     message = typo.fails(*args)
     assert f"{tmp_path / 'typo'}" in message

@@ -143,7 +143,7 @@ def confirmed(question: str, yes: bool, refusal: str) -> None:
         return
     if not interactive():
         raise fail(PjaiError(f"{refusal}; give --yes to do it without asking"))
-    if not typer.confirm(question, default=False):
+    if not typer.confirm(question, default=False, err=True):
         errors.print("Nothing done.", highlight=False)
         raise typer.Exit(code=1)
 
