@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pjai.app import SYNC_STATUS_FILE, DataDir
+from pjai.errors import ConfigError, StoreModeError
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
 from pjai.memory import MemorySystem
 from pjai.memory.embeddings import VECTORS_FILE
@@ -74,3 +75,53 @@ def test_scratch_directories_go_unless_kept(tmp_path: Path, keep: bool) -> None:
         assert workdir.name.startswith("bench-x-")
         (workdir / "f").write_text("x")
     assert workdir.exists() is keep
+
+
+def test_a_directory_that_is_not_a_pjai_one_is_refused_not_made(tmp_path: Path) -> None:
+    typo = DataDir(tmp_path / "typo", environ={})
+    assert typo.exists is False
+    with pytest.raises(ConfigError, match=f"no PJai data directory at {tmp_path / 'typo'}; "):
+        typo.open(create=False)
+    with pytest.raises(ConfigError, match="no PJai data directory"):
+        typo.open_store(create=False)
+    assert not typo.path.exists()
+    empty = DataDir(tmp_path, environ={})  # exists, but holds no PJai file
+    with pytest.raises(ConfigError, match="no PJai data directory"):
+        empty.open(create=False)
+    assert list(tmp_path.iterdir()) == []
+    with typo.open():  # commands that write may make it
+        pass
+    assert typo.exists
+    with typo.open(create=False) as manager:
+        assert manager.store is not None
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="file is a file, not a PJai data directory"):
+        DataDir(tmp_path / "file").require()
+
+
+def test_only_sql_needs_no_directory_when_sql_lives_elsewhere(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    DataDir(tmp_path / "none", environ={"PJAI_SQL_SHARDS": url}).require(sql_only=True)
+    with pytest.raises(ConfigError, match="no PJai data directory"):
+        DataDir(tmp_path / "none", environ={}).require(sql_only=True)
+
+
+def test_a_directory_that_cannot_be_made_is_an_error_naming_it(tmp_path: Path) -> None:
+    # Below a file: no directory can be made there, even by root (chmod does not stop root).
+    (tmp_path / "file").write_text("x")
+    data = DataDir(tmp_path / "file" / "sub", environ={})
+    assert data.existing() == []
+    with pytest.raises(ConfigError, match=r"cannot use the data directory .*sub: Not a directory"):
+        data.open()
+    with pytest.raises(ConfigError, match="cannot use the data directory"):
+        data.open_store()
+
+
+def test_a_store_opened_in_the_other_mode_is_named_in_user_terms(tmp_path: Path) -> None:
+    data = DataDir(tmp_path, environ={})
+    with data.open():
+        pass
+    with pytest.raises(StoreModeError, match="is a standalone data directory: it does not sync"):
+        data.open_store(sync=True)
+    with data.open_store() as store:  # as the directory is
+        assert store.sync is False

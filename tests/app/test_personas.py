@@ -7,9 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from pjai.app import DataDir, Personas, config_changes, merge_settings, set_flag
-from pjai.errors import ConfigError, EventValidationError, QueryError
+from pjai.app import (
+    TEMPLATES,
+    DataDir,
+    Memories,
+    Personas,
+    config_changes,
+    merge_settings,
+    set_flag,
+)
+from pjai.errors import ConfigError, EventValidationError, MaterializationError, QueryError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.schema import PersonaCreated
 
 
 def test_settings_merge_a_file_then_edits(tmp_path: Path) -> None:
@@ -112,3 +121,74 @@ def test_own_unconfirmed_changes_are_read_back_when_syncing(data: DataDir) -> No
         assert ada.name == "Ada"
         assert manager.personas.get("ada") is None
         assert personas.update("ada", name="Ada II").name == "Ada II"
+
+
+def test_a_persona_from_a_template_keeps_what_is_given(manager: HybridDatabaseManager) -> None:
+    personas = Personas(manager)
+    assert {"assistant", "coach", "writer", "tutor", "companion", "researcher"} <= set(TEMPLATES)
+    coach = personas.create("Kim", template_name="coach", sets=["memory.capacities.warm=9"])
+    assert coach.description == TEMPLATES["coach"].description
+    assert coach.personality.type == "motivator"
+    assert (coach.memory.capacities.hot, coach.memory.capacities.warm) == (150, 9)
+    writer = personas.create("Wil", template_name="writer", description="Mine", style="")
+    assert (writer.description, writer.communication_style) == ("Mine", "")
+    assert writer.personality.big_five.openness == 90
+    for name in TEMPLATES:  # every template makes a valid persona
+        assert personas.create(name, template_name=name).name == name
+    with pytest.raises(ConfigError, match="no persona template 'chef': use one of assistant"):
+        personas.create("X", template_name="chef")
+
+
+def test_a_taken_id_is_named_as_a_persona(manager: HybridDatabaseManager) -> None:
+    personas = Personas(manager)
+    personas.create("Coach", persona_id="coach")
+    with pytest.raises(ConfigError, match=r"^a persona with id 'coach' exists$"):
+        personas.create("Other", persona_id="coach")
+    personas.delete("coach")
+    with pytest.raises(ConfigError, match="exists \\(deleted: `pjai persona restore`"):
+        personas.create("Other", persona_id="coach")
+
+
+def test_deactivate_leaves_no_persona_active(manager: HybridDatabaseManager) -> None:
+    personas = Personas(manager)
+    personas.create("Ada", persona_id="ada", activate=True)
+    assert personas.active() is not None
+    assert personas.deactivate("ada").is_active is False
+    assert personas.active() is None
+    with pytest.raises(QueryError, match="no persona 'nobody'"):
+        personas.deactivate("nobody")
+
+
+def test_restore_brings_back_the_memories_deleted_with_the_persona(
+    manager: HybridDatabaseManager,
+) -> None:
+    personas, memories = Personas(manager), Memories(manager)
+    personas.create("Ada", persona_id="ada", activate=True)
+    for memory_id in ("kept", "earlier"):
+        memories.add("ada", memory_id, memory_id=memory_id)
+    memories.delete("earlier")  # deleted before the persona was: stays deleted
+    personas.delete("ada")
+    with pytest.raises(QueryError, match="no persona 'ada'"):
+        personas.get("ada")
+    back = personas.restore("ada")
+    assert (back.deleted_at, back.is_active) == (None, False)
+    assert memories.get("kept").deleted_at is None
+    assert memories.get("earlier").deleted_at is not None
+    in_sql = manager.memories.get("kept")
+    assert in_sql is not None
+    assert in_sql.deleted_at is None  # SQL has it back too
+    assert manager.verify().equal
+    with pytest.raises(QueryError, match="no deleted persona 'ada'"):
+        personas.restore("ada")
+
+
+@pytest.mark.parametrize("store", ["on", "off"])
+def test_a_taken_key_is_named_as_the_user_knows_it_on_every_backend(
+    data: DataDir, store: str
+) -> None:
+    if store == "off":
+        set_flag(data, "use_livestore", False)  # SQL itself refuses
+    with data.open() as manager:
+        manager.commit(PersonaCreated(persona_id="coach", name="Coach"))
+        with pytest.raises(MaterializationError, match=r"a persona with id 'coach' exists$"):
+            manager.commit(PersonaCreated(persona_id="coach", name="Other"))

@@ -22,6 +22,10 @@ def run(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 def test_db_upgrade_and_current(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["db", "current", "--data-dir", str(tmp_path)])
+    assert missing.exit_code == 1
+    assert f"no PJai data directory at {tmp_path}" in " ".join(missing.stderr.split())
+    (tmp_path / "flags.json").write_text("{}")  # a data directory without SQL tables yet
     assert "empty" in run("db", "current", "--data-dir", str(tmp_path))
     assert f"at {migrate.head()}" in run("db", "upgrade", "--data-dir", str(tmp_path))
     assert migrate.head() in run("db", "current", "--data-dir", str(tmp_path))

@@ -44,7 +44,7 @@ def test_persona_lifecycle(cli: Cli, tmp_path: Path) -> None:
     assert shown["persona"]["id"] == "basil"
     assert shown["health"]["memories"] == 0
 
-    cli("persona", "delete", "basil")
+    cli("persona", "delete", "basil", "--yes")  # the active persona: --yes, as nobody is asked
     assert [p["name"] for p in cli.json("persona", "list")] == ["Ada"]
     assert len(cli.json("persona", "list", "--deleted")) == 2
     assert "no persona 'basil'" in cli.fails("persona", "show", "basil")
@@ -134,18 +134,18 @@ def test_memory_commands(cli: Cli) -> None:
     assert stats["statistics"]["total"] == 3
     assert stats["statistics"]["by_tier"] == {"hot": 1, "warm": 1, "cold": 1}
     assert stats["health"]["tiers"] == {"hot": 1, "warm": 1, "cold": 1}
-    assert "health" in cli("memory", "stats")
+    assert "health" in cli("memory", "stats", "--all")
 
     reports = cli.json("memory", "optimize", "--persona", "ada")
     assert [r["persona_id"] for r in reports] == ["ada"]
     assert sum(reports[0]["tiers_after"].values()) == 3
-    again = cli.json("memory", "optimize")
+    again = cli.json("memory", "optimize", "--all")
     assert again[0]["events"] == 0  # nothing left to do
 
 
 def test_memory_errors_are_clear(cli: Cli) -> None:
     cli("persona", "create", "Ada", "--id", "ada")
-    assert "persona 'nobody' does not exist" in cli.fails("memory", "add", "nobody", "text")
+    assert "no persona 'nobody'" in cli.fails("memory", "add", "nobody", "text")
     assert "no memory 'ghost'" in cli.fails("memory", "delete", "ghost")
     assert "'lukewarm' is not a tier" in cli.fails(
         "memory", "list", "ada", "--tier", "lukewarm", code=2
@@ -167,7 +167,7 @@ def test_semantic_search_says_it_is_not_installed(cli: Cli) -> None:
     else:
         pytest.skip("the embeddings extra is installed here")
     cli("persona", "create", "Ada", "--id", "ada")
-    message = cli.fails("memory", "search", "anything", "--method", "semantic")
+    message = cli.fails("memory", "search", "anything", "--method", "semantic", "--all")
     assert "semantic search is not installed" in message
     assert "pjai[embeddings]" in message
     assert "not installed" in cli.fails("memory", "auto-link", "ada", "--by", "vectors")
@@ -248,7 +248,7 @@ def test_on_the_embedded_sql_primary_alone(cli: Cli, monkeypatch: pytest.MonkeyP
     weeks = cli.json("memory", "timeline", "ada", "--unit", "week")
     assert [(w["key"], w["memories"]) for w in weeks] == [("2025-W01", 2), ("2025-W02", 1)]
     assert cli.json("persona", "show", "ada")["health"]["memories"] == 3
-    assert "switch the store on" in cli.fails("memory", "search", "note")
+    assert "switch the store on" in cli.fails("memory", "search", "note", "-p", "ada")
     assert not (cli.data / "store.db").exists()
 
 
@@ -272,7 +272,7 @@ def test_every_writing_command_speaks_json(cli: Cli) -> None:
     chat = cli.json("conversation", "start", "ada")["conversation_id"]
     said = cli.json("conversation", "say", chat, "user", "hello")
     assert said["conversation_id"] == chat
-    assert cli.json("persona", "delete", "ada")["deleted_at"] is not None
+    assert cli.json("persona", "delete", "ada", "--yes")["deleted_at"] is not None
 
 
 def test_changes_that_cross_limits_optimize(cli: Cli) -> None:

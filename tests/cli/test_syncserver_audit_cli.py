@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from pjai.cli import app
-from pjai.sync.server import local_actor
+from pjai.sync.server import ServerDatabase, local_actor
 
 runner = CliRunner()
 
@@ -65,6 +65,11 @@ def test_token_changes_are_listed_with_who_made_them(tmp_path: Path) -> None:
 
 
 def test_an_empty_trail_and_a_bad_limit(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["sync-server", "audit", "--data-dir", str(tmp_path)])
+    assert missing.exit_code == 1
+    assert "no sync server database at" in missing.stderr  # reading makes none
+    assert list(tmp_path.iterdir()) == []
+    ServerDatabase.open(tmp_path / "sync-server.db").close()
     assert json.loads(cli("audit", "--json", "--data-dir", str(tmp_path))) == []
     result = runner.invoke(app, ["sync-server", "audit", "--limit", "0"])
     assert result.exit_code == 2

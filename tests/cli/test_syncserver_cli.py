@@ -176,7 +176,7 @@ def test_token_database_from_the_environment(tmp_path: Path) -> None:
     [
         (["token", "create", "--store", "s1", "--role", "boss"], "role 'boss': use read, write"),
         (["token", "create", "--store", " ", "--role", "read"], "needs a store id"),
-        (["token", "revoke", "no-such-id"], "no live token 'no-such-id'"),
+        (["token", "revoke", "no-such-id"], "no sync server database at"),
         (["token", "list", "--db", "nonsense"], "'nonsense' is not a database URL"),
     ],
 )

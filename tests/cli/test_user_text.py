@@ -64,7 +64,8 @@ def test_personas(cli: Cli) -> None:
     assert f"Persona {PERSONA} ({PERSONA_ID}) is now active." in activated
 
     assert f"no persona '{MEMORY_ID}'" in cli.fails("persona", "show", MEMORY_ID)
-    assert f"Deleted persona {PERSONA_ID}." in cli("persona", "delete", PERSONA_ID)
+    deleted = cli("persona", "delete", PERSONA_ID, "--yes")  # the active one: asked, else
+    assert f"Deleted persona {PERSONA} ({PERSONA_ID}). No persona is active now." in deleted
     assert PERSONA in cli("persona", "list", "--deleted")
 
 
@@ -97,7 +98,7 @@ def test_memories(cli: Cli) -> None:
         "memory", "link", MEMORY_ID, OTHER_ID
     )
     shown = cli("memory", "show", MEMORY_ID)
-    for text in (f"{NAME} ({MEMORY_ID})", CONTENT, SUMMARY, TYPE, repr(TAGS), OTHER_ID):
+    for text in (f"{NAME} ({MEMORY_ID})", CONTENT, SUMMARY, TYPE, ", ".join(TAGS), OTHER_ID):
         assert text in shown
     assert cli.json("memory", "show", MEMORY_ID)["memory"]["content"] == CONTENT
     assert OTHER_ID in cli("memory", "neighbours", MEMORY_ID)
@@ -110,12 +111,12 @@ def test_memories(cli: Cli) -> None:
     assert RENAMED in cli("memory", "show", MEMORY_ID)
     assert f"Deleted memory {MEMORY_ID}." in cli("memory", "delete", MEMORY_ID)
     assert f"Restored memory {MEMORY_ID}." in cli("memory", "restore", MEMORY_ID)
-    assert f"no live memory '{PERSONA_ID}'" in cli.fails("memory", "show", PERSONA_ID)
+    assert f"no memory '{PERSONA_ID}'" in cli.fails("memory", "show", PERSONA_ID)
 
-    assert repr(TYPE) in cli("memory", "stats", "--persona", PERSONA_ID)
+    assert f"by type {TYPE} 1, note 1" in cli("memory", "stats", "--persona", PERSONA_ID)
     assert TYPE in cli.json("memory", "stats", "--persona", PERSONA_ID)["statistics"]["by_type"]
     assert f"{PERSONA_ID}: " in cli("memory", "optimize", "--persona", PERSONA_ID)
-    assert cli.json("memory", "optimize")[0]["persona_id"] == PERSONA_ID
+    assert cli.json("memory", "optimize", "--all")[0]["persona_id"] == PERSONA_ID
 
 
 def test_bookmarks(cli: Cli) -> None:

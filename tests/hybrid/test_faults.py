@@ -218,7 +218,7 @@ def test_refused_catch_up_events_are_quarantined_not_retried(tmp_path: Path) -> 
         assert health.status == "degraded"
         assert [q.name for q in health.quarantine.events] == ["v1.MemoryAdded"]
         assert health.quarantine.events[0].sides == ("sql",)
-        assert "already has a row" in health.quarantine.events[0].reason
+        assert "a memory with id 'm1' exists" in health.quarantine.events[0].reason
         assert health.shards[0].quarantined == 1
         assert manager.memories.get("m2") is not None  # later events went on
         assert manager.catch_up() == 0  # not retried

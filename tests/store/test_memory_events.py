@@ -139,7 +139,8 @@ def test_links_are_made_updated_decayed_and_removed(store: Store) -> None:
         store.commit(MemoryLinked(persona_id="p1", source_id="a", target_id="a"))
     with pytest.raises(MaterializationError, match="no live memory 'zz'"):
         store.commit(MemoryLinked(persona_id="p1", source_id="a", target_id="zz"))
-    with pytest.raises(MaterializationError, match="already has a row"):
+    duplicate = "a memory link with source_id 'a', target_id 'b', kind 'causal' exists"
+    with pytest.raises(MaterializationError, match=duplicate):
         store.commit(MemoryLinked(persona_id="p1", source_id="a", target_id="b", kind="causal"))
     store.commit(MemoryLinksDecayed(persona_id="p1", days=10))
     strengths = {

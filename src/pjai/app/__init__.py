@@ -4,6 +4,9 @@
 (:class:`Personas`, :class:`Bookmarks`, :class:`Conversations`, :class:`Memories`,
 flags, sync, upkeep, the audit trail of configuration) take its manager or the
 directory, return plain values and raise :mod:`pjai.errors` errors.
+:mod:`pjai.app.resolve` turns what a person typed (the start of an id, a persona's
+name, nothing for the active persona) into ids; :data:`TEMPLATES` are the starting
+points of new personas.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pjai.app.sync import (
     sync_status,
     sync_url,
 )
+from pjai.app.templates import TEMPLATES, PersonaTemplate, template
 from pjai.app.upkeep import (
     Checkup,
     Migrations,
@@ -38,6 +42,7 @@ from pjai.app.upkeep import (
 __all__ = [
     "SETTINGS",
     "SYNC_STATUS_FILE",
+    "TEMPLATES",
     "AutoLinked",
     "BookmarkView",
     "Bookmarks",
@@ -55,6 +60,7 @@ __all__ = [
     "MemoryView",
     "Migrations",
     "PersonaReport",
+    "PersonaTemplate",
     "Personas",
     "RejectedEvent",
     "Repair",
@@ -74,5 +80,6 @@ __all__ = [
     "sync_conflicts",
     "sync_status",
     "sync_url",
+    "template",
     "upgrade_sql",
 ]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pjai.errors import ConfigError, StoreModeError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags
@@ -127,6 +128,26 @@ class DataDir:
         """The files PJai keeps that exist here."""
         return [file for file in self.files() if file.exists]
 
+    @property
+    def exists(self) -> bool:
+        """Whether this is a PJai data directory: a directory holding a file PJai keeps."""
+        return self.path.is_dir() and bool(self.existing())
+
+    def require(self, *, sql_only: bool = False) -> None:
+        """Raise :class:`~pjai.errors.ConfigError` naming the path unless :attr:`exists`:
+        a command that reads data never makes a directory where a mistyped one was meant.
+
+        ``sql_only``: the caller needs only the SQL primary, so a directory is needed
+        only when the primary is the embedded file (no ``PJAI_SQL_SHARDS``).
+        """
+        if self.exists or (sql_only and shard_urls(self.environ)):
+            return
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"{self.path} is a file, not a PJai data directory")
+        raise ConfigError(
+            f"no PJai data directory at {self.path}; `pjai persona create` or `pjai demo` makes one"
+        )
+
     def remove_new(self, kept: Iterable[str]) -> None:
         """Remove the files PJai keeps here except those named in ``kept`` (with their
         SQLite journals), and the directory itself if that leaves it empty: undoing what
@@ -147,11 +168,30 @@ class DataDir:
         """The directory's feature flags."""
         return Flags(self.flags_path, self.environ)
 
-    def open(self, **options: Any) -> HybridDatabaseManager:
-        """The hybrid manager of this directory (``options`` as the manager takes them)."""
+    def open(self, *, create: bool = True, **options: Any) -> HybridDatabaseManager:
+        """The hybrid manager of this directory (``options`` as the manager takes them).
+
+        Without ``create``, a directory that is not a PJai one is refused (:meth:`require`)
+        rather than made. A directory that cannot be made or written is a
+        :class:`~pjai.errors.ConfigError` naming it.
+        """
+        if not create:
+            self.require()
         if self.environ is not None:
             options.setdefault("environ", self.environ)
-        return HybridDatabaseManager.open(self.path, **options)
+        with self._files():
+            return HybridDatabaseManager.open(self.path, **options)
+
+    @contextmanager
+    def _files(self) -> Iterator[None]:
+        """Turn a failure to make or write the directory's files into a ConfigError."""
+        try:
+            yield
+        except OSError as exc:
+            where = exc.filename or self.path
+            raise ConfigError(
+                f"cannot use the data directory {self.path}: {exc.strerror or exc} ({where})"
+            ) from exc
 
     @contextmanager
     def memory(self, **options: Any) -> Iterator[MemorySystem]:
@@ -159,9 +199,22 @@ class DataDir:
         with self.open(**options) as manager:
             yield MemorySystem(manager)
 
-    def open_store(self, *, sync: bool = False, progress: Progress | None = None) -> Store:
-        """The reactive store file on its own (made if missing), without SQL."""
-        return Store.open(self.store_path, sync=sync, progress=progress)
+    def open_store(
+        self, *, sync: bool | None = None, progress: Progress | None = None, create: bool = True
+    ) -> Store:
+        """The reactive store file on its own (made if missing, unless not ``create``),
+        without SQL; synced or standalone as the directory is (its ``sync`` flag) unless
+        ``sync`` says which is wanted."""
+        if not create:
+            self.require()
+        with self._files():
+            synced = self.flags()["sync"] if sync is None else sync
+            try:
+                return Store.open(self.store_path, sync=synced, progress=progress)
+            except StoreModeError as exc:
+                made = "a standalone" if synced else "a synced"
+                does = "does not sync" if synced else "syncs (`pjai sync status` tells how)"
+                raise StoreModeError(f"{self.path} is {made} data directory: it {does}") from exc
 
     def embeddings(self) -> Embeddings:
         """The memory vectors, or :class:`~pjai.memory.EmbeddingsUnavailable`."""
@@ -187,5 +240,5 @@ class DataDir:
 def _size(path: Path) -> int | None:
     try:
         return os.stat(path).st_size
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None

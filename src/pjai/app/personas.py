@@ -1,4 +1,5 @@
-"""Personas: create, read, change, activate and delete them.
+"""Personas: create (from a template or not), read, change, activate, deactivate,
+delete and restore them.
 
 Settings (personality, memory configuration, privacy) come as groups of values,
 changed by a settings file (a mapping with some of the groups) and ``path=value``
@@ -17,6 +18,8 @@ from typing import Any
 
 import msgspec
 
+from pjai.app import resolve
+from pjai.app.templates import template
 from pjai.errors import ConfigError, QueryError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory import Health, MemorySystem, health
@@ -25,7 +28,9 @@ from pjai.schema import (
     Event,
     PersonaActivated,
     PersonaCreated,
+    PersonaDeactivated,
     PersonaDeleted,
+    PersonaRestored,
     PersonaUpdated,
     PrivacySettings,
     new_id,
@@ -138,20 +143,29 @@ class Personas:
         self,
         name: str,
         *,
-        description: str = "",
-        style: str = "",
+        description: str | None = None,
+        style: str | None = None,
         persona_id: str | None = None,
         activate: bool = False,
         config: Settings = None,
         sets: Sequence[str] = (),
+        template_name: str | None = None,
     ) -> Persona:
-        """Create a persona (and make it the active one); returns it."""
+        """Create a persona (and make it the active one); returns it.
+
+        With ``template_name``, the template's description, style and settings are the
+        starting point; what is given here replaces them.
+        """
+        start = template(template_name) if template_name is not None else None
+        if persona_id is not None and (taken := self.find(persona_id)) is not None:
+            gone = " (deleted: `pjai persona restore` brings it back)" if taken.deleted_at else ""
+            raise ConfigError(f"a persona with id {persona_id!r} exists{gone}")
         args = {
             "persona_id": new_id() if persona_id is None else persona_id,
             "name": name,
-            "description": description,
-            "communication_style": style,
-            **merge_settings({}, config, sets),
+            "description": _given(description, start.description if start else ""),
+            "communication_style": _given(style, start.communication_style if start else ""),
+            **merge_settings(start.settings if start else {}, config, sets),
         }
         event: PersonaCreated = _event(PersonaCreated, args)
         events: list[Event] = [event]
@@ -226,12 +240,42 @@ class Personas:
         MemorySystem(self.manager).commit(event, *audit)
         return self.get(persona_id)
 
+    def resolve(self, ref: str | None, *, deleted: bool = False) -> str:
+        """The id of the persona ``ref`` names: an id, the start of one, or a name;
+        ``None`` is the active persona (see :mod:`pjai.app.resolve`)."""
+        return resolve.persona_id(self.manager, ref, deleted=deleted)
+
+    def active(self) -> Persona | None:
+        """The active persona, if one is."""
+        try:
+            return self.get(resolve.active_persona_id(self.manager))
+        except QueryError:
+            return None
+
     def activate(self, persona_id: str) -> Persona:
         """Make the persona the active one; returns it."""
         self.manager.commit(PersonaActivated(persona_id=persona_id))
+        return self.get(persona_id)
+
+    def deactivate(self, persona_id: str) -> Persona:
+        """Make the persona inactive (afterwards no persona is active); returns it."""
+        self.get(persona_id)
+        self.manager.commit(PersonaDeactivated(persona_id=persona_id))
         return self.get(persona_id)
 
     def delete(self, persona_id: str) -> Persona | None:
         """Delete the persona and its memories (soft); returns it as deleted."""
         self.manager.commit(PersonaDeleted(persona_id=persona_id))
         return self.find(persona_id)
+
+    def restore(self, persona_id: str) -> Persona:
+        """Bring back a deleted persona with the memories deleted with it, inactive."""
+        persona = self.find(persona_id)
+        if persona is None or persona.deleted_at is None:
+            raise QueryError(f"no deleted persona {persona_id!r}")
+        self.manager.commit(PersonaRestored(persona_id=persona_id, deleted_at=persona.deleted_at))
+        return self.get(persona_id)
+
+
+def _given(value: str | None, default: str) -> str:
+    return default if value is None else value

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+import pjai
 from pjai.cli import (
     archive,
     backup,
@@ -18,17 +22,56 @@ from pjai.cli import (
     sync,
     syncserver,
 )
-from pjai.cli.utf8 import Utf8Group
+from pjai.cli.root import RootGroup
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="pjai",
-    cls=Utf8Group,
-    help="PJai: AI personas and their long-term memory on a reactive, event-sourced store.",
+    cls=RootGroup,
+    help=(
+        "PJai: AI personas and their long-term memory on a reactive, event-sourced store.\n\n"
+        "Wherever a command asks for a persona, memory, bookmark or conversation, the start "
+        "of its id will do, and a persona's name; most persona arguments default to the "
+        "active persona (pjai persona activate NAME).\n\n"
+        "Shell completion: pjai --install-completion sets it up for your shell; "
+        "pjai --show-completion prints the script."
+    ),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"pjai {pjai.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Directory holding PJai's data files, for any command "
+            "(a command's own --data-dir wins; else PJAI_DATA_DIR, else ./pjai-data).",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print PJai's version and exit.", is_eager=True, callback=_version
+        ),
+    ] = False,
+) -> None:
+    """PJai: AI personas and their long-term memory on a reactive, event-sourced store."""
+    # The commands read --data-dir from this command's parameters (pjai.cli.common).
+
+
 app.command("demo")(demo.demo)
 app.add_typer(persona.app, name="persona")
 app.add_typer(memory.app, name="memory")

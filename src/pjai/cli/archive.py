@@ -10,8 +10,10 @@ import typer
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
+    JsonFlag,
     console,
     open_manager,
+    print_json,
     progress_bar,
     reported,
 )
@@ -28,10 +30,17 @@ def export(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace FILE if it exists.")
     ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Write the event log and a snapshot of every table to a portable archive."""
-    with open_manager(data_dir) as manager, progress_bar("Exporting") as progress:
+    with (
+        open_manager(data_dir, create=False) as manager,
+        progress_bar("Exporting") as progress,
+    ):
         manifest = archive.export_archive(manager, file, progress=progress, overwrite=overwrite)
+    if as_json:
+        print_json(manifest)
+        return
     rows = manifest.rows
     console.print(
         f"Exported {manifest.events} events, {len(rows)} tables, {sum(rows.values())} rows "
@@ -52,10 +61,14 @@ def import_archive(
             "by the next `pjai sync connect` (moving a store to a new server).",
         ),
     ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Restore an archive into an empty data directory, checking every checksum."""
     with reported(), progress_bar("Importing") as progress:
         result = archive.import_archive(data_dir, file, progress=progress, sync=sync)
+    if as_json:
+        print_json(result)
+        return
     console.print(
         f"Imported {result.events} events, {len(result.rows)} tables, "
         f"{sum(result.rows.values())} rows from {file} into {data_dir}.",

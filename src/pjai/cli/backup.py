@@ -7,8 +7,15 @@ from typing import Annotated
 
 import typer
 
-from pjai.app import DataDir, backup
-from pjai.cli.common import DEFAULT_DATA_DIR, DataDirOption, JsonFlag, print_result, reported
+from pjai.app import backup
+from pjai.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDirOption,
+    JsonFlag,
+    data_directory,
+    print_result,
+    reported,
+)
 
 __all__ = ["backup_command"]
 
@@ -22,7 +29,8 @@ def backup_command(
 ) -> None:
     """Copy this data directory while it is in use (store and SQLite primary through
     SQLite's online backup); the copy opens as a data directory of its own."""
+    source = data_directory(data_dir)
     with reported():
-        files = backup(DataDir(data_dir), destination)
+        files = backup(source, destination)
     listed = ", ".join(f"{f.name} ({f.bytes:,} bytes)" for f in files)
     print_result(files, as_json, f"Backed up to {destination}: {listed}.")

@@ -24,6 +24,7 @@ from pjai.cli.common import (
     progress_bar,
     reported,
 )
+from pjai.cli.output import plain
 
 app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
 
@@ -128,13 +129,13 @@ def recall(
             line = (
                 f"{method:>8}: recall@5 {f['recall@5']:.3f}  recall@10 {f['recall@10']:.3f}  "
                 f"hit@5 {f['hit@5']:.3f}  hit@10 {f['hit@10']:.3f}  "
-                f"p50 {f['p50_ms']} ms  p95 {f['p95_ms']} ms"
+                f"p50 {plain(f['p50_ms'])} ms  p95 {plain(f['p95_ms'])} ms"
             )
             console.print(line)
     if "semantic_unavailable" in result:
         console.print(f"semantic: {result['semantic_unavailable']}")
     at, p95 = result["memories_at_latency"], result["keyword_p95_ms_at_scale"]
-    console.print(f"keyword search p95 at {at:,} memories: {p95} ms")
+    console.print(f"keyword search p95 at {at:,} memories: {plain(p95)} ms")
 
 
 @app.command()

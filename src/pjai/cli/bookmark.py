@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from pjai.app import Bookmarks, Conversations
+from pjai.app import Bookmarks, Conversations, resolve
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     ConversationArg,
@@ -16,22 +16,37 @@ from pjai.cli.common import (
     JsonFlag,
     MaxImportance,
     MinImportance,
-    PersonaArg,
+    PersonaOpt,
+    PersonaRef,
     TagOpt,
     TierOpt,
     TypeOpt,
     console,
+    one_persona,
     open_manager,
     parse_time,
+    persona_and,
     print_json,
     print_result,
+)
+from pjai.cli.memory.options import memory_table
+from pjai.cli.output import (
+    CsvFlag,
+    NlFlag,
+    TsvFlag,
+    id_column,
+    number,
+    output_format,
+    plain,
+    print_rows,
+    when,
 )
 from pjai.memory.timeline import PRESETS
 
 app = typer.Typer(help="Bookmarks: named time ranges and filters.", no_args_is_help=True)
 conversations = typer.Typer(help="Conversations with a persona.", no_args_is_help=True)
 
-BookmarkArg = Annotated[str, typer.Argument(help="The bookmark's id.")]
+BookmarkArg = Annotated[str, typer.Argument(help="The bookmark's id, or the start of it.")]
 Hours = Annotated[
     str | None, typer.Option(help="Hours of the day (UTC), e.g. 9-17.", metavar="FROM-TO")
 ]
@@ -50,19 +65,40 @@ def _hours(text: str | None) -> list[int] | None:
     return [int(start), int(end)]
 
 
+def _filters(filters: dict[str, Any]) -> str:
+    """A bookmark's filters for people: ``tiers hot, warm · hours 9-17 · importance 0.5-1``."""
+    parts = [
+        f"{key} {plain(filters[key])}" for key in ("tiers", "types", "tags") if filters.get(key)
+    ]
+    low, high = filters.get("importance_min"), filters.get("importance_max")
+    if low is not None or high is not None:
+        parts.append(f"importance {number(low or 0)}-{number(1 if high is None else high)}")
+    if hours := filters.get("hours"):
+        parts.append(f"hours {hours[0]}-{hours[1]}")
+    return " · ".join(parts) or "-"
+
+
 def _table(rows: list[Any]) -> Table:
-    table = Table("id", "name", "from", "to", "filters", "colour")
+    table = Table(id_column(), "name", "from", "to", "filters", "colour")
     for r in rows:
         table.add_row(
-            r.id, r.name, str(r.time_from or ""), str(r.time_to or ""), str(r.filters), r.colour
+            r.id, r.name, when(r.time_from), when(r.time_to), _filters(r.filters), r.colour
         )
     return table
 
 
 @app.command()
 def create(
-    persona_id: PersonaArg,
-    name: Annotated[str, typer.Argument(help="The bookmark's name.")],
+    first: Annotated[
+        str,
+        typer.Argument(
+            metavar="[PERSONA] NAME",
+            help="The bookmark's name; before it, the persona (default: --persona, else the "
+            "active one).",
+        ),
+    ],
+    bookmark_name: Annotated[str | None, typer.Argument(hidden=True)] = None,
+    persona: PersonaOpt = None,
     description: Annotated[str, typer.Option(help="What it marks.")] = "",
     time_from: From = None,
     time_to: To = None,
@@ -78,10 +114,11 @@ def create(
     as_json: JsonFlag = False,
 ) -> None:
     """Bookmark a time range and filters of a persona's timeline."""
+    persona_ref, name = persona_and(first, bookmark_name, persona)
     start, end, span = parse_time(time_from, "--from"), parse_time(time_to, "--to"), _hours(hours)
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=False) as manager:
         row = Bookmarks(manager).create(
-            persona_id,
+            resolve.persona_id(manager, persona_ref),
             name,
             description=description,
             time_from=start,
@@ -100,27 +137,42 @@ def create(
 
 @app.command("preset")
 def add_preset(
-    persona_id: PersonaArg,
-    name: Annotated[str, typer.Argument(help=f"One of {', '.join(PRESETS)}.")],
+    first: Annotated[
+        str,
+        typer.Argument(
+            metavar="[PERSONA] PRESET",
+            help=f"One of {', '.join(PRESETS)}; before it, the persona (default: --persona, "
+            "else the active one).",
+        ),
+    ],
+    preset: Annotated[str | None, typer.Argument(hidden=True)] = None,
+    persona: PersonaOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Bookmark a preset: today, this_week, working_hours or hot_memories."""
-    with open_manager(data_dir) as manager:
-        row = Bookmarks(manager).preset(persona_id, name)
+    persona_ref, name = persona_and(first, preset, persona)
+    with open_manager(data_dir, create=False) as manager:
+        row = Bookmarks(manager).preset(resolve.persona_id(manager, persona_ref), name)
     print_result(row._asdict(), as_json, f"Created bookmark {row.name} ({row.id}).")
 
 
 @app.command("list")
 def list_bookmarks(
-    persona_id: PersonaArg,
+    persona: PersonaRef = None,
+    persona_option: PersonaOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
 ) -> None:
-    """A persona's bookmarks by name."""
-    with open_manager(data_dir) as manager:
+    """A persona's bookmarks (by default the active one's) by name."""
+    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
+    with open_manager(data_dir, create=False) as manager:
+        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
         rows = Bookmarks(manager).list(persona_id)
-    print_result([r._asdict() for r in rows], as_json, _table(rows))
+    print_rows([r._asdict() for r in rows], _table(rows), fmt)
 
 
 @app.command()
@@ -129,17 +181,26 @@ def show(
     limit: Annotated[int, typer.Option(min=1, help="At most this many memories.")] = 200,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
 ) -> None:
-    """The memories a bookmark shows, most recent first."""
-    with open_manager(data_dir) as manager:
-        view = Bookmarks(manager).show(bookmark_id, limit=limit)
+    """The memories a bookmark shows, most recent first (--nl, --csv, --tsv: the memories)."""
+    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
+    with open_manager(data_dir, create=False) as manager:
+        view = Bookmarks(manager).show(resolve.bookmark_id(manager, bookmark_id), limit=limit)
     mark, found = view.bookmark, view.memories
-    if as_json:
+    if fmt == "json":
         print_json({"bookmark": mark._asdict(), "memories": found})
         return
-    console.print(Text.assemble((mark.name, "bold"), f" ({mark.id}) · {len(found)} memory(ies)"))
-    for m in found:
-        console.print(f"  {m.occurred_at:%Y-%m-%d %H:%M}  {m.tier:<4}  {m.id}  {m.content[:60]}")
+    if fmt == "table":
+        console.print(
+            Text.assemble(
+                (mark.name, "bold"),
+                f" ({mark.id}) · {_filters(mark.filters)} · {len(found)} memory(ies)",
+            )
+        )
+    print_rows(found, memory_table(found), fmt)
 
 
 @app.command()
@@ -167,9 +228,9 @@ def update(
         changes["tags"] = labels
     if not changes:
         raise typer.BadParameter("nothing to change: give at least one option")
-    with open_manager(data_dir) as manager:
-        mark = Bookmarks(manager).update(bookmark_id, **changes)
-    print_result(mark._asdict(), as_json, f"Updated bookmark {bookmark_id}.")
+    with open_manager(data_dir, create=False) as manager:
+        mark = Bookmarks(manager).update(resolve.bookmark_id(manager, bookmark_id), **changes)
+    print_result(mark._asdict(), as_json, f"Updated bookmark {mark.name} ({mark.id}).")
 
 
 @app.command()
@@ -177,20 +238,23 @@ def delete(
     bookmark_id: BookmarkArg, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 ) -> None:
     """Delete a bookmark."""
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=False) as manager:
+        bookmark_id = resolve.bookmark_id(manager, bookmark_id)
         Bookmarks(manager).delete(bookmark_id)
     print_result({"deleted": bookmark_id}, as_json, f"Deleted bookmark {bookmark_id}.")
 
 
 @conversations.command()
 def start(
-    persona_id: PersonaArg,
+    persona: PersonaRef = None,
+    persona_option: PersonaOpt = None,
     title: Annotated[str, typer.Option(help="A title.")] = "",
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """Start a conversation with a persona; prints its id."""
-    with open_manager(data_dir) as manager:
+    """Start a conversation with a persona (by default the active one); prints its id."""
+    with open_manager(data_dir, create=False) as manager:
+        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
         conversation_id = Conversations(manager).start(persona_id, title=title)
     if as_json:
         print_json({"conversation_id": conversation_id, "persona_id": persona_id})
@@ -209,7 +273,8 @@ def say(
 ) -> None:
     """Add a message to a conversation; prints its id."""
     sent_at = parse_time(at, "--at")
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=False) as manager:
+        conversation_id = resolve.conversation_id(manager, conversation_id)
         message_id = Conversations(manager).say(conversation_id, role, text, sent_at=sent_at)
     if as_json:
         print_json({"message_id": message_id, "conversation_id": conversation_id})
@@ -219,17 +284,23 @@ def say(
 
 @conversations.command("list")
 def list_conversations(
-    persona_id: PersonaArg,
+    persona: PersonaRef = None,
+    persona_option: PersonaOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
 ) -> None:
-    """A persona's conversations, the latest started first."""
-    with open_manager(data_dir) as manager:
+    """A persona's conversations (by default the active one's), the latest started first."""
+    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
+    with open_manager(data_dir, create=False) as manager:
+        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
         rows = Conversations(manager).list(persona_id)
     table = Table("id", "title", "started", "messages")
     for r in rows:
         table.add_row(r.id, r.title, f"{r.started_at:%Y-%m-%d %H:%M}", str(r.message_count))
-    print_result([r._asdict() for r in rows], as_json, table)
+    print_rows([r._asdict() for r in rows], table, fmt)
 
 
 @conversations.command("show")
@@ -240,7 +311,8 @@ def show_conversation(
     as_json: JsonFlag = False,
 ) -> None:
     """A conversation and its messages in the order they were sent."""
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=False) as manager:
+        conversation_id = resolve.conversation_id(manager, conversation_id)
         view = Conversations(manager).show(conversation_id, limit=limit)
     talk, said = view.conversation, view.messages
     if as_json:

@@ -8,6 +8,7 @@ Style a fixed part of a line with :class:`rich.text.Text`, e.g.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,9 +19,11 @@ import msgspec
 import typer
 from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 from rich.text import Text
 
 from pjai.app import DataDir as DataDirectory
+from pjai.cli.output import console, print_table
 from pjai.errors import PjaiError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema.limits import time_problem
@@ -36,14 +39,22 @@ __all__ = [
     "MaxImportance",
     "MinImportance",
     "PersonaArg",
+    "PersonaOpt",
+    "PersonaRef",
     "TagOpt",
     "TierOpt",
     "TypeOpt",
+    "YesFlag",
+    "confirmed",
     "console",
+    "data_directory",
     "errors",
     "fail",
+    "interactive",
+    "one_persona",
     "open_manager",
     "parse_time",
+    "persona_and",
     "print_json",
     "print_result",
     "progress_bar",
@@ -53,6 +64,17 @@ __all__ = [
 
 DEFAULT_DATA_DIR = Path("pjai-data")
 
+
+def _data_dir(ctx: typer.Context, param: typer.CallbackParam, value: Path) -> Path:
+    """A command's ``--data-dir``; else the one given before the command
+    (``pjai --data-dir X persona list``); else ``PJAI_DATA_DIR``; else the default."""
+    source = ctx.get_parameter_source(param.name or "")
+    if source is not None and source.name == "COMMANDLINE":
+        return value
+    given = ctx.find_root().params.get("data_dir")
+    return given if isinstance(given, Path) else value
+
+
 DataDirOption = Annotated[
     Path,
     typer.Option(
@@ -60,15 +82,31 @@ DataDirOption = Annotated[
         envvar="PJAI_DATA_DIR",
         help="Directory holding PJai's data files.",
         file_okay=False,
+        callback=_data_dir,
     ),
 ]
 """The ``--data-dir`` option; commands turn it into a :class:`pjai.app.DataDir`."""
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-PersonaArg = Annotated[str, typer.Argument(help="The persona's id.")]
-ConversationArg = Annotated[str, typer.Argument(help="The conversation's id.")]
+_PERSONA_HELP = "The persona: its id, the start of its id, or its name"
 
-console = Console(markup=False, emoji=False)
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+PersonaArg = Annotated[str, typer.Argument(help=f"{_PERSONA_HELP}.")]
+PersonaRef = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="[PERSONA]", help=f"{_PERSONA_HELP} (default: the active one).", show_default=False
+    ),
+]
+"""A persona given as an optional argument; ``--persona`` (:data:`PersonaOpt`) too."""
+PersonaOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--persona", "-p", help=f"{_PERSONA_HELP} (default: the active one).", show_default=False
+    ),
+]
+ConversationArg = Annotated[str, typer.Argument(help="The conversation's id, or the start of it.")]
+YesFlag = Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking.")]
+
 errors = Console(stderr=True, markup=False, emoji=False)
 
 
@@ -82,11 +120,58 @@ def fail(error: PjaiError) -> typer.Exit:
 
 @contextmanager
 def reported() -> Iterator[None]:
-    """Print a PJai error raised inside for a human and exit with code 1."""
+    """Print a PJai error (or a file that cannot be read or written) raised inside for a
+    human and exit with code 1."""
     try:
         yield
     except PjaiError as exc:
         raise fail(exc) from exc
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise fail(PjaiError(f"{exc.strerror or exc}{where}")) from exc
+
+
+def interactive() -> bool:
+    """Whether a person can answer a question: standard input is a terminal."""
+    return sys.stdin.isatty()
+
+
+def confirmed(question: str, yes: bool, refusal: str) -> None:
+    """Go on if ``yes`` or the person says so; else exit 1. Without a terminal to ask
+    at, ``refusal`` says why nothing was done (and that ``--yes`` does it)."""
+    if yes:
+        return
+    if not interactive():
+        raise fail(PjaiError(f"{refusal}; give --yes to do it without asking"))
+    if not typer.confirm(question, default=False, err=True):
+        errors.print("Nothing done.", highlight=False)
+        raise typer.Exit(code=1)
+
+
+def one_persona(argument: str | None, option: str | None) -> str | None:
+    """The persona given as an argument or with ``--persona`` (``None``: the active one)."""
+    if argument is not None and option is not None and argument != option:
+        raise typer.BadParameter(
+            f"{argument!r} and --persona {option!r}: give the persona once", param_hint="PERSONA"
+        )
+    return argument if argument is not None else option
+
+
+def persona_and(first: str, second: str | None, option: str | None) -> tuple[str | None, str]:
+    """``[PERSONA] VALUE`` arguments: with two, the persona and the value; with one, the
+    value, for the persona of ``--persona`` or the active one."""
+    if second is None:
+        return option, first
+    return one_persona(first, option), second
+
+
+def data_directory(path: Path, *, create: bool = False) -> DataDirectory:
+    """The data directory at ``path``; unless ``create``, it must be a PJai one."""
+    directory = DataDirectory(path)
+    if not create:
+        with reported():
+            directory.require()
+    return directory
 
 
 @contextmanager
@@ -127,25 +212,33 @@ def progress_bar(description: str) -> Iterator[ProgressCallback]:
 
 @contextmanager
 def open_manager(
-    data_dir: Path, doing: str = "Catching up", **options: Any
+    data_dir: Path, doing: str = "Catching up", *, create: bool = True, **options: Any
 ) -> Iterator[HybridDatabaseManager]:
-    """The data directory's manager (with a progress bar while it catches up), closed after."""
+    """The data directory's manager (with a progress bar while it catches up), closed after.
+
+    Without ``create`` (commands that read, or change what must exist), a path that is
+    not a PJai data directory is an error naming it, and nothing is made there.
+    """
     with reported():
         with progress_bar(doing) as progress:
-            manager = DataDirectory(data_dir).open(progress=progress, **options)
+            manager = DataDirectory(data_dir).open(progress=progress, create=create, **options)
         with manager:
             yield manager
 
 
 def print_json(value: Any) -> None:
-    """Print ``value`` (structs, dataclasses, dicts, datetimes...) as one line of JSON."""
-    print(msgspec.json.encode(value).decode())
+    """Print ``value`` (structs, dataclasses, dicts, datetimes, paths...) as one line of
+    JSON."""
+    print(msgspec.json.encode(value, enc_hook=str).decode())
 
 
 def print_result(value: Any, as_json: bool, text: RenderableType) -> None:
-    """Print ``value`` as JSON with ``--json``, else ``text`` (a line, a table) for a human."""
+    """Print ``value`` as JSON with ``--json``, else ``text`` (a line, a table) for a human;
+    a table is TSV when standard output is not a terminal."""
     if as_json:
         print_json(value)
+    elif isinstance(text, Table):
+        print_table(text)
     else:
         console.print(text)
 

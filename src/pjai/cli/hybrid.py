@@ -23,11 +23,15 @@ from pjai.cli.common import (
     DataDirOption,
     JsonFlag,
     console,
+    data_directory,
     errors,
     open_manager,
+    print_json,
+    print_result,
     progress_bar,
     reported,
 )
+from pjai.cli.output import id_column, number, plain, print_table
 from pjai.hybrid.manager import Side
 
 db = typer.Typer(help="The SQL primary's schema (Alembic migrations).", no_args_is_help=True)
@@ -35,21 +39,30 @@ flags = typer.Typer(help="Feature flags, the reactive store switch among them.")
 
 
 @db.command()
-def upgrade(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+def upgrade(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
     """Create or upgrade the SQL primary's tables (every shard)."""
     with reported():
         done = upgrade_sql(DataDir(data_dir))
+    if as_json:
+        print_json([{"url": url, "revision": revision} for url, revision in done])
+        return
     for url, revision in done:
-        console.print(f"{url}: at {revision}")
+        console.print(f"{url}: at {revision}", highlight=False)
 
 
 @db.command()
-def current(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+def current(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
     """Show each shard's migration and the newest this PJai knows."""
     with reported():
-        found = migrations(DataDir(data_dir))
+        directory = DataDir(data_dir)
+        directory.require(sql_only=True)
+        found = migrations(directory)
+    if as_json:
+        shards = [{"url": url, "revision": revision} for url, revision in found.shards]
+        print_json({"shards": shards, "newest": found.newest})
+        return
     for url, revision in found.shards:
-        console.print(f"{url}: {revision or 'empty'}")
+        console.print(f"{url}: {revision or 'empty'}", highlight=False)
     console.print(f"newest: {found.newest}")
 
 
@@ -61,7 +74,7 @@ def show_flags(
     if ctx.invoked_subcommand is not None:
         return
     with reported():
-        report = flag_states(DataDir(data_dir))
+        report = flag_states(data_directory(data_dir))
     for name in report.unknown:
         errors.print(f"note: {name!r} in the flags file is not a flag of this PJai; ignored")
     if as_json:
@@ -71,7 +84,7 @@ def show_flags(
     table = Table("flag", "value", "from", "what it does")
     for s in report.states:
         table.add_row(s.name, str(s.value).lower(), s.source, s.description)
-    console.print(table)
+    print_table(table)
 
 
 @flags.command("set")
@@ -79,6 +92,7 @@ def set_flag_command(
     name: Annotated[str, typer.Argument(help="Flag name, e.g. use_livestore.")],
     value: Annotated[str, typer.Argument(help="true or false.")],
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Set a flag; running PJai processes follow it at their next command.
 
@@ -90,13 +104,20 @@ def set_flag_command(
         )
     state = change.state
     note = " (the environment overrides the file)" if state.source == "environment" else ""
-    console.print(f"{name} = {str(state.value).lower()}{note}")
+    changed = {
+        "name": name,
+        "value": state.value,
+        "source": state.source,
+        "old": change.old,
+        "recorded": change.recorded,
+    }
+    print_result(changed, as_json, f"{name} = {str(state.value).lower()}{note}")
 
 
 def doctor(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
     """Health of the store, the SQL shards and the bridge, and the data files."""
     with reported(), progress_bar("Catching up") as progress:
-        found = checkup(DataDir(data_dir), progress=progress)
+        found = checkup(DataDir(data_dir), progress=progress, create=False)
     health = found.health
     if as_json:
         print(json.dumps(found.to_dict(), default=str))
@@ -108,21 +129,20 @@ def doctor(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
     table.add_row(
         "store",
         s.status,
-        str(s.probe_ms or "-"),
+        plain(s.probe_ms),
         str(s.head),
         f"{s.events} events, {s.pending} pending, {s.quarantined} quarantined, "
         f"{s.disk_bytes:,} bytes" + (f" · {s.error}" if s.error else ""),
     )
     for shard in health.shards:
-        pool = ", ".join(f"{k} {v}" for k, v in shard.pool.items())
         detail = (
             f"{shard.journal_events} journaled, {shard.quarantined} quarantined, "
-            f"{shard.disk_bytes:,} bytes, pool: {pool}"
+            f"{shard.disk_bytes:,} bytes, {_pool(shard.pool)}"
         )
         table.add_row(
             shard.url,
             shard.status,
-            str(shard.probe_ms or "-"),
+            plain(shard.probe_ms),
             str(shard.checkpoint),
             detail + (f" · {shard.error}" if shard.error else ""),
         )
@@ -132,9 +152,9 @@ def doctor(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
         "lagging" if b.lag_events else "ok",
         "-",
         f"lag {b.lag_events}",
-        f"p95 {b.lag_p95_ms} ms",
+        "no lag measured" if b.lag_p95_ms is None else f"lag p95 {number(b.lag_p95_ms)} ms",
     )
-    console.print(table)
+    print_table(table)
     for problem in s.damage:
         console.print(f"store file damage: {problem}", highlight=False)
     q = health.quarantine
@@ -158,9 +178,21 @@ def doctor(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
     console.print(f"files in {data_dir}: {files}", highlight=False, soft_wrap=True)
 
 
+def _pool(pool: dict[str, int]) -> str:
+    """A connection pool's figures for people: ``pool 1 of 5 in use``."""
+    if {"size", "checkedout"} <= pool.keys():
+        over = pool.get("overflow", 0)
+        extra = f" (+{over} overflow)" if over > 0 else ""
+        return f"pool {pool['checkedout']} of {pool['size']} in use{extra}"
+    return f"pool {plain(pool)}"
+
+
 def verify(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
     """Compare the store and the SQL primary per table and persona."""
-    with open_manager(data_dir) as manager, progress_bar("Verifying") as progress:
+    with (
+        open_manager(data_dir, create=False) as manager,
+        progress_bar("Verifying") as progress,
+    ):
         report = manager.verify(progress)
     if as_json:
         print(json.dumps(report.to_dict()))
@@ -171,7 +203,7 @@ def verify(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
         for t in report.tables:
             equal = "yes" if t.equal else "DAMAGED" if t.damaged else "NO"
             table.add_row(t.table, str(t.store_rows), str(t.sql_rows), equal)
-        console.print(table)
+        print_table(table)
         for problem in report.store_damage:
             console.print(f"store file damage: {problem}", highlight=False)
         for t in report.tables:
@@ -203,13 +235,17 @@ def repair(
         ),
     ] = False,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Rebuild one side from the event log, or acknowledge quarantined events."""
     if ack_quarantine:
         if side is not None:
             raise typer.BadParameter("give --side or --ack-quarantine, not both")
-        with open_manager(data_dir) as manager:
+        with open_manager(data_dir, create=False) as manager:
             acknowledged = manager.acknowledge_quarantine()
+        if as_json:
+            print_json(acknowledged)
+            return
         for event in acknowledged.events:
             console.print(
                 f"  e{event.position} {event.name} {event.event_id}: {event.reason}",
@@ -223,12 +259,16 @@ def repair(
     if side not in ("sql", "store"):
         raise typer.BadParameter("--side is sql or store (or give --ack-quarantine)")
     chosen: Side = "sql" if side == "sql" else "store"
+    directory = data_directory(data_dir)
     with (
         reported(),
         progress_bar("Catching up") as opening,
         progress_bar(f"Rebuilding {side}") as progress,
     ):
-        done = repair_side(DataDir(data_dir), chosen, progress, opening=opening)
+        done = repair_side(directory, chosen, progress, opening=opening)
+    if as_json:
+        print_json(done)
+        return
     if done.rebuilt is not None:
         rebuilt = done.rebuilt
         for problem in rebuilt.problems:
@@ -253,10 +293,17 @@ shards = typer.Typer(help="SQL shards (PJAI_SQL_SHARDS).", no_args_is_help=True)
 
 
 @shards.command()
-def rebalance(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+def rebalance(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
     """Move personas to the shard the hash ring now gives them (after adding a shard)."""
+    directory = data_directory(data_dir)
     with reported(), progress_bar("Moving personas") as progress:
-        moved = rebalance_shards(DataDir(data_dir), progress)
+        moved = rebalance_shards(directory, progress)
+    if as_json:
+        print_json(moved)
+        return
     console.print(f"Moved {moved.personas} persona(s), {moved.rows} row(s).")
+    table = Table(id_column("persona"), "from shard", "to shard")
     for persona_id, source, target in moved.moves:
-        console.print(f"  {persona_id}: shard {source} -> shard {target}")
+        table.add_row(persona_id, str(source), str(target))
+    if moved.moves:
+        print_table(table)

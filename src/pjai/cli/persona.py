@@ -1,32 +1,47 @@
-"""``pjai persona ...``: create, list, show, update, activate and delete personas.
+"""``pjai persona ...``: create, list, show, update, activate, deactivate, delete and
+restore personas, and the templates to start one from.
 
 Settings (personality, memory configuration, privacy) are set with ``--set
 path=value``, e.g. ``--set memory.capacities.hot=50 --set privacy.analytics=true``, or
 from a JSON file with ``--config``; values are JSON (``true``, ``0.4``, ``["a"]``), or
-text when they are not.
+text when they are not. A persona is named by its id, the start of its id or its name.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from pjai.app import SETTINGS, Personas
+from pjai.app import SETTINGS, TEMPLATES, Personas
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
     IdOpt,
     JsonFlag,
     PersonaArg,
+    PersonaRef,
+    YesFlag,
+    confirmed,
     console,
     open_manager,
     print_json,
     print_result,
+)
+from pjai.cli.output import (
+    CsvFlag,
+    NlFlag,
+    TsvFlag,
+    clipped,
+    content_column,
+    id_column,
+    output_format,
+    plain,
+    print_rows,
 )
 from pjai.schema.models import Persona
 
@@ -51,18 +66,39 @@ ConfigFile = Annotated[
 ]
 
 
+def _settings(value: dict[str, Any], path: str = "") -> list[str]:
+    """``path value`` for each setting, nested groups dotted as ``--set`` names them."""
+    parts = []
+    for key, v in value.items():
+        if isinstance(v, dict) and v:
+            parts += _settings(v, f"{path}{key}.")
+        else:
+            parts.append(f"{path}{key} {plain(v)}")
+    return parts
+
+
 def _show(persona: Persona) -> None:
     active = "  · active" if persona.is_active else ""
-    console.print(Text.assemble((persona.name, "bold"), f" ({persona.id}){active}"))
+    deleted = f"  · deleted {plain(persona.deleted_at)}" if persona.deleted_at else ""
+    console.print(Text.assemble((persona.name, "bold"), f" ({persona.id}){active}{deleted}"))
     if persona.description:
-        console.print(f"  {persona.description}")
+        console.print(f"  {persona.description}", highlight=False)
+    if persona.communication_style:
+        console.print(
+            Text.assemble("  ", ("style", "bold"), " ", persona.communication_style),
+            highlight=False,
+        )
     for group in SETTINGS:
-        settings = msgspec.json.encode(getattr(persona, group)).decode()
-        console.print(Text.assemble("  ", (group, "bold"), " ", settings))
+        values: dict[str, Any] = msgspec.to_builtins(getattr(persona, group))
+        flat = {k: v for k, v in values.items() if not (isinstance(v, dict) and v)}
+        console.print(Text.assemble("  ", (group, "bold"), " ", " · ".join(_settings(flat))))
+        for key, v in values.items():
+            if key not in flat:
+                console.print(Text.assemble("    ", (key, "bold"), " ", " · ".join(_settings(v))))
 
 
 def _table(personas: list[Persona]) -> Table:
-    table = Table("id", "name", "active", "memories (hot/warm/cold cap.)", "deleted")
+    table = Table(id_column(), "name", "active", "capacity hot/warm/cold", "deleted")
     for p in personas:
         caps = p.memory.capacities
         table.add_row(
@@ -70,7 +106,7 @@ def _table(personas: list[Persona]) -> Table:
             p.name,
             "yes" if p.is_active else "",
             f"{caps.hot}/{caps.warm}/{caps.cold}",
-            "yes" if p.deleted_at else "",
+            "" if p.deleted_at is None else plain(p.deleted_at),
         )
     return table
 
@@ -78,8 +114,16 @@ def _table(personas: list[Persona]) -> Table:
 @app.command()
 def create(
     name: Annotated[str, typer.Argument(help="The persona's name.")],
-    description: Annotated[str, typer.Option(help="What the persona is.")] = "",
-    style: Annotated[str, typer.Option(help="Its communication style.")] = "",
+    template: Annotated[
+        str | None,
+        typer.Option(help="Start from a template (pjai persona templates lists them)."),
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option(help="What the persona is.", show_default=False)
+    ] = None,
+    style: Annotated[
+        str | None, typer.Option(help="Its communication style.", show_default=False)
+    ] = None,
     persona_id: IdOpt = None,
     activate: Annotated[bool, typer.Option(help="Make it the active persona.")] = False,
     config: ConfigFile = None,
@@ -87,7 +131,7 @@ def create(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """Create a persona."""
+    """Create a persona, from a template or not."""
     with open_manager(data_dir) as manager:
         persona = Personas(manager).create(
             name,
@@ -97,8 +141,10 @@ def create(
             activate=activate,
             config=config,
             sets=sets or (),
+            template_name=template,
         )
-    print_result(persona, as_json, f"Created persona {persona.name} ({persona.id}).")
+    active = " It is the active persona." if persona.is_active else ""
+    print_result(persona, as_json, f"Created persona {persona.name} ({persona.id}).{active}")
 
 
 @app.command("list")
@@ -107,22 +153,45 @@ def list_personas(
     name: Annotated[str | None, typer.Option(help="Only names containing this.")] = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
 ) -> None:
     """List personas by name."""
-    with open_manager(data_dir) as manager:
+    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
+    with open_manager(data_dir, create=False) as manager:
         personas = Personas(manager).list(include_deleted=deleted, name_contains=name)
-    print_result(personas, as_json, _table(personas))
+    print_rows(personas, _table(personas), fmt)
+
+
+@app.command()
+def templates(
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
+) -> None:
+    """The templates that pjai persona create --template starts from."""
+    del data_dir  # taken as every command takes it: templates come with PJai, not the data
+    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
+    found = list(TEMPLATES.values())
+    table = Table("template", content_column("description"), content_column("style"))
+    for t in found:
+        table.add_row(t.name, clipped(t.description), clipped(t.communication_style))
+    print_rows(found, table, fmt)
 
 
 @app.command()
 def show(
-    persona_id: PersonaArg,
+    persona: PersonaRef = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Show a persona's settings and memory health."""
-    with open_manager(data_dir) as manager:
-        report = Personas(manager).report(persona_id)
+    with open_manager(data_dir, create=False) as manager:
+        personas = Personas(manager)
+        report = personas.report(personas.resolve(persona))
     if as_json:
         print_json(report)
         return
@@ -132,7 +201,7 @@ def show(
         Text.assemble(
             "  ",
             ("health", "bold"),
-            f" {health.score:.0f}/100 · {health.memories} memories {health.tiers} · "
+            f" {health.score:.0f}/100 · {health.memories} memories ({plain(health.tiers)}) · "
             f"fragmentation {health.fragmentation:.0f}",
         )
     )
@@ -142,7 +211,7 @@ def show(
 
 @app.command()
 def update(
-    persona_id: PersonaArg,
+    persona: PersonaRef = None,
     name: Annotated[str | None, typer.Option(help="New name.")] = None,
     description: Annotated[str | None, typer.Option(help="New description.")] = None,
     style: Annotated[str | None, typer.Option(help="New communication style.")] = None,
@@ -155,9 +224,10 @@ def update(
 
     A change of a privacy setting is recorded in the audit trail with its old value.
     """
-    with open_manager(data_dir) as manager:
-        persona = Personas(manager, source="pjai persona update").update(
-            persona_id,
+    with open_manager(data_dir, create=False) as manager:
+        personas = Personas(manager, source="pjai persona update")
+        changed = personas.update(
+            personas.resolve(persona),
             name=name,
             description=description,
             style=style,
@@ -165,30 +235,74 @@ def update(
             sets=sets or (),
         )
     if as_json:
-        print_json(persona)
+        print_json(changed)
     else:
-        _show(persona)
+        _show(changed)
 
 
 @app.command()
 def activate(
-    persona_id: PersonaArg,
+    persona: PersonaArg,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """Make a persona the active one."""
-    with open_manager(data_dir) as manager:
-        persona = Personas(manager).activate(persona_id)
-    print_result(persona, as_json, f"Persona {persona.name} ({persona_id}) is now active.")
+    """Make a persona the active one: commands use it when no persona is given."""
+    with open_manager(data_dir, create=False) as manager:
+        personas = Personas(manager)
+        made = personas.activate(personas.resolve(persona))
+    print_result(made, as_json, f"Persona {made.name} ({made.id}) is now active.")
+
+
+@app.command()
+def deactivate(
+    persona: PersonaRef = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Make the active persona (or the one given) inactive: then no persona is active."""
+    with open_manager(data_dir, create=False) as manager:
+        personas = Personas(manager)
+        done = personas.deactivate(personas.resolve(persona))
+    print_result(
+        done, as_json, f"Persona {done.name} ({done.id}) is no longer active; no persona is."
+    )
 
 
 @app.command()
 def delete(
-    persona_id: PersonaArg,
+    persona: PersonaArg,
+    yes: YesFlag = False,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """Delete a persona and its memories (soft: kept in the log, marked deleted)."""
-    with open_manager(data_dir) as manager:
-        persona = Personas(manager).delete(persona_id)
-    print_result(persona, as_json, f"Deleted persona {persona_id}.")
+    """Delete a persona and its memories (soft: pjai persona restore brings them back).
+
+    Deleting the active persona asks first, unless --yes.
+    """
+    with open_manager(data_dir, create=False) as manager:
+        personas = Personas(manager)
+        target = personas.get(personas.resolve(persona))
+        if target.is_active:
+            confirmed(
+                f"{target.name} ({target.id}) is the active persona. Delete it and its memories?",
+                yes,
+                f"{target.name} ({target.id}) is the active persona: not deleted",
+            )
+        deleted = personas.delete(target.id)
+    note = " No persona is active now." if target.is_active else ""
+    print_result(deleted, as_json, f"Deleted persona {target.name} ({target.id}).{note}")
+
+
+@app.command()
+def restore(
+    persona: Annotated[
+        str, typer.Argument(help="The deleted persona: its id, the start of its id, or its name.")
+    ],
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Bring back a deleted persona with the memories deleted with it (it stays inactive)."""
+    with open_manager(data_dir, create=False) as manager:
+        personas = Personas(manager)
+        back = personas.restore(personas.resolve(persona, deleted=True))
+    print_result(back, as_json, f"Restored persona {back.name} ({back.id}).")

@@ -11,6 +11,7 @@ from dataclasses import fields
 from typing import Annotated
 
 import typer
+from rich.table import Table
 from rich.text import Text
 
 from pjai.app import DataDir, connect, sync_conflicts, sync_status, sync_url
@@ -24,6 +25,7 @@ from pjai.cli.common import (
     progress_bar,
     reported,
 )
+from pjai.cli.output import CsvFlag, NlFlag, TsvFlag, id_column, output_format, plain, print_rows
 from pjai.sync.client import SyncStatus
 
 __all__ = ["app", "sync_url"]
@@ -100,24 +102,25 @@ def status(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
         return
     for field in fields(report):
         value = getattr(report, field.name)
-        console.print(Text.assemble((f"{field.name:>14}", "bold"), f" {value}"))
+        console.print(Text.assemble((f"{field.name:>14}", "bold"), f" {plain(value)}"))
 
 
 @app.command()
-def conflicts(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
+def conflicts(
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
+) -> None:
     """Local events the sync rejected: which event, why, and which event won."""
+    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     with reported():
         rejected = sync_conflicts(DataDir(data_dir))
-    if as_json:
-        print_json(rejected)
-        return
-    if not rejected:
+    if fmt == "table" and not rejected:
         console.print("No rejected events.")
+        return
+    table = Table("event", id_column(), "at (UTC)", "why")
     for event in rejected:
-        console.print(
-            Text.assemble(
-                (event.name, "bold"),
-                f" {event.id} ({event.at:%Y-%m-%d %H:%M:%S}): {event.reason}",
-            ),
-            soft_wrap=True,
-        )
+        table.add_row(event.name, event.id, f"{event.at:%Y-%m-%d %H:%M:%S}", plain(event.reason))
+    print_rows(rejected, table, fmt)

@@ -21,10 +21,13 @@ from pjai.cli.common import (
     JsonFlag,
     console,
     errors,
+    fail,
     print_json,
     print_result,
     reported,
 )
+from pjai.cli.output import CsvFlag, NlFlag, TsvFlag, output_format, print_rows
+from pjai.errors import ConfigError
 from pjai.sync.server import (
     SERVER_FILE,
     AuditEntry,
@@ -63,9 +66,23 @@ def _database(db: str | None, data_dir: Path) -> str | Path:
 
 
 @contextmanager
-def _server_database(db: str | None, data_dir: Path) -> Iterator[ServerDatabase]:
-    """The server's database (tokens, audit trail), its errors reported for a human."""
-    with reported(), ServerDatabase.open(_database(db, data_dir)) as database:
+def _server_database(
+    db: str | None, data_dir: Path, *, create: bool = True
+) -> Iterator[ServerDatabase]:
+    """The server's database (tokens, audit trail), its errors reported for a human.
+
+    Without ``create`` (commands that only read), a missing database file is an error
+    naming it rather than a new, empty one.
+    """
+    where = _database(db, data_dir)
+    if not create and isinstance(where, Path) and not where.exists():
+        raise fail(
+            ConfigError(
+                f"no sync server database at {where}; `pjai sync-server serve` or "
+                "`pjai sync-server token create` makes one"
+            )
+        )
+    with reported(), ServerDatabase.open(where) as database:
         yield database
 
 
@@ -143,17 +160,23 @@ def create_token(
 
 @token_app.command("list")
 def list_tokens(
-    db: DbOpt = None, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
+    db: DbOpt = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
 ) -> None:
     """List tokens, revoked ones too (never their secrets)."""
-    with _server_database(db, data_dir) as database:
+    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
+    with _server_database(db, data_dir, create=False) as database:
         found = database.tokens.list()
-    print_result(found, as_json, _tokens_table(found))
+    print_rows(found, _tokens_table(found), fmt)
 
 
 def _tokens_table(tokens: list[Token]) -> Table:
     table = Table("name", "store", "role", "created (UTC)", "revoked", box=box.SIMPLE_HEAD)
-    table.columns.insert(0, Column("id", no_wrap=True, min_width=36))  # revoke needs it whole
+    table.columns.insert(0, Column("id", no_wrap=True, overflow="fold"))  # revoke needs it whole
     for t in tokens:
         table.add_row(t.id, t.label, t.store_id, t.role, _when(t.created_at), _when(t.revoked_at))
     return table
@@ -168,14 +191,13 @@ def revoke_token(
     token_id: Annotated[str, typer.Argument(metavar="ID", help="The token's id.")],
     db: DbOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Revoke a token: clients using it are refused from then on."""
-    with _server_database(db, data_dir) as database:
+    with _server_database(db, data_dir, create=False) as database:
         token = database.tokens.revoke(token_id, actor=local_actor())
-    console.print(
-        f"Revoked token {token.id} ({token.role} on store {token.store_id!r}).",
-        highlight=False,
-    )
+    text = f"Revoked token {token.id} ({token.role} on store {token.store_id!r})."
+    print_result(dataclasses.asdict(token), as_json, text)
 
 
 @app.command()
@@ -189,11 +211,15 @@ def audit(
     db: DbOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
 ) -> None:
     """Show the audit trail: tokens created and revoked, when and by whom (oldest first)."""
-    with _server_database(db, data_dir) as database:
+    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
+    with _server_database(db, data_dir, create=False) as database:
         entries = database.audit.list(limit=limit, token_id=token)
-    print_result(entries, as_json, _audit_table(entries))
+    print_rows(entries, _audit_table(entries), fmt)
 
 
 def _audit_table(entries: list[AuditEntry]) -> Table:

@@ -1,4 +1,4 @@
-"""Persona events: created, updated, activated, deactivated, deleted."""
+"""Persona events: created, updated, activated, deactivated, deleted, restored."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pjai.schema.fields import (
     UnitInterval,
     UtcDatetime,
 )
-from pjai.schema.ops import Insert, Missing, Op, Update
+from pjai.schema.ops import NOT_NULL, Insert, Missing, Op, Update
 
 __all__ = [
     "BigFive",
@@ -33,6 +33,7 @@ __all__ = [
     "PersonaDeactivated",
     "PersonaDeleted",
     "PersonaImported",
+    "PersonaRestored",
     "PersonaUpdated",
     "Personality",
     "PrivacySettings",
@@ -298,4 +299,28 @@ class PersonaDeleted(Event, frozen=True, kw_only=True):
                 "personas", _live_persona(self.persona_id), persona, _no_persona(self.persona_id)
             ),
             Update("memories", {"persona_id": self.persona_id, "deleted_at": None}, memories),
+        ]
+
+
+class PersonaRestored(Event, frozen=True, kw_only=True):
+    """A deleted persona is live again, with the memories its deletion deleted.
+
+    ``deleted_at`` is when the persona was deleted: the memories deleted at that moment
+    (by its ``PersonaDeleted``) come back, those deleted before it stay deleted. It
+    comes back inactive.
+    """
+
+    NAME = "v1.PersonaRestored"
+    CONFLICT = "precondition"
+    persona_id: Id
+    deleted_at: UtcDatetime
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        missing = Missing("persona_id", "no deleted persona {0!r}", (self.persona_id,))
+        restored = {"deleted_at": None, "updated_at": ctx.at}
+        return [
+            Update("personas", {"id": self.persona_id, "deleted_at": NOT_NULL}, restored, missing),
+            Update(
+                "memories", {"persona_id": self.persona_id, "deleted_at": self.deleted_at}, restored
+            ),
         ]

@@ -46,6 +46,7 @@ __all__ = [
     "Convert",
     "Flavor",
     "OpRenderer",
+    "duplicate_row_error",
     "is_check",
     "plain_text",
     "quote",
@@ -299,13 +300,30 @@ _FAILED_COLUMNS = re.compile(r"constraint failed: (?P<columns>[\w.]+(?:, [\w.]+)
 _FAILED_CHECK = re.compile(r"CHECK constraint failed: (?P<name>\w+)")
 
 
+_ROW_NOUNS = {
+    "personas": "persona",
+    "memories": "memory",
+    "memory_links": "memory link",
+    "bookmarks": "bookmark",
+    "conversations": "conversation",
+    "conversation_messages": "conversation message",
+}
+"""What a row of each table is, in the words of the people who use PJai."""
+
+
+def duplicate_row_error(event: str, op: Op, columns: Sequence[str]) -> MaterializationError:
+    """An inserted row whose key ``columns`` another row holds, named as the user knows
+    it: ``a persona with id 'coach' exists``."""
+    values = getattr(op, "values", {})
+    noun = _ROW_NOUNS.get(op.table, f"row of {op.table}")
+    key = ", ".join(f"{c} {values.get(c)!r}" for c in columns)
+    return MaterializationError(event, f"a {noun} with {key} exists")
+
+
 def sqlite_constraint_error(event: str, op: Op, message: str) -> MaterializationError:
     """Name what an SQLite constraint message says the event violated."""
     if "UNIQUE" in message and (m := _FAILED_COLUMNS.search(message)):
-        columns = [c.split(".")[-1] for c in m["columns"].split(", ")]
-        values = getattr(op, "values", {})
-        key = ", ".join(f"{c}={values.get(c)!r}" for c in columns)
-        return MaterializationError(event, f"{op.table} already has a row with {key}")
+        return duplicate_row_error(event, op, [c.split(".")[-1] for c in m["columns"].split(", ")])
     if "FOREIGN KEY" in message:
         return MaterializationError(event, f"{op.table} row refers to a row that does not exist")
     if (m := _FAILED_CHECK.search(message)) is not None:

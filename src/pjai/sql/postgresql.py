@@ -6,6 +6,7 @@ answered together, so a batch costs one round trip instead of one per statement.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,11 +19,14 @@ from sqlalchemy import exc as sa
 
 from pjai.errors import MaterializationError, PjaiError, SqlError, SqlUnavailableError
 from pjai.schema.ops import Op
-from pjai.schema.render import Convert, Flavor, plain_text
+from pjai.schema.render import Convert, Flavor, duplicate_row_error, plain_text
 from pjai.schema.types import CompressibleText, JsonDocument, Timestamp
 from pjai.sql.backend import Statement, driver_error
 
 __all__ = ["POSTGRESQL", "PostgresBackend"]
+
+_KEY_COLUMNS = re.compile(r"Key \((?P<columns>[\w, ]+)\)=")
+"""The key columns in PostgreSQL's detail of a unique violation: ``Key (id)=(x) ...``."""
 
 
 def _utc(value: datetime) -> datetime:
@@ -90,6 +94,9 @@ class PostgresBackend:
             return None
         diag = cause.diag
         if isinstance(cause, pg.UniqueViolation):
+            key = _KEY_COLUMNS.match(diag.message_detail or "")
+            if key is not None:
+                return duplicate_row_error(event, op, key["columns"].split(", "))
             return MaterializationError(
                 event, f"{op.table} already has that row ({diag.message_detail})"
             )

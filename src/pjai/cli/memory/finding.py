@@ -4,26 +4,41 @@ from __future__ import annotations
 
 from typing import Annotated, cast
 
+import msgspec
 import typer
 from rich.table import Table
 
-from pjai.app import Memories
+from pjai.app import Memories, resolve
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
     JsonFlag,
     MaxImportance,
     MinImportance,
-    PersonaArg,
+    PersonaOpt,
+    PersonaRef,
     TagOpt,
     TierOpt,
     TypeOpt,
+    one_persona,
     open_manager,
     parse_time,
-    print_result,
     progress_bar,
 )
-from pjai.cli.memory.options import Limit, Since, Until, shortened
+from pjai.cli.memory.options import AllFlag, Limit, Since, Until
+from pjai.cli.output import (
+    CsvFlag,
+    NlFlag,
+    TsvFlag,
+    clipped,
+    content_column,
+    id_column,
+    number,
+    output_format,
+    print_rows,
+    short_column,
+    when,
+)
 from pjai.memory import Bucket, SearchFilter, SearchHit
 from pjai.memory.search import Method
 from pjai.memory.timeline import Unit
@@ -34,7 +49,8 @@ __all__ = ["search_memories", "show_timeline"]
 
 def search_memories(
     text: Annotated[str, typer.Argument(help="What to look for.")],
-    persona_id: Annotated[str | None, typer.Option("--persona", help="Only this persona.")] = None,
+    persona: PersonaOpt = None,
+    every: AllFlag = False,
     tiers: TierOpt = None,
     types: TypeOpt = None,
     tags: TagOpt = None,
@@ -48,10 +64,14 @@ def search_memories(
     limit: Limit = 10,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
 ) -> None:
-    """Search memories, best first (a search does not count as opening them)."""
+    """Search a persona's memories (by default the active one's; --all: everyone's), best
+    first (a search does not count as opening them)."""
+    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     where = SearchFilter(
-        persona_id=persona_id,
         tiers=tuple(cast("list[Tier]", tiers or [])),  # checked by tier_list
         types=tuple(types or ()),
         tags=tuple(tags or ()),
@@ -62,38 +82,57 @@ def search_memories(
         created_from=parse_time(created_since, "--created-since"),
         created_to=parse_time(created_until, "--created-until"),
     )
-    with open_manager(data_dir) as manager, progress_bar("Computing embeddings") as progress:
+    with (
+        open_manager(data_dir, create=False) as manager,
+        progress_bar("Computing embeddings") as progress,
+    ):
+        scope = resolve.persona_scope(manager, persona, every=every)
+        where = msgspec.structs.replace(where, persona_id=scope)
         hits = Memories(manager).search(text, where, limit=limit, method=method, progress=progress)
-    print_result(hits, as_json, _hits_table(hits))
+    print_rows(hits, _hits_table(hits), fmt)
 
 
 def _hits_table(hits: list[SearchHit]) -> Table:
-    table = Table("id", "score", "tier", "happened", "name", "content")
+    table = Table(
+        id_column(),
+        short_column("score"),
+        short_column("tier"),
+        short_column("happened"),
+        content_column("name", 30),
+        content_column(),
+    )
     for h in hits:
         table.add_row(
             h.memory_id,
-            f"{h.score:.3g}",
+            number(h.score),
             h.tier,
-            f"{h.occurred_at:%Y-%m-%d}",
-            h.name,
-            shortened(h.content),
+            when(h.occurred_at),
+            clipped(h.name),
+            clipped(h.content),
         )
     return table
 
 
 def show_timeline(
-    persona_id: PersonaArg,
+    persona: PersonaRef = None,
+    persona_option: PersonaOpt = None,
     unit: Annotated[Unit, typer.Option(help="hour, day, week or month.")] = "day",
     since: Since = None,
     until: Annotated[str | None, typer.Option(help="Happened before (ISO time).")] = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
 ) -> None:
-    """Memories per hour, day, week or month, with importance statistics."""
+    """A persona's memories (by default the active one's) per hour, day, week or month,
+    with importance statistics."""
+    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=False) as manager:
+        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
         buckets = Memories(manager).timeline(persona_id, unit, start=start, end=end)
-    print_result(buckets, as_json, _buckets_table(unit, buckets))
+    print_rows(buckets, _buckets_table(unit, buckets), fmt)
 
 
 def _buckets_table(unit: Unit, buckets: list[Bucket]) -> Table:

@@ -5,27 +5,29 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import typer
+from rich.table import Table
 
-from pjai.app import Memories
+from pjai.app import Memories, resolve
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
     JsonFlag,
-    PersonaArg,
-    console,
+    PersonaOpt,
+    PersonaRef,
+    one_persona,
     open_manager,
-    print_json,
     print_result,
 )
 from pjai.cli.memory.options import MemoryArg
+from pjai.cli.output import CsvFlag, NlFlag, TsvFlag, id_column, number, output_format, print_rows
 from pjai.schema.links import LinkKind
 
 __all__ = ["auto_link", "decay_links", "link", "show_neighbours", "unlink"]
 
 
 def link(
-    source_id: Annotated[str, typer.Argument(help="The memory the link starts at.")],
-    target_id: Annotated[str, typer.Argument(help="The memory it points to.")],
+    source_id: Annotated[str, typer.Argument(help="The memory the link starts at (id or start).")],
+    target_id: Annotated[str, typer.Argument(help="The memory it points to (id or start).")],
     kind: Annotated[LinkKind, typer.Option(help="references, similar, related...")] = "related",
     strength: Annotated[float, typer.Option(help="0 to 1.")] = 0.5,
     confidence: Annotated[float, typer.Option(help="0 to 1.")] = 1.0,
@@ -34,7 +36,9 @@ def link(
     as_json: JsonFlag = False,
 ) -> None:
     """Link two memories of one persona."""
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=False) as manager:
+        source_id = resolve.memory_id(manager, source_id)
+        target_id = resolve.memory_id(manager, target_id)
         made = Memories(manager).link(
             source_id,
             target_id,
@@ -47,14 +51,16 @@ def link(
 
 
 def unlink(
-    source_id: Annotated[str, typer.Argument(help="The memory the link starts at.")],
-    target_id: Annotated[str, typer.Argument(help="The memory it points to.")],
+    source_id: Annotated[str, typer.Argument(help="The memory the link starts at (id or start).")],
+    target_id: Annotated[str, typer.Argument(help="The memory it points to (id or start).")],
     kind: Annotated[LinkKind, typer.Option(help="Which link.")] = "related",
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Remove a link."""
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=False) as manager:
+        source_id = resolve.memory_id(manager, source_id)
+        target_id = resolve.memory_id(manager, target_id)
         Memories(manager).unlink(source_id, target_id, kind)
     removed = {"source_id": source_id, "target_id": target_id, "kind": kind}
     print_result(removed, as_json, f"Unlinked {source_id} → {target_id} ({kind}).")
@@ -66,19 +72,24 @@ def show_neighbours(
     min_strength: Annotated[float, typer.Option(help="Follow only links this strong.")] = 0.0,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
 ) -> None:
     """Memories within ``--depth`` links of a memory."""
-    with open_manager(data_dir) as manager:
+    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
+    with open_manager(data_dir, create=False) as manager:
+        memory_id = resolve.memory_id(manager, memory_id)
         found = Memories(manager).neighbours(memory_id, depth=depth, min_strength=min_strength)
-    if as_json:
-        print_json(found)
-        return
+    table = Table("depth", id_column("memory"))
     for n in found:
-        console.print(f"{n.depth}  {n.memory_id}")
+        table.add_row(number(n.depth), n.memory_id)
+    print_rows(found, table, fmt)
 
 
 def auto_link(
-    persona_id: PersonaArg,
+    persona: PersonaRef = None,
+    persona_option: PersonaOpt = None,
     by: Annotated[
         Literal["auto", "vectors", "words"],
         typer.Option(help="vectors (embeddings extra), words, or auto: vectors when installed."),
@@ -92,7 +103,8 @@ def auto_link(
     as_json: JsonFlag = False,
 ) -> None:
     """Link a persona's memories that are alike (``similar`` links)."""
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=False) as manager:
+        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
         made = Memories(manager).auto_link(
             persona_id, by=by, threshold=threshold, per_memory=per_memory
         )
@@ -103,7 +115,8 @@ def auto_link(
 
 
 def decay_links(
-    persona_id: PersonaArg,
+    persona: PersonaRef = None,
+    persona_option: PersonaOpt = None,
     days: Annotated[
         float, typer.Option(min=0.0, help="Days of decay to apply (more than 0).")
     ] = 1.0,
@@ -111,7 +124,8 @@ def decay_links(
     as_json: JsonFlag = False,
 ) -> None:
     """Weaken a persona's links by their decay rates; drop those that fall too weak."""
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=False) as manager:
+        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
         removed = Memories(manager).decay_links(persona_id, days)
     summary = {"days": days, "removed": removed}
-    print_result(summary, as_json, f"Decayed links by {days:g} day(s); removed {removed}.")
+    print_result(summary, as_json, f"Decayed links by {number(days)} day(s); removed {removed}.")

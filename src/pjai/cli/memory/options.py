@@ -8,12 +8,25 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from pjai.cli.output import clipped, content_column, id_column, number, short_column, when
 from pjai.memory.optimizer import MemoryMove
 from pjai.schema.models import Memory
 
-__all__ = ["Limit", "MemoryArg", "Since", "Until", "memory_table", "moves_text", "shortened"]
+__all__ = [
+    "AllFlag",
+    "Limit",
+    "MemoryArg",
+    "Since",
+    "Until",
+    "memory_table",
+    "moves_text",
+    "shortened",
+]
 
-MemoryArg = Annotated[str, typer.Argument(help="The memory's id.")]
+MemoryArg = Annotated[str, typer.Argument(help="The memory's id, or the start of it.")]
+AllFlag = Annotated[
+    bool, typer.Option("--all", help="Every persona, not only the active or given one.")
+]
 Since = Annotated[str | None, typer.Option(help="Happened at or after (ISO time, UTC).")]
 Until = Annotated[str | None, typer.Option(help="Happened at or before (ISO time, UTC).")]
 Limit = Annotated[int, typer.Option(min=1, help="At most this many.")]
@@ -27,15 +40,22 @@ def shortened(text: str) -> str:
 def memory_table(memories: list[Memory], pending: Collection[str] = ()) -> Table:
     """Memories as a table: id, tier, importance, when, name and content; the tier of
     those in ``pending`` says ``(pending)``."""
-    table = Table("id", "tier", "importance", "happened", "name", "content")
+    table = Table(
+        id_column(),
+        short_column("tier"),
+        short_column("importance"),
+        short_column("happened"),
+        content_column("name", 30),
+        content_column(),
+    )
     for m in memories:
         table.add_row(
             m.id,
             f"{m.tier} (pending)" if m.id in pending else m.tier,
-            f"{m.importance:.2f}",
-            f"{m.occurred_at:%Y-%m-%d %H:%M}",
-            m.name,
-            shortened(m.content),
+            number(m.importance),
+            when(m.occurred_at),
+            clipped(m.name),
+            clipped(m.content),
         )
     return table
 

@@ -8,7 +8,7 @@ import msgspec
 import typer
 from rich.text import Text
 
-from pjai.app import Memories, MemoryChange, MemoryView
+from pjai.app import Memories, MemoryChange, MemoryView, resolve
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
@@ -16,17 +16,21 @@ from pjai.cli.common import (
     JsonFlag,
     MaxImportance,
     MinImportance,
-    PersonaArg,
+    PersonaOpt,
+    PersonaRef,
     TagOpt,
     TierOpt,
     TypeOpt,
     console,
+    one_persona,
     open_manager,
     parse_time,
+    persona_and,
     print_json,
     print_result,
 )
 from pjai.cli.memory.options import Limit, MemoryArg, Since, Until, memory_table, moves_text
+from pjai.cli.output import CsvFlag, NlFlag, TsvFlag, output_format, plain, print_rows
 from pjai.schema.fields import Tier
 from pjai.sql.repositories import MemoryFilter, MemoryOrder
 
@@ -34,8 +38,16 @@ __all__ = ["add", "delete", "list_memories", "open_memory", "restore", "show", "
 
 
 def add(
-    persona_id: PersonaArg,
-    content: Annotated[str, typer.Argument(help="What to remember.")],
+    first: Annotated[
+        str,
+        typer.Argument(
+            metavar="[PERSONA] CONTENT",
+            help="What to remember; before it, the persona (default: --persona, else the "
+            "active one).",
+        ),
+    ],
+    content: Annotated[str | None, typer.Argument(hidden=True)] = None,
+    persona: PersonaOpt = None,
     name: Annotated[str, typer.Option(help="A short title.")] = "",
     summary: Annotated[str, typer.Option(help="A summary or context.")] = "",
     kind: Annotated[str, typer.Option("--type", help="note, fact, preference, event...")] = "note",
@@ -50,7 +62,9 @@ def add(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record a memory; a --tier given pins it there (the optimizer leaves it)."""
+    """Record a memory for a persona (by default the active one); a --tier given pins
+    it there (the optimizer leaves it)."""
+    persona_ref, text = persona_and(first, content, persona)
     fields: dict[str, Any] = {
         "name": name,
         "summary": summary,
@@ -61,8 +75,9 @@ def add(
         "occurred_at": parse_time(occurred_at, "--occurred-at"),
         "memory_id": memory_id,
     }
-    with open_manager(data_dir) as manager:
-        change = Memories(manager).add(persona_id, content, **fields)
+    with open_manager(data_dir, create=False) as manager:
+        persona_id = resolve.persona_id(manager, persona_ref)
+        change = Memories(manager).add(persona_id, text, **fields)
     memory = change.memory
     pinned = ", pinned" if memory.pinned else ""
     _print_change(change, as_json, f"Added memory {memory.id} ({memory.tier}{pinned}).")
@@ -79,7 +94,8 @@ def _print_change(change: MemoryChange, as_json: bool, text: str) -> None:
 
 
 def list_memories(
-    persona_id: PersonaArg,
+    persona: PersonaRef = None,
+    persona_option: PersonaOpt = None,
     tiers: TierOpt = None,
     types: TypeOpt = None,
     tags: TagOpt = None,
@@ -94,16 +110,20 @@ def list_memories(
     limit: Limit = 50,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
 ) -> None:
-    """List a persona's memories, best first by ``--order``; those this instance changed
-    and the sync server has not confirmed yet are marked pending."""
+    """List a persona's memories (by default the active one's), best first by ``--order``;
+    those this instance changed and the sync server has not confirmed yet are marked
+    pending."""
     if order not in ("importance", "occurred_at", "created_at", "access_count"):
         raise typer.BadParameter(
             f"{order!r}: use importance, occurred_at, created_at or access_count",
             param_hint="--order",
         )
+    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     where = MemoryFilter(
-        persona_id=persona_id,
         tiers=cast("list[Tier] | None", tiers),  # checked by tier_list
         types=types,
         tags=tags,
@@ -114,12 +134,14 @@ def list_memories(
         include_deleted=deleted,
     )
     sort = cast("MemoryOrder", order)  # checked above
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=False) as manager:
+        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
+        where = msgspec.structs.replace(where, persona_id=persona_id)
         service = Memories(manager)
         found = service.list(where, order=sort, limit=limit)
         pending = service.pending()
     listed = [{**msgspec.to_builtins(m), "pending": m.id in pending} for m in found]
-    print_result(listed, as_json, memory_table(found, pending))
+    print_rows(listed, memory_table(found, pending), fmt)
 
 
 def show(
@@ -129,8 +151,8 @@ def show(
 ) -> None:
     """Show a memory with its links (records nothing; ``pjai memory open`` counts an
     access)."""
-    with open_manager(data_dir) as manager:
-        view = Memories(manager).show(memory_id)
+    with open_manager(data_dir, create=False) as manager:
+        view = Memories(manager).show(resolve.memory_id(manager, memory_id))
     _print_view(view, as_json)
 
 
@@ -140,13 +162,13 @@ def open_memory(
     as_json: JsonFlag = False,
 ) -> None:
     """Open a memory: counted as an access (it ranks higher), shown with its links."""
-    with open_manager(data_dir) as manager:
-        view = Memories(manager).open(memory_id)
+    with open_manager(data_dir, create=False) as manager:
+        view = Memories(manager).open(resolve.memory_id(manager, memory_id))
     _print_view(view, as_json)
 
 
 def _print_view(view: MemoryView, as_json: bool) -> None:
-    memory, memory_id = view.memory, view.memory.id
+    memory = view.memory
     if as_json:
         print_json({"memory": memory, "links": [link._asdict() for link in view.links]})
         return
@@ -158,12 +180,12 @@ def _print_view(view: MemoryView, as_json: bool) -> None:
     if memory.summary:
         console.print(Text.assemble(("summary:", "dim"), " ", memory.summary))
     console.print(
-        f"importance {memory.importance:.2f} · type {memory.type} · tags {memory.tags} · "
+        f"importance {plain(memory.importance)} · type {memory.type} · tags {plain(memory.tags)} · "
         f"happened {memory.occurred_at:%Y-%m-%d %H:%M} · opened {memory.access_count} time(s)"
     )
     for link in view.links:
-        other = link.target_id if link.source_id == memory_id else link.source_id
-        console.print(f"  {link.kind} → {other} (strength {link.strength:.2f})")
+        other = link.target_id if link.source_id == memory.id else link.source_id
+        console.print(f"  {link.kind} → {other} (strength {plain(link.strength)})")
 
 
 def update(
@@ -196,7 +218,8 @@ def update(
         fields["importance"] = importance
     if not fields and tier is None and pin is None:
         raise typer.BadParameter("nothing to change: give at least one field to set")
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=False) as manager:
+        memory_id = resolve.memory_id(manager, memory_id)
         change = Memories(manager).update(memory_id, tier=tier, pinned=pin, **fields)
     memory = change.memory
     pinned = ", pinned" if memory.pinned else ""
@@ -211,15 +234,15 @@ def delete(
     memory_id: MemoryArg, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 ) -> None:
     """Delete a memory (soft: ``pjai memory restore`` brings it back)."""
-    with open_manager(data_dir) as manager:
-        memory = Memories(manager).delete(memory_id)
-    print_result(memory, as_json, f"Deleted memory {memory_id}.")
+    with open_manager(data_dir, create=False) as manager:
+        memory = Memories(manager).delete(resolve.memory_id(manager, memory_id))
+    print_result(memory, as_json, f"Deleted memory {memory.id}.")
 
 
 def restore(
     memory_id: MemoryArg, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 ) -> None:
     """Bring back a deleted memory."""
-    with open_manager(data_dir) as manager:
-        memory = Memories(manager).restore(memory_id)
-    print_result(memory, as_json, f"Restored memory {memory_id}.")
+    with open_manager(data_dir, create=False) as manager:
+        memory = Memories(manager).restore(resolve.memory_id(manager, memory_id))
+    print_result(memory, as_json, f"Restored memory {memory.id}.")
