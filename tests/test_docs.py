@@ -163,9 +163,9 @@ def _commands(page: Path) -> list[str]:
     for line in lines:
         words = shlex.split(line.split("#")[0])[1:]
         if words and "|" in words[-1] and not words[-1].startswith("-"):
-            commands += [" ".join([*words[:-1], one]) for one in words[-1].split("|")]
+            commands += [shlex.join([*words[:-1], one]) for one in words[-1].split("|")]
         else:
-            commands.append(" ".join(words))
+            commands.append(shlex.join(words))
     return commands
 
 
@@ -173,6 +173,12 @@ def _resolve(words: list[str]) -> tuple[Any, list[str]]:
     """The command ``words`` name and the words left for it (options, arguments)."""
     command: Any = typer.main.get_command(app)
     while words and hasattr(command, "commands"):
+        given = next((p for p in command.params if words[0] in p.opts), None)
+        if given is not None:  # an option of the group itself (`pjai --data-dir X ...`)
+            words = words[1:] if given.is_flag or given.count else words[2:]
+            if not words:
+                return command, []
+            continue
         if words[0] not in command.commands:
             raise LookupError(f"no command {words[0]!r} in {command.name!r}")
         command, words = command.commands[words[0]], words[1:]
@@ -215,7 +221,7 @@ def test_every_command_in_the_docs_exists_with_its_options(page: Path) -> None:
     wrong = []
     for line in _commands(page):
         try:
-            command, rest = _resolve(line.split())
+            command, rest = _resolve(shlex.split(line))
         except LookupError as exc:
             wrong.append(f"pjai {line}: {exc}")
             continue
@@ -238,10 +244,19 @@ def test_every_command_takes_the_data_dir_as_the_readme_says() -> None:
     assert [path for path, leaf in _leaves(root) if "--data-dir" not in _options(leaf)] == []
 
 
+def test_the_readme_quick_start_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quick_start, _tour = _blocks(ROOT / "README.md", "python")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(quick_start, "README.md", "exec"), {})
+    assert capsys.readouterr().out == "Likes green tea in the morning\n"
+
+
 def test_the_readme_tour_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tour,) = _blocks(ROOT / "README.md", "python")
+    _quick_start, tour = _blocks(ROOT / "README.md", "python")
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {}
     try:
