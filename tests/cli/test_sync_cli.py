@@ -258,6 +258,8 @@ def test_memory_list_shows_what_waits_for_the_server(tmp_path: Path) -> None:
     added = json.loads(pjai("memory", "add", persona, "Likes tea", "--json", "--data-dir", data))
     (listed,) = json.loads(pjai("memory", "list", persona, "--json", "--data-dir", data))
     assert (listed["id"], listed["pending"]) == (added["id"], True)
+    (ada,) = json.loads(pjai("persona", "list", "--json", "--data-dir", data))
+    assert ada["id"] == persona
     assert "(pending)" in pjai("memory", "list", persona, "--data-dir", data)
 
 

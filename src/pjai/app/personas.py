@@ -37,6 +37,7 @@ from pjai.schema import (
 )
 from pjai.schema.event import validation_error
 from pjai.schema.models import Persona, persona_from_row
+from pjai.sql.repositories import personas_query
 
 __all__ = ["SETTINGS", "PersonaReport", "Personas", "merge_settings", "privacy_changes"]
 
@@ -177,10 +178,16 @@ class Personas:
     def list(
         self, *, include_deleted: bool = False, name_contains: str | None = None
     ) -> list[Persona]:
-        """Personas by name (from the SQL primary)."""
-        return self.manager.personas.list(
-            include_deleted=include_deleted, name_contains=name_contains
-        )
+        """Personas by name, as this instance sees them: from the store when it is on
+        (when syncing, with its own changes the server has not confirmed yet), else
+        from the SQL primary."""
+        store = self.manager.store
+        if store is None:
+            return self.manager.personas.list(
+                include_deleted=include_deleted, name_contains=name_contains
+            )
+        query = personas_query(include_deleted=include_deleted, name_contains=name_contains)
+        return [persona_from_row(row) for row in store.query(query)]
 
     def find(self, persona_id: str) -> Persona | None:
         """The persona, deleted or not, as this instance sees it, or ``None``.

@@ -31,6 +31,7 @@ __all__ = [
     "PersonaRepository",
     "PersonaStatistics",
     "memories_query",
+    "personas_query",
 ]
 
 MemoryOrder = Literal["importance", "occurred_at", "created_at", "access_count"]
@@ -99,13 +100,7 @@ class PersonaRepository(_Reader):
 
         The text matches literally (``%`` and ``_`` are not wildcards), in any case.
         """
-        query = select(personas)
-        if not include_deleted:
-            query = query.where(personas.c.deleted_at.is_(None))
-        if name_contains:
-            # Escaped: a name filter matches its text, never as a LIKE pattern.
-            query = query.where(personas.c.name.icontains(name_contains, autoescape=True))
-        query = query.order_by(personas.c.name, personas.c.id)
+        query = personas_query(include_deleted=include_deleted, name_contains=name_contains)
         parts = [[persona_from_row(r) for r in rows] for rows in self._each(None, query)]
         return _merge_sorted(parts, key=lambda p: (p.name, p.id), limit=None)
 
@@ -136,6 +131,17 @@ class PersonaRepository(_Reader):
             for i, value in enumerate(rows[0]):
                 totals[i] += int(value)
         return PersonaStatistics(total=totals[0], active=totals[1], deleted=totals[2])
+
+
+def personas_query(*, include_deleted: bool = False, name_contains: str | None = None) -> AnySelect:
+    """Personas ordered by name then id; with ``name_contains``, those whose name holds
+    that text, literally (``%`` and ``_`` are not wildcards) and in any case."""
+    query = select(personas)
+    if not include_deleted:
+        query = query.where(personas.c.deleted_at.is_(None))
+    if name_contains:
+        query = query.where(personas.c.name.icontains(name_contains, autoescape=True))
+    return query.order_by(personas.c.name, personas.c.id)
 
 
 def memories_query(
