@@ -103,7 +103,7 @@ print(json.dumps({"code": done.exit_code, "output": done.output,
 
 def test_keyword_search_loads_no_model(cli: Cli) -> None:
     cli("memory", "add", "ada", "Coffee with Grace", "--id", "coffee")
-    args = ["memory", "search", "coffee", "--method", "keyword", "--json"]
+    args = ["memory", "search", "coffee", "--persona", "ada", "--method", "keyword", "--json"]
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *args, "--data-dir", str(cli.data)],
         capture_output=True,
