@@ -44,3 +44,36 @@ def history(
             at=at,
         )
     return records
+
+
+def persona_row(persona_id: str = "p1", at: datetime | None = None) -> dict[str, Any]:
+    """A ``personas`` row as the materializers would write it, for tests that fill SQL
+    tables directly (every setting off or minimal)."""
+    at = at or utc_now()
+    flags = [
+        "privacy_data_collection",
+        "privacy_analytics",
+        "privacy_share_with_researchers",
+        "privacy_personality_analysis",
+        "privacy_memory_retention",
+        "privacy_export_allowed",
+        "is_active",
+    ]
+    return {
+        "id": persona_id,
+        "name": "P",
+        "description": "",
+        "personality": {},
+        "communication_style": "",
+        "memory_max_memories": 10,
+        "memory_importance_threshold": 0.5,
+        "memory_auto_optimize": False,
+        "memory_retention_action": "archive",
+        "memory_capacity_hot": 1,
+        "memory_capacity_warm": 1,
+        "memory_capacity_cold": 1,
+        "memory_scoring": {},
+        **dict.fromkeys(flags, False),
+        "created_at": at,
+        "updated_at": at,
+    }

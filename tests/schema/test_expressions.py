@@ -20,6 +20,7 @@ from pjai.schema.expressions import (
 )
 from pjai.schema.tables import memories, metadata, personas
 from tests.databases import BACKENDS, database
+from tests.helpers import persona_row
 
 ROWS = [
     # id, importance, occurred_at, tags, name
@@ -47,37 +48,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         with engine.begin() as conn:
             conn.execute(
                 insert(personas),
-                [
-                    {
-                        "id": "p1",
-                        "name": "P",
-                        "description": "",
-                        "personality": {},
-                        "communication_style": "",
-                        "memory_max_memories": 10,
-                        "memory_importance_threshold": 0.5,
-                        "memory_auto_optimize": False,
-                        "memory_retention_action": "archive",
-                        "memory_capacity_hot": 1,
-                        "memory_capacity_warm": 1,
-                        "memory_capacity_cold": 1,
-                        "memory_scoring": {},
-                        **dict.fromkeys(
-                            [
-                                "privacy_data_collection",
-                                "privacy_analytics",
-                                "privacy_share_with_researchers",
-                                "privacy_personality_analysis",
-                                "privacy_memory_retention",
-                                "privacy_export_allowed",
-                                "is_active",
-                            ],
-                            False,
-                        ),
-                        "created_at": at,
-                        "updated_at": at,
-                    }
-                ],
+                [persona_row("p1", at)],
             )
             conn.execute(
                 insert(memories),

@@ -12,38 +12,11 @@ from sqlalchemy import Engine, column, insert, select, table
 from pjai.schema.tables import memories, memory_links, personas
 from pjai.sql import create_sql_engine, migrate
 from tests.databases import BACKENDS, database
+from tests.helpers import persona_row
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
-PERSONA = {
-    "id": "p1",
-    "name": "P",
-    "description": "",
-    "personality": {},
-    "communication_style": "",
-    "memory_max_memories": 10,
-    "memory_importance_threshold": 0.5,
-    "memory_auto_optimize": False,
-    "memory_retention_action": "archive",
-    "memory_capacity_hot": 1,
-    "memory_capacity_warm": 1,
-    "memory_capacity_cold": 1,
-    "memory_scoring": {},
-    **dict.fromkeys(
-        [
-            "privacy_data_collection",
-            "privacy_analytics",
-            "privacy_share_with_researchers",
-            "privacy_personality_analysis",
-            "privacy_memory_retention",
-            "privacy_export_allowed",
-            "is_active",
-        ],
-        False,
-    ),
-    "created_at": AT,
-    "updated_at": AT,
-}
+PERSONA = persona_row("p1", AT)
 
 # The memories table as revision 0002 left it: without ``pinned``.
 MEMORIES_0002 = table(
