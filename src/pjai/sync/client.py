@@ -402,6 +402,8 @@ class SyncClient:
 
     async def _watch(self) -> None:
         """Wake the client when another process commits to the store file."""
+        if self.store.path is None:
+            return  # a store in memory has no other writers
         while True:
             await asyncio.sleep(self._watch_interval)
             try:
