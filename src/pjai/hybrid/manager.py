@@ -22,7 +22,7 @@ from pjai.hybrid.flags import Flags
 from pjai.hybrid.health import Health, check
 from pjai.hybrid.identity import Identity
 from pjai.hybrid.integrity import VerifyReport, verify
-from pjai.hybrid.projector import Projector
+from pjai.hybrid.projector import RETRY_DELAYS_S, Projector
 from pjai.hybrid.quarantine import QuarantineReport, acknowledge, report
 from pjai.hybrid.recovery import RebuiltFrom, StoreRebuilt
 from pjai.hybrid.switch import StoreSwitch
@@ -123,7 +123,7 @@ class HybridDatabaseManager:
             rebuild_damaged=rebuild_damaged_store,
         )
         try:
-            self.shards.upgrade()
+            self.shards.upgrade(RETRY_DELAYS_S)
             check_placement(self.shards)
             self._switch.open(progress)
         except BaseException:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Literal
 
 from pjai.errors import ConfigError, PjaiError, SqlError, SqlUnavailableError
 from pjai.hybrid.bridge import Bridge
@@ -37,12 +36,10 @@ from pjai.sql import journal
 from pjai.sql.shards import ShardSet
 from pjai.store import Store
 
-__all__ = ["MAX_BACKOFF_S", "RETRY_DELAYS_S", "ProjectionState", "Projector"]
+__all__ = ["MAX_BACKOFF_S", "RETRY_DELAYS_S", "Projector"]
 
 RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
 MAX_BACKOFF_S = 30.0
-
-ProjectionState = Literal["in_step", "in_flight", "unsettled", "behind"]
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +79,6 @@ class Projector:
         self._retry: threading.Timer | None = None
         self._backoff = RETRY_DELAYS_S[0]
         self._closed = False
-
-    @property
-    def state(self) -> ProjectionState:
-        """Where the projection is in its state machine."""
-        if self._in_flight is not None:
-            return "in_flight"
-        if self._unsettled:
-            return "unsettled"
-        if self._retry is not None:
-            return "behind"
-        return "in_step"
 
     # -- the store side -------------------------------------------------------------
 

@@ -30,7 +30,6 @@ from pjai.sql.writer import SqlWriter
 __all__ = ["VIRTUAL_NODES", "HashRing", "Shard", "ShardSet", "persona_key", "shard_urls"]
 
 VIRTUAL_NODES = 150
-UPGRADE_RETRIES_S = (0.2, 0.5, 1.0, 2.0)
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ class ShardSet:
                     found.setdefault(record.id, record)
         return sorted(found.values(), key=lambda r: r.position.global_seq)
 
-    def upgrade(self, retries_s: Sequence[float] = UPGRADE_RETRIES_S) -> None:
+    def upgrade(self, retries_s: Sequence[float]) -> None:
         """Migrate every shard's tables to the current version, waiting ``retries_s``
         between attempts while SQL is unavailable (a server still starting)."""
         for shard in self.shards:

@@ -352,10 +352,10 @@ class Store:
 
         Each keeps its id, arguments and time, becomes this instance's (its client and
         session) and is numbered after the head; the sync client then pushes it like any
-        local commit. An event that does not
-        apply here is kept as rejected, with the reason, and never pushed (as after a
-        rebase). Bringing a store's data to a new server goes this way (export, then
-        import into a new synced data directory). Returns how many applied.
+        local commit. An event that does not apply here is kept as rejected, with the
+        reason, and never pushed (as after a rebase). Bringing a store's data to a new
+        server goes this way (export, then import into a new synced data directory).
+        Returns how many applied.
         """
         if not records:
             return 0
