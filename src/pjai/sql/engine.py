@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -130,13 +132,10 @@ def _sqlite_engine(url: URL, pool: PoolConfig) -> Engine:
         # PJai issues BEGIN itself (below), so that savepoints and locking behave.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
-            "foreign_keys=ON",
-            f"busy_timeout={int(pool.timeout_s * 1000)}",
-        ):
-            cursor.execute(f"PRAGMA {pragma}")
+        cursor.execute(f"PRAGMA busy_timeout={int(pool.timeout_s * 1000)}")
+        _enter_wal(cursor, pool.timeout_s)
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
         for name, function in sqlite_functions().items():
             dbapi_connection.create_function(name, 1, function, deterministic=True)
@@ -148,3 +147,18 @@ def _sqlite_engine(url: URL, pool: PoolConfig) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _enter_wal(cursor: Any, timeout_s: float) -> None:
+    # Connections switching a new file to WAL together can find each other holding the
+    # lock the switch needs; SQLite then answers "locked" at once rather than calling the
+    # busy handler (waiting could deadlock), so the wait happens here.
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
