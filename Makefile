@@ -21,7 +21,7 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	touch $@
 
 run: $(VENV)/.synced
-	$(VENV)/bin/pjai demo
+	$(VENV)/bin/pjai serve
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check src tests

@@ -21,6 +21,8 @@ PACKAGES = [
     "pjai.sync.server",
     "pjai.bench",
     "pjai.app",
+    "pjai.app.reads",
+    "pjai.web",
 ]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pjai.app import SYNC_STATUS_FILE, DataDir
+from pjai.app.login import PASSPHRASE_FILE
 from pjai.errors import ConfigError, StoreModeError
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
 from pjai.memory import MemorySystem
@@ -26,6 +27,7 @@ def test_every_file_is_listed_under_the_name_its_owner_defines(tmp_path: Path) -
         VECTORS_FILE,
         SYNC_STATUS_FILE,
         SERVER_FILE,
+        PASSPHRASE_FILE,
     ]
     paths = [
         data.store_path,
@@ -35,6 +37,7 @@ def test_every_file_is_listed_under_the_name_its_owner_defines(tmp_path: Path) -
         data.vectors_path,
         data.sync_status_path,
         data.sync_server_path,
+        data.passphrase_path,
     ]
     assert [p.name for p in paths] == names
     assert all(p.parent == tmp_path for p in paths)

@@ -15,6 +15,7 @@ from pjai.app.audit import ConfigChange, config_changes
 from pjai.app.bookmarks import Bookmarks, BookmarkView, Conversations, ConversationView
 from pjai.app.datadir import SYNC_STATUS_FILE, DataDir, DataFile
 from pjai.app.flags import FlagChange, FlagReport, flag_states, set_flag
+from pjai.app.login import Passphrase
 from pjai.app.memories import AutoLinked, Memories, MemoryChange, MemoryStats, MemoryView
 from pjai.app.personas import SETTINGS, PersonaReport, Personas, merge_settings, privacy_changes
 from pjai.app.sync import (
@@ -59,6 +60,7 @@ __all__ = [
     "MemoryStats",
     "MemoryView",
     "Migrations",
+    "Passphrase",
     "PersonaReport",
     "PersonaTemplate",
     "Personas",

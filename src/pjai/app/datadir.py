@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pjai.app.login import PASSPHRASE_FILE, Passphrase
 from pjai.errors import ConfigError, StoreModeError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
@@ -111,6 +112,15 @@ class DataDir:
         """The sync server's log and tokens when it keeps them in this directory."""
         return self.path / _server_file()
 
+    @property
+    def passphrase_path(self) -> Path:
+        """The web app's passphrase (its hash), asked for off loopback."""
+        return self.path / PASSPHRASE_FILE
+
+    def passphrase(self) -> Passphrase:
+        """The web app's passphrase file."""
+        return Passphrase(self.passphrase_path)
+
     def files(self) -> list[DataFile]:
         """Every file PJai keeps here, whether or not it exists."""
         described = [
@@ -121,6 +131,7 @@ class DataDir:
             (self.vectors_path, "memory vectors for semantic search"),
             (self.sync_status_path, "what `pjai sync connect` last saw"),
             (self.sync_server_path, "sync server log and access tokens"),
+            (self.passphrase_path, "web app passphrase (its hash)"),
         ]
         return [DataFile(path.name, what, _size(path)) for path, what in described]
 

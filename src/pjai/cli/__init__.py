@@ -21,6 +21,7 @@ from pjai.cli import (
     store,
     sync,
     syncserver,
+    web,
 )
 from pjai.cli.root import RootGroup
 
@@ -91,6 +92,8 @@ app.command("export")(archive.export)
 app.command("import")(archive.import_archive)
 app.command("backup")(backup.backup_command)
 app.command("import-legacy")(legacy.import_legacy)
+app.command("serve")(web.serve)
+app.add_typer(web.app, name="web")
 
 
 def main() -> None:

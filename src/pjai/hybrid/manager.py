@@ -223,6 +223,18 @@ class HybridDatabaseManager:
         self._switch.follow()
         return self._switch.live(query, params)
 
+    def refresh(self) -> bool:
+        """Take in what other processes changed: a flag flipped in ``flags.json`` (the
+        store is then switched as it says) and commits to the store file; whether any
+        commits came in. Live queries follow. A long-running owner (the web app) calls
+        this periodically; it costs a file stat and one ``PRAGMA`` when nothing changed.
+        """
+        with self._lock:
+            self._check_open()
+            self._switch.follow()
+            store = self.store
+        return store.refresh() if store is not None else False
+
     def set_flag(self, name: str, value: bool) -> None:
         """Set a flag now and for later runs (``flags.json``)."""
         with self._lock:

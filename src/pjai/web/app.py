@@ -1,0 +1,75 @@
+"""The web app over one data directory: its services, the watch on other processes'
+commits, and the root page that every view lives in."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas
+from pjai.hybrid import HybridDatabaseManager
+
+__all__ = ["WATCH_INTERVAL_S", "WebApp"]
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL_S = 0.025
+"""How often the app looks for commits other processes made (the CLI, a sync client)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """The application services the views call, over one manager."""
+
+    personas: Personas
+    memories: Memories
+    bookmarks: Bookmarks
+    conversations: Conversations
+
+
+class WebApp:
+    """What every page of one running app shares: the data directory, its manager and
+    the services over it, and a thread that takes in commits made elsewhere (another
+    process on the same directory, or a sync client) so that live queries see them.
+
+    Close it to stop the thread and the manager.
+    """
+
+    def __init__(self, data_dir: DataDir, *, watch_interval_s: float = WATCH_INTERVAL_S) -> None:
+        self.data_dir = data_dir
+        self.manager: HybridDatabaseManager = data_dir.open()
+        memories = Memories(self.manager)
+        self.services = Services(
+            personas=Personas(self.manager, source="web"),
+            memories=memories,
+            bookmarks=Bookmarks(self.manager),
+            conversations=Conversations(self.manager),
+        )
+        self._interval = watch_interval_s
+        self._stopped = threading.Event()
+        self._watch = threading.Thread(
+            target=self._watch_others, name="pjai-web-watch", daemon=True
+        )
+        self._watch.start()
+
+    def _watch_others(self) -> None:
+        while not self._stopped.wait(self._interval):
+            try:
+                self.manager.refresh()
+            except Exception:
+                # A failed look (the store file briefly locked, say) is retried on the
+                # next tick; panels whose queries fail show it themselves.
+                log.warning("looking for other processes' commits failed", exc_info=True)
+
+    def close(self) -> None:
+        """Stop watching and close the manager."""
+        self._stopped.set()
+        self._watch.join()
+        self.manager.close()
+
+    def __enter__(self) -> WebApp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,157 @@
+"""Login for an app reachable from other machines: a passphrase form, session cookies
+that expire, and a gate in front of every page and the page's WebSocket.
+
+Sessions live in the server's memory: restarting the app signs everyone out.
+"""
+
+from __future__ import annotations
+
+import html
+import secrets
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from pjai.app import Passphrase
+
+__all__ = ["COOKIE", "LOGIN_PATH", "LoginGate", "Sessions", "login_page", "login_submit"]
+
+COOKIE = "pjai_session"
+LOGIN_PATH = "/login"
+_OPEN_PREFIXES = (LOGIN_PATH, "/_nicegui/", "/favicon")
+"""What a visitor may load before logging in: the form and static assets."""
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Sessions:
+    """Session tokens and when each expires."""
+
+    def __init__(self, lifetime_s: float) -> None:
+        self.lifetime_s = lifetime_s
+        self._expires: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> str:
+        """A new session's token."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._expires[token] = time.monotonic() + self.lifetime_s
+        return token
+
+    def valid(self, token: str | None) -> bool:
+        """Whether ``token`` names a session that has not expired."""
+        if not token:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            for old in [t for t, end in self._expires.items() if end <= now]:
+                del self._expires[old]
+            return token in self._expires
+
+    def end(self, token: str) -> None:
+        """End the session (log out)."""
+        with self._lock:
+            self._expires.pop(token, None)
+
+
+def _cookie(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"cookie":
+            jar: SimpleCookie = SimpleCookie()
+            jar.load(value.decode("latin-1"))
+            if COOKIE in jar:
+                return jar[COOKIE].value
+    return None
+
+
+class LoginGate:
+    """ASGI middleware: requests without a live session go to the login form; a
+    WebSocket without one is closed."""
+
+    def __init__(self, app: ASGIApp, sessions: Sessions) -> None:
+        self.app = app
+        self.sessions = sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        path = scope.get("path", "")
+        if kind not in ("http", "websocket") or path.startswith(_OPEN_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        if self.sessions.valid(_cookie(scope)):
+            await self.app(scope, receive, send)
+            return
+        if kind == "websocket":
+            await send({"type": "websocket.close", "code": 4401})
+            return
+        target = f"{LOGIN_PATH}?next={quote(path)}"
+        await RedirectResponse(target, status_code=303)(scope, receive, send)
+
+
+_FORM = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>PJai · sign in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font-family: system-ui, sans-serif; background: #eef0f8; display: grid;
+  place-items: center; min-height: 100vh; margin: 0; }}
+form {{ background: white; padding: 2rem; border-radius: 8px; width: 20rem;
+  box-shadow: 0 2px 12px #0002; display: grid; gap: 0.8rem; }}
+h1 {{ margin: 0; font-size: 1.4rem; color: #3949ab; }}
+input {{ padding: 0.6rem; font-size: 1rem; border: 1px solid #bbb; border-radius: 4px; }}
+button {{ padding: 0.6rem; font-size: 1rem; background: #3949ab; color: white;
+  border: 0; border-radius: 4px; cursor: pointer; }}
+.error {{ color: #c62828; margin: 0; }}
+</style></head>
+<body><form method="post" action="{action}">
+<h1>PJai</h1>
+<label for="passphrase">Passphrase</label>
+<input id="passphrase" name="passphrase" type="password" autofocus required>
+{error}
+<button type="submit">Sign in</button>
+</form></body></html>
+"""
+
+
+def _safe_next(value: str | None) -> str:
+    # Only a path on this app: never an address elsewhere.
+    if value and value.startswith("/") and not value.startswith("//"):
+        return value
+    return "/"
+
+
+def login_page(request: Request, *, error: str = "") -> HTMLResponse:
+    """The passphrase form."""
+    target = _safe_next(request.query_params.get("next"))
+    action = html.escape(f"{LOGIN_PATH}?next={quote(target)}")
+    shown = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+    status = 401 if error else 200
+    return HTMLResponse(_FORM.format(action=action, error=shown), status_code=status)
+
+
+async def login_submit(request: Request, passphrase: Passphrase, sessions: Sessions) -> Response:
+    """Check the submitted passphrase; on success start a session and go where the
+    visitor was going."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    given = parse_qs(body).get("passphrase", [""])[0]
+    if not await run_in_threadpool(passphrase.check, given):  # scrypt: keep the loop free
+        return login_page(request, error="That passphrase is not the one set for this app.")
+    response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+    response.set_cookie(
+        COOKIE,
+        sessions.start(),
+        max_age=int(sessions.lifetime_s),
+        httponly=True,
+        samesite="strict",
+    )
+    return response

@@ -1,0 +1,132 @@
+"""Live panels: parts of a page fed by a live query, each with a loading state and its
+own error boundary.
+
+A :class:`LivePanel` subscribes to a live query when it is made and unsubscribes when it
+is deleted (its page closed, its view left, its parent rebuilt). Results arrive on
+whatever thread committed (this page, another tab, the watch thread that takes in other
+processes' commits, a sync client); the panel hands them to the page's event loop and
+renders only the newest, so a burst of commits costs one render.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+
+from nicegui import ui
+
+from pjai.store import LiveQuery, Row, Subscription
+
+__all__ = ["LivePanel", "Render", "Source", "failure_text"]
+
+log = logging.getLogger(__name__)
+
+Source = Callable[[], LiveQuery]
+"""Makes the panel's live query (called once, and again on retry)."""
+
+_NOTHING = object()
+
+Render = Callable[[list[Row]], None]
+"""Builds the panel's content from the query's rows, inside the panel."""
+
+
+def failure_text(exc: BaseException) -> str:
+    """What a panel says when its query or its rendering failed."""
+    return str(exc) or type(exc).__name__
+
+
+class LivePanel(ui.column):
+    """A column whose content ``render`` rebuilds from each new result of ``source``.
+
+    Until the first result it shows a spinner; if making the query, running it or
+    rendering fails, it shows the error and a retry button, and the rest of the page
+    goes on. ``name`` labels the panel in logs and in its error message. With ``key``,
+    a new result is rendered only when ``key(rows)`` differs from the last rendered one.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        source: Source,
+        render: Render,
+        *,
+        key: Callable[[list[Row]], object] | None = None,
+    ) -> None:
+        super().__init__()
+        self.classes("w-full")
+        self.name = name
+        self._source = source
+        self._render = render
+        self._key = key
+        self._shown: object = _NOTHING
+        self._loop = asyncio.get_running_loop()
+        self._guard = threading.Lock()
+        self._latest: list[Row] | None = None
+        self._scheduled = False
+        self._subscription: Subscription | None = None
+        self.renders = 0
+        """How many times the content was rebuilt."""
+        self.props(f'data-panel="{name}"')
+        self._start()
+
+    def retry(self) -> None:
+        """Make the query again and show its result (after a failure)."""
+        self._stop()
+        self._start()
+
+    def _start(self) -> None:
+        self._shown = _NOTHING
+        self.clear()
+        with self, ui.row().classes("items-center gap-2 text-grey-7"):
+            ui.spinner(size="sm")
+            ui.label("loading…")
+        try:
+            live = self._source()
+            self._subscription = live.subscribe(self._arrived)
+        except Exception as exc:
+            self._failed(exc)
+
+    def _arrived(self, rows: list[Row]) -> None:
+        # Any thread: keep the newest rows; one render is scheduled at a time.
+        with self._guard:
+            self._latest = rows
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self._loop.call_soon_threadsafe(self._show)
+
+    def _show(self) -> None:
+        with self._guard:
+            rows, self._latest, self._scheduled = self._latest, None, False
+        if rows is None or self.is_deleted:
+            return
+        if self._key is not None:
+            key = self._key(rows)
+            if key == self._shown:
+                return
+            self._shown = key
+        self.clear()
+        try:
+            with self:
+                self._render(rows)
+            self.renders += 1
+        except Exception as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        log.warning("panel %s failed", self.name, exc_info=exc)
+        self.clear()
+        with self, ui.card().classes("w-full bg-red-1").props('data-panel-error=""'):
+            ui.label(f"{self.name}: {failure_text(exc)}").classes("text-negative")
+            ui.button("Retry", icon="refresh", on_click=self.retry).props("flat dense")
+
+    def _stop(self) -> None:
+        if self._subscription is not None:
+            self._subscription.unsubscribe()
+            self._subscription = None
+
+    def _handle_delete(self) -> None:
+        self._stop()
+        super()._handle_delete()

@@ -1,0 +1,87 @@
+"""Running the web app: ``pjai serve``."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+from functools import partial
+
+from nicegui import app, ui
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pjai.app import DataDir
+from pjai.errors import ConfigError
+from pjai.web import auth
+from pjai.web.app import WebApp
+from pjai.web.shell import root
+
+__all__ = ["SESSION_HOURS", "is_loopback", "serve"]
+
+SESSION_HOURS = 12.0
+"""How long a login lasts, by default."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(a).is_loopback for a in _addresses(host))
+        except OSError:
+            return False
+
+
+def _addresses(host: str) -> set[str]:
+    return {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+
+
+def serve(
+    data_dir: DataDir,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    session_hours: float = SESSION_HOURS,
+    announce: Callable[[str], object] = print,
+) -> None:
+    """Run the app on ``data_dir`` until interrupted.
+
+    Off loopback a login is required, so a passphrase must have been set
+    (``pjai web passphrase``); without one the app refuses to start.
+    """
+    if session_hours <= 0:
+        raise ConfigError(f"--session-hours must be above 0, got {session_hours}")
+    passphrase = data_dir.passphrase()
+    login = not is_loopback(host)
+    if login and not passphrase.is_set:
+        raise ConfigError(
+            f"the web app would listen on {host}, reachable from other machines, and no "
+            "passphrase is set: set one with `pjai web passphrase`, or serve on 127.0.0.1"
+        )
+    web = WebApp(data_dir)
+    app.on_shutdown(web.close)
+    if login:
+        sessions = auth.Sessions(session_hours * 3600)
+        app.add_middleware(auth.LoginGate, sessions=sessions)
+        app.add_api_route(auth.LOGIN_PATH, auth.login_page, methods=["GET"])
+
+        async def submit(request: Request) -> Response:
+            return await auth.login_submit(request, passphrase, sessions)
+
+        app.add_api_route(auth.LOGIN_PATH, submit, methods=["POST"])
+    shown = f"[{host}]" if ":" in host else host
+    app.on_startup(lambda: announce(f"PJai web app on http://{shown}:{port}/"))
+    ui.run(
+        partial(root, web),
+        host=host,
+        port=port,
+        title="PJai",
+        favicon="🧠",
+        reload=False,
+        show=False,
+        show_welcome_message=False,
+    )

@@ -1,0 +1,81 @@
+"""The page around every view: header with the persona switch, navigation, the banner
+shown while the reactive store is off, and the content area the views fill."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from nicegui import ui
+
+from pjai.app.reads import personas as persona_reads
+from pjai.store import Row
+from pjai.web.app import WebApp
+from pjai.web.live import LivePanel
+from pjai.web.views import COMING, VIEWS, View
+
+__all__ = ["STORE_OFF", "root"]
+
+STORE_OFF = (
+    "The reactive store is switched off (use_livestore false): views read from the SQL "
+    "primary and update after this app's own changes. `pjai flags set use_livestore true` "
+    "switches it back on."
+)
+
+
+def root(web: WebApp) -> None:
+    """Build the page: header, navigation, banner, and the current view."""
+    ui.colors(primary="#3949ab")
+    with ui.header().classes("items-center gap-4 px-4"):
+        ui.label("PJai").classes("text-h6 text-weight-bold")
+        ui.space()
+        with ui.row().classes("items-center"):
+            LivePanel(
+                "persona switch",
+                partial(persona_reads.choices, web.manager),
+                partial(_persona_switch, web),
+            ).classes("w-auto")
+    drawer = ui.left_drawer(value=True, bordered=True).props("width=210")
+    with drawer, ui.list().classes("w-full").props("padding"):
+        for view in VIEWS:
+            _nav_item(view)
+        ui.separator()
+        for title, icon in COMING:
+            with ui.item().props("disable").tooltip("Not built yet"):
+                with ui.item_section().props("avatar"):
+                    ui.icon(icon)
+                with ui.item_section():
+                    ui.label(title)
+    banner = ui.label(STORE_OFF).classes("w-full bg-amber-2 q-pa-sm rounded")
+    banner.props('data-banner="store-off"')
+    banner.bind_visibility_from(web.manager, "use_livestore", backward=lambda on: not on)
+    ui.sub_pages({view.path: partial(view.build, web) for view in VIEWS}).classes("w-full")
+
+
+def _nav_item(view: View) -> None:
+    with ui.item(on_click=lambda: ui.navigate.to(view.path)).props("clickable"):
+        with ui.item_section().props("avatar"):
+            ui.icon(view.icon)
+        with ui.item_section():
+            ui.label(view.title)
+
+
+def _persona_switch(web: WebApp, rows: list[Row]) -> None:
+    choices = persona_reads.persona_choices(rows)
+    if not choices:
+        ui.label("no persona yet").classes("text-grey-3")
+        return
+    current = persona_reads.active(rows)
+
+    def switch(event: object) -> None:
+        chosen = getattr(event, "value", None)
+        if chosen and (current is None or chosen != current.id):
+            web.services.personas.activate(chosen)
+
+    ui.select(
+        {p.id: p.name for p in choices},
+        value=current.id if current else None,
+        label="Active persona",
+        on_change=switch,
+    ).props('dense dark outlined options-dark=false data-testid="persona-switch"').classes(
+        "min-w-[14rem]"
+    )

@@ -1,0 +1,18 @@
+"""The dashboard view."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from pjai.web.app import WebApp
+from pjai.web.views.view import View
+
+__all__ = ["VIEW", "build"]
+
+
+def build(web: WebApp) -> None:
+    """Fill the content area with the dashboard view."""
+    ui.label("Dashboard").classes("text-h5")
+
+
+VIEW = View("/", "Dashboard", "dashboard", build)
