@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import pytest
+from nicegui import ElementFilter, ui
+from nicegui.testing.user import User
 
 from pjai.web import WebApp
+from pjai.web.shell import STORE_OFF
 from tests.web.conftest import simulated
 
 pytestmark = pytest.mark.anyio
+
+
+def switch_options(user: User) -> list[str]:
+    """The names the persona switch offers now."""
+    with user:
+        found = ElementFilter(kind=ui.select, marker="persona-switch")
+        return [name for select in found for name in select.options.values()]
+
+
+async def eventually(check: Callable[[], bool]) -> None:
+    """Wait until ``check()`` holds (the page updates on the event loop), 5 s at most."""
+    async with asyncio.timeout(5):
+        while not check():  # noqa: ASYNC110 (an element offers no event to await)
+            await asyncio.sleep(0.02)
 
 
 async def test_the_navigation_lists_every_view(web: WebApp) -> None:
@@ -16,3 +36,38 @@ async def test_the_navigation_lists_every_view(web: WebApp) -> None:
         for title in ("Dashboard", "Personas", "Memories", "Conversations"):
             await user.should_see(title)
         await user.should_see("Audit trail")
+
+
+async def test_the_switch_follows_the_active_persona_and_activates_another(web: WebApp) -> None:
+    personas = web.services.personas
+    ada = personas.create("Ada", activate=True)
+    grace = personas.create("Grace")
+    async with simulated(web) as user:
+        await user.open("/")
+        await user.should_see(marker="persona-switch")
+        switch = user.find(marker="persona-switch")
+        assert next(iter(switch.elements)).value == ada.id
+        switch.click()
+        user.find("Grace").click()
+        await user.should_see("Grace")
+        assert personas.active() is not None
+        assert personas.active().id == grace.id  # type: ignore[union-attr]
+
+
+async def test_a_persona_made_elsewhere_appears_without_a_reload(web: WebApp) -> None:
+    async with simulated(web) as user:
+        await user.open("/")
+        await user.should_see("no persona yet")
+        web.services.personas.create("Hopper", activate=True)
+        await user.should_see("Hopper")
+
+
+async def test_with_the_store_off_a_banner_says_so(web: WebApp) -> None:
+    web.services.personas.create("Ada", activate=True)
+    async with simulated(web) as user:
+        await user.open("/")
+        await user.should_not_see(STORE_OFF)
+        web.manager.set_flag("use_livestore", False)
+        await user.should_see(STORE_OFF)
+        web.services.personas.create("Lovelace")  # written to SQL, shown from SQL
+        await eventually(lambda: "Lovelace" in switch_options(user))

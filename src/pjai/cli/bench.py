@@ -69,6 +69,20 @@ def store(
 
 
 @app.command()
+def ui(
+    quick: Quick = False,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    keep: Keep = False,
+) -> None:
+    """The web app in headless Chromium: commit-to-DOM and sync-to-DOM latency, explorer
+    first paint at 100,000 memories, persona switch, server memory per tab."""
+    from pjai.bench.ui import run_ui_bench  # Playwright loads only for this command
+
+    bench = partial(run_ui_bench, quick=quick)
+    _run(bench, data_dir, prefix="bench-ui-", keep=keep, doing="Benchmarking the web app")
+
+
+@app.command()
 def hybrid(
     quick: Quick = False,
     postgres: PostgresUrl = None,

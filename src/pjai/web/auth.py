@@ -37,8 +37,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class Sessions:
     """Session tokens and when each expires."""
 
-    def __init__(self, lifetime_s: float) -> None:
+    def __init__(self, lifetime_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.lifetime_s = lifetime_s
+        self._clock = clock
         self._expires: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -46,14 +47,14 @@ class Sessions:
         """A new session's token."""
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._expires[token] = time.monotonic() + self.lifetime_s
+            self._expires[token] = self._clock() + self.lifetime_s
         return token
 
     def valid(self, token: str | None) -> bool:
         """Whether ``token`` names a session that has not expired."""
         if not token:
             return False
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             for old in [t for t, end in self._expires.items() if end <= now]:
                 del self._expires[old]

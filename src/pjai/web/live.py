@@ -120,7 +120,9 @@ class LivePanel(ui.column):
         self.clear()
         with self, ui.card().classes("w-full bg-red-1").props('data-panel-error=""'):
             ui.label(f"{self.name}: {failure_text(exc)}").classes("text-negative")
-            ui.button("Retry", icon="refresh", on_click=self.retry).props("flat dense")
+            # The retry clears this button: run it after the click's handler returns.
+            retry = ui.button("Retry", icon="refresh").props("flat dense")
+            retry.on_click(lambda: self._loop.call_soon(self.retry))
 
     def _stop(self) -> None:
         if self._subscription is not None:

@@ -13,7 +13,10 @@ from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
 from pjai.web.views import COMING, VIEWS, View
 
-__all__ = ["STORE_OFF", "root"]
+__all__ = ["BANNER_CHECK_S", "STORE_OFF", "root"]
+
+BANNER_CHECK_S = 0.5
+"""How often the page checks whether the reactive store is on."""
 
 STORE_OFF = (
     "The reactive store is switched off (use_livestore false): views read from the SQL "
@@ -47,7 +50,14 @@ def root(web: WebApp) -> None:
                     ui.label(title)
     banner = ui.label(STORE_OFF).classes("w-full bg-amber-2 q-pa-sm rounded")
     banner.props('data-banner="store-off"')
-    banner.bind_visibility_from(web.manager, "use_livestore", backward=lambda on: not on)
+    banner.set_visibility(not web.manager.use_livestore)
+
+    def follow_switch() -> None:
+        # The switch can flip from another process (flags.json); the watch thread
+        # follows it, and this shows where the views now read from.
+        banner.set_visibility(not web.manager.use_livestore)
+
+    ui.timer(BANNER_CHECK_S, follow_switch)
     ui.sub_pages({view.path: partial(view.build, web) for view in VIEWS}).classes("w-full")
 
 
@@ -76,6 +86,6 @@ def _persona_switch(web: WebApp, rows: list[Row]) -> None:
         value=current.id if current else None,
         label="Active persona",
         on_change=switch,
-    ).props('dense dark outlined options-dark=false data-testid="persona-switch"').classes(
-        "min-w-[14rem]"
-    )
+    ).mark("persona-switch").props(
+        'dense dark outlined options-dark=false data-testid="persona-switch"'
+    ).classes("min-w-[14rem]")

@@ -5,11 +5,6 @@ installs it, so CI always runs them. Screenshots go to ``artifacts/screenshots``
 from __future__ import annotations
 
 import os
-import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,54 +24,15 @@ if not CHROMIUM.exists():
 
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
-
-def free_port() -> int:
-    """A port nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from pjai.bench.webapp import WebProcess  # noqa: E402
 
 
 @contextmanager
-def served(
-    data_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 30.0
-) -> Iterator[str]:
+def served(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """Run `pjai serve` on ``data_dir`` (``args`` added) until the block ends; yields
     the URL it announced."""
-    port = free_port()
-    log = data_dir.parent / f"serve-{port}.log"
-    command = [sys.executable, "-m", "pjai", "serve", "--data-dir", str(data_dir)]
-    command += ["--port", str(port), *args]
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=_child_env(env),
-        )
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = re.search(r"PJai web app on (http://\S+)", log.read_text())
-            if found:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"`pjai serve` did not start:\n{log.read_text()}")
-            time.sleep(0.05)
-        yield found[1].rstrip("/")
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _child_env(extra: dict[str, str] | None) -> dict[str, str]:
-    # NiceGUI takes a process that sees PYTEST_CURRENT_TEST for its own test server.
-    inherited = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
-    return {**inherited, **(extra or {})}
+    with WebProcess(data_dir, *args, env=env) as web:
+        yield web.url
 
 
 @pytest.fixture(scope="package")

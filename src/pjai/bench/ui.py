@@ -1,0 +1,278 @@
+"""``pjai bench ui``: the web app in headless Chromium, against `pjai serve` on loopback.
+
+- ``commit_to_dom_*``: a memory committed by this process (another process than the
+  app's) until the dashboard's memory count shows it, timed by a MutationObserver in
+  the page against this process's clock (both read the same wall clock).
+- ``sync_to_dom_p95_ms``: the same, committed on a second data directory that syncs
+  with the app's through a sync server (both with `pjai sync connect` running).
+- ``explorer_first_paint_ms``: opening the memory explorer on a persona with
+  ``explorer_memories`` memories until its first rows are visible.
+- ``persona_switch_ms``: choosing another persona in the header until every panel of
+  the page shows it (their ``data-persona`` attribute), timed in the page.
+- ``server_rss_per_tab_mb``: the app's resident memory with ``tabs`` dashboards open,
+  less the memory with one, per extra tab.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pjai.app import DataDir, Personas
+from pjai.bench.stats import percentile
+from pjai.bench.webapp import SyncProcess, WebProcess
+from pjai.bench.workload import memory_event
+from pjai.errors import ConfigError
+from pjai.hybrid import HybridDatabaseManager
+from pjai.schema import MemoryAdded
+from pjai.store import Progress
+
+__all__ = ["CHROMIUM", "UiWorkload", "run_ui_bench"]
+
+CHROMIUM = Path("/usr/bin/chromium")
+_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@dataclass(frozen=True, slots=True)
+class UiWorkload:
+    """How much the UI benchmark does."""
+
+    changes: int = 200
+    sync_changes: int = 100
+    explorer_memories: int = 100_000
+    switches: int = 20
+    tabs: int = 20
+
+    @classmethod
+    def quick(cls) -> UiWorkload:
+        """A seconds-long smoke run."""
+        return cls(changes=20, sync_changes=10, explorer_memories=2_000, switches=4, tabs=4)
+
+
+# Records, by text, when an element matching the selector first showed it.
+_OBSERVE = """([selector]) => {
+  window.__seen = {};
+  const note = () => {
+    for (const el of document.querySelectorAll(selector)) {
+      const text = el.textContent.trim();
+      if (!(text in window.__seen))
+        window.__seen[text] = performance.timeOrigin + performance.now();
+    }
+  };
+  new MutationObserver(note).observe(document.body,
+    {subtree: true, childList: true, characterData: true, attributes: true});
+  note();
+}"""
+
+# Chooses the persona named ``name`` in the header's select and resolves with the
+# milliseconds until every [data-persona] element names ``id``.
+_SWITCH = """async ([name, id]) => {
+  const done = () => [...document.querySelectorAll('[data-persona]')]
+      .every(el => el.getAttribute('data-persona') === id);
+  const option = [...document.querySelectorAll('.q-menu .q-item')]
+      .find(el => el.textContent.trim() === name);
+  if (!option) throw new Error('no option ' + name);
+  const start = performance.now();
+  return await new Promise(resolve => {
+    const check = () => {
+      if (done()) { observer.disconnect(); resolve(performance.now() - start); }
+    };
+    const observer = new MutationObserver(check);
+    observer.observe(document.body, {subtree: true, childList: true, attributes: true});
+    option.click();
+  });
+}"""
+
+
+def _summary(samples: list[float], key: str) -> dict[str, float]:
+    return {
+        f"{key}_p50_ms": round(statistics.median(samples), 2),
+        f"{key}_p95_ms": round(percentile(samples, 95), 2),
+    }
+
+
+def run_ui_bench(
+    workdir: Path,
+    *,
+    quick: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Measure the web app as described in the module docstring."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        raise ConfigError(
+            "`pjai bench ui` drives Chromium through Playwright: pip install playwright"
+        ) from exc
+    if not CHROMIUM.exists():
+        raise ConfigError(
+            f"`pjai bench ui` needs Chromium at {CHROMIUM} (apt-get install chromium)"
+        )
+    workload = UiWorkload.quick() if quick else UiWorkload()
+    step = _stepper(progress, 4)
+    result: dict[str, Any] = {"workload": vars_of(workload)}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=_FLAGS)
+        try:
+            result |= _commit_to_dom(browser, workdir / "local", workload.changes)
+            step()
+            result |= _sync_to_dom(browser, workdir / "synced", workload.sync_changes)
+            step()
+            result |= _explorer_and_switch(browser, workdir / "big", workload)
+            step()
+            result |= _rss_per_tab(browser, workdir / "tabs", workload.tabs)
+            step()
+        finally:
+            browser.close()
+    return result
+
+
+def vars_of(workload: UiWorkload) -> dict[str, int]:
+    """The workload as JSON."""
+    return {name: getattr(workload, name) for name in workload.__dataclass_fields__}
+
+
+def _stepper(progress: Progress | None, total: int) -> Callable[[], None]:
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    return step
+
+
+def _persona(manager: HybridDatabaseManager, name: str) -> str:
+    made = Personas(manager).create(name, activate=True)
+    return made.id
+
+
+def _open_dashboard(browser: Any, url: str) -> Any:
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    page.goto(url + "/")
+    page.get_by_test_id("memory-count").first.wait_for(timeout=30_000)
+    page.evaluate(_OBSERVE, ['[data-testid="memory-count"]'])
+    return page
+
+
+def _seen_ms(page: Any, text: str, timeout_s: float = 10.0) -> float:
+    """The page's timestamp (ms since the epoch) of ``text`` appearing, once it has."""
+    handle = page.wait_for_function(
+        "(t) => window.__seen[t]", arg=text, timeout=timeout_s * 1000, polling="raf"
+    )
+    return float(handle.json_value())
+
+
+def _commit_to_dom(browser: Any, data: Path, changes: int) -> dict[str, float]:
+    data_dir = DataDir(data)
+    with data_dir.open() as manager:
+        persona_id = _persona(manager, "Bench")
+    with WebProcess(data) as web, data_dir.open() as manager:
+        page = _open_dashboard(browser, web.url)
+        samples = []
+        for i in range(changes):
+            started = time.time() * 1000
+            manager.commit(memory_event(i, persona_id))
+            samples.append(_seen_ms(page, str(i + 1)) - started)
+        page.close()
+    return _summary(samples, "commit_to_dom")
+
+
+@contextlib.contextmanager
+def _sync_server(workdir: Path) -> Iterator[tuple[str, str]]:
+    from pjai.bench.syncserver import servers
+    from pjai.sync.server import ServerDatabase
+
+    db_url = f"sqlite:///{workdir / 'sync-server.db'}"
+    with ServerDatabase.open(db_url) as database:
+        token = database.tokens.create("bench-ui", "write", "bench ui")[0]
+    with servers(db_url, workdir, 1) as (server,):
+        yield server.url, token
+
+
+def _sync_to_dom(browser: Any, workdir: Path, changes: int) -> dict[str, float]:
+    workdir.mkdir(parents=True)
+    here, there = DataDir(workdir / "here"), DataDir(workdir / "there")
+    with _sync_server(workdir) as (url, token), contextlib.ExitStack() as running:
+        for data in (here, there):
+            running.enter_context(SyncProcess(data.path, url, token, store_id="bench-ui"))
+        with there.open() as manager:
+            persona_id = _persona(manager, "Synced")
+        web = running.enter_context(WebProcess(here.path))
+        page = _open_dashboard(browser, web.url)
+        samples = []
+        with there.open() as manager:
+            for i in range(changes):
+                started = time.time() * 1000
+                manager.commit(memory_event(i, persona_id))
+                samples.append(_seen_ms(page, str(i + 1), timeout_s=30) - started)
+        page.close()
+    return {"sync_to_dom_p95_ms": round(percentile(samples, 95), 2)}
+
+
+def _explorer_and_switch(browser: Any, data: Path, workload: UiWorkload) -> dict[str, Any]:
+    data_dir = DataDir(data)
+    with data_dir.open() as manager:
+        small = _persona(manager, "Small")
+        big = _persona(manager, "Big")
+        batch: list[MemoryAdded] = []
+        for i in range(workload.explorer_memories):
+            batch.append(memory_event(i, big))
+            if len(batch) == 5_000:
+                manager.commit(*batch)
+                batch.clear()
+        manager.commit(*batch)
+    firsts, switches = [], []
+    with WebProcess(data) as web:
+        for _ in range(3):
+            page = browser.new_page(viewport={"width": 1280, "height": 860})
+            started = time.perf_counter()
+            page.goto(web.url + "/memories")
+            page.locator('[data-testid="explorer-table"] tbody tr').first.wait_for(timeout=60_000)
+            firsts.append((time.perf_counter() - started) * 1000)
+            page.close()
+        page = browser.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(web.url + "/")
+        page.locator(f'[data-persona="{big}"]').first.wait_for(timeout=60_000)
+        names = {big: "Big", small: "Small"}
+        current = big
+        for _ in range(workload.switches):
+            target = small if current == big else big
+            page.get_by_test_id("persona-switch").click()
+            page.locator(".q-menu .q-item").first.wait_for()
+            switches.append(float(page.evaluate(_SWITCH, [names[target], target])))
+            current = target
+        page.close()
+    return {
+        "explorer_first_paint_ms": round(statistics.median(firsts), 1),
+        "explorer_first_paint_runs_ms": [round(f, 1) for f in firsts],
+        "persona_switch_ms": round(statistics.median(switches), 1),
+        "persona_switch_p95_ms": round(percentile(switches, 95), 1),
+    }
+
+
+def _rss_per_tab(browser: Any, data: Path, tabs: int) -> dict[str, float]:
+    data_dir = DataDir(data)
+    with data_dir.open() as manager:
+        _persona(manager, "Tabs")
+    with WebProcess(data) as web:
+        pages = [_open_dashboard(browser, web.url)]
+        time.sleep(1.0)  # let the first page's work settle before the baseline
+        one = web.rss_kb()
+        for _ in range(tabs - 1):
+            pages.append(_open_dashboard(browser, web.url))
+        time.sleep(1.0)
+        many = web.rss_kb()
+        for page in pages:
+            page.close()
+    return {
+        "server_rss_one_tab_mb": round(one / 1024, 1),
+        "server_rss_per_tab_mb": round((many - one) / 1024 / (tabs - 1), 2),
+    }

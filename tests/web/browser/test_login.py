@@ -1,0 +1,42 @@
+"""Off loopback the app asks for the passphrase before anything else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Browser, Page, expect
+
+from pjai.app import DataDir, Personas
+from tests.web.browser.conftest import screenshot, served
+
+PASSPHRASE = "a passphrase for the test"
+
+
+def test_off_loopback_a_login_is_required(page: Page, browser: Browser, tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data")
+    with data.open() as manager:
+        Personas(manager).create("Ada", activate=True)
+    data.passphrase().set(PASSPHRASE)
+    with served(data.path, "--host", "0.0.0.0") as announced:
+        url = announced.replace("0.0.0.0", "127.0.0.1")
+        page.goto(url + "/personas")
+        expect(page).to_have_url(url + "/login?next=/personas")
+        page.get_by_label("Passphrase").fill("not the passphrase")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("alert")).to_contain_text("not the one set")
+        screenshot(page, "login")
+        page.get_by_label("Passphrase").fill(PASSPHRASE)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(url + "/personas")
+        expect(page.get_by_test_id("persona-switch")).to_be_visible()
+
+        other = browser.new_context()  # no session cookie
+        elsewhere = other.new_page()
+        elsewhere.goto(url + "/")
+        expect(elsewhere).to_have_url(url + "/login?next=/")
+        other.close()
+        # Nothing but the form and static files without a session, whatever is asked.
+        refused = httpx.get(url + "/_nicegui_ws/socket.io/?EIO=4&transport=polling")
+        assert refused.status_code == 303
+        assert refused.headers["location"].startswith("/login")
