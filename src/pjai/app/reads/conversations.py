@@ -1,0 +1,61 @@
+"""Live queries about conversations: a persona's list, one conversation and its messages."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from pjai.hybrid import HybridDatabaseManager
+from pjai.schema.tables import conversation_messages, conversations
+from pjai.store import LiveQuery, Row
+
+__all__ = ["LIST_LIMIT", "MESSAGE_WINDOW", "conversation", "in_order", "listing", "messages"]
+
+LIST_LIMIT = 200
+"""How many of a persona's conversations the list shows, the latest started first."""
+
+MESSAGE_WINDOW = 300
+"""How many of a conversation's messages are read at once: the latest ones."""
+
+_c = conversations.c
+_m = conversation_messages.c
+
+
+def listing(
+    manager: HybridDatabaseManager, persona_id: str, *, limit: int = LIST_LIMIT
+) -> LiveQuery:
+    """A persona's conversations, the latest started first, as
+    :meth:`pjai.app.Conversations.list` orders them (up to ``limit``)."""
+    query = (
+        select(_c.id, _c.title, _c.message_count, _c.started_at, _c.updated_at)
+        .where(_c.persona_id == persona_id)
+        .order_by(_c.started_at.desc(), _c.id)
+        .limit(limit)
+    )
+    return manager.live(query)
+
+
+def conversation(manager: HybridDatabaseManager, conversation_id: str) -> LiveQuery:
+    """One conversation's row (none while it does not exist)."""
+    query = select(_c.id, _c.persona_id, _c.title, _c.message_count, _c.started_at).where(
+        _c.id == conversation_id
+    )
+    return manager.live(query)
+
+
+def messages(
+    manager: HybridDatabaseManager, conversation_id: str, *, last: int = MESSAGE_WINDOW
+) -> LiveQuery:
+    """The latest ``last`` messages of a conversation, newest first (put them in the
+    order they were sent with :func:`in_order`)."""
+    query = (
+        select(_m.id, _m.role, _m.content, _m.sent_at)
+        .where(_m.conversation_id == conversation_id)
+        .order_by(_m.sent_at.desc(), _m.id.desc())
+        .limit(last)
+    )
+    return manager.live(query)
+
+
+def in_order(rows: list[Row]) -> list[Row]:
+    """The rows of :func:`messages` in the order they were sent."""
+    return rows[::-1]

@@ -1,0 +1,187 @@
+"""The conversations view under a simulated user: start, talk, ingest, follow commits
+made elsewhere and the active persona."""
+
+from __future__ import annotations
+
+import pytest
+from nicegui import ui
+from nicegui.testing.user import User
+
+from pjai.memory import Ingested
+from pjai.sql.repositories import MemoryFilter
+from pjai.web import WebApp
+from pjai.web.views.conversation_ingest import ingested_text
+from tests.web.conftest import simulated
+
+pytestmark = pytest.mark.anyio
+
+
+def _persona(web: WebApp, name: str) -> str:
+    return web.services.personas.create(name, activate=True).id
+
+
+def _texts(user: User) -> list[str]:
+    """The messages the chat shows, top to bottom."""
+    return ["\n".join(m._original_text) for m in _messages(user)]
+
+
+def _messages(user: User) -> list[ui.chat_message]:
+    found = user.find(marker="message").elements
+    chats = [e for e in found if isinstance(e, ui.chat_message)]
+    # In the order they sit in their column (a set does not keep it).
+    return sorted(chats, key=lambda m: m.parent_slot.children.index(m) if m.parent_slot else 0)
+
+
+async def _say(user: User, text: str, *, role: str = "user") -> None:
+    (toggle,) = user.find(marker="say-as").elements
+    toggle.value = role
+    user.find(marker="message-text").clear().type(text)
+    user.find(marker="send").click()
+
+
+async def test_without_a_persona_the_view_says_what_to_do(web: WebApp) -> None:
+    async with simulated(web) as user:
+        await user.open("/conversations")
+        await user.should_see("No persona yet: create one in")
+
+
+async def test_a_conversation_started_in_the_view_opens_and_takes_messages(
+    web: WebApp,
+) -> None:
+    ada = _persona(web, "Ada")
+    async with simulated(web) as user:
+        await user.open("/conversations")
+        await user.should_see("No conversation yet: start one above.")
+        user.find(marker="conversation-title-input").type("Planning the trip")
+        user.find(marker="start-conversation").click()
+        await user.should_see(marker="conversation-row")
+        await user.should_see("No message yet: write the first one below.")
+
+        (started,) = web.services.conversations.list(ada)
+        assert started.title == "Planning the trip"
+        await _say(user, "Where shall we go?")
+        await user.should_see("Where shall we go?")
+        await _say(user, "To the sea.", role="assistant")
+        await user.should_see("To the sea.")
+
+        said = web.services.conversations.show(started.id).messages
+        assert [(m.role, m.content) for m in said] == [
+            ("user", "Where shall we go?"),
+            ("assistant", "To the sea."),
+        ]
+        assert _texts(user) == ["Where shall we go?", "To the sea."]
+        # The persona speaks under its own name, the user on the other side.
+        first, second = _messages(user)
+        assert (first.props["name"], first.props["sent"]) == ("User", True)
+        assert (second.props["name"], second.props["sent"]) == ("Ada", False)
+        await user.should_see("2 messages")
+
+
+async def test_an_empty_message_is_refused_in_the_form_and_nothing_is_written(
+    web: WebApp,
+) -> None:
+    ada = _persona(web, "Ada")
+    talk = web.services.conversations.start(ada, title="Quiet")
+    async with simulated(web) as user:
+        await user.open("/conversations")
+        await user.should_see("No message yet: write the first one below.")
+        await _say(user, "   ")
+        (text,) = user.find(marker="message-text").elements
+        assert isinstance(text, ui.textarea)
+        assert text.error == "The message is empty: write something first."
+        assert text.value == "   "
+        assert web.services.conversations.show(talk).messages == []
+        # A message that is fine clears the error.
+        await _say(user, "Hello")
+        await user.should_see("Hello")
+        assert text.error is None
+
+
+async def test_a_message_added_from_python_appears_without_reload(web: WebApp) -> None:
+    ada = _persona(web, "Ada")
+    talk = web.services.conversations.start(ada, title="Live")
+    web.services.conversations.say(talk, "user", "first")
+    async with simulated(web) as user:
+        await user.open("/conversations")
+        await user.should_see("first")
+        web.services.conversations.say(talk, "assistant", "second, from elsewhere")
+        await user.should_see("second, from elsewhere")
+        assert _texts(user) == ["first", "second, from elsewhere"]
+        # The list's figures follow too.
+        await user.should_see("2 messages")
+        other = web.services.conversations.start(ada, title="Started elsewhere")
+        await user.should_see("Started elsewhere")
+        rows = user.find(marker="conversation-row").elements
+        assert len(rows) == 2
+        assert other != talk
+
+
+async def test_ingesting_makes_memories_once_and_says_so(web: WebApp) -> None:
+    ada = _persona(web, "Ada")
+    talk = web.services.conversations.start(ada, title="Facts")
+    web.services.conversations.say(talk, "user", "My cat is called Miso.")
+    web.services.conversations.say(talk, "assistant", "Miso: noted.")
+    async with simulated(web) as user:
+        await user.open("/conversations")
+        await user.should_see("Miso: noted.")
+        (importance,) = user.find(marker="importance").elements
+        importance.value = 0.8
+        user.find(marker="make-memories").click()
+        await user.should_see("Made 2 memories from this conversation.")
+        await user.should_see("See them in Memories")
+        made = web.services.memories.list(MemoryFilter(persona_id=ada))
+        assert sorted(m.content for m in made) == [
+            "assistant: Miso: noted.",
+            "user: My cat is called Miso.",
+        ]
+        assert {m.importance for m in made} == {0.8}
+
+        web.services.conversations.say(talk, "user", "And the dog is Rex.")
+        await user.should_see("And the dog is Rex.")
+        user.find(marker="make-memories").click()
+        await user.should_see("Made 1 memory from this conversation (2 messages already were).")
+        assert len(web.services.memories.list(MemoryFilter(persona_id=ada))) == 3
+
+
+async def test_an_importance_out_of_range_is_refused_in_the_form(web: WebApp) -> None:
+    ada = _persona(web, "Ada")
+    talk = web.services.conversations.start(ada, title="Facts")
+    web.services.conversations.say(talk, "user", "Something to remember.")
+    async with simulated(web) as user:
+        await user.open("/conversations")
+        await user.should_see("Something to remember.")
+        (importance,) = user.find(marker="importance").elements
+        importance.value = 3
+        user.find(marker="make-memories").click()
+        assert isinstance(importance, ui.number)
+        assert importance.error == "expected `float` <= 1.0, got 3.0"
+        assert web.services.memories.list(MemoryFilter(persona_id=ada)) == []
+
+
+async def test_switching_the_active_persona_shows_its_conversations(web: WebApp) -> None:
+    ada = _persona(web, "Ada")
+    grace = _persona(web, "Grace")
+    web.services.personas.activate(ada)
+    web.services.conversations.start(ada, title="Ada's talk")
+    grace_talk = web.services.conversations.start(grace, title="Grace's talk")
+    web.services.conversations.say(grace_talk, "assistant", "Hello from Grace")
+    async with simulated(web) as user:
+        await user.open("/conversations")
+        await user.should_see("Ada's talk")
+        await user.should_not_see("Grace's talk")
+        web.services.personas.activate(grace)
+        await user.should_see("Grace's talk")
+        await user.should_see("Hello from Grace")
+        await user.should_not_see("Ada's talk")
+        (opened,) = [
+            e for e in user.find(marker="conversation-row").elements if e.props.get("active")
+        ]
+        assert opened.props["data-conversation"] == grace_talk
+
+
+def test_what_an_ingest_made_reads_as_a_sentence() -> None:
+    assert ingested_text(Ingested("c", 0, 0)) == "No message to make memories of yet."
+    assert ingested_text(Ingested("c", 0, 3)) == (
+        "Nothing new: every message is a memory already (3 memories)."
+    )
+    assert ingested_text(Ingested("c", 1, 0)) == "Made 1 memory from this conversation."
