@@ -47,24 +47,22 @@ class ConversationChat(ui.column):
         self.web = web
         self.persona = persona
         self.conversation_id = conversation_id
-        with (
-            self,
-            ui.card().classes("w-full"),
-            ui.row().classes("w-full items-start justify-between no-wrap gap-4"),
-        ):
+        with self, ui.card().classes("w-full gap-2"):
+            header = ui.row().classes("w-full items-start justify-between gap-x-4 gap-y-2")
+            made = ui.row().classes("w-full items-center gap-2 text-body2")
+        with header:
             LivePanel(
                 "conversation",
                 partial(reads.conversation, web.manager, conversation_id),
                 self._header,
-            ).classes("w-auto grow min-w-0")
-            IngestForm(web, conversation_id)
-        with self, ui.element("div").classes("w-full chat-scroll"):
+            ).classes("w-auto grow basis-48 min-w-0")
+            IngestForm(web, conversation_id, made)
+        with self, ui.card().classes("w-full q-pa-none"):
             # Reversed flex keeps the view at the newest message while the user is there.
-            self._scroller = ui.element("div").classes(
-                "w-full h-[26rem] overflow-y-auto flex flex-col-reverse "
-                "border rounded-borders q-pa-md bg-white"
+            scroller = ui.element("div").classes(
+                "w-full max-h-[60vh] overflow-y-auto flex flex-col-reverse q-pa-md"
             )
-            with self._scroller, ui.column().classes("w-full gap-1"):
+            with scroller, ui.column().classes("w-full gap-1"):
                 self._messages = KeyedRows(ui.column().classes("w-full gap-1"), self._message)
                 LivePanel(
                     "messages",
@@ -105,6 +103,8 @@ class ConversationChat(ui.column):
         )
         message.props(f'bg-color="{background}" text-color="{text}" data-testid="message"')
         message.props(f'data-role="{role}"').mark("message")
+        if role == "user":
+            message.classes("self-end")
         return message
 
     def _speaker(self, role: str) -> str:

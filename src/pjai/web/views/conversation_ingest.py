@@ -34,17 +34,19 @@ def ingested_text(done: Ingested) -> str:
     return text
 
 
-class IngestForm(ui.column):
+class IngestForm(ui.row):
     """Importance and a button that turns the conversation's messages into memories of
-    its persona (each message once); below, what the last run made and a link to the
-    memories view."""
+    its persona (each message once); ``made`` says what the last run made, with a link
+    to the memories view."""
 
-    def __init__(self, web: WebApp, conversation_id: str) -> None:
+    def __init__(self, web: WebApp, conversation_id: str, made: ui.element) -> None:
         super().__init__()
-        self.classes("items-end gap-1 shrink-0").props('data-testid="ingest"')
+        self.classes("items-center no-wrap gap-2 shrink-0").props('data-testid="ingest"')
         self.web = web
         self.conversation_id = conversation_id
-        with self, ui.row().classes("items-center no-wrap gap-2"):
+        self.result = made.props('data-testid="ingested"')
+        self.result.set_visibility(False)
+        with self:
             self.importance = ui.number(
                 "Importance", value=0.5, min=0, max=1, step=0.1, format="%.1f"
             )
@@ -54,9 +56,6 @@ class IngestForm(ui.column):
             ui.button("Make memories", icon="psychology", on_click=self.ingest).props(
                 'data-testid="make-memories"'
             ).mark("make-memories")
-        with self:
-            self.result = ui.row().classes("items-center gap-2 text-body2")
-            self.result.props('data-testid="ingested"')
 
     def ingest(self) -> None:
         """Make the memories and say what was made."""
@@ -73,8 +72,12 @@ class IngestForm(ui.column):
             return
         self.importance.error = None
         self.result.clear()
+        self.result.set_visibility(True)
         with self.result:
-            ui.icon("check_circle", color="positive")
+            if done.added:
+                ui.icon("check_circle", color="positive")
+            else:
+                ui.icon("info", color="grey-7")
             ui.label(ingested_text(done))
             if done.added or done.skipped:
                 ui.link("See them in Memories", MEMORIES_PATH)

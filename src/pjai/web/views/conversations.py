@@ -71,14 +71,14 @@ class Conversations(ui.row):
 
     def __init__(self, web: WebApp, persona: PersonaChoice) -> None:
         super().__init__()
-        self.classes("w-full no-wrap items-start gap-4")
+        self.classes("w-full items-start gap-4")
         self.web = web
         self.persona = persona
         self.open_id: str | None = None
         """The conversation shown as a chat."""
         with self, ui.column().classes("w-80 shrink-0 gap-3"):
             self._start_form()
-            with ui.card().classes("w-full q-pa-none"):
+            with ui.card().classes("w-full q-pa-none gap-0"):
                 self._rows = KeyedRows(
                     ui.list().classes("w-full").props("separator"),
                     self._row,
@@ -90,7 +90,7 @@ class Conversations(ui.row):
                     self._show_list,
                 )
         with self:
-            self._chat = ui.column().classes("grow min-w-0")
+            self._chat = ui.column().classes("grow basis-[26rem] min-w-0")
         self._show_chat()
 
     def open(self, conversation_id: str) -> None:
