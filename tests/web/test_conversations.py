@@ -7,6 +7,7 @@ import pytest
 from nicegui import ui
 from nicegui.testing.user import User
 
+from pjai.app.reads import conversations as reads
 from pjai.memory import Ingested
 from pjai.sql.repositories import MemoryFilter
 from pjai.web import WebApp
@@ -185,3 +186,39 @@ def test_what_an_ingest_made_reads_as_a_sentence() -> None:
         "Nothing new: every message is a memory already (3 memories)."
     )
     assert ingested_text(Ingested("c", 1, 0)) == "Made 1 memory from this conversation."
+
+
+async def test_the_chat_shows_the_latest_messages_and_moves_on_as_more_come(
+    web: WebApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reads, "MESSAGE_WINDOW", 3)
+    ada = _persona(web, "Ada")
+    talk = web.services.conversations.start(ada, title="Long")
+    for n in range(5):
+        web.services.conversations.say(talk, "user", f"message {n}")
+    async with simulated(web) as user:
+        await user.open("/conversations")
+        await user.should_see("message 4")
+        assert _texts(user) == ["message 2", "message 3", "message 4"]
+        await user.should_see("5 messages · started")
+        await user.should_see("the latest 3 shown")
+        web.services.conversations.say(talk, "assistant", "message 5")
+        await user.should_see("message 5")
+        assert _texts(user) == ["message 3", "message 4", "message 5"]
+
+
+async def test_the_view_works_with_the_store_switched_off(web: WebApp) -> None:
+    ada = _persona(web, "Ada")
+    web.manager.set_flag("use_livestore", False)
+    assert web.manager.store is None
+    async with simulated(web) as user:
+        await user.open("/conversations")
+        await user.should_see("No conversation yet: start one above.")
+        user.find(marker="start-conversation").click()
+        await user.should_see(marker="conversation-row")
+        await _say(user, "Said while the store is off")
+        await user.should_see("Said while the store is off")
+        (talk,) = web.services.conversations.list(ada)
+        assert [m.content for m in web.services.conversations.show(talk.id).messages] == [
+            "Said while the store is off"
+        ]

@@ -43,10 +43,11 @@ def conversation(manager: HybridDatabaseManager, conversation_id: str) -> LiveQu
 
 
 def messages(
-    manager: HybridDatabaseManager, conversation_id: str, *, last: int = MESSAGE_WINDOW
+    manager: HybridDatabaseManager, conversation_id: str, *, last: int | None = None
 ) -> LiveQuery:
-    """The latest ``last`` messages of a conversation, newest first (put them in the
-    order they were sent with :func:`in_order`)."""
+    """The latest ``last`` (default :data:`MESSAGE_WINDOW`) messages of a conversation,
+    newest first (put them in the order they were sent with :func:`in_order`)."""
+    last = MESSAGE_WINDOW if last is None else last
     query = (
         select(_m.id, _m.role, _m.content, _m.sent_at)
         .where(_m.conversation_id == conversation_id)
