@@ -11,7 +11,7 @@ from pjai.app.reads import conversations as reads
 from pjai.memory import Ingested
 from pjai.sql.repositories import MemoryFilter
 from pjai.web import WebApp
-from pjai.web.views.conversation_ingest import ingested_text
+from pjai.web.views.conversation_ingest import ingested_text, made_text
 from tests.web.conftest import simulated
 
 pytestmark = pytest.mark.anyio
@@ -125,11 +125,13 @@ async def test_ingesting_makes_memories_once_and_says_so(web: WebApp) -> None:
     async with simulated(web) as user:
         await user.open("/conversations")
         await user.should_see("Miso: noted.")
+        await user.should_see("No message is a memory yet.")
         (importance,) = user.find(marker="importance").elements
         importance.value = 0.8
         user.find(marker="make-memories").click()
         await user.should_see("Made 2 memories from this conversation.")
         await user.should_see("See them in Memories")
+        await user.should_see("Every message is a memory.")
         made = web.services.memories.list(MemoryFilter(persona_id=ada))
         assert sorted(m.content for m in made) == [
             "assistant: Miso: noted.",
@@ -139,6 +141,7 @@ async def test_ingesting_makes_memories_once_and_says_so(web: WebApp) -> None:
 
         web.services.conversations.say(talk, "user", "And the dog is Rex.")
         await user.should_see("And the dog is Rex.")
+        await user.should_see("2 of 3 messages are memories.")
         user.find(marker="make-memories").click()
         await user.should_see("Made 1 memory from this conversation (2 messages already were).")
         assert len(web.services.memories.list(MemoryFilter(persona_id=ada))) == 3
@@ -186,6 +189,9 @@ def test_what_an_ingest_made_reads_as_a_sentence() -> None:
         "Nothing new: every message is a memory already (3 memories)."
     )
     assert ingested_text(Ingested("c", 1, 0)) == "Made 1 memory from this conversation."
+    assert made_text(0, 0) == ""
+    assert made_text(3, 0) == "No message is a memory yet."
+    assert made_text(3, 3) == "Every message is a memory."
 
 
 async def test_the_chat_shows_the_latest_messages_and_moves_on_as_more_come(

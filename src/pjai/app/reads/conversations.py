@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from pjai.hybrid import HybridDatabaseManager
-from pjai.schema.tables import conversation_messages, conversations
+from pjai.memory.conversations import memory_id_of
+from pjai.schema.tables import conversation_messages, conversations, memories
 from pjai.store import LiveQuery, Row
 
-__all__ = ["LIST_LIMIT", "MESSAGE_WINDOW", "conversation", "in_order", "listing", "messages"]
+__all__ = [
+    "LIST_LIMIT",
+    "MESSAGE_WINDOW",
+    "conversation",
+    "in_order",
+    "listing",
+    "memories_made",
+    "messages",
+]
 
 LIST_LIMIT = 200
 """How many of a persona's conversations the list shows, the latest started first."""
@@ -18,6 +27,9 @@ MESSAGE_WINDOW = 300
 
 _c = conversations.c
 _m = conversation_messages.c
+
+# A message's memory id is the message id with this suffix (see ``memory_id_of``).
+_MEMORY_SUFFIX = memory_id_of("")
 
 
 def listing(
@@ -60,3 +72,19 @@ def messages(
 def in_order(rows: list[Row]) -> list[Row]:
     """The rows of :func:`messages` in the order they were sent."""
     return rows[::-1]
+
+
+def memories_made(manager: HybridDatabaseManager, conversation_id: str) -> LiveQuery:
+    """One row: how many messages the conversation has (``messages``) and how many of
+    them were made into memories (``made``), deleted since or not, as an ingest counts
+    them when it skips what it made before."""
+    mem = memories.c
+    query = (
+        select(
+            func.count(_m.id).label("messages"),
+            func.count(mem.id).label("made"),
+        )
+        .select_from(conversation_messages.outerjoin(memories, mem.id == _m.id + _MEMORY_SUFFIX))
+        .where(_m.conversation_id == conversation_id)
+    )
+    return manager.live(query)

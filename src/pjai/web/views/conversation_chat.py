@@ -13,7 +13,7 @@ from pjai.errors import EventError, PjaiError
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
-from pjai.web.views.conversation_ingest import IngestForm
+from pjai.web.views.conversation_ingest import IngestForm, show_made
 from pjai.web.views.conversation_rows import KeyedRows, when
 
 __all__ = ["ConversationChat", "form_error"]
@@ -50,12 +50,18 @@ class ConversationChat(ui.column):
         with self, ui.card().classes("w-full gap-2"):
             header = ui.row().classes("w-full items-start justify-between gap-x-4 gap-y-2")
             made = ui.row().classes("w-full items-center gap-2 text-body2")
-        with header:
+        with header, ui.column().classes("grow basis-48 min-w-0 gap-1"):
             LivePanel(
                 "conversation",
                 partial(reads.conversation, web.manager, conversation_id),
                 self._header,
-            ).classes("w-auto grow basis-48 min-w-0")
+            ).classes("gap-0")
+            LivePanel(
+                "memories made",
+                partial(reads.memories_made, web.manager, conversation_id),
+                show_made,
+            )
+        with header:
             IngestForm(web, conversation_id, made)
         with self, ui.card().classes("w-full q-pa-none"):
             # Reversed flex keeps the view at the newest message while the user is there.

@@ -7,9 +7,10 @@ from nicegui import ui
 
 from pjai.errors import EventError, PjaiError
 from pjai.memory import Ingested
+from pjai.store import Row
 from pjai.web.app import WebApp
 
-__all__ = ["IngestForm", "ingested_text"]
+__all__ = ["IngestForm", "ingested_text", "made_text", "show_made"]
 
 MEMORIES_PATH = "/memories"
 """Where the memories a conversation became can be seen."""
@@ -32,6 +33,27 @@ def ingested_text(done: Ingested) -> str:
     if done.moves:
         text += f" The optimizer then moved {_memories(len(done.moves))} between tiers."
     return text
+
+
+def made_text(messages: int, made: int) -> str:
+    """How many of a conversation's messages are memories, in a sentence ("" for a
+    conversation without messages)."""
+    if messages == 0:
+        return ""
+    if made == 0:
+        return "No message is a memory yet."
+    if made == messages:
+        return "Every message is a memory."
+    return f"{made} of {messages} messages are memories."
+
+
+def show_made(rows: list[Row]) -> None:
+    """Render the row of :func:`pjai.app.reads.conversations.memories_made`."""
+    text = made_text(int(rows[0].messages), int(rows[0].made)) if rows else ""
+    if text:
+        with ui.row().classes("items-center gap-1 text-caption text-grey-8"):
+            ui.icon("psychology", size="xs")
+            ui.label(text).props('data-testid="memories-made"')
 
 
 class IngestForm(ui.row):
