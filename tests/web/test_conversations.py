@@ -9,6 +9,7 @@ from nicegui.testing.user import User
 
 from pjai.app.reads import conversations as reads
 from pjai.memory import Ingested
+from pjai.schema import ConversationMessageAdded, new_id
 from pjai.sql.repositories import MemoryFilter
 from pjai.web import WebApp
 from pjai.web.views.conversation_ingest import ingested_text, made_text
@@ -228,3 +229,25 @@ async def test_the_view_works_with_the_store_switched_off(web: WebApp) -> None:
         assert [m.content for m in web.services.conversations.show(talk.id).messages] == [
             "Said while the store is off"
         ]
+
+
+async def test_a_message_of_an_imported_chat_shows_its_sender(web: WebApp) -> None:
+    ada = _persona(web, "Ada")
+    talk = web.services.conversations.start(ada, title="Imported")
+    # Older logs and imported chats name senders freely; only new messages are checked.
+    web.manager.commit(
+        ConversationMessageAdded(
+            message_id=new_id(),
+            conversation_id=talk,
+            persona_id=ada,
+            role='Bob "the builder"',
+            content="Can we fix it?",
+        )
+    )
+    async with simulated(web) as user:
+        await user.open("/conversations")
+        await user.should_see("Can we fix it?")
+        (message,) = _messages(user)
+        assert message.props["name"] == 'Bob "the builder"'
+        assert message.props["data-role"] == 'Bob "the builder"'
+        assert message.props["sent"] is False

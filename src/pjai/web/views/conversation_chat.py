@@ -10,6 +10,7 @@ from nicegui import ui
 from pjai.app.reads import conversations as reads
 from pjai.app.reads.personas import PersonaChoice
 from pjai.errors import EventError, PjaiError
+from pjai.schema.conversations import MESSAGE_ROLES
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
@@ -17,9 +18,6 @@ from pjai.web.views.conversation_ingest import IngestForm, show_made
 from pjai.web.views.conversation_rows import KeyedRows, when
 
 __all__ = ["ConversationChat", "form_error"]
-
-SAY_AS = ("user", "assistant")
-"""The roles the form writes messages as; imported chats may hold others."""
 
 _LOOKS = {
     "user": ("indigo-1", "grey-10"),
@@ -43,7 +41,7 @@ class ConversationChat(ui.column):
     def __init__(self, web: WebApp, persona: PersonaChoice, conversation_id: str) -> None:
         super().__init__()
         self.classes("w-full gap-3")
-        self.props(f'data-conversation="{conversation_id}"')
+        self.props["data-conversation"] = conversation_id
         self.web = web
         self.persona = persona
         self.conversation_id = conversation_id
@@ -108,7 +106,9 @@ class ConversationChat(ui.column):
             sent=role == "user",
         )
         message.props(f'bg-color="{background}" text-color="{text}" data-testid="message"')
-        message.props(f'data-role="{role}"').mark("message")
+        # Set as a value: imported chats name senders freely (quotes, spaces).
+        message.props["data-role"] = role
+        message.mark("message")
         if role == "user":
             message.classes("self-end")
         return message
@@ -116,7 +116,7 @@ class ConversationChat(ui.column):
     def _speaker(self, role: str) -> str:
         if role == "assistant":
             return self.persona.name
-        return role.capitalize() if role in ("user", "system", "tool") else role
+        return role.capitalize() if role in MESSAGE_ROLES else role
 
     def _compose(self) -> None:
         with ui.card().classes("w-full").props('data-testid="compose"'):

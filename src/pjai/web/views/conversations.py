@@ -48,7 +48,8 @@ class ConversationRow(ui.item):
     def __init__(self, row: Row) -> None:
         super().__init__()
         self.props('clickable data-testid="conversation-row" active-class="bg-indigo-1"')
-        self.props(f'data-conversation="{row.id}"').mark("conversation-row")
+        self.props["data-conversation"] = row.id
+        self.mark("conversation-row")
         with self, ui.item_section():
             self.title = ui.item_label("")
             self.title.classes("ellipsis text-weight-medium")
