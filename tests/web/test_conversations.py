@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 from nicegui import ui
 from nicegui.testing.user import User
+from nicegui.testing.user_interaction import UserInteraction
 
 from pjai.app.reads import conversations as reads
 from pjai.memory import Ingested
 from pjai.schema import ConversationMessageAdded, new_id
 from pjai.sql.repositories import MemoryFilter
 from pjai.web import WebApp
+from pjai.web.views.conversation_chat import ConversationChat
 from pjai.web.views.conversation_ingest import ingested_text, made_text
 from tests.web.conftest import simulated
 
@@ -32,6 +34,21 @@ def _messages(user: User) -> list[ui.chat_message]:
     chats = [e for e in found if isinstance(e, ui.chat_message)]
     # In the order they sit in their column (a set does not keep it).
     return sorted(chats, key=lambda m: m.parent_slot.children.index(m) if m.parent_slot else 0)
+
+
+def _row(user: User, conversation_id: str) -> UserInteraction[ui.element]:
+    """The list's row of a conversation, to click."""
+    rows = user.find(marker="conversation-row").elements
+    found = {e for e in rows if e.props["data-conversation"] == conversation_id}
+    return UserInteraction(user, found, None)
+
+
+def _opened(user: User) -> str:
+    """The id of the conversation the list marks as open (the one the chat shows)."""
+    (row,) = [e for e in user.find(marker="conversation-row").elements if e.props.get("active")]
+    (chat,) = [e for e in user.find(kind=ConversationChat).elements]
+    assert chat.conversation_id == row.props["data-conversation"]
+    return str(chat.conversation_id)
 
 
 async def _say(user: User, text: str, *, role: str = "user") -> None:
@@ -114,8 +131,13 @@ async def test_a_message_added_from_python_appears_without_reload(web: WebApp) -
         other = web.services.conversations.start(ada, title="Started elsewhere")
         await user.should_see("Started elsewhere")
         rows = user.find(marker="conversation-row").elements
-        assert len(rows) == 2
-        assert other != talk
+        listed = sorted(rows, key=lambda e: e.parent_slot.children.index(e) if e.parent_slot else 0)
+        assert [e.props["data-conversation"] for e in listed] == [other, talk]
+        # The newest is listed first; the open one stays open until another is picked.
+        assert _opened(user) == talk
+        _row(user, other).click()
+        await user.should_see("No message yet: write the first one below.")
+        assert _opened(user) == other
 
 
 async def test_ingesting_makes_memories_once_and_says_so(web: WebApp) -> None:
@@ -178,10 +200,7 @@ async def test_switching_the_active_persona_shows_its_conversations(web: WebApp)
         await user.should_see("Grace's talk")
         await user.should_see("Hello from Grace")
         await user.should_not_see("Ada's talk")
-        (opened,) = [
-            e for e in user.find(marker="conversation-row").elements if e.props.get("active")
-        ]
-        assert opened.props["data-conversation"] == grace_talk
+        assert _opened(user) == grace_talk
 
 
 def test_what_an_ingest_made_reads_as_a_sentence() -> None:

@@ -121,6 +121,10 @@ class Conversations(ui.row):
             )
         elif self.open_id is None:
             self.open(rows[0].id)
+        if len(rows) >= reads.LIST_LIMIT:
+            ui.label(f"The latest {reads.LIST_LIMIT} started are listed.").classes(
+                "text-caption text-grey-7 q-pa-sm"
+            )
 
     def _show_chat(self) -> None:
         self._chat.clear()
