@@ -66,6 +66,12 @@ async def test_a_persona_is_created_from_a_template(web: WebApp) -> None:
         await user.should_see(TEMPLATES["coach"].description, retries=1)
         user.find(marker="create-confirm").click()
         await user.should_see(marker="persona-row")
+        await user.should_see("Created Coachy")
+        # the new persona is selected: its form opens
+        await user.should_see(marker="persona-form")
+        (name,) = user.find(marker="name").elements
+        assert isinstance(name, ui.input)
+        assert name.value == "Coachy"
     (made,) = web.services.personas.list()
     assert made.name == "Coachy"
     assert made.description == TEMPLATES["coach"].description
@@ -112,8 +118,11 @@ async def test_an_invalid_value_shows_the_error_and_changes_nothing(web: WebApp)
         assert isinstance(error, ui.label)
         assert "memory.importance_threshold" in error.text
         assert "<= 1" in error.text
-        # what was typed stays, to be corrected
-        assert user.find(marker="memory.importance_threshold").elements.pop().value == 7
+        # what was typed stays, to be corrected, and the input at fault says so
+        (threshold,) = user.find(marker="memory.importance_threshold").elements
+        assert isinstance(threshold, ui.number)
+        assert threshold.value == 7
+        assert threshold.error == "expected `float` <= 1.0"
     assert web.services.personas.get(ada.id) == ada
 
 
@@ -211,3 +220,17 @@ async def test_setting_edits_name_only_what_changed(web: WebApp) -> None:
         'personality.type="helper"',
         "memory.capacities.hot=50",
     ]
+
+
+async def test_with_the_store_off_the_view_reads_the_sql_primary(web: WebApp) -> None:
+    web.manager.set_flag("use_livestore", False)
+    ada = web.services.personas.create("Ada", activate=True)
+    async with simulated(web) as user:
+        await _open(user, ada)
+        await user.should_see(marker="persona-form")
+        user.find(marker="privacy.analytics").elements.pop().value = True
+        user.find(marker="persona-save").click()
+        await user.should_see("Saved Ada")
+        basil = web.services.personas.create("Basil")
+        await user.should_see(marker=f"persona-{basil.id}")
+    assert web.services.personas.get(ada.id).privacy.analytics is True

@@ -52,9 +52,9 @@ def create_persona(web: WebApp, created: Callable[[Persona], None]) -> ui.dialog
             except PjaiError as exc:
                 error.text, error.visible = str(exc), True
                 return
-            dialog.close()
             ui.notify(f"Created {persona.name}", type="positive")
             created(persona)
+            dialog.close()  # last: closing deletes the dialog this handler runs in
 
         template.on_value_change(describe)
         describe()
@@ -74,8 +74,8 @@ def confirm(title: str, text: str, action: str, confirmed: Callable[[], None]) -
         ui.label(text).classes("max-w-md")
 
         def go() -> None:
-            dialog.close()
             confirmed()
+            dialog.close()  # last: closing deletes the dialog this handler runs in
 
         with ui.row().classes("w-full justify-end"):
             ui.button("Cancel", on_click=dialog.close).props("flat").mark("confirm-cancel")

@@ -13,9 +13,10 @@ from itertools import groupby
 from typing import Any
 
 from nicegui import ui
+from nicegui.elements.mixins.validation_element import ValidationElement
 from nicegui.elements.mixins.value_element import ValueElement
 
-from pjai.errors import PjaiError
+from pjai.errors import EventError, PjaiError
 from pjai.schema.models import Persona
 from pjai.web.app import WebApp
 from pjai.web.views.persona_fields import SettingField, label, setting_edits, setting_fields
@@ -86,6 +87,7 @@ class PersonaForm:
             )
         except PjaiError as exc:
             self._show_error(str(exc))
+            self._mark_field(exc)
             return
         self._show_error(None)
         ui.notify(f"Saved {saved.name}", type="positive")
@@ -101,6 +103,16 @@ class PersonaForm:
     def _show_error(self, message: str | None) -> None:
         self.error.text = message or ""
         self.error.visible = message is not None
+        for element in self.inputs.values():
+            if isinstance(element, ValidationElement) and element.error:
+                element.error = None
+
+    def _mark_field(self, exc: PjaiError) -> None:
+        # The input at fault says so too: the message above may be far from it.
+        if isinstance(exc, EventError) and exc.field is not None:
+            element = self.inputs.get({"communication_style": "style"}.get(exc.field, exc.field))
+            if isinstance(element, ValidationElement):
+                element.error = exc.reason
 
     def _profile_values(self) -> dict[str, str]:
         p = self.persona
