@@ -20,7 +20,7 @@ from msgspec import inspect
 from pjai.app.personas import SETTINGS
 from pjai.schema.models import Persona
 
-__all__ = ["Kind", "SettingField", "setting_edits", "setting_fields"]
+__all__ = ["Kind", "SettingField", "form_value", "label", "setting_edits", "setting_fields"]
 
 Kind = Literal["bool", "choice", "float", "int", "optional int", "percent", "text", "traits"]
 """The input a setting needs: a percent (0-100) is a slider, ``traits`` a list of chips."""

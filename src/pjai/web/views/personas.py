@@ -13,6 +13,7 @@ from collections.abc import Callable
 from functools import partial
 
 from nicegui import ui
+from nicegui.events import ValueChangeEventArguments
 
 from pjai.app.reads import personas_view as reads
 from pjai.app.reads.personas_view import PersonaEntry
@@ -36,13 +37,12 @@ class PersonasPage:
     def __init__(self, web: WebApp) -> None:
         self.web = web
         self.selected: str | None = None
-        self.show_deleted = False
         self.rows: dict[str, ui.card] = {}
         source = partial(reads.roster, web.manager)
         with ui.row().classes("w-full items-center"):
             ui.label("Personas").classes("text-h5")
             ui.space()
-            ui.switch("Show deleted").bind_value(self, "show_deleted").mark("show-deleted")
+            ui.switch("Show deleted", on_change=self._show_deleted).mark("show-deleted")
             ui.button("New persona", icon="add", on_click=self.create).props(
                 'data-testid="new-persona"'
             )
@@ -51,15 +51,19 @@ class PersonasPage:
         with ui.row().classes("w-full no-wrap items-start gap-6"):
             with ui.column().classes("w-80 shrink-0 gap-4"):
                 LivePanel("personas", source, self._render_live, key=_live_key)
-                with ui.column().classes("w-full gap-2") as deleted:
+                self.deleted = ui.column().classes("w-full gap-2")
+                self.deleted.visible = False
+                with self.deleted:
                     ui.label("Deleted").classes("text-subtitle1 text-grey-8")
                     LivePanel("deleted personas", source, self._render_deleted, key=_deleted_key)
-                deleted.bind_visibility_from(self, "show_deleted")
             self.detail = ui.column().classes("grow min-w-0")
             with self.detail:
                 _hint("Select a persona to see and change its settings.")
 
     # -- the list -----------------------------------------------------------------
+
+    def _show_deleted(self, event: ValueChangeEventArguments[bool | None]) -> None:
+        self.deleted.visible = bool(event.value)
 
     def _render_live(self, rows: list[Row]) -> None:
         entries = [e for e in reads.persona_entries(rows) if not e.deleted]
@@ -80,7 +84,7 @@ class PersonasPage:
         for entry in entries:
             with _row_card(entry).classes("bg-grey-2"):
                 with ui.row().classes("w-full items-center no-wrap"):
-                    ui.label(entry.name).classes("text-weight-medium text-grey-8 ellipsis")
+                    ui.label(entry.name).classes("text-weight-medium text-grey-8 ellipsis min-w-0")
                     ui.space()
                     ui.button("Restore", on_click=partial(self.restore, entry)).props(
                         "flat dense no-caps"
@@ -92,7 +96,7 @@ class PersonasPage:
         card.on("click", partial(self.select, entry.id))
         with card:
             with ui.row().classes("w-full items-center no-wrap gap-2"):
-                ui.label(entry.name).classes("text-weight-medium ellipsis")
+                ui.label(entry.name).classes("text-weight-medium ellipsis min-w-0")
                 if entry.active:
                     ui.badge("active", color="positive").props('data-testid="active-badge"')
                 ui.space()
