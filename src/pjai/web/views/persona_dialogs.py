@@ -57,6 +57,7 @@ def create_persona(web: WebApp, created: Callable[[Persona], None]) -> ui.dialog
             dialog.close()  # last: closing deletes the dialog this handler runs in
 
         template.on_value_change(describe)
+        name.on("keydown.enter", create)
         describe()
         with ui.row().classes("w-full justify-end"):
             ui.button("Cancel", on_click=dialog.close).props("flat")

@@ -126,13 +126,13 @@ class PersonaForm:
         }
 
     def _actions(self) -> None:
-        with ui.row().classes("w-full items-center"):
-            ui.label(self.persona.name).classes("text-h6")
+        with ui.row().classes("w-full items-center no-wrap"):
+            ui.label(self.persona.name).classes("text-h6 ellipsis min-w-0")
             ui.space()
-            ui.button("Discard changes", on_click=self.discard).props("flat")
+            ui.button("Discard changes", on_click=self.discard).props("flat").classes("shrink-0")
             ui.button("Save", icon="save", on_click=self.save).props(
                 'data-testid="persona-save"'
-            ).mark("persona-save")
+            ).classes("shrink-0").mark("persona-save")
 
     def _profile(self) -> None:
         current = self._profile_values()

@@ -103,10 +103,10 @@ class PersonasPage:
                 if not entry.active:
                     ui.button("Activate", on_click=partial(self.activate, entry)).props(
                         "flat dense no-caps"
-                    )
+                    ).classes("shrink-0")
                 ui.button("Delete", color="negative", on_click=partial(self.delete, entry)).props(
                     "flat dense no-caps"
-                )
+                ).classes("shrink-0")
             _description(entry)
             with ui.row().classes("gap-1"):
                 for tier, count in entry.tiers:
