@@ -1,18 +1,232 @@
-"""The personas view."""
+"""The personas view: the list of personas with their memory counts, the edit form of
+the selected one, and creating, activating, deleting and restoring personas.
+
+The list and the form are live panels: a persona created or changed anywhere (this
+page, another tab, the CLI, a sync client) shows at once. The form panel is keyed on
+what the form shows, so that activations and memory changes elsewhere never wipe what
+a person is typing.
+"""
 
 from __future__ import annotations
 
-from nicegui import ui
+from collections.abc import Callable
+from functools import partial
 
+from nicegui import ui
+from nicegui.events import ValueChangeEventArguments
+
+from pjai.app.reads import personas_view as reads
+from pjai.app.reads.personas_view import PersonaEntry
+from pjai.errors import PjaiError
+from pjai.schema.models import Persona
+from pjai.store import Row
 from pjai.web.app import WebApp
+from pjai.web.live import LivePanel
+from pjai.web.views.persona_dialogs import confirm, create_persona
+from pjai.web.views.persona_form import PersonaForm
 from pjai.web.views.view import View
 
-__all__ = ["VIEW", "build"]
+__all__ = ["VIEW", "PersonasPage", "build"]
+
+_SELECTED = "bg-indigo-1"
+
+
+class PersonasPage:
+    """One page's personas view: which persona is selected, and the panels."""
+
+    def __init__(self, web: WebApp) -> None:
+        self.web = web
+        self.selected: str | None = None
+        self.rows: dict[str, ui.card] = {}
+        source = partial(reads.roster, web.manager)
+        with ui.row().classes("w-full items-center"):
+            ui.label("Personas").classes("text-h5")
+            ui.space()
+            ui.switch("Show deleted", on_change=self._show_deleted).mark("show-deleted")
+            ui.button("New persona", icon="add", on_click=self.create).props(
+                'data-testid="new-persona"'
+            )
+        # Dialogs live outside the panels: a re-render of the list must not close one.
+        self.dialogs = ui.element("div")
+        with ui.row().classes("w-full no-wrap items-start gap-6"):
+            with ui.column().classes("w-80 shrink-0 gap-4"):
+                LivePanel("personas", source, self._render_live, key=_live_key)
+                self.deleted = ui.column().classes("w-full gap-2")
+                self.deleted.visible = False
+                with self.deleted:
+                    ui.label("Deleted").classes("text-subtitle1 text-grey-8")
+                    LivePanel("deleted personas", source, self._render_deleted, key=_deleted_key)
+            self.detail = ui.column().classes("grow min-w-0")
+            with self.detail:
+                _hint("Select a persona to see and change its settings.")
+
+    # -- the list -----------------------------------------------------------------
+
+    def _show_deleted(self, event: ValueChangeEventArguments[bool | None]) -> None:
+        self.deleted.visible = bool(event.value)
+
+    def _render_live(self, rows: list[Row]) -> None:
+        entries = [e for e in reads.persona_entries(rows) if not e.deleted]
+        self.rows = {}
+        if not entries:
+            _hint("No persona yet: New persona creates one, from a template if you like.")
+        for entry in entries:
+            self.rows[entry.id] = self._row(entry)
+        if self.selected is None and entries:
+            chosen = next((e for e in entries if e.active), entries[0])
+            self.select(chosen.id)
+        self._highlight()
+
+    def _render_deleted(self, rows: list[Row]) -> None:
+        entries = [e for e in reads.persona_entries(rows) if e.deleted]
+        if not entries:
+            _hint("No deleted persona.")
+        for entry in entries:
+            with _row_card(entry).classes("bg-grey-2"):
+                with ui.row().classes("w-full items-center no-wrap"):
+                    ui.label(entry.name).classes("text-weight-medium text-grey-8 ellipsis min-w-0")
+                    ui.space()
+                    ui.button("Restore", on_click=partial(self.restore, entry)).props(
+                        "flat dense no-caps"
+                    )
+                _description(entry)
+
+    def _row(self, entry: PersonaEntry) -> ui.card:
+        card = _row_card(entry).classes("cursor-pointer")
+        card.on("click", partial(self.select, entry.id))
+        with card:
+            with ui.row().classes("w-full items-center no-wrap gap-2"):
+                ui.label(entry.name).classes("text-weight-medium ellipsis min-w-0")
+                if entry.active:
+                    ui.badge("active", color="positive").props('data-testid="active-badge"')
+                ui.space()
+                if not entry.active:
+                    ui.button("Activate", on_click=partial(self.activate, entry)).props(
+                        "flat dense no-caps"
+                    ).classes("shrink-0")
+                ui.button("Delete", color="negative", on_click=partial(self.delete, entry)).props(
+                    "flat dense no-caps"
+                ).classes("shrink-0")
+            _description(entry)
+            with ui.row().classes("gap-1"):
+                for tier, count in entry.tiers:
+                    ui.chip(f"{tier} {count}", color=_TIER_COLORS[tier]).props(
+                        f'dense outline data-tier="{tier}"'
+                    )
+        return card
+
+    def _highlight(self) -> None:
+        for persona_id, card in self.rows.items():
+            if persona_id == self.selected:
+                card.classes(_SELECTED)
+            else:
+                card.classes(remove=_SELECTED)
+
+    # -- the selected persona -------------------------------------------------------
+
+    def select(self, persona_id: str) -> None:
+        """Show ``persona_id``'s settings in the form."""
+        if persona_id == self.selected:
+            return
+        self.selected = persona_id
+        self._highlight()
+        self.detail.clear()
+        with self.detail:
+            LivePanel(
+                "persona settings",
+                partial(reads.detail, self.web.manager, persona_id),
+                self._render_detail,
+                key=reads.detail_key,
+            )
+
+    def _render_detail(self, rows: list[Row]) -> None:
+        persona = reads.detail_persona(rows)
+        if persona is None:
+            _hint("This persona does not exist (any more).")
+        elif persona.deleted_at is not None:
+            _hint(
+                f"{persona.name} was deleted; “Show deleted” lists it, "
+                "and Restore brings it back with its memories."
+            )
+        else:
+            PersonaForm(self.web, persona)
+
+    # -- commands -------------------------------------------------------------------
+
+    def create(self) -> None:
+        """Open the dialog that creates a persona; select it once made."""
+        self.dialogs.clear()
+        with self.dialogs:
+            create_persona(self.web, self._created)
+
+    def _created(self, persona: Persona) -> None:
+        self.select(persona.id)
+
+    def activate(self, entry: PersonaEntry) -> None:
+        """Make the persona the active one: the header and every view follow."""
+        _attempt(lambda: self.web.services.personas.activate(entry.id), f"Activated {entry.name}")
+
+    def delete(self, entry: PersonaEntry) -> None:
+        """Ask, then delete the persona with its memories (restorable)."""
+        memories = entry.memory_count
+        text = (
+            f"{entry.name} and its {memories} memories are deleted. "
+            "They stay restorable: “Show deleted” lists the persona with a Restore button."
+        )
+        self.dialogs.clear()
+        with self.dialogs:
+            confirm(
+                f"Delete {entry.name}?",
+                text,
+                "Delete",
+                lambda: _attempt(
+                    lambda: self.web.services.personas.delete(entry.id), f"Deleted {entry.name}"
+                ),
+            )
+
+    def restore(self, entry: PersonaEntry) -> None:
+        """Bring the persona back with the memories deleted with it."""
+        _attempt(lambda: self.web.services.personas.restore(entry.id), f"Restored {entry.name}")
+
+
+_TIER_COLORS = {"hot": "deep-orange", "warm": "amber-9", "cold": "light-blue-9"}
+
+
+def _live_key(rows: list[Row]) -> object:
+    return [e for e in reads.persona_entries(rows) if not e.deleted]
+
+
+def _deleted_key(rows: list[Row]) -> object:
+    return [(e.id, e.name, e.description) for e in reads.persona_entries(rows) if e.deleted]
+
+
+def _row_card(entry: PersonaEntry) -> ui.card:
+    card = ui.card().classes("w-full q-pa-sm gap-1").props("flat bordered")
+    card.props(f'data-testid="persona-row" data-persona-id="{entry.id}"')
+    return card.mark(f"persona-row persona-{entry.id}")
+
+
+def _description(entry: PersonaEntry) -> None:
+    if entry.description:
+        ui.label(entry.description).classes("text-caption text-grey-7 ellipsis-2-lines")
+
+
+def _hint(text: str) -> None:
+    ui.label(text).classes("text-grey-7 q-pa-sm")
+
+
+def _attempt(command: Callable[[], object], done: str) -> None:
+    try:
+        command()
+    except PjaiError as exc:
+        ui.notify(str(exc), type="negative", multi_line=True)
+        return
+    ui.notify(done, type="positive")
 
 
 def build(web: WebApp) -> None:
     """Fill the content area with the personas view."""
-    ui.label("Personas").classes("text-h5")
+    PersonasPage(web)
 
 
 VIEW = View("/personas", "Personas", "face", build)

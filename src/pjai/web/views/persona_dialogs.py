@@ -1,0 +1,93 @@
+"""The personas view's dialogs: create a persona from a template, confirm a deletion."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from nicegui import ui
+
+from pjai.app import TEMPLATES
+from pjai.errors import PjaiError
+from pjai.schema.models import Persona
+from pjai.web.app import WebApp
+
+__all__ = ["BLANK", "confirm", "create_persona"]
+
+BLANK = "blank"
+"""The template choice that starts from the default settings."""
+
+
+def create_persona(web: WebApp, created: Callable[[Persona], None]) -> ui.dialog:
+    """Open a dialog that creates a persona from a template; ``created`` gets it."""
+    options = {BLANK: "Blank (default settings)"} | {name: name.capitalize() for name in TEMPLATES}
+    with ui.dialog() as dialog, ui.card().classes("w-[32rem]").props('data-testid="create-dialog"'):
+        ui.label("New persona").classes("text-h6")
+        name = ui.input("Name").classes("w-full").mark("new-name")
+        template = ui.select(options, value=BLANK, label="Template").classes("w-full")
+        template.mark("new-template")
+        about = ui.label().classes("text-caption text-grey-7")
+        description = ui.input("Description (empty: the template's)").classes("w-full")
+        style = ui.input("Communication style (empty: the template's)").classes("w-full")
+        activate = ui.checkbox("Make it the active persona")
+        error = ui.label().classes("text-negative").mark("create-error")
+        error.visible = False
+
+        def describe() -> None:
+            chosen = TEMPLATES.get(template.value)
+            about.text = (
+                f"{chosen.description} Style: {chosen.communication_style}"
+                if chosen
+                else "Default personality, memory and privacy settings."
+            )
+
+        def create() -> None:
+            try:
+                persona = web.services.personas.create(
+                    name.value or "",
+                    template_name=None if template.value == BLANK else template.value,
+                    description=description.value or None,
+                    style=style.value or None,
+                    activate=activate.value,
+                )
+            except PjaiError as exc:
+                error.text, error.visible = str(exc), True
+                return
+            ui.notify(f"Created {persona.name}", type="positive")
+            created(persona)
+            dialog.close()  # last: closing deletes the dialog this handler runs in
+
+        template.on_value_change(describe)
+        name.on("keydown.enter", create)
+        describe()
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            ui.button("Create", icon="add", on_click=create).mark("create-confirm").props(
+                'data-testid="create-confirm"'
+            )
+    _open_once(dialog)
+    return dialog
+
+
+def confirm(title: str, text: str, action: str, confirmed: Callable[[], None]) -> ui.dialog:
+    """Open a dialog asking to confirm ``action``; ``confirmed`` runs if it is."""
+    with ui.dialog() as dialog, ui.card().props('data-testid="confirm-dialog"'):
+        ui.label(title).classes("text-h6")
+        ui.label(text).classes("max-w-md")
+
+        def go() -> None:
+            confirmed()
+            dialog.close()  # last: closing deletes the dialog this handler runs in
+
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Cancel", on_click=dialog.close).props("flat").mark("confirm-cancel")
+            ui.button(action, color="negative", on_click=go).mark("confirm-action").props(
+                'data-testid="confirm-action"'
+            )
+    _open_once(dialog)
+    return dialog
+
+
+def _open_once(dialog: ui.dialog) -> None:
+    """Open ``dialog``; once closed, it goes (each command makes a new one)."""
+    dialog.on_value_change(lambda event: None if event.value else dialog.delete())
+    dialog.open()

@@ -1,0 +1,236 @@
+"""The personas view under the simulated user: create, edit, activate, delete, restore."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+import pytest
+from nicegui import ui
+from nicegui.testing.user import User
+
+from pjai.app import TEMPLATES
+from pjai.schema.models import Persona
+from pjai.web import WebApp
+from pjai.web.views.persona_fields import setting_edits, setting_fields
+from tests.web.conftest import simulated
+
+pytestmark = pytest.mark.anyio
+
+
+async def _until(check: Callable[[], bool], what: str, within_s: float = 5.0) -> None:
+    """Wait until ``check()`` is true: live results reach the page through the event
+    loop, with no event a test could wait on."""
+    try:
+        with anyio.fail_after(within_s):
+            while not check():  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not within {within_s} s: {what}") from None
+
+
+def _listed_live(user: User, persona_id: str) -> bool:
+    """Whether the persona shows once, in the list of live personas."""
+    rows = [
+        e
+        for e in user.find(marker="persona-row").elements
+        if e.props.get("data-persona-id") == persona_id
+    ]
+    return len(rows) == 1 and "bg-grey-2" not in rows[0].classes
+
+
+def _switch_value(user: User) -> object:
+    (switch,) = [
+        e
+        for e in user.find(kind=ui.select).elements
+        if e.props.get("data-testid") == "persona-switch"
+    ]
+    return switch.value
+
+
+async def _open(user: User, *personas: Persona) -> None:
+    await user.open("/personas")
+    for persona in personas:
+        await user.should_see(marker=f"persona-{persona.id}")
+
+
+async def test_a_persona_is_created_from_a_template(web: WebApp) -> None:
+    async with simulated(web) as user:
+        await user.open("/personas")
+        await user.should_see("No persona yet")
+        user.find("New persona").click()
+        user.find(marker="new-name").type("Coachy")
+        template = user.find(marker="new-template").elements.pop()
+        assert isinstance(template, ui.select)
+        template.value = "coach"
+        await user.should_see(TEMPLATES["coach"].description, retries=1)
+        user.find(marker="create-confirm").click()
+        await user.should_see(marker="persona-row")
+        await user.should_see("Created Coachy")
+        # the new persona is selected: its form opens
+        await user.should_see(marker="persona-form")
+        (name,) = user.find(marker="name").elements
+        assert isinstance(name, ui.input)
+        assert name.value == "Coachy"
+    (made,) = web.services.personas.list()
+    assert made.name == "Coachy"
+    assert made.description == TEMPLATES["coach"].description
+    assert made.memory.importance_threshold == 0.4
+
+
+async def test_a_blank_name_is_refused_in_the_dialog(web: WebApp) -> None:
+    async with simulated(web) as user:
+        await user.open("/personas")
+        user.find("New persona").click()
+        user.find(marker="create-confirm").click()
+        await user.should_see(marker="create-error")
+        assert "name" in next(iter(user.find(marker="create-error").elements)).text
+    assert web.services.personas.list() == []
+
+
+async def test_an_edited_setting_is_saved(web: WebApp) -> None:
+    ada = web.services.personas.create("Ada", activate=True)
+    async with simulated(web) as user:
+        await _open(user, ada)
+        await user.should_see(marker="persona-form")
+        threshold = user.find(marker="memory.importance_threshold").elements.pop()
+        threshold.value = 0.55
+        analytics = user.find(marker="privacy.analytics").elements.pop()
+        analytics.value = True
+        user.find(marker="persona-save").click()
+        await user.should_see("Saved Ada")
+    saved = web.services.personas.get(ada.id)
+    assert saved.memory.importance_threshold == 0.55
+    assert saved.privacy.analytics is True
+    assert saved.memory.capacities == ada.memory.capacities
+
+
+async def test_an_invalid_value_shows_the_error_and_changes_nothing(web: WebApp) -> None:
+    ada = web.services.personas.create("Ada", activate=True)
+    async with simulated(web) as user:
+        await _open(user, ada)
+        await user.should_see(marker="persona-form")
+        user.find(marker="description").elements.pop().value = "changed too"
+        user.find(marker="memory.importance_threshold").elements.pop().value = 7
+        user.find(marker="persona-save").click()
+        await user.should_see(marker="persona-form-error")
+        (error,) = user.find(marker="persona-form-error").elements
+        assert isinstance(error, ui.label)
+        assert "memory.importance_threshold" in error.text
+        assert "<= 1" in error.text
+        # what was typed stays, to be corrected, and the input at fault says so
+        (threshold,) = user.find(marker="memory.importance_threshold").elements
+        assert isinstance(threshold, ui.number)
+        assert threshold.value == 7
+        assert threshold.error == "expected `float` <= 1.0"
+    assert web.services.personas.get(ada.id) == ada
+
+
+async def test_activate_switches_the_headers_persona(web: WebApp) -> None:
+    ada = web.services.personas.create("Ada", activate=True)
+    basil = web.services.personas.create("Basil")
+    async with simulated(web) as user:
+        await _open(user, ada, basil)
+        await _until(lambda: _switch_value(user) == ada.id, "the switch shows Ada")
+        with user.scope(marker=f"persona-{basil.id}"):
+            user.find("Activate").click()
+        await _until(lambda: _switch_value(user) == basil.id, "the switch shows Basil")
+        await user.should_see("Activated Basil")
+    assert web.services.personas.active() == web.services.personas.get(basil.id)
+
+
+async def test_delete_asks_then_lists_the_persona_as_deleted_and_restore_brings_it_back(
+    web: WebApp,
+) -> None:
+    ada = web.services.personas.create("Ada", activate=True)
+    basil = web.services.personas.create("Basil")
+    async with simulated(web) as user:
+        await _open(user, ada, basil)
+        with user.scope(marker=f"persona-{basil.id}"):
+            user.find("Delete").click()
+        await user.should_see("Delete Basil?")
+        user.find(marker="confirm-cancel").click()
+        await user.should_not_see("Delete Basil?")
+        assert web.services.personas.find(basil.id) == basil
+
+        with user.scope(marker=f"persona-{basil.id}"):
+            user.find("Delete").click()
+        user.find(marker="confirm-action").click()
+        await user.should_see("Deleted Basil")
+        await user.should_not_see(marker=f"persona-{basil.id}")  # gone from the live list
+        await user.should_not_see("Activate")  # no live persona left to activate
+        found = web.services.personas.find(basil.id)
+        assert found is not None
+        assert found.deleted_at is not None
+
+        user.find(marker="show-deleted").click()
+        with user.scope(marker=f"persona-{basil.id}"):
+            await user.should_see("Basil")
+            user.find("Restore").click()
+        await user.should_see("Restored Basil")
+        await _until(lambda: _listed_live(user, basil.id), "Basil is back")
+        with user.scope(marker=f"persona-{basil.id}"):
+            await user.should_see("Activate")
+    assert web.services.personas.get(basil.id).deleted_at is None
+
+
+async def test_a_persona_created_elsewhere_appears_without_reload(web: WebApp) -> None:
+    async with simulated(web) as user:
+        await user.open("/personas")
+        await user.should_see("No persona yet")
+        grace = web.services.personas.create("Grace", template_name="researcher")
+        await user.should_see(marker=f"persona-{grace.id}")
+        await user.should_see("Grace")
+        # the first persona to appear is selected: its form opens
+        await user.should_see(marker="persona-form")
+        web.services.personas.update(grace.id, name="Grace Hopper")
+        await user.should_see("Grace Hopper")
+
+
+async def test_memory_counts_by_tier_follow_new_memories(web: WebApp) -> None:
+    ada = web.services.personas.create("Ada", activate=True)
+    async with simulated(web) as user:
+        await _open(user, ada)
+        await user.should_see("hot 0")
+        web.services.memories.add(ada.id, "The sky is blue", tier="hot")
+        await user.should_see("hot 1")
+
+
+async def test_a_form_being_edited_survives_an_activation_elsewhere(web: WebApp) -> None:
+    ada = web.services.personas.create("Ada", activate=True)
+    basil = web.services.personas.create("Basil")
+    async with simulated(web) as user:
+        await _open(user, ada, basil)
+        await user.should_see(marker="persona-form")
+        (name,) = user.find(marker="name").elements
+        name.value = "Ada Lovelace"
+        web.services.personas.activate(basil.id)
+        await _until(lambda: _switch_value(user) == basil.id, "the switch shows Basil")
+        assert not name.is_deleted
+        assert name.value == "Ada Lovelace"
+
+
+async def test_setting_edits_name_only_what_changed(web: WebApp) -> None:
+    fields = setting_fields(web.services.personas.create("Ada"))
+    values = {f.path: f.value for f in fields}
+    assert setting_edits(fields, values) == []
+    values["memory.capacities.hot"] = 50.0  # a number input gives floats
+    values["personality.type"] = "helper"
+    assert setting_edits(fields, values) == [
+        'personality.type="helper"',
+        "memory.capacities.hot=50",
+    ]
+
+
+async def test_with_the_store_off_the_view_reads_the_sql_primary(web: WebApp) -> None:
+    web.manager.set_flag("use_livestore", False)
+    ada = web.services.personas.create("Ada", activate=True)
+    async with simulated(web) as user:
+        await _open(user, ada)
+        await user.should_see(marker="persona-form")
+        user.find(marker="privacy.analytics").elements.pop().value = True
+        user.find(marker="persona-save").click()
+        await user.should_see("Saved Ada")
+        basil = web.services.personas.create("Basil")
+        await user.should_see(marker=f"persona-{basil.id}")
+    assert web.services.personas.get(ada.id).privacy.analytics is True
