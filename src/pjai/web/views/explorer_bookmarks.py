@@ -57,7 +57,7 @@ class BookmarkBar:
                     ).props(f'data-testid="preset-{name}"')
             LivePanel(
                 "bookmarks", partial(reads.bookmarks, web.manager, persona_id), self._chips
-            ).classes("w-auto grow")
+            ).classes("grow", remove="w-full")
             ui.button("Save as bookmark", icon="bookmark_add", on_click=self._ask_name).props(
                 'flat dense no-caps data-testid="bookmark-save"'
             )

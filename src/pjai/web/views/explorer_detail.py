@@ -22,6 +22,7 @@ from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
 from pjai.web.views.explorer_graph import link_panels
+from pjai.web.views.explorer_table import TIER_COLOURS
 
 __all__ = ["MemoryDetail"]
 
@@ -68,7 +69,9 @@ class MemoryDetail:
         memory = memory_from_row(rows[0])
         with ui.row().classes("w-full items-center gap-2"):
             ui.label(memory.name).classes("text-h6").props('data-testid="detail-name"')
-            ui.badge(memory.tier).props('data-testid="detail-tier"')
+            ui.badge(memory.tier, color=TIER_COLOURS.get(memory.tier, "grey")).props(
+                'data-testid="detail-tier"'
+            )
             if memory.pinned:
                 ui.badge("pinned", color="grey-7")
             if memory.archived_at is not None:
@@ -90,7 +93,7 @@ class MemoryDetail:
             ("Occurred", _when(memory.occurred_at)),
             ("Recorded", _when(memory.created_at)),
             ("Changed", _when(memory.updated_at)),
-            ("Opened", f"{memory.access_count} times, last {_when(memory.last_accessed_at)}"),
+            ("Opened", _opened(memory)),
         ]
         with ui.grid(columns="auto 1fr").classes("gap-x-4 gap-y-0 text-body2"):
             for label, value in facts:
@@ -178,6 +181,13 @@ class MemoryDetail:
                     'unelevated data-testid="edit-save"'
                 )
         self._editor.open()
+
+
+def _opened(memory: Memory) -> str:
+    if not memory.access_count:
+        return "never"
+    times = "once" if memory.access_count == 1 else f"{memory.access_count} times"
+    return f"{times}, last {_when(memory.last_accessed_at)}"
 
 
 def _saved(name: str, changed: bool, moves: list[MemoryMove]) -> str:

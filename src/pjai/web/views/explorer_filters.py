@@ -61,26 +61,27 @@ class FilterBar:
                 self.tags = (
                     ui.input_chips("Tags", new_value_mode="add-unique", on_change=self._changed)
                     .props('dense outlined data-testid="filter-tags"')
-                    .classes("min-w-[10rem]")
+                    .classes("min-w-[12rem] grow")
                 )
-                with ui.column().classes("gap-0 min-w-[11rem]"):
+                with ui.column().classes("gap-0 w-[13rem] q-px-sm"):
                     self.importance_label = ui.label("Importance 0.00 to 1.00").classes(
                         "text-caption text-grey-8"
                     )
                     self.importance = ui.range(
                         min=0, max=1, step=0.05, value={"min": 0, "max": 1}, on_change=self._changed
                     ).props('dense data-testid="filter-importance"')
+            with ui.row().classes("w-full items-center gap-3"):
                 self.time_from = self._time_input("From (UTC)", "filter-from")
                 self.time_to = self._time_input("To (UTC)", "filter-to")
-                self.deleted = ui.switch("Deleted too", on_change=self._changed).props(
-                    'dense data-testid="filter-deleted"'
-                )
                 self.hours = ui.chip("", icon="schedule", removable=True)
                 self.hours.on("remove", self._drop_hours)
                 self.hours.set_visibility(False)
+                self.deleted = ui.switch("Deleted too", on_change=self._changed).props(
+                    'dense data-testid="filter-deleted"'
+                )
                 ui.space()
                 ui.button("Clear", icon="filter_alt_off", on_click=self._clear).props(
-                    'flat dense data-testid="filter-clear"'
+                    'flat dense no-caps data-testid="filter-clear"'
                 )
         # Only feeds the types' options: it shows nothing of its own.
         LivePanel(
@@ -100,7 +101,7 @@ class FilterBar:
         field = (
             ui.input(label, placeholder="2026-01-31 or 2026-01-31 14:30")
             .props(f'dense outlined clearable data-testid="{testid}"')
-            .classes("w-[11rem]")
+            .classes("w-[15rem]")
         )
         field.on("keydown.enter", self._changed)
         field.on("blur", self._changed)

@@ -25,7 +25,7 @@ from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
 
-__all__ = ["COLUMNS", "MemoryTable", "TableFeed", "row_of"]
+__all__ = ["COLUMNS", "TIER_COLOURS", "MemoryTable", "TableFeed", "row_of"]
 
 SORTABLE: tuple[MemoryOrder, ...] = ("importance", "occurred_at", "created_at", "access_count")
 
@@ -41,6 +41,9 @@ COLUMNS: list[dict[str, Any]] = [
 ]
 
 _ROWS_PER_PAGE = 25
+
+TIER_COLOURS = {"hot": "deep-orange", "warm": "amber-8", "cold": "light-blue-8"}
+"""The colour of each tier's badge."""
 
 _TIER_CELL = (
     "<q-td :props=\"props\"><q-badge :color=\"{hot: 'deep-orange', warm: 'amber-8', "
@@ -113,7 +116,8 @@ class TableFeed:
         )
         self.table.classes("w-full").props(
             'flat bordered dense :rows-per-page-options="[10, 25, 50, 100]" '
-            'data-testid="explorer-table" no-data-label="No memories match"'
+            'data-testid="explorer-table" no-data-label="No memories match" '
+            ":table-row-class-fn=\"() => 'cursor-pointer'\""
         )
         self.table.mark("explorer-table")
         self.table.add_slot("body-cell-tier", _TIER_CELL)

@@ -74,6 +74,7 @@ class TimelineCard:
                 ).props('flat dense no-caps data-testid="timeline-all"')
                 self.clear_range.set_visibility(False)
             self.chart = ui.echart(self._options([])).classes("w-full h-44")
+            self.chart.props('data-testid="timeline-chart"')
             self.chart.on_point_click(self._clicked)
             self.chart.on("chart:brushEnd", self._brushed)
             self._feeder = ui.element("div").classes("w-full")
