@@ -111,13 +111,13 @@ async def test_the_table_lists_the_active_personas_memories_with_their_total(
 ) -> None:
     ada = _persona(web)
     other = Personas(web.manager).create("Basil").id
-    _add(web, ada, "Likes green tea", importance=0.9)
-    _add(web, ada, "Walks at dawn", importance=0.4)
+    _add(web, ada, "Walks at dawn", occurred_at=T0)
+    _add(web, ada, "Likes green tea", occurred_at=T0 + timedelta(hours=1))
     _add(web, other, "Writes poems")
     async with simulated(web) as user:
         await _open_explorer(user, "Likes green tea", "Walks at dawn")
         await user.should_not_see("Writes poems")
-        assert _names(user) == ["Likes green tea", "Walks at dawn"]  # importance first
+        assert _names(user) == ["Likes green tea", "Walks at dawn"]
         await _until(lambda: _total(user) == 2, "the total says 2")
 
 
@@ -139,6 +139,7 @@ async def test_pages_come_from_the_server_one_at_a_time(web: WebApp) -> None:
         await _open_explorer(user, "memory 00")
         await _until(lambda: _total(user) == 30, "the total says 30")
         assert len(_table(user).rows) == 25
+        assert _names(user)[0] == "memory 00"  # newest first, then by id
         asked = {"page": 2, "rowsPerPage": 25, "sortBy": "importance", "descending": True}
         _act(user, "explorer-table").trigger("request", {"pagination": asked})
         await _until(
@@ -162,6 +163,8 @@ async def test_filters_narrow_the_table_and_the_total(web: WebApp) -> None:
         _set(user, "filter-tiers", ["hot", "warm"])
         await user.should_not_see("Cold note")
         await _until(lambda: _total(user) == 2, "two memories are hot or warm")
+        _act(user, "filter-types").trigger("popupShow")  # reads the persona's types
+        assert _by_testid(user, "filter-types").options == ["fact", "note"]  # type: ignore[attr-defined]
         _set(user, "filter-types", ["note"])
         await _until(lambda: _names(user) == ["Warm note"], "only the warm note is left")
         _act(user, "filter-clear").click()

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, distinct, func, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from pjai.errors import NotFoundError
 from pjai.hybrid import HybridDatabaseManager
@@ -86,12 +86,11 @@ def by_ids(manager: HybridDatabaseManager, ids: Sequence[str], *, deleted: bool)
     return manager.live(query if deleted else query.where(_m.deleted_at.is_(None)))
 
 
-def types(manager: HybridDatabaseManager, persona_id: str) -> LiveQuery:
-    """The memory types a persona's memories have (rows of ``type``), by name."""
-    query = (
-        select(distinct(_m.type).label("type")).where(_m.persona_id == persona_id).order_by(_m.type)
-    )
-    return manager.live(query)
+def types(manager: HybridDatabaseManager, persona_id: str) -> list[str]:
+    """The memory types a persona's memories have, by name (a plain read: it scans the
+    persona's memories, too much to repeat after every commit)."""
+    query = select(_m.type).where(_m.persona_id == persona_id).distinct().order_by(_m.type)
+    return [r.type for r in manager.query(query)]
 
 
 def timeline(

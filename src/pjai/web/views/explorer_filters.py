@@ -18,9 +18,7 @@ from pjai.app.reads import memories as reads
 from pjai.errors import PjaiError
 from pjai.memory.search import Method
 from pjai.schema.tables import TIERS
-from pjai.store import Row
 from pjai.web.app import WebApp
-from pjai.web.live import LivePanel
 from pjai.web.views.explorer_selection import Selection, format_time, parse_time
 
 __all__ = ["FilterBar"]
@@ -83,10 +81,9 @@ class FilterBar:
                 ui.button("Clear", icon="filter_alt_off", on_click=self._clear).props(
                     'flat dense no-caps data-testid="filter-clear"'
                 )
-        # Only feeds the types' options: it shows nothing of its own.
-        LivePanel(
-            "memory types", partial(reads.types, web.manager, persona_id), self._types_known
-        ).classes("hidden")
+        # The persona's types are read when the list opens: reading them scans every
+        # memory, too much to repeat after each commit.
+        self.types.on("popup-show", partial(self._types_known, web, persona_id))
 
     # -- building ------------------------------------------------------------------
 
@@ -108,9 +105,10 @@ class FilterBar:
         field.on("clear", self._changed)
         return field
 
-    def _types_known(self, rows: list[Row]) -> None:
+    def _types_known(self, web: WebApp, persona_id: str) -> None:
         chosen = list(self.types.value or [])
-        self.types.set_options(sorted({r.type for r in rows} | set(chosen)), value=chosen)
+        known = reads.types(web.manager, persona_id)
+        self.types.set_options(sorted(set(known) | set(chosen)), value=chosen)
 
     # -- reading the controls --------------------------------------------------------
 

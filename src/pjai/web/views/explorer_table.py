@@ -5,6 +5,9 @@ the memories the filter selects (the pagination's total, and ``memory-total``), 
 reads the current page with LIMIT/OFFSET. Paging or sorting replaces the page's panel;
 a new filter replaces both. While a search decides what shows, the table pages through
 its hits instead, still reading each page live (an edited or deleted hit updates).
+
+Newest first by default: the index on (persona, occurred_at) gives that page without
+sorting every memory of the persona.
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ class TableFeed:
             pagination={
                 "page": 1,
                 "rowsPerPage": _ROWS_PER_PAGE,
-                "sortBy": "importance",
+                "sortBy": "occurred_at",
                 "descending": True,
                 "rowsNumber": 0,
             },
@@ -145,11 +148,11 @@ class TableFeed:
 
     def _requested(self, event: GenericEventArguments) -> None:
         asked = event.args["pagination"]
-        sort = asked.get("sortBy") or "importance"
+        sort = asked.get("sortBy") or "occurred_at"
         self._set_pagination(
             page=asked.get("page", 1),
             rowsPerPage=asked.get("rowsPerPage", _ROWS_PER_PAGE),
-            sortBy=sort if sort in SORTABLE else "importance",
+            sortBy=sort if sort in SORTABLE else "occurred_at",
             descending=bool(asked.get("descending", True)),
         )
         self._feed(count=False)
