@@ -133,8 +133,23 @@ class TimelineCard:
             "animation": False,
             "grid": {"left": 40, "right": 16, "top": 28, "bottom": 24},
             "tooltip": {"trigger": "axis"},
-            "toolbox": {"feature": {"brush": {"type": ["lineX", "clear"]}}, "right": 8, "top": 0},
-            "brush": {"xAxisIndex": 0, "brushType": "lineX", "throttleType": "debounce"},
+            "toolbox": {
+                "feature": {
+                    "brush": {
+                        "type": ["lineX", "clear"],
+                        "title": {"lineX": "Brush a time range", "clear": "Clear the brush"},
+                    }
+                },
+                "right": 8,
+                "top": 0,
+            },
+            # The chosen bars are coloured here; the brush's own colouring would fight it.
+            "brush": {
+                "xAxisIndex": 0,
+                "brushType": "lineX",
+                "throttleType": "debounce",
+                "outOfBrush": {"colorAlpha": 1},
+            },
             "xAxis": {"type": "category", "data": [b.key for b in buckets]},
             "yAxis": {"type": "value", "minInterval": 1},
             "series": [{"type": "bar", "name": "memories", "data": data, "barMaxWidth": 28}],
@@ -153,4 +168,6 @@ class TimelineCard:
         low, high = max(0, min(low, last)), max(0, min(high, last))
         start, _ = bucket_range(self._buckets[low].key, self.unit_value)
         _, end = bucket_range(self._buckets[high].key, self.unit_value)
+        # The chosen bars stand out on their own; the brushed area would stay behind.
+        self.chart.run_chart_method("dispatchAction", {"type": "brush", "areas": []})
         await self._pick(start, end)
