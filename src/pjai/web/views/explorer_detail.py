@@ -130,20 +130,27 @@ class MemoryDetail:
         with self._editor, ui.card().classes("w-[640px] max-w-[95vw] gap-2"):
             ui.label(f"Edit “{memory.name}”").classes("text-h6")
             name = ui.input("Name", value=memory.name).props('data-testid="edit-name"')
+            name.classes("w-full")
             content = ui.textarea("Content", value=memory.content).props(
                 'autogrow data-testid="edit-content"'
             )
             summary = ui.textarea("Summary", value=memory.summary).props("autogrow")
-            with ui.row().classes("w-full gap-3"):
+            content.classes("w-full")
+            summary.classes("w-full")
+            with ui.row().classes("w-full gap-3 items-center no-wrap"):
                 kind = ui.input("Type", value=memory.type).props('data-testid="edit-type"')
+                kind.classes("grow")
                 importance = ui.number(
                     "Importance", value=memory.importance, min=0, max=1, step=0.05, format="%.2f"
                 ).props('data-testid="edit-importance"')
+                importance.classes("w-28")
                 tier = ui.select(list(TIERS), label="Tier", value=memory.tier).props(
                     'data-testid="edit-tier"'
                 )
+                tier.classes("w-28").tooltip("a tier chosen here pins the memory in it")
                 pinned = ui.switch("Pinned", value=memory.pinned)
             tags = ui.input_chips("Tags", value=list(memory.tags), new_value_mode="add-unique")
+            tags.classes("w-full")
             fields: dict[str, Any] = {
                 "name": name,
                 "content": content,

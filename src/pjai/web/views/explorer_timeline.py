@@ -129,8 +129,15 @@ class TimelineCard:
             }
             for b in buckets
         ]
+        empty = {
+            "text": "No memories match",
+            "left": "center",
+            "top": "middle",
+            "textStyle": {"color": "#9e9e9e", "fontSize": 13, "fontWeight": "normal"},
+        }
         return {
             "animation": False,
+            "title": empty if not buckets else {"show": False},
             "grid": {"left": 40, "right": 16, "top": 28, "bottom": 24},
             "tooltip": {"trigger": "axis"},
             "toolbox": {
