@@ -427,3 +427,28 @@ def test_a_bookmark_keeps_the_selection(web: WebApp) -> None:
     )
     row = web.services.bookmarks.create(ada, "Mark", **chosen.bookmark())
     assert Selection.of_bookmark(row) == chosen
+
+
+async def test_the_explorer_follows_the_active_persona(web: WebApp) -> None:
+    ada = _persona(web)
+    basil = Personas(web.manager).create("Basil").id
+    _add(web, ada, "Likes green tea")
+    _add(web, basil, "Writes poems")
+    async with simulated(web) as user:
+        await _open_explorer(user, "Likes green tea")
+        Personas(web.manager).activate(basil)
+        await user.should_see("Writes poems")
+        await user.should_not_see("Likes green tea")
+
+
+async def test_emptying_the_last_page_goes_back_a_page(web: WebApp) -> None:
+    ada = _persona(web)
+    ids = [_add(web, ada, f"memory {i:02d}") for i in range(26)]
+    async with simulated(web) as user:
+        await _open_explorer(user, "memory 00")
+        asked = {"page": 2, "rowsPerPage": 25, "sortBy": "occurred_at", "descending": True}
+        _act(user, "explorer-table").trigger("request", {"pagination": asked})
+        await _until(lambda: _names(user) == ["memory 25"], "page 2 shows the last memory")
+        web.services.memories.delete(ids[25])
+        await _until(lambda: len(_names(user)) == 25, "page 1 shows again")
+        assert _table(user).pagination["page"] == 1

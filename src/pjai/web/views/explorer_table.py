@@ -207,6 +207,11 @@ class TableFeed:
         self._total(total, "memories" if total != 1 else "memory")
         if self.table.pagination.get("rowsNumber") != total:
             self._set_pagination(rowsNumber=total)
+            size = int(self.table.pagination["rowsPerPage"]) or total or 1
+            last = max(1, -(-total // size))
+            if int(self.table.pagination["page"]) > last:  # the last page emptied
+                self._set_pagination(page=last)
+                self._feed(count=False)
 
     @staticmethod
     def _total(total: int, noun: str) -> None:

@@ -68,6 +68,8 @@ class TimelineCard:
                 ui.label("click a bar, or brush across bars, to show that time").classes(
                     "text-caption text-grey-7"
                 )
+                # Feeds the chart; shows only its loading state or its error, up here.
+                self._feeder = ui.element("div")
                 ui.space()
                 self.clear_range = ui.button(
                     "All time", icon="close", on_click=lambda: self._pick(None, None)
@@ -77,7 +79,6 @@ class TimelineCard:
             self.chart.props('data-testid="timeline-chart"')
             self.chart.on_point_click(self._clicked)
             self.chart.on("chart:brushEnd", self._brushed)
-            self._feeder = ui.element("div").classes("w-full")
 
     def show(self, where: MemoryFilter, chosen: tuple[datetime | None, datetime | None]) -> None:
         """Show the timeline of ``where`` (its time range aside) with ``chosen`` marked."""
@@ -102,7 +103,7 @@ class TimelineCard:
             source = partial(
                 reads.timeline, self.web.manager, self.persona_id, self.unit_value, self._where
             )
-            LivePanel("timeline", source, self._arrived).classes("hidden")
+            LivePanel("timeline", source, self._arrived).classes(remove="w-full")
 
     def _arrived(self, rows: list[Row]) -> None:
         self._buckets = timeline_from_rows(rows, self.unit_value)
