@@ -45,4 +45,6 @@ def test_filter_open_a_memory_and_see_its_graph(page: Page, tmp_path: Path) -> N
         expect(page.get_by_text("related · strength")).to_be_visible()
         with data.open() as manager:
             assert Memories(manager).get(ids["Works on graph databases"]).access_count == 1
+        # The dialog has finished opening: no transition is running in it.
+        expect(page.locator(".q-dialog [class*='q-transition--']")).to_have_count(0)
         screenshot(page, "explorer")

@@ -29,6 +29,7 @@ from pjai.store import LiveQuery, Row
 __all__ = [
     "LISTED",
     "Graph",
+    "GraphNode",
     "bookmarks",
     "by_ids",
     "count",

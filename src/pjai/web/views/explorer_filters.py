@@ -25,7 +25,7 @@ __all__ = ["FilterBar"]
 
 Apply = Callable[[Selection], Awaitable[None]]
 
-METHODS: tuple[Method, ...] = get_args(Method)
+_METHODS: tuple[Method, ...] = get_args(Method)
 
 
 class FilterBar:
@@ -44,7 +44,7 @@ class FilterBar:
                 )
                 self.text.on("keydown.enter", self._search)
                 self.text.on("clear", self._search)
-                self.method = ui.toggle(list(METHODS), value="keyword").props(
+                self.method = ui.toggle(list(_METHODS), value="keyword").props(
                     'dense no-caps data-testid="search-method"'
                 )
                 ui.button("Search", icon="search", on_click=self._search).props(

@@ -26,8 +26,7 @@ _TIER_COLOURS = {"hot": "#f4511e", "warm": "#ffa000", "cold": "#0288d1"}
 
 def graph_options(graph: reads.Graph, center: str) -> dict[str, Any]:
     """The ECharts options drawing ``graph``: the centre memory larger and outlined,
-    nodes coloured by tier, edges labelled with their kind and as thick as they are
-    strong."""
+    nodes coloured by tier, edges as thick as they are strong (their kind on hover)."""
     nodes = [
         {
             "id": node.id,
@@ -62,14 +61,17 @@ def graph_options(graph: reads.Graph, center: str) -> dict[str, Any]:
                 "layout": "force",
                 "roam": True,
                 "draggable": True,
-                "force": {"repulsion": 220, "edgeLength": [60, 120]},
+                # Laid out at once, not animated: the graph holds still from the start.
+                "force": {"repulsion": 420, "edgeLength": [90, 160], "layoutAnimation": False},
                 "categories": [
                     {"name": tier, "itemStyle": {"color": colour}}
                     for tier, colour in _TIER_COLOURS.items()
                 ],
                 "edgeSymbol": ["none", "arrow"],
                 "edgeSymbolSize": 7,
-                "edgeLabel": {"show": True, "formatter": "{c}", "fontSize": 10},
+                # Kinds show on hover: printed on every edge they cover the names.
+                "edgeLabel": {"show": False, "formatter": "{c}", "fontSize": 10},
+                "emphasis": {"focus": "adjacency", "edgeLabel": {"show": True}},
                 "label": {"position": "right", "fontSize": 11},
                 "data": nodes,
                 "links": edges,

@@ -28,9 +28,10 @@ from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
 
-__all__ = ["COLUMNS", "TIER_COLOURS", "MemoryTable", "TableFeed", "row_of"]
+__all__ = ["COLUMNS", "SORTABLE", "TIER_COLOURS", "MemoryTable", "TableFeed", "row_of"]
 
 SORTABLE: tuple[MemoryOrder, ...] = ("importance", "occurred_at", "created_at", "access_count")
+"""The columns the table sorts by, on the server."""
 
 COLUMNS: list[dict[str, Any]] = [
     {"name": "name", "label": "Name", "field": "name", "align": "left"},
