@@ -65,12 +65,13 @@ def page(
     manager: HybridDatabaseManager,
     where: MemoryFilter,
     *,
-    order: MemoryOrder = "importance",
+    order: MemoryOrder = "occurred_at",
     descending: bool = True,
     limit: int = 25,
     offset: int = 0,
 ) -> LiveQuery:
-    """One page of the memories ``where`` selects, sorted by ``order`` then id."""
+    """One page of the memories ``where`` selects, sorted by ``order`` then id (newest
+    first by default: an index serves that order)."""
     query = memories_query(where, order=order, descending=descending, limit=limit)
     return manager.live(query.with_only_columns(*LISTED).offset(offset))
 
