@@ -1,18 +1,125 @@
-"""The memories view."""
+"""The memory explorer: the active persona's memories, filtered, searched, on a
+timeline, bookmarked, opened, edited, linked, and optimized.
+
+Everything shown comes from live queries, a page at a time, so the view stays quick
+with 100,000 memories and shows changes made anywhere (the CLI, another tab, a sync
+client) as they happen. The parts, one module each: the selection
+(``explorer_selection``), the filter bar (``explorer_filters``), bookmarks
+(``explorer_bookmarks``), the timeline (``explorer_timeline``), the table
+(``explorer_table``), a memory's detail and graph (``explorer_detail``,
+``explorer_graph``), and the optimizer's preview (``explorer_optimize``).
+"""
 
 from __future__ import annotations
 
-from nicegui import ui
+from datetime import datetime
+from functools import partial
 
+from nicegui import run, ui
+
+from pjai.app.reads.personas import PersonaChoice
+from pjai.errors import PjaiError
+from pjai.web.active import follow_active
 from pjai.web.app import WebApp
+from pjai.web.views.explorer_bookmarks import BookmarkBar
+from pjai.web.views.explorer_detail import MemoryDetail
+from pjai.web.views.explorer_filters import FilterBar
+from pjai.web.views.explorer_optimize import OptimizeDialog
+from pjai.web.views.explorer_selection import Selection
+from pjai.web.views.explorer_table import TableFeed
+from pjai.web.views.explorer_timeline import TimelineCard
 from pjai.web.views.view import View
 
-__all__ = ["VIEW", "build"]
+__all__ = ["SEARCH_LIMIT", "VIEW", "Explorer", "build"]
+
+SEARCH_LIMIT = 100
+"""How many hits a search shows at most, best first."""
 
 
 def build(web: WebApp) -> None:
-    """Fill the content area with the memories view."""
-    ui.label("Memories").classes("text-h5")
+    """Fill the content area with the memory explorer of the active persona."""
+    with ui.column().classes("w-full gap-3 q-pa-md"):
+        ui.label("Memories").classes("text-h5")
+        follow_active(web, partial(_explorer, web))
+
+
+def _explorer(web: WebApp, persona: PersonaChoice | None) -> None:
+    if persona is None:
+        ui.label("No persona yet: create one, then explore its memories here.").classes(
+            "text-grey-7"
+        )
+        return
+    Explorer(web, persona.id)
+
+
+class Explorer:
+    """One persona's explorer: the selection, and the parts that follow it."""
+
+    def __init__(self, web: WebApp, persona_id: str) -> None:
+        self.web = web
+        self.persona_id = persona_id
+        self.selection = Selection()
+        self.bookmarks = BookmarkBar(web, persona_id, lambda: self.selection, self.select)
+        self.filters = FilterBar(web, persona_id, self.select)
+        self.timeline = TimelineCard(web, persona_id, self._pick_range)
+        self.detail = MemoryDetail(web)
+        self.optimizer = OptimizeDialog(web, persona_id)
+        with ui.row().classes("w-full items-center"):
+            total = ui.row().classes("items-center")
+            ui.space()
+            ui.button("Optimize…", icon="auto_fix_high", on_click=self.optimizer.open).props(
+                'outline no-caps data-testid="optimize"'
+            )
+        self.feed = TableFeed(web, total, self.detail.open)
+        self._show_filter()
+
+    async def select(self, selection: Selection) -> None:
+        """Show ``selection``: the controls, the timeline and the table follow it."""
+        if selection == self.selection:
+            return
+        self.selection = selection
+        self.filters.show(selection)
+        if selection.searching:
+            self._show_timeline()
+            await self._search(selection)
+        else:
+            self._show_filter()
+
+    async def _pick_range(self, start: datetime | None, end: datetime | None) -> None:
+        await self.select(self.selection.timed(start, end))
+
+    def _show_timeline(self) -> None:
+        s = self.selection
+        self.timeline.show(s.where(self.persona_id, timed=False), (s.occurred_from, s.occurred_to))
+
+    def _show_filter(self) -> None:
+        self.filters.searched("")
+        self._show_timeline()
+        self.feed.show_filter(self.selection.where(self.persona_id))
+
+    async def _search(self, asked: Selection) -> None:
+        where = asked.where(self.persona_id)
+        self.filters.searched(f"Searching ({asked.method})…")
+        try:
+            hits = await run.io_bound(
+                self.web.services.memories.search,
+                asked.text,
+                where,
+                limit=SEARCH_LIMIT,
+                method=asked.method,
+            )
+        except PjaiError as exc:
+            if self.selection is asked:
+                self.filters.searched(f"{asked.method} search failed: {exc}", error=True)
+                self.feed.show_filter(where)
+            return
+        if hits is None or self.selection is not asked:
+            return  # the user asked for something else meanwhile
+        best = f" (the best {SEARCH_LIMIT})" if len(hits) == SEARCH_LIMIT else ""
+        self.filters.searched(
+            f"{len(hits)} found{best} by {asked.method} search for “{asked.text}”"
+        )
+        self.feed.show_hits([h.memory_id for h in hits], deleted=False)
 
 
 VIEW = View("/memories", "Memories", "psychology", build)

@@ -1,0 +1,221 @@
+"""The explorer's table: one page of memories at a time, from the server.
+
+The browser holds only the page it shows. Two live panels feed the table: one counts
+the memories the filter selects (the pagination's total, and ``memory-total``), one
+reads the current page with LIMIT/OFFSET. Paging or sorting replaces the page's panel;
+a new filter replaces both. While a search decides what shows, the table pages through
+its hits instead, still reading each page live (an edited or deleted hit updates).
+
+Newest first by default: the index on (persona, occurred_at) gives that page without
+sorting every memory of the persona.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from nicegui import ui
+from nicegui.events import GenericEventArguments
+
+from pjai.app.reads import memories as reads
+from pjai.schema.selection import MemoryFilter
+from pjai.schema.types import from_iso
+from pjai.sql.repositories import MemoryOrder
+from pjai.store import Row
+from pjai.web.app import WebApp
+from pjai.web.live import LivePanel
+
+__all__ = ["COLUMNS", "SORTABLE", "TIER_COLOURS", "MemoryTable", "TableFeed", "row_of"]
+
+SORTABLE: tuple[MemoryOrder, ...] = ("importance", "occurred_at", "created_at", "access_count")
+"""The columns the table sorts by, on the server."""
+
+COLUMNS: list[dict[str, Any]] = [
+    {"name": "name", "label": "Name", "field": "name", "align": "left"},
+    {"name": "type", "label": "Type", "field": "type", "align": "left"},
+    {"name": "tier", "label": "Tier", "field": "tier", "align": "left"},
+    {"name": "importance", "label": "Importance", "field": "importance", "sortable": True},
+    {"name": "tags", "label": "Tags", "field": "tags", "align": "left"},
+    {"name": "occurred_at", "label": "Occurred (UTC)", "field": "occurred_at", "sortable": True},
+    {"name": "access_count", "label": "Opened", "field": "access_count", "sortable": True},
+    {"name": "state", "label": "", "field": "state", "align": "left"},
+]
+
+_ROWS_PER_PAGE = 25
+
+TIER_COLOURS = {"hot": "deep-orange", "warm": "amber-8", "cold": "light-blue-8"}
+"""The colour of each tier's badge."""
+
+_TIER_CELL = (
+    "<q-td :props=\"props\"><q-badge :color=\"{hot: 'deep-orange', warm: 'amber-8', "
+    "cold: 'light-blue-8'}[props.value] || 'grey'\" :label=\"props.value\" /></q-td>"
+)
+
+
+def _time(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else from_iso(value)
+
+
+def row_of(row: Row) -> dict[str, Any]:
+    """A memory's row as the table shows it (plain values: the browser gets JSON)."""
+    state = (
+        "deleted"
+        if row.deleted_at is not None
+        else "archived"
+        if row.archived_at is not None
+        else "pinned"
+        if row.pinned
+        else ""
+    )
+    return {
+        "id": row.id,
+        "name": row.name,
+        "type": row.type,
+        "tier": row.tier,
+        "importance": f"{row.importance:.2f}",
+        "tags": ", ".join(row.tags or ()),
+        "occurred_at": _time(row.occurred_at).strftime("%Y-%m-%d %H:%M"),
+        "access_count": row.access_count,
+        "state": state,
+    }
+
+
+class MemoryTable(ui.table):
+    """A table whose rows' names count as its text (what a simulated user sees)."""
+
+    def _displayed_contents(self, *, only_visible: bool) -> list[Any]:
+        names = [row.get("name") for row in self.rows]
+        return [*super()._displayed_contents(only_visible=only_visible), *names]
+
+
+class TableFeed:
+    """The table, the total above it, and the live panels that fill both.
+
+    ``total_slot`` is where the count goes; ``on_open(memory_id)`` runs when a row is
+    clicked.
+    """
+
+    def __init__(
+        self, web: WebApp, total_slot: ui.element, on_open: Callable[[str], object]
+    ) -> None:
+        self.web = web
+        self._total_slot = total_slot
+        self._where: MemoryFilter | None = None
+        self._hits: list[str] | None = None
+        self._hits_deleted = False
+        self.table = MemoryTable(
+            rows=[],
+            columns=COLUMNS,
+            row_key="id",
+            pagination={
+                "page": 1,
+                "rowsPerPage": _ROWS_PER_PAGE,
+                "sortBy": "occurred_at",
+                "descending": True,
+                "rowsNumber": 0,
+            },
+        )
+        self.table.classes("w-full").props(
+            'flat bordered dense :rows-per-page-options="[10, 25, 50, 100]" '
+            'data-testid="explorer-table" no-data-label="No memories match" '
+            ":table-row-class-fn=\"() => 'cursor-pointer'\""
+        )
+        self.table.mark("explorer-table")
+        self.table.add_slot("body-cell-tier", _TIER_CELL)
+        self.table.on("request", self._requested, ["pagination"])
+        self.table.on("rowClick", lambda e: on_open(e.args[1]["id"]), [[], ["id"], None])
+        self._feeders = ui.element("div").classes("w-full")
+        self._count: LivePanel | None = None
+
+    # -- what shows -----------------------------------------------------------------
+
+    def show_filter(self, where: MemoryFilter) -> None:
+        """Page through the memories ``where`` selects, from the first page."""
+        self._where, self._hits = where, None
+        self._set_pagination(page=1)
+        self._feed(count=True)
+
+    def show_hits(self, ids: Sequence[str], *, deleted: bool) -> None:
+        """Page through a search's hits, best first."""
+        self._hits = list(ids)
+        self._hits_deleted = deleted
+        self._set_pagination(page=1, rowsNumber=len(self._hits))
+        self._feed(count=True)
+
+    # -- feeding ----------------------------------------------------------------------
+
+    def _requested(self, event: GenericEventArguments) -> None:
+        asked = event.args["pagination"]
+        sort = asked.get("sortBy") or "occurred_at"
+        self._set_pagination(
+            page=asked.get("page", 1),
+            rowsPerPage=asked.get("rowsPerPage", _ROWS_PER_PAGE),
+            sortBy=sort if sort in SORTABLE else "occurred_at",
+            descending=bool(asked.get("descending", True)),
+        )
+        self._feed(count=False)
+
+    def _set_pagination(self, **changes: Any) -> None:
+        self.table.pagination = {**self.table.pagination, **changes}
+
+    def _feed(self, *, count: bool) -> None:
+        if count:
+            self._total_slot.clear()
+            with self._total_slot:
+                if self._hits is not None:
+                    self._total(len(self._hits), "found")
+                else:
+                    assert self._where is not None
+                    LivePanel(
+                        "memory count",
+                        partial(reads.count, self.web.manager, self._where),
+                        self._counted,
+                    ).classes("w-auto")
+        self._feeders.clear()
+        with self._feeders:
+            LivePanel("memory page", self._page_source, self._show_page)
+
+    def _page_source(self) -> Any:
+        p = self.table.pagination
+        size = int(p["rowsPerPage"]) or 100
+        offset = (int(p["page"]) - 1) * size
+        if self._hits is not None:
+            ids = self._hits[offset : offset + size]
+            return reads.by_ids(self.web.manager, ids, deleted=self._hits_deleted)
+        assert self._where is not None
+        return reads.page(
+            self.web.manager,
+            self._where,
+            order=p["sortBy"],
+            descending=bool(p["descending"]),
+            limit=size,
+            offset=offset,
+        )
+
+    def _show_page(self, rows: list[Row]) -> None:
+        shown = [row_of(r) for r in rows]
+        if self._hits is not None:
+            rank = {memory_id: i for i, memory_id in enumerate(self._hits)}
+            shown.sort(key=lambda r: rank[r["id"]])
+        self.table.rows = shown
+        self.table.update()
+
+    def _counted(self, rows: list[Row]) -> None:
+        total = int(rows[0].n)
+        self._total(total, "memories" if total != 1 else "memory")
+        if self.table.pagination.get("rowsNumber") != total:
+            self._set_pagination(rowsNumber=total)
+            size = int(self.table.pagination["rowsPerPage"]) or total or 1
+            last = max(1, -(-total // size))
+            if int(self.table.pagination["page"]) > last:  # the last page emptied
+                self._set_pagination(page=last)
+                self._feed(count=False)
+
+    @staticmethod
+    def _total(total: int, noun: str) -> None:
+        with ui.row().classes("items-baseline gap-1"):
+            ui.label(str(total)).classes("text-h6").props('data-testid="memory-total"')
+            ui.label(noun).classes("text-grey-8")

@@ -1,0 +1,454 @@
+"""The memory explorer under a simulated user: filter, search, detail, edit, delete and
+restore, live rows, paging, bookmarks and presets, the timeline, and the optimizer's
+preview."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from nicegui import ui
+from nicegui.testing.user import User
+from nicegui.testing.user_interaction import UserInteraction
+
+from pjai.app import Personas
+from pjai.app.reads import memories as reads
+from pjai.memory import EmbeddingsUnavailable
+from pjai.schema import MemoryFilter
+from pjai.web import WebApp
+from pjai.web.views.explorer_selection import Selection, format_time, parse_time
+from pjai.web.views.explorer_table import MemoryTable
+from pjai.web.views.explorer_timeline import bucket_range
+from tests.web.conftest import simulated
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+WAIT_S = 5.0
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _persona(web: WebApp, name: str = "Ada") -> str:
+    return Personas(web.manager).create(name, activate=True).id
+
+
+def _add(web: WebApp, persona_id: str, name: str, **fields: Any) -> str:
+    fields.setdefault("occurred_at", T0)
+    return web.services.memories.add(persona_id, f"{name}: content", name=name, **fields).memory.id
+
+
+def _by_testid(user: User, testid: str) -> ui.element:
+    found = [
+        e
+        for e in user.client.elements.values()
+        if e.props.get("data-testid") == testid and not e.is_deleted
+    ]
+    assert found, f"nothing with data-testid={testid!r} on the page"
+    return found[-1]  # the newest, when a panel was rebuilt
+
+
+def _act(user: User, testid: str) -> UserInteraction[ui.element]:
+    return UserInteraction(user, {_by_testid(user, testid)}, None)
+
+
+def _table(user: User) -> MemoryTable:
+    table = _by_testid(user, "explorer-table")
+    assert isinstance(table, MemoryTable)
+    return table
+
+
+def _names(user: User) -> list[str]:
+    return [row["name"] for row in _table(user).rows]
+
+
+def _total(user: User) -> int:
+    label = _by_testid(user, "memory-total")
+    assert isinstance(label, ui.label)
+    return int(label.text)
+
+
+def _set(user: User, testid: str, value: Any) -> None:
+    element = _by_testid(user, testid)
+    with user.client:
+        element.value = value  # type: ignore[attr-defined]
+
+
+async def _until(check: Callable[[], bool], what: str) -> None:
+    """Let the event loop run until ``check()`` holds, failing after ``WAIT_S``."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            if check():
+                return
+        except AssertionError:
+            pass  # the element is not there yet
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.02)
+
+
+async def _open_explorer(user: User, *expected: str) -> None:
+    await user.open("/memories")
+    for name in expected:
+        await user.should_see(name)
+
+
+def _open_row(user: User, memory_id: str) -> None:
+    _act(user, "explorer-table").trigger("rowClick", [{}, {"id": memory_id}, 0])
+
+
+# -- the table -------------------------------------------------------------------------
+
+
+async def test_the_table_lists_the_active_personas_memories_with_their_total(
+    web: WebApp,
+) -> None:
+    ada = _persona(web)
+    other = Personas(web.manager).create("Basil").id
+    _add(web, ada, "Walks at dawn", occurred_at=T0)
+    _add(web, ada, "Likes green tea", occurred_at=T0 + timedelta(hours=1))
+    _add(web, other, "Writes poems")
+    async with simulated(web) as user:
+        await _open_explorer(user, "Likes green tea", "Walks at dawn")
+        await user.should_not_see("Writes poems")
+        assert _names(user) == ["Likes green tea", "Walks at dawn"]
+        await _until(lambda: _total(user) == 2, "the total says 2")
+
+
+async def test_a_memory_added_from_python_appears_without_a_reload(web: WebApp) -> None:
+    ada = _persona(web)
+    _add(web, ada, "Likes green tea")
+    async with simulated(web) as user:
+        await _open_explorer(user, "Likes green tea")
+        _add(web, ada, "Plays the cello", importance=0.95)
+        await user.should_see("Plays the cello")
+        await _until(lambda: _total(user) == 2, "the total says 2")
+
+
+async def test_pages_come_from_the_server_one_at_a_time(web: WebApp) -> None:
+    ada = _persona(web)
+    for i in range(30):
+        _add(web, ada, f"memory {i:02d}", importance=round(1 - i / 100, 2))
+    async with simulated(web) as user:
+        await _open_explorer(user, "memory 00")
+        await _until(lambda: _total(user) == 30, "the total says 30")
+        assert len(_table(user).rows) == 25
+        assert _names(user)[0] == "memory 00"  # newest first, then by id
+        asked = {"page": 2, "rowsPerPage": 25, "sortBy": "importance", "descending": True}
+        _act(user, "explorer-table").trigger("request", {"pagination": asked})
+        await _until(
+            lambda: _names(user) == [f"memory {i:02d}" for i in range(25, 30)], "page 2 shows"
+        )
+        ascending = {**asked, "page": 1, "descending": False}
+        _act(user, "explorer-table").trigger("request", {"pagination": ascending})
+        await _until(lambda: _names(user)[0] == "memory 29", "the least important comes first")
+
+
+# -- filters and search -----------------------------------------------------------------
+
+
+async def test_filters_narrow_the_table_and_the_total(web: WebApp) -> None:
+    ada = _persona(web)
+    _add(web, ada, "Hot fact", tier="hot", importance=0.9, type="fact", tags=["tea"])
+    _add(web, ada, "Warm note", tier="warm", importance=0.5, type="note", tags=["tea"])
+    _add(web, ada, "Cold note", tier="cold", importance=0.1, type="note")
+    async with simulated(web) as user:
+        await _open_explorer(user, "Hot fact", "Warm note", "Cold note")
+        _set(user, "filter-tiers", ["hot", "warm"])
+        await user.should_not_see("Cold note")
+        await _until(lambda: _total(user) == 2, "two memories are hot or warm")
+        _act(user, "filter-types").trigger("popupShow")  # reads the persona's types
+        assert _by_testid(user, "filter-types").options == ["fact", "note"]  # type: ignore[attr-defined]
+        _set(user, "filter-types", ["note"])
+        await _until(lambda: _names(user) == ["Warm note"], "only the warm note is left")
+        _act(user, "filter-clear").click()
+        await _until(lambda: _total(user) == 3, "clearing shows all three")
+        _set(user, "filter-tags", ["tea"])
+        await _until(lambda: set(_names(user)) == {"Hot fact", "Warm note"}, "tagged tea")
+        _set(user, "filter-importance", {"min": 0.6, "max": 1.0})
+        await _until(lambda: _names(user) == ["Hot fact"], "importance 0.6 and up")
+
+
+async def test_a_time_range_typed_in_narrows_the_table(web: WebApp) -> None:
+    ada = _persona(web)
+    _add(web, ada, "Monday memory", occurred_at=T0)
+    _add(web, ada, "Friday memory", occurred_at=T0 + timedelta(days=4))
+    async with simulated(web) as user:
+        await _open_explorer(user, "Monday memory", "Friday memory")
+        _set(user, "filter-from", "2026-03-05")
+        _act(user, "filter-from").trigger("keydown.enter")
+        await _until(lambda: _names(user) == ["Friday memory"], "only Friday's memory shows")
+
+
+async def test_keyword_search_shows_its_hits_and_semantic_search_says_why_it_cannot(
+    web: WebApp,
+) -> None:
+    ada = _persona(web)
+    _add(web, ada, "Likes green tea")
+    _add(web, ada, "Walks at dawn")
+    try:
+        web.services.memories.search("tea", MemoryFilter(persona_id=ada), method="semantic")
+    except EmbeddingsUnavailable as exc:
+        unavailable = str(exc)
+    else:
+        pytest.skip("the embeddings extra is installed: semantic search works here")
+    async with simulated(web) as user:
+        await _open_explorer(user, "Walks at dawn")
+        _set(user, "search-text", "tea")
+        _act(user, "search-button").click()
+        await _until(lambda: _names(user) == ["Likes green tea"], "the keyword hit shows")
+        await user.should_see("1 found by keyword search")
+        assert _total(user) == 1
+        _set(user, "search-method", "semantic")
+        _act(user, "search-button").click()
+        await user.should_see(unavailable)
+        _set(user, "search-method", "keyword")
+        _act(user, "search-button").click()
+        await _until(lambda: _names(user) == ["Likes green tea"], "keyword search works again")
+
+
+# -- a memory ---------------------------------------------------------------------------
+
+
+async def test_opening_a_memory_shows_it_and_records_an_access(web: WebApp) -> None:
+    ada = _persona(web)
+    tea = _add(web, ada, "Likes green tea")
+    walks = _add(web, ada, "Walks at dawn")
+    web.services.memories.link(tea, walks, "related", strength=0.7)
+    async with simulated(web) as user:
+        await _open_explorer(user, "Likes green tea")
+        _open_row(user, tea)
+        await user.should_see("Likes green tea: content")
+        await user.should_see("related · strength 0.70")
+        await user.should_see(kind=ui.echart)  # the graph around it
+        assert web.services.memories.get(tea).access_count == 1
+        await user.should_see("once, last")
+
+
+async def test_editing_a_memory_saves_it_through_the_service(web: WebApp) -> None:
+    ada = _persona(web)
+    tea = _add(web, ada, "Likes green tea", importance=0.5)
+    async with simulated(web) as user:
+        await _open_explorer(user, "Likes green tea")
+        _open_row(user, tea)
+        await user.should_see("Likes green tea: content")
+        _act(user, "detail-edit").click()
+        _set(user, "edit-name", "Loves green tea")
+        _set(user, "edit-importance", 0.9)
+        _set(user, "edit-tier", "cold")
+        _act(user, "edit-save").click()
+        await user.should_see("Saved “Loves green tea”")
+        saved = web.services.memories.get(tea)
+        assert (saved.name, saved.importance, saved.tier, saved.pinned) == (
+            "Loves green tea",
+            0.9,
+            "cold",
+            True,
+        )
+        await _until(lambda: _names(user) == ["Loves green tea"], "the table shows the new name")
+
+
+async def test_deleting_and_restoring_a_memory(web: WebApp) -> None:
+    ada = _persona(web)
+    tea = _add(web, ada, "Likes green tea")
+    _add(web, ada, "Walks at dawn")
+    async with simulated(web) as user:
+        await _open_explorer(user, "Likes green tea")
+        _open_row(user, tea)
+        await user.should_see("Likes green tea: content")
+        _act(user, "detail-delete").click()
+        await _until(lambda: _names(user) == ["Walks at dawn"], "the deleted memory leaves")
+        assert web.services.memories.get(tea).deleted_at is not None
+        await _until(lambda: _total(user) == 1, "the total says 1")
+        _act(user, "detail-restore").click()
+        await _until(lambda: "Likes green tea" in _names(user), "the memory is back")
+        assert web.services.memories.get(tea).deleted_at is None
+
+
+async def test_deleted_memories_show_with_the_switch_and_open_without_an_access(
+    web: WebApp,
+) -> None:
+    ada = _persona(web)
+    tea = _add(web, ada, "Likes green tea")
+    web.services.memories.delete(tea)
+    async with simulated(web) as user:
+        await _open_explorer(user)
+        await _until(lambda: _total(user) == 0, "no live memory")
+        _set(user, "filter-deleted", True)
+        await _until(lambda: _names(user) == ["Likes green tea"], "the deleted memory shows")
+        _open_row(user, tea)
+        await user.should_see(kind=ui.button, content="Restore")
+        assert web.services.memories.get(tea).access_count == 0
+
+
+# -- bookmarks, presets, timeline ----------------------------------------------------------
+
+
+async def test_a_bookmark_saves_the_filter_and_opening_it_applies_it(web: WebApp) -> None:
+    ada = _persona(web)
+    _add(web, ada, "Hot fact", tier="hot")
+    _add(web, ada, "Cold note", tier="cold")
+    async with simulated(web) as user:
+        await _open_explorer(user, "Hot fact", "Cold note")
+        _set(user, "filter-tiers", ["hot"])
+        await user.should_not_see("Cold note")
+        _act(user, "bookmark-save").click()
+        _set(user, "bookmark-name", "Only hot")
+        _act(user, "bookmark-confirm").click()
+        await user.should_see("Bookmarked “Only hot”")
+        (saved,) = web.services.bookmarks.list(ada)
+        assert (saved.name, saved.filters["tiers"]) == ("Only hot", ["hot"])
+        _act(user, "filter-clear").click()
+        await user.should_see("Cold note")
+        await user.should_see("Only hot")  # its chip
+        _act(user, "bookmark").click()
+        await user.should_not_see("Cold note")
+        await _until(lambda: _names(user) == ["Hot fact"], "the bookmark's filter applies")
+        assert _by_testid(user, "filter-tiers").value == ["hot"]  # type: ignore[attr-defined]
+
+
+async def test_a_preset_applies_its_filter_without_saving_it(web: WebApp) -> None:
+    ada = _persona(web)
+    _add(web, ada, "Hot fact", tier="hot")
+    _add(web, ada, "Cold note", tier="cold")
+    async with simulated(web) as user:
+        await _open_explorer(user, "Hot fact", "Cold note")
+        _act(user, "preset-hot_memories").click()
+        await _until(lambda: _names(user) == ["Hot fact"], "only hot memories show")
+        assert web.services.bookmarks.list(ada) == []
+
+
+async def test_clicking_a_timeline_bar_shows_that_time(web: WebApp) -> None:
+    ada = _persona(web)
+    _add(web, ada, "Monday memory", occurred_at=T0)
+    _add(web, ada, "Friday memory", occurred_at=T0 + timedelta(days=4))
+    async with simulated(web) as user:
+        await _open_explorer(user, "Monday memory", "Friday memory")
+        chart = _by_testid(user, "timeline-chart")
+        assert isinstance(chart, ui.echart)
+        await _until(
+            lambda: chart.options["xAxis"]["data"] == ["2026-03-02", "2026-03-06"],
+            "the timeline has a bar per day",
+        )
+        click = {
+            "componentType": "series",
+            "seriesType": "bar",
+            "seriesIndex": 0,
+            "seriesName": "memories",
+            "name": "2026-03-06",
+            "dataIndex": 1,
+            "data": {"value": 1},
+            "dataType": None,
+            "value": 1,
+        }
+        UserInteraction(user, {chart}, None).trigger("componentClick", click)
+        await _until(lambda: _names(user) == ["Friday memory"], "only Friday's memory shows")
+        assert _by_testid(user, "filter-from").value == "2026-03-06"  # type: ignore[attr-defined]
+        _act(user, "timeline-all").click()
+        await _until(lambda: _total(user) == 2, "all time shows both")
+
+
+# -- optimize ------------------------------------------------------------------------------
+
+
+async def test_optimize_previews_the_moves_then_applies_them(web: WebApp) -> None:
+    ada = _persona(web)
+    buried = _add(web, ada, "Buried treasure", tier="cold", pinned=False, importance=1.0)
+    for i in range(3):
+        _add(web, ada, f"filler {i}", tier="hot", pinned=False, importance=0.05)
+    async with simulated(web) as user:
+        await _open_explorer(user, "Buried treasure")
+        _act(user, "optimize").click()
+        await user.should_see(kind=ui.label, marker=None, content="would change")
+        moves = _by_testid(user, "optimize-moves")
+        assert isinstance(moves, ui.table)
+        preview = {row["name"]: row["change"] for row in moves.rows}
+        assert preview["Buried treasure"].startswith("cold → ")
+        assert web.services.memories.get(buried).tier == "cold"  # a preview changes nothing
+        _act(user, "optimize-apply").click()
+        await user.should_see("Optimized:")
+        moved = web.services.memories.get(buried).tier
+        assert moved != "cold"
+        assert preview["Buried treasure"] == f"cold → {moved}"
+
+
+# -- the pieces without a page ----------------------------------------------------------------
+
+
+def test_a_preview_commits_nothing(web: WebApp) -> None:
+    ada = _persona(web)
+    _add(web, ada, "Buried treasure", tier="cold", pinned=False, importance=1.0)
+    cold = "SELECT count(*) AS n FROM memories WHERE tier = 'cold'"
+    before = web.manager.query(cold)[0].n
+    report = reads.optimize_preview(web.manager, ada)
+    assert [m.to for m in report.moves] == ["hot"]
+    assert web.manager.query(cold)[0].n == before
+
+
+@pytest.mark.parametrize(
+    ("key", "unit", "first", "last"),
+    [
+        ("2026-01-31T23:00", "hour", "2026-01-31T23:00:00", "2026-01-31T23:59:59.999999"),
+        ("2026-02-28", "day", "2026-02-28T00:00:00", "2026-02-28T23:59:59.999999"),
+        ("2025-W01", "week", "2024-12-30T00:00:00", "2025-01-05T23:59:59.999999"),
+        ("2026-12", "month", "2026-12-01T00:00:00", "2026-12-31T23:59:59.999999"),
+    ],
+)
+def test_a_timeline_bucket_spans_its_whole_unit(key: str, unit: Any, first: str, last: str) -> None:
+    start, end = bucket_range(key, unit)
+    assert (start, end) == (
+        datetime.fromisoformat(first).replace(tzinfo=UTC),
+        datetime.fromisoformat(last).replace(tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize("text", ["2026-03-02", "2026-03-02 14:30"])
+@pytest.mark.parametrize("end", [False, True])
+def test_a_typed_time_reads_back_as_written(text: str, end: bool) -> None:
+    assert format_time(parse_time(text, end=end), end=end) == text
+
+
+def test_a_bookmark_keeps_the_selection(web: WebApp) -> None:
+    ada = _persona(web)
+    chosen = Selection(
+        tiers=("hot",),
+        types=("fact",),
+        tags=("tea",),
+        importance=(0.25, 0.75),
+        occurred_from=T0,
+        occurred_to=T0 + timedelta(days=1),
+        hours=(9, 17),
+    )
+    row = web.services.bookmarks.create(ada, "Mark", **chosen.bookmark())
+    assert Selection.of_bookmark(row) == chosen
+
+
+async def test_the_explorer_follows_the_active_persona(web: WebApp) -> None:
+    ada = _persona(web)
+    basil = Personas(web.manager).create("Basil").id
+    _add(web, ada, "Likes green tea")
+    _add(web, basil, "Writes poems")
+    async with simulated(web) as user:
+        await _open_explorer(user, "Likes green tea")
+        Personas(web.manager).activate(basil)
+        await user.should_see("Writes poems")
+        await user.should_not_see("Likes green tea")
+
+
+async def test_emptying_the_last_page_goes_back_a_page(web: WebApp) -> None:
+    ada = _persona(web)
+    ids = [_add(web, ada, f"memory {i:02d}") for i in range(26)]
+    async with simulated(web) as user:
+        await _open_explorer(user, "memory 00")
+        asked = {"page": 2, "rowsPerPage": 25, "sortBy": "occurred_at", "descending": True}
+        _act(user, "explorer-table").trigger("request", {"pagination": asked})
+        await _until(lambda: _names(user) == ["memory 25"], "page 2 shows the last memory")
+        web.services.memories.delete(ids[25])
+        await _until(lambda: len(_names(user)) == 25, "page 1 shows again")
+        assert _table(user).pagination["page"] == 1
