@@ -38,6 +38,7 @@ __all__ = [
     "TimelinePoint",
     "event_rate",
     "event_seconds",
+    "event_seconds_now",
     "health",
     "memory_figures",
     "memory_health",
@@ -194,9 +195,23 @@ def event_seconds(manager: HybridDatabaseManager, *, now: datetime | None = None
     """Events of the store's log per second (UTC, ``YYYY-MM-DDTHH:MM:SS``), from the
     newest events back to the start of the window (read with :func:`event_rate`).
 
-    Only the store logs each event with its time: with the store off this raises
-    :class:`~pjai.errors.QueryError` saying so.
+    It re-runs after this process's commits; for other processes' (the CLI, a sync
+    client), read again with :func:`event_seconds_now` when :meth:`manager.head()
+    <pjai.hybrid.HybridDatabaseManager.head>` moves. Only the store logs each event
+    with its time: with the store off this raises :class:`~pjai.errors.QueryError`
+    saying so.
     """
+    return manager.live(*_event_seconds(manager, now))
+
+
+def event_seconds_now(manager: HybridDatabaseManager) -> list[Row]:
+    """The rows of :func:`event_seconds`, read once, now."""
+    return manager.query(*_event_seconds(manager, None))
+
+
+def _event_seconds(
+    manager: HybridDatabaseManager, now: datetime | None
+) -> tuple[str, dict[str, object]]:
     if not manager.use_livestore:
         raise QueryError(STORE_OFF)
     # A live query's parameters are fixed: the lower time bound only prunes, and the
@@ -208,7 +223,7 @@ def event_seconds(manager: HybridDatabaseManager, *, now: datetime | None = None
         "WHERE global_seq > (SELECT coalesce(max(global_seq), 0) FROM pjai_eventlog) - :scan "
         "AND at >= :since GROUP BY second ORDER BY second"
     )
-    return manager.live(query, {"scan": _EVENT_SCAN, "since": to_iso(since)})
+    return query, {"scan": _EVENT_SCAN, "since": to_iso(since)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,8 @@ second."""
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -11,6 +13,7 @@ from nicegui import ui
 
 from pjai.app.reads import dashboard as reads
 from pjai.app.reads.personas import PersonaChoice
+from pjai.errors import PjaiError
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
@@ -25,7 +28,10 @@ from pjai.web.views.dashboard_layout import (
 
 __all__ = ["EventRateCard", "importance", "tier_distribution", "timeline"]
 
+log = logging.getLogger(__name__)
+
 _TOOLTIP_AXIS = {"trigger": "axis"}
+_DAY = timedelta(days=1)
 _GRID = {"left": 48, "right": 48, "top": 24, "bottom": 32}
 
 
@@ -51,10 +57,11 @@ def _tier_options(rows: list[Row]) -> dict[str, Any] | None:
                 "type": "pie",
                 "radius": ["45%", "72%"],
                 "center": ["50%", "45%"],
-                "label": {"formatter": "{b}\n{c}"},
+                "label": {"position": "inside", "formatter": "{c}", "color": "#fff"},
                 "data": [
                     {"name": tier, "value": n, "itemStyle": {"color": TIER_COLOURS[tier]}}
                     for tier, n in tiers.items()
+                    if n
                 ],
             }
         ],
@@ -109,7 +116,14 @@ def _timeline_options(rows: list[Row]) -> dict[str, Any] | None:
         "tooltip": _TOOLTIP_AXIS,
         "legend": {"top": 0},
         "grid": {**_GRID, "top": 32},
-        "xAxis": {"type": "time"},
+        # A day either side, so that a single day is a bar rather than the whole axis.
+        "xAxis": {
+            "type": "time",
+            "min": (points[0].start - _DAY).isoformat(),
+            "max": (points[-1].start + _DAY).isoformat(),
+            "minInterval": _DAY.total_seconds() * 1000,
+            "axisLabel": {"formatter": "{d} {MMM}"},
+        },
         "yAxis": [
             {"type": "value", "minInterval": 1, "name": "added"},
             {"type": "value", "minInterval": 1, "name": "total", "splitLine": {"show": False}},
@@ -139,14 +153,17 @@ class EventRateCard:
     """Events per second of the store's event log (every persona's), over the last
     minute.
 
-    The counts come from a live query on the log; a timer redraws them every second so
-    that the window moves with the clock when nothing is committed, and notices the
-    store being switched off or on (the log exists with the store only).
+    The counts come from a live query on the log. A timer redraws them every second,
+    so that the window moves with the clock when nothing is committed; reads them
+    again when the store's head moved without the live query hearing of it (commits
+    of other processes: the CLI, a sync client); and notices the store being switched
+    off or on (the log exists with the store only).
     """
 
     def __init__(self, web: WebApp) -> None:
         self._web = web
         self._rows: list[Row] | None = None
+        self._head = 0
         self._store_on: bool | None = None
         with card("Events per second", ALL_PERSONAS, name="event-rate"):
             self._body = ui.column().classes("w-full gap-1")
@@ -168,20 +185,32 @@ class EventRateCard:
                     self._recent = figure("0", testid="event-rate", caption="events/s (last 5 s)")
                 self._peak = ui.label("").classes("text-caption text-grey-7")
             self._chart = ui.echart(_rate_options([], [])).classes("w-full h-[110px]")
-            self._chart.props('data-chart="events per second"')
+            self._chart.props('data-chart="events per second"').mark("event-rate-chart")
             LivePanel(
                 "events per second", partial(reads.event_seconds, self._web.manager), self._arrived
             )
 
     def _arrived(self, rows: list[Row]) -> None:
         self._rows = rows
+        self._head = self._web.manager.head()
         self._draw()
 
     def _tick(self) -> None:
-        if self._web.manager.use_livestore != self._store_on:
+        manager = self._web.manager
+        if manager.use_livestore != self._store_on:
             self._build()
-        elif self._rows is not None:
-            self._draw()
+            return
+        if self._rows is None:
+            return
+        head = manager.head()
+        if head != self._head:
+            try:
+                self._rows, self._head = reads.event_seconds_now(manager), head
+            except PjaiError:
+                # The live query's panel shows lasting failures; this read is tried
+                # again on the next tick.
+                log.warning("reading the event rate failed", exc_info=True)
+        self._draw()
 
     def _draw(self) -> None:
         assert self._rows is not None

@@ -53,7 +53,7 @@ def memories_of_active(web: WebApp) -> None:
                 if figures.average_importance is not None
                 else "none yet"
             )
-            with ui.grid(columns=2).classes("gap-x-4 gap-y-0 text-body2 q-mt-sm"):
+            with ui.grid(columns="1fr auto").classes("w-full gap-x-4 gap-y-0 text-body2 q-mt-sm"):
                 for label, value in (
                     ("average importance", average),
                     ("high importance", str(figures.high_importance)),

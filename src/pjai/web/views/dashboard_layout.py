@@ -44,9 +44,9 @@ def card(title: str, scope: str, *, name: str, wide: bool = False) -> Iterator[u
     or :data:`ALL_PERSONAS`); yields the card's scope label, then fills the card."""
     span = " xl:col-span-2" if wide else ""
     with ui.card().classes(f"w-full min-w-0{span}").props(f'data-card="{name}"'):
-        with ui.row().classes("w-full items-baseline gap-2 no-wrap"):
+        with ui.row().classes("w-full items-baseline gap-x-2 gap-y-0"):
             ui.label(title).classes("text-subtitle1 text-weight-medium")
-            label = ui.label(f"· {scope}").classes("text-caption text-grey-7 ellipsis")
+            label = ui.label(f"· {scope}").classes("text-caption text-grey-7")
             label.props('data-scope=""')
         yield label
 
@@ -95,7 +95,9 @@ def live_chart(name: str, source: Source, options: Options, *, height: int = 260
             ui.label("Nothing to draw yet.").classes("text-grey-7")
             return
         chart.options.clear()
-        chart.options.update(drawn)
+        # Each new result is drawn afresh; animating every one would show figures
+        # mid-way to their values while commits keep coming.
+        chart.options.update({"animation": False, **drawn})
         chart.update()
         chart.set_visibility(True)
 

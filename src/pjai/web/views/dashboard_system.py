@@ -113,11 +113,12 @@ def sync(web: WebApp) -> None:
 
 def _status(state: str, *, testid: str) -> None:
     colour = _LEVELS.get(state, "negative")
-    ui.badge(state, color=colour).props(f'data-testid="{testid}"').classes("text-body2 q-px-sm")
+    badge = ui.badge(state, color=colour).classes("text-body2 q-px-sm")
+    badge.props(f'data-testid="{testid}"').mark(testid)
 
 
 def _facts(facts: list[tuple[str, Any]]) -> None:
-    with ui.grid(columns=2).classes("w-full gap-x-4 gap-y-0 text-body2"):
+    with ui.grid(columns="auto minmax(0, 1fr)").classes("w-full gap-x-4 gap-y-0 text-body2"):
         for label, value in facts:
             ui.label(label).classes("text-grey-7")
             ui.label(str(value)).classes("text-right ellipsis")

@@ -41,7 +41,12 @@ def welcome(web: WebApp, *, first_run: bool) -> None:
 def _create(web: WebApp) -> None:
     with ui.card().classes("grow basis-80").props('data-card="create-persona"'):
         ui.label("Create a persona").classes("text-h6")
-        name = ui.input("Name").classes("w-full").props('data-testid="welcome-name"')
+        name = (
+            ui.input("Name")
+            .classes("w-full")
+            .props('data-testid="welcome-name"')
+            .mark("welcome-name")
+        )
         choice = (
             ui.select(
                 {key: key for key in TEMPLATES},
@@ -50,6 +55,7 @@ def _create(web: WebApp) -> None:
             )
             .classes("w-full")
             .props('data-testid="welcome-template"')
+            .mark("welcome-template")
         )
         about = ui.label().classes("text-caption text-grey-7")
         about.bind_text_from(
@@ -67,7 +73,9 @@ def _create(web: WebApp) -> None:
                 ui.notify(str(exc), type="negative")
 
         name.on("keydown.enter", create)
-        ui.button("Create", icon="add", on_click=create).props('data-testid="welcome-create"')
+        ui.button("Create", icon="add", on_click=create).props('data-testid="welcome-create"').mark(
+            "welcome-create"
+        )
 
 
 def _demo(web: WebApp) -> None:
@@ -86,4 +94,4 @@ def _demo(web: WebApp) -> None:
 
         ui.button("Load demo data", icon="auto_awesome", on_click=load).props(
             'data-testid="welcome-demo" outline'
-        )
+        ).mark("welcome-demo")
