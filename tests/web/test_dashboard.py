@@ -267,3 +267,17 @@ def test_a_timeline_over_months_is_drawn_in_weeks() -> None:
         (date(2026, 1, 5), 3, 3),  # Monday of ISO week 2026-W02
         (date(2026, 6, 1), 4, 7),
     ]
+
+
+async def test_the_event_rate_follows_the_store_being_switched_off_and_on(web: WebApp) -> None:
+    seed(web.manager)
+    async with simulated(web) as user:
+        await user.open("/")
+        await user.should_see(marker="event-rate")
+        web.manager.set_flag("use_livestore", False)
+        await user.should_see(reads.STORE_OFF, retries=50)
+        await user.should_not_see(marker="event-rate")
+        await figure_shows(user, "memory-count-all", str(live_memories(web)))
+        web.manager.set_flag("use_livestore", True)
+        await user.should_see(marker="event-rate", retries=50)
+        await events_drawn(user, logged_events(web))

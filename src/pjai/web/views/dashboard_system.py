@@ -8,12 +8,13 @@ reads them every two seconds, off the event loop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from nicegui import run, ui
+from nicegui import ui
 
 from pjai.app.reads import dashboard as reads
 from pjai.app.sync import SyncReport
@@ -79,14 +80,14 @@ class PolledPanel(ui.column, Generic[T]):
             return
         self._busy = True
         try:
-            read = self._read
-            # Wrapped: io_bound answers None when cancelled, and None is a valid read.
-            found = await run.io_bound(lambda: (read(),))
-            if found is None or self.is_deleted:
+            # Not NiceGUI's run.io_bound: it swallows the cancellation of its caller, and
+            # a timer whose callback was cancelled would then go on ticking.
+            found = await asyncio.to_thread(self._read)
+            if self.is_deleted:
                 return
             self._content.clear()
             with self._content:
-                self._render(found[0])
+                self._render(found)
         except Exception as exc:
             log.warning("panel %s failed", self.name, exc_info=exc)
             if self.is_deleted:
