@@ -20,6 +20,7 @@ from pjai.web.live import LivePanel
 from pjai.web.views.dashboard_layout import (
     ALL_PERSONAS,
     TIER_COLOURS,
+    SharedQueries,
     card,
     figure,
     live_chart,
@@ -68,11 +69,13 @@ def _tier_options(rows: list[Row]) -> dict[str, Any] | None:
     }
 
 
-def importance(web: WebApp) -> None:
-    """A histogram of the active persona's memories by importance, in tenths."""
+def importance(web: WebApp, shared: SharedQueries) -> None:
+    """A histogram of the active persona's memories by importance, in tenths (from the
+    query of the memory health card)."""
 
     def fill(persona: PersonaChoice) -> None:
-        source = partial(reads.memory_health, web.manager, persona.id)
+        make = partial(reads.memory_health, web.manager, persona.id)
+        source = shared.source(("health", persona.id), make)
         live_chart("importance histogram", source, _importance_options, height=240)
 
     persona_card(web, "Importance", "importance", fill)

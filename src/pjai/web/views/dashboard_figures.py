@@ -17,6 +17,7 @@ from pjai.web.views.dashboard_layout import (
     ALL_PERSONAS,
     TIER_COLOURS,
     TIER_PALETTE,
+    SharedQueries,
     card,
     figure,
     persona_card,
@@ -90,12 +91,13 @@ def memories_of_all(web: WebApp) -> None:
         )
 
 
-def memory_health(web: WebApp) -> None:
+def memory_health(web: WebApp, shared: SharedQueries) -> None:
     """The active persona's memory health: score, use of each tier's capacity,
     fragmentation, stale share and alerts."""
 
     def fill(persona: PersonaChoice) -> None:
-        LivePanel("memory health", partial(reads.memory_health, web.manager, persona.id), _health)
+        make = partial(reads.memory_health, web.manager, persona.id)
+        LivePanel("memory health", shared.source(("health", persona.id), make), _health)
 
     persona_card(web, "Memory health", "memory-health", fill)
 

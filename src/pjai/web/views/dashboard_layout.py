@@ -10,7 +10,7 @@ from typing import Any
 from nicegui import ui
 
 from pjai.app.reads.personas import PersonaChoice
-from pjai.store import Row
+from pjai.store import LiveQuery, Row
 from pjai.web.active import follow_active
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel, Source
@@ -19,6 +19,7 @@ __all__ = [
     "ALL_PERSONAS",
     "TIER_COLOURS",
     "TIER_PALETTE",
+    "SharedQueries",
     "card",
     "figure",
     "live_chart",
@@ -36,6 +37,26 @@ TIER_PALETTE = {"hot": "red-6", "warm": "orange-8", "cold": "blue-7"}
 
 Options = Callable[[list[Row]], dict[str, Any] | None]
 """ECharts options from a live query's rows, or ``None`` when there is nothing to draw."""
+
+
+class SharedQueries:
+    """Live queries that more than one card of a page shows, each made once, so that a
+    commit re-runs it once for all of them."""
+
+    def __init__(self) -> None:
+        self._made: dict[object, LiveQuery] = {}
+
+    def source(self, key: object, make: Source) -> Source:
+        """A panel source giving the query ``key`` names, made by ``make`` when first
+        asked for (and again after ``make`` failed)."""
+
+        def shared() -> LiveQuery:
+            live = self._made.get(key)
+            if live is None:
+                live = self._made[key] = make()
+            return live
+
+        return shared
 
 
 @contextmanager

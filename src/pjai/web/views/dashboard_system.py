@@ -31,6 +31,9 @@ POLL_INTERVAL_S = 2.0
 
 T = TypeVar("T")
 
+_SPACING = 10
+"""A read that took t seconds is not repeated before 10 t have passed since it started."""
+
 _LEVELS = {
     "ok": "positive",
     "online": "positive",
@@ -51,7 +54,9 @@ class PolledPanel(ui.column, Generic[T]):
 
     ``read`` runs in a worker thread, one read at a time; until the first result the
     panel shows a spinner, and a failed read shows its error until a later read
-    succeeds (the error boundary, as a :class:`~pjai.web.live.LivePanel` has).
+    succeeds (the error boundary, as a :class:`~pjai.web.live.LivePanel` has). A slow
+    read is spaced out to take at most a tenth of the time: health checks every page
+    of the store file while holding the manager's lock, which commits wait for.
     """
 
     def __init__(
@@ -68,6 +73,7 @@ class PolledPanel(ui.column, Generic[T]):
         self._read = read
         self._render = render
         self._busy = False
+        self._due = 0.0
         with self:
             self._content = ui.column().classes("w-full gap-1")
             with self._content, ui.row().classes("items-center gap-2 text-grey-7"):
@@ -76,13 +82,16 @@ class PolledPanel(ui.column, Generic[T]):
             ui.timer(interval_s, self._poll, immediate=True)
 
     async def _poll(self) -> None:
-        if self._busy:
+        clock = asyncio.get_running_loop().time
+        started = clock()
+        if self._busy or started < self._due:
             return
         self._busy = True
         try:
             # Not NiceGUI's run.io_bound: it swallows the cancellation of its caller, and
             # a timer whose callback was cancelled would then go on ticking.
             found = await asyncio.to_thread(self._read)
+            self._due = started + _SPACING * (clock() - started)
             if self.is_deleted:
                 return
             self._content.clear()
