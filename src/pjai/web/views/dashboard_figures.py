@@ -121,7 +121,7 @@ def _health(rows: list[Row]) -> None:
                 ui.linear_progress(value=min(use, 1.0), show_value=False, size="10px").props(
                     f'color="{_bar_colour(use, tier)}" rounded'
                 ).classes("grow")
-                ui.label(f"{health.tiers[tier]} · {use:.0%}").classes("w-24 text-right")
+                ui.label(f"{health.tiers[tier]} · {use:.0%}").classes("w-28 text-right no-wrap")
     with ui.column().classes("w-full gap-1 q-mt-sm").props('data-alerts=""'):
         if not health.alerts:
             with ui.row().classes("items-center gap-1 text-positive text-body2"):

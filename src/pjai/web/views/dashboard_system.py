@@ -171,6 +171,8 @@ def _health(health: reads.SystemHealth) -> None:
         )
     if store.error:
         ui.label(store.error).classes("text-caption text-negative")
+    for problem in store.damage[:3]:
+        ui.label(problem).classes("text-caption text-negative").props('data-damage=""')
     for number, shard in enumerate(health.shards, start=1):
         with ui.row().classes("items-center gap-2 q-mt-sm no-wrap"):
             ui.label(f"SQL shard {number}").classes("text-weight-medium")
@@ -186,6 +188,8 @@ def _health(health: reads.SystemHealth) -> None:
         if shard.error:
             ui.label(shard.error).classes("text-caption text-negative")
     bridge = health.bridge
+    if store.status == "off":
+        return  # nothing is bridged: commits write SQL directly
     ui.label(
         f"SQL behind the store by {bridge.lag_events} event(s)"
         + (f"; p95 projection {bridge.lag_p95_ms:.1f} ms" if bridge.lag_p95_ms is not None else "")
