@@ -158,9 +158,9 @@ class EventRateCard:
 
     The counts come from a live query on the log. A timer redraws them every second,
     so that the window moves with the clock when nothing is committed; reads them
-    again when the store's head moved without the live query hearing of it (commits
-    of other processes: the CLI, a sync client); and notices the store being switched
-    off or on (the log exists with the store only).
+    again when the store's head moved since it last looked, since the live query does
+    not hear of other processes' commits (the CLI, a sync client); and notices the
+    store being switched off or on (the log exists with the store only).
     """
 
     def __init__(self, web: WebApp) -> None:
@@ -195,7 +195,6 @@ class EventRateCard:
 
     def _arrived(self, rows: list[Row]) -> None:
         self._rows = rows
-        self._head = self._web.manager.head()
         self._draw()
 
     def _tick(self) -> None:
@@ -205,6 +204,8 @@ class EventRateCard:
             return
         if self._rows is None:
             return
+        # At most one read a second, whoever committed: the live query's rows may
+        # predate the newest head.
         head = manager.head()
         if head != self._head:
             try:
