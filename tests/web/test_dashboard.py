@@ -67,6 +67,7 @@ async def test_first_run_welcomes_and_a_persona_made_from_a_template_brings_the_
         user.find(marker="welcome-create").click()
         await figure_shows(user, "persona-count", "1")
         await figure_shows(user, "memory-count", "0")
+        await user.should_see("No memories yet.")
         await user.should_not_see("Welcome to PJai")
         await user.should_see("· Mira")
     (made,) = web.services.personas.list()

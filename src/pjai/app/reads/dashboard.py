@@ -3,8 +3,9 @@ timeline and the store's event rate, and plain reads for the health of the store
 the SQL shards and for the sync status.
 
 The queries are those of :mod:`pjai.memory.analytics` and :mod:`pjai.memory.timeline`
-kept current with ``manager.live``; the functions named after a figure turn their rows
-into it. Health and sync status are not table data: a view polls them.
+kept current with ``manager.live`` (they follow the store switch); the event rate reads
+the store's own event log, with the store only. The functions named after a figure
+turn the rows into it. Health and sync status are not table data: a view polls them.
 """
 
 from __future__ import annotations

@@ -99,8 +99,16 @@ def figure(value: str, *, testid: str, caption: str | None = None) -> ui.label:
     return number
 
 
-def live_chart(name: str, source: Source, options: Options, *, height: int = 260) -> LivePanel:
-    """An ECharts chart that each result of ``source`` redraws in place.
+def live_chart(
+    name: str,
+    source: Source,
+    options: Options,
+    *,
+    height: int = 260,
+    empty: str = "No memories yet.",
+) -> LivePanel:
+    """An ECharts chart that each result of ``source`` redraws in place (``empty`` says
+    why there is none while ``options`` finds nothing to draw).
 
     The chart lives beside the panel (not inside it) so that a new result updates it
     rather than building a new one; the panel holds the loading state, the error and
@@ -113,7 +121,7 @@ def live_chart(name: str, source: Source, options: Options, *, height: int = 260
         drawn = options(rows)
         if drawn is None:
             chart.set_visibility(False)
-            ui.label("Nothing to draw yet.").classes("text-grey-7")
+            ui.label(empty).classes("text-grey-7")
             return
         chart.options.clear()
         # Each new result is drawn afresh; animating every one would show figures
