@@ -127,11 +127,14 @@ def _status(state: str, *, testid: str) -> None:
     badge.props(f'data-testid="{testid}"').mark(testid)
 
 
-def _facts(facts: list[tuple[str, Any]]) -> None:
+def _facts(facts: list[tuple[str, Any]], *, testids: str) -> None:
+    """Labelled values; each value's test id is ``testids-<label>``."""
     with ui.grid(columns="auto minmax(0, 1fr)").classes("w-full gap-x-4 gap-y-0 text-body2"):
         for label, value in facts:
             ui.label(label).classes("text-grey-7")
-            ui.label(str(value)).classes("text-right ellipsis")
+            testid = f"{testids}-{label.replace(' ', '-')}"
+            shown = ui.label(str(value)).classes("text-right ellipsis")
+            shown.props(f'data-testid="{testid}"').mark(testid)
 
 
 def _size(n: int) -> str:
@@ -167,7 +170,8 @@ def _health(health: reads.SystemHealth) -> None:
                 ("quarantined", store.quarantined),
                 ("probe", _ms(store.probe_ms)),
                 ("on disk", _size(store.disk_bytes)),
-            ]
+            ],
+            testids="store",
         )
     if store.error:
         ui.label(store.error).classes("text-caption text-negative")
@@ -183,7 +187,8 @@ def _health(health: reads.SystemHealth) -> None:
                 ("checkpoint", shard.checkpoint),
                 ("probe", _ms(shard.probe_ms)),
                 ("on disk", _size(shard.disk_bytes)),
-            ]
+            ],
+            testids=f"shard-{number}",
         )
         if shard.error:
             ui.label(shard.error).classes("text-caption text-negative")
@@ -221,7 +226,8 @@ def _sync(report: SyncReport | None) -> None:
             ("rejected", report.rejected),
             ("reconnects", report.reconnects),
             ("last seen", report.updated_at or "never"),
-        ]
+        ],
+        testids="sync",
     )
     if report.read_only:
         ui.label("Read-only token: local changes stay pending.").classes("text-caption")
