@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from nicegui import ui
 from nicegui.testing.user import User
 
-from pjai.app import TEMPLATES, Memories
+from pjai.app import TEMPLATES, DataDir, Memories
 from pjai.app.reads import dashboard as reads
 from pjai.demo import seed
 from pjai.errors import QueryError
@@ -67,6 +68,7 @@ async def test_first_run_welcomes_and_a_persona_made_from_a_template_brings_the_
         user.find(marker="welcome-create").click()
         await figure_shows(user, "persona-count", "1")
         await figure_shows(user, "memory-count", "0")
+        await user.should_see("No memories yet.")
         await user.should_not_see("Welcome to PJai")
         await user.should_see("· Mira")
     (made,) = web.services.personas.list()
@@ -182,7 +184,9 @@ async def test_the_system_cards_show_store_shards_and_sync(web: WebApp) -> None:
     async with simulated(web) as user:
         await user.open("/")
         await figure_shows(user, "store-status", "ok")
+        await figure_shows(user, "store-events", str(logged_events(web)))
         await figure_shows(user, "shard-status-1", "ok")
+        await figure_shows(user, "shard-1-checkpoint", str(logged_events(web)))
         await figure_shows(user, "sync-state", "standalone")
 
 
@@ -267,3 +271,31 @@ def test_a_timeline_over_months_is_drawn_in_weeks() -> None:
         (date(2026, 1, 5), 3, 3),  # Monday of ISO week 2026-W02
         (date(2026, 6, 1), 4, 7),
     ]
+
+
+async def test_the_event_rate_follows_the_store_being_switched_off_and_on(web: WebApp) -> None:
+    seed(web.manager)
+    async with simulated(web) as user:
+        await user.open("/")
+        await user.should_see(marker="event-rate")
+        web.manager.set_flag("use_livestore", False)
+        await user.should_see(reads.STORE_OFF, retries=50)
+        await user.should_not_see(marker="event-rate")
+        await figure_shows(user, "memory-count-all", str(live_memories(web)))
+        web.manager.set_flag("use_livestore", True)
+        await user.should_see(marker="event-rate", retries=50)
+        await events_drawn(user, logged_events(web))
+
+
+async def test_a_synced_directory_shows_its_sync_state_and_lag(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data")
+    data.flags().set("sync", True)
+    with WebApp(data) as web:
+        seed(web.manager)
+        async with simulated(web) as user:
+            await user.open("/")
+            # No client has run: nothing is confirmed, the demo's events are pending.
+            await figure_shows(user, "sync-state", "not running")
+            await figure_shows(user, "sync-lag", "unknown")
+            await figure_shows(user, "sync-pending", str(logged_events(web)))
+            await figure_shows(user, "sync-confirmed-head", "0")

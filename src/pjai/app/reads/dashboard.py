@@ -3,8 +3,9 @@ timeline and the store's event rate, and plain reads for the health of the store
 the SQL shards and for the sync status.
 
 The queries are those of :mod:`pjai.memory.analytics` and :mod:`pjai.memory.timeline`
-kept current with ``manager.live``; the functions named after a figure turn their rows
-into it. Health and sync status are not table data: a view polls them.
+kept current with ``manager.live`` (they follow the store switch); the event rate reads
+the store's own event log, with the store only. The functions named after a figure
+turn the rows into it. Health and sync status are not table data: a view polls them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pjai.schema.expressions import count_if
 from pjai.schema.personas import ScoringConfig
 from pjai.schema.tables import TIERS, personas
 from pjai.schema.types import to_iso, utc_now
-from pjai.store import LiveQuery, Row
+from pjai.store import LiveQuery, Row, Store
 
 __all__ = [
     "EVENT_WINDOW_S",
@@ -195,25 +196,31 @@ def event_seconds(manager: HybridDatabaseManager, *, now: datetime | None = None
     """Events of the store's log per second (UTC, ``YYYY-MM-DDTHH:MM:SS``), from the
     newest events back to the start of the window (read with :func:`event_rate`).
 
+    Only the store logs each event with its time, so this live query runs on the store
+    itself and, unlike those of ``manager.live``, does not move to SQL when the store
+    is switched off: it ends with the store, and a view makes a new one when the store
+    is back. With the store off this raises :class:`~pjai.errors.QueryError` saying so.
     It re-runs after this process's commits; for other processes' (the CLI, a sync
-    client), read again with :func:`event_seconds_now` when :meth:`manager.head()
-    <pjai.hybrid.HybridDatabaseManager.head>` moves. Only the store logs each event
-    with its time: with the store off this raises :class:`~pjai.errors.QueryError`
-    saying so.
+    client), read again with :func:`event_seconds_now` when ``manager.head()`` moves.
     """
-    return manager.live(*_event_seconds(manager, now))
+    query, params = _event_seconds(now)
+    return _store(manager).live(query, params)
 
 
 def event_seconds_now(manager: HybridDatabaseManager) -> list[Row]:
     """The rows of :func:`event_seconds`, read once, now."""
-    return manager.query(*_event_seconds(manager, None))
+    query, params = _event_seconds(None)
+    return _store(manager).query(query, params)
 
 
-def _event_seconds(
-    manager: HybridDatabaseManager, now: datetime | None
-) -> tuple[str, dict[str, object]]:
-    if not manager.use_livestore:
+def _store(manager: HybridDatabaseManager) -> Store:
+    store = manager.store
+    if store is None:
         raise QueryError(STORE_OFF)
+    return store
+
+
+def _event_seconds(now: datetime | None) -> tuple[str, dict[str, object]]:
     # A live query's parameters are fixed: the lower time bound only prunes, and the
     # window is cut again against the clock by :func:`event_rate`. The bound on
     # positions keeps each re-run to the newest events.

@@ -20,6 +20,7 @@ from pjai.web.live import LivePanel
 from pjai.web.views import dashboard_charts as charts
 from pjai.web.views import dashboard_figures as figures
 from pjai.web.views import dashboard_system as system
+from pjai.web.views.dashboard_layout import SharedQueries
 from pjai.web.views.view import View
 from pjai.web.views.welcome import welcome
 
@@ -53,10 +54,11 @@ def _dashboard(web: WebApp) -> None:
         figures.memories_of_active(web)
         figures.memories_of_all(web)
         charts.EventRateCard(web)
+    shared = SharedQueries()
     with ui.element("div").classes(f"{_GRID} xl:grid-cols-3"):
-        figures.memory_health(web)
+        figures.memory_health(web, shared)
         charts.tier_distribution(web)
-        charts.importance(web)
+        charts.importance(web, shared)
     with ui.element("div").classes(f"{_GRID} xl:grid-cols-4"):
         charts.timeline(web)
         system.system_health(web)

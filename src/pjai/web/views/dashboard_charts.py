@@ -20,6 +20,7 @@ from pjai.web.live import LivePanel
 from pjai.web.views.dashboard_layout import (
     ALL_PERSONAS,
     TIER_COLOURS,
+    SharedQueries,
     card,
     figure,
     live_chart,
@@ -68,11 +69,13 @@ def _tier_options(rows: list[Row]) -> dict[str, Any] | None:
     }
 
 
-def importance(web: WebApp) -> None:
-    """A histogram of the active persona's memories by importance, in tenths."""
+def importance(web: WebApp, shared: SharedQueries) -> None:
+    """A histogram of the active persona's memories by importance, in tenths (from the
+    query of the memory health card)."""
 
     def fill(persona: PersonaChoice) -> None:
-        source = partial(reads.memory_health, web.manager, persona.id)
+        make = partial(reads.memory_health, web.manager, persona.id)
+        source = shared.source(("health", persona.id), make)
         live_chart("importance histogram", source, _importance_options, height=240)
 
     persona_card(web, "Importance", "importance", fill)
@@ -155,9 +158,9 @@ class EventRateCard:
 
     The counts come from a live query on the log. A timer redraws them every second,
     so that the window moves with the clock when nothing is committed; reads them
-    again when the store's head moved without the live query hearing of it (commits
-    of other processes: the CLI, a sync client); and notices the store being switched
-    off or on (the log exists with the store only).
+    again when the store's head moved since it last looked, since the live query does
+    not hear of other processes' commits (the CLI, a sync client); and notices the
+    store being switched off or on (the log exists with the store only).
     """
 
     def __init__(self, web: WebApp) -> None:
@@ -192,7 +195,6 @@ class EventRateCard:
 
     def _arrived(self, rows: list[Row]) -> None:
         self._rows = rows
-        self._head = self._web.manager.head()
         self._draw()
 
     def _tick(self) -> None:
@@ -202,6 +204,8 @@ class EventRateCard:
             return
         if self._rows is None:
             return
+        # At most one read a second, whoever committed: the live query's rows may
+        # predate the newest head.
         head = manager.head()
         if head != self._head:
             try:

@@ -17,6 +17,7 @@ from pjai.web.views.dashboard_layout import (
     ALL_PERSONAS,
     TIER_COLOURS,
     TIER_PALETTE,
+    SharedQueries,
     card,
     figure,
     persona_card,
@@ -90,12 +91,13 @@ def memories_of_all(web: WebApp) -> None:
         )
 
 
-def memory_health(web: WebApp) -> None:
+def memory_health(web: WebApp, shared: SharedQueries) -> None:
     """The active persona's memory health: score, use of each tier's capacity,
     fragmentation, stale share and alerts."""
 
     def fill(persona: PersonaChoice) -> None:
-        LivePanel("memory health", partial(reads.memory_health, web.manager, persona.id), _health)
+        make = partial(reads.memory_health, web.manager, persona.id)
+        LivePanel("memory health", shared.source(("health", persona.id), make), _health)
 
     persona_card(web, "Memory health", "memory-health", fill)
 
@@ -119,7 +121,7 @@ def _health(rows: list[Row]) -> None:
                 ui.linear_progress(value=min(use, 1.0), show_value=False, size="10px").props(
                     f'color="{_bar_colour(use, tier)}" rounded'
                 ).classes("grow")
-                ui.label(f"{health.tiers[tier]} · {use:.0%}").classes("w-24 text-right")
+                ui.label(f"{health.tiers[tier]} · {use:.0%}").classes("w-28 text-right no-wrap")
     with ui.column().classes("w-full gap-1 q-mt-sm").props('data-alerts=""'):
         if not health.alerts:
             with ui.row().classes("items-center gap-1 text-positive text-body2"):

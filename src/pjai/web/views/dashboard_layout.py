@@ -10,7 +10,7 @@ from typing import Any
 from nicegui import ui
 
 from pjai.app.reads.personas import PersonaChoice
-from pjai.store import Row
+from pjai.store import LiveQuery, Row
 from pjai.web.active import follow_active
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel, Source
@@ -19,6 +19,7 @@ __all__ = [
     "ALL_PERSONAS",
     "TIER_COLOURS",
     "TIER_PALETTE",
+    "SharedQueries",
     "card",
     "figure",
     "live_chart",
@@ -36,6 +37,26 @@ TIER_PALETTE = {"hot": "red-6", "warm": "orange-8", "cold": "blue-7"}
 
 Options = Callable[[list[Row]], dict[str, Any] | None]
 """ECharts options from a live query's rows, or ``None`` when there is nothing to draw."""
+
+
+class SharedQueries:
+    """Live queries that more than one card of a page shows, each made once, so that a
+    commit re-runs it once for all of them."""
+
+    def __init__(self) -> None:
+        self._made: dict[object, LiveQuery] = {}
+
+    def source(self, key: object, make: Source) -> Source:
+        """A panel source giving the query ``key`` names, made by ``make`` when first
+        asked for (and again after ``make`` failed)."""
+
+        def shared() -> LiveQuery:
+            live = self._made.get(key)
+            if live is None:
+                live = self._made[key] = make()
+            return live
+
+        return shared
 
 
 @contextmanager
@@ -78,8 +99,16 @@ def figure(value: str, *, testid: str, caption: str | None = None) -> ui.label:
     return number
 
 
-def live_chart(name: str, source: Source, options: Options, *, height: int = 260) -> LivePanel:
-    """An ECharts chart that each result of ``source`` redraws in place.
+def live_chart(
+    name: str,
+    source: Source,
+    options: Options,
+    *,
+    height: int = 260,
+    empty: str = "No memories yet.",
+) -> LivePanel:
+    """An ECharts chart that each result of ``source`` redraws in place (``empty`` says
+    why there is none while ``options`` finds nothing to draw).
 
     The chart lives beside the panel (not inside it) so that a new result updates it
     rather than building a new one; the panel holds the loading state, the error and
@@ -92,7 +121,7 @@ def live_chart(name: str, source: Source, options: Options, *, height: int = 260
         drawn = options(rows)
         if drawn is None:
             chart.set_visibility(False)
-            ui.label("Nothing to draw yet.").classes("text-grey-7")
+            ui.label(empty).classes("text-grey-7")
             return
         chart.options.clear()
         # Each new result is drawn afresh; animating every one would show figures

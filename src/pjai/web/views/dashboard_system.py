@@ -8,12 +8,13 @@ reads them every two seconds, off the event loop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from nicegui import run, ui
+from nicegui import ui
 
 from pjai.app.reads import dashboard as reads
 from pjai.app.sync import SyncReport
@@ -29,6 +30,9 @@ POLL_INTERVAL_S = 2.0
 """How often the system cards read again."""
 
 T = TypeVar("T")
+
+_SPACING = 10
+"""A read that took t seconds is not repeated before 10 t have passed since it started."""
 
 _LEVELS = {
     "ok": "positive",
@@ -50,7 +54,9 @@ class PolledPanel(ui.column, Generic[T]):
 
     ``read`` runs in a worker thread, one read at a time; until the first result the
     panel shows a spinner, and a failed read shows its error until a later read
-    succeeds (the error boundary, as a :class:`~pjai.web.live.LivePanel` has).
+    succeeds (the error boundary, as a :class:`~pjai.web.live.LivePanel` has). A slow
+    read is spaced out to take at most a tenth of the time: health checks every page
+    of the store file while holding the manager's lock, which commits wait for.
     """
 
     def __init__(
@@ -67,6 +73,7 @@ class PolledPanel(ui.column, Generic[T]):
         self._read = read
         self._render = render
         self._busy = False
+        self._due = 0.0
         with self:
             self._content = ui.column().classes("w-full gap-1")
             with self._content, ui.row().classes("items-center gap-2 text-grey-7"):
@@ -75,18 +82,21 @@ class PolledPanel(ui.column, Generic[T]):
             ui.timer(interval_s, self._poll, immediate=True)
 
     async def _poll(self) -> None:
-        if self._busy:
+        clock = asyncio.get_running_loop().time
+        started = clock()
+        if self._busy or started < self._due:
             return
         self._busy = True
         try:
-            read = self._read
-            # Wrapped: io_bound answers None when cancelled, and None is a valid read.
-            found = await run.io_bound(lambda: (read(),))
-            if found is None or self.is_deleted:
+            # Not NiceGUI's run.io_bound: it swallows the cancellation of its caller, and
+            # a timer whose callback was cancelled would then go on ticking.
+            found = await asyncio.to_thread(self._read)
+            self._due = started + _SPACING * (clock() - started)
+            if self.is_deleted:
                 return
             self._content.clear()
             with self._content:
-                self._render(found[0])
+                self._render(found)
         except Exception as exc:
             log.warning("panel %s failed", self.name, exc_info=exc)
             if self.is_deleted:
@@ -117,11 +127,14 @@ def _status(state: str, *, testid: str) -> None:
     badge.props(f'data-testid="{testid}"').mark(testid)
 
 
-def _facts(facts: list[tuple[str, Any]]) -> None:
+def _facts(facts: list[tuple[str, Any]], *, testids: str) -> None:
+    """Labelled values; each value's test id is ``testids-<label>``."""
     with ui.grid(columns="auto minmax(0, 1fr)").classes("w-full gap-x-4 gap-y-0 text-body2"):
         for label, value in facts:
             ui.label(label).classes("text-grey-7")
-            ui.label(str(value)).classes("text-right ellipsis")
+            testid = f"{testids}-{label.replace(' ', '-')}"
+            shown = ui.label(str(value)).classes("text-right ellipsis")
+            shown.props(f'data-testid="{testid}"').mark(testid)
 
 
 def _size(n: int) -> str:
@@ -157,10 +170,13 @@ def _health(health: reads.SystemHealth) -> None:
                 ("quarantined", store.quarantined),
                 ("probe", _ms(store.probe_ms)),
                 ("on disk", _size(store.disk_bytes)),
-            ]
+            ],
+            testids="store",
         )
     if store.error:
         ui.label(store.error).classes("text-caption text-negative")
+    for problem in store.damage[:3]:
+        ui.label(problem).classes("text-caption text-negative").props('data-damage=""')
     for number, shard in enumerate(health.shards, start=1):
         with ui.row().classes("items-center gap-2 q-mt-sm no-wrap"):
             ui.label(f"SQL shard {number}").classes("text-weight-medium")
@@ -171,11 +187,14 @@ def _health(health: reads.SystemHealth) -> None:
                 ("checkpoint", shard.checkpoint),
                 ("probe", _ms(shard.probe_ms)),
                 ("on disk", _size(shard.disk_bytes)),
-            ]
+            ],
+            testids=f"shard-{number}",
         )
         if shard.error:
             ui.label(shard.error).classes("text-caption text-negative")
     bridge = health.bridge
+    if store.status == "off":
+        return  # nothing is bridged: commits write SQL directly
     ui.label(
         f"SQL behind the store by {bridge.lag_events} event(s)"
         + (f"; p95 projection {bridge.lag_p95_ms:.1f} ms" if bridge.lag_p95_ms is not None else "")
@@ -207,7 +226,8 @@ def _sync(report: SyncReport | None) -> None:
             ("rejected", report.rejected),
             ("reconnects", report.reconnects),
             ("last seen", report.updated_at or "never"),
-        ]
+        ],
+        testids="sync",
     )
     if report.read_only:
         ui.label("Read-only token: local changes stay pending.").classes("text-caption")
