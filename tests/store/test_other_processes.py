@@ -41,6 +41,18 @@ def test_refresh_takes_in_other_commits_and_reruns_live_queries(tmp_path: Path) 
         assert running.refresh() is False
 
 
+def test_live_queries_on_the_log_hear_of_other_commits(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    with Store.open(path) as running, Store.open(path) as command:
+        running.commit(persona("p1"))
+        live = running.live("SELECT count(*) AS n FROM pjai_eventlog")
+        seen: list[int] = []
+        live.subscribe(lambda rows: seen.append(rows[0].n))
+        command.commit(memory("m1"), memory("m2"))
+        assert running.refresh() is True
+        assert seen == [1, 3]
+
+
 def test_a_synced_store_sees_pending_events_another_connection_made(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     with Store.open(path, sync=True) as client, Store.open(path, sync=True) as command:

@@ -29,7 +29,7 @@ from pjai.store.apply import EventApplier
 from pjai.store.changes import Changes, ChangeTracker
 from pjai.store.commute import Footprints
 from pjai.store.live import LiveQueries, LiveQuery
-from pjai.store.log import EventLog
+from pjai.store.log import INTERNAL_TABLES, EventLog
 from pjai.store.query import Params, Prepared, Query, Row, RowReader, prepare
 from pjai.store.rebase import RebaseResult, check_continuation, discard, planned, rebase
 from pjai.store.sqlite import Durability, connect, file_size, translate_errors, use_wal
@@ -493,7 +493,8 @@ class Store:
             with translate_errors("looking for other processes' commits"):
                 if not self._follow_others():
                     return False
-                tables = set(self._state.tables)
+                # Their events and what they did to the state: the log is read live too.
+                tables = {*self._state.tables, *INTERNAL_TABLES}
                 deliveries = [
                     live
                     for live in self._live.affected(Changes(tables=tables))
