@@ -127,6 +127,9 @@ memories = Table(
     Index(None, "persona_id", "tier", "importance"),
     Index(None, "persona_id", "occurred_at"),
     Index(None, "persona_id", "created_at"),
+    # Counts, pages newest first and timelines of a persona's live memories read this
+    # index alone, without visiting the rows.
+    Index(None, "persona_id", "deleted_at", "occurred_at"),
 )
 
 conversations = Table(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+from nicegui import ui
+
 from pjai.app.reads import personas as persona_reads
 from pjai.app.reads.personas import PersonaChoice
 from pjai.store import Row
@@ -14,22 +16,21 @@ from pjai.web.live import LivePanel
 __all__ = ["follow_active"]
 
 
-def follow_active(web: WebApp, build: Callable[[PersonaChoice | None], None]) -> LivePanel:
+def follow_active(web: WebApp, build: Callable[[PersonaChoice | None], None]) -> ui.column:
     """A panel that runs ``build(active persona)`` now and again whenever another persona
     becomes the active one: the instant switch every persona-scoped view follows."""
 
     def render(rows: list[Row]) -> None:
         found = persona_reads.active(rows)
         # Tests and `pjai bench ui` read which persona a view shows from this attribute.
-        panel.props(f'data-persona="{found.id if found else ""}"')
+        holder.props(f'data-persona="{found.id if found else ""}"')
         build(found)
 
     def key(rows: list[Row]) -> object:
         found = persona_reads.active(rows)
         return found.id if found else None
 
-    # Results render on a later turn of the event loop, once ``panel`` is bound.
-    panel = LivePanel(
-        "active persona", partial(persona_reads.choices, web.manager), render, key=key
-    )
-    return panel
+    # The persona's id goes on a holder that exists before the panel's first render.
+    with ui.column().classes("w-full") as holder:
+        LivePanel("active persona", partial(persona_reads.choices, web.manager), render, key=key)
+    return holder

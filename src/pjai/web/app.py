@@ -14,7 +14,7 @@ __all__ = ["WATCH_INTERVAL_S", "WebApp"]
 
 log = logging.getLogger(__name__)
 
-WATCH_INTERVAL_S = 0.025
+WATCH_INTERVAL_S = 0.01
 """How often the app looks for commits other processes made (the CLI, a sync client)."""
 
 

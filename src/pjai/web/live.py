@@ -1,8 +1,9 @@
 """Live panels: parts of a page fed by a live query, each with a loading state and its
 own error boundary.
 
-A :class:`LivePanel` subscribes to a live query when it is made and unsubscribes when it
-is deleted (its page closed, its view left, its parent rebuilt). Results arrive on
+A :class:`LivePanel` subscribes to a live query when it is made, draws the first result
+at once, and unsubscribes when it is deleted (its page closed, its view left, its parent
+rebuilt). Later results arrive on
 whatever thread committed (this page, another tab, the watch thread that takes in other
 processes' commits, a sync client); the panel hands them to the page's event loop and
 renders only the newest, so a burst of commits costs one render.
@@ -84,9 +85,17 @@ class LivePanel(ui.column):
             ui.label("loading…")
         try:
             live = self._source()
+            # The first result arrives during subscribe, on this thread: it is drawn
+            # before the page is sent, with no round trip to the browser.
+            with self._guard:
+                self._scheduled = True
             self._subscription = live.subscribe(self._arrived)
         except Exception as exc:
+            with self._guard:
+                self._scheduled = False
             self._failed(exc)
+            return
+        self._show()
 
     def _arrived(self, rows: list[Row]) -> None:
         # Any thread: keep the newest rows; one render is scheduled at a time.

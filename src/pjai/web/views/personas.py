@@ -49,16 +49,18 @@ class PersonasPage:
         # Dialogs live outside the panels: a re-render of the list must not close one.
         self.dialogs = ui.element("div")
         with ui.row().classes("w-full no-wrap items-start gap-6"):
-            with ui.column().classes("w-80 shrink-0 gap-4"):
+            listing = ui.column().classes("w-80 shrink-0 gap-4")
+            # Made before the list: the list's first render selects a persona into it.
+            self.detail = ui.column().classes("grow min-w-0")
+            with self.detail:
+                _hint("Select a persona to see and change its settings.")
+            with listing:
                 LivePanel("personas", source, self._render_live, key=_live_key)
                 self.deleted = ui.column().classes("w-full gap-2")
                 self.deleted.visible = False
                 with self.deleted:
                     ui.label("Deleted").classes("text-subtitle1 text-grey-8")
                     LivePanel("deleted personas", source, self._render_deleted, key=_deleted_key)
-            self.detail = ui.column().classes("grow min-w-0")
-            with self.detail:
-                _hint("Select a persona to see and change its settings.")
 
     # -- the list -----------------------------------------------------------------
 
