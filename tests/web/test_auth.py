@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import httpx
+import nicegui
 import pytest
+from starlette.responses import PlainTextResponse
 from typer.testing import CliRunner
 
 from pjai.app import DataDir, Passphrase
 from pjai.cli import app
 from pjai.errors import ConfigError
-from pjai.web.auth import Sessions
+from pjai.web.auth import COOKIE, LoginGate, Sessions
 from pjai.web.server import is_loopback
 
 runner = CliRunner()
@@ -86,3 +90,66 @@ def test_the_passphrase_command_reads_standard_input(tmp_path: Path) -> None:
     result = runner.invoke(app, ["web", "passphrase", "--clear", "--data-dir", str(tmp_path)])
     assert "Passphrase removed." in result.output
     assert not DataDir(tmp_path).passphrase().is_set
+
+
+def gated(sessions: Sessions) -> httpx.AsyncClient:
+    """A client of an app behind the gate; the app answers "the page"."""
+    transport = httpx.ASGITransport(LoginGate(_page, sessions))
+    return httpx.AsyncClient(transport=transport, base_url="http://app")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/personas",
+        "/loginx",
+        "/login/x",
+        "/favicon-x",
+        "/_nicegui/x",
+        "/_nicegui/client/c/upload/1",
+        f"/_nicegui/{nicegui.__version__}/../personas",
+    ],
+)
+async def test_the_gate_sends_every_page_to_the_login(path: str) -> None:
+    async with gated(Sessions(60)) as client:
+        answer = await client.get(path)
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/login?next=")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "path", ["/login", "/favicon.ico", f"/_nicegui/{nicegui.__version__}/static/x.js"]
+)
+async def test_the_gate_lets_the_form_and_nicegui_s_scripts_through(path: str) -> None:
+    async with gated(Sessions(60)) as client:
+        assert (await client.get(path)).text == "the page"
+
+
+@pytest.mark.anyio
+async def test_the_gate_lets_a_session_through() -> None:
+    sessions = Sessions(60)
+    async with gated(sessions) as client:
+        client.cookies.set(COOKIE, sessions.start())
+        assert (await client.get("/personas")).text == "the page"
+
+
+@pytest.mark.anyio
+async def test_the_gate_closes_a_socket_without_a_session() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    scope = {"type": "websocket", "path": "/_nicegui_ws/socket.io/", "headers": []}
+    await LoginGate(_page, Sessions(60))(scope, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 4401}]
+
+
+async def _page(scope: Any, receive: Any, send: Any) -> None:
+    await PlainTextResponse("the page")(scope, receive, send)

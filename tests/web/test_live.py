@@ -7,8 +7,10 @@ from nicegui import ui
 from nicegui.testing.user_simulation import user_simulation
 
 from pjai.app.reads import personas as persona_reads
+from pjai.errors import NotFoundError
 from pjai.store import LiveQuery, Row
 from pjai.web import LivePanel, WebApp
+from pjai.web.live import tell_failures
 
 pytestmark = pytest.mark.anyio
 
@@ -71,3 +73,17 @@ async def test_a_deleted_panel_stops_listening(web: WebApp) -> None:
         watched = store.live_queries
         holder[0].clear()
         assert store.live_queries == watched - 1
+
+
+async def test_an_error_a_handler_lets_through_is_shown(web: WebApp) -> None:
+    def refuse() -> None:
+        raise NotFoundError("memory 01ab… does not exist (deleted elsewhere?)")
+
+    def page() -> None:
+        tell_failures()
+        ui.button("Open", on_click=refuse)
+
+    async with user_simulation(root=page) as user:
+        await user.open("/")
+        user.find("Open").click()
+        await user.should_see("memory 01ab… does not exist (deleted elsewhere?)")

@@ -101,7 +101,7 @@ class LiveQuery:
         self._version = 0
         self._delivered = 0
         self._fresh = False
-        self._delivery = threading.Lock()
+        self._delivery = threading.RLock()  # a subscriber may commit from its callback
         self.runs = 0
         """How many times the query ran (first run and re-runs after commits)."""
 
@@ -129,15 +129,18 @@ class LiveQuery:
 
     def subscribe(self, callback: Callback, *, immediate: bool = True) -> Subscription:
         """Call ``callback(rows)`` on every new result; also now, if ``immediate``."""
-        with self._store.lock:
-            key = self._next_key
-            self._next_key += 1
-            self._subscribers[key] = callback
-            if len(self._subscribers) == 1:
-                self._store.register_live(self)
-            rows = self.result
-        if immediate:
-            self._call(callback, rows)
+        # Held until the first call is made: a delivery racing in from another thread
+        # reaches the new subscriber after it, never before with newer rows.
+        with self._delivery:
+            with self._store.lock:
+                key = self._next_key
+                self._next_key += 1
+                self._subscribers[key] = callback
+                if len(self._subscribers) == 1:
+                    self._store.register_live(self)
+                rows = self.result
+            if immediate:
+                self._call(callback, rows)
         return Subscription(self, key)
 
     def close(self) -> None:

@@ -5,17 +5,48 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas
 from pjai.hybrid import HybridDatabaseManager
 
-__all__ = ["WATCH_INTERVAL_S", "WebApp"]
+__all__ = ["HEALTH_MAX_AGE_S", "WATCH_INTERVAL_S", "SharedReading", "WebApp"]
+
+T = TypeVar("T")
+
+HEALTH_MAX_AGE_S = 5.0
+"""How old a health reading may be before a page that shows it reads it again."""
 
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 0.01
 """How often the app looks for commits other processes made (the CLI, a sync client)."""
+
+
+class SharedReading(Generic[T]):
+    """A reading every tab shares: ``read()`` runs again only once the last result is
+    older than ``max_age_s``, one read at a time (others wait and take its result).
+    For what is costly and not table data, such as health, which checks the store file
+    while holding the locks commits need."""
+
+    def __init__(self, read: Callable[[], T], max_age_s: float) -> None:
+        self._read = read
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._at: float | None = None
+
+    def get(self) -> T:
+        """The latest reading, read again if it is too old."""
+        with self._lock:
+            now = time.monotonic()
+            if self._value is None or self._at is None or now - self._at > self.max_age_s:
+                self._value = self._read()
+                self._at = time.monotonic()
+            return self._value
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +77,8 @@ class WebApp:
             bookmarks=Bookmarks(self.manager),
             conversations=Conversations(self.manager),
         )
+        self.health = SharedReading(self.manager.health, HEALTH_MAX_AGE_S)
+        """Health of the store and each SQL shard, read at most every few seconds."""
         self._interval = watch_interval_s
         self._stopped = threading.Event()
         self._watch = threading.Thread(

@@ -15,18 +15,23 @@ from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+import nicegui
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pjai.app import Passphrase
+from pjai.errors import ConfigError
 
 __all__ = ["COOKIE", "LOGIN_PATH", "LoginGate", "Sessions", "login_page", "login_submit"]
 
 COOKIE = "pjai_session"
 LOGIN_PATH = "/login"
-_OPEN_PREFIXES = (LOGIN_PATH, "/_nicegui/", "/favicon")
-"""What a visitor may load before logging in: the form and static assets."""
+_OPEN_PATHS = frozenset({LOGIN_PATH, "/favicon.ico"})
+_OPEN_PREFIX = f"/_nicegui/{nicegui.__version__}/"
+"""What a visitor may load before logging in: the form, and NiceGUI's own scripts and
+styles (the same for every app). Everything else, unknown paths included (NiceGUI
+answers those with the app's page), waits for a login."""
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -76,6 +81,10 @@ def _cookie(scope: Scope) -> str | None:
     return None
 
 
+def _is_static(path: str) -> bool:
+    return path.startswith(_OPEN_PREFIX) and "/../" not in path
+
+
 class LoginGate:
     """ASGI middleware: requests without a live session go to the login form; a
     WebSocket without one is closed."""
@@ -87,7 +96,7 @@ class LoginGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         path = scope.get("path", "")
-        if kind not in ("http", "websocket") or path.startswith(_OPEN_PREFIXES):
+        if kind not in ("http", "websocket") or path in _OPEN_PATHS or _is_static(path):
             await self.app(scope, receive, send)
             return
         if self.sessions.valid(_cookie(scope)):
@@ -124,9 +133,18 @@ button {{ padding: 0.6rem; font-size: 1rem; background: #3949ab; color: white;
 """
 
 
+_MAX_FORM_BYTES = 4096
+_CHECKS = threading.BoundedSemaphore(2)
+
+
+def _checked(passphrase: Passphrase, given: str) -> bool:
+    with _CHECKS:
+        return passphrase.check(given)
+
+
 def _safe_next(value: str | None) -> str:
     # Only a path on this app: never an address elsewhere.
-    if value and value.startswith("/") and not value.startswith("//"):
+    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
         return value
     return "/"
 
@@ -143,9 +161,16 @@ def login_page(request: Request, *, error: str = "") -> HTMLResponse:
 async def login_submit(request: Request, passphrase: Passphrase, sessions: Sessions) -> Response:
     """Check the submitted passphrase; on success start a session and go where the
     visitor was going."""
-    body = (await request.body()).decode("utf-8", errors="replace")
-    given = parse_qs(body).get("passphrase", [""])[0]
-    if not await run_in_threadpool(passphrase.check, given):  # scrypt: keep the loop free
+    raw = await request.body()
+    if len(raw) > _MAX_FORM_BYTES:
+        return login_page(request, error="That form is too large to be a passphrase.")
+    given = parse_qs(raw.decode("utf-8", errors="replace")).get("passphrase", [""])[0]
+    try:
+        # scrypt, off the event loop and two at a time: guessing costs time and memory.
+        right = await run_in_threadpool(_checked, passphrase, given)
+    except ConfigError as exc:
+        return login_page(request, error=str(exc))
+    if not right:
         return login_page(request, error="That passphrase is not the one set for this app.")
     response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
     response.set_cookie(
@@ -154,5 +179,6 @@ async def login_submit(request: Request, passphrase: Passphrase, sessions: Sessi
         max_age=int(sessions.lifetime_s),
         httponly=True,
         samesite="strict",
+        secure=request.url.scheme == "https",
     )
     return response

@@ -20,7 +20,7 @@ from nicegui import ui
 
 from pjai.store import LiveQuery, Row, Subscription
 
-__all__ = ["LivePanel", "Render", "Source", "failure_text"]
+__all__ = ["LivePanel", "Render", "Source", "failure_text", "tell_failures"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,16 @@ Render = Callable[[list[Row]], None]
 def failure_text(exc: BaseException) -> str:
     """What a panel says when its query or its rendering failed."""
     return str(exc) or type(exc).__name__
+
+
+def tell_failures() -> None:
+    """Show the person every error a handler of this page lets through (a button whose
+    command was refused, say), rather than only logging it."""
+
+    def tell(exc: Exception) -> None:
+        ui.notify(failure_text(exc), type="negative", multi_line=True)
+
+    ui.on_exception(tell)
 
 
 class LivePanel(ui.column):

@@ -10,7 +10,7 @@ from nicegui import ui
 from pjai.app.reads import personas as persona_reads
 from pjai.store import Row
 from pjai.web.app import WebApp
-from pjai.web.live import LivePanel
+from pjai.web.live import LivePanel, tell_failures
 from pjai.web.views import COMING, VIEWS, View
 
 __all__ = ["BANNER_CHECK_S", "STORE_OFF", "root"]
@@ -28,6 +28,7 @@ STORE_OFF = (
 def root(web: WebApp) -> None:
     """Build the page: header, navigation, banner, and the current view."""
     ui.colors(primary="#3949ab")
+    tell_failures()
     with ui.header().classes("items-center gap-4 px-4"):
         ui.label("PJai").classes("text-h6 text-weight-bold")
         ui.space()

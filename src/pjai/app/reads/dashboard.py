@@ -48,7 +48,6 @@ __all__ = [
     "persona_counts",
     "personas_counted",
     "sync_report",
-    "system_health",
     "tier_counts",
     "tier_distribution",
     "timeline_points",
@@ -266,11 +265,6 @@ def event_rate(rows: list[Row], now: datetime | None = None) -> EventRate:
         max(per_second),
         partial,
     )
-
-
-def system_health(manager: HybridDatabaseManager) -> SystemHealth:
-    """Health of the store, each SQL shard and the bridge (see :mod:`pjai.hybrid.health`)."""
-    return manager.health()
 
 
 def sync_report(data_dir: DataDir, manager: HybridDatabaseManager) -> SyncReport | None:

@@ -112,7 +112,7 @@ class PolledPanel(ui.column, Generic[T]):
 def system_health(web: WebApp) -> None:
     """The card with the health of the store, each SQL shard and the bridge."""
     with card("Store and SQL shards", "this data directory", name="system-health"):
-        PolledPanel("system health", partial(reads.system_health, web.manager), _health)
+        PolledPanel("system health", web.health.get, _health)
 
 
 def sync(web: WebApp) -> None:

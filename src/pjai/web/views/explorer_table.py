@@ -45,6 +45,8 @@ COLUMNS: list[dict[str, Any]] = [
 ]
 
 _ROWS_PER_PAGE = 25
+_PAGE_SIZES = (10, 25, 50, 100)
+"""The page sizes the table offers (its rows-per-page options)."""
 
 TIER_COLOURS = {"hot": "deep-orange", "warm": "amber-8", "cold": "light-blue-8"}
 """The colour of each tier's badge."""
@@ -119,7 +121,7 @@ class TableFeed:
             },
         )
         self.table.classes("w-full").props(
-            'flat bordered dense :rows-per-page-options="[10, 25, 50, 100]" '
+            f'flat bordered dense :rows-per-page-options="{list(_PAGE_SIZES)}" '
             'data-testid="explorer-table" no-data-label="No memories match" '
             ":table-row-class-fn=\"() => 'cursor-pointer'\""
         )
@@ -150,9 +152,12 @@ class TableFeed:
     def _requested(self, event: GenericEventArguments) -> None:
         asked = event.args["pagination"]
         sort = asked.get("sortBy") or "occurred_at"
+        # The browser says what it wants; only the offered sizes and real pages are read.
+        size = asked.get("rowsPerPage", _ROWS_PER_PAGE)
+        page = asked.get("page", 1)
         self._set_pagination(
-            page=asked.get("page", 1),
-            rowsPerPage=asked.get("rowsPerPage", _ROWS_PER_PAGE),
+            page=page if isinstance(page, int) and page >= 1 else 1,
+            rowsPerPage=size if size in _PAGE_SIZES else _ROWS_PER_PAGE,
             sortBy=sort if sort in SORTABLE else "occurred_at",
             descending=bool(asked.get("descending", True)),
         )
