@@ -452,3 +452,14 @@ async def test_emptying_the_last_page_goes_back_a_page(web: WebApp) -> None:
         web.services.memories.delete(ids[25])
         await _until(lambda: len(_names(user)) == 25, "page 1 shows again")
         assert _table(user).pagination["page"] == 1
+
+
+async def test_a_memory_without_a_name_is_listed_by_its_text(web: WebApp) -> None:
+    ada = _persona(web)
+    web.services.memories.add(ada, "Prefers   short answers\nand plain words " + "x" * 100)
+    async with simulated(web) as user:
+        await _open_explorer(user, "Prefers short answers and plain words")
+        (shown,) = _names(user)
+        assert shown.startswith("Prefers short answers and plain words xxx")
+        assert shown.endswith("…")
+        assert len(shown) == 80

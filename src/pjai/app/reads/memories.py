@@ -57,8 +57,10 @@ LISTED = (
     _m.pinned,
     _m.archived_at,
     _m.deleted_at,
+    _m.content,
 )
-"""What a row of the explorer's table reads of a memory (not its content)."""
+"""What a row of the explorer's table reads of a memory (its content names a memory
+that has no name)."""
 
 
 def page(

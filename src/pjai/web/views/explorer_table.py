@@ -74,7 +74,7 @@ def row_of(row: Row) -> dict[str, Any]:
     )
     return {
         "id": row.id,
-        "name": row.name,
+        "name": row.name or _shortened(row.content),
         "type": row.type,
         "tier": row.tier,
         "importance": f"{row.importance:.2f}",
@@ -83,6 +83,12 @@ def row_of(row: Row) -> dict[str, Any]:
         "access_count": row.access_count,
         "state": state,
     }
+
+
+def _shortened(text: str, limit: int = 80) -> str:
+    # A memory recorded without a name (`pjai memory add TEXT`) shows its text.
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 class MemoryTable(ui.table):
