@@ -39,7 +39,6 @@ __all__ = [
     "TimelinePoint",
     "event_rate",
     "event_seconds",
-    "event_seconds_now",
     "health",
     "memory_figures",
     "memory_health",
@@ -199,17 +198,11 @@ def event_seconds(manager: HybridDatabaseManager, *, now: datetime | None = None
     itself and, unlike those of ``manager.live``, does not move to SQL when the store
     is switched off: it ends with the store, and a view makes a new one when the store
     is back. With the store off this raises :class:`~pjai.errors.QueryError` saying so.
-    It re-runs after this process's commits; for other processes' (the CLI, a sync
-    client), read again with :func:`event_seconds_now` when ``manager.head()`` moves.
+    It re-runs after this process's commits and, once the store has looked
+    (:meth:`~pjai.hybrid.HybridDatabaseManager.refresh`), after other processes'.
     """
     query, params = _event_seconds(now)
     return _store(manager).live(query, params)
-
-
-def event_seconds_now(manager: HybridDatabaseManager) -> list[Row]:
-    """The rows of :func:`event_seconds`, read once, now."""
-    query, params = _event_seconds(None)
-    return _store(manager).query(query, params)
 
 
 def _store(manager: HybridDatabaseManager) -> Store:

@@ -13,7 +13,6 @@ from nicegui import ui
 
 from pjai.app.reads import dashboard as reads
 from pjai.app.reads.personas import PersonaChoice
-from pjai.errors import PjaiError
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
@@ -156,17 +155,15 @@ class EventRateCard:
     """Events per second of the store's event log (every persona's), over the last
     minute.
 
-    The counts come from a live query on the log. A timer redraws them every second,
-    so that the window moves with the clock when nothing is committed; reads them
-    again when the store's head moved since it last looked, since the live query does
-    not hear of other processes' commits (the CLI, a sync client); and notices the
+    The counts come from a live query on the log, which hears of this app's commits and
+    of other processes' (the CLI, a sync client). A timer redraws them every second, so
+    that the window moves with the clock when nothing is committed, and notices the
     store being switched off or on (the log exists with the store only).
     """
 
     def __init__(self, web: WebApp) -> None:
         self._web = web
         self._rows: list[Row] | None = None
-        self._head = 0
         self._store_on: bool | None = None
         with card("Events per second", ALL_PERSONAS, name="event-rate"):
             self._body = ui.column().classes("w-full gap-1")
@@ -202,19 +199,8 @@ class EventRateCard:
         if manager.use_livestore != self._store_on:
             self._build()
             return
-        if self._rows is None:
-            return
-        # At most one read a second, whoever committed: the live query's rows may
-        # predate the newest head.
-        head = manager.head()
-        if head != self._head:
-            try:
-                self._rows, self._head = reads.event_seconds_now(manager), head
-            except PjaiError:
-                # The live query's panel shows lasting failures; this read is tried
-                # again on the next tick.
-                log.warning("reading the event rate failed", exc_info=True)
-        self._draw()
+        if self._rows is not None:
+            self._draw()
 
     def _draw(self) -> None:
         assert self._rows is not None
