@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from nicegui import ui
+from nicegui import ElementFilter, ui
 from nicegui.testing.user import User
 from nicegui.testing.user_interaction import UserInteraction
 
@@ -229,6 +229,13 @@ async def test_opening_a_memory_shows_it_and_records_an_access(web: WebApp) -> N
         await user.should_see(kind=ui.echart)  # the graph around it
         assert web.services.memories.get(tea).access_count == 1
         await user.should_see("once, last")
+        store = web.manager.store
+        assert store is not None
+        listening = store.live_queries
+        with user:
+            for dialog in ElementFilter(kind=ui.dialog, marker=None):
+                dialog.close()
+        assert store.live_queries < listening  # a closed detail stops listening
 
 
 async def test_editing_a_memory_saves_it_through_the_service(web: WebApp) -> None:

@@ -40,6 +40,8 @@ class MemoryDetail:
         self.dialog = ui.dialog().props('data-testid="memory-detail"')
         with self.dialog, ui.card().classes("w-[1100px] max-w-[95vw]"):
             self._body = ui.row().classes("w-full no-wrap items-start gap-4")
+        # A closed dialog's panels stop listening: deleting them unsubscribes.
+        self.dialog.on_value_change(lambda event: None if event.value else self._body.clear())
         self._editor = ui.dialog()
 
     def open(self, memory_id: str) -> None:
