@@ -4,6 +4,8 @@ through the service and says what it did."""
 
 from __future__ import annotations
 
+import asyncio
+
 from nicegui import ui
 
 from pjai.app.reads import memories as reads
@@ -40,9 +42,10 @@ class OptimizeDialog:
         self.persona_id = persona_id
         self.dialog = ui.dialog().props('data-testid="optimize-dialog"')
 
-    def open(self) -> None:
-        """Plan a run and show what it would do."""
-        report = reads.optimize_preview(self.web.manager, self.persona_id)
+    async def open(self) -> None:
+        """Plan a run and show what it would do (the plan scores every memory of the
+        persona: off the event loop, so that other pages go on meanwhile)."""
+        report = await asyncio.to_thread(reads.optimize_preview, self.web.manager, self.persona_id)
         self.dialog.clear()
         with self.dialog, ui.card().classes("w-[820px] max-w-[95vw] gap-2"):
             ui.label("Optimize memories").classes("text-h6")
@@ -81,8 +84,8 @@ class OptimizeDialog:
         table.classes("w-full").props('flat bordered dense data-testid="optimize-moves"')
         table.mark("optimize-moves")
 
-    def _apply(self) -> None:
-        reports = self.web.services.memories.optimize(self.persona_id)
+    async def _apply(self) -> None:
+        reports = await asyncio.to_thread(self.web.services.memories.optimize, self.persona_id)
         moved = sum(len(r.moves) for r in reports)
         self.dialog.close()
         ui.notify(
