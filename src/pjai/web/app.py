@@ -77,6 +77,8 @@ class WebApp:
             bookmarks=Bookmarks(self.manager),
             conversations=Conversations(self.manager),
         )
+        self.login_required = False
+        """Whether pages are behind a login (the app listens off loopback)."""
         self.health = SharedReading(self.manager.health, HEALTH_MAX_AGE_S)
         """Health of the store and each SQL shard, read at most every few seconds."""
         self._interval = watch_interval_s

@@ -23,10 +23,20 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from pjai.app import Passphrase
 from pjai.errors import ConfigError
 
-__all__ = ["COOKIE", "LOGIN_PATH", "LoginGate", "Sessions", "login_page", "login_submit"]
+__all__ = [
+    "COOKIE",
+    "LOGIN_PATH",
+    "LOGOUT_PATH",
+    "LoginGate",
+    "Sessions",
+    "login_page",
+    "login_submit",
+    "logout",
+]
 
 COOKIE = "pjai_session"
 LOGIN_PATH = "/login"
+LOGOUT_PATH = "/logout"
 _OPEN_PATHS = frozenset({LOGIN_PATH, "/favicon.ico"})
 _OPEN_PREFIX = f"/_nicegui/{nicegui.__version__}/"
 """What a visitor may load before logging in: the form, and NiceGUI's own scripts and
@@ -181,4 +191,14 @@ async def login_submit(request: Request, passphrase: Passphrase, sessions: Sessi
         samesite="strict",
         secure=request.url.scheme == "https",
     )
+    return response
+
+
+def logout(request: Request, sessions: Sessions) -> Response:
+    """End the visitor's session and show the login form."""
+    token = request.cookies.get(COOKIE)
+    if token:
+        sessions.end(token)
+    response = RedirectResponse(LOGIN_PATH, status_code=303)
+    response.delete_cookie(COOKIE, httponly=True, samesite="strict")
     return response

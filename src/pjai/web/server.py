@@ -73,6 +73,12 @@ def serve(
             return await auth.login_submit(request, passphrase, sessions)
 
         app.add_api_route(auth.LOGIN_PATH, submit, methods=["POST"])
+
+        def logout(request: Request) -> Response:
+            return auth.logout(request, sessions)
+
+        app.add_api_route(auth.LOGOUT_PATH, logout, methods=["GET"])
+        web.login_required = True
     shown = f"[{host}]" if ":" in host else host
     app.on_startup(lambda: announce(f"PJai web app on http://{shown}:{port}/"))
     ui.run(

@@ -10,6 +10,7 @@ from nicegui import ui
 from pjai.app.reads import personas as persona_reads
 from pjai.store import Row
 from pjai.web.app import WebApp
+from pjai.web.auth import LOGOUT_PATH
 from pjai.web.live import LivePanel, tell_failures
 from pjai.web.views import COMING, VIEWS, View
 
@@ -38,6 +39,9 @@ def root(web: WebApp) -> None:
                 partial(persona_reads.choices, web.manager),
                 partial(_persona_switch, web),
             ).classes("w-auto")
+        if web.login_required:
+            leave = ui.button("Sign out", icon="logout", on_click=_sign_out)
+            leave.props('flat color=white data-testid="sign-out"')
     drawer = ui.left_drawer(value=True, bordered=True).props("width=210")
     with drawer, ui.list().classes("w-full").props("padding"):
         for view in VIEWS:
@@ -60,6 +64,10 @@ def root(web: WebApp) -> None:
 
     ui.timer(BANNER_CHECK_S, follow_switch)
     ui.sub_pages({view.path: partial(view.build, web) for view in VIEWS}).classes("w-full")
+
+
+def _sign_out() -> None:
+    ui.navigate.to(LOGOUT_PATH)
 
 
 def _nav_item(view: View) -> None:

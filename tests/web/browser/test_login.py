@@ -31,6 +31,11 @@ def test_off_loopback_a_login_is_required(page: Page, browser: Browser, tmp_path
         expect(page).to_have_url(url + "/personas")
         expect(page.get_by_test_id("persona-switch")).to_be_visible()
 
+        page.get_by_test_id("sign-out").click()
+        expect(page).to_have_url(url + "/login")
+        page.goto(url + "/")
+        expect(page).to_have_url(url + "/login?next=/")
+
         other = browser.new_context()  # no session cookie
         elsewhere = other.new_page()
         elsewhere.goto(url + "/")
