@@ -94,7 +94,7 @@ def assert_whole_again(data_dir: Path) -> None:
 
 
 def test_damaged_index_pages_are_found_and_rebuilt_from_the_log(data_dir: Path) -> None:
-    scribble(data_dir / "store.db", "ix_memories_persona_id_tier_importance")
+    scribble(data_dir / "store.db", "ix_memories_health")
     health = json.loads(pjai("doctor", "--json", "--data-dir", str(data_dir)).stdout)
     assert (health["status"], health["store"]["status"]) == ("down", "damaged")
     assert health["store"]["damage"]

@@ -100,7 +100,9 @@ def health_query(
             p.memory_scoring.label("scoring"),
             m.tier.label("tier"),
             decile.label("decile"),
-            func.count(m.id).label("n"),
+            # Counting a column the health index holds (not the id) keeps the query
+            # on the index; tier is never NULL, but for a persona with no memories.
+            func.count(m.tier).label("n"),
             func.sum(case((stale, 1), else_=0)).label("stale"),
         )
         .select_from(

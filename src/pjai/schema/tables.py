@@ -124,7 +124,17 @@ memories = Table(
     CheckConstraint("importance >= 0 AND importance <= 1", name="importance_range"),
     CheckConstraint(_one_of("tier", TIERS), name="tier"),
     CheckConstraint("access_count >= 0", name="access_count"),
-    Index(None, "persona_id", "tier", "importance"),
+    # Holds what memory health counts (pjai.memory.analytics.health_query), which then
+    # reads no row; its start serves lookups by persona, tier and importance.
+    Index(
+        "ix_memories_health",
+        "persona_id",
+        "tier",
+        "importance",
+        "deleted_at",
+        "created_at",
+        "last_accessed_at",
+    ),
     Index(None, "persona_id", "occurred_at"),
     Index(None, "persona_id", "created_at"),
     # Counts, pages newest first and timelines of a persona's live memories read this
