@@ -16,8 +16,12 @@ from pjai.sync.protocol import (
     Events,
     Hello,
     Message,
+    Peer,
     Ping,
     Pong,
+    Presence,
+    PresenceRejected,
+    PresenceUpdate,
     ProtocolError,
     Pull,
     Push,
@@ -83,6 +87,48 @@ GOLDEN: list[tuple[Message, bytes]] = [
         Error(code="bad_frame", message="what was wrong"),
         b'{"type":"error","code":"bad_frame","message":"what was wrong"}',
     ),
+    # presence/1
+    (
+        Hello(versions=[1], store_id="s1", client_id="c1", extensions=["presence/1"]),
+        b'{"type":"hello","versions":[1],"store_id":"s1","client_id":"c1","token":"",'
+        b'"extensions":["presence/1"]}',
+    ),
+    (
+        Welcome(
+            version=1,
+            backend_id="b1",
+            store_id="s1",
+            head=Position(7),
+            role="write",
+            extensions=["presence/1"],
+        ),
+        b'{"type":"welcome","version":1,"backend_id":"b1","store_id":"s1","head":[7,0,0],'
+        b'"role":"write","extensions":["presence/1"]}',
+    ),
+    (
+        PresenceUpdate(name="laptop", state="away", detail={"view": "personas"}),
+        b'{"type":"presence_update","name":"laptop","state":"away","detail":{"view":"personas"}}',
+    ),
+    (
+        Presence(
+            peers=[
+                Peer(
+                    client_id="c2",
+                    session_id="x2",
+                    name="desk",
+                    state="online",
+                    detail={},
+                    last_seen=datetime(2026, 12, 5, 9, 0, tzinfo=UTC),
+                )
+            ]
+        ),
+        b'{"type":"presence","peers":[{"client_id":"c2","session_id":"x2","name":"desk",'
+        b'"state":"online","detail":{},"last_seen":"2026-12-05T09:00:00Z"}]}',
+    ),
+    (
+        PresenceRejected(detail="too long"),
+        b'{"type":"presence_rejected","detail":"too long"}',
+    ),
 ]
 
 
@@ -111,6 +157,15 @@ def test_bad_frames_are_named(frame: bytes, problem: str) -> None:
     with pytest.raises(ProtocolError, match=problem) as caught:
         decode(frame)
     assert caught.value.code == "bad_frame"
+
+
+def test_a_malformed_message_names_the_type_it_claimed() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        decode(b'{"type":"presence_update","name":5}')
+    assert (caught.value.code, caught.value.message_type) == ("bad_frame", "presence_update")
+    with pytest.raises(ProtocolError) as caught:
+        decode(b"[1]")
+    assert caught.value.message_type == ""
 
 
 def test_oversized_frames_are_refused() -> None:

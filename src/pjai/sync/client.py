@@ -13,6 +13,11 @@ meanwhile, across restarts too. Commits that other processes make to the store f
 only on errors that retrying cannot fix (a refused token, an unknown protocol version,
 a server that lost this store's history, a cursor past the server's head, a push
 refused without naming the event), and says why in :attr:`SyncClient.status`.
+
+Given a presence name (or an :meth:`SyncClient.announce`), the client offers the
+``presence/1`` extension: where the server accepts it, the client announces itself and
+keeps who else is on the store in :attr:`SyncClient.peers` (:meth:`SyncClient.on_peers`
+tells of changes).
 """
 
 from __future__ import annotations
@@ -21,16 +26,32 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
+
+import msgspec
 
 from pjai.errors import ConfigError, PjaiError, RebaseError
 from pjai.schema.records import EventRecord, EventStatus
 from pjai.store import Store
 from pjai.store.rebase import RebaseResult
 from pjai.sync.clientside import Apply, ClientSession, Fail, Reject, Send, Wait
-from pjai.sync.protocol import Ping, Pong, ProtocolError, Pull, decode, encode
+from pjai.sync.presence import PRESENCE
+from pjai.sync.protocol import (
+    Peer,
+    Ping,
+    Pong,
+    Presence,
+    PresenceRejected,
+    PresenceState,
+    PresenceUpdate,
+    ProtocolError,
+    Pull,
+    Welcome,
+    decode,
+    encode,
+)
 from pjai.sync.transport import ConnectionClosed, Connector, Transport, arrived
 
 __all__ = ["SyncClient", "SyncStatus"]
@@ -97,6 +118,8 @@ class SyncClient:
         backoff: tuple[float, float] = (0.2, 30.0),
         watch_interval: float = 0.025,
         seed: int | None = None,
+        presence_name: str | None = None,
+        presence_detail: Mapping[str, str] | None = None,
     ) -> None:
         if not store.sync:
             raise PjaiError("a SyncClient needs a store opened with sync=True")
@@ -127,6 +150,16 @@ class SyncClient:
         self._changed = asyncio.Event()
         self._behind: list[EventRecord] = []
         """Events the server sent that the store has not rebased onto yet."""
+        self._announcement: PresenceUpdate | None = None
+        if presence_name is not None:
+            self._announcement = PresenceUpdate(
+                name=presence_name, detail=dict(presence_detail or {})
+            )
+        self._announce_due = False
+        self._presence_on = False  # negotiated on the current connection
+        self._peers: list[Peer] = []
+        self._peer_listeners: list[Callable[[list[Peer]], None]] = []
+        self._peers_changed = asyncio.Event()
 
     # -- running ------------------------------------------------------------------
 
@@ -220,6 +253,83 @@ class SyncClient:
             changed = self._changed
             await changed.wait()
 
+    # -- presence ---------------------------------------------------------------------
+
+    @property
+    def peers(self) -> list[Peer]:
+        """Who else is on the store now, as the server last said: empty while offline,
+        without an announcement, or with a server that does not speak ``presence/1``."""
+        return list(self._peers)
+
+    def announce(
+        self,
+        name: str | None = None,
+        *,
+        state: PresenceState | None = None,
+        detail: Mapping[str, str] | None = None,
+    ) -> None:
+        """Change how this client appears to its peers (what is not given stays).
+
+        Sent at once when connected; safe to call from any thread. The first
+        announcement of a client made without ``presence_name`` takes effect from its
+        next connection, since the extension is negotiated in the hello.
+        """
+        current = self._announcement
+        if current is None:
+            if name is None:
+                raise PjaiError("the first announcement needs a name")
+            current = PresenceUpdate(name=name)
+        self._announcement = PresenceUpdate(
+            name=current.name if name is None else name,
+            state=state or current.state,
+            detail=current.detail if detail is None else dict(detail),
+        )
+        self._announce_due = True
+        self._committed(None)  # wakes the connection, from any thread
+
+    def on_peers(self, callback: Callable[[list[Peer]], None]) -> Callable[[], None]:
+        """Call ``callback(peers)`` on the client's event loop whenever the peers change;
+        returns the function that stops it."""
+        self._peer_listeners.append(callback)
+
+        def stop() -> None:
+            with contextlib.suppress(ValueError):
+                self._peer_listeners.remove(callback)
+
+        return stop
+
+    async def wait_peers(self, check: Callable[[list[Peer]], bool]) -> None:
+        """Wait until ``check(peers)`` holds (wrap it in ``asyncio.timeout()``)."""
+        while not check(self.peers):
+            changed = self._peers_changed
+            await changed.wait()
+
+    def _presence(self, message: Presence | PresenceRejected) -> None:
+        if isinstance(message, PresenceRejected):
+            log.warning("the sync server refused this client's presence: %s", message.detail)
+            return
+        own = self.store.client_id  # an older session of ours may linger on the server
+        self._set_peers([peer for peer in message.peers if peer.client_id != own])
+
+    def _set_peers(self, peers: list[Peer]) -> None:
+        if peers == self._peers:
+            return
+        self._peers = peers
+        self._peers_changed.set()
+        self._peers_changed = asyncio.Event()
+        for callback in list(self._peer_listeners):
+            try:
+                callback(list(peers))
+            except Exception:  # one listener's bug must not stop syncing
+                log.exception("a presence listener failed")
+
+    async def _announce(self, session: ClientSession) -> None:
+        announcement = self._announcement
+        ready = session.state == "ready" and self._presence_on
+        if ready and self._announce_due and announcement is not None:
+            self._announce_due = False
+            await self._send(encode(announcement))
+
     # -- one connection ------------------------------------------------------------
 
     async def _connection(self) -> None:
@@ -234,8 +344,12 @@ class SyncClient:
         )
         loop = asyncio.get_running_loop()
         tasks: dict[str, asyncio.Task[Any]] = {}
+        hello = session.hello()
+        if self._announcement is not None:
+            hello = msgspec.structs.replace(hello, extensions=[PRESENCE])
+        self._presence_on = False
         try:
-            await transport.send(encode(session.hello()))
+            await transport.send(encode(hello))
             receiving = tasks["receive"] = asyncio.create_task(transport.receive())
             waking = tasks["wake"] = asyncio.create_task(self._wake.wait())
             # A server silent for a ping interval gets a ping, and is given up after two;
@@ -275,6 +389,7 @@ class SyncClient:
                     raise ConnectionClosed(
                         f"the server owes an answer for {self._answer_timeout:g} s; reconnecting"
                     )
+                await self._announce(session)
                 await self._step(session)
         finally:
             for task in tasks.values():
@@ -282,6 +397,8 @@ class SyncClient:
             await asyncio.gather(*tasks.values(), return_exceptions=True)
             await transport.close()
             self._transport = None
+            self._presence_on = False
+            self._set_peers([])  # offline: nobody is known to be there
 
     async def _handle(self, session: ClientSession, frames: list[bytes]) -> bool:
         """Handle frames that arrived together; whether one answered something (not a
@@ -293,6 +410,13 @@ class SyncClient:
                     message = decode(frame)
                 except ProtocolError as exc:
                     raise ConnectionClosed(f"the server sent a bad frame: {exc}") from exc
+                if isinstance(message, Presence | PresenceRejected):
+                    self._presence(message)  # news, not an answer the client waits for
+                    continue
+                if isinstance(message, Welcome):
+                    offered = message.extensions
+                    self._presence_on = isinstance(offered, list) and PRESENCE in offered
+                    self._announce_due = self._presence_on
                 answered |= not isinstance(message, Ping | Pong)
                 for action in session.receive(message, self.store.confirmed_head):
                     if isinstance(action, Apply):

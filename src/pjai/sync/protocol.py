@@ -4,13 +4,20 @@ Every frame is one JSON object with a ``type`` field, sent as one WebSocket text
 message. Events travel as :class:`~pjai.schema.records.EventRecord` objects, exactly as
 the stores log them. This module only encodes and decodes; the state machines that
 decide what to send are :mod:`pjai.sync.server.session` and :mod:`pjai.sync.clientside`.
+
+Extensions are negotiated in the hello and welcome (``extensions``) and add messages
+that only a connection which negotiated them carries: ``presence/1``
+(:mod:`pjai.sync.presence`) adds ``presence_update``, ``presence`` and
+``presence_rejected``.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from pjai.errors import PjaiError
 from pjai.schema.records import EventRecord, Position
@@ -24,8 +31,13 @@ __all__ = [
     "Events",
     "Hello",
     "Message",
+    "Peer",
     "Ping",
     "Pong",
+    "Presence",
+    "PresenceRejected",
+    "PresenceState",
+    "PresenceUpdate",
     "ProtocolError",
     "Pull",
     "Push",
@@ -54,13 +66,20 @@ MAX_EVENTS_PER_FRAME = 1_000
 
 Role = Literal["read", "write", "admin"]
 
+PresenceState = Literal["online", "away"]
+
 
 class ProtocolError(PjaiError):
-    """A frame that is not valid protocol: undecodable, unknown type, out of order."""
+    """A frame that is not valid protocol: undecodable, unknown type, out of order.
 
-    def __init__(self, code: str, message: str) -> None:
+    ``message_type`` is the ``type`` the frame claimed when it was a JSON object with
+    one, even though the rest did not decode (a peer may refuse just that message).
+    """
+
+    def __init__(self, code: str, message: str, *, message_type: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.message_type = message_type
 
 
 class Hello(msgspec.Struct, frozen=True, kw_only=True, tag="hello", tag_field="type"):
@@ -70,6 +89,9 @@ class Hello(msgspec.Struct, frozen=True, kw_only=True, tag="hello", tag_field="t
     store_id: str
     client_id: str
     token: str = ""
+    extensions: list[str] | UnsetType = UNSET
+    """The extensions the client speaks (``presence/1``); absent from the frame when
+    unset, so a hello without extensions is a plain v1 hello."""
 
 
 class Welcome(msgspec.Struct, frozen=True, kw_only=True, tag="welcome", tag_field="type"):
@@ -80,6 +102,9 @@ class Welcome(msgspec.Struct, frozen=True, kw_only=True, tag="welcome", tag_fiel
     store_id: str
     head: Position
     role: Role
+    extensions: list[str] | UnsetType = UNSET
+    """Of the extensions the hello offered, those this connection uses; absent when the
+    hello offered none."""
 
 
 class Push(msgspec.Struct, frozen=True, kw_only=True, tag="push", tag_field="type"):
@@ -157,7 +182,64 @@ class Error(msgspec.Struct, frozen=True, kw_only=True, tag="error", tag_field="t
     message: str
 
 
-Message = Hello | Welcome | Push | PushAck | PushRejected | Pull | Events | Ping | Pong | Error
+class PresenceUpdate(
+    msgspec.Struct, frozen=True, kw_only=True, tag="presence_update", tag_field="type"
+):
+    """Client, with ``presence/1``: who it is now. It replaces the client's previous one."""
+
+    name: str
+    state: PresenceState = "online"
+    detail: dict[str, str] = {}
+    """What it is doing, e.g. ``{"view": "personas", "persona_id": "p1"}``."""
+
+
+class Peer(msgspec.Struct, frozen=True, kw_only=True):
+    """One other connection on the store that announced itself."""
+
+    client_id: str
+    session_id: str
+    """The server's id for the connection (one client may reconnect as a new session)."""
+    name: str
+    state: PresenceState
+    detail: dict[str, str]
+    last_seen: datetime
+    """The server's time of the last frame it had from the connection."""
+
+
+class Presence(msgspec.Struct, frozen=True, kw_only=True, tag="presence", tag_field="type"):
+    """Server, with ``presence/1``: every other announced connection on the store now."""
+
+    peers: list[Peer]
+
+
+class PresenceRejected(
+    msgspec.Struct, frozen=True, kw_only=True, tag="presence_rejected", tag_field="type"
+):
+    """Server, with ``presence/1``: a presence update was refused (the connection goes on)."""
+
+    detail: str
+
+
+Message = (
+    Hello
+    | Welcome
+    | Push
+    | PushAck
+    | PushRejected
+    | Pull
+    | Events
+    | Ping
+    | Pong
+    | Error
+    | PresenceUpdate
+    | Presence
+    | PresenceRejected
+)
+
+
+class _Typed(msgspec.Struct):
+    type: str = ""
+
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Message)
@@ -179,11 +261,24 @@ def decode(frame: bytes | str) -> Message:
             # Event arguments pass through undecoded (msgspec.Raw): check the text once.
             frame.decode()
         message: Message = _decoder.decode(frame)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except msgspec.ValidationError as exc:
+        claimed = _claimed_type(frame)
+        raise ProtocolError(
+            "bad_frame", f"not a protocol v1 frame: {exc}", message_type=claimed
+        ) from exc
+    except msgspec.DecodeError as exc:
         raise ProtocolError("bad_frame", f"not a protocol v1 frame: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise ProtocolError("bad_frame", f"frame is not UTF-8 text (byte {exc.start})") from exc
     return message
+
+
+def _claimed_type(frame: bytes | str) -> str:
+    """The ``type`` of a JSON object that is not a valid message, or ``""``."""
+    try:
+        return msgspec.json.decode(frame, type=_Typed).type
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return ""
 
 
 def wire_name(message: Message) -> str:

@@ -12,6 +12,10 @@ that does not take a frame within ``send_timeout`` is disconnected with the reas
 ``slow_consumer`` rather than buffered without limit. Its transport has
 ``close_timeout`` to close (:class:`~pjai.sync.server.websocket.ServerWebSocket`), since a
 client that does not read takes no close frame either.
+
+Presence (``presence/1``) is kept per store in this process, in a
+:class:`~pjai.sync.presence.Roster`: connections that negotiated it hear who else is on
+the store when one joins, announces, or leaves, at most once per ``presence_interval``.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from pjai.errors import PjaiError
 from pjai.schema.records import ROOT, Position
-from pjai.sync.protocol import Error, Events, Message, encode
+from pjai.sync.presence import FAN_OUT_INTERVAL_S, PRESENCE, Roster
+from pjai.sync.protocol import Error, Events, Message, Peer, Presence, encode
 from pjai.sync.server.log import ServerLog
-from pjai.sync.server.session import Authenticate, ServerSession
+from pjai.sync.server.session import EXTENSIONS, Authenticate, ServerSession
 from pjai.sync.server.tokens import RateLimiter
 from pjai.sync.transport import ConnectionClosed, Connector, Faults, Transport, memory_pipe
 
@@ -90,6 +95,8 @@ class Hub:
         send_timeout: float = 10.0,
         hello_timeout: float = 10.0,
         close_timeout: float = 10.0,
+        presence: bool = True,
+        presence_interval: float = FAN_OUT_INTERVAL_S,
     ) -> None:
         self.log = log
         self.authenticate = authenticate
@@ -98,8 +105,13 @@ class Hub:
         self.send_timeout = send_timeout
         self.hello_timeout = hello_timeout
         self.close_timeout = close_timeout
+        self.extensions = EXTENSIONS if presence else frozenset()
+        self.presence_interval = presence_interval
         self.metrics = _Metrics()
         self.feeds: dict[str, Feed] = {}
+        self.rosters: dict[str, Roster] = {}
+        self._listeners: dict[str, dict[str, _Connection]] = {}  # by store, then session id
+        self._fanning: set[Roster] = set()
         self.connections = 0
         self._poller: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -142,7 +154,11 @@ class Hub:
             await transport.close(1012, "the server is stopping")
             return
         session = ServerSession(
-            self.log, self.authenticate, limiter=self.limiter, header_token=header_token
+            self.log,
+            self.authenticate,
+            limiter=self.limiter,
+            header_token=header_token,
+            extensions=self.extensions,
         )
         connection = _Connection(self, session, transport)
         self.connections += 1
@@ -151,6 +167,7 @@ class Hub:
         try:
             await connection.run()
         finally:
+            self._left(connection)
             self._open.discard(transport)
             self.connections -= 1
             self.metrics.connections.dec()
@@ -210,6 +227,73 @@ class Hub:
             for store_id, feed in list(self.feeds.items()):
                 if feed.watchers:
                     self._spawn(self._refresh(store_id))
+
+    # -- presence ------------------------------------------------------------------
+
+    def _heard(self, connection: _Connection) -> None:
+        """After a frame from a connection: note its presence, fan out what changed."""
+        session = connection.session
+        if not session.has(PRESENCE):
+            return
+        roster = self.rosters.get(session.store_id)
+        if roster is None:
+            roster = self.rosters[session.store_id] = Roster(self.presence_interval)
+        listeners = self._listeners.setdefault(session.store_id, {})
+        if session.session_id not in listeners:
+            listeners[session.session_id] = connection
+            roster.touch()  # the newcomer hears who is there
+        update = session.presence
+        if session.presence_changed and update is not None:
+            session.presence_changed = False
+            peer = Peer(
+                client_id=session.client_id,
+                session_id=session.session_id,
+                name=update.name,
+                state=update.state,
+                detail=update.detail,
+                last_seen=session.seen_at,
+            )
+            roster.announce(peer)
+        else:
+            roster.seen(session.session_id, session.seen_at)
+        self._fan_out(roster, session.store_id)
+
+    def _left(self, connection: _Connection) -> None:
+        session = connection.session
+        listeners = self._listeners.get(session.store_id)
+        if listeners is None or listeners.pop(session.session_id, None) is None:
+            return
+        roster = self.rosters[session.store_id]
+        roster.leave(session.session_id)
+        if listeners:
+            self._fan_out(roster, session.store_id)
+        else:
+            del self._listeners[session.store_id], self.rosters[session.store_id]
+
+    def _fan_out(self, roster: Roster, store_id: str) -> None:
+        if roster.owed and roster not in self._fanning:
+            self._fanning.add(roster)
+            self._spawn(self._send_presence(roster, store_id))
+
+    async def _send_presence(self, roster: Roster, store_id: str) -> None:
+        """Send the roster to the store's listeners until no change is owed; changes made
+        while it waits or sends go out in its next round."""
+        loop = asyncio.get_running_loop()
+        try:
+            while (wait := roster.due(loop.time())) is not None:
+                peers = roster.take(loop.time()) if wait == 0 else None
+                if peers is None:
+                    await asyncio.sleep(wait)
+                    continue
+                listeners = list(self._listeners.get(store_id, {}).values())
+                results = await asyncio.gather(
+                    *(c.send_presence(peers) for c in listeners), return_exceptions=True
+                )
+                for result in results:
+                    if isinstance(result, Exception) and not isinstance(result, ConnectionClosed):
+                        log.warning("sending presence on store %r failed: %r", store_id, result)
+        finally:
+            self._fanning.discard(roster)
 
     def _spawn(self, work: object) -> None:
         assert asyncio.iscoroutine(work)
@@ -277,6 +361,8 @@ class _Connection:
                 self._after(session)
             for reply in replies:
                 await self._send(reply)
+            if session.state != "closed":
+                self.hub._heard(self)  # after the welcome: presence never comes before it
             if session.state == "closed":
                 reason = replies[-1].code if replies and isinstance(replies[-1], Error) else "bye"
                 self.hub.metrics.closed.labels(reason).inc()
@@ -327,6 +413,11 @@ class _Connection:
             finally:
                 for task in waits:
                     task.cancel()
+
+    async def send_presence(self, peers: list[Peer]) -> None:
+        """Send the store's ``peers``, without this connection's own presence."""
+        if self.session.state == "ready":
+            await self._send(Presence(peers=Roster.others(peers, self.session.session_id)))
 
     async def _send(self, message: Message | Events) -> None:
         frame = encode(message)

@@ -4,18 +4,25 @@
 :meth:`ServerSession.next_events` gives the next batch for the connection's pull. The
 hub (:mod:`pjai.sync.server.hub`), over WebSockets or the in-memory transport of the
 tests, drives it. Reads and appends go to a :class:`~pjai.sync.server.log.ServerLog`.
+With the ``presence/1`` extension the session keeps the connection's announced presence
+(:attr:`ServerSession.presence`) and the time of its last frame; the hub fans them out.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from datetime import datetime
 from typing import Literal
+
+from msgspec import UNSET
 
 from pjai.errors import EventError
 from pjai.schema import SCHEMA, Schema
 from pjai.schema.records import EventRecord, Position
+from pjai.schema.types import new_id, utc_now
+from pjai.sync.presence import PRESENCE, check_update
 from pjai.sync.protocol import (
     MAX_EVENTS_PER_FRAME,
     VERSIONS,
@@ -25,6 +32,8 @@ from pjai.sync.protocol import (
     Message,
     Ping,
     Pong,
+    PresenceRejected,
+    PresenceUpdate,
     ProtocolError,
     Pull,
     Push,
@@ -38,7 +47,10 @@ from pjai.sync.protocol import (
 from pjai.sync.server.log import Appended, DuplicateEventError, ServerLog
 from pjai.sync.server.tokens import RateLimiter, Role, Token, can
 
-__all__ = ["MAX_EVENT_BYTES", "MAX_ID_BYTES", "Authenticate", "ServerSession"]
+__all__ = ["EXTENSIONS", "MAX_EVENT_BYTES", "MAX_ID_BYTES", "Authenticate", "ServerSession"]
+
+EXTENSIONS = frozenset({PRESENCE})
+"""The protocol extensions this server speaks."""
 
 MAX_EVENT_BYTES = 2 * 1024 * 1024
 """The largest event arguments a push may carry."""
@@ -68,12 +80,16 @@ class ServerSession:
         schema: Schema = SCHEMA,
         limiter: RateLimiter | None = None,
         header_token: str = "",
+        extensions: Collection[str] = EXTENSIONS,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._log = log
         self._authenticate = authenticate
         self._schema = schema
         self._limiter = limiter
         self._header_token = header_token
+        self._speaks = frozenset(extensions)
+        self._clock = clock
         self._newest_version = max(
             (int(m[1]) for n in schema.event_names if (m := _NAME.match(n))), default=1
         )
@@ -92,6 +108,16 @@ class ServerSession:
         self.appended: list[Appended] = []
         self.head_seen: Position | None = None
         self.push_results: list[str] = []
+        self.session_id = new_id()
+        """The server's id for this connection, as peers see it in presence."""
+        self.extensions: frozenset[str] = frozenset()
+        """The extensions this connection negotiated."""
+        self.presence: PresenceUpdate | None = None
+        """The connection's latest accepted announcement (``presence/1``)."""
+        self.presence_changed = False
+        """Set when :attr:`presence` changes; the adapter clears it when it has looked."""
+        self.seen_at: datetime = clock()
+        """The server's time of the last frame from the connection."""
 
     # -- frames in, messages out ---------------------------------------------------
 
@@ -102,6 +128,9 @@ class ServerSession:
         try:
             message = decode(frame)
         except ProtocolError as exc:
+            if exc.message_type == "presence_update" and self.has(PRESENCE):
+                # One malformed announcement costs the peer that message, not its session.
+                return [PresenceRejected(detail=str(exc))]
             return self._fail(exc.code, str(exc))
         if isinstance(message, Hello):
             if self.state != "greeting":
@@ -114,8 +143,11 @@ class ServerSession:
             # Hello first: a connection that has not said who it is gets no answers, pongs
             # included, so it cannot keep itself open without one.
             return self._fail("out_of_order", f"{wire_name(message)} before hello")
+        self.seen_at = self._clock()
         if isinstance(message, Ping):
             return [Pong(nonce=message.nonce)]
+        if isinstance(message, PresenceUpdate):
+            return self._presence(message)
         if isinstance(message, Pong):
             return []
         if isinstance(message, Push):
@@ -143,6 +175,10 @@ class ServerSession:
         if not more and not self.live:
             self.cursor = None  # a one-off pull ends here
         return Events(events=batch, head=head, more=more)
+
+    def has(self, extension: str) -> bool:
+        """Whether the connection negotiated ``extension`` (``presence/1``)."""
+        return self.state == "ready" and extension in self.extensions
 
     # -- the messages --------------------------------------------------------------
 
@@ -177,8 +213,11 @@ class ServerSession:
             self.role, self.token_id = token.role, token.id
             self._secret, self._checked_at = hello.token or self._header_token, time.monotonic()
         self.store_id, self.client_id = hello.store_id, hello.client_id
-        self.state = "ready"
+        self.state, self.seen_at = "ready", self._clock()
         head = self.head_seen = self._log.refresh(self.store_id)
+        wanted = hello.extensions
+        accepted = [name for name in wanted if name in self._speaks] if wanted else []
+        self.extensions = frozenset(accepted)
         return [
             Welcome(
                 version=max(shared),
@@ -186,8 +225,21 @@ class ServerSession:
                 store_id=self.store_id,
                 head=head,
                 role=self.role,
+                # A hello without extensions gets a plain v1 welcome.
+                extensions=UNSET if wanted is UNSET else accepted,
             )
         ]
+
+    def _presence(self, update: PresenceUpdate) -> list[Message]:
+        if not self.has(PRESENCE):
+            return self._fail(
+                "out_of_order", f"presence_update without the {PRESENCE} extension negotiated"
+            )
+        problem = check_update(update)
+        if problem is not None:
+            return [PresenceRejected(detail=problem)]
+        self.presence, self.presence_changed = update, True
+        return []
 
     def _push(self, push: Push) -> PushAck | PushRejected:
         if not can(self.role, "write"):

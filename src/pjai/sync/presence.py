@@ -1,0 +1,136 @@
+"""Presence, the ``presence/1`` extension of the sync protocol (docs/sync-protocol.md).
+
+Connections that negotiated it announce who they are (:class:`~pjai.sync.protocol.
+PresenceUpdate`), and the server tells each of them who else is on the store
+(:class:`~pjai.sync.protocol.Presence`). This module holds the rules without I/O: the
+limits a peer's announcement must keep (:func:`check_update`) and one store's
+:class:`Roster` on one server process, which coalesces changes into at most one
+fan-out per :data:`FAN_OUT_INTERVAL_S`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pjai.sync.protocol import Peer, PresenceUpdate
+
+__all__ = [
+    "FAN_OUT_INTERVAL_S",
+    "MAX_DETAIL_CHARS",
+    "MAX_DETAIL_KEYS",
+    "MAX_NAME_CHARS",
+    "PRESENCE",
+    "SEEN_REFRESH",
+    "Roster",
+    "check_update",
+]
+
+PRESENCE = "presence/1"
+"""The extension's name and version, as the hello offers it and the welcome accepts it."""
+
+MAX_NAME_CHARS = 80
+"""The longest name an announcement may carry."""
+
+MAX_DETAIL_KEYS = 8
+"""The most keys an announcement's ``detail`` may have."""
+
+MAX_DETAIL_CHARS = 200
+"""The longest key or value in an announcement's ``detail``."""
+
+FAN_OUT_INTERVAL_S = 0.1
+"""The least time between two fan-outs of one store's presence (at most 10 a second):
+a burst of changes within it goes out as one ``presence`` frame."""
+
+SEEN_REFRESH = timedelta(seconds=10)
+"""A peer's ``last_seen`` alone (pings, pushes) is fanned out again once it moved this
+far past the value last sent; joins, leaves and updates go out at once."""
+
+
+def check_update(update: PresenceUpdate) -> str | None:
+    """Why the server refuses ``update``, or ``None``: peers are not trusted."""
+    if not update.name.strip() or len(update.name) > MAX_NAME_CHARS:
+        return f"presence needs a name of 1 to {MAX_NAME_CHARS} characters, got {len(update.name)}"
+    if len(update.detail) > MAX_DETAIL_KEYS:
+        return f"presence detail has {len(update.detail)} keys; the limit is {MAX_DETAIL_KEYS}"
+    for key, value in update.detail.items():
+        if len(key) > MAX_DETAIL_CHARS or len(value) > MAX_DETAIL_CHARS:
+            return (
+                f"presence detail {key[:40]!r}: keys and values are at most "
+                f"{MAX_DETAIL_CHARS} characters"
+            )
+    return None
+
+
+class Roster:
+    """One store's announced connections on one server process, and when to send them.
+
+    :meth:`due` says when the next fan-out may go, :meth:`take` marks it sent; changes
+    made in between are coalesced into that one fan-out. Times given to ``due`` and
+    ``take`` are monotonic seconds; ``last_seen`` times are the server's clock.
+    """
+
+    def __init__(self, interval: float = FAN_OUT_INTERVAL_S) -> None:
+        self.interval = interval
+        self.peers: dict[str, Peer] = {}
+        """By session id."""
+        self._sent_seen: dict[str, datetime] = {}
+        self._sent_at: float | None = None
+        self._dirty = False
+
+    def announce(self, peer: Peer) -> None:
+        """Add or replace the connection's presence."""
+        self.peers[peer.session_id] = peer
+        self._sent_seen[peer.session_id] = peer.last_seen
+        self._dirty = True
+
+    def seen(self, session_id: str, at: datetime) -> None:
+        """The connection sent a frame ``at``; no-op for one that did not announce."""
+        peer = self.peers.get(session_id)
+        if peer is None or at <= peer.last_seen:
+            return
+        self.peers[session_id] = Peer(
+            client_id=peer.client_id,
+            session_id=peer.session_id,
+            name=peer.name,
+            state=peer.state,
+            detail=peer.detail,
+            last_seen=at,
+        )
+        if at - self._sent_seen[session_id] >= SEEN_REFRESH:
+            self._sent_seen[session_id] = at
+            self._dirty = True
+
+    def leave(self, session_id: str) -> None:
+        """The connection closed: drop its presence."""
+        if self.peers.pop(session_id, None) is not None:
+            del self._sent_seen[session_id]
+            self._dirty = True
+
+    def touch(self) -> None:
+        """Send the roster again though nothing changed (a new listener joined)."""
+        self._dirty = True
+
+    @property
+    def owed(self) -> bool:
+        """Whether a change waits to be fanned out."""
+        return self._dirty
+
+    def due(self, now: float) -> float | None:
+        """Seconds until the next fan-out may go (0: now), or ``None`` when none is owed."""
+        if not self._dirty:
+            return None
+        if self._sent_at is None:
+            return 0.0
+        return max(0.0, self._sent_at + self.interval - now)
+
+    def take(self, now: float) -> list[Peer] | None:
+        """The peers to fan out now, or ``None`` when nothing is due yet."""
+        if self.due(now) != 0.0:
+            return None
+        self._dirty, self._sent_at = False, now
+        return list(self.peers.values())
+
+    @staticmethod
+    def others(peers: list[Peer], session_id: str) -> list[Peer]:
+        """``peers`` as the connection ``session_id`` receives them: without itself."""
+        return [peer for peer in peers if peer.session_id != session_id]
