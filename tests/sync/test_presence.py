@@ -136,32 +136,47 @@ def peer(session_id: str, name: str, at: datetime = T0) -> Peer:
     )
 
 
+def announce(roster: Roster[str], session_id: str, name: str, at: datetime = T0) -> None:
+    roster.listen(session_id, session_id)
+    roster.announce(session_id, f"c-{session_id}", PresenceUpdate(name=name), at)
+
+
 def test_a_burst_of_changes_goes_out_as_one_fan_out() -> None:
-    roster = Roster(interval=0.1)
+    roster: Roster[str] = Roster(interval=0.1)
     assert roster.due(0.0) is None
-    roster.announce(peer("a", "one"))
+    announce(roster, "a", "one")
     assert roster.take(0.0) == [peer("a", "one")]
     for index, now in enumerate((0.01, 0.02, 0.05)):
-        roster.announce(peer("a", f"name {index}"))
-        roster.announce(peer("b", "other"))
+        announce(roster, "a", f"name {index}")
+        announce(roster, "b", "other")
         assert roster.take(now) is None  # within the interval: held back
     assert roster.due(0.05) == pytest.approx(0.05)
     assert roster.take(0.1) == [peer("a", "name 2"), peer("b", "other")]
     assert roster.due(0.5) is None  # nothing owed after the coalesced fan-out
 
 
+def test_a_listener_joining_is_sent_the_roster_without_being_listed() -> None:
+    roster: Roster[str] = Roster(interval=0.1)
+    roster.listen("quiet", "quiet")
+    assert roster.take(0.0) == []
+    roster.listen("quiet", "quiet")
+    assert roster.due(1.0) is None  # the same listener again is no news
+    assert roster.leave("quiet")
+    assert not roster.leave("quiet")
+    assert roster.due(1.0) is None  # nobody listed left
+
+
 def test_a_leave_is_fanned_out_and_last_seen_now_and_then() -> None:
-    roster = Roster(interval=0.1)
-    roster.announce(peer("a", "one"))
-    roster.announce(peer("b", "two"))
+    roster: Roster[str] = Roster(interval=0.1)
+    announce(roster, "a", "one")
+    announce(roster, "b", "two")
     roster.take(0.0)
     roster.seen("a", T0 + timedelta(seconds=1))
     assert roster.due(1.0) is None  # a ping alone is not news yet
     assert roster.peers["a"].last_seen == T0 + timedelta(seconds=1)
     roster.seen("a", T0 + SEEN_REFRESH)
     assert roster.take(1.0) == [peer("a", "one", T0 + SEEN_REFRESH), peer("b", "two")]
-    roster.leave("b")
-    roster.leave("b")
+    assert roster.leave("b")
     assert roster.take(2.0) == [peer("a", "one", T0 + SEEN_REFRESH)]
     assert Roster.others([peer("a", "one"), peer("b", "two")], "a") == [peer("b", "two")]
 

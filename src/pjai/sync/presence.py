@@ -11,6 +11,9 @@ fan-out per :data:`FAN_OUT_INTERVAL_S`.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
+
+import msgspec
 
 from pjai.sync.protocol import Peer, PresenceUpdate
 
@@ -24,6 +27,8 @@ __all__ = [
     "Roster",
     "check_update",
 ]
+
+L = TypeVar("L")
 
 PRESENCE = "presence/1"
 """The extension's name and version, as the hello offers it and the welcome accepts it."""
@@ -61,8 +66,10 @@ def check_update(update: PresenceUpdate) -> str | None:
     return None
 
 
-class Roster:
-    """One store's announced connections on one server process, and when to send them.
+class Roster(Generic[L]):
+    """One store's presence on one server process: the connections that negotiated it
+    (its listeners, of any type ``L``), those that announced themselves, and when to
+    send them.
 
     :meth:`due` says when the next fan-out may go, :meth:`take` marks it sent; changes
     made in between are coalesced into that one fan-out. Times given to ``due`` and
@@ -71,16 +78,33 @@ class Roster:
 
     def __init__(self, interval: float = FAN_OUT_INTERVAL_S) -> None:
         self.interval = interval
+        self.listeners: dict[str, L] = {}
+        """By session id."""
         self.peers: dict[str, Peer] = {}
         """By session id."""
         self._sent_seen: dict[str, datetime] = {}
         self._sent_at: float | None = None
         self._dirty = False
 
-    def announce(self, peer: Peer) -> None:
-        """Add or replace the connection's presence."""
-        self.peers[peer.session_id] = peer
-        self._sent_seen[peer.session_id] = peer.last_seen
+    def listen(self, session_id: str, listener: L) -> None:
+        """Add a connection that hears the roster; it is sent the roster soon."""
+        if session_id not in self.listeners:
+            self.listeners[session_id] = listener
+            self._dirty = True
+
+    def announce(
+        self, session_id: str, client_id: str, update: PresenceUpdate, at: datetime
+    ) -> None:
+        """Add or replace the connection's presence, as of its frame ``at``."""
+        self.peers[session_id] = Peer(
+            client_id=client_id,
+            session_id=session_id,
+            name=update.name,
+            state=update.state,
+            detail=update.detail,
+            last_seen=at,
+        )
+        self._sent_seen[session_id] = at
         self._dirty = True
 
     def seen(self, session_id: str, at: datetime) -> None:
@@ -88,27 +112,19 @@ class Roster:
         peer = self.peers.get(session_id)
         if peer is None or at <= peer.last_seen:
             return
-        self.peers[session_id] = Peer(
-            client_id=peer.client_id,
-            session_id=peer.session_id,
-            name=peer.name,
-            state=peer.state,
-            detail=peer.detail,
-            last_seen=at,
-        )
+        self.peers[session_id] = msgspec.structs.replace(peer, last_seen=at)
         if at - self._sent_seen[session_id] >= SEEN_REFRESH:
             self._sent_seen[session_id] = at
             self._dirty = True
 
-    def leave(self, session_id: str) -> None:
-        """The connection closed: drop its presence."""
+    def leave(self, session_id: str) -> bool:
+        """The connection closed: drop it; whether it was here."""
+        if self.listeners.pop(session_id, None) is None:
+            return False
         if self.peers.pop(session_id, None) is not None:
             del self._sent_seen[session_id]
             self._dirty = True
-
-    def touch(self) -> None:
-        """Send the roster again though nothing changed (a new listener joined)."""
-        self._dirty = True
+        return True
 
     @property
     def owed(self) -> bool:

@@ -109,9 +109,8 @@ class Hub:
         self.presence_interval = presence_interval
         self.metrics = _Metrics()
         self.feeds: dict[str, Feed] = {}
-        self.rosters: dict[str, Roster] = {}
-        self._listeners: dict[str, dict[str, _Connection]] = {}  # by store, then session id
-        self._fanning: set[Roster] = set()
+        self.rosters: dict[str, Roster[_Connection]] = {}
+        self._fanning: set[Roster[_Connection]] = set()
         self.connections = 0
         self._poller: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -238,46 +237,34 @@ class Hub:
         roster = self.rosters.get(session.store_id)
         if roster is None:
             roster = self.rosters[session.store_id] = Roster(self.presence_interval)
-        listeners = self._listeners.setdefault(session.store_id, {})
-        if session.session_id not in listeners:
-            listeners[session.session_id] = connection
-            roster.touch()  # the newcomer hears who is there
-        update = session.presence
-        if session.presence_changed and update is not None:
+        roster.listen(session.session_id, connection)  # a newcomer hears who is there
+        if session.presence_changed and session.presence is not None:
             session.presence_changed = False
-            peer = Peer(
-                client_id=session.client_id,
-                session_id=session.session_id,
-                name=update.name,
-                state=update.state,
-                detail=update.detail,
-                last_seen=session.seen_at,
+            roster.announce(
+                session.session_id, session.client_id, session.presence, session.seen_at
             )
-            roster.announce(peer)
         else:
             roster.seen(session.session_id, session.seen_at)
-        self._fan_out(roster, session.store_id)
+        self._fan_out(roster)
 
     def _left(self, connection: _Connection) -> None:
         session = connection.session
-        listeners = self._listeners.get(session.store_id)
-        if listeners is None or listeners.pop(session.session_id, None) is None:
+        roster = self.rosters.get(session.store_id)
+        if roster is None or not roster.leave(session.session_id):
             return
-        roster = self.rosters[session.store_id]
-        roster.leave(session.session_id)
-        if listeners:
-            self._fan_out(roster, session.store_id)
+        if roster.listeners:
+            self._fan_out(roster)
         else:
-            del self._listeners[session.store_id], self.rosters[session.store_id]
+            del self.rosters[session.store_id]
 
-    def _fan_out(self, roster: Roster, store_id: str) -> None:
+    def _fan_out(self, roster: Roster[_Connection]) -> None:
         if roster.owed and roster not in self._fanning:
             self._fanning.add(roster)
-            self._spawn(self._send_presence(roster, store_id))
+            self._spawn(self._send_presence(roster))
 
-    async def _send_presence(self, roster: Roster, store_id: str) -> None:
-        """Send the roster to the store's listeners until no change is owed; changes made
-        while it waits or sends go out in its next round."""
+    async def _send_presence(self, roster: Roster[_Connection]) -> None:
+        """Send the roster to its listeners until no change is owed; changes made while
+        it waits or sends go out in its next round."""
         loop = asyncio.get_running_loop()
         try:
             while (wait := roster.due(loop.time())) is not None:
@@ -285,13 +272,13 @@ class Hub:
                 if peers is None:
                     await asyncio.sleep(wait)
                     continue
-                listeners = list(self._listeners.get(store_id, {}).values())
+                listeners = list(roster.listeners.values())
                 results = await asyncio.gather(
                     *(c.send_presence(peers) for c in listeners), return_exceptions=True
                 )
                 for result in results:
                     if isinstance(result, Exception) and not isinstance(result, ConnectionClosed):
-                        log.warning("sending presence on store %r failed: %r", store_id, result)
+                        log.warning("sending presence failed: %r", result)
         finally:
             self._fanning.discard(roster)
 
