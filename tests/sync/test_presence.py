@@ -29,7 +29,9 @@ from pjai.sync.server.hub import Hub
 from pjai.sync.server.log import MemoryLog
 from pjai.sync.server.session import ServerSession
 from pjai.sync.transport import Transport
+from pjai.sync.websocket import websocket_connector
 from tests.helpers import persona
+from tests.sync.servers import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -327,3 +329,21 @@ async def test_a_burst_of_updates_ends_in_the_last_one(hub: Hub) -> None:
             await cb.wait_peers(lambda peers: [p.detail for p in peers] == [{"step": "49"}])
         await ca.stop()
         await cb.stop()
+
+
+async def test_presence_travels_over_websockets() -> None:
+    hub = Hub(MemoryLog(), None)
+    with Store.memory(sync=True) as a, Store.memory(sync=True) as b:
+        async with asyncio.timeout(20), serving(hub) as url:
+            connect = websocket_connector(url.replace("http", "ws") + "/sync")
+            ca = SyncClient(a, connect, store_id="s1", presence_name="laptop")
+            cb = SyncClient(b, connect, store_id="s1", presence_name="desk")
+            ca.start()
+            cb.start()
+            await ca.wait_peers(lambda peers: names(ca) == {("desk", "online")})
+            cb.announce("desk, upstairs", detail={"view": "memories"})
+            await ca.wait_peers(lambda peers: names(ca) == {("desk, upstairs", "online")})
+            assert ca.peers[0].detail == {"view": "memories"}
+            await cb.stop()
+            await ca.wait_peers(lambda peers: peers == [])
+            await ca.stop()
