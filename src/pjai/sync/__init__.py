@@ -9,7 +9,7 @@ of this package that imports :mod:`pjai.sql`, Starlette, uvicorn or prometheus_c
 from __future__ import annotations
 
 from pjai.sync.client import SyncClient, SyncStatus
-from pjai.sync.protocol import VERSIONS
+from pjai.sync.protocol import VERSIONS, Peer
 from pjai.sync.transport import ConnectionClosed, Connector, Transport
 from pjai.sync.websocket import websocket_connector
 
@@ -17,6 +17,7 @@ __all__ = [
     "VERSIONS",
     "ConnectionClosed",
     "Connector",
+    "Peer",
     "SyncClient",
     "SyncStatus",
     "Transport",
