@@ -280,3 +280,30 @@ def test_a_store_moves_to_a_new_server_through_export_and_import(tmp_path: Path)
         pjai("sync", "connect", second, "--once", "--timeout", "20", "--data-dir", other)
     listed = json.loads(pjai("persona", "list", "--json", "--data-dir", other))
     assert [p["name"] for p in listed] == ["Ada"]
+
+
+def test_running_clients_see_who_else_is_on_the_store(server: str, tmp_path: Path) -> None:
+    """`pjai sync connect --name` announces the instance; `pjai sync status` lists the
+    others on the store, and forgets them once they leave; `--hidden` takes no part."""
+    a, b, c = (str(tmp_path / n) for n in "abc")
+    clients = [
+        subprocess.Popen(
+            [sys.executable, "-m", "pjai", "sync", "connect", server, *extra, "--data-dir", d],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for d, extra in ((a, ["--name", "laptop"]), (b, ["--name", "desk"]), (c, ["--hidden"]))
+    ]
+    try:
+        seen = _settled(a, lambda s: [p["name"] for p in s["peers"]] == ["desk"], 30)
+        assert seen["peers"][0]["state"] == "online"
+        _settled(b, lambda s: [p["name"] for p in s["peers"]] == ["laptop"], 30)
+        # A hidden instance neither appears nor hears who is there.
+        assert _settled(c, lambda s: s["state"] == "online", 30)["peers"] == []
+        clients[1].terminate()
+        clients[1].wait(20)
+        _settled(a, lambda s: s["peers"] == [], 30)
+    finally:
+        for client in clients:
+            client.terminate()
+            client.wait(20)

@@ -19,6 +19,7 @@ from pjai.app.login import Passphrase
 from pjai.app.memories import AutoLinked, Memories, MemoryChange, MemoryStats, MemoryView
 from pjai.app.personas import SETTINGS, PersonaReport, Personas, merge_settings, privacy_changes
 from pjai.app.sync import (
+    PeerView,
     RejectedEvent,
     SyncOutcome,
     SyncReport,
@@ -61,6 +62,7 @@ __all__ = [
     "MemoryView",
     "Migrations",
     "Passphrase",
+    "PeerView",
     "PersonaReport",
     "PersonaTemplate",
     "Personas",

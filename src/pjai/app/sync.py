@@ -24,9 +24,11 @@ from pjai.app.datadir import DataDir
 from pjai.errors import ConfigError
 from pjai.store import Progress
 from pjai.sync.client import STORE_KEY, SyncClient, SyncStatus
+from pjai.sync.protocol import Peer
 from pjai.sync.websocket import websocket_connector
 
 __all__ = [
+    "PeerView",
     "RejectedEvent",
     "SyncOutcome",
     "SyncReport",
@@ -58,6 +60,21 @@ class SyncOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerView:
+    """Another instance working on the same store now, as the sync server last said."""
+
+    name: str
+    state: str
+    client_id: str
+    last_seen: str
+    """The server's time of the last message from it (ISO 8601, UTC)."""
+    detail: dict[str, str]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.state}, seen {self.last_seen[11:19]} UTC)"
+
+
+@dataclass(frozen=True, slots=True)
 class SyncReport:
     """The sync of a data directory, from its store and the status file.
 
@@ -82,6 +99,9 @@ class SyncReport:
     reconnects: int
     read_only: bool
     updated_at: str | None
+    peers: list[PeerView]
+    """Other instances on the store now (``pjai sync connect --name``; empty when no
+    client runs here or the server does not relay presence)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +124,15 @@ def connect(
     timeout: float | None = None,
     report: Callable[[SyncStatus], object] | None = None,
     progress: Progress | None = None,
+    name: str | None = None,
 ) -> SyncOutcome:
     """Sync ``data_dir`` through the server at ``url`` until stopped (SIGINT, SIGTERM,
     ``timeout`` seconds) or, with ``once``, until level with the server.
 
     A new data directory is made a synced one. Each status change goes to the status
     file and to ``report``. ``store_id`` defaults to the store it synced with before,
-    else ``default``.
+    else ``default``. With a ``name`` the client announces itself to the other
+    instances on the store (presence) and the status file lists theirs.
     """
     ws_url = sync_url(url)
     flags = data_dir.flags()
@@ -124,12 +146,18 @@ def connect(
         with data_dir.open(progress=progress) as manager:
             assert manager.store is not None
             chosen = store_id or manager.store.meta(STORE_KEY) or "default"
-            client = manager.sync_client(websocket_connector(ws_url, token), store_id=chosen)
+            client = manager.sync_client(
+                websocket_connector(ws_url, token), store_id=chosen, presence_name=name
+            )
 
             def seen(status: SyncStatus) -> None:
-                _write_status(data_dir, status, ws_url, chosen)
+                _write_status(data_dir, status, ws_url, chosen, client.peers)
                 if report is not None:
                     report(status)
+
+            client.on_peers(
+                lambda peers: _write_status(data_dir, client.status, ws_url, chosen, peers)
+            )
 
             try:
                 level = asyncio.run(_run(client, seen, once=once, limit=timeout))
@@ -154,7 +182,9 @@ def _unmake(data_dir: DataDir, before: list[str], stored: bool | None) -> None:
     data_dir.remove_new(before)
 
 
-def _write_status(data_dir: DataDir, status: SyncStatus, url: str, store_id: str) -> None:
+def _write_status(
+    data_dir: DataDir, status: SyncStatus, url: str, store_id: str, peers: list[Peer]
+) -> None:
     body = {
         **asdict(status),
         "lag": status.lag,
@@ -162,6 +192,16 @@ def _write_status(data_dir: DataDir, status: SyncStatus, url: str, store_id: str
         "store_id": store_id,
         "pid": os.getpid(),
         "updated_at": datetime.now(UTC).isoformat(),
+        "peers": [
+            {
+                "name": p.name,
+                "state": p.state,
+                "client_id": p.client_id,
+                "last_seen": p.last_seen.astimezone(UTC).isoformat(),
+                "detail": p.detail,
+            }
+            for p in peers
+        ],
     }
     path = data_dir.sync_status_path
     temporary = path.with_name(path.name + ".tmp")
@@ -264,6 +304,7 @@ def sync_status(data_dir: DataDir) -> SyncReport:
         reconnects=seen.get("reconnects", 0),
         read_only=seen.get("read_only", False),
         updated_at=seen.get("updated_at"),
+        peers=[PeerView(**p) for p in seen.get("peers", [])] if running else [],
     )
 
 

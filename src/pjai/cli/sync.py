@@ -7,6 +7,7 @@ works whether or not a client is running.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import fields
 from typing import Annotated
 
@@ -69,6 +70,17 @@ def connect_command(
     timeout: Annotated[
         float | None, typer.Option(help="Give up after this many seconds.", min=0)
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="How this instance appears to the others on the store (default: the "
+            "host's name); --hidden to not appear.",
+            show_default=False,
+        ),
+    ] = None,
+    hidden: Annotated[
+        bool, typer.Option("--hidden", help="Do not tell the others on the store.")
+    ] = False,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Sync this data directory through a sync server until Ctrl-C, or with --once until level.
@@ -87,6 +99,7 @@ def connect_command(
             timeout=timeout,
             report=_report,
             progress=progress,
+            name=None if hidden else (name or socket.gethostname()[:80]),
         )
     if outcome.status.state == "failed" or (once and not outcome.level):
         raise typer.Exit(code=1)
