@@ -369,7 +369,9 @@ def test_the_reads_say_when_the_store_is_off(web: WebApp) -> None:
         reads.page(web.manager, AuditFilter())
 
 
-def test_a_summary_leaves_out_the_persona_and_is_cut() -> None:
-    text = summary('{"persona_id": "p1", "content": "a  b\\nc", "tags": ["x"]}', limit=200)
-    assert text == 'content: a b c, tags: ["x"]'
+def test_a_summary_puts_ids_last_leaves_out_the_persona_and_empty_fields_and_is_cut() -> None:
+    args = (
+        '{"memory_id": "m1", "persona_id": "p1", "content": "a  b\\nc", "name": "", "tags": ["x"]}'
+    )
+    assert summary(args, limit=200) == 'content: a b c, tags: ["x"], memory_id: m1'
     assert len(summary('{"content": "' + "x" * 300 + '"}')) == 90

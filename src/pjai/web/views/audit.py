@@ -69,12 +69,12 @@ class AuditTrail:
         self.web = web
         self.detail = EventDetail(web)
         self.filters = AuditFilters(web, self.show)
+        total = ui.row().classes("items-center")
+        self.feed = EventFeed(web, total, self.detail.open)
         with ui.row().classes("w-full items-start gap-3 no-wrap"):
-            with ui.column().classes("grow gap-2 min-w-0"):
-                total = ui.row().classes("items-center")
-                self.feed = EventFeed(web, total, self.detail.open)
-            with ui.column().classes("w-[24rem] shrink-0 gap-3"):
+            with ui.column().classes("w-1/2 min-w-0"):
                 conflicts_card(web, self.detail.open)
+            with ui.column().classes("w-1/2 min-w-0"):
                 config_card(web, self.detail.open)
         self.feed.show(AuditFilter())
 

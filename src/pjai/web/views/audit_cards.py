@@ -47,19 +47,19 @@ def _conflicts(on_open: Open, rows: list[Row]) -> None:
             .mark("audit-conflict")
         ):
             with ui.row().classes("items-baseline gap-2"):
-                ui.link(row.name).on("click", partial(on_open, row.event_id)).classes(
-                    "cursor-pointer text-negative"
+                ui.label(row.name).on("click", partial(on_open, row.event_id)).classes(
+                    "cursor-pointer text-negative text-weight-medium"
                 )
                 ui.label(_when(row.at)).classes("text-caption text-grey-7")
             if won is not None:
                 with ui.row().classes("items-baseline gap-1 text-body2"):
                     ui.label("lost to")
-                    ui.link(f"{won.name} at {won.position}").on(
+                    ui.label(f"{won.name} at {won.position}").on(
                         "click", partial(on_open, won.event_id)
-                    ).classes("cursor-pointer").props('data-testid="audit-winner"').mark(
-                        "audit-winner"
-                    )
-                    ui.label(f"from client {won.client_id[:12]}").classes("text-grey-7")
+                    ).classes("cursor-pointer text-primary").props(
+                        'data-testid="audit-winner"'
+                    ).mark("audit-winner")
+                    ui.label(f"from client {won.client_id}").classes("text-grey-7")
             else:
                 ui.label(row.error or "").classes("text-body2 text-grey-8")
 
@@ -88,8 +88,8 @@ def _changes(web: WebApp, on_open: Open, rows: list[Row]) -> None:
     for row in rows:
         change = reads.change_of(web.manager, row)
         with ui.row().classes("w-full items-baseline gap-2 no-wrap"):
-            ui.link(change.key).on("click", partial(on_open, change.event_id)).classes(
-                "cursor-pointer font-mono"
+            ui.label(change.key).on("click", partial(on_open, change.event_id)).classes(
+                "cursor-pointer font-mono text-primary"
             )
             ui.label(f"{_value(change.old)} → {_value(change.new)}").classes("text-body2")
             ui.space()

@@ -53,8 +53,8 @@ _SUMMARY_CHARS = 90
 
 
 def summary(args: str, limit: int = _SUMMARY_CHARS) -> str:
-    """A line saying what an event's arguments hold: ``field: value`` pairs (the
-    persona left out, as its own column shows it), cut at ``limit`` characters."""
+    """A line saying what an event's arguments hold: ``field: value`` pairs, ids last
+    (the persona left out, as its own column shows it), cut at ``limit`` characters."""
     try:
         data = msgspec.json.decode(args)
     except msgspec.DecodeError:
@@ -63,9 +63,9 @@ def summary(args: str, limit: int = _SUMMARY_CHARS) -> str:
         text = str(data)
     else:
         parts = []
-        for key, value in data.items():
-            if key == "persona_id" or value is None:
-                continue
+        for key, value in sorted(data.items(), key=lambda item: item[0].endswith("_id")):
+            if key == "persona_id" or value in (None, "", [], {}):
+                continue  # the persona has its column; empty fields say nothing
             shown = value if isinstance(value, str) else msgspec.json.encode(value).decode()
             parts.append(f"{key}: {' '.join(shown.split())}")
         text = ", ".join(parts)
@@ -188,6 +188,11 @@ class EventFeed:
                 self._feed(count=False)
 
 
+def _short(client_id: str) -> str:
+    # Client ids are UUIDv7: ids made about the same time share their head, not their tail.
+    return client_id if len(client_id) <= 12 else "…" + client_id[-8:]
+
+
 def _row_of(row: Row, persona: str | None) -> dict[str, Any]:
     """An event's row as the table shows it (plain values: the browser gets JSON)."""
     position = f"e{row.global_seq}" + (f"+{row.client_seq}" if row.client_seq else "")
@@ -198,7 +203,7 @@ def _row_of(row: Row, persona: str | None) -> dict[str, Any]:
         "at": from_iso(row.at).strftime("%Y-%m-%d %H:%M:%S"),
         "name": row.name,
         "persona": persona or "",
-        "client": row.client_id[:12],
+        "client": _short(row.client_id),
         "outcome": row.status,
         "summary": summary(row.args),
     }
