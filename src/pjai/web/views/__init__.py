@@ -6,15 +6,20 @@ it inside the page's content area.
 
 from __future__ import annotations
 
-from pjai.web.views import conversations, dashboard, memories, personas
+from pjai.web.views import audit, conversations, dashboard, memories, personas
 from pjai.web.views.view import View
 
 __all__ = ["COMING", "VIEWS", "View"]
 
-VIEWS: list[View] = [dashboard.VIEW, personas.VIEW, memories.VIEW, conversations.VIEW]
+VIEWS: list[View] = [
+    dashboard.VIEW,
+    personas.VIEW,
+    memories.VIEW,
+    conversations.VIEW,
+    audit.VIEW,
+]
 
 COMING: list[tuple[str, str]] = [
-    ("Audit trail", "history"),
     ("Collaboration", "groups"),
     ("Devtools", "build"),
 ]

@@ -1,0 +1,106 @@
+"""The audit trail's two side cards: the conflicts a sync lost, each with the event that
+won, and the configuration changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from nicegui import ui
+
+from pjai.app.reads import audit as reads
+from pjai.schema.types import from_iso
+from pjai.store import Row
+from pjai.web.app import WebApp
+from pjai.web.live import LivePanel
+
+__all__ = ["config_card", "conflicts_card"]
+
+Open = Callable[[str], object]
+
+
+def conflicts_card(web: WebApp, on_open: Open) -> None:
+    """The events a sync rejected, newest first, each with why and the event that won."""
+    with (
+        ui.card()
+        .classes("w-full gap-1")
+        .props('flat bordered data-testid="audit-conflicts"')
+        .mark("audit-conflicts")
+    ):
+        ui.label("Conflicts").classes("text-subtitle1 text-weight-medium")
+        ui.label("Local events a sync rejected, and the event that won").classes(
+            "text-caption text-grey-7"
+        )
+        LivePanel("conflicts", partial(reads.conflicts, web.manager), partial(_conflicts, on_open))
+
+
+def _conflicts(on_open: Open, rows: list[Row]) -> None:
+    if not rows:
+        ui.label("No conflicts: no event was rejected.").classes("text-grey-7")
+        return
+    for row in rows:
+        won = reads.winner_of(row.error)
+        with (
+            ui.column()
+            .classes("w-full gap-0 q-py-xs")
+            .props('data-testid="audit-conflict"')
+            .mark("audit-conflict")
+        ):
+            with ui.row().classes("items-baseline gap-2"):
+                ui.label(row.name).on("click", partial(on_open, row.event_id)).classes(
+                    "cursor-pointer text-negative text-weight-medium"
+                )
+                ui.label(_when(row.at)).classes("text-caption text-grey-7")
+            if won is not None:
+                with ui.row().classes("items-baseline gap-1 text-body2"):
+                    ui.label("lost to")
+                    ui.label(f"{won.name} at {won.position}").on(
+                        "click", partial(on_open, won.event_id)
+                    ).classes("cursor-pointer text-primary").props(
+                        'data-testid="audit-winner"'
+                    ).mark("audit-winner")
+                    ui.label(f"from client {won.client_id}").classes("text-grey-7")
+            else:
+                ui.label(row.error or "").classes("text-body2 text-grey-8")
+
+
+def config_card(web: WebApp, on_open: Open) -> None:
+    """The configuration changes, newest first: which setting, from what to what, where."""
+    with (
+        ui.card()
+        .classes("w-full gap-1")
+        .props('flat bordered data-testid="audit-config"')
+        .mark("audit-config")
+    ):
+        ui.label("Configuration changes").classes("text-subtitle1 text-weight-medium")
+        ui.label("Flags and settings, as the log recorded them").classes("text-caption text-grey-7")
+        LivePanel(
+            "configuration changes",
+            partial(reads.config_changes, web.manager),
+            partial(_changes, web, on_open),
+        )
+
+
+def _changes(web: WebApp, on_open: Open, rows: list[Row]) -> None:
+    if not rows:
+        ui.label("No configuration change yet.").classes("text-grey-7")
+        return
+    for row in rows:
+        change = reads.change_of(web.manager, row)
+        with ui.row().classes("w-full items-baseline gap-2 no-wrap"):
+            ui.label(change.key).on("click", partial(on_open, change.event_id)).classes(
+                "cursor-pointer font-mono text-primary"
+            )
+            ui.label(f"{_value(change.old)} → {_value(change.new)}").classes("text-body2")
+            ui.space()
+            ui.label(f"{change.source} · {_when(row.at)}").classes("text-caption text-grey-7")
+
+
+def _value(value: object) -> str:
+    return (
+        "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    )
+
+
+def _when(at: str) -> str:
+    return from_iso(at).strftime("%Y-%m-%d %H:%M UTC")

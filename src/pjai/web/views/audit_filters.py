@@ -1,0 +1,152 @@
+"""The audit trail's filter bar: persona, event type, time range, client, outcome and a
+text search over the payloads. Each change hands a new
+:class:`~pjai.app.reads.audit.AuditFilter` to the view."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+from nicegui import ui
+
+from pjai.app.reads import audit as reads
+from pjai.app.reads.audit import OUTCOMES, AuditFilter
+from pjai.errors import PjaiError
+from pjai.schema.records import EventStatus
+from pjai.web.app import WebApp
+from pjai.web.views.explorer_selection import parse_time
+
+__all__ = ["AuditFilters"]
+
+
+class AuditFilters:
+    """The controls of the audit trail's filter; ``apply`` gets each new filter."""
+
+    def __init__(self, web: WebApp, apply: Callable[[AuditFilter], object]) -> None:
+        self.web = web
+        self._apply = apply
+        self._shown = AuditFilter()
+        self._quiet = False
+        with ui.card().classes("w-full gap-2").props("flat bordered"):
+            with ui.row().classes("w-full items-center gap-2 no-wrap"):
+                self.text = self._input(
+                    "audit-search", placeholder="Search payloads: a word, a name, an id"
+                ).classes("grow")
+                self.text.on("keydown.enter", self._changed)
+                self.text.on("clear", self._changed)
+                ui.button("Search", icon="search", on_click=self._changed).props(
+                    'unelevated data-testid="audit-search-button"'
+                )
+            with ui.row().classes("w-full items-center gap-3"):
+                self.persona = self._select("Persona", {}, "audit-persona", with_input=True)
+                self.persona.on("popup-show", self._personas_known)
+                self.names = self._select(
+                    "Event types", web.manager.schema.event_names, "audit-type", multiple=True
+                ).classes("min-w-[14rem]")
+                self.client = self._select("Client", [], "audit-client")
+                self.client.on("popup-show", self._clients_known)
+                self.outcomes = self._select(
+                    "Outcome", list(OUTCOMES), "audit-outcome", multiple=True
+                )
+            with ui.row().classes("w-full items-center gap-3"):
+                self.since = self._time_input("From (UTC)", "audit-from")
+                self.until = self._time_input("To (UTC)", "audit-to")
+                ui.space()
+                ui.button("Clear", icon="filter_alt_off", on_click=self._clear).props(
+                    'flat dense no-caps data-testid="audit-clear"'
+                )
+        self._personas_known()
+        self._clients_known()
+
+    # -- building ----------------------------------------------------------------------
+
+    def _input(self, testid: str, label: str | None = None, **options: Any) -> ui.input:
+        field = ui.input(label, **options).props(f'dense outlined clearable data-testid="{testid}"')
+        return field.mark(testid)
+
+    def _select(
+        self,
+        label: str,
+        options: list[str] | dict[str, str],
+        testid: str,
+        *,
+        multiple: bool = False,
+        with_input: bool = False,
+    ) -> ui.select:
+        field = ui.select(
+            options,
+            label=label,
+            multiple=multiple,
+            with_input=with_input,
+            clearable=True,
+            on_change=self._changed,
+        )
+        chips = " use-chips" if multiple else ""
+        field.props(f'dense outlined{chips} data-testid="{testid}"').classes("min-w-[11rem]")
+        return field.mark(testid)
+
+    def _time_input(self, label: str, testid: str) -> ui.input:
+        field = self._input(testid, label, placeholder="2026-01-31 or 2026-01-31 14:30")
+        field.classes("w-[15rem]")
+        field.on("keydown.enter", self._changed)
+        field.on("blur", self._changed)
+        field.on("clear", self._changed)
+        return field
+
+    def _personas_known(self) -> None:
+        chosen = self.persona.value
+        names = reads.persona_names(self.web.manager)
+        if chosen and chosen not in names:
+            names[chosen] = chosen
+        self.persona.set_options(names, value=chosen)
+
+    def _clients_known(self) -> None:
+        chosen = self.client.value
+        known = set(reads.client_ids(self.web.manager)) | ({chosen} if chosen else set())
+        self.client.set_options(sorted(known), value=chosen)
+
+    # -- reading the controls ----------------------------------------------------------
+
+    def read(self) -> AuditFilter:
+        """The filter the controls show now (a wrong time is an error on its input)."""
+        return AuditFilter(
+            persona_id=self.persona.value or None,
+            names=tuple(self.names.value or ()),
+            since=self._time(self.since, end=False),
+            until=self._time(self.until, end=True),
+            client_id=self.client.value or None,
+            outcomes=cast(tuple[EventStatus, ...], tuple(self.outcomes.value or ())),
+            text=(self.text.value or "").strip(),
+        )
+
+    def _time(self, field: ui.input, *, end: bool) -> Any:
+        try:
+            value = parse_time(field.value or "", end=end)
+        except PjaiError as exc:
+            field.props["error"] = True
+            field.props["error-message"] = str(exc)
+            field.update()
+            return self._shown.until if end else self._shown.since
+        if field.props.pop("error", None):
+            field.props.pop("error-message", None)
+            field.update()
+        return value
+
+    def _changed(self, *_: object) -> None:
+        if self._quiet:
+            return
+        where = self.read()
+        if where != self._shown:
+            self._shown = where
+            self._apply(where)
+
+    def _clear(self) -> None:
+        self._quiet = True  # one new filter for the lot, not one per control
+        for field in (self.text, self.since, self.until):
+            field.value = ""
+        for choice in (self.persona, self.client):
+            choice.value = None
+        for many in (self.names, self.outcomes):
+            many.value = []
+        self._quiet = False
+        self._changed()

@@ -1,0 +1,209 @@
+"""The audit trail's table: one page of events at a time, newest first, from the server.
+
+As in the memory explorer, the browser holds only the page it shows: one live panel
+counts the events the filter selects (the pagination's total, and ``audit-total``),
+one reads the current page with LIMIT/OFFSET. Paging replaces the page's panel; a new
+filter replaces both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import msgspec
+from nicegui import ui
+from nicegui.events import GenericEventArguments
+
+from pjai.app.reads import audit as reads
+from pjai.app.reads.audit import AuditFilter
+from pjai.schema.types import from_iso
+from pjai.store import Row
+from pjai.web.app import WebApp
+from pjai.web.live import LivePanel
+
+__all__ = ["COLUMNS", "OUTCOME_COLOURS", "AuditTable", "EventFeed", "summary"]
+
+COLUMNS: list[dict[str, Any]] = [
+    {"name": "position", "label": "#", "field": "position", "align": "right"},
+    {"name": "at", "label": "Time (UTC)", "field": "at", "align": "left"},
+    {"name": "name", "label": "Event", "field": "name", "align": "left"},
+    {"name": "persona", "label": "Persona", "field": "persona", "align": "left"},
+    {"name": "client", "label": "Client", "field": "client", "align": "left"},
+    {"name": "outcome", "label": "Outcome", "field": "outcome", "align": "left"},
+    {"name": "summary", "label": "Payload", "field": "summary", "align": "left"},
+]
+
+OUTCOME_COLOURS = {"confirmed": "positive", "pending": "amber-8", "rejected": "negative"}
+"""The colour of each outcome's badge."""
+
+_OUTCOME_CELL = (
+    "<q-td :props=\"props\"><q-badge :color=\"{confirmed: 'positive', pending: 'amber-8', "
+    "rejected: 'negative'}[props.value] || 'grey'\" :label=\"props.value\" /></q-td>"
+)
+_SUMMARY_CELL = (
+    '<q-td :props="props" class="text-grey-8" style="max-width: 28rem; overflow: hidden; '
+    'text-overflow: ellipsis">{{ props.value }}</q-td>'
+)
+
+_ROWS_PER_PAGE = 25
+_PAGE_SIZES = (10, 25, 50, 100)
+_SUMMARY_CHARS = 90
+
+
+def summary(args: str, limit: int = _SUMMARY_CHARS) -> str:
+    """A line saying what an event's arguments hold: ``field: value`` pairs, ids last
+    (the persona left out, as its own column shows it), cut at ``limit`` characters."""
+    try:
+        data = msgspec.json.decode(args)
+    except msgspec.DecodeError:
+        data = args
+    if not isinstance(data, dict):
+        text = str(data)
+    else:
+        parts = []
+        for key, value in sorted(data.items(), key=lambda item: item[0].endswith("_id")):
+            if key == "persona_id" or value in (None, "", [], {}):
+                continue  # the persona has its column; empty fields say nothing
+            shown = value if isinstance(value, str) else msgspec.json.encode(value).decode()
+            parts.append(f"{key}: {' '.join(shown.split())}")
+        text = ", ".join(parts)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _persona_of(args: str) -> str | None:
+    try:
+        data = msgspec.json.decode(args)
+    except msgspec.DecodeError:
+        return None
+    value = data.get("persona_id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+class AuditTable(ui.table):
+    """A table whose event names and summaries count as its text (what a simulated
+    user sees)."""
+
+    def _displayed_contents(self, *, only_visible: bool) -> list[Any]:
+        shown = [(row.get("name"), row.get("summary")) for row in self.rows]
+        return [*super()._displayed_contents(only_visible=only_visible), *sum(shown, ())]
+
+
+class EventFeed:
+    """The table, the total above it, and the live panels that fill both.
+
+    ``total_slot`` is where the count goes; ``on_open(event_id)`` runs when a row is
+    clicked.
+    """
+
+    def __init__(
+        self, web: WebApp, total_slot: ui.element, on_open: Callable[[str], object]
+    ) -> None:
+        self.web = web
+        self._total_slot = total_slot
+        self._where = AuditFilter()
+        self._names: dict[str, str] = {}
+        self.table = AuditTable(
+            rows=[],
+            columns=COLUMNS,
+            row_key="key",
+            pagination={"page": 1, "rowsPerPage": _ROWS_PER_PAGE, "rowsNumber": 0},
+        )
+        self.table.classes("w-full").props(
+            f'flat bordered dense :rows-per-page-options="{list(_PAGE_SIZES)}" '
+            'data-testid="audit-table" no-data-label="No events match" '
+            ":table-row-class-fn=\"() => 'cursor-pointer'\""
+        )
+        self.table.mark("audit-table")
+        self.table.add_slot("body-cell-outcome", _OUTCOME_CELL)
+        self.table.add_slot("body-cell-summary", _SUMMARY_CELL)
+        self.table.on("request", self._requested, ["pagination"])
+        self.table.on("rowClick", lambda e: on_open(e.args[1]["id"]), [[], ["id"], None])
+        self._feeders = ui.element("div").classes("w-full")
+
+    def show(self, where: AuditFilter) -> None:
+        """Page through the events ``where`` selects, from the first page."""
+        self._where = where
+        self._set_pagination(page=1)
+        self._feed(count=True)
+
+    # -- feeding ----------------------------------------------------------------------
+
+    def _requested(self, event: GenericEventArguments) -> None:
+        asked = event.args["pagination"]
+        # The browser says what it wants; only the offered sizes and real pages are read.
+        size = asked.get("rowsPerPage", _ROWS_PER_PAGE)
+        page = asked.get("page", 1)
+        self._set_pagination(
+            page=page if isinstance(page, int) and page >= 1 else 1,
+            rowsPerPage=size if size in _PAGE_SIZES else _ROWS_PER_PAGE,
+        )
+        self._feed(count=False)
+
+    def _set_pagination(self, **changes: Any) -> None:
+        self.table.pagination = {**self.table.pagination, **changes}
+
+    def _feed(self, *, count: bool) -> None:
+        if count:
+            self._total_slot.clear()
+            with self._total_slot:
+                LivePanel(
+                    "event count",
+                    partial(reads.count, self.web.manager, self._where),
+                    self._counted,
+                ).classes("w-auto")
+        self._feeders.clear()
+        with self._feeders:
+            LivePanel("event page", self._page_source, self._show_page)
+
+    def _page_source(self) -> Any:
+        p = self.table.pagination
+        size = int(p["rowsPerPage"]) or 100
+        offset = (int(p["page"]) - 1) * size
+        return reads.page(self.web.manager, self._where, limit=size, offset=offset)
+
+    def _show_page(self, rows: list[Row]) -> None:
+        personas = [_persona_of(r.args) for r in rows]
+        if any(p is not None and p not in self._names for p in personas):
+            self._names = reads.persona_names(self.web.manager)  # a persona new since
+        self.table.rows = [
+            _row_of(r, p and self._names.get(p, p)) for r, p in zip(rows, personas, strict=True)
+        ]
+        self.table.update()
+
+    def _counted(self, rows: list[Row]) -> None:
+        total = int(rows[0].n)
+        with ui.row().classes("items-baseline gap-1"):
+            ui.label(str(total)).classes("text-h6").props('data-testid="audit-total"').mark(
+                "audit-total"
+            )
+            ui.label("events" if total != 1 else "event").classes("text-grey-8")
+        if self.table.pagination.get("rowsNumber") != total:
+            self._set_pagination(rowsNumber=total)
+            size = int(self.table.pagination["rowsPerPage"]) or total or 1
+            last = max(1, -(-total // size))
+            if int(self.table.pagination["page"]) > last:  # the last page emptied
+                self._set_pagination(page=last)
+                self._feed(count=False)
+
+
+def _short(client_id: str) -> str:
+    # Client ids are UUIDv7: ids made about the same time share their head, not their tail.
+    return client_id if len(client_id) <= 12 else "…" + client_id[-8:]
+
+
+def _row_of(row: Row, persona: str | None) -> dict[str, Any]:
+    """An event's row as the table shows it (plain values: the browser gets JSON)."""
+    position = f"e{row.global_seq}" + (f"+{row.client_seq}" if row.client_seq else "")
+    return {
+        "key": f"{row.event_id}/{row.status}",  # a rejected event may also be logged
+        "id": row.event_id,
+        "position": position,
+        "at": from_iso(row.at).strftime("%Y-%m-%d %H:%M:%S"),
+        "name": row.name,
+        "persona": persona or "",
+        "client": _short(row.client_id),
+        "outcome": row.status,
+        "summary": summary(row.args),
+    }
