@@ -6,16 +6,21 @@ it inside the page's content area.
 
 from __future__ import annotations
 
-from pjai.web.views import conversations, dashboard, memories, personas
+from pjai.web.views import conversations, dashboard, devtools, memories, personas
 from pjai.web.views.view import View
 
 __all__ = ["COMING", "VIEWS", "View"]
 
-VIEWS: list[View] = [dashboard.VIEW, personas.VIEW, memories.VIEW, conversations.VIEW]
+VIEWS: list[View] = [
+    dashboard.VIEW,
+    personas.VIEW,
+    memories.VIEW,
+    conversations.VIEW,
+    devtools.VIEW,
+]
 
 COMING: list[tuple[str, str]] = [
     ("Audit trail", "history"),
     ("Collaboration", "groups"),
-    ("Devtools", "build"),
 ]
 """Views not built yet, listed greyed out so that the navigation keeps their place."""
