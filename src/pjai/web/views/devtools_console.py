@@ -14,7 +14,9 @@ from pjai.web.live import failure_text
 
 __all__ = ["console", "table_of"]
 
-_EXAMPLE = "SELECT id, name, active FROM personas ORDER BY name"
+_EXAMPLE = "SELECT id, name, is_active FROM personas ORDER BY name"
+_CELL = 80
+"""Cells show at most this many characters, so that a row stays a line or two high."""
 
 
 def table_of(columns: list[str], rows: list[Row], *, testid: str | None = None) -> ui.table:
@@ -41,7 +43,8 @@ def table_of(columns: list[str], rows: list[Row], *, testid: str | None = None) 
 def _cells(names: list[str], row: Row, index: int) -> dict[str, Any]:
     cells: dict[str, Any] = {"_row": index}
     for name, value in zip(names, row, strict=True):
-        cells[name] = "∅" if value is None else str(value)
+        text = "∅" if value is None else str(value)
+        cells[name] = text if len(text) <= _CELL else text[: _CELL - 1] + "…"
     return cells
 
 

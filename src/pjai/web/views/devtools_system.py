@@ -50,7 +50,7 @@ def _live_table(found: list[reads.LiveQueryInfo]) -> None:
         {"name": "tables", "label": "Tables", "field": "tables", "align": "left"},
         {"name": "subscribers", "label": "Subscribers", "field": "subscribers"},
         {"name": "runs", "label": "Runs", "field": "runs"},
-        {"name": "last", "label": "Last run", "field": "last"},
+        {"name": "last", "label": "Last run", "field": "last", "style": "white-space: nowrap"},
     ]
     rows = [
         {

@@ -185,7 +185,9 @@ class TimeTravel:
         self._counts.clear()
         with self._counts:
             for name, count in state.counts.items():
-                with ui.row().classes("w-full justify-between"):
+                with (
+                    ui.row().classes("w-full justify-between").props(f'data-testid="count-{name}"')
+                ):
                     ui.label(name)
                     ui.label(str(count)).classes("font-mono")
         self._rows.clear()
@@ -217,9 +219,9 @@ def _table_changes(found: TableDiff) -> None:
         .props(f'dense data-table="{found.table}"')
     ):
         for values in found.added[:SHOWN_PER_KIND]:
-            _row_line("added", "text-positive", _key(found, values), _values(values))
+            _row_line("added", "text-positive", _key(found, values), _values(found, values))
         for values in found.removed[:SHOWN_PER_KIND]:
-            _row_line("removed", "text-negative", _key(found, values), _values(values))
+            _row_line("removed", "text-negative", _key(found, values), _values(found, values))
         for changed in found.changed[:SHOWN_PER_KIND]:
             _row_line("changed", "text-primary", _changed_key(found, changed), _changes(changed))
         hidden = sum(
@@ -252,8 +254,12 @@ def _changed_key(found: TableDiff, changed: ChangedRow) -> str:
     )
 
 
-def _values(values: dict[str, Any]) -> str:
-    return "; ".join(f"{c}: {_short(v)}" for c, v in values.items() if v is not None)
+def _values(found: TableDiff, values: dict[str, Any]) -> str:
+    return "; ".join(
+        f"{c}: {_short(v)}"
+        for c, v in values.items()
+        if v is not None and c not in found.key_columns
+    )
 
 
 def _changes(changed: ChangedRow) -> str:
