@@ -10,6 +10,7 @@ from nicegui import ui
 from nicegui.elements.mixins.text_element import TextElement
 from nicegui.testing.user import User
 
+from pjai.app.reads import devtools as reads
 from pjai.web import WebApp
 from tests.web.conftest import simulated
 
@@ -103,3 +104,22 @@ async def test_the_live_queries_list_shows_the_pages_own_queries(web: WebApp) ->
         assert int(str(logged["subscribers"])) >= 1
         assert int(str(logged["runs"])) >= 1
         assert str(logged["last"]).endswith("ms")
+
+
+def test_a_past_state_is_replayed_once_while_only_now_moves(web: WebApp) -> None:
+    personas = web.services.personas
+    personas.create("Ada")
+    early = web.manager.head()
+    personas.create("Grace")
+    past = reads.PastStates(web.manager)
+    first = past.view(early, "personas")
+    assert first.counts["personas"] == 1
+    assert len(first.changes.tables["personas"].added) == 1
+    personas.create("Linus")
+    second = past.view(early, "memories")
+    assert second.counts == first.counts
+    assert len(second.changes.tables["personas"].added) == 2
+    assert past.replays == 1
+    past.view(early + 1, "personas")
+    assert past.replays == 2
+    past.close()

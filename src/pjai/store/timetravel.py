@@ -18,7 +18,15 @@ from pjai.schema.records import LogEntry
 from pjai.store.damage import Salvage
 from pjai.store.store import Store
 
-__all__ = ["ChangedRow", "StateDiff", "TableDiff", "diff", "head_position", "state_at"]
+__all__ = [
+    "ChangedRow",
+    "StateDiff",
+    "TableDiff",
+    "compare",
+    "diff",
+    "head_position",
+    "state_at",
+]
 
 Key = tuple[Any, ...]
 Values = dict[str, Any]
@@ -124,13 +132,20 @@ def diff(store: Store, a: int, b: int | None = None) -> StateDiff:
     _check_position(store, a)
     _check_position(store, b)
     with _state(store, a) as first, _state(store, b) as second:
-        tables: dict[str, TableDiff] = {}
-        for table in store.schema.metadata.sorted_tables:
-            name = table.name
-            keys = tuple(c.name for c in table.primary_key.columns)
-            found = _table_diff(name, keys, _rows(first, name, keys), _rows(second, name, keys))
-            if not found.empty:
-                tables[name] = found
+        return compare(first, second, a, b)
+
+
+def compare(before: Store, after: Store, a: int, b: int) -> StateDiff:
+    """The diff from state ``before`` (at position ``a``) to state ``after`` (at ``b``):
+    for a caller that holds both states already (one from :func:`state_at`, say)."""
+    tables: dict[str, TableDiff] = {}
+    for table in after.schema.metadata.sorted_tables:
+        keys = tuple(c.name for c in table.primary_key.columns)
+        found = _table_diff(
+            table.name, keys, _rows(before, table.name, keys), _rows(after, table.name, keys)
+        )
+        if not found.empty:
+            tables[table.name] = found
     return StateDiff(a, b, tables)
 
 

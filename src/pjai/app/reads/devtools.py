@@ -9,6 +9,7 @@ event loop.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ from pjai.app.sync import SyncReport, sync_status
 from pjai.errors import QueryError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.store import LiveQuery, Row, Store
-from pjai.store.timetravel import StateDiff, diff, state_at
+from pjai.store.timetravel import StateDiff, compare, diff, state_at
 
 __all__ = [
     "EVENT_PAGE",
@@ -28,6 +29,7 @@ __all__ = [
     "TABLE_PAGE",
     "EventAt",
     "LiveQueryInfo",
+    "PastStates",
     "SqlResult",
     "StateAt",
     "SyncPositions",
@@ -36,8 +38,6 @@ __all__ = [
     "live_queries",
     "log_head",
     "run_sql",
-    "state_diff",
-    "state_view",
     "store_of",
     "sync_positions",
     "table_names",
@@ -107,34 +107,88 @@ def _when(value: Any) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class StateAt:
-    """The state as of ``position``: row counts per table and the first rows of one."""
+    """The state as of ``position`` (:class:`PastStates`): row counts per table, the
+    first rows of one, and what changed from there to another position."""
 
     position: int
+    event: EventAt | None
     counts: dict[str, int]
     table: str
     columns: list[str]
     rows: list[Row]
+    changes: StateDiff
 
 
-def state_view(manager: HybridDatabaseManager, position: int, table: str) -> StateAt:
-    """Row counts of every table as of ``position``, and ``table``'s first
-    :data:`TABLE_PAGE` rows by primary key (time travel: a replay of the log)."""
-    store = store_of(manager)
-    tables = {t.name: t for t in store.schema.metadata.sorted_tables}
-    if table not in tables:
-        raise QueryError(f"the store has no table {table!r}; choose one of {', '.join(tables)}")
-    keys = ", ".join(f'"{c.name}"' for c in tables[table].primary_key.columns) or "rowid"
-    with state_at(store, position) as past:
-        counts = {name: int(past.query(f'SELECT count(*) FROM "{name}"')[0][0]) for name in tables}
-        columns, rows = past.inspect(
-            f'SELECT * FROM "{table}" ORDER BY {keys} LIMIT {TABLE_PAGE}', TABLE_PAGE
-        )
-    return StateAt(position, counts, table, columns, rows)
+class PastStates:
+    """Time travel for one page: the state as of a position, replayed from the log once
+    and kept (one at a time) while the position and the store's history stay, so that
+    choosing another table, or a commit that only moves "now", costs no replay.
 
+    Use from one thread at a time; :meth:`close` frees the kept state.
+    """
 
-def state_diff(manager: HybridDatabaseManager, before: int, after: int | None = None) -> StateDiff:
-    """What changed in the state from ``before`` to ``after`` (the head when ``None``)."""
-    return diff(store_of(manager), before, after)
+    def __init__(self, manager: HybridDatabaseManager) -> None:
+        self._manager = manager
+        self._lock = threading.Lock()
+        self._kept: tuple[tuple[int, int, int], Store] | None = None
+        self._closed = False
+        self.replays = 0
+        """How many times a state was replayed from the log."""
+
+    def view(self, position: int, table: str, compare_to: int | None = None) -> StateAt:
+        """Row counts of every table as of ``position``, ``table``'s first
+        :data:`TABLE_PAGE` rows by primary key, and the diff to ``compare_to`` (the head
+        when ``None``)."""
+        store = store_of(self._manager)
+        tables = {t.name: t for t in store.schema.metadata.sorted_tables}
+        if table not in tables:
+            raise QueryError(f"the store has no table {table!r}; choose one of {', '.join(tables)}")
+        keys = ", ".join(f'"{c.name}"' for c in tables[table].primary_key.columns) or "rowid"
+        head = store.head.global_seq
+        other = head if compare_to is None else compare_to
+        with self._lock:
+            try:
+                past = self._past(store, position)
+                counts = {
+                    name: int(past.query(f'SELECT count(*) FROM "{name}"')[0][0]) for name in tables
+                }
+                columns, rows = past.inspect(
+                    f'SELECT * FROM "{table}" ORDER BY {keys} LIMIT {TABLE_PAGE}', TABLE_PAGE
+                )
+                if other == head:
+                    changes = compare(past, store, position, head)
+                else:
+                    changes = diff(store, position, other)
+            finally:
+                if self._closed:
+                    self._drop()
+        event = event_at(self._manager, position)
+        return StateAt(position, event, counts, table, columns, rows, changes)
+
+    def _past(self, store: Store, position: int) -> Store:
+        # A rebase renumbers pending events (a new generation): the past may then differ.
+        key = (id(store), position, store.generation)
+        if self._kept is not None and self._kept[0] == key:
+            return self._kept[1]
+        self._drop()
+        past = state_at(store, position)
+        self.replays += 1
+        self._kept = (key, past)
+        return past
+
+    def _drop(self) -> None:
+        if self._kept is not None:
+            self._kept[1].close()
+            self._kept = None
+
+    def close(self) -> None:
+        """Free the kept state, at once or, if a :meth:`view` runs, when it ends."""
+        self._closed = True
+        if self._lock.acquire(blocking=False):
+            try:
+                self._drop()
+            finally:
+                self._lock.release()
 
 
 @dataclass(frozen=True, slots=True)

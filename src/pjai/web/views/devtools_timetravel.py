@@ -35,17 +35,20 @@ _TEXT = 60
 """Values in the diff are cut to this many characters."""
 
 
-class TimeTravel:
-    """The time travel tab of one page."""
+class TimeTravel(ui.column):
+    """The time travel tab of one page; it frees its replayed state when deleted."""
 
     def __init__(self, web: WebApp) -> None:
+        super().__init__()
+        self.classes("w-full gap-3")
         self._manager = web.manager
+        self._past = reads.PastStates(web.manager)
         self._head = 0
         self._position: int | None = None
         self._running = False
         self._again = False
         tables = reads.table_names(self._manager)
-        with ui.column().classes("w-full gap-3"):
+        with self:
             with ui.card().classes("w-full"), ui.row().classes("w-full items-center gap-4"):
                 self._number = (
                     ui.number("Position", value=0, min=0, precision=0, step=1)
@@ -103,6 +106,10 @@ class TimeTravel:
         self._table.on_value_change(lambda _: self._refresh())
         self._compare.on_value_change(lambda _: self._refresh())
 
+    def _handle_delete(self) -> None:
+        self._past.close()
+        super()._handle_delete()
+
     # -- choosing a position --------------------------------------------------------
 
     def _head_moved(self, rows: list[Row]) -> None:
@@ -151,11 +158,8 @@ class TimeTravel:
         position = self._position or 0
         table = str(self._table.value)
         compare = None if self._compare.value is None else int(self._compare.value)
-        manager = self._manager
         try:
-            event = await asyncio.to_thread(reads.event_at, manager, position)
-            state = await asyncio.to_thread(reads.state_view, manager, position, table)
-            changes = await asyncio.to_thread(reads.state_diff, manager, position, compare)
+            state = await asyncio.to_thread(self._past.view, position, table, compare)
         except Exception as exc:
             log.warning("time travel to %s failed", position, exc_info=exc)
             if not self._counts.is_deleted:
@@ -163,13 +167,14 @@ class TimeTravel:
             return
         if self._counts.is_deleted:
             return
+        event = state.event
         self._event.text = (
             f"event {event.position}: {event.name} at {event.at:%Y-%m-%d %H:%M:%S}"
             if event is not None
             else f"position {position}: before the first event"
         )
         self._show_state(state)
-        self._show_diff(changes)
+        self._show_diff(state.changes)
 
     def _failed(self, text: str) -> None:
         for area in (self._counts, self._rows, self._diff):
