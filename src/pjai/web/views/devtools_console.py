@@ -33,7 +33,7 @@ def table_of(columns: list[str], rows: list[Row], *, testid: str | None = None) 
             pagination=0,
         )
         .classes("w-full")
-        .props("dense flat bordered wrap-cells")
+        .props("dense flat bordered")
     )
     if testid:
         table.props(f'data-testid="{testid}"')
