@@ -106,6 +106,15 @@ async def test_the_live_queries_list_shows_the_pages_own_queries(web: WebApp) ->
         assert str(logged["last"]).endswith("ms")
 
 
+async def test_the_event_log_lists_new_events_with_their_status(web: WebApp) -> None:
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await user.should_see("the log is empty")
+        web.services.personas.create("Ada")
+        await eventually(lambda: "v1.PersonaCreated" in texts(user, "event-log"))
+        assert "confirmed" in texts(user, "event-log")
+
+
 def test_a_past_state_is_replayed_once_while_only_now_moves(web: WebApp) -> None:
     personas = web.services.personas
     personas.create("Ada")
