@@ -11,6 +11,7 @@ from nicegui.testing.user import User
 
 from pjai.web import WebApp
 from pjai.web.shell import STORE_OFF
+from pjai.web.views import VIEWS
 from tests.web.conftest import simulated
 
 pytestmark = pytest.mark.anyio
@@ -33,9 +34,17 @@ async def eventually(check: Callable[[], bool]) -> None:
 async def test_the_navigation_lists_every_view(web: WebApp) -> None:
     async with simulated(web) as user:
         await user.open("/")
-        for title in ("Dashboard", "Personas", "Memories", "Conversations"):
-            await user.should_see(title)
-        await user.should_see("Audit trail")
+        for view in VIEWS:
+            await user.should_see(view.title)
+        assert [v.title for v in VIEWS] == [
+            "Dashboard",
+            "Personas",
+            "Memories",
+            "Conversations",
+            "Audit trail",
+            "Collaboration",
+            "Devtools",
+        ]
 
 
 async def test_the_switch_follows_the_active_persona_and_activates_another(web: WebApp) -> None:

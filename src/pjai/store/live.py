@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from pjai.store.changes import UNKNOWN, Changes, RowValues
@@ -104,11 +104,18 @@ class LiveQuery:
         self._delivery = threading.RLock()  # a subscriber may commit from its callback
         self.runs = 0
         """How many times the query ran (first run and re-runs after commits)."""
+        self.last_run_s: float | None = None
+        """Seconds its last run took, when its host measures it (the store does)."""
 
     @property
     def sql(self) -> str:
         """The SQL this live query runs."""
         return self._prepared.sql
+
+    @property
+    def subscribers(self) -> int:
+        """How many subscribers it has now."""
+        return len(self._subscribers)
 
     @property
     def tables(self) -> frozenset[str]:
@@ -265,6 +272,9 @@ class LiveQueries:
 
     def __len__(self) -> int:
         return len(self._queries)
+
+    def __iter__(self) -> Iterator[LiveQuery]:
+        return iter(list(self._queries.values()))
 
     def add(self, live: LiveQuery) -> None:
         """Keep ``live`` current from now on."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +42,11 @@ __all__ = ["CommitHook", "Progress", "Store"]
 FORMAT = "1"
 
 log = logging.getLogger(__name__)
+
+_READING = frozenset(
+    {apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE}
+)
+"""What :meth:`Store.inspect` lets SQL text do."""
 
 
 CommitHook = Callable[[list[Materialized]], object]
@@ -433,6 +440,37 @@ class Store:
                 cursor.execute(prepared.sql, prepared.params)
                 return self._rows.read(cursor)
 
+    def inspect(self, sql: str, limit: int) -> tuple[list[str], list[Row]]:
+        """Column names and first ``limit`` rows of SQL text typed by a person (a
+        console): it may only read, with no ``PRAGMA``, ``ATTACH`` or write anywhere in
+        it, so that no statement can lift :meth:`query`'s read-only guard.
+
+        Raises :class:`~pjai.errors.QueryError` for bad SQL or anything but reading.
+        """
+
+        def only_reads(op: int, *_: Any) -> int:
+            return apsw.SQLITE_OK if op in _READING else apsw.SQLITE_DENY
+
+        with self._lock:
+            self._check_open()
+            with self._read_only("running SQL"):
+                self._conn.authorizer = only_reads
+                try:
+                    cursor = self._conn.cursor()
+                    cursor.execute(sql)
+                    try:
+                        columns = [name for name, _ in cursor.get_description()]
+                    except apsw.ExecutionCompleteError:
+                        return [], []
+                    rows = list(itertools.islice(self._rows.iterate(cursor), limit))
+                except apsw.AuthError as exc:
+                    raise QueryError(
+                        f"only reading is allowed here (SELECT or WITH): {exc}"
+                    ) from exc
+                finally:
+                    self._conn.authorizer = None
+            return columns, rows
+
     def live(self, query: Query, params: Params = None) -> LiveQuery:
         """A :class:`LiveQuery` that keeps ``query``'s result current."""
         self._check_open()
@@ -615,6 +653,10 @@ class Store:
         """How many live queries have subscribers (and re-run on commits)."""
         return len(self._live)
 
+    def subscribed_live(self) -> list[LiveQuery]:
+        """The live queries that have subscribers now (those :attr:`live_queries` counts)."""
+        return list(self._live)
+
     def backup(self, destination: str | Path) -> None:
         """Copy the store, as of now, to a new file at ``destination``, while it is in use.
 
@@ -756,6 +798,7 @@ class Store:
                     tables.add(table)
                 return apsw.SQLITE_OK
 
+            started = time.perf_counter()
             with self._read_only("running live query"):
                 cursor = self._conn.cursor()
                 if first:
@@ -767,6 +810,7 @@ class Store:
                 else:
                     cursor.execute(prepared.sql, prepared.params)
                 rows = self._rows.read(cursor)
+            live.last_run_s = time.perf_counter() - started
             return live.set_result(rows, frozenset(tables) if first else live.tables)
 
     @property

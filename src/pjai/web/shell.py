@@ -12,7 +12,7 @@ from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.auth import LOGOUT_PATH
 from pjai.web.live import LivePanel, tell_failures
-from pjai.web.views import COMING, VIEWS, View
+from pjai.web.views import VIEWS, View
 
 __all__ = ["BANNER_CHECK_S", "STORE_OFF", "root"]
 
@@ -46,13 +46,6 @@ def root(web: WebApp) -> None:
     with drawer, ui.list().classes("w-full").props("padding"):
         for view in VIEWS:
             _nav_item(view)
-        ui.separator()
-        for title, icon in COMING:
-            with ui.item().props("disable").tooltip("Not built yet"):
-                with ui.item_section().props("avatar"):
-                    ui.icon(icon)
-                with ui.item_section():
-                    ui.label(title)
     banner = ui.label(STORE_OFF).classes("w-full bg-amber-2 q-pa-sm rounded")
     banner.props('data-banner="store-off"')
     banner.set_visibility(not web.manager.use_livestore)

@@ -6,10 +6,18 @@ it inside the page's content area.
 
 from __future__ import annotations
 
-from pjai.web.views import audit, conversations, dashboard, memories, personas
+from pjai.web.views import (
+    audit,
+    collaboration,
+    conversations,
+    dashboard,
+    devtools,
+    memories,
+    personas,
+)
 from pjai.web.views.view import View
 
-__all__ = ["COMING", "VIEWS", "View"]
+__all__ = ["VIEWS", "View"]
 
 VIEWS: list[View] = [
     dashboard.VIEW,
@@ -17,10 +25,6 @@ VIEWS: list[View] = [
     memories.VIEW,
     conversations.VIEW,
     audit.VIEW,
+    collaboration.VIEW,
+    devtools.VIEW,
 ]
-
-COMING: list[tuple[str, str]] = [
-    ("Collaboration", "groups"),
-    ("Devtools", "build"),
-]
-"""Views not built yet, listed greyed out so that the navigation keeps their place."""

@@ -1,0 +1,80 @@
+"""The collaboration view: who else works on this store right now.
+
+Presence travels through the sync server (``presence/1``, docs/sync-protocol.md): the
+`pjai sync connect --name NAME` process of each instance announces it and writes the
+others it hears of to the status file, which this view reads every second. Changes made
+by others reach every other view through the store, as any sync does.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import partial
+
+from nicegui import ui
+
+from pjai.app import PeerView, SyncReport, sync_status
+from pjai.web.app import WebApp
+from pjai.web.views.dashboard_system import PolledPanel
+from pjai.web.views.view import View
+
+__all__ = ["POLL_INTERVAL_S", "VIEW", "build"]
+
+POLL_INTERVAL_S = 1.0
+"""How often the view reads the status file again."""
+
+
+def build(web: WebApp) -> None:
+    """Fill the content area with the collaboration view."""
+    ui.label("Collaboration").classes("text-h5")
+    with ui.card().classes("w-full max-w-[900px]"):
+        ui.label("On this store now").classes("text-subtitle1 text-weight-medium")
+        PolledPanel("presence", partial(_report, web), _show, interval_s=POLL_INTERVAL_S)
+
+
+def _report(web: WebApp) -> SyncReport | None:
+    return sync_status(web.data_dir) if web.manager.syncing else None
+
+
+def _show(report: SyncReport | None) -> None:
+    if report is None:
+        ui.label(
+            "This data directory does not sync, so no one else works on its store. "
+            "`pjai sync connect URL --name NAME` on a new directory joins a shared one."
+        ).classes("text-grey-8")
+        return
+    if report.state == "not running":
+        ui.label(
+            "No sync client runs for this directory: `pjai sync connect URL --name NAME` "
+            "shows this instance to the others and lists theirs here."
+        ).classes("text-grey-8")
+        return
+    ui.label(f"Store {report.store_id} through {report.url} · this instance: {report.state}")
+    if not report.peers:
+        ui.label("No one else is on this store now (or they take no part: --hidden).").props(
+            'data-testid="no-peers"'
+        ).classes("text-grey-7")
+        return
+    for peer in report.peers:
+        _peer(peer)
+
+
+def _peer(peer: PeerView) -> None:
+    with ui.row().classes("w-full items-center gap-3").props('data-testid="peer"'):
+        colour = "positive" if peer.state == "online" else "grey-6"
+        ui.badge(peer.state, color=colour)
+        ui.label(peer.name).classes("text-weight-medium")
+        ui.label(f"seen {_ago(peer.last_seen)}").classes("text-caption text-grey-7")
+        if peer.detail:
+            shown = ", ".join(f"{k} {v}" for k, v in sorted(peer.detail.items()))
+            ui.label(shown).classes("text-caption text-grey-7")
+
+
+def _ago(stamp: str) -> str:
+    seconds = (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
+    if seconds < 60:
+        return f"{max(0, round(seconds))} s ago"
+    return f"{round(seconds / 60)} min ago"
+
+
+VIEW = View("/collaboration", "Collaboration", "groups", build)

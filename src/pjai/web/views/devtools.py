@@ -1,0 +1,44 @@
+"""Devtools: time travel through the event log, a read-only SQL console, the live
+queries, the event log with sync status, and the sync positions and flags.
+
+Each tab is built by its own module; all of them read the reactive store, so with the
+store off the page says so instead.
+"""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from pjai.app.reads import devtools as reads
+from pjai.web.app import WebApp
+from pjai.web.views import devtools_console, devtools_system, devtools_timetravel
+from pjai.web.views.view import View
+
+__all__ = ["VIEW", "build"]
+
+_TABS = ("Time travel", "SQL console", "Live queries", "Event log", "Sync and flags")
+
+
+def build(web: WebApp) -> None:
+    """The devtools page: one tab per tool."""
+    with ui.column().classes("w-full gap-2"):
+        ui.label("Devtools").classes("text-h5")
+        if web.manager.store is None:
+            ui.label(reads.STORE_OFF).classes("text-warning").props('data-testid="store-off"')
+            return
+        with ui.tabs().classes("w-full").props("align=left") as tabs:
+            made = {title: ui.tab(title) for title in _TABS}
+        with ui.tab_panels(tabs, value=made[_TABS[0]]).classes("w-full").props("keep-alive"):
+            with ui.tab_panel(made["Time travel"]):
+                devtools_timetravel.TimeTravel(web)
+            with ui.tab_panel(made["SQL console"]):
+                devtools_console.console(web)
+            with ui.tab_panel(made["Live queries"]):
+                devtools_system.live_queries(web)
+            with ui.tab_panel(made["Event log"]):
+                devtools_system.event_log(web)
+            with ui.tab_panel(made["Sync and flags"]):
+                devtools_system.sync_and_flags(web)
+
+
+VIEW = View("/devtools", "Devtools", "build", build)

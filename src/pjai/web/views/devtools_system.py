@@ -1,0 +1,149 @@
+"""The devtools tabs about the store itself: its live queries, the newest events with
+their sync status, the sync positions and the feature flags.
+
+The event log is a live query. The live queries' figures and the positions are not
+table data (they change as queries run and the sync client moves): a
+:class:`~pjai.web.views.dashboard_system.PolledPanel` reads them every two seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import Any
+
+from nicegui import ui
+from nicegui.events import ValueChangeEventArguments
+
+from pjai.app import flag_states, set_flag
+from pjai.app.reads import devtools as reads
+from pjai.hybrid.flags import FlagState
+from pjai.store import Row
+from pjai.web.app import WebApp
+from pjai.web.live import LivePanel, failure_text
+from pjai.web.views.dashboard_system import PolledPanel
+
+__all__ = ["event_log", "live_queries", "sync_and_flags"]
+
+_STATUS = {"pending": "warning", "confirmed": "positive", "rejected": "negative"}
+
+
+def live_queries(web: WebApp) -> None:
+    """The live queries the store re-runs after commits, with their figures."""
+    with (
+        ui.column().classes("w-full gap-1").props('data-testid="live-queries"').mark("live-queries")
+    ):
+        ui.label(
+            "Live queries with subscribers; the store re-runs them after commits that "
+            "touch their tables."
+        ).classes("text-caption text-grey-7")
+        PolledPanel("live queries", partial(reads.live_queries, web.manager), _live_table)
+
+
+def _live_table(found: list[reads.LiveQueryInfo]) -> None:
+    if not found:
+        ui.label("no live query has a subscriber").classes("text-grey-7")
+        return
+    ui.label(f"{len(found)} live queries").classes("text-caption")
+    columns = [
+        {"name": "sql", "label": "SQL", "field": "sql", "align": "left"},
+        {"name": "tables", "label": "Tables", "field": "tables", "align": "left"},
+        {"name": "subscribers", "label": "Subscribers", "field": "subscribers"},
+        {"name": "runs", "label": "Runs", "field": "runs"},
+        {"name": "last", "label": "Last run", "field": "last", "style": "white-space: nowrap"},
+    ]
+    rows = [
+        {
+            "id": index,
+            "sql": info.sql,
+            "tables": ", ".join(info.tables),
+            "subscribers": info.subscribers,
+            "runs": info.runs,
+            "last": "—" if info.last_run_s is None else f"{info.last_run_s * 1000:.2f} ms",
+        }
+        for index, info in enumerate(found)
+    ]
+    ui.table(columns=columns, rows=rows, row_key="id", pagination=0).classes("w-full").props(
+        "dense flat bordered wrap-cells"
+    )
+
+
+def event_log(web: WebApp) -> None:
+    """The newest events with their positions and sync status, kept current."""
+    with ui.column().classes("w-full gap-1").props('data-testid="event-log"').mark("event-log"):
+        ui.label(f"The newest {reads.EVENT_PAGE} events of the store's log.").classes(
+            "text-caption text-grey-7"
+        )
+        LivePanel("event log", partial(reads.event_log, web.manager), _events)
+
+
+def _events(rows: list[Row]) -> None:
+    if not rows:
+        ui.label("the log is empty").classes("text-grey-7")
+        return
+    for row in rows:
+        with ui.row().classes("w-full items-center no-wrap gap-3"):
+            ui.label(str(row.position)).classes("font-mono w-16 text-right")
+            ui.badge(str(row.status), color=_STATUS.get(str(row.status), "grey"))
+            ui.label(str(row.name)).classes("w-64")
+            ui.label(str(row.at)[:19].replace("T", " ")).classes("text-caption text-grey-7")
+            if row.error:
+                ui.label(str(row.error)).classes("text-caption text-negative ellipsis")
+
+
+def sync_and_flags(web: WebApp) -> None:
+    """The store's positions and sync status, and a switch per feature flag."""
+    with ui.row().classes("w-full gap-3 items-start"):
+        with ui.card().classes("grow"):
+            ui.label("Sync").classes("text-subtitle2")
+            PolledPanel(
+                "sync positions", partial(reads.sync_positions, web.data_dir, web.manager), _sync
+            )
+        with ui.card().classes("grow"):
+            ui.label("Flags").classes("text-subtitle2")
+            PolledPanel("flags", lambda: flag_states(web.data_dir).states, partial(_flags, web))
+
+
+def _sync(found: reads.SyncPositions) -> None:
+    lines = [
+        ("head", str(found.head)),
+        ("confirmed head", str(found.confirmed_head)),
+        ("pending", str(found.pending)),
+        ("rejected", str(found.rejected)),
+        ("SQL follows up to", str(found.manager_head)),
+        ("mode", "synced" if found.syncing else "standalone"),
+    ]
+    report = found.report
+    if report is not None:
+        lines += [
+            ("client", report.state),
+            ("server head", "—" if report.server_head is None else str(report.server_head)),
+            ("lag", "—" if report.lag is None else str(report.lag)),
+        ]
+        if report.last_error:
+            lines.append(("last error", report.last_error))
+    for name, value in lines:
+        with ui.row().classes("w-full justify-between"):
+            ui.label(name).classes("text-grey-8")
+            ui.label(value).classes("font-mono")
+
+
+def _flags(web: WebApp, states: list[FlagState]) -> None:
+    for state in states:
+        with ui.row().classes("w-full items-center no-wrap gap-3"):
+
+            async def flip(event: ValueChangeEventArguments[Any], name: str = state.name) -> None:
+                value = bool(event.value)
+                try:
+                    await asyncio.to_thread(set_flag, web.data_dir, name, value, source="web")
+                except Exception as exc:
+                    ui.notify(failure_text(exc), type="negative", multi_line=True)
+                    return
+                ui.notify(f"flag {name} is {'on' if value else 'off'}")
+
+            switch = ui.switch(state.name, value=state.value, on_change=flip).props(
+                f'data-testid="flag-{state.name}"'
+            )
+            if state.source == "environment":
+                switch.disable()
+            ui.label(f"{state.description} ({state.source})").classes("text-caption text-grey-7")

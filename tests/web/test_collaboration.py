@@ -1,0 +1,53 @@
+"""The collaboration view: who else is on the store, from the sync client's status."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pjai.app import DataDir
+from pjai.web import WebApp
+from tests.web.conftest import simulated
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_directory_that_does_not_sync_says_so(web: WebApp) -> None:
+    async with simulated(web) as user:
+        await user.open("/collaboration")
+        await user.should_see("This data directory does not sync")
+
+
+def _status(data: DataDir, peers: list[dict[str, object]]) -> None:
+    """The status file a running `pjai sync connect` writes (this process stands for it)."""
+    body = {
+        "state": "online",
+        "pid": os.getpid(),
+        "url": "ws://server/sync",
+        "store_id": "team",
+        "server_head": 0,
+        "peers": peers,
+    }
+    data.sync_status_path.write_text(json.dumps(body))
+
+
+async def test_the_others_on_the_store_are_listed_as_they_come_and_go(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data", environ={"PJAI_FLAG_SYNC": "true"})
+    with WebApp(data) as web:
+        async with simulated(web) as user:
+            await user.open("/collaboration")
+            await user.should_see("No sync client runs for this directory")
+            _status(data, [])
+            # The view reads the status file once a second: wait up to 5 reads.
+            await user.should_see("No one else is on this store now", retries=50)
+            now = datetime.now(UTC).isoformat()
+            desk = {"name": "desk", "state": "online", "client_id": "c2", "last_seen": now}
+            _status(data, [{**desk, "detail": {"view": "personas"}}])
+            await user.should_see("desk", retries=50)
+            await user.should_see("view personas")
+            _status(data, [])
+            await user.should_not_see("desk", retries=50)

@@ -1,0 +1,134 @@
+"""The devtools view: time travel, the read-only SQL console, the live queries list."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from nicegui import ui
+from nicegui.elements.mixins.text_element import TextElement
+from nicegui.testing.user import User
+
+from pjai.app.reads import devtools as reads
+from pjai.web import WebApp
+from tests.web.conftest import simulated
+
+pytestmark = pytest.mark.anyio
+
+
+async def eventually(check: Callable[[], bool]) -> None:
+    """Wait until ``check()`` holds (the page updates on the event loop), 5 s at most."""
+    async with asyncio.timeout(5):
+        while not check():  # noqa: ASYNC110 (an element offers no event to await)
+            await asyncio.sleep(0.02)
+
+
+def texts(user: User, marker: str) -> str:
+    """The text of every text element (label, expansion, badge) in the element marked ``marker``."""
+    with user:
+        [area] = user.find(marker=marker).elements
+        found = [area, *area.descendants()]
+        return " ".join(text.text for text in found if isinstance(text, TextElement))
+
+
+async def test_the_console_shows_a_selects_rows(web: WebApp) -> None:
+    web.services.personas.create("Ada")
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await user.should_see(marker="sql-console")
+        user.find(marker="sql-console").clear().type("SELECT name FROM personas")
+        user.find(marker="sql-run").click()
+        await user.should_see("1 row in")
+        await eventually(lambda: "Ada" in str(_table_rows(user, "sql-result")))
+
+
+def _table_rows(user: User, marker: str) -> list[dict[str, object]]:
+    with user:
+        [area] = user.find(marker=marker).elements
+        return [row for t in area.descendants() if isinstance(t, ui.table) for row in t.rows]
+
+
+async def test_the_console_refuses_a_write_and_says_why(web: WebApp) -> None:
+    ada = web.services.personas.create("Ada")
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await user.should_see(marker="sql-console")
+        user.find(marker="sql-console").clear().type("PRAGMA query_only=0; DELETE FROM personas")
+        user.find(marker="sql-run").click()
+        await user.should_see("only reading is allowed here")
+    assert web.services.personas.get(ada.id).name == "Ada"
+
+
+async def test_time_travel_to_an_early_position_shows_its_counts_and_the_diff(
+    web: WebApp,
+) -> None:
+    personas = web.services.personas
+    personas.create("Ada")
+    early = web.manager.head()
+    personas.create("Grace")
+    personas.create("Linus")
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await user.should_see(marker="timetravel-position")
+        await eventually(lambda: "personas 3" in texts(user, "timetravel-counts"))
+        with user:
+            [number] = user.find(marker="timetravel-position").elements
+            assert isinstance(number, ui.number)
+            number.value = early
+        await eventually(lambda: "personas 1" in texts(user, "timetravel-counts"))
+        assert f"event {early}: v1.PersonaCreated" in texts(user, "timetravel-event")
+        diff = texts(user, "timetravel-diff")
+        assert "personas: 2 added, 0 removed, 0 changed" in diff
+        assert "Grace" in diff
+        assert "Linus" in diff
+
+
+async def test_the_diff_to_now_follows_new_commits(web: WebApp) -> None:
+    personas = web.services.personas
+    ada = personas.create("Ada")
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await eventually(lambda: "no change" in texts(user, "timetravel-diff"))
+        personas.update(ada.id, name="Ada Lovelace")
+        await eventually(lambda: "name: Ada → Ada Lovelace" in texts(user, "timetravel-diff"))
+
+
+async def test_the_live_queries_list_shows_the_pages_own_queries(web: WebApp) -> None:
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await user.should_see(marker="live-queries")
+        await eventually(lambda: "pjai_eventlog" in str(_table_rows(user, "live-queries")))
+        rows = _table_rows(user, "live-queries")
+        logged = next(row for row in rows if "max(global_seq)" in str(row["sql"]))
+        assert int(str(logged["subscribers"])) >= 1
+        assert int(str(logged["runs"])) >= 1
+        assert str(logged["last"]).endswith("ms")
+
+
+async def test_the_event_log_lists_new_events_with_their_status(web: WebApp) -> None:
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await user.should_see("the log is empty")
+        web.services.personas.create("Ada")
+        await eventually(lambda: "v1.PersonaCreated" in texts(user, "event-log"))
+        assert "confirmed" in texts(user, "event-log")
+
+
+def test_a_past_state_is_replayed_once_while_only_now_moves(web: WebApp) -> None:
+    personas = web.services.personas
+    personas.create("Ada")
+    early = web.manager.head()
+    personas.create("Grace")
+    past = reads.PastStates(web.manager)
+    first = past.view(early, "personas")
+    assert first.counts["personas"] == 1
+    assert len(first.changes.tables["personas"].added) == 1
+    personas.create("Linus")
+    second = past.view(early, "memories")
+    assert second.counts == first.counts
+    assert len(second.changes.tables["personas"].added) == 2
+    assert past.replays == 1
+    past.view(early + 1, "personas")
+    assert past.replays == 2
+    past.close()
