@@ -11,6 +11,11 @@
   the page shows it (their ``data-persona`` attribute), timed in the page.
 - ``server_rss_per_tab_mb``: the app's resident memory with ``tabs`` dashboards open,
   less the memory with one, per extra tab.
+- ``audit_filter_p95_ms``: a filtered page of the audit trail and its count, through the
+  read model its view runs (in this process), on the explorer's log (about
+  ``explorer_memories`` events): no filter, persona, type, time, outcome, text.
+- ``time_travel_100k_s``: the state as of the last event of that log, rebuilt in a
+  scratch store (``time_travel_events`` says how long the log is).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -250,12 +256,55 @@ def _explorer_and_switch(browser: Any, data: Path, workload: UiWorkload) -> dict
             switches.append(float(page.evaluate(_SWITCH, [names[target], target])))
             current = target
         page.close()
+    with data_dir.open() as manager:
+        audit = _audit_filters(manager, big)
+        time_travel = _time_travel(manager)
     return {
+        "audit_filter_p95_ms": round(percentile(audit, 95), 2),
+        "audit_filter_p50_ms": round(statistics.median(audit), 2),
+        "time_travel_events": time_travel[0],
+        "time_travel_100k_s": round(time_travel[1], 2),
         "explorer_first_paint_ms": round(statistics.median(firsts), 1),
         "explorer_first_paint_runs_ms": [round(f, 1) for f in firsts],
         "persona_switch_ms": round(statistics.median(switches), 1),
         "persona_switch_p95_ms": round(percentile(switches, 95), 1),
     }
+
+
+def _audit_filters(manager: HybridDatabaseManager, persona_id: str) -> list[float]:
+    """Milliseconds for a filtered page and its count through the audit trail's read
+    model (the queries its view runs), each filter five times."""
+    from pjai.app.reads import audit
+
+    last_hour = datetime.now(UTC) - timedelta(hours=1)
+    filters = [
+        audit.AuditFilter(),
+        audit.AuditFilter(persona_id=persona_id),
+        audit.AuditFilter(names=("v1.MemoryAdded",)),
+        audit.AuditFilter(since=last_hour),
+        audit.AuditFilter(outcomes=("confirmed",)),
+        audit.AuditFilter(text="topic 5"),
+        audit.AuditFilter(persona_id=persona_id, text="no such words"),
+    ]
+    samples = []
+    for _ in range(5):
+        for where in filters:
+            started = time.perf_counter()
+            _ = audit.page(manager, where).result, audit.count(manager, where).result
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def _time_travel(manager: HybridDatabaseManager) -> tuple[int, float]:
+    """The log's length and the seconds to rebuild the state as of its last event."""
+    from pjai.store.timetravel import head_position, state_at
+
+    store = manager.store
+    assert store is not None
+    head = head_position(store)
+    started = time.perf_counter()
+    state_at(store, head).close()
+    return head, time.perf_counter() - started
 
 
 def _rss_per_tab(browser: Any, data: Path, tabs: int) -> dict[str, float]:
