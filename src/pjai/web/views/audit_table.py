@@ -22,6 +22,7 @@ from pjai.schema.types import from_iso
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
+from pjai.web.paging import ROWS_PER_PAGE, TABLE_PROPS, asked_page, settle_total, window
 
 __all__ = ["COLUMNS", "OUTCOME_COLOURS", "AuditTable", "EventFeed", "summary"]
 
@@ -47,8 +48,6 @@ _SUMMARY_CELL = (
     'text-overflow: ellipsis">{{ props.value }}</q-td>'
 )
 
-_ROWS_PER_PAGE = 25
-_PAGE_SIZES = (10, 25, 50, 100)
 _SUMMARY_CHARS = 90
 
 
@@ -108,12 +107,10 @@ class EventFeed:
             rows=[],
             columns=COLUMNS,
             row_key="key",
-            pagination={"page": 1, "rowsPerPage": _ROWS_PER_PAGE, "rowsNumber": 0},
+            pagination={"page": 1, "rowsPerPage": ROWS_PER_PAGE, "rowsNumber": 0},
         )
         self.table.classes("w-full").props(
-            f'flat bordered dense :rows-per-page-options="{list(_PAGE_SIZES)}" '
-            'data-testid="audit-table" no-data-label="No events match" '
-            ":table-row-class-fn=\"() => 'cursor-pointer'\""
+            f'{TABLE_PROPS} data-testid="audit-table" no-data-label="No events match" '
         )
         self.table.mark("audit-table")
         self.table.add_slot("body-cell-outcome", _OUTCOME_CELL)
@@ -132,12 +129,8 @@ class EventFeed:
 
     def _requested(self, event: GenericEventArguments) -> None:
         asked = event.args["pagination"]
-        # The browser says what it wants; only the offered sizes and real pages are read.
-        size = asked.get("rowsPerPage", _ROWS_PER_PAGE)
-        page = asked.get("page", 1)
         self._set_pagination(
-            page=page if isinstance(page, int) and page >= 1 else 1,
-            rowsPerPage=size if size in _PAGE_SIZES else _ROWS_PER_PAGE,
+            **asked_page(asked),
         )
         self._feed(count=False)
 
@@ -158,9 +151,7 @@ class EventFeed:
             LivePanel("event page", self._page_source, self._show_page)
 
     def _page_source(self) -> Any:
-        p = self.table.pagination
-        size = int(p["rowsPerPage"]) or 100
-        offset = (int(p["page"]) - 1) * size
+        size, offset = window(self.table)
         return reads.page(self.web.manager, self._where, limit=size, offset=offset)
 
     def _show_page(self, rows: list[Row]) -> None:
@@ -179,13 +170,8 @@ class EventFeed:
                 "audit-total"
             )
             ui.label("events" if total != 1 else "event").classes("text-grey-8")
-        if self.table.pagination.get("rowsNumber") != total:
-            self._set_pagination(rowsNumber=total)
-            size = int(self.table.pagination["rowsPerPage"]) or total or 1
-            last = max(1, -(-total // size))
-            if int(self.table.pagination["page"]) > last:  # the last page emptied
-                self._set_pagination(page=last)
-                self._feed(count=False)
+        if settle_total(self.table, total):
+            self._feed(count=False)
 
 
 def _short(client_id: str) -> str:

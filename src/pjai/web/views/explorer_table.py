@@ -27,6 +27,7 @@ from pjai.sql.repositories import MemoryOrder
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
+from pjai.web.paging import ROWS_PER_PAGE, TABLE_PROPS, asked_page, settle_total, window
 
 __all__ = ["COLUMNS", "SORTABLE", "TIER_COLOURS", "MemoryTable", "TableFeed", "row_of"]
 
@@ -44,9 +45,6 @@ COLUMNS: list[dict[str, Any]] = [
     {"name": "state", "label": "", "field": "state", "align": "left"},
 ]
 
-_ROWS_PER_PAGE = 25
-_PAGE_SIZES = (10, 25, 50, 100)
-"""The page sizes the table offers (its rows-per-page options)."""
 
 TIER_COLOURS = {"hot": "deep-orange", "warm": "amber-8", "cold": "light-blue-8"}
 """The colour of each tier's badge."""
@@ -120,16 +118,14 @@ class TableFeed:
             row_key="id",
             pagination={
                 "page": 1,
-                "rowsPerPage": _ROWS_PER_PAGE,
+                "rowsPerPage": ROWS_PER_PAGE,
                 "sortBy": "occurred_at",
                 "descending": True,
                 "rowsNumber": 0,
             },
         )
         self.table.classes("w-full").props(
-            f'flat bordered dense :rows-per-page-options="{list(_PAGE_SIZES)}" '
-            'data-testid="explorer-table" no-data-label="No memories match" '
-            ":table-row-class-fn=\"() => 'cursor-pointer'\""
+            f'{TABLE_PROPS} data-testid="explorer-table" no-data-label="No memories match" '
         )
         self.table.mark("explorer-table")
         self.table.add_slot("body-cell-tier", _TIER_CELL)
@@ -158,12 +154,8 @@ class TableFeed:
     def _requested(self, event: GenericEventArguments) -> None:
         asked = event.args["pagination"]
         sort = asked.get("sortBy") or "occurred_at"
-        # The browser says what it wants; only the offered sizes and real pages are read.
-        size = asked.get("rowsPerPage", _ROWS_PER_PAGE)
-        page = asked.get("page", 1)
         self._set_pagination(
-            page=page if isinstance(page, int) and page >= 1 else 1,
-            rowsPerPage=size if size in _PAGE_SIZES else _ROWS_PER_PAGE,
+            **asked_page(asked),
             sortBy=sort if sort in SORTABLE else "occurred_at",
             descending=bool(asked.get("descending", True)),
         )
@@ -191,8 +183,7 @@ class TableFeed:
 
     def _page_source(self) -> Any:
         p = self.table.pagination
-        size = int(p["rowsPerPage"]) or 100
-        offset = (int(p["page"]) - 1) * size
+        size, offset = window(self.table)
         if self._hits is not None:
             ids = self._hits[offset : offset + size]
             return reads.by_ids(self.web.manager, ids, deleted=self._hits_deleted)
@@ -217,13 +208,8 @@ class TableFeed:
     def _counted(self, rows: list[Row]) -> None:
         total = int(rows[0].n)
         self._total(total, "memories" if total != 1 else "memory")
-        if self.table.pagination.get("rowsNumber") != total:
-            self._set_pagination(rowsNumber=total)
-            size = int(self.table.pagination["rowsPerPage"]) or total or 1
-            last = max(1, -(-total // size))
-            if int(self.table.pagination["page"]) > last:  # the last page emptied
-                self._set_pagination(page=last)
-                self._feed(count=False)
+        if settle_total(self.table, total):
+            self._feed(count=False)
 
     @staticmethod
     def _total(total: int, noun: str) -> None:
