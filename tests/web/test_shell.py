@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from nicegui import ElementFilter, ui
 from nicegui.testing.user import User
 
+from pjai.app import DataDir
 from pjai.web import WebApp
 from pjai.web.shell import STORE_OFF
 from pjai.web.views import VIEWS
+from tests.helpers import history, persona
 from tests.web.conftest import simulated
 
 pytestmark = pytest.mark.anyio
@@ -80,3 +83,19 @@ async def test_with_the_store_off_a_banner_says_so(web: WebApp) -> None:
         await user.should_see(STORE_OFF)
         web.services.personas.create("Lovelace")  # written to SQL, shown from SQL
         await eventually(lambda: "Lovelace" in switch_options(user))
+
+
+async def test_a_change_the_shared_order_rejects_is_told_with_what_won(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "synced")
+    data.flags().set("sync", True)
+    with WebApp(data) as web:
+        store = web.manager.store
+        assert store is not None
+        web.manager.commit(persona("p1"))
+        async with simulated(web) as user:
+            await user.open("/")
+            await user.should_see(marker="persona-switch")
+            # Elsewhere p1 was made first: this instance's PersonaCreated loses.
+            store.rebase(history([persona("p1")], client_id="other"))
+            await user.should_see("Your change v1.PersonaCreated was rejected", retries=30)
+            await user.should_see("v1.PersonaCreated from client …", retries=1)

@@ -7,6 +7,7 @@ from functools import partial
 
 from nicegui import ui
 
+from pjai.app.reads import audit as audit_reads
 from pjai.app.reads import personas as persona_reads
 from pjai.store import Row
 from pjai.web.app import WebApp
@@ -57,6 +58,8 @@ def root(web: WebApp) -> None:
 
     ui.timer(BANNER_CHECK_S, follow_switch)
     ui.sub_pages({view.path: partial(view.build, web) for view in VIEWS}).classes("w-full")
+    if web.manager.syncing:
+        _tell_conflicts(web)
 
 
 def _sign_out() -> None:
@@ -91,3 +94,32 @@ def _persona_switch(web: WebApp, rows: list[Row]) -> None:
     ).mark("persona-switch").props(
         'dense dark outlined options-dark=false data-testid="persona-switch"'
     ).classes("min-w-[14rem]")
+
+
+def _tell_conflicts(web: WebApp) -> None:
+    """Tell the person when the sync server's order rejects one of this instance's
+    changes, and which change won (the audit trail keeps them all)."""
+    told: set[str] = set()
+    first = True
+
+    def arrived(rows: list[Row]) -> None:
+        nonlocal first
+        new = [r for r in rows if r.event_id not in told]
+        told.update(r.event_id for r in rows)
+        if first:  # what was rejected before this page opened is in the audit trail
+            first = False
+            return
+        for row in new:
+            winner = audit_reads.winner_of(row.error)
+            won = f"; {winner.name} from client …{winner.client_id[-8:]} won" if winner else ""
+            ui.notify(
+                f"Your change {row.name} was rejected by the shared order{won}. "
+                "The audit trail shows both.",
+                type="warning",
+                multi_line=True,
+                close_button=True,
+                timeout=0,
+            )
+
+    with ui.element("div").classes("hidden"):
+        LivePanel("conflicts", partial(audit_reads.conflicts, web.manager, limit=20), arrived)
