@@ -8,9 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from nicegui import ElementFilter, ui
+from nicegui.testing.user import User
 
 from pjai.app import DataDir
 from pjai.web import WebApp
+from tests.helpers import history, persona
 from tests.web.conftest import simulated
 
 pytestmark = pytest.mark.anyio
@@ -51,3 +54,32 @@ async def test_the_others_on_the_store_are_listed_as_they_come_and_go(tmp_path: 
             await user.should_see("view personas")
             _status(data, [])
             await user.should_not_see("desk", retries=50)
+
+
+async def test_changes_from_other_instances_are_listed_and_the_new_ones_stand_out(
+    tmp_path: Path,
+) -> None:
+    data = DataDir(tmp_path / "data", environ={"PJAI_FLAG_SYNC": "true"})
+    with WebApp(data) as web:
+        store = web.manager.store
+        assert store is not None
+        web.manager.commit(persona("mine"))  # this instance's own: not listed
+        upstream = history([persona("p1"), persona("p2")], client_id="other-instance-0001")
+        store.rebase(upstream[:1])
+        async with simulated(web) as user:
+            await user.open("/collaboration")
+            await user.should_see("Changes from the others")
+            await user.should_see("client …nce-0001")
+            assert not _marked_new(user)  # what was there when the page opened
+            store.rebase(upstream[1:])
+            await user.should_see("e2", retries=30)
+            assert _marked_new(user) == 1
+
+
+def _marked_new(user: User) -> int:
+    with user:
+        return sum(
+            1
+            for e in ElementFilter(kind=ui.row)
+            if "data-new" in e.props and e.props.get("data-testid") == "others-change"
+        )

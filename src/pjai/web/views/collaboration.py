@@ -3,7 +3,8 @@
 Presence travels through the sync server (``presence/1``, docs/sync-protocol.md): the
 `pjai sync connect --name NAME` process of each instance announces it and writes the
 others it hears of to the status file, which this view reads every second. Changes made
-by others reach every other view through the store, as any sync does.
+by others reach every view through the store, as any sync does; this one lists the
+newest and marks those that just arrived.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from functools import partial
 from nicegui import ui
 
 from pjai.app import PeerView, SyncReport, sync_status
+from pjai.app.reads import collaboration as reads
+from pjai.store import Row
 from pjai.web.app import WebApp
+from pjai.web.live import LivePanel
 from pjai.web.views.dashboard_system import PolledPanel
 from pjai.web.views.view import View
 
@@ -30,6 +34,39 @@ def build(web: WebApp) -> None:
     with ui.card().classes("w-full max-w-[900px]"):
         ui.label("On this store now").classes("text-subtitle1 text-weight-medium")
         PolledPanel("presence", partial(_report, web), _show, interval_s=POLL_INTERVAL_S)
+    if web.manager.syncing:
+        with ui.card().classes("w-full max-w-[900px]"):
+            ui.label("Changes from the others").classes("text-subtitle1 text-weight-medium")
+            LivePanel(
+                "changes from others",
+                partial(reads.others_changes, web.manager),
+                _Changes().show,
+            )
+
+
+class _Changes:
+    """The others' newest changes; those that arrived since the last draw stand out."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] | None = None
+
+    def show(self, rows: list[Row]) -> None:
+        fresh = {r.event_id for r in rows} - (self._seen or set())
+        first = self._seen is None
+        self._seen = {r.event_id for r in rows}
+        if not rows:
+            ui.label("None yet.").classes("text-grey-7")
+            return
+        for row in rows:
+            arrived = row.event_id in fresh and not first
+            line = ui.row().classes("w-full items-baseline gap-3 q-px-xs rounded")
+            line.props('data-testid="others-change"' + (' data-new=""' if arrived else ""))
+            if arrived:
+                line.classes("bg-amber-2")
+            with line:
+                ui.label(f"e{row.global_seq}").classes("text-caption text-grey-7")
+                ui.label(row.name)
+                ui.label(f"client …{row.client_id[-8:]}").classes("text-caption text-grey-7")
 
 
 def _report(web: WebApp) -> SyncReport | None:
