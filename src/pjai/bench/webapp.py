@@ -117,13 +117,22 @@ class WebProcess(Child):
 
 
 class SyncProcess(Child):
-    """`pjai sync connect` for ``data_dir`` through the server at ``url``."""
+    """`pjai sync connect` for ``data_dir`` through the server at ``url``, announced to
+    the others on the store as ``name`` (without one it takes no part in presence)."""
 
     def __init__(
-        self, data_dir: Path, url: str, token: str, *, store_id: str, timeout: float = 60.0
+        self,
+        data_dir: Path,
+        url: str,
+        token: str,
+        *,
+        store_id: str,
+        name: str | None = None,
+        timeout: float = 60.0,
     ) -> None:
         log = data_dir.parent / f"sync-{data_dir.name}.log"
         args = ["sync", "connect", url, "--token", token, "--store-id", store_id]
+        args += ["--name", name] if name else ["--hidden"]
         args += ["--data-dir", str(data_dir)]
         super().__init__(args, log)
         self.wait_for(r"online", timeout)

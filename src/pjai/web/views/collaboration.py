@@ -40,14 +40,15 @@ def build(web: WebApp) -> None:
             LivePanel(
                 "changes from others",
                 partial(reads.others_changes, web.manager),
-                _Changes().show,
+                _Changes(web).show,
             )
 
 
 class _Changes:
     """The others' newest changes; those that arrived since the last draw stand out."""
 
-    def __init__(self) -> None:
+    def __init__(self, web: WebApp) -> None:
+        self._web = web
         self._seen: set[str] | None = None
 
     def show(self, rows: list[Row]) -> None:
@@ -57,6 +58,8 @@ class _Changes:
         if not rows:
             ui.label("None yet.").classes("text-grey-7")
             return
+        # Who made them, by the names the others announce (read with the changes).
+        names = {p.client_id: p.name for p in sync_status(self._web.data_dir).peers}
         for row in rows:
             arrived = row.event_id in fresh and not first
             line = ui.row().classes("w-full items-baseline gap-3 q-px-xs rounded")
@@ -66,7 +69,8 @@ class _Changes:
             with line:
                 ui.label(f"e{row.global_seq}").classes("text-caption text-grey-7")
                 ui.label(row.name)
-                ui.label(f"client …{row.client_id[-8:]}").classes("text-caption text-grey-7")
+                who = names.get(row.client_id) or f"client …{row.client_id[-8:]}"
+                ui.label(who).classes("text-caption text-grey-7")
 
 
 def _report(web: WebApp) -> SyncReport | None:
