@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from nicegui import ui
+from nicegui import ElementFilter, ui
 from nicegui.elements.mixins.text_element import TextElement
+from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing.user import User
 
+from pjai.app import DataDir, Personas
 from pjai.app.reads import devtools as reads
 from pjai.web import WebApp
 from tests.web.conftest import simulated
@@ -132,3 +135,37 @@ def test_a_past_state_is_replayed_once_while_only_now_moves(web: WebApp) -> None
     past.view(early + 1, "personas")
     assert past.replays == 2
     past.close()
+
+
+async def test_an_archive_exported_here_restores_through_the_import_form(
+    web: WebApp, tmp_path: Path
+) -> None:
+    web.services.personas.create("Ada", activate=True)
+    target = tmp_path / "restored"
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        user.find("Export and import").click()
+        user.find(marker="export").click()
+        downloaded = await user.download.next(timeout=10)
+        assert downloaded.content[:2] == b"PK"  # a zip
+        user.find(marker="import-target").type(str(target))
+        with user:
+            (upload,) = ElementFilter(kind=ui.upload)
+        await upload.handle_uploads(
+            [
+                SmallFileUpload(
+                    name="a.zip", content_type="application/zip", _data=downloaded.content
+                )
+            ]
+        )
+        await user.should_see("Imported", retries=50)
+        await upload.handle_uploads(
+            [
+                SmallFileUpload(
+                    name="a.zip", content_type="application/zip", _data=downloaded.content
+                )
+            ]
+        )
+        await user.should_see("Not imported", retries=50)  # the directory is not empty now
+    with DataDir(target).open() as manager:
+        assert [p.name for p in Personas(manager).list()] == ["Ada"]

@@ -1,5 +1,6 @@
 """Devtools: time travel through the event log, a read-only SQL console, the live
-queries, the event log with sync status, and the sync positions and flags.
+queries, the event log with sync status, the sync positions and flags, and export and
+import of archives.
 
 Each tab is built by its own module; all of them read the reactive store, so with the
 store off the page says so instead.
@@ -11,12 +12,24 @@ from nicegui import ui
 
 from pjai.app.reads import devtools as reads
 from pjai.web.app import WebApp
-from pjai.web.views import devtools_console, devtools_system, devtools_timetravel
+from pjai.web.views import (
+    devtools_archive,
+    devtools_console,
+    devtools_system,
+    devtools_timetravel,
+)
 from pjai.web.views.view import View
 
 __all__ = ["VIEW", "build"]
 
-_TABS = ("Time travel", "SQL console", "Live queries", "Event log", "Sync and flags")
+_TABS = (
+    "Time travel",
+    "SQL console",
+    "Live queries",
+    "Event log",
+    "Sync and flags",
+    "Export and import",
+)
 
 
 def build(web: WebApp) -> None:
@@ -39,6 +52,8 @@ def build(web: WebApp) -> None:
                 devtools_system.event_log(web)
             with ui.tab_panel(made["Sync and flags"]):
                 devtools_system.sync_and_flags(web)
+            with ui.tab_panel(made["Export and import"]):
+                devtools_archive.archives(web)
 
 
 VIEW = View("/devtools", "Devtools", "build", build)

@@ -1,0 +1,73 @@
+"""Devtools: export this store's history to an archive, and restore an archive into a
+new data directory, as `pjai export` and `pjai import` do."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from nicegui import events, ui
+
+from pjai.errors import PjaiError
+from pjai.hybrid import archive
+from pjai.web.app import WebApp
+
+__all__ = ["archives"]
+
+
+def archives(web: WebApp) -> None:
+    """The export button and the import form."""
+    with ui.card().classes("w-full max-w-[900px] gap-2"):
+        ui.label("Export").classes("text-subtitle1 text-weight-medium")
+        ui.label(
+            "The event log and a snapshot of every table, in a zip that `pjai import` (or "
+            "the form below) restores. Commits wait while it is written."
+        ).classes("text-caption text-grey-7")
+        export = ui.button("Download an archive", icon="download", on_click=lambda: _export(web))
+        export.props('data-testid="export"').mark("export")
+    with ui.card().classes("w-full max-w-[900px] gap-2"):
+        ui.label("Import into a new data directory").classes("text-subtitle1 text-weight-medium")
+        ui.label(
+            "An archive restores only into an empty directory (every checksum checked "
+            "first); serve that directory to use it."
+        ).classes("text-caption text-grey-7")
+        target = ui.input("New data directory (a path on the server)").classes("w-full")
+        target.props('data-testid="import-target"').mark("import-target")
+        outcome = ui.label("").props('data-testid="import-outcome"').mark("import-outcome")
+
+        async def restore(event: events.UploadEventArguments) -> None:
+            outcome.set_text("")
+            if not target.value:
+                outcome.set_text("Name the new data directory first.")
+                return
+            with tempfile.TemporaryDirectory() as workdir:
+                upload = Path(workdir) / "archive.zip"
+                await event.file.save(upload)
+                try:
+                    result = await asyncio.to_thread(archive.import_archive, target.value, upload)
+                except (PjaiError, OSError) as exc:
+                    outcome.set_text(f"Not imported: {exc}")
+                    return
+            outcome.set_text(
+                f"Imported {result.events} events and {sum(result.rows.values())} rows into "
+                f"{target.value}."
+            )
+
+        ui.upload(label="Archive (.zip)", auto_upload=True, on_upload=restore).props(
+            'accept=".zip" data-testid="import-upload"'
+        ).classes("w-full")
+
+
+async def _export(web: WebApp) -> None:
+    with tempfile.TemporaryDirectory() as workdir:
+        path = Path(workdir) / "archive.zip"
+        try:
+            await asyncio.to_thread(archive.export_archive, web.manager, path)
+        except PjaiError as exc:
+            ui.notify(f"Not exported: {exc}", type="negative", multi_line=True)
+            return
+        content = path.read_bytes()
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    ui.download(content, f"pjai-{stamp}.zip", "application/zip")
