@@ -4,8 +4,6 @@ won, configuration changes, and the store switched off."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -24,28 +22,16 @@ from pjai.schema.types import utc_now
 from pjai.web import WebApp
 from pjai.web.views.audit_table import AuditTable, summary
 from tests.helpers import history, memory, persona
-from tests.web.conftest import simulated
+from tests.web.conftest import by_testid, set_value, simulated, until
 
 pytestmark = pytest.mark.anyio
-
-WAIT_S = 5.0
 
 
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _element(user: User, testid: str) -> ui.element:
-    found = [
-        e
-        for e in user.client.elements.values()
-        if e.props.get("data-testid") == testid and not e.is_deleted
-    ]
-    assert found, f"nothing with data-testid={testid!r} on the page"
-    return found[-1]  # the newest, when a panel was rebuilt
-
-
 def _table(user: User) -> AuditTable:
-    table = _element(user, "audit-table")
+    table = by_testid(user, "audit-table")
     assert isinstance(table, AuditTable)
     return table
 
@@ -55,34 +41,14 @@ def _names(user: User) -> list[str]:
 
 
 def _total(user: User) -> int:
-    label = _element(user, "audit-total")
+    label = by_testid(user, "audit-total")
     assert isinstance(label, ui.label)
     return int(label.text)
 
 
-def _set(user: User, testid: str, value: Any) -> None:
-    element = _element(user, testid)
-    with user.client:
-        element.value = value  # type: ignore[attr-defined]
-
-
-async def _until(check: Callable[[], bool], what: str) -> None:
-    """Let the event loop run until ``check()`` holds, failing after ``WAIT_S``."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        try:
-            if check():
-                return
-        except AssertionError:
-            pass  # the element is not there yet
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.02)
-
-
 async def _shows(user: User, names: list[str], total: int | None = None) -> None:
     total = len(names) if total is None else total
-    await _until(
+    await until(
         lambda: _names(user) == names and _total(user) == total,
         f"the table shows {names} of {total}",
     )
@@ -142,12 +108,12 @@ async def test_the_log_pages_on_the_server(web: WebApp) -> None:
     web.manager.commit(persona("p1"), *(memory(f"m{i}") for i in range(30)))
     async with simulated(web) as user:
         await _open(user)
-        await _until(lambda: _total(user) == 31 and len(_names(user)) == 25, "a first page")
+        await until(lambda: _total(user) == 31 and len(_names(user)) == 25, "a first page")
         table = _table(user)
         UserInteraction(user, {table}, None).trigger(
             "request", {"pagination": {**table.pagination, "page": 2}}
         )
-        await _until(lambda: len(_names(user)) == 6, "the second page")
+        await until(lambda: len(_names(user)) == 6, "the second page")
         assert _table(user).rows[-1]["name"] == "v1.PersonaCreated"
 
 
@@ -163,7 +129,7 @@ async def test_the_persona_filter_shows_its_history_newest_first(web: WebApp) ->
     async with simulated(web) as user:
         await _open(user)
         await _shows(user, _logged(web))
-        _set(user, "audit-persona", ada.id)
+        set_value(user, "audit-persona", ada.id)
         history = _logged(web, ada.id)
         assert history[:2] == ["v1.PersonaActivated", "v1.MemoryAdded"]
         await _shows(user, history)
@@ -176,9 +142,9 @@ async def test_the_type_filter_narrows_to_those_events(web: WebApp) -> None:
     web.services.memories.add(ada.id, "Two")
     async with simulated(web) as user:
         await _open(user)
-        _set(user, "audit-type", ["v1.MemoryAdded"])
+        set_value(user, "audit-type", ["v1.MemoryAdded"])
         await _shows(user, ["v1.MemoryAdded", "v1.MemoryAdded"])
-        _set(user, "audit-type", ["v1.MemoryAdded", "v1.PersonaCreated"])
+        set_value(user, "audit-type", ["v1.MemoryAdded", "v1.PersonaCreated"])
         await _shows(user, ["v1.MemoryAdded", "v1.MemoryAdded", "v1.PersonaCreated"])
 
 
@@ -194,13 +160,13 @@ async def test_the_time_filter_keeps_the_events_of_the_range(web: WebApp) -> Non
     async with simulated(web) as user:
         await _open(user)
         await _shows(user, _logged(web))
-        _set(user, "audit-from", day)
-        UserInteraction(user, {_element(user, "audit-from")}, None).trigger("keydown.enter")
+        set_value(user, "audit-from", day)
+        UserInteraction(user, {by_testid(user, "audit-from")}, None).trigger("keydown.enter")
         await _shows(user, ["v1.MemoryAdded"])
         assert "m2" in _table(user).rows[0]["summary"]
-        _set(user, "audit-from", "")
-        _set(user, "audit-to", earlier.strftime("%Y-%m-%d"))
-        UserInteraction(user, {_element(user, "audit-to")}, None).trigger("keydown.enter")
+        set_value(user, "audit-from", "")
+        set_value(user, "audit-to", earlier.strftime("%Y-%m-%d"))
+        UserInteraction(user, {by_testid(user, "audit-to")}, None).trigger("keydown.enter")
         await _shows(user, ["v1.MemoryAdded", "v1.PersonaCreated"])
 
 
@@ -211,10 +177,10 @@ async def test_the_client_filter_keeps_one_installations_events(web: WebApp) -> 
     async with simulated(web) as user:
         await _open(user)
         await _shows(user, _logged(web))
-        _set(user, "audit-client", "laptop")
+        set_value(user, "audit-client", "laptop")
         await _shows(user, ["v1.MemoryAdded", "v1.PersonaCreated"])
         assert {row["client"] for row in _table(user).rows} == {"laptop"}
-        _set(user, "audit-client", web.manager.store.client_id)
+        set_value(user, "audit-client", web.manager.store.client_id)
         await _shows(user, ["v1.MemoryAdded"])
 
 
@@ -225,13 +191,13 @@ async def test_text_search_finds_an_event_by_a_word_in_its_payload(web: WebApp) 
     async with simulated(web) as user:
         await _open(user)
         await _shows(user, _logged(web))
-        _set(user, "audit-search", "GREEN")
-        UserInteraction(user, {_element(user, "audit-search")}, None).trigger("keydown.enter")
+        set_value(user, "audit-search", "GREEN")
+        UserInteraction(user, {by_testid(user, "audit-search")}, None).trigger("keydown.enter")
         await _shows(user, ["v1.MemoryAdded"])
         assert "Likes green tea" in _table(user).rows[0]["summary"]
         # LIKE's wildcards are searched for as they are.
-        _set(user, "audit-search", "%")
-        UserInteraction(user, {_element(user, "audit-search")}, None).trigger("keydown.enter")
+        set_value(user, "audit-search", "%")
+        UserInteraction(user, {by_testid(user, "audit-search")}, None).trigger("keydown.enter")
         await _shows(user, [])
 
 
@@ -244,7 +210,7 @@ async def test_clicking_a_row_opens_its_full_payload(web: WebApp) -> None:
         row = _table(user).rows[0]
         UserInteraction(user, {_table(user)}, None).trigger("rowClick", [{}, {"id": row["id"]}, 0])
         await user.should_see(marker="audit-detail")
-        code = _element(user, "audit-payload")
+        code = by_testid(user, "audit-payload")
         assert isinstance(code, ui.code)
         assert f'"memory_id": "{added.id}"' in code.content
         assert '"content": "Likes green tea"' in code.content
@@ -276,7 +242,7 @@ async def test_a_rejected_event_shows_with_the_event_that_won(synced: WebApp) ->
     made, deleted = upstream
     async with simulated(web) as user:
         await _open(user)
-        await _until(lambda: _total(user) == 5, "all five events show")
+        await until(lambda: _total(user) == 5, "all five events show")
         names = _names(user)
         assert names[0] == "v1.PersonaCreated"  # p2, pending, where the rejected ones sat
         assert sorted(names[1:3]) == ["v1.MemoryAdded", "v1.PersonaCreated"]
@@ -304,25 +270,25 @@ async def test_a_rejected_event_shows_with_the_event_that_won(synced: WebApp) ->
             ("pending", 1),
             ("confirmed", 2),
         ]:
-            _set(user, "audit-outcome", [outcome])
-            await _until(_only(user, outcome, expected), f"only {outcome} events show")
+            set_value(user, "audit-outcome", [outcome])
+            await until(_only(user, outcome, expected), f"only {outcome} events show")
         open_row = UserInteraction(user, {_table(user)}, None)
-        _set(user, "audit-outcome", ["rejected"])
+        set_value(user, "audit-outcome", ["rejected"])
         open_row.trigger("rowClick", [{}, {"id": lost_memory.id}, 0])
         await user.should_see(marker="audit-open-winner")
-        reason = _element(user, "audit-reason")
+        reason = by_testid(user, "audit-reason")
         assert isinstance(reason, ui.label)
         assert deleted.id in reason.text
-        UserInteraction(user, {_element(user, "audit-open-winner")}, None).click()
+        UserInteraction(user, {by_testid(user, "audit-open-winner")}, None).click()
 
         def winner_shown() -> bool:
-            payload = _element(user, "audit-payload")
-            outcome = _element(user, "audit-detail-outcome")
+            payload = by_testid(user, "audit-payload")
+            outcome = by_testid(user, "audit-detail-outcome")
             assert isinstance(payload, ui.code)
             assert isinstance(outcome, ui.badge)
             return '"persona_id": "p1"' in payload.content and outcome.text == "confirmed"
 
-        await _until(winner_shown, "the winner's payload shows")
+        await until(winner_shown, "the winner's payload shows")
 
 
 async def test_configuration_changes_are_listed(tmp_path: Path) -> None:
@@ -337,7 +303,7 @@ async def test_configuration_changes_are_listed(tmp_path: Path) -> None:
             await user.should_see("false → true")
             web.services.personas.update(ada.id, sets=["privacy.analytics=true"])
             await user.should_see("privacy.analytics")
-            _set(user, "audit-type", ["v1.ConfigChanged"])
+            set_value(user, "audit-type", ["v1.ConfigChanged"])
             await _shows(user, ["v1.ConfigChanged"] * 3)
 
 

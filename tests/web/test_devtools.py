@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,16 +13,9 @@ from nicegui.testing.user import User
 from pjai.app import DataDir, Personas
 from pjai.app.reads import devtools as reads
 from pjai.web import WebApp
-from tests.web.conftest import simulated
+from tests.web.conftest import simulated, until
 
 pytestmark = pytest.mark.anyio
-
-
-async def eventually(check: Callable[[], bool]) -> None:
-    """Wait until ``check()`` holds (the page updates on the event loop), 5 s at most."""
-    async with asyncio.timeout(5):
-        while not check():  # noqa: ASYNC110 (an element offers no event to await)
-            await asyncio.sleep(0.02)
 
 
 def texts(user: User, marker: str) -> str:
@@ -43,7 +34,10 @@ async def test_the_console_shows_a_selects_rows(web: WebApp) -> None:
         user.find(marker="sql-console").clear().type("SELECT name FROM personas")
         user.find(marker="sql-run").click()
         await user.should_see("1 row in")
-        await eventually(lambda: "Ada" in str(_table_rows(user, "sql-result")))
+        await until(
+            lambda: "Ada" in str(_table_rows(user, "sql-result")),
+            'lambda: "Ada" in str(_table_rows(user, "sql-result"))',
+        )
 
 
 def _table_rows(user: User, marker: str) -> list[dict[str, object]]:
@@ -74,12 +68,18 @@ async def test_time_travel_to_an_early_position_shows_its_counts_and_the_diff(
     async with simulated(web) as user:
         await user.open("/devtools")
         await user.should_see(marker="timetravel-position")
-        await eventually(lambda: "personas 3" in texts(user, "timetravel-counts"))
+        await until(
+            lambda: "personas 3" in texts(user, "timetravel-counts"),
+            'lambda: "personas 3" in texts(user, "timetravel-counts")',
+        )
         with user:
             [number] = user.find(marker="timetravel-position").elements
             assert isinstance(number, ui.number)
             number.value = early
-        await eventually(lambda: "personas 1" in texts(user, "timetravel-counts"))
+        await until(
+            lambda: "personas 1" in texts(user, "timetravel-counts"),
+            'lambda: "personas 1" in texts(user, "timetravel-counts")',
+        )
         assert f"event {early}: v1.PersonaCreated" in texts(user, "timetravel-event")
         diff = texts(user, "timetravel-diff")
         assert "personas: 2 added, 0 removed, 0 changed" in diff
@@ -92,16 +92,25 @@ async def test_the_diff_to_now_follows_new_commits(web: WebApp) -> None:
     ada = personas.create("Ada")
     async with simulated(web) as user:
         await user.open("/devtools")
-        await eventually(lambda: "no change" in texts(user, "timetravel-diff"))
+        await until(
+            lambda: "no change" in texts(user, "timetravel-diff"),
+            'lambda: "no change" in texts(user, "timetravel-diff")',
+        )
         personas.update(ada.id, name="Ada Lovelace")
-        await eventually(lambda: "name: Ada → Ada Lovelace" in texts(user, "timetravel-diff"))
+        await until(
+            lambda: "name: Ada → Ada Lovelace" in texts(user, "timetravel-diff"),
+            'lambda: "name: Ada → Ada Lovelace" in texts(user, "timetravel-diff")',
+        )
 
 
 async def test_the_live_queries_list_shows_the_pages_own_queries(web: WebApp) -> None:
     async with simulated(web) as user:
         await user.open("/devtools")
         await user.should_see(marker="live-queries")
-        await eventually(lambda: "pjai_eventlog" in str(_table_rows(user, "live-queries")))
+        await until(
+            lambda: "pjai_eventlog" in str(_table_rows(user, "live-queries")),
+            'lambda: "pjai_eventlog" in str(_table_rows(user, "live-queries"))',
+        )
         rows = _table_rows(user, "live-queries")
         logged = next(row for row in rows if "max(global_seq)" in str(row["sql"]))
         assert int(str(logged["subscribers"])) >= 1
@@ -114,7 +123,10 @@ async def test_the_event_log_lists_new_events_with_their_status(web: WebApp) -> 
         await user.open("/devtools")
         await user.should_see("the log is empty")
         web.services.personas.create("Ada")
-        await eventually(lambda: "v1.PersonaCreated" in texts(user, "event-log"))
+        await until(
+            lambda: "v1.PersonaCreated" in texts(user, "event-log"),
+            'lambda: "v1.PersonaCreated" in texts(user, "event-log")',
+        )
         assert "confirmed" in texts(user, "event-log")
 
 

@@ -4,9 +4,6 @@ preview."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,12 +20,11 @@ from pjai.web import WebApp
 from pjai.web.views.explorer_selection import Selection, format_time, parse_time
 from pjai.web.views.explorer_table import MemoryTable
 from pjai.web.views.explorer_timeline import bucket_range
-from tests.web.conftest import simulated
+from tests.web.conftest import by_testid, set_value, simulated, until
 
 pytestmark = pytest.mark.anyio
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
-WAIT_S = 5.0
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -43,22 +39,12 @@ def _add(web: WebApp, persona_id: str, name: str, **fields: Any) -> str:
     return web.services.memories.add(persona_id, f"{name}: content", name=name, **fields).memory.id
 
 
-def _by_testid(user: User, testid: str) -> ui.element:
-    found = [
-        e
-        for e in user.client.elements.values()
-        if e.props.get("data-testid") == testid and not e.is_deleted
-    ]
-    assert found, f"nothing with data-testid={testid!r} on the page"
-    return found[-1]  # the newest, when a panel was rebuilt
-
-
 def _act(user: User, testid: str) -> UserInteraction[ui.element]:
-    return UserInteraction(user, {_by_testid(user, testid)}, None)
+    return UserInteraction(user, {by_testid(user, testid)}, None)
 
 
 def _table(user: User) -> MemoryTable:
-    table = _by_testid(user, "explorer-table")
+    table = by_testid(user, "explorer-table")
     assert isinstance(table, MemoryTable)
     return table
 
@@ -68,29 +54,9 @@ def _names(user: User) -> list[str]:
 
 
 def _total(user: User) -> int:
-    label = _by_testid(user, "memory-total")
+    label = by_testid(user, "memory-total")
     assert isinstance(label, ui.label)
     return int(label.text)
-
-
-def _set(user: User, testid: str, value: Any) -> None:
-    element = _by_testid(user, testid)
-    with user.client:
-        element.value = value  # type: ignore[attr-defined]
-
-
-async def _until(check: Callable[[], bool], what: str) -> None:
-    """Let the event loop run until ``check()`` holds, failing after ``WAIT_S``."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        try:
-            if check():
-                return
-        except AssertionError:
-            pass  # the element is not there yet
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.02)
 
 
 async def _open_explorer(user: User, *expected: str) -> None:
@@ -118,7 +84,7 @@ async def test_the_table_lists_the_active_personas_memories_with_their_total(
         await _open_explorer(user, "Likes green tea", "Walks at dawn")
         await user.should_not_see("Writes poems")
         assert _names(user) == ["Likes green tea", "Walks at dawn"]
-        await _until(lambda: _total(user) == 2, "the total says 2")
+        await until(lambda: _total(user) == 2, "the total says 2")
 
 
 async def test_a_memory_added_from_python_appears_without_a_reload(web: WebApp) -> None:
@@ -128,7 +94,7 @@ async def test_a_memory_added_from_python_appears_without_a_reload(web: WebApp) 
         await _open_explorer(user, "Likes green tea")
         _add(web, ada, "Plays the cello", importance=0.95)
         await user.should_see("Plays the cello")
-        await _until(lambda: _total(user) == 2, "the total says 2")
+        await until(lambda: _total(user) == 2, "the total says 2")
 
 
 async def test_pages_come_from_the_server_one_at_a_time(web: WebApp) -> None:
@@ -137,17 +103,17 @@ async def test_pages_come_from_the_server_one_at_a_time(web: WebApp) -> None:
         _add(web, ada, f"memory {i:02d}", importance=round(1 - i / 100, 2))
     async with simulated(web) as user:
         await _open_explorer(user, "memory 00")
-        await _until(lambda: _total(user) == 30, "the total says 30")
+        await until(lambda: _total(user) == 30, "the total says 30")
         assert len(_table(user).rows) == 25
         assert _names(user)[0] == "memory 00"  # newest first, then by id
         asked = {"page": 2, "rowsPerPage": 25, "sortBy": "importance", "descending": True}
         _act(user, "explorer-table").trigger("request", {"pagination": asked})
-        await _until(
+        await until(
             lambda: _names(user) == [f"memory {i:02d}" for i in range(25, 30)], "page 2 shows"
         )
         ascending = {**asked, "page": 1, "descending": False}
         _act(user, "explorer-table").trigger("request", {"pagination": ascending})
-        await _until(lambda: _names(user)[0] == "memory 29", "the least important comes first")
+        await until(lambda: _names(user)[0] == "memory 29", "the least important comes first")
 
 
 # -- filters and search -----------------------------------------------------------------
@@ -160,19 +126,19 @@ async def test_filters_narrow_the_table_and_the_total(web: WebApp) -> None:
     _add(web, ada, "Cold note", tier="cold", importance=0.1, type="note")
     async with simulated(web) as user:
         await _open_explorer(user, "Hot fact", "Warm note", "Cold note")
-        _set(user, "filter-tiers", ["hot", "warm"])
+        set_value(user, "filter-tiers", ["hot", "warm"])
         await user.should_not_see("Cold note")
-        await _until(lambda: _total(user) == 2, "two memories are hot or warm")
+        await until(lambda: _total(user) == 2, "two memories are hot or warm")
         _act(user, "filter-types").trigger("popupShow")  # reads the persona's types
-        assert _by_testid(user, "filter-types").options == ["fact", "note"]  # type: ignore[attr-defined]
-        _set(user, "filter-types", ["note"])
-        await _until(lambda: _names(user) == ["Warm note"], "only the warm note is left")
+        assert by_testid(user, "filter-types").options == ["fact", "note"]  # type: ignore[attr-defined]
+        set_value(user, "filter-types", ["note"])
+        await until(lambda: _names(user) == ["Warm note"], "only the warm note is left")
         _act(user, "filter-clear").click()
-        await _until(lambda: _total(user) == 3, "clearing shows all three")
-        _set(user, "filter-tags", ["tea"])
-        await _until(lambda: set(_names(user)) == {"Hot fact", "Warm note"}, "tagged tea")
-        _set(user, "filter-importance", {"min": 0.6, "max": 1.0})
-        await _until(lambda: _names(user) == ["Hot fact"], "importance 0.6 and up")
+        await until(lambda: _total(user) == 3, "clearing shows all three")
+        set_value(user, "filter-tags", ["tea"])
+        await until(lambda: set(_names(user)) == {"Hot fact", "Warm note"}, "tagged tea")
+        set_value(user, "filter-importance", {"min": 0.6, "max": 1.0})
+        await until(lambda: _names(user) == ["Hot fact"], "importance 0.6 and up")
 
 
 async def test_a_time_range_typed_in_narrows_the_table(web: WebApp) -> None:
@@ -181,9 +147,9 @@ async def test_a_time_range_typed_in_narrows_the_table(web: WebApp) -> None:
     _add(web, ada, "Friday memory", occurred_at=T0 + timedelta(days=4))
     async with simulated(web) as user:
         await _open_explorer(user, "Monday memory", "Friday memory")
-        _set(user, "filter-from", "2026-03-05")
+        set_value(user, "filter-from", "2026-03-05")
         _act(user, "filter-from").trigger("keydown.enter")
-        await _until(lambda: _names(user) == ["Friday memory"], "only Friday's memory shows")
+        await until(lambda: _names(user) == ["Friday memory"], "only Friday's memory shows")
 
 
 async def test_keyword_search_shows_its_hits_and_semantic_search_says_why_it_cannot(
@@ -200,17 +166,17 @@ async def test_keyword_search_shows_its_hits_and_semantic_search_says_why_it_can
         pytest.skip("the embeddings extra is installed: semantic search works here")
     async with simulated(web) as user:
         await _open_explorer(user, "Walks at dawn")
-        _set(user, "search-text", "tea")
+        set_value(user, "search-text", "tea")
         _act(user, "search-button").click()
-        await _until(lambda: _names(user) == ["Likes green tea"], "the keyword hit shows")
+        await until(lambda: _names(user) == ["Likes green tea"], "the keyword hit shows")
         await user.should_see("1 found by keyword search")
         assert _total(user) == 1
-        _set(user, "search-method", "semantic")
+        set_value(user, "search-method", "semantic")
         _act(user, "search-button").click()
         await user.should_see(unavailable)
-        _set(user, "search-method", "keyword")
+        set_value(user, "search-method", "keyword")
         _act(user, "search-button").click()
-        await _until(lambda: _names(user) == ["Likes green tea"], "keyword search works again")
+        await until(lambda: _names(user) == ["Likes green tea"], "keyword search works again")
 
 
 # -- a memory ---------------------------------------------------------------------------
@@ -246,9 +212,9 @@ async def test_editing_a_memory_saves_it_through_the_service(web: WebApp) -> Non
         _open_row(user, tea)
         await user.should_see("Likes green tea: content")
         _act(user, "detail-edit").click()
-        _set(user, "edit-name", "Loves green tea")
-        _set(user, "edit-importance", 0.9)
-        _set(user, "edit-tier", "cold")
+        set_value(user, "edit-name", "Loves green tea")
+        set_value(user, "edit-importance", 0.9)
+        set_value(user, "edit-tier", "cold")
         _act(user, "edit-save").click()
         await user.should_see("Saved “Loves green tea”")
         saved = web.services.memories.get(tea)
@@ -258,7 +224,7 @@ async def test_editing_a_memory_saves_it_through_the_service(web: WebApp) -> Non
             "cold",
             True,
         )
-        await _until(lambda: _names(user) == ["Loves green tea"], "the table shows the new name")
+        await until(lambda: _names(user) == ["Loves green tea"], "the table shows the new name")
 
 
 async def test_deleting_and_restoring_a_memory(web: WebApp) -> None:
@@ -270,11 +236,11 @@ async def test_deleting_and_restoring_a_memory(web: WebApp) -> None:
         _open_row(user, tea)
         await user.should_see("Likes green tea: content")
         _act(user, "detail-delete").click()
-        await _until(lambda: _names(user) == ["Walks at dawn"], "the deleted memory leaves")
+        await until(lambda: _names(user) == ["Walks at dawn"], "the deleted memory leaves")
         assert web.services.memories.get(tea).deleted_at is not None
-        await _until(lambda: _total(user) == 1, "the total says 1")
+        await until(lambda: _total(user) == 1, "the total says 1")
         _act(user, "detail-restore").click()
-        await _until(lambda: "Likes green tea" in _names(user), "the memory is back")
+        await until(lambda: "Likes green tea" in _names(user), "the memory is back")
         assert web.services.memories.get(tea).deleted_at is None
 
 
@@ -286,9 +252,9 @@ async def test_deleted_memories_show_with_the_switch_and_open_without_an_access(
     web.services.memories.delete(tea)
     async with simulated(web) as user:
         await _open_explorer(user)
-        await _until(lambda: _total(user) == 0, "no live memory")
-        _set(user, "filter-deleted", True)
-        await _until(lambda: _names(user) == ["Likes green tea"], "the deleted memory shows")
+        await until(lambda: _total(user) == 0, "no live memory")
+        set_value(user, "filter-deleted", True)
+        await until(lambda: _names(user) == ["Likes green tea"], "the deleted memory shows")
         _open_row(user, tea)
         await user.should_see(kind=ui.button, content="Restore")
         assert web.services.memories.get(tea).access_count == 0
@@ -303,10 +269,10 @@ async def test_a_bookmark_saves_the_filter_and_opening_it_applies_it(web: WebApp
     _add(web, ada, "Cold note", tier="cold")
     async with simulated(web) as user:
         await _open_explorer(user, "Hot fact", "Cold note")
-        _set(user, "filter-tiers", ["hot"])
+        set_value(user, "filter-tiers", ["hot"])
         await user.should_not_see("Cold note")
         _act(user, "bookmark-save").click()
-        _set(user, "bookmark-name", "Only hot")
+        set_value(user, "bookmark-name", "Only hot")
         _act(user, "bookmark-confirm").click()
         await user.should_see("Bookmarked “Only hot”")
         (saved,) = web.services.bookmarks.list(ada)
@@ -316,8 +282,8 @@ async def test_a_bookmark_saves_the_filter_and_opening_it_applies_it(web: WebApp
         await user.should_see("Only hot")  # its chip
         _act(user, "bookmark").click()
         await user.should_not_see("Cold note")
-        await _until(lambda: _names(user) == ["Hot fact"], "the bookmark's filter applies")
-        assert _by_testid(user, "filter-tiers").value == ["hot"]  # type: ignore[attr-defined]
+        await until(lambda: _names(user) == ["Hot fact"], "the bookmark's filter applies")
+        assert by_testid(user, "filter-tiers").value == ["hot"]  # type: ignore[attr-defined]
 
 
 async def test_a_preset_applies_its_filter_without_saving_it(web: WebApp) -> None:
@@ -327,7 +293,7 @@ async def test_a_preset_applies_its_filter_without_saving_it(web: WebApp) -> Non
     async with simulated(web) as user:
         await _open_explorer(user, "Hot fact", "Cold note")
         _act(user, "preset-hot_memories").click()
-        await _until(lambda: _names(user) == ["Hot fact"], "only hot memories show")
+        await until(lambda: _names(user) == ["Hot fact"], "only hot memories show")
         assert web.services.bookmarks.list(ada) == []
 
 
@@ -337,9 +303,9 @@ async def test_clicking_a_timeline_bar_shows_that_time(web: WebApp) -> None:
     _add(web, ada, "Friday memory", occurred_at=T0 + timedelta(days=4))
     async with simulated(web) as user:
         await _open_explorer(user, "Monday memory", "Friday memory")
-        chart = _by_testid(user, "timeline-chart")
+        chart = by_testid(user, "timeline-chart")
         assert isinstance(chart, ui.echart)
-        await _until(
+        await until(
             lambda: chart.options["xAxis"]["data"] == ["2026-03-02", "2026-03-06"],
             "the timeline has a bar per day",
         )
@@ -355,10 +321,10 @@ async def test_clicking_a_timeline_bar_shows_that_time(web: WebApp) -> None:
             "value": 1,
         }
         UserInteraction(user, {chart}, None).trigger("componentClick", click)
-        await _until(lambda: _names(user) == ["Friday memory"], "only Friday's memory shows")
-        assert _by_testid(user, "filter-from").value == "2026-03-06"  # type: ignore[attr-defined]
+        await until(lambda: _names(user) == ["Friday memory"], "only Friday's memory shows")
+        assert by_testid(user, "filter-from").value == "2026-03-06"  # type: ignore[attr-defined]
         _act(user, "timeline-all").click()
-        await _until(lambda: _total(user) == 2, "all time shows both")
+        await until(lambda: _total(user) == 2, "all time shows both")
 
 
 # -- optimize ------------------------------------------------------------------------------
@@ -373,7 +339,7 @@ async def test_optimize_previews_the_moves_then_applies_them(web: WebApp) -> Non
         await _open_explorer(user, "Buried treasure")
         _act(user, "optimize").click()
         await user.should_see(kind=ui.label, marker=None, content="would change")
-        moves = _by_testid(user, "optimize-moves")
+        moves = by_testid(user, "optimize-moves")
         assert isinstance(moves, ui.table)
         preview = {row["name"]: row["change"] for row in moves.rows}
         assert preview["Buried treasure"].startswith("cold → ")
@@ -455,9 +421,9 @@ async def test_emptying_the_last_page_goes_back_a_page(web: WebApp) -> None:
         await _open_explorer(user, "memory 00")
         asked = {"page": 2, "rowsPerPage": 25, "sortBy": "occurred_at", "descending": True}
         _act(user, "explorer-table").trigger("request", {"pagination": asked})
-        await _until(lambda: _names(user) == ["memory 25"], "page 2 shows the last memory")
+        await until(lambda: _names(user) == ["memory 25"], "page 2 shows the last memory")
         web.services.memories.delete(ids[25])
-        await _until(lambda: len(_names(user)) == 25, "page 1 shows again")
+        await until(lambda: len(_names(user)) == 25, "page 1 shows again")
         assert _table(user).pagination["page"] == 1
 
 

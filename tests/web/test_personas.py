@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import anyio
 import pytest
 from nicegui import ui
 from nicegui.testing.user import User
@@ -13,20 +10,9 @@ from pjai.app import TEMPLATES
 from pjai.schema.models import Persona
 from pjai.web import WebApp
 from pjai.web.views.persona_fields import setting_edits, setting_fields
-from tests.web.conftest import simulated
+from tests.web.conftest import simulated, until
 
 pytestmark = pytest.mark.anyio
-
-
-async def _until(check: Callable[[], bool], what: str, within_s: float = 5.0) -> None:
-    """Wait until ``check()`` is true: live results reach the page through the event
-    loop, with no event a test could wait on."""
-    try:
-        with anyio.fail_after(within_s):
-            while not check():  # noqa: ASYNC110
-                await anyio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"not within {within_s} s: {what}") from None
 
 
 def _listed_live(user: User, persona_id: str) -> bool:
@@ -131,10 +117,10 @@ async def test_activate_switches_the_headers_persona(web: WebApp) -> None:
     basil = web.services.personas.create("Basil")
     async with simulated(web) as user:
         await _open(user, ada, basil)
-        await _until(lambda: _switch_value(user) == ada.id, "the switch shows Ada")
+        await until(lambda: _switch_value(user) == ada.id, "the switch shows Ada")
         with user.scope(marker=f"persona-{basil.id}"):
             user.find("Activate").click()
-        await _until(lambda: _switch_value(user) == basil.id, "the switch shows Basil")
+        await until(lambda: _switch_value(user) == basil.id, "the switch shows Basil")
         await user.should_see("Activated Basil")
     assert web.services.personas.active() == web.services.personas.get(basil.id)
 
@@ -168,7 +154,7 @@ async def test_delete_asks_then_lists_the_persona_as_deleted_and_restore_brings_
             await user.should_see("Basil")
             user.find("Restore").click()
         await user.should_see("Restored Basil")
-        await _until(lambda: _listed_live(user, basil.id), "Basil is back")
+        await until(lambda: _listed_live(user, basil.id), "Basil is back")
         with user.scope(marker=f"persona-{basil.id}"):
             await user.should_see("Activate")
     assert web.services.personas.get(basil.id).deleted_at is None
@@ -205,7 +191,7 @@ async def test_a_form_being_edited_survives_an_activation_elsewhere(web: WebApp)
         (name,) = user.find(marker="name").elements
         name.value = "Ada Lovelace"
         web.services.personas.activate(basil.id)
-        await _until(lambda: _switch_value(user) == basil.id, "the switch shows Basil")
+        await until(lambda: _switch_value(user) == basil.id, "the switch shows Basil")
         assert not name.is_deleted
         assert name.value == "Ada Lovelace"
 

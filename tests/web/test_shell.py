@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from pjai.web import WebApp
 from pjai.web.shell import STORE_OFF
 from pjai.web.views import VIEWS
 from tests.helpers import history, persona
-from tests.web.conftest import simulated
+from tests.web.conftest import simulated, until
 
 pytestmark = pytest.mark.anyio
 
@@ -25,13 +23,6 @@ def switch_options(user: User) -> list[str]:
     with user:
         found = ElementFilter(kind=ui.select, marker="persona-switch")
         return [name for select in found for name in select.options.values()]
-
-
-async def eventually(check: Callable[[], bool]) -> None:
-    """Wait until ``check()`` holds (the page updates on the event loop), 5 s at most."""
-    async with asyncio.timeout(5):
-        while not check():  # noqa: ASYNC110 (an element offers no event to await)
-            await asyncio.sleep(0.02)
 
 
 async def test_the_navigation_lists_every_view(web: WebApp) -> None:
@@ -82,7 +73,9 @@ async def test_with_the_store_off_a_banner_says_so(web: WebApp) -> None:
         web.manager.set_flag("use_livestore", False)
         await user.should_see(STORE_OFF)
         web.services.personas.create("Lovelace")  # written to SQL, shown from SQL
-        await eventually(lambda: "Lovelace" in switch_options(user))
+        await until(
+            lambda: "Lovelace" in switch_options(user), 'lambda: "Lovelace" in switch_options(user)'
+        )
 
 
 async def test_a_change_the_shared_order_rejects_is_told_with_what_won(tmp_path: Path) -> None:
