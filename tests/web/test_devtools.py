@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,10 @@ from nicegui.testing.user import User
 
 from pjai.app import DataDir, Personas
 from pjai.app.reads import devtools as reads
+from pjai.sync.server.hub import Hub
+from pjai.sync.server.log import MemoryLog
 from pjai.web import WebApp
+from tests.sync.servers import serving
 from tests.web.conftest import simulated, until
 
 pytestmark = pytest.mark.anyio
@@ -181,3 +185,36 @@ async def test_an_archive_exported_here_restores_through_the_import_form(
         await user.should_see("Not imported", retries=50)  # the directory is not empty now
     with DataDir(target).open() as manager:
         assert [p.name for p in Personas(manager).list()] == ["Ada"]
+
+
+async def test_the_app_connects_its_own_sync_client_and_disconnects_it(tmp_path: Path) -> None:
+    hub = Hub(MemoryLog(), None, poll_interval=0.05)
+    data = DataDir(tmp_path / "data", environ={"PJAI_FLAG_SYNC": "true"})
+    async with serving(hub) as url:
+        with WebApp(data) as web:
+            async with simulated(web) as user:
+                await user.open("/devtools")
+                await user.should_see(marker="sync-connect")
+                user.find(marker="sync-url").type(url)
+                user.find(marker="sync-name").type("laptop")
+                user.find(marker="sync-connect").click()
+                await user.should_see(marker="sync-connected", retries=50)
+                assert "syncs through ws://" in texts(user, "sync-connection")
+                web.services.personas.create("Ada")
+                await until(lambda: hub_has_events(hub), "the persona pushed to the server")
+                user.find(marker="sync-disconnect").click()
+                await user.should_see(marker="sync-connect", retries=50)
+            assert web.sync.client is None
+            assert json.loads(data.sync_status_path.read_text())["state"] == "stopped"
+
+
+def hub_has_events(hub: Hub) -> bool:
+    return hub.log.head("default").global_seq > 0
+
+
+async def test_a_standalone_directory_offers_no_connect(web: WebApp) -> None:
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await user.should_see(marker="sync-connection")
+        assert "standalone" in texts(user, "sync-connection")
+        await user.should_not_see(marker="sync-connect")

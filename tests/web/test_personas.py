@@ -9,7 +9,7 @@ from nicegui.testing.user import User
 from pjai.app import TEMPLATES
 from pjai.schema.models import Persona
 from pjai.web import WebApp
-from pjai.web.views.persona_fields import setting_edits, setting_fields
+from pjai.web.views.persona_fields import Merged, merge, setting_edits, setting_fields
 from tests.web.conftest import simulated, until
 
 pytestmark = pytest.mark.anyio
@@ -220,3 +220,59 @@ async def test_with_the_store_off_the_view_reads_the_sql_primary(web: WebApp) ->
         basil = web.services.personas.create("Basil")
         await user.should_see(marker=f"persona-{basil.id}")
     assert web.services.personas.get(ada.id).privacy.analytics is True
+
+
+async def test_a_version_saved_elsewhere_is_merged_into_the_open_form_field_by_field(
+    web: WebApp,
+) -> None:
+    ada = web.services.personas.create("Ada", description="Reads papers", activate=True)
+    async with simulated(web) as user:
+        await _open(user, ada)
+        await user.should_see(marker="persona-form")
+        (name,) = user.find(marker="name").elements
+        (description,) = user.find(marker="description").elements
+        (style,) = user.find(marker="style").elements
+        (threshold,) = user.find(marker="memory.importance_threshold").elements
+        description.value = "Reads papers and writes reviews"  # typed here, not saved
+        style.value = "Brief"  # typed here too
+        # Saved elsewhere meanwhile: a new name, a style and a threshold.
+        web.services.personas.update(
+            ada.id, name="Ada L.", style="Warm", sets=["memory.importance_threshold=0.7"]
+        )
+        await until(lambda: name.value == "Ada L.", "the new name in the open form")
+        assert not description.is_deleted  # the form was not rebuilt
+        assert description.value == "Reads papers and writes reviews"
+        assert threshold.value == 0.7
+        assert style.value == "Brief"  # changed on both sides: what was typed stays
+        assert name.props["data-merged"] == "theirs"
+        assert style.props["data-merged"] == "kept-mine"
+        await user.should_see("saved elsewhere as “Warm”; yours is kept")
+        user.find(marker="persona-save").click()
+        await user.should_see("Saved Ada L.")
+        assert "data-merged" not in name.props
+    saved = web.services.personas.get(ada.id)
+    assert (saved.name, saved.description, saved.communication_style) == (
+        "Ada L.",
+        "Reads papers and writes reviews",
+        "Brief",
+    )
+    assert saved.memory.importance_threshold == 0.7  # the other's save is not undone
+
+
+async def test_a_persona_deleted_elsewhere_replaces_the_open_form(web: WebApp) -> None:
+    ada = web.services.personas.create("Ada", activate=True)
+    async with simulated(web) as user:
+        await _open(user, ada)
+        await user.should_see(marker="persona-form")
+        web.services.personas.delete(ada.id)
+        await user.should_see("was deleted", retries=50)
+
+
+async def test_merge_takes_their_change_keeps_mine_and_is_quiet_where_both_agree() -> None:
+    base = {"a": 1, "b": 1, "c": 1, "d": 1}
+    mine = {"a": 1, "b": 2, "c": 3, "d": 1}
+    theirs = {"a": 5, "b": 2, "c": 4, "d": 1}
+    assert merge(base, mine, theirs) == [
+        Merged("a", 5, kept_mine=False),
+        Merged("c", 4, kept_mine=True),
+    ]

@@ -28,6 +28,7 @@ from pjai.app.sync import (
     sync_status,
     sync_url,
 )
+from pjai.app.synclink import SyncLink
 from pjai.app.templates import TEMPLATES, PersonaTemplate, template
 from pjai.app.upkeep import (
     Checkup,
@@ -68,6 +69,7 @@ __all__ = [
     "Personas",
     "RejectedEvent",
     "Repair",
+    "SyncLink",
     "SyncOutcome",
     "SyncReport",
     "backup",

@@ -36,6 +36,7 @@ __all__ = [
     "sync_conflicts",
     "sync_status",
     "sync_url",
+    "write_status",
 ]
 
 
@@ -102,6 +103,8 @@ class SyncReport:
     peers: list[PeerView]
     """Other instances on the store now (``pjai sync connect --name``; empty when no
     client runs here or the server does not relay presence)."""
+    pid: int | None = None
+    """The process running the client (``pjai sync connect`` or a web app), if one runs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +154,12 @@ def connect(
             )
 
             def seen(status: SyncStatus) -> None:
-                _write_status(data_dir, status, ws_url, chosen, client.peers)
+                write_status(data_dir, status, ws_url, chosen, client.peers)
                 if report is not None:
                     report(status)
 
             client.on_peers(
-                lambda peers: _write_status(data_dir, client.status, ws_url, chosen, peers)
+                lambda peers: write_status(data_dir, client.status, ws_url, chosen, peers)
             )
 
             try:
@@ -182,9 +185,11 @@ def _unmake(data_dir: DataDir, before: list[str], stored: bool | None) -> None:
     data_dir.remove_new(before)
 
 
-def _write_status(
+def write_status(
     data_dir: DataDir, status: SyncStatus, url: str, store_id: str, peers: list[Peer]
 ) -> None:
+    """Record the status of this process's sync client in the data directory's status
+    file (read by :func:`sync_status`), replacing it whole."""
     body = {
         **asdict(status),
         "lag": status.lag,
@@ -305,6 +310,7 @@ def sync_status(data_dir: DataDir) -> SyncReport:
         read_only=seen.get("read_only", False),
         updated_at=seen.get("updated_at"),
         peers=[PeerView(**p) for p in seen.get("peers", [])] if running else [],
+        pid=seen["pid"] if running else None,
     )
 
 

@@ -15,7 +15,8 @@
   read model its view runs (in this process), on the explorer's log (about
   ``explorer_memories`` events): no filter, persona, type, time, outcome, text.
 - ``time_travel_100k_s``: the state as of the last event of that log, rebuilt in a
-  scratch store (``time_travel_events`` says how long the log is).
+  scratch store as the devtools rebuild it (``time_travel_events`` says how long the
+  log is).
 """
 
 from __future__ import annotations
@@ -296,14 +297,15 @@ def _audit_filters(manager: HybridDatabaseManager, persona_id: str) -> list[floa
 
 
 def _time_travel(manager: HybridDatabaseManager) -> tuple[int, float]:
-    """The log's length and the seconds to rebuild the state as of its last event."""
+    """The log's length and the seconds to rebuild the state as of its last event, as
+    the devtools do (tables and primary keys, no secondary indexes)."""
     from pjai.store.timetravel import head_position, state_at
 
     store = manager.store
     assert store is not None
     head = head_position(store)
     started = time.perf_counter()
-    state_at(store, head).close()
+    state_at(store, head, indexes=False).close()
     return head, time.perf_counter() - started
 
 

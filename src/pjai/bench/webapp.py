@@ -118,7 +118,8 @@ class WebProcess(Child):
 
 class SyncProcess(Child):
     """`pjai sync connect` for ``data_dir`` through the server at ``url``, announced to
-    the others on the store as ``name`` (without one it takes no part in presence)."""
+    the others on the store as ``name`` (without one it takes no part in presence);
+    ``env`` is added to its environment."""
 
     def __init__(
         self,
@@ -128,11 +129,12 @@ class SyncProcess(Child):
         *,
         store_id: str,
         name: str | None = None,
+        env: dict[str, str] | None = None,
         timeout: float = 60.0,
     ) -> None:
         log = data_dir.parent / f"sync-{data_dir.name}.log"
         args = ["sync", "connect", url, "--token", token, "--store-id", store_id]
         args += ["--name", name] if name else ["--hidden"]
         args += ["--data-dir", str(data_dir)]
-        super().__init__(args, log)
+        super().__init__(args, log, env)
         self.wait_for(r"online", timeout)

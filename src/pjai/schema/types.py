@@ -54,21 +54,25 @@ def new_id() -> str:
     return str(uuid_utils.uuid7())
 
 
-_last_iso: tuple[datetime | None, str] = (None, "")
+_recent_iso: list[tuple[datetime | None, str]] = [(None, ""), (None, "")]
 
 
 def to_iso(value: datetime) -> str:
     """A timezone-aware datetime as PJai's fixed-width UTC ISO-8601 text."""
-    global _last_iso
-    # One commit stamps the same datetime object on many columns and events.
-    last, text = _last_iso
-    if value is last:
-        return text
+    # One commit stamps the same datetime object on many columns and events, between
+    # which a row's own times come: the last two texts are kept.
+    # (Each slot is read once, as a pair, so that threads never mix two pairs.)
+    recent = _recent_iso
+    first, second = recent[0], recent[1]
+    if value is first[0]:
+        return first[1]
+    if value is second[0]:
+        return second[1]
     if value.tzinfo is None:
         raise ValueError(f"timestamp {value!r} has no timezone; PJai stores UTC times")
     utc = value if value.tzinfo is UTC else value.astimezone(UTC)
     text = utc.isoformat(timespec="microseconds")
-    _last_iso = (value, text)
+    recent[1], recent[0] = first, (value, text)
     return text
 
 

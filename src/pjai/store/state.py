@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import apsw
 from sqlalchemy import Table
@@ -95,3 +96,34 @@ class StateWriter:
                 raise MaterializationError(event, f"materializer bug: {exc}") from exc
             if not matched and not isinstance(op, Insert) and op.missing is not None:
                 raise MaterializationError(event, op.missing.reason, field=op.missing.field)
+
+    def load(self, events: Iterable[tuple[str, Sequence[Op]]]) -> None:
+        """Write the ops of events already known to apply, given as ``(name, ops)`` (a
+        replay whose outcomes the log records): existence checks are skipped, and each
+        run of inserts with the same columns goes to SQLite as one ``executemany``.
+
+        Raises if a write is refused after all (an SQLite error, or
+        :class:`MaterializationError` for an update or delete that matched nothing):
+        the caller's transaction is then to be rolled back.
+        """
+        run_sql: str | None = None
+        run: list[list[Any]] = []
+        for name, ops in events:
+            for op in ops:
+                if is_check(op):
+                    continue
+                sql, params = self._render(op)
+                if isinstance(op, Insert) and sql == run_sql:
+                    run.append(params)
+                    continue
+                if run_sql is not None:
+                    self._conn.executemany(run_sql, run)
+                    run_sql, run = None, []
+                if isinstance(op, Insert):
+                    run_sql, run = sql, [params]
+                    continue
+                self._conn.execute(sql, params)
+                if op.missing is not None and self._conn.changes() == 0:
+                    raise MaterializationError(name, op.missing.reason, field=op.missing.field)
+        if run_sql is not None:
+            self._conn.executemany(run_sql, run)

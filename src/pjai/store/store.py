@@ -648,6 +648,39 @@ class Store:
             self._reload()
         return self.rebuild(progress)
 
+    def load(self, entries: Sequence[LogEntry], *, indexes: bool = True) -> int:
+        """Fill the state of this store, whose log is empty, with the state ``entries``
+        (another store's log, in order) make, trusting the outcomes that log records;
+        returns the events applied. The log stays empty: the state is for reading.
+
+        Events recorded as refused are skipped; the others are applied in bulk
+        (:meth:`StateWriter.load`), several times faster than :meth:`rebuild`. Without
+        ``indexes`` only the tables and their primary keys are made (enough to read by
+        key and to compare states). If an event recorded as applied does not apply, the
+        load raises and this store is left empty.
+        """
+        applied = [e.record for e in entries if e.error is None]
+        with self._lock:
+            self._check_open()
+            if self._log.count() or self._log.count("rejected"):
+                raise StoreError("only a store with an empty log takes a load")
+            self._conn.execute("PRAGMA foreign_keys=OFF")
+            try:
+                doing = f"loading the state of {len(entries)} event(s)"
+                with self._write(doing) as deliveries:
+                    self._state.drop_all()
+                    self._state.create(indexes=False)
+                    self._tracker.forget_columns()
+                    materialize = self.schema.materialize
+                    self._state.load((r.name, materialize(r).ops) for r in applied)
+                    if indexes:
+                        self._state.create_indexes()
+                    self._state.check_references()
+            finally:
+                self._conn.execute("PRAGMA foreign_keys=ON")
+        self._deliver(deliveries)
+        return len(applied)
+
     @property
     def live_queries(self) -> int:
         """How many live queries have subscribers (and re-run on commits)."""

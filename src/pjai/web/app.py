@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas
+from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas, SyncLink
 from pjai.hybrid import HybridDatabaseManager
 
 __all__ = ["HEALTH_MAX_AGE_S", "WATCH_INTERVAL_S", "SharedReading", "WebApp"]
@@ -77,6 +77,8 @@ class WebApp:
             bookmarks=Bookmarks(self.manager),
             conversations=Conversations(self.manager),
         )
+        self.sync = SyncLink(data_dir, self.manager)
+        """The app's own sync client, connected and disconnected from the devtools."""
         self.login_required = False
         """Whether pages are behind a login (the app listens off loopback)."""
         self.health = SharedReading(self.manager.health, HEALTH_MAX_AGE_S)

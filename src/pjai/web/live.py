@@ -20,7 +20,7 @@ from nicegui import ui
 
 from pjai.store import LiveQuery, Row, Subscription
 
-__all__ = ["LivePanel", "Render", "Source", "failure_text", "tell_failures"]
+__all__ = ["LivePanel", "Render", "Source", "Update", "failure_text", "tell_failures"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,10 @@ _NOTHING = object()
 
 Render = Callable[[list[Row]], None]
 """Builds the panel's content from the query's rows, inside the panel."""
+
+Update = Callable[[list[Row]], bool]
+"""Brings the content drawn before up to date with new rows in place, if it can (then
+``True``: nothing is rebuilt)."""
 
 
 def failure_text(exc: BaseException) -> str:
@@ -55,6 +59,8 @@ class LivePanel(ui.column):
     rendering fails, it shows the error and a retry button, and the rest of the page
     goes on. ``name`` labels the panel in logs and in its error message. With ``key``,
     a new result is rendered only when ``key(rows)`` differs from the last rendered one.
+    With ``update``, a new result is first offered to the content already drawn (a form
+    keeps what a person is typing that way); it is rebuilt only if ``update`` says no.
     """
 
     def __init__(
@@ -64,6 +70,7 @@ class LivePanel(ui.column):
         render: Render,
         *,
         key: Callable[[list[Row]], object] | None = None,
+        update: Update | None = None,
     ) -> None:
         super().__init__()
         self.classes("w-full")
@@ -71,6 +78,8 @@ class LivePanel(ui.column):
         self._source = source
         self._render = render
         self._key = key
+        self._update = update
+        self._drawn = False
         self._shown: object = _NOTHING
         self._loop = asyncio.get_running_loop()
         self._guard = threading.Lock()
@@ -89,6 +98,7 @@ class LivePanel(ui.column):
 
     def _start(self) -> None:
         self._shown = _NOTHING
+        self._drawn = False
         self.clear()
         with self, ui.row().classes("items-center gap-2 text-grey-7"):
             ui.spinner(size="sm")
@@ -126,10 +136,16 @@ class LivePanel(ui.column):
             if key == self._shown:
                 return
             self._shown = key
-        self.clear()
         try:
+            if self._drawn and self._update is not None:
+                with self:
+                    if self._update(rows):
+                        return
+            self.clear()
+            self._drawn = False
             with self:
                 self._render(rows)
+            self._drawn = True
             self.renders += 1
         except Exception as exc:
             self._failed(exc)

@@ -63,6 +63,7 @@ def serve(
             "passphrase is set: set one with `pjai web passphrase`, or serve on 127.0.0.1"
         )
     web = WebApp(data_dir)
+    app.on_shutdown(web.sync.disconnect)
     app.on_shutdown(web.close)
     if login:
         sessions = auth.Sessions(session_hours * 3600)

@@ -5,8 +5,8 @@ installs it, so CI always runs them. Screenshots go to ``artifacts/screenshots``
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,10 @@ if not CHROMIUM.exists():
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
 from pjai.bench.webapp import WebProcess  # noqa: E402
+from tests.databases import postgres_schema  # noqa: E402
+
+Primary = Callable[[], dict[str, str]]
+"""Makes the environment of a new data directory's SQL primary."""
 
 
 @contextmanager
@@ -33,6 +37,21 @@ def served(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Ite
     the URL it announced."""
     with WebProcess(data_dir, *args, env=env) as web:
         yield web.url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def primary(request: pytest.FixtureRequest) -> Iterator[Primary]:
+    """The SQL primary of the test's data directories: the embedded SQLite default, or
+    PostgreSQL, each directory in a fresh schema (skipped, saying so, without
+    ``PJAI_TEST_POSTGRES_URL``). Pass what it makes as ``environ``/``env``."""
+    with ExitStack() as stack:
+
+        def make() -> dict[str, str]:
+            if request.param == "sqlite":
+                return {}
+            return {"PJAI_SQL_SHARDS": stack.enter_context(postgres_schema())}
+
+        yield make
 
 
 @pytest.fixture(scope="package")

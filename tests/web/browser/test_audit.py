@@ -1,5 +1,6 @@
-"""The audit trail in a real browser, on the demo data: filter by event type, search the
-payloads, open an event's payload, and see another process's commit arrive."""
+"""The audit trail in a real browser, on the demo data, over SQLite and PostgreSQL
+primaries: filter by event type, search the payloads, open an event's payload, see
+another process's commit arrive, and a conflict with the event that won."""
 
 from __future__ import annotations
 
@@ -12,18 +13,21 @@ from pjai.demo import seed
 from pjai.schema import PersonaCreated
 from pjai.schema.tables import personas
 from tests.helpers import history
-from tests.web.browser.conftest import screenshot, served
+from tests.web.browser.conftest import Primary, screenshot, served
 
 
-def test_filter_search_and_open_an_events_payload(page: Page, tmp_path: Path) -> None:
-    data = DataDir(tmp_path / "data")
+def test_filter_search_and_open_an_events_payload(
+    page: Page, tmp_path: Path, primary: Primary
+) -> None:
+    env = primary()
+    data = DataDir(tmp_path / "data", environ=env)
     with data.open() as manager:
         seed(manager)
         assert manager.store is not None
         logged = sum(1 for _ in manager.store.events())
     set_flag(data, "use_livestore", False, source="test")
     set_flag(data, "use_livestore", True, source="test")
-    with served(data.path) as url:
+    with served(data.path, env=env) as url:
         page.goto(f"{url}/audit")
         table = page.get_by_test_id("audit-table")
         total = page.get_by_test_id("audit-total")
@@ -59,8 +63,9 @@ def test_filter_search_and_open_an_events_payload(page: Page, tmp_path: Path) ->
         screenshot(page, "audit")
 
 
-def test_a_conflict_shows_the_event_that_won(page: Page, tmp_path: Path) -> None:
-    data = DataDir(tmp_path / "data")
+def test_a_conflict_shows_the_event_that_won(page: Page, tmp_path: Path, primary: Primary) -> None:
+    env = primary()
+    data = DataDir(tmp_path / "data", environ=env)
     data.flags().set("sync", True)
     with data.open() as manager:
         seed(manager)  # pending: no sync server has confirmed it
@@ -69,7 +74,7 @@ def test_a_conflict_shows_the_event_that_won(page: Page, tmp_path: Path) -> None
         # Elsewhere a persona with Ada's id came first: the local one is rejected.
         upstream = history([PersonaCreated(persona_id=ada, name="Ada")], client_id="laptop")
         (lost,) = manager.store.rebase(upstream).rejected
-    with served(data.path) as url:
+    with served(data.path, env=env) as url:
         page.goto(f"{url}/audit")
         conflicts = page.get_by_test_id("audit-conflicts")
         expect(conflicts.get_by_test_id("audit-winner")).to_have_text(

@@ -1,4 +1,5 @@
-"""Devtools in a real browser: time travel to an early event and the diff to now."""
+"""Devtools in a real browser, over SQLite and PostgreSQL primaries: time travel to an
+early event and the diff to now, the SQL console."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from playwright.sync_api import Page, expect
 
 from pjai.app import DataDir, Memories, Personas
 from pjai.demo import seed
-from tests.web.browser.conftest import screenshot, served
+from tests.web.browser.conftest import Primary, screenshot, served
 
 
 def test_time_travel_to_an_early_event_shows_that_state_and_the_diff_to_now(
-    page: Page, tmp_path: Path
+    page: Page, tmp_path: Path, primary: Primary
 ) -> None:
-    data = DataDir(tmp_path / "data")
+    env = primary()
+    data = DataDir(tmp_path / "data", environ=env)
     with data.open() as manager:
         seed(manager)
         early = manager.head()
@@ -22,7 +24,7 @@ def test_time_travel_to_an_early_event_shows_that_state_and_the_diff_to_now(
         ada = Personas(manager).create("Ada", activate=True)
         Memories(manager).add(ada.id, "Ada wrote the first program")
         head = manager.head()
-    with served(data.path) as url:
+    with served(data.path, env=env) as url:
         page.goto(f"{url}/devtools")
         counts = page.get_by_test_id("timetravel-counts")
         expect(page.get_by_test_id("timetravel-event")).to_contain_text(f"event {head}:")
@@ -37,3 +39,15 @@ def test_time_travel_to_an_early_event_shows_that_state_and_the_diff_to_now(
         expect(diff).to_contain_text("memories: 1 added")
         expect(diff).to_contain_text("Ada wrote the first program")
         screenshot(page, "devtools")
+
+        page.get_by_role("tab", name="SQL console").click()
+        console = page.get_by_test_id("sql-console")
+        console.fill("SELECT content FROM memories WHERE content LIKE 'Ada wrote%'")
+        page.get_by_test_id("sql-run").click()
+        result = page.get_by_test_id("sql-result")
+        expect(result).to_contain_text("1 row in")
+        expect(result.get_by_role("cell", name="Ada wrote the first program")).to_be_visible()
+
+        page.get_by_role("tab", name="Sync and flags").click()
+        expect(page.get_by_test_id("sync-connection")).to_contain_text("standalone")
+        expect(page.get_by_test_id("flag-use_livestore")).to_be_visible()

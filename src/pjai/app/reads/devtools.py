@@ -171,7 +171,7 @@ class PastStates:
         if self._kept is not None and self._kept[0] == key:
             return self._kept[1]
         self._drop()
-        past = state_at(store, position)
+        past = state_at(store, position, indexes=False)  # read by key only
         self.replays += 1
         self._kept = (key, past)
         return past

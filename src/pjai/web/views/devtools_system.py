@@ -1,5 +1,6 @@
 """The devtools tabs about the store itself: its live queries, the newest events with
-their sync status, the sync positions and the feature flags.
+their sync status, the sync positions with connect and disconnect, and the feature
+flags.
 
 The event log is a live query. The live queries' figures and the positions are not
 table data (they change as queries run and the sync client moves): a
@@ -9,13 +10,14 @@ table data (they change as queries run and the sync client moves): a
 from __future__ import annotations
 
 import asyncio
+import os
 from functools import partial
 from typing import Any
 
 from nicegui import ui
 from nicegui.events import ValueChangeEventArguments
 
-from pjai.app import flag_states, set_flag
+from pjai.app import flag_states, set_flag, sync_status
 from pjai.app.reads import devtools as reads
 from pjai.hybrid.flags import FlagState
 from pjai.store import Row
@@ -99,6 +101,8 @@ def sync_and_flags(web: WebApp) -> None:
             PolledPanel(
                 "sync positions", partial(reads.sync_positions, web.data_dir, web.manager), _sync
             )
+            ui.separator()
+            _Connection(web)
         with ui.card().classes("grow"):
             ui.label("Flags").classes("text-subtitle2")
             PolledPanel("flags", lambda: flag_states(web.data_dir).states, partial(_flags, web))
@@ -126,6 +130,69 @@ def _sync(found: reads.SyncPositions) -> None:
         with ui.row().classes("w-full justify-between"):
             ui.label(name).classes("text-grey-8")
             ui.label(value).classes("font-mono")
+
+
+class _Connection:
+    """Connect the app's own sync client to a server, or disconnect it."""
+
+    def __init__(self, web: WebApp) -> None:
+        self.web = web
+        self.box = ui.column().classes("w-full gap-2").props('data-testid="sync-connection"')
+        self.box.mark("sync-connection")
+        self._draw()
+
+    def _draw(self) -> None:
+        self.box.clear()
+        link = self.web.sync
+        with self.box:
+            if link.client is not None:
+                ui.label(f"This app syncs through {link.url}.").props(
+                    'data-testid="sync-connected"'
+                ).mark("sync-connected")
+                ui.button("Disconnect", icon="link_off", on_click=self._disconnect).props(
+                    'outline data-testid="sync-disconnect"'
+                ).mark("sync-disconnect")
+                return
+            if not self.web.manager.syncing:
+                ui.label(
+                    "This data directory is standalone: `pjai sync connect URL` on a new "
+                    "directory makes a synced one."
+                ).classes("text-caption text-grey-7")
+                return
+            running = sync_status(self.web.data_dir).pid
+            if running is not None and running != os.getpid():
+                ui.label(
+                    f"Process {running} (`pjai sync connect`) syncs this data directory; "
+                    "stop it there to connect from here."
+                ).classes("text-caption text-grey-7").props('data-testid="sync-elsewhere"')
+                return
+            self.url = ui.input("Sync server", placeholder="http://host:8765").classes("w-full")
+            self.url.mark("sync-url")
+            self.token = ui.input("Token", password=True, password_toggle_button=True)
+            self.token.classes("w-full").mark("sync-token")
+            self.name = ui.input("Name others see (optional)").classes("w-full")
+            self.name.mark("sync-name")
+            ui.button("Connect", icon="link", on_click=self._connect).props(
+                'data-testid="sync-connect"'
+            ).mark("sync-connect")
+
+    async def _connect(self) -> None:
+        try:
+            status = await self.web.sync.connect(
+                self.url.value.strip(),
+                token=self.token.value.strip(),
+                name=self.name.value.strip() or None,
+            )
+        except Exception as exc:
+            ui.notify(failure_text(exc), type="negative", multi_line=True)
+            return
+        ui.notify(f"sync client {status.state}", type="positive")
+        self._draw()
+
+    async def _disconnect(self) -> None:
+        await self.web.sync.disconnect()
+        ui.notify("sync client stopped")
+        self._draw()
 
 
 def _flags(web: WebApp, states: list[FlagState]) -> None:

@@ -20,7 +20,16 @@ from msgspec import inspect
 from pjai.app.personas import SETTINGS
 from pjai.schema.models import Persona
 
-__all__ = ["Kind", "SettingField", "form_value", "label", "setting_edits", "setting_fields"]
+__all__ = [
+    "Kind",
+    "Merged",
+    "SettingField",
+    "form_value",
+    "label",
+    "merge",
+    "setting_edits",
+    "setting_fields",
+]
 
 Kind = Literal["bool", "choice", "float", "int", "optional int", "percent", "text", "traits"]
 """The input a setting needs: a percent (0-100) is a slider, ``traits`` a list of chips."""
@@ -135,3 +144,34 @@ def setting_edits(fields: list[SettingField], values: Mapping[str, Any]) -> list
         if value != field.value:
             edits.append(f"{field.path}={json.dumps(value)}")
     return edits
+
+
+@dataclass(frozen=True, slots=True)
+class Merged:
+    """A field saved elsewhere with a new value while a form was open on it."""
+
+    path: str
+    theirs: Any
+    """The value saved elsewhere."""
+    kept_mine: bool
+    """Whether the form had changed the field too and keeps what was typed."""
+
+
+def merge(
+    base: Mapping[str, Any], mine: Mapping[str, Any], theirs: Mapping[str, Any]
+) -> list[Merged]:
+    """Field by field (by path), what an open form does with a version saved elsewhere:
+    ``base`` is what the form was built from, ``mine`` what it holds now, ``theirs`` the
+    saved version. A field changed there and not here takes their value; one changed on
+    both sides keeps what was typed (unless it is the same); the others stay."""
+    merged = []
+    for path, before in base.items():
+        new = theirs.get(path, before)
+        if new == before:
+            continue
+        typed = mine.get(path, before)
+        if typed == before:
+            merged.append(Merged(path, new, kept_mine=False))
+        elif typed != new:
+            merged.append(Merged(path, new, kept_mine=True))
+    return merged

@@ -1,9 +1,12 @@
 """The edit form of one persona: name, description, style and its settings.
 
-The form is built from one version of the persona and is not touched until a save (or
-a change made elsewhere) produces a new version; the panel holding it decides when
-that is. A save sends only what changed; if the change is refused, the error shows
-above the form, what was typed stays, and the persona is as it was.
+The form is built from one version of the persona. When another version is saved (in
+another tab, on another instance, from the CLI) the form takes it field by field
+(:meth:`PersonaForm.merge`): fields the person has not touched take the new value and
+are highlighted; fields they changed too keep what they typed, with the saved value
+shown beside the form. A save sends only what differs from the latest version; if it is
+refused, the error shows above the form, what was typed stays, and the persona is as it
+was.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ from nicegui.elements.mixins.value_element import ValueElement
 from pjai.errors import EventError, PjaiError
 from pjai.schema.models import Persona
 from pjai.web.app import WebApp
-from pjai.web.views.persona_fields import SettingField, label, setting_edits, setting_fields
+from pjai.web.views.persona_fields import (
+    Merged,
+    SettingField,
+    form_value,
+    label,
+    merge,
+    setting_edits,
+    setting_fields,
+)
 
 __all__ = ["PROFILE", "PersonaForm"]
 
@@ -57,6 +68,9 @@ class PersonaForm:
             .mark("persona-form")
         ):
             self._actions()
+            self.merged = ui.column().classes("w-full gap-1 bg-amber-1 q-pa-sm rounded")
+            self.merged.props('data-testid="persona-form-merged"').mark("persona-form-merged")
+            self.merged.visible = False
             self.error = ui.label().classes("w-full text-negative bg-red-1 q-pa-sm rounded")
             self.error.props('data-testid="persona-form-error"').mark("persona-form-error")
             self.error.visible = False
@@ -67,6 +81,27 @@ class PersonaForm:
     def values(self) -> dict[str, Any]:
         """What the inputs hold, by setting path (and ``name``, ``description``, ``style``)."""
         return {path: element.value for path, element in self.inputs.items()}
+
+    def merge(self, newer: Persona) -> bool:
+        """Take ``newer``, a version of this persona saved elsewhere, without losing what
+        is typed (see the module); ``False`` if the form cannot show it (another persona,
+        or deleted) and is to be rebuilt."""
+        if newer.id != self.persona.id or newer.deleted_at is not None:
+            return False
+        fields = setting_fields(newer)
+        theirs = {f.path: f.value for f in fields} | _profile_of(newer)
+        merged = merge(self._base(), self._typed(), theirs)
+        for change in merged:
+            element = self.inputs[change.path]
+            if not change.kept_mine:
+                element.value = change.theirs
+            element.classes("bg-amber-1")
+            element.props(f'data-merged="{"kept-mine" if change.kept_mine else "theirs"}"')
+        self.persona, self.fields = newer, fields
+        self.title.text = newer.name
+        if merged:
+            self._show_merged(merged)
+        return True
 
     def save(self) -> None:
         """Commit what changed, or show why it cannot be."""
@@ -90,6 +125,7 @@ class PersonaForm:
             self._mark_field(exc)
             return
         self._show_error(None)
+        self._clear_merged()
         ui.notify(f"Saved {saved.name}", type="positive")
 
     def discard(self) -> None:
@@ -99,6 +135,36 @@ class PersonaForm:
         for name, value in self._profile_values().items():
             self.inputs[name].value = value
         self._show_error(None)
+        self._clear_merged()
+
+    def _base(self) -> dict[str, Any]:
+        return {f.path: f.value for f in self.fields} | self._profile_values()
+
+    def _typed(self) -> dict[str, Any]:
+        values = self.values()
+        typed = {f.path: form_value(f, values[f.path]) for f in self.fields}
+        return typed | {name: values[name] or "" for name in PROFILE}
+
+    def _show_merged(self, merged: list[Merged]) -> None:
+        with self.merged:
+            for change in merged:
+                name = _field_label(self.fields, change.path)
+                if change.kept_mine:
+                    text = (
+                        f"{name} was saved elsewhere as “{_shown(change.theirs)}”; "
+                        "yours is kept, and Save replaces it."
+                    )
+                else:
+                    text = f"{name} was saved elsewhere: now “{_shown(change.theirs)}”."
+                ui.label(text).classes("text-body2")
+        self.merged.visible = True
+
+    def _clear_merged(self) -> None:
+        self.merged.clear()
+        self.merged.visible = False
+        for element in self.inputs.values():
+            if "data-merged" in element.props:
+                element.classes(remove="bg-amber-1").props(remove="data-merged")
 
     def _show_error(self, message: str | None) -> None:
         self.error.text = message or ""
@@ -115,8 +181,7 @@ class PersonaForm:
                 element.error = exc.reason
 
     def _profile_values(self) -> dict[str, str]:
-        p = self.persona
-        return {"name": p.name, "description": p.description, "style": p.communication_style}
+        return _profile_of(self.persona)
 
     def _profile_changes(self, values: dict[str, Any]) -> dict[str, str]:
         return {
@@ -127,7 +192,7 @@ class PersonaForm:
 
     def _actions(self) -> None:
         with ui.row().classes("w-full items-center no-wrap"):
-            ui.label(self.persona.name).classes("text-h6 ellipsis min-w-0")
+            self.title = ui.label(self.persona.name).classes("text-h6 ellipsis min-w-0")
             ui.space()
             ui.button("Discard changes", on_click=self.discard).props("flat").classes("shrink-0")
             ui.button("Save", icon="save", on_click=self.save).props(
@@ -174,6 +239,29 @@ class PersonaForm:
     def _keep(self, path: str, element: ValueElement[Any]) -> None:
         element.props(f'data-setting="{path}"').mark(path)
         self.inputs[path] = element
+
+
+def _profile_of(persona: Persona) -> dict[str, str]:
+    return {
+        "name": persona.name,
+        "description": persona.description,
+        "style": persona.communication_style,
+    }
+
+
+def _field_label(fields: list[SettingField], path: str) -> str:
+    found = next((f for f in fields if f.path == path), None)
+    if found is None:
+        return {"style": "Communication style"}.get(path, path.capitalize())
+    return f"{label(found.group)}: {found.label}"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "empty" if value in (None, "") else str(value)
 
 
 def _card(title: str, icon: str) -> ui.card:

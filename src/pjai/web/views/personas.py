@@ -3,8 +3,9 @@ the selected one, and creating, activating, deleting and restoring personas.
 
 The list and the form are live panels: a persona created or changed anywhere (this
 page, another tab, the CLI, a sync client) shows at once. The form panel is keyed on
-what the form shows, so that activations and memory changes elsewhere never wipe what
-a person is typing.
+what the form shows, so that activations and memory changes elsewhere never touch it,
+and a version saved elsewhere is merged into the open form field by field, so that
+nothing a person is typing is lost.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class PersonasPage:
     def __init__(self, web: WebApp) -> None:
         self.web = web
         self.selected: str | None = None
+        self.form: PersonaForm | None = None
         self.rows: dict[str, ui.card] = {}
         source = partial(reads.roster, web.manager)
         with ui.row().classes("w-full items-center"):
@@ -139,9 +141,11 @@ class PersonasPage:
                 partial(reads.detail, self.web.manager, persona_id),
                 self._render_detail,
                 key=reads.detail_key,
+                update=self._update_detail,
             )
 
     def _render_detail(self, rows: list[Row]) -> None:
+        self.form = None
         persona = reads.detail_persona(rows)
         if persona is None:
             _hint("This persona does not exist (any more).")
@@ -151,7 +155,13 @@ class PersonasPage:
                 "and Restore brings it back with its memories."
             )
         else:
-            PersonaForm(self.web, persona)
+            self.form = PersonaForm(self.web, persona)
+
+    def _update_detail(self, rows: list[Row]) -> bool:
+        # A version saved elsewhere goes into the open form, keeping what is typed.
+        persona = reads.detail_persona(rows)
+        form = self.form
+        return form is not None and persona is not None and form.merge(persona)
 
     # -- commands -------------------------------------------------------------------
 
