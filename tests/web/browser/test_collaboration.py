@@ -8,7 +8,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, expect
 
-from pjai.app import DataDir, Personas
+from pjai.app import DataDir, Memories, Personas
 from pjai.bench.syncserver import servers
 from pjai.bench.webapp import SyncProcess, WebProcess
 from pjai.sync.server import ServerDatabase
@@ -79,3 +79,45 @@ def test_two_people_see_each_other_and_each_others_edits(
             screenshot(grace, "collaboration")
             ada.context.close()
             grace.context.close()
+
+
+def test_a_conflict_reaches_the_person_whose_change_lost(
+    browser: Browser, tmp_path: Path, primary: Primary
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'sync-server.db'}"
+    with ServerDatabase.open(db_url) as database:
+        token = database.tokens.create("shared", "write", "test")[0]
+    env_here, env_there = primary(), primary()
+    here = DataDir(tmp_path / "here", environ=env_here)
+    there = DataDir(tmp_path / "there", environ=env_there)
+    with servers(db_url, tmp_path, 1) as (server,):
+
+        def syncing(data: DataDir, env: dict[str, str]) -> SyncProcess:
+            return SyncProcess(data.path, server.url, token, store_id="shared", env=env)
+
+        with syncing(here, env_here):
+            with here.open() as manager:
+                ada = Personas(manager).create("Ada", activate=True)
+            with syncing(there, env_there), WebProcess(there.path, env=env_there) as web:
+                grace = browser.new_context().new_page()
+                grace.goto(web.url + "/personas")
+                expect(grace.get_by_test_id("persona-row")).to_contain_text("Ada")
+                grace.context.close()
+            # Grace is offline now: she adds a memory to Ada while Ada is deleted here.
+            with there.open() as manager:
+                Memories(manager).add(ada.id, "Grace's note on Ada")
+            with here.open() as manager:
+                Personas(manager).delete(ada.id)
+            with WebProcess(there.path, env=env_there) as web:
+                grace = browser.new_context().new_page()
+                grace.goto(web.url + "/")
+                expect(grace.get_by_test_id("persona-switch")).to_be_visible()
+                with syncing(there, env_there):  # back online: the shared order decides
+                    notice = grace.get_by_text("Your change v1.MemoryAdded was rejected")
+                    expect(notice).to_be_visible(timeout=30_000)
+                    expect(notice).to_contain_text("v1.PersonaDeleted from client")
+                    expect(grace.locator(".q-notification[class*='-enter-active']")).to_have_count(
+                        0
+                    )
+                    screenshot(grace, "conflict-notice")
+                grace.context.close()
