@@ -24,6 +24,7 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      │    └── SqlUnavailableError     it cannot be reached (down, locked, pool exhausted)
      ├── ConfigError                a setting (URL, flag, shard list) is invalid
      │    └── EmbeddingsUnavailable   semantic search needs the embeddings extra
+     ├── PrivacyError               a persona's privacy settings refuse what was asked
      ├── ProtocolError              a sync frame is not valid protocol (its ``code`` says how)
      ├── ConnectionClosed           a sync connection was closed or broke
      ├── DuplicateEventError        a pushed event's id is already in the server's log
@@ -55,6 +56,7 @@ __all__ = [
     "MaterializationError",
     "NotFoundError",
     "PjaiError",
+    "PrivacyError",
     "QueryError",
     "RebaseError",
     "SqlError",
@@ -145,6 +147,12 @@ class SqlUnavailableError(SqlError):
 
 class ConfigError(PjaiError):
     """A setting is invalid: a database URL, a flag name or value, a shard list."""
+
+
+class PrivacyError(PjaiError):
+    """A persona's privacy settings refuse what was asked (an export while
+    ``privacy.export_allowed`` is off, memories from conversations while
+    ``privacy.data_collection`` is off); the message names the persona and the setting."""
 
 
 class UnknownEventWarning(UserWarning):

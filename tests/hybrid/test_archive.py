@@ -14,7 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from pjai.cli import archive as archive_cli
-from pjai.errors import ArchiveCorruptError, ArchiveError, ConfigError
+from pjai.errors import ArchiveCorruptError, ArchiveError, ConfigError, PrivacyError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.archive import (
     EVENTS_FILE,
@@ -39,6 +39,7 @@ from pjai.schema import (
     Personality,
     PersonaUpdated,
 )
+from pjai.schema.personas import PrivacySettings
 from pjai.store import Store
 from tests.databases import database
 from tests.helpers import memory, persona
@@ -373,3 +374,16 @@ def test_cli_exports_and_imports(tmp_path: Path) -> None:
     refused = runner.invoke(app, ["import", str(file), "--data-dir", str(target)])
     assert refused.exit_code == 1
     assert "already holds PJai data" in refused.stderr
+
+
+def test_export_is_refused_while_a_persona_does_not_allow_it(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    manager.commit(persona("p1", "Ada"), persona("p2", "Grace"))
+    manager.commit(PersonaUpdated(persona_id="p2", privacy=PrivacySettings(export_allowed=False)))
+    folder = tmp_path / "archives"
+    with pytest.raises(PrivacyError, match=r"Grace \(p2\) does not allow exports"):
+        export_archive(manager, folder / "backup.zip")
+    assert list(folder.iterdir()) == []  # nothing written, no temporary file left
+    manager.commit(PersonaUpdated(persona_id="p2", privacy=PrivacySettings()))
+    assert export_archive(manager, folder / "backup.zip").events == 4

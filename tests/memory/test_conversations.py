@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pjai.errors import QueryError
+from pjai.errors import PrivacyError, QueryError
 from pjai.memory.conversations import Ingested, ingest_conversation, memory_id_of
 from pjai.memory.search import SearchFilter, search
-from pjai.schema import ConversationMessageAdded, ConversationStarted
+from pjai.schema import ConversationMessageAdded, ConversationStarted, PersonaUpdated
+from pjai.schema.personas import PrivacySettings
 from pjai.store import Store
 from tests.helpers import persona
 
@@ -107,3 +108,13 @@ def test_a_conversation_without_messages_adds_nothing(store: Store) -> None:
 def test_unknown_conversation(store: Store) -> None:
     with pytest.raises(QueryError, match="no conversation 'ghost'"):
         ingest_conversation(store, "ghost")
+
+
+def test_with_data_collection_off_no_memory_is_made_of_a_conversation(talk: Store) -> None:
+    off = PrivacySettings(data_collection=False)
+    talk.commit(PersonaUpdated(persona_id="p1", privacy=off))
+    with pytest.raises(PrivacyError, match=r"P1 \(p1\) has data collection off"):
+        ingest_conversation(talk, "c1")
+    assert memories(talk) == []
+    talk.commit(PersonaUpdated(persona_id="p1", privacy=PrivacySettings()))
+    assert ingest_conversation(talk, "c1").added == 3

@@ -17,14 +17,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from pjai.errors import EventValidationError, NotFoundError
+from pjai.errors import EventValidationError, NotFoundError, PrivacyError
 from pjai.memory.backend import Backend
 from pjai.memory.lookup import require_persona
 from pjai.memory.optimizer import MemoryMove
 from pjai.schema import ConversationMessageAdded, MemoryAdded, new_id
 from pjai.schema.conversations import MESSAGE_ROLES
 from pjai.schema.fields import Tier
-from pjai.schema.tables import conversation_messages, conversations, memories
+from pjai.schema.tables import conversation_messages, conversations, memories, personas
 
 __all__ = [
     "Ingested",
@@ -91,9 +91,14 @@ def ingest_conversation(
     importance: float = 0.5,
     tier: Tier = "warm",
 ) -> Ingested:
-    """Turn every message of a conversation into a memory (once)."""
+    """Turn every message of a conversation into a memory (once).
+
+    :class:`~pjai.errors.PrivacyError` if the persona's ``privacy.data_collection`` is
+    off: the conversation stays, no memory is made of it.
+    """
     found = conversation(backend, conversation_id)
     persona_id, title = found.persona_id, found.title
+    _check_collection_allowed(backend, persona_id)
     said = conversation_messages.c
     messages = backend.query(
         select(said.id, said.role, said.content, said.sent_at)
@@ -131,6 +136,21 @@ def ingest_conversation(
     if events:
         backend.commit(*events)
     return Ingested(conversation_id, len(events), len(messages) - len(events))
+
+
+def _check_collection_allowed(backend: Backend, persona_id: str) -> None:
+    rows = backend.query(
+        select(personas.c.name, personas.c.privacy_data_collection).where(
+            personas.c.id == persona_id
+        )
+    )
+    if rows and not rows[0].privacy_data_collection:
+        raise PrivacyError(
+            f"{rows[0].name} ({persona_id}) has data collection off "
+            "(privacy.data_collection): the conversation is kept and no memory is made "
+            "of it; turn it on with `pjai persona update PERSONA --set "
+            "privacy.data_collection=true`"
+        )
 
 
 def conversation(backend: Backend, conversation_id: str) -> Any:

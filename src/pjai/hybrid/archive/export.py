@@ -13,7 +13,7 @@ from typing import IO
 import msgspec
 
 import pjai
-from pjai.errors import ConfigError
+from pjai.errors import ConfigError, PrivacyError
 from pjai.hybrid.archive.format import (
     CHUNK,
     EVENTS_FILE,
@@ -44,6 +44,8 @@ def export_archive(
 
     Commits wait while the archive is written, so it holds one consistent state. The
     file appears only once complete; an existing file is replaced only with ``overwrite``.
+    An archive holds every persona: :class:`~pjai.errors.PrivacyError` if one of them
+    does not allow exports (``privacy.export_allowed`` off), and nothing is written.
     """
     store = manager.store
     if store is None:
@@ -61,6 +63,7 @@ def export_archive(
         temporary = Path(name)
         with os.fdopen(fd, "wb") as file:
             with store.exclusive():
+                _check_exports_allowed(store)
                 manifest = _write(file, store, progress)
             file.flush()
             os.fsync(file.fileno())
@@ -71,6 +74,20 @@ def export_archive(
         if temporary is not None:
             temporary.unlink(missing_ok=True)
     return manifest
+
+
+def _check_exports_allowed(store: Store) -> None:
+    refusing = store.query(
+        "SELECT id, name FROM personas WHERE NOT privacy_export_allowed ORDER BY name, id"
+    )
+    if refusing:
+        named = ", ".join(f"{r.name} ({r.id})" for r in refusing)
+        verb = "does" if len(refusing) == 1 else "do"
+        raise PrivacyError(
+            f"an archive holds every persona, and {named} {verb} not allow exports "
+            "(privacy.export_allowed is off); nothing was written. Turn it on with "
+            "`pjai persona update PERSONA --set privacy.export_allowed=true` to export"
+        )
 
 
 def _write(file: IO[bytes], store: Store, progress: Progress | None) -> ArchiveManifest:
