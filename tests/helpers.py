@@ -42,6 +42,7 @@ def history(
             client_id=client_id,
             session_id=client_id,
             at=at,
+            codec=schema.codec,
         )
     return records
 

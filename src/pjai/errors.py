@@ -8,6 +8,7 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      ├── EventError                 an event could not be committed or applied
      │    ├── UnknownEventError       its name is not in this version's schema
      │    ├── EventValidationError    its payload does not validate
+     │    ├── KeyErasedError          a sealed field's data key was erased (or is not here)
      │    └── MaterializationError    its materializer or a state constraint refused it
      ├── StoreError                 the reactive store cannot do what was asked
      │    ├── StoreModeError          a store file was opened synced but made standalone,
@@ -25,6 +26,8 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      ├── ConfigError                a setting (URL, flag, shard list) is invalid
      │    └── EmbeddingsUnavailable   semantic search needs the embeddings extra
      ├── PrivacyError               a persona's privacy settings refuse what was asked
+     ├── KeyRingError               the key ring cannot do it: locked, wrong passphrase,
+     │                              an erased persona, an altered key
      ├── ProtocolError              a sync frame is not valid protocol (its ``code`` says how)
      ├── ConnectionClosed           a sync connection was closed or broke
      ├── DuplicateEventError        a pushed event's id is already in the server's log
@@ -53,6 +56,8 @@ __all__ = [
     "ConfigError",
     "EventError",
     "EventValidationError",
+    "KeyErasedError",
+    "KeyRingError",
     "MaterializationError",
     "NotFoundError",
     "PjaiError",
@@ -95,6 +100,11 @@ class UnknownEventError(EventError):
 
 class EventValidationError(EventError):
     """The event payload does not validate against its declared type."""
+
+
+class KeyErasedError(EventError):
+    """A sealed field of the event cannot be opened: its data key was erased with its
+    persona, or is not on this device."""
 
 
 class MaterializationError(EventError):
@@ -153,6 +163,11 @@ class PrivacyError(PjaiError):
     """A persona's privacy settings refuse what was asked (an export while
     ``privacy.export_allowed`` is off, memories from conversations while
     ``privacy.data_collection`` is off); the message names the persona and the setting."""
+
+
+class KeyRingError(PjaiError):
+    """The key ring cannot do what was asked: it is locked or the passphrase, key file
+    or recovery code does not open it, the persona was erased, or a key was altered."""
 
 
 class UnknownEventWarning(UserWarning):

@@ -12,6 +12,7 @@ from pjai.errors import ConfigError, StoreModeError
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
 from pjai.memory import MemorySystem
 from pjai.memory.embeddings import VECTORS_FILE
+from pjai.security import KEYS_FILE
 from pjai.sql.engine import PRIMARY_FILE
 from pjai.sync.server import SERVER_FILE
 
@@ -28,6 +29,7 @@ def test_every_file_is_listed_under_the_name_its_owner_defines(tmp_path: Path) -
         SYNC_STATUS_FILE,
         SERVER_FILE,
         PASSPHRASE_FILE,
+        KEYS_FILE,
     ]
     paths = [
         data.store_path,
@@ -38,6 +40,7 @@ def test_every_file_is_listed_under_the_name_its_owner_defines(tmp_path: Path) -
         data.sync_status_path,
         data.sync_server_path,
         data.passphrase_path,
+        data.keys_path,
     ]
     assert [p.name for p in paths] == names
     assert all(p.parent == tmp_path for p in paths)

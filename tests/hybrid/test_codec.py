@@ -7,9 +7,12 @@ import base64
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from pjai.hybrid import HybridDatabaseManager
-from pjai.schema import SCHEMA, MemoryUpdated
+from pjai.schema import ROOT, SCHEMA, MemoryUpdated
+from pjai.schema.records import stamp
+from pjai.schema.types import utc_now
 from tests.helpers import memory, persona
 
 
@@ -21,21 +24,35 @@ class Wrapping:
     def __init__(self) -> None:
         self.unsealed = 0
 
-    def seal(self, event_name: str, args: bytes) -> bytes:
-        return msgspec.json.encode({"sealed": base64.b64encode(args).decode()})
+    def seal(self, event_id: str, event_name: str, args: bytes) -> bytes:
+        return msgspec.json.encode({"id": event_id, "sealed": base64.b64encode(args).decode()})
 
-    def unseal(self, event_name: str, stored: bytes) -> bytes:
+    def unseal(self, event_id: str, event_name: str, stored: bytes) -> bytes:
         self.unsealed += 1
-        return base64.b64decode(msgspec.json.decode(stored)["sealed"])
+        sealed = msgspec.json.decode(stored)
+        assert sealed["id"] == event_id  # sealed for this event, and no other
+        return base64.b64decode(sealed["sealed"])
 
 
-def test_a_schema_encodes_and_decodes_through_its_codec() -> None:
+def test_a_record_is_sealed_with_its_id_and_decodes_through_the_codec() -> None:
     schema = SCHEMA.with_codec(Wrapping())
     name, payload, args = schema.encode(persona("p1", "Ada"))
-    assert b"Ada" not in args
-    assert schema.decode(name, args) == payload
+    assert args == msgspec.json.encode(payload)  # sealing waits for the record's id
+    (record,) = stamp(
+        [(name, args)],
+        after=ROOT,
+        generation=0,
+        client_id="c",
+        session_id="c",
+        at=utc_now(),
+        codec=schema.codec,
+    )
+    assert b"Ada" not in bytes(record.args)
+    assert schema.decode(name, bytes(record.args), event_id=record.id) == payload
+    assert schema.materialize(record).payload == payload
+    with pytest.raises(TypeError, match="needs the event's id"):
+        schema.decode(name, bytes(record.args))
     assert SCHEMA.codec.name == "plain"  # the shared schema is left as it was
-    assert SCHEMA.encode(persona("p1", "Ada"))[2] == msgspec.json.encode(payload)
 
 
 def test_logs_and_journal_keep_sealed_arguments(data_dir: Path, sql_url: str) -> None:

@@ -18,6 +18,15 @@ from pjai.app.flags import FlagChange, FlagReport, flag_states, set_flag
 from pjai.app.login import Passphrase
 from pjai.app.memories import AutoLinked, Memories, MemoryChange, MemoryStats, MemoryView
 from pjai.app.personas import SETTINGS, PersonaReport, Personas, merge_settings, privacy_changes
+from pjai.app.privacy import ErasureProof, erase_persona
+from pjai.app.security import (
+    SecurityReport,
+    change_passphrase,
+    init_security,
+    new_recovery_code,
+    rotate_key,
+    security_status,
+)
 from pjai.app.sync import (
     PeerView,
     RejectedEvent,
@@ -55,6 +64,7 @@ __all__ = [
     "Conversations",
     "DataDir",
     "DataFile",
+    "ErasureProof",
     "FlagChange",
     "FlagReport",
     "Memories",
@@ -69,19 +79,26 @@ __all__ = [
     "Personas",
     "RejectedEvent",
     "Repair",
+    "SecurityReport",
     "SyncLink",
     "SyncOutcome",
     "SyncReport",
     "backup",
+    "change_passphrase",
     "checkup",
     "config_changes",
     "connect",
+    "erase_persona",
     "flag_states",
+    "init_security",
     "merge_settings",
     "migrations",
+    "new_recovery_code",
     "privacy_changes",
     "rebalance_shards",
     "repair",
+    "rotate_key",
+    "security_status",
     "set_flag",
     "sync_conflicts",
     "sync_status",

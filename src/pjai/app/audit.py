@@ -48,7 +48,7 @@ def config_changes(
     for record in records:
         if record.name != ConfigChanged.NAME:
             continue
-        change = manager.schema.decode(record.name, bytes(record.args))
+        change = manager.schema.decode(record.name, bytes(record.args), event_id=record.id)
         assert isinstance(change, ConfigChanged)
         if persona_id is not None and change.persona_id != persona_id:
             continue

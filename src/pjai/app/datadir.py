@@ -18,18 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from pjai.app.login import PASSPHRASE_FILE, Passphrase
-from pjai.errors import ConfigError, StoreModeError
+from pjai.errors import ConfigError, KeyRingError, StoreModeError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags
 from pjai.memory import Embeddings, MemorySystem
 from pjai.memory.embeddings import VECTORS_FILE
 from pjai.schema import SCHEMA
+from pjai.security import KEYS_FILE, FieldCodec, KeyRing
 from pjai.sql.engine import PRIMARY_FILE, PoolConfig, default_url
 from pjai.sql.shards import ShardSet, shard_urls
 from pjai.store import Progress, Store
 
-__all__ = ["SYNC_STATUS_FILE", "DataDir", "DataFile"]
+__all__ = ["KEY_FILE_ENV", "PASSPHRASE_ENV", "SYNC_STATUS_FILE", "DataDir", "DataFile"]
+
+PASSPHRASE_ENV = "PJAI_PASSPHRASE"
+"""The environment variable that holds an encrypted directory's passphrase."""
+
+KEY_FILE_ENV = "PJAI_KEY_FILE"
+"""The environment variable that names an encrypted directory's key file."""
 
 _SIDECARS = ("-wal", "-shm", "-journal")
 """What SQLite keeps beside a database file while it is open or after a crash."""
@@ -121,6 +128,38 @@ class DataDir:
         """The web app's passphrase file."""
         return Passphrase(self.passphrase_path)
 
+    @property
+    def keys_path(self) -> Path:
+        """The key ring: the store key (locked) and the personas' data keys."""
+        return self.path / KEYS_FILE
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether the sensitive fields of this directory's events are encrypted (it has
+        a key ring: ``pjai security init``)."""
+        return self.keys_path.exists()
+
+    def key_ring(self) -> KeyRing:
+        """The directory's key ring, unlocked with the passphrase in ``PJAI_PASSPHRASE``
+        or the key file named by ``PJAI_KEY_FILE``; :class:`~pjai.errors.KeyRingError`
+        says what is missing or wrong."""
+        environ = os.environ if self.environ is None else self.environ
+        passphrase, key_file = environ.get(PASSPHRASE_ENV), environ.get(KEY_FILE_ENV)
+        if passphrase is None and key_file is None:
+            raise KeyRingError(
+                f"{self.path} is encrypted: give its passphrase in {PASSPHRASE_ENV} or its "
+                f"key file's path in {KEY_FILE_ENV}"
+            )
+        return KeyRing.unlock(self.keys_path, passphrase=passphrase, key_file=key_file)
+
+    def _schema(self, options: dict[str, Any]) -> KeyRing | None:
+        """Set the schema option to seal with the key ring, if there is one; the ring."""
+        if not self.encrypted or "schema" in options:
+            return None
+        ring = self.key_ring()
+        options["schema"] = SCHEMA.with_codec(FieldCodec(ring))
+        return ring
+
     def files(self) -> list[DataFile]:
         """Every file PJai keeps here, whether or not it exists."""
         described = [
@@ -132,6 +171,7 @@ class DataDir:
             (self.sync_status_path, "what `pjai sync connect` last saw"),
             (self.sync_server_path, "sync server log and access tokens"),
             (self.passphrase_path, "web app passphrase (its hash)"),
+            (self.keys_path, "key ring: the locked store key and the personas' data keys"),
         ]
         return [DataFile(path.name, what, _size(path)) for path, what in described]
 
@@ -190,8 +230,17 @@ class DataDir:
             self.require()
         if self.environ is not None:
             options.setdefault("environ", self.environ)
-        with self._files():
-            return HybridDatabaseManager.open(self.path, **options)
+        ring = self._schema(options)
+        try:
+            with self._files():
+                manager = HybridDatabaseManager.open(self.path, **options)
+        except BaseException:
+            if ring is not None:
+                ring.close()
+            raise
+        if ring is not None:
+            manager.on_close(ring.close)
+        return manager
 
     @contextmanager
     def _files(self) -> Iterator[None]:
@@ -220,8 +269,12 @@ class DataDir:
             self.require()
         with self._files():
             synced = self.flags()["sync"] if sync is None else sync
+            options: dict[str, Any] = {}
+            # The store keeps the ring's keys in its codec; the ring closes with the
+            # process (a store has no close hook).
+            self._schema(options)
             try:
-                return Store.open(self.store_path, sync=synced, progress=progress)
+                return Store.open(self.store_path, sync=synced, progress=progress, **options)
             except StoreModeError as exc:
                 made = "a standalone" if synced else "a synced"
                 does = "does not sync" if synced else "syncs (`pjai sync status` tells how)"

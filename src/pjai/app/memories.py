@@ -278,7 +278,11 @@ class Memories:
             return frozenset()
         schema = self.manager.schema
         ids = (
-            getattr(schema.decode(record.name, bytes(record.args)), "memory_id", None)
+            getattr(
+                schema.decode(record.name, bytes(record.args), event_id=record.id),
+                "memory_id",
+                None,
+            )
             for record in store.pending()
             if schema.knows(record.name)
         )

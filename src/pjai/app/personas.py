@@ -252,6 +252,16 @@ class Personas:
         ``None`` is the active persona (see :mod:`pjai.app.resolve`)."""
         return resolve.persona_id(self.manager, ref, deleted=deleted)
 
+    def resolve_any(self, ref: str) -> str:
+        """The id of the persona ``ref`` names, live or deleted (a live one first)."""
+        try:
+            return self.resolve(ref)
+        except QueryError as live:
+            try:
+                return self.resolve(ref, deleted=True)
+            except QueryError:
+                raise live from None
+
     def active(self) -> Persona | None:
         """The active persona, if one is."""
         try:

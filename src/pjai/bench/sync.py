@@ -33,6 +33,7 @@ from pjai.bench.syncclient import (
 from pjai.bench.syncserver import ServerProcess, servers
 from pjai.bench.workload import Steps
 from pjai.schema import SCHEMA, EventRecord, PersonaCreated, memories, new_id
+from pjai.schema.event import Schema
 from pjai.schema.records import ROOT, stamp
 from pjai.schema.types import Progress, utc_now
 from pjai.store import Store
@@ -54,7 +55,7 @@ from pjai.sync.server import ServerDatabase
 from pjai.sync.transport import Transport
 from pjai.sync.websocket import websocket_connector
 
-__all__ = ["FULL", "QUICK", "SyncWorkload", "run_sync_bench"]
+__all__ = ["FULL", "QUICK", "SyncWorkload", "commit_to_live", "run_sync_bench"]
 
 _TIMEOUT = 120.0
 
@@ -83,8 +84,12 @@ _WARMUP = 20
 """Untimed commits (latency) and connections (memory) before measuring."""
 
 
-async def _latency(url: str, token: str, store_id: str, samples: int) -> dict[str, float]:
-    """Commit on A, time until B's live query has the new result; one commit at a time."""
+async def commit_to_live(
+    url: str, token: str, store_id: str, samples: int, schema: Schema = SCHEMA
+) -> dict[str, float]:
+    """Commit on A, time until B's live query has the new result; one commit at a time.
+    Both stores use ``schema`` (with its codec: a field encryption codec measures the
+    encrypted path, both instances holding the same keys)."""
     loop = asyncio.get_running_loop()
     arrived = asyncio.Event()
     seen: list[float] = []
@@ -95,7 +100,7 @@ async def _latency(url: str, token: str, store_id: str, samples: int) -> dict[st
 
     count = sa.select(sa.func.count()).select_from(memories).where(memories.c.persona_id == "p1")
     latencies: list[float] = []
-    with Store.memory(sync=True) as a, Store.memory(sync=True) as b:
+    with Store.memory(sync=True, schema=schema) as a, Store.memory(sync=True, schema=schema) as b:
         clients = [started_client(s, url, token, store_id, 1_000) for s in (a, b)]
         try:
             a.commit(PersonaCreated(persona_id="p1", name="P1"))
@@ -287,7 +292,7 @@ def _one_backend(
     with servers(db_url, workdir, 1) as (server,):
         urls = [server.url]
         result |= asyncio.run(
-            _latency(server.url, token[latency_store], latency_store, workload.samples)
+            commit_to_live(server.url, token[latency_store], latency_store, workload.samples)
         )
         step()
         result["fanin_per_s"] = asyncio.run(_fanin_raw(urls, pushers["raw"], workload))

@@ -18,6 +18,8 @@ from pjai.cli import (
     legacy,
     memory,
     persona,
+    privacy,
+    security,
     store,
     sync,
     syncserver,
@@ -94,6 +96,8 @@ app.command("backup")(backup.backup_command)
 app.command("import-legacy")(legacy.import_legacy)
 app.command("serve")(web.serve)
 app.add_typer(web.app, name="web")
+app.add_typer(security.app, name="security")
+app.add_typer(privacy.app, name="privacy")
 
 
 def main() -> None:

@@ -69,6 +69,20 @@ def store(
 
 
 @app.command()
+def crypto(
+    quick: Quick = False,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    keep: Keep = False,
+) -> None:
+    """What field encryption costs: sealing and opening an event, batched commits with
+    and without it, and sync latency with it (docs/security.md)."""
+    from pjai.bench.crypto import run_crypto_bench
+
+    bench = partial(run_crypto_bench, quick=quick)
+    _run(bench, data_dir, prefix="bench-crypto-", keep=keep, doing="Benchmarking encryption")
+
+
+@app.command()
 def ui(
     quick: Quick = False,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -105,6 +105,7 @@ class HybridDatabaseManager:
         """Whether the store syncs through a sync server (the ``sync`` flag when opened)."""
         self._lock = threading.RLock()
         self._closed = False
+        self._on_close: list[Callable[[], object]] = []
         self._projector = Projector(
             self.shards,
             schema,
@@ -315,6 +316,13 @@ class HybridDatabaseManager:
             self._projector.close()
             self._switch.close()
             self.shards.dispose()
+            for release in self._on_close:
+                release()
+
+    def on_close(self, release: Callable[[], object]) -> None:
+        """Call ``release`` when the manager closes (after the store and SQL): for what
+        was opened for it, such as the key ring its codec uses."""
+        self._on_close.append(release)
 
     def __enter__(self) -> HybridDatabaseManager:
         return self

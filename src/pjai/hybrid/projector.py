@@ -180,6 +180,7 @@ class Projector:
                 client_id=self._client_id,
                 session_id=self._session_id,
                 at=at,
+                codec=self._schema.codec,
             )
             return [
                 self._schema.materialize(record, payload)

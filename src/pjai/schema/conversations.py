@@ -34,6 +34,7 @@ class ConversationStarted(Event, frozen=True, kw_only=True):
     """A conversation with a persona began; ``started_at`` defaults to the commit time."""
 
     NAME = "v1.ConversationStarted"
+    SENSITIVE = ("title",)
     CONFLICT = "precondition"
     conversation_id: Id
     persona_id: Id
@@ -57,6 +58,7 @@ class ConversationMessageAdded(Event, frozen=True, kw_only=True):
     """A message was said in a conversation; ``sent_at`` defaults to the commit time."""
 
     NAME = "v1.ConversationMessageAdded"
+    SENSITIVE = ("content",)
     CONFLICT = "commutative"
     message_id: Id
     conversation_id: Id

@@ -31,6 +31,7 @@ from pjai.schema.codec import PLAIN, Codec
 from pjai.schema.limits import JSON_ESCAPE, Walk, encoding_problem, exact_time_problem, walker
 from pjai.schema.ops import Op
 from pjai.schema.records import EventRecord
+from pjai.schema.sealed import ENVELOPE_KEY, sealed_type
 
 __all__ = ["ConflictPolicy", "Context", "Event", "Materialized", "Schema", "Upcaster"]
 
@@ -62,6 +63,10 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
     NAME: ClassVar[str] = ""
     CONFLICT: ClassVar[ConflictPolicy]
+    SENSITIVE: ClassVar[tuple[str, ...]] = ()
+    """The fields that hold what a person wrote (text, a personality): a field
+    encryption codec seals them (:mod:`pjai.security.fields`); the others stay
+    readable to the sync server and the SQL primary."""
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
         """The writes this event makes, computed from the payload and ``ctx`` alone."""
@@ -176,6 +181,11 @@ class Schema:
         """How arguments are stored; :meth:`with_codec` gives a schema with another."""
         self._encoder = msgspec.json.Encoder()
         self._decoders = {n: msgspec.json.Decoder(t) for n, t in self._types.items()}
+        self._sealed_decoders = {
+            n: msgspec.json.Decoder(sealed)
+            for n, t in self._types.items()
+            if (sealed := sealed_type(t)) is not None
+        }
         self.table_ddl, self.index_ddl = self._sqlite_ddl()
         self.ddl = [*self.table_ddl, *self.index_ddl]
         parts = [*self.ddl, *self.derived, *self.derived_fill, *sorted(self._types)]
@@ -218,8 +228,9 @@ class Schema:
         return name
 
     def encode(self, event: Event) -> tuple[str, Event, bytes]:
-        """Validate ``event``; return its name, the validated payload and its arguments
-        as a record keeps them (JSON, through the :attr:`codec`)."""
+        """Validate ``event``; return its name, the validated payload and its JSON
+        arguments (the :attr:`codec` seals them when the record is made, with its id:
+        :func:`~pjai.schema.records.stamp`)."""
         name = self.name_of(event)
         if (problem := self._exact_times[name](event)) is not None:
             value = _field_value(event, problem[0])
@@ -239,14 +250,37 @@ class Schema:
                 raise
             reason = f"{exc.reason}, got {value!r}"
             raise EventValidationError(name, reason, field=exc.field) from exc.__cause__
-        return name, payload, args if self.codec is PLAIN else self.codec.seal(name, args)
+        return name, payload, args
 
-    def decode(self, name: str, args: bytes | str) -> Event:
-        """Decode and validate a record's arguments (through the :attr:`codec`),
-        upcasting older names first."""
+    def decode(self, name: str, args: bytes | str, *, event_id: str | None = None) -> Event:
+        """Decode and validate a record's arguments, upcasting older names first. With a
+        codec other than plain they are unsealed first, which needs the record's
+        ``event_id``."""
         if self.codec is not PLAIN:
-            args = self.codec.unseal(name, args.encode() if isinstance(args, str) else args)
+            if event_id is None:
+                raise TypeError(f"decoding sealed {name} arguments needs the event's id")
+            stored = args.encode() if isinstance(args, str) else args
+            args = self.codec.unseal(event_id, name, stored)
         return self._decode(name, args, times_checked=False)
+
+    def check(self, name: str, args: bytes | str) -> None:
+        """Validate a record's stored arguments as one without its keys can (the sync
+        server): as :meth:`decode` does with the plain codec, except that sensitive
+        fields may be sealed, and then only their envelopes' shape is checked
+        (:mod:`pjai.schema.sealed`). Raises :class:`~pjai.errors.EventError`."""
+        try:
+            self._decode(name, args, times_checked=False)
+        except EventValidationError:
+            raw = args.encode() if isinstance(args, str) else bytes(args)
+            decoder = self._sealed_decoders.get(name)
+            if decoder is None or ENVELOPE_KEY.encode() not in raw:
+                raise
+            try:
+                decoder.decode(raw)
+            except msgspec.ValidationError as exc:
+                raise validation_error(name, exc) from exc
+            except msgspec.DecodeError as exc:
+                raise EventValidationError(name, f"arguments are not valid JSON: {exc}") from exc
 
     def materialize(self, record: EventRecord, payload: Event | None = None) -> Materialized:
         """``record``'s payload (decoded unless given) and the writes it makes.
@@ -255,7 +289,7 @@ class Schema:
         materializer failed (:class:`~pjai.errors.MaterializationError`, naming it).
         """
         if payload is None:
-            payload = self.decode(record.name, bytes(record.args))
+            payload = self.decode(record.name, bytes(record.args), event_id=record.id)
         try:
             ops = payload.materialize(Context(record.id, record.at))
         except PjaiError:

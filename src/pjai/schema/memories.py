@@ -77,6 +77,7 @@ class MemoryAdded(Event, frozen=True, kw_only=True):
     """
 
     NAME = "v1.MemoryAdded"
+    SENSITIVE = ("name", "content", "summary")
     CONFLICT = "precondition"
     memory_id: Id
     persona_id: Id
@@ -148,6 +149,7 @@ class MemoryUpdated(Event, frozen=True, kw_only=True):
     """
 
     NAME = "v1.MemoryUpdated"
+    SENSITIVE = ("name", "content", "summary")
     CONFLICT = "last_writer_wins"
     memory_id: Id
     persona_id: Id

@@ -23,15 +23,17 @@ from pjai.schema.fields import (
     UnitInterval,
     UtcDatetime,
 )
-from pjai.schema.ops import NOT_NULL, Insert, Missing, Op, Update
+from pjai.schema.ops import NOT_NULL, Delete, Insert, Missing, Op, Update
 
 __all__ = [
+    "ERASED_TABLES",
     "BigFive",
     "MemoryConfig",
     "PersonaActivated",
     "PersonaCreated",
     "PersonaDeactivated",
     "PersonaDeleted",
+    "PersonaErased",
     "PersonaImported",
     "PersonaRestored",
     "PersonaUpdated",
@@ -169,6 +171,7 @@ class PersonaCreated(Event, frozen=True, kw_only=True):
     """A persona was created (inactive until a PersonaActivated)."""
 
     NAME = "v1.PersonaCreated"
+    SENSITIVE = ("description", "personality", "communication_style")
     CONFLICT = "precondition"
     persona_id: Id
     name: Name
@@ -223,6 +226,7 @@ class PersonaUpdated(Event, frozen=True, kw_only=True):
     """
 
     NAME = "v1.PersonaUpdated"
+    SENSITIVE = ("description", "personality", "communication_style")
     CONFLICT = "last_writer_wins"
     persona_id: Id
     name: Name | UnsetType = UNSET
@@ -299,6 +303,28 @@ class PersonaDeleted(Event, frozen=True, kw_only=True):
                 "personas", _live_persona(self.persona_id), persona, _no_persona(self.persona_id)
             ),
             Update("memories", {"persona_id": self.persona_id, "deleted_at": None}, memories),
+        ]
+
+
+ERASED_TABLES = ("memory_links", "conversation_messages", "memories", "conversations", "bookmarks")
+"""The tables holding a persona's rows besides ``personas``, children before parents."""
+
+
+class PersonaErased(Event, frozen=True, kw_only=True):
+    """The persona and everything of it are gone for good (the right to erasure): its
+    rows are deleted from every table, live or deleted. The event names the persona
+    only; its data keys are destroyed beside the log (:mod:`pjai.security`), so its
+    sealed events no longer open anywhere."""
+
+    NAME = "v1.PersonaErased"
+    CONFLICT = "precondition"
+    persona_id: Id
+
+    def materialize(self, ctx: Context) -> Sequence[Op]:
+        missing = Missing("persona_id", "persona {0!r} does not exist", (self.persona_id,))
+        return [
+            *(Delete(table, {"persona_id": self.persona_id}) for table in ERASED_TABLES),
+            Delete("personas", {"id": self.persona_id}, missing),
         ]
 
 

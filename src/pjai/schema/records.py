@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from pjai.errors import EventValidationError
+from pjai.schema.codec import PLAIN, Codec
 from pjai.schema.fields import UtcDatetime
 from pjai.schema.limits import INT64_MAX, time_problem
 from pjai.schema.types import new_id
@@ -81,19 +82,23 @@ def stamp(
     client_id: str,
     session_id: str,
     at: datetime,
+    codec: Codec = PLAIN,
 ) -> list[EventRecord]:
     """New records for encoded events (name and arguments, as
     :meth:`~pjai.schema.Schema.encode` gives them), numbered one after another from
-    ``after``: each gets a new id, its position and its parent's, and the origin."""
+    ``after``: each gets a new id, its position and its parent's, the origin, and its
+    arguments sealed by ``codec`` (the schema's) with its id."""
     records: list[EventRecord] = []
     parent = Position(after.global_seq, after.client_seq)  # as logged: no generation
+    plain = codec is PLAIN
     for name, args in encoded:
         position = parent.next(generation)
+        event_id = new_id()
         records.append(
             EventRecord(
-                id=new_id(),
+                id=event_id,
                 name=name,
-                args=msgspec.Raw(args),
+                args=msgspec.Raw(args if plain else codec.seal(event_id, name, args)),
                 position=position,
                 parent=parent,
                 client_id=client_id,

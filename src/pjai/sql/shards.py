@@ -141,6 +141,31 @@ class ShardSet:
                     log.info("migrating %s: SQL unavailable, retrying in %.1f s", shard.url, delay)
                     time.sleep(delay)
 
+    def compact(self) -> list[str]:
+        """Rewrite every shard's files so that deleted rows leave nothing readable in
+        them (SQLite: the write-ahead log emptied, then ``VACUUM``; PostgreSQL:
+        ``VACUUM FULL``, which writes each table anew). Returns the shards' URLs."""
+        done = []
+        for shard in self.shards:
+            with shard.writer.translating(f"compacting {shard.url}"):
+                if shard.engine.dialect.name == "sqlite":
+                    # The driver's own connection: PJai's engine begins a transaction
+                    # for every statement, and VACUUM runs outside one.
+                    raw = shard.engine.raw_connection()
+                    try:
+                        cursor = raw.cursor()
+                        for statement in ("VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"):
+                            cursor.execute(statement)
+                        cursor.close()
+                    finally:
+                        raw.close()
+                else:
+                    autocommit = shard.engine.execution_options(isolation_level="AUTOCOMMIT")
+                    with autocommit.connect() as conn:
+                        conn.exec_driver_sql("VACUUM FULL")
+            done.append(shard.url)
+        return done
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         for shard in self.shards:

@@ -23,6 +23,7 @@ from pjai.errors import (
     StoreModeError,
 )
 from pjai.schema import SCHEMA
+from pjai.schema.codec import PLAIN
 from pjai.schema.event import Event, Materialized, Schema
 from pjai.schema.records import ROOT, EventRecord, EventStatus, LogEntry, Position, stamp
 from pjai.schema.types import Progress, new_id, utc_now
@@ -160,12 +161,28 @@ class Store:
                 f"format {FORMAT}. Open it with the PJai version that wrote it."
             )
         self._log.upgrade()
+        self._check_codec(meta)
         mode = "sync" if self.sync else "standalone"
         if meta["mode"] != mode:
             raise StoreModeError(
                 f"{self.path} is a {meta['mode']} store; open it with sync={not self.sync}"
             )
         return meta
+
+    def _check_codec(self, meta: dict[str, str]) -> None:
+        """A store sealed by a codec opens only with it; a plain one takes a codec (its
+        older events stay plain, new ones are sealed) and remembers it."""
+        kept, given = meta.get("codec", PLAIN.name), self.schema.codec.name
+        if kept == given:
+            return
+        if kept != PLAIN.name:
+            raise StoreError(
+                f"{self.path}'s sensitive fields are sealed ({kept}): open it with its key "
+                "ring (PJAI_PASSPHRASE or PJAI_KEY_FILE, docs/security.md)"
+            )
+        with self._conn:
+            self._log.set_meta(codec=given)
+        meta["codec"] = given
 
     # -- identity and position -------------------------------------------------
 
@@ -214,6 +231,7 @@ class Store:
                     client_id=self.client_id,
                     session_id=self.session_id,
                     at=utc_now(),
+                    codec=self.schema.codec,
                 )
                 for record, (_, payload, _) in zip(records, encoded, strict=True):
                     event = self.schema.materialize(record, payload)
@@ -715,6 +733,24 @@ class Store:
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
+
+    def compact(self) -> None:
+        """Rewrite the file so that deleted rows leave nothing readable behind: each
+        full-text index merged (its deleted words dropped), the file vacuumed, and the
+        write-ahead log emptied."""
+        with self._lock:
+            self._check_open()
+            with translate_errors("compacting the store"):
+                fts = self._conn.execute(
+                    "SELECT name FROM sqlite_schema WHERE type = 'table' "
+                    "AND sql LIKE 'CREATE VIRTUAL TABLE % USING fts5%'"
+                ).fetchall()
+                for (name,) in fts:
+                    quoted = '"' + str(name).replace('"', '""') + '"'
+                    self._conn.execute(f"INSERT INTO {quoted}({quoted}) VALUES ('optimize')")
+                self._conn.execute("VACUUM")
+                if self.path is not None:
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def disk_bytes(self) -> int:
         """Bytes the store file and its WAL take on disk."""

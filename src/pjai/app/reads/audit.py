@@ -221,7 +221,7 @@ def config_changes(manager: HybridDatabaseManager, *, limit: int = 50) -> LiveQu
 
 def change_of(manager: HybridDatabaseManager, row: Row) -> ConfigChange:
     """A row of :func:`config_changes` as the change it records."""
-    change = manager.schema.decode(row.name, row.args)
+    change = manager.schema.decode(row.name, row.args, event_id=row.event_id)
     assert isinstance(change, ConfigChanged)
     return ConfigChange(
         row.event_id,
@@ -236,9 +236,9 @@ def change_of(manager: HybridDatabaseManager, row: Row) -> ConfigChange:
     )
 
 
-def payload_text(manager: HybridDatabaseManager, name: str, args: str) -> str:
+def payload_text(manager: HybridDatabaseManager, event_id: str, name: str, args: str) -> str:
     """An event's arguments as readable JSON (through the schema's codec), indented."""
-    clear = manager.schema.codec.unseal(name, args.encode())
+    clear = manager.schema.codec.unseal(event_id, name, args.encode())
     return json.dumps(json.loads(clear), indent=2, ensure_ascii=False, sort_keys=True)
 
 

@@ -326,7 +326,7 @@ class ServerSession:
                 return f"event {record.id[:40]}: {field} is over {MAX_ID_BYTES} bytes"
         if self._schema.knows(record.name):
             try:
-                self._schema.decode(record.name, record.args)
+                self._schema.check(record.name, record.args)
             except EventError as exc:
                 return str(exc)
             return None

@@ -62,9 +62,11 @@ class EventDetail:
         if row.error:
             self._reason(row)
         ui.label("Payload").classes("text-subtitle2 q-mt-sm")
-        ui.code(reads.payload_text(self.web.manager, row.name, row.args), language="json").classes(
-            "w-full max-h-[50vh] overflow-auto"
-        ).props('data-testid="audit-payload"').mark("audit-payload")
+        ui.code(
+            reads.payload_text(self.web.manager, row.event_id, row.name, row.args), language="json"
+        ).classes("w-full max-h-[50vh] overflow-auto").props('data-testid="audit-payload"').mark(
+            "audit-payload"
+        )
 
     def _reason(self, row: Row) -> None:
         rejected = row.status == "rejected"

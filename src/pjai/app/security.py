@@ -1,0 +1,100 @@
+"""Encrypting a data directory's sensitive fields: making its key ring, unlocking it,
+changing its locks, rotating a persona's key, and what it holds (docs/security.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pjai.app.datadir import DataDir
+from pjai.errors import KeyRingError
+from pjai.security import Argon2Params, KeyRing
+
+__all__ = [
+    "SecurityReport",
+    "change_passphrase",
+    "init_security",
+    "new_recovery_code",
+    "rotate_key",
+    "security_status",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityReport:
+    """Whether a directory is encrypted and, when its ring was unlocked, what it holds."""
+
+    encrypted: bool
+    unlocked: bool
+    locks: list[str]
+    """What can unlock the store key: passphrase, key file, recovery code."""
+    store_key: str | None
+    """The store key's fingerprint (never the key)."""
+    data_keys: dict[str, int]
+    """How many data keys each persona (or ``store``) has."""
+    erased: int
+    """How many data keys were destroyed by erasures."""
+
+
+def init_security(
+    data_dir: DataDir,
+    *,
+    passphrase: str | None = None,
+    key_file: Path | None = None,
+    params: Argon2Params | None = None,
+) -> SecurityReport:
+    """Make the directory's key ring, locked by ``passphrase`` and/or ``key_file``: from
+    now on the sensitive fields of new events are sealed. Events committed before stay
+    as they were written. Refused if the directory has a ring already."""
+    if data_dir.encrypted:
+        raise KeyRingError(f"{data_dir.path} is encrypted already ({data_dir.keys_path})")
+    data_dir.path.mkdir(parents=True, exist_ok=True)
+    with KeyRing.create(
+        data_dir.keys_path, passphrase=passphrase, key_file=key_file, params=params
+    ) as ring:
+        return _report(ring)
+
+
+def security_status(data_dir: DataDir) -> SecurityReport:
+    """What the key ring holds, if it unlocks with what the environment gives
+    (``PJAI_PASSPHRASE``, ``PJAI_KEY_FILE``); else only whether there is one."""
+    if not data_dir.encrypted:
+        return SecurityReport(False, False, [], None, {}, 0)
+    try:
+        ring = data_dir.key_ring()
+    except KeyRingError:
+        return SecurityReport(True, False, [], None, {}, 0)
+    with ring:
+        return _report(ring)
+
+
+def change_passphrase(
+    data_dir: DataDir, passphrase: str, *, params: Argon2Params | None = None
+) -> None:
+    """Lock the store key with a new passphrase (unlocking it with what the environment
+    gives); data and data keys stay as they are."""
+    with data_dir.key_ring() as ring:
+        ring.change_passphrase(passphrase, params)
+
+
+def new_recovery_code(data_dir: DataDir, *, params: Argon2Params | None = None) -> str:
+    """A new one-time recovery code for the store key (replacing an older one)."""
+    with data_dir.key_ring() as ring:
+        return ring.recovery_code(params)
+
+
+def rotate_key(data_dir: DataDir, persona_id: str) -> str:
+    """A new data key for the persona's future events; returns its id."""
+    with data_dir.key_ring() as ring:
+        return ring.rotate(persona_id)
+
+
+def _report(ring: KeyRing) -> SecurityReport:
+    return SecurityReport(
+        encrypted=True,
+        unlocked=True,
+        locks=ring.locks(),
+        store_key=ring.store_key_fingerprint,
+        data_keys=ring.scopes(),
+        erased=len(ring.erased()),
+    )

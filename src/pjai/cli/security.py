@@ -1,0 +1,140 @@
+"""`pjai security`: encrypt a data directory's sensitive fields and manage its keys."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pjai.app import Personas
+from pjai.app.security import (
+    SecurityReport,
+    change_passphrase,
+    init_security,
+    new_recovery_code,
+    rotate_key,
+    security_status,
+)
+from pjai.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDirOption,
+    JsonFlag,
+    PersonaArg,
+    console,
+    data_directory,
+    interactive,
+    open_manager,
+    print_json,
+    reported,
+)
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Encryption of sensitive fields and its keys (docs/security.md). An encrypted "
+    "directory opens with PJAI_PASSPHRASE or PJAI_KEY_FILE set.",
+    no_args_is_help=True,
+)
+
+KeyFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key-file",
+        help="A key file that unlocks the store key too (made, mode 600, if missing). "
+        "Keep it off this machine's data directory.",
+        dir_okay=False,
+    ),
+]
+
+
+def _ask(prompt: str) -> str:
+    """A passphrase: asked twice at a terminal, else the first line of standard input."""
+    if interactive():
+        return str(typer.prompt(prompt, hide_input=True, confirmation_prompt=True))
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@app.command("init")
+def init(
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    key_file: KeyFileOption = None,
+    no_passphrase: Annotated[
+        bool, typer.Option("--no-passphrase", help="Lock with the key file only.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Encrypt the sensitive fields of every new event (memory text, persona description
+    and personality, conversations, bookmarks) with a new key ring, locked by a
+    passphrase (asked, or read from standard input) and/or a key file."""
+    if no_passphrase and key_file is None:
+        raise typer.BadParameter("--no-passphrase needs --key-file", param_hint="--key-file")
+    directory = data_directory(data_dir, create=True)
+    passphrase = None if no_passphrase else _ask("Passphrase")
+    with reported():
+        report = init_security(directory, passphrase=passphrase, key_file=key_file)
+    if as_json:
+        print_json(report)
+        return
+    console.print(
+        f"Encrypted: new events' sensitive fields are sealed (store key {report.store_key}). "
+        "Events written before stay as they were. Set PJAI_PASSPHRASE or PJAI_KEY_FILE to "
+        "open the directory.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("status")
+def status(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
+    """Whether the directory is encrypted and, when it unlocks, its locks and keys."""
+    with reported():
+        report = security_status(data_directory(data_dir))
+    if as_json:
+        print_json(report)
+        return
+    console.print(_status_text(report), highlight=False, soft_wrap=True)
+
+
+def _status_text(report: SecurityReport) -> str:
+    if not report.encrypted:
+        return "not encrypted (`pjai security init` encrypts new events' sensitive fields)"
+    if not report.unlocked:
+        return "encrypted, locked: set PJAI_PASSPHRASE or PJAI_KEY_FILE to see its keys"
+    keys = sum(report.data_keys.values())
+    return (
+        f"encrypted; unlocks with: {', '.join(report.locks)}; store key {report.store_key}; "
+        f"{keys} data keys for {len(report.data_keys)} personas or the store; "
+        f"{report.erased} erased"
+    )
+
+
+@app.command("passphrase")
+def passphrase(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+    """Change the passphrase (the store key is unlocked with PJAI_PASSPHRASE or
+    PJAI_KEY_FILE, then locked with the new one; no data is re-encrypted)."""
+    directory = data_directory(data_dir)
+    new = _ask("New passphrase")
+    with reported():
+        change_passphrase(directory, new)
+    console.print("Passphrase changed.")
+
+
+@app.command("recovery-code")
+def recovery_code(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+    """Print a new one-time recovery code that unlocks the store key (write it down:
+    it is shown once; an older code stops working)."""
+    with reported():
+        code = new_recovery_code(data_directory(data_dir))
+    console.print(code, highlight=False)
+
+
+@app.command("rotate")
+def rotate(persona: PersonaArg, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+    """Give the persona a new data key for its future events (older ones stay readable)."""
+    with open_manager(data_dir, create=False) as manager:
+        persona_id = Personas(manager).resolve(persona)
+    with reported():
+        key_id = rotate_key(data_directory(data_dir), persona_id)
+    console.print(f"New data key {key_id} for {persona_id}.", highlight=False)

@@ -1,0 +1,72 @@
+"""Sealed fields as the schema sees them: an envelope in place of a sensitive field's
+value, and the shape of an event whose sensitive fields are sealed.
+
+A field encryption codec (:mod:`pjai.security.fields`) replaces the value of each
+sensitive field (``Event.SENSITIVE``) with an :class:`Envelope`. Whoever has no key (the
+sync server) can still check such an event: :func:`sealed_type` gives the event type
+with each sensitive field typed as an envelope, so every other field is validated as
+usual and each envelope's shape is checked.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+__all__ = ["ENVELOPE_KEY", "MAX_SEALED_CHARS", "Envelope", "is_envelope", "sealed_type"]
+
+ENVELOPE_KEY = "$sealed"
+"""The key that marks a JSON object as an envelope (its format version is the value)."""
+
+MAX_SEALED_CHARS = 2_000_000
+"""The longest ciphertext an envelope carries (base64): well above any field's limit."""
+
+
+class Envelope(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A sealed value: format version, the id of the data key, the nonce and the
+    ciphertext (base64), which authenticates the event id, type and field name."""
+
+    version: Literal[1] = msgspec.field(name=ENVELOPE_KEY)
+    key: Annotated[str, Meta(min_length=1, max_length=64)]
+    nonce: Annotated[str, Meta(min_length=16, max_length=16)]
+    data: Annotated[str, Meta(min_length=24, max_length=MAX_SEALED_CHARS)]
+
+
+def is_envelope(value: Any) -> bool:
+    """Whether a decoded JSON value is an envelope (by its marker key)."""
+    return isinstance(value, dict) and ENVELOPE_KEY in value
+
+
+def sealed_type(event_type: type[Struct]) -> type[Struct] | None:
+    """``event_type`` with each of its sensitive fields an optional :class:`Envelope`
+    (``None`` for a type without sensitive fields). Decoding with it validates every
+    other field as the event type does."""
+    sensitive: tuple[str, ...] = getattr(event_type, "SENSITIVE", ())
+    if not sensitive:
+        return None
+    fields: list[tuple[str, Any, Any]] = []
+    for info in msgspec.structs.fields(event_type):
+        if info.name in sensitive:
+            fields.append((info.name, Envelope | UnsetType, UNSET))
+        elif info.default is not msgspec.NODEFAULT:
+            fields.append((info.name, info.type, info.default))
+        elif info.default_factory is not msgspec.NODEFAULT:
+            fields.append(
+                (info.name, info.type, msgspec.field(default_factory=info.default_factory))
+            )
+        else:
+            fields.append((info.name, info.type, msgspec.NODEFAULT))
+    # Required fields first (as defstruct wants), then those with defaults.
+    spec: list[tuple[str, Any] | tuple[str, Any, Any]] = [
+        (name, kind) for name, kind, default in fields if default is msgspec.NODEFAULT
+    ]
+    spec += [f for f in fields if f[2] is not msgspec.NODEFAULT]
+    return msgspec.defstruct(
+        f"Sealed{event_type.__name__}",
+        spec,
+        kw_only=True,
+        forbid_unknown_fields=True,
+        frozen=True,
+    )

@@ -1,0 +1,148 @@
+"""Field encryption: the codec that seals the sensitive fields of events.
+
+Each sensitive field (``Event.SENSITIVE``) of a new event is encrypted with AES-256-GCM
+under the current data key of the persona the event names (``persona_id``; the store's
+own data key for an event that names none). The associated data binds the ciphertext
+to the event's id, its type and the field's name, so a sealed value moved to another
+event, type or field does not open. Before encryption the field's JSON is padded to a
+bucket (64 bytes, then powers of two), so that a ciphertext's size says little about
+the text's. The value becomes an envelope (:class:`pjai.schema.sealed.Envelope`):
+format, key id, nonce, ciphertext.
+
+Everything that persists or sends events (the store's log, the SQL journal, the sync
+server, archives) then holds the envelopes without knowing it; the materializers see
+the plain values, so the device's state and indexes work as before. Fields that are
+already plain (events written before encryption was turned on) are read as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from typing import Any
+
+import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from pjai.errors import EventValidationError, KeyErasedError
+from pjai.schema import SCHEMA
+from pjai.schema.event import Schema
+from pjai.schema.sealed import ENVELOPE_KEY, is_envelope
+from pjai.security.keys import STORE_SCOPE, KeyRing
+
+__all__ = ["CODEC_NAME", "FieldCodec", "bucket"]
+
+CODEC_NAME = "aes-256-gcm-fields/1"
+
+_MIN_BUCKET = 64
+_MARK = f'"{ENVELOPE_KEY}"'.encode()
+
+
+def bucket(size: int) -> int:
+    """The padded size of ``size`` bytes of plaintext (with its 4-byte length)."""
+    needed = size + 4
+    padded = _MIN_BUCKET
+    while padded < needed:
+        padded *= 2
+    return padded
+
+
+def _pad(plain: bytes) -> bytes:
+    size = len(plain)
+    return b"".join((size.to_bytes(4, "big"), plain, bytes(bucket(size) - size - 4)))
+
+
+def _b64(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode()
+
+
+def _unpad(padded: bytes) -> bytes:
+    size = int.from_bytes(padded[:4], "big")
+    if size > len(padded) - 4:
+        raise ValueError("padding is longer than the value")
+    return padded[4 : 4 + size]
+
+
+def _aad(event_id: str, event_name: str, field: str) -> bytes:
+    return b"\x00".join((b"pjai field", event_id.encode(), event_name.encode(), field.encode()))
+
+
+class FieldCodec:
+    """Seals and opens the sensitive fields of ``schema``'s events with ``keys``."""
+
+    name = CODEC_NAME
+
+    def __init__(self, keys: KeyRing, schema: Schema = SCHEMA) -> None:
+        self.keys = keys
+        self._sensitive = {t.NAME: t.SENSITIVE for t in schema.event_types if t.SENSITIVE}
+        self._ciphers: dict[str, AESGCM] = {}
+        self._json = msgspec.json.Encoder()
+
+    def seal(self, event_id: str, event_name: str, args: bytes) -> bytes:
+        """``args`` with each sensitive field present replaced by its envelope."""
+        fields = self._sensitive.get(event_name)
+        if not fields:
+            return args
+        doc: dict[str, Any] = msgspec.json.decode(args)
+        present = [f for f in fields if f in doc]
+        if not present:
+            return args
+        persona = doc.get("persona_id")
+        key_id, key = self.keys.current(persona if isinstance(persona, str) else STORE_SCOPE)
+        cipher = self._cipher(key_id, key)
+        encode = self._json.encode
+        for field in present:
+            nonce = os.urandom(12)  # random per field: GCM never sees a nonce twice
+            data = cipher.encrypt(
+                nonce, _pad(encode(doc[field])), _aad(event_id, event_name, field)
+            )
+            doc[field] = {ENVELOPE_KEY: 1, "key": key_id, "nonce": _b64(nonce), "data": _b64(data)}
+        return self._json.encode(doc)
+
+    def unseal(self, event_id: str, event_name: str, stored: bytes) -> bytes:
+        """``stored`` with each envelope opened. Raises
+        :class:`~pjai.errors.KeyErasedError` if its key was erased (or is not on this
+        device), :class:`~pjai.errors.EventValidationError` if it does not open for this
+        event and field (moved or altered)."""
+        fields = self._sensitive.get(event_name)
+        if not fields or _MARK not in stored:
+            return stored
+        doc: dict[str, Any] = msgspec.json.decode(stored)
+        for field in fields:
+            sealed = doc.get(field)
+            if isinstance(sealed, dict) and is_envelope(sealed):
+                doc[field] = self._open(event_id, event_name, field, sealed)
+        return self._json.encode(doc)
+
+    def _open(self, event_id: str, event_name: str, field: str, sealed: dict[str, Any]) -> Any:
+        key_id = str(sealed.get("key"))
+        # Asked of the key ring each time (a dictionary look-up there): an erasure
+        # takes effect at once.
+        key = self.keys.key(key_id)
+        if key is None:
+            self._ciphers.pop(key_id, None)
+            why = "erased" if self.keys.was_erased(key_id) else "not on this device"
+            raise KeyErasedError(
+                event_name, f"its data key {key_id} is {why}: it cannot be read", field=field
+            )
+        cipher = self._cipher(key_id, key)
+        try:
+            nonce = base64.b64decode(str(sealed["nonce"]), validate=True)
+            data = base64.b64decode(str(sealed["data"]), validate=True)
+            padded = cipher.decrypt(nonce, data, _aad(event_id, event_name, field))
+            return msgspec.json.decode(_unpad(padded))
+        except (InvalidTag, KeyError, ValueError, msgspec.DecodeError) as exc:
+            raise EventValidationError(
+                event_name,
+                f"sealed value does not open for event {event_id} (moved from another "
+                "event, or altered)",
+                field=field,
+            ) from exc
+
+    def _cipher(self, key_id: str, key: bytes) -> AESGCM:
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            cipher = self._ciphers[key_id] = AESGCM(key)
+        return cipher

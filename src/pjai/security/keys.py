@@ -1,0 +1,392 @@
+"""The keys of one data directory: a store key, and a data key per persona wrapped by it.
+
+The store key is 32 random bytes. On disk it exists only wrapped (AES-256-GCM) by a key
+made from a passphrase (Argon2id), by a key file, or by a one-time recovery code; any
+of them unlocks it, and changing the passphrase re-wraps it without touching data.
+Each persona's sensitive fields are encrypted with that persona's data key, kept
+wrapped by the store key. Rotating gives a persona a new data key for its future
+events; the old ones stay to read the past until the persona is erased.
+
+The keys live in ``keys.db``, a small mutable SQLite file beside the store, **not** in
+the event log: an append-only log cannot forget a key, and erasing a persona is
+forgetting its keys (crypto-shredding). The file is written with ``secure_delete`` and
+a rollback journal, so a deleted key's bytes are overwritten in the file and no
+write-ahead log keeps an old copy.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import apsw
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from pjai.errors import KeyRingError
+from pjai.schema.types import new_id
+from pjai.security.locks import (
+    KEY_BYTES,
+    Argon2Params,
+    blob,
+    check_passphrase,
+    fingerprint,
+    open_store_key,
+    plain_code,
+    read_key_file,
+    stretch,
+    wrap_aad,
+)
+
+__all__ = ["KEYS_FILE", "STORE_SCOPE", "Argon2Params", "ErasedKey", "KeyRing", "fingerprint"]
+
+KEYS_FILE = "keys.db"
+"""The key ring's file in a data directory."""
+
+STORE_SCOPE = "store"
+"""The scope of the data key for sensitive fields that belong to no persona."""
+
+_FORMAT = "1"
+_NONCE_BYTES = 12
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS wraps (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('passphrase', 'key file', 'recovery code')),
+    salt BLOB,
+    params TEXT,
+    nonce BLOB NOT NULL,
+    wrapped BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS data_keys (
+    id TEXT PRIMARY KEY,
+    scope TEXT NOT NULL,
+    nonce BLOB NOT NULL,
+    wrapped BLOB NOT NULL,
+    current INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS data_keys_scope ON data_keys (scope, current);
+CREATE TABLE IF NOT EXISTS erased (
+    key_id TEXT PRIMARY KEY,
+    scope TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    erased_at TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ErasedKey:
+    """A data key that was destroyed: which, of what scope, its fingerprint, when."""
+
+    key_id: str
+    scope: str
+    fingerprint: str
+    erased_at: datetime
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class KeyRing:
+    """An unlocked key ring. Make one with :meth:`create`, open one with :meth:`unlock`;
+    :meth:`close` it (or use it as a context manager). Safe to share between threads:
+    every call runs under one lock of the connection (apsw serializes)."""
+
+    def __init__(self, conn: apsw.Connection, path: Path, store_key: bytes) -> None:
+        self._conn = conn
+        self.path = path
+        self._store_key = store_key
+        self._cache: dict[str, bytes] = {}
+        self._current: dict[str, str] = {}
+
+    # -- making and opening ------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        passphrase: str | None = None,
+        key_file: str | Path | None = None,
+        params: Argon2Params | None = None,
+    ) -> KeyRing:
+        """A new key ring at ``path`` with a new random store key, wrapped by
+        ``passphrase`` and/or ``key_file`` (made, mode 600, if it does not exist)."""
+        target = Path(path)
+        if target.exists():
+            raise KeyRingError(f"{target} exists: this data directory has a key ring already")
+        if passphrase is None and key_file is None:
+            raise KeyRingError("a key ring needs a passphrase or a key file to lock it")
+        if passphrase is not None:
+            check_passphrase(passphrase)
+        conn = _connect(target)
+        ring = cls(conn, target, secrets.token_bytes(KEY_BYTES))
+        try:
+            with ring._transaction():
+                conn.execute(_SCHEMA)
+                conn.execute(
+                    "INSERT INTO meta VALUES ('format', ?), ('store key', ?)",
+                    (_FORMAT, fingerprint(ring._store_key)),
+                )
+                if passphrase is not None:
+                    ring._wrap_with_passphrase(passphrase, params or Argon2Params())
+                if key_file is not None:
+                    ring._wrap_with_key_file(Path(key_file))
+        except BaseException:
+            conn.close()
+            target.unlink(missing_ok=True)
+            raise
+        return ring
+
+    @classmethod
+    def unlock(
+        cls,
+        path: str | Path,
+        *,
+        passphrase: str | None = None,
+        key_file: str | Path | None = None,
+        recovery_code: str | None = None,
+    ) -> KeyRing:
+        """Open the key ring at ``path`` with one of its locks. A recovery code works
+        once: it is removed as it unlocks. :class:`~pjai.errors.KeyRingError` names
+        what did not open it."""
+        target = Path(path)
+        if not target.exists():
+            raise KeyRingError(f"no key ring at {target}: `pjai security init` makes one")
+        conn = _connect(target)
+        try:
+            meta = {str(k): str(v) for k, v in conn.execute("SELECT name, value FROM meta")}
+            if meta.get("format") != _FORMAT:
+                found = meta.get("format")
+                raise KeyRingError(f"the key ring's format {found!r} is not one this PJai reads")
+            store_key = open_store_key(
+                conn,
+                meta.get("store key", ""),
+                passphrase=passphrase,
+                key_file=key_file,
+                recovery_code=recovery_code,
+            )
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, target, store_key)
+
+    def close(self) -> None:
+        """Close the file and forget the keys held in memory."""
+        self._cache.clear()
+        self._conn.close()
+
+    def __enter__(self) -> KeyRing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- locks -------------------------------------------------------------------------
+
+    def change_passphrase(self, passphrase: str, params: Argon2Params | None = None) -> None:
+        """Lock the store key with ``passphrase`` instead of the passphrase before (the
+        data and data keys stay as they are)."""
+        check_passphrase(passphrase)
+        with self._transaction():
+            self._conn.execute("DELETE FROM wraps WHERE kind = 'passphrase'")
+            self._wrap_with_passphrase(passphrase, params or Argon2Params())
+
+    def add_key_file(self, key_file: str | Path) -> None:
+        """Let ``key_file`` (made if it does not exist) unlock the store key too."""
+        with self._transaction():
+            self._conn.execute("DELETE FROM wraps WHERE kind = 'key file'")
+            self._wrap_with_key_file(Path(key_file))
+
+    def recovery_code(self, params: Argon2Params | None = None) -> str:
+        """A new one-time recovery code that unlocks the store key (shown once; only
+        its stretched form is kept). Replaces any code made before."""
+        code = base64.b32encode(secrets.token_bytes(15)).decode()
+        params = params or Argon2Params()
+        salt = secrets.token_bytes(16)
+        kek = stretch(plain_code(code), salt, params)
+        with self._transaction():
+            self._conn.execute("DELETE FROM wraps WHERE kind = 'recovery code'")
+            self._wrap("recovery code", kek, params=params, salt=salt)
+        return "-".join(code[i : i + 6] for i in range(0, len(code), 6))
+
+    def locks(self) -> list[str]:
+        """What can unlock the store key: ``passphrase``, ``key file``, ``recovery code``."""
+        rows = self._conn.execute("SELECT kind FROM wraps ORDER BY kind").fetchall()
+        return [str(kind) for (kind,) in rows]
+
+    @property
+    def store_key_fingerprint(self) -> str:
+        """The store key's fingerprint."""
+        return fingerprint(self._store_key)
+
+    # -- data keys ---------------------------------------------------------------------
+
+    def current(self, scope: str) -> tuple[str, bytes]:
+        """The id and key that new sensitive fields of ``scope`` (a persona id, or
+        :data:`STORE_SCOPE`) are encrypted with; made on first use. Raises
+        :class:`~pjai.errors.KeyRingError` for an erased persona."""
+        key_id = self._current.get(scope)
+        if key_id is not None:
+            return key_id, self._cache[key_id]
+        row = self._conn.execute(
+            "SELECT id, nonce, wrapped FROM data_keys WHERE scope = ? AND current = 1", (scope,)
+        ).fetchone()
+        if row is None:
+            return self._new_data_key(scope)
+        key_id = str(row[0])
+        key = self._unwrap_data_key(key_id, scope, blob(row[1]), blob(row[2]))
+        self._current[scope] = key_id
+        return key_id, key
+
+    def key(self, key_id: str) -> bytes | None:
+        """The data key ``key_id``, or ``None`` if it was erased or never was here."""
+        found = self._cache.get(key_id)
+        if found is not None:
+            return found
+        row = self._conn.execute(
+            "SELECT scope, nonce, wrapped FROM data_keys WHERE id = ?", (key_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return self._unwrap_data_key(key_id, str(row[0]), blob(row[1]), blob(row[2]))
+
+    def rotate(self, scope: str) -> str:
+        """A new data key for ``scope``'s future events; the old ones stay for reading.
+        Returns the new key's id."""
+        return self._new_data_key(scope)[0]
+
+    def scopes(self) -> dict[str, int]:
+        """How many data keys each scope holds."""
+        rows = self._conn.execute("SELECT scope, count(*) FROM data_keys GROUP BY scope")
+        return {str(scope): int(count) for scope, count in rows}
+
+    def erase(self, scope: str) -> list[ErasedKey]:
+        """Destroy every data key of ``scope``: what they encrypted can no longer be
+        read, anywhere this file was the only copy. Returns what was destroyed (ids and
+        fingerprints, no key material)."""
+        rows = self._conn.execute(
+            "SELECT id, nonce, wrapped FROM data_keys WHERE scope = ?", (scope,)
+        ).fetchall()
+        now = _now()
+        erased = []
+        with self._transaction():
+            for key_id, nonce, wrapped in rows:
+                data_key = self._unwrap_data_key(str(key_id), scope, blob(nonce), blob(wrapped))
+                mark = fingerprint(data_key)
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO erased VALUES (?, ?, ?, ?)", (key_id, scope, mark, now)
+                )
+                erased.append(ErasedKey(str(key_id), scope, mark, datetime.fromisoformat(now)))
+            self._conn.execute("DELETE FROM data_keys WHERE scope = ?", (scope,))
+        for gone in erased:
+            self._cache.pop(gone.key_id, None)
+        self._current.pop(scope, None)
+        self._conn.execute("VACUUM")  # no free page keeps a copy
+        return erased
+
+    def erased(self) -> list[ErasedKey]:
+        """Every data key destroyed here, oldest first."""
+        rows = self._conn.execute(
+            "SELECT key_id, scope, fingerprint, erased_at FROM erased ORDER BY erased_at, key_id"
+        )
+        return [
+            ErasedKey(str(a), str(b), str(c), datetime.fromisoformat(str(d))) for a, b, c, d in rows
+        ]
+
+    def was_erased(self, key_id: str) -> bool:
+        """Whether ``key_id`` was destroyed here."""
+        return (
+            self._conn.execute("SELECT 1 FROM erased WHERE key_id = ?", (key_id,)).fetchone()
+            is not None
+        )
+
+    # -- inside ------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._conn:
+            yield
+
+    def _new_data_key(self, scope: str) -> tuple[str, bytes]:
+        if self._conn.execute("SELECT 1 FROM erased WHERE scope = ?", (scope,)).fetchone():
+            raise KeyRingError(f"{scope} was erased: nothing new is encrypted for it")
+        key_id, key = new_id(), secrets.token_bytes(KEY_BYTES)
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        wrapped = AESGCM(self._store_key).encrypt(nonce, key, _data_key_aad(key_id, scope))
+        with self._transaction():
+            self._conn.execute("UPDATE data_keys SET current = 0 WHERE scope = ?", (scope,))
+            self._conn.execute(
+                "INSERT INTO data_keys VALUES (?, ?, ?, ?, 1, ?)",
+                (key_id, scope, nonce, wrapped, _now()),
+            )
+        self._cache[key_id] = key
+        self._current[scope] = key_id
+        return key_id, key
+
+    def _unwrap_data_key(self, key_id: str, scope: str, nonce: bytes, wrapped: bytes) -> bytes:
+        try:
+            key = AESGCM(self._store_key).decrypt(nonce, wrapped, _data_key_aad(key_id, scope))
+        except InvalidTag as exc:
+            raise KeyRingError(
+                f"data key {key_id} of {scope} does not open: it was altered"
+            ) from exc
+        self._cache[key_id] = key
+        return key
+
+    def _wrap_with_passphrase(self, passphrase: str, params: Argon2Params) -> None:
+        salt = secrets.token_bytes(16)
+        self._wrap("passphrase", stretch(passphrase, salt, params), params=params, salt=salt)
+
+    def _wrap_with_key_file(self, path: Path) -> None:
+        if path.exists():
+            kek = read_key_file(path)
+        else:
+            kek = secrets.token_bytes(KEY_BYTES)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(base64.b64encode(kek).decode() + "\n")
+        self._wrap("key file", kek)
+
+    def _wrap(
+        self,
+        kind: str,
+        kek: bytes,
+        *,
+        params: Argon2Params | None = None,
+        salt: bytes | None = None,
+    ) -> None:
+        wrap_id = new_id()
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        wrapped = AESGCM(kek).encrypt(nonce, self._store_key, wrap_aad(wrap_id))
+        self._conn.execute(
+            "INSERT INTO wraps VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (wrap_id, kind, salt, params.text() if params else None, nonce, wrapped, _now()),
+        )
+
+
+def _connect(path: Path) -> apsw.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = apsw.Connection(str(path))
+    conn.setbusytimeout(5_000)
+    # A rollback journal (no WAL keeping old pages) and deleted bytes overwritten.
+    conn.execute("PRAGMA journal_mode=DELETE; PRAGMA secure_delete=ON; PRAGMA synchronous=FULL")
+    if os.name == "posix":
+        os.chmod(path, 0o600)
+    return conn
+
+
+def _data_key_aad(key_id: str, scope: str) -> bytes:
+    return b"pjai data key\x00" + key_id.encode() + b"\x00" + scope.encode()

@@ -1,0 +1,149 @@
+"""The locks on a store key: a passphrase (Argon2id), a key file, a recovery code.
+
+Each lock is a key-encryption key that wraps the store key with AES-256-GCM, bound to
+the lock's row id; :func:`open_store_key` tries the locks it is given the secret of.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+from pjai.errors import KeyRingError
+
+__all__ = [
+    "KEY_BYTES",
+    "Argon2Params",
+    "blob",
+    "check_passphrase",
+    "fingerprint",
+    "open_store_key",
+    "plain_code",
+    "read_key_file",
+    "stretch",
+    "wrap_aad",
+]
+
+KEY_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Argon2Params:
+    """How hard a passphrase is stretched (Argon2id). The defaults follow RFC 9106's
+    second recommendation (64 MiB, 3 passes); tests may ask for less."""
+
+    iterations: int = 3
+    lanes: int = 4
+    memory_kib: int = 64 * 1024
+
+    def text(self) -> str:
+        """As stored beside the salt."""
+        return f"argon2id:{self.iterations}:{self.lanes}:{self.memory_kib}"
+
+    @classmethod
+    def parse(cls, text: str) -> Argon2Params:
+        """What :meth:`text` wrote."""
+        kind, iterations, lanes, memory = text.split(":")
+        if kind != "argon2id":
+            raise KeyRingError(f"unknown passphrase stretching {kind!r} in the key ring")
+        return cls(int(iterations), int(lanes), int(memory))
+
+
+def blob(value: object) -> bytes:
+    """A BLOB column's value as bytes (a key ring file altered by hand may hold text)."""
+    if not isinstance(value, bytes):
+        raise KeyRingError("the key ring holds a value that is not bytes: it was altered")
+    return value
+
+
+def fingerprint(key: bytes) -> str:
+    """A key's fingerprint: names it in proofs and reports without revealing it."""
+    return hashlib.sha256(b"pjai key fingerprint\x00" + key).hexdigest()[:16]
+
+
+def stretch(passphrase: str, salt: bytes, params: Argon2Params) -> bytes:
+    kdf = Argon2id(
+        salt=salt,
+        length=KEY_BYTES,
+        iterations=params.iterations,
+        lanes=params.lanes,
+        memory_cost=params.memory_kib,
+    )
+    return kdf.derive(passphrase.encode())
+
+
+def check_passphrase(passphrase: str) -> None:
+    if len(passphrase) < 12:
+        raise KeyRingError("a passphrase needs at least 12 characters")
+
+
+def read_key_file(path: Path) -> bytes:
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise KeyRingError(f"cannot read the key file {path}: {exc}") from exc
+    try:
+        key = base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise KeyRingError(f"{path} is not a PJai key file (base64 of 32 bytes)") from exc
+    if len(key) != KEY_BYTES:
+        raise KeyRingError(f"{path} is not a PJai key file (base64 of 32 bytes)")
+    return key
+
+
+def wrap_aad(wrap_id: str) -> bytes:
+    return b"pjai store key\x00" + wrap_id.encode()
+
+
+def plain_code(code: str) -> str:
+    """A recovery code as stretched: upper case, without the dashes and spaces."""
+    return "".join(code.split()).replace("-", "").upper()
+
+
+def open_store_key(
+    conn: apsw.Connection,
+    expected: str,
+    *,
+    passphrase: str | None,
+    key_file: str | Path | None,
+    recovery_code: str | None,
+) -> bytes:
+    """The store key, unwrapped by the first lock whose secret is given and opens it
+    (checked against its fingerprint ``expected``). A recovery code is removed as it
+    opens: it works once. :class:`~pjai.errors.KeyRingError` says what did not open."""
+    rows = conn.execute("SELECT id, kind, salt, params, nonce, wrapped FROM wraps").fetchall()
+    kinds = {str(row[1]) for row in rows}
+    tried: list[str] = []
+    for wrap_id, kind, salt, params, nonce, wrapped in rows:
+        kek: bytes | None = None
+        if kind == "passphrase" and passphrase is not None:
+            kek = stretch(passphrase, blob(salt), Argon2Params.parse(str(params)))
+        elif kind == "key file" and key_file is not None:
+            kek = read_key_file(Path(key_file))
+        elif kind == "recovery code" and recovery_code is not None:
+            code = plain_code(recovery_code)
+            kek = stretch(code, blob(salt), Argon2Params.parse(str(params)))
+        if kek is None:
+            continue
+        tried.append(str(kind))
+        try:
+            store_key = AESGCM(kek).decrypt(blob(nonce), blob(wrapped), wrap_aad(str(wrap_id)))
+        except InvalidTag:
+            continue
+        if fingerprint(store_key) != expected:
+            raise KeyRingError("the key ring's store key does not match its fingerprint")
+        if kind == "recovery code":  # one time only
+            with conn:
+                conn.execute("DELETE FROM wraps WHERE id = ?", (wrap_id,))
+        return store_key
+    if not tried:
+        offered = ", ".join(sorted(kinds)) or "nothing"
+        raise KeyRingError(f"the key ring is locked: unlock it with its {offered}")
+    raise KeyRingError(f"the {' or '.join(tried)} given does not unlock this key ring")

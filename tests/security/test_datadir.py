@@ -1,0 +1,99 @@
+"""An encrypted data directory: made with `pjai security init`, opened with its
+passphrase or key file, refused without, its logs holding ciphertext."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pjai.app import DataDir, Memories, Personas
+from pjai.app.security import change_passphrase, init_security, rotate_key, security_status
+from pjai.cli import app as cli
+from pjai.errors import KeyRingError, StoreError
+from pjai.store import Store
+from tests.security.test_keys import FAST, PASSPHRASE
+
+MARKER = "zebra-marmalade-41"
+
+
+def opened(path: Path, **environ: str) -> DataDir:
+    return DataDir(path, environ=environ)
+
+
+def test_an_encrypted_directory_seals_its_logs_and_opens_only_with_its_lock(tmp_path: Path) -> None:
+    data = opened(tmp_path / "data", PJAI_PASSPHRASE=PASSPHRASE)
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        ada = Personas(manager).create("Ada", description=MARKER)
+        Memories(manager).add(ada.id, f"the {MARKER} recipe")
+        store = manager.store
+        assert store is not None
+        assert all(MARKER.encode() not in bytes(e.record.args) for e in store.events())
+        assert all(MARKER.encode() not in bytes(r.args) for r in manager.shards.journal())
+        assert Personas(manager).get(ada.id).description == MARKER
+        assert manager.verify().equal
+    with pytest.raises(KeyRingError, match="is encrypted: give its passphrase in PJAI_PASSPHRASE"):
+        opened(tmp_path / "data").open()
+    with pytest.raises(KeyRingError, match="does not unlock"):
+        opened(tmp_path / "data", PJAI_PASSPHRASE="wrong passphrase!").open()
+    # The store file alone, without the ring, is refused rather than read as plain.
+    with pytest.raises(StoreError, match=r"sealed .*open it with its key ring"):
+        Store.open(data.store_path)
+    report = security_status(data)
+    assert (report.encrypted, report.unlocked, report.locks) == (True, True, ["passphrase"])
+    assert report.data_keys == {ada.id: 1}
+    assert not security_status(opened(tmp_path / "data")).unlocked
+
+
+def test_a_plain_directory_takes_encryption_and_keeps_its_older_events(tmp_path: Path) -> None:
+    plain = opened(tmp_path / "data")
+    with plain.open() as manager:
+        ada = Personas(manager).create("Ada", description="written before")
+    data = opened(tmp_path / "data", PJAI_PASSPHRASE=PASSPHRASE)
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        Personas(manager).update(ada.id, description=MARKER)
+        assert manager.store is not None
+        first, second = (bytes(e.record.args) for e in manager.store.events())
+        assert b"written before" in first
+        assert MARKER.encode() not in second
+        assert manager.store.rebuild() == 2
+        assert Personas(manager).get(ada.id).description == MARKER
+    with pytest.raises(KeyRingError, match="encrypted already"):
+        init_security(data, passphrase=PASSPHRASE, params=FAST)
+
+
+def test_a_key_file_opens_it_and_rotation_and_a_new_passphrase_keep_it_readable(
+    tmp_path: Path,
+) -> None:
+    key_file = tmp_path / "elsewhere" / "pjai.key"
+    data = opened(tmp_path / "data", PJAI_KEY_FILE=str(key_file))
+    init_security(data, passphrase=PASSPHRASE, key_file=key_file, params=FAST)
+    with data.open() as manager:
+        ada = Personas(manager).create("Ada", description="before the rotation")
+    rotate_key(data, ada.id)
+    change_passphrase(data, "another long passphrase", params=FAST)
+    with opened(tmp_path / "data", PJAI_PASSPHRASE="another long passphrase").open() as manager:
+        Personas(manager).update(ada.id, description="after the rotation")
+        assert manager.store is not None
+        assert manager.store.rebuild() == 2
+    assert security_status(data).data_keys == {ada.id: 2}
+
+
+def test_the_cli_initialises_and_reports(tmp_path: Path) -> None:
+    runner = CliRunner()
+    where = ["--data-dir", str(tmp_path / "data")]
+    made = runner.invoke(cli, ["security", "init", *where], input=PASSPHRASE + "\n")
+    assert made.exit_code == 0, made.output
+    assert "Encrypted" in made.output
+    locked = runner.invoke(cli, ["security", "status", *where], env={"PJAI_PASSPHRASE": None})
+    assert "encrypted, locked" in locked.output
+    env = {"PJAI_PASSPHRASE": PASSPHRASE}
+    assert runner.invoke(cli, ["persona", "create", "Ada", *where], env=env).exit_code == 0
+    shown = runner.invoke(cli, ["security", "status", *where], env=env)
+    assert "unlocks with: passphrase" in shown.output
+    refused = runner.invoke(cli, ["persona", "list", *where], env={"PJAI_PASSPHRASE": None})
+    assert refused.exit_code == 1
+    assert "is encrypted: give its passphrase" in refused.output

@@ -1,0 +1,114 @@
+"""Erasure by crypto-shredding: after `erase_persona`, the persona's text is in no file of
+the data directory, its sealed events open nowhere, and the store still verifies and
+rebuilds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas
+from pjai.app.privacy import erase_persona
+from pjai.app.security import init_security
+from pjai.cli import app as cli
+from pjai.errors import NotFoundError
+from tests.security.test_keys import FAST, PASSPHRASE
+
+MARKER = "zebra-marmalade-41"
+
+
+def files_holding(directory: Path, text: str) -> list[str]:
+    """The files under ``directory`` whose bytes hold ``text``."""
+    return sorted(
+        str(p.relative_to(directory))
+        for p in directory.rglob("*")
+        if p.is_file() and text.encode() in p.read_bytes()
+    )
+
+
+def fill(manager: object, name: str, marker: str) -> str:
+    personas = Personas(manager)  # type: ignore[arg-type]
+    made = personas.create(name, description=f"{marker} description")
+    Memories(manager).add(made.id, f"{marker} memory", summary=marker)  # type: ignore[arg-type]
+    talk = Conversations(manager).start(made.id, title=f"{marker} talk")  # type: ignore[arg-type]
+    Conversations(manager).say(talk, "user", f"{marker} said")  # type: ignore[arg-type]
+    Bookmarks(manager).create(made.id, f"{marker} bookmark")  # type: ignore[arg-type]
+    return made.id
+
+
+def test_an_erased_persona_is_in_no_file_and_the_others_stay(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        grace = fill(manager, "Grace", "kept-words")
+        Personas(manager).delete(ada)  # erasure takes deleted personas too
+        assert files_holding(data.path, MARKER)  # plaintext in the state, before
+        proof = erase_persona(data, manager, ada)
+        assert proof.rows == {
+            "memory_links": 0,
+            "conversation_messages": 1,
+            "memories": 1,
+            "conversations": 1,
+            "bookmarks": 1,
+            "personas": 1,
+        }
+        assert len(proof.keys_destroyed) == 1
+        assert (proof.sealed_events, proof.plaintext_events) == (5, 0)
+        assert proof.event_id is not None
+        assert MARKER not in repr(proof)  # the proof holds no personal data
+        assert Personas(manager).find(ada) is None
+        assert Personas(manager).get(grace).description == "kept-words description"
+        assert manager.verify().equal
+        assert manager.store is not None
+        manager.store.rebuild()
+        assert manager.verify().equal
+    assert files_holding(data.path, MARKER) == []
+    assert files_holding(data.path, "kept-words") != []
+    with data.open() as manager:
+        assert [p.name for p in Personas(manager).list()] == ["Grace"]
+
+
+def test_in_a_plain_directory_the_proof_says_what_the_log_keeps(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data")
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        proof = erase_persona(data, manager, ada)
+        assert (proof.sealed_events, proof.plaintext_events) == (0, 5)
+        assert proof.keys_destroyed == []
+        assert Personas(manager).find(ada) is None
+    # The state and SQL rows are gone; the log still holds the plain events, as said.
+    assert files_holding(data.path, MARKER) == ["primary.db", "store.db"]
+
+
+def test_an_erasure_finishes_once_and_unknown_personas_are_refused(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        erase_persona(data, manager, ada)
+        again = erase_persona(data, manager, ada)
+        assert (again.event_id, again.keys_destroyed, again.rows) == (None, [], {})
+        with pytest.raises(NotFoundError, match="no persona 'nobody' to erase"):
+            erase_persona(data, manager, "nobody")
+
+
+def test_the_cli_erases_after_asking_and_prints_the_proof(tmp_path: Path) -> None:
+    runner = CliRunner()
+    where = ["--data-dir", str(tmp_path / "data")]
+    data = DataDir(tmp_path / "data")
+    with data.open() as manager:
+        fill(manager, "Ada", MARKER)
+    refused = runner.invoke(cli, ["privacy", "erase", "Ada", *where])
+    assert refused.exit_code == 1
+    assert "give --yes" in refused.output
+    done = runner.invoke(cli, ["privacy", "erase", "Ada", "--yes", "--json", *where])
+    assert done.exit_code == 0, done.output
+    proof = json.loads(done.output)
+    assert proof["rows"]["memories"] == 1
+    assert proof["plaintext_events"] == 5
+    plain = runner.invoke(cli, ["privacy", "erase", proof["persona_id"], "--yes", *where])
+    assert "Erased" in plain.output

@@ -1,0 +1,140 @@
+"""The key ring: locks on the store key, data keys per persona, rotation, erasure."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import apsw
+import pytest
+
+from pjai.errors import KeyRingError
+from pjai.security import STORE_SCOPE, Argon2Params, KeyRing, fingerprint
+
+FAST = Argon2Params(iterations=1, lanes=1, memory_kib=8 * 1024)
+"""Cheap stretching for tests; the defaults take a quarter of a second."""
+
+PASSPHRASE = "correct horse battery"
+
+
+def made(tmp_path: Path) -> KeyRing:
+    return KeyRing.create(tmp_path / "keys.db", passphrase=PASSPHRASE, params=FAST)
+
+
+def stored_wraps(path: Path, scope: str) -> list[bytes]:
+    """The wrapped data keys of ``scope`` as the file holds them."""
+    conn = apsw.Connection(str(path))
+    try:
+        rows = conn.execute("SELECT wrapped FROM data_keys WHERE scope = ?", (scope,))
+        return [bytes(w) for (w,) in rows]
+    finally:
+        conn.close()
+
+
+def test_a_passphrase_unlocks_the_same_keys_and_a_wrong_one_is_refused(tmp_path: Path) -> None:
+    with made(tmp_path) as ring:
+        key_id, key = ring.current("p1")
+        store_print = ring.store_key_fingerprint
+    with KeyRing.unlock(tmp_path / "keys.db", passphrase=PASSPHRASE) as again:
+        assert again.store_key_fingerprint == store_print
+        assert again.key(key_id) == key
+        assert again.current("p1") == (key_id, key)
+    with pytest.raises(KeyRingError, match="passphrase given does not unlock"):
+        KeyRing.unlock(tmp_path / "keys.db", passphrase="not the passphrase")
+    with pytest.raises(KeyRingError, match="locked: unlock it with its passphrase"):
+        KeyRing.unlock(tmp_path / "keys.db")
+    with pytest.raises(KeyRingError, match="at least 12 characters"):
+        KeyRing.create(tmp_path / "other.db", passphrase="short")
+    assert not (tmp_path / "other.db").exists()
+
+
+def test_the_file_keeps_no_key_in_the_clear(tmp_path: Path) -> None:
+    with made(tmp_path) as ring:
+        _, key = ring.current("p1")
+    raw = (tmp_path / "keys.db").read_bytes()
+    assert key not in raw
+    assert PASSPHRASE.encode() not in raw
+    assert stat.S_IMODE((tmp_path / "keys.db").stat().st_mode) == 0o600
+
+
+def test_changing_the_passphrase_rewraps_without_changing_the_keys(tmp_path: Path) -> None:
+    with made(tmp_path) as ring:
+        key_id, key = ring.current("p1")
+        ring.change_passphrase("a brand new passphrase", FAST)
+    with pytest.raises(KeyRingError, match="does not unlock"):
+        KeyRing.unlock(tmp_path / "keys.db", passphrase=PASSPHRASE)
+    with KeyRing.unlock(tmp_path / "keys.db", passphrase="a brand new passphrase") as ring:
+        assert ring.key(key_id) == key
+
+
+def test_a_key_file_and_a_one_time_recovery_code_unlock_it_too(tmp_path: Path) -> None:
+    key_file = tmp_path / "elsewhere" / "pjai.key"
+    with made(tmp_path) as ring:
+        ring.add_key_file(key_file)
+        code = ring.recovery_code(FAST)
+        key_id, key = ring.current(STORE_SCOPE)
+        assert ring.locks() == ["key file", "passphrase", "recovery code"]
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    with KeyRing.unlock(tmp_path / "keys.db", key_file=key_file) as ring:
+        assert ring.key(key_id) == key
+    typed = code.lower().replace("-", " ")  # as a person might type it
+    with KeyRing.unlock(tmp_path / "keys.db", recovery_code=typed) as ring:
+        assert ring.key(key_id) == key
+        assert "recovery code" not in ring.locks()
+    with pytest.raises(KeyRingError, match="locked: unlock it with its key file, passphrase"):
+        KeyRing.unlock(tmp_path / "keys.db", recovery_code=code)
+    key_file.write_text("not a key\n")
+    with pytest.raises(KeyRingError, match="is not a PJai key file"):
+        KeyRing.unlock(tmp_path / "keys.db", key_file=key_file)
+
+
+def test_rotation_gives_new_events_a_new_key_and_keeps_the_old_one(tmp_path: Path) -> None:
+    with made(tmp_path) as ring:
+        old_id, old = ring.current("p1")
+        new_id = ring.rotate("p1")
+        assert new_id != old_id
+        assert ring.current("p1")[0] == new_id
+        assert ring.key(old_id) == old
+        assert ring.scopes() == {"p1": 2}
+    with KeyRing.unlock(tmp_path / "keys.db", passphrase=PASSPHRASE) as ring:
+        assert ring.current("p1")[0] == new_id
+
+
+def test_erasing_a_persona_destroys_its_keys_in_the_file(tmp_path: Path) -> None:
+    with made(tmp_path) as ring:
+        first_id, first = ring.current("p1")
+        second_id = ring.rotate("p1")
+        second = ring.key(second_id)
+        assert second is not None
+        kept_id, kept = ring.current("p2")
+        wrapped = stored_wraps(tmp_path / "keys.db", "p1")
+        erased = ring.erase("p1")
+        assert {e.key_id for e in erased} == {first_id, second_id}
+        assert {e.fingerprint for e in erased} == {fingerprint(first), fingerprint(second)}
+        assert ring.key(first_id) is None
+        assert ring.was_erased(first_id)
+        with pytest.raises(KeyRingError, match="p1 was erased"):
+            ring.current("p1")
+        assert ring.key(kept_id) == kept
+    raw = (tmp_path / "keys.db").read_bytes()
+    with KeyRing.unlock(tmp_path / "keys.db", passphrase=PASSPHRASE) as ring:
+        assert ring.key(second_id) is None
+        assert [e.key_id for e in ring.erased()] == sorted([first_id, second_id])
+    # What the file holds of the erased keys is their ids and fingerprints: no wrapped
+    # key of p1 is left to be opened by a stolen passphrase.
+    assert len(wrapped) == 2
+    assert all(w not in raw for w in wrapped)
+    assert [p.name for p in tmp_path.iterdir()] == ["keys.db"]  # no journal left behind
+
+
+def test_an_altered_data_key_is_refused(tmp_path: Path) -> None:
+    with made(tmp_path) as ring:
+        key_id, _ = ring.current("p1")
+    conn = apsw.Connection(str(tmp_path / "keys.db"))
+    conn.execute("UPDATE data_keys SET scope = 'p2' WHERE id = ?", (key_id,))
+    conn.close()
+    with (
+        KeyRing.unlock(tmp_path / "keys.db", passphrase=PASSPHRASE) as ring,
+        pytest.raises(KeyRingError, match="does not open: it was altered"),
+    ):
+        ring.key(key_id)
