@@ -276,3 +276,21 @@ async def test_merge_takes_their_change_keeps_mine_and_is_quiet_where_both_agree
         Merged("a", 5, kept_mine=False),
         Merged("c", 4, kept_mine=True),
     ]
+
+
+async def test_a_persona_is_erased_for_good_once_its_name_is_typed(web: WebApp) -> None:
+    ada = web.services.personas.create("Ada", activate=True)
+    web.services.memories.add(ada.id, "Something only Ada knew")
+    async with simulated(web) as user:
+        await _open(user, ada)
+        user.find(marker=f"persona-erase-{ada.id}").click()
+        await user.should_see(marker="erase-confirm")
+        (button,) = user.find(marker="erase-confirm").elements
+        assert not button.enabled  # until the name is typed
+        user.find(marker="erase-name").type("Ada")
+        await until(lambda: button.enabled, "the erase button enabled")
+        user.find(marker="erase-confirm").click()
+        await user.should_see("Erased Ada", retries=50)
+        await user.should_see("No persona yet", retries=50)
+    assert web.services.personas.find(ada.id) is None
+    assert web.manager.query("SELECT count(*) AS n FROM memories")[0].n == 0

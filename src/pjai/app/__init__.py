@@ -27,6 +27,7 @@ from pjai.app.security import (
     rotate_key,
     security_status,
 )
+from pjai.app.subject import SubjectExport, export_subject
 from pjai.app.sync import (
     PeerView,
     RejectedEvent,
@@ -80,6 +81,7 @@ __all__ = [
     "RejectedEvent",
     "Repair",
     "SecurityReport",
+    "SubjectExport",
     "SyncLink",
     "SyncOutcome",
     "SyncReport",
@@ -89,6 +91,7 @@ __all__ = [
     "config_changes",
     "connect",
     "erase_persona",
+    "export_subject",
     "flag_states",
     "init_security",
     "merge_settings",

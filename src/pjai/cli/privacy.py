@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from pjai.app import Personas
 from pjai.app.privacy import erase_persona
+from pjai.app.subject import export_subject
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
@@ -72,3 +74,28 @@ def erase(
             highlight=False,
             soft_wrap=True,
         )
+
+
+@app.command("export")
+def export(
+    persona: PersonaArg,
+    file: Annotated[Path, typer.Argument(help="The zip to write.", dir_okay=False)],
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace FILE.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write everything of one persona, in plaintext, to a zip for its data subject:
+    each table's rows as JSON and CSV, and its audit trail (GDPR art. 15 and 20)."""
+    with open_manager(data_dir, create=False) as manager, reported():
+        persona_id = Personas(manager).resolve_any(persona)
+        done = export_subject(manager, persona_id, file, overwrite=overwrite)
+    if as_json:
+        print_json(done)
+        return
+    rows = sum(done.rows.values())
+    console.print(
+        f"Wrote {rows} rows and {done.events} events of {persona_id} to {done.path} "
+        "(plaintext: keep it safe).",
+        highlight=False,
+        soft_wrap=True,
+    )

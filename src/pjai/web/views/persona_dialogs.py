@@ -1,8 +1,9 @@
-"""The personas view's dialogs: create a persona from a template, confirm a deletion."""
+"""The personas view's dialogs: create a persona from a template, confirm a deletion,
+confirm an erasure by typing the persona's name."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from nicegui import ui
 
@@ -11,7 +12,7 @@ from pjai.errors import PjaiError
 from pjai.schema.models import Persona
 from pjai.web.app import WebApp
 
-__all__ = ["BLANK", "confirm", "create_persona"]
+__all__ = ["BLANK", "confirm", "confirm_erasure", "create_persona"]
 
 BLANK = "blank"
 """The template choice that starts from the default settings."""
@@ -83,6 +84,30 @@ def confirm(title: str, text: str, action: str, confirmed: Callable[[], None]) -
             ui.button(action, color="negative", on_click=go).mark("confirm-action").props(
                 'data-testid="confirm-action"'
             )
+    _open_once(dialog)
+    return dialog
+
+
+def confirm_erasure(name: str, confirmed: Callable[[], Awaitable[None]]) -> ui.dialog:
+    """Open a dialog that erases the persona called ``name`` once its name is typed."""
+    with ui.dialog() as dialog, ui.card().classes("w-[34rem]").props('data-testid="erase-dialog"'):
+        ui.label(f"Erase {name} for good?").classes("text-h6")
+        ui.label(
+            "Every record of it is deleted, its keys are destroyed so that its history "
+            "opens nowhere, and the files are rewritten. This cannot be undone, and it "
+            "is not the same as Delete (which can be restored)."
+        )
+        typed = ui.input(f"Type {name} to confirm").classes("w-full").mark("erase-name")
+
+        async def go() -> None:
+            dialog.close()
+            await confirmed()
+
+        with ui.row().classes("w-full justify-end"):
+            ui.button("Cancel", on_click=dialog.close).props("flat")
+            button = ui.button("Erase for good", color="negative", on_click=go)
+            button.props('data-testid="erase-confirm"').mark("erase-confirm")
+            button.bind_enabled_from(typed, "value", backward=lambda v: v == name)
     _open_once(dialog)
     return dialog
 

@@ -10,12 +10,16 @@ nothing a person is typing is lost.
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 from nicegui import ui
 from nicegui.events import ValueChangeEventArguments
 
+from pjai.app import erase_persona, export_subject
 from pjai.app.reads import personas_view as reads
 from pjai.app.reads.personas_view import PersonaEntry
 from pjai.errors import PjaiError
@@ -23,7 +27,7 @@ from pjai.schema.models import Persona
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
-from pjai.web.views.persona_dialogs import confirm, create_persona
+from pjai.web.views.persona_dialogs import confirm, confirm_erasure, create_persona
 from pjai.web.views.persona_form import PersonaForm
 from pjai.web.views.view import View
 
@@ -93,6 +97,7 @@ class PersonasPage:
                     ui.button("Restore", on_click=partial(self.restore, entry)).props(
                         "flat dense no-caps"
                     )
+                    self._more(entry)
                 _description(entry)
 
     def _row(self, entry: PersonaEntry) -> ui.card:
@@ -111,6 +116,7 @@ class PersonasPage:
                 ui.button("Delete", color="negative", on_click=partial(self.delete, entry)).props(
                     "flat dense no-caps"
                 ).classes("shrink-0")
+                self._more(entry)
             _description(entry)
             with ui.row().classes("gap-1"):
                 for tier, count in entry.tiers:
@@ -195,6 +201,62 @@ class PersonasPage:
                     lambda: self.web.services.personas.delete(entry.id), f"Deleted {entry.name}"
                 ),
             )
+
+    def _more(self, entry: PersonaEntry) -> None:
+        """The menu of a data subject's rights: a copy of the persona's data, erasure."""
+        with (
+            ui.button(icon="more_vert")
+            .props('flat dense round data-testid="persona-more" aria-label="More"')
+            .classes("shrink-0"),
+            ui.menu(),
+        ):
+            export = ui.menu_item("Export its data (zip)", partial(self.export_subject, entry))
+            export.props('data-testid="persona-export"').mark(f"persona-export-{entry.id}")
+            erase = ui.menu_item("Erase for good…", partial(self.erase, entry))
+            erase.props('data-testid="persona-erase"').classes("text-negative")
+            erase.mark(f"persona-erase-{entry.id}")
+
+    async def export_subject(self, entry: PersonaEntry) -> None:
+        """Download everything of the persona, in plaintext, for its data subject."""
+        with tempfile.TemporaryDirectory() as workdir:
+            path = Path(workdir) / "subject.zip"
+            try:
+                await asyncio.to_thread(export_subject, self.web.manager, entry.id, path)
+            except PjaiError as exc:
+                ui.notify(str(exc), type="negative", multi_line=True)
+                return
+            content = path.read_bytes()
+        ui.download(content, f"{entry.name}-{entry.id[:8]}.zip", "application/zip")
+
+    def erase(self, entry: PersonaEntry) -> None:
+        """Ask for the persona's name, then erase it for good and show the proof."""
+
+        async def erase() -> None:
+            try:
+                proof = await asyncio.to_thread(
+                    erase_persona, self.web.data_dir, self.web.manager, entry.id
+                )
+            except PjaiError as exc:
+                ui.notify(str(exc), type="negative", multi_line=True)
+                return
+            if self.selected == entry.id:
+                self.selected = None
+            kept = (
+                f" The event log still holds {proof.plaintext_events} of its events in "
+                "plaintext (written before encryption was turned on)."
+                if proof.plaintext_events
+                else ""
+            )
+            ui.notify(
+                f"Erased {entry.name}: {sum(proof.rows.values())} rows, "
+                f"{len(proof.keys_destroyed)} keys destroyed.{kept}",
+                type="warning" if kept else "positive",
+                multi_line=True,
+            )
+
+        self.dialogs.clear()
+        with self.dialogs:
+            confirm_erasure(entry.name, erase)
 
     def restore(self, entry: PersonaEntry) -> None:
         """Bring the persona back with the memories deleted with it."""

@@ -1,0 +1,180 @@
+"""Nothing a peer sends may stop the server: generated frames and HTTP requests.
+
+Every frame either decodes or is refused with :class:`ProtocolError` (``bad_frame``);
+a server session answers any sequence of frames with messages (an ``Error`` with a
+documented code closes it) and never raises; the HTTP endpoints answer any query with a
+documented status and a JSON error, never a server error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pjai.schema import SCHEMA
+from pjai.schema.records import ROOT, stamp
+from pjai.schema.types import utc_now
+from pjai.sync.protocol import (
+    Error,
+    Message,
+    ProtocolError,
+    Push,
+    PushAck,
+    PushRejected,
+    decode,
+    encode,
+)
+from pjai.sync.server.asgi import create_app
+from pjai.sync.server.hub import Hub
+from pjai.sync.server.log import MemoryLog
+from pjai.sync.server.session import ServerSession
+
+CODES = {"unsupported_version", "unauthorized", "bad_frame", "out_of_order", "bad_cursor"}
+"""The ``Error`` codes the protocol documents (``server_error`` is the server's own)."""
+
+TYPES = ["hello", "push", "pull", "ping", "pong", "error", "presence_update", "events", "welcome"]
+FIELDS = [
+    "versions", "store_id", "client_id", "token", "extensions", "events", "cursor", "live",
+    "nonce", "code", "message", "name", "state", "detail", "id", "args", "position",
+    "parent", "session_id", "at", "global_seq", "client_seq", "generation", "head", "more",
+]  # fmt: skip
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), inner, max_size=5)
+    ),
+    max_leaves=12,
+)
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> bytes | str:
+    """Frames shaped like protocol messages with arbitrary fields, or arbitrary bytes."""
+    kind = draw(st.sampled_from(["shaped", "bytes", "text"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=300))
+    if kind == "text":
+        return draw(st.text(max_size=300))
+    body: dict[str, Any] = {"type": draw(st.sampled_from(TYPES) | st.text(max_size=10))}
+    body |= draw(st.dictionaries(st.sampled_from(FIELDS), JSON, max_size=6))
+    return json.dumps(body)
+
+
+@settings(max_examples=400, deadline=None)
+@given(frames())
+def test_any_frame_decodes_or_is_refused_as_a_bad_frame(frame: bytes | str) -> None:
+    message: Message | None = None
+    code = None
+    try:
+        message = decode(frame)
+    except ProtocolError as exc:
+        code = exc.code
+    if message is None:
+        assert code == "bad_frame"
+    else:
+        assert decode(encode(message)) == message
+
+
+HELLO = json.dumps({"type": "hello", "versions": [1], "store_id": "s", "client_id": "c"})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.booleans(), st.lists(frames(), max_size=6))
+def test_a_session_answers_any_frames_and_closes_only_with_a_documented_error(
+    greet: bool, sent: list[bytes | str]
+) -> None:
+    session = ServerSession(MemoryLog(), None)
+    for frame in [HELLO, *sent] if greet else sent:
+        replies: list[Message] = session.receive(frame)
+        errors = [r for r in replies if isinstance(r, Error)]
+        for error in errors:
+            assert error.code in CODES, error
+        if errors:
+            assert session.state == "closed"
+    if session.state == "closed":
+        assert session.receive(HELLO) == []  # a closed session says nothing more
+
+
+APPS = {
+    "open": create_app(Hub(MemoryLog(), None)),
+    "locked": create_app(Hub(MemoryLog(), lambda token: None)),
+}
+"""Servers for every example: one that asks for no token, one that knows none."""
+
+
+QUERY = st.dictionaries(
+    st.sampled_from(["store_id", "after", "limit", "cursor"]) | st.text(max_size=6),
+    st.text(max_size=12) | st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    max_size=4,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(sorted(APPS)),
+    st.sampled_from(["/pull", "/health", "/metrics", "/sync", "/nowhere"]),
+    QUERY,
+    st.none() | st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
+)
+def test_http_endpoints_answer_any_request_without_a_server_error(
+    app: str, path: str, query: dict[str, str], token: str | None
+) -> None:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    response = asyncio.run(_get(app, path, query, headers))
+    assert response.status_code in {200, 400, 401, 403, 404, 405}, response.text
+    if response.status_code >= 400 and response.headers.get("content-type") == "application/json":
+        assert "error" in response.json()
+
+
+async def _get(
+    app: str, path: str, query: dict[str, str], headers: dict[str, str]
+) -> httpx.Response:
+    transport = httpx.ASGITransport(app=APPS[app])
+    async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+        return await client.get(path, params=query, headers=headers)
+
+
+EVENT_NAMES = [*SCHEMA.event_names, "v1.NotAnEvent", "v9.FromTheFuture", "nonsense"]
+EVENT_FIELDS = sorted({f for t in SCHEMA.event_types for f in t.__struct_fields__})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(EVENT_NAMES),
+            st.dictionaries(st.sampled_from(EVENT_FIELDS), JSON, max_size=6),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_pushed_events_with_any_arguments_are_acknowledged_or_rejected(
+    pushed: list[tuple[str, dict[str, Any]]],
+) -> None:
+    session = ServerSession(MemoryLog(), None)
+    session.receive(HELLO)
+    records = stamp(
+        [(name, json.dumps(args).encode()) for name, args in pushed],
+        after=ROOT,
+        generation=0,
+        client_id="c",
+        session_id="c",
+        at=utc_now(),
+    )
+    (reply,) = session.receive(encode(Push(id=1, events=records)))
+    assert isinstance(reply, PushAck | PushRejected), reply
+    if isinstance(reply, PushRejected):
+        assert reply.reason == "invalid_event"
+    assert session.state == "ready"  # a bad event costs its push, not the connection
