@@ -163,6 +163,28 @@ def test_token_create_list_revoke(tmp_path: Path) -> None:
     assert after[admin["id"]] is None
 
 
+def test_tokens_expire_and_rotate_through_the_cli(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    made = json.loads(
+        cli("token", "create", "--store", "s1", "--role", "write", "--expires-in", "30d",
+            "--json", *data)
+    )  # fmt: skip
+    assert made["expires_at"] > made["created_at"]
+    rotated = json.loads(cli("token", "rotate", made["id"], "--overlap", "90m", "--json", *data))
+    assert rotated["replaces"] == made["id"]
+    assert rotated["secret"].startswith("pjai_")
+    listed = {t["id"]: t for t in json.loads(cli("token", "list", "--json", *data))}
+    assert listed[made["id"]]["expires_at"] < made["expires_at"]
+    assert listed[rotated["id"]]["expires_at"] is None
+    with ServerDatabase.open(tmp_path / "sync-server.db") as database:
+        assert database.tokens.check(made["secret"]) is not None  # during the overlap
+        assert database.tokens.check(rotated["secret"]) is not None
+    bad = runner.invoke(app, ["sync-server", "token", "create", "--store", "s", "--role",
+                              "read", "--expires-in", "3x", *data])  # fmt: skip
+    assert bad.exit_code == 2
+    assert "give a whole number and d, h, m or s" in bad.output
+
+
 def test_token_database_from_the_environment(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     cli("token", "create", "--store", "s1", "--role", "read", env={"PJAI_SYNC_DB": url})

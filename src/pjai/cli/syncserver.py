@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -133,19 +134,44 @@ def _listening(server: SyncServer, url: str) -> None:
         )
 
 
+def _duration(text: str | None) -> timedelta | None:
+    """``30d``, ``12h``, ``90m`` or ``45s`` as a timedelta (``None`` stays ``None``)."""
+    if text is None:
+        return None
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit():
+        raise typer.BadParameter(f"{text!r}: give a whole number and d, h, m or s, like 30d")
+    return timedelta(**{units[unit]: int(number)})
+
+
+ExpiresIn = Annotated[
+    str | None,
+    typer.Option(
+        "--expires-in",
+        help="The token stops working after this long: 30d, 12h, 90m, 45s (default: never).",
+        show_default=False,
+    ),
+]
+
+
 @token_app.command("create")
 def create_token(
     store: Annotated[str, typer.Option(help="The store id the token is for; * for every store.")],
     role: Annotated[str, typer.Option(help="read (pull), write (also push) or admin.")],
     name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",
+    expires_in: ExpiresIn = None,
     db: DbOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a token and print its secret, the only time it is shown."""
+    lifetime = _duration(expires_in)
     with _server_database(db, data_dir) as database:
         # The store checks the role.
-        secret, token = database.tokens.create(store, cast(Role, role), name, actor=local_actor())
+        secret, token = database.tokens.create(
+            store, cast(Role, role), name, expires_in=lifetime, actor=local_actor()
+        )
     if as_json:
         print_json({"secret": secret, **dataclasses.asdict(token)})
         return
@@ -175,10 +201,20 @@ def list_tokens(
 
 
 def _tokens_table(tokens: list[Token]) -> Table:
-    table = Table("name", "store", "role", "created (UTC)", "revoked", box=box.SIMPLE_HEAD)
+    table = Table(
+        "name", "store", "role", "created (UTC)", "revoked", "expires", box=box.SIMPLE_HEAD
+    )
     table.columns.insert(0, Column("id", no_wrap=True, overflow="fold"))  # revoke needs it whole
     for t in tokens:
-        table.add_row(t.id, t.label, t.store_id, t.role, _when(t.created_at), _when(t.revoked_at))
+        table.add_row(
+            t.id,
+            t.label,
+            t.store_id,
+            t.role,
+            _when(t.created_at),
+            _when(t.revoked_at),
+            _when(t.expires_at),
+        )
     return table
 
 
@@ -198,6 +234,37 @@ def revoke_token(
         token = database.tokens.revoke(token_id, actor=local_actor())
     text = f"Revoked token {token.id} ({token.role} on store {token.store_id!r})."
     print_result(dataclasses.asdict(token), as_json, text)
+
+
+@token_app.command("rotate")
+def rotate_token(
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="The token's id.")],
+    overlap: Annotated[
+        str, typer.Option(help="How long the old token keeps working: 1h, 30m, 0s.")
+    ] = "1h",
+    expires_in: ExpiresIn = None,
+    db: DbOpt = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Replace a token with a new one for the same store and role, printing the new
+    secret once; the old one keeps working for the overlap, so clients move over
+    without downtime."""
+    grace = _duration(overlap)
+    assert grace is not None
+    with _server_database(db, data_dir, create=False) as database:
+        secret, new, old = database.tokens.rotate(
+            token_id, overlap=grace, expires_in=_duration(expires_in), actor=local_actor()
+        )
+    if as_json:
+        print_json({"secret": secret, **dataclasses.asdict(new), "replaces": old.id})
+        return
+    print(secret)
+    errors.print(
+        f"Created token {new.id} to replace {old.id}, which works until "
+        f"{_when(old.expires_at)} UTC. Keep the secret above: it is not shown again.",
+        highlight=False,
+    )
 
 
 @app.command()

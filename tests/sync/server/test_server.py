@@ -87,7 +87,7 @@ async def test_tokens_and_roles(server: tuple[Hub, TokenStore, str]) -> None:
     ws = url.replace("http", "ws") + "/sync"
     with Store.memory(sync=True) as a:
         for secret, message in (
-            ("pjai_nope", "unknown or revoked token"),
+            ("pjai_nope", "unknown, revoked or expired token"),
             (other, "for store 's2'"),
         ):
             client = SyncClient(a, websocket_connector(ws, secret), store_id="s1")

@@ -70,7 +70,7 @@ NO_TOKEN = (
 @pytest.mark.parametrize(
     ("token", "store", "message"),
     [
-        ("pjai_nope", "s1", "unknown or revoked token"),
+        ("pjai_nope", "s1", "unknown, revoked or expired token"),
         (
             "",
             "s1",
@@ -288,7 +288,7 @@ def test_a_revoked_token_stops_an_open_connection_pushing(
     assert send(s, Push(id=1, events=batch[:1])) == [PushAck(id=1, head=Position(1), accepted=1)]
     del valid["pjai_w"]  # revoked
     assert send(s, Push(id=2, events=batch[1:])) == [
-        Error(code="unauthorized", message="the token was revoked")
+        Error(code="unauthorized", message="the token was revoked or expired")
     ]
     assert s.state == "closed"
 

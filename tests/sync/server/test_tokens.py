@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,47 @@ def test_the_local_actor_names_user_and_host() -> None:
     assert user
     assert at
     assert host
+
+
+def test_a_token_expires_and_a_rotation_overlaps_the_old_one(server_db: ServerDatabase) -> None:
+    secret, laptop = server_db.tokens.create("s1", "write", "laptop", expires_in=timedelta(days=30))
+    assert laptop.expires_at is not None
+    assert laptop.expires_at > laptop.created_at
+    assert server_db.tokens.check(secret) == laptop
+    fresh, new, old = server_db.tokens.rotate(laptop.id, overlap=timedelta(hours=1), actor="ann")
+    assert (new.store_id, new.role, new.label) == ("s1", "write", "laptop")
+    assert old.expires_at is not None
+    assert old.expires_at < laptop.expires_at  # the overlap is shorter than its life was
+    assert server_db.tokens.check(secret) == old  # both work during the overlap
+    assert server_db.tokens.check(fresh) == new
+    assert [e.action for e in server_db.audit.list()][-2:] == ["token.rotate", "token.create"]
+    _, gone, _ = server_db.tokens.rotate(new.id, overlap=timedelta(0))
+    assert server_db.tokens.check(fresh) is None  # no overlap: the old one stops at once
+    with pytest.raises(ConfigError, match="no live token"):
+        server_db.tokens.rotate(new.id)
+    with pytest.raises(ConfigError, match="must live for some time"):
+        server_db.tokens.create("s1", "read", expires_in=timedelta(0))
+    assert gone.expires_at is None
+
+
+def test_an_expired_token_is_refused(server_db: ServerDatabase) -> None:
+    secret, token = server_db.tokens.create("s1", "read", expires_in=timedelta(microseconds=1))
+    time.sleep(0.01)
+    assert server_db.tokens.check(secret) is None
+    assert [t.id for t in server_db.tokens.list()] == [token.id]  # listed, with its expiry
+
+
+def test_a_tokens_table_from_before_expiry_gets_the_column(url: str) -> None:
+    engine = create_sql_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TABLE pjai_sync_tokens (id VARCHAR PRIMARY KEY, digest VARCHAR NOT NULL "
+                "UNIQUE, store_id VARCHAR NOT NULL, role VARCHAR NOT NULL, label TEXT NOT NULL, "
+                "created_at VARCHAR NOT NULL, revoked_at VARCHAR)"
+            )
+    finally:
+        engine.dispose()
+    with ServerDatabase.open(url) as opened:
+        secret, token = opened.tokens.create("s1", "read")
+        assert opened.tokens.check(secret) == token

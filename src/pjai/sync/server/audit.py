@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ACTIONS", "AuditEntry", "AuditTrail", "local_actor", "record"]
 
-Action = Literal["token.create", "token.revoke"]
-ACTIONS: tuple[Action, ...] = ("token.create", "token.revoke")
+Action = Literal["token.create", "token.revoke", "token.rotate"]
+ACTIONS: tuple[Action, ...] = ("token.create", "token.revoke", "token.rotate")
 
 
 @dataclass(frozen=True, slots=True)

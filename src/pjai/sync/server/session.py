@@ -64,7 +64,7 @@ RECHECK_S = 5.0
 """How often an open connection's token is looked up again (on its next push)."""
 
 Authenticate = Callable[[str], Token | None]
-"""Looks a bearer token up; ``None`` when it is unknown or revoked."""
+"""Looks a bearer token up; ``None`` when it is unknown, revoked or expired."""
 
 _NAME = re.compile(r"^v(\d+)\.[A-Z][A-Za-z0-9]*$")
 
@@ -152,7 +152,7 @@ class ServerSession:
             return []
         if isinstance(message, Push):
             if not self._token_still_valid():
-                return self._fail("unauthorized", "the token was revoked")
+                return self._fail("unauthorized", "the token was revoked or expired")
             answer = self._push(message)
             self.push_results.append(answer.reason if isinstance(answer, PushRejected) else "ok")
             return [answer]
@@ -205,7 +205,7 @@ class ServerSession:
                 )
             token = self._authenticate(secret)
             if token is None:
-                return self._fail("unauthorized", "unknown or revoked token")
+                return self._fail("unauthorized", "unknown, revoked or expired token")
             if token.store_id not in (hello.store_id, "*"):
                 return self._fail(
                     "unauthorized", f"this token is for store {token.store_id!r}, not this one"

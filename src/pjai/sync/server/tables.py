@@ -72,6 +72,7 @@ tokens = sa.Table(
     sa.Column("label", sa.Text, nullable=False),
     sa.Column("created_at", sa.String, nullable=False),
     sa.Column("revoked_at", sa.String),
+    sa.Column("expires_at", sa.String),  # none: until revoked
     sa.CheckConstraint("role IN ('read', 'write', 'admin')", name="role"),
 )
 
@@ -122,6 +123,10 @@ def create_tables(conn: sa.Connection) -> None:
     if conn.dialect.name == "postgresql":  # servers starting together: one at a time
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
     metadata.create_all(conn)
+    # Tables made by an older PJai lack the columns added since.
+    present = {c["name"] for c in sa.inspect(conn).get_columns(tokens.name)}
+    if "expires_at" not in present:
+        conn.exec_driver_sql(f"ALTER TABLE {tokens.name} ADD COLUMN expires_at VARCHAR")
 
 
 def ensure_tables(engine: sa.Engine) -> None:

@@ -2,8 +2,10 @@
 
 Only a SHA-256 digest of a token is stored; the secret is shown once, when created.
 Roles: ``read`` pulls, ``write`` also pushes, ``admin`` also reads the server's
-metrics. Tokens are long random strings, so a plain digest is safe to keep. Creating
-and revoking a token is recorded in the server's audit trail
+metrics. Tokens are long random strings, so a plain digest is safe to keep. A token may
+expire; rotating one makes a new token for the same store and role and lets the old
+one live on for an overlap, so that clients move over without downtime. Creating,
+rotating and revoking a token is recorded in the server's audit trail
 (:mod:`pjai.sync.server.audit`) in the same transaction.
 """
 
@@ -14,6 +16,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import sqlalchemy as sa
 
@@ -39,6 +42,8 @@ class Token:
     label: str
     created_at: str
     revoked_at: str | None
+    expires_at: str | None = None
+    """When it stops working by itself (ISO 8601, UTC); ``None``: until revoked."""
 
 
 def can(role: str, wanted: Role) -> bool:
@@ -62,31 +67,60 @@ class TokenStore:
         ensure_tables(engine)
 
     def create(
-        self, store_id: str, role: Role, label: str = "", *, actor: str | None = None
+        self,
+        store_id: str,
+        role: Role,
+        label: str = "",
+        *,
+        expires_in: timedelta | None = None,
+        actor: str | None = None,
     ) -> tuple[str, Token]:
         """A new token for ``store_id`` (``*``: every store); returns its secret once.
 
-        ``actor``: who creates it, for the audit trail.
+        ``expires_in``: it stops working that long from now. ``actor``: who creates it,
+        for the audit trail.
         """
         if role not in ROLES:
             raise ConfigError(f"role {role!r}: use read, write or admin")
         if not store_id.strip():
             raise ConfigError("a token needs a store id, or * for every store")
-        secret = PREFIX + secrets.token_urlsafe(32)
-        token = Token(new_id(), store_id, role, label, to_iso(utc_now()), None)
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise ConfigError(f"a token must live for some time, not {expires_in}")
         with transaction(self.engine, "creating a token", write=True) as conn:
-            conn.execute(
-                sa.insert(tokens).values(
-                    id=token.id,
-                    digest=_digest(secret),
-                    store_id=store_id,
-                    role=role,
-                    label=label,
-                    created_at=token.created_at,
-                )
-            )
+            secret, token = _insert(conn, store_id, role, label, expires_in)
             record(conn, "token.create", token, at=token.created_at, actor=actor)
         return secret, token
+
+    def rotate(
+        self,
+        token_id: str,
+        *,
+        overlap: timedelta = timedelta(hours=1),
+        expires_in: timedelta | None = None,
+        actor: str | None = None,
+    ) -> tuple[str, Token, Token]:
+        """A new token for the same store, role and label as the live token
+        ``token_id``, whose secret is returned once; the old one works for ``overlap``
+        more (or until it expires, if sooner), so clients can move over without
+        downtime. Returns the secret, the new token and the old one as it now is."""
+        if overlap < timedelta(0):
+            raise ConfigError(f"the overlap cannot be negative, got {overlap}")
+        now = utc_now()
+        with transaction(self.engine, "rotating a token", write=True) as conn:
+            row = conn.execute(_SELECT.where(tokens.c.id == token_id)).first()
+            old = None if row is None else Token(*row)
+            if old is None or not _live(old, to_iso(now)):
+                raise ConfigError(f"no live token {token_id!r}")
+            ends = to_iso(now + overlap)
+            if old.expires_at is None or ends < old.expires_at:
+                conn.execute(
+                    sa.update(tokens).where(tokens.c.id == token_id).values(expires_at=ends)
+                )
+                old = Token(*conn.execute(_SELECT.where(tokens.c.id == token_id)).one())
+            secret, new = _insert(conn, old.store_id, old.role, old.label, expires_in)
+            record(conn, "token.rotate", old, at=new.created_at, actor=actor)
+            record(conn, "token.create", new, at=new.created_at, actor=actor)
+        return secret, new, old
 
     def list(self) -> list[Token]:
         """Every token, newest last."""
@@ -113,13 +147,40 @@ class TokenStore:
         return token
 
     def check(self, secret: str) -> Token | None:
-        """The live token with this secret, if any."""
+        """The live token (not revoked, not expired) with this secret, if any."""
         if not secret.startswith(PREFIX):
             return None
         query = _SELECT.where(tokens.c.digest == _digest(secret), tokens.c.revoked_at.is_(None))
         with transaction(self.engine, "checking a token") as conn:
             row = conn.execute(query).first()
-        return Token(*row) if row is not None else None
+        token = Token(*row) if row is not None else None
+        return token if token is not None and _live(token, to_iso(utc_now())) else None
+
+
+def _live(token: Token, now: str) -> bool:
+    """Not revoked, and not expired at ``now`` (fixed-width ISO texts compare as times)."""
+    return token.revoked_at is None and (token.expires_at is None or now < token.expires_at)
+
+
+def _insert(
+    conn: sa.Connection, store_id: str, role: Role, label: str, expires_in: timedelta | None
+) -> tuple[str, Token]:
+    secret = PREFIX + secrets.token_urlsafe(32)
+    now = utc_now()
+    expires = None if expires_in is None else to_iso(now + expires_in)
+    token = Token(new_id(), store_id, role, label, to_iso(now), None, expires)
+    conn.execute(
+        sa.insert(tokens).values(
+            id=token.id,
+            digest=_digest(secret),
+            store_id=store_id,
+            role=role,
+            label=label,
+            created_at=token.created_at,
+            expires_at=expires,
+        )
+    )
+    return secret, token
 
 
 class RateLimiter:
