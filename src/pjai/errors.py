@@ -8,7 +8,8 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      ├── EventError                 an event could not be committed or applied
      │    ├── UnknownEventError       its name is not in this version's schema
      │    ├── EventValidationError    its payload does not validate
-     │    ├── KeyErasedError          a sealed field's data key was erased (or is not here)
+     │    ├── KeyErasedError          a sealed field's data key was erased with its persona
+     │    ├── KeyMissingError         a sealed field's data key is not on this device
      │    └── MaterializationError    its materializer or a state constraint refused it
      ├── StoreError                 the reactive store cannot do what was asked
      │    ├── StoreModeError          a store file was opened synced but made standalone,
@@ -57,6 +58,7 @@ __all__ = [
     "EventError",
     "EventValidationError",
     "KeyErasedError",
+    "KeyMissingError",
     "KeyRingError",
     "MaterializationError",
     "NotFoundError",
@@ -104,7 +106,13 @@ class EventValidationError(EventError):
 
 class KeyErasedError(EventError):
     """A sealed field of the event cannot be opened: its data key was erased with its
-    persona, or is not on this device."""
+    persona."""
+
+
+class KeyMissingError(EventError):
+    """A sealed field of the event cannot be opened: its data key is not on this device
+    (another device's key, or a key ring restored from an older copy). A rebuild once
+    the key is here applies the event."""
 
 
 class MaterializationError(EventError):

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from pjai.app import DataDir, Memories, Personas
 from pjai.app.security import change_passphrase, init_security, rotate_key, security_status
 from pjai.cli import app as cli
-from pjai.errors import KeyRingError, StoreError
+from pjai.errors import ConfigError, KeyRingError, StoreError
+from pjai.hybrid.archive import export_archive, import_archive
 from pjai.store import Store
 from tests.security.test_keys import FAST, PASSPHRASE
 
@@ -97,3 +98,30 @@ def test_the_cli_initialises_and_reports(tmp_path: Path) -> None:
     refused = runner.invoke(cli, ["persona", "list", *where], env={"PJAI_PASSPHRASE": None})
     assert refused.exit_code == 1
     assert "is encrypted: give its passphrase" in refused.output
+
+
+def test_a_store_sealed_under_one_key_ring_refuses_another(tmp_path: Path) -> None:
+    data = opened(tmp_path / "data", PJAI_PASSPHRASE=PASSPHRASE)
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        Personas(manager).create("Ada", description=MARKER)
+    data.keys_path.unlink()  # lost, and made again: a different store key
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with pytest.raises(StoreError, match="open it with its key ring"):
+        opened(tmp_path / "data", PJAI_PASSPHRASE=PASSPHRASE).open()
+
+
+def test_archives_and_encrypted_directories_are_not_mixed_up_by_import(tmp_path: Path) -> None:
+    plain = opened(tmp_path / "plain")
+    with plain.open() as manager:
+        Personas(manager).create("Ada")
+        export_archive(manager, tmp_path / "plain.zip")
+    sealed = opened(tmp_path / "sealed", PJAI_PASSPHRASE=PASSPHRASE)
+    init_security(sealed, passphrase=PASSPHRASE, params=FAST)
+    with pytest.raises(ConfigError, match=r"is encrypted .*import into a new data directory"):
+        import_archive(sealed.path, tmp_path / "plain.zip", environ={})
+    with sealed.open() as manager:
+        Personas(manager).create("Grace", description=MARKER)
+        export_archive(manager, tmp_path / "sealed.zip")
+    with pytest.raises(ConfigError, match="holds sealed events"):
+        import_archive(tmp_path / "fresh", tmp_path / "sealed.zip", environ={})

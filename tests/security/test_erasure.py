@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import apsw
 import pytest
 from typer.testing import CliRunner
 
 from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas
 from pjai.app.privacy import erase_persona
+from pjai.app.rights import record_consent
 from pjai.app.security import init_security
 from pjai.cli import app as cli
 from pjai.errors import NotFoundError
@@ -36,6 +38,7 @@ def fill(manager: object, name: str, marker: str) -> str:
     talk = Conversations(manager).start(made.id, title=f"{marker} talk")  # type: ignore[arg-type]
     Conversations(manager).say(talk, "user", f"{marker} said")  # type: ignore[arg-type]
     Bookmarks(manager).create(made.id, f"{marker} bookmark")  # type: ignore[arg-type]
+    record_consent(manager, made.id, "memory", granted=True, version="1")  # type: ignore[arg-type]
     return made.id
 
 
@@ -54,6 +57,7 @@ def test_an_erased_persona_is_in_no_file_and_the_others_stay(tmp_path: Path) -> 
             "memories": 1,
             "conversations": 1,
             "bookmarks": 1,
+            "consents": 1,
             "personas": 1,
         }
         assert len(proof.keys_destroyed) == 1
@@ -112,3 +116,36 @@ def test_the_cli_erases_after_asking_and_prints_the_proof(tmp_path: Path) -> Non
     assert proof["plaintext_events"] == 5
     plain = runner.invoke(cli, ["privacy", "erase", proof["persona_id"], "--yes", *where])
     assert "Erased" in plain.output
+
+
+def test_an_erasure_waiting_for_the_sync_server_says_so_and_finishes_later(
+    tmp_path: Path,
+) -> None:
+    data = DataDir(
+        tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE, "PJAI_FLAG_SYNC": "true"}
+    )
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        proof = erase_persona(data, manager, ada)
+        # Pending events keep the rows they changed until the server confirms them.
+        assert "store.db" not in proof.rewritten
+        assert any("wait for the sync server" in reason for reason in proof.unfinished)
+
+
+def test_a_reader_holding_the_log_leaves_the_erasure_unfinished(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data")
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        reader = apsw.Connection(str(data.store_path))
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM memories").fetchall()  # holds a snapshot
+        try:
+            assert manager.store is not None
+            assert manager.store.compact(wait_s=0.2) is False
+        finally:
+            reader.execute("COMMIT")
+            reader.close()
+        proof = erase_persona(data, manager, ada)
+        assert proof.unfinished == []
+        assert "store.db" in proof.rewritten

@@ -4,6 +4,7 @@ bound to their event, padded, and unreadable once their persona's key is erased.
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import msgspec
@@ -19,6 +20,7 @@ from pjai.store import Store
 from pjai.sync.client import SyncClient
 from pjai.sync.server import ServerDatabase
 from pjai.sync.server.hub import Hub
+from pjai.sync.server.session import MAX_EVENT_BYTES
 from pjai.sync.websocket import websocket_connector
 from tests.helpers import memory, persona
 from tests.security.test_keys import FAST, PASSPHRASE
@@ -131,3 +133,40 @@ def test_the_sync_server_checks_and_keeps_only_ciphertext(ring: KeyRing, tmp_pat
     files = [p for p in server_dir.rglob("*") if p.is_file()]
     assert files
     assert not [p.name for p in files if MARKER.encode() in p.read_bytes()]
+
+
+def test_a_field_at_its_longest_still_passes_the_servers_check(ring: KeyRing) -> None:
+    codec = FieldCodec(ring)
+    event = memory("m1", content="é" * 999_000)  # two bytes a character
+    name, _, args = SCHEMA.encode(event)
+    sealed = codec.seal("e1", name, args)
+    SCHEMA.check(name, sealed)
+    assert len(sealed) <= MAX_EVENT_BYTES
+
+
+def test_the_key_ring_serves_threads_at_once(ring: KeyRing) -> None:
+    failures: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(50):
+                key_id, _ = ring.current(f"p{(n + i) % 5}")
+                assert ring.key(key_id) is not None
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
+def test_a_sealed_event_moved_to_another_persona_does_not_open(ring: KeyRing) -> None:
+    codec = FieldCodec(ring)
+    args = SCHEMA.encode(memory("m1", content=MARKER))[2]
+    sealed = msgspec.json.decode(codec.seal("e1", "v1.MemoryAdded", args))
+    sealed["persona_id"] = "p2"  # a server editing who it belongs to
+    with pytest.raises(EventValidationError, match="does not open"):
+        codec.unseal("e1", "v1.MemoryAdded", msgspec.json.encode(sealed))

@@ -78,11 +78,15 @@ def test_a_key_file_and_a_one_time_recovery_code_unlock_it_too(tmp_path: Path) -
     with KeyRing.unlock(tmp_path / "keys.db", key_file=key_file) as ring:
         assert ring.key(key_id) == key
     typed = code.lower().replace("-", " ")  # as a person might type it
-    with KeyRing.unlock(tmp_path / "keys.db", recovery_code=typed) as ring:
+    with pytest.raises(KeyRingError, match="at least 12 characters"):
+        KeyRing.recover(tmp_path / "keys.db", typed, "short")  # the code still works after
+    with KeyRing.recover(tmp_path / "keys.db", typed, "a new passphrase", FAST) as ring:
         assert ring.key(key_id) == key
-        assert "recovery code" not in ring.locks()
+        assert ring.locks() == ["key file", "passphrase"]  # the code is used up
     with pytest.raises(KeyRingError, match="locked: unlock it with its key file, passphrase"):
-        KeyRing.unlock(tmp_path / "keys.db", recovery_code=code)
+        KeyRing.recover(tmp_path / "keys.db", code, "another passphrase")
+    with KeyRing.unlock(tmp_path / "keys.db", passphrase="a new passphrase") as ring:
+        assert ring.key(key_id) == key
     key_file.write_text("not a key\n")
     with pytest.raises(KeyRingError, match="is not a PJai key file"):
         KeyRing.unlock(tmp_path / "keys.db", key_file=key_file)

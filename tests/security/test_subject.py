@@ -34,8 +34,9 @@ def test_a_subject_gets_every_record_in_plaintext_even_from_an_encrypted_store(
             "memories": 1,
             "conversations": 1,
             "bookmarks": 1,
+            "consents": 1,
         }
-        assert (done.events, done.unreadable_events) == (7, 0)
+        assert (done.events, done.unreadable_events) == (8, 0)
         with pytest.raises(ConfigError, match="exists; pass --overwrite"):
             export_subject(manager, ada, tmp_path / "ada.zip")
         with pytest.raises(NotFoundError):

@@ -78,6 +78,7 @@ class DataDir:
     def __init__(self, path: Path | str, environ: Mapping[str, str] | None = None) -> None:
         self.path = Path(path)
         self.environ = environ
+        self._ring: KeyRing | None = None
 
     def __repr__(self) -> str:
         return f"DataDir({str(self.path)!r})"
@@ -152,13 +153,15 @@ class DataDir:
             )
         return KeyRing.unlock(self.keys_path, passphrase=passphrase, key_file=key_file)
 
-    def _schema(self, options: dict[str, Any]) -> KeyRing | None:
-        """Set the schema option to seal with the key ring, if there is one; the ring."""
+    def _schema(self, options: dict[str, Any]) -> None:
+        """Set the schema option to seal with the key ring, if there is one. The ring is
+        unlocked once (stretching a passphrase takes a quarter of a second) and shared
+        by everything this object opens."""
         if not self.encrypted or "schema" in options:
-            return None
-        ring = self.key_ring()
-        options["schema"] = SCHEMA.with_codec(FieldCodec(ring))
-        return ring
+            return
+        if self._ring is None:
+            self._ring = self.key_ring()
+        options["schema"] = SCHEMA.with_codec(FieldCodec(self._ring))
 
     def files(self) -> list[DataFile]:
         """Every file PJai keeps here, whether or not it exists."""
@@ -230,17 +233,9 @@ class DataDir:
             self.require()
         if self.environ is not None:
             options.setdefault("environ", self.environ)
-        ring = self._schema(options)
-        try:
-            with self._files():
-                manager = HybridDatabaseManager.open(self.path, **options)
-        except BaseException:
-            if ring is not None:
-                ring.close()
-            raise
-        if ring is not None:
-            manager.on_close(ring.close)
-        return manager
+        self._schema(options)
+        with self._files():
+            return HybridDatabaseManager.open(self.path, **options)
 
     @contextmanager
     def _files(self) -> Iterator[None]:
@@ -270,8 +265,6 @@ class DataDir:
         with self._files():
             synced = self.flags()["sync"] if sync is None else sync
             options: dict[str, Any] = {}
-            # The store keeps the ring's keys in its codec; the ring closes with the
-            # process (a store has no close hook).
             self._schema(options)
             try:
                 return Store.open(self.store_path, sync=synced, progress=progress, **options)

@@ -16,26 +16,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-import msgspec
 from sqlalchemy import func, select
 
 from pjai.app.datadir import DataDir
+from pjai.app.rights import content_events, event_log, persona_of
 from pjai.errors import NotFoundError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.embeddings import forget_persona
-from pjai.schema import SCHEMA, PersonaErased
+from pjai.schema import PersonaErased
 from pjai.schema.personas import ERASED_TABLES
-from pjai.schema.records import EventRecord
-from pjai.schema.sealed import ENVELOPE_KEY
 from pjai.schema.tables import personas
 from pjai.security import FieldCodec
 
 __all__ = ["ErasureProof", "erase_persona"]
-
-_SENSITIVE = {t.NAME: t.SENSITIVE for t in SCHEMA.event_types if t.SENSITIVE}
-_MARK = f'"{ENVELOPE_KEY}"'.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +52,9 @@ class ErasureProof:
     plaintext_events: int
     vectors: int
     rewritten: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
+    """What is not rewritten yet, and why; erasing the persona again (by its id) once
+    that has passed finishes it."""
 
 
 def erase_persona(
@@ -66,13 +63,13 @@ def erase_persona(
     """Erase ``persona_id`` for good (see the module). A persona that is gone already
     but whose erasure did not finish (its keys or files) is finished;
     :class:`~pjai.errors.NotFoundError` for one that never was here."""
-    log = list(_history(manager))
+    log = event_log(manager)
     exists = bool(manager.query(select(personas.c.id).where(personas.c.id == persona_id)))
-    erased_before = any(r.name == PersonaErased.NAME and _persona_of(r) == persona_id for r in log)
+    erased_before = any(r.name == PersonaErased.NAME and persona_of(r) == persona_id for r in log)
     if not exists and not erased_before:
         raise NotFoundError(f"no persona {persona_id!r} to erase")
     rows = _rows(manager, persona_id) if exists else {}
-    sealed, plain = _events(log, persona_id)
+    sealed, plain = content_events(log, persona_id)
     event_id = None
     if exists:
         (record,) = manager.commit(PersonaErased(persona_id=persona_id))
@@ -80,11 +77,7 @@ def erase_persona(
     codec = manager.schema.codec
     destroyed = codec.keys.erase(persona_id) if isinstance(codec, FieldCodec) else []
     vectors = forget_persona(data_dir.vectors_path, persona_id)
-    rewritten = []
-    if manager.store is not None:
-        manager.store.compact()
-        rewritten.append(data_dir.store_path.name)
-    rewritten += manager.shards.compact()
+    rewritten, unfinished = _rewrite(data_dir, manager)
     if vectors:
         rewritten.append(data_dir.vectors_path.name)
     return ErasureProof(
@@ -98,23 +91,35 @@ def erase_persona(
         plaintext_events=plain,
         vectors=vectors,
         rewritten=rewritten,
+        unfinished=unfinished,
     )
 
 
-def _history(manager: HybridDatabaseManager) -> list[EventRecord]:
-    store = manager.store
+def _rewrite(data_dir: DataDir, manager: HybridDatabaseManager) -> tuple[list[str], list[str]]:
+    """Compact the store and the SQL shards; what was rewritten, and what was not."""
+    rewritten, unfinished = [], []
+    store, name = manager.store, data_dir.store_path.name
     if store is not None:
-        return [e.record for e in store.events()]
-    return manager.shards.journal()
-
-
-def _persona_of(record: EventRecord) -> str | None:
-    try:
-        args: Any = msgspec.json.decode(bytes(record.args))
-    except msgspec.DecodeError:
-        return None
-    value = args.get("persona_id") if isinstance(args, dict) else None
-    return value if isinstance(value, str) else None
+        emptied = store.compact()
+        if store.sync and store.pending_count:
+            # A pending event keeps the changeset of what it changed (the deleted rows,
+            # for the erasure itself) until the sync server confirms it.
+            unfinished.append(
+                f"{name}: {store.pending_count} events wait for the sync server and keep "
+                "the rows they changed until it confirms them"
+            )
+        elif not emptied:
+            unfinished.append(f"{name}: another process still reads an older state of it")
+        else:
+            rewritten.append(name)
+    done = manager.shards.compact()
+    rewritten += done
+    unfinished += [
+        f"{shard.url}: another connection still reads an older state of it"
+        for shard in manager.shards
+        if shard.url not in done
+    ]
+    return rewritten, unfinished
 
 
 def _rows(manager: HybridDatabaseManager, persona_id: str) -> dict[str, int]:
@@ -126,16 +131,3 @@ def _rows(manager: HybridDatabaseManager, persona_id: str) -> dict[str, int]:
         counted[name] = int(manager.query(query)[0][0])
     counted["personas"] = 1
     return counted
-
-
-def _events(log: list[EventRecord], persona_id: str) -> tuple[int, int]:
-    """The persona's events with personal content in the log: sealed, and plain."""
-    sealed = plain = 0
-    for record in log:
-        if record.name not in _SENSITIVE or _persona_of(record) != persona_id:
-            continue
-        if _MARK in bytes(record.args):
-            sealed += 1
-        else:
-            plain += 1
-    return sealed, plain

@@ -83,6 +83,17 @@ def new_recovery_code(data_dir: DataDir, *, params: Argon2Params | None = None) 
         return ring.recovery_code(params)
 
 
+def recover(
+    data_dir: DataDir, recovery_code: str, passphrase: str, *, params: Argon2Params | None = None
+) -> None:
+    """Unlock the key ring with its one-time recovery code and lock it with a new
+    passphrase instead of the old one (a forgotten passphrase, or a new device holding
+    a copy of the ring); the code is used up."""
+    if not data_dir.encrypted:
+        raise KeyRingError(f"{data_dir.path} is not encrypted: there is nothing to recover")
+    KeyRing.recover(data_dir.keys_path, recovery_code, passphrase, params).close()
+
+
 def rotate_key(data_dir: DataDir, persona_id: str) -> str:
     """A new data key for the persona's future events; returns its id."""
     with data_dir.key_ring() as ring:

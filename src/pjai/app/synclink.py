@@ -35,6 +35,7 @@ class SyncLink:
         self._manager = manager
         self._client: SyncClient | None = None
         self._reporting: asyncio.Task[None] | None = None
+        self._connecting = False
         self.url: str | None = None
         """The server of the running client."""
 
@@ -61,6 +62,17 @@ class SyncLink:
         """
         if self._client is not None:
             raise ConfigError(f"already connected to {self.url}: disconnect first")
+        if self._connecting:
+            raise ConfigError("a connect is under way: wait for it")
+        self._connecting = True  # before the first await: a second click waits its turn
+        try:
+            return await self._connect(url, token, store_id, name, settle_s)
+        finally:
+            self._connecting = False
+
+    async def _connect(
+        self, url: str, token: str, store_id: str | None, name: str | None, settle_s: float
+    ) -> SyncStatus:
         if not self._manager.syncing:
             raise ConfigError(
                 f"{self._data_dir.path} is a standalone data directory: only a synced one "

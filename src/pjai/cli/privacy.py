@@ -9,6 +9,7 @@ import typer
 
 from pjai.app import Personas
 from pjai.app.privacy import erase_persona
+from pjai.app.rights import privacy_report, record_consent
 from pjai.app.subject import export_subject
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
@@ -66,6 +67,13 @@ def erase(
         highlight=False,
         soft_wrap=True,
     )
+    for reason in proof.unfinished:
+        console.print(
+            f"not finished: {reason}; run `pjai privacy erase {proof.persona_id} --yes` "
+            "again later to finish.",
+            highlight=False,
+            soft_wrap=True,
+        )
     if proof.plaintext_events:
         console.print(
             f"warning: the event log still holds {proof.plaintext_events} of its events in "
@@ -99,3 +107,61 @@ def export(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@app.command("consent")
+def consent(
+    persona: PersonaArg,
+    purpose: Annotated[str, typer.Argument(help="What for: memory, analytics, research...")],
+    version: Annotated[str, typer.Option(help="The version of the notice agreed to.")],
+    withdraw: Annotated[
+        bool, typer.Option("--withdraw", help="Record that consent is withdrawn.")
+    ] = False,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record that the persona's data subject gave (or, with --withdraw, withdrew)
+    consent for a purpose; every record stays in the audit trail."""
+    with open_manager(data_dir, create=False) as manager, reported():
+        persona_id = Personas(manager).resolve(persona)
+        done = record_consent(manager, persona_id, purpose, granted=not withdraw, version=version)
+    if as_json:
+        print_json(done)
+        return
+    state = "given" if done.granted else "withdrawn"
+    console.print(f"Consent for {done.purpose} {state} (notice {done.version}).", highlight=False)
+
+
+@app.command("report")
+def report(
+    persona: Annotated[
+        str | None, typer.Argument(help="One persona (default: every persona).")
+    ] = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """What is held per persona: data, restricted memories, switches, retention,
+    consents, keys, and what the event log holds sealed or in plaintext; erasures."""
+    with open_manager(data_dir, create=False) as manager, reported():
+        persona_id = None if persona is None else Personas(manager).resolve_any(persona)
+        found = privacy_report(manager, persona_id)
+    if as_json:
+        print_json(found)
+        return
+    lines = [f"encrypted: {'yes' if found.encrypted else 'no'}"]
+    for p in found.personas:
+        off = [name for name, on in p.switches.items() if not on]
+        agreed = ", ".join(
+            f"{c.purpose} {'given' if c.granted else 'withdrawn'} ({c.version})" for c in p.consents
+        )
+        lines += [
+            f"{p.name} ({p.persona_id}){' - deleted' if p.deleted else ''}",
+            f"  holds {p.memories} memories ({p.restricted_memories} restricted), "
+            f"{p.conversations} conversations, {p.messages} messages, {p.bookmarks} bookmarks",
+            f"  switches off: {', '.join(off) or 'none'}; retention: {p.retention}",
+            f"  consents: {agreed or 'none recorded'}",
+            f"  data keys: {p.data_keys}; log: {p.sealed_events} events sealed, "
+            f"{p.plaintext_events} in plaintext",
+        ]
+    lines.append(f"erasures: {len(found.erasures)} ({found.erased_keys} keys destroyed)")
+    console.print("\n".join(lines), highlight=False, soft_wrap=True)

@@ -14,6 +14,7 @@ from pjai.app.security import (
     change_passphrase,
     init_security,
     new_recovery_code,
+    recover,
     rotate_key,
     security_status,
 )
@@ -128,6 +129,22 @@ def recovery_code(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     with reported():
         code = new_recovery_code(data_directory(data_dir))
     console.print(code, highlight=False)
+
+
+@app.command("recover")
+def recover_command(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+    """Unlock with the one-time recovery code and set a new passphrase (asked at a
+    terminal, else read from standard input: the code on the first line, the new
+    passphrase on the second). The code is used up."""
+    directory = data_directory(data_dir)
+    if interactive():
+        code = str(typer.prompt("Recovery code", hide_input=True))
+    else:
+        code = sys.stdin.readline().strip()
+    new = _ask("New passphrase")
+    with reported():
+        recover(directory, code, new)
+    console.print("Recovered: the directory now opens with the new passphrase.")
 
 
 @app.command("rotate")

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from pjai.errors import EventValidationError, NotFoundError, PrivacyError
 from pjai.memory.backend import Backend
+from pjai.memory.classify import restricted_tags
 from pjai.memory.lookup import require_persona
 from pjai.memory.optimizer import MemoryMove
 from pjai.schema import ConversationMessageAdded, MemoryAdded, new_id
@@ -126,7 +127,7 @@ def ingest_conversation(
                     content=text,
                     summary=previous,
                     type="conversation",
-                    tags=["conversation", str(message.role)],
+                    tags=restricted_tags(["conversation", str(message.role)], text),
                     importance=importance,
                     tier=tier,
                     occurred_at=message.sent_at,

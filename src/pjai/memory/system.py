@@ -30,6 +30,7 @@ from sqlalchemy import and_, case, func, or_, select
 from pjai.errors import NotFoundError
 from pjai.memory import graph, optimizer
 from pjai.memory.backend import Backend
+from pjai.memory.classify import restricted_tags
 from pjai.memory.embeddings import Embeddings
 from pjai.memory.hits import SearchHit
 from pjai.memory.lookup import require_persona
@@ -106,12 +107,15 @@ class MemorySystem:
     def add(self, persona_id: str, content: str, **fields: Any) -> Memory:
         """Record a memory (``fields`` as in ``v1.MemoryAdded``); returns it.
 
-        A ``tier`` given pins the memory there unless ``pinned=False`` is given too.
+        A ``tier`` given pins the memory there unless ``pinned=False`` is given too. Text
+        holding restricted data (:mod:`pjai.memory.classify`) tags it ``restricted``.
         """
         memory_id = fields.pop("memory_id", None) or new_id()
         if fields.get("tier") is None:
             fields.pop("tier", None)
         fields.setdefault("pinned", "tier" in fields)
+        texts = (content, fields.get("name", ""), fields.get("summary", ""))
+        fields["tags"] = restricted_tags(list(fields.get("tags") or []), *texts)
         self.commit(
             MemoryAdded(memory_id=memory_id, persona_id=persona_id, content=content, **fields)
         )
@@ -123,8 +127,18 @@ class MemorySystem:
         """Change some fields of a memory (``pinned`` too: ``False`` unpins it).
 
         A new importance re-ranks the persona's memories when it auto-optimizes; if the
-        memory moves, its reason is ``importance_change``. Pinned memories stay put.
+        memory moves, its reason is ``importance_change``. Pinned memories stay put. New
+        text holding restricted data (:mod:`pjai.memory.classify`) tags it ``restricted``.
         """
+        texts = [fields.get(f) for f in ("content", "name", "summary")]
+        if any(isinstance(t, str) and t for t in texts):
+            current = fields.get("tags")
+            if not isinstance(current, list):
+                found = self.get(memory_id)
+                current = list(found.tags) if found is not None else []
+            tagged = restricted_tags(list(current), *(t for t in texts if isinstance(t, str)))
+            if tagged != current or "tags" in fields:
+                fields["tags"] = tagged
         self.backend.commit(MemoryUpdated(memory_id=memory_id, persona_id=persona_id, **fields))
         if "importance" in fields and self._auto_optimizes(persona_id):
             self.optimize(persona_id, importance_changed={memory_id})

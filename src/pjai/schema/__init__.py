@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pjai.schema.bookmarks import BookmarkCreated, BookmarkDeleted, BookmarkFilters, BookmarkUpdated
 from pjai.schema.config import ConfigChanged
+from pjai.schema.consents import ConsentRecorded
 from pjai.schema.conversations import ConversationMessageAdded, ConversationStarted
 from pjai.schema.event import ConflictPolicy, Context, Event, Schema, Upcaster
 from pjai.schema.links import (
@@ -69,6 +70,7 @@ __all__ = [
     "BookmarkUpdated",
     "ConfigChanged",
     "ConflictPolicy",
+    "ConsentRecorded",
     "Context",
     "ConversationMessageAdded",
     "ConversationStarted",
@@ -149,6 +151,7 @@ SCHEMA = Schema(
         BookmarkUpdated,
         BookmarkDeleted,
         ConfigChanged,
+        ConsentRecorded,
     ],
     # 2: decays and messages keep the latest updated_at (they commute)
     # 3: memories are pinned by a tier the user chose, unpinned by archiving

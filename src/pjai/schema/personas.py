@@ -306,7 +306,14 @@ class PersonaDeleted(Event, frozen=True, kw_only=True):
         ]
 
 
-ERASED_TABLES = ("memory_links", "conversation_messages", "memories", "conversations", "bookmarks")
+ERASED_TABLES = (
+    "memory_links",
+    "conversation_messages",
+    "memories",
+    "conversations",
+    "bookmarks",
+    "consents",
+)
 """The tables holding a persona's rows besides ``personas``, children before parents."""
 
 

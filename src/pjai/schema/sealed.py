@@ -20,8 +20,9 @@ __all__ = ["ENVELOPE_KEY", "MAX_SEALED_CHARS", "Envelope", "is_envelope", "seale
 ENVELOPE_KEY = "$sealed"
 """The key that marks a JSON object as an envelope (its format version is the value)."""
 
-MAX_SEALED_CHARS = 2_000_000
-"""The longest ciphertext an envelope carries (base64): well above any field's limit."""
+MAX_SEALED_CHARS = 3_000_000
+"""The longest ciphertext an envelope carries (base64): a field at its longest (the 2 MiB
+an event's arguments may hold), padded and encoded, fits."""
 
 
 class Envelope(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -31,6 +31,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "TIERS",
     "bookmarks",
+    "consents",
     "conversation_messages",
     "conversations",
     "memories",
@@ -210,4 +211,16 @@ bookmarks = Table(
         "time_from IS NULL OR time_to IS NULL OR time_from <= time_to", name="time_range"
     ),
     Index(None, "persona_id", "name"),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    # The latest consent of a persona's data subject for one purpose; its history is
+    # the ``v1.ConsentRecorded`` events in the audit trail.
+    Column("persona_id", String, ForeignKey("personas.id"), primary_key=True),
+    Column("purpose", String, primary_key=True),
+    Column("granted", Boolean, nullable=False),
+    Column("version", String, nullable=False),
+    Column("recorded_at", Timestamp, nullable=False),
 )

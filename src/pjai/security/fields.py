@@ -3,11 +3,12 @@
 Each sensitive field (``Event.SENSITIVE``) of a new event is encrypted with AES-256-GCM
 under the current data key of the persona the event names (``persona_id``; the store's
 own data key for an event that names none). The associated data binds the ciphertext
-to the event's id, its type and the field's name, so a sealed value moved to another
-event, type or field does not open. Before encryption the field's JSON is padded to a
-bucket (64 bytes, then powers of two), so that a ciphertext's size says little about
-the text's. The value becomes an envelope (:class:`pjai.schema.sealed.Envelope`):
-format, key id, nonce, ciphertext.
+to the event's id, its type, the field's name and the persona, so a sealed value moved
+to another event, type, field or persona does not open. Before encryption the field's
+JSON is padded to a bucket (64 bytes, then powers of two up to 64 KiB, then multiples
+of 64 KiB), so that a ciphertext's size says little about the text's. The value
+becomes an envelope
+(:class:`pjai.schema.sealed.Envelope`): format, key id, nonce, ciphertext.
 
 Everything that persists or sends events (the store's log, the SQL journal, the sync
 server, archives) then holds the envelopes without knowing it; the materializers see
@@ -26,7 +27,7 @@ import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pjai.errors import EventValidationError, KeyErasedError
+from pjai.errors import EventValidationError, KeyErasedError, KeyMissingError
 from pjai.schema import SCHEMA
 from pjai.schema.event import Schema
 from pjai.schema.sealed import ENVELOPE_KEY, is_envelope
@@ -40,9 +41,16 @@ _MIN_BUCKET = 64
 _MARK = f'"{ENVELOPE_KEY}"'.encode()
 
 
+_LARGE = 64 * 1024
+"""Above this, padding rounds up to a multiple of it rather than doubling."""
+
+
 def bucket(size: int) -> int:
-    """The padded size of ``size`` bytes of plaintext (with its 4-byte length)."""
+    """The padded size of ``size`` bytes of plaintext (with its 4-byte length): 64
+    bytes, then powers of two up to 64 KiB, then multiples of 64 KiB."""
     needed = size + 4
+    if needed > _LARGE:
+        return -(-needed // _LARGE) * _LARGE
     padded = _MIN_BUCKET
     while padded < needed:
         padded *= 2
@@ -65,17 +73,26 @@ def _unpad(padded: bytes) -> bytes:
     return padded[4 : 4 + size]
 
 
-def _aad(event_id: str, event_name: str, field: str) -> bytes:
-    return b"\x00".join((b"pjai field", event_id.encode(), event_name.encode(), field.encode()))
+def _aad(event_id: str, event_name: str, field: str, persona: str) -> bytes:
+    parts = (b"pjai field", event_id.encode(), event_name.encode(), field.encode())
+    return b"\x00".join((*parts, persona.encode()))
+
+
+def _persona(doc: dict[str, Any]) -> str:
+    value = doc.get("persona_id")
+    return value if isinstance(value, str) else ""
 
 
 class FieldCodec:
     """Seals and opens the sensitive fields of ``schema``'s events with ``keys``."""
 
-    name = CODEC_NAME
+    name: str
 
     def __init__(self, keys: KeyRing, schema: Schema = SCHEMA) -> None:
         self.keys = keys
+        self.name = f"{CODEC_NAME}:{keys.store_key_fingerprint}"
+        """The codec and the store key it seals under: a store sealed under one key
+        ring opens only with that ring."""
         self._sensitive = {t.NAME: t.SENSITIVE for t in schema.event_types if t.SENSITIVE}
         self._ciphers: dict[str, AESGCM] = {}
         self._json = msgspec.json.Encoder()
@@ -89,15 +106,14 @@ class FieldCodec:
         present = [f for f in fields if f in doc]
         if not present:
             return args
-        persona = doc.get("persona_id")
-        key_id, key = self.keys.current(persona if isinstance(persona, str) else STORE_SCOPE)
+        persona = _persona(doc)
+        key_id, key = self.keys.current(persona or STORE_SCOPE)
         cipher = self._cipher(key_id, key)
         encode = self._json.encode
         for field in present:
             nonce = os.urandom(12)  # random per field: GCM never sees a nonce twice
-            data = cipher.encrypt(
-                nonce, _pad(encode(doc[field])), _aad(event_id, event_name, field)
-            )
+            aad = _aad(event_id, event_name, field, persona)
+            data = cipher.encrypt(nonce, _pad(encode(doc[field])), aad)
             doc[field] = {ENVELOPE_KEY: 1, "key": key_id, "nonce": _b64(nonce), "data": _b64(data)}
         return self._json.encode(doc)
 
@@ -113,31 +129,38 @@ class FieldCodec:
         for field in fields:
             sealed = doc.get(field)
             if isinstance(sealed, dict) and is_envelope(sealed):
-                doc[field] = self._open(event_id, event_name, field, sealed)
+                doc[field] = self._open(event_id, event_name, field, _persona(doc), sealed)
         return self._json.encode(doc)
 
-    def _open(self, event_id: str, event_name: str, field: str, sealed: dict[str, Any]) -> Any:
+    def _open(
+        self, event_id: str, event_name: str, field: str, persona: str, sealed: dict[str, Any]
+    ) -> Any:
         key_id = str(sealed.get("key"))
         # Asked of the key ring each time (a dictionary look-up there): an erasure
         # takes effect at once.
         key = self.keys.key(key_id)
         if key is None:
             self._ciphers.pop(key_id, None)
-            why = "erased" if self.keys.was_erased(key_id) else "not on this device"
-            raise KeyErasedError(
-                event_name, f"its data key {key_id} is {why}: it cannot be read", field=field
+            if self.keys.was_erased(key_id):
+                raise KeyErasedError(
+                    event_name, f"its data key {key_id} is erased: it cannot be read", field=field
+                )
+            raise KeyMissingError(
+                event_name,
+                f"its data key {key_id} is not on this device: it applies once the key is",
+                field=field,
             )
         cipher = self._cipher(key_id, key)
         try:
             nonce = base64.b64decode(str(sealed["nonce"]), validate=True)
             data = base64.b64decode(str(sealed["data"]), validate=True)
-            padded = cipher.decrypt(nonce, data, _aad(event_id, event_name, field))
+            padded = cipher.decrypt(nonce, data, _aad(event_id, event_name, field, persona))
             return msgspec.json.decode(_unpad(padded))
         except (InvalidTag, KeyError, ValueError, msgspec.DecodeError) as exc:
             raise EventValidationError(
                 event_name,
                 f"sealed value does not open for event {event_id} (moved from another "
-                "event, or altered)",
+                "event, field or persona, or altered)",
                 field=field,
             ) from exc
 

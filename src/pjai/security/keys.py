@@ -17,13 +17,17 @@ write-ahead log keeps an old copy.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import secrets
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import apsw
 from cryptography.exceptions import InvalidTag
@@ -31,6 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pjai.errors import KeyRingError
 from pjai.schema.types import new_id
+from pjai.security.keyfile import FORMAT, SCHEMA, connect, data_key_aad, now
 from pjai.security.locks import (
     KEY_BYTES,
     Argon2Params,
@@ -52,36 +57,12 @@ KEYS_FILE = "keys.db"
 STORE_SCOPE = "store"
 """The scope of the data key for sensitive fields that belong to no persona."""
 
-_FORMAT = "1"
-_NONCE_BYTES = 12
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS wraps (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL CHECK (kind IN ('passphrase', 'key file', 'recovery code')),
-    salt BLOB,
-    params TEXT,
-    nonce BLOB NOT NULL,
-    wrapped BLOB NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS data_keys (
-    id TEXT PRIMARY KEY,
-    scope TEXT NOT NULL,
-    nonce BLOB NOT NULL,
-    wrapped BLOB NOT NULL,
-    current INTEGER NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS data_keys_scope ON data_keys (scope, current);
-CREATE TABLE IF NOT EXISTS erased (
-    key_id TEXT PRIMARY KEY,
-    scope TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    erased_at TEXT NOT NULL
-);
-"""
+FRESH_S = 0.5
+"""How often the ring looks for changes other processes made to its file."""
+
+T = TypeVar("T")
+_NONCE_BYTES = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +75,22 @@ class ErasedKey:
     erased_at: datetime
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
+def _locked(method: Callable[..., T]) -> Callable[..., T]:
+    """Run ``method`` under the ring's lock: one thread at a time on its connection."""
+
+    @functools.wraps(method)
+    def run(self: KeyRing, *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 class KeyRing:
     """An unlocked key ring. Make one with :meth:`create`, open one with :meth:`unlock`;
-    :meth:`close` it (or use it as a context manager). Safe to share between threads:
-    every call runs under one lock of the connection (apsw serializes)."""
+    :meth:`close` it (or use it as a context manager). Safe to share between threads
+    (one call at a time). Keys are kept in memory once read; a change another process
+    makes to the file (an erasure, a rotation) is seen within :data:`FRESH_S`."""
 
     def __init__(self, conn: apsw.Connection, path: Path, store_key: bytes) -> None:
         self._conn = conn
@@ -109,6 +98,9 @@ class KeyRing:
         self._store_key = store_key
         self._cache: dict[str, bytes] = {}
         self._current: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._version = self._data_version()
+        self._looked = time.monotonic()
 
     # -- making and opening ------------------------------------------------------------
 
@@ -130,14 +122,14 @@ class KeyRing:
             raise KeyRingError("a key ring needs a passphrase or a key file to lock it")
         if passphrase is not None:
             check_passphrase(passphrase)
-        conn = _connect(target)
+        conn = connect(target)
         ring = cls(conn, target, secrets.token_bytes(KEY_BYTES))
         try:
             with ring._transaction():
-                conn.execute(_SCHEMA)
+                conn.execute(SCHEMA)
                 conn.execute(
                     "INSERT INTO meta VALUES ('format', ?), ('store key', ?)",
-                    (_FORMAT, fingerprint(ring._store_key)),
+                    (FORMAT, fingerprint(ring._store_key)),
                 )
                 if passphrase is not None:
                     ring._wrap_with_passphrase(passphrase, params or Argon2Params())
@@ -156,18 +148,27 @@ class KeyRing:
         *,
         passphrase: str | None = None,
         key_file: str | Path | None = None,
+    ) -> KeyRing:
+        """Open the key ring at ``path`` with its passphrase or key file (a recovery
+        code opens it through :meth:`recover`, which replaces it with a passphrase).
+        :class:`~pjai.errors.KeyRingError` names what did not open it."""
+        return cls._open(Path(path), passphrase=passphrase, key_file=key_file)
+
+    @classmethod
+    def _open(
+        cls,
+        target: Path,
+        *,
+        passphrase: str | None = None,
+        key_file: str | Path | None = None,
         recovery_code: str | None = None,
     ) -> KeyRing:
-        """Open the key ring at ``path`` with one of its locks. A recovery code works
-        once: it is removed as it unlocks. :class:`~pjai.errors.KeyRingError` names
-        what did not open it."""
-        target = Path(path)
         if not target.exists():
             raise KeyRingError(f"no key ring at {target}: `pjai security init` makes one")
-        conn = _connect(target)
+        conn = connect(target)
         try:
             meta = {str(k): str(v) for k, v in conn.execute("SELECT name, value FROM meta")}
-            if meta.get("format") != _FORMAT:
+            if meta.get("format") != FORMAT:
                 found = meta.get("format")
                 raise KeyRingError(f"the key ring's format {found!r} is not one this PJai reads")
             store_key = open_store_key(
@@ -182,9 +183,35 @@ class KeyRing:
             raise
         return cls(conn, target, store_key)
 
+    @classmethod
+    def recover(
+        cls,
+        path: str | Path,
+        recovery_code: str,
+        passphrase: str,
+        params: Argon2Params | None = None,
+    ) -> KeyRing:
+        """Open the key ring with its one-time recovery code and lock it with a new
+        ``passphrase``: the code is used up, in the same transaction as the new
+        passphrase is set, so that a failure leaves the code working."""
+        check_passphrase(passphrase)
+        ring = cls._open(Path(path), recovery_code=recovery_code)
+        try:
+            with ring._lock, ring._transaction():
+                ring._conn.execute(
+                    "DELETE FROM wraps WHERE kind IN ('passphrase', 'recovery code')"
+                )
+                ring._wrap_with_passphrase(passphrase, params or Argon2Params())
+        except BaseException:
+            ring.close()
+            raise
+        return ring
+
+    @_locked
     def close(self) -> None:
         """Close the file and forget the keys held in memory."""
         self._cache.clear()
+        self._current.clear()
         self._conn.close()
 
     def __enter__(self) -> KeyRing:
@@ -195,6 +222,7 @@ class KeyRing:
 
     # -- locks -------------------------------------------------------------------------
 
+    @_locked
     def change_passphrase(self, passphrase: str, params: Argon2Params | None = None) -> None:
         """Lock the store key with ``passphrase`` instead of the passphrase before (the
         data and data keys stay as they are)."""
@@ -203,12 +231,14 @@ class KeyRing:
             self._conn.execute("DELETE FROM wraps WHERE kind = 'passphrase'")
             self._wrap_with_passphrase(passphrase, params or Argon2Params())
 
+    @_locked
     def add_key_file(self, key_file: str | Path) -> None:
         """Let ``key_file`` (made if it does not exist) unlock the store key too."""
         with self._transaction():
             self._conn.execute("DELETE FROM wraps WHERE kind = 'key file'")
             self._wrap_with_key_file(Path(key_file))
 
+    @_locked
     def recovery_code(self, params: Argon2Params | None = None) -> str:
         """A new one-time recovery code that unlocks the store key (shown once; only
         its stretched form is kept). Replaces any code made before."""
@@ -221,6 +251,7 @@ class KeyRing:
             self._wrap("recovery code", kek, params=params, salt=salt)
         return "-".join(code[i : i + 6] for i in range(0, len(code), 6))
 
+    @_locked
     def locks(self) -> list[str]:
         """What can unlock the store key: ``passphrase``, ``key file``, ``recovery code``."""
         rows = self._conn.execute("SELECT kind FROM wraps ORDER BY kind").fetchall()
@@ -233,10 +264,12 @@ class KeyRing:
 
     # -- data keys ---------------------------------------------------------------------
 
+    @_locked
     def current(self, scope: str) -> tuple[str, bytes]:
         """The id and key that new sensitive fields of ``scope`` (a persona id, or
         :data:`STORE_SCOPE`) are encrypted with; made on first use. Raises
         :class:`~pjai.errors.KeyRingError` for an erased persona."""
+        self._follow_others()
         key_id = self._current.get(scope)
         if key_id is not None:
             return key_id, self._cache[key_id]
@@ -250,8 +283,10 @@ class KeyRing:
         self._current[scope] = key_id
         return key_id, key
 
+    @_locked
     def key(self, key_id: str) -> bytes | None:
         """The data key ``key_id``, or ``None`` if it was erased or never was here."""
+        self._follow_others()
         found = self._cache.get(key_id)
         if found is not None:
             return found
@@ -262,16 +297,19 @@ class KeyRing:
             return None
         return self._unwrap_data_key(key_id, str(row[0]), blob(row[1]), blob(row[2]))
 
+    @_locked
     def rotate(self, scope: str) -> str:
         """A new data key for ``scope``'s future events; the old ones stay for reading.
         Returns the new key's id."""
         return self._new_data_key(scope)[0]
 
+    @_locked
     def scopes(self) -> dict[str, int]:
         """How many data keys each scope holds."""
         rows = self._conn.execute("SELECT scope, count(*) FROM data_keys GROUP BY scope")
         return {str(scope): int(count) for scope, count in rows}
 
+    @_locked
     def erase(self, scope: str) -> list[ErasedKey]:
         """Destroy every data key of ``scope``: what they encrypted can no longer be
         read, anywhere this file was the only copy. Returns what was destroyed (ids and
@@ -279,16 +317,19 @@ class KeyRing:
         rows = self._conn.execute(
             "SELECT id, nonce, wrapped FROM data_keys WHERE scope = ?", (scope,)
         ).fetchall()
-        now = _now()
+        at = now()
         erased = []
         with self._transaction():
             for key_id, nonce, wrapped in rows:
-                data_key = self._unwrap_data_key(str(key_id), scope, blob(nonce), blob(wrapped))
-                mark = fingerprint(data_key)
+                try:
+                    found = self._unwrap_data_key(str(key_id), scope, blob(nonce), blob(wrapped))
+                    mark = fingerprint(found)
+                except KeyRingError:  # an altered key is destroyed all the same
+                    mark = "unreadable"
                 self._conn.execute(
-                    "INSERT OR REPLACE INTO erased VALUES (?, ?, ?, ?)", (key_id, scope, mark, now)
+                    "INSERT OR REPLACE INTO erased VALUES (?, ?, ?, ?)", (key_id, scope, mark, at)
                 )
-                erased.append(ErasedKey(str(key_id), scope, mark, datetime.fromisoformat(now)))
+                erased.append(ErasedKey(str(key_id), scope, mark, datetime.fromisoformat(at)))
             self._conn.execute("DELETE FROM data_keys WHERE scope = ?", (scope,))
         for gone in erased:
             self._cache.pop(gone.key_id, None)
@@ -296,6 +337,7 @@ class KeyRing:
         self._conn.execute("VACUUM")  # no free page keeps a copy
         return erased
 
+    @_locked
     def erased(self) -> list[ErasedKey]:
         """Every data key destroyed here, oldest first."""
         rows = self._conn.execute(
@@ -305,6 +347,7 @@ class KeyRing:
             ErasedKey(str(a), str(b), str(c), datetime.fromisoformat(str(d))) for a, b, c, d in rows
         ]
 
+    @_locked
     def was_erased(self, key_id: str) -> bool:
         """Whether ``key_id`` was destroyed here."""
         return (
@@ -313,6 +356,21 @@ class KeyRing:
         )
 
     # -- inside ------------------------------------------------------------------------
+
+    def _data_version(self) -> int:
+        return int(self._conn.execute("PRAGMA data_version").get)
+
+    def _follow_others(self) -> None:
+        """Forget the keys in memory if another process changed the file since."""
+        now = time.monotonic()
+        if now - self._looked < FRESH_S:
+            return
+        self._looked = now
+        version = self._data_version()
+        if version != self._version:
+            self._version = version
+            self._cache.clear()
+            self._current.clear()
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -324,12 +382,12 @@ class KeyRing:
             raise KeyRingError(f"{scope} was erased: nothing new is encrypted for it")
         key_id, key = new_id(), secrets.token_bytes(KEY_BYTES)
         nonce = secrets.token_bytes(_NONCE_BYTES)
-        wrapped = AESGCM(self._store_key).encrypt(nonce, key, _data_key_aad(key_id, scope))
+        wrapped = AESGCM(self._store_key).encrypt(nonce, key, data_key_aad(key_id, scope))
         with self._transaction():
             self._conn.execute("UPDATE data_keys SET current = 0 WHERE scope = ?", (scope,))
             self._conn.execute(
                 "INSERT INTO data_keys VALUES (?, ?, ?, ?, 1, ?)",
-                (key_id, scope, nonce, wrapped, _now()),
+                (key_id, scope, nonce, wrapped, now()),
             )
         self._cache[key_id] = key
         self._current[scope] = key_id
@@ -337,7 +395,7 @@ class KeyRing:
 
     def _unwrap_data_key(self, key_id: str, scope: str, nonce: bytes, wrapped: bytes) -> bytes:
         try:
-            key = AESGCM(self._store_key).decrypt(nonce, wrapped, _data_key_aad(key_id, scope))
+            key = AESGCM(self._store_key).decrypt(nonce, wrapped, data_key_aad(key_id, scope))
         except InvalidTag as exc:
             raise KeyRingError(
                 f"data key {key_id} of {scope} does not open: it was altered"
@@ -373,20 +431,5 @@ class KeyRing:
         wrapped = AESGCM(kek).encrypt(nonce, self._store_key, wrap_aad(wrap_id))
         self._conn.execute(
             "INSERT INTO wraps VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (wrap_id, kind, salt, params.text() if params else None, nonce, wrapped, _now()),
+            (wrap_id, kind, salt, params.text() if params else None, nonce, wrapped, now()),
         )
-
-
-def _connect(path: Path) -> apsw.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = apsw.Connection(str(path))
-    conn.setbusytimeout(5_000)
-    # A rollback journal (no WAL keeping old pages) and deleted bytes overwritten.
-    conn.execute("PRAGMA journal_mode=DELETE; PRAGMA secure_delete=ON; PRAGMA synchronous=FULL")
-    if os.name == "posix":
-        os.chmod(path, 0o600)
-    return conn
-
-
-def _data_key_aad(key_id: str, scope: str) -> bytes:
-    return b"pjai data key\x00" + key_id.encode() + b"\x00" + scope.encode()

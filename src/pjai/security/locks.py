@@ -50,10 +50,14 @@ class Argon2Params:
     @classmethod
     def parse(cls, text: str) -> Argon2Params:
         """What :meth:`text` wrote."""
-        kind, iterations, lanes, memory = text.split(":")
+        try:
+            kind, iterations, lanes, memory = text.split(":")
+            params = cls(int(iterations), int(lanes), int(memory))
+        except ValueError as exc:
+            raise KeyRingError(f"the key ring's stretching {text!r} is not readable") from exc
         if kind != "argon2id":
             raise KeyRingError(f"unknown passphrase stretching {kind!r} in the key ring")
-        return cls(int(iterations), int(lanes), int(memory))
+        return params
 
 
 def blob(value: object) -> bytes:
@@ -116,9 +120,13 @@ def open_store_key(
     recovery_code: str | None,
 ) -> bytes:
     """The store key, unwrapped by the first lock whose secret is given and opens it
-    (checked against its fingerprint ``expected``). A recovery code is removed as it
-    opens: it works once. :class:`~pjai.errors.KeyRingError` says what did not open."""
+    (checked against its fingerprint ``expected``); :class:`~pjai.errors.KeyRingError`
+    says what did not open. A recovery code is removed by the caller, with the new
+    passphrase it makes (:meth:`KeyRing.recover`)."""
     rows = conn.execute("SELECT id, kind, salt, params, nonce, wrapped FROM wraps").fetchall()
+    # A passphrase is tried before a key file: a key file that cannot be read then
+    # does not stop a right passphrase.
+    rows.sort(key=lambda row: str(row[1]) == "key file")
     kinds = {str(row[1]) for row in rows}
     tried: list[str] = []
     for wrap_id, kind, salt, params, nonce, wrapped in rows:
@@ -139,9 +147,6 @@ def open_store_key(
             continue
         if fingerprint(store_key) != expected:
             raise KeyRingError("the key ring's store key does not match its fingerprint")
-        if kind == "recovery code":  # one time only
-            with conn:
-                conn.execute("DELETE FROM wraps WHERE id = ?", (wrap_id,))
         return store_key
     if not tried:
         offered = ", ".join(sorted(kinds)) or "nothing"

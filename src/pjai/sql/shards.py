@@ -141,32 +141,46 @@ class ShardSet:
                     log.info("migrating %s: SQL unavailable, retrying in %.1f s", shard.url, delay)
                     time.sleep(delay)
 
-    def compact(self) -> list[str]:
+    def compact(self, *, wait_s: float = 5.0) -> list[str]:
         """Rewrite every shard's files so that deleted rows leave nothing readable in
-        them (SQLite: the write-ahead log emptied, then ``VACUUM``; PostgreSQL:
-        ``VACUUM FULL``, which writes each table anew). Returns the shards' URLs."""
+        them (SQLite: ``VACUUM``, then the write-ahead log emptied; PostgreSQL:
+        ``VACUUM FULL``, which writes each table anew). Returns the URLs of the shards
+        that are done: an SQLite file whose log another connection still reads (waited
+        for up to ``wait_s``) is left out."""
         done = []
         for shard in self.shards:
             with shard.writer.translating(f"compacting {shard.url}"):
                 if shard.engine.dialect.name == "sqlite":
-                    # The driver's own connection: PJai's engine begins a transaction
-                    # for every statement, and VACUUM runs outside one.
-                    raw = shard.engine.raw_connection()
-                    try:
-                        cursor = raw.cursor()
-                        for statement in ("VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"):
-                            cursor.execute(statement)
-                        cursor.close()
-                    finally:
-                        raw.close()
+                    if _vacuum_sqlite(shard.engine, wait_s):
+                        done.append(shard.url)
                 else:
                     autocommit = shard.engine.execution_options(isolation_level="AUTOCOMMIT")
                     with autocommit.connect() as conn:
                         conn.exec_driver_sql("VACUUM FULL")
-            done.append(shard.url)
+                    done.append(shard.url)
         return done
 
     def dispose(self) -> None:
         """Close every pooled connection."""
         for shard in self.shards:
             shard.engine.dispose()
+
+
+def _vacuum_sqlite(engine: Engine, wait_s: float) -> bool:
+    """VACUUM and empty the log on the driver's own connection (PJai's engine begins a
+    transaction for every statement, and VACUUM runs outside one); whether the log was
+    emptied."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("VACUUM")
+        deadline = time.monotonic() + wait_s
+        while True:
+            busy = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+    finally:
+        raw.close()

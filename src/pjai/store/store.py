@@ -178,7 +178,7 @@ class Store:
         if kept != PLAIN.name:
             raise StoreError(
                 f"{self.path}'s sensitive fields are sealed ({kept}): open it with its key "
-                "ring (PJAI_PASSPHRASE or PJAI_KEY_FILE, docs/security.md)"
+                f"ring (PJAI_PASSPHRASE or PJAI_KEY_FILE, docs/security.md), not {given}"
             )
         with self._conn:
             self._log.set_meta(codec=given)
@@ -734,10 +734,11 @@ class Store:
             partial.unlink(missing_ok=True)
             raise
 
-    def compact(self) -> None:
+    def compact(self, *, wait_s: float = 5.0) -> bool:
         """Rewrite the file so that deleted rows leave nothing readable behind: each
         full-text index merged (its deleted words dropped), the file vacuumed, and the
-        write-ahead log emptied."""
+        write-ahead log emptied. Returns whether the log was emptied: other connections
+        reading an older state hold it (waited for up to ``wait_s``)."""
         with self._lock:
             self._check_open()
             with translate_errors("compacting the store"):
@@ -749,8 +750,16 @@ class Store:
                     quoted = '"' + str(name).replace('"', '""') + '"'
                     self._conn.execute(f"INSERT INTO {quoted}({quoted}) VALUES ('optimize')")
                 self._conn.execute("VACUUM")
-                if self.path is not None:
-                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                if self.path is None:
+                    return True
+                deadline = time.monotonic() + wait_s
+                while True:
+                    found = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    if found is not None and not found[0]:
+                        return True
+                    if time.monotonic() > deadline:
+                        return False
+                    time.sleep(0.05)
 
     def disk_bytes(self) -> int:
         """Bytes the store file and its WAL take on disk."""

@@ -36,6 +36,8 @@ from pjai.hybrid.files import FLAGS_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags
 from pjai.hybrid.manager import HybridDatabaseManager
 from pjai.schema.records import ROOT, EventRecord
+from pjai.schema.sealed import ENVELOPE_KEY
+from pjai.security.keys import KEYS_FILE
 from pjai.sql.engine import PRIMARY_FILE
 from pjai.store import Progress, Store
 
@@ -78,10 +80,19 @@ def import_archive(
             return _restore(manager, zf, archive, manifest, progress)
 
 
+_SEALED = f'"{ENVELOPE_KEY}"'.encode()
+"""How a sealed field shows in an event's arguments."""
+
+
 def _check_target(data_dir: Path, environ: Mapping[str, str] | None) -> None:
     if data_dir.exists() and not data_dir.is_dir():
         raise ConfigError(f"{data_dir} is a file; import restores into a data directory")
     found = [name for name in (STORE_FILE, PRIMARY_FILE) if (data_dir / name).exists()]
+    if (data_dir / KEYS_FILE).exists():
+        raise ConfigError(
+            f"{data_dir} is encrypted (it has a key ring): import into a new data "
+            "directory, then run `pjai security init` there"
+        )
     if found:
         raise ConfigError(
             f"{data_dir} already holds PJai data ({', '.join(found)}); import restores "
@@ -210,6 +221,12 @@ def _replay(
     """Feed the archive's events to the store in batches, SQL catching up after each."""
 
     def ingest(batch: list[EventRecord]) -> int:
+        if any(_SEALED in bytes(record.args) for record in batch):
+            raise ConfigError(
+                f"{archive} holds sealed events (exported from an encrypted data "
+                "directory): they open only with that directory's key ring, which import "
+                "does not take yet; restore a backup of the directory instead"
+            )
         if store.sync:
             # A synced store's history is its server's: the archive's events become
             # this instance's own, pending until the server confirms them (and SQL

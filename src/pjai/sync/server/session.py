@@ -52,8 +52,9 @@ __all__ = ["EXTENSIONS", "MAX_EVENT_BYTES", "MAX_ID_BYTES", "Authenticate", "Ser
 EXTENSIONS = frozenset({PRESENCE})
 """The protocol extensions this server speaks."""
 
-MAX_EVENT_BYTES = 2 * 1024 * 1024
-"""The largest event arguments a push may carry."""
+MAX_EVENT_BYTES = 3 * 1024 * 1024
+"""The largest event arguments a push may carry: 2 MiB of plain arguments, or as much
+sealed (padded, and a third larger as base64)."""
 
 MAX_ID_BYTES = 100
 """The longest id, client id, session id or event name a push may carry, in UTF-8 (a UUID

@@ -247,6 +247,11 @@ class PersonasPage:
                 if proof.plaintext_events
                 else ""
             )
+            if proof.unfinished:
+                kept += (
+                    f" Not finished: {'; '.join(proof.unfinished)}; finish it later with "
+                    f"`pjai privacy erase {entry.id} --yes`."
+                )
             ui.notify(
                 f"Erased {entry.name}: {sum(proof.rows.values())} rows, "
                 f"{len(proof.keys_destroyed)} keys destroyed.{kept}",

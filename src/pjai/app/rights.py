@@ -1,0 +1,198 @@
+"""Consents and the privacy report: what a data subject agreed to, and what is held.
+
+Consents are events (``v1.ConsentRecorded``): the newest per persona and purpose is in
+force (the ``consents`` table), every one stays in the audit trail. The report
+summarises, per persona, the data held, its privacy switches, retention, consents,
+keys and what the event log holds sealed or in plaintext, and the erasures made here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import func, select
+
+from pjai.hybrid import HybridDatabaseManager
+from pjai.memory.classify import RESTRICTED
+from pjai.schema import SCHEMA, ConsentRecorded, PersonaErased
+from pjai.schema.models import persona_from_row
+from pjai.schema.records import EventRecord
+from pjai.schema.sealed import ENVELOPE_KEY
+from pjai.schema.tables import (
+    bookmarks,
+    consents,
+    conversation_messages,
+    conversations,
+    memories,
+    personas,
+)
+from pjai.security import FieldCodec
+
+__all__ = [
+    "Consent",
+    "PersonaPrivacy",
+    "PrivacyReport",
+    "consents_of",
+    "content_events",
+    "event_log",
+    "persona_of",
+    "privacy_report",
+    "record_consent",
+]
+
+_SENSITIVE = {t.NAME for t in SCHEMA.event_types if t.SENSITIVE}
+_MARK = f'"{ENVELOPE_KEY}"'.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """The consent in force for one purpose."""
+
+    purpose: str
+    granted: bool
+    version: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaPrivacy:
+    """One persona in the privacy report."""
+
+    persona_id: str
+    name: str
+    deleted: bool
+    switches: dict[str, bool]
+    retention: str
+    """How long memories are kept: ``N days, then archive|delete`` or ``no limit``."""
+    memories: int
+    restricted_memories: int
+    conversations: int
+    messages: int
+    bookmarks: int
+    consents: list[Consent]
+    data_keys: int
+    sealed_events: int
+    plaintext_events: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrivacyReport:
+    """The privacy report of a data directory."""
+
+    encrypted: bool
+    personas: list[PersonaPrivacy]
+    erasures: list[str]
+    """The ids of the personas erased here (``v1.PersonaErased`` events)."""
+    erased_keys: int
+
+
+def record_consent(
+    manager: HybridDatabaseManager, persona_id: str, purpose: str, *, granted: bool, version: str
+) -> Consent:
+    """Record that the persona's data subject granted (or withdrew) consent for
+    ``purpose`` under the notice ``version``; returns the consent now in force."""
+    manager.commit(
+        ConsentRecorded(persona_id=persona_id, purpose=purpose, granted=granted, version=version)
+    )
+    (found,) = [c for c in consents_of(manager, persona_id) if c.purpose == purpose]
+    return found
+
+
+def consents_of(manager: HybridDatabaseManager, persona_id: str) -> list[Consent]:
+    """The consents in force for a persona, by purpose."""
+    c = consents.c
+    rows = manager.query(
+        select(c.purpose, c.granted, c.version, c.recorded_at)
+        .where(c.persona_id == persona_id)
+        .order_by(c.purpose)
+    )
+    return [Consent(r.purpose, bool(r.granted), r.version, r.recorded_at) for r in rows]
+
+
+def privacy_report(manager: HybridDatabaseManager, persona_id: str | None = None) -> PrivacyReport:
+    """The report for one persona, or for every persona (deleted ones too)."""
+    query = select(personas).order_by(personas.c.name, personas.c.id)
+    if persona_id is not None:
+        query = query.where(personas.c.id == persona_id)
+    codec = manager.schema.codec
+    ring = codec.keys if isinstance(codec, FieldCodec) else None
+    keys = ring.scopes() if ring is not None else {}
+    log = event_log(manager)
+    found = []
+    for row in manager.query(query):
+        persona = persona_from_row(row)
+        sealed, plain = content_events(log, persona.id)
+        config = persona.memory
+        found.append(
+            PersonaPrivacy(
+                persona_id=persona.id,
+                name=persona.name,
+                deleted=persona.deleted_at is not None,
+                switches=msgspec.to_builtins(persona.privacy),
+                retention=(
+                    "no limit"
+                    if config.retention_days is None
+                    else f"{config.retention_days} days, then {config.retention_action}"
+                ),
+                memories=_count(manager, memories, persona.id),
+                restricted_memories=_restricted(manager, persona.id),
+                conversations=_count(manager, conversations, persona.id),
+                messages=_count(manager, conversation_messages, persona.id),
+                bookmarks=_count(manager, bookmarks, persona.id),
+                consents=consents_of(manager, persona.id),
+                data_keys=keys.get(persona.id, 0),
+                sealed_events=sealed,
+                plaintext_events=plain,
+            )
+        )
+    erasures = [persona_of(r) or "" for r in log if r.name == PersonaErased.NAME]
+    return PrivacyReport(
+        encrypted=ring is not None,
+        personas=found,
+        erasures=erasures,
+        erased_keys=len(ring.erased()) if ring is not None else 0,
+    )
+
+
+def _count(manager: HybridDatabaseManager, table: Any, persona_id: str) -> int:
+    query = select(func.count()).select_from(table).where(table.c.persona_id == persona_id)
+    return int(manager.query(query)[0][0])
+
+
+def _restricted(manager: HybridDatabaseManager, persona_id: str) -> int:
+    rows = manager.query(select(memories.c.tags).where(memories.c.persona_id == persona_id))
+    return sum(1 for r in rows if RESTRICTED in (r.tags or []))
+
+
+def event_log(manager: HybridDatabaseManager) -> list[EventRecord]:
+    """Every event of the log: the store's, else the SQL journal's."""
+    store = manager.store
+    if store is not None:
+        return [e.record for e in store.events()]
+    return manager.shards.journal()
+
+
+def persona_of(record: EventRecord) -> str | None:
+    """The persona a record names (``persona_id`` is never sealed), if any."""
+    try:
+        args: Any = msgspec.json.decode(bytes(record.args))
+    except msgspec.DecodeError:
+        return None
+    value = args.get("persona_id") if isinstance(args, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def content_events(log: list[EventRecord], persona_id: str) -> tuple[int, int]:
+    """The persona's events with personal content in the log: sealed, and plain."""
+    sealed = plain = 0
+    for record in log:
+        if record.name not in _SENSITIVE or persona_of(record) != persona_id:
+            continue
+        if _MARK in bytes(record.args):
+            sealed += 1
+        else:
+            plain += 1
+    return sealed, plain
