@@ -359,7 +359,7 @@ def test_cli_exports_and_imports(tmp_path: Path) -> None:
         expected = store_of(manager).state_hash()
     result = runner.invoke(app, ["export", str(file), "--data-dir", str(source)])
     assert result.exit_code == 0, result.output
-    assert "Exported 39 events, 6 tables, 28 rows" in result.stdout
+    assert "Exported 39 events, 7 tables, 28 rows" in result.stdout
     again = runner.invoke(app, ["export", str(file), "--data-dir", str(source)])
     assert again.exit_code == 1
     assert "pass --overwrite" in again.stderr
@@ -367,7 +367,7 @@ def test_cli_exports_and_imports(tmp_path: Path) -> None:
     assert replaced.exit_code == 0, replaced.output
     imported = runner.invoke(app, ["import", str(file), "--data-dir", str(target)])
     assert imported.exit_code == 0, imported.output
-    assert "Imported 39 events, 6 tables, 28 rows" in imported.stdout
+    assert "Imported 39 events, 7 tables, 28 rows" in imported.stdout
     with HybridDatabaseManager.open(target, environ={}) as restored:
         assert store_of(restored).state_hash() == expected
         assert restored.verify().equal
