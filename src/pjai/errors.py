@@ -29,6 +29,7 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      ├── PrivacyError               a persona's privacy settings refuse what was asked
      ├── KeyRingError               the key ring cannot do it: locked, wrong passphrase,
      │                              an erased persona, an altered key
+     ├── PluginError                a plugin was not run, hit one of its limits, or failed
      ├── ProtocolError              a sync frame is not valid protocol (its ``code`` says how)
      ├── ConnectionClosed           a sync connection was closed or broke
      ├── DuplicateEventError        a pushed event's id is already in the server's log
@@ -41,7 +42,7 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
 The classes of this module are the ones callers catch in general. The others are
 defined beside the code that raises them:
 :class:`pjai.memory.embeddings.EmbeddingsUnavailable`,
-:class:`pjai.sync.protocol.ProtocolError`, :class:`pjai.sync.transport.ConnectionClosed`
+:class:`pjai.plugins.sandbox.PluginError`, :class:`pjai.sync.protocol.ProtocolError`, :class:`pjai.sync.transport.ConnectionClosed`
 and :class:`pjai.sync.server.log.DuplicateEventError`. Three of them never reach a
 caller: :class:`pjai.hybrid.legacy.values.RowError` is reported as a rejected row of a
 legacy import, :class:`pjai.hybrid.legacy.values.Unreadable` as a value it did not

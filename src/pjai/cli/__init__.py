@@ -18,6 +18,7 @@ from pjai.cli import (
     legacy,
     memory,
     persona,
+    plugin,
     privacy,
     security,
     store,
@@ -98,6 +99,7 @@ app.command("serve")(web.serve)
 app.add_typer(web.app, name="web")
 app.add_typer(security.app, name="security")
 app.add_typer(privacy.app, name="privacy")
+app.add_typer(plugin.app, name="plugin")
 
 
 def main() -> None:

@@ -1,0 +1,91 @@
+"""Plugins of a data directory: install, list, enable, disable, remove, and run one for
+a persona, answering its calls only as far as its capabilities go (:mod:`pjai.plugins`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pjai.app.memories import Memories
+from pjai.hybrid import HybridDatabaseManager
+from pjai.plugins import (
+    Handler,
+    InstalledPlugin,
+    PluginError,
+    PluginRun,
+    Registry,
+    run_sandboxed,
+)
+from pjai.schema.selection import MemoryFilter
+
+__all__ = ["plugin_registry", "run_plugin"]
+
+_ADDABLE = {"name", "summary", "tags", "importance", "type"}
+"""The fields of a memory a plugin may set besides its content."""
+
+_MAX_READ = 500
+"""The most memories one call of a plugin reads."""
+
+
+def plugin_registry(data_path: Path) -> Registry:
+    """The plugins of the data directory at ``data_path``."""
+    return Registry(data_path)
+
+
+def run_plugin(
+    registry: Registry,
+    manager: HybridDatabaseManager,
+    name: str,
+    persona_id: str,
+    arguments: dict[str, Any] | None = None,
+) -> PluginRun:
+    """Run the enabled plugin ``name`` for ``persona_id`` in its sandbox;
+    :class:`~pjai.plugins.PluginError` if it is disabled, refused or failed."""
+    plugin = registry.get(name)
+    if not plugin.enabled:
+        raise PluginError(f"plugin {name} is disabled: `pjai plugin enable {name}` lets it run")
+    memories = Memories(manager)
+    memories.list(MemoryFilter(persona_id=persona_id), limit=1)  # NotFoundError: no persona
+    return run_sandboxed(
+        plugin.directory, plugin.manifest, arguments or {}, _handler(plugin, memories, persona_id)
+    )
+
+
+def _handler(plugin: InstalledPlugin, memories: Memories, persona_id: str) -> Handler:
+    granted: set[str] = set(plugin.manifest.capabilities)
+
+    def handle(call: str, args: dict[str, Any]) -> Any:
+        if call == "memories":
+            _need(plugin, granted, "memories:read")
+            limit = args.get("limit", 50)
+            if not isinstance(limit, int) or not 1 <= limit <= _MAX_READ:
+                raise PluginError(f"memories(limit=...) takes 1 to {_MAX_READ}")
+            found = memories.list(MemoryFilter(persona_id=persona_id), limit=limit)
+            return [
+                {
+                    "id": m.id,
+                    "name": m.name,
+                    "content": m.content,
+                    "tags": list(m.tags),
+                    "importance": m.importance,
+                    "tier": m.tier,
+                    "occurred_at": m.occurred_at.isoformat(),
+                }
+                for m in found
+            ]
+        if call == "add_memory":
+            _need(plugin, granted, "memories:add")
+            content = args.get("content")
+            extra = {k: v for k, v in args.items() if k != "content"}
+            if not isinstance(content, str) or set(extra) - _ADDABLE:
+                allowed = ", ".join(sorted(_ADDABLE))
+                raise PluginError(f"add_memory takes content (text) and {allowed}")
+            return memories.add(persona_id, content, **extra).memory.id
+        raise PluginError(f"there is no call {call!r} (memories, add_memory, log)")
+
+    return handle
+
+
+def _need(plugin: InstalledPlugin, granted: set[str], capability: str) -> None:
+    if capability not in granted:
+        raise PluginError(f"plugin {plugin.manifest.name} is not granted {capability}")

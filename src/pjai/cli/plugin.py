@@ -1,0 +1,132 @@
+"""`pjai plugin`: install, list, enable, disable, remove and run sandboxed plugins."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pjai.app import Personas
+from pjai.app.plugins import plugin_registry, run_plugin
+from pjai.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDirOption,
+    JsonFlag,
+    console,
+    data_directory,
+    open_manager,
+    print_json,
+    reported,
+)
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Plugins: code run in a sandbox (no network, no files, OS limits) with only the "
+    "capabilities its manifest grants (docs/security.md).",
+    no_args_is_help=True,
+)
+
+NameArg = Annotated[str, typer.Argument(help="The plugin's name.")]
+
+
+@app.command("install")
+def install(
+    source: Annotated[Path, typer.Argument(help="The plugin's directory.", file_okay=False)],
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+) -> None:
+    """Copy a plugin (a directory with plugin.json) into the data directory, disabled."""
+    with reported():
+        made = plugin_registry(data_directory(data_dir, create=True).path).install(source)
+    granted = ", ".join(made.manifest.capabilities) or "nothing"
+    console.print(
+        f"Installed {made.manifest.name} {made.manifest.version} (grants: {granted}), "
+        f"disabled: `pjai plugin enable {made.manifest.name}` lets it run.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("list")
+def list_plugins(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
+    """The installed plugins, their capabilities, limits and whether they may run."""
+    with reported():
+        found = plugin_registry(data_directory(data_dir).path).list()
+    if as_json:
+        print_json([{"enabled": p.enabled, "manifest": p.manifest} for p in found])
+        return
+    if not found:
+        console.print("no plugin installed")
+    for p in found:
+        m = p.manifest
+        limits = m.limits
+        console.print(
+            f"{m.name} {m.version} ({'enabled' if p.enabled else 'disabled'}): grants "
+            f"{', '.join(m.capabilities) or 'nothing'}; limits {limits.cpu_s} s CPU, "
+            f"{limits.memory_mb} MB, {limits.file_mb} MB files, {limits.wall_s} s",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command("enable")
+def enable(name: NameArg, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+    """Let the plugin run."""
+    with reported():
+        plugin_registry(data_directory(data_dir).path).enable(name)
+    console.print(f"{name} is enabled.")
+
+
+@app.command("disable")
+def disable(name: NameArg, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+    """Stop the plugin from running (it stays installed)."""
+    with reported():
+        plugin_registry(data_directory(data_dir).path).enable(name, False)
+    console.print(f"{name} is disabled.")
+
+
+@app.command("remove")
+def remove(name: NameArg, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+    """Delete the plugin's copy."""
+    with reported():
+        plugin_registry(data_directory(data_dir).path).remove(name)
+    console.print(f"{name} is removed.")
+
+
+@app.command("run")
+def run(
+    name: NameArg,
+    persona: Annotated[
+        str | None, typer.Argument(help="The persona it runs for (default: the active one).")
+    ] = None,
+    arg: Annotated[
+        list[str] | None, typer.Option("--arg", help="KEY=VALUE passed to the plugin.")
+    ] = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run an enabled plugin for a persona in its sandbox; prints its result and what it
+    used, as the OS measured it."""
+    arguments = {}
+    for pair in arg or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r}: give KEY=VALUE", param_hint="--arg")
+        arguments[key] = value
+    directory = data_directory(data_dir)
+    with open_manager(data_dir, create=False) as manager, reported():
+        persona_id = Personas(manager).resolve(persona)
+        done = run_plugin(plugin_registry(directory.path), manager, name, persona_id, arguments)
+    if as_json:
+        print_json(done)
+        return
+    for line in done.log:
+        console.print(f"log: {line}", highlight=False, soft_wrap=True)
+    console.print(
+        f"{done.name}: {json.dumps(done.result, default=str)} ({done.cpu_s} s CPU, "
+        f"{done.max_rss_mb} MB, {done.wall_s:.2f} s)",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -1,0 +1,58 @@
+"""A plugin's manifest (``plugin.json``): its name, version, capabilities and limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from pjai.errors import ConfigError
+
+__all__ = ["CAPABILITIES", "MANIFEST_FILE", "Capability", "Limits", "Manifest", "read_manifest"]
+
+MANIFEST_FILE = "plugin.json"
+
+Capability = Literal["memories:read", "memories:add"]
+CAPABILITIES: tuple[Capability, ...] = ("memories:read", "memories:add")
+"""What a plugin can be granted: read the persona's memories, add memories to it."""
+
+
+class Limits(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """What the OS lets a plugin's process use; exceeding one stops it."""
+
+    cpu_s: Annotated[int, Meta(ge=1, le=600)] = 5
+    memory_mb: Annotated[int, Meta(ge=64, le=8192)] = 256
+    file_mb: Annotated[int, Meta(ge=0, le=1024)] = 1
+    wall_s: Annotated[int, Meta(ge=1, le=3600)] = 10
+
+
+class Manifest(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A plugin: ``entry`` is ``file.py:function`` inside its directory; the function
+    is called with the API and the run's arguments."""
+
+    name: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
+    version: Annotated[str, Meta(min_length=1, max_length=32)]
+    entry: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_]+\.py:[A-Za-z_][A-Za-z0-9_]*$")]
+    description: Annotated[str, Meta(max_length=500)] = ""
+    capabilities: list[Capability] = []
+    limits: Limits = Limits()
+
+
+def read_manifest(directory: Path) -> Manifest:
+    """The manifest of the plugin in ``directory``; :class:`ConfigError` naming what is
+    wrong with it."""
+    path = directory / MANIFEST_FILE
+    try:
+        manifest = msgspec.json.decode(path.read_bytes(), type=Manifest)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{directory} is not a plugin: it has no {MANIFEST_FILE}") from exc
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path} is not JSON: {exc}") from exc
+    module = manifest.entry.partition(":")[0]
+    if not (directory / module).is_file():
+        raise ConfigError(f"{path}: the entry's file {module} is not in {directory}")
+    return manifest

@@ -1,0 +1,202 @@
+"""Running a plugin in its sandbox: a child process with OS limits, no network, no file
+system, and a capability-scoped API over a pipe (:mod:`pjai.plugins.host`).
+
+The parent sets the limits (``setrlimit``: CPU seconds, address space, file size, open
+files) between fork and exec, answers the plugin's calls only as far as its manifest
+grants them and only for the persona it runs for, stops it at its wall-time limit, and
+reports what it used as the OS measured it (``wait4``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pjai.errors import PjaiError
+from pjai.plugins.manifest import Limits, Manifest
+
+__all__ = ["Handler", "PluginError", "PluginRun", "run_sandboxed"]
+
+_HOST = Path(__file__).with_name("host.py")
+"""The child's program, run as a script: nothing of PJai is imported into it."""
+
+_MAX_LINE = 1 << 20
+"""The longest protocol line a plugin may send."""
+
+Handler = Callable[[str, dict[str, Any]], Any]
+"""Answers one call of the plugin (``name``, ``args``); raises :class:`PluginError` to
+refuse it."""
+
+
+class PluginError(PjaiError):
+    """A plugin could not run, was stopped at a limit, or failed; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class PluginRun:
+    """How a plugin's run went: its result, its calls, what it used (as measured)."""
+
+    name: str
+    result: Any
+    calls: dict[str, int]
+    cpu_s: float
+    max_rss_mb: float
+    wall_s: float
+    log: list[str] = field(default_factory=list)
+
+
+def run_sandboxed(
+    directory: Path, manifest: Manifest, arguments: dict[str, Any], handle: Handler
+) -> PluginRun:
+    """Run the plugin in ``directory`` with ``arguments``; ``handle`` answers its calls.
+
+    Raises :class:`PluginError`: no sandbox here (no network namespace), a limit
+    exceeded (saying which), the plugin failed (its error), or broke the protocol.
+    """
+    limits = manifest.limits
+    with (
+        tempfile.TemporaryDirectory(prefix="pjai-plugin-root-") as root,
+        tempfile.TemporaryFile() as errors,
+    ):
+        os.chmod(root, 0o555)  # empty, and nothing can be written there
+        # What it prints goes to a file: the only one it can write, within its limit.
+        child = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(_HOST), str(directory), manifest.entry, root],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            cwd=root,
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            preexec_fn=lambda: _limit(limits),
+            start_new_session=True,
+        )
+        started = time.monotonic()
+        try:
+            outcome, calls, log = _converse(child, arguments, handle, limits, started)
+        finally:
+            _stop(child)
+        wall = time.monotonic() - started
+        usage = _usage(child)
+        errors.seek(max(0, errors.seek(0, os.SEEK_END) - 2000))
+        printed = errors.read().decode(errors="replace").strip()
+    if printed:
+        log.append(printed)
+    return _finish(manifest, outcome, calls, log, usage, wall, child.returncode)
+
+
+def _limit(limits: Limits) -> None:
+    """Between fork and exec: the OS limits of the plugin's process."""
+    mib = 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mib, limits.memory_mb * mib))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mib, limits.file_mb * mib))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _converse(
+    child: subprocess.Popen[bytes],
+    arguments: dict[str, Any],
+    handle: Handler,
+    limits: Limits,
+    started: float,
+) -> tuple[dict[str, Any] | None, dict[str, int], list[str]]:
+    """Answer the plugin's calls until it says it is done; ``None`` if it stopped
+    without saying (a limit, a crash) or ran out of wall time."""
+    assert child.stdin is not None
+    assert child.stdout is not None
+    calls: dict[str, int] = {}
+    log: list[str] = []
+    child.stdin.write(json.dumps(arguments).encode() + b"\n")
+    child.stdin.flush()
+    with selectors.DefaultSelector() as selector:
+        selector.register(child.stdout, selectors.EVENT_READ)
+        while True:
+            left = limits.wall_s - (time.monotonic() - started)
+            if left <= 0 or not selector.select(timeout=left):
+                return {"wall": True}, calls, log
+            line = child.stdout.readline(_MAX_LINE + 1)
+            if not line:
+                return None, calls, log
+            if len(line) > _MAX_LINE:
+                return {"failed": "sent a line over 1 MiB"}, calls, log
+            try:
+                message = json.loads(line)
+            except ValueError:
+                return {"failed": "broke the protocol (a line that is not JSON)"}, calls, log
+            if not isinstance(message, dict) or "call" not in message:
+                return message if isinstance(message, dict) else None, calls, log
+            name, args = str(message["call"]), message.get("args") or {}
+            calls[name] = calls.get(name, 0) + 1
+            if name == "log":
+                log.append(str(args.get("text", ""))[:1000])
+                answer: dict[str, Any] = {"result": None}
+            else:
+                try:
+                    answer = {"result": handle(name, args if isinstance(args, dict) else {})}
+                except PjaiError as exc:
+                    answer = {"error": str(exc)}
+            child.stdin.write(json.dumps(answer, default=str).encode() + b"\n")
+            child.stdin.flush()
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    # Not poll(): the exit status is reaped by wait4, with the resource use.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    for stream in (child.stdin, child.stdout):
+        if stream is not None:
+            stream.close()
+
+
+def _usage(child: subprocess.Popen[bytes]) -> resource.struct_rusage | None:
+    """The child's resource use as the OS counted it (and its exit status reaped)."""
+    try:
+        _, status, usage = os.wait4(child.pid, 0)
+    except ChildProcessError:
+        return None
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return usage
+
+
+def _finish(
+    manifest: Manifest,
+    outcome: dict[str, Any] | None,
+    calls: dict[str, int],
+    log: list[str],
+    usage: resource.struct_rusage | None,
+    wall: float,
+    code: int | None,
+) -> PluginRun:
+    limits = manifest.limits
+    cpu = (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0
+    rss = usage.ru_maxrss / 1024 if usage is not None else 0.0
+    name = manifest.name
+    if outcome is not None and "done" in outcome:
+        return PluginRun(name, outcome["done"], calls, round(cpu, 3), round(rss, 1), wall, log)
+    if outcome is not None and outcome.get("wall"):
+        raise PluginError(f"plugin {name} ran longer than its {limits.wall_s} s: stopped")
+    if outcome is not None and "refused" in outcome:
+        raise PluginError(f"plugin {name} was not run: {outcome['refused']}")
+    if code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu >= limits.cpu_s - 0.5:
+        raise PluginError(f"plugin {name} used more than its {limits.cpu_s} s of CPU: stopped")
+    if outcome is not None and "failed" in outcome:
+        reason = str(outcome["failed"])
+        if "File too large" in reason:  # Python turns the OS's SIGXFSZ into this error
+            raise PluginError(f"plugin {name} wrote more than its {limits.file_mb} MB file limit")
+        if "memory" in reason:
+            reason += f" ({limits.memory_mb} MB)"
+        raise PluginError(f"plugin {name} failed: {reason}")
+    raise PluginError(f"plugin {name} stopped without an answer (exit {code})")

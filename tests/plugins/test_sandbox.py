@@ -1,0 +1,174 @@
+"""Plugins in their sandbox: what they are granted works; files, the network, memory,
+CPU, file size and wall time beyond their limits are refused, each with a clear error."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from pjai.app import DataDir, Memories, Personas
+from pjai.app.plugins import plugin_registry, run_plugin
+from pjai.cli import app as cli
+from pjai.errors import ConfigError
+from pjai.hybrid import HybridDatabaseManager
+from pjai.plugins import PluginError, Registry
+from pjai.schema.selection import MemoryFilter
+
+
+def plugin(tmp_path: Path, name: str, code: str, capabilities: list[str], **limits: int) -> Path:
+    """Write a plugin called ``name`` whose ``run(api, args)`` is ``code``."""
+    directory = tmp_path / "sources" / name
+    directory.mkdir(parents=True)
+    manifest: dict[str, Any] = {
+        "name": name,
+        "version": "1.0",
+        "entry": "main.py:run",
+        "capabilities": capabilities,
+        "limits": {"cpu_s": 2, "memory_mb": 256, "file_mb": 1, "wall_s": 5} | limits,
+    }
+    (directory / "plugin.json").write_text(json.dumps(manifest))
+    body = textwrap.indent(textwrap.dedent(code), "    ")
+    (directory / "main.py").write_text(f"def run(api, args):\n{body}\n")
+    return directory
+
+
+@pytest.fixture
+def setting(tmp_path: Path) -> tuple[Registry, HybridDatabaseManager, str]:
+    data = DataDir(tmp_path / "data")
+    manager = data.open()
+    ada = Personas(manager).create("Ada")
+    Memories(manager).add(ada.id, "likes green tea")
+    yield plugin_registry(data.path), manager, ada.id
+    manager.close()
+
+
+def installed(registry: Registry, source: Path) -> str:
+    name = registry.install(source).manifest.name
+    registry.enable(name)
+    return name
+
+
+def test_a_granted_plugin_reads_and_adds_memories_and_its_use_is_measured(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, manager, ada = setting
+    source = plugin(
+        tmp_path,
+        "summariser",
+        """
+        found = api.memories(limit=10)
+        api.log(f"read {len(found)}")
+        print("printing does not break the protocol")
+        new = api.add_memory("seen: " + found[0]["content"], tags=["plugin"])
+        return {"read": len(found), "added": new, "word": args["word"]}
+        """,
+        ["memories:read", "memories:add"],
+    )
+    name = installed(registry, source)
+    done = run_plugin(registry, manager, name, ada, {"word": "hi"})
+    assert done.result["read"] == 1
+    assert done.result["word"] == "hi"
+    assert done.calls == {"memories": 1, "log": 1, "add_memory": 1}
+    assert "read 1" in done.log
+    assert done.cpu_s > 0  # as the OS measured it
+    assert done.max_rss_mb > 0
+    added = Memories(manager).get(done.result["added"])
+    assert (added.content, added.tags) == ("seen: likes green tea", ["plugin"])
+
+
+@pytest.mark.parametrize(
+    ("code", "capabilities", "limits", "message"),
+    [
+        ("api.add_memory('sneaky')", ["memories:read"], {}, "not granted memories:add"),
+        ("return open('/etc/passwd').read()", [], {}, "No such file or directory"),
+        (
+            "import socket\nsocket.create_connection(('127.0.0.1', 5432), timeout=2)",
+            [],
+            {},
+            "Network is unreachable",
+        ),
+        ("block = bytearray(2 * 1024 ** 3)", [], {}, r"ran out of its memory limit \(256 MB\)"),
+        ("while True:\n    pass", [], {"cpu_s": 1}, "used more than its 1 s of CPU"),
+        ("import time\ntime.sleep(60)", [], {"wall_s": 1}, "ran longer than its 1 s"),
+        ("import os\nos.listdir('/')\nreturn os.listdir('/')", [], {}, None),
+    ],
+    ids=["capability", "files", "network", "memory", "cpu", "wall", "empty-root"],
+)
+def test_what_a_plugin_is_not_granted_is_refused(
+    setting: tuple[Registry, HybridDatabaseManager, str],
+    tmp_path: Path,
+    code: str,
+    capabilities: list[str],
+    limits: dict[str, int],
+    message: str | None,
+) -> None:
+    registry, manager, ada = setting
+    name = installed(registry, plugin(tmp_path, "hostile", code, capabilities, **limits))
+    if message is None:  # the plugin sees an empty file system
+        assert run_plugin(registry, manager, name, ada).result == []
+        return
+    with pytest.raises(PluginError, match=message):
+        run_plugin(registry, manager, name, ada)
+    assert len(Memories(manager).list(MemoryFilter(persona_id=ada))) == 1  # nothing added
+
+
+def test_a_plugin_writing_beyond_its_file_limit_is_stopped(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, manager, ada = setting
+    # The root it sees is read-only and empty; what it prints goes to the one file it
+    # can write, within its limit.
+    name = installed(registry, plugin(tmp_path, "writer", "print('x' * 3_000_000)", []))
+    with pytest.raises(PluginError, match="wrote more than its 1 MB file limit"):
+        run_plugin(registry, manager, name, ada)
+
+
+def test_plugins_install_disabled_and_bad_manifests_are_refused(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, manager, ada = setting
+    source = plugin(tmp_path, "quiet", "return 1", [])
+    made = registry.install(source)
+    assert not made.enabled
+    with pytest.raises(PluginError, match="plugin quiet is disabled"):
+        run_plugin(registry, manager, "quiet", ada)
+    with pytest.raises(ConfigError, match="installed already"):
+        registry.install(source)
+    registry.enable("quiet")
+    assert run_plugin(registry, manager, "quiet", ada).result == 1
+    registry.enable("quiet", False)
+    assert [(p.manifest.name, p.enabled) for p in registry.list()] == [("quiet", False)]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "plugin.json").write_text(json.dumps({"name": "Bad Name", "version": "1"}))
+    with pytest.raises(ConfigError, match=r"plugin\.json"):
+        registry.install(broken)
+    with pytest.raises(ConfigError, match="no plugin 'nothing' is installed"):
+        registry.get("nothing")
+
+
+def test_the_cli_installs_enables_runs_and_lists(tmp_path: Path) -> None:
+    runner = CliRunner()
+    where = ["--data-dir", str(tmp_path / "data")]
+    with DataDir(tmp_path / "data").open() as manager:
+        Personas(manager).create("Ada", activate=True)
+    source = plugin(
+        tmp_path, "counter", "return {'n': len(api.memories()), **args}", ["memories:read"]
+    )
+    assert "disabled" in runner.invoke(cli, ["plugin", "install", str(source), *where]).output
+    refused = runner.invoke(cli, ["plugin", "run", "counter", *where])
+    assert refused.exit_code == 1
+    assert "is disabled" in refused.output
+    assert runner.invoke(cli, ["plugin", "enable", "counter", *where]).exit_code == 0
+    ran = runner.invoke(cli, ["plugin", "run", "counter", "--arg", "k=v", "--json", *where])
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(ran.output)["result"] == {"n": 0, "k": "v"}
+    listed = runner.invoke(cli, ["plugin", "list", *where]).output
+    assert "counter 1.0 (enabled): grants memories:read" in listed
+    assert runner.invoke(cli, ["plugin", "remove", "counter", *where]).exit_code == 0
+    assert "no plugin installed" in runner.invoke(cli, ["plugin", "list", *where]).output
