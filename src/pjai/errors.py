@@ -43,9 +43,10 @@ The classes of this module are the ones callers catch in general. The others are
 defined beside the code that raises them:
 :class:`pjai.memory.embeddings.EmbeddingsUnavailable`,
 :class:`pjai.plugins.sandbox.PluginError`, :class:`pjai.sync.protocol.ProtocolError`,
-:class:`pjai.sync.transport.ConnectionClosed` and :class:`pjai.sync.server.log.DuplicateEventError`. Three of them never reach a
-caller: :class:`pjai.hybrid.legacy.values.RowError` is reported as a rejected row of a
-legacy import, :class:`pjai.hybrid.legacy.values.Unreadable` as a value it did not
+:class:`pjai.sync.transport.ConnectionClosed` and
+:class:`pjai.sync.server.log.DuplicateEventError`. Three of them never reach a caller:
+:class:`pjai.hybrid.legacy.values.RowError` is reported as a rejected row of a legacy
+import, :class:`pjai.hybrid.legacy.values.Unreadable` as a value it did not
 import, and :class:`pjai.schema.render.BadOp` as the ``MaterializationError`` of the
 event at fault.
 """
