@@ -17,6 +17,7 @@ from pjai.app.rights import record_consent
 from pjai.app.security import init_security
 from pjai.cli import app as cli
 from pjai.errors import NotFoundError
+from tests.databases import postgres_schema
 from tests.security.test_keys import FAST, PASSPHRASE
 
 MARKER = "zebra-marmalade-41"
@@ -149,3 +150,29 @@ def test_a_reader_holding_the_log_leaves_the_erasure_unfinished(tmp_path: Path) 
         proof = erase_persona(data, manager, ada)
         assert proof.unfinished == []
         assert "store.db" in proof.rewritten
+
+
+def test_an_erasure_on_a_postgresql_primary_deletes_its_rows_and_rewrites_the_tables(
+    tmp_path: Path,
+) -> None:
+    with postgres_schema() as url:
+        environ = {"PJAI_PASSPHRASE": PASSPHRASE, "PJAI_SQL_SHARDS": url}
+        data = DataDir(tmp_path / "data", environ=environ)
+        init_security(data, passphrase=PASSPHRASE, params=FAST)
+        with data.open() as manager:
+            ada = fill(manager, "Ada", MARKER)
+            fill(manager, "Grace", "kept-words")
+            proof = erase_persona(data, manager, ada)
+            assert proof.unfinished == []
+            assert any(u.startswith("postgresql") for u in proof.rewritten)
+            engine = manager.shards.shards[0].engine
+            with engine.connect() as conn:
+                texts = [
+                    str(row)
+                    for table in ("personas", "memories", "conversations", "conversation_messages")
+                    for row in conn.exec_driver_sql(f"SELECT * FROM {table}")
+                ]
+                journal = [str(r) for r in conn.exec_driver_sql("SELECT * FROM pjai_journal")]
+            assert not [t for t in texts + journal if MARKER in t]
+            assert [t for t in texts if "kept-words" in t]
+            assert manager.verify().equal

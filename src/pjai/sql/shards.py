@@ -96,6 +96,11 @@ class ShardSet:
         if not urls:
             raise ConfigError("no SQL primary configured")
         self.ring = HashRing(len(urls))
+        self.tables = [
+            *(t.name for t in schema.metadata.sorted_tables),
+            *(t.name for t in journal.tables()),
+        ]
+        """Every table PJai keeps in a shard: the state and the journal."""
         self.shards = [
             Shard(i, redacted(url), SqlWriter(create_sql_engine(url, pool), schema))
             for i, url in enumerate(urls)
@@ -144,7 +149,7 @@ class ShardSet:
     def compact(self, *, wait_s: float = 5.0) -> list[str]:
         """Rewrite every shard's files so that deleted rows leave nothing readable in
         them (SQLite: ``VACUUM``, then the write-ahead log emptied; PostgreSQL:
-        ``VACUUM FULL``, which writes each table anew). Returns the URLs of the shards
+        ``VACUUM FULL`` of PJai's tables, which writes each anew). Returns the URLs of the shards
         that are done: an SQLite file whose log another connection still reads (waited
         for up to ``wait_s``) is left out."""
         done = []
@@ -155,8 +160,9 @@ class ShardSet:
                         done.append(shard.url)
                 else:
                     autocommit = shard.engine.execution_options(isolation_level="AUTOCOMMIT")
+                    names = ", ".join(f'"{name}"' for name in self.tables)
                     with autocommit.connect() as conn:
-                        conn.exec_driver_sql("VACUUM FULL")
+                        conn.exec_driver_sql(f"VACUUM FULL {names}")
                     done.append(shard.url)
         return done
 
