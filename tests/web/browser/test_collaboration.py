@@ -14,16 +14,25 @@ from pjai.bench.webapp import SyncProcess, WebProcess
 from pjai.sync.server import ServerDatabase
 from tests.web.browser.conftest import Primary, screenshot
 
+Instance = tuple[DataDir, dict[str, str]]
 
-def test_two_people_see_each_other_and_each_others_edits(
-    browser: Browser, tmp_path: Path, primary: Primary
-) -> None:
+
+def two_instances(tmp_path: Path, primary: Primary) -> tuple[str, str, Instance, Instance]:
+    """A sync server database with a write token for store ``shared``, and two data
+    directories on the primary under test: the URL, the token, each with its environment."""
     db_url = f"sqlite:///{tmp_path / 'sync-server.db'}"
     with ServerDatabase.open(db_url) as database:
         token = database.tokens.create("shared", "write", "test")[0]
     env_here, env_there = primary(), primary()
     here = DataDir(tmp_path / "here", environ=env_here)
     there = DataDir(tmp_path / "there", environ=env_there)
+    return db_url, token, (here, env_here), (there, env_there)
+
+
+def test_two_people_see_each_other_and_each_others_edits(
+    browser: Browser, tmp_path: Path, primary: Primary
+) -> None:
+    db_url, token, (here, env_here), (there, env_there) = two_instances(tmp_path, primary)
     with (
         servers(db_url, tmp_path, 1) as (server,),
         SyncProcess(here.path, server.url, token, store_id="shared", name="laptop", env=env_here),
@@ -84,12 +93,7 @@ def test_two_people_see_each_other_and_each_others_edits(
 def test_a_conflict_reaches_the_person_whose_change_lost(
     browser: Browser, tmp_path: Path, primary: Primary
 ) -> None:
-    db_url = f"sqlite:///{tmp_path / 'sync-server.db'}"
-    with ServerDatabase.open(db_url) as database:
-        token = database.tokens.create("shared", "write", "test")[0]
-    env_here, env_there = primary(), primary()
-    here = DataDir(tmp_path / "here", environ=env_here)
-    there = DataDir(tmp_path / "there", environ=env_there)
+    db_url, token, (here, env_here), (there, env_there) = two_instances(tmp_path, primary)
     with servers(db_url, tmp_path, 1) as (server,):
 
         def syncing(data: DataDir, env: dict[str, str]) -> SyncProcess:
