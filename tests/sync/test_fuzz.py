@@ -123,7 +123,7 @@ QUERY = st.dictionaries(
 @settings(max_examples=200, deadline=None)
 @given(
     st.sampled_from(sorted(APPS)),
-    st.sampled_from(["/pull", "/health", "/metrics", "/sync", "/nowhere"]),
+    st.sampled_from(["/pull", "/keys", "/health", "/metrics", "/sync", "/nowhere"]),
     QUERY,
     st.none() | st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
 )
@@ -178,3 +178,23 @@ def test_pushed_events_with_any_arguments_are_acknowledged_or_rejected(
     if isinstance(reply, PushRejected):
         assert reply.reason == "invalid_event"
     assert session.state == "ready"  # a bad event costs its push, not the connection
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(sorted(APPS)),
+    st.sampled_from(["/keys", "/keys/delete"]),
+    st.binary(max_size=200) | JSON.map(lambda v: json.dumps(v).encode()),
+)
+def test_the_keys_channel_answers_any_body_without_a_server_error(
+    app: str, path: str, body: bytes
+) -> None:
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=APPS[app])
+        async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+            return await client.post(path, content=body)
+
+    response = asyncio.run(post())
+    assert response.status_code in {200, 400, 401, 403}, response.text
+    if response.status_code != 200:
+        assert "error" in response.json()

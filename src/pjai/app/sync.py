@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import operator
 import os
 import signal
@@ -21,7 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pjai.app.datadir import DataDir
-from pjai.errors import ConfigError
+from pjai.app.keysync import sync_keys
+from pjai.errors import ConfigError, PjaiError
+from pjai.hybrid import HybridDatabaseManager
+from pjai.security import FieldCodec, KeyRing
 from pjai.store import Progress
 from pjai.sync.client import STORE_KEY, SyncClient, SyncStatus
 from pjai.sync.protocol import Peer
@@ -38,6 +42,9 @@ __all__ = [
     "sync_url",
     "write_status",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 def sync_url(url: str) -> str:
@@ -149,6 +156,17 @@ def connect(
         with data_dir.open(progress=progress) as manager:
             assert manager.store is not None
             chosen = store_id or manager.store.meta(STORE_KEY) or "default"
+            codec = manager.schema.codec
+            erased_elsewhere = 0
+            tick = None
+            if isinstance(codec, FieldCodec):  # the other devices need the keys first
+                ring = codec.keys
+                shared = sync_keys(ring, url, token=token, store_id=chosen)
+                erased_elsewhere = shared.erased_here
+
+                def tick() -> None:
+                    _keys_again(manager, ring, url, token, chosen)
+
             client = manager.sync_client(
                 websocket_connector(ws_url, token), store_id=chosen, presence_name=name
             )
@@ -163,7 +181,12 @@ def connect(
             )
 
             try:
-                level = asyncio.run(_run(client, seen, once=once, limit=timeout))
+                level = asyncio.run(_run(client, seen, once=once, limit=timeout, tick=tick))
+                if erased_elsewhere:
+                    # Another device erased a persona: once its erasure event is here,
+                    # no freed page may keep the persona's rows.
+                    manager.store.compact()
+                    manager.shards.compact()
             finally:
                 # A new directory that never reached the server and holds nothing of
                 # its own was not made at all.
@@ -173,6 +196,23 @@ def connect(
     finally:
         if new and not joined:
             _unmake(data_dir, before, stored)
+
+
+def _keys_again(
+    manager: HybridDatabaseManager, ring: KeyRing, url: str, token: str, store_id: str
+) -> None:
+    """Exchange keys again while syncing: keys made here since go out, others' come in.
+    Events that arrived before their key were refused: once it is here, they apply
+    (the store and SQL are rebuilt from the log); an erasure elsewhere is carried out."""
+    shared = sync_keys(ring, url, token=token, store_id=store_id)
+    store = manager.store
+    assert store is not None
+    if shared.came and store.count_quarantined():
+        manager.repair("store")
+        manager.repair("sql")
+    if shared.erased_here:
+        store.compact()
+        manager.shards.compact()
 
 
 def _unmake(data_dir: DataDir, before: list[str], stored: bool | None) -> None:
@@ -214,14 +254,20 @@ def write_status(
     temporary.replace(path)
 
 
+KEYS_EVERY_S = 10.0
+"""How often a running client of an encrypted directory exchanges keys with the server."""
+
+
 async def _run(
     client: SyncClient,
     report: Callable[[SyncStatus], None],
     *,
     once: bool,
     limit: float | None,
+    tick: Callable[[], object] | None = None,
 ) -> bool:
-    """Run ``client``, reporting each status; with ``once``, until level. Whether it got there."""
+    """Run ``client``, reporting each status; with ``once``, until level. Whether it got
+    there. ``tick`` runs (in a thread) every :data:`KEYS_EVERY_S` meanwhile."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -245,14 +291,23 @@ async def _run(
                 return
             await client.wait_until(partial(operator.ne, status))
 
+    async def ticking() -> None:
+        while tick is not None:
+            await asyncio.sleep(KEYS_EVERY_S)
+            try:
+                await asyncio.to_thread(tick)
+            except PjaiError as exc:  # the next tick tries again; the sync goes on
+                log.warning("exchanging keys with the sync server: %s", exc)
+
     watching = asyncio.create_task(follow())
     stopping = asyncio.create_task(stop.wait())
+    ticker = asyncio.create_task(ticking())
     try:
         await asyncio.wait({watching, stopping}, timeout=limit, return_when="FIRST_COMPLETED")
     finally:
-        for task in (watching, stopping):
+        for task in (watching, stopping, ticker):
             task.cancel()
-        await asyncio.gather(watching, stopping, return_exceptions=True)
+        await asyncio.gather(watching, stopping, ticker, return_exceptions=True)
         await client.stop()
         report(client.status)
     return level

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from functools import partial
 
 from pjai.app.datadir import DataDir
+from pjai.app.keysync import sync_keys
 from pjai.app.sync import sync_status, sync_url, write_status
 from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.security import FieldCodec
 from pjai.sync.client import STORE_KEY, SyncClient, SyncStatus
 from pjai.sync.websocket import websocket_connector
 
@@ -88,6 +90,9 @@ class SyncLink:
         store = self._manager.store
         assert store is not None
         chosen = store_id or store.meta(STORE_KEY) or "default"
+        codec = self._manager.schema.codec
+        if isinstance(codec, FieldCodec):  # the other devices need the keys first
+            await asyncio.to_thread(sync_keys, codec.keys, url, token=token, store_id=chosen)
         client = self._manager.sync_client(
             websocket_connector(ws_url, token), store_id=chosen, presence_name=name
         )

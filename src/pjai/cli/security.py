@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from pjai.app import Personas
+from pjai.app.keysync import join_store, sync_keys
 from pjai.app.security import (
     SecurityReport,
     change_passphrase,
@@ -145,6 +146,60 @@ def recover_command(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     with reported():
         recover(directory, code, new)
     console.print("Recovered: the directory now opens with the new passphrase.")
+
+
+ServerUrl = Annotated[str, typer.Argument(help="The sync server: http://host:8765.")]
+StoreOption = Annotated[str, typer.Option("--store-id", help="The store the keys are for.")]
+TokenOption = Annotated[str, typer.Option("--token", help="A token of the store.")]
+
+
+@app.command("join")
+def join(
+    url: ServerUrl,
+    store_id: StoreOption,
+    token: TokenOption = "",
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+) -> None:
+    """Make this new device's key ring from the keys the store's devices share on the
+    sync server, opened by the store's passphrase (asked, or read from standard
+    input); then `pjai sync connect` syncs it like the others."""
+    directory = data_directory(data_dir, create=True)
+    if interactive():
+        passphrase = str(typer.prompt("The store's passphrase", hide_input=True))
+    else:
+        passphrase = sys.stdin.readline().rstrip("\r\n")
+    with reported():
+        done = join_store(directory, url, token=token, store_id=store_id, passphrase=passphrase)
+    console.print(
+        f"Joined: this device holds the store's key ring ({done.came} personas' keys). "
+        "Set PJAI_PASSPHRASE and run `pjai sync connect` to sync.",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("share")
+def share(
+    url: ServerUrl,
+    store_id: StoreOption,
+    token: TokenOption = "",
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Exchange keys with the sync server now (`pjai sync connect` does it as it
+    connects): share this device's, take the others', carry out erasures both ways."""
+    directory = data_directory(data_dir)
+    with reported(), directory.key_ring() as ring:
+        done = sync_keys(ring, url, token=token, store_id=store_id)
+    if as_json:
+        print_json(done)
+        return
+    console.print(
+        f"Shared {done.pushed} keys, took {done.came}; erased here {done.erased_here} "
+        f"personas erased elsewhere; deleted {done.deleted_there} erased keys there.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("rotate")

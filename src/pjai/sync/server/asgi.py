@@ -1,10 +1,11 @@
 """The sync server's ASGI application (Starlette) around a :class:`~pjai.sync.server.hub.Hub`.
 
 Routes: ``/sync`` (WebSocket, the protocol), ``/pull`` (HTTP catch-up: one events
-frame), ``/health`` and ``/metrics`` (Prometheus text; needs an admin token when
-tokens are required). A bearer token comes in the ``Authorization`` header or in the
-hello frame. On PostgreSQL the app listens for ``pjai_sync`` notifications while it
-runs (:mod:`pjai.sync.server.wakeups`). Serve it with uvicorn and
+frame), ``/keys`` (the keys channel: :mod:`pjai.sync.server.keys`), ``/health`` and
+``/metrics`` (Prometheus text; needs an admin token when tokens are required). A
+bearer token comes in the ``Authorization`` header or in the hello frame. On PostgreSQL
+the app listens for ``pjai_sync`` notifications while it runs
+(:mod:`pjai.sync.server.wakeups`). Serve it with uvicorn and
 :func:`~pjai.sync.server.sockets.websocket_protocol`, as
 :class:`~pjai.sync.server.SyncServer` does.
 """
@@ -14,7 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Annotated
 
+import msgspec
+from msgspec import Meta
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,6 +30,7 @@ from pjai.errors import PjaiError
 from pjai.schema.records import Position
 from pjai.sync.protocol import MAX_EVENTS_PER_FRAME, Events, encode, fit_frame
 from pjai.sync.server.hub import Hub
+from pjai.sync.server.keys import MAX_KEYS, KeyItem
 from pjai.sync.server.tokens import Role, Token, can
 from pjai.sync.server.wakeups import listen_for_wakeups
 from pjai.sync.server.websocket import ServerWebSocket
@@ -37,6 +42,29 @@ def _bearer(header: str | None) -> str:
     if header and header.lower().startswith("bearer "):
         return header[7:].strip()
     return ""
+
+
+MAX_KEYS_BODY = 2 * 1024 * 1024
+"""The largest body a keys request may send."""
+
+
+KeyId = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class KeysPut(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /keys``: wrapped keys to keep for a store."""
+
+    store_id: Annotated[str, Meta(min_length=1, max_length=100)]
+    items: Annotated[list[KeyItem], Meta(max_length=MAX_KEYS)]
+
+
+class KeysDeleted(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /keys/delete``: keys a device destroyed."""
+
+    store_id: Annotated[str, Meta(min_length=1, max_length=100)]
+    ids: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=64)]], Meta(max_length=MAX_KEYS)
+    ]
 
 
 def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
@@ -89,6 +117,36 @@ def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
         frame = Events(events=events, head=head, more=last.key < head.key)
         return Response(encode(frame), media_type="application/json")
 
+    async def get_keys(request: Request) -> Response:
+        store_id = request.query_params.get("store_id", "")
+        if not store_id:
+            return JSONResponse({"error": "bad_request", "message": "give store_id"}, 400)
+        denied = authorized(request, store_id, "read")
+        if isinstance(denied, Response):
+            return denied
+        items, deleted = await asyncio.to_thread(hub.keys.get, store_id)
+        body = {"items": [msgspec.to_builtins(i) for i in items], "deleted": deleted}
+        return JSONResponse(body)
+
+    async def change_keys(request: Request) -> Response:
+        deleting = request.url.path.endswith("/delete")
+        body = await request.body()
+        try:
+            if len(body) > MAX_KEYS_BODY:
+                raise ValueError(f"a body of {len(body)} bytes; the limit is {MAX_KEYS_BODY}")
+            kind: type[KeysPut | KeysDeleted] = KeysDeleted if deleting else KeysPut
+            asked = msgspec.json.decode(body, type=kind)
+        except (ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            return JSONResponse({"error": "bad_request", "message": str(exc)}, 400)
+        denied = authorized(request, asked.store_id, "write")
+        if isinstance(denied, Response):
+            return denied
+        if isinstance(asked, KeysDeleted):
+            done = await asyncio.to_thread(hub.keys.delete, asked.store_id, asked.ids)
+            return JSONResponse({"deleted": done})
+        done = await asyncio.to_thread(hub.keys.put, asked.store_id, asked.items)
+        return JSONResponse({"stored": done})
+
     async def health(_: Request) -> Response:
         try:
             await asyncio.to_thread(hub.log.head, "")
@@ -124,6 +182,9 @@ def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
     routes = [
         WebSocketRoute("/sync", sync),
         Route("/pull", pull),
+        Route("/keys", get_keys, methods=["GET"]),
+        Route("/keys", change_keys, methods=["POST"]),
+        Route("/keys/delete", change_keys, methods=["POST"]),
         Route("/health", health),
         Route("/metrics", metrics),
     ]

@@ -31,6 +31,7 @@ from pjai.errors import PjaiError
 from pjai.schema.records import ROOT, Position
 from pjai.sync.presence import FAN_OUT_INTERVAL_S, PRESENCE, Roster
 from pjai.sync.protocol import Error, Events, Message, Peer, Presence, encode
+from pjai.sync.server.keys import KeyBox, MemoryKeys
 from pjai.sync.server.log import ServerLog
 from pjai.sync.server.session import EXTENSIONS, Authenticate, ServerSession
 from pjai.sync.server.tokens import RateLimiter
@@ -97,8 +98,11 @@ class Hub:
         close_timeout: float = 10.0,
         presence: bool = True,
         presence_interval: float = FAN_OUT_INTERVAL_S,
+        keys: KeyBox | None = None,
     ) -> None:
         self.log = log
+        self.keys: KeyBox = keys if keys is not None else MemoryKeys()
+        """The store's shared wrapped keys (:mod:`pjai.sync.server.keys`)."""
         self.authenticate = authenticate
         self.limiter = limiter
         self.poll_interval = poll_interval

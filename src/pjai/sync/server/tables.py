@@ -62,6 +62,20 @@ events = sa.Table(
     sa.UniqueConstraint("store_id", "event_id"),
 )
 
+keys = sa.Table(
+    "pjai_sync_keys",
+    metadata,
+    # Keys a store's devices share, wrapped (the server cannot open them); a deleted
+    # key keeps its row, without its blob, so that devices learn to delete theirs.
+    sa.Column("store_id", sa.String, primary_key=True),
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("scope", sa.String, nullable=False),
+    sa.Column("blob", sa.Text),
+    sa.Column("created_at", sa.String, nullable=False),
+    sa.Column("deleted_at", sa.String),
+)
+
 tokens = sa.Table(
     "pjai_sync_tokens",
     metadata,

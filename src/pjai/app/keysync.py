@@ -1,0 +1,111 @@
+"""The keys channel from a device: sharing its key ring with the sync server, and a new
+device joining an encrypted store with its passphrase (docs/security.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from pjai.app.datadir import DataDir
+from pjai.errors import ConfigError, KeyRingError
+from pjai.security import KeyRing
+from pjai.security.sharing import absorb, export_items, join
+
+__all__ = ["KeySync", "join_store", "keys_url", "sync_keys"]
+
+_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class KeySync:
+    """What one exchange with the server did."""
+
+    pushed: int
+    """Keys this device put on the server."""
+    came: int
+    """Keys other devices had put that this device took."""
+    erased_here: int
+    """Personas whose keys another device erased, erased here too."""
+    deleted_there: int
+    """Keys this device erased, deleted on the server."""
+
+
+def keys_url(url: str) -> str:
+    """The HTTP address of a sync server's keys channel, from its URL (``http(s)`` or
+    ``ws(s)``, as ``pjai sync connect`` takes it)."""
+    parts = urlsplit(url)
+    schemes = {"http": "http", "ws": "http", "https": "https", "wss": "https"}
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(f"{url!r} is not a sync server URL like http://host:8765")
+    return urlunsplit((schemes[parts.scheme], parts.netloc, "/keys", "", ""))
+
+
+def sync_keys(ring: KeyRing, url: str, *, token: str, store_id: str) -> KeySync:
+    """Exchange keys with the server: take the ones other devices shared, destroy the
+    ones they erased, share this ring's, and delete on the server the ones erased
+    here. Raises :class:`~pjai.errors.ConfigError` saying what the server answered."""
+    base = keys_url(url)
+    try:
+        return _exchange(ring, base, token, store_id)
+    except httpx.HTTPError as exc:
+        raise _reach(base) from exc
+
+
+def _exchange(ring: KeyRing, base: str, token: str, store_id: str) -> KeySync:
+    with httpx.Client(timeout=_TIMEOUT_S, headers=_auth(token)) as http:
+        there = _answer(http.get(base, params={"store_id": store_id}), "reading the keys")
+        items, deleted = list(there["items"]), list(there["deleted"])
+        came, erased_here = absorb(ring, items, deleted)
+        on_server = {i["id"] for i in items} | set(deleted)
+        mine = [i for i in export_items(ring) if i["id"] not in on_server]
+        if mine:
+            _answer(http.post(base, json={"store_id": store_id, "items": mine}), "sharing the keys")
+        gone = [k.key_id for k in ring.erased() if k.key_id not in set(deleted)]
+        if gone:
+            _answer(
+                http.post(f"{base}/delete", json={"store_id": store_id, "ids": gone}),
+                "deleting erased keys",
+            )
+    return KeySync(len(mine), came, erased_here, len(gone))
+
+
+def join_store(
+    data_dir: DataDir, url: str, *, token: str, store_id: str, passphrase: str
+) -> KeySync:
+    """Make this new device's key ring from the store's shared keys, opened by the
+    store's ``passphrase``; then its data directory opens (and syncs) as the others."""
+    if data_dir.encrypted:
+        raise KeyRingError(f"{data_dir.path} has a key ring already")
+    base = keys_url(url)
+    try:
+        with httpx.Client(timeout=_TIMEOUT_S, headers=_auth(token)) as http:
+            there = _answer(http.get(base, params={"store_id": store_id}), "reading the keys")
+    except httpx.HTTPError as exc:
+        raise _reach(base) from exc
+    if not any(i["kind"] == "wrap" for i in there["items"]):
+        raise KeyRingError(f"the store {store_id!r} shares no key ring on {base}")
+    data_dir.path.mkdir(parents=True, exist_ok=True)
+    with join(data_dir.keys_path, list(there["items"]), passphrase) as ring:
+        came = len(ring.scopes())
+    return KeySync(0, came, 0, 0)
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _reach(base: str) -> ConfigError:
+    return ConfigError(f"cannot reach the sync server's keys channel at {base}")
+
+
+def _answer(response: httpx.Response, doing: str) -> Any:
+    if response.status_code != 200:
+        try:
+            reason = response.json().get("message", response.text)
+        except ValueError:
+            reason = response.text
+        raise ConfigError(f"{doing}: the sync server answered {response.status_code}: {reason}")
+    return response.json()

@@ -1,0 +1,137 @@
+"""The keys channel: an encrypted store shared by two devices through a real sync
+server, which keeps only wrapped keys and ciphertext; a new device joins with the
+passphrase; an erasure on one device reaches the server and the other device."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security
+from pjai.app import sync as sync_module
+from pjai.app.keysync import join_store, sync_keys
+from pjai.app.security import security_status
+from pjai.bench.syncserver import servers
+from pjai.errors import ConfigError, KeyRingError
+from pjai.sync.server import ServerDatabase
+from tests.security.test_keys import FAST, PASSPHRASE
+
+MARKER = "zebra-marmalade-41"
+
+
+def device(path: Path) -> DataDir:
+    return DataDir(path, environ={"PJAI_PASSPHRASE": PASSPHRASE, "PJAI_FLAG_SYNC": "true"})
+
+
+def files_holding(directory: Path, text: str) -> list[str]:
+    return sorted(
+        p.name for p in directory.rglob("*") if p.is_file() and text.encode() in p.read_bytes()
+    )
+
+
+def test_two_devices_share_an_encrypted_store_and_an_erasure(tmp_path: Path) -> None:
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    db_url = f"sqlite:///{server_dir / 'sync-server.db'}"
+    with ServerDatabase.open(db_url) as database:
+        token = database.tokens.create("shared", "write", "test")[0]
+    laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    with laptop.open() as manager:
+        ada = Personas(manager).create("Ada", description=MARKER)
+        Memories(manager).add(ada.id, f"the {MARKER} recipe")
+    with servers(db_url, server_dir, 1) as (server,):
+        sync = {"token": token, "store_id": "shared", "once": True, "timeout": 60}
+        assert connect(laptop, server.url, **sync).level  # keys first, then events
+        with pytest.raises(KeyRingError, match="opens none"):
+            join_store(desk, server.url, token=token, store_id="shared", passphrase="wrong one!!")
+        joined = join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
+        assert joined.came == 1
+        assert connect(desk, server.url, **sync).level
+        with desk.open() as manager:
+            (found,) = Personas(manager).list()
+            assert found.description == MARKER  # opened on the other device
+        assert files_holding(server_dir, MARKER) == []  # the server: ciphertext only
+
+        with laptop.open() as manager:
+            erase_persona(laptop, manager, ada.id)
+        assert connect(laptop, server.url, **sync).level  # the key goes from the server
+        assert connect(desk, server.url, **sync).level  # and from the other device
+    assert files_holding(tmp_path / "desk", MARKER) == []  # rewritten there too
+    assert security_status(desk).data_keys == {}
+    assert security_status(desk).erased == 1
+    with desk.open() as manager:
+        assert Personas(manager).list() == []
+    assert files_holding(server_dir, MARKER) == []
+
+
+def test_the_keys_channel_needs_the_right_token_and_a_server(tmp_path: Path) -> None:
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    db_url = f"sqlite:///{server_dir / 'sync-server.db'}"
+    with ServerDatabase.open(db_url) as database:
+        reader = database.tokens.create("shared", "read", "test")[0]
+        other = database.tokens.create("elsewhere", "write", "test")[0]
+    laptop = device(tmp_path / "laptop")
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    with laptop.open() as manager:
+        Personas(manager).create("Ada")
+    ring = laptop.key_ring()
+    with servers(db_url, server_dir, 1) as (server,):
+        with pytest.raises(ConfigError, match="403"):
+            sync_keys(ring, server.url, token=reader, store_id="shared")  # may not write
+        with pytest.raises(ConfigError, match="403"):
+            sync_keys(ring, server.url, token=other, store_id="shared")
+        with pytest.raises(ConfigError, match="401"):
+            sync_keys(ring, server.url, token="pjai_nope", store_id="shared")
+    with pytest.raises(ConfigError, match="cannot reach"):
+        sync_keys(ring, "http://127.0.0.1:9", token=reader, store_id="shared")
+    ring.close()
+
+
+def test_a_key_made_after_connecting_reaches_the_running_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sync_module, "KEYS_EVERY_S", 0.3)
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    db_url = f"sqlite:///{server_dir / 'sync-server.db'}"
+    with ServerDatabase.open(db_url) as database:
+        token = database.tokens.create("shared", "write", "test")[0]
+    laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    with servers(db_url, server_dir, 1) as (server,):
+        sync = {"token": token, "store_id": "shared"}
+        assert connect(laptop, server.url, once=True, timeout=60, **sync).level
+        join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
+        running = threading.Thread(
+            target=connect, args=(desk, server.url), kwargs={"timeout": 8, **sync}
+        )
+        running.start()
+        try:
+            # A new persona on the laptop (a new key), after both connected; through the
+            # command line, as a person would (one process migrates SQL at a time).
+            env = {**os.environ, "PJAI_PASSPHRASE": PASSPHRASE, "PJAI_FLAG_SYNC": "true"}
+            where = ["--data-dir", str(laptop.path)]
+            for args in (
+                ["persona", "create", "Grace", "--description", MARKER],
+                ["sync", "connect", server.url, "--token", token, "--store-id", "shared",
+                 "--once", "--hidden"],
+            ):  # fmt: skip
+                subprocess.run([sys.executable, "-m", "pjai", *args, *where], env=env, check=True)
+            deadline = time.monotonic() + 6
+            seen: list[str] = []
+            while time.monotonic() < deadline and not seen:
+                time.sleep(0.2)
+                # The store alone (the running sync holds the SQL side's migrations).
+                with device(tmp_path / "desk").open_store() as store:
+                    seen = [r.description for r in store.query("SELECT description FROM personas")]
+            assert seen == [MARKER]
+        finally:
+            running.join()

@@ -1,0 +1,40 @@
+"""The server's side of the keys channel, on every backend: keep, list, delete for good."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pjai.sql.engine import create_sql_engine
+from pjai.sync.server.keys import KeyBox, KeyItem, MemoryKeys, SqlKeys
+from tests.databases import BACKENDS, database
+
+
+@pytest.fixture(params=[*BACKENDS, "memory"])
+def box(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyBox]:
+    if request.param == "memory":
+        yield MemoryKeys()
+        return
+    with database(request.param, tmp_path, "sync-server") as url:
+        engine = create_sql_engine(url)
+        yield SqlKeys(engine)
+        engine.dispose()
+
+
+def item(key_id: str, scope: str = "p1") -> KeyItem:
+    return KeyItem(id=key_id, kind="data", scope=scope, blob=f"wrapped-{key_id}")
+
+
+def test_keys_are_kept_per_store_and_a_deleted_one_stays_deleted(box: KeyBox) -> None:
+    assert box.put("s1", [item("k1"), item("k2")]) == 2
+    assert box.put("s1", [item("k1")]) == 0  # known already
+    assert box.put("s2", [item("k9")]) == 1
+    assert box.get("s1") == ([item("k1"), item("k2")], [])
+    assert box.delete("s1", ["k1", "never-put"]) == 1
+    assert box.put("s1", [item("k1"), item("never-put")]) == 0  # deleted stays deleted
+    kept, deleted = box.get("s1")
+    assert kept == [item("k2")]
+    assert sorted(deleted) == ["k1", "never-put"]
+    assert box.get("s2") == ([item("k9")], [])
