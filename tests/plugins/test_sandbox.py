@@ -4,7 +4,9 @@ CPU, file size and wall time beyond their limits are refused, each with a clear 
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +174,59 @@ def test_the_cli_installs_enables_runs_and_lists(tmp_path: Path) -> None:
     assert "counter 1.0 (enabled): grants memories:read" in listed
     assert runner.invoke(cli, ["plugin", "remove", "counter", *where]).exit_code == 0
     assert "no plugin installed" in runner.invoke(cli, ["plugin", "list", *where]).output
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (  # a second chroot to climb out of the first
+            "import os\nos.chmod('/', 0o755)\nos.mkdir('/x')\nos.chroot('/x')\n"
+            "for _ in range(64):\n    os.chdir('..')\nos.chroot('.')\n"
+            "return open('/etc/hostname').read()",
+            "PermissionError|Operation not permitted|Read-only",
+        ),
+        (
+            "import os\nos.write(1, b'{')\nos.read(0, 1)",
+            "ran longer than its 1 s",
+        ),  # never ends its line
+        (  # calls without reading the answers, until the pipe is full
+            "import json, os\ncall = json.dumps({'call': 'log', 'args': {'text': 'x' * 999}})\n"
+            "while True:\n    os.write(1, call.encode() + b'\\n')",
+            "ran longer than its 1 s",
+        ),
+    ],
+    ids=["chroot-escape", "unended-line", "unread-answers"],
+)
+def test_a_plugin_cannot_get_out_or_hang_the_run(
+    setting: tuple[Registry, HybridDatabaseManager, str],
+    tmp_path: Path,
+    code: str,
+    message: str,
+) -> None:
+    registry, manager, ada = setting
+    name = installed(registry, plugin(tmp_path, "escaper", code, [], wall_s=1))
+    started = time.monotonic()
+    with pytest.raises(PluginError, match=message):
+        run_plugin(registry, manager, name, ada)
+    assert time.monotonic() - started < 10
+
+
+def test_what_a_plugin_starts_ends_with_its_run(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, manager, ada = setting
+    code = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "return os.getpid()"
+    )
+    name = installed(registry, plugin(tmp_path, "forker", code, []))
+    assert run_plugin(registry, manager, name, ada).result == 1  # first of its namespace
+    time.sleep(0.5)
+    sleepers = subprocess.run(
+        ["pgrep", "-f", "pjai/plugins/host.py"], capture_output=True, text=True
+    ).stdout.split()
+    assert sleepers == []  # the sleeper it started in a session of its own is gone

@@ -4,9 +4,11 @@ library only, so that nothing of PJai is loaded into it).
 It reads the plugin's code, closes the sandbox over itself, then runs the plugin:
 
 1. the plugin's source is read while the file system is still there;
-2. new user, network and mount namespaces (no network interface but a loopback that is
-   down, so no connection reaches anything), then ``chroot`` into an empty directory
-   (no file of the machine is there to read);
+2. new user, network, mount and PID namespaces (no network interface but a loopback
+   that is down, so no connection reaches anything; the plugin runs as the first process
+   of its PID namespace, so everything it starts ends with it), then ``chroot`` into an
+   empty directory (no file of the machine is there to read), and every capability
+   dropped (no ``chroot``, mount or ``chmod`` to get back out, ``no_new_privs``);
 3. the plugin's module runs and its entry function is called with an ``api`` whose
    calls go to PJai over standard input and output, one JSON line each way.
 
@@ -30,6 +32,7 @@ import math  # noqa: F401
 import os
 import random  # noqa: F401
 import re  # noqa: F401
+import signal
 import socket  # noqa: F401  (so that a plugin trying the network meets the namespace)
 import statistics  # noqa: F401
 import string  # noqa: F401
@@ -40,7 +43,11 @@ from typing import Any
 
 _CLONE_NEWNS = 0x00020000
 _CLONE_NEWUSER = 0x10000000
+_CLONE_NEWPID = 0x20000000
 _CLONE_NEWNET = 0x40000000
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NO_NEW_PRIVS = 38
+_CAPABILITY_VERSION_3 = 0x20080522
 
 _out = sys.stdout
 _in = sys.stdin
@@ -78,16 +85,44 @@ class Api:
 
 
 def _close_sandbox(root: str) -> str | None:
-    """Enter new namespaces and an empty root; the reason if that is not possible."""
+    """Enter new user, network, mount and PID namespaces; go on in a child that is the
+    first process of the new PID namespace (when it ends, every process it made ends
+    too), locked into an empty root with no capabilities left. The reason if the
+    namespaces cannot be made."""
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET | _CLONE_NEWNS) != 0:
+    flags = _CLONE_NEWUSER | _CLONE_NEWNET | _CLONE_NEWNS | _CLONE_NEWPID
+    if libc.unshare(flags) != 0:
         return f"no network namespace here ({os.strerror(ctypes.get_errno())})"
+    child = os.fork()
+    if child:
+        _wait_as(child)  # does not return
+    # The plugin's process: it dies with this host (a kill of the run reaches it; until
+    # the plugin runs, it shares the host's process group, which the run kills too).
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     try:
         os.chroot(root)
         os.chdir("/")
     except OSError as exc:
         return f"cannot close the file system ({exc})"
+    # No capability left in the new namespaces (no chroot, mount or chmod to get out),
+    # and none to be gained by running anything.
+    header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()
+    if libc.capset(header, data) != 0 or libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        return f"cannot drop capabilities ({os.strerror(ctypes.get_errno())})"
     return None
+
+
+def _wait_as(child: int) -> None:
+    """Wait for the plugin's process and end as it ended (code or signal), so that the
+    parent sees how it stopped and what it used (its usage counts in this process's)."""
+    _, status = os.waitpid(child, 0)
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        if number not in (signal.SIGKILL, signal.SIGSTOP):  # those have no handler
+            signal.signal(number, signal.SIG_DFL)
+        os.kill(os.getpid(), number)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
 def main() -> None:

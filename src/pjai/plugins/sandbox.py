@@ -106,6 +106,59 @@ def _limit(limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+class _Pipe:
+    """The child's standard input and output as raw, non-blocking descriptors: every
+    read and write waits at most until the run's deadline, whatever the plugin does
+    (a line it never ends, answers it never reads)."""
+
+    def __init__(self, child: subprocess.Popen[bytes], deadline: float) -> None:
+        assert child.stdin is not None
+        assert child.stdout is not None
+        self._in, self._out = child.stdin.fileno(), child.stdout.fileno()
+        os.set_blocking(self._in, False)
+        os.set_blocking(self._out, False)
+        self._deadline = deadline
+        self._buffer = b""
+
+    def _wait(self, fd: int, event: int) -> bool:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            return False
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, event)
+            return bool(selector.select(timeout=left))
+
+    def line(self) -> bytes | None:
+        """The next line (``b""`` at the end); ``None`` past the deadline; a line over
+        the limit is cut there."""
+        while b"\n" not in self._buffer and len(self._buffer) <= _MAX_LINE:
+            if not self._wait(self._out, selectors.EVENT_READ):
+                return None
+            try:
+                chunk = os.read(self._out, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return b""
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line[: _MAX_LINE + 1]
+
+    def send(self, data: bytes) -> bool:
+        """Write ``data`` whole; ``False`` past the deadline or once the child is gone."""
+        view = memoryview(data)
+        while view:
+            if not self._wait(self._in, selectors.EVENT_WRITE):
+                return False
+            try:
+                view = view[os.write(self._in, view) :]
+            except BlockingIOError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                return False
+        return True
+
+
 def _converse(
     child: subprocess.Popen[bytes],
     arguments: dict[str, Any],
@@ -114,42 +167,47 @@ def _converse(
     started: float,
 ) -> tuple[dict[str, Any] | None, dict[str, int], list[str]]:
     """Answer the plugin's calls until it says it is done; ``None`` if it stopped
-    without saying (a limit, a crash) or ran out of wall time."""
-    assert child.stdin is not None
-    assert child.stdout is not None
+    without saying (a limit, a crash); ``{"wall": True}`` past its wall time."""
+    pipe = _Pipe(child, started + limits.wall_s)
     calls: dict[str, int] = {}
     log: list[str] = []
-    child.stdin.write(json.dumps(arguments).encode() + b"\n")
-    child.stdin.flush()
-    with selectors.DefaultSelector() as selector:
-        selector.register(child.stdout, selectors.EVENT_READ)
-        while True:
-            left = limits.wall_s - (time.monotonic() - started)
-            if left <= 0 or not selector.select(timeout=left):
-                return {"wall": True}, calls, log
-            line = child.stdout.readline(_MAX_LINE + 1)
-            if not line:
-                return None, calls, log
-            if len(line) > _MAX_LINE:
-                return {"failed": "sent a line over 1 MiB"}, calls, log
-            try:
-                message = json.loads(line)
-            except ValueError:
-                return {"failed": "broke the protocol (a line that is not JSON)"}, calls, log
-            if not isinstance(message, dict) or "call" not in message:
-                return message if isinstance(message, dict) else None, calls, log
-            name, args = str(message["call"]), message.get("args") or {}
-            calls[name] = calls.get(name, 0) + 1
-            if name == "log":
-                log.append(str(args.get("text", ""))[:1000])
-                answer: dict[str, Any] = {"result": None}
-            else:
-                try:
-                    answer = {"result": handle(name, args if isinstance(args, dict) else {})}
-                except PjaiError as exc:
-                    answer = {"error": str(exc)}
-            child.stdin.write(json.dumps(answer, default=str).encode() + b"\n")
-            child.stdin.flush()
+    if not pipe.send(json.dumps(arguments).encode() + b"\n"):
+        return None, calls, log
+    while True:
+        line = pipe.line()
+        if line is None:
+            return {"wall": True}, calls, log
+        if not line:
+            return None, calls, log
+        if len(line) > _MAX_LINE:
+            return {"failed": "sent a line over 1 MiB"}, calls, log
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return {"failed": "broke the protocol (a line that is not JSON)"}, calls, log
+        if not isinstance(message, dict) or "call" not in message:
+            return message if isinstance(message, dict) else None, calls, log
+        name, args = str(message["call"]), message.get("args") or {}
+        calls[name] = calls.get(name, 0) + 1
+        answer = _answer(name, args if isinstance(args, dict) else {}, handle, log)
+        if not pipe.send(json.dumps(answer, default=str).encode() + b"\n"):
+            return (
+                {"wall": True} if time.monotonic() >= started + limits.wall_s else None,
+                calls,
+                log,
+            )
+
+
+def _answer(name: str, args: dict[str, Any], handle: Handler, log: list[str]) -> dict[str, Any]:
+    if name == "log":
+        log.append(str(args.get("text", ""))[:1000])
+        return {"result": None}
+    try:
+        return {"result": handle(name, args)}
+    except PjaiError as exc:
+        return {"error": str(exc)}
+    except (TypeError, ValueError) as exc:  # arguments the handler could not take
+        return {"error": f"{name}: {exc}"}
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
