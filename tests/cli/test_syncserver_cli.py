@@ -175,7 +175,7 @@ def test_tokens_expire_and_rotate_through_the_cli(tmp_path: Path) -> None:
     assert rotated["secret"].startswith("pjai_")
     listed = {t["id"]: t for t in json.loads(cli("token", "list", "--json", *data))}
     assert listed[made["id"]]["expires_at"] < made["expires_at"]
-    assert listed[rotated["id"]]["expires_at"] is None
+    assert listed[rotated["id"]]["expires_at"] > made["expires_at"]  # a new 30 days
     with ServerDatabase.open(tmp_path / "sync-server.db") as database:
         assert database.tokens.check(made["secret"]) is not None  # during the overlap
         assert database.tokens.check(rotated["secret"]) is not None

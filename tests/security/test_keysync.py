@@ -19,6 +19,8 @@ from pjai.app.keysync import join_store, sync_keys
 from pjai.app.security import security_status
 from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError, KeyRingError
+from pjai.security import KeyRing
+from pjai.security.sharing import absorb, deletion_proof, export_items, join
 from pjai.sync.server import ServerDatabase
 from tests.security.test_keys import FAST, PASSPHRASE
 
@@ -135,3 +137,51 @@ def test_a_key_made_after_connecting_reaches_the_running_device(
             assert seen == [MARKER]
         finally:
             running.join()
+
+
+def two_rings(tmp_path: Path) -> tuple[KeyRing, KeyRing]:
+    """A ring, and another device's made from what it shares."""
+    first = KeyRing.create(tmp_path / "a" / "keys.db", passphrase=PASSPHRASE, params=FAST)
+    first.current("p1")
+    second = join(tmp_path / "b" / "keys.db", export_items(first), PASSPHRASE)
+    return first, second
+
+
+def test_a_deletion_without_its_proof_is_not_carried_out(tmp_path: Path) -> None:
+    first, second = two_rings(tmp_path)
+    key_id, key = first.current("p1")
+    forged = [{"id": key_id, "proof": "0" * 64}]  # a token holder's, not a device's
+    assert absorb(second, [], forged).refused == 1
+    assert second.key(key_id) == key
+    first.erase("p1")
+    proven = [{"id": key_id, "proof": deletion_proof(first, key_id)}]
+    assert absorb(second, [], proven).erased == ["p1"]
+    assert second.key(key_id) is None
+
+
+def test_a_key_for_a_persona_erased_here_is_not_taken_back(tmp_path: Path) -> None:
+    first, second = two_rings(tmp_path)
+    second.erase("p1")
+    offline = first.rotate("p1")  # made on a device that had not heard of the erasure
+    done = absorb(second, export_items(first), [])
+    assert (done.came, done.refused) == (0, 1)
+    assert second.key(offline) is None
+    with pytest.raises(KeyRingError, match="p1 was erased"):
+        second.current("p1")
+
+
+def test_a_rotation_reaches_the_other_device(tmp_path: Path) -> None:
+    first, second = two_rings(tmp_path)
+    newer = first.rotate("p1")
+    assert absorb(second, export_items(first), []).came == 1
+    assert second.current("p1")[0] == newer  # new events there use the new key too
+
+
+def test_an_unreadable_shared_key_is_skipped_not_fatal(tmp_path: Path) -> None:
+    first, second = two_rings(tmp_path)
+    first.current("p2")
+    items = export_items(first)
+    broken = [{**i, "blob": "bm90IGpzb24="} if i["scope"] == "p2" else i for i in items]
+    done = absorb(second, broken, [])
+    assert done.refused == 1
+    assert second.scopes() == {"p1": 1}

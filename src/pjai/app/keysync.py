@@ -12,7 +12,7 @@ import httpx
 from pjai.app.datadir import DataDir
 from pjai.errors import ConfigError, KeyRingError
 from pjai.security import KeyRing
-from pjai.security.sharing import absorb, export_items, join
+from pjai.security.sharing import absorb, deletion_proof, export_items, join
 
 __all__ = ["KeySync", "join_store", "keys_url", "sync_keys"]
 
@@ -27,10 +27,12 @@ class KeySync:
     """Keys this device put on the server."""
     came: int
     """Keys other devices had put that this device took."""
-    erased_here: int
+    erased_here: list[str]
     """Personas whose keys another device erased, erased here too."""
     deleted_there: int
     """Keys this device erased, deleted on the server."""
+    refused: int = 0
+    """Shared keys or deletions not taken (unreadable, altered, unproven)."""
 
 
 def keys_url(url: str) -> str:
@@ -58,18 +60,23 @@ def _exchange(ring: KeyRing, base: str, token: str, store_id: str) -> KeySync:
     with httpx.Client(timeout=_TIMEOUT_S, headers=_auth(token)) as http:
         there = _answer(http.get(base, params={"store_id": store_id}), "reading the keys")
         items, deleted = list(there["items"]), list(there["deleted"])
-        came, erased_here = absorb(ring, items, deleted)
-        on_server = {i["id"] for i in items} | set(deleted)
+        done = absorb(ring, items, deleted)
+        deleted_ids = {str(d.get("id")) for d in deleted}
+        on_server = {i["id"] for i in items} | deleted_ids
         mine = [i for i in export_items(ring) if i["id"] not in on_server]
         if mine:
             _answer(http.post(base, json={"store_id": store_id, "items": mine}), "sharing the keys")
-        gone = [k.key_id for k in ring.erased() if k.key_id not in set(deleted)]
+        gone = [
+            {"id": k.key_id, "proof": deletion_proof(ring, k.key_id)}
+            for k in ring.erased()
+            if k.key_id not in deleted_ids
+        ]
         if gone:
             _answer(
-                http.post(f"{base}/delete", json={"store_id": store_id, "ids": gone}),
+                http.post(f"{base}/delete", json={"store_id": store_id, "deleted": gone}),
                 "deleting erased keys",
             )
-    return KeySync(len(mine), came, erased_here, len(gone))
+    return KeySync(len(mine), done.came, done.erased, len(gone), done.refused)
 
 
 def join_store(
@@ -90,7 +97,7 @@ def join_store(
     data_dir.path.mkdir(parents=True, exist_ok=True)
     with join(data_dir.keys_path, list(there["items"]), passphrase) as ring:
         came = len(ring.scopes())
-    return KeySync(0, came, 0, 0)
+    return KeySync(0, came, [], 0)
 
 
 def _auth(token: str) -> dict[str, str]:

@@ -21,10 +21,13 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from sqlalchemy import select
+
 from pjai.app.datadir import DataDir
 from pjai.app.keysync import sync_keys
 from pjai.errors import ConfigError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.schema.tables import personas
 from pjai.security import FieldCodec, KeyRing
 from pjai.store import Progress
 from pjai.sync.client import STORE_KEY, SyncClient, SyncStatus
@@ -32,6 +35,8 @@ from pjai.sync.protocol import Peer
 from pjai.sync.websocket import websocket_connector
 
 __all__ = [
+    "KEYS_EVERY_S",
+    "KeysIn",
     "PeerView",
     "RejectedEvent",
     "SyncOutcome",
@@ -157,15 +162,12 @@ def connect(
             assert manager.store is not None
             chosen = store_id or manager.store.meta(STORE_KEY) or "default"
             codec = manager.schema.codec
-            erased_elsewhere = 0
             tick = None
             if isinstance(codec, FieldCodec):  # the other devices need the keys first
                 ring = codec.keys
-                shared = sync_keys(ring, url, token=token, store_id=chosen)
-                erased_elsewhere = shared.erased_here
-
-                def tick() -> None:
-                    _keys_again(manager, ring, url, token, chosen)
+                keys_in = KeysIn(manager, ring, url, token, chosen)
+                keys_in()
+                tick = keys_in
 
             client = manager.sync_client(
                 websocket_connector(ws_url, token), store_id=chosen, presence_name=name
@@ -182,11 +184,8 @@ def connect(
 
             try:
                 level = asyncio.run(_run(client, seen, once=once, limit=timeout, tick=tick))
-                if erased_elsewhere:
-                    # Another device erased a persona: once its erasure event is here,
-                    # no freed page may keep the persona's rows.
-                    manager.store.compact()
-                    manager.shards.compact()
+                if tick is not None:
+                    tick.compact_erased()
             finally:
                 # A new directory that never reached the server and holds nothing of
                 # its own was not made at all.
@@ -198,21 +197,43 @@ def connect(
             _unmake(data_dir, before, stored)
 
 
-def _keys_again(
-    manager: HybridDatabaseManager, ring: KeyRing, url: str, token: str, store_id: str
-) -> None:
-    """Exchange keys again while syncing: keys made here since go out, others' come in.
-    Events that arrived before their key were refused: once it is here, they apply
-    (the store and SQL are rebuilt from the log); an erasure elsewhere is carried out."""
-    shared = sync_keys(ring, url, token=token, store_id=store_id)
-    store = manager.store
-    assert store is not None
-    if shared.came and store.count_quarantined():
-        manager.repair("store")
-        manager.repair("sql")
-    if shared.erased_here:
-        store.compact()
-        manager.shards.compact()
+class KeysIn:
+    """Key exchanges while a directory syncs (:func:`sync_keys`): keys made here go
+    out, others' come in. Events that arrived before their key were refused: once it is
+    here they apply (the store and SQL are rebuilt from the log). A persona erased on
+    another device: its keys are destroyed at once, and its rows, once its erasure
+    event is here, leave no page behind (the files are compacted)."""
+
+    def __init__(
+        self, manager: HybridDatabaseManager, ring: KeyRing, url: str, token: str, store_id: str
+    ) -> None:
+        self._manager, self._ring = manager, ring
+        self._url, self._token, self._store_id = url, token, store_id
+        self._erased: set[str] = set()
+        """Personas erased elsewhere whose rows may still be in freed pages here."""
+
+    def __call__(self) -> None:
+        shared = sync_keys(self._ring, self._url, token=self._token, store_id=self._store_id)
+        store = self._manager.store
+        assert store is not None
+        if shared.came and store.count_quarantined():
+            self._manager.repair("store")
+            self._manager.repair("sql")
+        self._erased.update(shared.erased_here)
+        self.compact_erased()
+
+    def compact_erased(self) -> None:
+        """Compact once the erasure events of the personas erased elsewhere are here."""
+        if not self._erased:
+            return
+        rows = self._manager.query(select(personas.c.id).where(personas.c.id.in_(self._erased)))
+        still = {row.id for row in rows}
+        if still != self._erased:
+            store = self._manager.store
+            assert store is not None
+            store.compact()
+            self._manager.shards.compact()
+            self._erased = still
 
 
 def _unmake(data_dir: DataDir, before: list[str], stored: bool | None) -> None:

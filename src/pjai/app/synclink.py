@@ -7,21 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import operator
 import os
 from collections.abc import Callable
 from functools import partial
 
 from pjai.app.datadir import DataDir
-from pjai.app.keysync import sync_keys
-from pjai.app.sync import sync_status, sync_url, write_status
-from pjai.errors import ConfigError
+from pjai.app.sync import KEYS_EVERY_S, KeysIn, sync_status, sync_url, write_status
+from pjai.errors import ConfigError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.security import FieldCodec
 from pjai.sync.client import STORE_KEY, SyncClient, SyncStatus
 from pjai.sync.websocket import websocket_connector
 
 __all__ = ["SETTLE_S", "SyncLink"]
+
+log = logging.getLogger(__name__)
 
 SETTLE_S = 10.0
 """How long :meth:`SyncLink.connect` waits for the first answer before it returns with
@@ -37,6 +39,7 @@ class SyncLink:
         self._manager = manager
         self._client: SyncClient | None = None
         self._reporting: asyncio.Task[None] | None = None
+        self._keys: asyncio.Task[None] | None = None
         self._connecting = False
         self.url: str | None = None
         """The server of the running client."""
@@ -92,7 +95,9 @@ class SyncLink:
         chosen = store_id or store.meta(STORE_KEY) or "default"
         codec = self._manager.schema.codec
         if isinstance(codec, FieldCodec):  # the other devices need the keys first
-            await asyncio.to_thread(sync_keys, codec.keys, url, token=token, store_id=chosen)
+            keys_in = KeysIn(self._manager, codec.keys, url, token, chosen)
+            await asyncio.to_thread(keys_in)
+            self._keys = asyncio.create_task(_exchange_keys(keys_in))
         client = self._manager.sync_client(
             websocket_connector(ws_url, token), store_id=chosen, presence_name=name
         )
@@ -115,8 +120,11 @@ class SyncLink:
 
     async def disconnect(self) -> None:
         """Stop the client (pending events stay in the store); nothing if none runs."""
-        client, reporting = self._client, self._reporting
-        self._client = self._reporting = self.url = None
+        client, reporting, keys = self._client, self._reporting, self._keys
+        self._client = self._reporting = self._keys = self.url = None
+        if keys is not None:
+            keys.cancel()
+            await asyncio.gather(keys, return_exceptions=True)
         if client is None:
             return
         await client.stop()
@@ -139,3 +147,13 @@ async def _report(client: SyncClient, write: Callable[[], None]) -> None:
     finally:
         if client.status != last:
             write()
+
+
+async def _exchange_keys(keys_in: KeysIn) -> None:
+    """Exchange keys every :data:`KEYS_EVERY_S` while connected (see :class:`KeysIn`)."""
+    while True:
+        await asyncio.sleep(KEYS_EVERY_S)
+        try:
+            await asyncio.to_thread(keys_in)
+        except PjaiError as exc:  # the next turn tries again; the sync goes on
+            log.warning("exchanging keys with the sync server: %s", exc)

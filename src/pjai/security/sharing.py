@@ -10,7 +10,11 @@ destroy the ones another device erased.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,9 @@ from pjai.security.keyfile import FORMAT, SCHEMA, connect, now
 from pjai.security.keys import KeyRing
 from pjai.security.locks import Argon2Params, blob, fingerprint, stretch, wrap_aad
 
-__all__ = ["absorb", "export_items", "join"]
+__all__ = ["Absorbed", "absorb", "deletion_proof", "export_items", "join"]
+
+log = logging.getLogger(__name__)
 
 Item = dict[str, str]
 """A key as the keys channel carries it: ``id``, ``kind``, ``scope``, ``blob``."""
@@ -64,37 +70,78 @@ def export_items(ring: KeyRing) -> list[Item]:
     return items
 
 
-def absorb(ring: KeyRing, items: list[Item], deleted: list[str]) -> tuple[int, int]:
+def deletion_proof(ring: KeyRing, key_id: str) -> str:
+    """The proof that a device of the store destroyed ``key_id``: made with the store
+    key, so that neither the server nor a token holder can forge one."""
+    mac = hmac.new(ring._store_key, b"pjai key deleted\x00" + key_id.encode(), hashlib.sha256)
+    return mac.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Absorbed:
+    """What :func:`absorb` did."""
+
+    came: int
+    """Data keys taken."""
+    erased: list[str]
+    """Scopes (personas) destroyed here because another device erased them."""
+    refused: int
+    """Items or deletions ignored: unreadable, altered, unproven, or of an erased scope."""
+
+
+def absorb(ring: KeyRing, items: list[Item], deleted: list[Item]) -> Absorbed:
     """Take the data keys ``items`` holds that the ring lacks (each checked to open with
-    the store key), and destroy the scopes of the keys ``deleted`` names (erased on
-    another device). Returns how many keys came, and how many scopes were erased."""
-    came = 0
+    the store key; none for a persona erased here), make the newest key of each scope
+    the one new events use, and destroy the scopes of the keys ``deleted`` names whose
+    proof holds (erased on another device)."""
+    came = refused = 0
+    touched: set[str] = set()
     with ring._lock:
         known = {str(r[0]) for r in ring._conn.execute("SELECT id FROM data_keys")}
-        erased = {str(r[0]) for r in ring._conn.execute("SELECT key_id FROM erased")}
+        gone = {str(r[0]) for r in ring._conn.execute("SELECT scope FROM erased")}
+        gone_ids = {str(r[0]) for r in ring._conn.execute("SELECT key_id FROM erased")}
         for item in items:
-            if item["kind"] != "data" or item["id"] in known or item["id"] in erased:
+            if item.get("kind") != "data" or item.get("id") in known | gone_ids:
                 continue
-            parts = _unpack(item["blob"])
-            ring._unwrap_data_key(item["id"], item["scope"], parts["nonce"], parts["wrapped"])
-            has_current = ring._conn.execute(
-                "SELECT 1 FROM data_keys WHERE scope = ? AND current = 1", (item["scope"],)
-            ).fetchone()
+            try:
+                key_id, scope = str(item["id"]), str(item["scope"])
+                if scope in gone:
+                    raise KeyRingError(f"{scope} was erased here")
+                parts = _unpack(str(item["blob"]))
+                ring._unwrap_data_key(key_id, scope, parts["nonce"], parts["wrapped"])
+            except (KeyRingError, KeyError, TypeError) as exc:
+                log.warning("a shared key was not taken: %s", exc)
+                refused += 1
+                continue
             with ring._transaction():
                 ring._conn.execute(
-                    "INSERT INTO data_keys VALUES (?, ?, ?, ?, ?, ?)",
-                    (item["id"], item["scope"], parts["nonce"], parts["wrapped"],
-                     0 if has_current else 1, now()),
-                )  # fmt: skip
+                    "INSERT INTO data_keys VALUES (?, ?, ?, ?, 0, ?)",
+                    (key_id, scope, parts["nonce"], parts["wrapped"], now()),
+                )
             came += 1
-        scopes = {
-            str(r[0])
-            for key_id in deleted
-            for r in ring._conn.execute("SELECT scope FROM data_keys WHERE id = ?", (key_id,))
-        }
+            touched.add(scope)
+        for scope in touched:  # ids are time-ordered (UUIDv7): the newest wins
+            with ring._transaction():
+                ring._conn.execute(
+                    "UPDATE data_keys SET current = (id = (SELECT max(id) FROM data_keys "
+                    "WHERE scope = ?)) WHERE scope = ?",
+                    (scope, scope),
+                )
+            ring._current.pop(scope, None)
+        scopes: set[str] = set()
+        for deletion in deleted:
+            key_id, proof = str(deletion.get("id", "")), str(deletion.get("proof", ""))
+            if not hmac.compare_digest(proof, deletion_proof(ring, key_id)):
+                refused += 1
+                continue
+            row = ring._conn.execute(
+                "SELECT scope FROM data_keys WHERE id = ?", (key_id,)
+            ).fetchone()
+            if row is not None:
+                scopes.add(str(row[0]))
     for scope in sorted(scopes):
         ring.erase(scope)
-    return came, len(scopes)
+    return Absorbed(came, sorted(scopes), refused)
 
 
 def join(path: Path, items: list[Item], passphrase: str) -> KeyRing:

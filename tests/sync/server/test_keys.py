@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pjai.sql.engine import create_sql_engine
-from pjai.sync.server.keys import KeyBox, KeyItem, MemoryKeys, SqlKeys
+from pjai.sync.server.keys import Deletion, KeyBox, KeyItem, MemoryKeys, SqlKeys
 from tests.databases import BACKENDS, database
 
 
@@ -32,9 +32,10 @@ def test_keys_are_kept_per_store_and_a_deleted_one_stays_deleted(box: KeyBox) ->
     assert box.put("s1", [item("k1")]) == 0  # known already
     assert box.put("s2", [item("k9")]) == 1
     assert box.get("s1") == ([item("k1"), item("k2")], [])
-    assert box.delete("s1", ["k1", "never-put"]) == 1
+    gone = [Deletion(id="k1", proof="p-k1"), Deletion(id="never-put", proof="p-n")]
+    assert box.delete("s1", gone) == 1
     assert box.put("s1", [item("k1"), item("never-put")]) == 0  # deleted stays deleted
     kept, deleted = box.get("s1")
     assert kept == [item("k2")]
-    assert sorted(deleted) == ["k1", "never-put"]
+    assert sorted(deleted, key=lambda d: d.id) == gone  # with the proofs, for the devices
     assert box.get("s2") == ([item("k9")], [])

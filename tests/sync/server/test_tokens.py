@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from pjai.errors import ConfigError
+from pjai.schema.types import from_iso
 from pjai.sql.engine import create_sql_engine
 from pjai.sync.server import AuditEntry, ServerDatabase, local_actor
 from pjai.sync.server.tables import audit, tokens
@@ -155,7 +156,8 @@ def test_a_token_expires_and_a_rotation_overlaps_the_old_one(server_db: ServerDa
         server_db.tokens.rotate(new.id)
     with pytest.raises(ConfigError, match="must live for some time"):
         server_db.tokens.create("s1", "read", expires_in=timedelta(0))
-    assert gone.expires_at is None
+    assert gone.expires_at is not None  # as long-lived as the token it replaces: 30 days
+    assert from_iso(gone.expires_at) - from_iso(gone.created_at) == timedelta(days=30)
 
 
 def test_an_expired_token_is_refused(server_db: ServerDatabase) -> None:

@@ -30,7 +30,7 @@ from pjai.errors import PjaiError
 from pjai.schema.records import Position
 from pjai.sync.protocol import MAX_EVENTS_PER_FRAME, Events, encode, fit_frame
 from pjai.sync.server.hub import Hub
-from pjai.sync.server.keys import MAX_KEYS, KeyItem
+from pjai.sync.server.keys import MAX_KEYS, Deletion, KeyItem
 from pjai.sync.server.tokens import Role, Token, can
 from pjai.sync.server.wakeups import listen_for_wakeups
 from pjai.sync.server.websocket import ServerWebSocket
@@ -48,9 +48,6 @@ MAX_KEYS_BODY = 2 * 1024 * 1024
 """The largest body a keys request may send."""
 
 
-KeyId = Annotated[str, Meta(min_length=1, max_length=64)]
-
-
 class KeysPut(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``POST /keys``: wrapped keys to keep for a store."""
 
@@ -59,12 +56,10 @@ class KeysPut(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class KeysDeleted(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """``POST /keys/delete``: keys a device destroyed."""
+    """``POST /keys/delete``: keys a device destroyed, each with its proof."""
 
     store_id: Annotated[str, Meta(min_length=1, max_length=100)]
-    ids: Annotated[
-        list[Annotated[str, Meta(min_length=1, max_length=64)]], Meta(max_length=MAX_KEYS)
-    ]
+    deleted: Annotated[list[Deletion], Meta(max_length=MAX_KEYS)]
 
 
 def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
@@ -125,7 +120,10 @@ def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
         if isinstance(denied, Response):
             return denied
         items, deleted = await asyncio.to_thread(hub.keys.get, store_id)
-        body = {"items": [msgspec.to_builtins(i) for i in items], "deleted": deleted}
+        body = {
+            "items": [msgspec.to_builtins(i) for i in items],
+            "deleted": [msgspec.to_builtins(d) for d in deleted],
+        }
         return JSONResponse(body)
 
     async def change_keys(request: Request) -> Response:
@@ -142,7 +140,7 @@ def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
         if isinstance(denied, Response):
             return denied
         if isinstance(asked, KeysDeleted):
-            done = await asyncio.to_thread(hub.keys.delete, asked.store_id, asked.ids)
+            done = await asyncio.to_thread(hub.keys.delete, asked.store_id, asked.deleted)
             return JSONResponse({"deleted": done})
         done = await asyncio.to_thread(hub.keys.put, asked.store_id, asked.items)
         return JSONResponse({"stored": done})

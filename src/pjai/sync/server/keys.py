@@ -3,24 +3,26 @@
 A device puts the keys it has (the store key wrapped by the passphrase, each data key
 wrapped by the store key: the server can open none of them), gets the ones it lacks,
 and deletes the ones it destroyed (an erasure): a deleted key keeps its id on the
-server, without its wrapped bytes, so that every device learns to destroy its copy. A
-deleted key cannot be put back. Reading needs the ``read`` role, putting and deleting
-``write`` (HTTP: ``GET /keys``, ``POST /keys``, ``POST /keys/delete``,
-docs/sync-protocol.md).
+server, without its wrapped bytes, with a proof made with the store key (which the
+server does not have), so that every device destroys its copy only when the deletion
+comes from a device of the store. A deleted key cannot be put back. Reading needs the
+``read`` role, putting and deleting ``write`` (HTTP: ``GET /keys``, ``POST /keys``,
+``POST /keys/delete``, docs/sync-protocol.md).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 import sqlalchemy as sa
 from msgspec import Meta
+from sqlalchemy.dialects import postgresql, sqlite
 
 from pjai.schema.types import to_iso, utc_now
 from pjai.sync.server.tables import ensure_tables, keys, transaction
 
-__all__ = ["MAX_KEYS", "KeyBox", "KeyItem", "MemoryKeys", "SqlKeys"]
+__all__ = ["MAX_KEYS", "Deletion", "KeyBox", "KeyItem", "MemoryKeys", "SqlKeys"]
 
 MAX_KEYS = 1_000
 """The most keys one request puts or deletes."""
@@ -37,6 +39,13 @@ class KeyItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     blob: Annotated[str, Meta(min_length=1, max_length=4096)]
 
 
+class Deletion(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A key a device destroyed, with its proof (HMAC-SHA256 with the store key)."""
+
+    id: Annotated[str, Meta(min_length=1, max_length=64)]
+    proof: Annotated[str, Meta(min_length=1, max_length=128)]
+
+
 class KeyBox(Protocol):
     """Where a server keeps the keys of its stores."""
 
@@ -44,12 +53,12 @@ class KeyBox(Protocol):
         """Keep ``items`` (those deleted before stay deleted); how many were new."""
         ...
 
-    def get(self, store_id: str) -> tuple[list[KeyItem], list[str]]:
-        """The store's keys, and the ids of those deleted."""
+    def get(self, store_id: str) -> tuple[list[KeyItem], list[Deletion]]:
+        """The store's keys, and those deleted."""
         ...
 
-    def delete(self, store_id: str, ids: list[str]) -> int:
-        """Delete the keys ``ids`` (forgetting their bytes); how many were there."""
+    def delete(self, store_id: str, deleted: list[Deletion]) -> int:
+        """Delete keys (forgetting their bytes, keeping the proofs); how many were there."""
         ...
 
 
@@ -57,7 +66,7 @@ class MemoryKeys:
     """A :class:`KeyBox` in memory (tests, a server without a database)."""
 
     def __init__(self) -> None:
-        self._items: dict[str, dict[str, KeyItem | None]] = {}
+        self._items: dict[str, dict[str, KeyItem | Deletion]] = {}
 
     def put(self, store_id: str, items: list[KeyItem]) -> int:
         """See :class:`KeyBox`."""
@@ -66,18 +75,18 @@ class MemoryKeys:
         kept.update((i.id, i) for i in new)
         return len(new)
 
-    def get(self, store_id: str) -> tuple[list[KeyItem], list[str]]:
+    def get(self, store_id: str) -> tuple[list[KeyItem], list[Deletion]]:
         """See :class:`KeyBox`."""
-        kept = self._items.get(store_id, {})
-        return [i for i in kept.values() if i is not None], [
-            k for k, i in kept.items() if i is None
-        ]
+        kept = list(self._items.get(store_id, {}).values())
+        items: list[KeyItem] = [i for i in kept if isinstance(i, KeyItem)]
+        deleted: list[Deletion] = [i for i in kept if isinstance(i, Deletion)]
+        return items, deleted
 
-    def delete(self, store_id: str, ids: list[str]) -> int:
+    def delete(self, store_id: str, deleted: list[Deletion]) -> int:
         """See :class:`KeyBox`."""
         kept = self._items.setdefault(store_id, {})
-        found = sum(1 for i in ids if kept.get(i) is not None)
-        kept.update((i, None) for i in ids)
+        found = sum(1 for d in deleted if isinstance(kept.get(d.id), KeyItem))
+        kept.update((d.id, d) for d in deleted if not isinstance(kept.get(d.id), Deletion))
         return found
 
 
@@ -88,62 +97,63 @@ class SqlKeys:
         self.engine = engine
         ensure_tables(engine)
 
+    def _insert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert rows, leaving those another request inserted meanwhile."""
+        if not rows:
+            return
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(dialect.insert(keys).on_conflict_do_nothing(), rows)
+
     def put(self, store_id: str, items: list[KeyItem]) -> int:
         """See :class:`KeyBox`."""
         now = to_iso(utc_now())
         with transaction(self.engine, "keeping keys", write=True) as conn:
-            known = {
-                row.id
-                for row in conn.execute(
-                    sa.select(keys.c.id).where(
-                        keys.c.store_id == store_id, keys.c.id.in_([i.id for i in items])
-                    )
-                )
-            }
+            known = self._known(conn, store_id, [i.id for i in items])
             new = [i for i in items if i.id not in known]
-            if new:
-                conn.execute(
-                    sa.insert(keys),
-                    [
-                        {"store_id": store_id, "id": i.id, "kind": i.kind, "scope": i.scope,
-                         "blob": i.blob, "created_at": now}
-                        for i in new
-                    ],
-                )  # fmt: skip
+            self._insert(
+                conn,
+                [
+                    {"store_id": store_id, "id": i.id, "kind": i.kind, "scope": i.scope,
+                     "blob": i.blob, "proof": None, "created_at": now, "deleted_at": None}
+                    for i in new
+                ],
+            )  # fmt: skip
         return len(new)
 
-    def get(self, store_id: str) -> tuple[list[KeyItem], list[str]]:
+    def get(self, store_id: str) -> tuple[list[KeyItem], list[Deletion]]:
         """See :class:`KeyBox`."""
-        query = sa.select(keys.c.id, keys.c.kind, keys.c.scope, keys.c.blob).where(
-            keys.c.store_id == store_id
-        )
+        c = keys.c
+        query = sa.select(c.id, c.kind, c.scope, c.blob, c.proof).where(c.store_id == store_id)
         with transaction(self.engine, "reading keys") as conn:
-            rows = conn.execute(query.order_by(keys.c.created_at, keys.c.id)).all()
+            rows = conn.execute(query.order_by(c.created_at, c.id)).all()
         live = [KeyItem(id=r.id, kind=r.kind, scope=r.scope, blob=r.blob) for r in rows if r.blob]
-        return live, [r.id for r in rows if r.blob is None]
+        return live, [Deletion(id=r.id, proof=r.proof) for r in rows if r.blob is None]
 
-    def delete(self, store_id: str, ids: list[str]) -> int:
+    def delete(self, store_id: str, deleted: list[Deletion]) -> int:
         """See :class:`KeyBox`."""
         now = to_iso(utc_now())
+        done = 0
         with transaction(self.engine, "deleting keys", write=True) as conn:
-            done = conn.execute(
-                sa.update(keys)
-                .where(keys.c.store_id == store_id, keys.c.id.in_(ids), keys.c.blob.is_not(None))
-                .values(blob=None, deleted_at=now)
-            ).rowcount
-            absent = set(ids) - {
-                r.id
-                for r in conn.execute(
-                    sa.select(keys.c.id).where(keys.c.store_id == store_id, keys.c.id.in_(ids))
-                )
-            }
-            if absent:  # deleted before they were ever put: remembered as deleted
-                conn.execute(
-                    sa.insert(keys),
-                    [
-                        {"store_id": store_id, "id": i, "kind": "data", "scope": "",
-                         "blob": None, "created_at": now, "deleted_at": now}
-                        for i in sorted(absent)
-                    ],
-                )  # fmt: skip
-        return int(done)
+            for gone in deleted:
+                done += conn.execute(
+                    sa.update(keys)
+                    .where(
+                        keys.c.store_id == store_id, keys.c.id == gone.id, keys.c.blob.is_not(None)
+                    )
+                    .values(blob=None, proof=gone.proof, deleted_at=now)
+                ).rowcount
+            known = self._known(conn, store_id, [d.id for d in deleted])
+            self._insert(
+                conn,
+                [  # deleted before they were ever put: remembered as deleted
+                    {"store_id": store_id, "id": d.id, "kind": "data", "scope": "",
+                     "blob": None, "proof": d.proof, "created_at": now, "deleted_at": now}
+                    for d in deleted
+                    if d.id not in known
+                ],
+            )  # fmt: skip
+        return done
+
+    def _known(self, conn: sa.Connection, store_id: str, ids: list[str]) -> set[str]:
+        query = sa.select(keys.c.id).where(keys.c.store_id == store_id, keys.c.id.in_(ids))
+        return {row.id for row in conn.execute(query)}

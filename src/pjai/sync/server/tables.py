@@ -72,6 +72,9 @@ keys = sa.Table(
     sa.Column("kind", sa.String, nullable=False),
     sa.Column("scope", sa.String, nullable=False),
     sa.Column("blob", sa.Text),
+    # A deletion's proof: made with the store key, which the server does not have, so
+    # that devices carry out only the deletions another device really made.
+    sa.Column("proof", sa.String),
     sa.Column("created_at", sa.String, nullable=False),
     sa.Column("deleted_at", sa.String),
 )

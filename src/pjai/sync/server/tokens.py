@@ -21,7 +21,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from pjai.errors import ConfigError
-from pjai.schema.types import new_id, to_iso, utc_now
+from pjai.schema.types import from_iso, new_id, to_iso, utc_now
 from pjai.sync.protocol import Role
 from pjai.sync.server.audit import record
 from pjai.sync.server.tables import ensure_tables, select_fields, tokens, transaction
@@ -100,9 +100,10 @@ class TokenStore:
         actor: str | None = None,
     ) -> tuple[str, Token, Token]:
         """A new token for the same store, role and label as the live token
-        ``token_id``, whose secret is returned once; the old one works for ``overlap``
-        more (or until it expires, if sooner), so clients can move over without
-        downtime. Returns the secret, the new token and the old one as it now is."""
+        ``token_id``, whose secret is returned once, living as long as the old one did
+        unless ``expires_in`` says otherwise; the old one works for ``overlap`` more (or
+        until it expires, if sooner), so clients can move over without downtime.
+        Returns the secret, the new token and the old one as it now is."""
         if overlap < timedelta(0):
             raise ConfigError(f"the overlap cannot be negative, got {overlap}")
         now = utc_now()
@@ -111,13 +112,18 @@ class TokenStore:
             old = None if row is None else Token(*row)
             if old is None or not _live(old, to_iso(now)):
                 raise ConfigError(f"no live token {token_id!r}")
+            lifetime = (  # the new one lives as long as the old one was made to
+                None
+                if old.expires_at is None
+                else from_iso(old.expires_at) - from_iso(old.created_at)
+            )
             ends = to_iso(now + overlap)
             if old.expires_at is None or ends < old.expires_at:
                 conn.execute(
                     sa.update(tokens).where(tokens.c.id == token_id).values(expires_at=ends)
                 )
                 old = Token(*conn.execute(_SELECT.where(tokens.c.id == token_id)).one())
-            secret, new = _insert(conn, old.store_id, old.role, old.label, expires_in)
+            secret, new = _insert(conn, old.store_id, old.role, old.label, expires_in or lifetime)
             record(conn, "token.rotate", old, at=new.created_at, actor=actor)
             record(conn, "token.create", new, at=new.created_at, actor=actor)
         return secret, new, old
