@@ -122,7 +122,7 @@ def _wait_as(child: int) -> None:
         if number not in (signal.SIGKILL, signal.SIGSTOP):  # those have no handler
             signal.signal(number, signal.SIG_DFL)
         os.kill(os.getpid(), number)
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    raise SystemExit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
 def main() -> None:
