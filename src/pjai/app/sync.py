@@ -166,7 +166,10 @@ def connect(
             if isinstance(codec, FieldCodec):  # the other devices need the keys first
                 ring = codec.keys
                 keys_in = KeysIn(manager, ring, url, token, chosen)
-                keys_in()
+                try:
+                    keys_in()
+                except PjaiError as exc:  # offline first: the next exchange tries again
+                    log.warning("exchanging keys with the sync server: %s", exc)
                 tick = keys_in
 
             client = manager.sync_client(

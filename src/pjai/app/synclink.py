@@ -96,7 +96,10 @@ class SyncLink:
         codec = self._manager.schema.codec
         if isinstance(codec, FieldCodec):  # the other devices need the keys first
             keys_in = KeysIn(self._manager, codec.keys, url, token, chosen)
-            await asyncio.to_thread(keys_in)
+            try:
+                await asyncio.to_thread(keys_in)
+            except PjaiError as exc:  # offline first: the next exchange tries again
+                log.warning("exchanging keys with the sync server: %s", exc)
             self._keys = asyncio.create_task(_exchange_keys(keys_in))
         client = self._manager.sync_client(
             websocket_connector(ws_url, token), store_id=chosen, presence_name=name
