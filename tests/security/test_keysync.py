@@ -22,6 +22,7 @@ from pjai.errors import ConfigError, KeyRingError
 from pjai.security import KeyRing
 from pjai.security.sharing import absorb, deletion_proof, export_items, join
 from pjai.sync.server import ServerDatabase
+from pjai.sync.server.tokens import Role
 from tests.security.test_keys import FAST, PASSPHRASE
 
 MARKER = "zebra-marmalade-41"
@@ -31,6 +32,19 @@ def device(path: Path) -> DataDir:
     return DataDir(path, environ={"PJAI_PASSPHRASE": PASSPHRASE, "PJAI_FLAG_SYNC": "true"})
 
 
+def server_database(tmp_path: Path) -> tuple[Path, str]:
+    """A directory for a sync server and its database's URL (SQLite, in it)."""
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    return server_dir, f"sqlite:///{server_dir / 'sync-server.db'}"
+
+
+def new_token(db_url: str, store_id: str, role: Role) -> str:
+    """A new token's secret."""
+    with ServerDatabase.open(db_url) as database:
+        return database.tokens.create(store_id, role, "test")[0]
+
+
 def files_holding(directory: Path, text: str) -> list[str]:
     return sorted(
         p.name for p in directory.rglob("*") if p.is_file() and text.encode() in p.read_bytes()
@@ -38,11 +52,8 @@ def files_holding(directory: Path, text: str) -> list[str]:
 
 
 def test_two_devices_share_an_encrypted_store_and_an_erasure(tmp_path: Path) -> None:
-    server_dir = tmp_path / "server"
-    server_dir.mkdir()
-    db_url = f"sqlite:///{server_dir / 'sync-server.db'}"
-    with ServerDatabase.open(db_url) as database:
-        token = database.tokens.create("shared", "write", "test")[0]
+    server_dir, db_url = server_database(tmp_path)
+    token = new_token(db_url, "shared", "write")
     laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
     init_security(laptop, passphrase=PASSPHRASE, params=FAST)
     with laptop.open() as manager:
@@ -74,12 +85,9 @@ def test_two_devices_share_an_encrypted_store_and_an_erasure(tmp_path: Path) -> 
 
 
 def test_the_keys_channel_needs_the_right_token_and_a_server(tmp_path: Path) -> None:
-    server_dir = tmp_path / "server"
-    server_dir.mkdir()
-    db_url = f"sqlite:///{server_dir / 'sync-server.db'}"
-    with ServerDatabase.open(db_url) as database:
-        reader = database.tokens.create("shared", "read", "test")[0]
-        other = database.tokens.create("elsewhere", "write", "test")[0]
+    server_dir, db_url = server_database(tmp_path)
+    reader = new_token(db_url, "shared", "read")
+    other = new_token(db_url, "elsewhere", "write")
     laptop = device(tmp_path / "laptop")
     init_security(laptop, passphrase=PASSPHRASE, params=FAST)
     with laptop.open() as manager:
@@ -101,11 +109,8 @@ def test_a_key_made_after_connecting_reaches_the_running_device(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sync_module, "KEYS_EVERY_S", 0.3)
-    server_dir = tmp_path / "server"
-    server_dir.mkdir()
-    db_url = f"sqlite:///{server_dir / 'sync-server.db'}"
-    with ServerDatabase.open(db_url) as database:
-        token = database.tokens.create("shared", "write", "test")[0]
+    server_dir, db_url = server_database(tmp_path)
+    token = new_token(db_url, "shared", "write")
     laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
     init_security(laptop, passphrase=PASSPHRASE, params=FAST)
     with servers(db_url, server_dir, 1) as (server,):
