@@ -17,6 +17,7 @@ from pjai.app.rights import record_consent
 from pjai.app.security import init_security
 from pjai.cli import app as cli
 from pjai.errors import NotFoundError
+from pjai.hybrid import HybridDatabaseManager
 from tests.databases import postgres_schema
 from tests.security.test_keys import FAST, PASSPHRASE
 
@@ -32,14 +33,14 @@ def files_holding(directory: Path, text: str) -> list[str]:
     )
 
 
-def fill(manager: object, name: str, marker: str) -> str:
-    personas = Personas(manager)  # type: ignore[arg-type]
+def fill(manager: HybridDatabaseManager, name: str, marker: str) -> str:
+    personas = Personas(manager)
     made = personas.create(name, description=f"{marker} description")
-    Memories(manager).add(made.id, f"{marker} memory", summary=marker)  # type: ignore[arg-type]
-    talk = Conversations(manager).start(made.id, title=f"{marker} talk")  # type: ignore[arg-type]
-    Conversations(manager).say(talk, "user", f"{marker} said")  # type: ignore[arg-type]
-    Bookmarks(manager).create(made.id, f"{marker} bookmark")  # type: ignore[arg-type]
-    record_consent(manager, made.id, "memory", granted=True, version="1")  # type: ignore[arg-type]
+    Memories(manager).add(made.id, f"{marker} memory", summary=marker)
+    talk = Conversations(manager).start(made.id, title=f"{marker} talk")
+    Conversations(manager).say(talk, "user", f"{marker} said")
+    Bookmarks(manager).create(made.id, f"{marker} bookmark")
+    record_consent(manager, made.id, "memory", granted=True, version="1")
     return made.id
 
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from pjai.app.datadir import DataDir
-from pjai.app.rights import content_events, event_log, persona_of
+from pjai.app.rights import content_events, event_log, persona_of, persona_rows
 from pjai.errors import NotFoundError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.embeddings import forget_persona
@@ -124,10 +124,5 @@ def _rewrite(data_dir: DataDir, manager: HybridDatabaseManager) -> tuple[list[st
 
 def _rows(manager: HybridDatabaseManager, persona_id: str) -> dict[str, int]:
     tables = {t.name: t for t in manager.schema.metadata.sorted_tables}
-    counted = {}
-    for name in ERASED_TABLES:
-        table = tables[name]
-        query = select(func.count()).select_from(table).where(table.c.persona_id == persona_id)
-        counted[name] = int(manager.query(query)[0][0])
-    counted["personas"] = 1
-    return counted
+    counted = {name: persona_rows(manager, tables[name], persona_id) for name in ERASED_TABLES}
+    return counted | {"personas": 1}

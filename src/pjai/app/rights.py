@@ -39,6 +39,7 @@ __all__ = [
     "content_events",
     "event_log",
     "persona_of",
+    "persona_rows",
     "privacy_report",
     "record_consent",
 ]
@@ -137,11 +138,11 @@ def privacy_report(manager: HybridDatabaseManager, persona_id: str | None = None
                     if config.retention_days is None
                     else f"{config.retention_days} days, then {config.retention_action}"
                 ),
-                memories=_count(manager, memories, persona.id),
+                memories=persona_rows(manager, memories, persona.id),
                 restricted_memories=_restricted(manager, persona.id),
-                conversations=_count(manager, conversations, persona.id),
-                messages=_count(manager, conversation_messages, persona.id),
-                bookmarks=_count(manager, bookmarks, persona.id),
+                conversations=persona_rows(manager, conversations, persona.id),
+                messages=persona_rows(manager, conversation_messages, persona.id),
+                bookmarks=persona_rows(manager, bookmarks, persona.id),
                 consents=consents_of(manager, persona.id),
                 data_keys=keys.get(persona.id, 0),
                 sealed_events=sealed,
@@ -157,7 +158,8 @@ def privacy_report(manager: HybridDatabaseManager, persona_id: str | None = None
     )
 
 
-def _count(manager: HybridDatabaseManager, table: Any, persona_id: str) -> int:
+def persona_rows(manager: HybridDatabaseManager, table: Any, persona_id: str) -> int:
+    """How many rows of ``table`` belong to the persona."""
     query = select(func.count()).select_from(table).where(table.c.persona_id == persona_id)
     return int(manager.query(query)[0][0])
 
