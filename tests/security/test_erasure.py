@@ -153,11 +153,12 @@ def test_a_reader_holding_the_log_leaves_the_erasure_unfinished(tmp_path: Path) 
         assert "store.db" in proof.rewritten
 
 
+@pytest.mark.parametrize("sealed", ["false", "true"])
 def test_an_erasure_on_a_postgresql_primary_deletes_its_rows_and_rewrites_the_tables(
-    tmp_path: Path,
+    tmp_path: Path, sealed: str
 ) -> None:
     with postgres_schema() as url:
-        environ = {"PJAI_PASSPHRASE": PASSPHRASE, "PJAI_SQL_SHARDS": url}
+        environ = {"PJAI_PASSPHRASE": PASSPHRASE, "PJAI_SQL_SHARDS": url, "PJAI_SQL_SEALED": sealed}
         data = DataDir(tmp_path / "data", environ=environ)
         init_security(data, passphrase=PASSPHRASE, params=FAST)
         with data.open() as manager:
@@ -175,5 +176,7 @@ def test_an_erasure_on_a_postgresql_primary_deletes_its_rows_and_rewrites_the_ta
                 ]
                 journal = [str(r) for r in conn.exec_driver_sql("SELECT * FROM pjai_journal")]
             assert not [t for t in texts + journal if MARKER in t]
-            assert [t for t in texts if "kept-words" in t]
+            # The other persona's rows stay: in plaintext, or sealed.
+            assert bool([t for t in texts if "kept-words" in t]) == (sealed == "false")
+            assert [p.description for p in manager.personas.list()] == ["kept-words description"]
             assert manager.verify().equal

@@ -21,22 +21,33 @@ from pjai.app.login import PASSPHRASE_FILE, Passphrase
 from pjai.errors import ConfigError, KeyRingError, StoreModeError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
-from pjai.hybrid.flags import Flags
+from pjai.hybrid.flags import Flags, parse_bool
 from pjai.memory import Embeddings, MemorySystem
 from pjai.memory.embeddings import VECTORS_FILE
 from pjai.schema import SCHEMA
 from pjai.security import KEYS_FILE, FieldCodec, KeyRing
+from pjai.security.columns import ColumnSealer
 from pjai.sql.engine import PRIMARY_FILE, PoolConfig, default_url
 from pjai.sql.shards import ShardSet, shard_urls
 from pjai.store import Progress, Store
 
-__all__ = ["KEY_FILE_ENV", "PASSPHRASE_ENV", "SYNC_STATUS_FILE", "DataDir", "DataFile"]
+__all__ = [
+    "KEY_FILE_ENV",
+    "PASSPHRASE_ENV",
+    "SQL_SEALED_ENV",
+    "SYNC_STATUS_FILE",
+    "DataDir",
+    "DataFile",
+]
 
 PASSPHRASE_ENV = "PJAI_PASSPHRASE"
 """The environment variable that holds an encrypted directory's passphrase."""
 
 KEY_FILE_ENV = "PJAI_KEY_FILE"
 """The environment variable that names an encrypted directory's key file."""
+
+SQL_SEALED_ENV = "PJAI_SQL_SEALED"
+"""Whether the SQL primary keeps the sensitive columns sealed (:meth:`DataDir.sql_sealed`)."""
 
 _SIDECARS = ("-wal", "-shm", "-journal")
 """What SQLite keeps beside a database file while it is open or after a crash."""
@@ -153,15 +164,43 @@ class DataDir:
             )
         return KeyRing.unlock(self.keys_path, passphrase=passphrase, key_file=key_file)
 
-    def _schema(self, options: dict[str, Any]) -> None:
-        """Set the schema option to seal with the key ring, if there is one. The ring is
-        unlocked once (stretching a passphrase takes a quarter of a second) and shared
-        by everything this object opens."""
+    def _schema(self, options: dict[str, Any], *, sql: bool = False) -> None:
+        """Set the schema option to seal with the key ring, if there is one, and with
+        ``sql`` the SQL primary's column sealer when it keeps the sensitive columns
+        sealed (:meth:`sql_sealed`). The ring is unlocked once (stretching a passphrase
+        takes a quarter of a second) and shared by everything this object opens."""
         if not self.encrypted or "schema" in options:
+            self.sql_sealed()  # refuses a sealing asked for without a key ring
             return
         if self._ring is None:
             self._ring = self.key_ring()
         options["schema"] = SCHEMA.with_codec(FieldCodec(self._ring))
+        if sql and self.sql_sealed():
+            options.setdefault("sql_sealer", ColumnSealer(self._ring))
+
+    def sql_sealed(self) -> bool:
+        """Whether the SQL primary keeps the sensitive columns sealed: ``PJAI_SQL_SEALED``
+        says (``true``, ``false``, or ``auto``, the default: sealed when this directory
+        is encrypted and every shard is a PostgreSQL database, a shared one; plaintext
+        on SQLite, a file on this device). Sealing needs a key ring and PostgreSQL."""
+        environ = os.environ if self.environ is None else self.environ
+        raw = environ.get(SQL_SEALED_ENV, "auto").strip().lower()
+        urls = shard_urls(self.environ) or [default_url(self.path)]
+        shared = all(url.startswith("postgresql") for url in urls)
+        if raw == "auto":
+            return self.encrypted and shared
+        wanted = parse_bool(raw, SQL_SEALED_ENV)
+        if wanted and not self.encrypted:
+            raise ConfigError(
+                f"{SQL_SEALED_ENV}=true needs an encrypted data directory (`pjai security "
+                "init`): the columns are sealed with its keys"
+            )
+        if wanted and not shared:
+            raise ConfigError(
+                f"{SQL_SEALED_ENV}=true is for a PostgreSQL primary; an SQLite primary is a "
+                "file on this device, plaintext like the store (set it to auto or false)"
+            )
+        return wanted
 
     def files(self) -> list[DataFile]:
         """Every file PJai keeps here, whether or not it exists."""
@@ -233,7 +272,7 @@ class DataDir:
             self.require()
         if self.environ is not None:
             options.setdefault("environ", self.environ)
-        self._schema(options)
+        self._schema(options, sql=True)
         with self._files():
             return HybridDatabaseManager.open(self.path, **options)
 

@@ -34,6 +34,8 @@ class SecurityReport:
     """How many data keys each persona (or ``store``) has."""
     erased: int
     """How many data keys were destroyed by erasures."""
+    sql_sealed: bool = False
+    """Whether the SQL primary keeps the sensitive columns sealed (``PJAI_SQL_SEALED``)."""
 
 
 def init_security(
@@ -65,7 +67,7 @@ def security_status(data_dir: DataDir) -> SecurityReport:
     except KeyRingError:
         return SecurityReport(True, False, [], None, {}, 0)
     with ring:
-        return _report(ring)
+        return _report(ring, sql_sealed=data_dir.sql_sealed())
 
 
 def change_passphrase(
@@ -100,7 +102,7 @@ def rotate_key(data_dir: DataDir, persona_id: str) -> str:
         return ring.rotate(persona_id)
 
 
-def _report(ring: KeyRing) -> SecurityReport:
+def _report(ring: KeyRing, *, sql_sealed: bool = False) -> SecurityReport:
     return SecurityReport(
         encrypted=True,
         unlocked=True,
@@ -108,4 +110,5 @@ def _report(ring: KeyRing) -> SecurityReport:
         store_key=ring.store_key_fingerprint,
         data_keys=ring.scopes(),
         erased=len(ring.erased()),
+        sql_sealed=sql_sealed,
     )

@@ -108,7 +108,8 @@ def _status_text(report: SecurityReport) -> str:
     return (
         f"encrypted; unlocks with: {', '.join(report.locks)}; store key {report.store_key}; "
         f"{keys} data keys for {len(report.data_keys)} personas or the store; "
-        f"{report.erased} erased"
+        f"{report.erased} erased; SQL primary "
+        + ("sealed (ciphertext of the sensitive columns)" if report.sql_sealed else "plaintext")
     )
 
 

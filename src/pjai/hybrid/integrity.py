@@ -197,6 +197,21 @@ def _sql_rows(
 ) -> Iterator[Row]:
     column, _ = _layout(table)
     canonical = _canonical(table)
+    sealer = shards.sealer
+    sealed = [
+        (i, c.name)
+        for i, c in enumerate(table.columns)
+        if sealer and c.name in sealer.columns.get(table.name, ())
+    ]
+    if sealer is not None and sealed:
+        plain = canonical
+
+        def canonical(row: Row) -> Row:
+            values = list(row)
+            for i, name in sealed:
+                values[i] = sealer.open_value(table.name, name, values[i])
+            return plain(tuple(values))
+
     for shard in shards:
         postgres = shard.engine.dialect.name == "postgresql"
         mark = "%s" if postgres else "?"
@@ -263,7 +278,8 @@ def _verify(
     store: Store, shards: ShardSet, schema: Schema, progress: Progress | None
 ) -> VerifyReport:
     started = time.perf_counter()
-    raw = all(shard.engine.dialect.name == "sqlite" for shard in shards)
+    # Raw rows compare alike only where both sides are SQLite and SQL is not sealed.
+    raw = shards.sealer is None and all(shard.engine.dialect.name == "sqlite" for shard in shards)
     tables = schema.metadata.sorted_tables
     reports: list[TableReport] = []
     damage = store.check()

@@ -27,6 +27,7 @@ from pjai.hybrid.quarantine import QuarantineReport, acknowledge, report
 from pjai.hybrid.recovery import RebuiltFrom, StoreRebuilt
 from pjai.hybrid.switch import StoreSwitch
 from pjai.schema import SCHEMA
+from pjai.schema.codec import ColumnCodec
 from pjai.schema.event import Event, Schema
 from pjai.schema.records import EventRecord
 from pjai.schema.types import Progress, new_id
@@ -90,13 +91,16 @@ class HybridDatabaseManager:
         environ: Mapping[str, str] | None = None,
         progress: Progress | None = None,
         rebuild_damaged_store: bool = False,
+        sql_sealer: ColumnCodec | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.schema = schema
         self.flags = Flags(self.data_dir / FLAGS_FILE, environ)
         urls = list(sql_urls or shard_urls(environ) or [default_url(self.data_dir)])
-        self.shards = ShardSet(urls, schema, pool or PoolConfig.from_env(environ))
+        self.shards = ShardSet(
+            urls, schema, pool or PoolConfig.from_env(environ), sealer=sql_sealer
+        )
         self.personas = PersonaRepository(self.shards)
         self.memories = MemoryRepository(self.shards)
         self.identity = Identity.load(self.data_dir / IDENTITY_FILE)

@@ -38,6 +38,12 @@ __all__ = ["StoreSwitch"]
 
 log = logging.getLogger(__name__)
 
+_SEALED_NEEDS_STORE = (
+    "the SQL primary keeps the sensitive columns sealed (PJAI_SQL_SEALED), so it cannot "
+    "search or show memories on its own: the reactive store stays on (set PJAI_SQL_SEALED="
+    "false and `pjai repair --side sql` to keep SQL in plaintext)"
+)
+
 
 class StoreSwitch:
     """Opens and closes the store as the flags say (see the module doc).
@@ -66,6 +72,7 @@ class StoreSwitch:
         self._lock = lock
         self._rebuild_damaged = rebuild_damaged
         shards = projector.shards
+        self._sealed = shards.sealer is not None
         self._sql_live = SqlLiveHost(shards.shards[0], frozenset(schema.tables()))
         self._parked = ParkedHost()
         self._live: weakref.WeakKeyDictionary[LiveQuery, tuple[Query, Params]] = (
@@ -92,6 +99,8 @@ class StoreSwitch:
                 "the sync flag needs the reactive store: syncing works on its event "
                 "log; turn use_livestore on or sync off"
             )
+        elif self._sealed:
+            raise ConfigError(_SEALED_NEEDS_STORE)
         else:
             self.stop(progress)
 
@@ -138,6 +147,8 @@ class StoreSwitch:
                 "this data directory syncs, which needs the reactive store; turn the sync "
                 "flag off (and reopen) before switching the store off"
             )
+        if self._sealed:
+            raise ConfigError(_SEALED_NEEDS_STORE)
         running = self.store
         store = running
         if store is None and self.store_path.exists():

@@ -13,9 +13,12 @@ bound to the one event it belongs to.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-__all__ = ["PLAIN", "Codec", "PlainCodec"]
+from pjai.schema.ops import Op
+
+__all__ = ["PLAIN", "Codec", "ColumnCodec", "PlainCodec"]
 
 
 class Codec(Protocol):
@@ -55,3 +58,31 @@ class PlainCodec:
 
 PLAIN = PlainCodec()
 """The codec of a schema that was not given another (:meth:`Schema.with_codec`)."""
+
+
+class ColumnCodec(Protocol):
+    """Keeps the sensitive columns (:data:`pjai.schema.tables.SENSITIVE`) of a shared
+    SQL primary sealed: what SQL is given to write, and what is read back from it."""
+
+    @property
+    def name(self) -> str:
+        """What the codec is called in health reports."""
+        ...
+
+    @property
+    def columns(self) -> Mapping[str, tuple[str, ...]]:
+        """Per table, the columns kept sealed."""
+        ...
+
+    def seal_ops(self, ops: Sequence[Op], persona_id: str | None) -> list[Op]:
+        """``ops`` (of one event of ``persona_id``) with each sensitive value sealed."""
+        ...
+
+    def open_value(self, table: str, column: str, value: Any) -> Any:
+        """The plain value of a sensitive column as SQL returned it (a plain value, from
+        before sealing was on, is returned as it is)."""
+        ...
+
+    def open_row(self, table: str, row: Mapping[str, Any]) -> dict[str, Any]:
+        """``row`` of ``table`` with its sensitive columns opened."""
+        ...

@@ -29,6 +29,7 @@ from pjai.schema.types import CompressibleText, JsonDocument, Timestamp
 __all__ = [
     "LINK_KINDS",
     "NAMING_CONVENTION",
+    "SENSITIVE",
     "TIERS",
     "bookmarks",
     "consents",
@@ -38,6 +39,7 @@ __all__ = [
     "memory_links",
     "metadata",
     "personas",
+    "sensitive_columns",
 ]
 
 TIERS: tuple[Tier, ...] = get_args(Tier)
@@ -63,15 +65,30 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
+SENSITIVE = {"sensitive": True}
+"""The ``info`` of a column holding personal content: what the events' sensitive fields
+(``Event.SENSITIVE``) become in the tables. A shared SQL primary can keep these sealed
+(:func:`sensitive_columns`)."""
+
+
+def sensitive_columns(meta: MetaData) -> dict[str, tuple[str, ...]]:
+    """Per table of ``meta``, its columns that hold personal content."""
+    found = {
+        table.name: tuple(c.name for c in table.columns if c.info.get("sensitive"))
+        for table in meta.sorted_tables
+    }
+    return {name: columns for name, columns in found.items() if columns}
+
+
 personas = Table(
     "personas",
     metadata,
     Column("id", String, primary_key=True),
     Column("name", Text, nullable=False),
-    Column("description", Text, nullable=False),
+    Column("description", Text, nullable=False, info=SENSITIVE),
     # Big Five, custom traits, dominant traits and type: read and written as one value.
-    Column("personality", JsonDocument, nullable=False),
-    Column("communication_style", Text, nullable=False),
+    Column("personality", JsonDocument, nullable=False, info=SENSITIVE),
+    Column("communication_style", Text, nullable=False, info=SENSITIVE),
     Column("memory_max_memories", Integer, nullable=False),
     Column("memory_importance_threshold", Float, nullable=False),
     Column("memory_auto_optimize", Boolean, nullable=False),
@@ -105,10 +122,10 @@ memories = Table(
     Column("id", String, primary_key=True),
     Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
     Column("type", String, nullable=False),
-    Column("name", Text, nullable=False),
+    Column("name", Text, nullable=False, info=SENSITIVE),
     # Stored compressed while the memory is cold (see CompressibleText).
-    Column("content", CompressibleText, nullable=False),
-    Column("summary", Text, nullable=False),
+    Column("content", CompressibleText, nullable=False, info=SENSITIVE),
+    Column("summary", Text, nullable=False, info=SENSITIVE),
     Column("tags", JsonDocument, nullable=False),
     Column("importance", Float, nullable=False),
     Column("tier", String, nullable=False),
@@ -148,7 +165,7 @@ conversations = Table(
     metadata,
     Column("id", String, primary_key=True),
     Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
-    Column("title", Text, nullable=False),
+    Column("title", Text, nullable=False, info=SENSITIVE),
     Column("message_count", Integer, nullable=False),
     Column("started_at", Timestamp, nullable=False),
     Column("created_at", Timestamp, nullable=False),
@@ -164,7 +181,7 @@ conversation_messages = Table(
     Column("conversation_id", String, ForeignKey("conversations.id"), nullable=False),
     Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
     Column("role", String, nullable=False),
-    Column("content", Text, nullable=False),
+    Column("content", Text, nullable=False, info=SENSITIVE),
     Column("sent_at", Timestamp, nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Index(None, "conversation_id", "sent_at"),
@@ -196,12 +213,12 @@ bookmarks = Table(
     metadata,
     Column("id", String, primary_key=True),
     Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
-    Column("name", Text, nullable=False),
-    Column("description", Text, nullable=False),
+    Column("name", Text, nullable=False, info=SENSITIVE),
+    Column("description", Text, nullable=False, info=SENSITIVE),
     Column("time_from", Timestamp),
     Column("time_to", Timestamp),
     # Memory filters: tiers, types, tags, importance range, hours of the day.
-    Column("filters", JsonDocument, nullable=False),
+    Column("filters", JsonDocument, nullable=False, info=SENSITIVE),
     Column("colour", String, nullable=False),
     Column("tags", JsonDocument, nullable=False),
     Column("created_at", Timestamp, nullable=False),

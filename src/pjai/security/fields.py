@@ -33,7 +33,7 @@ from pjai.schema.event import Schema
 from pjai.schema.sealed import ENVELOPE_KEY, is_envelope
 from pjai.security.keys import STORE_SCOPE, KeyRing
 
-__all__ = ["CODEC_NAME", "FieldCodec", "bucket"]
+__all__ = ["CODEC_NAME", "FieldCodec", "b64", "bucket", "pad", "unpad"]
 
 CODEC_NAME = "aes-256-gcm-fields/1"
 
@@ -57,16 +57,19 @@ def bucket(size: int) -> int:
     return padded
 
 
-def _pad(plain: bytes) -> bytes:
+def pad(plain: bytes) -> bytes:
+    """``plain`` with its length in front, padded with zeros to its :func:`bucket`."""
     size = len(plain)
     return b"".join((size.to_bytes(4, "big"), plain, bytes(bucket(size) - size - 4)))
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
+    """``data`` in base64, on one line."""
     return binascii.b2a_base64(data, newline=False).decode()
 
 
-def _unpad(padded: bytes) -> bytes:
+def unpad(padded: bytes) -> bytes:
+    """What :func:`pad` padded."""
     size = int.from_bytes(padded[:4], "big")
     if size > len(padded) - 4:
         raise ValueError("padding is longer than the value")
@@ -113,8 +116,8 @@ class FieldCodec:
         for field in present:
             nonce = os.urandom(12)  # random per field: GCM never sees a nonce twice
             aad = _aad(event_id, event_name, field, persona)
-            data = cipher.encrypt(nonce, _pad(encode(doc[field])), aad)
-            doc[field] = {ENVELOPE_KEY: 1, "key": key_id, "nonce": _b64(nonce), "data": _b64(data)}
+            data = cipher.encrypt(nonce, pad(encode(doc[field])), aad)
+            doc[field] = {ENVELOPE_KEY: 1, "key": key_id, "nonce": b64(nonce), "data": b64(data)}
         return self._json.encode(doc)
 
     def unseal(self, event_id: str, event_name: str, stored: bytes) -> bytes:
@@ -155,7 +158,7 @@ class FieldCodec:
             nonce = base64.b64decode(str(sealed["nonce"]), validate=True)
             data = base64.b64decode(str(sealed["data"]), validate=True)
             padded = cipher.decrypt(nonce, data, _aad(event_id, event_name, field, persona))
-            return msgspec.json.decode(_unpad(padded))
+            return msgspec.json.decode(unpad(padded))
         except (InvalidTag, KeyError, ValueError, msgspec.DecodeError) as exc:
             raise EventValidationError(
                 event_name,

@@ -3,13 +3,17 @@
 A read that names a persona goes to that persona's shard; others run on every shard
 and are merged (sorted and cut again, counts and sums added up). Which memories a read
 selects is a :class:`pjai.schema.MemoryFilter`, compiled as everywhere else in PJai.
+Rows of shards that keep the sensitive columns sealed are opened as they are read
+(reads filter and sort on other columns only).
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
+from functools import cache
 from typing import Any, Literal
 
 import msgspec
@@ -68,6 +72,12 @@ def _merge_sorted(
     return [row for _, row in zip(range(limit), merged, strict=False)] if limit else list(merged)
 
 
+@cache
+def _opened_row(fields: tuple[str, ...]) -> Any:
+    """A row type with ``fields`` (by position and by name), for rows opened in Python."""
+    return namedtuple("OpenedRow", fields)
+
+
 class _Reader:
     def __init__(self, shards: ShardSet) -> None:
         self._shards = shards
@@ -77,7 +87,16 @@ class _Reader:
 
     def _rows(self, shard: Shard, query: AnySelect) -> list[Any]:
         with shard.writer.connection("reading from SQL") as conn:
-            return list(conn.execute(query).all())
+            rows = list(conn.execute(query).all())
+        sealer = self._shards.sealer
+        froms = query.get_final_froms()
+        if sealer is None or not rows or len(froms) != 1 or not hasattr(froms[0], "name"):
+            return rows
+        table = str(froms[0].name)
+        if table not in sealer.columns:
+            return rows
+        opened = _opened_row(tuple(rows[0]._fields))
+        return [opened(**sealer.open_row(table, dict(row._mapping))) for row in rows]
 
     def _each(self, persona_id: str | None, query: AnySelect) -> Iterator[list[Any]]:
         for shard in self._targets(persona_id):

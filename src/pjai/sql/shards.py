@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from pjai.errors import ConfigError, SqlUnavailableError
+from pjai.schema.codec import ColumnCodec
 from pjai.schema.event import Schema
 from pjai.schema.ops import Insert, Op
 from pjai.schema.records import EventRecord
@@ -92,7 +93,14 @@ def persona_key(op: Op) -> str | None:
 class ShardSet:
     """The SQL primaries of a data directory and the ring that routes personas to them."""
 
-    def __init__(self, urls: Sequence[str], schema: Schema, pool: PoolConfig | None = None) -> None:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        schema: Schema,
+        pool: PoolConfig | None = None,
+        *,
+        sealer: ColumnCodec | None = None,
+    ) -> None:
         if not urls:
             raise ConfigError("no SQL primary configured")
         self.ring = HashRing(len(urls))
@@ -102,9 +110,11 @@ class ShardSet:
         ]
         """Every table PJai keeps in a shard: the state and the journal."""
         self.shards = [
-            Shard(i, redacted(url), SqlWriter(create_sql_engine(url, pool), schema))
+            Shard(i, redacted(url), SqlWriter(create_sql_engine(url, pool), schema, sealer=sealer))
             for i, url in enumerate(urls)
         ]
+        self.sealer = sealer
+        """Opens the sensitive columns, when the shards keep them sealed."""
 
     def __iter__(self) -> Iterator[Shard]:
         return iter(self.shards)

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa
 
 from pjai.errors import ConfigError, MaterializationError, PjaiError, QueryError
+from pjai.schema.codec import ColumnCodec
 from pjai.schema.event import Schema
 from pjai.schema.ops import Insert, Op
 from pjai.schema.records import EventRecord
@@ -55,8 +56,17 @@ class SqlWriter:
     with the reason, and the others go on.
     """
 
-    def __init__(self, engine: Engine, schema: Schema, *, projection: str = "primary") -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        schema: Schema,
+        *,
+        projection: str = "primary",
+        sealer: ColumnCodec | None = None,
+    ) -> None:
         self.engine = engine
+        self.sealer = sealer
+        """Seals the sensitive columns, when this database keeps them sealed."""
         self.backend: Backend = backend_for(engine)
         self.projection = projection
         tables = [*schema.metadata.sorted_tables, *journal.tables()]
@@ -235,7 +245,10 @@ class SqlTransaction:
         name = item.record.name
         if item.error is not None:
             raise MaterializationError(name, item.error)
-        steps: list[Step] = [(op, name) for op in item.ops]
+        ops = item.ops
+        if self.writer.sealer is not None:
+            ops = self.writer.sealer.seal_ops(ops, item.persona_id)
+        steps: list[Step] = [(op, name) for op in ops]
         if journaled:
             entry = journal.journal_op(item.record, item.persona_id, journal.APPLIED, None, now)
             steps.append((entry, name))

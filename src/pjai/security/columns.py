@@ -1,0 +1,151 @@
+"""Sealed columns: a shared SQL primary that holds only ciphertext of personal content.
+
+The sensitive columns (:data:`pjai.schema.tables.SENSITIVE`: memory name, content and
+summary; persona description, personality and communication style; conversation
+titles and message contents; bookmark names, descriptions and filters) are written to
+SQL as text of the form ``pjai-sealed:1:KEY:NONCE:DATA``: the value's JSON, padded to
+a bucket (:func:`pjai.security.fields.bucket`), encrypted with AES-256-GCM under the
+current data key of the event's persona, the associated data binding the table and
+column. Erasing a persona's keys therefore also leaves nothing readable in SQL.
+
+SQL then cannot search, sort or filter on those columns; PJai reads them through the
+reactive store, and :class:`ColumnSealer` opens what is read back from SQL (the
+repositories, ``pjai verify``). A value that is not sealed (written before sealing was
+on) is read as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from pjai.errors import SqlError
+from pjai.schema import SCHEMA
+from pjai.schema.event import Schema
+from pjai.schema.ops import Compress, Compressed, Decompress, Insert, Op, TextForTier, Update
+from pjai.schema.tables import sensitive_columns
+from pjai.security.fields import b64, pad, unpad
+from pjai.security.keys import STORE_SCOPE, KeyRing
+
+__all__ = ["COLUMNS_CODEC", "PREFIX", "ColumnSealer", "is_sealed"]
+
+COLUMNS_CODEC = "aes-256-gcm-columns/1"
+PREFIX = "pjai-sealed:1:"
+"""How every sealed column value begins."""
+
+
+def is_sealed(value: object) -> bool:
+    """Whether ``value``, as read from SQL, is a sealed column value."""
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+def _aad(table: str, column: str) -> bytes:
+    return b"\x00".join((b"pjai column", table.encode(), column.encode()))
+
+
+class ColumnSealer:
+    """Seals the sensitive columns of ``schema``'s tables with ``keys``, and opens them."""
+
+    def __init__(self, keys: KeyRing, schema: Schema = SCHEMA) -> None:
+        self.keys = keys
+        self.name = f"{COLUMNS_CODEC}:{keys.store_key_fingerprint}"
+        self.columns: Mapping[str, tuple[str, ...]] = sensitive_columns(schema.metadata)
+        """Per table, the columns kept sealed."""
+        self._ciphers: dict[str, AESGCM] = {}
+        self._json = msgspec.json.Encoder()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def seal_ops(self, ops: Sequence[Op], persona_id: str | None) -> list[Op]:
+        """``ops`` with each value they write to a sensitive column sealed under the
+        current data key of ``persona_id`` (the store's own key for none)."""
+        sealed: list[Op] = []
+        scope = persona_id or STORE_SCOPE
+        for op in ops:
+            columns = self.columns.get(op.table)
+            if (
+                not columns
+                or not isinstance(op, Insert | Update)
+                or not any(c in op.values for c in columns)
+            ):
+                sealed.append(op)
+                continue
+            values = dict(op.values)
+            for column in columns:
+                if column in values:
+                    values[column] = self._seal_op_value(op.table, column, values[column], scope)
+            if isinstance(op, Insert):
+                sealed.append(Insert(op.table, values))
+            else:
+                sealed.append(Update(op.table, op.where, values, op.missing))
+        return sealed
+
+    def _seal_op_value(self, table: str, column: str, value: Any, scope: str) -> Any:
+        if isinstance(value, Compress | Decompress) or value is None:
+            return value  # acts on what SQL holds, sealed or not
+        if isinstance(value, Compressed):
+            return Compressed(self.seal(table, column, value.text, scope))
+        if isinstance(value, TextForTier):
+            return TextForTier(self.seal(table, column, value.text, scope))
+        if isinstance(value, str | int | float | bool | list | dict):
+            return self.seal(table, column, value, scope)
+        raise TypeError(f"{table}.{column}: cannot seal a {type(value).__name__} update")
+
+    def seal(self, table: str, column: str, value: Any, scope: str) -> str:
+        """``value`` of ``table.column`` sealed under ``scope``'s current data key."""
+        key_id, key = self.keys.current(scope)
+        nonce = os.urandom(12)
+        data = self._cipher(key_id, key).encrypt(
+            nonce, pad(self._json.encode(value)), _aad(table, column)
+        )
+        return f"{PREFIX}{key_id}:{b64(nonce)}:{b64(data)}"
+
+    # -- reading -----------------------------------------------------------------------
+
+    def open_value(self, table: str, column: str, value: Any) -> Any:
+        """The plain value of ``table.column`` as SQL returned it. Raises
+        :class:`~pjai.errors.SqlError` when its key is not here (erased, or another
+        device's) or it does not open (moved from another column, or altered).
+        """
+        if not is_sealed(value):
+            return value
+        try:
+            key_id, nonce, data = value[len(PREFIX) :].split(":")
+        except ValueError:
+            raise SqlError(f"{table}.{column} holds a sealed value that is cut short") from None
+        key = self.keys.key(key_id)
+        if key is None:
+            lost = "is erased" if self.keys.was_erased(key_id) else "is not on this device"
+            raise SqlError(f"{table}.{column} is sealed with data key {key_id}, which {lost}")
+        try:
+            plain = self._cipher(key_id, key).decrypt(
+                base64.b64decode(nonce, validate=True),
+                base64.b64decode(data, validate=True),
+                _aad(table, column),
+            )
+            return msgspec.json.decode(unpad(plain))
+        except (InvalidTag, ValueError, msgspec.DecodeError) as exc:
+            raise SqlError(
+                f"{table}.{column} holds a sealed value that does not open (moved from "
+                "another column, or altered)"
+            ) from exc
+
+    def open_row(self, table: str, row: Mapping[str, Any]) -> dict[str, Any]:
+        """``row`` of ``table`` with its sensitive columns opened."""
+        opened = dict(row)
+        for column in self.columns.get(table, ()):
+            if column in opened:
+                opened[column] = self.open_value(table, column, opened[column])
+        return opened
+
+    def _cipher(self, key_id: str, key: bytes) -> AESGCM:
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            cipher = self._ciphers[key_id] = AESGCM(key)
+        return cipher
