@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,10 @@ from pjai.security import KeyRing
 from pjai.security.sharing import absorb, deletion_proof, export_items, join
 from pjai.sync.server import ServerDatabase
 from pjai.sync.server.tokens import Role
+from tests.databases import postgres_schema
+from tests.security.test_erasure import fill
 from tests.security.test_keys import FAST, PASSPHRASE
+from tests.security.test_sql_sealed import postgres_files_holding
 
 MARKER = "zebra-marmalade-41"
 
@@ -82,6 +86,55 @@ def test_two_devices_share_an_encrypted_store_and_an_erasure(tmp_path: Path) -> 
     with desk.open() as manager:
         assert Personas(manager).list() == []
     assert files_holding(server_dir, MARKER) == []
+
+
+def test_an_erasure_leaves_the_marker_in_no_file_of_three_devices_the_server_or_postgresql(
+    tmp_path: Path,
+) -> None:
+    """Three devices (one with a sealed PostgreSQL primary) and a server hold a persona's
+    text; after it is erased on one, the text is in no file anywhere, and every store
+    still verifies and rebuilds."""
+    marker = f"erased-{uuid.uuid4().hex[:12]}"
+    server_dir, db_url = server_database(tmp_path)
+    token = new_token(db_url, "shared", "write")
+    with postgres_schema() as pg_url:
+        laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
+        tablet = DataDir(
+            tmp_path / "tablet",
+            environ={**(desk.environ or {}), "PJAI_SQL_SHARDS": pg_url},
+        )
+        devices = (laptop, desk, tablet)
+        init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+        with laptop.open() as manager:
+            ada = fill(manager, "Ada", marker)
+            fill(manager, "Grace", "kept-words")
+        with servers(db_url, server_dir, 1) as (server,):
+            sync = {"token": token, "store_id": "shared", "once": True, "timeout": 60}
+            assert connect(laptop, server.url, **sync).level
+            for other in (desk, tablet):
+                join_store(other, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
+                assert connect(other, server.url, **sync).level
+            assert tablet.sql_sealed()
+            for each in devices:
+                with each.open() as manager:
+                    assert {p.name for p in Personas(manager).list()} == {"Ada", "Grace"}
+                    assert marker in Personas(manager).get(ada).description
+            with laptop.open() as manager:
+                erase_persona(laptop, manager, ada)
+            for each in devices:
+                assert connect(each, server.url, **sync).level
+        for each in devices:
+            assert files_holding(each.path, marker) == [], each.path.name
+            assert files_holding(each.path, "kept-words") != []
+            assert security_status(each).erased == 1
+            with each.open() as manager:
+                assert [p.name for p in Personas(manager).list()] == ["Grace"]
+                assert manager.verify().equal
+                assert manager.store is not None
+                manager.store.rebuild()
+                assert manager.verify().equal
+        assert files_holding(server_dir, marker) == []
+        assert postgres_files_holding(marker) == []
 
 
 def test_the_keys_channel_needs_the_right_token_and_a_server(tmp_path: Path) -> None:

@@ -25,8 +25,10 @@ from sqlalchemy import select
 
 from pjai.app.datadir import DataDir
 from pjai.app.keysync import sync_keys
+from pjai.app.rights import persona_of
 from pjai.errors import ConfigError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.schema import PersonaErased
 from pjai.schema.tables import personas
 from pjai.security import FieldCodec, KeyRing
 from pjai.store import Progress
@@ -205,7 +207,8 @@ class KeysIn:
     out, others' come in. Events that arrived before their key were refused: once it is
     here they apply (the store and SQL are rebuilt from the log). A persona erased on
     another device: its keys are destroyed at once, and its rows, once its erasure
-    event is here, leave no page behind (the files are compacted)."""
+    event is here, leave no page behind (the files are compacted). An erasure made here
+    that waited for the server is finished the same way once the server confirms it."""
 
     def __init__(
         self, manager: HybridDatabaseManager, ring: KeyRing, url: str, token: str, store_id: str
@@ -214,6 +217,8 @@ class KeysIn:
         self._url, self._token, self._store_id = url, token, store_id
         self._erased: set[str] = set()
         """Personas erased elsewhere whose rows may still be in freed pages here."""
+        self._waiting = _pending_erasures(manager)
+        """Erasures made here that the server has not confirmed yet."""
 
     def __call__(self) -> None:
         shared = sync_keys(self._ring, self._url, token=self._token, store_id=self._store_id)
@@ -226,17 +231,27 @@ class KeysIn:
         self.compact_erased()
 
     def compact_erased(self) -> None:
-        """Compact once the erasure events of the personas erased elsewhere are here."""
-        if not self._erased:
+        """Compact once the erasure events of the personas erased elsewhere are here,
+        or those of erasures made here are confirmed."""
+        if not self._erased and not self._waiting:
             return
         rows = self._manager.query(select(personas.c.id).where(personas.c.id.in_(self._erased)))
         still = {row.id for row in rows}
-        if still != self._erased:
+        waiting = _pending_erasures(self._manager) if self._waiting else set()
+        if still != self._erased or waiting != self._waiting:
             store = self._manager.store
             assert store is not None
             store.compact()
             self._manager.shards.compact()
-            self._erased = still
+            self._erased, self._waiting = still, waiting
+
+
+def _pending_erasures(manager: HybridDatabaseManager) -> set[str]:
+    """The personas whose erasure, made here, waits for the sync server."""
+    store = manager.store
+    if store is None or not store.pending_count:
+        return set()
+    return {persona_of(r) or "" for r in store.pending() if r.name == PersonaErased.NAME}
 
 
 def _unmake(data_dir: DataDir, before: list[str], stored: bool | None) -> None:
