@@ -16,7 +16,7 @@ import msgspec
 
 from pjai.errors import EventValidationError
 from pjai.hybrid import HybridDatabaseManager
-from pjai.memory import bookmark_memories, preset
+from pjai.memory import MemorySystem, bookmark_memories, preset
 from pjai.memory.conversations import add_message, conversation, conversations_of, messages
 from pjai.memory.lookup import require_persona
 from pjai.memory.timeline import bookmarks, get_bookmark
@@ -151,9 +151,11 @@ class Conversations:
         self.manager = manager
 
     def start(self, persona_id: str, *, title: str = "") -> str:
-        """Start a conversation with a persona; returns its id."""
+        """Start a conversation with a persona; returns its id. A new conversation is a
+        new session: with the persona's ``privacy.memory_retention`` off, the memories
+        of earlier sessions are deleted."""
         event = ConversationStarted(conversation_id=new_id(), persona_id=persona_id, title=title)
-        self.manager.commit(event)
+        MemorySystem(self.manager).commit(event)
         return event.conversation_id
 
     def say(

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.classify import RESTRICTED
 from pjai.schema import SCHEMA, ConsentRecorded, PersonaErased
-from pjai.schema.models import persona_from_row
+from pjai.schema.models import Persona, persona_from_row
 from pjai.schema.records import EventRecord
 from pjai.schema.sealed import ENVELOPE_KEY
 from pjai.schema.tables import (
@@ -126,18 +126,13 @@ def privacy_report(manager: HybridDatabaseManager, persona_id: str | None = None
     for row in manager.query(query):
         persona = persona_from_row(row)
         sealed, plain = content_events(log, persona.id)
-        config = persona.memory
         found.append(
             PersonaPrivacy(
                 persona_id=persona.id,
                 name=persona.name,
                 deleted=persona.deleted_at is not None,
                 switches=msgspec.to_builtins(persona.privacy),
-                retention=(
-                    "no limit"
-                    if config.retention_days is None
-                    else f"{config.retention_days} days, then {config.retention_action}"
-                ),
+                retention=_retention(persona),
                 memories=persona_rows(manager, memories, persona.id),
                 restricted_memories=_restricted(manager, persona.id),
                 conversations=persona_rows(manager, conversations, persona.id),
@@ -175,6 +170,21 @@ def event_log(manager: HybridDatabaseManager) -> list[EventRecord]:
     if store is not None:
         return [e.record for e in store.events()]
     return manager.shards.journal()
+
+
+def _retention(persona: Persona) -> str:
+    """How long the persona's memories are kept, in words."""
+    config = persona.memory
+    parts = [
+        "no limit"
+        if config.retention_days is None
+        else f"{config.retention_days} days, then {config.retention_action}"
+    ]
+    if config.restricted_retention_days is not None:
+        parts.append(f"restricted memories {config.restricted_retention_days} days")
+    if not persona.privacy.memory_retention:
+        parts.append("nothing kept past its session")
+    return "; ".join(parts)
 
 
 def persona_of(record: EventRecord) -> str | None:

@@ -5,7 +5,11 @@ see the same scores):
 
 1. Retention: live memories recorded (``created_at``) more than ``retention_days`` ago
    are archived (``v1.MemoryArchived``) or deleted (``v1.MemoryDeleted``), per the
-   persona's retention action.
+   persona's retention action. Two privacy rules delete, pinned or not: memories tagged
+   ``restricted`` older than ``restricted_retention_days`` (retention per data class,
+   reason ``restricted``), and, with the persona's ``privacy.memory_retention`` off,
+   every memory made before its latest conversation started (reason ``session``: a
+   session runs from one conversation's start to the next, so nothing is kept past it).
 2. Size: while more live memories remain than ``max_memories``, the lowest-scored ones
    whose importance is below the importance threshold are soft-deleted. If that is not
    enough, the report says so; important memories are never deleted for space.
@@ -39,14 +43,16 @@ from sqlalchemy import ColumnElement, and_, func, select
 
 from pjai.errors import ConfigError, MaterializationError
 from pjai.memory.backend import Backend
+from pjai.memory.classify import RESTRICTED
 from pjai.memory.scoring import MemoryFacts, recency, score, tier_targets
 from pjai.schema import MemoryArchived, MemoryDeleted, MemoryTierChanged
 from pjai.schema.event import Event
+from pjai.schema.expressions import has_tag
 from pjai.schema.fields import Tier, TierChangeReason
 from pjai.schema.models import Persona, persona_from_row
 from pjai.schema.selection import MemoryFilter, memory_conditions
-from pjai.schema.tables import TIERS, memories, memory_links, personas
-from pjai.schema.types import AnySelect, utc_now
+from pjai.schema.tables import TIERS, conversations, memories, memory_links, personas
+from pjai.schema.types import AnySelect, from_iso, utc_now
 
 __all__ = [
     "MemoryMove",
@@ -55,6 +61,7 @@ __all__ = [
     "optimize",
     "plan",
     "scored_memories",
+    "session_start",
 ]
 
 ATTEMPTS = 3
@@ -68,8 +75,9 @@ class MemoryMove:
     """A memory an optimizer run moved to another tier, archived or deleted, and why.
 
     ``reason`` is a tier change's (``optimization``, ``access_pattern``,
-    ``importance_change``, ``age_decay``), or ``retention`` or ``space`` for an
-    archiving or a deletion. ``to`` is ``None`` for a deletion.
+    ``importance_change``, ``age_decay``), or ``retention``, ``restricted``,
+    ``session`` or ``space`` for an archiving or a deletion. ``to`` is ``None`` for a
+    deletion.
     """
 
     memory_id: str
@@ -88,6 +96,8 @@ class OptimizationReport:
     at: datetime
     archived: int = 0
     deleted_for_retention: int = 0
+    deleted_for_privacy: int = 0
+    """Deleted by the session rule or the retention of restricted memories."""
     deleted_for_space: int = 0
     promoted: int = 0
     demoted: int = 0
@@ -111,6 +121,8 @@ class ScoredMemory:
     recency: float
     recently_opened: bool
     pinned: bool = False
+    restricted: bool = False
+    """Tagged ``restricted``: it holds personal data of a restricted class."""
 
 
 def _memories(persona_id: str) -> AnySelect:
@@ -137,6 +149,7 @@ def _memories(persona_id: str) -> AnySelect:
         c.access_count,
         c.archived_at,
         c.pinned,
+        has_tag(c.tags, RESTRICTED).label("restricted"),
         (links("source_id", "target_id") + links("target_id", "source_id")).label("links"),
     ).where(*memory_conditions(MemoryFilter(persona_id=persona_id), m))
 
@@ -174,6 +187,7 @@ def scored_memories(backend: Backend, persona: Persona, now: datetime) -> list[S
                 recency(facts, now, config),
                 opened,
                 bool(row.pinned),
+                bool(row.restricted),
             )
         )
     scored.sort(key=lambda m: (-m.score, m.id))
@@ -185,8 +199,16 @@ def plan(
     memories: list[ScoredMemory],
     now: datetime,
     importance_changed: Collection[str] = (),
+    *,
+    session_start: datetime | None = None,
+    privacy_only: bool = False,
 ) -> tuple[list[Event], OptimizationReport]:
-    """The events one run commits, and its report (pure: nothing is written)."""
+    """The events one run commits, and its report (pure: nothing is written).
+
+    ``session_start``: when the persona's latest conversation started (the session
+    rule applies with ``privacy.memory_retention`` off). ``privacy_only``: apply the
+    privacy rules and nothing else (a persona that does not auto-optimize).
+    """
     report = OptimizationReport(persona.id, now)
     report.tiers_before = _count(m.tier for m in memories)
     config = persona.memory
@@ -194,6 +216,19 @@ def plan(
     gone: set[str] = set()
     archived: set[str] = set()
     tiers = {m.id: m.tier for m in memories}
+
+    for m in memories:
+        why = _privacy_deletion(persona, m, now, session_start)
+        if why is not None:
+            events.append(MemoryDeleted(memory_id=m.id, persona_id=persona.id))
+            gone.add(m.id)
+            report.deleted_for_privacy += 1
+            report.moves.append(MemoryMove(m.id, "deleted", m.tier, None, why, m.score))
+    if privacy_only:
+        report.tiers_after = _count(m.tier for m in memories if m.id not in gone)
+        report.events = len(events)
+        return events, report
+    memories = [m for m in memories if m.id not in gone]
 
     if config.retention_days is not None:
         cutoff = now - timedelta(days=config.retention_days)
@@ -282,17 +317,41 @@ def plan(
     return events, report
 
 
+def _privacy_deletion(
+    persona: Persona, memory: ScoredMemory, now: datetime, session_start: datetime | None
+) -> str | None:
+    """Why a privacy rule deletes ``memory`` now, or ``None``."""
+    off = not persona.privacy.memory_retention
+    if off and session_start is not None and memory.created_at < session_start:
+        return "session"
+    days = persona.memory.restricted_retention_days
+    if days is not None and memory.restricted and memory.created_at < now - timedelta(days=days):
+        return "restricted"
+    return None
+
+
+def session_start(backend: Backend, persona_id: str) -> datetime | None:
+    """When the persona's latest conversation started (its current session), if any."""
+    c = conversations.c
+    rows = backend.query(
+        select(func.max(c.started_at).label("start")).where(c.persona_id == persona_id)
+    )
+    start = rows[0].start if rows else None
+    return from_iso(start) if isinstance(start, str) else start
+
+
 def optimize(
     backend: Backend,
     persona_id: str,
     *,
     now: datetime | None = None,
     importance_changed: Collection[str] = (),
+    privacy_only: bool = False,
 ) -> OptimizationReport:
     """Run the optimizer for one persona and commit what it decides, in one commit.
 
     Memories in ``importance_changed`` (whose importance was just set) that move get
-    the reason ``importance_change``.
+    the reason ``importance_change``. ``privacy_only``: apply the privacy rules only.
     """
     at = (now or utc_now()).replace(minute=0, second=0, microsecond=0)
     with _guard:
@@ -304,7 +363,15 @@ def optimize(
             if persona is None:
                 raise ConfigError(f"no live persona {persona_id!r}")
             memories = scored_memories(backend, persona, at)
-            events, report = plan(persona, memories, at, importance_changed)
+            start = None if persona.privacy.memory_retention else session_start(backend, persona_id)
+            events, report = plan(
+                persona,
+                memories,
+                at,
+                importance_changed,
+                session_start=start,
+                privacy_only=privacy_only,
+            )
             if not events:
                 return report
             try:

@@ -30,7 +30,7 @@ from sqlalchemy import and_, case, func, or_, select
 from pjai.errors import NotFoundError
 from pjai.memory import graph, optimizer
 from pjai.memory.backend import Backend
-from pjai.memory.classify import restricted_tags
+from pjai.memory.classify import RESTRICTED, restricted_tags
 from pjai.memory.embeddings import Embeddings
 from pjai.memory.hits import SearchHit
 from pjai.memory.lookup import require_persona
@@ -48,11 +48,11 @@ from pjai.schema import (
     MemoryUpdated,
     new_id,
 )
-from pjai.schema.expressions import count_if
+from pjai.schema.expressions import count_if, has_tag
 from pjai.schema.fields import LinkKind, Tier
 from pjai.schema.models import Memory, memory_from_row
 from pjai.schema.selection import MemoryFilter
-from pjai.schema.tables import TIERS, memories, memory_links, personas
+from pjai.schema.tables import TIERS, conversations, memories, memory_links, personas
 from pjai.schema.types import AnySelect, from_iso, utc_now
 from pjai.sql.repositories import MemoryOrder, memories_query
 from pjai.store.live import LiveQuery
@@ -76,6 +76,15 @@ def _limits(persona_id: str) -> AnySelect:
             func.count(m.id).label("total"),
             # archived memories were dealt with: retention archives a memory only once
             func.min(case((m.archived_at.is_(None), m.created_at))).label("oldest"),
+            # what the privacy rules look at
+            p.privacy_memory_retention.label("keep"),
+            p.memory_restricted_retention_days.label("restricted_days"),
+            func.min(case((has_tag(m.tags, RESTRICTED), m.created_at))).label("oldest_restricted"),
+            func.min(m.created_at).label("first"),
+            select(func.max(conversations.c.started_at))
+            .where(conversations.c.persona_id == p.id)
+            .scalar_subquery()
+            .label("session"),
         )
         .select_from(
             personas.outerjoin(memories, and_(m.persona_id == p.id, m.deleted_at.is_(None)))
@@ -284,10 +293,16 @@ class MemorySystem:
         *,
         now: datetime | None = None,
         importance_changed: Collection[str] = (),
+        privacy_only: bool = False,
     ) -> OptimizationReport:
-        """Run the optimizer for one persona (waiting for a run already going)."""
+        """Run the optimizer for one persona (waiting for a run already going);
+        ``privacy_only`` applies the privacy rules alone."""
         report = optimizer.optimize(
-            self.backend, persona_id, now=now, importance_changed=importance_changed
+            self.backend,
+            persona_id,
+            now=now,
+            importance_changed=importance_changed,
+            privacy_only=privacy_only,
         )
         for reports in self._collectors():
             reports.append(report)
@@ -325,27 +340,57 @@ class MemorySystem:
         return bool(rows and rows[0].auto)
 
     def commit(self, *events: Event) -> list[Any]:
-        """Commit events, then let auto-optimization look at the personas they touched."""
+        """Commit events, then let the optimizer look at the personas they touched: a
+        full run for an auto-optimizing persona over its limits, the privacy rules for
+        any persona one of them applies to (:mod:`pjai.memory.optimizer`)."""
         records = self.backend.commit(*events)
         for persona_id in dict.fromkeys(getattr(e, "persona_id", None) for e in events):
-            if persona_id is not None and self.over_limits(persona_id):
+            if persona_id is None:
+                continue
+            rows = self.backend.query(_limits(persona_id))
+            if rows and _over_limits(rows[0], utc_now()):
                 self.optimize(persona_id)
+            elif rows and _privacy_due(rows[0], utc_now()):
+                self.optimize(persona_id, privacy_only=True)
         return records
 
     def over_limits(self, persona_id: str, *, now: datetime | None = None) -> bool:
         """Whether an auto-optimizing persona crossed a capacity, its size or retention."""
         rows = self.backend.query(_limits(persona_id))
-        if not rows or not rows[0].auto:
-            return False
-        r = rows[0]
-        for tier in TIERS:
-            # Over capacity and the optimizer can move some: not when all are pinned.
-            if (getattr(r, tier) or 0) > getattr(r, f"cap_{tier}") and getattr(r, f"free_{tier}"):
-                return True
-        if r.total > r.max_memories:
-            return True
-        if r.retention_days and r.oldest is not None:
-            oldest = from_iso(r.oldest) if isinstance(r.oldest, str) else r.oldest
-            cutoff = (now or utc_now()) - timedelta(days=r.retention_days)
-            return bool(oldest < cutoff)
+        return bool(rows) and _over_limits(rows[0], now or utc_now())
+
+    def privacy_due(self, persona_id: str, *, now: datetime | None = None) -> bool:
+        """Whether a privacy rule would delete one of the persona's memories now."""
+        rows = self.backend.query(_limits(persona_id))
+        return bool(rows) and _privacy_due(rows[0], now or utc_now())
+
+
+def _time(value: Any) -> datetime | None:
+    return from_iso(value) if isinstance(value, str) else value
+
+
+def _privacy_due(r: Row, now: datetime) -> bool:
+    """Whether, by the persona's row of :func:`_limits`, a privacy rule deletes a memory."""
+    first, session = _time(r.first), _time(r.session)
+    if not r.keep and first is not None and session is not None and first < session:
+        return True
+    oldest = _time(r.oldest_restricted)
+    days = r.restricted_days
+    return bool(days and oldest is not None and oldest < now - timedelta(days=days))
+
+
+def _over_limits(r: Row, now: datetime) -> bool:
+    """Whether, by the persona's row of :func:`_limits`, an auto-optimizing persona
+    crossed a capacity, its size or retention."""
+    if not r.auto:
         return False
+    for tier in TIERS:
+        # Over capacity and the optimizer can move some: not when all are pinned.
+        if (getattr(r, tier) or 0) > getattr(r, f"cap_{tier}") and getattr(r, f"free_{tier}"):
+            return True
+    if r.total > r.max_memories:
+        return True
+    oldest = _time(r.oldest)
+    if r.retention_days and oldest is not None:
+        return bool(oldest < now - timedelta(days=r.retention_days))
+    return _privacy_due(r, now)

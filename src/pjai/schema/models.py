@@ -71,6 +71,7 @@ def persona_from_row(row: Any) -> Persona:
             auto_optimize=bool(row.memory_auto_optimize),
             retention_days=row.memory_retention_days,
             retention_action=row.memory_retention_action,
+            restricted_retention_days=row.memory_restricted_retention_days,
             capacities=TierCapacities(
                 hot=row.memory_capacity_hot,
                 warm=row.memory_capacity_warm,

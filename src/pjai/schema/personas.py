@@ -105,6 +105,9 @@ class MemoryConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     auto_optimize: bool = True
     retention_days: DayCount | None = None
     retention_action: Literal["archive", "delete"] = "archive"
+    restricted_retention_days: DayCount | None = None
+    """How long a memory tagged ``restricted`` (personal data classified at write time)
+    is kept before the optimizer deletes it; ``None`` keeps it as any other."""
     capacities: TierCapacities = field(default_factory=TierCapacities)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
 
@@ -127,6 +130,7 @@ def _memory_columns(config: MemoryConfig) -> dict[str, Any]:
         "memory_auto_optimize": config.auto_optimize,
         "memory_retention_days": config.retention_days,
         "memory_retention_action": config.retention_action,
+        "memory_restricted_retention_days": config.restricted_retention_days,
         "memory_capacity_hot": config.capacities.hot,
         "memory_capacity_warm": config.capacities.warm,
         "memory_capacity_cold": config.capacities.cold,

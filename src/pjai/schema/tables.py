@@ -94,6 +94,7 @@ personas = Table(
     Column("memory_auto_optimize", Boolean, nullable=False),
     Column("memory_retention_days", Integer),
     Column("memory_retention_action", String, nullable=False),
+    Column("memory_restricted_retention_days", Integer),
     Column("memory_capacity_hot", Integer, nullable=False),
     Column("memory_capacity_warm", Integer, nullable=False),
     Column("memory_capacity_cold", Integer, nullable=False),

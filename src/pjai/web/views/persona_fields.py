@@ -37,6 +37,7 @@ Kind = Literal["bool", "choice", "float", "int", "optional int", "percent", "tex
 _LABELS = {
     "big_five": "Big Five",
     "half_life_days": "Half-life (days)",
+    "restricted_retention_days": "Restricted data kept (days)",
     "retention_days": "Retention (days)",
     "stale_after_days": "Stale after (days)",
     "target": "Target shares",

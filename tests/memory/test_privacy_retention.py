@@ -1,0 +1,96 @@
+"""The privacy rules the optimizer enforces: restricted memories kept only as long as
+their data class allows, and no memory kept past its session when a persona's
+``privacy.memory_retention`` is off. They apply whether or not the persona
+auto-optimizes, on every backend a query can run on."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pjai.app import Conversations, Memories, Personas
+from pjai.hybrid import HybridDatabaseManager
+from pjai.memory import MemorySystem
+from pjai.schema import MemoryFilter
+from pjai.schema.types import utc_now
+
+
+def live_contents(manager: HybridDatabaseManager, persona_id: str) -> list[str]:
+    rows = Memories(manager).list(MemoryFilter(persona_id=persona_id))
+    return sorted(m.content for m in rows)
+
+
+def test_restricted_memories_are_deleted_after_their_class_retention(
+    reader: HybridDatabaseManager,
+) -> None:
+    ada = Personas(reader).create(
+        "Ada", sets=["memory.restricted_retention_days=30", "memory.auto_optimize=false"]
+    )
+    memories = Memories(reader)
+    secret = memories.add(ada.id, "write to ada@example.org", tier="hot").memory
+    memories.add(ada.id, "likes green tea")
+    assert "restricted" in memories.get(secret.id).tags
+    system = MemorySystem(reader)
+    assert not system.privacy_due(ada.id)  # nothing is 30 days old yet
+    later = utc_now() + timedelta(days=31)
+    assert system.privacy_due(ada.id, now=later)
+    report = system.optimize(ada.id, now=later, privacy_only=True)
+    assert [(m.memory_id, m.action, m.reason) for m in report.moves] == [
+        (secret.id, "deleted", "restricted")  # pinned to hot or not: the class rule wins
+    ]
+    assert report.deleted_for_privacy == 1
+    assert live_contents(reader, ada.id) == ["likes green tea"]
+    assert not system.privacy_due(ada.id, now=later)
+
+
+def test_without_memory_retention_a_new_conversation_ends_the_last_session(
+    reader: HybridDatabaseManager,
+) -> None:
+    ada = Personas(reader).create(
+        "Ada", sets=["privacy.memory_retention=false", "memory.auto_optimize=false"]
+    )
+    grace = Personas(reader).create("Grace")  # keeps her memories
+    memories, talks = Memories(reader), Conversations(reader)
+    memories.add(ada.id, "before any conversation")
+    memories.add(grace.id, "kept by grace")
+    first = talks.start(ada.id, title="first")
+    assert live_contents(reader, ada.id) == []  # made before this session: gone
+    talks.say(first, "user", "I moved to Lisbon")
+    memories.add(ada.id, "during the first session")
+    assert live_contents(reader, ada.id) == ["during the first session"]
+    talks.start(ada.id, title="second")
+    assert live_contents(reader, ada.id) == []
+    talks.start(grace.id, title="hers")
+    assert live_contents(reader, grace.id) == ["kept by grace"]
+
+
+def test_memory_retention_on_keeps_memories_across_sessions(
+    reader: HybridDatabaseManager,
+) -> None:
+    ada = Personas(reader).create("Ada")
+    Memories(reader).add(ada.id, "remember me")
+    Conversations(reader).start(ada.id)
+    Conversations(reader).start(ada.id)
+    assert live_contents(reader, ada.id) == ["remember me"]
+
+
+def test_the_privacy_rules_run_with_the_optimizer_and_move_nothing_else(
+    reader: HybridDatabaseManager,
+) -> None:
+    """A persona that does not auto-optimize gets its privacy rules applied on commit,
+    and only those: no memory changes tier."""
+    ada = Personas(reader).create(
+        "Ada",
+        sets=[
+            "privacy.memory_retention=false",
+            "memory.auto_optimize=false",
+            "memory.capacities.warm=1",
+        ],
+    )
+    memories = Memories(reader)
+    Conversations(reader).start(ada.id)
+    for text in ("one", "two", "three"):
+        memories.add(ada.id, text, importance=0.9)
+    tiers = {m.content: m.tier for m in memories.list(MemoryFilter(persona_id=ada.id))}
+    assert list(tiers.values()) == ["warm"] * 3  # over capacity, not optimized
+    Conversations(reader).start(ada.id)
+    assert live_contents(reader, ada.id) == []
