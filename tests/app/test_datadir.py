@@ -8,6 +8,7 @@ import pytest
 
 from pjai.app import SYNC_STATUS_FILE, DataDir
 from pjai.app.login import PASSPHRASE_FILE
+from pjai.app.websessions import WEB_SESSIONS_FILE
 from pjai.errors import ConfigError, StoreModeError
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
 from pjai.memory import MemorySystem
@@ -29,6 +30,7 @@ def test_every_file_is_listed_under_the_name_its_owner_defines(tmp_path: Path) -
         SYNC_STATUS_FILE,
         SERVER_FILE,
         PASSPHRASE_FILE,
+        WEB_SESSIONS_FILE,
         KEYS_FILE,
     ]
     paths = [
@@ -40,6 +42,7 @@ def test_every_file_is_listed_under_the_name_its_owner_defines(tmp_path: Path) -
         data.sync_status_path,
         data.sync_server_path,
         data.passphrase_path,
+        data.web_sessions_path,
         data.keys_path,
     ]
     assert [p.name for p in paths] == names

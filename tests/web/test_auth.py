@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +16,10 @@ from starlette.responses import PlainTextResponse
 from typer.testing import CliRunner
 
 from pjai.app import DataDir, Passphrase
+from pjai.app.websessions import WEB_SESSIONS_FILE, WebSessions
 from pjai.cli import app
 from pjai.errors import ConfigError
-from pjai.web.auth import COOKIE, LoginGate, Sessions
+from pjai.web.auth import COOKIE, LoginGate
 from pjai.web.server import is_loopback
 
 runner = CliRunner()
@@ -48,22 +52,97 @@ def test_a_damaged_passphrase_file_says_how_to_mend_it(tmp_path: Path) -> None:
         found.check("whatever it is")
 
 
-def test_sessions_expire() -> None:
-    now = [100.0]
-    sessions = Sessions(60, clock=lambda: now[0])
-    token = sessions.start()
-    assert sessions.valid(token)
-    assert not sessions.valid("made-up")
-    assert not sessions.valid(None)
-    now[0] += 61
-    assert not sessions.valid(token)
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[WebSessions]:
+    with WebSessions.open(tmp_path, lifetime_s=60) as found:
+        yield found
 
 
-def test_sessions_end_on_logout() -> None:
-    sessions = Sessions(60)
-    token = sessions.start()
-    sessions.end(token)
-    assert not sessions.valid(token)
+def test_sessions_are_tokens_that_survive_a_restart_and_end_on_logout(tmp_path: Path) -> None:
+    with WebSessions.open(tmp_path, lifetime_s=60) as sessions:
+        secret = sessions.start("from 10.0.0.7")
+        assert sessions.valid(secret)
+        assert not sessions.valid("made-up")
+        assert not sessions.valid(None)
+    assert secret not in (tmp_path / WEB_SESSIONS_FILE).read_bytes().decode("latin-1")
+    with WebSessions.open(tmp_path, lifetime_s=60) as sessions:  # the app restarted
+        assert sessions.valid(secret)
+        sessions.end(secret)
+        assert not sessions.valid(secret)
+        (made,) = sessions.list()
+        assert made.label == "session from 10.0.0.7"
+        assert made.revoked_at is not None
+        assert [(e.action, e.actor) for e in sessions.history()] == [
+            ("token.create", "web login"),
+            ("token.revoke", "web logout"),
+        ]
+
+
+def test_a_session_expires(tmp_path: Path) -> None:
+    with WebSessions.open(tmp_path, lifetime_s=0.5) as sessions:
+        secret = sessions.start()
+        assert sessions.valid(secret)
+        time.sleep(0.6)
+        assert not sessions.valid(secret)
+
+
+def test_revoking_a_session_signs_it_out(sessions: WebSessions) -> None:
+    secret = sessions.start()
+    (made,) = sessions.list()
+    sessions.revoke(made.id, actor="ada")
+    assert not sessions.valid(secret)
+
+
+def test_an_access_token_starts_a_session_no_longer_than_itself(sessions: WebSessions) -> None:
+    access, token = sessions.create_access("phone", expires_in=timedelta(seconds=30))
+    assert not sessions.valid(access)  # a token to log in with, not a session
+    secret = sessions.exchange(access, "from phone")
+    assert secret is not None
+    assert sessions.valid(secret)
+    started = next(t for t in sessions.list() if t.label == "session from phone")
+    assert started.expires_at is not None
+    assert token.expires_at is not None
+    assert started.expires_at <= token.expires_at  # 30 s, not the session's 60
+    assert sessions.exchange(secret) is None  # a session does not make sessions
+    sessions.revoke(token.id)
+    assert sessions.exchange(access) is None
+    assert sessions.valid(secret)  # sessions it started stay until they end
+
+
+def test_access_tokens_need_a_label_and_rotate(sessions: WebSessions) -> None:
+    with pytest.raises(ConfigError, match="needs a label"):
+        sessions.create_access(" ")
+    with pytest.raises(ConfigError, match="needs a label"):
+        sessions.create_access("session of mine")
+    old_secret, old = sessions.create_access("laptop")
+    new_secret, _, replaced = sessions.rotate(old.id, overlap=timedelta(0))
+    assert sessions.exchange(new_secret) is not None
+    assert sessions.exchange(old_secret) is None
+    assert replaced.id == old.id
+
+
+def test_sync_tokens_do_not_open_the_web_app(tmp_path: Path, sessions: WebSessions) -> None:
+    secret, _ = sessions.tokens.create("default", "admin", "a sync token")
+    assert sessions.check(secret) is None
+    assert sessions.exchange(secret) is None
+
+
+def test_the_token_commands_make_list_rotate_and_revoke(tmp_path: Path) -> None:
+    where = ["--data-dir", str(tmp_path)]
+    made = runner.invoke(app, ["web", "token", "create", "--label", "tablet", "--json", *where])
+    assert made.exit_code == 0, made.output
+    created = json.loads(made.stdout)
+    listed = runner.invoke(app, ["web", "token", "list", "--json", *where])
+    assert [t["label"] for t in json.loads(listed.stdout)] == ["tablet"]
+    assert created["secret"] not in listed.stdout
+    turned = runner.invoke(app, ["web", "token", "rotate", created["id"], "--json", *where])
+    assert json.loads(turned.stdout)["replaces"] == created["id"]
+    gone = runner.invoke(app, ["web", "token", "revoke", created["id"], *where])
+    assert gone.exit_code == 0, gone.output
+    assert f"Revoked tablet {created['id']}" in gone.stdout
+    again = runner.invoke(app, ["web", "token", "revoke", created["id"], *where])
+    assert again.exit_code == 1
+    assert "no live token" in again.output
 
 
 @pytest.mark.parametrize(
@@ -92,7 +171,7 @@ def test_the_passphrase_command_reads_standard_input(tmp_path: Path) -> None:
     assert not DataDir(tmp_path).passphrase().is_set
 
 
-def gated(sessions: Sessions) -> httpx.AsyncClient:
+def gated(sessions: WebSessions) -> httpx.AsyncClient:
     """A client of an app behind the gate; the app answers "the page"."""
     transport = httpx.ASGITransport(LoginGate(_page, sessions))
     return httpx.AsyncClient(transport=transport, base_url="http://app")
@@ -112,8 +191,8 @@ def gated(sessions: Sessions) -> httpx.AsyncClient:
         f"/_nicegui/{nicegui.__version__}/../personas",
     ],
 )
-async def test_the_gate_sends_every_page_to_the_login(path: str) -> None:
-    async with gated(Sessions(60)) as client:
+async def test_the_gate_sends_every_page_to_the_login(path: str, sessions: WebSessions) -> None:
+    async with gated(sessions) as client:
         answer = await client.get(path)
     assert answer.status_code == 303
     assert answer.headers["location"].startswith("/login?next=")
@@ -123,21 +202,22 @@ async def test_the_gate_sends_every_page_to_the_login(path: str) -> None:
 @pytest.mark.parametrize(
     "path", ["/login", "/favicon.ico", f"/_nicegui/{nicegui.__version__}/static/x.js"]
 )
-async def test_the_gate_lets_the_form_and_nicegui_s_scripts_through(path: str) -> None:
-    async with gated(Sessions(60)) as client:
+async def test_the_gate_lets_the_form_and_nicegui_s_scripts_through(
+    path: str, sessions: WebSessions
+) -> None:
+    async with gated(sessions) as client:
         assert (await client.get(path)).text == "the page"
 
 
 @pytest.mark.anyio
-async def test_the_gate_lets_a_session_through() -> None:
-    sessions = Sessions(60)
+async def test_the_gate_lets_a_session_through(sessions: WebSessions) -> None:
     async with gated(sessions) as client:
         client.cookies.set(COOKIE, sessions.start())
         assert (await client.get("/personas")).text == "the page"
 
 
 @pytest.mark.anyio
-async def test_the_gate_closes_a_socket_without_a_session() -> None:
+async def test_the_gate_closes_a_socket_without_a_session(sessions: WebSessions) -> None:
     sent: list[dict[str, Any]] = []
 
     async def send(message: Any) -> None:
@@ -147,7 +227,7 @@ async def test_the_gate_closes_a_socket_without_a_session() -> None:
         return {"type": "websocket.connect"}
 
     scope = {"type": "websocket", "path": "/_nicegui_ws/socket.io/", "headers": []}
-    await LoginGate(_page, Sessions(60))(scope, receive, send)
+    await LoginGate(_page, sessions)(scope, receive, send)
     assert sent == [{"type": "websocket.close", "code": 4401}]
 
 

@@ -64,6 +64,12 @@ def _server_file() -> str:
     return SERVER_FILE
 
 
+def _web_sessions_file() -> str:
+    from pjai.app.websessions import WEB_SESSIONS_FILE  # it loads the server's token code
+
+    return WEB_SESSIONS_FILE
+
+
 @dataclass(frozen=True, slots=True)
 class DataFile:
     """One file of a data directory: its name, what it holds, its size if it exists."""
@@ -135,6 +141,11 @@ class DataDir:
     def passphrase_path(self) -> Path:
         """The web app's passphrase (its hash), asked for off loopback."""
         return self.path / PASSPHRASE_FILE
+
+    @property
+    def web_sessions_path(self) -> Path:
+        """The web app's sessions and access tokens (their digests)."""
+        return self.path / _web_sessions_file()
 
     def passphrase(self) -> Passphrase:
         """The web app's passphrase file."""
@@ -213,6 +224,7 @@ class DataDir:
             (self.sync_status_path, "what `pjai sync connect` last saw"),
             (self.sync_server_path, "sync server log and access tokens"),
             (self.passphrase_path, "web app passphrase (its hash)"),
+            (self.web_sessions_path, "web app sessions and access tokens (digests)"),
             (self.keys_path, "key ring: the locked store key and the personas' data keys"),
         ]
         return [DataFile(path.name, what, _size(path)) for path, what in described]

@@ -40,7 +40,7 @@ from pjai.sync.server import (
 )
 from pjai.sync.server.tokens import Role
 
-__all__ = ["app"]
+__all__ = ["ExpiresIn", "app", "duration", "tokens_table", "when"]
 
 app = typer.Typer(
     help="Run the sync server, manage its access tokens, show its audit trail.",
@@ -134,7 +134,7 @@ def _listening(server: SyncServer, url: str) -> None:
         )
 
 
-def _duration(text: str | None) -> timedelta | None:
+def duration(text: str | None) -> timedelta | None:
     """``30d``, ``12h``, ``90m`` or ``45s`` as a timedelta (``None`` stays ``None``)."""
     if text is None:
         return None
@@ -166,7 +166,7 @@ def create_token(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a token and print its secret, the only time it is shown."""
-    lifetime = _duration(expires_in)
+    lifetime = duration(expires_in)
     with _server_database(db, data_dir) as database:
         # The store checks the role.
         secret, token = database.tokens.create(
@@ -197,10 +197,11 @@ def list_tokens(
     fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     with _server_database(db, data_dir, create=False) as database:
         found = database.tokens.list()
-    print_rows(found, _tokens_table(found), fmt)
+    print_rows(found, tokens_table(found), fmt)
 
 
-def _tokens_table(tokens: list[Token]) -> Table:
+def tokens_table(tokens: list[Token]) -> Table:
+    """Tokens as a table (their ids whole: revoking needs them)."""
     table = Table(
         "name", "store", "role", "created (UTC)", "revoked", "expires", box=box.SIMPLE_HEAD
     )
@@ -211,14 +212,15 @@ def _tokens_table(tokens: list[Token]) -> Table:
             t.label,
             t.store_id,
             t.role,
-            _when(t.created_at),
-            _when(t.revoked_at),
-            _when(t.expires_at),
+            when(t.created_at),
+            when(t.revoked_at),
+            when(t.expires_at),
         )
     return table
 
 
-def _when(iso: str | None) -> str:
+def when(iso: str | None) -> str:
+    """An ISO time as ``YYYY-MM-DD HH:MM`` (blank for none)."""
     return "" if iso is None else f"{iso[:10]} {iso[11:16]}"
 
 
@@ -250,11 +252,11 @@ def rotate_token(
     """Replace a token with a new one for the same store and role, printing the new
     secret once; the old one keeps working for the overlap, so clients move over
     without downtime."""
-    grace = _duration(overlap)
+    grace = duration(overlap)
     assert grace is not None
     with _server_database(db, data_dir, create=False) as database:
         secret, new, old = database.tokens.rotate(
-            token_id, overlap=grace, expires_in=_duration(expires_in), actor=local_actor()
+            token_id, overlap=grace, expires_in=duration(expires_in), actor=local_actor()
         )
     if as_json:
         print_json({"secret": secret, **dataclasses.asdict(new), "replaces": old.id})
@@ -262,7 +264,7 @@ def rotate_token(
     print(secret)
     errors.print(
         f"Created token {new.id} to replace {old.id}, which works until "
-        f"{_when(old.expires_at)} UTC. Keep the secret above: it is not shown again.",
+        f"{when(old.expires_at)} UTC. Keep the secret above: it is not shown again.",
         highlight=False,
     )
 
@@ -304,6 +306,6 @@ def _audit_table(entries: list[AuditEntry]) -> Table:
     )
     for e in entries:
         table.add_row(
-            _when(e.at), e.action, e.token_id, e.actor or "", e.store_id, e.role, e.token_label
+            when(e.at), e.action, e.token_id, e.actor or "", e.store_id, e.role, e.token_label
         )
     return table

@@ -1,21 +1,32 @@
 """`pjai serve` runs the web app; `pjai web passphrase` sets the login it asks for off
-loopback."""
+loopback, `pjai web token ...` manages its sessions and access tokens."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from typing import Annotated
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
+    JsonFlag,
     console,
     data_directory,
+    errors,
     interactive,
+    print_json,
+    print_result,
     reported,
 )
+from pjai.cli.output import CsvFlag, NlFlag, TsvFlag, output_format, print_rows
+from pjai.cli.syncserver import ExpiresIn, duration, tokens_table, when
+from pjai.sync.server.audit import local_actor
 
 __all__ = ["app", "serve"]
 
@@ -60,3 +71,98 @@ def passphrase(
     with reported():
         found.set(given)
     console.print(f"Passphrase set ({found.path}).")
+
+
+token_app = typer.Typer(
+    help="The web app's sessions and access tokens (a login off loopback).",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
+
+
+@contextmanager
+def _sessions(data_dir: Path) -> Iterator[Any]:
+    from pjai.app.websessions import WebSessions  # loads the token machinery
+
+    directory = data_directory(data_dir, create=True)
+    with reported(), WebSessions.open(directory.path) as sessions:
+        yield sessions
+
+
+@token_app.command("create")
+def create_token(
+    label: Annotated[str, typer.Option(help="A label to recognise the token by.")],
+    expires_in: ExpiresIn = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an access token and print its secret, the only time it is shown: typed at
+    the web app's login form instead of the passphrase, it starts a session that lasts
+    no longer than the token."""
+    with _sessions(data_dir) as sessions:
+        secret, token = sessions.create_access(
+            label, expires_in=duration(expires_in), actor=local_actor()
+        )
+    if as_json:
+        print_json({"secret": secret, **dataclasses.asdict(token)})
+        return
+    print(secret)
+    errors.print(
+        f"Created access token {token.id}. Keep the secret above: it is not shown again.",
+        highlight=False,
+    )
+
+
+@token_app.command("list")
+def list_tokens(
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+    nl: NlFlag = False,
+    csv: CsvFlag = False,
+    tsv: TsvFlag = False,
+) -> None:
+    """List the web app's sessions (labelled ``session``) and access tokens, revoked and
+    expired ones too (never their secrets)."""
+    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
+    with _sessions(data_dir) as sessions:
+        found = sessions.list()
+    print_rows(found, tokens_table(found), fmt)
+
+
+@token_app.command("revoke")
+def revoke_token(
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="The session's or token's id.")],
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Revoke a session or access token: that browser's next request goes to the login
+    form."""
+    with _sessions(data_dir) as sessions:
+        token = sessions.revoke(token_id, actor=local_actor())
+    print_result(dataclasses.asdict(token), as_json, f"Revoked {token.label} {token.id}.")
+
+
+@token_app.command("rotate")
+def rotate_token(
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="The access token's id.")],
+    overlap: Annotated[
+        str, typer.Option(help="How long the old token keeps working: 1h, 30m, 0s.")
+    ] = "1h",
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
+) -> None:
+    """Replace an access token with a new one, printing the new secret once; the old one
+    keeps working for the overlap."""
+    grace = duration(overlap)
+    assert grace is not None
+    with _sessions(data_dir) as sessions:
+        secret, new, old = sessions.rotate(token_id, overlap=grace, actor=local_actor())
+    if as_json:
+        print_json({"secret": secret, **dataclasses.asdict(new), "replaces": old.id})
+        return
+    print(secret)
+    errors.print(
+        f"Created access token {new.id} to replace {old.id}, which works until "
+        f"{when(old.expires_at)} UTC. Keep the secret above: it is not shown again.",
+        highlight=False,
+    )

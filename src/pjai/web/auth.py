@@ -1,15 +1,16 @@
-"""Login for an app reachable from other machines: a passphrase form, session cookies
-that expire, and a gate in front of every page and the page's WebSocket.
+"""Login for an app reachable from other machines: a form that takes the passphrase or
+an access token, session cookies that expire, and a gate in front of every page and the
+page's WebSocket.
 
-Sessions live in the server's memory: restarting the app signs everyone out.
+Sessions and access tokens are tokens of the sync server's machinery, kept in the data
+directory (:class:`pjai.app.websessions.WebSessions`): they survive a restart of the app, and
+revoking one (``pjai web token revoke``) signs that browser out at its next request.
 """
 
 from __future__ import annotations
 
 import html
-import secrets
 import threading
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
@@ -21,14 +22,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pjai.app import Passphrase
+from pjai.app.websessions import WebSessions
 from pjai.errors import ConfigError
+from pjai.sync.server.tokens import PREFIX
 
 __all__ = [
     "COOKIE",
     "LOGIN_PATH",
     "LOGOUT_PATH",
     "LoginGate",
-    "Sessions",
     "login_page",
     "login_submit",
     "logout",
@@ -49,38 +51,6 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class Sessions:
-    """Session tokens and when each expires."""
-
-    def __init__(self, lifetime_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.lifetime_s = lifetime_s
-        self._clock = clock
-        self._expires: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def start(self) -> str:
-        """A new session's token."""
-        token = secrets.token_urlsafe(32)
-        with self._lock:
-            self._expires[token] = self._clock() + self.lifetime_s
-        return token
-
-    def valid(self, token: str | None) -> bool:
-        """Whether ``token`` names a session that has not expired."""
-        if not token:
-            return False
-        now = self._clock()
-        with self._lock:
-            for old in [t for t, end in self._expires.items() if end <= now]:
-                del self._expires[old]
-            return token in self._expires
-
-    def end(self, token: str) -> None:
-        """End the session (log out)."""
-        with self._lock:
-            self._expires.pop(token, None)
-
-
 def _cookie(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"cookie":
@@ -99,7 +69,7 @@ class LoginGate:
     """ASGI middleware: requests without a live session go to the login form; a
     WebSocket without one is closed."""
 
-    def __init__(self, app: ASGIApp, sessions: Sessions) -> None:
+    def __init__(self, app: ASGIApp, sessions: WebSessions) -> None:
         self.app = app
         self.sessions = sessions
 
@@ -135,7 +105,7 @@ button {{ padding: 0.6rem; font-size: 1rem; background: #3949ab; color: white;
 </style></head>
 <body><form method="post" action="{action}">
 <h1>PJai</h1>
-<label for="passphrase">Passphrase</label>
+<label for="passphrase">Passphrase or access token</label>
 <input id="passphrase" name="passphrase" type="password" autofocus required>
 {error}
 <button type="submit">Sign in</button>
@@ -168,24 +138,33 @@ def login_page(request: Request, *, error: str = "") -> HTMLResponse:
     return HTMLResponse(_FORM.format(action=action, error=shown), status_code=status)
 
 
-async def login_submit(request: Request, passphrase: Passphrase, sessions: Sessions) -> Response:
-    """Check the submitted passphrase; on success start a session and go where the
-    visitor was going."""
+async def login_submit(request: Request, passphrase: Passphrase, sessions: WebSessions) -> Response:
+    """Check the submitted passphrase or access token; on success start a session and
+    go where the visitor was going."""
     raw = await request.body()
     if len(raw) > _MAX_FORM_BYTES:
         return login_page(request, error="That form is too large to be a passphrase.")
     given = parse_qs(raw.decode("utf-8", errors="replace")).get("passphrase", [""])[0]
-    try:
-        # scrypt, off the event loop and two at a time: guessing costs time and memory.
-        right = await run_in_threadpool(_checked, passphrase, given)
-    except ConfigError as exc:
-        return login_page(request, error=str(exc))
-    if not right:
-        return login_page(request, error="That passphrase is not the one set for this app.")
+    where = f"from {request.client.host}" if request.client else ""
+    if given.startswith(PREFIX):
+        secret = await run_in_threadpool(sessions.exchange, given, where)
+        if secret is None:
+            return login_page(
+                request, error="That access token is not live: revoked, expired or unknown."
+            )
+    else:
+        try:
+            # scrypt, off the event loop and two at a time: guessing costs time and memory.
+            right = await run_in_threadpool(_checked, passphrase, given)
+        except ConfigError as exc:
+            return login_page(request, error=str(exc))
+        if not right:
+            return login_page(request, error="That passphrase is not the one set for this app.")
+        secret = await run_in_threadpool(sessions.start, where)
     response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
     response.set_cookie(
         COOKIE,
-        sessions.start(),
+        secret,
         max_age=int(sessions.lifetime_s),
         httponly=True,
         samesite="strict",
@@ -194,7 +173,7 @@ async def login_submit(request: Request, passphrase: Passphrase, sessions: Sessi
     return response
 
 
-def logout(request: Request, sessions: Sessions) -> Response:
+def logout(request: Request, sessions: WebSessions) -> Response:
     """End the visitor's session and show the login form."""
     token = request.cookies.get(COOKIE)
     if token:

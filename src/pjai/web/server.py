@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pjai.app import DataDir
+from pjai.app.websessions import WebSessions
 from pjai.errors import ConfigError
 from pjai.web import auth
 from pjai.web.app import WebApp
@@ -66,7 +67,8 @@ def serve(
     app.on_shutdown(web.sync.disconnect)
     app.on_shutdown(web.close)
     if login:
-        sessions = auth.Sessions(session_hours * 3600)
+        sessions = WebSessions.open(data_dir.path, session_hours * 3600)
+        app.on_shutdown(sessions.close)
         app.add_middleware(auth.LoginGate, sessions=sessions)
         app.add_api_route(auth.LOGIN_PATH, auth.login_page, methods=["GET"])
 

@@ -8,6 +8,7 @@ import httpx
 from playwright.sync_api import Browser, Page, expect
 
 from pjai.app import DataDir, Personas
+from pjai.app.websessions import WebSessions
 from tests.web.browser.conftest import screenshot, served
 
 PASSPHRASE = "a passphrase for the test"
@@ -45,3 +46,31 @@ def test_off_loopback_a_login_is_required(page: Page, browser: Browser, tmp_path
         refused = httpx.get(url + "/_nicegui_ws/socket.io/?EIO=4&transport=polling")
         assert refused.status_code == 303
         assert refused.headers["location"].startswith("/login")
+
+
+def test_an_access_token_logs_in_and_revoking_its_session_signs_out(
+    page: Page, tmp_path: Path
+) -> None:
+    data = DataDir(tmp_path / "data")
+    with data.open() as manager:
+        Personas(manager).create("Ada", activate=True)
+    data.passphrase().set(PASSPHRASE)
+    with WebSessions.open(data.path) as sessions:
+        secret, _ = sessions.create_access("phone")
+    with served(data.path, "--host", "0.0.0.0") as announced:
+        url = announced.replace("0.0.0.0", "127.0.0.1")
+        page.goto(url + "/personas")
+        page.get_by_label("Passphrase or access token").fill(secret + "x")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("alert")).to_contain_text("not live")
+        page.get_by_label("Passphrase or access token").fill(secret)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(url + "/personas")
+        expect(page.get_by_test_id("persona-switch")).to_be_visible()
+        # Revoked from the command line, as a person would from another terminal.
+        with WebSessions.open(data.path) as sessions:
+            (session,) = [t for t in sessions.list() if t.label.startswith("session")]
+            assert session.label == "session from 127.0.0.1"
+            sessions.revoke(session.id, actor="test")
+        page.goto(url + "/")
+        expect(page).to_have_url(url + "/login?next=/")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 import sqlalchemy as sa
 
 from pjai.errors import ConfigError
-from pjai.sync.server.tables import audit, ensure_tables, select_fields, transaction
+from pjai.sync.server.tables import audit, ensure_tables, select_fields, tokens, transaction
 
 if TYPE_CHECKING:
     from pjai.sync.server.tokens import Token
@@ -70,7 +70,7 @@ class AuditTrail:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        ensure_tables(engine)
+        ensure_tables(engine, (tokens, audit))
 
     def list(self, *, limit: int | None = None, token_id: str | None = None) -> list[AuditEntry]:
         """The entries, oldest first: the newest ``limit`` of them, of one token if given."""

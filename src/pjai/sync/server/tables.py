@@ -10,7 +10,7 @@ delete its rows). Driver errors become PJai errors here and in
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -135,21 +135,23 @@ SCHEMA_LOCK = 0x706A6169_73796E63  # "pjaisync"
 """PostgreSQL advisory lock key held while a process creates the sync tables."""
 
 
-def create_tables(conn: sa.Connection) -> None:
-    """Create the tables missing in ``conn``'s database, inside its transaction."""
+def create_tables(conn: sa.Connection, only: Sequence[sa.Table] | None = None) -> None:
+    """Create the tables missing in ``conn``'s database (``only`` those), inside its
+    transaction."""
     if conn.dialect.name == "postgresql":  # servers starting together: one at a time
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
-    metadata.create_all(conn)
+    metadata.create_all(conn, tables=only)
     # Tables made by an older PJai lack the columns added since.
     present = {c["name"] for c in sa.inspect(conn).get_columns(tokens.name)}
     if "expires_at" not in present:
         conn.exec_driver_sql(f"ALTER TABLE {tokens.name} ADD COLUMN expires_at VARCHAR")
 
 
-def ensure_tables(engine: sa.Engine) -> None:
-    """Create the tables missing in ``engine``'s database, in a transaction of its own."""
+def ensure_tables(engine: sa.Engine, only: Sequence[sa.Table] | None = None) -> None:
+    """Create the tables missing in ``engine``'s database (``only`` those), in a
+    transaction of its own."""
     with transaction(engine, "creating the sync tables", write=True) as conn:
-        create_tables(conn)
+        create_tables(conn, only)
 
 
 def select_fields(table: sa.Table, record: type[DataclassInstance]) -> sa.Select[Any]:

@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -24,7 +24,7 @@ from pjai.errors import ConfigError
 from pjai.schema.types import from_iso, new_id, to_iso, utc_now
 from pjai.sync.protocol import Role
 from pjai.sync.server.audit import record
-from pjai.sync.server.tables import ensure_tables, select_fields, tokens, transaction
+from pjai.sync.server.tables import audit, ensure_tables, select_fields, tokens, transaction
 
 __all__ = ["ROLES", "RateLimiter", "Role", "Token", "TokenStore", "can"]
 
@@ -60,11 +60,12 @@ _SELECT = select_fields(tokens, Token)
 
 
 class TokenStore:
-    """Tokens in the sync server's database."""
+    """Tokens in the sync server's database (or another holding its token and audit
+    tables: the web app's sessions)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        ensure_tables(engine)
+        ensure_tables(engine, (tokens, audit))
 
     def create(
         self,
@@ -73,12 +74,13 @@ class TokenStore:
         label: str = "",
         *,
         expires_in: timedelta | None = None,
+        not_after: datetime | None = None,
         actor: str | None = None,
     ) -> tuple[str, Token]:
         """A new token for ``store_id`` (``*``: every store); returns its secret once.
 
-        ``expires_in``: it stops working that long from now. ``actor``: who creates it,
-        for the audit trail.
+        ``expires_in``: it stops working that long from now, and at ``not_after`` at the
+        latest. ``actor``: who creates it, for the audit trail.
         """
         if role not in ROLES:
             raise ConfigError(f"role {role!r}: use read, write or admin")
@@ -87,7 +89,7 @@ class TokenStore:
         if expires_in is not None and expires_in <= timedelta(0):
             raise ConfigError(f"a token must live for some time, not {expires_in}")
         with transaction(self.engine, "creating a token", write=True) as conn:
-            secret, token = _insert(conn, store_id, role, label, expires_in)
+            secret, token = _insert(conn, store_id, role, label, expires_in, not_after)
             record(conn, "token.create", token, at=token.created_at, actor=actor)
         return secret, token
 
@@ -169,11 +171,17 @@ def _live(token: Token, now: str) -> bool:
 
 
 def _insert(
-    conn: sa.Connection, store_id: str, role: Role, label: str, expires_in: timedelta | None
+    conn: sa.Connection,
+    store_id: str,
+    role: Role,
+    label: str,
+    expires_in: timedelta | None,
+    not_after: datetime | None = None,
 ) -> tuple[str, Token]:
     secret = PREFIX + secrets.token_urlsafe(32)
     now = utc_now()
-    expires = None if expires_in is None else to_iso(now + expires_in)
+    ends = [t for t in (None if expires_in is None else now + expires_in, not_after) if t]
+    expires = to_iso(min(ends)) if ends else None
     token = Token(new_id(), store_id, role, label, to_iso(now), None, expires)
     conn.execute(
         sa.insert(tokens).values(

@@ -1,0 +1,154 @@
+"""The web app's sessions and access tokens, on the sync server's token machinery.
+
+A login off loopback (``pjai serve --host ...``) starts a session: a token of the
+``web`` scope with the session's lifetime as its expiry, its secret in the browser's
+cookie. Access tokens (``pjai web token create``) are tokens of the same scope that a
+person types at the login form instead of the passphrase, to get a session no longer
+than the token lives. Both are kept in ``web-sessions.db`` in the data directory, as
+SHA-256 digests (:class:`pjai.sync.server.tokens.TokenStore`): sessions survive a
+restart of the app, expire by themselves, can be listed, revoked (the next request of
+that browser goes to the login form) and rotated, and each change is in the file's
+audit trail with who made it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from pjai.errors import ConfigError
+from pjai.schema.types import from_iso
+from pjai.sql.engine import PoolConfig, create_sql_engine
+from pjai.sync.server.audit import AuditEntry, AuditTrail
+from pjai.sync.server.tokens import Token, TokenStore
+
+__all__ = ["SESSION_LABEL", "WEB_SCOPE", "WEB_SESSIONS_FILE", "WebSessions"]
+
+WEB_SESSIONS_FILE = "web-sessions.db"
+"""The web app's sessions and access tokens, in the data directory."""
+
+WEB_SCOPE = "web"
+"""The store id of the web app's tokens: they open the web app and nothing else."""
+
+SESSION_LABEL = "session"
+"""How a session's label begins (an access token's label is the person's)."""
+
+_POOL = PoolConfig(size=2, overflow=4, pre_ping=False)
+
+
+class WebSessions:
+    """Sessions and access tokens of one data directory's web app."""
+
+    def __init__(self, engine: Engine, lifetime_s: float) -> None:
+        if lifetime_s <= 0:
+            raise ConfigError(f"a session must last some time, not {lifetime_s} s")
+        self.lifetime = timedelta(seconds=lifetime_s)
+        self.engine = engine
+        self.tokens = TokenStore(engine)
+        self.audit = AuditTrail(engine)
+
+    @classmethod
+    def open(cls, data_dir: Path, lifetime_s: float = 12 * 3600) -> WebSessions:
+        """The sessions of the data directory ``data_dir`` (the file is made if missing)."""
+        engine = create_sql_engine(f"sqlite:///{Path(data_dir) / WEB_SESSIONS_FILE}", _POOL)
+        try:
+            return cls(engine, lifetime_s)
+        except BaseException:
+            engine.dispose()
+            raise
+
+    @property
+    def lifetime_s(self) -> float:
+        """How long a new session lasts, in seconds."""
+        return self.lifetime.total_seconds()
+
+    # -- sessions ----------------------------------------------------------------------
+
+    def start(self, label: str = "", *, actor: str | None = None) -> str:
+        """A new session's secret (for the cookie)."""
+        name = f"{SESSION_LABEL} {label}".strip()
+        secret, _ = self.tokens.create(
+            WEB_SCOPE, "admin", name, expires_in=self.lifetime, actor=actor or "web login"
+        )
+        return secret
+
+    def exchange(self, access_token: str, label: str = "") -> str | None:
+        """A new session for a live access token (lasting no longer than it does), or
+        ``None`` if ``access_token`` is not one."""
+        token = self.check(access_token)
+        if token is None or token.label.startswith(SESSION_LABEL):
+            return None
+        name = f"{SESSION_LABEL} {label}".strip()
+        secret, _ = self.tokens.create(
+            WEB_SCOPE,
+            token.role,
+            name,
+            expires_in=self.lifetime,
+            not_after=None if token.expires_at is None else from_iso(token.expires_at),
+            actor=f"access token {token.id}",
+        )
+        return secret
+
+    def check(self, secret: str | None) -> Token | None:
+        """The live web token (session or access token) with this secret, if any."""
+        if not secret:
+            return None
+        token = self.tokens.check(secret)
+        return token if token is not None and token.store_id == WEB_SCOPE else None
+
+    def valid(self, secret: str | None) -> bool:
+        """Whether ``secret`` is a live session's."""
+        token = self.check(secret)
+        return token is not None and token.label.startswith(SESSION_LABEL)
+
+    def end(self, secret: str) -> None:
+        """End the session with this secret (log out); nothing if it is not live."""
+        token = self.check(secret)
+        if token is not None:
+            self.tokens.revoke(token.id, actor="web logout")
+
+    # -- access tokens -----------------------------------------------------------------
+
+    def create_access(
+        self, label: str, *, expires_in: timedelta | None = None, actor: str | None = None
+    ) -> tuple[str, Token]:
+        """A new access token (its secret, shown once, and the token)."""
+        if not label.strip() or label.strip().startswith(SESSION_LABEL):
+            raise ConfigError(
+                f"an access token needs a label to recognise it by, not {label!r} (and not "
+                f"one beginning with {SESSION_LABEL!r}, which names sessions)"
+            )
+        return self.tokens.create(
+            WEB_SCOPE, "admin", label.strip(), expires_in=expires_in, actor=actor
+        )
+
+    def revoke(self, token_id: str, *, actor: str | None = None) -> Token:
+        """Revoke a session or access token: its next request goes to the login form."""
+        return self.tokens.revoke(token_id, actor=actor)
+
+    def rotate(
+        self, token_id: str, *, overlap: timedelta, actor: str | None = None
+    ) -> tuple[str, Token, Token]:
+        """Replace an access token (see :meth:`TokenStore.rotate`)."""
+        return self.tokens.rotate(token_id, overlap=overlap, actor=actor)
+
+    def history(self, limit: int | None = None) -> list[AuditEntry]:
+        """The audit trail: logins, logouts, tokens made, rotated and revoked."""
+        return self.audit.list(limit=limit)
+
+    def close(self) -> None:
+        """Release the file."""
+        self.engine.dispose()
+
+    def __enter__(self) -> WebSessions:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Last: below it, ``list`` would name this method in annotations.
+    def list(self) -> list[Token]:
+        """Every session and access token, revoked and expired ones too, oldest first."""
+        return [t for t in self.tokens.list() if t.store_id == WEB_SCOPE]
