@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from pjai.app import DataDir, backup
-from pjai.errors import ConfigError
+from pjai.app import DataDir, Personas, backup, init_security
+from pjai.errors import ConfigError, KeyRingError
 from pjai.store import Store
 from tests.helpers import memory, persona
+from tests.security.test_keys import FAST, PASSPHRASE
 
 
 def test_a_copy_taken_while_another_process_writes_opens_whole(tmp_path: Path) -> None:
@@ -39,3 +40,21 @@ def test_a_backup_never_overwrites(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not empty"):
         backup(data, tmp_path / "full")
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]
+
+
+def test_an_encrypted_directory_s_backup_holds_its_locked_key_ring(tmp_path: Path) -> None:
+    environ = {"PJAI_PASSPHRASE": PASSPHRASE}
+    data = DataDir(tmp_path / "data", environ=environ)
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        ada = Personas(manager).create("Ada", description="sealed words")
+    copied = backup(data, tmp_path / "copy")
+    assert "keys.db" in {f.name for f in copied}
+    assert (tmp_path / "copy" / "keys.db").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(KeyRingError):
+        DataDir(tmp_path / "copy", environ={}).open()  # locked as the original is
+    with DataDir(tmp_path / "copy", environ=environ).open() as manager:
+        assert Personas(manager).get(ada.id).description == "sealed words"
+        assert manager.store is not None
+        manager.store.rebuild()  # the sealed log opens with the copied keys
+        assert manager.verify().equal

@@ -14,6 +14,7 @@ from pjai.hybrid.health import Health
 from pjai.hybrid.manager import Side
 from pjai.hybrid.recovery import StoreRebuilt
 from pjai.schema import SCHEMA
+from pjai.security import keyfile
 from pjai.sql import migrate
 from pjai.sql.rebalance import Rebalanced, rebalance
 from pjai.store import Progress
@@ -117,9 +118,11 @@ def repair(
 
 def backup(data_dir: DataDir, destination: Path) -> list[DataFile]:
     """Copy the data directory, while it is in use, to the new directory ``destination``:
-    the store and an embedded SQL primary through SQLite's online backup (one
-    consistent state each), the flags and the identity as files. Returns the files
-    written. A PostgreSQL primary is backed up with PostgreSQL's own tools.
+    the store, an embedded SQL primary and the key ring through SQLite's online backup
+    (one consistent state each), the flags and the identity as files. Returns the files
+    written. A PostgreSQL primary is backed up with PostgreSQL's own tools. The key ring
+    stays locked in the copy: an encrypted backup opens with the same passphrase or key
+    file, and holds what the directory holds (the state in plaintext, the log sealed).
     """
     target = DataDir(destination)
     if target.path.exists() and any(target.path.iterdir()):
@@ -132,6 +135,8 @@ def backup(data_dir: DataDir, destination: Path) -> list[DataFile]:
             shards = manager.shards.shards
             if len(shards) == 1 and shards[0].engine.url.database == str(data_dir.primary_path):
                 shards[0].writer.backup(target.primary_path)  # the embedded primary
+            if data_dir.encrypted:
+                keyfile.backup(data_dir.keys_path, target.keys_path)
             for source, copy in (
                 (data_dir.flags_path, target.flags_path),
                 (data_dir.identity_path, target.identity_path),

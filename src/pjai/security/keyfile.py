@@ -12,7 +12,7 @@ from pathlib import Path
 
 import apsw
 
-__all__ = ["FORMAT", "SCHEMA", "connect", "data_key_aad", "now"]
+__all__ = ["FORMAT", "SCHEMA", "backup", "connect", "data_key_aad", "now"]
 
 FORMAT = "1"
 """The key ring file's format."""
@@ -59,6 +59,20 @@ def connect(path: Path) -> apsw.Connection:
     if os.name == "posix":
         os.chmod(path, 0o600)
     return conn
+
+
+def backup(source: Path, destination: Path) -> None:
+    """Copy the key ring file ``source``, as of now and while in use, to the new file
+    ``destination`` (mode 600). The copy is as locked as the ring: it opens with the
+    same passphrase, key file or recovery code."""
+    copy, original = connect(destination), apsw.Connection(str(source))
+    try:
+        original.setbusytimeout(5_000)
+        with copy.backup("main", original, "main") as step:
+            step.step()
+    finally:
+        copy.close()
+        original.close()
 
 
 def data_key_aad(key_id: str, scope: str) -> bytes:
