@@ -23,6 +23,7 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      ├── ArchiveError               an export archive cannot be written or read
      │    └── ArchiveCorruptError     it is damaged or was changed after export
      ├── SqlError                   the SQL primary failed
+     │    ├── ErasedValueError        a sealed value whose data key was erased
      │    └── SqlUnavailableError     it cannot be reached (down, locked, pool exhausted)
      ├── ConfigError                a setting (URL, flag, shard list) is invalid
      │    └── EmbeddingsUnavailable   semantic search needs the embeddings extra
@@ -57,6 +58,7 @@ __all__ = [
     "ArchiveCorruptError",
     "ArchiveError",
     "ConfigError",
+    "ErasedValueError",
     "EventError",
     "EventValidationError",
     "KeyErasedError",
@@ -159,6 +161,11 @@ class ArchiveCorruptError(ArchiveError):
 
 class SqlError(PjaiError):
     """The SQL primary failed in a way that is not the event's fault."""
+
+
+class ErasedValueError(SqlError):
+    """A sealed column value whose data key was erased with its persona: it opens
+    nowhere any more."""
 
 
 class SqlUnavailableError(SqlError):

@@ -3,12 +3,14 @@ passphrase or key file, refused without, its logs holding ciphertext."""
 
 from __future__ import annotations
 
+import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from pjai.app import DataDir, Memories, Personas
+from pjai.app import DataDir, Memories, Personas, erase_persona
 from pjai.app.security import change_passphrase, init_security, rotate_key, security_status
 from pjai.cli import app as cli
 from pjai.errors import ConfigError, KeyRingError, StoreError
@@ -111,17 +113,74 @@ def test_a_store_sealed_under_one_key_ring_refuses_another(tmp_path: Path) -> No
         opened(tmp_path / "data", PJAI_PASSPHRASE=PASSPHRASE).open()
 
 
-def test_archives_and_encrypted_directories_are_not_mixed_up_by_import(tmp_path: Path) -> None:
+def test_an_encrypted_directory_s_archive_is_sealed_and_opens_with_its_key_ring(
+    tmp_path: Path,
+) -> None:
+    sealed = opened(tmp_path / "sealed", PJAI_PASSPHRASE=PASSPHRASE)
+    init_security(sealed, passphrase=PASSPHRASE, params=FAST)
+    with sealed.open() as manager:
+        ada = Personas(manager).create("Ada", description=MARKER)
+        Memories(manager).add(ada.id, f"the {MARKER} recipe", summary=MARKER)
+        Memories(manager).add(ada.id, f"cold {MARKER}", tier="cold")
+        manifest = export_archive(manager, tmp_path / "sealed.zip")
+    assert manifest.sealed_with is not None
+    with zipfile.ZipFile(tmp_path / "sealed.zip") as zf:
+        assert not [n for n in zf.namelist() if MARKER.encode() in zf.read(n)]
+    # Without the key ring, nothing is written.
+    with pytest.raises(ConfigError, match=r"is sealed .* copy that directory's keys\.db"):
+        import_archive(tmp_path / "fresh", tmp_path / "sealed.zip", environ={})
+    assert not (tmp_path / "fresh" / "store.db").exists()
+    # With a copy of the key ring (another ring does not do), it restores and compares.
+    other = opened(tmp_path / "other", PJAI_PASSPHRASE=PASSPHRASE)
+    init_security(other, passphrase=PASSPHRASE, params=FAST)
+    with pytest.raises(ConfigError, match="is sealed"):
+        import_archive(other.path, tmp_path / "sealed.zip", **other.opening_options())
+    restored = opened(tmp_path / "restored", PJAI_PASSPHRASE=PASSPHRASE)
+    restored.path.mkdir()
+    shutil.copyfile(sealed.keys_path, restored.keys_path)
+    result = import_archive(restored.path, tmp_path / "sealed.zip", **restored.opening_options())
+    assert result.note is None  # the snapshot was compared row by row
+    with restored.open() as manager:
+        assert Personas(manager).get(ada.id).description == MARKER
+
+
+def test_a_plain_archive_imports_into_an_encrypted_directory_opened_with_its_ring(
+    tmp_path: Path,
+) -> None:
     plain = opened(tmp_path / "plain")
     with plain.open() as manager:
         Personas(manager).create("Ada")
         export_archive(manager, tmp_path / "plain.zip")
     sealed = opened(tmp_path / "sealed", PJAI_PASSPHRASE=PASSPHRASE)
     init_security(sealed, passphrase=PASSPHRASE, params=FAST)
-    with pytest.raises(ConfigError, match=r"is encrypted .*import into a new data directory"):
+    with pytest.raises(ConfigError, match=r"is encrypted .* but was not opened with it"):
         import_archive(sealed.path, tmp_path / "plain.zip", environ={})
+    import_archive(sealed.path, tmp_path / "plain.zip", **sealed.opening_options())
     with sealed.open() as manager:
-        Personas(manager).create("Grace", description=MARKER)
-        export_archive(manager, tmp_path / "sealed.zip")
-    with pytest.raises(ConfigError, match="holds sealed events"):
-        import_archive(tmp_path / "fresh", tmp_path / "sealed.zip", environ={})
+        assert [p.name for p in Personas(manager).list()] == ["Ada"]
+
+
+def test_an_archive_written_before_an_erasure_restores_without_the_erased_persona(
+    tmp_path: Path,
+) -> None:
+    data = opened(tmp_path / "data", PJAI_PASSPHRASE=PASSPHRASE)
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        ada = Personas(manager).create("Ada", description=MARKER)
+        Memories(manager).add(ada.id, MARKER)
+        Personas(manager).create("Grace")
+        export_archive(manager, tmp_path / "before.zip")
+        erase_persona(data, manager, ada.id)
+    restored = opened(tmp_path / "restored", PJAI_PASSPHRASE=PASSPHRASE)
+    restored.path.mkdir()
+    shutil.copyfile(data.keys_path, restored.keys_path)  # the ring as it is now
+    result = import_archive(restored.path, tmp_path / "before.zip", **restored.opening_options())
+    assert result.note is not None
+    assert "2 rows of the snapshot belong to personas erased" in result.note
+    with restored.open() as manager:
+        assert [p.name for p in Personas(manager).list(include_deleted=True)] == ["Grace"]
+    assert not [
+        p.name
+        for p in restored.path.rglob("*")
+        if p.is_file() and MARKER.encode() in p.read_bytes()
+    ]

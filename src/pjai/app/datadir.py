@@ -189,6 +189,15 @@ class DataDir:
         if sql and self.sql_sealed():
             options.setdefault("sql_sealer", ColumnSealer(self._ring))
 
+    def opening_options(self) -> dict[str, Any]:
+        """What opening this directory's manager takes beside its path: for an
+        encrypted directory, the schema sealing with its key ring and, when the SQL
+        primary keeps the sensitive columns sealed, its sealer (``schema``,
+        ``sql_sealer``)."""
+        options: dict[str, Any] = {}
+        self._schema(options, sql=True)
+        return options
+
     def sql_sealed(self) -> bool:
         """Whether the SQL primary keeps the sensitive columns sealed: ``PJAI_SQL_SEALED``
         says (``true``, ``false``, or ``auto``, the default: sealed when this directory

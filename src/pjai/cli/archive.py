@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from pjai.app import DataDir
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
@@ -63,9 +64,12 @@ def import_archive(
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Restore an archive into an empty data directory, checking every checksum."""
+    """Restore an archive into an empty data directory, checking every checksum. An
+    archive of an encrypted directory restores into one holding a copy of that
+    directory's key ring (keys.db), opened with its passphrase or key file."""
     with reported(), progress_bar("Importing") as progress:
-        result = archive.import_archive(data_dir, file, progress=progress, sync=sync)
+        options = DataDir(data_dir).opening_options()  # an encrypted target's key ring
+        result = archive.import_archive(data_dir, file, progress=progress, sync=sync, **options)
     if as_json:
         print_json(result)
         return

@@ -41,6 +41,11 @@ class Codec(Protocol):
         """The JSON arguments of a stored event."""
         ...
 
+    def columns(self) -> ColumnCodec | None:
+        """The same keys sealing table columns (archive snapshots, a shared SQL
+        primary), or ``None`` for a codec that keeps values plain."""
+        ...
+
 
 class PlainCodec:
     """Keeps arguments as they are: plain JSON."""
@@ -54,6 +59,10 @@ class PlainCodec:
     def unseal(self, event_id: str, event_name: str, stored: bytes) -> bytes:
         """``stored`` unchanged."""
         return stored
+
+    def columns(self) -> ColumnCodec | None:
+        """``None``: columns stay plain too."""
+        return None
 
 
 PLAIN = PlainCodec()
@@ -85,4 +94,11 @@ class ColumnCodec(Protocol):
 
     def open_row(self, table: str, row: Mapping[str, Any]) -> dict[str, Any]:
         """``row`` of ``table`` with its sensitive columns opened."""
+        ...
+
+    def seal_row(
+        self, table: str, row: Mapping[str, Any], persona_id: str | None
+    ) -> dict[str, Any]:
+        """``row`` of ``table`` with its sensitive columns sealed under ``persona_id``'s
+        current data key (the store's own for none)."""
         ...

@@ -4,7 +4,7 @@ The sensitive columns (:data:`pjai.schema.tables.SENSITIVE`: memory name, conten
 summary; persona description, personality and communication style; conversation
 titles and message contents; bookmark names, descriptions and filters) are written to
 SQL as text of the form ``pjai-sealed:1:KEY:NONCE:DATA``: the value's JSON, padded to
-a bucket (:func:`pjai.security.fields.bucket`), encrypted with AES-256-GCM under the
+a bucket (:func:`pjai.security.padding.bucket`), encrypted with AES-256-GCM under the
 current data key of the event's persona, the associated data binding the table and
 column. Erasing a persona's keys therefore also leaves nothing readable in SQL.
 
@@ -25,13 +25,13 @@ import msgspec
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pjai.errors import SqlError
+from pjai.errors import ErasedValueError, SqlError
 from pjai.schema import SCHEMA
 from pjai.schema.event import Schema
 from pjai.schema.ops import Compress, Compressed, Decompress, Insert, Op, TextForTier, Update
 from pjai.schema.tables import sensitive_columns
-from pjai.security.fields import b64, pad, unpad
 from pjai.security.keys import STORE_SCOPE, KeyRing
+from pjai.security.padding import b64, pad, unpad
 
 __all__ = ["COLUMNS_CODEC", "PREFIX", "ColumnSealer", "is_sealed"]
 
@@ -97,6 +97,18 @@ class ColumnSealer:
             return self.seal(table, column, value, scope)
         raise TypeError(f"{table}.{column}: cannot seal a {type(value).__name__} update")
 
+    def seal_row(
+        self, table: str, row: Mapping[str, Any], persona_id: str | None
+    ) -> dict[str, Any]:
+        """``row`` of ``table`` with its sensitive columns sealed under ``persona_id``'s
+        current data key (the store's own for none); ``None`` values stay ``None``."""
+        sealed = dict(row)
+        scope = persona_id or STORE_SCOPE
+        for column in self.columns.get(table, ()):
+            if sealed.get(column) is not None:
+                sealed[column] = self.seal(table, column, sealed[column], scope)
+        return sealed
+
     def seal(self, table: str, column: str, value: Any, scope: str) -> str:
         """``value`` of ``table.column`` sealed under ``scope``'s current data key."""
         key_id, key = self.keys.current(scope)
@@ -110,8 +122,9 @@ class ColumnSealer:
 
     def open_value(self, table: str, column: str, value: Any) -> Any:
         """The plain value of ``table.column`` as SQL returned it. Raises
-        :class:`~pjai.errors.SqlError` when its key is not here (erased, or another
-        device's) or it does not open (moved from another column, or altered).
+        :class:`~pjai.errors.ErasedValueError` when its key was erased,
+        :class:`~pjai.errors.SqlError` when its key is not here (another device's) or it
+        does not open (moved from another column, or altered).
         """
         if not is_sealed(value):
             return value
@@ -121,8 +134,13 @@ class ColumnSealer:
             raise SqlError(f"{table}.{column} holds a sealed value that is cut short") from None
         key = self.keys.key(key_id)
         if key is None:
-            lost = "is erased" if self.keys.was_erased(key_id) else "is not on this device"
-            raise SqlError(f"{table}.{column} is sealed with data key {key_id}, which {lost}")
+            if self.keys.was_erased(key_id):
+                raise ErasedValueError(
+                    f"{table}.{column} is sealed with data key {key_id}, which is erased"
+                )
+            raise SqlError(
+                f"{table}.{column} is sealed with data key {key_id}, which is not on this device"
+            )
         try:
             plain = self._cipher(key_id, key).decrypt(
                 base64.b64decode(nonce, validate=True),

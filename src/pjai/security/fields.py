@@ -19,7 +19,6 @@ already plain (events written before encryption was turned on) are read as they 
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 from typing import Any
 
@@ -31,49 +30,15 @@ from pjai.errors import EventValidationError, KeyErasedError, KeyMissingError
 from pjai.schema import SCHEMA
 from pjai.schema.event import Schema
 from pjai.schema.sealed import ENVELOPE_KEY, is_envelope
+from pjai.security.columns import ColumnSealer
 from pjai.security.keys import STORE_SCOPE, KeyRing
+from pjai.security.padding import b64, bucket, pad, unpad
 
-__all__ = ["CODEC_NAME", "FieldCodec", "b64", "bucket", "pad", "unpad"]
+__all__ = ["CODEC_NAME", "FieldCodec", "bucket"]
 
 CODEC_NAME = "aes-256-gcm-fields/1"
 
-_MIN_BUCKET = 64
 _MARK = f'"{ENVELOPE_KEY}"'.encode()
-
-
-_LARGE = 64 * 1024
-"""Above this, padding rounds up to a multiple of it rather than doubling."""
-
-
-def bucket(size: int) -> int:
-    """The padded size of ``size`` bytes of plaintext (with its 4-byte length): 64
-    bytes, then powers of two up to 64 KiB, then multiples of 64 KiB."""
-    needed = size + 4
-    if needed > _LARGE:
-        return -(-needed // _LARGE) * _LARGE
-    padded = _MIN_BUCKET
-    while padded < needed:
-        padded *= 2
-    return padded
-
-
-def pad(plain: bytes) -> bytes:
-    """``plain`` with its length in front, padded with zeros to its :func:`bucket`."""
-    size = len(plain)
-    return b"".join((size.to_bytes(4, "big"), plain, bytes(bucket(size) - size - 4)))
-
-
-def b64(data: bytes) -> str:
-    """``data`` in base64, on one line."""
-    return binascii.b2a_base64(data, newline=False).decode()
-
-
-def unpad(padded: bytes) -> bytes:
-    """What :func:`pad` padded."""
-    size = int.from_bytes(padded[:4], "big")
-    if size > len(padded) - 4:
-        raise ValueError("padding is longer than the value")
-    return padded[4 : 4 + size]
 
 
 def _aad(event_id: str, event_name: str, field: str, persona: str) -> bytes:
@@ -99,6 +64,11 @@ class FieldCodec:
         self._sensitive = {t.NAME: t.SENSITIVE for t in schema.event_types if t.SENSITIVE}
         self._ciphers: dict[str, AESGCM] = {}
         self._json = msgspec.json.Encoder()
+        self._columns = ColumnSealer(keys, schema)
+
+    def columns(self) -> ColumnSealer:
+        """The sealer of table columns under the same key ring."""
+        return self._columns
 
     def seal(self, event_id: str, event_name: str, args: bytes) -> bytes:
         """``args`` with each sensitive field present replaced by its envelope."""

@@ -40,7 +40,9 @@ def export_archive(
     progress: Progress | None = None,
     overwrite: bool = False,
 ) -> ArchiveManifest:
-    """Write ``manager``'s event log and state snapshot to the archive ``path``.
+    """Write ``manager``'s event log and state snapshot to the archive ``path``; from an
+    encrypted directory, the snapshot's sensitive columns are sealed as the events'
+    fields are (the archive opens with that directory's key ring).
 
     Commits wait while the archive is written, so it holds one consistent state. The
     file appears only once complete; an existing file is replaced only with ``overwrite``.
@@ -101,9 +103,10 @@ def _write(file: IO[bytes], store: Store, progress: Progress | None) -> ArchiveM
         with closing(store.events()) as entries:
             records = (encode_record(entry.record) for entry in entries)
             files[EVENTS_FILE] = _write_member(zf, EVENTS_FILE, records, tally)
+        sealer = store.schema.codec.columns()
         for table in store.schema.metadata.sorted_tables:
             member = f"tables/{table.name}.jsonl"
-            with closing(table_lines(store, table)) as lines:
+            with closing(table_lines(store, table, sealer)) as lines:
                 files[member] = _write_member(zf, member, lines, tally)
         manifest = ArchiveManifest(
             format=FORMAT,
@@ -116,6 +119,7 @@ def _write(file: IO[bytes], store: Store, progress: Progress | None) -> ArchiveM
             head=store.head,
             events=files[EVENTS_FILE].lines,
             files=files,
+            sealed_with=None if sealer is None else store.schema.codec.name,
         )
         zf.writestr(MANIFEST_FILE, msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
     return manifest

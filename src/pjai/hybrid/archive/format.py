@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import msgspec
 from sqlalchemy import Table
 
+from pjai.schema.codec import ColumnCodec
 from pjai.schema.fields import UtcDatetime
 from pjai.schema.records import EventRecord, Position
 from pjai.schema.types import to_iso
@@ -74,6 +75,9 @@ class ArchiveManifest(msgspec.Struct, frozen=True, kw_only=True):
     head: Position
     events: int
     files: dict[str, ArchiveFile]
+    sealed_with: str | None = None
+    """The codec that sealed the events' sensitive fields and the snapshot's sensitive
+    columns (its name holds the store key's fingerprint); ``None``: plain."""
 
     @property
     def rows(self) -> dict[str, int]:
@@ -119,14 +123,31 @@ class Tally:
             self.progress(self.done, max(self.total, self.done))
 
 
-def table_lines(store: Store, table: Table) -> Generator[bytes, None, None]:
-    """The table's rows in primary key order, each as canonical JSON."""
+def table_lines(
+    store: Store, table: Table, sealer: ColumnCodec | None = None
+) -> Generator[bytes, None, None]:
+    """The table's rows in primary key order, each as canonical JSON; with ``sealer``,
+    the sensitive columns sealed (under the data key of the row's persona)."""
     columns = [column.name for column in table.columns]
     names = ", ".join(f'"{name}"' for name in columns)
     keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns) or "rowid"
+    sealed = sealer.columns.get(table.name, ()) if sealer is not None else ()
+    owner = "id" if table.name == "personas" else "persona_id"
     with closing(store.stream(f'SELECT {names} FROM "{table.name}" ORDER BY {keys}')) as rows:
         for row in rows:
-            yield encode_row({c: plain(v) for c, v in zip(columns, row, strict=True)})
+            values = {c: plain(v) for c, v in zip(columns, row, strict=True)}
+            if sealer is not None and sealed:
+                values = sealer.seal_row(table.name, values, values.get(owner))
+            yield encode_row(values)
+
+
+def opened_line(line: bytes, table: Table, sealer: ColumnCodec | None) -> bytes:
+    """A snapshot line of ``table`` with its sealed columns opened (as written
+    before sealing), or the line as it is when nothing in it is sealed."""
+    if sealer is None or table.name not in sealer.columns:
+        return line
+    row = msgspec.json.decode(line, type=dict[str, Any])
+    return encode_row(sealer.open_row(table.name, row))
 
 
 def plain(value: Any) -> Any:

@@ -7,14 +7,20 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from sqlalchemy import Table
 
-from pjai.errors import ArchiveCorruptError, ArchiveError, ConfigError, PjaiError, RebaseError
+from pjai.errors import (
+    ArchiveCorruptError,
+    ArchiveError,
+    ConfigError,
+    ErasedValueError,
+    PjaiError,
+    RebaseError,
+)
 from pjai.hybrid.archive.format import (
     BATCH,
     CHUNK,
@@ -30,11 +36,15 @@ from pjai.hybrid.archive.format import (
     Tally,
     closing,
     decode_record,
+    opened_line,
     table_lines,
 )
 from pjai.hybrid.files import FLAGS_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags
 from pjai.hybrid.manager import HybridDatabaseManager
+from pjai.schema import SCHEMA
+from pjai.schema.codec import ColumnCodec
+from pjai.schema.event import Schema
 from pjai.schema.records import ROOT, EventRecord
 from pjai.schema.sealed import ENVELOPE_KEY
 from pjai.security.keys import KEYS_FILE
@@ -52,8 +62,15 @@ def import_archive(
     environ: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     sync: bool = False,
+    schema: Schema = SCHEMA,
+    sql_sealer: ColumnCodec | None = None,
 ) -> ImportResult:
     """Restore the archive ``path`` into the empty data directory ``data_dir``.
+
+    An archive of an encrypted directory (sealed events and snapshot) is restored with
+    a ``schema`` whose codec holds that directory's key ring: its ``keys.db`` copied
+    into ``data_dir`` and unlocked (:meth:`pjai.app.DataDir.opening_options` gives the
+    schema and the SQL primary's ``sql_sealer``).
 
     Every file of the archive is checked against the manifest before anything is
     written. The events are then replayed into a new store and the SQL primary, and the
@@ -65,7 +82,7 @@ def import_archive(
     server confirms them. This is how a store moves to a new or reset sync server.
     """
     target, archive = Path(data_dir), Path(path)
-    _check_target(target, environ)
+    _check_target(target, environ, schema)
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as exc:
@@ -74,24 +91,39 @@ def import_archive(
         raise ConfigError(f"cannot read the archive {archive}: {exc}") from exc
     with zf:
         manifest = _checked_manifest(zf, archive)
+        _check_keys(manifest, schema, archive, target)
         if sync:
             Flags(target / FLAGS_FILE, environ).set("sync", True)
-        with HybridDatabaseManager.open(target, sql_urls=sql_urls, environ=environ) as manager:
+        with HybridDatabaseManager.open(
+            target, sql_urls=sql_urls, environ=environ, schema=schema, sql_sealer=sql_sealer
+        ) as manager:
             return _restore(manager, zf, archive, manifest, progress)
+
+
+def _check_keys(manifest: ArchiveManifest, schema: Schema, archive: Path, target: Path) -> None:
+    """Refuse, before writing anything, a sealed archive without its key ring."""
+    if manifest.sealed_with is None or manifest.sealed_with == schema.codec.name:
+        return
+    raise ConfigError(
+        f"{archive} is sealed ({manifest.sealed_with}) and opens only with the key ring of "
+        f"the directory it came from: copy that directory's {KEYS_FILE} into {target}, "
+        "give its passphrase (PJAI_PASSPHRASE) or key file (PJAI_KEY_FILE), and import "
+        "again"
+    )
 
 
 _SEALED = f'"{ENVELOPE_KEY}"'.encode()
 """How a sealed field shows in an event's arguments."""
 
 
-def _check_target(data_dir: Path, environ: Mapping[str, str] | None) -> None:
+def _check_target(data_dir: Path, environ: Mapping[str, str] | None, schema: Schema) -> None:
     if data_dir.exists() and not data_dir.is_dir():
         raise ConfigError(f"{data_dir} is a file; import restores into a data directory")
     found = [name for name in (STORE_FILE, PRIMARY_FILE) if (data_dir / name).exists()]
-    if (data_dir / KEYS_FILE).exists():
+    if (data_dir / KEYS_FILE).exists() and schema.codec.columns() is None:
         raise ConfigError(
-            f"{data_dir} is encrypted (it has a key ring): import into a new data "
-            "directory, then run `pjai security init` there"
+            f"{data_dir} is encrypted (it has a key ring) but was not opened with it: "
+            "give its passphrase (PJAI_PASSPHRASE) or key file (PJAI_KEY_FILE)"
         )
     if found:
         raise ConfigError(
@@ -195,7 +227,13 @@ def _restore(
     try:
         applied = _replay(manager, store, zf, archive, tally)
         if same_schema:
-            _compare(store, zf, archive, manifest, tally)
+            erased = _compare(store, zf, archive, manifest, tally)
+            if erased:
+                note = (
+                    f"{erased} rows of the snapshot belong to personas erased since the "
+                    "archive was written (their data keys are gone): they were not "
+                    "restored, and their events are kept sealed and refused"
+                )
         else:
             note = (
                 f"the snapshot was written with schema {manifest.schema_fingerprint} "
@@ -219,13 +257,15 @@ def _replay(
     manager: HybridDatabaseManager, store: Store, zf: zipfile.ZipFile, archive: Path, tally: Tally
 ) -> int:
     """Feed the archive's events to the store in batches, SQL catching up after each."""
+    plain = store.schema.codec.columns() is None
 
     def ingest(batch: list[EventRecord]) -> int:
-        if any(_SEALED in bytes(record.args) for record in batch):
+        if plain and any(_SEALED in bytes(record.args) for record in batch):
             raise ConfigError(
                 f"{archive} holds sealed events (exported from an encrypted data "
-                "directory): they open only with that directory's key ring, which import "
-                "does not take yet; restore a backup of the directory instead"
+                f"directory): they open only with that directory's key ring; copy its "
+                f"{KEYS_FILE} into {manager.data_dir}, give its passphrase, and import "
+                "again into a new data directory"
             )
         if store.sync:
             # A synced store's history is its server's: the archive's events become
@@ -261,14 +301,18 @@ def _replay(
 
 def _compare(
     store: Store, zf: zipfile.ZipFile, archive: Path, manifest: ArchiveManifest, tally: Tally
-) -> None:
-    """Raise naming the first row where the replayed state and the snapshot differ."""
+) -> int:
+    """Raise naming the first row where the replayed state and the snapshot differ;
+    returns how many snapshot rows were skipped as sealed under erased keys (their
+    events, refused as erased, left no row)."""
     tables = store.schema.metadata.sorted_tables
+    sealer = store.schema.codec.columns() if manifest.sealed_with else None
     odd = sorted({t.name for t in tables} ^ manifest.rows.keys())
     if odd:
         raise ArchiveCorruptError(
             f"{archive}: the snapshot's tables are not this schema's ({', '.join(odd)})"
         )
+    erased = 0
     for table in tables:
         name = f"tables/{table.name}.jsonl"
         with (
@@ -276,18 +320,32 @@ def _compare(
             zf.open(name) as snapshot,
             closing(table_lines(store, table)) as replayed,
         ):
-            for number, (mine, theirs) in enumerate(zip_longest(replayed, snapshot), 1):
+            number = 0
+            for number, line in enumerate(snapshot, 1):
+                try:
+                    theirs = opened_line(line.rstrip(b"\n"), table, sealer)
+                except ErasedValueError:
+                    erased += 1
+                    tally.add()
+                    continue
+                mine = next(replayed, None)
                 if mine is None:
                     problem = "is missing from the state replayed from the events"
-                elif theirs is None:
-                    problem = "is in the replayed state but not in the snapshot"
-                elif mine != theirs.rstrip(b"\n"):
+                elif mine != theirs:
                     problem = "differs between the replayed state and the snapshot"
                 else:
                     tally.add()
                     continue
-                key = _row_key(table, theirs if mine is None else mine)
-                raise ArchiveCorruptError(f"{archive}: {name} line {number}: row {key} {problem}")
+                raise ArchiveCorruptError(
+                    f"{archive}: {name} line {number}: row {_row_key(table, theirs)} {problem}"
+                )
+            extra = next(replayed, None)
+            if extra is not None:
+                raise ArchiveCorruptError(
+                    f"{archive}: {name} line {number + 1}: row {_row_key(table, extra)} is in "
+                    "the replayed state but not in the snapshot"
+                )
+    return erased
 
 
 def _row_key(table: Table, line: bytes) -> str:
