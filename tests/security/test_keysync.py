@@ -17,7 +17,7 @@ import pytest
 from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security
 from pjai.app import sync as sync_module
 from pjai.app.keysync import join_store, sync_keys
-from pjai.app.security import security_status
+from pjai.app.security import change_passphrase, security_status
 from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError, KeyRingError
 from pjai.security import KeyRing
@@ -88,16 +88,19 @@ def test_two_devices_share_an_encrypted_store_and_an_erasure(tmp_path: Path) -> 
     assert files_holding(server_dir, MARKER) == []
 
 
+@pytest.mark.parametrize("server_backend", ["sqlite", "postgresql"])
 def test_an_erasure_leaves_the_marker_in_no_file_of_three_devices_the_server_or_postgresql(
-    tmp_path: Path,
+    tmp_path: Path, server_backend: str
 ) -> None:
-    """Three devices (one with a sealed PostgreSQL primary) and a server hold a persona's
-    text; after it is erased on one, the text is in no file anywhere, and every store
-    still verifies and rebuilds."""
+    """Three devices (one with a sealed PostgreSQL primary) and a server (on SQLite or
+    PostgreSQL) hold a persona's text; after it is erased on one, the text is in no file
+    anywhere, and every store still verifies and rebuilds."""
     marker = f"erased-{uuid.uuid4().hex[:12]}"
     server_dir, db_url = server_database(tmp_path)
-    token = new_token(db_url, "shared", "write")
-    with postgres_schema() as pg_url:
+    with postgres_schema() as pg_url, postgres_schema() as server_url:
+        if server_backend == "postgresql":
+            db_url = server_url
+        token = new_token(db_url, "shared", "write")
         laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
         tablet = DataDir(
             tmp_path / "tablet",
@@ -243,3 +246,37 @@ def test_an_unreadable_shared_key_is_skipped_not_fatal(tmp_path: Path) -> None:
     done = absorb(second, broken, [])
     assert done.refused == 1
     assert second.scopes() == {"p1": 1}
+
+
+def test_after_a_passphrase_change_the_old_one_joins_no_device(tmp_path: Path) -> None:
+    server_dir, db_url = server_database(tmp_path)
+    token = new_token(db_url, "shared", "write")
+    laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    with servers(db_url, server_dir, 1) as (server,):
+        with laptop.key_ring() as ring:
+            sync_keys(ring, server.url, token=token, store_id="shared")
+        # The desk joined with the passphrase of then; it keeps its own lock.
+        join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
+        change_passphrase(laptop, "a new passphrase here", params=FAST)
+        with laptop_ring(laptop, "a new passphrase here") as ring:
+            assert len(ring.retired()) == 1
+            done = sync_keys(ring, server.url, token=token, store_id="shared")
+            assert done.deleted_there == 1
+        with desk.key_ring() as ring:  # the desk does not put the old wrap back
+            sync_keys(ring, server.url, token=token, store_id="shared")
+        old, new = device(tmp_path / "old"), device(tmp_path / "new")
+        with pytest.raises(KeyRingError, match="opens none"):
+            join_store(old, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
+        join_store(
+            new, server.url, token=token, store_id="shared", passphrase="a new passphrase here"
+        )
+        with (
+            laptop_ring(new, "a new passphrase here") as joined,
+            laptop_ring(laptop, "a new passphrase here") as original,
+        ):
+            assert joined.store_key_fingerprint == original.store_key_fingerprint
+
+
+def laptop_ring(data: DataDir, passphrase: str) -> KeyRing:
+    return KeyRing.unlock(data.keys_path, passphrase=passphrase)

@@ -30,7 +30,8 @@ class KeySync:
     erased_here: list[str]
     """Personas whose keys another device erased, erased here too."""
     deleted_there: int
-    """Keys this device erased, deleted on the server."""
+    """Keys deleted on the server: data keys this device erased, passphrase wraps it
+    replaced."""
     refused: int = 0
     """Shared keys or deletions not taken (unreadable, altered, unproven)."""
 
@@ -48,7 +49,7 @@ def keys_url(url: str) -> str:
 def sync_keys(ring: KeyRing, url: str, *, token: str, store_id: str) -> KeySync:
     """Exchange keys with the server: take the ones other devices shared, destroy the
     ones they erased, share this ring's, and delete on the server the ones erased
-    here. Raises :class:`~pjai.errors.ConfigError` saying what the server answered."""
+    here and the passphrase wraps replaced here. Raises :class:`~pjai.errors.ConfigError` saying what the server answered."""
     base = keys_url(url)
     try:
         return _exchange(ring, base, token, store_id)
@@ -66,10 +67,13 @@ def _exchange(ring: KeyRing, base: str, token: str, store_id: str) -> KeySync:
         mine = [i for i in export_items(ring) if i["id"] not in on_server]
         if mine:
             _answer(http.post(base, json={"store_id": store_id, "items": mine}), "sharing the keys")
+        # Erased data keys, and passphrase wraps replaced here (the old passphrase must
+        # not join a device any more).
+        retired = [i for i in ring.retired() if i in on_server]
         gone = [
-            {"id": k.key_id, "proof": deletion_proof(ring, k.key_id)}
-            for k in ring.erased()
-            if k.key_id not in deleted_ids
+            {"id": key_id, "proof": deletion_proof(ring, key_id)}
+            for key_id in [k.key_id for k in ring.erased()] + retired
+            if key_id not in deleted_ids
         ]
         if gone:
             _answer(

@@ -43,7 +43,10 @@ CREATE TABLE IF NOT EXISTS erased (
     fingerprint TEXT NOT NULL,
     erased_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS retired (id TEXT PRIMARY KEY, retired_at TEXT NOT NULL);
 """
+"""``retired``: passphrase wraps replaced here (a new passphrase), to be deleted from
+the sync server's keys channel so that the old passphrase no longer joins a device."""
 
 
 def now() -> str:

@@ -167,6 +167,7 @@ class KeyRing:
             raise KeyRingError(f"no key ring at {target}: `pjai security init` makes one")
         conn = connect(target)
         try:
+            conn.execute(SCHEMA)  # a ring made by an older PJai lacks the newer tables
             meta = {str(k): str(v) for k, v in conn.execute("SELECT name, value FROM meta")}
             if meta.get("format") != FORMAT:
                 found = meta.get("format")
@@ -198,9 +199,8 @@ class KeyRing:
         ring = cls._open(Path(path), recovery_code=recovery_code)
         try:
             with ring._lock, ring._transaction():
-                ring._conn.execute(
-                    "DELETE FROM wraps WHERE kind IN ('passphrase', 'recovery code')"
-                )
+                ring._retire_passphrase()
+                ring._conn.execute("DELETE FROM wraps WHERE kind = 'recovery code'")
                 ring._wrap_with_passphrase(passphrase, params or Argon2Params())
         except BaseException:
             ring.close()
@@ -228,8 +228,23 @@ class KeyRing:
         data and data keys stay as they are)."""
         check_passphrase(passphrase)
         with self._transaction():
-            self._conn.execute("DELETE FROM wraps WHERE kind = 'passphrase'")
+            self._retire_passphrase()
             self._wrap_with_passphrase(passphrase, params or Argon2Params())
+
+    @_locked
+    def retired(self) -> list[str]:
+        """The ids of the passphrase wraps replaced here, oldest first: the keys channel
+        deletes them on the sync server."""
+        rows = self._conn.execute("SELECT id FROM retired ORDER BY retired_at, id")
+        return [str(row[0]) for row in rows]
+
+    def _retire_passphrase(self) -> None:
+        """Remove the passphrase wraps, remembering their ids (inside a transaction)."""
+        self._conn.execute(
+            "INSERT OR IGNORE INTO retired SELECT id, ? FROM wraps WHERE kind = 'passphrase'",
+            (now(),),
+        )
+        self._conn.execute("DELETE FROM wraps WHERE kind = 'passphrase'")
 
     @_locked
     def add_key_file(self, key_file: str | Path) -> None:
