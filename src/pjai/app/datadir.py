@@ -164,15 +164,20 @@ class DataDir:
 
     def key_ring(self) -> KeyRing:
         """The directory's key ring, unlocked with the passphrase in ``PJAI_PASSPHRASE``
-        or the key file named by ``PJAI_KEY_FILE``; :class:`~pjai.errors.KeyRingError`
-        says what is missing or wrong."""
+        or the key file named by ``PJAI_KEY_FILE``, else with its store key kept in the
+        OS keyring (``pjai security remember``); :class:`~pjai.errors.KeyRingError` says
+        what is missing or wrong."""
         environ = os.environ if self.environ is None else self.environ
         passphrase, key_file = environ.get(PASSPHRASE_ENV), environ.get(KEY_FILE_ENV)
         if passphrase is None and key_file is None:
-            raise KeyRingError(
-                f"{self.path} is encrypted: give its passphrase in {PASSPHRASE_ENV} or its "
-                f"key file's path in {KEY_FILE_ENV}"
-            )
+            try:
+                return KeyRing.unlock(self.keys_path, os_keyring=True)
+            except KeyRingError:
+                raise KeyRingError(
+                    f"{self.path} is encrypted: give its passphrase in {PASSPHRASE_ENV} or "
+                    f"its key file's path in {KEY_FILE_ENV} (or keep its key in the OS "
+                    "keyring: `pjai security remember`)"
+                ) from None
         return KeyRing.unlock(self.keys_path, passphrase=passphrase, key_file=key_file)
 
     def _schema(self, options: dict[str, Any], *, sql: bool = False) -> None:

@@ -49,7 +49,8 @@ def keys_url(url: str) -> str:
 def sync_keys(ring: KeyRing, url: str, *, token: str, store_id: str) -> KeySync:
     """Exchange keys with the server: take the ones other devices shared, destroy the
     ones they erased, share this ring's, and delete on the server the ones erased
-    here and the passphrase wraps replaced here. Raises :class:`~pjai.errors.ConfigError` saying what the server answered."""
+    here and the passphrase wraps replaced here. Raises
+    :class:`~pjai.errors.ConfigError` saying what the server answered."""
     base = keys_url(url)
     try:
         return _exchange(ring, base, token, store_id)

@@ -9,12 +9,16 @@ from pathlib import Path
 from pjai.app.datadir import DataDir
 from pjai.errors import KeyRingError
 from pjai.security import Argon2Params, KeyRing
+from pjai.security.keys import store_fingerprint
+from pjai.security.oskeyring import forget
 
 __all__ = [
     "SecurityReport",
     "change_passphrase",
+    "forget_key",
     "init_security",
     "new_recovery_code",
+    "remember_key",
     "rotate_key",
     "security_status",
 ]
@@ -36,6 +40,8 @@ class SecurityReport:
     """How many data keys were destroyed by erasures."""
     sql_sealed: bool = False
     """Whether the SQL primary keeps the sensitive columns sealed (``PJAI_SQL_SEALED``)."""
+    remembered: bool = False
+    """Whether the OS keyring keeps the store key (``pjai security remember``)."""
 
 
 def init_security(
@@ -68,6 +74,21 @@ def security_status(data_dir: DataDir) -> SecurityReport:
         return SecurityReport(True, False, [], None, {}, 0)
     with ring:
         return _report(ring, sql_sealed=data_dir.sql_sealed())
+
+
+def remember_key(data_dir: DataDir) -> SecurityReport:
+    """Keep the directory's store key in the OS keyring (unlocking the ring with what
+    the environment gives): from then on it opens on this device without the
+    passphrase."""
+    with data_dir.key_ring() as ring:
+        ring.remember()
+        return _report(ring, sql_sealed=data_dir.sql_sealed())
+
+
+def forget_key(data_dir: DataDir) -> bool:
+    """Remove the directory's store key from the OS keyring; whether it was there. The
+    ring's fingerprint is read without unlocking it."""
+    return forget(store_fingerprint(data_dir.keys_path))
 
 
 def change_passphrase(
@@ -111,4 +132,5 @@ def _report(ring: KeyRing, *, sql_sealed: bool = False) -> SecurityReport:
         data_keys=ring.scopes(),
         erased=len(ring.erased()),
         sql_sealed=sql_sealed,
+        remembered=ring.remembered,
     )

@@ -13,9 +13,11 @@ from pjai.app.keysync import join_store, sync_keys
 from pjai.app.security import (
     SecurityReport,
     change_passphrase,
+    forget_key,
     init_security,
     new_recovery_code,
     recover,
+    remember_key,
     rotate_key,
     security_status,
 )
@@ -36,7 +38,8 @@ __all__ = ["app"]
 
 app = typer.Typer(
     help="Encryption of sensitive fields and its keys (docs/security.md). An encrypted "
-    "directory opens with PJAI_PASSPHRASE or PJAI_KEY_FILE set.",
+    "directory opens with PJAI_PASSPHRASE or PJAI_KEY_FILE set, or with its key kept in "
+    "the OS keyring (`pjai security remember`).",
     no_args_is_help=True,
 )
 
@@ -108,7 +111,9 @@ def _status_text(report: SecurityReport) -> str:
     return (
         f"encrypted; unlocks with: {', '.join(report.locks)}; store key {report.store_key}; "
         f"{keys} data keys for {len(report.data_keys)} personas or the store; "
-        f"{report.erased} erased; SQL primary "
+        f"{report.erased} erased; "
+        + ("kept in the OS keyring; " if report.remembered else "")
+        + "SQL primary "
         + ("sealed (ciphertext of the sensitive columns)" if report.sql_sealed else "plaintext")
     )
 
@@ -147,6 +152,34 @@ def recover_command(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     with reported():
         recover(directory, code, new)
     console.print("Recovered: the directory now opens with the new passphrase.")
+
+
+@app.command("remember")
+def remember(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+    """Keep the store key in the OS keyring (unlocked with PJAI_PASSPHRASE or
+    PJAI_KEY_FILE): this device then opens the directory without the passphrase, as
+    long as the logged-in user can read that keyring."""
+    with reported():
+        remember_key(data_directory(data_dir))
+    console.print(
+        "The store key is in the OS keyring: this directory opens here without the "
+        "passphrase (`pjai security forget` takes it out).",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("forget")
+def forget(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+    """Take the store key out of the OS keyring: the passphrase or key file is needed
+    again."""
+    with reported():
+        removed = forget_key(data_directory(data_dir))
+    console.print(
+        "Removed the store key from the OS keyring."
+        if removed
+        else "The OS keyring did not hold this directory's store key."
+    )
 
 
 ServerUrl = Annotated[str, typer.Argument(help="The sync server: http://host:8765.")]

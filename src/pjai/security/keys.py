@@ -48,8 +48,17 @@ from pjai.security.locks import (
     stretch,
     wrap_aad,
 )
+from pjai.security.oskeyring import forget, recall, remember
 
-__all__ = ["KEYS_FILE", "STORE_SCOPE", "Argon2Params", "ErasedKey", "KeyRing", "fingerprint"]
+__all__ = [
+    "KEYS_FILE",
+    "STORE_SCOPE",
+    "Argon2Params",
+    "ErasedKey",
+    "KeyRing",
+    "fingerprint",
+    "store_fingerprint",
+]
 
 KEYS_FILE = "keys.db"
 """The key ring's file in a data directory."""
@@ -84,6 +93,21 @@ def _locked(method: Callable[..., T]) -> Callable[..., T]:
             return method(self, *args, **kwargs)
 
     return run
+
+
+def store_fingerprint(path: Path) -> str:
+    """The fingerprint of the store key of the key ring at ``path``, read without
+    unlocking it."""
+    if not path.exists():
+        raise KeyRingError(f"no key ring at {path}: `pjai security init` makes one")
+    conn = connect(path)
+    try:
+        rows = conn.execute("SELECT value FROM meta WHERE name = 'store key'").fetchall()
+    finally:
+        conn.close()
+    if not rows:
+        raise KeyRingError(f"{path} is not a key ring")
+    return str(rows[0][0])
 
 
 class KeyRing:
@@ -148,11 +172,16 @@ class KeyRing:
         *,
         passphrase: str | None = None,
         key_file: str | Path | None = None,
+        os_keyring: bool = False,
     ) -> KeyRing:
-        """Open the key ring at ``path`` with its passphrase or key file (a recovery
-        code opens it through :meth:`recover`, which replaces it with a passphrase).
-        :class:`~pjai.errors.KeyRingError` names what did not open it."""
-        return cls._open(Path(path), passphrase=passphrase, key_file=key_file)
+        """Open the key ring at ``path`` with its passphrase or key file, or, with
+        ``os_keyring`` and neither given, with its store key kept in the OS keyring
+        (:meth:`remember`). A recovery code opens it through :meth:`recover`, which
+        replaces it with a passphrase. :class:`~pjai.errors.KeyRingError` names what did
+        not open it."""
+        return cls._open(
+            Path(path), passphrase=passphrase, key_file=key_file, os_keyring=os_keyring
+        )
 
     @classmethod
     def _open(
@@ -162,6 +191,7 @@ class KeyRing:
         passphrase: str | None = None,
         key_file: str | Path | None = None,
         recovery_code: str | None = None,
+        os_keyring: bool = False,
     ) -> KeyRing:
         if not target.exists():
             raise KeyRingError(f"no key ring at {target}: `pjai security init` makes one")
@@ -172,7 +202,9 @@ class KeyRing:
             if meta.get("format") != FORMAT:
                 found = meta.get("format")
                 raise KeyRingError(f"the key ring's format {found!r} is not one this PJai reads")
-            store_key = open_store_key(
+            given = passphrase is not None or key_file is not None or recovery_code is not None
+            kept = recall(meta.get("store key", "")) if os_keyring and not given else None
+            store_key = kept or open_store_key(
                 conn,
                 meta.get("store key", ""),
                 passphrase=passphrase,
@@ -230,6 +262,21 @@ class KeyRing:
         with self._transaction():
             self._retire_passphrase()
             self._wrap_with_passphrase(passphrase, params or Argon2Params())
+
+    def remember(self) -> None:
+        """Keep the store key in the OS keyring, so that this device opens the ring
+        without its passphrase (:class:`~pjai.errors.KeyRingError` if there is no OS
+        keyring here)."""
+        remember(self._store_key)
+
+    def forget(self) -> bool:
+        """Remove the store key from the OS keyring; whether it was there."""
+        return forget(self.store_key_fingerprint)
+
+    @property
+    def remembered(self) -> bool:
+        """Whether the OS keyring holds the store key."""
+        return recall(self.store_key_fingerprint) is not None
 
     @_locked
     def retired(self) -> list[str]:
