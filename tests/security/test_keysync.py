@@ -17,7 +17,7 @@ import pytest
 from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security
 from pjai.app import sync as sync_module
 from pjai.app.keysync import join_store, sync_keys
-from pjai.app.security import change_passphrase, security_status
+from pjai.app.security import change_passphrase, new_recovery_code, security_status
 from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError, KeyRingError
 from pjai.security import KeyRing
@@ -280,3 +280,43 @@ def test_after_a_passphrase_change_the_old_one_joins_no_device(tmp_path: Path) -
 
 def laptop_ring(data: DataDir, passphrase: str) -> KeyRing:
     return KeyRing.unlock(data.keys_path, passphrase=passphrase)
+
+
+def test_a_new_device_joins_with_a_one_time_recovery_code(tmp_path: Path) -> None:
+    server_dir, db_url = server_database(tmp_path)
+    token = new_token(db_url, "shared", "write")
+    laptop = device(tmp_path / "laptop")
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    code = new_recovery_code(laptop, params=FAST)
+    with laptop.open() as manager:
+        Personas(manager).create("Ada", description=MARKER)
+    with servers(db_url, server_dir, 1) as (server,):
+        sync = {"token": token, "store_id": "shared", "once": True, "timeout": 60}
+        assert connect(laptop, server.url, **sync).level
+        phone = DataDir(
+            tmp_path / "phone",
+            environ={"PJAI_PASSPHRASE": "the phone's own passphrase", "PJAI_FLAG_SYNC": "true"},
+        )
+        with pytest.raises(KeyRingError, match="at least 12"):  # nothing made for a bad one
+            join_store(
+                phone, server.url, token=token, store_id="shared", passphrase="short",
+                recovery_code=code,
+            )  # fmt: skip
+        assert not phone.encrypted
+        join_store(
+            phone, server.url, token=token, store_id="shared",
+            passphrase="the phone's own passphrase", recovery_code=code,
+        )  # fmt: skip
+        assert connect(phone, server.url, **sync).level
+        with phone.open() as manager:
+            assert [p.description for p in Personas(manager).list()] == [MARKER]
+        # Used up: on the server, and on the laptop after its next exchange.
+        with pytest.raises(KeyRingError, match="opens none"):
+            join_store(
+                device(tmp_path / "tablet"), server.url, token=token, store_id="shared",
+                passphrase="another passphrase", recovery_code=code,
+            )  # fmt: skip
+        with laptop.key_ring() as ring:
+            assert "recovery code" in ring.locks()
+            sync_keys(ring, server.url, token=token, store_id="shared")
+            assert "recovery code" not in ring.locks()

@@ -85,10 +85,18 @@ def _exchange(ring: KeyRing, base: str, token: str, store_id: str) -> KeySync:
 
 
 def join_store(
-    data_dir: DataDir, url: str, *, token: str, store_id: str, passphrase: str
+    data_dir: DataDir,
+    url: str,
+    *,
+    token: str,
+    store_id: str,
+    passphrase: str,
+    recovery_code: str | None = None,
 ) -> KeySync:
     """Make this new device's key ring from the store's shared keys, opened by the
-    store's ``passphrase``; then its data directory opens (and syncs) as the others."""
+    store's ``passphrase``, or by a one-time ``recovery_code`` (then used up on the
+    server at once, and ``passphrase`` is this device's new one); then its data
+    directory opens (and syncs) as the others."""
     if data_dir.encrypted:
         raise KeyRingError(f"{data_dir.path} has a key ring already")
     base = keys_url(url)
@@ -100,8 +108,11 @@ def join_store(
     if not any(i["kind"] == "wrap" for i in there["items"]):
         raise KeyRingError(f"the store {store_id!r} shares no key ring on {base}")
     data_dir.path.mkdir(parents=True, exist_ok=True)
-    with join(data_dir.keys_path, list(there["items"]), passphrase) as ring:
+    items = list(there["items"])
+    with join(data_dir.keys_path, items, passphrase, recovery_code=recovery_code) as ring:
         came = len(ring.scopes())
+        if recovery_code is not None:  # used up: deleted on the server now
+            sync_keys(ring, url, token=token, store_id=store_id)
     return KeySync(0, came, [], 0)
 
 

@@ -192,18 +192,38 @@ def join(
     url: ServerUrl,
     store_id: StoreOption,
     token: TokenOption = "",
+    with_code: Annotated[
+        bool,
+        typer.Option("--recovery-code", help="Join with a one-time recovery code."),
+    ] = False,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
 ) -> None:
     """Make this new device's key ring from the keys the store's devices share on the
     sync server, opened by the store's passphrase (asked, or read from standard
-    input); then `pjai sync connect` syncs it like the others."""
+    input), or with --recovery-code by a one-time recovery code (the code, then this
+    device's new passphrase; the code is used up); then `pjai sync connect` syncs it
+    like the others."""
     directory = data_directory(data_dir, create=True)
-    if interactive():
+    code = None
+    if with_code:
+        if interactive():
+            code = str(typer.prompt("Recovery code", hide_input=True))
+        else:
+            code = sys.stdin.readline().strip()
+        passphrase = _ask("New passphrase for this device")
+    elif interactive():
         passphrase = str(typer.prompt("The store's passphrase", hide_input=True))
     else:
         passphrase = sys.stdin.readline().rstrip("\r\n")
     with reported():
-        done = join_store(directory, url, token=token, store_id=store_id, passphrase=passphrase)
+        done = join_store(
+            directory,
+            url,
+            token=token,
+            store_id=store_id,
+            passphrase=passphrase,
+            recovery_code=code,
+        )
     console.print(
         f"Joined: this device holds the store's key ring ({done.came} personas' keys). "
         "Set PJAI_PASSPHRASE and run `pjai sync connect` to sync.",

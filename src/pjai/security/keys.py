@@ -231,8 +231,7 @@ class KeyRing:
         ring = cls._open(Path(path), recovery_code=recovery_code)
         try:
             with ring._lock, ring._transaction():
-                ring._retire_passphrase()
-                ring._conn.execute("DELETE FROM wraps WHERE kind = 'recovery code'")
+                ring._retire("passphrase", "recovery code")
                 ring._wrap_with_passphrase(passphrase, params or Argon2Params())
         except BaseException:
             ring.close()
@@ -260,7 +259,7 @@ class KeyRing:
         data and data keys stay as they are)."""
         check_passphrase(passphrase)
         with self._transaction():
-            self._retire_passphrase()
+            self._retire("passphrase")
             self._wrap_with_passphrase(passphrase, params or Argon2Params())
 
     def remember(self) -> None:
@@ -280,18 +279,21 @@ class KeyRing:
 
     @_locked
     def retired(self) -> list[str]:
-        """The ids of the passphrase wraps replaced here, oldest first: the keys channel
-        deletes them on the sync server."""
+        """The ids of the wraps replaced here (a passphrase changed, a recovery code
+        used or replaced), oldest first: the keys channel deletes them on the sync
+        server."""
         rows = self._conn.execute("SELECT id FROM retired ORDER BY retired_at, id")
         return [str(row[0]) for row in rows]
 
-    def _retire_passphrase(self) -> None:
-        """Remove the passphrase wraps, remembering their ids (inside a transaction)."""
+    def _retire(self, *kinds: str) -> None:
+        """Remove the wraps of ``kinds``, remembering their ids so that the keys channel
+        deletes them on the sync server too (inside a transaction)."""
+        marks = ", ".join("?" for _ in kinds)
         self._conn.execute(
-            "INSERT OR IGNORE INTO retired SELECT id, ? FROM wraps WHERE kind = 'passphrase'",
-            (now(),),
+            f"INSERT OR IGNORE INTO retired SELECT id, ? FROM wraps WHERE kind IN ({marks})",
+            (now(), *kinds),
         )
-        self._conn.execute("DELETE FROM wraps WHERE kind = 'passphrase'")
+        self._conn.execute(f"DELETE FROM wraps WHERE kind IN ({marks})", kinds)
 
     @_locked
     def add_key_file(self, key_file: str | Path) -> None:
@@ -309,7 +311,7 @@ class KeyRing:
         salt = secrets.token_bytes(16)
         kek = stretch(plain_code(code), salt, params)
         with self._transaction():
-            self._conn.execute("DELETE FROM wraps WHERE kind = 'recovery code'")
+            self._retire("recovery code")
             self._wrap("recovery code", kek, params=params, salt=salt)
         return "-".join(code[i : i + 6] for i in range(0, len(code), 6))
 

@@ -24,7 +24,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pjai.errors import KeyRingError
 from pjai.security.keyfile import FORMAT, SCHEMA, connect, now
 from pjai.security.keys import KeyRing
-from pjai.security.locks import Argon2Params, blob, fingerprint, stretch, wrap_aad
+from pjai.security.locks import (
+    Argon2Params,
+    blob,
+    check_passphrase,
+    fingerprint,
+    plain_code,
+    stretch,
+    wrap_aad,
+)
 
 __all__ = ["Absorbed", "absorb", "deletion_proof", "export_items", "join"]
 
@@ -51,16 +59,19 @@ def _unpack(text: str) -> dict[str, Any]:
 
 
 def export_items(ring: KeyRing) -> list[Item]:
-    """The ring's passphrase wraps and data keys, as the keys channel carries them."""
+    """The ring's passphrase and recovery code wraps and its data keys, as the keys
+    channel carries them."""
     with ring._lock:
         wraps = ring._conn.execute(
-            "SELECT id, salt, params, nonce, wrapped FROM wraps WHERE kind = 'passphrase'"
+            "SELECT id, kind, salt, params, nonce, wrapped FROM wraps "
+            "WHERE kind IN ('passphrase', 'recovery code')"
         ).fetchall()
         data = ring._conn.execute("SELECT id, scope, nonce, wrapped FROM data_keys").fetchall()
     items = [
         {"id": str(i), "kind": "wrap", "scope": "",
-         "blob": _pack(salt=blob(salt), params=str(params), nonce=blob(n), wrapped=blob(w))}
-        for i, salt, params, n, w in wraps
+         "blob": _pack(lock=str(kind), salt=blob(salt), params=str(params), nonce=blob(n),
+                       wrapped=blob(w))}
+        for i, kind, salt, params, n, w in wraps
     ]  # fmt: skip
     items += [
         {"id": str(i), "kind": "data", "scope": str(scope),
@@ -139,19 +150,41 @@ def absorb(ring: KeyRing, items: list[Item], deleted: list[Item]) -> Absorbed:
             ).fetchone()
             if row is not None:
                 scopes.add(str(row[0]))
+            # A recovery code used up on another device opens nothing here either (a
+            # passphrase wrap stays: it is this device's own lock).
+            with ring._transaction():
+                ring._conn.execute(
+                    "DELETE FROM wraps WHERE id = ? AND kind = 'recovery code'", (key_id,)
+                )
     for scope in sorted(scopes):
         ring.erase(scope)
     return Absorbed(came, sorted(scopes), refused)
 
 
-def join(path: Path, items: list[Item], passphrase: str) -> KeyRing:
+def join(
+    path: Path,
+    items: list[Item],
+    passphrase: str,
+    *,
+    recovery_code: str | None = None,
+    params: Argon2Params | None = None,
+) -> KeyRing:
     """A new key ring at ``path`` made from a store's shared keys, unlocked by its
-    ``passphrase``; :class:`~pjai.errors.KeyRingError` if no wrap opens with it."""
+    ``passphrase``; or, with a ``recovery_code``, by that one-time code, which is then
+    used up (:meth:`KeyRing.recover`: retired, so that the next key exchange deletes
+    it everywhere) and ``passphrase`` becomes this device's new one.
+    :class:`~pjai.errors.KeyRingError` if no wrap opens."""
     if path.exists():
         raise KeyRingError(f"{path} exists: this data directory has a key ring already")
+    if recovery_code is not None:
+        check_passphrase(passphrase)  # the new one, before anything is made
+    lock = "passphrase" if recovery_code is None else "recovery code"
+    secret = passphrase if recovery_code is None else plain_code(recovery_code)
     for item in (i for i in items if i["kind"] == "wrap"):
         parts = _unpack(item["blob"])
-        kek = stretch(passphrase, parts["salt"], Argon2Params.parse(parts["params"]))
+        if parts.get("lock", "passphrase") != lock:
+            continue
+        kek = stretch(secret, parts["salt"], Argon2Params.parse(parts["params"]))
         try:
             store_key = AESGCM(kek).decrypt(parts["nonce"], parts["wrapped"], wrap_aad(item["id"]))
         except InvalidTag:
@@ -165,13 +198,21 @@ def join(path: Path, items: list[Item], passphrase: str) -> KeyRing:
                     (FORMAT, fingerprint(store_key)),
                 )
                 conn.execute(
-                    "INSERT INTO wraps VALUES (?, 'passphrase', ?, ?, ?, ?, ?)",
-                    (item["id"], parts["salt"], parts["params"], parts["nonce"],
+                    "INSERT INTO wraps VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (item["id"], lock, parts["salt"], parts["params"], parts["nonce"],
                      parts["wrapped"], now()),
                 )  # fmt: skip
         finally:
             conn.close()
-        ring = KeyRing.unlock(path, passphrase=passphrase)
+        try:
+            if recovery_code is None:
+                ring = KeyRing.unlock(path, passphrase=passphrase)
+            else:
+                ring = KeyRing.recover(path, recovery_code, passphrase, params)
+        except BaseException:
+            path.unlink(missing_ok=True)  # no half-made ring left behind
+            raise
         absorb(ring, items, [])
         return ring
-    raise KeyRingError("the passphrase given opens none of the store's shared keys")
+    given = "passphrase" if recovery_code is None else "recovery code"
+    raise KeyRingError(f"the {given} given opens none of the store's shared keys")
