@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from pjai.bench.recall import Answer, Conversation, Question, _cross_validate
 from pjai.cli import app
+from pjai.memory.search import Tuning
 
 runner = CliRunner()
 
@@ -57,6 +59,11 @@ def test_recall_bench_reports_every_figure(tmp_path: Path) -> None:
     # Found: the hiking turn and the kitten turn; "instrument" is in no turn.
     assert (keyword["recall@10"], keyword["hit@10"]) == (round(2 / 3, 4), round(2 / 3, 4))
     assert keyword["by_category"]["single-hop"]["recall@10"] == 1.0
+    # Session level: the first hit's session holds evidence for two questions of three.
+    assert (keyword["session_hit@1"], keyword["session_recall@10"]) == (
+        round(2 / 3, 4),
+        round(2 / 3, 4),
+    )
     assert keyword["by_category"]["temporal"]["recall@10"] == 0.0
     assert report["memories_at_latency"] == 50
     assert "semantic" not in report
@@ -65,6 +72,46 @@ def test_recall_bench_reports_every_figure(tmp_path: Path) -> None:
     human = runner.invoke(app, [*args, "--latency-memories", "50", "--no-semantic"])
     assert human.exit_code == 0, human.output
     assert "keyword: recall@5 0.667" in human.stdout
+
+
+def test_recall_bench_folds_hold_each_conversation_out(tmp_path: Path) -> None:
+    data = tmp_path / "conversations"
+    data.mkdir()
+    for name in ("one", "two"):
+        (data / f"{name}.json").write_text(json.dumps(conversation()))
+    args = ["bench", "recall", "--data", str(data), "--data-dir", str(tmp_path / "work")]
+    result = runner.invoke(app, [*args, "--json", "--folds", "--latency-memories", "1"])
+    assert result.exit_code == 0, result.output
+    folds = json.loads(result.stdout)["folds"]["keyword"]
+    assert [f["held_out"] for f in folds["per_fold"]] == ["one", "two"]
+    assert all(f["chosen"].keys() == {"summary_weight"} for f in folds["per_fold"])
+    assert folds["mean"]["recall@10"] == round(2 / 3, 4)
+    assert folds["pooled"]["questions"] == 6
+    (data / "two.json").unlink()
+    alone = runner.invoke(app, [*args, "--folds", "--latency-memories", "1"])
+    assert alone.exit_code == 1
+    assert "at least two conversations" in alone.stderr
+
+
+def test_a_fold_chooses_its_tuning_on_the_other_conversations_only() -> None:
+    """Tuning A wins on conversations x and y, B on z: the fold holding z out chooses
+    A (and is measured with it), the folds holding x or y out are measured with what
+    the remaining two prefer."""
+    loose, tight = Tuning(summary_weight=0.0), Tuning(summary_weight=1.0)
+    question = Question("q", 4, ("D1:1",))
+    found, missed = Answer(question, ["D1:1"], 0.0), Answer(question, ["D1:2"], 0.0)
+    conversations = [Conversation(name, f"p-{name}", [], [question], 0) for name in ("x", "y", "z")]
+    runs = {
+        loose: {"x": [found, found], "y": [found], "z": [missed, missed]},
+        tight: {"x": [missed, missed], "y": [missed], "z": [found, found, found, found]},
+    }
+    result = _cross_validate(conversations, runs, ("summary_weight",))
+    chosen = {f["held_out"]: f["chosen"]["summary_weight"] for f in result["per_fold"]}
+    # Holding x out: y and z give loose 1/3, tight 4/5. Holding y out: x and z give
+    # loose 2/4, tight 4/6. Holding z out: x and y give loose 3/3, tight 0/3.
+    assert chosen == {"x": 1.0, "y": 1.0, "z": 0.0}
+    assert [f["recall@10"] for f in result["per_fold"]] == [0.0, 0.0, 0.0]
+    assert result["mean"]["recall@10"] == 0.0
 
 
 def test_recall_bench_names_what_is_wrong(tmp_path: Path) -> None:

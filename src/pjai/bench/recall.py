@@ -5,8 +5,16 @@ Each turn of each conversation becomes a memory of one persona (one persona per 
 caption appended) and, as ``pjai memory ingest-conversation`` does, summary the turn it
 answers (the previous one in its session). Every QA with evidence is searched with its
 question among that persona's memories; recall@k is the share of the evidence turns in
-the top k, hit@k whether any is. Reported per method (keyword; semantic and hybrid when
-the embeddings extra is installed), overall and per category, with search latency.
+the top k, hit@k whether any is (turn level); session_hit@1 whether the first hit is in
+a session holding evidence, session_recall@10 the share of those sessions among the top
+10's (session level, as many published figures are). Reported per method (keyword;
+semantic and hybrid when the embeddings extra is installed), overall and per category,
+with search latency.
+
+With ``--folds`` the ranking parameters (:class:`pjai.memory.search.Tuning`: the
+summary's weight; for hybrid also the keyword share) are chosen leave-one-conversation-
+out: for each conversation, the best setting on the others is measured on it. Nothing
+is tuned on the conversation it is reported on.
 """
 
 from __future__ import annotations
@@ -23,12 +31,20 @@ from typing import Any
 from pjai.bench.stats import ms, percentile
 from pjai.errors import ConfigError
 from pjai.memory.embeddings import Embeddings, EmbeddingsUnavailable
-from pjai.memory.search import Method, SearchFilter, search
+from pjai.memory.search import (
+    HYBRID_DEPTH,
+    TUNING,
+    Method,
+    SearchFilter,
+    Tuning,
+    fuse,
+    search,
+)
 from pjai.schema import Event, MemoryAdded, PersonaCreated
 from pjai.schema.types import Progress
 from pjai.store import Store
 
-__all__ = ["Conversation", "load_conversations", "run_recall_bench"]
+__all__ = ["Answer", "Conversation", "load_conversations", "run_recall_bench"]
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}
 LATENCY_MEMORIES = 10_000
@@ -120,50 +136,203 @@ def load_conversations(directory: Path) -> list[Conversation]:
     return conversations
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the search for one question returned: dialogue ids, best first."""
+
+    question: Question
+    found: list[str]
+    seconds: float
+
+
+def _session(dia_id: str) -> str:
+    """The session of a dialogue id: ``D3:5`` is turn 5 of session 3."""
+    return dia_id.partition(":")[0]
+
+
+def _answers(
+    store: Store,
+    conversation: Conversation,
+    method: Method,
+    embeddings: Embeddings | None,
+    tuning: Tuning = TUNING,
+) -> list[Answer]:
+    where = SearchFilter(persona_id=conversation.persona_id)
+    answers = []
+    for question in conversation.questions:
+        started = time.perf_counter()
+        hits = search(
+            store,
+            question.text,
+            where,
+            limit=10,
+            method=method,
+            embeddings=embeddings,
+            tuning=tuning,
+        )
+        seconds = time.perf_counter() - started
+        answers.append(Answer(question, [_dia_id(hit.memory_id) for hit in hits], seconds))
+    return answers
+
+
+def _dia_id(memory_id: str) -> str:
+    return memory_id.split(":", 1)[1]
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return round(sum(values) / len(values), 4) if values else 0.0
+
+
+def _score(answers: list[Answer], *, latency: bool = True) -> dict[str, Any]:
+    """Turn-level recall@k and hit@k (k = 5, 10), session-level hit@1 and recall@10,
+    overall and per category; with ``latency``, search p50 and p95."""
+    totals: dict[str, list[float]] = defaultdict(list)
+    per_category: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for answer in answers:
+        evidence = answer.question.evidence
+        category = CATEGORIES.get(answer.question.category, str(answer.question.category))
+        figures: dict[str, float] = {}
+        for k in (5, 10):
+            top = set(answer.found[:k])
+            figures[f"recall@{k}"] = sum(e in top for e in evidence) / len(evidence)
+            figures[f"hit@{k}"] = 1.0 if top & set(evidence) else 0.0
+        # Session level, as many published figures are: the sessions that hold evidence.
+        wanted = {_session(e) for e in evidence}
+        sessions = {_session(d) for d in answer.found[:10]}
+        first = _session(answer.found[0]) if answer.found else None
+        figures["session_hit@1"] = 1.0 if first in wanted else 0.0
+        figures["session_recall@10"] = len(wanted & sessions) / len(wanted)
+        for name, value in figures.items():
+            totals[name].append(value)
+            per_category[category][name].append(value)
+    result: dict[str, Any] = {
+        **{key: _mean(values) for key, values in sorted(totals.items())},
+        "by_category": {
+            category: {
+                "questions": len(figures["hit@5"]),
+                **{k: _mean(v) for k, v in sorted(figures.items())},
+            }
+            for category, figures in sorted(per_category.items())
+        },
+        "questions": len(answers),
+    }
+    if latency:
+        seconds = [a.seconds for a in answers]
+        result["p50_ms"] = ms(percentile(seconds, 50))
+        result["p95_ms"] = ms(percentile(seconds, 95))
+    return result
+
+
 def _measure(
     store: Store,
     conversations: list[Conversation],
     method: Method,
     embeddings: Embeddings | None,
 ) -> dict[str, Any]:
-    totals: dict[str, list[float]] = defaultdict(list)
-    per_category: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    latencies: list[float] = []
+    answers = [a for c in conversations for a in _answers(store, c, method, embeddings)]
+    return _score(answers)
+
+
+SUMMARY_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""The summary weights a fold chooses from."""
+KEYWORD_WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+"""The hybrid keyword shares a fold chooses from."""
+_FOLD_FIGURES = ("recall@5", "recall@10", "hit@5", "hit@10", "session_hit@1", "session_recall@10")
+
+Runs = dict[Tuning, dict[str, list[Answer]]]
+"""Per tuning, per conversation, the answers to its questions."""
+
+
+def _fused_runs(store: Store, conversations: list[Conversation], embeddings: Embeddings) -> Runs:
+    """Hybrid answers for every (summary weight, keyword share): each question's
+    semantic list is computed once, its keyword list once per summary weight, and they
+    are fused for each share, as :func:`search` fuses them."""
+    depth = 10 * HYBRID_DEPTH
+    runs: Runs = defaultdict(dict)
     for conversation in conversations:
         where = SearchFilter(persona_id=conversation.persona_id)
-        for question in conversation.questions:
-            started = time.perf_counter()
-            hits = search(
-                store, question.text, where, limit=10, method=method, embeddings=embeddings
-            )
-            latencies.append(time.perf_counter() - started)
-            found = [hit.memory_id.split(":", 1)[1] for hit in hits]
-            category = CATEGORIES.get(question.category, str(question.category))
-            for k in (5, 10):
-                top = set(found[:k])
-                recall = sum(e in top for e in question.evidence) / len(question.evidence)
-                hit = 1.0 if top & set(question.evidence) else 0.0
-                for bucket in (totals, per_category[category]):
-                    bucket[f"recall@{k}"].append(recall)
-                    bucket[f"hit@{k}"].append(hit)
+        semantic = [embeddings.search(store, q.text, where, depth) for q in conversation.questions]
+        for summary in SUMMARY_WEIGHTS:
+            keyword = [
+                search(store, q.text, where, limit=depth, tuning=Tuning(summary_weight=summary))
+                for q in conversation.questions
+            ]
+            for share in KEYWORD_WEIGHTS:
+                tuning = Tuning(summary_weight=summary, keyword_weight=share)
+                runs[tuning][conversation.name] = [
+                    Answer(
+                        q, [_dia_id(h.memory_id) for h in fuse(k, s, 10, keyword_weight=share)], 0.0
+                    )
+                    for q, k, s in zip(conversation.questions, keyword, semantic, strict=True)
+                ]
+    return runs
 
-    def mean(values: Iterable[float]) -> float:
-        values = list(values)
-        return round(sum(values) / len(values), 4) if values else 0.0
 
-    return {
-        **{key: mean(values) for key, values in sorted(totals.items())},
-        "by_category": {
-            category: {
-                "questions": len(figures["hit@5"]),
-                **{k: mean(v) for k, v in sorted(figures.items())},
+def _cross_validate(
+    conversations: list[Conversation], runs: Runs, tuned: tuple[str, ...]
+) -> dict[str, Any]:
+    """Leave one conversation out: the tuning with the best recall@10 on the others'
+    questions is measured on the held-out one (ties go to the one nearest the
+    defaults). Per fold, the mean, minimum and maximum over folds, and the held-out
+    answers pooled (with categories)."""
+
+    def distance(tuning: Tuning) -> float:
+        return abs(tuning.summary_weight - TUNING.summary_weight) + abs(
+            tuning.keyword_weight - TUNING.keyword_weight
+        )
+
+    folds, held_answers = [], []
+    for held in conversations:
+        train = [c.name for c in conversations if c is not held]
+
+        def trained(tuning: Tuning, train: list[str] = train) -> float:
+            answers = [a for name in train for a in runs[tuning][name]]
+            return float(_score(answers, latency=False)["recall@10"])
+
+        chosen = max(runs, key=lambda t: (trained(t), -distance(t)))
+        scored = _score(runs[chosen][held.name], latency=False)
+        held_answers += runs[chosen][held.name]
+        folds.append(
+            {
+                "held_out": held.name,
+                "chosen": {name: getattr(chosen, name) for name in tuned},
+                "train_recall@10": trained(chosen),
+                **{name: scored[name] for name in _FOLD_FIGURES},
+                "questions": scored["questions"],
             }
-            for category, figures in sorted(per_category.items())
-        },
-        "questions": len(latencies),
-        "p50_ms": ms(percentile(latencies, 50)),
-        "p95_ms": ms(percentile(latencies, 95)),
+        )
+    return {
+        "per_fold": folds,
+        "mean": {n: _mean(f[n] for f in folds) for n in _FOLD_FIGURES},
+        "min": {n: min(f[n] for f in folds) for n in _FOLD_FIGURES},
+        "max": {n: max(f[n] for f in folds) for n in _FOLD_FIGURES},
+        "pooled": _score(held_answers, latency=False),
     }
+
+
+def _folds(
+    store: Store, conversations: list[Conversation], embeddings: Embeddings | None
+) -> dict[str, Any]:
+    """Keyword (summary weight chosen) and, with embeddings, hybrid (summary weight and
+    keyword share chosen) measured leave-one-conversation-out."""
+    if len(conversations) < 2:
+        raise ConfigError("--folds needs at least two conversations: one is held out of each")
+    keyword: Runs = {
+        Tuning(summary_weight=w): {
+            c.name: _answers(store, c, "keyword", None, Tuning(summary_weight=w))
+            for c in conversations
+        }
+        for w in SUMMARY_WEIGHTS
+    }
+    result = {"keyword": _cross_validate(conversations, keyword, ("summary_weight",))}
+    if embeddings is not None:
+        result["hybrid"] = _cross_validate(
+            conversations,
+            _fused_runs(store, conversations, embeddings),
+            ("summary_weight", "keyword_weight"),
+        )
+    return result
 
 
 def _keyword_latency_at(store: Store, conversations: list[Conversation], target: int) -> float:
@@ -204,11 +373,13 @@ def run_recall_bench(
     semantic: bool = True,
     latency_memories: int = LATENCY_MEMORIES,
     progress: Progress | None = None,
+    folds: bool = False,
 ) -> dict[str, Any]:
     """Load ``data`` into a store in ``workdir`` and measure retrieval per method.
 
     Keyword latency is measured again once filler memories bring the store to
-    ``latency_memories`` (``keyword_p95_ms_at_scale``).
+    ``latency_memories`` (``keyword_p95_ms_at_scale``). With ``folds``, the tuned
+    ranking parameters are also chosen leave-one-conversation-out (``folds``).
     """
     conversations = load_conversations(data)
     result: dict[str, Any] = {
@@ -233,6 +404,9 @@ def run_recall_bench(
             result["semantic"] = _measure(store, conversations, "semantic", embeddings)
             result["hybrid"] = _measure(store, conversations, "hybrid", embeddings)
             result["embeddings_engine"] = embeddings.engine
+        if folds:
+            result["folds"] = _folds(store, conversations, embeddings)
+        if embeddings is not None:
             embeddings.close()
         result["keyword_p95_ms_at_scale"] = _keyword_latency_at(
             store, conversations, latency_memories

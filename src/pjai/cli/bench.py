@@ -139,14 +139,27 @@ def recall(
     semantic: Annotated[
         bool, typer.Option(help="Measure semantic and hybrid search when installed.")
     ] = True,
+    folds: Annotated[
+        bool,
+        typer.Option(
+            "--folds",
+            help="Also choose the ranking parameters leave-one-conversation-out and report "
+            "each held-out conversation.",
+        ),
+    ] = False,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     keep: Keep = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Retrieval quality (recall@k, hit@k) and search latency on LoCoMo-format data."""
+    """Retrieval quality (recall@k, hit@k, session level too) and search latency on
+    LoCoMo-format data."""
     with reported(), DataDir(data_dir).scratch("bench-recall-", keep=keep) as workdir:
         result = run_recall_bench(
-            data, workdir=workdir, semantic=semantic, latency_memories=latency_memories
+            data,
+            workdir=workdir,
+            semantic=semantic,
+            latency_memories=latency_memories,
+            folds=folds,
         )
     if as_json:
         print(json.dumps(result))
@@ -162,6 +175,21 @@ def recall(
             console.print(line)
     if "semantic_unavailable" in result:
         console.print(f"semantic: {result['semantic_unavailable']}")
+    for method, cross in result.get("folds", {}).items():
+        for fold in cross["per_fold"]:
+            chosen = ", ".join(f"{k} {v}" for k, v in fold["chosen"].items())
+            console.print(
+                f"{method:>8} fold {fold['held_out']}: recall@10 {fold['recall@10']:.3f} "
+                f"(trained {fold['train_recall@10']:.3f}; {chosen})",
+                highlight=False,
+            )
+        mean, low, high = cross["mean"], cross["min"], cross["max"]
+        console.print(
+            f"{method:>8} held-out mean: recall@10 {mean['recall@10']:.3f} "
+            f"({low['recall@10']:.3f}-{high['recall@10']:.3f}), session hit@1 "
+            f"{mean['session_hit@1']:.3f}",
+            highlight=False,
+        )
     at, p95 = result["memories_at_latency"], result["keyword_p95_ms_at_scale"]
     console.print(f"keyword search p95 at {at:,} memories: {plain(p95)} ms")
 

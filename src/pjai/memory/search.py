@@ -13,14 +13,14 @@ A :class:`pjai.schema.MemoryFilter` restricts what a search returns, as it does 
 every read of memories (deleted memories are never returned). Semantic search needs the
 ``pjai[embeddings]`` extra (see :mod:`pjai.memory.embeddings`). Hybrid ranking takes the
 union of both candidate lists and ranks it by a weighted sum of their scores, each list
-scaled to 0..1 (keyword 0.6, semantic 0.4).
+scaled to 0..1 (keyword 0.6, semantic 0.4 unless a :class:`Tuning` says otherwise).
 
 A search does not count as opening a memory: no ``v1.MemoryAccessed`` is recorded.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Text, cast, column, func, literal_column, select, table
@@ -36,14 +36,47 @@ from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import memories
 from pjai.schema.types import AnySelect
 
-__all__ = ["STOP_WORDS", "Method", "SearchFilter", "SearchHit", "fts_query", "search"]
+__all__ = [
+    "HYBRID_DEPTH",
+    "STOP_WORDS",
+    "TUNING",
+    "Method",
+    "SearchFilter",
+    "SearchHit",
+    "Tuning",
+    "fts_query",
+    "fuse",
+    "search",
+]
 
 Method = Literal["keyword", "semantic", "hybrid"]
 
+HYBRID_DEPTH = 3
+"""Hybrid search fuses the best ``limit * HYBRID_DEPTH`` of each list."""
 
-# bm25() column weights: name, content, summary, tags. A summary often holds context
-# (for conversation memories, the message replied to), so it counts half.
-_WEIGHTS = (1.0, 1.0, 0.5, 1.0)
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """The ranking parameters a benchmark may choose (``pjai bench recall --folds``
+    chooses them on conversations other than those it reports on)."""
+
+    summary_weight: float = 0.5
+    """How much a match in the summary counts against one in the name, content or tags
+    (1). A summary often holds context (for conversation memories, the message replied
+    to), so by default it counts half."""
+    keyword_weight: float = 0.6
+    """Hybrid ranking: the keyword score's share of the fused score (the semantic
+    score has the rest)."""
+
+    def __post_init__(self) -> None:
+        for name in ("summary_weight", "keyword_weight"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise QueryError(f"{name} must be between 0 and 1, got {value}")
+
+
+TUNING = Tuning()
+"""The ranking parameters searches use unless told otherwise."""
 
 
 SearchFilter = MemoryFilter
@@ -59,10 +92,14 @@ def _fts5_match(terms: list[str]) -> str:
     return " OR ".join(f'"{term}"' for term in terms)
 
 
-def _fts5_query(terms: list[str], where: MemoryFilter, limit: int) -> AnySelect:
-    """Keyword search on the store's FTS5 index, ranked by BM25."""
+def _fts5_query(
+    terms: list[str], where: MemoryFilter, limit: int, tuning: Tuning = TUNING
+) -> AnySelect:
+    """Keyword search on the store's FTS5 index, ranked by BM25 (column weights: name,
+    content, summary, tags)."""
     index = table(SEARCH_TABLE, column("rowid"))
-    score = -func.bm25(literal_column(SEARCH_TABLE), *(literal_column(str(w)) for w in _WEIGHTS))
+    weights = (1.0, 1.0, float(tuning.summary_weight), 1.0)
+    score = -func.bm25(literal_column(SEARCH_TABLE), *(literal_column(str(w)) for w in weights))
     match = _fts5_match(terms)
     return (
         select(*HIT_COLUMNS, score.label("score"))
@@ -73,13 +110,15 @@ def _fts5_query(terms: list[str], where: MemoryFilter, limit: int) -> AnySelect:
     )
 
 
-def _postgresql_query(terms: list[str], where: MemoryFilter, limit: int) -> AnySelect:
+def _postgresql_query(
+    terms: list[str], where: MemoryFilter, limit: int, tuning: Tuning = TUNING
+) -> AnySelect:
     """Keyword search with PostgreSQL's text search, computed from the rows as they are.
 
     The English configuration stems words and drops its stop words, as the store's
     Porter tokenizer and :data:`STOP_WORDS` do; a query made only of stop words is
     matched word for word (the ``simple`` configuration). Name, content and tags weigh
-    fully (A), the summary half (B).
+    fully (A), the summary as ``tuning`` says (B).
     """
     stop_words_only = all(term in STOP_WORDS for term in terms)
     config: ColumnElement[Any] = literal_column(
@@ -97,7 +136,10 @@ def _postgresql_query(terms: list[str], where: MemoryFilter, limit: int) -> AnyS
     )
     # Terms are letters and digits only (search_terms), so quoting each is enough.
     wanted = func.to_tsquery(config, " | ".join(f"'{term}'" for term in terms))
-    score = func.ts_rank(literal_column("'{0.1, 0.2, 0.5, 1.0}'::float4[]"), document, wanted)
+    summary = float(tuning.summary_weight)  # a float: safe to write into the SQL
+    score = func.ts_rank(
+        literal_column(f"'{{0.1, 0.2, {summary}, 1.0}}'::float4[]"), document, wanted
+    )
     return (
         select(*HIT_COLUMNS, score.label("score"))
         .where(*memory_conditions(where), document.op("@@")(wanted))
@@ -106,12 +148,14 @@ def _postgresql_query(terms: list[str], where: MemoryFilter, limit: int) -> AnyS
     )
 
 
-def _keyword(backend: Backend, text: str, where: MemoryFilter, limit: int) -> list[SearchHit]:
+def _keyword(
+    backend: Backend, text: str, where: MemoryFilter, limit: int, tuning: Tuning
+) -> list[SearchHit]:
     terms = search_terms(text)
     if not terms:
         return []
     postgresql = backend.query(select(dialect_name().label("name")))[0].name == "postgresql"
-    query = (_postgresql_query if postgresql else _fts5_query)(terms, where, limit)
+    query = (_postgresql_query if postgresql else _fts5_query)(terms, where, limit, tuning)
     try:
         rows = backend.query(query)
     except QueryError as exc:
@@ -132,22 +176,24 @@ def search(
     limit: int = 10,
     method: Method = "keyword",
     embeddings: Embeddings | None = None,
+    tuning: Tuning = TUNING,
 ) -> list[SearchHit]:
     """The memories best matching ``text``, best first."""
     where = where or SearchFilter()
     if limit < 1:
         raise QueryError(f"limit must be at least 1, got {limit}")
     if method == "keyword":
-        return _keyword(backend, text, where, limit)
+        return _keyword(backend, text, where, limit, tuning)
     if embeddings is None:
         raise QueryError("semantic and hybrid search need embeddings (pjai.memory.embeddings)")
     if method == "semantic":
         return embeddings.search(backend, text, where, limit)
     if method == "hybrid":
         return fuse(
-            _keyword(backend, text, where, limit * 3),
-            embeddings.search(backend, text, where, limit * 3),
+            _keyword(backend, text, where, limit * HYBRID_DEPTH, tuning),
+            embeddings.search(backend, text, where, limit * HYBRID_DEPTH),
             limit,
+            keyword_weight=tuning.keyword_weight,
         )
     raise QueryError(f"unknown search method {method!r}: keyword, semantic or hybrid")
 
@@ -167,7 +213,7 @@ def fuse(
     semantic: list[SearchHit],
     limit: int,
     *,
-    keyword_weight: float = 0.6,
+    keyword_weight: float = TUNING.keyword_weight,
 ) -> list[SearchHit]:
     """The union of both lists ranked by a weighted sum of their normalised scores.
 
