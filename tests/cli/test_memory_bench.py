@@ -84,7 +84,8 @@ def test_recall_bench_folds_hold_each_conversation_out(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     folds = json.loads(result.stdout)["folds"]["keyword"]
     assert [f["held_out"] for f in folds["per_fold"]] == ["one", "two"]
-    assert all(f["chosen"].keys() == {"summary_weight"} for f in folds["per_fold"])
+    chosen = {"summary_weight", "neighbour_weight"}
+    assert all(f["chosen"].keys() == chosen for f in folds["per_fold"])
     assert folds["mean"]["recall@10"] == round(2 / 3, 4)
     assert folds["pooled"]["questions"] == 6
     (data / "two.json").unlink()

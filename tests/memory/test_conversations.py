@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,7 +10,12 @@ import pytest
 from pjai.errors import PrivacyError, QueryError
 from pjai.memory.conversations import Ingested, ingest_conversation, memory_id_of
 from pjai.memory.search import SearchFilter, search
-from pjai.schema import ConversationMessageAdded, ConversationStarted, PersonaUpdated
+from pjai.schema import (
+    ConversationMessageAdded,
+    ConversationStarted,
+    MemoryDeleted,
+    PersonaUpdated,
+)
 from pjai.schema.personas import PrivacySettings
 from pjai.store import Store
 from tests.helpers import persona
@@ -91,6 +97,21 @@ def test_a_second_ingest_adds_only_new_messages(talk: Store) -> None:
     assert ingest_conversation(talk, "c1") == Ingested("c1", 1, 3)
     last = memories(talk)[-1]
     assert (last["id"], last["summary"]) == ("a2:memory", "user: And peppers?")
+
+
+def test_each_new_memory_is_linked_from_the_one_before(talk: Store) -> None:
+    ingest_conversation(talk, "c1")
+
+    def links() -> list[tuple[str, str]]:
+        rows = talk.query("SELECT source_id, target_id FROM memory_links WHERE kind = 'temporal'")
+        return sorted((r.source_id, r.target_id) for r in rows)
+
+    ids = [m["id"] for m in memories(talk)]
+    assert links() == sorted(itertools.pairwise(ids))
+    talk.commit(MemoryDeleted(memory_id=ids[-1], persona_id="p1"))
+    talk.commit(message("a2", "assistant", "Peppers a little later.", 6))
+    ingest_conversation(talk, "c1")  # its predecessor is deleted: no link to it
+    assert links() == sorted(itertools.pairwise(ids))
 
 
 def test_a_question_finds_its_answer(talk: Store) -> None:

@@ -8,8 +8,14 @@ from typing import Any
 import pytest
 
 from pjai.errors import QueryError
-from pjai.memory.search import SearchFilter, SearchHit, fts_query, fuse, search
-from pjai.schema import MemoryDeleted, MemoryImported, MemoryRestored, MemoryUpdated
+from pjai.memory.search import SearchFilter, SearchHit, Tuning, fts_query, fuse, search
+from pjai.schema import (
+    MemoryDeleted,
+    MemoryImported,
+    MemoryLinked,
+    MemoryRestored,
+    MemoryUpdated,
+)
 from pjai.store import Store
 from tests.helpers import memory, persona
 
@@ -184,3 +190,31 @@ def test_fuse_limit_weights_and_ties() -> None:
     assert fuse([], [], 5) == []
     with pytest.raises(QueryError, match="keyword_weight"):
         fuse([], [], 5, keyword_weight=2.0)
+
+
+def test_context_expansion_brings_the_turns_around_a_hit(store: Store) -> None:
+    """A turn ``temporal``-ly linked to a hit gains a share of its score: with
+    expansion the answer after the question ranks; without it, it is not found."""
+    store.commit(
+        persona(),
+        memory("q", content="Where did you buy the violin?"),
+        memory("a", content="At a small shop in Lyon."),
+        memory("other", content="The violin lesson was long."),
+        memory("far", content="Nothing to do with it."),
+        memory("gone", content="Deleted neighbour."),
+        MemoryLinked(persona_id="p1", source_id="q", target_id="a", kind="temporal"),
+        MemoryLinked(persona_id="p1", source_id="q", target_id="gone", kind="temporal"),
+        MemoryLinked(persona_id="p1", source_id="other", target_id="far", kind="related"),
+        MemoryDeleted(memory_id="gone", persona_id="p1"),
+    )
+    where = SearchFilter(persona_id="p1")
+    plain = search(store, "violin buy", where, limit=5)
+    assert [h.memory_id for h in plain] == ["q", "other"]
+    expanded = search(store, "violin buy", where, limit=5, tuning=Tuning(neighbour_weight=0.5))
+    assert [h.memory_id for h in expanded] == ["q", "a", "other"]  # not "far", not "gone"
+    assert expanded[1].sources == ("context",)
+    assert expanded[1].score == 0.5  # half of the best hit's normalised 1.0
+    assert [h.memory_id for h in search(store, "violin buy", where, limit=1,
+            tuning=Tuning(neighbour_weight=0.5))] == ["q"]  # fmt: skip
+    with pytest.raises(QueryError, match="neighbour_weight must be between 0 and 1"):
+        Tuning(neighbour_weight=2.0)

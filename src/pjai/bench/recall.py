@@ -36,11 +36,13 @@ from pjai.memory.search import (
     TUNING,
     Method,
     SearchFilter,
+    SearchHit,
     Tuning,
     fuse,
     search,
+    with_neighbours,
 )
-from pjai.schema import Event, MemoryAdded, PersonaCreated
+from pjai.schema import Event, MemoryAdded, MemoryLinked, PersonaCreated
 from pjai.schema.types import Progress
 from pjai.store import Store
 
@@ -104,15 +106,16 @@ def load_conversations(directory: Path) -> list[Conversation]:
         session = 1
         while f"session_{session}" in data:
             when = _session_time(data[f"session_{session}_date_time"])
-            previous = ""
+            previous, previous_id = "", None
             for turn in data[f"session_{session}"]:
                 dia_id = turn["dia_id"]
                 content = _turn_content(turn)
+                memory_id = f"{persona_id}:{dia_id}"
                 if dia_id not in turns:
                     turns.add(dia_id)
                     events.append(
                         MemoryAdded(
-                            memory_id=f"{persona_id}:{dia_id}",
+                            memory_id=memory_id,
                             persona_id=persona_id,
                             name=str(turn["speaker"]),
                             content=content,
@@ -121,7 +124,17 @@ def load_conversations(directory: Path) -> list[Conversation]:
                             occurred_at=when,
                         )
                     )
-                previous = content
+                    if previous_id is not None:  # as ingest links each turn to the one before
+                        events.append(
+                            MemoryLinked(
+                                persona_id=persona_id,
+                                source_id=previous_id,
+                                target_id=memory_id,
+                                kind="temporal",
+                                strength=1.0,
+                            )
+                        )
+                previous, previous_id = content, memory_id
             session += 1
         questions, skipped = [], 0
         for qa in data.get("qa", []):
@@ -238,6 +251,8 @@ SUMMARY_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 """The summary weights a fold chooses from."""
 KEYWORD_WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 """The hybrid keyword shares a fold chooses from."""
+NEIGHBOUR_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5)
+"""The context expansion weights a fold chooses from (0: none)."""
 _FOLD_FIGURES = ("recall@5", "recall@10", "hit@5", "hit@10", "session_hit@1", "session_recall@10")
 
 Runs = dict[Tuning, dict[str, list[Answer]]]
@@ -259,14 +274,26 @@ def _fused_runs(store: Store, conversations: list[Conversation], embeddings: Emb
                 for q in conversation.questions
             ]
             for share in KEYWORD_WEIGHTS:
-                tuning = Tuning(summary_weight=summary, keyword_weight=share)
-                runs[tuning][conversation.name] = [
-                    Answer(
-                        q, [_dia_id(h.memory_id) for h in fuse(k, s, 10, keyword_weight=share)], 0.0
-                    )
-                    for q, k, s in zip(conversation.questions, keyword, semantic, strict=True)
+                fused = [
+                    fuse(k, s, depth, keyword_weight=share)
+                    for k, s in zip(keyword, semantic, strict=True)
                 ]
+                for near in NEIGHBOUR_WEIGHTS:
+                    tuning = Tuning(
+                        summary_weight=summary, keyword_weight=share, neighbour_weight=near
+                    )
+                    runs[tuning][conversation.name] = [
+                        Answer(q, [_dia_id(h.memory_id) for h in _top(store, f, where, near)], 0.0)
+                        for q, f in zip(conversation.questions, fused, strict=True)
+                    ]
     return runs
+
+
+def _top(
+    store: Store, fused: list[SearchHit], where: SearchFilter, weight: float
+) -> list[SearchHit]:
+    """The top 10 of a fused list, as hybrid :func:`search` makes it."""
+    return with_neighbours(store, fused, where, 10, weight) if weight > 0 else fused[:10]
 
 
 def _cross_validate(
@@ -278,9 +305,7 @@ def _cross_validate(
     answers pooled (with categories)."""
 
     def distance(tuning: Tuning) -> float:
-        return abs(tuning.summary_weight - TUNING.summary_weight) + abs(
-            tuning.keyword_weight - TUNING.keyword_weight
-        )
+        return sum(abs(float(getattr(tuning, n)) - float(getattr(TUNING, n))) for n in tuned)
 
     folds, held_answers = [], []
     for held in conversations:
@@ -318,19 +343,22 @@ def _folds(
     keyword share chosen) measured leave-one-conversation-out."""
     if len(conversations) < 2:
         raise ConfigError("--folds needs at least two conversations: one is held out of each")
-    keyword: Runs = {
-        Tuning(summary_weight=w): {
-            c.name: _answers(store, c, "keyword", None, Tuning(summary_weight=w))
-            for c in conversations
-        }
+    tunings = [
+        Tuning(summary_weight=w, neighbour_weight=n)
         for w in SUMMARY_WEIGHTS
+        for n in NEIGHBOUR_WEIGHTS
+    ]
+    keyword: Runs = {
+        t: {c.name: _answers(store, c, "keyword", None, t) for c in conversations} for t in tunings
     }
-    result = {"keyword": _cross_validate(conversations, keyword, ("summary_weight",))}
+    result = {
+        "keyword": _cross_validate(conversations, keyword, ("summary_weight", "neighbour_weight"))
+    }
     if embeddings is not None:
         result["hybrid"] = _cross_validate(
             conversations,
             _fused_runs(store, conversations, embeddings),
-            ("summary_weight", "keyword_weight"),
+            ("summary_weight", "keyword_weight", "neighbour_weight"),
         )
     return result
 
@@ -385,7 +413,7 @@ def run_recall_bench(
     result: dict[str, Any] = {
         "benchmark": "recall",
         "conversations": [c.name for c in conversations],
-        "memories": sum(len(c.events) - 1 for c in conversations),
+        "memories": sum(isinstance(e, MemoryAdded) for c in conversations for e in c.events),
         "questions": sum(len(c.questions) for c in conversations),
         "skipped_evidence": sum(c.skipped_evidence for c in conversations),
     }

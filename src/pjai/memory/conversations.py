@@ -22,8 +22,9 @@ from pjai.memory.backend import Backend
 from pjai.memory.classify import restricted_tags
 from pjai.memory.lookup import require_persona
 from pjai.memory.optimizer import MemoryMove
-from pjai.schema import ConversationMessageAdded, MemoryAdded, new_id
+from pjai.schema import ConversationMessageAdded, MemoryAdded, MemoryLinked, new_id
 from pjai.schema.conversations import MESSAGE_ROLES
+from pjai.schema.event import Event
 from pjai.schema.fields import Tier
 from pjai.schema.tables import conversation_messages, conversations, memories, personas
 
@@ -92,7 +93,8 @@ def ingest_conversation(
     importance: float = 0.5,
     tier: Tier = "warm",
 ) -> Ingested:
-    """Turn every message of a conversation into a memory (once).
+    """Turn every message of a conversation into a memory (once), each new one linked
+    (``temporal``) from the memory of the message before it.
 
     :class:`~pjai.errors.PrivacyError` if the persona's ``privacy.data_collection`` is
     off: the conversation stays, no memory is made of it.
@@ -106,22 +108,24 @@ def ingest_conversation(
         .where(said.conversation_id == conversation_id)
         .order_by(said.sent_at, said.id)
     )
-    existing = {
-        r.id
-        for r in backend.query(
-            select(memories.c.id).where(
-                memories.c.persona_id == persona_id, memories.c.type == "conversation"
-            )
+    rows = backend.query(
+        select(memories.c.id, memories.c.deleted_at).where(
+            memories.c.persona_id == persona_id, memories.c.type == "conversation"
         )
-    }
-    events = []
-    previous = ""
+    )
+    existing = {r.id for r in rows}
+    live = {r.id for r in rows if r.deleted_at is None}
+    events: list[Event] = []
+    added = 0
+    previous, previous_id = "", None
     for message in messages:
         text = f"{message.role}: {message.content}"
-        if memory_id_of(message.id) not in existing:
+        memory_id = memory_id_of(message.id)
+        if memory_id not in existing:
+            added += 1
             events.append(
                 MemoryAdded(
-                    memory_id=memory_id_of(message.id),
+                    memory_id=memory_id,
                     persona_id=persona_id,
                     name=title or str(message.role),
                     content=text,
@@ -133,10 +137,22 @@ def ingest_conversation(
                     occurred_at=message.sent_at,
                 )
             )
-        previous = text
+            if previous_id is not None and previous_id in live:
+                # The turn it follows: a search finding one finds its neighbour too.
+                events.append(
+                    MemoryLinked(
+                        persona_id=persona_id,
+                        source_id=previous_id,
+                        target_id=memory_id,
+                        kind="temporal",
+                        strength=1.0,
+                    )
+                )
+            live.add(memory_id)
+        previous, previous_id = text, memory_id
     if events:
         backend.commit(*events)
-    return Ingested(conversation_id, len(events), len(messages) - len(events))
+    return Ingested(conversation_id, added, len(messages) - added)
 
 
 def _check_collection_allowed(backend: Backend, persona_id: str) -> None:

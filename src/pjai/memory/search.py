@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Text, cast, column, func, literal_column, select, table
+from sqlalchemy import ColumnElement, Text, cast, column, func, literal_column, or_, select, table
 
 from pjai.errors import QueryError
 from pjai.memory.backend import Backend
@@ -33,7 +33,7 @@ from pjai.memory.words import STOP_WORDS, search_terms
 from pjai.schema.expressions import dialect_name
 from pjai.schema.search import SEARCH_TABLE
 from pjai.schema.selection import MemoryFilter, memory_conditions
-from pjai.schema.tables import memories
+from pjai.schema.tables import memories, memory_links
 from pjai.schema.types import AnySelect
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "fts_query",
     "fuse",
     "search",
+    "with_neighbours",
 ]
 
 Method = Literal["keyword", "semantic", "hybrid"]
@@ -67,9 +68,13 @@ class Tuning:
     keyword_weight: float = 0.6
     """Hybrid ranking: the keyword score's share of the fused score (the semantic
     score has the rest)."""
+    neighbour_weight: float = 0.0
+    """Context expansion: a memory ``temporal``-ly linked to a hit (the turn before or
+    after it in a conversation) gains this share of the hit's normalised score, so the
+    turns around a match rank near it. 0: no expansion."""
 
     def __post_init__(self) -> None:
-        for name in ("summary_weight", "keyword_weight"):
+        for name in ("summary_weight", "keyword_weight", "neighbour_weight"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise QueryError(f"{name} must be between 0 and 1, got {value}")
@@ -182,19 +187,27 @@ def search(
     where = where or SearchFilter()
     if limit < 1:
         raise QueryError(f"limit must be at least 1, got {limit}")
+    expand = tuning.neighbour_weight > 0
+    depth = limit * HYBRID_DEPTH
     if method == "keyword":
-        return _keyword(backend, text, where, limit, tuning)
+        if not expand:
+            return _keyword(backend, text, where, limit, tuning)
+        found = _keyword(backend, text, where, depth, tuning)
+        return with_neighbours(backend, found, where, limit, tuning.neighbour_weight)
     if embeddings is None:
         raise QueryError("semantic and hybrid search need embeddings (pjai.memory.embeddings)")
     if method == "semantic":
         return embeddings.search(backend, text, where, limit)
     if method == "hybrid":
-        return fuse(
-            _keyword(backend, text, where, limit * HYBRID_DEPTH, tuning),
-            embeddings.search(backend, text, where, limit * HYBRID_DEPTH),
-            limit,
+        fused = fuse(
+            _keyword(backend, text, where, depth, tuning),
+            embeddings.search(backend, text, where, depth),
+            depth if expand else limit,
             keyword_weight=tuning.keyword_weight,
         )
+        if not expand:
+            return fused
+        return with_neighbours(backend, fused, where, limit, tuning.neighbour_weight)
     raise QueryError(f"unknown search method {method!r}: keyword, semantic or hybrid")
 
 
@@ -206,6 +219,47 @@ def _normalised(hits: list[SearchHit]) -> dict[str, float]:
     low = min(h.score for h in hits)
     spread = high - low
     return {h.memory_id: (h.score - low) / spread if spread else 1.0 for h in hits}
+
+
+def with_neighbours(
+    backend: Backend, ranked: list[SearchHit], where: MemoryFilter, limit: int, weight: float
+) -> list[SearchHit]:
+    """``ranked`` re-ranked with context expansion: scores scaled to 0..1, and each
+    memory ``temporal``-ly linked to one of them (either way) gains ``weight`` times the
+    best such neighbour's score; memories found only so are read (as ``where`` allows)
+    and come with the source ``context``. The best ``limit``."""
+    own = _normalised(ranked)
+    if not own:
+        return []
+    links = memory_links.c
+    rows = backend.query(
+        select(links.source_id, links.target_id).where(
+            links.kind == "temporal",
+            or_(links.source_id.in_(list(own)), links.target_id.in_(list(own))),
+        )
+    )
+    lift: dict[str, float] = {}
+    for source_id, target_id in rows:
+        for near, far in ((source_id, target_id), (target_id, source_id)):
+            if near in own:
+                lift[far] = max(lift.get(far, 0.0), weight * own[near])
+    scores = {m: own.get(m, 0.0) + lift.get(m, 0.0) for m in own.keys() | lift.keys()}
+    order = sorted(scores, key=lambda m: (-scores[m], m))
+    hits = {h.memory_id: h for h in ranked}
+    wanted = [m for m in order[: limit * 2] if m not in hits]
+    if wanted:
+        query = select(*HIT_COLUMNS).where(memories.c.id.in_(wanted), *memory_conditions(where))
+        for row in backend.query(query):
+            hits[row.id] = SearchHit.from_row(row, 0.0, "context")
+    best = [m for m in order if m in hits][:limit]
+    return [
+        replace(
+            hits[m],
+            score=scores[m],
+            sources=hits[m].sources + (("context",) if m in lift and m in own else ()),
+        )
+        for m in best
+    ]
 
 
 def fuse(
