@@ -126,7 +126,8 @@ class ScoredMemory:
 
 
 def _memories(persona_id: str) -> AnySelect:
-    """The persona's live memories with what scoring needs, links to live memories counted."""
+    """The persona's live memories with what scoring needs, links to live memories
+    counted (``temporal`` ones, a conversation's sequence, not)."""
     m = memories.alias("m")
 
     def links(near: str, far: str) -> ColumnElement[int]:
@@ -135,7 +136,9 @@ def _memories(persona_id: str) -> AnySelect:
             select(func.count())
             .select_from(link)
             .join(other, and_(other.c.id == link.c[far], other.c.deleted_at.is_(None)))
-            .where(link.c[near] == m.c.id)
+            # A conversation's sequence (ingest links each turn to the next) says
+            # nothing of a memory's worth: only the other kinds count.
+            .where(link.c[near] == m.c.id, link.c.kind != "temporal")
             .scalar_subquery()
         )
 
