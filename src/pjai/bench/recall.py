@@ -30,6 +30,7 @@ from typing import Any
 
 from pjai.bench.stats import ms, percentile
 from pjai.errors import ConfigError
+from pjai.memory.conversations import follows
 from pjai.memory.embeddings import Embeddings, EmbeddingsUnavailable
 from pjai.memory.search import (
     HYBRID_DEPTH,
@@ -42,7 +43,7 @@ from pjai.memory.search import (
     search,
     with_neighbours,
 )
-from pjai.schema import Event, MemoryAdded, MemoryLinked, PersonaCreated
+from pjai.schema import Event, MemoryAdded, PersonaCreated
 from pjai.schema.types import Progress
 from pjai.store import Store
 
@@ -125,15 +126,7 @@ def load_conversations(directory: Path) -> list[Conversation]:
                         )
                     )
                     if previous_id is not None:  # as ingest links each turn to the one before
-                        events.append(
-                            MemoryLinked(
-                                persona_id=persona_id,
-                                source_id=previous_id,
-                                target_id=memory_id,
-                                kind="temporal",
-                                strength=1.0,
-                            )
-                        )
+                        events.append(follows(persona_id, previous_id, memory_id))
                 previous, previous_id = content, memory_id
             session += 1
         questions, skipped = [], 0

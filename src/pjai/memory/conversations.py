@@ -33,6 +33,7 @@ __all__ = [
     "add_message",
     "conversation",
     "conversations_of",
+    "follows",
     "ingest_conversation",
     "memory_id_of",
     "messages",
@@ -48,6 +49,18 @@ class Ingested:
     added: int
     skipped: int
     moves: tuple[MemoryMove, ...] = ()
+
+
+def follows(persona_id: str, previous_id: str, memory_id: str) -> MemoryLinked:
+    """The link from a conversation memory to the one after it (``temporal``): context
+    expansion in search follows it, so that finding one turn finds its neighbour."""
+    return MemoryLinked(
+        persona_id=persona_id,
+        source_id=previous_id,
+        target_id=memory_id,
+        kind="temporal",
+        strength=1.0,
+    )
 
 
 def memory_id_of(message_id: str) -> str:
@@ -138,16 +151,7 @@ def ingest_conversation(
                 )
             )
             if previous_id is not None and previous_id in live:
-                # The turn it follows: a search finding one finds its neighbour too.
-                events.append(
-                    MemoryLinked(
-                        persona_id=persona_id,
-                        source_id=previous_id,
-                        target_id=memory_id,
-                        kind="temporal",
-                        strength=1.0,
-                    )
-                )
+                events.append(follows(persona_id, previous_id, memory_id))
             live.add(memory_id)
         previous, previous_id = text, memory_id
     if events:
