@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pjai.app import DataDir, Memories, Personas, erase_persona
+from pjai.app.rights import record_consent
 from pjai.app.security import change_passphrase, init_security, rotate_key, security_status
 from pjai.cli import app as cli
 from pjai.errors import ConfigError, KeyRingError, StoreError
@@ -167,8 +168,12 @@ def test_an_archive_written_before_an_erasure_restores_without_the_erased_person
     init_security(data, passphrase=PASSPHRASE, params=FAST)
     with data.open() as manager:
         ada = Personas(manager).create("Ada", description=MARKER)
-        Memories(manager).add(ada.id, MARKER)
-        Personas(manager).create("Grace")
+        first = Memories(manager).add(ada.id, MARKER).memory
+        second = Memories(manager).add(ada.id, f"{MARKER} again").memory
+        Memories(manager).link(first.id, second.id, "related")  # no sealed column
+        record_consent(manager, ada.id, "memory", granted=True, version="1")
+        grace = Personas(manager).create("Grace")
+        record_consent(manager, grace.id, "memory", granted=True, version="1")
         export_archive(manager, tmp_path / "before.zip")
         erase_persona(data, manager, ada.id)
     restored = opened(tmp_path / "restored", PJAI_PASSPHRASE=PASSPHRASE)
@@ -176,7 +181,8 @@ def test_an_archive_written_before_an_erasure_restores_without_the_erased_person
     shutil.copyfile(data.keys_path, restored.keys_path)  # the ring as it is now
     result = import_archive(restored.path, tmp_path / "before.zip", **restored.opening_options())
     assert result.note is not None
-    assert "2 rows of the snapshot belong to personas erased" in result.note
+    # The persona, its two memories, their link and its consent.
+    assert "5 rows of the snapshot belong to personas erased" in result.note
     with restored.open() as manager:
         assert [p.name for p in Personas(manager).list(include_deleted=True)] == ["Grace"]
     assert not [

@@ -320,3 +320,34 @@ def test_a_new_device_joins_with_a_one_time_recovery_code(tmp_path: Path) -> Non
             assert "recovery code" in ring.locks()
             sync_keys(ring, server.url, token=token, store_id="shared")
             assert "recovery code" not in ring.locks()
+
+
+def test_an_erasure_made_while_connected_is_compacted_once_confirmed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sync_module, "KEYS_EVERY_S", 0.3)
+    server_dir, db_url = server_database(tmp_path)
+    token = new_token(db_url, "shared", "write")
+    laptop = device(tmp_path / "laptop")
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    with laptop.open() as manager:
+        ada = Personas(manager).create("Ada", description=MARKER)
+        Memories(manager).add(ada.id, f"the {MARKER} recipe")
+    with servers(db_url, server_dir, 1) as (server,):
+        sync = {"token": token, "store_id": "shared"}
+        assert connect(laptop, server.url, once=True, timeout=60, **sync).level
+        running = threading.Thread(
+            target=connect, args=(laptop, server.url), kwargs={"timeout": 6, **sync}
+        )
+        running.start()
+        try:
+            # Erased from another terminal while the sync runs: pending, then confirmed.
+            env = {**os.environ, "PJAI_PASSPHRASE": PASSPHRASE, "PJAI_FLAG_SYNC": "true"}
+            subprocess.run(
+                [sys.executable, "-m", "pjai", "privacy", "erase", ada.id, "--yes",
+                 "--data-dir", str(laptop.path)],
+                env=env, check=True, capture_output=True,
+            )  # fmt: skip
+        finally:
+            running.join()
+    assert files_holding(laptop.path, MARKER) == []

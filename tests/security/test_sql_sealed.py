@@ -112,11 +112,21 @@ def test_a_plaintext_primary_holds_the_marker_where_the_file_check_finds_it(
     assert postgres_files_holding(marker) != []
 
 
-def test_a_value_moved_to_another_column_does_not_open(tmp_path: Path, pg_url: str) -> None:
+def test_a_value_moved_to_another_column_or_persona_does_not_open(
+    tmp_path: Path, pg_url: str
+) -> None:
     data = encrypted(tmp_path / "data", pg_url)
     with data.open() as manager:
-        ada = fill(manager, "Ada", "moved")
+        ada = fill(manager, "Ada", "ada's words")
+        grace = fill(manager, "Grace", "grace's words")
         engine = manager.shards.shards[0].engine
+        with engine.begin() as conn:  # Ada's content into Grace's memory
+            conn.exec_driver_sql(
+                "UPDATE memories SET content = (SELECT content FROM memories WHERE "
+                f"persona_id = '{ada}') WHERE persona_id = '{grace}'"
+            )
+        with pytest.raises(SqlError, match=r"memories\.content .* does not open"):
+            manager.memories.list(MemoryFilter(persona_id=grace))
         with engine.begin() as conn:
             conn.exec_driver_sql("UPDATE memories SET summary = name")
         with pytest.raises(SqlError, match=r"memories\.summary .* does not open"):

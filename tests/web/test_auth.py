@@ -19,6 +19,7 @@ from pjai.app import DataDir, Passphrase
 from pjai.app.websessions import WEB_SESSIONS_FILE, WebSessions
 from pjai.cli import app
 from pjai.errors import ConfigError
+from pjai.web import auth
 from pjai.web.auth import COOKIE, LoginGate
 from pjai.web.server import is_loopback
 
@@ -233,3 +234,41 @@ async def test_the_gate_closes_a_socket_without_a_session(sessions: WebSessions)
 
 async def _page(scope: Any, receive: Any, send: Any) -> None:
     await PlainTextResponse("the page")(scope, receive, send)
+
+
+@pytest.mark.anyio
+async def test_an_open_socket_closes_once_its_session_is_revoked(
+    sessions: WebSessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "RECHECK_S", 0.0)
+    secret = sessions.start()
+    (session,) = sessions.list()
+    incoming = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.receive", "text": "one"},
+        {"type": "websocket.receive", "text": "two"},
+    ]
+    sent: list[dict[str, Any]] = []
+    seen: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(await receive())
+        seen.append(await receive())
+        sessions.revoke(session.id)  # from another terminal, say
+        seen.append(await receive())
+
+    cookie = (b"cookie", f"{COOKIE}={secret}".encode())
+    scope = {"type": "websocket", "path": "/_nicegui_ws/socket.io/", "headers": [cookie]}
+    await LoginGate(app, sessions)(scope, receive, send)
+    assert [m["type"] for m in seen] == [
+        "websocket.connect",
+        "websocket.receive",
+        "websocket.disconnect",
+    ]
+    assert sent == [{"type": "websocket.close", "code": 4401}]

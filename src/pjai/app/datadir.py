@@ -27,6 +27,8 @@ from pjai.memory.embeddings import VECTORS_FILE
 from pjai.schema import SCHEMA
 from pjai.security import KEYS_FILE, FieldCodec, KeyRing
 from pjai.security.columns import ColumnSealer
+from pjai.security.keys import store_fingerprint
+from pjai.security.oskeyring import recall
 from pjai.sql.engine import PRIMARY_FILE, PoolConfig, default_url
 from pjai.sql.shards import ShardSet, shard_urls
 from pjai.store import Progress, Store
@@ -170,14 +172,13 @@ class DataDir:
         environ = os.environ if self.environ is None else self.environ
         passphrase, key_file = environ.get(PASSPHRASE_ENV), environ.get(KEY_FILE_ENV)
         if passphrase is None and key_file is None:
-            try:
-                return KeyRing.unlock(self.keys_path, os_keyring=True)
-            except KeyRingError:
+            if recall(store_fingerprint(self.keys_path)) is None:
                 raise KeyRingError(
                     f"{self.path} is encrypted: give its passphrase in {PASSPHRASE_ENV} or "
                     f"its key file's path in {KEY_FILE_ENV} (or keep its key in the OS "
                     "keyring: `pjai security remember`)"
-                ) from None
+                )
+            return KeyRing.unlock(self.keys_path, os_keyring=True)
         return KeyRing.unlock(self.keys_path, passphrase=passphrase, key_file=key_file)
 
     def _schema(self, options: dict[str, Any], *, sql: bool = False) -> None:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from pjai.app.datadir import DataDir
-from pjai.errors import ConfigError, KeyRingError
+from pjai.errors import ConfigError, KeyRingError, PjaiError
 from pjai.security import KeyRing
 from pjai.security.sharing import absorb, deletion_proof, export_items, join
 
@@ -112,7 +112,14 @@ def join_store(
     with join(data_dir.keys_path, items, passphrase, recovery_code=recovery_code) as ring:
         came = len(ring.scopes())
         if recovery_code is not None:  # used up: deleted on the server now
-            sync_keys(ring, url, token=token, store_id=store_id)
+            try:
+                sync_keys(ring, url, token=token, store_id=store_id)
+            except PjaiError as exc:
+                raise KeyRingError(
+                    f"joined: {data_dir.path} holds the store's key ring, but the recovery "
+                    f"code is not yet used up on the server ({exc}); finish it with "
+                    f"`pjai security share {url} --store-id {store_id} --token ...`"
+                ) from exc
     return KeySync(0, came, [], 0)
 
 

@@ -217,8 +217,9 @@ class KeysIn:
         self._url, self._token, self._store_id = url, token, store_id
         self._erased: set[str] = set()
         """Personas erased elsewhere whose rows may still be in freed pages here."""
-        self._waiting = _pending_erasures(manager)
-        """Erasures made here that the server has not confirmed yet."""
+        self._compacted = set() if _pending_erasures(manager) else self._erased_keys()
+        """The erased keys as of the last compaction: a key erased since (here, while
+        connected or not, or by another device) calls for another."""
 
     def __call__(self) -> None:
         shared = sync_keys(self._ring, self._url, token=self._token, store_id=self._store_id)
@@ -230,20 +231,28 @@ class KeysIn:
         self._erased.update(shared.erased_here)
         self.compact_erased()
 
+    def _erased_keys(self) -> set[str]:
+        return {k.key_id for k in self._ring.erased()}
+
     def compact_erased(self) -> None:
-        """Compact once the erasure events of the personas erased elsewhere are here,
-        or those of erasures made here are confirmed."""
-        if not self._erased and not self._waiting:
+        """Compact the store and SQL when a key was erased since the last compaction, or
+        the erasure event of a persona erased elsewhere has arrived; never while an
+        erasure made here waits for the server (its event keeps the deleted rows until
+        it is confirmed)."""
+        if _pending_erasures(self._manager):
             return
-        rows = self._manager.query(select(personas.c.id).where(personas.c.id.in_(self._erased)))
-        still = {row.id for row in rows}
-        waiting = _pending_erasures(self._manager) if self._waiting else set()
-        if still != self._erased or waiting != self._waiting:
-            store = self._manager.store
-            assert store is not None
-            store.compact()
-            self._manager.shards.compact()
-            self._erased, self._waiting = still, waiting
+        keys = self._erased_keys()
+        still = set()
+        if self._erased:
+            rows = self._manager.query(select(personas.c.id).where(personas.c.id.in_(self._erased)))
+            still = {row.id for row in rows}
+        if keys == self._compacted and still == self._erased:
+            return
+        store = self._manager.store
+        assert store is not None
+        store.compact()
+        self._manager.shards.compact()
+        self._compacted, self._erased = keys, still
 
 
 def _pending_erasures(manager: HybridDatabaseManager) -> set[str]:

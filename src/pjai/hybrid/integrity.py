@@ -205,11 +205,12 @@ def _sql_rows(
     ]
     if sealer is not None and sealed:
         plain = canonical
+        owner = [c.name for c in table.columns].index(column)  # the row's persona
 
         def canonical(row: Row) -> Row:
             values = list(row)
             for i, name in sealed:
-                values[i] = sealer.open_value(table.name, name, values[i])
+                values[i] = sealer.open_value(table.name, name, values[i], values[owner])
             return plain(tuple(values))
 
     for shard in shards:

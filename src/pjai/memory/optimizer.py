@@ -205,12 +205,15 @@ def plan(
     *,
     session_start: datetime | None = None,
     privacy_only: bool = False,
+    privacy_at: datetime | None = None,
 ) -> tuple[list[Event], OptimizationReport]:
     """The events one run commits, and its report (pure: nothing is written).
 
     ``session_start``: when the persona's latest conversation started (the session
     rule applies with ``privacy.memory_retention`` off). ``privacy_only``: apply the
     privacy rules and nothing else (a persona that does not auto-optimize).
+    ``privacy_at``: the time the privacy rules hold at (``now`` unless given: ranking
+    uses the hour, a retention deadline the exact time).
     """
     report = OptimizationReport(persona.id, now)
     report.tiers_before = _count(m.tier for m in memories)
@@ -221,7 +224,7 @@ def plan(
     tiers = {m.id: m.tier for m in memories}
 
     for m in memories:
-        why = _privacy_deletion(persona, m, now, session_start)
+        why = _privacy_deletion(persona, m, privacy_at or now, session_start)
         if why is not None:
             events.append(MemoryDeleted(memory_id=m.id, persona_id=persona.id))
             gone.add(m.id)
@@ -356,7 +359,8 @@ def optimize(
     Memories in ``importance_changed`` (whose importance was just set) that move get
     the reason ``importance_change``. ``privacy_only``: apply the privacy rules only.
     """
-    at = (now or utc_now()).replace(minute=0, second=0, microsecond=0)
+    exact = now or utc_now()
+    at = exact.replace(minute=0, second=0, microsecond=0)
     with _guard:
         lock = _runs[persona_id]
     with lock:  # one run per persona at a time in this process, whoever asks
@@ -374,6 +378,7 @@ def optimize(
                 importance_changed,
                 session_start=start,
                 privacy_only=privacy_only,
+                privacy_at=exact,
             )
             if not events:
                 return report

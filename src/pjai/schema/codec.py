@@ -87,9 +87,9 @@ class ColumnCodec(Protocol):
         """``ops`` (of one event of ``persona_id``) with each sensitive value sealed."""
         ...
 
-    def open_value(self, table: str, column: str, value: Any) -> Any:
-        """The plain value of a sensitive column as SQL returned it (a plain value, from
-        before sealing was on, is returned as it is)."""
+    def open_value(self, table: str, column: str, value: Any, persona_id: str | None) -> Any:
+        """The plain value of a sensitive column of ``persona_id``'s row as SQL returned
+        it (a plain value, from before sealing was on, is returned as it is)."""
         ...
 
     def open_row(self, table: str, row: Mapping[str, Any]) -> dict[str, Any]:

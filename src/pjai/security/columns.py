@@ -5,8 +5,9 @@ summary; persona description, personality and communication style; conversation
 titles and message contents; bookmark names, descriptions and filters) are written to
 SQL as text of the form ``pjai-sealed:1:KEY:NONCE:DATA``: the value's JSON, padded to
 a bucket (:func:`pjai.security.padding.bucket`), encrypted with AES-256-GCM under the
-current data key of the event's persona, the associated data binding the table and
-column. Erasing a persona's keys therefore also leaves nothing readable in SQL.
+current data key of the event's persona, the associated data binding the table, the
+column and the persona: a value copied to another column or another persona's row does
+not open. Erasing a persona's keys therefore also leaves nothing readable in SQL.
 
 SQL then cannot search, sort or filter on those columns; PJai reads them through the
 reactive store, and :class:`ColumnSealer` opens what is read back from SQL (the
@@ -33,7 +34,7 @@ from pjai.schema.tables import sensitive_columns
 from pjai.security.keys import STORE_SCOPE, KeyRing
 from pjai.security.padding import b64, pad, unpad
 
-__all__ = ["COLUMNS_CODEC", "PREFIX", "ColumnSealer", "is_sealed"]
+__all__ = ["COLUMNS_CODEC", "PREFIX", "ColumnSealer", "is_sealed", "owner"]
 
 COLUMNS_CODEC = "aes-256-gcm-columns/1"
 PREFIX = "pjai-sealed:1:"
@@ -45,8 +46,14 @@ def is_sealed(value: object) -> bool:
     return isinstance(value, str) and value.startswith(PREFIX)
 
 
-def _aad(table: str, column: str) -> bytes:
-    return b"\x00".join((b"pjai column", table.encode(), column.encode()))
+def _aad(table: str, column: str, scope: str) -> bytes:
+    return b"\x00".join((b"pjai column", table.encode(), column.encode(), scope.encode()))
+
+
+def owner(table: str, row: Mapping[str, Any]) -> str | None:
+    """The persona a row of ``table`` belongs to (a persona's own row: itself)."""
+    value = row.get("id") if table == "personas" else row.get("persona_id")
+    return value if isinstance(value, str) else None
 
 
 class ColumnSealer:
@@ -114,13 +121,13 @@ class ColumnSealer:
         key_id, key = self.keys.current(scope)
         nonce = os.urandom(12)
         data = self._cipher(key_id, key).encrypt(
-            nonce, pad(self._json.encode(value)), _aad(table, column)
+            nonce, pad(self._json.encode(value)), _aad(table, column, scope)
         )
         return f"{PREFIX}{key_id}:{b64(nonce)}:{b64(data)}"
 
     # -- reading -----------------------------------------------------------------------
 
-    def open_value(self, table: str, column: str, value: Any) -> Any:
+    def open_value(self, table: str, column: str, value: Any, persona_id: str | None) -> Any:
         """The plain value of ``table.column`` as SQL returned it. Raises
         :class:`~pjai.errors.ErasedValueError` when its key was erased,
         :class:`~pjai.errors.SqlError` when its key is not here (another device's) or it
@@ -145,21 +152,22 @@ class ColumnSealer:
             plain = self._cipher(key_id, key).decrypt(
                 base64.b64decode(nonce, validate=True),
                 base64.b64decode(data, validate=True),
-                _aad(table, column),
+                _aad(table, column, persona_id or STORE_SCOPE),
             )
             return msgspec.json.decode(unpad(plain))
         except (InvalidTag, ValueError, msgspec.DecodeError) as exc:
             raise SqlError(
                 f"{table}.{column} holds a sealed value that does not open (moved from "
-                "another column, or altered)"
+                "another column or persona, or altered)"
             ) from exc
 
     def open_row(self, table: str, row: Mapping[str, Any]) -> dict[str, Any]:
         """``row`` of ``table`` with its sensitive columns opened."""
         opened = dict(row)
+        persona_id = owner(table, row)
         for column in self.columns.get(table, ()):
             if column in opened:
-                opened[column] = self.open_value(table, column, opened[column])
+                opened[column] = self.open_value(table, column, opened[column], persona_id)
         return opened
 
     def _cipher(self, key_id: str, key: bytes) -> AESGCM:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "COOKIE",
     "LOGIN_PATH",
     "LOGOUT_PATH",
+    "RECHECK_S",
     "LoginGate",
     "login_page",
     "login_submit",
@@ -65,13 +67,23 @@ def _is_static(path: str) -> bool:
     return path.startswith(_OPEN_PREFIX) and "/../" not in path
 
 
+RECHECK_S = 5.0
+"""How often an open WebSocket's session is looked up again (at its next message: the
+page's own traffic, or the socket's keep-alive every 25 s at most)."""
+
+
 class LoginGate:
     """ASGI middleware: requests without a live session go to the login form; a
-    WebSocket without one is closed."""
+    WebSocket without one is closed, and so is an open one whose session was revoked
+    or expired (it is looked up again every :data:`RECHECK_S` seconds)."""
 
     def __init__(self, app: ASGIApp, sessions: WebSessions) -> None:
         self.app = app
         self.sessions = sessions
+
+    async def _valid(self, secret: str | None) -> bool:
+        # A lookup in the sessions file: off the event loop.
+        return bool(await run_in_threadpool(self.sessions.valid, secret))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -79,14 +91,30 @@ class LoginGate:
         if kind not in ("http", "websocket") or path in _OPEN_PATHS or _is_static(path):
             await self.app(scope, receive, send)
             return
-        if self.sessions.valid(_cookie(scope)):
+        secret = _cookie(scope)
+        if not await self._valid(secret):
+            if kind == "websocket":
+                await send({"type": "websocket.close", "code": 4401})
+                return
+            target = f"{LOGIN_PATH}?next={quote(path)}"
+            await RedirectResponse(target, status_code=303)(scope, receive, send)
+            return
+        if kind == "http":
             await self.app(scope, receive, send)
             return
-        if kind == "websocket":
-            await send({"type": "websocket.close", "code": 4401})
-            return
-        target = f"{LOGIN_PATH}?next={quote(path)}"
-        await RedirectResponse(target, status_code=303)(scope, receive, send)
+        checked = time.monotonic()
+
+        async def guarded() -> MutableMapping[str, Any]:
+            nonlocal checked
+            message = await receive()
+            if message["type"] == "websocket.receive" and time.monotonic() - checked >= RECHECK_S:
+                checked = time.monotonic()
+                if not await self._valid(secret):
+                    await send({"type": "websocket.close", "code": 4401})
+                    return {"type": "websocket.disconnect", "code": 4401}
+            return message
+
+        await self.app(scope, guarded, send)
 
 
 _FORM = """<!doctype html>
