@@ -48,10 +48,10 @@ from pjai.schema import (
     MemoryUpdated,
     new_id,
 )
-from pjai.schema.expressions import count_if, has_tag
+from pjai.schema.expressions import count_if
 from pjai.schema.fields import LinkKind, Tier
 from pjai.schema.models import Memory, memory_from_row
-from pjai.schema.selection import MemoryFilter
+from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import TIERS, conversations, memories, memory_links, personas
 from pjai.schema.types import AnySelect, from_iso, utc_now
 from pjai.sql.repositories import MemoryOrder, memories_query
@@ -79,7 +79,6 @@ def _limits(persona_id: str) -> AnySelect:
             # what the privacy rules look at
             p.privacy_memory_retention.label("keep"),
             p.memory_restricted_retention_days.label("restricted_days"),
-            func.min(case((has_tag(m.tags, RESTRICTED), m.created_at))).label("oldest_restricted"),
             func.min(m.created_at).label("first"),
             select(func.max(conversations.c.started_at))
             .where(conversations.c.persona_id == p.id)
@@ -350,7 +349,7 @@ class MemorySystem:
             rows = self.backend.query(_limits(persona_id))
             if rows and _over_limits(rows[0], utc_now()):
                 self.optimize(persona_id)
-            elif rows and _privacy_due(rows[0], utc_now()):
+            elif rows and _privacy_due(self.backend, persona_id, rows[0], utc_now()):
                 self.optimize(persona_id, privacy_only=True)
         return records
 
@@ -362,21 +361,30 @@ class MemorySystem:
     def privacy_due(self, persona_id: str, *, now: datetime | None = None) -> bool:
         """Whether a privacy rule would delete one of the persona's memories now."""
         rows = self.backend.query(_limits(persona_id))
-        return bool(rows) and _privacy_due(rows[0], now or utc_now())
+        return bool(rows) and _privacy_due(self.backend, persona_id, rows[0], now or utc_now())
 
 
 def _time(value: Any) -> datetime | None:
     return from_iso(value) if isinstance(value, str) else value
 
 
-def _privacy_due(r: Row, now: datetime) -> bool:
-    """Whether, by the persona's row of :func:`_limits`, a privacy rule deletes a memory."""
+def _privacy_due(backend: Backend, persona_id: str, r: Row, now: datetime) -> bool:
+    """Whether, by the persona's row of :func:`_limits`, a privacy rule deletes a memory
+    (the restricted memories are looked at only for a persona that limits them)."""
     first, session = _time(r.first), _time(r.session)
     if not r.keep and first is not None and session is not None and first < session:
         return True
-    oldest = _time(r.oldest_restricted)
     days = r.restricted_days
-    return bool(days and oldest is not None and oldest < now - timedelta(days=days))
+    if not days:
+        return False
+    restricted = MemoryFilter(persona_id=persona_id, tags=[RESTRICTED])
+    found = backend.query(
+        select(func.min(memories.c.created_at).label("oldest")).where(
+            *memory_conditions(restricted)
+        )
+    )
+    oldest = _time(found[0].oldest) if found else None
+    return oldest is not None and oldest < now - timedelta(days=days)
 
 
 def _over_limits(r: Row, now: datetime) -> bool:
@@ -393,4 +401,4 @@ def _over_limits(r: Row, now: datetime) -> bool:
     oldest = _time(r.oldest)
     if r.retention_days and oldest is not None:
         return bool(oldest < now - timedelta(days=r.retention_days))
-    return _privacy_due(r, now)
+    return False
