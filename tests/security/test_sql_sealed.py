@@ -17,7 +17,8 @@ from pjai.app import DataDir, Memories, Personas
 from pjai.app.security import init_security, security_status
 from pjai.errors import ConfigError, SqlError
 from pjai.hybrid import HybridDatabaseManager
-from pjai.schema import MemoryFilter, MemoryTierChanged
+from pjai.schema import SCHEMA, MemoryFilter, MemoryTierChanged
+from pjai.security import FieldCodec
 from pjai.security.columns import PREFIX
 from tests.databases import POSTGRES_URL, postgres_schema
 from tests.security.test_erasure import fill
@@ -172,3 +173,11 @@ def test_memories_added_through_the_app_read_back_from_sealed_sql(
             "tea at five"
         ]
         assert [p.description for p in manager.personas.list()] == ["likes tea"]
+
+
+def test_a_schema_given_by_the_caller_still_seals_sql(tmp_path: Path, pg_url: str) -> None:
+    data = encrypted(tmp_path / "data", pg_url)
+    with data.key_ring() as ring, data.open(schema=SCHEMA.with_codec(FieldCodec(ring))) as manager:
+        fill(manager, "Ada", "given-schema words")
+        assert "given-schema words" not in sql_text(manager)
+        assert manager.shards.sealer is not None

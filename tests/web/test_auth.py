@@ -100,14 +100,17 @@ def test_an_access_token_starts_a_session_no_longer_than_itself(sessions: WebSes
     secret = sessions.exchange(access, "from phone")
     assert secret is not None
     assert sessions.valid(secret)
-    started = next(t for t in sessions.list() if t.label == "session from phone")
+    started = next(t for t in sessions.list() if t.label.startswith("session from phone"))
+    assert started.label == f"session from phone (token {token.id})"
     assert started.expires_at is not None
     assert token.expires_at is not None
     assert started.expires_at <= token.expires_at  # 30 s, not the session's 60
     assert sessions.exchange(secret) is None  # a session does not make sessions
+    other = sessions.start("from the desk")
     sessions.revoke(token.id)
     assert sessions.exchange(access) is None
-    assert sessions.valid(secret)  # sessions it started stay until they end
+    assert not sessions.valid(secret)  # the sessions it started end with it
+    assert sessions.valid(other)
 
 
 def test_access_tokens_need_a_label_and_rotate(sessions: WebSessions) -> None:

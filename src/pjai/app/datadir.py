@@ -186,14 +186,17 @@ class DataDir:
         ``sql`` the SQL primary's column sealer when it keeps the sensitive columns
         sealed (:meth:`sql_sealed`). The ring is unlocked once (stretching a passphrase
         takes a quarter of a second) and shared by everything this object opens."""
-        if not self.encrypted or "schema" in options:
-            self.sql_sealed()  # refuses a sealing asked for without a key ring
+        sealed = self.sql_sealed()  # refuses a sealing asked for without a key ring
+        need_schema = "schema" not in options
+        need_sealer = sql and sealed and "sql_sealer" not in options
+        if not self.encrypted or not (need_schema or need_sealer):
             return
         if self._ring is None:
             self._ring = self.key_ring()
-        options["schema"] = SCHEMA.with_codec(FieldCodec(self._ring))
-        if sql and self.sql_sealed():
-            options.setdefault("sql_sealer", ColumnSealer(self._ring))
+        if need_schema:
+            options["schema"] = SCHEMA.with_codec(FieldCodec(self._ring))
+        if need_sealer:  # also under a schema the caller gave: SQL is never left plain
+            options["sql_sealer"] = ColumnSealer(self._ring)
 
     def opening_options(self) -> dict[str, Any]:
         """What opening this directory's manager takes beside its path: for an

@@ -4,11 +4,12 @@ A login off loopback (``pjai serve --host ...``) starts a session: a token of th
 ``web`` scope with the session's lifetime as its expiry, its secret in the browser's
 cookie. Access tokens (``pjai web token create``) are tokens of the same scope that a
 person types at the login form instead of the passphrase, to get a session no longer
-than the token lives. Both are kept in ``web-sessions.db`` in the data directory, as
-SHA-256 digests (:class:`pjai.sync.server.tokens.TokenStore`): sessions survive a
-restart of the app, expire by themselves, can be listed, revoked (the next request of
-that browser goes to the login form) and rotated, and each change is in the file's
-audit trail with who made it.
+than the token lives (its label names the token; revoking the token ends it too).
+Both are kept in ``web-sessions.db`` in the data directory, as SHA-256 digests
+(:class:`pjai.sync.server.tokens.TokenStore`): sessions survive a restart of the app,
+expire by themselves, can be listed, revoked (the next request of that browser goes to
+the login form) and rotated, and each change is in the file's audit trail with who
+made it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from pjai.errors import ConfigError
-from pjai.schema.types import from_iso
+from pjai.schema.types import from_iso, to_iso, utc_now
 from pjai.sql.engine import PoolConfig, create_sql_engine
 from pjai.sync.server.audit import AuditEntry, AuditTrail
 from pjai.sync.server.tokens import Token, TokenStore
@@ -36,6 +37,11 @@ SESSION_LABEL = "session"
 """How a session's label begins (an access token's label is the person's)."""
 
 _POOL = PoolConfig(size=2, overflow=4, pre_ping=False)
+
+
+def _via(token_id: str) -> str:
+    """How a session's label names the access token that started it."""
+    return f"(token {token_id})"
 
 
 class WebSessions:
@@ -80,7 +86,7 @@ class WebSessions:
         token = self.check(access_token)
         if token is None or token.label.startswith(SESSION_LABEL):
             return None
-        name = f"{SESSION_LABEL} {label}".strip()
+        name = f"{SESSION_LABEL} {label} {_via(token.id)}".replace("  ", " ")
         secret, _ = self.tokens.create(
             WEB_SCOPE,
             token.role,
@@ -125,8 +131,17 @@ class WebSessions:
         )
 
     def revoke(self, token_id: str, *, actor: str | None = None) -> Token:
-        """Revoke a session or access token: its next request goes to the login form."""
-        return self.tokens.revoke(token_id, actor=actor)
+        """Revoke a session or access token: its next request goes to the login form.
+        Revoking an access token ends the sessions it started too."""
+        revoked = self.tokens.revoke(token_id, actor=actor)
+        now = to_iso(utc_now())
+        for session in self.list():
+            live = session.revoked_at is None and (
+                session.expires_at is None or now < session.expires_at
+            )
+            if live and session.label.endswith(_via(token_id)):
+                self.tokens.revoke(session.id, actor=actor)
+        return revoked
 
     def rotate(
         self, token_id: str, *, overlap: timedelta, actor: str | None = None

@@ -70,7 +70,7 @@ def test_an_access_token_logs_in_and_revoking_its_session_signs_out(
         # Revoked from the command line, as a person would from another terminal.
         with WebSessions.open(data.path) as sessions:
             (session,) = [t for t in sessions.list() if t.label.startswith("session")]
-            assert session.label == "session from 127.0.0.1"
+            assert session.label.startswith("session from 127.0.0.1 (token ")
             sessions.revoke(session.id, actor="test")
         page.goto(url + "/")
         expect(page).to_have_url(url + "/login?next=/")
