@@ -141,7 +141,7 @@ def test_a_sealed_primary_keeps_the_store_on(tmp_path: Path, pg_url: str) -> Non
         with pytest.raises(ConfigError, match="sealed"):
             manager.set_flag("use_livestore", False)
         assert manager.use_livestore
-    off = DataDir(data.path, environ={**data.environ, "PJAI_USE_LIVESTORE": "false"})  # type: ignore[dict-item]
+    off = DataDir(data.path, environ={**(data.environ or {}), "PJAI_USE_LIVESTORE": "false"})
     with pytest.raises(ConfigError, match="the reactive store stays on"):
         off.open()
 
@@ -155,7 +155,7 @@ def test_sealing_is_asked_for_where_it_can_work(tmp_path: Path, pg_url: str) -> 
     local = DataDir(tmp_path / "local", environ={"PJAI_PASSPHRASE": PASSPHRASE})
     init_security(local, passphrase=PASSPHRASE, params=FAST)
     assert not local.sql_sealed()  # auto: SQLite in the directory stays plaintext
-    forced = DataDir(local.path, environ={**local.environ, "PJAI_SQL_SEALED": "true"})  # type: ignore[dict-item]
+    forced = DataDir(local.path, environ={**(local.environ or {}), "PJAI_SQL_SEALED": "true"})
     with pytest.raises(ConfigError, match="is for a PostgreSQL primary"):
         forced.open()
     with pytest.raises(ConfigError, match="PJAI_SQL_SEALED='maybe'"):
