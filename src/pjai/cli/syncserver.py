@@ -40,7 +40,7 @@ from pjai.sync.server import (
 )
 from pjai.sync.server.tokens import Role
 
-__all__ = ["ExpiresIn", "app", "duration", "tokens_table", "when"]
+__all__ = ["ExpiresIn", "app", "duration", "print_secret", "tokens_table", "when"]
 
 app = typer.Typer(
     help="Run the sync server, manage its access tokens, show its audit trail.",
@@ -172,16 +172,8 @@ def create_token(
         secret, token = database.tokens.create(
             store, cast(Role, role), name, expires_in=lifetime, actor=local_actor()
         )
-    if as_json:
-        print_json({"secret": secret, **dataclasses.asdict(token)})
-        return
-    # The secret alone on stdout, so that SECRET=$(pjai sync-server token create ...) works.
-    print(secret)
-    errors.print(
-        f"Created token {token.id} ({token.role} on store {token.store_id!r}). "
-        "Keep the secret above: it is not shown again.",
-        highlight=False,
-    )
+    made = f"Created token {token.id} ({token.role} on store {token.store_id!r})."
+    print_secret(secret, token, made, as_json=as_json)
 
 
 @token_app.command("list")
@@ -217,6 +209,16 @@ def tokens_table(tokens: list[Token]) -> Table:
             when(t.expires_at),
         )
     return table
+
+
+def print_secret(secret: str, token: Token, made: str, *, as_json: bool, **extra: str) -> None:
+    """Show a new token's secret, once: with its fields as JSON, or alone on stdout (so
+    that ``SECRET=$(pjai ... token create ...)`` works) with ``made`` on stderr."""
+    if as_json:
+        print_json({"secret": secret, **dataclasses.asdict(token), **extra})
+        return
+    print(secret)
+    errors.print(f"{made} Keep the secret above: it is not shown again.", highlight=False)
 
 
 def when(iso: str | None) -> str:
@@ -258,15 +260,9 @@ def rotate_token(
         secret, new, old = database.tokens.rotate(
             token_id, overlap=grace, expires_in=duration(expires_in), actor=local_actor()
         )
-    if as_json:
-        print_json({"secret": secret, **dataclasses.asdict(new), "replaces": old.id})
-        return
-    print(secret)
-    errors.print(
-        f"Created token {new.id} to replace {old.id}, which works until "
-        f"{when(old.expires_at)} UTC. Keep the secret above: it is not shown again.",
-        highlight=False,
-    )
+    until = when(old.expires_at)
+    made = f"Created token {new.id} to replace {old.id}, which works until {until} UTC."
+    print_secret(secret, new, made, as_json=as_json, replaces=old.id)
 
 
 @app.command()

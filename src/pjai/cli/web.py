@@ -18,14 +18,12 @@ from pjai.cli.common import (
     JsonFlag,
     console,
     data_directory,
-    errors,
     interactive,
-    print_json,
     print_result,
     reported,
 )
 from pjai.cli.output import CsvFlag, NlFlag, TsvFlag, output_format, print_rows
-from pjai.cli.syncserver import ExpiresIn, duration, tokens_table, when
+from pjai.cli.syncserver import ExpiresIn, duration, print_secret, tokens_table, when
 from pjai.sync.server.audit import local_actor
 
 __all__ = ["app", "serve"]
@@ -103,14 +101,7 @@ def create_token(
         secret, token = sessions.create_access(
             label, expires_in=duration(expires_in), actor=local_actor()
         )
-    if as_json:
-        print_json({"secret": secret, **dataclasses.asdict(token)})
-        return
-    print(secret)
-    errors.print(
-        f"Created access token {token.id}. Keep the secret above: it is not shown again.",
-        highlight=False,
-    )
+    print_secret(secret, token, f"Created access token {token.id}.", as_json=as_json)
 
 
 @token_app.command("list")
@@ -157,12 +148,6 @@ def rotate_token(
     assert grace is not None
     with _sessions(data_dir) as sessions:
         secret, new, old = sessions.rotate(token_id, overlap=grace, actor=local_actor())
-    if as_json:
-        print_json({"secret": secret, **dataclasses.asdict(new), "replaces": old.id})
-        return
-    print(secret)
-    errors.print(
-        f"Created access token {new.id} to replace {old.id}, which works until "
-        f"{when(old.expires_at)} UTC. Keep the secret above: it is not shown again.",
-        highlight=False,
-    )
+    until = when(old.expires_at)
+    made = f"Created access token {new.id} to replace {old.id}, which works until {until} UTC."
+    print_secret(secret, new, made, as_json=as_json, replaces=old.id)
