@@ -26,7 +26,7 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      │    ├── ErasedValueError        a sealed value whose data key was erased
      │    └── SqlUnavailableError     it cannot be reached (down, locked, pool exhausted)
      ├── ConfigError                a setting (URL, flag, shard list) is invalid
-     │    └── EmbeddingsUnavailable   semantic search needs the embeddings extra
+     │    └── EmbeddingsUnavailable   semantic search's model cannot be used here
      ├── PrivacyError               a persona's privacy settings refuse what was asked
      ├── KeyRingError               the key ring cannot do it: locked, wrong passphrase,
      │                              an erased persona, an altered key
@@ -42,7 +42,7 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
 
 The classes of this module are the ones callers catch in general. The others are
 defined beside the code that raises them:
-:class:`pjai.memory.embeddings.EmbeddingsUnavailable`,
+:class:`pjai.memory.encoders.EmbeddingsUnavailable`,
 :class:`pjai.plugins.sandbox.PluginError`, :class:`pjai.sync.protocol.ProtocolError`,
 :class:`pjai.sync.transport.ConnectionClosed` and
 :class:`pjai.sync.server.log.DuplicateEventError`. Three of them never reach a caller:

