@@ -150,3 +150,79 @@ def test_graph_bench_quick_run(tmp_path: Path) -> None:
     assert report["components"] == 1
     assert 0 < report["neighbours_p50_ms"] <= report["neighbours_p95_ms"]
     assert report["reached_mean"] > 20
+
+
+def paraphrased() -> dict[str, object]:
+    """Twenty turns on twenty topics, and questions that share no word with their
+    answers: only a model of meaning finds them."""
+    said = [
+        "I went hiking at Mount Rainier last weekend.",
+        "I finally fixed the leaking kitchen tap with a new washer.",
+        "My sister adopted a grey kitten called Pepper.",
+        "The quarterly tax return took me all evening.",
+        "I have started learning to play the violin.",
+        "Our flight to Lisbon was delayed by six hours.",
+        "I baked sourdough bread with rye flour this morning.",
+        "My knee still hurts after the marathon.",
+        "We painted the nursery a soft yellow.",
+        "I switched my phone plan to a cheaper carrier.",
+        "The book club is reading a novel about whales.",
+        "I planted tomatoes and basil on the balcony.",
+        "My grandfather turns ninety next month.",
+        "The printer at work jammed again.",
+        "I got a promotion to team lead.",
+        "We watched the meteor shower from the roof.",
+        "I am saving up for an electric car.",
+        "The dentist said I need a filling.",
+        "I volunteer at the animal shelter on Sundays.",
+        "Our band played its first gig at a pub.",
+    ]
+    turns = [
+        {"speaker": "Ana" if i % 2 else "Ben", "dia_id": f"D1:{i + 1}", "text": text}
+        for i, text in enumerate(said)
+    ]
+    asked = [
+        ("Which pet does her sibling own?", "D1:3"),
+        ("What musical instrument is she studying?", "D1:5"),
+        ("Who is celebrating an old-age birthday soon?", "D1:13"),
+        ("What plumbing repair did he do?", "D1:2"),
+    ]
+    return {
+        "speaker_a": "Ana",
+        "speaker_b": "Ben",
+        "session_1_date_time": "1:56 pm on 8 May, 2023",
+        "session_1": turns,
+        "qa": [{"question": q, "category": 4, "evidence": [e]} for q, e in asked],
+    }
+
+
+def test_quick_recall_bench_runs_the_shipped_model(tmp_path: Path) -> None:
+    data = tmp_path / "conversations"
+    data.mkdir()
+    (data / "paraphrased.json").write_text(json.dumps(paraphrased()))
+    args = ["bench", "recall", "--data", str(data), "--data-dir", str(tmp_path / "work")]
+    result = runner.invoke(app, [*args, "--quick", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["quick"] is True
+    assert report["embedding_model"] == "all-MiniLM-L6-v2-int8"
+    assert all(report[m].keys() >= METHOD_KEYS for m in ("keyword", "semantic", "hybrid"))
+    assert report["keyword"]["recall@10"] == 0.0  # no question shares a word with its answer
+    # One in four at random; the model puts every answer in the top five.
+    assert report["semantic"]["recall@5"] == 1.0
+    assert report["hybrid"]["recall@5"] == 1.0
+    assert report["memories_at_latency"] == 2_000  # --quick caps the store
+    assert report["hybrid_p95_ms_at_scale"] > 0
+
+
+@pytest.mark.skipif(not SHARED_LOCOMO.is_dir(), reason=f"{SHARED_LOCOMO} is not on this machine")
+def test_quick_recall_bench_on_locomo(tmp_path: Path) -> None:
+    args = ["bench", "recall", "--data", str(SHARED_LOCOMO), "--data-dir", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--quick", "--json", "--latency-memories", "500"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    # The first three sessions of each conversation and the questions about them.
+    assert (report["memories"], report["questions"]) == (177, 73)
+    keyword, semantic, hybrid = report["keyword"], report["semantic"], report["hybrid"]
+    assert semantic["recall@10"] >= 0.6  # 0.79 measured
+    assert hybrid["recall@10"] >= keyword["recall@10"]

@@ -13,7 +13,12 @@ import pytest
 
 from pjai.errors import ConfigError
 from pjai.memory import encoders
-from pjai.memory.embeddings import Embeddings, EmbeddingsUnavailable, LazyEncoder
+from pjai.memory.embeddings import (
+    Embeddings,
+    EmbeddingsUnavailable,
+    LazyEncoder,
+    vector_status,
+)
 from pjai.memory.graph import auto_link
 from pjai.memory.search import SearchFilter, search
 from pjai.schema import MemoryDeleted, MemoryLinked, MemoryUpdated
@@ -184,17 +189,19 @@ def test_a_new_model_rebuilds_the_vectors(pets: Store, tmp_path: Path) -> None:
     old.close()
     new = Embeddings(tmp_path / "vectors.db", TopicEncoder(), "new")
     try:
-        before = new.status(pets)
+        before = vector_status(tmp_path / "vectors.db", pets, "new")
         assert (before.memories, before.current, before.waiting, before.stale) == (5, 0, 5, 5)
         assert new.index(pets) == 5
         assert models(tmp_path) == {"new"}
-        after = new.status(pets)
+        after = vector_status(tmp_path / "vectors.db", pets, "new")
         assert (after.current, after.waiting, after.stale) == (5, 0, 0)
     finally:
         new.close()
 
 
-def test_a_text_already_encoded_takes_its_vector(store: Store, vectors: Embeddings) -> None:
+def test_a_text_already_encoded_takes_its_vector(
+    store: Store, vectors: Embeddings, tmp_path: Path
+) -> None:
     encoder = vectors.encoder
     assert isinstance(encoder, TopicEncoder)
     store.commit(
@@ -207,7 +214,7 @@ def test_a_text_already_encoded_takes_its_vector(store: Store, vectors: Embeddin
     store.commit(memory("c", content="the kitten would purr"))
     assert vectors.index(store) == 1
     assert encoder.texts == ["the kitten would purr"]  # found in the file
-    assert vectors.status(store).waiting == 0
+    assert vector_status(tmp_path / "vectors.db", store, vectors.model).waiting == 0
 
 
 def test_auto_link_by_vectors_links_alike_memories_once(store: Store, vectors: Embeddings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from pjai.app.upkeep import checkup
 from pjai.web import WebApp
 from pjai.web.app import SharedReading
 
@@ -48,3 +49,14 @@ def test_tabs_reading_together_share_one_read() -> None:
 def test_the_app_reads_health_through_one_shared_reading(web: WebApp) -> None:
     assert web.health.get() is web.health.get()
     assert web.health.get().status == "ok"
+
+
+def test_the_app_gives_new_memories_vectors_in_the_background(web: WebApp) -> None:
+    indexer = web.indexer
+    assert indexer is not None
+    persona = web.services.personas.create("Ada").id
+    web.services.memories.add(persona, "Fixed the leaking kitchen tap")
+    assert indexer.wait_caught_up(60)  # the first run loads the model
+    found = checkup(web.data_dir)
+    assert not isinstance(found.vectors, str)
+    assert (found.vectors.memories, found.vectors.waiting) == (1, 0)

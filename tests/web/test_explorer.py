@@ -14,7 +14,6 @@ from nicegui.testing.user_interaction import UserInteraction
 
 from pjai.app import Personas
 from pjai.app.reads import memories as reads
-from pjai.schema import MemoryFilter
 from pjai.web import WebApp
 from pjai.web.views.explorer_selection import Selection, format_time, parse_time
 from pjai.web.views.explorer_table import MemoryTable

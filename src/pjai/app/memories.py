@@ -12,6 +12,7 @@ Reading a memory (:meth:`Memories.get`, :meth:`Memories.show`) records nothing;
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -19,7 +20,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pjai.app.datadir import DataDir
-from pjai.errors import NotFoundError
+from pjai.errors import ConfigError, NotFoundError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory import (
     Bucket,
@@ -38,6 +39,7 @@ from pjai.memory import (
     search,
     timeline,
 )
+from pjai.memory.indexer import VectorIndexer
 from pjai.memory.lookup import require_persona
 from pjai.memory.optimizer import MemoryMove
 from pjai.memory.search import Method
@@ -50,6 +52,8 @@ from pjai.store import Progress, Row
 __all__ = ["AutoLinked", "Memories", "MemoryChange", "MemoryStats", "MemoryView"]
 
 LinkBy = Literal["auto", "vectors", "words"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +212,8 @@ class Memories:
         method: Method = "keyword",
         progress: Progress | None = None,
     ) -> list[SearchHit]:
-        """Search memories, best first; semantic methods first index new memories.
+        """Search memories, best first; semantic methods first index new memories
+        (those a background indexer has not reached yet).
 
         Keyword search opens no vectors, so it never loads the model."""
         if where.persona_id is not None:
@@ -287,6 +292,27 @@ class Memories:
             if schema.knows(record.name)
         )
         return frozenset(i for i in ids if isinstance(i, str))
+
+    def background_indexer(self) -> VectorIndexer | None:
+        """A thread that gives new and changed memories their vectors as they come
+        (close it when done); ``None`` when semantic search cannot be used here (the
+        reason is logged: keyword search works without it)."""
+        data_dir = DataDir(self.manager.data_dir)
+        try:
+            data_dir.embeddings().close()  # the model can be used: checked, not loaded
+        except ConfigError as exc:
+            log.info("memory vectors are not indexed in the background: %s", exc)
+            return None
+        return VectorIndexer(data_dir.embeddings, self.manager, self._position)
+
+    def _position(self) -> object:
+        """A value that changes with the data: the store's head (pending events
+        included), or the SQL primary's."""
+        store = self.manager.store
+        if store is None:
+            return self.manager.head()
+        head = store.head
+        return (head.global_seq, head.client_seq, head.generation)
 
     @contextmanager
     def _vectors(self, *, required: bool, wanted: bool) -> Iterator[Embeddings | None]:

@@ -13,6 +13,8 @@ from pjai.hybrid import Repaired
 from pjai.hybrid.health import Health
 from pjai.hybrid.manager import Side
 from pjai.hybrid.recovery import StoreRebuilt
+from pjai.memory.embeddings import VectorStatus, vector_status
+from pjai.memory.encoders import chosen_model
 from pjai.schema import SCHEMA
 from pjai.security import keyfile
 from pjai.sql import migrate
@@ -46,11 +48,19 @@ class Checkup:
 
     health: Health
     files: list[DataFile]
+    vectors: VectorStatus | str
+    """How far the memory vectors are behind, or why semantic search cannot be used."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: the health, with the existing files under ``files``."""
+        """JSON-ready form: the health, with the existing files under ``files`` and the
+        vectors under ``vectors`` (``{"unavailable": reason}`` when they cannot be)."""
         files = [{"name": f.name, "what": f.what, "bytes": f.bytes} for f in self.files]
-        return {**self.health.to_dict(), "files": files}
+        vectors = (
+            {"unavailable": self.vectors}
+            if isinstance(self.vectors, str)
+            else self.vectors.to_dict()
+        )
+        return {**self.health.to_dict(), "files": files, "vectors": vectors}
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +103,17 @@ def rebalance_shards(data_dir: DataDir, progress: Progress | None = None) -> Reb
 
 
 def checkup(data_dir: DataDir, **options: Any) -> Checkup:
-    """Health of the store, the SQL shards and the bridge, and the files present."""
+    """Health of the store, the SQL shards and the bridge, the files present, and how
+    many memories wait for a vector."""
     with data_dir.open(**options) as manager:
         health = manager.health()
-    return Checkup(health, data_dir.existing())
+        vectors: VectorStatus | str
+        try:
+            model = chosen_model()
+            vectors = model.missing() or vector_status(data_dir.vectors_path, manager, model.id)
+        except ConfigError as exc:
+            vectors = str(exc)
+    return Checkup(health, data_dir.existing(), vectors)
 
 
 def repair(

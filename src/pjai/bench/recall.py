@@ -8,8 +8,8 @@ question among that persona's memories; recall@k is the share of the evidence tu
 the top k, hit@k whether any is (turn level); session_hit@1 whether the first hit is in
 a session holding evidence, session_recall@10 the share of those sessions among the top
 10's (session level, as many published figures are). Reported per method (keyword;
-semantic and hybrid when the embeddings extra is installed), overall and per category,
-with search latency.
+semantic and hybrid when the model can be used), overall and per category, with
+search latency.
 
 With ``--folds`` the ranking parameters (:class:`pjai.memory.search.Tuning`: the
 summary's weight; for hybrid also the keyword share) are chosen leave-one-conversation-
@@ -87,8 +87,10 @@ def _turn_content(turn: dict[str, Any]) -> str:
     return f"{text} [shared a photo: {caption}]" if caption else text
 
 
-def load_conversations(directory: Path) -> list[Conversation]:
-    """Every ``*.json`` LoCoMo-format file of ``directory``, in name order."""
+def load_conversations(directory: Path, sessions: int | None = None) -> list[Conversation]:
+    """Every ``*.json`` LoCoMo-format file of ``directory``, in name order; with
+    ``sessions``, only each conversation's first ``sessions`` sessions and the
+    questions whose evidence lies in them."""
     files = sorted(Path(directory).glob("*.json"))
     if not files:
         raise ConfigError(f"{directory} holds no LoCoMo-format .json files")
@@ -105,7 +107,7 @@ def load_conversations(directory: Path) -> list[Conversation]:
         ]
         turns: set[str] = set()
         session = 1
-        while f"session_{session}" in data:
+        while f"session_{session}" in data and (sessions is None or session <= sessions):
             when = _session_time(data[f"session_{session}_date_time"])
             previous, previous_id = "", None
             for turn in data[f"session_{session}"]:
@@ -135,6 +137,8 @@ def load_conversations(directory: Path) -> list[Conversation]:
             cited = [part.strip() for e in qa.get("evidence", []) for part in e.split(";")]
             cited = [e for e in cited if e]
             evidence = tuple(dict.fromkeys(e for e in cited if e in turns))
+            if sessions is not None and len(evidence) < len(cited):
+                continue  # asks about a session left out
             skipped += len(cited) - len(evidence)
             if evidence:
                 questions.append(Question(qa["question"], int(qa["category"]), evidence))
@@ -356,20 +360,27 @@ def _folds(
     return result
 
 
-def _keyword_latency_at(store: Store, conversations: list[Conversation], target: int) -> float:
-    """p95 of keyword searches once the store holds ``target`` memories."""
+def _latency_at(
+    store: Store, conversations: list[Conversation], target: int, embeddings: Embeddings | None
+) -> dict[str, float]:
+    """p95 of each method's searches once the store holds ``target`` memories: copies
+    of the conversations' memories, each in its conversation's persona, so that every
+    search runs over a persona grown with the store. A copy's text already has a vector,
+    so it is indexed without encoding."""
     count = store.query("SELECT count(*) AS n FROM memories")[0].n
     source = [e for c in conversations for e in c.events if isinstance(e, MemoryAdded)]
-    store.commit(PersonaCreated(persona_id="filler", name="Filler"))
     batch: list[Event] = []
     for i in range(max(0, target - count)):
         model = source[i % len(source)]
         batch.append(
             MemoryAdded(
-                memory_id=f"filler:{i}",
-                persona_id="filler",
+                memory_id=f"{model.persona_id}:copy{i}",
+                persona_id=model.persona_id,
+                name=model.name,
                 content=model.content,
+                summary=model.summary,
                 type="conversation",
+                occurred_at=model.occurred_at,
             )
         )
         if len(batch) == 1_000:
@@ -377,14 +388,26 @@ def _keyword_latency_at(store: Store, conversations: list[Conversation], target:
             batch = []
     if batch:
         store.commit(*batch)
-    latencies = []
-    for conversation in conversations:
-        where = SearchFilter(persona_id=conversation.persona_id)
-        for question in conversation.questions:
-            started = time.perf_counter()
-            search(store, question.text, where, limit=10)
-            latencies.append(time.perf_counter() - started)
-    return ms(percentile(latencies, 95))
+    methods: list[Method] = ["keyword"]
+    if embeddings is not None:
+        embeddings.index(store)
+        methods += ["semantic", "hybrid"]
+    result = {}
+    for method in methods:
+        latencies = []
+        for conversation in conversations:
+            where = SearchFilter(persona_id=conversation.persona_id)
+            for question in conversation.questions:
+                started = time.perf_counter()
+                search(store, question.text, where, limit=10, method=method, embeddings=embeddings)
+                latencies.append(time.perf_counter() - started)
+        result[f"{method}_p95_ms_at_scale"] = ms(percentile(latencies, 95))
+    return result
+
+
+QUICK_SESSIONS = 3
+"""Sessions per conversation in a ``--quick`` run."""
+QUICK_LATENCY_MEMORIES = 2_000
 
 
 def run_recall_bench(
@@ -395,16 +418,23 @@ def run_recall_bench(
     latency_memories: int = LATENCY_MEMORIES,
     progress: Progress | None = None,
     folds: bool = False,
+    quick: bool = False,
 ) -> dict[str, Any]:
     """Load ``data`` into a store in ``workdir`` and measure retrieval per method.
 
-    Keyword latency is measured again once filler memories bring the store to
-    ``latency_memories`` (``keyword_p95_ms_at_scale``). With ``folds``, the tuned
-    ranking parameters are also chosen leave-one-conversation-out (``folds``).
+    Latency is measured again once copies of the memories bring the store to
+    ``latency_memories`` (``keyword_p95_ms_at_scale``, and ``semantic_…`` and
+    ``hybrid_…`` with embeddings). With ``folds``, the tuned ranking parameters are also
+    chosen leave-one-conversation-out (``folds``). ``quick`` keeps each conversation's
+    first :data:`QUICK_SESSIONS` sessions (and the questions about them) and measures
+    latency at :data:`QUICK_LATENCY_MEMORIES` at most: seconds, for a smoke run.
     """
-    conversations = load_conversations(data)
+    conversations = load_conversations(data, QUICK_SESSIONS if quick else None)
+    if quick:
+        latency_memories = min(latency_memories, QUICK_LATENCY_MEMORIES)
     result: dict[str, Any] = {
         "benchmark": "recall",
+        "quick": quick,
         "conversations": [c.name for c in conversations],
         "memories": sum(isinstance(e, MemoryAdded) for c in conversations for e in c.events),
         "questions": sum(len(c.questions) for c in conversations),
@@ -425,12 +455,13 @@ def run_recall_bench(
             result["semantic"] = _measure(store, conversations, "semantic", embeddings)
             result["hybrid"] = _measure(store, conversations, "hybrid", embeddings)
             result["embeddings_engine"] = embeddings.engine
+            result["embedding_model"] = embeddings.model
         if folds:
             result["folds"] = _folds(store, conversations, embeddings)
-        if embeddings is not None:
-            embeddings.close()
-        result["keyword_p95_ms_at_scale"] = _keyword_latency_at(
-            store, conversations, latency_memories
-        )
+        try:
+            result.update(_latency_at(store, conversations, latency_memories, embeddings))
+        finally:
+            if embeddings is not None:
+                embeddings.close()
         result["memories_at_latency"] = store.query("SELECT count(*) AS n FROM memories")[0].n
     return result

@@ -147,6 +147,13 @@ def recall(
             "each held-out conversation.",
         ),
     ] = False,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            help="A smoke run: each conversation's first 3 sessions, latency at 2,000 "
+            "memories at most."
+        ),
+    ] = False,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     keep: Keep = False,
     as_json: JsonFlag = False,
@@ -160,6 +167,7 @@ def recall(
             semantic=semantic,
             latency_memories=latency_memories,
             folds=folds,
+            quick=quick,
         )
     if as_json:
         print(json.dumps(result))
@@ -190,8 +198,11 @@ def recall(
             f"{mean['session_hit@1']:.3f}",
             highlight=False,
         )
-    at, p95 = result["memories_at_latency"], result["keyword_p95_ms_at_scale"]
-    console.print(f"keyword search p95 at {at:,} memories: {plain(p95)} ms")
+    at = result["memories_at_latency"]
+    for method in ("keyword", "semantic", "hybrid"):
+        if f"{method}_p95_ms_at_scale" in result:
+            p95 = result[f"{method}_p95_ms_at_scale"]
+            console.print(f"{method} search p95 at {at:,} memories: {plain(p95)} ms")
 
 
 @app.command()

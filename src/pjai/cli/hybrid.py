@@ -115,7 +115,8 @@ def set_flag_command(
 
 
 def doctor(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
-    """Health of the store, the SQL shards and the bridge, and the data files."""
+    """Health of the store, the SQL shards and the bridge, the memory vectors, and the
+    data files."""
     with reported(), progress_bar("Catching up") as progress:
         found = checkup(DataDir(data_dir), progress=progress, create=False)
     health = found.health
@@ -154,6 +155,18 @@ def doctor(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
         f"lag {b.lag_events}",
         "no lag measured" if b.lag_p95_ms is None else f"lag p95 {number(b.lag_p95_ms)} ms",
     )
+    vectors = found.vectors
+    if isinstance(vectors, str):
+        table.add_row("vectors", "off", "-", "-", vectors)
+    else:
+        table.add_row(
+            "vectors",
+            "behind" if vectors.waiting else "ok",
+            "-",
+            f"{vectors.current} of {vectors.memories}",
+            f"{vectors.model}, {vectors.waiting} waiting"
+            + (f", {vectors.stale} stale to drop" if vectors.stale else ""),
+        )
     print_table(table)
     for problem in s.damage:
         console.print(f"store file damage: {problem}", highlight=False)

@@ -2,13 +2,14 @@
 
 Vectors come from the model :func:`~pjai.memory.encoders.chosen_model` names (by
 default all-MiniLM-L6-v2 as int8 ONNX, installed with PJai; see
-:mod:`pjai.memory.encoders`). ``sqlite-vec`` computes the distances when it loads,
-NumPy otherwise. Vectors are derived data, like the full-text index: kept in
-``vectors.db`` beside the store, keyed by memory id, the model and a digest of the
+:mod:`pjai.memory.encoders`). Vectors are derived data, like the full-text index:
+kept in ``vectors.db`` beside the store, keyed by memory id, the model and a digest of the
 text they were computed from, and recomputed when the text or the model changes.
 Nothing is encoded on the commit path: :meth:`Embeddings.index` catches up (a
 background :class:`~pjai.memory.indexer.VectorIndexer` in a long-running process, or
-the search itself in a one-shot command).
+the search itself in a one-shot command). A search compares the query with every
+vector of the persona (NumPy, exact): the persona's vectors are read once and kept in
+memory until the file changes.
 
 Loading the model takes a moment, so it is loaded only when a text has to be encoded
 (a query, a new or changed memory), and once per process: :func:`load_encoder` keeps
@@ -19,6 +20,7 @@ vectors at all.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +53,14 @@ __all__ = [
     "VectorStatus",
     "forget_persona",
     "load_encoder",
+    "vector_status",
 ]
 
 VECTORS_FILE = "vectors.db"
 _IDS_PER_QUERY = 5_000
 _DIGESTS_PER_QUERY = 500
+_MATRICES_KEPT = 8
+"""Personas whose vectors a connection keeps in memory for searching."""
 
 
 class LazyEncoder:
@@ -82,7 +87,6 @@ class VectorStatus:
     """How far the vectors are behind the memories (``pjai doctor`` shows it)."""
 
     model: str
-    engine: str
     memories: int
     """Live memories."""
     current: int
@@ -98,12 +102,40 @@ class VectorStatus:
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
-            "engine": self.engine,
             "memories": self.memories,
             "current": self.current,
             "waiting": self.waiting,
             "stale": self.stale,
         }
+
+
+def vector_status(path: Path, backend: Backend, model: str) -> VectorStatus:
+    """How far the vectors in the file at ``path`` (if there is one) are behind
+    ``backend``'s live memories for ``model``; loads no model and writes nothing."""
+    rows = _live(backend, None)
+    known: dict[str, str] = {}
+    total = 0
+    if path.exists():
+        db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            if db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'vectors'").fetchone():
+                known = dict(
+                    db.execute("SELECT memory_id, digest FROM vectors WHERE model = ?", (model,))
+                )
+                total = int(db.execute("SELECT count(*) FROM vectors").get)
+        finally:
+            db.close()
+    current = sum(known.get(row.id) == _digest(_text(row)) for row in rows)
+    return VectorStatus(model, len(rows), current, total - current)
+
+
+def _live(backend: Backend, persona_id: str | None) -> list[Any]:
+    """The id, persona and text of live memories (of ``persona_id``, or all)."""
+    c = memories.c
+    query = select(c.id, c.persona_id, c.name, c.content, c.summary).where(
+        *memory_conditions(MemoryFilter(persona_id=persona_id))
+    )
+    return backend.query(query)
 
 
 def _text(row: Any) -> str:
@@ -136,15 +168,12 @@ class Embeddings:
         self._db.execute("CREATE INDEX IF NOT EXISTS vectors_digest ON vectors (model, digest)")
         self._only_model = False
         """Whether vectors of other models were dropped (once per connection)."""
+        self._writes = 0
+        """Writes through this connection (``PRAGMA data_version`` counts the others')."""
+        self._matrices: OrderedDict[str | None, tuple[tuple[int, int], list[str], Any]] = (
+            OrderedDict()
+        )
         self.engine = "numpy"
-        try:
-            import sqlite_vec
-
-            self._db.enable_load_extension(True)
-            self._db.load_extension(sqlite_vec.loadable_path())
-            self.engine = "sqlite-vec"
-        except (ImportError, apsw.Error):
-            pass  # NumPy computes the distances instead
 
     @classmethod
     def open(
@@ -170,13 +199,6 @@ class Embeddings:
         """Close the vector database."""
         self._db.close()
 
-    def _live(self, backend: Backend, persona_id: str | None) -> list[Any]:
-        c = memories.c
-        query = select(c.id, c.persona_id, c.name, c.content, c.summary).where(
-            *memory_conditions(MemoryFilter(persona_id=persona_id))
-        )
-        return backend.query(query)
-
     def _known(self, persona_id: str | None) -> dict[str, str]:
         return dict(
             self._db.execute(
@@ -185,14 +207,6 @@ class Embeddings:
                 (self.model, persona_id, persona_id),
             )
         )
-
-    def status(self, backend: Backend) -> VectorStatus:
-        """How many live memories have an up-to-date vector; loads no model."""
-        rows = self._live(backend, None)
-        known = self._known(None)
-        current = sum(known.get(row.id) == _digest(_text(row)) for row in rows)
-        total = int(self._db.execute("SELECT count(*) FROM vectors").get)
-        return VectorStatus(self.model, self.engine, len(rows), current, total - current)
 
     def index(
         self, backend: Backend, persona_id: str | None = None, progress: Progress | None = None
@@ -204,7 +218,7 @@ class Embeddings:
         are dropped. A text that already has a vector (a copy of another memory's)
         takes that vector instead of being encoded again.
         """
-        rows = self._live(backend, persona_id)
+        rows = _live(backend, persona_id)
         known = self._known(persona_id)
         gone = known.keys() - {row.id for row in rows}
         with self._db:
@@ -212,6 +226,7 @@ class Embeddings:
                 self._db.execute("DELETE FROM vectors WHERE model != ?", (self.model,))
                 self._only_model = True
             self._db.executemany("DELETE FROM vectors WHERE memory_id = ?", [(m,) for m in gone])
+            self._writes += 1
         todo = [(row, _digest(_text(row))) for row in rows]
         todo = [(row, digest) for row, digest in todo if known.get(row.id) != digest]
         for start in range(0, len(todo), 256):
@@ -225,6 +240,7 @@ class Embeddings:
                         for row, digest in chunk
                     ],
                 )
+                self._writes += 1
             if progress is not None:
                 progress(start + len(chunk), len(todo))
         return len(todo)
@@ -253,34 +269,45 @@ class Embeddings:
 
     def nearest(self, text: str, persona_id: str | None, k: int) -> list[tuple[str, float]]:
         """The ``k`` memory ids closest to ``text`` (cosine similarity), best first."""
-        return self._nearest(self._vector(text), persona_id, k)
+        return self._nearest(self.vector(text), persona_id, k)
 
-    def _vector(self, text: str) -> Any:
+    def vector(self, text: str) -> Any:
+        """The vector of ``text`` (a query)."""
         return self._np.asarray(self.encoder.encode([text]), dtype="float32")[0]
 
-    def _nearest(self, query: Any, persona_id: str | None, k: int) -> list[tuple[str, float]]:
-        if self.engine == "sqlite-vec":
-            found: list[Any] = self._db.execute(
-                "SELECT memory_id, 1 - vec_distance_cosine(vector, ?) AS similarity FROM vectors "
-                "WHERE model = ? AND (? IS NULL OR persona_id = ?) "
-                "ORDER BY similarity DESC, memory_id LIMIT ?",
-                (query.tobytes(), self.model, persona_id, persona_id, k),
-            ).fetchall()
-            return [(str(memory_id), float(similarity)) for memory_id, similarity in found]
-        sql = (
+    def _matrix(self, persona_id: str | None) -> tuple[list[str], Any]:
+        """The ids (in order) and vectors (rows) of a persona's memories, or of all,
+        read once and kept until the file changes (a write here or by any other
+        connection)."""
+        version = (int(self._db.execute("PRAGMA data_version").get), self._writes)
+        cached = self._matrices.get(persona_id)
+        if cached is not None and cached[0] == version:
+            self._matrices.move_to_end(persona_id)
+            return cached[1], cached[2]
+        rows: list[Any] = self._db.execute(
             "SELECT memory_id, vector FROM vectors "
-            "WHERE model = ? AND (? IS NULL OR persona_id = ?) ORDER BY memory_id"
-        )
-        rows: list[Any] = self._db.execute(sql, (self.model, persona_id, persona_id)).fetchall()
-        if not rows:
+            "WHERE model = ? AND (? IS NULL OR persona_id = ?) ORDER BY memory_id",
+            (self.model, persona_id, persona_id),
+        ).fetchall()
+        ids = [str(r[0]) for r in rows]
+        blob = b"".join(bytes(r[1]) for r in rows)
+        matrix = self._np.frombuffer(blob, dtype="float32").reshape(len(rows), -1 if rows else 0)
+        self._matrices[persona_id] = (version, ids, matrix)
+        while len(self._matrices) > _MATRICES_KEPT:
+            self._matrices.popitem(last=False)
+        return ids, matrix
+
+    def _nearest(self, query: Any, persona_id: str | None, k: int) -> list[tuple[str, float]]:
+        ids, matrix = self._matrix(persona_id)
+        if not ids:
             return []
         np = self._np
-        blob = b"".join(bytes(r[1]) for r in rows)
-        matrix = np.frombuffer(blob, dtype="float32").reshape(len(rows), -1)
         similarity = matrix @ query
-        # Stable over rows in id order: ties go by memory id, as with sqlite-vec.
-        top = np.argsort(-similarity, kind="stable")[:k]
-        return [(str(rows[i][0]), float(similarity[i])) for i in top]
+        everything = k >= len(ids)
+        best = np.arange(len(ids)) if everything else np.argpartition(-similarity, k - 1)[:k]
+        # Best first; ties go by memory id (rows are in id order).
+        top = sorted(best.tolist(), key=lambda i: (-similarity[i], i))
+        return [(ids[i], float(similarity[i])) for i in top]
 
     def similar_pairs(
         self, backend: Backend, persona_id: str, *, threshold: float, per_memory: int
@@ -330,8 +357,8 @@ class Embeddings:
         """Semantic search with the filters of ``where``."""
         # Filters apply after the nearest vectors are found: widen the search until
         # ``limit`` of them pass or every vector of the persona has been looked at.
-        query = self._vector(text)
-        k = max(limit * 5, 50)
+        query = self.vector(text)
+        k = max(limit * 2, 20)
         while True:
             candidates = self._nearest(query, where.persona_id, k)
             rows = []

@@ -114,6 +114,9 @@ class OnnxEncoder:
         self._np = numpy
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initializers are noise
+        # Idle threads sleep instead of spinning: a search goes on to SQLite queries
+        # right after encoding, and a spinning thread would hold a core they need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
             str(model), options, providers=["CPUExecutionProvider"]
         )

@@ -10,8 +10,8 @@ words (the two stemmers differ on a few rare ones); their scores are on differen
 scales. On an SQLite SQL primary there is no index: switch the store on.
 
 A :class:`pjai.schema.MemoryFilter` restricts what a search returns, as it does for
-every read of memories (deleted memories are never returned). Semantic search needs the
-``pjai[embeddings]`` extra (see :mod:`pjai.memory.embeddings`). Hybrid ranking takes the
+every read of memories (deleted memories are never returned). Semantic search compares
+memory vectors (see :mod:`pjai.memory.embeddings`). Hybrid ranking takes the
 union of both candidate lists and ranks it by a weighted sum of their scores, each list
 scaled to 0..1 (keyword 0.6, semantic 0.4 unless a :class:`Tuning` says otherwise).
 

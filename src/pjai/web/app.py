@@ -61,10 +61,11 @@ class Services:
 
 class WebApp:
     """What every page of one running app shares: the data directory, its manager and
-    the services over it, and a thread that takes in commits made elsewhere (another
-    process on the same directory, or a sync client) so that live queries see them.
+    the services over it, a thread that takes in commits made elsewhere (another
+    process on the same directory, or a sync client) so that live queries see them, and
+    the background indexer of memory vectors.
 
-    Close it to stop the thread and the manager.
+    Close it to stop the threads and the manager.
     """
 
     def __init__(self, data_dir: DataDir, *, watch_interval_s: float = WATCH_INTERVAL_S) -> None:
@@ -83,6 +84,9 @@ class WebApp:
         """Whether pages are behind a login (the app listens off loopback)."""
         self.health = SharedReading(self.manager.health, HEALTH_MAX_AGE_S)
         """Health of the store and each SQL shard, read at most every few seconds."""
+        self.indexer = memories.background_indexer()
+        """Gives new memories their vectors off the commit path (``None``: semantic
+        search cannot be used here)."""
         self._interval = watch_interval_s
         self._stopped = threading.Event()
         self._watch = threading.Thread(
@@ -100,9 +104,11 @@ class WebApp:
                 log.warning("looking for other processes' commits failed", exc_info=True)
 
     def close(self) -> None:
-        """Stop watching and close the manager."""
+        """Stop watching and indexing, and close the manager."""
         self._stopped.set()
         self._watch.join()
+        if self.indexer is not None:
+            self.indexer.close()
         self.manager.close()
 
     def __enter__(self) -> WebApp:
