@@ -304,3 +304,18 @@ def test_a_model_is_loaded_once_per_process(
     finally:
         for vectors in opened:
             vectors.close()
+
+
+def test_an_index_run_told_to_stop_ends_between_chunks(
+    store: Store, vectors: Embeddings, tmp_path: Path
+) -> None:
+    store.commit(persona(), *[memory(f"m{i:03d}", content=f"cat number {i}") for i in range(300)])
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 1  # after the first chunk
+
+    assert vectors.index(store, stop=stop) == 256
+    assert vector_status(tmp_path / "vectors.db", store, vectors.model).waiting == 44
+    assert vectors.index(store) == 44  # the next run finishes the work

@@ -209,14 +209,20 @@ class Embeddings:
         )
 
     def index(
-        self, backend: Backend, persona_id: str | None = None, progress: Progress | None = None
+        self,
+        backend: Backend,
+        persona_id: str | None = None,
+        progress: Progress | None = None,
+        *,
+        stop: Callable[[], bool] | None = None,
     ) -> int:
         """Compute vectors for live memories that have none or whose text changed;
         returns how many were brought up to date.
 
         Vectors of memories that are no longer live (deleted), and of another model,
         are dropped. A text that already has a vector (a copy of another memory's)
-        takes that vector instead of being encoded again.
+        takes that vector instead of being encoded again. ``stop`` is asked between
+        chunks of 256: when it says so, the run ends there (what it did stays).
         """
         rows = _live(backend, persona_id)
         known = self._known(persona_id)
@@ -230,6 +236,8 @@ class Embeddings:
         todo = [(row, _digest(_text(row))) for row in rows]
         todo = [(row, digest) for row, digest in todo if known.get(row.id) != digest]
         for start in range(0, len(todo), 256):
+            if stop is not None and stop():
+                return start
             chunk = todo[start : start + 256]
             vectors = self._vectors_of(chunk)
             with self._db:

@@ -101,9 +101,7 @@ class VectorIndexer:
 
     def _catch_up(self, vectors: Embeddings, position: object) -> None:
         try:
-            indexed = vectors.index(self._backend, progress=self._stop_between_chunks)
-        except _Stopped:
-            return
+            indexed = vectors.index(self._backend, stop=self._stopped.is_set)
         except Exception as exc:
             # The next commit tries again; the cause stays visible meanwhile.
             log.warning("indexing memory vectors failed", exc_info=True)
@@ -113,12 +111,9 @@ class VectorIndexer:
             return
         with self._lock:
             self._indexed += indexed
-            self._caught_up = position
+            if not self._stopped.is_set():
+                self._caught_up = position
             self._error = None
-
-    def _stop_between_chunks(self, done: int, total: int) -> None:
-        if self._stopped.is_set():
-            raise _Stopped
 
     def close(self) -> None:
         """Stop the thread and close its vectors."""
@@ -131,7 +126,3 @@ class VectorIndexer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Stopped(Exception):
-    """Raised between chunks when the indexer is closed mid-run."""

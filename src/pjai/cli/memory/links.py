@@ -92,7 +92,7 @@ def auto_link(
     persona_option: PersonaOpt = None,
     by: Annotated[
         Literal["auto", "vectors", "words"],
-        typer.Option(help="vectors (embeddings extra), words, or auto: vectors when installed."),
+        typer.Option(help="vectors, words, or auto: vectors when the model can be used."),
     ] = "auto",
     threshold: Annotated[
         float | None,
