@@ -9,8 +9,9 @@ import pytest
 from pjai.app import Memories, Personas
 from pjai.errors import NotFoundError, QueryError
 from pjai.hybrid import HybridDatabaseManager
-from pjai.memory import EmbeddingsUnavailable, SearchFilter
+from pjai.memory import Embeddings, EmbeddingsUnavailable, SearchFilter
 from pjai.sql.repositories import MemoryFilter
+from tests.memory.test_embeddings import TopicEncoder
 
 
 @pytest.fixture
@@ -59,10 +60,10 @@ def test_links_search_and_upkeep(memories: Memories) -> None:
     assert sum(b.memories for b in memories.timeline("ada", "day")) == 2
 
 
-def test_vectors_asked_for_but_not_installed_are_named(
+def test_vectors_asked_for_but_unavailable_are_named(
     memories: Memories, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unavailable(*_: object) -> None:
+    def unavailable(*_: object, **__: object) -> None:
         raise EmbeddingsUnavailable("semantic search is not installed")
 
     monkeypatch.setattr("pjai.app.datadir.Embeddings.open", unavailable)
@@ -143,3 +144,27 @@ def test_a_deleted_persona_is_missing(memories: Memories, manager: HybridDatabas
     Personas(manager).delete("ada")
     with pytest.raises(NotFoundError, match="no persona 'ada'"):
         memories.list(MemoryFilter(persona_id="ada"))
+
+
+def test_searches_share_one_vector_file_until_the_model_changes(
+    memories: Memories, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    real = Embeddings.open
+
+    def counting(*args: Any, **kwargs: Any) -> Embeddings:
+        vectors = real(*args, encoder=TopicEncoder(), **kwargs)
+        opened.append(vectors.model)
+        return vectors
+
+    monkeypatch.setattr("pjai.app.datadir.Embeddings.open", counting)
+    memories.add("ada", "the kitten would purr", memory_id="cat")
+    for _ in range(3):
+        hits = memories.search("kitten", SearchFilter(persona_id="ada"), method="hybrid")
+        assert [h.memory_id for h in hits] == ["cat"]
+    assert opened == ["all-MiniLM-L6-v2-int8"]  # once, kept for the next searches
+    monkeypatch.setenv("PJAI_EMBEDDING_MODEL", "minilm")  # the stand-in encodes for it too
+    memories.search("kitten", SearchFilter(persona_id="ada"), method="semantic")
+    monkeypatch.delenv("PJAI_EMBEDDING_MODEL")
+    memories.search("kitten", SearchFilter(persona_id="ada"), method="semantic")
+    assert opened == ["all-MiniLM-L6-v2-int8", "all-MiniLM-L6-v2", "all-MiniLM-L6-v2-int8"]

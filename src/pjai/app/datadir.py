@@ -24,6 +24,7 @@ from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags, parse_bool
 from pjai.memory import Embeddings, MemorySystem
 from pjai.memory.embeddings import VECTORS_FILE
+from pjai.memory.encoders import EmbeddingModel
 from pjai.schema import SCHEMA
 from pjai.security import KEYS_FILE, FieldCodec, KeyRing
 from pjai.security.columns import ColumnSealer
@@ -342,9 +343,10 @@ class DataDir:
                 does = "does not sync" if synced else "syncs (`pjai sync status` tells how)"
                 raise StoreModeError(f"{self.path} is {made} data directory: it {does}") from exc
 
-    def embeddings(self) -> Embeddings:
-        """The memory vectors, or :class:`~pjai.memory.EmbeddingsUnavailable`."""
-        return Embeddings.open(self.path)
+    def embeddings(self, model: EmbeddingModel | None = None) -> Embeddings:
+        """The memory vectors of ``model`` (the chosen one by default), or
+        :class:`~pjai.memory.EmbeddingsUnavailable`."""
+        return Embeddings.open(self.path, model=model)
 
     def shards(self) -> ShardSet:
         """The SQL primary's shards (``PJAI_SQL_SHARDS``, else the embedded file)."""

@@ -13,6 +13,7 @@ Reading a memory (:meth:`Memories.get`, :meth:`Memories.show`) records nothing;
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,7 @@ from pjai.memory import (
     search,
     timeline,
 )
+from pjai.memory.encoders import chosen_model
 from pjai.memory.indexer import VectorIndexer
 from pjai.memory.lookup import require_persona
 from pjai.memory.optimizer import MemoryMove
@@ -97,6 +99,8 @@ class Memories:
     def __init__(self, manager: HybridDatabaseManager) -> None:
         self.manager = manager
         self.system = MemorySystem(manager)
+        self._embeddings: Embeddings | None = None
+        self._vectors_lock = threading.RLock()
 
     def get(self, memory_id: str) -> Memory:
         """A memory, deleted or not, or :class:`~pjai.errors.NotFoundError`; records
@@ -316,18 +320,41 @@ class Memories:
 
     @contextmanager
     def _vectors(self, *, required: bool, wanted: bool) -> Iterator[Embeddings | None]:
-        embeddings = None
-        if wanted:
-            try:
-                embeddings = DataDir(self.manager.data_dir).embeddings()
-            except EmbeddingsUnavailable:
-                if required:
-                    raise
+        """The data directory's vectors, one search or indexing at a time (``None``
+        when not wanted, or not required and the model cannot be used)."""
+        if not wanted:
+            yield None
+            return
         try:
+            embeddings = self._open_vectors()
+        except EmbeddingsUnavailable:
+            if required:
+                raise
+            yield None
+            return
+        with self._vectors_lock:
             yield embeddings
-        finally:
-            if embeddings is not None:
-                embeddings.close()
+
+    def _open_vectors(self) -> Embeddings:
+        """The vectors, opened once and kept (a search reuses the vectors it read) until
+        the chosen model changes or the manager closes."""
+        model = chosen_model()
+        with self._vectors_lock:
+            if self._embeddings is not None and self._embeddings.model == model.id:
+                return self._embeddings
+            fresh = DataDir(self.manager.data_dir).embeddings(model)
+            if self._embeddings is None:
+                self.manager.on_close(self._close_vectors)
+            else:
+                self._embeddings.close()
+            self._embeddings = fresh
+            return fresh
+
+    def _close_vectors(self) -> None:
+        with self._vectors_lock:
+            if self._embeddings is not None:
+                self._embeddings.close()
+                self._embeddings = None
 
 
 def _moves(runs: list[OptimizationReport]) -> list[MemoryMove]:
