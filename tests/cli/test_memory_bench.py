@@ -84,7 +84,7 @@ def test_recall_bench_folds_hold_each_conversation_out(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     folds = json.loads(result.stdout)["folds"]["keyword"]
     assert [f["held_out"] for f in folds["per_fold"]] == ["one", "two"]
-    chosen = {"summary_weight", "neighbour_weight"}
+    chosen = {"summary_weight", "neighbour_weight", "date_weight"}
     assert all(f["chosen"].keys() == chosen for f in folds["per_fold"])
     assert folds["mean"]["recall@10"] == round(2 / 3, 4)
     assert folds["pooled"]["questions"] == 6

@@ -12,9 +12,10 @@ semantic and hybrid when the model can be used), overall and per category, with
 search latency.
 
 With ``--folds`` the ranking parameters (:class:`pjai.memory.search.Tuning`: the
-summary's weight; for hybrid also the keyword share) are chosen leave-one-conversation-
-out: for each conversation, the best setting on the others is measured on it. Nothing
-is tuned on the conversation it is reported on.
+summary's weight, context expansion, the weight of dates in the question; for hybrid
+also the keyword share) are chosen leave-one-conversation-out: for each conversation,
+the best setting on the others is measured on it. Nothing is tuned on the conversation
+it is reported on.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,10 @@ from pjai.memory.search import (
     Tuning,
     fuse,
     search,
+    with_dates,
     with_neighbours,
 )
+from pjai.memory.when import time_window
 from pjai.schema import Event, MemoryAdded, PersonaCreated
 from pjai.schema.types import Progress
 from pjai.store import Store
@@ -250,6 +254,8 @@ KEYWORD_WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 """The hybrid keyword shares a fold chooses from."""
 NEIGHBOUR_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5)
 """The context expansion weights a fold chooses from (0: none)."""
+DATE_WEIGHTS = (0.0, 0.2, 0.5)
+"""The weights of dates in the question a fold chooses from (0: none)."""
 _FOLD_FIGURES = ("recall@5", "recall@10", "hit@5", "hit@10", "session_hit@1", "session_recall@10")
 
 Runs = dict[Tuning, dict[str, list[Answer]]]
@@ -265,6 +271,7 @@ def _fused_runs(store: Store, conversations: list[Conversation], embeddings: Emb
     for conversation in conversations:
         where = SearchFilter(persona_id=conversation.persona_id)
         semantic = [embeddings.search(store, q.text, where, depth) for q in conversation.questions]
+        windows = [time_window(q.text) for q in conversation.questions]
         for summary in SUMMARY_WEIGHTS:
             keyword = [
                 search(store, q.text, where, limit=depth, tuning=Tuning(summary_weight=summary))
@@ -275,22 +282,35 @@ def _fused_runs(store: Store, conversations: list[Conversation], embeddings: Emb
                     fuse(k, s, depth, keyword_weight=share)
                     for k, s in zip(keyword, semantic, strict=True)
                 ]
-                for near in NEIGHBOUR_WEIGHTS:
+                for near, dated in product(NEIGHBOUR_WEIGHTS, DATE_WEIGHTS):
                     tuning = Tuning(
-                        summary_weight=summary, keyword_weight=share, neighbour_weight=near
+                        summary_weight=summary,
+                        keyword_weight=share,
+                        neighbour_weight=near,
+                        date_weight=dated,
                     )
                     runs[tuning][conversation.name] = [
-                        Answer(q, [_dia_id(h.memory_id) for h in _top(store, f, where, near)], 0.0)
-                        for q, f in zip(conversation.questions, fused, strict=True)
+                        Answer(
+                            q, [_dia_id(h.memory_id) for h in _top(store, f, where, w, tuning)], 0.0
+                        )
+                        for q, f, w in zip(conversation.questions, fused, windows, strict=True)
                     ]
     return runs
 
 
 def _top(
-    store: Store, fused: list[SearchHit], where: SearchFilter, weight: float
+    store: Store,
+    fused: list[SearchHit],
+    where: SearchFilter,
+    window: tuple[datetime, datetime] | None,
+    tuning: Tuning,
 ) -> list[SearchHit]:
     """The top 10 of a fused list, as hybrid :func:`search` makes it."""
-    return with_neighbours(store, fused, where, 10, weight) if weight > 0 else fused[:10]
+    if window is not None and tuning.date_weight > 0:
+        fused = with_dates(fused, window, tuning.date_weight)
+    if tuning.neighbour_weight > 0:
+        return with_neighbours(store, fused, where, 10, tuning.neighbour_weight)
+    return fused[:10]
 
 
 def _cross_validate(
@@ -341,21 +361,22 @@ def _folds(
     if len(conversations) < 2:
         raise ConfigError("--folds needs at least two conversations: one is held out of each")
     tunings = [
-        Tuning(summary_weight=w, neighbour_weight=n)
-        for w in SUMMARY_WEIGHTS
-        for n in NEIGHBOUR_WEIGHTS
+        Tuning(summary_weight=w, neighbour_weight=n, date_weight=d)
+        for w, n, d in product(SUMMARY_WEIGHTS, NEIGHBOUR_WEIGHTS, DATE_WEIGHTS)
     ]
     keyword: Runs = {
         t: {c.name: _answers(store, c, "keyword", None, t) for c in conversations} for t in tunings
     }
     result = {
-        "keyword": _cross_validate(conversations, keyword, ("summary_weight", "neighbour_weight"))
+        "keyword": _cross_validate(
+            conversations, keyword, ("summary_weight", "neighbour_weight", "date_weight")
+        )
     }
     if embeddings is not None:
         result["hybrid"] = _cross_validate(
             conversations,
             _fused_runs(store, conversations, embeddings),
-            ("summary_weight", "keyword_weight", "neighbour_weight"),
+            ("summary_weight", "keyword_weight", "neighbour_weight", "date_weight"),
         )
     return result
 
