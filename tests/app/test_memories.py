@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -168,3 +170,30 @@ def test_searches_share_one_vector_file_until_the_model_changes(
     monkeypatch.delenv("PJAI_EMBEDDING_MODEL")
     memories.search("kitten", SearchFilter(persona_id="ada"), method="semantic")
     assert opened == ["all-MiniLM-L6-v2-int8", "all-MiniLM-L6-v2", "all-MiniLM-L6-v2-int8"]
+
+
+def test_closing_the_manager_during_a_search_does_not_wait_on_it(
+    memories: Memories, manager: HybridDatabaseManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        "pjai.app.datadir.Embeddings.open",
+        lambda *a, **k: Embeddings(a[0] / "vectors.db", TopicEncoder(), "topics"),
+    )
+    inside, leave = threading.Event(), threading.Event()
+    held: list[Embeddings | None] = []
+
+    def search() -> None:
+        with memories._vectors(required=True, wanted=True) as vectors:
+            held.append(vectors)
+            inside.set()
+            leave.wait(10)
+
+    thread = threading.Thread(target=search)
+    thread.start()
+    assert inside.wait(10)
+    started = time.monotonic()
+    manager.close()  # the search may be waiting for the manager: close does not wait long
+    assert time.monotonic() - started < 5
+    leave.set()
+    thread.join(10)
+    assert memories._embeddings is None  # closed as the search ended

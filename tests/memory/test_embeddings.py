@@ -319,3 +319,48 @@ def test_an_index_run_told_to_stop_ends_between_chunks(
     assert vectors.index(store, stop=stop) == 256
     assert vector_status(tmp_path / "vectors.db", store, vectors.model).waiting == 44
     assert vectors.index(store) == 44  # the next run finishes the work
+
+
+def test_searching_reuses_the_vectors_it_read_until_they_change(
+    pets: Store, vectors: Embeddings
+) -> None:
+    vectors.index(pets)
+    first = vectors._matrix("p1")[1]
+    assert vectors.index(pets) == 0  # nothing to do: nothing changed
+    assert vectors._matrix("p1")[1] is first
+    pets.commit(memory("rat", content="a rat in the rain"))
+    vectors.index(pets)
+    assert vectors._matrix("p1")[1] is not first
+
+
+def test_a_memory_deleted_during_a_run_gets_no_vector(store: Store, tmp_path: Path) -> None:
+    store.commit(persona(), *[memory(f"m{i:03d}", content=f"cat number {i}") for i in range(300)])
+
+    class Deleting(TopicEncoder):
+        def encode(self, texts: Sequence[str]) -> Any:
+            if not self.texts:  # while the first chunk is encoded
+                store.commit(MemoryDeleted(memory_id="m299", persona_id="p1"))
+            return super().encode(texts)
+
+    vectors = Embeddings(tmp_path / "vectors.db", Deleting(), "topics")
+    try:
+        vectors.index(store)
+        assert "m299" not in [m for m, _, _ in stored(tmp_path)]
+        assert len(stored(tmp_path)) == 299
+    finally:
+        vectors.close()
+
+
+def test_a_dropped_vector_leaves_nothing_in_the_files(pets: Store, tmp_path: Path) -> None:
+    vectors = Embeddings(tmp_path / "vectors.db", TopicEncoder(), "topics")
+    try:
+        vectors.index(pets)
+        db = apsw.Connection(str(tmp_path / "vectors.db"))
+        (blob,) = db.execute("SELECT vector FROM vectors WHERE memory_id = 'dog'").fetchall()[0]
+        db.close()
+        pets.commit(MemoryDeleted(memory_id="dog", persona_id="p1"))
+        vectors.index(pets)
+        files = [p for p in tmp_path.iterdir() if p.name.startswith("vectors.db")]
+        assert all(bytes(blob) not in p.read_bytes() for p in files)
+    finally:
+        vectors.close()

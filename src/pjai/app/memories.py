@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+import apsw
+
 from pjai.app.datadir import DataDir
 from pjai.errors import ConfigError, NotFoundError
 from pjai.hybrid import HybridDatabaseManager
@@ -56,6 +58,10 @@ __all__ = ["AutoLinked", "Memories", "MemoryChange", "MemoryStats", "MemoryView"
 LinkBy = Literal["auto", "vectors", "words"]
 
 log = logging.getLogger(__name__)
+
+CATCH_UP_WAIT_S = 5.0
+"""How long a semantic search waits for the background indexer to reach the newest
+memories; past it, the search runs on the vectors made so far."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,8 @@ class Memories:
         self.system = MemorySystem(manager)
         self._embeddings: Embeddings | None = None
         self._vectors_lock = threading.RLock()
+        self._close_when_done = False
+        self._indexer: VectorIndexer | None = None
 
     def get(self, memory_id: str) -> Memory:
         """A memory, deleted or not, or :class:`~pjai.errors.NotFoundError`; records
@@ -217,13 +225,17 @@ class Memories:
         progress: Progress | None = None,
     ) -> list[SearchHit]:
         """Search memories, best first; semantic methods first index new memories
-        (those a background indexer has not reached yet).
+        (when this service runs a background indexer, the search waits up to
+        :data:`CATCH_UP_WAIT_S` for it to catch up instead).
 
         Keyword search opens no vectors, so it never loads the model."""
         if where.persona_id is not None:
             require_persona(self.manager, where.persona_id)
         with self._vectors(required=method != "keyword", wanted=method != "keyword") as vectors:
-            if vectors is not None:
+            indexer = self._indexer
+            if indexer is not None and indexer.state.running:
+                indexer.wait_caught_up(CATCH_UP_WAIT_S)
+            elif vectors is not None:
                 vectors.index(self.manager, where.persona_id, progress)
             return search(self.manager, text, where, limit=limit, method=method, embeddings=vectors)
 
@@ -304,10 +316,11 @@ class Memories:
         data_dir = DataDir(self.manager.data_dir)
         try:
             data_dir.embeddings().close()  # the model can be used: checked, not loaded
-        except ConfigError as exc:
-            log.info("memory vectors are not indexed in the background: %s", exc)
+        except (ConfigError, apsw.Error) as exc:
+            log.warning("memory vectors are not indexed in the background: %s", exc)
             return None
-        return VectorIndexer(data_dir.embeddings, self.manager, self._position)
+        self._indexer = VectorIndexer(data_dir.embeddings, self.manager, self._position)
+        return self._indexer
 
     def _position(self) -> object:
         """A value that changes with the data: the store's head (pending events
@@ -325,36 +338,49 @@ class Memories:
         if not wanted:
             yield None
             return
-        try:
-            embeddings = self._open_vectors()
-        except EmbeddingsUnavailable:
-            if required:
-                raise
-            yield None
-            return
         with self._vectors_lock:
-            yield embeddings
+            try:
+                embeddings = self._open_vectors()
+            except EmbeddingsUnavailable:
+                if required:
+                    raise
+                embeddings = None
+            try:
+                yield embeddings
+            finally:
+                if self._close_when_done:
+                    self._close_vectors()
 
     def _open_vectors(self) -> Embeddings:
         """The vectors, opened once and kept (a search reuses the vectors it read) until
-        the chosen model changes or the manager closes."""
+        the chosen model changes or the manager closes. Holds ``_vectors_lock``."""
         model = chosen_model()
-        with self._vectors_lock:
-            if self._embeddings is not None and self._embeddings.model == model.id:
-                return self._embeddings
-            fresh = DataDir(self.manager.data_dir).embeddings(model)
-            if self._embeddings is None:
-                self.manager.on_close(self._close_vectors)
-            else:
-                self._embeddings.close()
-            self._embeddings = fresh
-            return fresh
+        if self._embeddings is not None and self._embeddings.model == model.id:
+            return self._embeddings
+        fresh = DataDir(self.manager.data_dir).embeddings(model)
+        if self._embeddings is None:
+            self.manager.on_close(self._release_vectors)
+        else:
+            self._embeddings.close()
+        self._embeddings = fresh
+        self._close_when_done = False
+        return fresh
+
+    def _release_vectors(self) -> None:
+        """On the manager's close: close the vectors, or, while a search holds them
+        (and may be waiting for the manager this close holds), as that search ends."""
+        self._close_when_done = True
+        if self._vectors_lock.acquire(timeout=1.0):
+            try:
+                self._close_vectors()
+            finally:
+                self._vectors_lock.release()
 
     def _close_vectors(self) -> None:
-        with self._vectors_lock:
-            if self._embeddings is not None:
-                self._embeddings.close()
-                self._embeddings = None
+        if self._embeddings is not None:
+            self._embeddings.close()
+            self._embeddings = None
+        self._close_when_done = False
 
 
 def _moves(runs: list[OptimizationReport]) -> list[MemoryMove]:

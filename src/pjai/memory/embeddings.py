@@ -20,6 +20,8 @@ vectors at all.
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,6 +57,8 @@ __all__ = [
     "load_encoder",
     "vector_status",
 ]
+
+log = logging.getLogger(__name__)
 
 VECTORS_FILE = "vectors.db"
 _IDS_PER_QUERY = 5_000
@@ -92,7 +96,8 @@ class VectorStatus:
     current: int
     """Of them, those whose vector is up to date."""
     stale: int
-    """Vectors of other models, or of memories no longer live, left to drop."""
+    """Vectors of other models, or of memories no longer live, left to drop (an
+    outdated vector of a live memory counts as waiting, not here)."""
 
     @property
     def waiting(self) -> int:
@@ -126,7 +131,17 @@ def vector_status(path: Path, backend: Backend, model: str) -> VectorStatus:
         finally:
             db.close()
     current = sum(known.get(row.id) == _digest(_text(row)) for row in rows)
-    return VectorStatus(model, len(rows), current, total - current)
+    kept = sum(row.id in known for row in rows)  # this model's, of a live memory
+    return VectorStatus(model, len(rows), current, total - kept)
+
+
+def _still_live(backend: Backend, chunk: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
+    """The rows of ``chunk`` whose memory is still live: one deleted, or whose persona
+    was erased, while the run encoded earlier chunks gets no vector."""
+    ids = [row.id for row, _ in chunk]
+    alive = select(memories.c.id).where(memories.c.id.in_(ids), *memory_conditions(MemoryFilter()))
+    live = {r.id for r in backend.query(alive)}
+    return [(row, digest) for row, digest in chunk if row.id in live]
 
 
 def _live(backend: Backend, persona_id: str | None) -> list[Any]:
@@ -157,8 +172,11 @@ class Embeddings:
         self.encoder = encoder
         self.model = model
         self._db = apsw.Connection(str(path))
-        self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # A vector dropped (a deleted memory, an erased persona) is overwritten, not
+        # left readable in a free page.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS vectors (memory_id TEXT PRIMARY KEY, "
             "persona_id TEXT NOT NULL, model TEXT NOT NULL, digest TEXT NOT NULL, "
@@ -168,8 +186,6 @@ class Embeddings:
         self._db.execute("CREATE INDEX IF NOT EXISTS vectors_digest ON vectors (model, digest)")
         self._only_model = False
         """Whether vectors of other models were dropped (once per connection)."""
-        self._writes = 0
-        """Writes through this connection (``PRAGMA data_version`` counts the others')."""
         self._matrices: OrderedDict[str | None, tuple[tuple[int, int], list[str], Any]] = (
             OrderedDict()
         )
@@ -224,21 +240,24 @@ class Embeddings:
         takes that vector instead of being encoded again. ``stop`` is asked between
         chunks of 256: when it says so, the run ends there (what it did stays).
         """
-        rows = _live(backend, persona_id)
         known = self._known(persona_id)
+        rows = _live(backend, persona_id)
         gone = known.keys() - {row.id for row in rows}
+        dropped = self._db.total_changes()
         with self._db:
             if not self._only_model:
                 self._db.execute("DELETE FROM vectors WHERE model != ?", (self.model,))
                 self._only_model = True
             self._db.executemany("DELETE FROM vectors WHERE memory_id = ?", [(m,) for m in gone])
-            self._writes += 1
+        if self._db.total_changes() > dropped:
+            # Nothing of them in the log either (busy readers: the next run tries again).
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         todo = [(row, _digest(_text(row))) for row in rows]
         todo = [(row, digest) for row, digest in todo if known.get(row.id) != digest]
         for start in range(0, len(todo), 256):
             if stop is not None and stop():
                 return start
-            chunk = todo[start : start + 256]
+            chunk = _still_live(backend, todo[start : start + 256])
             vectors = self._vectors_of(chunk)
             with self._db:
                 self._db.executemany(
@@ -248,7 +267,6 @@ class Embeddings:
                         for row, digest in chunk
                     ],
                 )
-                self._writes += 1
             if progress is not None:
                 progress(start + len(chunk), len(todo))
         return len(todo)
@@ -287,7 +305,8 @@ class Embeddings:
         """The ids (in order) and vectors (rows) of a persona's memories, or of all,
         read once and kept until the file changes (a write here or by any other
         connection)."""
-        version = (int(self._db.execute("PRAGMA data_version").get), self._writes)
+        # data_version counts the other connections' commits, total_changes this one's rows.
+        version = (int(self._db.execute("PRAGMA data_version").get), self._db.total_changes())
         cached = self._matrices.get(persona_id)
         if cached is not None and cached[0] == version:
             self._matrices.move_to_end(persona_id)
@@ -397,18 +416,26 @@ class Embeddings:
 def forget_persona(path: Path, persona_id: str) -> int:
     """Delete the vectors of ``persona_id``'s memories from the vector file at ``path``
     (if there is one) and rewrite it, so that nothing of them is left in it; returns
-    how many were deleted. Needs no model: erasure works without the extra."""
+    how many were deleted. Loads no model. Waits for a writer (the background indexer)
+    for up to 30 s, and for readers to let the log be emptied for up to 5 s."""
     if not path.exists():
         return 0
     db = apsw.Connection(str(path))
     try:
+        db.execute("PRAGMA busy_timeout=30000")  # an indexer may be writing
         if not db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'vectors'").fetchone():
             return 0
         with db:
             db.execute("DELETE FROM vectors WHERE persona_id = ?", (persona_id,))
             deleted = db.changes()
         db.execute("VACUUM")
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for _ in range(50):
+            busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0][0]
+            if not busy:
+                break
+            time.sleep(0.1)
+        else:
+            log.warning("%s: a reader kept the log from being emptied after an erasure", path)
         return deleted
     finally:
         db.close()

@@ -86,10 +86,19 @@ class VectorIndexer:
         return False
 
     def _run(self) -> None:
-        vectors = self._open()
+        try:
+            vectors = self._open()
+        except Exception as exc:
+            log.warning("opening the memory vectors failed: no background indexing", exc_info=True)
+            self._failed(None, exc)
+            return
         try:
             while not self._stopped.is_set():
-                position = self._position()
+                try:
+                    position = self._position()
+                except Exception as exc:  # the manager closing under it, say
+                    self._failed(None, exc)
+                    return
                 with self._lock:
                     due = position not in (self._caught_up, self._failed_at)
                 if due:
@@ -99,15 +108,18 @@ class VectorIndexer:
         finally:
             vectors.close()
 
+    def _failed(self, position: object, exc: Exception) -> None:
+        with self._lock:
+            self._failed_at = position
+            self._error = f"{type(exc).__name__}: {exc}"
+
     def _catch_up(self, vectors: Embeddings, position: object) -> None:
         try:
             indexed = vectors.index(self._backend, stop=self._stopped.is_set)
         except Exception as exc:
             # The next commit tries again; the cause stays visible meanwhile.
             log.warning("indexing memory vectors failed", exc_info=True)
-            with self._lock:
-                self._failed_at = position
-                self._error = f"{type(exc).__name__}: {exc}"
+            self._failed(position, exc)
             return
         with self._lock:
             self._indexed += indexed

@@ -76,9 +76,10 @@ class Tuning:
     after it in a conversation) gains this share of the hit's normalised score, so the
     turns around a match rank near it. 0: no expansion."""
     date_weight: float = 0.5
-    """Dates in the text ("on 3 June, 2023", "in December 2023"): a memory that
-    occurred within the span they name (:func:`pjai.memory.when.time_window`) gains
-    this much on its normalised score. 0: dates are words like any other. Every fold of
+    """Dates in the text ("on 3 June, 2023", "in December 2023"): in keyword and hybrid
+    search, a memory that occurred within the span they name
+    (:func:`pjai.memory.when.time_window`) gains this much on its normalised score.
+    0: dates are words like any other. Every fold of
     ``pjai bench recall --folds`` chose 0.5, the most it offered."""
 
     def __post_init__(self) -> None:

@@ -1,4 +1,5 @@
-"""Dates written in a search text: "on 3 June, 2023", "in December 2023", "in 2022".
+"""Dates written in a search text: "on 3 June, 2023", "2023-06-03", "in December 2023",
+"in 2022".
 
 :func:`time_window` finds them and gives the span of time they name, widened by a week
 on each side for a day or a month (a memory is dated by when it was told, which is
@@ -41,6 +42,7 @@ _MONTH = r"(?P<month>" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\
 _DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
 _YEAR = r"(?P<year>(?:19|20)\d\d)"
 _PATTERNS = [
+    re.compile(r"\b(?P<year>(?:19|20)\d\d)-(?P<month>[01]\d)-(?P<day>[0-3]\d)\b"),
     re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}\b", re.IGNORECASE),
     re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+{_YEAR}\b", re.IGNORECASE),
     re.compile(rf"\b{_MONTH},?\s+{_YEAR}\b", re.IGNORECASE),
@@ -51,7 +53,10 @@ _PATTERNS = [
 def _span(found: re.Match[str]) -> tuple[datetime, datetime] | None:
     parts = found.groupdict()
     year = int(parts["year"])
-    month = _MONTHS[parts["month"].lower()] if parts.get("month") else None
+    written = parts.get("month")
+    month = (
+        None if written is None else int(written) if written.isdigit() else _MONTHS[written.lower()]
+    )
     try:
         if month is None:
             return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
