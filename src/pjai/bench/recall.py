@@ -273,8 +273,9 @@ def _fused_runs(store: Store, conversations: list[Conversation], embeddings: Emb
         semantic = [embeddings.search(store, q.text, where, depth) for q in conversation.questions]
         windows = [time_window(q.text) for q in conversation.questions]
         for summary in SUMMARY_WEIGHTS:
+            plain = Tuning(summary_weight=summary, date_weight=0.0)  # dates count once, below
             keyword = [
-                search(store, q.text, where, limit=depth, tuning=Tuning(summary_weight=summary))
+                search(store, q.text, where, limit=depth, tuning=plain)
                 for q in conversation.questions
             ]
             for share in KEYWORD_WEIGHTS:
