@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import apsw
 import pytest
 from typer.testing import CliRunner
 
+from pjai.bench.peer import run_peer
 from pjai.cli import app
 from pjai.store import Store
 
@@ -141,3 +143,35 @@ def test_hybrid_benchmark_quick_run(tmp_path: Path) -> None:
         assert figures[backend].keys() >= HYBRID_BENCH_KEYS, backend
         assert all(figures[backend][key] > 0 for key in HYBRID_BENCH_KEYS), backend
     assert list(tmp_path.iterdir()) == []
+
+
+def test_store_benchmark_measures_the_peer_in_the_same_run(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "pjai", "bench", "store", "--quick", "--data-dir", str(tmp_path)]
+    done = subprocess.run([*args, "--peer", "eventsourcing"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert figures["peer"] == "eventsourcing 9.5.6"
+    assert figures["peer_batched_per_s"] > 0
+    assert figures["peer_single_per_s"] > 0
+    assert figures["batched_vs_peer"] == round(
+        figures["commit_batched_per_s"] / figures["peer_batched_per_s"], 3
+    )
+    assert figures["single_vs_peer"] == round(
+        figures["commit_single_per_s"] / figures["peer_single_per_s"], 3
+    )
+    wrong = subprocess.run([*args, "--peer", "kafka"], capture_output=True, text=True)
+    assert wrong.returncode == 1
+    assert "unknown peer 'kafka': eventsourcing" in wrong.stderr
+
+
+def test_the_peer_commits_the_same_workload(tmp_path: Path) -> None:
+    figures = run_peer(
+        "eventsourcing", tmp_path / "peer.db", personas=3, memories=40, batch=10, singles=5
+    )
+    assert figures["peer_batched_per_s"] > 0
+    db = apsw.Connection(str(tmp_path / "peer.db"))
+    try:
+        topics = dict(db.execute("SELECT topic, count(*) FROM stored_events GROUP BY topic"))
+    finally:
+        db.close()
+    assert sorted(topics.values()) == [3, 45]  # the personas; the memories, batched and single

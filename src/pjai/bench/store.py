@@ -23,6 +23,7 @@ from typing import Any
 import apsw
 from sqlalchemy import bindparam, select
 
+from pjai.bench.peer import check_peer
 from pjai.bench.stats import ms, percentile
 from pjai.bench.workload import commits_per_s, load_memories, memory_events, persona_id
 from pjai.schema import MemoryUpdated, memories
@@ -163,20 +164,30 @@ _PHASES = 8
 
 
 def run_store_bench(
-    workdir: Path, *, quick: bool = False, progress: Progress | None = None, seed: int = 7
+    workdir: Path,
+    *,
+    quick: bool = False,
+    progress: Progress | None = None,
+    seed: int = 7,
+    peer: str | None = None,
 ) -> dict[str, Any]:
     """Run the store benchmark in ``workdir`` (which should be empty) and return figures.
 
-    ``progress(done, total)`` is told after each of its phases.
+    ``progress(done, total)`` is told after each of its phases. With ``peer``
+    (:data:`pjai.bench.peer.PEERS`), the same loads and single commits run through it
+    right after PJai's, and the figures include the ratios of PJai's to the peer's.
     """
+    if peer is not None:
+        check_peer(peer)  # before the minutes PJai's part takes
     workload = QUICK if quick else FULL
     rng = random.Random(seed)
     phase = 0
+    phases = _PHASES + (peer is not None)
 
     def say(_what: str) -> None:
         nonlocal phase
         if progress is not None:
-            progress(phase, _PHASES)
+            progress(phase, phases)
         phase += 1
 
     main = workdir / "store.db"
@@ -205,6 +216,21 @@ def run_store_bench(
     rebuilt = _rebuild(main)
     with Store.open(main) as store:
         events = store.summary()["events"]
+    compared: dict[str, Any] = {}
+    if peer is not None:
+        say(f"the same loads and single commits through {peer}")
+        compared = _in_process(
+            "peer",
+            peer=peer,
+            path=workdir / "peer.db",
+            personas=workload.personas,
+            memories=workload.memories,
+            batch=workload.batch,
+            singles=workload.singles,
+        )
+        compared["batched_vs_peer"] = round(loaded["per_s"] / compared["peer_batched_per_s"], 3)
+        compared["batched_full_vs_peer"] = round(full["per_s"] / compared["peer_batched_per_s"], 3)
+        compared["single_vs_peer"] = round(single / compared["peer_single_per_s"], 3)
     say("done")
     return {
         "benchmark": "store",
@@ -222,6 +248,7 @@ def run_store_bench(
         "boot_s": round(statistics.median(boots), 3),
         **rebuilt,
         "rss_mb": loaded["rss_mb"],
+        **compared,
         "python": sys.version.split()[0],
         "sqlite": apsw.sqlite_lib_version(),
         "cpus": os.cpu_count(),

@@ -6,16 +6,20 @@ import json
 import sys
 from pathlib import Path
 
+from pjai.bench.peer import run_peer
 from pjai.bench.store import Workload, load
 
 
 def main(argv: list[str]) -> None:
-    """Run the ``load`` phase with JSON arguments; print JSON results."""
+    """Run the ``load`` or ``peer`` phase with JSON arguments; print JSON results."""
     task, args = argv[0], json.loads(argv[1])
     if task == "load":
         workload = Workload(**args["workload"])
         result = load(Path(args["path"]), workload, args["durability"], args["sync"])
         print(json.dumps(result))
+    elif task == "peer":
+        path = Path(args.pop("path"))
+        print(json.dumps(run_peer(args.pop("peer"), path, **args)))
     else:
         raise SystemExit(f"unknown benchmark task {task!r}")
 

@@ -56,6 +56,13 @@ def _run(
 @app.command()
 def store(
     quick: Quick = False,
+    peer: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the same loads and single commits through this peer right after "
+            "and report the ratios (eventsourcing; the pjai[bench] extra)."
+        ),
+    ] = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     keep: Keep = False,
 ) -> None:
@@ -64,7 +71,7 @@ def store(
     The benchmark works in a new ``bench-*`` directory inside the data directory and
     removes it afterwards unless ``--keep``.
     """
-    bench = partial(run_store_bench, quick=quick)
+    bench = partial(run_store_bench, quick=quick, peer=peer)
     _run(bench, data_dir, prefix="bench-store-", keep=keep, doing="Benchmarking the store")
 
 
