@@ -231,11 +231,14 @@ class Memories:
         Keyword search opens no vectors, so it never loads the model."""
         if where.persona_id is not None:
             require_persona(self.manager, where.persona_id)
-        with self._vectors(required=method != "keyword", wanted=method != "keyword") as vectors:
-            indexer = self._indexer
-            if indexer is not None and indexer.state.running:
-                indexer.wait_caught_up(CATCH_UP_WAIT_S)
-            elif vectors is not None:
+        semantic = method != "keyword"
+        indexer = self._indexer if semantic else None
+        if indexer is not None and indexer.state.running:
+            indexer.wait_caught_up(CATCH_UP_WAIT_S)  # before the vectors: others need not wait
+        else:
+            indexer = None
+        with self._vectors(required=semantic, wanted=semantic) as vectors:
+            if vectors is not None and indexer is None:
                 vectors.index(self.manager, where.persona_id, progress)
             return search(self.manager, text, where, limit=limit, method=method, embeddings=vectors)
 

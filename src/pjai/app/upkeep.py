@@ -113,10 +113,10 @@ def checkup(data_dir: DataDir, **options: Any) -> Checkup:
         try:
             model = chosen_model()
             vectors = model.missing() or vector_status(data_dir.vectors_path, manager, model.id)
-        except (ConfigError, apsw.Error) as exc:
+        except ConfigError as exc:
+            vectors = str(exc)
+        except apsw.Error as exc:
             vectors = f"{data_dir.vectors_path.name} cannot be read: {exc}"
-            if isinstance(exc, ConfigError):
-                vectors = str(exc)
     return Checkup(health, data_dir.existing(), vectors)
 
 

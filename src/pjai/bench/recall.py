@@ -39,12 +39,10 @@ from pjai.memory.search import (
     TUNING,
     Method,
     SearchFilter,
-    SearchHit,
     Tuning,
     fuse,
+    rerank,
     search,
-    with_dates,
-    with_neighbours,
 )
 from pjai.memory.when import time_window
 from pjai.schema import Event, MemoryAdded, PersonaCreated
@@ -290,28 +288,16 @@ def _fused_runs(store: Store, conversations: list[Conversation], embeddings: Emb
                         neighbour_weight=near,
                         date_weight=dated,
                     )
+                    # As hybrid search() ranks: dates only when they weigh.
+                    tops = (
+                        rerank(store, f, where, 10, tuning, w if dated else None)
+                        for f, w in zip(fused, windows, strict=True)
+                    )
                     runs[tuning][conversation.name] = [
-                        Answer(
-                            q, [_dia_id(h.memory_id) for h in _top(store, f, where, w, tuning)], 0.0
-                        )
-                        for q, f, w in zip(conversation.questions, fused, windows, strict=True)
+                        Answer(q, [_dia_id(h.memory_id) for h in top], 0.0)
+                        for q, top in zip(conversation.questions, tops, strict=True)
                     ]
     return runs
-
-
-def _top(
-    store: Store,
-    fused: list[SearchHit],
-    where: SearchFilter,
-    window: tuple[datetime, datetime] | None,
-    tuning: Tuning,
-) -> list[SearchHit]:
-    """The top 10 of a fused list, as hybrid :func:`search` makes it."""
-    if window is not None and tuning.date_weight > 0:
-        fused = with_dates(fused, window, tuning.date_weight)
-    if tuning.neighbour_weight > 0:
-        return with_neighbours(store, fused, where, 10, tuning.neighbour_weight)
-    return fused[:10]
 
 
 def _cross_validate(

@@ -58,6 +58,8 @@ class VectorIndexer:
         self._stopped = threading.Event()
         self._woken = threading.Event()
         self._lock = threading.Lock()
+        self._ran = threading.Condition(self._lock)
+        """Notified after every run, done or failed."""
         self._indexed = 0
         self._caught_up: object = None
         self._failed_at: object = None
@@ -75,15 +77,20 @@ class VectorIndexer:
         self._woken.set()
 
     def wait_caught_up(self, timeout_s: float) -> bool:
-        """Wait until the vectors are current with the data; whether they are."""
+        """Wait until the vectors are current with the data; whether they are. Returns
+        at once, ``False``, when the run for the current data failed or the thread is
+        gone."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self._caught_up is not None and self._caught_up == self._position():
+        while True:
+            position = self._position()
+            with self._ran:
+                if position == self._caught_up:
                     return True
-            self.wake()
-            time.sleep(0.02)
-        return False
+                left = deadline - time.monotonic()
+                if position == self._failed_at or left <= 0 or not self._thread.is_alive():
+                    return False
+                self.wake()
+                self._ran.wait(left)
 
     def _run(self) -> None:
         try:
@@ -109,9 +116,10 @@ class VectorIndexer:
             vectors.close()
 
     def _failed(self, position: object, exc: Exception) -> None:
-        with self._lock:
+        with self._ran:
             self._failed_at = position
             self._error = f"{type(exc).__name__}: {exc}"
+            self._ran.notify_all()
 
     def _catch_up(self, vectors: Embeddings, position: object) -> None:
         try:
@@ -121,11 +129,12 @@ class VectorIndexer:
             log.warning("indexing memory vectors failed", exc_info=True)
             self._failed(position, exc)
             return
-        with self._lock:
+        with self._ran:
             self._indexed += indexed
             if not self._stopped.is_set():
                 self._caught_up = position
             self._error = None
+            self._ran.notify_all()
 
     def close(self) -> None:
         """Stop the thread and close its vectors."""

@@ -48,6 +48,7 @@ __all__ = [
     "Tuning",
     "fts_query",
     "fuse",
+    "rerank",
     "search",
     "with_dates",
     "with_neighbours",
@@ -204,7 +205,7 @@ def search(
         if not deep:
             return _keyword(backend, text, where, limit, tuning)
         found = _keyword(backend, text, where, depth, tuning)
-        return _rerank(backend, found, where, limit, tuning, window)
+        return rerank(backend, found, where, limit, tuning, window)
     if embeddings is None:
         raise QueryError("semantic and hybrid search need embeddings (pjai.memory.embeddings)")
     if method == "semantic":
@@ -218,11 +219,11 @@ def search(
         )
         if not deep:
             return fused
-        return _rerank(backend, fused, where, limit, tuning, window)
+        return rerank(backend, fused, where, limit, tuning, window)
     raise QueryError(f"unknown search method {method!r}: keyword, semantic or hybrid")
 
 
-def _rerank(
+def rerank(
     backend: Backend,
     ranked: list[SearchHit],
     where: MemoryFilter,
