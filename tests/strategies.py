@@ -19,6 +19,8 @@ from tests.helpers import memory
 PERSONAS = ["p1", "p2"]
 MEMORIES = ["m1", "m2", "m3", "m4", "m5", "m6"]
 SEEDED = MEMORIES[:3]
+WORDS = ["alpha", "beta", "gamma"]
+"""Words that memory contents change to (each its own stem in the full-text index)."""
 
 
 def owner(memory_id: str) -> str:
@@ -36,6 +38,11 @@ def events() -> st.SearchStrategy[Event]:
             lambda m, i: MemoryUpdated(memory_id=m, persona_id=owner(m), importance=i),
             mid,
             importance,
+        ),
+        st.builds(
+            lambda m, w: MemoryUpdated(memory_id=m, persona_id=owner(m), content=f"{w} text"),
+            mid,
+            st.sampled_from(WORDS),
         ),
         st.builds(lambda m: MemoryAccessed(memory_id=m, persona_id=owner(m)), mid),
         st.builds(lambda m: MemoryDeleted(memory_id=m, persona_id=owner(m)), mid),

@@ -73,6 +73,7 @@ WITH_AWKWARD = Schema(
     version=SCHEMA.version,
     derived=SCHEMA.derived,
     derived_fill=SCHEMA.derived_fill,
+    derived_flush=SCHEMA.derived_flush,
 )
 
 

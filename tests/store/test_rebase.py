@@ -22,7 +22,7 @@ from pjai.schema import (
 )
 from pjai.store import ROOT, EventRecord, Position, Store
 from tests.helpers import memory, persona
-from tests.strategies import PERSONAS, SEEDED, events, owner
+from tests.strategies import MEMORIES, PERSONAS, SEEDED, WORDS, events, owner
 
 
 class Upstream:
@@ -61,6 +61,19 @@ def replay(records: Sequence[EventRecord]) -> str:
 
 def live_history(store: Store) -> list[EventRecord]:
     return [entry.record for entry in store.events()]
+
+
+def index_agrees_with_rows(store: Store) -> None:
+    """Every word finds, through the full-text index, exactly the memories holding it."""
+    rows = store.query("SELECT id, content FROM memories")
+    for word in [*WORDS, *MEMORIES]:
+        found = store.query(
+            "SELECT m.id FROM memories_fts JOIN memories m ON m.rowid = memories_fts.rowid "
+            "WHERE memories_fts MATCH ? ORDER BY m.id",
+            [word],
+        )
+        holding = sorted(r.id for r in rows if word in r.content.split())
+        assert [r.id for r in found] == holding, word
 
 
 def logged_pending(store: Store) -> list[EventRecord]:
@@ -353,6 +366,7 @@ class RebaseMachine(RuleBasedStateMachine):
     def state_equals_fresh_replay(self) -> None:
         for store in getattr(self, "clients", []):
             assert store.state_hash() == replay(live_history(store))
+            index_agrees_with_rows(store)
             assert store.pending() == logged_pending(store)
 
     def teardown(self) -> None:

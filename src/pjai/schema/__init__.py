@@ -43,7 +43,9 @@ from pjai.schema.personas import (
 )
 from pjai.schema.records import ROOT, EventRecord, EventStatus, LogEntry, Position
 from pjai.schema.search import SEARCH_CREATE as _SEARCH_CREATE
+from pjai.schema.search import SEARCH_DIRTY as _SEARCH_DIRTY
 from pjai.schema.search import SEARCH_FILL as _SEARCH_FILL
+from pjai.schema.search import SEARCH_FLUSH as _SEARCH_FLUSH
 from pjai.schema.selection import MemoryFilter, bookmark_filter, memory_conditions
 from pjai.schema.tables import (
     LINK_KINDS,
@@ -158,5 +160,6 @@ SCHEMA = Schema(
     version=3,
     derived=_SEARCH_CREATE,
     derived_fill=_SEARCH_FILL,
+    derived_flush={_SEARCH_DIRTY: _SEARCH_FLUSH},
 )
 """PJai's current schema: every table and event type this version knows."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal, get_args
@@ -143,6 +143,7 @@ class Schema:
         version: int = 1,
         derived: Sequence[str] = (),
         derived_fill: Sequence[str] = (),
+        derived_flush: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.metadata = metadata
         self.version = version
@@ -150,6 +151,9 @@ class Schema:
         """Statements creating what the store derives from the tables (full-text index)."""
         self.derived_fill = list(derived_fill)
         """Statements filling the derived structures from existing rows."""
+        self.derived_flush = {t: list(s) for t, s in (derived_flush or {}).items()}
+        """Per table that notes changed rows, the statements that bring the derived
+        structures up to date with them; the store runs them before each commit."""
         self._types: dict[str, type[Event]] = {}
         for event_type in events:
             name = event_type.NAME
@@ -188,7 +192,8 @@ class Schema:
         }
         self.table_ddl, self.index_ddl = self._sqlite_ddl()
         self.ddl = [*self.table_ddl, *self.index_ddl]
-        parts = [*self.ddl, *self.derived, *self.derived_fill, *sorted(self._types)]
+        flush = [f"{t}: {s}" for t, f in self.derived_flush.items() for s in f]
+        parts = [*self.ddl, *self.derived, *self.derived_fill, *flush, *sorted(self._types)]
         digest = hashlib.sha256("\n".join(parts).encode())
         digest.update(f"version={version}".encode())
         self.fingerprint = digest.hexdigest()[:16]

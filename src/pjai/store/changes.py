@@ -56,6 +56,11 @@ class ChangeTracker:
     def _on_change(self, _op: int, _db: str, table: str, _rowid: int) -> None:
         self._tables.add(table)
 
+    @property
+    def changed(self) -> frozenset[str]:
+        """The tables changed so far in the current transaction."""
+        return frozenset(self._tables)
+
     def begin(self, watch: Mapping[str, Iterable[str]]) -> None:
         """Start a transaction's tracking; ``watch`` maps tables to columns to report."""
         self._tables = set()

@@ -49,6 +49,13 @@ class StateWriter:
             for statement in self._schema.derived_fill:
                 self._conn.execute(statement)
 
+    def flush(self, changed: Iterable[str]) -> None:
+        """Bring derived structures up to date with the rows noted in ``changed`` tables
+        (the store calls this before each commit)."""
+        for table in changed:
+            for statement in self._schema.derived_flush.get(table, ()):
+                self._conn.execute(statement)
+
     def drop_all(self) -> None:
         """Drop every table and view that is not the event log or metadata."""
         # Virtual tables first: dropping one drops its shadow tables with it.

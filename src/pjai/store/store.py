@@ -806,6 +806,7 @@ class Store:
                 self._follow_others()
                 self._tracker.begin(self._live.watch)
                 yield deliveries
+                self._state.flush(self._tracker.changed)
                 self._conn.execute("COMMIT")
             except BaseException:
                 if not self._conn.get_autocommit():
