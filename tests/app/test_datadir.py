@@ -11,6 +11,7 @@ from pjai.app.login import PASSPHRASE_FILE
 from pjai.app.websessions import WEB_SESSIONS_FILE
 from pjai.errors import ConfigError, StoreModeError
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
+from pjai.hybrid.legacy import REPORT_FILE as LEGACY_REPORT_FILE
 from pjai.memory import MemorySystem
 from pjai.memory.embeddings import VECTORS_FILE
 from pjai.security import KEYS_FILE
@@ -32,6 +33,7 @@ def test_every_file_is_listed_under_the_name_its_owner_defines(tmp_path: Path) -
         PASSPHRASE_FILE,
         WEB_SESSIONS_FILE,
         KEYS_FILE,
+        LEGACY_REPORT_FILE,
     ]
     paths = [
         data.store_path,
@@ -44,6 +46,7 @@ def test_every_file_is_listed_under_the_name_its_owner_defines(tmp_path: Path) -
         data.passphrase_path,
         data.web_sessions_path,
         data.keys_path,
+        data.legacy_report_path,
     ]
     assert [p.name for p in paths] == names
     assert all(p.parent == tmp_path for p in paths)

@@ -190,3 +190,36 @@ def test_an_archive_written_before_an_erasure_restores_without_the_erased_person
         for p in restored.path.rglob("*")
         if p.is_file() and MARKER.encode() in p.read_bytes()
     ]
+
+
+def test_a_desktop_import_into_an_encrypted_directory_is_sealed_like_the_rest(
+    tmp_path: Path,
+) -> None:
+    from pjai.app import import_legacy
+    from tests.hybrid.desktop_app import DesktopApp
+
+    desktop = tmp_path / "pjai.db"
+    with DesktopApp(desktop, importance="0-1", tags="comma") as db:
+        ada = db.create_persona("Ada", description=f"the {MARKER} person")
+        db.add_memory(ada, f"the {MARKER} recipe", importance=0.8)
+    data = opened(tmp_path / "data", PJAI_PASSPHRASE=PASSPHRASE)
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with pytest.raises(KeyRingError, match="is encrypted: give its passphrase"):
+        import_legacy(opened(tmp_path / "data"), desktop)
+    result = import_legacy(data, desktop)
+    assert (result.personas, result.memories) == (1, 1)
+    assert result.report == data.legacy_report_path
+    with data.open() as manager:
+        store = manager.store
+        assert store is not None
+        assert all(MARKER.encode() not in bytes(e.record.args) for e in store.events())
+        assert all(MARKER.encode() not in bytes(r.args) for r in manager.shards.journal())
+        assert Personas(manager).get(ada).description == f"the {MARKER} person"
+    # Through the command, without the passphrase: refused, nothing written.
+    runner = CliRunner()
+    where = ["--data-dir", str(tmp_path / "data")]
+    refused = runner.invoke(
+        cli, ["import-legacy", str(desktop), *where], env={"PJAI_PASSPHRASE": None}
+    )
+    assert refused.exit_code == 1
+    assert "is encrypted: give its passphrase" in refused.output

@@ -40,6 +40,7 @@ from pjai.app.sync import (
 )
 from pjai.app.synclink import SyncLink
 from pjai.app.templates import TEMPLATES, PersonaTemplate, template
+from pjai.app.transfer import export_archive, import_archive, import_legacy
 from pjai.app.upkeep import (
     Checkup,
     Migrations,
@@ -91,8 +92,11 @@ __all__ = [
     "config_changes",
     "connect",
     "erase_persona",
+    "export_archive",
     "export_subject",
     "flag_states",
+    "import_archive",
+    "import_legacy",
     "init_security",
     "merge_settings",
     "migrations",

@@ -22,6 +22,7 @@ from pjai.errors import ConfigError, KeyRingError, StoreModeError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags, parse_bool
+from pjai.hybrid.legacy import REPORT_FILE as LEGACY_REPORT_FILE
 from pjai.memory import Embeddings, MemorySystem
 from pjai.memory.embeddings import VECTORS_FILE
 from pjai.memory.encoders import EmbeddingModel
@@ -150,6 +151,11 @@ class DataDir:
         """The web app's sessions and access tokens (their digests)."""
         return self.path / _web_sessions_file()
 
+    @property
+    def legacy_report_path(self) -> Path:
+        """What the last ``pjai import-legacy`` did not import, unless told another path."""
+        return self.path / LEGACY_REPORT_FILE
+
     def passphrase(self) -> Passphrase:
         """The web app's passphrase file."""
         return Passphrase(self.passphrase_path)
@@ -245,6 +251,7 @@ class DataDir:
             (self.passphrase_path, "web app passphrase (its hash)"),
             (self.web_sessions_path, "web app sessions and access tokens (digests)"),
             (self.keys_path, "key ring: the locked store key and the personas' data keys"),
+            (self.legacy_report_path, "rows the last desktop import did not take"),
         ]
         return [DataFile(path.name, what, _size(path)) for path, what in described]
 

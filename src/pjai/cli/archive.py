@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from pjai.app import DataDir
+from pjai.app import DataDir, export_archive
+from pjai.app import import_archive as restore
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
@@ -18,7 +19,6 @@ from pjai.cli.common import (
     progress_bar,
     reported,
 )
-from pjai.hybrid import archive
 
 __all__ = ["export", "import_archive"]
 
@@ -38,7 +38,7 @@ def export(
         open_manager(data_dir, create=False) as manager,
         progress_bar("Exporting") as progress,
     ):
-        manifest = archive.export_archive(manager, file, progress=progress, overwrite=overwrite)
+        manifest = export_archive(manager, file, progress=progress, overwrite=overwrite)
     if as_json:
         print_json(manifest)
         return
@@ -68,8 +68,7 @@ def import_archive(
     archive of an encrypted directory restores into one holding a copy of that
     directory's key ring (keys.db), opened with its passphrase or key file."""
     with reported(), progress_bar("Importing") as progress:
-        options = DataDir(data_dir).opening_options()  # an encrypted target's key ring
-        result = archive.import_archive(data_dir, file, progress=progress, sync=sync, **options)
+        result = restore(DataDir(data_dir), file, progress=progress, sync=sync)
     if as_json:
         print_json(result)
         return

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from pjai.app import DataDir
+from pjai.app import import_legacy as run_import
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
@@ -16,11 +18,9 @@ from pjai.cli.common import (
     progress_bar,
     reported,
 )
-from pjai.hybrid import legacy
+from pjai.hybrid.legacy import REPORT_FILE
 
-__all__ = ["REPORT_FILE", "import_legacy"]
-
-REPORT_FILE = "legacy-import-report.jsonl"
+__all__ = ["import_legacy"]
 
 
 def import_legacy(
@@ -46,11 +46,12 @@ def import_legacy(
     """Import the personas, memories and conversations of a PJai desktop database.
 
     Rows already imported are skipped; rows that cannot be imported are listed, with why.
+    An encrypted directory's imported data is sealed like the rest (its passphrase or key
+    file is needed).
     A failed import into a new or empty data directory leaves it as it was.
     """
-    report_path = report or data_dir / REPORT_FILE
     with reported(), progress_bar("Importing") as progress:
-        result = legacy.import_into(data_dir, path, report_path=report_path, progress=progress)
+        result = run_import(DataDir(data_dir), path, report=report, progress=progress)
     if as_json:
         print(json.dumps(result.summary()))
         return

@@ -34,7 +34,7 @@ time, as PersonaActivated sets it.
 
 from __future__ import annotations
 
-from pjai.hybrid.legacy.report import LegacyImport, Rejection, UnmappedValue
+from pjai.hybrid.legacy.report import REPORT_FILE, LegacyImport, Rejection, UnmappedValue
 from pjai.hybrid.legacy.rows import NOT_IMPORTED, SOURCE
 from pjai.hybrid.legacy.run import BATCH_EVENTS, import_legacy
 from pjai.hybrid.legacy.target import import_into
@@ -43,6 +43,7 @@ from pjai.hybrid.legacy.values import Scale
 __all__ = [
     "BATCH_EVENTS",
     "NOT_IMPORTED",
+    "REPORT_FILE",
     "SOURCE",
     "LegacyImport",
     "Rejection",

@@ -10,7 +10,17 @@ from typing import Any
 from pjai.errors import ConfigError
 from pjai.schema import utc_now
 
-__all__ = ["LegacyImport", "Rejection", "UnmappedValue", "reportable", "write_report"]
+__all__ = [
+    "REPORT_FILE",
+    "LegacyImport",
+    "Rejection",
+    "UnmappedValue",
+    "reportable",
+    "write_report",
+]
+
+REPORT_FILE = "legacy-import-report.jsonl"
+"""The report's name in the data directory, unless the importer is given another path."""
 
 
 @dataclass(frozen=True, slots=True)

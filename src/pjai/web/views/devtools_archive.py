@@ -10,8 +10,8 @@ from pathlib import Path
 
 from nicegui import events, ui
 
+from pjai.app import DataDir, export_archive, import_archive
 from pjai.errors import PjaiError
-from pjai.hybrid import archive
 from pjai.web.app import WebApp
 
 __all__ = ["archives"]
@@ -46,7 +46,7 @@ def archives(web: WebApp) -> None:
                 upload = Path(workdir) / "archive.zip"
                 await event.file.save(upload)
                 try:
-                    result = await asyncio.to_thread(archive.import_archive, target.value, upload)
+                    result = await asyncio.to_thread(import_archive, DataDir(target.value), upload)
                 except (PjaiError, OSError) as exc:
                     outcome.set_text(f"Not imported: {exc}")
                     return
@@ -64,7 +64,7 @@ async def _export(web: WebApp) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         path = Path(workdir) / "archive.zip"
         try:
-            await asyncio.to_thread(archive.export_archive, web.manager, path)
+            await asyncio.to_thread(export_archive, web.manager, path)
         except PjaiError as exc:
             ui.notify(f"Not exported: {exc}", type="negative", multi_line=True)
             return

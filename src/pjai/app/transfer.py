@@ -1,0 +1,55 @@
+"""Bringing data into a directory and out of it: archives and desktop databases.
+
+Every import opens its target as the directory says it must be opened: an encrypted
+directory's events are sealed with its key ring (and its SQL columns, when the primary
+keeps them sealed), so an import never writes readable text where the rest is sealed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pjai.app.datadir import DataDir
+from pjai.hybrid import HybridDatabaseManager, archive, legacy
+from pjai.hybrid.archive import ArchiveManifest, ImportResult
+from pjai.hybrid.legacy import LegacyImport
+from pjai.store import Progress
+
+__all__ = ["export_archive", "import_archive", "import_legacy"]
+
+
+def export_archive(
+    manager: HybridDatabaseManager,
+    file: Path,
+    *,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+) -> ArchiveManifest:
+    """Write the event log and a snapshot of every table to the archive ``file``."""
+    return archive.export_archive(manager, file, progress=progress, overwrite=overwrite)
+
+
+def import_archive(
+    data_dir: DataDir, file: Path, *, progress: Progress | None = None, sync: bool = False
+) -> ImportResult:
+    """Restore the archive ``file`` into the empty ``data_dir``; an encrypted archive
+    into a directory holding a copy of its key ring, unlocked as the directory says."""
+    options = data_dir.opening_options()
+    return archive.import_archive(data_dir.path, file, progress=progress, sync=sync, **options)
+
+
+def import_legacy(
+    data_dir: DataDir,
+    source: Path,
+    *,
+    report: Path | None = None,
+    progress: Progress | None = None,
+) -> LegacyImport:
+    """Import a PJai desktop database's personas, memories and conversations into
+    ``data_dir``; the rows not imported are listed in ``report`` (by default
+    :data:`~pjai.hybrid.legacy.REPORT_FILE` in the directory)."""
+    options = data_dir.opening_options()
+    report_path = report or data_dir.legacy_report_path
+    return legacy.import_into(
+        data_dir.path, source, report_path=report_path, progress=progress, **options
+    )
