@@ -13,8 +13,8 @@ from pjai.app.datadir import DataDir, DataFile
 from pjai.errors import ConfigError
 from pjai.hybrid import Repaired
 from pjai.hybrid.health import Health
-from pjai.hybrid.manager import Side
 from pjai.hybrid.recovery import StoreRebuilt
+from pjai.hybrid.repair import Side
 from pjai.memory.embeddings import VectorStatus, vector_status
 from pjai.memory.encoders import chosen_model
 from pjai.schema import SCHEMA

@@ -32,7 +32,7 @@ from pjai.cli.common import (
     reported,
 )
 from pjai.cli.output import id_column, number, plain, print_table
-from pjai.hybrid.manager import Side
+from pjai.hybrid import Side
 
 db = typer.Typer(help="The SQL primary's schema (Alembic migrations).", no_args_is_help=True)
 flags = typer.Typer(help="Feature flags, the reactive store switch among them.")

@@ -7,9 +7,10 @@ from pjai.hybrid.flags import FLAGS, Flags, FlagState
 from pjai.hybrid.health import Health
 from pjai.hybrid.integrity import VerifyReport
 from pjai.hybrid.legacy import LegacyImport, Rejection, import_legacy
-from pjai.hybrid.manager import HybridDatabaseManager, Repaired
+from pjai.hybrid.manager import HybridDatabaseManager
 from pjai.hybrid.quarantine import Quarantined, QuarantineReport
 from pjai.hybrid.recovery import StoreRebuilt
+from pjai.hybrid.repair import Repaired, Side
 
 __all__ = [
     "FLAGS",
@@ -24,6 +25,7 @@ __all__ = [
     "Quarantined",
     "Rejection",
     "Repaired",
+    "Side",
     "StoreRebuilt",
     "VerifyReport",
     "export_archive",

@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Table
 
-from pjai.errors import StoreCorruptError
+from pjai.errors import ConfigError, StoreCorruptError
 from pjai.schema.event import Schema
 from pjai.schema.types import JsonDocument, Progress
 from pjai.sql.rebalance import misplaced
@@ -268,9 +268,23 @@ def _row_diffs(table: Table, mine: list[Row], theirs: list[Row]) -> list[RowDiff
 
 
 def verify(
-    store: Store, shards: ShardSet, schema: Schema, progress: Progress | None = None
+    store: Store | None,
+    shards: ShardSet,
+    schema: Schema,
+    progress: Progress | None = None,
+    *,
+    syncing: bool = False,
 ) -> VerifyReport:
-    """Compare every state table of ``store`` with the SQL shards."""
+    """Compare every state table of ``store`` with the SQL shards. Refused with the store
+    off, and while a synced store (``syncing``) has events the server has not confirmed:
+    SQL holds confirmed events only."""
+    if store is None:
+        raise ConfigError("verify compares the store with SQL; switch the store on")
+    if syncing and (pending := store.pending_count):
+        raise ConfigError(
+            f"{pending} event(s) wait for the sync server; SQL holds confirmed "
+            "events only, so verify once they are confirmed (`pjai sync status`)"
+        )
     with store.exclusive():  # one consistent state: commits wait until verify is done
         return _verify(store, shards, schema, progress)
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pjai.errors import ConfigError
 from pjai.hybrid.bridge import Bridge
@@ -24,7 +23,8 @@ from pjai.hybrid.identity import Identity
 from pjai.hybrid.integrity import VerifyReport, verify
 from pjai.hybrid.projector import RETRY_DELAYS_S, Projector
 from pjai.hybrid.quarantine import QuarantineReport, acknowledge, report
-from pjai.hybrid.recovery import RebuiltFrom, StoreRebuilt
+from pjai.hybrid.recovery import StoreRebuilt
+from pjai.hybrid.repair import Repaired, Side, repair
 from pjai.hybrid.switch import StoreSwitch
 from pjai.schema import SCHEMA
 from pjai.schema.codec import ColumnCodec
@@ -40,29 +40,10 @@ from pjai.store.query import Params, Query
 from pjai.sync.client import SyncClient
 from pjai.sync.transport import Connector
 
-__all__ = ["HybridDatabaseManager", "Repaired", "Side"]
+__all__ = ["HybridDatabaseManager"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-Side = Literal["sql", "store"]
-"""A side of the hybrid: the SQL primary or the reactive store."""
-
-
-@dataclass(frozen=True, slots=True)
-class Repaired:
-    """What :meth:`HybridDatabaseManager.repair` did.
-
-    ``source``: what the side was rebuilt from (``log``: the store's event log;
-    ``journal``: SQL's journal, the store's log being damaged). ``rebuilt`` says more
-    when a damaged store file was replaced by a new one.
-    """
-
-    side: Side
-    events: int
-    source: RebuiltFrom
-    rebuilt: StoreRebuilt | None = None
 
 
 class HybridDatabaseManager:
@@ -190,13 +171,8 @@ class HybridDatabaseManager:
         """
         with self._lock:
             self._check_open()
-            if not self.syncing or self.store is None:
-                raise ConfigError(
-                    f"{self.data_dir} does not sync: a data directory syncs when the sync "
-                    "flag is on as it is first opened (`pjai flags set sync true` on a new "
-                    "directory, or PJAI_FLAG_SYNC=true)"
-                )
-            return SyncClient(self.store, connect, store_id=store_id, token=token, **options)
+            store = self._switch.synced_store(self.data_dir)
+            return SyncClient(store, connect, store_id=store_id, token=token, **options)
 
     # -- commands and reads ------------------------------------------------------
 
@@ -205,14 +181,7 @@ class HybridDatabaseManager:
         with self._lock:
             self._check_open()
             self._switch.follow()
-            store = self.store
-            if store is not None:
-                return self._projector.commit(store, events)
-            if not events:
-                return []
-            records, tables = self._projector.append(events)
-            self._switch.sql_changed(tables)
-            return records
+            return self._switch.commit(events)
 
     def query(self, query: Query, params: Params = None) -> list[Row]:
         """Read from the store, or from SQL with the store off (a single SQL primary)."""
@@ -255,59 +224,25 @@ class HybridDatabaseManager:
 
     def health(self) -> Health:
         """Status, probe latency, lag, quarantine, pools and disk use of both sides."""
-        with self._lock:
-            self._check_open()
-            return check(self)
+        return self._locked(check)
 
     def quarantine(self) -> QuarantineReport:
         """Quarantined events on either side that no one has acknowledged yet."""
-        with self._lock:
-            self._check_open()
-            return report(self)
+        return self._locked(report)
 
     def acknowledge_quarantine(self) -> QuarantineReport:
         """Acknowledge every quarantined event so far; returns them. The records stay."""
-        with self._lock:
-            self._check_open()
-            return acknowledge(self)
+        return self._locked(acknowledge)
 
     def verify(self, progress: Progress | None = None) -> VerifyReport:
         """Compare the store with SQL per table and persona (the store must be on)."""
-        with self._lock:
-            self._check_open()
-            store = self.store
-            if store is None:
-                raise ConfigError("verify compares the store with SQL; switch the store on")
-            if self.syncing and (pending := store.pending_count):
-                raise ConfigError(
-                    f"{pending} event(s) wait for the sync server; SQL holds confirmed "
-                    "events only, so verify once they are confirmed (`pjai sync status`)"
-                )
-            return verify(store, self.shards, self.schema, progress)
+        return self._locked(
+            lambda m: verify(m.store, m.shards, m.schema, progress, syncing=m.syncing)
+        )
 
     def repair(self, side: Side, progress: Progress | None = None) -> Repaired:
-        """Rebuild one side from the event log.
-
-        ``sql``: empty every shard (rows, journal, checkpoints) and project the whole
-        log again. ``store``: rebuild the store's state from its log; a store file that
-        SQLite finds damaged is rebuilt in a new file instead, from its log if that reads
-        whole, else from SQL's journal (:mod:`pjai.hybrid.recovery`). Events only one
-        side has are first brought to the other.
-        """
-        with self._lock:
-            self._check_open()
-            if side not in ("sql", "store"):
-                raise ConfigError(f"repair rebuilds 'sql' or 'store', not {side!r}")
-            if side == "sql":
-                return Repaired("sql", *self._projector.replace_sql(progress))
-            store = self.store
-            if store is None:
-                raise ConfigError("the store is switched off; switch it on to repair it")
-            if problems := store.check():
-                rebuilt = self._switch.replace_damaged(problems, progress)
-                return Repaired("store", rebuilt.events, rebuilt.source, rebuilt)
-            self._projector.reconcile(None)
-            return Repaired("store", store.rebuild(progress), "log")
+        """Rebuild one side from the event log (:func:`pjai.hybrid.repair.repair`)."""
+        return self._locked(lambda _: repair(self._projector, self._switch, side, progress))
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -333,6 +268,11 @@ class HybridDatabaseManager:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _locked(self, do: Callable[[HybridDatabaseManager], T]) -> T:
+        with self._lock:
+            self._check_open()
+            return do(self)
 
     def _check_open(self) -> None:
         if self._closed:

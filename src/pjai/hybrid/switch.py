@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 
 from pjai.errors import (
@@ -29,7 +30,8 @@ from pjai.hybrid.identity import Identity
 from pjai.hybrid.projector import Projector
 from pjai.hybrid.recovery import StoreRebuilt, rebuild_store_file
 from pjai.hybrid.sqllive import ParkedHost, SqlLiveHost, SqlQuery, tables_of
-from pjai.schema.event import Schema
+from pjai.schema.event import Event, Schema
+from pjai.schema.records import EventRecord
 from pjai.schema.types import Progress
 from pjai.store import LiveQuery, Row, Store
 from pjai.store.query import Params, Query, prepare
@@ -200,9 +202,30 @@ class StoreSwitch:
         self._live[live] = (query, params)
         return live
 
-    def sql_changed(self, tables: set[str]) -> None:
-        """SQL committed to ``tables`` with the store off: re-run live queries on it."""
+    # -- writes ---------------------------------------------------------------------
+
+    def commit(self, events: Sequence[Event]) -> list[EventRecord]:
+        """Commit to the store and SQL, or to SQL alone with the store off (live queries
+        on SQL then re-run). The caller holds the lock and followed the flags."""
+        store = self.store
+        if store is not None:
+            return self._projector.commit(store, events)
+        if not events:
+            return []
+        records, tables = self._projector.append(events)
         self._sql_live.changed(tables)
+        return records
+
+    def synced_store(self, data_dir: Path) -> Store:
+        """The store, which must be a synced one, for a sync client."""
+        store = self.store
+        if not self.syncing or store is None:
+            raise ConfigError(
+                f"{data_dir} does not sync: a data directory syncs when the sync "
+                "flag is on as it is first opened (`pjai flags set sync true` on a new "
+                "directory, or PJAI_FLAG_SYNC=true)"
+            )
+        return store
 
     def close(self) -> None:
         """Close the store and stop every live query on SQL."""
