@@ -113,3 +113,26 @@ def test_store_from_another_format_is_refused(store_file: Path) -> None:
     db.close()
     with pytest.raises(StoreError, match="format '99'"):
         Store.open(store_file)
+
+
+def test_a_rebuild_that_finds_a_recorded_outcome_wrong_decides_every_event_again(
+    store_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.helpers import history
+
+    records = history([persona("p1"), memory("m1"), memory("orphan", "p2"), memory("m2")])
+    with Store.open(store_file) as store:
+        assert store.ingest(records) == 3  # the orphan's persona does not exist
+        state = store.state_hash()
+        assert store.rebuild() == 3
+        assert store.state_hash() == state
+    assert "deciding each event again" not in caplog.text
+    # A log that says the orphan applied (as a damaged or hand-edited one might):
+    # trusted, it would leave a memory without its persona.
+    with sqlite3.connect(store_file) as raw:
+        raw.execute("UPDATE pjai_eventlog SET error = NULL WHERE event_id = ?", [records[2].id])
+    with Store.open(store_file) as store:
+        assert store.rebuild() == 3
+        assert "deciding each event again" in caplog.text
+        assert store.state_hash() == state
+        assert store.quarantined()[0].record.id == records[2].id

@@ -25,6 +25,7 @@ from pjai.errors import (
 from pjai.schema import SCHEMA
 from pjai.schema.codec import PLAIN
 from pjai.schema.event import Event, Materialized, Schema
+from pjai.schema.ops import Op
 from pjai.schema.records import ROOT, EventRecord, EventStatus, LogEntry, Position, stamp
 from pjai.schema.types import Progress, new_id, utc_now
 from pjai.store import damage
@@ -35,7 +36,14 @@ from pjai.store.live import LiveQueries, LiveQuery
 from pjai.store.log import INTERNAL_TABLES, EventLog
 from pjai.store.query import Params, Prepared, Query, Row, RowReader, prepare
 from pjai.store.rebase import RebaseResult, check_continuation, discard, planned, rebase
-from pjai.store.sqlite import Durability, connect, file_size, translate_errors, use_wal
+from pjai.store.sqlite import (
+    ENVIRONMENT_ERRORS,
+    Durability,
+    connect,
+    file_size,
+    translate_errors,
+    use_wal,
+)
 from pjai.store.state import StateWriter
 
 __all__ = ["CommitHook", "Progress", "Store"]
@@ -414,11 +422,25 @@ class Store:
         return applied
 
     def rebuild(self, progress: Progress | None = None) -> int:
-        """Recreate the state from the event log; returns the number of events applied."""
+        """Recreate the state from the event log; returns the number of events applied.
+
+        When this schema wrote the log's outcomes (the same fingerprint) and no event is
+        pending, they are trusted: the events recorded as applied are written in bulk
+        (:meth:`StateWriter.load`), without indexes until the end. Should one of them
+        not apply after all, that attempt is undone and every event is decided again,
+        one by one, as after a schema change.
+        """
+        return self._rebuild(progress, trust=True)
+
+    def _rebuild(self, progress: Progress | None, *, trust: bool) -> int:
         with self._lock:
             self._check_open()
             total = self._log.count()
-            applied = 0
+            trust = (
+                trust
+                and self._log.meta()["fingerprint"] == self.schema.fingerprint
+                and self.pending_count == 0
+            )
             # Tables of an older schema may reference each other: drop and refill them
             # without foreign key enforcement, then check every reference before commit.
             self._conn.execute("PRAGMA foreign_keys=OFF")
@@ -427,23 +449,60 @@ class Store:
                     self._state.drop_all()
                     self._state.create(indexes=False)
                     self._tracker.forget_columns()
-                    outcomes: list[tuple[str, str | None, bytes | None]] = []
-                    for done, entry in enumerate(self._log.entries(), 1):
-                        pending = entry.status == "pending"
-                        error, changeset = self._apply_logged(entry.record, capture=pending)
-                        applied += error is None
-                        if error != entry.error or pending:
-                            outcomes.append((entry.record.id, error, changeset))
-                        if progress is not None and (done % 5_000 == 0 or done == total):
-                            progress(done, total)
-                    for event_id, error, changeset in outcomes:
-                        self._log.set_outcome(event_id, error, changeset)
+                    applied = self._load_logged(total, progress) if trust else None
+                    if applied is None:
+                        applied = self._replay_logged(total, progress)
                     self._state.create_indexes()
                     self._state.check_references()
                     self._log.set_meta(fingerprint=self.schema.fingerprint)
             finally:
                 self._conn.execute("PRAGMA foreign_keys=ON")
         self._deliver(deliveries)
+        return applied
+
+    def _load_logged(self, total: int, progress: Progress | None) -> int | None:
+        """Write the events the log records as applied, in bulk; how many, or ``None``
+        (and nothing written) if one did not apply."""
+        applied = 0
+
+        def ops() -> Iterator[tuple[str, Sequence[Op]]]:
+            nonlocal applied
+            for done, entry in enumerate(self._log.entries(), 1):
+                if entry.error is None:
+                    applied += 1
+                    yield entry.record.name, self.schema.materialize(entry.record).ops
+                if progress is not None and (done % 5_000 == 0 or done == total):
+                    progress(done, total)
+
+        self._conn.execute("SAVEPOINT pjai_load")
+        try:
+            self._state.load(ops())
+            self._state.check_references()  # existence checks were skipped
+        except ENVIRONMENT_ERRORS:
+            raise
+        except Exception as exc:
+            log.warning("the log's outcomes do not replay (%s); deciding each event again", exc)
+            self._conn.execute("ROLLBACK TO pjai_load")
+            self._conn.execute("RELEASE pjai_load")
+            return None
+        self._conn.execute("RELEASE pjai_load")
+        return applied
+
+    def _replay_logged(self, total: int, progress: Progress | None) -> int:
+        """Apply every logged event, deciding each outcome again; record those that
+        changed. Returns how many applied."""
+        applied = 0
+        outcomes: list[tuple[str, str | None, bytes | None]] = []
+        for done, entry in enumerate(self._log.entries(), 1):
+            pending = entry.status == "pending"
+            error, changeset = self._apply_logged(entry.record, capture=pending)
+            applied += error is None
+            if error != entry.error or pending:
+                outcomes.append((entry.record.id, error, changeset))
+            if progress is not None and (done % 5_000 == 0 or done == total):
+                progress(done, total)
+        for event_id, error, changeset in outcomes:
+            self._log.set_outcome(event_id, error, changeset)
         return applied
 
     # -- reading ---------------------------------------------------------------
@@ -664,7 +723,8 @@ class Store:
             meta = self._log.meta()
             self.store_id, self.client_id = meta["store_id"], meta["client_id"]
             self._reload()
-        return self.rebuild(progress)
+        # The salvaged outcomes may come from another version: each is decided again.
+        return self._rebuild(progress, trust=False)
 
     def load(self, entries: Sequence[LogEntry], *, indexes: bool = True) -> int:
         """Fill the state of this store, whose log is empty, with the state ``entries``
