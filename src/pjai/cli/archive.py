@@ -35,7 +35,7 @@ def export(
 ) -> None:
     """Write the event log and a snapshot of every table to a portable archive."""
     with (
-        open_manager(data_dir, create=False) as manager,
+        open_manager(data_dir) as manager,
         progress_bar("Exporting") as progress,
     ):
         manifest = export_archive(manager, file, progress=progress, overwrite=overwrite)
@@ -47,7 +47,6 @@ def export(
         f"Exported {manifest.events} events, {len(rows)} tables, {sum(rows.values())} rows "
         f"to {file}.",
         highlight=False,
-        soft_wrap=True,
     )
 
 
@@ -76,7 +75,6 @@ def import_archive(
         f"Imported {result.events} events, {len(result.rows)} tables, "
         f"{sum(result.rows.values())} rows from {file} into {data_dir}.",
         highlight=False,
-        soft_wrap=True,
     )
     if result.note:
-        console.print(f"note: {result.note}", highlight=False, soft_wrap=True)
+        console.print(f"note: {result.note}", highlight=False)

@@ -30,17 +30,7 @@ from pjai.cli.common import (
     print_result,
 )
 from pjai.cli.memory.options import memory_table
-from pjai.cli.output import (
-    CsvFlag,
-    NlFlag,
-    TsvFlag,
-    id_column,
-    number,
-    output_format,
-    plain,
-    print_rows,
-    when,
-)
+from pjai.cli.output import Format, id_column, listing, number, plain, print_rows, when
 from pjai.memory.timeline import PRESETS
 
 app = typer.Typer(help="Bookmarks: named time ranges and filters.", no_args_is_help=True)
@@ -116,7 +106,7 @@ def create(
     """Bookmark a time range and filters of a persona's timeline."""
     persona_ref, name = persona_and(first, bookmark_name, persona)
     start, end, span = parse_time(time_from, "--from"), parse_time(time_to, "--to"), _hours(hours)
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         row = Bookmarks(manager).create(
             resolve.persona_id(manager, persona_ref),
             name,
@@ -152,42 +142,36 @@ def add_preset(
 ) -> None:
     """Bookmark a preset: today, this_week, working_hours or hot_memories."""
     persona_ref, name = persona_and(first, preset, persona)
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         row = Bookmarks(manager).preset(resolve.persona_id(manager, persona_ref), name)
     print_result(row._asdict(), as_json, f"Created bookmark {row.name} ({row.id}).")
 
 
 @app.command("list")
+@listing
 def list_bookmarks(
     persona: PersonaRef = None,
     persona_option: PersonaOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    as_json: JsonFlag = False,
-    nl: NlFlag = False,
-    csv: CsvFlag = False,
-    tsv: TsvFlag = False,
+    fmt: Format = "table",
 ) -> None:
     """A persona's bookmarks (by default the active one's) by name."""
-    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
         rows = Bookmarks(manager).list(persona_id)
     print_rows([r._asdict() for r in rows], _table(rows), fmt)
 
 
 @app.command()
+@listing
 def show(
     bookmark_id: BookmarkArg,
     limit: Annotated[int, typer.Option(min=1, help="At most this many memories.")] = 200,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    as_json: JsonFlag = False,
-    nl: NlFlag = False,
-    csv: CsvFlag = False,
-    tsv: TsvFlag = False,
+    fmt: Format = "table",
 ) -> None:
     """The memories a bookmark shows, most recent first (--nl, --csv, --tsv: the memories)."""
-    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         view = Bookmarks(manager).show(resolve.bookmark_id(manager, bookmark_id), limit=limit)
     mark, found = view.bookmark, view.memories
     if fmt == "json":
@@ -228,7 +212,7 @@ def update(
         changes["tags"] = labels
     if not changes:
         raise typer.BadParameter("nothing to change: give at least one option")
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         mark = Bookmarks(manager).update(resolve.bookmark_id(manager, bookmark_id), **changes)
     print_result(mark._asdict(), as_json, f"Updated bookmark {mark.name} ({mark.id}).")
 
@@ -238,7 +222,7 @@ def delete(
     bookmark_id: BookmarkArg, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 ) -> None:
     """Delete a bookmark."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         bookmark_id = resolve.bookmark_id(manager, bookmark_id)
         Bookmarks(manager).delete(bookmark_id)
     print_result({"deleted": bookmark_id}, as_json, f"Deleted bookmark {bookmark_id}.")
@@ -253,7 +237,7 @@ def start(
     as_json: JsonFlag = False,
 ) -> None:
     """Start a conversation with a persona (by default the active one); prints its id."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
         conversation_id = Conversations(manager).start(persona_id, title=title)
     if as_json:
@@ -273,7 +257,7 @@ def say(
 ) -> None:
     """Add a message to a conversation; prints its id."""
     sent_at = parse_time(at, "--at")
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         conversation_id = resolve.conversation_id(manager, conversation_id)
         message_id = Conversations(manager).say(conversation_id, role, text, sent_at=sent_at)
     if as_json:
@@ -283,18 +267,15 @@ def say(
 
 
 @conversations.command("list")
+@listing
 def list_conversations(
     persona: PersonaRef = None,
     persona_option: PersonaOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    as_json: JsonFlag = False,
-    nl: NlFlag = False,
-    csv: CsvFlag = False,
-    tsv: TsvFlag = False,
+    fmt: Format = "table",
 ) -> None:
     """A persona's conversations (by default the active one's), the latest started first."""
-    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
         rows = Conversations(manager).list(persona_id)
     table = Table("id", "title", "started", "messages")
@@ -311,7 +292,7 @@ def show_conversation(
     as_json: JsonFlag = False,
 ) -> None:
     """A conversation and its messages in the order they were sent."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         conversation_id = resolve.conversation_id(manager, conversation_id)
         view = Conversations(manager).show(conversation_id, limit=limit)
     talk, said = view.conversation, view.messages

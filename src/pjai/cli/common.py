@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pjai.app import DataDir as DataDirectory
-from pjai.cli.output import console, print_table
+from pjai.cli.output import JsonFlag, console, print_table
 from pjai.errors import PjaiError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema.limits import time_problem
@@ -89,7 +89,6 @@ DataDirOption = Annotated[
 
 _PERSONA_HELP = "The persona: its id, the start of its id, or its name"
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 PersonaArg = Annotated[str, typer.Argument(help=f"{_PERSONA_HELP}.")]
 PersonaRef = Annotated[
     str | None,
@@ -212,12 +211,12 @@ def progress_bar(description: str) -> Iterator[ProgressCallback]:
 
 @contextmanager
 def open_manager(
-    data_dir: Path, doing: str = "Catching up", *, create: bool = True, **options: Any
+    data_dir: Path, doing: str = "Catching up", *, create: bool = False, **options: Any
 ) -> Iterator[HybridDatabaseManager]:
     """The data directory's manager (with a progress bar while it catches up), closed after.
 
-    Without ``create`` (commands that read, or change what must exist), a path that is
-    not a PJai data directory is an error naming it, and nothing is made there.
+    A path that is not a PJai data directory is an error naming it, and nothing is made
+    there; with ``create`` (commands that make the first thing in it), a new one is made.
     """
     with reported():
         with progress_bar(doing) as progress:

@@ -29,7 +29,7 @@ def demo(
     delay: Annotated[float, typer.Option(help="Seconds between scripted commits.")] = 0.8,
 ) -> None:
     """Seed personas, subscribe a live query, print it each time a commit changes it."""
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=True) as manager:
         where = manager.store_path if manager.store is not None else "SQL only"
         console.print(Text.assemble(("PJai demo", "bold"), f" · {where} · head e{manager.head()}"))
         fired = run_demo(

@@ -188,7 +188,7 @@ def doctor(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
     if health.last_error:
         console.print(f"last error: {health.last_error}", highlight=False)
     files = " · ".join(f"{f.name} {f.bytes:,} bytes" for f in found.files)
-    console.print(f"files in {data_dir}: {files}", highlight=False, soft_wrap=True)
+    console.print(f"files in {data_dir}: {files}", highlight=False)
 
 
 def _pool(pool: dict[str, int]) -> str:
@@ -203,7 +203,7 @@ def _pool(pool: dict[str, int]) -> str:
 def verify(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
     """Compare the store and the SQL primary per table and persona."""
     with (
-        open_manager(data_dir, create=False) as manager,
+        open_manager(data_dir) as manager,
         progress_bar("Verifying") as progress,
     ):
         report = manager.verify(progress)
@@ -254,7 +254,7 @@ def repair(
     if ack_quarantine:
         if side is not None:
             raise typer.BadParameter("give --side or --ack-quarantine, not both")
-        with open_manager(data_dir, create=False) as manager:
+        with open_manager(data_dir) as manager:
             acknowledged = manager.acknowledge_quarantine()
         if as_json:
             print_json(acknowledged)

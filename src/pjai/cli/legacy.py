@@ -57,10 +57,10 @@ def import_legacy(
         return
     for r in result.rejections:
         line = f"{r.table} {r.row_id}: {r.reason}"
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(line, highlight=False)
     for u in result.unmapped:
         line = f"{u.table} {u.row_id} {u.column} {u.value!r:.80}: {u.reason}"
-        console.print(line, highlight=False, soft_wrap=True, markup=False)
+        console.print(line, highlight=False, markup=False)
     skipped = result.skipped_personas + result.skipped_memories + result.skipped_conversations
     console.print(
         f"Imported {result.personas} persona(s), {result.memories} memories and "
@@ -68,6 +68,5 @@ def import_legacy(
         f"skipped {skipped} row(s) already imported; {result.rejected} row(s) not imported; "
         f"{len(result.unmapped)} value(s) not imported.",
         highlight=False,
-        soft_wrap=True,
     )
-    console.print(f"Report: {result.report}", highlight=False, soft_wrap=True)
+    console.print(f"Report: {result.report}", highlight=False)

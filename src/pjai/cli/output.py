@@ -3,7 +3,8 @@
 At a terminal a listing is a Rich table; when standard output is not a terminal it is
 plain TSV (a header row, then one tab-separated line per row), so that ``| cut -f1``
 and ``| sort`` work. ``--json`` prints one JSON value, ``--nl`` one JSON object per
-line, ``--csv`` and ``--tsv`` the table's columns whole.
+line, ``--csv`` and ``--tsv`` the table's columns whole: a command marked
+:func:`listing` takes these flags as one ``fmt`` argument.
 
 A table never cuts an id: columns made by :func:`id_column` (``overflow="fold"``) are
 as wide as their longest value, and the others shorten or wrap instead. Values print
@@ -14,9 +15,11 @@ mapping, ``-`` for nothing, numbers without exponents.
 from __future__ import annotations
 
 import csv
+import functools
+import inspect
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -30,12 +33,14 @@ from rich.text import Text
 __all__ = [
     "CsvFlag",
     "Format",
+    "JsonFlag",
     "NlFlag",
     "TsvFlag",
     "clipped",
     "console",
     "content_column",
     "id_column",
+    "listing",
     "number",
     "output_format",
     "plain",
@@ -47,6 +52,7 @@ __all__ = [
 
 Format = Literal["table", "json", "nl", "csv", "tsv"]
 
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 NlFlag = Annotated[bool, typer.Option("--nl", help="Print one JSON object per line.")]
 CsvFlag = Annotated[bool, typer.Option("--csv", help="Print CSV with a header row.")]
 TsvFlag = Annotated[
@@ -68,6 +74,35 @@ def output_format(*, as_json: bool = False, nl: bool = False, csv: bool = False,
         given = ", ".join(f"--{f}" for f in chosen)
         raise typer.BadParameter(f"{given}: give one output format, not {len(chosen)}")
     return chosen[0] if chosen else "table"
+
+
+_FORMAT_FLAGS = {"as_json": JsonFlag, "nl": NlFlag, "csv": CsvFlag, "tsv": TsvFlag}
+
+
+def listing(command: Callable[..., None]) -> Callable[..., None]:
+    """Mark a command that lists rows: its ``fmt: Format`` parameter becomes the flags
+    ``--json``, ``--nl``, ``--csv`` and ``--tsv`` (in its place in the help), and it is
+    called with the format they ask for (:func:`output_format`)."""
+    signature = inspect.signature(command, eval_str=True)
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name != "fmt":
+            parameters.append(parameter)
+            continue
+        for name, flag in _FORMAT_FLAGS.items():
+            parameters.append(parameter.replace(name=name, annotation=flag, default=False))
+
+    @functools.wraps(command)
+    def run(
+        *args: Any, as_json: bool = False, nl: bool = False, csv: bool = False,
+        tsv: bool = False, **kwargs: Any
+    ) -> None:  # fmt: skip
+        command(*args, fmt=output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv), **kwargs)
+
+    # Typer reads a command's options from its signature.
+    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in parameters}
+    return run
 
 
 def id_column(header: str = "id") -> Column:

@@ -32,17 +32,7 @@ from pjai.cli.common import (
     print_json,
     print_result,
 )
-from pjai.cli.output import (
-    CsvFlag,
-    NlFlag,
-    TsvFlag,
-    clipped,
-    content_column,
-    id_column,
-    output_format,
-    plain,
-    print_rows,
-)
+from pjai.cli.output import Format, clipped, content_column, id_column, listing, plain, print_rows
 from pjai.schema.models import Persona
 
 app = typer.Typer(help="Personas: their personality, settings and privacy.", no_args_is_help=True)
@@ -132,7 +122,7 @@ def create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a persona, from a template or not."""
-    with open_manager(data_dir) as manager:
+    with open_manager(data_dir, create=True) as manager:
         persona = Personas(manager).create(
             name,
             description=description,
@@ -148,33 +138,27 @@ def create(
 
 
 @app.command("list")
+@listing
 def list_personas(
     deleted: Annotated[bool, typer.Option(help="Include deleted personas.")] = False,
     name: Annotated[str | None, typer.Option(help="Only names containing this.")] = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    as_json: JsonFlag = False,
-    nl: NlFlag = False,
-    csv: CsvFlag = False,
-    tsv: TsvFlag = False,
+    fmt: Format = "table",
 ) -> None:
     """List personas by name."""
-    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         personas = Personas(manager).list(include_deleted=deleted, name_contains=name)
     print_rows(personas, _table(personas), fmt)
 
 
 @app.command()
+@listing
 def templates(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    as_json: JsonFlag = False,
-    nl: NlFlag = False,
-    csv: CsvFlag = False,
-    tsv: TsvFlag = False,
+    fmt: Format = "table",
 ) -> None:
     """The templates that pjai persona create --template starts from."""
     del data_dir  # taken as every command takes it: templates come with PJai, not the data
-    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     found = list(TEMPLATES.values())
     table = Table("template", content_column("description"), content_column("style"))
     for t in found:
@@ -189,7 +173,7 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show a persona's settings and memory health."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         personas = Personas(manager)
         report = personas.report(personas.resolve(persona))
     if as_json:
@@ -224,7 +208,7 @@ def update(
 
     A change of a privacy setting is recorded in the audit trail with its old value.
     """
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         personas = Personas(manager, source="pjai persona update")
         changed = personas.update(
             personas.resolve(persona),
@@ -247,7 +231,7 @@ def activate(
     as_json: JsonFlag = False,
 ) -> None:
     """Make a persona the active one: commands use it when no persona is given."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         personas = Personas(manager)
         made = personas.activate(personas.resolve(persona))
     print_result(made, as_json, f"Persona {made.name} ({made.id}) is now active.")
@@ -260,7 +244,7 @@ def deactivate(
     as_json: JsonFlag = False,
 ) -> None:
     """Make the active persona (or the one given) inactive: then no persona is active."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         personas = Personas(manager)
         done = personas.deactivate(personas.resolve(persona))
     print_result(
@@ -279,7 +263,7 @@ def delete(
 
     Deleting the active persona asks first, unless --yes.
     """
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         personas = Personas(manager)
         target = personas.get(personas.resolve(persona))
         if target.is_active:
@@ -302,7 +286,7 @@ def restore(
     as_json: JsonFlag = False,
 ) -> None:
     """Bring back a deleted persona with the memories deleted with it (it stays inactive)."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         personas = Personas(manager)
         back = personas.restore(personas.resolve(persona, deleted=True))
     print_result(back, as_json, f"Restored persona {back.name} ({back.id}).")

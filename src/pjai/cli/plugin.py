@@ -20,6 +20,7 @@ from pjai.cli.common import (
     print_json,
     reported,
 )
+from pjai.plugins import Registry
 
 __all__ = ["app"]
 
@@ -30,6 +31,11 @@ app = typer.Typer(
 )
 
 NameArg = Annotated[str, typer.Argument(help="The plugin's name.")]
+
+
+def _registry(data_dir: Path) -> Registry:
+    """The plugins of the PJai data directory at ``data_dir``."""
+    return plugin_registry(data_directory(data_dir).path)
 
 
 @app.command("install")
@@ -45,7 +51,6 @@ def install(
         f"Installed {made.manifest.name} {made.manifest.version} (grants: {granted}), "
         f"disabled: `pjai plugin enable {made.manifest.name}` lets it run.",
         highlight=False,
-        soft_wrap=True,
     )
 
 
@@ -53,7 +58,7 @@ def install(
 def list_plugins(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
     """The installed plugins, their capabilities, limits and whether they may run."""
     with reported():
-        found = plugin_registry(data_directory(data_dir).path).list()
+        found = _registry(data_dir).list()
     if as_json:
         print_json([{"enabled": p.enabled, "manifest": p.manifest} for p in found])
         return
@@ -67,31 +72,32 @@ def list_plugins(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag =
             f"{', '.join(m.capabilities) or 'nothing'}; limits {limits.cpu_s} s CPU, "
             f"{limits.memory_mb} MB, {limits.file_mb} MB files, {limits.wall_s} s",
             highlight=False,
-            soft_wrap=True,
         )
 
 
 @app.command("enable")
 def enable(name: NameArg, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     """Let the plugin run."""
-    with reported():
-        plugin_registry(data_directory(data_dir).path).enable(name)
-    console.print(f"{name} is enabled.")
+    _switch(name, data_dir, on=True)
 
 
 @app.command("disable")
 def disable(name: NameArg, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     """Stop the plugin from running (it stays installed)."""
+    _switch(name, data_dir, on=False)
+
+
+def _switch(name: str, data_dir: Path, *, on: bool) -> None:
     with reported():
-        plugin_registry(data_directory(data_dir).path).enable(name, False)
-    console.print(f"{name} is disabled.")
+        _registry(data_dir).enable(name, on)
+    console.print(f"{name} is {'enabled' if on else 'disabled'}.")
 
 
 @app.command("remove")
 def remove(name: NameArg, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     """Delete the plugin's copy."""
     with reported():
-        plugin_registry(data_directory(data_dir).path).remove(name)
+        _registry(data_dir).remove(name)
     console.print(f"{name} is removed.")
 
 
@@ -116,17 +122,16 @@ def run(
             raise typer.BadParameter(f"{pair!r}: give KEY=VALUE", param_hint="--arg")
         arguments[key] = value
     directory = data_directory(data_dir)
-    with open_manager(data_dir, create=False) as manager, reported():
+    with open_manager(data_dir) as manager, reported():
         persona_id = Personas(manager).resolve(persona)
         done = run_plugin(plugin_registry(directory.path), manager, name, persona_id, arguments)
     if as_json:
         print_json(done)
         return
     for line in done.log:
-        console.print(f"log: {line}", highlight=False, soft_wrap=True)
+        console.print(f"log: {line}", highlight=False)
     console.print(
         f"{done.name}: {json.dumps(done.result, default=str)} ({done.cpu_s} s CPU, "
         f"{done.max_rss_mb} MB, {done.wall_s:.2f} s)",
         highlight=False,
-        soft_wrap=True,
     )

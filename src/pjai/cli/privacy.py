@@ -42,7 +42,7 @@ def erase(
     """Erase a persona for good: every row of it deleted, its data keys destroyed so that
     its sealed events open nowhere, the files rewritten. Prints a proof without personal
     data. This cannot be undone."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         try:
             persona_id = Personas(manager).resolve_any(persona)
         except QueryError:
@@ -65,14 +65,12 @@ def erase(
         f"{proof.sealed_events} sealed events no longer open; files rewritten: "
         f"{', '.join(proof.rewritten)}.",
         highlight=False,
-        soft_wrap=True,
     )
     for reason in proof.unfinished:
         console.print(
             f"not finished: {reason}; run `pjai privacy erase {proof.persona_id} --yes` "
             "again later to finish.",
             highlight=False,
-            soft_wrap=True,
         )
     if proof.plaintext_events:
         console.print(
@@ -80,7 +78,6 @@ def erase(
             "plaintext (written before `pjai security init`, or in a directory that is not "
             "encrypted): key destruction cannot reach them.",
             highlight=False,
-            soft_wrap=True,
         )
 
 
@@ -94,7 +91,7 @@ def export(
 ) -> None:
     """Write everything of one persona, in plaintext, to a zip for its data subject:
     each table's rows as JSON and CSV, and its audit trail (GDPR art. 15 and 20)."""
-    with open_manager(data_dir, create=False) as manager, reported():
+    with open_manager(data_dir) as manager, reported():
         persona_id = Personas(manager).resolve_any(persona)
         done = export_subject(manager, persona_id, file, overwrite=overwrite)
     if as_json:
@@ -105,7 +102,6 @@ def export(
         f"Wrote {rows} rows and {done.events} events of {persona_id} to {done.path} "
         "(plaintext: keep it safe).",
         highlight=False,
-        soft_wrap=True,
     )
 
 
@@ -122,7 +118,7 @@ def consent(
 ) -> None:
     """Record that the persona's data subject gave (or, with --withdraw, withdrew)
     consent for a purpose; every record stays in the audit trail."""
-    with open_manager(data_dir, create=False) as manager, reported():
+    with open_manager(data_dir) as manager, reported():
         persona_id = Personas(manager).resolve(persona)
         done = record_consent(manager, persona_id, purpose, granted=not withdraw, version=version)
     if as_json:
@@ -142,7 +138,7 @@ def report(
 ) -> None:
     """What is held per persona: data, restricted memories, switches, retention,
     consents, keys, and what the event log holds sealed or in plaintext; erasures."""
-    with open_manager(data_dir, create=False) as manager, reported():
+    with open_manager(data_dir) as manager, reported():
         persona_id = None if persona is None else Personas(manager).resolve_any(persona)
         found = privacy_report(manager, persona_id)
     if as_json:
@@ -164,4 +160,4 @@ def report(
             f"{p.plaintext_events} in plaintext",
         ]
     lines.append(f"erasures: {len(found.erasures)} ({found.erased_keys} keys destroyed)")
-    console.print("\n".join(lines), highlight=False, soft_wrap=True)
+    console.print("\n".join(lines), highlight=False)

@@ -87,7 +87,6 @@ def init(
         "Events written before stay as they were. Set PJAI_PASSPHRASE or PJAI_KEY_FILE to "
         "open the directory.",
         highlight=False,
-        soft_wrap=True,
     )
 
 
@@ -99,7 +98,7 @@ def status(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
     if as_json:
         print_json(report)
         return
-    console.print(_status_text(report), highlight=False, soft_wrap=True)
+    console.print(_status_text(report), highlight=False)
 
 
 def _status_text(report: SecurityReport) -> str:
@@ -165,7 +164,6 @@ def remember(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
         "The store key is in the OS keyring: this directory opens here without the "
         "passphrase (`pjai security forget` takes it out).",
         highlight=False,
-        soft_wrap=True,
     )
 
 
@@ -228,7 +226,6 @@ def join(
         f"Joined: this device holds the store's key ring ({done.came} personas' keys). "
         "Set PJAI_PASSPHRASE and run `pjai sync connect` to sync.",
         highlight=False,
-        soft_wrap=True,
     )
 
 
@@ -252,14 +249,13 @@ def share(
         f"Shared {done.pushed} keys, took {done.came}; erased here {done.erased_here} "
         f"personas erased elsewhere; deleted {done.deleted_there} erased keys there.",
         highlight=False,
-        soft_wrap=True,
     )
 
 
 @app.command("rotate")
 def rotate(persona: PersonaArg, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     """Give the persona a new data key for its future events (older ones stay readable)."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         persona_id = Personas(manager).resolve(persona)
     with reported():
         key_id = rotate_key(data_directory(data_dir), persona_id)

@@ -26,7 +26,7 @@ from pjai.cli.common import (
     progress_bar,
     reported,
 )
-from pjai.cli.output import CsvFlag, NlFlag, TsvFlag, id_column, output_format, plain, print_rows
+from pjai.cli.output import Format, id_column, listing, plain, print_rows
 from pjai.sync.client import SyncStatus
 
 __all__ = ["app", "sync_url"]
@@ -119,15 +119,12 @@ def status(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 
 
 @app.command()
+@listing
 def conflicts(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    as_json: JsonFlag = False,
-    nl: NlFlag = False,
-    csv: CsvFlag = False,
-    tsv: TsvFlag = False,
+    fmt: Format = "table",
 ) -> None:
     """Local events the sync rejected: which event, why, and which event won."""
-    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     with reported():
         rejected = sync_conflicts(DataDir(data_dir))
     if fmt == "table" and not rejected:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -23,11 +22,19 @@ from pjai.cli.common import (
     console,
     errors,
     fail,
-    print_json,
     print_result,
     reported,
 )
-from pjai.cli.output import CsvFlag, NlFlag, TsvFlag, output_format, print_rows
+from pjai.cli.output import Format, listing, print_rows
+from pjai.cli.tokens import (
+    ExpiresIn,
+    Overlap,
+    duration,
+    print_rotated,
+    print_secret,
+    tokens_table,
+    when,
+)
 from pjai.errors import ConfigError
 from pjai.sync.server import (
     SERVER_FILE,
@@ -35,12 +42,11 @@ from pjai.sync.server import (
     ServerConfig,
     ServerDatabase,
     SyncServer,
-    Token,
     local_actor,
 )
 from pjai.sync.server.tokens import Role
 
-__all__ = ["ExpiresIn", "app", "duration", "print_secret", "tokens_table", "when"]
+__all__ = ["app"]
 
 app = typer.Typer(
     help="Run the sync server, manage its access tokens, show its audit trail.",
@@ -122,7 +128,6 @@ def serve(
 def _listening(server: SyncServer, url: str) -> None:
     console.print(
         f"pjai sync server listening on {url} (backend {server.backend_id}, {server.storage})",
-        soft_wrap=True,
         highlight=False,
     )
     if server.refuses_everyone():
@@ -132,27 +137,6 @@ def _listening(server: SyncServer, url: str) -> None:
             soft_wrap=True,
             highlight=False,
         )
-
-
-def duration(text: str | None) -> timedelta | None:
-    """``30d``, ``12h``, ``90m`` or ``45s`` as a timedelta (``None`` stays ``None``)."""
-    if text is None:
-        return None
-    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-    number, unit = text[:-1], text[-1:]
-    if unit not in units or not number.isdigit():
-        raise typer.BadParameter(f"{text!r}: give a whole number and d, h, m or s, like 30d")
-    return timedelta(**{units[unit]: int(number)})
-
-
-ExpiresIn = Annotated[
-    str | None,
-    typer.Option(
-        "--expires-in",
-        help="The token stops working after this long: 30d, 12h, 90m, 45s (default: never).",
-        show_default=False,
-    ),
-]
 
 
 @token_app.command("create")
@@ -177,53 +161,16 @@ def create_token(
 
 
 @token_app.command("list")
+@listing
 def list_tokens(
     db: DbOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    as_json: JsonFlag = False,
-    nl: NlFlag = False,
-    csv: CsvFlag = False,
-    tsv: TsvFlag = False,
+    fmt: Format = "table",
 ) -> None:
     """List tokens, revoked ones too (never their secrets)."""
-    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     with _server_database(db, data_dir, create=False) as database:
         found = database.tokens.list()
     print_rows(found, tokens_table(found), fmt)
-
-
-def tokens_table(tokens: list[Token]) -> Table:
-    """Tokens as a table (their ids whole: revoking needs them)."""
-    table = Table(
-        "name", "store", "role", "created (UTC)", "revoked", "expires", box=box.SIMPLE_HEAD
-    )
-    table.columns.insert(0, Column("id", no_wrap=True, overflow="fold"))  # revoke needs it whole
-    for t in tokens:
-        table.add_row(
-            t.id,
-            t.label,
-            t.store_id,
-            t.role,
-            when(t.created_at),
-            when(t.revoked_at),
-            when(t.expires_at),
-        )
-    return table
-
-
-def print_secret(secret: str, token: Token, made: str, *, as_json: bool, **extra: str) -> None:
-    """Show a new token's secret, once: with its fields as JSON, or alone on stdout (so
-    that ``SECRET=$(pjai ... token create ...)`` works) with ``made`` on stderr."""
-    if as_json:
-        print_json({"secret": secret, **dataclasses.asdict(token), **extra})
-        return
-    print(secret)
-    errors.print(f"{made} Keep the secret above: it is not shown again.", highlight=False)
-
-
-def when(iso: str | None) -> str:
-    """An ISO time as ``YYYY-MM-DD HH:MM`` (blank for none)."""
-    return "" if iso is None else f"{iso[:10]} {iso[11:16]}"
 
 
 @token_app.command("revoke")
@@ -243,9 +190,7 @@ def revoke_token(
 @token_app.command("rotate")
 def rotate_token(
     token_id: Annotated[str, typer.Argument(metavar="ID", help="The token's id.")],
-    overlap: Annotated[
-        str, typer.Option(help="How long the old token keeps working: 1h, 30m, 0s.")
-    ] = "1h",
+    overlap: Overlap = "1h",
     expires_in: ExpiresIn = None,
     db: DbOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
@@ -260,12 +205,11 @@ def rotate_token(
         secret, new, old = database.tokens.rotate(
             token_id, overlap=grace, expires_in=duration(expires_in), actor=local_actor()
         )
-    until = when(old.expires_at)
-    made = f"Created token {new.id} to replace {old.id}, which works until {until} UTC."
-    print_secret(secret, new, made, as_json=as_json, replaces=old.id)
+    print_rotated(secret, new, old, "token", as_json=as_json)
 
 
 @app.command()
+@listing
 def audit(
     limit: Annotated[
         int | None, typer.Option(min=1, help="Show only the newest N entries.", show_default=False)
@@ -275,13 +219,9 @@ def audit(
     ] = None,
     db: DbOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    as_json: JsonFlag = False,
-    nl: NlFlag = False,
-    csv: CsvFlag = False,
-    tsv: TsvFlag = False,
+    fmt: Format = "table",
 ) -> None:
     """Show the audit trail: tokens created and revoked, when and by whom (oldest first)."""
-    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     with _server_database(db, data_dir, create=False) as database:
         entries = database.audit.list(limit=limit, token_id=token)
     print_rows(entries, _audit_table(entries), fmt)

@@ -22,8 +22,8 @@ from pjai.cli.common import (
     print_result,
     reported,
 )
-from pjai.cli.output import CsvFlag, NlFlag, TsvFlag, output_format, print_rows
-from pjai.cli.syncserver import ExpiresIn, duration, print_secret, tokens_table, when
+from pjai.cli.output import Format, listing, print_rows
+from pjai.cli.tokens import ExpiresIn, Overlap, duration, print_rotated, print_secret, tokens_table
 from pjai.sync.server.audit import local_actor
 
 __all__ = ["app", "serve"]
@@ -105,16 +105,13 @@ def create_token(
 
 
 @token_app.command("list")
+@listing
 def list_tokens(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    as_json: JsonFlag = False,
-    nl: NlFlag = False,
-    csv: CsvFlag = False,
-    tsv: TsvFlag = False,
+    fmt: Format = "table",
 ) -> None:
     """List the web app's sessions (labelled ``session``) and access tokens, revoked and
     expired ones too (never their secrets)."""
-    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     with _sessions(data_dir) as sessions:
         found = sessions.list()
     print_rows(found, tokens_table(found), fmt)
@@ -136,9 +133,7 @@ def revoke_token(
 @token_app.command("rotate")
 def rotate_token(
     token_id: Annotated[str, typer.Argument(metavar="ID", help="The access token's id.")],
-    overlap: Annotated[
-        str, typer.Option(help="How long the old token keeps working: 1h, 30m, 0s.")
-    ] = "1h",
+    overlap: Overlap = "1h",
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
@@ -148,6 +143,4 @@ def rotate_token(
     assert grace is not None
     with _sessions(data_dir) as sessions:
         secret, new, old = sessions.rotate(token_id, overlap=grace, actor=local_actor())
-    until = when(old.expires_at)
-    made = f"Created access token {new.id} to replace {old.id}, which works until {until} UTC."
-    print_secret(secret, new, made, as_json=as_json, replaces=old.id)
+    print_rotated(secret, new, old, "access token", as_json=as_json)

@@ -12,7 +12,6 @@ from pjai.app import Memories, resolve
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
-    JsonFlag,
     MaxImportance,
     MinImportance,
     PersonaOpt,
@@ -27,14 +26,12 @@ from pjai.cli.common import (
 )
 from pjai.cli.memory.options import AllFlag, Limit, Since, Until
 from pjai.cli.output import (
-    CsvFlag,
-    NlFlag,
-    TsvFlag,
+    Format,
     clipped,
     content_column,
     id_column,
+    listing,
     number,
-    output_format,
     print_rows,
     short_column,
     when,
@@ -47,6 +44,7 @@ from pjai.schema.fields import Tier
 __all__ = ["search_memories", "show_timeline"]
 
 
+@listing
 def search_memories(
     text: Annotated[str, typer.Argument(help="What to look for.")],
     persona: PersonaOpt = None,
@@ -63,14 +61,10 @@ def search_memories(
     method: Annotated[Method, typer.Option(help="keyword, semantic or hybrid.")] = "keyword",
     limit: Limit = 10,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    as_json: JsonFlag = False,
-    nl: NlFlag = False,
-    csv: CsvFlag = False,
-    tsv: TsvFlag = False,
+    fmt: Format = "table",
 ) -> None:
     """Search a persona's memories (by default the active one's; --all: everyone's), best
     first (a search does not count as opening them)."""
-    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     where = SearchFilter(
         tiers=tuple(cast("list[Tier]", tiers or [])),  # checked by tier_list
         types=tuple(types or ()),
@@ -83,7 +77,7 @@ def search_memories(
         created_to=parse_time(created_until, "--created-until"),
     )
     with (
-        open_manager(data_dir, create=False) as manager,
+        open_manager(data_dir) as manager,
         progress_bar("Computing embeddings") as progress,
     ):
         scope = resolve.persona_scope(manager, persona, every=every)
@@ -113,6 +107,7 @@ def _hits_table(hits: list[SearchHit]) -> Table:
     return table
 
 
+@listing
 def show_timeline(
     persona: PersonaRef = None,
     persona_option: PersonaOpt = None,
@@ -120,16 +115,12 @@ def show_timeline(
     since: Since = None,
     until: Annotated[str | None, typer.Option(help="Happened before (ISO time).")] = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    as_json: JsonFlag = False,
-    nl: NlFlag = False,
-    csv: CsvFlag = False,
-    tsv: TsvFlag = False,
+    fmt: Format = "table",
 ) -> None:
     """A persona's memories (by default the active one's) per hour, day, week or month,
     with importance statistics."""
-    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
         buckets = Memories(manager).timeline(persona_id, unit, start=start, end=end)
     print_rows(buckets, _buckets_table(unit, buckets), fmt)

@@ -19,15 +19,18 @@ from pjai.cli.common import (
     print_result,
 )
 from pjai.cli.memory.options import MemoryArg
-from pjai.cli.output import CsvFlag, NlFlag, TsvFlag, id_column, number, output_format, print_rows
+from pjai.cli.output import Format, id_column, listing, number, print_rows
 from pjai.schema.links import LinkKind
 
 __all__ = ["auto_link", "decay_links", "link", "show_neighbours", "unlink"]
 
+SourceArg = Annotated[str, typer.Argument(help="The memory the link starts at (id or start).")]
+TargetArg = Annotated[str, typer.Argument(help="The memory it points to (id or start).")]
+
 
 def link(
-    source_id: Annotated[str, typer.Argument(help="The memory the link starts at (id or start).")],
-    target_id: Annotated[str, typer.Argument(help="The memory it points to (id or start).")],
+    source_id: SourceArg,
+    target_id: TargetArg,
     kind: Annotated[LinkKind, typer.Option(help="references, similar, related...")] = "related",
     strength: Annotated[float, typer.Option(help="0 to 1.")] = 0.5,
     confidence: Annotated[float, typer.Option(help="0 to 1.")] = 1.0,
@@ -36,7 +39,7 @@ def link(
     as_json: JsonFlag = False,
 ) -> None:
     """Link two memories of one persona."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         source_id = resolve.memory_id(manager, source_id)
         target_id = resolve.memory_id(manager, target_id)
         made = Memories(manager).link(
@@ -51,14 +54,14 @@ def link(
 
 
 def unlink(
-    source_id: Annotated[str, typer.Argument(help="The memory the link starts at (id or start).")],
-    target_id: Annotated[str, typer.Argument(help="The memory it points to (id or start).")],
+    source_id: SourceArg,
+    target_id: TargetArg,
     kind: Annotated[LinkKind, typer.Option(help="Which link.")] = "related",
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Remove a link."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         source_id = resolve.memory_id(manager, source_id)
         target_id = resolve.memory_id(manager, target_id)
         Memories(manager).unlink(source_id, target_id, kind)
@@ -66,19 +69,16 @@ def unlink(
     print_result(removed, as_json, f"Unlinked {source_id} → {target_id} ({kind}).")
 
 
+@listing
 def show_neighbours(
     memory_id: MemoryArg,
     depth: Annotated[int, typer.Option(min=1, max=10, help="Links away, at most.")] = 1,
     min_strength: Annotated[float, typer.Option(help="Follow only links this strong.")] = 0.0,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    as_json: JsonFlag = False,
-    nl: NlFlag = False,
-    csv: CsvFlag = False,
-    tsv: TsvFlag = False,
+    fmt: Format = "table",
 ) -> None:
     """Memories within ``--depth`` links of a memory."""
-    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         memory_id = resolve.memory_id(manager, memory_id)
         found = Memories(manager).neighbours(memory_id, depth=depth, min_strength=min_strength)
     table = Table("depth", id_column("memory"))
@@ -103,7 +103,7 @@ def auto_link(
     as_json: JsonFlag = False,
 ) -> None:
     """Link a persona's memories that are alike (``similar`` links)."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
         made = Memories(manager).auto_link(
             persona_id, by=by, threshold=threshold, per_memory=per_memory
@@ -124,7 +124,7 @@ def decay_links(
     as_json: JsonFlag = False,
 ) -> None:
     """Weaken a persona's links by their decay rates; drop those that fall too weak."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
         removed = Memories(manager).decay_links(persona_id, days)
     summary = {"days": days, "removed": removed}

@@ -30,7 +30,7 @@ from pjai.cli.common import (
     print_result,
 )
 from pjai.cli.memory.options import Limit, MemoryArg, Since, Until, memory_table, moves_text
-from pjai.cli.output import CsvFlag, NlFlag, TsvFlag, output_format, plain, print_rows
+from pjai.cli.output import Format, listing, plain, print_rows
 from pjai.schema.fields import Tier
 from pjai.sql.repositories import MemoryFilter, MemoryOrder
 
@@ -75,7 +75,7 @@ def add(
         "occurred_at": parse_time(occurred_at, "--occurred-at"),
         "memory_id": memory_id,
     }
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         persona_id = resolve.persona_id(manager, persona_ref)
         change = Memories(manager).add(persona_id, text, **fields)
     memory = change.memory
@@ -93,6 +93,7 @@ def _print_change(change: MemoryChange, as_json: bool, text: str) -> None:
         console.print(moves_text(change.moves), highlight=False)
 
 
+@listing
 def list_memories(
     persona: PersonaRef = None,
     persona_option: PersonaOpt = None,
@@ -109,10 +110,7 @@ def list_memories(
     deleted: Annotated[bool, typer.Option(help="Include deleted memories.")] = False,
     limit: Limit = 50,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    as_json: JsonFlag = False,
-    nl: NlFlag = False,
-    csv: CsvFlag = False,
-    tsv: TsvFlag = False,
+    fmt: Format = "table",
 ) -> None:
     """List a persona's memories (by default the active one's), best first by ``--order``;
     those this instance changed and the sync server has not confirmed yet are marked
@@ -122,7 +120,6 @@ def list_memories(
             f"{order!r}: use importance, occurred_at, created_at or access_count",
             param_hint="--order",
         )
-    fmt = output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv)
     where = MemoryFilter(
         tiers=cast("list[Tier] | None", tiers),  # checked by tier_list
         types=types,
@@ -134,7 +131,7 @@ def list_memories(
         include_deleted=deleted,
     )
     sort = cast("MemoryOrder", order)  # checked above
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
         where = msgspec.structs.replace(where, persona_id=persona_id)
         service = Memories(manager)
@@ -151,7 +148,7 @@ def show(
 ) -> None:
     """Show a memory with its links (records nothing; ``pjai memory open`` counts an
     access)."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         view = Memories(manager).show(resolve.memory_id(manager, memory_id))
     _print_view(view, as_json)
 
@@ -162,7 +159,7 @@ def open_memory(
     as_json: JsonFlag = False,
 ) -> None:
     """Open a memory: counted as an access (it ranks higher), shown with its links."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         view = Memories(manager).open(resolve.memory_id(manager, memory_id))
     _print_view(view, as_json)
 
@@ -218,7 +215,7 @@ def update(
         fields["importance"] = importance
     if not fields and tier is None and pin is None:
         raise typer.BadParameter("nothing to change: give at least one field to set")
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         memory_id = resolve.memory_id(manager, memory_id)
         change = Memories(manager).update(memory_id, tier=tier, pinned=pin, **fields)
     memory = change.memory
@@ -234,7 +231,7 @@ def delete(
     memory_id: MemoryArg, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 ) -> None:
     """Delete a memory (soft: ``pjai memory restore`` brings it back)."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         memory = Memories(manager).delete(resolve.memory_id(manager, memory_id))
     print_result(memory, as_json, f"Deleted memory {memory.id}.")
 
@@ -243,6 +240,6 @@ def restore(
     memory_id: MemoryArg, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 ) -> None:
     """Bring back a deleted memory."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         memory = Memories(manager).restore(resolve.memory_id(manager, memory_id))
     print_result(memory, as_json, f"Restored memory {memory.id}.")

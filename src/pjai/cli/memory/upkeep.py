@@ -45,7 +45,7 @@ def optimize(
 ) -> None:
     """Re-tier a persona's memories (by default the active one's; --all: everyone's) by
     score, apply retention and the size limit."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         scope = resolve.persona_scope(manager, persona, every=every)
         reports = Memories(manager).optimize(scope)
     if as_json:
@@ -63,7 +63,7 @@ def stats(
 ) -> None:
     """Memory statistics and health (tiers, capacity use, fragmentation, alerts) of a
     persona (by default the active one; --all: every persona)."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         scope = resolve.persona_scope(manager, persona, every=every)
         found = Memories(manager).stats(scope)
     if as_json:
@@ -95,7 +95,7 @@ def ingest(
     as_json: JsonFlag = False,
 ) -> None:
     """Turn a conversation's messages into memories (each once)."""
-    with open_manager(data_dir, create=False) as manager:
+    with open_manager(data_dir) as manager:
         conversation_id = resolve.conversation_id(manager, conversation_id)
         done = Memories(manager).ingest(conversation_id, importance=importance)
     print_result(done, as_json, f"Added {done.added} memory(ies); {done.skipped} already there.")

@@ -3,7 +3,8 @@ won, and the configuration changes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 
 from nicegui import ui
@@ -19,18 +20,24 @@ __all__ = ["config_card", "conflicts_card"]
 Open = Callable[[str], object]
 
 
-def conflicts_card(web: WebApp, on_open: Open) -> None:
-    """The events a sync rejected, newest first, each with why and the event that won."""
+@contextmanager
+def _card(title: str, caption: str, testid: str) -> Iterator[None]:
     with (
         ui.card()
         .classes("w-full gap-1")
-        .props('flat bordered data-testid="audit-conflicts"')
-        .mark("audit-conflicts")
+        .props(f'flat bordered data-testid="{testid}"')
+        .mark(testid)
     ):
-        ui.label("Conflicts").classes("text-subtitle1 text-weight-medium")
-        ui.label("Local events a sync rejected, and the event that won").classes(
-            "text-caption text-grey-7"
-        )
+        ui.label(title).classes("text-subtitle1 text-weight-medium")
+        ui.label(caption).classes("text-caption text-grey-7")
+        yield
+
+
+def conflicts_card(web: WebApp, on_open: Open) -> None:
+    """The events a sync rejected, newest first, each with why and the event that won."""
+    with _card(
+        "Conflicts", "Local events a sync rejected, and the event that won", "audit-conflicts"
+    ):
         LivePanel("conflicts", partial(reads.conflicts, web.manager), partial(_conflicts, on_open))
 
 
@@ -66,14 +73,9 @@ def _conflicts(on_open: Open, rows: list[Row]) -> None:
 
 def config_card(web: WebApp, on_open: Open) -> None:
     """The configuration changes, newest first: which setting, from what to what, where."""
-    with (
-        ui.card()
-        .classes("w-full gap-1")
-        .props('flat bordered data-testid="audit-config"')
-        .mark("audit-config")
+    with _card(
+        "Configuration changes", "Flags and settings, as the log recorded them", "audit-config"
     ):
-        ui.label("Configuration changes").classes("text-subtitle1 text-weight-medium")
-        ui.label("Flags and settings, as the log recorded them").classes("text-caption text-grey-7")
         LivePanel(
             "configuration changes",
             partial(reads.config_changes, web.manager),

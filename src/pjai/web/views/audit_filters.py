@@ -11,10 +11,9 @@ from nicegui import ui
 
 from pjai.app.reads import audit as reads
 from pjai.app.reads.audit import OUTCOMES, AuditFilter
-from pjai.errors import PjaiError
 from pjai.schema.records import EventStatus
 from pjai.web.app import WebApp
-from pjai.web.views.explorer_selection import parse_time
+from pjai.web.views.time_field import read_time, time_field
 
 __all__ = ["AuditFilters"]
 
@@ -49,8 +48,10 @@ class AuditFilters:
                     "Outcome", list(OUTCOMES), "audit-outcome", multiple=True
                 )
             with ui.row().classes("w-full items-center gap-3"):
-                self.since = self._time_input("From (UTC)", "audit-from")
-                self.until = self._time_input("To (UTC)", "audit-to")
+                self.since = time_field("From (UTC)", "audit-from", self._changed)
+                self.until = time_field("To (UTC)", "audit-to", self._changed)
+                self.since.mark("audit-from")
+                self.until.mark("audit-to")
                 ui.space()
                 ui.button("Clear", icon="filter_alt_off", on_click=self._clear).props(
                     'flat dense no-caps data-testid="audit-clear"'
@@ -85,14 +86,6 @@ class AuditFilters:
         field.props(f'dense outlined{chips} data-testid="{testid}"').classes("min-w-[11rem]")
         return field.mark(testid)
 
-    def _time_input(self, label: str, testid: str) -> ui.input:
-        field = self._input(testid, label, placeholder="2026-01-31 or 2026-01-31 14:30")
-        field.classes("w-[15rem]")
-        field.on("keydown.enter", self._changed)
-        field.on("blur", self._changed)
-        field.on("clear", self._changed)
-        return field
-
     def _personas_known(self) -> None:
         chosen = self.persona.value
         names = reads.persona_names(self.web.manager)
@@ -112,25 +105,12 @@ class AuditFilters:
         return AuditFilter(
             persona_id=self.persona.value or None,
             names=tuple(self.names.value or ()),
-            since=self._time(self.since, end=False),
-            until=self._time(self.until, end=True),
+            since=read_time(self.since, end=False, fallback=self._shown.since),
+            until=read_time(self.until, end=True, fallback=self._shown.until),
             client_id=self.client.value or None,
             outcomes=cast(tuple[EventStatus, ...], tuple(self.outcomes.value or ())),
             text=(self.text.value or "").strip(),
         )
-
-    def _time(self, field: ui.input, *, end: bool) -> Any:
-        try:
-            value = parse_time(field.value or "", end=end)
-        except PjaiError as exc:
-            field.props["error"] = True
-            field.props["error-message"] = str(exc)
-            field.update()
-            return self._shown.until if end else self._shown.since
-        if field.props.pop("error", None):
-            field.props.pop("error-message", None)
-            field.update()
-        return value
 
     def _changed(self, *_: object) -> None:
         if self._quiet:

@@ -14,7 +14,6 @@ from typing import Any
 
 import msgspec
 from nicegui import ui
-from nicegui.events import GenericEventArguments
 
 from pjai.app.reads import audit as reads
 from pjai.app.reads.audit import AuditFilter
@@ -22,7 +21,8 @@ from pjai.schema.types import from_iso
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
-from pjai.web.paging import ROWS_PER_PAGE, TABLE_PROPS, asked_page, settle_total, window
+from pjai.web.paging import ROWS_PER_PAGE, window
+from pjai.web.views.paged_feed import PagedFeed
 
 __all__ = ["COLUMNS", "OUTCOME_COLOURS", "AuditTable", "EventFeed", "summary"]
 
@@ -89,35 +89,27 @@ class AuditTable(ui.table):
         return [*super()._displayed_contents(only_visible=only_visible), *sum(shown, ())]
 
 
-class EventFeed:
-    """The table, the total above it, and the live panels that fill both.
+class EventFeed(PagedFeed):
+    """The audit trail's events, a page at a time, and their total."""
 
-    ``total_slot`` is where the count goes; ``on_open(event_id)`` runs when a row is
-    clicked.
-    """
+    testid = "audit-table"
+    empty = "No events match"
+    page_name = "event page"
 
     def __init__(
         self, web: WebApp, total_slot: ui.element, on_open: Callable[[str], object]
     ) -> None:
-        self.web = web
-        self._total_slot = total_slot
         self._where = AuditFilter()
         self._names: dict[str, str] = {}
-        self.table = AuditTable(
+        table = AuditTable(
             rows=[],
             columns=COLUMNS,
             row_key="key",
             pagination={"page": 1, "rowsPerPage": ROWS_PER_PAGE, "rowsNumber": 0},
         )
-        self.table.classes("w-full").props(
-            f'{TABLE_PROPS} data-testid="audit-table" no-data-label="No events match" '
-        )
-        self.table.mark("audit-table")
-        self.table.add_slot("body-cell-outcome", _OUTCOME_CELL)
-        self.table.add_slot("body-cell-summary", _SUMMARY_CELL)
-        self.table.on("request", self._requested, ["pagination"])
-        self.table.on("rowClick", lambda e: on_open(e.args[1]["id"]), [[], ["id"], None])
-        self._feeders = ui.element("div").classes("w-full")
+        table.add_slot("body-cell-outcome", _OUTCOME_CELL)
+        table.add_slot("body-cell-summary", _SUMMARY_CELL)
+        super().__init__(web, total_slot, on_open, table)
 
     def show(self, where: AuditFilter) -> None:
         """Page through the events ``where`` selects, from the first page."""
@@ -127,28 +119,16 @@ class EventFeed:
 
     # -- feeding ----------------------------------------------------------------------
 
-    def _requested(self, event: GenericEventArguments) -> None:
-        asked = event.args["pagination"]
-        self._set_pagination(
-            **asked_page(asked),
-        )
-        self._feed(count=False)
+    def _count(self) -> None:
+        counting = partial(reads.count, self.web.manager, self._where)
+        LivePanel("event count", counting, self._counted).classes("w-auto")
 
-    def _set_pagination(self, **changes: Any) -> None:
-        self.table.pagination = {**self.table.pagination, **changes}
-
-    def _feed(self, *, count: bool) -> None:
-        if count:
-            self._total_slot.clear()
-            with self._total_slot:
-                LivePanel(
-                    "event count",
-                    partial(reads.count, self.web.manager, self._where),
-                    self._counted,
-                ).classes("w-auto")
-        self._feeders.clear()
-        with self._feeders:
-            LivePanel("event page", self._page_source, self._show_page)
+    def _show_total(self, total: int) -> None:
+        with ui.row().classes("items-baseline gap-1"):
+            ui.label(str(total)).classes("text-h6").props('data-testid="audit-total"').mark(
+                "audit-total"
+            )
+            ui.label("events" if total != 1 else "event").classes("text-grey-8")
 
     def _page_source(self) -> Any:
         size, offset = window(self.table)
@@ -162,16 +142,6 @@ class EventFeed:
             _row_of(r, p and self._names.get(p, p)) for r, p in zip(rows, personas, strict=True)
         ]
         self.table.update()
-
-    def _counted(self, rows: list[Row]) -> None:
-        total = int(rows[0].n)
-        with ui.row().classes("items-baseline gap-1"):
-            ui.label(str(total)).classes("text-h6").props('data-testid="audit-total"').mark(
-                "audit-total"
-            )
-            ui.label("events" if total != 1 else "event").classes("text-grey-8")
-        if settle_total(self.table, total):
-            self._feed(count=False)
 
 
 def _short(client_id: str) -> str:

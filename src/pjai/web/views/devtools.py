@@ -8,6 +8,8 @@ store off the page says so instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from nicegui import ui
 
 from pjai.app.reads import devtools as reads
@@ -22,14 +24,15 @@ from pjai.web.views.view import View
 
 __all__ = ["VIEW", "build"]
 
-_TABS = (
-    "Time travel",
-    "SQL console",
-    "Live queries",
-    "Event log",
-    "Sync and flags",
-    "Export and import",
-)
+_TABS: dict[str, Callable[[WebApp], object]] = {
+    "Time travel": devtools_timetravel.TimeTravel,
+    "SQL console": devtools_console.console,
+    "Live queries": devtools_system.live_queries,
+    "Event log": devtools_system.event_log,
+    "Sync and flags": devtools_system.sync_and_flags,
+    "Export and import": devtools_archive.archives,
+}
+"""Each tab's title, and what fills it."""
 
 
 def build(web: WebApp) -> None:
@@ -41,19 +44,10 @@ def build(web: WebApp) -> None:
             return
         with ui.tabs().classes("w-full").props("align=left") as tabs:
             made = {title: ui.tab(title) for title in _TABS}
-        with ui.tab_panels(tabs, value=made[_TABS[0]]).classes("w-full").props("keep-alive"):
-            with ui.tab_panel(made["Time travel"]):
-                devtools_timetravel.TimeTravel(web)
-            with ui.tab_panel(made["SQL console"]):
-                devtools_console.console(web)
-            with ui.tab_panel(made["Live queries"]):
-                devtools_system.live_queries(web)
-            with ui.tab_panel(made["Event log"]):
-                devtools_system.event_log(web)
-            with ui.tab_panel(made["Sync and flags"]):
-                devtools_system.sync_and_flags(web)
-            with ui.tab_panel(made["Export and import"]):
-                devtools_archive.archives(web)
+        with ui.tab_panels(tabs, value=made["Time travel"]).classes("w-full").props("keep-alive"):
+            for title, fill in _TABS.items():
+                with ui.tab_panel(made[title]):
+                    fill(web)
 
 
 VIEW = View("/devtools", "Devtools", "build", build)

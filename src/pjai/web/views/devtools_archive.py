@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,22 +19,28 @@ from pjai.web.app import WebApp
 __all__ = ["archives"]
 
 
+@contextmanager
+def _card(title: str, caption: str) -> Iterator[None]:
+    with ui.card().classes("w-full max-w-[900px] gap-2"):
+        ui.label(title).classes("text-subtitle1 text-weight-medium")
+        ui.label(caption).classes("text-caption text-grey-7")
+        yield
+
+
 def archives(web: WebApp) -> None:
     """The export button and the import form."""
-    with ui.card().classes("w-full max-w-[900px] gap-2"):
-        ui.label("Export").classes("text-subtitle1 text-weight-medium")
-        ui.label(
-            "The event log and a snapshot of every table, in a zip that `pjai import` (or "
-            "the form below) restores. Commits wait while it is written."
-        ).classes("text-caption text-grey-7")
+    with _card(
+        "Export",
+        "The event log and a snapshot of every table, in a zip that `pjai import` (or "
+        "the form below) restores. Commits wait while it is written.",
+    ):
         export = ui.button("Download an archive", icon="download", on_click=lambda: _export(web))
         export.props('data-testid="export"').mark("export")
-    with ui.card().classes("w-full max-w-[900px] gap-2"):
-        ui.label("Import into a new data directory").classes("text-subtitle1 text-weight-medium")
-        ui.label(
-            "An archive restores only into an empty directory (every checksum checked "
-            "first); serve that directory to use it."
-        ).classes("text-caption text-grey-7")
+    with _card(
+        "Import into a new data directory",
+        "An archive restores only into an empty directory (every checksum checked "
+        "first); serve that directory to use it.",
+    ):
         target = ui.input("New data directory (a path on the server)").classes("w-full")
         target.props('data-testid="import-target"').mark("import-target")
         outcome = ui.label("").props('data-testid="import-outcome"').mark("import-outcome")

@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import partial
-from typing import Any, cast, get_args
+from typing import cast, get_args
 
 from nicegui import ui
 
 from pjai.app.reads import memories as reads
-from pjai.errors import PjaiError
 from pjai.memory.search import Method
 from pjai.schema.tables import TIERS
 from pjai.web.app import WebApp
-from pjai.web.views.explorer_selection import Selection, format_time, parse_time
+from pjai.web.views.explorer_selection import Selection, format_time
+from pjai.web.views.time_field import read_time, time_field
 
 __all__ = ["FilterBar"]
 
@@ -69,8 +69,8 @@ class FilterBar:
                         min=0, max=1, step=0.05, value={"min": 0, "max": 1}, on_change=self._changed
                     ).props('dense data-testid="filter-importance"')
             with ui.row().classes("w-full items-center gap-3"):
-                self.time_from = self._time_input("From (UTC)", "filter-from")
-                self.time_to = self._time_input("To (UTC)", "filter-to")
+                self.time_from = time_field("From (UTC)", "filter-from", self._changed)
+                self.time_to = time_field("To (UTC)", "filter-to", self._changed)
                 self.hours = ui.chip("", icon="schedule", removable=True)
                 self.hours.on("remove", self._drop_hours)
                 self.hours.set_visibility(False)
@@ -94,17 +94,6 @@ class FilterBar:
             .classes("min-w-[9rem]")
         )
 
-    def _time_input(self, label: str, testid: str) -> ui.input:
-        field = (
-            ui.input(label, placeholder="2026-01-31 or 2026-01-31 14:30")
-            .props(f'dense outlined clearable data-testid="{testid}"')
-            .classes("w-[15rem]")
-        )
-        field.on("keydown.enter", self._changed)
-        field.on("blur", self._changed)
-        field.on("clear", self._changed)
-        return field
-
     def _types_known(self, web: WebApp, persona_id: str) -> None:
         chosen = list(self.types.value or [])
         known = reads.types(web.manager, persona_id)
@@ -121,25 +110,12 @@ class FilterBar:
             types=tuple(self.types.value or ()),
             tags=tuple(self.tags.value or ()),
             importance=(float(span["min"]), float(span["max"])),
-            occurred_from=self._time(self.time_from, end=False),
-            occurred_to=self._time(self.time_to, end=True),
+            occurred_from=read_time(self.time_from, end=False, fallback=self._shown.occurred_from),
+            occurred_to=read_time(self.time_to, end=True, fallback=self._shown.occurred_to),
             include_deleted=bool(self.deleted.value),
             text=(self.text.value or "").strip(),
             method=cast(Method, self.method.value),
         )
-
-    def _time(self, field: ui.input, *, end: bool) -> Any:
-        try:
-            value = parse_time(field.value or "", end=end)
-        except PjaiError as exc:
-            field.props["error"] = True
-            field.props["error-message"] = str(exc)
-            field.update()
-            return getattr(self._shown, "occurred_to" if end else "occurred_from")
-        if field.props.pop("error", None):
-            field.props.pop("error-message", None)
-            field.update()
-        return value
 
     async def _changed(self, *_: object) -> None:
         if self._quiet:

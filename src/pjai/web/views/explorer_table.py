@@ -12,13 +12,12 @@ sorting every memory of the persona.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from nicegui import ui
-from nicegui.events import GenericEventArguments
 
 from pjai.app.reads import memories as reads
 from pjai.schema.selection import MemoryFilter
@@ -27,7 +26,8 @@ from pjai.sql.repositories import MemoryOrder
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
-from pjai.web.paging import ROWS_PER_PAGE, TABLE_PROPS, asked_page, settle_total, window
+from pjai.web.paging import ROWS_PER_PAGE, asked_page, window
+from pjai.web.views.paged_feed import PagedFeed
 
 __all__ = ["COLUMNS", "SORTABLE", "TIER_COLOURS", "MemoryTable", "TableFeed", "row_of"]
 
@@ -97,22 +97,20 @@ class MemoryTable(ui.table):
         return [*super()._displayed_contents(only_visible=only_visible), *names]
 
 
-class TableFeed:
-    """The table, the total above it, and the live panels that fill both.
+class TableFeed(PagedFeed):
+    """The explorer's memories (or a search's hits), a page at a time, and their total."""
 
-    ``total_slot`` is where the count goes; ``on_open(memory_id)`` runs when a row is
-    clicked.
-    """
+    testid = "explorer-table"
+    empty = "No memories match"
+    page_name = "memory page"
 
     def __init__(
         self, web: WebApp, total_slot: ui.element, on_open: Callable[[str], object]
     ) -> None:
-        self.web = web
-        self._total_slot = total_slot
         self._where: MemoryFilter | None = None
         self._hits: list[str] | None = None
         self._hits_deleted = False
-        self.table = MemoryTable(
+        table = MemoryTable(
             rows=[],
             columns=COLUMNS,
             row_key="id",
@@ -124,15 +122,8 @@ class TableFeed:
                 "rowsNumber": 0,
             },
         )
-        self.table.classes("w-full").props(
-            f'{TABLE_PROPS} data-testid="explorer-table" no-data-label="No memories match" '
-        )
-        self.table.mark("explorer-table")
-        self.table.add_slot("body-cell-tier", _TIER_CELL)
-        self.table.on("request", self._requested, ["pagination"])
-        self.table.on("rowClick", lambda e: on_open(e.args[1]["id"]), [[], ["id"], None])
-        self._feeders = ui.element("div").classes("w-full")
-        self._count: LivePanel | None = None
+        table.add_slot("body-cell-tier", _TIER_CELL)
+        super().__init__(web, total_slot, on_open, table)
 
     # -- what shows -----------------------------------------------------------------
 
@@ -151,35 +142,24 @@ class TableFeed:
 
     # -- feeding ----------------------------------------------------------------------
 
-    def _requested(self, event: GenericEventArguments) -> None:
-        asked = event.args["pagination"]
+    def _asked(self, asked: Mapping[str, Any]) -> dict[str, Any]:
         sort = asked.get("sortBy") or "occurred_at"
-        self._set_pagination(
+        return {
             **asked_page(asked),
-            sortBy=sort if sort in SORTABLE else "occurred_at",
-            descending=bool(asked.get("descending", True)),
-        )
-        self._feed(count=False)
+            "sortBy": sort if sort in SORTABLE else "occurred_at",
+            "descending": bool(asked.get("descending", True)),
+        }
 
-    def _set_pagination(self, **changes: Any) -> None:
-        self.table.pagination = {**self.table.pagination, **changes}
+    def _count(self) -> None:
+        if self._hits is not None:
+            self._total(len(self._hits), "found")
+            return
+        assert self._where is not None
+        counting = partial(reads.count, self.web.manager, self._where)
+        LivePanel("memory count", counting, self._counted).classes("w-auto")
 
-    def _feed(self, *, count: bool) -> None:
-        if count:
-            self._total_slot.clear()
-            with self._total_slot:
-                if self._hits is not None:
-                    self._total(len(self._hits), "found")
-                else:
-                    assert self._where is not None
-                    LivePanel(
-                        "memory count",
-                        partial(reads.count, self.web.manager, self._where),
-                        self._counted,
-                    ).classes("w-auto")
-        self._feeders.clear()
-        with self._feeders:
-            LivePanel("memory page", self._page_source, self._show_page)
+    def _show_total(self, total: int) -> None:
+        self._total(total, "memories" if total != 1 else "memory")
 
     def _page_source(self) -> Any:
         p = self.table.pagination
@@ -204,12 +184,6 @@ class TableFeed:
             shown.sort(key=lambda r: rank[r["id"]])
         self.table.rows = shown
         self.table.update()
-
-    def _counted(self, rows: list[Row]) -> None:
-        total = int(rows[0].n)
-        self._total(total, "memories" if total != 1 else "memory")
-        if settle_total(self.table, total):
-            self._feed(count=False)
 
     @staticmethod
     def _total(total: int, noun: str) -> None:

@@ -1,0 +1,91 @@
+"""Options and output of the access-token commands, the sync server's
+(``pjai sync-server token ...``) and the web app's (``pjai web token ...``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Column, Table
+
+from pjai.cli.common import errors, print_json
+from pjai.sync.server import Token
+
+__all__ = [
+    "ExpiresIn",
+    "Overlap",
+    "duration",
+    "print_rotated",
+    "print_secret",
+    "tokens_table",
+    "when",
+]
+
+ExpiresIn = Annotated[
+    str | None,
+    typer.Option(
+        "--expires-in",
+        help="The token stops working after this long: 30d, 12h, 90m, 45s (default: never).",
+        show_default=False,
+    ),
+]
+Overlap = Annotated[str, typer.Option(help="How long the old token keeps working: 1h, 30m, 0s.")]
+"""``--overlap``: a :func:`duration`."""
+
+
+def duration(text: str | None) -> timedelta | None:
+    """``30d``, ``12h``, ``90m`` or ``45s`` as a timedelta (``None`` stays ``None``)."""
+    if text is None:
+        return None
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit():
+        raise typer.BadParameter(f"{text!r}: give a whole number and d, h, m or s, like 30d")
+    return timedelta(**{units[unit]: int(number)})
+
+
+def when(iso: str | None) -> str:
+    """An ISO time as ``YYYY-MM-DD HH:MM`` (blank for none)."""
+    return "" if iso is None else f"{iso[:10]} {iso[11:16]}"
+
+
+def tokens_table(tokens: list[Token]) -> Table:
+    """Tokens as a table (their ids whole: revoking needs them)."""
+    table = Table(
+        "name", "store", "role", "created (UTC)", "revoked", "expires", box=box.SIMPLE_HEAD
+    )
+    table.columns.insert(0, Column("id", no_wrap=True, overflow="fold"))  # revoke needs it whole
+    for t in tokens:
+        table.add_row(
+            t.id,
+            t.label,
+            t.store_id,
+            t.role,
+            when(t.created_at),
+            when(t.revoked_at),
+            when(t.expires_at),
+        )
+    return table
+
+
+def print_secret(secret: str, token: Token, made: str, *, as_json: bool, **extra: str) -> None:
+    """Show a new token's secret, once: with its fields as JSON, or alone on stdout (so
+    that ``SECRET=$(pjai ... token create ...)`` works) with ``made`` on stderr."""
+    if as_json:
+        print_json({"secret": secret, **dataclasses.asdict(token), **extra})
+        return
+    print(secret)
+    errors.print(f"{made} Keep the secret above: it is not shown again.", highlight=False)
+
+
+def print_rotated(secret: str, new: Token, old: Token, what: str, *, as_json: bool) -> None:
+    """Show the secret of ``new``, the ``what`` (``token``, ``access token``) made to
+    replace ``old``, as :func:`print_secret` does."""
+    made = (
+        f"Created {what} {new.id} to replace {old.id}, which works until "
+        f"{when(old.expires_at)} UTC."
+    )
+    print_secret(secret, new, made, as_json=as_json, replaces=old.id)
