@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pjai.bench.hybrid import postgres_schema
+from pjai.bench.sharedfanin import connected, shared_fanin
 from pjai.bench.stats import ms, percentile
 from pjai.bench.syncclient import (
     CATCHUP_PENDING,
@@ -39,21 +41,16 @@ from pjai.schema.types import Progress, utc_now
 from pjai.store import Store
 from pjai.sync.client import SyncClient
 from pjai.sync.protocol import (
-    VERSIONS,
     Events,
-    Hello,
     Ping,
     Pong,
-    Pull,
     Push,
     PushAck,
-    Welcome,
     decode,
     encode,
 )
 from pjai.sync.server import ServerDatabase
 from pjai.sync.transport import Transport
-from pjai.sync.websocket import websocket_connector
 
 __all__ = ["FULL", "QUICK", "SyncWorkload", "commit_to_live", "run_sync_bench"]
 
@@ -81,15 +78,26 @@ class SyncWorkload:
 FULL = SyncWorkload(samples=1_000, clients=100, batches=10, batch=100, client_batches=4, idle=500)
 QUICK = SyncWorkload(samples=100, clients=20, batches=4, batch=50, client_batches=2, idle=100)
 _WARMUP = 20
+SHARED_PUSHES = 2
+"""Pushes of ``batch`` events each client of the shared fan-in makes."""
 """Untimed commits (latency) and connections (memory) before measuring."""
 
 
 async def commit_to_live(
-    url: str, token: str, store_id: str, samples: int, schema: Schema = SCHEMA
+    url: str,
+    token: str,
+    store_id: str,
+    samples: int,
+    schema: Schema = SCHEMA,
+    *,
+    until: threading.Event | None = None,
+    timing: threading.Event | None = None,
 ) -> dict[str, float]:
     """Commit on A, time until B's live query has the new result; one commit at a time.
     Both stores use ``schema`` (with its codec: a field encryption codec measures the
-    encrypted path, both instances holding the same keys)."""
+    encrypted path, both instances holding the same keys). With ``until``, samples are
+    taken until it is set (at most ``samples``), none after; ``timing`` is set when the
+    first timed sample starts."""
     loop = asyncio.get_running_loop()
     arrived = asyncio.Event()
     seen: list[float] = []
@@ -108,23 +116,30 @@ async def commit_to_live(
                 await asyncio.gather(*(c.wait_until(lambda s: s.level) for c in clients))
             with b.live(count).subscribe(on_change, immediate=False):
                 for index in range(_WARMUP + samples):
+                    if until is not None and until.is_set():
+                        break
                     arrived.clear()
                     seen.clear()
+                    if index == _WARMUP and timing is not None:
+                        timing.set()
                     started = time.perf_counter()
                     records = a.commit(memory(index))
                     async with asyncio.timeout(_TIMEOUT):
                         await arrived.wait()
                         # Also the echo on A, so that every sample starts from quiet.
                         await clients[0].synced(records[-1].id)
-                    if index >= _WARMUP:
+                    if index >= _WARMUP and not (until is not None and until.is_set()):
                         latencies.append(seen[0] - started)
         finally:
             for client in clients:
                 await client.stop()
+    if not latencies:
+        raise RuntimeError("the load ended before a latency sample was taken")
     return {
         "p50_ms": ms(percentile(latencies, 50)),
         "p95_ms": ms(percentile(latencies, 95)),
         "p99_ms": ms(percentile(latencies, 99)),
+        "samples": len(latencies),
     }
 
 
@@ -185,16 +200,7 @@ def _history(count: int) -> list[EventRecord]:
 
 async def _connected(url: str, token: str, store_id: str, client_id: str = "") -> Transport:
     """A connection as an idle, level client leaves it: hello, welcome, live pull, quiet."""
-    transport = await websocket_connector(url)()
-    client_id = client_id or new_id()
-    hello = Hello(versions=list(VERSIONS), store_id=store_id, client_id=client_id, token=token)
-    await transport.send(encode(hello))
-    welcome = decode(await transport.receive())
-    if not isinstance(welcome, Welcome):
-        raise RuntimeError(f"the server answered hello with {welcome!r}")
-    await transport.send(encode(Pull(cursor=welcome.head, live=True)))
-    if not isinstance(answer := decode(await transport.receive()), Events):
-        raise RuntimeError(f"the server answered a pull with {answer!r}")
+    transport, _ = await connected(url, token, store_id, client_id)
     return transport
 
 
@@ -268,6 +274,54 @@ async def _idle_kb(server: ServerProcess, token: str, count: int) -> float:
     return round((after - before) / count, 1)
 
 
+def _shared_under_load(
+    urls: list[str], token: dict[str, str], run: str, workload: SyncWorkload, db_url: str
+) -> dict[str, Any]:
+    """The shared fan-in on store ``shared-RUN`` while a pair of SyncClients on store
+    ``loaded-RUN`` times commit-to-live-query latency on the first server."""
+    shared, loaded = f"shared-{run}", f"loaded-{run}"
+    until, timed = threading.Event(), {}
+    writers, _ = _tokens(db_url, [shared] * workload.clients)
+
+    timing = threading.Event()
+
+    def sample() -> None:
+        try:
+            pair = commit_to_live(
+                urls[0], token[loaded], loaded, 100_000, until=until, timing=timing
+            )
+            timed.update(asyncio.run(pair))
+        finally:
+            timing.set()  # a failed pair must not keep the fan-in waiting
+
+    sampler = threading.Thread(target=sample, name="latency under load")
+    sampler.start()
+    try:
+        timing.wait(_TIMEOUT)  # the fan-in starts once the pair is timing
+        fanin = asyncio.run(
+            shared_fanin(
+                urls,
+                writers,
+                shared,
+                events=SHARED_PUSHES * workload.batch,
+                batch=workload.batch,
+            )
+        )
+    finally:
+        until.set()
+        sampler.join()
+    if not timed:
+        raise RuntimeError("the latency pair failed during the shared fan-in (see above)")
+    return {
+        "shared_fanin_per_s": fanin.per_s,
+        "shared_fanin_refused": fanin.refused,
+        "shared_fanin_pushes": fanin.pushes,
+        "p50_ms_under_load": timed["p50_ms"],
+        "p99_ms_under_load": timed["p99_ms"],
+        "samples_under_load": timed["samples"],
+    }
+
+
 def _tokens(db_url: str, store_ids: list[str]) -> tuple[list[str], str]:
     """A write token for each store and one for every store, made before the servers start."""
     with ServerDatabase.open(db_url) as database:
@@ -284,22 +338,26 @@ def _one_backend(
     fanins = ["raw", "client", *(["raw2"] if postgres else [])]
     ids = {f: [f"{f}-{run}-{i}" for i in range(workload.clients)] for f in fanins}
     latency_store, catchup_store = f"latency-{run}", f"catchup-{run}"
-    every = [latency_store, catchup_store, *(i for f in fanins for i in ids[f])]
+    loaded = [f"loaded-{run}", f"loaded-{run}-2"]
+    every = [latency_store, catchup_store, *loaded, *(i for f in fanins for i in ids[f])]
     secrets, star = _tokens(db_url, every)
     token = dict(zip(every, secrets, strict=True))
     pushers = {f: [(i, token[i]) for i in ids[f]] for f in fanins}
     result: dict[str, Any] = {}
     with servers(db_url, workdir, 1) as (server,):
         urls = [server.url]
-        result |= asyncio.run(
+        latency = asyncio.run(
             commit_to_live(server.url, token[latency_store], latency_store, workload.samples)
         )
+        result |= {k: latency[k] for k in ("p50_ms", "p95_ms", "p99_ms")}
         step()
         result["fanin_per_s"] = asyncio.run(_fanin_raw(urls, pushers["raw"], workload))
         step()
         result["fanin_syncclient_per_s"] = asyncio.run(
             _fanin_sync_clients(urls, pushers["client"], workload)
         )
+        step()
+        result |= _shared_under_load(urls, token, run, workload, db_url)
         step()
         result["catchup_s"] = asyncio.run(
             catchup_seconds(server.url, token[catchup_store], catchup_store, workdir)
@@ -311,6 +369,8 @@ def _one_backend(
             result["fanin_2servers_per_s"] = asyncio.run(
                 _fanin_raw(urls, pushers["raw2"], workload)
             )
+            shared = _shared_under_load(urls, token, f"{run}-2", workload, db_url)
+            result |= {f"{key}_2servers": value for key, value in shared.items()}
         step()
     with servers(db_url, workdir, 1) as (server,):
         result["idle_conn_kb"] = asyncio.run(_idle_kb(server, star, workload.idle))
@@ -327,7 +387,7 @@ def run_sync_bench(
 ) -> dict[str, Any]:
     """Run the benchmark on SQLite, and on PostgreSQL when ``postgres_url`` is given."""
     workload = QUICK if quick else FULL
-    step = Steps(5 + (6 if postgres_url else 0), progress)
+    step = Steps(6 + (7 if postgres_url else 0), progress)
 
     result: dict[str, Any] = {
         "benchmark": "sync",
@@ -362,11 +422,24 @@ def run_sync_bench(
             "events/s, one per commit; seconds from its client's start until its last "
             "pending event is confirmed"
         ),
+        "shared_fanin": (
+            "clients on one store, each with a live pull, each pushing its own events a "
+            "batch at a time stamped after the head it knows; a push that lost the race for "
+            "the head is refused (server_ahead) and stamped again after the head it lost to; "
+            "events appended / seconds from the first push until every client heard the last "
+            "event (_2servers: clients spread over two server processes)"
+        ),
+        "under_load": (
+            "the latency pair on a store of its own, timed (after "
+            f"{_WARMUP} untimed commits) only while the shared fan-in runs"
+        ),
         "idle_client": "raw protocol: hello, welcome, live pull, then quiet; one store each",
         "idle_measured": "server VmRSS growth over the idle connections / their number",
         "targets": {
             "p99_ms": {"sqlite": 10, "postgresql": 20},
             "fanin_per_s": 20_000,
+            "shared_fanin_per_s": {"sqlite": 10_000, "postgresql_2servers": 20_000},
+            "p99_ms_under_load": 50,
             "catchup_s": 5,
             "idle_conn_kb": 100,
         },

@@ -61,6 +61,15 @@ class ServerLog(Protocol):
         """
         ...
 
+    def behind(
+        self, store_id: str, records: Sequence[EventRecord]
+    ) -> Appended | ServerAhead | None:
+        """What :meth:`append` would answer a push whose parent is behind a head already
+        seen (a repeat of a push already in, or one that lost the race), when that is
+        known without writing; ``None`` otherwise. Sessions ask before checking a push's
+        events, so that the many pushes that lose a race cost little."""
+        ...
+
     def read(self, store_id: str, after: Position, limit: int) -> list[EventRecord]:
         """Up to ``limit`` events after ``after``, in order."""
         ...
@@ -86,6 +95,15 @@ class MemoryLog:
     def head(self, store_id: str) -> Position:
         events = self._events.get(store_id)
         return events[-1].position if events else ROOT
+
+    def behind(
+        self, store_id: str, records: Sequence[EventRecord]
+    ) -> Appended | ServerAhead | None:
+        with self._lock:
+            head = self.head(store_id)
+            if records[0].parent.global_seq >= head.global_seq:
+                return None
+        return self.append(store_id, records)
 
     def append(self, store_id: str, records: Sequence[EventRecord]) -> Appended | ServerAhead:
         with self._lock:

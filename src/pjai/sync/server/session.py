@@ -44,7 +44,7 @@ from pjai.sync.protocol import (
     fit_frame,
     wire_name,
 )
-from pjai.sync.server.log import Appended, DuplicateEventError, ServerLog
+from pjai.sync.server.log import Appended, DuplicateEventError, ServerAhead, ServerLog
 from pjai.sync.server.tokens import RateLimiter, Role, Token, can
 
 __all__ = ["EXTENSIONS", "MAX_EVENT_BYTES", "MAX_ID_BYTES", "Authenticate", "ServerSession"]
@@ -255,6 +255,8 @@ class ServerSession:
                 return PushRejected(
                     id=push.id, reason="rate_limited", detail=detail, retry_after=round(wait, 3)
                 )
+        if (known := self._log.behind(self.store_id, push.events)) is not None:
+            return self._answer(push, known)
         for index, record in enumerate(push.events):
             problem = self._invalid(record)
             if problem is not None:
@@ -274,6 +276,9 @@ class ServerSession:
         except DuplicateEventError as exc:
             index = next(i for i, r in enumerate(push.events) if r.id == exc.event_id)
             return PushRejected(id=push.id, reason="invalid_event", index=index, detail=str(exc))
+        return self._answer(push, result)
+
+    def _answer(self, push: Push, result: Appended | ServerAhead) -> PushAck | PushRejected:
         if isinstance(result, Appended):
             if result.count:
                 self.appended.append(result)

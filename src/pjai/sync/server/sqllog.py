@@ -109,6 +109,8 @@ class SqlLog:
         ids = [r.id for r in records]
         if len(set(ids)) != len(ids):
             raise DuplicateEventError(next(i for n, i in enumerate(ids) if i in ids[:n]))
+        if (known := self.behind(store_id, records)) is not None:
+            return known
         first = records[0].parent.global_seq == 0
         if self._postgres:
             moved = self._append_at_once(store_id, records)
@@ -241,6 +243,28 @@ class SqlLog:
         except sa.exc.DBAPIError as exc:
             raise self._backend.translate(exc, "appending to the sync log") from exc
         return int(inserted) == len(records)
+
+    def behind(
+        self, store_id: str, records: Sequence[EventRecord]
+    ) -> Appended | ServerAhead | None:
+        """The answer to a push whose parent is behind a head this process has seen,
+        from the cached events alone, or ``None`` when only the database can tell.
+
+        Heads only move forward, so such a push cannot be appended: it is a repeat of a
+        push already in (its first event holds its place) or it lost the race. Many
+        clients pushing to one store mostly lose; answering them here keeps them out of
+        the write transaction that the winners queue for.
+        """
+        seq = records[0].position.global_seq
+        with self._lock:
+            recent = self._recent.get(store_id)
+            if recent is None or records[0].parent.global_seq >= recent.head:
+                return None
+            if not recent.start < seq <= recent.head:
+                return None
+            there = recent.records[seq - recent.start - 1].id
+            head = Position(recent.head)
+        return Appended(head, 0) if there == records[0].id else ServerAhead(head)
 
     def _not_appended(
         self, conn: sa.Connection, store_id: str, records: Sequence[EventRecord]
