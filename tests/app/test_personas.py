@@ -70,7 +70,7 @@ def test_lifecycle(manager: HybridDatabaseManager) -> None:
     assert [p.name for p in personas.list()] == ["Ada", "Basil"]
     assert personas.activate("basil").is_active
     assert personas.get("ada").is_active is False
-    renamed = personas.update("basil", name="Basil II", style="terse")
+    renamed = personas.update("basil", name="Basil II", style="terse").persona
     assert (renamed.name, renamed.communication_style) == ("Basil II", "terse")
     report = personas.report("basil")
     assert (report.persona.id, report.health.memories) == ("basil", 0)
@@ -97,7 +97,7 @@ def test_a_privacy_change_is_recorded_with_old_and_new_values(data: DataDir, sto
         personas.create("Basil", persona_id="basil")
         changed = personas.update(
             "ada", sets=["privacy.analytics=true", "privacy.export_allowed=true"]
-        )
+        ).persona
         assert (changed.privacy.analytics, changed.privacy.export_allowed) == (True, True)
         personas.update("ada", name="Ada II")  # not a privacy change
         personas.update("basil", sets=["privacy.data_collection=false"])
@@ -120,7 +120,7 @@ def test_own_unconfirmed_changes_are_read_back_when_syncing(data: DataDir) -> No
         ada = personas.create("Ada", persona_id="ada")  # pending: SQL has not got it
         assert ada.name == "Ada"
         assert manager.personas.get("ada") is None
-        assert personas.update("ada", name="Ada II").name == "Ada II"
+        assert personas.update("ada", name="Ada II").persona.name == "Ada II"
 
 
 def test_a_persona_from_a_template_keeps_what_is_given(manager: HybridDatabaseManager) -> None:

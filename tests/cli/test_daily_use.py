@@ -67,6 +67,21 @@ def test_a_table_at_a_terminal_never_cuts_an_id(ada: Cli, monkeypatch: pytest.Mo
     assert all(len(line) <= 100 for line in shown.splitlines())
 
 
+def test_a_conversation_table_at_80_columns_keeps_its_ids_whole(
+    ada: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada(
+        "conversation", "start", "--title", "A rather long title for a conversation about compilers"
+    )
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, color_system=None, width=80)
+    monkeypatch.setattr(output, "console", terminal)
+    ada("conversation", "list")
+    shown = screen.getvalue()
+    for conversation in ada.json("conversation", "list"):
+        assert conversation["id"] in shown
+
+
 def test_csv_tsv_and_newline_delimited_json(ada: Cli) -> None:
     listed = ada.json("memory", "list")
     lines = ada("memory", "list", "--nl").splitlines()
@@ -274,6 +289,9 @@ NEEDS_DATA = [  # commands that read, or change what must already exist
     ["export", "out.zip"],
     ["memory", "add", "x", "text"],
     ["persona", "activate", "x"],
+    ["web", "token", "list"],
+    ["web", "token", "revoke", "x"],
+    ["conversation", "list", "x"],
 ]
 
 

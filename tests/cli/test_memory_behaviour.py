@@ -27,7 +27,7 @@ def test_a_tier_given_on_add_is_kept_and_moves_of_others_are_named(cli: Cli) -> 
         cli("memory", "add", "ada", f"note {i}", "--id", f"n{i}")
     said = cli("memory", "update", "n4", "--importance", "0.9")
     assert "The optimizer then changed 6 memory(ies):" in said
-    assert "moved n4: warm → hot (importance_change)" in said
+    assert "moved n4: warm → hot (its importance changed)" in said
     assert "kept" not in said
     assert cli.json("memory", "show", "kept")["memory"]["tier"] == "cold"
     listed = {m["id"]: m["pinned"] for m in cli.json("memory", "list", "ada")}
@@ -37,6 +37,23 @@ def test_a_tier_given_on_add_is_kept_and_moves_of_others_are_named(cli: Cli) -> 
     assert moves == [("n3", "hot"), ("n4", "warm"), ("n2", "cold")]  # n4 takes n2's place
     assert "· cold (pinned)" in cli("memory", "show", "kept")
     assert "Updated memory kept (cold)." in cli("memory", "update", "kept", "--unpin")
+
+
+def test_a_persona_update_that_makes_the_optimizer_act_says_what_it_did(cli: Cli) -> None:
+    for i in range(5):
+        cli("memory", "add", "ada", f"note {i}", "--id", f"n{i}", "--importance", f"0.{i + 1}")
+    changed = cli.json("persona", "update", "ada", "--set", "memory.max_memories=3")
+    assert changed["memory"]["max_memories"] == 3
+    deleted = [(m["memory_id"], m["reason"]) for m in changed["moves"] if m["to"] is None]
+    assert deleted == [("n0", "space"), ("n1", "space")]  # the least important go
+    cli("persona", "create", "Bo", "--id", "bo")
+    for i in range(5):
+        cli("memory", "add", "bo", f"note {i}", "--id", f"b{i}", "--importance", f"0.{i + 1}")
+    said = cli("persona", "update", "bo", "--set", "memory.max_memories=3")
+    assert "The optimizer then changed" in said
+    assert "deleted b0 (the persona is over its size limit)" in said
+    quiet = cli.json("persona", "update", "ada", "--name", "Ada II")
+    assert (quiet["name"], quiet["moves"]) == ("Ada II", [])
 
 
 def test_show_records_nothing_and_open_records_an_access(cli: Cli) -> None:

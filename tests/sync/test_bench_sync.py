@@ -43,7 +43,7 @@ def check_backend(figures: Any, extra: frozenset[str] = frozenset()) -> None:
     # Every client of the shared store pushed twice; losing races made pushes refused.
     clients, pushes = 20, figures["shared_fanin_pushes"]
     assert pushes == 2 * clients, pushes
-    assert 0 <= figures["shared_fanin_refused"]
+    assert figures["shared_fanin_refused"] >= 0
     assert 0 < figures["shared_fanin_per_s"] < 10_000_000
     assert 0 < figures["p50_ms_under_load"] <= figures["p99_ms_under_load"] < 5_000
     assert figures["samples_under_load"] > 0

@@ -17,7 +17,14 @@ from pjai.app.datadir import SYNC_STATUS_FILE, DataDir, DataFile
 from pjai.app.flags import FlagChange, FlagReport, flag_states, set_flag
 from pjai.app.login import Passphrase
 from pjai.app.memories import AutoLinked, Memories, MemoryChange, MemoryStats, MemoryView
-from pjai.app.personas import SETTINGS, PersonaReport, Personas, merge_settings, privacy_changes
+from pjai.app.personas import (
+    SETTINGS,
+    PersonaChange,
+    PersonaReport,
+    Personas,
+    merge_settings,
+    privacy_changes,
+)
 from pjai.app.privacy import ErasureProof, erase_persona
 from pjai.app.security import (
     SecurityReport,
@@ -76,6 +83,7 @@ __all__ = [
     "Migrations",
     "Passphrase",
     "PeerView",
+    "PersonaChange",
     "PersonaReport",
     "PersonaTemplate",
     "Personas",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from pjai.app.templates import template
 from pjai.errors import ConfigError, QueryError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory import Health, MemorySystem, health
+from pjai.memory.optimizer import MemoryMove
 from pjai.schema import (
     ConfigChanged,
     Event,
@@ -39,7 +40,14 @@ from pjai.schema.event import validation_error
 from pjai.schema.models import Persona, persona_from_row
 from pjai.sql.repositories import personas_query
 
-__all__ = ["SETTINGS", "PersonaReport", "Personas", "merge_settings", "privacy_changes"]
+__all__ = [
+    "SETTINGS",
+    "PersonaChange",
+    "PersonaReport",
+    "Personas",
+    "merge_settings",
+    "privacy_changes",
+]
 
 SETTINGS = ("personality", "memory", "privacy")
 """The groups of a persona's settings."""
@@ -54,6 +62,16 @@ class PersonaReport:
 
     persona: Persona
     health: Health
+
+
+@dataclass(frozen=True, slots=True)
+class PersonaChange:
+    """A persona after a change, and what the optimizer runs the change caused did to
+    its memories (``moves``: which, from where to where, and why): smaller capacities,
+    a lower size limit or a shorter retention can move, archive or delete some."""
+
+    persona: Persona
+    moves: list[MemoryMove] = field(default_factory=list)
 
 
 def merge_settings(
@@ -221,8 +239,9 @@ class Personas:
         style: str | None = None,
         config: Settings = None,
         sets: Sequence[str] = (),
-    ) -> Persona:
-        """Change a persona's name, description, style or settings; returns it."""
+    ) -> PersonaChange:
+        """Change a persona's name, description, style or settings; returns it with the
+        memories the change made the optimizer move."""
         persona = self.get(persona_id)
         current = {group: msgspec.to_builtins(getattr(persona, group)) for group in SETTINGS}
         changed = merge_settings(current, config, sets)
@@ -244,8 +263,10 @@ class Personas:
         if isinstance(event.privacy, PrivacySettings):
             audit = privacy_changes(persona_id, persona.privacy, event.privacy, self.source)
         # Through the memory system: smaller capacities can call for an optimizer run.
-        MemorySystem(self.manager).commit(event, *audit)
-        return self.get(persona_id)
+        system = MemorySystem(self.manager)
+        with system.optimizations() as runs:
+            system.commit(event, *audit)
+        return PersonaChange(self.get(persona_id), [m for run in runs for m in run.moves])
 
     def resolve(self, ref: str | None, *, deleted: bool = False) -> str:
         """The id of the persona ``ref`` names: an id, the start of one, or a name;

@@ -278,7 +278,7 @@ def list_conversations(
     with open_manager(data_dir) as manager:
         persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
         rows = Conversations(manager).list(persona_id)
-    table = Table("id", "title", "started", "messages")
+    table = Table(id_column(), "title", "started", "messages")
     for r in rows:
         table.add_row(r.id, r.title, f"{r.started_at:%Y-%m-%d %H:%M}", str(r.message_count))
     print_rows([r._asdict() for r in rows], table, fmt)

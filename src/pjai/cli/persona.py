@@ -32,6 +32,7 @@ from pjai.cli.common import (
     print_json,
     print_result,
 )
+from pjai.cli.memory.options import moves_text
 from pjai.cli.output import Format, clipped, content_column, id_column, listing, plain, print_rows
 from pjai.schema.models import Persona
 
@@ -219,9 +220,11 @@ def update(
             sets=sets or (),
         )
     if as_json:
-        print_json(changed)
-    else:
-        _show(changed)
+        print_json({**msgspec.to_builtins(changed.persona), "moves": changed.moves})
+        return
+    _show(changed.persona)
+    if changed.moves:
+        console.print(moves_text(changed.moves), highlight=False, markup=False)
 
 
 @app.command()

@@ -79,10 +79,11 @@ app.add_typer(token_app, name="token")
 
 
 @contextmanager
-def _sessions(data_dir: Path) -> Iterator[Any]:
+def _sessions(data_dir: Path, *, create: bool = False) -> Iterator[Any]:
+    """The web app's sessions; only ``token create`` makes a missing data directory."""
     from pjai.app.websessions import WebSessions  # loads the token machinery
 
-    directory = data_directory(data_dir, create=True)
+    directory = data_directory(data_dir, create=create)
     with reported(), WebSessions.open(directory.path) as sessions:
         yield sessions
 
@@ -97,7 +98,7 @@ def create_token(
     """Create an access token and print its secret, the only time it is shown: typed at
     the web app's login form instead of the passphrase, it starts a session that lasts
     no longer than the token."""
-    with _sessions(data_dir) as sessions:
+    with _sessions(data_dir, create=True) as sessions:
         secret, token = sessions.create_access(
             label, expires_in=duration(expires_in), actor=local_actor()
         )

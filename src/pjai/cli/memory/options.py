@@ -63,6 +63,19 @@ def memory_table(memories: list[Memory], pending: Collection[str] = ()) -> Table
 SHOWN_MOVES = 20
 
 
+REASONS = {
+    "optimization": "ranked for its tier by the optimizer",
+    "access_pattern": "its accesses",
+    "importance_change": "its importance changed",
+    "age_decay": "its age",
+    "retention": "older than the retention period",
+    "restricted": "restricted, older than its retention period",
+    "session": "memory retention is off and a new session began",
+    "space": "the persona is over its size limit",
+}
+"""Why the optimizer moved a memory, in words (``MemoryMove.reason``)."""
+
+
 def moves_text(moves: Sequence[MemoryMove]) -> str:
     """What the optimizer did after a command, a line per memory (the first 20), or ``""``."""
     if not moves:
@@ -70,9 +83,10 @@ def moves_text(moves: Sequence[MemoryMove]) -> str:
     lines = [f"The optimizer then changed {len(moves)} memory(ies):"]
     for m in moves[:SHOWN_MOVES]:
         if m.to is None:
-            lines.append(f"  deleted {m.memory_id} ({m.reason})")
+            lines.append(f"  deleted {m.memory_id} ({REASONS.get(m.reason, m.reason)})")
         else:
-            lines.append(f"  {m.action} {m.memory_id}: {m.tier} → {m.to} ({m.reason})")
+            why = REASONS.get(m.reason, m.reason)
+            lines.append(f"  {m.action} {m.memory_id}: {m.tier} → {m.to} ({why})")
     if len(moves) > SHOWN_MOVES:
         lines.append(f"  … and {len(moves) - SHOWN_MOVES} more (--json lists every one)")
     return "\n".join(lines)

@@ -126,7 +126,10 @@ class PersonaForm:
             return
         self._show_error(None)
         self._clear_merged()
-        ui.notify(f"Saved {saved.name}", type="positive")
+        moved = (
+            f"; the optimizer then changed {len(saved.moves)} memory(ies)" if saved.moves else ""
+        )
+        ui.notify(f"Saved {saved.persona.name}{moved}", type="positive")
 
     def discard(self) -> None:
         """Put back the values the form was built with."""
