@@ -282,6 +282,23 @@ def test_a_store_moves_to_a_new_server_through_export_and_import(tmp_path: Path)
     assert [p["name"] for p in listed] == ["Ada"]
 
 
+def test_a_standalone_directory_syncs_the_way_the_readme_says(server: str, tmp_path: Path) -> None:
+    """`make run`'s directory is standalone: `sync connect` says how to sync what it
+    holds, and the README's three commands do it."""
+    data, synced, other = (str(tmp_path / name) for name in ("pjai-data", "synced", "other"))
+    archive = str(tmp_path / "pjai-data.zip")
+    pjai("persona", "create", "Ada", "--data-dir", data)
+    refused = runner.invoke(app, ["sync", "connect", server, "--once", "--data-dir", data])
+    assert refused.exit_code == 1
+    assert "`pjai import FILE --data-dir NEW --sync`" in " ".join(refused.output.split())
+    pjai("export", archive, "--data-dir", data)
+    pjai("import", archive, "--data-dir", synced, "--sync")
+    pjai("sync", "connect", server, "--once", "--timeout", "20", "--data-dir", synced)
+    pjai("sync", "connect", server, "--once", "--timeout", "20", "--data-dir", other)
+    listed = json.loads(pjai("persona", "list", "--json", "--data-dir", other))
+    assert [p["name"] for p in listed] == ["Ada"]
+
+
 def test_running_clients_see_who_else_is_on_the_store(server: str, tmp_path: Path) -> None:
     """`pjai sync connect --name` announces the instance; `pjai sync status` lists the
     others on the store, and forgets them once they leave; `--hidden` takes no part."""

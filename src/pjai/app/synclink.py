@@ -81,7 +81,8 @@ class SyncLink:
         if not self._manager.syncing:
             raise ConfigError(
                 f"{self._data_dir.path} is a standalone data directory: only a synced one "
-                "(made by `pjai sync connect URL` on a new directory) connects"
+                "(made by `pjai sync connect URL` on a new directory, or by `pjai import "
+                "FILE --data-dir NEW --sync` from an export of this one) connects"
             )
         ws_url = sync_url(url)
         running = (await asyncio.to_thread(sync_status, self._data_dir)).pid

@@ -222,8 +222,9 @@ class StoreSwitch:
         if not self.syncing or store is None:
             raise ConfigError(
                 f"{data_dir} does not sync: a data directory syncs when the sync "
-                "flag is on as it is first opened (`pjai flags set sync true` on a new "
-                "directory, or PJAI_FLAG_SYNC=true)"
+                "flag is on as it is first opened (`pjai sync connect` on a new directory "
+                "does that). To sync what this one holds: `pjai export FILE`, then "
+                "`pjai import FILE --data-dir NEW --sync`, and connect NEW"
             )
         return store
 
