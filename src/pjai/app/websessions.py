@@ -139,7 +139,7 @@ class WebSessions:
             live = session.revoked_at is None and (
                 session.expires_at is None or now < session.expires_at
             )
-            if live and session.label.endswith(_via(token_id)):
+            if live and session.label.endswith(_via(revoked.id)):
                 self.tokens.revoke(session.id, actor=actor)
         return revoked
 

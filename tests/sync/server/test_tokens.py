@@ -181,3 +181,23 @@ def test_a_tokens_table_from_before_expiry_gets_the_column(url: str) -> None:
     with ServerDatabase.open(url) as opened:
         secret, token = opened.tokens.create("s1", "read")
         assert opened.tokens.check(secret) == token
+
+
+def test_a_token_is_named_by_a_unique_start_of_its_id(server_db: ServerDatabase) -> None:
+    tokens = server_db.tokens
+    _, first = tokens.create("s1", "write", "laptop")
+    _, second = tokens.create("s1", "write", "desk")
+    shared = next(
+        i for i in range(len(first.id)) if first.id[: i + 1] != second.id[: i + 1]
+    )  # ids made together share their first characters
+    with pytest.raises(ConfigError, match="could be any of these tokens") as ambiguous:
+        tokens.revoke(first.id[:shared])
+    assert first.id in str(ambiguous.value)
+    assert second.id in str(ambiguous.value)
+    assert tokens.revoke(first.id[: shared + 1]).id == first.id
+    _, new, old = tokens.rotate(second.id[: shared + 1], overlap=timedelta(0))
+    assert (old.id, new.label) == (second.id, "desk")
+    with pytest.raises(ConfigError, match="no live token 'zz'"):
+        tokens.revoke("zz")
+    with pytest.raises(ConfigError, match="no live token"):
+        tokens.revoke(first.id)  # revoked already

@@ -108,6 +108,7 @@ class TokenStore:
         Returns the secret, the new token and the old one as it now is."""
         if overlap < timedelta(0):
             raise ConfigError(f"the overlap cannot be negative, got {overlap}")
+        token_id = self.resolve(token_id)
         now = utc_now()
         with transaction(self.engine, "rotating a token", write=True) as conn:
             row = conn.execute(_SELECT.where(tokens.c.id == token_id)).first()
@@ -130,6 +131,24 @@ class TokenStore:
             record(conn, "token.create", new, at=new.created_at, actor=actor)
         return secret, new, old
 
+    def resolve(self, ref: str) -> str:
+        """The id of the token ``ref`` names: its id, or the start of one id only (ids
+        made close together share their first characters)."""
+        if not ref:
+            raise ConfigError("give a token's id, or its first characters")
+        query = sa.select(tokens.c.id).where(tokens.c.id.startswith(ref, autoescape=True))
+        with transaction(self.engine, "finding a token") as conn:
+            found = list(conn.scalars(query.order_by(tokens.c.id).limit(11)))
+        if ref in found or len(found) == 1:
+            return ref if ref in found else found[0]
+        if not found:
+            raise ConfigError(f"no live token {ref!r}")
+        more = " …" if len(found) > 10 else ""
+        raise ConfigError(
+            f"{ref!r} could be any of these tokens: {', '.join(found[:10])}{more}; give more "
+            "of the id"
+        )
+
     def list(self) -> list[Token]:
         """Every token, newest last."""
         query = _SELECT.order_by(tokens.c.created_at, tokens.c.id)
@@ -137,9 +156,11 @@ class TokenStore:
             return [Token(*row) for row in conn.execute(query)]
 
     def revoke(self, token_id: str, *, actor: str | None = None) -> Token:
-        """Revoke a token: new connections are refused at once, open ones may no longer
-        push within :data:`pjai.sync.server.session.RECHECK_S` (their next push closes
-        them). ``actor``: who revokes it, for the audit trail."""
+        """Revoke a token (its id or a unique start of it): new connections are refused
+        at once, open ones may no longer push within
+        :data:`pjai.sync.server.session.RECHECK_S` (their next push closes them).
+        ``actor``: who revokes it, for the audit trail."""
+        token_id = self.resolve(token_id)
         revoked_at = to_iso(utc_now())
         with transaction(self.engine, "revoking a token", write=True) as conn:
             done = conn.execute(
