@@ -236,6 +236,33 @@ def test_a_running_client_pushes_what_other_processes_commit(server: str, tmp_pa
     assert [p["name"] for p in listed] == ["Alice"]
 
 
+def test_a_live_connection_with_pending_events_is_not_in_step(tmp_path: Path) -> None:
+    """Online, lag 0, but a read-only token cannot push: the status must not call the
+    directory in step while its events wait."""
+    data, server_dir = str(tmp_path / "a"), tmp_path / "server"
+    made = ["sync-server", "token", "create", "--store", "default", "--role", "read", "--json"]
+    secret = json.loads(pjai(*made, "--data-dir", str(server_dir)))["secret"]
+    with serving(server_dir, tokens=True) as url:
+        client = subprocess.Popen(
+            [sys.executable, "-m", "pjai", "sync", "connect", url, "--token", secret,
+             "--data-dir", data],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            _settled(data, lambda s: s["state"] == "online", 30)
+            pjai("persona", "create", "Alice", "--data-dir", data)
+            status = _settled(data, lambda s: s["pending"] == 1 and s["state"] == "online", 30)
+            time.sleep(0.5)  # what a read-only client does with it: nothing
+            status = _settled(data, lambda s: True, 1)
+            assert (status["state"], status["lag"], status["pending"]) == ("online", 0, 1)
+            assert status["in_step"] is False
+        finally:
+            client.terminate()
+            client.communicate(timeout=20)
+
+
 def test_a_failed_first_connect_leaves_the_directory_as_it_was(tmp_path: Path) -> None:
     new, used = tmp_path / "new", tmp_path / "used"
     used.mkdir()

@@ -8,7 +8,6 @@ events into SQL.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -42,7 +41,6 @@ from pjai.sync.transport import Connector
 
 __all__ = ["HybridDatabaseManager"]
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
