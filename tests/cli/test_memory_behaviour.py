@@ -131,3 +131,18 @@ def test_keyword_search_loads_no_model(cli: Cli) -> None:
     assert probe["code"] == 0, probe["output"]
     assert [h["memory_id"] for h in json.loads(probe["output"])] == ["coffee"]
     assert probe["loaded"] == []
+
+
+def test_refusals_are_said_in_the_users_terms(cli: Cli) -> None:
+    cli("memory", "add", "ada", "Tea at four", "--id", "tea")
+    cli("memory", "add", "ada", "Cake at five", "--id", "cake")
+    cli("memory", "delete", "tea")
+    again = cli.fails("memory", "delete", "tea")
+    assert "memory tea is deleted already (`pjai memory restore` brings it back)" in again
+    assert "is not deleted: there is nothing to restore" in cli.fails("memory", "restore", "cake")
+    cli("memory", "restore", "tea")
+    cli("memory", "link", "cake", "tea")
+    assert "is linked to tea (related) already" in cli.fails("memory", "link", "cake", "tea")
+    wrong = cli.fails("persona", "update", "ada", "--set", 'memory.capacities.hot="many"')
+    assert "field 'memory.capacities.hot': expected a whole number, got text" in wrong
+    assert "v1." not in wrong + again

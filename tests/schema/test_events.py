@@ -33,7 +33,7 @@ def test_out_of_range_importance_names_event_field_and_value() -> None:
         SCHEMA.encode(event)
     assert caught.value.event == "v1.MemoryAdded"
     assert caught.value.field == "importance"
-    assert str(caught.value).endswith("expected `float` <= 1.0, got 7")
+    assert str(caught.value).endswith("expected a number <= 1.0, got 7")
     assert str(caught.value).startswith("event v1.MemoryAdded: field 'importance':")
 
 

@@ -181,7 +181,7 @@ async def test_an_importance_out_of_range_is_refused_in_the_form(web: WebApp) ->
         importance.value = 3
         user.find(marker="make-memories").click()
         assert isinstance(importance, ui.number)
-        assert importance.error == "expected `float` <= 1.0, got 3.0"
+        assert importance.error == "expected a number <= 1.0, got 3.0"
         assert web.services.memories.list(MemoryFilter(persona_id=ada)) == []
 
 

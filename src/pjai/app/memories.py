@@ -165,17 +165,33 @@ class Memories:
 
     def delete(self, memory_id: str) -> Memory:
         """Delete a memory (soft); returns it."""
-        self.system.delete(self.get(memory_id).persona_id, memory_id)
+        memory = self.get(memory_id)
+        if memory.deleted_at is not None:
+            raise NotFoundError(
+                f"memory {memory_id} is deleted already (`pjai memory restore` brings it back)"
+            )
+        self.system.delete(memory.persona_id, memory_id)
         return self.get(memory_id)
 
     def restore(self, memory_id: str) -> Memory:
         """Bring back a deleted memory; returns it."""
-        self.system.restore(self.get(memory_id).persona_id, memory_id)
+        memory = self.get(memory_id)
+        if memory.deleted_at is None:
+            raise NotFoundError(f"memory {memory_id} is not deleted: there is nothing to restore")
+        self.system.restore(memory.persona_id, memory_id)
         return self.get(memory_id)
 
     def link(self, source_id: str, target_id: str, kind: LinkKind, **fields: Any) -> Row:
         """Link two memories of one persona; returns the link."""
         persona_id = self.get(source_id).persona_id
+        if any(
+            (r.source_id, r.target_id, r.kind) == (source_id, target_id, kind)
+            for r in self.system.links_of(source_id)
+        ):
+            raise ConfigError(
+                f"memory {source_id} is linked to {target_id} ({kind}) already; "
+                "`pjai memory unlink` removes the link"
+            )
         self.system.link(persona_id, source_id, target_id, kind=kind, **fields)
         made = self.system.links_of(source_id)
         return next(

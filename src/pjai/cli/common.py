@@ -24,7 +24,7 @@ from rich.text import Text
 
 from pjai.app import DataDir as DataDirectory
 from pjai.cli.output import JsonFlag, console, print_table
-from pjai.errors import PjaiError
+from pjai.errors import EventError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema.limits import time_problem
 from pjai.schema.tables import TIERS
@@ -110,8 +110,12 @@ errors = Console(stderr=True, markup=False, emoji=False)
 
 
 def fail(error: PjaiError) -> typer.Exit:
-    """Print a PJai error for a human and return the exit to raise."""
-    errors.print(Text.assemble(("error:", "bold red"), " ", str(error)), soft_wrap=True)
+    """Print a PJai error for a human and return the exit to raise. An event's refusal
+    is said without the event's name, which is PJai's, not the person's."""
+    said = str(error)
+    if isinstance(error, EventError):
+        said = f"field '{error.field}': {error.reason}" if error.field else error.reason
+    errors.print(Text.assemble(("error:", "bold red"), " ", said), soft_wrap=True)
     for note in getattr(error, "__notes__", ()):
         errors.print(f"  {note}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)

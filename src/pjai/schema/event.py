@@ -98,6 +98,17 @@ class Upcaster:
 
 _MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MSGSPEC_FIELD = re.compile(r"field `(?P<field>[^`]+)`")
+_MSGSPEC_TYPE = re.compile(r"`(int|float|bool|str|array|object|null)`")
+_TYPE_WORDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "text",
+    "array": "a list",
+    "object": "an object",
+    "null": "nothing",
+}
+"""msgspec's names of JSON types, as a person reads them."""
 
 
 def validation_error(name: str, error: msgspec.ValidationError) -> EventValidationError:
@@ -109,6 +120,7 @@ def validation_error(name: str, error: msgspec.ValidationError) -> EventValidati
     if field is None and (named := _MSGSPEC_FIELD.search(reason)):
         field = named["field"]
     reason = reason[0].lower() + reason[1:] if reason else "is invalid"
+    reason = _MSGSPEC_TYPE.sub(lambda m: _TYPE_WORDS[m[1]], reason)
     return EventValidationError(name, reason, field=field or None)
 
 
