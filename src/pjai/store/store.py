@@ -452,8 +452,8 @@ class Store:
                     applied = self._load_logged(total, progress) if trust else None
                     if applied is None:
                         applied = self._replay_logged(total, progress)
+                        self._state.check_references()  # the load checked its own
                     self._state.create_indexes()
-                    self._state.check_references()
                     self._log.set_meta(fingerprint=self.schema.fingerprint)
             finally:
                 self._conn.execute("PRAGMA foreign_keys=ON")
