@@ -55,7 +55,18 @@ def websocket_connector(url: str, token: str = "", *, open_timeout: float = 10.0
                 proxy=None,
             )
         except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
-            raise ConnectionClosed(f"cannot connect to {url}: {exc}") from exc
+            raise ConnectionClosed(f"cannot connect to {url}: {_why(exc)}") from exc
         return ClientWebSocket(connection)
 
     return open_connection
+
+
+def _why(error: BaseException) -> str:
+    """Why a connection failed, for a person: the system's words without errno codes."""
+    if isinstance(error, ConnectionRefusedError):
+        return "nothing listens there (connection refused)"
+    if isinstance(error, TimeoutError):
+        return "no answer in time"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror[0].lower() + error.strerror[1:]
+    return str(error)

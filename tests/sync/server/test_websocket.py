@@ -170,3 +170,17 @@ async def test_the_server_stops_while_a_client_that_stops_reading_is_connected()
         assert hung_up(stuck, 0)
     finally:
         stuck.close()
+
+
+async def test_a_failed_connection_says_why_in_words() -> None:
+    from pjai.sync.transport import ConnectionClosed
+
+    with socket.socket() as probe:  # a port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConnectionClosed) as refused:
+        await websocket_connector(f"ws://127.0.0.1:{port}/sync", open_timeout=5)()
+    said = str(refused.value)
+    assert said == (
+        f"cannot connect to ws://127.0.0.1:{port}/sync: nothing listens there (connection refused)"
+    )
