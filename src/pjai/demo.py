@@ -4,6 +4,7 @@ Commits go through the hybrid manager, so each one lands in the reactive store a
 SQL primary together. Running it again on the same data adds nothing twice: personas
 are found by name, the demo's memories have fixed ids (``<persona id>:demo-...``) and
 a step whose memory is there already brings it back to where the step starts instead.
+A directory holding personas of its own is left alone.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import (
     BigFive,
@@ -73,8 +75,21 @@ class DemoStep:
 
 
 def seed(store: HybridDatabaseManager) -> dict[str, str]:
-    """Create the demo personas and memories unless present; return persona ids by name."""
-    existing = {row.name: row.id for row in store.query("SELECT id, name FROM personas")}
+    """Create the demo personas and memories unless present; return persona ids by name.
+
+    Refused (:class:`~pjai.errors.ConfigError`) where personas the demo did not make
+    live: it would add its memories to a person's own Ada and make her active.
+    """
+    rows = store.query("SELECT id, name, description FROM personas WHERE deleted_at IS NULL")
+    theirs = sorted(
+        row.name for row in rows if _PERSONAS.get(row.name, ("",))[0] != row.description
+    )
+    if theirs:
+        raise ConfigError(
+            f"the demo runs on a new data directory, or one it made; this one holds "
+            f"{', '.join(theirs)}: give the demo another --data-dir"
+        )
+    existing = {row.name: row.id for row in rows}
     events: list[Event] = []
     for name, (description, big_five, memories) in _PERSONAS.items():
         if name in existing:
