@@ -67,6 +67,22 @@ def test_a_table_at_a_terminal_never_cuts_an_id(ada: Cli, monkeypatch: pytest.Mo
     assert all(len(line) <= 100 for line in shown.splitlines())
 
 
+def test_a_memory_table_at_80_columns_keeps_ids_whole_and_shows_content(
+    ada: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada("memory", "add", "Coffee with Grace about the compiler", "--tier", "cold")
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, color_system=None, width=80)
+    monkeypatch.setattr(output, "console", terminal)
+    ada("memory", "list")
+    shown = screen.getvalue()
+    for memory in ada.json("memory", "list"):
+        assert memory["id"] in shown
+    assert "Coffee" in shown
+    assert "cold (pinned)" in shown
+    assert all(len(line) <= 80 for line in shown.splitlines())
+
+
 def test_a_conversation_table_at_80_columns_keeps_its_ids_whole(
     ada: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

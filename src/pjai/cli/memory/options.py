@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
+from pjai.cli import output
 from pjai.cli.output import clipped, content_column, id_column, number, short_column, when
 from pjai.memory.optimizer import MemoryMove
 from pjai.schema.models import Memory
@@ -37,26 +39,27 @@ def shortened(text: str) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
+NARROW = 110
+"""A terminal narrower than this shows a memory table without its times and names, so
+that whole ids leave room for the content (80 columns show id, tier, importance and
+some content)."""
+
+
 def memory_table(memories: list[Memory], pending: Collection[str] = ()) -> Table:
-    """Memories as a table: id, tier, importance, when, name and content; the tier of
-    those in ``pending`` says ``(pending)``."""
-    table = Table(
-        id_column(),
-        short_column("tier"),
-        short_column("importance"),
-        short_column("happened"),
-        content_column("name", 30),
-        content_column(),
-    )
+    """Memories as a table: id, tier (``pinned``, ``pending`` said there), importance,
+    when, name and content; at a narrow terminal id, tier, importance and content."""
+    wide = not output.console.is_terminal or output.console.width >= NARROW
+    columns = [id_column(), short_column("tier"), short_column("importance")]
+    if wide:
+        columns += [short_column("happened"), content_column("name", 30)]
+    table = Table(*columns, content_column())
     for m in memories:
-        table.add_row(
-            m.id,
-            f"{m.tier} (pending)" if m.id in pending else m.tier,
-            number(m.importance),
-            when(m.occurred_at),
-            clipped(m.name),
-            clipped(m.content),
-        )
+        marks = [mark for mark, on in (("pinned", m.pinned), ("pending", m.id in pending)) if on]
+        tier = f"{m.tier} ({', '.join(marks)})" if marks else m.tier
+        cells: list[str | Text] = [m.id, tier, number(m.importance)]
+        if wide:
+            cells += [when(m.occurred_at), clipped(m.name)]
+        table.add_row(*cells, clipped(m.content))
     return table
 
 
