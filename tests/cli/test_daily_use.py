@@ -54,11 +54,17 @@ def test_piped_listings_are_tsv_with_whole_ids(ada: Cli) -> None:
     assert [r["name"] for r in _tsv(ada("persona", "list"))] == ["Ada"]
 
 
+def _terminal(monkeypatch: pytest.MonkeyPatch, width: int) -> io.StringIO:
+    """What the CLI prints for people, as a terminal ``width`` columns wide shows it."""
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, color_system=None, width=width)
+    monkeypatch.setattr(output, "console", terminal)
+    return screen
+
+
 def test_a_table_at_a_terminal_never_cuts_an_id(ada: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     ada("memory", "add", "A long memory " * 20)
-    screen = io.StringIO()
-    terminal = Console(file=screen, force_terminal=True, color_system=None, width=100)
-    monkeypatch.setattr(output, "console", terminal)
+    screen = _terminal(monkeypatch, 100)
     ada("memory", "list")
     shown = screen.getvalue()
     for memory in ada.json("memory", "list"):
@@ -71,9 +77,7 @@ def test_a_memory_table_at_80_columns_keeps_ids_whole_and_shows_content(
     ada: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ada("memory", "add", "Coffee with Grace about the compiler", "--tier", "cold")
-    screen = io.StringIO()
-    terminal = Console(file=screen, force_terminal=True, color_system=None, width=80)
-    monkeypatch.setattr(output, "console", terminal)
+    screen = _terminal(monkeypatch, 80)
     ada("memory", "list")
     shown = screen.getvalue()
     for memory in ada.json("memory", "list"):
@@ -89,9 +93,7 @@ def test_a_conversation_table_at_80_columns_keeps_its_ids_whole(
     ada(
         "conversation", "start", "--title", "A rather long title for a conversation about compilers"
     )
-    screen = io.StringIO()
-    terminal = Console(file=screen, force_terminal=True, color_system=None, width=80)
-    monkeypatch.setattr(output, "console", terminal)
+    screen = _terminal(monkeypatch, 80)
     ada("conversation", "list")
     shown = screen.getvalue()
     for conversation in ada.json("conversation", "list"):
