@@ -424,8 +424,8 @@ class Store:
     def rebuild(self, progress: Progress | None = None) -> int:
         """Recreate the state from the event log; returns the number of events applied.
 
-        When this schema wrote the log's outcomes (the same fingerprint) and no event is
-        pending, they are trusted: the events recorded as applied are written in bulk
+        When this schema wrote the log's outcomes (the same fingerprint), no event is
+        pending and none was refused, they are trusted: the events recorded as applied are written in bulk
         (:meth:`StateWriter.load`), without indexes until the end. Should one of them
         not apply after all, that attempt is undone and every event is decided again,
         one by one, as after a schema change.
@@ -436,10 +436,13 @@ class Store:
         with self._lock:
             self._check_open()
             total = self._log.count()
+            # A logged refusal may hang on what the log does not hold (a key that has
+            # arrived since): a log with one is replayed in full.
             trust = (
                 trust
                 and self._log.meta()["fingerprint"] == self.schema.fingerprint
                 and self.pending_count == 0
+                and self._log.count_quarantined() == 0
             )
             # Tables of an older schema may reference each other: drop and refill them
             # without foreign key enforcement, then check every reference before commit.
