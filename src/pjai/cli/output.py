@@ -196,8 +196,8 @@ def when(value: datetime | None) -> str:
 
 
 def plain(value: Any) -> str:
-    """A value for people: lists as ``a, b``, mappings as ``key value, ...``, nothing as
-    ``-``, yes/no, numbers by :func:`number`, times by :func:`when`."""
+    """A value for people: lists as ``a, b``, mappings as ``key value, ...``, nothing (and
+    empty text) as ``-``, yes/no, numbers by :func:`number`, times by :func:`when`."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -207,7 +207,7 @@ def plain(value: Any) -> str:
     if isinstance(value, datetime):
         return when(value)
     if isinstance(value, str):
-        return value
+        return value or "-"
     if isinstance(value, msgspec.Struct):
         value = msgspec.to_builtins(value)
     if isinstance(value, Mapping):
