@@ -425,10 +425,10 @@ class Store:
         """Recreate the state from the event log; returns the number of events applied.
 
         When this schema wrote the log's outcomes (the same fingerprint), no event is
-        pending and none was refused, they are trusted: the events recorded as applied are written in bulk
-        (:meth:`StateWriter.load`), without indexes until the end. Should one of them
-        not apply after all, that attempt is undone and every event is decided again,
-        one by one, as after a schema change.
+        pending and none was refused, they are trusted: the events recorded as applied
+        are written in bulk (:meth:`StateWriter.load`), without indexes until the end.
+        Should one of them not apply after all, that attempt is undone and every event
+        is decided again, one by one, as after a schema change.
         """
         return self._rebuild(progress, trust=True)
 
