@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pjai.bench import processes
 from pjai.sync.server import SyncServer
 
 __all__ = ["ServerProcess", "serve", "servers"]
@@ -51,20 +52,11 @@ class ServerProcess:
 
     def rss_kb(self) -> int:
         """The server's resident memory now, in KiB."""
-        for line in Path(f"/proc/{self.child.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS in /proc; the idle-connection figure needs Linux")
+        return processes.resident_kb(self.child.pid, "the idle-connection figure")
 
     def stop(self) -> None:
         """Shut the server down gracefully (SIGINT), or kill it after 10 s."""
-        if self.child.poll() is None:
-            self.child.send_signal(signal.SIGINT)
-            try:
-                self.child.wait(10)
-            except subprocess.TimeoutExpired:
-                self.child.kill()
-                self.child.wait()
+        processes.stop(self.child, signal.SIGINT)
         if self.child.stdout is not None:
             self.child.stdout.close()
 

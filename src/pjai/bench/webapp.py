@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Self
 
+from pjai.bench import processes
+
 __all__ = ["Child", "SyncProcess", "WebProcess", "free_port"]
 
 
@@ -61,20 +63,11 @@ class Child:
 
     def rss_kb(self) -> int:
         """The child's resident memory now, in KiB (Linux)."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise RuntimeError("no VmRSS in /proc; memory figures need Linux")
+        return processes.resident_kb(self.pid, "memory figures")
 
     def stop(self) -> None:
         """Ask the child to stop (SIGTERM); kill it if it has not after 10 s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process, signal.SIGTERM)
 
     def __enter__(self) -> Self:
         return self

@@ -165,48 +165,32 @@ def _day(now: datetime) -> datetime:
 PRESETS = ("today", "this_week", "working_hours", "hot_memories")
 
 
+def _span(start: datetime, days: int) -> dict[str, datetime]:
+    return {"time_from": start, "time_to": start + timedelta(days=days) - _LAST_INSTANT}
+
+
 def preset(name: str, persona_id: str, *, now: datetime | None = None) -> BookmarkCreated:
     """A bookmark from the presets: today, this week, working hours, hot memories."""
     now = now or utc_now()
-    bookmark_id = new_id()
-    if name == "today":
-        start = _day(now)
-        return BookmarkCreated(
-            bookmark_id=bookmark_id,
-            persona_id=persona_id,
-            name="Today",
-            time_from=start,
-            time_to=start + timedelta(days=1) - _LAST_INSTANT,
-            colour="#2e86de",
-        )
-    if name == "this_week":
-        monday = _day(now) - timedelta(days=now.weekday())
-        return BookmarkCreated(
-            bookmark_id=bookmark_id,
-            persona_id=persona_id,
-            name="This week",
-            time_from=monday,
-            time_to=monday + timedelta(days=7) - _LAST_INSTANT,
-            colour="#10ac84",
-        )
-    if name == "working_hours":
-        return BookmarkCreated(
-            bookmark_id=bookmark_id,
-            persona_id=persona_id,
-            name="Working hours",
-            description="09:00-17:00 UTC",
-            filters=BookmarkFilters(hours=[9, 17]),
-            colour="#ee5253",
-        )
-    if name == "hot_memories":
-        return BookmarkCreated(
-            bookmark_id=bookmark_id,
-            persona_id=persona_id,
-            name="Hot memories",
-            filters=BookmarkFilters(tiers=["hot"]),
-            colour="#ff9f43",
-        )
-    raise QueryError(f"no bookmark preset {name!r}; presets are {', '.join(PRESETS)}")
+    monday = _day(now) - timedelta(days=now.weekday())
+    presets: dict[str, dict[str, Any]] = {
+        "today": {"name": "Today", **_span(_day(now), 1), "colour": "#2e86de"},
+        "this_week": {"name": "This week", **_span(monday, 7), "colour": "#10ac84"},
+        "working_hours": {
+            "name": "Working hours",
+            "description": "09:00-17:00 UTC",
+            "filters": BookmarkFilters(hours=[9, 17]),
+            "colour": "#ee5253",
+        },
+        "hot_memories": {
+            "name": "Hot memories",
+            "filters": BookmarkFilters(tiers=["hot"]),
+            "colour": "#ff9f43",
+        },
+    }
+    if name not in presets:
+        raise QueryError(f"no bookmark preset {name!r}; presets are {', '.join(PRESETS)}")
+    return BookmarkCreated(bookmark_id=new_id(), persona_id=persona_id, **presets[name])
 
 
 def bookmarks(backend: Backend, persona_id: str) -> list[Any]:

@@ -13,6 +13,7 @@ from pjai.schema.event import Context, Event
 from pjai.schema.fields import Id, MemoryType, Name, Tag, Tier, UnitInterval, UtcDatetime
 from pjai.schema.ops import Insert, Missing, Op, Update
 from pjai.schema.personas import require_live_persona
+from pjai.schema.updates import set_fields, stamped
 
 __all__ = ["BookmarkCreated", "BookmarkDeleted", "BookmarkFilters", "BookmarkUpdated"]
 
@@ -86,12 +87,13 @@ class BookmarkCreated(Event, frozen=True, kw_only=True):
         return [require_live_persona(self.persona_id), Insert("bookmarks", values)]
 
 
-def _live_bookmark(bookmark_id: str, persona_id: str) -> dict[str, Any]:
-    return {"id": bookmark_id, "persona_id": persona_id, "deleted_at": None}
-
-
-def _no_bookmark(bookmark_id: str, persona_id: str) -> Missing:
-    return Missing("bookmark_id", "persona {0!r} has no bookmark {1!r}", (persona_id, bookmark_id))
+def _update_bookmark(bookmark_id: str, persona_id: str, values: dict[str, Any]) -> Update:
+    """Write ``values`` to the persona's live bookmark; fail if there is none."""
+    where = {"id": bookmark_id, "persona_id": persona_id, "deleted_at": None}
+    missing = Missing(
+        "bookmark_id", "persona {0!r} has no bookmark {1!r}", (persona_id, bookmark_id)
+    )
+    return Update("bookmarks", where, values, missing)
 
 
 class BookmarkUpdated(Event, frozen=True, kw_only=True):
@@ -111,22 +113,15 @@ class BookmarkUpdated(Event, frozen=True, kw_only=True):
     tags: list[Tag] | UnsetType = UNSET
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        values: dict[str, Any] = {
-            name: value
-            for name in ("name", "description", "time_from", "time_to", "colour")
-            if (value := getattr(self, name)) is not UNSET
-        }
+        values = set_fields(self, "name", "description", "time_from", "time_to", "colour")
         if self.filters is not UNSET:
             _check_filters(self.NAME, self.filters)
             values["filters"] = msgspec.to_builtins(self.filters)
         if self.tags is not UNSET:
             values["tags"] = list(self.tags)
-        if not values:
-            raise EventValidationError(self.NAME, "names no field to change")
+        values = stamped(self, values, ctx.at)
         _check(self.NAME, values.get("time_from"), values.get("time_to"))
-        values["updated_at"] = ctx.at
-        where = _live_bookmark(self.bookmark_id, self.persona_id)
-        return [Update("bookmarks", where, values, _no_bookmark(self.bookmark_id, self.persona_id))]
+        return [_update_bookmark(self.bookmark_id, self.persona_id, values)]
 
 
 class BookmarkDeleted(Event, frozen=True, kw_only=True):
@@ -138,6 +133,5 @@ class BookmarkDeleted(Event, frozen=True, kw_only=True):
     persona_id: Id
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        where = _live_bookmark(self.bookmark_id, self.persona_id)
         values = {"deleted_at": ctx.at, "updated_at": ctx.at}
-        return [Update("bookmarks", where, values, _no_bookmark(self.bookmark_id, self.persona_id))]
+        return [_update_bookmark(self.bookmark_id, self.persona_id, values)]

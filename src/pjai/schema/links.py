@@ -10,6 +10,7 @@ from pjai.errors import EventValidationError
 from pjai.schema.event import Context, Event
 from pjai.schema.fields import DayRate, Days, Id, LinkKind, UnitInterval
 from pjai.schema.ops import Decayed, Delete, Greatest, Insert, Missing, Op, Update
+from pjai.schema.updates import set_fields, stamped
 
 __all__ = ["LinkKind", "MemoryLinkUpdated", "MemoryLinked", "MemoryLinksDecayed", "MemoryUnlinked"]
 
@@ -76,16 +77,10 @@ class MemoryLinkUpdated(Event, frozen=True, kw_only=True):
     decay_rate: DayRate | UnsetType = UNSET
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        values = {
-            name: value
-            for name in ("strength", "confidence", "decay_rate")
-            if (value := getattr(self, name)) is not UNSET
-        }
-        if not values:
-            raise EventValidationError(self.NAME, "names no field to change")
+        values = stamped(self, set_fields(self, "strength", "confidence", "decay_rate"), ctx.at)
         key = _key(self.persona_id, self.source_id, self.target_id, self.kind)
         missing = _no_link(self.source_id, self.target_id, self.kind)
-        return [Update("memory_links", key, {**values, "updated_at": ctx.at}, missing)]
+        return [Update("memory_links", key, values, missing)]
 
 
 class MemoryUnlinked(Event, frozen=True, kw_only=True):

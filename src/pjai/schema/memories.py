@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, UnsetType, field
 
-from pjai.errors import EventValidationError
 from pjai.schema.event import Context, Event
 from pjai.schema.fields import (
     Content,
@@ -43,6 +42,7 @@ from pjai.schema.ops import (
     Update,
 )
 from pjai.schema.personas import require_live_persona
+from pjai.schema.updates import set_fields, stamped
 
 __all__ = [
     "MemoryAccessed",
@@ -68,6 +68,14 @@ def _no_memory(memory_id: str, persona_id: str, *, deleted: bool = False) -> Mis
     return Missing(
         "memory_id", "persona {0!r} has no {1} memory {2!r}", (persona_id, state, memory_id)
     )
+
+
+def _update_memory(
+    memory_id: str, persona_id: str, values: dict[str, Any], *, deleted: bool = False
+) -> Update:
+    """Write ``values`` to the persona's live (or deleted) memory; fail if there is none."""
+    where = _memory(memory_id, persona_id, deleted=deleted)
+    return Update("memories", where, values, _no_memory(memory_id, persona_id, deleted=deleted))
 
 
 class MemoryAdded(Event, frozen=True, kw_only=True):
@@ -163,20 +171,12 @@ class MemoryUpdated(Event, frozen=True, kw_only=True):
     pinned: bool | UnsetType = UNSET
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        values: dict[str, Any] = {
-            name: value
-            for name in ("name", "summary", "type", "importance", "occurred_at", "pinned")
-            if (value := getattr(self, name)) is not UNSET
-        }
+        values = set_fields(self, "name", "summary", "type", "importance", "occurred_at", "pinned")
         if self.content is not UNSET:
             values["content"] = TextForTier(self.content)
         if self.tags is not UNSET:
             values["tags"] = list(self.tags)
-        if not values:
-            raise EventValidationError(self.NAME, "names no field to change")
-        values["updated_at"] = ctx.at
-        where = _memory(self.memory_id, self.persona_id)
-        return [Update("memories", where, values, _no_memory(self.memory_id, self.persona_id))]
+        return [_update_memory(self.memory_id, self.persona_id, stamped(self, values, ctx.at))]
 
 
 class MemoryAccessed(Event, frozen=True, kw_only=True):
@@ -193,8 +193,7 @@ class MemoryAccessed(Event, frozen=True, kw_only=True):
             "access_count": Increment(self.count, INT32_MAX),
             "last_accessed_at": Greatest(ctx.at),
         }
-        where = _memory(self.memory_id, self.persona_id)
-        return [Update("memories", where, values, _no_memory(self.memory_id, self.persona_id))]
+        return [_update_memory(self.memory_id, self.persona_id, values)]
 
 
 class MemoryTierChanged(Event, frozen=True, kw_only=True):
@@ -214,14 +213,12 @@ class MemoryTierChanged(Event, frozen=True, kw_only=True):
     pinned: bool = False
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        where = _memory(self.memory_id, self.persona_id)
-        missing = _no_memory(self.memory_id, self.persona_id)
         # Cold content is kept compressed; leaving the cold tier stores it plain again,
         # and an archived memory brought out of cold is no longer archived.
         values: dict[str, Any] = {"tier": self.tier, "content": Compress(), "pinned": self.pinned}
         if self.tier != "cold":
             values.update(content=Decompress(), archived_at=None)
-        return [Update("memories", where, values, missing)]
+        return [_update_memory(self.memory_id, self.persona_id, values)]
 
 
 class MemoryArchived(Event, frozen=True, kw_only=True):
@@ -260,8 +257,7 @@ class MemoryDeleted(Event, frozen=True, kw_only=True):
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
         values = {"deleted_at": ctx.at, "updated_at": ctx.at}
-        where = _memory(self.memory_id, self.persona_id)
-        return [Update("memories", where, values, _no_memory(self.memory_id, self.persona_id))]
+        return [_update_memory(self.memory_id, self.persona_id, values)]
 
 
 class MemoryRestored(Event, frozen=True, kw_only=True):
@@ -273,7 +269,6 @@ class MemoryRestored(Event, frozen=True, kw_only=True):
     persona_id: Id
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        where = _memory(self.memory_id, self.persona_id, deleted=True)
-        missing = _no_memory(self.memory_id, self.persona_id, deleted=True)
         values = {"deleted_at": None, "updated_at": ctx.at}
-        return [require_live_persona(self.persona_id), Update("memories", where, values, missing)]
+        restored = _update_memory(self.memory_id, self.persona_id, values, deleted=True)
+        return [require_live_persona(self.persona_id), restored]

@@ -24,6 +24,7 @@ from pjai.schema.fields import (
     UtcDatetime,
 )
 from pjai.schema.ops import NOT_NULL, Delete, Insert, Missing, Op, Update
+from pjai.schema.updates import set_fields, stamped
 
 __all__ = [
     "ERASED_TABLES",
@@ -158,17 +159,15 @@ def _privacy_columns(privacy: PrivacySettings) -> dict[str, Any]:
     return {f"privacy_{name}": getattr(privacy, name) for name in privacy.__struct_fields__}
 
 
-def _live_persona(persona_id: str) -> dict[str, Any]:
-    return {"id": persona_id, "deleted_at": None}
-
-
-def _no_persona(persona_id: str) -> Missing:
-    return Missing("persona_id", "persona {0!r} does not exist or is deleted", (persona_id,))
+def _update_persona(persona_id: str, values: dict[str, Any]) -> Update:
+    """Write ``values`` to the live persona; fail if it does not exist or is deleted."""
+    missing = Missing("persona_id", "persona {0!r} does not exist or is deleted", (persona_id,))
+    return Update("personas", {"id": persona_id, "deleted_at": None}, values, missing)
 
 
 def require_live_persona(persona_id: str) -> Update:
     """A check that the persona exists and is not deleted."""
-    return Update("personas", _live_persona(persona_id), {}, _no_persona(persona_id))
+    return _update_persona(persona_id, {})
 
 
 class PersonaCreated(Event, frozen=True, kw_only=True):
@@ -241,26 +240,15 @@ class PersonaUpdated(Event, frozen=True, kw_only=True):
     privacy: PrivacySettings | UnsetType = UNSET
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        values: dict[str, Any] = {}
-        if self.name is not UNSET:
-            values["name"] = self.name
-        if self.description is not UNSET:
-            values["description"] = self.description
+        values = set_fields(self, "name", "description", "personality", "communication_style")
         if self.personality is not UNSET:
             values["personality"] = msgspec.to_builtins(self.personality)
-        if self.communication_style is not UNSET:
-            values["communication_style"] = self.communication_style
         if self.memory is not UNSET:
             _check_memory(self.NAME, self.memory)
             values.update(_memory_columns(self.memory))
         if self.privacy is not UNSET:
             values.update(_privacy_columns(self.privacy))
-        if not values:
-            raise EventValidationError(self.NAME, "names no field to change")
-        values["updated_at"] = ctx.at
-        return [
-            Update("personas", _live_persona(self.persona_id), values, _no_persona(self.persona_id))
-        ]
+        return [_update_persona(self.persona_id, stamped(self, values, ctx.at))]
 
 
 class PersonaActivated(Event, frozen=True, kw_only=True):
@@ -286,10 +274,7 @@ class PersonaDeactivated(Event, frozen=True, kw_only=True):
     persona_id: Id
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        values = {"is_active": False, "updated_at": ctx.at}
-        return [
-            Update("personas", _live_persona(self.persona_id), values, _no_persona(self.persona_id))
-        ]
+        return [_update_persona(self.persona_id, {"is_active": False, "updated_at": ctx.at})]
 
 
 class PersonaDeleted(Event, frozen=True, kw_only=True):
@@ -303,9 +288,7 @@ class PersonaDeleted(Event, frozen=True, kw_only=True):
         persona = {"is_active": False, "deleted_at": ctx.at, "updated_at": ctx.at}
         memories = {"deleted_at": ctx.at, "updated_at": ctx.at}
         return [
-            Update(
-                "personas", _live_persona(self.persona_id), persona, _no_persona(self.persona_id)
-            ),
+            _update_persona(self.persona_id, persona),
             Update("memories", {"persona_id": self.persona_id, "deleted_at": None}, memories),
         ]
 

@@ -44,6 +44,18 @@ SQLITE_JSON = "JSON"
 SQLITE_BOOLEAN = "BOOLEAN"
 
 
+class _SqliteDeclared(UserDefinedType[str]):
+    """A SQLite column declared ``decltype``, which the store converts values by."""
+
+    cache_ok = True
+
+    def __init__(self, decltype: str) -> None:
+        self.decltype = decltype
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.decltype
+
+
 def utc_now() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
@@ -94,15 +106,6 @@ def from_iso(text: str) -> datetime:
     return value
 
 
-class _IsoText(UserDefinedType[str]):
-    """SQLite storage of a timestamp: ISO-8601 text in a column declared ``DATETIME``."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return SQLITE_DATETIME
-
-
 class Timestamp(TypeDecorator[datetime]):
     """Aware UTC datetime: ISO-8601 text on SQLite, ``timestamptz`` on PostgreSQL."""
 
@@ -111,7 +114,7 @@ class Timestamp(TypeDecorator[datetime]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(_IsoText())
+            return dialect.type_descriptor(_SqliteDeclared(SQLITE_DATETIME))
         return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
@@ -146,15 +149,6 @@ def read_text(value: Any) -> Any:
     return value
 
 
-class _CompressibleSqlite(UserDefinedType[str]):
-    """SQLite storage of text that may be compressed: TEXT or a zlib BLOB."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return SQLITE_ZTEXT
-
-
 class CompressibleText(TypeDecorator[str]):
     """Text that PJai may store compressed (cold memories); always read back as text.
 
@@ -167,7 +161,7 @@ class CompressibleText(TypeDecorator[str]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(_CompressibleSqlite())
+            return dialect.type_descriptor(_SqliteDeclared(SQLITE_ZTEXT))
         # Not adapted by the dialect: psycopg's adaptation of Text is a string type
         # that the DDL would declare VARCHAR.
         return Text()

@@ -1,0 +1,29 @@
+"""What the benchmarks read of, and do to, the child processes they start (Linux)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+__all__ = ["resident_kb", "stop"]
+
+
+def resident_kb(pid: int, figure: str) -> int:
+    """Process ``pid``'s resident memory now, in KiB; ``figure`` is what needs it."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS in /proc; {figure} needs Linux")
+
+
+def stop(process: subprocess.Popen[Any], sig: signal.Signals) -> None:
+    """Send ``sig`` to ``process`` if it still runs; kill it if it has not ended after 10 s."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
