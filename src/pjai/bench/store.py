@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import apsw
 from sqlalchemy import bindparam, select
 
 from pjai.bench.peer import check_peer
+from pjai.bench.processes import resident_kb
 from pjai.bench.stats import ms, percentile
 from pjai.bench.workload import commits_per_s, load_memories, memory_events, persona_id
 from pjai.schema import MemoryUpdated, memories
@@ -55,7 +55,7 @@ def load(path: Path, workload: Workload, durability: Durability, sync: bool) -> 
     """Create a store with the workload's personas and memories (run in a fresh process)."""
     with Store.open(path, durability=durability, sync=sync) as store:
         per_s = load_memories(store.commit, workload.personas, workload.memories, workload.batch)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kb = resident_kb(os.getpid(), "the load's peak RSS", peak=True)
     return {"per_s": round(per_s), "rss_mb": round(peak_kb / 1024, 1)}
 
 
