@@ -308,6 +308,7 @@ NEEDS_DATA = [  # commands that read, or change what must already exist
     ["memory", "add", "x", "text"],
     ["persona", "activate", "x"],
     ["web", "token", "list"],
+    ["db", "upgrade"],
     ["web", "token", "revoke", "x"],
     ["conversation", "list", "x"],
 ]

@@ -76,7 +76,10 @@ class Repair:
 
 
 def upgrade_sql(data_dir: DataDir) -> list[tuple[str, str]]:
-    """Create or upgrade every SQL shard's tables; each shard's URL and migration."""
+    """Create or upgrade every SQL shard's tables; each shard's URL and migration. The
+    embedded primary's directory must exist (a mistyped one is named, never made)."""
+    if not data_dir.path.is_dir():
+        data_dir.require(sql_only=True)
     shards = data_dir.shards()
     try:
         return [(shard.url, migrate.upgrade(shard.engine)) for shard in shards]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import fields
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -115,6 +116,8 @@ def status(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
         return
     for field in fields(report):
         value = getattr(report, field.name)
+        if field.name.endswith("_at") and isinstance(value, str):
+            value = datetime.fromisoformat(value)  # the status file keeps ISO text
         console.print(Text.assemble((f"{field.name:>14}", "bold"), f" {plain(value)}"))
 
 

@@ -170,9 +170,8 @@ def _print_view(view: MemoryView, as_json: bool) -> None:
         print_json({"memory": memory, "links": [link._asdict() for link in view.links]})
         return
     pinned = " (pinned)" if memory.pinned else ""
-    console.print(
-        Text.assemble((memory.name or memory.id, "bold"), f" ({memory.id}) · {memory.tier}{pinned}")
-    )
+    title = [(memory.name, "bold"), f" ({memory.id})"] if memory.name else [(memory.id, "bold")]
+    console.print(Text.assemble(*title, f" · {memory.tier}{pinned}"))
     console.print(memory.content, highlight=False)
     if memory.summary:
         console.print(Text.assemble(("summary:", "dim"), " ", memory.summary))
