@@ -174,6 +174,9 @@ def test_the_cli_installs_enables_runs_and_lists(tmp_path: Path) -> None:
     assert "counter 1.0 (enabled): grants memories:read" in listed
     assert runner.invoke(cli, ["plugin", "remove", "counter", *where]).exit_code == 0
     assert "no plugin installed" in runner.invoke(cli, ["plugin", "list", *where]).output
+    again = runner.invoke(cli, ["plugin", "install", str(source), "--json", *where])
+    made = json.loads(again.output)
+    assert (made["enabled"], made["manifest"]["name"]) == (False, "counter")
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ passphrase or key file, refused without, its logs holding ciphertext."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -101,6 +102,9 @@ def test_the_cli_initialises_and_reports(tmp_path: Path) -> None:
     refused = runner.invoke(cli, ["persona", "list", *where], env={"PJAI_PASSPHRASE": None})
     assert refused.exit_code == 1
     assert "is encrypted: give its passphrase" in refused.output
+    rotated = runner.invoke(cli, ["security", "rotate", "Ada", "--json", *where], env=env)
+    assert rotated.exit_code == 0, rotated.output
+    assert set(json.loads(rotated.output)) == {"persona_id", "key_id"}
 
 
 def test_a_store_sealed_under_one_key_ring_refuses_another(tmp_path: Path) -> None:

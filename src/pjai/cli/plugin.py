@@ -42,10 +42,14 @@ def _registry(data_dir: Path) -> Registry:
 def install(
     source: Annotated[Path, typer.Argument(help="The plugin's directory.", file_okay=False)],
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Copy a plugin (a directory with plugin.json) into the data directory, disabled."""
     with reported():
         made = plugin_registry(data_directory(data_dir, create=True).path).install(source)
+    if as_json:
+        print_json({"enabled": made.enabled, "manifest": made.manifest})
+        return
     granted = ", ".join(made.manifest.capabilities) or "nothing"
     console.print(
         f"Installed {made.manifest.name} {made.manifest.version} (grants: {granted}), "

@@ -31,6 +31,7 @@ from pjai.cli.common import (
     interactive,
     open_manager,
     print_json,
+    print_result,
     reported,
 )
 
@@ -195,6 +196,7 @@ def join(
         typer.Option("--recovery-code", help="Join with a one-time recovery code."),
     ] = False,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Make this new device's key ring from the keys the store's devices share on the
     sync server, opened by the store's passphrase (asked, or read from standard
@@ -222,10 +224,11 @@ def join(
             passphrase=passphrase,
             recovery_code=code,
         )
-    console.print(
+    print_result(
+        done,
+        as_json,
         f"Joined: this device holds the store's key ring ({done.came} personas' keys). "
         "Set PJAI_PASSPHRASE and run `pjai sync connect` to sync.",
-        highlight=False,
     )
 
 
@@ -253,10 +256,13 @@ def share(
 
 
 @app.command("rotate")
-def rotate(persona: PersonaArg, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+def rotate(
+    persona: PersonaArg, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
+) -> None:
     """Give the persona a new data key for its future events (older ones stay readable)."""
     with open_manager(data_dir) as manager:
         persona_id = Personas(manager).resolve(persona)
     with reported():
         key_id = rotate_key(data_directory(data_dir), persona_id)
-    console.print(f"New data key {key_id} for {persona_id}.", highlight=False)
+    made = {"persona_id": persona_id, "key_id": key_id}
+    print_result(made, as_json, f"New data key {key_id} for {persona_id}.")
