@@ -83,6 +83,27 @@ class _Metrics:
         )
 
 
+class _Frames:
+    """Encoded frames of the latest event batches: the live pullers of a store are sent
+    the same batch after each append, which is encoded once for all of them."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._frames: dict[tuple[object, ...], bytes] = {}
+
+    def encode(self, message: Message | Events) -> bytes:
+        if not isinstance(message, Events) or not message.events:
+            return encode(message)
+        first, last = message.events[0], message.events[-1]
+        key = (first.id, last.id, len(message.events), message.head.key, message.more)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = self._frames[key] = encode(message)
+            if len(self._frames) > self._size:
+                del self._frames[next(iter(self._frames))]  # the oldest
+        return frame
+
+
 class Hub:
     """Serves sync connections for the stores of one :class:`ServerLog`."""
 
@@ -112,6 +133,7 @@ class Hub:
         self.extensions = EXTENSIONS if presence else frozenset()
         self.presence_interval = presence_interval
         self.metrics = _Metrics()
+        self.frames = _Frames()
         self.feeds: dict[str, Feed] = {}
         self.rosters: dict[str, Roster[_Connection]] = {}
         self._fanning: set[Roster[_Connection]] = set()
@@ -411,7 +433,7 @@ class _Connection:
             await self._send(Presence(peers=Roster.others(peers, self.session.session_id)))
 
     async def _send(self, message: Message | Events) -> None:
-        frame = encode(message)
+        frame = self.hub.frames.encode(message)
         async with self._send_lock:
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel.
