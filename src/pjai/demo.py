@@ -82,7 +82,9 @@ def seed(store: HybridDatabaseManager) -> dict[str, str]:
     """
     rows = store.query("SELECT id, name, description FROM personas WHERE deleted_at IS NULL")
     theirs = sorted(
-        row.name for row in rows if _PERSONAS.get(row.name, ("",))[0] != row.description
+        row.name
+        for row in rows
+        if row.name not in _PERSONAS or _PERSONAS[row.name][0] != row.description
     )
     if theirs:
         raise ConfigError(

@@ -56,16 +56,21 @@ def test_demo_shows_the_live_query_reacting(tmp_path: Path) -> None:
 
 def test_demo_leaves_a_directory_with_personas_of_its_own_alone(tmp_path: Path) -> None:
     where = ["--data-dir", str(tmp_path / "data")]
-    made = runner.invoke(app, ["persona", "create", "Ada", "--activate", *where])
-    assert made.exit_code == 0, made.output
+    for name in ("Ada", "Bob"):  # a name of the demo's, and one of the person's own
+        made = runner.invoke(app, ["persona", "create", name, "--activate", *where])
+        assert made.exit_code == 0, made.output
     refused = runner.invoke(app, ["demo", "--delay", "0", *where])
     assert refused.exit_code == 1
-    assert "this one holds Ada: give the demo another --data-dir" in " ".join(
+    assert "this one holds Ada, Bob: give the demo another --data-dir" in " ".join(
         refused.output.split()
     )
     with Store.open(tmp_path / "data" / "store.db") as store:
         rows = store.summary()["rows"]
-        assert (rows["memories"], rows["personas"]) == (0, 1)
+        assert (rows["memories"], rows["personas"]) == (0, 2)
+    for name in ("Ada", "Bob"):
+        runner.invoke(app, ["persona", "delete", name, "--yes", *where])
+    runner.invoke(app, ["persona", "create", "Bob", *where])  # no description at all
+    assert runner.invoke(app, ["demo", "--delay", "0", *where]).exit_code == 1
 
 
 def test_data_dir_comes_from_the_environment(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from pjai.schema.types import new_id, utc_now
 from pjai.store import Store
 from pjai.sync.client import SyncClient
 from pjai.sync.protocol import (
+    VERSIONS,
     Events,
     Hello,
     Message,
@@ -405,3 +406,28 @@ async def test_a_backlog_is_confirmed_while_another_client_keeps_writing(hub: Hu
         assert back.state_hash() == writer.state_hash()
         await writing.stop()
         await returning.stop()
+
+
+async def test_stores_holding_the_same_event_ids_each_get_their_own_events(hub: Hub) -> None:
+    """An archive imported into two stores keeps its event ids: a batch one store's
+    pullers were sent must never go to the other's."""
+    mine = records(3)
+    theirs = [
+        msgspec.structs.replace(r, args=msgspec.Raw(bytes(r.args).replace(b"content", b"cOntent")))
+        if r.name == "v1.MemoryAdded"
+        else r
+        for r in mine
+    ]
+    hub.log.append("s1", mine)
+    hub.log.append("s2", theirs)
+    for store_id, expected in (("s1", mine), ("s2", theirs), ("s1", mine)):
+        transport = await hub.memory_connector()()
+        await transport.send(
+            encode(Hello(versions=list(VERSIONS), store_id=store_id, client_id="c1"))
+        )
+        assert isinstance(decode(await transport.receive()), Welcome)
+        await transport.send(encode(Pull(cursor=ROOT, live=True)))
+        pulled = decode(await transport.receive())
+        assert isinstance(pulled, Events)
+        assert [bytes(r.args) for r in pulled.events] == [bytes(r.args) for r in expected]
+        await transport.close()

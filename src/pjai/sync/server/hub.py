@@ -85,17 +85,19 @@ class _Metrics:
 
 class _Frames:
     """Encoded frames of the latest event batches: the live pullers of a store are sent
-    the same batch after each append, which is encoded once for all of them."""
+    the same batch after each append, which is encoded once for all of them. Frames are
+    kept per store: event ids are unique within a store only (an archive imported into
+    two stores keeps its ids)."""
 
     def __init__(self, size: int = 64) -> None:
         self._size = size
         self._frames: dict[tuple[object, ...], bytes] = {}
 
-    def encode(self, message: Message | Events) -> bytes:
+    def encode(self, message: Message | Events, store_id: str) -> bytes:
         if not isinstance(message, Events) or not message.events:
             return encode(message)
         first, last = message.events[0], message.events[-1]
-        key = (first.id, last.id, len(message.events), message.head.key, message.more)
+        key = (store_id, first.id, last.id, len(message.events), message.head.key, message.more)
         frame = self._frames.get(key)
         if frame is None:
             frame = self._frames[key] = encode(message)
@@ -433,7 +435,7 @@ class _Connection:
             await self._send(Presence(peers=Roster.others(peers, self.session.session_id)))
 
     async def _send(self, message: Message | Events) -> None:
-        frame = self.hub.frames.encode(message)
+        frame = self.hub.frames.encode(message, self.session.store_id)
         async with self._send_lock:
             try:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel.
