@@ -288,6 +288,11 @@ def test_memory_list_shows_what_waits_for_the_server(tmp_path: Path) -> None:
     (ada,) = json.loads(pjai("persona", "list", "--json", "--data-dir", data))
     assert ada["id"] == persona
     assert "(pending)" in pjai("memory", "list", persona, "--data-dir", data)
+    assert json.loads(pjai("memory", "show", added["id"], "--json", "--data-dir", data))["pending"]
+    assert "· warm (pending)" in pjai("memory", "show", added["id"], "--data-dir", data)
+    found = pjai("memory", "search", "tea", "--persona", persona, "--json", "--data-dir", data)
+    (hit,) = json.loads(found)
+    assert (hit["memory_id"], hit["pending"]) == (added["id"], True)
 
 
 def test_a_store_moves_to_a_new_server_through_export_and_import(tmp_path: Path) -> None:

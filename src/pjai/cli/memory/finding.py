@@ -82,11 +82,14 @@ def search_memories(
     ):
         scope = resolve.persona_scope(manager, persona, every=every)
         where = msgspec.structs.replace(where, persona_id=scope)
-        hits = Memories(manager).search(text, where, limit=limit, method=method, progress=progress)
-    print_rows(hits, _hits_table(hits), fmt)
+        service = Memories(manager)
+        hits = service.search(text, where, limit=limit, method=method, progress=progress)
+        pending = service.pending()
+    listed = [{**msgspec.to_builtins(h), "pending": h.memory_id in pending} for h in hits]
+    print_rows(listed, _hits_table(hits, pending), fmt)
 
 
-def _hits_table(hits: list[SearchHit]) -> Table:
+def _hits_table(hits: list[SearchHit], pending: frozenset[str]) -> Table:
     table = Table(
         id_column(),
         short_column("score"),
@@ -99,7 +102,7 @@ def _hits_table(hits: list[SearchHit]) -> Table:
         table.add_row(
             h.memory_id,
             number(h.score),
-            h.tier,
+            f"{h.tier} (pending)" if h.memory_id in pending else h.tier,
             when(h.occurred_at),
             clipped(h.name),
             clipped(h.content),

@@ -149,8 +149,10 @@ def show(
     """Show a memory with its links (records nothing; ``pjai memory open`` counts an
     access)."""
     with open_manager(data_dir) as manager:
-        view = Memories(manager).show(resolve.memory_id(manager, memory_id))
-    _print_view(view, as_json)
+        service = Memories(manager)
+        view = service.show(resolve.memory_id(manager, memory_id))
+        pending = view.memory.id in service.pending()
+    _print_view(view, as_json, pending)
 
 
 def open_memory(
@@ -160,16 +162,20 @@ def open_memory(
 ) -> None:
     """Open a memory: counted as an access (it ranks higher), shown with its links."""
     with open_manager(data_dir) as manager:
-        view = Memories(manager).open(resolve.memory_id(manager, memory_id))
-    _print_view(view, as_json)
+        service = Memories(manager)
+        view = service.open(resolve.memory_id(manager, memory_id))
+        pending = view.memory.id in service.pending()
+    _print_view(view, as_json, pending)
 
 
-def _print_view(view: MemoryView, as_json: bool) -> None:
+def _print_view(view: MemoryView, as_json: bool, pending: bool) -> None:
     memory = view.memory
     if as_json:
-        print_json({"memory": memory, "links": [link._asdict() for link in view.links]})
+        links = [link._asdict() for link in view.links]
+        print_json({"memory": memory, "links": links, "pending": pending})
         return
-    pinned = " (pinned)" if memory.pinned else ""
+    marks = [mark for mark, on in (("pinned", memory.pinned), ("pending", pending)) if on]
+    pinned = f" ({', '.join(marks)})" if marks else ""
     title = [(memory.name, "bold"), f" ({memory.id})"] if memory.name else [(memory.id, "bold")]
     console.print(Text.assemble(*title, f" · {memory.tier}{pinned}"))
     console.print(memory.content, highlight=False)
