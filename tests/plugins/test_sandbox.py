@@ -83,6 +83,18 @@ def test_a_granted_plugin_reads_and_adds_memories_and_its_use_is_measured(
     assert (added.content, added.tags) == ("seen: likes green tea", ["plugin"])
 
 
+def test_a_plugins_memory_is_its_own_not_that_of_the_process_that_ran_it(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, manager, ada = setting
+    code = "x = bytearray(40 * 2**20)\nx[::4096] = b'x' * len(x[::4096])\nreturn 1"
+    name = installed(registry, plugin(tmp_path, "grower", code, []))
+    ballast = bytearray(300 * 2**20)  # this process, much larger than the plugin
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    used = run_plugin(registry, manager, name, ada).max_rss_mb
+    assert 40 < used < 150, used  # its 40 MiB and Python; not the 300 MiB here
+
+
 @pytest.mark.parametrize(
     ("code", "capabilities", "limits", "message"),
     [

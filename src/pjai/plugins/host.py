@@ -32,6 +32,7 @@ import math  # noqa: F401
 import os
 import random  # noqa: F401
 import re  # noqa: F401
+import resource
 import signal
 import socket  # noqa: F401  (so that a plugin trying the network meets the namespace)
 import statistics  # noqa: F401
@@ -148,11 +149,19 @@ def main() -> None:
         namespace: dict[str, Any] = {"__name__": "pjai_plugin"}
         exec(compile(source, module_file, "exec"), namespace)
         result = namespace[function](Api(), args)
-        _send({"done": result})
+        _send({"done": result, "peak_kb": _peak_kb()})
     except MemoryError:
-        _send({"failed": "ran out of its memory limit"})
+        _send({"failed": "ran out of its memory limit", "peak_kb": _peak_kb()})
     except BaseException as exc:  # the plugin's failure, reported to the parent
-        _send({"failed": "".join(traceback.format_exception_only(exc)).strip()})
+        failure = "".join(traceback.format_exception_only(exc)).strip()
+        _send({"failed": failure, "peak_kb": _peak_kb()})
+
+
+def _peak_kb() -> int:
+    """This process's peak resident memory, in KiB. It was forked from the small host, so
+    it counts the plugin's own; the host's count, after its exec, would keep the size of
+    the process that started it."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 if __name__ == "__main__":

@@ -240,7 +240,12 @@ def _finish(
 ) -> PluginRun:
     limits = manifest.limits
     cpu = (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0
-    rss = usage.ru_maxrss / 1024 if usage is not None else 0.0
+    # The plugin's own peak, as its process counted it (the host's count, after its
+    # exec, keeps the size of the process that started it); the OS's when it said none.
+    peak = (outcome or {}).get("peak_kb")
+    if not isinstance(peak, int) or isinstance(peak, bool):
+        peak = usage.ru_maxrss if usage is not None else 0
+    rss = peak / 1024
     name = manifest.name
     if outcome is not None and "done" in outcome:
         return PluginRun(name, outcome["done"], calls, round(cpu, 3), round(rss, 1), wall, log)
