@@ -154,6 +154,7 @@ async def shared_fanin(
                     raise RuntimeError(f"the shared store's persona was answered {answer!r}")
     finally:
         await first.close()
+    payloads = _payloads(events)  # the same memories for every client, stamped by each
     writers: list[_Writer] = []
     try:
         for start in range(0, clients, 50):
@@ -165,9 +166,7 @@ async def shared_fanin(
                     for i in group
                 )
             )
-            writers += [
-                _Writer(t, i, h, _payloads(events)) for i, (t, h) in zip(ids, opened, strict=True)
-            ]
+            writers += [_Writer(t, i, h, payloads) for i, (t, h) in zip(ids, opened, strict=True)]
         last = max(w.head.global_seq for w in writers) + clients * events
         started = time.perf_counter()
         await asyncio.gather(*(w.run(batch, last) for w in writers))

@@ -280,10 +280,8 @@ def _shared_under_load(
     """The shared fan-in on store ``shared-RUN`` while a pair of SyncClients on store
     ``loaded-RUN`` times commit-to-live-query latency on the first server."""
     shared, loaded = f"shared-{run}", f"loaded-{run}"
-    until, timed = threading.Event(), {}
     writers, _ = _tokens(db_url, [shared] * workload.clients)
-
-    timing = threading.Event()
+    until, timing, timed = threading.Event(), threading.Event(), {}
 
     def sample() -> None:
         try:
