@@ -190,6 +190,15 @@ def test_version_short_help_and_shell_completion() -> None:
     assert "pjai memory add [OPTIONS] [PERSONA] CONTENT" in usage
 
 
+@pytest.mark.parametrize("args", [["-h"], ["memory", "show", "-h"], ["sync", "connect", "-h"]])
+def test_help_names_arguments_in_capitals_and_gives_flags_no_type(args: list[str]) -> None:
+    shown = runner.invoke(app, args, terminal_width=120).stdout
+    assert "<bool>" not in shown  # a flag takes no value
+    usage = next(line for line in shown.splitlines() if "Usage:" in line)
+    assert "{" not in usage  # MEMORY_ID, not {memory_id}
+    assert "<str>" in shown or args == ["-h"]  # options that take a value still say what
+
+
 def test_data_dir_before_the_command_after_it_or_from_the_environment(tmp_path: Path) -> None:
     first, second, third = (str(tmp_path / name) for name in ("first", "second", "third"))
     made = runner.invoke(app, ["--data-dir", first, "persona", "create", "Ada"])

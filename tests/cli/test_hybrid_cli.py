@@ -129,6 +129,18 @@ def test_a_flag_change_that_cannot_be_recorded_is_refused(tmp_path: Path) -> Non
     assert json.loads(run("flags", "--data-dir", data, "--json"))["sync"]["source"] == "default"
 
 
+def test_an_environment_flag_against_the_store_s_mode_names_the_variable(tmp_path: Path) -> None:
+    data = str(tmp_path)
+    run("persona", "create", "Ada", "--data-dir", data)
+    for command in (["persona", "list"], ["doctor"]):
+        refused = runner.invoke(app, [*command, "--data-dir", data], env={"PJAI_FLAG_SYNC": "true"})
+        assert refused.exit_code == 1
+        assert refused.stderr.count("\n") == 1, refused.stderr  # one line, no traceback
+        assert "(PJAI_FLAG_SYNC in the environment)" in refused.stderr
+        assert "unset PJAI_FLAG_SYNC" in refused.stderr
+    assert json.loads(run("persona", "list", "--data-dir", data, "--json"))[0]["name"] == "Ada"
+
+
 def test_flags_of_another_version_are_noted_and_ignored(tmp_path: Path) -> None:
     (tmp_path / "flags.json").write_text(json.dumps({"reactive_dashboard": False}))
     shown = runner.invoke(app, ["flags", "--data-dir", str(tmp_path), "--json"])

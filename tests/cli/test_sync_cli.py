@@ -84,7 +84,10 @@ def test_two_directories_sync_and_report(server: str, tmp_path: Path) -> None:
     assert status["url"] == sync_url(server)
 
     pjai("sync", "connect", server, "--once", "--timeout", "20", "--data-dir", a)
-    pjai("sync", "connect", server, "--once", "--timeout", "20", "--data-dir", b)
+    ended = pjai("sync", "connect", server, "--once", "--timeout", "20", "--json", "--data-dir", b)
+    done = json.loads(ended)  # one line of JSON on standard output, progress elsewhere
+    assert (done["store_id"], done["level"], done["state"]) == ("default", True, "stopped")
+    assert (done["confirmed_head"], done["pending"], done["lag"]) == (1, 0, 0)
     other = runner.invoke(app, ["sync", "connect", server, "--store-id", "x", "--data-dir", b])
     assert other.exit_code == 1
     assert "syncs with store id 'default', not 'x'" in other.output

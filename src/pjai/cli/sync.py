@@ -8,7 +8,7 @@ works whether or not a client is running.
 from __future__ import annotations
 
 import socket
-from dataclasses import fields
+from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Annotated
 
@@ -83,12 +83,14 @@ def connect_command(
         bool, typer.Option("--hidden", help="Do not tell the others on the store.")
     ] = False,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
     """Sync this data directory through a sync server until Ctrl-C, or with --once until level.
 
     A new data directory is made a synced one. Local commits are pushed, others' are
     pulled; the SQL primary receives confirmed events. Status is recorded in the data
-    directory for ``pjai sync status``.
+    directory for ``pjai sync status``. Progress goes to standard error; with --json,
+    how the run ended (store, level, the last status) is one JSON line on standard output.
     """
     with reported(), progress_bar("Catching up") as progress:
         outcome = connect(
@@ -101,6 +103,11 @@ def connect_command(
             report=_report,
             progress=progress,
             name=None if hidden else (name or socket.gethostname()[:80]),
+        )
+    if as_json:
+        last = outcome.status
+        print_json(
+            {"store_id": outcome.store_id, "level": outcome.level, "lag": last.lag, **asdict(last)}
         )
     if outcome.status.state == "failed" or (once and not outcome.level):
         raise typer.Exit(code=1)

@@ -25,7 +25,7 @@ from pjai.errors import (
     StoreCorruptError,
     StoreModeError,
 )
-from pjai.hybrid.flags import Flags
+from pjai.hybrid.flags import Flags, env_name
 from pjai.hybrid.identity import Identity
 from pjai.hybrid.projector import Projector
 from pjai.hybrid.recovery import StoreRebuilt, rebuild_store_file
@@ -269,10 +269,15 @@ class StoreSwitch:
                 self.store_path, schema=self._schema, sync=self.syncing, progress=progress
             )
         except StoreModeError as exc:
+            flag = self._flags.state("sync")
+            said, undo = "", "set the flag back"
+            if flag.source == "environment":
+                said = f" ({env_name('sync')} in the environment)"
+                undo = f"unset {env_name('sync')}"
             raise ConfigError(
-                f"the sync flag is {'on' if self.syncing else 'off'} but {self.store_path} "
-                f"was made {'standalone' if self.syncing else 'to sync'}; a store's mode is "
-                "fixed when it is made: set the flag back, or export this directory and "
+                f"the sync flag is {'on' if self.syncing else 'off'}{said} but "
+                f"{self.store_path} was made {'standalone' if self.syncing else 'to sync'}; a "
+                f"store's mode is fixed when it is made: {undo}, or export this directory and "
                 "import it into a new one"
             ) from exc
 
