@@ -5,10 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import bindparam, func, select
 
-from pjai.errors import EventValidationError, MaterializationError, QueryError, StoreClosedError
+from pjai.errors import (
+    EventValidationError,
+    MaterializationError,
+    PjaiError,
+    QueryError,
+    StoreClosedError,
+)
 from pjai.schema import (
+    Event,
     MemoryAccessed,
     MemoryDeleted,
     MemoryRestored,
@@ -23,7 +32,9 @@ from pjai.schema import (
 )
 from pjai.schema.personas import MemoryConfig, TierCapacities
 from pjai.store import ROOT, Position, Store
+from pjai.store.state import StateWriter
 from tests.helpers import memory, persona
+from tests.strategies import PERSONAS, SEEDED, events, owner
 
 
 def snapshot(store: Store) -> tuple[str, int]:
@@ -281,3 +292,38 @@ def test_conversations_count_their_messages(store: Store) -> None:
                 message_id="x3", conversation_id="c9", persona_id="p1", role="user", content="?"
             )
         )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batch=st.lists(
+        st.one_of(events(), st.builds(PersonaDeleted, persona_id=st.just("p1"))),
+        min_size=1,
+        max_size=12,
+    )
+)
+@example(batch=[memory("m4", "p1"), PersonaDeleted(persona_id="p1"), memory("m6", "p1")])
+@example(batch=[memory("m4", "p1"), memory("m6", "p1"), memory("m4", "p1"), memory("m5", "p2")])
+def test_a_commit_of_many_events_means_what_they_mean_one_by_one(batch: list[Event]) -> None:
+    """A standalone commit writes its events as one planned batch; it must refuse and
+    write exactly what writing them one after another would."""
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    outcomes = []
+    for one_by_one in (False, True):
+        with Store.memory() as store, pytest.MonkeyPatch.context() as patch:
+            patch.setattr("pjai.store.store.utc_now", lambda: at)
+            store.commit(*[persona(p) for p in PERSONAS], *[memory(m, owner(m)) for m in SEEDED])
+            if one_by_one:
+                patch.setattr(StateWriter, "apply_many", _one_by_one)
+            try:
+                store.commit(*batch)
+            except PjaiError as exc:
+                outcomes.append((type(exc), str(exc), store.state_hash()))
+            else:
+                outcomes.append((None, "", store.state_hash()))
+    assert outcomes[0] == outcomes[1]
+
+
+def _one_by_one(writer: StateWriter, events: list[tuple[str, list[object]]]) -> None:
+    for name, ops in events:
+        writer.apply(name, ops)  # type: ignore[arg-type]

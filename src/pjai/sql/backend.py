@@ -10,12 +10,9 @@ from sqlalchemy import exc as sa
 
 from pjai.errors import ConfigError, MaterializationError, PjaiError
 from pjai.schema.ops import Op
-from pjai.schema.render import Flavor
+from pjai.schema.render import Flavor, Statement
 
 __all__ = ["Backend", "Statement", "backend_for", "driver_error"]
-
-Statement = tuple[str, Sequence[Any], bool]
-"""Rendered SQL, its parameters, and whether it is a check (a SELECT of one row)."""
 
 
 class Backend(Protocol):
@@ -29,7 +26,8 @@ class Backend(Protocol):
     """Python errors the driver raises for a value it cannot send (an event's fault)."""
 
     def run(self, dbapi_connection: Any, statements: Sequence[Statement]) -> list[int]:
-        """Execute in order; per statement the rows it matched (a check: 0 or 1).
+        """Execute in order, a statement of several parameter rows as one batch; per
+        statement the rows it matched (a check: 0 or 1).
 
         Raises the driver's error if a statement fails; the transaction must then be
         rolled back to before the first statement.

@@ -64,10 +64,15 @@ class PostgresBackend:
         conn: psycopg.Connection[Any] = dbapi_connection
         cursors = []
         with conn.pipeline():
-            for sql, params, _check in statements:
-                cursors.append(conn.execute(sql, params, prepare=True))
+            for sql, rows, _check in statements:
+                if len(rows) == 1:
+                    cursors.append(conn.execute(sql, rows[0], prepare=True))
+                else:
+                    cursor = conn.cursor()
+                    cursor.executemany(sql, rows)
+                    cursors.append(cursor)
         matched: list[int] = []
-        for cursor, (_sql, _params, check) in zip(cursors, statements, strict=True):
+        for cursor, (_sql, _rows, check) in zip(cursors, statements, strict=True):
             matched.append((cursor.fetchone() is not None) if check else max(cursor.rowcount, 0))
         return matched
 

@@ -41,8 +41,11 @@ class SqliteBackend:
         cursor = dbapi_connection.cursor()
         matched: list[int] = []
         try:
-            for sql, params, check in statements:
-                cursor.execute(sql, params)
+            for sql, rows, check in statements:
+                if len(rows) == 1:
+                    cursor.execute(sql, rows[0])
+                else:
+                    cursor.executemany(sql, rows)
                 matched.append(
                     (cursor.fetchone() is not None) if check else max(cursor.rowcount, 0)
                 )

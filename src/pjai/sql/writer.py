@@ -15,9 +15,9 @@ from sqlalchemy import exc as sa
 from pjai.errors import ConfigError, MaterializationError, PjaiError, QueryError
 from pjai.schema.codec import ColumnCodec
 from pjai.schema.event import Schema
-from pjai.schema.ops import Insert, Op
+from pjai.schema.ops import Op
 from pjai.schema.records import EventRecord
-from pjai.schema.render import BadOp, OpRenderer, is_check
+from pjai.schema.render import BadOp, OpRenderer, batched
 from pjai.schema.types import utc_now
 from pjai.sql import journal
 from pjai.sql.backend import Backend, backend_for
@@ -262,11 +262,11 @@ class SqlTransaction:
         self._backend.run_many(self._dbapi, rendered[0][0], [params for _sql, params in rendered])
 
     def _run(self, steps: Sequence[Step]) -> None:
-        statements = []
-        for op, _event in steps:
-            sql, params = self.writer._render(op)
-            statements.append((sql, params, is_check(op)))
-        matched = self._backend.run(self._dbapi, statements)
-        for (op, event), rows in zip(steps, matched, strict=True):
-            if not rows and not isinstance(op, Insert) and op.missing is not None:
-                raise MaterializationError(event, op.missing.reason, field=op.missing.field)
+        """Run ``steps`` as if one by one, in as few statements as that allows
+        (:func:`~pjai.schema.render.batched`)."""
+        ops = [op for op, _event in steps]
+        batch = batched(ops, self.writer._render)
+        matched = self._backend.run(self._dbapi, batch.statements)
+        if (unmatched := batch.unmatched(ops, matched)) is not None:
+            at, missing = unmatched
+            raise MaterializationError(steps[at][1], missing.reason, field=missing.field)

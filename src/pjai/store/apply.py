@@ -39,6 +39,11 @@ class EventApplier:
         """Apply one validated event or raise; with ``capture``, return its changeset."""
         return self._write(event.record.name, event.ops, capture=capture)
 
+    def apply_all(self, events: Sequence[Materialized]) -> None:
+        """Apply validated events, all or none, as one batch (no changesets); raise for
+        the first that is refused."""
+        self._state.apply_many([(event.record.name, event.ops) for event in events])
+
     def apply_logged(
         self, record: EventRecord, *, capture: bool
     ) -> tuple[str | None, bytes | None]:

@@ -10,11 +10,31 @@ from sqlalchemy import Table
 
 from pjai.errors import MaterializationError, StoreCorruptError
 from pjai.schema.event import Schema
-from pjai.schema.ops import Insert, Op
-from pjai.schema.render import SQLITE, BadOp, OpRenderer, is_check, quote, sqlite_constraint_error
+from pjai.schema.ops import Insert, Missing, Op
+from pjai.schema.render import (
+    SQLITE,
+    BadOp,
+    Batch,
+    OpRenderer,
+    batched,
+    is_check,
+    quote,
+    sqlite_constraint_error,
+)
 from pjai.store.log import INTERNAL_TABLES
 
 __all__ = ["StateWriter"]
+
+_REFUSALS = (
+    apsw.ConstraintError,
+    apsw.SQLError,
+    apsw.TooBigError,
+    apsw.MismatchError,
+    OverflowError,
+    ValueError,
+    BadOp,
+)
+"""What an event's ops can make SQLite refuse (see :meth:`StateWriter.apply`)."""
 
 
 class StateWriter:
@@ -103,6 +123,42 @@ class StateWriter:
                 raise MaterializationError(event, f"materializer bug: {exc}") from exc
             if not matched and not isinstance(op, Insert) and op.missing is not None:
                 raise MaterializationError(event, op.missing.reason, field=op.missing.field)
+
+    def apply_many(self, events: Sequence[tuple[str, Sequence[Op]]]) -> None:
+        """Run several events' ops, given as ``(name, ops)``, as :meth:`apply` would one
+        event after another, in as few statements as that allows
+        (:func:`~pjai.schema.render.batched`). A refusal raises what :meth:`apply` raises
+        for the first event at fault; the state is then as before the call.
+        """
+        named = [(name, op) for name, ops in events for op in ops]
+        ops = [op for _name, op in named]
+        self._conn.execute("SAVEPOINT pjai_batch")
+        try:
+            try:
+                unmatched = self._run(ops, batched(ops, self._render))
+                if unmatched is None:
+                    return
+                self._conn.execute("ROLLBACK TO pjai_batch")
+                at, missing = unmatched
+                raise MaterializationError(named[at][0], missing.reason, field=missing.field)
+            except _REFUSALS:
+                # Which event is at fault: go again one event at a time, which names it.
+                self._conn.execute("ROLLBACK TO pjai_batch")
+                for name, event_ops in events:
+                    self.apply(name, event_ops)
+        finally:
+            self._conn.execute("RELEASE pjai_batch")
+
+    def _run(self, ops: Sequence[Op], batch: Batch) -> tuple[int, Missing] | None:
+        matched: list[int] = []
+        for sql, rows, check in batch.statements:
+            if len(rows) > 1:
+                self._conn.executemany(sql, rows)
+                matched.append(len(rows))
+                continue
+            cursor = self._conn.execute(sql, rows[0])
+            matched.append((cursor.fetchone() is not None) if check else self._conn.changes())
+        return batch.unmatched(ops, matched)
 
     def load(self, events: Iterable[tuple[str, Sequence[Op]]]) -> None:
         """Write the ops of events already known to apply, given as ``(name, ops)`` (a

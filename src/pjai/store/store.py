@@ -243,9 +243,13 @@ class Store:
                 )
                 for record, (_, payload, _) in zip(records, encoded, strict=True):
                     event = self.schema.materialize(record, payload)
-                    changeset = self._applier.apply(event, capture=self.sync)
+                    # A synced store keeps each pending event's changeset; a standalone
+                    # one applies the commit's events as one batch.
+                    changeset = self._applier.apply(event, capture=True) if self.sync else None
                     logged.append((record, status, None, changeset))
                     committed.append(event)
+                if not self.sync:
+                    self._applier.apply_all(committed)
                 self._log.append_many(logged)
                 for hook in self._commit_hooks:
                     hook(committed)

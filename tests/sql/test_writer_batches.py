@@ -1,0 +1,99 @@
+"""A batch projected into SQL answers as if its events were applied one by one.
+
+The writer sends a batch in few statements (runs of inserts as one, a repeated
+existence check asked once); these tests pin that nothing of the one-by-one meaning
+is lost: a check after a delete is asked again, and a refused event is named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from pjai.schema import SCHEMA, PersonaDeleted
+from pjai.schema.event import Event
+from pjai.schema.records import Position, stamp
+from pjai.schema.tables import memories
+from pjai.schema.types import utc_now
+from pjai.sql.engine import PoolConfig
+from pjai.sql.shards import ShardSet
+from pjai.sql.writer import Projection, SqlWriter
+from tests.databases import BACKENDS, database
+from tests.helpers import memory, persona
+
+
+@pytest.fixture(params=BACKENDS)
+def writer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlWriter]:
+    with database(request.param, tmp_path / "sql") as url:
+        shards = ShardSet([url], SCHEMA, PoolConfig())
+        try:
+            shards.upgrade(())
+            yield shards.shards[0].writer
+        finally:
+            shards.dispose()
+
+
+def _projections(events: list[Event]) -> list[Projection]:
+    encoded = [SCHEMA.encode(event) for event in events]
+    records = stamp(
+        ((name, args) for name, _, args in encoded),
+        after=Position(0, 0),
+        generation=0,
+        client_id="c",
+        session_id="s",
+        at=utc_now(),
+    )
+    done = [SCHEMA.materialize(r, p) for r, (_, p, _) in zip(records, encoded, strict=True)]
+    return [Projection(d.record, d.persona_id, d.ops) for d in done]
+
+
+def _ids(writer: SqlWriter) -> list[tuple[str, str]]:
+    with writer.engine.connect() as conn:
+        return sorted(conn.execute(select(memories.c.id, memories.c.persona_id)).all())
+
+
+def test_a_check_after_a_delete_is_asked_again(writer: SqlWriter) -> None:
+    events: list[Event] = [
+        persona("p1"),
+        persona("p2"),
+        memory("m1"),
+        memory("m2", "p2"),
+        memory("m3"),  # p1 checked again: answered by the first check
+        PersonaDeleted(persona_id="p1"),
+        memory("m4"),  # p1 is gone: its check must not take the earlier answer
+        memory("m5", "p2"),
+    ]
+    items = _projections(events)
+    with writer.transaction() as tx:
+        done = tx.project(items, strict=False)
+    assert done.applied == len(events) - 1
+    ((record, reason),) = done.quarantined
+    assert record.id == items[6].record.id
+    assert reason.endswith("persona 'p1' does not exist or is deleted")
+    assert [m for m, _ in _ids(writer)] == ["m1", "m2", "m3", "m5"]
+
+
+def test_a_refused_insert_in_a_run_of_inserts_is_named(writer: SqlWriter) -> None:
+    events: list[Event] = [persona("p1"), *(memory(f"m{i}") for i in range(5)), memory("m2")]
+    events.append(memory("m9"))
+    items = _projections(events)
+    with writer.transaction() as tx:
+        done = tx.project(items, strict=False)
+    assert done.applied == len(events) - 1
+    ((record, reason),) = done.quarantined
+    assert record.id == items[6].record.id
+    assert "'m2'" in reason
+    assert [m for m, _ in _ids(writer)] == ["m0", "m1", "m2", "m3", "m4", "m9"]
+
+
+def test_a_strict_batch_names_the_first_refused_event_and_writes_nothing(
+    writer: SqlWriter,
+) -> None:
+    items = _projections([persona("p1"), memory("m1"), memory("m2", "nobody"), memory("m3")])
+    with pytest.raises(Exception, match="persona") as raised, writer.transaction() as tx:
+        tx.project(items, strict=True)
+    assert "MemoryAdded" in str(raised.value)
+    assert _ids(writer) == []
