@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,20 @@ def test_a_directory_that_cannot_be_made_is_an_error_naming_it(tmp_path: Path) -
         data.open()
     with pytest.raises(ConfigError, match="cannot use the data directory"):
         data.open_store()
+
+
+def test_a_directory_that_cannot_be_written_is_an_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = DataDir(tmp_path, environ={})
+    with data.open():
+        pass
+    # As a read-only mount or another user's directory answers (root may write anywhere).
+    writable = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: mode != os.W_OK and writable(path, mode))
+    for opening in (data.open, data.open_store):
+        with pytest.raises(ConfigError, match=r"data directory .* cannot be written"):
+            opening()
 
 
 def test_a_store_opened_in_the_other_mode_is_named_in_user_terms(tmp_path: Path) -> None:

@@ -52,6 +52,10 @@ def test_demo_shows_the_live_query_reacting(tmp_path: Path) -> None:
     with Store.open(data / "store.db") as store:
         rows = store.summary()["rows"]
         assert (rows["memories"], rows["personas"]) == (7, 2)  # nothing added twice
+    quiet = runner.invoke(app, ["demo", "--data-dir", str(data), "--delay", "0", "--json"])
+    assert quiet.exit_code == 0, quiet.output
+    summary = json.loads(quiet.stdout)  # one line of JSON, no tables
+    assert (summary["memories"], summary["live_results"] > 0) == (7, True)
 
 
 def test_demo_leaves_a_directory_with_personas_of_its_own_alone(tmp_path: Path) -> None:

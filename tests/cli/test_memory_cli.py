@@ -320,6 +320,13 @@ def test_bookmark_ranges_are_checked(cli: Cli) -> None:
     assert "field 'filters.importance_min'" in cli.fails(
         "bookmark", "create", "ada", "X", "--min-importance", "7"
     )
+    assert "--colour: expected a colour written #rrggbb" in cli.fails(
+        "bookmark", "create", "ada", "X", "--colour", "red"
+    )
+    # A field the command takes as an option is named as the option.
+    assert "--importance: expected a number <= 1.0, got 1.5" in cli.fails(
+        "memory", "add", "ada", "x", "--importance", "1.5"
+    )
     may = ("--from", "2026-05-01", "--to", "2026-05-08")
     mark = cli.json("bookmark", "create", "ada", "May", *may)
     assert "time_range" in cli.fails("bookmark", "update", mark["id"], "--from", "2026-06-01")

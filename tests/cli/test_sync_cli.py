@@ -275,7 +275,8 @@ def test_a_failed_first_connect_leaves_the_directory_as_it_was(tmp_path: Path) -
             command = ["sync", "connect", url, "--once", "--timeout", "20"]
             refused = runner.invoke(app, [*command, "--data-dir", str(directory)])
             assert refused.exit_code == 1
-            assert "no token was given" in " ".join(refused.output.split())
+            said = " ".join(refused.output.split())
+            assert said.count("no token was given") == 1, said  # said once, not per attempt
     assert not new.exists()
     assert [p.name for p in used.iterdir()] == ["notes.txt"]
 

@@ -105,6 +105,9 @@ def test_the_cli_initialises_and_reports(tmp_path: Path) -> None:
     rotated = runner.invoke(cli, ["security", "rotate", "Ada", "--json", *where], env=env)
     assert rotated.exit_code == 0, rotated.output
     assert set(json.loads(rotated.output)) == {"persona_id", "key_id"}
+    code = runner.invoke(cli, ["security", "recovery-code", "--json", *where], env=env)
+    assert code.exit_code == 0, code.output
+    assert len(json.loads(code.stdout)["recovery_code"]) >= 16
 
 
 def test_a_store_sealed_under_one_key_ring_refuses_another(tmp_path: Path) -> None:

@@ -103,3 +103,10 @@ def test_the_cli_records_consents_and_reports(tmp_path: Path) -> None:
     ]
     text = runner.invoke(cli, ["privacy", "report", "Ada", *where]).output
     assert "consents: memory withdrawn (2)" in text
+    # The persona may be left out: the active one is meant, as everywhere.
+    runner.invoke(cli, ["persona", "activate", "Ada", *where])
+    again = runner.invoke(cli, ["privacy", "consent", "research", "--version", "3", *where])
+    assert "Consent for research given (notice 3)" in again.output, again.output
+    exported = runner.invoke(cli, ["privacy", "export", str(tmp_path / "ada.zip"), *where])
+    assert exported.exit_code == 0, exported.output
+    assert (tmp_path / "ada.zip").is_file()

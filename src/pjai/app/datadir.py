@@ -317,6 +317,12 @@ class DataDir:
     @contextmanager
     def _files(self) -> Iterator[None]:
         """Turn a failure to make or write the directory's files into a ConfigError."""
+        if self.path.is_dir() and not os.access(self.path, os.W_OK):
+            raise ConfigError(
+                f"cannot use the data directory {self.path}: it cannot be written (read-only "
+                "or not yours), and PJai writes there even to read: its SQLite files keep "
+                "write-ahead logs beside them"
+            )
         try:
             yield
         except OSError as exc:

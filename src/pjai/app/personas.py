@@ -273,8 +273,11 @@ class Personas:
         ``None`` is the active persona (see :mod:`pjai.app.resolve`)."""
         return resolve.persona_id(self.manager, ref, deleted=deleted)
 
-    def resolve_any(self, ref: str) -> str:
-        """The id of the persona ``ref`` names, live or deleted (a live one first)."""
+    def resolve_any(self, ref: str | None) -> str:
+        """The id of the persona ``ref`` names, live or deleted (a live one first);
+        ``None`` is the active persona."""
+        if ref is None:
+            return self.resolve(None)
         try:
             return self.resolve(ref)
         except QueryError as live:

@@ -21,9 +21,11 @@ from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperOption
 
 from pjai.app import DataDir as DataDirectory
 from pjai.cli.output import JsonFlag, console, print_table
+from pjai.cli.utf8 import running
 from pjai.errors import EventError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema.limits import time_problem
@@ -114,11 +116,21 @@ def fail(error: PjaiError) -> typer.Exit:
     is said without the event's name, which is PJai's, not the person's."""
     said = str(error)
     if isinstance(error, EventError):
-        said = f"field '{error.field}': {error.reason}" if error.field else error.reason
+        said = f"{_given_as(error.field)}: {error.reason}" if error.field else error.reason
     errors.print(Text.assemble(("error:", "bold red"), " ", said), soft_wrap=True)
     for note in getattr(error, "__notes__", ()):
         errors.print(f"  {note}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
+
+
+def _given_as(field: str) -> str:
+    """How the person gave an event's ``field``: the running command's option of that
+    name (``--importance``), else the field (``field 'target_id'``)."""
+    command = running.get()
+    for param in command.params if command is not None else ():
+        if param.name == field and isinstance(param, TyperOption):
+            return max(param.opts, key=len)
+    return f"field '{field}'"
 
 
 @contextmanager

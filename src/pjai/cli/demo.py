@@ -8,7 +8,14 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from pjai.cli.common import DEFAULT_DATA_DIR, DataDirOption, console, open_manager
+from pjai.cli.common import (
+    DEFAULT_DATA_DIR,
+    DataDirOption,
+    JsonFlag,
+    console,
+    open_manager,
+    print_json,
+)
 from pjai.demo import run_demo
 from pjai.store import Row
 
@@ -27,16 +34,32 @@ def _show(title: str, rows: list[Row]) -> None:
 def demo(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     delay: Annotated[float, typer.Option(help="Seconds between scripted commits.")] = 0.8,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Seed personas, subscribe a live query, print it each time a commit changes it."""
+    """Seed personas, subscribe a live query, print it each time a commit changes it
+    (with --json, only what it did at the end)."""
     with open_manager(data_dir, create=True) as manager:
         where = manager.store_path if manager.store is not None else "SQL only"
-        console.print(Text.assemble(("PJai demo", "bold"), f" · {where} · head e{manager.head()}"))
+        if not as_json:
+            console.print(
+                Text.assemble(("PJai demo", "bold"), f" · {where} · head e{manager.head()}")
+            )
         fired = run_demo(
-            manager, _show, lambda text: console.print(Text(f"  {text}", "dim")), delay=delay
+            manager,
+            (lambda _title, _rows: None) if as_json else _show,
+            (lambda _text: None) if as_json else _say,
+            delay=delay,
         )
         stats = manager.memories.statistics()
-        console.print(
-            f"The live query pushed {fired} result(s); head e{manager.head()}; "
-            f"the SQL primary holds {stats.total} live memories."
-        )
+        head = manager.head()
+    if as_json:
+        print_json({"live_results": fired, "head": head, "memories": stats.total})
+        return
+    console.print(
+        f"The live query pushed {fired} result(s); head e{head}; "
+        f"the SQL primary holds {stats.total} live memories."
+    )
+
+
+def _say(text: str) -> None:
+    console.print(Text(f"  {text}", "dim"))

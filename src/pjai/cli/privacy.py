@@ -16,10 +16,12 @@ from pjai.cli.common import (
     DataDirOption,
     JsonFlag,
     PersonaArg,
+    PersonaOpt,
     confirmed,
     console,
     data_directory,
     open_manager,
+    persona_and,
     print_json,
     reported,
 )
@@ -83,17 +85,26 @@ def erase(
 
 @app.command("export")
 def export(
-    persona: PersonaArg,
-    file: Annotated[Path, typer.Argument(help="The zip to write.", dir_okay=False)],
+    first: Annotated[
+        str,
+        typer.Argument(
+            metavar="[PERSONA] FILE",
+            help="The zip to write; before it, the persona (default: --persona, else the "
+            "active one).",
+        ),
+    ],
+    file: Annotated[str | None, typer.Argument(hidden=True)] = None,
+    persona: PersonaOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace FILE.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Write everything of one persona, in plaintext, to a zip for its data subject:
     each table's rows as JSON and CSV, and its audit trail (GDPR art. 15 and 20)."""
+    persona_ref, path = persona_and(first, file, persona)
     with open_manager(data_dir) as manager, reported():
-        persona_id = Personas(manager).resolve_any(persona)
-        done = export_subject(manager, persona_id, file, overwrite=overwrite)
+        persona_id = Personas(manager).resolve_any(persona_ref)
+        done = export_subject(manager, persona_id, Path(path), overwrite=overwrite)
     if as_json:
         print_json(done)
         return
@@ -107,9 +118,18 @@ def export(
 
 @app.command("consent")
 def consent(
-    persona: PersonaArg,
-    purpose: Annotated[str, typer.Argument(help="What for: memory, analytics, research...")],
+    first: Annotated[
+        str,
+        typer.Argument(
+            metavar="[PERSONA] PURPOSE",
+            help="What for: memory, analytics, research...; before it, the persona "
+            "(default: --persona, else the active one).",
+        ),
+    ],
+    purpose: Annotated[str | None, typer.Argument(hidden=True)] = None,
+    *,
     version: Annotated[str, typer.Option(help="The version of the notice agreed to.")],
+    persona: PersonaOpt = None,
     withdraw: Annotated[
         bool, typer.Option("--withdraw", help="Record that consent is withdrawn.")
     ] = False,
@@ -118,9 +138,10 @@ def consent(
 ) -> None:
     """Record that the persona's data subject gave (or, with --withdraw, withdrew)
     consent for a purpose; every record stays in the audit trail."""
+    persona_ref, what = persona_and(first, purpose, persona)
     with open_manager(data_dir) as manager, reported():
-        persona_id = Personas(manager).resolve(persona)
-        done = record_consent(manager, persona_id, purpose, granted=not withdraw, version=version)
+        persona_id = Personas(manager).resolve(persona_ref)
+        done = record_consent(manager, persona_id, what, granted=not withdraw, version=version)
     if as_json:
         print_json(done)
         return

@@ -130,12 +130,15 @@ def passphrase(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
 
 
 @app.command("recovery-code")
-def recovery_code(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
+def recovery_code(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
     """Print a new one-time recovery code that unlocks the store key (write it down:
     it is shown once; an older code stops working)."""
     with reported():
         code = new_recovery_code(data_directory(data_dir))
-    console.print(code, highlight=False)
+    if as_json:
+        print_json({"recovery_code": code})
+    else:
+        console.print(code, highlight=False)
 
 
 @app.command("recover")

@@ -7,7 +7,10 @@ works whether or not a client is running.
 
 from __future__ import annotations
 
+import logging
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Annotated
@@ -28,7 +31,7 @@ from pjai.cli.common import (
     reported,
 )
 from pjai.cli.output import Format, id_column, listing, plain, print_rows
-from pjai.sync.client import SyncStatus
+from pjai.sync.client import SyncClient, SyncStatus
 
 __all__ = ["app", "sync_url"]
 
@@ -42,14 +45,31 @@ def _given_store_id(value: str | None) -> str | None:
     return value
 
 
-def _report(status: SyncStatus) -> None:
-    error = f" ({status.last_error})" if status.last_error else ""
-    errors.print(
-        f"sync {status.state}: confirmed e{status.confirmed_head}, "
-        f"server {'?' if status.server_head is None else f'e{status.server_head}'}, "
-        f"{status.pending} pending{error}",
-        highlight=False,
-    )
+class _Reporter:
+    """Prints each change of the sync status as a line on standard error, once: a
+    change the line does not show (a reconnect count) prints nothing."""
+
+    def __init__(self) -> None:
+        self._last = ""
+
+    def __call__(self, status: SyncStatus) -> None:
+        error = f" ({status.last_error})" if status.last_error else ""
+        line = (
+            f"sync {status.state}: confirmed e{status.confirmed_head}, "
+            f"server {'?' if status.server_head is None else f'e{status.server_head}'}, "
+            f"{status.pending} pending{error}"
+        )
+        if line != self._last:
+            errors.print(line, highlight=False)
+            self._last = line
+
+
+@contextmanager
+def _removed(logger: logging.Logger, handler: logging.Handler) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 @app.command("connect")
@@ -92,7 +112,11 @@ def connect_command(
     directory for ``pjai sync status``. Progress goes to standard error; with --json,
     how the run ended (store, level, the last status) is one JSON line on standard output.
     """
-    with reported(), progress_bar("Catching up") as progress:
+    # The status lines say what the client logs; its log would say it a second time.
+    client_log = logging.getLogger(SyncClient.__module__)
+    quiet = logging.NullHandler()
+    client_log.addHandler(quiet)
+    with reported(), progress_bar("Catching up") as progress, _removed(client_log, quiet):
         outcome = connect(
             DataDir(data_dir),
             url,
@@ -100,7 +124,7 @@ def connect_command(
             store_id=store_id,
             once=once,
             timeout=timeout,
-            report=_report,
+            report=_Reporter(),
             progress=progress,
             name=None if hidden else (name or socket.gethostname()[:80]),
         )

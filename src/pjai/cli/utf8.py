@@ -9,15 +9,19 @@ it runs and refuses a bad one as a usage error naming the argument or option.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import PurePath
 from typing import Any, TypeVar
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-__all__ = ["Utf8Group", "not_text"]
+__all__ = ["Utf8Group", "not_text", "running"]
 
 V = TypeVar("V")
+
+running: ContextVar[Any] = ContextVar("running", default=None)
+"""The command whose callback runs now (its error messages name its options)."""
 
 
 def not_text(value: object) -> str | None:
@@ -48,7 +52,11 @@ class _Utf8Context(typer.Context):
                 continue
             if (problem := not_text(self.params.get(param.name))) is not None:
                 raise typer.BadParameter(problem, ctx=self, param=param)
-        return super().invoke(callback, *args, **kwargs)
+        token = running.set(self.command)
+        try:
+            return super().invoke(callback, *args, **kwargs)
+        finally:
+            running.reset(token)
 
 
 class Utf8Group(TyperGroup):

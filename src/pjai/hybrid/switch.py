@@ -99,7 +99,7 @@ class StoreSwitch:
         elif self.syncing:
             raise ConfigError(
                 "the sync flag needs the reactive store: syncing works on its event "
-                "log; turn use_livestore on or sync off"
+                "log, so a directory that syncs keeps use_livestore on"
             )
         elif self._sealed:
             raise ConfigError(_SEALED_NEEDS_STORE)

@@ -10,14 +10,13 @@ from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from pjai.errors import EventValidationError
 from pjai.schema.event import Context, Event
-from pjai.schema.fields import Id, MemoryType, Name, Tag, Tier, UnitInterval, UtcDatetime
+from pjai.schema.fields import Colour, Id, MemoryType, Name, Tag, Tier, UnitInterval, UtcDatetime
 from pjai.schema.ops import Insert, Missing, Op, Update
 from pjai.schema.personas import require_live_persona
 from pjai.schema.updates import set_fields, stamped
 
 __all__ = ["BookmarkCreated", "BookmarkDeleted", "BookmarkFilters", "BookmarkUpdated"]
 
-Colour = Annotated[str, Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
 Hour = Annotated[int, Meta(ge=0, le=24)]
 
 

@@ -28,6 +28,7 @@ from pjai.errors import (
     UnknownEventError,
 )
 from pjai.schema.codec import PLAIN, Codec
+from pjai.schema.fields import PATTERN_WORDS
 from pjai.schema.limits import JSON_ESCAPE, Walk, encoding_problem, exact_time_problem, walker
 from pjai.schema.ops import Op
 from pjai.schema.records import EventRecord
@@ -99,6 +100,7 @@ class Upcaster:
 _MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MSGSPEC_FIELD = re.compile(r"field `(?P<field>[^`]+)`")
 _MSGSPEC_TYPE = re.compile(r"`(int|float|bool|str|array|object|null)`")
+_MSGSPEC_PATTERN = re.compile(r"text matching regex '(.*)'")
 _TYPE_WORDS = {
     "int": "a whole number",
     "float": "a number",
@@ -121,6 +123,7 @@ def validation_error(name: str, error: msgspec.ValidationError) -> EventValidati
         field = named["field"]
     reason = reason[0].lower() + reason[1:] if reason else "is invalid"
     reason = _MSGSPEC_TYPE.sub(lambda m: _TYPE_WORDS[m[1]], reason)
+    reason = _MSGSPEC_PATTERN.sub(lambda m: PATTERN_WORDS.get(m[1], m[0]), reason)
     return EventValidationError(name, reason, field=field or None)
 
 

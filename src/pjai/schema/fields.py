@@ -17,6 +17,8 @@ from msgspec import Meta
 from pjai.schema.limits import INT32_MAX
 
 __all__ = [
+    "PATTERN_WORDS",
+    "Colour",
     "Content",
     "Count",
     "DayCount",
@@ -93,3 +95,9 @@ LinkKind = Literal["references", "similar", "related", "causal", "temporal"]
 TierChangeReason = Literal[
     "optimization", "access_pattern", "importance_change", "age_decay", "manual"
 ]
+
+Colour = Annotated[str, Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
+"""A colour written ``#rrggbb``."""
+
+PATTERN_WORDS = {r"^#[0-9a-fA-F]{6}$": "a colour written #rrggbb (six hex digits)"}
+"""What the text patterns of event fields ask for, in words for refusals."""

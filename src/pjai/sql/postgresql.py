@@ -1,7 +1,8 @@
 """The PostgreSQL backend of the SQL primary (psycopg 3 through SQLAlchemy's pool).
 
 Statements of a projection batch go through psycopg's pipeline mode: sent together,
-answered together, so a batch costs one round trip instead of one per statement.
+answered together, so a batch costs one round trip instead of one per statement. A long
+run of inserts into one table (a bulk load, a batched commit) goes as ``COPY``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,37 @@ def _converter(column_type: object) -> Convert | None:
 POSTGRESQL = Flavor("postgresql", "%s", "greatest", _converter)
 
 
+COPY_ROWS = 64
+"""A run of at least this many inserts into one table goes as ``COPY``, not ``INSERT``s."""
+
+_INSERT = re.compile(r"INSERT INTO (?P<into>\S+ \([^)]*\)) VALUES \(")
+
+
+def _copy_sql(insert: str) -> str | None:
+    """The ``COPY ... FROM STDIN`` that loads what the rendered ``insert`` inserts."""
+    found = _INSERT.match(insert)
+    return None if found is None else f"COPY {found['into']} FROM STDIN"
+
+
+def _pipelined(conn: psycopg.Connection[Any], statements: Sequence[Statement]) -> list[int]:
+    """Run ``statements`` in one round trip (psycopg's pipeline mode)."""
+    if not statements:
+        return []
+    cursors = []
+    with conn.pipeline():
+        for sql, rows, _check in statements:
+            if len(rows) == 1:
+                cursors.append(conn.execute(sql, rows[0], prepare=True))
+            else:
+                cursor = conn.cursor()
+                cursor.executemany(sql, rows)
+                cursors.append(cursor)
+    return [
+        (cursor.fetchone() is not None) if check else max(cursor.rowcount, 0)
+        for cursor, (_sql, _rows, check) in zip(cursors, statements, strict=True)
+    ]
+
+
 class PostgresBackend:
     """PostgreSQL through psycopg 3."""
 
@@ -62,19 +94,20 @@ class PostgresBackend:
 
     def run(self, dbapi_connection: Any, statements: Sequence[Statement]) -> list[int]:
         conn: psycopg.Connection[Any] = dbapi_connection
-        cursors = []
-        with conn.pipeline():
-            for sql, rows, _check in statements:
-                if len(rows) == 1:
-                    cursors.append(conn.execute(sql, rows[0], prepare=True))
-                else:
-                    cursor = conn.cursor()
-                    cursor.executemany(sql, rows)
-                    cursors.append(cursor)
         matched: list[int] = []
-        for cursor, (_sql, _rows, check) in zip(cursors, statements, strict=True):
-            matched.append((cursor.fetchone() is not None) if check else max(cursor.rowcount, 0))
-        return matched
+        piped: list[Statement] = []
+        for statement in statements:
+            sql, rows, _check = statement
+            if len(rows) < COPY_ROWS or (copy := _copy_sql(sql)) is None:
+                piped.append(statement)
+                continue
+            matched += _pipelined(conn, piped)
+            piped = []
+            with conn.cursor() as cursor, cursor.copy(copy) as data:
+                for row in rows:
+                    data.write_row(row)
+            matched.append(len(rows))
+        return matched + _pipelined(conn, piped)
 
     def run_many(self, dbapi_connection: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         conn: psycopg.Connection[Any] = dbapi_connection

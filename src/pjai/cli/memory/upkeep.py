@@ -14,7 +14,9 @@ from pjai.cli.common import (
     DataDirOption,
     JsonFlag,
     PersonaOpt,
+    PersonaRef,
     console,
+    one_persona,
     open_manager,
     print_json,
     print_result,
@@ -38,7 +40,8 @@ def _print_report(report: OptimizationReport) -> None:
 
 
 def optimize(
-    persona: PersonaOpt = None,
+    persona: PersonaRef = None,
+    persona_option: PersonaOpt = None,
     every: AllFlag = False,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
@@ -46,7 +49,7 @@ def optimize(
     """Re-tier a persona's memories (by default the active one's; --all: everyone's) by
     score, apply retention and the size limit."""
     with open_manager(data_dir) as manager:
-        scope = resolve.persona_scope(manager, persona, every=every)
+        scope = resolve.persona_scope(manager, one_persona(persona, persona_option), every=every)
         reports = Memories(manager).optimize(scope)
     if as_json:
         print_json(reports)
@@ -56,7 +59,8 @@ def optimize(
 
 
 def stats(
-    persona: PersonaOpt = None,
+    persona: PersonaRef = None,
+    persona_option: PersonaOpt = None,
     every: AllFlag = False,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
@@ -64,7 +68,7 @@ def stats(
     """Memory statistics and health (tiers, capacity use, fragmentation, alerts) of a
     persona (by default the active one; --all: every persona)."""
     with open_manager(data_dir) as manager:
-        scope = resolve.persona_scope(manager, persona, every=every)
+        scope = resolve.persona_scope(manager, one_persona(persona, persona_option), every=every)
         found = Memories(manager).stats(scope)
     if as_json:
         print_json(found)
