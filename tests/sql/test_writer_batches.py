@@ -76,17 +76,31 @@ def test_a_check_after_a_delete_is_asked_again(writer: SqlWriter) -> None:
     assert [m for m, _ in _ids(writer)] == ["m1", "m2", "m3", "m5"]
 
 
-def test_a_refused_insert_in_a_run_of_inserts_is_named(writer: SqlWriter) -> None:
-    events: list[Event] = [persona("p1"), *(memory(f"m{i}") for i in range(5)), memory("m2")]
-    events.append(memory("m9"))
+@pytest.mark.parametrize("run", [5, 100])  # 100: a bulk run (COPY on PostgreSQL)
+def test_a_refused_insert_in_a_run_of_inserts_is_named(writer: SqlWriter, run: int) -> None:
+    made = [memory(f"m{i:03}", tags=["x"], importance=0.5) for i in range(run)]
+    events: list[Event] = [persona("p1"), *made, memory("m002"), memory("m999")]
     items = _projections(events)
     with writer.transaction() as tx:
         done = tx.project(items, strict=False)
     assert done.applied == len(events) - 1
     ((record, reason),) = done.quarantined
-    assert record.id == items[6].record.id
-    assert "'m2'" in reason
-    assert [m for m, _ in _ids(writer)] == ["m0", "m1", "m2", "m3", "m4", "m9"]
+    assert record.id == items[run + 1].record.id
+    assert "'m002'" in reason
+    assert [m for m, _ in _ids(writer)] == [*(f"m{i:03}" for i in range(run)), "m999"]
+
+
+@pytest.mark.parametrize("run", [5, 100])
+def test_rows_written_in_a_run_read_back_as_written_one_by_one(writer: SqlWriter, run: int) -> None:
+    made = [memory(f"m{i:03}", tags=["a", "b"], importance=i / run) for i in range(run)]
+    with writer.transaction() as tx:
+        tx.project(_projections([persona("p1"), *made]), strict=True)
+    with writer.engine.connect() as conn:
+        rows = conn.execute(select(memories).order_by(memories.c.id)).all()
+    assert [(r.id, r.tags, r.importance, r.tier) for r in rows] == [
+        (f"m{i:03}", ["a", "b"], i / run, "warm") for i in range(run)
+    ]
+    assert all(r.created_at.tzinfo is not None and r.content.startswith("content of") for r in rows)
 
 
 def test_a_strict_batch_names_the_first_refused_event_and_writes_nothing(
