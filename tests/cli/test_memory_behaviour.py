@@ -102,7 +102,7 @@ def test_conversations_are_listed_and_shown(cli: Cli) -> None:
     ]
     assert "Ramen." in cli("conversation", "show", chat)
     refused = cli.fails("conversation", "say", chat, "narrator", "Once upon a time")
-    assert "must be one of user, assistant, system, tool, got 'narrator'" in refused
+    assert "ROLE: must be one of user, assistant, system, tool, got 'narrator'" in refused
     assert "no conversation 'nope'" in cli.fails("conversation", "show", "nope")
 
 

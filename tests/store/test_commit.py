@@ -17,6 +17,7 @@ from pjai.errors import (
     StoreClosedError,
 )
 from pjai.schema import (
+    SCHEMA,
     Event,
     MemoryAccessed,
     MemoryDeleted,
@@ -31,7 +32,9 @@ from pjai.schema import (
     personas,
 )
 from pjai.schema.personas import MemoryConfig, TierCapacities
+from pjai.schema.records import EventRecord, stamp
 from pjai.store import ROOT, Position, Store
+from pjai.store.apply import EventApplier
 from pjai.store.state import StateWriter
 from tests.helpers import memory, persona
 from tests.strategies import PERSONAS, SEEDED, events, owner
@@ -327,3 +330,38 @@ def test_a_commit_of_many_events_means_what_they_mean_one_by_one(batch: list[Eve
 def _one_by_one(writer: StateWriter, events: list[tuple[str, list[object]]]) -> None:
     for name, ops in events:
         writer.apply(name, ops)  # type: ignore[arg-type]
+
+
+def _records(events: list[Event]) -> list[EventRecord]:
+    encoded = [SCHEMA.encode(event) for event in events]
+    return stamp(
+        ((name, args) for name, _, args in encoded),
+        after=Position(0, 0),
+        generation=0,
+        client_id="elsewhere",
+        session_id="s",
+        at=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize("ghost", [False, True])
+def test_ingest_applies_a_batch_as_event_by_event(ghost: bool) -> None:
+    """Ingest tries a batch at once; with an event that does not apply it goes event by
+    event, and either way the state and the log are what one by one gives."""
+    events: list[Event] = [persona("p1"), memory("m1"), memory("m3")]
+    if ghost:
+        events.insert(2, memory("m2", persona_id="ghost"))
+    records = _records(events)
+    found = []
+    for one_by_one in (False, True):
+        with Store.memory() as store, pytest.MonkeyPatch.context() as patch:
+            if one_by_one:
+                patch.setattr(EventApplier, "apply_all_logged", lambda _self, _records: None)
+            applied = store.ingest(records)
+            errors = [(e.record.id, e.error) for e in store.events()]
+            found.append((applied, errors, store.state_hash()))
+    assert found[0] == found[1]
+    assert found[0][0] == len(events) - ghost
+    assert [error is not None for _id, error in found[0][1]] == [
+        e.persona_id == "ghost" for e in events
+    ]

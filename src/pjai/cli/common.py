@@ -21,7 +21,7 @@ from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
-from typer.core import TyperOption
+from typer.core import TyperArgument, TyperOption
 
 from pjai.app import DataDir as DataDirectory
 from pjai.cli.output import JsonFlag, console, print_table
@@ -124,12 +124,17 @@ def fail(error: PjaiError) -> typer.Exit:
 
 
 def _given_as(field: str) -> str:
-    """How the person gave an event's ``field``: the running command's option of that
-    name (``--importance``), else the field (``field 'target_id'``)."""
+    """How the person gave an event's ``field``: the running command's option or
+    argument of that name (``--importance``, ``TARGET_ID``), else the field
+    (``field 'filters.hours[0]'``)."""
     command = running.get()
     for param in command.params if command is not None else ():
-        if param.name == field and isinstance(param, TyperOption):
+        if param.name != field:
+            continue
+        if isinstance(param, TyperOption):
             return max(param.opts, key=len)
+        if isinstance(param, TyperArgument) and not param.hidden:
+            return param.metavar or field.upper()
     return f"field '{field}'"
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from pjai.errors import ConfigError
-from pjai.schema.render import sqlite_functions
+from pjai.schema.render import SQLITE_TUNING, sqlite_functions
 
 __all__ = ["PRIMARY_FILE", "PoolConfig", "create_sql_engine", "default_url", "redacted"]
 
@@ -136,6 +136,8 @@ def _sqlite_engine(url: URL, pool: PoolConfig) -> Engine:
         _enter_wal(cursor, pool.timeout_s)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        for pragma in SQLITE_TUNING:
+            cursor.execute(pragma)
         cursor.close()
         for name, function in sqlite_functions().items():
             dbapi_connection.create_function(name, 1, function, deterministic=True)

@@ -89,8 +89,10 @@ class _Reader:
         with shard.writer.connection("reading from SQL") as conn:
             rows = list(conn.execute(query).all())
         sealer = self._shards.sealer
-        froms = query.get_final_froms()
-        if sealer is None or not rows or len(froms) != 1 or not hasattr(froms[0], "name"):
+        if sealer is None or not rows:
+            return rows
+        froms = query.get_final_froms()  # compiles the query: about 1 ms, so only here
+        if len(froms) != 1 or not hasattr(froms[0], "name"):
             return rows
         table = str(froms[0].name)
         if table not in sealer.columns:

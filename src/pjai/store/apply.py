@@ -44,6 +44,27 @@ class EventApplier:
         the first that is refused."""
         self._state.apply_many([(event.record.name, event.ops) for event in events])
 
+    def apply_all_logged(self, records: Sequence[EventRecord]) -> int | None:
+        """Apply logged events as one batch if every one of them applies: then how many
+        (all), else ``None`` with the state as before (apply them one by one to learn
+        which are refused)."""
+        if not all(self._schema.knows(record.name) for record in records):
+            return None
+        try:
+            events = [self._schema.materialize(record) for record in records]
+        except EventError:
+            return None
+        except Exception as exc:  # a materializer bug: the one-by-one pass logs it
+            log.debug("a batch of %d events does not materialize: %r", len(records), exc)
+            return None
+        try:
+            self.apply_all(events)
+        except ENVIRONMENT_ERRORS:
+            raise
+        except Exception:
+            return None
+        return len(records)
+
     def apply_logged(
         self, record: EventRecord, *, capture: bool
     ) -> tuple[str | None, bytes | None]:

@@ -13,7 +13,7 @@ from typing import Any, Literal, cast
 import apsw
 
 from pjai.errors import QueryError, StoreCorruptError, StoreError
-from pjai.schema.render import sqlite_functions
+from pjai.schema.render import SQLITE_TUNING, sqlite_functions
 from pjai.schema.types import to_iso
 from pjai.store.damage import problems, read_only
 
@@ -50,9 +50,6 @@ work instead of marking the event as refused."""
 
 _HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 5_000
-WAL_CHECKPOINT_PAGES = 10_000
-CACHE_KIB = 16 * 1024
-"""The page cache of a store connection, in KiB."""
 
 
 def check_file(path: Path) -> None:
@@ -138,13 +135,8 @@ def connect(path: Path | None, durability: Durability) -> apsw.Connection:
         conn.execute("PRAGMA foreign_keys=ON")
         for name, function in sqlite_functions().items():
             conn.create_scalar_function(name, cast(Any, function), 1, deterministic=True)
-        # Checkpoint every ~40 MB of WAL instead of 4 MB: index pages that many
-        # small commits dirty again and again are copied to the database once.
-        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-        conn.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
-        # A 16 MiB page cache instead of 2: each memory goes into five B-trees at
-        # scattered places, and past ~100,000 memories their pages no longer fit in 2.
-        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        for pragma in SQLITE_TUNING:
+            conn.execute(pragma)
         # Touch the schema now so that a damaged file fails here, not on first use.
         conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
     return conn

@@ -136,16 +136,18 @@ class StateWriter:
         try:
             try:
                 unmatched = self._run(ops, batched(ops, self._render))
-                if unmatched is None:
-                    return
-                self._conn.execute("ROLLBACK TO pjai_batch")
-                at, missing = unmatched
-                raise MaterializationError(named[at][0], missing.reason, field=missing.field)
             except _REFUSALS:
                 # Which event is at fault: go again one event at a time, which names it.
                 self._conn.execute("ROLLBACK TO pjai_batch")
                 for name, event_ops in events:
                     self.apply(name, event_ops)
+                return
+            if unmatched is not None:
+                at, missing = unmatched
+                raise MaterializationError(named[at][0], missing.reason, field=missing.field)
+        except BaseException:
+            self._conn.execute("ROLLBACK TO pjai_batch")
+            raise
         finally:
             self._conn.execute("RELEASE pjai_batch")
 

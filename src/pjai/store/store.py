@@ -373,13 +373,17 @@ class Store:
             self._check_open()
             if self.sync:
                 raise StoreError("a synced store takes confirmed events through rebase()")
-            applied = 0
             with self._write(f"ingesting {len(records)} event(s)") as deliveries:
                 check_continuation(records, self._head)
-                for record in records:
-                    error, _ = self._apply_logged(record, capture=False)
-                    self._log.append(record, "confirmed", error=error)
-                    applied += error is None
+                applied = self._applier.apply_all_logged(records)
+                if applied is None:  # one or more do not apply: find which, one by one
+                    applied = 0
+                    for record in records:
+                        error, _ = self._apply_logged(record, capture=False)
+                        self._log.append(record, "confirmed", error=error)
+                        applied += error is None
+                else:
+                    self._log.append_many([(r, "confirmed", None, None) for r in records])
             self._head = self._confirmed = records[-1].position
         self._deliver(deliveries)
         return applied
