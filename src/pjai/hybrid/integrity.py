@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,10 +230,6 @@ def _sql_rows(
                 cursor.close()
 
 
-def _sql_sums(shards: ShardSet, table: Table, raw: bool, persona_index: int) -> Sums:
-    return _sums(_sql_rows(shards, table, raw=raw), persona_index)
-
-
 def _sums(rows: Iterator[Row], persona_index: int) -> Sums:
     sums: Sums = {}
     for row in rows:
@@ -303,45 +298,40 @@ def _verify(
     tables = schema.metadata.sorted_tables
     reports: list[TableReport] = []
     damage = store.check()
-    # SQL's rows are read and summed in a second thread while the store's are summed in
-    # this one: the two databases (and PostgreSQL's server process) work at once.
-    with ThreadPoolExecutor(1, thread_name_prefix="pjai-verify") as sql_side:
-        for done, table in enumerate(tables):
-            persona, columns = _layout(table)
-            at = columns.index(persona)
-            report = TableReport(table.name)
-            summing = sql_side.submit(_sql_sums, shards, table, raw, at)
-            try:
-                mine = _sums(_store_rows(store, table, raw=raw), at)
-            except StoreCorruptError as exc:
-                report.damaged = str(exc)
-                report.unreadable = [
-                    RowDiff(key, "unreadable in the store (text that is not UTF-8)", bad)
-                    for key, bad in store.unreadable_rows(table.name)
-                ]
-                reports.append(report)
-                continue
-            finally:
-                theirs = summing.result()  # waited for even when unused: one reader at a time
-            report.store_rows = sum(n for n, _ in mine.values())
-            report.sql_rows = sum(n for n, _ in theirs.values())
-            report.store_hash = _total(mine)
-            report.sql_hash = _total(theirs)
-            for key in sorted(mine.keys() | theirs.keys()):
-                if mine.get(key) == theirs.get(key):
-                    continue
-                store_rows = list(_store_rows(store, table, raw=raw, persona=key))
-                sql_rows = list(_sql_rows(shards, table, raw=raw, persona=key))
-                report.personas.append(
-                    PersonaDiff(
-                        key, len(store_rows), len(sql_rows), _row_diffs(table, store_rows, sql_rows)
-                    )
-                )
-                if len(report.personas) >= MAX_ROWS_NAMED:
-                    break
+    for done, table in enumerate(tables):
+        persona, columns = _layout(table)
+        at = columns.index(persona)
+        report = TableReport(table.name)
+        try:
+            mine = _sums(_store_rows(store, table, raw=raw), at)
+        except StoreCorruptError as exc:
+            report.damaged = str(exc)
+            report.unreadable = [
+                RowDiff(key, "unreadable in the store (text that is not UTF-8)", bad)
+                for key, bad in store.unreadable_rows(table.name)
+            ]
             reports.append(report)
-            if progress is not None:
-                progress(done + 1, len(tables))
+            continue
+        theirs = _sums(_sql_rows(shards, table, raw=raw), at)
+        report.store_rows = sum(n for n, _ in mine.values())
+        report.sql_rows = sum(n for n, _ in theirs.values())
+        report.store_hash = _total(mine)
+        report.sql_hash = _total(theirs)
+        for key in sorted(mine.keys() | theirs.keys()):
+            if mine.get(key) == theirs.get(key):
+                continue
+            store_rows = list(_store_rows(store, table, raw=raw, persona=key))
+            sql_rows = list(_sql_rows(shards, table, raw=raw, persona=key))
+            report.personas.append(
+                PersonaDiff(
+                    key, len(store_rows), len(sql_rows), _row_diffs(table, store_rows, sql_rows)
+                )
+            )
+            if len(report.personas) >= MAX_ROWS_NAMED:
+                break
+        reports.append(report)
+        if progress is not None:
+            progress(done + 1, len(tables))
     wrong = (
         [(p, on.index, home.index) for p, on, home in misplaced(shards)] if len(shards) > 1 else []
     )
