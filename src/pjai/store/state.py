@@ -20,6 +20,7 @@ from pjai.schema.render import (
     is_check,
     quote,
     sqlite_constraint_error,
+    writes,
 )
 from pjai.store.log import INTERNAL_TABLES
 
@@ -130,6 +131,10 @@ class StateWriter:
         (:func:`~pjai.schema.render.batched`). A refusal raises what :meth:`apply` raises
         for the first event at fault; the state is then as before the call.
         """
+        if len(events) == 1 and writes(events[0][1]) <= 1:
+            # Nothing to plan across, and a failing statement undoes itself.
+            self.apply(*events[0])
+            return
         named = [(name, op) for name, ops in events for op in ops]
         ops = [op for _name, op in named]
         self._conn.execute("SAVEPOINT pjai_batch")
