@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pjai.bench.peer import run_peer
+from pjai.bench.webapp import free_port
 from pjai.cli import app
 from pjai.store import Store
 
@@ -198,3 +199,24 @@ def test_the_peer_commits_the_same_workload(tmp_path: Path) -> None:
     finally:
         db.close()
     assert sorted(topics.values()) == [3, 45]  # the personas; the memories, batched and single
+
+
+def test_the_web_app_says_where_it_listens_as_json(tmp_path: Path) -> None:
+    port = str(free_port())
+    command = [sys.executable, "-m", "pjai", "serve", "--port", port, "--json"]
+    # NiceGUI runs differently when it finds itself under pytest.
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    process = subprocess.Popen(
+        [*command, "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    try:
+        assert json.loads(process.stdout.readline()) == {"url": f"http://127.0.0.1:{port}/"}
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        process.stdout.close()

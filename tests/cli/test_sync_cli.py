@@ -360,3 +360,32 @@ def test_running_clients_see_who_else_is_on_the_store(server: str, tmp_path: Pat
         for client in clients:
             client.terminate()
             client.wait(20)
+
+
+def test_the_server_says_where_it_listens_as_json(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "pjai", "sync-server", "serve", "--port", "0", "--no-auth"]
+    process = subprocess.Popen(
+        [*command, "--json", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        said = json.loads(process.stdout.readline())
+        assert said["url"].startswith("http://127.0.0.1:")
+        assert set(said) == {"url", "backend_id", "storage"}
+        pjai(
+            "sync",
+            "connect",
+            said["url"],
+            "--once",
+            "--timeout",
+            "20",
+            "--data-dir",
+            str(tmp_path / "a"),
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()

@@ -4,6 +4,7 @@ trail."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ from pjai.cli.common import (
     console,
     errors,
     fail,
+    print_json,
     print_result,
     reported,
 )
@@ -112,11 +114,18 @@ def serve(
         ),
     ] = 1.0,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    as_json: JsonFlag = False,
 ) -> None:
-    """Serve sync clients over WebSockets (/sync) and HTTP (/pull, /health, /metrics)."""
+    """Serve sync clients over WebSockets (/sync) and HTTP (/pull, /health, /metrics).
+
+    Once it listens it prints where (with --json, one JSON line: url, backend_id,
+    storage), then serves until Ctrl-C.
+    """
     config = ServerConfig(require_tokens=not no_auth, poll_interval=poll)
     with reported(), SyncServer.open(_database(db, data_dir), config) as server:
-        started = server.run(host, port, on_listening=lambda url: _listening(server, url))
+        started = server.run(
+            host, port, on_listening=lambda url: _listening(server, url, as_json=as_json)
+        )
     if not started:
         errors.print(
             Text.assemble(("error:", "bold red"), " the sync server did not start (see above)")
@@ -125,11 +134,15 @@ def serve(
     errors.print("sync server stopped", highlight=False)
 
 
-def _listening(server: SyncServer, url: str) -> None:
-    console.print(
-        f"pjai sync server listening on {url} (backend {server.backend_id}, {server.storage})",
-        highlight=False,
-    )
+def _listening(server: SyncServer, url: str, *, as_json: bool) -> None:
+    if as_json:
+        print_json({"url": url, "backend_id": server.backend_id, "storage": server.storage})
+        sys.stdout.flush()  # read by whoever started the server, while it runs
+    else:
+        console.print(
+            f"pjai sync server listening on {url} (backend {server.backend_id}, {server.storage})",
+            highlight=False,
+        )
     if server.refuses_everyone():
         errors.print(
             "note: no live tokens, so every client is refused; create one with "

@@ -19,6 +19,7 @@ from pjai.cli.common import (
     console,
     data_directory,
     interactive,
+    print_json,
     print_result,
     reported,
 )
@@ -40,14 +41,22 @@ def serve(
     session_hours: Annotated[
         float, typer.Option(help="How long a login lasts (off loopback).")
     ] = 12.0,
+    as_json: JsonFlag = False,
 ) -> None:
     """Run the web app (dashboard, personas, memories, conversations) on this data
-    directory until interrupted; prints its address."""
+    directory until interrupted; prints its address (with --json as {"url": ...})."""
     from pjai.web import serve as run  # NiceGUI loads only for this command
+
+    def announce(url: str) -> None:
+        if as_json:
+            print_json({"url": url})
+            sys.stdout.flush()  # read by whoever started the app, while it runs
+        else:
+            console.print(f"PJai web app on {url}", highlight=False)
 
     directory = data_directory(data_dir, create=True)
     with reported():
-        run(directory, host=host, port=port, session_hours=session_hours, announce=console.print)
+        run(directory, host=host, port=port, session_hours=session_hours, announce=announce)
 
 
 @app.command("passphrase")

@@ -49,7 +49,8 @@ def serve(
     session_hours: float = SESSION_HOURS,
     announce: Callable[[str], object] = print,
 ) -> None:
-    """Run the app on ``data_dir`` until interrupted.
+    """Run the app on ``data_dir`` until interrupted; ``announce`` gets its URL once it
+    listens.
 
     Off loopback a login is required, so a passphrase must have been set
     (``pjai web passphrase``); without one the app refuses to start.
@@ -83,7 +84,7 @@ def serve(
         app.add_api_route(auth.LOGOUT_PATH, logout, methods=["GET"])
         web.login_required = True
     shown = f"[{host}]" if ":" in host else host
-    app.on_startup(lambda: announce(f"PJai web app on http://{shown}:{port}/"))
+    app.on_startup(lambda: announce(f"http://{shown}:{port}/"))
     ui.run(
         partial(root, web),
         host=host,
