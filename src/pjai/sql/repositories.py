@@ -86,7 +86,7 @@ class _Reader:
         return [self._shards.for_persona(persona_id)] if persona_id else list(self._shards)
 
     def _rows(self, shard: Shard, query: AnySelect) -> list[Any]:
-        with shard.writer.connection("reading from SQL") as conn:
+        with shard.writer.connection("reading from SQL", one_statement=True) as conn:
             rows = list(conn.execute(query).all())
         sealer = self._shards.sealer
         if sealer is None or not rows:

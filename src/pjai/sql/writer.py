@@ -100,9 +100,18 @@ class SqlWriter:
             raise self.backend.translate(exc, doing) from exc
 
     @contextmanager
-    def connection(self, doing: str, *, write: bool = False) -> Iterator[Connection]:
-        """A pooled connection; driver errors come out as :mod:`pjai.errors`."""
-        options = {"pjai_begin": "IMMEDIATE"} if write else {}
+    def connection(
+        self, doing: str, *, write: bool = False, one_statement: bool = False
+    ) -> Iterator[Connection]:
+        """A pooled connection; driver errors come out as :mod:`pjai.errors`.
+
+        ``one_statement`` is for a read of a single statement: on PostgreSQL it runs
+        outside a transaction, which saves the round trips of ``BEGIN`` and of the
+        ``ROLLBACK`` that returns the connection to the pool.
+        """
+        options: dict[str, str] = {"pjai_begin": "IMMEDIATE"} if write else {}
+        if one_statement and not write and self.backend.name == "postgresql":
+            options["isolation_level"] = "AUTOCOMMIT"
         with self.translating(doing), self.engine.connect().execution_options(**options) as conn:
             yield conn
 
