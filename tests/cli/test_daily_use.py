@@ -242,6 +242,8 @@ def test_the_active_persona_is_the_default(cli: Cli) -> None:
     assert cli.json("memory", "stats")["statistics"]["total"] == 1
     assert cli.json("memory", "stats", "--all")["statistics"]["total"] == 3
     assert [r["persona_id"] for r in cli.json("memory", "optimize")] == ["basil"]
+    assert cli.json("memory", "stats", "ada")["statistics"]["total"] == 2
+    assert [r["persona_id"] for r in cli.json("memory", "optimize", "ada")] == ["ada"]
     assert cli.json("memory", "timeline")[0]["memories"] == 1
     assert cli.json("bookmark", "create", "Mine")["persona_id"] == "basil"
     assert cli.json("bookmark", "create", "ada", "Hers")["persona_id"] == "ada"
