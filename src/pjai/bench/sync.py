@@ -78,9 +78,9 @@ class SyncWorkload:
 FULL = SyncWorkload(samples=1_000, clients=100, batches=10, batch=100, client_batches=4, idle=500)
 QUICK = SyncWorkload(samples=100, clients=20, batches=4, batch=50, client_batches=2, idle=100)
 _WARMUP = 20
+"""Untimed commits (latency) and connections (memory) before measuring."""
 SHARED_PUSHES = 2
 """Pushes of ``batch`` events each client of the shared fan-in makes."""
-"""Untimed commits (latency) and connections (memory) before measuring."""
 
 
 async def commit_to_live(

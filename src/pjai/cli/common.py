@@ -248,8 +248,9 @@ def open_manager(
 
 def print_json(value: Any) -> None:
     """Print ``value`` (structs, dataclasses, dicts, datetimes, paths...) as one line of
-    JSON."""
-    print(msgspec.json.encode(value, enc_hook=str).decode())
+    JSON, flushed: a long-running command's line (where a server listens) is read while
+    it runs."""
+    print(msgspec.json.encode(value, enc_hook=str).decode(), flush=True)
 
 
 def print_result(value: Any, as_json: bool, text: RenderableType) -> None:

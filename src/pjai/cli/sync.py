@@ -65,7 +65,11 @@ class _Reporter:
 
 
 @contextmanager
-def _removed(logger: logging.Logger, handler: logging.Handler) -> Iterator[None]:
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """``logger`` prints nothing in the block (Python would print its warnings and errors
+    to standard error, having no handler of its own)."""
+    handler = logging.NullHandler()
+    logger.addHandler(handler)
     try:
         yield
     finally:
@@ -114,9 +118,7 @@ def connect_command(
     """
     # The status lines say what the client logs; its log would say it a second time.
     client_log = logging.getLogger(SyncClient.__module__)
-    quiet = logging.NullHandler()
-    client_log.addHandler(quiet)
-    with reported(), progress_bar("Catching up") as progress, _removed(client_log, quiet):
+    with reported(), progress_bar("Catching up") as progress, _quiet(client_log):
         outcome = connect(
             DataDir(data_dir),
             url,

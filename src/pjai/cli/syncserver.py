@@ -4,7 +4,6 @@ trail."""
 from __future__ import annotations
 
 import dataclasses
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -137,7 +136,6 @@ def serve(
 def _listening(server: SyncServer, url: str, *, as_json: bool) -> None:
     if as_json:
         print_json({"url": url, "backend_id": server.backend_id, "storage": server.storage})
-        sys.stdout.flush()  # read by whoever started the server, while it runs
     else:
         console.print(
             f"pjai sync server listening on {url} (backend {server.backend_id}, {server.storage})",

@@ -50,7 +50,6 @@ def serve(
     def announce(url: str) -> None:
         if as_json:
             print_json({"url": url})
-            sys.stdout.flush()  # read by whoever started the app, while it runs
         else:
             console.print(f"PJai web app on {url}", highlight=False)
 

@@ -96,8 +96,9 @@ TierChangeReason = Literal[
     "optimization", "access_pattern", "importance_change", "age_decay", "manual"
 ]
 
-Colour = Annotated[str, Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
+_COLOUR = r"^#[0-9a-fA-F]{6}$"
+Colour = Annotated[str, Meta(pattern=_COLOUR)]
 """A colour written ``#rrggbb``."""
 
-PATTERN_WORDS = {r"^#[0-9a-fA-F]{6}$": "a colour written #rrggbb (six hex digits)"}
+PATTERN_WORDS = {_COLOUR: "a colour written #rrggbb (six hex digits)"}
 """What the text patterns of event fields ask for, in words for refusals."""

@@ -24,7 +24,7 @@ from pjai.cli.common import (
     parse_time,
     progress_bar,
 )
-from pjai.cli.memory.options import AllFlag, Limit, Since, Until
+from pjai.cli.memory.options import AllFlag, Limit, Since, Until, tier_text
 from pjai.cli.output import (
     Format,
     clipped,
@@ -102,7 +102,7 @@ def _hits_table(hits: list[SearchHit], pending: frozenset[str]) -> Table:
         table.add_row(
             h.memory_id,
             number(h.score),
-            f"{h.tier} (pending)" if h.memory_id in pending else h.tier,
+            tier_text(h.tier, pending=h.memory_id in pending),
             when(h.occurred_at),
             clipped(h.name),
             clipped(h.content),

@@ -23,6 +23,7 @@ __all__ = [
     "memory_table",
     "moves_text",
     "shortened",
+    "tier_text",
 ]
 
 MemoryArg = Annotated[str, typer.Argument(help="The memory's id, or the start of it.")]
@@ -45,6 +46,12 @@ that whole ids leave room for the content (80 columns show id, tier, importance 
 some content)."""
 
 
+def tier_text(tier: str, *, pinned: bool = False, pending: bool = False) -> str:
+    """A memory's tier for people, with what holds it there: ``cold (pinned, pending)``."""
+    marks = [mark for mark, on in (("pinned", pinned), ("pending", pending)) if on]
+    return f"{tier} ({', '.join(marks)})" if marks else tier
+
+
 def memory_table(memories: list[Memory], pending: Collection[str] = ()) -> Table:
     """Memories as a table: id, tier (``pinned``, ``pending`` said there), importance,
     when, name and content; at a narrow terminal id, tier, importance and content."""
@@ -54,8 +61,7 @@ def memory_table(memories: list[Memory], pending: Collection[str] = ()) -> Table
         columns += [short_column("happened"), content_column("name", 30)]
     table = Table(*columns, content_column())
     for m in memories:
-        marks = [mark for mark, on in (("pinned", m.pinned), ("pending", m.id in pending)) if on]
-        tier = f"{m.tier} ({', '.join(marks)})" if marks else m.tier
+        tier = tier_text(m.tier, pinned=m.pinned, pending=m.id in pending)
         cells: list[str | Text] = [m.id, tier, number(m.importance)]
         if wide:
             cells += [when(m.occurred_at), clipped(m.name)]

@@ -29,7 +29,15 @@ from pjai.cli.common import (
     print_json,
     print_result,
 )
-from pjai.cli.memory.options import Limit, MemoryArg, Since, Until, memory_table, moves_text
+from pjai.cli.memory.options import (
+    Limit,
+    MemoryArg,
+    Since,
+    Until,
+    memory_table,
+    moves_text,
+    tier_text,
+)
 from pjai.cli.output import Format, listing, plain, print_rows
 from pjai.schema.fields import Tier
 from pjai.sql.repositories import MemoryFilter, MemoryOrder
@@ -174,10 +182,9 @@ def _print_view(view: MemoryView, as_json: bool, pending: bool) -> None:
         links = [link._asdict() for link in view.links]
         print_json({"memory": memory, "links": links, "pending": pending})
         return
-    marks = [mark for mark, on in (("pinned", memory.pinned), ("pending", pending)) if on]
-    pinned = f" ({', '.join(marks)})" if marks else ""
+    tier = tier_text(memory.tier, pinned=memory.pinned, pending=pending)
     title = [(memory.name, "bold"), f" ({memory.id})"] if memory.name else [(memory.id, "bold")]
-    console.print(Text.assemble(*title, f" · {memory.tier}{pinned}"))
+    console.print(Text.assemble(*title, f" · {tier}"))
     console.print(memory.content, highlight=False)
     if memory.summary:
         console.print(Text.assemble(("summary:", "dim"), " ", memory.summary))

@@ -50,8 +50,6 @@ class AuditFilters:
             with ui.row().classes("w-full items-center gap-3"):
                 self.since = time_field("From (UTC)", "audit-from", self._changed)
                 self.until = time_field("To (UTC)", "audit-to", self._changed)
-                self.since.mark("audit-from")
-                self.until.mark("audit-to")
                 ui.space()
                 ui.button("Clear", icon="filter_alt_off", on_click=self._clear).props(
                     'flat dense no-caps data-testid="audit-clear"'

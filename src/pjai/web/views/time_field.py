@@ -16,7 +16,8 @@ __all__ = ["read_time", "time_field"]
 
 
 def time_field(label: str, testid: str, changed: Callable[..., Any]) -> ui.input:
-    """A field for a time; ``changed`` runs on Enter, when the field is left or cleared."""
+    """A field for a time (``testid`` its test id and mark); ``changed`` runs on Enter,
+    when the field is left or cleared."""
     field = (
         ui.input(label, placeholder="2026-01-31 or 2026-01-31 14:30")
         .props(f'dense outlined clearable data-testid="{testid}"')
@@ -24,7 +25,7 @@ def time_field(label: str, testid: str, changed: Callable[..., Any]) -> ui.input
     )
     for event in ("keydown.enter", "blur", "clear"):
         field.on(event, changed)
-    return field
+    return field.mark(testid)
 
 
 def read_time(field: ui.input, *, end: bool, fallback: datetime | None) -> datetime | None:
