@@ -14,14 +14,11 @@ from pjai.cli.common import (
     ConversationArg,
     DataDirOption,
     JsonFlag,
-    MaxImportance,
-    MinImportance,
     PersonaOpt,
     PersonaRef,
-    TagOpt,
-    TierOpt,
-    TypeOpt,
+    ValueAfterPersona,
     console,
+    leading_persona,
     one_persona,
     open_manager,
     parse_time,
@@ -29,7 +26,7 @@ from pjai.cli.common import (
     print_json,
     print_result,
 )
-from pjai.cli.memory.options import memory_table
+from pjai.cli.memory.options import UNFILTERED, Filters, filtered, memory_table
 from pjai.cli.output import Format, id_column, listing, number, plain, print_rows, when
 from pjai.memory.timeline import PRESETS
 
@@ -78,25 +75,15 @@ def _table(rows: list[Any]) -> Table:
 
 
 @app.command()
+@filtered
 def create(
-    first: Annotated[
-        str,
-        typer.Argument(
-            metavar="[PERSONA] NAME",
-            help="The bookmark's name; before it, the persona (default: --persona, else the "
-            "active one).",
-        ),
-    ],
-    bookmark_name: Annotated[str | None, typer.Argument(hidden=True)] = None,
+    first: Annotated[str, leading_persona("NAME", "The bookmark's name")],
+    bookmark_name: ValueAfterPersona = None,
     persona: PersonaOpt = None,
     description: Annotated[str, typer.Option(help="What it marks.")] = "",
     time_from: From = None,
     time_to: To = None,
-    tiers: TierOpt = None,
-    types: TypeOpt = None,
-    tags: TagOpt = None,
-    min_importance: MinImportance = None,
-    max_importance: MaxImportance = None,
+    filters: Filters = UNFILTERED,
     hours: Hours = None,
     colour: Colour = None,
     labels: Labels = None,
@@ -113,11 +100,11 @@ def create(
             description=description,
             time_from=start,
             time_to=end,
-            tiers=tiers,
-            types=types,
-            tags=tags,
-            importance_min=min_importance,
-            importance_max=max_importance,
+            tiers=filters.tiers,
+            types=filters.types,
+            tags=filters.tags,
+            importance_min=filters.min_importance,
+            importance_max=filters.max_importance,
             hours=span,
             colour=colour,
             labels=labels or (),
@@ -127,15 +114,8 @@ def create(
 
 @app.command("preset")
 def add_preset(
-    first: Annotated[
-        str,
-        typer.Argument(
-            metavar="[PERSONA] PRESET",
-            help=f"One of {', '.join(PRESETS)}; before it, the persona (default: --persona, "
-            "else the active one).",
-        ),
-    ],
-    preset: Annotated[str | None, typer.Argument(hidden=True)] = None,
+    first: Annotated[str, leading_persona("PRESET", f"One of {', '.join(PRESETS)}")],
+    preset: ValueAfterPersona = None,
     persona: PersonaOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,

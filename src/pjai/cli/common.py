@@ -46,6 +46,7 @@ __all__ = [
     "TagOpt",
     "TierOpt",
     "TypeOpt",
+    "ValueAfterPersona",
     "YesFlag",
     "confirmed",
     "console",
@@ -53,6 +54,7 @@ __all__ = [
     "errors",
     "fail",
     "interactive",
+    "leading_persona",
     "one_persona",
     "open_manager",
     "parse_time",
@@ -105,6 +107,20 @@ PersonaOpt = Annotated[
         "--persona", "-p", help=f"{_PERSONA_HELP} (default: the active one).", show_default=False
     ),
 ]
+
+
+def leading_persona(value: str, what: str) -> Any:
+    """The first of ``[PERSONA] VALUE`` arguments (:func:`persona_and` reads them), for
+    ``Annotated[str, ...]``: ``what`` says what ``value`` is; the second is
+    :data:`ValueAfterPersona`, then ``--persona`` (:data:`PersonaOpt`)."""
+    return typer.Argument(
+        metavar=f"[PERSONA] {value}",
+        help=f"{what}; before it, the persona (default: --persona, else the active one).",
+    )
+
+
+ValueAfterPersona = Annotated[str | None, typer.Argument(hidden=True)]
+"""The second of ``[PERSONA] VALUE`` arguments: the value, when the persona comes first."""
 ConversationArg = Annotated[str, typer.Argument(help="The conversation's id, or the start of it.")]
 YesFlag = Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking.")]
 

@@ -15,11 +15,9 @@ mapping, ``-`` for nothing, numbers without exponents.
 from __future__ import annotations
 
 import csv
-import functools
-import inspect
 import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -29,6 +27,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
+
+from pjai.cli.grouped import option_group
 
 __all__ = [
     "CsvFlag",
@@ -78,31 +78,10 @@ def output_format(*, as_json: bool = False, nl: bool = False, csv: bool = False,
 
 _FORMAT_FLAGS = {"as_json": JsonFlag, "nl": NlFlag, "csv": CsvFlag, "tsv": TsvFlag}
 
-
-def listing(command: Callable[..., None]) -> Callable[..., None]:
-    """Mark a command that lists rows: its ``fmt: Format`` parameter becomes the flags
-    ``--json``, ``--nl``, ``--csv`` and ``--tsv`` (in its place in the help), and it is
-    called with the format they ask for (:func:`output_format`)."""
-    signature = inspect.signature(command, eval_str=True)
-    parameters: list[inspect.Parameter] = []
-    for parameter in signature.parameters.values():
-        if parameter.name != "fmt":
-            parameters.append(parameter)
-            continue
-        for name, flag in _FORMAT_FLAGS.items():
-            parameters.append(parameter.replace(name=name, annotation=flag, default=False))
-
-    @functools.wraps(command)
-    def run(
-        *args: Any, as_json: bool = False, nl: bool = False, csv: bool = False,
-        tsv: bool = False, **kwargs: Any
-    ) -> None:  # fmt: skip
-        command(*args, fmt=output_format(as_json=as_json, nl=nl, csv=csv, tsv=tsv), **kwargs)
-
-    # Typer reads a command's options from its signature.
-    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-    run.__annotations__ = {p.name: p.annotation for p in parameters}
-    return run
+listing = option_group("fmt", _FORMAT_FLAGS, False, output_format)
+"""Mark a command that lists rows: its ``fmt: Format`` parameter becomes the flags
+``--json``, ``--nl``, ``--csv`` and ``--tsv`` (in its place in the help), and it is
+called with the format they ask for (:func:`output_format`)."""
 
 
 def id_column(header: str = "id") -> Column:

@@ -17,9 +17,11 @@ from pjai.cli.common import (
     JsonFlag,
     PersonaArg,
     PersonaOpt,
+    ValueAfterPersona,
     confirmed,
     console,
     data_directory,
+    leading_persona,
     open_manager,
     persona_and,
     print_json,
@@ -85,15 +87,8 @@ def erase(
 
 @app.command("export")
 def export(
-    first: Annotated[
-        str,
-        typer.Argument(
-            metavar="[PERSONA] FILE",
-            help="The zip to write; before it, the persona (default: --persona, else the "
-            "active one).",
-        ),
-    ],
-    file: Annotated[str | None, typer.Argument(hidden=True)] = None,
+    first: Annotated[str, leading_persona("FILE", "The zip to write")],
+    file: ValueAfterPersona = None,
     persona: PersonaOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace FILE.")] = False,
@@ -118,15 +113,8 @@ def export(
 
 @app.command("consent")
 def consent(
-    first: Annotated[
-        str,
-        typer.Argument(
-            metavar="[PERSONA] PURPOSE",
-            help="What for: memory, analytics, research...; before it, the persona "
-            "(default: --persona, else the active one).",
-        ),
-    ],
-    purpose: Annotated[str | None, typer.Argument(hidden=True)] = None,
+    first: Annotated[str, leading_persona("PURPOSE", "What for: memory, analytics, research...")],
+    purpose: ValueAfterPersona = None,
     *,
     version: Annotated[str, typer.Option(help="The version of the notice agreed to.")],
     persona: PersonaOpt = None,

@@ -62,6 +62,13 @@ def _ask(prompt: str) -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+def _recovery_code() -> str:
+    """A one-time recovery code: asked at a terminal, else the first line of standard input."""
+    if interactive():
+        return str(typer.prompt("Recovery code", hide_input=True))
+    return sys.stdin.readline().strip()
+
+
 @app.command("init")
 def init(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
@@ -147,10 +154,7 @@ def recover_command(data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     terminal, else read from standard input: the code on the first line, the new
     passphrase on the second). The code is used up."""
     directory = data_directory(data_dir)
-    if interactive():
-        code = str(typer.prompt("Recovery code", hide_input=True))
-    else:
-        code = sys.stdin.readline().strip()
+    code = _recovery_code()
     new = _ask("New passphrase")
     with reported():
         recover(directory, code, new)
@@ -209,10 +213,7 @@ def join(
     directory = data_directory(data_dir, create=True)
     code = None
     if with_code:
-        if interactive():
-            code = str(typer.prompt("Recovery code", hide_input=True))
-        else:
-            code = sys.stdin.readline().strip()
+        code = _recovery_code()
         passphrase = _ask("New passphrase for this device")
     elif interactive():
         passphrase = str(typer.prompt("The store's passphrase", hide_input=True))

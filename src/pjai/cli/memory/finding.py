@@ -12,19 +12,23 @@ from pjai.app import Memories, resolve
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
-    MaxImportance,
-    MinImportance,
     PersonaOpt,
     PersonaRef,
-    TagOpt,
-    TierOpt,
-    TypeOpt,
     one_persona,
     open_manager,
     parse_time,
     progress_bar,
 )
-from pjai.cli.memory.options import AllFlag, Limit, Since, Until, tier_text
+from pjai.cli.memory.options import (
+    UNFILTERED,
+    AllFlag,
+    Filters,
+    Limit,
+    Since,
+    Until,
+    filtered,
+    tier_text,
+)
 from pjai.cli.output import (
     Format,
     clipped,
@@ -45,15 +49,12 @@ __all__ = ["search_memories", "show_timeline"]
 
 
 @listing
+@filtered
 def search_memories(
     text: Annotated[str, typer.Argument(help="What to look for.")],
     persona: PersonaOpt = None,
     every: AllFlag = False,
-    tiers: TierOpt = None,
-    types: TypeOpt = None,
-    tags: TagOpt = None,
-    min_importance: MinImportance = None,
-    max_importance: MaxImportance = None,
+    filters: Filters = UNFILTERED,
     since: Since = None,
     until: Until = None,
     created_since: Annotated[str | None, typer.Option(help="Recorded at or after.")] = None,
@@ -66,11 +67,11 @@ def search_memories(
     """Search a persona's memories (by default the active one's; --all: everyone's), best
     first (a search does not count as opening them)."""
     where = SearchFilter(
-        tiers=tuple(cast("list[Tier]", tiers or [])),  # checked by tier_list
-        types=tuple(types or ()),
-        tags=tuple(tags or ()),
-        importance_min=min_importance,
-        importance_max=max_importance,
+        tiers=tuple(cast("list[Tier]", filters.tiers or [])),  # checked by tier_list
+        types=tuple(filters.types or ()),
+        tags=tuple(filters.tags or ()),
+        importance_min=filters.min_importance,
+        importance_max=filters.max_importance,
         occurred_from=parse_time(since, "--since"),
         occurred_to=parse_time(until, "--until"),
         created_from=parse_time(created_since, "--created-since"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -10,16 +11,21 @@ from rich.table import Table
 from rich.text import Text
 
 from pjai.cli import output
+from pjai.cli.common import MaxImportance, MinImportance, TagOpt, TierOpt, TypeOpt
+from pjai.cli.grouped import option_group
 from pjai.cli.output import clipped, content_column, id_column, number, short_column, when
 from pjai.memory.optimizer import MemoryMove
 from pjai.schema.models import Memory
 
 __all__ = [
+    "UNFILTERED",
     "AllFlag",
+    "Filters",
     "Limit",
     "MemoryArg",
     "Since",
     "Until",
+    "filtered",
     "memory_table",
     "moves_text",
     "shortened",
@@ -33,6 +39,34 @@ AllFlag = Annotated[
 Since = Annotated[str | None, typer.Option(help="Happened at or after (ISO time, UTC).")]
 Until = Annotated[str | None, typer.Option(help="Happened at or before (ISO time, UTC).")]
 Limit = Annotated[int, typer.Option(min=1, help="At most this many.")]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which memories ``--tier``, ``--type``, ``--tag``, ``--min-importance`` and
+    ``--max-importance`` ask for (:func:`filtered`); ``None``: any."""
+
+    tiers: list[str] | None = None
+    types: list[str] | None = None
+    tags: list[str] | None = None
+    min_importance: float | None = None
+    max_importance: float | None = None
+
+
+UNFILTERED = Filters()
+
+_FILTER_OPTIONS = {
+    "tiers": TierOpt,
+    "types": TypeOpt,
+    "tags": TagOpt,
+    "min_importance": MinImportance,
+    "max_importance": MaxImportance,
+}
+
+filtered = option_group("filters", _FILTER_OPTIONS, None, Filters)
+"""Mark a command that filters memories: its ``filters: Filters`` parameter becomes the
+options ``--tier``, ``--type``, ``--tag``, ``--min-importance`` and ``--max-importance``
+(in its place in the help), and it is called with the :class:`Filters` they ask for."""
 
 
 def shortened(text: str) -> str:

@@ -14,14 +14,11 @@ from pjai.cli.common import (
     DataDirOption,
     IdOpt,
     JsonFlag,
-    MaxImportance,
-    MinImportance,
     PersonaOpt,
     PersonaRef,
-    TagOpt,
-    TierOpt,
-    TypeOpt,
+    ValueAfterPersona,
     console,
+    leading_persona,
     one_persona,
     open_manager,
     parse_time,
@@ -30,10 +27,13 @@ from pjai.cli.common import (
     print_result,
 )
 from pjai.cli.memory.options import (
+    UNFILTERED,
+    Filters,
     Limit,
     MemoryArg,
     Since,
     Until,
+    filtered,
     memory_table,
     moves_text,
     tier_text,
@@ -46,15 +46,8 @@ __all__ = ["add", "delete", "list_memories", "open_memory", "restore", "show", "
 
 
 def add(
-    first: Annotated[
-        str,
-        typer.Argument(
-            metavar="[PERSONA] CONTENT",
-            help="What to remember; before it, the persona (default: --persona, else the "
-            "active one).",
-        ),
-    ],
-    content: Annotated[str | None, typer.Argument(hidden=True)] = None,
+    first: Annotated[str, leading_persona("CONTENT", "What to remember")],
+    content: ValueAfterPersona = None,
     persona: PersonaOpt = None,
     name: Annotated[str, typer.Option(help="A short title.")] = "",
     summary: Annotated[str, typer.Option(help="A summary or context.")] = "",
@@ -102,14 +95,11 @@ def _print_change(change: MemoryChange, as_json: bool, text: str) -> None:
 
 
 @listing
+@filtered
 def list_memories(
     persona: PersonaRef = None,
     persona_option: PersonaOpt = None,
-    tiers: TierOpt = None,
-    types: TypeOpt = None,
-    tags: TagOpt = None,
-    min_importance: MinImportance = None,
-    max_importance: MaxImportance = None,
+    filters: Filters = UNFILTERED,
     since: Since = None,
     until: Until = None,
     order: Annotated[
@@ -129,11 +119,11 @@ def list_memories(
             param_hint="--order",
         )
     where = MemoryFilter(
-        tiers=cast("list[Tier] | None", tiers),  # checked by tier_list
-        types=types,
-        tags=tags,
-        importance_min=min_importance,
-        importance_max=max_importance,
+        tiers=cast("list[Tier] | None", filters.tiers),  # checked by tier_list
+        types=filters.types,
+        tags=filters.tags,
+        importance_min=filters.min_importance,
+        importance_max=filters.max_importance,
         occurred_from=parse_time(since, "--since"),
         occurred_to=parse_time(until, "--until"),
         include_deleted=deleted,
