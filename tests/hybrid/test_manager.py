@@ -164,6 +164,33 @@ def test_verify_names_diverging_rows_and_repair_fixes_them(manager: HybridDataba
     assert manager.verify().equal
 
 
+@pytest.mark.parametrize(
+    ("column", "postgresql", "sqlite"),
+    [
+        (
+            "occurred_at",
+            "occurred_at + interval '1 microsecond'",
+            "substr(occurred_at, 1, 19) || '.999999+00:00'",
+        ),
+        ("pinned", "NOT pinned", "1 - pinned"),
+        ("tags", """'["a", "c"]'""", """'["a","c"]'"""),
+        ("content", "'changed'", "'changed'"),
+    ],
+)
+def test_verify_sees_a_change_in_every_kind_of_column(
+    manager: HybridDatabaseManager, column: str, postgresql: str, sqlite: str
+) -> None:
+    manager.commit(persona("p1"), memory("m1", tags=["a", "b"]), memory("m2", tier="cold"))
+    assert manager.verify().equal  # compressed cold content, times and JSON compare alike
+    engine = manager.shards.shards[0].engine
+    value = postgresql if engine.dialect.name == "postgresql" else sqlite
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE memories SET {column} = {value}")
+    memories_report = next(t for t in manager.verify().tables if t.table == "memories")
+    rows = memories_report.personas[0].rows
+    assert {r.key: r.columns for r in rows} == {"m1": [column], "m2": [column]}
+
+
 def test_live_queries_follow_the_store_switch(manager: HybridDatabaseManager) -> None:
     manager.commit(persona("p1"))
     counts: list[int] = []

@@ -6,10 +6,17 @@ rows cannot all be read is reported as damaged, with the rows whose text is unre
 Each side is scanned once in storage order. Per persona it counts rows and adds up a
 64-bit hash of each row, a sum that does not depend on row order, so neither side
 sorts. Personas whose count or sum differ are read again, by persona, to name the rows
-and columns that differ. Where both sides are SQLite they store identical values and
-raw rows are hashed; with PostgreSQL both sides are read as Python values, JSON
-columns encoded canonically. Hashes are Python's: they compare the two sides within
-one run, not across runs.
+and columns that differ. Hashes are Python's: they compare the two sides within one
+run, not across runs.
+
+Rows are compared in one of three forms:
+
+- ``raw``, where both sides are SQLite: they store identical values, hashed as read;
+- ``stored``, with PostgreSQL: PostgreSQL writes its timestamps and booleans the way
+  the store keeps them (ISO text, 0/1), and on both sides compressed text is inflated
+  and JSON re-encoded with sorted keys; nothing else is converted;
+- ``typed``, where SQL keeps columns sealed: both sides read as Python values, the
+  sealed ones opened.
 """
 
 from __future__ import annotations
@@ -17,14 +24,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
-from sqlalchemy import Table
+from sqlalchemy import Boolean, Table
 
 from pjai.errors import ConfigError, StoreCorruptError
 from pjai.schema.event import Schema
-from pjai.schema.types import JsonDocument, Progress
+from pjai.schema.types import CompressibleText, JsonDocument, Progress, Timestamp, read_text
 from pjai.sql.rebalance import misplaced
 from pjai.sql.shards import ShardSet
 from pjai.store import Store
@@ -158,74 +165,113 @@ def _layout(table: Table) -> tuple[str, list[str]]:
     return persona, [c.name for c in table.columns]
 
 
-def _canonical(table: Table) -> Callable[[Row], Row]:
-    """Typed rows made hashable and equal across backends: JSON columns as sorted text.
+Form = Literal["raw", "stored", "typed"]
+"""How rows are compared (see the module doc)."""
 
-    Timestamps need nothing: aware datetimes of the same instant are equal and hash
-    alike whatever their time zone object, as do ``True`` and ``1``.
+_STORED_TIME = """to_char("{0}" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+"""A PostgreSQL timestamp written as the store keeps it (``to_iso``)."""
+
+
+def _canonical(table: Table, form: Form, *, inflate: bool) -> Callable[[Row], Row] | None:
+    """What makes a row of ``form`` hashable and equal across backends, if anything.
+
+    Typed JSON values are encoded as sorted text; stored JSON text is decoded and
+    encoded so; stored compressed text is inflated where it may be (``inflate``).
+    Typed timestamps need nothing: aware datetimes of the same instant are equal and
+    hash alike whatever their time zone object, as do ``True`` and ``1``.
     """
-    json_columns = [i for i, c in enumerate(table.columns) if isinstance(c.type, JsonDocument)]
+    if form == "raw":
+        return None
+    json = [i for i, c in enumerate(table.columns) if isinstance(c.type, JsonDocument)]
+    texts = [i for i, c in enumerate(table.columns) if isinstance(c.type, CompressibleText)]
+    if form == "typed" or not inflate:
+        texts = []
+    elif not (json or texts):
+        return None
 
     def canonical(row: Row) -> Row:
         values = list(row)
-        for i in json_columns:
-            values[i] = _encode(values[i])
+        for i in json:
+            value = values[i]
+            values[i] = _encode(value if form == "typed" else msgspec.json.decode(value))
+        for i in texts:
+            values[i] = read_text(values[i])
         return tuple(values)
 
     return canonical
 
 
-def _select(table: Table, where: str = "") -> str:
-    names = ", ".join(f'"{c.name}"' for c in table.columns)
+def _select(table: Table, where: str = "", *, stored_by_postgres: bool = False) -> str:
+    names = ", ".join(
+        _stored_column(c) if stored_by_postgres else f'"{c.name}"' for c in table.columns
+    )
     return f'SELECT {names} FROM "{table.name}"{where}'
 
 
+def _stored_column(column: Any) -> str:
+    """A PostgreSQL column as the store keeps its values."""
+    if isinstance(column.type, Timestamp):
+        return _STORED_TIME.format(column.name)
+    if isinstance(column.type, Boolean):
+        return f'"{column.name}"::int'
+    if isinstance(column.type, JsonDocument):
+        return f'"{column.name}"::text'
+    return f'"{column.name}"'
+
+
 def _store_rows(
-    store: Store, table: Table, *, raw: bool, persona: str | None = None
+    store: Store, table: Table, *, form: Form, persona: str | None = None
 ) -> Iterator[Row]:
     column, _ = _layout(table)
-    if persona is None:
-        rows = store.stream(_select(table), typed=not raw)
-    else:
-        quoted = persona.replace("'", "''")
-        rows = store.stream(_select(table, f" WHERE \"{column}\" = '{quoted}'"), typed=not raw)
-    return rows if raw else map(_canonical(table), rows)
+    where = (
+        "" if persona is None else " WHERE \"{}\" = '{}'".format(column, persona.replace("'", "''"))
+    )
+    rows = store.stream(_select(table, where), typed=form == "typed")
+    canonical = _canonical(table, form, inflate=True)
+    return rows if canonical is None else map(canonical, rows)
 
 
 def _sql_rows(
-    shards: ShardSet, table: Table, *, raw: bool, persona: str | None = None
+    shards: ShardSet, table: Table, *, form: Form, persona: str | None = None
 ) -> Iterator[Row]:
     column, _ = _layout(table)
-    canonical = _canonical(table)
     sealer = shards.sealer
     sealed = [
         (i, c.name)
         for i, c in enumerate(table.columns)
         if sealer and c.name in sealer.columns.get(table.name, ())
     ]
-    if sealer is not None and sealed:
-        plain = canonical
-        owner = [c.name for c in table.columns].index(column)  # the row's persona
+    owner = [c.name for c in table.columns].index(column)  # the row's persona
 
-        def canonical(row: Row) -> Row:
+    def opened(plain: Callable[[Row], Row]) -> Callable[[Row], Row]:
+        assert sealer is not None
+
+        def convert(row: Row) -> Row:
             values = list(row)
             for i, name in sealed:
                 values[i] = sealer.open_value(table.name, name, values[i], values[owner])
             return plain(tuple(values))
 
+        return convert
+
     for shard in shards:
         postgres = shard.engine.dialect.name == "postgresql"
+        # PostgreSQL keeps text plain; SQLite may keep it compressed.
+        convert = _canonical(table, form, inflate=not postgres) or tuple
+        if sealed:
+            convert = opened(convert)
         mark = "%s" if postgres else "?"
         where = "" if persona is None else f' WHERE "{column}" = {mark}'
+        select = _select(table, where, stored_by_postgres=postgres and form == "stored")
         with shard.writer.connection(f"reading {table.name} for verify") as conn:
             dbapi = conn.connection.driver_connection
             assert dbapi is not None
             # A named (server-side) cursor streams PostgreSQL rows instead of loading all.
             cursor = dbapi.cursor(name=f"pjai_verify_{table.name}") if postgres else dbapi.cursor()
             try:
-                cursor.execute(_select(table, where), () if persona is None else (persona,))
+                cursor.execute(select, () if persona is None else (persona,))
                 while batch := cursor.fetchmany(10_000):
-                    yield from (map(tuple, batch) if raw else map(canonical, batch))
+                    yield from map(convert, batch)
             finally:
                 cursor.close()
 
@@ -293,8 +339,13 @@ def _verify(
     store: Store, shards: ShardSet, schema: Schema, progress: Progress | None
 ) -> VerifyReport:
     started = time.perf_counter()
-    # Raw rows compare alike only where both sides are SQLite and SQL is not sealed.
-    raw = shards.sealer is None and all(shard.engine.dialect.name == "sqlite" for shard in shards)
+    form: Form = (
+        "typed"
+        if shards.sealer is not None
+        else "raw"
+        if all(shard.engine.dialect.name == "sqlite" for shard in shards)
+        else "stored"
+    )
     tables = schema.metadata.sorted_tables
     reports: list[TableReport] = []
     damage = store.check()
@@ -303,7 +354,7 @@ def _verify(
         at = columns.index(persona)
         report = TableReport(table.name)
         try:
-            mine = _sums(_store_rows(store, table, raw=raw), at)
+            mine = _sums(_store_rows(store, table, form=form), at)
         except StoreCorruptError as exc:
             report.damaged = str(exc)
             report.unreadable = [
@@ -312,7 +363,7 @@ def _verify(
             ]
             reports.append(report)
             continue
-        theirs = _sums(_sql_rows(shards, table, raw=raw), at)
+        theirs = _sums(_sql_rows(shards, table, form=form), at)
         report.store_rows = sum(n for n, _ in mine.values())
         report.sql_rows = sum(n for n, _ in theirs.values())
         report.store_hash = _total(mine)
@@ -320,8 +371,8 @@ def _verify(
         for key in sorted(mine.keys() | theirs.keys()):
             if mine.get(key) == theirs.get(key):
                 continue
-            store_rows = list(_store_rows(store, table, raw=raw, persona=key))
-            sql_rows = list(_sql_rows(shards, table, raw=raw, persona=key))
+            store_rows = list(_store_rows(store, table, form=form, persona=key))
+            sql_rows = list(_sql_rows(shards, table, form=form, persona=key))
             report.personas.append(
                 PersonaDiff(
                     key, len(store_rows), len(sql_rows), _row_diffs(table, store_rows, sql_rows)

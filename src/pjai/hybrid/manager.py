@@ -154,10 +154,7 @@ class HybridDatabaseManager:
 
     def head(self) -> int:
         """The global position of the last committed (when syncing: confirmed) event."""
-        store = self.store
-        if store is None:
-            return self._projector.sql_head
-        return (store.confirmed_head if self.syncing else store.head).global_seq
+        return self._projector.head()
 
     def sync_client(
         self, connect: Connector, *, store_id: str, token: str = "", **options: Any

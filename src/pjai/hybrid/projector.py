@@ -120,6 +120,11 @@ class Projector:
         assert store is not None
         return (store.confirmed_head if self.syncing else store.head).key
 
+    def head(self) -> int:
+        """The global position of the last committed (when syncing: confirmed) event:
+        the store's, or SQL's journal's while the store is off."""
+        return self.sql_head if self.store is None else self.last()[0]
+
     def reconcile(self, progress: Progress | None) -> int:
         """Journal events the store lacks go to the store; store events SQL lacks go to
         SQL. Returns how many moved."""
