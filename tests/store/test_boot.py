@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,16 @@ def test_a_rebuild_that_finds_a_recorded_outcome_wrong_decides_every_event_again
         assert "deciding each event again" in caplog.text
         assert store.state_hash() == state
         assert store.quarantined()[0].record.id == records[2].id
+
+
+def test_a_check_aside_reads_the_file_while_the_store_is_held(store_file: Path) -> None:
+    with Store.open(store_file) as store:
+        store.commit(persona("p1"), memory("m1"))
+        found: list[list[str]] = []
+        with store.exclusive():  # as verify holds it
+            checker = threading.Thread(target=lambda: found.append(store.check(aside=True)))
+            checker.start()
+            checker.join(timeout=30)
+        assert found == [[]]
+    with Store.memory() as in_memory, pytest.raises(ValueError, match="no file"):
+        in_memory.check(aside=True)

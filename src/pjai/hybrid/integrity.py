@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -347,8 +348,24 @@ def _verify(
         else "stored"
     )
     tables = schema.metadata.sorted_tables
+    if store.path is None:  # in memory: no pages to check beside the scans
+        reports, damage = _compare(store, shards, tables, form, progress), store.check()
+    else:
+        # SQLite checks the file's pages in a thread (it lets go of the GIL meanwhile).
+        with ThreadPoolExecutor(1, thread_name_prefix="pjai-verify-check") as checker:
+            checked = checker.submit(store.check, aside=True)
+            reports = _compare(store, shards, tables, form, progress)
+            damage = checked.result()
+    wrong = (
+        [(p, on.index, home.index) for p, on, home in misplaced(shards)] if len(shards) > 1 else []
+    )
+    return VerifyReport(reports, time.perf_counter() - started, wrong, damage)
+
+
+def _compare(
+    store: Store, shards: ShardSet, tables: list[Table], form: Form, progress: Progress | None
+) -> list[TableReport]:
     reports: list[TableReport] = []
-    damage = store.check()
     for done, table in enumerate(tables):
         persona, columns = _layout(table)
         at = columns.index(persona)
@@ -383,10 +400,7 @@ def _verify(
         reports.append(report)
         if progress is not None:
             progress(done + 1, len(tables))
-    wrong = (
-        [(p, on.index, home.index) for p, on, home in misplaced(shards)] if len(shards) > 1 else []
-    )
-    return VerifyReport(reports, time.perf_counter() - started, wrong, damage)
+    return reports
 
 
 def _total(sums: Sums) -> str:

@@ -694,9 +694,20 @@ class Store:
                 "disk_bytes": self.disk_bytes(),
             }
 
-    def check(self) -> list[str]:
+    def check(self, *, aside: bool = False) -> list[str]:
         """What SQLite finds wrong with the file's pages (``PRAGMA quick_check``); ``[]``
-        when it is sound. Reads every page: a second per few hundred MB."""
+        when it is sound. Reads every page: a second per few hundred MB.
+
+        ``aside``: read the file through a connection of its own, without the store's
+        lock, so that another thread can check while this store is read (``pjai
+        verify``). A store in memory has no file to open again.
+        """
+        if aside:
+            if self.path is None:
+                raise ValueError("a store in memory has no file to check aside")
+            self._check_open()
+            with damage.read_only(self.path) as conn:
+                return damage.problems(conn)
         with self._lock:
             self._check_open()
             return damage.problems(self._conn)
