@@ -124,6 +124,11 @@ class Timestamp(TypeDecorator[datetime]):
             return to_iso(value)
         return value
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name == "postgresql":
+            return None  # psycopg reads timestamptz as aware datetimes already
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
@@ -165,6 +170,11 @@ class CompressibleText(TypeDecorator[str]):
         # Not adapted by the dialect: psycopg's adaptation of Text is a string type
         # that the DDL would declare VARCHAR.
         return Text()
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name == "postgresql":
+            return None  # PostgreSQL keeps text as text
+        return super().result_processor(dialect, coltype)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
         return None if value is None else str(read_text(value))
