@@ -24,6 +24,7 @@ STORE_BENCH_KEYS = {
     "commit_batched_full_per_s",
     "commit_single_per_s",
     "commit_single_full_per_s",
+    "single_commit_pages",
     "live_p50_ms",
     "live_p95_ms",
     "live_p99_ms",
@@ -126,6 +127,9 @@ def test_store_benchmark_quick_run_prints_every_figure(tmp_path: Path) -> None:
         assert figures[key] > 0, key
     assert figures["quick"] is True
     assert figures["rebuild_events"] == figures["events"]
+    pages = figures["single_commit_pages_by_btree"]
+    assert pages["memories"] >= 1
+    assert pages["pjai_eventlog"] >= 1
     assert list(tmp_path.iterdir()) == []  # its files are gone
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import bindparam, select
 from pjai.bench.peer import check_peer
 from pjai.bench.processes import resident_kb
 from pjai.bench.stats import ms, percentile
+from pjai.bench.walpages import pages_per_commit
 from pjai.bench.workload import commits_per_s, load_memories, memory_events, persona_id
 from pjai.schema import MemoryUpdated, memories
 from pjai.schema.types import AnySelect, Progress
@@ -93,6 +94,22 @@ def _singles(path: Path, workload: Workload, durability: Durability) -> int:
         return round(
             commits_per_s(store.commit, list(memory_events(workload.singles, workload.personas)))
         )
+
+
+_PAGED_COMMITS = 300
+"""Single commits whose pages are counted: 300 of about 20 pages stay below the store's
+auto-checkpoint (10,000 pages)."""
+
+
+def _single_pages(path: Path, workload: Workload) -> dict[str, Any]:
+    """Pages a single memory commit writes to the store's log, by table and index."""
+    events = iter(memory_events(_PAGED_COMMITS, workload.personas))
+    with Store.open(path) as store:
+        by_btree = pages_per_commit(path, lambda: store.commit(next(events)), _PAGED_COMMITS)
+    return {
+        "single_commit_pages": round(sum(by_btree.values()), 1),
+        "single_commit_pages_by_btree": by_btree,
+    }
 
 
 def _hot_memories(persona: str) -> AnySelect:
@@ -206,6 +223,7 @@ def run_store_bench(
     say(f"{workload.singles:,} single-event commits, default and full durability")
     single = _singles(main, workload, "normal")
     single_full = _singles(main, workload, "full")
+    pages = _single_pages(main, workload)
     say(f"{workload.live_commits} live-query commits")
     live = _live(main, workload, rng)
     say(f"{workload.point_queries} point queries")
@@ -243,6 +261,7 @@ def run_store_bench(
         "commit_batched_pending_per_s": pending["per_s"],
         "commit_single_per_s": single,
         "commit_single_full_per_s": single_full,
+        **pages,
         **live,
         **point,
         "boot_s": round(statistics.median(boots), 3),
