@@ -194,7 +194,9 @@ def _canonical(table: Table, form: Form, *, inflate: bool) -> Callable[[Row], Ro
         values = list(row)
         for i in json:
             value = values[i]
-            values[i] = _encode(value if form == "typed" else msgspec.json.decode(value))
+            if form == "stored" and value is not None:
+                value = msgspec.json.decode(value)
+            values[i] = _encode(value)
         for i in texts:
             values[i] = read_text(values[i])
         return tuple(values)
