@@ -31,8 +31,8 @@ from pjai.security import KEYS_FILE, FieldCodec, KeyRing
 from pjai.security.columns import ColumnSealer
 from pjai.security.keys import store_fingerprint
 from pjai.security.oskeyring import recall
-from pjai.sql.engine import PRIMARY_FILE, PoolConfig, default_url
-from pjai.sql.shards import ShardSet, shard_urls
+from pjai.sql.engine import PRIMARY_FILE, PoolConfig
+from pjai.sql.shards import ShardSet, data_dir_urls, shard_urls
 from pjai.store import Progress, Store
 
 __all__ = [
@@ -221,7 +221,7 @@ class DataDir:
         on SQLite, a file on this device). Sealing needs a key ring and PostgreSQL."""
         environ = os.environ if self.environ is None else self.environ
         raw = environ.get(SQL_SEALED_ENV, "auto").strip().lower()
-        urls = shard_urls(self.environ) or [default_url(self.path)]
+        urls = data_dir_urls(self.path, self.environ)
         shared = all(url.startswith("postgresql") for url in urls)
         if raw == "auto":
             return self.encrypted and shared
@@ -363,7 +363,7 @@ class DataDir:
 
     def shards(self) -> ShardSet:
         """The SQL primary's shards (``PJAI_SQL_SHARDS``, else the embedded file)."""
-        urls = shard_urls(self.environ) or [default_url(self.path)]
+        urls = data_dir_urls(self.path, self.environ)
         return ShardSet(urls, SCHEMA, PoolConfig.from_env(self.environ))
 
     @contextmanager

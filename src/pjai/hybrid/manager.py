@@ -30,10 +30,10 @@ from pjai.schema.codec import ColumnCodec
 from pjai.schema.event import Event, Schema
 from pjai.schema.records import EventRecord
 from pjai.schema.types import Progress, new_id
-from pjai.sql.engine import PoolConfig, default_url
+from pjai.sql.engine import PoolConfig
 from pjai.sql.rebalance import check_placement
 from pjai.sql.repositories import MemoryRepository, PersonaRepository
-from pjai.sql.shards import ShardSet, shard_urls
+from pjai.sql.shards import ShardSet, data_dir_urls
 from pjai.store import LiveQuery, Row, Store
 from pjai.store.query import Params, Query
 from pjai.sync.client import SyncClient
@@ -76,7 +76,7 @@ class HybridDatabaseManager:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.schema = schema
         self.flags = Flags(self.data_dir / FLAGS_FILE, environ)
-        urls = list(sql_urls or shard_urls(environ) or [default_url(self.data_dir)])
+        urls = list(sql_urls or data_dir_urls(self.data_dir, environ))
         self.shards = ShardSet(
             urls, schema, pool or PoolConfig.from_env(environ), sealer=sql_sealer
         )

@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -25,10 +26,18 @@ from pjai.schema.event import Schema
 from pjai.schema.ops import Insert, Op
 from pjai.schema.records import EventRecord
 from pjai.sql import journal, migrate
-from pjai.sql.engine import PoolConfig, create_sql_engine, redacted
+from pjai.sql.engine import PoolConfig, create_sql_engine, default_url, redacted
 from pjai.sql.writer import SqlWriter
 
-__all__ = ["VIRTUAL_NODES", "HashRing", "Shard", "ShardSet", "persona_key", "shard_urls"]
+__all__ = [
+    "VIRTUAL_NODES",
+    "HashRing",
+    "Shard",
+    "ShardSet",
+    "data_dir_urls",
+    "persona_key",
+    "shard_urls",
+]
 
 VIRTUAL_NODES = 150
 
@@ -81,6 +90,12 @@ def shard_urls(environ: Mapping[str, str] | None = None) -> list[str] | None:
     raw = (os.environ if environ is None else environ).get("PJAI_SQL_SHARDS", "")
     urls = [part for part in raw.replace(",", " ").split() if part]
     return urls or None
+
+
+def data_dir_urls(data_dir: Path, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The SQL primary of a data directory: ``PJAI_SQL_SHARDS`` if set, else its own
+    embedded SQLite file."""
+    return shard_urls(environ) or [default_url(data_dir)]
 
 
 def persona_key(op: Op) -> str | None:
