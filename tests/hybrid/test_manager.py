@@ -191,6 +191,20 @@ def test_verify_sees_a_change_in_every_kind_of_column(
     assert {r.key: r.columns for r in rows} == {"m1": [column], "m2": [column]}
 
 
+def test_verify_takes_json_numbers_as_postgresql_writes_them_back(
+    manager: HybridDatabaseManager,
+) -> None:
+    from pjai.schema import PersonaCreated
+    from pjai.schema.personas import MemoryConfig, ScoringConfig
+
+    # jsonb keeps numbers as numeric: 1e20 comes back as 100000000000000000000, -0.0 as 0.0
+    scoring = ScoringConfig(half_life_days=1e20, links_weight=-0.0)
+    manager.commit(
+        PersonaCreated(persona_id="p1", name="P1", memory=MemoryConfig(scoring=scoring))
+    )
+    assert manager.verify().equal
+
+
 def test_live_queries_follow_the_store_switch(manager: HybridDatabaseManager) -> None:
     manager.commit(persona("p1"))
     counts: list[int] = []

@@ -30,14 +30,19 @@ def pages_per_commit(path: Path, commit: Callable[[], object], commits: int) -> 
     conn = apsw.Connection(str(path))
     try:
         conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        ((busy, _, _),) = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if busy:
+            raise RuntimeError(f"{path}: the log could not be emptied (a reader holds it)")
         for _ in range(commits):
             commit()
         wal = Path(f"{path}-wal").read_bytes()
         owners = {page: name for name, page in conn.execute("SELECT name, pageno FROM dbstat")}
     finally:
         conn.close()
-    page_size = struct.unpack(">I", wal[8:12])[0]
+    if len(wal) < _WAL_HEADER:
+        return {}  # nothing was written
+    (page_size,) = struct.unpack(">I", wal[8:12])
+    page_size = 65_536 if page_size == 1 else page_size  # the largest is written as 1
     salts = wal[16:24]
     counted: Counter[str] = Counter()
     for at in range(_WAL_HEADER, len(wal) - _FRAME_HEADER + 1, _FRAME_HEADER + page_size):

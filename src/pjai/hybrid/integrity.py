@@ -41,8 +41,6 @@ __all__ = ["PersonaDiff", "RowDiff", "TableReport", "VerifyReport", "verify"]
 
 MAX_ROWS_NAMED = 20
 
-_encode = msgspec.json.Encoder(order="sorted").encode
-
 
 @dataclass(frozen=True, slots=True)
 class RowDiff:
@@ -176,10 +174,10 @@ _STORED_TIME = """to_char("{0}" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"
 def _canonical(table: Table, form: Form, *, inflate: bool) -> Callable[[Row], Row] | None:
     """What makes a row of ``form`` hashable and equal across backends, if anything.
 
-    Typed JSON values are encoded as sorted text; stored JSON text is decoded and
-    encoded so; stored compressed text is inflated where it may be (``inflate``).
-    Typed timestamps need nothing: aware datetimes of the same instant are equal and
-    hash alike whatever their time zone object, as do ``True`` and ``1``.
+    JSON values (decoded first where stored as text) become :func:`_frozen` values;
+    stored compressed text is inflated where it may be (``inflate``). Typed timestamps
+    need nothing: aware datetimes of the same instant are equal and hash alike whatever
+    their time zone object, as do ``True`` and ``1``.
     """
     if form == "raw":
         return None
@@ -187,7 +185,7 @@ def _canonical(table: Table, form: Form, *, inflate: bool) -> Callable[[Row], Ro
     texts = [i for i, c in enumerate(table.columns) if isinstance(c.type, CompressibleText)]
     if form == "typed" or not inflate:
         texts = []
-    elif not (json or texts):
+    if not (json or texts):
         return None
 
     def canonical(row: Row) -> Row:
@@ -196,12 +194,26 @@ def _canonical(table: Table, form: Form, *, inflate: bool) -> Callable[[Row], Ro
             value = values[i]
             if form == "stored" and value is not None:
                 value = msgspec.json.decode(value)
-            values[i] = _encode(value)
+            values[i] = _frozen(value)
         for i in texts:
             values[i] = read_text(values[i])
         return tuple(values)
 
     return canonical
+
+
+def _frozen(value: Any) -> Any:
+    """A decoded JSON value made hashable, equal to another exactly when they are the
+    same JSON value: objects whatever their key order, and numbers by value, since
+    PostgreSQL's ``jsonb`` writes ``1e20`` back as ``100000000000000000000`` and
+    ``-0.0`` as ``0.0``. Booleans stay apart from the numbers 1 and 0."""
+    if isinstance(value, dict):
+        return ("{}", tuple(sorted((key, _frozen(item)) for key, item in value.items())))
+    if isinstance(value, list):
+        return ("[]", tuple(_frozen(item) for item in value))
+    if isinstance(value, bool):
+        return ("bool", value)
+    return value
 
 
 def _select(table: Table, where: str = "", *, stored_by_postgres: bool = False) -> str:

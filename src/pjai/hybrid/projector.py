@@ -123,7 +123,10 @@ class Projector:
     def head(self) -> int:
         """The global position of the last committed (when syncing: confirmed) event:
         the store's, or SQL's journal's while the store is off."""
-        return self.sql_head if self.store is None else self.last()[0]
+        store = self.store
+        if store is None:
+            return self.sql_head
+        return (store.confirmed_head if self.syncing else store.head).global_seq
 
     def reconcile(self, progress: Progress | None) -> int:
         """Journal events the store lacks go to the store; store events SQL lacks go to

@@ -28,12 +28,14 @@ LISTED = 20
 
 
 @contextmanager
-def read_only(path: Path) -> Iterator[apsw.Connection]:
+def read_only(path: Path, *, busy_timeout_ms: int = 0) -> Iterator[apsw.Connection]:
     """A connection to ``path`` that only reads and never checkpoints when it closes:
-    looking at a file never changes it."""
+    looking at a file never changes it. It waits up to ``busy_timeout_ms`` for a lock
+    another connection holds (a checkpoint)."""
     conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+        conn.set_busy_timeout(busy_timeout_ms)
         yield conn
     finally:
         conn.close()

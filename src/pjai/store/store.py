@@ -37,6 +37,7 @@ from pjai.store.log import INTERNAL_TABLES, EventLog
 from pjai.store.query import Params, Prepared, Query, Row, RowReader, prepare
 from pjai.store.rebase import RebaseResult, check_continuation, discard, planned, rebase
 from pjai.store.sqlite import (
+    BUSY_TIMEOUT_MS,
     ENVIRONMENT_ERRORS,
     Durability,
     connect,
@@ -706,7 +707,7 @@ class Store:
             if self.path is None:
                 raise ValueError("a store in memory has no file to check aside")
             self._check_open()
-            with damage.read_only(self.path) as conn:
+            with damage.read_only(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS) as conn:
                 return damage.problems(conn)
         with self._lock:
             self._check_open()
