@@ -197,11 +197,10 @@ def test_verify_takes_json_numbers_as_postgresql_writes_them_back(
     from pjai.schema import PersonaCreated
     from pjai.schema.personas import MemoryConfig, ScoringConfig
 
-    # jsonb keeps numbers as numeric: 1e20 comes back as 100000000000000000000, -0.0 as 0.0
-    scoring = ScoringConfig(half_life_days=1e20, links_weight=-0.0)
-    manager.commit(
-        PersonaCreated(persona_id="p1", name="P1", memory=MemoryConfig(scoring=scoring))
-    )
+    # jsonb keeps numbers as numeric: 1e23 comes back as 100000000000000000000000 (which
+    # is not the float 1e23 exactly), -0.0 as 0.0
+    scoring = ScoringConfig(half_life_days=1e23, access_scale=1e-7, links_weight=-0.0)
+    manager.commit(PersonaCreated(persona_id="p1", name="P1", memory=MemoryConfig(scoring=scoring)))
     assert manager.verify().equal
 
 

@@ -202,17 +202,25 @@ def _canonical(table: Table, form: Form, *, inflate: bool) -> Callable[[Row], Ro
     return canonical
 
 
+_EXACT = 2**53
+"""Integers up to this size are exact as floats."""
+
+
 def _frozen(value: Any) -> Any:
     """A decoded JSON value made hashable, equal to another exactly when they are the
-    same JSON value: objects whatever their key order, and numbers by value, since
-    PostgreSQL's ``jsonb`` writes ``1e20`` back as ``100000000000000000000`` and
-    ``-0.0`` as ``0.0``. Booleans stay apart from the numbers 1 and 0."""
-    if isinstance(value, dict):
-        return ("{}", tuple(sorted((key, _frozen(item)) for key, item in value.items())))
-    if isinstance(value, list):
-        return ("[]", tuple(_frozen(item) for item in value))
-    if isinstance(value, bool):
+    same JSON value: objects whatever their key order, booleans apart from 1 and 0,
+    and numbers by value, as PostgreSQL's ``jsonb`` keeps them: it writes ``1e23`` back
+    as ``100000000000000000000000`` and ``-0.0`` as ``0.0``, so an integer beyond what a
+    float holds exactly is compared as the float it rounds to."""
+    kind = type(value)
+    if kind is list:
+        return ("[]", *map(_frozen, value))
+    if kind is dict:
+        return ("{}", *sorted((key, _frozen(item)) for key, item in value.items()))
+    if kind is bool:
         return ("bool", value)
+    if kind is int and not -_EXACT <= value <= _EXACT:
+        return float(value)
     return value
 
 
