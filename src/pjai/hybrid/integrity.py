@@ -13,8 +13,8 @@ Rows are compared in one of three forms:
 
 - ``raw``, where both sides are SQLite: they store identical values, hashed as read;
 - ``stored``, with PostgreSQL: PostgreSQL writes its timestamps and booleans the way
-  the store keeps them (ISO text, 0/1), and on both sides compressed text is inflated
-  and JSON re-encoded with sorted keys; nothing else is converted;
+  the store keeps them (ISO text, 0/1); on both sides compressed text is inflated and
+  JSON compared by value (:func:`_frozen`); nothing else is converted;
 - ``typed``, where SQL keeps columns sealed: both sides read as Python values, the
   sealed ones opened.
 """
