@@ -1,10 +1,4 @@
-"""The HybridDatabaseManager: one commit path over the reactive store and the SQL primary.
-
-The manager is a facade over three parts: the :class:`~pjai.hybrid.switch.StoreSwitch`
-opens and closes the store as the flags say, the :class:`~pjai.hybrid.projector.Projector`
-keeps SQL equal to the store's log, and the :class:`~pjai.hybrid.bridge.Bridge` writes
-events into SQL.
-"""
+"""The HybridDatabaseManager: one commit path over the reactive store and the SQL primary."""
 
 from __future__ import annotations
 
@@ -58,7 +52,17 @@ class HybridDatabaseManager:
     one: commits stay pending until the sync server confirms them (:meth:`sync_client`),
     and the bridge projects confirmed events only, in the server's order, once each.
     A synced data directory keeps the store on.
+
+    The manager is a facade over three parts: the :class:`~pjai.hybrid.switch.StoreSwitch`
+    opens and closes the store as the flags say, the :class:`~pjai.hybrid.projector.Projector`
+    keeps SQL equal to the store's log, and its :class:`~pjai.hybrid.bridge.Bridge` writes
+    events into SQL.
     """
+
+    @classmethod
+    def open(cls, data_dir: Path | str, **options: Any) -> HybridDatabaseManager:
+        """Open the data directory's store and SQL primary (see the class doc)."""
+        return cls(Path(data_dir), **options)
 
     def __init__(
         self,
@@ -114,13 +118,6 @@ class HybridDatabaseManager:
             self.close()
             raise
 
-    @classmethod
-    def open(cls, data_dir: Path | str, **options: Any) -> HybridDatabaseManager:
-        """Open the data directory's store and SQL primary (see the class doc)."""
-        return cls(Path(data_dir), **options)
-
-    # -- state of the two sides --------------------------------------------------
-
     @property
     def store(self) -> Store | None:
         """The reactive store, or ``None`` while it is switched off."""
@@ -169,8 +166,6 @@ class HybridDatabaseManager:
             store = self._switch.synced_store(self.data_dir)
             return SyncClient(store, connect, store_id=store_id, token=token, **options)
 
-    # -- commands and reads ------------------------------------------------------
-
     def commit(self, *events: Event) -> list[EventRecord]:
         """Commit ``events``: to the store and SQL, or to SQL alone with the store off."""
         with self._lock:
@@ -209,8 +204,6 @@ class HybridDatabaseManager:
         with self._lock:
             self._switch.set_flag(name, value)
 
-    # -- operations --------------------------------------------------------------
-
     def catch_up(self, progress: Progress | None = None) -> int:
         """Bring SQL up to the store (and the store up to SQL's journal); events moved."""
         with self._lock:
@@ -238,8 +231,6 @@ class HybridDatabaseManager:
     def repair(self, side: Side, progress: Progress | None = None) -> Repaired:
         """Rebuild one side from the event log (:func:`pjai.hybrid.repair.repair`)."""
         return self._locked(lambda _: repair(self._projector, self._switch, side, progress))
-
-    # -- lifecycle ---------------------------------------------------------------
 
     def close(self) -> None:
         """Close the store and every pooled SQL connection."""
