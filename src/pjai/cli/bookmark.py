@@ -15,11 +15,10 @@ from pjai.cli.common import (
     DataDirOption,
     JsonFlag,
     PersonaOpt,
-    PersonaRef,
     ValueAfterPersona,
     console,
+    for_persona,
     leading_persona,
-    one_persona,
     open_manager,
     parse_time,
     persona_and,
@@ -129,15 +128,15 @@ def add_preset(
 
 @app.command("list")
 @listing
+@for_persona
 def list_bookmarks(
-    persona: PersonaRef = None,
-    persona_option: PersonaOpt = None,
+    persona: str | None = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     fmt: Format = "table",
 ) -> None:
     """A persona's bookmarks (by default the active one's) by name."""
     with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
+        persona_id = resolve.persona_id(manager, persona)
         rows = Bookmarks(manager).list(persona_id)
     print_rows([r._asdict() for r in rows], _table(rows), fmt)
 
@@ -209,16 +208,16 @@ def delete(
 
 
 @conversations.command()
+@for_persona
 def start(
-    persona: PersonaRef = None,
-    persona_option: PersonaOpt = None,
+    persona: str | None = None,
     title: Annotated[str, typer.Option(help="A title.")] = "",
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
     """Start a conversation with a persona (by default the active one); prints its id."""
     with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
+        persona_id = resolve.persona_id(manager, persona)
         conversation_id = Conversations(manager).start(persona_id, title=title)
     if as_json:
         print_json({"conversation_id": conversation_id, "persona_id": persona_id})
@@ -248,15 +247,15 @@ def say(
 
 @conversations.command("list")
 @listing
+@for_persona
 def list_conversations(
-    persona: PersonaRef = None,
-    persona_option: PersonaOpt = None,
+    persona: str | None = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     fmt: Format = "table",
 ) -> None:
     """A persona's conversations (by default the active one's), the latest started first."""
     with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
+        persona_id = resolve.persona_id(manager, persona)
         rows = Conversations(manager).list(persona_id)
     table = Table(id_column(), "title", "started", "messages")
     for r in rows:

@@ -24,6 +24,7 @@ from rich.text import Text
 from typer.core import TyperArgument, TyperOption
 
 from pjai.app import DataDir as DataDirectory
+from pjai.cli.grouped import option_group
 from pjai.cli.output import JsonFlag, console, print_table
 from pjai.cli.utf8 import running
 from pjai.errors import EventError, PjaiError
@@ -53,6 +54,7 @@ __all__ = [
     "data_directory",
     "errors",
     "fail",
+    "for_persona",
     "interactive",
     "leading_persona",
     "one_persona",
@@ -184,13 +186,23 @@ def confirmed(question: str, yes: bool, refusal: str) -> None:
         raise typer.Exit(code=1)
 
 
-def one_persona(argument: str | None, option: str | None) -> str | None:
+def one_persona(persona: str | None, persona_option: str | None) -> str | None:
     """The persona given as an argument or with ``--persona`` (``None``: the active one)."""
-    if argument is not None and option is not None and argument != option:
+    if persona is not None and persona_option is not None and persona != persona_option:
         raise typer.BadParameter(
-            f"{argument!r} and --persona {option!r}: give the persona once", param_hint="PERSONA"
+            f"{persona!r} and --persona {persona_option!r}: give the persona once",
+            param_hint="PERSONA",
         )
-    return argument if argument is not None else option
+    return persona if persona is not None else persona_option
+
+
+for_persona = option_group(
+    "persona", {"persona": PersonaRef, "persona_option": PersonaOpt}, None, one_persona
+)
+"""Mark a command about one persona: its ``persona: str | None`` parameter becomes the
+argument ``[PERSONA]`` and the option ``--persona`` (:data:`PersonaRef`,
+:data:`PersonaOpt`; in its place in the help), and it is called with the persona given
+(:func:`one_persona`), ``None`` for the active one."""
 
 
 def persona_and(first: str, second: str | None, option: str | None) -> tuple[str | None, str]:

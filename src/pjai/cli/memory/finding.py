@@ -13,8 +13,7 @@ from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
     PersonaOpt,
-    PersonaRef,
-    one_persona,
+    for_persona,
     open_manager,
     parse_time,
     progress_bar,
@@ -112,9 +111,9 @@ def _hits_table(hits: list[SearchHit], pending: frozenset[str]) -> Table:
 
 
 @listing
+@for_persona
 def show_timeline(
-    persona: PersonaRef = None,
-    persona_option: PersonaOpt = None,
+    persona: str | None = None,
     unit: Annotated[Unit, typer.Option(help="hour, day, week or month.")] = "day",
     since: Since = None,
     until: Annotated[str | None, typer.Option(help="Happened before (ISO time).")] = None,
@@ -125,7 +124,7 @@ def show_timeline(
     with importance statistics."""
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
+        persona_id = resolve.persona_id(manager, persona)
         buckets = Memories(manager).timeline(persona_id, unit, start=start, end=end)
     print_rows(buckets, _buckets_table(unit, buckets), fmt)
 

@@ -12,9 +12,7 @@ from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
     JsonFlag,
-    PersonaOpt,
-    PersonaRef,
-    one_persona,
+    for_persona,
     open_manager,
     print_result,
 )
@@ -87,9 +85,9 @@ def show_neighbours(
     print_rows(found, table, fmt)
 
 
+@for_persona
 def auto_link(
-    persona: PersonaRef = None,
-    persona_option: PersonaOpt = None,
+    persona: str | None = None,
     by: Annotated[
         Literal["auto", "vectors", "words"],
         typer.Option(help="vectors, words, or auto: vectors when the model can be used."),
@@ -104,7 +102,7 @@ def auto_link(
 ) -> None:
     """Link a persona's memories that are alike (``similar`` links)."""
     with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
+        persona_id = resolve.persona_id(manager, persona)
         made = Memories(manager).auto_link(
             persona_id, by=by, threshold=threshold, per_memory=per_memory
         )
@@ -114,9 +112,9 @@ def auto_link(
     )
 
 
+@for_persona
 def decay_links(
-    persona: PersonaRef = None,
-    persona_option: PersonaOpt = None,
+    persona: str | None = None,
     days: Annotated[
         float, typer.Option(min=0.0, help="Days of decay to apply (more than 0).")
     ] = 1.0,
@@ -125,7 +123,7 @@ def decay_links(
 ) -> None:
     """Weaken a persona's links by their decay rates; drop those that fall too weak."""
     with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
+        persona_id = resolve.persona_id(manager, persona)
         removed = Memories(manager).decay_links(persona_id, days)
     summary = {"days": days, "removed": removed}
     print_result(summary, as_json, f"Decayed links by {number(days)} day(s); removed {removed}.")

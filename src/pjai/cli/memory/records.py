@@ -15,11 +15,10 @@ from pjai.cli.common import (
     IdOpt,
     JsonFlag,
     PersonaOpt,
-    PersonaRef,
     ValueAfterPersona,
     console,
+    for_persona,
     leading_persona,
-    one_persona,
     open_manager,
     parse_time,
     persona_and,
@@ -96,9 +95,9 @@ def _print_change(change: MemoryChange, as_json: bool, text: str) -> None:
 
 @listing
 @filtered
+@for_persona
 def list_memories(
-    persona: PersonaRef = None,
-    persona_option: PersonaOpt = None,
+    persona: str | None = None,
     filters: Filters = UNFILTERED,
     since: Since = None,
     until: Until = None,
@@ -130,7 +129,7 @@ def list_memories(
     )
     sort = cast("MemoryOrder", order)  # checked above
     with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, one_persona(persona, persona_option))
+        persona_id = resolve.persona_id(manager, persona)
         where = msgspec.structs.replace(where, persona_id=persona_id)
         service = Memories(manager)
         found = service.list(where, order=sort, limit=limit)

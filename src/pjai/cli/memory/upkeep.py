@@ -13,10 +13,8 @@ from pjai.cli.common import (
     ConversationArg,
     DataDirOption,
     JsonFlag,
-    PersonaOpt,
-    PersonaRef,
     console,
-    one_persona,
+    for_persona,
     open_manager,
     print_json,
     print_result,
@@ -39,9 +37,9 @@ def _print_report(report: OptimizationReport) -> None:
         console.print(f"  {note}")
 
 
+@for_persona
 def optimize(
-    persona: PersonaRef = None,
-    persona_option: PersonaOpt = None,
+    persona: str | None = None,
     every: AllFlag = False,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
@@ -49,7 +47,7 @@ def optimize(
     """Re-tier a persona's memories (by default the active one's; --all: everyone's) by
     score, apply retention and the size limit."""
     with open_manager(data_dir) as manager:
-        scope = resolve.persona_scope(manager, one_persona(persona, persona_option), every=every)
+        scope = resolve.persona_scope(manager, persona, every=every)
         reports = Memories(manager).optimize(scope)
     if as_json:
         print_json(reports)
@@ -58,9 +56,9 @@ def optimize(
         _print_report(report)
 
 
+@for_persona
 def stats(
-    persona: PersonaRef = None,
-    persona_option: PersonaOpt = None,
+    persona: str | None = None,
     every: AllFlag = False,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
@@ -68,7 +66,7 @@ def stats(
     """Memory statistics and health (tiers, capacity use, fragmentation, alerts) of a
     persona (by default the active one; --all: every persona)."""
     with open_manager(data_dir) as manager:
-        scope = resolve.persona_scope(manager, one_persona(persona, persona_option), every=every)
+        scope = resolve.persona_scope(manager, persona, every=every)
         found = Memories(manager).stats(scope)
     if as_json:
         print_json(found)
