@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from pjai.schema.tables import memories
-from pjai.schema.types import from_iso
+from pjai.schema.types import as_datetime
 
 __all__ = ["HIT_COLUMNS", "SearchHit"]
 
@@ -43,9 +43,7 @@ class SearchHit:
     @classmethod
     def from_row(cls, row: Any, score: float, source: str) -> SearchHit:
         """The hit for a row read with :data:`HIT_COLUMNS`, found by ``source``."""
-        occurred_at = row.occurred_at  # some reads return it as ISO text
-        if not isinstance(occurred_at, datetime):
-            occurred_at = from_iso(occurred_at)
+        occurred_at = as_datetime(row.occurred_at)  # some reads return it as ISO text
         return cls(
             row.id, row.persona_id, row.name, row.content, row.tier, occurred_at, score, (source,)
         )

@@ -52,7 +52,7 @@ from pjai.schema.fields import Tier, TierChangeReason
 from pjai.schema.models import Persona, persona_from_row
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import TIERS, conversations, memories, memory_links, personas
-from pjai.schema.types import AnySelect, from_iso, utc_now
+from pjai.schema.types import AnySelect, as_datetime, utc_now
 
 __all__ = [
     "MemoryMove",
@@ -342,8 +342,7 @@ def session_start(backend: Backend, persona_id: str) -> datetime | None:
     rows = backend.query(
         select(func.max(c.started_at).label("start")).where(c.persona_id == persona_id)
     )
-    start = rows[0].start if rows else None
-    return from_iso(start) if isinstance(start, str) else start
+    return as_datetime(rows[0].start) if rows else None
 
 
 def optimize(

@@ -53,7 +53,7 @@ from pjai.schema.fields import LinkKind, Tier
 from pjai.schema.models import Memory, memory_from_row
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import TIERS, conversations, memories, memory_links, personas
-from pjai.schema.types import AnySelect, from_iso, utc_now
+from pjai.schema.types import AnySelect, as_datetime, utc_now
 from pjai.sql.repositories import MemoryOrder, memories_query
 from pjai.store.live import LiveQuery
 from pjai.store.query import Params, Query, Row
@@ -364,14 +364,10 @@ class MemorySystem:
         return bool(rows) and _privacy_due(self.backend, persona_id, rows[0], now or utc_now())
 
 
-def _time(value: Any) -> datetime | None:
-    return from_iso(value) if isinstance(value, str) else value
-
-
 def _privacy_due(backend: Backend, persona_id: str, r: Row, now: datetime) -> bool:
     """Whether, by the persona's row of :func:`_limits`, a privacy rule deletes a memory
     (the restricted memories are looked at only for a persona that limits them)."""
-    first, session = _time(r.first), _time(r.session)
+    first, session = as_datetime(r.first), as_datetime(r.session)
     if not r.keep and first is not None and session is not None and first < session:
         return True
     days = r.restricted_days
@@ -383,7 +379,7 @@ def _privacy_due(backend: Backend, persona_id: str, r: Row, now: datetime) -> bo
             *memory_conditions(restricted)
         )
     )
-    oldest = _time(found[0].oldest) if found else None
+    oldest = as_datetime(found[0].oldest) if found else None
     return oldest is not None and oldest < now - timedelta(days=days)
 
 
@@ -398,7 +394,7 @@ def _over_limits(r: Row, now: datetime) -> bool:
             return True
     if r.total > r.max_memories:
         return True
-    oldest = _time(r.oldest)
+    oldest = as_datetime(r.oldest)
     if r.retention_days and oldest is not None:
         return bool(oldest < now - timedelta(days=r.retention_days))
     return False

@@ -28,7 +28,7 @@ from pjai.schema.expressions import time_bucket
 from pjai.schema.selection import MemoryFilter, bookmark_filter, memory_conditions
 from pjai.schema.tables import bookmarks as bookmarks_table
 from pjai.schema.tables import memories
-from pjai.schema.types import AnySelect, from_iso, utc_now
+from pjai.schema.types import AnySelect, as_datetime, utc_now
 
 __all__ = [
     "PRESETS",
@@ -129,8 +129,8 @@ def timeline_from_rows(rows: list[Any], unit: Unit = "day") -> list[Bucket]:
                 round(sum(r.total for r in group) / n, 4),
                 min(r.low for r in group),
                 max(r.high for r in group),
-                min(_time(r.first) for r in group),
-                max(_time(r.last) for r in group),
+                min(as_datetime(r.first) for r in group),
+                max(as_datetime(r.last) for r in group),
             )
         )
     return buckets
@@ -152,10 +152,6 @@ def timeline(
     """
     query = timeline_query(persona_id, unit, start=start, end=end, where=where)
     return timeline_from_rows(backend.query(query), unit)
-
-
-def _time(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else from_iso(value)
 
 
 def _day(now: datetime) -> datetime:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, overload
 
 import uuid_utils
 from sqlalchemy import JSON, DateTime, Dialect, Select, Text
@@ -23,6 +23,7 @@ __all__ = [
     "JsonDocument",
     "Progress",
     "Timestamp",
+    "as_datetime",
     "compress_text",
     "from_iso",
     "new_id",
@@ -104,6 +105,16 @@ def from_iso(text: str) -> datetime:
             _parsed.clear()
         _parsed[text] = value
     return value
+
+
+@overload
+def as_datetime(value: str | datetime) -> datetime: ...
+@overload
+def as_datetime(value: None) -> None: ...
+def as_datetime(value: str | datetime | None) -> datetime | None:
+    """A time as a query returned it, as a datetime: a raw read of the store gives
+    PJai's ISO text, SQL a datetime; ``None`` stays ``None``."""
+    return from_iso(value) if isinstance(value, str) else value
 
 
 class Timestamp(TypeDecorator[datetime]):

@@ -13,12 +13,12 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from pjai.app.datadir import DataDir
 from pjai.app.sync import SyncReport, sync_status
 from pjai.errors import QueryError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.schema.types import as_datetime
 from pjai.store import LiveQuery, Row, Store
 from pjai.store.timetravel import StateDiff, compare, diff, state_at
 
@@ -98,11 +98,7 @@ def event_at(manager: HybridDatabaseManager, position: int) -> EventAt | None:
     if not rows:
         return None
     seq, name, at = rows[0]
-    return EventAt(int(seq), str(name), _when(at))
-
-
-def _when(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return EventAt(int(seq), str(name), as_datetime(at))
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ sorting every memory of the persona.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -21,7 +20,7 @@ from nicegui import ui
 
 from pjai.app.reads import memories as reads
 from pjai.schema.selection import MemoryFilter
-from pjai.schema.types import from_iso
+from pjai.schema.types import as_datetime
 from pjai.sql.repositories import MemoryOrder
 from pjai.store import Row
 from pjai.web.app import WebApp
@@ -55,10 +54,6 @@ _TIER_CELL = (
 )
 
 
-def _time(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else from_iso(value)
-
-
 def row_of(row: Row) -> dict[str, Any]:
     """A memory's row as the table shows it (plain values: the browser gets JSON)."""
     state = (
@@ -77,7 +72,7 @@ def row_of(row: Row) -> dict[str, Any]:
         "tier": row.tier,
         "importance": f"{row.importance:.2f}",
         "tags": ", ".join(row.tags or ()),
-        "occurred_at": _time(row.occurred_at).strftime("%Y-%m-%d %H:%M"),
+        "occurred_at": as_datetime(row.occurred_at).strftime("%Y-%m-%d %H:%M"),
         "access_count": row.access_count,
         "state": state,
     }
