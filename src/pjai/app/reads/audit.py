@@ -30,13 +30,14 @@ from typing import Any
 from sqlalchemy import select
 
 from pjai.app.audit import ConfigChange
+from pjai.app.reads.store_only import store_of
 from pjai.errors import QueryError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import ConfigChanged
 from pjai.schema.records import EventStatus
 from pjai.schema.tables import personas
 from pjai.schema.types import from_iso, to_iso
-from pjai.store import LiveQuery, Row, Store
+from pjai.store import LiveQuery, Row
 from pjai.store.log import LOG_TABLE, REJECTED_TABLE
 
 __all__ = [
@@ -81,13 +82,6 @@ class AuditFilter:
     client_id: str | None = None
     outcomes: tuple[EventStatus, ...] = ()
     text: str = ""
-
-
-def _store(manager: HybridDatabaseManager) -> Store:
-    store = manager.store
-    if store is None:
-        raise QueryError(STORE_OFF)
-    return store
 
 
 def _like(text: str) -> str:
@@ -156,14 +150,14 @@ def page(
         " UNION ALL ".join(arms)
         + " ORDER BY global_seq DESC, client_seq DESC, lost, event_id LIMIT :limit OFFSET :offset"
     )
-    return _store(manager).live(query, {**params, "limit": limit, "offset": offset})
+    return store_of(manager, STORE_OFF).live(query, {**params, "limit": limit, "offset": offset})
 
 
 def count(manager: HybridDatabaseManager, where: AuditFilter) -> LiveQuery:
     """How many events ``where`` selects (one row, ``n``)."""
     arms, params = _arms(where)
     counts = [f"(SELECT count(*) FROM ({arm}))" for arm in arms] or ["0"]
-    return _store(manager).live(f"SELECT {' + '.join(counts)} AS n", params)
+    return store_of(manager, STORE_OFF).live(f"SELECT {' + '.join(counts)} AS n", params)
 
 
 def event(manager: HybridDatabaseManager, event_id: str) -> LiveQuery:
@@ -171,7 +165,7 @@ def event(manager: HybridDatabaseManager, event_id: str) -> LiveQuery:
     one first if both have it)."""
     match = ["event_id = :id"]
     query = f"{_select(LOG_TABLE, match)} UNION ALL {_select(REJECTED_TABLE, match)} ORDER BY lost"
-    return _store(manager).live(query, {"id": event_id})
+    return store_of(manager, STORE_OFF).live(query, {"id": event_id})
 
 
 def conflicts(manager: HybridDatabaseManager, *, limit: int = 50) -> LiveQuery:
@@ -180,7 +174,7 @@ def conflicts(manager: HybridDatabaseManager, *, limit: int = 50) -> LiveQuery:
     query = (
         f"SELECT {_COLUMNS} FROM {REJECTED_TABLE} ORDER BY global_seq DESC, rowid DESC LIMIT :limit"
     )
-    return _store(manager).live(query, {"limit": limit})
+    return store_of(manager, STORE_OFF).live(query, {"limit": limit})
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +210,7 @@ def config_changes(manager: HybridDatabaseManager, *, limit: int = 50) -> LiveQu
         f"SELECT {_COLUMNS} FROM {LOG_TABLE} WHERE name = :name "
         "ORDER BY global_seq DESC LIMIT :limit"
     )
-    return _store(manager).live(query, {"name": ConfigChanged.NAME, "limit": limit})
+    return store_of(manager, STORE_OFF).live(query, {"name": ConfigChanged.NAME, "limit": limit})
 
 
 def change_of(manager: HybridDatabaseManager, row: Row) -> ConfigChange:
@@ -255,4 +249,4 @@ def client_ids(manager: HybridDatabaseManager) -> list[str]:
         f"SELECT client_id FROM {LOG_TABLE} UNION SELECT client_id FROM {REJECTED_TABLE} "
         "ORDER BY client_id"
     )
-    return [r.client_id for r in _store(manager).query(query)]
+    return [r.client_id for r in store_of(manager, STORE_OFF).query(query)]

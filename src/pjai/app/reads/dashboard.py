@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 
 from pjai.app.datadir import DataDir
+from pjai.app.reads.store_only import store_of
 from pjai.app.sync import SyncReport, sync_status
 from pjai.errors import QueryError
 from pjai.hybrid import HybridDatabaseManager
@@ -26,7 +27,7 @@ from pjai.schema.expressions import count_if
 from pjai.schema.personas import ScoringConfig
 from pjai.schema.tables import TIERS, personas
 from pjai.schema.types import to_iso, utc_now
-from pjai.store import LiveQuery, Row, Store
+from pjai.store import LiveQuery, Row
 
 __all__ = [
     "EVENT_WINDOW_S",
@@ -202,14 +203,7 @@ def event_seconds(manager: HybridDatabaseManager, *, now: datetime | None = None
     (:meth:`~pjai.hybrid.HybridDatabaseManager.refresh`), after other processes'.
     """
     query, params = _event_seconds(now)
-    return _store(manager).live(query, params)
-
-
-def _store(manager: HybridDatabaseManager) -> Store:
-    store = manager.store
-    if store is None:
-        raise QueryError(STORE_OFF)
-    return store
+    return store_of(manager, STORE_OFF).live(query, params)
 
 
 def _event_seconds(now: datetime | None) -> tuple[str, dict[str, object]]:

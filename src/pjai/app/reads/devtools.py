@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pjai.app.datadir import DataDir
+from pjai.app.reads.store_only import store_of
 from pjai.app.sync import SyncReport, sync_status
 from pjai.errors import QueryError
 from pjai.hybrid import HybridDatabaseManager
@@ -38,7 +39,6 @@ __all__ = [
     "live_queries",
     "log_head",
     "run_sql",
-    "store_of",
     "sync_positions",
     "table_names",
 ]
@@ -52,28 +52,22 @@ EVENT_PAGE = 20
 """The event log shows this many of the newest events."""
 
 
-def store_of(manager: HybridDatabaseManager) -> Store:
-    """The manager's reactive store; raises :class:`QueryError` when it is off."""
-    store = manager.store
-    if store is None:
-        raise QueryError(STORE_OFF)
-    return store
-
-
 def table_names(manager: HybridDatabaseManager) -> list[str]:
     """The state tables, in the schema's order."""
-    return [table.name for table in store_of(manager).schema.metadata.sorted_tables]
+    return [table.name for table in store_of(manager, STORE_OFF).schema.metadata.sorted_tables]
 
 
 def log_head(manager: HybridDatabaseManager) -> LiveQuery:
     """The log's last position (``head``, 0 when empty), kept current."""
-    return store_of(manager).live("SELECT coalesce(max(global_seq), 0) AS head FROM pjai_eventlog")
+    return store_of(manager, STORE_OFF).live(
+        "SELECT coalesce(max(global_seq), 0) AS head FROM pjai_eventlog"
+    )
 
 
 def event_log(manager: HybridDatabaseManager, limit: int = EVENT_PAGE) -> LiveQuery:
     """The newest ``limit`` events, newest first, with position, name, time and status
     (``pending``, ``confirmed`` or ``rejected``; rejected ones kept beside the log)."""
-    return store_of(manager).live(
+    return store_of(manager, STORE_OFF).live(
         "SELECT global_seq AS position, name, at, status, error FROM pjai_eventlog "
         "UNION ALL SELECT global_seq, name, at, 'rejected', error FROM pjai_rejected "
         "ORDER BY position DESC LIMIT :limit",
@@ -92,7 +86,7 @@ class EventAt:
 
 def event_at(manager: HybridDatabaseManager, position: int) -> EventAt | None:
     """The event at ``position``; ``None`` for 0 (before the first event) or a gap."""
-    rows = store_of(manager).query(
+    rows = store_of(manager, STORE_OFF).query(
         "SELECT global_seq, name, at FROM pjai_eventlog WHERE global_seq = :p", {"p": position}
     )
     if not rows:
@@ -135,7 +129,7 @@ class PastStates:
         """Row counts of every table as of ``position``, ``table``'s first
         :data:`TABLE_PAGE` rows by primary key, and the diff to ``compare_to`` (the head
         when ``None``)."""
-        store = store_of(self._manager)
+        store = store_of(self._manager, STORE_OFF)
         tables = {t.name: t for t in store.schema.metadata.sorted_tables}
         if table not in tables:
             raise QueryError(f"the store has no table {table!r}; choose one of {', '.join(tables)}")
@@ -203,7 +197,7 @@ def run_sql(manager: HybridDatabaseManager, sql: str, cap: int = SQL_ROW_CAP) ->
     :meth:`~pjai.store.Store.inspect`); raises :class:`QueryError` with the reason."""
     if not sql.strip():
         raise QueryError("type a query first, e.g. SELECT * FROM personas")
-    store = store_of(manager)
+    store = store_of(manager, STORE_OFF)
     started = time.perf_counter()
     columns, rows = store.inspect(sql, cap + 1)
     seconds = time.perf_counter() - started
@@ -225,7 +219,7 @@ def live_queries(manager: HybridDatabaseManager) -> list[LiveQueryInfo]:
     """The store's live queries that have subscribers, the most run first."""
     found = [
         LiveQueryInfo(live.sql, sorted(live.tables), live.subscribers, live.runs, live.last_run_s)
-        for live in store_of(manager).subscribed_live()
+        for live in store_of(manager, STORE_OFF).subscribed_live()
     ]
     return sorted(found, key=lambda info: (-info.runs, info.sql))
 
@@ -247,7 +241,7 @@ class SyncPositions:
 
 def sync_positions(data_dir: DataDir, manager: HybridDatabaseManager) -> SyncPositions:
     """The store's positions now, and the sync status of a synced directory."""
-    store = store_of(manager)
+    store = store_of(manager, STORE_OFF)
     return SyncPositions(
         head=store.head.global_seq,
         confirmed_head=store.confirmed_head.global_seq,
