@@ -92,23 +92,8 @@ def rebase(
         if error is not None:
             quarantined.append((record, error))
 
-    rebased: list[EventRecord] = []
-    rejected: list[tuple[EventRecord, str]] = []
     mine = [entry.record for entry, _ in entries if entry.record.id not in upstream_ids]
-    if mine:
-        generation = store._bump_generation()
-        head = incoming[-1].position
-        for record in mine:
-            moved = _moved(record, head, generation)
-            error, changeset = store._apply_logged(moved, capture=True)
-            if error is None:
-                log.append(moved, "pending", changeset=changeset)
-                rebased.append(moved)
-                head = moved.position
-            else:
-                reason = explain(store.schema, moved, error, incoming)
-                log.reject(moved, reason)
-                rejected.append((moved, reason))
+    rebased, rejected = _reapply(store, log, mine, incoming[-1].position, rivals=incoming)
     local_ids = {entry.record.id for entry, _ in entries}
     confirmed += [r.id for r in incoming if r.id in local_ids]
     return RebaseResult(confirmed, len(incoming), rebased, rejected, quarantined), list(rebased)
@@ -230,22 +215,39 @@ def discard(store: Store, log: EventLog, event_id: str, reason: str) -> RebaseRe
     log.delete([entry.record.id for entry, _ in local])
     dropped = local[0][0].record
     log.reject(dropped, reason)
-    result = RebaseResult(rejected=[(dropped, reason)])
     rest = [entry.record for entry, _ in local[1:]]
-    if rest:
-        generation = store._bump_generation()
-        head = dropped.parent
-        for record in rest:
-            moved = _moved(record, head, generation)
-            error, changeset = store._apply_logged(moved, capture=True)
-            if error is None:
-                log.append(moved, "pending", changeset=changeset)
-                result.rebased.append(moved)
-                head = moved.position
-            else:
-                log.reject(moved, error)
-                result.rejected.append((moved, error))
-    return result
+    rebased, rejected = _reapply(store, log, rest, dropped.parent)
+    return RebaseResult(rebased=rebased, rejected=[(dropped, reason), *rejected])
+
+
+def _reapply(
+    store: Store,
+    log: EventLog,
+    records: Sequence[EventRecord],
+    head: Position,
+    *,
+    rivals: Sequence[EventRecord] = (),
+) -> tuple[list[EventRecord], list[tuple[EventRecord, str]]]:
+    """Apply rolled-back pending ``records`` again, one after another from ``head``, in
+    a new generation: those that apply stay pending, the others are rejected with the
+    reason (naming the one of ``rivals`` that won the conflict, if one did)."""
+    rebased: list[EventRecord] = []
+    rejected: list[tuple[EventRecord, str]] = []
+    if not records:
+        return rebased, rejected
+    generation = store._bump_generation()
+    for record in records:
+        moved = _moved(record, head, generation)
+        error, changeset = store._apply_logged(moved, capture=True)
+        if error is None:
+            log.append(moved, "pending", changeset=changeset)
+            rebased.append(moved)
+            head = moved.position
+        else:
+            reason = explain(store.schema, moved, error, rivals) if rivals else error
+            log.reject(moved, reason)
+            rejected.append((moved, reason))
+    return rebased, rejected
 
 
 def _roll_back(store: Store, entries: Sequence[tuple[LogEntry, bytes | None]]) -> None:
