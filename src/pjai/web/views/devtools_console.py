@@ -12,7 +12,7 @@ from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import failure_text
 
-__all__ = ["console", "table_of"]
+__all__ = ["console", "shown", "table_of"]
 
 _EXAMPLE = "SELECT id, name, is_active FROM personas ORDER BY name"
 _CELL = 80
@@ -43,9 +43,14 @@ def table_of(columns: list[str], rows: list[Row], *, testid: str | None = None) 
 def _cells(names: list[str], row: Row, index: int) -> dict[str, Any]:
     cells: dict[str, Any] = {"_row": index}
     for name, value in zip(names, row, strict=True):
-        text = "∅" if value is None else str(value)
-        cells[name] = text if len(text) <= _CELL else text[: _CELL - 1] + "…"
+        cells[name] = shown(value, _CELL)
     return cells
+
+
+def shown(value: Any, limit: int) -> str:
+    """A stored value as the devtools show it: ``∅`` for NULL, cut at ``limit`` characters."""
+    text = "∅" if value is None else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def console(web: WebApp) -> None:

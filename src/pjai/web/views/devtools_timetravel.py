@@ -22,7 +22,7 @@ from pjai.store import Row
 from pjai.store.timetravel import ChangedRow, StateDiff, TableDiff
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel, failure_text
-from pjai.web.views.devtools_console import table_of
+from pjai.web.views.devtools_console import shown, table_of
 
 __all__ = ["SHOWN_PER_KIND", "TimeTravel"]
 
@@ -244,24 +244,19 @@ def _row_line(kind: str, colour: str, key: str, detail: str) -> None:
         ui.label(detail).classes("text-caption text-grey-8 ellipsis")
 
 
-def _short(value: Any) -> str:
-    text = "∅" if value is None else str(value)
-    return text if len(text) <= _TEXT else text[: _TEXT - 1] + "…"
-
-
 def _key(found: TableDiff, values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_short(values.get(k))}" for k in found.key_columns)
+    return ", ".join(f"{k}={shown(values.get(k), _TEXT)}" for k in found.key_columns)
 
 
 def _changed_key(found: TableDiff, changed: ChangedRow) -> str:
     return ", ".join(
-        f"{k}={_short(v)}" for k, v in zip(found.key_columns, changed.key, strict=False)
+        f"{k}={shown(v, _TEXT)}" for k, v in zip(found.key_columns, changed.key, strict=False)
     )
 
 
 def _values(found: TableDiff, values: dict[str, Any]) -> str:
     return "; ".join(
-        f"{c}: {_short(v)}"
+        f"{c}: {shown(v, _TEXT)}"
         for c, v in values.items()
         if v is not None and c not in found.key_columns
     )
@@ -269,5 +264,6 @@ def _values(found: TableDiff, values: dict[str, Any]) -> str:
 
 def _changes(changed: ChangedRow) -> str:
     return "; ".join(
-        f"{c}: {_short(old)} → {_short(new)}" for c, (old, new) in changed.changes.items()
+        f"{c}: {shown(old, _TEXT)} → {shown(new, _TEXT)}"
+        for c, (old, new) in changed.changes.items()
     )
