@@ -1,5 +1,6 @@
 """Tables paged on the server: the page sizes offered, what a table's request may ask
-for, which rows a page covers, and what a new total does to the page shown.
+for, which rows a page covers, what a new total does to the page shown, and the look of
+their rows and badge cells.
 
 A paged view keeps the table's ``pagination`` (page, rowsPerPage, rowsNumber, ...) as
 the one record of where it is; live queries read that page and count the total.
@@ -12,7 +13,15 @@ from typing import Any
 
 from nicegui import ui
 
-__all__ = ["PAGE_SIZES", "ROWS_PER_PAGE", "TABLE_PROPS", "asked_page", "settle_total", "window"]
+__all__ = [
+    "PAGE_SIZES",
+    "ROWS_PER_PAGE",
+    "TABLE_PROPS",
+    "asked_page",
+    "badge_cell",
+    "settle_total",
+    "window",
+]
 
 ROWS_PER_PAGE = 25
 PAGE_SIZES = (10, 25, 50, 100)
@@ -23,6 +32,16 @@ TABLE_PROPS = (
     ":table-row-class-fn=\"() => 'cursor-pointer'\""
 )
 """The look of a paged table whose rows open on a click."""
+
+
+def badge_cell(colours: Mapping[str, str]) -> str:
+    """A table's body cell (its ``body-cell-<column>`` slot) showing the value as a badge
+    in the colour ``colours`` gives it; grey for a value it does not name."""
+    choices = ", ".join(f"{value}: '{colour}'" for value, colour in colours.items())
+    return (
+        f'<q-td :props="props"><q-badge :color="{{{choices}}}[props.value] || \'grey\'" '
+        ':label="props.value" /></q-td>'
+    )
 
 
 def asked_page(asked: Mapping[str, Any]) -> dict[str, int]:

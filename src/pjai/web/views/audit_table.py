@@ -21,7 +21,7 @@ from pjai.schema.types import from_iso
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
-from pjai.web.paging import ROWS_PER_PAGE, window
+from pjai.web.paging import ROWS_PER_PAGE, badge_cell, window
 from pjai.web.views.paged_feed import PagedFeed
 
 __all__ = ["COLUMNS", "OUTCOME_COLOURS", "AuditTable", "EventFeed", "summary"]
@@ -39,10 +39,6 @@ COLUMNS: list[dict[str, Any]] = [
 OUTCOME_COLOURS = {"confirmed": "positive", "pending": "amber-8", "rejected": "negative"}
 """The colour of each outcome's badge."""
 
-_OUTCOME_CELL = (
-    "<q-td :props=\"props\"><q-badge :color=\"{confirmed: 'positive', pending: 'amber-8', "
-    "rejected: 'negative'}[props.value] || 'grey'\" :label=\"props.value\" /></q-td>"
-)
 _SUMMARY_CELL = (
     '<q-td :props="props" class="text-grey-8" style="max-width: 28rem; overflow: hidden; '
     'text-overflow: ellipsis">{{ props.value }}</q-td>'
@@ -107,7 +103,7 @@ class EventFeed(PagedFeed):
             row_key="key",
             pagination={"page": 1, "rowsPerPage": ROWS_PER_PAGE, "rowsNumber": 0},
         )
-        table.add_slot("body-cell-outcome", _OUTCOME_CELL)
+        table.add_slot("body-cell-outcome", badge_cell(OUTCOME_COLOURS))
         table.add_slot("body-cell-summary", _SUMMARY_CELL)
         super().__init__(web, total_slot, on_open, table)
 

@@ -25,7 +25,7 @@ from pjai.sql.repositories import MemoryOrder
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
-from pjai.web.paging import ROWS_PER_PAGE, asked_page, window
+from pjai.web.paging import ROWS_PER_PAGE, asked_page, badge_cell, window
 from pjai.web.views.paged_feed import PagedFeed
 
 __all__ = ["COLUMNS", "SORTABLE", "TIER_COLOURS", "MemoryTable", "TableFeed", "row_of"]
@@ -47,11 +47,6 @@ COLUMNS: list[dict[str, Any]] = [
 
 TIER_COLOURS = {"hot": "deep-orange", "warm": "amber-8", "cold": "light-blue-8"}
 """The colour of each tier's badge."""
-
-_TIER_CELL = (
-    "<q-td :props=\"props\"><q-badge :color=\"{hot: 'deep-orange', warm: 'amber-8', "
-    "cold: 'light-blue-8'}[props.value] || 'grey'\" :label=\"props.value\" /></q-td>"
-)
 
 
 def row_of(row: Row) -> dict[str, Any]:
@@ -117,7 +112,7 @@ class TableFeed(PagedFeed):
                 "rowsNumber": 0,
             },
         )
-        table.add_slot("body-cell-tier", _TIER_CELL)
+        table.add_slot("body-cell-tier", badge_cell(TIER_COLOURS))
         super().__init__(web, total_slot, on_open, table)
 
     # -- what shows -----------------------------------------------------------------
