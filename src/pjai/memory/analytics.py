@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     BindParameter,
@@ -51,6 +51,7 @@ __all__ = [
     "DASHBOARD",
     "Alert",
     "Health",
+    "capacity_level",
     "dashboard_query",
     "health",
     "health_from_rows",
@@ -78,6 +79,16 @@ class Health:
     stale_share: float
     score: float
     alerts: list[Alert] = field(default_factory=list)
+
+
+def capacity_level(use: float) -> Literal["critical", "warning"] | None:
+    """How a tier's capacity use (a share, 1 is full) counts for health: ``critical``
+    above 95 %, ``warning`` above 85 %, else ``None``."""
+    if use > 0.95:
+        return "critical"
+    if use > 0.85:
+        return "warning"
+    return None
 
 
 def health_query(
@@ -156,12 +167,10 @@ def health_from_rows(rows: list[Any], target: TierShares | None = None) -> Healt
     alerts: list[Alert] = []
     capacity_penalty = 0
     for tier in TIERS:
-        if use[tier] > 0.95:
-            alerts.append(Alert("critical", f"{tier} tier at {use[tier]:.0%} of capacity"))
-            capacity_penalty = max(capacity_penalty, 25)
-        elif use[tier] > 0.85:
-            alerts.append(Alert("warning", f"{tier} tier at {use[tier]:.0%} of capacity"))
-            capacity_penalty = max(capacity_penalty, 10)
+        level = capacity_level(use[tier])
+        if level is not None:
+            alerts.append(Alert(level, f"{tier} tier at {use[tier]:.0%} of capacity"))
+            capacity_penalty = max(capacity_penalty, 25 if level == "critical" else 10)
     fragmentation_penalty = 0
     if fragmentation > 60:
         alerts.append(Alert("critical", f"fragmentation {fragmentation:.0f} (above 60)"))

@@ -9,6 +9,7 @@ from nicegui import ui
 
 from pjai.app.reads import dashboard as reads
 from pjai.app.reads.personas import PersonaChoice
+from pjai.memory.analytics import capacity_level
 from pjai.schema.tables import TIERS
 from pjai.store import Row
 from pjai.web.app import WebApp
@@ -137,8 +138,9 @@ def _health(rows: list[Row]) -> None:
 
 
 def _bar_colour(use: float, tier: str) -> str:
-    if use > 0.95:
+    level = capacity_level(use)
+    if level == "critical":
         return "negative"
-    if use > 0.85:
+    if level == "warning":
         return "warning"
     return TIER_PALETTE[tier]
