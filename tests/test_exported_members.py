@@ -10,6 +10,7 @@ import pytest
 PACKAGES = [
     "pjai",
     "pjai.errors",
+    "pjai.resource",
     "pjai.schema",
     "pjai.store",
     "pjai.sql",

@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from pjai.errors import ConfigError
+from pjai.resource import Resource
 from pjai.schema.types import from_iso, to_iso, utc_now
 from pjai.sql.engine import PoolConfig, create_sql_engine
 from pjai.sync.server.audit import AuditEntry, AuditTrail
@@ -44,7 +45,7 @@ def _via(token_id: str) -> str:
     return f"(token {token_id})"
 
 
-class WebSessions:
+class WebSessions(Resource):
     """Sessions and access tokens of one data directory's web app."""
 
     def __init__(self, engine: Engine, lifetime_s: float) -> None:
@@ -156,12 +157,6 @@ class WebSessions:
     def close(self) -> None:
         """Release the file."""
         self.engine.dispose()
-
-    def __enter__(self) -> WebSessions:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # Last: below it, ``list`` would name this method in annotations.
     def list(self) -> list[Token]:

@@ -19,6 +19,7 @@ from pjai.hybrid.quarantine import QuarantineReport, acknowledge, report
 from pjai.hybrid.recovery import StoreRebuilt
 from pjai.hybrid.repair import Repaired, Side, repair
 from pjai.hybrid.switch import StoreSwitch
+from pjai.resource import Resource
 from pjai.schema import SCHEMA
 from pjai.schema.codec import ColumnCodec
 from pjai.schema.event import Event, Schema
@@ -38,7 +39,7 @@ __all__ = ["HybridDatabaseManager"]
 T = TypeVar("T")
 
 
-class HybridDatabaseManager:
+class HybridDatabaseManager(Resource):
     """Opens the reactive store and the SQL primary of a data directory and ties them.
 
     With the store on (``use_livestore``, the default), :meth:`commit` goes through the
@@ -248,12 +249,6 @@ class HybridDatabaseManager:
         """Call ``release`` when the manager closes (after the store and SQL): for what
         was opened for it, such as the key ring its codec uses."""
         self._on_close.append(release)
-
-    def __enter__(self) -> HybridDatabaseManager:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _locked(self, do: Callable[[HybridDatabaseManager], T]) -> T:
         with self._lock:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from pjai.memory.backend import Backend
 from pjai.memory.embeddings import Embeddings
+from pjai.resource import Resource
 
 __all__ = ["INTERVAL_S", "IndexerState", "VectorIndexer"]
 
@@ -38,7 +39,7 @@ class IndexerState:
     """The last run's failure (``None`` once a run succeeds)."""
 
 
-class VectorIndexer:
+class VectorIndexer(Resource):
     """A thread that keeps ``open_vectors()``'s vectors up to date with ``backend``
     whenever ``position()`` (any value that changes with the data) changes.
     :meth:`close` stops it (a run in progress finishes its current chunk first)."""
@@ -141,9 +142,3 @@ class VectorIndexer:
         self._stopped.set()
         self._woken.set()
         self._thread.join()
-
-    def __enter__(self) -> VectorIndexer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -34,6 +34,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pjai.errors import KeyRingError
+from pjai.resource import Resource
 from pjai.schema.types import new_id
 from pjai.security.keyfile import FORMAT, SCHEMA, connect, data_key_aad, now
 from pjai.security.locks import (
@@ -110,7 +111,7 @@ def store_fingerprint(path: Path) -> str:
     return str(rows[0][0])
 
 
-class KeyRing:
+class KeyRing(Resource):
     """An unlocked key ring. Make one with :meth:`create`, open one with :meth:`unlock`;
     :meth:`close` it (or use it as a context manager). Safe to share between threads
     (one call at a time). Keys are kept in memory once read; a change another process
@@ -244,12 +245,6 @@ class KeyRing:
         self._cache.clear()
         self._current.clear()
         self._conn.close()
-
-    def __enter__(self) -> KeyRing:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- locks -------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from pjai.errors import (
     StoreError,
     StoreModeError,
 )
+from pjai.resource import Resource
 from pjai.schema import SCHEMA
 from pjai.schema.codec import PLAIN
 from pjai.schema.event import Event, Materialized, Schema
@@ -64,7 +65,7 @@ CommitHook = Callable[[list[Materialized]], object]
 transaction; raising aborts it."""
 
 
-class Store:
+class Store(Resource):
     """PJai's reactive, event-sourced local store.
 
     Every change is an event: :meth:`commit` validates events, appends them to the event
@@ -863,12 +864,6 @@ class Store:
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<Store {self.path or ':memory:'} head={self._head} sync={self.sync}>"

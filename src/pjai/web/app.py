@@ -12,6 +12,7 @@ from typing import Generic, TypeVar
 
 from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas, SyncLink
 from pjai.hybrid import HybridDatabaseManager
+from pjai.resource import Resource
 
 __all__ = ["HEALTH_MAX_AGE_S", "WATCH_INTERVAL_S", "SharedReading", "WebApp"]
 
@@ -59,7 +60,7 @@ class Services:
     conversations: Conversations
 
 
-class WebApp:
+class WebApp(Resource):
     """What every page of one running app shares: the data directory, its manager and
     the services over it, a thread that takes in commits made elsewhere (another
     process on the same directory, or a sync client) so that live queries see them, and
@@ -110,9 +111,3 @@ class WebApp:
         if self.indexer is not None:
             self.indexer.close()
         self.manager.close()
-
-    def __enter__(self) -> WebApp:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

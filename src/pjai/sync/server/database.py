@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pjai.resource import Resource
 from pjai.sql.engine import PoolConfig, create_sql_engine, redacted
 from pjai.sync.server.audit import AuditTrail
 from pjai.sync.server.sqllog import SqlLog
@@ -31,7 +32,7 @@ def database_url(database: str | Path) -> str:
     return database
 
 
-class ServerDatabase:
+class ServerDatabase(Resource):
     """A sync server's database: :attr:`log`, :attr:`tokens` and :attr:`audit` share
     its pool, which :meth:`close` disposes of."""
 
@@ -74,9 +75,3 @@ class ServerDatabase:
     def close(self) -> None:
         """Close the pool's connections; the database is not used after."""
         self.engine.dispose()
-
-    def __enter__(self) -> ServerDatabase:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

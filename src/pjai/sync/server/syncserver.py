@@ -28,6 +28,7 @@ from types import FrameType
 import uvicorn
 
 from pjai.errors import PjaiError
+from pjai.resource import Resource
 from pjai.sync.protocol import MAX_EVENTS_PER_FRAME
 from pjai.sync.server.asgi import create_app
 from pjai.sync.server.database import ServerDatabase
@@ -65,7 +66,7 @@ class ServerConfig:
     """Seconds a keepalive ping waits for its pong; then the connection is closed."""
 
 
-class SyncServer:
+class SyncServer(Resource):
     """A sync server: a hub and its ASGI app, served by uvicorn, and the database
     it owns, if any.
 
@@ -253,12 +254,6 @@ class SyncServer:
         """Stop serving and close the database."""
         await self.stop()
         await asyncio.to_thread(self._close_database)
-
-    def __enter__(self) -> SyncServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     async def __aenter__(self) -> SyncServer:
         return self
