@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from pjai.app import DataDir, connect, sync_conflicts, sync_status, sync_url
+from pjai.app.sync import SyncOutcome
 from pjai.errors import ConfigError
+from pjai.sync.client import SyncStatus
 
 
 def test_urls_are_normalised() -> None:
@@ -30,6 +33,27 @@ def test_a_directory_that_could_not_be_made_synced_is_left_as_it_was(tmp_path: P
     with pytest.raises(ConfigError, match="not a sync server URL"):
         connect(data, "nowhere")
     assert not data.flags_path.exists()
+
+
+def test_a_run_in_another_thread_ends_when_its_stop_event_is_set(tmp_path: Path) -> None:
+    stop = threading.Event()
+    reported: list[SyncStatus] = []
+    ended: list[SyncOutcome] = []
+
+    def seen(status: SyncStatus) -> None:
+        reported.append(status)
+        stop.set()  # at the first status: nothing listens on port 9, it keeps retrying
+
+    def run() -> None:
+        ended.append(connect(DataDir(tmp_path), "http://127.0.0.1:9", report=seen, stop=stop))
+
+    running = threading.Thread(target=run, daemon=True)
+    running.start()
+    running.join(timeout=60)
+    assert not running.is_alive(), "the run did not end when stop was set"
+    assert reported
+    assert ended[0].status.state == "stopped"
+    assert not ended[0].level
 
 
 def test_status_needs_a_store(tmp_path: Path) -> None:

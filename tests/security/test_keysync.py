@@ -22,6 +22,7 @@ from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError, KeyRingError
 from pjai.security import KeyRing
 from pjai.security.sharing import absorb, deletion_proof, export_items, join
+from pjai.sync.client import SyncStatus
 from pjai.sync.server import ServerDatabase
 from pjai.sync.server.tokens import Role
 from tests.databases import postgres_schema
@@ -173,8 +174,9 @@ def test_a_key_made_after_connecting_reaches_the_running_device(
         sync = {"token": token, "store_id": "shared"}
         assert connect(laptop, server.url, once=True, timeout=60, **sync).level
         join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
+        stop = threading.Event()
         running = threading.Thread(
-            target=connect, args=(desk, server.url), kwargs={"timeout": 8, **sync}
+            target=connect, args=(desk, server.url), kwargs={"stop": stop, **sync}
         )
         running.start()
         try:
@@ -188,7 +190,7 @@ def test_a_key_made_after_connecting_reaches_the_running_device(
                  "--once", "--hidden"],
             ):  # fmt: skip
                 subprocess.run([sys.executable, "-m", "pjai", *args, *where], env=env, check=True)
-            deadline = time.monotonic() + 6
+            deadline = time.monotonic() + 60
             seen: list[str] = []
             while time.monotonic() < deadline and not seen:
                 time.sleep(0.2)
@@ -197,6 +199,7 @@ def test_a_key_made_after_connecting_reaches_the_running_device(
                     seen = [r.description for r in store.query("SELECT description FROM personas")]
             assert seen == [MARKER]
         finally:
+            stop.set()
             running.join()
 
 
@@ -335,9 +338,18 @@ def test_an_erasure_made_while_connected_is_compacted_once_confirmed(
         Memories(manager).add(ada.id, f"the {MARKER} recipe")
     with servers(db_url, server_dir, 1) as (server,):
         sync = {"token": token, "store_id": "shared"}
-        assert connect(laptop, server.url, once=True, timeout=60, **sync).level
+        before = connect(laptop, server.url, once=True, timeout=60, **sync)
+        assert before.level
+        stop = threading.Event()
+
+        def confirmed(status: SyncStatus) -> None:  # the erasure's events reached the server
+            if status.confirmed_head > before.status.confirmed_head and not status.pending:
+                stop.set()
+
         running = threading.Thread(
-            target=connect, args=(laptop, server.url), kwargs={"timeout": 6, **sync}
+            target=connect,
+            args=(laptop, server.url),
+            kwargs={"stop": stop, "report": confirmed, "timeout": 120, **sync},
         )
         running.start()
         try:
@@ -348,6 +360,10 @@ def test_an_erasure_made_while_connected_is_compacted_once_confirmed(
                  "--data-dir", str(laptop.path)],
                 env=env, check=True, capture_output=True,
             )  # fmt: skip
+        except BaseException:
+            stop.set()
+            raise
         finally:
             running.join()
+    assert stop.is_set(), "the erasure was not confirmed within 120 s"
     assert files_holding(laptop.path, MARKER) == []

@@ -14,6 +14,7 @@ import logging
 import operator
 import os
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -142,9 +143,11 @@ def connect(
     report: Callable[[SyncStatus], object] | None = None,
     progress: Progress | None = None,
     name: str | None = None,
+    stop: threading.Event | None = None,
 ) -> SyncOutcome:
     """Sync ``data_dir`` through the server at ``url`` until stopped (SIGINT, SIGTERM,
-    ``timeout`` seconds) or, with ``once``, until level with the server.
+    ``stop`` set by another thread, ``timeout`` seconds) or, with ``once``, until level
+    with the server.
 
     A new data directory is made a synced one. Each status change goes to the status
     file and to ``report``. ``store_id`` defaults to the store it synced with before,
@@ -188,7 +191,9 @@ def connect(
             )
 
             try:
-                level = asyncio.run(_run(client, seen, once=once, limit=timeout, tick=tick))
+                level = asyncio.run(
+                    _run(client, seen, once=once, limit=timeout, tick=tick, stop=stop)
+                )
                 if tick is not None:
                     tick.compact_erased()
             finally:
@@ -305,6 +310,8 @@ def write_status(
 KEYS_EVERY_S = 10.0
 """How often a running client of an encrypted directory exchanges keys with the server."""
 
+_STOP_POLL_S = 0.1
+
 
 async def _run(
     client: SyncClient,
@@ -313,14 +320,15 @@ async def _run(
     once: bool,
     limit: float | None,
     tick: Callable[[], object] | None = None,
+    stop: threading.Event | None = None,
 ) -> bool:
     """Run ``client``, reporting each status; with ``once``, until level. Whether it got
     there. ``tick`` runs (in a thread) every :data:`KEYS_EVERY_S` meanwhile."""
-    stop = asyncio.Event()
+    stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, stopped.set)
     client.start()
     last: SyncStatus | None = None
     level = False
@@ -339,6 +347,15 @@ async def _run(
                 return
             await client.wait_until(partial(operator.ne, status))
 
+    async def stopped_by_caller() -> None:
+        # Signal handlers run on the main thread only: a caller running this in another
+        # thread stops it with a threading.Event, which cannot wake the loop, so it is
+        # looked at ten times a second.
+        while stop is not None and not stop.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(_STOP_POLL_S)
+        if stop is not None:
+            stopped.set()
+
     async def ticking() -> None:
         while tick is not None:
             await asyncio.sleep(KEYS_EVERY_S)
@@ -348,14 +365,14 @@ async def _run(
                 log.warning("exchanging keys with the sync server: %s", exc)
 
     watching = asyncio.create_task(follow())
-    stopping = asyncio.create_task(stop.wait())
-    ticker = asyncio.create_task(ticking())
+    stopping = asyncio.create_task(stopped.wait())
+    others = [asyncio.create_task(ticking()), asyncio.create_task(stopped_by_caller())]
     try:
         await asyncio.wait({watching, stopping}, timeout=limit, return_when="FIRST_COMPLETED")
     finally:
-        for task in (watching, stopping, ticker):
+        for task in (watching, stopping, *others):
             task.cancel()
-        await asyncio.gather(watching, stopping, ticker, return_exceptions=True)
+        await asyncio.gather(watching, stopping, *others, return_exceptions=True)
         await client.stop()
         report(client.status)
     return level
