@@ -347,14 +347,13 @@ async def _run(
                 return
             await client.wait_until(partial(operator.ne, status))
 
-    async def stopped_by_caller() -> None:
+    async def stopped_by_caller(event: threading.Event) -> None:
         # Signal handlers run on the main thread only: a caller running this in another
         # thread stops it with a threading.Event, which cannot wake the loop, so it is
         # looked at ten times a second.
-        while stop is not None and not stop.is_set():  # noqa: ASYNC110
+        while not event.is_set():  # noqa: ASYNC110
             await asyncio.sleep(_STOP_POLL_S)
-        if stop is not None:
-            stopped.set()
+        stopped.set()
 
     async def ticking() -> None:
         while tick is not None:
@@ -366,7 +365,9 @@ async def _run(
 
     watching = asyncio.create_task(follow())
     stopping = asyncio.create_task(stopped.wait())
-    others = [asyncio.create_task(ticking()), asyncio.create_task(stopped_by_caller())]
+    others = [asyncio.create_task(ticking())]
+    if stop is not None:
+        others.append(asyncio.create_task(stopped_by_caller(stop)))
     try:
         await asyncio.wait({watching, stopping}, timeout=limit, return_when="FIRST_COMPLETED")
     finally:
