@@ -9,8 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from pjai.app import DataDir, connect, sync_conflicts, sync_status, sync_url
-from pjai.app.sync import SyncOutcome
+from pjai.app import (
+    DataDir,
+    SyncOutcome,
+    connect,
+    sync_conflicts,
+    sync_status,
+    sync_url,
+)
 from pjai.errors import ConfigError
 from pjai.sync.client import SyncStatus
 
