@@ -290,6 +290,31 @@ def test_a_snapshot_that_replay_does_not_reproduce_is_named(
     assert "nothing was deleted" in "".join(e.value.__notes__)
 
 
+def test_an_event_no_sql_journal_could_hold_is_refused(
+    manager: HybridDatabaseManager, sql_url: str, tmp_path: Path
+) -> None:
+    # PostgreSQL cannot keep a NUL in text: the journal would refuse the event after the
+    # store took it, and catching up would fail on it for ever.
+    manager.commit(persona("p1"), memory("m1"))
+    file = tmp_path / "backup.zip"
+    manifest = export_archive(manager, file)
+    with zipfile.ZipFile(file) as zf:
+        events = zf.read(EVENTS_FILE)
+    forged = events.replace(b'"session_id":"', b'"session_id":"\\u0000', 1)
+    files = {**manifest.files, EVENTS_FILE: describe(forged)}
+    forged_manifest = msgspec.json.encode(msgspec.structs.replace(manifest, files=files))
+    rewrite(file, {EVENTS_FILE: forged, MANIFEST_FILE: forged_manifest})
+    target = tmp_path / "restored"
+    with (
+        database(backend(sql_url), tmp_path / "sql-restored") as url,
+        pytest.raises(
+            ArchiveCorruptError, match=r"events\.jsonl line 1: .* its session_id must"
+        ) as e,
+    ):
+        import_archive(target, file, sql_urls=[url], environ={})
+    assert "events up to e0 of 2" in "".join(e.value.__notes__)  # none was taken
+
+
 def test_a_snapshot_of_another_schema_is_not_compared(
     manager: HybridDatabaseManager, sql_url: str, tmp_path: Path
 ) -> None:

@@ -431,3 +431,66 @@ async def test_stores_holding_the_same_event_ids_each_get_their_own_events(hub: 
         assert isinstance(pulled, Events)
         assert [bytes(r.args) for r in pulled.events] == [bytes(r.args) for r in expected]
         await transport.close()
+
+
+# -- a server that breaks the protocol ----------------------------------------------
+
+
+class Connections:
+    """The server end of each connection a client makes, in order."""
+
+    def __init__(self) -> None:
+        self.ends: asyncio.Queue[Transport] = asyncio.Queue()
+
+    async def connect(self) -> Transport:
+        client_end, server_end = memory_pipe()
+        self.ends.put_nowait(server_end)
+        return client_end
+
+    async def welcome(self, head: Position) -> Transport:
+        """The next connection's end, once it said hello, was welcomed and pulled."""
+        end = await self.ends.get()
+        assert isinstance(decode(await end.receive()), Hello)
+        welcome = Welcome(version=1, backend_id="b1", store_id="s1", head=head, role="write")
+        await end.send(encode(welcome))
+        assert isinstance(decode(await end.receive()), Pull)
+        return end
+
+
+async def test_an_event_the_server_should_have_refused_is_not_applied() -> None:
+    # No SQL primary could journal a session id with a NUL: the client refuses the frame.
+    first, second = records(2, client_id="c2")
+    second = msgspec.structs.replace(second, session_id="s\x00")
+    server = Connections()
+    with Store.memory(sync=True) as store:
+        client = SyncClient(store, server.connect, store_id="s1", backoff=(0.05, 0.1))
+        client.start()
+        async with asyncio.timeout(5):
+            end = await server.welcome(second.position)
+            frame = Events(events=[first, second], head=second.position, more=False)
+            await end.send(encode(frame))
+            await client.wait_until(lambda s: "must refuse" in (s.last_error or ""))
+        assert client.status.last_error is not None
+        assert "its session_id must not contain the NUL character" in client.status.last_error
+        assert store.confirmed_head.key < second.position.key  # the good one may be in
+        await client.stop()
+
+
+async def test_a_rate_limited_hold_ends_with_the_connection() -> None:
+    server = Connections()
+    with Store.memory(sync=True) as store:
+        (mine,) = store.commit(persona("p1"))
+        client = SyncClient(store, server.connect, store_id="s1", backoff=(0.05, 0.1))
+        client.start()
+        async with asyncio.timeout(5):  # far less than the minute the first server asks
+            end = await server.welcome(ROOT)
+            push = decode(await end.receive())
+            assert isinstance(push, Push)
+            held = PushRejected(id=push.id, reason="rate_limited", retry_after=3600.0)
+            await end.send(encode(held))
+            await end.close()
+            end = await server.welcome(ROOT)
+            push = decode(await end.receive())
+            assert isinstance(push, Push)
+            assert [r.id for r in push.events] == [mine.id]
+        await client.stop()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pjai.schema.records import ROOT, EventRecord, Position
-from pjai.sync.clientside import ClientSession
+from pjai.sync.clientside import MAX_HOLD_S, ClientSession, Wait
 from pjai.sync.protocol import Events, Push, PushAck, PushRejected, Welcome
 from tests.sync.records import records
 
@@ -68,3 +70,18 @@ def test_the_server_head_never_goes_back() -> None:
     session.receive(PushAck(id=mine.id, head=later, accepted=3), ROOT)
     session.receive(Events(events=mine.events, head=earlier, more=False), ROOT)  # sent before
     assert session.server_head == later
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "held"),
+    [(2.5, 2.5), (None, 1.0), (86_400.0, MAX_HOLD_S), (float("inf"), MAX_HOLD_S), (-3.0, 1.0)],
+)
+def test_a_rate_limited_push_waits_as_the_server_says_within_reason(
+    retry_after: float | None, held: float
+) -> None:
+    # A server that asks for a day's wait (or a negative one) holds pushes a minute.
+    session = ready()
+    sent = push(session, records(2))
+    rejected = PushRejected(id=sent.id, reason="rate_limited", retry_after=retry_after)
+    assert session.receive(rejected, ROOT) == [Wait(held)]
+    assert session.idle

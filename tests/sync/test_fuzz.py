@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -29,7 +30,7 @@ from pjai.sync.protocol import (
     decode,
     encode,
 )
-from pjai.sync.server.asgi import create_app
+from pjai.sync.server.asgi import MAX_KEYS_BODY, create_app
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.log import MemoryLog
 from pjai.sync.server.session import ServerSession
@@ -198,3 +199,27 @@ def test_the_keys_channel_answers_any_body_without_a_server_error(
     assert response.status_code in {200, 400, 401, 403}, response.text
     if response.status_code != 200:
         assert "error" in response.json()
+
+
+def test_a_keys_body_is_read_only_with_a_token_and_up_to_its_limit() -> None:
+    read = 0
+
+    async def offered() -> AsyncIterator[bytes]:  # 64 MiB, if the server reads them all
+        nonlocal read
+        for _ in range(64):
+            read += 1 << 20
+            yield b"x" * (1 << 20)
+
+    async def post(app: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=APPS[app])
+        async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+            return await client.post("/keys", content=offered())
+
+    assert asyncio.run(post("locked")).status_code == 401
+    assert read == 0  # refused before a byte of it was read
+    refused = asyncio.run(post("open"))
+    assert refused.status_code == 400
+    assert refused.json()["message"] == (
+        f"the body is longer than the limit of {MAX_KEYS_BODY} bytes"
+    )
+    assert read <= MAX_KEYS_BODY + (1 << 20)

@@ -10,8 +10,17 @@ import pytest
 
 from pjai.store import Store
 from pjai.sync.client import SyncClient
-from pjai.sync.presence import MAX_DETAIL_KEYS, MAX_NAME_CHARS, PRESENCE, SEEN_REFRESH, Roster
+from pjai.sync.presence import (
+    MAX_DETAIL_CHARS,
+    MAX_DETAIL_KEYS,
+    MAX_NAME_CHARS,
+    MAX_PEERS,
+    PRESENCE,
+    SEEN_REFRESH,
+    Roster,
+)
 from pjai.sync.protocol import (
+    MAX_FRAME_BYTES,
     Error,
     Hello,
     Message,
@@ -347,3 +356,19 @@ async def test_presence_travels_over_websockets() -> None:
             await cb.stop()
             await ca.wait_peers(lambda peers: peers == [])
             await ca.stop()
+
+
+def test_a_presence_frame_lists_the_latest_seen_peers_and_fits_a_frame() -> None:
+    # However many connections announce themselves, the frame each listener gets fits.
+    roster: Roster[str] = Roster(interval=0.1)
+    widest = PresenceUpdate(
+        name="名" * MAX_NAME_CHARS,
+        detail={f"{k}{'键' * (MAX_DETAIL_CHARS - 1)}": "值" * MAX_DETAIL_CHARS for k in range(8)},
+    )
+    for n in range(MAX_PEERS + 50):
+        roster.listen(f"s{n}", f"s{n}")
+        roster.announce(f"s{n}", "c" * 100, widest, T0 + timedelta(seconds=n))
+    peers = roster.take(0.0)
+    assert peers is not None
+    assert [p.session_id for p in peers] == [f"s{n}" for n in range(50, MAX_PEERS + 50)]
+    assert len(encode(Presence(peers=peers))) < MAX_FRAME_BYTES

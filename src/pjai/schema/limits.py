@@ -36,6 +36,7 @@ __all__ = [
     "Walk",
     "encoding_problem",
     "exact_time_problem",
+    "text_problem",
     "time_problem",
     "walker",
 ]
@@ -72,7 +73,8 @@ def time_problem(value: datetime) -> str | None:
     return f"must lie between {EARLIEST.date()} and {LATEST.date()} in UTC"
 
 
-def _text_problem(value: str) -> str | None:
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text by every backend (a NUL), or ``None``."""
     if "\x00" in value:
         return "must not contain the NUL character (U+0000)"
     return None
@@ -107,7 +109,7 @@ def exact_time_problem(value: datetime) -> str | None:
 def walker(
     event_type: type[msgspec.Struct],
     *,
-    text: Check | None = _text_problem,
+    text: Check | None = text_problem,
     time: Check | None = time_problem,
 ) -> Walk:
     """A function finding the first unstorable value of an ``event_type`` payload.

@@ -12,10 +12,19 @@ import msgspec
 from pjai.errors import EventValidationError
 from pjai.schema.codec import PLAIN, Codec
 from pjai.schema.fields import UtcDatetime
-from pjai.schema.limits import INT64_MAX, time_problem
+from pjai.schema.limits import INT64_MAX, text_problem, time_problem
 from pjai.schema.types import new_id
 
-__all__ = ["ROOT", "EventRecord", "EventStatus", "LogEntry", "Position", "args_text", "stamp"]
+__all__ = [
+    "ROOT",
+    "EventRecord",
+    "EventStatus",
+    "LogEntry",
+    "Position",
+    "args_text",
+    "header_problem",
+    "stamp",
+]
 
 EventStatus = Literal["pending", "confirmed", "rejected"]
 """``pending``: committed here, not yet confirmed by an upstream. ``confirmed``: part of
@@ -72,6 +81,15 @@ class EventRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         # A record with a time out of range could be logged by no backend.
         if (problem := time_problem(self.at)) is not None:
             raise ValueError(f"event {self.id[:40]}: its time {problem}")
+
+
+def header_problem(record: EventRecord) -> str | None:
+    """Why ``record``'s id, name, client or session could not be journaled by every SQL
+    backend, or ``None``. Its time and arguments are checked as they are decoded."""
+    for field in ("id", "name", "client_id", "session_id"):
+        if (problem := text_problem(getattr(record, field))) is not None:
+            return f"event {record.id[:40]!r}: its {field} {problem}"
+    return None
 
 
 def stamp(

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import msgspec
 
 from pjai.errors import ConfigError, PjaiError, RebaseError
-from pjai.schema.records import EventRecord, EventStatus
+from pjai.schema.records import EventRecord, EventStatus, header_problem
 from pjai.store import Store
 from pjai.store.rebase import RebaseResult
 from pjai.sync.clientside import Apply, ClientSession, Fail, Reject, Send, Wait
@@ -334,7 +334,7 @@ class SyncClient:
 
     async def _connection(self) -> None:
         transport = self._transport = await self._connect()
-        self._behind = []
+        self._behind, self._hold_until = [], 0.0  # a hold is one server's word on it
         session = ClientSession(
             self.store_id,
             self.store.client_id,
@@ -466,6 +466,10 @@ class SyncClient:
                 continue  # a repeated frame
             if record.parent.key != last.key:
                 raise ConnectionClosed(f"events from the server skip past {last}; pulling again")
+            if (problem := header_problem(record)) is not None:
+                # No SQL primary could journal it: a server keeping to the protocol
+                # refuses such a push, so this one is at fault; nothing is applied.
+                raise ConnectionClosed(f"the server sent an event it must refuse: {problem}")
             behind.append(record)
             last = record.position
 

@@ -43,7 +43,7 @@ from pjai.sync.protocol import (
     wire_name,
 )
 
-__all__ = ["MIN_PUSH", "Apply", "ClientSession", "Fail", "Reject", "Send", "Wait"]
+__all__ = ["MAX_HOLD_S", "MIN_PUSH", "Apply", "ClientSession", "Fail", "Reject", "Send", "Wait"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,9 @@ Action = Send | Apply | Reject | Wait | Fail
 MIN_PUSH = 100
 """The fewest events a push carries (when there are as many) after refusals: small
 enough to be checked quickly on the server, large enough to make progress."""
+
+MAX_HOLD_S = 60.0
+"""The longest a ``rate_limited`` answer holds pushes back (a reconnection ends it)."""
 
 _FINAL = {"unsupported_version", "unauthorized", "server_reset", "invalid_event", "wrong_store"}
 
@@ -269,7 +272,9 @@ class ClientSession:
                 self._heard(rejected.head)  # the pull brings those events next
             return []
         if rejected.reason == "rate_limited":
-            return [Wait(rejected.retry_after or 1.0)]
+            wait = rejected.retry_after or 1.0
+            # The server's word, within reason: NaN, a negative or a day's wait are not.
+            return [Wait(min(wait, MAX_HOLD_S) if wait > 0 else 1.0)]
         if rejected.reason == "forbidden":
             self.can_push = False
             return []

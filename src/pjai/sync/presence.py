@@ -22,6 +22,7 @@ __all__ = [
     "MAX_DETAIL_CHARS",
     "MAX_DETAIL_KEYS",
     "MAX_NAME_CHARS",
+    "MAX_PEERS",
     "PRESENCE",
     "SEEN_REFRESH",
     "Roster",
@@ -41,6 +42,10 @@ MAX_DETAIL_KEYS = 8
 
 MAX_DETAIL_CHARS = 200
 """The longest key or value in an announcement's ``detail``."""
+
+MAX_PEERS = 200
+"""The most peers a ``presence`` frame lists, the latest seen: with the limits above
+its frame stays under 3 MB, whoever else connects to the store."""
 
 FAN_OUT_INTERVAL_S = 0.1
 """The least time between two fan-outs of one store's presence (at most 10 a second):
@@ -144,7 +149,10 @@ class Roster(Generic[L]):
         if self.due(now) != 0.0:
             return None
         self._dirty, self._sent_at = False, now
-        return list(self.peers.values())
+        peers = list(self.peers.values())
+        if len(peers) > MAX_PEERS:
+            peers = sorted(peers, key=lambda peer: peer.last_seen)[-MAX_PEERS:]
+        return peers
 
     @staticmethod
     def others(peers: list[Peer], session_id: str) -> list[Peer]:

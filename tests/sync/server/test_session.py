@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import pytest
 
 from pjai.schema.records import EventRecord, Position
+from pjai.sql.engine import create_sql_engine
 from pjai.sync.protocol import (
     MAX_FRAME_BYTES,
     Error,
@@ -24,6 +27,7 @@ from pjai.sync.protocol import (
 )
 from pjai.sync.server.log import MemoryLog
 from pjai.sync.server.session import ServerSession
+from pjai.sync.server.sqllog import SqlLog
 from pjai.sync.server.tokens import RateLimiter, Token
 from tests.sync.records import records
 
@@ -232,6 +236,36 @@ def test_an_invalid_event_rejects_the_whole_push(
     assert log.head("s1") == Position(0)
 
 
+@pytest.mark.parametrize("log_url", ["memory", "sqlite"])
+def test_a_push_from_a_position_no_head_has_is_refused(log_url: str, tmp_path: Path) -> None:
+    # A synced position has no client_seq: one from [head, 7] would be logged by the SQL
+    # log (it compares global_seq), and every client would then refuse to follow it.
+    engine = create_sql_engine(f"sqlite:///{tmp_path}/sync.db")
+    log = MemoryLog() if log_url == "memory" else SqlLog(engine)
+    first = records(1)
+    assert isinstance(send(ready(log), Push(id=1, events=first))[0], PushAck)
+    (event,) = records(1, "p2")
+    event = _with(event, parent=Position(1, 7), position=Position(2))
+    (answer,) = send(ready(log), Push(id=2, events=[event]))
+    assert isinstance(answer, PushRejected)
+    assert (answer.reason, answer.index) == ("invalid_event", 0)
+    assert "does not follow its parent" in answer.detail
+    assert log.head("s1") == Position(1)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("field", ["id", "name", "session_id"])
+def test_an_event_whose_header_holds_a_nul_is_refused(field: str) -> None:
+    # The SQL journal keeps these as text, which PostgreSQL cannot hold with a NUL (a
+    # client id with one is refused with the hello).
+    (event,) = records(1)
+    event = _with(event, **{field: getattr(event, field) + "\x00"})
+    (answer,) = send(ready(), Push(id=1, events=[event]))
+    assert isinstance(answer, PushRejected)
+    assert (answer.reason, answer.index) == ("invalid_event", 0)
+    assert answer.detail.endswith(f"its {field} must not contain the NUL character (U+0000)")
+
+
 def test_a_newer_vocabulary_is_accepted() -> None:
     batch = records(2)
     batch[1] = _with(batch[1], name="v9.MemoryPinned", args=msgspec.Raw(b'{"memory_id":"m"}'))
@@ -293,9 +327,21 @@ def test_a_revoked_token_stops_an_open_connection_pushing(
     assert s.state == "closed"
 
 
-def test_a_store_id_is_short() -> None:
-    (refused,) = send(session(), Hello(versions=[1], store_id="s" * 101, client_id="c1"))
-    assert refused == Error(code="bad_frame", message="hello needs a store_id of 1 to 100 bytes")
+@pytest.mark.parametrize(
+    ("store_id", "client_id", "field"),
+    [
+        ("s" * 101, "c1", "store_id"),
+        ("", "c1", "store_id"),
+        ("s1", "c" * 101, "client_id"),
+        ("s1", "", "client_id"),
+        ("s1", "c\x00", "client_id"),
+    ],
+)
+def test_a_hello_names_a_short_store_and_client(store_id: str, client_id: str, field: str) -> None:
+    # A client id goes into every presence frame: a long one would make them too large.
+    (refused,) = send(session(), Hello(versions=[1], store_id=store_id, client_id=client_id))
+    message = f"hello needs a {field} of 1 to 100 bytes without NUL"
+    assert refused == Error(code="bad_frame", message=message)
 
 
 def test_a_client_pushes_only_its_own_events() -> None:

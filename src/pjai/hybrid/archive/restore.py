@@ -45,7 +45,7 @@ from pjai.hybrid.manager import HybridDatabaseManager
 from pjai.schema import SCHEMA
 from pjai.schema.codec import ColumnCodec
 from pjai.schema.event import Schema
-from pjai.schema.records import ROOT, EventRecord
+from pjai.schema.records import ROOT, EventRecord, header_problem
 from pjai.schema.sealed import ENVELOPE_KEY
 from pjai.security.keys import KEYS_FILE
 from pjai.sql.engine import PRIMARY_FILE
@@ -289,11 +289,14 @@ def _replay(
     with _reading(archive, EVENTS_FILE), zf.open(EVENTS_FILE) as member:
         for number, line in enumerate(member, 1):
             try:
-                batch.append(decode_record(line))
+                record = decode_record(line)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 raise ArchiveCorruptError(
                     f"{archive}: {EVENTS_FILE} line {number} is not an event record: {exc}"
                 ) from exc
+            if (problem := header_problem(record)) is not None:
+                raise ArchiveCorruptError(f"{archive}: {EVENTS_FILE} line {number}: {problem}")
+            batch.append(record)
             if len(batch) >= BATCH:
                 applied, batch = applied + ingest(batch), []
     return applied + ingest(batch)

@@ -48,6 +48,16 @@ MAX_KEYS_BODY = 2 * 1024 * 1024
 """The largest body a keys request may send."""
 
 
+async def _body(request: Request, limit: int) -> bytes:
+    """The request's body; ``ValueError`` as soon as it is longer than ``limit``."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ValueError(f"the body is longer than the limit of {limit} bytes")
+    return bytes(body)
+
+
 class KeysPut(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """``POST /keys``: wrapped keys to keep for a store."""
 
@@ -69,13 +79,14 @@ def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
     connection of a client that stops reading stays open after the server closed it.
     """
 
-    def authorized(request: Request, store_id: str, role: Role) -> Token | Response | None:
+    def authorized(request: Request, store_id: str | None, role: Role) -> Token | Response | None:
+        """The request's token if it may ``role`` the store (``None``: some store)."""
         if hub.authenticate is None:
             return None
         token = hub.authenticate(_bearer(request.headers.get("authorization")))
         if token is None:
             return JSONResponse({"error": "unauthorized", "message": "a valid token"}, 401)
-        if token.store_id not in (store_id, "*") or not can(token.role, role):
+        if token.store_id not in (store_id or token.store_id, "*") or not can(token.role, role):
             message = f"the token may not {role} store {store_id!r}"
             return JSONResponse({"error": "forbidden", "message": message}, 403)
         return token
@@ -128,10 +139,12 @@ def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
 
     async def change_keys(request: Request) -> Response:
         deleting = request.url.path.endswith("/delete")
-        body = await request.body()
+        # The token first, then at most the limit read: no one makes the server hold more.
+        denied = authorized(request, None, "write")
+        if isinstance(denied, Response):
+            return denied
         try:
-            if len(body) > MAX_KEYS_BODY:
-                raise ValueError(f"a body of {len(body)} bytes; the limit is {MAX_KEYS_BODY}")
+            body = await _body(request, MAX_KEYS_BODY)
             kind: type[KeysPut | KeysDeleted] = KeysDeleted if deleting else KeysPut
             asked = msgspec.json.decode(body, type=kind)
         except (ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -20,7 +20,8 @@ from msgspec import UNSET
 
 from pjai.errors import EventError
 from pjai.schema import SCHEMA, Schema
-from pjai.schema.records import EventRecord, Position
+from pjai.schema.limits import text_problem
+from pjai.schema.records import EventRecord, Position, header_problem
 from pjai.schema.types import new_id, utc_now
 from pjai.sync.presence import PRESENCE, check_update
 from pjai.sync.protocol import (
@@ -192,8 +193,11 @@ class ServerSession:
                 "unsupported_version",
                 f"this server speaks protocol version {ours}; the client offered {offered}",
             )
-        if not hello.store_id or len(hello.store_id.encode()) > MAX_ID_BYTES:
-            return self._fail("bad_frame", f"hello needs a store_id of 1 to {MAX_ID_BYTES} bytes")
+        for field in ("store_id", "client_id"):
+            value: str = getattr(hello, field)
+            if not value or len(value.encode()) > MAX_ID_BYTES or text_problem(value):
+                detail = f"hello needs a {field} of 1 to {MAX_ID_BYTES} bytes without NUL"
+                return self._fail("bad_frame", detail)
         if self._authenticate is None:
             self.role = "admin"
         else:
@@ -267,8 +271,9 @@ class ServerSession:
                 detail = f"event {record.id} appears twice in the push"
                 return PushRejected(id=push.id, reason="invalid_event", index=index, detail=detail)
             seen.add(record.id)
-            chained = index == 0 or record.parent.key == push.events[index - 1].position.key
-            if not chained or record.position.key != (record.parent.global_seq + 1, 0):
+            # The first event's parent is a head: a synced position has no client_seq.
+            after = push.events[index - 1].position if index else Position(record.parent.global_seq)
+            if record.parent.key != after.key or record.position.key != after.next(0).key:
                 detail = f"event {record.id} at {record.position} does not follow its parent"
                 return PushRejected(id=push.id, reason="invalid_event", index=index, detail=detail)
         try:
@@ -330,6 +335,8 @@ class ServerSession:
         for field in ("id", "client_id", "session_id", "name"):
             if len(getattr(record, field).encode()) > MAX_ID_BYTES:
                 return f"event {record.id[:40]}: {field} is over {MAX_ID_BYTES} bytes"
+        if (problem := header_problem(record)) is not None:
+            return problem
         if self._schema.knows(record.name):
             try:
                 self._schema.check(record.name, record.args)
