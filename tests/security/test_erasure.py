@@ -15,10 +15,12 @@ from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas
 from pjai.app.privacy import erase_persona
 from pjai.app.rights import record_consent
 from pjai.app.security import init_security
+from pjai.app.transfer import import_legacy
 from pjai.cli import app as cli
 from pjai.errors import NotFoundError
 from pjai.hybrid import HybridDatabaseManager
 from tests.databases import postgres_schema
+from tests.hybrid.desktop_app import DesktopApp
 from tests.security.test_keys import FAST, PASSPHRASE
 
 MARKER = "zebra-marmalade-41"
@@ -76,6 +78,34 @@ def test_an_erased_persona_is_in_no_file_and_the_others_stay(tmp_path: Path) -> 
     assert files_holding(data.path, "kept-words") != []
     with data.open() as manager:
         assert [p.name for p in Personas(manager).list()] == ["Grace"]
+
+
+def test_an_erasure_takes_the_persona_out_of_the_legacy_import_report(tmp_path: Path) -> None:
+    source = tmp_path / "desktop.db"
+    with DesktopApp(source, tags="json") as db:
+        ada = db.create_persona("Ada", traits={"humor": f"{MARKER} humor", "calm": 40})
+        db.add_memory(ada, "fine", tags=["ok", f"{MARKER}-" + "x" * 70])
+        db.save_conversation(ada, "talk", [{"role": "user", "content": "hi", "mood": MARKER}])
+        db.create_persona("Grace", traits={"wit": "kept-words"})
+    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    import_legacy(data, source)
+    report = data.legacy_report_path
+
+    def values() -> list[dict[str, object]]:
+        lines = [json.loads(line) for line in report.read_text().splitlines()]
+        assert lines[0]["values_not_imported"] == len(lines) - 1  # the header still counts
+        return lines[1:]
+
+    listed = values()
+    assert len([v for v in listed if MARKER in json.dumps(v)]) == 3  # what this test sees
+    with data.open() as manager:
+        proof = erase_persona(data, manager, ada)
+    assert report.name in proof.rewritten
+    assert proof.unfinished == []
+    assert [v for v in values() if v["id"] == ada] == []
+    assert [v["value"] for v in values()] == ["kept-words"]
+    assert files_holding(data.path, MARKER) == []
 
 
 def test_in_a_plain_directory_the_proof_says_what_the_log_keeps(tmp_path: Path) -> None:

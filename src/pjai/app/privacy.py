@@ -20,9 +20,16 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from pjai.app.datadir import DataDir
-from pjai.app.rights import content_events, event_log, persona_of, persona_rows
+from pjai.app.rights import (
+    content_events,
+    event_log,
+    persona_of,
+    persona_row_ids,
+    persona_rows,
+)
 from pjai.errors import NotFoundError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.hybrid.legacy.report import forget_rows
 from pjai.memory.embeddings import forget_persona
 from pjai.schema import PersonaErased
 from pjai.schema.personas import ERASED_TABLES
@@ -80,6 +87,12 @@ def erase_persona(
     rewritten, unfinished = _rewrite(data_dir, manager)
     if vectors:
         rewritten.append(data_dir.vectors_path.name)
+    report = data_dir.legacy_report_path
+    try:
+        if forget_rows(report, persona_row_ids(log, persona_id)):
+            rewritten.append(report.name)
+    except OSError as exc:
+        unfinished.append(f"{report.name}: cannot rewrite it without the persona's values: {exc}")
     return ErasureProof(
         persona_id=persona_id,
         event_id=event_id,

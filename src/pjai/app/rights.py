@@ -39,6 +39,7 @@ __all__ = [
     "content_events",
     "event_log",
     "persona_of",
+    "persona_row_ids",
     "persona_rows",
     "privacy_report",
     "record_consent",
@@ -189,12 +190,38 @@ def _retention(persona: Persona) -> str:
 
 def persona_of(record: EventRecord) -> str | None:
     """The persona a record names (``persona_id`` is never sealed), if any."""
+    value = _ids(record).get("persona_id")
+    return value if isinstance(value, str) else None
+
+
+_ROW_IDS = {"memory_id": "memories", "conversation_id": "conversations"}
+
+
+def persona_row_ids(log: list[EventRecord], persona_id: str) -> dict[str, set[str]]:
+    """The ids of the persona's rows that its events name, by table (ids are never
+    sealed): the persona, its memories and its conversations."""
+    found: dict[str, set[str]] = {
+        "personas": {persona_id},
+        "memories": set(),
+        "conversations": set(),
+    }
+    for record in log:
+        args = _ids(record)
+        if args.get("persona_id") != persona_id:
+            continue
+        for key, table in _ROW_IDS.items():
+            if isinstance(value := args.get(key), str):
+                found[table].add(value)
+    return found
+
+
+def _ids(record: EventRecord) -> dict[str, Any]:
+    """The record's arguments, or nothing when they are not a JSON object."""
     try:
         args: Any = msgspec.json.decode(bytes(record.args))
     except msgspec.DecodeError:
-        return None
-    value = args.get("persona_id") if isinstance(args, dict) else None
-    return value if isinstance(value, str) else None
+        return {}
+    return args if isinstance(args, dict) else {}
 
 
 def content_events(log: list[EventRecord], persona_id: str) -> tuple[int, int]:

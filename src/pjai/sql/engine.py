@@ -18,7 +18,14 @@ from sqlalchemy.exc import ArgumentError
 from pjai.errors import ConfigError
 from pjai.schema.render import SQLITE_TUNING, sqlite_functions
 
-__all__ = ["PRIMARY_FILE", "PoolConfig", "create_sql_engine", "default_url", "redacted"]
+__all__ = [
+    "PRIMARY_FILE",
+    "PoolConfig",
+    "create_sql_engine",
+    "default_url",
+    "empty_sqlite_log",
+    "redacted",
+]
 
 PRIMARY_FILE = "primary.db"
 
@@ -149,6 +156,29 @@ def _sqlite_engine(url: URL, pool: PoolConfig) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def empty_sqlite_log(engine: Engine, *, vacuum: bool = False, wait_s: float = 5.0) -> bool:
+    """Copy an SQLite file's write-ahead log into it and empty the log, after a
+    ``VACUUM`` with ``vacuum``, so that no older copy of a page stays in either file;
+    whether the log was emptied (another connection still reading an older state keeps
+    it; waited for up to ``wait_s``). Runs on the driver's own connection: PJai's engine
+    begins a transaction for every statement, and VACUUM runs outside one."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if vacuum:
+            cursor.execute("VACUUM")
+        deadline = time.monotonic() + wait_s
+        while True:
+            busy = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+    finally:
+        raw.close()
 
 
 def _enter_wal(cursor: Any, timeout_s: float) -> None:

@@ -26,7 +26,13 @@ from pjai.schema.event import Schema
 from pjai.schema.ops import Insert, Op
 from pjai.schema.records import EventRecord
 from pjai.sql import journal, migrate
-from pjai.sql.engine import PoolConfig, create_sql_engine, default_url, redacted
+from pjai.sql.engine import (
+    PoolConfig,
+    create_sql_engine,
+    default_url,
+    empty_sqlite_log,
+    redacted,
+)
 from pjai.sql.writer import SqlWriter
 
 __all__ = [
@@ -181,7 +187,7 @@ class ShardSet:
         for shard in self.shards:
             with shard.writer.translating(f"compacting {shard.url}"):
                 if shard.engine.dialect.name == "sqlite":
-                    if _vacuum_sqlite(shard.engine, wait_s):
+                    if empty_sqlite_log(shard.engine, vacuum=True, wait_s=wait_s):
                         done.append(shard.url)
                 else:
                     autocommit = shard.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -195,23 +201,3 @@ class ShardSet:
         """Close every pooled connection."""
         for shard in self.shards:
             shard.engine.dispose()
-
-
-def _vacuum_sqlite(engine: Engine, wait_s: float) -> bool:
-    """VACUUM and empty the log on the driver's own connection (PJai's engine begins a
-    transaction for every statement, and VACUUM runs outside one); whether the log was
-    emptied."""
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute("VACUUM")
-        deadline = time.monotonic() + wait_s
-        while True:
-            busy = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            if not busy:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-    finally:
-        raw.close()

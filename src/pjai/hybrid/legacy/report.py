@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pjai.errors import ConfigError
+from pjai.hybrid.legacy.rows import TARGETS
 from pjai.schema import utc_now
 
 __all__ = [
@@ -15,6 +17,7 @@ __all__ = [
     "LegacyImport",
     "Rejection",
     "UnmappedValue",
+    "forget_rows",
     "reportable",
     "write_report",
 ]
@@ -156,3 +159,44 @@ def write_report(
         temporary.replace(report)
     except OSError as exc:
         raise ConfigError(f"cannot write the import report {report}: {exc}") from exc
+
+
+def forget_rows(report: Path, rows: Mapping[str, Collection[str]]) -> int:
+    """Rewrite ``report`` without the values it lists of ``rows`` (PJai's table name to
+    row ids: those of an erased persona), atomically; how many values went (0 when the
+    file is not there or lists none of them). Rejected rows name no value and stay, as
+    do lines that are not the report's JSON. ``OSError`` when the file cannot be read
+    or rewritten."""
+    try:
+        lines = report.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return 0
+    entries = [_entry(line) for line in lines]
+    gone = {n for n, entry in enumerate(entries) if _value_of(entry, rows)}
+    if not gone:
+        return 0
+    kept = [line for n, line in enumerate(lines) if n not in gone]
+    header = entries[0]
+    if isinstance(header.get("values_not_imported"), int):
+        header["values_not_imported"] -= len(gone)
+        kept[0] = json.dumps(header)
+    temporary = report.with_name(report.name + ".tmp")
+    temporary.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    temporary.replace(report)
+    return len(gone)
+
+
+def _value_of(entry: dict[str, Any], rows: Mapping[str, Collection[str]]) -> bool:
+    """Whether ``entry`` is a value of one of ``rows``."""
+    row_id, table = entry.get("id"), TARGETS.get(str(entry.get("table")), "")
+    return (
+        entry.get("kind") == "value" and isinstance(row_id, str) and row_id in rows.get(table, ())
+    )
+
+
+def _entry(line: str) -> dict[str, Any]:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return {}
+    return entry if isinstance(entry, dict) else {}

@@ -12,6 +12,7 @@ comes from a device of the store. A deleted key cannot be put back. Reading need
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
@@ -20,9 +21,12 @@ from msgspec import Meta
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pjai.schema.types import to_iso, utc_now
+from pjai.sql.engine import empty_sqlite_log
 from pjai.sync.server.tables import ensure_tables, keys, transaction
 
 __all__ = ["MAX_KEYS", "Deletion", "KeyBox", "KeyItem", "MemoryKeys", "SqlKeys"]
+
+log = logging.getLogger(__name__)
 
 MAX_KEYS = 1_000
 """The most keys one request puts or deletes."""
@@ -133,7 +137,10 @@ class SqlKeys:
         """See :class:`KeyBox`."""
         now = to_iso(utc_now())
         done = 0
+        sqlite_file = self.engine.dialect.name == "sqlite"
         with transaction(self.engine, "deleting keys", write=True) as conn:
+            if sqlite_file:  # the pages the wrapped bytes leave are zeroed
+                conn.exec_driver_sql("PRAGMA secure_delete=ON")
             for gone in deleted:
                 done += conn.execute(
                     sa.update(keys)
@@ -152,7 +159,22 @@ class SqlKeys:
                     if d.id not in known
                 ],
             )  # fmt: skip
+        if done:
+            self._scrub()
         return done
+
+    def _scrub(self) -> None:
+        """Leave no older copy of a deleted key's wrapped bytes in the database's files:
+        on SQLite its write-ahead log is emptied, on PostgreSQL the table is rewritten
+        (``VACUUM FULL``; what PostgreSQL's own write-ahead log and backups keep is out
+        of PJai's reach, docs/security.md)."""
+        if self.engine.dialect.name == "sqlite":
+            if not empty_sqlite_log(self.engine):
+                log.warning("a reader kept the sync server's log: deleted keys stay in it")
+            return
+        autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        with autocommit.connect() as conn:
+            conn.exec_driver_sql(f'VACUUM FULL "{keys.name}"')
 
     def _known(self, conn: sa.Connection, store_id: str, ids: list[str]) -> set[str]:
         query = sa.select(keys.c.id).where(keys.c.store_id == store_id, keys.c.id.in_(ids))
