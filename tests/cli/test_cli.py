@@ -15,7 +15,12 @@ from typer.testing import CliRunner
 from pjai.bench.peer import run_peer
 from pjai.bench.webapp import free_port
 from pjai.cli import app
+from pjai.errors import UnknownEventWarning
+from pjai.hybrid import HybridDatabaseManager
+from pjai.schema.records import stamp
+from pjai.schema.types import utc_now
 from pjai.store import Store
+from tests.helpers import persona
 
 runner = CliRunner()
 
@@ -224,3 +229,30 @@ def test_the_web_app_says_where_it_listens_as_json(tmp_path: Path) -> None:
         process.terminate()
         process.wait(timeout=20)
         process.stdout.close()
+
+
+def test_a_warning_reads_as_a_note_without_a_source_line(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with HybridDatabaseManager.open(data_dir, environ={}) as manager:
+        manager.commit(persona("p1"))
+        store = manager.store
+        assert store is not None
+        future = stamp(
+            [("v9.FromTheFuture", b"{}")],
+            after=store.head,
+            generation=0,
+            client_id="newer",
+            session_id="newer",
+            at=utc_now(),
+        )
+        with pytest.warns(UnknownEventWarning):
+            store.ingest(future)
+    done = subprocess.run(
+        [sys.executable, "-m", "pjai", "repair", "--side", "store", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "note: event v9.FromTheFuture is not known to this PJai" in done.stderr
+    assert "UnknownEventWarning" not in done.stderr

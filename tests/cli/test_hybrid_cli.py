@@ -6,6 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from pjai.app import DataDir, config_changes
@@ -147,3 +148,17 @@ def test_flags_of_another_version_are_noted_and_ignored(tmp_path: Path) -> None:
     assert shown.exit_code == 0
     assert set(json.loads(shown.stdout)) == {"use_livestore", "sync"}
     assert "'reactive_dashboard' in the flags file is not a flag of this PJai" in shown.stderr
+
+
+@pytest.mark.parametrize("value", ["false", 0, None])
+def test_a_flag_that_is_not_true_or_false_is_an_error_not_ignored(
+    tmp_path: Path, value: object
+) -> None:
+    # Ignored, "false" would leave the store on: the rollback switch would not act.
+    (tmp_path / "flags.json").write_text(json.dumps({"use_livestore": value}))
+    shown = runner.invoke(app, ["flags", "--data-dir", str(tmp_path)])
+    assert shown.exit_code == 1
+    assert (
+        f"flags.json: flag 'use_livestore' must be true or false, got {json.dumps(value)}; "
+        "correct it or remove it"
+    ) in shown.stderr.replace("\n", " ")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import struct
 import zipfile
 from datetime import UTC, datetime
@@ -312,7 +314,33 @@ def test_an_event_no_sql_journal_could_hold_is_refused(
         ) as e,
     ):
         import_archive(target, file, sql_urls=[url], environ={})
-    assert "events up to e0 of 2" in "".join(e.value.__notes__)  # none was taken
+    assert f"{target} is left as it was before the import" in e.value.__notes__
+    assert not target.exists()
+
+
+def test_a_failed_import_into_a_new_directory_leaves_nothing_there(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # Half an import would look like a healthy directory, and block importing again.
+    fill(manager)
+    file = tmp_path / "backup.zip"
+    manifest = export_archive(manager, file)
+    good = tmp_path / "good.zip"
+    good.write_bytes(file.read_bytes())
+    with zipfile.ZipFile(file) as zf:
+        memories = zf.read("tables/memories.jsonl")
+    forged = memories.replace(b'"content":"changed"', b'"content":"forged!"')
+    files = {**manifest.files, "tables/memories.jsonl": describe(forged)}
+    forged_manifest = msgspec.json.encode(msgspec.structs.replace(manifest, files=files))
+    rewrite(file, {"tables/memories.jsonl": forged, MANIFEST_FILE: forged_manifest})
+    target = tmp_path / "new" / "restored"
+    target.mkdir(parents=True)
+    (target / "notes.txt").write_text("mine")  # what was there stays
+    with pytest.raises(ArchiveCorruptError, match="differs"):
+        import_archive(target, file, environ={})  # the embedded primary, inside it
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+    restored = import_archive(target, good, environ={})  # and a second try can go in
+    assert restored.applied == manifest.events
 
 
 def test_a_snapshot_of_another_schema_is_not_compared(
@@ -363,6 +391,24 @@ def test_export_refuses_to_overwrite_and_leaves_no_temporary_files(
     assert file.read_bytes() == before
     assert export_archive(manager, file, overwrite=True).events == 2
     assert [p.name for p in folder.iterdir()] == ["backup.zip"]
+
+
+def test_export_writes_no_file_over_a_link_a_device_or_a_folder(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    manager.commit(persona("p1"))
+    kept = tmp_path / "kept.txt"
+    kept.write_text("mine")
+    link = tmp_path / "link.zip"
+    link.symlink_to(kept)
+    pipe = tmp_path / "pipe.zip"
+    os.mkfifo(pipe)
+    for target in (link, pipe, tmp_path):
+        with pytest.raises(ConfigError, match="is not a regular file"):
+            export_archive(manager, target, overwrite=True)
+    assert link.is_symlink()
+    assert kept.read_text() == "mine"
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
 
 
 def test_export_needs_the_store(manager: HybridDatabaseManager, tmp_path: Path) -> None:

@@ -95,7 +95,9 @@ def assert_whole_again(data_dir: Path) -> None:
 
 def test_damaged_index_pages_are_found_and_rebuilt_from_the_log(data_dir: Path) -> None:
     scribble(data_dir / "store.db", "ix_memories_health")
-    health = json.loads(pjai("doctor", "--json", "--data-dir", str(data_dir)).stdout)
+    doctor = pjai("doctor", "--json", "--data-dir", str(data_dir))
+    assert doctor.exit_code == 2  # down: scripts and probes can tell
+    health = json.loads(doctor.stdout)
     assert (health["status"], health["store"]["status"]) == ("down", "damaged")
     assert health["store"]["damage"]
     checked = pjai("verify", "--json", "--data-dir", str(data_dir))

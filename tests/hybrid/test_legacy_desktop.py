@@ -340,3 +340,55 @@ def test_the_command_imports_a_desktop_database_and_prints_what_it_left(
     ) in lines
     assert any(line.startswith("Imported 0 persona(s), 0 memories") for line in lines)
     assert "skipped 13 row(s) already imported" in second.stdout
+
+
+def test_a_time_past_the_range_of_utc_is_reported_not_a_crash(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # Valid ISO-8601 with an offset, yet before the year 1 (or after 9999) once in UTC.
+    path = tmp_path / "edges.db"
+    with DesktopApp(path) as db:
+        persona = db.create_persona("Old")
+        db.execute(
+            "UPDATE personas SET created_at = '0001-01-01T00:00:00+14:00' WHERE id = ?", [persona]
+        )
+        memory = db.add_memory(persona, "late", last_accessed="9999-12-31T23:59:59-12:00")
+
+    result = run(manager, path, tmp_path / "report.jsonl")
+
+    assert (result.personas, result.memories) == (1, 1)
+    assert {(u.row_id, u.column) for u in result.unmapped} == {
+        (persona, "created_at"),
+        (memory, "last_accessed"),
+    }
+    assert all("is not a time PJai can keep" in u.reason for u in result.unmapped)
+
+
+def test_text_kept_as_a_blob_is_read_as_text_or_the_row_is_rejected(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # SQLite keeps whatever a program bound: text as a blob is still text, other bytes
+    # would become something else, so their row is left out and reported.
+    path = tmp_path / "blobs.db"
+    with DesktopApp(path) as db:
+        persona = db.create_persona("placeholder")
+        db.execute("UPDATE personas SET name = ? WHERE id = ?", ["Zoë".encode(), persona])
+        text_blob = db.add_memory(persona, "placeholder")
+        db.execute("UPDATE memory_entities SET content = ? WHERE id = ?", [b"as bytes", text_blob])
+        binary = db.add_memory(persona, "placeholder")
+        db.execute("UPDATE memory_entities SET content = ? WHERE id = ?", [b"\xff\x00", binary])
+        db.execute("INSERT INTO personas (id, name) VALUES (?, 'Bytes')", [b"\xfe\x01"])
+
+    result = run(manager, path, tmp_path / "report.jsonl")
+
+    imported = manager.personas.get(persona)
+    assert imported is not None
+    assert imported.name == "Zoë"
+    kept = manager.memories.get(text_blob)
+    assert kept is not None
+    assert kept.content == "as bytes"
+    assert manager.memories.get(binary) is None
+    assert {(r.table, r.row_id, r.reason) for r in result.rejections} == {
+        ("memory_entities", binary, "a text column holds binary data (x'ff00')"),
+        ("personas", None, "a text column holds binary data (x'fe01')"),
+    }

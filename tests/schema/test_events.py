@@ -37,6 +37,16 @@ def test_out_of_range_importance_names_event_field_and_value() -> None:
     assert str(caught.value).startswith("event v1.MemoryAdded: field 'importance':")
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_number_json_cannot_hold_is_named_as_such(value: float) -> None:
+    # JSON writes NaN and infinities as null: the error says what was given.
+    event = MemoryAdded(memory_id="m1", persona_id="p1", content="x", importance=value)
+    with pytest.raises(EventValidationError) as caught:
+        SCHEMA.encode(event)
+    assert caught.value.field == "importance"
+    assert str(caught.value).endswith(f"must be a finite number, got {value!r}")
+
+
 @pytest.mark.parametrize(
     ("event", "field"),
     [
@@ -182,3 +192,11 @@ def test_memory_added_round_trips(
     assert name == "v1.MemoryAdded"
     assert validated == event
     assert SCHEMA.decode(name, args) == event
+
+
+def test_a_value_that_is_not_a_choice_is_named_with_the_choices() -> None:
+    args = b'{"persona_id":"p1","memory":{"retention_action":"zap"}}'
+    with pytest.raises(EventValidationError) as caught:
+        SCHEMA.decode(PersonaUpdated.NAME, args)
+    assert caught.value.field == "memory.retention_action"
+    assert caught.value.reason == "invalid enum value 'zap'; one of 'archive', 'delete'"

@@ -127,7 +127,7 @@ def _event(kind: type[Event], args: dict[str, Any]) -> Any:
     try:
         return msgspec.convert(args, kind)
     except msgspec.ValidationError as exc:
-        raise validation_error(kind.NAME, exc) from exc
+        raise validation_error(kind.NAME, exc, kind) from exc
 
 
 def privacy_changes(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +27,7 @@ from pjai.cli import (
     syncserver,
     web,
 )
+from pjai.cli.common import errors
 from pjai.cli.root import RootGroup
 
 __all__ = ["app", "main"]
@@ -104,4 +106,10 @@ app.add_typer(plugin.app, name="plugin")
 
 def main() -> None:
     """Run the ``pjai`` command line."""
+    warnings.showwarning = _note
     app()
+
+
+def _note(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    """A warning as a person reads it: a note on stderr, without the source line."""
+    errors.print(f"note: {message}", highlight=False)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from pjai.app import (
+    Checkup,
     DataDir,
     checkup,
     flag_states,
@@ -116,13 +118,20 @@ def set_flag_command(
 
 def doctor(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
     """Health of the store, the SQL shards and the bridge, the memory vectors, and the
-    data files."""
+    data files. Exits with code 2 when the status is down (for scripts and probes)."""
     with reported(), progress_bar("Catching up") as progress:
         found = checkup(DataDir(data_dir), progress=progress, create=False)
     health = found.health
     if as_json:
         print(json.dumps(found.to_dict(), default=str))
-        return
+    else:
+        _print_health(found, data_dir)
+    if health.status == "down":
+        raise typer.Exit(code=2)
+
+
+def _print_health(found: Checkup, data_dir: Path) -> None:
+    health = found.health
     table = Table(
         "system", "status", "probe ms", "position", "detail", title=f"PJai · {health.status}"
     )

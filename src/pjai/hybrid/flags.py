@@ -82,6 +82,12 @@ class Flags:
             raise ConfigError(f"{self.path} is not a flags file: {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{self.path} must hold a JSON object of flag names to booleans")
+        for name, value in data.items():
+            if name in FLAGS and not isinstance(value, bool):
+                raise ConfigError(
+                    f"{self.path}: flag {name!r} must be true or false, got "
+                    f"{json.dumps(value)}; correct it or remove it"
+                )
         self._take(data, mtime)
         return True
 

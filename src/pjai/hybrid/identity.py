@@ -24,9 +24,15 @@ class Identity:
         """Read the identity file, creating it with a new client id if missing."""
         if path.exists():
             try:
-                return cls(path, str(json.loads(path.read_text())["client_id"]))
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
                 raise ConfigError(f"{path} is not a PJai identity file: {exc}") from exc
+            client_id = data.get("client_id") if isinstance(data, dict) else None
+            if not isinstance(client_id, str) or not client_id:
+                raise ConfigError(
+                    f"{path} is not a PJai identity file: it needs a client_id (text)"
+                )
+            return cls(path, client_id)
         identity = cls(path, new_id())
         identity.save()
         return identity

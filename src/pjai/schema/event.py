@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal, get_args
 
 import msgspec
+from msgspec import inspect
 from sqlalchemy import MetaData
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -113,8 +115,12 @@ _TYPE_WORDS = {
 """msgspec's names of JSON types, as a person reads them."""
 
 
-def validation_error(name: str, error: msgspec.ValidationError) -> EventValidationError:
-    """Translate a msgspec validation error into one naming the event and the field."""
+def validation_error(
+    name: str, error: msgspec.ValidationError, of: type | None = None
+) -> EventValidationError:
+    """Translate a msgspec validation error into one naming the event and the field
+    (and, for a value that is not one of a field's choices, the choices, given the
+    type ``of`` that was validated)."""
     match = _MSGSPEC_PATH.match(str(error))
     assert match is not None  # the pattern matches any text
     reason, path = match["reason"], match["path"]
@@ -124,7 +130,33 @@ def validation_error(name: str, error: msgspec.ValidationError) -> EventValidati
     reason = reason[0].lower() + reason[1:] if reason else "is invalid"
     reason = _MSGSPEC_TYPE.sub(lambda m: _TYPE_WORDS[m[1]], reason)
     reason = _MSGSPEC_PATTERN.sub(lambda m: PATTERN_WORDS.get(m[1], m[0]), reason)
+    if field and of is not None and reason.startswith("invalid enum value"):
+        choices = ", ".join(repr(choice) for choice in _choices(of, field))
+        reason += f"; one of {choices}" if choices else ""
     return EventValidationError(name, reason, field=field or None)
+
+
+def _choices(of: type, path: str) -> tuple[object, ...]:
+    """The values a Literal field at the dotted ``path`` of type ``of`` may take."""
+    info: Any = inspect.type_info(of)
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        info = _one(info)
+        if part.startswith("["):
+            info = getattr(info, "item_type", None)
+        elif isinstance(info, inspect.StructType):
+            info = next((f.type for f in info.fields if part in (f.name, f.encode_name)), None)
+        else:
+            return ()
+    info = _one(info)
+    return info.values if isinstance(info, inspect.LiteralType) else ()
+
+
+def _one(info: Any) -> Any:
+    """``info``, or the one type of an optional one (``X | None``)."""
+    if isinstance(info, inspect.UnionType):
+        types = [t for t in info.types if not isinstance(t, inspect.NoneType)]
+        return types[0] if len(types) == 1 else info
+    return info
 
 
 _NOTHING = object()
@@ -268,7 +300,10 @@ class Schema:
             value = _field_value(event, exc.field)
             if value is _NOTHING:
                 raise
-            reason = f"{exc.reason}, got {value!r}"
+            if isinstance(value, float) and not math.isfinite(value):
+                reason = f"must be a finite number, got {value!r}"  # JSON wrote it as null
+            else:
+                reason = f"{exc.reason}, got {value!r}"
             raise EventValidationError(name, reason, field=exc.field) from exc.__cause__
         return name, payload, args
 
@@ -345,7 +380,7 @@ class Schema:
                 raise UnknownEventError(name, "is an upcast target this schema does not define")
             return self._within_limits(name, msgspec.convert(data, decoder.type), self._limits)
         except msgspec.ValidationError as exc:
-            raise validation_error(name, exc) from exc
+            raise validation_error(name, exc, self._types.get(name)) from exc
         except msgspec.DecodeError as exc:
             raise EventValidationError(name, f"arguments are not valid JSON: {exc}") from exc
         except UnicodeDecodeError as exc:

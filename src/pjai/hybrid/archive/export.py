@@ -56,6 +56,9 @@ def export_archive(
             "(pjai flags set use_livestore true) and export again"
         )
     target = Path(path)
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        # Replacing it would put a file where a device, a folder or a link was.
+        raise ConfigError(f"{target} is not a regular file; give the path of a file to write")
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} exists; pass --overwrite to replace it")
     temporary: Path | None = None

@@ -41,6 +41,7 @@ from pjai.hybrid.archive.format import (
 )
 from pjai.hybrid.files import FLAGS_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags
+from pjai.hybrid.fresh import Made, sql_inside
 from pjai.hybrid.manager import HybridDatabaseManager
 from pjai.schema import SCHEMA
 from pjai.schema.codec import ColumnCodec
@@ -92,12 +93,37 @@ def import_archive(
     with zf:
         manifest = _checked_manifest(zf, archive)
         _check_keys(manifest, schema, archive, target)
-        if sync:
-            Flags(target / FLAGS_FILE, environ).set("sync", True)
-        with HybridDatabaseManager.open(
-            target, sql_urls=sql_urls, environ=environ, schema=schema, sql_sealer=sql_sealer
-        ) as manager:
-            return _restore(manager, zf, archive, manifest, progress)
+        made = Made.before(target, only_if_empty=False)
+        try:
+            if sync:
+                Flags(target / FLAGS_FILE, environ).set("sync", True)
+            with HybridDatabaseManager.open(
+                target, sql_urls=sql_urls, environ=environ, schema=schema, sql_sealer=sql_sealer
+            ) as manager:
+                head = manager.head()
+                try:
+                    return _restore(manager, zf, archive, manifest, progress)
+                except PjaiError as exc:
+                    if manager.head() != head and not sql_inside(manager):
+                        made = None  # the SQL primary keeps what reached it: so does the store
+                        exc.add_note(_kept(manager, manifest))
+                    raise
+        except BaseException as exc:
+            if made is not None:
+                problems = made.remove()
+                exc.add_note(f"{target} is left as it was before the import")
+                for problem in problems:
+                    exc.add_note(problem)
+            raise
+
+
+def _kept(manager: HybridDatabaseManager, manifest: ArchiveManifest) -> str:
+    head = manager.store.head if manager.store is not None else ROOT
+    return (
+        f"{manager.data_dir} keeps what was imported (events up to {head} of "
+        f"{manifest.events}), as does the SQL primary; nothing was deleted. To import "
+        "again, use a new data directory and an empty SQL database."
+    )
 
 
 def _check_keys(manifest: ArchiveManifest, schema: Schema, archive: Path, target: Path) -> None:
@@ -224,30 +250,22 @@ def _restore(
     same_schema = manifest.schema_fingerprint == schema.fingerprint
     tally = Tally(progress, manifest.events + (sum(manifest.rows.values()) if same_schema else 0))
     note = None
-    try:
-        applied = _replay(manager, store, zf, archive, tally)
-        if same_schema:
-            erased = _compare(store, zf, archive, manifest, tally)
-            if erased:
-                note = (
-                    f"{erased} rows of the snapshot belong to personas erased since the "
-                    "archive was written (their data keys are gone): they were not "
-                    "restored, and their events are kept sealed and refused"
-                )
-        else:
+    applied = _replay(manager, store, zf, archive, tally)
+    if same_schema:
+        erased = _compare(store, zf, archive, manifest, tally)
+        if erased:
             note = (
-                f"the snapshot was written with schema {manifest.schema_fingerprint} "
-                f"(version {manifest.schema_version}), this PJai has {schema.fingerprint} "
-                f"(version {schema.version}): the state was rebuilt from the events and "
-                "not compared with the snapshot"
+                f"{erased} rows of the snapshot belong to personas erased since the "
+                "archive was written (their data keys are gone): they were not "
+                "restored, and their events are kept sealed and refused"
             )
-    except PjaiError as exc:
-        exc.add_note(
-            f"{manager.data_dir} keeps what was imported (events up to {store.head} of "
-            f"{manifest.events}); nothing was deleted. To import again, use a new data "
-            "directory and an empty SQL database."
+    else:
+        note = (
+            f"the snapshot was written with schema {manifest.schema_fingerprint} "
+            f"(version {manifest.schema_version}), this PJai has {schema.fingerprint} "
+            f"(version {schema.version}): the state was rebuilt from the events and "
+            "not compared with the snapshot"
         )
-        raise
     count = 'SELECT count(*) AS n FROM "{}"'
     rows = {name: store.query(count.format(name))[0].n for name in schema.tables()}
     return ImportResult(manifest, manifest.events, applied, rows, same_schema, note)

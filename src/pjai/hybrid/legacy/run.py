@@ -128,7 +128,10 @@ class _Run:
         self.rows("personas", iter(rows))
         active: list[tuple[datetime, int, str]] = []
         for index, row in enumerate(rows):
-            row_id = row_id_of(row["id"])
+            try:
+                row_id = row_id_of(row["id"])
+            except RowError:
+                continue  # rejected as it was offered
             if row_id is None or (since := active_since(row)) is None:
                 continue
             if row_id in self.existing["personas"] or row_id in self.new_personas:
@@ -148,8 +151,9 @@ class _Run:
     def offer(self, table: str, row: Row) -> None:
         """Skip, reject or queue one legacy row; commit when a batch is full."""
         self.done += 1
-        row_id = row_id_of(row["id"])
+        row_id = None
         try:
+            row_id = row_id_of(row["id"])
             if row_id is None:
                 raise RowError("id is missing")
             if row_id in self.seen[table]:

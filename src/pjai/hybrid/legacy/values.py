@@ -100,12 +100,21 @@ class Scale:
 
 def row_id_of(value: object) -> str | None:
     """A legacy id as PJai's text id; None for NULL."""
-    return None if value is None else str(value)
+    return None if value is None else text(value)
 
 
 def text(value: object) -> str:
-    """A value as text; NULL is empty."""
-    return "" if value is None else str(value)
+    """A value as text; NULL is empty. SQLite may keep text as a blob: a UTF-8 one is
+    its text, any other would be corrupted, which rejects the row (:class:`RowError`)."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            shown = value[:16].hex() + ("..." if len(value) > 16 else "")
+            raise RowError(f"a text column holds binary data (x'{shown}')") from None
+    return str(value)
 
 
 def first(mapping: dict[str, Any], *keys: str) -> tuple[str, Any]:
@@ -167,7 +176,14 @@ def time_value(value: object) -> datetime | None:
                 moment = datetime.fromisoformat(value.strip())
             except ValueError:
                 raise Unreadable("is not ISO-8601 nor epoch seconds") from None
-            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+            if moment.tzinfo is None:
+                return moment.replace(tzinfo=UTC)
+            try:
+                return moment.astimezone(UTC)
+            except OverflowError:  # 0001-01-01T00:00+14:00 is before the year 1 in UTC
+                raise Unreadable(
+                    "is not a time PJai can keep (before year 1 or after 9999 in UTC)"
+                ) from None
     if isinstance(parsed, bool) or not isinstance(parsed, int | float):
         raise Unreadable("is not a time")
     try:

@@ -1,0 +1,94 @@
+"""Undoing what a failed import made in a data directory that was new or empty to it."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pjai.hybrid.manager import HybridDatabaseManager
+
+__all__ = ["Made", "sql_inside"]
+
+
+@dataclass(frozen=True, slots=True)
+class Made:
+    """What an import makes in a data directory, to remove if it fails: everything in
+    it but what was there before."""
+
+    data_dir: Path
+    existed: frozenset[str]
+    """The names in the data directory before the import: they stay."""
+    report: Path | None
+    """The report, when it is outside the data directory and does not exist yet."""
+    folders: tuple[Path, ...]
+    """Folders that do not exist yet (the data directory's, the report's), deepest first."""
+
+    @classmethod
+    def before(
+        cls, data_dir: Path, report: Path | None = None, *, only_if_empty: bool = True
+    ) -> Made | None:
+        """What exists now; ``None`` if ``data_dir`` is a file, or holds anything and
+        ``only_if_empty`` (a directory with data keeps what an import did there)."""
+        if data_dir.exists() and not data_dir.is_dir():
+            return None
+        existed = (
+            frozenset(p.name for p in data_dir.iterdir()) if data_dir.exists() else frozenset()
+        )
+        if existed and only_if_empty:
+            return None
+        folders = set(missing(data_dir))
+        if report is not None:
+            folders |= set(missing(report.parent))
+            if report.absolute().is_relative_to(data_dir.absolute()) or report.exists():
+                report = None
+        return cls(
+            data_dir,
+            existed,
+            report,
+            tuple(sorted(folders, key=lambda folder: len(folder.parts), reverse=True)),
+        )
+
+    def remove(self) -> list[str]:
+        """Remove what the import made; what could not be removed, and why."""
+        problems = []
+        here = self.data_dir.iterdir() if self.data_dir.is_dir() else iter(())
+        made = [path for path in here if path.name not in self.existed]
+        if self.report is not None and self.report.exists():
+            made.append(self.report)
+        for path in made:
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError as exc:
+                problems.append(f"could not remove {path}, which the import made: {exc}")
+        for folder in self.folders:
+            # Gone already, or something else has been put there since: then it stays.
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        return problems
+
+
+def missing(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist, deepest first."""
+    missing = []
+    for folder in (path.absolute(), *path.absolute().parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def sql_inside(manager: HybridDatabaseManager) -> bool:
+    """Whether every SQL shard is an SQLite file inside the manager's data directory."""
+    home = manager.data_dir.absolute()
+    for shard in manager.shards:
+        url = shard.engine.url
+        if url.get_backend_name() != "sqlite" or not url.database:
+            return False
+        if not Path(url.database).absolute().is_relative_to(home):
+            return False
+    return True
