@@ -40,6 +40,7 @@ from pjai.schema import (
     PersonaDeactivated,
     Personality,
     PersonaUpdated,
+    Position,
 )
 from pjai.schema.personas import PrivacySettings
 from pjai.store import Store
@@ -341,6 +342,21 @@ def test_a_failed_import_into_a_new_directory_leaves_nothing_there(
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
     restored = import_archive(target, good, environ={})  # and a second try can go in
     assert restored.applied == manifest.events
+
+
+def test_a_manifest_whose_head_is_not_where_the_events_end_is_refused(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    manager.commit(persona("p1"), memory("m1"))
+    file = tmp_path / "backup.zip"
+    manifest = export_archive(manager, file)
+    forged = msgspec.structs.replace(manifest, head=Position(99))
+    rewrite(file, {MANIFEST_FILE: msgspec.json.encode(forged)})
+    target = tmp_path / "restored"
+    ends = "says the log ends at e99, but its events end at e2"
+    with pytest.raises(ArchiveCorruptError, match=ends):
+        import_archive(target, file, environ={})
+    assert not target.exists()
 
 
 def test_a_snapshot_of_another_schema_is_not_compared(

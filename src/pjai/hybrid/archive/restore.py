@@ -251,6 +251,11 @@ def _restore(
     tally = Tally(progress, manifest.events + (sum(manifest.rows.values()) if same_schema else 0))
     note = None
     applied = _replay(manager, store, zf, archive, tally)
+    if not store.sync and store.head.key != manifest.head.key:
+        raise ArchiveCorruptError(
+            f"{archive}: the manifest says the log ends at {manifest.head}, but its "
+            f"events end at {store.head}; the archive was changed"
+        )
     if same_schema:
         erased = _compare(store, zf, archive, manifest, tally)
         if erased:
