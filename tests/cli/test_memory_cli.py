@@ -327,6 +327,15 @@ def test_bookmark_ranges_are_checked(cli: Cli) -> None:
     assert "--importance: expected a number <= 1.0, got 1.5" in cli.fails(
         "memory", "add", "ada", "x", "--importance", "1.5"
     )
+    assert "--tag: expected text of length >= 1" in cli.fails(
+        "memory", "add", "ada", "x", "--tag", ""
+    )
+    assert "--label: expected text of length >= 1" in cli.fails(
+        "bookmark", "create", "ada", "X", "--label", ""
+    )
+    assert "--from: must not be after the end of the range" in cli.fails(
+        "bookmark", "create", "ada", "X", "--from", "2026-02-01", "--to", "2026-01-01"
+    )
     may = ("--from", "2026-05-01", "--to", "2026-05-08")
     mark = cli.json("bookmark", "create", "ada", "May", *may)
     assert "time_range" in cli.fails("bookmark", "update", mark["id"], "--from", "2026-06-01")

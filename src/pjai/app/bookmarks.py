@@ -105,7 +105,14 @@ class Bookmarks:
         if colour is not None:
             args["colour"] = colour
         event = BookmarkCreated(**args)
-        self.manager.commit(event)
+        try:
+            self.manager.commit(event)
+        except EventValidationError as exc:
+            field = exc.field or ""
+            if not field.startswith("tags"):
+                raise
+            labels = "labels" + field.removeprefix("tags")  # the bookmark's own tags, as given
+            raise EventValidationError(exc.event, exc.reason, field=labels) from exc
         return get_bookmark(self.manager, event.bookmark_id)
 
     def preset(self, persona_id: str, name: str) -> Any:

@@ -174,7 +174,7 @@ def update(
     time_from: From = None,
     time_to: To = None,
     colour: Colour = None,
-    labels: Labels = None,
+    tags: Labels = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
@@ -187,8 +187,8 @@ def update(
         changes["time_from"] = parse_time(time_from, "--from")
     if time_to is not None:
         changes["time_to"] = parse_time(time_to, "--to")
-    if labels is not None:
-        changes["tags"] = labels
+    if tags is not None:
+        changes["tags"] = tags
     if not changes:
         raise typer.BadParameter("nothing to change: give at least one option")
     with open_manager(data_dir) as manager:

@@ -8,6 +8,7 @@ Style a fixed part of a line with :class:`rich.text.Text`, e.g.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -146,8 +147,9 @@ def _given_as(field: str) -> str:
     argument of that name (``--importance``, ``TARGET_ID``), else the field
     (``field 'filters.hours[0]'``)."""
     command = running.get()
+    name = re.sub(r"\[\d+\]$", "", field)  # tags[0]: the first value given to --label
     for param in command.params if command is not None else ():
-        if param.name != field:
+        if param.name != name:
             continue
         if isinstance(param, TyperOption):
             return max(param.opts, key=len)

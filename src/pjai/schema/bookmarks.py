@@ -37,7 +37,8 @@ class BookmarkFilters(Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 def _check(event: str, time_from: Any, time_to: Any) -> None:
     if time_from is not None and time_to is not None and time_from > time_to:
-        raise EventValidationError(event, "must not be after time_to", field="time_from")
+        reason = "must not be after the end of the range"
+        raise EventValidationError(event, reason, field="time_from")
 
 
 def _check_filters(event: str, filters: BookmarkFilters) -> None:
