@@ -60,7 +60,9 @@ def test_a_synced_store_sees_pending_events_another_connection_made(tmp_path: Pa
         made = command.commit(persona("p1"), memory("m1"))
         assert [r.id for r in client.pending()] == [r.id for r in made]
         assert client.pending_count == 2
-        assert client.refresh() is False  # pending() took them in already
+        # pending() took them in; refresh re-runs live queries for them, once.
+        assert client.refresh() is True
+        assert client.refresh() is False
         # Upstream events from elsewhere: the pending ones move on top of them.
         upstream = history([persona("p2")], client_id="other")
         result = client.rebase(upstream)
@@ -68,3 +70,28 @@ def test_a_synced_store_sees_pending_events_another_connection_made(tmp_path: Pa
         assert [r.position.global_seq for r in client.pending()] == [2, 3]
         assert command.refresh() is True
         assert [r.position.global_seq for r in command.pending()] == [2, 3]
+
+
+def test_live_queries_hear_of_other_commits_taken_in_by_a_write_first(tmp_path: Path) -> None:
+    # The write takes the other commits in before its own: its live queries re-run for
+    # them too, and so does a refresh after a read that took them in.
+    path = tmp_path / "store.db"
+    with Store.open(path) as running, Store.open(path) as command:
+        running.commit(persona("p1"))
+        live = running.live("SELECT count(*) AS n FROM personas")
+        seen: list[int] = []
+        live.subscribe(lambda rows: seen.append(rows[0].n))
+        command.commit(persona("p2"))
+        running.commit(memory("m1", "p1"))  # touches memories only
+        assert seen == [1, 2]
+        assert running.refresh() is False  # nothing new since
+    synced = tmp_path / "synced.db"
+    with Store.open(synced, sync=True) as client, Store.open(synced, sync=True) as command:
+        client.commit(persona("p1"), persona("p2"))
+        live = client.live("SELECT count(*) AS n FROM personas")
+        seen = []
+        live.subscribe(lambda rows: seen.append(rows[0].n))
+        command.commit(persona("p3"))
+        assert client.pending() != []  # a sync client looks all the time
+        assert client.refresh() is True
+        assert seen == [2, 3]

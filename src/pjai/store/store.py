@@ -112,6 +112,8 @@ class Store(Resource):
         self._confirmed: Position = ROOT
         self._generation = 0
         self._data_version = 0
+        self._others_unseen = False
+        """Other processes' commits were taken in and live queries have not re-run yet."""
         self._reload()
         if meta["fingerprint"] != schema.fingerprint:
             self.rebuild(progress)
@@ -609,8 +611,10 @@ class Store(Resource):
             return list(self._pending_records())
 
     def refresh(self) -> bool:
-        """Take in what other processes committed to this store file since this store
-        last looked; whether they had. Live queries then re-run.
+        """Take in what other processes committed to this store file, and re-run the
+        live queries for what they committed since the queries last heard; whether they
+        had (commits taken in by a read, such as :meth:`pending`, count until a refresh
+        or a write re-runs the queries for them).
 
         Cheap (one ``PRAGMA data_version``): a long-running owner of a store, such as
         the sync client or the web app, calls it periodically. Every write and
@@ -619,17 +623,20 @@ class Store(Resource):
         with self._lock:
             self._check_open()
             with translate_errors("looking for other processes' commits"):
-                if not self._follow_others():
+                self._follow_others()
+                if not self._others_unseen:
                     return False
-                # Their events and what they did to the state: the log is read live too.
-                tables = {*self._state.tables, *INTERNAL_TABLES}
-                deliveries = [
-                    live
-                    for live in self._live.affected(Changes(tables=tables))
-                    if self._rerun(live)
-                ]
+                deliveries = self._rerun_for_others()
         self._deliver(deliveries)
         return True
+
+    def _rerun_for_others(self) -> list[LiveQuery]:
+        """Re-run the live queries that other processes' commits may have changed (their
+        events and what they did to the state: the log is read live too); the ones whose
+        result changed. Callers hold the lock."""
+        self._others_unseen = False
+        tables = {*self._state.tables, *INTERNAL_TABLES}
+        return [live for live in self._live.affected(Changes(tables=tables)) if self._rerun(live)]
 
     def _pending_records(self) -> list[EventRecord]:
         """The pending events, kept in memory once read (callers hold the lock)."""
@@ -892,7 +899,13 @@ class Store(Resource):
                 self._tracker.abandon()
                 raise
             changes = self._tracker.end()
-            deliveries.extend(live for live in self._live.affected(changes) if self._rerun(live))
+            if self._others_unseen:  # others committed before this write began
+                deliveries.extend(self._rerun_for_others())
+            deliveries.extend(
+                live
+                for live in self._live.affected(changes)
+                if live not in deliveries and self._rerun(live)
+            )
 
     @contextmanager
     def _read_only(self, doing: str) -> Iterator[None]:
@@ -926,6 +939,7 @@ class Store(Resource):
         if self._conn.execute("PRAGMA data_version").get == self._data_version:
             return False
         self._reload()
+        self._others_unseen = True
         return True
 
     def _bump_generation(self) -> int:
