@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from pjai.errors import RebaseError
 from pjai.schema import MemoryUpdated
 from pjai.store import Store
 from tests.helpers import history, memory, persona
@@ -95,3 +98,17 @@ def test_live_queries_hear_of_other_commits_taken_in_by_a_write_first(tmp_path: 
         assert client.pending() != []  # a sync client looks all the time
         assert client.refresh() is True
         assert seen == [2, 3]
+
+
+def test_events_another_connection_ingested_first_are_skipped(tmp_path: Path) -> None:
+    # Two processes opening one directory both hand the store what SQL's journal holds.
+    path = tmp_path / "store.db"
+    journal = history([persona("p1"), memory("m1"), memory("m2")])
+    with Store.open(path) as first, Store.open(path) as second:
+        assert first.ingest(journal[:2]) == 2
+        assert second.ingest(journal) == 1  # the first two were in already
+        assert [e.record.id for e in second.events()] == [r.id for r in journal]
+        other = history([persona("p9"), memory("x1", "p9")])
+        with pytest.raises(RebaseError, match="this store holds another event there"):
+            first.ingest(other)
+        assert first.head == journal[-1].position

@@ -17,6 +17,7 @@ import msgspec
 from pjai.errors import (
     PjaiError,
     QueryError,
+    RebaseError,
     StoreClosedError,
     StoreCorruptError,
     StoreError,
@@ -368,8 +369,9 @@ class Store(Resource):
         """Append events confirmed elsewhere, continuing the head of a standalone store.
 
         The SQL primary's journal and export archives hand events back this way. An
-        event that does not apply is kept with the reason, as in a rebuild. Returns
-        how many applied.
+        event that does not apply is kept with the reason, as in a rebuild. Events this
+        store logged meanwhile (another process on the file took them in first) are
+        skipped. Returns how many applied.
         """
         if not records:
             return 0
@@ -378,6 +380,9 @@ class Store(Resource):
             if self.sync:
                 raise StoreError("a synced store takes confirmed events through rebase()")
             with self._write(f"ingesting {len(records)} event(s)") as deliveries:
+                records = self._past_head(records)
+                if not records:
+                    return 0
                 check_continuation(records, self._head)
                 applied = self._applier.apply_all_logged(records)
                 if applied is None:  # one or more do not apply: find which, one by one
@@ -391,6 +396,21 @@ class Store(Resource):
             self._head = self._confirmed = records[-1].position
         self._deliver(deliveries)
         return applied
+
+    def _past_head(self, records: Sequence[EventRecord]) -> Sequence[EventRecord]:
+        """``records`` without those already logged at their positions; another event at
+        one of those positions is another history (:class:`RebaseError`)."""
+        known = [r for r in records if r.position.key <= self._head.key]
+        if not known:
+            return records
+        logged = itertools.islice(self._log.entries(after=known[0].parent), len(known))
+        for record, entry in itertools.zip_longest(known, logged):
+            if entry is None or entry.record.id != record.id:
+                raise RebaseError(
+                    f"event {record.id} at {record.position}: this store holds another "
+                    "event there (another history)"
+                )
+        return records[len(known) :]
 
     def adopt(self, records: Sequence[EventRecord]) -> int:
         """Take events of another history as this synced store's own pending events.
