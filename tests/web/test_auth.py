@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,10 @@ from typing import Any
 import httpx
 import nicegui
 import pytest
-from starlette.responses import PlainTextResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 from typer.testing import CliRunner
 
 from pjai.app import DataDir, Passphrase
@@ -193,6 +196,10 @@ def gated(sessions: WebSessions) -> httpx.AsyncClient:
         "/_nicegui/x",
         "/_nicegui/client/c/upload/1",
         f"/_nicegui/{nicegui.__version__}/../personas",
+        # NiceGUI answers a path no route serves with the app's page, personas and all.
+        f"/_nicegui/{nicegui.__version__}/x",
+        f"/_nicegui/{nicegui.__version__}/static",
+        f"/_nicegui/{nicegui.__version__}/dynamic_resources/x",
     ],
 )
 async def test_the_gate_sends_every_page_to_the_login(path: str, sessions: WebSessions) -> None:
@@ -204,7 +211,15 @@ async def test_the_gate_sends_every_page_to_the_login(path: str, sessions: WebSe
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(
-    "path", ["/login", "/favicon.ico", f"/_nicegui/{nicegui.__version__}/static/x.js"]
+    "path",
+    [
+        "/login",
+        "/favicon.ico",
+        *(
+            f"/_nicegui/{nicegui.__version__}/{part}/x.js"
+            for part in ("static", "libraries", "components", "resources", "esm")
+        ),
+    ],
 )
 async def test_the_gate_lets_the_form_and_nicegui_s_scripts_through(
     path: str, sessions: WebSessions
@@ -275,3 +290,72 @@ async def test_an_open_socket_closes_once_its_session_is_revoked(
         "websocket.disconnect",
     ]
     assert sent == [{"type": "websocket.close", "code": 4401}]
+
+
+# -- the login form: what a visitor may send ------------------------------------------
+
+PASSPHRASE = "correct horse battery"
+
+
+@pytest.fixture
+def login(tmp_path: Path, sessions: WebSessions) -> httpx.AsyncClient:
+    """A client of the login route alone, the passphrase set, one throttle."""
+    passphrase = Passphrase.of(tmp_path)
+    passphrase.set(PASSPHRASE)
+    throttle = auth.LoginThrottle()
+
+    async def submit(request: Request) -> Response:
+        return await auth.login_submit(request, passphrase, sessions, throttle)
+
+    app = Starlette(routes=[Route(auth.LOGIN_PATH, submit, methods=["POST"])])
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://app")
+
+
+@pytest.mark.anyio
+async def test_a_large_login_form_is_read_no_further_than_its_limit(
+    login: httpx.AsyncClient,
+) -> None:
+    read = 0
+
+    async def offered() -> AsyncIterator[bytes]:  # 64 MiB, if the server reads them all
+        nonlocal read
+        for _ in range(64):
+            read += 1 << 20
+            yield b"x" * (1 << 20)
+
+    async with login:
+        answer = await login.post(auth.LOGIN_PATH, content=offered())
+    assert answer.status_code == 401
+    assert "That form is too large to be a passphrase." in answer.text
+    assert read <= 1 << 20  # the first chunk, then nothing more
+
+
+@pytest.mark.anyio
+async def test_a_client_that_tries_too_often_waits_and_the_right_passphrase_forgets(
+    login: httpx.AsyncClient,
+) -> None:
+    async with login:
+        for _ in range(auth.LoginThrottle.FAILURES - 1):
+            wrong = await login.post(auth.LOGIN_PATH, data={"passphrase": "guess"})
+            assert wrong.status_code == 401
+        right = await login.post(auth.LOGIN_PATH, data={"passphrase": PASSPHRASE})
+        assert right.status_code == 303  # and the tries so far are forgotten
+        for _ in range(auth.LoginThrottle.FAILURES):
+            wrong = await login.post(auth.LOGIN_PATH, data={"passphrase": "guess"})
+            assert wrong.status_code == 401
+        held = await login.post(auth.LOGIN_PATH, data={"passphrase": PASSPHRASE})
+        assert held.status_code == 429
+        assert 0 < int(held.headers["retry-after"]) <= 60
+        assert "Too many wrong attempts from here" in held.text
+
+
+def test_a_throttle_lets_a_client_try_again_once_its_oldest_try_is_old() -> None:
+    now = [0.0]
+    throttle = auth.LoginThrottle(clock=lambda: now[0])
+    for second in range(5):
+        now[0] = float(second)
+        throttle.tried("10.0.0.7")
+    assert throttle.wait("10.0.0.7") == pytest.approx(56.0)
+    assert throttle.wait("10.0.0.8") == 0.0  # another client is not held
+    now[0] = 60.0
+    assert throttle.wait("10.0.0.7") == 0.0

@@ -250,6 +250,21 @@ async def test_the_view_works_with_the_store_switched_off(web: WebApp) -> None:
         ]
 
 
+async def test_a_conversation_there_before_opens_with_the_store_switched_off(
+    web: WebApp,
+) -> None:
+    # Off, the list's first result comes at once, while the view is still being built.
+    ada = _persona(web, "Ada")
+    talk = web.services.conversations.start(ada, title="Earlier")
+    web.services.conversations.say(talk, "user", "Said before the view opened")
+    web.manager.set_flag("use_livestore", False)
+    async with simulated(web) as user:
+        await user.open("/conversations")
+        await user.should_see("Said before the view opened")
+        await user.should_not_see("has no attribute")
+        assert _opened(user) == talk
+
+
 async def test_a_message_of_an_imported_chat_shows_its_sender(web: WebApp) -> None:
     ada = _persona(web, "Ada")
     talk = web.services.conversations.start(ada, title="Imported")

@@ -9,11 +9,13 @@ revoking one (``pjai web token revoke``) signs that browser out at its next requ
 
 from __future__ import annotations
 
+import asyncio
 import html
-import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
+from math import ceil
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -25,6 +27,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from pjai.app import Passphrase
 from pjai.app.websessions import WebSessions
 from pjai.errors import ConfigError
+from pjai.sync.server.asgi import read_body
 from pjai.sync.server.tokens import PREFIX
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "LOGOUT_PATH",
     "RECHECK_S",
     "LoginGate",
+    "LoginThrottle",
     "login_page",
     "login_submit",
     "logout",
@@ -42,10 +46,14 @@ COOKIE = "pjai_session"
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
 _OPEN_PATHS = frozenset({LOGIN_PATH, "/favicon.ico"})
-_OPEN_PREFIX = f"/_nicegui/{nicegui.__version__}/"
+_OPEN_PREFIXES = tuple(
+    f"/_nicegui/{nicegui.__version__}/{part}/"
+    for part in ("static", "libraries", "components", "resources", "esm")
+)
 """What a visitor may load before logging in: the form, and NiceGUI's own scripts and
-styles (the same for every app). Everything else, unknown paths included (NiceGUI
-answers those with the app's page), waits for a login."""
+styles (the same for every app), each from the route that serves them. Everything else
+waits for a login: unknown paths too, under NiceGUI's prefix as well, since NiceGUI
+answers a path no route serves with the app's page."""
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -64,7 +72,7 @@ def _cookie(scope: Scope) -> str | None:
 
 
 def _is_static(path: str) -> bool:
-    return path.startswith(_OPEN_PREFIX) and "/../" not in path
+    return path.startswith(_OPEN_PREFIXES) and "/../" not in path
 
 
 RECHECK_S = 5.0
@@ -142,12 +150,53 @@ button {{ padding: 0.6rem; font-size: 1rem; background: #3949ab; color: white;
 
 
 _MAX_FORM_BYTES = 4096
-_CHECKS = threading.BoundedSemaphore(2)
+_CHECKS_AT_ONCE = 2
+"""Passphrase checks (scrypt) running at one time; others wait without holding a thread
+of the pool that every request's session check uses."""
 
 
-def _checked(passphrase: Passphrase, given: str) -> bool:
-    with _CHECKS:
-        return passphrase.check(given)
+class LoginThrottle:
+    """How many passphrases or tokens a client may try: :data:`FAILURES` within
+    :data:`WINDOW_S` seconds, then it waits until the oldest try is that old. A try
+    counts as it starts (many sent at once count too); the right one forgets them."""
+
+    FAILURES = 5
+    WINDOW_S = 60.0
+    CLIENTS = 10_000
+    """Clients remembered at most: the oldest are forgotten first."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._tries: dict[str, deque[float]] = {}
+        self._checks = asyncio.Semaphore(_CHECKS_AT_ONCE)
+
+    def wait(self, client: str) -> float:
+        """Seconds ``client`` must wait before trying again (0: it may now)."""
+        times = self._tries.get(client)
+        now = self._clock()
+        while times and now - times[0] >= self.WINDOW_S:
+            times.popleft()
+        if times is None or len(times) < self.FAILURES:
+            return 0.0
+        return times[0] + self.WINDOW_S - now
+
+    def tried(self, client: str) -> None:
+        """Count a try from ``client``."""
+        times = self._tries.pop(client, None) or deque(maxlen=self.FAILURES)
+        times.append(self._clock())
+        self._tries[client] = times  # the latest last: the first ones are the oldest
+        if len(self._tries) > self.CLIENTS:
+            del self._tries[next(iter(self._tries))]
+
+    def passed(self, client: str) -> None:
+        """``client`` gave the right passphrase or a live token: forget its tries."""
+        self._tries.pop(client, None)
+
+    async def check(self, passphrase: Passphrase, given: str) -> bool:
+        """Whether ``given`` is the passphrase: scrypt, off the event loop and a few at
+        a time, so that guessing costs time and memory."""
+        async with self._checks:  # waiting here holds no thread
+            return bool(await run_in_threadpool(passphrase.check, given))
 
 
 def _safe_next(value: str | None) -> str:
@@ -166,14 +215,26 @@ def login_page(request: Request, *, error: str = "") -> HTMLResponse:
     return HTMLResponse(_FORM.format(action=action, error=shown), status_code=status)
 
 
-async def login_submit(request: Request, passphrase: Passphrase, sessions: WebSessions) -> Response:
+async def login_submit(
+    request: Request, passphrase: Passphrase, sessions: WebSessions, throttle: LoginThrottle
+) -> Response:
     """Check the submitted passphrase or access token; on success start a session and
-    go where the visitor was going."""
-    raw = await request.body()
-    if len(raw) > _MAX_FORM_BYTES:
+    go where the visitor was going. A client that sent too many wrong ones waits."""
+    client = request.client.host if request.client else ""
+    if (wait := throttle.wait(client)) > 0:
+        page = login_page(
+            request, error=f"Too many wrong attempts from here: try again in {ceil(wait)} s."
+        )
+        page.status_code = 429
+        page.headers["Retry-After"] = str(ceil(wait))
+        return page
+    try:
+        raw = await read_body(request, _MAX_FORM_BYTES)  # never more held than that
+    except ValueError:
         return login_page(request, error="That form is too large to be a passphrase.")
     given = parse_qs(raw.decode("utf-8", errors="replace")).get("passphrase", [""])[0]
-    where = f"from {request.client.host}" if request.client else ""
+    where = f"from {client}" if client else ""
+    throttle.tried(client)
     if given.startswith(PREFIX):
         secret = await run_in_threadpool(sessions.exchange, given, where)
         if secret is None:
@@ -182,13 +243,13 @@ async def login_submit(request: Request, passphrase: Passphrase, sessions: WebSe
             )
     else:
         try:
-            # scrypt, off the event loop and two at a time: guessing costs time and memory.
-            right = await run_in_threadpool(_checked, passphrase, given)
+            right = await throttle.check(passphrase, given)
         except ConfigError as exc:
             return login_page(request, error=str(exc))
         if not right:
             return login_page(request, error="That passphrase is not the one set for this app.")
         secret = await run_in_threadpool(sessions.start, where)
+    throttle.passed(client)
     response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
     response.set_cookie(
         COOKIE,

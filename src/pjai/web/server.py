@@ -73,8 +73,10 @@ def serve(
         app.add_middleware(auth.LoginGate, sessions=sessions)
         app.add_api_route(auth.LOGIN_PATH, auth.login_page, methods=["GET"])
 
+        throttle = auth.LoginThrottle()
+
         async def submit(request: Request) -> Response:
-            return await auth.login_submit(request, passphrase, sessions)
+            return await auth.login_submit(request, passphrase, sessions, throttle)
 
         app.add_api_route(auth.LOGIN_PATH, submit, methods=["POST"])
 

@@ -35,7 +35,7 @@ from pjai.sync.server.tokens import Role, Token, can
 from pjai.sync.server.wakeups import listen_for_wakeups
 from pjai.sync.server.websocket import ServerWebSocket
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "read_body"]
 
 
 def _bearer(header: str | None) -> str:
@@ -48,7 +48,7 @@ MAX_KEYS_BODY = 2 * 1024 * 1024
 """The largest body a keys request may send."""
 
 
-async def _body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     """The request's body; ``ValueError`` as soon as it is longer than ``limit``."""
     body = bytearray()
     async for chunk in request.stream():
@@ -144,7 +144,7 @@ def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
         if isinstance(denied, Response):
             return denied
         try:
-            body = await _body(request, MAX_KEYS_BODY)
+            body = await read_body(request, MAX_KEYS_BODY)
             kind: type[KeysPut | KeysDeleted] = KeysDeleted if deleting else KeysPut
             asked = msgspec.json.decode(body, type=kind)
         except (ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -77,7 +77,11 @@ class Conversations(ui.row):
         self.persona = persona
         self.open_id: str | None = None
         """The conversation shown as a chat."""
-        with self, ui.column().classes("w-80 shrink-0 gap-3"):
+        with self:
+            side = ui.column().classes("w-80 shrink-0 gap-3")
+            # Before the list: its first result may open a conversation at once.
+            self._chat = ui.column().classes("grow basis-[26rem] min-w-0")
+        with side:
             self._start_form()
             with ui.card().classes("w-full q-pa-none gap-0"):
                 self._rows = KeyedRows(
@@ -90,9 +94,8 @@ class Conversations(ui.row):
                     partial(reads.listing, web.manager, persona.id),
                     self._show_list,
                 )
-        with self:
-            self._chat = ui.column().classes("grow basis-[26rem] min-w-0")
-        self._show_chat()
+        if self.open_id is None:
+            self._show_chat()
 
     def open(self, conversation_id: str) -> None:
         """Show a conversation as a chat."""
