@@ -217,6 +217,26 @@ def test_live_queries_follow_the_store_switch(manager: HybridDatabaseManager) ->
     assert counts == [0, 1, 2, 3]
 
 
+def test_with_the_store_off_a_refresh_hears_of_other_processes_commits(
+    data_dir: Path, sql_url: str
+) -> None:
+    # The web app refreshes now and then; a CLI command commits to SQL meanwhile.
+    off = {"PJAI_USE_LIVESTORE": "false"}
+    with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ=off) as running:
+        running.commit(persona("p1"))
+        counts: list[int] = []
+        live = running.live("SELECT count(*) AS n FROM memories")
+        live.subscribe(lambda rows: counts.append(rows[0].n))
+        assert running.refresh() is False
+        with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ=off) as command:
+            command.commit(memory("m1"))
+        assert running.refresh() is True
+        assert counts == [0, 1]
+        assert running.refresh() is False
+        (record,) = running.commit(memory("m2"))  # and commits after them
+        assert record.position.global_seq == 3
+
+
 def test_memory_system_events_match_on_both_sides(manager: HybridDatabaseManager) -> None:
     from pjai.schema import (
         BookmarkCreated,

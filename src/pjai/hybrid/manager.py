@@ -190,15 +190,18 @@ class HybridDatabaseManager(Resource):
 
     def refresh(self) -> bool:
         """Take in what other processes changed: a flag flipped in ``flags.json`` (the
-        store is then switched as it says) and commits to the store file; whether any
-        commits came in. Live queries follow. A long-running owner (the web app) calls
-        this periodically; it costs a file stat and one ``PRAGMA`` when nothing changed.
+        store is then switched as it says) and commits to the store file, or to SQL with
+        the store off; whether any commits came in. Live queries follow. A long-running
+        owner (the web app) calls this periodically; it costs a file stat and one
+        ``PRAGMA`` when nothing changed (with the store off, a look at SQL's journal).
         """
         with self._lock:
             self._check_open()
             self._switch.follow()
             store = self.store
-        return store.refresh() if store is not None else False
+            if store is None:
+                return self._switch.refresh_sql()
+        return store.refresh()
 
     def set_flag(self, name: str, value: bool) -> None:
         """Set a flag now and for later runs (``flags.json``)."""

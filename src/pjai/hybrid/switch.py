@@ -33,6 +33,7 @@ from pjai.hybrid.sqllive import ParkedHost, SqlLiveHost, SqlQuery, tables_of
 from pjai.schema.event import Event, Schema
 from pjai.schema.records import EventRecord
 from pjai.schema.types import Progress
+from pjai.sql import journal
 from pjai.store import LiveQuery, Row, Store
 from pjai.store.query import Params, Query, prepare
 
@@ -215,6 +216,17 @@ class StoreSwitch:
         records, tables = self._projector.append(events)
         self._sql_live.changed(tables)
         return records
+
+    def refresh_sql(self) -> bool:
+        """With the store off: take in other processes' commits to SQL (its journal
+        moved on), re-running live queries on SQL; whether there were any. The caller
+        holds the lock."""
+        head = self._projector.journal_head()
+        if head == self._projector.sql_head:
+            return False
+        self._projector.sql_head = head
+        self._sql_live.changed({*self._schema.tables(), journal.journal.name})
+        return True
 
     def synced_store(self, data_dir: Path) -> Store:
         """The store, which must be a synced one, for a sync client."""
