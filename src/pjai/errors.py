@@ -24,6 +24,8 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      │    └── ArchiveCorruptError     it is damaged or was changed after export
      ├── SqlError                   the SQL primary failed
      │    ├── ErasedValueError        a sealed value whose data key was erased
+     │    ├── SqlAheadError           its journal holds a commit at the position being
+     │    │                           projected (another process wrote with the store off)
      │    └── SqlUnavailableError     it cannot be reached (down, locked, pool exhausted)
      ├── ConfigError                a setting (URL, flag, shard list) is invalid
      │    └── EmbeddingsUnavailable   semantic search's model cannot be used here
@@ -70,6 +72,7 @@ __all__ = [
     "PrivacyError",
     "QueryError",
     "RebaseError",
+    "SqlAheadError",
     "SqlError",
     "SqlUnavailableError",
     "StoreClosedError",
@@ -166,6 +169,12 @@ class SqlError(PjaiError):
 class ErasedValueError(SqlError):
     """A sealed column value whose data key was erased with its persona: it opens
     nowhere any more."""
+
+
+class SqlAheadError(SqlError):
+    """SQL's journal already holds another event at a position being projected: another
+    process committed to SQL with the store switched off. The store takes SQL's events
+    in before committing after them."""
 
 
 class SqlUnavailableError(SqlError):

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
+from pjai.errors import ConfigError, SqlAheadError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.sql.engine import PoolConfig
 from tests.databases import postgres_schema
-from tests.helpers import memory, persona
+from tests.helpers import history, memory, persona
 from tests.proxy import TcpProxy
 
 FAST_FAIL = PoolConfig(timeout_s=0.3)
@@ -256,3 +257,48 @@ def test_store_failing_after_sql_committed_takes_the_events_from_the_journal(
         assert manager.memories.get("m1") is not None
         manager.commit(memory("m2"))
         assert manager.verify().equal
+
+
+def test_a_store_off_writer_never_takes_places_the_store_holds_for_sql(tmp_path: Path) -> None:
+    # A command with the store off is open; a running process's commit stays in the
+    # store while SQL is locked, and that process stops before catching SQL up. The
+    # command must not write another event at that place.
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    off = {"PJAI_USE_LIVESTORE": "false"}
+    running = HybridDatabaseManager.open(
+        tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ={}
+    )
+    running.commit(persona("p1"))
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=off) as command:
+        blocker = sqlite3.connect(tmp_path / "primary.db", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        (held,) = running.commit(memory("in-the-store"))
+        running.close()
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        with pytest.raises(ConfigError, match="the store file holds events up to e2 that SQL"):
+            command.commit(memory("with-the-store-off"))
+        with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ={}) as again:
+            assert again.verify().equal  # opening with the store on caught SQL up
+        (record,) = command.commit(memory("with-the-store-off"))
+    assert record.position.global_seq == held.position.global_seq + 1
+
+
+def test_histories_that_went_apart_are_said_not_hidden(tmp_path: Path) -> None:
+    # Had another event taken the store's place in SQL, catching up would skip it.
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    with HybridDatabaseManager.open(
+        tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ={}
+    ) as running:
+        running.commit(persona("p1"))
+        blocker = sqlite3.connect(tmp_path / "primary.db", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        running.commit(memory("in-the-store"))
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        # Another event at e2 in SQL, as a store-off writer of an older PJai left it.
+        other = history([persona("p1"), memory("elsewhere")])[1]
+        running.bridge.project([other], strict=False)
+        with pytest.raises(SqlAheadError, match=f"holds event {other.id} at e2, where"):
+            running.catch_up()
+        assert not running.verify().equal  # and verify says so too

@@ -237,6 +237,25 @@ def test_with_the_store_off_a_refresh_hears_of_other_processes_commits(
         assert record.position.global_seq == 3
 
 
+def test_a_commit_after_another_process_wrote_with_the_store_off_follows_it(
+    data_dir: Path, sql_url: str
+) -> None:
+    # The running process's next position is taken in SQL: it takes the other's events
+    # in first, then commits after them.
+    with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ={}) as running:
+        running.commit(persona("p1"))
+        off = {"PJAI_USE_LIVESTORE": "false"}
+        with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ=off) as command:
+            command.commit(memory("written-off"))
+        (record,) = running.commit(memory("written-on"))
+        assert record.position.global_seq == 3
+        assert {r.id for r in running.query("SELECT id FROM memories")} == {
+            "written-off",
+            "written-on",
+        }
+        assert running.verify().equal
+
+
 def test_memory_system_events_match_on_both_sides(manager: HybridDatabaseManager) -> None:
     from pjai.schema import (
         BookmarkCreated,

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-from pjai.errors import ConfigError, PjaiError, SqlError, SqlUnavailableError
+from pjai.errors import ConfigError, PjaiError, SqlAheadError, SqlError, SqlUnavailableError
 from pjai.hybrid.bridge import Bridge
 from pjai.hybrid.recovery import RebuiltFrom
 from pjai.schema.event import Event, Materialized, Schema
@@ -100,10 +100,19 @@ class Projector:
         self.sql_head = self.journal_head()
 
     def commit(self, store: Store, events: Sequence[Event]) -> list[EventRecord]:
-        """Commit through ``store``: its commit hook projects the events into SQL."""
+        """Commit through ``store``: its commit hook projects the events into SQL. When
+        another process committed to SQL with the store off, the store takes those
+        events in first and the commit goes after them."""
         if self._unsettled:
             self.reconcile(None)
             self._unsettled = False
+        try:
+            return self._commit_once(store, events)
+        except SqlAheadError:
+            self.reconcile(None)
+            return self._commit_once(store, events)
+
+    def _commit_once(self, store: Store, events: Sequence[Event]) -> list[EventRecord]:
         try:
             return store.commit(*events)
         except BaseException as exc:
@@ -174,16 +183,27 @@ class Projector:
 
     # -- the SQL side, with the store off ----------------------------------------------
 
-    def append(self, events: Sequence[Event]) -> tuple[list[EventRecord], set[str]]:
+    def append(
+        self, events: Sequence[Event], store_file_head: Callable[[], int]
+    ) -> tuple[list[EventRecord], set[str]]:
         """Commit ``events`` straight to SQL, journalled; returns the records and the
-        tables they wrote."""
+        tables they wrote. Refused while the store file holds events SQL lacks
+        (``store_file_head``, read under SQL's lock): they would take the same places."""
         encoded = [self._schema.encode(event) for event in events]
         at = utc_now()
 
         def build(global_seq: int) -> list[Materialized]:
+            after = max(global_seq, self.sql_head)
+            if (stored := store_file_head()) > after:
+                raise ConfigError(
+                    f"the store file holds events up to e{stored} that SQL lacks (it has "
+                    f"e{after}): a process with the store on committed them while SQL was "
+                    "unavailable. Commit with the store on, which brings SQL up to it, or "
+                    "wait until that process has"
+                )
             records = stamp(
                 ((name, args) for name, _, args in encoded),
-                after=Position(max(global_seq, self.sql_head)),
+                after=Position(after),
                 generation=0,
                 client_id=self._client_id,
                 session_id=self._session_id,
@@ -265,6 +285,7 @@ class Projector:
         assert store is not None
 
         def events(after: int) -> Iterator[EventRecord]:
+            self._check_one_history(store, after)
             for entry in store.events(after=Position(after)):
                 if entry.record.position.global_seq > through:
                     return
@@ -273,6 +294,23 @@ class Projector:
         moved = self.bridge.catch_up(events, progress=progress, total=through)
         self._projected_through = through
         return moved
+
+    def _check_one_history(self, store: Store, position: int) -> None:
+        """Refuse to catch SQL up from ``position`` (its checkpoint) when SQL's journal
+        holds another event there than the store: the two histories went apart, and
+        projecting the store's later events would hide it."""
+        if position == 0:
+            return
+        ours = next(iter(store.events(after=Position(position - 1))), None)
+        theirs = self.shards.event_at(position)
+        if ours is None or theirs is None or ours.record.id == theirs:
+            return
+        raise SqlAheadError(
+            f"SQL's journal holds event {theirs} at e{position}, where the store holds "
+            f"{ours.record.id}: another process committed to SQL with the store switched "
+            "off while this store's commits had not reached SQL. The two histories differ "
+            "from there on (`pjai verify` compares them); SQL is not caught up past it"
+        )
 
     def _fell_behind(self, error: BaseException) -> None:
         self.last_error = str(error)

@@ -35,6 +35,7 @@ from pjai.schema.records import EventRecord
 from pjai.schema.types import Progress
 from pjai.sql import journal
 from pjai.store import LiveQuery, Row, Store
+from pjai.store.log import file_head
 from pjai.store.query import Params, Query, prepare
 
 __all__ = ["StoreSwitch"]
@@ -213,7 +214,7 @@ class StoreSwitch:
             return self._projector.commit(store, events)
         if not events:
             return []
-        records, tables = self._projector.append(events)
+        records, tables = self._projector.append(events, lambda: file_head(self.store_path))
         self._sql_live.changed(tables)
         return records
 

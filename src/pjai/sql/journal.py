@@ -179,6 +179,13 @@ def applied_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
     return found
 
 
+def event_at(conn: Connection, global_seq: int) -> str | None:
+    """The id of the event journaled at ``global_seq``, if any."""
+    query = select(journal.c.event_id).where(journal.c.global_seq == global_seq)
+    found = conn.execute(query).scalar()
+    return None if found is None else str(found)
+
+
 def head(conn: Connection) -> int:
     """The highest global position journaled, or 0."""
     return int(conn.execute(select(func.coalesce(func.max(journal.c.global_seq), 0))).scalar_one())

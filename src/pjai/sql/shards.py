@@ -162,6 +162,14 @@ class ShardSet:
                     found.setdefault(record.id, record)
         return sorted(found.values(), key=lambda r: r.position.global_seq)
 
+    def event_at(self, global_seq: int) -> str | None:
+        """The id of the event some shard journaled at ``global_seq``, if any."""
+        for shard in self.shards:
+            with shard.writer.connection("reading the journal") as conn:
+                if (found := journal.event_at(conn, global_seq)) is not None:
+                    return found
+        return None
+
     def upgrade(self, retries_s: Sequence[float]) -> None:
         """Migrate every shard's tables to the current version, waiting ``retries_s``
         between attempts while SQL is unavailable (a server still starting)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa
 
-from pjai.errors import ConfigError, MaterializationError, PjaiError, QueryError
+from pjai.errors import ConfigError, MaterializationError, PjaiError, QueryError, SqlAheadError
 from pjai.schema.codec import ColumnCodec
 from pjai.schema.event import Schema
 from pjai.schema.ops import Op
@@ -236,6 +236,13 @@ class SqlTransaction:
                     raise rejected from exc
         except MaterializationError as exc:
             self._undo("pjai_event")
+            position = item.record.position.global_seq
+            if (taken := journal.event_at(self.conn, position)) not in (None, item.record.id):
+                raise SqlAheadError(
+                    f"SQL's journal holds event {taken} at e{position}, where "
+                    f"{item.record.name} {item.record.id} was to go: another process "
+                    "committed to SQL with the store switched off"
+                ) from exc
             return exc
         except BadOp as exc:
             self._undo("pjai_event")

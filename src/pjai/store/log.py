@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import apsw
@@ -10,8 +11,9 @@ import msgspec
 
 from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position, args_text
 from pjai.schema.types import from_iso, to_iso
+from pjai.store.damage import read_only
 
-__all__ = ["INTERNAL_TABLES", "EventLog", "Move"]
+__all__ = ["INTERNAL_TABLES", "EventLog", "Move", "file_head"]
 
 LOG_TABLE = "pjai_eventlog"
 REJECTED_TABLE = "pjai_rejected"
@@ -292,3 +294,17 @@ class EventLog:
             return int(self._conn.execute(f"SELECT count(*) FROM {REJECTED_TABLE}").get)
         sql = f"SELECT count(*) FROM {LOG_TABLE} WHERE status = ?"
         return int(self._conn.execute(sql, (status,)).get)
+
+
+def file_head(path: Path) -> int:
+    """The last global position the store file at ``path`` logged, read without changing
+    it; 0 when there is no file or it cannot be read (a damaged store is switched off
+    and rebuilt from SQL's journal)."""
+    if not path.exists():
+        return 0
+    try:
+        with read_only(path, busy_timeout_ms=5_000) as conn:
+            found = conn.execute(f"SELECT max(global_seq) FROM {LOG_TABLE}").fetchone()
+    except apsw.Error:
+        return 0
+    return int(found[0] or 0) if found else 0
