@@ -192,6 +192,17 @@ def test_health_over_all_personas_adds_them_up(store: Store) -> None:
     assert h.capacity_use == {"hot": 1 / 200, "warm": 2 / 2_000, "cold": 0.0}
 
 
+def test_health_over_all_personas_measures_each_against_its_own_targets(store: Store) -> None:
+    # A persona that wants everything hot, with all of it hot, is on target there too.
+    hot = MemoryConfig(scoring=ScoringConfig(target=TierShares(hot=1, warm=0, cold=0)))
+    store.commit(PersonaCreated(persona_id="p1", name="P", memory=hot))
+    store.commit(*[memory(f"m{n}", "p1", tier="hot") for n in range(5)])
+    one = load_persona(store, "p1")
+    assert one is not None
+    assert health(store, one, now=NOW).fragmentation == 0.0
+    assert health(store, now=NOW).fragmentation == 0.0
+
+
 def test_unknown_dashboard_query() -> None:
     with pytest.raises(QueryError, match=r"'nope'.*memories_by_tag"):
         dashboard_query("nope")

@@ -171,6 +171,17 @@ def test_links_through_the_system(store: Store) -> None:
     assert [(r.source_id, r.target_id) for r in rows] == [("m1", "m2")]
 
 
+def test_a_memory_s_links_leave_out_deleted_ones_as_its_neighbours_do(store: Store) -> None:
+    system = system_with(store, auto_optimize=False)
+    for name in ("a", "b", "c"):
+        system.add("p1", f"{name} text", memory_id=name)
+    system.link("p1", "a", "b")
+    system.link("p1", "c", "a")
+    system.delete("p1", "b")
+    assert [(r.source_id, r.target_id) for r in system.links_of("a")] == [("c", "a")]
+    assert len(system.links_of("a", to_deleted=True)) == 2
+
+
 def test_a_new_importance_re_ranks_with_its_reason(store: Store) -> None:
     system = system_with(store, capacities=TierCapacities(hot=1, warm=10, cold=10), scoring=FILL)
     system.add("p1", "a", memory_id="a", importance=0.9, tier="hot", pinned=False)

@@ -26,6 +26,10 @@ from tests.security.test_keys import FAST, PASSPHRASE
         ("IBAN GB82 WEST 1234 5698 7654 32", {"iban", "phone"}),
         ("SSN 078-05-1120", {"ssn"}),
         ("we met on 2026-12-05 at 10:00, 300 people, pi is 3.14159265358", set()),
+        # Addresses within the bounds of the rules, found inside long runs as well.
+        (f"{'x' * 500}{'l' * 64}@mail.example.co.uk is mine", {"email"}),
+        (f"first.last+tag@{'sub.' * 8}example.museum", {"email"}),
+        ("a link, not an address: https://example.com/a1b2c3d4/" + "x" * 5_000, set()),
     ],
 )
 def test_restricted_text_is_recognised(text: str, kinds: set[str]) -> None:

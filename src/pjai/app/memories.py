@@ -186,14 +186,14 @@ class Memories:
         persona_id = self.get(source_id).persona_id
         if any(
             (r.source_id, r.target_id, r.kind) == (source_id, target_id, kind)
-            for r in self.system.links_of(source_id)
+            for r in self.system.links_of(source_id, to_deleted=True)
         ):
             raise ConfigError(
                 f"memory {source_id} is linked to {target_id} ({kind}) already; "
                 "`pjai memory unlink` removes the link"
             )
         self.system.link(persona_id, source_id, target_id, kind=kind, **fields)
-        made = self.system.links_of(source_id)
+        made = self.system.links_of(source_id, to_deleted=True)
         return next(
             r for r in made if (r.source_id, r.target_id, r.kind) == (source_id, target_id, kind)
         )

@@ -37,7 +37,7 @@ Hours = Annotated[
     str | None, typer.Option(help="Hours of the day (UTC), e.g. 9-17.", metavar="FROM-TO")
 ]
 From = Annotated[str | None, typer.Option("--from", help="Start (ISO time, UTC).")]
-To = Annotated[str | None, typer.Option("--to", help="End, exclusive (ISO time, UTC).")]
+To = Annotated[str | None, typer.Option("--to", help="End, included (ISO time, UTC).")]
 Colour = Annotated[str | None, typer.Option(help="Colour, #rrggbb.")]
 Labels = Annotated[list[str] | None, typer.Option("--label", help="The bookmark's own tags.")]
 

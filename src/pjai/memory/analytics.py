@@ -197,7 +197,7 @@ def health(
     """Memory health of ``persona``, or over every persona."""
     stale_days = persona.memory.scoring.stale_after_days if persona else 90
     sql, params = health_query(persona.id if persona else None, stale_days=stale_days, now=now)
-    target = persona.memory.scoring.target if persona else TierShares()
+    target = persona.memory.scoring.target if persona else None  # else each its own
     return health_from_rows(backend.query(sql, params), target)
 
 

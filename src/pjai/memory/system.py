@@ -240,20 +240,24 @@ class MemorySystem:
             require_persona(self.backend, where.persona_id)
         return search(self.backend, text, where, limit=limit, method=method, embeddings=embeddings)
 
-    def links_of(self, memory_id: str) -> list[Row]:
-        """A memory's links, either direction, strongest first."""
-        link = memory_links.c
+    def links_of(self, memory_id: str, *, to_deleted: bool = False) -> list[Row]:
+        """A memory's links, either direction, strongest first; those to a deleted
+        memory only with ``to_deleted`` (as :meth:`neighbours` leaves them out)."""
+        link, m = memory_links.c, memories.c
+        query = select(
+            link.source_id,
+            link.target_id,
+            link.kind,
+            link.strength,
+            link.confidence,
+            link.decay_rate,
+        ).where(or_(link.source_id == memory_id, link.target_id == memory_id))
+        if not to_deleted:
+            other = case((link.source_id == memory_id, link.target_id), else_=link.source_id)
+            live = select(m.id).where(m.id == other, m.deleted_at.is_(None)).exists()
+            query = query.where(live)
         return self.backend.query(
-            select(
-                link.source_id,
-                link.target_id,
-                link.kind,
-                link.strength,
-                link.confidence,
-                link.decay_rate,
-            )
-            .where(or_(link.source_id == memory_id, link.target_id == memory_id))
-            .order_by(link.strength.desc(), link.source_id, link.target_id, link.kind)
+            query.order_by(link.strength.desc(), link.source_id, link.target_id, link.kind)
         )
 
     def link(self, persona_id: str, source_id: str, target_id: str, **fields: Any) -> None:
