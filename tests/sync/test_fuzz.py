@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -34,6 +33,7 @@ from pjai.sync.server.asgi import MAX_KEYS_BODY, create_app
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.log import MemoryLog
 from pjai.sync.server.session import ServerSession
+from tests.bodies import MIB, OfferedBody
 
 CODES = {"unsupported_version", "unauthorized", "bad_frame", "out_of_order", "bad_cursor"}
 """The ``Error`` codes the protocol documents (``server_error`` is the server's own)."""
@@ -202,24 +202,18 @@ def test_the_keys_channel_answers_any_body_without_a_server_error(
 
 
 def test_a_keys_body_is_read_only_with_a_token_and_up_to_its_limit() -> None:
-    read = 0
-
-    async def offered() -> AsyncIterator[bytes]:  # 64 MiB, if the server reads them all
-        nonlocal read
-        for _ in range(64):
-            read += 1 << 20
-            yield b"x" * (1 << 20)
+    body = OfferedBody()
 
     async def post(app: str) -> httpx.Response:
         transport = httpx.ASGITransport(app=APPS[app])
         async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
-            return await client.post("/keys", content=offered())
+            return await client.post("/keys", content=body.stream())
 
     assert asyncio.run(post("locked")).status_code == 401
-    assert read == 0  # refused before a byte of it was read
+    assert body.read == 0  # refused before a byte of it was read
     refused = asyncio.run(post("open"))
     assert refused.status_code == 400
     assert refused.json()["message"] == (
         f"the body is longer than the limit of {MAX_KEYS_BODY} bytes"
     )
-    assert read <= MAX_KEYS_BODY + (1 << 20)
+    assert body.read <= MAX_KEYS_BODY + MIB

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from pjai.errors import ConfigError
 from pjai.web import auth
 from pjai.web.auth import COOKIE, LoginGate
 from pjai.web.server import is_loopback
+from tests.bodies import MIB, OfferedBody
 
 runner = CliRunner()
 
@@ -315,19 +316,12 @@ def login(tmp_path: Path, sessions: WebSessions) -> httpx.AsyncClient:
 async def test_a_large_login_form_is_read_no_further_than_its_limit(
     login: httpx.AsyncClient,
 ) -> None:
-    read = 0
-
-    async def offered() -> AsyncIterator[bytes]:  # 64 MiB, if the server reads them all
-        nonlocal read
-        for _ in range(64):
-            read += 1 << 20
-            yield b"x" * (1 << 20)
-
+    body = OfferedBody()
     async with login:
-        answer = await login.post(auth.LOGIN_PATH, content=offered())
+        answer = await login.post(auth.LOGIN_PATH, content=body.stream())
     assert answer.status_code == 401
     assert "That form is too large to be a passphrase." in answer.text
-    assert read <= 1 << 20  # the first chunk, then nothing more
+    assert body.read <= MIB  # the first chunk, then nothing more
 
 
 @pytest.mark.anyio
