@@ -35,7 +35,7 @@ from pjai.schema.records import EventRecord
 from pjai.schema.types import Progress
 from pjai.sql import journal
 from pjai.store import LiveQuery, Row, Store
-from pjai.store.log import file_head
+from pjai.store.log import FileHead
 from pjai.store.query import Params, Query, prepare
 
 __all__ = ["StoreSwitch"]
@@ -79,6 +79,8 @@ class StoreSwitch:
         self._sealed = shards.sealer is not None
         self._sql_live = SqlLiveHost(shards.shards[0], frozenset(schema.tables()))
         self._parked = ParkedHost()
+        self._store_file_head = FileHead(store_path)
+        """Read before each commit with the store off (see :meth:`Projector.append`)."""
         self._live: weakref.WeakKeyDictionary[LiveQuery, tuple[Query, Params]] = (
             weakref.WeakKeyDictionary()
         )
@@ -214,7 +216,7 @@ class StoreSwitch:
             return self._projector.commit(store, events)
         if not events:
             return []
-        records, tables = self._projector.append(events, lambda: file_head(self.store_path))
+        records, tables = self._projector.append(events, self._store_file_head)
         self._sql_live.changed(tables)
         return records
 
@@ -244,6 +246,7 @@ class StoreSwitch:
     def close(self) -> None:
         """Close the store and stop every live query on SQL."""
         self._sql_live.close()
+        self._store_file_head.close()
         store = self.store
         if store is not None:
             self._projector.store = None

@@ -11,9 +11,8 @@ import msgspec
 
 from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position, args_text
 from pjai.schema.types import from_iso, to_iso
-from pjai.store.damage import read_only
 
-__all__ = ["INTERNAL_TABLES", "EventLog", "Move", "file_head"]
+__all__ = ["INTERNAL_TABLES", "EventLog", "FileHead", "Move"]
 
 LOG_TABLE = "pjai_eventlog"
 REJECTED_TABLE = "pjai_rejected"
@@ -296,15 +295,34 @@ class EventLog:
         return int(self._conn.execute(sql, (status,)).get)
 
 
-def file_head(path: Path) -> int:
+class FileHead:
     """The last global position the store file at ``path`` logged, read without changing
-    it; 0 when there is no file or it cannot be read (a damaged store is switched off
-    and rebuilt from SQL's journal)."""
-    if not path.exists():
-        return 0
-    try:
-        with read_only(path, busy_timeout_ms=5_000) as conn:
-            found = conn.execute(f"SELECT max(global_seq) FROM {LOG_TABLE}").fetchone()
-    except apsw.Error:
-        return 0
-    return int(found[0] or 0) if found else 0
+    it on one connection kept open (opened again when the file is replaced); 0 when
+    there is no file or it cannot be read (a damaged store is switched off and rebuilt
+    from SQL's journal). A process with the store off asks before each commit."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: apsw.Connection | None = None
+        self._inode = 0
+
+    def __call__(self) -> int:
+        try:
+            inode = self.path.stat().st_ino
+            if self._conn is None or inode != self._inode:
+                self.close()
+                self._conn = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
+                self._conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+                self._conn.set_busy_timeout(5_000)
+                self._inode = inode
+            found = self._conn.execute(f"SELECT max(global_seq) FROM {LOG_TABLE}").fetchone()
+        except (OSError, apsw.Error):
+            self.close()
+            return 0
+        return int(found[0] or 0) if found else 0
+
+    def close(self) -> None:
+        """Close the connection, if open."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
