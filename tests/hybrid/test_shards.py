@@ -133,3 +133,44 @@ def test_every_shard_checkpoint_marks_the_head(tmp_path: Path) -> None:
     # A second writer takes the next position, not one already used.
     with HybridDatabaseManager.open(tmp_path / "data2", sql_urls=urls, environ=env) as other:
         assert other.commit(memory("mc", a))[0].position.global_seq == 5
+
+
+class Interrupted(Exception):
+    """Stands in for a process killed in the middle of a rebalance."""
+
+
+def test_an_interrupted_rebalance_goes_on_when_run_again(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    people = [f"persona-{i}" for i in range(20)]
+    with HybridDatabaseManager.open(data, sql_urls=shard_urls(tmp_path, 2), environ={}) as manager:
+        manager.commit(*[persona(p) for p in people])
+        manager.commit(*[memory(f"{p}-m", p) for p in people])
+        # One event SQL refused, journaled on the shard of the persona that moves.
+        moving = next(p for p in people if HashRing(3).shard_of(p) == 2)
+        with manager.shards.for_persona(moving).engine.begin() as conn:
+            conn.exec_driver_sql(
+                "UPDATE pjai_journal SET status = 'quarantined' WHERE persona_id = ? "
+                "AND name = 'v1.MemoryAdded'",
+                (moving,),
+            )
+    three = shard_urls(tmp_path, 3)
+    shards = ShardSet(three, SCHEMA)
+    for shard in shards:
+        migrate.upgrade(shard.engine)
+
+    def stop_after_one(done: int, _total: int) -> None:
+        raise Interrupted
+
+    with pytest.raises(Interrupted):
+        rebalance(shards, SCHEMA, stop_after_one)
+    left = len(misplaced(shards))
+    assert left > 0
+    moved = rebalance(shards, SCHEMA)  # the same command again, where it stopped
+    assert moved.personas == left
+    assert misplaced(shards) == []
+    shards.dispose()
+    with HybridDatabaseManager.open(data, sql_urls=three, environ={}) as manager:
+        assert manager.verify().equal
+        assert manager.memories.count() == 20
+        # Its journal entry is on the old shard and the new one: it counts once.
+        assert manager.quarantine().sql == 1

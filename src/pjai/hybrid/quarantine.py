@@ -66,9 +66,10 @@ def report(manager: HybridDatabaseManager) -> QuarantineReport:
         result.store = store.count_quarantined(after=reviewed)
         for entry in store.quarantined(after=reviewed, limit=LISTED):
             found[entry.record.id] = (entry.record, ["store"], entry.error or "")
+    quarantined: set[str] = set()  # an event journaled on several shards counts once
     for shard in manager.shards:
         with shard.writer.connection("reading quarantined events") as conn:
-            result.sql += journal.count(conn, journal.QUARANTINED, after=reviewed)
+            quarantined |= journal.ids(conn, journal.QUARANTINED, after=reviewed)
             entries = journal.journal_entries(
                 conn, after=reviewed, status=journal.QUARANTINED, batch=LISTED
             )
@@ -77,6 +78,7 @@ def report(manager: HybridDatabaseManager) -> QuarantineReport:
                     found[record.id][1].append("sql")
                 else:
                     found[record.id] = (record, ["sql"], error or "")
+    result.sql = len(quarantined)
     ordered = sorted(found.values(), key=lambda item: item[0].position.global_seq)
     result.events = [
         Quarantined(r.id, r.name, r.position.global_seq, tuple(sides), reason)

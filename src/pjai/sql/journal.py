@@ -231,6 +231,14 @@ def count(conn: Connection, status: str | None = None, *, after: int = 0) -> int
     return int(conn.execute(query).scalar_one())
 
 
+def ids(conn: Connection, status: str, *, after: int = 0) -> set[str]:
+    """The ids of the events with ``status`` journaled after ``after``."""
+    query = select(journal.c.event_id).where(
+        journal.c.status == status, journal.c.global_seq > after
+    )
+    return set(conn.execute(query).scalars())
+
+
 def tables() -> Iterable[Table]:
     """The journal's tables."""
     return journal_metadata.sorted_tables

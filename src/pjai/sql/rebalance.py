@@ -71,6 +71,12 @@ def rebalance(shards: ShardSet, schema: Schema, progress: Progress | None = None
             f"the shards are at different checkpoints ({sorted(busy)}): open PJai with the "
             "old shard list to let them catch up, then rebalance"
         )
+    # Every shard at the mark before anything moves: an interrupted run leaves them
+    # level, and running it again goes on where it stopped.
+    mark = max(busy, default=0)
+    for shard in shards:
+        with shard.writer.transaction("aligning checkpoints") as tx:
+            tx.advance(mark, utc_now())
     moves = misplaced(shards)
     result = Rebalanced()
     tables = schema.metadata.sorted_tables
@@ -96,10 +102,6 @@ def rebalance(shards: ShardSet, schema: Schema, progress: Progress | None = None
         result.moves.append((persona_id, source.index, target.index))
         if progress is not None:
             progress(done, len(moves))
-    mark = max(busy, default=0)
-    for shard in shards:
-        with shard.writer.transaction("aligning checkpoints") as tx:
-            tx.advance(mark, utc_now())
     return result
 
 
