@@ -174,3 +174,22 @@ def test_an_interrupted_rebalance_goes_on_when_run_again(tmp_path: Path) -> None
         assert manager.memories.count() == 20
         # Its journal entry is on the old shard and the new one: it counts once.
         assert manager.quarantine().sql == 1
+
+
+def test_a_shard_left_out_of_the_list_is_refused_not_hidden(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    three = shard_urls(tmp_path, 3)
+    with HybridDatabaseManager.open(data, sql_urls=three, environ={}) as manager:
+        manager.commit(*[persona(f"persona-{i}") for i in range(20)])
+        assert ids_on(manager, 2, "personas")  # the last shard holds some
+    for kept, place in ((three[:2], "shard 1 of 3"), (three[1:], "shard 2 of 3")):
+        for env in ({}, {"PJAI_USE_LIVESTORE": "false"}):
+            with pytest.raises(ConfigError, match=f"was {place} when last used"):
+                HybridDatabaseManager.open(data, sql_urls=kept, environ=env)
+    shards = ShardSet(three[:2], SCHEMA)
+    with pytest.raises(ConfigError, match="none left out"):
+        rebalance(shards, SCHEMA)
+    shards.dispose()
+    with HybridDatabaseManager.open(data, sql_urls=three, environ={}) as manager:
+        assert manager.verify().equal
+        assert manager.personas.count() == 20

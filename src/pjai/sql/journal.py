@@ -158,6 +158,34 @@ def reviewed(conn: Connection) -> int:
     return int(conn.execute(query).scalar_one_or_none() or 0)
 
 
+_PLACE, _OF = "pjai_shard_place", "pjai_shard_count"
+"""The rows of the checkpoint table that say which place the database has in its shard
+list, and how long the list is."""
+
+
+def shard_place(conn: Connection) -> tuple[int, int] | None:
+    """The place this database had in its shard list, and the list's length, when it
+    was last opened or rebalanced (``None`` before it ever was)."""
+    rows = conn.execute(
+        select(checkpoints.c.projection, checkpoints.c.global_seq).where(
+            checkpoints.c.projection.in_((_PLACE, _OF))
+        )
+    ).all()
+    found = {row.projection: int(row.global_seq) for row in rows}
+    return (found[_PLACE], found[_OF]) if len(found) == 2 else None
+
+
+def set_shard_place(conn: Connection, place: int, count: int, now: datetime) -> None:
+    """Record this database's place in its shard list and the list's length."""
+    for name, value in ((_PLACE, place), (_OF, count)):
+        ensure_checkpoint(conn, name, now)
+        conn.execute(
+            checkpoints.update()
+            .where(checkpoints.c.projection == name)
+            .values(global_seq=value, updated_at=now)
+        )
+
+
 def _insert_ignoring_duplicates(dialect: str) -> Any:
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert

@@ -11,6 +11,7 @@ from pjai.schema.event import Schema
 from pjai.schema.tables import personas
 from pjai.schema.types import Progress, utc_now
 from pjai.sql import journal
+from pjai.sql.engine import redacted
 from pjai.sql.shards import Shard, ShardSet
 
 __all__ = ["Rebalanced", "check_placement", "misplaced", "rebalance"]
@@ -43,9 +44,41 @@ def misplaced(shards: ShardSet) -> list[tuple[str, Shard, Shard]]:
     return found
 
 
+def _places(shards: ShardSet) -> dict[int, tuple[int, int] | None]:
+    """Each shard's place and list length as last recorded (see :func:`check_placement`)."""
+    places = {}
+    for shard in shards:
+        with shard.writer.connection("reading the shard's place") as conn:
+            places[shard.index] = journal.shard_place(conn)
+    return places
+
+
+def _record_places(shards: ShardSet, only: set[int] | None = None) -> None:
+    for shard in shards:
+        if only is not None and shard.index not in only:
+            continue
+        with shard.writer.transaction("recording the shard's place") as tx:
+            journal.set_shard_place(tx.conn, shard.index, len(shards), utc_now())
+
+
 def check_placement(shards: ShardSet) -> None:
-    """Refuse to work on shards where a persona is stored away from its ring shard."""
-    if len(shards) > 1 and (wrong := misplaced(shards)):
+    """Refuse to work on shards used with another shard list (a shard left out would
+    hide its personas; one added needs a rebalance), or where a persona is stored away
+    from its ring shard. A database used for the first time records its place."""
+    count = len(shards)
+    places = _places(shards)
+    for index, place in places.items():
+        if place is not None and place != (index, count):
+            url = redacted(shards.shards[index].url)
+            raise ConfigError(
+                f"shard {url} was shard {place[0] + 1} of {place[1]} when last used; this "
+                f"list has it as shard {index + 1} of {count}. Give every shard, in the "
+                "same order (PJAI_SQL_SHARDS); after adding shards at the end, run "
+                "`pjai shards rebalance` first"
+            )
+    if new := {index for index, place in places.items() if place is None}:
+        _record_places(shards, new)
+    if count > 1 and (wrong := misplaced(shards)):
         persona_id, found, home = wrong[0]
         raise ConfigError(
             f"{len(wrong)} persona(s) are stored on another shard than this shard "
@@ -64,6 +97,15 @@ def rebalance(shards: ShardSet, schema: Schema, progress: Progress | None = None
     Shards added empty start at the others' checkpoint, since the rows they receive are
     complete up to there.
     """
+    count = len(shards)
+    for index, place in _places(shards).items():
+        if place is not None and (place[0] != index or place[1] > count):
+            url = redacted(shards.shards[index].url)
+            raise ConfigError(
+                f"shard {url} was shard {place[0] + 1} of {place[1]}; this list has it as "
+                f"shard {index + 1} of {count}. A rebalance takes the shards in their "
+                "order, with new ones added at the end: none left out"
+            )
     marks = _checkpoints(shards)
     busy = {mark for index, mark in marks.items() if _journaled(shards.shards[index])}
     if len(busy) > 1:
@@ -102,6 +144,7 @@ def rebalance(shards: ShardSet, schema: Schema, progress: Progress | None = None
         result.moves.append((persona_id, source.index, target.index))
         if progress is not None:
             progress(done, len(moves))
+    _record_places(shards)
     return result
 
 
