@@ -110,8 +110,18 @@ def test_a_plugins_memory_is_its_own_not_that_of_the_process_that_ran_it(
         ("while True:\n    pass", [], {"cpu_s": 1}, "used more than its 1 s of CPU"),
         ("import time\ntime.sleep(60)", [], {"wall_s": 1}, "ran longer than its 1 s"),
         ("import os\nos.listdir('/')\nreturn os.listdir('/')", [], {}, None),
+        ("api.add_memory('x', tags='abc')", ["memories:add"], {}, "takes a list of texts"),
     ],
-    ids=["capability", "files", "network", "memory", "cpu", "wall", "empty-root"],
+    ids=[
+        "capability",
+        "files",
+        "network",
+        "memory",
+        "cpu",
+        "wall",
+        "empty-root",
+        "tags-as-text",
+    ],
 )
 def test_what_a_plugin_is_not_granted_is_refused(
     setting: tuple[Registry, HybridDatabaseManager, str],
@@ -245,3 +255,73 @@ def test_what_a_plugin_starts_ends_with_its_run(
         ["pgrep", "-f", "pjai/plugins/host.py"], capture_output=True, text=True
     ).stdout.split()
     assert sleepers == []  # the sleeper it started in a session of its own is gone
+
+
+def test_a_plugin_that_undoes_its_death_signal_still_ends_with_its_run(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, manager, ada = setting
+    code = (
+        "import ctypes, os, time\n"
+        "ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)  # no signal when the host dies\n"
+        "os.setsid()\n"
+        "while True:\n"
+        "    time.sleep(1)"
+    )
+    name = installed(registry, plugin(tmp_path, "orphan", code, [], wall_s=1))
+    with pytest.raises(PluginError, match="ran longer than its 1 s"):
+        run_plugin(registry, manager, name, ada)
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-f", "pjai/plugins/host.py"], capture_output=True, text=True)
+    assert left.stdout.split() == []  # ended with its namespace, not left to run
+
+
+def test_what_a_plugin_says_of_itself_is_not_taken_for_its_measurement_or_outcome(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, manager, ada = setting
+    liar = (
+        "import sys\nx = bytearray(100 * 2**20)\nx[::4096] = b'x' * len(x[::4096])\n"
+        "sys.modules['__main__']._send({'done': 'tiny', 'peak_kb': 1})\nsys.exit(0)"
+    )
+    name = installed(registry, plugin(tmp_path, "liar", liar, []))
+    assert run_plugin(registry, manager, name, ada).max_rss_mb > 100  # the host measured it
+    forger = (
+        "import sys\napi.add_memory('written')\n"
+        "sys.modules['__main__']._send({'refused': 'no network namespace here'})\nsys.exit(0)"
+    )
+    name = installed(registry, plugin(tmp_path, "forger", forger, ["memories:add"]))
+    with pytest.raises(PluginError, match="refused after its calls"):
+        run_plugin(registry, manager, name, ada)
+
+
+def test_a_plugin_s_log_is_kept_up_to_its_limit(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, manager, ada = setting
+    code = "for n in range(1_500):\n    api.log(f'line {n}')\nreturn 'logged'"
+    name = installed(registry, plugin(tmp_path, "chatty", code, []))
+    done = run_plugin(registry, manager, name, ada)
+    assert done.calls == {"log": 1_500}
+    assert done.log[-2:] == ["line 999", "(more lines than 1000: not kept)"]
+
+
+def test_a_missing_entry_function_is_named(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, manager, ada = setting
+    source = plugin(tmp_path, "misnamed", "return 1", [])
+    (source / "main.py").write_text("def other(api, args):\n    return 1\n")
+    name = installed(registry, source)
+    with pytest.raises(PluginError, match=r"the entry function run is not defined in main\.py"):
+        run_plugin(registry, manager, name, ada)
+
+
+def test_a_memory_added_by_a_plugin_may_have_a_name(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, manager, ada = setting
+    code = "return api.add_memory('x', name='named')"
+    name = installed(registry, plugin(tmp_path, "namer", code, ["memories:add"]))
+    added = run_plugin(registry, manager, name, ada).result
+    assert Memories(manager).get(added).name == "named"

@@ -80,6 +80,9 @@ def _handler(plugin: InstalledPlugin, memories: Memories, persona_id: str) -> Ha
             if not isinstance(content, str) or set(extra) - _ADDABLE:
                 allowed = ", ".join(sorted(_ADDABLE))
                 raise PluginError(f"add_memory takes content (text) and {allowed}")
+            tags = extra.get("tags", [])
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise PluginError("add_memory(tags=...) takes a list of texts")
             return memories.add(persona_id, content, **extra).memory.id
         raise PluginError(f"there is no call {call!r} (memories, add_memory, log)")
 

@@ -16,7 +16,8 @@ The OS limits on CPU time, memory, file size and open files were set by the pare
 before this process started (:mod:`pjai.plugins.sandbox`). Protocol, child to parent:
 ``{"call": NAME, "args": {...}}`` (answered by ``{"result": ...}`` or
 ``{"error": "..."}``), then ``{"done": RESULT}``, ``{"failed": "..."}`` or
-``{"refused": "..."}``.
+``{"refused": "..."}``. What the plugin's process used (CPU, peak memory) the host
+measures as it ends and writes to a pipe of its own, which the plugin does not hold.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import math  # noqa: F401
 import os
 import random  # noqa: F401
 import re  # noqa: F401
-import resource
 import signal
 import socket  # noqa: F401  (so that a plugin trying the network meets the namespace)
 import statistics  # noqa: F401
@@ -62,8 +62,8 @@ def _send(message: dict[str, Any]) -> None:
 class Api:
     """What a plugin can ask of PJai; each call is checked against its capabilities."""
 
-    def _call(self, name: str, **args: Any) -> Any:
-        _send({"call": name, "args": args})
+    def _call(self, call: str, /, **args: Any) -> Any:
+        _send({"call": call, "args": args})
         line = _in.readline()
         if not line:
             raise SystemExit(1)  # the parent went away
@@ -85,7 +85,7 @@ class Api:
         self._call("log", text=str(text)[:1000])
 
 
-def _close_sandbox(root: str) -> str | None:
+def _close_sandbox(root: str, report: int) -> str | None:
     """Enter new user, network, mount and PID namespaces; go on in a child that is the
     first process of the new PID namespace (when it ends, every process it made ends
     too), locked into an empty root with no capabilities left. The reason if the
@@ -96,7 +96,8 @@ def _close_sandbox(root: str) -> str | None:
         return f"no network namespace here ({os.strerror(ctypes.get_errno())})"
     child = os.fork()
     if child:
-        _wait_as(child)  # does not return
+        _wait_as(child, report)  # does not return
+    os.close(report)  # the host's own channel: the plugin cannot write its measurement
     # The plugin's process: it dies with this host (a kill of the run reaches it; until
     # the plugin runs, it shares the host's process group, which the run kills too).
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -114,10 +115,16 @@ def _close_sandbox(root: str) -> str | None:
     return None
 
 
-def _wait_as(child: int) -> None:
-    """Wait for the plugin's process and end as it ended (code or signal), so that the
-    parent sees how it stopped and what it used (its usage counts in this process's)."""
-    _, status = os.waitpid(child, 0)
+def _wait_as(child: int, report: int) -> None:
+    """Wait for the plugin's process, write what it used to ``report``, and end as it
+    ended (code or signal), so that the parent sees how it stopped (its usage counts in
+    this process's too). Its peak memory is its own: it was forked from the small host,
+    while the host's count, after its exec, keeps the size of the process that started
+    it."""
+    _, status, usage = os.wait4(child, 0)
+    used = {"peak_kb": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}
+    os.write(report, json.dumps(used).encode())
+    os.close(report)
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
         if number not in (signal.SIGKILL, signal.SIGSTOP):  # those have no handler
@@ -132,7 +139,7 @@ def main() -> None:
     # to standard error (the run's log), so that it cannot break a protocol line.
     _out = os.fdopen(os.dup(1), "w")
     sys.stdout = sys.stderr
-    plugin_dir, entry, root = sys.argv[1:4]
+    plugin_dir, entry, root, report = sys.argv[1:5]
     module_file, _, function = entry.partition(":")
     try:
         with open(os.path.join(plugin_dir, module_file)) as source_file:
@@ -141,27 +148,23 @@ def main() -> None:
     except (OSError, ValueError) as exc:
         _send({"failed": f"cannot read the plugin: {exc}"})
         return
-    refused = _close_sandbox(root)
+    refused = _close_sandbox(root, int(report))
     if refused is not None:
         _send({"refused": refused})
         return
     try:
         namespace: dict[str, Any] = {"__name__": "pjai_plugin"}
         exec(compile(source, module_file, "exec"), namespace)
-        result = namespace[function](Api(), args)
-        _send({"done": result, "peak_kb": _peak_kb()})
+        run = namespace.get(function)
+        if not callable(run):
+            _send({"failed": f"the entry function {function} is not defined in {module_file}"})
+            return
+        _send({"done": run(Api(), args)})
     except MemoryError:
-        _send({"failed": "ran out of its memory limit", "peak_kb": _peak_kb()})
+        _send({"failed": "ran out of its memory limit"})
     except BaseException as exc:  # the plugin's failure, reported to the parent
         failure = "".join(traceback.format_exception_only(exc)).strip()
-        _send({"failed": failure, "peak_kb": _peak_kb()})
-
-
-def _peak_kb() -> int:
-    """This process's peak resident memory, in KiB. It was forked from the small host, so
-    it counts the plugin's own; the host's count, after its exec, would keep the size of
-    the process that started it."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        _send({"failed": failure})
 
 
 if __name__ == "__main__":

@@ -32,6 +32,10 @@ __all__ = ["Handler", "PluginError", "PluginRun", "run_sandboxed"]
 _HOST = Path(__file__).with_name("host.py")
 """The child's program, run as a script: nothing of PJai is imported into it."""
 
+_MAX_LOG_LINES = 1_000
+"""The most ``log`` lines a run keeps (each up to 1,000 characters)."""
+_HOST_GRACE_S = 2.0
+"""How long the host may take to measure the plugin and end, once it is stopped."""
 _MAX_LINE = 1 << 20
 """The longest protocol line a plugin may send."""
 
@@ -71,17 +75,26 @@ def run_sandboxed(
         tempfile.TemporaryFile() as errors,
     ):
         os.chmod(root, 0o555)  # empty, and nothing can be written there
+        # What the plugin used, as the host measured it: a pipe the plugin does not hold.
+        measured, report = os.pipe()
         # What it prints goes to a file: the only one it can write, within its limit.
-        child = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(_HOST), str(directory), manifest.entry, root],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            cwd=root,
-            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-            preexec_fn=lambda: _limit(limits),
-            start_new_session=True,
-        )
+        try:
+            child = subprocess.Popen(
+                [
+                    sys.executable, "-I", "-S", str(_HOST),
+                    str(directory), manifest.entry, root, str(report),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                cwd=root,
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                preexec_fn=lambda: _limit(limits),
+                start_new_session=True,
+                pass_fds=(report,),
+            )  # fmt: skip
+        finally:
+            os.close(report)
         started = time.monotonic()
         try:
             outcome, calls, log = _converse(child, arguments, handle, limits, started)
@@ -89,11 +102,12 @@ def run_sandboxed(
             _stop(child)
         wall = time.monotonic() - started
         usage = _usage(child)
+        used = _measured(measured)
         errors.seek(max(0, errors.seek(0, os.SEEK_END) - 2000))
         printed = errors.read().decode(errors="replace").strip()
     if printed:
         log.append(printed)
-    return _finish(manifest, outcome, calls, log, usage, wall, child.returncode)
+    return _finish(manifest, outcome, calls, log, usage, used, wall, child.returncode)
 
 
 def _limit(limits: Limits) -> None:
@@ -186,6 +200,8 @@ def _converse(
         except ValueError:
             return {"failed": "broke the protocol (a line that is not JSON)"}, calls, log
         if not isinstance(message, dict) or "call" not in message:
+            if isinstance(message, dict) and "refused" in message and calls:
+                return {"failed": "broke the protocol (refused after its calls)"}, calls, log
             return message if isinstance(message, dict) else None, calls, log
         name, args = str(message["call"]), message.get("args") or {}
         calls[name] = calls.get(name, 0) + 1
@@ -200,7 +216,10 @@ def _converse(
 
 def _answer(name: str, args: dict[str, Any], handle: Handler, log: list[str]) -> dict[str, Any]:
     if name == "log":
-        log.append(str(args.get("text", ""))[:1000])
+        if len(log) < _MAX_LOG_LINES:
+            log.append(str(args.get("text", ""))[:1000])
+        elif len(log) == _MAX_LOG_LINES:
+            log.append(f"(more lines than {_MAX_LOG_LINES}: not kept)")
         return {"result": None}
     try:
         return {"result": handle(name, args)}
@@ -211,12 +230,42 @@ def _answer(name: str, args: dict[str, Any], handle: Handler, log: list[str]) ->
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
-    # Not poll(): the exit status is reaped by wait4, with the resource use.
+    """End the run: the plugin's process first, the first of its PID namespace (killing
+    it ends every process in there, whatever the plugin did to its signals or session),
+    then, once the host has measured it and ended or a moment passed, the host's group.
+    Not poll(): the exit status is reaped by wait4, with the resource use."""
+    for pid in _children(child.pid) or ():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + _HOST_GRACE_S
+    while time.monotonic() < deadline and _children(child.pid) is not None:
+        time.sleep(0.01)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
     for stream in (child.stdin, child.stdout):
         if stream is not None:
             stream.close()
+
+
+def _children(pid: int) -> list[int] | None:
+    """The processes ``pid`` started and still has; ``None`` once it has ended."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return None
+    return None if state == "Z" else [int(found) for found in text.split()]
+
+
+def _measured(measured: int) -> dict[str, Any]:
+    """What the host measured of the plugin's process (nothing if it never ran)."""
+    with os.fdopen(measured, "rb") as pipe:
+        data = pipe.read(4096)
+    try:
+        used = json.loads(data) if data else {}
+    except ValueError:
+        return {}
+    return used if isinstance(used, dict) else {}
 
 
 def _usage(child: subprocess.Popen[bytes]) -> resource.struct_rusage | None:
@@ -235,17 +284,16 @@ def _finish(
     calls: dict[str, int],
     log: list[str],
     usage: resource.struct_rusage | None,
+    used: dict[str, Any],
     wall: float,
     code: int | None,
 ) -> PluginRun:
     limits = manifest.limits
     cpu = (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0
-    # The plugin's own peak, as its process counted it (the host's count, after its
-    # exec, keeps the size of the process that started it); the OS's when it said none.
-    peak = (outcome or {}).get("peak_kb")
-    if not isinstance(peak, int) or isinstance(peak, bool):
-        peak = usage.ru_maxrss if usage is not None else 0
-    rss = peak / 1024
+    # The plugin process's own peak, as the host measured it (the host's count, after
+    # its exec, keeps the size of the process that started it).
+    peak = used.get("peak_kb")
+    rss = peak / 1024 if isinstance(peak, int) and not isinstance(peak, bool) else 0.0
     name = manifest.name
     if outcome is not None and "done" in outcome:
         return PluginRun(name, outcome["done"], calls, round(cpu, 3), round(rss, 1), wall, log)
