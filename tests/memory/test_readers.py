@@ -321,3 +321,17 @@ def test_optimizer_reads(garden: HybridDatabaseManager) -> None:
         "lighthouse": recorded,
     }
     assert not MemorySystem(garden).over_limits("p1", now=NOW)  # auto_optimize is off
+
+
+@pytest.mark.parametrize("text", ["cafe creme", "Café", "ZOE", "uber"])
+def test_search_ignores_accents_on_every_reader(reader: HybridDatabaseManager, text: str) -> None:
+    reader.commit(
+        PersonaCreated(persona_id="p1", name="P"),
+        memory("accented", content="Café crème with Zoë, über alles"),
+        memory("plain", content="tea with milk"),
+    )
+    if _sqlite_sql(reader):
+        return  # no full-text index on an SQLite SQL primary (test_search says so)
+    assert [h.memory_id for h in search(reader, text, SearchFilter(persona_id="p1"))] == [
+        "accented"
+    ]

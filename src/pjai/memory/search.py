@@ -6,8 +6,10 @@ tags (the summary counting half). On the reactive store it reads the FTS5 index
 (:mod:`pjai.schema.search`, Porter stemming) and ranks by BM25; with the store off on
 PostgreSQL it uses PostgreSQL's text search (English stemming), computed from the rows
 at query time, and ranks by ``ts_rank``. Both find the same memories for ordinary
-words (the two stemmers differ on a few rare ones); their scores are on different
-scales. On an SQLite SQL primary there is no index: switch the store on.
+words (the two stemmers differ on a few rare ones), and both ignore the accents of
+Latin letters (``cafe`` finds ``Café``; PostgreSQL's through a ``translate`` of the
+text, the FTS5 tokenizer by removing diacritics); their scores are on different scales.
+On an SQLite SQL primary there is no index: switch the store on.
 
 A :class:`pjai.schema.MemoryFilter` restricts what a search returns, as it does for
 every read of memories (deleted memories are never returned). Semantic search compares
@@ -20,6 +22,7 @@ A search does not count as opening a memory: no ``v1.MemoryAccessed`` is recorde
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -125,6 +128,18 @@ def _fts5_query(
     )
 
 
+def _unaccented() -> tuple[str, str]:
+    """The Latin letters with an accent (U+00C0 to U+024F), and each one's base letter."""
+    accented = [chr(code) for code in range(0xC0, 0x250)]
+    bases = [unicodedata.normalize("NFD", char)[0] for char in accented]
+    kept = [(a, b) for a, b in zip(accented, bases, strict=True) if a != b and b.isascii()]
+    return "".join(a for a, _ in kept), "".join(b for _, b in kept)
+
+
+_ACCENTED, _BASES = _unaccented()
+_UNACCENT = str.maketrans(_ACCENTED, _BASES)
+
+
 def _postgresql_query(
     terms: list[str], where: MemoryFilter, limit: int, tuning: Tuning = TUNING
 ) -> AnySelect:
@@ -141,7 +156,8 @@ def _postgresql_query(
     )
 
     def part(value: Any, weight: str) -> Any:
-        return func.setweight(func.to_tsvector(config, value), literal_column(f"'{weight}'"))
+        plain = func.translate(value, _ACCENTED, _BASES)
+        return func.setweight(func.to_tsvector(config, plain), literal_column(f"'{weight}'"))
 
     document = (
         part(memories.c.name, "A")
@@ -150,7 +166,8 @@ def _postgresql_query(
         .op("||")(part(cast(memories.c.tags, Text), "A"))
     )
     # Terms are letters and digits only (search_terms), so quoting each is enough.
-    wanted = func.to_tsquery(config, " | ".join(f"'{term}'" for term in terms))
+    plain = [term.translate(_UNACCENT) for term in terms]
+    wanted = func.to_tsquery(config, " | ".join(f"'{term}'" for term in plain))
     summary = float(tuning.summary_weight)  # a float: safe to write into the SQL
     score = func.ts_rank(
         literal_column(f"'{{0.1, 0.2, {summary}, 1.0}}'::float4[]"), document, wanted
