@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pjai.app import SYNC_STATUS_FILE, DataDir
+from pjai.app.datadir import SYNC_LOCK_FILE, SYNC_STATUS_FILE, DataDir
 from pjai.app.login import PASSPHRASE_FILE
 from pjai.app.websessions import WEB_SESSIONS_FILE
 from pjai.errors import ConfigError, StoreModeError
@@ -30,6 +30,7 @@ def test_every_file_is_listed_under_the_name_its_owner_defines(tmp_path: Path) -
         PRIMARY_FILE,
         VECTORS_FILE,
         SYNC_STATUS_FILE,
+        SYNC_LOCK_FILE,
         SERVER_FILE,
         PASSPHRASE_FILE,
         WEB_SESSIONS_FILE,
@@ -43,6 +44,7 @@ def test_every_file_is_listed_under_the_name_its_owner_defines(tmp_path: Path) -
         data.primary_path,
         data.vectors_path,
         data.sync_status_path,
+        data.sync_lock_path,
         data.sync_server_path,
         data.passphrase_path,
         data.web_sessions_path,

@@ -27,6 +27,13 @@ def test_urls_are_normalised() -> None:
     assert sync_url("ws://h:1/custom?x=1") == "ws://h:1/custom?x=1"
     with pytest.raises(ConfigError, match="'ftp://h' is not a sync server URL"):
         sync_url("ftp://h")
+    for bad, why in (
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://h:99999", "out of range"),
+        ("http://h:abc", "could not be cast"),
+    ):
+        with pytest.raises(ConfigError, match=rf"is not a sync server URL .*{why}"):
+            sync_url(bad)
 
 
 def test_a_directory_that_could_not_be_made_synced_is_left_as_it_was(tmp_path: Path) -> None:

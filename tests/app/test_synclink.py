@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from pjai.app import DataDir, Personas, SyncLink, sync_status
+from pjai.app import DataDir, Personas, SyncLink, connect, sync_status
+from pjai.app.sync import SyncLock
 from pjai.errors import ConfigError
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.log import MemoryLog
@@ -73,8 +76,43 @@ async def test_standalone_directories_and_other_processes_clients_are_refused(
     with alone.open() as manager, pytest.raises(ConfigError, match="standalone data directory"):
         await SyncLink(alone, manager).connect("http://127.0.0.1:9")
     data = synced(tmp_path / "synced")
-    with data.open() as manager:
-        # Another process's client, as its status file says (pid 1 is always alive).
-        data.sync_status_path.write_text(json.dumps({"state": "online", "pid": 1}))
-        with pytest.raises(ConfigError, match=r"process 1 .* syncs this data directory"):
+    # Another process's client: it holds the directory's sync lock, and wrote its status.
+    holder = _holding(data.sync_lock_path)
+    try:
+        data.sync_status_path.write_text(json.dumps({"state": "online", "pid": holder.pid}))
+        with (
+            data.open() as manager,
+            pytest.raises(ConfigError, match=rf"process {holder.pid} syncs this data directory"),
+        ):
             await SyncLink(data, manager).connect("http://127.0.0.1:9")
+        with pytest.raises(ConfigError, match="syncs this data directory"):  # the CLI's too
+            connect(data, "http://127.0.0.1:9", once=True, timeout=5)
+    finally:
+        holder.kill()
+        holder.communicate()
+    with data.open() as manager:  # the kernel let go of its lock as it ended
+        link = SyncLink(data, manager)
+        await link.connect("http://127.0.0.1:9", settle_s=0.2)  # offline first: it tries
+        assert link.client is not None
+        with pytest.raises(ConfigError, match="syncs this data directory"):
+            SyncLock(data)  # held while the link runs
+        await link.disconnect()
+    SyncLock(data).close()  # and let go once it stopped
+
+
+def _holding(lock: Path) -> subprocess.Popen[bytes]:
+    """Another process, once it holds ``lock``."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(lock)], stdout=subprocess.PIPE)
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == b"locked\n"
+    return holder
+
+
+_HOLD_LOCK = """
+import fcntl, sys, time
+lock = open(sys.argv[1], "a")
+fcntl.flock(lock, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+"""

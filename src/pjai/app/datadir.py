@@ -39,6 +39,7 @@ __all__ = [
     "KEY_FILE_ENV",
     "PASSPHRASE_ENV",
     "SQL_SEALED_ENV",
+    "SYNC_LOCK_FILE",
     "SYNC_STATUS_FILE",
     "DataDir",
     "DataFile",
@@ -58,6 +59,9 @@ _SIDECARS = ("-wal", "-shm", "-journal")
 
 SYNC_STATUS_FILE = "sync-status.json"
 """What ``pjai sync connect`` last saw, written after every change of its status."""
+
+SYNC_LOCK_FILE = "sync.lock"
+"""Locked by the process whose sync client runs here (one at a time)."""
 
 
 def _server_file() -> str:
@@ -135,6 +139,11 @@ class DataDir:
     def sync_status_path(self) -> Path:
         """What ``pjai sync connect`` last saw."""
         return self.path / SYNC_STATUS_FILE
+
+    @property
+    def sync_lock_path(self) -> Path:
+        """Locked while a sync client runs here."""
+        return self.path / SYNC_LOCK_FILE
 
     @property
     def sync_server_path(self) -> Path:
@@ -247,6 +256,7 @@ class DataDir:
             (self.primary_path, "SQL primary (embedded SQLite)"),
             (self.vectors_path, "memory vectors for semantic search"),
             (self.sync_status_path, "what `pjai sync connect` last saw"),
+            (self.sync_lock_path, "locked by the process that syncs this directory"),
             (self.sync_server_path, "sync server log and access tokens"),
             (self.passphrase_path, "web app passphrase (its hash)"),
             (self.web_sessions_path, "web app sessions and access tokens (digests)"),

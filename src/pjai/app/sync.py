@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import operator
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select
@@ -29,6 +30,7 @@ from pjai.app.keysync import sync_keys
 from pjai.app.rights import persona_of
 from pjai.errors import ConfigError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.resource import Resource
 from pjai.schema import PersonaErased
 from pjai.schema.tables import personas
 from pjai.security import FieldCodec, KeyRing
@@ -42,6 +44,7 @@ __all__ = [
     "KeysIn",
     "PeerView",
     "RejectedEvent",
+    "SyncLock",
     "SyncOutcome",
     "SyncReport",
     "connect",
@@ -57,12 +60,43 @@ log = logging.getLogger(__name__)
 
 def sync_url(url: str) -> str:
     """The WebSocket URL of a server given as ``http(s)://host:port`` or ``ws(s)://...``."""
-    parts = urlsplit(url)
     schemes = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  # raises on a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise ConfigError(f"{url!r} is not a sync server URL like http://host:8765: {exc}") from exc
     if parts.scheme not in schemes or not parts.netloc:
         raise ConfigError(f"{url!r} is not a sync server URL like http://host:8765")
     path = parts.path if parts.path not in ("", "/") else "/sync"
     return urlunsplit((schemes[parts.scheme], parts.netloc, path, parts.query, ""))
+
+
+class SyncLock(Resource):
+    """One sync client per data directory: its ``sync.lock`` locked while one runs
+    (``pjai sync connect``, or the web app's); the kernel lets go when the process
+    ends, however it ends, so no stale lock is left behind."""
+
+    def __init__(self, data_dir: DataDir) -> None:
+        path = data_dir.sync_lock_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] | None = open(path, "a")  # noqa: SIM115  # held until close()
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.close()
+            running = sync_status(data_dir).pid
+            who = f"process {running}" if running is not None else "another process"
+            raise ConfigError(
+                f"{who} syncs this data directory: stop it first, so that one client "
+                "speaks for the store"
+            ) from None
+
+    def close(self) -> None:
+        """Let go of the lock."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +197,7 @@ def connect(
         flags.set("sync", True)  # a new directory: make it a synced one
     joined = False
     try:
-        with data_dir.open(progress=progress) as manager:
+        with SyncLock(data_dir), data_dir.open(progress=progress) as manager:
             assert manager.store is not None
             chosen = store_id or manager.store.meta(STORE_KEY) or "default"
             codec = manager.schema.codec

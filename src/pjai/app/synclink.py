@@ -9,12 +9,11 @@ import asyncio
 import contextlib
 import logging
 import operator
-import os
 from collections.abc import Callable
 from functools import partial
 
 from pjai.app.datadir import DataDir
-from pjai.app.sync import KEYS_EVERY_S, KeysIn, sync_status, sync_url, write_status
+from pjai.app.sync import KEYS_EVERY_S, KeysIn, SyncLock, sync_url, write_status
 from pjai.errors import ConfigError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.security import FieldCodec
@@ -38,6 +37,7 @@ class SyncLink:
         self._data_dir = data_dir
         self._manager = manager
         self._client: SyncClient | None = None
+        self._lock: SyncLock | None = None
         self._reporting: asyncio.Task[None] | None = None
         self._keys: asyncio.Task[None] | None = None
         self._connecting = False
@@ -85,12 +85,22 @@ class SyncLink:
                 "FILE --data-dir NEW --sync` from an export of this one) connects"
             )
         ws_url = sync_url(url)
-        running = (await asyncio.to_thread(sync_status, self._data_dir)).pid
-        if running is not None and running != os.getpid():
-            raise ConfigError(
-                f"process {running} (`pjai sync connect`) syncs this data directory: stop "
-                "it first, so that one client speaks for the store"
-            )
+        self._lock = await asyncio.to_thread(SyncLock, self._data_dir)
+        try:
+            return await self._start(ws_url, url, token, store_id, name, settle_s)
+        except BaseException:
+            await self.disconnect()
+            raise
+
+    async def _start(
+        self,
+        ws_url: str,
+        url: str,
+        token: str,
+        store_id: str | None,
+        name: str | None,
+        settle_s: float,
+    ) -> SyncStatus:
         store = self._manager.store
         assert store is not None
         chosen = store_id or store.meta(STORE_KEY) or "default"
@@ -126,6 +136,19 @@ class SyncLink:
         """Stop the client (pending events stay in the store); nothing if none runs."""
         client, reporting, keys = self._client, self._reporting, self._keys
         self._client = self._reporting = self._keys = self.url = None
+        lock, self._lock = self._lock, None
+        try:
+            await self._stop(client, reporting, keys)
+        finally:
+            if lock is not None:
+                lock.close()
+
+    async def _stop(
+        self,
+        client: SyncClient | None,
+        reporting: asyncio.Task[None] | None,
+        keys: asyncio.Task[None] | None,
+    ) -> None:
         if keys is not None:
             keys.cancel()
             await asyncio.gather(keys, return_exceptions=True)
