@@ -8,6 +8,8 @@ from pathlib import Path
 import apsw
 import pytest
 
+from pjai.app import DataDir
+from pjai.app.security import init_security, security_status
 from pjai.errors import KeyRingError
 from pjai.security import STORE_SCOPE, Argon2Params, KeyRing, fingerprint
 
@@ -142,3 +144,75 @@ def test_an_altered_data_key_is_refused(tmp_path: Path) -> None:
         pytest.raises(KeyRingError, match="does not open: it was altered"),
     ):
         ring.key(key_id)
+
+
+def test_a_lock_changed_by_another_process_meanwhile_is_not_undone(tmp_path: Path) -> None:
+    # Two processes opened the ring with the same passphrase; the second change would
+    # silently replace the first, locking its user out.
+    path = tmp_path / "keys.db"
+    with made(tmp_path) as ring:
+        ring.recovery_code(FAST)
+    first = KeyRing.unlock(path, passphrase=PASSPHRASE)
+    second = KeyRing.unlock(path, passphrase=PASSPHRASE)
+    try:
+        first.change_passphrase("the first new passphrase", FAST)
+        with pytest.raises(KeyRingError, match="passphrase was changed by another process"):
+            second.change_passphrase("the second new passphrase", FAST)
+        code = first.recovery_code(FAST)  # printed to its user: it must keep working
+        with pytest.raises(KeyRingError, match="recovery code was changed by another process"):
+            second.recovery_code(FAST)
+    finally:
+        first.close()
+        second.close()
+    with KeyRing.unlock(path, passphrase="the first new passphrase"):
+        pass
+    KeyRing.recover(path, code, "a recovered passphrase", FAST).close()
+
+
+def test_a_ring_made_meanwhile_by_another_process_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "keys.db"
+    with made(tmp_path) as ring:
+        fingerprint_before = ring.store_key_fingerprint
+    # As if the other process made it just after this one looked.
+    real = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda p: False if p == path else real(p))
+    with pytest.raises(KeyRingError, match="has a key ring already"):
+        KeyRing.create(path, passphrase="another passphrase here", params=FAST)
+    monkeypatch.undo()
+    with KeyRing.unlock(path, passphrase=PASSPHRASE) as ring:
+        assert ring.store_key_fingerprint == fingerprint_before
+    assert [p.name for p in tmp_path.iterdir()] == ["keys.db"]  # no draft left
+
+
+def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    key_file = tmp_path / "pjai.key"
+    with made(tmp_path) as ring:
+        ring.add_key_file(key_file)
+    key_file.chmod(0o644)
+    with pytest.raises(KeyRingError, match=r"can be read by other users \(mode 0o644\)"):
+        KeyRing.unlock(tmp_path / "keys.db", key_file=key_file)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b"not a database at all" * 100, "is damaged"), (b"", "is not a key ring this PJai reads")],
+)
+def test_a_damaged_or_foreign_key_ring_is_named_and_left_as_it_was(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    path = tmp_path / "keys.db"
+    path.write_bytes(content)
+    with pytest.raises(KeyRingError, match=problem):
+        KeyRing.unlock(path, passphrase=PASSPHRASE)
+    assert path.read_bytes() == content
+
+
+def test_the_status_of_a_ring_that_did_not_unlock_says_why(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": "not the passphrase!"})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    report = security_status(data)
+    assert (report.encrypted, report.unlocked) == (True, False)
+    assert report.locked_because is not None
+    assert "does not unlock this key ring" in report.locked_because

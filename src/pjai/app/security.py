@@ -42,6 +42,8 @@ class SecurityReport:
     """Whether the SQL primary keeps the sensitive columns sealed (``PJAI_SQL_SEALED``)."""
     remembered: bool = False
     """Whether the OS keyring keeps the store key (``pjai security remember``)."""
+    locked_because: str | None = None
+    """Why the ring did not unlock, when it did not."""
 
 
 def init_security(
@@ -70,8 +72,8 @@ def security_status(data_dir: DataDir) -> SecurityReport:
         return SecurityReport(False, False, [], None, {}, 0)
     try:
         ring = data_dir.key_ring()
-    except KeyRingError:
-        return SecurityReport(True, False, [], None, {}, 0)
+    except KeyRingError as exc:
+        return SecurityReport(True, False, [], None, {}, 0, locked_because=str(exc))
     with ring:
         return _report(ring, sql_sealed=data_dir.sql_sealed())
 

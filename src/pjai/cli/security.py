@@ -113,7 +113,8 @@ def _status_text(report: SecurityReport) -> str:
     if not report.encrypted:
         return "not encrypted (`pjai security init` encrypts new events' sensitive fields)"
     if not report.unlocked:
-        return "encrypted, locked: set PJAI_PASSPHRASE or PJAI_KEY_FILE to see its keys"
+        why = f" ({report.locked_because})" if report.locked_because else ""
+        return f"encrypted, locked{why}: set PJAI_PASSPHRASE or PJAI_KEY_FILE to see its keys"
     keys = sum(report.data_keys.values())
     return (
         f"encrypted; unlocks with: {', '.join(report.locks)}; store key {report.store_key}; "

@@ -126,6 +126,9 @@ class KeyRing(Resource):
         self._lock = threading.RLock()
         self._version = self._data_version()
         self._looked = time.monotonic()
+        self._seen = self._wrap_ids()
+        """The locks as this ring found them: a change of them waits until no other
+        process has changed them meanwhile (:meth:`_changing`)."""
 
     # -- making and opening ------------------------------------------------------------
 
@@ -147,24 +150,34 @@ class KeyRing(Resource):
             raise KeyRingError("a key ring needs a passphrase or a key file to lock it")
         if passphrase is not None:
             check_passphrase(passphrase)
-        conn = connect(target)
-        ring = cls(conn, target, secrets.token_bytes(KEY_BYTES))
+        # Made under another name, then linked in place: a link never replaces a ring
+        # another process made meanwhile, and a failure removes only this draft.
+        draft = target.with_name(f".{target.name}.{secrets.token_hex(6)}.new")
+        store_key = secrets.token_bytes(KEY_BYTES)
+        conn = connect(draft)
         try:
+            conn.execute(SCHEMA)
+            ring = cls(conn, draft, store_key)
             with ring._transaction():
-                conn.execute(SCHEMA)
                 conn.execute(
                     "INSERT INTO meta VALUES ('format', ?), ('store key', ?)",
-                    (FORMAT, fingerprint(ring._store_key)),
+                    (FORMAT, fingerprint(store_key)),
                 )
                 if passphrase is not None:
                     ring._wrap_with_passphrase(passphrase, params or Argon2Params())
                 if key_file is not None:
                     ring._wrap_with_key_file(Path(key_file))
-        except BaseException:
             conn.close()
-            target.unlink(missing_ok=True)
-            raise
-        return ring
+            try:
+                os.link(draft, target)
+            except FileExistsError:
+                raise KeyRingError(
+                    f"{target} exists: this data directory has a key ring already"
+                ) from None
+        finally:
+            conn.close()
+            draft.unlink(missing_ok=True)
+        return cls(connect(target), target, store_key)
 
     @classmethod
     def unlock(
@@ -196,13 +209,24 @@ class KeyRing(Resource):
     ) -> KeyRing:
         if not target.exists():
             raise KeyRingError(f"no key ring at {target}: `pjai security init` makes one")
-        conn = connect(target)
         try:
-            conn.execute(SCHEMA)  # a ring made by an older PJai lacks the newer tables
-            meta = {str(k): str(v) for k, v in conn.execute("SELECT name, value FROM meta")}
+            conn = connect(target)
+        except apsw.Error as exc:
+            raise KeyRingError(f"{target} is damaged ({exc}): restore it from a backup") from exc
+        try:
+            try:  # read before anything is written to it
+                rows = conn.execute("SELECT name, value FROM meta").fetchall()
+            except apsw.SQLError:
+                rows = []  # no meta table: not a key ring
+            except apsw.Error as exc:
+                raise KeyRingError(
+                    f"{target} is damaged ({exc}): restore it from a backup"
+                ) from exc
+            meta = {str(k): str(v) for k, v in rows}
             if meta.get("format") != FORMAT:
                 found = meta.get("format")
-                raise KeyRingError(f"the key ring's format {found!r} is not one this PJai reads")
+                raise KeyRingError(f"{target} is not a key ring this PJai reads (format {found!r})")
+            conn.execute(SCHEMA)  # a ring made by an older PJai lacks the newer tables
             given = passphrase is not None or key_file is not None or recovery_code is not None
             kept = recall(meta.get("store key", "")) if os_keyring and not given else None
             store_key = kept or open_store_key(
@@ -231,7 +255,7 @@ class KeyRing(Resource):
         check_passphrase(passphrase)
         ring = cls._open(Path(path), recovery_code=recovery_code)
         try:
-            with ring._lock, ring._transaction():
+            with ring._lock, ring._changing("recovery code"):  # used once, and only this one
                 ring._retire("passphrase", "recovery code")
                 ring._wrap_with_passphrase(passphrase, params or Argon2Params())
         except BaseException:
@@ -253,7 +277,7 @@ class KeyRing(Resource):
         """Lock the store key with ``passphrase`` instead of the passphrase before (the
         data and data keys stay as they are)."""
         check_passphrase(passphrase)
-        with self._transaction():
+        with self._changing("passphrase"):
             self._retire("passphrase")
             self._wrap_with_passphrase(passphrase, params or Argon2Params())
 
@@ -305,7 +329,7 @@ class KeyRing(Resource):
         params = params or Argon2Params()
         salt = secrets.token_bytes(16)
         kek = stretch(plain_code(code), salt, params)
-        with self._transaction():
+        with self._changing("recovery code"):
             self._retire("recovery code")
             self._wrap("recovery code", kek, params=params, salt=salt)
         return "-".join(code[i : i + 6] for i in range(0, len(code), 6))
@@ -435,6 +459,33 @@ class KeyRing(Resource):
     def _transaction(self) -> Iterator[None]:
         with self._conn:
             yield
+
+    @contextmanager
+    def _changing(self, kind: str) -> Iterator[None]:
+        """A transaction that changes the locks, taken only while the locks of ``kind``
+        are as this ring found them: another process that changed them meanwhile (a
+        passphrase changed, a recovery code used or replaced) wins, and this change
+        is refused rather than undo it."""
+        self._conn.execute("BEGIN IMMEDIATE")  # no other writer until it ends
+        try:
+            if self._wrap_ids().get(kind) != self._seen.get(kind):
+                raise KeyRingError(
+                    f"the key ring's {kind} was changed by another process since it was "
+                    "opened here: open it again, with what unlocks it now"
+                )
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._seen = self._wrap_ids()
+
+    def _wrap_ids(self) -> dict[str, frozenset[str]]:
+        """The ids of the store key's locks, by kind."""
+        found: dict[str, set[str]] = {}
+        for wrap_id, kind in self._conn.execute("SELECT id, kind FROM wraps"):
+            found.setdefault(str(kind), set()).add(str(wrap_id))
+        return {kind: frozenset(ids) for kind, ids in found.items()}
 
     def _new_data_key(self, scope: str) -> tuple[str, bytes]:
         if self._conn.execute("SELECT 1 FROM erased WHERE scope = ?", (scope,)).fetchone():

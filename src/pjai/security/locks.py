@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,9 +91,15 @@ def check_passphrase(passphrase: str) -> None:
 
 def read_key_file(path: Path) -> bytes:
     try:
+        mode = path.stat().st_mode
         text = path.read_text().strip()
     except OSError as exc:
         raise KeyRingError(f"cannot read the key file {path}: {exc}") from exc
+    if os.name == "posix" and mode & 0o077:
+        raise KeyRingError(
+            f"the key file {path} can be read by other users (mode {oct(mode & 0o777)}): "
+            f"`chmod 600 {path}`, then try again"
+        )
     try:
         key = base64.b64decode(text, validate=True)
     except ValueError as exc:
