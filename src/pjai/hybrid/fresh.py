@@ -38,9 +38,9 @@ class Made:
         )
         if existed and only_if_empty:
             return None
-        folders = set(missing(data_dir))
+        folders = set(_missing(data_dir))
         if report is not None:
-            folders |= set(missing(report.parent))
+            folders |= set(_missing(report.parent))
             if report.absolute().is_relative_to(data_dir.absolute()) or report.exists():
                 report = None
         return cls(
@@ -72,14 +72,14 @@ class Made:
         return problems
 
 
-def missing(path: Path) -> list[Path]:
+def _missing(path: Path) -> list[Path]:
     """``path`` and those of its parents that do not exist, deepest first."""
-    missing = []
+    absent = []
     for folder in (path.absolute(), *path.absolute().parents):
         if folder.exists():
             break
-        missing.append(folder)
-    return missing
+        absent.append(folder)
+    return absent
 
 
 def sql_inside(manager: HybridDatabaseManager) -> bool:

@@ -315,11 +315,10 @@ class FileHead:
                 self._conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
                 self._conn.set_busy_timeout(5_000)
                 self._inode = inode
-            found = self._conn.execute(f"SELECT max(global_seq) FROM {LOG_TABLE}").fetchone()
+            return EventLog(self._conn).head().global_seq
         except (OSError, apsw.Error):
             self.close()
             return 0
-        return int(found[0] or 0) if found else 0
 
     def close(self) -> None:
         """Close the connection, if open."""
