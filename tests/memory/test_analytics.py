@@ -58,7 +58,7 @@ def rows(
                     tier=tier,
                     decile=5,
                     n=n,
-                    stale=stale if tier == "cold" else 0,
+                    stale_90=stale if tier == "cold" else 0,
                 )
             )
     return out
@@ -134,7 +134,7 @@ def test_no_memories() -> None:
         tier=None,
         decile=None,
         n=0,
-        stale=None,
+        stale_90=None,
     )
     h = health_from_rows([empty])
     assert (h.memories, h.fragmentation, h.stale_share, h.score, h.alerts) == (0, 0, 0, 100, [])
@@ -201,6 +201,30 @@ def test_health_over_all_personas_measures_each_against_its_own_targets(store: S
     assert one is not None
     assert health(store, one, now=NOW).fragmentation == 0.0
     assert health(store, now=NOW).fragmentation == 0.0
+
+
+def test_health_over_all_personas_counts_stale_by_each_ones_own_limit(store: Store) -> None:
+    strict = MemoryConfig(scoring=ScoringConfig(stale_after_days=30))
+    lenient = MemoryConfig(scoring=ScoringConfig(stale_after_days=365))
+    store.commit(
+        PersonaCreated(persona_id="p1", name="Strict", memory=strict),
+        PersonaCreated(persona_id="p2", name="Lenient", memory=lenient),
+        persona("p3"),
+    )
+    ages = {"p1": (40, 100), "p2": (100, 100), "p3": (40, 100)}
+    store.commit(
+        *[
+            imported(f"{p}-{n}", p, created_at=NOW - timedelta(days=days))
+            for p, days_ago in ages.items()
+            for n, days in enumerate(days_ago)
+        ]
+    )
+    # Stale: both of p1's (30 days), none of p2's (365), the older of p3's (90 by default).
+    assert health(store, now=NOW).stale_share == 0.5
+    for persona_id, share in (("p1", 1.0), ("p2", 0.0), ("p3", 0.5)):
+        one = load_persona(store, persona_id)
+        assert one is not None
+        assert health(store, one, now=NOW).stale_share == share
 
 
 def test_unknown_dashboard_query() -> None:

@@ -8,7 +8,7 @@ Health, per persona (or over all personas): tier counts against capacities,
 fragmentation (the distance, 0-100, between the tier counts and the counts the
 optimizer aims at, :func:`pjai.memory.scoring.tier_targets`: half the sum of the
 absolute differences, in percent of the memories), an importance histogram in tenths,
-the stale share (live memories neither recorded nor opened within
+the stale share (live memories neither recorded nor opened within their persona's
 ``stale_after_days``), and a score 0-100 with alerts:
 
     score = 100 - capacity penalty - fragmentation penalty - 30 * stale share
@@ -19,6 +19,7 @@ the stale share (live memories neither recorded nor opened within
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -41,7 +42,7 @@ from pjai.memory.backend import Backend
 from pjai.memory.scoring import tier_targets
 from pjai.schema.expressions import contains_text, count_if, has_tag, importance_decile
 from pjai.schema.models import Persona
-from pjai.schema.personas import TierCapacities, TierShares
+from pjai.schema.personas import ScoringConfig, TierCapacities, TierShares
 from pjai.schema.tables import TIERS, memories, personas
 from pjai.schema.types import AnySelect, utc_now
 from pjai.sql.repositories import FREQUENT_ACCESSES, HIGH_IMPORTANCE
@@ -56,7 +57,11 @@ __all__ = [
     "health",
     "health_from_rows",
     "health_query",
+    "stale_limits",
 ]
+
+STALE_AFTER_DAYS = ScoringConfig().stale_after_days
+"""The default stale limit: a persona's own ``stale_after_days`` overrides it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,19 +96,44 @@ def capacity_level(use: float) -> Literal["critical", "warning"] | None:
     return None
 
 
+def stale_limits(backend: Backend, persona_id: str | None = None) -> set[int]:
+    """The stale limits in days (``stale_after_days``) of one live persona or of all:
+    the limits :func:`health_query` counts stale memories by."""
+    p = personas.c
+    query = select(p.memory_scoring).where(p.deleted_at.is_(None))
+    if persona_id is not None:
+        query = query.where(p.id == persona_id)
+    return {_stale_limit(row.memory_scoring) for row in backend.query(query)}
+
+
+def _stale_limit(scoring: dict[str, Any] | None) -> int:
+    return int((scoring or {}).get("stale_after_days", STALE_AFTER_DAYS))
+
+
 def health_query(
-    persona_id: str | None = None, *, stale_days: int = 90, now: datetime | None = None
+    persona_id: str | None = None,
+    *,
+    stale_days: Iterable[int] = (),
+    now: datetime | None = None,
 ) -> tuple[AnySelect, dict[str, Any]]:
     """The query behind :func:`health` (for a live query), with its parameters.
 
     Its rows are per persona, tier and importance decile; feed them to
-    :func:`health_from_rows`.
+    :func:`health_from_rows`. Stale memories are counted once per limit in
+    ``stale_days`` (see :func:`stale_limits`) and the default limit, and each persona's
+    own limit picks its count; a persona whose limit is not among them (it changed
+    after the query was made) counts by the default.
     """
-    before = (now or utc_now()) - timedelta(days=stale_days)
+    now = now or utc_now()
     p, m = personas.c, memories.c
     decile = importance_decile(m.importance)
-    # Stale: neither recorded nor opened since ``before``.
-    stale = and_(m.created_at < before, func.coalesce(m.last_accessed_at, m.created_at) < before)
+    touched = func.coalesce(m.last_accessed_at, m.created_at)
+    stale_counts = []
+    for days in sorted({STALE_AFTER_DAYS, *stale_days}):
+        # Stale: neither recorded nor opened since ``before``.
+        before = now - timedelta(days=days)
+        stale = and_(m.created_at < before, touched < before)
+        stale_counts.append(func.sum(case((stale, 1), else_=0)).label(f"stale_{days}"))
     query = (
         select(
             p.id.label("persona_id"),
@@ -114,7 +144,7 @@ def health_query(
             # Counting a column the health index holds (not the id) keeps the query
             # on the index; tier is never NULL, but for a persona with no memories.
             func.count(m.tier).label("n"),
-            func.sum(case((stale, 1), else_=0)).label("stale"),
+            *stale_counts,
         )
         .select_from(
             personas.outerjoin(memories, and_(m.persona_id == p.id, m.deleted_at.is_(None)))
@@ -153,7 +183,10 @@ def health_from_rows(rows: list[Any], target: TierShares | None = None) -> Healt
         counts[row.persona_id] += row.n
         tiers[row.tier] += row.n
         histogram[max(0, int(row.decile))] += row.n
-        stale += row.stale or 0
+        counted = getattr(row, f"stale_{_stale_limit(row.scoring)}", None)
+        if counted is None:
+            counted = getattr(row, f"stale_{STALE_AFTER_DAYS}")
+        stale += counted or 0
     total = sum(tiers.values())
     use: dict[str, float] = {t: (tiers[t] / capacity[t] if capacity[t] else 0.0) for t in TIERS}
     aimed: dict[str, int] = dict.fromkeys(TIERS, 0)
@@ -195,8 +228,8 @@ def health(
     backend: Backend, persona: Persona | None = None, *, now: datetime | None = None
 ) -> Health:
     """Memory health of ``persona``, or over every persona."""
-    stale_days = persona.memory.scoring.stale_after_days if persona else 90
-    sql, params = health_query(persona.id if persona else None, stale_days=stale_days, now=now)
+    limits = {persona.memory.scoring.stale_after_days} if persona else stale_limits(backend)
+    sql, params = health_query(persona.id if persona else None, stale_days=limits, now=now)
     target = persona.memory.scoring.target if persona else None  # else each its own
     return health_from_rows(backend.query(sql, params), target)
 

@@ -21,10 +21,15 @@ from pjai.app.sync import SyncReport, sync_status
 from pjai.errors import QueryError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.health import Health as SystemHealth
-from pjai.memory.analytics import Health, dashboard_query, health_from_rows, health_query
+from pjai.memory.analytics import (
+    Health,
+    dashboard_query,
+    health_from_rows,
+    health_query,
+    stale_limits,
+)
 from pjai.memory.timeline import timeline_from_rows, timeline_query
 from pjai.schema.expressions import count_if
-from pjai.schema.personas import ScoringConfig
 from pjai.schema.tables import TIERS, personas
 from pjai.schema.types import to_iso, utc_now
 from pjai.store import LiveQuery, Row
@@ -136,16 +141,12 @@ def memory_figures(rows: list[Row]) -> MemoryFigures:
 
 
 def memory_health(manager: HybridDatabaseManager, persona_id: str | None) -> LiveQuery:
-    """The rows of memory health (read with :func:`health`), of one persona with its own
-    stale limit, or of all personas with the default one."""
-    stale_days = ScoringConfig().stale_after_days
-    if persona_id is not None:
-        c = personas.c
-        found = manager.query(select(c.memory_scoring).where(c.id == persona_id))
-        if not found:
-            raise QueryError(f"no persona {persona_id!r}")
-        stale_days = int((found[0].memory_scoring or {}).get("stale_after_days", stale_days))
-    query, params = health_query(persona_id, stale_days=stale_days)
+    """The rows of memory health (read with :func:`health`), of one persona or of all,
+    each with its own stale limit as it is when the query is made."""
+    limits = stale_limits(manager, persona_id)
+    if persona_id is not None and not limits:
+        raise QueryError(f"no persona {persona_id!r}")
+    query, params = health_query(persona_id, stale_days=limits)
     return manager.live(query, params)
 
 
