@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from pjai.cli import app
+from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.legacy import LegacyImport, import_legacy
-from pjai.schema import Personality
+from pjai.schema import PersonaActivated, Personality
+from pjai.schema.tables import conversation_messages
 from tests.hybrid.desktop_app import DesktopApp
 
 
@@ -389,6 +392,109 @@ def test_text_kept_as_a_blob_is_read_as_text_or_the_row_is_rejected(
     assert kept.content == "as bytes"
     assert manager.memories.get(binary) is None
     assert {(r.table, r.row_id, r.reason) for r in result.rejections} == {
-        ("memory_entities", binary, "a text column holds binary data (x'ff00')"),
-        ("personas", None, "a text column holds binary data (x'fe01')"),
+        ("memory_entities", binary, "content holds binary data, not UTF-8 text (x'ff00')"),
+        ("personas", None, "id holds binary data, not UTF-8 text (x'fe01')"),
     }
+
+
+def test_odd_values_cost_their_column_not_the_row(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # Bytes that are not UTF-8 in a column the row can do without, text that SQLite
+    # holds as TEXT but is not UTF-8, JSON nested deeper than a parser goes, and a blank
+    # role beside a usable sender.
+    path = tmp_path / "odd.db"
+    deep = "[" * 5000 + "]" * 5000
+    with DesktopApp(path) as db:
+        persona = db.create_persona("Ada")
+        db.execute("UPDATE personas SET personality_traits = ? WHERE id = ?", [deep, persona])
+        named = db.add_memory(persona, "kept despite its name", tags=deep)
+        db.execute("UPDATE memory_entities SET name = ? WHERE id = ?", [b"\xff\xfe", named])
+        tagged = db.add_memory(persona, "kept despite its tags")
+        db.execute("UPDATE memory_entities SET tags = ? WHERE id = ?", [b"work,\xffhome", tagged])
+        summed = db.add_memory(persona, "kept despite its summary")
+        db.execute(
+            "UPDATE memory_entities SET summary = CAST(x'c328' AS TEXT) WHERE id = ?", [summed]
+        )
+        chat = db.save_conversation(
+            persona, "chat", [{"role": "", "sender": "user", "content": "", "text": "hello"}]
+        )
+        db.execute("UPDATE conversations SET title = ? WHERE id = ?", [b"\xff", chat])
+        nested = db.save_conversation(persona, "nested", deep)
+
+    result = run(manager, path, tmp_path / "report.jsonl")
+
+    assert (result.personas, result.memories, result.conversations, result.messages) == (
+        1,
+        3,
+        1,
+        1,
+    )
+    assert [(r.row_id, r.reason) for r in result.rejections] == [
+        (nested, "messages is not JSON PJai can read: its arrays or objects are nested too deeply")
+    ]
+    reported = {(u.row_id, u.column) for u in result.unmapped}
+    assert {
+        (persona, "personality_traits"),
+        (named, "name"),
+        (named, "tags"),
+        (tagged, "tags"),
+        (summed, "summary"),
+        (chat, "title"),
+    } <= reported
+    c = conversation_messages.c
+    sent = manager.query(select(c.role, c.content).where(c.conversation_id == chat))
+    assert [tuple(row) for row in sent] == [("user", "hello")]
+
+
+def test_a_report_never_replaces_a_file_that_is_not_a_report(
+    manager: HybridDatabaseManager, desktop: Desktop, tmp_path: Path
+) -> None:
+    other = tmp_path / "notes.txt"
+    other.write_text("mine")
+    with pytest.raises(ConfigError, match="exists and is not an import report"):
+        run(manager, desktop.path, other)
+    assert other.read_text() == "mine"
+    assert manager.query("SELECT count(*) FROM personas")[0][0] == 0
+
+    report = tmp_path / "report.jsonl"
+    run(manager, desktop.path, report)
+    run(manager, desktop.path, report)  # an earlier report is replaced
+
+
+def test_the_command_refuses_a_report_over_the_data_directory_files(
+    desktop: Desktop, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    runner = CliRunner()
+    made = runner.invoke(app, ["import-legacy", str(desktop.path), "--data-dir", str(data)])
+    assert made.exit_code == 0, made.output
+    before = (data / "store.db").read_bytes()
+    for name in ("store.db", "primary.db", "store.db-wal"):
+        command = ["import-legacy", str(desktop.path), "--data-dir", str(data)]
+        refused = runner.invoke(app, [*command, "--report", str(data / name)])
+        assert refused.exit_code == 1
+        assert "would replace a file PJai keeps there" in refused.output
+    assert (data / "store.db").read_bytes() == before
+
+
+def test_an_import_stopped_before_the_activation_activates_on_its_second_run(
+    manager: HybridDatabaseManager, desktop: Desktop, tmp_path: Path, monkeypatch: Any
+) -> None:
+    commit = manager.commit
+
+    def stopped(*events: Any) -> Any:
+        if any(isinstance(event, PersonaActivated) for event in events):
+            raise KeyboardInterrupt
+        return commit(*events)
+
+    monkeypatch.setattr(manager, "commit", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run(manager, desktop.path, tmp_path / "report.jsonl")
+    monkeypatch.setattr(manager, "commit", commit)
+
+    run(manager, desktop.path, tmp_path / "report.jsonl")
+
+    ben = manager.personas.get(desktop.ids["ben"])
+    assert ben is not None
+    assert ben.is_active

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from pjai.hybrid.legacy import Scale
 from pjai.hybrid.legacy.traits import traits
-from pjai.hybrid.legacy.values import Unreadable, tags
+from pjai.hybrid.legacy.values import Unreadable, tags, time_value
 
 
 @pytest.mark.parametrize(
@@ -36,6 +37,18 @@ def test_out_of_range_is_unreadable_not_clamped() -> None:
     for scale, value in ((Scale(100), 150), (Scale(100), -3), (Scale(1), 7)):
         with pytest.raises(Unreadable, match=f"outside the {scale.name} scale"):
             scale.fraction(value)
+
+
+def test_a_fraction_of_one_on_a_0_100_scale_is_reported_not_divided() -> None:
+    # A 0-100 database that kept rows of a 0-1 release: 0.6 is not 0.006.
+    with pytest.raises(Unreadable, match="may be on the 0-1 scale"):
+        Scale(100).fraction(0.6)
+    assert (Scale(100).fraction(0), Scale(100).fraction(1)) == (0.0, 0.01)
+
+
+def test_eight_digits_are_a_compact_date_not_seconds() -> None:
+    assert time_value("20240102") == datetime(2024, 1, 2, tzinfo=UTC)
+    assert time_value("1704153600") == datetime(2024, 1, 2, tzinfo=UTC)
 
 
 # Comma-separated text that starts like JSON ("[", "{") is read as JSON.

@@ -265,6 +265,16 @@ class DataDir:
         ]
         return [DataFile(path.name, what, _size(path)) for path, what in described]
 
+    def owns(self, path: Path) -> bool:
+        """Whether ``path`` is one of the files PJai keeps here, or an SQLite journal of
+        one (``-wal``, ``-shm``, ``-journal``)."""
+        target = path.resolve()
+        for file in self.files():
+            kept = (self.path / file.name).resolve()
+            if target in (kept, *(kept.with_name(kept.name + s) for s in _SIDECARS)):
+                return True
+        return False
+
     def existing(self) -> list[DataFile]:
         """The files PJai keeps that exist here."""
         return [file for file in self.files() if file.exists]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pjai.app.datadir import DataDir
+from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager, archive, legacy
 from pjai.hybrid.archive import ArchiveManifest, ImportResult
 from pjai.hybrid.legacy import LegacyImport
@@ -48,8 +49,12 @@ def import_legacy(
     """Import a PJai desktop database's personas, memories and conversations into
     ``data_dir``; the rows not imported are listed in ``report`` (by default
     :data:`~pjai.hybrid.legacy.REPORT_FILE` in the directory)."""
-    options = data_dir.opening_options()
     report_path = report or data_dir.legacy_report_path
+    if report_path.resolve() != data_dir.legacy_report_path.resolve() and data_dir.owns(
+        report_path
+    ):
+        raise ConfigError(f"the report {report_path} would replace a file PJai keeps there")
+    options = data_dir.opening_options()
     return legacy.import_into(
         data_dir.path, source, report_path=report_path, progress=progress, **options
     )

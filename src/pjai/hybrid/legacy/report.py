@@ -17,6 +17,7 @@ __all__ = [
     "LegacyImport",
     "Rejection",
     "UnmappedValue",
+    "check_report_path",
     "forget_rows",
     "reportable",
     "write_report",
@@ -24,6 +25,10 @@ __all__ = [
 
 REPORT_FILE = "legacy-import-report.jsonl"
 """The report's name in the data directory, unless the importer is given another path."""
+
+_TITLE = "pjai import-legacy: the legacy rows and values that were not imported, and why"
+_START = ('{"report": ' + json.dumps(_TITLE)).encode()
+"""How a report file begins: its header's first field."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,25 @@ def reportable(value: Any) -> Any:
     return value
 
 
+def check_report_path(report: Path) -> None:
+    """Raise :class:`~pjai.errors.ConfigError` unless ``report`` is a new file or an
+    earlier report: a report never replaces anything else."""
+    if not report.exists() and not report.is_symlink():
+        return
+    problem = "is not a regular file"
+    if report.is_file():
+        try:
+            with report.open("rb") as file:
+                if file.read(len(_START)) == _START:
+                    return
+        except OSError as exc:
+            raise ConfigError(f"cannot read the import report {report}: {exc}") from exc
+        problem = "exists and is not an import report"
+    raise ConfigError(
+        f"{report} {problem}; give --report a new file or an earlier report to replace"
+    )
+
+
 def write_report(
     result: LegacyImport,
     source: Path,
@@ -110,7 +134,7 @@ def write_report(
     """Write ``result`` to its report file, atomically: a header, then one line per row
     rejected and per value not imported."""
     header = {
-        "report": "pjai import-legacy: the legacy rows and values that were not imported, and why",
+        "report": _TITLE,
         "lines": "each further line is a rejected row (kind 'row': table, id, reason) or a "
         "value not imported from a row PJai holds (kind 'value': table, id, column, value, "
         "reason)",
@@ -153,6 +177,7 @@ def write_report(
         for u in result.unmapped
     ]
     report = result.report
+    check_report_path(report)
     temporary = report.with_name(report.name + ".tmp")
     try:
         temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -26,6 +26,7 @@ from pjai.hybrid.legacy.values import (
     flag,
     json_value,
     number,
+    required_text,
     tags,
     text,
     time_value,
@@ -131,6 +132,11 @@ class _Reading:
             return default
         return default if result is None else result
 
+    def text(self, column: str, default: str = "", then: str = "left empty") -> str:
+        """A text column that the row can do without: bytes that are not UTF-8 are
+        reported and ``default`` stands in."""
+        return str(self.value(column, text, default, then))
+
     def fraction(self, column: str, scale: Scale, default: float) -> Any:
         """A 0-1 or 0-100 column (as ``scale`` says) as a fraction 0..1; None if unset."""
 
@@ -186,15 +192,15 @@ def persona_drafts(row: Row, persona_id: str, mapping: Mapping) -> Built:
     }
     fields = {
         "persona_id": persona_id,
-        "name": text(row["name"]),
-        "description": text(row["description"]),
+        "name": required_text(row["name"], "name"),
+        "description": reading.text("description"),
         "personality": {
             "big_five": personality.big_five,
             "custom_traits": personality.custom,
             "dominant_traits": personality.dominant,
-            "type": text(row["personality_temperament"]),
+            "type": reading.text("personality_temperament"),
         },
-        "communication_style": text(row["personality_communication_style"]),
+        "communication_style": reading.text("personality_communication_style"),
         "memory": {name: value for name, value in memory.items() if value is not None},
         "privacy": privacy,
         "source": SOURCE,
@@ -244,22 +250,23 @@ def memory_drafts(row: Row, memory_id: str, persona_id: str, mapping: Mapping) -
     reading = _Reading(row)
     if row["content"] is None:
         raise RowError("content is missing")
-    if not text(row["content"]).strip():
+    content = required_text(row["content"], "content")
+    if not content.strip():
         raise RowError("content is blank")
     created_at, updated_at = reading.times(mapping.now)
     kept, problems = tags(row["tags"])
     reading.problems += problems
     # A deleted memory stays deleted: an unreadable time becomes its last change's.
-    deleted = text(row["deleted_at"]).strip() != ""
+    deleted = row["deleted_at"] is not None and bool(str(row["deleted_at"]).strip())
     deleted_at = reading.value("deleted_at", time_value, None, "updated_at stands in")
     importance = reading.fraction("importance", mapping.importance, DEFAULT_IMPORTANCE)
     fields = {
         "memory_id": memory_id,
         "persona_id": persona_id,
-        "content": text(row["content"]),
-        "name": text(row["name"]),
-        "summary": text(row["summary"]),
-        "type": text(row["type"]) or "note",
+        "content": content,
+        "name": reading.text("name"),
+        "summary": reading.text("summary"),
+        "type": reading.text("type", "note", "note is kept") or "note",
         "tags": kept,
         "tier": reading.value("memory_tier", _tier, "warm", "warm is kept"),
         "occurred_at": created_at,
@@ -314,7 +321,7 @@ def conversation_drafts(row: Row, conversation_id: str, persona_id: str) -> Buil
     fields = {
         "conversation_id": conversation_id,
         "persona_id": persona_id,
-        "title": text(row["title"]),
+        "title": reading.text("title"),
         "started_at": started_at,
     }
     sources = _sources(row, title="title", started_at="created_at")

@@ -13,7 +13,13 @@ from pathlib import Path
 from pjai.errors import ConfigError, EventError
 from pjai.hybrid.legacy import source as legacy_file
 from pjai.hybrid.legacy.drafts import Built
-from pjai.hybrid.legacy.report import LegacyImport, Rejection, UnmappedValue, write_report
+from pjai.hybrid.legacy.report import (
+    LegacyImport,
+    Rejection,
+    UnmappedValue,
+    check_report_path,
+    write_report,
+)
 from pjai.hybrid.legacy.rows import (
     COLUMNS,
     TARGETS,
@@ -51,6 +57,7 @@ def import_legacy(
     source = Path(source)
     if report_path.resolve() == source.resolve():
         raise ConfigError(f"the report {report_path} would overwrite the legacy database")
+    check_report_path(report_path)
     try:
         report_path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -119,28 +126,26 @@ class _Run:
         self.pending: list[_Unit] = []
         self.pending_events = 0
         self.new_personas: set[str] = set()
+        self.activate: str | None = None
+        """The persona to activate as it is imported."""
 
     def personas(self, rows: list[Row]) -> None:
-        """Import the personas, then activate the one the legacy app had active.
+        """Import the personas; the one the legacy app had active is activated with its
+        import, in the same commit (an import resumed later finds it active or absent).
 
         Of several marked active, the one changed last is; PJai has one active persona.
         """
-        self.rows("personas", iter(rows))
         active: list[tuple[datetime, int, str]] = []
         for index, row in enumerate(rows):
             try:
                 row_id = row_id_of(row["id"])
             except RowError:
-                continue  # rejected as it was offered
-            if row_id is None or (since := active_since(row)) is None:
-                continue
-            if row_id in self.existing["personas"] or row_id in self.new_personas:
+                continue  # rejected as it is offered
+            if row_id is not None and (since := active_since(row)) is not None:
                 active.append((since, index, row_id))
-        if active and (chosen := max(active)[2]) in self.new_personas:
-            try:
-                self.manager.commit(PersonaActivated(persona_id=chosen))
-            except EventError as exc:
-                self.reject("personas", chosen, f"imported but not activated: {exc}")
+        if active and (chosen := max(active)[2]) not in self.existing["personas"]:
+            self.activate = chosen
+        self.rows("personas", iter(rows))
 
     def rows(self, table: str, rows: Iterator[Row]) -> None:
         """Offer every row of ``table``, then commit what is still pending."""
@@ -164,6 +169,8 @@ class _Run:
                 return
             built = self.build(table, row, row_id)
             events = built.settle(self.manager.schema)
+            if table == "personas" and row_id == self.activate:
+                events.append(PersonaActivated(persona_id=row_id))
         except RowError as exc:
             self.reject(table, row_id, str(exc))
             return
@@ -186,7 +193,7 @@ class _Run:
         """The drafts of one row; raises :class:`RowError` when it has none."""
         if table == "personas":
             return persona_drafts(row, row_id, self.mapping)
-        persona_id = row_id_of(row["persona_id"])
+        persona_id = row_id_of(row["persona_id"], "persona_id")
         if persona_id is None:
             raise RowError("persona_id is missing")
         if persona_id not in self.existing["personas"] and persona_id not in self.new_personas:

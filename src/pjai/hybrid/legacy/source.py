@@ -43,9 +43,20 @@ def open_legacy(source: Path) -> sqlite3.Connection:
         problem = "is not a file" if source.exists() else "does not exist"
         raise ConfigError(f"legacy database {source} {problem}")
     try:
-        return sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise ConfigError(f"cannot open legacy database {source}: {exc}") from exc
+    # Text that is not UTF-8 comes back as bytes, for the row mapping to report, rather
+    # than failing the whole read at that row.
+    conn.text_factory = _text
+    return conn
+
+
+def _text(raw: bytes) -> str | bytes:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw
 
 
 def check(conn: sqlite3.Connection, source: Path) -> Layout:

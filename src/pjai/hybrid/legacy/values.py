@@ -30,12 +30,14 @@ __all__ = [
     "flag",
     "json_value",
     "number",
+    "required_text",
     "row_id_of",
     "tags",
     "text",
     "time_value",
 ]
 
+_TOO_DEEP = "its arrays or objects are nested too deeply"
 EPOCH_MS = 1e11  # larger epoch numbers are milliseconds: 1e11 s is past the year 5000
 MAX_TAGS = 64
 """PJai keeps at most this many tags on a memory (``Tags`` in the schema)."""
@@ -92,20 +94,38 @@ class Scale:
         return cls(1 if fraction and 2 * len(unit) > len(numbers) else 100)
 
     def fraction(self, value: float) -> float:
-        """``value`` on this scale as a fraction 0..1; Unreadable if out of range."""
+        """``value`` on this scale as a fraction 0..1; Unreadable if out of range, or if
+        it is a fraction of 1 on a 0-100 scale (a value from a 0-1 release, or a
+        hundredth of a percent: which, the database cannot say)."""
         if not 0 <= value <= self.top:
             raise Unreadable(f"is outside the {self.name} scale of this database")
+        if self.top == 100 and 0 < value < 1:
+            raise Unreadable(
+                "is below 1 on this database's 0-100 scale: it may be on the 0-1 scale "
+                "of an older release"
+            )
         return value / self.top
 
 
-def row_id_of(value: object) -> str | None:
-    """A legacy id as PJai's text id; None for NULL."""
-    return None if value is None else text(value)
+def row_id_of(value: object, column: str = "id") -> str | None:
+    """A legacy id as PJai's text id; None for NULL; :class:`RowError` naming ``column``
+    when it is not text."""
+    return None if value is None else required_text(value, column)
+
+
+def required_text(value: object, column: str) -> str:
+    """:func:`text` of a column the row cannot do without: :class:`RowError` naming the
+    column when it is not text."""
+    try:
+        return text(value)
+    except Unreadable as exc:
+        raise RowError(f"{column} {exc}") from None
 
 
 def text(value: object) -> str:
-    """A value as text; NULL is empty. SQLite may keep text as a blob: a UTF-8 one is
-    its text, any other would be corrupted, which rejects the row (:class:`RowError`)."""
+    """A value as text; NULL is empty. SQLite may keep text as a blob, or as bytes that
+    are not UTF-8 (read as bytes, see :mod:`pjai.hybrid.legacy.source`): UTF-8 bytes
+    are their text, any other would be corrupted (:class:`Unreadable`)."""
     if value is None:
         return ""
     if isinstance(value, bytes):
@@ -113,14 +133,18 @@ def text(value: object) -> str:
             return value.decode()
         except UnicodeDecodeError:
             shown = value[:16].hex() + ("..." if len(value) > 16 else "")
-            raise RowError(f"a text column holds binary data (x'{shown}')") from None
+            raise Unreadable(f"holds binary data, not UTF-8 text (x'{shown}')") from None
     return str(value)
 
 
 def first(mapping: dict[str, Any], *keys: str) -> tuple[str, Any]:
-    """The first of ``keys`` with a value in ``mapping``, and that value; ``keys[0]``, None."""
-    key = next((key for key in keys if mapping.get(key) is not None), keys[0])
-    return key, mapping.get(key)
+    """The first of ``keys`` with a value in ``mapping`` (not NULL, not blank text), and
+    that value; ``keys[0]`` and its value when none has one."""
+    for key in keys:
+        value = mapping.get(key)
+        if value is not None and not (isinstance(value, str) and not value.strip()):
+            return key, value
+    return keys[0], mapping.get(keys[0])
 
 
 def json_value(value: object, *, default: object) -> Any:
@@ -133,6 +157,8 @@ def json_value(value: object, *, default: object) -> Any:
         return json.loads(value)
     except ValueError as exc:
         raise Unreadable(f"is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Unreadable(f"is not JSON PJai can read: {_TOO_DEEP}") from None
 
 
 def number(value: object) -> Any:
@@ -170,6 +196,9 @@ def time_value(value: object) -> datetime | None:
     parsed: Any = value
     if isinstance(value, str):
         try:
+            # Eight digits are a compact ISO date (20240102), not seconds in 1970.
+            if len(value.strip()) == 8 and value.strip().isdigit():
+                raise ValueError(value)
             parsed = float(value)
         except ValueError:
             try:
@@ -201,7 +230,10 @@ def tags(value: object) -> tuple[list[str], list[Problem]]:
     """
     if value is None:
         return [], []
-    raw = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    try:
+        raw = text(value) if isinstance(value, bytes) else value
+    except Unreadable as exc:
+        return [], [Problem("tags", value, f"{exc}; no tags kept")]
     parsed: Any = raw
     if isinstance(raw, str):
         try:
@@ -209,6 +241,8 @@ def tags(value: object) -> tuple[list[str], list[Problem]]:
         except ValueError as exc:
             problem = Problem("tags", value, f"is not valid JSON ({exc}); no tags kept")
             return [], [problem]
+        except RecursionError:
+            return [], [Problem("tags", value, f"{_TOO_DEEP}; no tags kept")]
     if isinstance(parsed, str):
         parsed = parsed.split(",")
     if not isinstance(parsed, list):
