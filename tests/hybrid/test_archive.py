@@ -474,3 +474,121 @@ def test_export_is_refused_while_a_persona_does_not_allow_it(
     assert list(folder.iterdir()) == []  # nothing written, no temporary file left
     manager.commit(PersonaUpdated(persona_id="p2", privacy=PrivacySettings()))
     assert export_archive(manager, folder / "backup.zip").events == 4
+
+
+def test_an_export_holds_one_state_while_another_process_commits(
+    manager: HybridDatabaseManager, sql_url: str, tmp_path: Path
+) -> None:
+    fill(manager)
+    manager.commit(*[memory(f"n{n}", "p1") for n in range(2_500)])  # progress is told per 1,000
+    before = store_of(manager).head
+    other = HybridDatabaseManager.open(manager.data_dir, sql_urls=[sql_url], environ={})
+    commits = iter(range(3))
+
+    def meanwhile(done: int, total: int) -> None:
+        if next(commits, None) is not None:  # another process commits as the export reads
+            other.commit(memory(f"late{done}", "p1"))
+
+    file = tmp_path / "backup.zip"
+    try:
+        manifest = export_archive(manager, file, progress=meanwhile)
+    finally:
+        other.close()
+    assert manifest.head == before
+    restored = import_archive(tmp_path / "restored", file, environ={})
+    assert restored.applied == manifest.events == before.global_seq
+
+
+def forge(file: Path, manifest: ArchiveManifest, events: bytes) -> None:
+    """Put ``events`` in the archive ``file`` with a manifest that agrees with them."""
+    files = {**manifest.files, EVENTS_FILE: describe(events)}
+    lines = events.count(b"\n")
+    forged = msgspec.structs.replace(manifest, files=files, events=lines)
+    rewrite(file, {EVENTS_FILE: events, MANIFEST_FILE: msgspec.json.encode(forged)})
+
+
+def test_hostile_archives_are_refused_with_their_reason(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    manager.commit(persona("p1"), memory("m1"), memory("m2"))
+    file = tmp_path / "backup.zip"
+    manifest = export_archive(manager, file)
+    original = file.read_bytes()
+    with zipfile.ZipFile(file) as zf:
+        events = zf.read(EVENTS_FILE)
+    lines = events.splitlines(keepends=True)
+    first_id = msgspec.json.decode(lines[0])["id"]
+    third = msgspec.json.decode(lines[2])
+    repeated = lines[2].replace(third["id"].encode(), first_id.encode())
+    deep = lines[2].replace(b'"args":{', b'"args":{"x":' + b"[" * 5000 + b"]" * 5000 + b",")
+    cases = {
+        "repeats an event id": (b"".join([*lines[:2], repeated]), "appears twice"),
+        "nests deeper than a parser goes": (b"".join([*lines[:2], deep]), "line 3"),
+        "ends without a newline": (events.rstrip(b"\n"), "line 3 has no newline"),
+        "holds a line too long": (b"x" * (17 * 1024 * 1024) + b"\n", "line 1 is longer"),
+    }
+    for what, (forged, reason) in cases.items():
+        file.write_bytes(original)
+        forge(file, manifest, forged)
+        target = tmp_path / "restored"
+        with pytest.raises(ArchiveCorruptError, match=reason):
+            import_archive(target, file, environ={})
+        assert not target.exists(), what
+
+    file.write_bytes(original)
+    with zipfile.ZipFile(file) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    with zipfile.ZipFile(file, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            method = zipfile.ZIP_BZIP2 if name == EVENTS_FILE else zipfile.ZIP_DEFLATED
+            zf.writestr(name, data, compress_type=method)
+    with pytest.raises(ArchiveCorruptError, match=r"events\.jsonl is encrypted or compressed"):
+        import_archive(tmp_path / "restored", file, environ={})
+
+
+def test_text_that_names_the_envelope_key_is_no_sealed_event(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    manager.commit(persona("p1"), memory("m1", content="$sealed"))
+    file = tmp_path / "backup.zip"
+    manifest = export_archive(manager, file)
+    assert import_archive(tmp_path / "restored", file, environ={}).applied == manifest.events
+
+
+def test_a_failed_synced_import_puts_the_flags_back(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    manager.commit(persona("p1"), memory("m1"))
+    file = tmp_path / "backup.zip"
+    manifest = export_archive(manager, file)
+    with zipfile.ZipFile(file) as zf:
+        events = zf.read(EVENTS_FILE)
+    forge(file, manifest, events + b"not an event\n")
+    target = tmp_path / "restored"
+    target.mkdir()
+    flags = target / "flags.json"
+    flags.write_text('{"use_livestore": true}')
+    with pytest.raises(ArchiveCorruptError, match="line 3 is not an event record"):
+        import_archive(target, file, environ={}, sync=True)
+    assert flags.read_text() == '{"use_livestore": true}'
+
+
+def test_an_import_stopped_after_sql_took_events_keeps_the_store(
+    manager: HybridDatabaseManager, sql_url: str, tmp_path: Path
+) -> None:
+    # An SQL primary outside the directory keeps what reached it, whatever stopped the
+    # import: the store that mirrors it stays too.
+    fill(manager)
+    file = tmp_path / "backup.zip"
+    export_archive(manager, file)
+
+    def interrupt(done: int, total: int) -> None:
+        if done > 10:
+            raise KeyboardInterrupt
+
+    target = tmp_path / "restored"
+    with database(backend(sql_url), tmp_path / "sql-restored") as url:
+        with pytest.raises(KeyboardInterrupt) as e:
+            import_archive(target, file, sql_urls=[url], environ={}, progress=interrupt)
+        assert (target / "store.db").exists()
+        assert "keeps what was imported" in " ".join(e.value.__notes__)

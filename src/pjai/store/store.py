@@ -385,14 +385,20 @@ class Store(Resource):
                     return 0
                 check_continuation(records, self._head)
                 applied = self._applier.apply_all_logged(records)
-                if applied is None:  # one or more do not apply: find which, one by one
-                    applied = 0
-                    for record in records:
-                        error, _ = self._apply_logged(record, capture=False)
-                        self._log.append(record, "confirmed", error=error)
-                        applied += error is None
-                else:
-                    self._log.append_many([(r, "confirmed", None, None) for r in records])
+                try:
+                    if applied is None:  # one or more do not apply: find which, one by one
+                        applied = 0
+                        for record in records:
+                            error, _ = self._apply_logged(record, capture=False)
+                            self._log.append(record, "confirmed", error=error)
+                            applied += error is None
+                    else:
+                        self._log.append_many([(r, "confirmed", None, None) for r in records])
+                except apsw.ConstraintError as exc:
+                    raise RebaseError(
+                        f"an event id appears twice in the history ({exc}): these events "
+                        "are not the continuation of this store's"
+                    ) from exc
             self._head = self._confirmed = records[-1].position
         self._deliver(deliveries)
         return applied
@@ -684,6 +690,22 @@ class Store(Resource):
         with self._lock:
             self._check_open()
             yield self
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Store]:
+        """Read one state of the file for the block, its log and head included: commits
+        of other threads wait, and other processes' commits made meanwhile are not seen
+        (one read transaction). For reads that must agree with each other, as an export's.
+        """
+        with self._lock:
+            self._check_open()
+            with translate_errors("reading one state of the store"):
+                self._conn.execute("BEGIN")
+                try:
+                    self._follow_others()  # the head, as of this state
+                    yield self
+                finally:
+                    self._conn.execute("COMMIT")
 
     def stream(self, sql: str, *, typed: bool = True) -> Iterator[tuple[Any, ...]]:
         """Rows of a read query one by one, holding the store's lock until exhausted.

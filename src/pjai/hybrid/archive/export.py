@@ -44,7 +44,8 @@ def export_archive(
     encrypted directory, the snapshot's sensitive columns are sealed as the events'
     fields are (the archive opens with that directory's key ring).
 
-    Commits wait while the archive is written, so it holds one consistent state. The
+    The archive is read in one read transaction (:meth:`Store.snapshot`), so it holds
+    one consistent state whatever other threads or processes commit meanwhile. The
     file appears only once complete; an existing file is replaced only with ``overwrite``.
     An archive holds every persona: :class:`~pjai.errors.PrivacyError` if one of them
     does not allow exports (``privacy.export_allowed`` off), and nothing is written.
@@ -67,7 +68,7 @@ def export_archive(
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         temporary = Path(name)
         with os.fdopen(fd, "wb") as file:
-            with store.exclusive():
+            with store.snapshot():
                 _check_exports_allowed(store)
                 manifest = _write(file, store, progress)
             file.flush()

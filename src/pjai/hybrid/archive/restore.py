@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 from sqlalchemy import Table
@@ -18,7 +18,6 @@ from pjai.errors import (
     ArchiveError,
     ConfigError,
     ErasedValueError,
-    PjaiError,
     RebaseError,
 )
 from pjai.hybrid.archive.format import (
@@ -47,7 +46,7 @@ from pjai.schema import SCHEMA
 from pjai.schema.codec import ColumnCodec
 from pjai.schema.event import Schema
 from pjai.schema.records import ROOT, EventRecord, header_problem
-from pjai.schema.sealed import ENVELOPE_KEY
+from pjai.schema.sealed import ENVELOPE_KEY, is_envelope
 from pjai.security.keys import KEYS_FILE
 from pjai.sql.engine import PRIMARY_FILE
 from pjai.store import Progress, Store
@@ -94,16 +93,18 @@ def import_archive(
         manifest = _checked_manifest(zf, archive)
         _check_keys(manifest, schema, archive, target)
         made = Made.before(target, only_if_empty=False)
+        flags = target / FLAGS_FILE
+        flags_before = flags.read_bytes() if flags.is_file() else None
         try:
             if sync:
-                Flags(target / FLAGS_FILE, environ).set("sync", True)
+                Flags(flags, environ).set("sync", True)
             with HybridDatabaseManager.open(
                 target, sql_urls=sql_urls, environ=environ, schema=schema, sql_sealer=sql_sealer
             ) as manager:
                 head = manager.head()
                 try:
                     return _restore(manager, zf, archive, manifest, progress)
-                except PjaiError as exc:
+                except BaseException as exc:
                     if manager.head() != head and not sql_inside(manager):
                         made = None  # the SQL primary keeps what reached it: so does the store
                         exc.add_note(_kept(manager, manifest))
@@ -111,6 +112,10 @@ def import_archive(
         except BaseException as exc:
             if made is not None:
                 problems = made.remove()
+                if flags_before is not None and flags.read_bytes() != flags_before:
+                    draft = flags.with_name(flags.name + ".tmp")
+                    draft.write_bytes(flags_before)
+                    draft.replace(flags)
                 exc.add_note(f"{target} is left as it was before the import")
                 for problem in problems:
                     exc.add_note(problem)
@@ -137,6 +142,14 @@ def _check_keys(manifest: ArchiveManifest, schema: Schema, archive: Path, target
         "again"
     )
 
+
+MAX_LINE = 16 * 1024 * 1024
+"""The longest line an archive member may hold: an event or row at its largest (2 MiB of
+arguments, more once sealed and escaped) with room to spare."""
+
+_ENCRYPTED = 0x1
+"""The zip flag bit of an encrypted member."""
+_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 
 _SEALED = f'"{ENVELOPE_KEY}"'.encode()
 """How a sealed field shows in an event's arguments."""
@@ -177,6 +190,12 @@ def _checked_manifest(zf: zipfile.ZipFile, archive: Path) -> ArchiveManifest:
     names = set(zf.namelist())
     if MANIFEST_FILE not in names:
         raise ArchiveCorruptError(f"{archive} is not a PJai archive: it has no {MANIFEST_FILE}")
+    for info in zf.infolist():
+        if info.flag_bits & _ENCRYPTED or info.compress_type not in _METHODS:
+            raise ArchiveCorruptError(
+                f"{archive}: {info.filename} is encrypted or compressed in a way PJai "
+                "does not write (a PJai archive is plain deflate)"
+            )
     with _reading(archive, MANIFEST_FILE), zf.open(MANIFEST_FILE) as member:
         raw = member.read(MAX_MANIFEST_BYTES)
     try:
@@ -281,9 +300,14 @@ def _replay(
 ) -> int:
     """Feed the archive's events to the store in batches, SQL catching up after each."""
     plain = store.schema.codec.columns() is None
+    schema = store.schema
+    sensitive = {
+        name: getattr(kind, "SENSITIVE", ())
+        for name, kind in zip(schema.event_names, schema.event_types, strict=True)
+    }
 
     def ingest(batch: list[EventRecord]) -> int:
-        if plain and any(_SEALED in bytes(record.args) for record in batch):
+        if plain and any(_sealed(record, sensitive) for record in batch):
             raise ConfigError(
                 f"{archive} holds sealed events (exported from an encrypted data "
                 f"directory): they open only with that directory's key ring; copy its "
@@ -310,10 +334,10 @@ def _replay(
     applied = 0
     batch: list[EventRecord] = []
     with _reading(archive, EVENTS_FILE), zf.open(EVENTS_FILE) as member:
-        for number, line in enumerate(member, 1):
+        for number, line in _lines(member, archive, EVENTS_FILE):
             try:
                 record = decode_record(line)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
                 raise ArchiveCorruptError(
                     f"{archive}: {EVENTS_FILE} line {number} is not an event record: {exc}"
                 ) from exc
@@ -350,7 +374,7 @@ def _compare(
             closing(table_lines(store, table)) as replayed,
         ):
             number = 0
-            for number, line in enumerate(snapshot, 1):
+            for number, line in _lines(snapshot, archive, name):
                 try:
                     if gone and _owner(table, line) in gone:
                         theirs = None
@@ -381,6 +405,31 @@ def _compare(
                     "the replayed state but not in the snapshot"
                 )
     return erased
+
+
+def _sealed(record: EventRecord, sensitive: Mapping[str, Sequence[str]]) -> bool:
+    """Whether one of the record's sensitive fields holds an envelope (text that merely
+    mentions the envelope's key is no envelope)."""
+    fields = sensitive.get(record.name, ())
+    if not fields or _SEALED not in bytes(record.args):
+        return False
+    try:
+        args = msgspec.json.decode(record.args)
+    except (msgspec.DecodeError, RecursionError):
+        return False  # refused as undecodable when applied
+    return isinstance(args, dict) and any(is_envelope(args.get(f)) for f in fields)
+
+
+def _lines(member: IO[bytes], archive: Path, name: str) -> Iterator[tuple[int, bytes]]:
+    """The numbered lines of an archive member, each whole (ending in a newline) and at
+    most :data:`MAX_LINE` bytes: an archive's own sizes do not bound what it inflates."""
+    number = 0
+    while line := member.readline(MAX_LINE + 1):
+        number += 1
+        if not line.endswith(b"\n"):
+            problem = "is longer than PJai writes" if len(line) > MAX_LINE else "has no newline"
+            raise ArchiveCorruptError(f"{archive}: {name} line {number} {problem}")
+        yield number, line
 
 
 def _owner(table: Table, line: bytes) -> str | None:
