@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -13,15 +14,15 @@ from typer.testing import CliRunner, Result
 
 from pjai.cli import app
 from pjai.errors import StoreCorruptError
-from pjai.hybrid import HybridDatabaseManager
+from pjai.hybrid import HybridDatabaseManager, recovery
 from tests.helpers import memory, persona
 
 runner = CliRunner()
 MEMORIES = 300
 
 
-def pjai(*args: str) -> Result:
-    return runner.invoke(app, list(args))
+def pjai(*args: str, catch_exceptions: bool = True) -> Result:
+    return runner.invoke(app, list(args), catch_exceptions=catch_exceptions)
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +151,34 @@ def test_text_that_is_not_utf8_is_reported_as_damage_never_a_raw_error(data_dir:
     assert repaired.exit_code == 0, repaired.output
     assert pjai("verify", "--data-dir", str(data_dir)).exit_code == 0
     assert names(data_dir) == {f"m{i}" for i in range(MEMORIES)}
+
+
+class Killed(BaseException):
+    """The process stops here."""
+
+
+def test_a_rebuild_stopped_at_the_swap_is_finished_by_the_next_open(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with HybridDatabaseManager.open(data_dir, environ={}) as manager:
+        assert manager.store is not None
+        store_id = manager.store.store_id
+    scribble(data_dir / "store.db", "ix_memories_health")
+    replace = os.replace
+
+    def stopped(source: object, target: object) -> None:
+        if Path(str(target)).name == "store.db":
+            raise Killed  # the process is gone before the rebuilt file is in place
+        replace(source, target)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(recovery.os, "replace", stopped)
+    with pytest.raises(Killed):
+        pjai("repair", "--side", "store", "--data-dir", str(data_dir), catch_exceptions=False)
+    monkeypatch.undo()
+    assert (data_dir / "store.db").exists()  # never a path where an open makes a new store
+
+    with HybridDatabaseManager.open(data_dir, environ={}) as manager:
+        assert manager.store is not None
+        assert manager.store.store_id == store_id
+    assert not (data_dir / "store.db.rebuilding").exists()
+    assert_whole_again(data_dir)

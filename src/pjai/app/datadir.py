@@ -23,6 +23,7 @@ from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags, parse_bool
 from pjai.hybrid.legacy import REPORT_FILE as LEGACY_REPORT_FILE
+from pjai.hybrid.recovery import finish_rebuild
 from pjai.memory import Embeddings, MemorySystem
 from pjai.memory.embeddings import VECTORS_FILE
 from pjai.memory.encoders import EmbeddingModel
@@ -369,6 +370,7 @@ class DataDir:
             synced = self.flags()["sync"] if sync is None else sync
             options: dict[str, Any] = {}
             self._schema(options)
+            finish_rebuild(self.store_path)  # a rebuild stopped half-way
             try:
                 return Store.open(self.store_path, sync=synced, progress=progress, **options)
             except StoreModeError as exc:

@@ -12,6 +12,7 @@ yet, or a synced store's pending ones.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -24,7 +25,7 @@ from pjai.sql.shards import ShardSet
 from pjai.store import Progress, Store
 from pjai.store.damage import Salvage, salvage
 
-__all__ = ["RebuiltFrom", "StoreRebuilt", "rebuild_store_file"]
+__all__ = ["RebuiltFrom", "StoreRebuilt", "finish_rebuild", "rebuild_store_file"]
 
 _SIDE_FILES = ("", "-wal", "-shm")
 
@@ -79,12 +80,69 @@ def rebuild_store_file(
     _remove(fresh)
     with Store.open(fresh, schema=schema, sync=sync) as store:
         store.restore(Salvage(meta, entries, found.rejected), progress)
-    damaged = path.with_name(f"{path.name}.damaged-{utc_now():%Y%m%dT%H%M%S}")
-    for suffix in _SIDE_FILES:
+    damaged = _unused(path.with_name(f"{path.name}.damaged-{utc_now():%Y%m%dT%H%M%S}"))
+    # The damaged file is kept under its new name before anything is removed, and the
+    # swap is marked, so that a process stopped half-way leaves a file at ``path`` and
+    # the next open finishes the swap (finish_rebuild): the path is never empty, where
+    # an open would make a new, empty store.
+    for suffix in ("", "-wal"):
         if Path(f"{path}{suffix}").exists():
-            os.replace(f"{path}{suffix}", f"{damaged}{suffix}")
-    os.replace(fresh, path)
+            _keep(Path(f"{path}{suffix}"), Path(f"{damaged}{suffix}"))
+    marker = _marker(path)
+    marker.write_text(f"{fresh.name}\n")
+    _sync(marker)
+    _swap(path, fresh, marker)
     return StoreRebuilt(source, len(entries), from_log, damaged, problems)
+
+
+def finish_rebuild(path: Path) -> bool:
+    """Finish the swap of a rebuild that was stopped half-way (before the store file at
+    ``path`` is opened); whether there was one."""
+    marker = _marker(path)
+    if not marker.exists():
+        return False
+    _swap(path, path.with_name(f"{path.name}.rebuilt"), marker)
+    return True
+
+
+def _swap(path: Path, fresh: Path, marker: Path) -> None:
+    """Put the rebuilt file in place: the old file's journals go first (SQLite would
+    replay them onto the new file), then the file itself is replaced."""
+    if fresh.exists():
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        os.replace(fresh, path)
+        _sync(path.parent)
+    marker.unlink(missing_ok=True)
+
+
+def _marker(path: Path) -> Path:
+    return path.with_name(f"{path.name}.rebuilding")
+
+
+def _keep(source: Path, copy: Path) -> None:
+    """``copy`` as a second name of ``source`` (or a copy where links are not possible)."""
+    try:
+        os.link(source, copy)
+    except OSError:
+        shutil.copyfile(source, copy)
+
+
+def _unused(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``... whichever does not exist yet."""
+    candidate, n = path, 1
+    while candidate.exists() or Path(f"{candidate}-wal").exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _journal(shards: ShardSet) -> list[LogEntry]:

@@ -28,7 +28,7 @@ from pjai.errors import (
 from pjai.hybrid.flags import Flags, env_name
 from pjai.hybrid.identity import Identity
 from pjai.hybrid.projector import Projector
-from pjai.hybrid.recovery import StoreRebuilt, rebuild_store_file
+from pjai.hybrid.recovery import StoreRebuilt, finish_rebuild, rebuild_store_file
 from pjai.hybrid.sqllive import ParkedHost, SqlLiveHost, SqlQuery, tables_of
 from pjai.schema.event import Event, Schema
 from pjai.schema.records import EventRecord
@@ -273,6 +273,8 @@ class StoreSwitch:
         return self._sql_live
 
     def _open(self, progress: Progress | None) -> Store:
+        if finish_rebuild(self.store_path):
+            log.warning("finished putting the rebuilt store file %s in place", self.store_path)
         try:
             return Store.open(
                 self.store_path, schema=self._schema, sync=self.syncing, progress=progress
