@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import apsw
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -302,3 +303,37 @@ def test_histories_that_went_apart_are_said_not_hidden(tmp_path: Path) -> None:
         with pytest.raises(SqlAheadError, match=f"holds event {other.id} at e2, where"):
             running.catch_up()
         assert not running.verify().equal  # and verify says so too
+
+
+def test_a_store_off_commit_holds_the_store_file_while_it_writes_sql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A store-on commit takes the store file's lock, then SQL's. A store-off commit
+    # that held SQL's lock alone let a store-on process, tired of waiting for SQL, keep
+    # its commit in the store at the very position the store-off commit then took.
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ={}) as running:
+        running.commit(persona("p1"))
+    off = {"PJAI_USE_LIVESTORE": "false"}
+    seen: list[str] = []
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=off) as command:
+        append = command.bridge.append
+
+        def probing(build: object) -> object:
+            # The store's own SQLite library: another copy would not see the lock.
+            probe = apsw.Connection(str(tmp_path / "data" / "store.db"))
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+                seen.append("free")
+            except apsw.BusyError:
+                seen.append("locked")
+            finally:
+                probe.close()
+            return append(build)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(command.bridge, "append", probing)
+        command.commit(memory("with-the-store-off"))
+    assert seen == ["locked"]
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ={}) as again:
+        again.commit(memory("with-the-store-on"))
+        assert again.verify().equal

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from functools import partial
 
 from pjai.errors import ConfigError, PjaiError, SqlAheadError, SqlError, SqlUnavailableError
 from pjai.hybrid.bridge import Bridge
@@ -35,6 +36,7 @@ from pjai.schema.types import Progress, utc_now
 from pjai.sql import journal
 from pjai.sql.shards import ShardSet
 from pjai.store import Store
+from pjai.store.log import FileHead
 
 __all__ = ["MAX_BACKOFF_S", "RETRY_DELAYS_S", "Projector"]
 
@@ -42,6 +44,9 @@ RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0)
 MAX_BACKOFF_S = 30.0
 
 log = logging.getLogger(__name__)
+
+AHEAD_RETRIES = 5
+"""How often a commit follows store-off commits that took its place before it gives up."""
 
 
 class Projector:
@@ -106,11 +111,12 @@ class Projector:
         if self._unsettled:
             self.reconcile(None)
             self._unsettled = False
-        try:
-            return self._commit_once(store, events)
-        except SqlAheadError:
-            self.reconcile(None)
-            return self._commit_once(store, events)
+        for _ in range(AHEAD_RETRIES):
+            try:
+                return self._commit_once(store, events)
+            except SqlAheadError:
+                self.reconcile(None)  # store-off commits went first: follow them
+        return self._commit_once(store, events)
 
     def _commit_once(self, store: Store, events: Sequence[Event]) -> list[EventRecord]:
         try:
@@ -160,6 +166,7 @@ class Projector:
         moved = 0
         missing = self.shards.journal(store.head.global_seq)
         if missing:
+            self._check_one_history(store, store.head.global_seq)
             moved += len(missing)
             store.ingest(missing)
         moved += self._catch_up_sql(store.head.global_seq, progress)
@@ -184,17 +191,18 @@ class Projector:
     # -- the SQL side, with the store off ----------------------------------------------
 
     def append(
-        self, events: Sequence[Event], store_file_head: Callable[[], int]
+        self, events: Sequence[Event], store_file: FileHead
     ) -> tuple[list[EventRecord], set[str]]:
         """Commit ``events`` straight to SQL, journalled; returns the records and the
-        tables they wrote. Refused while the store file holds events SQL lacks
-        (``store_file_head``, read under SQL's lock): they would take the same places."""
+        tables they wrote. The store file's write lock is held meanwhile, as a store-on
+        commit holds it (store first, then SQL); refused while the file holds events SQL
+        lacks: they would take the same places."""
         encoded = [self._schema.encode(event) for event in events]
         at = utc_now()
 
-        def build(global_seq: int) -> list[Materialized]:
+        def build(global_seq: int, stored: int) -> list[Materialized]:
             after = max(global_seq, self.sql_head)
-            if (stored := store_file_head()) > after:
+            if stored > after:
                 raise ConfigError(
                     f"the store file holds events up to e{stored} that SQL lacks (it has "
                     f"e{after}): a process with the store on committed them while SQL was "
@@ -215,7 +223,8 @@ class Projector:
                 for record, (_, payload, _) in zip(records, encoded, strict=True)
             ]
 
-        records, tables = self.bridge.append(build)
+        with store_file.locked() as stored:
+            records, tables = self.bridge.append(partial(build, stored=stored))
         self.sql_head = records[-1].position.global_seq
         return records, tables | {journal.journal.name}
 

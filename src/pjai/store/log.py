@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import apsw
 import msgspec
 
+from pjai.errors import StoreError
 from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position, args_text
 from pjai.schema.types import from_iso, to_iso
 
@@ -296,29 +298,52 @@ class EventLog:
 
 
 class FileHead:
-    """The last global position the store file at ``path`` logged, read without changing
-    it on one connection kept open (opened again when the file is replaced); 0 when
-    there is no file or it cannot be read (a damaged store is switched off and rebuilt
-    from SQL's journal). A process with the store off asks before each commit."""
+    """The last global position the store file at ``path`` logged, read under the file's
+    write lock, on one connection kept open (opened again when the file is replaced).
+
+    A process with the store off holds the lock while it commits to SQL (:meth:`locked`),
+    as a process with the store on holds it while its commit reaches SQL: the two never
+    give one position to two events. 0, and no lock, when there is no file or it cannot
+    be read (a damaged store is switched off and rebuilt from SQL's journal).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn: apsw.Connection | None = None
         self._inode = 0
 
-    def __call__(self) -> int:
+    @contextmanager
+    def locked(self) -> Iterator[int]:
+        """The file's head, with its write lock held for the block."""
         try:
-            inode = self.path.stat().st_ino
-            if self._conn is None or inode != self._inode:
-                self.close()
-                self._conn = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
-                self._conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
-                self._conn.set_busy_timeout(5_000)
-                self._inode = inode
-            return EventLog(self._conn).head().global_seq
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+        except apsw.BusyError as exc:
+            raise StoreError(
+                f"the store file {self.path} stayed locked by another process: commit again"
+            ) from exc
         except (OSError, apsw.Error):
             self.close()
-            return 0
+            yield 0
+            return
+        try:
+            try:
+                head = EventLog(conn).head().global_seq
+            except apsw.Error:
+                head = 0
+            yield head
+        finally:
+            conn.execute("ROLLBACK")
+
+    def _connection(self) -> apsw.Connection:
+        inode = self.path.stat().st_ino
+        if self._conn is None or inode != self._inode:
+            self.close()
+            self._conn = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READWRITE)
+            self._conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+            self._conn.set_busy_timeout(5_000)
+            self._inode = inode
+        return self._conn
 
     def close(self) -> None:
         """Close the connection, if open."""
