@@ -21,6 +21,7 @@ __all__ = [
     "ENVIRONMENT_ERRORS",
     "Durability",
     "adapt",
+    "add_functions",
     "check_file",
     "connect",
     "file_size",
@@ -133,13 +134,18 @@ def connect(path: Path | None, durability: Durability) -> apsw.Connection:
         synchronous = "FULL" if durability == "full" else "NORMAL"
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
-        for name, function in sqlite_functions().items():
-            conn.create_scalar_function(name, cast(Any, function), 1, deterministic=True)
+        add_functions(conn)
         for pragma in SQLITE_TUNING:
             conn.execute(pragma)
         # Touch the schema now so that a damaged file fails here, not on first use.
         conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
     return conn
+
+
+def add_functions(conn: apsw.Connection) -> None:
+    """The SQL functions PJai's queries and materializers use."""
+    for name, function in sqlite_functions().items():
+        conn.create_scalar_function(name, cast(Any, function), 1, deterministic=True)
 
 
 def use_wal(conn: apsw.Connection) -> None:

@@ -42,6 +42,7 @@ from pjai.store.sqlite import (
     BUSY_TIMEOUT_MS,
     ENVIRONMENT_ERRORS,
     Durability,
+    add_functions,
     connect,
     file_size,
     translate_errors,
@@ -54,6 +55,11 @@ __all__ = ["CommitHook", "Progress", "Store"]
 FORMAT = "1"
 
 log = logging.getLogger(__name__)
+
+INSPECT_SECONDS = 5.0
+"""How long a console query may run."""
+INSPECT_MAX_BYTES = 1_000_000
+"""The longest value a console query may make."""
 
 _READING = frozenset(
     {apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE}
@@ -558,36 +564,64 @@ class Store(Resource):
                 cursor.execute(prepared.sql, prepared.params)
                 return self._rows.read(cursor)
 
-    def inspect(self, sql: str, limit: int) -> tuple[list[str], list[Row]]:
+    def inspect(
+        self, sql: str, limit: int, *, seconds: float = INSPECT_SECONDS
+    ) -> tuple[list[str], list[Row]]:
         """Column names and first ``limit`` rows of SQL text typed by a person (a
         console): it may only read, with no ``PRAGMA``, ``ATTACH`` or write anywhere in
         it, so that no statement can lift :meth:`query`'s read-only guard.
 
-        Raises :class:`~pjai.errors.QueryError` for bad SQL or anything but reading.
+        A file store is read on a connection of its own, so commits and other reads do
+        not wait for it; it is stopped after ``seconds``, and a value longer than
+        :data:`INSPECT_MAX_BYTES` is refused. Raises :class:`~pjai.errors.QueryError`
+        for bad SQL, anything but reading, or a query over its budget.
         """
+        self._check_open()
+        if self.path is None:  # a private in-memory store has one connection
+            with self._lock, self._read_only("running SQL"):
+                return self._inspect(self._conn, sql, limit, seconds)
+        with translate_errors("running SQL"):
+            conn = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
+            try:
+                conn.set_busy_timeout(BUSY_TIMEOUT_MS)
+                add_functions(conn)
+                return self._inspect(conn, sql, limit, seconds)
+            finally:
+                conn.close()
 
+    def _inspect(
+        self, conn: apsw.Connection, sql: str, limit: int, seconds: float
+    ) -> tuple[list[str], list[Row]]:
         def only_reads(op: int, *_: Any) -> int:
             return apsw.SQLITE_OK if op in _READING else apsw.SQLITE_DENY
 
-        with self._lock:
-            self._check_open()
-            with self._read_only("running SQL"):
-                self._conn.authorizer = only_reads
-                try:
-                    cursor = self._conn.cursor()
-                    cursor.execute(sql)
-                    try:
-                        columns = [name for name, _ in cursor.get_description()]
-                    except apsw.ExecutionCompleteError:
-                        return [], []
-                    rows = list(itertools.islice(self._rows.iterate(cursor), limit))
-                except apsw.AuthError as exc:
-                    raise QueryError(
-                        f"only reading is allowed here (SELECT or WITH): {exc}"
-                    ) from exc
-                finally:
-                    self._conn.authorizer = None
-            return columns, rows
+        deadline = time.monotonic() + seconds
+        conn.authorizer = only_reads
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+        length = conn.limit(apsw.SQLITE_LIMIT_LENGTH, INSPECT_MAX_BYTES)
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql)
+            try:
+                columns = [name for name, _ in cursor.get_description()]
+            except apsw.ExecutionCompleteError:
+                return [], []
+            return columns, list(itertools.islice(self._rows.iterate(cursor), limit))
+        except apsw.AuthError as exc:
+            raise QueryError(f"only reading is allowed here (SELECT or WITH): {exc}") from exc
+        except apsw.InterruptError as exc:
+            raise QueryError(
+                f"the query ran for more than {seconds:g} s and was stopped; narrow it down "
+                "(a WHERE, a LIMIT)"
+            ) from exc
+        except apsw.TooBigError as exc:
+            raise QueryError(
+                f"a value of the result is longer than {INSPECT_MAX_BYTES:,} bytes"
+            ) from exc
+        finally:
+            conn.authorizer = None
+            conn.set_progress_handler(None)
+            conn.limit(apsw.SQLITE_LIMIT_LENGTH, length)
 
     def live(self, query: Query, params: Params = None) -> LiveQuery:
         """A :class:`LiveQuery` that keeps ``query``'s result current."""

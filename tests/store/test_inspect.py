@@ -1,0 +1,52 @@
+"""SQL typed by a person (the devtools console): reading only, within a budget."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from pjai.errors import QueryError
+from pjai.store import Store
+from tests.helpers import memory, persona
+
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+
+
+def test_console_sql_reads_with_the_stores_functions(store_file: Path) -> None:
+    with Store.open(store_file) as store:
+        store.commit(persona("p1"), memory("m1", content="Zoë"))
+        columns, rows = store.inspect("SELECT id, content FROM memories", 10)
+        assert (columns, [tuple(r) for r in rows]) == (["id", "content"], [("m1", "Zoë")])
+        with pytest.raises(QueryError, match="only reading is allowed"):
+            store.inspect("DELETE FROM memories", 10)
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_a_query_over_its_budget_is_stopped(store_file: Path, in_memory: bool) -> None:
+    with Store.memory() if in_memory else Store.open(store_file) as store:
+        store.commit(persona("p1"))
+        with pytest.raises(QueryError, match=r"ran for more than 0\.2 s and was stopped"):
+            store.inspect(ENDLESS, 10, seconds=0.2)
+        with pytest.raises(QueryError, match="longer than 1,000,000 bytes"):
+            store.inspect("SELECT printf('%.*c', 2000000, 'x')", 10)
+        assert store.inspect("SELECT count(*) AS n FROM personas", 10)[1][0].n == 1
+
+
+def test_a_console_query_on_a_file_waits_for_no_lock_and_holds_none(store_file: Path) -> None:
+    # It reads on a connection of its own: commits and reads of the store need not wait
+    # for it, nor it for them.
+    with Store.open(store_file) as store:
+        store.commit(persona("p1"))
+        answered = threading.Event()
+
+        def console() -> None:
+            store.inspect("SELECT count(*) FROM personas", 10)
+            answered.set()
+
+        with store.exclusive():  # as a commit holds the store
+            thread = threading.Thread(target=console)
+            thread.start()
+            assert answered.wait(timeout=30)
+        thread.join()
