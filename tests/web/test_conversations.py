@@ -203,6 +203,15 @@ async def test_switching_the_active_persona_shows_its_conversations(web: WebApp)
         assert _opened(user) == grace_talk
 
 
+async def test_renaming_the_active_persona_shows_its_new_name(web: WebApp) -> None:
+    ada = _persona(web, "Ada")
+    async with simulated(web) as user:
+        await user.open("/conversations")
+        await user.should_see("New conversation with Ada")
+        web.services.personas.update(ada, name="Ada Lovelace")
+        await user.should_see("New conversation with Ada Lovelace")
+
+
 def test_what_an_ingest_made_reads_as_a_sentence() -> None:
     assert ingested_text(Ingested("c", 0, 0)) == "No message to make memories of yet."
     assert ingested_text(Ingested("c", 0, 3)) == (

@@ -134,6 +134,21 @@ async def test_the_event_log_lists_new_events_with_their_status(web: WebApp) -> 
         assert "confirmed" in texts(user, "event-log")
 
 
+async def test_the_page_follows_the_store_switched_off_and_on(web: WebApp) -> None:
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await user.should_see("the log is empty")
+        web.manager.set_flag("use_livestore", False)
+        await user.should_see(marker="store-off", retries=50)
+        web.manager.set_flag("use_livestore", True)
+        await user.should_see(marker="event-log", retries=50)
+        web.services.personas.create("Ada")
+        await until(
+            lambda: "v1.PersonaCreated" in texts(user, "event-log"),
+            "the event log of the store open now",
+        )
+
+
 def test_a_past_state_is_replayed_once_while_only_now_moves(web: WebApp) -> None:
     personas = web.services.personas
     personas.create("Ada")

@@ -28,7 +28,7 @@ def follow_active(web: WebApp, build: Callable[[PersonaChoice | None], None]) ->
 
     def key(rows: list[Row]) -> object:
         found = persona_reads.active(rows)
-        return found.id if found else None
+        return (found.id, found.name) if found else None  # a rename shows at once
 
     # The persona's id goes on a holder that exists before the panel's first render.
     with ui.column().classes("w-full") as holder:

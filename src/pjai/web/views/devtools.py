@@ -24,6 +24,9 @@ from pjai.web.views.view import View
 
 __all__ = ["VIEW", "build"]
 
+SWITCH_CHECK_S = 1.0
+"""How often the page looks whether the store was switched off or on."""
+
 _TABS: dict[str, Callable[[WebApp], object]] = {
     "Time travel": devtools_timetravel.TimeTravel,
     "SQL console": devtools_console.console,
@@ -36,18 +39,38 @@ _TABS: dict[str, Callable[[WebApp], object]] = {
 
 
 def build(web: WebApp) -> None:
-    """The devtools page: one tab per tool."""
+    """The devtools page: one tab per tool; it rebuilds when the store is switched off
+    or on (the tools read the store that is open)."""
     with ui.column().classes("w-full gap-2"):
         ui.label("Devtools").classes("text-h5")
-        if web.manager.store is None:
-            ui.label(reads.STORE_OFF).classes("text-warning").props('data-testid="store-off"')
-            return
-        with ui.tabs().classes("w-full").props("align=left") as tabs:
-            made = {title: ui.tab(title) for title in _TABS}
-        with ui.tab_panels(tabs, value=made["Time travel"]).classes("w-full").props("keep-alive"):
-            for title, fill in _TABS.items():
-                with ui.tab_panel(made[title]):
-                    fill(web)
+        content = ui.column().classes("w-full gap-2")
+        shown: list[object] = []
+
+        def follow_switch() -> None:
+            store = web.manager.store
+            if shown and shown[0] is store:
+                return
+            shown[:] = [store]
+            content.clear()
+            with content:
+                _tools(web)
+
+        follow_switch()
+        ui.timer(SWITCH_CHECK_S, follow_switch)
+
+
+def _tools(web: WebApp) -> None:
+    if web.manager.store is None:
+        ui.label(reads.STORE_OFF).classes("text-warning").props('data-testid="store-off"').mark(
+            "store-off"
+        )
+        return
+    with ui.tabs().classes("w-full").props("align=left") as tabs:
+        made = {title: ui.tab(title) for title in _TABS}
+    with ui.tab_panels(tabs, value=made["Time travel"]).classes("w-full").props("keep-alive"):
+        for title, fill in _TABS.items():
+            with ui.tab_panel(made[title]):
+                fill(web)
 
 
 VIEW = View("/devtools", "Devtools", "build", build)

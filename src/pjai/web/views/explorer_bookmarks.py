@@ -110,8 +110,9 @@ class BookmarkBar:
                 except PjaiError as exc:
                     ui.notify(str(exc), type="negative", multi_line=True)
                     return
-                self._naming.close()
                 ui.notify(f"Bookmarked “{name.value.strip()}”", type="positive")
+                name.value = ""  # a second click on Save, queued already, saves nothing
+                self._naming.close()
 
             name.on("keydown.enter", save)
             with ui.row().classes("w-full justify-end"):
