@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from pjai.app import DataDir
+from pjai.app.transfer import import_legacy as import_into_dir
 from pjai.cli import app
 from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
@@ -498,3 +500,16 @@ def test_an_import_stopped_before_the_activation_activates_on_its_second_run(
     ben = manager.personas.get(desktop.ids["ben"])
     assert ben is not None
     assert ben.is_active
+
+
+def test_imported_memories_holding_restricted_data_are_tagged_so(tmp_path: Path) -> None:
+    source = tmp_path / "desktop.db"
+    with DesktopApp(source) as db:
+        ada = db.create_persona("Ada")
+        mail = db.add_memory(ada, "write to zqxj@example.com")
+        plain = db.add_memory(ada, "likes green tea")
+    data = DataDir(tmp_path / "data")
+    import_into_dir(data, source)
+    with data.open() as manager:
+        tags = {m: manager.memories.get(m).tags for m in (mail, plain)}  # type: ignore[union-attr]
+    assert tags == {mail: ["restricted"], plain: []}

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pjai.app import Conversations, Memories, Personas
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory import MemorySystem
-from pjai.schema import MemoryFilter
+from pjai.schema import MemoryFilter, MemoryImported
 from pjai.schema.types import utc_now
 
 
@@ -93,4 +93,40 @@ def test_the_privacy_rules_run_with_the_optimizer_and_move_nothing_else(
     tiers = {m.content: m.tier for m in memories.list(MemoryFilter(persona_id=ada.id))}
     assert list(tiers.values()) == ["warm"] * 3  # over capacity, not optimized
     Conversations(reader).start(ada.id)
+    assert live_contents(reader, ada.id) == []
+
+
+def test_new_tags_keep_restricted_while_the_text_holds_restricted_data(
+    reader: HybridDatabaseManager,
+) -> None:
+    ada = Personas(reader).create("Ada")
+    memories = Memories(reader)
+    secret = memories.add(ada.id, "write to ada@example.org").memory
+    memories.update(secret.id, tags=["work"])
+    assert sorted(memories.get(secret.id).tags) == ["restricted", "work"]
+    memories.update(secret.id, content="write to her at the office", tags=["work"])
+    assert memories.get(secret.id).tags == ["work"]
+
+
+def test_an_update_that_makes_a_memory_restricted_applies_its_retention(
+    reader: HybridDatabaseManager,
+) -> None:
+    ada = Personas(reader).create(
+        "Ada", sets=["memory.restricted_retention_days=1", "memory.auto_optimize=false"]
+    )
+    memories = Memories(reader)
+    memories = Memories(reader)
+    long_ago = utc_now() - timedelta(days=10)
+    reader.commit(
+        MemoryImported(
+            memory_id="old",
+            persona_id=ada.id,
+            content="a plain note",
+            source="test",
+            created_at=long_ago,
+            updated_at=long_ago,
+        )
+    )
+    assert live_contents(reader, ada.id) == ["a plain note"]
+    memories.update("old", content="mail ada@example.org")
     assert live_contents(reader, ada.id) == []

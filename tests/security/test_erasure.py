@@ -12,15 +12,18 @@ import pytest
 from typer.testing import CliRunner
 
 from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas
-from pjai.app.privacy import erase_persona
+from pjai.app.privacy import ForgetGone, erase_persona
 from pjai.app.rights import record_consent
 from pjai.app.security import init_security
 from pjai.app.transfer import import_legacy
 from pjai.cli import app as cli
 from pjai.errors import NotFoundError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.memory.embeddings import Embeddings
+from pjai.schema import PersonaErased
 from tests.databases import postgres_schema
 from tests.hybrid.desktop_app import DesktopApp
+from tests.memory.test_embeddings import TopicEncoder
 from tests.security.test_keys import FAST, PASSPHRASE
 
 MARKER = "zebra-marmalade-41"
@@ -106,6 +109,42 @@ def test_an_erasure_takes_the_persona_out_of_the_legacy_import_report(tmp_path: 
     assert [v for v in values() if v["id"] == ada] == []
     assert [v["value"] for v in values()] == ["kept-words"]
     assert files_holding(data.path, MARKER) == []
+
+
+def test_a_persona_erased_elsewhere_leaves_no_vectors_nor_report_values_here(
+    tmp_path: Path,
+) -> None:
+    # Its erasure event came by sync: the rows went with it; the vectors and the report
+    # values beside the store go once the directory is tended (as a sync run does).
+    source = tmp_path / "desktop.db"
+    with DesktopApp(source, tags="json") as db:
+        ada = db.create_persona("Ada", traits={"humor": f"{MARKER} humor", "calm": 40})
+        db.add_memory(ada, "fine", tags=["ok", f"{MARKER}-" + "x" * 70])
+        db.create_persona("Grace", traits={"wit": "kept-words"})
+    data = DataDir(tmp_path / "data")
+    import_legacy(data, source)
+    with data.open() as manager:
+        vectors = Embeddings(data.vectors_path, TopicEncoder(), "topics")
+        vectors.index(manager)
+        tending = ForgetGone(data, manager)
+        tending()  # nothing gone yet
+        held = vectors_of(data.vectors_path)
+        assert ada in held
+        manager.commit(PersonaErased(persona_id=ada))  # as if it came from the server
+        tending()
+    assert ada not in vectors_of(data.vectors_path)
+    assert held - {ada} == vectors_of(data.vectors_path)
+    lines = [json.loads(line) for line in data.legacy_report_path.read_text().splitlines()]
+    assert [line["value"] for line in lines[1:]] == ["kept-words"]
+
+
+def vectors_of(path: Path) -> set[str]:
+    """The personas whose memories have vectors in the file at ``path``."""
+    conn = apsw.Connection(str(path))
+    try:
+        return {row[0] for row in conn.execute("SELECT DISTINCT persona_id FROM vectors")}
+    finally:
+        conn.close()
 
 
 def test_in_a_plain_directory_the_proof_says_what_the_log_keeps(tmp_path: Path) -> None:

@@ -29,14 +29,14 @@ from pjai.app.rights import (
 )
 from pjai.errors import NotFoundError
 from pjai.hybrid import HybridDatabaseManager
-from pjai.hybrid.legacy.report import forget_rows
-from pjai.memory.embeddings import forget_persona
+from pjai.hybrid.legacy.report import forget_rows, listed_rows
+from pjai.memory.embeddings import forget_persona, forget_personas_but
 from pjai.schema import PersonaErased
 from pjai.schema.personas import ERASED_TABLES
-from pjai.schema.tables import personas
+from pjai.schema.tables import conversations, memories, personas
 from pjai.security import FieldCodec
 
-__all__ = ["ErasureProof", "erase_persona"]
+__all__ = ["ErasureProof", "ForgetGone", "erase_persona", "forget_gone"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +139,49 @@ def _rows(manager: HybridDatabaseManager, persona_id: str) -> dict[str, int]:
     tables = {t.name: t for t in manager.schema.metadata.sorted_tables}
     counted = {name: persona_rows(manager, tables[name], persona_id) for name in ERASED_TABLES}
     return counted | {"personas": 1}
+
+
+def forget_gone(data_dir: DataDir, manager: HybridDatabaseManager) -> list[str]:
+    """Drop what the files beside the store and SQL keep of personas and rows that PJai
+    no longer holds (erased here, or on another device whose erasure event came by
+    sync): their memory vectors and the legacy import report's values. The names of the
+    files rewritten."""
+    rewritten = []
+    live = {row.id for row in manager.query(select(personas.c.id))}
+    if forget_personas_but(data_dir.vectors_path, live):
+        rewritten.append(data_dir.vectors_path.name)
+    report = data_dir.legacy_report_path
+    listed = listed_rows(report)
+    gone = {}
+    for table, ids in listed.items():
+        column = _LEGACY_TABLES[table].c.id
+        held = set()
+        for chunk in _chunks(sorted(ids)):
+            held |= {row.id for row in manager.query(select(column).where(column.in_(chunk)))}
+        gone[table] = ids - held
+    if any(gone.values()) and forget_rows(report, gone):
+        rewritten.append(report.name)
+    return rewritten
+
+
+class ForgetGone:
+    """Run while a directory syncs: when personas leave (erased on another device), what
+    the files beside the store keep of them goes too (:func:`forget_gone`)."""
+
+    def __init__(self, data_dir: DataDir, manager: HybridDatabaseManager) -> None:
+        self._data_dir, self._manager = data_dir, manager
+        self._known: set[str] | None = None
+
+    def __call__(self) -> None:
+        live = {row.id for row in self._manager.query(select(personas.c.id))}
+        if self._known is None or self._known - live:
+            forget_gone(self._data_dir, self._manager)
+        self._known = live
+
+
+_LEGACY_TABLES = {t.name: t for t in (personas, memories, conversations)}
+"""The tables whose rows a legacy import report names."""
+
+
+def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]

@@ -23,10 +23,12 @@ from functools import partial
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
+import apsw
 from sqlalchemy import select
 
 from pjai.app.datadir import DataDir
 from pjai.app.keysync import sync_keys
+from pjai.app.privacy import ForgetGone
 from pjai.app.rights import persona_of
 from pjai.errors import ConfigError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
@@ -47,6 +49,7 @@ __all__ = [
     "SyncLock",
     "SyncOutcome",
     "SyncReport",
+    "Tending",
     "connect",
     "sync_conflicts",
     "sync_status",
@@ -201,7 +204,7 @@ def connect(
             assert manager.store is not None
             chosen = store_id or manager.store.meta(STORE_KEY) or "default"
             codec = manager.schema.codec
-            tick = None
+            keys_in = None
             if isinstance(codec, FieldCodec):  # the other devices need the keys first
                 ring = codec.keys
                 keys_in = KeysIn(manager, ring, url, token, chosen)
@@ -209,7 +212,8 @@ def connect(
                     keys_in()
                 except PjaiError as exc:  # offline first: the next exchange tries again
                     log.warning("exchanging keys with the sync server: %s", exc)
-                tick = keys_in
+            tick = Tending(keys_in, ForgetGone(data_dir, manager))
+            tick.drop_gone()
 
             client = manager.sync_client(
                 websocket_connector(ws_url, token), store_id=chosen, presence_name=name
@@ -228,8 +232,9 @@ def connect(
                 level = asyncio.run(
                     _run(client, seen, once=once, limit=timeout, tick=tick, stop=stop)
                 )
-                if tick is not None:
-                    tick.compact_erased()
+                if keys_in is not None:
+                    keys_in.compact_erased()
+                tick.drop_gone()
             finally:
                 # A new directory that never reached the server and holds nothing of
                 # its own was not made at all.
@@ -292,6 +297,27 @@ class KeysIn:
         store.compact()
         self._manager.shards.compact()
         self._compacted, self._erased = keys, still
+
+
+class Tending:
+    """What a syncing directory does now and then (every :data:`KEYS_EVERY_S`): its
+    keys exchanged (an encrypted one, :class:`KeysIn`), then what erased personas left
+    beside the store dropped (:class:`~pjai.app.privacy.ForgetGone`)."""
+
+    def __init__(self, keys_in: KeysIn | None, gone: ForgetGone) -> None:
+        self.keys_in, self._gone = keys_in, gone
+
+    def __call__(self) -> None:
+        if self.keys_in is not None:
+            self.keys_in()
+        self.drop_gone()
+
+    def drop_gone(self) -> None:
+        """Only the latter."""
+        try:
+            self._gone()
+        except (OSError, apsw.Error) as exc:  # the next turn tries again
+            log.warning("dropping what erased personas left beside the store: %s", exc)
 
 
 def _pending_erasures(manager: HybridDatabaseManager) -> set[str]:

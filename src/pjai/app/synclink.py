@@ -13,7 +13,8 @@ from collections.abc import Callable
 from functools import partial
 
 from pjai.app.datadir import DataDir
-from pjai.app.sync import KEYS_EVERY_S, KeysIn, SyncLock, sync_url, write_status
+from pjai.app.privacy import ForgetGone
+from pjai.app.sync import KEYS_EVERY_S, KeysIn, SyncLock, Tending, sync_url, write_status
 from pjai.errors import ConfigError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.security import FieldCodec
@@ -105,13 +106,16 @@ class SyncLink:
         assert store is not None
         chosen = store_id or store.meta(STORE_KEY) or "default"
         codec = self._manager.schema.codec
+        keys_in = None
         if isinstance(codec, FieldCodec):  # the other devices need the keys first
             keys_in = KeysIn(self._manager, codec.keys, url, token, chosen)
             try:
                 await asyncio.to_thread(keys_in)
             except PjaiError as exc:  # offline first: the next exchange tries again
                 log.warning("exchanging keys with the sync server: %s", exc)
-            self._keys = asyncio.create_task(_exchange_keys(keys_in))
+        tending = Tending(keys_in, ForgetGone(self._data_dir, self._manager))
+        await asyncio.to_thread(tending.drop_gone)
+        self._keys = asyncio.create_task(_tend(tending))
         client = self._manager.sync_client(
             websocket_connector(ws_url, token), store_id=chosen, presence_name=name
         )
@@ -176,11 +180,11 @@ async def _report(client: SyncClient, write: Callable[[], None]) -> None:
             write()
 
 
-async def _exchange_keys(keys_in: KeysIn) -> None:
-    """Exchange keys every :data:`KEYS_EVERY_S` while connected (see :class:`KeysIn`)."""
+async def _tend(tending: Tending) -> None:
+    """Tend the directory every :data:`KEYS_EVERY_S` while connected (:class:`Tending`)."""
     while True:
         await asyncio.sleep(KEYS_EVERY_S)
         try:
-            await asyncio.to_thread(keys_in)
+            await asyncio.to_thread(tending)
         except PjaiError as exc:  # the next turn tries again; the sync goes on
             log.warning("exchanging keys with the sync server: %s", exc)

@@ -14,6 +14,7 @@ from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager, archive, legacy
 from pjai.hybrid.archive import ArchiveManifest, ImportResult
 from pjai.hybrid.legacy import LegacyImport
+from pjai.memory.classify import restricted_tags
 from pjai.store import Progress
 
 __all__ = ["export_archive", "import_archive", "import_legacy"]
@@ -56,5 +57,10 @@ def import_legacy(
         raise ConfigError(f"the report {report_path} would replace a file PJai keeps there")
     options = data_dir.opening_options()
     return legacy.import_into(
-        data_dir.path, source, report_path=report_path, progress=progress, **options
+        data_dir.path,
+        source,
+        report_path=report_path,
+        progress=progress,
+        tag=restricted_tags,  # memories holding restricted data are tagged so
+        **options,
     )

@@ -23,7 +23,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,7 @@ __all__ = [
     "LazyEncoder",
     "VectorStatus",
     "forget_persona",
+    "forget_personas_but",
     "load_encoder",
     "vector_status",
 ]
@@ -418,6 +419,16 @@ def forget_persona(path: Path, persona_id: str) -> int:
     (if there is one) and rewrite it, so that nothing of them is left in it; returns
     how many were deleted. Loads no model. Waits for a writer (the background indexer)
     for up to 30 s, and for readers to let the log be emptied for up to 5 s."""
+    return _forget(path, lambda _found: {persona_id})
+
+
+def forget_personas_but(path: Path, live: Collection[str]) -> int:
+    """As :func:`forget_persona`, for every persona the vector file holds that is not
+    in ``live`` (erased here or on another device); how many vectors were deleted."""
+    return _forget(path, lambda found: found - set(live))
+
+
+def _forget(path: Path, gone: Callable[[set[str]], set[str]]) -> int:
     if not path.exists():
         return 0
     db = apsw.Connection(str(path))
@@ -425,9 +436,14 @@ def forget_persona(path: Path, persona_id: str) -> int:
         db.execute("PRAGMA busy_timeout=30000")  # an indexer may be writing
         if not db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'vectors'").fetchone():
             return 0
+        found = {row[0] for row in db.execute("SELECT DISTINCT persona_id FROM vectors")}
+        deleted = 0
         with db:
-            db.execute("DELETE FROM vectors WHERE persona_id = ?", (persona_id,))
-            deleted = db.changes()
+            for persona_id in gone(found):
+                db.execute("DELETE FROM vectors WHERE persona_id = ?", (persona_id,))
+                deleted += db.changes()
+        if not deleted:
+            return 0
         db.execute("VACUUM")
         for _ in range(50):
             busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0][0]

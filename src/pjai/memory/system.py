@@ -138,13 +138,19 @@ class MemorySystem:
         memory moves, its reason is ``importance_change``. Pinned memories stay put. New
         text holding restricted data (:mod:`pjai.memory.classify`) tags it ``restricted``.
         """
-        texts = [fields.get(f) for f in ("content", "name", "summary")]
-        if any(isinstance(t, str) and t for t in texts):
+        texts = ("content", "name", "summary")
+        if "tags" in fields or any(isinstance(fields.get(f), str) and fields[f] for f in texts):
+            # New tags or new text: the memory as it will be is classified again, so
+            # that tags given by hand do not drop ``restricted`` from text that holds it.
+            found = self.get(memory_id)
             current = fields.get("tags")
             if not isinstance(current, list):
-                found = self.get(memory_id)
                 current = list(found.tags) if found is not None else []
-            tagged = restricted_tags(list(current), *(t for t in texts if isinstance(t, str)))
+            text = [
+                fields[f] if isinstance(fields.get(f), str) else getattr(found, f, "") or ""
+                for f in texts
+            ]
+            tagged = restricted_tags(list(current), *text)
             if tagged != current or "tags" in fields:
                 fields["tags"] = tagged
         self.backend.commit(MemoryUpdated(memory_id=memory_id, persona_id=persona_id, **fields))
@@ -152,6 +158,8 @@ class MemorySystem:
             self.optimize(persona_id, importance_changed={memory_id})
         elif self.over_limits(persona_id):
             self.optimize(persona_id)
+        elif self.privacy_due(persona_id):  # new text may make it restricted, and due
+            self.optimize(persona_id, privacy_only=True)
 
     def delete(self, persona_id: str, memory_id: str) -> None:
         """Soft-delete a memory."""

@@ -19,6 +19,7 @@ __all__ = [
     "UnmappedValue",
     "check_report_path",
     "forget_rows",
+    "listed_rows",
     "reportable",
     "write_report",
 ]
@@ -209,6 +210,21 @@ def forget_rows(report: Path, rows: Mapping[str, Collection[str]]) -> int:
     temporary.write_text("\n".join(kept) + "\n", encoding="utf-8")
     temporary.replace(report)
     return len(gone)
+
+
+def listed_rows(report: Path) -> dict[str, set[str]]:
+    """The rows whose values ``report`` lists: PJai's table name to row ids (none when
+    the file is not there). ``OSError`` when it cannot be read."""
+    try:
+        lines = report.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return {}
+    rows: dict[str, set[str]] = {}
+    for entry in map(_entry, lines):
+        row_id, table = entry.get("id"), TARGETS.get(str(entry.get("table")))
+        if entry.get("kind") == "value" and isinstance(row_id, str) and table is not None:
+            rows.setdefault(table, set()).add(row_id)
+    return rows
 
 
 def _value_of(entry: dict[str, Any], rows: Mapping[str, Collection[str]]) -> bool:

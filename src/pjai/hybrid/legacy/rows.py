@@ -9,6 +9,7 @@ stand-in named in the report); only a row with nothing meaningful to import rais
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -114,6 +115,9 @@ class Mapping:
     """The scale of ``personas.memory_importance_threshold``."""
     now: datetime
     """The import time: it stands in for a row's times when none can be read."""
+    tag: Callable[..., list[str]] = lambda tags, *_texts: tags
+    """``tag(tags, *texts)``: a memory's tags given its text (the memory layer's
+    classifier adds ``restricted``); by default the tags as read."""
 
 
 class _Reading:
@@ -260,14 +264,15 @@ def memory_drafts(row: Row, memory_id: str, persona_id: str, mapping: Mapping) -
     deleted = row["deleted_at"] is not None and bool(str(row["deleted_at"]).strip())
     deleted_at = reading.value("deleted_at", time_value, None, "updated_at stands in")
     importance = reading.fraction("importance", mapping.importance, DEFAULT_IMPORTANCE)
+    name, summary = reading.text("name"), reading.text("summary")
     fields = {
         "memory_id": memory_id,
         "persona_id": persona_id,
         "content": content,
-        "name": reading.text("name"),
-        "summary": reading.text("summary"),
+        "name": name,
+        "summary": summary,
         "type": reading.text("type", "note", "note is kept") or "note",
-        "tags": kept,
+        "tags": mapping.tag(kept, content, name, summary),
         "tier": reading.value("memory_tier", _tier, "warm", "warm is kept"),
         "occurred_at": created_at,
         "source": SOURCE,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -47,8 +47,11 @@ def import_legacy(
     *,
     report_path: Path,
     progress: Progress | None = None,
+    tag: Callable[..., list[str]] | None = None,
 ) -> LegacyImport:
     """Import the legacy database at ``source`` into ``manager`` and write the report.
+
+    ``tag(tags, *texts)`` gives a memory's tags from its text (see :class:`Mapping`).
 
     Raises :class:`~pjai.errors.ConfigError` when ``source`` is missing or is not a
     PJai desktop database. The report is written even when nothing is rejected, and,
@@ -69,6 +72,8 @@ def import_legacy(
         except sqlite3.Error as exc:
             raise ConfigError(f"reading {source}: {exc}") from exc
         mapping = Mapping(scales["importance"], scales["threshold"], utc_now())
+        if tag is not None:
+            mapping = replace(mapping, tag=tag)
         run = _Run(manager, progress, layout.total, mapping)
         not_imported = layout.not_imported()
         try:

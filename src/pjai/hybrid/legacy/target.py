@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ def import_into(
     *,
     report_path: Path,
     progress: Progress | None = None,
+    tag: Callable[..., list[str]] | None = None,
     **options: Any,
 ) -> LegacyImport:
     """Open ``data_dir`` (``options`` as for :meth:`HybridDatabaseManager.open`) and import.
@@ -36,7 +38,9 @@ def import_into(
         with HybridDatabaseManager.open(data_dir, progress=progress, **options) as manager:
             head = manager.head()
             try:
-                return import_legacy(manager, source, report_path=report_path, progress=progress)
+                return import_legacy(
+                    manager, source, report_path=report_path, progress=progress, tag=tag
+                )
             except BaseException:
                 if manager.head() != head and not sql_inside(manager):
                     made = None
