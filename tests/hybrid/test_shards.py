@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -193,3 +196,42 @@ def test_a_shard_left_out_of_the_list_is_refused_not_hidden(tmp_path: Path) -> N
     with HybridDatabaseManager.open(data, sql_urls=three, environ={}) as manager:
         assert manager.verify().equal
         assert manager.personas.count() == 20
+
+
+class Killed(BaseException):
+    """The process stops here."""
+
+
+def test_a_commit_cut_off_between_two_shards_leaves_a_directory_that_opens_and_repairs(
+    tmp_path: Path,
+) -> None:
+    # One commit over two shards: the second shard committed, the process died before
+    # the first did. Its events were never acknowledged; the directory must still open,
+    # say what happened, and be made whole by `repair --side sql`.
+    urls = shard_urls(tmp_path, 2)
+    people = [f"persona-{i}" for i in range(10)]
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as manager:
+        manager.commit(*[persona(p) for p in people])
+        first = next(p for p in people if manager.shards.for_persona(p).index == 0)
+        second = next(p for p in people if manager.shards.for_persona(p).index == 1)
+        shard = manager.shards.shards[0]
+        real = shard.writer.transaction
+
+        @contextmanager
+        def cut_off(doing: str = "writing to SQL") -> Iterator[Any]:
+            with real(doing) as tx:
+                yield tx
+                raise Killed  # after the other shard committed, before this one does
+
+        shard.writer.transaction = cut_off  # type: ignore[method-assign]
+        with pytest.raises(Killed):
+            manager.commit(memory("a", first), memory("b", second))
+        shard.writer.transaction = real  # type: ignore[method-assign]
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as manager:
+        assert manager.last_error is not None
+        assert "journal breaks after" in manager.last_error
+        assert not manager.verify().equal
+        manager.repair("sql")
+        assert manager.verify().equal
+        manager.commit(memory("c", first))
+        assert {m.id for m in manager.memories.list()} == {"c"}

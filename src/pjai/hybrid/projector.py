@@ -167,8 +167,12 @@ class Projector:
         missing = self.shards.journal(store.head.global_seq)
         if missing:
             self._check_one_history(store, store.head.global_seq)
-            moved += len(missing)
-            store.ingest(missing)
+            chain = _unbroken(missing, store.head)
+            if len(chain) < len(missing):
+                self._journal_breaks(store.head if not chain else chain[-1].position, missing)
+            if chain:
+                moved += len(chain)
+                store.ingest(chain)
         moved += self._catch_up_sql(store.head.global_seq, progress)
         self._backoff = RETRY_DELAYS_S[0]
         return moved
@@ -321,6 +325,19 @@ class Projector:
             "from there on (`pjai verify` compares them); SQL is not caught up past it"
         )
 
+    def _journal_breaks(self, at: Position, missing: Sequence[EventRecord]) -> None:
+        """SQL's journal holds events past a gap (a commit over several shards cut off
+        between their commits): they are not taken in, and the gap is said."""
+        after = [r for r in missing if r.position.key > at.key]
+        self.last_error = (
+            f"SQL's journal breaks after {at}: it holds {len(after)} event(s) from "
+            f"{after[0].position} on without the events before them (a commit over several "
+            "shards was cut off between their commits). They are not in the store; `pjai "
+            "verify` lists what differs, and `pjai repair --side sql` makes SQL hold the "
+            "store's history again (dropping them)"
+        )
+        log.warning("%s", self.last_error)
+
     def _fell_behind(self, error: BaseException) -> None:
         self.last_error = str(error)
         log.warning("SQL primary is behind the store: %s", error)
@@ -340,10 +357,22 @@ class Projector:
             if self._closed or self.store is None:
                 return
             try:
-                self.reconcile(None)
                 self.last_error = None
+                self.reconcile(None)  # which may say what it could not do
             except PjaiError as exc:
                 self._fell_behind(exc)
             except Exception:  # a bug must not end the retries silently
                 log.exception("catching SQL up failed")
                 self._fell_behind(RuntimeError("catching SQL up failed; see the log"))
+
+
+def _unbroken(records: Sequence[EventRecord], head: Position) -> list[EventRecord]:
+    """The records that continue ``head`` one after another, up to the first gap."""
+    chain: list[EventRecord] = []
+    last = head
+    for record in records:
+        if record.parent.key != last.key:
+            break
+        chain.append(record)
+        last = record.position
+    return chain
