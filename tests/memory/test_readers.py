@@ -335,3 +335,33 @@ def test_search_ignores_accents_on_every_reader(reader: HybridDatabaseManager, t
     assert [h.memory_id for h in search(reader, text, SearchFilter(persona_id="p1"))] == [
         "accented"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("भाषा", ["hindi"]),  # a word keeps its vowel signs
+        ("दिल्ली", ["delhi"]),
+        ("தமிழ்", ["tamil"]),
+        ("O'Brien", ["dinner"]),  # an apostrophe comes between words, as in the index
+        ("O’Brien", ["dinner"]),
+        ("won't", ["skiing"]),
+        ("Don", ["quixote"]),  # a stop word alone on both sides: searched as it is
+    ],
+)
+def test_search_cuts_words_as_the_indexes_do_on_every_reader(
+    reader: HybridDatabaseManager, text: str, found: list[str]
+) -> None:
+    reader.commit(
+        PersonaCreated(persona_id="p1", name="P"),
+        memory("hindi", content="हिंदी भाषा सीखना"),
+        memory("delhi", content="भारत की राजधानी दिल्ली है"),
+        memory("tamil", content="தமிழ் மொழி"),
+        memory("dinner", content="Dinner with Sarah O'Brien at McDonald's"),
+        memory("skiing", content="I won't go skiing"),
+        memory("quixote", content="Don Quixote rides again"),
+    )
+    if _sqlite_sql(reader):
+        return  # no full-text index on an SQLite SQL primary (test_search says so)
+    hits = search(reader, text, SearchFilter(persona_id="p1"))
+    assert sorted(h.memory_id for h in hits) == found

@@ -165,7 +165,7 @@ def _postgresql_query(
         .op("||")(part(memories.c.summary, "B"))
         .op("||")(part(cast(memories.c.tags, Text), "A"))
     )
-    # Terms are letters and digits only (search_terms), so quoting each is enough.
+    # Terms are letters, digits and marks only (search_terms): quoting each is enough.
     plain = [term.translate(_UNACCENT) for term in terms]
     wanted = func.to_tsquery(config, " | ".join(f"'{term}'" for term in plain))
     summary = float(tuning.summary_weight)  # a float: safe to write into the SQL

@@ -6,9 +6,9 @@ leave out the common English words below.
 
 from __future__ import annotations
 
-import re
+import unicodedata
 
-__all__ = ["STOP_WORDS", "search_terms"]
+__all__ = ["STOP_WORDS", "search_terms", "words"]
 
 STOP_WORDS = frozenset(
     [
@@ -41,6 +41,9 @@ STOP_WORDS = frozenset(
         "could",
         "did",
         "didn't",
+        "don",  # with "s" and "t": PostgreSQL's English stop words, which this list holds
+        "s",
+        "t",
         "do",
         "does",
         "doesn't",
@@ -165,13 +168,27 @@ STOP_WORDS = frozenset(
         "way",
     ]
 )
-_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text``, lower case, as the full-text indexes cut them: runs of
+    letters, digits and marks (a Devanagari word keeps its vowel signs); anything else,
+    an apostrophe too, comes between words ("O'Brien" is "o" and "brien")."""
+    found, word = [], []
+    for char in text:
+        if unicodedata.category(char)[0] in "LNM":
+            word.append(char)
+        elif word:
+            found.append("".join(word).lower())
+            word = []
+    if word:
+        found.append("".join(word).lower())
+    return found
 
 
 def search_terms(text: str) -> list[str]:
-    """The words of ``text`` worth looking for: stop words dropped, unless all are."""
-    words = [w.lower() for w in _WORD.findall(text)]
-    terms = dict.fromkeys(w.replace("'", "") for w in words if w not in STOP_WORDS and len(w) > 1)
-    if not terms:
-        terms = dict.fromkeys(w.replace("'", "") for w in words)
-    return list(terms)
+    """The words of ``text`` worth looking for: stop words and single letters dropped,
+    unless that leaves none."""
+    found = words(text)
+    terms = dict.fromkeys(w for w in found if w not in STOP_WORDS and len(w) > 1)
+    return list(terms or dict.fromkeys(found))

@@ -3,8 +3,8 @@
 It is derived from ``memories`` like an index: every insert, delete and change of name,
 content, summary or tags updates it, whether it comes from a commit, a rebase or a
 rebuild. It holds no text of its own (``content=''``), so compressed cold memories are
-indexed from their inflated text without storing it twice. Words are stemmed (Porter)
-and diacritics folded.
+indexed from their inflated text without storing it twice. Words are runs of letters,
+digits and marks; they are stemmed (Porter) and diacritics folded.
 
 Triggers on ``memories`` only note which rows changed, in ``memories_fts_dirty``; the
 store runs :data:`SEARCH_FLUSH` before each commit, which re-indexes the noted rows in
@@ -27,7 +27,9 @@ _VALUES = "{r}.rowid, {r}.name, pjai_text({r}.content), {r}.summary, {r}.tags"
 
 SEARCH_CREATE = [
     f"CREATE VIRTUAL TABLE {SEARCH_TABLE} USING fts5({_COLUMNS}, content='', "
-    "contentless_delete=1, tokenize='porter unicode61 remove_diacritics 2')",
+    # Marks (M*) are part of words: a Devanagari or Tamil word keeps its vowel signs.
+    "contentless_delete=1, "
+    "tokenize='porter unicode61 remove_diacritics 2 categories ''L* N* Co M*''')",
     f"CREATE TABLE {SEARCH_DIRTY} (rowid INTEGER PRIMARY KEY, indexed INTEGER NOT NULL)",
     f"CREATE TRIGGER {SEARCH_TABLE}_insert AFTER INSERT ON memories BEGIN "
     f"INSERT OR IGNORE INTO {SEARCH_DIRTY} VALUES (new.rowid, 0); END",
