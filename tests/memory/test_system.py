@@ -127,6 +127,33 @@ def test_over_max_memories(store: Store) -> None:
     assert unimportant.deleted_at is not None
 
 
+def test_over_max_memories_with_nothing_to_delete_runs_no_optimizer(store: Store) -> None:
+    # Every memory is above the threshold: a run could delete none, so a commit does
+    # not start one (it would re-rank every memory on every add, and delete nothing).
+    system = system_with(store, max_memories=2)
+    store.commit(*[memory(m, importance=0.9) for m in ("a", "b", "c")])
+    assert not system.over_limits("p1")
+    store.commit(memory("d", importance=0.1))
+    assert system.over_limits("p1")
+
+
+def test_a_tier_may_pass_its_capacity_by_one_percent_before_a_run(store: Store) -> None:
+    system = system_with(store, capacities=TierCapacities(hot=200, warm=1000, cold=10_000))
+    store.commit(*[memory(f"m{i}", tier="hot") for i in range(202)])
+    assert not system.over_limits("p1")  # 2 over 200: within 1%
+    store.commit(memory("one-more", tier="hot"))
+    assert system.over_limits("p1")
+
+
+def test_a_full_last_tier_with_every_tier_full_runs_no_optimizer(store: Store) -> None:
+    # More memories than all capacities: the run could put the cold ones nowhere.
+    system = system_with(store, capacities=TierCapacities(hot=1, warm=1, cold=2))
+    system.commit(*[memory(f"m{i}", tier=t) for i, t in enumerate(["hot", "warm"] + ["cold"] * 3)])
+    assert not system.over_limits("p1")
+    store.commit(memory("hot-too", tier="hot"))
+    assert system.over_limits("p1")  # but a tier that can pass memories on still runs
+
+
 def old_memory(memory_id: str, days: int) -> MemoryImported:
     at = NOW - timedelta(days=days)
     return MemoryImported(

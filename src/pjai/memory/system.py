@@ -74,6 +74,8 @@ def _limits(persona_id: str) -> AnySelect:
             # memories the optimizer may move, per tier: pinned ones stay where they are
             *(count_if(and_(m.tier == tier, ~m.pinned)).label(f"free_{tier}") for tier in TIERS),
             func.count(m.id).label("total"),
+            # what the optimizer may delete when there are more than max_memories
+            count_if(m.importance < p.memory_importance_threshold).label("expendable"),
             # archived memories were dealt with: retention archives a memory only once
             func.min(case((m.archived_at.is_(None), m.created_at))).label("oldest"),
             # what the privacy rules look at
@@ -400,11 +402,18 @@ def _over_limits(r: Row, now: datetime) -> bool:
     crossed a capacity, its size or retention."""
     if not r.auto:
         return False
+    room = r.total <= sum(getattr(r, f"cap_{tier}") for tier in TIERS)
     for tier in TIERS:
-        # Over capacity and the optimizer can move some: not when all are pinned.
-        if (getattr(r, tier) or 0) > getattr(r, f"cap_{tier}") and getattr(r, f"free_{tier}"):
-            return True
-    if r.total > r.max_memories:
+        # Over capacity and the optimizer can move some: not when all are pinned, nor
+        # in the last tier when every tier is full (the run could put them nowhere). A
+        # tier may pass its capacity by 1% before a run, which brings it back: one
+        # memory more does not re-rank them all each time.
+        cap = getattr(r, f"cap_{tier}")
+        if (getattr(r, tier) or 0) > cap + cap // 100 and getattr(r, f"free_{tier}"):
+            if tier != TIERS[-1] or room:
+                return True
+    # Over max_memories, when the optimizer may delete some (below the threshold).
+    if r.total > r.max_memories and r.expendable:
         return True
     oldest = as_datetime(r.oldest)
     if r.retention_days and oldest is not None:
