@@ -10,6 +10,8 @@ from typing import Any
 import apsw
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pjai.errors import ConfigError
 from pjai.memory import encoders
@@ -17,6 +19,7 @@ from pjai.memory.embeddings import (
     Embeddings,
     EmbeddingsUnavailable,
     LazyEncoder,
+    top,
     vector_status,
 )
 from pjai.memory.graph import auto_link
@@ -364,3 +367,14 @@ def test_a_dropped_vector_leaves_nothing_in_the_files(pets: Store, tmp_path: Pat
         assert all(bytes(blob) not in p.read_bytes() for p in files)
     finally:
         vectors.close()
+
+
+@given(
+    st.lists(st.sampled_from([-1.0, -0.5, 0.0, 0.25, 0.5, 1.0]), min_size=2, max_size=40),
+    st.integers(min_value=1, max_value=5),
+)
+def test_the_best_scores_are_those_a_stable_sort_gives(scores: list[float], keep: int) -> None:
+    row = np.array(scores, dtype="float32")
+    keep = min(keep, len(scores))
+    expected = np.argsort(-row, kind="stable")[:keep]
+    assert top(np, row, keep).tolist() == expected.tolist()

@@ -56,6 +56,7 @@ __all__ = [
     "forget_persona",
     "forget_personas_but",
     "load_encoder",
+    "top",
     "vector_status",
 ]
 
@@ -370,7 +371,7 @@ class Embeddings:
             for offset, scores in enumerate(block):
                 row = start + offset
                 scores[row] = -2.0  # not itself
-                best = np.argsort(-scores, kind="stable")[:keep]
+                best = top(np, scores, keep)
                 for other in best:
                     value = float(scores[other])
                     if value < threshold:
@@ -455,3 +456,11 @@ def _forget(path: Path, gone: Callable[[set[str]], set[str]]) -> int:
         return deleted
     finally:
         db.close()
+
+
+def top(np: Any, scores: Any, keep: int) -> Any:
+    """The indices of the ``keep`` highest ``scores``, highest first, ties to the lower
+    index (as a stable sort of the whole row gives), without sorting the whole row."""
+    kth = np.partition(scores, len(scores) - keep)[len(scores) - keep]
+    near = np.flatnonzero(scores >= kth)
+    return near[np.argsort(-scores[near], kind="stable")][:keep]

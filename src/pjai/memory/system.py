@@ -409,9 +409,9 @@ def _over_limits(r: Row, now: datetime) -> bool:
         # tier may pass its capacity by 1% before a run, which brings it back: one
         # memory more does not re-rank them all each time.
         cap = getattr(r, f"cap_{tier}")
-        if (getattr(r, tier) or 0) > cap + cap // 100 and getattr(r, f"free_{tier}"):
-            if tier != TIERS[-1] or room:
-                return True
+        over = (getattr(r, tier) or 0) > cap + cap // 100 and getattr(r, f"free_{tier}")
+        if over and (tier != TIERS[-1] or room):
+            return True
     # Over max_memories, when the optimizer may delete some (below the threshold).
     if r.total > r.max_memories and r.expendable:
         return True
