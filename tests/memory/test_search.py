@@ -218,3 +218,9 @@ def test_context_expansion_brings_the_turns_around_a_hit(store: Store) -> None:
             tuning=Tuning(neighbour_weight=0.5))] == ["q"]  # fmt: skip
     with pytest.raises(QueryError, match="neighbour_weight must be between 0 and 1"):
         Tuning(neighbour_weight=2.0)
+
+
+@pytest.mark.parametrize("method", ["keyword", "semantic", "hybrid"])
+def test_text_that_is_not_unicode_is_refused_by_every_method(garden: Store, method: Any) -> None:
+    with pytest.raises(QueryError, match="lone surrogate at position 3"):
+        search(garden, "tea\ud800", SearchFilter(persona_id="p1"), method=method)

@@ -214,6 +214,12 @@ def search(
     where = where or SearchFilter()
     if limit < 1:
         raise QueryError(f"limit must be at least 1, got {limit}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise QueryError(
+            f"the search text is not valid Unicode (a lone surrogate at position {exc.start})"
+        ) from None
     expand = tuning.neighbour_weight > 0
     window = time_window(text) if tuning.date_weight > 0 else None
     deep = expand or window is not None
