@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from pjai.errors import ConfigError, SqlAheadError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.hybrid.projector import Projector
 from pjai.sql.engine import PoolConfig
 from tests.databases import postgres_schema
 from tests.helpers import history, memory, persona
@@ -88,6 +89,7 @@ WRITER = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from pjai.hybrid import HybridDatabaseManager
+from pjai.hybrid.projector import Projector
     from pjai.schema import MemoryAdded, PersonaCreated
     from pjai.sql.engine import PoolConfig
 
@@ -337,3 +339,35 @@ def test_a_store_off_commit_holds_the_store_file_while_it_writes_sql(
     with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ={}) as again:
         again.commit(memory("with-the-store-on"))
         assert again.verify().equal
+
+
+def test_a_synced_directory_opens_while_its_sync_client_confirms_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sync client (another process) confirms events into the store and projects
+    # them into SQL just as a command opens the directory: SQL ahead of the store as
+    # the command first read it is no other history.
+    synced = {"PJAI_FLAG_SYNC": "true"}
+    upstream = history([persona("p1"), memory("m1"), memory("m2")], client_id="other")
+    client = HybridDatabaseManager.open(tmp_path / "data", environ=synced)
+    assert client.store is not None
+    client.store.rebase(upstream[:1])
+    journal_head = Projector.journal_head
+    confirmed: list[int] = []
+
+    def meanwhile(self: Projector) -> int:
+        if not confirmed and self.store is not client.store:  # the command, opening
+            assert client.store is not None
+            client.store.rebase(upstream[1:])
+            client.catch_up()
+            confirmed.append(len(upstream))
+        return journal_head(self)
+
+    monkeypatch.setattr(Projector, "journal_head", meanwhile)
+    try:
+        with HybridDatabaseManager.open(tmp_path / "data", environ=synced) as command:
+            assert command.store is not None
+            assert command.store.confirmed_head.global_seq == 3
+    finally:
+        client.close()
+    assert confirmed == [3]

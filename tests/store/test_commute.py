@@ -10,6 +10,7 @@ from pjai.schema import (
     EventRecord,
     MemoryAccessed,
     MemoryDeleted,
+    MemoryLinked,
     MemoryUpdated,
     PersonaActivated,
     PersonaDeleted,
@@ -48,6 +49,17 @@ def test_new_rows_of_different_keys_commute() -> None:
 def test_the_same_key_written_twice_does_not() -> None:
     assert not commute(memory("m1"), memory("m1"))
     assert not commute(persona("p1"), persona("p1"))
+
+
+def test_the_same_key_with_other_values_does_not_either() -> None:
+    # Two devices link the same memories offline, with different strengths: the later
+    # insert is refused, so it must not be pushed ahead of the rebase as if it commuted.
+    strong = MemoryLinked(source_id="m1", target_id="m2", persona_id="p1", strength=0.9)
+    weak = MemoryLinked(source_id="m1", target_id="m2", persona_id="p1", strength=0.4)
+    assert not commute(strong, weak)
+    assert not commute(memory("m1", content="one"), memory("m1", content="other"))
+    other_kind = MemoryLinked(source_id="m1", target_id="m2", persona_id="p1", kind="similar")
+    assert commute(other_kind, weak)
 
 
 def test_changes_to_one_row_do_not_commute_to_different_rows_do() -> None:

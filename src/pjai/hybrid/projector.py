@@ -152,8 +152,13 @@ class Projector:
         if self.syncing:
             # The sync server, not SQL's journal, brings a synced store what it lacks; SQL
             # holding events the store never confirmed would be another history.
+            # SQL's head first, then the store's as it is now: a sync client in another
+            # process commits to the store before it projects into SQL, so read in
+            # this order SQL is never ahead of the store but by another history.
+            sql_head = self.journal_head()
+            store.refresh()
             confirmed = store.confirmed_head.global_seq
-            if (sql_head := self.journal_head()) > confirmed:
+            if sql_head > confirmed:
                 raise ConfigError(
                     f"SQL's journal reaches e{sql_head} but this synced store has confirmed "
                     f"only e{confirmed}: SQL holds another history (written before the "

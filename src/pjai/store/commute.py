@@ -124,6 +124,11 @@ class Footprints:
         if isinstance(op, Insert):
             values = op.values
             yield Touch(op.table, values, True)  # the row as inserted, its key included
+            key = self._keys.get(op.table, ())
+            if key and all(values.get(c) is not None for c in key):
+                # Two inserts of one key meet whatever their other columns hold (under a
+                # name of their own: a check of the row must not meet every insert).
+                yield Touch(f"{op.table} key", {c: values[c] for c in key}, True)
             for columns in self._unique.get(op.table, ()):
                 if all(values.get(c) is not None for c in columns):
                     yield Touch(op.table, {c: values[c] for c in columns}, True)
