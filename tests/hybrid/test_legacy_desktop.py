@@ -513,3 +513,14 @@ def test_imported_memories_holding_restricted_data_are_tagged_so(tmp_path: Path)
     with data.open() as manager:
         tags = {m: manager.memories.get(m).tags for m in (mail, plain)}  # type: ignore[union-attr]
     assert tags == {mail: ["restricted"], plain: []}
+
+
+def test_a_time_pjai_cannot_keep_is_reported_once(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    path = tmp_path / "old.db"
+    with DesktopApp(path) as db:
+        ada = db.create_persona("Ada")
+        old = db.add_memory(ada, "from year one", created_at="0001-01-01 00:00:00")
+    result = run(manager, path, tmp_path / "report.jsonl")
+    assert [(u.row_id, u.column) for u in result.unmapped] == [(old, "created_at")]

@@ -81,7 +81,10 @@ class Draft:
                 problems.append(Problem(self.optional.column, self.optional.value, reason))
                 return None
             assert path is not None
-            problems.append(Problem(source.column, source.value, f"{error.reason}; {source.then}"))
+            # One column may feed two fields (created_at and occurred_at): said once.
+            if not any(p.column == source.column and p.value == source.value for p in problems):
+                reason = f"{error.reason}; {source.then}"
+                problems.append(Problem(source.column, source.value, reason))
             _replace(self.fields, path, source.fallback)
 
 
