@@ -73,6 +73,7 @@ async def test_a_conversation_started_in_the_view_opens_and_takes_messages(
         await user.should_see("No conversation yet: start one above.")
         user.find(marker="conversation-title-input").type("Planning the trip")
         user.find(marker="start-conversation").click()
+        user.find(marker="start-conversation").click()  # a double click starts one
         await user.should_see(marker="conversation-row")
         await user.should_see("No message yet: write the first one below.")
 

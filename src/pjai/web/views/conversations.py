@@ -159,12 +159,18 @@ class Conversations(ui.row):
                     return
                 title.error = None
                 title.value = ""
+                # A second click queued already (a double click) starts nothing: the
+                # server ignores a disabled button's events.
+                button.disable()
+                ui.timer(REPEAT_GUARD_S, button.enable, once=True)
                 self.open(made)
 
             title.on("keydown.enter", start)
-            ui.button("Start", icon="add_comment", on_click=start).props(
-                'data-testid="start-conversation"'
-            ).mark("start-conversation")
+            button = ui.button("Start", icon="add_comment", on_click=start)
+            button.props('data-testid="start-conversation"').mark("start-conversation")
 
+
+REPEAT_GUARD_S = 0.5
+"""How long after a start the Start button ignores clicks (a double click is one)."""
 
 VIEW = View("/conversations", "Conversations", "forum", build)
