@@ -10,13 +10,15 @@ import threading
 class TcpProxy:
     """Forwards a local port to ``target``; :meth:`cut` drops every connection."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, *, listen: int = 0, started: bool = True) -> None:
         self._target = (host, port)
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
-        self.port = 0
-        self.resume()
+        self.port = listen or _free_port()
+        """The local port (nothing listens on it until :meth:`resume`, if not ``started``)."""
+        if started:
+            self.resume()
 
     def resume(self) -> None:
         """Listen again (on the same port after a cut)."""
@@ -65,3 +67,9 @@ class TcpProxy:
         finally:
             with contextlib.suppress(OSError):
                 sink.shutdown(socket.SHUT_WR)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

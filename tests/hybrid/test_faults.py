@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from pjai.errors import ConfigError, SqlAheadError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.hybrid import manager as manager_module
 from pjai.hybrid.projector import Projector
 from pjai.sql.engine import PoolConfig
 from tests.databases import postgres_schema
@@ -89,7 +90,6 @@ WRITER = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from pjai.hybrid import HybridDatabaseManager
-from pjai.hybrid.projector import Projector
     from pjai.schema import MemoryAdded, PersonaCreated
     from pjai.sql.engine import PoolConfig
 
@@ -371,3 +371,30 @@ def test_a_synced_directory_opens_while_its_sync_client_confirms_events(
     finally:
         client.close()
     assert confirmed == [3]
+
+
+def test_a_directory_opens_while_postgresql_is_away_and_sql_catches_up_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Offline first: a new process does not need SQL to take commits. SQL is migrated,
+    # its shards' places checked and the commits projected once it answers.
+    monkeypatch.setattr(manager_module, "RETRY_DELAYS_S", (0.01,))
+    with postgres_schema() as real:
+        parsed = make_url(real)
+        proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432, started=False)
+        url = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
+        try:
+            with HybridDatabaseManager.open(
+                tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ={}
+            ) as manager:
+                manager.commit(persona("p1"))
+                commit_stream(manager, 0, 20)
+                assert manager.last_error is not None
+                assert manager.health().status == "down"
+                proxy.resume()  # PostgreSQL answers now
+                manager.catch_up()
+                assert manager.last_error is None
+                assert manager.memories.count() == 20
+                assert manager.verify().equal
+        finally:
+            proxy.cut()

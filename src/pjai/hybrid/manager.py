@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pjai.errors import ConfigError
+from pjai.errors import ConfigError, SqlUnavailableError
 from pjai.hybrid.bridge import Bridge
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags
@@ -112,8 +112,14 @@ class HybridDatabaseManager(Resource):
             rebuild_damaged=rebuild_damaged_store,
         )
         try:
-            self.shards.upgrade(RETRY_DELAYS_S)
-            check_placement(self.shards)
+            try:
+                self.shards.upgrade(RETRY_DELAYS_S)
+                check_placement(self.shards)
+            except SqlUnavailableError as exc:
+                if not self.flags["use_livestore"]:
+                    raise
+                # Offline first: the store takes commits, SQL catches up when it is back.
+                self._projector.set_up_later(exc)
             self._switch.open(progress)
         except BaseException:
             self.close()

@@ -34,6 +34,7 @@ from pjai.schema.event import Event, Materialized, Schema
 from pjai.schema.records import EventRecord, Position, stamp
 from pjai.schema.types import Progress, utc_now
 from pjai.sql import journal
+from pjai.sql.rebalance import check_placement
 from pjai.sql.shards import ShardSet
 from pjai.store import Store
 from pjai.store.log import FileHead
@@ -84,6 +85,22 @@ class Projector:
         self._retry: threading.Timer | None = None
         self._backoff = RETRY_DELAYS_S[0]
         self._closed = False
+        self._setup_due = False
+        self._broken: str | None = None
+        """Where SQL's journal breaks, as the last reconcile found it."""
+
+    def set_up_later(self, error: SqlUnavailableError) -> None:
+        """SQL could not be migrated and checked as the manager opened (a shard away):
+        the store takes commits meanwhile, and SQL is set up before it is written to."""
+        self._setup_due = True
+        self.last_error = str(error)
+
+    def _ready(self) -> None:
+        """Migrate SQL and check the shards' places, if that waited for SQL."""
+        if self._setup_due:
+            self.shards.upgrade(())
+            check_placement(self.shards)
+            self._setup_due = False
 
     # -- the store side -------------------------------------------------------------
 
@@ -149,6 +166,7 @@ class Projector:
         store = self.store
         if store is None:
             return 0
+        self._ready()
         if self.syncing:
             # The sync server, not SQL's journal, brings a synced store what it lacks; SQL
             # holding events the store never confirmed would be another history.
@@ -167,8 +185,10 @@ class Projector:
                 )
             moved = self._catch_up_sql(confirmed, progress)
             self._backoff = RETRY_DELAYS_S[0]
+            self.last_error = None
             return moved
         moved = 0
+        self._broken = None
         missing = self.shards.journal(store.head.global_seq)
         if missing:
             self._check_one_history(store, store.head.global_seq)
@@ -180,6 +200,7 @@ class Projector:
                 store.ingest(chain)
         moved += self._catch_up_sql(store.head.global_seq, progress)
         self._backoff = RETRY_DELAYS_S[0]
+        self.last_error = self._broken  # caught up: what it could not take in, if anything
         return moved
 
     def replace_sql(self, progress: Progress | None) -> tuple[int, RebuiltFrom]:
@@ -256,13 +277,16 @@ class Projector:
     def _project(self, events: list[Materialized]) -> None:
         """The store's commit hook: project the commit into SQL before it commits."""
         try:
+            self._ready()
             first = events[0].record
             if first.parent.global_seq > self._projected_through:
                 self._catch_up_sql(first.parent.global_seq)
             self.bridge.project(events, strict=True)
             self._in_flight = [e.record for e in events]
             self._projected_through = events[-1].record.position.global_seq
-        except SqlUnavailableError as exc:
+        except (SqlUnavailableError, ConfigError) as exc:  # ConfigError: placement, in _ready
+            if not self._setup_due and isinstance(exc, ConfigError):
+                raise
             self._fell_behind(exc)
 
     def _confirmed(self, _result: object) -> None:
@@ -301,6 +325,7 @@ class Projector:
         """Project the store's events up to ``through`` that SQL has not applied."""
         store = self.store
         assert store is not None
+        self._ready()
 
         def events(after: int) -> Iterator[EventRecord]:
             self._check_one_history(store, after)
@@ -334,7 +359,7 @@ class Projector:
         """SQL's journal holds events past a gap (a commit over several shards cut off
         between their commits): they are not taken in, and the gap is said."""
         after = [r for r in missing if r.position.key > at.key]
-        self.last_error = (
+        self.last_error = self._broken = (
             f"SQL's journal breaks after {at}: it holds {len(after)} event(s) from "
             f"{after[0].position} on without the events before them (a commit over several "
             "shards was cut off between their commits). They are not in the store; `pjai "
@@ -362,8 +387,7 @@ class Projector:
             if self._closed or self.store is None:
                 return
             try:
-                self.last_error = None
-                self.reconcile(None)  # which may say what it could not do
+                self.reconcile(None)
             except PjaiError as exc:
                 self._fell_behind(exc)
             except Exception:  # a bug must not end the retries silently
