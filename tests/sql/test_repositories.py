@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import PersonaCreated
-from tests.databases import BACKENDS, database
+from tests.databases import BACKENDS, database, postgres_schema
 
 NAMES = ["100% sure", "Ada", "a_b", "axb", "back\\slash", "Per/cent"]
 
@@ -45,3 +47,19 @@ def test_a_name_filter_matches_its_text_literally(
 ) -> None:
     found = manager.personas.list(name_contains=text)
     assert sorted(p.name for p in found) == sorted(expected)  # whatever the collation
+
+
+def test_times_read_back_in_utc_whatever_the_sessions_time_zone(tmp_path: Path) -> None:
+    # A PostgreSQL server, database or role set to another time zone (or PGTZ) reads
+    # timestamptz in it; PJai's times are UTC on every backend.
+    with postgres_schema() as url:
+        parsed = make_url(url)
+        options = parsed.query["options"]
+        kolkata = parsed.update_query_dict({"options": f"{options} -cTimeZone=Asia/Kolkata"})
+        with HybridDatabaseManager.open(
+            tmp_path / "data", sql_urls=[kolkata.render_as_string(False)], environ={}
+        ) as manager:
+            manager.commit(PersonaCreated(persona_id="p1", name="Ada"))
+            found = manager.personas.get("p1")
+            assert found is not None
+            assert found.created_at.utcoffset() == timedelta(0)

@@ -137,7 +137,9 @@ class Timestamp(TypeDecorator[datetime]):
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:
         if dialect.name == "postgresql":
-            return None  # psycopg reads timestamptz as aware datetimes already
+            # psycopg reads timestamptz as aware datetimes, in the session's time zone
+            # (PGTZ, the server's or the role's setting): PJai's times are UTC.
+            return _in_utc
         return super().result_processor(dialect, coltype)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
@@ -148,6 +150,10 @@ class Timestamp(TypeDecorator[datetime]):
         if isinstance(value, datetime):
             return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         raise TypeError(f"unexpected stored timestamp {value!r}")
+
+
+def _in_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
 
 
 SQLITE_ZTEXT = "ZTEXT"
