@@ -13,6 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pjai.app import DataDir
+from pjai.app.upkeep import checkup
 from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import SCHEMA, PersonaActivated
@@ -235,3 +237,14 @@ def test_a_commit_cut_off_between_two_shards_leaves_a_directory_that_opens_and_r
         assert manager.verify().equal
         manager.commit(memory("c", first))
         assert {m.id for m in manager.memories.list()} == {"c"}
+
+
+def test_doctor_answers_with_several_shards_and_the_store_off(tmp_path: Path) -> None:
+    urls = shard_urls(tmp_path, 2)
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as manager:
+        manager.commit(*[persona(f"persona-{i}") for i in range(4)])
+    off = {"PJAI_USE_LIVESTORE": "false", "PJAI_SQL_SHARDS": ",".join(urls)}
+    found = checkup(DataDir(tmp_path / "data", environ=off))
+    assert found.health.status == "ok"
+    assert isinstance(found.vectors, str)
+    assert "several SQL shards" in found.vectors

@@ -10,7 +10,7 @@ from typing import Any
 import apsw
 
 from pjai.app.datadir import DataDir, DataFile
-from pjai.errors import ConfigError
+from pjai.errors import ConfigError, QueryError
 from pjai.hybrid import Repaired
 from pjai.hybrid.health import Health
 from pjai.hybrid.recovery import StoreRebuilt
@@ -116,7 +116,7 @@ def checkup(data_dir: DataDir, **options: Any) -> Checkup:
         try:
             model = chosen_model()
             vectors = model.missing() or vector_status(data_dir.vectors_path, manager, model.id)
-        except ConfigError as exc:
+        except (ConfigError, QueryError) as exc:  # QueryError: several shards, store off
             vectors = str(exc)
         except apsw.Error as exc:
             vectors = f"{data_dir.vectors_path.name} cannot be read: {exc}"
