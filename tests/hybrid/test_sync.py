@@ -140,3 +140,13 @@ def test_sql_with_another_history_is_not_synced_over(tmp_path: Path) -> None:
     assert not (tmp_path / "a" / "store.db").exists()
     with pytest.raises(ConfigError, match="SQL's journal reaches e1 but this synced store"):
         open_synced(tmp_path / "a", url)
+
+
+def test_a_directory_made_synced_by_the_environment_stays_synced(tmp_path: Path) -> None:
+    # The store's mode is fixed when it is made: later commands need not repeat the
+    # variable (they were refused: "the sync flag is off but ... was made to sync").
+    with HybridDatabaseManager.open(tmp_path / "data", environ={"PJAI_FLAG_SYNC": "true"}):
+        pass
+    with HybridDatabaseManager.open(tmp_path / "data", environ={}) as manager:
+        assert manager.syncing
+        assert manager.flags.state("sync").source == "file"

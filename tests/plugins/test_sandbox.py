@@ -201,6 +201,22 @@ def test_the_cli_installs_enables_runs_and_lists(tmp_path: Path) -> None:
     assert (made["enabled"], made["manifest"]["name"]) == (False, "counter")
 
 
+def test_a_plugin_runs_from_a_data_directory_given_relative(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default data directory, ./pjai-data, is relative; the plugin starts elsewhere.
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    with DataDir(Path("pjai-data")).open() as manager:
+        Personas(manager).create("Ada", activate=True)
+    source = plugin(tmp_path, "hello", "return 'hi'", [])
+    for command in (["install", str(source)], ["enable", "hello"]):
+        assert runner.invoke(cli, ["plugin", *command]).exit_code == 0
+    ran = runner.invoke(cli, ["plugin", "run", "hello", "--json"])
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(ran.output)["result"] == "hi"
+
+
 @pytest.mark.parametrize(
     ("code", "message"),
     [

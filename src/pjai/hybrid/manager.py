@@ -91,6 +91,9 @@ class HybridDatabaseManager(Resource):
         self.session_id = new_id()
         self.syncing = self.flags["sync"]
         """Whether the store syncs through a sync server (the ``sync`` flag when opened)."""
+        new_store = not (self.data_dir / STORE_FILE).exists()
+        if self.syncing and new_store and self.flags.stored("sync") is not True:
+            self.flags.set("sync", True)  # a store's mode is fixed when it is made
         self._lock = threading.RLock()
         self._closed = False
         self._on_close: list[Callable[[], object]] = []

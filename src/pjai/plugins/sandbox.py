@@ -82,7 +82,8 @@ def run_sandboxed(
             child = subprocess.Popen(
                 [
                     sys.executable, "-I", "-S", str(_HOST),
-                    str(directory), manifest.entry, root, str(report),
+                    # Absolute: the plugin starts in its empty root, not here.
+                    str(directory.absolute()), manifest.entry, root, str(report),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

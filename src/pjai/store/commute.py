@@ -118,7 +118,8 @@ class Footprints:
         except Exception:  # it does not apply at all, whatever the reason: a full rebase
             return None
         touches = [t for op in ops for t in self._touches(op)]
-        return tuple((t, _key(t, self._keys.get(t.table, ()))) for t in touches)
+        keys = self._keys
+        return tuple((t, _key(t, keys.get(t.table.removesuffix(_KEY), ()))) for t in touches)
 
     def _touches(self, op: Op) -> Iterable[Touch]:
         if isinstance(op, Insert):
@@ -128,7 +129,7 @@ class Footprints:
             if key and all(values.get(c) is not None for c in key):
                 # Two inserts of one key meet whatever their other columns hold (under a
                 # name of their own: a check of the row must not meet every insert).
-                yield Touch(f"{op.table} key", {c: values[c] for c in key}, True)
+                yield Touch(f"{op.table}{_KEY}", {c: values[c] for c in key}, True)
             for columns in self._unique.get(op.table, ()):
                 if all(values.get(c) is not None for c in columns):
                     yield Touch(op.table, {c: values[c] for c in columns}, True)
@@ -197,6 +198,10 @@ def _meet(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 _Pool = dict[str, dict[tuple[str, ...] | None, dict[str, list[Touch]]]]
 """Touches by table, then by the key they name (``None``: several rows), then by event."""
+
+
+_KEY = " key"
+"""The name of a table's inserted keys, apart from its rows (see ``_touches``)."""
 
 
 class _Index:
