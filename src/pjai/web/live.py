@@ -18,9 +18,18 @@ from collections.abc import Callable
 
 from nicegui import ui
 
-from pjai.store import LiveQuery, Row, Subscription
+from pjai.store import LiveQuery, Row, Store, Subscription
 
-__all__ = ["LivePanel", "Render", "Source", "Update", "failure_text", "tell_failures"]
+__all__ = [
+    "SWITCH_CHECK_S",
+    "LivePanel",
+    "Render",
+    "Source",
+    "Update",
+    "failure_text",
+    "follow_the_store",
+    "tell_failures",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +44,31 @@ Render = Callable[[list[Row]], None]
 Update = Callable[[list[Row]], bool]
 """Brings the content drawn before up to date with new rows in place, if it can (then
 ``True``: nothing is rebuilt)."""
+
+
+SWITCH_CHECK_S = 1.0
+"""How often a part that follows the store looks whether it was switched off or on."""
+
+
+def follow_the_store(
+    content: ui.element, store: Callable[[], Store | None], build: Callable[[], object]
+) -> None:
+    """Fill ``content`` with ``build()`` now, and again whenever the store is switched
+    off or on (``store()`` is another object, or none): for parts that read the store
+    that is open, which a switch does not move as it moves live queries."""
+    shown: list[Store | None] = []
+
+    def follow() -> None:
+        now = store()
+        if shown and shown[0] is now:
+            return
+        shown[:] = [now]
+        content.clear()
+        with content:
+            build()
+
+    follow()
+    ui.timer(SWITCH_CHECK_S, follow)
 
 
 def failure_text(exc: BaseException) -> str:

@@ -14,17 +14,14 @@ from nicegui import ui
 
 from pjai.app.reads.audit import STORE_OFF, AuditFilter
 from pjai.web.app import WebApp
+from pjai.web.live import follow_the_store
 from pjai.web.views.audit_cards import config_card, conflicts_card
 from pjai.web.views.audit_detail import EventDetail
 from pjai.web.views.audit_filters import AuditFilters
 from pjai.web.views.audit_table import EventFeed
 from pjai.web.views.view import View
 
-__all__ = ["SWITCH_CHECK_S", "VIEW", "AuditTrail", "build"]
-
-
-SWITCH_CHECK_S = 1.0
-"""How often the view looks whether the store was switched on or off."""
+__all__ = ["VIEW", "AuditTrail", "build"]
 
 
 def build(web: WebApp) -> None:
@@ -33,22 +30,11 @@ def build(web: WebApp) -> None:
     with ui.column().classes("w-full gap-3 q-pa-md"):
         ui.label("Audit trail").classes("text-h5")
         content = ui.column().classes("w-full gap-3")
-        shown: list[bool] = []
-
-        def follow_switch() -> None:
-            store_on = web.manager.use_livestore
-            if shown == [store_on]:
-                return
-            shown[:] = [store_on]
-            content.clear()
-            with content:
-                if store_on:
-                    AuditTrail(web)
-                else:
-                    _store_off()
-
-        follow_switch()
-        ui.timer(SWITCH_CHECK_S, follow_switch)
+        follow_the_store(
+            content,
+            lambda: web.manager.store,
+            lambda: AuditTrail(web) if web.manager.use_livestore else _store_off(),
+        )
 
 
 def _store_off() -> None:

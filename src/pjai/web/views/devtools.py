@@ -14,6 +14,7 @@ from nicegui import ui
 
 from pjai.app.reads import devtools as reads
 from pjai.web.app import WebApp
+from pjai.web.live import follow_the_store
 from pjai.web.views import (
     devtools_archive,
     devtools_console,
@@ -23,9 +24,6 @@ from pjai.web.views import (
 from pjai.web.views.view import View
 
 __all__ = ["VIEW", "build"]
-
-SWITCH_CHECK_S = 1.0
-"""How often the page looks whether the store was switched off or on."""
 
 _TABS: dict[str, Callable[[WebApp], object]] = {
     "Time travel": devtools_timetravel.TimeTravel,
@@ -44,19 +42,7 @@ def build(web: WebApp) -> None:
     with ui.column().classes("w-full gap-2"):
         ui.label("Devtools").classes("text-h5")
         content = ui.column().classes("w-full gap-2")
-        shown: list[object] = []
-
-        def follow_switch() -> None:
-            store = web.manager.store
-            if shown and shown[0] is store:
-                return
-            shown[:] = [store]
-            content.clear()
-            with content:
-                _tools(web)
-
-        follow_switch()
-        ui.timer(SWITCH_CHECK_S, follow_switch)
+        follow_the_store(content, lambda: web.manager.store, lambda: _tools(web))
 
 
 def _tools(web: WebApp) -> None:
