@@ -150,3 +150,8 @@ def test_a_directory_made_synced_by_the_environment_stays_synced(tmp_path: Path)
     with HybridDatabaseManager.open(tmp_path / "data", environ={}) as manager:
         assert manager.syncing
         assert manager.flags.state("sync").source == "file"
+    # An open that makes no store (refused: syncing needs the store) records nothing.
+    refused = {"PJAI_FLAG_SYNC": "true", "PJAI_USE_LIVESTORE": "false"}
+    with pytest.raises(ConfigError, match="the sync flag needs the reactive store"):
+        HybridDatabaseManager.open(tmp_path / "other", environ=refused)
+    assert not (tmp_path / "other" / "flags.json").exists()

@@ -376,5 +376,6 @@ def test_a_dropped_vector_leaves_nothing_in_the_files(pets: Store, tmp_path: Pat
 def test_the_best_scores_are_those_a_stable_sort_gives(scores: list[float], keep: int) -> None:
     row = np.array(scores, dtype="float32")
     keep = min(keep, len(scores))
+    assert top(np, row, 0).tolist() == []
     expected = np.argsort(-row, kind="stable")[:keep]
     assert top(np, row, keep).tolist() == expected.tolist()

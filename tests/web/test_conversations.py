@@ -74,6 +74,7 @@ async def test_a_conversation_started_in_the_view_opens_and_takes_messages(
         user.find(marker="conversation-title-input").type("Planning the trip")
         user.find(marker="start-conversation").click()
         user.find(marker="start-conversation").click()  # a double click starts one
+        user.find(marker="conversation-title-input").trigger("keydown.enter")  # and Enter
         await user.should_see(marker="conversation-row")
         await user.should_see("No message yet: write the first one below.")
 

@@ -313,10 +313,10 @@ class Tending:
         self.drop_gone()
 
     def drop_gone(self) -> None:
-        """Only the latter."""
+        """Drop what erased personas left beside the store, without exchanging keys."""
         try:
             self._gone()
-        except (OSError, apsw.Error) as exc:  # the next turn tries again
+        except (PjaiError, OSError, apsw.Error) as exc:  # the next turn tries again
             log.warning("dropping what erased personas left beside the store: %s", exc)
 
 

@@ -92,8 +92,6 @@ class HybridDatabaseManager(Resource):
         self.syncing = self.flags["sync"]
         """Whether the store syncs through a sync server (the ``sync`` flag when opened)."""
         new_store = not (self.data_dir / STORE_FILE).exists()
-        if self.syncing and new_store and self.flags.stored("sync") is not True:
-            self.flags.set("sync", True)  # a store's mode is fixed when it is made
         self._lock = threading.RLock()
         self._closed = False
         self._on_close: list[Callable[[], object]] = []
@@ -127,6 +125,8 @@ class HybridDatabaseManager(Resource):
         except BaseException:
             self.close()
             raise
+        if self.syncing and new_store and self.flags.stored("sync") is not True:
+            self.flags.set("sync", True)  # a store's mode is fixed when it is made
 
     @property
     def store(self) -> Store | None:

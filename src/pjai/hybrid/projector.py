@@ -128,6 +128,10 @@ class Projector:
         if self._unsettled:
             self.reconcile(None)
             self._unsettled = False
+        if self._broken is not None:
+            # A commit now would take the place of an event lost in the gap, and the
+            # events after it would then seem to follow it.
+            raise ConfigError(f"{self._broken}. Commits wait until then")
         for _ in range(AHEAD_RETRIES):
             try:
                 return self._commit_once(store, events)
@@ -216,6 +220,7 @@ class Projector:
             records = self.shards.journal()
         self.bridge.replace_all(records, progress=progress)
         self._projected_through = records[-1].position.global_seq if records else 0
+        self._broken = self.last_error = None  # SQL holds the store's history alone now
         return len(records), "log" if store is not None else "journal"
 
     # -- the SQL side, with the store off ----------------------------------------------

@@ -461,6 +461,8 @@ def _forget(path: Path, gone: Callable[[set[str]], set[str]]) -> int:
 def top(np: Any, scores: Any, keep: int) -> Any:
     """The indices of the ``keep`` highest ``scores``, highest first, ties to the lower
     index (as a stable sort of the whole row gives), without sorting the whole row."""
+    if keep <= 0:
+        return np.empty(0, dtype=np.intp)
     kth = np.partition(scores, len(scores) - keep)[len(scores) - keep]
     near = np.flatnonzero(scores >= kth)
     return near[np.argsort(-scores[near], kind="stable")][:keep]

@@ -141,7 +141,8 @@ class MemorySystem:
         text holding restricted data (:mod:`pjai.memory.classify`) tags it ``restricted``.
         """
         texts = ("content", "name", "summary")
-        if "tags" in fields or any(isinstance(fields.get(f), str) and fields[f] for f in texts):
+        retagged = "tags" in fields or any(isinstance(fields.get(f), str) for f in texts)
+        if retagged:
             # New tags or new text: the memory as it will be is classified again, so
             # that tags given by hand do not drop ``restricted`` from text that holds it.
             found = self.get(memory_id)
@@ -158,10 +159,12 @@ class MemorySystem:
         self.backend.commit(MemoryUpdated(memory_id=memory_id, persona_id=persona_id, **fields))
         if "importance" in fields and self._auto_optimizes(persona_id):
             self.optimize(persona_id, importance_changed={memory_id})
-        elif self.over_limits(persona_id):
+            return
+        rows, now = self.backend.query(_limits(persona_id)), utc_now()
+        if rows and _over_limits(rows[0], now):
             self.optimize(persona_id)
-        elif self.privacy_due(persona_id):  # new text may make it restricted, and due
-            self.optimize(persona_id, privacy_only=True)
+        elif retagged and rows and _privacy_due(self.backend, persona_id, rows[0], now):
+            self.optimize(persona_id, privacy_only=True)  # it may be restricted now, and due
 
     def delete(self, persona_id: str, memory_id: str) -> None:
         """Soft-delete a memory."""

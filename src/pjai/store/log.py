@@ -304,7 +304,8 @@ class FileHead:
     A process with the store off holds the lock while it commits to SQL (:meth:`locked`),
     as a process with the store on holds it while its commit reaches SQL: the two never
     give one position to two events. 0, and no lock, when there is no file or it cannot
-    be read (a damaged store is switched off and rebuilt from SQL's journal).
+    be read as a database (a damaged store is switched off and rebuilt from SQL's
+    journal); a file that cannot be locked otherwise is an error.
     """
 
     def __init__(self, path: Path) -> None:
@@ -322,10 +323,13 @@ class FileHead:
             raise StoreError(
                 f"the store file {self.path} stayed locked by another process: commit again"
             ) from exc
-        except (OSError, apsw.Error):
+        except (FileNotFoundError, apsw.CorruptError, apsw.NotADBError):
             self.close()
             yield 0
             return
+        except (OSError, apsw.Error) as exc:  # not to be skipped: it may hold events
+            self.close()
+            raise StoreError(f"cannot lock the store file {self.path}: {exc}") from exc
         try:
             try:
                 head = EventLog(conn).head().global_seq

@@ -150,6 +150,8 @@ class Conversations(ui.row):
             title.mark("conversation-title-input")
 
             def start() -> None:
+                if not button.enabled:  # Enter, or a click, just after a start
+                    return
                 try:
                     made = self.web.services.conversations.start(
                         self.persona.id, title=str(title.value or "").strip()
