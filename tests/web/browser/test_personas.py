@@ -57,3 +57,25 @@ def test_create_activate_and_delete_a_persona(page: Page, tmp_path: Path) -> Non
     with data.open() as manager:
         (carter,) = Personas(manager).list(include_deleted=True, name_contains="Carter")
     assert carter.deleted_at is not None
+
+
+def test_an_erasure_shows_its_proof_and_selects_another_persona(page: Page, tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data")
+    with data.open() as manager:
+        Personas(manager).create("Ada", activate=True)
+        Personas(manager).create("Basil", description="stays here")
+    with served(data.path) as url:
+        page.goto(f"{url}/personas")
+        basil = page.locator('[data-testid="persona-row"]:visible', has_text="Basil")
+        basil.click()
+        basil.get_by_test_id("persona-more").click()
+        page.locator('[data-testid="persona-erase"]:visible').click()
+        dialog = page.get_by_test_id("erase-dialog")
+        dialog.get_by_label("Type Basil to confirm").fill("Basil")
+        dialog.get_by_test_id("erase-confirm").click()
+        expect(page.locator(".q-notification")).to_contain_text("Erased Basil")
+        expect(page.locator(".q-notification")).not_to_contain_text("has been deleted")
+        form = page.get_by_test_id("persona-form")
+        expect(form.locator('[data-setting="name"]')).to_have_value("Ada")
+    with data.open() as manager:
+        assert [p.name for p in Personas(manager).list()] == ["Ada"]

@@ -100,8 +100,13 @@ def confirm_erasure(name: str, confirmed: Callable[[], Awaitable[None]]) -> ui.d
         typed = ui.input(f"Type {name} to confirm").classes("w-full").mark("erase-name")
 
         async def go() -> None:
-            dialog.close()
+            # The dialog stays while the erasure runs, so that what it says afterwards
+            # has a place: closing deletes the dialog this handler runs in.
+            typed.disable()
+            button.disable()
+            dialog.props("persistent")
             await confirmed()
+            dialog.close()
 
         with ui.row().classes("w-full justify-end"):
             ui.button("Cancel", on_click=dialog.close).props("flat")

@@ -241,6 +241,11 @@ class PersonasPage:
                 return
             if self.selected == entry.id:
                 self.selected = None
+                others = [persona_id for persona_id in self.rows if persona_id != entry.id]
+                if others:
+                    self.select(others[0])
+                else:
+                    self.detail.clear()
             kept = (
                 f" The event log still holds {proof.plaintext_events} of its events in "
                 "plaintext (written before encryption was turned on)."
