@@ -25,10 +25,13 @@ async def test_a_directory_that_does_not_sync_says_so(web: WebApp) -> None:
         await user.should_see("This data directory does not sync")
 
 
-def _status(data: DataDir, peers: list[dict[str, object]]) -> None:
+def _status(
+    data: DataDir, peers: list[dict[str, object]], state: str = "online", **more: object
+) -> None:
     """The status file a running `pjai sync connect` writes (this process stands for it)."""
     body = {
-        "state": "online",
+        **more,
+        "state": state,
         "pid": os.getpid(),
         "url": "ws://server/sync",
         "store_id": "team",
@@ -54,6 +57,10 @@ async def test_the_others_on_the_store_are_listed_as_they_come_and_go(tmp_path: 
             await user.should_see("view personas")
             _status(data, [])
             await user.should_not_see("desk", retries=50)
+            # Offline, the others are unknown, not absent: the view says why.
+            _status(data, [], "offline", last_error="connection refused")
+            await user.should_see("Not connected: connection refused", retries=50)
+            await user.should_not_see("No one else is on this store now")
 
 
 async def test_changes_from_other_instances_are_listed_and_the_new_ones_stand_out(

@@ -91,6 +91,13 @@ def _show(report: SyncReport | None) -> None:
         ).classes("text-grey-8")
         return
     ui.label(f"Store {report.store_id} through {report.url} · this instance: {report.state}")
+    if report.state != "online":
+        why = f": {report.last_error}" if report.last_error else ""
+        ui.label(
+            f"Not connected{why}. The others cannot be seen until the server is reached "
+            "again; what is committed here meanwhile is pushed then."
+        ).props('data-testid="offline"').classes("text-warning")
+        return
     if not report.peers:
         ui.label("No one else is on this store now (or they take no part: --hidden).").props(
             'data-testid="no-peers"'
