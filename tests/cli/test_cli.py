@@ -256,3 +256,33 @@ def test_a_warning_reads_as_a_note_without_a_source_line(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     assert "note: event v9.FromTheFuture is not known to this PJai" in done.stderr
     assert "UnknownEventWarning" not in done.stderr
+
+
+def test_numbers_beyond_what_sql_and_time_hold_are_refused_with_the_option_named(
+    tmp_path: Path,
+) -> None:
+    where = ["--data-dir", str(tmp_path / "data")]
+    assert runner.invoke(app, ["persona", "create", "Ada", *where]).exit_code == 0
+    huge = "99999999999999999999"
+    for command in (
+        ["memory", "list", "--limit", huge],
+        ["memory", "search", "x", "--limit", huge],
+    ):
+        result = runner.invoke(app, [*command, *where])
+        assert result.exit_code == 2, result.output
+        assert "--limit" in result.output
+    token = runner.invoke(
+        app, ["web", "token", "create", "--label", "x", "--expires-in", f"{huge}d", *where]
+    )
+    assert token.exit_code == 2, token.output
+    assert "too long a time" in token.output
+
+
+def test_a_refused_value_is_shown_cut_short(tmp_path: Path) -> None:
+    where = ["--data-dir", str(tmp_path / "data")]
+    assert runner.invoke(app, ["persona", "create", "Ada", *where]).exit_code == 0
+    title = ["--title", "t" * 100_000, "--persona", "Ada"]
+    result = runner.invoke(app, ["conversation", "start", *title, *where])
+    assert result.exit_code == 1
+    assert "--title: expected text of length <= 500" in result.output
+    assert len(result.output) < 1_000

@@ -25,7 +25,7 @@ from pjai.cli.common import (
     print_json,
     print_result,
 )
-from pjai.cli.memory.options import UNFILTERED, Filters, filtered, memory_table
+from pjai.cli.memory.options import MAX_LIMIT, UNFILTERED, Filters, filtered, memory_table
 from pjai.cli.output import Format, id_column, listing, number, plain, print_rows, when
 from pjai.memory.timeline import PRESETS
 
@@ -145,7 +145,9 @@ def list_bookmarks(
 @listing
 def show(
     bookmark_id: BookmarkArg,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many memories.")] = 200,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_LIMIT, help="At most this many memories.")
+    ] = 200,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     fmt: Format = "table",
 ) -> None:
@@ -266,7 +268,9 @@ def list_conversations(
 @conversations.command("show")
 def show_conversation(
     conversation_id: ConversationArg,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many messages.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, max=MAX_LIMIT, help="At most this many messages.")
+    ] = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:

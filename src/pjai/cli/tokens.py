@@ -44,7 +44,10 @@ def duration(text: str | None) -> timedelta | None:
     number, unit = text[:-1], text[-1:]
     if unit not in units or not number.isdigit():
         raise typer.BadParameter(f"{text!r}: give a whole number and d, h, m or s, like 30d")
-    return timedelta(**{units[unit]: int(number)})
+    try:
+        return timedelta(**{units[unit]: int(number)})
+    except OverflowError:
+        raise typer.BadParameter(f"{text!r}: too long a time; give at most 36500d") from None
 
 
 def when(iso: str | None) -> str:

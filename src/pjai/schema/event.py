@@ -12,6 +12,7 @@ import copy
 import hashlib
 import math
 import re
+import reprlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -286,7 +287,7 @@ class Schema:
         name = self.name_of(event)
         if (problem := self._exact_times[name](event)) is not None:
             value = _field_value(event, problem[0])
-            reason = problem[1] if value is _NOTHING else f"{problem[1]}, got {value!r}"
+            reason = problem[1] if value is _NOTHING else f"{problem[1]}, got {_shown(value)}"
             raise EventValidationError(name, reason, field=problem[0] or None)
         try:
             args = self._encoder.encode(event)
@@ -303,7 +304,7 @@ class Schema:
             if isinstance(value, float) and not math.isfinite(value):
                 reason = f"must be a finite number, got {value!r}"  # JSON wrote it as null
             else:
-                reason = f"{exc.reason}, got {value!r}"
+                reason = f"{exc.reason}, got {_shown(value)}"
             raise EventValidationError(name, reason, field=exc.field) from exc.__cause__
         return name, payload, args
 
@@ -405,3 +406,13 @@ class Schema:
             for index in sorted(table.indexes, key=lambda i: i.name or ""):
                 indexes.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
         return tables, indexes
+
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 80
+_SHOWN.maxlist = _SHOWN.maxdict = 8
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: long text and lists cut short."""
+    return _SHOWN.repr(value)

@@ -38,7 +38,9 @@ AllFlag = Annotated[
 ]
 Since = Annotated[str | None, typer.Option(help="Happened at or after (ISO time, UTC).")]
 Until = Annotated[str | None, typer.Option(help="Happened at or before (ISO time, UTC).")]
-Limit = Annotated[int, typer.Option(min=1, help="At most this many.")]
+MAX_LIMIT = 1_000_000
+"""The largest ``--limit`` taken (SQL's integers end not far beyond)."""
+Limit = Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="At most this many.")]
 
 
 @dataclass(frozen=True)
