@@ -36,6 +36,9 @@ def test_bookmarks(manager: HybridDatabaseManager, ada: str) -> None:
     assert [m.name for m in marks.list(ada)] == ["Hot memories", "Work"]
     changed = marks.update(work.id, name="Office", colour="#112233")
     assert (changed.name, changed.colour) == ("Office", "#112233")
+    # A start after the end it keeps is refused as for a new bookmark, naming the field.
+    with pytest.raises(EventValidationError, match="'time_from': must not be after the end"):
+        marks.update(work.id, time_from=datetime(2030, 1, 1, tzinfo=UTC))
     marks.delete(work.id)
     assert [m.name for m in marks.list(ada)] == ["Hot memories"]
     with pytest.raises(QueryError, match="no bookmark"):

@@ -140,6 +140,12 @@ class Bookmarks:
     def update(self, bookmark_id: str, **changes: Any) -> Any:
         """Change a bookmark's fields (as in ``v1.BookmarkUpdated``); returns its row."""
         mark = get_bookmark(self.manager, bookmark_id)
+        start = changes.get("time_from", mark.time_from)
+        end = changes.get("time_to", mark.time_to)
+        if start is not None and end is not None and start > end:
+            # Said as for a new bookmark, not as the table's check that would refuse it.
+            reason = "must not be after the end of the range"
+            raise EventValidationError(BookmarkUpdated.NAME, reason, field="time_from")
         self.manager.commit(
             BookmarkUpdated(bookmark_id=bookmark_id, persona_id=mark.persona_id, **changes)
         )
