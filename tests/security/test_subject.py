@@ -41,6 +41,11 @@ def test_a_subject_gets_every_record_in_plaintext_even_from_an_encrypted_store(
             export_subject(manager, ada, tmp_path / "ada.zip")
         with pytest.raises(NotFoundError):
             export_subject(manager, "nobody", tmp_path / "nobody.zip")
+        with pytest.raises(ConfigError, match="is a folder"):
+            export_subject(manager, ada, tmp_path, overwrite=True)
+        with pytest.raises(ConfigError, match="is not a folder"):
+            export_subject(manager, ada, tmp_path / "no" / "such" / "ada.zip")
+        assert not (tmp_path / "no").exists()
     with zipfile.ZipFile(tmp_path / "ada.zip") as zf:
         everything = b"".join(zf.read(name) for name in zf.namelist())
         memories = json.loads(zf.read("memories.json"))

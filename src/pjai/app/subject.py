@@ -52,6 +52,11 @@ def export_subject(
     """Write every record of ``persona_id`` and its audit trail to the zip ``path``
     (see the module). The file appears whole or not at all."""
     target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{target} is a folder; give the path of a .zip file to write")
+    if not target.parent.is_dir():
+        # A plaintext export of personal data makes no folders no one asked for.
+        raise ConfigError(f"{target.parent} is not a folder; give a .zip file in one")
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} exists; pass --overwrite to replace it")
     if not manager.query(select(personas.c.id).where(personas.c.id == persona_id)):
