@@ -28,6 +28,7 @@ from pjai.schema import (
     ConversationStarted,
     new_id,
 )
+from pjai.schema.bookmarks import check_time_range
 from pjai.schema.event import validation_error
 from pjai.schema.models import Memory, memory_from_row
 
@@ -140,12 +141,10 @@ class Bookmarks:
     def update(self, bookmark_id: str, **changes: Any) -> Any:
         """Change a bookmark's fields (as in ``v1.BookmarkUpdated``); returns its row."""
         mark = get_bookmark(self.manager, bookmark_id)
+        # The range the bookmark is left with, refused as a new one's would be (the
+        # event knows only the ends it changes; the table's check names no option).
         start = changes.get("time_from", mark.time_from)
-        end = changes.get("time_to", mark.time_to)
-        if start is not None and end is not None and start > end:
-            # Said as for a new bookmark, not as the table's check that would refuse it.
-            reason = "must not be after the end of the range"
-            raise EventValidationError(BookmarkUpdated.NAME, reason, field="time_from")
+        check_time_range(BookmarkUpdated.NAME, start, changes.get("time_to", mark.time_to))
         self.manager.commit(
             BookmarkUpdated(bookmark_id=bookmark_id, persona_id=mark.persona_id, **changes)
         )

@@ -36,18 +36,22 @@ Overlap = Annotated[str, typer.Option(help="How long the old token keeps working
 """``--overlap``: a :func:`duration`."""
 
 
+MAX_DURATION_S = 36_500 * 86_400
+"""The longest duration taken: a hundred years."""
+
+
 def duration(text: str | None) -> timedelta | None:
     """``30d``, ``12h``, ``90m`` or ``45s`` as a timedelta (``None`` stays ``None``)."""
     if text is None:
         return None
-    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    unit_s = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
     number, unit = text[:-1], text[-1:]
-    if unit not in units or not number.isdigit():
+    if unit not in unit_s or not number.isdigit():
         raise typer.BadParameter(f"{text!r}: give a whole number and d, h, m or s, like 30d")
-    try:
-        return timedelta(**{units[unit]: int(number)})
-    except OverflowError:
-        raise typer.BadParameter(f"{text!r}: too long a time; give at most 36500d") from None
+    seconds = int(number) * unit_s[unit]
+    if seconds > MAX_DURATION_S:  # an expiry must stay a date
+        raise typer.BadParameter(f"{text!r}: too long a time; give at most 36500d")
+    return timedelta(seconds=seconds)
 
 
 def when(iso: str | None) -> str:

@@ -15,7 +15,13 @@ from pjai.schema.ops import Insert, Missing, Op, Update
 from pjai.schema.personas import require_live_persona
 from pjai.schema.updates import set_fields, stamped
 
-__all__ = ["BookmarkCreated", "BookmarkDeleted", "BookmarkFilters", "BookmarkUpdated"]
+__all__ = [
+    "BookmarkCreated",
+    "BookmarkDeleted",
+    "BookmarkFilters",
+    "BookmarkUpdated",
+    "check_time_range",
+]
 
 Hour = Annotated[int, Meta(ge=0, le=24)]
 
@@ -35,7 +41,8 @@ class BookmarkFilters(Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     hours: Annotated[list[Hour], Meta(min_length=2, max_length=2)] | None = None
 
 
-def _check(event: str, time_from: Any, time_to: Any) -> None:
+def check_time_range(event: str, time_from: Any, time_to: Any) -> None:
+    """Refuse a range whose start is after its end (a bookmark's ``time_from``)."""
     if time_from is not None and time_to is not None and time_from > time_to:
         reason = "must not be after the end of the range"
         raise EventValidationError(event, reason, field="time_from")
@@ -68,7 +75,7 @@ class BookmarkCreated(Event, frozen=True, kw_only=True):
     tags: list[Tag] = field(default_factory=list)
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        _check(self.NAME, self.time_from, self.time_to)
+        check_time_range(self.NAME, self.time_from, self.time_to)
         _check_filters(self.NAME, self.filters)
         values = {
             "id": self.bookmark_id,
@@ -120,7 +127,7 @@ class BookmarkUpdated(Event, frozen=True, kw_only=True):
         if self.tags is not UNSET:
             values["tags"] = list(self.tags)
         values = stamped(self, values, ctx.at)
-        _check(self.NAME, values.get("time_from"), values.get("time_to"))
+        check_time_range(self.NAME, values.get("time_from"), values.get("time_to"))
         return [_update_bookmark(self.bookmark_id, self.persona_id, values)]
 
 

@@ -39,7 +39,8 @@ AllFlag = Annotated[
 Since = Annotated[str | None, typer.Option(help="Happened at or after (ISO time, UTC).")]
 Until = Annotated[str | None, typer.Option(help="Happened at or before (ISO time, UTC).")]
 MAX_LIMIT = 1_000_000
-"""The largest ``--limit`` taken (SQL's integers end not far beyond)."""
+"""The largest ``--limit`` taken: more than a persona's rows at any size PJai is
+measured at, and far within SQL's integers."""
 Limit = Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="At most this many.")]
 
 

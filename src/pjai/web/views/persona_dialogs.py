@@ -105,8 +105,10 @@ def confirm_erasure(name: str, confirmed: Callable[[], Awaitable[None]]) -> ui.d
             typed.disable()
             button.disable()
             dialog.props("persistent")
-            await confirmed()
-            dialog.close()
+            try:
+                await confirmed()
+            finally:
+                dialog.close()
 
         with ui.row().classes("w-full justify-end"):
             ui.button("Cancel", on_click=dialog.close).props("flat")
