@@ -85,6 +85,7 @@ def test_two_people_see_each_other_and_each_others_edits(
 
             grace.goto(second.url + "/collaboration")
             expect(grace.get_by_test_id("others-change").first).to_contain_text("v1.PersonaUpdated")
+            expect(grace.get_by_test_id("peer")).to_contain_text("laptop")  # loaded, not "loading"
             screenshot(grace, "collaboration")
             ada.context.close()
             grace.context.close()
