@@ -158,6 +158,7 @@ HYBRID_BENCH_KEYS = {
     "bridge_lag_p95_ms",
     "query_hot_p95_ms",
     "query_range_p95_ms",
+    "keyword_search_p95_ms",
     "verify_s",
 }
 
@@ -175,7 +176,24 @@ def test_hybrid_benchmark_quick_run(tmp_path: Path) -> None:
     for backend in backends:
         assert figures[backend].keys() >= HYBRID_BENCH_KEYS, backend
         assert all(figures[backend][key] > 0 for key in HYBRID_BENCH_KEYS), backend
+    # SQLite's SQL primary has no keyword search: with the store off it is PostgreSQL's.
+    assert figures["sqlite"]["keyword_search_store_off_p95_ms"] is None
+    if "postgresql" in backends:
+        assert figures["postgresql"]["keyword_search_store_off_p95_ms"] > 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_hybrid_benchmark_loads_the_memories_asked_for(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "pjai", "bench", "hybrid", "--quick", "--data-dir"]
+    wrong = subprocess.run([*args, str(tmp_path), "--memories", "1234"], capture_output=True)
+    assert wrong.returncode == 1
+    assert b"--memories must be a multiple of 500 (the batch), got 1,234" in wrong.stderr
+    environ = {k: v for k, v in os.environ.items() if k != "PJAI_TEST_POSTGRES_URL"}
+    done = subprocess.run(
+        [*args, str(tmp_path), "--memories", "1000"], capture_output=True, env=environ
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["sqlite"]["memories"] == 1000
 
 
 def test_store_benchmark_measures_the_peer_in_the_same_run(tmp_path: Path) -> None:

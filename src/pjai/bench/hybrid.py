@@ -3,7 +3,8 @@
 Per backend: end-to-end commit throughput (store + SQL, batched and single), the lag
 from a store commit to its SQL commit, repository query latency at the full memory
 count (one persona's hot memories by importance; one persona's memories in a time
-range), and how long ``verify`` takes over everything.
+range), keyword search latency (on the store, and with the store off on PostgreSQL),
+and how long ``verify`` takes over everything.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,9 @@ from pjai.bench.workload import (
     memory_events,
     persona_id,
 )
+from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.memory.search import SearchFilter, search
 from pjai.schema.types import Progress
 from pjai.sql.repositories import MemoryFilter
 
@@ -107,21 +110,48 @@ def _one_backend(
             ranged.append(time.perf_counter() - began)
         step()
 
+        texts = [(persona_id(rng.randrange(workload.personas)), _words(rng)) for _ in hot]
+        keyword = _keyword_latencies(manager, texts)
         report = manager.verify()
         if not report.equal:
             raise RuntimeError("verify found the store and SQL different after the benchmark load")
         step()
-        return {
-            "memories": workload.memories,
-            "commit_batched_per_s": round(batched),
-            "commit_single_per_s": round(single),
-            "bridge_lag_p95_ms": round(lag_p95, 3),
-            "query_hot_p95_ms": ms(percentile(hot, 95)),
-            "query_range_p95_ms": ms(percentile(ranged, 95)),
-            "verify_1m_s" if workload.memories == 1_000_000 else "verify_s": round(
-                report.seconds, 3
-            ),
-        }
+    # With the store off, keyword search is PostgreSQL's (SQLite's SQL primary has none).
+    keyword_off = None
+    if make_url(sql_url).get_backend_name() == "postgresql":
+        off = {"PJAI_USE_LIVESTORE": "false"}
+        with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ=off) as manager:
+            keyword_off = ms(percentile(_keyword_latencies(manager, texts), 95))
+    return {
+        "memories": workload.memories,
+        "commit_batched_per_s": round(batched),
+        "commit_single_per_s": round(single),
+        "bridge_lag_p95_ms": round(lag_p95, 3),
+        "query_hot_p95_ms": ms(percentile(hot, 95)),
+        "query_range_p95_ms": ms(percentile(ranged, 95)),
+        "keyword_search_p95_ms": ms(percentile(keyword, 95)),
+        "keyword_search_store_off_p95_ms": keyword_off,
+        "verify_1m_s" if workload.memories == 1_000_000 else "verify_s": round(report.seconds, 3),
+    }
+
+
+def _words(rng: random.Random) -> str:
+    """A search text over the generated memories: a topic (about one memory in 977 has
+    it) and a word every memory has, so that every memory of the persona matches and is
+    ranked (the worst case)."""
+    return f"topic {rng.randrange(977)}"
+
+
+def _keyword_latencies(manager: HybridDatabaseManager, texts: list[tuple[str, str]]) -> list[float]:
+    """Seconds per keyword search (10 hits) of each persona's text."""
+    took = []
+    for persona, words in texts:
+        began = time.perf_counter()
+        hits = search(manager, words, SearchFilter(persona_id=persona))
+        took.append(time.perf_counter() - began)
+        if not hits:
+            raise RuntimeError(f"a keyword search of {persona}'s memories found nothing")
+    return took
 
 
 def run_hybrid_bench(
@@ -129,11 +159,19 @@ def run_hybrid_bench(
     *,
     postgres_url: str | None,
     quick: bool = False,
+    memories: int | None = None,
     progress: Progress | None = None,
     seed: int = 11,
 ) -> dict[str, Any]:
-    """Run the benchmark on SQLite, and on PostgreSQL when ``postgres_url`` is given."""
+    """Run the benchmark on SQLite, and on PostgreSQL when ``postgres_url`` is given;
+    ``memories`` replaces the workload's count (a multiple of its batch)."""
     workload = QUICK if quick else FULL
+    if memories is not None:
+        if memories < workload.batch or memories % workload.batch:
+            raise ConfigError(
+                f"--memories must be a multiple of {workload.batch:,} (the batch), got {memories:,}"
+            )
+        workload = replace(workload, memories=memories)
     rng = random.Random(seed)
     step = Steps(8 if postgres_url else 4, progress)
 

@@ -106,12 +106,17 @@ def ui(
 @app.command()
 def hybrid(
     quick: Quick = False,
+    memories: Annotated[
+        int | None,
+        typer.Option(min=1, help="Memories to load instead of 1,000,000 (5,000 with --quick)."),
+    ] = None,
     postgres: PostgresUrl = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     keep: Keep = False,
 ) -> None:
-    """End-to-end commits, bridge lag, repository queries and verify, per SQL backend."""
-    bench = partial(run_hybrid_bench, postgres_url=postgres, quick=quick)
+    """End-to-end commits, bridge lag, repository queries, keyword search and verify, per
+    SQL backend."""
+    bench = partial(run_hybrid_bench, postgres_url=postgres, quick=quick, memories=memories)
     _run(bench, data_dir, prefix="bench-hybrid-", keep=keep, doing="Benchmarking store + SQL")
 
 

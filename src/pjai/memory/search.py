@@ -4,8 +4,8 @@ Keyword search turns the text into an OR of its words (stop words dropped, each 
 stemmed) and ranks the memories matching any of them over name, content, summary and
 tags (the summary counting half). On the reactive store it reads the FTS5 index
 (:mod:`pjai.schema.search`, Porter stemming) and ranks by BM25; with the store off on
-PostgreSQL it uses PostgreSQL's text search (English stemming), computed from the rows
-at query time, and ranks by ``ts_rank``. Both find the same memories for ordinary
+PostgreSQL it uses PostgreSQL's text search (English stemming) over each memory's stored,
+indexed document, and ranks by ``ts_rank``. Both find the same memories for ordinary
 words (the two stemmers differ on a few rare ones), and both ignore the accents of
 Latin letters (``cafe`` finds ``Café``; PostgreSQL's through a ``translate`` of the
 text, the FTS5 tokenizer by removing diacritics); their scores are on different scales.
@@ -22,12 +22,11 @@ A search does not count as opening a memory: no ``v1.MemoryAccessed`` is recorde
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
-from sqlalchemy import ColumnElement, Text, cast, column, func, literal_column, or_, select, table
+from sqlalchemy import column, func, literal_column, or_, select, table
 
 from pjai.errors import QueryError
 from pjai.memory.backend import Backend
@@ -36,7 +35,12 @@ from pjai.memory.hits import HIT_COLUMNS, SearchHit
 from pjai.memory.when import time_window
 from pjai.memory.words import STOP_WORDS, search_terms
 from pjai.schema.expressions import dialect_name
-from pjai.schema.search import SEARCH_TABLE
+from pjai.schema.search import (
+    POSTGRESQL_DOCUMENT,
+    SEARCH_TABLE,
+    fold_accents,
+    postgresql_document,
+)
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import memories, memory_links
 from pjai.schema.types import AnySelect
@@ -128,46 +132,29 @@ def _fts5_query(
     )
 
 
-def _unaccented() -> tuple[str, str]:
-    """The Latin letters with an accent (U+00C0 to U+024F), and each one's base letter."""
-    accented = [chr(code) for code in range(0xC0, 0x250)]
-    bases = [unicodedata.normalize("NFD", char)[0] for char in accented]
-    kept = [(a, b) for a, b in zip(accented, bases, strict=True) if a != b and b.isascii()]
-    return "".join(a for a, _ in kept), "".join(b for _, b in kept)
-
-
-_ACCENTED, _BASES = _unaccented()
-_UNACCENT = str.maketrans(_ACCENTED, _BASES)
-
-
 def _postgresql_query(
     terms: list[str], where: MemoryFilter, limit: int, tuning: Tuning = TUNING
 ) -> AnySelect:
-    """Keyword search with PostgreSQL's text search, computed from the rows as they are.
+    """Keyword search with PostgreSQL's text search.
 
     The English configuration stems words and drops its stop words, as the store's
-    Porter tokenizer and :data:`STOP_WORDS` do; a query made only of stop words is
-    matched word for word (the ``simple`` configuration). Name, content and tags weigh
-    fully (A), the summary as ``tuning`` says (B).
+    Porter tokenizer and :data:`STOP_WORDS` do; its documents are stored and indexed
+    (:mod:`pjai.schema.search`). A query made only of stop words is matched word for
+    word (the ``simple`` configuration), against documents computed from the rows.
+    Name, content and tags weigh fully (A), the summary as ``tuning`` says (B).
     """
     stop_words_only = all(term in STOP_WORDS for term in terms)
-    config: ColumnElement[Any] = literal_column(
-        f"'{'simple' if stop_words_only else 'english'}'::regconfig"
-    )
-
-    def part(value: Any, weight: str) -> Any:
-        plain = func.translate(value, _ACCENTED, _BASES)
-        return func.setweight(func.to_tsvector(config, plain), literal_column(f"'{weight}'"))
-
+    config = "simple" if stop_words_only else "english"
     document = (
-        part(memories.c.name, "A")
-        .op("||")(part(memories.c.content, "A"))
-        .op("||")(part(memories.c.summary, "B"))
-        .op("||")(part(cast(memories.c.tags, Text), "A"))
+        postgresql_document(config)
+        if stop_words_only
+        else literal_column(f"{memories.name}.{POSTGRESQL_DOCUMENT}")
     )
     # Terms are letters, digits and marks only (search_terms): quoting each is enough.
-    plain = [term.translate(_UNACCENT) for term in terms]
-    wanted = func.to_tsquery(config, " | ".join(f"'{term}'" for term in plain))
+    wanted = func.to_tsquery(
+        literal_column(f"'{config}'::regconfig"),
+        " | ".join(f"'{fold_accents(term)}'" for term in terms),
+    )
     summary = float(tuning.summary_weight)  # a float: safe to write into the SQL
     score = func.ts_rank(
         literal_column(f"'{{0.1, 0.2, {summary}, 1.0}}'::float4[]"), document, wanted

@@ -14,6 +14,7 @@ from sqlalchemy import Column, Engine, MetaData
 from sqlalchemy.types import TypeEngine
 
 from pjai.schema import metadata
+from pjai.schema.search import POSTGRESQL_SEARCH_OBJECTS
 from pjai.sql.journal import journal_metadata
 
 __all__ = ["TARGET_METADATA", "comparison", "current", "drift", "head", "heads", "upgrade"]
@@ -87,16 +88,26 @@ def _compare_type(
     return declared is None or declared.upper() != compiled.upper()
 
 
+def _declared_or_search(
+    item: Any, name: str | None, kind: str, reflected: bool, declared: Any
+) -> bool:
+    """Whether to compare ``item``: all but PostgreSQL's search document of memories,
+    which the tables do not declare (see :mod:`pjai.schema.search`)."""
+    return not (reflected and declared is None and (kind, name) in POSTGRESQL_SEARCH_OBJECTS)
+
+
 def comparison() -> dict[str, Any]:
     """The options Alembic compares the tables with, for autogenerate and :func:`drift`.
 
     Types are compared (see ``_compare_type``) and so are server defaults: PJai's tables
     declare one (``memories.pinned``), so any other default found in a database is drift.
+    PostgreSQL's search document of memories is left out: the tables do not declare it.
     """
     return {
         "target_metadata": list(TARGET_METADATA),
         "compare_type": _compare_type,
         "compare_server_default": True,
+        "include_object": _declared_or_search,
     }
 
 

@@ -1,9 +1,4 @@
-"""Initial tables: personas, memories, links, bookmarks, conversations, the journal.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-26 10:28:34.760672
-"""
+"""Initial tables: personas, memories, links, bookmarks, conversations, the journal."""
 
 from __future__ import annotations
 
@@ -14,8 +9,6 @@ import pjai.schema.types
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

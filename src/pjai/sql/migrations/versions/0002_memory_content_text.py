@@ -2,10 +2,6 @@
 
 SQLite declares the column ZTEXT, unchanged. On PostgreSQL the two types store the
 same values and the change rewrites no rows.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-12-03 09:00:00.000000
 """
 
 from __future__ import annotations
@@ -15,8 +11,6 @@ from alembic import op
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -4,10 +4,6 @@ Existing memories are not pinned, as replaying their events gives. The column ke
 default (false): SQLite adds a NOT NULL column only with one, and cannot drop a
 column's default without rebuilding the table, which its foreign keys (links refer to
 memories) forbid inside a migration's transaction.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-12-05 09:00:00.000000
 """
 
 from __future__ import annotations
@@ -17,8 +13,6 @@ from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

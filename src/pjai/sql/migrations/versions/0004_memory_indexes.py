@@ -4,10 +4,6 @@
   newest first and bucketed by time from the index alone;
 - memory health's index (persona, tier, importance, deletion, creation, last access)
   replaces the one by persona, tier and importance, which is its start.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-05 09:10:00.000000
 """
 
 from __future__ import annotations
@@ -16,8 +12,6 @@ from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 LIVE = "ix_memories_persona_id_deleted_at_occurred_at"
 HEALTH = "ix_memories_health"

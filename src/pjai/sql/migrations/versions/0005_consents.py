@@ -1,9 +1,4 @@
-"""Consent records: the latest consent of each persona's data subject per purpose.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-12-05 11:10:00.000000
-"""
+"""Consent records: the latest consent of each persona's data subject per purpose."""
 
 from __future__ import annotations
 
@@ -14,8 +9,6 @@ import pjai.schema.types
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

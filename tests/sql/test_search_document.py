@@ -1,0 +1,134 @@
+"""PostgreSQL keeps each memory's text-search document (migration 0007): kept current by
+its trigger, filled for memories that were there before, read through its index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, column, insert, table, text, update
+
+from pjai.memory.search import _postgresql_query
+from pjai.memory.words import search_terms
+from pjai.schema import MemoryFilter
+from pjai.schema.search import POSTGRESQL_DOCUMENT, POSTGRESQL_SEARCH_FUNCTION
+from pjai.schema.tables import memories, personas
+from pjai.sql import create_sql_engine, migrate
+from tests.databases import database
+from tests.helpers import persona_row
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _memory(memory_id: str, name: str, content: str) -> dict[str, object]:
+    return {
+        "id": memory_id,
+        "persona_id": "p1",
+        "type": "note",
+        "name": name,
+        "content": content,
+        "summary": "",
+        "tags": ["Café"],
+        "importance": 0.5,
+        "tier": "warm",
+        "access_count": 0,
+        "occurred_at": AT,
+        "created_at": AT,
+        "updated_at": AT,
+    }
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    with database("postgresql", tmp_path) as url:
+        engine = create_sql_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def _found(engine: Engine, words: str) -> list[str]:
+    query = _postgresql_query(search_terms(words), MemoryFilter(persona_id="p1"), 10)
+    with engine.connect() as conn:
+        return [row.id for row in conn.execute(query)]
+
+
+def test_memories_from_before_the_migration_get_their_document(engine: Engine) -> None:
+    migrate.upgrade(engine, "0006")
+    memories_0006 = table("memories", *(column(c.name, c.type) for c in memories.columns))
+    with engine.begin() as conn:
+        conn.execute(insert(personas), [persona_row("p1", AT)])
+        conn.execute(insert(memories_0006), [_memory("old", "Lighthouse", "keepers and gulls")])
+    assert migrate.upgrade(engine) == migrate.head()
+    assert migrate.drift(engine) == []
+    assert _found(engine, "gull") == ["old"]
+    assert _found(engine, "cafe") == ["old"]  # a tag, its accent folded
+
+
+def test_the_trigger_follows_every_write_of_the_text(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(personas), [persona_row("p1", AT)])
+        conn.execute(insert(memories), [_memory("m", "Violin", "tuned before the concert")])
+    assert _found(engine, "concert") == ["m"]
+    with engine.begin() as conn:
+        conn.execute(update(memories).values(content="a kite on the beach", importance=0.9))
+    assert _found(engine, "concert") == []
+    assert _found(engine, "kites") == ["m"]
+    with engine.begin() as conn:
+        conn.execute(update(memories).values(summary="rehearsal"))
+    assert _found(engine, "rehearsal") == ["m"]
+
+
+def test_keyword_search_reads_the_index(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    many = [_memory(f"m{i}", f"note {i}", f"errand number {i} in town") for i in range(3000)]
+    with engine.begin() as conn:
+        conn.execute(insert(personas), [persona_row("p1", AT)])
+        conn.execute(insert(memories), [*many, _memory("l", "", "the lighthouse keeper")])
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE memories"))  # as autovacuum would, in time
+    query = _postgresql_query(search_terms("lighthouse"), MemoryFilter(persona_id="p1"), 10)
+    with engine.connect() as conn:
+        # Reading the whole table is the cheapest way for so few rows: plan as for many.
+        conn.execute(text("SET enable_seqscan = off"))
+        compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}"))
+    assert f"ix_memories_{POSTGRESQL_DOCUMENT}" in plan
+    assert _found(engine, "lighthouse") == ["l"]
+
+
+_OURS = "pronamespace = current_schema()::regnamespace AND proname LIKE 'pjai_%'"
+
+
+def test_the_database_has_the_document_as_pjai_defines_it(engine: Engine) -> None:
+    """A change to the document's definition needs a migration that applies it."""
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        bodies = conn.scalars(text(f"SELECT prosrc FROM pg_proc WHERE {_OURS}")).all()
+    assert [body.strip() for body in bodies] == [POSTGRESQL_SEARCH_FUNCTION]
+
+
+def test_downgrade_takes_the_document_out(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0006")
+    with engine.connect() as conn:
+        columns = conn.scalars(
+            text(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = 'memories'"
+            )
+        ).all()
+        functions = conn.scalar(text(f"SELECT count(*) FROM pg_proc WHERE {_OURS}"))
+    assert "content" in columns
+    assert POSTGRESQL_DOCUMENT not in columns
+    assert functions == 0
