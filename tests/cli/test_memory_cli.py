@@ -154,6 +154,9 @@ def test_memory_errors_are_clear(cli: Cli) -> None:
         "memory", "add", "ada", "text", "--occurred-at", "yesterday", code=2
     )
     assert "importance" in cli.fails("memory", "add", "ada", "text", "--importance", "2")
+    for command in (["list", "ada"], ["search", "ada", "text"]):
+        failed = cli.fails("memory", *command, "--min-importance", "nan", code=2)
+        assert "must be a number, got nan" in failed
     with Store.open(cli.data / "store.db") as store:
         assert store.summary()["rows"]["memories"] == 0  # nothing half-written
 
@@ -198,6 +201,8 @@ def test_links_auto_and_decay(cli: Cli) -> None:
     assert "Made 1 link(s) by shared words" in cli("memory", "auto-link", "ada", "--by", "words")
     assert cli.json("memory", "neighbours", "m0") == [{"memory_id": "m1", "depth": 1}]
     assert "removed 0" in cli("memory", "decay-links", "ada", "--days", "1")
+    no_days = cli.fails("memory", "decay-links", "ada", "--days", "0", code=2)
+    assert "must be more than 0, got 0" in no_days
     assert "removed 1" in cli("memory", "decay-links", "ada", "--days", "1000")
     assert cli.json("memory", "neighbours", "m0") == []
 

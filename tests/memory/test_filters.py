@@ -196,3 +196,10 @@ def test_hours_out_of_order_or_range_are_refused(hours: tuple[int, int], message
 def test_times_without_a_time_zone_are_refused() -> None:
     with pytest.raises(QueryError, match="occurred_to 2026-05-01T00:00:00 has no time zone"):
         MemoryFilter(occurred_to=datetime(2026, 5, 1))
+
+
+@pytest.mark.parametrize("field", ["importance_min", "importance_max"])
+def test_an_importance_that_is_not_a_number_is_refused(field: str) -> None:
+    # Every comparison with NaN is false: the read would find nothing and say nothing.
+    with pytest.raises(QueryError, match=f"{field} must be a number, got nan"):
+        MemoryFilter(**{field: float("nan")})

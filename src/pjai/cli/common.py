@@ -8,6 +8,7 @@ Style a fixed part of a line with :class:`rich.text.Text`, e.g.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Iterator
@@ -333,5 +334,19 @@ TierOpt = Annotated[
 ]
 TypeOpt = Annotated[list[str] | None, typer.Option("--type", help="Only these types.")]
 TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="Only memories with all tags.")]
-MinImportance = Annotated[float | None, typer.Option(help="Importance at least this.")]
-MaxImportance = Annotated[float | None, typer.Option(help="Importance at most this.")]
+
+
+def _a_number(value: float | None) -> float | None:
+    """Refuse ``nan`` (a Typer callback): no importance compares with it, so a filter
+    with it would find nothing and say nothing."""
+    if value is not None and math.isnan(value):
+        raise typer.BadParameter("must be a number, got nan")
+    return value
+
+
+MinImportance = Annotated[
+    float | None, typer.Option(help="Importance at least this.", callback=_a_number)
+]
+MaxImportance = Annotated[
+    float | None, typer.Option(help="Importance at most this.", callback=_a_number)
+]

@@ -17,6 +17,7 @@ so a filter means the same thing wherever it is used:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -57,6 +58,11 @@ class MemoryFilter(Struct, frozen=True, kw_only=True):
                 raise QueryError(
                     f"hours must be (from, to) with 0 <= from < to <= 24, got {self.hours}"
                 )
+        for name in ("importance_min", "importance_max"):
+            value = getattr(self, name)
+            if value is not None and math.isnan(value):
+                # Every comparison with NaN is false: the read would silently find nothing.
+                raise QueryError(f"{name} must be a number, got {value}")
         for name in ("occurred_from", "occurred_to", "created_from", "created_to"):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:

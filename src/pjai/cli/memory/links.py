@@ -112,11 +112,21 @@ def auto_link(
     )
 
 
+def _more_than_none(days: float) -> float:
+    """Refuse no days, or fewer (a Typer callback): they would weaken no link."""
+    if not days > 0:  # NaN too
+        raise typer.BadParameter(f"must be more than 0, got {number(days)}")
+    return days
+
+
 @for_persona
 def decay_links(
     persona: str | None = None,
     days: Annotated[
-        float, typer.Option(min=0.0, help="Days of decay to apply (more than 0).")
+        float,
+        typer.Option(
+            max=365_000.0, callback=_more_than_none, help="Days of decay to apply (more than 0)."
+        ),
     ] = 1.0,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
