@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 import pytest
+from rich.table import Table
+from rich.text import Text
 
 from pjai.app import DataDir
+from pjai.cli.output import TerminalConsole
 from pjai.schema import MemoryAdded, MemoryDeleted, PersonaCreated
 from pjai.store import Store
 from tests.cli.invoke import Cli
@@ -207,3 +211,33 @@ def test_sync_server_tokens(cli: Cli) -> None:
     assert TAGS[0] in listed
     revoked = cli("sync-server", "token", "revoke", made["id"])
     assert f"on store {TAGS[0]!r}" in revoked
+
+
+# Clears the screen, sets the window title, rings the bell; a C1 CSI starts a sequence too.
+HOSTILE = "Eve\x1b[2J\x1b]0;pwned\x07\x9b31m"
+HOSTILE_SHOWN = "Eve␛[2J␛]0;pwned\\x9b31m"  # Rich drops the bell itself
+
+
+def test_control_characters_are_shown_not_sent_to_the_terminal(cli: Cli) -> None:
+    created = cli("persona", "create", HOSTILE, "--id", "eve")
+    assert f"Created persona {HOSTILE_SHOWN} (eve)." in created
+    shown = cli("persona", "show", "eve")
+    assert HOSTILE_SHOWN in shown
+    for said in (created, shown):
+        assert not any(c in said for c in "\x1b\x07\x9b")
+    # Formats for programs keep the text as it is.
+    assert cli.json("persona", "show", "eve")["persona"]["name"] == HOSTILE
+
+
+def test_a_terminal_gets_styles_but_not_the_texts_control_codes() -> None:
+    out = io.StringIO()
+    terminal = TerminalConsole(file=out, force_terminal=True, color_system="standard", width=80)
+    table = Table("name")
+    table.add_row(HOSTILE)
+    terminal.print(table)
+    terminal.print(Text.assemble(("bold", "bold"), " ", HOSTILE))
+    printed = out.getvalue()
+    assert printed.count(HOSTILE_SHOWN) == 2
+    assert "\x1b[2J" not in printed
+    assert "\x1b]0;" not in printed
+    assert "\x1b[1m" in printed  # Rich's own style codes pass

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import msgspec
 import typer
-from rich.console import Console, RenderableType
+from rich.console import RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -27,7 +27,7 @@ from typer.core import TyperArgument, TyperOption
 
 from pjai.app import DataDir as DataDirectory
 from pjai.cli.grouped import option_group
-from pjai.cli.output import JsonFlag, console, print_table
+from pjai.cli.output import JsonFlag, TerminalConsole, console, print_table
 from pjai.cli.utf8 import running
 from pjai.errors import EventError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
@@ -128,7 +128,7 @@ ValueAfterPersona = Annotated[str | None, typer.Argument(hidden=True)]
 ConversationArg = Annotated[str, typer.Argument(help="The conversation's id, or the start of it.")]
 YesFlag = Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking.")]
 
-errors = Console(stderr=True, markup=False, emoji=False)
+errors = TerminalConsole(stderr=True, markup=False, emoji=False)
 
 
 def fail(error: PjaiError) -> typer.Exit:

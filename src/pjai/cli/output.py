@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -25,6 +25,7 @@ import msgspec
 import typer
 from rich import box
 from rich.console import Console
+from rich.segment import Segment
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -35,6 +36,7 @@ __all__ = [
     "Format",
     "JsonFlag",
     "NlFlag",
+    "TerminalConsole",
     "TsvFlag",
     "clipped",
     "console",
@@ -47,6 +49,7 @@ __all__ = [
     "print_rows",
     "print_table",
     "short_column",
+    "shown",
     "when",
 ]
 
@@ -60,9 +63,36 @@ TsvFlag = Annotated[
     typer.Option("--tsv", help="Print tab-separated values (the default when piped)."),
 ]
 
-console = Console(markup=False, emoji=False, soft_wrap=True)
+_VISIBLE: dict[int, int | str] = {
+    **{code: 0x2400 + code for code in range(0x20) if chr(code) not in "\n\t"},
+    0x7F: 0x2421,
+    **{code: f"\\x{code:02x}" for code in range(0x80, 0xA0)},
+}
+
+
+def shown(text: str) -> str:
+    """``text`` with its control characters (but newline and tab) as visible symbols:
+    ESC as ``␛``, a C1 control as ``\\x9b``."""
+    return text.translate(_VISIBLE)
+
+
+class TerminalConsole(Console):
+    """A console that shows the control characters of what it prints instead of sending
+    them: a persona name or memory text that came from another device cannot move the
+    cursor, recolour the terminal or set its title. Rich's own codes (styles, cursor
+    moves) are segments marked as control or styled apart from their text, and pass."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment if segment.control else segment._replace(text=shown(segment.text))
+            for segment in buffer
+        )
+
+
+console = TerminalConsole(markup=False, emoji=False, soft_wrap=True)
 """Standard output for people. It never reads markup or emoji codes in the user's text,
-and leaves the wrapping of long lines to the terminal: piped, a line stays one line."""
+shows its control characters (:class:`TerminalConsole`), and leaves the wrapping of long
+lines to the terminal: piped, a line stays one line."""
 
 
 def output_format(*, as_json: bool = False, nl: bool = False, csv: bool = False,
