@@ -80,8 +80,11 @@ def test_lifecycle(manager: HybridDatabaseManager) -> None:
     with pytest.raises(QueryError, match="no persona 'basil'"):
         personas.get("basil")
     assert [p.id for p in personas.list(include_deleted=True)] == ["ada", "basil"]
-    with pytest.raises(ConfigError, match="nothing to change"):
+    with pytest.raises(ConfigError, match="nothing to change: give --name"):
         personas.update("ada")
+    personas.update("ada", sets=["memory.max_memories=500"])
+    with pytest.raises(ConfigError, match="'Ada' already has memory.max_memories=500"):
+        personas.update("ada", sets=["memory.max_memories=500"])
     with pytest.raises(EventValidationError, match=r"v1\.PersonaUpdated"):
         personas.update("ada", sets=["memory.max_memories=0"])
     assert config_changes(manager) == []  # no privacy setting changed

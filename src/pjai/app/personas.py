@@ -256,6 +256,9 @@ class Personas:
         ):
             if value is not None:
                 args[key] = value
+        if len(args) == 1 and (sets or config):
+            given = ", ".join(sets) if sets else "these settings"
+            raise ConfigError(f"nothing to change: {persona.name!r} already has {given}")
         if len(args) == 1:
             raise ConfigError("nothing to change: give --name, --description, --style or --set")
         event: PersonaUpdated = _event(PersonaUpdated, args)
