@@ -1,27 +1,40 @@
-"""Live queries on the SQL primary, for when the reactive store is switched off.
+"""Reads and live queries on the SQL primary, for when the reactive store is switched off.
 
-They re-run after each SQL commit that wrote a table they read (the tables of a
+Live queries re-run after each SQL commit that wrote a table they read (the tables of a
 ``select`` come from SQLAlchemy; SQL text is taken to read every table), and deliver
 only results that changed, like the store's live queries.
+
+With several shards a read goes where its rows are. A persona's rows all live on its
+shard, so a read that names one persona (``persona_id = X`` or ``personas.id = X`` in a
+``select``; a ``persona`` or ``persona_id`` parameter of SQL text) runs there, and one
+that reads no table (the dialect's name) on the first shard. Any other
+read runs on every shard, and is answered when at most one shard has rows for it: a
+lookup by id, the active persona, one persona's links. A read whose rows are on several
+shards (every persona's memories, a count over everyone) is refused, as no shard holds
+its answer alone; the repositories and the store answer those.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, text
-from sqlalchemy.sql import visitors
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnClause
 
 from pjai.errors import QueryError, SqlError, SqlUnavailableError
-from pjai.sql.shards import Shard
+from pjai.sql.shards import Shard, ShardSet
 from pjai.store.changes import Changes
 from pjai.store.live import LiveQueries, LiveQuery
 from pjai.store.query import Query, RowFilters
 
-__all__ = ["ParkedHost", "SqlLiveHost", "SqlQuery", "tables_of"]
+log = logging.getLogger(__name__)
+
+__all__ = ["SqlLiveHost", "SqlQuery", "persona_named", "tables_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +59,39 @@ def tables_of(query: Query) -> frozenset[str] | None:
     return frozenset(e.name for e in visitors.iterate(query) if isinstance(e, Table))
 
 
-class SqlLiveHost:
-    """Runs live queries and ad-hoc reads on one SQL primary."""
+class _SpreadError(QueryError):
+    """A read whose rows are on several shards."""
 
-    def __init__(self, shard: Shard, all_tables: frozenset[str]) -> None:
-        self._shard = shard
+
+def _names_persona(element: object) -> bool:
+    return isinstance(element, ColumnClause) and (
+        element.name == "persona_id"
+        or (element.name == "id" and getattr(element.table, "name", None) == "personas")
+    )
+
+
+def persona_named(query: Query, params: Mapping[str, Any]) -> str | None:
+    """The one persona whose rows ``query`` reads, when it says so; else ``None``."""
+    if isinstance(query, str):
+        named = {params[key] for key in ("persona", "persona_id") if key in params}
+    else:
+        named = set()
+        for element in visitors.iterate(query):
+            if not isinstance(element, BinaryExpression) or element.operator is not operators.eq:
+                continue
+            for side, other in ((element.left, element.right), (element.right, element.left)):
+                if _names_persona(side) and isinstance(other, BindParameter):
+                    named.add(params.get(other.key, other.value))
+    if len(named) == 1 and isinstance(value := next(iter(named)), str):
+        return value
+    return None
+
+
+class SqlLiveHost:
+    """Runs live queries and ad-hoc reads on the SQL primary's shards."""
+
+    def __init__(self, shards: ShardSet, all_tables: frozenset[str]) -> None:
+        self._shards = shards
         self._all_tables = all_tables
         self._lock = threading.RLock()
         self._live = LiveQueries()
@@ -58,7 +99,8 @@ class SqlLiveHost:
     def query(
         self, query: Query, params: Mapping[str, Any] | Sequence[Any] | None = None
     ) -> list[Any]:
-        """Run a read query on the SQL primary; rows have attribute access."""
+        """Run a read query where its rows are (see the module doc); rows have
+        attribute access."""
         statement: Any
         if isinstance(query, str):
             if params is not None and not isinstance(params, Mapping):
@@ -66,9 +108,26 @@ class SqlLiveHost:
             statement = text(query)
         else:
             statement = query
+        given = dict(params or {})
+        if len(self._shards) == 1 or tables_of(query) == frozenset():  # no rows read
+            return self._run(self._shards.shards[0], statement, given)
+        persona = persona_named(query, given)
+        if persona is not None:
+            return self._run(self._shards.for_persona(persona), statement, given)
+        found = [rows for shard in self._shards if (rows := self._run(shard, statement, given))]
+        if len(found) > 1:
+            raise _SpreadError(
+                f"this read has rows on {len(found)} SQL shards and no shard holds its "
+                "answer alone: with several shards and the store off, reads of one "
+                "persona or one row are answered (or switch the store on)"
+            )
+        return found[0] if found else []
+
+    @staticmethod
+    def _run(shard: Shard, statement: Any, params: dict[str, Any]) -> list[Any]:
         try:
-            with self._shard.writer.connection("running query on SQL") as conn:
-                return list(conn.execute(statement, dict(params or {})).all())
+            with shard.writer.connection("running query on SQL") as conn:
+                return list(conn.execute(statement, params).all())
         except SqlUnavailableError:
             raise
         except SqlError as exc:
@@ -103,7 +162,15 @@ class SqlLiveHost:
         """Run ``live``'s query on SQL; whether its result changed."""
         prepared = live.prepared
         assert isinstance(prepared, SqlQuery)
-        rows = self.query(prepared.query, prepared.params)
+        try:
+            rows = self.query(prepared.query, prepared.params)
+        except _SpreadError:
+            # Its rows are now on several shards: it keeps its last result (and its
+            # subscribers) until the store is back on or its rows are on one shard.
+            if live.runs == 0:
+                raise
+            log.warning("a live query's rows are on several SQL shards; it waits: %s", live.sql)
+            return False
         return live.set_result(rows, prepared.tables or self._all_tables)
 
     def register_live(self, live: LiveQuery) -> None:
@@ -113,25 +180,3 @@ class SqlLiveHost:
     def unregister_live(self, live: LiveQuery) -> None:
         """Stop re-running ``live``."""
         self._live.discard(live)
-
-
-class ParkedHost:
-    """Holds live queries that cannot run anywhere for now; they keep their subscribers."""
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-
-    @property
-    def lock(self) -> threading.RLock:
-        """Held while live queries register (nothing runs here)."""
-        return self._lock
-
-    def run_live(self, live: LiveQuery) -> bool:
-        """Nothing runs while parked: the result stays as it was."""
-        return False
-
-    def register_live(self, live: LiveQuery) -> None:
-        """Nothing to do: parked queries hear of no commits."""
-
-    def unregister_live(self, live: LiveQuery) -> None:
-        """Nothing to do."""

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from pjai.errors import (
     ConfigError,
-    QueryError,
     SqlError,
     SqlUnavailableError,
     StoreCorruptError,
@@ -29,7 +28,7 @@ from pjai.hybrid.flags import Flags, env_name
 from pjai.hybrid.identity import Identity
 from pjai.hybrid.projector import Projector
 from pjai.hybrid.recovery import StoreRebuilt, finish_rebuild, rebuild_store_file
-from pjai.hybrid.sqllive import ParkedHost, SqlLiveHost, SqlQuery, tables_of
+from pjai.hybrid.sqllive import SqlLiveHost, SqlQuery, tables_of
 from pjai.schema.event import Event, Schema
 from pjai.schema.records import EventRecord
 from pjai.schema.types import Progress
@@ -77,8 +76,7 @@ class StoreSwitch:
         self._rebuild_damaged = rebuild_damaged
         shards = projector.shards
         self._sealed = shards.sealer is not None
-        self._sql_live = SqlLiveHost(shards.shards[0], frozenset(schema.tables()))
-        self._parked = ParkedHost()
+        self._sql_live = SqlLiveHost(shards, frozenset(schema.tables()))
         self._store_file_head = FileHead(store_path)
         """Read before each commit with the store off (see :meth:`Projector.append`)."""
         self._live: weakref.WeakKeyDictionary[LiveQuery, tuple[Query, Params]] = (
@@ -189,19 +187,17 @@ class StoreSwitch:
     # -- reads ----------------------------------------------------------------------
 
     def query(self, query: Query, params: Params = None) -> list[Row]:
-        """Read from the store, or from SQL (a single primary) with it off."""
+        """Read from the store, or from SQL with it off (where the rows are)."""
         store = self.store
         if store is not None:
             return store.query(query, params)
-        return self._sql_reader().query(query, params)
+        return self._sql_live.query(query, params)
 
     def live(self, query: Query, params: Params = None) -> LiveQuery:
         """A live query on the store, or on SQL with it off; it follows the switch."""
         store = self.store
         live = (
-            store.live(query, params)
-            if store is not None
-            else self._sql_reader().live(query, params)
+            store.live(query, params) if store is not None else self._sql_live.live(query, params)
         )
         self._live[live] = (query, params)
         return live
@@ -259,18 +255,8 @@ class StoreSwitch:
         for live, (query, params) in list(self._live.items()):
             if store is not None:
                 live.move(store, prepare(query, params, live=True))
-            elif len(self._projector.shards) == 1:
-                live.move(self._sql_live, SqlQuery(query, params, tables_of(query)))
             else:
-                live.move(self._parked, live.prepared)
-
-    def _sql_reader(self) -> SqlLiveHost:
-        if len(self._projector.shards) > 1:
-            raise QueryError(
-                "ad-hoc queries over several SQL shards are not supported with the store "
-                "off; use the repositories (manager.personas, manager.memories)"
-            )
-        return self._sql_live
+                live.move(self._sql_live, SqlQuery(query, params, tables_of(query)))
 
     def _open(self, progress: Progress | None) -> Store:
         if finish_rebuild(self.store_path):
