@@ -83,7 +83,7 @@ def test_lifecycle(manager: HybridDatabaseManager) -> None:
     with pytest.raises(ConfigError, match="nothing to change: give --name"):
         personas.update("ada")
     personas.update("ada", sets=["memory.max_memories=500"])
-    with pytest.raises(ConfigError, match="'Ada' already has memory.max_memories=500"):
+    with pytest.raises(ConfigError, match=r"'Ada' already has memory\.max_memories=500"):
         personas.update("ada", sets=["memory.max_memories=500"])
     with pytest.raises(EventValidationError, match=r"v1\.PersonaUpdated"):
         personas.update("ada", sets=["memory.max_memories=0"])

@@ -7,19 +7,24 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, column, insert, table, text, update
 
-from pjai.memory.search import _postgresql_query
+from pjai.errors import SqlUnavailableError
+from pjai.hybrid import HybridDatabaseManager
+from pjai.memory.search import SearchFilter, _postgresql_query, search
 from pjai.memory.words import search_terms
 from pjai.schema import MemoryFilter
-from pjai.schema.search import POSTGRESQL_DOCUMENT, POSTGRESQL_SEARCH_FUNCTION
+from pjai.schema.ops import Insert
+from pjai.schema.search import POSTGRESQL_DOCUMENT, POSTGRESQL_FUNCTIONS
 from pjai.schema.tables import memories, personas
 from pjai.sql import create_sql_engine, migrate
+from pjai.sql.postgresql import PostgresBackend
 from tests.databases import database
-from tests.helpers import persona_row
+from tests.helpers import memory, persona, persona_row
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -110,8 +115,8 @@ def test_the_database_has_the_document_as_pjai_defines_it(engine: Engine) -> Non
     """A change to the document's definition needs a migration that applies it."""
     migrate.upgrade(engine)
     with engine.connect() as conn:
-        bodies = conn.scalars(text(f"SELECT prosrc FROM pg_proc WHERE {_OURS}")).all()
-    assert [body.strip() for body in bodies] == [POSTGRESQL_SEARCH_FUNCTION]
+        rows = conn.execute(text(f"SELECT proname, prosrc FROM pg_proc WHERE {_OURS}")).all()
+    assert {row.proname: row.prosrc.strip() for row in rows} == POSTGRESQL_FUNCTIONS
 
 
 def test_downgrade_takes_the_document_out(engine: Engine) -> None:
@@ -132,3 +137,74 @@ def test_downgrade_takes_the_document_out(engine: Engine) -> None:
     assert "content" in columns
     assert POSTGRESQL_DOCUMENT not in columns
     assert functions == 0
+
+
+def test_a_memory_too_long_for_one_document_is_kept_and_found_by_its_start(
+    tmp_path: Path,
+) -> None:
+    # 125,000 different words: their document would pass PostgreSQL's 1 MB per tsvector.
+    long = " ".join(f"w{i}" for i in range(125_000))
+    with (
+        database("postgresql", tmp_path) as url,
+        HybridDatabaseManager.open(
+            tmp_path / "data", sql_urls=[url], environ={"PJAI_USE_LIVESTORE": "false"}
+        ) as manager,
+    ):
+        manager.commit(persona("p1"))
+        manager.commit(memory("long", content=long))
+        manager.commit(memory("after", content="a kite"))
+        assert [h.memory_id for h in search(manager, "w17", SearchFilter())] == ["long"]
+        assert [h.memory_id for h in search(manager, "kite", SearchFilter())] == ["after"]
+        assert search(manager, "w124999", SearchFilter()) == []  # past the first 50,000
+
+
+def test_sealed_text_gets_no_document(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    sealed = _memory("s", "pjai-sealed:1:k:n:ZGF0YQ", "pjai-sealed:1:k:n:c2VjcmV0")
+    with engine.begin() as conn:
+        conn.execute(insert(personas), [persona_row("p1", AT)])
+        conn.execute(insert(memories), [sealed])
+        document = conn.scalar(text(f"SELECT {POSTGRESQL_DOCUMENT} FROM memories"))
+    assert document is None
+
+
+def test_text_written_again_unchanged_keeps_its_document(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(personas), [persona_row("p1", AT)])
+        conn.execute(insert(memories), [_memory("m", "Violin", "tuned before the concert")])
+        conn.execute(text(f"UPDATE memories SET {POSTGRESQL_DOCUMENT} = NULL"))
+        # What a move to the cold tier writes on PostgreSQL: the content as it is.
+        conn.execute(update(memories).values(content=memories.c.content, tier="cold"))
+        kept = conn.scalar(text(f"SELECT {POSTGRESQL_DOCUMENT} FROM memories"))
+    assert kept is None
+
+
+def test_accents_are_taken_off_latin_letters_only(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(personas), [persona_row("p1", AT)])
+        conn.execute(
+            insert(memories),
+            [
+                _memory("latin", "Ångström", "bánh mì in Hạ Long"),
+                _memory("cyrillic", "", "новый йогурт"),  # й is a letter of its own
+            ],
+        )
+    assert _found(engine, "angstrom") == ["latin"]
+    assert _found(engine, "Ha") == ["latin"]
+    assert _found(engine, "новый") == ["cyrillic"]
+    assert _found(engine, "йогурт") == ["cyrillic"]
+    assert _found(engine, "иогурт") == []
+
+
+def test_a_value_past_a_postgresql_limit_is_refused_not_taken_for_an_outage() -> None:
+    """Such a write fails the same way every time: it is the event's to answer for
+    (quarantined), not a reason to wait for PostgreSQL."""
+    limit = psycopg.errors.ProgramLimitExceeded("index row size 3000 exceeds maximum 2704")
+    backend = PostgresBackend()
+    refused = backend.rejection(limit, "v1.BookmarkCreated", Insert("bookmarks", {}))
+    assert refused is not None
+    assert "PostgreSQL cannot store a value of bookmarks" in str(refused)
+    said = backend.translate(limit, "committing")
+    assert not isinstance(said, SqlUnavailableError)

@@ -136,9 +136,9 @@ def _one_backend(
 
 
 def _words(rng: random.Random) -> str:
-    """A search text over the generated memories: a topic (about one memory in 977 has
-    it) and a word every memory has, so that every memory of the persona matches and is
-    ranked (the worst case)."""
+    """A search text over the generated memories: ``topic`` (every memory has the word,
+    so every memory of the persona matches and is ranked: the worst case) and a topic's
+    number (about one memory in 977 has it)."""
     return f"topic {rng.randrange(977)}"
 
 

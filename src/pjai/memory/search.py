@@ -7,8 +7,9 @@ tags (the summary counting half). On the reactive store it reads the FTS5 index
 PostgreSQL it uses PostgreSQL's text search (English stemming) over each memory's stored,
 indexed document, and ranks by ``ts_rank``. Both find the same memories for ordinary
 words (the two stemmers differ on a few rare ones), and both ignore the accents of
-Latin letters (``cafe`` finds ``Café``; PostgreSQL's through a ``translate`` of the
-text, the FTS5 tokenizer by removing diacritics); their scores are on different scales.
+Latin letters (``cafe`` finds ``Café``; PostgreSQL's documents and queries through
+:func:`pjai.schema.search.fold_accents`, the FTS5 tokenizer by removing diacritics);
+their scores are on different scales.
 On an SQLite SQL primary there is no index: switch the store on.
 
 A :class:`pjai.schema.MemoryFilter` restricts what a search returns, as it does for

@@ -17,24 +17,26 @@ added; a changed or deleted row is taken out first.
 On PostgreSQL (the SQL primary, read with the store off) each memory keeps its text-search
 document in ``search_document`` (a ``tsvector``, English stemming, Latin accents folded,
 name, content and tags weighted A and the summary B), set by a trigger whenever the row
-is inserted or its name, content, summary or tags are written, and indexed (GIN). The
+is inserted or its name, content, summary or tags change, and indexed (GIN). The
 column is PostgreSQL's alone: ``pjai.schema.tables`` does not declare it, the store has
 FTS5 instead, and drift checks leave it out (:data:`POSTGRESQL_SEARCH_OBJECTS`).
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, case, cast, func, literal_column
-from sqlalchemy.dialects.postgresql import psycopg
+from sqlalchemy import ColumnElement, Text, cast, func, literal_column
+
+from pjai.schema.tables import memories
 
 __all__ = [
     "POSTGRESQL_DOCUMENT",
+    "POSTGRESQL_FUNCTIONS",
     "POSTGRESQL_SEARCH_CREATE",
     "POSTGRESQL_SEARCH_DROP",
-    "POSTGRESQL_SEARCH_FUNCTION",
     "POSTGRESQL_SEARCH_OBJECTS",
     "SEARCH_CREATE",
     "SEARCH_DIRTY",
@@ -84,65 +86,92 @@ SEARCH_FILL = [
 """Statements that index existing rows, after a bulk rebuild created the index late."""
 
 
-def _accents() -> tuple[str, str]:
-    """The Latin letters with an accent (U+00C0 to U+024F), and each one's base letter."""
-    accented = [chr(code) for code in range(0xC0, 0x250)]
-    bases = [unicodedata.normalize("NFD", char)[0] for char in accented]
-    kept = [(a, b) for a, b in zip(accented, bases, strict=True) if a != b and b.isascii()]
-    return "".join(a for a, _ in kept), "".join(b for _, b in kept)
-
-
-_ACCENTED, _BASES = _accents()
-_FOLD = str.maketrans(_ACCENTED, _BASES)
+_MARKED = r"([A-Za-z])[\u0300-\u036f]+"
+"""A Latin letter and the accents on it, in decomposed (NFD) text; PostgreSQL's regular
+expressions read it as Python's do."""
+_MARKED_RE = re.compile(_MARKED)
 
 
 def fold_accents(text: str) -> str:
-    """``text`` with its accented Latin letters as their base letters, as PostgreSQL's
-    search document has them (``Café`` -> ``Cafe``)."""
-    return text.translate(_FOLD)
+    """``text`` with the accents taken off its Latin letters, as PostgreSQL's search
+    documents have them (``Café`` -> ``Cafe``; ``й`` stays ``й``)."""
+    if text.isascii():
+        return text
+    plain = _MARKED_RE.sub(r"\1", unicodedata.normalize("NFD", text))
+    return unicodedata.normalize("NFC", plain)
 
 
-def postgresql_document(config: str, row: str = "memories") -> ColumnElement[Any]:
-    """The text-search document of a memory, ``row`` naming the row (``memories`` in a
-    query, ``NEW`` in a trigger), under the text search configuration ``config``."""
-
-    def part(column: str, weight: str) -> ColumnElement[Any]:
-        value: Any = literal_column(f"{row}.{column}")
-        if column == "tags":
-            value = cast(value, Text)
-        folded = func.translate(
-            value, literal_column(f"'{_ACCENTED}'"), literal_column(f"'{_BASES}'")
-        )
-        # Only text with a non-ASCII letter can have an accent to fold: ``translate``
-        # over the accent table costs about 0.2 ms a memory, most of a document's cost.
-        plain = case((func.octet_length(value) == func.length(value), value), else_=folded)
-        vector = func.to_tsvector(literal_column(f"'{config}'::regconfig"), plain)
-        return func.setweight(vector, literal_column(f"'{weight}'"))
-
+def _folded(value: str) -> str:
+    """SQL: ``value`` as :func:`fold_accents` folds it. ASCII text is taken as it is (most
+    text; folding costs several times the rest of the document); a database not in
+    UTF-8 cannot normalize text, and its documents keep their accents."""
     return (
-        part("name", "A")
-        .op("||")(part("content", "A"))
-        .op("||")(part("summary", "B"))
-        .op("||")(part("tags", "A"))
+        f"CASE WHEN octet_length({value}) = length({value}) "
+        "OR current_setting('server_encoding') <> 'UTF8' THEN "
+        f"{value} ELSE normalize(regexp_replace(normalize({value}, NFD), "
+        f"'{_MARKED}', '\\1', 'g'), NFC) END"
     )
 
 
-def _sql(expression: ColumnElement[Any]) -> str:
-    return str(expression.compile(dialect=psycopg.dialect()))  # type: ignore[no-untyped-call]
+def _document(name: str, content: str, summary: str, tags: str) -> str:
+    """SQL: the weighted document of a memory's four texts, under ``config``."""
+    parts = [(name, "A"), (content, "A"), (summary, "B"), (tags, "A")]
+    return " || ".join(
+        f"setweight(to_tsvector(config, {_folded(text)}), '{weight}')" for text, weight in parts
+    )
 
+
+_SEALED = "pjai-sealed:1:"
+"""How a sealed SQL primary's values start (pjai.security.columns): ciphertext, with
+nothing to search."""
+
+_CUT = ("left(name, 10000)", "left(content, 50000)", "left(summary, 10000)", "left(tags, 10000)")
 
 POSTGRESQL_DOCUMENT = "search_document"
 """PostgreSQL's column of each memory's text-search document (English configuration)."""
 
-POSTGRESQL_SEARCH_FUNCTION = (
-    f"BEGIN NEW.{POSTGRESQL_DOCUMENT} := {_sql(postgresql_document('english', 'NEW'))}; "
-    "RETURN NEW; END"
-)
-"""The body of the trigger function that sets ``search_document``."""
-
+_DOCUMENT_FUNCTION = "pjai_memory_document"
+_TRIGGER_FUNCTION = f"pjai_memories_{POSTGRESQL_DOCUMENT}"
 _INDEX = f"ix_memories_{POSTGRESQL_DOCUMENT}"
 _TRIGGER = f"memories_{POSTGRESQL_DOCUMENT}"
-_FUNCTION = f"pjai_memories_{POSTGRESQL_DOCUMENT}"
+
+POSTGRESQL_FUNCTIONS = {
+    # PostgreSQL refuses a tsvector over 1 MB: a memory whose text makes a larger one
+    # gets the document of its first 50,000 characters (and the name's, summary's and
+    # tags' first 10,000), well within it. Only long texts pay for the trial.
+    _DOCUMENT_FUNCTION: (
+        f"BEGIN IF left(content, {len(_SEALED)}) = '{_SEALED}' THEN RETURN NULL; END IF; "
+        "IF octet_length(name) + octet_length(content) + octet_length(summary) "
+        "+ octet_length(tags) <= 200000 THEN "
+        f"RETURN {_document('name', 'content', 'summary', 'tags')}; END IF; "
+        f"BEGIN RETURN {_document('name', 'content', 'summary', 'tags')}; "
+        "EXCEPTION WHEN program_limit_exceeded THEN "
+        f"RETURN {_document(*_CUT)}; END; END"
+    ),
+    # An update that writes the texts as they were (a tier change rewrites content in
+    # place) leaves the document as it is.
+    _TRIGGER_FUNCTION: (
+        "BEGIN IF TG_OP = 'UPDATE' AND (NEW.name, NEW.content, NEW.summary, NEW.tags) "
+        "IS NOT DISTINCT FROM (OLD.name, OLD.content, OLD.summary, OLD.tags) THEN "
+        f"RETURN NEW; END IF; NEW.{POSTGRESQL_DOCUMENT} := {_DOCUMENT_FUNCTION}("
+        "'english', NEW.name, NEW.content, NEW.summary, NEW.tags::text); RETURN NEW; END"
+    ),
+}
+"""The bodies of PJai's PL/pgSQL functions, by name: the document of a memory's texts,
+and the trigger that keeps ``search_document``."""
+
+
+def postgresql_document(config: str) -> ColumnElement[Any]:
+    """A memory's text-search document under the text search configuration ``config``,
+    computed from its row (``search_document`` holds it for ``english``)."""
+    return func.pjai_memory_document(
+        literal_column(f"'{config}'::regconfig"),
+        memories.c.name,
+        memories.c.content,
+        memories.c.summary,
+        cast(memories.c.tags, Text),
+    )
+
 
 POSTGRESQL_SEARCH_OBJECTS = frozenset({("column", POSTGRESQL_DOCUMENT), ("index", _INDEX)})
 """What the search document adds to PostgreSQL's ``memories`` beside the declared tables,
@@ -150,13 +179,15 @@ as (kind, name): drift checks leave these out."""
 
 POSTGRESQL_SEARCH_CREATE = [
     f"ALTER TABLE memories ADD COLUMN {POSTGRESQL_DOCUMENT} tsvector",
-    f"CREATE FUNCTION {_FUNCTION}() RETURNS trigger LANGUAGE plpgsql "
-    f"AS $$ {POSTGRESQL_SEARCH_FUNCTION} $$",
-    # Written columns, not changed values: an update that sets only importance, access
-    # or tier (decay, ranking, optimizing) leaves the document as it is.
+    f"CREATE FUNCTION {_DOCUMENT_FUNCTION}(config regconfig, name text, content text, "
+    "summary text, tags text) RETURNS tsvector LANGUAGE plpgsql STABLE "
+    f"AS $$ {POSTGRESQL_FUNCTIONS[_DOCUMENT_FUNCTION]} $$",
+    f"CREATE FUNCTION {_TRIGGER_FUNCTION}() RETURNS trigger LANGUAGE plpgsql "
+    f"AS $$ {POSTGRESQL_FUNCTIONS[_TRIGGER_FUNCTION]} $$",
     f"CREATE TRIGGER {_TRIGGER} BEFORE INSERT OR UPDATE OF name, content, summary, tags "
-    f"ON memories FOR EACH ROW EXECUTE FUNCTION {_FUNCTION}()",
-    f"UPDATE memories SET {POSTGRESQL_DOCUMENT} = {_sql(postgresql_document('english'))}",
+    f"ON memories FOR EACH ROW EXECUTE FUNCTION {_TRIGGER_FUNCTION}()",
+    f"UPDATE memories SET {POSTGRESQL_DOCUMENT} = "
+    f"{_DOCUMENT_FUNCTION}('english', name, content, summary, tags::text)",
     f"CREATE INDEX {_INDEX} ON memories USING gin ({POSTGRESQL_DOCUMENT})",
 ]
 """Statements that add the search document to PostgreSQL's ``memories``, filled."""
@@ -164,7 +195,8 @@ POSTGRESQL_SEARCH_CREATE = [
 POSTGRESQL_SEARCH_DROP = [
     f"DROP INDEX {_INDEX}",
     f"DROP TRIGGER {_TRIGGER} ON memories",
-    f"DROP FUNCTION {_FUNCTION}()",
+    f"DROP FUNCTION {_TRIGGER_FUNCTION}()",
+    f"DROP FUNCTION {_DOCUMENT_FUNCTION}(regconfig, text, text, text, text)",
     f"ALTER TABLE memories DROP COLUMN {POSTGRESQL_DOCUMENT}",
 ]
 """Statements that take the search document out again."""

@@ -123,8 +123,11 @@ class PostgresBackend:
 
     def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
         cause = driver_error(error)
-        if isinstance(cause, psycopg.DataError | ValueError | OverflowError):
-            # NUL in text, a number or time out of the column's range, bad encoding.
+        if isinstance(
+            cause, psycopg.DataError | pg.ProgramLimitExceeded | ValueError | OverflowError
+        ):
+            # NUL in text, a number or time out of the column's range, bad encoding, a
+            # value past one of PostgreSQL's limits (an index row, a tsvector).
             return MaterializationError(
                 event, f"PostgreSQL cannot store a value of {op.table}: {cause}"
             )
@@ -153,7 +156,8 @@ class PostgresBackend:
 
     def translate(self, error: BaseException, doing: str) -> PjaiError:
         cause = driver_error(error)
-        if isinstance(cause, psycopg.OperationalError | pg.AdminShutdown) or isinstance(
+        unreachable = isinstance(cause, psycopg.OperationalError | pg.AdminShutdown)
+        if (unreachable and not isinstance(cause, pg.ProgramLimitExceeded)) or isinstance(
             error, sa.TimeoutError | sa.DisconnectionError
         ):
             return SqlUnavailableError(f"{doing}: PostgreSQL is unavailable ({cause})")
