@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from pjai.app import DataDir, Passphrase
 from pjai.app.websessions import WEB_SESSIONS_FILE, WebSessions
 from pjai.cli import app
 from pjai.errors import ConfigError
-from pjai.web import auth
+from pjai.web import auth, guard
 from pjai.web.auth import COOKIE, LoginGate
 from pjai.web.server import is_loopback
 from tests.bodies import MIB, OfferedBody
@@ -179,6 +180,20 @@ def test_the_passphrase_command_reads_standard_input(tmp_path: Path) -> None:
     assert not DataDir(tmp_path).passphrase().is_set
 
 
+def test_a_new_passphrase_signs_out_the_old_one_s_sessions(tmp_path: Path) -> None:
+    with WebSessions.open(tmp_path) as sessions:
+        by_passphrase = sessions.start("from 10.0.0.7")
+        access, _ = sessions.create_access("ada")
+        by_token = sessions.exchange(access)
+    command = ["web", "passphrase", "--data-dir", str(tmp_path)]
+    result = runner.invoke(app, command, input="a new passphrase here\n")
+    assert result.exit_code == 0, result.output
+    assert "Signed out 1 session(s) the old passphrase started." in result.output
+    with WebSessions.open(tmp_path) as sessions:
+        assert not sessions.valid(by_passphrase)
+        assert sessions.valid(by_token)  # revoking its token ends it
+
+
 def gated(sessions: WebSessions) -> httpx.AsyncClient:
     """A client of an app behind the gate; the app answers "the page"."""
     transport = httpx.ASGITransport(LoginGate(_page, sessions))
@@ -253,6 +268,78 @@ async def test_the_gate_closes_a_socket_without_a_session(sessions: WebSessions)
 
 async def _page(scope: Any, receive: Any, send: Any) -> None:
     await PlainTextResponse("the page")(scope, receive, send)
+
+
+@pytest.mark.anyio
+async def test_the_gate_finds_the_session_behind_another_app_s_odd_cookies(
+    sessions: WebSessions,
+) -> None:
+    # Cookies ignore ports: another app on this host may leave one a strict parser
+    # stops at (a space, JSON).
+    async with gated(sessions) as client:
+        secret = sessions.start()
+        for odd in ("prefs=dark mode", 'ui={"a": 1}'):
+            headers = {"cookie": f"{odd}; {COOKIE}={secret}"}
+            assert (await client.get("/personas", headers=headers)).text == "the page"
+
+
+def _local(app: Any = None) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(guard.NoFraming(guard.LocalOnly(app or _page)))
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("host", ["127.0.0.1:8080", "localhost:8080", "[::1]:8080", "127.0.0.2"])
+async def test_on_loopback_this_machine_s_names_are_served(host: str) -> None:
+    async with _local() as client:
+        answer = await client.get("/personas", headers={"host": host})
+        assert answer.text == "the page"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
+        posted = await client.post("/x", headers={"host": host, "origin": f"http://{host}"})
+        assert posted.text == "the page"
+
+
+@pytest.mark.anyio
+async def test_on_loopback_another_name_or_origin_is_refused() -> None:
+    # A site whose name DNS points at 127.0.0.1 (DNS rebinding) is another origin.
+    async with _local() as client:
+        rebound = await client.get("/personas", headers={"host": "attacker.example:8080"})
+        assert rebound.status_code == 403
+        assert "only pages of this machine" in rebound.text
+        posted = await client.post("/x", headers={"origin": "http://attacker.example"})
+        assert posted.status_code == 403
+        # A link from another site (a GET) is followed: it sends no cookie-borne power.
+        assert (await client.get("/", headers={"origin": "http://x.example"})).text == "the page"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("origin", "closed"),
+    [("http://attacker.example", True), (None, True), ("http://localhost:8080", False)],
+)
+async def test_on_loopback_a_socket_opens_only_from_this_machine_s_pages(
+    origin: str | None, closed: bool
+) -> None:
+    sent: list[dict[str, Any]] = []
+    opened: list[bool] = []
+
+    async def socket(scope: Any, receive: Any, send: Any) -> None:
+        opened.append(True)
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    headers = [(b"host", b"127.0.0.1:8080")]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    scope = {"type": "websocket", "path": "/_nicegui_ws/socket.io/", "headers": headers}
+    await guard.LocalOnly(socket)(scope, receive, send)
+    assert (sent == [{"type": "websocket.close", "code": 4403}]) is closed
+    assert bool(opened) is not closed
 
 
 @pytest.mark.anyio
@@ -353,3 +440,40 @@ def test_a_throttle_lets_a_client_try_again_once_its_oldest_try_is_old() -> None
     assert throttle.wait("10.0.0.8") == 0.0  # another client is not held
     now[0] = 60.0
     assert throttle.wait("10.0.0.7") == 0.0
+
+
+@pytest.mark.anyio
+async def test_tries_sent_at_once_count_before_their_forms_arrive(
+    login: httpx.AsyncClient,
+) -> None:
+    sent = 3 * auth.LoginThrottle.FAILURES
+    sending: list[str] = []
+    go, all_in = asyncio.Event(), asyncio.Event()
+
+    def one_more(*_: object) -> None:
+        """Another try is sending its form, or was answered without reading it."""
+        if len(sending) + sum(t.done() for t in tries) == sent:
+            all_in.set()
+
+    async def form(passphrase: str) -> AsyncIterator[bytes]:
+        sending.append(passphrase)
+        one_more()
+        await go.wait()  # its headers are in, its form is not
+        yield f"passphrase={passphrase}".encode()
+
+    async def attempt(passphrase: str) -> int:
+        headers = {"content-type": "application/x-www-form-urlencoded"}
+        answer = await login.post(auth.LOGIN_PATH, content=form(passphrase), headers=headers)
+        return answer.status_code
+
+    tries: list[asyncio.Task[int]] = []
+    async with login:
+        tries += [asyncio.create_task(attempt("guess")) for _ in range(sent - 1)]
+        tries.append(asyncio.create_task(attempt(PASSPHRASE)))
+        for task in tries:
+            task.add_done_callback(one_more)
+        await all_in.wait()
+        go.set()
+        answers = await asyncio.gather(*tries)
+    assert answers.count(429) == sent - auth.LoginThrottle.FAILURES
+    assert 303 not in answers  # the right one came after the limit

@@ -14,6 +14,7 @@ from nicegui.testing.user_interaction import UserInteraction
 
 from pjai.app import Personas
 from pjai.app.reads import memories as reads
+from pjai.schema import BookmarkCreated
 from pjai.web import WebApp
 from pjai.web.views.explorer_selection import Selection, format_time, parse_time
 from pjai.web.views.explorer_table import MemoryTable
@@ -436,3 +437,34 @@ async def test_a_memory_without_a_name_is_listed_by_its_text(web: WebApp) -> Non
         assert shown.startswith("Prefers short answers and plain words xxx")
         assert shown.endswith("…")
         assert len(shown) == 80
+
+
+# An id is opaque text: written into props text, it would add props, and a ``:`` prop
+# is JavaScript the browser runs (a persona or bookmark id can come from a peer).
+HOSTILE_ID = 'p1" :data-x="window.__pwned=1'
+
+
+def _attributes(user: User, name: str) -> list[dict[str, Any]]:
+    """The props of every element that has the prop ``name``."""
+    return [dict(e.props) for e in user.find(ui.element).elements if name in e.props]
+
+
+async def test_ids_are_attribute_values_never_props_text(web: WebApp) -> None:
+    ada = Personas(web.manager).create("Ada", persona_id=HOSTILE_ID, activate=True).id
+    web.services.bookmarks.create(ada, "Beach")
+    bookmark = web.manager.query("SELECT id FROM bookmarks")[0].id
+    web.manager.commit(BookmarkCreated(bookmark_id=HOSTILE_ID, persona_id=ada, name="Kite"))
+    async with simulated(web) as user:
+        await _open_explorer(user)
+        await user.should_see("Kite")
+        marked = [*_attributes(user, "data-persona"), *_attributes(user, "data-bookmark")]
+        assert {p.get("data-persona") or p.get("data-bookmark") for p in marked} == {
+            HOSTILE_ID,
+            bookmark,
+        }
+        assert all(":data-x" not in p for p in marked)
+        await user.open("/personas")
+        await user.should_see("Ada")
+        (row,) = _attributes(user, "data-persona-id")
+        assert row["data-persona-id"] == HOSTILE_ID
+        assert ":data-x" not in row

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pjai.web.paging import ROWS_PER_PAGE, asked_page, settle_total, window
+from pjai.web.paging import MAX_PAGE, ROWS_PER_PAGE, asked_page, settle_total, window
 
 
 @pytest.mark.parametrize(
@@ -16,6 +16,8 @@ from pjai.web.paging import ROWS_PER_PAGE, asked_page, settle_total, window
         ({"page": -2, "rowsPerPage": 0}, {"page": 1, "rowsPerPage": ROWS_PER_PAGE}),
         ({"page": "7", "rowsPerPage": 10**9}, {"page": 1, "rowsPerPage": ROWS_PER_PAGE}),
         ({}, {"page": 1, "rowsPerPage": ROWS_PER_PAGE}),
+        # Past SQL's integers: a page far beyond any table's last.
+        ({"page": 10**19, "rowsPerPage": 10}, {"page": MAX_PAGE, "rowsPerPage": 10}),
     ],
 )
 def test_a_request_asks_only_for_real_pages_of_offered_sizes(

@@ -144,6 +144,21 @@ class WebSessions(Resource):
                 self.tokens.revoke(session.id, actor=actor)
         return revoked
 
+    def end_passphrase_sessions(self, *, actor: str | None = None) -> int:
+        """End every live session the passphrase started (when it changes or goes:
+        whoever knew the old one is signed out); how many. Sessions an access token
+        started stay: revoking the token ends them."""
+        now = to_iso(utc_now())
+        ended = 0
+        for session in self.list():
+            live = session.revoked_at is None and (
+                session.expires_at is None or now < session.expires_at
+            )
+            if live and session.label.startswith(SESSION_LABEL) and "(token " not in session.label:
+                self.tokens.revoke(session.id, actor=actor)
+                ended += 1
+        return ended
+
     def rotate(
         self, token_id: str, *, overlap: timedelta, actor: str | None = None
     ) -> tuple[str, Token, Token]:

@@ -69,14 +69,18 @@ def passphrase(
     if clear:
         removed = found.clear()
         console.print("Passphrase removed." if removed else "No passphrase was set.")
-        return
-    if interactive():
-        given = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=True)
     else:
-        given = sys.stdin.readline().rstrip("\r\n")
-    with reported():
-        found.set(given)
-    console.print(f"Passphrase set ({found.path}).")
+        if interactive():
+            given = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=True)
+        else:
+            given = sys.stdin.readline().rstrip("\r\n")
+        with reported():
+            found.set(given)
+        console.print(f"Passphrase set ({found.path}).")
+    with _sessions(data_dir) as sessions:
+        ended = sessions.end_passphrase_sessions(actor="pjai web passphrase")
+    if ended:
+        console.print(f"Signed out {ended} session(s) the old passphrase started.")
 
 
 token_app = typer.Typer(

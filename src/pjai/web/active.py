@@ -23,7 +23,8 @@ def follow_active(web: WebApp, build: Callable[[PersonaChoice | None], None]) ->
     def render(rows: list[Row]) -> None:
         found = persona_reads.active(rows)
         # Tests and `pjai bench ui` read which persona a view shows from this attribute.
-        holder.props(f'data-persona="{found.id if found else ""}"')
+        # Set as a value, never written into props text, where an id could add props.
+        holder.props["data-persona"] = found.id if found else ""
         build(found)
 
     def key(rows: list[Row]) -> object:

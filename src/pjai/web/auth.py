@@ -14,14 +14,13 @@ import html
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
-from http.cookies import SimpleCookie
 from math import ceil
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 import nicegui
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pjai.app import Passphrase
@@ -62,13 +61,12 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def _cookie(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", []):
-        if name == b"cookie":
-            jar: SimpleCookie = SimpleCookie()
-            jar.load(value.decode("latin-1"))
-            if COOKIE in jar:
-                return jar[COOKIE].value
-    return None
+    """The session cookie, read as Starlette reads cookies for the login and logout
+    routes: past cookies of other apps on this host that a strict parser would stop at."""
+    sent = [
+        value.decode("latin-1") for name, value in scope.get("headers", []) if name == b"cookie"
+    ]
+    return cookie_parser("; ".join(sent)).get(COOKIE)
 
 
 def _is_static(path: str) -> bool:
@@ -228,13 +226,15 @@ async def login_submit(
         page.status_code = 429
         page.headers["Retry-After"] = str(ceil(wait))
         return page
+    # Counted with the look above, before anything is awaited: tries sent at once, each
+    # still sending its form, count too.
+    throttle.tried(client)
     try:
         raw = await read_body(request, _MAX_FORM_BYTES)  # never more held than that
     except ValueError:
         return login_page(request, error="That form is too large to be a passphrase.")
     given = parse_qs(raw.decode("utf-8", errors="replace")).get("passphrase", [""])[0]
     where = f"from {client}" if client else ""
-    throttle.tried(client)
     if given.startswith(PREFIX):
         secret = await run_in_threadpool(sessions.exchange, given, where)
         if secret is None:

@@ -14,6 +14,7 @@ from typing import Any
 from nicegui import ui
 
 __all__ = [
+    "MAX_PAGE",
     "PAGE_SIZES",
     "ROWS_PER_PAGE",
     "TABLE_PROPS",
@@ -44,13 +45,19 @@ def badge_cell(colours: Mapping[str, str]) -> str:
     )
 
 
+MAX_PAGE = 1_000_000_000 // min(PAGE_SIZES)
+"""The highest page a table's request may ask for; SQL's offsets stay far within range."""
+
+
 def asked_page(asked: Mapping[str, Any]) -> dict[str, int]:
     """The page and size a table's request asks for. The browser says what it wants;
     only the offered sizes and real pages are read."""
     size = asked.get("rowsPerPage", ROWS_PER_PAGE)
     page = asked.get("page", 1)
     return {
-        "page": page if isinstance(page, int) and page >= 1 else 1,
+        # Past any real page (a billion rows of the smallest size), a page is the last:
+        # settle_total moves it back once the total is known.
+        "page": min(page, MAX_PAGE) if isinstance(page, int) and page >= 1 else 1,
         "rowsPerPage": size if size in PAGE_SIZES else ROWS_PER_PAGE,
     }
 

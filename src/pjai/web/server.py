@@ -14,7 +14,7 @@ from starlette.responses import Response
 from pjai.app import DataDir
 from pjai.app.websessions import WebSessions
 from pjai.errors import ConfigError
-from pjai.web import auth
+from pjai.web import auth, guard
 from pjai.web.app import WebApp
 from pjai.web.shell import root
 
@@ -67,6 +67,9 @@ def serve(
     web = WebApp(data_dir)
     app.on_shutdown(web.sync.disconnect)
     app.on_shutdown(web.close)
+    app.add_middleware(guard.NoFraming)
+    if not login:
+        app.add_middleware(guard.LocalOnly)
     if login:
         sessions = WebSessions.open(data_dir.path, session_hours * 3600)
         app.on_shutdown(sessions.close)

@@ -83,9 +83,9 @@ def memories_of_all(web: WebApp) -> None:
             figure(str(sum(tiers.values())), testid="memory-count-all", caption="live memories")
             with ui.row().classes("gap-2 q-mt-sm"):
                 for tier, n in tiers.items():
-                    ui.chip(f"{tier} {n}").props(f'dense outline data-tier="{tier}"').style(
-                        f"color: {TIER_COLOURS[tier]}"
-                    )
+                    chip = ui.chip(f"{tier} {n}").props("dense outline")
+                    chip.props["data-tier"] = tier
+                    chip.style(f"color: {TIER_COLOURS[tier]}")
 
         LivePanel(
             "memories of all personas", partial(reads.tier_distribution, web.manager, None), render

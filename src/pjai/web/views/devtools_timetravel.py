@@ -190,9 +190,8 @@ class TimeTravel(ui.column):
         self._counts.clear()
         with self._counts:
             for name, count in state.counts.items():
-                with (
-                    ui.row().classes("w-full justify-between").props(f'data-testid="count-{name}"')
-                ):
+                with ui.row().classes("w-full justify-between") as row:
+                    row.props["data-testid"] = f"count-{name}"
                     ui.label(name)
                     ui.label(str(count)).classes("font-mono")
         self._rows.clear()
@@ -218,11 +217,9 @@ def _table_changes(found: TableDiff) -> None:
     summary = (
         f"{len(found.added)} added, {len(found.removed)} removed, {len(found.changed)} changed"
     )
-    with (
-        ui.expansion(f"{found.table}: {summary}", value=True)
-        .classes("w-full")
-        .props(f'dense data-table="{found.table}"')
-    ):
+    with ui.expansion(f"{found.table}: {summary}", value=True).classes("w-full") as table:
+        table.props("dense")
+        table.props["data-table"] = found.table
         for values in found.added[:SHOWN_PER_KIND]:
             _row_line("added", "text-positive", _key(found, values), _values(found, values))
         for values in found.removed[:SHOWN_PER_KIND]:

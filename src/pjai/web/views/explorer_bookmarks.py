@@ -74,7 +74,8 @@ class BookmarkBar:
                     text_color="white",
                     removable=True,
                     on_click=partial(self._open, row),
-                ).props(f'dense clickable data-testid="bookmark" data-bookmark="{row.id}"')
+                ).props('dense clickable data-testid="bookmark"')
+                chip.props["data-bookmark"] = row.id  # a value: never parsed as props
                 chip.tooltip(row.description or "open this bookmark")
                 chip.on("remove", partial(self._remove, row.id))
 

@@ -286,7 +286,8 @@ def _deleted_key(rows: list[Row]) -> object:
 
 def _row_card(entry: PersonaEntry) -> ui.card:
     card = ui.card().classes("w-full q-pa-sm gap-1").props("flat bordered")
-    card.props(f'data-testid="persona-row" data-persona-id="{entry.id}"')
+    card.props('data-testid="persona-row"')
+    card.props["data-persona-id"] = entry.id  # a value: never parsed as props
     return card.mark(f"persona-row persona-{entry.id}")
 
 

@@ -1,0 +1,121 @@
+"""What every request to the web app must be, whatever else gates it.
+
+- On loopback, where no login is asked, only this machine's pages may use the app: a
+  request must name the host as a loopback address or ``localhost`` (never a name DNS
+  answers, which a website can point at 127.0.0.1: DNS rebinding), and a WebSocket or a
+  form sent from a page must come from such an origin.
+- No page may be framed by another site (clickjacking).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["LocalOnly", "NoFraming", "local_name"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def local_name(name: str | None) -> bool:
+    """Whether ``name`` (a host name, without port) is this machine by itself: a
+    loopback address, ``localhost`` or a name under it."""
+    if not name:
+        return False
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def _hostname(authority: str) -> str | None:
+    try:
+        return urlsplit(f"//{authority}").hostname
+    except ValueError:  # a malformed IPv6 literal
+        return None
+
+
+def _origin_host(origin: str) -> str | None:
+    try:
+        return urlsplit(origin).hostname
+    except ValueError:
+        return None
+
+
+class LocalOnly:
+    """ASGI middleware for the app on loopback: requests whose ``Host`` is not this
+    machine by itself get 403; so do WebSockets and forms from a page of another origin."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def _allowed(self, scope: Scope) -> bool:
+        if not local_name(_hostname(_header(scope, b"host") or "")):
+            return False
+        origin = _header(scope, b"origin")
+        if origin is None:
+            # Browsers send an origin with every WebSocket and cross-site form.
+            return scope["type"] == "http" or scope.get("method") in _SAFE_METHODS
+        if scope["type"] == "http" and scope.get("method") in _SAFE_METHODS:
+            return True
+        return local_name(_origin_host(origin))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4403})
+            return
+        body = b"This app answers only pages of this machine (127.0.0.1 or localhost).\n"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 403,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class NoFraming:
+    """ASGI middleware: every HTTP response forbids framing by another site."""
+
+    HEADERS = (
+        (b"x-frame-options", b"DENY"),
+        (b"content-security-policy", b"frame-ancestors 'none'"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def framed(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, framed)
