@@ -3,9 +3,14 @@ CPU, file size and wall time beyond their limits are refused, each with a clear 
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import signal
 import subprocess
+import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -277,7 +282,7 @@ def test_what_a_plugin_starts_ends_with_its_run(
         "return os.getpid()"
     )
     name = installed(registry, plugin(tmp_path, "forker", code, []))
-    assert run_plugin(registry, manager, name, ada).result == 1  # first of its namespace
+    assert run_plugin(registry, manager, name, ada).result == 2  # after its namespace's init
     assert hosts_end()  # the sleeper it started in a session of its own is gone
 
 
@@ -288,7 +293,9 @@ def test_a_plugin_that_undoes_its_death_signal_still_ends_with_its_run(
     code = (
         "import ctypes, os, time\n"
         "ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)  # no signal when the host dies\n"
-        "os.setsid()\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    ctypes.CDLL(None).prctl(1, 0, 0, 0, 0)\n"
         "while True:\n"
         "    time.sleep(1)"
     )
@@ -347,3 +354,185 @@ def test_a_memory_added_by_a_plugin_may_have_a_name(
     name = installed(registry, plugin(tmp_path, "namer", code, ["memories:add"]))
     added = run_plugin(registry, manager, name, ada).result
     assert Memories(manager).get(added).name == "named"
+
+
+def _run_result(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path, code: str, **limits: int
+) -> Any:
+    registry, manager, ada = setting
+    name = installed(registry, plugin(tmp_path, "probe", code, [], **limits))
+    return run_plugin(registry, manager, name, ada)
+
+
+def test_the_root_is_read_only_even_to_the_plugin_that_owns_it(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    code = (
+        "import os, socket\nsaid = []\n"
+        "for attempt in (lambda: os.chmod('/', 0o755), lambda: open('/x', 'w'),\n"
+        "                lambda: socket.socket(socket.AF_UNIX).bind('/s')):\n"
+        "    try:\n        attempt()\n        said.append('done')\n"
+        "    except OSError as exc:\n        said.append(exc.strerror)\n"
+        "return said"
+    )
+    assert _run_result(setting, tmp_path, code).result == ["Read-only file system"] * 3
+
+
+def test_shared_memory_and_keyrings_of_the_machine_are_out_of_reach(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    key = 0x5A5A0000 + os.getpid() % 0xFFFF
+    code = (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        f"made = libc.shmget({key}, 4096, 0o1600)  # IPC_CREAT, left behind\n"
+        f"keyring = libc.syscall({_KEYCTL[os.uname().machine]}, 0, -3, 0)  # session keyring\n"
+        "return [made >= 0, keyring]"
+    )
+    made, keyring = _run_result(setting, tmp_path, code).result
+    assert made  # in its own IPC namespace, gone with it
+    assert libc.shmget(key, 0, 0) == -1
+    ours = libc.syscall(_KEYCTL[os.uname().machine], 0, -3, 0)
+    assert keyring != ours
+
+
+_KEYCTL = {"x86_64": 250, "aarch64": 219}
+
+
+def test_what_a_plugin_signals_does_not_reach_its_host(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    # Its process group holds itself alone: the kill ends the plugin, not its host, and
+    # the sleeper in a session of its own ends with the run.
+    code = (
+        "import ctypes, os, signal, time\nctypes.CDLL(None).prctl(1, 0, 0, 0, 0)\n"
+        "if os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\n"
+        "time.sleep(0.2)\nos.kill(0, signal.SIGKILL)"
+    )
+    with pytest.raises(PluginError, match=r"stopped without an answer \(exit -9\)"):
+        _run_result(setting, tmp_path, code)
+    assert hosts_end()
+
+
+def test_what_the_processes_a_plugin_started_used_is_counted(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    code = (
+        "import os, time\n"
+        "if os.fork() == 0:  # never waited for by the plugin\n"
+        "    end = time.process_time() + 1.0\n"
+        "    while time.process_time() < end:\n        pass\n"
+        "    os._exit(0)\n"
+        "time.sleep(2.5)\nreturn 'done'"
+    )
+    assert _run_result(setting, tmp_path, code, cpu_s=5).cpu_s >= 0.9
+
+
+def test_a_plugin_ends_with_the_process_that_runs_it(tmp_path: Path) -> None:
+    where = ["--data-dir", str(tmp_path / "data")]
+    with DataDir(tmp_path / "data").open() as manager:
+        Personas(manager).create("Ada", activate=True)
+    source = plugin(tmp_path, "sleeper", "import time\ntime.sleep(30)", [], wall_s=60)
+    runner = CliRunner()
+    for command in (["install", str(source)], ["enable", "sleeper"]):
+        assert runner.invoke(cli, ["plugin", *command, *where]).exit_code == 0
+    run = subprocess.Popen([sys.executable, "-m", "pjai", "plugin", "run", "sleeper", *where])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and hosts_end(0.1):
+        time.sleep(0.1)  # until its host runs
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert hosts_end()
+
+
+def test_install_takes_the_manifest_and_the_entry_file_only(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, _, _ = setting
+    source = plugin(tmp_path, "tidy", "return 1", [])
+    (source / "notes.txt").write_text("not read by a run")
+    (source / "zeros").symlink_to("/dev/zero")
+    (source / "loop").symlink_to(".")
+    made = registry.install(source)
+    assert sorted(p.name for p in made.directory.iterdir()) == ["main.py", "plugin.json"]
+    linked = plugin(tmp_path, "linked", "return 1", [])
+    (linked / "main.py").unlink()
+    (linked / "main.py").symlink_to(source / "main.py")
+    with pytest.raises(ConfigError, match=r"main\.py is not a file of the plugin"):
+        registry.install(linked)
+
+
+def test_a_damaged_copy_is_named_and_can_be_removed(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, _, _ = setting
+    installed(registry, plugin(tmp_path, "good", "return 1", []))
+    installed(registry, plugin(tmp_path, "bad", "return 1", []))
+    (registry.path / "bad" / "plugin.json").write_text("{")
+    assert [p.manifest.name for p in registry.list()] == ["good"]
+    with pytest.raises(ConfigError, match="is not JSON"):
+        registry.get("bad")
+    registry.remove("bad")
+    assert not (registry.path / "bad").exists()
+    assert registry.get("good").enabled
+
+
+def test_plugins_switched_at_once_keep_every_switch(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, _, _ = setting
+    names = [f"p{i}" for i in range(6)]
+    for name in names:
+        registry.install(plugin(tmp_path, name, "return 1", []))
+
+    def flip(name: str) -> None:
+        for _ in range(20):
+            Registry(registry.path.parent).enable(name)
+
+    threads = [threading.Thread(target=flip, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(p.enabled for p in registry.list())
+    assert len(registry.list()) == len(names)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        # Nested past Python's stack: a protocol error, not a crash of PJai.
+        (
+            "import sys\nsys.modules['__main__']._out.write('[' * 100000 + '\\n')\n"
+            "sys.modules['__main__']._out.flush()\nimport time\ntime.sleep(5)",
+            "broke the protocol",
+        ),
+    ],
+)
+def test_a_line_nested_too_deep_breaks_the_protocol(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path, code: str, expected: str
+) -> None:
+    with pytest.raises(PluginError, match=expected):
+        _run_result(setting, tmp_path, code)
+
+
+def test_call_names_and_log_lines_are_kept_short(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    code = (
+        "for i in range(50):\n"
+        "    try:\n        api._call('x' * 100000 + str(i))\n    except PermissionError:\n"
+        "        pass\n"
+        "api.log('first\\nplugin x: a line like PJai\\'s')\nreturn 1"
+    )
+    done = _run_result(setting, tmp_path, code)
+    assert done.calls == {"(unknown calls)": 50, "log": 1}
+    assert done.log == ["first plugin x: a line like PJai's"]
+
+
+def test_a_name_with_a_last_newline_is_not_a_plugin_name(tmp_path: Path) -> None:
+    source = plugin(tmp_path, "nl", "return 1", [])
+    manifest = json.loads((source / "plugin.json").read_text())
+    (source / "plugin.json").write_text(json.dumps({**manifest, "name": "nl\n"}))
+    with pytest.raises(ConfigError, match=r"plugin\.json"):
+        Registry(tmp_path / "data").install(source)

@@ -25,8 +25,8 @@ from pjai.plugins import Registry
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Plugins: code run in a sandbox (no network, no files, OS limits) with only the "
-    "capabilities its manifest grants (docs/security.md).",
+    help="Plugins: code run in a sandbox (no network, no files of the machine, OS limits) "
+    "with only the capabilities its manifest grants (docs/security.md).",
     no_args_is_help=True,
 )
 

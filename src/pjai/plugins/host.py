@@ -4,11 +4,12 @@ library only, so that nothing of PJai is loaded into it).
 It reads the plugin's code, closes the sandbox over itself, then runs the plugin:
 
 1. the plugin's source is read while the file system is still there;
-2. new user, network, mount and PID namespaces (no network interface but a loopback
-   that is down, so no connection reaches anything; the plugin runs as the first process
-   of its PID namespace, so everything it starts ends with it), then ``chroot`` into an
-   empty directory (no file of the machine is there to read), and every capability
-   dropped (no ``chroot``, mount or ``chmod`` to get back out, ``no_new_privs``);
+2. new user, network, mount, IPC and PID namespaces and a session keyring of its own
+   (no network interface but a loopback that is down, so no connection reaches
+   anything); under an init of PJai's that ends and reaps whatever the plugin started,
+   the plugin's process enters an empty read-only file system as its root (no file of
+   the machine is there to read, none can be made) and drops every capability (no
+   ``chroot``, mount or ``chmod`` to get back out, ``no_new_privs``);
 3. the plugin's module runs and its entry function is called with an ``api`` whose
    calls go to PJai over standard input and output, one JSON line each way.
 
@@ -16,23 +17,26 @@ The OS limits on CPU time, memory, file size and open files were set by the pare
 before this process started (:mod:`pjai.plugins.sandbox`). Protocol, child to parent:
 ``{"call": NAME, "args": {...}}`` (answered by ``{"result": ...}`` or
 ``{"error": "..."}``), then ``{"done": RESULT}``, ``{"failed": "..."}`` or
-``{"refused": "..."}``. What the plugin's process used (CPU, peak memory) the host
-measures as it ends and writes to a pipe of its own, which the plugin does not hold.
+``{"refused": "..."}``. What the plugin's processes used (CPU, peak memory) the init
+measures as they end and writes to a pipe of its own, which the plugin does not hold.
 """
 
 from __future__ import annotations
 
 # What a plugin may import: loaded here, before the file system goes away.
 import collections  # noqa: F401
+import contextlib
 import ctypes
 import datetime  # noqa: F401
 import encodings.idna  # noqa: F401  (host names in socket calls)
+import errno
 import itertools  # noqa: F401
 import json
 import math  # noqa: F401
 import os
 import random  # noqa: F401
 import re  # noqa: F401
+import resource
 import signal
 import socket  # noqa: F401  (so that a plugin trying the network meets the namespace)
 import statistics  # noqa: F401
@@ -43,12 +47,19 @@ import traceback
 from typing import Any
 
 _CLONE_NEWNS = 0x00020000
+_CLONE_NEWIPC = 0x08000000
 _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWPID = 0x20000000
 _CLONE_NEWNET = 0x40000000
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
 _CAPABILITY_VERSION_3 = 0x20080522
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
+_MS_REC, _MS_PRIVATE = 0x4000, 0x40000
+_KEYCTL_JOIN_SESSION_KEYRING = 1
+_SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}
+_SIGNALLED = 128
+"""Init's exit code for a plugin ended by a signal: this plus the signal's number."""
 
 _out = sys.stdout
 _in = sys.stdin
@@ -86,28 +97,35 @@ class Api:
 
 
 def _close_sandbox(root: str, report: int) -> str | None:
-    """Enter new user, network, mount and PID namespaces; go on in a child that is the
-    first process of the new PID namespace (when it ends, every process it made ends
-    too), locked into an empty root with no capabilities left. The reason if the
-    namespaces cannot be made."""
+    """Enter new user, network, mount, IPC and PID namespaces and a session keyring of
+    its own; go on as the plugin's process, the second of the new PID namespace, under
+    an init of PJai's (below), in a root that is an empty read-only file system, with
+    no capabilities left. The reason if the sandbox cannot be made."""
     libc = ctypes.CDLL(None, use_errno=True)
-    flags = _CLONE_NEWUSER | _CLONE_NEWNET | _CLONE_NEWNS | _CLONE_NEWPID
+    flags = _CLONE_NEWUSER | _CLONE_NEWNET | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWPID
     if libc.unshare(flags) != 0:
         return f"no network namespace here ({os.strerror(ctypes.get_errno())})"
-    child = os.fork()
-    if child:
-        _wait_as(child, report)  # does not return
-    os.close(report)  # the host's own channel: the plugin cannot write its measurement
-    # The plugin's process: it dies with this host (a kill of the run reaches it; until
-    # the plugin runs, it shares the host's process group, which the run kills too).
+    keyctl = _SYS_KEYCTL.get(os.uname().machine)
+    joined = keyctl is None or libc.syscall(keyctl, _KEYCTL_JOIN_SESSION_KEYRING, None) >= 0
+    if not joined and ctypes.get_errno() != errno.ENOSYS:  # no keyrings: none to read
+        return f"cannot leave the session keyring ({os.strerror(ctypes.get_errno())})"
+    init = os.fork()
+    if init:
+        _end_as(init)  # the host: does not return
+    # The namespace's init: it dies with the host, and keeps a process group of its own
+    # there, so that nothing the plugin signals reaches the host.
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    os.setpgid(0, 0)
     try:
-        os.chroot(root)
-        os.chdir("/")
+        _read_only_root(libc, root)
     except OSError as exc:
         return f"cannot close the file system ({exc})"
-    # No capability left in the new namespaces (no chroot, mount or chmod to get out),
-    # and none to be gained by running anything.
+    plugin = os.fork()
+    if plugin:
+        _init(plugin, report)  # does not return
+    os.close(report)  # init's channel: the plugin cannot write its own measurement
+    os.setpgid(0, 0)
+    # No capability left (no mount, chroot or chmod to get out), none to be gained.
     header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
     data = (ctypes.c_uint32 * 6)()
     if libc.capset(header, data) != 0 or libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
@@ -115,22 +133,55 @@ def _close_sandbox(root: str, report: int) -> str | None:
     return None
 
 
-def _wait_as(child: int, report: int) -> None:
-    """Wait for the plugin's process, write what it used to ``report``, and end as it
-    ended (code or signal), so that the parent sees how it stopped (its usage counts in
-    this process's too). Its peak memory is its own: it was forked from the small host,
-    while the host's count, after its exec, keeps the size of the process that started
-    it."""
-    _, status, usage = os.wait4(child, 0)
+def _read_only_root(libc: ctypes.CDLL, root: str) -> None:
+    """Make ``root`` an empty read-only file system (no device, set-id or program files)
+    and the root of this process and those it starts. Mounts stay in this namespace."""
+    if libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "cannot make the mounts private")
+    closed = _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+    if libc.mount(b"pjai-plugin", root.encode(), b"tmpfs", closed, b"size=4k") != 0:
+        raise OSError(ctypes.get_errno(), f"cannot mount an empty file system on {root}")
+    os.chroot(root)
+    os.chdir("/")
+
+
+def _init(plugin: int, report: int) -> None:
+    """The first process of the plugin's PID namespace: wait for the plugin, end and
+    reap whatever it left, write what all of it used to ``report`` (every process of
+    the namespace was this one's child or came to it), and end as the plugin ended.
+    Signals from inside the namespace do not reach it."""
+    status = 0
+    while True:
+        try:
+            pid, found = os.wait()
+        except ChildProcessError:
+            break
+        if pid == plugin:
+            status = found
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(-1, signal.SIGKILL)  # every process of the namespace but this one
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     used = {"peak_kb": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}
     os.write(report, json.dumps(used).encode())
     os.close(report)
+    # A signal to itself would not end it: the host, outside, ends as the code says.
     if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
+        os._exit(_SIGNALLED + os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def _end_as(init: int) -> None:
+    """Wait for the namespace's init and end as the plugin ended (code or signal), so
+    that the parent sees how it stopped (init's usage, all of it, counts in this
+    process's too)."""
+    _, status = os.waitpid(init, 0)
+    code = os.waitstatus_to_exitcode(status)
+    number = code - _SIGNALLED if code > _SIGNALLED else -code if code < 0 else 0
+    if number > 0:
         if number not in (signal.SIGKILL, signal.SIGSTOP):  # those have no handler
             signal.signal(number, signal.SIG_DFL)
         os.kill(os.getpid(), number)
-    raise SystemExit(os.waitstatus_to_exitcode(status) & 0xFF)
+    raise SystemExit(code & 0xFF)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -10,9 +11,21 @@ from msgspec import Meta, Struct
 
 from pjai.errors import ConfigError
 
-__all__ = ["CAPABILITIES", "MANIFEST_FILE", "Capability", "Limits", "Manifest", "read_manifest"]
+__all__ = [
+    "CAPABILITIES",
+    "MANIFEST_FILE",
+    "MAX_FILE_BYTES",
+    "Capability",
+    "Limits",
+    "Manifest",
+    "is_plugin_name",
+    "read_manifest",
+]
 
 MANIFEST_FILE = "plugin.json"
+MAX_FILE_BYTES = 10 * 2**20
+"""The largest manifest or entry file a plugin may have."""
+_NAME = r"^[a-z][a-z0-9-]{0,39}\Z"  # \Z, not $: a pattern's $ also matches before a newline
 
 Capability = Literal["memories:read", "memories:add"]
 CAPABILITIES: tuple[Capability, ...] = ("memories:read", "memories:add")
@@ -32,12 +45,17 @@ class Manifest(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A plugin: ``entry`` is ``file.py:function`` inside its directory; the function
     is called with the API and the run's arguments."""
 
-    name: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
+    name: Annotated[str, Meta(pattern=_NAME)]
     version: Annotated[str, Meta(min_length=1, max_length=32)]
-    entry: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_]+\.py:[A-Za-z_][A-Za-z0-9_]*$")]
+    entry: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_]+\.py:[A-Za-z_][A-Za-z0-9_]*\Z")]
     description: Annotated[str, Meta(max_length=500)] = ""
     capabilities: list[Capability] = []
     limits: Limits = Limits()
+
+
+def is_plugin_name(name: str) -> bool:
+    """Whether ``name`` is one a plugin may have (so also a safe directory name)."""
+    return re.match(_NAME, name) is not None
 
 
 def read_manifest(directory: Path) -> Manifest:

@@ -4,19 +4,30 @@ separate, deliberate step."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from pjai.errors import ConfigError
-from pjai.plugins.manifest import Manifest, read_manifest
+from pjai.plugins.manifest import (
+    MANIFEST_FILE,
+    MAX_FILE_BYTES,
+    Manifest,
+    is_plugin_name,
+    read_manifest,
+)
 
 __all__ = ["PLUGINS_DIR", "InstalledPlugin", "Registry"]
 
 PLUGINS_DIR = "plugins"
 _STATE = "state.json"
+_LOCK = ".state.lock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +55,26 @@ class Registry:
         self.path.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{manifest.name}-", dir=self.path))
         try:
-            shutil.copytree(source, staging / "copy", ignore=shutil.ignore_patterns(".*"))
-            (staging / "copy").replace(target)
+            # The manifest and the entry file are all a run reads: nothing else of the
+            # source is taken (no link followed, no data directory beside it copied).
+            copy = staging / "copy"
+            copy.mkdir()
+            for name in (MANIFEST_FILE, manifest.entry.partition(":")[0]):
+                found = source / name
+                if found.is_symlink() or not found.is_file():
+                    raise ConfigError(f"{found} is not a file of the plugin")
+                if found.stat().st_size > MAX_FILE_BYTES:
+                    raise ConfigError(f"{found} is over {MAX_FILE_BYTES // 2**20} MiB")
+                shutil.copyfile(found, copy / name)
+            copy.replace(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         self._set(manifest.name, enabled=False)
         return InstalledPlugin(manifest, target, enabled=False)
 
     def list(self) -> list[InstalledPlugin]:
-        """The installed plugins, by name."""
+        """The installed plugins, by name; a damaged copy is left out (:meth:`get`
+        names what is wrong with it, and :meth:`remove` takes it away)."""
         if not self.path.is_dir():
             return []
         state = self._state()
@@ -60,15 +82,18 @@ class Registry:
         for directory in sorted(p for p in self.path.iterdir() if p.is_dir()):
             if directory.name.startswith("."):
                 continue
-            manifest = read_manifest(directory)
-            found.append(InstalledPlugin(manifest, directory, state.get(manifest.name, False)))
+            with contextlib.suppress(ConfigError):
+                manifest = read_manifest(directory)
+                found.append(InstalledPlugin(manifest, directory, state.get(manifest.name, False)))
         return found
 
     def get(self, name: str) -> InstalledPlugin:
-        """The installed plugin ``name``, or :class:`ConfigError` listing those there are."""
-        for plugin in self.list():
-            if plugin.manifest.name == name:
-                return plugin
+        """The installed plugin ``name``, or :class:`ConfigError` listing those there are
+        (or saying what is wrong with its copy)."""
+        directory = self.path / name
+        if is_plugin_name(name) and directory.is_dir():
+            manifest = read_manifest(directory)  # a damaged copy says so
+            return InstalledPlugin(manifest, directory, self._state().get(name, False))
         names = ", ".join(p.manifest.name for p in self.list()) or "none"
         raise ConfigError(f"no plugin {name!r} is installed (installed: {names})")
 
@@ -79,12 +104,18 @@ class Registry:
         return InstalledPlugin(plugin.manifest, plugin.directory, enabled)
 
     def remove(self, name: str) -> None:
-        """Delete the plugin's copy and state."""
-        plugin = self.get(name)
-        shutil.rmtree(plugin.directory)
-        state = self._state()
-        state.pop(name, None)
-        self._write(state)
+        """Delete the plugin's copy (damaged or not) and its state. The copy is moved
+        aside first: a removal cut short leaves no half copy under the plugin's name."""
+        directory = self.path / name
+        if not (is_plugin_name(name) and directory.is_dir()):
+            self.get(name)  # says what is installed
+        with self._locked():
+            aside = Path(tempfile.mkdtemp(prefix=f".{name}-removed-", dir=self.path))
+            directory.replace(aside / "copy")
+            state = self._state()
+            state.pop(name, None)
+            self._write(state)
+        shutil.rmtree(aside, ignore_errors=True)
 
     def _state(self) -> dict[str, bool]:
         try:
@@ -96,11 +127,27 @@ class Registry:
         return {str(k): bool(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 
     def _set(self, name: str, *, enabled: bool) -> None:
-        state = self._state()
-        state[name] = enabled
-        self._write(state)
+        with self._locked():
+            state = self._state()
+            state[name] = enabled
+            self._write(state)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Held while the state is read, changed and written: two commands at once take
+        turns instead of one losing the other's change."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / _LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def _write(self, state: dict[str, bool]) -> None:
-        partial = self.path / (_STATE + ".tmp")
-        partial.write_text(json.dumps(state, indent=2, sort_keys=True))
-        partial.replace(self.path / _STATE)
+        text = json.dumps(state, indent=2, sort_keys=True)
+        handle, partial = tempfile.mkstemp(prefix=f".{_STATE}-", dir=self.path)
+        try:
+            with os.fdopen(handle, "w") as file:
+                file.write(text)
+            os.replace(partial, self.path / _STATE)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise

@@ -10,6 +10,7 @@ reports what it used as the OS measured it (``wait4``).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -35,6 +36,8 @@ _HOST = Path(__file__).with_name("host.py")
 _MAX_LOG_LINES = 1_000
 """The most ``log`` lines a run keeps (each up to 1,000 characters)."""
 _HOST_GRACE_S = 2.0
+_CALLS = frozenset({"memories", "add_memory", "log"})
+_MAX_CALL_NAME = 64
 """How long the host may take to measure the plugin and end, once it is stopped."""
 _MAX_LINE = 1 << 20
 """The longest protocol line a plugin may send."""
@@ -74,10 +77,10 @@ def run_sandboxed(
         tempfile.TemporaryDirectory(prefix="pjai-plugin-root-") as root,
         tempfile.TemporaryFile() as errors,
     ):
-        os.chmod(root, 0o555)  # empty, and nothing can be written there
+        os.chmod(root, 0o555)  # empty; the host mounts a read-only file system on it
         # What the plugin used, as the host measured it: a pipe the plugin does not hold.
         measured, report = os.pipe()
-        # What it prints goes to a file: the only one it can write, within its limit.
+        # What it prints goes to a file, within its limit: its root is read-only.
         try:
             child = subprocess.Popen(
                 [
@@ -97,10 +100,11 @@ def run_sandboxed(
         finally:
             os.close(report)
         started = time.monotonic()
+        outcome: dict[str, Any] | None = None
         try:
             outcome, calls, log = _converse(child, arguments, handle, limits, started)
         finally:
-            _stop(child)
+            _stop(child, done=outcome is not None and "done" in outcome)
         wall = time.monotonic() - started
         usage = _usage(child)
         used = _measured(measured)
@@ -111,6 +115,9 @@ def run_sandboxed(
     return _finish(manifest, outcome, calls, log, usage, used, wall, child.returncode)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
 def _limit(limits: Limits) -> None:
     """Between fork and exec: the OS limits of the plugin's process."""
     mib = 1024 * 1024
@@ -119,6 +126,8 @@ def _limit(limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mib, limits.file_mb * mib))
     resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # The host, and with it the plugin's namespace, dies with the process that runs it.
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class _Pipe:
@@ -198,14 +207,17 @@ def _converse(
             return {"failed": "sent a line over 1 MiB"}, calls, log
         try:
             message = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
             return {"failed": "broke the protocol (a line that is not JSON)"}, calls, log
         if not isinstance(message, dict) or "call" not in message:
             if isinstance(message, dict) and "refused" in message and calls:
                 return {"failed": "broke the protocol (refused after its calls)"}, calls, log
             return message if isinstance(message, dict) else None, calls, log
-        name, args = str(message["call"]), message.get("args") or {}
-        calls[name] = calls.get(name, 0) + 1
+        name, args = str(message["call"])[:_MAX_CALL_NAME], message.get("args") or {}
+        # Counted by name for the calls there are; the rest together (a name each would
+        # let a plugin grow this process's memory without end).
+        counted = name if name in _CALLS else "(unknown calls)"
+        calls[counted] = calls.get(counted, 0) + 1
         answer = _answer(name, args if isinstance(args, dict) else {}, handle, log)
         if not pipe.send(json.dumps(answer, default=str).encode() + b"\n"):
             return (
@@ -218,7 +230,8 @@ def _converse(
 def _answer(name: str, args: dict[str, Any], handle: Handler, log: list[str]) -> dict[str, Any]:
     if name == "log":
         if len(log) < _MAX_LOG_LINES:
-            log.append(str(args.get("text", ""))[:1000])
+            # One line: a plugin's text cannot print lines that look like PJai's own.
+            log.append(" ".join(str(args.get("text", ""))[:1000].splitlines()))
         elif len(log) == _MAX_LOG_LINES:
             log.append(f"(more lines than {_MAX_LOG_LINES}: not kept)")
         return {"result": None}
@@ -230,22 +243,29 @@ def _answer(name: str, args: dict[str, Any], handle: Handler, log: list[str]) ->
         return {"error": f"{name}: {exc}"}
 
 
-def _stop(child: subprocess.Popen[bytes]) -> None:
-    """End the run: the plugin's process first, the first of its PID namespace (killing
-    it ends every process in there, whatever the plugin did to its signals or session),
-    then, once the host has measured it and ended or a moment passed, the host's group.
-    Not poll(): the exit status is reaped by wait4, with the resource use."""
+def _stop(child: subprocess.Popen[bytes], *, done: bool) -> None:
+    """End the run. A plugin that is ``done`` ends by itself: its namespace's init
+    then ends what it left, measures it all and ends, and the host with it (given a
+    moment). Otherwise, or after that moment, init is killed (which ends every process
+    of the namespace, whatever the plugin did to its signals or session), then the
+    host's group. Not poll(): the exit status is reaped by wait4, with the resource use."""
+    if done:
+        _host_ends(child, time.monotonic() + _HOST_GRACE_S)
     for pid in _children(child.pid) or ():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + _HOST_GRACE_S
-    while time.monotonic() < deadline and _children(child.pid) is not None:
-        time.sleep(0.01)
+    _host_ends(child, time.monotonic() + _HOST_GRACE_S)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signal.SIGKILL)
     for stream in (child.stdin, child.stdout):
         if stream is not None:
             stream.close()
+
+
+def _host_ends(child: subprocess.Popen[bytes], deadline: float) -> None:
+    """Wait until the host has ended (not reaped), or ``deadline``."""
+    while time.monotonic() < deadline and _children(child.pid) is not None:
+        time.sleep(0.01)
 
 
 def _children(pid: int) -> list[int] | None:
