@@ -10,8 +10,9 @@ from pathlib import Path
 import pjai
 
 SRC = Path(pjai.__file__).parent
-CONVENTIONAL = {"_asdict", "_mapping", "_fields", "_replace", "_make", "_t"}
-"""Underscore names that are public by convention (named tuples, SQLAlchemy rows)."""
+CONVENTIONAL = {"_asdict", "_mapping", "_fields", "_replace", "_make", "_t", "_exit"}
+"""Underscore names that are public by convention (named tuples, SQLAlchemy rows, the
+``os._exit`` a forked process ends with)."""
 
 
 def _package(path: Path) -> str:

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pjai.app import DataDir
+from pjai.cli import common
 from pjai.cli.output import TerminalConsole
 from pjai.schema import MemoryAdded, MemoryDeleted, PersonaCreated
 from pjai.store import Store
@@ -241,3 +242,14 @@ def test_a_terminal_gets_styles_but_not_the_texts_control_codes() -> None:
     assert "\x1b[2J" not in printed
     assert "\x1b]0;" not in printed
     assert "\x1b[1m" in printed  # Rich's own style codes pass
+
+
+def test_a_question_shows_the_control_characters_of_what_it_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr(common, "interactive", lambda: True)
+    monkeypatch.setattr(common.typer, "confirm", lambda text, **_: asked.append(text) or True)
+    common.confirmed(f"Delete persona {HOSTILE}?", False, "not asked")
+    # Typer writes the question itself (not through Rich): the bell is shown too.
+    assert asked == ["Delete persona Eve␛[2J␛]0;pwned␇\\x9b31m?"]

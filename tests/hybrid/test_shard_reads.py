@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import case, func, or_, select
 
 from pjai.errors import QueryError
 from pjai.hybrid import HybridDatabaseManager
@@ -15,7 +17,7 @@ from pjai.memory.graph import neighbours
 from pjai.memory.optimizer import load_persona
 from pjai.memory.search import SearchFilter, search
 from pjai.memory.timeline import timeline
-from pjai.schema import BookmarkCreated, MemoryLinked, PersonaActivated
+from pjai.schema import BookmarkCreated, MemoryLinked, PersonaActivated, memories, personas
 from pjai.sql.shards import HashRing
 from tests.databases import BACKENDS, database
 from tests.helpers import memory, persona
@@ -24,6 +26,7 @@ RING = HashRing(2)
 ANN = next(f"ann-{i}" for i in range(100) if RING.shard_of(f"ann-{i}") == 0)
 BOB = next(f"bob-{i}" for i in range(100) if RING.shard_of(f"bob-{i}") == 1)
 OFF = {"PJAI_USE_LIVESTORE": "false"}
+p, m = personas.c, memories.c
 
 
 @pytest.fixture(params=BACKENDS)
@@ -103,21 +106,39 @@ def test_a_live_query_of_one_persona_follows_its_commits(
         live.close()
 
 
-def test_a_live_query_whose_rows_spread_waits_and_commits_go_on(
-    manager: HybridDatabaseManager,
-) -> None:
+def test_a_live_query_must_name_its_persona(manager: HybridDatabaseManager) -> None:
+    # Its rows could come to be spread over shards: it would stop following them.
     query = "SELECT id FROM personas WHERE id = :id OR is_active ORDER BY id"
-    live = manager.live(query, {"id": BOB})
-    seen: list[list[str]] = []
-    live.subscribe(lambda rows: seen.append([r.id for r in rows]))
-    try:
-        manager.commit(PersonaActivated(persona_id=ANN))  # Ann's row is on the other shard
-        manager.commit(memory(f"{ANN}-late", ANN))
-        manager.commit(PersonaActivated(persona_id=BOB))
-        assert seen == [[BOB]]  # it waited; then its rows were Bob's alone again
-        manager.commit(BookmarkCreated(bookmark_id="b2", persona_id=BOB, name="x"))
-        assert live.result == [(BOB,)]
-    finally:
-        live.close()
+    with pytest.raises(QueryError, match="a live query that names no persona"):
+        manager.live(query, {"id": BOB})
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        # A persona named beside other rows: those are on other shards.
+        lambda: select(p.id).where(or_(p.id == BOB, p.is_active)).order_by(p.id),
+        lambda: select(m.id).where(or_(m.persona_id == BOB, m.importance > 0.1)),
+        lambda: select(func.count(case((m.persona_id == ANN, 1))), func.count()),
+        lambda: select(m.id, select(p.name).where(p.id == BOB).scalar_subquery()),
+    ],
+)
+def test_a_persona_named_beside_other_rows_does_not_choose_the_shard(
+    manager: HybridDatabaseManager, read: Any
+) -> None:
+    manager.commit(PersonaActivated(persona_id=ANN))
     with pytest.raises(QueryError, match="rows on 2 SQL shards"):
-        manager.live("SELECT id FROM personas").subscribe(lambda rows: None)
+        manager.query(read())
+
+
+def test_sql_text_s_parameters_do_not_choose_the_shard(manager: HybridDatabaseManager) -> None:
+    others = manager.query("SELECT id FROM personas WHERE id != :persona", {"persona": BOB})
+    assert [r.id for r in others] == [ANN]  # on Ann's shard alone
+
+
+def test_a_read_that_skips_rows_must_name_its_persona(manager: HybridDatabaseManager) -> None:
+    # The shard whose rows are all skipped answers nothing, though it holds some.
+    with pytest.raises(QueryError, match="skips rows"):
+        manager.query(select(m.id).order_by(m.id).limit(10).offset(3))
+    page = select(m.id).where(m.persona_id == ANN).order_by(m.id).limit(10).offset(1)
+    assert [r.id for r in manager.query(page)] == [f"{ANN}-kite"]

@@ -378,6 +378,10 @@ def test_the_root_is_read_only_even_to_the_plugin_that_owns_it(
     assert _run_result(setting, tmp_path, code).result == ["Read-only file system"] * 3
 
 
+_KEYCTL = {"x86_64": 250, "aarch64": 219}
+"""keyctl's system call number; its operation 0 gets a keyring's id (-3: the session's)."""
+
+
 def test_shared_memory_and_keyrings_of_the_machine_are_out_of_reach(
     setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
 ) -> None:
@@ -394,9 +398,6 @@ def test_shared_memory_and_keyrings_of_the_machine_are_out_of_reach(
     assert libc.shmget(key, 0, 0) == -1
     ours = libc.syscall(_KEYCTL[os.uname().machine], 0, -3, 0)
     assert keyring != ours
-
-
-_KEYCTL = {"x86_64": 250, "aarch64": 219}
 
 
 def test_what_a_plugin_signals_does_not_reach_its_host(
@@ -536,3 +537,51 @@ def test_a_name_with_a_last_newline_is_not_a_plugin_name(tmp_path: Path) -> None
     (source / "plugin.json").write_text(json.dumps({**manifest, "name": "nl\n"}))
     with pytest.raises(ConfigError, match=r"plugin\.json"):
         Registry(tmp_path / "data").install(source)
+
+
+def test_the_namespace_s_init_is_out_of_the_plugin_s_reach(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    code = (
+        "import os, signal, time\n"
+        "for number in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL, signal.SIGSTOP):\n"
+        "    os.kill(1, number)\n"
+        "time.sleep(0.3)\nreturn 'ok'"
+    )
+    done = _run_result(setting, tmp_path, code)
+    assert done.result == "ok"
+    assert done.max_rss_mb > 0  # init measured it
+
+
+def test_an_exit_code_is_not_taken_for_a_signal(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    # 152 is 128 + SIGXCPU: read as a signal, near the CPU limit it would say "used more".
+    code = "import os, time\nend = time.process_time() + 0.8\n"
+    code += "while time.process_time() < end:\n    pass\nos._exit(152)"
+    with pytest.raises(PluginError, match=r"stopped without an answer \(exit 152\)"):
+        _run_result(setting, tmp_path, code, cpu_s=1)
+
+
+def test_one_plugin_installed_at_once_twice_is_installed_once(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, _, _ = setting
+    source = plugin(tmp_path, "twice", "return 1", [])
+    said: list[str] = []
+
+    def install() -> None:
+        try:
+            Registry(registry.path.parent).install(source)
+            said.append("installed")
+        except ConfigError as exc:
+            said.append(str(exc))
+
+    threads = [threading.Thread(target=install) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(said)[-1] == "installed"
+    assert said.count("installed") == 1
+    assert all("is installed already" in s for s in said if s != "installed")

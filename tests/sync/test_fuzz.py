@@ -217,3 +217,35 @@ def test_a_keys_body_is_read_only_with_a_token_and_up_to_its_limit() -> None:
         f"the body is longer than the limit of {MAX_KEYS_BODY} bytes"
     )
     assert body.read <= MAX_KEYS_BODY + MIB
+
+
+def test_no_web_page_may_use_the_sync_server() -> None:
+    # Without tokens, a page the user visits could otherwise push and pull: a browser
+    # sends an Origin with every WebSocket and cross-site request; PJai's clients none.
+    async def get(origin: str | None) -> httpx.Response:
+        transport = httpx.ASGITransport(app=APPS["open"])
+        headers = {"origin": origin} if origin else {}
+        async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+            return await client.get("/pull", params={"store_id": "s"}, headers=headers)
+
+    refused = asyncio.run(get("http://attacker.example"))
+    assert refused.status_code == 403
+    assert refused.json()["message"] == "the sync server is not for web pages"
+    assert asyncio.run(get(None)).status_code == 200
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    scope = {
+        "type": "websocket",
+        "path": "/sync",
+        "headers": [(b"origin", b"http://attacker.example")],
+        "query_string": b"",
+    }
+    asyncio.run(APPS["open"](scope, receive, send))
+    assert sent == [{"type": "websocket.close", "code": 4403}]

@@ -284,12 +284,15 @@ async def test_the_gate_finds_the_session_behind_another_app_s_odd_cookies(
 
 
 def _local(app: Any = None) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(guard.NoFraming(guard.LocalOnly(app or _page)))
+    served_on = frozenset({"vm"})  # a name of this machine's in /etc/hosts
+    transport = httpx.ASGITransport(guard.NoFraming(guard.LocalOnly(app or _page, served_on)))
     return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8080")
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("host", ["127.0.0.1:8080", "localhost:8080", "[::1]:8080", "127.0.0.2"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:8080", "localhost:8080", "[::1]:8080", "127.0.0.2", "VM:8080"]
+)
 async def test_on_loopback_this_machine_s_names_are_served(host: str) -> None:
     async with _local() as client:
         answer = await client.get("/personas", headers={"host": host})

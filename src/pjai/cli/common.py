@@ -27,7 +27,7 @@ from typer.core import TyperArgument, TyperOption
 
 from pjai.app import DataDir as DataDirectory
 from pjai.cli.grouped import option_group
-from pjai.cli.output import JsonFlag, TerminalConsole, console, print_table
+from pjai.cli.output import JsonFlag, TerminalConsole, console, print_table, shown
 from pjai.cli.utf8 import running
 from pjai.errors import EventError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
@@ -184,7 +184,7 @@ def confirmed(question: str, yes: bool, refusal: str) -> None:
         return
     if not interactive():
         raise fail(PjaiError(f"{refusal}; give --yes to do it without asking"))
-    if not typer.confirm(question, default=False, err=True):
+    if not typer.confirm(shown(question), default=False, err=True):
         errors.print("Nothing done.", highlight=False)
         raise typer.Exit(code=1)
 

@@ -5,34 +5,41 @@ Live queries re-run after each SQL commit that wrote a table they read (the tabl
 only results that changed, like the store's live queries.
 
 With several shards a read goes where its rows are. A persona's rows all live on its
-shard, so a read that names one persona (``persona_id = X`` or ``personas.id = X`` in a
-``select``; a ``persona`` or ``persona_id`` parameter of SQL text) runs there, and one
-that reads no table (the dialect's name) on the first shard. Any other
-read runs on every shard, and is answered when at most one shard has rows for it: a
-lookup by id, the active persona, one persona's links. A read whose rows are on several
-shards (every persona's memories, a count over everyone) is refused, as no shard holds
-its answer alone; the repositories and the store answer those.
+shard, so a ``select`` whose WHERE holds ``persona_id = X`` (or ``personas.id = X``) for
+every row (:func:`persona_named`) runs there, and one that reads no table (the
+dialect's name) on the first shard. Any other read runs on every shard, and is answered
+when at most one shard has rows for it: a lookup by id, the active persona, one
+persona's links. A read whose rows are on several shards (every persona's memories, a
+count over everyone), and one that skips rows (OFFSET) without naming a persona, is
+refused, as no shard holds its answer alone; the repositories and the store answer
+those. A live query must name its persona, else it is refused: the rows of any other
+could come to be spread over shards, and its result would stop following them.
 """
 
 from __future__ import annotations
 
-import logging
+import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, text
 from sqlalchemy.sql import operators, visitors
-from sqlalchemy.sql.elements import BinaryExpression, BindParameter, ColumnClause
+from sqlalchemy.sql.elements import (
+    BinaryExpression,
+    BindParameter,
+    BooleanClauseList,
+    ColumnClause,
+    Grouping,
+)
+from sqlalchemy.sql.selectable import Select
 
 from pjai.errors import QueryError, SqlError, SqlUnavailableError
 from pjai.sql.shards import Shard, ShardSet
 from pjai.store.changes import Changes
 from pjai.store.live import LiveQueries, LiveQuery
 from pjai.store.query import Query, RowFilters
-
-log = logging.getLogger(__name__)
 
 __all__ = ["SqlLiveHost", "SqlQuery", "persona_named", "tables_of"]
 
@@ -70,21 +77,70 @@ def _names_persona(element: object) -> bool:
     )
 
 
-def persona_named(query: Query, params: Mapping[str, Any]) -> str | None:
-    """The one persona whose rows ``query`` reads, when it says so; else ``None``."""
-    if isinstance(query, str):
-        named = {params[key] for key in ("persona", "persona_id") if key in params}
+def _conjuncts(clause: Any) -> Iterator[Any]:
+    """The terms every row must meet: ``clause`` through its top-level ANDs."""
+    while isinstance(clause, Grouping):
+        clause = clause.element
+    if isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
+        for term in clause.clauses:
+            yield from _conjuncts(term)
     else:
-        named = set()
-        for element in visitors.iterate(query):
-            if not isinstance(element, BinaryExpression) or element.operator is not operators.eq:
-                continue
-            for side, other in ((element.left, element.right), (element.right, element.left)):
-                if _names_persona(side) and isinstance(other, BindParameter):
-                    named.add(params.get(other.key, other.value))
+        yield clause
+
+
+def _persona_equal(term: Any, params: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """``(parameter key, value)`` when ``term`` is ``persona_id = :parameter``."""
+    if not isinstance(term, BinaryExpression) or term.operator is not operators.eq:
+        return None
+    for side, other in ((term.left, term.right), (term.right, term.left)):
+        if _names_persona(side) and isinstance(other, BindParameter):
+            return other.key, params.get(other.key, other.value)
+    return None
+
+
+def _any_or_persona(term: Any, params: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """``(key, value)`` when ``term`` is ``:key IS NULL OR persona_id = :key`` (every
+    persona, or the one given)."""
+    while isinstance(term, Grouping):
+        term = term.element
+    if not isinstance(term, BooleanClauseList) or term.operator is not operators.or_:
+        return None
+    if len(term.clauses) != 2:
+        return None
+    unset, equal = term.clauses
+    found = _persona_equal(equal, params)
+    if (
+        found is None
+        or not isinstance(unset, BinaryExpression)
+        or unset.operator is not operators.is_
+        or not isinstance(unset.left, BindParameter)
+        or unset.left.key != found[0]
+    ):
+        return None
+    return found
+
+
+def persona_named(query: Query, params: Mapping[str, Any]) -> str | None:
+    """The one persona whose rows ``query`` reads, when its WHERE says so of every row:
+    ``persona_id = X`` (or ``personas.id = X``) as a term of its top-level AND, or
+    ``X IS NULL OR persona_id = X`` with X given. ``None`` otherwise, and for SQL text."""
+    if not isinstance(query, Select) or query.whereclause is None:
+        return None
+    named = set()
+    for term in _conjuncts(query.whereclause):
+        found = _persona_equal(term, params) or _any_or_persona(term, params)
+        if found is not None:
+            named.add(found[1])
     if len(named) == 1 and isinstance(value := next(iter(named)), str):
         return value
     return None
+
+
+def _offset(statement: Any, query: Query) -> bool:
+    """Whether the read skips rows (OFFSET): an empty answer from a shard then does not
+    mean it holds none."""
+    sql = query if isinstance(query, str) else str(statement.compile())
+    return re.search(r"\boffset\b", sql, re.IGNORECASE) is not None
 
 
 class SqlLiveHost:
@@ -114,6 +170,12 @@ class SqlLiveHost:
         persona = persona_named(query, given)
         if persona is not None:
             return self._run(self._shards.for_persona(persona), statement, given)
+        if _offset(statement, query):
+            raise _SpreadError(
+                "a read that skips rows (OFFSET) and names no persona cannot be answered "
+                "from several SQL shards with the store off: name a persona (or switch "
+                "the store on)"
+            )
         found = [rows for shard in self._shards if (rows := self._run(shard, statement, given))]
         if len(found) > 1:
             raise _SpreadError(
@@ -136,8 +198,20 @@ class SqlLiveHost:
     def live(
         self, query: Query, params: Mapping[str, Any] | Sequence[Any] | None = None
     ) -> LiveQuery:
-        """A live query that re-runs after SQL commits to the tables it reads."""
+        """A live query that re-runs after SQL commits to the tables it reads. With
+        several shards it must name one persona (see :func:`persona_named`): the rows of
+        any other could come to be spread over shards, and its result would stop
+        following them."""
+        if not self._routed(query, params):
+            raise QueryError(
+                "a live query that names no persona cannot follow several SQL shards with "
+                "the store off: name a persona (or switch the store on)"
+            )
         return LiveQuery(self, SqlQuery(query, params, tables_of(query)))
+
+    def _routed(self, query: Query, params: Mapping[str, Any] | Sequence[Any] | None) -> bool:
+        given = dict(params) if isinstance(params, Mapping) else {}
+        return len(self._shards) == 1 or persona_named(query, given) is not None
 
     def changed(self, tables: set[str]) -> None:
         """Re-run the live queries reading ``tables`` and deliver new results."""
@@ -162,15 +236,11 @@ class SqlLiveHost:
         """Run ``live``'s query on SQL; whether its result changed."""
         prepared = live.prepared
         assert isinstance(prepared, SqlQuery)
-        try:
-            rows = self.query(prepared.query, prepared.params)
-        except _SpreadError:
-            # Its rows are now on several shards: it keeps its last result (and its
-            # subscribers) until the store is back on or its rows are on one shard.
-            if live.runs == 0:
-                raise
-            log.warning("a live query's rows are on several SQL shards; it waits: %s", live.sql)
+        if not self._routed(prepared.query, prepared.params):
+            # One made on the store, moved here as the store went off: it keeps its last
+            # result (and its subscribers) until the store is back on.
             return False
+        rows = self.query(prepared.query, prepared.params)
         return live.set_result(rows, prepared.tables or self._all_tables)
 
     def register_live(self, live: LiveQuery) -> None:

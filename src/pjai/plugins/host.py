@@ -58,8 +58,6 @@ _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
 _MS_REC, _MS_PRIVATE = 0x4000, 0x40000
 _KEYCTL_JOIN_SESSION_KEYRING = 1
 _SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}
-_SIGNALLED = 128
-"""Init's exit code for a plugin ended by a signal: this plus the signal's number."""
 
 _out = sys.stdout
 _in = sys.stdin
@@ -107,14 +105,17 @@ def _close_sandbox(root: str, report: int) -> str | None:
         return f"no network namespace here ({os.strerror(ctypes.get_errno())})"
     keyctl = _SYS_KEYCTL.get(os.uname().machine)
     joined = keyctl is None or libc.syscall(keyctl, _KEYCTL_JOIN_SESSION_KEYRING, None) >= 0
-    if not joined and ctypes.get_errno() != errno.ENOSYS:  # no keyrings: none to read
+    # Not there, or not allowed (a seccomp filter, which the plugin inherits): none to read.
+    if not joined and ctypes.get_errno() not in (errno.ENOSYS, errno.EPERM):
         return f"cannot leave the session keyring ({os.strerror(ctypes.get_errno())})"
     init = os.fork()
     if init:
         _end_as(init)  # the host: does not return
     # The namespace's init: it dies with the host, and keeps a process group of its own
-    # there, so that nothing the plugin signals reaches the host.
+    # there, so that nothing the plugin signals reaches the host. Signals from inside
+    # the namespace reach it only where it has a handler: Python's for SIGINT goes.
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.setpgid(0, 0)
     try:
         _read_only_root(libc, root)
@@ -161,27 +162,20 @@ def _init(plugin: int, report: int) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(-1, signal.SIGKILL)  # every process of the namespace but this one
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    used = {"peak_kb": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}
+    used = {
+        "peak_kb": usage.ru_maxrss,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "exit": os.waitstatus_to_exitcode(status),  # a signal's as its number, negative
+    }
     os.write(report, json.dumps(used).encode())
     os.close(report)
-    # A signal to itself would not end it: the host, outside, ends as the code says.
-    if os.WIFSIGNALED(status):
-        os._exit(_SIGNALLED + os.WTERMSIG(status))
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    os._exit(0)
 
 
 def _end_as(init: int) -> None:
-    """Wait for the namespace's init and end as the plugin ended (code or signal), so
-    that the parent sees how it stopped (init's usage, all of it, counts in this
-    process's too)."""
-    _, status = os.waitpid(init, 0)
-    code = os.waitstatus_to_exitcode(status)
-    number = code - _SIGNALLED if code > _SIGNALLED else -code if code < 0 else 0
-    if number > 0:
-        if number not in (signal.SIGKILL, signal.SIGSTOP):  # those have no handler
-            signal.signal(number, signal.SIG_DFL)
-        os.kill(os.getpid(), number)
-    raise SystemExit(code & 0xFF)
+    """Wait for the namespace's init and end (how the plugin ended, init has said)."""
+    os.waitpid(init, 0)
+    raise SystemExit(0)
 
 
 def main() -> None:

@@ -50,9 +50,14 @@ class Registry:
         installed already (the copy appears whole or not at all)."""
         manifest = read_manifest(source)
         target = self.path / manifest.name
-        if target.exists():
-            raise ConfigError(f"a plugin {manifest.name} is installed already; remove it first")
-        self.path.mkdir(parents=True, exist_ok=True)
+        with self._locked():  # two installs of one name: one of them says it is there
+            if target.exists():
+                raise ConfigError(f"a plugin {manifest.name} is installed already; remove it first")
+            self._copy(source, manifest, target)
+            self._change(manifest.name, enabled=False)
+        return InstalledPlugin(manifest, target, enabled=False)
+
+    def _copy(self, source: Path, manifest: Manifest, target: Path) -> None:
         staging = Path(tempfile.mkdtemp(prefix=f".{manifest.name}-", dir=self.path))
         try:
             # The manifest and the entry file are all a run reads: nothing else of the
@@ -66,11 +71,11 @@ class Registry:
                 if found.stat().st_size > MAX_FILE_BYTES:
                     raise ConfigError(f"{found} is over {MAX_FILE_BYTES // 2**20} MiB")
                 shutil.copyfile(found, copy / name)
+            if read_manifest(copy) != manifest:
+                raise ConfigError(f"{source} changed while it was installed: try again")
             copy.replace(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self._set(manifest.name, enabled=False)
-        return InstalledPlugin(manifest, target, enabled=False)
 
     def list(self) -> list[InstalledPlugin]:
         """The installed plugins, by name; a damaged copy is left out (:meth:`get`
@@ -128,9 +133,13 @@ class Registry:
 
     def _set(self, name: str, *, enabled: bool) -> None:
         with self._locked():
-            state = self._state()
-            state[name] = enabled
-            self._write(state)
+            self._change(name, enabled=enabled)
+
+    def _change(self, name: str, *, enabled: bool) -> None:
+        """Under the lock: read the state, change it, write it."""
+        state = self._state()
+        state[name] = enabled
+        self._write(state)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

@@ -112,10 +112,17 @@ def run_sandboxed(
         printed = errors.read().decode(errors="replace").strip()
     if printed:
         log.append(printed)
-    return _finish(manifest, outcome, calls, log, usage, used, wall, child.returncode)
+    # How the plugin's process ended, as its namespace's init saw it; the host's own
+    # end when there is no word from init (killed at the wall time, never ran).
+    ended = used.get("exit")
+    code = ended if isinstance(ended, int) and not isinstance(ended, bool) else child.returncode
+    return _finish(manifest, outcome, calls, log, usage, used, wall, code)
 
 
 _PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None)
+"""Loaded here, not between fork and exec, where loading could wait on a lock another
+thread of the parent held as it forked."""
 
 
 def _limit(limits: Limits) -> None:
@@ -127,7 +134,7 @@ def _limit(limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # The host, and with it the plugin's namespace, dies with the process that runs it.
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class _Pipe:

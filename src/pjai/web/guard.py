@@ -62,11 +62,17 @@ class LocalOnly:
     """ASGI middleware for the app on loopback: requests whose ``Host`` is not this
     machine by itself get 403; so do WebSockets and forms from a page of another origin."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, names: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.names = frozenset(name.lower() for name in names)
+        """More names of this machine: the one the app was served on (a host name
+        that resolves to loopback, such as Debian's own in /etc/hosts)."""
+
+    def _local(self, name: str | None) -> bool:
+        return local_name(name) or (name is not None and name.lower() in self.names)
 
     def _allowed(self, scope: Scope) -> bool:
-        if not local_name(_hostname(_header(scope, b"host") or "")):
+        if not self._local(_hostname(_header(scope, b"host") or "")):
             return False
         origin = _header(scope, b"origin")
         if origin is None:
@@ -74,7 +80,7 @@ class LocalOnly:
             return scope["type"] == "http" or scope.get("method") in _SAFE_METHODS
         if scope["type"] == "http" and scope.get("method") in _SAFE_METHODS:
             return True
-        return local_name(_origin_host(origin))
+        return self._local(_origin_host(origin))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self._allowed(scope):

@@ -69,7 +69,7 @@ def serve(
     app.on_shutdown(web.close)
     app.add_middleware(guard.NoFraming)
     if not login:
-        app.add_middleware(guard.LocalOnly)
+        app.add_middleware(guard.LocalOnly, names=frozenset({host}))
     if login:
         sessions = WebSessions.open(data_dir.path, session_hours * 3600)
         app.on_shutdown(sessions.close)

@@ -21,9 +21,11 @@ import msgspec
 from msgspec import Meta
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from pjai.errors import PjaiError
@@ -70,6 +72,28 @@ class KeysDeleted(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     store_id: Annotated[str, Meta(min_length=1, max_length=100)]
     deleted: Annotated[list[Deletion], Meta(max_length=MAX_KEYS)]
+
+
+class _NotForBrowsers:
+    """ASGI middleware: no web page may use the sync server (its clients are PJai
+    instances, which send no ``Origin``). A request with an ``Origin``, as browsers send
+    with every WebSocket and cross-site request, is refused: without tokens
+    (``--no-auth``) a page the user visits could otherwise push and pull."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        browser = scope["type"] in ("http", "websocket") and any(
+            name == b"origin" for name, _ in scope.get("headers", [])
+        )
+        if not browser:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4403})
+        else:
+            refusal = {"error": "forbidden", "message": "the sync server is not for web pages"}
+            await JSONResponse(refusal, 403)(scope, receive, send)
 
 
 def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
@@ -199,4 +223,4 @@ def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
         Route("/health", health),
         Route("/metrics", metrics),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_NotForBrowsers)])
