@@ -110,7 +110,7 @@ def _close_sandbox(root: str, report: int) -> str | None:
         return f"cannot leave the session keyring ({os.strerror(ctypes.get_errno())})"
     init = os.fork()
     if init:
-        _end_as(init)  # the host: does not return
+        _wait_for_init(init)  # the host: does not return
     # The namespace's init: it dies with the host, and keeps a process group of its own
     # there, so that nothing the plugin signals reaches the host. Signals from inside
     # the namespace reach it only where it has a handler: Python's for SIGINT goes.
@@ -148,9 +148,9 @@ def _read_only_root(libc: ctypes.CDLL, root: str) -> None:
 
 def _init(plugin: int, report: int) -> None:
     """The first process of the plugin's PID namespace: wait for the plugin, end and
-    reap whatever it left, write what all of it used to ``report`` (every process of
-    the namespace was this one's child or came to it), and end as the plugin ended.
-    Signals from inside the namespace do not reach it."""
+    reap whatever it left, and write what all of it used, and how the plugin ended, to
+    ``report`` (every process of the namespace was this one's child or came to it).
+    Signals from inside the namespace reach it only where it has a handler: none."""
     status = 0
     while True:
         try:
@@ -172,8 +172,9 @@ def _init(plugin: int, report: int) -> None:
     os._exit(0)
 
 
-def _end_as(init: int) -> None:
-    """Wait for the namespace's init and end (how the plugin ended, init has said)."""
+def _wait_for_init(init: int) -> None:
+    """The host: wait for the namespace's init, then end (init said how the plugin
+    ended)."""
     os.waitpid(init, 0)
     raise SystemExit(0)
 
