@@ -11,7 +11,7 @@ from pjai.app.datadir import SYNC_LOCK_FILE, SYNC_STATUS_FILE, DataDir
 from pjai.app.login import PASSPHRASE_FILE
 from pjai.app.websessions import WEB_SESSIONS_FILE
 from pjai.errors import ConfigError, StoreModeError
-from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
+from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, IMPORTING_FILE, STORE_FILE
 from pjai.hybrid.legacy import REPORT_FILE as LEGACY_REPORT_FILE
 from pjai.memory import MemorySystem
 from pjai.memory.embeddings import VECTORS_FILE
@@ -36,6 +36,7 @@ def test_every_file_is_listed_under_the_name_its_owner_defines(tmp_path: Path) -
         WEB_SESSIONS_FILE,
         KEYS_FILE,
         LEGACY_REPORT_FILE,
+        IMPORTING_FILE,
     ]
     paths = [
         data.store_path,
@@ -50,6 +51,7 @@ def test_every_file_is_listed_under_the_name_its_owner_defines(tmp_path: Path) -
         data.web_sessions_path,
         data.keys_path,
         data.legacy_report_path,
+        data.importing_path,
     ]
     assert [p.name for p in paths] == names
     assert all(p.parent == tmp_path for p in paths)

@@ -6,6 +6,8 @@ import hashlib
 import os
 import stat
 import struct
+import subprocess
+import sys
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from pjai.app import DataDir
 from pjai.cli import archive as archive_cli
 from pjai.errors import ArchiveCorruptError, ArchiveError, ConfigError, PrivacyError
 from pjai.hybrid import HybridDatabaseManager
@@ -43,6 +46,7 @@ from pjai.schema import (
     Position,
 )
 from pjai.schema.personas import PrivacySettings
+from pjai.schema.records import MAX_EVENT_BYTES
 from pjai.store import Store
 from tests.databases import database
 from tests.helpers import memory, persona
@@ -344,6 +348,32 @@ def test_a_failed_import_into_a_new_directory_leaves_nothing_there(
     assert restored.applied == manifest.events
 
 
+def test_an_import_killed_on_the_way_leaves_a_directory_that_says_so(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # A process killed (or out of memory, or the power gone) runs no clean-up: the
+    # directory holds part of the archive, and must not pass for a whole one.
+    fill(manager)
+    file = tmp_path / "backup.zip"
+    export_archive(manager, file)
+    target = tmp_path / "restored"
+    killed = subprocess.run(
+        [sys.executable, "-c", (
+            "import os, sys\n"
+            "from pjai.hybrid.archive import import_archive\n"
+            "import_archive(sys.argv[1], sys.argv[2], environ={},\n"
+            "               progress=lambda done, total: done and os._exit(9))\n"
+        ), str(target), str(file)],
+        check=False,
+    )  # fmt: skip
+    assert killed.returncode == 9
+    assert (target / "store.db").exists()
+    with pytest.raises(ConfigError, match=f"holds part of an import of {file} .* did not finish"):
+        DataDir(target).open()
+    (target / "importing.json").unlink()  # the user's choice: take it as it is
+    DataDir(target).open().close()
+
+
 def test_a_manifest_whose_head_is_not_where_the_events_end_is_refused(
     manager: HybridDatabaseManager, tmp_path: Path
 ) -> None:
@@ -521,11 +551,17 @@ def test_hostile_archives_are_refused_with_their_reason(
     third = msgspec.json.decode(lines[2])
     repeated = lines[2].replace(third["id"].encode(), first_id.encode())
     deep = lines[2].replace(b'"args":{', b'"args":{"x":' + b"[" * 5000 + b"]" * 5000 + b",")
+    # Each such line takes the store and the journal keeping it in full: 15 MB a line.
+    huge = lines[2].replace(b'"args":{', b'"args":{"x":"' + b"y" * (MAX_EVENT_BYTES + 1) + b'",')
     cases = {
         "repeats an event id": (b"".join([*lines[:2], repeated]), "appears twice"),
         "nests deeper than a parser goes": (b"".join([*lines[:2], deep]), "line 3"),
         "ends without a newline": (events.rstrip(b"\n"), "line 3 has no newline"),
         "holds a line too long": (b"x" * (17 * 1024 * 1024) + b"\n", "line 1 is longer"),
+        "holds an event too large": (
+            b"".join([*lines[:2], huge]),
+            "line 3: event .* has 3,145,... bytes of arguments; the limit is 3,145,728",
+        ),
     }
     for what, (forged, reason) in cases.items():
         file.write_bytes(original)

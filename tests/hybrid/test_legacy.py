@@ -450,10 +450,22 @@ def only_personas(path: Path) -> None:
         conn.execute("CREATE TABLE personas (id, name)")
 
 
+def endless_view(path: Path) -> None:
+    # Counting its rows would never end.
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE memory_entities (id, persona_id, content)")
+        conn.execute("CREATE TABLE conversations (id, persona_id)")
+        conn.execute(
+            "CREATE VIEW personas AS WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL "
+            "SELECT id + 1 FROM n) SELECT id, 'x' AS name FROM n"
+        )
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda path: None, "does not exist"),
+        (endless_view, "personas is a view, not a table"),
         (lambda path: path.mkdir(), "is not a file"),
         (lambda path: path.write_text("just text, " * 100), "is not a readable SQLite database"),
         (only_personas, "no table memory_entities, conversations"),

@@ -54,6 +54,19 @@ def test_persona_filter(garden: Store) -> None:
     assert len(found(garden, "garden")) == 5
 
 
+def test_the_index_finds_a_persona_by_any_id_and_only_by_its_text(store: Store) -> None:
+    # The index holds each memory's persona as one word (the id's bytes in hex): ids
+    # with separators, accents or nothing a tokenizer keeps, and ids that are prefixes
+    # of others, each find their own memories and no other persona's.
+    ids = ["a", "a-b", "a b", "A", "café", "cafe", "---", "日本", "x" * 128]
+    store.commit(*(persona(p) for p in ids))
+    store.commit(*(memory(f"m{i}", p, content="shared words") for i, p in enumerate(ids)))
+    for i, persona_id in enumerate(ids):
+        assert found(store, "shared", persona_id=persona_id) == [f"m{i}"]
+    assert len(found(store, "shared")) == len(ids)
+    assert found(store, "p61") == []  # the word persona "a" is indexed under
+
+
 def test_tier_and_type_filters(garden: Store) -> None:
     assert sorted(found(garden, "garden", tiers=("hot", "cold"))) == ["cold", "hot"]
     assert found(garden, "garden", types=("fact",)) == ["cold"]
@@ -111,8 +124,9 @@ def test_matches_in_name_or_content_rank_above_unrelated(store: Store) -> None:
 def test_words_are_stemmed_and_stop_words_dropped(store: Store) -> None:
     store.commit(persona(), memory("m1", content="she planted tomatoes"))
     assert found(store, "planting a tomato") == ["m1"]
-    assert fts_query("the tomatoes and the peppers") == '"tomatoes" OR "peppers"'
-    assert fts_query("the") == '"the"'
+    words = "{name content summary tags}"
+    assert fts_query("the tomatoes and the peppers") == f'{words} : ("tomatoes" OR "peppers")'
+    assert fts_query("the") == f'{words} : ("the")'
     assert fts_query("?!") is None
     assert found(store, "?!") == []
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import apsw
+import msgspec
 import pytest
 from typer.testing import CliRunner
 
@@ -21,6 +22,7 @@ from pjai.errors import NotFoundError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.embeddings import Embeddings
 from pjai.schema import PersonaErased
+from pjai.store import ROOT, EventRecord, Position
 from tests.databases import postgres_schema
 from tests.hybrid.desktop_app import DesktopApp
 from tests.memory.test_embeddings import TopicEncoder
@@ -138,6 +140,24 @@ def test_a_persona_erased_elsewhere_leaves_no_vectors_nor_report_values_here(
     assert [line["value"] for line in lines[1:]] == ["kept-words"]
 
 
+def test_a_reader_of_the_vectors_leaves_their_file_unfinished(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data")
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        Embeddings(data.vectors_path, TopicEncoder(), "topics").index(manager)
+        reader = apsw.Connection(str(data.vectors_path))
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM vectors").fetchall()  # holds a snapshot
+        try:
+            proof = erase_persona(data, manager, ada)
+        finally:
+            reader.execute("COMMIT")
+            reader.close()
+    assert proof.vectors == 1
+    assert "vectors.db" not in proof.rewritten
+    assert proof.unfinished == ["vectors.db: another connection still reads an older state of it"]
+
+
 def vectors_of(path: Path) -> set[str]:
     """The personas whose memories have vectors in the file at ``path``."""
     conn = apsw.Connection(str(path))
@@ -198,10 +218,31 @@ def test_an_erasure_waiting_for_the_sync_server_says_so_and_finishes_later(
     init_security(data, passphrase=PASSPHRASE, params=FAST)
     with data.open() as manager:
         ada = fill(manager, "Ada", MARKER)
+        assert manager.store is not None
+        manager.store.rebase(echoed(manager.store.pending()))  # as a sync server confirms
+        assert "primary.db-wal" in files_holding(data.path, MARKER)
         proof = erase_persona(data, manager, ada)
-        # Pending events keep the rows they changed until the server confirms them.
+        # Pending events keep the rows they changed until the server confirms them, and
+        # SQL applies the erasure only then: neither file is said to be rewritten.
         assert "store.db" not in proof.rewritten
         assert any("wait for the sync server" in reason for reason in proof.unfinished)
+        primary = f"sqlite:///{data.path / 'primary.db'}"
+        assert primary not in proof.rewritten
+        assert (
+            f"{primary}: holds the persona's rows until the sync server confirms the erasure"
+            in proof.unfinished
+        )
+        assert "primary.db" in files_holding(data.path, MARKER)  # rewritten, rows and all
+
+
+def echoed(pending: list[EventRecord]) -> list[EventRecord]:
+    """``pending`` as a sync server numbers and sends them back."""
+    parent, numbered = ROOT, []
+    for record in pending:
+        position = Position(parent.global_seq + 1)
+        numbered.append(msgspec.structs.replace(record, position=position, parent=parent))
+        parent = position
+    return numbered
 
 
 def test_a_reader_holding_the_log_leaves_the_erasure_unfinished(tmp_path: Path) -> None:

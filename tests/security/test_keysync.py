@@ -4,19 +4,24 @@ passphrase; an erasure on one device reaches the server and the other device."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security
 from pjai.app import sync as sync_module
-from pjai.app.keysync import join_store, sync_keys
+from pjai.app.keysync import MAX_LISTING_BYTES, join_store, sync_keys
 from pjai.app.security import change_passphrase, new_recovery_code, security_status
 from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError, KeyRingError
@@ -249,6 +254,67 @@ def test_an_unreadable_shared_key_is_skipped_not_fatal(tmp_path: Path) -> None:
     done = absorb(second, broken, [])
     assert done.refused == 1
     assert second.scopes() == {"p1": 1}
+
+
+def _blob(**parts: str) -> str:
+    return base64.b64encode(json.dumps(parts).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        _blob(nonce="", wrapped=base64.b64encode(b"x" * 32).decode()),  # AES-GCM refuses it
+        _blob(wrapped="eA=="),
+        _blob(nonce=5, wrapped="eA=="),  # type: ignore[arg-type]
+        base64.b64encode(b"[" * 5000 + b"]" * 5000).decode(),
+    ],
+    ids=["empty nonce", "no nonce", "a number for a nonce", "nested deep"],
+)
+def test_a_shared_key_no_device_made_is_refused_not_fatal(tmp_path: Path, blob: str) -> None:
+    first, second = two_rings(tmp_path)
+    bogus = {"id": "zzzz-bogus", "kind": "data", "scope": "p1", "blob": blob}
+    done = absorb(second, [*export_items(first), bogus], [])
+    assert (done.came, done.refused) == (0, 1)
+    # Nor does a wrap of that kind, or one asking for days of stretching, stop a join.
+    wrap = {"id": "zzzz-wrap", "kind": "wrap", "scope": "", "blob": blob}
+    slow = _blob(salt="c2FsdHNhbHQ=", params="argon2id:1000000:4:65536", nonce="", wrapped="")
+    hard = {**wrap, "id": "zzzz-slow", "blob": slow}
+    third = join(tmp_path / "c" / "keys.db", [wrap, hard, *export_items(first)], PASSPHRASE)
+    assert third.scopes() == {"p1": 1}
+
+
+def test_a_server_answer_of_another_shape_is_a_clear_error(tmp_path: Path) -> None:
+    ring = KeyRing.create(tmp_path / "keys.db", passphrase=PASSPHRASE, params=FAST)
+    for answer in [b"[1]", b'{"items": 5, "deleted": []}', b'{"items": [[1]], "deleted": []}']:
+        with serving(answer) as url, pytest.raises(ConfigError, match="not a list of keys"):
+            sync_keys(ring, url, token="t", store_id="s")
+    with serving(b" " * (MAX_LISTING_BYTES + 1)) as url, pytest.raises(ConfigError, match="passed"):
+        sync_keys(ring, url, token="t", store_id="s")
+    ring.close()
+
+
+@contextmanager
+def serving(body: bytes) -> Iterator[str]:
+    """A server answering every request with ``body``; its URL."""
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_after_a_passphrase_change_the_old_one_joins_no_device(tmp_path: Path) -> None:

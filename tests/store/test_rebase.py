@@ -6,6 +6,7 @@ import contextlib
 import os
 from collections.abc import Sequence
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -299,6 +300,35 @@ def test_upstream_must_continue_the_confirmed_history(
     assert a.state_hash() == before
     a.rebase(upstream.pull(a.confirmed_head))
     assert a.state_hash() == b.state_hash()
+
+
+def test_upstream_may_not_reuse_an_events_id(clients: list[Store], upstream: Upstream) -> None:
+    # A server that sends an event again under a new position, the same event twice, or
+    # a pending event of ours with other content is refused: nothing is applied, and
+    # the store goes on from the history it had.
+    a, b = clients
+    confirmed = upstream.log[-1]
+    again = msgspec.structs.replace(confirmed, position=Position(4), parent=confirmed.position)
+    b.commit(memory("m9"))
+    sync(b, upstream)
+    newer = upstream.log[-1]
+    twice = msgspec.structs.replace(newer, position=Position(5), parent=newer.position)
+    ours = a.commit(memory("m10"))[0]
+    altered = msgspec.structs.replace(
+        ours, args=msgspec.Raw(bytes(ours.args).replace(b"m10", b"m11")), position=Position(4)
+    )
+    before = (a.state_hash(), a.head, a.pending())
+    for upstream_events, problem in [
+        ([again], "is in this store's log already"),
+        ([newer, twice], "comes twice"),
+        ([altered], "with other content: the server altered it"),
+    ]:
+        with pytest.raises(RebaseError, match=problem):
+            a.rebase(upstream_events)
+        assert (a.state_hash(), a.head, a.pending()) == before
+    sync(a, upstream)
+    assert a.pending() == []
+    assert upstream.log[-1].id == ours.id
 
 
 def test_standalone_store_does_not_rebase(store: Store) -> None:

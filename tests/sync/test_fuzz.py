@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +30,7 @@ from pjai.sync.protocol import (
     decode,
     encode,
 )
+from pjai.sync.server import asgi
 from pjai.sync.server.asgi import MAX_KEYS_BODY, create_app
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.log import MemoryLog
@@ -217,6 +219,36 @@ def test_a_keys_body_is_read_only_with_a_token_and_up_to_its_limit() -> None:
         f"the body is longer than the limit of {MAX_KEYS_BODY} bytes"
     )
     assert body.read <= MAX_KEYS_BODY + MIB
+
+
+def test_a_store_keeps_keys_up_to_its_limits_and_a_deep_body_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(asgi, "MAX_STORE_KEYS", 3)
+    app = create_app(Hub(MemoryLog(), None))
+
+    async def post(body: bytes) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+            return await client.post("/keys", content=body)
+
+    def put(*ids: str, blob: str = "wrapped") -> httpx.Response:
+        items = [{"id": i, "kind": "data", "scope": "p1", "blob": blob} for i in ids]
+        return asyncio.run(post(json.dumps({"store_id": "s1", "items": items}).encode()))
+
+    assert put("k1", "k2").json() == {"stored": 2}
+    full = put("k3", "k4")
+    assert full.status_code == 413
+    assert full.json()["message"] == (
+        "the store 's1' keeps 2 keys (14 bytes); the limit is 3 keys and "
+        f"{asgi.MAX_STORE_KEY_BYTES:,} bytes"
+    )
+    monkeypatch.setattr(asgi, "MAX_STORE_KEYS", 100)
+    monkeypatch.setattr(asgi, "MAX_STORE_KEY_BYTES", 1_000)
+    assert put("k3", blob="x" * 987).status_code == 413  # 14 + 987 bytes
+    assert put("k3", blob="x" * 986).json() == {"stored": 1}
+    deep = asyncio.run(post(b"[" * 100_000 + b"]" * 100_000))
+    assert (deep.status_code, deep.json()["error"]) == (400, "bad_request")
 
 
 def test_no_web_page_may_use_the_sync_server() -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pjai.schema.records import EventRecord, Position
 from pjai.sync.protocol import (
     MAX_FRAME_BYTES,
+    MAX_NESTING,
     Error,
     Events,
     Hello,
@@ -30,6 +31,7 @@ from pjai.sync.protocol import (
     Welcome,
     decode,
     encode,
+    nesting,
 )
 
 RECORD = EventRecord(
@@ -171,6 +173,42 @@ def test_a_malformed_message_names_the_type_it_claimed() -> None:
 def test_oversized_frames_are_refused() -> None:
     with pytest.raises(ProtocolError, match="the limit is"):
         decode(b" " * (MAX_FRAME_BYTES + 1))
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        (b"1", 0),
+        (b"[]", 1),
+        (b'{"a": [1, {"b": []}]}', 4),
+        (b'{"a": "[[[{{"}', 1),  # brackets in strings do not count
+        (b'["\\\\", "\\"[[", [[]]]', 3),  # nor escaped quotes and backslashes
+    ],
+)
+def test_nesting_counts_brackets_outside_strings(text: bytes, depth: int) -> None:
+    assert nesting(text) == depth
+
+
+def _events_frame(args: bytes) -> bytes:
+    frame = encode(Events(events=[RECORD], head=Position(1), more=False))
+    return frame.replace(b'{"persona_id":"p1","name":"Ada"}', args)
+
+
+def test_a_frame_nested_too_deep_is_refused_whatever_the_stack() -> None:
+    # An event whose arguments nest deeper than the limit is refused by both sides alike:
+    # a decoder deep in its own stack (the client's event loop) as one near its top.
+    fits = b"[" * (MAX_NESTING - 3) + b"]" * (MAX_NESTING - 3)  # in 3: the frame
+    assert isinstance(decode(_events_frame(fits)), Events)
+    deep = _events_frame(b"[" * 900 + b"]" * 900)
+
+    def refused(levels: int) -> str:
+        if levels:
+            return refused(levels - 1)
+        with pytest.raises(ProtocolError) as caught:
+            decode(deep)
+        return f"{caught.value.code}: {caught.value}"
+
+    assert refused(0) == refused(700) == "bad_frame: frame nests 903 deep; the limit is 64"
 
 
 @given(

@@ -8,6 +8,7 @@ it needs without naming a file.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -20,7 +21,7 @@ from typing import Any
 from pjai.app.login import PASSPHRASE_FILE, Passphrase
 from pjai.errors import ConfigError, KeyRingError, StoreModeError
 from pjai.hybrid import HybridDatabaseManager
-from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, STORE_FILE
+from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, IMPORTING_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags, parse_bool
 from pjai.hybrid.legacy import REPORT_FILE as LEGACY_REPORT_FILE
 from pjai.hybrid.recovery import finish_rebuild
@@ -166,6 +167,11 @@ class DataDir:
         """What the last ``pjai import-legacy`` did not import, unless told another path."""
         return self.path / LEGACY_REPORT_FILE
 
+    @property
+    def importing_path(self) -> Path:
+        """Written when an import into this directory starts, removed when it ends well."""
+        return self.path / IMPORTING_FILE
+
     def passphrase(self) -> Passphrase:
         """The web app's passphrase file."""
         return Passphrase(self.passphrase_path)
@@ -263,6 +269,7 @@ class DataDir:
             (self.web_sessions_path, "web app sessions and access tokens (digests)"),
             (self.keys_path, "key ring: the locked store key and the personas' data keys"),
             (self.legacy_report_path, "rows the last desktop import did not take"),
+            (self.importing_path, "an import into this directory that has not finished"),
         ]
         return [DataFile(path.name, what, _size(path)) for path, what in described]
 
@@ -329,11 +336,29 @@ class DataDir:
         """
         if not create:
             self.require()
+        self._check_no_import_unfinished()
         if self.environ is not None:
             options.setdefault("environ", self.environ)
         self._schema(options, sql=True)
         with self._files():
             return HybridDatabaseManager.open(self.path, **options)
+
+    def _check_no_import_unfinished(self) -> None:
+        """Refuse a directory that holds part of an import: its process stopped before
+        the import ended, and ran no clean-up (:func:`pjai.hybrid.fresh.importing`)."""
+        mark = self.importing_path
+        if not mark.exists():
+            return
+        try:
+            what = json.loads(mark.read_text())
+            told = f" of {what['source']} (started {what['started_at']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            told = ""
+        raise ConfigError(
+            f"{self.path} holds part of an import{told} that did not finish: remove the "
+            "directory and import again (a desktop database's import, run again into it, "
+            f"resumes); to use it as it is, delete {mark}"
+        )
 
     @contextmanager
     def _files(self) -> Iterator[None]:

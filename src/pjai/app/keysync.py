@@ -8,15 +8,20 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import msgspec
 
 from pjai.app.datadir import DataDir
 from pjai.errors import ConfigError, KeyRingError, PjaiError
 from pjai.security import KeyRing
-from pjai.security.sharing import absorb, deletion_proof, export_items, join
+from pjai.security.sharing import Item, absorb, deletion_proof, export_items, join
 
 __all__ = ["KeySync", "join_store", "keys_url", "sync_keys"]
 
 _TIMEOUT_S = 30.0
+
+MAX_LISTING_BYTES = 64 * 1024 * 1024
+"""The largest list of keys a device reads from a server (one store's keys are capped
+far below, :data:`pjai.sync.server.keys.MAX_STORE_KEY_BYTES`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +65,10 @@ def sync_keys(ring: KeyRing, url: str, *, token: str, store_id: str) -> KeySync:
 
 def _exchange(ring: KeyRing, base: str, token: str, store_id: str) -> KeySync:
     with httpx.Client(timeout=_TIMEOUT_S, headers=_auth(token)) as http:
-        there = _answer(http.get(base, params={"store_id": store_id}), "reading the keys")
-        items, deleted = list(there["items"]), list(there["deleted"])
+        items, deleted = _listing(http, base, store_id)
         done = absorb(ring, items, deleted)
         deleted_ids = {str(d.get("id")) for d in deleted}
-        on_server = {i["id"] for i in items} | deleted_ids
+        on_server = {i.get("id") for i in items} | deleted_ids
         mine = [i for i in export_items(ring) if i["id"] not in on_server]
         if mine:
             _answer(http.post(base, json={"store_id": store_id, "items": mine}), "sharing the keys")
@@ -102,13 +106,12 @@ def join_store(
     base = keys_url(url)
     try:
         with httpx.Client(timeout=_TIMEOUT_S, headers=_auth(token)) as http:
-            there = _answer(http.get(base, params={"store_id": store_id}), "reading the keys")
+            items, _ = _listing(http, base, store_id)
     except httpx.HTTPError as exc:
         raise _reach(base) from exc
-    if not any(i["kind"] == "wrap" for i in there["items"]):
+    if not any(i.get("kind") == "wrap" for i in items):
         raise KeyRingError(f"the store {store_id!r} shares no key ring on {base}")
     data_dir.path.mkdir(parents=True, exist_ok=True)
-    items = list(there["items"])
     with join(data_dir.keys_path, items, passphrase, recovery_code=recovery_code) as ring:
         came = len(ring.scopes())
         if recovery_code is not None:  # used up: deleted on the server now
@@ -123,6 +126,35 @@ def join_store(
     return KeySync(0, came, [], 0)
 
 
+def _listing(http: httpx.Client, base: str, store_id: str) -> tuple[list[Item], list[Item]]:
+    """The store's shared keys and deletions as the server lists them, checked: an
+    answer of another shape, or larger than :data:`MAX_LISTING_BYTES`, is a
+    :class:`~pjai.errors.ConfigError` (a server is not trusted to answer well)."""
+    doing = "reading the keys"
+    with http.stream("GET", base, params={"store_id": store_id}) as response:
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > MAX_LISTING_BYTES:
+                raise ConfigError(
+                    f"{doing}: the sync server's answer passed {MAX_LISTING_BYTES:,} bytes"
+                )
+    if response.status_code != 200:
+        raise _refused(doing, response.status_code, body.decode(errors="replace"))
+    try:
+        listing = msgspec.json.decode(body, type=_Listing)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+        raise ConfigError(
+            f"{doing}: the sync server's answer is not a list of keys ({exc})"
+        ) from exc
+    return listing.items, listing.deleted
+
+
+class _Listing(msgspec.Struct):
+    items: list[Item]
+    deleted: list[Item]
+
+
 def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
@@ -131,11 +163,14 @@ def _reach(base: str) -> ConfigError:
     return ConfigError(f"cannot reach the sync server's keys channel at {base}")
 
 
-def _answer(response: httpx.Response, doing: str) -> Any:
+def _answer(response: httpx.Response, doing: str) -> None:
     if response.status_code != 200:
-        try:
-            reason = response.json().get("message", response.text)
-        except ValueError:
-            reason = response.text
-        raise ConfigError(f"{doing}: the sync server answered {response.status_code}: {reason}")
-    return response.json()
+        raise _refused(doing, response.status_code, response.text)
+
+
+def _refused(doing: str, status: int, text: str) -> ConfigError:
+    try:
+        reason = msgspec.json.decode(text, type=dict[str, Any]).get("message", text)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        reason = text
+    return ConfigError(f"{doing}: the sync server answered {status}: {str(reason)[:500]}")

@@ -84,9 +84,13 @@ def erase_persona(
     codec = manager.schema.codec
     destroyed = codec.keys.erase(persona_id) if isinstance(codec, FieldCodec) else []
     vectors = forget_persona(data_dir.vectors_path, persona_id)
-    rewritten, unfinished = _rewrite(data_dir, manager)
-    if vectors:
+    rewritten, unfinished = _rewrite(data_dir, manager, persona_id)
+    if vectors.rewritten:
         rewritten.append(data_dir.vectors_path.name)
+    elif vectors.vectors:
+        unfinished.append(
+            f"{data_dir.vectors_path.name}: another connection still reads an older state of it"
+        )
     report = data_dir.legacy_report_path
     try:
         if forget_rows(report, persona_row_ids(log, persona_id)):
@@ -102,13 +106,15 @@ def erase_persona(
         keys_destroyed=[k.fingerprint for k in destroyed],
         sealed_events=sealed,
         plaintext_events=plain,
-        vectors=vectors,
+        vectors=vectors.vectors,
         rewritten=rewritten,
         unfinished=unfinished,
     )
 
 
-def _rewrite(data_dir: DataDir, manager: HybridDatabaseManager) -> tuple[list[str], list[str]]:
+def _rewrite(
+    data_dir: DataDir, manager: HybridDatabaseManager, persona_id: str
+) -> tuple[list[str], list[str]]:
     """Compact the store and the SQL shards; what was rewritten, and what was not."""
     rewritten, unfinished = [], []
     store, name = manager.store, data_dir.store_path.name
@@ -126,12 +132,20 @@ def _rewrite(data_dir: DataDir, manager: HybridDatabaseManager) -> tuple[list[st
         else:
             rewritten.append(name)
     done = manager.shards.compact()
-    rewritten += done
-    unfinished += [
-        f"{shard.url}: another connection still reads an older state of it"
-        for shard in manager.shards
-        if shard.url not in done
-    ]
+    # A synced directory's SQL applies the erasure once the sync server confirms it:
+    # until then its shard holds the rows, rewritten or not.
+    holding = manager.shards.for_persona(persona_id)
+    with holding.engine.connect() as conn:
+        waiting = conn.execute(select(personas.c.id).where(personas.c.id == persona_id)).first()
+    for shard in manager.shards:
+        if shard is holding and waiting is not None:
+            unfinished.append(
+                f"{shard.url}: holds the persona's rows until the sync server confirms the erasure"
+            )
+        elif shard.url in done:
+            rewritten.append(shard.url)
+        else:
+            unfinished.append(f"{shard.url}: another connection still reads an older state of it")
     return rewritten, unfinished
 
 
@@ -148,7 +162,7 @@ def forget_gone(data_dir: DataDir, manager: HybridDatabaseManager) -> list[str]:
     files rewritten."""
     rewritten = []
     live = {row.id for row in manager.query(select(personas.c.id))}
-    if forget_personas_but(data_dir.vectors_path, live):
+    if forget_personas_but(data_dir.vectors_path, live).rewritten:
         rewritten.append(data_dir.vectors_path.name)
     report = data_dir.legacy_report_path
     listed = listed_rows(report)

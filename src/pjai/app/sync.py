@@ -422,6 +422,8 @@ async def _run(
                 await asyncio.to_thread(tick)
             except PjaiError as exc:  # the next tick tries again; the sync goes on
                 log.warning("exchanging keys with the sync server: %s", exc)
+            except Exception:  # a bug: said, and the sync goes on
+                log.exception("exchanging keys with the sync server failed")
 
     watching = asyncio.create_task(follow())
     stopping = asyncio.create_task(stopped.wait())

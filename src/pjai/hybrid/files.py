@@ -6,7 +6,7 @@ from here, and the SQL primary's default file name from :mod:`pjai.sql.engine`.
 
 from __future__ import annotations
 
-__all__ = ["FLAGS_FILE", "IDENTITY_FILE", "STORE_FILE"]
+__all__ = ["FLAGS_FILE", "IDENTITY_FILE", "IMPORTING_FILE", "STORE_FILE"]
 
 STORE_FILE = "store.db"
 """The reactive store: event log and materialized state."""
@@ -16,3 +16,7 @@ FLAGS_FILE = "flags.json"
 
 IDENTITY_FILE = "identity.json"
 """This installation's client id."""
+
+IMPORTING_FILE = "importing.json"
+"""An import into the directory that has not finished (what it imports, since when): a
+directory holding it is refused until the import is run again or the file removed."""

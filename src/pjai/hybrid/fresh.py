@@ -1,15 +1,37 @@
-"""Undoing what a failed import made in a data directory that was new or empty to it."""
+"""Undoing what a failed import made in a data directory that was new or empty to it,
+and marking a directory whose import has not finished."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from pjai.hybrid.files import IMPORTING_FILE
 from pjai.hybrid.manager import HybridDatabaseManager
 
-__all__ = ["Made", "sql_inside"]
+__all__ = ["Made", "importing", "sql_inside"]
+
+
+@contextlib.contextmanager
+def importing(data_dir: Path, source: Path) -> Iterator[None]:
+    """Mark ``data_dir`` as taking an import of ``source`` until it ends well: a process
+    stopped on the way (killed, out of memory, the power gone) runs no clean-up, and
+    the mark then tells that the directory holds part of an import."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    mark = data_dir / IMPORTING_FILE
+    what = {"source": str(source), "started_at": datetime.now(UTC).isoformat()}
+    with mark.open("w") as file:
+        json.dump(what, file)
+        file.flush()
+        os.fsync(file.fileno())
+    yield
+    mark.unlink()
 
 
 @dataclass(frozen=True, slots=True)

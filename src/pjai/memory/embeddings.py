@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import apsw
 from sqlalchemy import select
@@ -51,6 +51,7 @@ __all__ = [
     "Embeddings",
     "EmbeddingsUnavailable",
     "Encoder",
+    "Forgotten",
     "LazyEncoder",
     "VectorStatus",
     "forget_persona",
@@ -415,28 +416,36 @@ class Embeddings:
         return backend.query(query)
 
 
-def forget_persona(path: Path, persona_id: str) -> int:
+class Forgotten(NamedTuple):
+    """What forgetting personas' vectors did: how many it deleted, and whether the file
+    was rewritten with its log emptied (a reader of an older state keeps the log)."""
+
+    vectors: int
+    rewritten: bool
+
+
+def forget_persona(path: Path, persona_id: str) -> Forgotten:
     """Delete the vectors of ``persona_id``'s memories from the vector file at ``path``
-    (if there is one) and rewrite it, so that nothing of them is left in it; returns
-    how many were deleted. Loads no model. Waits for a writer (the background indexer)
-    for up to 30 s, and for readers to let the log be emptied for up to 5 s."""
+    (if there is one) and rewrite it, so that nothing of them is left in it. Loads no
+    model. Waits for a writer (the background indexer) for up to 30 s, and for readers
+    to let the log be emptied for up to 5 s."""
     return _forget(path, lambda _found: {persona_id})
 
 
-def forget_personas_but(path: Path, live: Collection[str]) -> int:
+def forget_personas_but(path: Path, live: Collection[str]) -> Forgotten:
     """As :func:`forget_persona`, for every persona the vector file holds that is not
-    in ``live`` (erased here or on another device); how many vectors were deleted."""
+    in ``live`` (erased here or on another device)."""
     return _forget(path, lambda found: found - set(live))
 
 
-def _forget(path: Path, gone: Callable[[set[str]], set[str]]) -> int:
+def _forget(path: Path, gone: Callable[[set[str]], set[str]]) -> Forgotten:
     if not path.exists():
-        return 0
+        return Forgotten(0, False)
     db = apsw.Connection(str(path))
     try:
         db.execute("PRAGMA busy_timeout=30000")  # an indexer may be writing
         if not db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'vectors'").fetchone():
-            return 0
+            return Forgotten(0, False)
         found = {row[0] for row in db.execute("SELECT DISTINCT persona_id FROM vectors")}
         deleted = 0
         with db:
@@ -444,16 +453,17 @@ def _forget(path: Path, gone: Callable[[set[str]], set[str]]) -> int:
                 db.execute("DELETE FROM vectors WHERE persona_id = ?", (persona_id,))
                 deleted += db.changes()
         if not deleted:
-            return 0
+            return Forgotten(0, False)
         db.execute("VACUUM")
-        for _ in range(50):
+        db.execute("PRAGMA busy_timeout=0")  # a checkpoint would wait the timeout for readers
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
             busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0][0]
             if not busy:
-                break
+                return Forgotten(deleted, True)
             time.sleep(0.1)
-        else:
-            log.warning("%s: a reader kept the log from being emptied after an erasure", path)
-        return deleted
+        log.warning("%s: a reader kept the log from being emptied after an erasure", path)
+        return Forgotten(deleted, False)
     finally:
         db.close()
 

@@ -39,7 +39,9 @@ from pjai.schema.expressions import dialect_name
 from pjai.schema.search import (
     POSTGRESQL_DOCUMENT,
     SEARCH_TABLE,
+    SEARCH_TEXT_COLUMNS,
     fold_accents,
+    persona_word,
     postgresql_document,
 )
 from pjai.schema.selection import MemoryFilter, memory_conditions
@@ -108,11 +110,18 @@ SearchFilter = MemoryFilter
 
 def fts_query(text: str) -> str | None:
     """The FTS5 query for ``text``: its words OR-ed together, or ``None`` if it has none."""
-    return _fts5_match(search_terms(text)) or None
+    terms = search_terms(text)
+    return _fts5_match(terms) if terms else None
 
 
-def _fts5_match(terms: list[str]) -> str:
-    return " OR ".join(f'"{term}"' for term in terms)
+def _fts5_match(terms: list[str], persona_id: str | None = None) -> str:
+    """Any of ``terms`` in a memory's words; with ``persona_id``, only in that persona's
+    memories, so that FTS5 reads the persona's share of a common word's rows, not all."""
+    words = " OR ".join(f'"{term}"' for term in terms)
+    match = f"{{{' '.join(SEARCH_TEXT_COLUMNS)}}} : ({words})"
+    if persona_id is None:
+        return match
+    return f'persona : "{persona_word(persona_id)}" AND {match}'
 
 
 def _fts5_query(
@@ -121,9 +130,9 @@ def _fts5_query(
     """Keyword search on the store's FTS5 index, ranked by BM25 (column weights: name,
     content, summary, tags)."""
     index = table(SEARCH_TABLE, column("rowid"))
-    weights = (1.0, 1.0, float(tuning.summary_weight), 1.0)
+    weights = (1.0, 1.0, float(tuning.summary_weight), 1.0, 0.0)  # the persona's word: 0
     score = -func.bm25(literal_column(SEARCH_TABLE), *(literal_column(str(w)) for w in weights))
-    match = _fts5_match(terms)
+    match = _fts5_match(terms, where.persona_id)
     return (
         select(*HIT_COLUMNS, score.label("score"))
         .select_from(memories.join(index, index.c.rowid == literal_column("memories.rowid")))

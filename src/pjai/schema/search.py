@@ -43,15 +43,23 @@ __all__ = [
     "SEARCH_FILL",
     "SEARCH_FLUSH",
     "SEARCH_TABLE",
+    "SEARCH_TEXT_COLUMNS",
     "fold_accents",
+    "persona_word",
     "postgresql_document",
 ]
 
 SEARCH_TABLE = "memories_fts"
 SEARCH_DIRTY = "memories_fts_dirty"
 
-_COLUMNS = "name, content, summary, tags"
-_VALUES = "{r}.rowid, {r}.name, pjai_text({r}.content), {r}.summary, {r}.tags"
+_COLUMNS = "name, content, summary, tags, persona"
+_VALUES = (
+    "{r}.rowid, {r}.name, pjai_text({r}.content), {r}.summary, {r}.tags, 'p' || hex({r}.persona_id)"
+)
+SEARCH_TEXT_COLUMNS = ("name", "content", "summary", "tags")
+"""The indexed columns that hold a memory's words; the last column, ``persona``, holds
+one word made of its persona's id (:func:`persona_word`), so that a search of one
+persona reads that persona's memories, not every memory with the word."""
 
 SEARCH_CREATE = [
     f"CREATE VIRTUAL TABLE {SEARCH_TABLE} USING fts5({_COLUMNS}, content='', "
@@ -64,9 +72,10 @@ SEARCH_CREATE = [
     f"CREATE TRIGGER {SEARCH_TABLE}_delete AFTER DELETE ON memories BEGIN "
     f"INSERT OR IGNORE INTO {SEARCH_DIRTY} VALUES (old.rowid, 1); END",
     # Compressing or inflating content (a tier change) leaves the text, and the index, as is.
-    f"CREATE TRIGGER {SEARCH_TABLE}_update AFTER UPDATE OF name, content, summary, tags "
-    "ON memories WHEN new.name IS NOT old.name OR new.summary IS NOT old.summary "
+    f"CREATE TRIGGER {SEARCH_TABLE}_update AFTER UPDATE OF name, content, summary, tags, "
+    "persona_id ON memories WHEN new.name IS NOT old.name OR new.summary IS NOT old.summary "
     "OR new.tags IS NOT old.tags OR pjai_text(new.content) IS NOT pjai_text(old.content) "
+    "OR new.persona_id IS NOT old.persona_id "
     f"BEGIN INSERT OR IGNORE INTO {SEARCH_DIRTY} VALUES (old.rowid, 1); END",
 ]
 """Statements that create the index, its list of changed rows and the triggers."""
@@ -84,6 +93,13 @@ SEARCH_FILL = [
     f"SELECT {_VALUES.format(r='memories')} FROM memories"
 ]
 """Statements that index existing rows, after a bulk rebuild created the index late."""
+
+
+def persona_word(persona_id: str) -> str:
+    """The word the index's ``persona`` column holds for ``persona_id``: its UTF-8 bytes
+    in hex after a ``p``, one token whatever the id holds, as SQLite's ``hex()`` writes it.
+    Two ids may share a stemmed word; a search keeps its ``persona_id`` condition too."""
+    return "p" + persona_id.encode().hex().upper()
 
 
 _MARKED = r"([A-Za-z])[\u0300-\u036f]+"

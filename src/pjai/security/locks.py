@@ -34,6 +34,9 @@ __all__ = [
 
 KEY_BYTES = 32
 
+MAX_ITERATIONS, MAX_LANES, MAX_MEMORY_KIB = 10, 16, 256 * 1024
+"""The most stretching a key ring or a shared wrap may ask for."""
+
 
 @dataclass(frozen=True, slots=True)
 class Argon2Params:
@@ -58,6 +61,17 @@ class Argon2Params:
             raise KeyRingError(f"the key ring's stretching {text!r} is not readable") from exc
         if kind != "argon2id":
             raise KeyRingError(f"unknown passphrase stretching {kind!r} in the key ring")
+        # Shared wraps come from the sync server: stretching must not be made to take
+        # the machine's memory or hours (PJai writes 3 passes, 4 lanes, 64 MiB).
+        if not (
+            1 <= params.iterations <= MAX_ITERATIONS
+            and 1 <= params.lanes <= MAX_LANES
+            and 8 * params.lanes <= params.memory_kib <= MAX_MEMORY_KIB
+        ):
+            raise KeyRingError(
+                f"the passphrase stretching {text!r} is out of bounds (at most "
+                f"{MAX_ITERATIONS} passes, {MAX_LANES} lanes, {MAX_MEMORY_KIB // 1024} MiB)"
+            )
         return params
 
 

@@ -34,7 +34,7 @@ from pjai.security.locks import (
     wrap_aad,
 )
 
-__all__ = ["Absorbed", "absorb", "deletion_proof", "export_items", "join"]
+__all__ = ["Absorbed", "Item", "absorb", "deletion_proof", "export_items", "join"]
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,24 @@ def _pack(**parts: Any) -> str:
     return base64.b64encode(json.dumps(coded).encode()).decode()
 
 
-def _unpack(text: str) -> dict[str, Any]:
+def _unpack(text: str, *needed: str) -> dict[str, Any]:
+    """The parts of a shared key's blob; :class:`~pjai.errors.KeyRingError` unless it
+    has each of ``needed`` (``salt``, ``nonce`` and ``wrapped`` as bytes, others text)."""
     try:
         parts = json.loads(base64.b64decode(text, validate=True))
-        return {k: base64.b64decode(v) if k in ("salt", "nonce", "wrapped") else v
-                for k, v in parts.items()}  # fmt: skip
-    except (ValueError, TypeError, AttributeError) as exc:
+        unpacked = {k: base64.b64decode(v) if k in _BYTES else v for k, v in parts.items()}
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
         raise KeyRingError(f"a shared key is not readable: {exc}") from exc
+    for name in needed:
+        if not isinstance(unpacked.get(name), bytes if name in _BYTES else str):
+            raise KeyRingError(f"a shared key is not readable: it has no {name}")
+    nonce = unpacked.get("nonce", b"\0" * 12)
+    if not 8 <= len(nonce) <= 128:  # what AES-GCM takes
+        raise KeyRingError(f"a shared key is not readable: a nonce of {len(nonce)} bytes")
+    return unpacked
+
+
+_BYTES = ("salt", "nonce", "wrapped")
 
 
 def export_items(ring: KeyRing) -> list[Item]:
@@ -118,7 +129,7 @@ def absorb(ring: KeyRing, items: list[Item], deleted: list[Item]) -> Absorbed:
                 key_id, scope = str(item["id"]), str(item["scope"])
                 if scope in gone:
                     raise KeyRingError(f"{scope} was erased here")
-                parts = _unpack(str(item["blob"]))
+                parts = _unpack(str(item["blob"]), "nonce", "wrapped")
                 ring._unwrap_data_key(key_id, scope, parts["nonce"], parts["wrapped"])
             except (KeyRingError, KeyError, TypeError) as exc:
                 log.warning("a shared key was not taken: %s", exc)
@@ -180,13 +191,18 @@ def join(
         check_passphrase(passphrase)  # the new one, before anything is made
     lock = "passphrase" if recovery_code is None else "recovery code"
     secret = passphrase if recovery_code is None else plain_code(recovery_code)
-    for item in (i for i in items if i["kind"] == "wrap"):
-        parts = _unpack(item["blob"])
-        if parts.get("lock", "passphrase") != lock:
-            continue
-        kek = stretch(secret, parts["salt"], Argon2Params.parse(parts["params"]))
+    for item in (i for i in items if i.get("kind") == "wrap"):
         try:
-            store_key = AESGCM(kek).decrypt(parts["nonce"], parts["wrapped"], wrap_aad(item["id"]))
+            wrap_id = str(item["id"])
+            parts = _unpack(item["blob"], "salt", "params", "nonce", "wrapped")
+            if parts.get("lock", "passphrase") != lock:
+                continue
+            kek = stretch(secret, parts["salt"], Argon2Params.parse(parts["params"]))
+        except (KeyRingError, KeyError, ValueError) as exc:
+            log.warning("a shared key ring wrap was not tried: %s", exc)
+            continue
+        try:
+            store_key = AESGCM(kek).decrypt(parts["nonce"], parts["wrapped"], wrap_aad(wrap_id))
         except InvalidTag:
             continue
         conn = connect(path)
@@ -199,7 +215,7 @@ def join(
                 )
                 conn.execute(
                     "INSERT INTO wraps VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (item["id"], lock, parts["salt"], parts["params"], parts["nonce"],
+                    (wrap_id, lock, parts["salt"], parts["params"], parts["nonce"],
                      parts["wrapped"], now()),
                 )  # fmt: skip
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -252,6 +253,15 @@ class EventLog:
             if len(rows) < batch:
                 return
             last = rows[-1][0]
+
+    def settled(self, event_ids: Sequence[str]) -> list[str]:
+        """Which of ``event_ids`` the log holds as other than pending."""
+        rows = self._conn.execute(
+            f"SELECT event_id FROM {LOG_TABLE} WHERE status != 'pending' "
+            "AND event_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(event_ids)),),
+        )
+        return [str(row[0]) for row in rows]
 
     def status(self, event_id: str) -> EventStatus | None:
         """Where an event stands, or ``None`` if this store never had it."""

@@ -54,6 +54,32 @@ def check_continuation(upstream: Sequence[EventRecord], confirmed_head: Position
         parent = record.position
 
 
+def check_identities(
+    upstream: Sequence[EventRecord], pending: Sequence[EventRecord], log: EventLog
+) -> None:
+    """Refuse upstream events that reuse an id: of another upstream event, of an event
+    this store has confirmed, or of a pending event of this store's with other content
+    (confirming it would keep ours here while the others apply the server's)."""
+    seen: set[str] = set()
+    ours = {record.id: record for record in pending}
+    for record in upstream:
+        if record.id in seen:
+            raise RebaseError(f"upstream event {record.id} comes twice; pull again")
+        seen.add(record.id)
+        mine = ours.get(record.id)
+        if mine is not None and _content(mine) != _content(record):
+            raise RebaseError(
+                f"upstream event {record.id} at {record.position} has the id of a pending "
+                "event of this store's with other content: the server altered it"
+            )
+    if settled := log.settled(list(seen)):
+        raise RebaseError(f"upstream event {settled[0]} is in this store's log already; pull again")
+
+
+def _content(record: EventRecord) -> tuple[str, bytes, str, str, object]:
+    return record.name, bytes(record.args), record.client_id, record.session_id, record.at
+
+
 def rebase(
     store: Store, log: EventLog, upstream: Sequence[EventRecord], pending: Sequence[EventRecord]
 ) -> tuple[RebaseResult, list[EventRecord]]:
@@ -62,6 +88,7 @@ def rebase(
     Returns what it did and the pending events after it, in order.
     """
     check_continuation(upstream, log.confirmed_head())
+    check_identities(upstream, pending, log)
     echoed = _echoed(pending, upstream)
     confirmed = [record.id for record in pending[:echoed]]
     log.set_status(confirmed, "confirmed")

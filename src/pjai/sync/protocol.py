@@ -13,7 +13,9 @@ that only a connection which negotiated them carries: ``presence/1``
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
+from itertools import accumulate
 from typing import Literal
 
 import msgspec
@@ -26,6 +28,7 @@ __all__ = [
     "ENVELOPE_BYTES",
     "MAX_EVENTS_PER_FRAME",
     "MAX_FRAME_BYTES",
+    "MAX_NESTING",
     "VERSIONS",
     "Error",
     "Events",
@@ -48,6 +51,7 @@ __all__ = [
     "decode",
     "encode",
     "fit_frame",
+    "nesting",
     "wire_name",
 ]
 
@@ -63,6 +67,11 @@ most 100 bytes (ids, name; JSON escaping at most sixfold), positions, time and k
 
 MAX_EVENTS_PER_FRAME = 1_000
 """The most events one push or one events frame carries."""
+
+MAX_NESTING = 64
+"""The deepest a frame's JSON may nest (objects and arrays, the frame's own included).
+Both sides refuse a deeper frame, so that what one side takes the other can read, and an
+event nested too deep for a decoder's stack never enters a log."""
 
 Role = Literal["read", "write", "admin"]
 
@@ -260,6 +269,12 @@ def decode(frame: bytes | str) -> Message:
         if not isinstance(frame, str):
             # Event arguments pass through undecoded (msgspec.Raw): check the text once.
             frame.decode()
+        text = frame.encode() if isinstance(frame, str) else frame
+        opening = text.count(b"[") + text.count(b"{")  # the most it can nest
+        if opening > MAX_NESTING and (depth := nesting(text)) > MAX_NESTING:
+            raise ProtocolError(
+                "bad_frame", f"frame nests {depth} deep; the limit is {MAX_NESTING}"
+            )
         message: Message = _decoder.decode(frame)
     except msgspec.ValidationError as exc:
         claimed = _claimed_type(frame)
@@ -270,7 +285,24 @@ def decode(frame: bytes | str) -> Message:
         raise ProtocolError("bad_frame", f"not a protocol v1 frame: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise ProtocolError("bad_frame", f"frame is not UTF-8 text (byte {exc.start})") from exc
+    except RecursionError as exc:  # the stack ran out first (a caller deep in its own)
+        raise ProtocolError("bad_frame", "frame nests too deep to decode") from exc
     return message
+
+
+_STRUCTURE = bytes(range(256)).translate(None, b'"[]{}')
+"""Every byte but quotes and brackets (to delete)."""
+_STRING = re.compile(rb'"[^"]*"')
+
+
+def nesting(text: bytes) -> int:
+    """How deep the JSON ``text`` nests: 1 for ``{"a": 1}``, 2 for ``[[1]]``. Brackets
+    inside strings do not count; on text that is not JSON the count may be anything."""
+    # Escapes go first (left to right, as JSON reads them), then all but quotes and
+    # brackets, then the strings: what is left is the brackets outside strings.
+    plain = text.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _STRUCTURE)
+    brackets = _STRING.sub(b"", plain)
+    return max(accumulate(1 if b in b"[{" else -1 for b in brackets), default=0)
 
 
 def _claimed_type(frame: bytes | str) -> str:

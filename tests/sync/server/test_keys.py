@@ -39,6 +39,8 @@ def test_keys_are_kept_per_store_and_a_deleted_one_stays_deleted(box: KeyBox) ->
     assert kept == [item("k2")]
     assert sorted(deleted, key=lambda d: d.id) == gone  # with the proofs, for the devices
     assert box.get("s2") == ([item("k9")], [])
+    assert box.usage("s1") == (3, len("wrapped-k2"))  # deleted ones count, without bytes
+    assert box.usage("nowhere") == (0, 0)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -40,12 +40,12 @@ from pjai.hybrid.archive.format import (
 )
 from pjai.hybrid.files import FLAGS_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags
-from pjai.hybrid.fresh import Made, sql_inside
+from pjai.hybrid.fresh import Made, importing, sql_inside
 from pjai.hybrid.manager import HybridDatabaseManager
 from pjai.schema import SCHEMA
 from pjai.schema.codec import ColumnCodec
 from pjai.schema.event import Schema
-from pjai.schema.records import ROOT, EventRecord, header_problem
+from pjai.schema.records import MAX_EVENT_BYTES, ROOT, EventRecord, header_problem
 from pjai.schema.sealed import ENVELOPE_KEY, is_envelope
 from pjai.security.keys import KEYS_FILE
 from pjai.sql.engine import PRIMARY_FILE
@@ -96,19 +96,21 @@ def import_archive(
         flags = target / FLAGS_FILE
         flags_before = flags.read_bytes() if flags.is_file() else None
         try:
-            if sync:
-                Flags(flags, environ).set("sync", True)
-            with HybridDatabaseManager.open(
-                target, sql_urls=sql_urls, environ=environ, schema=schema, sql_sealer=sql_sealer
-            ) as manager:
-                head = manager.head()
-                try:
-                    return _restore(manager, zf, archive, manifest, progress)
-                except BaseException as exc:
-                    if manager.head() != head and not sql_inside(manager):
-                        made = None  # the SQL primary keeps what reached it: so does the store
-                        exc.add_note(_kept(manager, manifest))
-                    raise
+            with importing(target, archive):
+                if sync:
+                    Flags(flags, environ).set("sync", True)
+                with HybridDatabaseManager.open(
+                    target, sql_urls=sql_urls, environ=environ, schema=schema,
+                    sql_sealer=sql_sealer,
+                ) as manager:  # fmt: skip
+                    head = manager.head()
+                    try:
+                        return _restore(manager, zf, archive, manifest, progress)
+                    except BaseException as exc:
+                        if manager.head() != head and not sql_inside(manager):
+                            made = None  # the SQL primary keeps what reached it: so does the store
+                            exc.add_note(_kept(manager, manifest))
+                        raise
         except BaseException as exc:
             if made is not None:
                 problems = made.remove()
@@ -142,6 +144,10 @@ def _check_keys(manifest: ArchiveManifest, schema: Schema, archive: Path, target
         "again"
     )
 
+
+BATCH_BYTES = 32 * 1024 * 1024
+"""Events are ingested in batches of :data:`BATCH`, or fewer that hold this many bytes of
+arguments."""
 
 MAX_LINE = 16 * 1024 * 1024
 """The longest line an archive member may hold: an event or row at its largest (2 MiB of
@@ -331,7 +337,7 @@ def _replay(
         tally.add(len(batch))
         return applied
 
-    applied = 0
+    applied = size = 0
     batch: list[EventRecord] = []
     with _reading(archive, EVENTS_FILE), zf.open(EVENTS_FILE) as member:
         for number, line in _lines(member, archive, EVENTS_FILE):
@@ -343,9 +349,15 @@ def _replay(
                 ) from exc
             if (problem := header_problem(record)) is not None:
                 raise ArchiveCorruptError(f"{archive}: {EVENTS_FILE} line {number}: {problem}")
+            if len(record.args) > MAX_EVENT_BYTES:  # no event PJai makes is larger
+                raise ArchiveCorruptError(
+                    f"{archive}: {EVENTS_FILE} line {number}: event {record.id[:40]!r} has "
+                    f"{len(record.args):,} bytes of arguments; the limit is {MAX_EVENT_BYTES:,}"
+                )
             batch.append(record)
-            if len(batch) >= BATCH:
-                applied, batch = applied + ingest(batch), []
+            size += len(record.args)
+            if len(batch) >= BATCH or size >= BATCH_BYTES:
+                applied, batch, size = applied + ingest(batch), [], 0
     return applied + ingest(batch)
 
 

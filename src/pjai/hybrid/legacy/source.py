@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,8 @@ def open_legacy(source: Path) -> sqlite3.Connection:
     # Text that is not UTF-8 comes back as bytes, for the row mapping to report, rather
     # than failing the whole read at that row.
     conn.text_factory = _text
+    # Nothing the file's schema holds (views, triggers, defaults) runs functions.
+    conn.execute("PRAGMA trusted_schema=OFF")
     return conn
 
 
@@ -62,6 +65,19 @@ def _text(raw: bytes) -> str | bytes:
 def check(conn: sqlite3.Connection, source: Path) -> Layout:
     """The file's layout; ConfigError if it is not a PJai desktop database."""
     try:
+        kinds = dict(
+            conn.execute(
+                "SELECT name, type FROM sqlite_schema WHERE name IN (SELECT value FROM "
+                "json_each(?))",
+                (json.dumps(list(COLUMNS)),),
+            ).fetchall()
+        )
+        # A view is a query the file's maker wrote: it may run for ever.
+        if views := sorted(t for t, kind in kinds.items() if kind != "table"):
+            raise ConfigError(
+                f"{source} is not a PJai desktop database: {', '.join(views)} is a "
+                f"{kinds[views[0]]}, not a table"
+            )
         present = {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in COLUMNS}
         if missing := [table for table, columns in present.items() if not columns]:
             raise ConfigError(

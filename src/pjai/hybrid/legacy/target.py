@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pjai.hybrid.fresh import Made, sql_inside
+from pjai.hybrid.fresh import Made, importing, sql_inside
 from pjai.hybrid.legacy.report import LegacyImport
 from pjai.hybrid.legacy.run import import_legacy
 from pjai.hybrid.manager import HybridDatabaseManager
@@ -35,7 +35,10 @@ def import_into(
     """
     made = Made.before(Path(data_dir), Path(report_path))
     try:
-        with HybridDatabaseManager.open(data_dir, progress=progress, **options) as manager:
+        with (
+            importing(Path(data_dir), source),
+            HybridDatabaseManager.open(data_dir, progress=progress, **options) as manager,
+        ):
             head = manager.head()
             try:
                 return import_legacy(

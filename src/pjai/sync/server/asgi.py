@@ -32,7 +32,13 @@ from pjai.errors import PjaiError
 from pjai.schema.records import Position
 from pjai.sync.protocol import MAX_EVENTS_PER_FRAME, Events, encode, fit_frame
 from pjai.sync.server.hub import Hub
-from pjai.sync.server.keys import MAX_KEYS, Deletion, KeyItem
+from pjai.sync.server.keys import (
+    MAX_KEYS,
+    MAX_STORE_KEY_BYTES,
+    MAX_STORE_KEYS,
+    Deletion,
+    KeyItem,
+)
 from pjai.sync.server.tokens import Role, Token, can
 from pjai.sync.server.wakeups import listen_for_wakeups
 from pjai.sync.server.websocket import ServerWebSocket
@@ -173,12 +179,23 @@ def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
             asked = msgspec.json.decode(body, type=kind)
         except (ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             return JSONResponse({"error": "bad_request", "message": str(exc)}, 400)
+        except RecursionError:
+            message = "the body nests too deep to read"
+            return JSONResponse({"error": "bad_request", "message": message}, 400)
         denied = authorized(request, asked.store_id, "write")
         if isinstance(denied, Response):
             return denied
         if isinstance(asked, KeysDeleted):
             done = await asyncio.to_thread(hub.keys.delete, asked.store_id, asked.deleted)
             return JSONResponse({"deleted": done})
+        count, size = await asyncio.to_thread(hub.keys.usage, asked.store_id)
+        adding = sum(len(i.blob) for i in asked.items)
+        if count + len(asked.items) > MAX_STORE_KEYS or size + adding > MAX_STORE_KEY_BYTES:
+            message = (
+                f"the store {asked.store_id!r} keeps {count:,} keys ({size:,} bytes); the "
+                f"limit is {MAX_STORE_KEYS:,} keys and {MAX_STORE_KEY_BYTES:,} bytes"
+            )
+            return JSONResponse({"error": "too_many_keys", "message": message}, 413)
         done = await asyncio.to_thread(hub.keys.put, asked.store_id, asked.items)
         return JSONResponse({"stored": done})
 

@@ -24,12 +24,28 @@ from pjai.schema.types import to_iso, utc_now
 from pjai.sql.engine import empty_sqlite_log
 from pjai.sync.server.tables import ensure_tables, keys, transaction
 
-__all__ = ["MAX_KEYS", "Deletion", "KeyBox", "KeyItem", "MemoryKeys", "SqlKeys"]
+__all__ = [
+    "MAX_KEYS",
+    "MAX_STORE_KEYS",
+    "MAX_STORE_KEY_BYTES",
+    "Deletion",
+    "KeyBox",
+    "KeyItem",
+    "MemoryKeys",
+    "SqlKeys",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_KEYS = 1_000
 """The most keys one request puts or deletes."""
+
+MAX_STORE_KEYS = 100_000
+"""The most keys, deleted ones included, the server keeps for one store (a store's
+devices share a data key a persona and a wrap a passphrase or recovery code)."""
+
+MAX_STORE_KEY_BYTES = 32 * 1024 * 1024
+"""The most bytes of wrapped keys the server keeps for one store."""
 
 
 class KeyItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -65,6 +81,10 @@ class KeyBox(Protocol):
         """Delete keys (forgetting their bytes, keeping the proofs); how many were there."""
         ...
 
+    def usage(self, store_id: str) -> tuple[int, int]:
+        """How many keys the store has (deleted ones included) and their wrapped bytes."""
+        ...
+
 
 class MemoryKeys:
     """A :class:`KeyBox` in memory (tests, a server without a database)."""
@@ -92,6 +112,11 @@ class MemoryKeys:
         found = sum(1 for d in deleted if isinstance(kept.get(d.id), KeyItem))
         kept.update((d.id, d) for d in deleted if not isinstance(kept.get(d.id), Deletion))
         return found
+
+    def usage(self, store_id: str) -> tuple[int, int]:
+        """See :class:`KeyBox`."""
+        kept = self._items.get(store_id, {}).values()
+        return len(kept), sum(len(i.blob) for i in kept if isinstance(i, KeyItem))
 
 
 class SqlKeys:
@@ -162,6 +187,14 @@ class SqlKeys:
         if done:
             self._scrub()
         return done
+
+    def usage(self, store_id: str) -> tuple[int, int]:
+        """See :class:`KeyBox`."""
+        c = keys.c
+        query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(sa.func.length(c.blob)), 0))
+        with transaction(self.engine, "counting keys") as conn:
+            count, size = conn.execute(query.where(c.store_id == store_id)).one()
+        return int(count), int(size)
 
     def _scrub(self) -> None:
         """Leave no older copy of a deleted key's wrapped bytes in the database's files:
