@@ -190,10 +190,16 @@ def test_hybrid_benchmark_loads_the_memories_asked_for(tmp_path: Path) -> None:
     assert b"--memories must be a multiple of 500 (the batch), got 1,234" in wrong.stderr
     environ = {k: v for k, v in os.environ.items() if k != "PJAI_TEST_POSTGRES_URL"}
     done = subprocess.run(
-        [*args, str(tmp_path), "--memories", "1000"], capture_output=True, env=environ
+        [*args, str(tmp_path), "--memories", "1000", "--personas", "1"],
+        capture_output=True,
+        env=environ,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["sqlite"]["memories"] == 1000
+    figures = json.loads(done.stdout)
+    assert (figures["sqlite"]["memories"], figures["personas"]) == (1000, 1)
+    crowded = subprocess.run([*args, str(tmp_path), "--personas", "501"], capture_output=True)
+    assert crowded.returncode == 1
+    assert b"--personas must be 1 to 500 (a tenth of the memories), got 501" in crowded.stderr
 
 
 def test_store_benchmark_measures_the_peer_in_the_same_run(tmp_path: Path) -> None:

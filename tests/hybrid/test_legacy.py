@@ -456,8 +456,12 @@ def endless_view(path: Path) -> None:
         conn.execute("CREATE TABLE memory_entities (id, persona_id, content)")
         conn.execute("CREATE TABLE conversations (id, persona_id)")
         conn.execute(
-            "CREATE VIEW personas AS WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL "
+            "CREATE VIEW PERSONAS AS WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL "
             "SELECT id + 1 FROM n) SELECT id, 'x' AS name FROM n"
+        )
+        # A trigger may share a table's name: it is not what the table is.
+        conn.execute(
+            "CREATE TRIGGER conversations AFTER INSERT ON memory_entities BEGIN SELECT 1; END"
         )
 
 

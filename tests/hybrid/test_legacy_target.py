@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from pjai.app import DataDir
 from pjai.cli import app
 from pjai.errors import ConfigError
 from pjai.hybrid.legacy import import_into
@@ -72,6 +73,8 @@ def test_a_data_directory_holding_anything_is_left_alone(tmp_path: Path, legacy:
     fail_to_import(data, legacy, data / "report.jsonl", environ={})
     assert (data / "notes.txt").read_text() == "mine"
     assert (data / "store.db").exists()  # what was imported stays; a second run resumes
+    assert not (data / "importing.json").exists()  # the error said so: it opens
+    DataDir(data, environ={}).open().close()
     again = import_into(data, legacy, report_path=data / "report.jsonl", environ={})
     assert (again.skipped_personas, again.memories) == (4, 8)
 

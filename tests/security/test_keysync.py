@@ -26,6 +26,7 @@ from pjai.app.security import change_passphrase, new_recovery_code, security_sta
 from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError, KeyRingError
 from pjai.security import KeyRing
+from pjai.security.locks import Argon2Params
 from pjai.security.sharing import absorb, deletion_proof, export_items, join
 from pjai.sync.client import SyncStatus
 from pjai.sync.server import ServerDatabase
@@ -281,6 +282,14 @@ def test_a_shared_key_no_device_made_is_refused_not_fatal(tmp_path: Path, blob: 
     hard = {**wrap, "id": "zzzz-slow", "blob": slow}
     third = join(tmp_path / "c" / "keys.db", [wrap, hard, *export_items(first)], PASSPHRASE)
     assert third.scopes() == {"p1": 1}
+
+
+def test_a_ring_made_with_more_stretching_than_a_shared_wrap_may_ask_still_opens(
+    tmp_path: Path,
+) -> None:
+    hard = Argon2Params(iterations=12, lanes=1, memory_kib=8 * 1024)
+    KeyRing.create(tmp_path / "keys.db", passphrase=PASSPHRASE, params=hard).close()
+    KeyRing.unlock(tmp_path / "keys.db", passphrase=PASSPHRASE).close()
 
 
 def test_a_server_answer_of_another_shape_is_a_clear_error(tmp_path: Path) -> None:

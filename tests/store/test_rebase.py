@@ -331,6 +331,22 @@ def test_upstream_may_not_reuse_an_events_id(clients: list[Store], upstream: Ups
     assert upstream.log[-1].id == ours.id
 
 
+def test_a_history_adopted_on_two_devices_syncs_on_both(upstream: Upstream) -> None:
+    # After a server reset both devices import the same archive as pending events; the
+    # second finds the first's copies upstream, sent by another client and session.
+    with Store.memory() as old:
+        old.commit(persona("p1"))
+        old.commit(memory("m1"))
+        records = [entry.record for entry in old.events()]
+    with Store.memory(sync=True) as a, Store.memory(sync=True) as b:
+        a.adopt(records)
+        b.adopt(records)
+        sync(a, upstream)
+        sync(b, upstream)
+        assert b.pending() == []
+        assert b.state_hash() == a.state_hash()
+
+
 def test_standalone_store_does_not_rebase(store: Store) -> None:
     with pytest.raises(StoreError, match="standalone"):
         store.rebase([])

@@ -247,6 +247,21 @@ def test_a_store_keeps_keys_up_to_its_limits_and_a_deep_body_is_refused(
     monkeypatch.setattr(asgi, "MAX_STORE_KEY_BYTES", 1_000)
     assert put("k3", blob="x" * 987).status_code == 413  # 14 + 987 bytes
     assert put("k3", blob="x" * 986).json() == {"stored": 1}
+    monkeypatch.setattr(asgi, "MAX_STORE_KEYS", 4)  # k1, k2, k3: room for one more
+
+    def delete(*ids: str) -> httpx.Response:
+        gone = [{"id": i, "proof": "p"} for i in ids]
+        body = json.dumps({"store_id": "s1", "deleted": gone}).encode()
+
+        async def post_delete() -> httpx.Response:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://s") as client:
+                return await client.post("/keys/delete", content=body)
+
+        return asyncio.run(post_delete())
+
+    assert delete("never-put-1", "never-put-2").status_code == 413  # each kept as a key
+    assert delete("never-put-1").json() == {"deleted": 0}
     deep = asyncio.run(post(b"[" * 100_000 + b"]" * 100_000))
     assert (deep.status_code, deep.json()["error"]) == (400, "bad_request")
 

@@ -352,12 +352,12 @@ class DataDir:
         try:
             what = json.loads(mark.read_text())
             told = f" of {what['source']} (started {what['started_at']})"
+            again = str(what["again"])
         except (OSError, ValueError, KeyError, TypeError):
-            told = ""
+            told, again = "", "run the import again"
         raise ConfigError(
-            f"{self.path} holds part of an import{told} that did not finish: remove the "
-            "directory and import again (a desktop database's import, run again into it, "
-            f"resumes); to use it as it is, delete {mark}"
+            f"{self.path} holds part of an import{told} that was stopped before it "
+            f"finished: {again}; or, to use the directory as it is, delete {mark}"
         )
 
     @contextmanager

@@ -160,11 +160,13 @@ def run_hybrid_bench(
     postgres_url: str | None,
     quick: bool = False,
     memories: int | None = None,
+    personas: int | None = None,
     progress: Progress | None = None,
     seed: int = 11,
 ) -> dict[str, Any]:
     """Run the benchmark on SQLite, and on PostgreSQL when ``postgres_url`` is given;
-    ``memories`` replaces the workload's count (a multiple of its batch)."""
+    ``memories`` and ``personas`` replace the workload's counts (memories a multiple of
+    its batch)."""
     workload = QUICK if quick else FULL
     if memories is not None:
         if memories < workload.batch or memories % workload.batch:
@@ -172,6 +174,13 @@ def run_hybrid_bench(
                 f"--memories must be a multiple of {workload.batch:,} (the batch), got {memories:,}"
             )
         workload = replace(workload, memories=memories)
+    if personas is not None:
+        if not 1 <= personas <= workload.memories // 10:  # each with hot memories to query
+            raise ConfigError(
+                f"--personas must be 1 to {workload.memories // 10:,} (a tenth of the "
+                f"memories), got {personas:,}"
+            )
+        workload = replace(workload, personas=personas)
     rng = random.Random(seed)
     step = Steps(8 if postgres_url else 4, progress)
 

@@ -110,13 +110,19 @@ def hybrid(
         int | None,
         typer.Option(min=1, help="Memories to load instead of 1,000,000 (5,000 with --quick)."),
     ] = None,
+    personas: Annotated[
+        int | None,
+        typer.Option(min=1, help="Personas to share them instead of 1,000 (20 with --quick)."),
+    ] = None,
     postgres: PostgresUrl = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     keep: Keep = False,
 ) -> None:
     """End-to-end commits, bridge lag, repository queries, keyword search and verify, per
     SQL backend."""
-    bench = partial(run_hybrid_bench, postgres_url=postgres, quick=quick, memories=memories)
+    bench = partial(
+        run_hybrid_bench, postgres_url=postgres, quick=quick, memories=memories, personas=personas
+    )
     _run(bench, data_dir, prefix="bench-hybrid-", keep=keep, doing="Benchmarking store + SQL")
 
 

@@ -39,7 +39,6 @@ from pjai.schema.expressions import dialect_name
 from pjai.schema.search import (
     POSTGRESQL_DOCUMENT,
     SEARCH_TABLE,
-    SEARCH_TEXT_COLUMNS,
     fold_accents,
     persona_word,
     postgresql_document,
@@ -110,29 +109,55 @@ SearchFilter = MemoryFilter
 
 def fts_query(text: str) -> str | None:
     """The FTS5 query for ``text``: its words OR-ed together, or ``None`` if it has none."""
-    terms = search_terms(text)
-    return _fts5_match(terms) if terms else None
+    return _fts5_match(search_terms(text)) or None
 
 
 def _fts5_match(terms: list[str], persona_id: str | None = None) -> str:
     """Any of ``terms`` in a memory's words; with ``persona_id``, only in that persona's
-    memories, so that FTS5 reads the persona's share of a common word's rows, not all."""
+    memories, so that FTS5 reads the persona's share of a common word's rows, not all.
+    No term is a persona's word (:func:`pjai.schema.search.persona_word`)."""
     words = " OR ".join(f'"{term}"' for term in terms)
-    match = f"{{{' '.join(SEARCH_TEXT_COLUMNS)}}} : ({words})"
     if persona_id is None:
-        return match
-    return f'persona : "{persona_word(persona_id)}" AND {match}'
+        return words
+    return f'persona : "{persona_word(persona_id)}" AND ({words})'
+
+
+NARROW_SHARE, NARROW_MAX = 8, 20_000
+"""A search of one persona on the store asks the index for the persona's word too when
+the persona holds at most one memory in ``NARROW_SHARE`` and at most ``NARROW_MAX``:
+FTS5 then reads the persona's share of each word's rows instead of all of them. A
+persona holding more gains little, and BM25 would read its word's whole list (its
+rarity) on each search; counting stops past the bound."""
+
+
+def _narrowed(backend: Backend, persona_id: str | None) -> str | None:
+    """The persona whose word narrows the FTS5 match, if it holds a small share of the
+    memories (:data:`NARROW_SHARE`); counting stops past that share."""
+    if persona_id is None:
+        return None
+    # The largest rowid stands for the count of memories.
+    share = f"min((SELECT max(rowid) FROM {memories.name}) / {NARROW_SHARE}, {NARROW_MAX})"
+    (found,) = backend.query(
+        f"SELECT {share} AS share, (SELECT count(*) FROM (SELECT 1 FROM {memories.name} "
+        f"WHERE persona_id = :persona_id LIMIT {share} + 1)) AS held",
+        {"persona_id": persona_id},
+    )
+    return persona_id if found.share is not None and found.held <= found.share else None
 
 
 def _fts5_query(
-    terms: list[str], where: MemoryFilter, limit: int, tuning: Tuning = TUNING
+    terms: list[str],
+    where: MemoryFilter,
+    limit: int,
+    tuning: Tuning = TUNING,
+    narrow: str | None = None,
 ) -> AnySelect:
     """Keyword search on the store's FTS5 index, ranked by BM25 (column weights: name,
-    content, summary, tags)."""
+    content, summary, tags), among the memories of persona ``narrow`` in the index."""
     index = table(SEARCH_TABLE, column("rowid"))
     weights = (1.0, 1.0, float(tuning.summary_weight), 1.0, 0.0)  # the persona's word: 0
     score = -func.bm25(literal_column(SEARCH_TABLE), *(literal_column(str(w)) for w in weights))
-    match = _fts5_match(terms, where.persona_id)
+    match = _fts5_match(terms, narrow)
     return (
         select(*HIT_COLUMNS, score.label("score"))
         .select_from(memories.join(index, index.c.rowid == literal_column("memories.rowid")))
@@ -184,7 +209,10 @@ def _keyword(
     if not terms:
         return []
     postgresql = backend.query(select(dialect_name().label("name")))[0].name == "postgresql"
-    query = (_postgresql_query if postgresql else _fts5_query)(terms, where, limit, tuning)
+    if postgresql:
+        query = _postgresql_query(terms, where, limit, tuning)
+    else:
+        query = _fts5_query(terms, where, limit, tuning, _narrowed(backend, where.persona_id))
     try:
         rows = backend.query(query)
     except QueryError as exc:

@@ -16,7 +16,6 @@ from pjai.schema.limits import INT64_MAX, text_problem, time_problem
 from pjai.schema.types import new_id
 
 __all__ = [
-    "MAX_EVENT_BYTES",
     "ROOT",
     "EventRecord",
     "EventStatus",
@@ -26,10 +25,6 @@ __all__ = [
     "header_problem",
     "stamp",
 ]
-
-MAX_EVENT_BYTES = 3 * 1024 * 1024
-"""The largest event arguments PJai takes from elsewhere (a push, an archive): 2 MiB of
-plain arguments, or as much sealed (padded, and a third larger as base64)."""
 
 EventStatus = Literal["pending", "confirmed", "rejected"]
 """``pending``: committed here, not yet confirmed by an upstream. ``confirmed``: part of

@@ -43,7 +43,6 @@ __all__ = [
     "SEARCH_FILL",
     "SEARCH_FLUSH",
     "SEARCH_TABLE",
-    "SEARCH_TEXT_COLUMNS",
     "fold_accents",
     "persona_word",
     "postgresql_document",
@@ -54,12 +53,12 @@ SEARCH_DIRTY = "memories_fts_dirty"
 
 _COLUMNS = "name, content, summary, tags, persona"
 _VALUES = (
-    "{r}.rowid, {r}.name, pjai_text({r}.content), {r}.summary, {r}.tags, 'p' || hex({r}.persona_id)"
+    "{r}.rowid, {r}.name, pjai_text({r}.content), {r}.summary, {r}.tags, "
+    "char(57344) || hex({r}.persona_id)"
 )
-SEARCH_TEXT_COLUMNS = ("name", "content", "summary", "tags")
-"""The indexed columns that hold a memory's words; the last column, ``persona``, holds
-one word made of its persona's id (:func:`persona_word`), so that a search of one
-persona reads that persona's memories, not every memory with the word."""
+"""The last column, ``persona``, holds one word made of the memory's persona's id
+(:func:`persona_word`), so that a search of one persona can read that persona's
+memories, not every memory with the word."""
 
 SEARCH_CREATE = [
     f"CREATE VIRTUAL TABLE {SEARCH_TABLE} USING fts5({_COLUMNS}, content='', "
@@ -97,9 +96,11 @@ SEARCH_FILL = [
 
 def persona_word(persona_id: str) -> str:
     """The word the index's ``persona`` column holds for ``persona_id``: its UTF-8 bytes
-    in hex after a ``p``, one token whatever the id holds, as SQLite's ``hex()`` writes it.
-    Two ids may share a stemmed word; a search keeps its ``persona_id`` condition too."""
-    return "p" + persona_id.encode().hex().upper()
+    in hex, as SQLite's ``hex()`` writes them, after U+E000: one token whatever the id
+    holds, and none a search's words can be (they are letters, digits and marks; U+E000
+    is a private-use character, which the tokenizer keeps in words). Two ids may share a
+    stemmed word; a search keeps its ``persona_id`` condition too."""
+    return "\ue000" + persona_id.encode().hex().upper()
 
 
 _MARKED = r"([A-Za-z])[\u0300-\u036f]+"

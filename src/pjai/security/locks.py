@@ -35,7 +35,7 @@ __all__ = [
 KEY_BYTES = 32
 
 MAX_ITERATIONS, MAX_LANES, MAX_MEMORY_KIB = 10, 16, 256 * 1024
-"""The most stretching a key ring or a shared wrap may ask for."""
+"""The most stretching a wrap shared through the sync server may ask for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +61,21 @@ class Argon2Params:
             raise KeyRingError(f"the key ring's stretching {text!r} is not readable") from exc
         if kind != "argon2id":
             raise KeyRingError(f"unknown passphrase stretching {kind!r} in the key ring")
-        # Shared wraps come from the sync server: stretching must not be made to take
-        # the machine's memory or hours (PJai writes 3 passes, 4 lanes, 64 MiB).
+        return params
+
+    def check_shared(self) -> None:
+        """Refuse stretching that a wrap from the sync server asks for beyond what a
+        device should spend on trying it (PJai writes 3 passes, 4 lanes, 64 MiB)."""
         if not (
-            1 <= params.iterations <= MAX_ITERATIONS
-            and 1 <= params.lanes <= MAX_LANES
-            and 8 * params.lanes <= params.memory_kib <= MAX_MEMORY_KIB
+            1 <= self.iterations <= MAX_ITERATIONS
+            and 1 <= self.lanes <= MAX_LANES
+            and 8 * self.lanes <= self.memory_kib <= MAX_MEMORY_KIB
         ):
             raise KeyRingError(
-                f"the passphrase stretching {text!r} is out of bounds (at most "
-                f"{MAX_ITERATIONS} passes, {MAX_LANES} lanes, {MAX_MEMORY_KIB // 1024} MiB)"
+                f"the shared passphrase stretching {self.text()!r} is out of bounds (at "
+                f"most {MAX_ITERATIONS} passes, {MAX_LANES} lanes, "
+                f"{MAX_MEMORY_KIB // 1024} MiB)"
             )
-        return params
 
 
 def blob(value: object) -> bytes:

@@ -197,7 +197,9 @@ def join(
             parts = _unpack(item["blob"], "salt", "params", "nonce", "wrapped")
             if parts.get("lock", "passphrase") != lock:
                 continue
-            kek = stretch(secret, parts["salt"], Argon2Params.parse(parts["params"]))
+            params = Argon2Params.parse(parts["params"])
+            params.check_shared()
+            kek = stretch(secret, parts["salt"], params)
         except (KeyRingError, KeyError, ValueError) as exc:
             log.warning("a shared key ring wrap was not tried: %s", exc)
             continue

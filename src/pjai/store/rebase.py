@@ -76,8 +76,10 @@ def check_identities(
         raise RebaseError(f"upstream event {settled[0]} is in this store's log already; pull again")
 
 
-def _content(record: EventRecord) -> tuple[str, bytes, str, str, object]:
-    return record.name, bytes(record.args), record.client_id, record.session_id, record.at
+def _content(record: EventRecord) -> tuple[str, bytes, object]:
+    """What an event does, and when: the client and session that sent it may differ (an
+    archive's events adopted on two devices, then pushed by one)."""
+    return record.name, bytes(record.args), record.at
 
 
 def rebase(

@@ -45,7 +45,7 @@ from pjai.hybrid.manager import HybridDatabaseManager
 from pjai.schema import SCHEMA
 from pjai.schema.codec import ColumnCodec
 from pjai.schema.event import Schema
-from pjai.schema.records import MAX_EVENT_BYTES, ROOT, EventRecord, header_problem
+from pjai.schema.records import ROOT, EventRecord, header_problem
 from pjai.schema.sealed import ENVELOPE_KEY, is_envelope
 from pjai.security.keys import KEYS_FILE
 from pjai.sql.engine import PRIMARY_FILE
@@ -96,7 +96,7 @@ def import_archive(
         flags = target / FLAGS_FILE
         flags_before = flags.read_bytes() if flags.is_file() else None
         try:
-            with importing(target, archive):
+            with importing(target, archive, again="remove it and import again"):
                 if sync:
                     Flags(flags, environ).set("sync", True)
                 with HybridDatabaseManager.open(
@@ -147,7 +147,7 @@ def _check_keys(manifest: ArchiveManifest, schema: Schema, archive: Path, target
 
 BATCH_BYTES = 32 * 1024 * 1024
 """Events are ingested in batches of :data:`BATCH`, or fewer that hold this many bytes of
-arguments."""
+arguments: a batch of long events is not held whole (an event is at most a line)."""
 
 MAX_LINE = 16 * 1024 * 1024
 """The longest line an archive member may hold: an event or row at its largest (2 MiB of
@@ -349,11 +349,6 @@ def _replay(
                 ) from exc
             if (problem := header_problem(record)) is not None:
                 raise ArchiveCorruptError(f"{archive}: {EVENTS_FILE} line {number}: {problem}")
-            if len(record.args) > MAX_EVENT_BYTES:  # no event PJai makes is larger
-                raise ArchiveCorruptError(
-                    f"{archive}: {EVENTS_FILE} line {number}: event {record.id[:40]!r} has "
-                    f"{len(record.args):,} bytes of arguments; the limit is {MAX_EVENT_BYTES:,}"
-                )
             batch.append(record)
             size += len(record.args)
             if len(batch) >= BATCH or size >= BATCH_BYTES:

@@ -65,10 +65,12 @@ def _text(raw: bytes) -> str | bytes:
 def check(conn: sqlite3.Connection, source: Path) -> Layout:
     """The file's layout; ConfigError if it is not a PJai desktop database."""
     try:
+        # Names are found whatever their case, as SQLite finds tables (triggers and
+        # indexes have names of their own).
         kinds = dict(
             conn.execute(
-                "SELECT name, type FROM sqlite_schema WHERE name IN (SELECT value FROM "
-                "json_each(?))",
+                "SELECT lower(name), type FROM sqlite_schema WHERE type IN ('table', 'view') "
+                "AND lower(name) IN (SELECT value FROM json_each(?))",
                 (json.dumps(list(COLUMNS)),),
             ).fetchall()
         )

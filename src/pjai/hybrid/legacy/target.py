@@ -36,7 +36,7 @@ def import_into(
     made = Made.before(Path(data_dir), Path(report_path))
     try:
         with (
-            importing(Path(data_dir), source),
+            importing(Path(data_dir), source, again="run the import again (it resumes)"),
             HybridDatabaseManager.open(data_dir, progress=progress, **options) as manager,
         ):
             head = manager.head()

@@ -185,17 +185,19 @@ def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
         denied = authorized(request, asked.store_id, "write")
         if isinstance(denied, Response):
             return denied
-        if isinstance(asked, KeysDeleted):
-            done = await asyncio.to_thread(hub.keys.delete, asked.store_id, asked.deleted)
-            return JSONResponse({"deleted": done})
+        # A deletion of a key never put is kept too (as deleted): it counts as a key.
+        adding = asked.deleted if isinstance(asked, KeysDeleted) else asked.items
         count, size = await asyncio.to_thread(hub.keys.usage, asked.store_id)
-        adding = sum(len(i.blob) for i in asked.items)
-        if count + len(asked.items) > MAX_STORE_KEYS or size + adding > MAX_STORE_KEY_BYTES:
+        more = sum(len(i.blob) for i in asked.items) if isinstance(asked, KeysPut) else 0
+        if count + len(adding) > MAX_STORE_KEYS or size + more > MAX_STORE_KEY_BYTES:
             message = (
                 f"the store {asked.store_id!r} keeps {count:,} keys ({size:,} bytes); the "
                 f"limit is {MAX_STORE_KEYS:,} keys and {MAX_STORE_KEY_BYTES:,} bytes"
             )
             return JSONResponse({"error": "too_many_keys", "message": message}, 413)
+        if isinstance(asked, KeysDeleted):
+            done = await asyncio.to_thread(hub.keys.delete, asked.store_id, asked.deleted)
+            return JSONResponse({"deleted": done})
         done = await asyncio.to_thread(hub.keys.put, asked.store_id, asked.items)
         return JSONResponse({"stored": done})
 

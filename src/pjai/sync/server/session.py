@@ -21,7 +21,7 @@ from msgspec import UNSET
 from pjai.errors import EventError
 from pjai.schema import SCHEMA, Schema
 from pjai.schema.limits import text_problem
-from pjai.schema.records import MAX_EVENT_BYTES, EventRecord, Position, header_problem
+from pjai.schema.records import EventRecord, Position, header_problem
 from pjai.schema.types import new_id, utc_now
 from pjai.sync.presence import PRESENCE, check_update
 from pjai.sync.protocol import (
@@ -52,6 +52,10 @@ __all__ = ["EXTENSIONS", "MAX_EVENT_BYTES", "MAX_ID_BYTES", "Authenticate", "Ser
 
 EXTENSIONS = frozenset({PRESENCE})
 """The protocol extensions this server speaks."""
+
+MAX_EVENT_BYTES = 3 * 1024 * 1024
+"""The largest event arguments a push may carry: 2 MiB of plain arguments, or as much
+sealed (padded, and a third larger as base64)."""
 
 MAX_ID_BYTES = 100
 """The longest id, client id, session id or event name a push may carry, in UTF-8 (a UUID
