@@ -153,9 +153,11 @@ def test_every_message_type_has_a_golden_frame() -> None:
         (b'{"type":"shout"}', "not a protocol v1 frame"),
         (b'{"type":"pull","cursor":"five"}', "not a protocol v1 frame"),
         (b'{"type":"ping"}', "missing required field `nonce`"),
+        (b'{"type":"ping","nonce":"\xff"}', "frame is not UTF-8 text"),
+        ('{"type":"ping","nonce":"\ud800"}', "frame is not UTF-8 text"),
     ],
 )
-def test_bad_frames_are_named(frame: bytes, problem: str) -> None:
+def test_bad_frames_are_named(frame: bytes | str, problem: str) -> None:
     with pytest.raises(ProtocolError, match=problem) as caught:
         decode(frame)
     assert caught.value.code == "bad_frame"

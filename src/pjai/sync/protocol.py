@@ -283,8 +283,8 @@ def decode(frame: bytes | str) -> Message:
         ) from exc
     except msgspec.DecodeError as exc:
         raise ProtocolError("bad_frame", f"not a protocol v1 frame: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ProtocolError("bad_frame", f"frame is not UTF-8 text (byte {exc.start})") from exc
+    except (UnicodeDecodeError, UnicodeEncodeError) as exc:  # a lone surrogate in text
+        raise ProtocolError("bad_frame", f"frame is not UTF-8 text (at {exc.start})") from exc
     except RecursionError as exc:  # the stack ran out first (a caller deep in its own)
         raise ProtocolError("bad_frame", "frame nests too deep to decode") from exc
     return message
