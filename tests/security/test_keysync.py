@@ -257,7 +257,7 @@ def test_an_unreadable_shared_key_is_skipped_not_fatal(tmp_path: Path) -> None:
     assert second.scopes() == {"p1": 1}
 
 
-def _blob(**parts: str) -> str:
+def _blob(**parts: object) -> str:
     return base64.b64encode(json.dumps(parts).encode()).decode()
 
 
@@ -266,7 +266,7 @@ def _blob(**parts: str) -> str:
     [
         _blob(nonce="", wrapped=base64.b64encode(b"x" * 32).decode()),  # AES-GCM refuses it
         _blob(wrapped="eA=="),
-        _blob(nonce=5, wrapped="eA=="),  # type: ignore[arg-type]
+        _blob(nonce=5, wrapped="eA=="),
         base64.b64encode(b"[" * 5000 + b"]" * 5000).decode(),
     ],
     ids=["empty nonce", "no nonce", "a number for a nonce", "nested deep"],

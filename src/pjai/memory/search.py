@@ -132,7 +132,7 @@ rarity) on each search; counting stops past the bound."""
 
 def _narrowed(backend: Backend, persona_id: str | None) -> str | None:
     """The persona whose word narrows the FTS5 match, if it holds a small share of the
-    memories (:data:`NARROW_SHARE`); counting stops past that share."""
+    memories (:data:`NARROW_SHARE`, :data:`NARROW_MAX`); counting stops past that."""
     if persona_id is None:
         return None
     # The largest rowid stands for the count of memories.
