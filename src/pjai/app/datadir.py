@@ -169,7 +169,8 @@ class DataDir:
 
     @property
     def importing_path(self) -> Path:
-        """Written when an import into this directory starts, removed when it ends well."""
+        """Written when an import into this directory starts, removed when it ends (well
+        or with an error): left only by a process stopped on the way."""
         return self.path / IMPORTING_FILE
 
     def passphrase(self) -> Passphrase:

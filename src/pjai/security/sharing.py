@@ -60,8 +60,8 @@ def _unpack(text: str, *needed: str) -> dict[str, Any]:
     for name in needed:
         if not isinstance(unpacked.get(name), bytes if name in _BYTES else str):
             raise KeyRingError(f"a shared key is not readable: it has no {name}")
-    nonce = unpacked.get("nonce", b"\0" * 12)
-    if not 8 <= len(nonce) <= 128:  # what AES-GCM takes
+    nonce = unpacked.get("nonce")
+    if nonce is not None and not 8 <= len(nonce) <= 128:  # what AES-GCM takes
         raise KeyRingError(f"a shared key is not readable: a nonce of {len(nonce)} bytes")
     return unpacked
 

@@ -100,15 +100,15 @@ def import_archive(
                 if sync:
                     Flags(flags, environ).set("sync", True)
                 with HybridDatabaseManager.open(
-                    target, sql_urls=sql_urls, environ=environ, schema=schema,
-                    sql_sealer=sql_sealer,
-                ) as manager:  # fmt: skip
+                    target, sql_urls=sql_urls, environ=environ, schema=schema, sql_sealer=sql_sealer
+                ) as manager:
                     head = manager.head()
                     try:
                         return _restore(manager, zf, archive, manifest, progress)
                     except BaseException as exc:
                         if manager.head() != head and not sql_inside(manager):
-                            made = None  # the SQL primary keeps what reached it: so does the store
+                            # The SQL primary keeps what reached it: so does the store.
+                            made = None
                             exc.add_note(_kept(manager, manifest))
                         raise
         except BaseException as exc:

@@ -77,7 +77,7 @@ def check(conn: sqlite3.Connection, source: Path) -> Layout:
         # A view is a query the file's maker wrote: it may run for ever.
         if views := sorted(t for t, kind in kinds.items() if kind != "table"):
             raise ConfigError(
-                f"{source} is not a PJai desktop database: {', '.join(views)} is a "
+                f"{source} is not a PJai desktop database: {views[0]} is a "
                 f"{kinds[views[0]]}, not a table"
             )
         present = {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in COLUMNS}
