@@ -352,7 +352,8 @@ def test_a_memory_past_the_push_limit_and_batches_cut_by_bytes_round_trip(
     manager: HybridDatabaseManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A million characters of three bytes each are more arguments than a push carries:
-    # PJai makes such an event, so its archive imports.
+    # PJai made such events before it refused them, so their archives import.
+    monkeypatch.setattr("pjai.schema.event.MAX_ARGS_BYTES", 4 * 1024 * 1024)
     manager.commit(persona("p1"), memory("m1", content="語" * 1_000_000), memory("m2"))
     file = tmp_path / "backup.zip"
     manifest = export_archive(manager, file)

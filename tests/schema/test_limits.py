@@ -121,6 +121,11 @@ AWKWARD_EVENTS: dict[str, tuple[Event, str]] = {
         MemoryAccessed(memory_id="m\ud800", persona_id="ada"),
         "memory_id",
     ),
+    # 800,000 characters of three bytes: within the content's length, past what sync takes.
+    "arguments longer than sync carries": (
+        MemoryAdded(memory_id="m1", persona_id="ada", content="語" * 800_000),
+        "content",
+    ),
 }
 
 

@@ -14,6 +14,7 @@ from pjai.app import sync_url
 from pjai.errors import EventValidationError, KeyErasedError
 from pjai.schema import SCHEMA, ConversationMessageAdded, ConversationStarted, MemoryUpdated
 from pjai.schema.event import Schema
+from pjai.schema.limits import MAX_ARGS_BYTES
 from pjai.security import FieldCodec, KeyRing
 from pjai.security.fields import bucket
 from pjai.store import Store
@@ -135,10 +136,12 @@ def test_the_sync_server_checks_and_keeps_only_ciphertext(ring: KeyRing, tmp_pat
     assert not [p.name for p in files if MARKER.encode() in p.read_bytes()]
 
 
-def test_a_field_at_its_longest_still_passes_the_servers_check(ring: KeyRing) -> None:
+def test_an_event_at_its_longest_still_passes_the_servers_check(ring: KeyRing) -> None:
     codec = FieldCodec(ring)
-    event = memory("m1", content="é" * 999_000)  # two bytes a character
+    room = MAX_ARGS_BYTES - len(SCHEMA.encode(memory("m1", content="x"))[2])
+    event = memory("m1", content="語" * (room // 3) + "x" * (room % 3 + 1))
     name, _, args = SCHEMA.encode(event)
+    assert len(args) == MAX_ARGS_BYTES
     sealed = codec.seal("e1", name, args)
     SCHEMA.check(name, sealed)
     assert len(sealed) <= MAX_EVENT_BYTES

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pjai.bench import processes
-from pjai.sync.server import SyncServer
+from pjai.sync.server import Limits, ServerConfig, SyncServer, default_total
 
 __all__ = ["ServerProcess", "serve", "servers"]
 
@@ -26,7 +26,11 @@ def serve(db_url: str) -> None:
     Prints the port once it listens. On PostgreSQL it takes wake-ups from the other
     server processes.
     """
-    with SyncServer.open(db_url) as server:
+    # The benchmark's clients all run on this machine, with few tokens: only the total
+    # limits how many connections it holds (pjai.sync.server.places).
+    total = default_total()
+    config = ServerConfig(limits=Limits(total=total, per_address=total, per_token=total))
+    with SyncServer.open(db_url, config) as server:
         server.run(on_listening=lambda url: print(urlsplit(url).port, flush=True))
 
 

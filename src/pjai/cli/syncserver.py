@@ -38,11 +38,14 @@ from pjai.cli.tokens import (
 )
 from pjai.errors import ConfigError
 from pjai.sync.server import (
+    PER_TOKEN,
     SERVER_FILE,
     AuditEntry,
+    Limits,
     ServerConfig,
     ServerDatabase,
     SyncServer,
+    default_total,
     local_actor,
 )
 from pjai.sync.server.tokens import Role
@@ -112,6 +115,17 @@ def serve(
             "(the fallback when a PostgreSQL notification is lost).",
         ),
     ] = 1.0,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Connections the process holds at most (default: half its open-file "
+            "limit, at most 10,000).",
+        ),
+    ] = None,
+    max_per_token: Annotated[
+        int, typer.Option(min=1, help="Connections one token holds at most.")
+    ] = PER_TOKEN,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
@@ -120,7 +134,8 @@ def serve(
     Once it listens it prints where (with --json, one JSON line: url, backend_id,
     storage), then serves until Ctrl-C.
     """
-    config = ServerConfig(require_tokens=not no_auth, poll_interval=poll)
+    limits = Limits(total=max_connections or default_total(), per_token=max_per_token)
+    config = ServerConfig(require_tokens=not no_auth, poll_interval=poll, limits=limits)
     with reported(), SyncServer.open(_database(db, data_dir), config) as server:
         started = server.run(
             host, port, on_listening=lambda url: _listening(server, url, as_json=as_json)

@@ -32,7 +32,14 @@ from pjai.errors import (
 )
 from pjai.schema.codec import PLAIN, Codec
 from pjai.schema.fields import PATTERN_WORDS
-from pjai.schema.limits import JSON_ESCAPE, Walk, encoding_problem, exact_time_problem, walker
+from pjai.schema.limits import (
+    JSON_ESCAPE,
+    MAX_ARGS_BYTES,
+    Walk,
+    encoding_problem,
+    exact_time_problem,
+    walker,
+)
 from pjai.schema.ops import Op
 from pjai.schema.records import EventRecord
 from pjai.schema.sealed import ENVELOPE_KEY, sealed_type
@@ -161,6 +168,11 @@ def _one(info: Any) -> Any:
 
 
 _NOTHING = object()
+
+
+def _longest_field(event: Event) -> str:
+    """The name of ``event``'s field that takes the most JSON."""
+    return max(event.__struct_fields__, key=lambda f: len(msgspec.json.encode(getattr(event, f))))
 
 
 def _field_value(event: Event, path: str | None) -> Any:
@@ -295,6 +307,13 @@ class Schema:
             problem = walker(type(event), text=encoding_problem, time=None)(event)
             field, reason = problem or (None, f"text is not valid Unicode: {exc}")
             raise EventValidationError(name, reason, field=field or None) from exc
+        if len(args) > MAX_ARGS_BYTES:
+            raise EventValidationError(
+                name,
+                f"makes the event's arguments {len(args):,} bytes of JSON; an event may "
+                f"hold at most {MAX_ARGS_BYTES:,} (the most sync carries)",
+                field=_longest_field(event),
+            )
         try:
             payload = self._decode(name, args, times_checked=True)
         except EventValidationError as exc:

@@ -7,6 +7,9 @@ it, or it would stop every instance that receives it. So besides its msgspec typ
   refuses an event type with an unbounded one); counts stored in ``Integer`` columns
   keep to 32 bits, the size of PostgreSQL's ``integer``;
 - text holds no NUL character, which PostgreSQL cannot store in ``text``;
+- a new event's arguments are at most :data:`MAX_ARGS_BYTES` of JSON, the most a
+  sync server takes (the 1,000,000 characters a memory's content may have can be more
+  bytes than that);
 - a time lies between :data:`EARLIEST` and :data:`LATEST` in UTC, a day inside the
   range of Python's ``datetime`` (years 1 to 9999), so that it stays in range when
   converted to UTC or shown in any time zone; a time to encode has a UTC offset in whole
@@ -32,6 +35,7 @@ __all__ = [
     "INT64_MIN",
     "JSON_ESCAPE",
     "LATEST",
+    "MAX_ARGS_BYTES",
     "Problem",
     "Walk",
     "encoding_problem",
@@ -46,6 +50,11 @@ INT32_MAX = 2**31 - 1
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 """The range of SQLite's ``INTEGER`` and PostgreSQL's ``bigint``."""
+
+MAX_ARGS_BYTES = 2 * 1024 * 1024
+"""The most JSON a new event's arguments may hold: as much as a sync server takes once
+the sensitive fields are sealed (padded, base64), so that an event committed here can
+reach every other instance."""
 
 EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 """The earliest time an event may carry."""

@@ -33,7 +33,7 @@ from pjai.sync.protocol import (
     decode,
     encode,
 )
-from pjai.sync.server import Hub, ServerConfig, SyncServer, TokenStore
+from pjai.sync.server import Hub, Limits, ServerConfig, SyncServer, TokenStore
 from pjai.sync.websocket import websocket_connector
 from tests.helpers import memory, persona
 from tests.sync.records import records
@@ -232,7 +232,9 @@ async def send(ws: ClientConnection, message: Message) -> None:
 async def test_clients_that_vanish_or_leave_are_no_error_and_others_are_served(
     tmp_path: Path,
 ) -> None:
-    config = ServerConfig(poll_interval=0.1)
+    # 72 connections of one token from one address at once: more than the default
+    # places of either, which are not what this is about.
+    config = ServerConfig(poll_interval=0.1, limits=Limits(per_address=100, per_token=100))
     async with opened(tmp_path / "sync.db", config) as (server, tokens):
         writer, _ = tokens.create("s1", "write")
         server.hub.log.append("s1", records(2500))  # a pull from the root takes three frames

@@ -38,9 +38,11 @@ class Watched(Hub):
         super().__init__(MemoryLog(), None, **options)
         self.ended: asyncio.Queue[None] = asyncio.Queue()
 
-    async def serve(self, transport: Transport, *, header_token: str = "") -> None:
+    async def serve(
+        self, transport: Transport, *, header_token: str = "", address: str = ""
+    ) -> None:
         try:
-            await super().serve(transport, header_token=header_token)
+            await super().serve(transport, header_token=header_token, address=address)
         finally:
             self.ended.put_nowait(None)
 

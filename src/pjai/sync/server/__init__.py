@@ -7,6 +7,7 @@ the ASGI app, and uvicorn. Inside:
 
 - :mod:`~pjai.sync.server.session`: one connection's protocol state, without I/O;
 - :mod:`~pjai.sync.server.hub`: the connections and per-store feeds of a process;
+- :mod:`~pjai.sync.server.places`: how many connections a process holds, and whose;
 - :mod:`~pjai.sync.server.log`, :mod:`~pjai.sync.server.sqllog`: the event log;
 - :mod:`~pjai.sync.server.tokens`, :mod:`~pjai.sync.server.audit`: tokens, audit trail;
 - :mod:`~pjai.sync.server.tables`: the database's tables;
@@ -25,6 +26,7 @@ from pjai.sync.server.audit import AuditEntry, AuditTrail, local_actor
 from pjai.sync.server.database import SERVER_FILE, ServerDatabase, database_url
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.log import Appended, DuplicateEventError, MemoryLog, ServerAhead, ServerLog
+from pjai.sync.server.places import PER_TOKEN, Limits, default_total
 from pjai.sync.server.session import ServerSession
 from pjai.sync.server.sockets import listening_socket, websocket_protocol
 from pjai.sync.server.sqllog import SqlLog
@@ -32,6 +34,7 @@ from pjai.sync.server.syncserver import ServerConfig, SyncServer
 from pjai.sync.server.tokens import ROLES, RateLimiter, Token, TokenStore
 
 __all__ = [
+    "PER_TOKEN",
     "ROLES",
     "SERVER_FILE",
     "Appended",
@@ -39,6 +42,7 @@ __all__ = [
     "AuditTrail",
     "DuplicateEventError",
     "Hub",
+    "Limits",
     "MemoryLog",
     "RateLimiter",
     "ServerAhead",
@@ -52,6 +56,7 @@ __all__ = [
     "TokenStore",
     "create_app",
     "database_url",
+    "default_total",
     "listening_socket",
     "local_actor",
     "websocket_protocol",

@@ -125,7 +125,8 @@ def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
         await websocket.accept()
         token = _bearer(websocket.headers.get("authorization"))
         transport = ServerWebSocket(websocket, close_timeout=hub.close_timeout)
-        await hub.serve(transport, header_token=token)
+        client = websocket.client
+        await hub.serve(transport, header_token=token, address=client.host if client else "")
 
     async def pull(request: Request) -> Response:
         params = request.query_params

@@ -33,6 +33,7 @@ from pjai.sync.presence import FAN_OUT_INTERVAL_S, PRESENCE, Roster
 from pjai.sync.protocol import Error, Events, Message, Peer, Presence, encode
 from pjai.sync.server.keys import KeyBox, MemoryKeys
 from pjai.sync.server.log import ServerLog
+from pjai.sync.server.places import Limits, Places
 from pjai.sync.server.session import EXTENSIONS, Authenticate, ServerSession
 from pjai.sync.server.tokens import RateLimiter
 from pjai.sync.transport import ConnectionClosed, Connector, Faults, Transport, memory_pipe
@@ -122,8 +123,11 @@ class Hub:
         presence: bool = True,
         presence_interval: float = FAN_OUT_INTERVAL_S,
         keys: KeyBox | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.log = log
+        self.places = Places(limits)
+        """The connections this process holds, under its limits (:mod:`.places`)."""
         self.keys: KeyBox = keys if keys is not None else MemoryKeys()
         """The store's shared wrapped keys (:mod:`pjai.sync.server.keys`)."""
         self.authenticate = authenticate
@@ -175,10 +179,17 @@ class Hub:
 
     # -- one connection ------------------------------------------------------------
 
-    async def serve(self, transport: Transport, *, header_token: str = "") -> None:
-        """Run one connection until either side closes it."""
+    async def serve(
+        self, transport: Transport, *, header_token: str = "", address: str = ""
+    ) -> None:
+        """Run one connection from ``address`` until either side closes it; one that
+        finds no place (:mod:`.places`) is closed at once."""
         if self._stopped:
             await transport.close(1012, "the server is stopping")
+            return
+        if (crowded := self.places.enter(address)) is not None:
+            self.metrics.closed.labels("too_many_connections").inc()
+            await transport.close(1013, f"too_many_connections: {crowded}")
             return
         session = ServerSession(
             self.log,
@@ -186,14 +197,16 @@ class Hub:
             limiter=self.limiter,
             header_token=header_token,
             extensions=self.extensions,
+            claim=self.places.claim,
         )
-        connection = _Connection(self, session, transport)
+        connection = _Connection(self, session, transport, address)
         self.connections += 1
         self.metrics.connections.inc()
         self._open.add(transport)
         try:
             await connection.run()
         finally:
+            self.places.leave(address=connection.greeting, token_id=session.token_place)
             self._left(connection)
             self._open.discard(transport)
             self.connections -= 1
@@ -206,8 +219,9 @@ class Hub:
                     del self.feeds[connection.session.store_id]
                     self.log.forget(connection.session.store_id)
 
-    def memory_connector(self, faults: Faults | None = None) -> Connector:
-        """Connect clients to this hub in memory (tests); ``faults`` apply to both ends."""
+    def memory_connector(self, faults: Faults | None = None, address: str = "memory") -> Connector:
+        """Connect clients to this hub in memory (tests), as from ``address``; ``faults``
+        apply to both ends."""
 
         async def connect() -> Transport:
             if self._stopped:
@@ -215,7 +229,7 @@ class Hub:
             client_end, server_end = memory_pipe()
             client_end.faults = server_end.faults = faults
             self._open.add(server_end)  # closed by stop() even if serve never starts
-            self._spawn(self.serve(server_end))
+            self._spawn(self.serve(server_end, address=address))
             return client_end
 
         return connect
@@ -320,10 +334,14 @@ class Hub:
 class _Connection:
     """The reader and writer tasks of one connection around its session."""
 
-    def __init__(self, hub: Hub, session: ServerSession, transport: Transport) -> None:
+    def __init__(
+        self, hub: Hub, session: ServerSession, transport: Transport, address: str
+    ) -> None:
         self.hub = hub
         self.session = session
         self.transport = transport
+        self.greeting: str | None = address
+        """The address whose place the connection holds until it said hello."""
         self.feed: Feed | None = None
         self._lock = asyncio.Lock()  # one session call at a time
         self._send_lock = asyncio.Lock()  # one frame on the wire at a time
@@ -374,6 +392,9 @@ class _Connection:
             async with self._lock:
                 replies = await asyncio.to_thread(session.receive, frame)
                 self._after(session)
+            if self.greeting is not None and session.state != "greeting":
+                self.hub.places.greeted(self.greeting)
+                self.greeting = None
             for reply in replies:
                 await self._send(reply)
             if session.state != "closed":

@@ -54,8 +54,9 @@ EXTENSIONS = frozenset({PRESENCE})
 """The protocol extensions this server speaks."""
 
 MAX_EVENT_BYTES = 3 * 1024 * 1024
-"""The largest event arguments a push may carry: 2 MiB of plain arguments, or as much
-sealed (padded, and a third larger as base64)."""
+"""The largest event arguments a push may carry: the 2 MiB of plain arguments a new event
+may hold (:data:`~pjai.schema.limits.MAX_ARGS_BYTES`), or as much sealed (padded, and a
+third larger as base64)."""
 
 MAX_ID_BYTES = 100
 """The longest id, client id, session id or event name a push may carry, in UTF-8 (a UUID
@@ -84,8 +85,10 @@ class ServerSession:
         header_token: str = "",
         extensions: Collection[str] = EXTENSIONS,
         clock: Callable[[], datetime] = utc_now,
+        claim: Callable[[str], str | None] | None = None,
     ) -> None:
         self._log = log
+        self._claim = claim
         self._authenticate = authenticate
         self._schema = schema
         self._limiter = limiter
@@ -100,6 +103,8 @@ class ServerSession:
         self.client_id = ""
         self.role: Role = "read"
         self.token_id = ""
+        self.token_place: str | None = None
+        """The token whose place this connection took (``claim``), to give back."""
         self.cursor: Position | None = None
         self.live = False
         self._answered = False
@@ -215,6 +220,10 @@ class ServerSession:
                 return self._fail(
                     "unauthorized", f"this token is for store {token.store_id!r}, not this one"
                 )
+            if self._claim is not None:
+                if (crowded := self._claim(token.id)) is not None:
+                    return self._fail("too_many_connections", crowded)
+                self.token_place = token.id
             self.role, self.token_id = token.role, token.id
             self._secret, self._checked_at = hello.token or self._header_token, time.monotonic()
         self.store_id, self.client_id = hello.store_id, hello.client_id

@@ -21,7 +21,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -34,6 +34,7 @@ from pjai.sync.server.asgi import create_app
 from pjai.sync.server.database import ServerDatabase
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.keys import SqlKeys
+from pjai.sync.server.places import Limits
 from pjai.sync.server.sockets import listening_socket, websocket_protocol
 from pjai.sync.server.tokens import RateLimiter
 
@@ -64,6 +65,9 @@ class ServerConfig:
     """Seconds between uvicorn's WebSocket keepalive pings."""
     ping_timeout: float = 20.0
     """Seconds a keepalive ping waits for its pong; then the connection is closed."""
+    limits: Limits = field(default_factory=Limits)
+    """How many connections the process holds: in all, per address before hello, per
+    token after it (:mod:`pjai.sync.server.places`)."""
 
 
 class SyncServer(Resource):
@@ -95,6 +99,9 @@ class SyncServer(Resource):
             ws_ping_timeout=ping_timeout,
             lifespan="on",
             log_level="warning",
+            # HTTP requests answer 503 past the connections the hub may hold (WebSocket
+            # upgrades are not counted by uvicorn: the hub refuses those itself).
+            limit_concurrency=hub.places.limits.total,
             timeout_graceful_shutdown=10,
         )
         self._uvicorn: _Uvicorn | None = None
@@ -120,6 +127,7 @@ class SyncServer(Resource):
                 hello_timeout=config.hello_timeout,
                 close_timeout=config.close_timeout,
                 keys=SqlKeys(opened.engine),
+                limits=config.limits,
             )
             return cls(
                 hub,

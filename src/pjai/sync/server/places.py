@@ -1,0 +1,112 @@
+"""How many connections a sync server process holds, and whose.
+
+Every connection takes a place, of which the process has :attr:`Limits.total`: by
+default half its open-file limit, at most 10,000, so that however many connections
+peers open, the process keeps file descriptors for its database and files. Two more
+limits keep one peer from taking every place:
+
+- a connection that has not said hello yet holds a place of its remote address, which
+  has :attr:`Limits.per_address` (a peer without a token holds no more than that, each
+  for at most ``hello_timeout``);
+- a connection that said hello holds a place of its token, which has
+  :attr:`Limits.per_token` (a server without tokens has no such limit).
+
+A connection that finds no place is closed at once: over the total or its address's
+places with WebSocket close code 1013 (try again later), over its token's with an
+``error`` frame, ``too_many_connections``. Clients retry both with their backoff.
+"""
+
+from __future__ import annotations
+
+import resource
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+__all__ = ["MAX_TOTAL", "PER_ADDRESS", "PER_TOKEN", "Limits", "Places", "default_total"]
+
+MAX_TOTAL = 10_000
+"""The most connections a process holds by default, however high its open-file limit."""
+PER_ADDRESS = 32
+"""Connections from one address that may be waiting to say hello, by default."""
+PER_TOKEN = 64
+"""Connections one token may hold, by default."""
+
+
+def default_total() -> int:
+    """Half the process's open-file limit, at least 16, at most :data:`MAX_TOTAL`."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_TOTAL
+    return max(16, min(MAX_TOTAL, soft // 2))
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How many connections a process holds: in all, per address before hello, per
+    token after it."""
+
+    total: int = field(default_factory=default_total)
+    per_address: int = PER_ADDRESS
+    per_token: int = PER_TOKEN
+
+    def __post_init__(self) -> None:
+        for name in ("total", "per_address", "per_token"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"connection limit {name} must be at least 1")
+
+
+class Places:
+    """The places taken under :class:`Limits`. Sessions take a token's place from worker
+    threads, so every count is kept under one lock."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self._lock = threading.Lock()
+        self.total = 0
+        self._greeting: Counter[str] = Counter()
+        self._tokens: Counter[str] = Counter()
+
+    def enter(self, address: str) -> str | None:
+        """Take a place for a new connection from ``address``; why there is none, or
+        ``None``. The connection holds an address place until :meth:`greeted`."""
+        with self._lock:
+            if self.total >= self.limits.total:
+                return f"the server holds {self.limits.total} connections, its most"
+            if self._greeting[address] >= self.limits.per_address:
+                return (
+                    f"{self.limits.per_address} connections from this address have not "
+                    "said hello yet"
+                )
+            self.total += 1
+            self._greeting[address] += 1
+            return None
+
+    def greeted(self, address: str) -> None:
+        """Give back the address place of a connection that said hello."""
+        with self._lock:
+            _give(self._greeting, address)
+
+    def claim(self, token_id: str) -> str | None:
+        """Take a place of ``token_id``; why there is none, or ``None``."""
+        with self._lock:
+            if self._tokens[token_id] >= self.limits.per_token:
+                return f"this token holds {self.limits.per_token} connections, its most"
+            self._tokens[token_id] += 1
+            return None
+
+    def leave(self, *, address: str | None, token_id: str | None) -> None:
+        """Give back a closed connection's place, and its address place (when it never
+        said hello) and token place (when it took one)."""
+        with self._lock:
+            self.total -= 1
+            if address is not None:
+                _give(self._greeting, address)
+            if token_id is not None:
+                _give(self._tokens, token_id)
+
+
+def _give(counts: Counter[str], key: str) -> None:
+    counts[key] -= 1
+    if counts[key] <= 0:
+        del counts[key]  # the counts keep only who holds places

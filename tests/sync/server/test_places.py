@@ -1,0 +1,175 @@
+"""How many connections a server process holds: in all, per address before hello, per
+token after it. A peer that opens connections without end takes only its own places."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import anyio
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from pjai.sync.protocol import Error, Hello, Welcome, decode, encode
+from pjai.sync.server import SERVER_FILE, Limits, ServerConfig, SyncServer
+from pjai.sync.server.hub import Hub
+from pjai.sync.server.log import MemoryLog
+from pjai.sync.server.places import MAX_TOTAL, Places, default_total
+from pjai.sync.server.tokens import Token
+from pjai.sync.transport import memory_pipe
+
+pytestmark = pytest.mark.anyio
+
+WAIT = 10  # seconds before a wait counts as a hang
+TOKENS = {
+    "pjai_a": Token("ta", "s1", "write", "", "", None),
+    "pjai_b": Token("tb", "s1", "write", "", "", None),
+}
+
+
+class Line:
+    """One connection to a hub, as a client sees it."""
+
+    def __init__(self, hub: Hub, address: str) -> None:
+        self.client, server = memory_pipe()
+        # serve takes its place, or is refused, in its first step: before this returns.
+        self.served = asyncio.create_task(hub.serve(server, address=address))
+        self.server = server
+
+    @classmethod
+    async def open(cls, hub: Hub, address: str) -> Line:
+        line = cls(hub, address)
+        await asyncio.sleep(0)  # one step of the loop: serve's first
+        return line
+
+    async def hello(self, token: str = "") -> Welcome | Error:
+        hello = Hello(versions=[1], store_id="s1", client_id="c1", token=token)
+        await self.client.send(encode(hello))
+        with anyio.fail_after(WAIT):
+            answer = decode(await self.client.receive())
+        assert isinstance(answer, Welcome | Error)
+        return answer
+
+    async def refused(self) -> str:
+        """The reason the server closed the connection with, once it is over."""
+        with anyio.fail_after(WAIT):
+            await self.served
+        assert self.server.closed
+        return self.server.close_reason
+
+    async def leave(self) -> None:
+        await self.client.close()
+        with anyio.fail_after(WAIT):
+            await self.served
+
+
+async def settled(hub: Hub, total: int) -> None:
+    """Wait until a served hub holds ``total`` places: uvicorn serves each connection
+    in a task of its own, which takes its place a moment after the handshake."""
+    with anyio.fail_after(WAIT):
+        while hub.places.total != total:  # noqa: ASYNC110  # no event says it
+            await asyncio.sleep(0.005)
+
+
+def refusals(hub: Hub) -> float | None:
+    return hub.metrics.registry.get_sample_value(
+        "pjai_sync_connections_closed_total", {"reason": "too_many_connections"}
+    )
+
+
+async def test_connections_that_say_no_hello_hold_only_their_addresses_places() -> None:
+    hub = Hub(MemoryLog(), None, limits=Limits(per_address=2), hello_timeout=WAIT)
+    silent = [await Line.open(hub, "10.0.0.1"), await Line.open(hub, "10.0.0.1")]
+    third = await Line.open(hub, "10.0.0.1")
+    assert "have not said hello" in await third.refused()
+    assert refusals(hub) == 1.0
+    other = await Line.open(hub, "10.0.0.2")  # another address is let in
+    assert isinstance(await other.hello(), Welcome)
+    # One that says hello gives its address place back: the address may open another.
+    assert isinstance(await silent[0].hello(), Welcome)
+    again = await Line.open(hub, "10.0.0.1")
+    assert isinstance(await again.hello(), Welcome)
+    for line in (*silent, other, again):
+        await line.leave()
+    assert hub.places.total == 0
+    await hub.stop()
+
+
+async def test_a_token_holds_at_most_its_connections_and_gets_them_back() -> None:
+    hub = Hub(MemoryLog(), TOKENS.get, limits=Limits(per_token=2))
+    first, second, third = [await Line.open(hub, f"10.0.0.{n}") for n in range(3)]
+    assert isinstance(await first.hello("pjai_a"), Welcome)
+    assert isinstance(await second.hello("pjai_a"), Welcome)
+    crowded = await third.hello("pjai_a")
+    assert isinstance(crowded, Error)
+    assert crowded.code == "too_many_connections"
+    assert "this token holds 2 connections" in crowded.message
+    await third.refused()
+    other = await Line.open(hub, "10.0.0.4")
+    assert isinstance(await other.hello("pjai_b"), Welcome)  # another token: its own places
+    await first.leave()
+    again = await Line.open(hub, "10.0.0.5")
+    assert isinstance(await again.hello("pjai_a"), Welcome)
+    await hub.stop()
+    await asyncio.gather(second.served, other.served, again.served)
+    assert hub.places.total == 0
+
+
+async def test_the_process_holds_at_most_its_total() -> None:
+    hub = Hub(MemoryLog(), None, limits=Limits(total=2))
+    lines = [await Line.open(hub, f"10.0.0.{n}") for n in range(2)]
+    for line in lines:
+        assert isinstance(await line.hello(), Welcome)
+    crowding = await Line.open(hub, "10.0.0.9")
+    assert "holds 2 connections, its most" in await crowding.refused()
+    await lines[0].leave()
+    again = await Line.open(hub, "10.0.0.9")
+    assert isinstance(await again.hello(), Welcome)
+    await hub.stop()
+    await asyncio.gather(lines[1].served, again.served)
+    assert hub.places.total == 0
+
+
+def test_places_are_counted_under_one_lock_and_given_back() -> None:
+    places = Places(Limits(total=3, per_address=2, per_token=1))
+    assert places.enter("a") is None
+    assert places.enter("a") is None
+    assert places.enter("a") is not None  # the address's places are taken
+    assert places.enter("b") is None
+    assert places.enter("c") is not None  # the total is taken
+    places.greeted("a")  # the first says hello with token t
+    assert places.claim("t") is None
+    assert places.claim("t") is not None  # the token's place is taken
+    places.leave(address=None, token_id="t")
+    places.leave(address="a", token_id=None)  # the second leaves without a hello
+    places.leave(address="b", token_id=None)
+    assert places.total == 0
+    assert places.enter("a") is None  # every place is back
+    assert places.enter("a") is None
+    assert places.claim("t") is None
+
+
+def test_the_default_total_keeps_file_descriptors_for_the_rest() -> None:
+    assert 16 <= default_total() <= MAX_TOTAL
+    with pytest.raises(ValueError, match="per_token must be at least 1"):
+        Limits(per_token=0)
+
+
+async def test_a_served_process_refuses_a_crowding_address(tmp_path: Path) -> None:
+    # Over real WebSockets: the peer's address is the one uvicorn saw.
+    config = ServerConfig(require_tokens=False, limits=Limits(per_address=2))
+    async with SyncServer.open(tmp_path / SERVER_FILE, config) as server:
+        await server.start()
+        with anyio.fail_after(WAIT):
+            held = [await connect(server.sync_url) for _ in range(2)]
+            await settled(server.hub, 2)
+            crowding = await connect(server.sync_url)
+            with pytest.raises(ConnectionClosed) as closed:
+                await crowding.recv()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1013
+            assert closed.value.rcvd.reason.startswith("too_many_connections")
+            for ws in held:
+                await ws.close()
+        await settled(server.hub, 0)
