@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -527,3 +529,32 @@ def test_a_time_pjai_cannot_keep_is_reported_once(
         old = db.add_memory(ada, "from year one", created_at="0001-01-01 00:00:00")
     result = run(manager, path, tmp_path / "report.jsonl")
     assert [(u.row_id, u.column) for u in result.unmapped] == [(old, "created_at")]
+
+
+def test_a_closed_wal_database_is_read_without_a_file_made_beside_it(
+    manager: HybridDatabaseManager, desktop: Desktop, tmp_path: Path
+) -> None:
+    with contextlib.closing(sqlite3.connect(desktop.path)) as conn:
+        assert conn.execute("PRAGMA journal_mode=WAL").fetchone() == ("wal",)
+    before = {p.name: p.read_bytes() for p in desktop.path.parent.iterdir()}
+    assert list(before) == ["pjai.db"]  # closed: no -wal, no -shm
+    assert run(manager, desktop.path, tmp_path / "report.jsonl").memories == 6
+    after = {p.name: p.read_bytes() for p in desktop.path.parent.iterdir()}
+    assert after == before
+
+
+def test_an_open_wal_database_is_read_with_what_its_log_holds(
+    manager: HybridDatabaseManager, desktop: Desktop, tmp_path: Path
+) -> None:
+    # The desktop app still has it open: the last memory is in the -wal file only.
+    with contextlib.closing(sqlite3.connect(desktop.path)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute(
+            "INSERT INTO memory_entities (id, persona_id, type, content) "
+            "VALUES ('late', ?, 'note', 'Late.')",
+            (desktop.ids["ada"],),
+        )
+        conn.commit()
+        assert desktop.path.with_name("pjai.db-wal").stat().st_size > 0
+        assert run(manager, desktop.path, tmp_path / "report.jsonl").memories == 7

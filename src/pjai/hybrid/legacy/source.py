@@ -43,8 +43,11 @@ def open_legacy(source: Path) -> sqlite3.Connection:
     if not source.is_file():
         problem = "is not a file" if source.exists() else "does not exist"
         raise ConfigError(f"legacy database {source} {problem}")
+    # A WAL database that its last writer closed keeps every page in the file; read as
+    # it is, SQLite would still make a -shm file beside it (or fail on read-only media).
+    mode = "mode=ro&immutable=1" if _closed_wal(source) else "mode=ro"
     try:
-        conn = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{source.resolve().as_uri()}?{mode}", uri=True)
     except sqlite3.Error as exc:
         raise ConfigError(f"cannot open legacy database {source}: {exc}") from exc
     # Text that is not UTF-8 comes back as bytes, for the row mapping to report, rather
@@ -53,6 +56,15 @@ def open_legacy(source: Path) -> sqlite3.Connection:
     # Nothing the file's schema holds (views, triggers, defaults) runs functions.
     conn.execute("PRAGMA trusted_schema=OFF")
     return conn
+
+
+def _closed_wal(source: Path) -> bool:
+    """Whether ``source`` is an SQLite file in WAL mode without a write-ahead log beside
+    it: no connection has it open, and all its pages are in the file."""
+    with source.open("rb") as file:
+        header = file.read(20)
+    in_wal_mode = header[:16] == b"SQLite format 3\x00" and header[18:20] == b"\x02\x02"
+    return in_wal_mode and not source.with_name(f"{source.name}-wal").exists()
 
 
 def _text(raw: bytes) -> str | bytes:
