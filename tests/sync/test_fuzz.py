@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import Any
 
 import httpx
@@ -110,7 +111,7 @@ def test_a_session_answers_any_frames_and_closes_only_with_a_documented_error(
 
 
 APPS = {
-    "open": create_app(Hub(MemoryLog(), None)),
+    "open": create_app(Hub(MemoryLog(), None), hosts=frozenset({"server", "s"})),
     "locked": create_app(Hub(MemoryLog(), lambda token: None)),
 }
 """Servers for every example: one that asks for no token, one that knows none."""
@@ -225,7 +226,7 @@ def test_a_store_keeps_keys_up_to_its_limits_and_a_deep_body_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(asgi, "MAX_STORE_KEYS", 3)
-    app = create_app(Hub(MemoryLog(), None))
+    app = create_app(Hub(MemoryLog(), None), hosts=frozenset({"server", "s"}))
 
     async def post(body: bytes) -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
@@ -296,3 +297,33 @@ def test_no_web_page_may_use_the_sync_server() -> None:
     }
     asyncio.run(APPS["open"](scope, receive, send))
     assert sent == [{"type": "websocket.close", "code": 4403}]
+
+
+@pytest.mark.parametrize(
+    ("host", "served"),
+    [
+        ("attacker.example", False),  # a page whose name its DNS points at the server
+        ("attacker.example:8765", False),
+        ("[::1", False),  # not a name at all
+        ("server", True),  # given as a name of the server
+        ("SERVER:8765", True),
+        ("192.168.1.5:8765", True),
+        ("[::1]:8765", True),
+        ("localhost", True),
+        ("sync.localhost", True),
+        (socket.gethostname(), True),
+    ],
+)
+def test_a_server_without_tokens_answers_only_to_its_own_names(host: str, served: bool) -> None:
+    # DNS rebinding: a page's same-origin requests carry no Origin, but name its own host.
+    async def get(app: Any) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+            return await client.get("/pull", params={"store_id": "s"}, headers={"host": host})
+
+    answer = asyncio.run(get(APPS["open"]))
+    assert answer.status_code == (200 if served else 403), answer.text
+    if not served:
+        assert "--allowed-host" in answer.json()["message"]
+    # With tokens a page has none to give: every name is served (here: refused for the token).
+    assert asyncio.run(get(APPS["locked"])).status_code == 401

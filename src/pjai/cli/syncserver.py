@@ -115,6 +115,13 @@ def serve(
             "(the fallback when a PostgreSQL notification is lost).",
         ),
     ] = 1.0,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="With --no-auth: a name clients call the server by, besides its IP "
+            "addresses, localhost and the machine's own name (repeatable)."
+        ),
+    ] = None,
     max_connections: Annotated[
         int | None,
         typer.Option(
@@ -135,7 +142,12 @@ def serve(
     storage), then serves until Ctrl-C.
     """
     limits = Limits(total=max_connections or default_total(), per_token=max_per_token)
-    config = ServerConfig(require_tokens=not no_auth, poll_interval=poll, limits=limits)
+    config = ServerConfig(
+        require_tokens=not no_auth,
+        poll_interval=poll,
+        hosts=frozenset(allowed_host or ()),
+        limits=limits,
+    )
     with reported(), SyncServer.open(_database(db, data_dir), config) as server:
         started = server.run(
             host, port, on_listening=lambda url: _listening(server, url, as_json=as_json)

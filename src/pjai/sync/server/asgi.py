@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
+import socket
 from collections.abc import AsyncIterator
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta
@@ -43,7 +46,7 @@ from pjai.sync.server.tokens import Role, Token, can
 from pjai.sync.server.wakeups import listen_for_wakeups
 from pjai.sync.server.websocket import ServerWebSocket
 
-__all__ = ["create_app", "read_body"]
+__all__ = ["create_app", "own_names", "read_body"]
 
 
 def _bearer(header: str | None) -> str:
@@ -80,30 +83,77 @@ class KeysDeleted(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     deleted: Annotated[list[Deletion], Meta(max_length=MAX_KEYS)]
 
 
+def _host(scope: Scope) -> str | None:
+    """The host name a request names in its ``Host`` header, lower case, or ``None``."""
+    for name, value in scope.get("headers", []):
+        if name == b"host":
+            try:
+                return urlsplit(f"//{bytes(value).decode('latin-1')}").hostname
+            except ValueError:  # a malformed IPv6 literal
+                return ""
+    return None
+
+
+def own_names() -> frozenset[str]:
+    """The names this machine calls itself, which a page cannot point elsewhere."""
+    names = {socket.gethostname(), socket.getfqdn()}
+    return frozenset(n.lower() for name in names for n in (name, f"{name}.local") if name)
+
+
 class _NotForBrowsers:
     """ASGI middleware: no web page may use the sync server (its clients are PJai
     instances, which send no ``Origin``). A request with an ``Origin``, as browsers send
     with every WebSocket and cross-site request, is refused: without tokens
-    (``--no-auth``) a page the user visits could otherwise push and pull."""
+    (``--no-auth``) a page the user visits could otherwise push and pull.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Without tokens, a request must also name the server by an IP address, as
+    ``localhost``, by this machine's own name or by one of ``hosts``: a page whose own
+    name its DNS points at the server (DNS rebinding) sends no ``Origin`` with its
+    same-origin requests, but names itself in ``Host``."""
+
+    def __init__(self, app: ASGIApp, *, open_door: bool, hosts: frozenset[str]) -> None:
         self.app = app
+        self.open_door = open_door
+        self.hosts = hosts | own_names()
+
+    def _named(self, scope: Scope) -> bool:
+        host = _host(scope)
+        if host is None or host in self.hosts or host == "localhost":
+            return True
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return host.endswith(".localhost")
+        return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        browser = scope["type"] in ("http", "websocket") and any(
-            name == b"origin" for name, _ in scope.get("headers", [])
-        )
-        if not browser:
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
-        elif scope["type"] == "websocket":
+            return
+        if any(name == b"origin" for name, _ in scope.get("headers", [])):
+            message = "the sync server is not for web pages"
+        elif self.open_door and not self._named(scope):
+            message = (
+                "this server takes no tokens: name it by its IP address, localhost or a "
+                "name given to `pjai sync-server serve --allowed-host`"
+            )
+        else:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 4403})
         else:
-            refusal = {"error": "forbidden", "message": "the sync server is not for web pages"}
-            await JSONResponse(refusal, 403)(scope, receive, send)
+            await JSONResponse({"error": "forbidden", "message": message}, 403)(
+                scope, receive, send
+            )
 
 
-def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
-    """The server's ASGI application; ``listen_url``: PostgreSQL to LISTEN on.
+def create_app(
+    hub: Hub, *, listen_url: str | None = None, hosts: frozenset[str] = frozenset()
+) -> Starlette:
+    """The server's ASGI application; ``listen_url``: PostgreSQL to LISTEN on; ``hosts``:
+    names besides IP addresses, ``localhost`` and the machine's own by which a server
+    without tokens may be named (:class:`_NotForBrowsers`).
 
     Serve it with uvicorn's ``ws=websocket_protocol(hub.close_timeout)``, or the TCP
     connection of a client that stops reading stays open after the server closed it.
@@ -243,4 +293,9 @@ def create_app(hub: Hub, *, listen_url: str | None = None) -> Starlette:
         Route("/health", health),
         Route("/metrics", metrics),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_NotForBrowsers)])
+    guard = Middleware(
+        _NotForBrowsers,
+        open_door=hub.authenticate is None,
+        hosts=frozenset(h.lower() for h in hosts),
+    )
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[guard])

@@ -65,6 +65,9 @@ class ServerConfig:
     """Seconds between uvicorn's WebSocket keepalive pings."""
     ping_timeout: float = 20.0
     """Seconds a keepalive ping waits for its pong; then the connection is closed."""
+    hosts: frozenset[str] = frozenset()
+    """Without tokens: names besides IP addresses, ``localhost`` and the machine's own by
+    which clients may name the server (``--allowed-host``)."""
     limits: Limits = field(default_factory=Limits)
     """How many connections the process holds: in all, per address before hello, per
     token after it (:mod:`pjai.sync.server.places`)."""
@@ -86,12 +89,13 @@ class SyncServer(Resource):
         database: ServerDatabase | None = None,
         ping_interval: float = 20.0,
         ping_timeout: float = 20.0,
+        hosts: frozenset[str] = frozenset(),
     ) -> None:
         self.hub = hub
         self.database = database
         """The database this server owns and closes, if it was opened with one."""
         listen_url = database.url if database is not None and database.postgres else None
-        self.app = create_app(hub, listen_url=listen_url)
+        self.app = create_app(hub, listen_url=listen_url, hosts=hosts)
         self._config = uvicorn.Config(
             self.app,
             ws=websocket_protocol(hub.close_timeout),
@@ -134,6 +138,7 @@ class SyncServer(Resource):
                 database=opened,
                 ping_interval=config.ping_interval,
                 ping_timeout=config.ping_timeout,
+                hosts=config.hosts,
             )
         except BaseException:
             opened.close()
