@@ -46,6 +46,7 @@ def test_settings_merge_a_file_then_edits(tmp_path: Path) -> None:
         (None, ["privacy"], "use PATH=VALUE with PATH under personality, memory, privacy"),
         (None, ["privacy.=1"], "use PATH=VALUE"),
         (None, ["memory.x=1", "memory.x.y=2"], "x is not a group of settings"),
+        ({"privacy": 5}, ["privacy.analytics=true"], "privacy is not a group of settings"),
     ],
 )
 def test_bad_settings_are_named(config: object, sets: list[str], message: str) -> None:

@@ -398,3 +398,37 @@ def test_a_directory_opens_while_postgresql_is_away_and_sql_catches_up_later(
                 assert manager.verify().equal
         finally:
             proxy.cut()
+
+
+def test_a_store_switched_on_while_sql_is_away_does_not_take_the_places_of_store_off_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A commit made with the store off is in SQL only. A process that switches the store
+    # on while SQL is away must not commit in its place: the two histories would split,
+    # and neither side could take the other's events in again.
+    monkeypatch.setattr(manager_module, "RETRY_DELAYS_S", (0.01,))
+    with postgres_schema() as real:
+        parsed = make_url(real)
+        proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432, started=False)
+        away_url = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
+        data = tmp_path / "data"
+        with HybridDatabaseManager.open(data, sql_urls=[real], environ={}) as on:
+            on.commit(persona("p1"))
+        off = {"PJAI_USE_LIVESTORE": "false"}
+        with HybridDatabaseManager.open(data, sql_urls=[real], environ=off) as store_off:
+            store_off.commit(memory("with-the-store-off"))
+        try:
+            with HybridDatabaseManager.open(
+                data, sql_urls=[away_url], pool=FAST_FAIL, environ={}
+            ) as away:
+                with pytest.raises(ConfigError, match="up to e2 committed with the store off"):
+                    away.commit(memory("in-its-place"))
+                assert away.store is not None
+                assert away.store.head.global_seq == 1  # nothing was written
+                proxy.resume()  # SQL answers: its events come first
+                away.commit(memory("after-it"))
+                ids = {row[0] for row in away.query("SELECT id FROM memories")}
+                assert ids == {"with-the-store-off", "after-it"}
+                assert away.verify().equal
+        finally:
+            proxy.cut()

@@ -237,8 +237,12 @@ def test_a_commit_cut_off_between_two_shards_leaves_a_directory_that_opens_and_r
         # would then seem to follow it: commits wait for the repair.
         with pytest.raises(ConfigError, match="Commits wait until then"):
             manager.commit(memory("c", first))
+        health = manager.health()  # doctor says so, not ok
+        assert health.status == "degraded"
+        assert "journal breaks after" in (health.bridge.last_error or "")
         manager.repair("sql")
         assert manager.verify().equal
+        assert manager.health().status == "ok"
         manager.commit(memory("c", first))
         assert {m.id for m in manager.memories.list()} == {"c"}
 

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas
+from pjai.app.flags import set_flag
 from pjai.app.privacy import ForgetGone, erase_persona
 from pjai.app.rights import record_consent
 from pjai.app.security import init_security
@@ -83,6 +84,27 @@ def test_an_erased_persona_is_in_no_file_and_the_others_stay(tmp_path: Path) -> 
     assert files_holding(data.path, "kept-words") != []
     with data.open() as manager:
         assert [p.name for p in Personas(manager).list()] == ["Grace"]
+
+
+def test_an_erasure_with_the_store_off_rewrites_the_store_file_too(tmp_path: Path) -> None:
+    # With the store off, its file still holds the persona's rows in plaintext state: it
+    # takes the erasure in from SQL's journal and is rewritten, before the proof says so.
+    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        fill(manager, "Grace", "kept-words")
+    set_flag(data, "use_livestore", False)
+    with data.open() as manager:
+        assert manager.store is None
+        proof = erase_persona(data, manager, ada)
+    assert data.store_path.name in proof.rewritten
+    assert proof.unfinished == []
+    assert files_holding(data.path, MARKER) == []
+    set_flag(data, "use_livestore", True)
+    with data.open() as manager:
+        assert [p.name for p in Personas(manager).list()] == ["Grace"]
+        assert manager.verify().equal
 
 
 def test_an_erasure_takes_the_persona_out_of_the_legacy_import_report(tmp_path: Path) -> None:

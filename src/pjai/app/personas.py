@@ -89,8 +89,8 @@ def merge_settings(
                 f"--set {item!r}: use PATH=VALUE with PATH under {', '.join(SETTINGS)}, "
                 "e.g. memory.max_memories=500"
             )
-        node = settings.setdefault(keys[0], {})
-        for key in keys[1:-1]:
+        node: Any = settings
+        for key in keys[:-1]:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {item!r}: {key} is not a group of settings")

@@ -27,7 +27,7 @@ from pjai.app.rights import (
     persona_row_ids,
     persona_rows,
 )
-from pjai.errors import NotFoundError
+from pjai.errors import NotFoundError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.legacy.report import forget_rows, listed_rows
 from pjai.memory.embeddings import forget_persona, forget_personas_but
@@ -118,9 +118,15 @@ def _rewrite(
     """Compact the store and the SQL shards; what was rewritten, and what was not."""
     rewritten, unfinished = [], []
     store, name = manager.store, data_dir.store_path.name
-    if store is not None:
-        emptied = store.compact()
-        if store.sync and store.pending_count:
+    # With the store off its file still holds the persona's rows: it takes the erasure
+    # in from SQL's journal and is rewritten too.
+    try:
+        emptied = manager.compact_store()
+    except PjaiError as exc:
+        unfinished.append(f"{name}: cannot rewrite it now ({exc})")
+        emptied = None
+    if emptied is not None:
+        if store is not None and store.sync and store.pending_count:
             # A pending event keeps the changeset of what it changed (the deleted rows,
             # for the erasure itself) until the sync server confirms it.
             unfinished.append(

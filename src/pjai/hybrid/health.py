@@ -150,14 +150,15 @@ def check(manager: HybridDatabaseManager) -> Health:
         lag_events=lag if reachable else manager.head(),
         lag_p95_ms=round(lags[int(0.95 * (len(lags) - 1))], 3) if lags else None,
         projected=bridging.projected,
-        last_error=bridging.last_error,
+        last_error=bridging.last_error or manager.last_error,
     )
     quarantine = QuarantineReport(store=store.quarantined)
     if len(reachable) == len(shards) and store.status == "ok":
         quarantine = report(manager)
     if store.status in ("down", "damaged") or not reachable:
         status = "down"
-    elif len(reachable) < len(shards) or lag or quarantine.alarm:
+    elif len(reachable) < len(shards) or lag or quarantine.alarm or manager.last_error:
+        # last_error: also a journal broken by a cut-off commit, which stops commits.
         status = "degraded"
     else:
         status = "ok"

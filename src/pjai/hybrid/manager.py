@@ -223,6 +223,13 @@ class HybridDatabaseManager(Resource):
             self._check_open()
             return self._projector.reconcile(progress)
 
+    def compact_store(self) -> bool | None:
+        """Rewrite the store file without freed pages, the store on or off
+        (:meth:`StoreSwitch.compact`)."""
+        with self._lock:
+            self._check_open()
+            return self._switch.compact()
+
     def health(self) -> Health:
         """Status, probe latency, lag, quarantine, pools and disk use of both sides."""
         return self._locked(check)

@@ -46,6 +46,10 @@ MAX_BACKOFF_S = 30.0
 
 log = logging.getLogger(__name__)
 
+OFF_HEAD = "sql_head_store_off"
+"""The store file's metadata entry holding SQL's head after the last commit made with
+the store switched off."""
+
 AHEAD_RETRIES = 5
 """How often a commit follows store-off commits that took its place before it gives up."""
 
@@ -258,7 +262,14 @@ class Projector:
                 for record, (_, payload, _) in zip(records, encoded, strict=True)
             ]
 
-        with store_file.locked() as stored:
+        records: list[EventRecord] = []
+
+        def note() -> dict[str, str]:
+            # A store-on process that cannot reach SQL learns from the file that SQL's
+            # history goes on past its own: it may not commit in those places.
+            return {OFF_HEAD: str(records[-1].position.global_seq)}
+
+        with store_file.locked(note) as stored:
             records, tables = self.bridge.append(partial(build, stored=stored))
         self.sql_head = records[-1].position.global_seq
         return records, tables | {journal.journal.name}
@@ -292,6 +303,7 @@ class Projector:
         except (SqlUnavailableError, ConfigError) as exc:  # ConfigError: placement, in _ready
             if not self._setup_due and isinstance(exc, ConfigError):
                 raise
+            self._refuse_unseen_history(events[0].record.parent.global_seq, exc)
             self._fell_behind(exc)
 
     def _confirmed(self, _result: object) -> None:
@@ -372,6 +384,19 @@ class Projector:
             "store's history again (dropping them)"
         )
         log.warning("%s", self.last_error)
+
+    def _refuse_unseen_history(self, parent: int, error: BaseException) -> None:
+        """With SQL away, refuse a commit after ``parent`` when commits made with the
+        store off went past it (the store file says so): it would take their places."""
+        store = self.store
+        assert store is not None
+        off_head = int(store.meta(OFF_HEAD) or 0)
+        if off_head > parent:
+            raise ConfigError(
+                f"SQL's journal holds events up to e{off_head} committed with the store "
+                "off, which this store has not taken in; it takes them in when SQL "
+                f"answers (now: {error}). Commit again then"
+            ) from error
 
     def _fell_behind(self, error: BaseException) -> None:
         self.last_error = str(error)

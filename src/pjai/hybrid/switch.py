@@ -174,6 +174,25 @@ class StoreSwitch:
         if store is not None:
             store.close()
 
+    def compact(self) -> bool | None:
+        """Rewrite the store file without the pages its deleted rows left: the open
+        store's, or, with the store off, its file's, after it took in SQL's journal (an
+        erasure committed meanwhile deletes the rows). Whether the file was rewritten
+        (``False``: a reader still holds an older state); ``None``: there is no file."""
+        with self._lock:
+            if self.store is not None:
+                return self.store.compact()
+            if not self.store_path.exists():
+                return None
+            store = self._open(None)
+            self._projector.store = store
+            try:
+                self._projector.reconcile(None)
+                return store.compact()
+            finally:
+                self._projector.store = None
+                store.close()
+
     def replace_damaged(self, problems: list[str], progress: Progress | None) -> StoreRebuilt:
         """Close the store, rebuild its damaged file in a new one and open that."""
         store = self.store

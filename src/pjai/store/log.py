@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -324,8 +324,10 @@ class FileHead:
         self._inode = 0
 
     @contextmanager
-    def locked(self) -> Iterator[int]:
-        """The file's head, with its write lock held for the block."""
+    def locked(self, note: Callable[[], dict[str, str]] | None = None) -> Iterator[int]:
+        """The file's head, with its write lock held for the block. When the block
+        ends without an error, ``note()``'s entries are written into the file's metadata
+        before the lock is let go (a file without a log keeps none)."""
         try:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
@@ -340,14 +342,19 @@ class FileHead:
         except (OSError, apsw.Error) as exc:  # not to be skipped: it may hold events
             self.close()
             raise StoreError(f"cannot lock the store file {self.path}: {exc}") from exc
+        log = EventLog(conn)
         try:
             try:
-                head = EventLog(conn).head().global_seq
+                head = log.head().global_seq
             except apsw.Error:
                 head = 0
             yield head
+            if note is not None and log.exists():
+                log.set_meta(**note())
+                conn.execute("COMMIT")
         finally:
-            conn.execute("ROLLBACK")
+            if not conn.get_autocommit():
+                conn.execute("ROLLBACK")
 
     def _connection(self) -> apsw.Connection:
         inode = self.path.stat().st_ino
