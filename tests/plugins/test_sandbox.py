@@ -162,11 +162,34 @@ def test_a_plugin_writing_beyond_its_file_limit_is_stopped(
     setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
 ) -> None:
     registry, manager, ada = setting
-    # The root it sees is read-only and empty; what it prints goes to the one file it
-    # can write, within its limit.
-    name = installed(registry, plugin(tmp_path, "writer", "print('x' * 3_000_000)", []))
+    # The root it sees is read-only and empty: the files it can make are in memory.
+    code = (
+        "import os\nwith os.fdopen(os.memfd_create('x'), 'wb') as f:\n    f.write(b'x' * 3_000_000)"
+    )
+    name = installed(registry, plugin(tmp_path, "writer", code, []))
     with pytest.raises(PluginError, match="wrote more than its 1 MB file limit"):
         run_plugin(registry, manager, name, ada)
+
+
+def test_what_a_plugin_prints_is_kept_by_its_end_on_one_line(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    # Its standard error is a pipe, not a file: what it allocates there (fallocate past
+    # the size, which no file limit counts) takes no disk, and lines that look like
+    # PJai's own are one line of its log.
+    code = (
+        "import ctypes, sys\n"
+        "allocated = ctypes.CDLL(None).fallocate(2, 1, ctypes.c_longlong(0), 1 << 31)\n"
+        "print('x' * 3_000_000, file=sys.stderr)\n"
+        "print('end\\nerror: plugin probe failed', file=sys.stderr)\n"
+        "return allocated"
+    )
+    done = _run_result(setting, tmp_path, code)
+    assert done.result == -1  # a pipe has no room to allocate
+    (printed,) = done.log
+    assert printed.startswith("stderr: x")
+    assert printed.endswith("x end error: plugin probe failed")
+    assert len(printed) < 2100
 
 
 def test_plugins_install_disabled_and_bad_manifests_are_refused(
@@ -394,7 +417,7 @@ def test_shared_memory_and_keyrings_of_the_machine_are_out_of_reach(
         "return [made >= 0, keyring]"
     )
     made, keyring = _run_result(setting, tmp_path, code).result
-    assert made  # in its own IPC namespace, gone with it
+    assert not made  # its own IPC namespace has no segment to give (nor the machine's)
     assert libc.shmget(key, 0, 0) == -1
     ours = libc.syscall(_KEYCTL[os.uname().machine], 0, -3, 0)
     assert keyring != ours
@@ -585,3 +608,23 @@ def test_one_plugin_installed_at_once_twice_is_installed_once(
     assert sorted(said)[-1] == "installed"
     assert said.count("installed") == 1
     assert all("is installed already" in s for s in said if s != "installed")
+
+
+def test_a_plugin_that_goes_on_after_its_answer_is_stopped_and_not_measured_as_idle(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    code = "import sys, time\nsys.modules['__main__']._send({'done': 'small'})\ntime.sleep(60)"
+    with pytest.raises(PluginError, match="went on after its answer and was stopped"):
+        _run_result(setting, tmp_path, code)
+    assert hosts_end()
+
+
+def test_text_that_is_not_valid_unicode_is_not_a_crash(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    logged = _run_result(setting, tmp_path, "api.log('a\\ud800b')\nreturn 1")
+    assert logged.log == ["a?b"]
+    registry, manager, ada = setting
+    answer = installed(registry, plugin(tmp_path, "answer", "return ['x\\ud800']", []))
+    with pytest.raises(PluginError, match="an answer that is not valid Unicode"):
+        run_plugin(registry, manager, answer, ada)

@@ -94,6 +94,10 @@ class Api:
         self._call("log", text=str(text)[:1000])
 
 
+_NO_IPC = {"shmmni": "0", "shmmax": "0", "shmall": "0", "msgmni": "0", "sem": "0 0 0 0"}
+"""The IPC namespace's settings: no shared memory segment, message queue or semaphore."""
+
+
 def _close_sandbox(root: str, report: int) -> str | None:
     """Enter new user, network, mount, IPC and PID namespaces and a session keyring of
     its own; go on as the plugin's process, the second of the new PID namespace, under
@@ -103,6 +107,14 @@ def _close_sandbox(root: str, report: int) -> str | None:
     flags = _CLONE_NEWUSER | _CLONE_NEWNET | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWPID
     if libc.unshare(flags) != 0:
         return f"no network namespace here ({os.strerror(ctypes.get_errno())})"
+    # System V shared memory and message queues would hold memory that no limit of a
+    # process counts: the new IPC namespace has none to give.
+    for name, none in _NO_IPC.items():
+        try:
+            with open(f"/proc/sys/kernel/{name}", "w") as setting:
+                setting.write(none)
+        except OSError as exc:
+            return f"cannot close System V IPC ({name}: {exc.strerror or exc})"
     keyctl = _SYS_KEYCTL.get(os.uname().machine)
     joined = keyctl is None or libc.syscall(keyctl, _KEYCTL_JOIN_SESSION_KEYRING, None) >= 0
     # Not there, or not allowed (a seccomp filter, which the plugin inherits): none to read.

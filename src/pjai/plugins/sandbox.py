@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ _MAX_CALL_NAME = 64
 """How long the host may take to measure the plugin and end, once it is stopped."""
 _MAX_LINE = 1 << 20
 """The longest protocol line a plugin may send."""
+_TAIL_BYTES = 2000
+"""How much of what a plugin prints (its standard error) a run keeps: the end."""
 
 Handler = Callable[[str, dict[str, Any]], Any]
 """Answers one call of the plugin (``name``, ``args``); raises :class:`PluginError` to
@@ -73,14 +76,13 @@ def run_sandboxed(
     exceeded (saying which), the plugin failed (its error), or broke the protocol.
     """
     limits = manifest.limits
-    with (
-        tempfile.TemporaryDirectory(prefix="pjai-plugin-root-") as root,
-        tempfile.TemporaryFile() as errors,
-    ):
+    with tempfile.TemporaryDirectory(prefix="pjai-plugin-root-") as root:
         os.chmod(root, 0o555)  # empty; the host mounts a read-only file system on it
         # What the plugin used, as the host measured it: a pipe the plugin does not hold.
         measured, report = os.pipe()
-        # What it prints goes to a file, within its limit: its root is read-only.
+        # What it prints goes to a pipe, of which the end is kept: its root is read-only,
+        # and a file would take what it allocates past its size (no limit counts that).
+        printed, errors = os.pipe()
         try:
             child = subprocess.Popen(
                 [
@@ -97,8 +99,14 @@ def run_sandboxed(
                 start_new_session=True,
                 pass_fds=(report,),
             )  # fmt: skip
+        except BaseException:
+            os.close(measured)
+            os.close(printed)
+            raise
         finally:
             os.close(report)
+            os.close(errors)
+        tail = _Tail(printed)
         started = time.monotonic()
         outcome: dict[str, Any] | None = None
         try:
@@ -108,10 +116,8 @@ def run_sandboxed(
         wall = time.monotonic() - started
         usage = _usage(child)
         used = _measured(measured)
-        errors.seek(max(0, errors.seek(0, os.SEEK_END) - 2000))
-        printed = errors.read().decode(errors="replace").strip()
-    if printed:
-        log.append(printed)
+    if said := tail.text():
+        log.append(f"stderr: {said}")
     # How the plugin's process ended, as its namespace's init saw it; the host's own
     # end when there is no word from init (killed at the wall time, never ran).
     ended = used.get("exit")
@@ -135,6 +141,34 @@ def _limit(limits: Limits) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # The host, and with it the plugin's namespace, dies with the process that runs it.
     _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class _Tail:
+    """Reads what the plugin prints (a pipe) in a thread until every writer is gone,
+    keeping its last :data:`_TAIL_BYTES`."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd, self._kept = fd, b""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        with os.fdopen(self._fd, "rb", buffering=0) as pipe:
+            while chunk := pipe.read(65536):
+                self._kept = (self._kept + chunk)[-_TAIL_BYTES:]
+
+    def text(self) -> str:
+        """What was kept, as one line of valid text (the run has ended: no writer is
+        left, or one its namespace's end leaves behind is not waited for long)."""
+        self._reader.join(timeout=_HOST_GRACE_S)
+        return _one_line(self._kept.decode(errors="replace"))
+
+
+def _one_line(text: str) -> str:
+    """``text`` as one line of valid Unicode: a plugin's text cannot print lines that
+    look like PJai's own, nor stop the printing of them (a lone surrogate)."""
+    valid = text.encode(errors="replace").decode()
+    return " ".join(valid.splitlines()).strip()
 
 
 class _Pipe:
@@ -238,7 +272,7 @@ def _answer(name: str, args: dict[str, Any], handle: Handler, log: list[str]) ->
     if name == "log":
         if len(log) < _MAX_LOG_LINES:
             # One line: a plugin's text cannot print lines that look like PJai's own.
-            log.append(" ".join(str(args.get("text", ""))[:1000].splitlines()))
+            log.append(_one_line(str(args.get("text", ""))[:1000]))
         elif len(log) == _MAX_LOG_LINES:
             log.append(f"(more lines than {_MAX_LOG_LINES}: not kept)")
         return {"result": None}
@@ -324,6 +358,19 @@ def _finish(
     rss = peak / 1024 if isinstance(peak, int) and not isinstance(peak, bool) else 0.0
     name = manifest.name
     if outcome is not None and "done" in outcome:
+        if "exit" not in used:
+            # Its namespace's init measures it once it has ended: it went on after its
+            # answer, and was stopped, so what it used is not known.
+            raise PluginError(
+                f"plugin {name} went on after its answer and was stopped "
+                f"{_HOST_GRACE_S:g} s later; what it used is not known"
+            )
+        try:
+            json.dumps(outcome["done"], ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise PluginError(
+                f"plugin {name} broke the protocol (an answer that is not valid Unicode)"
+            ) from None
         return PluginRun(name, outcome["done"], calls, round(cpu, 3), round(rss, 1), wall, log)
     if outcome is not None and outcome.get("wall"):
         raise PluginError(f"plugin {name} ran longer than its {limits.wall_s} s: stopped")
