@@ -31,6 +31,13 @@ def test_a_query_over_its_budget_is_stopped(store_file: Path, in_memory: bool) -
             store.inspect(ENDLESS, 10, seconds=0.2)
         with pytest.raises(QueryError, match="longer than 1,000,000 bytes"):
             store.inspect("SELECT printf('%.*c', 2000000, 'x')", 10)
+        # Values each within their limit, but many: the result as a whole has one too.
+        many = (
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 501) "
+            "SELECT zeroblob(999000) AS a, zeroblob(999000) AS b FROM n"
+        )
+        with pytest.raises(QueryError, match="the result holds more than 16,000,000 bytes"):
+            store.inspect(many, 501)
         assert store.inspect("SELECT count(*) AS n FROM personas", 10)[1][0].n == 1
 
 

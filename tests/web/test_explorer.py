@@ -14,6 +14,7 @@ from nicegui.testing.user_interaction import UserInteraction
 
 from pjai.app import Personas
 from pjai.app.reads import memories as reads
+from pjai.errors import QueryError
 from pjai.schema import BookmarkCreated
 from pjai.web import WebApp
 from pjai.web.views.explorer_selection import Selection, format_time, parse_time
@@ -386,6 +387,15 @@ def test_a_timeline_bucket_spans_its_whole_unit(key: str, unit: Any, first: str,
 @pytest.mark.parametrize("end", [False, True])
 def test_a_typed_time_reads_back_as_written(text: str, end: bool) -> None:
     assert format_time(parse_time(text, end=end), end=end) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "end"),
+    [("9999-12-31", True), ("9999-12-31 23:59", True), ("0001-01-01T00:00+05:00", False)],
+)
+def test_a_time_at_the_calendars_edge_is_a_clear_error(text: str, end: bool) -> None:
+    with pytest.raises(QueryError, match="is a time PJai cannot search to"):
+        parse_time(text, end=end)
 
 
 def test_a_bookmark_keeps_the_selection(web: WebApp) -> None:

@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 
 INSPECT_SECONDS = 5.0
 """How long a console query may run."""
+INSPECT_RESULT_BYTES = 16_000_000
+"""The most bytes of values a read-only console query's result may hold."""
 INSPECT_MAX_BYTES = 1_000_000
 """The longest value a console query may make."""
 
@@ -606,7 +608,18 @@ class Store(Resource):
                 columns = [name for name, _ in cursor.get_description()]
             except apsw.ExecutionCompleteError:
                 return [], []
-            return columns, list(itertools.islice(self._rows.iterate(cursor), limit))
+            rows, size = [], 0
+            for row in itertools.islice(self._rows.iterate(cursor), limit):
+                size += sum(len(v) if isinstance(v, str | bytes) else 8 for v in row)
+                if size > INSPECT_RESULT_BYTES:
+                    raise QueryError(
+                        f"the result holds more than {INSPECT_RESULT_BYTES:,} bytes; narrow "
+                        "it down (fewer columns or rows, substr() of long values)"
+                    )
+                if time.monotonic() > deadline:
+                    raise apsw.InterruptError("the deadline passed between rows")
+                rows.append(row)
+            return columns, rows
         except apsw.AuthError as exc:
             raise QueryError(f"only reading is allowed here (SELECT or WITH): {exc}") from exc
         except apsw.InterruptError as exc:

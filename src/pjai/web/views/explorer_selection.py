@@ -110,12 +110,14 @@ def parse_time(text: str, *, end: bool = False) -> datetime | None:
             start = datetime.combine(day, time(), UTC)
             return start + timedelta(days=1) - _LAST_INSTANT if end else start
         value = datetime.fromisoformat(text.replace(" ", "T"))
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if end and value.second == 0 and value.microsecond == 0:
+            # "to 14:30" takes in the whole minute, as "to 2026-01-31" takes in the day
+            return value + timedelta(minutes=1) - _LAST_INSTANT
+    except OverflowError as exc:  # the calendar's first or last day, shifted past it
+        raise QueryError(f"{text!r} is a time PJai cannot search to: {exc}") from exc
     except ValueError as exc:
         raise QueryError(f"{text!r} is not a date: use 2026-01-31 or 2026-01-31 14:30") from exc
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if end and value.second == 0 and value.microsecond == 0:
-        # "to 14:30" takes in the whole minute, as "to 2026-01-31" takes in the day
-        return value + timedelta(minutes=1) - _LAST_INSTANT
     return value
 
 
