@@ -210,6 +210,24 @@ def test_pinned_memories_stay_and_take_up_their_places(store: Store) -> None:
     assert "top" not in {m.memory_id for m in report.moves}
 
 
+def test_a_pinned_memory_is_not_deleted_for_space(store: Store) -> None:
+    # Pinned is the user's choice: it stays until they move or unpin it (or retention
+    # archives it), however low its score.
+    with_config(store, max_memories=1, importance_threshold=0.5)
+    store.commit(
+        memory("pinned", importance=0.1, tier="hot", pinned=True),
+        memory("a", importance=0.2),
+        memory("b", importance=0.25),
+    )
+    report = optimize(store, "p1", now=NOW)
+    assert report.deleted_for_space == 2
+    assert list(tiers(store)) == ["pinned"]
+    store.commit(memory("c", importance=0.1, tier="cold", pinned=True))
+    report = optimize(store, "p1", now=NOW)
+    assert report.deleted_for_space == 0
+    assert "1 memories over max_memories (1) are pinned or have importance" in report.notes[0]
+
+
 def test_pinned_memories_above_the_target_are_noted(store: Store) -> None:
     with_config(store)
     store.commit(*[memory(f"m{i}", tier="hot", pinned=True) for i in range(3)])

@@ -137,6 +137,15 @@ def test_what_a_tier_cannot_hold_goes_to_the_next() -> None:
     assert tier_targets(20, TierShares(), small) == {"hot": 1, "warm": 2, "cold": 17}
 
 
+def test_what_cold_cannot_hold_goes_up_where_there_is_room() -> None:
+    # Only when every tier is full does cold pass its capacity.
+    caps = TierCapacities(hot=100, warm=1_000, cold=10)
+    assert tier_targets(100, TierShares(), caps) == {"hot": 10, "warm": 80, "cold": 10}
+    tight = TierCapacities(hot=20, warm=30, cold=10)
+    assert tier_targets(100, TierShares(), tight) == {"hot": 20, "warm": 30, "cold": 50}
+    assert tier_targets(55, TierShares(), tight) == {"hot": 15, "warm": 30, "cold": 10}
+
+
 def test_all_hot_fills_the_tiers_in_order() -> None:
     caps = TierCapacities(hot=2, warm=3, cold=100)
     fill = TierShares(hot=1, warm=0, cold=0)
@@ -168,3 +177,5 @@ def test_targets_place_every_memory_within_hot_and_warm_capacity(
     assert 0 <= targets["hot"] <= caps.hot
     assert 0 <= targets["warm"] <= caps.warm
     assert targets["cold"] >= 0
+    if count <= caps.hot + caps.warm + caps.cold:
+        assert targets["cold"] <= caps.cold

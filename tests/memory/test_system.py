@@ -346,3 +346,36 @@ def test_search_like_mem0(store: Store) -> None:
     assert names(store, "v1.MemoryAccessed") == 0
     with pytest.raises(NotFoundError, match="no persona 'ghost'"):
         system.search("tea", persona_id="ghost")
+
+
+def test_a_small_cold_tier_with_room_above_does_not_rerun_the_optimizer_on_every_add(
+    store: Store,
+) -> None:
+    # Cold's capacity is 10, but hot and warm have room for 1,100: a run brings cold
+    # within its capacity, and the adds after it start no run of their own.
+    system = system_with(store, capacities=TierCapacities(hot=100, warm=1_000, cold=10))
+    for i in range(100):
+        system.add("p1", f"memory {i}", memory_id=f"m{i:03}")
+    report = system.optimize("p1", now=NOW)
+    assert report.tiers_after == {"hot": 10, "warm": 80, "cold": 10}
+    with system.optimizations() as runs:
+        for i in range(5):
+            system.add("p1", f"more {i}")
+    assert runs == []
+
+
+def test_a_memory_past_retention_is_archived_by_the_run_its_age_starts(store: Store) -> None:
+    # The check that starts a run and the run agree on the exact time: at the hour,
+    # the run archived nothing, and each commit meanwhile started another.
+    system = system_with(store, retention_days=1)
+    now = datetime(2026, 11, 26, 12, 45, tzinfo=UTC)
+    at = now - timedelta(days=1, minutes=10)
+    store.commit(
+        MemoryImported(
+            memory_id="old", persona_id="p1", content="old", source="t", created_at=at,
+            updated_at=at,
+        )
+    )  # fmt: skip
+    assert system.over_limits("p1", now=now)
+    assert system.optimize("p1", now=now).archived == 1
+    assert not system.over_limits("p1", now=now)

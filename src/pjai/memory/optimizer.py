@@ -212,8 +212,8 @@ def plan(
     ``session_start``: when the persona's latest conversation started (the session
     rule applies with ``privacy.memory_retention`` off). ``privacy_only``: apply the
     privacy rules and nothing else (a persona that does not auto-optimize).
-    ``privacy_at``: the time the privacy rules hold at (``now`` unless given: ranking
-    uses the hour, a retention deadline the exact time).
+    ``privacy_at``: the time the privacy rules and retention hold at (``now`` unless
+    given: ranking uses the hour, a deadline the exact time).
     """
     report = OptimizationReport(persona.id, now)
     report.tiers_before = _count(m.tier for m in memories)
@@ -237,7 +237,10 @@ def plan(
     memories = [m for m in memories if m.id not in gone]
 
     if config.retention_days is not None:
-        cutoff = now - timedelta(days=config.retention_days)
+        # At the exact time, as the rules above and the check that starts a run: at the
+        # hour, a memory past retention would wait for the next hour, and every commit
+        # meanwhile would start a run that does nothing.
+        cutoff = (privacy_at or now) - timedelta(days=config.retention_days)
         for m in memories:
             if m.created_at >= cutoff:
                 continue
@@ -259,7 +262,10 @@ def plan(
     live = [m for m in memories if m.id not in gone]
     excess = len(live) - config.max_memories
     if excess > 0:
-        expendable = [m for m in reversed(live) if m.importance < config.importance_threshold]
+        # A pinned memory is the user's to keep, as its tier is.
+        expendable = [
+            m for m in reversed(live) if m.importance < config.importance_threshold and not m.pinned
+        ]
         for m in expendable[:excess]:
             events.append(MemoryDeleted(memory_id=m.id, persona_id=persona.id))
             gone.add(m.id)
@@ -268,7 +274,7 @@ def plan(
         if len(expendable) < excess:
             report.notes.append(
                 f"{excess - len(expendable)} memories over max_memories "
-                f"({config.max_memories}) all have importance >= "
+                f"({config.max_memories}) are pinned or have importance >= "
                 f"{config.importance_threshold}; none of them was deleted"
             )
 

@@ -99,11 +99,16 @@ def tier_targets(count: int, shares: TierShares, capacities: TierCapacities) -> 
     boundary, so that the best memory is hot as soon as hot has a share: hot holds
     ``ceil(count * hot)``, hot and warm together ``ceil(count * (hot + warm))``, cold the
     rest. A tier never gets more than its capacity; what hot cannot hold goes to warm,
-    what warm cannot hold to cold. Cold takes the rest even above its capacity (the
-    optimizer's report says so).
+    what warm cannot hold to cold, and what cold cannot hold goes back up to warm, then
+    hot, where they have room. Only when every tier is full does cold take the rest
+    above its capacity (the optimizer's report says so).
     """
     total = shares.hot + shares.warm + shares.cold
     hot_share, warm_share = (shares.hot / total, shares.warm / total) if total > 0 else (0.1, 0.3)
     hot = min(capacities.hot, _up(count * hot_share))
     warm = min(capacities.warm, max(0, _up(count * (hot_share + warm_share)) - hot))
+    over = max(0, count - hot - warm - capacities.cold)
+    up = min(over, capacities.warm - warm)
+    warm += up
+    hot += min(over - up, capacities.hot - hot)
     return {"hot": hot, "warm": warm, "cold": count - hot - warm}

@@ -75,7 +75,9 @@ def _limits(persona_id: str) -> AnySelect:
             *(count_if(and_(m.tier == tier, ~m.pinned)).label(f"free_{tier}") for tier in TIERS),
             func.count(m.id).label("total"),
             # what the optimizer may delete when there are more than max_memories
-            count_if(m.importance < p.memory_importance_threshold).label("expendable"),
+            count_if(and_(m.importance < p.memory_importance_threshold, ~m.pinned)).label(
+                "expendable"
+            ),
             # archived memories were dealt with: retention archives a memory only once
             func.min(case((m.archived_at.is_(None), m.created_at))).label("oldest"),
             # what the privacy rules look at
