@@ -8,6 +8,7 @@ from itertools import pairwise
 import pytest
 
 from pjai.errors import QueryError
+from pjai.memory import graph
 from pjai.memory.graph import Neighbour, auto_link, components, decay_links, neighbours, similarity
 from pjai.schema import (
     MemoryDeleted,
@@ -142,6 +143,27 @@ def test_auto_link_reads_cold_memories_and_skips_deleted(store: Store) -> None:
     store.commit(MemoryDeleted(memory_id="m3", persona_id="p1"))
     pairs = [(e.source_id, e.target_id) for e in auto_link(store, "p1")]  # type: ignore[attr-defined]
     assert pairs == [("m1", "m2")]
+
+
+def test_auto_link_by_words_compares_a_bounded_number_of_pairs(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Words shared by many memories would make every pair a candidate: the work must
+    # grow with the memories, not with their pairs.
+    compared = []
+    monkeypatch.setattr(graph, "similarity", lambda a, b: compared.append(1) or similarity(a, b))
+    vocabulary = [f"word{i}" for i in range(100)]  # each in about 75 memories
+    store.commit(persona("p1"))
+    store.commit(
+        *[
+            memory(
+                f"m{i:04}", content=" ".join(vocabulary[(i * 7 + j * 13) % 100] for j in range(5))
+            )
+            for i in range(1_500)
+        ]
+    )
+    auto_link(store, "p1")
+    assert len(compared) <= 1_500 * graph.CANDIDATES_PER_LINK * 3
 
 
 def test_decay_unlinks_weak_links_and_decays_the_rest(store: Store) -> None:

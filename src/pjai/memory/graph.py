@@ -180,6 +180,13 @@ def auto_link(
     return events
 
 
+MAX_POSTINGS = 200
+"""The most memories a word may be in to make two of them candidates for a link."""
+CANDIDATES_PER_LINK = 8
+"""How many candidates, by the rarer words they share, a memory is compared with whole
+for each link it may get."""
+
+
 def _overlapping_pairs(
     backend: Backend,
     persona_id: str,
@@ -196,7 +203,9 @@ def _overlapping_pairs(
     )
     terms = {r.id: _terms(f"{r.name} {r.content} {r.summary}") for r in rows}
     frequency: Counter[str] = Counter(t for words in terms.values() for t in words)
-    cap = max(2, int(max_document_share * len(terms)))
+    # A word in many memories says little of any two; past MAX_POSTINGS it is not
+    # followed at all, so that the work grows with the memories, not their pairs.
+    cap = max(2, min(MAX_POSTINGS, int(max_document_share * len(terms))))
     postings: dict[str, list[str]] = defaultdict(list)
     for memory_id, words in terms.items():
         for word in words:
@@ -204,11 +213,21 @@ def _overlapping_pairs(
                 postings[word].append(memory_id)
     pairs: dict[tuple[str, str], float] = {}
     for memory_id, words in terms.items():
-        candidates = {
+        shared: Counter[str] = Counter(
             other for word in words for other in postings.get(word, ()) if other != memory_id
-        }
+        )
+        # Those closest by the rarer words they share (their overlap if those were all
+        # the words) are compared whole.
+        size = len(words)
+        closest = sorted(
+            shared.items(),
+            key=lambda item: (-item[1] / (size + len(terms[item[0]]) - item[1]), item[0]),
+        )
         scored = sorted(
-            ((similarity(words, terms[other]), other) for other in candidates),
+            (
+                (similarity(words, terms[other]), other)
+                for other, _ in closest[: CANDIDATES_PER_LINK * per_memory]
+            ),
             key=lambda pair: (-pair[0], pair[1]),
         )
         for overlap, other in scored[:per_memory]:
