@@ -100,6 +100,26 @@ def test_a_granted_plugin_reads_and_adds_memories_and_its_use_is_measured(
     assert (added.content, added.tags) == ("seen: likes green tea", ["plugin"])
 
 
+def test_what_a_run_adds_is_within_its_write_limit(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, manager, ada = setting
+    code = (
+        "added = []\n"
+        "try:\n"
+        "    for i in range(5):\n"
+        "        added.append(api.add_memory('x' * 400_000))\n"
+        "except PermissionError as refused:\n"
+        "    return [len(added), str(refused)]"
+    )
+    source = plugin(tmp_path, "adder", code, ["memories:add"], writes_mb=1)
+    done = run_plugin(registry, manager, installed(registry, source), ada)
+    count, refused = done.result
+    assert count == 2
+    assert "this run added 800,000 bytes of text; its limit is 1,000,000" in refused
+    assert len(Memories(manager).list(MemoryFilter(persona_id=ada))) == 3  # 1 before
+
+
 def test_a_plugins_memory_is_its_own_not_that_of_the_process_that_ran_it(
     setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
 ) -> None:

@@ -53,8 +53,11 @@ def run_plugin(
 
 def _handler(plugin: InstalledPlugin, memories: Memories, persona_id: str) -> Handler:
     granted: set[str] = set(plugin.manifest.capabilities)
+    budget = plugin.manifest.limits.writes_mb * 1_000_000
+    written = 0
 
     def handle(call: str, args: dict[str, Any]) -> Any:
+        nonlocal written
         if call == "memories":
             _need(plugin, granted, "memories:read")
             limit = args.get("limit", 50)
@@ -83,7 +86,16 @@ def _handler(plugin: InstalledPlugin, memories: Memories, persona_id: str) -> Ha
             tags = extra.get("tags", [])
             if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
                 raise PluginError("add_memory(tags=...) takes a list of texts")
-            return memories.add(persona_id, content, **extra).memory.id
+            texts = [content, *tags, *(v for v in extra.values() if isinstance(v, str))]
+            size = sum(len(t.encode(errors="replace")) for t in texts)
+            if written + size > budget:
+                raise PluginError(
+                    f"add_memory: this run added {written:,} bytes of text; its limit is "
+                    f"{budget:,} (limits.writes_mb in plugin.json)"
+                )
+            added = memories.add(persona_id, content, **extra).memory.id
+            written += size
+            return added
         raise PluginError(f"there is no call {call!r} (memories, add_memory, log)")
 
     return handle

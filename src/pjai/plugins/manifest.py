@@ -39,6 +39,8 @@ class Limits(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     memory_mb: Annotated[int, Meta(ge=64, le=8192)] = 256
     file_mb: Annotated[int, Meta(ge=0, le=1024)] = 1
     wall_s: Annotated[int, Meta(ge=1, le=3600)] = 10
+    writes_mb: Annotated[int, Meta(ge=0, le=1024)] = 10
+    """The most text (content, name, summary, tags) a run may add as memories."""
 
 
 class Manifest(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
