@@ -21,6 +21,7 @@ from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid import manager as manager_module
 from pjai.hybrid.projector import Projector
 from pjai.sql.engine import PoolConfig
+from pjai.store.log import EventLog
 from tests.databases import postgres_schema
 from tests.helpers import history, memory, persona
 from tests.proxy import TcpProxy
@@ -432,3 +433,25 @@ def test_a_store_switched_on_while_sql_is_away_does_not_take_the_places_of_store
                 assert away.verify().equal
         finally:
             proxy.cut()
+
+
+def test_a_store_off_commit_whose_note_cannot_be_written_still_commits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SQL took the commit: a failure to note its head in the store file afterwards is
+    # no failure of the commit (a retry would commit it twice).
+    data = tmp_path / "data"
+    with HybridDatabaseManager.open(data, environ={}) as on:
+        on.commit(persona("p1"))
+    with HybridDatabaseManager.open(data, environ={"PJAI_USE_LIVESTORE": "false"}) as off:
+
+        def full(self: EventLog, **values: str) -> None:
+            raise apsw.FullError("database or disk is full")
+
+        monkeypatch.setattr(EventLog, "set_meta", full)
+        (record,) = off.commit(memory("m1"))
+        assert record.position.global_seq == 2
+        assert "could not note" in caplog.text
+    monkeypatch.undo()
+    with HybridDatabaseManager.open(data, environ={}) as again:
+        assert {row[0] for row in again.query("SELECT id FROM memories")} == {"m1"}

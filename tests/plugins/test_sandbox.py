@@ -6,7 +6,9 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import shutil
 import signal
+import site
 import subprocess
 import sys
 import textwrap
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+import pjai
 from pjai.app import DataDir, Memories, Personas
 from pjai.app.plugins import plugin_registry, run_plugin
 from pjai.cli import app as cli
@@ -648,3 +651,49 @@ def test_text_that_is_not_valid_unicode_is_not_a_crash(
     answer = installed(registry, plugin(tmp_path, "answer", "return ['x\\ud800']", []))
     with pytest.raises(PluginError, match="an answer that is not valid Unicode"):
         run_plugin(registry, manager, answer, ada)
+
+
+def test_a_user_who_is_not_root_runs_plugins(tmp_path: Path) -> None:
+    # The sandbox is made by whoever runs PJai: as root (CI) nothing shows what a user
+    # may not do, so the run is made again as nobody.
+    if os.getuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run as another user")
+    # An interpreter another user may run (the virtual environment's may lie under
+    # /root), of this one's version, given this environment's packages.
+    python = shutil.which("python3", path="/usr/bin:/usr/local/bin")
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if python is None or not os.access(python, os.X_OK):
+        pytest.skip("no system python3 for another user")
+    found = subprocess.run(
+        [python, "-c", "import sys; print(f'{sys.version_info.major}.{sys.version_info.minor}')"],
+        capture_output=True,
+        text=True,
+    )
+    if found.stdout.strip() != version:
+        pytest.skip(f"the system python3 is not {version}, this environment's")
+    paths = [str(Path(pjai.__file__).parents[1]), *site.getsitepackages()]
+    script = textwrap.dedent(
+        """
+        import json, tempfile
+        from pathlib import Path
+        import msgspec
+        from pjai.plugins.manifest import Manifest
+        from pjai.plugins.sandbox import run_sandboxed
+        source = Path(tempfile.mkdtemp())
+        manifest = {"name": "p", "version": "1", "entry": "main.py:run", "capabilities": []}
+        (source / "plugin.json").write_text(json.dumps(manifest))
+        (source / "main.py").write_text("def run(api, args):\\n    return 42\\n")
+        loaded = msgspec.json.decode((source / "plugin.json").read_bytes(), type=Manifest)
+        print(run_sandboxed(source, loaded, {}, lambda call, args: None).result)
+        """
+    )
+    nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+    ran = subprocess.run(
+        [*nobody, python, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin", "TMPDIR": "/tmp", "PYTHONPATH": os.pathsep.join(paths)},
+    )
+    assert (ran.returncode, ran.stdout.strip()) == (0, "42"), ran.stderr

@@ -38,6 +38,13 @@ def test_a_query_over_its_budget_is_stopped(store_file: Path, in_memory: bool) -
         )
         with pytest.raises(QueryError, match="the result holds more than 16,000,000 bytes"):
             store.inspect(many, 501)
+        # 60 values of 249,000 characters of 4 bytes: 60 MB as UTF-8, 15 million characters
+        wide = (
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 60) "
+            "SELECT printf('%.*c', 249000, char(128512)) AS t FROM n"
+        )
+        with pytest.raises(QueryError, match="the result holds more than 16,000,000 bytes"):
+            store.inspect(wide, 501)
         assert store.inspect("SELECT count(*) AS n FROM personas", 10)[1][0].n == 1
 
 

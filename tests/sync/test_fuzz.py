@@ -17,10 +17,14 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidStatus
+from websockets.http11 import Response
 
 from pjai.schema import SCHEMA
 from pjai.schema.records import ROOT, stamp
 from pjai.schema.types import utc_now
+from pjai.sync import websocket as websocket_module
 from pjai.sync.protocol import (
     Error,
     Message,
@@ -327,3 +331,43 @@ def test_a_server_without_tokens_answers_only_to_its_own_names(host: str, served
         assert "--allowed-host" in answer.json()["message"]
     # With tokens a page has none to give: every name is served (here: refused for the token).
     assert asyncio.run(get(APPS["locked"])).status_code == 401
+
+
+def test_a_websocket_naming_the_server_otherwise_is_told_why_it_is_refused() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    scope = {
+        "type": "websocket",
+        "path": "/sync",
+        "headers": [(b"host", b"nas.lan.:8765")],
+        "query_string": b"",
+        "extensions": {"websocket.http.response": {}},
+    }
+    asyncio.run(APPS["open"](scope, receive, send))
+    assert [m["type"] for m in sent] == [
+        "websocket.http.response.start",
+        "websocket.http.response.body",
+    ]
+    assert sent[0]["status"] == 403
+    said = json.loads(sent[1]["body"])["message"]
+    assert "no name 'nas.lan'" in said
+    assert "--allowed-host" in said
+    # The client shows it.
+    refusal = InvalidStatus(Response(403, "Forbidden", Headers(), sent[1]["body"]))
+    assert "--allowed-host" in websocket_module._why(refusal)
+
+
+@pytest.mark.parametrize("host", ["localhost.", "127.0.0.1.", "SERVER.", "s."])
+def test_a_name_with_the_roots_dot_is_the_same_name(host: str) -> None:
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=APPS["open"])
+        async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+            return await client.get("/pull", params={"store_id": "s"}, headers={"host": host})
+
+    assert asyncio.run(get()).status_code == 200

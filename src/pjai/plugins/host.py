@@ -104,9 +104,22 @@ def _close_sandbox(root: str, report: int) -> str | None:
     an init of PJai's (below), in a root that is an empty read-only file system, with
     no capabilities left. The reason if the sandbox cannot be made."""
     libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid = os.getuid(), os.getgid()
     flags = _CLONE_NEWUSER | _CLONE_NEWNET | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWPID
     if libc.unshare(flags) != 0:
         return f"no network namespace here ({os.strerror(ctypes.get_errno())})"
+    # The namespace's root is the user who runs PJai (and no one else is in it): only
+    # then may its IPC settings, below, be written by a user who is not root.
+    try:
+        for name, text in (
+            ("setgroups", "deny"),
+            ("uid_map", f"0 {uid} 1"),
+            ("gid_map", f"0 {gid} 1"),
+        ):
+            with open(f"/proc/self/{name}", "w") as mapping:
+                mapping.write(text)
+    except OSError as exc:
+        return f"cannot map the user namespace ({exc.strerror or exc})"
     # System V shared memory and message queues would hold memory that no limit of a
     # process counts: the new IPC namespace has none to give.
     for name, none in _NO_IPC.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,8 @@ from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position, ar
 from pjai.schema.types import from_iso, to_iso
 
 __all__ = ["INTERNAL_TABLES", "EventLog", "FileHead", "Move"]
+
+_log = logging.getLogger(__name__)
 
 LOG_TABLE = "pjai_eventlog"
 REJECTED_TABLE = "pjai_rejected"
@@ -350,8 +353,13 @@ class FileHead:
                 head = 0
             yield head
             if note is not None and log.exists():
-                log.set_meta(**note())
-                conn.execute("COMMIT")
+                try:
+                    log.set_meta(**note())
+                    conn.execute("COMMIT")
+                except apsw.Error as exc:
+                    # What the block did stands (it wrote elsewhere): only the note is
+                    # lost, which the caller must not take for a failure of its own.
+                    _log.warning("could not note %s in %s: %s", sorted(note()), self.path, exc)
         finally:
             if not conn.get_autocommit():
                 conn.execute("ROLLBACK")

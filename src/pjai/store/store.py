@@ -610,7 +610,7 @@ class Store(Resource):
                 return [], []
             rows, size = [], 0
             for row in itertools.islice(self._rows.iterate(cursor), limit):
-                size += sum(len(v) if isinstance(v, str | bytes) else 8 for v in row)
+                size += sum(_size(v) for v in row)
                 if size > INSPECT_RESULT_BYTES:
                     raise QueryError(
                         f"the result holds more than {INSPECT_RESULT_BYTES:,} bytes; narrow "
@@ -1090,3 +1090,10 @@ class Store(Resource):
     def _deliver(self, deliveries: list[LiveQuery]) -> None:
         for live in deliveries:
             live.deliver()
+
+
+def _size(value: Any) -> int:
+    """The bytes a console result's value takes, as UTF-8 for text."""
+    if isinstance(value, str):
+        return len(value.encode(errors="replace"))
+    return len(value) if isinstance(value, bytes) else 8

@@ -7,6 +7,7 @@ is read the same way. Compression is off: frames are small and latency matters m
 
 from __future__ import annotations
 
+import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -69,4 +70,12 @@ def _why(error: BaseException) -> str:
         return "no answer in time"
     if isinstance(error, OSError) and error.strerror:
         return error.strerror[0].lower() + error.strerror[1:]
+    if isinstance(error, websockets.InvalidStatus):
+        # A refusal that says why (a sync server's 403 to a name it does not answer to).
+        try:
+            said = msgspec.json.decode(error.response.body or b"")
+        except msgspec.DecodeError:
+            said = None
+        if isinstance(said, dict) and isinstance(said.get("message"), str):
+            return f"{error} ({said['message'][:300]})"
     return str(error)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -47,6 +49,8 @@ from pjai.sync.server.wakeups import listen_for_wakeups
 from pjai.sync.server.websocket import ServerWebSocket
 
 __all__ = ["create_app", "own_names", "read_body"]
+
+log = logging.getLogger(__name__)
 
 
 def _bearer(header: str | None) -> str:
@@ -88,16 +92,22 @@ def _host(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"host":
             try:
-                return urlsplit(f"//{bytes(value).decode('latin-1')}").hostname
+                name = urlsplit(f"//{bytes(value).decode('latin-1')}").hostname
             except ValueError:  # a malformed IPv6 literal
                 return ""
+            return None if name is None else _plain(name)
     return None
+
+
+def _plain(name: str) -> str:
+    """A host name as compared: lower case, without the root's dot (``sync.lan.``)."""
+    return name.lower().removesuffix(".")
 
 
 def own_names() -> frozenset[str]:
     """The names this machine calls itself, which a page cannot point elsewhere."""
     names = {socket.gethostname(), socket.getfqdn()}
-    return frozenset(n.lower() for name in names for n in (name, f"{name}.local") if name)
+    return frozenset(_plain(n) for name in names for n in (name, f"{name}.local") if name)
 
 
 class _NotForBrowsers:
@@ -114,7 +124,8 @@ class _NotForBrowsers:
     def __init__(self, app: ASGIApp, *, open_door: bool, hosts: frozenset[str]) -> None:
         self.app = app
         self.open_door = open_door
-        self.hosts = hosts | own_names()
+        self.hosts = hosts
+        self._warned: set[str | None] = set()
 
     def _named(self, scope: Scope) -> bool:
         host = _host(scope)
@@ -133,19 +144,30 @@ class _NotForBrowsers:
         if any(name == b"origin" for name, _ in scope.get("headers", [])):
             message = "the sync server is not for web pages"
         elif self.open_door and not self._named(scope):
+            host = _host(scope)
             message = (
-                "this server takes no tokens: name it by its IP address, localhost or a "
-                "name given to `pjai sync-server serve --allowed-host`"
+                f"this server takes no tokens, and answers to no name {host!r}: name it by "
+                "its IP address, localhost or a name given to `pjai sync-server serve "
+                "--allowed-host`"
             )
+            if host not in self._warned and len(self._warned) < 100:
+                self._warned.add(host)
+                log.warning("refused requests naming the server %r (see --allowed-host)", host)
         else:
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 4403})
-        else:
+        body = json.dumps({"error": "forbidden", "message": message}).encode()
+        if scope["type"] == "http":
             await JSONResponse({"error": "forbidden", "message": message}, 403)(
                 scope, receive, send
             )
+        elif "websocket.http.response" in scope.get("extensions", {}):
+            # The refusal says why, where the server can answer a handshake with a body.
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "websocket.http.response.start", "status": 403, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 4403})
 
 
 def create_app(
@@ -293,9 +315,9 @@ def create_app(
         Route("/health", health),
         Route("/metrics", metrics),
     ]
-    guard = Middleware(
-        _NotForBrowsers,
-        open_door=hub.authenticate is None,
-        hosts=frozenset(h.lower() for h in hosts),
-    )
+    open_door = hub.authenticate is None
+    # The machine's names are asked of the system (DNS, maybe) here, once, and only
+    # where they count: not in the event loop, at the first request.
+    names = frozenset(_plain(h) for h in hosts) | (own_names() if open_door else frozenset())
+    guard = Middleware(_NotForBrowsers, open_door=open_door, hosts=names)
     return Starlette(routes=routes, lifespan=lifespan, middleware=[guard])
