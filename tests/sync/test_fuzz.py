@@ -285,21 +285,7 @@ def test_no_web_page_may_use_the_sync_server() -> None:
     assert refused.json()["message"] == "the sync server is not for web pages"
     assert asyncio.run(get(None)).status_code == 200
 
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: Any) -> None:
-        sent.append(dict(message))
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "websocket.connect"}
-
-    scope = {
-        "type": "websocket",
-        "path": "/sync",
-        "headers": [(b"origin", b"http://attacker.example")],
-        "query_string": b"",
-    }
-    asyncio.run(APPS["open"](scope, receive, send))
+    sent = handshake([(b"origin", b"http://attacker.example")])
     assert sent == [{"type": "websocket.close", "code": 4403}]
 
 
@@ -333,7 +319,8 @@ def test_a_server_without_tokens_answers_only_to_its_own_names(host: str, served
     assert asyncio.run(get(APPS["locked"])).status_code == 401
 
 
-def test_a_websocket_naming_the_server_otherwise_is_told_why_it_is_refused() -> None:
+def handshake(headers: list[tuple[bytes, bytes]], **extensions: Any) -> list[dict[str, Any]]:
+    """What the server without tokens sends in answer to a WebSocket handshake."""
     sent: list[dict[str, Any]] = []
 
     async def send(message: Any) -> None:
@@ -345,11 +332,16 @@ def test_a_websocket_naming_the_server_otherwise_is_told_why_it_is_refused() -> 
     scope = {
         "type": "websocket",
         "path": "/sync",
-        "headers": [(b"host", b"nas.lan.:8765")],
+        "headers": headers,
         "query_string": b"",
-        "extensions": {"websocket.http.response": {}},
+        "extensions": extensions,
     }
     asyncio.run(APPS["open"](scope, receive, send))
+    return sent
+
+
+def test_a_websocket_naming_the_server_otherwise_is_told_why_it_is_refused() -> None:
+    sent = handshake([(b"host", b"nas.lan.:8765")], **{"websocket.http.response": {}})
     assert [m["type"] for m in sent] == [
         "websocket.http.response.start",
         "websocket.http.response.body",
