@@ -152,6 +152,31 @@ def test_graph_bench_quick_run(tmp_path: Path) -> None:
     assert report["reached_mean"] > 20
 
 
+def test_autolink_bench_compares_the_bound_with_every_candidate(tmp_path: Path) -> None:
+    data = tmp_path / "conversations"
+    data.mkdir()
+    (data / "one.json").write_text(json.dumps(conversation()))
+    args = ["bench", "autolink", "--memories", "600", "--data", str(data)]
+    result = runner.invoke(app, [*args, "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    real, synthetic = report["personas"]
+    assert (real["persona"], real["memories"]) == ("locomo-one", 4)
+    assert (synthetic["persona"], synthetic["memories"]) == ("autolink-bench", 600)
+    # Six words of thirty from one topic of twelve memories: topics make links.
+    assert synthetic["exhaustive_links"] > 0
+    assert 0 < synthetic["bounded_links"] <= synthetic["exhaustive_links"] * 1.1
+    assert 0 < synthetic["recall"] <= 1
+    bounded_only = runner.invoke(
+        app,
+        ["bench", "autolink", "--memories", "50", "--no-exhaustive", "--data-dir", str(tmp_path)],
+    )
+    assert (
+        "exhaustive_s"
+        not in json.loads(bounded_only.stdout.strip().splitlines()[-1])["personas"][0]
+    )
+
+
 def paraphrased() -> dict[str, object]:
     """Twenty turns on twenty topics, and questions that share no word with their
     answers: only a model of meaning finds them."""

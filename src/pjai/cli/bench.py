@@ -224,6 +224,33 @@ def recall(
 
 
 @app.command()
+def autolink(
+    memories: Annotated[
+        int, typer.Option(min=2, help="Memories of the synthetic persona.")
+    ] = 8_000,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directory of LoCoMo-format conversation files (*.json): real text too.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    exhaustive: Annotated[
+        bool, typer.Option(help="Also compare every candidate, for the ratio and recall.")
+    ] = True,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    keep: Keep = False,
+) -> None:
+    """Linking memories by their words: the bounded candidates against every candidate,
+    seconds, links and the share of the links found both ways."""
+    from pjai.bench.autolink import run_autolink_bench
+
+    bench = partial(run_autolink_bench, memories=memories, data=data, exhaustive=exhaustive)
+    _run(bench, data_dir, prefix="bench-autolink-", keep=keep, doing="Linking memories")
+
+
+@app.command()
 def graph(
     memories: Annotated[int, typer.Option(min=2, help="Memories in the graph.")] = 100_000,
     links: Annotated[int, typer.Option(min=1, help="Links drawn per memory.")] = 3,

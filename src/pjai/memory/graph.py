@@ -126,15 +126,21 @@ def auto_link(
     per_memory: int = 3,
     max_document_share: float = 0.2,
     embeddings: Embeddings | None = None,
+    max_postings: int | None = None,
+    candidates_per_link: int | None = None,
 ) -> list[Event]:
     """``similar`` links between a persona's memories that are alike enough.
 
     With ``embeddings``, alike means cosine similarity of their vectors at or above
     ``threshold`` (default 0.6). Without, it means word overlap: candidates share at
-    least one word used by no more than ``max_document_share`` of the memories, and
-    their Jaccard overlap is at or above ``threshold`` (default 0.25). Each memory gets
-    its ``per_memory`` best partners; strength and confidence are the similarity.
-    Pairs already linked either way are skipped. Returns the events (not committed).
+    least one word used by no more than ``max_document_share`` of the memories and no
+    more than ``max_postings`` (default :data:`MAX_POSTINGS`), and their Jaccard overlap
+    is at or above ``threshold`` (default 0.25); each memory is compared whole with its
+    ``candidates_per_link`` times ``per_memory`` closest candidates by the words they share
+    (default :data:`CANDIDATES_PER_LINK`; ``0`` for no bound on either, which compares
+    every candidate). Each memory gets its ``per_memory`` best partners; strength and
+    confidence are the similarity. Pairs already linked either way are skipped.
+    Returns the events (not committed).
     """
     linked = {
         frozenset((r.source_id, r.target_id))
@@ -158,6 +164,8 @@ def auto_link(
             threshold=0.25 if threshold is None else threshold,
             per_memory=per_memory,
             max_document_share=max_document_share,
+            max_postings=MAX_POSTINGS if max_postings is None else max_postings,
+            candidates=CANDIDATES_PER_LINK if candidates_per_link is None else candidates_per_link,
         )
     events: list[Event] = []
     for source, target, value in pairs:
@@ -194,6 +202,8 @@ def _overlapping_pairs(
     threshold: float,
     per_memory: int,
     max_document_share: float,
+    max_postings: int,
+    candidates: int,
 ) -> list[tuple[str, str, float]]:
     c = memories.c
     rows = backend.query(
@@ -205,7 +215,9 @@ def _overlapping_pairs(
     frequency: Counter[str] = Counter(t for words in terms.values() for t in words)
     # A word in many memories says little of any two; past MAX_POSTINGS it is not
     # followed at all, so that the work grows with the memories, not their pairs.
-    cap = max(2, min(MAX_POSTINGS, int(max_document_share * len(terms))))
+    cap = max(2, int(max_document_share * len(terms)))
+    if max_postings:
+        cap = max(2, min(max_postings, cap))
     postings: dict[str, list[str]] = defaultdict(list)
     for memory_id, words in terms.items():
         for word in words:
@@ -226,7 +238,7 @@ def _overlapping_pairs(
         scored = sorted(
             (
                 (similarity(words, terms[other]), other)
-                for other, _ in closest[: CANDIDATES_PER_LINK * per_memory]
+                for other, _ in (closest[: candidates * per_memory] if candidates else closest)
             ),
             key=lambda pair: (-pair[0], pair[1]),
         )
