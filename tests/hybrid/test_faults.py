@@ -374,65 +374,63 @@ def test_a_synced_directory_opens_while_its_sync_client_confirms_events(
     assert confirmed == [3]
 
 
-def test_a_directory_opens_while_postgresql_is_away_and_sql_catches_up_later(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Offline first: a new process does not need SQL to take commits. SQL is migrated,
-    # its shards' places checked and the commits projected once it answers.
+@pytest.fixture
+def away(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str, TcpProxy]]:
+    """A PostgreSQL schema's URL, and a URL of it through a proxy that is not listening
+    yet (``resume()`` lets it answer); SQL is retried at once."""
     monkeypatch.setattr(manager_module, "RETRY_DELAYS_S", (0.01,))
     with postgres_schema() as real:
         parsed = make_url(real)
         proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432, started=False)
-        url = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
         try:
-            with HybridDatabaseManager.open(
-                tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ={}
-            ) as manager:
-                manager.commit(persona("p1"))
-                commit_stream(manager, 0, 20)
-                assert manager.last_error is not None
-                assert manager.health().status == "down"
-                proxy.resume()  # PostgreSQL answers now
-                manager.catch_up()
-                assert manager.last_error is None
-                assert manager.memories.count() == 20
-                assert manager.verify().equal
+            yield real, parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(False), proxy
         finally:
             proxy.cut()
 
 
+def test_a_directory_opens_while_postgresql_is_away_and_sql_catches_up_later(
+    tmp_path: Path, away: tuple[str, str, TcpProxy]
+) -> None:
+    # Offline first: a new process does not need SQL to take commits. SQL is migrated,
+    # its shards' places checked and the commits projected once it answers.
+    _, url, proxy = away
+    with HybridDatabaseManager.open(
+        tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ={}
+    ) as manager:
+        manager.commit(persona("p1"))
+        commit_stream(manager, 0, 20)
+        assert manager.last_error is not None
+        assert manager.health().status == "down"
+        proxy.resume()  # PostgreSQL answers now
+        manager.catch_up()
+        assert manager.last_error is None
+        assert manager.memories.count() == 20
+        assert manager.verify().equal
+
+
 def test_a_store_switched_on_while_sql_is_away_does_not_take_the_places_of_store_off_commits(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, away: tuple[str, str, TcpProxy]
 ) -> None:
     # A commit made with the store off is in SQL only. A process that switches the store
     # on while SQL is away must not commit in its place: the two histories would split,
     # and neither side could take the other's events in again.
-    monkeypatch.setattr(manager_module, "RETRY_DELAYS_S", (0.01,))
-    with postgres_schema() as real:
-        parsed = make_url(real)
-        proxy = TcpProxy(parsed.host or "127.0.0.1", parsed.port or 5432, started=False)
-        away_url = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
-        data = tmp_path / "data"
-        with HybridDatabaseManager.open(data, sql_urls=[real], environ={}) as on:
-            on.commit(persona("p1"))
-        off = {"PJAI_USE_LIVESTORE": "false"}
-        with HybridDatabaseManager.open(data, sql_urls=[real], environ=off) as store_off:
-            store_off.commit(memory("with-the-store-off"))
-        try:
-            with HybridDatabaseManager.open(
-                data, sql_urls=[away_url], pool=FAST_FAIL, environ={}
-            ) as away:
-                with pytest.raises(ConfigError, match="up to e2 committed with the store off"):
-                    away.commit(memory("in-its-place"))
-                assert away.store is not None
-                assert away.store.head.global_seq == 1  # nothing was written
-                proxy.resume()  # SQL answers: its events come first
-                away.commit(memory("after-it"))
-                ids = {row[0] for row in away.query("SELECT id FROM memories")}
-                assert ids == {"with-the-store-off", "after-it"}
-                assert away.verify().equal
-        finally:
-            proxy.cut()
+    real, away_url, proxy = away
+    data = tmp_path / "data"
+    with HybridDatabaseManager.open(data, sql_urls=[real], environ={}) as on:
+        on.commit(persona("p1"))
+    off = {"PJAI_USE_LIVESTORE": "false"}
+    with HybridDatabaseManager.open(data, sql_urls=[real], environ=off) as store_off:
+        store_off.commit(memory("with-the-store-off"))
+    with HybridDatabaseManager.open(data, sql_urls=[away_url], pool=FAST_FAIL, environ={}) as on:
+        with pytest.raises(ConfigError, match="up to e2 committed with the store off"):
+            on.commit(memory("in-its-place"))
+        assert on.store is not None
+        assert on.store.head.global_seq == 1  # nothing was written
+        proxy.resume()  # SQL answers: its events come first
+        on.commit(memory("after-it"))
+        ids = {row[0] for row in on.query("SELECT id FROM memories")}
+        assert ids == {"with-the-store-off", "after-it"}
+        assert on.verify().equal
 
 
 def test_a_store_off_commit_whose_note_cannot_be_written_still_commits(

@@ -89,13 +89,13 @@ class KeysDeleted(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 def _host(scope: Scope) -> str | None:
     """The host name a request names in its ``Host`` header, lower case, or ``None``."""
-    for name, value in scope.get("headers", []):
-        if name == b"host":
+    for header, value in scope.get("headers", []):
+        if header == b"host":
             try:
-                name = urlsplit(f"//{bytes(value).decode('latin-1')}").hostname
+                found = urlsplit(f"//{bytes(value).decode('latin-1')}").hostname
             except ValueError:  # a malformed IPv6 literal
                 return ""
-            return None if name is None else _plain(name)
+            return None if found is None else _plain(found)
     return None
 
 
@@ -156,16 +156,16 @@ class _NotForBrowsers:
         else:
             await self.app(scope, receive, send)
             return
-        body = json.dumps({"error": "forbidden", "message": message}).encode()
+        refusal = {"error": "forbidden", "message": message}
         if scope["type"] == "http":
-            await JSONResponse({"error": "forbidden", "message": message}, 403)(
-                scope, receive, send
-            )
-        elif "websocket.http.response" in scope.get("extensions", {}):
+            await JSONResponse(refusal, 403)(scope, receive, send)
+        elif "websocket.http.response" in (scope.get("extensions") or {}):
             # The refusal says why, where the server can answer a handshake with a body.
             headers = [(b"content-type", b"application/json")]
             await send({"type": "websocket.http.response.start", "status": 403, "headers": headers})
-            await send({"type": "websocket.http.response.body", "body": body})
+            await send(
+                {"type": "websocket.http.response.body", "body": json.dumps(refusal).encode()}
+            )
         else:
             await send({"type": "websocket.close", "code": 4403})
 
