@@ -143,13 +143,17 @@ class Hub:
         self.feeds: dict[str, Feed] = {}
         self.rosters: dict[str, Roster[_Connection]] = {}
         self._fanning: set[Roster[_Connection]] = set()
-        self.connections = 0
         self._poller: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._open: set[Transport] = set()
         self._stopped = False
 
     # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def connections(self) -> int:
+        """The connections this process holds now (each took a place)."""
+        return self.places.total
 
     async def start(self) -> None:
         """Start the refresh timer."""
@@ -200,7 +204,6 @@ class Hub:
             claim=self.places.claim,
         )
         connection = _Connection(self, session, transport, address)
-        self.connections += 1
         self.metrics.connections.inc()
         self._open.add(transport)
         try:
@@ -209,7 +212,6 @@ class Hub:
             self.places.leave(address=connection.greeting, token_id=session.token_place)
             self._left(connection)
             self._open.discard(transport)
-            self.connections -= 1
             self.metrics.connections.dec()
             feed = connection.feed
             if feed is not None:
