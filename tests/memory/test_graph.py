@@ -120,6 +120,21 @@ def test_auto_link_joins_overlapping_memories_once(store: Store) -> None:
     assert auto_link(store, "p1") == []
 
 
+def test_auto_link_compares_japanese_by_pairs_of_characters(store: Store) -> None:
+    store.commit(
+        persona(),
+        memory("m1", content="東京タワーで夜景を見た"),
+        memory("m2", content="東京タワーの夜景"),
+        memory("m3", content="京都で抹茶を飲んだ"),
+        *filler(7),  # type: ignore[arg-type]
+    )
+    events = auto_link(store, "p1")
+    # Shared: 東京 京タ タワ ワー 夜景, of 12 pairs in all.
+    assert [(e.source_id, e.target_id, e.strength) for e in events] == [  # type: ignore[attr-defined]
+        ("m1", "m2", round(5 / 12, 4))
+    ]
+
+
 def test_auto_link_respects_threshold_and_existing_links(store: Store) -> None:
     store.commit(
         persona(),

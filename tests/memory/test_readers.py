@@ -365,3 +365,35 @@ def test_search_cuts_words_as_the_indexes_do_on_every_reader(
         return  # no full-text index on an SQLite SQL primary (test_search says so)
     hits = search(reader, text, SearchFilter(persona_id="p1"))
     assert sorted(h.memory_id for h in hits) == found
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("東京", ["tokyo"]),  # a word inside a sentence
+        ("京都", ["kyoto"]),
+        ("タワー", ["tokyo"]),
+        ("東京に行きたい", ["tokyo"]),  # a sentence: the pairs it shares with the memory
+        ("北京", ["beijing"]),
+        ("京", ["beijing", "kyoto", "tokyo"]),  # one character is a word
+        ("서울", ["seoul"]),
+        ("iPhone", ["case"]),  # Latin letters against Japanese ones
+        ("ケース", ["case"]),
+        ("猫", []),
+    ],
+)
+def test_search_finds_chinese_japanese_and_korean_words_on_every_reader(
+    reader: HybridDatabaseManager, text: str, found: list[str]
+) -> None:
+    reader.commit(
+        PersonaCreated(persona_id="p1", name="P"),
+        memory("tokyo", content="昨日、東京タワーに行きました"),
+        memory("kyoto", content="京都の寺は美しい"),
+        memory("beijing", content="我在北京工作"),
+        memory("seoul", content="서울에서 친구를 만났다"),
+        memory("case", content="新しいiPhone用のケース"),
+    )
+    if _sqlite_sql(reader):
+        return  # no full-text index on an SQLite SQL primary (test_search says so)
+    hits = search(reader, text, SearchFilter(persona_id="p1"))
+    assert sorted(h.memory_id for h in hits) == found

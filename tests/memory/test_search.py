@@ -127,6 +127,11 @@ def test_words_are_stemmed_and_stop_words_dropped(store: Store) -> None:
     assert fts_query("the tomatoes and the peppers") == '"tomatoes" OR "peppers"'
     assert fts_query("the") == '"the"'
     assert fts_query("?!") is None
+    # Pairs of neighbouring characters, each a phrase of two of the index's words.
+    assert fts_query("東京都") == '" 東  京 " OR " 京  都 "'
+    assert fts_query("猫") == '" 猫 "'
+    assert fts_query("the 猫") == '" 猫 "'
+    assert fts_query("a") == '"a"'  # a single letter alone is searched as it is
     assert found(store, "?!") == []
 
 

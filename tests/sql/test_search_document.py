@@ -75,6 +75,25 @@ def test_memories_from_before_the_migration_get_their_document(engine: Engine) -
     assert _found(engine, "cafe") == ["old"]  # a tag, its accent folded
 
 
+def test_documents_made_before_0008_get_chinese_japanese_and_korean_cut(engine: Engine) -> None:
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(personas), [persona_row("p1", AT)])
+        conn.execute(insert(memories), [_memory("tokyo", "", "東京タワーに行きました")])
+        # The document as 0007 made it: a run of these characters was one word.
+        uncut = "to_tsvector('english', name || ' ' || content || ' ' || summary)"
+        conn.execute(text(f"UPDATE memories SET {POSTGRESQL_DOCUMENT} = {uncut}"))
+    assert _found(engine, "東京") == []
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrate.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0007")
+        command.upgrade(config, "head")
+    assert _found(engine, "東京") == ["tokyo"]
+    assert _found(engine, "cafe") == ["tokyo"]  # the whole document, made again
+
+
 def test_the_trigger_follows_every_write_of_the_text(engine: Engine) -> None:
     migrate.upgrade(engine)
     with engine.begin() as conn:

@@ -18,7 +18,7 @@ from sqlalchemy import Integer, String, and_, case, func, literal, or_, select
 from pjai.errors import QueryError
 from pjai.memory.backend import Backend
 from pjai.memory.embeddings import Embeddings
-from pjai.memory.words import STOP_WORDS
+from pjai.memory.words import STOP_WORDS, is_phrase, pairs, pieces
 from pjai.schema import MemoryLinked, MemoryLinksDecayed, MemoryUnlinked
 from pjai.schema.event import Event
 from pjai.schema.selection import MemoryFilter, memory_conditions
@@ -108,9 +108,16 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 def _terms(text: str) -> set[str]:
-    return {
-        w for w in (m.lower() for m in _WORD.findall(text)) if len(w) > 2 and w not in STOP_WORDS
-    }
+    """The words of ``text`` that linking compares: of three letters or more, no stop
+    words; a run of Chinese, Japanese or Korean characters gives its pairs of neighbours,
+    as search does (:func:`pjai.memory.words.search_terms`)."""
+    found: set[str] = set()
+    for piece, cjk in pieces(text):
+        if cjk:
+            found.update(pairs(piece))
+        else:
+            found.update(m.lower() for m in _WORD.findall(piece))
+    return {w for w in found if (len(w) > 2 or is_phrase(w)) and w not in STOP_WORDS}
 
 
 def similarity(a: set[str], b: set[str]) -> float:

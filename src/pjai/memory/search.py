@@ -9,7 +9,9 @@ indexed document, and ranks by ``ts_rank``. Both find the same memories for ordi
 words (the two stemmers differ on a few rare ones), and both ignore the accents of
 Latin letters (``cafe`` finds ``Café``; PostgreSQL's documents and queries through
 :func:`pjai.schema.search.fold_accents`, the FTS5 tokenizer by removing diacritics);
-their scores are on different scales.
+their scores are on different scales. Both index Chinese, Japanese and Korean text
+character by character and look for the pairs of neighbouring characters in the search
+text as phrases (:func:`pjai.memory.words.search_terms`).
 On an SQLite SQL primary there is no index: switch the store on.
 
 A :class:`pjai.schema.MemoryFilter` restricts what a search returns, as it does for
@@ -34,11 +36,12 @@ from pjai.memory.backend import Backend
 from pjai.memory.embeddings import Embeddings
 from pjai.memory.hits import HIT_COLUMNS, SearchHit
 from pjai.memory.when import time_window
-from pjai.memory.words import STOP_WORDS, search_terms
+from pjai.memory.words import STOP_WORDS, is_phrase, search_terms
 from pjai.schema.expressions import dialect_name
 from pjai.schema.search import (
     POSTGRESQL_DOCUMENT,
     SEARCH_TABLE,
+    cut_cjk,
     fold_accents,
     persona_word,
     postgresql_document,
@@ -116,7 +119,7 @@ def _fts5_match(terms: list[str], persona_id: str | None = None) -> str:
     """Any of ``terms`` in a memory's words; with ``persona_id``, only in that persona's
     memories, so that FTS5 reads the persona's share of a common word's rows, not all.
     No term is a persona's word (:func:`pjai.schema.search.persona_word`)."""
-    words = " OR ".join(f'"{term}"' for term in terms)
+    words = " OR ".join(f'"{cut_cjk(term)}"' for term in terms)  # a pair: a phrase
     if persona_id is None:
         return words
     return f'persona : "{persona_word(persona_id)}" AND ({words})'
@@ -188,7 +191,10 @@ def _postgresql_query(
     # Terms are letters, digits and marks only (search_terms): quoting each is enough.
     wanted = func.to_tsquery(
         literal_column(f"'{config}'::regconfig"),
-        " | ".join(f"'{fold_accents(term)}'" for term in terms),
+        " | ".join(
+            f"('{term[0]}' <-> '{term[1]}')" if is_phrase(term) else f"'{fold_accents(term)}'"
+            for term in terms
+        ),
     )
     summary = float(tuning.summary_weight)  # a float: safe to write into the SQL
     score = func.ts_rank(

@@ -6,9 +6,16 @@ leave out the common English words below.
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Iterator
 
-__all__ = ["STOP_WORDS", "search_terms", "words"]
+from pjai.schema.search import CJK_PATTERN
+
+__all__ = ["STOP_WORDS", "is_phrase", "pairs", "pieces", "search_terms", "words"]
+
+_CJK = re.compile(CJK_PATTERN)
+_CJK_RUN = re.compile(f"({CJK_PATTERN}+)")
 
 STOP_WORDS = frozenset(
     [
@@ -173,22 +180,53 @@ STOP_WORDS = frozenset(
 def words(text: str) -> list[str]:
     """The words of ``text``, lower case, as the full-text indexes cut them: runs of
     letters, digits and marks (a Devanagari word keeps its vowel signs); anything else,
-    an apostrophe too, comes between words ("O'Brien" is "o" and "brien")."""
+    an apostrophe too, comes between words ("O'Brien" is "o" and "brien"). A Chinese,
+    Japanese or Korean character is a word of its own (:func:`pjai.schema.search.cut_cjk`)."""
     found, word = [], []
     for char in text:
-        if unicodedata.category(char)[0] in "LNM":
+        if unicodedata.category(char)[0] in "LNM" and not _CJK.match(char):
             word.append(char)
-        elif word:
+            continue
+        if word:
             found.append("".join(word).lower())
             word = []
+        if _CJK.match(char):
+            found.append(char)
     if word:
         found.append("".join(word).lower())
     return found
 
 
 def search_terms(text: str) -> list[str]:
-    """The words of ``text`` worth looking for: stop words and single letters dropped,
-    unless that leaves none."""
-    found = words(text)
-    terms = dict.fromkeys(w for w in found if w not in STOP_WORDS and len(w) > 1)
+    """What to look for in ``text``: its words, stop words and single letters dropped
+    unless that leaves none. A run of Chinese, Japanese or Korean characters, which has
+    no spaces between its words, stands for the pairs of neighbours it holds (``東京都``:
+    ``東京``, ``京都``), or for its one character; each pair is a phrase of two words."""
+    found: list[str] = []
+    for piece, cjk in pieces(text):
+        found.extend(pairs(piece) if cjk else words(piece))
+    terms = dict.fromkeys(w for w in found if w not in STOP_WORDS and (len(w) > 1 or _CJK.match(w)))
     return list(terms or dict.fromkeys(found))
+
+
+def pieces(text: str) -> Iterator[tuple[str, bool]]:
+    """``text`` in pieces, each with whether it is a run of Chinese, Japanese or Korean
+    characters (:data:`pjai.schema.search.CJK_PATTERN`) or lies between such runs."""
+    if text.isascii():
+        yield text, False
+        return
+    for i, piece in enumerate(_CJK_RUN.split(text)):
+        if piece:
+            yield piece, i % 2 == 1
+
+
+def pairs(run: str) -> list[str]:
+    """The pairs of neighbouring characters of ``run`` (``東京都``: ``東京``, ``京都``), or
+    its one character."""
+    return [run[i : i + 2] for i in range(max(len(run) - 1, 1))]
+
+
+def is_phrase(term: str) -> bool:
+    """Whether a search term from :func:`search_terms` is a pair of Chinese, Japanese or
+    Korean characters, to be found as a phrase of two words."""
+    return len(term) == 2 and _CJK.match(term) is not None

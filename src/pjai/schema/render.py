@@ -32,6 +32,7 @@ from pjai.schema.ops import (
     TextForTier,
     Update,
 )
+from pjai.schema.search import cut_cjk
 from pjai.schema.types import (
     CompressibleText,
     JsonDocument,
@@ -137,7 +138,7 @@ SQL primary) starts with."""
 
 def sqlite_functions() -> dict[str, Callable[[Any], Any]]:
     """The SQL functions PJai's SQLite databases need: register each with one argument."""
-    return {"pjai_compress": _sqlite_compress, "pjai_text": read_text}
+    return {"pjai_compress": _sqlite_compress, "pjai_text": read_text, "pjai_words": cut_cjk}
 
 
 def is_check(op: Op) -> bool:

@@ -4,7 +4,10 @@ It is derived from ``memories`` like an index: every insert, delete and change o
 content, summary or tags updates it, whether it comes from a commit, a rebase or a
 rebuild. It holds no text of its own (``content=''``), so compressed cold memories are
 indexed from their inflated text without storing it twice. Words are runs of letters,
-digits and marks; they are stemmed (Porter) and diacritics folded.
+digits and marks; they are stemmed (Porter) and diacritics folded. Chinese, Japanese and
+Korean text has no spaces between words: each of its characters is indexed as a word of
+its own (:func:`cut_cjk`), and a search looks for the pairs of characters its text holds
+as phrases (the usual bigram search), so that a word inside a sentence is found.
 
 Triggers on ``memories`` only note which rows changed, in ``memories_fts_dirty``; the
 store runs :data:`SEARCH_FLUSH` before each commit, which re-indexes the noted rows in
@@ -33,6 +36,8 @@ from sqlalchemy import ColumnElement, Text, cast, func, literal_column
 from pjai.schema.tables import memories
 
 __all__ = [
+    "CJK_PATTERN",
+    "POSTGRESQL_CJK_UPDATE",
     "POSTGRESQL_DOCUMENT",
     "POSTGRESQL_FUNCTIONS",
     "POSTGRESQL_SEARCH_CREATE",
@@ -43,22 +48,59 @@ __all__ = [
     "SEARCH_FILL",
     "SEARCH_FLUSH",
     "SEARCH_TABLE",
+    "cut_cjk",
     "fold_accents",
     "persona_word",
     "postgresql_document",
 ]
+
+_CJK_RANGES = (
+    (0x3005, 0x3007),  # iteration and closing marks, the ideographic zero
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x31F0, 0x31FF),  # Katakana phonetic extensions
+    (0x3400, 0x4DBF),  # CJK Unified Ideographs Extension A
+    (0x4E00, 0x9FFF),  # CJK Unified Ideographs
+    (0xAC00, 0xD7AF),  # Hangul syllables
+    (0xF900, 0xFAFF),  # CJK Compatibility Ideographs
+    (0xFF66, 0xFF9F),  # halfwidth Katakana
+    (0x20000, 0x323AF),  # CJK Unified Ideographs Extensions B to H
+)
+"""The characters of scripts written without spaces between words that PJai indexes one
+by one: Han ideographs, Kana and Hangul syllables."""
+
+CJK_PATTERN = "[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _CJK_RANGES) + "]"
+"""A regular expression (Python's) for one character of :data:`_CJK_RANGES`."""
+_CJK_RE = re.compile(CJK_PATTERN)
+
+
+def _escape(code: int) -> str:
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+_POSTGRESQL_CJK = "[" + "".join(f"{_escape(lo)}-{_escape(hi)}" for lo, hi in _CJK_RANGES) + "]"
+""":data:`CJK_PATTERN` in PostgreSQL's syntax, with escapes (any server encoding reads it)."""
+
+
+def cut_cjk(text: str | None) -> str | None:
+    """``text`` with a space on each side of its Chinese, Japanese and Korean characters,
+    so that the index takes each as a word (``東京タワー`` -> `` 東  京  タ  ワ  ー ``)."""
+    if text is None or text.isascii():
+        return text
+    return _CJK_RE.sub(r" \g<0> ", text)
+
 
 SEARCH_TABLE = "memories_fts"
 SEARCH_DIRTY = "memories_fts_dirty"
 
 _COLUMNS = "name, content, summary, tags, persona"
 _VALUES = (
-    "{r}.rowid, {r}.name, pjai_text({r}.content), {r}.summary, {r}.tags, "
-    "char(57344) || hex({r}.persona_id)"
+    "{r}.rowid, pjai_words({r}.name), pjai_words(pjai_text({r}.content)), "
+    "pjai_words({r}.summary), pjai_words({r}.tags), char(57344) || hex({r}.persona_id)"
 )
-"""The last column, ``persona``, holds one word made of the memory's persona's id
-(:func:`persona_word`), so that a search of one persona can read that persona's
-memories, not every memory with the word."""
+"""The texts are cut with :func:`cut_cjk` (``pjai_words``). The last column, ``persona``,
+holds one word made of the memory's persona's id (:func:`persona_word`), so that a
+search of one persona can read that persona's memories, not every memory with the
+word."""
 
 SEARCH_CREATE = [
     f"CREATE VIRTUAL TABLE {SEARCH_TABLE} USING fts5({_COLUMNS}, content='', "
@@ -119,14 +161,15 @@ def fold_accents(text: str) -> str:
 
 
 def _folded(value: str) -> str:
-    """SQL: ``value`` as :func:`fold_accents` folds it. ASCII text is taken as it is (most
-    text; folding costs several times the rest of the document); a database not in
-    UTF-8 cannot normalize text, and its documents keep their accents."""
+    """SQL: ``value`` as :func:`fold_accents` folds it and :func:`cut_cjk` cuts it. ASCII
+    text is taken as it is (most text; folding costs several times the rest of the
+    document); a database not in UTF-8 cannot normalize text, and its documents keep
+    their accents and runs of Chinese, Japanese or Korean characters."""
+    folded = f"normalize(regexp_replace(normalize({value}, NFD), '{_MARKED}', '\\1', 'g'), NFC)"
     return (
         f"CASE WHEN octet_length({value}) = length({value}) "
         "OR current_setting('server_encoding') <> 'UTF8' THEN "
-        f"{value} ELSE normalize(regexp_replace(normalize({value}, NFD), "
-        f"'{_MARKED}', '\\1', 'g'), NFC) END"
+        f"{value} ELSE regexp_replace({folded}, '{_POSTGRESQL_CJK}', ' \\& ', 'g') END"
     )
 
 
@@ -194,11 +237,15 @@ POSTGRESQL_SEARCH_OBJECTS = frozenset({("column", POSTGRESQL_DOCUMENT), ("index"
 """What the search document adds to PostgreSQL's ``memories`` beside the declared tables,
 as (kind, name): drift checks leave these out."""
 
+_CREATE_DOCUMENT_FUNCTION = (
+    f"{_DOCUMENT_FUNCTION}(config regconfig, name text, content text, "
+    "summary text, tags text) RETURNS tsvector LANGUAGE plpgsql STABLE "
+    f"AS $$ {POSTGRESQL_FUNCTIONS[_DOCUMENT_FUNCTION]} $$"
+)
+
 POSTGRESQL_SEARCH_CREATE = [
     f"ALTER TABLE memories ADD COLUMN {POSTGRESQL_DOCUMENT} tsvector",
-    f"CREATE FUNCTION {_DOCUMENT_FUNCTION}(config regconfig, name text, content text, "
-    "summary text, tags text) RETURNS tsvector LANGUAGE plpgsql STABLE "
-    f"AS $$ {POSTGRESQL_FUNCTIONS[_DOCUMENT_FUNCTION]} $$",
+    f"CREATE FUNCTION {_CREATE_DOCUMENT_FUNCTION}",
     f"CREATE FUNCTION {_TRIGGER_FUNCTION}() RETURNS trigger LANGUAGE plpgsql "
     f"AS $$ {POSTGRESQL_FUNCTIONS[_TRIGGER_FUNCTION]} $$",
     f"CREATE TRIGGER {_TRIGGER} BEFORE INSERT OR UPDATE OF name, content, summary, tags "
@@ -217,3 +264,13 @@ POSTGRESQL_SEARCH_DROP = [
     f"ALTER TABLE memories DROP COLUMN {POSTGRESQL_DOCUMENT}",
 ]
 """Statements that take the search document out again."""
+
+POSTGRESQL_CJK_UPDATE = [
+    f"CREATE OR REPLACE FUNCTION {_CREATE_DOCUMENT_FUNCTION}",
+    f"UPDATE memories SET {POSTGRESQL_DOCUMENT} = "
+    f"{_DOCUMENT_FUNCTION}('english', name, content, summary, tags::text) "
+    f"WHERE concat(name, content, summary, tags::text) ~ '{_POSTGRESQL_CJK}'",
+]
+"""Statements that make the search documents of a database made before PJai cut
+Chinese, Japanese and Korean text into characters as :data:`POSTGRESQL_SEARCH_CREATE`
+makes them now: the function, then the documents of the memories holding such text."""
