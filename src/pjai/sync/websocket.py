@@ -40,13 +40,24 @@ class ClientWebSocket:
         await self._ws.close(code, reason[:120])
 
 
+class _NoRedirects(connect):
+    """A connection that takes an HTTP redirect as a refusal: a sync server does not
+    send one, and a captive portal or anyone between must not send the client (and its
+    token) elsewhere."""
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
+
+
 def websocket_connector(url: str, token: str = "", *, open_timeout: float = 10.0) -> Connector:
-    """Connects to a sync server's WebSocket endpoint (``ws://host:port/sync``)."""
+    """Connects to a sync server's WebSocket endpoint (``ws://host:port/sync``). A failure
+    to connect, whatever the other end answered, is a :class:`ConnectionClosed`, which
+    the client retries."""
     headers = {"Authorization": f"Bearer {token}"} if token else None
 
     async def open_connection() -> Transport:
         try:
-            connection = await connect(
+            connection = await _NoRedirects(
                 url,
                 additional_headers=headers,
                 compression=None,
@@ -55,7 +66,9 @@ def websocket_connector(url: str, token: str = "", *, open_timeout: float = 10.0
                 open_timeout=open_timeout,
                 proxy=None,
             )
-        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+        # WebSocketException: any refused or broken handshake; ValueError: an answer
+        # websockets cannot make sense of (a port out of range in a header).
+        except (OSError, TimeoutError, websockets.WebSocketException, ValueError) as exc:
             raise ConnectionClosed(f"cannot connect to {url}: {_why(exc)}") from exc
         return ClientWebSocket(connection)
 
@@ -70,6 +83,9 @@ def _why(error: BaseException) -> str:
         return "no answer in time"
     if isinstance(error, OSError) and error.strerror:
         return error.strerror[0].lower() + error.strerror[1:]
+    if isinstance(error, websockets.InvalidStatus) and 300 <= error.response.status_code < 400:
+        where = error.response.headers.get("Location", "nowhere")[:300]
+        return f"{error}: it redirects to {where}, which a sync server does not do"
     if isinstance(error, websockets.InvalidStatus):
         # A refusal that says why (a sync server's 403 to a name it does not answer to).
         try:

@@ -137,6 +137,23 @@ async def test_http_catch_up_health_and_metrics(server: tuple[Hub, TokenStore, s
         assert "pjai_sync_events_appended_total 3.0" in metrics.text
 
 
+async def test_a_pull_over_http_leaves_nothing_behind(server: tuple[Hub, TokenStore, str]) -> None:
+    hub, tokens, url = server
+    reader, _ = tokens.create("*", "read")
+    auth = {"Authorization": f"Bearer {reader}"}
+    async with httpx.AsyncClient(base_url=url, headers=auth) as http:
+        for i in range(50):
+            answer = await http.get("/pull", params={"store_id": f"nobody-watches-{i}"})
+            assert answer.status_code == 200
+        for path in ("/pull", "/keys"):
+            long = await http.get(path, params={"store_id": "x" * 101})
+            assert long.status_code == 400
+            assert "store_id of 1 to 100 bytes" in long.json()["message"]
+            assert (await http.get(path, params={"store_id": "a\x00b"})).status_code == 400
+    assert hub.feeds == {}
+    assert hub.log._recent == {}  # type: ignore[attr-defined]  # no store's events cached
+
+
 # -- connections that misbehave or vanish -------------------------------------------
 
 WAIT = 30  # seconds before a wait counts as a hang

@@ -20,7 +20,7 @@ from pjai.sync.client import SyncClient
 from pjai.sync.protocol import Hello, Pull, encode
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.log import MemoryLog
-from pjai.sync.transport import Transport
+from pjai.sync.transport import ConnectionClosed, Transport
 from pjai.sync.websocket import websocket_connector
 from tests.helpers import memory, persona
 from tests.sync.servers import serving
@@ -175,8 +175,6 @@ async def test_the_server_stops_while_a_client_that_stops_reading_is_connected()
 
 
 async def test_a_failed_connection_says_why_in_words() -> None:
-    from pjai.sync.transport import ConnectionClosed
-
     with socket.socket() as probe:  # a port nothing listens on once it is closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -186,3 +184,47 @@ async def test_a_failed_connection_says_why_in_words() -> None:
     assert said == (
         f"cannot connect to ws://127.0.0.1:{port}/sync: nothing listens there (connection refused)"
     )
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://127.0.0.1:9/login",  # a captive portal's page
+        "ws://127.0.0.1:99999/sync",  # a port no connection can have
+        "ws://elsewhere.example/sync",  # another server, which would get the token
+    ],
+)
+async def test_a_redirect_is_a_refusal_the_client_retries(location: str) -> None:
+    asked: list[bytes] = []
+
+    async def redirect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError):  # a client stopped meanwhile
+            asked.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(
+            f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(redirect, "127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/sync"
+    async with server:
+        with pytest.raises(ConnectionClosed) as refused:
+            await websocket_connector(url, open_timeout=5)()
+        assert str(refused.value).endswith(
+            f"302: it redirects to {location}, which a sync server does not do"
+        )
+        with Store.memory(sync=True) as store:
+            store.commit(persona())
+            client = SyncClient(
+                store, websocket_connector(url), store_id="s1", backoff=(0.01, 0.02)
+            )
+            client.start()
+            async with asyncio.timeout(WAIT):
+                await client.wait_until(lambda status: status.reconnects >= 3)
+            status = client.status
+            await client.stop()
+    assert status.state in ("offline", "connecting")
+    assert status.pending == 1
+    assert "redirects to" in (status.last_error or "")
+    assert len(asked) >= 4  # the client kept asking the same server, and no other

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from pjai.errors import PjaiError
+from pjai.schema.limits import encoding_problem, text_problem
 from pjai.schema.records import Position
 from pjai.sync.protocol import MAX_EVENTS_PER_FRAME, Events, encode, fit_frame
 from pjai.sync.server.hub import Hub
@@ -44,6 +45,7 @@ from pjai.sync.server.keys import (
     Deletion,
     KeyItem,
 )
+from pjai.sync.server.session import MAX_ID_BYTES
 from pjai.sync.server.tokens import Role, Token, can
 from pjai.sync.server.wakeups import listen_for_wakeups
 from pjai.sync.server.websocket import ServerWebSocket
@@ -57,6 +59,13 @@ def _bearer(header: str | None) -> str:
     if header and header.lower().startswith("bearer "):
         return header[7:].strip()
     return ""
+
+
+def _bad_store_id(store_id: str) -> bool:
+    """Whether a store id asked for over HTTP is one no hello could name."""
+    if not store_id or text_problem(store_id) or encoding_problem(store_id):
+        return True
+    return len(store_id.encode()) > MAX_ID_BYTES
 
 
 MAX_KEYS_BODY = 2 * 1024 * 1024
@@ -208,28 +217,34 @@ def create_app(
             limit = min(int(params.get("limit", str(MAX_EVENTS_PER_FRAME))), MAX_EVENTS_PER_FRAME)
         except ValueError:
             return JSONResponse({"error": "bad_request", "message": "after, limit: integers"}, 400)
-        if not store_id or after < 0 or limit < 1:
-            message = "give store_id, after >= 0 and limit >= 1"
+        if _bad_store_id(store_id) or after < 0 or limit < 1:
+            message = f"give a store_id of 1 to {MAX_ID_BYTES} bytes, after >= 0 and limit >= 1"
             return JSONResponse({"error": "bad_request", "message": message}, 400)
         denied = authorized(request, store_id, "read")
         if isinstance(denied, Response):
             return denied
-        head = await asyncio.to_thread(hub.log.refresh, store_id)
+        try:
+            head = await asyncio.to_thread(hub.log.refresh, store_id)
+            events = await asyncio.to_thread(hub.log.read, store_id, Position(after), limit)
+        finally:
+            if store_id not in hub.feeds:  # nobody here watches it: keep nothing for it
+                hub.log.forget(store_id)
         if after > head.global_seq:
             message = (
                 f"the store is at {head}, before the cursor e{after}; is this the same "
                 "server (backend id) the client synced with?"
             )
             return JSONResponse({"error": "bad_cursor", "message": message}, 400)
-        events = fit_frame(await asyncio.to_thread(hub.log.read, store_id, Position(after), limit))
+        events = fit_frame([e for e in events if e.position.key <= head.key])
         last = events[-1].position if events else Position(after)
         frame = Events(events=events, head=head, more=last.key < head.key)
         return Response(encode(frame), media_type="application/json")
 
     async def get_keys(request: Request) -> Response:
         store_id = request.query_params.get("store_id", "")
-        if not store_id:
-            return JSONResponse({"error": "bad_request", "message": "give store_id"}, 400)
+        if _bad_store_id(store_id):
+            message = f"give a store_id of 1 to {MAX_ID_BYTES} bytes"
+            return JSONResponse({"error": "bad_request", "message": message}, 400)
         denied = authorized(request, store_id, "read")
         if isinstance(denied, Response):
             return denied
