@@ -187,6 +187,10 @@ def _script(store: HybridDatabaseManager, personas: dict[str, str]) -> list[Demo
     ]
 
 
+MAX_DELAY = 60.0
+"""The longest pause between the demo's scripted commits, in seconds."""
+
+
 def run_demo(
     store: HybridDatabaseManager,
     show: Callable[[str, list[Row]], object],
@@ -198,7 +202,10 @@ def run_demo(
 
     ``show(title, rows)`` is called by the live query each time its result changes;
     ``note(text)`` reports each commit. Returns how many times the live query fired.
+    ``delay`` is 0 to :data:`MAX_DELAY` seconds, checked before anything is written.
     """
+    if not 0 <= delay <= MAX_DELAY:  # NaN too
+        raise ConfigError(f"the delay must be 0 to {MAX_DELAY:g} seconds, got {delay}")
     personas = seed(store)
     fired = 0
     title = "Initial state"

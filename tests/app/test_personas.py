@@ -88,6 +88,16 @@ def test_lifecycle(manager: HybridDatabaseManager) -> None:
         personas.update("ada", sets=["memory.max_memories=500"])
     with pytest.raises(EventValidationError, match=r"v1\.PersonaUpdated"):
         personas.update("ada", sets=["memory.max_memories=0"])
+    # A value of the wrong type is refused, not taken for the one the persona has.
+    with pytest.raises(EventValidationError, match=r"memory\.max_memories': expected a whole"):
+        personas.update("ada", sets=["memory.max_memories=500.0"])
+    with pytest.raises(EventValidationError, match=r"privacy\.export_allowed': expected true"):
+        personas.update("ada", sets=["privacy.export_allowed=1"])  # it is true
+    personas.update("ada", sets=["memory.importance_threshold=1"])
+    with pytest.raises(ConfigError, match=r"already has memory\.importance_threshold=1\.0"):
+        personas.update("ada", sets=["memory.importance_threshold=1.0"])  # a number: the same
+    with pytest.raises(ConfigError, match=r"'\\ud800' is not valid Unicode text"):
+        personas.update("ada", sets=['memory.retention_action="\\ud800"'])
     assert config_changes(manager) == []  # no privacy setting changed
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -15,7 +16,8 @@ from typer.testing import CliRunner
 from pjai.bench.peer import run_peer
 from pjai.bench.webapp import free_port
 from pjai.cli import app
-from pjai.errors import UnknownEventWarning
+from pjai.demo import run_demo
+from pjai.errors import ConfigError, UnknownEventWarning
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema.records import stamp
 from pjai.schema.types import utc_now
@@ -39,6 +41,22 @@ STORE_BENCH_KEYS = {
     "rebuild_per_s",
     "rss_mb",
 }
+
+
+@pytest.mark.parametrize("delay", ["-1", "nan", "1e308"])
+def test_demo_refuses_a_delay_it_cannot_wait_before_writing(tmp_path: Path, delay: str) -> None:
+    result = runner.invoke(app, ["demo", "--data-dir", str(tmp_path / "data"), "--delay", delay])
+    assert result.exit_code == 2
+    assert "--delay" in result.output
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("delay", [-1.0, math.nan, 61.0])
+def test_the_demo_checks_its_delay_before_seeding(tmp_path: Path, delay: float) -> None:
+    with HybridDatabaseManager.open(tmp_path / "data", environ={}) as manager:
+        with pytest.raises(ConfigError, match="the delay must be 0 to 60 seconds"):
+            run_demo(manager, print, print, delay=delay)
+        assert manager.head() == 0
 
 
 def test_demo_shows_the_live_query_reacting(tmp_path: Path) -> None:

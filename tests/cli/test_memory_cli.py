@@ -198,6 +198,9 @@ def test_links_auto_and_decay(cli: Cli) -> None:
         ]
     ):
         cli("memory", "add", "ada", text, "--id", f"m{i}")
+    for threshold in ("-1", "5", "nan"):
+        refused = cli.fails("memory", "auto-link", "ada", "--by", "words", "--threshold", threshold)
+        assert "the threshold is a similarity from 0 to 1" in refused
     assert "Made 1 link(s) by shared words" in cli("memory", "auto-link", "ada", "--by", "words")
     assert cli.json("memory", "neighbours", "m0") == [{"memory_id": "m1", "depth": 1}]
     assert "removed 0" in cli("memory", "decay-links", "ada", "--days", "1")

@@ -180,9 +180,28 @@ def test_tokens_expire_and_rotate_through_the_cli(tmp_path: Path) -> None:
         assert database.tokens.check(made["secret"]) is not None  # during the overlap
         assert database.tokens.check(rotated["secret"]) is not None
     bad = runner.invoke(app, ["sync-server", "token", "create", "--store", "s", "--role",
-                              "read", "--expires-in", "3x", *data])  # fmt: skip
+                              "read", "--expires-in", "3x", *data],
+                        env={"COLUMNS": "200"})  # fmt: skip
     assert bad.exit_code == 2
     assert "give a whole number and d, h, m or s" in bad.output
+    assert "--expires-in" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("store", "role", "said"),
+    [("s1", "bogus", "role 'bogus': use read, write or admin"), ("", "read", "needs a store id")],
+)
+def test_a_token_asked_for_wrongly_makes_no_database(
+    tmp_path: Path, store: str, role: str, said: str
+) -> None:
+    refused = runner.invoke(
+        app,
+        ["sync-server", "token", "create", "--store", store, "--role", role,
+         "--data-dir", str(tmp_path)],
+    )  # fmt: skip
+    assert refused.exit_code == 1
+    assert said in refused.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_token_database_from_the_environment(tmp_path: Path) -> None:

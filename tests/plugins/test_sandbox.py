@@ -235,6 +235,9 @@ def test_plugins_install_disabled_and_bad_manifests_are_refused(
     (broken / "plugin.json").write_text(json.dumps({"name": "Bad Name", "version": "1"}))
     with pytest.raises(ConfigError, match=r"plugin\.json"):
         registry.install(broken)
+    miscalled = plugin(tmp_path, "miscalled", "return 1", ["memories.read"])
+    with pytest.raises(ConfigError, match="a capability is one of memories:read, memories:add"):
+        registry.install(miscalled)
     with pytest.raises(ConfigError, match="no plugin 'nothing' is installed"):
         registry.get("nothing")
 

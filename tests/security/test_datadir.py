@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pjai.app import DataDir, Memories, Personas, erase_persona
+from pjai.app import DataDir, Memories, Passphrase, Personas, erase_persona
 from pjai.app.rights import record_consent
 from pjai.app.security import change_passphrase, init_security, rotate_key, security_status
 from pjai.cli import app as cli
@@ -230,3 +230,24 @@ def test_a_desktop_import_into_an_encrypted_directory_is_sealed_like_the_rest(
     )
     assert refused.exit_code == 1
     assert "is encrypted: give its passphrase" in refused.output
+
+
+def test_a_passphrase_that_is_not_text_is_refused_by_name(tmp_path: Path) -> None:
+    # Bytes that were not UTF-8 (a terminal, a pipe or the environment in another
+    # encoding) reach Python as lone surrogates: refused, never a crash.
+    bad = "correct horse \udcff battery"
+    data = opened(tmp_path / "data", PJAI_PASSPHRASE=PASSPHRASE)
+    with pytest.raises(KeyRingError, match="the passphrase is not UTF-8 text"):
+        init_security(data, passphrase=bad, params=FAST)
+    assert not data.encrypted
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with pytest.raises(KeyRingError, match="PJAI_PASSPHRASE is not valid Unicode text"):
+        opened(tmp_path / "data", PJAI_PASSPHRASE=bad).open()
+    with pytest.raises(KeyRingError, match="PJAI_KEY_FILE is not valid Unicode text"):
+        opened(tmp_path / "data", PJAI_KEY_FILE=f"{tmp_path}/\udcff.key").open()
+    web = Passphrase.of(tmp_path / "data")
+    with pytest.raises(ConfigError, match="the passphrase is not valid Unicode text"):
+        web.set(bad)
+    web.set(PASSPHRASE)
+    assert not web.check(bad)
+    assert web.check(PASSPHRASE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -144,6 +145,9 @@ def test_the_token_commands_make_list_rotate_and_revoke(tmp_path: Path) -> None:
     listed = runner.invoke(app, ["web", "token", "list", "--json", *where])
     assert [t["label"] for t in json.loads(listed.stdout)] == ["tablet"]
     assert created["secret"] not in listed.stdout
+    table = runner.invoke(app, ["web", "token", "list", *where], env={"COLUMNS": "200"})
+    header = table.stdout.splitlines()[0].split()
+    assert header == ["id", "name", "created", "(UTC)", "revoked", "expires"]  # no store, role
     turned = runner.invoke(app, ["web", "token", "rotate", created["id"], "--json", *where])
     assert json.loads(turned.stdout)["replaces"] == created["id"]
     gone = runner.invoke(app, ["web", "token", "revoke", created["id"], *where])
@@ -167,6 +171,18 @@ def test_serving_off_loopback_without_a_passphrase_is_refused(tmp_path: Path) ->
     assert result.exit_code == 1
     assert "no passphrase is set" in result.output
     assert "pjai web passphrase" in result.output
+
+
+def test_serving_on_a_port_in_use_is_refused_before_announcing_it(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = runner.invoke(
+            app, ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data")]
+        )
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in result.output
+    assert "http://" not in result.output
+    assert not (tmp_path / "data").exists()
 
 
 def test_the_passphrase_command_reads_standard_input(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from pjai.memory import Embeddings, MemorySystem
 from pjai.memory.embeddings import VECTORS_FILE
 from pjai.memory.encoders import EmbeddingModel
 from pjai.schema import SCHEMA
+from pjai.schema.limits import encoding_problem
 from pjai.security import KEYS_FILE, FieldCodec, KeyRing
 from pjai.security.columns import ColumnSealer
 from pjai.security.keys import store_fingerprint
@@ -195,6 +196,9 @@ class DataDir:
         what is missing or wrong."""
         environ = os.environ if self.environ is None else self.environ
         passphrase, key_file = environ.get(PASSPHRASE_ENV), environ.get(KEY_FILE_ENV)
+        for name, value in ((PASSPHRASE_ENV, passphrase), (KEY_FILE_ENV, key_file)):
+            if value is not None and (problem := encoding_problem(value)) is not None:
+                raise KeyRingError(f"{name} {problem}; give it in UTF-8")
         if passphrase is None and key_file is None:
             if recall(store_fingerprint(self.keys_path)) is None:
                 raise KeyRingError(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pjai.errors import ConfigError
+from pjai.schema.limits import encoding_problem
 
 __all__ = ["MIN_LENGTH", "PASSPHRASE_FILE", "Passphrase"]
 
@@ -46,6 +47,8 @@ class Passphrase:
 
     def set(self, passphrase: str) -> None:
         """Keep (the hash of) ``passphrase``, replacing any earlier one, atomically."""
+        if (problem := encoding_problem(passphrase)) is not None:
+            raise ConfigError(f"the passphrase {problem}; give it in UTF-8")
         if len(passphrase) < MIN_LENGTH:
             raise ConfigError(
                 f"the passphrase must have at least {MIN_LENGTH} characters, got {len(passphrase)}"
@@ -87,6 +90,8 @@ class Passphrase:
                 f"{self.path} is damaged ({exc}); set the passphrase again with "
                 "`pjai web passphrase`"
             ) from exc
+        if encoding_problem(passphrase) is not None:
+            return False  # not text: not the passphrase set, which is
         found = _hash(passphrase, salt, cost["n"], cost["r"], cost["p"])
         return hmac.compare_digest(found, expected)
 

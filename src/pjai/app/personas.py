@@ -128,6 +128,19 @@ def _event(kind: type[Event], args: dict[str, Any]) -> Any:
         return msgspec.convert(args, kind)
     except msgspec.ValidationError as exc:
         raise validation_error(kind.NAME, exc, kind) from exc
+    except UnicodeEncodeError as exc:  # a lone surrogate where a number or a choice goes
+        raise ConfigError(
+            f"{kind.NAME}: {exc.object[:40]!r} is not valid Unicode text (a lone surrogate "
+            f"at position {exc.start})"
+        ) from None
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _builtins(event: PersonaUpdated, group: str) -> Any:
+    return msgspec.to_builtins(getattr(event, group))
 
 
 def privacy_changes(
@@ -245,23 +258,29 @@ class Personas:
         persona = self.get(persona_id)
         current = {group: msgspec.to_builtins(getattr(persona, group)) for group in SETTINGS}
         changed = merge_settings(current, config, sets)
-        args: dict[str, Any] = {
-            "persona_id": persona_id,
-            **{group: changed[group] for group in SETTINGS if changed[group] != current[group]},
+        texts = {
+            key: value
+            for key, value in (
+                ("name", name),
+                ("description", description),
+                ("communication_style", style),
+            )
+            if value is not None
         }
-        for key, value in (
-            ("name", name),
-            ("description", description),
-            ("communication_style", style),
-        ):
-            if value is not None:
-                args[key] = value
-        if len(args) == 1 and (sets or config):
-            given = ", ".join(sets) if sets else "these settings"
-            raise ConfigError(f"nothing to change: {persona.name!r} already has {given}")
-        if len(args) == 1:
+        # Compared as JSON, where true is not 1: a value of the wrong type is refused
+        # below, not taken for the one the persona has.
+        given = {g: changed[g] for g in SETTINGS if _json(changed[g]) != _json(current[g])}
+        typed: PersonaUpdated = _event(PersonaUpdated, {"persona_id": persona_id, **given})
+        # As the settings' types read them (1 is 1.0 for a number of seconds).
+        groups = {g: v for g, v in given.items() if _builtins(typed, g) != current[g]}
+        if not groups and not texts and (sets or config):
+            asked = ", ".join(sets) if sets else "these settings"
+            raise ConfigError(f"nothing to change: {persona.name!r} already has {asked}")
+        if not groups and not texts:
             raise ConfigError("nothing to change: give --name, --description, --style or --set")
-        event: PersonaUpdated = _event(PersonaUpdated, args)
+        event: PersonaUpdated = _event(
+            PersonaUpdated, {"persona_id": persona_id, **groups, **texts}
+        )
         audit: list[ConfigChanged] = []
         if isinstance(event.privacy, PrivacySettings):
             audit = privacy_changes(persona_id, persona.privacy, event.privacy, self.source)

@@ -51,6 +51,7 @@ __all__ = [
     "TypeOpt",
     "ValueAfterPersona",
     "YesFlag",
+    "a_number",
     "confirmed",
     "console",
     "data_directory",
@@ -336,7 +337,7 @@ TypeOpt = Annotated[list[str] | None, typer.Option("--type", help="Only these ty
 TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="Only memories with all tags.")]
 
 
-def _a_number(value: float | None) -> float | None:
+def a_number(value: float | None) -> float | None:
     """Refuse ``nan`` (a Typer callback): no importance compares with it, so a filter
     with it would find nothing and say nothing."""
     if value is not None and math.isnan(value):
@@ -345,8 +346,8 @@ def _a_number(value: float | None) -> float | None:
 
 
 MinImportance = Annotated[
-    float | None, typer.Option(help="Importance at least this.", callback=_a_number)
+    float | None, typer.Option(help="Importance at least this.", callback=a_number)
 ]
 MaxImportance = Annotated[
-    float | None, typer.Option(help="Importance at most this.", callback=_a_number)
+    float | None, typer.Option(help="Importance at most this.", callback=a_number)
 ]

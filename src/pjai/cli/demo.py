@@ -12,11 +12,12 @@ from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
     JsonFlag,
+    a_number,
     console,
     open_manager,
     print_json,
 )
-from pjai.demo import run_demo
+from pjai.demo import MAX_DELAY, run_demo
 from pjai.store import Row
 
 
@@ -33,7 +34,12 @@ def _show(title: str, rows: list[Row]) -> None:
 
 def demo(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    delay: Annotated[float, typer.Option(help="Seconds between scripted commits.")] = 0.8,
+    delay: Annotated[
+        float,
+        typer.Option(
+            min=0, max=MAX_DELAY, callback=a_number, help="Seconds between scripted commits."
+        ),
+    ] = 0.8,
     as_json: JsonFlag = False,
 ) -> None:
     """Seed personas, subscribe a live query, print it each time a commit changes it

@@ -48,7 +48,7 @@ from pjai.sync.server import (
     default_total,
     local_actor,
 )
-from pjai.sync.server.tokens import Role
+from pjai.sync.server.tokens import Role, check_new_token
 
 __all__ = ["app"]
 
@@ -189,8 +189,9 @@ def create_token(
 ) -> None:
     """Create a token and print its secret, the only time it is shown."""
     lifetime = duration(expires_in)
+    with reported():  # before the database is made
+        check_new_token(store, role, lifetime)
     with _server_database(db, data_dir) as database:
-        # The store checks the role.
         secret, token = database.tokens.create(
             store, cast(Role, role), name, expires_in=lifetime, actor=local_actor()
         )

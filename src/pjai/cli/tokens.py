@@ -24,15 +24,26 @@ __all__ = [
     "when",
 ]
 
+
+def _a_duration(text: str | None) -> str | None:
+    """Check a duration as its option is read (a Typer callback: the error names it)."""
+    duration(text)
+    return text
+
+
 ExpiresIn = Annotated[
     str | None,
     typer.Option(
         "--expires-in",
         help="The token stops working after this long: 30d, 12h, 90m, 45s (default: never).",
         show_default=False,
+        callback=_a_duration,
     ),
 ]
-Overlap = Annotated[str, typer.Option(help="How long the old token keeps working: 1h, 30m, 0s.")]
+Overlap = Annotated[
+    str,
+    typer.Option(help="How long the old token keeps working: 1h, 30m, 0s.", callback=_a_duration),
+]
 """``--overlap``: a :func:`duration`."""
 
 
@@ -59,18 +70,17 @@ def when(iso: str | None) -> str:
     return "" if iso is None else f"{iso[:10]} {iso[11:16]}"
 
 
-def tokens_table(tokens: list[Token]) -> Table:
-    """Tokens as a table (their ids whole: revoking needs them)."""
-    table = Table(
-        "name", "store", "role", "created (UTC)", "revoked", "expires", box=box.SIMPLE_HEAD
-    )
+def tokens_table(tokens: list[Token], *, scoped: bool = True) -> Table:
+    """Tokens as a table (their ids whole: revoking needs them); with ``scoped``, the
+    store and role each is for (a sync server's tokens; a web login has neither)."""
+    scope = ["store", "role"] if scoped else []
+    table = Table("name", *scope, "created (UTC)", "revoked", "expires", box=box.SIMPLE_HEAD)
     table.columns.insert(0, Column("id", no_wrap=True, overflow="fold"))  # revoke needs it whole
     for t in tokens:
         table.add_row(
             t.id,
             t.label,
-            t.store_id,
-            t.role,
+            *([t.store_id, t.role] if scoped else []),
             when(t.created_at),
             when(t.revoked_at),
             when(t.expires_at),

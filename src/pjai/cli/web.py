@@ -127,7 +127,7 @@ def list_tokens(
     expired ones too (never their secrets)."""
     with _sessions(data_dir) as sessions:
         found = sessions.list()
-    print_rows(found, tokens_table(found), fmt)
+    print_rows(found, tokens_table(found, scoped=False), fmt)
 
 
 @token_app.command("revoke")

@@ -18,7 +18,7 @@ from sqlalchemy import Integer, String, and_, case, func, literal, or_, select
 from pjai.errors import QueryError
 from pjai.memory.backend import Backend
 from pjai.memory.embeddings import Embeddings
-from pjai.memory.words import STOP_WORDS, is_phrase, pairs, pieces
+from pjai.memory.words import STOP_WORDS, bigrams, is_phrase, pieces
 from pjai.schema import MemoryLinked, MemoryLinksDecayed, MemoryUnlinked
 from pjai.schema.event import Event
 from pjai.schema.selection import MemoryFilter, memory_conditions
@@ -114,7 +114,7 @@ def _terms(text: str) -> set[str]:
     found: set[str] = set()
     for piece, cjk in pieces(text):
         if cjk:
-            found.update(pairs(piece))
+            found.update(bigrams(piece))
         else:
             found.update(m.lower() for m in _WORD.findall(piece))
     return {w for w in found if (len(w) > 2 or is_phrase(w)) and w not in STOP_WORDS}
@@ -149,6 +149,8 @@ def auto_link(
     confidence are the similarity. Pairs already linked either way are skipped.
     Returns the events (not committed).
     """
+    if threshold is not None and not 0 <= threshold <= 1:  # NaN too
+        raise QueryError(f"the threshold is a similarity from 0 to 1, got {threshold}")
     linked = {
         frozenset((r.source_id, r.target_id))
         for r in backend.query(

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from pjai.schema.search import CJK_PATTERN
 
-__all__ = ["STOP_WORDS", "is_phrase", "pairs", "pieces", "search_terms", "words"]
+__all__ = ["STOP_WORDS", "bigrams", "is_phrase", "pieces", "search_terms", "words"]
 
 _CJK = re.compile(CJK_PATTERN)
 _CJK_RUN = re.compile(f"({CJK_PATTERN}+)")
@@ -204,7 +204,7 @@ def search_terms(text: str) -> list[str]:
     ``東京``, ``京都``), or for its one character; each pair is a phrase of two words."""
     found: list[str] = []
     for piece, cjk in pieces(text):
-        found.extend(pairs(piece) if cjk else words(piece))
+        found.extend(bigrams(piece) if cjk else words(piece))
     terms = dict.fromkeys(w for w in found if w not in STOP_WORDS and (len(w) > 1 or _CJK.match(w)))
     return list(terms or dict.fromkeys(found))
 
@@ -220,7 +220,7 @@ def pieces(text: str) -> Iterator[tuple[str, bool]]:
             yield piece, i % 2 == 1
 
 
-def pairs(run: str) -> list[str]:
+def bigrams(run: str) -> list[str]:
     """The pairs of neighbouring characters of ``run`` (``東京都``: ``東京``, ``京都``), or
     its one character."""
     return [run[i : i + 2] for i in range(max(len(run) - 1, 1))]

@@ -69,7 +69,10 @@ def read_manifest(directory: Path) -> Manifest:
     except FileNotFoundError as exc:
         raise ConfigError(f"{directory} is not a plugin: it has no {MANIFEST_FILE}") from exc
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        said = str(exc)
+        if "$.capabilities[" in said:
+            said += f" (a capability is one of {', '.join(CAPABILITIES)})"
+        raise ConfigError(f"{path}: {said}") from exc
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{path} is not JSON: {exc}") from exc
     module = manifest.entry.partition(":")[0]

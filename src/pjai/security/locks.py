@@ -98,10 +98,22 @@ def stretch(passphrase: str, salt: bytes, params: Argon2Params) -> bytes:
         lanes=params.lanes,
         memory_cost=params.memory_kib,
     )
-    return kdf.derive(passphrase.encode())
+    return kdf.derive(passphrase_bytes(passphrase))
+
+
+def passphrase_bytes(passphrase: str) -> bytes:
+    """``passphrase`` in UTF-8; :class:`KeyRingError` if it is not text (bytes that were
+    not UTF-8, read from a terminal, a file or the environment)."""
+    try:
+        return passphrase.encode()
+    except UnicodeEncodeError as exc:
+        raise KeyRingError(
+            f"the passphrase is not UTF-8 text (character {exc.start + 1} is not); give it in UTF-8"
+        ) from None
 
 
 def check_passphrase(passphrase: str) -> None:
+    passphrase_bytes(passphrase)
     if len(passphrase) < 12:
         raise KeyRingError("a passphrase needs at least 12 characters")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 from collections.abc import Callable
@@ -41,6 +42,21 @@ def _addresses(host: str) -> set[str]:
     return {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
 
 
+def _check_free(host: str, port: int) -> None:
+    """:class:`ConfigError` if nothing can listen on ``host:port`` now (another server
+    has the port): the app would announce an address that is not its own, then fail."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        socket.create_server((host, port), family=family).close()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"cannot listen on {host}:{port}: the port is in use (another server?); "
+                "choose another with --port"
+            ) from exc
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
 def serve(
     data_dir: DataDir,
     *,
@@ -64,6 +80,7 @@ def serve(
             f"the web app would listen on {host}, reachable from other machines, and no "
             "passphrase is set: set one with `pjai web passphrase`, or serve on 127.0.0.1"
         )
+    _check_free(host, port)  # before anything is opened, and before the URL is announced
     web = WebApp(data_dir)
     app.on_shutdown(web.sync.disconnect)
     app.on_shutdown(web.close)

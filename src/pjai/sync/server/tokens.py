@@ -26,7 +26,7 @@ from pjai.sync.protocol import Role
 from pjai.sync.server.audit import record
 from pjai.sync.server.tables import audit, ensure_tables, select_fields, tokens, transaction
 
-__all__ = ["ROLES", "RateLimiter", "Role", "Token", "TokenStore", "can"]
+__all__ = ["ROLES", "RateLimiter", "Role", "Token", "TokenStore", "can", "check_new_token"]
 
 ROLES: tuple[Role, ...] = ("read", "write", "admin")
 PREFIX = "pjai_"
@@ -59,6 +59,17 @@ _SELECT = select_fields(tokens, Token)
 """A token's public fields."""
 
 
+def check_new_token(store_id: str, role: str, expires_in: timedelta | None = None) -> None:
+    """:class:`ConfigError` naming what is wrong with a token asked for, before anything
+    is made (:meth:`TokenStore.create` checks it too)."""
+    if role not in ROLES:
+        raise ConfigError(f"role {role!r}: use read, write or admin")
+    if not store_id.strip():
+        raise ConfigError("a token needs a store id, or * for every store")
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise ConfigError(f"a token must live for some time, not {expires_in}")
+
+
 class TokenStore:
     """Tokens in the sync server's database (or another holding its token and audit
     tables: the web app's sessions)."""
@@ -82,12 +93,7 @@ class TokenStore:
         ``expires_in``: it stops working that long from now, and at ``not_after`` at the
         latest. ``actor``: who creates it, for the audit trail.
         """
-        if role not in ROLES:
-            raise ConfigError(f"role {role!r}: use read, write or admin")
-        if not store_id.strip():
-            raise ConfigError("a token needs a store id, or * for every store")
-        if expires_in is not None and expires_in <= timedelta(0):
-            raise ConfigError(f"a token must live for some time, not {expires_in}")
+        check_new_token(store_id, role, expires_in)
         with transaction(self.engine, "creating a token", write=True) as conn:
             secret, token = _insert(conn, store_id, role, label, expires_in, not_after)
             record(conn, "token.create", token, at=token.created_at, actor=actor)
