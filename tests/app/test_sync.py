@@ -27,6 +27,8 @@ def test_urls_are_normalised() -> None:
     assert sync_url("ws://h:1/custom?x=1") == "ws://h:1/custom?x=1"
     with pytest.raises(ConfigError, match="'ftp://h' is not a sync server URL"):
         sync_url("ftp://h")
+    with pytest.raises(ConfigError, match="'http://:8765' is not a sync server URL"):
+        sync_url("http://:8765")  # no host
     for bad, why in (
         ("http://[::1", "Invalid IPv6 URL"),
         ("http://h:99999", "out of range"),

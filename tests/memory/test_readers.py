@@ -8,6 +8,7 @@ different scales per backend, so search is compared by what it finds.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -373,13 +374,18 @@ def test_search_cuts_words_as_the_indexes_do_on_every_reader(
         ("東京", ["tokyo"]),  # a word inside a sentence
         ("京都", ["kyoto"]),
         ("タワー", ["tokyo"]),
-        ("東京に行きたい", ["tokyo"]),  # a sentence: the pairs it shares with the memory
+        # A sentence: the memories sharing a pair with it (school: に行).
+        ("東京に行きたい", ["school", "tokyo"]),
         ("北京", ["beijing"]),
         ("京", ["beijing", "kyoto", "tokyo"]),  # one character is a word
         ("서울", ["seoul"]),
         ("iPhone", ["case"]),  # Latin letters against Japanese ones
         ("ケース", ["case"]),
         ("猫", []),
+        ("ジョン・スミス", ["smith"]),  # the middle dot comes between words
+        ("부산", ["busan"]),  # the memory's Hangul is decomposed (NFD)
+        (unicodedata.normalize("NFD", "부산"), ["busan"]),
+        (unicodedata.normalize("NFD", "がっこう"), ["school"]),
     ],
 )
 def test_search_finds_chinese_japanese_and_korean_words_on_every_reader(
@@ -392,6 +398,10 @@ def test_search_finds_chinese_japanese_and_korean_words_on_every_reader(
         memory("beijing", content="我在北京工作"),
         memory("seoul", content="서울에서 친구를 만났다"),
         memory("case", content="新しいiPhone用のケース"),
+        memory("smith", content="ジョン・スミスに会った"),
+        memory("bread", content="パンを買った"),
+        memory("busan", content=unicodedata.normalize("NFD", "부산 회의")),
+        memory("school", content="がっこうに行く"),
     )
     if _sqlite_sql(reader):
         return  # no full-text index on an SQLite SQL primary (test_search says so)

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, column, insert, table, text, update
 from pjai.errors import SqlUnavailableError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.search import SearchFilter, _postgresql_query, search
-from pjai.memory.words import search_terms
+from pjai.memory.words import MAX_TERMS, search_terms
 from pjai.schema import MemoryFilter
 from pjai.schema.ops import Insert
 from pjai.schema.search import POSTGRESQL_DOCUMENT, POSTGRESQL_FUNCTIONS
@@ -92,6 +92,19 @@ def test_documents_made_before_0008_get_chinese_japanese_and_korean_cut(engine: 
         command.upgrade(config, "head")
     assert _found(engine, "東京") == ["tokyo"]
     assert _found(engine, "cafe") == ["tokyo"]  # the whole document, made again
+    # 29,999 pairs: a query PostgreSQL could not parse; the first MAX_TERMS are asked.
+    long = "".join(chr(0x4E00 + i) for i in range(30_000))
+    assert len(search_terms(long)) == MAX_TERMS
+    assert _found(engine, long) == []
+    # Down again: 0007's documents, where the run is one word, as 0007's queries look for it.
+    whole_run = "to_tsquery('english', '東京タワーに行きました')"
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0007")
+        found = conn.scalars(
+            text(f"SELECT id FROM memories WHERE {POSTGRESQL_DOCUMENT} @@ {whole_run}")
+        )
+        assert found.all() == ["tokyo"]
 
 
 def test_the_trigger_follows_every_write_of_the_text(engine: Engine) -> None:

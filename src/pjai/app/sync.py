@@ -69,7 +69,7 @@ def sync_url(url: str) -> str:
         parts.port  # noqa: B018  # raises on a port that is not a number from 0 to 65535
     except ValueError as exc:
         raise ConfigError(f"{url!r} is not a sync server URL like http://host:8765: {exc}") from exc
-    if parts.scheme not in schemes or not parts.netloc:
+    if parts.scheme not in schemes or not parts.hostname:
         raise ConfigError(f"{url!r} is not a sync server URL like http://host:8765")
     path = parts.path if parts.path not in ("", "/") else "/sync"
     return urlunsplit((schemes[parts.scheme], parts.netloc, path, parts.query, ""))

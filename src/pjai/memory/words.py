@@ -12,9 +12,12 @@ from collections.abc import Iterator
 
 from pjai.schema.search import CJK_PATTERN
 
-__all__ = ["STOP_WORDS", "bigrams", "is_phrase", "pieces", "search_terms", "words"]
+__all__ = ["MAX_TERMS", "STOP_WORDS", "bigrams", "is_phrase", "pieces", "search_terms", "words"]
 
 _CJK = re.compile(CJK_PATTERN)
+MAX_TERMS = 1_000
+"""A search looks for the first this many terms of its text: PostgreSQL cannot parse a
+query of some 19,000 (a long text of Chinese characters gives one term per character)."""
 _CJK_RUN = re.compile(f"({CJK_PATTERN}+)")
 
 STOP_WORDS = frozenset(
@@ -201,21 +204,23 @@ def search_terms(text: str) -> list[str]:
     """What to look for in ``text``: its words, stop words and single letters dropped
     unless that leaves none. A run of Chinese, Japanese or Korean characters, which has
     no spaces between its words, stands for the pairs of neighbours it holds (``東京都``:
-    ``東京``, ``京都``), or for its one character; each pair is a phrase of two words."""
+    ``東京``, ``京都``), or for its one character; each pair is a phrase of two words.
+    At most :data:`MAX_TERMS`, the first."""
     found: list[str] = []
     for piece, cjk in pieces(text):
         found.extend(bigrams(piece) if cjk else words(piece))
     terms = dict.fromkeys(w for w in found if w not in STOP_WORDS and (len(w) > 1 or _CJK.match(w)))
-    return list(terms or dict.fromkeys(found))
+    return list(terms or dict.fromkeys(found))[:MAX_TERMS]
 
 
 def pieces(text: str) -> Iterator[tuple[str, bool]]:
     """``text`` in pieces, each with whether it is a run of Chinese, Japanese or Korean
-    characters (:data:`pjai.schema.search.CJK_PATTERN`) or lies between such runs."""
+    characters (:data:`pjai.schema.search.CJK_PATTERN`) or lies between such runs; in
+    NFC, as the index has it (decomposed Hangul or kana are composed)."""
     if text.isascii():
         yield text, False
         return
-    for i, piece in enumerate(_CJK_RUN.split(text)):
+    for i, piece in enumerate(_CJK_RUN.split(unicodedata.normalize("NFC", text))):
         if piece:
             yield piece, i % 2 == 1
 

@@ -56,7 +56,10 @@ __all__ = [
 
 _CJK_RANGES = (
     (0x3005, 0x3007),  # iteration and closing marks, the ideographic zero
-    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x3041, 0x3096),  # Hiragana (not its voicing marks, which NFC joins to letters)
+    (0x309D, 0x309F),  # Hiragana iteration marks, yori
+    (0x30A1, 0x30FA),  # Katakana (not the double hyphen nor the middle dot ・)
+    (0x30FC, 0x30FF),  # the prolonged sound mark ー, Katakana iteration marks, koto
     (0x31F0, 0x31FF),  # Katakana phonetic extensions
     (0x3400, 0x4DBF),  # CJK Unified Ideographs Extension A
     (0x4E00, 0x9FFF),  # CJK Unified Ideographs
@@ -66,11 +69,12 @@ _CJK_RANGES = (
     (0x20000, 0x323AF),  # CJK Unified Ideographs Extensions B to H
 )
 """The characters of scripts written without spaces between words that PJai indexes one
-by one: Han ideographs, Kana and Hangul syllables."""
+by one: Han ideographs, Kana and Hangul syllables (letters only: punctuation such as
+``・`` comes between words, as elsewhere)."""
 
 CJK_PATTERN = "[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _CJK_RANGES) + "]"
 """A regular expression (Python's) for one character of :data:`_CJK_RANGES`."""
-_CJK_RE = re.compile(CJK_PATTERN)
+_CJK_RUN = re.compile(CJK_PATTERN + "+")
 
 
 def _escape(code: int) -> str:
@@ -82,11 +86,16 @@ _POSTGRESQL_CJK = "[" + "".join(f"{_escape(lo)}-{_escape(hi)}" for lo, hi in _CJ
 
 
 def cut_cjk(text: str | None) -> str | None:
-    """``text`` with a space on each side of its Chinese, Japanese and Korean characters,
-    so that the index takes each as a word (``東京タワー`` -> `` 東  京  タ  ワ  ー ``)."""
+    """``text`` in NFC with a space on each side of its Chinese, Japanese and Korean
+    characters, so that the index takes each as a word (``東京タワー`` ->
+    `` 東  京  タ  ワ  ー ``; decomposed Hangul or kana are composed first)."""
     if text is None or text.isascii():
         return text
-    return _CJK_RE.sub(r" \g<0> ", text)
+    return _CJK_RUN.sub(_spaced, unicodedata.normalize("NFC", text))
+
+
+def _spaced(run: re.Match[str]) -> str:
+    return " " + "  ".join(run.group()) + " "
 
 
 SEARCH_TABLE = "memories_fts"

@@ -10,7 +10,9 @@ from __future__ import annotations
 import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.uri import parse_uri
 
+from pjai.errors import ConfigError
 from pjai.sync.protocol import MAX_FRAME_BYTES
 from pjai.sync.transport import ConnectionClosed, Connector, Transport
 
@@ -52,7 +54,12 @@ class _NoRedirects(connect):
 def websocket_connector(url: str, token: str = "", *, open_timeout: float = 10.0) -> Connector:
     """Connects to a sync server's WebSocket endpoint (``ws://host:port/sync``). A failure
     to connect, whatever the other end answered, is a :class:`ConnectionClosed`, which
-    the client retries."""
+    the client retries; a URL that is not a WebSocket URL is a :class:`ConfigError` at
+    once."""
+    try:
+        parse_uri(url)
+    except websockets.InvalidURI as exc:
+        raise ConfigError(f"{url!r} is not a sync server's address: {exc}") from None
     headers = {"Authorization": f"Bearer {token}"} if token else None
 
     async def open_connection() -> Transport:

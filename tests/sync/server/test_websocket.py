@@ -14,6 +14,7 @@ from websockets.client import ClientProtocol
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from pjai.errors import ConfigError
 from pjai.schema.records import ROOT
 from pjai.store import Store
 from pjai.sync.client import SyncClient
@@ -172,6 +173,11 @@ async def test_the_server_stops_while_a_client_that_stops_reading_is_connected()
         assert hung_up(stuck, 0)
     finally:
         stuck.close()
+
+
+def test_an_address_that_is_not_a_websocket_url_is_refused_at_once() -> None:
+    with pytest.raises(ConfigError, match="'ws://:8765/sync' is not a sync server's address"):
+        websocket_connector("ws://:8765/sync")
 
 
 async def test_a_failed_connection_says_why_in_words() -> None:

@@ -2,8 +2,8 @@
 as the store's index does, so that a word inside a sentence is found (pjai.schema.search).
 
 The document function is replaced and the documents of the memories holding such text
-are computed again. SQLite: nothing. Downgrading keeps the new function: its documents
-are ordinary ``tsvector`` values, which 0007's queries read as well.
+are computed again. Downgrading puts 0007's function back (written out below, as 0007
+made it) and computes every document again. SQLite: nothing.
 """
 
 from __future__ import annotations
@@ -23,4 +23,43 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Nothing to undo (see the module's docstring)."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "CREATE OR REPLACE FUNCTION pjai_memory_document(config regconfig, name text, "
+            "content text, summary text, tags text) RETURNS tsvector LANGUAGE plpgsql "
+            f"STABLE AS $$ {_BODY_0007} $$"
+        )
+        op.execute(
+            "UPDATE memories SET search_document = "
+            "pjai_memory_document('english', name, content, summary, tags::text)"
+        )
+
+
+def _folded_0007(value: str) -> str:
+    return (
+        f"CASE WHEN octet_length({value}) = length({value}) "
+        "OR current_setting('server_encoding') <> 'UTF8' THEN "
+        f"{value} ELSE normalize(regexp_replace(normalize({value}, NFD), "
+        "'([A-Za-z])[\\u0300-\\u036f]+', '\\1', 'g'), NFC) END"
+    )
+
+
+def _document_0007(name: str, content: str, summary: str, tags: str) -> str:
+    parts = [(name, "A"), (content, "A"), (summary, "B"), (tags, "A")]
+    return " || ".join(
+        f"setweight(to_tsvector(config, {_folded_0007(text)}), '{weight}')"
+        for text, weight in parts
+    )
+
+
+_CUT = ("left(name, 10000)", "left(content, 50000)", "left(summary, 10000)", "left(tags, 10000)")
+_BODY_0007 = (
+    "BEGIN IF left(content, 14) = 'pjai-sealed:1:' THEN RETURN NULL; END IF; "
+    "IF octet_length(name) + octet_length(content) + octet_length(summary) "
+    "+ octet_length(tags) <= 200000 THEN "
+    f"RETURN {_document_0007('name', 'content', 'summary', 'tags')}; END IF; "
+    f"BEGIN RETURN {_document_0007('name', 'content', 'summary', 'tags')}; "
+    "EXCEPTION WHEN program_limit_exceeded THEN "
+    f"RETURN {_document_0007(*_CUT)}; END; END"
+)
+"""The body of ``pjai_memory_document`` as migration 0007 made it."""
