@@ -335,6 +335,33 @@ def test_what_a_plugin_starts_ends_with_its_run(
     assert hosts_end()  # the sleeper it started in a session of its own is gone
 
 
+FORK_BOMB = (
+    "import os, time\n"
+    "started = 0\n"
+    "while started < 1000:\n"
+    "    try:\n"
+    "        child = os.fork()\n"
+    "    except OSError:\n"
+    "        break\n"
+    "    if child == 0:\n"
+    "        time.sleep(30)\n"
+    "        os._exit(0)\n"
+    "    started += 1\n"
+    "return started"
+)
+"""A plugin that starts processes until it may not; returns how many it started."""
+
+
+def test_a_plugin_starts_no_more_processes_than_its_limit(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    registry, manager, ada = setting
+    name = installed(registry, plugin(tmp_path, "bomb", FORK_BOMB, [], processes=8))
+    # Eight in its namespace: PJai's host and init, the plugin, and five it started.
+    assert run_plugin(registry, manager, name, ada).result == 5
+    assert hosts_end()
+
+
 def test_a_plugin_that_undoes_its_death_signal_still_ends_with_its_run(
     setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
 ) -> None:
@@ -675,7 +702,8 @@ def test_a_user_who_is_not_root_runs_plugins(tmp_path: Path) -> None:
     if found.stdout.strip() != version:
         pytest.skip(f"the system python3 is not {version}, this environment's")
     paths = [str(Path(pjai.__file__).parents[1]), *site.getsitepackages()]
-    script = textwrap.dedent(
+    main = "def run(api, args):\n" + textwrap.indent(FORK_BOMB, "    ") + "\n"
+    script = f"MAIN = {main!r}\n" + textwrap.dedent(
         """
         import json, tempfile
         from pathlib import Path
@@ -683,9 +711,12 @@ def test_a_user_who_is_not_root_runs_plugins(tmp_path: Path) -> None:
         from pjai.plugins.manifest import Manifest
         from pjai.plugins.sandbox import run_sandboxed
         source = Path(tempfile.mkdtemp())
-        manifest = {"name": "p", "version": "1", "entry": "main.py:run", "capabilities": []}
+        manifest = {
+            "name": "p", "version": "1", "entry": "main.py:run", "capabilities": [],
+            "limits": {"processes": 8},
+        }
         (source / "plugin.json").write_text(json.dumps(manifest))
-        (source / "main.py").write_text("def run(api, args):\\n    return 42\\n")
+        (source / "main.py").write_text(MAIN)
         loaded = msgspec.json.decode((source / "plugin.json").read_bytes(), type=Manifest)
         print(run_sandboxed(source, loaded, {}, lambda call, args: None).result)
         """
@@ -699,4 +730,5 @@ def test_a_user_who_is_not_root_runs_plugins(tmp_path: Path) -> None:
         cwd="/",
         env={"PATH": "/usr/bin:/bin", "TMPDIR": "/tmp", "PYTHONPATH": os.pathsep.join(paths)},
     )
-    assert (ran.returncode, ran.stdout.strip()) == (0, "42"), ran.stderr
+    # It ran, and its process limit held for a user the kernel does not exempt either.
+    assert (ran.returncode, ran.stdout.strip()) == (0, "5"), ran.stderr

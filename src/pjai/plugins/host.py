@@ -14,7 +14,8 @@ It reads the plugin's code, closes the sandbox over itself, then runs the plugin
    calls go to PJai over standard input and output, one JSON line each way.
 
 The OS limits on CPU time, memory, file size and open files were set by the parent
-before this process started (:mod:`pjai.plugins.sandbox`). Protocol, child to parent:
+before this process started (:mod:`pjai.plugins.sandbox`); the limit on processes is set
+here, inside the namespace, after a host run as root has gone on as ``nobody``. Protocol, child to parent:
 ``{"call": NAME, "args": {...}}`` (answered by ``{"result": ...}`` or
 ``{"error": "..."}``), then ``{"done": RESULT}``, ``{"failed": "..."}`` or
 ``{"refused": "..."}``. What the plugin's processes used (CPU, peak memory) the init
@@ -52,6 +53,8 @@ _CLONE_NEWUSER = 0x10000000
 _CLONE_NEWPID = 0x20000000
 _CLONE_NEWNET = 0x40000000
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+_NOBODY = 65534
 _PR_SET_NO_NEW_PRIVS = 38
 _CAPABILITY_VERSION_3 = 0x20080522
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
@@ -98,12 +101,34 @@ _NO_IPC = {"shmmni": "0", "shmmax": "0", "shmall": "0", "msgmni": "0", "sem": "0
 """The IPC namespace's settings: no shared memory segment, message queue or semaphore."""
 
 
-def _close_sandbox(root: str, report: int) -> str | None:
+def _drop_root(libc: ctypes.CDLL) -> str | None:
+    """Go on as ``nobody`` when run as root (the reason if that fails): the kernel
+    exempts root from the process limit below, and maps nobody to the namespace's root
+    as it maps any other user."""
+    if os.geteuid() != 0:
+        return None
+    parent = os.getppid()
+    os.setgroups([])
+    os.setresgid(_NOBODY, _NOBODY, _NOBODY)
+    os.setresuid(_NOBODY, _NOBODY, _NOBODY)
+    # A change of user gives this process's /proc files to root (the maps below are
+    # written there) and forgets the signal for when PJai ends: set both again.
+    if libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0) != 0:
+        return f"cannot go on as nobody ({os.strerror(ctypes.get_errno())})"
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # PJai ended before the signal was set again
+        return "the process that ran the plugin has ended"
+    return None
+
+
+def _close_sandbox(root: str, report: int, processes: int) -> str | None:
     """Enter new user, network, mount, IPC and PID namespaces and a session keyring of
     its own; go on as the plugin's process, the second of the new PID namespace, under
     an init of PJai's (below), in a root that is an empty read-only file system, with
     no capabilities left. The reason if the sandbox cannot be made."""
     libc = ctypes.CDLL(None, use_errno=True)
+    if (refused := _drop_root(libc)) is not None:
+        return refused
     uid, gid = os.getuid(), os.getgid()
     flags = _CLONE_NEWUSER | _CLONE_NEWNET | _CLONE_NEWNS | _CLONE_NEWIPC | _CLONE_NEWPID
     if libc.unshare(flags) != 0:
@@ -128,6 +153,11 @@ def _close_sandbox(root: str, report: int) -> str | None:
                 setting.write(none)
         except OSError as exc:
             return f"cannot close System V IPC ({name}: {exc.strerror or exc})"
+    # At most this many processes (threads count) in the namespace, this host, its init
+    # and the plugin included. Set once in it: the limit then counts the namespace's
+    # processes, not every one of the user's (as it would if set before, as the
+    # namespace's own ceiling).
+    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     keyctl = _SYS_KEYCTL.get(os.uname().machine)
     joined = keyctl is None or libc.syscall(keyctl, _KEYCTL_JOIN_SESSION_KEYRING, None) >= 0
     # Not there, or not allowed (a seccomp filter, which the plugin inherits): none to read.
@@ -210,7 +240,7 @@ def main() -> None:
     # to standard error (the run's log), so that it cannot break a protocol line.
     _out = os.fdopen(os.dup(1), "w")
     sys.stdout = sys.stderr
-    plugin_dir, entry, root, report = sys.argv[1:5]
+    plugin_dir, entry, root, report, processes = sys.argv[1:6]
     module_file, _, function = entry.partition(":")
     try:
         with open(os.path.join(plugin_dir, module_file)) as source_file:
@@ -219,7 +249,7 @@ def main() -> None:
     except (OSError, ValueError) as exc:
         _send({"failed": f"cannot read the plugin: {exc}"})
         return
-    refused = _close_sandbox(root, int(report))
+    refused = _close_sandbox(root, int(report), int(processes))
     if refused is not None:
         _send({"refused": refused})
         return

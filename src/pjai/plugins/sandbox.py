@@ -89,6 +89,7 @@ def run_sandboxed(
                     sys.executable, "-I", "-S", str(_HOST),
                     # Absolute: the plugin starts in its empty root, not here.
                     str(directory.absolute()), manifest.entry, root, str(report),
+                    str(limits.processes),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
