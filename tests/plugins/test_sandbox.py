@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 import pjai
 from pjai.app import DataDir, Memories, Personas
+from pjai.app import plugins as app_plugins
 from pjai.app.plugins import plugin_registry, run_plugin
 from pjai.cli import app as cli
 from pjai.errors import ConfigError
@@ -333,6 +334,23 @@ def test_what_a_plugin_starts_ends_with_its_run(
     name = installed(registry, plugin(tmp_path, "forker", code, []))
     assert run_plugin(registry, manager, name, ada).result == 2  # after its namespace's init
     assert hosts_end()  # the sleeper it started in a session of its own is gone
+
+
+def test_a_read_of_memories_comes_in_pages_and_stops_at_its_size(
+    setting: tuple[Registry, HybridDatabaseManager, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry, manager, ada = setting
+    memories = Memories(manager)
+    for i in range(39):  # with the tea: 40, more than two pages
+        memories.add(ada, f"note {i:02d} " + "x" * 40, importance=i / 100)
+    best_first = [m.id for m in memories.list(MemoryFilter(persona_id=ada), limit=40)]
+    code = "return [m['id'] for m in api.memories(limit=500)]"
+    name = installed(registry, plugin(tmp_path, "reader", code, ["memories:read"]))
+    assert run_plugin(registry, manager, name, ada).result == best_first
+    monkeypatch.setattr(app_plugins, "MAX_READ_BYTES", 500)  # the tea (15 bytes), ten of 48
+    assert run_plugin(registry, manager, name, ada).result == best_first[:11]
 
 
 FORK_BOMB = (

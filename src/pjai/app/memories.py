@@ -298,17 +298,23 @@ class Memories:
 
     # Last: below it, ``list`` would name this method in annotations.
     def list(
-        self, where: MemoryFilter, *, order: MemoryOrder = "importance", limit: int = 50
+        self,
+        where: MemoryFilter,
+        *,
+        order: MemoryOrder = "importance",
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[Memory]:
-        """A persona's memories, best first by ``order``, as the user sees them everywhere
-        else: from the store when it is on (with this instance's changes the sync server
-        has not confirmed yet, see :meth:`pending`), else from the SQL primary.
-        :class:`~pjai.errors.NotFoundError` for a persona that does not exist."""
+        """A persona's memories, best first by ``order`` (past the first ``offset``), as
+        the user sees them everywhere else: from the store when it is on (with this
+        instance's changes the sync server has not confirmed yet, see :meth:`pending`),
+        else from the SQL primary. :class:`~pjai.errors.NotFoundError` for a persona
+        that does not exist."""
         if where.persona_id is not None:
             require_persona(self.manager, where.persona_id)
         if self.manager.store is None:
-            return self.manager.memories.list(where, order=order, limit=limit)
-        return self.system.list_memories(where, order=order, limit=limit)
+            return self.manager.memories.list(where, order=order, limit=limit, offset=offset)
+        return self.system.list_memories(where, order=order, limit=limit, offset=offset)
 
     def pending(self) -> frozenset[str]:
         """The memories that this instance's unconfirmed events add or change (a synced

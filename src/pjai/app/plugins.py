@@ -25,6 +25,11 @@ _ADDABLE = {"name", "summary", "tags", "importance", "type"}
 
 _MAX_READ = 500
 """The most memories one call of a plugin reads."""
+MAX_READ_BYTES = 16_000_000
+"""The most text (UTF-8) one ``memories`` answer holds: past it, the answer has fewer
+memories than asked for (whole ones, the best first)."""
+_PAGE = 16
+"""Memories read at a time for an answer: what PJai holds at once stays near the bound."""
 
 
 def plugin_registry(data_path: Path) -> Registry:
@@ -63,19 +68,7 @@ def _handler(plugin: InstalledPlugin, memories: Memories, persona_id: str) -> Ha
             limit = args.get("limit", 50)
             if not isinstance(limit, int) or not 1 <= limit <= _MAX_READ:
                 raise PluginError(f"memories(limit=...) takes 1 to {_MAX_READ}")
-            found = memories.list(MemoryFilter(persona_id=persona_id), limit=limit)
-            return [
-                {
-                    "id": m.id,
-                    "name": m.name,
-                    "content": m.content,
-                    "tags": list(m.tags),
-                    "importance": m.importance,
-                    "tier": m.tier,
-                    "occurred_at": m.occurred_at.isoformat(),
-                }
-                for m in found
-            ]
+            return _read(memories, persona_id, limit)
         if call == "add_memory":
             _need(plugin, granted, "memories:add")
             content = args.get("content")
@@ -99,6 +92,35 @@ def _handler(plugin: InstalledPlugin, memories: Memories, persona_id: str) -> Ha
         raise PluginError(f"there is no call {call!r} (memories, add_memory, log)")
 
     return handle
+
+
+def _read(memories: Memories, persona_id: str, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` of the persona's memories, best first, while their text stays
+    within :data:`MAX_READ_BYTES`; read a page at a time."""
+    answer: list[dict[str, Any]] = []
+    size = 0
+    while len(answer) < limit:
+        wanted = min(_PAGE, limit - len(answer))
+        where = MemoryFilter(persona_id=persona_id)
+        page = memories.list(where, limit=wanted, offset=len(answer))
+        for m in page:
+            size += sum(len(t.encode(errors="replace")) for t in (m.name, m.content, *m.tags))
+            if size > MAX_READ_BYTES:
+                return answer
+            answer.append(
+                {
+                    "id": m.id,
+                    "name": m.name,
+                    "content": m.content,
+                    "tags": list(m.tags),
+                    "importance": m.importance,
+                    "tier": m.tier,
+                    "occurred_at": m.occurred_at.isoformat(),
+                }
+            )
+        if len(page) < wanted:
+            break
+    return answer
 
 
 def _need(plugin: InstalledPlugin, granted: set[str], capability: str) -> None:

@@ -188,10 +188,14 @@ class MemorySystem:
         order: MemoryOrder = "importance",
         descending: bool = True,
         limit: int | None = 100,
+        offset: int = 0,
     ) -> list[Memory]:
         """Memories matching ``where`` as the backend holds them (on the store: with this
-        instance's changes that the sync server has not confirmed yet)."""
-        query = memories_query(where, order=order, descending=descending, limit=limit)
+        instance's changes that the sync server has not confirmed yet), past the first
+        ``offset``."""
+        query = memories_query(
+            where, order=order, descending=descending, limit=limit, offset=offset
+        )
         return [memory_from_row(row) for row in self.backend.query(query)]
 
     def open(self, memory_id: str) -> Memory:

@@ -15,8 +15,8 @@ It reads the plugin's code, closes the sandbox over itself, then runs the plugin
 
 The OS limits on CPU time, memory, file size and open files were set by the parent
 before this process started (:mod:`pjai.plugins.sandbox`); the limit on processes is set
-here, inside the namespace, after a host run as root has gone on as ``nobody``. Protocol, child to parent:
-``{"call": NAME, "args": {...}}`` (answered by ``{"result": ...}`` or
+here, inside the namespace, after a host run as root has gone on as ``nobody``.
+Protocol, child to parent: ``{"call": NAME, "args": {...}}`` (answered by ``{"result": ...}`` or
 ``{"error": "..."}``), then ``{"done": RESULT}``, ``{"failed": "..."}`` or
 ``{"refused": "..."}``. What the plugin's processes used (CPU, peak memory) the init
 measures as they end and writes to a pipe of its own, which the plugin does not hold.

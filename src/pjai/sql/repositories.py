@@ -171,12 +171,15 @@ def memories_query(
     order: MemoryOrder = "importance",
     descending: bool = True,
     limit: int | None = 100,
+    offset: int = 0,
 ) -> AnySelect:
-    """The memories matching ``where``, sorted by ``order`` then id: one select that runs
-    on any shard and on the store."""
+    """The memories matching ``where``, sorted by ``order`` then id, past the first
+    ``offset``: one select that runs on any shard and on the store."""
     column = memories.c[order]
     sort = (column.desc(), memories.c.id) if descending else (column.asc(), memories.c.id)
     query = select(memories).where(*memory_conditions(where)).order_by(*sort)
+    if offset:
+        query = query.offset(offset)
     return query if limit is None else query.limit(limit)
 
 
