@@ -433,6 +433,35 @@ def test_a_store_switched_on_while_sql_is_away_does_not_take_the_places_of_store
         assert on.verify().equal
 
 
+def test_a_store_file_made_while_sql_is_away_waits_for_the_history_only_sql_holds(
+    tmp_path: Path, away: tuple[str, str, TcpProxy]
+) -> None:
+    # Used with the store off from the start, the directory has no store file to note
+    # SQL's head in. The store file made later, while SQL is away, knows nothing of it.
+    real, away_url, proxy = away
+    data = tmp_path / "data"
+    off = {"PJAI_USE_LIVESTORE": "false"}
+    with HybridDatabaseManager.open(data, sql_urls=[real], environ=off) as store_off:
+        store_off.commit(persona("p1"), memory("with-the-store-off"))
+    assert not (data / "store.db").exists()
+    with HybridDatabaseManager.open(data, sql_urls=[away_url], pool=FAST_FAIL, environ={}) as on:
+        with pytest.raises(ConfigError, match="this store file is new in a data directory"):
+            on.commit(persona("p2"))  # in the place of the store-off commit
+        assert on.store is not None
+        assert on.store.head.global_seq == 0  # nothing was written
+    with HybridDatabaseManager.open(data, sql_urls=[away_url], pool=FAST_FAIL, environ={}) as on:
+        with pytest.raises(ConfigError, match="this store file is new"):  # nor by another
+            on.commit(persona("p2"))
+        proxy.resume()  # SQL answers: its events come first
+        on.commit(memory("after-it"))
+        ids = {row[0] for row in on.query("SELECT id FROM memories")}
+        assert ids == {"with-the-store-off", "after-it"}
+        assert on.verify().equal
+    proxy.cut()
+    with HybridDatabaseManager.open(data, sql_urls=[away_url], pool=FAST_FAIL, environ={}) as on:
+        on.commit(memory("offline-again"))  # the history seen, commits wait for SQL no more
+
+
 def test_a_store_off_commit_whose_note_cannot_be_written_still_commits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -18,6 +18,8 @@ class Identity:
 
     path: Path
     client_id: str
+    new: bool = False
+    """The file was made now: the directory had not been used before."""
 
     @classmethod
     def load(cls, path: Path) -> Identity:
@@ -33,7 +35,7 @@ class Identity:
                     f"{path} is not a PJai identity file: it needs a client_id (text)"
                 )
             return cls(path, client_id)
-        identity = cls(path, new_id())
+        identity = cls(path, new_id(), new=True)
         identity.save()
         return identity
 

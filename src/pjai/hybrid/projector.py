@@ -22,6 +22,7 @@ refuses while catching up is quarantined, never retried. With the store off,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -49,6 +50,10 @@ log = logging.getLogger(__name__)
 OFF_HEAD = "sql_head_store_off"
 """The store file's metadata entry holding SQL's head after the last commit made with
 the store switched off."""
+UNSEEN = "sql_history_unseen"
+"""The store file's metadata entry set while a file made in a directory used before has
+not taken in SQL's journal: SQL may hold history it knows nothing of (no :data:`OFF_HEAD`
+could be noted in a file that was not there)."""
 
 AHEAD_RETRIES = 5
 """How often a commit follows store-off commits that took its place before it gives up."""
@@ -91,6 +96,8 @@ class Projector:
         self._closed = False
         self._setup_due = False
         self._broken: str | None = None
+        self._unseen = False
+        """The store file has not taken in SQL's history yet (:data:`UNSEEN`)."""
         """Where SQL's journal breaks, as the last reconcile found it."""
 
     def set_up_later(self, error: SqlUnavailableError) -> None:
@@ -108,9 +115,13 @@ class Projector:
 
     # -- the store side -------------------------------------------------------------
 
-    def attach(self, store: Store) -> None:
-        """Project ``store``'s events from now on, after catching SQL up with it."""
+    def attach(self, store: Store, *, unseen: bool = False) -> None:
+        """Project ``store``'s events from now on, after catching SQL up with it;
+        ``unseen``: the file is new in a directory used before (:data:`UNSEEN`)."""
         self.store = store
+        if unseen:
+            store.set_meta(UNSEEN, "1")
+        self._unseen = unseen or bool(store.meta(UNSEEN))
         try:
             self.reconcile(None)
         except SqlError as exc:
@@ -132,6 +143,9 @@ class Projector:
         if self._unsettled:
             self.reconcile(None)
             self._unsettled = False
+        if self._unseen:  # SQL's history first, if SQL answers now (else refused below)
+            with contextlib.suppress(SqlError):
+                self.reconcile(None)
         if self._broken is not None:
             # A commit now would take the place of an event lost in the gap, and the
             # events after it would then seem to follow it.
@@ -207,6 +221,9 @@ class Projector:
                 moved += len(chain)
                 store.ingest(chain)
         moved += self._catch_up_sql(store.head.global_seq, progress)
+        if self._unseen:
+            store.set_meta(UNSEEN, "")  # it has taken SQL's history in
+            self._unseen = False
         self._backoff = RETRY_DELAYS_S[0]
         self.last_error = self._broken  # caught up: what it could not take in, if anything
         return moved
@@ -390,6 +407,13 @@ class Projector:
         store off went past it (the store file says so): it would take their places."""
         store = self.store
         assert store is not None
+        if self._unseen:
+            raise ConfigError(
+                "this store file is new in a data directory used before, and SQL's "
+                "journal, which may hold events committed with the store off, has not "
+                f"been read yet; it is read when SQL answers (now: {error}). Commit again "
+                "then"
+            ) from error
         off_head = int(store.meta(OFF_HEAD) or 0)
         if off_head > parent:
             raise ConfigError(

@@ -138,10 +138,13 @@ class StoreSwitch:
                 raise
 
     def start(self, progress: Progress | None) -> Store:
-        """Open the store and attach it to the projector."""
+        """Open the store and attach it to the projector. A store file made now in a
+        directory used before (with the store off, or its file removed) has not seen
+        SQL's history: it takes no commit while SQL is away, until it has."""
+        unseen = not self.store_path.exists() and not self._identity.new
         store = self._open(progress)
         self._identity.adopt(store.client_id)
-        self._projector.attach(store)
+        self._projector.attach(store, unseen=unseen and not self.syncing)
         return store
 
     def stop(self, progress: Progress | None) -> None:
