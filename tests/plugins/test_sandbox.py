@@ -4,6 +4,7 @@ CPU, file size and wall time beyond their limits are refused, each with a clear 
 from __future__ import annotations
 
 import ctypes
+import errno
 import json
 import os
 import shutil
@@ -470,6 +471,27 @@ def test_the_root_is_read_only_even_to_the_plugin_that_owns_it(
         "return said"
     )
     assert _run_result(setting, tmp_path, code).result == ["Read-only file system"] * 3
+
+
+def test_sockets_outside_the_namespace_and_io_uring_are_refused(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    if os.uname().machine not in ("x86_64", "aarch64"):
+        pytest.skip("the system call filter knows x86_64 and aarch64")
+    code = (
+        "import ctypes, os, socket\nsaid = []\n"
+        "for family in (40, 16, 17, socket.AF_UNIX, socket.AF_INET):  # vsock, netlink, packet\n"
+        "    try:\n        socket.socket(family, socket.SOCK_DGRAM).close()\n"
+        "        said.append('opened')\n"
+        "    except OSError as exc:\n        said.append(exc.errno)\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "params = ctypes.create_string_buffer(120)\n"
+        "said.append(libc.syscall(425, 8, params) == -1 and ctypes.get_errno())  # io_uring\n"
+        "return said"
+    )
+    refused, nosys = errno.EAFNOSUPPORT, errno.ENOSYS
+    expected = [refused, refused, refused, "opened", "opened", nosys]
+    assert _run_result(setting, tmp_path, code).result == expected
 
 
 _KEYCTL = {"x86_64": 250, "aarch64": 219}

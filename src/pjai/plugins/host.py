@@ -39,7 +39,7 @@ import random  # noqa: F401
 import re  # noqa: F401
 import resource
 import signal
-import socket  # noqa: F401  (so that a plugin trying the network meets the namespace)
+import socket  # also for plugins: trying the network, they meet the namespace
 import statistics  # noqa: F401
 import string  # noqa: F401
 import sys
@@ -186,6 +186,72 @@ def _close_sandbox(root: str, report: int, processes: int) -> str | None:
     data = (ctypes.c_uint32 * 6)()
     if libc.capset(header, data) != 0 or libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         return f"cannot drop capabilities ({os.strerror(ctypes.get_errno())})"
+    return _filter_system_calls(libc)
+
+
+# Classic BPF, as seccomp reads it: load a word of the call's data, jump if equal (or
+# greater or equal) to a constant, return a verdict.
+_LD, _JEQ, _JGE, _RET = 0x20, 0x15, 0x35, 0x06
+_ALLOW, _ERRNO, _KILL = 0x7FFF0000, 0x00050000, 0x80000000
+_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
+_ARCHES = {
+    # machine: (audit arch, socket, io_uring_setup, first x32 call number or None)
+    "x86_64": (0xC000003E, 41, 425, 0x40000000),
+    "aarch64": (0xC00000B7, 198, 425, None),
+}
+_FAMILIES = (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6)
+"""The socket families a plugin may open: in its network namespace they reach nothing.
+Others are refused; some are not bound to a namespace (``AF_VSOCK`` reaches the
+machine's host from a virtual machine)."""
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_uint16),
+        ("jt", ctypes.c_uint8),
+        ("jf", ctypes.c_uint8),
+        ("k", ctypes.c_uint32),
+    ]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _filter_system_calls(libc: ctypes.CDLL) -> str | None:
+    """A seccomp filter: no socket of a family outside :data:`_FAMILIES`, no io_uring
+    (it could open one without the call), no call of another ABI (32-bit, x32), which
+    the filter would not read right. The reason if it cannot be set; on a machine this
+    does not know, the namespaces alone close the sandbox."""
+    arch = _ARCHES.get(os.uname().machine)
+    if arch is None:
+        return None
+    audit, socket_nr, io_uring_nr, x32 = arch
+    errno_of = {"family": _ERRNO | errno.EAFNOSUPPORT, "nosys": _ERRNO | errno.ENOSYS}
+    # (code, k, where to go if true, where to go if false): a label or the next line.
+    program: list[tuple[int, int, str | None, str | None]] = [
+        (_LD, 4, None, None),  # the architecture
+        (_JEQ, audit, None, "kill"),
+        (_LD, 0, None, None),  # the call's number
+        *([(_JGE, x32, "kill", None)] if x32 is not None else []),
+        (_JEQ, io_uring_nr, "nosys", None),
+        (_JEQ, socket_nr, None, "allow"),
+        (_LD, 16, None, None),  # its first argument: the family
+        *[(_JEQ, family, "allow", None) for family in _FAMILIES],
+        (_RET, errno_of["family"], None, None),
+    ]
+    verdicts = {"allow": _ALLOW, "nosys": errno_of["nosys"], "kill": _KILL}
+    at = {name: len(program) + i for i, name in enumerate(verdicts)}
+    lines = []
+    for i, (code, k, true, false) in enumerate(program):
+        jt = at[true] - i - 1 if true else 0
+        jf = at[false] - i - 1 if false else 0
+        lines.append(_SockFilter(code, jt, jf, k))
+    lines += [_SockFilter(_RET, 0, 0, verdict) for verdict in verdicts.values()]
+    filters = (_SockFilter * len(lines))(*lines)
+    prog = _SockFprog(len(lines), filters)
+    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        return f"cannot filter system calls ({os.strerror(ctypes.get_errno())})"
     return None
 
 
