@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
+import apsw
 import pytest
 
 from pjai.errors import StoreCorruptError, StoreError
 from pjai.schema import SCHEMA, Schema
 from pjai.store import Store
+from pjai.store.log import EventLog
 from tests.helpers import memory, persona
 
 
@@ -55,9 +59,42 @@ def test_rebuild_reproduces_the_state(store_file: Path) -> None:
 def test_empty_file_is_refused(store_file: Path) -> None:
     store_file.parent.mkdir(parents=True)
     store_file.write_bytes(b"")
-    with pytest.raises(StoreCorruptError, match="empty"):
+    with pytest.raises(StoreCorruptError, match=r"empty.*`pjai repair --side store`"):
         Store.open(store_file)
     assert store_file.read_bytes() == b""
+
+
+def test_a_store_file_made_in_several_processes_at_once_is_one(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "store.db"
+    opening = "import sys\nfrom pjai.store import Store\nprint(Store.open(sys.argv[1]).store_id)"
+    openers = [
+        subprocess.Popen([sys.executable, "-c", opening, str(path)], stdout=subprocess.PIPE)
+        for _ in range(6)
+    ]
+    said = [
+        (opener.communicate(timeout=60)[0].decode().strip(), opener.returncode)
+        for opener in openers
+    ]
+    assert len({store_id for store_id, _ in said}) == 1
+    assert {code for _, code in said} == {0}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["store.db"]  # nothing half-made
+
+
+def test_a_store_file_whose_making_fails_is_not_left_half_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "data" / "store.db"
+
+    def full(self: object) -> None:
+        raise apsw.FullError("database or disk is full")
+
+    monkeypatch.setattr(EventLog, "create", full)
+    with pytest.raises(StoreError, match="full"):
+        Store.open(path)
+    assert list(path.parent.iterdir()) == []
+    monkeypatch.undo()
+    with Store.open(path) as store:
+        assert store.head.global_seq == 0
 
 
 def test_garbage_file_is_refused_and_untouched(store_file: Path) -> None:

@@ -24,6 +24,7 @@ from pjai.schema.types import utc_now
 from pjai.sql.shards import ShardSet
 from pjai.store import Progress, Store
 from pjai.store.damage import Salvage, salvage
+from pjai.store.sqlite import fsync_path
 
 __all__ = ["RebuiltFrom", "StoreRebuilt", "finish_rebuild", "rebuild_store_file"]
 
@@ -90,7 +91,7 @@ def rebuild_store_file(
             _keep(Path(f"{path}{suffix}"), Path(f"{damaged}{suffix}"))
     marker = _marker(path)
     marker.write_text(f"{fresh.name}\n")
-    _sync(marker)
+    fsync_path(marker)
     _swap(path, fresh, marker)
     return StoreRebuilt(source, len(entries), from_log, damaged, problems)
 
@@ -112,7 +113,7 @@ def _swap(path: Path, fresh: Path, marker: Path) -> None:
         for suffix in ("-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         os.replace(fresh, path)
-        _sync(path.parent)
+        fsync_path(path.parent)
     marker.unlink(missing_ok=True)
 
 
@@ -135,14 +136,6 @@ def _unused(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.name}-{n}")
     return candidate
-
-
-def _sync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _journal(shards: ShardSet) -> list[LogEntry]:

@@ -25,6 +25,7 @@ __all__ = [
     "check_file",
     "connect",
     "file_size",
+    "fsync_path",
     "translate_errors",
     "use_wal",
 ]
@@ -66,6 +67,7 @@ def check_file(path: Path) -> None:
         # SQLite would take it for a new database and delete the -wal file beside it.
         raise StoreCorruptError(
             f"store file {path} is empty; it may have been truncated. Nothing was changed: "
+            "`pjai repair --side store` rebuilds it from SQL's journal, or "
             f"{_move_aside(path)}, then restore a backup or let PJai start a new store."
         )
     with path.open("rb") as file:
@@ -122,6 +124,15 @@ def _move_aside(path: Path) -> str:
             "which may hold its latest commits"
         )
     return f"move {path.name} aside"
+
+
+def fsync_path(path: Path) -> None:
+    """Flush ``path`` (a file, or a directory: the names in it) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def connect(path: Path | None, durability: Durability) -> apsw.Connection:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,6 +47,7 @@ from pjai.store.sqlite import (
     add_functions,
     connect,
     file_size,
+    fsync_path,
     translate_errors,
     use_wal,
 )
@@ -145,12 +148,39 @@ class Store(Resource):
         file = Path(path) if path is not None else None
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
+            if not file.exists():
+                cls._create(file, schema, sync)
         conn = connect(file, durability)
         try:
             return cls(conn, file, schema, sync=sync, progress=progress)
         except BaseException:
             conn.close()
             raise
+
+    @classmethod
+    def _create(cls, file: Path, schema: Schema, sync: bool) -> None:
+        """Make the store file ``file`` whole beside it, then put it in place: a process
+        stopped meanwhile leaves no half-made file behind, and of processes making it at
+        once, one puts its file in place and the others open that one."""
+        partial = file.with_name(f"{file.name}.new-{new_id()}")
+        try:
+            made = cls(connect(partial, "full"), partial, schema, sync=sync, progress=None)
+            made.close()  # the last connection: its -wal file is checkpointed and removed
+            if Path(f"{partial}-wal").exists():
+                raise StoreError(f"making {file}: {partial.name}-wal was left after closing")
+            try:
+                os.link(partial, file)  # never over a file another process put there
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
+                    raise
+                if not file.exists():  # a file system without hard links
+                    os.replace(partial, file)
+            fsync_path(file.parent)
+        finally:
+            for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+                leftover.unlink(missing_ok=True)
 
     @classmethod
     def memory(cls, *, schema: Schema = SCHEMA, sync: bool = False) -> Store:
