@@ -27,6 +27,7 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      │    ├── SqlAheadError           its journal holds a commit at the position being
      │    │                           projected (another process wrote with the store off)
      │    └── SqlUnavailableError     it cannot be reached (down, locked, pool exhausted)
+     │         └── SqlSchemaMissingError  it answers without PJai's tables (made again)
      ├── ConfigError                a setting (URL, flag, shard list) is invalid
      │    └── EmbeddingsUnavailable   semantic search's model cannot be used here
      ├── PrivacyError               a persona's privacy settings refuse what was asked
@@ -74,6 +75,7 @@ __all__ = [
     "RebaseError",
     "SqlAheadError",
     "SqlError",
+    "SqlSchemaMissingError",
     "SqlUnavailableError",
     "StoreClosedError",
     "StoreCorruptError",
@@ -179,6 +181,11 @@ class SqlAheadError(SqlError):
 
 class SqlUnavailableError(SqlError):
     """The SQL primary cannot be reached now: down, locked, or out of connections."""
+
+
+class SqlSchemaMissingError(SqlUnavailableError):
+    """The SQL primary answers without PJai's tables (its database was made again, as a
+    restore does): like one that is away, it is set up again before it is written to."""
 
 
 class ConfigError(PjaiError):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import apsw
 import pytest
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from pjai.errors import ConfigError, SqlAheadError
@@ -460,6 +461,32 @@ def test_a_store_file_made_while_sql_is_away_waits_for_the_history_only_sql_hold
     proxy.cut()
     with HybridDatabaseManager.open(data, sql_urls=[away_url], pool=FAST_FAIL, environ={}) as on:
         on.commit(memory("offline-again"))  # the history seen, commits wait for SQL no more
+
+
+def test_a_postgresql_database_made_again_empty_is_set_up_again_and_filled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Restoring PostgreSQL (drop, create, restore) passes through an empty database: the
+    # store goes on committing, and SQL is migrated and filled again once it is back.
+    monkeypatch.setattr(manager_module, "RETRY_DELAYS_S", (0.01,))
+    with postgres_schema() as url:
+        schema = make_url(url).query["options"].removeprefix("-csearch_path=")
+        admin = create_engine(make_url(url).difference_update_query(["options"]))
+        try:
+            with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ={}) as on:
+                on.commit(persona("p1"), memory("before"))
+                with admin.begin() as conn:
+                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                    conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+                on.commit(memory("while-empty"))  # the store takes it
+                assert on.last_error is not None
+                on.catch_up()
+                assert on.last_error is None
+                on.commit(memory("after"))
+                assert on.memories.count() == 3
+                assert on.verify().equal
+        finally:
+            admin.dispose()
 
 
 def test_a_store_off_commit_whose_note_cannot_be_written_still_commits(

@@ -28,7 +28,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from functools import partial
 
-from pjai.errors import ConfigError, PjaiError, SqlAheadError, SqlError, SqlUnavailableError
+from pjai.errors import (
+    ConfigError,
+    PjaiError,
+    SqlAheadError,
+    SqlError,
+    SqlSchemaMissingError,
+    SqlUnavailableError,
+)
 from pjai.hybrid.bridge import Bridge
 from pjai.hybrid.recovery import RebuiltFrom
 from pjai.schema.event import Event, Materialized, Schema
@@ -423,6 +430,8 @@ class Projector:
             ) from error
 
     def _fell_behind(self, error: BaseException) -> None:
+        if isinstance(error, SqlSchemaMissingError):
+            self._setup_due = True  # migrate it and check its place before writing to it
         self.last_error = str(error)
         log.warning("SQL primary is behind the store: %s", error)
         self._schedule_retry()

@@ -18,7 +18,13 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, text
 from sqlalchemy import exc as sa
 
-from pjai.errors import MaterializationError, PjaiError, SqlError, SqlUnavailableError
+from pjai.errors import (
+    MaterializationError,
+    PjaiError,
+    SqlError,
+    SqlSchemaMissingError,
+    SqlUnavailableError,
+)
 from pjai.schema.ops import Op
 from pjai.schema.render import Convert, Flavor, duplicate_row_error, plain_text
 from pjai.schema.types import CompressibleText, JsonDocument, Timestamp
@@ -161,6 +167,11 @@ class PostgresBackend:
             error, sa.TimeoutError | sa.DisconnectionError
         ):
             return SqlUnavailableError(f"{doing}: PostgreSQL is unavailable ({cause})")
+        if isinstance(cause, pg.UndefinedTable) and "pjai_" in str(cause):
+            return SqlSchemaMissingError(
+                f"{doing}: the PostgreSQL database has no PJai tables (was it made again?); "
+                f"they are made again when SQL is next caught up ({cause})"
+            )
         return SqlError(f"{doing}: {cause}")
 
     def database_bytes(self, conn: Connection) -> int:
