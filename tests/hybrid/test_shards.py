@@ -170,6 +170,12 @@ def test_an_interrupted_rebalance_goes_on_when_run_again(tmp_path: Path) -> None
         rebalance(shards, SCHEMA, stop_after_one)
     left = len(misplaced(shards))
     assert left > 0
+    # Half-way, no process opens to write, with the old list nor with the new one.
+    for env in ({}, {"PJAI_USE_LIVESTORE": "false"}):
+        with pytest.raises(ConfigError, match="was shard 1 of 3 when last used"):
+            HybridDatabaseManager.open(data, sql_urls=shard_urls(tmp_path, 2), environ=env)
+        with pytest.raises(ConfigError, match="run `pjai shards rebalance` first"):
+            HybridDatabaseManager.open(data, sql_urls=three, environ=env)
     moved = rebalance(shards, SCHEMA)  # the same command again, where it stopped
     assert moved.personas == left
     assert misplaced(shards) == []

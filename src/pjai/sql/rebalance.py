@@ -90,10 +90,14 @@ def check_placement(shards: ShardSet) -> None:
 def rebalance(shards: ShardSet, schema: Schema, progress: Progress | None = None) -> Rebalanced:
     """Move every misplaced persona, with its rows and journal entries, to its shard.
 
-    Run it while no PJai process writes to these shards (a manager refuses to open
-    while personas are misplaced). Each persona is copied in one transaction on its new
-    shard, replacing any partial copy from an interrupted run, then its rows are
-    deleted from the old one; the old shard keeps its journal, the history it applied.
+    Run it while no PJai process writes to these shards. The shards' new places are
+    recorded before anything moves: from then on PJai refuses to open with the old list
+    (a shard would be left out) and with the new one until every persona is in place,
+    so an interrupted run is finished by running it again, and nothing is written in
+    between. Each persona is copied in one transaction on its new shard, replacing any
+    partial copy from an interrupted run, while the transaction that then deletes it
+    from the old shard holds its row (a process still writing with the old list waits,
+    then finds it gone); the old shard keeps its journal, the history it applied.
     Shards added empty start at the others' checkpoint, since the rows they receive are
     complete up to there.
     """
@@ -119,32 +123,34 @@ def rebalance(shards: ShardSet, schema: Schema, progress: Progress | None = None
     for shard in shards:
         with shard.writer.transaction("aligning checkpoints") as tx:
             tx.advance(mark, utc_now())
+    _record_places(shards)
     moves = misplaced(shards)
     result = Rebalanced()
     tables = schema.metadata.sorted_tables
     for done, (persona_id, source, target) in enumerate(moves, 1):
-        with source.writer.connection("reading a persona to move") as src:
-            rows = {t.name: _rows(src, t, persona_id) for t in tables}
-            entries = src.execute(
+        with source.writer.transaction("moving a persona") as src:
+            # Its row held until it is gone from here: a write to it waits, then fails.
+            held = select(personas.c.id).where(personas.c.id == persona_id).with_for_update()
+            src.conn.execute(held)
+            rows = {t.name: _rows(src.conn, t, persona_id) for t in tables}
+            entries = src.conn.execute(
                 select(journal.journal).where(journal.journal.c.persona_id == persona_id)
             ).all()
-        with target.writer.transaction("copying a persona to its shard") as tx:
-            _delete(tx.conn, tables, persona_id)
-            for table in tables:
-                if rows[table.name]:
-                    tx.conn.execute(table.insert(), rows[table.name])
-            present = journal.applied_ids(tx.conn, [e.event_id for e in entries])
-            fresh = [e._asdict() for e in entries if e.event_id not in present]
-            if fresh:
-                tx.conn.execute(journal.journal.insert(), fresh)
-        with source.writer.transaction("removing a moved persona") as tx:
-            _delete(tx.conn, tables, persona_id)
+            with target.writer.transaction("copying a persona to its shard") as tx:
+                _delete(tx.conn, tables, persona_id)
+                for table in tables:
+                    if rows[table.name]:
+                        tx.conn.execute(table.insert(), rows[table.name])
+                present = journal.applied_ids(tx.conn, [e.event_id for e in entries])
+                fresh = [e._asdict() for e in entries if e.event_id not in present]
+                if fresh:
+                    tx.conn.execute(journal.journal.insert(), fresh)
+            _delete(src.conn, tables, persona_id)
         result.personas += 1
         result.rows += sum(len(r) for r in rows.values())
         result.moves.append((persona_id, source.index, target.index))
         if progress is not None:
             progress(done, len(moves))
-    _record_places(shards)
     return result
 
 
