@@ -327,5 +327,5 @@ def test_a_refused_value_is_shown_cut_short(tmp_path: Path) -> None:
     title = ["--title", "t" * 100_000, "--persona", "Ada"]
     result = runner.invoke(app, ["conversation", "start", *title, *where])
     assert result.exit_code == 1
-    assert "--title: expected text of length <= 500" in result.output
+    assert "--title: expected text of at most 500 characters" in result.output
     assert len(result.output) < 1_000

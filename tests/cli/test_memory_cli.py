@@ -335,10 +335,10 @@ def test_bookmark_ranges_are_checked(cli: Cli) -> None:
     assert "--importance: expected a number <= 1.0, got 1.5" in cli.fails(
         "memory", "add", "ada", "x", "--importance", "1.5"
     )
-    assert "--tag: expected text of length >= 1" in cli.fails(
+    assert "--tag: expected text of at least 1 character" in cli.fails(
         "memory", "add", "ada", "x", "--tag", ""
     )
-    assert "--label: expected text of length >= 1" in cli.fails(
+    assert "--label: expected text of at least 1 character" in cli.fails(
         "bookmark", "create", "ada", "X", "--label", ""
     )
     assert "--from: must not be after the end of the range" in cli.fails(

@@ -78,6 +78,28 @@ def test_nested_trait_out_of_range_names_the_nested_field() -> None:
     assert caught.value.field == "personality.big_five.openness"
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        ({"name": "   "}, "field 'name': expected text that is not blank"),
+        ({"name": "x" * 201}, "field 'name': expected text of at most 200 characters"),
+        (
+            {"name": "Ada", "memory": {"max_memories": 1.5}},
+            "field 'memory.max_memories': expected a whole number, got a fraction",
+        ),
+        (
+            {"name": "Ada", "personality": {"dominant_traits": [" calm"]}},
+            "expected text without spaces at either end",
+        ),
+    ],
+)
+def test_refusals_say_what_was_wanted_in_words(args: dict[str, object], said: str) -> None:
+    payload = msgspec.json.encode({"persona_id": "p1", **args})
+    with pytest.raises(EventValidationError) as caught:
+        SCHEMA.decode("v1.PersonaCreated", payload)
+    assert said in str(caught.value)
+
+
 def test_unknown_fields_and_bad_json_are_refused() -> None:
     with pytest.raises(EventValidationError, match="unknown field `colour`"):
         SCHEMA.decode("v1.PersonaDeleted", b'{"persona_id": "p1", "colour": "red"}')

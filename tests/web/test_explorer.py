@@ -478,3 +478,30 @@ async def test_ids_are_attribute_values_never_props_text(web: WebApp) -> None:
         (row,) = _attributes(user, "data-persona-id")
         assert row["data-persona-id"] == HOSTILE_ID
         assert ":data-x" not in row
+
+
+async def test_without_an_active_persona_the_explorer_says_which_is_missing(web: WebApp) -> None:
+    async with simulated(web) as user:
+        await user.open("/memories")
+        await user.should_see("No persona yet: create one in")
+        _persona(web)
+        basil = _persona(web, "Basil")  # active now; then deleted, Ada left inactive
+        await user.should_see(marker="explorer-table")
+        web.services.personas.delete(basil)
+        await user.should_see("No persona is active: choose one in the header")
+
+
+async def test_a_memory_without_a_name_shows_its_text_in_the_table_and_the_detail(
+    web: WebApp,
+) -> None:
+    ada = _persona(web)
+    memory_id = web.services.memories.add(ada, "Morning runs by the river").memory.id
+    async with simulated(web) as user:
+        await _open_explorer(user, "Morning runs by the river")
+        _open_row(user, memory_id)
+
+        def titled() -> bool:
+            title = by_testid(user, "detail-name")
+            return isinstance(title, ui.label) and title.text == "Morning runs by the river"
+
+        await until(titled, "the detail's title")

@@ -122,6 +122,15 @@ _TYPE_WORDS = {
 }
 """msgspec's names of JSON types, as a person reads them."""
 
+_MSGSPEC_LENGTH = re.compile(r"(text|a list|an object) of length (<=|>=) (\d+)")
+
+
+def _length_words(found: re.Match[str]) -> str:
+    kind, bound, count = found[1], found[2], found[3]
+    unit = {"text": "character", "a list": "item", "an object": "key"}[kind]
+    unit += "" if count == "1" else "s"
+    return f"{kind} of {'at most' if bound == '<=' else 'at least'} {count} {unit}"
+
 
 def validation_error(
     name: str, error: msgspec.ValidationError, of: type | None = None
@@ -137,7 +146,12 @@ def validation_error(
         field = named["field"]
     reason = reason[0].lower() + reason[1:] if reason else "is invalid"
     reason = _MSGSPEC_TYPE.sub(lambda m: _TYPE_WORDS[m[1]], reason)
-    reason = _MSGSPEC_PATTERN.sub(lambda m: PATTERN_WORDS.get(m[1], m[0]), reason)
+    # msgspec writes a pattern's backslashes doubled.
+    reason = _MSGSPEC_PATTERN.sub(
+        lambda m: PATTERN_WORDS.get(m[1].replace("\\\\", "\\"), m[0]), reason
+    )
+    reason = _MSGSPEC_LENGTH.sub(_length_words, reason)
+    reason = reason.replace("a whole number, got a number", "a whole number, got a fraction")
     if field and of is not None and reason.startswith("invalid enum value"):
         choices = ", ".join(repr(choice) for choice in _choices(of, field))
         reason += f"; one of {choices}" if choices else ""

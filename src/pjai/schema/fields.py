@@ -100,5 +100,9 @@ _COLOUR = r"^#[0-9a-fA-F]{6}$"
 Colour = Annotated[str, Meta(pattern=_COLOUR)]
 """A colour written ``#rrggbb``."""
 
-PATTERN_WORDS = {_COLOUR: "a colour written #rrggbb (six hex digits)"}
+PATTERN_WORDS = {
+    _COLOUR: "a colour written #rrggbb (six hex digits)",
+    r"\S": "text that is not blank",
+    r"(?s)^\S(.*\S)?$": "text without spaces at either end",
+}
 """What the text patterns of event fields ask for, in words for refusals."""

@@ -31,7 +31,14 @@ def root(web: WebApp) -> None:
     """Build the page: header, navigation, banner, and the current view."""
     ui.colors(primary="#3949ab")
     tell_failures()
+    # Open beside the page on a wide screen; on a narrow one, over it when asked (menu).
+    drawer = ui.left_drawer(value=None, bordered=True).props("width=210")
+    with drawer, ui.list().classes("w-full").props("padding"):
+        for view in VIEWS:
+            _nav_item(view)
     with ui.header().classes("items-center gap-4 px-4"):
+        menu = ui.button(icon="menu", on_click=drawer.toggle)
+        menu.props('flat round dense color=white aria-label="Menu" data-testid="menu"')
         ui.label("PJai").classes("text-h6 text-weight-bold")
         ui.space()
         with ui.row().classes("items-center"):
@@ -43,10 +50,6 @@ def root(web: WebApp) -> None:
         if web.login_required:
             leave = ui.button("Sign out", icon="logout", on_click=_sign_out)
             leave.props('flat color=white data-testid="sign-out"')
-    drawer = ui.left_drawer(value=True, bordered=True).props("width=210")
-    with drawer, ui.list().classes("w-full").props("padding"):
-        for view in VIEWS:
-            _nav_item(view)
     banner = ui.label(STORE_OFF).classes("w-full bg-amber-2 q-pa-sm rounded")
     banner.props('data-banner="store-off"')
     banner.set_visibility(not web.manager.use_livestore)

@@ -9,28 +9,22 @@ from nicegui import ui
 
 from pjai.app.reads import conversations as reads
 from pjai.app.reads.personas import PersonaChoice
-from pjai.errors import EventError, PjaiError
+from pjai.errors import PjaiError
 from pjai.schema.conversations import MESSAGE_ROLES
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
 from pjai.web.views.conversation_ingest import IngestForm, show_made
 from pjai.web.views.conversation_rows import KeyedRows, when
+from pjai.web.views.forms import form_error
 
-__all__ = ["ConversationChat", "form_error"]
+__all__ = ["ConversationChat"]
 
 _LOOKS = {
     "user": ("indigo-1", "grey-10"),
     "assistant": ("grey-3", "grey-10"),
 }
 _OTHER_LOOK = ("amber-1", "grey-9")
-
-
-def form_error(exc: PjaiError) -> str:
-    """What a form says when a service refused its input: the field and the reason."""
-    if isinstance(exc, EventError) and exc.field:
-        return f"{exc.field}: {exc.reason}"
-    return str(exc)
 
 
 class ConversationChat(ui.column):

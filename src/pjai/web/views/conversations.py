@@ -18,8 +18,9 @@ from pjai.store import Row
 from pjai.web.active import follow_active
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
-from pjai.web.views.conversation_chat import ConversationChat, form_error
+from pjai.web.views.conversation_chat import ConversationChat
 from pjai.web.views.conversation_rows import KeyedRows, when
+from pjai.web.views.forms import form_error
 from pjai.web.views.view import View
 
 __all__ = ["VIEW", "ConversationRow", "Conversations", "build"]
@@ -29,16 +30,11 @@ def build(web: WebApp) -> None:
     """Fill the content area with the conversations view of the active persona."""
     with ui.column().classes("w-full q-pa-md gap-3"):
         ui.label("Conversations").classes("text-h5")
-        follow_active(web, partial(_for_persona, web))
+        follow_active(web, partial(_for_persona, web), then="its conversations show here")
 
 
 def _for_persona(web: WebApp, persona: PersonaChoice | None) -> None:
-    if persona is None:
-        with ui.row().classes("items-center gap-2 text-grey-8").props('data-testid="no-persona"'):
-            ui.label("No persona yet: create one in")
-            ui.link("Personas", "/personas")
-            ui.label("and its conversations show here.")
-        return
+    assert persona is not None  # follow_active says when there is none
     Conversations(web, persona)
 
 

@@ -19,6 +19,7 @@ from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
 from pjai.web.views.explorer_selection import Selection
+from pjai.web.views.forms import form_error
 
 __all__ = ["BookmarkBar"]
 
@@ -109,7 +110,7 @@ class BookmarkBar:
                         **self._current().bookmark(),
                     )
                 except PjaiError as exc:
-                    ui.notify(str(exc), type="negative", multi_line=True)
+                    ui.notify(form_error(exc), type="negative", multi_line=True)
                     return
                 ui.notify(f"Bookmarked “{name.value.strip()}”", type="positive")
                 name.value = ""  # a second click on Save, queued already, saves nothing

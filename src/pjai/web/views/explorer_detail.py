@@ -22,7 +22,8 @@ from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
 from pjai.web.views.explorer_graph import link_panels
-from pjai.web.views.explorer_table import TIER_COLOURS
+from pjai.web.views.explorer_table import TIER_COLOURS, shown_name
+from pjai.web.views.forms import form_error
 
 __all__ = ["MemoryDetail"]
 
@@ -53,11 +54,11 @@ class MemoryDetail:
         self.memory_id = memory_id
         self._body.clear()
         with self._body:
-            with ui.column().classes("w-1/2 gap-2"):
+            with ui.column().classes("w-1/2 min-w-0 gap-2"):
                 LivePanel(
                     "memory", partial(reads.memory, self.web.manager, memory_id), self._fields
                 )
-            with ui.column().classes("w-1/2 gap-2"):
+            with ui.column().classes("w-1/2 min-w-0 gap-2"):
                 ui.label("Relationships").classes("text-subtitle1 text-weight-medium")
                 link_panels(self.web, memory_id, self.open)
         self.dialog.open()
@@ -70,7 +71,8 @@ class MemoryDetail:
             return
         memory = memory_from_row(rows[0])
         with ui.row().classes("w-full items-center gap-2"):
-            ui.label(memory.name).classes("text-h6").props('data-testid="detail-name"')
+            title = ui.label(shown_name(memory.name, memory.content))
+            title.classes("text-h6 break-all min-w-0").props('data-testid="detail-name"')
             ui.badge(memory.tier, color=TIER_COLOURS.get(memory.tier, "grey")).props(
                 'data-testid="detail-tier"'
             )
@@ -120,12 +122,12 @@ class MemoryDetail:
     def _delete(self) -> None:
         assert self.memory_id is not None
         memory = self.web.services.memories.delete(self.memory_id)
-        ui.notify(f"Deleted “{memory.name}”", type="warning")
+        ui.notify(f"Deleted “{_in_notice(memory)}”", type="warning")
 
     def _restore(self) -> None:
         assert self.memory_id is not None
         memory = self.web.services.memories.restore(self.memory_id)
-        ui.notify(f"Restored “{memory.name}”", type="positive")
+        ui.notify(f"Restored “{_in_notice(memory)}”", type="positive")
 
     def _edit(self, memory: Memory) -> None:
         self._editor.clear()
@@ -179,10 +181,11 @@ class MemoryDetail:
                         memory.id, tier=moved, pinned=pin, **changes
                     )
                 except PjaiError as exc:
-                    ui.notify(str(exc), type="negative", multi_line=True)
+                    ui.notify(form_error(exc), type="negative", multi_line=True)
                     return
                 self._editor.close()
-                ui.notify(_saved(done.memory.name, done.changed, done.moves), type="positive")
+                shown = _in_notice(done.memory)
+                ui.notify(_saved(shown, done.changed, done.moves), type="positive")
 
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Cancel", on_click=self._editor.close).props("flat")
@@ -190,6 +193,11 @@ class MemoryDetail:
                     'unelevated data-testid="edit-save"'
                 )
         self._editor.open()
+
+
+def _in_notice(memory: Memory) -> str:
+    """The memory's name for a notice: shown as the table shows it, cut short."""
+    return shown_name(memory.name, memory.content, limit=60)[:60]
 
 
 def _opened(memory: Memory) -> str:

@@ -36,11 +36,12 @@ class FilterBar:
         self._shown = Selection()
         self._quiet = False
         with ui.card().classes("w-full gap-2").props("flat bordered"):
-            with ui.row().classes("w-full items-center gap-2 no-wrap"):
+            with ui.row().classes("w-full items-center gap-2"):
+                # Its own line on a narrow screen, the method and the button below it.
                 self.text = (
                     ui.input(placeholder="Search memories: words, or a question")
                     .props('dense outlined clearable data-testid="search-text"')
-                    .classes("grow")
+                    .classes("grow min-w-[14rem]")
                 )
                 self.text.on("keydown.enter", self._search)
                 self.text.on("clear", self._search)

@@ -34,7 +34,15 @@ SORTABLE: tuple[MemoryOrder, ...] = ("importance", "occurred_at", "created_at", 
 """The columns the table sorts by, on the server."""
 
 COLUMNS: list[dict[str, Any]] = [
-    {"name": "name", "label": "Name", "field": "name", "align": "left"},
+    # A long name is cut at the cell's end, not pushing the other columns away.
+    {
+        "name": "name",
+        "label": "Name",
+        "field": "name",
+        "align": "left",
+        "classes": "ellipsis",
+        "style": "max-width: 28rem",
+    },
     {"name": "type", "label": "Type", "field": "type", "align": "left"},
     {"name": "tier", "label": "Tier", "field": "tier", "align": "left"},
     {"name": "importance", "label": "Importance", "field": "importance", "sortable": True},
@@ -62,7 +70,7 @@ def row_of(row: Row) -> dict[str, Any]:
     )
     return {
         "id": row.id,
-        "name": row.name or _shortened(row.content),
+        "name": shown_name(row.name, row.content),
         "type": row.type,
         "tier": row.tier,
         "importance": f"{row.importance:.2f}",
@@ -73,9 +81,12 @@ def row_of(row: Row) -> dict[str, Any]:
     }
 
 
-def _shortened(text: str, limit: int = 80) -> str:
-    # A memory recorded without a name (`pjai memory add TEXT`) shows its text.
-    flat = " ".join(text.split())
+def shown_name(name: str, content: str, limit: int = 80) -> str:
+    """A memory's name as the views show it: a memory without one (`pjai memory add
+    TEXT`, or a name cleared) shows the start of its text."""
+    if name.strip():
+        return name
+    flat = " ".join(content.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

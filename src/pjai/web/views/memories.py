@@ -40,15 +40,11 @@ def build(web: WebApp) -> None:
     """Fill the content area with the memory explorer of the active persona."""
     with ui.column().classes("w-full gap-3 q-pa-md"):
         ui.label("Memories").classes("text-h5")
-        follow_active(web, partial(_explorer, web))
+        follow_active(web, partial(_explorer, web), then="explore its memories here")
 
 
 def _explorer(web: WebApp, persona: PersonaChoice | None) -> None:
-    if persona is None:
-        ui.label("No persona yet: create one, then explore its memories here.").classes(
-            "text-grey-7"
-        )
-        return
+    assert persona is not None  # follow_active says when there is none
     Explorer(web, persona.id)
 
 

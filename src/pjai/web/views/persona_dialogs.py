@@ -11,6 +11,7 @@ from pjai.app import TEMPLATES
 from pjai.errors import PjaiError
 from pjai.schema.models import Persona
 from pjai.web.app import WebApp
+from pjai.web.views.forms import form_error
 
 __all__ = ["BLANK", "confirm", "confirm_erasure", "create_persona"]
 
@@ -51,7 +52,7 @@ def create_persona(web: WebApp, created: Callable[[Persona], None]) -> ui.dialog
                     activate=activate.value,
                 )
             except PjaiError as exc:
-                error.text, error.visible = str(exc), True
+                error.text, error.visible = form_error(exc), True
                 return
             ui.notify(f"Created {persona.name}", type="positive")
             created(persona)

@@ -22,6 +22,7 @@ from nicegui.elements.mixins.value_element import ValueElement
 from pjai.errors import EventError, PjaiError
 from pjai.schema.models import Persona
 from pjai.web.app import WebApp
+from pjai.web.views.forms import form_error
 from pjai.web.views.persona_fields import (
     Merged,
     SettingField,
@@ -121,7 +122,7 @@ class PersonaForm:
                 sets=edits,
             )
         except PjaiError as exc:
-            self._show_error(str(exc))
+            self._show_error(form_error(exc))
             self._mark_field(exc)
             return
         self._show_error(None)
@@ -194,8 +195,11 @@ class PersonaForm:
         }
 
     def _actions(self) -> None:
-        with ui.row().classes("w-full items-center no-wrap"):
-            self.title = ui.label(self.persona.name).classes("text-h6 ellipsis min-w-0")
+        # The name above the buttons on a narrow screen, beside them on a wide one.
+        with ui.row().classes("w-full items-center md:flex-nowrap"):
+            self.title = ui.label(self.persona.name).classes(
+                "text-h6 ellipsis min-w-0 basis-full md:basis-auto"
+            )
             ui.space()
             ui.button("Discard changes", on_click=self.discard).props("flat").classes("shrink-0")
             ui.button("Save", icon="save", on_click=self.save).props(

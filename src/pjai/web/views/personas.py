@@ -54,10 +54,11 @@ class PersonasPage:
             )
         # Dialogs live outside the panels: a re-render of the list must not close one.
         self.dialogs = ui.element("div")
-        with ui.row().classes("w-full no-wrap items-start gap-6"):
-            listing = ui.column().classes("w-80 shrink-0 gap-4")
+        # Side by side on a wide screen, the list above the settings on a narrow one.
+        with ui.row().classes("w-full items-start gap-6 flex-col md:flex-row md:flex-nowrap"):
+            listing = ui.column().classes("w-full md:w-80 shrink-0 gap-4")
             # Made before the list: the list's first render selects a persona into it.
-            self.detail = ui.column().classes("grow min-w-0")
+            self.detail = ui.column().classes("w-full md:w-auto grow min-w-0")
             with self.detail:
                 _hint("Select a persona to see and change its settings.")
             with listing:
