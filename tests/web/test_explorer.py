@@ -152,6 +152,21 @@ async def test_a_time_range_typed_in_narrows_the_table(web: WebApp) -> None:
         await until(lambda: _names(user) == ["Friday memory"], "only Friday's memory shows")
 
 
+async def test_a_time_range_that_ends_before_it_starts_says_so(web: WebApp) -> None:
+    ada = _persona(web)
+    _add(web, ada, "Monday memory", occurred_at=T0)
+    async with simulated(web) as user:
+        await _open_explorer(user, "Monday memory")
+        set_value(user, "filter-from", "2026-03-05")
+        set_value(user, "filter-to", "2026-03-01")
+        _act(user, "filter-to").trigger("keydown.enter")
+        to = by_testid(user, "filter-to")
+        await until(lambda: to.props.get("error-message", "").startswith("before From"))
+        set_value(user, "filter-to", "2026-03-09")
+        _act(user, "filter-to").trigger("keydown.enter")
+        await until(lambda: not to.props.get("error-message"), "the error gone")
+
+
 async def test_keyword_and_semantic_search_show_their_hits_and_a_failure_says_why(
     web: WebApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -105,14 +105,21 @@ class FilterBar:
     def read(self) -> Selection:
         """The selection the controls show now (a wrong time is an error on its input)."""
         span = self.importance.value or {"min": 0, "max": 1}
+        start = read_time(self.time_from, end=False, fallback=self._shown.occurred_from)
+        end = read_time(self.time_to, end=True, fallback=self._shown.occurred_to)
+        if start is not None and end is not None and end < start:
+            # Nothing can lie in that span: say so, rather than show none without a word.
+            self.time_to.props["error"] = True
+            self.time_to.props["error-message"] = "before From: nothing happened in between"
+            self.time_to.update()
         return replace(
             self._shown,
             tiers=tuple(self.tiers.value or ()),
             types=tuple(self.types.value or ()),
             tags=tuple(self.tags.value or ()),
             importance=(float(span["min"]), float(span["max"])),
-            occurred_from=read_time(self.time_from, end=False, fallback=self._shown.occurred_from),
-            occurred_to=read_time(self.time_to, end=True, fallback=self._shown.occurred_to),
+            occurred_from=start,
+            occurred_to=end,
             include_deleted=bool(self.deleted.value),
             text=(self.text.value or "").strip(),
             method=cast(Method, self.method.value),

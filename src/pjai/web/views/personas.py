@@ -249,7 +249,8 @@ class PersonasPage:
                     self.detail.clear()
             kept = (
                 f" The event log still holds {proof.plaintext_events} of its events in "
-                "plaintext (written before encryption was turned on)."
+                "plaintext (written before encryption was turned on, or in a data "
+                "directory that is not encrypted): destroying a key cannot reach them."
                 if proof.plaintext_events
                 else ""
             )
