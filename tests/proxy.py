@@ -34,6 +34,11 @@ class TcpProxy:
         """Close the listener and every forwarded connection."""
         with self._lock:
             if self._listener is not None:
+                # A close alone leaves a thread blocked in accept() holding the socket,
+                # which then takes one more connection: shut it down first, which ends
+                # the accept and the listening.
+                with contextlib.suppress(OSError):
+                    self._listener.shutdown(socket.SHUT_RDWR)
                 self._listener.close()
                 self._listener = None
             for sock in self._sockets:
@@ -47,6 +52,11 @@ class TcpProxy:
             try:
                 client, _ = listener.accept()
             except OSError:
+                return
+            with self._lock:
+                cut = self._listener is not listener
+            if cut:  # taken just as the proxy was cut
+                client.close()
                 return
             try:
                 upstream = socket.create_connection(self._target)

@@ -185,7 +185,9 @@ class SqlUnavailableError(SqlError):
 
 class SqlSchemaMissingError(SqlUnavailableError):
     """The SQL primary answers without PJai's tables (its database was made again, as a
-    restore does): like one that is away, it is set up again before it is written to."""
+    restore does): it counts as away until its tables are back (a restore) or PJai is
+    opened again, which sets it up anew. PJai makes no table in it meanwhile: a restore
+    under way would then fail."""
 
 
 class ConfigError(PjaiError):

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from pjai.errors import ConfigError, SqlAheadError
+from pjai.errors import ConfigError, SqlAheadError, SqlSchemaMissingError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid import manager as manager_module
 from pjai.hybrid.projector import Projector
@@ -463,30 +463,57 @@ def test_a_store_file_made_while_sql_is_away_waits_for_the_history_only_sql_hold
         on.commit(memory("offline-again"))  # the history seen, commits wait for SQL no more
 
 
-def test_a_postgresql_database_made_again_empty_is_set_up_again_and_filled(
+def test_a_postgresql_database_made_again_empty_is_away_until_restored_or_reopened(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Restoring PostgreSQL (drop, create, restore) passes through an empty database: the
-    # store goes on committing, and SQL is migrated and filled again once it is back.
+    # store goes on committing and PJai makes no table there (the restore would fail on
+    # it); opened again, PJai sets it up anew and fills it.
     monkeypatch.setattr(manager_module, "RETRY_DELAYS_S", (0.01,))
+    data = tmp_path / "data"
     with postgres_schema() as url:
         schema = make_url(url).query["options"].removeprefix("-csearch_path=")
         admin = create_engine(make_url(url).difference_update_query(["options"]))
+        tables = f"SELECT count(*) FROM pg_tables WHERE schemaname = '{schema}'"
         try:
-            with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ={}) as on:
+            with HybridDatabaseManager.open(data, sql_urls=[url], environ={}) as on:
                 on.commit(persona("p1"), memory("before"))
                 with admin.begin() as conn:
                     conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
                     conn.execute(text(f'CREATE SCHEMA "{schema}"'))
                 on.commit(memory("while-empty"))  # the store takes it
-                assert on.last_error is not None
-                on.catch_up()
-                assert on.last_error is None
-                on.commit(memory("after"))
-                assert on.memories.count() == 3
-                assert on.verify().equal
+                assert "has no PJai tables" in (on.last_error or "")
+                with pytest.raises(SqlSchemaMissingError, match="restore it"):
+                    on.catch_up()
+                with admin.connect() as conn:
+                    assert conn.execute(text(tables)).scalar() == 0
+            with HybridDatabaseManager.open(data, sql_urls=[url], environ={}) as again:
+                again.commit(memory("after"))
+                assert again.memories.count() == 3
+                assert again.verify().equal
         finally:
             admin.dispose()
+
+
+def test_a_store_switched_on_in_the_process_that_committed_with_it_off_waits_for_sql(
+    tmp_path: Path, away: tuple[str, str, TcpProxy]
+) -> None:
+    # A new directory, used with the store off by this very process: its store file,
+    # made when the store is switched on while SQL is away, has not seen SQL's history.
+    _, away_url, proxy = away
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "flags.json").write_text('{"use_livestore": false}')
+    proxy.resume()
+    with HybridDatabaseManager.open(data, sql_urls=[away_url], pool=FAST_FAIL, environ={}) as m:
+        m.commit(persona("p1"), memory("with-the-store-off"))
+        proxy.cut()
+        m.set_flag("use_livestore", True)
+        with pytest.raises(ConfigError, match="this store file is new"):
+            m.commit(persona("p2"))  # in the place of the store-off commit
+        proxy.resume()
+        m.commit(persona("p2"))  # after SQL's history
+        assert m.verify().equal
 
 
 def test_a_store_off_commit_whose_note_cannot_be_written_still_commits(

@@ -280,7 +280,7 @@ def test_unmappable_values_cost_the_value_and_are_reported(
         (ids["low"], "importance"): (-3, "outside the 0-100 scale of this database"),
         (ids["tagged"], "tags[1]"): ("x" * 70, "length <= 64; the tag is left out"),
         (ids["tagged"], "tags[2]"): (5, "is not text; the tag is left out"),
-        (ids["mixed"], "title"): ("t" * 600, "length <= 500; PJai's default is kept"),
+        (ids["mixed"], "title"): ("t" * 600, "at most 500 characters; PJai's default is kept"),
         (ids["mixed"], "messages[0].time"): ("soon", "the conversation's start stands in"),
         (ids["mixed"], "messages[0].mood"): ("happy", "PJai's messages have no mood"),
         (ids["mixed"], "messages[1]"): ({"content": "no speaker"}, "has no role"),

@@ -12,6 +12,7 @@ import signal
 import site
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -772,3 +773,54 @@ def test_a_user_who_is_not_root_runs_plugins(tmp_path: Path) -> None:
     )
     # It ran, and its process limit held for a user the kernel does not exempt either.
     assert (ran.returncode, ran.stdout.strip()) == (0, "5"), ran.stderr
+
+
+def _as_root_with_setpriv() -> None:
+    if os.getuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv: run as root, the plugin goes on as nobody")
+
+
+def test_run_as_root_a_plugin_runs_where_the_temporary_directory_is_closed(
+    setting: tuple[Registry, HybridDatabaseManager, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _as_root_with_setpriv()
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(closed))  # TMPDIR=/root/tmp, say
+    assert _run_result(setting, tmp_path, "return 7").result == 7
+
+
+def test_run_as_root_other_processes_of_nobody_cannot_trace_the_plugin(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    _as_root_with_setpriv()
+    registry, manager, ada = setting
+    name = installed(
+        registry, plugin(tmp_path, "sleeper", "import time\ntime.sleep(3)", [], wall_s=10)
+    )
+    running = threading.Thread(target=run_plugin, args=(registry, manager, name, ada))
+    running.start()
+    try:
+        pids: list[str] = []
+        deadline = time.monotonic() + 10
+        while len(pids) < 3 and time.monotonic() < deadline:  # the host, its init, the plugin
+            found = subprocess.run(["pgrep", "-f", "pjai/plugins/host.py"], capture_output=True)
+            pids = found.stdout.decode().split()
+            time.sleep(0.05)
+        assert len(pids) == 3
+        attach = (
+            "import ctypes, sys\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "for pid in sys.argv[1:]:\n"
+            "    attached = libc.ptrace(16, int(pid), None, None) == 0  # PTRACE_ATTACH\n"
+            "    print('attached' if attached else ctypes.get_errno())\n"
+        )
+        nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+        python = shutil.which("python3", path="/usr/bin:/usr/local/bin") or sys.executable
+        tried = subprocess.run(
+            [*nobody, python, "-c", attach, *pids], capture_output=True, text=True, timeout=30
+        )
+        assert tried.stdout.split() == [str(errno.EPERM)] * 3, tried.stderr
+    finally:
+        running.join()

@@ -85,7 +85,7 @@ def test_nested_trait_out_of_range_names_the_nested_field() -> None:
         ({"name": "x" * 201}, "field 'name': expected text of at most 200 characters"),
         (
             {"name": "Ada", "memory": {"max_memories": 1.5}},
-            "field 'memory.max_memories': expected a whole number, got a fraction",
+            "'memory.max_memories': expected a whole number, got one with a point or exponent",
         ),
         (
             {"name": "Ada", "personality": {"dominant_traits": [" calm"]}},

@@ -33,7 +33,6 @@ from pjai.errors import (
     PjaiError,
     SqlAheadError,
     SqlError,
-    SqlSchemaMissingError,
     SqlUnavailableError,
 )
 from pjai.hybrid.bridge import Bridge
@@ -430,8 +429,6 @@ class Projector:
             ) from error
 
     def _fell_behind(self, error: BaseException) -> None:
-        if isinstance(error, SqlSchemaMissingError):
-            self._setup_due = True  # migrate it and check its place before writing to it
         self.last_error = str(error)
         log.warning("SQL primary is behind the store: %s", error)
         self._schedule_retry()

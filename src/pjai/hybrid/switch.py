@@ -141,7 +141,10 @@ class StoreSwitch:
         """Open the store and attach it to the projector. A store file made now in a
         directory used before (with the store off, or its file removed) has not seen
         SQL's history: it takes no commit while SQL is away, until it has."""
-        unseen = not self.store_path.exists() and not self._identity.new
+        # Used before: by another process (the identity was there), or by this one with
+        # the store off (SQL's head as it last knew it).
+        used = not self._identity.new or self._projector.sql_head > 0
+        unseen = not self.store_path.exists() and used
         store = self._open(progress)
         self._identity.adopt(store.client_id)
         self._projector.attach(store, unseen=unseen and not self.syncing)

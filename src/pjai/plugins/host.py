@@ -112,7 +112,8 @@ def _drop_root(libc: ctypes.CDLL) -> str | None:
     os.setresgid(_NOBODY, _NOBODY, _NOBODY)
     os.setresuid(_NOBODY, _NOBODY, _NOBODY)
     # A change of user gives this process's /proc files to root (the maps below are
-    # written there) and forgets the signal for when PJai ends: set both again.
+    # written there, after which they go back to root) and forgets the signal for when
+    # PJai ends: set both again.
     if libc.prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0) != 0:
         return f"cannot go on as nobody ({os.strerror(ctypes.get_errno())})"
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -127,6 +128,7 @@ def _close_sandbox(root: str, report: int, processes: int) -> str | None:
     an init of PJai's (below), in a root that is an empty read-only file system, with
     no capabilities left. The reason if the sandbox cannot be made."""
     libc = ctypes.CDLL(None, use_errno=True)
+    dropped = os.geteuid() == 0
     if (refused := _drop_root(libc)) is not None:
         return refused
     uid, gid = os.getuid(), os.getgid()
@@ -145,6 +147,9 @@ def _close_sandbox(root: str, report: int, processes: int) -> str | None:
                 mapping.write(text)
     except OSError as exc:
         return f"cannot map the user namespace ({exc.strerror or exc})"
+    # Gone on as nobody: other processes of nobody's (daemons) may not trace these.
+    if dropped and libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        return f"cannot close the process to others ({os.strerror(ctypes.get_errno())})"
     # System V shared memory and message queues would hold memory that no limit of a
     # process counts: the new IPC namespace has none to give.
     for name, none in _NO_IPC.items():

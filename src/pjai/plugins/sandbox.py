@@ -16,6 +16,7 @@ import os
 import resource
 import selectors
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -76,7 +77,7 @@ def run_sandboxed(
     exceeded (saying which), the plugin failed (its error), or broke the protocol.
     """
     limits = manifest.limits
-    with tempfile.TemporaryDirectory(prefix="pjai-plugin-root-") as root:
+    with tempfile.TemporaryDirectory(prefix="pjai-plugin-root-", dir=_root_parent()) as root:
         os.chmod(root, 0o555)  # empty; the host mounts a read-only file system on it
         # What the plugin used, as the host measured it: a pipe the plugin does not hold.
         measured, report = os.pipe()
@@ -130,6 +131,22 @@ _PR_SET_PDEATHSIG = 1
 _LIBC = ctypes.CDLL(None)
 """Loaded here, not between fork and exec, where loading could wait on a lock another
 thread of the parent held as it forked."""
+
+
+def _root_parent() -> str | None:
+    """Where the plugin's empty root is made: the temporary directory, unless PJai runs
+    as root and that is closed to others (``/root/tmp``): the host, gone on as nobody,
+    must reach it, so then ``/tmp``."""
+    if os.geteuid() != 0:
+        return None
+    here = Path(tempfile.gettempdir())
+    for place in (here, Path("/tmp")):
+        if all(folder.stat().st_mode & stat.S_IXOTH for folder in (place, *place.parents)):
+            return str(place)
+    raise PluginError(
+        f"no temporary directory others may pass through ({here}, /tmp): the plugin, run "
+        "as nobody, needs one for its empty root; set TMPDIR to one"
+    )
 
 
 def _limit(limits: Limits) -> None:

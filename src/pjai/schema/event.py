@@ -151,7 +151,10 @@ def validation_error(
         lambda m: PATTERN_WORDS.get(m[1].replace("\\\\", "\\"), m[0]), reason
     )
     reason = _MSGSPEC_LENGTH.sub(_length_words, reason)
-    reason = reason.replace("a whole number, got a number", "a whole number, got a fraction")
+    # msgspec takes no JSON number written with a point or an exponent for an integer.
+    reason = reason.replace(
+        "a whole number, got a number", "a whole number, got one with a point or exponent"
+    )
     if field and of is not None and reason.startswith("invalid enum value"):
         choices = ", ".join(repr(choice) for choice in _choices(of, field))
         reason += f"; one of {choices}" if choices else ""

@@ -169,8 +169,9 @@ class PostgresBackend:
             return SqlUnavailableError(f"{doing}: PostgreSQL is unavailable ({cause})")
         if isinstance(cause, pg.UndefinedTable) and "pjai_" in str(cause):
             return SqlSchemaMissingError(
-                f"{doing}: the PostgreSQL database has no PJai tables (was it made again?); "
-                f"they are made again when SQL is next caught up ({cause})"
+                f"{doing}: the PostgreSQL database has no PJai tables (made again?): "
+                "restore it, and PJai catches it up from where the restore left it; or "
+                f"open PJai again to set it up anew and fill it ({cause})"
             )
         return SqlError(f"{doing}: {cause}")
 
