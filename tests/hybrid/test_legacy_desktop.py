@@ -278,7 +278,7 @@ def test_unmappable_values_cost_the_value_and_are_reported(
         (ids["odd"], "personality_traits.wit"): ("high", "is not a strength 0-100"),
         (ids["high"], "importance"): (150, "outside the 0-100 scale of this database"),
         (ids["low"], "importance"): (-3, "outside the 0-100 scale of this database"),
-        (ids["tagged"], "tags[1]"): ("x" * 70, "length <= 64; the tag is left out"),
+        (ids["tagged"], "tags[1]"): ("x" * 70, "at most 64 characters; the tag is left out"),
         (ids["tagged"], "tags[2]"): (5, "is not text; the tag is left out"),
         (ids["mixed"], "title"): ("t" * 600, "at most 500 characters; PJai's default is kept"),
         (ids["mixed"], "messages[0].time"): ("soon", "the conversation's start stands in"),

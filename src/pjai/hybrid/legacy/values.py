@@ -17,6 +17,7 @@ import msgspec
 
 from pjai.errors import PjaiError
 from pjai.hybrid.flags import parse_bool
+from pjai.schema.event import validation_error
 from pjai.schema.fields import Tag
 
 __all__ = [
@@ -263,10 +264,6 @@ def tags(value: object) -> tuple[list[str], list[Problem]]:
             try:
                 kept.append(msgspec.convert(name, Tag))
             except msgspec.ValidationError as exc:
-                problems.append(Problem(where, tag, f"{_lower(exc)}; the tag is left out"))
+                said = validation_error("a tag", exc).reason  # in words, as events say it
+                problems.append(Problem(where, tag, f"{said}; the tag is left out"))
     return kept, problems
-
-
-def _lower(error: Exception) -> str:
-    message = str(error)
-    return message[:1].lower() + message[1:]
