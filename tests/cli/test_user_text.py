@@ -230,6 +230,14 @@ def test_control_characters_are_shown_not_sent_to_the_terminal(cli: Cli) -> None
     assert cli.json("persona", "show", "eve")["persona"]["name"] == HOSTILE
 
 
+def test_a_direction_override_is_shown_not_obeyed(cli: Cli) -> None:
+    # "\u202eevil" would show as "live" to whoever reads it.
+    created = cli("persona", "create", "Mallory \u202eevil", "--id", "mal")
+    assert "Mallory ⟦RLO⟧evil" in created
+    assert "\u202e" not in cli("persona", "show", "mal")
+    assert cli.json("persona", "show", "mal")["persona"]["name"] == "Mallory \u202eevil"
+
+
 def test_a_terminal_gets_styles_but_not_the_texts_control_codes() -> None:
     out = io.StringIO()
     terminal = TerminalConsole(file=out, force_terminal=True, color_system="standard", width=80)

@@ -29,6 +29,7 @@ from rich.segment import Segment
 from rich.table import Column, Table
 from rich.text import Text
 
+from pjai.app.display import OVERRIDES
 from pjai.cli.grouped import option_group
 
 __all__ = [
@@ -67,12 +68,13 @@ _VISIBLE: dict[int, int | str] = {
     **{code: 0x2400 + code for code in range(0x20) if chr(code) not in "\n\t"},
     0x7F: 0x2421,
     **{code: f"\\x{code:02x}" for code in range(0x80, 0xA0)},
+    **OVERRIDES,  # a direction override would turn the rest of the line around
 }
 
 
 def shown(text: str) -> str:
     """``text`` with its control characters (but newline and tab) as visible symbols:
-    ESC as ``␛``, a C1 control as ``\\x9b``."""
+    ESC as ``␛``, a C1 control as ``\\x9b``, a direction override as ``⟦RLO⟧``."""
     return text.translate(_VISIBLE)
 
 

@@ -7,6 +7,7 @@ from functools import partial
 
 from nicegui import ui
 
+from pjai.app.display import shown_text
 from pjai.app.reads import conversations as reads
 from pjai.app.reads.personas import PersonaChoice
 from pjai.errors import PjaiError
@@ -94,7 +95,7 @@ class ConversationChat(ui.column):
         role = str(row.role)
         background, text = _LOOKS.get(role, _OTHER_LOOK)
         message = ui.chat_message(
-            str(row.content),
+            shown_text(str(row.content)),
             name=self._speaker(role),
             stamp=when(row.sent_at),
             sent=role == "user",

@@ -13,6 +13,7 @@ from typing import Any
 
 from nicegui import ui
 
+from pjai.app.display import shown_text
 from pjai.app.reads import memories as reads
 from pjai.errors import NotFoundError, PjaiError
 from pjai.memory.optimizer import MemoryMove
@@ -82,7 +83,7 @@ class MemoryDetail:
                 ui.badge("archived", color="blue-grey")
             if memory.deleted_at is not None:
                 ui.badge("deleted", color="negative").props('data-testid="detail-deleted"')
-        ui.label(memory.content).classes("whitespace-pre-wrap").props(
+        ui.label(shown_text(memory.content)).classes("whitespace-pre-wrap").props(
             'data-testid="detail-content"'
         )
         if memory.summary:

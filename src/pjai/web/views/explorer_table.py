@@ -18,6 +18,7 @@ from typing import Any
 
 from nicegui import ui
 
+from pjai.app.display import shown_text
 from pjai.app.reads import memories as reads
 from pjai.schema.selection import MemoryFilter
 from pjai.schema.types import as_datetime
@@ -74,7 +75,7 @@ def row_of(row: Row) -> dict[str, Any]:
         "type": row.type,
         "tier": row.tier,
         "importance": f"{row.importance:.2f}",
-        "tags": ", ".join(row.tags or ()),
+        "tags": shown_text(", ".join(row.tags or ())),
         "occurred_at": as_datetime(row.occurred_at).strftime("%Y-%m-%d %H:%M"),
         "access_count": row.access_count,
         "state": state,
@@ -85,8 +86,8 @@ def shown_name(name: str, content: str, limit: int = 80) -> str:
     """A memory's name as the views show it: a memory without one (`pjai memory add
     TEXT`, or a name cleared) shows the start of its text."""
     if name.strip():
-        return name
-    flat = " ".join(content.split())
+        return shown_text(name)
+    flat = shown_text(" ".join(content.split()))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
