@@ -25,9 +25,10 @@ from pjai.app.keysync import MAX_LISTING_BYTES, join_store, sync_keys
 from pjai.app.security import change_passphrase, new_recovery_code, security_status
 from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError, KeyRingError
-from pjai.security import KeyRing
+from pjai.security import FieldCodec, KeyRing
 from pjai.security.locks import Argon2Params
 from pjai.security.sharing import absorb, deletion_proof, export_items, join
+from pjai.store import Store
 from pjai.sync.client import SyncStatus
 from pjai.sync.server import ServerDatabase
 from pjai.sync.server.tokens import Role
@@ -398,6 +399,36 @@ def test_a_new_device_joins_with_a_one_time_recovery_code(tmp_path: Path) -> Non
             assert "recovery code" in ring.locks()
             sync_keys(ring, server.url, token=token, store_id="shared")
             assert "recovery code" not in ring.locks()
+
+
+def test_a_compaction_another_process_held_up_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not synced: nothing waits for a server, the erasure's compaction is due at once.
+    laptop = DataDir(tmp_path / "laptop", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    with laptop.open() as manager:
+        ada = Personas(manager).create("Ada", description=MARKER)
+        codec = manager.schema.codec
+        assert isinstance(codec, FieldCodec)
+        keys_in = sync_module.KeysIn(manager, codec.keys, "http://unused", "t", "shared")
+        erase_persona(laptop, manager, ada.id)
+        tried: list[bool] = []
+
+        def held_up(self: Store, *, wait_s: float = 5.0) -> bool:
+            tried.append(True)
+            return False  # a reader of an older state kept the log
+
+        monkeypatch.setattr(Store, "compact", held_up)
+        keys_in.compact_erased()
+        keys_in.compact_erased()  # not done: tried again
+        assert len(tried) == 2
+        monkeypatch.undo()
+        keys_in.compact_erased()  # done now
+        tried.clear()
+        monkeypatch.setattr(Store, "compact", held_up)
+        keys_in.compact_erased()
+        assert tried == []  # nothing new to compact
 
 
 def test_an_erasure_made_while_connected_is_compacted_once_confirmed(

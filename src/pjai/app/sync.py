@@ -294,9 +294,12 @@ class KeysIn:
             return
         store = self._manager.store
         assert store is not None
-        store.compact()
-        self._manager.shards.compact()
-        self._compacted, self._erased = keys, still
+        emptied = store.compact()
+        done = self._manager.shards.compact()
+        # Another process reading an older state holds the old pages: not done, the next
+        # exchange tries again.
+        if emptied and len(done) == len(self._manager.shards):
+            self._compacted, self._erased = keys, still
 
 
 class Tending:
