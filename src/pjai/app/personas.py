@@ -270,9 +270,11 @@ class Personas:
         # Compared as JSON, where true is not 1: a value of the wrong type is refused
         # below, not taken for the one the persona has.
         given = {g: changed[g] for g in SETTINGS if _json(changed[g]) != _json(current[g])}
-        typed: PersonaUpdated = _event(PersonaUpdated, {"persona_id": persona_id, **given})
-        # As the settings' types read them (1 is 1.0 for a number of seconds).
-        groups = {g: v for g, v in given.items() if _builtins(typed, g) != current[g]}
+        groups: dict[str, Any] = {}
+        if given:
+            typed: PersonaUpdated = _event(PersonaUpdated, {"persona_id": persona_id, **given})
+            # As the settings' types read them (1 is 1.0 for a number of seconds).
+            groups = {g: v for g, v in given.items() if _builtins(typed, g) != current[g]}
         if not groups and not texts and (sets or config):
             asked = ", ".join(sets) if sets else "these settings"
             raise ConfigError(f"nothing to change: {persona.name!r} already has {asked}")
