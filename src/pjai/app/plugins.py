@@ -97,11 +97,11 @@ def _handler(plugin: InstalledPlugin, memories: Memories, persona_id: str) -> Ha
 def _read(memories: Memories, persona_id: str, limit: int) -> list[dict[str, Any]]:
     """Up to ``limit`` of the persona's memories, best first, while their text stays
     within :data:`MAX_READ_BYTES`; read a page at a time."""
+    where = MemoryFilter(persona_id=persona_id)
     answer: list[dict[str, Any]] = []
     size = 0
     while len(answer) < limit:
         wanted = min(_PAGE, limit - len(answer))
-        where = MemoryFilter(persona_id=persona_id)
         page = memories.list(where, limit=wanted, offset=len(answer))
         for m in page:
             size += sum(len(t.encode(errors="replace")) for t in (m.name, m.content, *m.tags))

@@ -28,13 +28,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from functools import partial
 
-from pjai.errors import (
-    ConfigError,
-    PjaiError,
-    SqlAheadError,
-    SqlError,
-    SqlUnavailableError,
-)
+from pjai.errors import ConfigError, PjaiError, SqlAheadError, SqlError, SqlUnavailableError
 from pjai.hybrid.bridge import Bridge
 from pjai.hybrid.recovery import RebuiltFrom
 from pjai.schema.event import Event, Materialized, Schema
@@ -102,9 +96,9 @@ class Projector:
         self._closed = False
         self._setup_due = False
         self._broken: str | None = None
+        """Where SQL's journal breaks, as the last reconcile found it."""
         self._unseen = False
         """The store file has not taken in SQL's history yet (:data:`UNSEEN`)."""
-        """Where SQL's journal breaks, as the last reconcile found it."""
 
     def set_up_later(self, error: SqlUnavailableError) -> None:
         """SQL could not be migrated and checked as the manager opened (a shard away):
@@ -410,7 +404,8 @@ class Projector:
 
     def _refuse_unseen_history(self, parent: int, error: BaseException) -> None:
         """With SQL away, refuse a commit after ``parent`` when commits made with the
-        store off went past it (the store file says so): it would take their places."""
+        store off went past it (the store file says so), or may have (a file new in a
+        directory used before, :data:`UNSEEN`): it would take their places."""
         store = self.store
         assert store is not None
         if self._unseen:

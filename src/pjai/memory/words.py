@@ -10,7 +10,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 
-from pjai.schema.search import CJK_PATTERN
+from pjai.schema.search import CJK_PATTERN, cut_cjk
 
 __all__ = ["MAX_TERMS", "STOP_WORDS", "bigrams", "is_phrase", "pieces", "search_terms", "words"]
 
@@ -184,17 +184,15 @@ def words(text: str) -> list[str]:
     """The words of ``text``, lower case, as the full-text indexes cut them: runs of
     letters, digits and marks (a Devanagari word keeps its vowel signs); anything else,
     an apostrophe too, comes between words ("O'Brien" is "o" and "brien"). A Chinese,
-    Japanese or Korean character is a word of its own (:func:`pjai.schema.search.cut_cjk`)."""
+    Japanese or Korean character is a word of its own: the text is cut as the index cuts
+    it (:func:`pjai.schema.search.cut_cjk`)."""
     found, word = [], []
-    for char in text:
-        if unicodedata.category(char)[0] in "LNM" and not _CJK.match(char):
+    for char in cut_cjk(text) or "":
+        if unicodedata.category(char)[0] in "LNM":
             word.append(char)
-            continue
-        if word:
+        elif word:
             found.append("".join(word).lower())
             word = []
-        if _CJK.match(char):
-            found.append(char)
     if word:
         found.append("".join(word).lower())
     return found
