@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from pjai.app import Personas, export_archive, init_security
 from pjai.app.datadir import SYNC_LOCK_FILE, SYNC_STATUS_FILE, DataDir
 from pjai.app.login import PASSPHRASE_FILE
+from pjai.app.subject import export_subject
 from pjai.app.websessions import WEB_SESSIONS_FILE
 from pjai.errors import ConfigError, StoreModeError
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, IMPORTING_FILE, STORE_FILE
@@ -18,6 +20,7 @@ from pjai.memory.embeddings import VECTORS_FILE
 from pjai.security import KEYS_FILE
 from pjai.sql.engine import PRIMARY_FILE
 from pjai.sync.server import SERVER_FILE
+from tests.security.test_keys import FAST, PASSPHRASE
 
 
 def test_every_file_is_listed_under_the_name_its_owner_defines(tmp_path: Path) -> None:
@@ -156,3 +159,40 @@ def test_a_store_opened_in_the_other_mode_is_named_in_user_terms(tmp_path: Path)
         data.open_store(sync=True)
     with data.open_store() as store:  # as the directory is
         assert store.sync is False
+
+
+def test_an_export_never_replaces_a_file_the_directory_keeps(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    shard = tmp_path / "elsewhere" / "shard.db"
+    shard.parent.mkdir()
+    data = DataDir(
+        data.path, environ={"PJAI_PASSPHRASE": PASSPHRASE, "PJAI_SQL_SHARDS": f"sqlite:///{shard}"}
+    )
+    with data.open() as manager:
+        ada = Personas(manager).create("Ada", description="sealed words").id
+    kept = [
+        data.keys_path,
+        data.store_path,
+        data.path / (STORE_FILE + "-wal"),
+        data.path / (STORE_FILE + ".rebuilt"),
+        data.path / (STORE_FILE + ".rebuilding"),
+        data.path / (STORE_FILE + ".damaged-20261206T120000"),
+        data.importing_path,
+        data.flags_path,
+        shard,
+        shard.with_name("shard.db-journal"),
+    ]
+    before = {path: path.read_bytes() for path in kept if path.exists()}
+    with data.open() as manager:
+        for path in kept:
+            with pytest.raises(ConfigError, match="a file PJai keeps"):
+                export_archive(manager, path, overwrite=True)
+            with pytest.raises(ConfigError, match="a file PJai keeps"):
+                export_subject(manager, ada, path, overwrite=True)
+        # A name that only begins like a kept one is the user's to choose.
+        export_archive(manager, data.path / (STORE_FILE + ".zip"))
+    assert {path: path.read_bytes() for path in kept if path.exists()} == before
+    assert not data.importing_path.exists()
+    with data.open() as manager:
+        assert manager.verify().equal

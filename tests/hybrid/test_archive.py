@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import struct
 import subprocess
@@ -19,7 +20,13 @@ from typer.testing import CliRunner
 
 from pjai.app import DataDir
 from pjai.cli import archive as archive_cli
-from pjai.errors import ArchiveCorruptError, ArchiveError, ConfigError, PrivacyError
+from pjai.errors import (
+    ArchiveCorruptError,
+    ArchiveError,
+    ConfigError,
+    PrivacyError,
+    UnknownEventWarning,
+)
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.archive import (
     EVENTS_FILE,
@@ -47,6 +54,8 @@ from pjai.schema import (
     Position,
 )
 from pjai.schema.personas import PrivacySettings
+from pjai.schema.records import stamp
+from pjai.schema.types import utc_now
 from pjai.store import Store
 from tests.databases import database
 from tests.helpers import memory, persona
@@ -384,11 +393,28 @@ def test_an_import_killed_on_the_way_leaves_a_directory_that_says_so(
     assert (target / "store.db").exists()
     with pytest.raises(
         ConfigError,
-        match=f"of {file} .* stopped before it finished: remove it and import again",
+        match=f"of {file} .* stopped before it finished: remove store.db and primary.db "
+        "there, and the files beside them",
     ):
         DataDir(target).open()
     (target / "importing.json").unlink()  # the user's choice: take it as it is
     DataDir(target).open().close()
+
+
+@pytest.mark.parametrize("left", ["store.db-wal", "primary.db-wal", "store.db-journal"])
+def test_an_import_refuses_a_journal_left_in_the_directory(
+    manager: HybridDatabaseManager, tmp_path: Path, left: str
+) -> None:
+    # SQLite would replay a journal left by another database into the new file.
+    manager.commit(persona("p1"))
+    file = tmp_path / "backup.zip"
+    export_archive(manager, file)
+    target = tmp_path / "restored"
+    target.mkdir()
+    (target / left).write_bytes(b"left by a killed process")
+    with pytest.raises(ConfigError, match=rf"already holds PJai data \({re.escape(left)}\)"):
+        import_archive(target, file, environ={})
+    assert [p.name for p in target.iterdir()] == [left]
 
 
 def test_a_manifest_whose_head_is_not_where_the_events_end_is_refused(
@@ -508,6 +534,34 @@ def test_cli_exports_and_imports(tmp_path: Path) -> None:
     refused = runner.invoke(app, ["import", str(file), "--data-dir", str(target)])
     assert refused.exit_code == 1
     assert "already holds PJai data" in refused.stderr
+    assert "not applied" not in imported.stdout
+
+
+def test_cli_says_how_many_imported_events_were_not_applied(tmp_path: Path) -> None:
+    app = typer.Typer()
+    app.command("import")(archive_cli.import_archive)
+    source, file = tmp_path / "source", tmp_path / "backup.zip"
+    with HybridDatabaseManager.open(source, environ={}) as manager:
+        manager.commit(persona("p1"))
+        store = manager.store
+        assert store is not None
+        future = stamp(
+            [("v9.FromTheFuture", b"{}")],
+            after=store.head,
+            generation=0,
+            client_id="newer",
+            session_id="newer",
+            at=utc_now(),
+        )
+        with pytest.warns(UnknownEventWarning):
+            store.ingest(future)
+        export_archive(manager, file)
+    runner = CliRunner(env={"PJAI_SQL_SHARDS": None, "PJAI_USE_LIVESTORE": None})
+    with pytest.warns(UnknownEventWarning):
+        imported = runner.invoke(app, [str(file), "--data-dir", str(tmp_path / "target")])
+    assert imported.exit_code == 0, imported.output
+    assert "Imported 2 events" in imported.stdout
+    assert "1 of them were not applied (the log keeps them with the reason)" in imported.stdout
 
 
 def test_export_is_refused_while_a_persona_does_not_allow_it(
@@ -516,9 +570,10 @@ def test_export_is_refused_while_a_persona_does_not_allow_it(
     manager.commit(persona("p1", "Ada"), persona("p2", "Grace"))
     manager.commit(PersonaUpdated(persona_id="p2", privacy=PrivacySettings(export_allowed=False)))
     folder = tmp_path / "archives"
+    folder.mkdir()
     with pytest.raises(PrivacyError, match=r"Grace \(p2\) does not allow exports"):
-        export_archive(manager, folder / "backup.zip")
-    assert list(folder.iterdir()) == []  # nothing written, no temporary file left
+        export_archive(manager, folder / "2026" / "12" / "backup.zip")
+    assert list(folder.iterdir()) == []  # nothing written: no temporary file, no folder
     manager.commit(PersonaUpdated(persona_id="p2", privacy=PrivacySettings()))
     assert export_archive(manager, folder / "backup.zip").events == 4
 

@@ -35,7 +35,7 @@ from pjai.security.columns import ColumnSealer
 from pjai.security.keys import store_fingerprint
 from pjai.security.oskeyring import recall
 from pjai.sql.engine import PRIMARY_FILE, PoolConfig
-from pjai.sql.shards import ShardSet, data_dir_urls, shard_urls
+from pjai.sql.shards import Shard, ShardSet, data_dir_urls, shard_urls
 from pjai.store import Progress, Store
 
 __all__ = [
@@ -59,6 +59,9 @@ SQL_SEALED_ENV = "PJAI_SQL_SEALED"
 
 _SIDECARS = ("-wal", "-shm", "-journal")
 """What SQLite keeps beside a database file while it is open or after a crash."""
+
+_BESIDE = ("", ".rebuilt", ".rebuilding")
+"""What a repair keeps beside a file while it rebuilds it (:mod:`pjai.hybrid.recovery`)."""
 
 SYNC_STATUS_FILE = "sync-status.json"
 """What ``pjai sync connect`` last saw, written after every change of its status."""
@@ -278,15 +281,33 @@ class DataDir:
         ]
         return [DataFile(path.name, what, _size(path)) for path, what in described]
 
-    def owns(self, path: Path) -> bool:
-        """Whether ``path`` is one of the files PJai keeps here, or an SQLite journal of
-        one (``-wal``, ``-shm``, ``-journal``)."""
+    def owns(self, path: Path, shards: ShardSet | None = None) -> bool:
+        """Whether ``path`` is one of the files PJai keeps here (or, given ``shards``, an
+        SQLite shard elsewhere), a repair's file beside one (``.rebuilt``, ``.rebuilding``,
+        ``.damaged-<time>``) or an SQLite journal of either (``-wal``, ``-shm``,
+        ``-journal``): a path no command may write something else to."""
         target = path.resolve()
-        for file in self.files():
-            kept = (self.path / file.name).resolve()
-            if target in (kept, *(kept.with_name(kept.name + s) for s in _SIDECARS)):
+        kept = [(self.path / file.name).resolve() for file in self.files()]
+        kept += [Path(file).resolve() for file in map(_embedded, shards or ()) if file]
+        for file in kept:
+            if target.parent != file.parent or not target.name.startswith(file.name):
+                continue
+            rest = target.name[len(file.name) :]
+            for beside in _BESIDE:
+                if rest.startswith(beside) and rest[len(beside) :] in ("", *_SIDECARS):
+                    return True
+            if rest.startswith(".damaged-"):
                 return True
         return False
+
+    def refuse_kept(self, path: Path, shards: ShardSet | None = None) -> None:
+        """Raise :class:`~pjai.errors.ConfigError` if :meth:`owns` ``path``: an export
+        written there would replace what PJai keeps (the key ring, a database)."""
+        if self.owns(path, shards):
+            raise ConfigError(
+                f"{path} is a file PJai keeps for {self.path}; writing there would replace "
+                "it: give a path outside the data directory's files"
+            )
 
     def existing(self) -> list[DataFile]:
         """The files PJai keeps that exist here."""
@@ -435,3 +456,11 @@ def _size(path: Path) -> int | None:
         return os.stat(path).st_size
     except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+def _embedded(shard: Shard) -> str | None:
+    """The file of an SQLite shard."""
+    url = shard.engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return url.database

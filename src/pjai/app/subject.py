@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import select
 
+from pjai.app.datadir import DataDir
 from pjai.errors import ConfigError, EventError, NotFoundError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema.personas import ERASED_TABLES
@@ -52,6 +53,7 @@ def export_subject(
     """Write every record of ``persona_id`` and its audit trail to the zip ``path``
     (see the module). The file appears whole or not at all."""
     target = Path(path)
+    DataDir(manager.data_dir).refuse_kept(target, manager.shards)
     if target.is_dir():
         raise ConfigError(f"{target} is a folder; give the path of a .zip file to write")
     if not target.parent.is_dir():

@@ -27,7 +27,9 @@ def export_archive(
     progress: Progress | None = None,
     overwrite: bool = False,
 ) -> ArchiveManifest:
-    """Write the event log and a snapshot of every table to the archive ``file``."""
+    """Write the event log and a snapshot of every table to the archive ``file``; never
+    over a file the directory keeps (:meth:`DataDir.refuse_kept`)."""
+    DataDir(manager.data_dir).refuse_kept(file, manager.shards)
     return archive.export_archive(manager, file, progress=progress, overwrite=overwrite)
 
 

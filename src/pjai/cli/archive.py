@@ -71,9 +71,15 @@ def import_archive(
     if as_json:
         print_json(result)
         return
+    kept = result.events - result.applied
     console.print(
         f"Imported {result.events} events, {len(result.rows)} tables, "
-        f"{sum(result.rows.values())} rows from {file} into {data_dir}.",
+        f"{sum(result.rows.values())} rows from {file} into {data_dir}"
+        + (
+            f"; {kept} of them were not applied (the log keeps them with the reason)."
+            if kept
+            else "."
+        ),
         highlight=False,
     )
     if result.note:

@@ -63,6 +63,8 @@ def export_archive(
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} exists; pass --overwrite to replace it")
     temporary: Path | None = None
+    made = _first_missing(target.parent)
+    published = False
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -74,12 +76,37 @@ def export_archive(
             file.flush()
             os.fsync(file.fileno())
         _publish(temporary, target, overwrite=overwrite)
+        published = True
     except OSError as exc:
         raise ConfigError(f"cannot write the archive {target}: {exc}") from exc
     finally:
         if temporary is not None:
             temporary.unlink(missing_ok=True)
+        if not published and made is not None:
+            _remove_empty(target.parent, made)
     return manifest
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost folder of ``folder``'s path that does not exist yet, if any."""
+    missing = None
+    for place in (folder, *folder.parents):
+        if place.exists():
+            break
+        missing = place
+    return missing
+
+
+def _remove_empty(folder: Path, up_to: Path) -> None:
+    """Remove the folders an export made for an archive it did not write (``folder``
+    and its parents up to ``up_to``), those still empty."""
+    for place in (folder, *folder.parents):
+        try:
+            place.rmdir()
+        except OSError:
+            return  # not empty (or gone): what is in it is not the export's
+        if place == up_to:
+            return
 
 
 def _check_exports_allowed(store: Store) -> None:

@@ -53,6 +53,14 @@ from pjai.store import Progress, Store
 
 __all__ = ["import_archive"]
 
+_BESIDE = ("", "-wal", "-shm", "-journal", ".rebuilt", ".rebuilding")
+"""Files of a database that SQLite or a repair keeps beside it."""
+
+_AGAIN = (
+    f"remove {STORE_FILE} and {PRIMARY_FILE} there, and the files beside them "
+    f"({STORE_FILE}-wal, {PRIMARY_FILE}-wal, ...), then import again"
+)
+
 
 def import_archive(
     data_dir: str | Path,
@@ -96,7 +104,7 @@ def import_archive(
         flags = target / FLAGS_FILE
         flags_before = flags.read_bytes() if flags.is_file() else None
         try:
-            with importing(target, archive, again="remove it and import again"):
+            with importing(target, archive, again=_AGAIN):
                 if sync:
                     Flags(flags, environ).set("sync", True)
                 with HybridDatabaseManager.open(
@@ -164,7 +172,13 @@ _SEALED = f'"{ENVELOPE_KEY}"'.encode()
 def _check_target(data_dir: Path, environ: Mapping[str, str] | None, schema: Schema) -> None:
     if data_dir.exists() and not data_dir.is_dir():
         raise ConfigError(f"{data_dir} is a file; import restores into a data directory")
-    found = [name for name in (STORE_FILE, PRIMARY_FILE) if (data_dir / name).exists()]
+    # A journal left beside a database file would be replayed into the new one.
+    found = [
+        name + beside
+        for name in (STORE_FILE, PRIMARY_FILE)
+        for beside in _BESIDE
+        if (data_dir / (name + beside)).exists()
+    ]
     if (data_dir / KEYS_FILE).exists() and schema.codec.columns() is None:
         raise ConfigError(
             f"{data_dir} is encrypted (it has a key ring) but was not opened with it: "
