@@ -182,3 +182,39 @@ def test_a_rebuild_stopped_at_the_swap_is_finished_by_the_next_open(
         assert manager.store.store_id == store_id
     assert not (data_dir / "store.db.rebuilding").exists()
     assert_whole_again(data_dir)
+
+
+def journal_ids(data_dir: Path) -> list[str]:
+    conn = apsw.Connection(str(data_dir / "primary.db"), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        return [str(i) for (i,) in conn.execute("SELECT event_id FROM pjai_journal ORDER BY 1")]
+    finally:
+        conn.close()
+
+
+def test_an_event_lost_from_the_log_is_damage_and_sql_keeps_its_copy(data_dir: Path) -> None:
+    conn = apsw.Connection(str(data_dir / "store.db"))
+    conn.execute("DELETE FROM pjai_eventlog WHERE global_seq = 100")  # pages stay sound
+    conn.close()
+    journal = journal_ids(data_dir)
+    doctor = pjai("doctor", "--json", "--data-dir", str(data_dir))
+    assert doctor.exit_code == 2
+    assert json.loads(doctor.stdout)["store"]["damage"] == [
+        "the log breaks at e101: its parent e100 is not in the log"
+    ]
+    assert pjai("verify", "--data-dir", str(data_dir)).exit_code == 2
+    refused = pjai("repair", "--side", "sql", "--data-dir", str(data_dir))
+    assert refused.exit_code == 1
+    assert "so SQL is not rebuilt from it: repair the store first" in refused.stderr
+    assert journal_ids(data_dir) == journal  # the journal holds the only copy of e100
+    assert_repaired_from(data_dir, "from SQL's journal")
+
+
+def test_sql_is_not_rebuilt_from_a_log_that_lacks_an_event_of_the_journal(data_dir: Path) -> None:
+    conn = apsw.Connection(str(data_dir / "store.db"))
+    conn.execute("UPDATE pjai_eventlog SET event_id = 'another' WHERE global_seq = 100")
+    conn.close()
+    journal = journal_ids(data_dir)
+    refused = pjai("repair", "--side", "sql", "--data-dir", str(data_dir))
+    assert refused.exit_code == 1
+    assert journal_ids(data_dir) == journal

@@ -28,7 +28,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from functools import partial
 
-from pjai.errors import ConfigError, PjaiError, SqlAheadError, SqlError, SqlUnavailableError
+from pjai.errors import (
+    ConfigError,
+    PjaiError,
+    SqlAheadError,
+    SqlError,
+    SqlUnavailableError,
+    StoreCorruptError,
+)
 from pjai.hybrid.bridge import Bridge
 from pjai.hybrid.recovery import RebuiltFrom
 from pjai.schema.event import Event, Materialized, Schema
@@ -234,9 +241,16 @@ class Projector:
         the source."""
         store = self.store
         if store is not None:
+            if problems := store.check():
+                raise StoreCorruptError(
+                    f"the store is damaged ({problems[0]}), so SQL is not rebuilt from it: "
+                    "repair the store first (pjai repair --side store rebuilds it, from SQL's "
+                    "journal where its log is damaged)"
+                )
             self.reconcile(None)
             last = self.last()
             records = [e.record for e in store.events() if e.record.position.key <= last]
+            _check_holds_journal(records, self.shards.journal(), last)
         else:
             records = self.shards.journal()
         self.bridge.replace_all(records, progress=progress)
@@ -448,6 +462,21 @@ class Projector:
             except Exception:  # a bug must not end the retries silently
                 log.exception("catching SQL up failed")
                 self._fell_behind(RuntimeError("catching SQL up failed; see the log"))
+
+
+def _check_holds_journal(
+    records: Sequence[EventRecord], journal: Sequence[EventRecord], last: tuple[int, int]
+) -> None:
+    """Refuse to rebuild SQL from ``records`` when SQL's journal holds an event up to
+    ``last`` that they lack: emptying the journal would lose its last copy."""
+    held = {record.id for record in records}
+    lacking = [r for r in journal if r.position.key <= last and r.id not in held]
+    if lacking:
+        raise StoreCorruptError(
+            f"SQL's journal holds {len(lacking)} event(s) the store's log lacks (the first "
+            f"at {lacking[0].position}, {lacking[0].id}), so SQL is not rebuilt from the log: "
+            "rebuilding it would lose them. Restore the data directory from a backup"
+        )
 
 
 def _unbroken(records: Sequence[EventRecord], head: Position) -> list[EventRecord]:

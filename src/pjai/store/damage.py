@@ -21,7 +21,7 @@ import msgspec
 from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position
 from pjai.schema.types import from_iso
 
-__all__ = ["Salvage", "problems", "read_only", "salvage", "unreadable_rows"]
+__all__ = ["Salvage", "log_break", "problems", "read_only", "salvage", "unreadable_rows"]
 
 LISTED = 20
 """How many problems or rows a report names."""
@@ -42,12 +42,43 @@ def read_only(path: Path, *, busy_timeout_ms: int = 0) -> Iterator[apsw.Connecti
 
 
 def problems(conn: apsw.Connection, limit: int = LISTED) -> list[str]:
-    """What SQLite finds wrong with the database's pages (``[]``: nothing)."""
+    """What SQLite finds wrong with the database's pages, or, the pages being sound,
+    where the event log breaks (``[]``: nothing)."""
     try:
         found = [str(row[0]) for row in conn.execute(f"PRAGMA quick_check({limit})")]
+        if found != ["ok"]:
+            return found
+        broken = log_break(conn)
     except (apsw.CorruptError, apsw.NotADBError) as exc:
         return [str(exc)]
-    return [] if found == ["ok"] else found
+    return [] if broken is None else [broken]
+
+
+_BREAK = """
+SELECT a.global_seq, a.parent_global_seq, a.parent_client_seq, b.global_seq, b.client_seq
+FROM pjai_eventlog AS a LEFT JOIN pjai_eventlog AS b ON b.global_seq = a.global_seq - 1
+WHERE (a.global_seq > 1 AND b.global_seq IS NULL)
+   OR a.parent_global_seq != coalesce(b.global_seq, 0)
+   OR a.parent_client_seq != coalesce(b.client_seq, 0)
+LIMIT 1
+"""
+
+
+def log_break(conn: apsw.Connection) -> str | None:
+    """Where the event log does not go on from one event to the next (an event lost
+    from the middle, say), as :func:`salvage` reads it; ``None`` when it is one chain.
+    Reads only the log's positions."""
+    try:
+        row = conn.execute(_BREAK).fetchone()
+    except apsw.SQLError:
+        return None  # no log table: not a store file, nothing to follow
+    if row is None:
+        return None
+    at, parent = row[0], Position(row[1], row[2])
+    if row[3] is None:
+        return f"the log breaks at e{at}: its parent {parent} is not in the log"
+    before = Position(row[3], row[4])
+    return f"the log breaks at e{at}: its parent is {parent}, the event before it {before}"
 
 
 def _utf8(value: object) -> int:
