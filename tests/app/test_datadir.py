@@ -196,3 +196,15 @@ def test_an_export_never_replaces_a_file_the_directory_keeps(tmp_path: Path) -> 
     assert not data.importing_path.exists()
     with data.open() as manager:
         assert manager.verify().equal
+
+
+def test_a_path_with_url_characters_keeps_every_file_inside_the_directory(
+    tmp_path: Path,
+) -> None:
+    data = DataDir(tmp_path / "my data? #1 100%41", environ={})
+    with data.open() as manager:
+        Personas(manager).create("Ada")
+    assert data.primary_path.is_file()
+    assert [p.name for p in tmp_path.iterdir()] == [data.path.name]
+    with data.open() as manager:
+        assert manager.verify().equal

@@ -218,3 +218,43 @@ def test_sql_is_not_rebuilt_from_a_log_that_lacks_an_event_of_the_journal(data_d
     refused = pjai("repair", "--side", "sql", "--data-dir", str(data_dir))
     assert refused.exit_code == 1
     assert journal_ids(data_dir) == journal
+
+
+def test_a_damaged_sql_primary_is_found_and_made_anew_from_the_store(data_dir: Path) -> None:
+    primary = data_dir / "primary.db"
+    scribble(primary, "memories")
+    checked = pjai("verify", "--json", "--data-dir", str(data_dir))
+    assert checked.exit_code == 2
+    assert json.loads(checked.stdout)["sql_damage"][0].startswith(f"{primary}: ")
+    repaired = pjai("repair", "--side", "sql", "--data-dir", str(data_dir))
+    assert repaired.exit_code == 0, repaired.output
+    assert f"damage: {primary}: " in repaired.stdout
+    (damaged,) = data_dir.glob("primary.db.damaged-*[0-9]")
+    assert f"The damaged file is kept as {damaged}" in repaired.stdout
+    assert pjai("verify", "--data-dir", str(data_dir)).exit_code == 0
+    assert names(data_dir) == {f"m{i}" for i in range(MEMORIES)}
+
+
+def test_a_sql_primary_that_is_not_a_database_is_made_anew_by_repair(data_dir: Path) -> None:
+    (data_dir / "primary.db").write_bytes(b"PK\x03\x04 an archive written over it" * 100)
+    refused = pjai("doctor", "--data-dir", str(data_dir))
+    assert refused.exit_code != 0
+    repaired = pjai("repair", "--side", "sql", "--data-dir", str(data_dir))
+    assert repaired.exit_code == 0, repaired.output
+    assert "file is not a database" in repaired.stdout
+    assert pjai("verify", "--data-dir", str(data_dir)).exit_code == 0
+    assert names(data_dir) == {f"m{i}" for i in range(MEMORIES)}
+
+
+def test_a_damaged_sql_primary_is_left_as_it_is_while_the_store_is_off(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    primary = data_dir / "primary.db"
+    scribble(primary, "memories")
+    before = primary.read_bytes()
+    monkeypatch.setenv("PJAI_USE_LIVESTORE", "false")
+    refused = pjai("repair", "--side", "sql", "--data-dir", str(data_dir))
+    assert refused.exit_code == 1
+    assert "the store, which SQL is rebuilt from, is switched off" in refused.stderr
+    assert primary.read_bytes() == before
+    assert not list(data_dir.glob("primary.db.damaged-*"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import stat
 from pathlib import Path
 
@@ -91,6 +92,23 @@ def test_a_key_file_and_a_one_time_recovery_code_unlock_it_too(tmp_path: Path) -
         assert ring.key(key_id) == key
     key_file.write_text("not a key\n")
     with pytest.raises(KeyRingError, match="is not a PJai key file"):
+        KeyRing.unlock(tmp_path / "keys.db", key_file=key_file)
+    key_file.write_bytes(b"\x85" * 33)  # neither a key nor text
+    with pytest.raises(KeyRingError, match=r"is not a PJai key file \(32 bytes, or their base64"):
+        KeyRing.unlock(tmp_path / "keys.db", key_file=key_file)
+
+
+def test_a_key_file_of_32_bytes_as_they_are_unlocks_it(tmp_path: Path) -> None:
+    key_file = tmp_path / "raw.key"
+    key_file.write_bytes(b"\x85" + secrets.token_bytes(31))  # as `head -c 32 /dev/urandom`
+    key_file.chmod(0o600)
+    with made(tmp_path) as ring:
+        ring.add_key_file(key_file)
+        key_id, key = ring.current(STORE_SCOPE)
+    with KeyRing.unlock(tmp_path / "keys.db", key_file=key_file) as ring:
+        assert ring.key(key_id) == key
+    key_file.chmod(0o644)
+    with pytest.raises(KeyRingError, match="can be read by other users"):
         KeyRing.unlock(tmp_path / "keys.db", key_file=key_file)
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from pjai.app.login import PASSPHRASE_FILE, Passphrase
 from pjai.errors import ConfigError, KeyRingError, StoreModeError
 from pjai.hybrid import HybridDatabaseManager
@@ -348,6 +350,20 @@ class DataDir:
             self.path.rmdir()
 
     # -- opening them ---------------------------------------------------------------
+
+    def sqlite_files(self) -> list[Path]:
+        """The SQL primary's SQLite files: the embedded one, or those of the shards
+        ``PJAI_SQL_SHARDS`` lists (none when they are PostgreSQL)."""
+        files = []
+        for url in data_dir_urls(self.path, self.environ):
+            parsed = make_url(url)
+            if parsed.get_backend_name() == "sqlite" and parsed.database not in (
+                None,
+                "",
+                ":memory:",
+            ):
+                files.append(Path(parsed.database))
+        return files
 
     def flags(self) -> Flags:
         """The directory's feature flags."""

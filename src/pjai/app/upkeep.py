@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from pjai.app.datadir import DataDir, DataFile
 from pjai.errors import ConfigError, QueryError
 from pjai.hybrid import Repaired
 from pjai.hybrid.health import Health
-from pjai.hybrid.recovery import StoreRebuilt
+from pjai.hybrid.recovery import SetAside, StoreRebuilt, set_aside_damaged
 from pjai.hybrid.repair import Side
 from pjai.memory.embeddings import VectorStatus, vector_status
 from pjai.memory.encoders import chosen_model
@@ -21,6 +21,7 @@ from pjai.schema import SCHEMA
 from pjai.security import keyfile
 from pjai.sql import migrate
 from pjai.sql.rebalance import Rebalanced, rebalance
+from pjai.sql.sqlite import page_problems
 from pjai.store import Progress
 
 __all__ = [
@@ -73,6 +74,8 @@ class Repair:
     side: Side
     done: Repaired | None
     rebuilt: StoreRebuilt | None
+    set_aside: list[SetAside] = field(default_factory=list)
+    """The SQL primary's damaged SQLite files, moved aside and made anew."""
 
 
 def upgrade_sql(data_dir: DataDir) -> list[tuple[str, str]]:
@@ -131,13 +134,29 @@ def repair(
     opening: Progress | None = None,
 ) -> Repair:
     """Rebuild ``side`` from the event log (a store file too damaged to open is
-    rebuilt as the directory opens). ``opening`` reports the catching up as it opens."""
+    rebuilt as the directory opens; an SQLite file of the SQL primary whose pages are
+    damaged is first set aside, and made anew). ``opening`` reports the catching up as
+    it opens."""
+    set_aside = _set_aside_damaged_sql(data_dir) if side == "sql" else []
     options: dict[str, Any] = {"rebuild_damaged_store": side == "store", "progress": opening}
     with data_dir.open(**options) as manager:
         if manager.rebuilt is not None:
             return Repair(side, None, manager.rebuilt)
         done = manager.repair(side, progress)
-        return Repair(side, done, done.rebuilt)
+        return Repair(side, done, done.rebuilt, set_aside)
+
+
+def _set_aside_damaged_sql(data_dir: DataDir) -> list[SetAside]:
+    """Move the SQL primary's damaged SQLite files aside, so that the repair rebuilds
+    them in new files; refused while the store, which they are rebuilt from, is off."""
+    damaged = [path for path in data_dir.sqlite_files() if page_problems(path)]
+    if damaged and not data_dir.flags()["use_livestore"]:
+        raise ConfigError(
+            f"{damaged[0]} is damaged ({page_problems(damaged[0])[0]}) and the store, which "
+            "SQL is rebuilt from, is switched off (PJAI_USE_LIVESTORE): switch it on and "
+            "repair again, or restore the file from a backup"
+        )
+    return [aside for path in damaged if (aside := set_aside_damaged(path)) is not None]
 
 
 def backup(data_dir: DataDir, destination: Path) -> list[DataFile]:

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from pjai.errors import ConfigError
 from pjai.resource import Resource
 from pjai.schema.types import from_iso, to_iso, utc_now
-from pjai.sql.engine import PoolConfig, create_sql_engine
+from pjai.sql.engine import PoolConfig, create_sql_engine, sqlite_url
 from pjai.sync.server.audit import AuditEntry, AuditTrail
 from pjai.sync.server.tokens import Token, TokenStore
 
@@ -59,7 +59,7 @@ class WebSessions(Resource):
     @classmethod
     def open(cls, data_dir: Path, lifetime_s: float = 12 * 3600) -> WebSessions:
         """The sessions of the data directory ``data_dir`` (the file is made if missing)."""
-        engine = create_sql_engine(f"sqlite:///{Path(data_dir) / WEB_SESSIONS_FILE}", _POOL)
+        engine = create_sql_engine(sqlite_url(Path(data_dir) / WEB_SESSIONS_FILE), _POOL)
         try:
             return cls(engine, lifetime_s)
         except BaseException:

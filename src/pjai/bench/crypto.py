@@ -29,6 +29,7 @@ from pjai.schema import SCHEMA
 from pjai.schema.event import Schema
 from pjai.schema.types import Progress
 from pjai.security import Argon2Params, FieldCodec, KeyRing
+from pjai.sql.engine import sqlite_url
 from pjai.store import Store
 from pjai.sync.server import ServerDatabase
 
@@ -91,7 +92,7 @@ def _batched(workdir: Path, memories: int, sealed: Schema) -> tuple[float, float
 
 
 def _sync(workdir: Path, samples: int, sealed: Schema) -> dict[str, float]:
-    db_url = f"sqlite:///{workdir / 'sync-server.db'}"
+    db_url = sqlite_url(workdir / "sync-server.db")
     with ServerDatabase.open(db_url) as database:
         tokens = {s: database.tokens.create(s, "write", "bench")[0] for s in ("plain", "sealed")}
     with servers(db_url, workdir, 1) as (server,):

@@ -35,6 +35,7 @@ from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.search import SearchFilter, search
 from pjai.schema.types import Progress
+from pjai.sql.engine import sqlite_url
 from pjai.sql.repositories import MemoryFilter
 
 __all__ = ["FULL", "QUICK", "HybridWorkload", "postgres_schema", "run_hybrid_bench"]
@@ -186,7 +187,7 @@ def run_hybrid_bench(
 
     result: dict[str, Any] = {"benchmark": "hybrid", "quick": quick, "personas": workload.personas}
     result["sqlite"] = _one_backend(
-        workdir / "sqlite", f"sqlite:///{workdir / 'primary.db'}", workload, rng, step
+        workdir / "sqlite", sqlite_url(workdir / "primary.db"), workload, rng, step
     )
     if postgres_url:
         with postgres_schema(postgres_url) as url:

@@ -38,6 +38,7 @@ from pjai.schema import SCHEMA, EventRecord, PersonaCreated, memories, new_id
 from pjai.schema.event import Schema
 from pjai.schema.records import ROOT, stamp
 from pjai.schema.types import Progress, utc_now
+from pjai.sql.engine import sqlite_url
 from pjai.store import Store
 from pjai.sync.client import SyncClient
 from pjai.sync.protocol import (
@@ -443,7 +444,7 @@ def run_sync_bench(
         },
         "cpus": os.cpu_count(),
     }
-    result["sqlite"] = _one_backend(f"sqlite:///{workdir / 'sync.db'}", workdir, workload, step)
+    result["sqlite"] = _one_backend(sqlite_url(workdir / "sync.db"), workdir, workload, step)
     if postgres_url:
         with postgres_schema(postgres_url) as url:
             result["postgresql"] = _one_backend(url, workdir, workload, step)

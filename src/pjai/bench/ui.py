@@ -37,6 +37,7 @@ from pjai.bench.workload import memory_event
 from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import MemoryAdded
+from pjai.sql.engine import sqlite_url
 from pjai.store import Progress
 
 __all__ = ["CHROMIUM", "UiWorkload", "run_ui_bench"]
@@ -197,7 +198,7 @@ def _sync_server(workdir: Path) -> Iterator[tuple[str, str]]:
     from pjai.bench.syncserver import servers
     from pjai.sync.server import ServerDatabase
 
-    db_url = f"sqlite:///{workdir / 'sync-server.db'}"
+    db_url = sqlite_url(workdir / "sync-server.db")
     with ServerDatabase.open(db_url) as database:
         token = database.tokens.create("bench-ui", "write", "bench ui")[0]
     with servers(db_url, workdir, 1) as (server,):

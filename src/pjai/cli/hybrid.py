@@ -223,7 +223,7 @@ def verify(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
             "table", "store rows", "SQL rows", "equal", title=f"verify · {report.seconds:.2f} s"
         )
         for t in report.tables:
-            equal = "yes" if t.equal else "DAMAGED" if t.damaged else "NO"
+            equal = "yes" if t.equal else "DAMAGED" if t.damaged or t.sql_damaged else "NO"
             table.add_row(t.table, str(t.store_rows), str(t.sql_rows), equal)
         print_table(table)
         for problem in report.store_damage:
@@ -235,6 +235,13 @@ def verify(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
                 console.print(f"    {r.key}: {r.problem} {' '.join(r.columns)}", highlight=False)
         if report.store_damage or any(t.damaged for t in report.tables):
             console.print("`pjai repair --side store` rebuilds the store in a new file.")
+        for problem in report.sql_damage:
+            console.print(f"SQL file damage: {problem}", highlight=False)
+        for t in report.tables:
+            if t.sql_damaged:
+                console.print(f"{t.table} on SQL: {t.sql_damaged}", highlight=False)
+        if report.sql_damage:
+            console.print("`pjai repair --side sql` rebuilds it in a new file.")
         for t in report.tables:
             for p in t.personas:
                 counts = f"store {p.store_rows} rows, SQL {p.sql_rows}"
@@ -307,6 +314,12 @@ def repair(
             highlight=False,
         )
     elif done.done is not None:
+        for aside in done.set_aside:
+            console.print(f"damage: {aside.path}: {aside.problems[0]}", highlight=False)
+            console.print(
+                f"The damaged file is kept as {aside.damaged_copy}; a new one took its place.",
+                highlight=False,
+            )
         source = "the store's event log" if done.done.source == "log" else "SQL's journal"
         console.print(f"Rebuilt {side} from {done.done.events} event(s) of {source}.")
 

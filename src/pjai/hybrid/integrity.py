@@ -30,11 +30,12 @@ from typing import Any, Literal
 import msgspec
 from sqlalchemy import Boolean, Table
 
-from pjai.errors import ConfigError, StoreCorruptError
+from pjai.errors import ConfigError, SqlError, StoreCorruptError
 from pjai.schema.event import Schema
 from pjai.schema.types import CompressibleText, JsonDocument, Progress, Timestamp, read_text
 from pjai.sql.rebalance import misplaced
 from pjai.sql.shards import ShardSet
+from pjai.sql.sqlite import page_problems
 from pjai.store import Store
 
 __all__ = ["PersonaDiff", "RowDiff", "TableReport", "VerifyReport", "verify"]
@@ -75,12 +76,15 @@ class TableReport:
     """Why the store's rows of this table could not all be read, if they could not."""
     unreadable: list[RowDiff] = field(default_factory=list)
     """Store rows whose text cannot be read back (the first few)."""
+    sql_damaged: str | None = None
+    """Why SQL's rows could not be read, when a damaged SQLite file of it stopped them."""
 
     @property
     def equal(self) -> bool:
         """Whether the table holds the same rows on both sides."""
         return (
             self.damaged is None
+            and self.sql_damaged is None
             and self.store_hash == self.sql_hash
             and self.store_rows == self.sql_rows
         )
@@ -100,6 +104,8 @@ class VerifyReport:
     misplaced: list[tuple[str, int, int]] = field(default_factory=list)
     store_damage: list[str] = field(default_factory=list)
     """What SQLite found wrong with the store file's pages (``PRAGMA quick_check``)."""
+    sql_damage: list[str] = field(default_factory=list)
+    """What SQLite found wrong with the pages of the SQL primary's SQLite files."""
 
     @property
     def equal(self) -> bool:
@@ -107,6 +113,7 @@ class VerifyReport:
         on its shard."""
         return (
             not self.store_damage
+            and not self.sql_damage
             and not self.misplaced
             and all(table.equal for table in self.tables)
         )
@@ -117,6 +124,7 @@ class VerifyReport:
             "equal": self.equal,
             "seconds": round(self.seconds, 3),
             "store_damage": self.store_damage,
+            "sql_damage": self.sql_damage,
             "misplaced": [
                 {"persona_id": p, "on_shard": on, "belongs_to": home}
                 for p, on, home in self.misplaced
@@ -130,6 +138,7 @@ class VerifyReport:
                     "store_hash": t.store_hash,
                     "sql_hash": t.sql_hash,
                     "damaged": t.damaged,
+                    "sql_damaged": t.sql_damaged,
                     "unreadable": [
                         {"key": r.key, "problem": r.problem, "columns": r.columns}
                         for r in t.unreadable
@@ -370,18 +379,27 @@ def _verify(
         else "stored"
     )
     tables = schema.metadata.sorted_tables
-    if store.path is None:  # in memory: no pages to check beside the scans
-        reports, damage = _compare(store, shards, tables, form, progress), store.check()
-    else:
-        # SQLite checks the file's pages in a thread (it lets go of the GIL meanwhile).
-        with ThreadPoolExecutor(1, thread_name_prefix="pjai-verify-check") as checker:
-            checked = checker.submit(store.check, aside=True)
-            reports = _compare(store, shards, tables, form, progress)
-            damage = checked.result()
+    # SQLite checks the files' pages in a thread (it lets go of the GIL meanwhile).
+    with ThreadPoolExecutor(1, thread_name_prefix="pjai-verify-check") as checker:
+        checked = checker.submit(store.check, aside=True) if store.path is not None else None
+        sql_checked = checker.submit(_sql_file_problems, shards)
+        reports = _compare(store, shards, tables, form, progress)
+        damage = checked.result() if checked is not None else store.check()
+        sql_damage = sql_checked.result()
     wrong = (
         [(p, on.index, home.index) for p, on, home in misplaced(shards)] if len(shards) > 1 else []
     )
-    return VerifyReport(reports, time.perf_counter() - started, wrong, damage)
+    return VerifyReport(reports, time.perf_counter() - started, wrong, damage, sql_damage)
+
+
+def _sql_file_problems(shards: ShardSet) -> list[str]:
+    """What SQLite finds wrong with the pages of the shards that are SQLite files."""
+    found = []
+    for shard in shards:
+        url = shard.engine.url
+        if url.get_backend_name() == "sqlite" and url.database:
+            found += [f"{url.database}: {problem}" for problem in page_problems(url.database)]
+    return found
 
 
 def _compare(
@@ -402,7 +420,15 @@ def _compare(
             ]
             reports.append(report)
             continue
-        theirs = _sums(_sql_rows(shards, table, form=form), at)
+        report.store_rows = sum(n for n, _ in mine.values())
+        try:
+            theirs = _sums(_sql_rows(shards, table, form=form), at)
+        except SqlError as exc:
+            if not _sql_file_problems(shards):
+                raise  # not damage (PostgreSQL away, say): verify cannot go on
+            report.sql_damaged = str(exc)
+            reports.append(report)
+            continue
         report.store_rows = sum(n for n, _ in mine.values())
         report.sql_rows = sum(n for n, _ in theirs.values())
         report.store_hash = _total(mine)

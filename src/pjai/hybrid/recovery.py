@@ -22,11 +22,19 @@ from pjai.schema.event import Schema
 from pjai.schema.records import LogEntry
 from pjai.schema.types import utc_now
 from pjai.sql.shards import ShardSet
+from pjai.sql.sqlite import page_problems
 from pjai.store import Progress, Store
 from pjai.store.damage import Salvage, salvage
 from pjai.store.sqlite import fsync_path
 
-__all__ = ["RebuiltFrom", "StoreRebuilt", "finish_rebuild", "rebuild_store_file"]
+__all__ = [
+    "RebuiltFrom",
+    "SetAside",
+    "StoreRebuilt",
+    "finish_rebuild",
+    "rebuild_store_file",
+    "set_aside_damaged",
+]
 
 _SIDE_FILES = ("", "-wal", "-shm")
 
@@ -94,6 +102,37 @@ def rebuild_store_file(
     fsync_path(marker)
     _swap(path, fresh, marker)
     return StoreRebuilt(source, len(entries), from_log, damaged, problems)
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A damaged SQLite file of the SQL primary, moved out of the way to be made anew."""
+
+    path: Path
+    damaged_copy: Path
+    problems: list[str]
+
+
+def set_aside_damaged(path: Path) -> SetAside | None:
+    """Move the SQLite database at ``path`` aside as ``<name>.damaged-<time>`` when
+    SQLite finds its pages damaged; ``None`` when they are sound (or there is no file).
+
+    Its journals go first (a journal left beside a new file at ``path`` would be replayed
+    into it), the file last: a process stopped on the way leaves either the damaged file
+    in place or no file, which PJai makes anew and fills from the store.
+    """
+    if not path.exists():
+        return None
+    problems = page_problems(path)
+    if not problems:
+        return None
+    damaged = _unused(path.with_name(f"{path.name}.damaged-{utc_now():%Y%m%dT%H%M%S}"))
+    for suffix in ("-wal", "-journal", ""):
+        if Path(f"{path}{suffix}").exists():
+            os.replace(f"{path}{suffix}", f"{damaged}{suffix}")
+    Path(f"{path}-shm").unlink(missing_ok=True)
+    fsync_path(path.parent)
+    return SetAside(path, damaged, problems)
 
 
 def finish_rebuild(path: Path) -> bool:

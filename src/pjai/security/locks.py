@@ -119,23 +119,30 @@ def check_passphrase(passphrase: str) -> None:
 
 
 def read_key_file(path: Path) -> bytes:
+    """The key in the key file ``path``: 32 bytes, as they are or as base64 text (the
+    form PJai writes). A file other users can read is refused."""
     try:
         mode = path.stat().st_mode
-        text = path.read_text().strip()
+        if os.name == "posix" and mode & 0o077:
+            raise KeyRingError(
+                f"the key file {path} can be read by other users (mode {oct(mode & 0o777)}): "
+                f"`chmod 600 {path}`, then try again"
+            )
+        raw = path.read_bytes()
     except OSError as exc:
         raise KeyRingError(f"cannot read the key file {path}: {exc}") from exc
-    if os.name == "posix" and mode & 0o077:
-        raise KeyRingError(
-            f"the key file {path} can be read by other users (mode {oct(mode & 0o777)}): "
-            f"`chmod 600 {path}`, then try again"
-        )
+    if len(raw) == KEY_BYTES:
+        return raw  # base64 text of a key is longer: these are the key's own bytes
     try:
-        key = base64.b64decode(text, validate=True)
-    except ValueError as exc:
-        raise KeyRingError(f"{path} is not a PJai key file (base64 of 32 bytes)") from exc
+        key = base64.b64decode(raw.strip(), validate=True)
+    except ValueError as exc:  # binascii.Error is a ValueError
+        raise KeyRingError(f"{path} is not a PJai key file ({_KEY_FILE_FORM})") from exc
     if len(key) != KEY_BYTES:
-        raise KeyRingError(f"{path} is not a PJai key file (base64 of 32 bytes)")
+        raise KeyRingError(f"{path} is not a PJai key file ({_KEY_FILE_FORM})")
     return key
+
+
+_KEY_FILE_FORM = f"{KEY_BYTES} bytes, or their base64 text"
 
 
 def wrap_aad(wrap_id: str) -> bytes:

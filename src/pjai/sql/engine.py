@@ -25,6 +25,7 @@ __all__ = [
     "default_url",
     "empty_sqlite_log",
     "redacted",
+    "sqlite_url",
 ]
 
 PRIMARY_FILE = "primary.db"
@@ -67,7 +68,13 @@ class PoolConfig:
 
 def default_url(data_dir: Path) -> str:
     """The embedded default: an SQLite primary inside the data directory."""
-    return f"sqlite:///{data_dir / PRIMARY_FILE}"
+    return sqlite_url(data_dir / PRIMARY_FILE)
+
+
+def sqlite_url(path: Path | str) -> str:
+    """The URL of the SQLite file ``path``, whatever characters its path holds (a
+    ``?`` or ``#`` would otherwise end the file's name)."""
+    return URL.create("sqlite", database=str(path)).render_as_string()
 
 
 def redacted(url: str) -> str:

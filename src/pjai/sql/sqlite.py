@@ -10,6 +10,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
@@ -20,7 +21,10 @@ from pjai.schema.ops import Op
 from pjai.schema.render import SQLITE, sqlite_constraint_error
 from pjai.sql.backend import Statement, driver_error
 
-__all__ = ["SqliteBackend"]
+__all__ = ["SqliteBackend", "page_problems"]
+
+LISTED = 20
+"""How many problems :func:`page_problems` names."""
 
 # sqlite3 reports both "cannot get at the database" and "bad SQL" as OperationalError.
 _UNAVAILABLE = re.compile(
@@ -88,3 +92,23 @@ class SqliteBackend:
             for path in (database, f"{database}-wal")
             if path and os.path.exists(path)
         )
+
+
+def page_problems(path: str | os.PathLike[str]) -> list[str]:
+    """What SQLite finds wrong with the pages of the SQL primary's file ``path``
+    (``PRAGMA quick_check``; ``[]``: nothing), read without changing it.
+
+    Read through the sqlite3 module, as the engine reads the file: a second SQLite
+    library in the process (the store's) would share its locks and shared memory badly.
+    """
+    try:
+        conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        return [f"the file cannot be opened ({exc})"]
+    try:
+        found = [str(row[0]) for row in conn.execute(f"PRAGMA quick_check({LISTED})")]
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    finally:
+        conn.close()
+    return [] if found == ["ok"] else found

@@ -21,7 +21,15 @@ import msgspec
 from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position
 from pjai.schema.types import from_iso
 
-__all__ = ["Salvage", "log_break", "problems", "read_only", "salvage", "unreadable_rows"]
+__all__ = [
+    "Salvage",
+    "log_break",
+    "page_problems",
+    "problems",
+    "read_only",
+    "salvage",
+    "unreadable_rows",
+]
 
 LISTED = 20
 """How many problems or rows a report names."""
@@ -42,16 +50,24 @@ def read_only(path: Path, *, busy_timeout_ms: int = 0) -> Iterator[apsw.Connecti
 
 
 def problems(conn: apsw.Connection, limit: int = LISTED) -> list[str]:
-    """What SQLite finds wrong with the database's pages, or, the pages being sound,
+    """What SQLite finds wrong with the store file's pages, or, the pages being sound,
     where the event log breaks (``[]``: nothing)."""
     try:
-        found = [str(row[0]) for row in conn.execute(f"PRAGMA quick_check({limit})")]
-        if found != ["ok"]:
-            return found
-        broken = log_break(conn)
+        found = page_problems(conn, limit)
+        broken = None if found else log_break(conn)
     except (apsw.CorruptError, apsw.NotADBError) as exc:
         return [str(exc)]
-    return [] if broken is None else [broken]
+    return found or ([] if broken is None else [broken])
+
+
+def page_problems(conn: apsw.Connection, limit: int = LISTED) -> list[str]:
+    """What SQLite finds wrong with a database's pages (``PRAGMA quick_check``; ``[]``:
+    nothing), any SQLite database."""
+    try:
+        found = [str(row[0]) for row in conn.execute(f"PRAGMA quick_check({limit})")]
+    except (apsw.CorruptError, apsw.NotADBError) as exc:
+        return [str(exc)]
+    return [] if found == ["ok"] else found
 
 
 _BREAK = """

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pjai.resource import Resource
-from pjai.sql.engine import PoolConfig, create_sql_engine, redacted
+from pjai.sql.engine import PoolConfig, create_sql_engine, redacted, sqlite_url
 from pjai.sync.server.audit import AuditTrail
 from pjai.sync.server.sqllog import SqlLog
 from pjai.sync.server.tokens import TokenStore
@@ -28,7 +28,7 @@ request with ``server_error`` (the client retries) and the pool drops it."""
 def database_url(database: str | Path) -> str:
     """The URL of ``database``: a URL as given, a path as an SQLite file."""
     if isinstance(database, Path):
-        return f"sqlite:///{database}"
+        return sqlite_url(database)
     return database
 
 
