@@ -25,7 +25,7 @@ from pjai.app.keysync import MAX_LISTING_BYTES, join_store, sync_keys
 from pjai.app.security import change_passphrase, new_recovery_code, security_status
 from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError, KeyRingError
-from pjai.security import FieldCodec, KeyRing
+from pjai.security import FieldCodec, KeyRing, sharing
 from pjai.security.locks import Argon2Params
 from pjai.security.sharing import absorb, deletion_proof, export_items, join
 from pjai.store import Store
@@ -478,3 +478,29 @@ def test_an_erasure_made_while_connected_is_compacted_once_confirmed(
             running.join()
     assert confirmed_once.is_set(), "the erasure was not confirmed"
     assert files_holding(laptop.path, MARKER) == []
+
+
+def test_a_join_tries_a_bounded_number_of_shared_wraps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each try is a stretching of up to seconds: a listing of thousands must not keep a
+    # device busy for hours.
+    stretched: list[bytes] = []
+    real = sharing.stretch
+
+    def counted(secret: str, salt: bytes, params: Argon2Params) -> bytes:
+        stretched.append(salt)
+        return real(secret, salt, params)
+
+    monkeypatch.setattr(sharing, "stretch", counted)
+    bogus = _blob(
+        salt=base64.b64encode(b"saltsaltsalt").decode(),
+        params=FAST.text(),
+        nonce=base64.b64encode(b"n" * 12).decode(),
+        wrapped=base64.b64encode(b"w" * 48).decode(),
+    )
+    items = [{"id": f"w{i:03}", "kind": "wrap", "scope": "", "blob": bogus} for i in range(40)]
+    with pytest.raises(KeyRingError, match="opens none of the store's shared keys"):
+        join(tmp_path / "keys.db", items, PASSPHRASE)
+    assert len(stretched) == sharing.MAX_WRAPS_TRIED
+    assert not (tmp_path / "keys.db").exists()

@@ -345,7 +345,8 @@ def write_status(
     data_dir: DataDir, status: SyncStatus, url: str, store_id: str, peers: list[Peer]
 ) -> None:
     """Record the status of this process's sync client in the data directory's status
-    file (read by :func:`sync_status`), replacing it whole."""
+    file (read by :func:`sync_status`), replacing it whole. A file that cannot be
+    written (a full disk) is said in the log; the sync goes on."""
     body = {
         **asdict(status),
         "lag": status.lag,
@@ -366,8 +367,11 @@ def write_status(
     }
     path = data_dir.sync_status_path
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(body))
-    temporary.replace(path)
+    try:
+        temporary.write_text(json.dumps(body))
+        temporary.replace(path)
+    except OSError as exc:
+        log.warning("cannot write the sync status to %s: %s", path, exc)
 
 
 KEYS_EVERY_S = 10.0

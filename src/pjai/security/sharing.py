@@ -34,7 +34,15 @@ from pjai.security.locks import (
     wrap_aad,
 )
 
-__all__ = ["Absorbed", "Item", "absorb", "deletion_proof", "export_items", "join"]
+__all__ = [
+    "MAX_WRAPS_TRIED",
+    "Absorbed",
+    "Item",
+    "absorb",
+    "deletion_proof",
+    "export_items",
+    "join",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,9 @@ def _unpack(text: str, *needed: str) -> dict[str, Any]:
 
 
 _BYTES = ("salt", "nonce", "wrapped")
+
+MAX_WRAPS_TRIED = 16
+"""How many of a store's shared wraps of one lock a device joining it tries at most."""
 
 
 def export_items(ring: KeyRing) -> list[Item]:
@@ -191,12 +202,22 @@ def join(
         check_passphrase(passphrase)  # the new one, before anything is made
     lock = "passphrase" if recovery_code is None else "recovery code"
     secret = passphrase if recovery_code is None else plain_code(recovery_code)
+    tried = 0
     for item in (i for i in items if i.get("kind") == "wrap"):
         try:
             wrap_id = str(item["id"])
             parts = _unpack(item["blob"], "salt", "params", "nonce", "wrapped")
             if parts.get("lock", "passphrase") != lock:
                 continue
+            if tried == MAX_WRAPS_TRIED:
+                # Each try costs a stretching of up to seconds: a server listing many
+                # wraps must not keep this device busy for hours.
+                log.warning(
+                    "the store lists more than %d shared wraps; the rest were not tried",
+                    MAX_WRAPS_TRIED,
+                )
+                break
+            tried += 1
             params = Argon2Params.parse(parts["params"])
             params.check_shared()
             kek = stretch(secret, parts["salt"], params)

@@ -28,6 +28,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC
 from typing import Any, Literal
 
 import msgspec
@@ -39,6 +40,7 @@ from pjai.store.rebase import RebaseResult
 from pjai.sync.clientside import Apply, ClientSession, Fail, Reject, Send, Wait
 from pjai.sync.presence import PRESENCE
 from pjai.sync.protocol import (
+    Events,
     Peer,
     Ping,
     Pong,
@@ -188,8 +190,12 @@ class SyncClient:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the caller itself is cancelled (a timeout): it is told so
         if self._status.state != "failed":  # a failure stays visible after the stop
             self._set(state="stopped")
 
@@ -309,7 +315,10 @@ class SyncClient:
             log.warning("the sync server refused this client's presence: %s", message.detail)
             return
         own = self.store.client_id  # an older session of ours may linger on the server
-        self._set_peers([peer for peer in message.peers if peer.client_id != own])
+        peers = [_in_utc(peer) for peer in message.peers if peer.client_id != own]
+        if None in peers:
+            log.warning("the sync server sent peers seen at no time UTC can hold; left out")
+        self._set_peers([peer for peer in peers if peer is not None])
 
     def _set_peers(self, peers: list[Peer]) -> None:
         if peers == self._peers:
@@ -349,7 +358,7 @@ class SyncClient:
             hello = msgspec.structs.replace(hello, extensions=[PRESENCE])
         self._presence_on = False
         try:
-            await transport.send(encode(hello))
+            await self._send(encode(hello))
             receiving = tasks["receive"] = asyncio.create_task(transport.receive())
             waking = tasks["wake"] = asyncio.create_task(self._wake.wait())
             # A server silent for a ping interval gets a ping, and is given up after two;
@@ -378,10 +387,10 @@ class SyncClient:
                 elif now - heard >= self._ping_interval * 2:
                     raise ConnectionClosed("the server stopped answering")
                 elif not pinged and now - heard >= self._ping_interval:
-                    await transport.send(encode(Ping(nonce=1)))
+                    await self._send(encode(Ping(nonce=1)))
                     if session.state == "ready":  # a lost frame must not leave us behind
                         cursor = self.store.confirmed_head
-                        await transport.send(encode(Pull(cursor=cursor, live=True)))
+                        await self._send(encode(Pull(cursor=cursor, live=True)))
                     pinged = True
                 if not session.waiting(self.store.confirmed_head):
                     answered_at = loop.time()
@@ -417,7 +426,11 @@ class SyncClient:
                     offered = message.extensions
                     self._presence_on = isinstance(offered, list) and PRESENCE in offered
                     self._announce_due = self._presence_on
-                answered |= not isinstance(message, Ping | Pong)
+                # What the server owes: a welcome, a push's answer, events. An empty
+                # events frame answers only the keep-alive pull, not a push.
+                answered |= not isinstance(message, Ping | Pong) and not (
+                    isinstance(message, Events) and not message.events
+                )
                 for action in session.receive(message, self.store.confirmed_head):
                     if isinstance(action, Apply):
                         self._chain(action.events)
@@ -523,8 +536,16 @@ class SyncClient:
             await self._send(encode(push))
 
     async def _send(self, frame: bytes) -> None:
+        """Send ``frame``; a server that takes nothing for ``answer_timeout`` (it stopped
+        reading) ends the connection, as one that stops answering does."""
         assert self._transport is not None
-        await self._transport.send(frame)
+        try:
+            async with asyncio.timeout(self._answer_timeout):
+                await self._transport.send(frame)
+        except TimeoutError as exc:
+            raise ConnectionClosed(
+                f"the server took no frame for {self._answer_timeout:g} s; reconnecting"
+            ) from exc
 
     # -- bookkeeping ---------------------------------------------------------------
 
@@ -564,3 +585,14 @@ class SyncClient:
         self._status = replace(self._status, **changes)  # type: ignore[arg-type]
         self._changed.set()
         self._changed = asyncio.Event()
+
+
+def _in_utc(peer: Peer) -> Peer | None:
+    """``peer`` with its ``last_seen`` in UTC; ``None`` when it has no offset or is out of
+    the range UTC can hold (a server can send ``0001-01-01T00:00:00+01:00``)."""
+    if peer.last_seen.tzinfo is None:
+        return None
+    try:
+        return msgspec.structs.replace(peer, last_seen=peer.last_seen.astimezone(UTC))
+    except OverflowError:
+        return None

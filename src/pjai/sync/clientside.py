@@ -205,6 +205,14 @@ class ClientSession:
             return self._fail("out_of_order", "a second welcome")
         if welcome.version not in VERSIONS:
             return self._fail("unsupported_version", f"server chose version {welcome.version}")
+        if welcome.store_id != self.store_id:
+            # A server (or a proxy) that routes to another store: nothing of it is taken
+            # in, and nothing of this one goes there.
+            return self._fail(
+                "wrong_store",
+                f"the server welcomed this client to store {welcome.store_id!r}, not "
+                f"{self.store_id!r}",
+            )
         if self.backend_id is not None and welcome.backend_id != self.backend_id:
             return self._fail(
                 "server_reset",
@@ -267,6 +275,15 @@ class ClientSession:
         self._in_flight = None
         self._acked = None
         if rejected.reason == "server_ahead":
+            parent = push.events[0].parent
+            if rejected.head is not None and rejected.head.key <= parent.key:
+                # Not ahead of where the push goes on: pushing again at once would be
+                # refused again, as fast as the two can talk. Reconnect, with backoff.
+                return self._fail(
+                    "out_of_order",
+                    f"the server refused a push after {parent} as behind its head, "
+                    f"yet says its head is {rejected.head}",
+                )
             self._server_ahead()
             if rejected.head is not None:
                 self._heard(rejected.head)  # the pull brings those events next

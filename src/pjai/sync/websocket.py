@@ -7,6 +7,8 @@ is read the same way. Compression is off: frames are small and latency matters m
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -16,7 +18,11 @@ from pjai.errors import ConfigError
 from pjai.sync.protocol import MAX_FRAME_BYTES
 from pjai.sync.transport import ConnectionClosed, Connector, Transport
 
-__all__ = ["ClientWebSocket", "websocket_connector"]
+__all__ = ["CLOSE_TIMEOUT_S", "ClientWebSocket", "websocket_connector"]
+
+CLOSE_TIMEOUT_S = 10.0
+"""How long a close may wait for the server to take the closing frame; then the
+connection is cut."""
 
 
 class ClientWebSocket:
@@ -39,7 +45,11 @@ class ClientWebSocket:
         return message.encode() if isinstance(message, str) else message
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        await self._ws.close(code, reason[:120])
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self._ws.close(code, reason[:120])
+        except TimeoutError:
+            self._ws.transport.abort()  # a server that reads nothing never takes it
 
 
 class _NoRedirects(connect):

@@ -1,0 +1,261 @@
+"""A sync server that is buggy or hostile: the client takes in nothing it should not,
+keeps its events, and neither spins nor hangs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from pjai.schema.records import ROOT
+from pjai.store import Store
+from pjai.sync.client import SyncClient
+from pjai.sync.presence import PRESENCE
+from pjai.sync.protocol import (
+    Events,
+    Hello,
+    Peer,
+    Ping,
+    Pong,
+    Presence,
+    Pull,
+    Push,
+    PushAck,
+    PushRejected,
+    Welcome,
+    decode,
+    encode,
+)
+from pjai.sync.transport import ConnectionClosed, Transport, memory_pipe
+from tests.helpers import persona
+from tests.sync.records import records
+
+pytestmark = pytest.mark.anyio
+
+Serve = Callable[[Transport], Awaitable[None]]
+
+
+def serving(serve: Serve) -> tuple[Callable[[], Awaitable[Transport]], list[int]]:
+    """A connector whose every connection is served by ``serve``; and the count of
+    connections made."""
+    made: list[int] = []
+
+    async def connect() -> Transport:
+        client_end, server_end = memory_pipe()
+        made.append(1)
+
+        async def run() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                await serve(server_end)
+
+        asyncio.get_running_loop().create_task(run())
+        return client_end
+
+    return connect, made
+
+
+def welcome(store_id: str = "s1", **more: object) -> Welcome:
+    return Welcome(version=1, backend_id="b1", store_id=store_id, head=ROOT, role="write", **more)
+
+
+async def answer_keep_alive(end: Transport, message: object) -> None:
+    if isinstance(message, Pull):
+        await end.send(encode(Events(events=[], head=ROOT, more=False)))
+    elif isinstance(message, Ping):
+        await end.send(encode(Pong(nonce=message.nonce)))
+
+
+async def test_a_welcome_to_another_store_takes_nothing_in_and_pushes_nothing() -> None:
+    theirs = records(3, persona_id="other-tenant", client_id="c2")
+    pushed: list[Push] = []
+
+    async def serve(end: Transport) -> None:
+        assert isinstance(decode(await end.receive()), Hello)
+        head = theirs[-1].position
+        wrong = Welcome(version=1, backend_id="b1", store_id="s2", head=head, role="write")
+        await end.send(encode(wrong))
+        await end.send(encode(Events(events=theirs, head=head, more=False)))
+        while True:
+            if isinstance(message := decode(await end.receive()), Push):
+                pushed.append(message)
+
+    connect, _ = serving(serve)
+    with Store.memory(sync=True) as store:
+        store.commit(persona("secret"))
+        client = SyncClient(store, connect, store_id="s1", backoff=(0.05, 0.1))
+        client.start()
+        async with asyncio.timeout(5):
+            await client.wait_until(lambda s: s.state == "failed")
+        await asyncio.sleep(0.2)
+        await client.stop()
+        assert pushed == []
+        assert store.confirmed_head == ROOT
+        assert store.pending_count == 1
+        assert client.status.last_error is not None
+        assert "welcomed this client to store 's2', not 's1'" in client.status.last_error
+
+
+async def test_a_push_lost_while_pings_and_pulls_are_answered_is_sent_again() -> None:
+    pushes: list[Push] = []
+
+    async def serve(end: Transport) -> None:
+        decode(await end.receive())
+        await end.send(encode(welcome()))
+        while True:
+            message = decode(await end.receive())
+            if not isinstance(message, Push):
+                await answer_keep_alive(end, message)
+                continue
+            pushes.append(message)
+            if len(pushes) == 1:
+                continue  # lost on the way
+            head = message.events[-1].position
+            await end.send(encode(PushAck(id=message.id, head=head, accepted=1)))
+            await end.send(encode(Events(events=message.events, head=head, more=False)))
+
+    connect, _ = serving(serve)
+    with Store.memory(sync=True) as store:
+        (mine,) = store.commit(persona("p1"))
+        client = SyncClient(
+            store,
+            connect,
+            store_id="s1",
+            ping_interval=0.2,
+            answer_timeout=0.5,
+            backoff=(0.01, 0.1),
+        )
+        client.start()
+        try:
+            async with asyncio.timeout(5):
+                assert await client.synced(mine.id) == "confirmed"
+        finally:
+            await client.stop()
+    assert len(pushes) == 2
+
+
+class Deaf:
+    """A connection whose other end reads nothing: a send never completes."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def send(self, frame: bytes) -> None:
+        await asyncio.Event().wait()
+
+    async def receive(self) -> bytes:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.closed = True
+
+
+async def test_a_server_that_reads_nothing_is_given_up_and_the_client_stops() -> None:
+    made: list[Deaf] = []
+
+    async def connect() -> Transport:
+        made.append(Deaf())
+        return made[-1]
+
+    with Store.memory(sync=True) as store:
+        store.commit(persona("p1"))
+        client = SyncClient(store, connect, store_id="s1", answer_timeout=0.3, backoff=(0.01, 0.02))
+        client.start()
+        async with asyncio.timeout(5):
+            await client.wait_until(lambda _: len(made) >= 3)  # it reconnects, again and again
+            assert client.status.last_error == "the server took no frame for 0.3 s; reconnecting"
+            await client.stop()
+        assert all(deaf.closed for deaf in made[:-1])
+
+
+async def test_a_stop_under_the_caller_s_timeout_lets_the_timeout_through() -> None:
+    class SlowToClose(Deaf):
+        async def send(self, frame: bytes) -> None:
+            pass
+
+        async def close(self, code: int = 1000, reason: str = "") -> None:
+            await asyncio.sleep(5)
+
+    async def connect() -> Transport:
+        return SlowToClose()
+
+    with Store.memory(sync=True) as store:
+        client = SyncClient(store, connect, store_id="s1")
+        client.start()
+        await asyncio.sleep(0.1)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await client.stop()
+
+
+async def test_a_peer_seen_at_a_time_utc_cannot_hold_is_left_out() -> None:
+    seen = datetime.now(UTC)
+    peers = [
+        Peer(
+            client_id="far",
+            session_id="x1",
+            name="far",
+            state="online",
+            detail={},
+            last_seen=datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),
+        ),
+        Peer(
+            client_id="near",
+            session_id="x2",
+            name="near",
+            state="online",
+            detail={},
+            last_seen=seen,
+        ),
+    ]
+
+    async def serve(end: Transport) -> None:
+        decode(await end.receive())
+        await end.send(encode(welcome(extensions=[PRESENCE])))
+        await end.send(encode(Presence(peers=peers)))
+        while True:
+            await answer_keep_alive(end, decode(await end.receive()))
+
+    connect, _ = serving(serve)
+    with Store.memory(sync=True) as store:
+        client = SyncClient(store, connect, store_id="s1", presence_name="me")
+        client.start()
+        try:
+            async with asyncio.timeout(5):
+                await client.wait_until(lambda s: s.state == "online")
+                await asyncio.sleep(0.3)
+            assert [(p.name, p.last_seen) for p in client.peers] == [("near", seen)]
+            assert client.status.state == "online"
+        finally:
+            await client.stop()
+
+
+async def test_a_push_refused_as_behind_by_a_server_not_ahead_is_not_sent_again_at_once() -> None:
+    pushes: list[Push] = []
+
+    async def serve(end: Transport) -> None:
+        decode(await end.receive())
+        await end.send(encode(welcome()))
+        while True:
+            message = decode(await end.receive())
+            if isinstance(message, Push):
+                pushes.append(message)
+                refusal = PushRejected(id=message.id, reason="server_ahead", head=ROOT)
+                await end.send(encode(refusal))
+            else:
+                await answer_keep_alive(end, message)
+
+    connect, made = serving(serve)
+    with Store.memory(sync=True) as store:
+        store.commit(persona("p1"))
+        client = SyncClient(store, connect, store_id="s1", backoff=(0.2, 0.2))
+        client.start()
+        await asyncio.sleep(1)
+        await client.stop()
+        assert store.pending_count == 1
+    # One push a connection, a connection every 0.1 s or so (full jitter of 0.2 s): not
+    # thousands of pushes a second.
+    assert 1 <= len(pushes) <= len(made) <= 25
