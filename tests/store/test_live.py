@@ -197,3 +197,31 @@ def test_live_query_on_the_event_log(store: Store) -> None:
     store.commit(persona("p1"))
     store.commit(memory("m1"), memory("m2"))
     assert counts == [0, 1, 3]
+
+
+def test_queries_run_once_are_not_kept(two_personas: Store, monkeypatch: Any) -> None:
+    # Each search builds new selects: a long-running process must not keep them all.
+    from pjai.store import query
+
+    again = select(memories.c.id).where(memories.c.persona_id == "p1")
+    compiled: list[bool] = []
+    real = query.Select.compile
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        compiled.append(self is again)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(query.Select, "compile", counted)
+    for i in range(query.COMPILED_KEPT * 3):
+        two_personas.query(select(memories.c.id).where(memories.c.id == f"m{i}"))
+        two_personas.query(again)  # run often: compiled once
+    assert len(query._compiled) <= query.COMPILED_KEPT
+    assert compiled.count(True) == 1
+    late = select(memories.c.id).where(memories.c.id == "late")
+    gone = weakref.ref(late)
+    two_personas.query(late)
+    del late
+    for i in range(query.COMPILED_KEPT):
+        two_personas.query(select(memories.c.id).where(memories.c.name == f"n{i}"))
+    gc.collect()
+    assert gone() is None

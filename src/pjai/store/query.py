@@ -7,8 +7,8 @@ datetimes, ``BOOLEAN`` to bool, ``JSON`` to Python values.
 
 from __future__ import annotations
 
-import weakref
-from collections import namedtuple
+import threading
+from collections import OrderedDict, namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -34,7 +34,7 @@ from pjai.schema.types import (
 )
 from pjai.store.sqlite import adapt
 
-__all__ = ["Params", "Prepared", "Query", "Row", "RowReader", "prepare"]
+__all__ = ["COMPILED_KEPT", "Params", "Prepared", "Query", "Row", "RowReader", "prepare"]
 
 Query = str | AnySelect
 """A read query: SQL text (``?`` or ``:name`` parameters) or a SQLAlchemy ``select``."""
@@ -59,7 +59,12 @@ RowFilters = Mapping[str, Mapping[str, frozenset[Any]]]
 """Per table, per column: the stored values a row must have to be read by the query."""
 
 _DIALECT = sqlite.dialect()
-_compiled: dict[int, tuple[weakref.ref[AnySelect], SQLCompiler]] = {}
+COMPILED_KEPT = 256
+"""How many compiled selects are kept for their next run (a live query's, or a query
+built once and run often); the least recently run go first."""
+
+_compiled: OrderedDict[int, tuple[AnySelect, SQLCompiler]] = OrderedDict()
+_compiled_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,18 +101,20 @@ def prepare(query: Query, params: Params = None, *, live: bool = False) -> Prepa
 
 
 def _compile(query: AnySelect) -> SQLCompiler:
+    # Bounded: a compiled select holds its select, so a cache of every select ever run
+    # would keep them all (each search builds new ones).
     key = id(query)
-    hit = _compiled.get(key)
-    if hit is not None and hit[0]() is query:
-        return hit[1]
+    with _compiled_lock:
+        hit = _compiled.get(key)
+        if hit is not None and hit[0] is query:
+            _compiled.move_to_end(key)
+            return hit[1]
     compiled = query.compile(dialect=_DIALECT)
     assert isinstance(compiled, SQLCompiler)
-    cache = _compiled
-
-    def forget(_: object) -> None:
-        cache.pop(key, None)
-
-    _compiled[key] = (weakref.ref(query, forget), compiled)
+    with _compiled_lock:
+        _compiled[key] = (query, compiled)
+        while len(_compiled) > COMPILED_KEPT:
+            _compiled.popitem(last=False)
     return compiled
 
 
