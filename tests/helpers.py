@@ -78,3 +78,16 @@ def persona_row(persona_id: str = "p1", at: datetime | None = None) -> dict[str,
         "created_at": at,
         "updated_at": at,
     }
+
+
+def from_a_newer_pjai(after: EventRecord | Any) -> list[EventRecord]:
+    """One event of a vocabulary this PJai does not know (``v9.FromTheFuture``), as a
+    newer PJai's sync would bring it, after the head ``after``."""
+    return stamp(
+        [("v9.FromTheFuture", b"{}")],
+        after=after,
+        generation=0,
+        client_id="newer",
+        session_id="newer",
+        at=utc_now(),
+    )

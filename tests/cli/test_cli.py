@@ -19,10 +19,8 @@ from pjai.cli import app
 from pjai.demo import run_demo
 from pjai.errors import ConfigError, UnknownEventWarning
 from pjai.hybrid import HybridDatabaseManager
-from pjai.schema.records import stamp
-from pjai.schema.types import utc_now
 from pjai.store import Store
-from tests.helpers import persona
+from tests.helpers import from_a_newer_pjai, persona
 
 runner = CliRunner()
 
@@ -279,14 +277,7 @@ def test_a_warning_reads_as_a_note_without_a_source_line(tmp_path: Path) -> None
         manager.commit(persona("p1"))
         store = manager.store
         assert store is not None
-        future = stamp(
-            [("v9.FromTheFuture", b"{}")],
-            after=store.head,
-            generation=0,
-            client_id="newer",
-            session_id="newer",
-            at=utc_now(),
-        )
+        future = from_a_newer_pjai(store.head)
         with pytest.warns(UnknownEventWarning):
             store.ingest(future)
     done = subprocess.run(

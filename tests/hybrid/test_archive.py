@@ -54,11 +54,9 @@ from pjai.schema import (
     Position,
 )
 from pjai.schema.personas import PrivacySettings
-from pjai.schema.records import stamp
-from pjai.schema.types import utc_now
 from pjai.store import Store
 from tests.databases import database
-from tests.helpers import memory, persona
+from tests.helpers import from_a_newer_pjai, memory, persona
 
 OLD = datetime(2021, 3, 4, 5, 6, 7, 890_123, tzinfo=UTC)
 
@@ -545,14 +543,7 @@ def test_cli_says_how_many_imported_events_were_not_applied(tmp_path: Path) -> N
         manager.commit(persona("p1"))
         store = manager.store
         assert store is not None
-        future = stamp(
-            [("v9.FromTheFuture", b"{}")],
-            after=store.head,
-            generation=0,
-            client_id="newer",
-            session_id="newer",
-            at=utc_now(),
-        )
+        future = from_a_newer_pjai(store.head)
         with pytest.warns(UnknownEventWarning):
             store.ingest(future)
         export_archive(manager, file)
