@@ -4,6 +4,7 @@ won, configuration changes, and the store switched off."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -327,6 +328,21 @@ def test_filters_combine_and_count_what_the_page_pages(web: WebApp) -> None:
     assert [r.name for r in reads.page(web.manager, where).result] == ["v1.MemoryAdded"]
     assert reads.count(web.manager, where).result[0].n == 1
     assert reads.count(web.manager, AuditFilter(outcomes=("rejected",))).result[0].n == 0
+
+
+@pytest.mark.parametrize(
+    "text", ['say "hi"', "C:\\temp\\new", "two\nlines", "a\ttab", "50%_off", "\\%"]
+)
+def test_the_text_search_finds_quotes_backslashes_line_breaks_and_wildcards(
+    web: WebApp, text: str
+) -> None:
+    ada = web.services.personas.create("Ada")
+    web.services.memories.add(ada.id, f"before {text} after")
+    web.services.memories.add(ada.id, "50 percent off, a plain line: two lines")
+    where = AuditFilter(text=text)
+    assert [r.name for r in reads.page(web.manager, where).result] == ["v1.MemoryAdded"]
+    assert text in json.loads(reads.page(web.manager, where).result[0].args)["content"]
+    assert reads.count(web.manager, where).result[0].n == 1
 
 
 def test_the_reads_say_when_the_store_is_off(web: WebApp) -> None:

@@ -13,8 +13,9 @@ filter's parts with bound parameters only. A filter reads:
 - ``persona_id``: ``json_extract(args, '$.persona_id')`` (every event about a persona
   names it so);
 - ``text``: a case-insensitive (ASCII) ``LIKE '%text%'`` over the arguments' JSON
-  text: a scan of the log, not a full-text index, and it finds what the arguments
-  hold as stored (a field the codec encrypts is not searchable);
+  text, for the text as JSON writes it (a quote, a backslash or a line break escaped):
+  a scan of the log, not a full-text index, and it finds what the arguments hold as
+  stored (a field the codec encrypts is not searchable);
 - ``outcomes``: the log's ``status`` column for confirmed and pending events; rejected
   events are the rows of the rejected table.
 """
@@ -85,7 +86,11 @@ class AuditFilter:
 
 
 def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    """The ``LIKE`` pattern finding ``text`` inside JSON: the text as JSON writes it
+    (the arguments are JSON without ASCII escapes), its backslashes and wildcards
+    escaped with a backslash."""
+    written = json.dumps(text, ensure_ascii=False)[1:-1]
+    escaped = written.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
