@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import tempfile
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nicegui import ElementFilter, ui
@@ -16,8 +19,9 @@ from pjai.app.reads import devtools as reads
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.log import MemoryLog
 from pjai.web import WebApp
+from pjai.web.views import devtools_system
 from tests.sync.servers import serving
-from tests.web.conftest import simulated, until
+from tests.web.conftest import by_testid, simulated, until
 
 pytestmark = pytest.mark.anyio
 
@@ -233,3 +237,120 @@ async def test_a_standalone_directory_offers_no_connect(web: WebApp) -> None:
         await user.should_see(marker="sync-connection")
         assert "standalone" in texts(user, "sync-connection")
         await user.should_not_see(marker="sync-connect")
+
+
+async def test_the_console_and_time_travel_show_direction_overrides_as_marks(web: WebApp) -> None:
+    web.services.personas.create("Ada \u202eevil")
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await until(
+            lambda: (
+                "Ada ⟦RLO⟧evil" in texts(user, "timetravel-diff")
+                or "Ada ⟦RLO⟧evil" in str(_table_rows(user, "sql-result"))
+                or bool(_tt_rows(user))
+            ),
+            "time travel's first state",
+        )
+        assert "Ada ⟦RLO⟧evil" in str(_tt_rows(user))
+        user.find(marker="sql-console").clear().type("SELECT name FROM personas")
+        user.find(marker="sql-run").click()
+        await until(
+            lambda: "Ada ⟦RLO⟧evil" in str(_table_rows(user, "sql-result")),
+            "the name with its override as a mark",
+        )
+        assert "\u202e" not in str(_table_rows(user, "sql-result"))
+
+
+def _tt_rows(user: User) -> list[dict[str, object]]:
+    with user:
+        return [
+            row
+            for t in user.client.elements.values()
+            if isinstance(t, ui.table) and t.props.get("data-testid") == "timetravel-rows"
+            for row in t.rows
+        ]
+
+
+async def test_a_position_beyond_the_head_is_taken_as_the_head(web: WebApp) -> None:
+    web.services.personas.create("Ada")
+    web.services.personas.create("Grace")
+    head = web.manager.head()
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await user.should_see(f"head: event {head}", retries=50)
+        with user:
+            [number] = user.find(marker="timetravel-position").elements
+            assert isinstance(number, ui.number)
+            assert number.max == head
+            number.value = 999
+            await until(lambda: number.value == head, "the position back at the head")
+            number.sanitize()  # what leaving the field does
+            assert number.value == head
+            number.value = 0
+            await until(lambda: number.value == 0, "the first position")
+            number.sanitize()
+            assert number.value == 0
+
+
+async def test_a_refused_flag_says_why_and_its_switch_is_put_back(
+    web: WebApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    polls = threading.Semaphore(0)
+    real_states = devtools_system.flag_states
+    real_set = devtools_system.set_flag
+
+    def states(*args: Any) -> Any:
+        polls.release()
+        return real_states(*args)
+
+    def set_flag(*args: Any, **kwargs: Any) -> Any:
+        # The flags are read again (and, before, drawn again) while the change runs.
+        for _ in range(2):
+            assert polls.acquire(timeout=10)
+        return real_set(*args, **kwargs)
+
+    monkeypatch.setattr(devtools_system, "flag_states", states)
+    monkeypatch.setattr(devtools_system, "set_flag", set_flag)
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await until(lambda: bool(by_testid(user, "flag-sync")), "the flags")
+        switch = by_testid(user, "flag-sync")
+        assert isinstance(switch, ui.switch)
+        while polls.acquire(blocking=False):
+            pass
+        with user.client:
+            switch.value = True
+        await user.should_see("a store's mode is fixed when it is made", retries=100)
+        await user.should_not_see("has been deleted")
+        assert by_testid(user, "flag-sync") is switch  # not drawn again
+        await until(lambda: switch.value is False, "the switch put back")
+    assert web.data_dir.flags().state("sync").value is False
+
+
+async def test_with_the_store_off_its_flag_stays_to_switch_it_back_on(web: WebApp) -> None:
+    web.manager.set_flag("use_livestore", False)
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await user.should_see(marker="store-off", retries=50)
+        await until(lambda: bool(by_testid(user, "flag-use_livestore")), "the flags")
+        switch = by_testid(user, "flag-use_livestore")
+        assert isinstance(switch, ui.switch)
+        assert switch.value is False
+        with user:
+            switch.value = True
+        await user.should_see(marker="event-log", retries=100)
+    assert web.manager.use_livestore
+
+
+async def test_a_refused_archive_is_named_by_its_own_name(web: WebApp, tmp_path: Path) -> None:
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        user.find("Export and import").click()
+        user.find(marker="import-target").type(str(tmp_path / "restored"))
+        with user:
+            (upload,) = ElementFilter(kind=ui.upload)
+        garbage = SmallFileUpload(name="garbage.zip", content_type="application/zip", _data=b"x")
+        await upload.handle_uploads([garbage])
+        await user.should_see("Not imported: garbage.zip is not a PJai archive", retries=50)
+        (outcome,) = user.find(marker="import-outcome").elements
+        assert tempfile.gettempdir() not in outcome.text  # type: ignore[attr-defined]

@@ -31,6 +31,9 @@ POLL_INTERVAL_S = 2.0
 
 T = TypeVar("T")
 
+_NOTHING = object()
+"""The key of a panel that shows no read (yet, or an error)."""
+
 _SPACING = 10
 """A read that took t seconds is not repeated before 10 t have passed since it started."""
 
@@ -57,6 +60,9 @@ class PolledPanel(ui.column, Generic[T]):
     succeeds (the error boundary, as a :class:`~pjai.web.live.LivePanel` has). A slow
     read is spaced out to take at most a tenth of the time: health checks every page
     of the store file while holding the manager's lock, which commits wait for.
+
+    With ``key``, a read whose key equals that of the read shown is not drawn again
+    (what the person is working with in the panel stays in place).
     """
 
     def __init__(
@@ -66,12 +72,15 @@ class PolledPanel(ui.column, Generic[T]):
         render: Callable[[T], None],
         *,
         interval_s: float = POLL_INTERVAL_S,
+        key: Callable[[T], object] | None = None,
     ) -> None:
         super().__init__()
         self.classes("w-full gap-1").props(f'data-panel="{name}"')
         self.name = name
         self._read = read
         self._render = render
+        self._key = key
+        self._shown: object = _NOTHING
         self._busy = False
         self._due = 0.0
         with self:
@@ -94,6 +103,11 @@ class PolledPanel(ui.column, Generic[T]):
             self._due = started + _SPACING * (clock() - started)
             if self.is_deleted:
                 return
+            if self._key is not None:
+                shown = self._key(found)
+                if shown == self._shown:
+                    return
+                self._shown = shown
             self._content.clear()
             with self._content:
                 self._render(found)
@@ -101,6 +115,7 @@ class PolledPanel(ui.column, Generic[T]):
             log.warning("panel %s failed", self.name, exc_info=exc)
             if self.is_deleted:
                 return
+            self._shown = _NOTHING
             self._content.clear()
             with self._content, ui.card().classes("w-full bg-red-1").props('data-panel-error=""'):
                 ui.label(f"{self.name}: {failure_text(exc)}").classes("text-negative")

@@ -3,7 +3,7 @@ queries, the event log with sync status, the sync positions and flags, and expor
 import of archives.
 
 Each tab is built by its own module; all of them read the reactive store, so with the
-store off the page says so instead.
+store off the page says so instead, and keeps the flags, which switch it back on.
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ def build(web: WebApp) -> None:
 
 def _tools(web: WebApp) -> None:
     if web.manager.store is None:
-        ui.label(reads.STORE_OFF).classes("text-warning").props('data-testid="store-off"').mark(
-            "store-off"
-        )
+        ui.label(reads.STORE_OFF).classes("w-full bg-amber-1 text-grey-10 q-pa-sm rounded").props(
+            'data-testid="store-off"'
+        ).mark("store-off")
+        devtools_system.flags(web)
         return
     with ui.tabs().classes("w-full").props("align=left") as tabs:
         made = {title: ui.tab(title) for title in _TABS}

@@ -46,26 +46,29 @@ def archives(web: WebApp) -> None:
         outcome = ui.label("").props('data-testid="import-outcome"').mark("import-outcome")
 
         async def restore(event: events.UploadEventArguments) -> None:
-            outcome.set_text("")
-            if not target.value:
-                outcome.set_text("Name the new data directory first.")
-                return
-            with tempfile.TemporaryDirectory() as workdir:
-                upload = Path(workdir) / "archive.zip"
-                await event.file.save(upload)
-                try:
-                    result = await asyncio.to_thread(import_archive, DataDir(target.value), upload)
-                except (PjaiError, OSError) as exc:
-                    outcome.set_text(f"Not imported: {exc}")
-                    return
-            outcome.set_text(
-                f"Imported {result.events} events and {sum(result.rows.values())} rows into "
-                f"{target.value}."
-            )
+            try:
+                outcome.set_text(await _restore(target.value, event))
+            finally:
+                # Emptied after each try, so that the same file can be chosen again.
+                uploader.reset()
 
-        ui.upload(label="Archive (.zip)", auto_upload=True, on_upload=restore).props(
-            'accept=".zip" data-testid="import-upload"'
-        ).classes("w-full")
+        uploader = ui.upload(label="Archive (.zip)", auto_upload=True, on_upload=restore)
+        uploader.props('accept=".zip" data-testid="import-upload"').classes("w-full")
+
+
+async def _restore(target: str, event: events.UploadEventArguments) -> str:
+    """Import the uploaded archive into ``target``; what happened, in a sentence."""
+    if not target:
+        return "Name the new data directory first."
+    with tempfile.TemporaryDirectory() as workdir:
+        upload = Path(workdir) / "archive.zip"
+        await event.file.save(upload)
+        try:
+            result = await asyncio.to_thread(import_archive, DataDir(target), upload)
+        except (PjaiError, OSError) as exc:
+            # The archive by the name it was chosen by, not the server's copy of it.
+            return f"Not imported: {str(exc).replace(str(upload), event.file.name)}"
+    return f"Imported {result.events} events and {sum(result.rows.values())} rows into {target}."
 
 
 async def _export(web: WebApp) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from nicegui import ui
 
+from pjai.app.display import shown_text
 from pjai.app.reads import devtools as reads
 from pjai.store import Row
 from pjai.web.app import WebApp
@@ -48,8 +49,9 @@ def _cells(names: list[str], row: Row, index: int) -> dict[str, Any]:
 
 
 def shown(value: Any, limit: int) -> str:
-    """A stored value as the devtools show it: ``∅`` for NULL, cut at ``limit`` characters."""
-    text = "∅" if value is None else str(value)
+    """A stored value as the devtools show it: ``∅`` for NULL, direction overrides as
+    marks (:func:`~pjai.app.display.shown_text`), cut at ``limit`` characters."""
+    text = "∅" if value is None else shown_text(str(value))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

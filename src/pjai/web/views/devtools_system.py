@@ -25,7 +25,7 @@ from pjai.web.app import WebApp
 from pjai.web.live import LivePanel, failure_text
 from pjai.web.views.dashboard_system import PolledPanel
 
-__all__ = ["event_log", "live_queries", "sync_and_flags"]
+__all__ = ["event_log", "flags", "live_queries", "sync_and_flags"]
 
 _STATUS = {"pending": "warning", "confirmed": "positive", "rejected": "negative"}
 
@@ -103,9 +103,17 @@ def sync_and_flags(web: WebApp) -> None:
             )
             ui.separator()
             _Connection(web)
-        with ui.card().classes("grow"):
-            ui.label("Flags").classes("text-subtitle2")
-            PolledPanel("flags", lambda: flag_states(web.data_dir).states, partial(_flags, web))
+        flags(web)
+
+
+def flags(web: WebApp) -> None:
+    """A card with a switch per feature flag (drawn again only when a flag changes, so
+    that a switch being flipped stays in place)."""
+    with ui.card().classes("grow"):
+        ui.label("Flags").classes("text-subtitle2")
+        PolledPanel(
+            "flags", lambda: flag_states(web.data_dir).states, partial(_flags, web), key=list
+        )
 
 
 def _sync(found: reads.SyncPositions) -> None:
@@ -196,21 +204,38 @@ class _Connection:
 
 
 def _flags(web: WebApp, states: list[FlagState]) -> None:
+    undoing: set[str] = set()
     for state in states:
         with ui.row().classes("w-full items-center no-wrap gap-3"):
 
             async def flip(event: ValueChangeEventArguments[Any], name: str = state.name) -> None:
+                if name in undoing:  # the switch put back after a refusal
+                    undoing.discard(name)
+                    return
                 value = bool(event.value)
+                # What is said afterwards goes to the page: the switch may be gone by
+                # then (the flags drawn again, or the whole tab when the store switches).
+                page = ui.context.client
                 try:
                     await asyncio.to_thread(set_flag, web.data_dir, name, value, source="web")
                 except Exception as exc:
-                    ui.notify(failure_text(exc), type="negative", multi_line=True)
+                    sender = event.sender
+                    if isinstance(sender, ui.switch) and not sender.is_deleted:
+                        undoing.add(name)
+                        sender.value = not value  # the flag is as it was
+                    with page:  # a path in the reason breaks rather than leaving the screen
+                        ui.notify(
+                            failure_text(exc),
+                            type="negative",
+                            multi_line=True,
+                            classes="wrap-anywhere",
+                        )
                     return
-                ui.notify(f"flag {name} is {'on' if value else 'off'}")
+                with page:
+                    ui.notify(f"flag {name} is {'on' if value else 'off'}")
 
-            switch = ui.switch(state.name, value=state.value, on_change=flip).props(
-                f'data-testid="flag-{state.name}"'
-            )
+            switch = ui.switch(state.name, value=state.value, on_change=flip)
+            switch.props(f'data-testid="flag-{state.name}"').mark(f"flag-{state.name}")
             if state.source == "environment":
                 switch.disable()
             ui.label(f"{state.description} ({state.source})").classes("text-caption text-grey-7")

@@ -49,14 +49,14 @@ class TimeTravel(ui.column):
         self._again = False
         tables = reads.table_names(self._manager)
         with self:
-            with ui.card().classes("w-full"), ui.row().classes("w-full items-center gap-4"):
+            with ui.card().classes("w-full"), ui.row().classes("w-full items-center gap-x-4"):
                 self._number = (
                     ui.number("Position", value=0, min=0, precision=0, step=1)
                     .classes("w-32")
                     .props('outlined dense data-testid="timetravel-position"')
                     .mark("timetravel-position")
                 )
-                self._slider = ui.slider(min=0, max=1, value=0).classes("grow min-w-48")
+                self._slider = ui.slider(min=0, max=1, value=0).classes("grow min-w-0 basis-48")
                 self._event = (
                     ui.label()
                     .classes("text-body2")
@@ -64,8 +64,9 @@ class TimeTravel(ui.column):
                     .mark("timetravel-event")
                 )
                 LivePanel("log head", partial(reads.log_head, self._manager), self._head_moved)
-            with ui.row().classes("w-full gap-3 items-stretch no-wrap"):
-                with ui.card().classes("w-64 shrink-0"):
+            # Side by side on a wide screen, the counts above the table on a narrow one.
+            with ui.row().classes("w-full gap-3 items-stretch flex-col md:flex-row no-wrap"):
+                with ui.card().classes("w-full md:w-64 shrink-0"):
                     ui.label("Rows per table").classes("text-subtitle2")
                     self._counts = (
                         ui.column()
@@ -73,7 +74,7 @@ class TimeTravel(ui.column):
                         .props('data-testid="timetravel-counts"')
                         .mark("timetravel-counts")
                     )
-                with ui.card().classes("grow min-w-0"):
+                with ui.card().classes("w-full md:w-auto grow min-w-0"):
                     with ui.row().classes("items-center gap-3"):
                         ui.label("Table").classes("text-subtitle2")
                         self._table = (
@@ -115,8 +116,9 @@ class TimeTravel(ui.column):
     def _head_moved(self, rows: list[Row]) -> None:
         self._head = int(rows[0].head) if rows else 0
         ui.label(f"head: event {self._head}").classes("text-caption text-grey-7")
-        self._slider.props(f"max={max(self._head, 1)}")
-        self._number.props(f"max={self._head}")
+        # Numbers, not props: the number field compares its value with its max.
+        self._slider.props["max"] = max(self._head, 1)
+        self._number.max = self._head
         if self._position is None:
             self._choose(self._head)
         else:
@@ -126,12 +128,13 @@ class TimeTravel(ui.column):
         if value is None:
             return
         position = min(max(int(value), 0), self._head)
-        if position == self._position:
-            return
+        moved = position != self._position
         self._position = position
+        # Both controls show the position taken, also when one was set beyond the head.
         self._number.value = position
         self._slider.value = position
-        self._refresh()
+        if moved:
+            self._refresh()
 
     # -- reading the state, off the event loop ----------------------------------------
 
