@@ -217,6 +217,26 @@ async def test_clicking_a_row_opens_its_full_payload(web: WebApp) -> None:
         assert '"content": "Likes green tea"' in code.content
 
 
+async def test_persona_names_and_payloads_show_direction_overrides_as_marks(web: WebApp) -> None:
+    ada = web.services.personas.create("Ada \u202eevil")
+    web.services.memories.add(ada.id, "tea \u202eevil")
+    async with simulated(web) as user:
+        await _open(user)
+        await _shows(user, _logged(web))
+        row = _table(user).rows[0]
+        assert row["persona"] == "Ada ⟦RLO⟧evil"
+        assert "tea ⟦RLO⟧evil" in row["summary"]
+        persona = by_testid(user, "audit-persona")
+        assert isinstance(persona, ui.select)
+        assert persona.options == {ada.id: "Ada ⟦RLO⟧evil"}
+        UserInteraction(user, {_table(user)}, None).trigger("rowClick", [{}, {"id": row["id"]}, 0])
+        await user.should_see(marker="audit-detail")
+        code = by_testid(user, "audit-payload")
+        assert isinstance(code, ui.code)
+        assert "\u202e" not in code.content  # written as an escape: the same JSON
+        assert json.loads(code.content)["content"] == "tea \u202eevil"
+
+
 # -- outcomes, conflicts and configuration ----------------------------------------------
 
 

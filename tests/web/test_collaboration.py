@@ -83,6 +83,27 @@ async def test_changes_from_other_instances_are_listed_and_the_new_ones_stand_ou
             assert _marked_new(user) == 1
 
 
+async def test_the_names_others_announce_show_direction_overrides_as_marks(
+    tmp_path: Path,
+) -> None:
+    data = DataDir(tmp_path / "data", environ={"PJAI_FLAG_SYNC": "true"})
+    with WebApp(data) as web:
+        store = web.manager.store
+        assert store is not None
+        store.rebase(history([persona("p1")], client_id="other-instance-0001"))
+        now = datetime.now(UTC).isoformat()
+        desk = {"name": "desk \u202eevil", "state": "online", "last_seen": now}
+        _status(data, [{**desk, "client_id": "other-instance-0001", "detail": {"v": "\u202ex"}}])
+        async with simulated(web) as user:
+            await user.open("/collaboration")
+            await user.should_see("desk ⟦RLO⟧evil", retries=50)
+            await user.should_see("v ⟦RLO⟧x")
+            with user:
+                labels = [str(e.text) for e in ElementFilter(kind=ui.label)]
+            assert labels.count("desk ⟦RLO⟧evil") == 2  # the peer, and who made the change
+            assert not [text for text in labels if "\u202e" in text]
+
+
 def _marked_new(user: User) -> int:
     with user:
         return sum(

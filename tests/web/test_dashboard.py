@@ -141,6 +141,13 @@ async def test_switching_the_active_persona_switches_the_persona_figures(web: We
         await user.should_see(f"· {other}")
 
 
+async def test_a_cards_scope_shows_a_direction_override_as_a_mark(web: WebApp) -> None:
+    web.services.personas.create("Ada \u202eevil", activate=True)
+    async with simulated(web) as user:
+        await user.open("/")
+        await user.should_see("· Ada ⟦RLO⟧evil")
+
+
 async def test_a_failing_panel_shows_its_error_while_the_others_render(
     web: WebApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:

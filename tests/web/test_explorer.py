@@ -303,6 +303,24 @@ async def test_a_bookmark_saves_the_filter_and_opening_it_applies_it(web: WebApp
         assert by_testid(user, "filter-tiers").value == ["hot"]  # type: ignore[attr-defined]
 
 
+async def test_a_bookmarks_name_and_description_show_direction_overrides_as_marks(
+    web: WebApp,
+) -> None:
+    ada = _persona(web)
+    _add(web, ada, "Hot fact", tier="hot")
+    web.services.bookmarks.create(ada, "Book \u202ekram", description="tip \u202eevil")
+    async with simulated(web) as user:
+        await _open_explorer(user, "Hot fact")
+        await user.should_see("Book ⟦RLO⟧kram")
+        chip = by_testid(user, "bookmark")
+        tips = [e.text for e in chip.descendants() if isinstance(e, ui.tooltip)]
+        assert tips == ["tip ⟦RLO⟧evil"]
+        _act(user, "bookmark-save").click()
+        set_value(user, "bookmark-name", "Only \u202ehot")
+        _act(user, "bookmark-confirm").click()
+        await user.should_see("Bookmarked “Only ⟦RLO⟧hot”")
+
+
 async def test_a_preset_applies_its_filter_without_saving_it(web: WebApp) -> None:
     ada = _persona(web)
     _add(web, ada, "Hot fact", tier="hot")

@@ -10,7 +10,7 @@ from pjai.app import TEMPLATES
 from pjai.schema.models import Persona
 from pjai.web import WebApp
 from pjai.web.views.persona_fields import Merged, merge, setting_edits, setting_fields
-from tests.web.conftest import simulated, until
+from tests.web.conftest import by_testid, simulated, until
 
 pytestmark = pytest.mark.anyio
 
@@ -294,3 +294,60 @@ async def test_a_persona_is_erased_for_good_once_its_name_is_typed(web: WebApp) 
         await user.should_see("No persona yet", retries=50)
     assert web.services.personas.find(ada.id) is None
     assert web.manager.query("SELECT count(*) AS n FROM memories")[0].n == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "typed"),
+    [
+        ("Line1\nLine2", "Line1 Line2"),
+        ("Admin \u202eevil\u202c ok", "Admin evil ok"),
+        ("Admin \u202eevil\u202c ok", "Admin ⟦RLO⟧evil ok"),
+        ("\u200b", "⟦ZWSP⟧"),
+    ],
+)
+async def test_a_name_with_line_breaks_overrides_or_nothing_visible_can_be_typed_to_erase(
+    web: WebApp, name: str, typed: str
+) -> None:
+    made = web.services.personas.create(name, activate=True)
+    async with simulated(web) as user:
+        await _open(user, made)
+        user.find(marker=f"persona-erase-{made.id}").click()
+        await user.should_see(marker="erase-confirm")
+        (button,) = user.find(marker="erase-confirm").elements
+        user.find(marker="erase-name").type("something else")
+        await user.should_see(marker="erase-confirm")
+        assert not button.enabled
+        (field,) = user.find(marker="erase-name").elements
+        with user.client:
+            field.value = typed  # type: ignore[attr-defined]
+        await until(lambda: button.enabled, "the erase button enabled")
+        user.find(marker="erase-confirm").click()
+        await user.should_see("No persona yet", retries=50)
+    assert web.services.personas.find(made.id) is None
+
+
+async def test_names_and_descriptions_show_overrides_and_invisible_names_as_marks(
+    web: WebApp,
+) -> None:
+    admin = web.services.personas.create("Admin \u202eevil", description="desc \u202egnp.exe")
+    blank = web.services.personas.create("\u200b", activate=True)
+    async with simulated(web) as user:
+        await _open(user, admin, blank)
+        await user.should_see("Admin ⟦RLO⟧evil")
+        await user.should_see("desc ⟦RLO⟧gnp.exe")
+        await user.should_see("⟦ZWSP⟧")
+        switch = by_testid(user, "persona-switch")
+        assert isinstance(switch, ui.select)  # the header's persona switch
+        assert sorted(switch.options.values()) == ["Admin ⟦RLO⟧evil", "⟦ZWSP⟧"]
+        with user.scope(marker=f"persona-{admin.id}"):
+            user.find("Activate").click()
+        await user.should_see("Activated Admin ⟦RLO⟧evil")
+        with user.scope(marker=f"persona-{admin.id}"):
+            user.find("Delete").click()
+        await user.should_see("Delete Admin ⟦RLO⟧evil?")
+        texts = [
+            e.text
+            for e in user.client.elements.values()
+            if isinstance(e, ui.label) and not e.is_deleted
+        ]
+        assert not [t for t in texts if "\u202e" in str(t)]

@@ -7,6 +7,7 @@ from functools import partial
 
 from nicegui import ui
 
+from pjai.app.display import shown_text
 from pjai.app.reads import audit as audit_reads
 from pjai.app.reads import personas as persona_reads
 from pjai.store import Row
@@ -90,7 +91,7 @@ def _persona_switch(web: WebApp, rows: list[Row]) -> None:
             web.services.personas.activate(chosen)
 
     ui.select(
-        {p.id: p.name for p in choices},
+        {p.id: shown_text(p.name) for p in choices},
         value=current.id if current else None,
         label="Active persona",
         on_change=switch,

@@ -9,6 +9,7 @@ from functools import partial
 
 from nicegui import ui
 
+from pjai.app.display import shown_text
 from pjai.app.reads import audit as reads
 from pjai.schema.types import from_iso
 from pjai.store import Row
@@ -68,7 +69,9 @@ def _conflicts(on_open: Open, rows: list[Row]) -> None:
                     ).mark("audit-winner")
                     ui.label(f"from client {won.client_id}").classes("text-grey-7")
             else:
-                ui.label(row.error or "").classes("text-body2 text-grey-8")
+                ui.label(shown_text(row.error or "")).classes(
+                    "text-body2 text-grey-8 wrap-anywhere"
+                )
 
 
 def config_card(web: WebApp, on_open: Open) -> None:
@@ -89,19 +92,21 @@ def _changes(web: WebApp, on_open: Open, rows: list[Row]) -> None:
         return
     for row in rows:
         change = reads.change_of(web.manager, row)
-        with ui.row().classes("w-full items-baseline gap-2 no-wrap"):
+        with ui.row().classes("w-full items-baseline gap-x-2 gap-y-0"):
             ui.label(change.key).on("click", partial(on_open, change.event_id)).classes(
-                "cursor-pointer font-mono text-primary"
+                "cursor-pointer font-mono text-primary wrap-anywhere"
             )
-            ui.label(f"{_value(change.old)} → {_value(change.new)}").classes("text-body2")
+            ui.label(f"{_value(change.old)} → {_value(change.new)}").classes(
+                "text-body2 wrap-anywhere min-w-0"
+            )
             ui.space()
             ui.label(f"{change.source} · {_when(row.at)}").classes("text-caption text-grey-7")
 
 
 def _value(value: object) -> str:
-    return (
-        "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-    )
+    if value is None:
+        return "unset"
+    return str(value).lower() if isinstance(value, bool) else shown_text(str(value))
 
 
 def _when(at: str) -> str:

@@ -7,6 +7,7 @@ from functools import partial
 
 from nicegui import ui
 
+from pjai.app.display import shown_json
 from pjai.app.reads import audit as reads
 from pjai.schema.types import from_iso
 from pjai.store import Row
@@ -62,11 +63,10 @@ class EventDetail:
         if row.error:
             self._reason(row)
         ui.label("Payload").classes("text-subtitle2 q-mt-sm")
-        ui.code(
-            reads.payload_text(self.web.manager, row.event_id, row.name, row.args), language="json"
-        ).classes("w-full max-h-[50vh] overflow-auto").props('data-testid="audit-payload"').mark(
-            "audit-payload"
-        )
+        payload = reads.payload_text(self.web.manager, row.event_id, row.name, row.args)
+        ui.code(shown_json(payload), language="json").classes(
+            "w-full max-h-[50vh] overflow-auto"
+        ).props('data-testid="audit-payload"').mark("audit-payload")
 
     def _reason(self, row: Row) -> None:
         rejected = row.status == "rejected"

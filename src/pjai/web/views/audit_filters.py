@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from nicegui import ui
 
+from pjai.app.display import shown_text
 from pjai.app.reads import audit as reads
 from pjai.app.reads.audit import OUTCOMES, AuditFilter
 from pjai.schema.records import EventStatus
@@ -86,7 +87,10 @@ class AuditFilters:
 
     def _personas_known(self) -> None:
         chosen = self.persona.value
-        names = reads.persona_names(self.web.manager)
+        names = {
+            persona_id: shown_text(name)
+            for persona_id, name in reads.persona_names(self.web.manager).items()
+        }
         if chosen and chosen not in names:
             names[chosen] = chosen
         self.persona.set_options(names, value=chosen)

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from nicegui import ui
 
+from pjai.app.display import shown_text
 from pjai.app.reads import audit as reads
 from pjai.app.reads.audit import AuditFilter
 from pjai.schema.types import from_iso
@@ -44,6 +45,12 @@ _SUMMARY_CELL = (
     'text-overflow: ellipsis">{{ props.value }}</q-td>'
 )
 
+# A long persona name is cut to the column; the cell's tooltip has all of it.
+_PERSONA_CELL = (
+    '<q-td :props="props" :title="props.value" style="max-width: 12rem; overflow: hidden; '
+    'text-overflow: ellipsis">{{ props.value }}</q-td>'
+)
+
 _SUMMARY_CHARS = 90
 
 
@@ -62,8 +69,9 @@ def summary(args: str, limit: int = _SUMMARY_CHARS) -> str:
             if key == "persona_id" or value in (None, "", [], {}):
                 continue  # the persona has its column; empty fields say nothing
             shown = value if isinstance(value, str) else msgspec.json.encode(value).decode()
-            parts.append(f"{key}: {' '.join(shown.split())}")
+            parts.append(f"{key}: {shown_text(' '.join(shown.split()))}")
         text = ", ".join(parts)
+    text = shown_text(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -104,6 +112,7 @@ class EventFeed(PagedFeed):
             pagination={"page": 1, "rowsPerPage": ROWS_PER_PAGE, "rowsNumber": 0},
         )
         table.add_slot("body-cell-outcome", badge_cell(OUTCOME_COLOURS))
+        table.add_slot("body-cell-persona", _PERSONA_CELL)
         table.add_slot("body-cell-summary", _SUMMARY_CELL)
         super().__init__(web, total_slot, on_open, table)
 
@@ -154,7 +163,7 @@ def _row_of(row: Row, persona: str | None) -> dict[str, Any]:
         "position": position,
         "at": from_iso(row.at).strftime("%Y-%m-%d %H:%M:%S"),
         "name": row.name,
-        "persona": persona or "",
+        "persona": shown_text(persona or ""),
         "client": _short(row.client_id),
         "outcome": row.status,
         "summary": summary(row.args),

@@ -15,6 +15,7 @@ from functools import partial
 from nicegui import ui
 
 from pjai.app import PeerView, SyncReport, sync_status
+from pjai.app.display import shown_text
 from pjai.app.reads import collaboration as reads
 from pjai.store import Row
 from pjai.web.app import WebApp
@@ -69,8 +70,10 @@ class _Changes:
             with line:
                 ui.label(f"e{row.global_seq}").classes("text-caption text-grey-7")
                 ui.label(row.name)
-                who = names.get(row.client_id) or f"client …{row.client_id[-8:]}"
-                ui.label(who).classes("text-caption text-grey-7")
+                who = names.get(row.client_id)
+                ui.label(shown_text(who) if who else f"client …{row.client_id[-8:]}").classes(
+                    "text-caption text-grey-7 ellipsis min-w-0"
+                )
 
 
 def _report(web: WebApp) -> SyncReport | None:
@@ -96,7 +99,7 @@ def _show(report: SyncReport | None) -> None:
         ui.label(
             f"Not connected{why}. The others cannot be seen until the server is reached "
             "again; what is committed here meanwhile is pushed then."
-        ).props('data-testid="offline"').classes("text-warning")
+        ).props('data-testid="offline"').classes("text-deep-orange-10")
         return
     if not report.peers:
         ui.label("No one else is on this store now (or they take no part: --hidden).").props(
@@ -108,14 +111,16 @@ def _show(report: SyncReport | None) -> None:
 
 
 def _peer(peer: PeerView) -> None:
-    with ui.row().classes("w-full items-center gap-3").props('data-testid="peer"'):
+    with ui.row().classes("w-full items-center gap-3 min-w-0").props('data-testid="peer"'):
         colour = "positive" if peer.state == "online" else "grey-6"
         ui.badge(peer.state, color=colour)
-        ui.label(peer.name).classes("text-weight-medium")
+        # A name is whatever a peer announced: cut to the line, whole in its tooltip.
+        name = shown_text(peer.name)
+        ui.label(name).classes("text-weight-medium ellipsis min-w-0 max-w-full").tooltip(name)
         ui.label(f"seen {_ago(peer.last_seen)}").classes("text-caption text-grey-7")
         if peer.detail:
             shown = ", ".join(f"{k} {v}" for k, v in sorted(peer.detail.items()))
-            ui.label(shown).classes("text-caption text-grey-7")
+            ui.label(shown_text(shown)).classes("text-caption text-grey-7 wrap-anywhere")
 
 
 def _ago(stamp: str) -> str:

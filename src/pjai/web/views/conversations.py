@@ -11,6 +11,7 @@ from functools import partial
 
 from nicegui import ui
 
+from pjai.app.display import shown_text
 from pjai.app.reads import conversations as reads
 from pjai.app.reads.personas import PersonaChoice
 from pjai.errors import PjaiError
@@ -130,14 +131,17 @@ class Conversations(ui.row):
         with self._chat:
             if self.open_id is None:
                 ui.label(
-                    f"Start a conversation with {self.persona.name}, or pick one on the left."
+                    f"Start a conversation with {shown_text(self.persona.name)}, "
+                    "or pick one on the left."
                 ).classes("text-grey-7 q-pa-md")
             else:
                 ConversationChat(self.web, self.persona, self.open_id)
 
     def _start_form(self) -> None:
         with ui.card().classes("w-full").props('data-testid="start"'):
-            ui.label(f"New conversation with {self.persona.name}").classes("text-subtitle1")
+            ui.label(f"New conversation with {shown_text(self.persona.name)}").classes(
+                "text-subtitle1"
+            )
             title = (
                 ui.input("Title (optional)")
                 .classes("w-full")

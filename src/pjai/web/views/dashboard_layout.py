@@ -9,6 +9,7 @@ from typing import Any
 
 from nicegui import ui
 
+from pjai.app.display import shown_text
 from pjai.app.reads.personas import PersonaChoice
 from pjai.store import LiveQuery, Row
 from pjai.web.active import follow_active
@@ -84,7 +85,7 @@ def persona_card(
                 scope.set_text("· no active persona")
                 ui.label("No persona is active: choose one in the header.").classes("text-grey-7")
                 return
-            scope.set_text(f"· {persona.name}")
+            scope.set_text(f"· {shown_text(persona.name)}")
             fill(persona)
 
         follow_active(web, build)

@@ -12,6 +12,7 @@ from functools import partial
 
 from nicegui import ui
 
+from pjai.app.display import shown_text
 from pjai.app.reads import memories as reads
 from pjai.errors import PjaiError
 from pjai.memory.timeline import PRESETS, preset
@@ -31,6 +32,9 @@ _PRESET_TITLES = {
     "working_hours": "Working hours",
     "hot_memories": "Hot memories",
 }
+
+_SHORT = 24
+"""A bookmark name longer than this may be cut on its chip: its tooltip names it."""
 
 
 class BookmarkBar:
@@ -58,26 +62,33 @@ class BookmarkBar:
                     ).props(f'data-testid="preset-{name}"')
             LivePanel(
                 "bookmarks", partial(reads.bookmarks, web.manager, persona_id), self._chips
-            ).classes("grow", remove="w-full")
+            ).classes("grow min-w-0", remove="w-full")
             ui.button("Save as bookmark", icon="bookmark_add", on_click=self._ask_name).props(
                 'flat dense no-caps data-testid="bookmark-save"'
             )
         self._naming = ui.dialog()
 
     def _chips(self, rows: list[Row]) -> None:
-        with ui.row().classes("items-center gap-1"):
+        with ui.row().classes("items-center gap-1 min-w-0"):
             if not rows:
                 ui.label("No bookmarks yet").classes("text-caption text-grey-7")
             for row in rows:
+                name = shown_text(row.name)
                 chip = ui.chip(
-                    row.name,
                     color=row.colour,
                     text_color="white",
                     removable=True,
                     on_click=partial(self._open, row),
                 ).props('dense clickable data-testid="bookmark"')
-                chip.props["data-bookmark"] = row.id  # a value: never parsed as props
-                chip.tooltip(row.description or "open this bookmark")
+                # As a label, a long name is cut with an ellipsis (the tooltip has it
+                # all) and the remove button stays on the chip.
+                chip.props["label"] = name  # values: never parsed as props
+                chip.props["data-bookmark"] = row.id
+                chip.classes("max-w-64")
+                about = shown_text(row.description) if row.description else "open this bookmark"
+                with chip:
+                    tip = ui.tooltip(f"{name}: {about}" if len(name) > _SHORT else about)
+                    tip.classes("wrap-anywhere max-w-[90vw]")
                 chip.on("remove", partial(self._remove, row.id))
 
     async def _open(self, row: Row) -> None:
@@ -112,7 +123,7 @@ class BookmarkBar:
                 except PjaiError as exc:
                     ui.notify(form_error(exc), type="negative", multi_line=True)
                     return
-                ui.notify(f"Bookmarked “{name.value.strip()}”", type="positive")
+                ui.notify(f"Bookmarked “{shown_text(name.value.strip())}”", type="positive")
                 name.value = ""  # a second click on Save, queued already, saves nothing
                 self._naming.close()
 

@@ -133,7 +133,7 @@ class MemoryDetail:
     def _edit(self, memory: Memory) -> None:
         self._editor.clear()
         with self._editor, ui.card().classes("w-[640px] max-w-[95vw] gap-2"):
-            ui.label(f"Edit “{memory.name}”").classes("text-h6")
+            ui.label(f"Edit “{shown_text(memory.name)}”").classes("text-h6")
             name = ui.input("Name", value=memory.name).props('data-testid="edit-name"')
             name.classes("w-full")
             content = ui.textarea("Content", value=memory.content).props(

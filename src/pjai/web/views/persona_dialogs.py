@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from nicegui import ui
 
 from pjai.app import TEMPLATES
+from pjai.app.display import shown_text, typed_form
 from pjai.errors import PjaiError
 from pjai.schema.models import Persona
 from pjai.web.app import WebApp
@@ -73,8 +74,10 @@ def create_persona(web: WebApp, created: Callable[[Persona], None]) -> ui.dialog
 def confirm(title: str, text: str, action: str, confirmed: Callable[[], None]) -> ui.dialog:
     """Open a dialog asking to confirm ``action``; ``confirmed`` runs if it is."""
     with ui.dialog() as dialog, ui.card().props('data-testid="confirm-dialog"'):
-        ui.label(title).classes("text-h6")
-        ui.label(text).classes("max-w-md")
+        # A long name breaks where it must rather than pushing the dialog off the screen
+        # (the title cut at three lines: the text below has all of it).
+        ui.label(title).classes("text-h6 wrap-anywhere ellipsis-3-lines")
+        ui.label(text).classes("max-w-md wrap-anywhere")
 
         def go() -> None:
             confirmed()
@@ -90,15 +93,18 @@ def confirm(title: str, text: str, action: str, confirmed: Callable[[], None]) -
 
 
 def confirm_erasure(name: str, confirmed: Callable[[], Awaitable[None]]) -> ui.dialog:
-    """Open a dialog that erases the persona called ``name`` once its name is typed."""
+    """Open a dialog that erases the persona called ``name`` once its name is typed:
+    as the dialog shows it, or as it reads (see :func:`~pjai.app.display.typed_form`)."""
+    shown = " ".join(shown_text(name).split())
+    accepted = {typed_form(name), typed_form(shown)} - {""}
     with ui.dialog() as dialog, ui.card().classes("w-[34rem]").props('data-testid="erase-dialog"'):
-        ui.label(f"Erase {name} for good?").classes("text-h6")
+        ui.label(f"Erase {shown} for good?").classes("text-h6 wrap-anywhere")
         ui.label(
             "Every record of it is deleted, its keys are destroyed so that its history "
             "opens nowhere, and the files are rewritten. This cannot be undone, and it "
             "is not the same as Delete (which can be restored)."
         )
-        typed = ui.input(f"Type {name} to confirm").classes("w-full").mark("erase-name")
+        typed = ui.input(f"Type {shown} to confirm").classes("w-full").mark("erase-name")
 
         async def go() -> None:
             # The dialog stays while the erasure runs, so that what it says afterwards
@@ -115,7 +121,9 @@ def confirm_erasure(name: str, confirmed: Callable[[], Awaitable[None]]) -> ui.d
             ui.button("Cancel", on_click=dialog.close).props("flat")
             button = ui.button("Erase for good", color="negative", on_click=go)
             button.props('data-testid="erase-confirm"').mark("erase-confirm")
-            button.bind_enabled_from(typed, "value", backward=lambda v: v == name)
+            button.bind_enabled_from(
+                typed, "value", backward=lambda v: typed_form(v or "") in accepted
+            )
     _open_once(dialog)
     return dialog
 

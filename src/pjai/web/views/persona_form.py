@@ -19,6 +19,7 @@ from nicegui import ui
 from nicegui.elements.mixins.validation_element import ValidationElement
 from nicegui.elements.mixins.value_element import ValueElement
 
+from pjai.app.display import shown_text
 from pjai.errors import EventError, PjaiError
 from pjai.schema.models import Persona
 from pjai.web.app import WebApp
@@ -45,12 +46,15 @@ _CARDS = {
 }
 # Long and rarely changed: folded away until asked for.
 _FOLDED = {"scoring"}
-# Inputs of one layout share a grid; numbers and choices fit three to a row.
+# Inputs of one layout share a grid; numbers and choices fit three to a row on a wide
+# screen, and every input has a row of its own on a phone.
+_TWO = "grid-cols-1 sm:grid-cols-2"
+_THREE = "grid-cols-1 sm:grid-cols-2 md:grid-cols-3"
 _GRIDS = {
-    "bool": "grid-cols-2",
+    "bool": _TWO,
     "percent": "grid-cols-1",
-    "text": "grid-cols-2",
-    "traits": "grid-cols-2",
+    "text": _TWO,
+    "traits": _TWO,
 }
 
 
@@ -99,7 +103,7 @@ class PersonaForm:
             element.classes("bg-amber-1")
             element.props(f'data-merged="{"kept-mine" if change.kept_mine else "theirs"}"')
         self.persona, self.fields = newer, fields
-        self.title.text = newer.name
+        self.title.text = shown_text(newer.name)
         if merged:
             self._show_merged(merged)
         return True
@@ -130,7 +134,7 @@ class PersonaForm:
         moved = (
             f"; the optimizer then changed {len(saved.moves)} memory(ies)" if saved.moves else ""
         )
-        ui.notify(f"Saved {saved.persona.name}{moved}", type="positive")
+        ui.notify(f"Saved {shown_text(saved.persona.name)}{moved}", type="positive")
 
     def discard(self) -> None:
         """Put back the values the form was built with."""
@@ -197,7 +201,7 @@ class PersonaForm:
     def _actions(self) -> None:
         # The name above the buttons on a narrow screen, beside them on a wide one.
         with ui.row().classes("w-full items-center md:flex-nowrap"):
-            self.title = ui.label(self.persona.name).classes(
+            self.title = ui.label(shown_text(self.persona.name)).classes(
                 "text-h6 ellipsis min-w-0 basis-full md:basis-auto"
             )
             ui.space()
@@ -238,7 +242,7 @@ class PersonaForm:
             self._inputs(list(members))
 
     def _inputs(self, fields: list[SettingField]) -> None:
-        for columns, same in groupby(fields, key=lambda f: _GRIDS.get(f.kind, "grid-cols-3")):
+        for columns, same in groupby(fields, key=lambda f: _GRIDS.get(f.kind, _THREE)):
             with ui.element("div").classes(f"w-full grid {columns} gap-x-4 gap-y-1"):
                 for field in same:
                     self._keep(field.path, _input(field))
@@ -268,7 +272,7 @@ def _shown(value: Any) -> str:
         return ", ".join(map(str, value)) or "none"
     if isinstance(value, bool):
         return "on" if value else "off"
-    return "empty" if value in (None, "") else str(value)
+    return "empty" if value in (None, "") else shown_text(str(value))
 
 
 def _card(title: str, icon: str) -> ui.card:

@@ -20,6 +20,7 @@ from nicegui import ui
 from nicegui.events import ValueChangeEventArguments
 
 from pjai.app import erase_persona, export_subject
+from pjai.app.display import shown_text
 from pjai.app.reads import personas_view as reads
 from pjai.app.reads.personas_view import PersonaEntry
 from pjai.errors import PjaiError
@@ -93,7 +94,9 @@ class PersonasPage:
         for entry in entries:
             with _row_card(entry).classes("bg-grey-2"):
                 with ui.row().classes("w-full items-center no-wrap"):
-                    ui.label(entry.name).classes("text-weight-medium text-grey-8 ellipsis min-w-0")
+                    ui.label(shown_text(entry.name)).classes(
+                        "text-weight-medium text-grey-8 ellipsis min-w-0"
+                    )
                     ui.space()
                     ui.button("Restore", on_click=partial(self.restore, entry)).props(
                         "flat dense no-caps"
@@ -106,7 +109,7 @@ class PersonasPage:
         card.on("click", partial(self.select, entry.id))
         with card:
             with ui.row().classes("w-full items-center no-wrap gap-2"):
-                ui.label(entry.name).classes("text-weight-medium ellipsis min-w-0")
+                ui.label(shown_text(entry.name)).classes("text-weight-medium ellipsis min-w-0")
                 if entry.active:
                     ui.badge("active", color="positive").props('data-testid="active-badge"')
                 ui.space()
@@ -158,7 +161,7 @@ class PersonasPage:
             _hint("This persona does not exist (any more).")
         elif persona.deleted_at is not None:
             _hint(
-                f"{persona.name} was deleted; “Show deleted” lists it, "
+                f"{shown_text(persona.name)} was deleted; “Show deleted” lists it, "
                 "and Restore brings it back with its memories."
             )
         else:
@@ -183,23 +186,27 @@ class PersonasPage:
 
     def activate(self, entry: PersonaEntry) -> None:
         """Make the persona the active one: the header and every view follow."""
-        _attempt(lambda: self.web.services.personas.activate(entry.id), f"Activated {entry.name}")
+        _attempt(
+            lambda: self.web.services.personas.activate(entry.id),
+            f"Activated {shown_text(entry.name)}",
+        )
 
     def delete(self, entry: PersonaEntry) -> None:
         """Ask, then delete the persona with its memories (restorable)."""
         memories = entry.memory_count
+        name = shown_text(entry.name)
         text = (
-            f"{entry.name} and its {memories} memories are deleted. "
+            f"{name} and its {memories} memories are deleted. "
             "They stay restorable: “Show deleted” lists the persona with a Restore button."
         )
         self.dialogs.clear()
         with self.dialogs:
             confirm(
-                f"Delete {entry.name}?",
+                f"Delete {name}?",
                 text,
                 "Delete",
                 lambda: _attempt(
-                    lambda: self.web.services.personas.delete(entry.id), f"Deleted {entry.name}"
+                    lambda: self.web.services.personas.delete(entry.id), f"Deleted {name}"
                 ),
             )
 
@@ -227,7 +234,7 @@ class PersonasPage:
                 ui.notify(str(exc), type="negative", multi_line=True)
                 return
             content = path.read_bytes()
-        ui.download(content, f"{entry.name}-{entry.id[:8]}.zip", "application/zip")
+        ui.download(content, f"{shown_text(entry.name)}-{entry.id[:8]}.zip", "application/zip")
 
     def erase(self, entry: PersonaEntry) -> None:
         """Ask for the persona's name, then erase it for good and show the proof."""
@@ -260,7 +267,7 @@ class PersonasPage:
                     f"`pjai privacy erase {entry.id} --yes`."
                 )
             ui.notify(
-                f"Erased {entry.name}: {sum(proof.rows.values())} rows, "
+                f"Erased {shown_text(entry.name)}: {sum(proof.rows.values())} rows, "
                 f"{len(proof.keys_destroyed)} keys destroyed.{kept}",
                 type="warning" if kept else "positive",
                 multi_line=True,
@@ -272,7 +279,10 @@ class PersonasPage:
 
     def restore(self, entry: PersonaEntry) -> None:
         """Bring the persona back with the memories deleted with it."""
-        _attempt(lambda: self.web.services.personas.restore(entry.id), f"Restored {entry.name}")
+        _attempt(
+            lambda: self.web.services.personas.restore(entry.id),
+            f"Restored {shown_text(entry.name)}",
+        )
 
 
 _TIER_COLORS = {"hot": "deep-orange", "warm": "amber-9", "cold": "light-blue-9"}
@@ -287,7 +297,7 @@ def _deleted_key(rows: list[Row]) -> object:
 
 
 def _row_card(entry: PersonaEntry) -> ui.card:
-    card = ui.card().classes("w-full q-pa-sm gap-1").props("flat bordered")
+    card = ui.card().classes("w-full min-w-0 q-pa-sm gap-1").props("flat bordered")
     card.props('data-testid="persona-row"')
     card.props["data-persona-id"] = entry.id  # a value: never parsed as props
     return card.mark(f"persona-row persona-{entry.id}")
@@ -295,7 +305,10 @@ def _row_card(entry: PersonaEntry) -> ui.card:
 
 def _description(entry: PersonaEntry) -> None:
     if entry.description:
-        ui.label(entry.description).classes("text-caption text-grey-7 ellipsis-2-lines")
+        # A word longer than the card breaks rather than widening the page.
+        ui.label(shown_text(entry.description)).classes(
+            "text-caption text-grey-7 ellipsis-2-lines wrap-anywhere"
+        )
 
 
 def _hint(text: str) -> None:
@@ -306,7 +319,7 @@ def _attempt(command: Callable[[], object], done: str) -> None:
     try:
         command()
     except PjaiError as exc:
-        ui.notify(str(exc), type="negative", multi_line=True)
+        ui.notify(shown_text(str(exc)), type="negative", multi_line=True)
         return
     ui.notify(done, type="positive")
 
