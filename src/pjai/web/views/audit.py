@@ -57,10 +57,11 @@ class AuditTrail:
         self.filters = AuditFilters(web, self.show)
         total = ui.row().classes("items-center")
         self.feed = EventFeed(web, total, self.detail.open)
-        with ui.row().classes("w-full items-start gap-3 no-wrap"):
-            with ui.column().classes("w-1/2 min-w-0"):
+        # Side by side on a wide screen, one above the other on a narrow one.
+        with ui.row().classes("w-full items-start gap-3 flex-col md:flex-row md:flex-nowrap"):
+            with ui.column().classes("w-full md:w-1/2 min-w-0"):
                 conflicts_card(web, self.detail.open)
-            with ui.column().classes("w-1/2 min-w-0"):
+            with ui.column().classes("w-full md:w-1/2 min-w-0"):
                 config_card(web, self.detail.open)
         self.feed.show(AuditFilter())
 

@@ -130,9 +130,8 @@ def _health(rows: list[Row]) -> None:
                 ui.label("No alerts")
         for alert in health.alerts:
             critical = alert.level == "critical"
-            with ui.row().classes(
-                f"items-center gap-1 text-body2 {'text-negative' if critical else 'text-warning'}"
-            ):
+            colour = "text-negative" if critical else "text-deep-orange-10"  # readable on white
+            with ui.row().classes(f"items-center gap-1 text-body2 {colour}"):
                 ui.icon("error" if critical else "warning")
                 ui.label(f"{alert.level}: {alert.message}")
 

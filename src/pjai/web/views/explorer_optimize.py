@@ -57,7 +57,7 @@ class OptimizeDialog:
                 ui.label(_summary(report)).props('data-testid="optimize-summary"')
             _tiers(report)
             for note in report.notes:
-                ui.label(note).classes("text-caption text-warning")
+                ui.label(note).classes("text-caption text-deep-orange-10")
             if report.moves:
                 self._moves(report)
             with ui.row().classes("w-full justify-end gap-2"):
