@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 import pjai
 from pjai.app import DataDir, Memories, Personas
 from pjai.app import plugins as app_plugins
-from pjai.app.plugins import plugin_registry, run_plugin
+from pjai.app.plugins import run_plugin
 from pjai.cli import app as cli
 from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
@@ -60,16 +60,6 @@ def hosts_end(within_s: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-@pytest.fixture
-def setting(tmp_path: Path) -> tuple[Registry, HybridDatabaseManager, str]:
-    data = DataDir(tmp_path / "data")
-    manager = data.open()
-    ada = Personas(manager).create("Ada")
-    Memories(manager).add(ada.id, "likes green tea")
-    yield plugin_registry(data.path), manager, ada.id
-    manager.close()
 
 
 def installed(registry: Registry, source: Path) -> str:
@@ -416,7 +406,7 @@ def test_what_a_plugin_says_of_itself_is_not_taken_for_its_measurement_or_outcom
         "sys.modules['__main__']._send({'refused': 'no network namespace here'})\nsys.exit(0)"
     )
     name = installed(registry, plugin(tmp_path, "forger", forger, ["memories:add"]))
-    with pytest.raises(PluginError, match="refused after its calls"):
+    with pytest.raises(PluginError, match="refused after it ran"):
         run_plugin(registry, manager, name, ada)
 
 

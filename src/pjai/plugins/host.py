@@ -16,9 +16,11 @@ It reads the plugin's code, closes the sandbox over itself, then runs the plugin
 The OS limits on CPU time, memory, file size and open files were set by the parent
 before this process started (:mod:`pjai.plugins.sandbox`); the limit on processes is set
 here, inside the namespace, after a host run as root has gone on as ``nobody``.
-Protocol, child to parent: ``{"call": NAME, "args": {...}}`` (answered by ``{"result": ...}`` or
-``{"error": "..."}``), then ``{"done": RESULT}``, ``{"failed": "..."}`` or
-``{"refused": "..."}``. What the plugin's processes used (CPU, peak memory) the init
+Protocol, child to parent: ``{"sandboxed": true}`` once the sandbox is closed, before
+the plugin's code runs; ``{"call": NAME, "args": {...}}`` (answered by
+``{"result": ...}`` or ``{"error": "..."}``), then ``{"done": RESULT}``,
+``{"failed": "..."}`` or ``{"refused": "..."}`` (only before ``sandboxed``: after it, a
+broken protocol). What the plugin's processes used (CPU, peak memory) the init
 measures as they end and writes to a pipe of its own, which the plugin does not hold.
 """
 
@@ -324,6 +326,8 @@ def main() -> None:
     if refused is not None:
         _send({"refused": refused})
         return
+    # Said once, before the plugin's code runs: a "refused" after it is the plugin's.
+    _send({"sandboxed": True})
     try:
         namespace: dict[str, Any] = {"__name__": "pjai_plugin"}
         exec(compile(source, module_file, "exec"), namespace)

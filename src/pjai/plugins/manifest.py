@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,11 +23,14 @@ __all__ = [
     "Manifest",
     "is_plugin_name",
     "read_manifest",
+    "read_plugin_file",
 ]
 
 MANIFEST_FILE = "plugin.json"
 MAX_FILE_BYTES = 10 * 2**20
-"""The largest manifest or entry file a plugin may have."""
+"""The largest entry file a plugin may have."""
+MAX_MANIFEST_BYTES = 64 * 2**10
+"""The largest manifest a plugin may have."""
 _NAME = r"^[a-z][a-z0-9-]{0,39}\Z"  # \Z, not $: a pattern's $ also matches before a newline
 
 Capability = Literal["memories:read", "memories:add"]
@@ -51,7 +57,7 @@ class Manifest(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     is called with the API and the run's arguments."""
 
     name: Annotated[str, Meta(pattern=_NAME)]
-    version: Annotated[str, Meta(min_length=1, max_length=32)]
+    version: Annotated[str, Meta(pattern=r"^[0-9A-Za-z.+-]{1,32}\Z")]
     entry: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_]+\.py:[A-Za-z_][A-Za-z0-9_]*\Z")]
     description: Annotated[str, Meta(max_length=500)] = ""
     capabilities: list[Capability] = []
@@ -68,7 +74,7 @@ def read_manifest(directory: Path) -> Manifest:
     wrong with it."""
     path = directory / MANIFEST_FILE
     try:
-        manifest = msgspec.json.decode(path.read_bytes(), type=Manifest)
+        manifest = msgspec.json.decode(read_plugin_file(path, MAX_MANIFEST_BYTES), type=Manifest)
     except FileNotFoundError as exc:
         raise ConfigError(f"{directory} is not a plugin: it has no {MANIFEST_FILE}") from exc
     except msgspec.ValidationError as exc:
@@ -82,3 +88,28 @@ def read_manifest(directory: Path) -> Manifest:
     if not (directory / module).is_file():
         raise ConfigError(f"{path}: the entry's file {module} is not in {directory}")
     return manifest
+
+
+def read_plugin_file(path: Path, limit: int) -> bytes:
+    """The bytes of the plugin's file ``path``, at most ``limit``, read through one open
+    that follows no link and waits for nothing: :class:`ConfigError` if it is a link,
+    not a regular file (a device, a pipe) or longer; :class:`FileNotFoundError` if it is
+    not there."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{path} is not a file of the plugin (a link)") from exc
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb", buffering=0) as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"{path} is not a file of the plugin (not a regular file)")
+        chunks, size = [], 0
+        while size <= limit and (chunk := file.read(min(limit + 1 - size, 1 << 20))):
+            chunks.append(chunk)
+            size += len(chunk)
+    if size > limit:
+        raise ConfigError(f"{path} is over {limit:,} bytes")
+    return b"".join(chunks)

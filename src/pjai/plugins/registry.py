@@ -18,9 +18,11 @@ from pjai.errors import ConfigError
 from pjai.plugins.manifest import (
     MANIFEST_FILE,
     MAX_FILE_BYTES,
+    MAX_MANIFEST_BYTES,
     Manifest,
     is_plugin_name,
     read_manifest,
+    read_plugin_file,
 )
 
 __all__ = ["PLUGINS_DIR", "InstalledPlugin", "Registry"]
@@ -64,13 +66,17 @@ class Registry:
             # source is taken (no link followed, no data directory beside it copied).
             copy = staging / "copy"
             copy.mkdir()
-            for name in (MANIFEST_FILE, manifest.entry.partition(":")[0]):
-                found = source / name
-                if found.is_symlink() or not found.is_file():
-                    raise ConfigError(f"{found} is not a file of the plugin")
-                if found.stat().st_size > MAX_FILE_BYTES:
-                    raise ConfigError(f"{found} is over {MAX_FILE_BYTES // 2**20} MiB")
-                shutil.copyfile(found, copy / name)
+            # Each is read once, through an open that follows no link and waits for
+            # nothing, and only up to its limit: what is copied is what was checked.
+            for name, limit in (
+                (MANIFEST_FILE, MAX_MANIFEST_BYTES),
+                (manifest.entry.partition(":")[0], MAX_FILE_BYTES),
+            ):
+                try:
+                    data = read_plugin_file(source / name, limit)
+                except FileNotFoundError as exc:
+                    raise ConfigError(f"{source / name} is not a file of the plugin") from exc
+                (copy / name).write_bytes(data)
             if read_manifest(copy) != manifest:
                 raise ConfigError(f"{source} changed while it was installed: try again")
             copy.replace(target)

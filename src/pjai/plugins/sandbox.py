@@ -45,6 +45,8 @@ _MAX_LINE = 1 << 20
 """The longest protocol line a plugin may send."""
 _TAIL_BYTES = 2000
 """How much of what a plugin prints (its standard error) a run keeps: the end."""
+_MAX_REASON = 1000
+"""The most characters of a plugin's own reason (why it failed) an error quotes."""
 
 Handler = Callable[[str, dict[str, Any]], Any]
 """Answers one call of the plugin (``name``, ``args``); raises :class:`PluginError` to
@@ -189,6 +191,13 @@ def _one_line(text: str) -> str:
     return " ".join(valid.splitlines()).strip()
 
 
+def _reason(said: Any) -> str:
+    """A reason the plugin's process gave, as one line of at most :data:`_MAX_REASON`
+    characters: the plugin's own text cannot print lines that look like PJai's."""
+    text = _one_line(str(said))
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
+
+
 class _Pipe:
     """The child's standard input and output as raw, non-blocking descriptors: every
     read and write waits at most until the run's deadline, whatever the plugin does
@@ -254,6 +263,7 @@ def _converse(
     pipe = _Pipe(child, started + limits.wall_s)
     calls: dict[str, int] = {}
     log: list[str] = []
+    sandboxed = False  # the host said the sandbox is closed: the plugin's code may run
     if not pipe.send(json.dumps(arguments).encode() + b"\n"):
         return None, calls, log
     while True:
@@ -268,9 +278,14 @@ def _converse(
             message = json.loads(line)
         except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
             return {"failed": "broke the protocol (a line that is not JSON)"}, calls, log
+        if isinstance(message, dict) and "sandboxed" in message and "call" not in message:
+            sandboxed = True
+            continue
         if not isinstance(message, dict) or "call" not in message:
-            if isinstance(message, dict) and "refused" in message and calls:
-                return {"failed": "broke the protocol (refused after its calls)"}, calls, log
+            if isinstance(message, dict) and "refused" in message and (calls or sandboxed):
+                # Only the host refuses, before the plugin's code runs: a plugin that
+                # ran cannot pass itself off as one that was not run.
+                return {"failed": "broke the protocol (refused after it ran)"}, calls, log
             return message if isinstance(message, dict) else None, calls, log
         name, args = str(message["call"])[:_MAX_CALL_NAME], message.get("args") or {}
         # Counted by name for the calls there are; the rest together (a name each would
@@ -393,11 +408,11 @@ def _finish(
     if outcome is not None and outcome.get("wall"):
         raise PluginError(f"plugin {name} ran longer than its {limits.wall_s} s: stopped")
     if outcome is not None and "refused" in outcome:
-        raise PluginError(f"plugin {name} was not run: {outcome['refused']}")
+        raise PluginError(f"plugin {name} was not run: {_reason(outcome['refused'])}")
     if code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu >= limits.cpu_s - 0.5:
         raise PluginError(f"plugin {name} used more than its {limits.cpu_s} s of CPU: stopped")
     if outcome is not None and "failed" in outcome:
-        reason = str(outcome["failed"])
+        reason = _reason(outcome["failed"])
         if "File too large" in reason:  # Python turns the OS's SIGXFSZ into this error
             raise PluginError(f"plugin {name} wrote more than its {limits.file_mb} MB file limit")
         if "memory" in reason:
