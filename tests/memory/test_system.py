@@ -127,6 +127,20 @@ def test_over_max_memories(store: Store) -> None:
     assert unimportant.deleted_at is not None
 
 
+def test_an_add_that_frees_no_space_deletes_nothing_over_max_memories(store: Store) -> None:
+    system = system_with(store, max_memories=2)
+    system.add("p1", "mine", memory_id="a", importance=0.1)
+    assert system.room("p1") == 1
+    system.add("p1", "theirs", memory_id="b", importance=1.0, free_space=False)
+    system.add("p1", "theirs too", memory_id="c", importance=1.0, free_space=False)
+    assert system.room("p1") == 0
+    kept = system.get("a")
+    assert kept is not None
+    assert kept.deleted_at is None  # a plugin's add makes no room
+    system.add("p1", "mine again", memory_id="d", importance=0.9)
+    assert names(store, "v1.MemoryDeleted") == 1  # the user's own add still does
+
+
 def test_over_max_memories_with_nothing_to_delete_runs_no_optimizer(store: Store) -> None:
     # Every memory is above the threshold: a run could delete none, so a commit does
     # not start one (it would re-rank every memory on every add, and delete nothing).

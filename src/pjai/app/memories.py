@@ -131,12 +131,21 @@ class Memories:
         return MemoryView(memory, self.system.links_of(memory_id))
 
     def add(
-        self, persona_id: str, content: str, *, tier: Tier | None = None, **fields: Any
+        self,
+        persona_id: str,
+        content: str,
+        *,
+        tier: Tier | None = None,
+        free_space: bool = True,
+        **fields: Any,
     ) -> MemoryChange:
         """Record a memory (``fields`` as in ``v1.MemoryAdded``, ``memory_id`` too); a
-        ``tier`` given pins it there. The change lists the memories that moved."""
+        ``tier`` given pins it there; ``free_space=False``: the optimizer deletes nothing
+        for space after it. The change lists the memories that moved."""
         with self.system.optimizations() as runs:
-            memory = self.system.add(persona_id, content, tier=tier, **fields)
+            memory = self.system.add(
+                persona_id, content, tier=tier, free_space=free_space, **fields
+            )
         return MemoryChange(self.get(memory.id), True, _moves(runs))
 
     def update(

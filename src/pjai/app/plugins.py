@@ -3,13 +3,14 @@ a persona, answering its calls only as far as its capabilities go (:mod:`pjai.pl
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pjai.app.memories import Memories
 from pjai.hybrid import HybridDatabaseManager
+from pjai.memory.optimizer import MemoryMove
 from pjai.plugins import (
-    Handler,
     InstalledPlugin,
     PluginError,
     PluginRun,
@@ -30,6 +31,8 @@ MAX_READ_BYTES = 16_000_000
 memories than asked for (whole ones, the best first)."""
 _PAGE = 16
 """Memories read at a time for an answer: what PJai holds at once stays near the bound."""
+_NAMED = 5
+"""How many of the memories a failed run added its error names by id."""
 
 
 def plugin_registry(data_path: Path) -> Registry:
@@ -45,53 +48,97 @@ def run_plugin(
     arguments: dict[str, Any] | None = None,
 ) -> PluginRun:
     """Run the enabled plugin ``name`` for ``persona_id`` in its sandbox;
-    :class:`~pjai.plugins.PluginError` if it is disabled, refused or failed."""
+    :class:`~pjai.plugins.PluginError` if it is disabled, refused or failed (saying
+    which memories it had added: they stay)."""
     plugin = registry.get(name)
     if not plugin.enabled:
         raise PluginError(f"plugin {name} is disabled: `pjai plugin enable {name}` lets it run")
     memories = Memories(manager)
     memories.list(MemoryFilter(persona_id=persona_id), limit=1)  # NotFoundError: no persona
-    return run_sandboxed(
-        plugin.directory, plugin.manifest, arguments or {}, _handler(plugin, memories, persona_id)
-    )
+    calls = _Calls(plugin, memories, persona_id)
+    try:
+        done = run_sandboxed(plugin.directory, plugin.manifest, arguments or {}, calls)
+    except PluginError as exc:
+        if not calls.added:
+            raise
+        raise PluginError(f"{exc}; {calls.kept()}") from exc
+    return replace(done, added=list(calls.added), moved=list(calls.moved))
 
 
-def _handler(plugin: InstalledPlugin, memories: Memories, persona_id: str) -> Handler:
-    granted: set[str] = set(plugin.manifest.capabilities)
-    budget = plugin.manifest.limits.writes_mb * 1_000_000
-    written = 0
+class _Calls:
+    """Answers one run's calls as far as the plugin's capabilities go, and keeps what
+    its adds did: the memories added, those the optimizer then moved or deleted."""
 
-    def handle(call: str, args: dict[str, Any]) -> Any:
-        nonlocal written
+    def __init__(self, plugin: InstalledPlugin, memories: Memories, persona_id: str) -> None:
+        self.plugin, self.memories, self.persona_id = plugin, memories, persona_id
+        self.granted: set[str] = set(plugin.manifest.capabilities)
+        self.added: list[str] = []
+        self.moved: list[MemoryMove] = []
+        self.written = 0
+
+    def __call__(self, call: str, args: dict[str, Any]) -> Any:
         if call == "memories":
-            _need(plugin, granted, "memories:read")
+            self._need("memories:read")
             limit = args.get("limit", 50)
             if not isinstance(limit, int) or not 1 <= limit <= _MAX_READ:
                 raise PluginError(f"memories(limit=...) takes 1 to {_MAX_READ}")
-            return _read(memories, persona_id, limit)
+            return _read(self.memories, self.persona_id, limit)
         if call == "add_memory":
-            _need(plugin, granted, "memories:add")
-            content = args.get("content")
-            extra = {k: v for k, v in args.items() if k != "content"}
-            if not isinstance(content, str) or set(extra) - _ADDABLE:
-                allowed = ", ".join(sorted(_ADDABLE))
-                raise PluginError(f"add_memory takes content (text) and {allowed}")
-            tags = extra.get("tags", [])
-            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-                raise PluginError("add_memory(tags=...) takes a list of texts")
-            texts = [content, *tags, *(v for v in extra.values() if isinstance(v, str))]
-            size = sum(len(t.encode(errors="replace")) for t in texts)
-            if written + size > budget:
-                raise PluginError(
-                    f"add_memory: this run added {written:,} bytes of text; its limit is "
-                    f"{budget:,} (limits.writes_mb in plugin.json)"
-                )
-            added = memories.add(persona_id, content, **extra).memory.id
-            written += size
-            return added
+            self._need("memories:add")
+            return self._add(args)
         raise PluginError(f"there is no call {call!r} (memories, add_memory, log)")
 
-    return handle
+    def _add(self, args: dict[str, Any]) -> str:
+        limits = self.plugin.manifest.limits
+        content = args.get("content")
+        extra = {k: v for k, v in args.items() if k != "content"}
+        if not isinstance(content, str) or set(extra) - _ADDABLE:
+            allowed = ", ".join(sorted(_ADDABLE))
+            raise PluginError(f"add_memory takes content (text) and {allowed}")
+        tags = extra.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise PluginError("add_memory(tags=...) takes a list of texts")
+        if len(self.added) >= limits.memories:
+            raise PluginError(
+                f"add_memory: this run added {len(self.added):,} memories, its limit "
+                "(limits.memories in plugin.json)"
+            )
+        texts = [content, *tags, *(v for v in extra.values() if isinstance(v, str))]
+        size = sum(len(t.encode(errors="replace")) for t in texts)
+        budget = limits.writes_mb * 1_000_000
+        if self.written + size > budget:
+            raise PluginError(
+                f"add_memory: this run added {self.written:,} bytes of text; its limit is "
+                f"{budget:,} (limits.writes_mb in plugin.json)"
+            )
+        # A plugin never makes room: at max_memories its add is refused, and the
+        # optimizer run its add starts deletes nothing for space.
+        if self.memories.system.room(self.persona_id) == 0:
+            raise PluginError(
+                f"add_memory: persona {self.persona_id} holds its memory.max_memories of "
+                "memories; a plugin does not make room by deleting (`pjai persona update "
+                "--set memory.max_memories=N` raises it)"
+            )
+        change = self.memories.add(self.persona_id, content, free_space=False, **extra)
+        self.added.append(change.memory.id)
+        self.moved += change.moves
+        self.written += size
+        return change.memory.id
+
+    def _need(self, capability: str) -> None:
+        if capability not in self.granted:
+            raise PluginError(f"plugin {self.plugin.manifest.name} is not granted {capability}")
+
+    def kept(self) -> str:
+        """What the run had added, which stays, for its error."""
+        n = len(self.added)
+        shown = ", ".join(self.added[:_NAMED])
+        more = f", and {n - _NAMED} more" if n > _NAMED else ""
+        what = "memory" if n == 1 else "memories"
+        said = f"it had added {n} {what} ({shown}{more}), which {'stays' if n == 1 else 'stay'}"
+        if self.moved:
+            said += f"; the optimizer then changed {len(self.moved)} other memories"
+        return said
 
 
 def _read(memories: Memories, persona_id: str, limit: int) -> list[dict[str, Any]]:
@@ -121,8 +168,3 @@ def _read(memories: Memories, persona_id: str, limit: int) -> list[dict[str, Any
         if len(page) < wanted:
             break
     return answer
-
-
-def _need(plugin: InstalledPlugin, granted: set[str], capability: str) -> None:
-    if capability not in granted:
-        raise PluginError(f"plugin {plugin.manifest.name} is not granted {capability}")

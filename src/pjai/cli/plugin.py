@@ -20,9 +20,13 @@ from pjai.cli.common import (
     print_json,
     reported,
 )
+from pjai.cli.memory.options import moves_text
 from pjai.plugins import Registry
 
 __all__ = ["app"]
+
+SHOWN_ADDED = 5
+"""How many of the memories a run added ``plugin run`` names (``--json`` lists all)."""
 
 app = typer.Typer(
     help="Plugins: code run in a sandbox (no network, no files of the machine, OS limits) "
@@ -117,8 +121,9 @@ def run(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run an enabled plugin for a persona in its sandbox; prints its result and what it
-    used, as the OS measured it."""
+    """Run an enabled plugin for a persona in its sandbox; prints its result, what it
+    used (as the OS measured it), the memories it added, the calls refused to it and
+    what its adds made the optimizer move or delete."""
     arguments = {}
     for pair in arg or []:
         key, sep, value = pair.partition("=")
@@ -139,3 +144,13 @@ def run(
         f"{done.max_rss_mb} MB, {done.wall_s:.2f} s)",
         highlight=False,
     )
+    if done.added:
+        shown = ", ".join(done.added[:SHOWN_ADDED])
+        left = len(done.added) - SHOWN_ADDED
+        more = f", … and {left} more (--json lists every one)" if left > 0 else ""
+        console.print(f"added {len(done.added)} memory(ies): {shown}{more}", highlight=False)
+    if done.refused:
+        counts = ", ".join(f"{call} {n}" for call, n in sorted(done.refused.items()))
+        console.print(f"refused calls: {counts}", highlight=False)
+    if done.moved:
+        console.print(moves_text(done.moved), highlight=False, markup=False)

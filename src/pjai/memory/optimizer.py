@@ -206,6 +206,7 @@ def plan(
     session_start: datetime | None = None,
     privacy_only: bool = False,
     privacy_at: datetime | None = None,
+    free_space: bool = True,
 ) -> tuple[list[Event], OptimizationReport]:
     """The events one run commits, and its report (pure: nothing is written).
 
@@ -213,7 +214,8 @@ def plan(
     rule applies with ``privacy.memory_retention`` off). ``privacy_only``: apply the
     privacy rules and nothing else (a persona that does not auto-optimize).
     ``privacy_at``: the time the privacy rules and retention hold at (``now`` unless
-    given: ranking uses the hour, a deadline the exact time).
+    given: ranking uses the hour, a deadline the exact time). ``free_space=False``: no
+    memory is deleted for space (a run a plugin's add started: it makes no room).
     """
     report = OptimizationReport(persona.id, now)
     report.tiers_before = _count(m.tier for m in memories)
@@ -261,7 +263,7 @@ def plan(
 
     live = [m for m in memories if m.id not in gone]
     excess = len(live) - config.max_memories
-    if excess > 0:
+    if excess > 0 and free_space:
         # A pinned memory is the user's to keep, as its tier is.
         expendable = [
             m for m in reversed(live) if m.importance < config.importance_threshold and not m.pinned
@@ -358,11 +360,13 @@ def optimize(
     now: datetime | None = None,
     importance_changed: Collection[str] = (),
     privacy_only: bool = False,
+    free_space: bool = True,
 ) -> OptimizationReport:
     """Run the optimizer for one persona and commit what it decides, in one commit.
 
     Memories in ``importance_changed`` (whose importance was just set) that move get
     the reason ``importance_change``. ``privacy_only``: apply the privacy rules only.
+    ``free_space=False``: delete nothing for space.
     """
     exact = now or utc_now()
     at = exact.replace(minute=0, second=0, microsecond=0)
@@ -384,6 +388,7 @@ def optimize(
                 session_start=start,
                 privacy_only=privacy_only,
                 privacy_at=exact,
+                free_space=free_space,
             )
             if not events:
                 return report

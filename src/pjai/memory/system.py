@@ -116,11 +116,15 @@ class MemorySystem:
 
     # -- memories -----------------------------------------------------------------
 
-    def add(self, persona_id: str, content: str, **fields: Any) -> Memory:
+    def add(
+        self, persona_id: str, content: str, *, free_space: bool = True, **fields: Any
+    ) -> Memory:
         """Record a memory (``fields`` as in ``v1.MemoryAdded``); returns it.
 
         A ``tier`` given pins the memory there unless ``pinned=False`` is given too. Text
         holding restricted data (:mod:`pjai.memory.classify`) tags it ``restricted``.
+        ``free_space=False``: the optimizer run the add starts deletes nothing to bring
+        the persona back within ``max_memories`` (a plugin's add makes no room).
         """
         memory_id = fields.pop("memory_id", None) or new_id()
         if fields.get("tier") is None:
@@ -129,7 +133,8 @@ class MemorySystem:
         texts = (content, fields.get("name", ""), fields.get("summary", ""))
         fields["tags"] = restricted_tags(list(fields.get("tags") or []), *texts)
         self.commit(
-            MemoryAdded(memory_id=memory_id, persona_id=persona_id, content=content, **fields)
+            MemoryAdded(memory_id=memory_id, persona_id=persona_id, content=content, **fields),
+            free_space=free_space,
         )
         found = self.get(memory_id)
         assert found is not None
@@ -316,15 +321,18 @@ class MemorySystem:
         now: datetime | None = None,
         importance_changed: Collection[str] = (),
         privacy_only: bool = False,
+        free_space: bool = True,
     ) -> OptimizationReport:
         """Run the optimizer for one persona (waiting for a run already going);
-        ``privacy_only`` applies the privacy rules alone."""
+        ``privacy_only`` applies the privacy rules alone; ``free_space=False`` deletes
+        nothing for space."""
         report = optimizer.optimize(
             self.backend,
             persona_id,
             now=now,
             importance_changed=importance_changed,
             privacy_only=privacy_only,
+            free_space=free_space,
         )
         for reports in self._collectors():
             reports.append(report)
@@ -361,17 +369,19 @@ class MemorySystem:
         )
         return bool(rows and rows[0].auto)
 
-    def commit(self, *events: Event) -> list[Any]:
+    def commit(self, *events: Event, free_space: bool = True) -> list[Any]:
         """Commit events, then let the optimizer look at the personas they touched: a
         full run for an auto-optimizing persona over its limits, the privacy rules for
-        any persona one of them applies to (:mod:`pjai.memory.optimizer`)."""
+        any persona one of them applies to (:mod:`pjai.memory.optimizer`).
+        ``free_space=False``: the run deletes nothing for space, and being over
+        ``max_memories`` alone starts none."""
         records = self.backend.commit(*events)
         for persona_id in dict.fromkeys(getattr(e, "persona_id", None) for e in events):
             if persona_id is None:
                 continue
             rows = self.backend.query(_limits(persona_id))
-            if rows and _over_limits(rows[0], utc_now()):
-                self.optimize(persona_id)
+            if rows and _over_limits(rows[0], utc_now(), free_space=free_space):
+                self.optimize(persona_id, free_space=free_space)
             elif rows and _privacy_due(self.backend, persona_id, rows[0], utc_now()):
                 self.optimize(persona_id, privacy_only=True)
         return records
@@ -380,6 +390,12 @@ class MemorySystem:
         """Whether an auto-optimizing persona crossed a capacity, its size or retention."""
         rows = self.backend.query(_limits(persona_id))
         return bool(rows) and _over_limits(rows[0], now or utc_now())
+
+    def room(self, persona_id: str) -> int:
+        """How many memories the live persona may gain before it holds ``max_memories``
+        live ones (``0`` when it holds that many or more, or is not there)."""
+        rows = self.backend.query(_limits(persona_id))
+        return max(0, rows[0].max_memories - rows[0].total) if rows else 0
 
     def privacy_due(self, persona_id: str, *, now: datetime | None = None) -> bool:
         """Whether a privacy rule would delete one of the persona's memories now."""
@@ -406,9 +422,9 @@ def _privacy_due(backend: Backend, persona_id: str, r: Row, now: datetime) -> bo
     return oldest is not None and oldest < now - timedelta(days=days)
 
 
-def _over_limits(r: Row, now: datetime) -> bool:
+def _over_limits(r: Row, now: datetime, *, free_space: bool = True) -> bool:
     """Whether, by the persona's row of :func:`_limits`, an auto-optimizing persona
-    crossed a capacity, its size or retention."""
+    crossed a capacity, its size (unless no space is to be freed) or retention."""
     if not r.auto:
         return False
     room = r.total <= sum(getattr(r, f"cap_{tier}") for tier in TIERS)
@@ -422,7 +438,7 @@ def _over_limits(r: Row, now: datetime) -> bool:
         if over and (tier != TIERS[-1] or room):
             return True
     # Over max_memories, when the optimizer may delete some (below the threshold).
-    if r.total > r.max_memories and r.expendable:
+    if free_space and r.total > r.max_memories and r.expendable:
         return True
     oldest = as_datetime(r.oldest)
     if r.retention_days and oldest is not None:

@@ -47,6 +47,8 @@ class Limits(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     wall_s: Annotated[int, Meta(ge=1, le=3600)] = 10
     writes_mb: Annotated[int, Meta(ge=0, le=1024)] = 10
     """The most text (content, name, summary, tags) a run may add as memories."""
+    memories: Annotated[int, Meta(ge=0, le=100_000)] = 1_000
+    """The most memories a run may add."""
     processes: Annotated[int, Meta(ge=3, le=1024)] = 32
     """The most processes and threads at once in the plugin's namespace, PJai's host and
     init included."""

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pjai.errors import PjaiError
+from pjai.memory.optimizer import MemoryMove
 from pjai.plugins.manifest import Limits, Manifest
 
 __all__ = ["Handler", "PluginError", "PluginRun", "run_sandboxed"]
@@ -59,7 +60,8 @@ class PluginError(PjaiError):
 
 @dataclass(frozen=True, slots=True)
 class PluginRun:
-    """How a plugin's run went: its result, its calls, what it used (as measured)."""
+    """How a plugin's run went: its result, its calls, what it used (as measured), and
+    what it changed."""
 
     name: str
     result: Any
@@ -68,6 +70,15 @@ class PluginRun:
     max_rss_mb: float
     wall_s: float
     log: list[str] = field(default_factory=list)
+    refused: dict[str, int] = field(default_factory=dict)
+    """The calls answered with an error (not granted, over a limit, wrong arguments), by
+    name: a plugin that catches the error still shows in the run."""
+    added: list[str] = field(default_factory=list)
+    """The ids of the memories the run added, in order."""
+    moved: list[MemoryMove] = field(default_factory=list)
+    """What the optimizer runs its adds started did to the persona's other memories:
+    tier moves, and archivings or deletions by retention and the privacy rules (never
+    deletions for space: a plugin's add makes no room)."""
 
 
 def run_sandboxed(
@@ -113,8 +124,9 @@ def run_sandboxed(
         tail = _Tail(printed)
         started = time.monotonic()
         outcome: dict[str, Any] | None = None
+        refused: dict[str, int] = {}
         try:
-            outcome, calls, log = _converse(child, arguments, handle, limits, started)
+            outcome, calls, log = _converse(child, arguments, handle, limits, started, refused)
         finally:
             _stop(child, done=outcome is not None and "done" in outcome)
         wall = time.monotonic() - started
@@ -126,7 +138,7 @@ def run_sandboxed(
     # end when there is no word from init (killed at the wall time, never ran).
     ended = used.get("exit")
     code = ended if isinstance(ended, int) and not isinstance(ended, bool) else child.returncode
-    return _finish(manifest, outcome, calls, log, usage, used, wall, code)
+    return _finish(manifest, outcome, calls, refused, log, usage, used, wall, code)
 
 
 _PR_SET_PDEATHSIG = 1
@@ -257,9 +269,11 @@ def _converse(
     handle: Handler,
     limits: Limits,
     started: float,
+    refused: dict[str, int],
 ) -> tuple[dict[str, Any] | None, dict[str, int], list[str]]:
     """Answer the plugin's calls until it says it is done; ``None`` if it stopped
-    without saying (a limit, a crash); ``{"wall": True}`` past its wall time."""
+    without saying (a limit, a crash); ``{"wall": True}`` past its wall time. The calls
+    answered with an error are counted in ``refused``, as they are answered."""
     pipe = _Pipe(child, started + limits.wall_s)
     calls: dict[str, int] = {}
     log: list[str] = []
@@ -293,6 +307,8 @@ def _converse(
         counted = name if name in _CALLS else "(unknown calls)"
         calls[counted] = calls.get(counted, 0) + 1
         answer = _answer(name, args if isinstance(args, dict) else {}, handle, log)
+        if "error" in answer:
+            refused[counted] = refused.get(counted, 0) + 1
         if not pipe.send(json.dumps(answer, default=str).encode() + b"\n"):
             return (
                 {"wall": True} if time.monotonic() >= started + limits.wall_s else None,
@@ -377,6 +393,7 @@ def _finish(
     manifest: Manifest,
     outcome: dict[str, Any] | None,
     calls: dict[str, int],
+    refused: dict[str, int],
     log: list[str],
     usage: resource.struct_rusage | None,
     used: dict[str, Any],
@@ -404,7 +421,9 @@ def _finish(
             raise PluginError(
                 f"plugin {name} broke the protocol (an answer that is not valid Unicode)"
             ) from None
-        return PluginRun(name, outcome["done"], calls, round(cpu, 3), round(rss, 1), wall, log)
+        return PluginRun(
+            name, outcome["done"], calls, round(cpu, 3), round(rss, 1), wall, log, refused
+        )
     if outcome is not None and outcome.get("wall"):
         raise PluginError(f"plugin {name} ran longer than its {limits.wall_s} s: stopped")
     if outcome is not None and "refused" in outcome:
