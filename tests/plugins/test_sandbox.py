@@ -229,7 +229,10 @@ def test_plugins_install_disabled_and_bad_manifests_are_refused(
     with pytest.raises(ConfigError, match=r"plugin\.json"):
         registry.install(broken)
     miscalled = plugin(tmp_path, "miscalled", "return 1", ["memories.read"])
-    with pytest.raises(ConfigError, match="a capability is one of memories:read, memories:add"):
+    with pytest.raises(
+        ConfigError,
+        match="a capability is one of memories:read, memories:read-restricted, memories:add",
+    ):
         registry.install(miscalled)
     with pytest.raises(ConfigError, match="no plugin 'nothing' is installed"):
         registry.get("nothing")

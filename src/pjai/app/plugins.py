@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from pjai.app.memories import Memories
+from pjai.app.personas import Personas
+from pjai.errors import PrivacyError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.memory.classify import RESTRICTED
+from pjai.memory.conversations import check_collection_allowed
 from pjai.memory.optimizer import MemoryMove
 from pjai.plugins import (
     InstalledPlugin,
@@ -82,7 +86,9 @@ class _Calls:
             limit = args.get("limit", 50)
             if not isinstance(limit, int) or not 1 <= limit <= _MAX_READ:
                 raise PluginError(f"memories(limit=...) takes 1 to {_MAX_READ}")
-            return _read(self.memories, self.persona_id, limit)
+            self._check_reads_allowed()
+            restricted = "memories:read-restricted" in self.granted
+            return _read(self.memories, self.persona_id, limit, restricted=restricted)
         if call == "add_memory":
             self._need("memories:add")
             return self._add(args)
@@ -98,6 +104,11 @@ class _Calls:
         tags = extra.get("tags", [])
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise PluginError("add_memory(tags=...) takes a list of texts")
+        check_collection_allowed(
+            self.memories.manager,
+            self.persona_id,
+            refused=f"plugin {self.plugin.manifest.name} may not add memories to it",
+        )
         if len(self.added) >= limits.memories:
             raise PluginError(
                 f"add_memory: this run added {len(self.added):,} memories, its limit "
@@ -125,6 +136,18 @@ class _Calls:
         self.written += size
         return change.memory.id
 
+    def _check_reads_allowed(self) -> None:
+        """A plugin's read takes the persona's memories out of PJai: refused, as an
+        export is, while ``privacy.export_allowed`` is off."""
+        persona = Personas(self.memories.manager).get(self.persona_id)
+        if not persona.privacy.export_allowed:
+            raise PrivacyError(
+                f"{persona.name} ({self.persona_id}) does not allow exports "
+                f"(privacy.export_allowed is off): plugin {self.plugin.manifest.name} may "
+                "not read its memories; turn it on with `pjai persona update PERSONA --set "
+                "privacy.export_allowed=true`"
+            )
+
     def _need(self, capability: str) -> None:
         if capability not in self.granted:
             raise PluginError(f"plugin {self.plugin.manifest.name} is not granted {capability}")
@@ -141,16 +164,22 @@ class _Calls:
         return said
 
 
-def _read(memories: Memories, persona_id: str, limit: int) -> list[dict[str, Any]]:
+def _read(
+    memories: Memories, persona_id: str, limit: int, *, restricted: bool
+) -> list[dict[str, Any]]:
     """Up to ``limit`` of the persona's memories, best first, while their text stays
-    within :data:`MAX_READ_BYTES`; read a page at a time."""
+    within :data:`MAX_READ_BYTES`; read a page at a time. Those tagged ``restricted``
+    are left out unless ``restricted``."""
     where = MemoryFilter(persona_id=persona_id)
     answer: list[dict[str, Any]] = []
-    size = 0
+    size = offset = 0
     while len(answer) < limit:
         wanted = min(_PAGE, limit - len(answer))
-        page = memories.list(where, limit=wanted, offset=len(answer))
+        page = memories.list(where, limit=wanted, offset=offset)
+        offset += len(page)
         for m in page:
+            if RESTRICTED in m.tags and not restricted:
+                continue
             size += sum(len(t.encode(errors="replace")) for t in (m.name, m.content, *m.tags))
             if size > MAX_READ_BYTES:
                 return answer

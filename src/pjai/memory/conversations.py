@@ -31,6 +31,7 @@ from pjai.schema.tables import conversation_messages, conversations, memories, p
 __all__ = [
     "Ingested",
     "add_message",
+    "check_collection_allowed",
     "conversation",
     "conversations_of",
     "follows",
@@ -114,7 +115,7 @@ def ingest_conversation(
     """
     found = conversation(backend, conversation_id)
     persona_id, title = found.persona_id, found.title
-    _check_collection_allowed(backend, persona_id)
+    check_collection_allowed(backend, persona_id)
     said = conversation_messages.c
     messages = backend.query(
         select(said.id, said.role, said.content, said.sent_at)
@@ -159,7 +160,14 @@ def ingest_conversation(
     return Ingested(conversation_id, added, len(messages) - added)
 
 
-def _check_collection_allowed(backend: Backend, persona_id: str) -> None:
+def check_collection_allowed(
+    backend: Backend,
+    persona_id: str,
+    *,
+    refused: str = "the conversation is kept and no memory is made of it",
+) -> None:
+    """:class:`~pjai.errors.PrivacyError` naming the persona, the setting and what is
+    ``refused`` if the persona's ``privacy.data_collection`` is off."""
     rows = backend.query(
         select(personas.c.name, personas.c.privacy_data_collection).where(
             personas.c.id == persona_id
@@ -168,9 +176,8 @@ def _check_collection_allowed(backend: Backend, persona_id: str) -> None:
     if rows and not rows[0].privacy_data_collection:
         raise PrivacyError(
             f"{rows[0].name} ({persona_id}) has data collection off "
-            "(privacy.data_collection): the conversation is kept and no memory is made "
-            "of it; turn it on with `pjai persona update PERSONA --set "
-            "privacy.data_collection=true`"
+            f"(privacy.data_collection): {refused}; turn it on with `pjai persona update "
+            "PERSONA --set privacy.data_collection=true`"
         )
 
 

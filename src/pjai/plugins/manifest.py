@@ -33,9 +33,11 @@ MAX_MANIFEST_BYTES = 64 * 2**10
 """The largest manifest a plugin may have."""
 _NAME = r"^[a-z][a-z0-9-]{0,39}\Z"  # \Z, not $: a pattern's $ also matches before a newline
 
-Capability = Literal["memories:read", "memories:add"]
-CAPABILITIES: tuple[Capability, ...] = ("memories:read", "memories:add")
-"""What a plugin can be granted: read the persona's memories, add memories to it."""
+Capability = Literal["memories:read", "memories:read-restricted", "memories:add"]
+CAPABILITIES: tuple[Capability, ...] = ("memories:read", "memories:read-restricted", "memories:add")
+"""What a plugin can be granted: read the persona's memories (those tagged
+``restricted``, holding personal data such as card numbers, only with
+``memories:read-restricted`` too), add memories to it."""
 
 
 class Limits(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
