@@ -57,6 +57,11 @@ def run_plugin(
     plugin = registry.get(name)
     if not plugin.enabled:
         raise PluginError(f"plugin {name} is disabled: `pjai plugin enable {name}` lets it run")
+    if plugin.changed:
+        raise PluginError(
+            f"plugin {name} changed since it was enabled; enable it again "
+            f"(`pjai plugin enable {name}`) to grant what it is now"
+        )
     memories = Memories(manager)
     memories.list(MemoryFilter(persona_id=persona_id), limit=1)  # NotFoundError: no persona
     calls = _Calls(plugin, memories, persona_id)

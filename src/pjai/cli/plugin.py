@@ -68,15 +68,20 @@ def list_plugins(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag =
     with reported():
         found = _registry(data_dir).list()
     if as_json:
-        print_json([{"enabled": p.enabled, "manifest": p.manifest} for p in found])
+        print_json(
+            [{"enabled": p.enabled, "changed": p.changed, "manifest": p.manifest} for p in found]
+        )
         return
     if not found:
         console.print("no plugin installed")
     for p in found:
         m = p.manifest
         limits = m.limits
+        state = "enabled" if p.enabled else "disabled"
+        if p.changed:
+            state += ", changed since: enable it again"
         console.print(
-            f"{m.name} {m.version} ({'enabled' if p.enabled else 'disabled'}): grants "
+            f"{m.name} {m.version} ({state}): grants "
             f"{', '.join(m.capabilities) or 'nothing'}; limits {limits.cpu_s} s CPU, "
             f"{limits.memory_mb} MB, {limits.file_mb} MB files, {limits.wall_s} s",
             highlight=False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import stat
@@ -23,6 +24,7 @@ __all__ = [
     "Manifest",
     "is_plugin_name",
     "read_manifest",
+    "read_plugin",
     "read_plugin_file",
 ]
 
@@ -76,9 +78,17 @@ def is_plugin_name(name: str) -> bool:
 def read_manifest(directory: Path) -> Manifest:
     """The manifest of the plugin in ``directory``; :class:`ConfigError` naming what is
     wrong with it."""
+    return read_plugin(directory)[0]
+
+
+def read_plugin(directory: Path) -> tuple[Manifest, str]:
+    """The manifest of the plugin in ``directory`` and the SHA-256 (hex) of what a run
+    takes from there, the manifest and the entry file, as they were read: what enabling
+    it grants. :class:`ConfigError` naming what is wrong with it."""
     path = directory / MANIFEST_FILE
     try:
-        manifest = msgspec.json.decode(read_plugin_file(path, MAX_MANIFEST_BYTES), type=Manifest)
+        data = read_plugin_file(path, MAX_MANIFEST_BYTES)
+        manifest = msgspec.json.decode(data, type=Manifest)
     except FileNotFoundError as exc:
         raise ConfigError(f"{directory} is not a plugin: it has no {MANIFEST_FILE}") from exc
     except msgspec.ValidationError as exc:
@@ -89,9 +99,14 @@ def read_manifest(directory: Path) -> Manifest:
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{path} is not JSON: {exc}") from exc
     module = manifest.entry.partition(":")[0]
-    if not (directory / module).is_file():
-        raise ConfigError(f"{path}: the entry's file {module} is not in {directory}")
-    return manifest
+    try:
+        source = read_plugin_file(directory / module, MAX_FILE_BYTES)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: the entry's file {module} is not in {directory}") from exc
+    digest = hashlib.sha256()
+    for part in (data, module.encode(), source):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return manifest, digest.hexdigest()
 
 
 def read_plugin_file(path: Path, limit: int) -> bytes:

@@ -1,6 +1,8 @@
 """The plugins a data directory has: installed copies under ``plugins/``, each enabled
 or not (``plugins/state.json``). A plugin is installed disabled: enabling it is a
-separate, deliberate step."""
+separate, deliberate step, which records what it grants (``plugins/grants.json``: the
+SHA-256 of the copy's manifest and entry file), so that a copy changed afterwards is
+not run until it is enabled again."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from pjai.plugins.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
     is_plugin_name,
-    read_manifest,
+    read_plugin,
     read_plugin_file,
 )
 
@@ -29,16 +31,28 @@ __all__ = ["PLUGINS_DIR", "InstalledPlugin", "Registry"]
 
 PLUGINS_DIR = "plugins"
 _STATE = "state.json"
+_GRANTS = "grants.json"
 _LOCK = ".state.lock"
 
 
 @dataclass(frozen=True, slots=True)
 class InstalledPlugin:
-    """An installed plugin: its manifest, where its copy is, whether it may run."""
+    """An installed plugin: its manifest, where its copy is, whether it may run, the
+    SHA-256 of its copy's manifest and entry file (``digest``) and the one recorded
+    when it was enabled (``granted``)."""
 
     manifest: Manifest
     directory: Path
     enabled: bool
+    digest: str = ""
+    granted: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        """Whether the plugin is enabled and its copy is not what was enabled (its
+        manifest or code was changed since, or it was enabled before PJai recorded what
+        it granted)."""
+        return self.enabled and self.granted != self.digest
 
 
 class Registry:
@@ -50,16 +64,16 @@ class Registry:
     def install(self, source: Path) -> InstalledPlugin:
         """Copy the plugin in ``source`` here, disabled. Refused if one of its name is
         installed already (the copy appears whole or not at all)."""
-        manifest = read_manifest(source)
+        manifest, digest = read_plugin(source)
         target = self.path / manifest.name
         with self._locked():  # two installs of one name: one of them says it is there
             if target.exists():
                 raise ConfigError(f"a plugin {manifest.name} is installed already; remove it first")
-            self._copy(source, manifest, target)
-            self._change(manifest.name, enabled=False)
-        return InstalledPlugin(manifest, target, enabled=False)
+            self._copy(source, digest, manifest, target)
+            self._change(manifest.name, enabled=False, digest=None)
+        return InstalledPlugin(manifest, target, enabled=False, digest=digest)
 
-    def _copy(self, source: Path, manifest: Manifest, target: Path) -> None:
+    def _copy(self, source: Path, digest: str, manifest: Manifest, target: Path) -> None:
         staging = Path(tempfile.mkdtemp(prefix=f".{manifest.name}-", dir=self.path))
         try:
             # The manifest and the entry file are all a run reads: nothing else of the
@@ -77,7 +91,7 @@ class Registry:
                 except FileNotFoundError as exc:
                     raise ConfigError(f"{source / name} is not a file of the plugin") from exc
                 (copy / name).write_bytes(data)
-            if read_manifest(copy) != manifest:
+            if read_plugin(copy) != (manifest, digest):
                 raise ConfigError(f"{source} changed while it was installed: try again")
             copy.replace(target)
         finally:
@@ -88,14 +102,16 @@ class Registry:
         names what is wrong with it, and :meth:`remove` takes it away)."""
         if not self.path.is_dir():
             return []
-        state = self._state()
+        state, grants = self._state(), self._grants()
         found = []
         for directory in sorted(p for p in self.path.iterdir() if p.is_dir()):
             if directory.name.startswith("."):
                 continue
             with contextlib.suppress(ConfigError):
-                manifest = read_manifest(directory)
-                found.append(InstalledPlugin(manifest, directory, state.get(manifest.name, False)))
+                manifest, digest = read_plugin(directory)
+                name = manifest.name
+                enabled, granted = state.get(name, False), grants.get(name)
+                found.append(InstalledPlugin(manifest, directory, enabled, digest, granted))
         return found
 
     def get(self, name: str) -> InstalledPlugin:
@@ -103,16 +119,21 @@ class Registry:
         (or saying what is wrong with its copy)."""
         directory = self.path / name
         if is_plugin_name(name) and directory.is_dir():
-            manifest = read_manifest(directory)  # a damaged copy says so
-            return InstalledPlugin(manifest, directory, self._state().get(name, False))
+            manifest, digest = read_plugin(directory)  # a damaged copy says so
+            enabled, granted = self._state().get(name, False), self._grants().get(name)
+            return InstalledPlugin(manifest, directory, enabled, digest, granted)
         names = ", ".join(p.manifest.name for p in self.list()) or "none"
         raise ConfigError(f"no plugin {name!r} is installed (installed: {names})")
 
     def enable(self, name: str, enabled: bool = True) -> InstalledPlugin:
-        """Let the plugin run (or, with ``enabled=False``, no longer)."""
-        plugin = self.get(name)
-        self._set(name, enabled=enabled)
-        return InstalledPlugin(plugin.manifest, plugin.directory, enabled)
+        """Let the plugin run as its copy is now (or, with ``enabled=False``, no
+        longer): what it grants is recorded, and a run of a copy changed since is
+        refused."""
+        with self._locked():
+            plugin = self.get(name)
+            granted = plugin.digest if enabled else None
+            self._change(name, enabled=enabled, digest=granted)
+        return InstalledPlugin(plugin.manifest, plugin.directory, enabled, plugin.digest, granted)
 
     def remove(self, name: str) -> None:
         """Delete the plugin's copy (damaged or not) and its state. The copy is moved
@@ -123,9 +144,11 @@ class Registry:
         with self._locked():
             aside = Path(tempfile.mkdtemp(prefix=f".{name}-removed-", dir=self.path))
             directory.replace(aside / "copy")
-            state = self._state()
+            state, grants = self._state(), self._grants()
             state.pop(name, None)
-            self._write(state)
+            grants.pop(name, None)
+            self._write(_GRANTS, grants)
+            self._write(_STATE, state)
         shutil.rmtree(aside, ignore_errors=True)
 
     def _state(self) -> dict[str, bool]:
@@ -137,15 +160,27 @@ class Registry:
             raise ConfigError(f"{self.path / _STATE} is not JSON: {exc}") from exc
         return {str(k): bool(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 
-    def _set(self, name: str, *, enabled: bool) -> None:
-        with self._locked():
-            self._change(name, enabled=enabled)
+    def _grants(self) -> dict[str, str]:
+        try:
+            loaded = json.loads((self.path / _GRANTS).read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            raise ConfigError(f"{self.path / _GRANTS} is not JSON: {exc}") from exc
+        return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 
-    def _change(self, name: str, *, enabled: bool) -> None:
-        """Under the lock: read the state, change it, write it."""
+    def _change(self, name: str, *, enabled: bool, digest: str | None) -> None:
+        """Under the lock: read the state and the grants, change them, write them (the
+        grant first: a change cut short between leaves no grant unrecorded)."""
+        grants = self._grants()
+        if digest is None:
+            grants.pop(name, None)
+        else:
+            grants[name] = digest
+        self._write(_GRANTS, grants)
         state = self._state()
         state[name] = enabled
-        self._write(state)
+        self._write(_STATE, state)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -156,13 +191,13 @@ class Registry:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def _write(self, state: dict[str, bool]) -> None:
-        text = json.dumps(state, indent=2, sort_keys=True)
-        handle, partial = tempfile.mkstemp(prefix=f".{_STATE}-", dir=self.path)
+    def _write(self, name: str, data: dict[str, bool] | dict[str, str]) -> None:
+        text = json.dumps(data, indent=2, sort_keys=True)
+        handle, partial = tempfile.mkstemp(prefix=f".{name}-", dir=self.path)
         try:
             with os.fdopen(handle, "w") as file:
                 file.write(text)
-            os.replace(partial, self.path / _STATE)
+            os.replace(partial, self.path / name)
         except BaseException:
             Path(partial).unlink(missing_ok=True)
             raise
