@@ -246,7 +246,13 @@ def test_the_cli_installs_enables_runs_and_lists(tmp_path: Path) -> None:
     source = plugin(
         tmp_path, "counter", "return {'n': len(api.memories()), **args}", ["memories:read"]
     )
-    assert "disabled" in runner.invoke(cli, ["plugin", "install", str(source), *where]).output
+    made = runner.invoke(cli, ["plugin", "install", str(source), *where]).output
+    assert "disabled" in made
+    every_limit = (
+        "limits 2 s CPU, 256 MB memory, 1 MB files, 5 s wall time, 32 processes, "
+        "1,000 memories and 10 MB of memory text added"
+    )
+    assert every_limit in " ".join(made.split())
     refused = runner.invoke(cli, ["plugin", "run", "counter", *where])
     assert refused.exit_code == 1
     assert "is disabled" in refused.output
@@ -256,6 +262,7 @@ def test_the_cli_installs_enables_runs_and_lists(tmp_path: Path) -> None:
     assert json.loads(ran.output)["result"] == {"n": 0, "k": "v"}
     listed = runner.invoke(cli, ["plugin", "list", *where]).output
     assert "counter 1.0 (enabled): grants memories:read" in listed
+    assert every_limit in " ".join(listed.split())
     assert runner.invoke(cli, ["plugin", "remove", "counter", *where]).exit_code == 0
     assert "no plugin installed" in runner.invoke(cli, ["plugin", "list", *where]).output
     again = runner.invoke(cli, ["plugin", "install", str(source), "--json", *where])

@@ -21,7 +21,7 @@ from pjai.cli.common import (
     reported,
 )
 from pjai.cli.memory.options import moves_text
-from pjai.plugins import Registry
+from pjai.plugins import Limits, Registry
 
 __all__ = ["app"]
 
@@ -48,23 +48,26 @@ def install(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """Copy a plugin (a directory with plugin.json) into the data directory, disabled."""
+    """Copy a plugin (a directory with plugin.json) into the data directory, disabled;
+    prints what it would be granted and its limits."""
     with reported():
         made = plugin_registry(data_directory(data_dir, create=True).path).install(source)
     if as_json:
         print_json({"enabled": made.enabled, "manifest": made.manifest})
         return
-    granted = ", ".join(made.manifest.capabilities) or "nothing"
+    m = made.manifest
+    granted = ", ".join(m.capabilities) or "nothing"
     console.print(
-        f"Installed {made.manifest.name} {made.manifest.version} (grants: {granted}), "
-        f"disabled: `pjai plugin enable {made.manifest.name}` lets it run.",
+        f"Installed {m.name} {m.version} (grants: {granted}; {_limits_text(m.limits)}), "
+        f"disabled: `pjai plugin enable {m.name}` lets it run.",
         highlight=False,
     )
 
 
 @app.command("list")
 def list_plugins(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False) -> None:
-    """The installed plugins, their capabilities, limits and whether they may run."""
+    """The installed plugins, their capabilities, every limit, and whether they may run
+    (an enabled copy changed since is marked)."""
     with reported():
         found = _registry(data_dir).list()
     if as_json:
@@ -76,16 +79,23 @@ def list_plugins(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag =
         console.print("no plugin installed")
     for p in found:
         m = p.manifest
-        limits = m.limits
         state = "enabled" if p.enabled else "disabled"
         if p.changed:
             state += ", changed since: enable it again"
         console.print(
             f"{m.name} {m.version} ({state}): grants "
-            f"{', '.join(m.capabilities) or 'nothing'}; limits {limits.cpu_s} s CPU, "
-            f"{limits.memory_mb} MB, {limits.file_mb} MB files, {limits.wall_s} s",
+            f"{', '.join(m.capabilities) or 'nothing'}; {_limits_text(m.limits)}",
             highlight=False,
         )
+
+
+def _limits_text(limits: Limits) -> str:
+    """Every limit of a plugin's manifest, as a human reads it."""
+    return (
+        f"limits {limits.cpu_s} s CPU, {limits.memory_mb} MB memory, {limits.file_mb} MB "
+        f"files, {limits.wall_s} s wall time, {limits.processes} processes, "
+        f"{limits.memories:,} memories and {limits.writes_mb} MB of memory text added"
+    )
 
 
 @app.command("enable")
