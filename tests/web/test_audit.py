@@ -215,6 +215,9 @@ async def test_clicking_a_row_opens_its_full_payload(web: WebApp) -> None:
         assert isinstance(code, ui.code)
         assert f'"memory_id": "{added.id}"' in code.content
         assert '"content": "Likes green tea"' in code.content
+        store = web.manager.store
+        assert store is not None
+        await user.should_see(store.session_id)  # the session that wrote it
 
 
 async def test_persona_names_and_payloads_show_direction_overrides_as_marks(web: WebApp) -> None:

@@ -21,9 +21,10 @@ from pjai.plugins import (
     Registry,
     run_sandboxed,
 )
+from pjai.schema.records import acting_as
 from pjai.schema.selection import MemoryFilter
 
-__all__ = ["plugin_registry", "run_plugin"]
+__all__ = ["plugin_registry", "plugin_session", "run_plugin"]
 
 _ADDABLE = {"name", "summary", "tags", "importance", "type"}
 """The fields of a memory a plugin may set besides its content."""
@@ -37,6 +38,11 @@ _PAGE = 16
 """Memories read at a time for an answer: what PJai holds at once stays near the bound."""
 _NAMED = 5
 """How many of the memories a failed run added its error names by id."""
+
+
+def plugin_session(name: str, version: str) -> str:
+    """The session the events a run of plugin ``name`` at ``version`` causes carry."""
+    return f"plugin:{name}@{version}"
 
 
 def plugin_registry(data_path: Path) -> Registry:
@@ -65,8 +71,11 @@ def run_plugin(
     memories = Memories(manager)
     memories.list(MemoryFilter(persona_id=persona_id), limit=1)  # NotFoundError: no persona
     calls = _Calls(plugin, memories, persona_id)
+    # What the run causes (its adds, the optimizer runs they start) names the plugin as
+    # its session in the event log: the audit trail says a plugin wrote it.
     try:
-        done = run_sandboxed(plugin.directory, plugin.manifest, arguments or {}, calls)
+        with acting_as(plugin_session(plugin.manifest.name, plugin.manifest.version)):
+            done = run_sandboxed(plugin.directory, plugin.manifest, arguments or {}, calls)
     except PluginError as exc:
         if not calls.added:
             raise

@@ -127,6 +127,7 @@ def _trail(manager: HybridDatabaseManager, persona_id: str) -> tuple[list[dict[s
                 "position": record.position.global_seq,
                 "at": record.at.isoformat(),
                 "client_id": record.client_id,
+                "session_id": record.session_id,
                 "status": status,
                 "payload": payload,
             }

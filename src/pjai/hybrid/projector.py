@@ -39,7 +39,7 @@ from pjai.errors import (
 from pjai.hybrid.bridge import Bridge
 from pjai.hybrid.recovery import RebuiltFrom
 from pjai.schema.event import Event, Materialized, Schema
-from pjai.schema.records import EventRecord, Position, stamp
+from pjai.schema.records import EventRecord, Position, session_of, stamp
 from pjai.schema.types import Progress, utc_now
 from pjai.sql import journal
 from pjai.sql.rebalance import check_placement
@@ -284,7 +284,7 @@ class Projector:
                 after=Position(after),
                 generation=0,
                 client_id=self._client_id,
-                session_id=self._session_id,
+                session_id=session_of(self._session_id),
                 at=at,
                 codec=self._schema.codec,
             )

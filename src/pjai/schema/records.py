@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
@@ -21,8 +23,10 @@ __all__ = [
     "EventStatus",
     "LogEntry",
     "Position",
+    "acting_as",
     "args_text",
     "header_problem",
+    "session_of",
     "stamp",
 ]
 
@@ -90,6 +94,27 @@ def header_problem(record: EventRecord) -> str | None:
         if (problem := text_problem(getattr(record, field))) is not None:
             return f"event {record.id[:40]!r}: its {field} {problem}"
     return None
+
+
+_ACTING: ContextVar[str | None] = ContextVar("pjai_acting_session", default=None)
+
+
+@contextmanager
+def acting_as(session_id: str) -> Iterator[None]:
+    """Within the block (this thread or task), the events committed here name
+    ``session_id`` as their session in place of the process's: the events a plugin's run
+    causes name the plugin (``plugin:NAME@VERSION``) in the audit trail."""
+    token = _ACTING.set(session_id)
+    try:
+        yield
+    finally:
+        _ACTING.reset(token)
+
+
+def session_of(default: str) -> str:
+    """The session the events committed here name: the one :func:`acting_as` set, else
+    ``default`` (the process's)."""
+    return _ACTING.get() or default
 
 
 def stamp(

@@ -30,7 +30,15 @@ from pjai.schema import SCHEMA
 from pjai.schema.codec import PLAIN
 from pjai.schema.event import Event, Materialized, Schema
 from pjai.schema.ops import Op
-from pjai.schema.records import ROOT, EventRecord, EventStatus, LogEntry, Position, stamp
+from pjai.schema.records import (
+    ROOT,
+    EventRecord,
+    EventStatus,
+    LogEntry,
+    Position,
+    session_of,
+    stamp,
+)
 from pjai.schema.types import Progress, new_id, utc_now
 from pjai.store import damage
 from pjai.store.apply import EventApplier
@@ -280,7 +288,7 @@ class Store(Resource):
                     after=self._head,
                     generation=self._generation,
                     client_id=self.client_id,
-                    session_id=self.session_id,
+                    session_id=session_of(self.session_id),
                     at=utc_now(),
                     codec=self.schema.codec,
                 )

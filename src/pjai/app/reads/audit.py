@@ -64,7 +64,7 @@ STORE_OFF = "the audit trail reads the store's log; the store is off"
 OUTCOMES: tuple[EventStatus, ...] = ("confirmed", "pending", "rejected")
 """Where an event can stand, as the outcome filter offers them."""
 
-_COLUMNS = "global_seq, client_seq, event_id, name, args, client_id, at, status, error"
+_COLUMNS = "global_seq, client_seq, event_id, name, args, client_id, session_id, at, status, error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +144,9 @@ def page(
     """One page of the events ``where`` selects, newest first (by global position;
     a rejected event sits where the rebase that rejected it would have put it).
 
-    Rows: ``global_seq, client_seq, event_id, name, args, client_id, at, status, error``.
+    Rows: ``global_seq, client_seq, event_id, name, args, client_id, session_id, at,
+    status, error`` (``session_id`` is ``plugin:NAME@VERSION`` for what a plugin's run
+    caused).
     Newest first walks the log's key backwards and stops at the page's end, so a page
     costs little however long the log is (a narrow filter reads further).
     """

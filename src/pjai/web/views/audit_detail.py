@@ -55,6 +55,8 @@ class EventDetail:
             ("Position", position),
             ("Time", from_iso(row.at).strftime("%Y-%m-%d %H:%M:%S UTC")),
             ("Client", row.client_id),
+            # plugin:NAME@VERSION for what a plugin's run caused
+            ("Session", row.session_id),
         ]
         with ui.grid(columns="auto 1fr").classes("gap-x-4 gap-y-1 text-body2"):
             for label, value in facts:
