@@ -13,7 +13,7 @@ from pjai.app import DataDir, Personas
 from pjai.app.plugins import run_plugin
 from pjai.cli import app as cli
 from pjai.hybrid import HybridDatabaseManager
-from pjai.plugins import PluginError, Registry
+from pjai.plugins import InstalledPlugin, PluginError, Registry
 from tests.plugins.test_sandbox import installed, plugin
 
 Setting = tuple[Registry, HybridDatabaseManager, str]
@@ -75,3 +75,24 @@ def test_the_cli_lists_a_changed_copy(tmp_path: Path) -> None:
     ran = runner.invoke(cli, ["plugin", "run", "edited", *where])
     assert ran.exit_code == 1
     assert "changed since it was enabled" in ran.output
+
+
+def test_the_code_that_runs_is_the_code_whose_grant_was_checked(
+    setting: Setting, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry, manager, ada = setting
+    name = installed(registry, plugin(tmp_path, "meek", "return 'granted'", []))
+    copy = registry.get(name).directory
+    real_get = registry.get
+
+    def swapped_after_the_check(asked: str) -> InstalledPlugin:
+        checked = real_get(asked)
+        # Another writer of the data directory changes the copy once it was checked.
+        (copy / "main.py").write_text("def run(api, args):\n    return 'swapped'\n")
+        return checked
+
+    monkeypatch.setattr(registry, "get", swapped_after_the_check)
+    assert run_plugin(registry, manager, name, ada).result == "granted"
+    monkeypatch.undo()
+    with pytest.raises(PluginError, match="changed since it was enabled"):
+        run_plugin(registry, manager, name, ada)

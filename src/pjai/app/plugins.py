@@ -75,7 +75,9 @@ def run_plugin(
     # its session in the event log: the audit trail says a plugin wrote it.
     try:
         with acting_as(plugin_session(plugin.manifest.name, plugin.manifest.version)):
-            done = run_sandboxed(plugin.directory, plugin.manifest, arguments or {}, calls)
+            done = run_sandboxed(
+                plugin.directory, plugin.manifest, arguments or {}, calls, source=plugin.source
+            )
     except PluginError as exc:
         if not calls.added:
             raise

@@ -26,6 +26,7 @@ __all__ = [
     "read_manifest",
     "read_plugin",
     "read_plugin_file",
+    "read_plugin_source",
 ]
 
 MANIFEST_FILE = "plugin.json"
@@ -85,6 +86,13 @@ def read_plugin(directory: Path) -> tuple[Manifest, str]:
     """The manifest of the plugin in ``directory`` and the SHA-256 (hex) of what a run
     takes from there, the manifest and the entry file, as they were read: what enabling
     it grants. :class:`ConfigError` naming what is wrong with it."""
+    manifest, digest, _ = read_plugin_source(directory)
+    return manifest, digest
+
+
+def read_plugin_source(directory: Path) -> tuple[Manifest, str, bytes]:
+    """:func:`read_plugin`, and the entry file's bytes that were hashed: a run hands
+    the sandbox these, so that what runs is what the digest says."""
     path = directory / MANIFEST_FILE
     try:
         data = read_plugin_file(path, MAX_MANIFEST_BYTES)
@@ -106,7 +114,7 @@ def read_plugin(directory: Path) -> tuple[Manifest, str]:
     digest = hashlib.sha256()
     for part in (data, module.encode(), source):
         digest.update(len(part).to_bytes(8, "big") + part)
-    return manifest, digest.hexdigest()
+    return manifest, digest.hexdigest(), source
 
 
 def read_plugin_file(path: Path, limit: int) -> bytes:

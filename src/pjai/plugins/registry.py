@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pjai.errors import ConfigError
@@ -25,6 +25,7 @@ from pjai.plugins.manifest import (
     is_plugin_name,
     read_plugin,
     read_plugin_file,
+    read_plugin_source,
 )
 
 __all__ = ["PLUGINS_DIR", "InstalledPlugin", "Registry"]
@@ -46,6 +47,8 @@ class InstalledPlugin:
     enabled: bool
     digest: str = ""
     granted: str | None = None
+    source: bytes = field(default=b"", repr=False)
+    """The entry file's bytes that ``digest`` covers: what a run hands the sandbox."""
 
     @property
     def changed(self) -> bool:
@@ -119,9 +122,9 @@ class Registry:
         (or saying what is wrong with its copy)."""
         directory = self.path / name
         if is_plugin_name(name) and directory.is_dir():
-            manifest, digest = read_plugin(directory)  # a damaged copy says so
+            manifest, digest, source = read_plugin_source(directory)  # a damaged copy says so
             enabled, granted = self._state().get(name, False), self._grants().get(name)
-            return InstalledPlugin(manifest, directory, enabled, digest, granted)
+            return InstalledPlugin(manifest, directory, enabled, digest, granted, source)
         names = ", ".join(p.manifest.name for p in self.list()) or "none"
         raise ConfigError(f"no plugin {name!r} is installed (installed: {names})")
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from pjai.errors import PjaiError
 from pjai.memory.optimizer import MemoryMove
-from pjai.plugins.manifest import Limits, Manifest
+from pjai.plugins.manifest import Limits, Manifest, read_plugin_source
 
 __all__ = ["Handler", "PluginError", "PluginRun", "run_sandboxed"]
 
@@ -82,14 +82,29 @@ class PluginRun:
 
 
 def run_sandboxed(
-    directory: Path, manifest: Manifest, arguments: dict[str, Any], handle: Handler
+    directory: Path,
+    manifest: Manifest,
+    arguments: dict[str, Any],
+    handle: Handler,
+    *,
+    source: bytes | None = None,
 ) -> PluginRun:
     """Run the plugin in ``directory`` with ``arguments``; ``handle`` answers its calls.
+    ``source``: its entry file's bytes as read when its grant was checked (read from
+    ``directory`` when not given); the sandbox runs these, and opens no file of it.
 
     Raises :class:`PluginError`: no sandbox here (no network namespace), a limit
     exceeded (saying which), the plugin failed (its error), or broke the protocol.
     """
     limits = manifest.limits
+    if source is None:
+        source = read_plugin_source(directory)[2]
+    try:
+        text = source.decode()
+    except UnicodeDecodeError as exc:
+        raise PluginError(
+            f"plugin {manifest.name}: {manifest.entry.partition(':')[0]} is not UTF-8 text ({exc})"
+        ) from exc
     with tempfile.TemporaryDirectory(prefix="pjai-plugin-root-", dir=_root_parent()) as root:
         os.chmod(root, 0o555)  # empty; the host mounts a read-only file system on it
         # What the plugin used, as the host measured it: a pipe the plugin does not hold.
@@ -101,9 +116,7 @@ def run_sandboxed(
             child = subprocess.Popen(
                 [
                     sys.executable, "-I", "-S", str(_HOST),
-                    # Absolute: the plugin starts in its empty root, not here.
-                    str(directory.absolute()), manifest.entry, root, str(report),
-                    str(limits.processes),
+                    manifest.entry, root, str(report), str(limits.processes),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -126,7 +139,9 @@ def run_sandboxed(
         outcome: dict[str, Any] | None = None
         refused: dict[str, int] = {}
         try:
-            outcome, calls, log = _converse(child, arguments, handle, limits, started, refused)
+            outcome, calls, log = _converse(
+                child, text, arguments, handle, limits, started, refused
+            )
         finally:
             _stop(child, done=outcome is not None and "done" in outcome)
         wall = time.monotonic() - started
@@ -265,6 +280,7 @@ class _Pipe:
 
 def _converse(
     child: subprocess.Popen[bytes],
+    source: str,
     arguments: dict[str, Any],
     handle: Handler,
     limits: Limits,
@@ -278,7 +294,8 @@ def _converse(
     calls: dict[str, int] = {}
     log: list[str] = []
     sandboxed = False  # the host said the sandbox is closed: the plugin's code may run
-    if not pipe.send(json.dumps(arguments).encode() + b"\n"):
+    given = json.dumps(source).encode() + b"\n" + json.dumps(arguments).encode() + b"\n"
+    if not pipe.send(given):
         return None, calls, log
     while True:
         line = pipe.line()
