@@ -258,3 +258,19 @@ def test_a_damaged_sql_primary_is_left_as_it_is_while_the_store_is_off(
     assert "the store, which SQL is rebuilt from, is switched off" in refused.stderr
     assert primary.read_bytes() == before
     assert not list(data_dir.glob("primary.db.damaged-*"))
+
+
+def test_a_damaged_sql_primary_holding_events_the_store_lacks_is_left_as_it_is(
+    data_dir: Path,
+) -> None:
+    with HybridDatabaseManager.open(data_dir, environ={"PJAI_USE_LIVESTORE": "false"}) as off:
+        off.commit(memory("written-with-the-store-off"))  # in SQL's journal only
+    primary = data_dir / "primary.db"
+    scribble(primary, "memories")
+    before = primary.read_bytes()
+    refused = pjai("repair", "--side", "sql", "--data-dir", str(data_dir))
+    assert refused.exit_code == 1
+    assert "SQL's journal may hold events the store lacks" in refused.stderr
+    assert "were committed with the store off" in refused.stderr
+    assert primary.read_bytes() == before
+    assert not list(data_dir.glob("primary.db.damaged-*"))

@@ -15,7 +15,7 @@ from pjai.sql.repositories import MemoryFilter
 from pjai.web import WebApp
 from pjai.web.views.conversation_chat import ConversationChat
 from pjai.web.views.conversation_ingest import ingested_text, made_text
-from tests.web.conftest import simulated
+from tests.web.conftest import by_testid, simulated
 
 pytestmark = pytest.mark.anyio
 
@@ -296,3 +296,22 @@ async def test_a_message_of_an_imported_chat_shows_its_sender(web: WebApp) -> No
         assert message.props["name"] == 'Bob "the builder"'
         assert message.props["data-role"] == 'Bob "the builder"'
         assert message.props["sent"] is False
+
+
+async def test_titles_names_and_roles_show_direction_overrides_as_marks(web: WebApp) -> None:
+    ada = _persona(web, "Ada \u202eevil")
+    talk = web.services.conversations.start(ada, title="Trip \u202eevil")
+    web.services.conversations.say(talk, "assistant", "Hello")
+    async with simulated(web) as user:
+        await user.open("/conversations")
+        await user.should_see("Hello")
+        title = by_testid(user, "conversation-title")
+        assert isinstance(title, ui.label)
+        assert title.text == "Trip ⟦RLO⟧evil"
+        listed = [e for e in user.find("Trip ⟦RLO⟧evil").elements if e is not title]
+        assert listed  # the list's row too
+        (toggle,) = user.find(marker="say-as").elements
+        assert isinstance(toggle, ui.toggle)
+        assert toggle.options == {"user": "User", "assistant": "Ada ⟦RLO⟧evil"}
+        (message,) = _messages(user)
+        assert message.props["name"] == "Ada ⟦RLO⟧evil"

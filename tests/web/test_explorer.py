@@ -526,10 +526,15 @@ async def test_without_an_active_persona_the_explorer_says_which_is_missing(web:
 
 async def test_a_direction_override_in_a_memory_is_shown_not_obeyed(web: WebApp) -> None:
     ada = _persona(web)
-    web.services.memories.add(ada, "Pay \u202eevil", name="Note \u202eevil", tags=["x\u202dy"])
+    added = web.services.memories.add(
+        ada, "Pay \u202eevil", name="Note \u202eevil", tags=["x\u202dy"], summary="Sum \u202eevil"
+    )
     async with simulated(web) as user:
         await _open_explorer(user, "Note ⟦RLO⟧evil")
         assert _table(user).rows[0]["tags"] == "x⟦LRO⟧y"
+        _open_row(user, added.memory.id)
+        await user.should_see("Sum ⟦RLO⟧evil")  # the detail's summary
+        await user.should_see("x⟦LRO⟧y", kind=ui.chip)  # and its tags
 
 
 async def test_a_memory_without_a_name_shows_its_text_in_the_table_and_the_detail(

@@ -13,7 +13,7 @@ from pjai.app.datadir import DataDir, DataFile
 from pjai.errors import ConfigError, QueryError
 from pjai.hybrid import Repaired
 from pjai.hybrid.health import Health
-from pjai.hybrid.recovery import SetAside, StoreRebuilt, set_aside_damaged
+from pjai.hybrid.recovery import SetAside, StoreRebuilt, set_aside_damaged, sql_beyond_store
 from pjai.hybrid.repair import Side
 from pjai.memory.embeddings import VectorStatus, vector_status
 from pjai.memory.encoders import chosen_model
@@ -148,15 +148,27 @@ def repair(
 
 def _set_aside_damaged_sql(data_dir: DataDir) -> list[SetAside]:
     """Move the SQL primary's damaged SQLite files aside, so that the repair rebuilds
-    them in new files; refused while the store, which they are rebuilt from, is off."""
-    damaged = [path for path in data_dir.sqlite_files() if page_problems(path)]
-    if damaged and not data_dir.flags()["use_livestore"]:
+    them in new files from the store; refused while the store is off, or while SQL's
+    journal may hold events the store lacks (they would be lost with the file). Stop
+    PJai's other processes first: one holding the file open would go on writing to it."""
+    files = [path for path in data_dir.sqlite_files() if path.exists()]
+    damaged = {path: found for path in files if (found := page_problems(path))}
+    if not damaged:
+        return []
+    path, problems = next(iter(damaged.items()))
+    if not data_dir.flags()["use_livestore"]:
         raise ConfigError(
-            f"{damaged[0]} is damaged ({page_problems(damaged[0])[0]}) and the store, which "
-            "SQL is rebuilt from, is switched off (PJAI_USE_LIVESTORE): switch it on and "
-            "repair again, or restore the file from a backup"
+            f"{path} is damaged ({problems[0]}) and the store, which SQL is rebuilt "
+            "from, is switched off (PJAI_USE_LIVESTORE): switch it on and repair again, "
+            "or restore the file from a backup"
         )
-    return [aside for path in damaged if (aside := set_aside_damaged(path)) is not None]
+    if (beyond := sql_beyond_store(data_dir.store_path, files)) is not None:
+        raise ConfigError(
+            f"{path} is damaged ({problems[0]}), and SQL's journal may hold events the "
+            f"store lacks ({beyond}): a rebuild from the store would lose them, so the "
+            "file is left as it is. Restore it from a backup"
+        )
+    return [set_aside_damaged(path, found) for path, found in damaged.items()]
 
 
 def backup(data_dir: DataDir, destination: Path) -> list[DataFile]:

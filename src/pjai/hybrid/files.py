@@ -6,7 +6,7 @@ from here, and the SQL primary's default file name from :mod:`pjai.sql.engine`.
 
 from __future__ import annotations
 
-__all__ = ["FLAGS_FILE", "IDENTITY_FILE", "IMPORTING_FILE", "STORE_FILE"]
+__all__ = ["FLAGS_FILE", "IDENTITY_FILE", "IMPORTING_FILE", "OFF_HEAD", "STORE_FILE", "UNSEEN"]
 
 STORE_FILE = "store.db"
 """The reactive store: event log and materialized state."""
@@ -20,3 +20,12 @@ IDENTITY_FILE = "identity.json"
 IMPORTING_FILE = "importing.json"
 """An import into the directory that has not finished (what it imports, since when): a
 directory holding it is refused until the import is run again or the file removed."""
+
+OFF_HEAD = "sql_head_store_off"
+"""The store file's metadata entry holding SQL's head after the last commit made with
+the store switched off."""
+
+UNSEEN = "sql_history_unseen"
+"""The store file's metadata entry set while a file made in a directory used before has
+not taken in SQL's journal: SQL may hold history it knows nothing of (no :data:`OFF_HEAD`
+could be noted in a file that was not there)."""

@@ -406,6 +406,7 @@ def _compare(
     store: Store, shards: ShardSet, tables: list[Table], form: Form, progress: Progress | None
 ) -> list[TableReport]:
     reports: list[TableReport] = []
+    sql_damaged: bool | None = None  # looked at once, when a read of SQL first fails
     for done, table in enumerate(tables):
         persona, columns = _layout(table)
         at = columns.index(persona)
@@ -424,12 +425,13 @@ def _compare(
         try:
             theirs = _sums(_sql_rows(shards, table, form=form), at)
         except SqlError as exc:
-            if not _sql_file_problems(shards):
+            if sql_damaged is None:
+                sql_damaged = bool(_sql_file_problems(shards))
+            if not sql_damaged:
                 raise  # not damage (PostgreSQL away, say): verify cannot go on
             report.sql_damaged = str(exc)
             reports.append(report)
             continue
-        report.store_rows = sum(n for n, _ in mine.values())
         report.sql_rows = sum(n for n, _ in theirs.values())
         report.store_hash = _total(mine)
         report.sql_hash = _total(theirs)

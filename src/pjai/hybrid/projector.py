@@ -37,6 +37,7 @@ from pjai.errors import (
     StoreCorruptError,
 )
 from pjai.hybrid.bridge import Bridge
+from pjai.hybrid.files import OFF_HEAD, UNSEEN
 from pjai.hybrid.recovery import RebuiltFrom
 from pjai.schema.event import Event, Materialized, Schema
 from pjai.schema.records import EventRecord, Position, session_of, stamp
@@ -54,13 +55,6 @@ MAX_BACKOFF_S = 30.0
 
 log = logging.getLogger(__name__)
 
-OFF_HEAD = "sql_head_store_off"
-"""The store file's metadata entry holding SQL's head after the last commit made with
-the store switched off."""
-UNSEEN = "sql_history_unseen"
-"""The store file's metadata entry set while a file made in a directory used before has
-not taken in SQL's journal: SQL may hold history it knows nothing of (no :data:`OFF_HEAD`
-could be noted in a file that was not there)."""
 
 AHEAD_RETRIES = 5
 """How often a commit follows store-off commits that took its place before it gives up."""

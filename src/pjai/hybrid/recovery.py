@@ -17,14 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import apsw
+
 from pjai.errors import StoreError
+from pjai.hybrid.files import OFF_HEAD, UNSEEN
 from pjai.schema.event import Schema
 from pjai.schema.records import LogEntry
 from pjai.schema.types import utc_now
 from pjai.sql.shards import ShardSet
-from pjai.sql.sqlite import page_problems
+from pjai.sql.sqlite import journal_head
 from pjai.store import Progress, Store
-from pjai.store.damage import Salvage, salvage
+from pjai.store.damage import Salvage, read_only, salvage
+from pjai.store.log import LOG_TABLE, META_TABLE
 from pjai.store.sqlite import fsync_path
 
 __all__ = [
@@ -113,19 +117,14 @@ class SetAside:
     problems: list[str]
 
 
-def set_aside_damaged(path: Path) -> SetAside | None:
-    """Move the SQLite database at ``path`` aside as ``<name>.damaged-<time>`` when
-    SQLite finds its pages damaged; ``None`` when they are sound (or there is no file).
+def set_aside_damaged(path: Path, problems: list[str]) -> SetAside:
+    """Move the damaged SQLite database at ``path`` (``problems``: what SQLite found)
+    aside as ``<name>.damaged-<time>``.
 
     Its journals go first (a journal left beside a new file at ``path`` would be replayed
     into it), the file last: a process stopped on the way leaves either the damaged file
     in place or no file, which PJai makes anew and fills from the store.
     """
-    if not path.exists():
-        return None
-    problems = page_problems(path)
-    if not problems:
-        return None
     damaged = _unused(path.with_name(f"{path.name}.damaged-{utc_now():%Y%m%dT%H%M%S}"))
     for suffix in ("-wal", "-journal", ""):
         if Path(f"{path}{suffix}").exists():
@@ -133,6 +132,31 @@ def set_aside_damaged(path: Path) -> SetAside | None:
     Path(f"{path}-shm").unlink(missing_ok=True)
     fsync_path(path.parent)
     return SetAside(path, damaged, problems)
+
+
+def sql_beyond_store(store_path: Path, sql_files: list[Path]) -> str | None:
+    """Why SQL's journal may hold events the store file at ``store_path`` lacks, which a
+    rebuild of SQL from the store would lose; ``None`` when the store holds them all.
+
+    The store file notes SQL's head after commits made with the store off
+    (``OFF_HEAD``) and whether it has ever taken SQL's journal in (``UNSEEN``); the
+    journals of ``sql_files`` that still read say their own head.
+    """
+    try:
+        with read_only(store_path) as conn:
+            head = int(conn.execute(f"SELECT coalesce(max(global_seq), 0) FROM {LOG_TABLE}").get)
+            meta = {str(k): str(v) for k, v in conn.execute(f"SELECT key, value FROM {META_TABLE}")}
+    except apsw.Error as exc:
+        return f"the store file {store_path} cannot be read ({exc})"
+    if meta.get(UNSEEN):
+        return "the store file has not taken SQL's journal in since it was made"
+    if int(meta.get(OFF_HEAD) or 0) > head:
+        return f"events up to e{meta[OFF_HEAD]} were committed with the store off"
+    for path in sql_files:
+        journaled = journal_head(path)
+        if journaled is not None and journaled > head:
+            return f"{path.name}'s journal reaches e{journaled}, the store e{head}"
+    return None
 
 
 def finish_rebuild(path: Path) -> bool:

@@ -20,8 +20,9 @@ from pjai.errors import MaterializationError, PjaiError, SqlError, SqlUnavailabl
 from pjai.schema.ops import Op
 from pjai.schema.render import SQLITE, sqlite_constraint_error
 from pjai.sql.backend import Statement, driver_error
+from pjai.sql.journal import journal
 
-__all__ = ["SqliteBackend", "page_problems"]
+__all__ = ["SqliteBackend", "journal_head", "page_problems"]
 
 LISTED = 20
 """How many problems :func:`page_problems` names."""
@@ -112,3 +113,19 @@ def page_problems(path: str | os.PathLike[str]) -> list[str]:
     finally:
         conn.close()
     return [] if found == ["ok"] else found
+
+
+def journal_head(path: str | os.PathLike[str]) -> int | None:
+    """The last global position the SQL journal in the SQLite file ``path`` holds, or
+    ``None`` when it cannot be read (a damaged file), read without changing the file."""
+    try:
+        conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        row = conn.execute(f"SELECT coalesce(max(global_seq), 0) FROM {journal.name}").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return int(row[0])

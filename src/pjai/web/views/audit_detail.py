@@ -7,7 +7,7 @@ from functools import partial
 
 from nicegui import ui
 
-from pjai.app.display import shown_json
+from pjai.app.display import shown_json, shown_text
 from pjai.app.reads import audit as reads
 from pjai.schema.types import from_iso
 from pjai.store import Row
@@ -54,9 +54,9 @@ class EventDetail:
             ("Event", row.event_id),
             ("Position", position),
             ("Time", from_iso(row.at).strftime("%Y-%m-%d %H:%M:%S UTC")),
-            ("Client", row.client_id),
-            # plugin:NAME@VERSION for what a plugin's run caused
-            ("Session", row.session_id),
+            ("Client", shown_text(row.client_id)),
+            # plugin:NAME@VERSION for what a plugin's run caused (a peer's is its own text)
+            ("Session", shown_text(row.session_id)),
         ]
         with ui.grid(columns="auto 1fr").classes("gap-x-4 gap-y-1 text-body2"):
             for label, value in facts:

@@ -76,7 +76,8 @@ class ConversationChat(ui.column):
             ui.label("This conversation is not there (any more).").classes("text-grey-7")
             return
         row = rows[0]
-        title = ui.label(row.title or "Untitled conversation").classes("text-h6 ellipsis")
+        title = ui.label(shown_text(row.title or "") or "Untitled conversation")
+        title.classes("text-h6 ellipsis")
         title.props('data-testid="conversation-title"')
         said = f"{row.message_count} message{'' if row.message_count == 1 else 's'}"
         figures = f"{said} · started {when(row.started_at)}"
@@ -110,14 +111,15 @@ class ConversationChat(ui.column):
 
     def _speaker(self, role: str) -> str:
         if role == "assistant":
-            return self.persona.name
-        return role.capitalize() if role in MESSAGE_ROLES else role
+            return shown_text(self.persona.name)
+        return role.capitalize() if role in MESSAGE_ROLES else shown_text(role)
 
     def _compose(self) -> None:
         with ui.card().classes("w-full").props('data-testid="compose"'):
             with ui.row().classes("w-full items-center gap-3"):
                 ui.label("Say as").classes("text-grey-8")
-                role = ui.toggle({"user": "User", "assistant": self.persona.name}, value="user")
+                speakers = {"user": "User", "assistant": shown_text(self.persona.name)}
+                role = ui.toggle(speakers, value="user")
                 role.props('no-caps dense data-testid="say-as"').mark("say-as")
             text = ui.textarea(placeholder="Write a message… (Ctrl+Enter sends)")
             text.classes("w-full").props('autogrow outlined data-testid="message-text"')

@@ -55,7 +55,7 @@ class ConversationRow(ui.item):
 
     def show(self, row: Row) -> None:
         """Show the row's current title and figures."""
-        self.title.text = row.title or "Untitled conversation"
+        self.title.text = shown_text(row.title or "") or "Untitled conversation"
         said = f"{row.message_count} message{'' if row.message_count == 1 else 's'}"
         self.figures.text = f"{said} · {when(row.started_at)}"
 

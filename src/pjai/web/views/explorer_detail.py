@@ -87,11 +87,13 @@ class MemoryDetail:
             'data-testid="detail-content"'
         )
         if memory.summary:
-            ui.label(memory.summary).classes("text-grey-8 text-caption whitespace-pre-wrap")
+            ui.label(shown_text(memory.summary)).classes(
+                "text-grey-8 text-caption whitespace-pre-wrap"
+            )
         if memory.tags:
             with ui.row().classes("gap-1"):
                 for tag in memory.tags:
-                    ui.chip(tag, icon="sell").props("dense outline")
+                    ui.chip(shown_text(tag), icon="sell").props("dense outline")
         facts = [
             ("Type", memory.type),
             ("Importance", f"{memory.importance:.2f}"),
