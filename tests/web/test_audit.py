@@ -19,6 +19,7 @@ from pjai.app import DataDir, set_flag
 from pjai.app.reads import audit as reads
 from pjai.app.reads.audit import AuditFilter
 from pjai.schema import PersonaDeleted
+from pjai.schema.records import acting_as
 from pjai.schema.types import utc_now
 from pjai.web import WebApp
 from pjai.web.views.audit_table import AuditTable, summary
@@ -238,6 +239,19 @@ async def test_persona_names_and_payloads_show_direction_overrides_as_marks(web:
         assert isinstance(code, ui.code)
         assert "\u202e" not in code.content  # written as an escape: the same JSON
         assert json.loads(code.content)["content"] == "tea \u202eevil"
+
+
+async def test_a_session_of_others_shows_direction_overrides_as_marks(web: WebApp) -> None:
+    ada = web.services.personas.create("Ada")
+    with acting_as("peer \u202eevil"):  # as a peer's events may name their session
+        web.services.memories.add(ada.id, "Likes green tea")
+    async with simulated(web) as user:
+        await _open(user)
+        await _shows(user, _logged(web))
+        row = _table(user).rows[0]
+        UserInteraction(user, {_table(user)}, None).trigger("rowClick", [{}, {"id": row["id"]}, 0])
+        await user.should_see(marker="audit-detail")
+        await user.should_see("peer ⟦RLO⟧evil")
 
 
 # -- outcomes, conflicts and configuration ----------------------------------------------
