@@ -19,6 +19,8 @@ def test_adopted_events_keep_their_identity_and_wait_to_be_pushed() -> None:
         assert [r.position.global_seq for r in pending] == [1, 2, 3]
         assert [r.at for r in pending[1:]] == [r.at for r in elsewhere[:2]]
         assert {r.client_id for r in pending} == {store.client_id}  # pushed as its own
+        assert [r.session_id for r in pending[1:]] == [r.session_id for r in elsewhere[:2]]
+        assert elsewhere[0].session_id != store.session_id
         assert store.query("SELECT count(*) AS n FROM memories")[0].n == 1
         # The memory of a persona this store does not have is kept as rejected.
         (rejected,) = store.rejected()

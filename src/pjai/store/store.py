@@ -467,8 +467,9 @@ class Store(Resource):
     def adopt(self, records: Sequence[EventRecord]) -> int:
         """Take events of another history as this synced store's own pending events.
 
-        Each keeps its id, arguments and time, becomes this instance's (its client and
-        session) and is numbered after the head; the sync client then pushes it like any
+        Each keeps its id, arguments, time and session (the audit trail's word on who
+        made it: a plugin's run, say), becomes this instance's client's and is numbered
+        after the head; the sync client then pushes it like any
         local commit. An event that does not apply here is kept as rejected, with the
         reason, and never pushed (as after a rebase). Bringing a store's data to a new
         server goes this way (export, then import into a new synced data directory).
@@ -491,7 +492,6 @@ class Store(Resource):
                         position=head.next(self._generation),
                         parent=Position(head.global_seq, head.client_seq),
                         client_id=self.client_id,
-                        session_id=self.session_id,
                     )
                     error, changeset = self._apply_logged(moved, capture=True)
                     if error is not None:
