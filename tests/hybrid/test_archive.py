@@ -9,6 +9,7 @@ import stat
 import struct
 import subprocess
 import sys
+import time
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -567,6 +568,25 @@ def test_export_is_refused_while_a_persona_does_not_allow_it(
     assert list(folder.iterdir()) == []  # nothing written: no temporary file, no folder
     manager.commit(PersonaUpdated(persona_id="p2", privacy=PrivacySettings()))
     assert export_archive(manager, folder / "backup.zip").events == 4
+
+
+def test_an_export_removes_what_exports_killed_on_the_way_left(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    manager.commit(persona("p1"))
+    folder = tmp_path / "archives"
+    folder.mkdir()
+    file = folder / "backup.zip"
+    abandoned = folder / ".backup.zip.k1ll3d.tmp"
+    running = folder / ".backup.zip.st1ll.tmp"  # another export, writing now
+    other = folder / ".other.zip.k1ll3d.tmp"
+    for left in (abandoned, running, other):
+        left.write_bytes(b"part of an archive")
+    hours_ago = time.time() - 2 * 3600
+    for old in (abandoned, other):
+        os.utime(old, (hours_ago, hours_ago))
+    export_archive(manager, file)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([file.name, running.name, other.name])
 
 
 def test_an_export_holds_one_state_while_another_process_commits(

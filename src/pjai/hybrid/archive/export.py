@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import os
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,7 +33,7 @@ from pjai.hybrid.manager import HybridDatabaseManager
 from pjai.schema.types import utc_now
 from pjai.store import Progress, Store
 
-__all__ = ["export_archive"]
+__all__ = ["ABANDONED_S", "export_archive"]
 
 
 def export_archive(
@@ -62,6 +65,7 @@ def export_archive(
         raise ConfigError(f"{target} is not a regular file; give the path of a file to write")
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} exists; pass --overwrite to replace it")
+    _forget_abandoned(target)
     temporary: Path | None = None
     made = _first_missing(target.parent)
     published = False
@@ -85,6 +89,19 @@ def export_archive(
         if not published and made is not None:
             _remove_empty(target.parent, made)
     return manifest
+
+
+ABANDONED_S = 3600.0
+"""A temporary archive not written to for this long was left by an export that was
+killed on the way (a running export writes to it all along)."""
+
+
+def _forget_abandoned(target: Path) -> None:
+    """Remove the temporary files that exports to ``target`` killed on the way left."""
+    for left in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to remove
+            if time.time() - left.stat().st_mtime > ABANDONED_S:
+                left.unlink()
 
 
 def _first_missing(folder: Path) -> Path | None:
