@@ -141,6 +141,17 @@ def test_a_memory_that_does_not_exist_is_named(memories: Memories) -> None:
         memories.open("nothing")
 
 
+def test_a_deleted_memory_has_no_neighbours(memories: Memories) -> None:
+    ada = Personas(memories.manager).create("Ada").id
+    alpha = memories.add(ada, "alpha").memory.id
+    beta = memories.add(ada, "beta").memory.id
+    memories.link(alpha, beta, "related")
+    memories.delete(alpha)
+    with pytest.raises(NotFoundError, match="no live memory"):
+        memories.neighbours(alpha, depth=2)
+    assert memories.neighbours(beta) == []  # nor is it anyone's
+
+
 def test_a_deleted_persona_is_missing(memories: Memories, manager: HybridDatabaseManager) -> None:
     memories.add("ada", "x", memory_id="a")
     Personas(manager).delete("ada")

@@ -379,3 +379,13 @@ def test_the_best_scores_are_those_a_stable_sort_gives(scores: list[float], keep
     assert top(np, row, 0).tolist() == []
     expected = np.argsort(-row, kind="stable")[:keep]
     assert top(np, row, keep).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("text", ["", "   ", "!!!", "\x00", "?!…"])
+def test_nothing_to_search_for_finds_nothing_by_any_method(
+    pets: Store, vectors: Embeddings, text: str
+) -> None:
+    vectors.index(pets)
+    assert search(pets, "puppy", method="semantic", embeddings=vectors)  # one that ranks
+    for method in ("keyword", "semantic", "hybrid"):
+        assert search(pets, text, method=method, embeddings=vectors) == []  # type: ignore[arg-type]

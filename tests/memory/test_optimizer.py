@@ -234,8 +234,9 @@ def test_pinned_memories_above_the_target_are_noted(store: Store) -> None:
     report = optimize(store, "p1", now=NOW)
     assert report.events == 0
     assert report.notes == [
-        "3 pinned memories keep the hot tier above its target of 1: unpin some "
-        "(pjai memory update ID --unpin) to let the optimizer place them"
+        "3 pinned or archived memories keep the hot tier above its target of 1: the "
+        "optimizer does not move them (unpin with pjai memory update ID --unpin; an "
+        "archived memory leaves cold when moved)"
     ]
 
 

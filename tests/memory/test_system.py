@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from pjai.errors import NotFoundError, QueryError
+from pjai.errors import ConfigError, NotFoundError, QueryError
 from pjai.memory import optimizer
 from pjai.memory.search import search
 from pjai.memory.system import MemorySystem
 from pjai.schema import MemoryImported, PersonaCreated
 from pjai.schema.personas import MemoryConfig, ScoringConfig, TierCapacities, TierShares
 from pjai.schema.selection import MemoryFilter
+from pjai.schema.types import utc_now
 from pjai.store import Store
 from tests.helpers import memory
 
@@ -193,6 +194,39 @@ def test_archived_memories_no_longer_count_against_retention(store: Store) -> No
     before = len(list(store.events()))
     system.add("p1", "a new note")  # no optimizer run
     assert len(list(store.events())) == before + 1
+
+
+def test_archived_memories_over_cold_capacity_start_no_run(store: Store) -> None:
+    # The optimizer does not move them: a run for them would change nothing, at every
+    # commit.
+    caps = TierCapacities(hot=1, warm=1, cold=1)
+    system = system_with(store, retention_days=1, capacities=caps)
+    store.commit(*[old_memory(f"o{i}", 10) for i in range(3)])
+    system.optimize("p1", now=NOW)
+    assert tier_counts(store) == {"cold": 3}
+    assert not system.over_limits("p1", now=NOW)
+    report = system.optimize("p1", now=NOW)
+    assert report.events == 0
+    assert (
+        "3 pinned or archived memories keep the cold tier above its target of 1: the "
+        "optimizer does not move them (unpin with pjai memory update ID --unpin; an "
+        "archived memory leaves cold when moved)"
+    ) in report.notes
+
+
+def test_a_move_that_retention_would_undo_at_once_is_refused(store: Store) -> None:
+    system = system_with(store, retention_days=30)
+    recorded = utc_now() - timedelta(days=40)
+    store.commit(
+        MemoryImported(memory_id="old", persona_id="p1", content="x", source="t",
+                       created_at=recorded, updated_at=recorded)
+    )  # fmt: skip
+    system.optimize("p1")  # archived: cold
+    before = len(list(store.events()))
+    with pytest.raises(ConfigError, match="retention of 30 days, which archives it: the move"):
+        system.move("old", "hot")
+    assert len(list(store.events())) == before  # nothing written, nothing undone
+    assert system.move("old", "cold", pinned=True)  # where retention keeps it: fine
 
 
 def test_unknown_or_deleted_persona_is_never_over_limits(store: Store) -> None:

@@ -68,6 +68,16 @@ def test_weeks_are_iso_weeks_across_a_year_boundary(store: Store) -> None:
     }
 
 
+def test_keys_of_early_years_have_four_digits_as_iso_writes_them(store: Store) -> None:
+    store.commit(
+        persona(),
+        memory("first", occurred_at=at(1, 1, 2, 12)),
+        memory("medieval", occurred_at=at(999, 5, 5, 12)),
+    )
+    assert counts(store, "week") == {"0001-W01": 1, "0999-W18": 1}
+    assert counts(store, "month") == {"0001-01": 1, "0999-05": 1}
+
+
 def test_range_is_half_open_and_deleted_memories_are_left_out(store: Store) -> None:
     store.commit(
         persona(),

@@ -214,8 +214,10 @@ class Memories:
     def neighbours(
         self, memory_id: str, *, depth: int = 1, min_strength: float = 0.0
     ) -> list[Neighbour]:
-        """Memories within ``depth`` links of a memory (which must exist)."""
-        self.get(memory_id)
+        """Memories within ``depth`` links of a live memory (a deleted one connects
+        nothing: :class:`~pjai.errors.NotFoundError`, as :meth:`show` says)."""
+        if self.get(memory_id).deleted_at is not None:
+            raise NotFoundError(f"no live memory {memory_id!r}")
         return neighbours(self.manager, memory_id, depth=depth, min_strength=min_strength)
 
     def auto_link(

@@ -286,12 +286,12 @@ def plan(
     fixed = {m.id for m in remaining if m.pinned or m.archived or m.id in archived}
     held = _count(tiers[m] for m in fixed)
     places: dict[str, int] = {tier: max(0, targets[tier] - held[tier]) for tier in TIERS}
-    for tier in ("hot", "warm"):
+    for tier in TIERS:
         if held[tier] > targets[tier]:
             report.notes.append(
-                f"{held[tier]} pinned memories keep the {tier} tier above its target of "
-                f"{targets[tier]}: unpin some (pjai memory update ID --unpin) to let the "
-                "optimizer place them"
+                f"{held[tier]} pinned or archived memories keep the {tier} tier above its "
+                f"target of {targets[tier]}: the optimizer does not move them (unpin with "
+                "pjai memory update ID --unpin; an archived memory leaves cold when moved)"
             )
     ranked = [m for m in remaining if m.id not in fixed]
     for position, m in enumerate(ranked):

@@ -25,6 +25,7 @@ A search does not count as opening a memory: no ``v1.MemoryAccessed`` is recorde
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -251,6 +252,10 @@ def search(
         raise QueryError(
             f"the search text is not valid Unicode (a lone surrogate at position {exc.start})"
         ) from None
+    if not any(unicodedata.category(c)[0] in "LNS" for c in text):
+        # Blank, or punctuation only: no letter, digit or symbol to look for. Keyword
+        # search finds nothing for it; semantic and hybrid would rank every memory.
+        return []
     expand = tuning.neighbour_weight > 0
     window = time_window(text) if tuning.date_weight > 0 else None
     deep = expand or window is not None

@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import and_, case, func, or_, select
 
-from pjai.errors import NotFoundError
+from pjai.errors import ConfigError, NotFoundError
 from pjai.memory import graph, optimizer
 from pjai.memory.backend import Backend
 from pjai.memory.classify import RESTRICTED, restricted_tags
@@ -71,8 +71,13 @@ def _limits(persona_id: str) -> AnySelect:
             p.memory_retention_days.label("retention_days"),
             *(getattr(p, f"memory_capacity_{tier}").label(f"cap_{tier}") for tier in TIERS),
             *(count_if(m.tier == tier).label(tier) for tier in TIERS),
-            # memories the optimizer may move, per tier: pinned ones stay where they are
-            *(count_if(and_(m.tier == tier, ~m.pinned)).label(f"free_{tier}") for tier in TIERS),
+            # memories the optimizer may move, per tier: pinned and archived ones stay
+            *(
+                count_if(and_(m.tier == tier, ~m.pinned, m.archived_at.is_(None))).label(
+                    f"free_{tier}"
+                )
+                for tier in TIERS
+            ),
             func.count(m.id).label("total"),
             # what the optimizer may delete when there are more than max_memories
             count_if(and_(m.importance < p.memory_importance_threshold, ~m.pinned)).label(
@@ -223,6 +228,7 @@ class MemorySystem:
         memory = self.get(memory_id)
         if memory is None or memory.deleted_at is not None:
             raise NotFoundError(f"no live memory {memory_id!r}")
+        self._check_move_stays(memory, tier)
         events: list[Event] = []
         if fields:
             events.append(
@@ -241,6 +247,30 @@ class MemorySystem:
         if events:
             self.commit(*events)
         return bool(events)
+
+    def _check_move_stays(self, memory: Memory, tier: Tier) -> None:
+        """Refuse a move that the optimizer run of its own commit would undo: a memory
+        past its persona's retention is archived (or deleted) again at once."""
+        p = personas.c
+        rows = self.backend.query(
+            select(
+                p.memory_auto_optimize, p.memory_retention_days, p.memory_retention_action
+            ).where(p.id == memory.persona_id)
+        )
+        if not rows:
+            return
+        auto, days, action = rows[0]
+        if not auto or days is None or memory.created_at >= utc_now() - timedelta(days=days):
+            return
+        if action == "archive" and tier == "cold":
+            return  # where retention puts it anyway
+        done = "archives" if action == "archive" else "deletes"
+        raise ConfigError(
+            f"memory {memory.id} was recorded {memory.created_at:%Y-%m-%d}, longer ago than "
+            f"its persona's retention of {days} days, which {done} it: the move would be "
+            "undone at once. Raise memory.retention_days (pjai persona update PERSONA "
+            "--set memory.retention_days=N) to keep it"
+        )
 
     def search(
         self,

@@ -117,7 +117,7 @@ def timeline_from_rows(rows: list[Any], unit: Unit = "day") -> list[Bucket]:
         key = r.bucket
         if unit == "week":
             year, week, _ = date.fromisoformat(r.bucket).isocalendar()
-            key = f"{year}-W{week:02d}"
+            key = f"{year:04d}-W{week:02d}"
         groups.setdefault(key, []).append(r)
     buckets = []
     for key, group in groups.items():
