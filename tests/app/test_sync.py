@@ -17,8 +17,11 @@ from pjai.app import (
     sync_status,
     sync_url,
 )
+from pjai.app import sync as sync_module
 from pjai.errors import ConfigError
+from pjai.schema import PersonaErased
 from pjai.sync.client import SyncStatus
+from tests.helpers import history, persona
 
 
 def test_urls_are_normalised() -> None:
@@ -108,3 +111,18 @@ def test_status_joins_the_store_and_the_status_file(
     data.sync_status_path.write_text("{")
     with pytest.raises(ConfigError, match="is not JSON"):
         sync_status(data)
+
+
+def test_an_erasure_another_process_made_counts_as_waiting_for_the_server(
+    tmp_path: Path,
+) -> None:
+    # Compacting while it waits would keep the rows its pending event holds, and the
+    # compaction would count as done.
+    data = DataDir(tmp_path / "data", environ={"PJAI_FLAG_SYNC": "true"})
+    with data.open() as syncing:
+        assert syncing.store is not None
+        syncing.store.rebase(history([persona("ada")]))  # confirmed: nothing pending
+        assert sync_module._pending_erasures(syncing) == set()
+        with data.open() as other:  # as `pjai privacy erase` in another terminal
+            other.commit(PersonaErased(persona_id="ada"))
+        assert sync_module._pending_erasures(syncing) == {"ada"}

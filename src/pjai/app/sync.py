@@ -294,11 +294,16 @@ class KeysIn:
             return
         store = self._manager.store
         assert store is not None
+        before = (store.head, store.confirmed_head)  # as of the check above
         emptied = store.compact()
         done = self._manager.shards.compact()
-        # Another process reading an older state holds the old pages: not done, the next
-        # exchange tries again.
-        if emptied and len(done) == len(self._manager.shards):
+        # Another process reading an older state holds the old pages, or committed (an
+        # erasure, whose pending event keeps the rows it deleted) or was confirmed
+        # meanwhile: not done, the next exchange tries again.
+        settled = not _pending_erasures(self._manager)
+        if settled and (store.head, store.confirmed_head) != before:
+            settled = False
+        if emptied and len(done) == len(self._manager.shards) and settled:
             self._compacted, self._erased = keys, still
 
 
@@ -324,9 +329,10 @@ class Tending:
 
 
 def _pending_erasures(manager: HybridDatabaseManager) -> set[str]:
-    """The personas whose erasure, made here, waits for the sync server."""
+    """The personas whose erasure, made here, waits for the sync server (by this
+    process or another: the store file is read anew)."""
     store = manager.store
-    if store is None or not store.pending_count:
+    if store is None:
         return set()
     return {persona_of(r) or "" for r in store.pending() if r.name == PersonaErased.NAME}
 
