@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from pjai.app.login import PASSPHRASE_FILE, Passphrase
 from pjai.errors import ConfigError, KeyRingError, StoreModeError
 from pjai.hybrid import HybridDatabaseManager
@@ -36,8 +34,8 @@ from pjai.security import KEYS_FILE, FieldCodec, KeyRing
 from pjai.security.columns import ColumnSealer
 from pjai.security.keys import store_fingerprint
 from pjai.security.oskeyring import recall
-from pjai.sql.engine import PRIMARY_FILE, PoolConfig
-from pjai.sql.shards import Shard, ShardSet, data_dir_urls, shard_urls
+from pjai.sql.engine import PRIMARY_FILE, PoolConfig, sqlite_file
+from pjai.sql.shards import ShardSet, data_dir_urls, shard_urls
 from pjai.store import Progress, Store
 
 __all__ = [
@@ -290,7 +288,7 @@ class DataDir:
         ``-journal``): a path no command may write something else to."""
         target = path.resolve()
         kept = [(self.path / file.name).resolve() for file in self.files()]
-        kept += [Path(file).resolve() for file in map(_embedded, shards or ()) if file]
+        kept += [file.resolve() for s in shards or () if (file := sqlite_file(s.engine.url))]
         for file in kept:
             if target.parent != file.parent or not target.name.startswith(file.name):
                 continue
@@ -354,16 +352,8 @@ class DataDir:
     def sqlite_files(self) -> list[Path]:
         """The SQL primary's SQLite files: the embedded one, or those of the shards
         ``PJAI_SQL_SHARDS`` lists (none when they are PostgreSQL)."""
-        files = []
-        for url in data_dir_urls(self.path, self.environ):
-            parsed = make_url(url)
-            if parsed.get_backend_name() == "sqlite" and parsed.database not in (
-                None,
-                "",
-                ":memory:",
-            ):
-                files.append(Path(parsed.database))
-        return files
+        urls = data_dir_urls(self.path, self.environ)
+        return [file for url in urls if (file := sqlite_file(url)) is not None]
 
     def flags(self) -> Flags:
         """The directory's feature flags."""
@@ -472,11 +462,3 @@ def _size(path: Path) -> int | None:
         return os.stat(path).st_size
     except (FileNotFoundError, NotADirectoryError):
         return None
-
-
-def _embedded(shard: Shard) -> str | None:
-    """The file of an SQLite shard."""
-    url = shard.engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return url.database

@@ -294,15 +294,14 @@ class KeysIn:
             return
         store = self._manager.store
         assert store is not None
-        before = (store.head, store.confirmed_head)  # as of the check above
+        before = store.head, store.confirmed_head  # as of the check above
         emptied = store.compact()
         done = self._manager.shards.compact()
         # Another process reading an older state holds the old pages, or committed (an
         # erasure, whose pending event keeps the rows it deleted) or was confirmed
         # meanwhile: not done, the next exchange tries again.
-        settled = not _pending_erasures(self._manager)
-        if settled and (store.head, store.confirmed_head) != before:
-            settled = False
+        waiting = _pending_erasures(self._manager)  # reads the file anew: head too
+        settled = not waiting and (store.head, store.confirmed_head) == before
         if emptied and len(done) == len(self._manager.shards) and settled:
             self._compacted, self._erased = keys, still
 

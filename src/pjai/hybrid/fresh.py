@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pjai.hybrid.files import IMPORTING_FILE
 from pjai.hybrid.manager import HybridDatabaseManager
+from pjai.sql.engine import sqlite_file
 
 __all__ = ["Made", "importing", "sql_inside"]
 
@@ -112,9 +113,7 @@ def sql_inside(manager: HybridDatabaseManager) -> bool:
     """Whether every SQL shard is an SQLite file inside the manager's data directory."""
     home = manager.data_dir.absolute()
     for shard in manager.shards:
-        url = shard.engine.url
-        if url.get_backend_name() != "sqlite" or not url.database:
-            return False
-        if not Path(url.database).absolute().is_relative_to(home):
+        file = sqlite_file(shard.engine.url)
+        if file is None or not file.absolute().is_relative_to(home):
             return False
     return True

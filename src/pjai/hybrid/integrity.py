@@ -33,6 +33,7 @@ from sqlalchemy import Boolean, Table
 from pjai.errors import ConfigError, SqlError, StoreCorruptError
 from pjai.schema.event import Schema
 from pjai.schema.types import CompressibleText, JsonDocument, Progress, Timestamp, read_text
+from pjai.sql.engine import sqlite_file
 from pjai.sql.rebalance import misplaced
 from pjai.sql.shards import ShardSet
 from pjai.sql.sqlite import page_problems
@@ -394,12 +395,8 @@ def _verify(
 
 def _sql_file_problems(shards: ShardSet) -> list[str]:
     """What SQLite finds wrong with the pages of the shards that are SQLite files."""
-    found = []
-    for shard in shards:
-        url = shard.engine.url
-        if url.get_backend_name() == "sqlite" and url.database:
-            found += [f"{url.database}: {problem}" for problem in page_problems(url.database)]
-    return found
+    files = [file for s in shards if (file := sqlite_file(s.engine.url)) is not None]
+    return [f"{file}: {problem}" for file in files for problem in page_problems(file)]
 
 
 def _compare(

@@ -25,6 +25,7 @@ __all__ = [
     "default_url",
     "empty_sqlite_log",
     "redacted",
+    "sqlite_file",
     "sqlite_url",
 ]
 
@@ -75,6 +76,15 @@ def sqlite_url(path: Path | str) -> str:
     """The URL of the SQLite file ``path``, whatever characters its path holds (a
     ``?`` or ``#`` would otherwise end the file's name)."""
     return URL.create("sqlite", database=str(path)).render_as_string()
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of an SQLite database ``url`` names; ``None`` for another database or
+    one in memory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 def redacted(url: str) -> str:

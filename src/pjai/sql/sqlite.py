@@ -103,7 +103,7 @@ def page_problems(path: str | os.PathLike[str]) -> list[str]:
     library in the process (the store's) would share its locks and shared memory badly.
     """
     try:
-        conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)
+        conn = _read_only(path)
     except sqlite3.Error as exc:
         return [f"the file cannot be opened ({exc})"]
     try:
@@ -119,7 +119,7 @@ def journal_head(path: str | os.PathLike[str]) -> int | None:
     """The last global position the SQL journal in the SQLite file ``path`` holds, or
     ``None`` when it cannot be read (a damaged file), read without changing the file."""
     try:
-        conn = sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)
+        conn = _read_only(path)
     except sqlite3.Error:
         return None
     try:
@@ -129,3 +129,8 @@ def journal_head(path: str | os.PathLike[str]) -> int | None:
     finally:
         conn.close()
     return int(row[0])
+
+
+def _read_only(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A connection that reads the file ``path`` and never writes it."""
+    return sqlite3.connect(Path(path).absolute().as_uri() + "?mode=ro", uri=True)

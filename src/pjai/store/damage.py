@@ -24,7 +24,6 @@ from pjai.schema.types import from_iso
 __all__ = [
     "Salvage",
     "log_break",
-    "page_problems",
     "problems",
     "read_only",
     "salvage",
@@ -53,21 +52,13 @@ def problems(conn: apsw.Connection, limit: int = LISTED) -> list[str]:
     """What SQLite finds wrong with the store file's pages, or, the pages being sound,
     where the event log breaks (``[]``: nothing)."""
     try:
-        found = page_problems(conn, limit)
-        broken = None if found else log_break(conn)
-    except (apsw.CorruptError, apsw.NotADBError) as exc:
-        return [str(exc)]
-    return found or ([] if broken is None else [broken])
-
-
-def page_problems(conn: apsw.Connection, limit: int = LISTED) -> list[str]:
-    """What SQLite finds wrong with a database's pages (``PRAGMA quick_check``; ``[]``:
-    nothing), any SQLite database."""
-    try:
         found = [str(row[0]) for row in conn.execute(f"PRAGMA quick_check({limit})")]
+        if found != ["ok"]:
+            return found
+        broken = log_break(conn)
     except (apsw.CorruptError, apsw.NotADBError) as exc:
         return [str(exc)]
-    return [] if found == ["ok"] else found
+    return [] if broken is None else [broken]
 
 
 _BREAK = """
