@@ -6,9 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import pytest
+
+from pjai.errors import UnknownEventWarning
 from pjai.schema import ROOT, SCHEMA, Event, EventRecord, MemoryAdded, PersonaCreated, Schema
 from pjai.schema.records import stamp
 from pjai.schema.types import utc_now
+from pjai.store import Store
 
 
 def persona(persona_id: str = "p1", name: str | None = None) -> PersonaCreated:
@@ -80,14 +84,16 @@ def persona_row(persona_id: str = "p1", at: datetime | None = None) -> dict[str,
     }
 
 
-def from_a_newer_pjai(after: EventRecord | Any) -> list[EventRecord]:
-    """One event of a vocabulary this PJai does not know (``v9.FromTheFuture``), as a
-    newer PJai's sync would bring it, after the head ``after``."""
-    return stamp(
+def take_from_a_newer_pjai(store: Store) -> None:
+    """Take into ``store`` one event of a vocabulary this PJai does not know
+    (``v9.FromTheFuture``), as a newer PJai's sync would bring it: kept, not applied."""
+    future = stamp(
         [("v9.FromTheFuture", b"{}")],
-        after=after,
+        after=store.head,
         generation=0,
         client_id="newer",
         session_id="newer",
         at=utc_now(),
     )
+    with pytest.warns(UnknownEventWarning):
+        store.ingest(future)

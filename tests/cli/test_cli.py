@@ -17,10 +17,10 @@ from pjai.bench.peer import run_peer
 from pjai.bench.webapp import free_port
 from pjai.cli import app
 from pjai.demo import run_demo
-from pjai.errors import ConfigError, UnknownEventWarning
+from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.store import Store
-from tests.helpers import from_a_newer_pjai, persona
+from tests.helpers import persona, take_from_a_newer_pjai
 
 runner = CliRunner()
 
@@ -277,9 +277,7 @@ def test_a_warning_reads_as_a_note_without_a_source_line(tmp_path: Path) -> None
         manager.commit(persona("p1"))
         store = manager.store
         assert store is not None
-        future = from_a_newer_pjai(store.head)
-        with pytest.warns(UnknownEventWarning):
-            store.ingest(future)
+        take_from_a_newer_pjai(store)
     done = subprocess.run(
         [sys.executable, "-m", "pjai", "repair", "--side", "store", "--data-dir", str(data_dir)],
         capture_output=True,

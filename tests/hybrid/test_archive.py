@@ -57,7 +57,7 @@ from pjai.schema import (
 from pjai.schema.personas import PrivacySettings
 from pjai.store import Store
 from tests.databases import database
-from tests.helpers import from_a_newer_pjai, memory, persona
+from tests.helpers import memory, persona, take_from_a_newer_pjai
 
 OLD = datetime(2021, 3, 4, 5, 6, 7, 890_123, tzinfo=UTC)
 
@@ -544,9 +544,7 @@ def test_cli_says_how_many_imported_events_were_not_applied(tmp_path: Path) -> N
         manager.commit(persona("p1"))
         store = manager.store
         assert store is not None
-        future = from_a_newer_pjai(store.head)
-        with pytest.warns(UnknownEventWarning):
-            store.ingest(future)
+        take_from_a_newer_pjai(store)
         export_archive(manager, file)
     runner = CliRunner(env={"PJAI_SQL_SHARDS": None, "PJAI_USE_LIVESTORE": None})
     with pytest.warns(UnknownEventWarning):
