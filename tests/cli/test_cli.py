@@ -7,10 +7,13 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from pjai.bench.peer import run_peer
@@ -318,3 +321,26 @@ def test_a_refused_value_is_shown_cut_short(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "--title: expected text of at most 500 characters" in result.output
     assert len(result.output) < 1_000
+
+
+def test_a_group_lists_each_command_on_one_line_however_its_docstring_wraps() -> None:
+    wide = {"COLUMNS": "400", "TERMINAL_WIDTH": "400"}
+    top = runner.invoke(app, ["--help"], env=wide)
+    memory = runner.invoke(app, ["memory", "--help"], env=wide)
+    assert "commit changes it (with --json, only what it did at the end)." in top.output
+    assert "the memory vectors, and the data files. Exits with code 2" in top.output
+    listed = [line for line in memory.output.splitlines() if line.startswith("│ ")]
+    assert listed, memory.output
+    assert all(not line[2:].startswith(" ") for line in listed), memory.output
+
+
+def test_no_command_help_shows_docstring_markup() -> None:
+    command = typer.main.get_command(app)
+
+    def helps(c: Any) -> Iterator[str]:
+        yield c.help or ""
+        yield from (getattr(p, "help", None) or "" for p in c.params)
+        for sub in getattr(c, "commands", {}).values():
+            yield from helps(sub)
+
+    assert [h for h in helps(command) if "``" in h or ":func:" in h or ":data:" in h] == []

@@ -68,8 +68,8 @@ def store(
 ) -> None:
     """Commit throughput, live and point query latency, boot, rebuild and RSS of the store.
 
-    The benchmark works in a new ``bench-*`` directory inside the data directory and
-    removes it afterwards unless ``--keep``.
+    The benchmark works in a new bench-* directory inside the data directory and
+    removes it afterwards unless --keep.
     """
     bench = partial(run_store_bench, quick=quick, peer=peer)
     _run(bench, data_dir, prefix="bench-store-", keep=keep, doing="Benchmarking the store")
@@ -259,7 +259,7 @@ def graph(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     keep: Keep = False,
 ) -> None:
-    """Neighbours within ``--depth`` links and connected components on a random graph."""
+    """Neighbours within --depth links and connected components on a random graph."""
     bench = partial(
         run_graph_bench, memories=memories, links_per_memory=links, depth=depth, queries=queries
     )

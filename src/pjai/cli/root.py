@@ -5,11 +5,14 @@ argument shows in the usage line as it is declared: an explicit metavar as writt
 (``[PERSONA] CONTENT``), a hidden argument not at all, any other by its name in capitals
 (``MEMORY_ID``, ``[PERSONA]`` when it may be left out). Typer would write ``{memory_id}``,
 which reads as a template, not a command line. A flag (``--json``) shows no type in the
-help: Typer would write ``<bool>`` beside it, but a flag takes no value.
+help: Typer would write ``<bool>`` beside it, but a flag takes no value. A command's
+line in its group's list is the first paragraph of its help, joined into one line: Typer
+would keep the docstring's line breaks there.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
@@ -70,4 +73,12 @@ def _declared_usage(command: object) -> None:
                 param.__class__ = _DeclaredArgument
     if isinstance(command, TyperGroup):
         for sub in command.commands.values():
+            if sub.short_help is None and sub.help:
+                sub.short_help = _summary(sub.help)
             _declared_usage(sub)
+
+
+def _summary(help_text: str) -> str:
+    """The first paragraph of ``help_text`` as one line."""
+    first = inspect.cleandoc(help_text).partition("\f")[0].split("\n\n")[0]
+    return " ".join(first.split())

@@ -113,7 +113,7 @@ def connect_command(
 
     A new data directory is made a synced one. Local commits are pushed, others' are
     pulled; the SQL primary receives confirmed events. Status is recorded in the data
-    directory for ``pjai sync status``. Progress goes to standard error; with --json,
+    directory for pjai sync status. Progress goes to standard error; with --json,
     how the run ended (store, level, the last status) is one JSON line on standard output.
     """
     # The status lines say what the client logs; its log would say it a second time.

@@ -123,7 +123,7 @@ def list_tokens(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     fmt: Format = "table",
 ) -> None:
-    """List the web app's sessions (labelled ``session``) and access tokens, revoked and
+    """List the web app's sessions (labelled "session") and access tokens, revoked and
     expired ones too (never their secrets)."""
     with _sessions(data_dir) as sessions:
         found = sessions.list()

@@ -75,7 +75,7 @@ def show_neighbours(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     fmt: Format = "table",
 ) -> None:
-    """Memories within ``--depth`` links of a memory."""
+    """Memories within --depth links of a memory."""
     with open_manager(data_dir) as manager:
         memory_id = resolve.memory_id(manager, memory_id)
         found = Memories(manager).neighbours(memory_id, depth=depth, min_strength=min_strength)
@@ -100,7 +100,7 @@ def auto_link(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """Link a persona's memories that are alike (``similar`` links)."""
+    """Link a persona's memories that are alike ("similar" links)."""
     with open_manager(data_dir) as manager:
         persona_id = resolve.persona_id(manager, persona)
         made = Memories(manager).auto_link(

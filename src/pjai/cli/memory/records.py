@@ -109,7 +109,7 @@ def list_memories(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     fmt: Format = "table",
 ) -> None:
-    """List a persona's memories (by default the active one's), best first by ``--order``;
+    """List a persona's memories (by default the active one's), best first by --order;
     those this instance changed and the sync server has not confirmed yet are marked
     pending."""
     if order not in ("importance", "occurred_at", "created_at", "access_count"):
@@ -143,7 +143,7 @@ def show(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
-    """Show a memory with its links (records nothing; ``pjai memory open`` counts an
+    """Show a memory with its links (records nothing; pjai memory open counts an
     access)."""
     with open_manager(data_dir) as manager:
         service = Memories(manager)
@@ -231,7 +231,7 @@ def update(
 def delete(
     memory_id: MemoryArg, data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 ) -> None:
-    """Delete a memory (soft: ``pjai memory restore`` brings it back)."""
+    """Delete a memory (soft: pjai memory restore brings it back)."""
     with open_manager(data_dir) as manager:
         memory = Memories(manager).delete(resolve.memory_id(manager, memory_id))
     print_result(memory, as_json, f"Deleted memory {memory.id}.")
