@@ -96,6 +96,27 @@ class KeysDeleted(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     deleted: Annotated[list[Deletion], Meta(max_length=MAX_KEYS)]
 
 
+def _keys_problem(asked: KeysPut | KeysDeleted) -> str | None:
+    """Why a keys request cannot be kept by every database (a store id no hello could
+    name, a NUL character in a text), or ``None``."""
+    if _bad_store_id(asked.store_id):
+        return f"give a store_id of 1 to {MAX_ID_BYTES} bytes, without NUL"
+    named: list[tuple[str, str, tuple[str, ...]]]
+    if isinstance(asked, KeysDeleted):
+        named = [
+            (f"deleted[{n}]", "id and proof", (d.id, d.proof)) for n, d in enumerate(asked.deleted)
+        ]
+    else:
+        named = [
+            (f"items[{n}]", "id, scope and blob", (i.id, i.scope, i.blob))
+            for n, i in enumerate(asked.items)
+        ]
+    for where, fields, values in named:
+        if any(text_problem(value) for value in values):
+            return f"{where}: its {fields} must not contain the NUL character (U+0000)"
+    return None
+
+
 def _host(scope: Scope) -> str | None:
     """The host name a request names in its ``Host`` header, lower case, or ``None``."""
     for header, value in scope.get("headers", []):
@@ -270,6 +291,8 @@ def create_app(
         except RecursionError:
             message = "the body nests too deep to read"
             return JSONResponse({"error": "bad_request", "message": message}, 400)
+        if (problem := _keys_problem(asked)) is not None:
+            return JSONResponse({"error": "bad_request", "message": problem}, 400)
         denied = authorized(request, asked.store_id, "write")
         if isinstance(denied, Response):
             return denied
