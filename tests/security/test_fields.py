@@ -147,6 +147,26 @@ def test_an_event_at_its_longest_still_passes_the_servers_check(ring: KeyRing) -
     assert len(sealed) <= MAX_EVENT_BYTES
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("persona_id", "p\x00", "must not contain the NUL character"),
+        ("tags", ["a\x00"], "must not contain the NUL character"),
+        ("occurred_at", "0001-01-01T00:00:00Z", "must lie between 0001-01-02 and 9999-12-30"),
+    ],
+)
+def test_the_servers_check_holds_a_sealed_events_plain_fields_to_the_limits(
+    ring: KeyRing, field: str, value: object, problem: str
+) -> None:
+    # The sync server has no keys: it checks the fields left plain, and they must keep
+    # to what every backend can store, as a plain event's do.
+    name, _, args = SCHEMA.encode(memory("m1", content=MARKER))
+    sealed = msgspec.json.decode(FieldCodec(ring).seal("e1", name, args))
+    SCHEMA.check(name, msgspec.json.encode(sealed))
+    with pytest.raises(EventValidationError, match=problem):
+        SCHEMA.check(name, msgspec.json.encode({**sealed, field: value}))
+
+
 def test_the_key_ring_serves_threads_at_once(ring: KeyRing) -> None:
     failures: list[BaseException] = []
 

@@ -267,6 +267,9 @@ class Schema:
             for n, t in self._types.items()
             if (sealed := sealed_type(t)) is not None
         }
+        self._sealed_limits: dict[str, Walk] = {
+            n: walker(d.type) for n, d in self._sealed_decoders.items()
+        }
         self.table_ddl, self.index_ddl = self._sqlite_ddl()
         self.ddl = [*self.table_ddl, *self.index_ddl]
         flush = [f"{t}: {s}" for t, f in self.derived_flush.items() for s in f]
@@ -368,11 +371,16 @@ class Schema:
             if decoder is None or ENVELOPE_KEY.encode() not in raw:
                 raise
             try:
-                decoder.decode(raw)
+                sealed = decoder.decode(raw)
             except msgspec.ValidationError as exc:
                 raise validation_error(name, exc) from exc
             except msgspec.DecodeError as exc:
                 raise EventValidationError(name, f"arguments are not valid JSON: {exc}") from exc
+            # The fields left plain hold to the limits every backend can store, as a
+            # plain event's do.
+            if (problem := self._sealed_limits[name](sealed)) is not None:
+                field, reason = problem
+                raise EventValidationError(name, reason, field=field or None) from None
 
     def materialize(self, record: EventRecord, payload: Event | None = None) -> Materialized:
         """``record``'s payload (decoded unless given) and the writes it makes.
