@@ -87,6 +87,19 @@ def test_refused_changes_leave_no_entry(server_db: ServerDatabase) -> None:
     assert [e.action for e in server_db.audit.list()] == ["token.create", "token.revoke"]
 
 
+@pytest.mark.parametrize("store_id", ["x" * 101, "é" * 51, "s\x00"])
+def test_a_token_for_a_store_no_hello_could_name_is_refused(
+    server_db: ServerDatabase, store_id: str
+) -> None:
+    # A hello names a store in 1 to 100 bytes without NUL: such a token would open
+    # nothing, and every client given it would be refused.
+    with pytest.raises(ConfigError, match="a store id has 1 to 100 bytes"):
+        server_db.tokens.create(store_id, "write")
+    assert server_db.tokens.list() == []
+    assert server_db.audit.list() == []
+    server_db.tokens.create("é" * 50, "write")  # 100 bytes: a hello can name it
+
+
 def test_a_change_and_its_entry_are_one_transaction(
     server_db: ServerDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
