@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pjai.errors import ConfigError, PjaiError
+from pjai.schema.types import utc_now
 from pjai.store import Store
 from pjai.sync import SyncClient, websocket_connector
 from pjai.sync.server import SERVER_FILE, ServerConfig, SyncServer
@@ -102,6 +104,9 @@ def test_it_says_when_every_client_would_be_refused(tmp_path: Path) -> None:
         _, token = server.database.tokens.create("s1", "read")
         assert not server.refuses_everyone()
         server.database.tokens.revoke(token.id)
+        assert server.refuses_everyone()
+        # An expired token refuses its clients as a revoked one does.
+        server.database.tokens.create("s1", "read", not_after=utc_now() - timedelta(hours=1))
         assert server.refuses_everyone()
     with SyncServer.open(tmp_path / SERVER_FILE, ServerConfig(require_tokens=False)) as open_door:
         assert not open_door.refuses_everyone()

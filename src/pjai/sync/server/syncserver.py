@@ -170,10 +170,11 @@ class SyncServer(Resource):
         return "ws" + self.base_url.removeprefix("http") + "/sync"
 
     def refuses_everyone(self) -> bool:
-        """Whether tokens are required and none is live, so every client is refused."""
+        """Whether tokens are required and none is live (each revoked or expired), so
+        every client is refused."""
         if self.hub.authenticate is None or self.database is None:
             return False
-        return all(t.revoked_at is not None for t in self.database.tokens.list())
+        return not any(t.live() for t in self.database.tokens.list())
 
     # -- serving -----------------------------------------------------------------------
 

@@ -46,6 +46,11 @@ class Token:
     expires_at: str | None = None
     """When it stops working by itself (ISO 8601, UTC); ``None``: until revoked."""
 
+    def live(self, now: str | None = None) -> bool:
+        """Whether the token works at ``now`` (ISO 8601, UTC; default: now): not revoked,
+        not expired."""
+        return _live(self, to_iso(utc_now()) if now is None else now)
+
 
 def can(role: str, wanted: Role) -> bool:
     """Whether ``role`` includes ``wanted`` (read < write < admin)."""
