@@ -22,12 +22,14 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from pjai.errors import PjaiError
+from pjai.schema.limits import encoding_problem, text_problem
 from pjai.schema.records import EventRecord, Position
 
 __all__ = [
     "ENVELOPE_BYTES",
     "MAX_EVENTS_PER_FRAME",
     "MAX_FRAME_BYTES",
+    "MAX_ID_BYTES",
     "MAX_NESTING",
     "VERSIONS",
     "Error",
@@ -51,6 +53,7 @@ __all__ = [
     "decode",
     "encode",
     "fit_frame",
+    "nameable",
     "nesting",
     "wire_name",
 ]
@@ -68,12 +71,27 @@ most 100 bytes (ids, name; JSON escaping at most sixfold), positions, time and k
 MAX_EVENTS_PER_FRAME = 1_000
 """The most events one push or one events frame carries."""
 
+MAX_ID_BYTES = 100
+"""The longest id, client id, session id or event name a push may carry, in UTF-8 (a UUID
+has 36): with the arguments limited too, a record's size in a frame is bounded
+(:data:`ENVELOPE_BYTES`)."""
+
 MAX_NESTING = 64
 """The deepest a frame's JSON may nest (objects and arrays, the frame's own included).
 Both sides refuse a deeper frame, so that what one side takes the other can read, and an
 event nested too deep for a decoder's stack never enters a log."""
 
 Role = Literal["read", "write", "admin"]
+
+
+def nameable(store_or_client_id: str) -> bool:
+    """Whether a hello can name this store or client id: 1 to :data:`MAX_ID_BYTES` bytes of
+    UTF-8 without NUL (what every database can keep)."""
+    value = store_or_client_id
+    if not value or text_problem(value) or encoding_problem(value):
+        return False
+    return len(value.encode()) <= MAX_ID_BYTES
+
 
 PresenceState = Literal["online", "away"]
 

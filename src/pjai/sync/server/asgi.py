@@ -34,9 +34,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from pjai.errors import PjaiError
-from pjai.schema.limits import encoding_problem, text_problem
+from pjai.schema.limits import text_problem
 from pjai.schema.records import Position
-from pjai.sync.protocol import MAX_EVENTS_PER_FRAME, Events, encode, fit_frame
+from pjai.sync.protocol import (
+    MAX_EVENTS_PER_FRAME,
+    MAX_ID_BYTES,
+    Events,
+    encode,
+    fit_frame,
+    nameable,
+)
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.keys import (
     MAX_KEYS,
@@ -45,7 +52,6 @@ from pjai.sync.server.keys import (
     Deletion,
     KeyItem,
 )
-from pjai.sync.server.session import MAX_ID_BYTES
 from pjai.sync.server.tokens import Role, Token, can
 from pjai.sync.server.wakeups import listen_for_wakeups
 from pjai.sync.server.websocket import ServerWebSocket
@@ -59,13 +65,6 @@ def _bearer(header: str | None) -> str:
     if header and header.lower().startswith("bearer "):
         return header[7:].strip()
     return ""
-
-
-def _bad_store_id(store_id: str) -> bool:
-    """Whether a store id asked for over HTTP is one no hello could name."""
-    if not store_id or text_problem(store_id) or encoding_problem(store_id):
-        return True
-    return len(store_id.encode()) > MAX_ID_BYTES
 
 
 MAX_KEYS_BODY = 2 * 1024 * 1024
@@ -99,7 +98,7 @@ class KeysDeleted(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 def _keys_problem(asked: KeysPut | KeysDeleted) -> str | None:
     """Why a keys request cannot be kept by every database (a store id no hello could
     name, a NUL character in a text), or ``None``."""
-    if _bad_store_id(asked.store_id):
+    if not nameable(asked.store_id):
         return f"give a store_id of 1 to {MAX_ID_BYTES} bytes, without NUL"
     named: list[tuple[str, str, tuple[str, ...]]]
     if isinstance(asked, KeysDeleted):
@@ -238,7 +237,7 @@ def create_app(
             limit = min(int(params.get("limit", str(MAX_EVENTS_PER_FRAME))), MAX_EVENTS_PER_FRAME)
         except ValueError:
             return JSONResponse({"error": "bad_request", "message": "after, limit: integers"}, 400)
-        if _bad_store_id(store_id) or after < 0 or limit < 1:
+        if not nameable(store_id) or after < 0 or limit < 1:
             message = f"give a store_id of 1 to {MAX_ID_BYTES} bytes, after >= 0 and limit >= 1"
             return JSONResponse({"error": "bad_request", "message": message}, 400)
         denied = authorized(request, store_id, "read")
@@ -263,7 +262,7 @@ def create_app(
 
     async def get_keys(request: Request) -> Response:
         store_id = request.query_params.get("store_id", "")
-        if _bad_store_id(store_id):
+        if not nameable(store_id):
             message = f"give a store_id of 1 to {MAX_ID_BYTES} bytes"
             return JSONResponse({"error": "bad_request", "message": message}, 400)
         denied = authorized(request, store_id, "read")

@@ -20,12 +20,12 @@ from msgspec import UNSET
 
 from pjai.errors import EventError
 from pjai.schema import SCHEMA, Schema
-from pjai.schema.limits import text_problem
 from pjai.schema.records import EventRecord, Position, header_problem
 from pjai.schema.types import new_id, utc_now
 from pjai.sync.presence import PRESENCE, check_update
 from pjai.sync.protocol import (
     MAX_EVENTS_PER_FRAME,
+    MAX_ID_BYTES,
     VERSIONS,
     Error,
     Events,
@@ -43,12 +43,13 @@ from pjai.sync.protocol import (
     Welcome,
     decode,
     fit_frame,
+    nameable,
     wire_name,
 )
 from pjai.sync.server.log import Appended, DuplicateEventError, ServerAhead, ServerLog
 from pjai.sync.server.tokens import RateLimiter, Role, Token, can
 
-__all__ = ["EXTENSIONS", "MAX_EVENT_BYTES", "MAX_ID_BYTES", "Authenticate", "ServerSession"]
+__all__ = ["EXTENSIONS", "MAX_EVENT_BYTES", "Authenticate", "ServerSession"]
 
 EXTENSIONS = frozenset({PRESENCE})
 """The protocol extensions this server speaks."""
@@ -58,10 +59,6 @@ MAX_EVENT_BYTES = 3 * 1024 * 1024
 may hold (:data:`~pjai.schema.limits.MAX_ARGS_BYTES`), or as much sealed (padded, and a
 third larger as base64)."""
 
-MAX_ID_BYTES = 100
-"""The longest id, client id, session id or event name a push may carry, in UTF-8 (a UUID
-has 36): with the arguments limited too, a record's size in a frame is bounded
-(:data:`~pjai.sync.protocol.ENVELOPE_BYTES`)."""
 
 RECHECK_S = 5.0
 """How often an open connection's token is looked up again (on its next push)."""
@@ -200,7 +197,7 @@ class ServerSession:
             )
         for field in ("store_id", "client_id"):
             value: str = getattr(hello, field)
-            if not value or len(value.encode()) > MAX_ID_BYTES or text_problem(value):
+            if not nameable(value):
                 detail = f"hello needs a {field} of 1 to {MAX_ID_BYTES} bytes without NUL"
                 return self._fail("bad_frame", detail)
         if self._authenticate is None:

@@ -21,9 +21,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from pjai.errors import ConfigError
-from pjai.schema.limits import text_problem
 from pjai.schema.types import from_iso, new_id, to_iso, utc_now
-from pjai.sync.protocol import Role
+from pjai.sync.protocol import MAX_ID_BYTES, Role, nameable
 from pjai.sync.server.audit import record
 from pjai.sync.server.tables import audit, ensure_tables, select_fields, tokens, transaction
 
@@ -72,9 +71,7 @@ def check_new_token(store_id: str, role: str, expires_in: timedelta | None = Non
         raise ConfigError(f"role {role!r}: use read, write or admin")
     if not store_id.strip():
         raise ConfigError("a token needs a store id, or * for every store")
-    from pjai.sync.server.session import MAX_ID_BYTES  # the session checks tokens
-
-    if len(store_id.encode()) > MAX_ID_BYTES or text_problem(store_id):
+    if not nameable(store_id):
         # No hello could name that store: the token would open nothing.
         shown = repr(store_id) if len(store_id) <= 40 else f"{store_id[:40]!r}…"
         raise ConfigError(
