@@ -57,6 +57,11 @@ def test_token_changes_are_listed_with_who_made_them(tmp_path: Path) -> None:
     assert [e["action"] for e in newest] == ["token.revoke"]
     mine = json.loads(cli("audit", "--token", made["id"], "--json", *data))
     assert [e["action"] for e in mine] == ["token.create", "token.revoke"]
+    start = made["id"][: next(n for n in range(1, 40) if made["id"][:n] != other["id"][:n])]
+    assert json.loads(cli("audit", "--token", start, "--json", *data)) == mine
+    unknown = runner.invoke(app, ["sync-server", "audit", "--token", "nope", *data])
+    assert unknown.exit_code == 1
+    assert "no token 'nope'" in unknown.output
 
     table = cli("audit", *data)
     assert made["id"] in table

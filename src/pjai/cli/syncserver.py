@@ -254,7 +254,11 @@ def audit(
         int | None, typer.Option(min=1, help="Show only the newest N entries.", show_default=False)
     ] = None,
     token: Annotated[
-        str | None, typer.Option(help="Only the entries of this token id.", show_default=False)
+        str | None,
+        typer.Option(
+            help="Only the entries of this token (its id, or a unique start of it).",
+            show_default=False,
+        ),
     ] = None,
     db: DbOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
@@ -262,7 +266,8 @@ def audit(
 ) -> None:
     """Show the audit trail: tokens created and revoked, when and by whom (oldest first)."""
     with _server_database(db, data_dir, create=False) as database:
-        entries = database.audit.list(limit=limit, token_id=token)
+        token_id = None if token is None else database.tokens.resolve(token)
+        entries = database.audit.list(limit=limit, token_id=token_id)
     print_rows(entries, _audit_table(entries), fmt)
 
 

@@ -15,6 +15,7 @@ from pjai.schema.types import from_iso
 from pjai.sql.engine import create_sql_engine
 from pjai.sync.server import AuditEntry, ServerDatabase, local_actor
 from pjai.sync.server.tables import audit, tokens
+from pjai.sync.server.tokens import KEPT_BUCKETS, RateLimiter
 from tests.databases import BACKENDS, database
 
 
@@ -78,7 +79,7 @@ def test_the_trail_lists_the_newest_entries_and_one_tokens(server_db: ServerData
 def test_refused_changes_leave_no_entry(server_db: ServerDatabase) -> None:
     with pytest.raises(ConfigError, match="role 'boss'"):
         server_db.tokens.create("s1", "boss")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="no live token 'nope'"):
+    with pytest.raises(ConfigError, match="no token 'nope'"):
         server_db.tokens.revoke("nope")
     _, token = server_db.tokens.create("s1", "read")
     server_db.tokens.revoke(token.id)
@@ -210,7 +211,24 @@ def test_a_token_is_named_by_a_unique_start_of_its_id(server_db: ServerDatabase)
     assert tokens.revoke(first.id[: shared + 1]).id == first.id
     _, new, old = tokens.rotate(second.id[: shared + 1], overlap=timedelta(0))
     assert (old.id, new.label) == (second.id, "desk")
-    with pytest.raises(ConfigError, match="no live token 'zz'"):
+    with pytest.raises(ConfigError, match="no token 'zz'"):
         tokens.revoke("zz")
     with pytest.raises(ConfigError, match="no live token"):
         tokens.revoke(first.id)  # revoked already
+
+
+def test_the_rate_limiter_forgets_buckets_that_filled_up_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    limiter = RateLimiter(rate=10, burst=5)
+    for n in range(10 * KEPT_BUCKETS):
+        limiter.take(f"store-{n}", 1)
+        clock[0] += 0.01  # each bucket is full again after 0.1 s
+    assert len(limiter) <= KEPT_BUCKETS
+    # A bucket still being drawn on is kept, and still limits.
+    limiter.take("busy", 5)
+    for n in range(2 * KEPT_BUCKETS):
+        limiter.take(f"other-{n}", 1)
+    assert limiter.take("busy", 5) > 0

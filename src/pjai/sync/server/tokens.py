@@ -61,6 +61,9 @@ def _digest(secret: str) -> str:
 
 
 _SELECT = select_fields(tokens, Token)
+
+KEPT_BUCKETS = 1024
+"""How many rate-limit buckets are kept before the full ones are dropped."""
 """A token's public fields."""
 
 
@@ -160,7 +163,7 @@ class TokenStore:
         if ref in found or len(found) == 1:
             return ref if ref in found else found[0]
         if not found:
-            raise ConfigError(f"no live token {ref!r}")
+            raise ConfigError(f"no token {ref!r}")
         more = " …" if len(found) > 10 else ""
         raise ConfigError(
             f"{ref!r} could be any of these tokens: {', '.join(found[:10])}{more}; give more "
@@ -237,12 +240,17 @@ def _insert(
 
 
 class RateLimiter:
-    """Token buckets per key: ``rate`` events a second, bursts up to ``burst``."""
+    """Token buckets per key: ``rate`` events a second, bursts up to ``burst``.
+
+    A bucket that has filled up again is the same as none: past :data:`KEPT_BUCKETS`
+    buckets such ones are dropped, so that keys seen once (store ids pushed to without
+    tokens) do not pile up."""
 
     def __init__(self, rate: float, burst: float) -> None:
         self.rate = rate
         self.burst = burst
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._prune_at = KEPT_BUCKETS
         self._lock = threading.Lock()
 
     def take(self, key: str, amount: float) -> float:
@@ -251,8 +259,23 @@ class RateLimiter:
         with self._lock:
             level, since = self._buckets.get(key, (self.burst, now))
             level = min(self.burst, level + (now - since) * self.rate)
+            if len(self._buckets) >= self._prune_at and key not in self._buckets:
+                self._forget_full(now)
+                # Pruning again at twice what is left keeps its cost constant per key.
+                self._prune_at = max(KEPT_BUCKETS, 2 * len(self._buckets))
             if amount <= level:
                 self._buckets[key] = (level - amount, now)
                 return 0.0
             self._buckets[key] = (level, now)
             return (amount - level) / self.rate
+
+    def __len__(self) -> int:
+        """How many buckets are kept."""
+        return len(self._buckets)
+
+    def _forget_full(self, now: float) -> None:
+        self._buckets = {
+            key: (level, since)
+            for key, (level, since) in self._buckets.items()
+            if level + (now - since) * self.rate < self.burst
+        }
