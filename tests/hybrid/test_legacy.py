@@ -445,6 +445,48 @@ def test_duplicate_ids_and_odd_values(manager: HybridDatabaseManager, tmp_path: 
     assert before <= sent_at <= after
 
 
+def test_a_tag_or_trait_no_backend_can_store_costs_that_item_only(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # JSON can escape a NUL or a lone surrogate; no backend stores either.
+    source = tmp_path / "legacy.db"
+    with LegacyDatabase(source) as db:
+        db.persona(
+            "p1",
+            "One",
+            personality_traits='{"hu\\u0000mor": 50, "wit": 70, "Openness": 60}',
+            personality_temperament="sanguine",
+            created_at=0,
+        )
+        db.persona("p2", "Two", personality_traits='["kind", "\\ud800x"]', created_at=0)
+        db.memory("m1", "p1", "tagged", tags='["a\\u0000b", "keep", "\\udc80"]', created_at=0)
+
+    result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+
+    assert {(u.row_id, u.column): u.reason for u in result.unmapped} == {
+        ("p1", "personality_traits.hu\x00mor"): "its name must not contain the NUL character "
+        "(U+0000); the trait is left out",
+        ("p2", "personality_traits[1]"): "its name is not valid Unicode text: character "
+        "'\\ud800' at position 0 is a lone surrogate; the trait is left out",
+        ("m1", "tags[0]"): "must not contain the NUL character (U+0000); the tag is left out",
+        ("m1", "tags[2]"): "is not valid Unicode text: character '\\udc80' at position 0 is "
+        "a lone surrogate; the tag is left out",
+    }
+    one, two, memory = (
+        manager.personas.get("p1"),
+        manager.personas.get("p2"),
+        manager.memories.get("m1"),
+    )
+    assert one is not None
+    assert two is not None
+    assert memory is not None
+    assert one.personality.custom_traits == {"wit": 70}
+    assert one.personality.big_five.openness == 60
+    assert one.personality.type == "sanguine"
+    assert two.personality.dominant_traits == ["kind"]
+    assert memory.tags == ["keep"]
+
+
 def only_personas(path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn:
         conn.execute("CREATE TABLE personas (id, name)")

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from pjai.hybrid.legacy.values import Problem, Unreadable, json_value, number
+from pjai.hybrid.legacy.values import Problem, Unreadable, json_value, number, unstorable
 from pjai.schema import BigFive
 from pjai.schema.personas import TraitName
 
@@ -126,6 +126,11 @@ def _place(result: Traits, entry: _Trait, strength: float | None, *, fractions: 
         message = str(exc)
         reason = f"its name {message[:1].lower()}{message[1:]}; the trait is left out"
         result.problems.append(Problem(entry.where, entry.raw, reason))
+        return
+    if (problem := unstorable(name)) is not None:
+        result.problems.append(
+            Problem(entry.where, entry.raw, f"its name {problem}; the trait is left out")
+        )
         return
     key = name.lower()
     if strength is not None:

@@ -19,6 +19,7 @@ from pjai.errors import PjaiError
 from pjai.hybrid.flags import parse_bool
 from pjai.schema.event import validation_error
 from pjai.schema.fields import Tag
+from pjai.schema.limits import encoding_problem, text_problem
 
 __all__ = [
     "EPOCH_MS",
@@ -36,6 +37,7 @@ __all__ = [
     "tags",
     "text",
     "time_value",
+    "unstorable",
 ]
 
 _TOO_DEEP = "its arrays or objects are nested too deeply"
@@ -136,6 +138,13 @@ def text(value: object) -> str:
             shown = value[:16].hex() + ("..." if len(value) > 16 else "")
             raise Unreadable(f"holds binary data, not UTF-8 text (x'{shown}')") from None
     return str(value)
+
+
+def unstorable(value: str) -> str | None:
+    """Why no backend could store the text ``value`` (a NUL character, a lone
+    surrogate), or ``None``: checked for each item of a list or object, so that one item
+    costs that item rather than the whole column."""
+    return text_problem(value) or encoding_problem(value)
 
 
 def first(mapping: dict[str, Any], *keys: str) -> tuple[str, Any]:
@@ -260,6 +269,8 @@ def tags(value: object) -> tuple[list[str], list[Problem]]:
             problems.append(Problem(where, tag, "is not text; the tag is left out"))
         elif len(kept) == MAX_TAGS:
             problems.append(Problem(where, tag, f"PJai keeps {MAX_TAGS} tags; left out"))
+        elif (unfit := unstorable(name)) is not None:
+            problems.append(Problem(where, tag, f"{unfit}; the tag is left out"))
         else:
             try:
                 kept.append(msgspec.convert(name, Tag))
