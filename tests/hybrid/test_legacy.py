@@ -487,6 +487,25 @@ def test_a_tag_or_trait_no_backend_can_store_costs_that_item_only(
     assert memory.tags == ["keep"]
 
 
+def test_a_conversation_whose_messages_are_all_left_out_says_why(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # The message goes for its NUL; its unreadable time alone would not cost it.
+    source = tmp_path / "legacy.db"
+    with LegacyDatabase(source) as db:
+        db.persona("p1", "One", created_at=0)
+        message = {"role": "user", "content": "hi\x00", "timestamp": "soon"}
+        db.conversation("c1", "p1", [message], created_at=0)
+
+    result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+
+    [rejection] = result.rejections
+    assert rejection.row_id == "c1"
+    assert rejection.reason.startswith(
+        "its one message cannot be imported (messages[0] content must not contain the NUL"
+    )
+
+
 def only_personas(path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn:
         conn.execute("CREATE TABLE personas (id, name)")

@@ -11,6 +11,7 @@ draft marks optional (a message of a conversation).
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +99,7 @@ class Built:
     """How many optional parts (messages) the legacy row has; when it has some and none
     can be imported, the row is rejected: what is left would be an empty shell of it."""
     part: str = "message"
+    """What the optional parts are; each left out is reported at ``{part}s[{index}]``."""
 
     def settle(self, schema: Schema) -> list[Event]:
         """The row's events; RowError if it has none worth importing."""
@@ -108,7 +110,9 @@ class Built:
                 events.append(event)
                 kept += draft.optional is not None
         if self.parts and not kept:
-            lost = [p for p in self.problems if p.column.startswith(f"{self.part}s[")]
+            # Why a part was left out, not a value of it that something stood in for.
+            where = re.compile(rf"{self.part}s\[\d+\]")
+            lost = [p for p in self.problems if where.fullmatch(p.column)]
             why = f" ({lost[0].column} {lost[0].reason})" if lost else ""
             if self.parts == 1:
                 raise RowError(f"its one {self.part} cannot be imported{why}")
