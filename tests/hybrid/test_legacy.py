@@ -506,6 +506,31 @@ def test_a_conversation_whose_messages_are_all_left_out_says_why(
     )
 
 
+def test_a_damaged_file_is_refused_before_anything_is_imported(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # Personas and memories read well; the conversations' page does not.
+    source = tmp_path / "legacy.db"
+    with LegacyDatabase(source) as db:
+        db.persona("p1", "One", created_at=0)
+        db.memory("m1", "p1", "a memory", created_at=0)
+        db.conversation("c1", "p1", [{"role": "user", "content": "hi"}], created_at=0)
+    with closing(sqlite3.connect(source)) as conn:
+        (page,) = conn.execute(
+            "SELECT rootpage FROM sqlite_schema WHERE name = 'conversations'"
+        ).fetchone()
+        (size,) = conn.execute("PRAGMA page_size").fetchone()
+    with source.open("r+b") as file:
+        file.seek((page - 1) * size)
+        file.write(b"\xaa" * size)
+    head = manager.head()
+
+    with pytest.raises(ConfigError, match=r"is damaged \(conversations: .*nothing was imported"):
+        import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+    assert manager.head() == head
+    assert manager.personas.get("p1") is None
+
+
 def only_personas(path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn:
         conn.execute("CREATE TABLE personas (id, name)")

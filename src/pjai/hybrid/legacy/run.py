@@ -53,9 +53,10 @@ def import_legacy(
 
     ``tag(tags, *texts)`` gives a memory's tags from its text (see :class:`Mapping`).
 
-    Raises :class:`~pjai.errors.ConfigError` when ``source`` is missing or is not a
-    PJai desktop database. The report is written even when nothing is rejected, and,
-    marked incomplete, when an error stops the import; running it again resumes.
+    Raises :class:`~pjai.errors.ConfigError` when ``source`` is missing, is not a
+    PJai desktop database or has a damaged page in the tables imported (before anything
+    is imported). The report is written even when nothing is rejected, and, marked
+    incomplete, when an error stops the import; running it again resumes.
     """
     source = Path(source)
     if report_path.resolve() == source.resolve():

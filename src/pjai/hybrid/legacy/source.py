@@ -75,7 +75,8 @@ def _text(raw: bytes) -> str | bytes:
 
 
 def check(conn: sqlite3.Connection, source: Path) -> Layout:
-    """The file's layout; ConfigError if it is not a PJai desktop database."""
+    """The file's layout; ConfigError if it is not a PJai desktop database, or if the
+    tables imported are damaged (nothing is imported then)."""
     try:
         # Names are found whatever their case, as SQLite finds tables (triggers and
         # indexes have names of their own).
@@ -103,10 +104,29 @@ def check(conn: sqlite3.Connection, source: Path) -> Layout:
                     f"{source} is not a PJai desktop database: table {table} lacks "
                     f"column(s) {', '.join(lacking)}"
                 )
+        _intact(conn, source)
         total = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COLUMNS)
     except sqlite3.Error as exc:
         raise ConfigError(f"{source} is not a readable SQLite database: {exc}") from exc
     return Layout(present, int(total))
+
+
+def _intact(conn: sqlite3.Connection, source: Path) -> None:
+    """ConfigError if a page of the tables imported is damaged: found while importing,
+    it would stop the import part way, and every run again at the same row."""
+    for table in COLUMNS:
+        try:
+            (found, *_) = conn.execute(f"PRAGMA quick_check({table})").fetchone()
+        except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_CORRUPT:
+                raise
+            found = str(exc)
+        if found != "ok":
+            raise ConfigError(
+                f"{source} is damaged ({table}: {found}); nothing was imported. Recover "
+                f"its rows into a new file (e.g. sqlite3 {source} .recover | sqlite3 "
+                "recovered.db) and import that file"
+            )
 
 
 def scales(conn: sqlite3.Connection, layout: Layout) -> dict[str, Scale]:
