@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
@@ -529,6 +530,29 @@ def test_a_damaged_file_is_refused_before_anything_is_imported(
         import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
     assert manager.head() == head
     assert manager.personas.get("p1") is None
+
+
+def test_a_file_left_with_an_unfinished_change_says_how_to_undo_it(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # The file and its journal as a program stopped in the middle of a write left them.
+    writing, source = tmp_path / "writing.db", tmp_path / "legacy.db"
+    with LegacyDatabase(writing) as db:
+        db.persona("p1", "One", created_at=0)
+    with closing(sqlite3.connect(writing)) as conn:
+        conn.execute("PRAGMA cache_size = 1")  # pages go to the file before the commit
+        conn.execute("BEGIN")
+        for n in range(200):
+            conn.execute("INSERT INTO personas (id, name) VALUES (?, ?)", (f"x{n}", "x" * 500))
+        shutil.copy(writing, source)
+        shutil.copy(f"{writing}-journal", f"{source}-journal")
+        conn.rollback()
+
+    with pytest.raises(ConfigError, match="holds a change its writer did not finish"):
+        import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+    with closing(sqlite3.connect(source)) as conn:  # as the error says: undone
+        assert conn.execute("SELECT count(*) FROM personas").fetchone() == (1,)
+    assert import_legacy(manager, source, report_path=tmp_path / "report.jsonl").personas == 1
 
 
 def only_personas(path: Path) -> None:

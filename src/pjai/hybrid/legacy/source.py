@@ -107,6 +107,14 @@ def check(conn: sqlite3.Connection, source: Path) -> Layout:
         _intact(conn, source)
         total = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COLUMNS)
     except sqlite3.Error as exc:
+        if exc.sqlite_errorcode == sqlite3.SQLITE_READONLY_ROLLBACK:
+            # A hot journal: rolling it back would write to the file, which is only read.
+            raise ConfigError(
+                f"{source} holds a change its writer did not finish (a program stopped "
+                f"while writing it; see {source.name}-journal beside it). Open it once in "
+                "the desktop app, or with sqlite3, so that SQLite undoes that change; then "
+                "import it"
+            ) from exc
         raise ConfigError(f"{source} is not a readable SQLite database: {exc}") from exc
     return Layout(present, int(total))
 
