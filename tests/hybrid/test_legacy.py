@@ -555,6 +555,28 @@ def test_a_file_left_with_an_unfinished_change_says_how_to_undo_it(
     assert import_legacy(manager, source, report_path=tmp_path / "report.jsonl").personas == 1
 
 
+def test_columns_are_found_whatever_their_case(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    source = tmp_path / "legacy.db"
+    with closing(sqlite3.connect(source)) as conn:
+        conn.execute("CREATE TABLE Personas (ID TEXT PRIMARY KEY, Name TEXT, Created_At TEXT)")
+        conn.execute("CREATE TABLE memory_entities (Id, Persona_Id, Content, Importance, Extra)")
+        conn.execute("CREATE TABLE conversations (ID, PERSONA_ID, MESSAGES)")
+        conn.execute("INSERT INTO Personas VALUES ('p1', 'One', '2024-01-01')")
+        conn.execute("INSERT INTO memory_entities VALUES ('m1', 'p1', 'hello', 80, 'x')")
+        conn.commit()
+
+    result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+
+    assert (result.personas, result.memories, result.rejected) == (1, 1, 0)
+    memory = manager.memories.get("m1")
+    assert memory is not None
+    assert memory.importance == 0.8
+    header, _ = read_report(tmp_path / "report.jsonl")
+    assert header["columns_not_imported"] == {"memory_entities.extra": "unknown to this importer"}
+
+
 def only_personas(path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn:
         conn.execute("CREATE TABLE personas (id, name)")

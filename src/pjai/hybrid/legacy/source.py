@@ -93,7 +93,10 @@ def check(conn: sqlite3.Connection, source: Path) -> Layout:
                 f"{source} is not a PJai desktop database: {views[0]} is a "
                 f"{kinds[views[0]]}, not a table"
             )
-        present = {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in COLUMNS}
+        # Columns too, whatever their case ("Name" is name to SQLite).
+        present = {
+            t: {r[1].lower() for r in conn.execute(f"PRAGMA table_info({t})")} for t in COLUMNS
+        }
         if missing := [table for table, columns in present.items() if not columns]:
             raise ConfigError(
                 f"{source} is not a PJai desktop database: no table {', '.join(missing)}"
