@@ -577,6 +577,34 @@ def test_columns_are_found_whatever_their_case(
     assert header["columns_not_imported"] == {"memory_entities.extra": "unknown to this importer"}
 
 
+def test_a_file_written_while_it_is_imported_is_read_as_it_was_when_the_import_began(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # The desktop app, open on the file, adds a persona and its memory mid-import.
+    source = tmp_path / "legacy.db"
+    with LegacyDatabase(source) as db:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.persona("p1", "One", created_at=0)
+        db.memory("m1", "p1", "before", created_at=0)
+    with closing(sqlite3.connect(source)) as app:
+        app.execute("SELECT count(*) FROM personas").fetchone()
+
+        def write(done: int, total: int) -> None:
+            if done == 1:  # the personas have been read
+                app.execute("INSERT INTO personas (id, name, created_at) VALUES ('p2', 'Two', 0)")
+                app.execute(
+                    "INSERT INTO memory_entities (id, persona_id, content, created_at) "
+                    "VALUES ('m2', 'p2', 'during', 0)"
+                )
+                app.commit()
+
+        report = tmp_path / "report.jsonl"
+        first = import_legacy(manager, source, report_path=report, progress=write)
+        assert (first.personas, first.memories, first.rejections) == (1, 1, ())
+        again = import_legacy(manager, source, report_path=report)
+        assert (again.personas, again.memories, again.rejections) == (1, 1, ())
+
+
 def only_personas(path: Path) -> None:
     with closing(sqlite3.connect(path)) as conn:
         conn.execute("CREATE TABLE personas (id, name)")

@@ -39,7 +39,8 @@ class Layout:
 
 
 def open_legacy(source: Path) -> sqlite3.Connection:
-    """Open ``source`` read-only; ConfigError if it is not a file SQLite can open."""
+    """Open ``source`` read-only, in one read transaction; ConfigError if it is not a
+    file SQLite can open."""
     if not source.is_file():
         problem = "is not a file" if source.exists() else "does not exist"
         raise ConfigError(f"legacy database {source} {problem}")
@@ -55,6 +56,9 @@ def open_legacy(source: Path) -> sqlite3.Connection:
     conn.text_factory = _text
     # Nothing the file's schema holds (views, triggers, defaults) runs functions.
     conn.execute("PRAGMA trusted_schema=OFF")
+    # Every read sees the file as it was at the first: a program writing it meanwhile
+    # (the desktop app, open on it) cannot show the import a memory without its persona.
+    conn.execute("BEGIN")
     return conn
 
 
