@@ -26,7 +26,17 @@ from pjai.hybrid.legacy import (
     UnmappedValue,
     import_legacy,
 )
-from pjai.schema import Event, EventRecord, PersonaCreated, PersonaDeleted, Personality
+from pjai.schema import (
+    ConversationStarted,
+    Event,
+    EventRecord,
+    MemoryAdded,
+    MemoryUpdated,
+    PersonaCreated,
+    PersonaDeleted,
+    Personality,
+    PersonaUpdated,
+)
 from tests.hybrid.legacy_db import LegacyDatabase, sample
 
 
@@ -294,6 +304,142 @@ def test_a_second_run_imports_nothing_and_reports_the_same_rows(
     assert second.unmapped == first.unmapped
     _, rows = read_report(tmp_path / "second.jsonl")
     assert len(rows) == len({(r["table"], r["id"]) for r in rows}) == 6
+    assert manager.verify().equal
+
+
+def test_a_second_run_after_edits_in_pjai_imports_nothing_and_rejects_nothing_new(
+    manager: HybridDatabaseManager, legacy: Path, tmp_path: Path
+) -> None:
+    first = run(manager, legacy, tmp_path / "first.jsonl")
+    manager.commit(PersonaUpdated(persona_id="p-ada", name="Ada Lovelace"))
+    manager.commit(MemoryUpdated(memory_id="m-hot", persona_id="p-ada", content="Likes tea."))
+    head = manager.head()
+
+    second = run(manager, legacy, tmp_path / "second.jsonl")
+
+    assert manager.head() == head
+    assert (second.personas, second.memories, second.conversations) == (0, 0, 0)
+    skipped = (second.skipped_personas, second.skipped_memories, second.skipped_conversations)
+    assert skipped == (4, 8, 3)
+    assert second.rejections == first.rejections
+    ada, tea = manager.personas.get("p-ada"), manager.memories.get("m-hot")
+    assert ada is not None
+    assert tea is not None
+    assert (ada.name, tea.content) == ("Ada Lovelace", "Likes tea.")
+
+
+def test_a_persona_without_a_creation_time_pjai_keeps_is_found_again_by_its_id(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    source = tmp_path / "legacy.db"
+    with LegacyDatabase(source) as db:
+        db.persona("p-old", "Too old", created_at="0001-01-01T00:00:00Z")  # PJai cannot hold
+        db.persona("p-none", "No time")
+        db.persona("p-updated", "Changed since", updated_at="2024-01-01T00:00:00Z")
+        db.memory("m-old", "p-old", "kept", created_at=0)
+    first = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+    assert (first.personas, first.memories, first.rejected) == (3, 1, 0)
+    head = manager.head()
+    with closing(sqlite3.connect(source)) as conn, conn:  # edited in the desktop app since
+        conn.execute("UPDATE personas SET updated_at = '2025-01-01T00:00:00Z'")
+
+    second = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+
+    assert manager.head() == head
+    assert (second.skipped_personas, second.skipped_memories, second.rejected) == (3, 1, 0)
+
+
+def test_a_pjai_persona_with_a_desktop_persona_s_id_is_not_merged_with_it(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    manager.commit(PersonaCreated(persona_id="p-1", name="Mine"))
+    manager.commit(MemoryAdded(memory_id="mine", persona_id="p-1", content="my own memory"))
+    manager.commit(ConversationStarted(conversation_id="c-mine", persona_id="p-1"))
+    head = manager.head()
+    source = tmp_path / "legacy.db"
+    with LegacyDatabase(source) as db:
+        db.persona("p-1", "Desktop", created_at="2023-01-01T00:00:00Z", is_active=1)
+        db.memory("m-1", "p-1", "the desktop persona's memory", created_at=0)
+        db.conversation(1, "p-1", [{"role": "user", "content": "hi"}], created_at=0)
+
+    for _ in range(2):
+        result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+
+        assert manager.head() == head  # nothing attached to the PJai persona
+        assert (result.personas, result.memories, result.conversations) == (0, 0, 0)
+        skipped = (result.skipped_personas, result.skipped_memories)
+        assert (*skipped, result.skipped_conversations) == (0, 0, 0)
+        [persona, memory, conversation] = result.rejections
+        assert (persona.table, persona.row_id) == ("personas", "p-1")
+        assert persona.reason.startswith("id 'p-1' is taken by another persona")
+        assert persona.reason.endswith("; nothing was imported over it")
+        assert memory == Rejection("memory_entities", "m-1", "persona 'p-1' was not imported")
+        assert conversation == Rejection("conversations", "1", "persona 'p-1' was not imported")
+    mine = manager.personas.get("p-1")
+    assert mine is not None
+    assert (mine.name, mine.is_active) == ("Mine", False)
+    assert manager.memories.get("m-1") is None
+    _, rows = read_report(tmp_path / "report.jsonl")
+    assert [(r["kind"], r["table"], r["id"]) for r in rows] == [
+        ("row", "personas", "p-1"),
+        ("row", "memory_entities", "m-1"),
+        ("row", "conversations", "1"),
+    ]
+
+
+def test_a_second_desktop_file_with_the_same_ids_is_rejected_not_skipped(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    hi = [{"role": "user", "content": "hi"}]
+    laptop, desktop = tmp_path / "laptop.db", tmp_path / "desktop.db"
+    with LegacyDatabase(laptop) as db:
+        db.persona("p-a", "Ann", created_at="2023-01-01T00:00:00Z")
+        db.persona("p-untimed", "No times")  # the import time stands in: the id decides
+        db.memory("m1", "p-a", "Ann's memory", created_at=0)
+        db.conversation(1, "p-a", hi, title="Ann's talk", created_at=0)
+    with LegacyDatabase(desktop) as db:
+        db.persona("p-b", "Ben", created_at="2024-02-02T00:00:00Z")
+        db.persona("p-a", "Another Ann", created_at="2024-03-03T00:00:00Z")
+        db.persona("p-untimed", "No times either")
+        db.memory("m1", "p-b", "Ben's memory", created_at=0)
+        db.memory("m2", "p-a", "Another Ann's memory", created_at=0)
+        db.conversation(1, "p-b", hi, title="Ben's talk", created_at=0)
+        db.conversation(2, "p-b", hi, title="Ben's other talk", created_at=0)
+    import_legacy(manager, laptop, report_path=tmp_path / "laptop.jsonl")
+
+    for run_number in range(2):
+        result = import_legacy(manager, desktop, report_path=tmp_path / "desktop.jsonl")
+
+        imported = (result.personas, result.memories, result.conversations)
+        assert imported == ((1, 0, 1) if run_number == 0 else (0, 0, 0))
+        skipped = (result.skipped_personas, result.skipped_memories)
+        assert (*skipped, result.skipped_conversations) == (1 + run_number, 0, run_number)
+        reasons = {(r.table, r.row_id): r.reason for r in result.rejections}
+        assert reasons.keys() == {
+            ("personas", "p-a"),
+            ("memory_entities", "m1"),
+            ("memory_entities", "m2"),
+            ("conversations", "1"),
+        }
+        assert reasons["personas", "p-a"].startswith("id 'p-a' is taken by another persona")
+        assert reasons["memory_entities", "m1"] == (
+            "id 'm1' is taken by a memory of another persona (p-a); nothing was imported over it"
+        )
+        assert reasons["memory_entities", "m2"] == "persona 'p-a' was not imported"
+        assert reasons["conversations", "1"] == (
+            "id '1' is taken by a conversation of another persona (p-a);"
+            " nothing was imported over it"
+        )
+    ann, memory = manager.personas.get("p-a"), manager.memories.get("m1")
+    assert ann is not None
+    assert memory is not None
+    assert (ann.name, memory.persona_id, memory.content) == ("Ann", "p-a", "Ann's memory")
+    assert manager.memories.get("m2") is None
+    titles = manager.query("SELECT id, persona_id, title FROM conversations ORDER BY id")
+    assert [tuple(row) for row in titles] == [
+        ("1", "p-a", "Ann's talk"),
+        ("2", "p-b", "Ben's other talk"),
+    ]
     assert manager.verify().equal
 
 

@@ -10,12 +10,19 @@ A value PJai cannot take costs that value, never the row: the row is imported wi
 PJai's default (or the stand-in the report names) in its place, and the value is listed
 in the report with why (:class:`UnmappedValue`). A row is rejected, with the reason, only
 when nothing meaningful can be imported: no id, no name or content, a persona that was
-not imported, an id that appears twice, a conversation none of whose messages can be
-read, or a required value PJai could only hold cut (a name over 200 characters).
+not imported, an id that appears twice, an id PJai holds for another row, a
+conversation none of whose messages can be read, or a required value PJai could only
+hold cut (a name over 200 characters).
 The report (JSON lines) has a header, then one line per rejected row and per value not
-imported. Rows whose ids PJai already has are skipped, so a second run imports nothing
-twice; it reports the rows that still cannot be imported and the values left out of the
-rows PJai holds, as the first run did.
+imported. Rows PJai already imported from this file are skipped, so a second run
+imports nothing twice; it reports the rows that still cannot be imported and the values
+left out of the rows PJai holds, as the first run did. A row is taken to be one PJai
+imported when PJai has its id for a persona created at the same time (by id alone
+when the legacy row has no ``created_at`` PJai keeps) or for a memory or conversation of
+the same persona. Any other row with that id (a persona made in PJai, a row of another desktop
+database) is a clash: the legacy row is rejected, saying what holds the id, and a
+clashing persona's memories and conversations are rejected with it, never attached to
+the persona PJai has.
 
 Mapping: tier ``active`` becomes ``hot`` and a missing tier ``warm``; importance and the
 importance threshold are read on the scale each database uses, 0-1 or 0-100

@@ -41,6 +41,7 @@ from pjai.schema import (
     PrivacySettings,
 )
 from pjai.schema.fields import Tier
+from pjai.schema.limits import time_problem
 
 __all__ = [
     "COLUMNS",
@@ -52,6 +53,7 @@ __all__ = [
     "Row",
     "active_since",
     "conversation_drafts",
+    "created_at",
     "memory_drafts",
     "persona_drafts",
 ]
@@ -228,6 +230,16 @@ def persona_drafts(row: Row, persona_id: str, mapping: Mapping) -> Built:
     sources |= _times(row, mapping.now)
     sources["name"] = Source("name", row["name"], REJECT)
     return Built([Draft(PersonaImported, fields, sources)], reading.problems)
+
+
+def created_at(row: Row) -> datetime | None:
+    """A row's ``created_at`` as the import keeps it; None when another time stands in
+    for it (it is missing, unreadable or a time PJai cannot hold)."""
+    try:
+        moment = time_value(row["created_at"])
+    except Unreadable:
+        return None
+    return None if moment is None or time_problem(moment) is not None else moment
 
 
 def active_since(row: Row) -> datetime | None:

@@ -27,12 +27,14 @@ from pjai.hybrid.legacy.rows import (
     Row,
     active_since,
     conversation_drafts,
+    created_at,
     memory_drafts,
     persona_drafts,
 )
 from pjai.hybrid.legacy.values import Problem, RowError, row_id_of
 from pjai.hybrid.manager import HybridDatabaseManager
 from pjai.schema import Event, PersonaActivated, utc_now
+from pjai.schema.types import as_datetime
 from pjai.store import Progress
 
 __all__ = ["BATCH_EVENTS", "import_legacy"]
@@ -105,7 +107,14 @@ class _Unit:
 
 
 class _Run:
-    """One import: the ids PJai already has, the batch pending, counts and reports."""
+    """One import: the rows PJai already has, the batch pending, counts and reports.
+
+    A row whose id PJai has is skipped only when PJai's row was imported from it: a
+    persona created at the same time (by id alone when another time stands in for the
+    legacy row's ``created_at``, which may change: its ``updated_at``, the import time), a
+    memory or conversation of the same persona. Any other holder of the id is a clash,
+    and the row is rejected rather than merged into what PJai holds.
+    """
 
     def __init__(
         self,
@@ -119,10 +128,21 @@ class _Run:
         self.total = total
         self.mapping = mapping
         self.done = 0
-        self.existing = {
-            table: {str(row[0]) for row in manager.query(f"SELECT id FROM {target}")}
-            for table, target in TARGETS.items()
+        self.created = {
+            str(row[0]): as_datetime(row[1])
+            for row in manager.query("SELECT id, created_at FROM personas")
         }
+        """When each persona PJai has was created, by id."""
+        self.owners = {
+            table: {
+                str(row[0]): str(row[1])
+                for row in manager.query(f"SELECT id, persona_id FROM {TARGETS[table]}")
+            }
+            for table in ("memory_entities", "conversations")
+        }
+        """The persona of each memory and conversation PJai has, by id."""
+        self.clashes: set[str] = set()
+        """Legacy personas whose id PJai gave another persona."""
         self.seen: dict[str, set[str]] = {table: set() for table in COLUMNS}
         self.imported: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
@@ -149,7 +169,7 @@ class _Run:
                 continue  # rejected as it is offered
             if row_id is not None and (since := active_since(row)) is not None:
                 active.append((since, index, row_id))
-        if active and (chosen := max(active)[2]) not in self.existing["personas"]:
+        if active and (chosen := max(active)[2]) not in self.created:
             self.activate = chosen
         self.rows("personas", iter(rows))
 
@@ -170,7 +190,7 @@ class _Run:
             if row_id in self.seen[table]:
                 raise RowError(f"id {row_id!r} appears more than once in {table}")
             self.seen[table].add(row_id)
-            if row_id in self.existing[table]:
+            if self.held(table, row, row_id):
                 self.skip(table, row, row_id)
                 return
             built = self.build(table, row, row_id)
@@ -184,6 +204,44 @@ class _Run:
         self.pending_events += len(events)
         if self.pending_events >= BATCH_EVENTS:
             self.flush()
+
+    def held(self, table: str, row: Row, row_id: str) -> bool:
+        """Whether PJai holds this row, imported from it earlier; :class:`RowError` when
+        another row holds its id."""
+        if table == "personas":
+            if row_id not in self.created:
+                return False
+            held, legacy = self.created[row_id], created_at(row)
+            if legacy is None or legacy == held:
+                return True
+            self.clashes.add(row_id)
+            raise RowError(
+                f"id {row_id!r} is taken by another persona (created {held.isoformat()},"
+                f" this one {legacy.isoformat()}); nothing was imported over it"
+            )
+        owner = self.owners[table].get(row_id)
+        if owner is None:
+            return False
+        persona_id = self.persona_of(row)
+        if owner != persona_id:
+            kind = "memory" if table == "memory_entities" else "conversation"
+            raise RowError(
+                f"id {row_id!r} is taken by a {kind} of another persona ({owner});"
+                " nothing was imported over it"
+            )
+        return True
+
+    def persona_of(self, row: Row) -> str:
+        """The persona of a memory or conversation; :class:`RowError` when it has none
+        or it was not imported."""
+        persona_id = row_id_of(row["persona_id"], "persona_id")
+        if persona_id is None:
+            raise RowError("persona_id is missing")
+        if persona_id in self.clashes or (
+            persona_id not in self.created and persona_id not in self.new_personas
+        ):
+            raise RowError(f"persona {persona_id!r} was not imported")
+        return persona_id
 
     def skip(self, table: str, row: Row, row_id: str) -> None:
         """Count a row PJai already has, and list the values it did not take from it."""
@@ -199,11 +257,7 @@ class _Run:
         """The drafts of one row; raises :class:`RowError` when it has none."""
         if table == "personas":
             return persona_drafts(row, row_id, self.mapping)
-        persona_id = row_id_of(row["persona_id"], "persona_id")
-        if persona_id is None:
-            raise RowError("persona_id is missing")
-        if persona_id not in self.existing["personas"] and persona_id not in self.new_personas:
-            raise RowError(f"persona {persona_id!r} was not imported")
+        persona_id = self.persona_of(row)
         if table == "memory_entities":
             return memory_drafts(row, row_id, persona_id, self.mapping)
         return conversation_drafts(row, row_id, persona_id)
