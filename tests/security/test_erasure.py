@@ -18,6 +18,7 @@ from pjai.app.privacy import ForgetGone, erase_persona
 from pjai.app.rights import record_consent
 from pjai.app.security import init_security
 from pjai.app.transfer import import_legacy
+from pjai.app.upkeep import repair
 from pjai.cli import app as cli
 from pjai.errors import NotFoundError
 from pjai.hybrid import HybridDatabaseManager
@@ -199,6 +200,48 @@ def test_in_a_plain_directory_the_proof_says_what_the_log_keeps(tmp_path: Path) 
         assert Personas(manager).find(ada) is None
     # The state and SQL rows are gone; the log still holds the plain events, as said.
     assert files_holding(data.path, MARKER) == ["primary.db", "store.db"]
+
+
+def damage(path: Path, table: str) -> None:
+    """Write over the first leaf page of ``table`` in the SQLite file at ``path``."""
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        query = "SELECT min(pageno) FROM dbstat WHERE name = ? AND pagetype = 'leaf'"
+        page = int(conn.execute(query, (table,)).get)
+        size = int(conn.execute("PRAGMA page_size").get)
+    finally:
+        conn.close()
+    with path.open("r+b") as file:
+        file.seek((page - 1) * size)
+        file.write(bytes(range(256)) * (size // 256))
+
+
+def test_an_erasure_names_the_damaged_copies_a_repair_set_aside(tmp_path: Path) -> None:
+    # A repair keeps the damaged file, with the persona's rows in plaintext, beside the
+    # new one; the erasure cannot rewrite it and says so until it is deleted.
+    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+    damage(data.store_path, "ix_memories_persona_id_created_at")
+    assert repair(data, "store").rebuilt is not None
+    damage(data.primary_path, "ix_memories_persona_id_created_at")
+    assert repair(data, "sql").set_aside
+    copies = sorted(data.path.glob("*.damaged-*[0-9]"))
+    assert data.damaged_copies() == copies
+    assert [c.name.split(".damaged-")[0] for c in copies] == ["primary.db", "store.db"]
+    with data.open() as manager:
+        proof = erase_persona(data, manager, ada)
+        for copy in copies:
+            assert any(r.startswith(f"{copy}: a damaged copy") for r in proof.unfinished)
+        assert sorted(files_holding(data.path, MARKER)) == sorted(
+            str(c.relative_to(data.path)) for c in copies
+        )
+        for copy in data.path.glob("*.damaged-*"):
+            copy.unlink()
+        again = erase_persona(data, manager, ada)
+    assert again.unfinished == []
+    assert files_holding(data.path, MARKER) == []
 
 
 def test_an_erasure_finishes_once_and_unknown_personas_are_refused(tmp_path: Path) -> None:

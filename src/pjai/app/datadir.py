@@ -8,6 +8,7 @@ it needs without naming a file.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -354,6 +355,18 @@ class DataDir:
         ``PJAI_SQL_SHARDS`` lists (none when they are PostgreSQL)."""
         urls = data_dir_urls(self.path, self.environ)
         return [file for url in urls if (file := sqlite_file(url)) is not None]
+
+    def damaged_copies(self) -> list[Path]:
+        """The damaged files a repair set aside (``.damaged-<time>``) beside the store
+        file and the SQL primary's SQLite files, without their journals: copies of the
+        data as it was when they were set aside, which PJai keeps for a closer look and
+        never writes to again."""
+        found: set[Path] = set()
+        for file in (self.store_path, *self.sqlite_files()):
+            for copy in file.parent.glob(f"{glob.escape(file.name)}.damaged-*"):
+                if not copy.name.endswith(_SIDECARS) and copy.is_file():
+                    found.add(copy)
+        return sorted(found)
 
     def flags(self) -> Flags:
         """The directory's feature flags."""

@@ -91,6 +91,12 @@ def erase_persona(
         unfinished.append(
             f"{data_dir.vectors_path.name}: another connection still reads an older state of it"
         )
+    for copy in data_dir.damaged_copies():
+        unfinished.append(
+            f"{copy}: a damaged copy that `pjai repair` set aside may hold the persona's "
+            "rows in plaintext, and PJai does not rewrite a damaged file; delete it (with "
+            "its -wal or -journal beside it) once it is not needed"
+        )
     report = data_dir.legacy_report_path
     try:
         if forget_rows(report, persona_row_ids(log, persona_id)):
