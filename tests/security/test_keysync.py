@@ -96,6 +96,42 @@ def test_two_devices_share_an_encrypted_store_and_an_erasure(tmp_path: Path) -> 
     assert files_holding(server_dir, MARKER) == []
 
 
+def test_an_erasure_event_that_comes_before_its_key_s_deletion_is_compacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The erasing device's sync pushes the erasure's event at once but deletes the key
+    # on the server at its next key exchange (every 10 s): another device syncing once
+    # meanwhile takes the event first, and its files keep no page of the rows.
+    server_dir, db_url = server_database(tmp_path)
+    token = new_token(db_url, "shared", "write")
+    laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    with laptop.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        fill(manager, "Grace", "kept-words")
+    with servers(db_url, server_dir, 1) as (server,):
+        sync = {"token": token, "store_id": "shared", "once": True, "timeout": 60}
+        assert connect(laptop, server.url, **sync).level
+        join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
+        assert connect(desk, server.url, **sync).level
+        assert files_holding(desk.path, MARKER) != []
+        with laptop.open() as manager:
+            erase_persona(laptop, manager, ada)
+
+        def not_yet(*args: object, **kwargs: object) -> None:
+            raise ConfigError("the laptop's next key exchange is later")
+
+        with monkeypatch.context() as later:
+            later.setattr(sync_module, "sync_keys", not_yet)
+            assert connect(laptop, server.url, **sync).level  # the event, not the key
+        assert connect(desk, server.url, **sync).level
+        assert ada in security_status(desk).data_keys  # its deletion is still to come
+        with desk.open() as manager:
+            assert [p.name for p in Personas(manager).list()] == ["Grace"]
+        assert files_holding(desk.path, MARKER) == []
+        assert files_holding(desk.path, "kept-words") != []
+
+
 @pytest.mark.parametrize("server_backend", ["sqlite", "postgresql"])
 def test_an_erasure_leaves_the_marker_in_no_file_of_three_devices_the_server_or_postgresql(
     tmp_path: Path, server_backend: str

@@ -251,8 +251,9 @@ class KeysIn:
     out, others' come in. Events that arrived before their key were refused: once it is
     here they apply (the store and SQL are rebuilt from the log). A persona erased on
     another device: its keys are destroyed at once, and its rows, once its erasure
-    event is here, leave no page behind (the files are compacted). An erasure made here
-    that waited for the server is finished the same way once the server confirms it."""
+    event is here, leave no page behind (the files are compacted), whether the event
+    or the key's deletion came first. An erasure made here that waited for the server
+    is finished the same way once the server confirms it."""
 
     def __init__(
         self, manager: HybridDatabaseManager, ring: KeyRing, url: str, token: str, store_id: str
@@ -264,6 +265,9 @@ class KeysIn:
         self._compacted = set() if _pending_erasures(manager) else self._erased_keys()
         """The erased keys as of the last compaction: a key erased since (here, while
         connected or not, or by another device) calls for another."""
+        self._live = self._personas()
+        """The personas held as of the last compaction: one gone since (its erasure
+        event came, maybe before its key's deletion) calls for another."""
 
     def __call__(self) -> None:
         shared = sync_keys(self._ring, self._url, token=self._token, store_id=self._store_id)
@@ -278,6 +282,9 @@ class KeysIn:
     def _erased_keys(self) -> set[str]:
         return {k.key_id for k in self._ring.erased()}
 
+    def _personas(self) -> set[str]:
+        return {row.id for row in self._manager.query(select(personas.c.id))}
+
     def compact_erased(self) -> None:
         """Compact the store and SQL when a key was erased since the last compaction, or
         the erasure event of a persona erased elsewhere has arrived; never while an
@@ -290,7 +297,9 @@ class KeysIn:
         if self._erased:
             rows = self._manager.query(select(personas.c.id).where(personas.c.id.in_(self._erased)))
             still = {row.id for row in rows}
-        if keys == self._compacted and still == self._erased:
+        live = self._personas()
+        if keys == self._compacted and still == self._erased and self._live <= live:
+            self._live = live  # personas made since: nothing to compact
             return
         store = self._manager.store
         assert store is not None
@@ -303,7 +312,7 @@ class KeysIn:
         waiting = _pending_erasures(self._manager)  # reads the file anew: head too
         settled = not waiting and (store.head, store.confirmed_head) == before
         if emptied and len(done) == len(self._manager.shards) and settled:
-            self._compacted, self._erased = keys, still
+            self._compacted, self._erased, self._live = keys, still, live
 
 
 class Tending:
