@@ -289,6 +289,36 @@ def test_a_store_off_writer_never_takes_places_the_store_holds_for_sql(tmp_path:
     assert record.position.global_seq == held.position.global_seq + 1
 
 
+def test_a_store_off_commit_refuses_an_sql_primary_without_the_last_store_off_commits(
+    tmp_path: Path,
+) -> None:
+    # The store file takes a store-off commit in only at the next open. A command run
+    # with PJAI_SQL_SHARDS naming another database (or after SQL was restored from an
+    # older backup) found SQL without it, and committed in its place: the event it
+    # acknowledged was then in a database PJai no longer read.
+    data = tmp_path / "data"
+    first = f"sqlite:///{tmp_path / 'first.db'}"
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    off = {"PJAI_USE_LIVESTORE": "false"}
+    with HybridDatabaseManager.open(data, sql_urls=[first], environ={}) as on:
+        on.commit(persona("p1"))
+    with HybridDatabaseManager.open(data, sql_urls=[first], environ=off) as store_off:
+        store_off.commit(memory("in-the-first"))
+    with HybridDatabaseManager.open(data, sql_urls=[other], environ=off) as elsewhere:
+        with pytest.raises(ConfigError, match="reached e2 in SQL, but SQL's journal ends at e1"):
+            elsewhere.commit(memory("in-its-place"))
+        assert elsewhere.memories.get("in-its-place") is None
+    with HybridDatabaseManager.open(data, sql_urls=[first], environ=off) as again:
+        (record,) = again.commit(memory("after-it"))  # the right database: as before
+        assert record.position.global_seq == 3
+    with HybridDatabaseManager.open(data, sql_urls=[first], environ={}) as on:
+        assert {row[0] for row in on.query("SELECT id FROM memories")} == {
+            "in-the-first",
+            "after-it",
+        }
+        assert on.verify().equal
+
+
 def test_histories_that_went_apart_are_said_not_hidden(tmp_path: Path) -> None:
     # Had another event taken the store's place in SQL, catching up would skip it.
     url = f"sqlite:///{tmp_path / 'primary.db'}"

@@ -46,7 +46,7 @@ from pjai.sql import journal
 from pjai.sql.rebalance import check_placement
 from pjai.sql.shards import ShardSet
 from pjai.store import Store
-from pjai.store.log import FileHead
+from pjai.store.log import FileHead, LockedFile
 
 __all__ = ["MAX_BACKOFF_S", "RETRY_DELAYS_S", "Projector"]
 
@@ -264,14 +264,26 @@ class Projector:
         encoded = [self._schema.encode(event) for event in events]
         at = utc_now()
 
-        def build(global_seq: int, stored: int) -> list[Materialized]:
+        def build(global_seq: int, file: LockedFile) -> list[Materialized]:
             after = max(global_seq, self.sql_head)
-            if stored > after:
+            if file.head > after:
                 raise ConfigError(
-                    f"the store file holds events up to e{stored} that SQL lacks (it has "
+                    f"the store file holds events up to e{file.head} that SQL lacks (it has "
                     f"e{after}): a process with the store on committed them while SQL was "
                     "unavailable. Commit with the store on, which brings SQL up to it, or "
                     "wait until that process has"
+                )
+            noted = int(file.meta.get(OFF_HEAD) or 0)
+            if noted > global_seq:
+                # Those events are in another database, or nowhere: a commit here would
+                # take their places, and they could never be taken in again.
+                raise ConfigError(
+                    f"commits made with the store off reached e{noted} in SQL, but SQL's "
+                    f"journal ends at e{global_seq}: PJAI_SQL_SHARDS names another database "
+                    "than they went to, or SQL was restored from an older backup. Point "
+                    "PJAI_SQL_SHARDS at the database they went to; if they are lost, switch "
+                    "the store on (pjai flags set use_livestore true), which commits after "
+                    "the history it holds"
                 )
             records = stamp(
                 ((name, args) for name, _, args in encoded),
@@ -294,8 +306,8 @@ class Projector:
             # history goes on past its own: it may not commit in those places.
             return {OFF_HEAD: str(records[-1].position.global_seq)}
 
-        with store_file.locked(note) as stored:
-            records, tables = self.bridge.append(partial(build, stored=stored))
+        with store_file.locked(note) as file:
+            records, tables = self.bridge.append(partial(build, file=file))
         self.sql_head = records[-1].position.global_seq
         return records, tables | {journal.journal.name}
 

@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from pjai.errors import StoreError
 from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position, args_text
 from pjai.schema.types import from_iso, to_iso
 
-__all__ = ["INTERNAL_TABLES", "EventLog", "FileHead", "Move"]
+__all__ = ["INTERNAL_TABLES", "EventLog", "FileHead", "LockedFile", "Move"]
 
 _log = logging.getLogger(__name__)
 
@@ -310,6 +311,15 @@ class EventLog:
         return int(self._conn.execute(sql, (status,)).get)
 
 
+@dataclass(frozen=True, slots=True)
+class LockedFile:
+    """What :meth:`FileHead.locked` read under the file's write lock: the last global
+    position its log holds and its metadata (0 and none without a readable log)."""
+
+    head: int = 0
+    meta: dict[str, str] = field(default_factory=dict)
+
+
 class FileHead:
     """The last global position the store file at ``path`` logged, read under the file's
     write lock, on one connection kept open (opened again when the file is replaced).
@@ -327,9 +337,9 @@ class FileHead:
         self._inode = 0
 
     @contextmanager
-    def locked(self, note: Callable[[], dict[str, str]] | None = None) -> Iterator[int]:
-        """The file's head, with its write lock held for the block. When the block
-        ends without an error, ``note()``'s entries are written into the file's metadata
+    def locked(self, note: Callable[[], dict[str, str]] | None = None) -> Iterator[LockedFile]:
+        """The file's head and metadata, with its write lock held for the block. When
+        the block ends without an error, ``note()``'s entries are written into the file's metadata
         before the lock is let go (a file without a log keeps none)."""
         try:
             conn = self._connection()
@@ -340,7 +350,7 @@ class FileHead:
             ) from exc
         except (FileNotFoundError, apsw.CorruptError, apsw.NotADBError):
             self.close()
-            yield 0
+            yield LockedFile()
             return
         except (OSError, apsw.Error) as exc:  # not to be skipped: it may hold events
             self.close()
@@ -351,7 +361,11 @@ class FileHead:
                 head = log.head().global_seq
             except apsw.Error:
                 head = 0
-            yield head
+            try:
+                meta = log.meta()
+            except apsw.Error:
+                meta = {}
+            yield LockedFile(head, meta)
             if note is not None and log.exists():
                 try:
                     log.set_meta(**note())
