@@ -253,6 +253,47 @@ def test_a_commit_cut_off_between_two_shards_leaves_a_directory_that_opens_and_r
         assert {m.id for m in manager.memories.list()} == {"c"}
 
 
+def test_a_store_off_commit_cut_off_between_two_shards_stops_commits_until_repaired(
+    tmp_path: Path,
+) -> None:
+    # With the store off, SQL is all there is. Commits made after the gap used to be
+    # taken: the store never took them in (they follow the gap), and the repair that
+    # mends the gap with the store on dropped them with the cut-off commit's events.
+    urls = shard_urls(tmp_path, 2)
+    data = tmp_path / "data"
+    off = {"PJAI_USE_LIVESTORE": "false"}
+    people = [f"persona-{i}" for i in range(10)]
+    with HybridDatabaseManager.open(data, sql_urls=urls, environ={}) as manager:
+        manager.commit(*[persona(p) for p in people])
+    with HybridDatabaseManager.open(data, sql_urls=urls, environ=off) as manager:
+        first = next(p for p in people if manager.shards.for_persona(p).index == 0)
+        second = next(p for p in people if manager.shards.for_persona(p).index == 1)
+        shard = manager.shards.shards[0]
+        real = shard.writer.transaction
+
+        @contextmanager
+        def cut_off(doing: str = "writing to SQL") -> Iterator[Any]:
+            with real(doing) as tx:
+                yield tx
+                raise Killed  # after the other shard committed, before this one does
+
+        shard.writer.transaction = cut_off  # type: ignore[method-assign]
+        with pytest.raises(Killed):
+            manager.commit(memory("a", first), memory("b", second))
+        shard.writer.transaction = real  # type: ignore[method-assign]
+    with HybridDatabaseManager.open(data, sql_urls=urls, environ=off) as manager:
+        assert "journal breaks after" in (manager.last_error or "")
+        with pytest.raises(ConfigError, match="stand at different checkpoints"):
+            manager.commit(memory("c", first))
+        manager.repair("sql")  # from SQL's journal up to the gap
+        manager.commit(memory("c", first))
+        assert {m.id for m in manager.memories.list(MemoryFilter(persona_id=first))} == {"c"}
+    with HybridDatabaseManager.open(data, sql_urls=urls, environ={}) as manager:
+        assert manager.last_error is None  # the store took all of SQL's journal in
+        assert {row[0] for row in manager.query("SELECT id FROM memories")} == {"c"}
+        assert manager.verify().equal
+
+
 def test_doctor_answers_with_several_shards_and_the_store_off(tmp_path: Path) -> None:
     urls = shard_urls(tmp_path, 2)
     with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as manager:

@@ -7,14 +7,15 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from pjai.errors import EventError, SqlError
+from pjai.errors import ConfigError, EventError, SqlError
 from pjai.schema.event import Materialized, Schema
 from pjai.schema.ops import Op
 from pjai.schema.records import EventRecord
 from pjai.schema.types import Progress, utc_now
 from pjai.sql.shards import ShardSet
-from pjai.sql.writer import Projection
+from pjai.sql.writer import Projection, SqlTransaction
 
 __all__ = ["Bridge", "BridgeReport"]
 
@@ -125,7 +126,7 @@ class Bridge:
                     for shard in self.shards
                 ]
                 now = utc_now()
-                head = transactions[0].head(now, lock=lock) if lock else 0
+                head = _level_head(transactions, now) if lock else 0
                 events = build(head)
                 per_shard = self.projections(events)
                 records = [e.record if isinstance(e, Materialized) else e for e in events]
@@ -214,3 +215,21 @@ class Bridge:
     def _failed(self, error: BaseException) -> None:
         self.report.last_error = str(error)
         self.report.last_error_at = time.time()
+
+
+def _level_head(transactions: Sequence[SqlTransaction], now: datetime) -> int:
+    """The first shard's checkpoint, each shard's held until the transactions end; refused
+    when the shards stand at different checkpoints. Every commit moves them all to the
+    same position, so they differ only where a commit over several shards was cut off
+    between their commits: SQL's journal breaks there, and a commit after it would be
+    dropped with the events past the gap when SQL is repaired."""
+    heads = [tx.head(now, lock=True) for tx in transactions]
+    if len(set(heads)) > 1:
+        places = ", ".join(f"e{head} on shard {i + 1}" for i, head in enumerate(heads))
+        raise ConfigError(
+            f"SQL's shards stand at different checkpoints ({places}): a commit over several "
+            "shards was cut off between their commits, and SQL's journal breaks there. "
+            "Commits wait until `pjai repair --side sql` has made SQL whole again (it drops "
+            "that commit's events, which were never acknowledged)"
+        )
+    return heads[0]

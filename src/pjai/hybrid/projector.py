@@ -246,9 +246,11 @@ class Projector:
             records = [e.record for e in store.events() if e.record.position.key <= last]
             _check_holds_journal(records, self.shards.journal(), last)
         else:
-            records = self.shards.journal()
+            records = _whole_start(self.shards.journal())
         self.bridge.replace_all(records, progress=progress)
         self._projected_through = records[-1].position.global_seq if records else 0
+        if store is None:
+            self.sql_head = self._projected_through  # the events past a gap are gone
         self._broken = self.last_error = None  # SQL holds the store's history alone now
         return len(records), "log" if store is not None else "journal"
 
@@ -483,6 +485,22 @@ def _check_holds_journal(
             f"at {lacking[0].position}, {lacking[0].id}), so SQL is not rebuilt from the log: "
             "rebuilding it would lose them. Restore the data directory from a backup"
         )
+
+
+def _whole_start(records: Sequence[EventRecord]) -> list[EventRecord]:
+    """SQL's journal up to where it breaks, with the store off: the events past a gap
+    are those of a commit over several shards cut off between their commits, never
+    acknowledged (commits wait while the journal breaks). Kept, they would stay past a
+    gap the store could never take in."""
+    chain = _unbroken(records, records[0].parent) if records else []
+    if len(chain) < len(records):
+        log.warning(
+            "SQL's journal breaks after %s: its %d later event(s), of a commit cut off "
+            "between shards, are dropped",
+            chain[-1].position if chain else records[0].parent,
+            len(records) - len(chain),
+        )
+    return chain
 
 
 def _unbroken(records: Sequence[EventRecord], head: Position) -> list[EventRecord]:
