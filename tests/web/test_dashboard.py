@@ -186,6 +186,23 @@ async def test_with_the_store_off_the_banner_shows_and_the_counts_come_from_sql(
         await figure_shows(user, "memory-count", str(live_memories(web, active.id)))
 
 
+async def test_with_the_store_off_the_counts_follow_other_processes_commits(
+    web: WebApp,
+) -> None:
+    # The app looks at SQL's journal now and then, as it looks at the store file.
+    web.manager.set_flag("use_livestore", False)
+    seed(web.manager)
+    active = web.services.personas.active()
+    assert active is not None
+    async with simulated(web) as user:
+        await user.open("/")
+        await figure_shows(user, "memory-count", str(live_memories(web, active.id)))
+        with web.data_dir.open() as elsewhere:
+            assert elsewhere.store is None
+            Memories(elsewhere).add(active.id, "Committed by another process")
+        await figure_shows(user, "memory-count", str(live_memories(web, active.id)))
+
+
 async def test_the_system_cards_show_store_shards_and_sync(web: WebApp) -> None:
     seed(web.manager)
     async with simulated(web) as user:
