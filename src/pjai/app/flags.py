@@ -4,7 +4,9 @@ Setting a flag writes ``flags.json`` and commits a ``v1.ConfigChanged`` through 
 manager, which opens under the new value: switching the store off, the record goes
 to SQL's journal (the store takes it from there when it is back on); making a new
 directory a synced one, to the synced store's log. When the record cannot be
-committed, the flag is put back as it was: no change goes unrecorded.
+committed, the flag is put back as it was, so that no change goes unrecorded; only a
+process killed between writing the file and committing the record leaves the flag
+changed without its record.
 """
 
 from __future__ import annotations
