@@ -210,6 +210,27 @@ class Killed(BaseException):
     """The process stops here."""
 
 
+def cut_off_between_shards(manager: HybridDatabaseManager, people: list[str]) -> str:
+    """Commit memories "a" and "b" of a persona on each of two shards, the second shard
+    committing and the process dying before the first does; the first shard's persona."""
+    first = next(p for p in people if manager.shards.for_persona(p).index == 0)
+    second = next(p for p in people if manager.shards.for_persona(p).index == 1)
+    shard = manager.shards.shards[0]
+    real = shard.writer.transaction
+
+    @contextmanager
+    def cut_off(doing: str = "writing to SQL") -> Iterator[Any]:
+        with real(doing) as tx:
+            yield tx
+            raise Killed  # after the other shard committed, before this one does
+
+    shard.writer.transaction = cut_off  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        manager.commit(memory("a", first), memory("b", second))
+    shard.writer.transaction = real  # type: ignore[method-assign]
+    return first
+
+
 def test_a_commit_cut_off_between_two_shards_leaves_a_directory_that_opens_and_repairs(
     tmp_path: Path,
 ) -> None:
@@ -220,21 +241,7 @@ def test_a_commit_cut_off_between_two_shards_leaves_a_directory_that_opens_and_r
     people = [f"persona-{i}" for i in range(10)]
     with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as manager:
         manager.commit(*[persona(p) for p in people])
-        first = next(p for p in people if manager.shards.for_persona(p).index == 0)
-        second = next(p for p in people if manager.shards.for_persona(p).index == 1)
-        shard = manager.shards.shards[0]
-        real = shard.writer.transaction
-
-        @contextmanager
-        def cut_off(doing: str = "writing to SQL") -> Iterator[Any]:
-            with real(doing) as tx:
-                yield tx
-                raise Killed  # after the other shard committed, before this one does
-
-        shard.writer.transaction = cut_off  # type: ignore[method-assign]
-        with pytest.raises(Killed):
-            manager.commit(memory("a", first), memory("b", second))
-        shard.writer.transaction = real  # type: ignore[method-assign]
+        first = cut_off_between_shards(manager, people)
     with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as manager:
         assert manager.last_error is not None
         assert "journal breaks after" in manager.last_error
@@ -266,21 +273,7 @@ def test_a_store_off_commit_cut_off_between_two_shards_stops_commits_until_repai
     with HybridDatabaseManager.open(data, sql_urls=urls, environ={}) as manager:
         manager.commit(*[persona(p) for p in people])
     with HybridDatabaseManager.open(data, sql_urls=urls, environ=off) as manager:
-        first = next(p for p in people if manager.shards.for_persona(p).index == 0)
-        second = next(p for p in people if manager.shards.for_persona(p).index == 1)
-        shard = manager.shards.shards[0]
-        real = shard.writer.transaction
-
-        @contextmanager
-        def cut_off(doing: str = "writing to SQL") -> Iterator[Any]:
-            with real(doing) as tx:
-                yield tx
-                raise Killed  # after the other shard committed, before this one does
-
-        shard.writer.transaction = cut_off  # type: ignore[method-assign]
-        with pytest.raises(Killed):
-            manager.commit(memory("a", first), memory("b", second))
-        shard.writer.transaction = real  # type: ignore[method-assign]
+        first = cut_off_between_shards(manager, people)
     with HybridDatabaseManager.open(data, sql_urls=urls, environ=off) as manager:
         assert "journal breaks after" in (manager.last_error or "")
         with pytest.raises(ConfigError, match="stand at different checkpoints"):
