@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from pjai.app.personas import Personas
 from pjai.errors import QueryError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.analytics import (
@@ -336,6 +337,47 @@ def test_search_ignores_accents_on_every_reader(reader: HybridDatabaseManager, t
     assert [h.memory_id for h in search(reader, text, SearchFilter(persona_id="p1"))] == [
         "accented"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("ZOË", ["zoe"]),  # SQLite's own lower() folds only ASCII letters
+        ("zoË", ["zoe"]),
+        ("ADA", ["ada"]),
+        ("ΒΑΣ", ["vasilis"]),  # a capital sigma at the end is not the final one
+        ("İPEK", ["ipek"]),  # İ is i, not i and a combining dot
+        ("ipek", ["ipek"]),
+        ("Ǆ", ["dzemal"]),  # a title-case letter
+        ("x", []),
+    ],
+)
+def test_names_match_in_any_case_alike_on_every_reader(
+    reader: HybridDatabaseManager, text: str, found: list[str]
+) -> None:
+    reader.commit(
+        PersonaCreated(persona_id="zoe", name="Zoë"),
+        PersonaCreated(persona_id="ada", name="Ada"),
+        PersonaCreated(persona_id="vasilis", name="Βασίλης"),
+        PersonaCreated(persona_id="ipek", name="İpek"),
+        PersonaCreated(persona_id="dzemal", name="ǅemal"),
+    )
+    listed = Personas(reader).list(name_contains=text)
+    assert sorted(p.id for p in listed) == found
+    searched = reader.query(*dashboard_query("persona_search", text=text))
+    assert sorted(r.id for r in searched) == found
+
+
+def test_persona_search_matches_descriptions_in_any_case_on_every_reader(
+    reader: HybridDatabaseManager,
+) -> None:
+    reader.commit(
+        PersonaCreated(persona_id="zoe", name="Zoë", description="sails to Ærø"),
+        PersonaCreated(persona_id="ada", name="Ada", description="writes programs"),
+    )
+    for text, found in [("ÆRØ", ["zoe"]), ("PROGRAM", ["ada"])]:
+        searched = reader.query(*dashboard_query("persona_search", text=text))
+        assert [r.id for r in searched] == found, text
 
 
 @pytest.mark.parametrize(

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy import Engine, create_engine, event, insert, select, text
 
 from pjai.schema.expressions import (
     contains_text,
     dialect_name,
+    fold_case,
     has_tag,
     importance_decile,
     time_bucket,
     utc_hour,
 )
+from pjai.schema.render import sqlite_functions
 from pjai.schema.tables import memories, metadata, personas
-from tests.databases import BACKENDS, database
+from tests.databases import BACKENDS, database, postgres_schema
 from tests.helpers import persona_row
 
 ROWS = [
@@ -36,6 +39,13 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """The tables on each backend; PostgreSQL sessions set to a time zone far from UTC."""
     with database(request.param, tmp_path) as url:
         engine = create_engine(url)
+        if request.param == "sqlite":
+
+            @event.listens_for(engine, "connect")
+            def _functions(dbapi_connection: Any, _: Any) -> None:
+                for name, function in sqlite_functions().items():  # as PJai's engines do
+                    dbapi_connection.create_function(name, 1, function, deterministic=True)
+
         if request.param == "postgresql":
 
             @event.listens_for(engine, "connect")
@@ -148,6 +158,27 @@ def test_contains_text_is_literal_and_ignores_case(
     engine: Engine, part: str, expected: list[str]
 ) -> None:
     assert matching(engine, contains_text(memories.c.name, part)) == expected
+
+
+def test_fold_case_lowers_every_character_as_postgresql_does() -> None:
+    with postgres_schema() as url:
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                if "utf" not in str(conn.scalar(text("SHOW lc_ctype"))).lower():
+                    pytest.skip("PostgreSQL lowers only ASCII letters outside a UTF-8 locale")
+                characters = [
+                    chr(c) for c in range(1, sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF
+                ]
+                lowered = conn.execute(
+                    text("SELECT c, lower(c) FROM unnest(CAST(:cs AS text[])) AS c"),
+                    {"cs": characters},
+                ).all()
+        finally:
+            engine.dispose()
+    assert [(c, low) for c, low in lowered if fold_case(c) != low] == []
+    assert fold_case("ΒΑΣ İPEK Zoë") == "βασ ipek zoë"
+    assert fold_case(None) is None
 
 
 def test_dialect_name(engine: Engine) -> None:

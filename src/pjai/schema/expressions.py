@@ -22,6 +22,7 @@ __all__ = [
     "contains_text",
     "count_if",
     "dialect_name",
+    "fold_case",
     "has_tag",
     "importance_decile",
     "time_bucket",
@@ -70,8 +71,26 @@ def _has_tag_postgresql(element: has_tag, compiler: SQLCompiler, **kw: Any) -> s
     return compiler.process(tags.op("@>")(func.jsonb_build_array(tag)), **kw)
 
 
+# Where str.lower() differs from PostgreSQL's lower(), which maps one character at a
+# time: it makes two characters of a capital I with a dot (i and a combining dot) and
+# the final sigma of a capital sigma that ends a word.
+_ONE_BY_ONE = str.maketrans({"\u0130": "i", "\u03a3": "\u03c3"})
+
+
+def fold_case(value: Any) -> Any:
+    """Text in lower case as PostgreSQL's ``lower()`` makes it in a UTF-8 locale: every
+    Unicode letter, one character at a time (``İ`` to ``i``; a capital sigma to the small
+    one wherever it stands, never to the final one); any other value as it is. PJai's
+    SQLite connections have it as ``pjai_lower``, since SQLite's own ``lower()`` folds
+    only ASCII letters."""
+    if not isinstance(value, str):
+        return value
+    return value.lower() if value.isascii() else value.translate(_ONE_BY_ONE).lower()
+
+
 class contains_text(FunctionElement[bool]):
-    """``contains_text(text, part)``: whether ``part`` occurs in ``text``, ignoring case.
+    """``contains_text(text, part)``: whether ``part`` occurs in ``text``, ignoring case
+    (of every letter, not only ASCII ones: see :func:`fold_case`).
 
     ``part`` matches literally: ``%`` and ``_`` are not wildcards.
     """
@@ -84,7 +103,7 @@ class contains_text(FunctionElement[bool]):
 @compiles(contains_text)
 def _contains_text_sqlite(element: contains_text, compiler: SQLCompiler, **kw: Any) -> str:
     text, part = (compiler.process(c, **kw) for c in element.clauses.clauses)
-    return f"instr(lower({text}), lower({part})) > 0"
+    return f"instr(pjai_lower({text}), pjai_lower({part})) > 0"
 
 
 @compiles(contains_text, "postgresql")

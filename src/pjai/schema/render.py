@@ -16,6 +16,7 @@ import msgspec
 from sqlalchemy import Boolean, MetaData, Table
 
 from pjai.errors import MaterializationError, PjaiError
+from pjai.schema.expressions import fold_case
 from pjai.schema.ops import (
     NOT_NULL,
     Compress,
@@ -138,7 +139,12 @@ SQL primary) starts with."""
 
 def sqlite_functions() -> dict[str, Callable[[Any], Any]]:
     """The SQL functions PJai's SQLite databases need: register each with one argument."""
-    return {"pjai_compress": _sqlite_compress, "pjai_text": read_text, "pjai_words": cut_cjk}
+    return {
+        "pjai_compress": _sqlite_compress,
+        "pjai_lower": fold_case,
+        "pjai_text": read_text,
+        "pjai_words": cut_cjk,
+    }
 
 
 def is_check(op: Op) -> bool:

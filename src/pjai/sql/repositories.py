@@ -20,7 +20,7 @@ import msgspec
 from msgspec import Struct
 from sqlalchemy import func, select
 
-from pjai.schema.expressions import count_if
+from pjai.schema.expressions import contains_text, count_if
 from pjai.schema.models import Memory, Persona, memory_from_row, persona_from_row
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import TIERS, memories, personas
@@ -161,7 +161,7 @@ def personas_query(*, include_deleted: bool = False, name_contains: str | None =
     if not include_deleted:
         query = query.where(personas.c.deleted_at.is_(None))
     if name_contains:
-        query = query.where(personas.c.name.icontains(name_contains, autoescape=True))
+        query = query.where(contains_text(personas.c.name, name_contains))
     return query.order_by(personas.c.name, personas.c.id)
 
 
