@@ -42,6 +42,25 @@ def postgres_schema() -> Iterator[str]:
 
 
 @contextmanager
+def postgres_database(clauses: str) -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database made with ``CREATE DATABASE``'s ``clauses``
+    (template, locale, ...), dropped afterwards."""
+    if not POSTGRES_URL:
+        pytest.skip("PJAI_TEST_POSTGRES_URL is not set: PostgreSQL tests skipped")
+    name = f"pjai_test_{uuid.uuid4().hex[:12]}"
+    url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" {clauses}'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
 def database(backend: str, data_dir: Path, name: str = "primary") -> Iterator[str]:
     """A fresh database URL of ``backend``."""
     if backend == "sqlite":

@@ -108,7 +108,7 @@ def test_drift_finds_plain_text_where_compressible_text_is_declared(engine: Engi
 
 def test_compressible_text_is_text_on_postgresql() -> None:
     dialect = psycopg.dialect()  # type: ignore[no-untyped-call]
-    assert memories.c.content.type.compile(dialect=dialect) == "TEXT"
+    assert memories.c.content.type.compile(dialect=dialect) == 'TEXT COLLATE "C"'
 
 
 def test_upgrade_turns_varchar_content_of_0001_into_text(engine: Engine) -> None:
@@ -118,3 +118,32 @@ def test_upgrade_turns_varchar_content_of_0001_into_text(engine: Engine) -> None
             conn.execute(text("ALTER TABLE memories ALTER COLUMN content TYPE VARCHAR"))
     migrate.upgrade(engine)
     assert migrate.drift(engine) == []
+
+
+def test_drift_finds_text_of_another_collation(engine: Engine) -> None:
+    # Alembic alone does not compare collations.
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's text columns have no declared collation")
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text('ALTER TABLE personas ALTER COLUMN name TYPE TEXT COLLATE "default"'))
+    assert _found(engine) == [("modify_type", "personas", "name")]
+
+
+def test_upgrade_gives_the_text_of_0008_code_point_order(engine: Engine) -> None:
+    migrate.upgrade(engine, "0008")
+    found = _found(engine)
+    if engine.dialect.name == "postgresql":  # the database's collation, not "C"
+        assert ("modify_type", "personas", "name") in found
+        assert ("modify_type", "pjai_journal", "event_id") in found
+        assert {kind for kind, _table, _column in found} == {"modify_type"}
+    else:
+        assert found == []
+    migrate.upgrade(engine)
+    assert migrate.drift(engine) == []
+    if engine.dialect.name == "postgresql":  # the search document's trigger, made again
+        with engine.connect() as conn:
+            triggers = conn.execute(
+                text("SELECT tgname FROM pg_trigger WHERE tgrelid = 'memories'::regclass")
+            )
+            assert "memories_search_document" in set(triggers.scalars())

@@ -13,7 +13,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, String, and_, case, func, literal, or_, select
+from sqlalchemy import Integer, and_, case, func, literal, or_, select
 
 from pjai.errors import QueryError
 from pjai.memory.backend import Backend
@@ -23,7 +23,7 @@ from pjai.schema import MemoryLinked, MemoryLinksDecayed, MemoryUnlinked
 from pjai.schema.event import Event
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import memories, memory_links
-from pjai.schema.types import AnySelect
+from pjai.schema.types import AnySelect, CodePointString
 
 __all__ = ["Neighbour", "auto_link", "components", "decay_links", "neighbours", "similarity"]
 
@@ -52,9 +52,9 @@ def _walk(memory_id: str, depth: int, min_strength: float) -> AnySelect:
     for when it is restored.
     """
     link, reached = memory_links.alias("l"), memories.alias("m")
-    walk = select(literal(memory_id, String).label("id"), literal(0, Integer).label("depth")).cte(
-        "walk", recursive=True
-    )
+    # The start has the type of the ids it is joined with: on PostgreSQL, their collation.
+    start = literal(memory_id, CodePointString).label("id")
+    walk = select(start, literal(0, Integer).label("depth")).cte("walk", recursive=True)
     other = case((link.c.source_id == walk.c.id, link.c.target_id), else_=link.c.source_id)
     step = (
         select(other, walk.c.depth + 1)

@@ -108,8 +108,10 @@ def _contains_text_sqlite(element: contains_text, compiler: SQLCompiler, **kw: A
 
 @compiles(contains_text, "postgresql")
 def _contains_text_postgresql(element: contains_text, compiler: SQLCompiler, **kw: Any) -> str:
+    # PJai's text columns compare by code point (collation "C"), under which lower()
+    # folds ASCII letters only: case is folded as the database's own collation does.
     text, part = (compiler.process(c, **kw) for c in element.clauses.clauses)
-    return f"strpos(lower({text}), lower({part})) > 0"
+    return f'strpos(lower(({text}) COLLATE "default"), lower(({part}) COLLATE "default")) > 0'
 
 
 class utc_hour(FunctionElement[int]):

@@ -1,7 +1,9 @@
 """PJai's tables, declared once.
 
 The reactive store creates them in its SQLite state database and the SQL primary
-creates them through Alembic; both are filled only by the event materializers.
+creates them through Alembic; both are filled only by the event materializers. Every
+text column compares and sorts by code point, on every backend (see
+:mod:`pjai.schema.types`).
 """
 
 from __future__ import annotations
@@ -17,14 +19,18 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    String,
     Table,
-    Text,
     false,
 )
 
 from pjai.schema.fields import LinkKind, Tier
-from pjai.schema.types import CompressibleText, JsonDocument, Timestamp
+from pjai.schema.types import (
+    CodePointString,
+    CodePointText,
+    CompressibleText,
+    JsonDocument,
+    Timestamp,
+)
 
 __all__ = [
     "LINK_KINDS",
@@ -83,17 +89,17 @@ def sensitive_columns(meta: MetaData) -> dict[str, tuple[str, ...]]:
 personas = Table(
     "personas",
     metadata,
-    Column("id", String, primary_key=True),
-    Column("name", Text, nullable=False),
-    Column("description", Text, nullable=False, info=SENSITIVE),
+    Column("id", CodePointString, primary_key=True),
+    Column("name", CodePointText, nullable=False),
+    Column("description", CodePointText, nullable=False, info=SENSITIVE),
     # Big Five, custom traits, dominant traits and type: read and written as one value.
     Column("personality", JsonDocument, nullable=False, info=SENSITIVE),
-    Column("communication_style", Text, nullable=False, info=SENSITIVE),
+    Column("communication_style", CodePointText, nullable=False, info=SENSITIVE),
     Column("memory_max_memories", Integer, nullable=False),
     Column("memory_importance_threshold", Float, nullable=False),
     Column("memory_auto_optimize", Boolean, nullable=False),
     Column("memory_retention_days", Integer),
-    Column("memory_retention_action", String, nullable=False),
+    Column("memory_retention_action", CodePointString, nullable=False),
     Column("memory_restricted_retention_days", Integer),
     Column("memory_capacity_hot", Integer, nullable=False),
     Column("memory_capacity_warm", Integer, nullable=False),
@@ -120,16 +126,16 @@ personas = Table(
 memories = Table(
     "memories",
     metadata,
-    Column("id", String, primary_key=True),
-    Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
-    Column("type", String, nullable=False),
-    Column("name", Text, nullable=False, info=SENSITIVE),
+    Column("id", CodePointString, primary_key=True),
+    Column("persona_id", CodePointString, ForeignKey("personas.id"), nullable=False),
+    Column("type", CodePointString, nullable=False),
+    Column("name", CodePointText, nullable=False, info=SENSITIVE),
     # Stored compressed while the memory is cold (see CompressibleText).
     Column("content", CompressibleText, nullable=False, info=SENSITIVE),
-    Column("summary", Text, nullable=False, info=SENSITIVE),
+    Column("summary", CodePointText, nullable=False, info=SENSITIVE),
     Column("tags", JsonDocument, nullable=False),
     Column("importance", Float, nullable=False),
-    Column("tier", String, nullable=False),
+    Column("tier", CodePointString, nullable=False),
     Column("access_count", Integer, nullable=False),
     Column("last_accessed_at", Timestamp),
     Column("occurred_at", Timestamp, nullable=False),
@@ -164,9 +170,9 @@ memories = Table(
 conversations = Table(
     "conversations",
     metadata,
-    Column("id", String, primary_key=True),
-    Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
-    Column("title", Text, nullable=False, info=SENSITIVE),
+    Column("id", CodePointString, primary_key=True),
+    Column("persona_id", CodePointString, ForeignKey("personas.id"), nullable=False),
+    Column("title", CodePointText, nullable=False, info=SENSITIVE),
     Column("message_count", Integer, nullable=False),
     Column("started_at", Timestamp, nullable=False),
     Column("created_at", Timestamp, nullable=False),
@@ -178,11 +184,11 @@ conversations = Table(
 conversation_messages = Table(
     "conversation_messages",
     metadata,
-    Column("id", String, primary_key=True),
-    Column("conversation_id", String, ForeignKey("conversations.id"), nullable=False),
-    Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
-    Column("role", String, nullable=False),
-    Column("content", Text, nullable=False, info=SENSITIVE),
+    Column("id", CodePointString, primary_key=True),
+    Column("conversation_id", CodePointString, ForeignKey("conversations.id"), nullable=False),
+    Column("persona_id", CodePointString, ForeignKey("personas.id"), nullable=False),
+    Column("role", CodePointString, nullable=False),
+    Column("content", CodePointText, nullable=False, info=SENSITIVE),
     Column("sent_at", Timestamp, nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Index(None, "conversation_id", "sent_at"),
@@ -191,10 +197,10 @@ conversation_messages = Table(
 memory_links = Table(
     "memory_links",
     metadata,
-    Column("source_id", String, ForeignKey("memories.id"), primary_key=True),
-    Column("target_id", String, ForeignKey("memories.id"), primary_key=True),
-    Column("kind", String, primary_key=True),
-    Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
+    Column("source_id", CodePointString, ForeignKey("memories.id"), primary_key=True),
+    Column("target_id", CodePointString, ForeignKey("memories.id"), primary_key=True),
+    Column("kind", CodePointString, primary_key=True),
+    Column("persona_id", CodePointString, ForeignKey("personas.id"), nullable=False),
     Column("strength", Float, nullable=False),
     Column("confidence", Float, nullable=False),
     Column("decay_rate", Float, nullable=False),
@@ -212,15 +218,15 @@ memory_links = Table(
 bookmarks = Table(
     "bookmarks",
     metadata,
-    Column("id", String, primary_key=True),
-    Column("persona_id", String, ForeignKey("personas.id"), nullable=False),
-    Column("name", Text, nullable=False, info=SENSITIVE),
-    Column("description", Text, nullable=False, info=SENSITIVE),
+    Column("id", CodePointString, primary_key=True),
+    Column("persona_id", CodePointString, ForeignKey("personas.id"), nullable=False),
+    Column("name", CodePointText, nullable=False, info=SENSITIVE),
+    Column("description", CodePointText, nullable=False, info=SENSITIVE),
     Column("time_from", Timestamp),
     Column("time_to", Timestamp),
     # Memory filters: tiers, types, tags, importance range, hours of the day.
     Column("filters", JsonDocument, nullable=False, info=SENSITIVE),
-    Column("colour", String, nullable=False),
+    Column("colour", CodePointString, nullable=False),
     Column("tags", JsonDocument, nullable=False),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
@@ -236,9 +242,9 @@ consents = Table(
     metadata,
     # The latest consent of a persona's data subject for one purpose; its history is
     # the ``v1.ConsentRecorded`` events in the audit trail.
-    Column("persona_id", String, ForeignKey("personas.id"), primary_key=True),
-    Column("purpose", String, primary_key=True),
+    Column("persona_id", CodePointString, ForeignKey("personas.id"), primary_key=True),
+    Column("purpose", CodePointString, primary_key=True),
     Column("granted", Boolean, nullable=False),
-    Column("version", String, nullable=False),
+    Column("version", CodePointString, nullable=False),
     Column("recorded_at", Timestamp, nullable=False),
 )

@@ -4,6 +4,11 @@ Timestamps are timezone-aware UTC datetimes in Python. SQLite stores them as fix
 ISO-8601 text (``2026-11-26T08:25:02.123456+00:00``), which sorts in time order, so
 range queries work on the text; PostgreSQL stores ``timestamptz``. JSON columns hold
 msgspec-encoded text.
+
+Text compares and sorts by code point on every backend: SQLite's default (``BINARY``)
+does so, and PostgreSQL's text columns declare the collation ``"C"``
+(:data:`CodePointString`, :data:`CodePointText`), which does so for UTF-8 whatever the
+database's own collation is (``en_US.UTF-8`` puts ``alice`` before ``Bob``).
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from datetime import UTC, datetime
 from typing import Any, TypeAlias, overload
 
 import uuid_utils
-from sqlalchemy import JSON, DateTime, Dialect, Select, Text
+from sqlalchemy import JSON, DateTime, Dialect, Select, String, Text
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
 __all__ = [
+    "CODE_POINT_COLLATION",
     "AnySelect",
+    "CodePointString",
+    "CodePointText",
     "CompressibleText",
     "JsonDocument",
     "Progress",
@@ -156,6 +164,19 @@ def _in_utc(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
 
 
+CODE_POINT_COLLATION = "C"
+"""PostgreSQL's collation that compares UTF-8 text by code point, as SQLite does."""
+
+CodePointString: TypeEngine[str] = String().with_variant(
+    String(collation=CODE_POINT_COLLATION), "postgresql"
+)
+"""A ``VARCHAR`` column (ids, kinds, short codes) compared by code point on every backend."""
+
+CodePointText: TypeEngine[str] = Text().with_variant(
+    Text(collation=CODE_POINT_COLLATION), "postgresql"
+)
+"""A ``TEXT`` column (names, titles, content) compared by code point on every backend."""
+
 SQLITE_ZTEXT = "ZTEXT"
 
 
@@ -175,7 +196,7 @@ class CompressibleText(TypeDecorator[str]):
     """Text that PJai may store compressed (cold memories); always read back as text.
 
     SQLite holds it as TEXT or as a zlib BLOB; PostgreSQL holds text, which it compresses
-    itself (TOAST) when long.
+    itself (TOAST) when long, compared by code point (:data:`CODE_POINT_COLLATION`).
     """
 
     impl = Text
@@ -186,7 +207,7 @@ class CompressibleText(TypeDecorator[str]):
             return dialect.type_descriptor(_SqliteDeclared(SQLITE_ZTEXT))
         # Not adapted by the dialect: psycopg's adaptation of Text is a string type
         # that the DDL would declare VARCHAR.
-        return Text()
+        return Text(collation=CODE_POINT_COLLATION)
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Any:
         if dialect.name == "postgresql":

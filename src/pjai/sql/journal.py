@@ -21,9 +21,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    String,
     Table,
-    Text,
     func,
     select,
 )
@@ -31,7 +29,7 @@ from sqlalchemy import (
 from pjai.schema.ops import Greatest, Insert, Op, Update
 from pjai.schema.records import EventRecord, Position, args_text
 from pjai.schema.tables import NAMING_CONVENTION
-from pjai.schema.types import Timestamp
+from pjai.schema.types import CodePointString, CodePointText, Timestamp
 
 __all__ = [
     "APPLIED",
@@ -56,20 +54,20 @@ journal_metadata = MetaData(naming_convention=NAMING_CONVENTION)
 journal = Table(
     "pjai_journal",
     journal_metadata,
-    Column("event_id", String, primary_key=True),
+    Column("event_id", CodePointString, primary_key=True),
     Column("global_seq", BigInteger, nullable=False),
     Column("client_seq", Integer, nullable=False),
     Column("generation", Integer, nullable=False),
     Column("parent_global_seq", BigInteger, nullable=False),
     Column("parent_client_seq", Integer, nullable=False),
-    Column("name", String, nullable=False),
-    Column("args", Text, nullable=False),
-    Column("client_id", String, nullable=False),
-    Column("session_id", String, nullable=False),
+    Column("name", CodePointString, nullable=False),
+    Column("args", CodePointText, nullable=False),
+    Column("client_id", CodePointString, nullable=False),
+    Column("session_id", CodePointString, nullable=False),
     Column("at", Timestamp, nullable=False),
-    Column("persona_id", String),
-    Column("status", String, nullable=False),
-    Column("error", Text),
+    Column("persona_id", CodePointString),
+    Column("status", CodePointString, nullable=False),
+    Column("error", CodePointText),
     Column("recorded_at", Timestamp, nullable=False),
     # One event per position: a second event at a taken position is refused outright.
     Index(None, "global_seq", unique=True),
@@ -79,7 +77,7 @@ journal = Table(
 checkpoints = Table(
     "pjai_checkpoint",
     journal_metadata,
-    Column("projection", String, primary_key=True),
+    Column("projection", CodePointString, primary_key=True),
     Column("global_seq", BigInteger, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
 )

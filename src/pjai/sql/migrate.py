@@ -80,9 +80,13 @@ def _compare_type(
     ``TEXT``, and Alembic alone would report a type change that is not there. So on
     SQLite the declared text is compared, exactly, with the one the table definition
     compiles to: stricter than Alembic's comparison, which accepts synonyms.
+
+    Alembic does not compare collations: on PostgreSQL a text column with another
+    collation than the one declared (``"C"``, see :mod:`pjai.schema.types`) is a change.
     """
     if context.dialect.name != "sqlite":
-        return None
+        declared = getattr(metadata_type.dialect_impl(context.dialect), "collation", None)
+        return True if getattr(inspected_type, "collation", None) != declared else None
     declared = _declared_type(context, inspected_column.table.name, inspected_column.name)
     compiled = metadata_type.compile(dialect=context.dialect)
     return declared is None or declared.upper() != compiled.upper()
