@@ -11,6 +11,7 @@ from pjai.hybrid.manager import HybridDatabaseManager
 from pjai.hybrid.quarantine import Quarantined, QuarantineReport
 from pjai.hybrid.recovery import StoreRebuilt
 from pjai.hybrid.repair import Repaired, Side
+from pjai.hybrid.shardrows import spread
 
 __all__ = [
     "FLAGS",
@@ -31,4 +32,5 @@ __all__ = [
     "export_archive",
     "import_archive",
     "import_legacy",
+    "spread",
 ]

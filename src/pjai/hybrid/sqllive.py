@@ -9,11 +9,14 @@ shard, so a ``select`` whose WHERE holds ``persona_id = X`` (or ``personas.id = 
 every row (:func:`persona_named`) runs there, and one that reads no table (the
 dialect's name) on the first shard. Any other read runs on every shard, and is answered
 when at most one shard has rows for it: a lookup by id, the active persona, one
-persona's links. A read whose rows are on several shards (every persona's memories, a
+persona's links. A select built with :func:`pjai.hybrid.spread` says how the
+rows of several shards make its answer: it runs on every shard and their rows are
+combined. Any other read whose rows are on several shards (every persona's memories, a
 count over everyone), and one that skips rows (OFFSET) without naming a persona, is
 refused, as no shard holds its answer alone; the repositories and the store answer
-those. A live query must name its persona, else it is refused: the rows of any other
-could come to be spread over shards, and its result would stop following them.
+those. A live query must name its persona or be built with ``spread``, else it is
+refused: the rows of any other could come to be spread over shards, and its result
+would stop following them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from sqlalchemy.sql.elements import (
 from sqlalchemy.sql.selectable import Select
 
 from pjai.errors import QueryError, SqlError, SqlUnavailableError
+from pjai.hybrid.shardrows import combine, spread_of
 from pjai.sql.shards import Shard, ShardSet
 from pjai.store.changes import Changes
 from pjai.store.live import LiveQueries, LiveQuery
@@ -170,6 +174,13 @@ class SqlLiveHost:
         persona = persona_named(query, given)
         if persona is not None:
             return self._run(self._shards.for_persona(persona), statement, given)
+        how = spread_of(query)
+        if how is not None:
+            on_shard = how.on_shard(statement)
+            found = [self._run(shard, on_shard, given) for shard in self._shards]
+            names = list(statement.selected_columns.keys())
+            nulls_small = self._shards.shards[0].engine.dialect.name != "postgresql"
+            return combine(how, names, found, nulls_small=nulls_small)
         if _offset(statement, query):
             raise _SpreadError(
                 "a read that skips rows (OFFSET) and names no persona cannot be answered "
@@ -199,19 +210,25 @@ class SqlLiveHost:
         self, query: Query, params: Mapping[str, Any] | Sequence[Any] | None = None
     ) -> LiveQuery:
         """A live query that re-runs after SQL commits to the tables it reads. With
-        several shards it must name one persona (see :func:`persona_named`): the rows of
-        any other could come to be spread over shards, and its result would stop
+        several shards it must name one persona (see :func:`persona_named`) or be built
+        with :func:`pjai.hybrid.spread` (it then re-runs on every shard): the
+        rows of any other could come to be spread over shards, and its result would stop
         following them."""
         if not self._routed(query, params):
             raise QueryError(
                 "a live query that names no persona cannot follow several SQL shards with "
-                "the store off: name a persona (or switch the store on)"
+                "the store off: name a persona, build it with pjai.hybrid.spread "
+                "(saying how the shards' rows combine), or switch the store on"
             )
         return LiveQuery(self, SqlQuery(query, params, tables_of(query)))
 
     def _routed(self, query: Query, params: Mapping[str, Any] | Sequence[Any] | None) -> bool:
         given = dict(params) if isinstance(params, Mapping) else {}
-        return len(self._shards) == 1 or persona_named(query, given) is not None
+        return (
+            len(self._shards) == 1
+            or spread_of(query) is not None
+            or persona_named(query, given) is not None
+        )
 
     def changed(self, tables: set[str]) -> None:
         """Re-run the live queries reading ``tables`` and deliver new results."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from pjai.hybrid import HybridDatabaseManager
+from pjai.hybrid import HybridDatabaseManager, spread
 from pjai.memory.conversations import memory_id_of
 from pjai.schema.tables import conversation_messages, conversations, memories
 from pjai.store import LiveQuery, Row
@@ -51,7 +51,7 @@ def conversation(manager: HybridDatabaseManager, conversation_id: str) -> LiveQu
     query = select(_c.id, _c.persona_id, _c.title, _c.message_count, _c.started_at).where(
         _c.id == conversation_id
     )
-    return manager.live(query)
+    return manager.live(spread(query))
 
 
 def messages(
@@ -60,13 +60,10 @@ def messages(
     """The latest ``last`` (default :data:`MESSAGE_WINDOW`) messages of a conversation,
     newest first (put them in the order they were sent with :func:`in_order`)."""
     last = MESSAGE_WINDOW if last is None else last
-    query = (
-        select(_m.id, _m.role, _m.content, _m.sent_at)
-        .where(_m.conversation_id == conversation_id)
-        .order_by(_m.sent_at.desc(), _m.id.desc())
-        .limit(last)
+    query = select(_m.id, _m.role, _m.content, _m.sent_at).where(
+        _m.conversation_id == conversation_id
     )
-    return manager.live(query)
+    return manager.live(spread(query, order_by=(_m.sent_at.desc(), _m.id.desc()), limit=last))
 
 
 def in_order(rows: list[Row]) -> list[Row]:
@@ -87,4 +84,5 @@ def memories_made(manager: HybridDatabaseManager, conversation_id: str) -> LiveQ
         .select_from(conversation_messages.outerjoin(memories, mem.id == _m.id + _MEMORY_SUFFIX))
         .where(_m.conversation_id == conversation_id)
     )
-    return manager.live(query)
+    # A message and the memory made of it are the conversation's persona's: one shard.
+    return manager.live(spread(query, counts_by=()))

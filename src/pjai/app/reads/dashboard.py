@@ -13,13 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from pjai.app.datadir import DataDir
 from pjai.app.reads.store_only import store_of
 from pjai.app.sync import SyncReport, sync_status
 from pjai.errors import QueryError
-from pjai.hybrid import HybridDatabaseManager
+from pjai.hybrid import HybridDatabaseManager, spread
 from pjai.hybrid.health import Health as SystemHealth
 from pjai.memory.analytics import (
     Health,
@@ -30,7 +30,7 @@ from pjai.memory.analytics import (
 )
 from pjai.memory.timeline import timeline_from_rows, timeline_query
 from pjai.schema.expressions import count_if
-from pjai.schema.tables import TIERS, personas
+from pjai.schema.tables import TIERS, memories, personas
 from pjai.schema.types import to_iso, utc_now
 from pjai.store import LiveQuery, Row
 
@@ -85,7 +85,7 @@ def personas_counted(manager: HybridDatabaseManager) -> LiveQuery:
     query = select(
         count_if(c.deleted_at.is_(None)).label("live"), func.count().label("made")
     ).select_from(personas)
-    return manager.live(query)
+    return manager.live(spread(query, counts_by=()))
 
 
 def persona_counts(rows: list[Row]) -> PersonaCounts:
@@ -98,7 +98,9 @@ def tier_distribution(manager: HybridDatabaseManager, persona_id: str | None) ->
     """Live memories per tier, of one persona or (``None``) of all (read with
     :func:`tier_counts`)."""
     query, params = dashboard_query("tier_distribution", persona=persona_id)
-    return manager.live(query, params)
+    assert isinstance(query, Select)
+    tier = memories.c.tier
+    return manager.live(spread(query, order_by=(tier,), counts_by=(tier,)), params)
 
 
 def tier_counts(rows: list[Row]) -> dict[str, int]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select
 
 from pjai.errors import NotFoundError
-from pjai.hybrid import HybridDatabaseManager
+from pjai.hybrid import HybridDatabaseManager, spread
 from pjai.memory.graph import neighbours
 from pjai.memory.optimizer import OptimizationReport, load_persona, plan, scored_memories
 from pjai.memory.timeline import Unit, timeline_query
@@ -87,7 +87,7 @@ def count(manager: HybridDatabaseManager, where: MemoryFilter) -> LiveQuery:
 def by_ids(manager: HybridDatabaseManager, ids: Sequence[str], *, deleted: bool) -> LiveQuery:
     """The memories with these ids (deleted ones too with ``deleted``), in no order."""
     query = select(*LISTED).where(_m.id.in_(list(ids)))
-    return manager.live(query if deleted else query.where(_m.deleted_at.is_(None)))
+    return manager.live(spread(query if deleted else query.where(_m.deleted_at.is_(None))))
 
 
 def types(manager: HybridDatabaseManager, persona_id: str) -> list[str]:
@@ -118,7 +118,7 @@ def bookmarks(manager: HybridDatabaseManager, persona_id: str) -> LiveQuery:
 
 def memory(manager: HybridDatabaseManager, memory_id: str) -> LiveQuery:
     """One memory, deleted or not (no row if there is none)."""
-    return manager.live(select(memories).where(_m.id == memory_id))
+    return manager.live(spread(select(memories).where(_m.id == memory_id)))
 
 
 def links(manager: HybridDatabaseManager, memory_id: str) -> LiveQuery:
@@ -141,9 +141,10 @@ def links(manager: HybridDatabaseManager, memory_id: str) -> LiveQuery:
         )
         .select_from(memory_links.join(other, other.c.id == other_id))
         .where(or_(link.source_id == memory_id, link.target_id == memory_id))
-        .order_by(link.strength.desc(), link.source_id, link.target_id, link.kind)
     )
-    return manager.live(query)
+    # A memory's links and the memories they join are its persona's: on one shard.
+    order = (link.strength.desc(), link.source_id, link.target_id, link.kind)
+    return manager.live(spread(query, order_by=order))
 
 
 def names(manager: HybridDatabaseManager, ids: Sequence[str]) -> dict[str, str]:

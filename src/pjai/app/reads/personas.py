@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from pjai.hybrid import HybridDatabaseManager
+from pjai.hybrid import HybridDatabaseManager, spread
 from pjai.schema.tables import personas
 from pjai.store import LiveQuery, Row
 
@@ -27,10 +27,8 @@ class PersonaChoice:
 def choices(manager: HybridDatabaseManager) -> LiveQuery:
     """The live personas by name, with whether each is active (read with
     :func:`persona_choices`)."""
-    query = (
-        select(_c.id, _c.name, _c.is_active).where(_c.deleted_at.is_(None)).order_by(_c.name, _c.id)
-    )
-    return manager.live(query)
+    query = select(_c.id, _c.name, _c.is_active).where(_c.deleted_at.is_(None))
+    return manager.live(spread(query, order_by=(_c.name, _c.id)))
 
 
 def persona_choices(rows: list[Row]) -> list[PersonaChoice]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, select
 
-from pjai.hybrid import HybridDatabaseManager
+from pjai.hybrid import HybridDatabaseManager, spread
 from pjai.schema.expressions import count_if
 from pjai.schema.models import Persona, persona_from_row
 from pjai.schema.tables import TIERS, memories, personas
@@ -63,9 +63,9 @@ def roster(manager: HybridDatabaseManager) -> LiveQuery:
             personas.outerjoin(memories, and_(_m.persona_id == _p.id, _m.deleted_at.is_(None)))
         )
         .group_by(_p.id, _p.name, _p.description, _p.is_active, _p.deleted_at)
-        .order_by(_p.name, _p.id)
     )
-    return manager.live(query)
+    # Grouped by persona: each row is whole on the persona's shard.
+    return manager.live(spread(query, order_by=(_p.name, _p.id)))
 
 
 def persona_entries(rows: list[Row]) -> list[PersonaEntry]:
