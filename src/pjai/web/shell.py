@@ -23,8 +23,8 @@ BANNER_CHECK_S = 0.5
 
 STORE_OFF = (
     "The reactive store is switched off (use_livestore false): views read from the SQL "
-    "primary and update after this app's own changes. `pjai flags set use_livestore true` "
-    "switches it back on."
+    "primary and follow its commits, this app's and other processes'. "
+    "`pjai flags set use_livestore true` switches it back on."
 )
 
 
