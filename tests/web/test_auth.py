@@ -232,6 +232,11 @@ def gated(sessions: WebSessions) -> httpx.AsyncClient:
         f"/_nicegui/{nicegui.__version__}/x",
         f"/_nicegui/{nicegui.__version__}/static",
         f"/_nicegui/{nicegui.__version__}/dynamic_resources/x",
+        # Under a route's prefix but not matching it (no key): the app's page too.
+        f"/_nicegui/{nicegui.__version__}/resources/",
+        f"/_nicegui/{nicegui.__version__}/resources//personas",
+        f"/_nicegui/{nicegui.__version__}/esm/",
+        f"/_nicegui/{nicegui.__version__}/esm//personas",
     ],
 )
 async def test_the_gate_sends_every_page_to_the_login(path: str, sessions: WebSessions) -> None:
@@ -249,7 +254,7 @@ async def test_the_gate_sends_every_page_to_the_login(path: str, sessions: WebSe
         "/favicon.ico",
         *(
             f"/_nicegui/{nicegui.__version__}/{part}/x.js"
-            for part in ("static", "libraries", "components", "resources", "esm")
+            for part in ("static", "libraries", "components", "resources/key", "esm/key")
         ),
     ],
 )

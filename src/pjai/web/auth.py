@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -45,14 +46,15 @@ COOKIE = "pjai_session"
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
 _OPEN_PATHS = frozenset({LOGIN_PATH, "/favicon.ico"})
-_OPEN_PREFIXES = tuple(
-    f"/_nicegui/{nicegui.__version__}/{part}/"
-    for part in ("static", "libraries", "components", "resources", "esm")
+_OPEN_ROUTES = re.compile(
+    rf"/_nicegui/{re.escape(nicegui.__version__)}/"
+    r"(?:(?:static|libraries|components)/|(?:resources|esm)/[^/]+/)"
 )
 """What a visitor may load before logging in: the form, and NiceGUI's own scripts and
-styles (the same for every app), each from the route that serves them. Everything else
-waits for a login: unknown paths too, under NiceGUI's prefix as well, since NiceGUI
-answers a path no route serves with the app's page."""
+styles (the same for every app), each from the route that serves them, as that route
+matches it (``resources/{key}/{path}`` and ``esm/{key}/{path}`` need a key). Everything
+else waits for a login: unknown paths too, under NiceGUI's prefix as well (``esm/``,
+``resources//x``), since NiceGUI answers a path no route serves with the app's page."""
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -70,7 +72,7 @@ def _cookie(scope: Scope) -> str | None:
 
 
 def _is_static(path: str) -> bool:
-    return path.startswith(_OPEN_PREFIXES) and "/../" not in path
+    return _OPEN_ROUTES.match(path) is not None and "/../" not in path
 
 
 RECHECK_S = 5.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import nicegui
 from playwright.sync_api import Browser, Page, expect
 
 from pjai.app import DataDir, Personas
@@ -74,3 +75,20 @@ def test_an_access_token_logs_in_and_revoking_its_session_signs_out(
             sessions.revoke(session.id, actor="test")
         page.goto(url + "/")
         expect(page).to_have_url(url + "/login?next=/")
+
+
+def test_off_loopback_no_path_shows_the_app_without_a_session(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data")
+    with data.open() as manager:
+        Personas(manager).create("Ada Lovelace", activate=True)
+    data.passphrase().set(PASSPHRASE)
+    version = nicegui.__version__
+    with served(data.path, "--host", "0.0.0.0") as announced:
+        url = announced.replace("0.0.0.0", "127.0.0.1")
+        # Under the prefixes of NiceGUI's scripts but served by no route: NiceGUI answers
+        # them with the app's page, which names the personas.
+        for path in ("resources/", "resources//personas", "esm/", "esm//personas"):
+            answer = httpx.get(f"{url}/_nicegui/{version}/{path}")
+            assert answer.status_code == 303, path
+            assert answer.headers["location"].startswith("/login?next="), path
+            assert "Ada Lovelace" not in answer.text, path
