@@ -259,9 +259,16 @@ async def login_submit(
         max_age=int(sessions.lifetime_s),
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_over_tls(request),
     )
     return response
+
+
+def _over_tls(request: Request) -> bool:
+    # The app has no TLS of its own: a reverse proxy in front of it that terminates TLS
+    # says so. Only the sender's own cookie depends on it.
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0]
+    return request.url.scheme == "https" or forwarded.strip().lower() == "https"
 
 
 def logout(request: Request, sessions: WebSessions) -> Response:

@@ -116,4 +116,8 @@ def serve(
         reload=False,
         show=False,
         show_welcome_message=False,
+        # A client is the address that connects: never one an X-Forwarded-For header
+        # names, which any process on this machine could send to escape the login's
+        # limit on tries (a reverse proxy's clients all count as the proxy).
+        proxy_headers=False,
     )

@@ -10,6 +10,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from pjai.app import DataDir, Personas
 from pjai.app.websessions import WebSessions
+from pjai.web import auth
 from tests.web.browser.conftest import screenshot, served
 
 PASSPHRASE = "a passphrase for the test"
@@ -92,3 +93,30 @@ def test_off_loopback_no_path_shows_the_app_without_a_session(tmp_path: Path) ->
             assert answer.status_code == 303, path
             assert answer.headers["location"].startswith("/login?next="), path
             assert "Ada Lovelace" not in answer.text, path
+
+
+def test_a_forwarded_for_header_does_not_make_another_client(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data")
+    data.passphrase().set(PASSPHRASE)
+    with served(data.path, "--host", "0.0.0.0") as announced:
+        url = announced.replace("0.0.0.0", "127.0.0.1")
+        # A proxy in front that terminates TLS says so: the cookie is for TLS only.
+        signed_in = httpx.post(
+            url + "/login",
+            data={"passphrase": PASSPHRASE},
+            headers={"X-Forwarded-For": "(token x)", "X-Forwarded-Proto": "https"},
+        )
+        assert signed_in.status_code == 303
+        assert "secure" in signed_in.headers["set-cookie"].lower()
+        with WebSessions.open(data.path) as sessions:
+            (session,) = sessions.list()
+        assert session.label == "session from 127.0.0.1"  # who connected, not who it says
+        answers = [
+            httpx.post(
+                url + "/login",
+                data={"passphrase": f"wrong guess number {n}"},
+                headers={"X-Forwarded-For": f"10.0.0.{n}"},
+            ).status_code
+            for n in range(auth.LoginThrottle.FAILURES + 1)
+        ]
+        assert answers == [401] * auth.LoginThrottle.FAILURES + [429]
