@@ -466,6 +466,20 @@ def test_a_throttle_lets_a_client_try_again_once_its_oldest_try_is_old() -> None
     assert throttle.wait("10.0.0.7") == 0.0
 
 
+def test_a_throttle_counts_an_ipv6_host_s_whole_network_as_one_client() -> None:
+    throttle = auth.LoginThrottle(clock=lambda: 0.0)
+    for n in range(auth.LoginThrottle.FAILURES):
+        throttle.tried(f"2001:db8:0:7::{n + 1:x}")  # a new address of its /64 each time
+    assert throttle.wait("2001:db8:0:7:ffff::1") > 0
+    assert throttle.wait("2001:db8:0:8::1") == 0.0  # the next network is another client
+    for _ in range(auth.LoginThrottle.FAILURES):
+        throttle.tried("::ffff:10.0.0.7")  # an IPv4 client on a dual-stack socket
+    assert throttle.wait("10.0.0.7") > 0
+    assert throttle.wait("::ffff:10.0.0.8") == 0.0
+    throttle.passed("2001:db8:0:7::99")
+    assert throttle.wait("2001:db8:0:7::1") == 0.0
+
+
 @pytest.mark.anyio
 async def test_tries_sent_at_once_count_before_their_forms_arrive(
     login: httpx.AsyncClient,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import ipaddress
 import re
 import time
 from collections import deque
@@ -155,10 +156,25 @@ _CHECKS_AT_ONCE = 2
 of the pool that every request's session check uses."""
 
 
+def _client_key(client: str) -> str:
+    """Whom a try counts for: the address, or for IPv6 its /64 network, which one host
+    commonly holds whole (a new address for each try would escape the limit)."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return client
+
+
 class LoginThrottle:
     """How many passphrases or tokens a client may try: :data:`FAILURES` within
     :data:`WINDOW_S` seconds, then it waits until the oldest try is that old. A try
-    counts as it starts (many sent at once count too); the right one forgets them."""
+    counts as it starts (many sent at once count too); the right one forgets them.
+    A client is an IPv4 address or an IPv6 /64 network."""
 
     FAILURES = 5
     WINDOW_S = 60.0
@@ -172,7 +188,7 @@ class LoginThrottle:
 
     def wait(self, client: str) -> float:
         """Seconds ``client`` must wait before trying again (0: it may now)."""
-        times = self._tries.get(client)
+        times = self._tries.get(_client_key(client))
         now = self._clock()
         while times and now - times[0] >= self.WINDOW_S:
             times.popleft()
@@ -182,6 +198,7 @@ class LoginThrottle:
 
     def tried(self, client: str) -> None:
         """Count a try from ``client``."""
+        client = _client_key(client)
         times = self._tries.pop(client, None) or deque(maxlen=self.FAILURES)
         times.append(self._clock())
         self._tries[client] = times  # the latest last: the first ones are the oldest
@@ -190,7 +207,7 @@ class LoginThrottle:
 
     def passed(self, client: str) -> None:
         """``client`` gave the right passphrase or a live token: forget its tries."""
-        self._tries.pop(client, None)
+        self._tries.pop(_client_key(client), None)
 
     async def check(self, passphrase: Passphrase, given: str) -> bool:
         """Whether ``given`` is the passphrase: scrypt, off the event loop and a few at
