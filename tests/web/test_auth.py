@@ -436,6 +436,20 @@ async def test_a_large_login_form_is_read_no_further_than_its_limit(
 
 
 @pytest.mark.anyio
+async def test_a_damaged_passphrase_file_is_told_to_its_owner_not_to_visitors(
+    login: httpx.AsyncClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    damaged = Passphrase.of(tmp_path).path
+    damaged.write_text(json.dumps({"salt": "zz"}))
+    async with login:
+        answer = await login.post(auth.LOGIN_PATH, data={"passphrase": PASSPHRASE})
+    assert answer.status_code == 401
+    assert "cannot be checked now" in answer.text
+    assert str(tmp_path) not in answer.text  # where the data directory is stays private
+    assert f"{damaged} is damaged" in caplog.text  # the log says what and how to mend it
+
+
+@pytest.mark.anyio
 async def test_a_client_that_tries_too_often_waits_and_the_right_passphrase_forgets(
     login: httpx.AsyncClient,
 ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import html
 import ipaddress
+import logging
 import re
 import time
 from collections import deque
@@ -56,6 +57,8 @@ styles (the same for every app), each from the route that serves them, as that r
 matches it (``resources/{key}/{path}`` and ``esm/{key}/{path}`` need a key). Everything
 else waits for a login: unknown paths too, under NiceGUI's prefix as well (``esm/``,
 ``resources//x``), since NiceGUI answers a path no route serves with the app's page."""
+
+log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -264,7 +267,14 @@ async def login_submit(
         try:
             right = await throttle.check(passphrase, given)
         except ConfigError as exc:
-            return login_page(request, error=str(exc))
+            # What is wrong and how to mend it is for whoever runs the app: the form
+            # says only that, not where the data directory is.
+            log.error("a passphrase could not be checked: %s", exc)
+            return login_page(
+                request,
+                error="The passphrase cannot be checked now: whoever runs this app must "
+                "set it again (its log says why).",
+            )
         if not right:
             return login_page(request, error="That passphrase is not the one set for this app.")
         secret = await run_in_threadpool(sessions.start, where)
