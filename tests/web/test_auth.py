@@ -131,6 +131,15 @@ def test_access_tokens_need_a_label_and_rotate(sessions: WebSessions) -> None:
     assert replaced.id == old.id
 
 
+def test_a_session_is_not_rotated_as_if_it_were_an_access_token(sessions: WebSessions) -> None:
+    secret = sessions.start("from the desk")
+    (session,) = sessions.list()
+    with pytest.raises(ConfigError, match="is a session, not an access token"):
+        sessions.rotate(session.id[:-4], overlap=timedelta(0))
+    assert sessions.valid(secret)  # as it was
+    assert sessions.list() == [session]
+
+
 def test_sync_tokens_do_not_open_the_web_app(tmp_path: Path, sessions: WebSessions) -> None:
     secret, _ = sessions.tokens.create("default", "admin", "a sync token")
     assert sessions.check(secret) is None

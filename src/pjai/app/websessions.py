@@ -162,7 +162,15 @@ class WebSessions(Resource):
     def rotate(
         self, token_id: str, *, overlap: timedelta, actor: str | None = None
     ) -> tuple[str, Token, Token]:
-        """Replace an access token (see :meth:`TokenStore.rotate`)."""
+        """Replace an access token (see :meth:`TokenStore.rotate`). A session is not
+        replaced: its secret is in a browser's cookie, not typed at the form."""
+        token_id = self.tokens.resolve(token_id)
+        found = next((t for t in self.list() if t.id == token_id), None)
+        if found is not None and found.label.startswith(SESSION_LABEL):
+            raise ConfigError(
+                f"{token_id} is a session, not an access token: a new secret for it would "
+                "open nothing at the login form; end it with `pjai web token revoke`"
+            )
         return self.tokens.rotate(token_id, overlap=overlap, actor=actor)
 
     def history(self, limit: int | None = None) -> list[AuditEntry]:
