@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pjai.errors import RebaseError
-from pjai.schema import MemoryUpdated
+from pjai.schema import EventRecord, MemoryUpdated, Position
 from pjai.store import Store
 from tests.helpers import history, memory, persona
 
@@ -112,3 +112,29 @@ def test_events_another_connection_ingested_first_are_skipped(tmp_path: Path) ->
         with pytest.raises(RebaseError, match="this store holds another event there"):
             first.ingest(other)
         assert first.head == journal[-1].position
+
+
+def test_a_commit_made_while_a_refresh_reads_the_head_is_not_overwritten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process commits between the refresh's reading of the head and of the data
+    # version: the next commit must still follow that commit, not take its position.
+    path = tmp_path / "store.db"
+    with Store.open(path) as running, Store.open(path) as command:
+        running.commit(persona("p1"))
+        command.commit(memory("m1"))
+        read_head = running._log.head
+        interleaved: list[EventRecord] = []
+
+        def head_then_other_commit() -> Position:
+            head = read_head()
+            if not interleaved:
+                interleaved.extend(command.commit(memory("m2")))
+            return head
+
+        monkeypatch.setattr(running._log, "head", head_then_other_commit)
+        assert running.refresh() is True
+        monkeypatch.setattr(running._log, "head", read_head)
+        (record,) = running.commit(memory("m3"))
+        assert record.parent.global_seq == interleaved[0].position.global_seq == 3
+        assert [e.record.id for e in command.events()][-2:] == [interleaved[0].id, record.id]

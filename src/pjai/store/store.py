@@ -1053,12 +1053,23 @@ class Store(Resource):
         return self._applier.apply_logged(record, capture=capture)
 
     def _reload(self) -> None:
-        """Read the positions and generation kept in memory from the file again."""
-        self._generation = int(self._log.meta()["generation"])
-        self._head = self._log.head()
-        self._confirmed = self._log.confirmed_head()
-        self._pending = None
-        self._data_version = self._conn.execute("PRAGMA data_version").get
+        """Read the positions and generation kept in memory from the file again.
+
+        They are read in one read transaction, the data version with them: another
+        process committing meanwhile must not leave a head older than the version that
+        says it was read (the next commit would take a position already logged)."""
+        outside = self._conn.get_autocommit()
+        if outside:
+            self._conn.execute("BEGIN")
+        try:
+            self._generation = int(self._log.meta()["generation"])
+            self._head = self._log.head()
+            self._confirmed = self._log.confirmed_head()
+            self._pending = None
+            self._data_version = self._conn.execute("PRAGMA data_version").get
+        finally:
+            if outside:
+                self._conn.execute("COMMIT")
 
     def _follow_others(self) -> bool:
         """If another connection committed since this store last looked, reload what it
