@@ -6,10 +6,14 @@ web app, and a CLI command): SQLite tells a connection when another one committe
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
+import apsw
 import pytest
 
+import pjai.store.sqlite
 from pjai.errors import RebaseError
 from pjai.schema import EventRecord, MemoryUpdated, Position
 from pjai.store import Store
@@ -138,3 +142,40 @@ def test_a_commit_made_while_a_refresh_reads_the_head_is_not_overwritten(
         (record,) = running.commit(memory("m3"))
         assert record.parent.global_seq == interleaved[0].position.global_seq == 3
         assert [e.record.id for e in command.events()][-2:] == [interleaved[0].id, record.id]
+
+
+def test_a_commit_waiting_for_another_writer_looks_again_every_few_milliseconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite's own busy handler sleeps up to 100 ms between looks: writers committing one
+    # after another could take the lock in every gap and starve a waiter for its 5 s.
+    path = tmp_path / "store.db"
+    waits: list[float] = []
+    looked_often = threading.Event()
+
+    class Clock:
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            if len(waits) >= 50:
+                looked_often.set()
+            time.sleep(0)
+
+    monkeypatch.setattr(pjai.store.sqlite, "time", Clock, raising=False)
+    with Store.open(path) as waiting:
+        waiting.commit(persona("p1"))
+        other = apsw.Connection(str(path))
+        other.execute("BEGIN IMMEDIATE")
+        committed: list[EventRecord] = []
+        thread = threading.Thread(target=lambda: committed.extend(waiting.commit(memory("m1"))))
+        thread.start()
+        try:
+            assert looked_often.wait(timeout=10)
+        finally:
+            other.execute("COMMIT")
+            other.close()
+            thread.join(timeout=10)
+        assert [r.position.global_seq for r in committed] == [2]
+        assert max(waits) <= 0.01

@@ -16,6 +16,7 @@ import msgspec
 from pjai.errors import StoreError
 from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position, args_text
 from pjai.schema.types import from_iso, to_iso
+from pjai.store.sqlite import wait_when_busy
 
 __all__ = ["INTERNAL_TABLES", "EventLog", "FileHead", "LockedFile", "Move"]
 
@@ -384,7 +385,7 @@ class FileHead:
             self.close()
             self._conn = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READWRITE)
             self._conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
-            self._conn.set_busy_timeout(5_000)
+            wait_when_busy(self._conn)
             self._inode = inode
         return self._conn
 
