@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import bindparam, func, select
 
 from pjai.schema import MemoryAccessed, MemoryUpdated, PersonaActivated, memories
-from pjai.store import Row, Store
+from pjai.store import Row, Store, Subscription
 from tests.helpers import memory, persona
 
 
@@ -225,3 +225,59 @@ def test_queries_run_once_are_not_kept(two_personas: Store, monkeypatch: Any) ->
         two_personas.query(select(memories.c.id).where(memories.c.name == f"n{i}"))
     gc.collect()
     assert gone() is None
+
+
+def test_a_commit_from_a_callback_reaches_every_subscriber_after_the_result_before_it(
+    store: Store,
+) -> None:
+    store.commit(persona("p1"))
+    live = store.live("SELECT count(*) AS n FROM memories")
+    first: list[int] = []
+    second: list[int] = []
+
+    def add_another(rows: list[Row]) -> None:
+        first.append(rows[0].n)
+        if rows[0].n == 1:
+            store.commit(memory("m2"))
+
+    live.subscribe(add_another)
+    live.subscribe(lambda rows: second.append(rows[0].n))
+    store.commit(memory("m1"))
+    assert first == second == [0, 1, 2]
+
+
+def test_a_commit_of_another_thread_during_a_delivery_is_heard_after_it(store: Store) -> None:
+    store.commit(persona("p1"))
+    live = store.live("SELECT count(*) AS n FROM memories")
+    delivering = threading.Event()
+    go_on = threading.Event()
+    first: list[int] = []
+    second: list[int] = []
+
+    def slow(rows: list[Row]) -> None:
+        first.append(rows[0].n)
+        if rows[0].n == 1:
+            delivering.set()
+            assert go_on.wait(timeout=10)
+
+    live.subscribe(slow)
+    live.subscribe(lambda rows: second.append(rows[0].n))
+    committing = threading.Thread(target=lambda: store.commit(memory("m1")))
+    committing.start()
+    assert delivering.wait(timeout=10)
+    store.commit(memory("m2"))  # while the first commit's subscribers are being called
+    go_on.set()
+    committing.join(timeout=10)
+    assert first == second == [0, 1, 2]
+
+
+def test_a_subscriber_unsubscribed_by_an_earlier_one_is_not_called_again(store: Store) -> None:
+    store.commit(persona("p1"))
+    live = store.live("SELECT count(*) AS n FROM memories")
+    later: list[int] = []
+    subscriptions: list[Subscription] = []
+    live.subscribe(lambda rows: subscriptions[0].unsubscribe() if rows[0].n else None)
+    subscriptions.append(live.subscribe(lambda rows: later.append(rows[0].n)))
+    store.commit(memory("m1"))
+    assert later == [0]
+    assert live.subscribers == 1

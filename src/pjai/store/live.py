@@ -94,14 +94,16 @@ class LiveQuery:
     def __init__(self, store: LiveHost, prepared: PreparedQuery) -> None:
         self._store = store
         self._prepared = prepared
-        self._subscribers: dict[int, Callback] = {}
+        self._subscribers: dict[int, _Subscriber] = {}
         self._next_key = 0
         self._result: list[Row] = []
         self._tables: frozenset[str] | None = None
-        self._version = 0
-        self._delivered = 0
+        self._latest: tuple[int, list[Row]] = (0, [])
+        """The result's version and rows, set together (delivery reads them unlocked)."""
         self._fresh = False
         self._delivery = threading.RLock()  # a subscriber may commit from its callback
+        self._delivering = False
+        """Whether a thread is calling the subscribers (see :meth:`deliver`)."""
         self.runs = 0
         """How many times the query ran (first run and re-runs after commits)."""
         self.last_run_s: float | None = None
@@ -142,10 +144,13 @@ class LiveQuery:
             with self._store.lock:
                 key = self._next_key
                 self._next_key += 1
-                self._subscribers[key] = callback
+                subscriber = _Subscriber(callback)
+                self._subscribers[key] = subscriber
                 if len(self._subscribers) == 1:
                     self._store.register_live(self)
-                rows = self.result
+                if not self._fresh:
+                    self._store.run_live(self)
+                subscriber.seen, rows = self._latest
             if immediate:
                 self._call(callback, rows)
         return Subscription(self, key)
@@ -220,7 +225,7 @@ class LiveQuery:
         if fresh and rows == self._result:
             return False
         self._result = rows
-        self._version += 1
+        self._latest = (self._latest[0] + 1, rows)
         return True
 
     def _affected_by(self, changes: Changes) -> bool:
@@ -245,21 +250,54 @@ class LiveQuery:
 
     def deliver(self) -> None:
         """Call the subscribers with the latest result if they have not had it; hosts
-        call this after a commit, holding no lock."""
+        call this after a commit, holding no lock.
+
+        One thread at a time calls the subscribers, result after result in order, until
+        each has had the latest. A delivery asked for meanwhile (by another thread's
+        commit, or by a commit a subscriber makes from its callback) is left to it: a
+        subscriber never gets an older result after a newer one.
+        """
         with self._delivery:
-            version, rows = self._version, self._result
-            if version <= self._delivered:
+            if self._delivering:
                 return
-            self._delivered = version
-            callbacks = list(self._subscribers.values())
-        for callback in callbacks:
-            self._call(callback, rows)
+            self._delivering = True
+        try:
+            while True:
+                with self._delivery:
+                    version, rows = self._latest
+                    due = [
+                        (key, subscriber)
+                        for key, subscriber in list(self._subscribers.items())
+                        if subscriber.seen < version
+                    ]
+                    if not due:
+                        self._delivering = False
+                        return
+                    for _, subscriber in due:
+                        subscriber.seen = version
+                for key, subscriber in due:
+                    if key in self._subscribers:  # not unsubscribed by an earlier callback
+                        self._call(subscriber.callback, rows)
+        except BaseException:
+            with self._delivery:
+                self._delivering = False
+            raise
 
     def _call(self, callback: Callback, rows: list[Row]) -> None:
         try:
             callback(rows)
         except Exception:
             log.exception("live query subscriber %r failed; other subscribers go on", callback)
+
+
+class _Subscriber:
+    """A subscriber's callback and the version of the last result it was given."""
+
+    __slots__ = ("callback", "seen")
+
+    def __init__(self, callback: Callback) -> None:
+        self.callback = callback
+        self.seen = 0
 
 
 class LiveQueries:
