@@ -281,3 +281,31 @@ def test_a_subscriber_unsubscribed_by_an_earlier_one_is_not_called_again(store: 
     store.commit(memory("m1"))
     assert later == [0]
     assert live.subscribers == 1
+
+
+def test_async_iteration_yields_a_commit_made_as_it_starts_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.commit(persona("p1"))
+    live = store.live("SELECT count(*) AS n FROM memories")
+    subscribe = live.subscribe
+
+    def subscribe_then_commit(*args: Any, **kwargs: Any) -> Subscription:
+        subscription = subscribe(*args, **kwargs)
+        store.commit(memory("m1"))  # lands just after the iterator subscribed
+        return subscription
+
+    monkeypatch.setattr(live, "subscribe", subscribe_then_commit)
+
+    async def main() -> list[int]:
+        iterator = aiter(live)
+        seen = [(await anext(iterator))[0].n]
+        await asyncio.sleep(0)  # what the loop was told meanwhile is done
+        # The next commit once the iterator waits: it is the next result to yield.
+        following = asyncio.ensure_future(anext(iterator))
+        asyncio.get_running_loop().call_soon(store.commit, memory("m2"))
+        seen.append((await asyncio.wait_for(following, timeout=5))[0].n)
+        await iterator.aclose()  # type: ignore[attr-defined]
+        return seen
+
+    assert asyncio.run(main()) == [1, 2]

@@ -174,13 +174,17 @@ class LiveQuery:
             latest[:] = [rows]
             loop.call_soon_threadsafe(changed.set)
 
-        subscription = self.subscribe(on_change, immediate=False)
+        # The current result comes through the subscriber too: read apart, it could be
+        # a newer one than the subscriber starts from, and be yielded twice.
+        subscription = self.subscribe(on_change)
+        given: list[Row] | None = None
         try:
-            yield self.result
             while True:
                 await changed.wait()
                 changed.clear()
-                yield latest[0]
+                if latest[0] is not given:  # not a late wake-up for a result yielded
+                    given = latest[0]
+                    yield given
         finally:
             subscription.unsubscribe()
 
