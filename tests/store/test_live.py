@@ -309,3 +309,24 @@ def test_async_iteration_yields_a_commit_made_as_it_starts_once(
         return seen
 
     assert asyncio.run(main()) == [1, 2]
+
+
+def test_a_live_query_on_the_full_text_index_alone_hears_of_commits(
+    store: Store, tmp_path: Any
+) -> None:
+    # SQLite reports the index's changes in its shadow tables, never the virtual table.
+    found = "SELECT rowid FROM memories_fts WHERE memories_fts MATCH 'beta' ORDER BY rowid"
+    store.commit(persona("p1"), memory("m1", content="alpha"))
+    seen: list[int] = []
+    store.live(found).subscribe(lambda rows: seen.append(len(rows)))
+    store.commit(memory("m2", content="beta"))
+    store.commit(MemoryUpdated(memory_id="m1", persona_id="p1", content="beta too"))
+    assert seen == [0, 1, 2]
+    path = tmp_path / "store.db"
+    with Store.open(path) as running, Store.open(path) as command:
+        running.commit(persona("p1"))
+        seen.clear()
+        running.live(found).subscribe(lambda rows: seen.append(len(rows)))
+        command.commit(memory("m1", content="beta"))
+        assert running.refresh() is True
+        assert seen == [0, 1]

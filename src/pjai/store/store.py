@@ -42,10 +42,10 @@ from pjai.schema.records import (
 from pjai.schema.types import Progress, new_id, utc_now
 from pjai.store import damage
 from pjai.store.apply import EventApplier
-from pjai.store.changes import Changes, ChangeTracker
+from pjai.store.changes import ChangeTracker
 from pjai.store.commute import Footprints
 from pjai.store.live import LiveQueries, LiveQuery
-from pjai.store.log import INTERNAL_TABLES, EventLog
+from pjai.store.log import EventLog
 from pjai.store.query import Params, Prepared, Query, Row, RowReader, prepare
 from pjai.store.rebase import RebaseResult, check_continuation, discard, planned, rebase
 from pjai.store.sqlite import (
@@ -743,11 +743,10 @@ class Store(Resource):
 
     def _rerun_for_others(self) -> list[LiveQuery]:
         """Re-run the live queries that other processes' commits may have changed (their
-        events and what they did to the state: the log is read live too); the ones whose
-        result changed. Callers hold the lock."""
+        events and what they did to the state, the full-text index included: the log is
+        read live too); the ones whose result changed. Callers hold the lock."""
         self._others_unseen = False
-        tables = {*self._state.tables, *INTERNAL_TABLES}
-        return [live for live in self._live.affected(Changes(tables=tables)) if self._rerun(live)]
+        return [live for live in self._live if live.tables and self._rerun(live)]
 
     def _pending_records(self) -> list[EventRecord]:
         """The pending events, kept in memory once read (callers hold the lock)."""
@@ -1119,8 +1118,26 @@ class Store(Resource):
                 else:
                     cursor.execute(prepared.sql, prepared.params)
                 rows = self._rows.read(cursor)
+                if first:
+                    tables |= self._shadow_tables(tables)
             live.last_run_s = time.perf_counter() - started
             return live.set_result(rows, frozenset(tables) if first else live.tables)
+
+    def _shadow_tables(self, tables: set[str]) -> set[str]:
+        """The shadow tables of the virtual tables among ``tables``: a full-text index
+        keeps its terms in them, and commits change those, never the virtual table."""
+        listed = [
+            (str(name), str(kind))
+            for name, kind in self._conn.execute("SELECT name, type FROM pragma_table_list")
+        ]
+        virtual = [f"{name}_" for name, kind in listed if kind == "virtual" and name in tables]
+        if not virtual:
+            return set()
+        return {
+            name
+            for name, kind in listed
+            if kind == "shadow" and any(name.startswith(prefix) for prefix in virtual)
+        }
 
     @property
     def lock(self) -> threading.RLock:
