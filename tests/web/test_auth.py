@@ -459,6 +459,22 @@ async def test_a_damaged_passphrase_file_is_told_to_its_owner_not_to_visitors(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("asked", "goes_to"),
+    [("/memories", "/memories"), ("/logout", "/"), ("//elsewhere.example/", "/")],
+)
+async def test_a_login_goes_where_the_visitor_was_going_but_not_to_the_sign_out(
+    login: httpx.AsyncClient, asked: str, goes_to: str
+) -> None:
+    async with login:
+        answer = await login.post(
+            auth.LOGIN_PATH, params={"next": asked}, data={"passphrase": PASSPHRASE}
+        )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == goes_to
+
+
+@pytest.mark.anyio
 async def test_a_client_that_tries_too_often_waits_and_the_right_passphrase_forgets(
     login: httpx.AsyncClient,
 ) -> None:

@@ -95,7 +95,8 @@ class Store(Resource):
     the upstream history that confirms them.
 
     Open one with :meth:`open` (a file, WAL mode) or :meth:`memory`. A store is safe to
-    use from several threads; one process should write a given file at a time.
+    use from several threads, and several processes may share a file: their commits take
+    turns (docs/store.md), and each takes in the others' before it commits.
     """
 
     def __init__(

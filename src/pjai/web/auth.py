@@ -220,8 +220,9 @@ class LoginThrottle:
 
 
 def _safe_next(value: str | None) -> str:
-    # Only a path on this app: never an address elsewhere.
-    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
+    # Only a path on this app: never an address elsewhere, nor the sign-out, which a
+    # link could otherwise send a visitor to right after they sign in.
+    if value and value.startswith("/") and not value.startswith(("//", "/\\", LOGOUT_PATH)):
         return value
     return "/"
 
