@@ -540,3 +540,53 @@ def test_a_join_tries_a_bounded_number_of_shared_wraps(
         join(tmp_path / "keys.db", items, PASSPHRASE)
     assert len(stretched) == sharing.MAX_WRAPS_TRIED
     assert not (tmp_path / "keys.db").exists()
+
+
+def test_an_erasure_reaches_the_other_running_device_s_keys_soon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sync_module, "KEYS_EVERY_S", 60.0)  # only an early exchange in time
+    server_dir, db_url = server_database(tmp_path)
+    token = new_token(db_url, "shared", "write")
+    laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    with laptop.open() as manager:
+        ada = Personas(manager).create("Ada", description=MARKER)
+    with servers(db_url, server_dir, 1) as (server,):
+        sync = {"token": token, "store_id": "shared"}
+        assert connect(laptop, server.url, once=True, timeout=60, **sync).level
+        join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
+        assert connect(desk, server.url, once=True, timeout=60, **sync).level
+        assert security_status(desk).erased == 0
+        stop = threading.Event()
+        online = {laptop.path: threading.Event(), desk.path: threading.Event()}
+
+        def running(where: DataDir) -> threading.Thread:
+            def seen(status: SyncStatus) -> None:
+                if status.state == "online":
+                    online[where.path].set()
+
+            kwargs = {"stop": stop, "report": seen, "timeout": 120, **sync}
+            return threading.Thread(target=connect, args=(where, server.url), kwargs=kwargs)
+
+        threads = [running(laptop), running(desk)]
+        try:
+            for thread, event in zip(threads, online.values(), strict=True):
+                thread.start()  # one at a time: one opening (migrating SQL) at a time
+                assert event.wait(60), "not online"
+            env = {**os.environ, "PJAI_PASSPHRASE": PASSPHRASE, "PJAI_FLAG_SYNC": "true"}
+            subprocess.run(
+                [sys.executable, "-m", "pjai", "privacy", "erase", ada.id, "--yes",
+                 "--data-dir", str(laptop.path)],
+                env=env, check=True, capture_output=True,
+            )  # fmt: skip
+            deadline = time.monotonic() + 15  # well before the next regular exchange
+            while time.monotonic() < deadline and security_status(desk).erased == 0:
+                time.sleep(0.1)
+            assert security_status(desk).erased == 1, "the desk still holds Ada's key"
+            assert security_status(desk).data_keys == {}
+        finally:
+            stop.set()
+            for thread in threads:
+                if thread.is_alive():
+                    thread.join()

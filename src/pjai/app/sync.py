@@ -43,6 +43,7 @@ from pjai.sync.websocket import websocket_connector
 
 __all__ = [
     "KEYS_EVERY_S",
+    "KEYS_SOON_S",
     "KeysIn",
     "PeerView",
     "RejectedEvent",
@@ -54,6 +55,7 @@ __all__ = [
     "sync_conflicts",
     "sync_status",
     "sync_url",
+    "tend",
     "write_status",
 ]
 
@@ -268,9 +270,16 @@ class KeysIn:
         self._live = self._personas()
         """The personas held as of the last compaction: one gone since (its erasure
         event came, maybe before its key's deletion) calls for another."""
+        self._exchanged = self._erased_keys(), set(self._live)
+        """The erased keys and the personas held as of the last exchange (:meth:`due`)."""
 
     def __call__(self) -> None:
+        keys, live = self._erased_keys(), self._personas()
+        self._exchanged = keys, live  # before the exchange: an erasure meanwhile is due
         shared = sync_keys(self._ring, self._url, token=self._token, store_id=self._store_id)
+        if shared.erased_here:  # destroyed by this exchange: nothing more to tell
+            came = {k.key_id for k in self._ring.erased() if k.scope in shared.erased_here}
+            self._exchanged = keys | came, live
         store = self._manager.store
         assert store is not None
         if shared.came and store.count_quarantined():
@@ -278,6 +287,14 @@ class KeysIn:
             self._manager.repair("sql")
         self._erased.update(shared.erased_here)
         self.compact_erased()
+
+    def due(self) -> bool:
+        """Whether an erasure calls for an exchange before the next regular one: a key
+        erased since the last exchange (here, by any process: the ring reads its file
+        anew), or a persona held then gone (its erasure event came from another device,
+        whose key's deletion other devices should have soon)."""
+        keys, live = self._exchanged
+        return self._erased_keys() != keys or not live <= self._personas()
 
     def _erased_keys(self) -> set[str]:
         return {k.key_id for k in self._ring.erased()}
@@ -316,7 +333,7 @@ class KeysIn:
 
 
 class Tending:
-    """What a syncing directory does now and then (every :data:`KEYS_EVERY_S`): its
+    """What a syncing directory does now and then (:func:`tend`): its
     keys exchanged (an encrypted one, :class:`KeysIn`), then what erased personas left
     beside the store dropped (:class:`~pjai.app.privacy.ForgetGone`)."""
 
@@ -327,6 +344,11 @@ class Tending:
         if self.keys_in is not None:
             self.keys_in()
         self.drop_gone()
+
+    def due(self) -> bool:
+        """Whether an erasure calls for tending before the next regular turn
+        (:meth:`KeysIn.due`)."""
+        return self.keys_in is not None and self.keys_in.due()
 
     def drop_gone(self) -> None:
         """Drop what erased personas left beside the store, without exchanging keys."""
@@ -391,7 +413,49 @@ def write_status(
 KEYS_EVERY_S = 10.0
 """How often a running client of an encrypted directory exchanges keys with the server."""
 
+KEYS_SOON_S = 1.0
+"""How often a running client of an encrypted directory looks (in its files, not at the
+server) whether an erasure calls for a key exchange before the next regular one."""
+
+_FOLLOW_UPS_S = (2.0, 4.0)
+"""After an exchange an erasure called for, further ones this many seconds later: the
+other device's side of it (its key's deletion) may reach the server a little later."""
+
 _STOP_POLL_S = 0.1
+
+
+async def tend(tending: Tending) -> None:
+    """Tend a syncing directory (:class:`Tending`, in a thread) until cancelled: every
+    :data:`KEYS_EVERY_S`, and soon after an erasure (:meth:`Tending.due`, looked at every
+    :data:`KEYS_SOON_S`), then a few times more, backing off. A failed turn is said in
+    the log and the next one tries again."""
+    loop = asyncio.get_running_loop()
+    regular = loop.time() + KEYS_EVERY_S
+    follow_ups: list[float] = []
+    while True:
+        next_at = min([regular, *follow_ups])
+        await asyncio.sleep(max(0.0, min(next_at - loop.time(), KEYS_SOON_S)))
+        now = loop.time()
+        if now >= next_at:
+            follow_ups = [at for at in follow_ups if at > now]
+        elif await _looked(tending.due, "looking for erasures", quiet=True):
+            follow_ups = [now + after for after in _FOLLOW_UPS_S]
+        else:
+            continue
+        await _looked(tending, "exchanging keys with the sync server")
+        regular = loop.time() + KEYS_EVERY_S
+
+
+async def _looked(call: Callable[[], object], doing: str, *, quiet: bool = False) -> object:
+    """``call()`` in a thread; a failure is said in the log (``doing``; at debug level
+    when ``quiet``: the regular turn reads the same files and says it) and gives None."""
+    try:
+        return await asyncio.to_thread(call)
+    except PjaiError as exc:  # the next turn tries again; the sync goes on
+        log.log(logging.DEBUG if quiet else logging.WARNING, "%s: %s", doing, exc)
+    except Exception:  # a bug: said, and the sync goes on
+        log.log(logging.DEBUG if quiet else logging.ERROR, "%s failed", doing, exc_info=True)
+    return None
 
 
 async def _run(
@@ -400,11 +464,11 @@ async def _run(
     *,
     once: bool,
     limit: float | None,
-    tick: Callable[[], object] | None = None,
+    tick: Tending | None = None,
     stop: threading.Event | None = None,
 ) -> bool:
     """Run ``client``, reporting each status; with ``once``, until level. Whether it got
-    there. ``tick`` runs (in a thread) every :data:`KEYS_EVERY_S` meanwhile."""
+    there. ``tick`` is tended meanwhile (:func:`tend`)."""
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -436,19 +500,9 @@ async def _run(
             await asyncio.sleep(_STOP_POLL_S)
         stopped.set()
 
-    async def ticking() -> None:
-        while tick is not None:
-            await asyncio.sleep(KEYS_EVERY_S)
-            try:
-                await asyncio.to_thread(tick)
-            except PjaiError as exc:  # the next tick tries again; the sync goes on
-                log.warning("exchanging keys with the sync server: %s", exc)
-            except Exception:  # a bug: said, and the sync goes on
-                log.exception("exchanging keys with the sync server failed")
-
     watching = asyncio.create_task(follow())
     stopping = asyncio.create_task(stopped.wait())
-    others = [asyncio.create_task(ticking())]
+    others = [] if tick is None else [asyncio.create_task(tend(tick))]
     if stop is not None:
         others.append(asyncio.create_task(stopped_by_caller(stop)))
     try:

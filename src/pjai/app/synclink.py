@@ -14,7 +14,7 @@ from functools import partial
 
 from pjai.app.datadir import DataDir
 from pjai.app.privacy import ForgetGone
-from pjai.app.sync import KEYS_EVERY_S, KeysIn, SyncLock, Tending, sync_url, write_status
+from pjai.app.sync import KeysIn, SyncLock, Tending, sync_url, tend, write_status
 from pjai.errors import ConfigError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.security import FieldCodec
@@ -115,7 +115,7 @@ class SyncLink:
                 log.warning("exchanging keys with the sync server: %s", exc)
         tending = Tending(keys_in, ForgetGone(self._data_dir, self._manager))
         await asyncio.to_thread(tending.drop_gone)
-        self._keys = asyncio.create_task(_tend(tending))
+        self._keys = asyncio.create_task(tend(tending))
         client = self._manager.sync_client(
             websocket_connector(ws_url, token), store_id=chosen, presence_name=name
         )
@@ -178,13 +178,3 @@ async def _report(client: SyncClient, write: Callable[[], None]) -> None:
     finally:
         if client.status != last:
             write()
-
-
-async def _tend(tending: Tending) -> None:
-    """Tend the directory every :data:`KEYS_EVERY_S` while connected (:class:`Tending`)."""
-    while True:
-        await asyncio.sleep(KEYS_EVERY_S)
-        try:
-            await asyncio.to_thread(tending)
-        except PjaiError as exc:  # the next turn tries again; the sync goes on
-            log.warning("exchanging keys with the sync server: %s", exc)
