@@ -42,13 +42,16 @@ def files_holding(directory: Path, text: str) -> list[str]:
     )
 
 
-def fill(manager: HybridDatabaseManager, name: str, marker: str) -> str:
+def fill(manager: HybridDatabaseManager, name: str, marker: str, *, tag: str = "") -> str:
+    """A persona named ``name`` with ``marker`` in each sensitive field of each kind of
+    row; ``tag`` tags its memory and bookmark."""
+    tags = [tag] if tag else []
     personas = Personas(manager)
     made = personas.create(name, description=f"{marker} description")
-    Memories(manager).add(made.id, f"{marker} memory", summary=marker)
+    Memories(manager).add(made.id, f"{marker} memory", summary=marker, tags=tags)
     talk = Conversations(manager).start(made.id, title=f"{marker} talk")
     Conversations(manager).say(talk, "user", f"{marker} said")
-    Bookmarks(manager).create(made.id, f"{marker} bookmark")
+    Bookmarks(manager).create(made.id, f"{marker} bookmark", labels=tags)
     record_consent(manager, made.id, "memory", granted=True, version="1")
     return made.id
 
@@ -57,7 +60,7 @@ def test_an_erased_persona_is_in_no_file_and_the_others_stay(tmp_path: Path) -> 
     data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
     init_security(data, passphrase=PASSPHRASE, params=FAST)
     with data.open() as manager:
-        ada = fill(manager, "Ada", MARKER)
+        ada = fill(manager, f"Ada-{MARKER}", MARKER, tag=MARKER)  # its name and tags go too
         grace = fill(manager, "Grace", "kept-words")
         Personas(manager).delete(ada)  # erasure takes deleted personas too
         assert files_holding(data.path, MARKER)  # plaintext in the state, before

@@ -11,8 +11,17 @@ import msgspec
 import pytest
 
 from pjai.app import sync_url
+from pjai.app.rights import content_events
 from pjai.errors import EventValidationError, KeyErasedError
-from pjai.schema import SCHEMA, ConversationMessageAdded, ConversationStarted, MemoryUpdated
+from pjai.schema import (
+    SCHEMA,
+    BookmarkCreated,
+    ConversationMessageAdded,
+    ConversationStarted,
+    MemoryConfig,
+    MemoryUpdated,
+    PersonaUpdated,
+)
 from pjai.schema.event import Schema
 from pjai.schema.limits import MAX_ARGS_BYTES
 from pjai.security import FieldCodec, KeyRing
@@ -48,19 +57,23 @@ def logged_args(store: Store) -> list[bytes]:
 def test_sensitive_fields_are_sealed_in_the_log_and_plain_in_the_state(ring: KeyRing) -> None:
     with Store.memory(schema=sealed(ring)) as store:
         store.commit(
-            persona("p1", "Ada"),
-            memory("m1", content=f"the {MARKER} recipe", summary=MARKER, name=MARKER),
+            persona("p1", f"Ada {MARKER}"),
+            memory(
+                "m1", content=f"the {MARKER} recipe", summary=MARKER, name=MARKER, tags=[MARKER]
+            ),
             ConversationStarted(conversation_id="c1", persona_id="p1", title=MARKER),
             ConversationMessageAdded(
                 message_id="x1", conversation_id="c1", persona_id="p1", role="user", content=MARKER
             ),
+            BookmarkCreated(bookmark_id="b1", persona_id="p1", name="b", tags=[MARKER]),
         )
         assert all(MARKER.encode() not in args for args in logged_args(store))
         assert b'"memory_id":"m1"' in logged_args(store)[1]  # the rest stays readable
         assert store.query("SELECT content FROM memories")[0].content == f"the {MARKER} recipe"
+        assert store.query("SELECT name FROM personas")[0].name == f"Ada {MARKER}"
         # Replaying the log opens them again: the same state.
         before = store.state_hash()
-        assert store.rebuild() == 4
+        assert store.rebuild() == 5
         assert store.state_hash() == before
 
 
@@ -165,6 +178,42 @@ def test_the_servers_check_holds_a_sealed_events_plain_fields_to_the_limits(
     SCHEMA.check(name, msgspec.json.encode(sealed))
     with pytest.raises(EventValidationError, match=problem):
         SCHEMA.check(name, msgspec.json.encode({**sealed, field: value}))
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [(persona("p1", MARKER), "name"), (memory("m1", tags=[MARKER]), "tags")],
+)
+def test_a_field_sealed_since_a_later_version_may_be_plain_beside_sealed_ones(
+    ring: KeyRing, event: object, field: str
+) -> None:
+    # Events written before a persona's name and the tags were sealed hold them plain
+    # and their other sensitive fields sealed: the server takes them, the device opens them.
+    codec = FieldCodec(ring)
+    name, _, args = SCHEMA.encode(event)
+    sealed = msgspec.json.decode(codec.seal("e1", name, args))
+    older = msgspec.json.encode({**sealed, field: msgspec.json.decode(args)[field]})
+    SCHEMA.check(name, older)
+    assert SCHEMA.with_codec(codec).decode(name, older, event_id="e1") == event
+    with pytest.raises(EventValidationError, match="must not contain the NUL"):
+        SCHEMA.check(
+            name, msgspec.json.encode({**sealed, field: "a\x00" if field == "name" else ["a\x00"]})
+        )
+
+
+def test_an_event_with_one_sensitive_field_plain_counts_as_plaintext(ring: KeyRing) -> None:
+    with Store.memory(schema=sealed(ring)) as store:
+        store.commit(
+            persona("p1", MARKER),
+            memory("m1"),
+            PersonaUpdated(persona_id="p1", memory=MemoryConfig()),
+        )
+        records = [entry.record for entry in store.events()]
+    assert content_events(records, "p1") == (2, 0)  # the update holds no content
+    args = msgspec.json.decode(bytes(records[0].args))
+    older = msgspec.json.encode({**args, "name": MARKER})
+    records[0] = msgspec.structs.replace(records[0], args=msgspec.Raw(older))
+    assert content_events(records, "p1") == (1, 1)
 
 
 def test_the_key_ring_serves_threads_at_once(ring: KeyRing) -> None:

@@ -20,7 +20,7 @@ from pjai.memory.classify import RESTRICTED
 from pjai.schema import SCHEMA, ConsentRecorded, PersonaErased
 from pjai.schema.models import Persona, persona_from_row
 from pjai.schema.records import EventRecord
-from pjai.schema.sealed import ENVELOPE_KEY
+from pjai.schema.sealed import is_envelope
 from pjai.schema.tables import (
     bookmarks,
     consents,
@@ -45,8 +45,7 @@ __all__ = [
     "record_consent",
 ]
 
-_SENSITIVE = {t.NAME for t in SCHEMA.event_types if t.SENSITIVE}
-_MARK = f'"{ENVELOPE_KEY}"'.encode()
+_SENSITIVE = {t.NAME: t.SENSITIVE for t in SCHEMA.event_types if t.SENSITIVE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,12 +224,19 @@ def _ids(record: EventRecord) -> dict[str, Any]:
 
 
 def content_events(log: list[EventRecord], persona_id: str) -> tuple[int, int]:
-    """The persona's events with personal content in the log: sealed, and plain."""
+    """The persona's events with personal content in the log: those with every sensitive
+    field sealed, and those with one plain (written before encryption was on, or before
+    that field was sealed)."""
     sealed = plain = 0
     for record in log:
-        if record.name not in _SENSITIVE or persona_of(record) != persona_id:
+        fields = _SENSITIVE.get(record.name)
+        if fields is None:
             continue
-        if _MARK in bytes(record.args):
+        args = _ids(record)
+        present = [args[f] for f in fields if f in args]
+        if not present or args.get("persona_id") != persona_id:
+            continue
+        if all(is_envelope(value) for value in present):
             sealed += 1
         else:
             plain += 1

@@ -62,7 +62,7 @@ class BookmarkCreated(Event, frozen=True, kw_only=True):
     """A bookmark on a persona's timeline was made."""
 
     NAME = "v1.BookmarkCreated"
-    SENSITIVE = ("name", "description", "filters")
+    SENSITIVE = ("name", "description", "filters", "tags")
     CONFLICT = "precondition"
     bookmark_id: Id
     persona_id: Id
@@ -107,7 +107,7 @@ class BookmarkUpdated(Event, frozen=True, kw_only=True):
     """Some of a bookmark's fields changed."""
 
     NAME = "v1.BookmarkUpdated"
-    SENSITIVE = ("name", "description", "filters")
+    SENSITIVE = ("name", "description", "filters", "tags")
     CONFLICT = "last_writer_wins"
     bookmark_id: Id
     persona_id: Id

@@ -75,8 +75,8 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     NAME: ClassVar[str] = ""
     CONFLICT: ClassVar[ConflictPolicy]
     SENSITIVE: ClassVar[tuple[str, ...]] = ()
-    """The fields that hold what a person wrote (text, a personality): a field
-    encryption codec seals them (:mod:`pjai.security.fields`); the others stay
+    """The fields that hold what a person wrote (text, a name, tags, a personality): a
+    field encryption codec seals them (:mod:`pjai.security.fields`); the others stay
     readable to the sync server and the SQL primary."""
 
     def materialize(self, ctx: Context) -> Sequence[Op]:

@@ -85,7 +85,7 @@ class MemoryAdded(Event, frozen=True, kw_only=True):
     """
 
     NAME = "v1.MemoryAdded"
-    SENSITIVE = ("name", "content", "summary")
+    SENSITIVE = ("name", "content", "summary", "tags")
     CONFLICT = "precondition"
     memory_id: Id
     persona_id: Id
@@ -157,7 +157,7 @@ class MemoryUpdated(Event, frozen=True, kw_only=True):
     """
 
     NAME = "v1.MemoryUpdated"
-    SENSITIVE = ("name", "content", "summary")
+    SENSITIVE = ("name", "content", "summary", "tags")
     CONFLICT = "last_writer_wins"
     memory_id: Id
     persona_id: Id

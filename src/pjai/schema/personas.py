@@ -174,7 +174,7 @@ class PersonaCreated(Event, frozen=True, kw_only=True):
     """A persona was created (inactive until a PersonaActivated)."""
 
     NAME = "v1.PersonaCreated"
-    SENSITIVE = ("description", "personality", "communication_style")
+    SENSITIVE = ("name", "description", "personality", "communication_style")
     CONFLICT = "precondition"
     persona_id: Id
     name: Name
@@ -229,7 +229,7 @@ class PersonaUpdated(Event, frozen=True, kw_only=True):
     """
 
     NAME = "v1.PersonaUpdated"
-    SENSITIVE = ("description", "personality", "communication_style")
+    SENSITIVE = ("name", "description", "personality", "communication_style")
     CONFLICT = "last_writer_wins"
     persona_id: Id
     name: Name | UnsetType = UNSET

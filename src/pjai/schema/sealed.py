@@ -40,17 +40,30 @@ def is_envelope(value: Any) -> bool:
     return isinstance(value, dict) and ENVELOPE_KEY in value
 
 
+def _sealed_or_plain(kind: Any) -> Any:
+    """An envelope, or the field's plain value where JSON tells the two apart (a string or
+    a list, not another object): an event written before a field was sealed, or by a
+    device without keys, holds it plain while its other fields are sealed."""
+    either = Envelope | kind | UnsetType
+    try:
+        msgspec.json.Decoder(either)
+    except TypeError:  # two kinds of JSON object: only the envelope is allowed
+        return Envelope | UnsetType
+    return either
+
+
 def sealed_type(event_type: type[Struct]) -> type[Struct] | None:
-    """``event_type`` with each of its sensitive fields an optional :class:`Envelope`
-    (``None`` for a type without sensitive fields). Decoding with it validates every
-    other field as the event type does."""
+    """``event_type`` with each of its sensitive fields an optional :class:`Envelope`, or
+    its plain value where that is not a JSON object (``None`` for a type without
+    sensitive fields). Decoding with it validates every other field as the event type
+    does."""
     sensitive: tuple[str, ...] = getattr(event_type, "SENSITIVE", ())
     if not sensitive:
         return None
     fields: list[tuple[str, Any, Any]] = []
     for info in msgspec.structs.fields(event_type):
         if info.name in sensitive:
-            fields.append((info.name, Envelope | UnsetType, UNSET))
+            fields.append((info.name, _sealed_or_plain(info.type), UNSET))
         elif info.default is not msgspec.NODEFAULT:
             fields.append((info.name, info.type, info.default))
         elif info.default_factory is not msgspec.NODEFAULT:

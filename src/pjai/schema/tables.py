@@ -72,9 +72,10 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 SENSITIVE = {"sensitive": True}
-"""The ``info`` of a column holding personal content: what the events' sensitive fields
-(``Event.SENSITIVE``) become in the tables. A shared SQL primary can keep these sealed
-(:func:`sensitive_columns`)."""
+"""The ``info`` of a column holding personal content that a shared SQL primary can keep
+sealed (:func:`sensitive_columns`): what the events' sensitive fields
+(``Event.SENSITIVE``) become in the tables, less a persona's name and the tags, which
+SQL keeps plain to find personas by name and filter by tag."""
 
 
 def sensitive_columns(meta: MetaData) -> dict[str, tuple[str, ...]]:
