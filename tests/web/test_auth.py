@@ -119,6 +119,54 @@ def test_an_access_token_starts_a_session_no_longer_than_itself(sessions: WebSes
     assert sessions.valid(other)
 
 
+@pytest.mark.anyio
+@pytest.mark.parametrize("expires_in", [None, timedelta(hours=3)])
+async def test_a_rotated_token_s_sessions_end_when_its_overlap_does(
+    tmp_path: Path, expires_in: timedelta | None
+) -> None:
+    with WebSessions.open(tmp_path, lifetime_s=2 * 3600) as sessions:
+        access, token = sessions.create_access("phone", expires_in=expires_in)
+        secret = sessions.exchange(access, "from phone")
+        assert secret is not None
+        # An overlap shorter than the session: the token's end comes first, and the
+        # list says so.
+        _, _, old = sessions.rotate(token.id, overlap=timedelta(hours=1))
+        (session,) = [t for t in sessions.list() if t.label.startswith("session")]
+        assert old.expires_at is not None
+        assert session.expires_at == old.expires_at
+        assert sessions.valid(secret)  # for the overlap
+        async with gated(sessions) as client:
+            client.cookies.set(COOKIE, secret)
+            assert (await client.get("/personas")).text == "the page"
+            # No overlap: the old token ends now, and the sessions it started with it.
+            sessions.rotate(token.id, overlap=timedelta(0))
+            assert not sessions.valid(secret)
+            assert (await client.get("/personas")).status_code == 303
+
+
+def test_a_rotation_that_leaves_the_token_s_end_as_it_was_leaves_its_sessions(
+    sessions: WebSessions,
+) -> None:
+    access, token = sessions.create_access("phone", expires_in=timedelta(seconds=30))
+    secret = sessions.exchange(access)
+    assert secret is not None
+    _, _, old = sessions.rotate(token.id, overlap=timedelta(hours=1))
+    assert old.expires_at == token.expires_at  # the overlap outlasts it: not lengthened
+    assert sessions.valid(secret)
+
+
+def test_a_token_s_sessions_end_with_it_however_it_ends(sessions: WebSessions) -> None:
+    # Revoked by the token machinery alone (a revocation cut short, or a login that
+    # exchanged the token as it was being revoked): its sessions end all the same.
+    access, token = sessions.create_access("phone")
+    secret = sessions.exchange(access)
+    assert secret is not None
+    sessions.tokens.revoke(token.id)
+    assert not sessions.valid(secret)
+    by_passphrase = sessions.start("from the desk")
+    assert sessions.valid(by_passphrase)
+
+
 def test_access_tokens_need_a_label_and_rotate(sessions: WebSessions) -> None:
     with pytest.raises(ConfigError, match="needs a label"):
         sessions.create_access(" ")

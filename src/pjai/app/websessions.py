@@ -4,7 +4,8 @@ A login off loopback (``pjai serve --host ...``) starts a session: a token of th
 ``web`` scope with the session's lifetime as its expiry, its secret in the browser's
 cookie. Access tokens (``pjai web token create``) are tokens of the same scope that a
 person types at the login form instead of the passphrase, to get a session no longer
-than the token lives (its label names the token; revoking the token ends it too).
+than the token lives (its label names the token): however the token ends (it expires,
+a rotation's overlap runs out, it is revoked), the sessions it started end with it.
 Both are kept in ``web-sessions.db`` in the data directory, as SHA-256 digests
 (:class:`pjai.sync.server.tokens.TokenStore`): sessions survive a restart of the app,
 expire by themselves, can be listed, revoked (the next request of that browser goes to
@@ -14,6 +15,8 @@ made it.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,6 +46,16 @@ _POOL = PoolConfig(size=2, overflow=4, pre_ping=False)
 def _via(token_id: str) -> str:
     """How a session's label names the access token that started it."""
     return f"(token {token_id})"
+
+
+_VIA = re.compile(r"\(token ([^\s()]+)\)\Z")
+
+
+def _started_by(session: Token) -> str | None:
+    """The id of the access token that started ``session``; ``None`` if the passphrase
+    did, or it is an access token."""
+    found = _VIA.search(session.label) if session.label.startswith(SESSION_LABEL) else None
+    return None if found is None else found[1]
 
 
 class WebSessions(Resource):
@@ -106,9 +119,18 @@ class WebSessions(Resource):
         return token if token is not None and token.store_id == WEB_SCOPE else None
 
     def valid(self, secret: str | None) -> bool:
-        """Whether ``secret`` is a live session's."""
+        """Whether ``secret`` is a live session's: one the passphrase started, or one
+        whose access token is live too."""
         token = self.check(secret)
-        return token is not None and token.label.startswith(SESSION_LABEL)
+        if token is None or not token.label.startswith(SESSION_LABEL):
+            return False
+        if (token_id := _started_by(token)) is None:
+            return True
+        # Looked up each time, not copied when the session began: a rotation's overlap
+        # shortens the token's life, and a revocation cut short (or one that ran as
+        # the token was being exchanged) leaves its sessions unrevoked.
+        access = self.tokens.get(token_id)
+        return access is not None and access.live()
 
     def end(self, secret: str) -> None:
         """End the session with this secret (log out); nothing if it is not live."""
@@ -140,7 +162,7 @@ class WebSessions(Resource):
             live = session.revoked_at is None and (
                 session.expires_at is None or now < session.expires_at
             )
-            if live and session.label.endswith(_via(revoked.id)):
+            if live and _started_by(session) == revoked.id:
                 self.tokens.revoke(session.id, actor=actor)
         return revoked
 
@@ -154,7 +176,7 @@ class WebSessions(Resource):
             live = session.revoked_at is None and (
                 session.expires_at is None or now < session.expires_at
             )
-            if live and session.label.startswith(SESSION_LABEL) and "(token " not in session.label:
+            if live and session.label.startswith(SESSION_LABEL) and _started_by(session) is None:
                 self.tokens.revoke(session.id, actor=actor)
                 ended += 1
         return ended
@@ -162,7 +184,8 @@ class WebSessions(Resource):
     def rotate(
         self, token_id: str, *, overlap: timedelta, actor: str | None = None
     ) -> tuple[str, Token, Token]:
-        """Replace an access token (see :meth:`TokenStore.rotate`). A session is not
+        """Replace an access token (see :meth:`TokenStore.rotate`): the sessions it
+        started end with it, when the overlap does if that comes first. A session is not
         replaced: its secret is in a browser's cookie, not typed at the form."""
         token_id = self.tokens.resolve(token_id)
         found = next((t for t in self.list() if t.id == token_id), None)
@@ -183,5 +206,16 @@ class WebSessions(Resource):
 
     # Last: below it, ``list`` would name this method in annotations.
     def list(self) -> list[Token]:
-        """Every session and access token, revoked and expired ones too, oldest first."""
-        return [t for t in self.tokens.list() if t.store_id == WEB_SCOPE]
+        """Every session and access token, revoked and expired ones too, oldest first.
+        A session an access token started expires when that token does, if sooner than
+        its own end (a rotation shortened the token's life)."""
+        found = [t for t in self.tokens.list() if t.store_id == WEB_SCOPE]
+        ends = {t.id: t.expires_at for t in found}
+        return [_bounded(t, ends.get(_started_by(t) or "")) for t in found]
+
+
+def _bounded(session: Token, token_ends: str | None) -> Token:
+    """``session`` as it is, ending no later than ``token_ends`` (ISO 8601, UTC)."""
+    if token_ends is None or (session.expires_at is not None and session.expires_at <= token_ends):
+        return session
+    return dataclasses.replace(session, expires_at=token_ends)

@@ -151,7 +151,7 @@ def rotate_token(
     as_json: JsonFlag = False,
 ) -> None:
     """Replace an access token with a new one, printing the new secret once; the old one
-    keeps working for the overlap."""
+    keeps working for the overlap, and so do the sessions it started, no longer."""
     grace = duration(overlap)
     assert grace is not None
     with _sessions(data_dir) as sessions:

@@ -170,6 +170,13 @@ class TokenStore:
             "of the id"
         )
 
+    def get(self, token_id: str) -> Token | None:
+        """The token whose id is ``token_id`` (exactly), revoked or expired too; ``None``
+        if there is none."""
+        with transaction(self.engine, "finding a token") as conn:
+            row = conn.execute(_SELECT.where(tokens.c.id == token_id)).first()
+        return None if row is None else Token(*row)
+
     def list(self) -> list[Token]:
         """Every token, newest last."""
         query = _SELECT.order_by(tokens.c.created_at, tokens.c.id)
