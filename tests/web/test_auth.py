@@ -602,3 +602,33 @@ async def test_tries_sent_at_once_count_before_their_forms_arrive(
         answers = await asyncio.gather(*tries)
     assert answers.count(429) == sent - auth.LoginThrottle.FAILURES
     assert 303 not in answers  # the right one came after the limit
+
+
+@pytest.mark.anyio
+async def test_a_login_checked_against_a_passphrase_changed_meanwhile_is_signed_out(
+    tmp_path: Path, sessions: WebSessions
+) -> None:
+    passphrase = Passphrase.of(tmp_path)
+    passphrase.set(PASSPHRASE)
+
+    class ChangedMeanwhile(auth.LoginThrottle):
+        async def check(self, passphrase: Passphrase, given: str) -> bool:
+            right = await super().check(passphrase, given)
+            # `pjai web passphrase` from another terminal, as this one was checked.
+            passphrase.set("a new passphrase here")
+            assert sessions.end_passphrase_sessions(actor="pjai web passphrase") == 0
+            return right
+
+    throttle = ChangedMeanwhile()
+
+    async def submit(request: Request) -> Response:
+        return await auth.login_submit(request, passphrase, sessions, throttle)
+
+    app = Starlette(routes=[Route(auth.LOGIN_PATH, submit, methods=["POST"])])
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        answer = await client.post(auth.LOGIN_PATH, data={"passphrase": PASSPHRASE})
+    assert answer.status_code == 401
+    assert "The passphrase changed as you signed in" in answer.text
+    assert COOKIE not in answer.cookies
+    assert not any(t.live() for t in sessions.list())  # whoever knew the old one is out

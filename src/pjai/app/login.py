@@ -45,6 +45,14 @@ class Passphrase:
         """Whether a passphrase has been set."""
         return self.path.exists()
 
+    def version(self) -> str | None:
+        """What tells the passphrase set now from any set before or after (a digest of
+        its file, whose salt is new each time); ``None`` when none is set."""
+        try:
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except FileNotFoundError:
+            return None
+
     def set(self, passphrase: str) -> None:
         """Keep (the hash of) ``passphrase``, replacing any earlier one, atomically."""
         if (problem := encoding_problem(passphrase)) is not None:

@@ -265,6 +265,7 @@ async def login_submit(
                 request, error="That access token is not live: revoked, expired or unknown."
             )
     else:
+        checked = await run_in_threadpool(passphrase.version)
         try:
             right = await throttle.check(passphrase, given)
         except ConfigError as exc:
@@ -279,6 +280,14 @@ async def login_submit(
         if not right:
             return login_page(request, error="That passphrase is not the one set for this app.")
         secret = await run_in_threadpool(sessions.start, where)
+        if await run_in_threadpool(passphrase.version) != checked:
+            # Set anew as this one was checked: `pjai web passphrase` may have signed
+            # out the old one's sessions before this one began, which must go too.
+            await run_in_threadpool(sessions.end, secret)
+            return login_page(
+                request,
+                error="The passphrase changed as you signed in: sign in with the one set now.",
+            )
     throttle.passed(client)
     response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
     response.set_cookie(
