@@ -19,9 +19,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from typer.testing import CliRunner
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+from websockets.typing import Origin
 
 from pjai.app import DataDir, Passphrase
 from pjai.app.websessions import WEB_SESSIONS_FILE, WebSessions
+from pjai.bench.webapp import WebProcess
 from pjai.cli import app
 from pjai.errors import ConfigError
 from pjai.web import auth, guard
@@ -632,3 +636,113 @@ async def test_a_login_checked_against_a_passphrase_changed_meanwhile_is_signed_
     assert "The passphrase changed as you signed in" in answer.text
     assert COOKIE not in answer.cookies
     assert not any(t.live() for t in sessions.list())  # whoever knew the old one is out
+
+
+# -- off loopback: only the app's own pages open its WebSocket and send its forms -----
+
+
+def _served_off_loopback(app: Any = None) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(guard.SameOrigin(app or _page))
+    return httpx.AsyncClient(transport=transport, base_url="http://pjai.example:8080")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("host", "origin"),
+    [
+        ("pjai.example:8080", "http://pjai.example:8080"),
+        ("PJAI.example:8080", "http://pjai.example:8080"),
+        ("pjai.example", "https://pjai.example"),  # through a proxy that terminates TLS
+        ("pjai.example:443", "https://pjai.example"),
+        ("[2001:db8::7]:8080", "http://[2001:db8::7]:8080"),
+    ],
+)
+async def test_off_loopback_the_app_s_own_pages_send_forms(host: str, origin: str) -> None:
+    async with _served_off_loopback() as client:
+        posted = await client.post("/login", headers={"host": host, "origin": origin})
+        assert posted.text == "the page"
+        assert (await client.post("/login", headers={"host": host})).text == "the page"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://pjai.example:9000",  # another app on the same host: the same site
+        "http://sibling.pjai.example:8080",  # a sibling subdomain: the same site too
+        "http://pjai.example",
+        "http://attacker.example:8080",
+        "null",  # a sandboxed frame, a file
+        "http://[2001:db8::7",
+    ],
+)
+async def test_off_loopback_another_site_s_forms_are_refused(origin: str) -> None:
+    async with _served_off_loopback() as client:
+        headers = {"host": "pjai.example:8080", "origin": origin}
+        posted = await client.post("/login", headers=headers)
+        assert posted.status_code == 403
+        assert "only its own pages" in posted.text
+        # A link from another site (a GET) is followed, as on loopback.
+        assert (await client.get("/", headers=headers)).text == "the page"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("origin", "closed"),
+    [
+        ("http://pjai.example:9000", True),
+        ("http://sibling.pjai.example:8080", True),
+        (None, True),
+        ("http://pjai.example:8080", False),
+    ],
+)
+async def test_off_loopback_a_socket_opens_only_from_the_app_s_own_pages(
+    origin: str | None, closed: bool
+) -> None:
+    sent: list[dict[str, Any]] = []
+    opened: list[bool] = []
+
+    async def socket(scope: Any, receive: Any, send: Any) -> None:
+        opened.append(True)
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    headers = [(b"host", b"pjai.example:8080")]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    scope = {"type": "websocket", "path": "/_nicegui_ws/socket.io/", "headers": headers}
+    await guard.SameOrigin(socket)(scope, receive, send)
+    assert (sent == [{"type": "websocket.close", "code": 4403}]) is closed
+    assert bool(opened) is not closed
+
+
+def test_off_loopback_a_signed_in_socket_opens_only_from_the_app_s_own_pages(
+    tmp_path: Path,
+) -> None:
+    data = DataDir(tmp_path / "data")
+    data.passphrase().set(PASSPHRASE)
+    with WebProcess(data.path, "--host", "0.0.0.0") as web:
+        url = web.url.replace("0.0.0.0", "127.0.0.1")
+        signed_in = httpx.post(
+            url + "/login", data={"passphrase": PASSPHRASE}, headers={"origin": url}
+        )
+        assert signed_in.status_code == 303
+        cookie = f"{COOKIE}={signed_in.cookies[COOKIE]}"
+        socket_url = (
+            url.replace("http:", "ws:") + "/_nicegui_ws/socket.io/?EIO=4&transport=websocket"
+        )
+        with connect(socket_url, origin=Origin(url), additional_headers={"cookie": cookie}) as ws:
+            assert str(ws.recv(timeout=10)).startswith("0{")  # Engine.IO's open packet
+        # A page of another app on this host (the same site: the cookie goes with it).
+        elsewhere = Origin(url.rsplit(":", 1)[0] + ":1")
+        with pytest.raises(InvalidStatus) as refused:
+            connect(socket_url, origin=elsewhere, additional_headers={"cookie": cookie})
+        assert refused.value.response.status_code == 403
+        posted = httpx.post(
+            url + "/login", data={"passphrase": PASSPHRASE}, headers={"origin": str(elsewhere)}
+        )
+        assert posted.status_code == 403

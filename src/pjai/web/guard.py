@@ -4,6 +4,11 @@
   request must name the host as a loopback address or ``localhost`` (never a name DNS
   answers, which a website can point at 127.0.0.1: DNS rebinding), and a WebSocket or a
   form sent from a page must come from such an origin.
+- Off loopback, behind the login, a WebSocket or a form must come from a page of the
+  host and port the request names. The session cookie is SameSite strict, but a site
+  is a whole domain, every port of it: a page of another app on the same host, or of
+  a sibling subdomain, would send the cookie with its WebSocket (NiceGUI's Socket.IO
+  server takes any origin).
 - No page may be framed by another site (clickjacking).
 """
 
@@ -14,7 +19,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["LocalOnly", "NoFraming", "local_name"]
+__all__ = ["LocalOnly", "NoFraming", "SameOrigin", "local_name"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -22,6 +27,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def local_name(name: str | None) -> bool:
@@ -58,6 +64,49 @@ def _origin_host(origin: str) -> str | None:
         return None
 
 
+def _from_page(scope: Scope, allowed: Callable[[str], bool]) -> bool:
+    """Whether a WebSocket or form comes from a page whose origin is ``allowed``;
+    other requests may come from anywhere."""
+    origin = _header(scope, b"origin")
+    if origin is None:
+        # Browsers send an origin with every WebSocket and cross-site form.
+        return bool(scope["type"] == "http")
+    if scope["type"] == "http" and scope.get("method") in _SAFE_METHODS:
+        return True
+    return allowed(origin)
+
+
+def _same_authority(origin: str, host: str | None) -> bool:
+    """Whether ``origin`` is a page of the host and port named by ``host`` (a
+    ``Host`` header); a port left out is the default of the origin's scheme."""
+    try:
+        page, asked = urlsplit(origin), urlsplit(f"//{host}")
+        page_port, asked_port = page.port, asked.port
+    except ValueError:  # a malformed IPv6 literal or port
+        return False
+    default = _DEFAULT_PORTS.get(page.scheme)
+    if host is None or default is None or page.hostname is None:
+        return False  # no Host, or an opaque origin ("null": a sandboxed frame, a file)
+    return page.hostname == asked.hostname and (page_port or default) == (asked_port or default)
+
+
+async def _refuse(scope: Scope, send: Send, why: bytes) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 4403})
+        return
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(why)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": why})
+
+
 class LocalOnly:
     """ASGI middleware for the app on loopback: requests whose ``Host`` is not this
     machine by itself get 403; so do WebSockets and forms from a page of another origin."""
@@ -74,33 +123,34 @@ class LocalOnly:
     def _allowed(self, scope: Scope) -> bool:
         if not self._local(_hostname(_header(scope, b"host") or "")):
             return False
-        origin = _header(scope, b"origin")
-        if origin is None:
-            # Browsers send an origin with every WebSocket and cross-site form.
-            return scope["type"] == "http" or scope.get("method") in _SAFE_METHODS
-        if scope["type"] == "http" and scope.get("method") in _SAFE_METHODS:
-            return True
-        return self._local(_origin_host(origin))
+        return _from_page(scope, lambda origin: self._local(_origin_host(origin)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self._allowed(scope):
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 4403})
-            return
-        body = b"This app answers only pages of this machine (127.0.0.1 or localhost).\n"
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 403,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await _refuse(
+            scope, send, b"This app answers only pages of this machine (127.0.0.1 or localhost).\n"
         )
-        await send({"type": "http.response.body", "body": body})
+
+
+class SameOrigin:
+    """ASGI middleware for the app off loopback: a WebSocket or form from a page of
+    another origin than the host and port the request names gets 403 (a WebSocket
+    is closed), as does a WebSocket that names no origin."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    def _allowed(self, scope: Scope) -> bool:
+        host = _header(scope, b"host")
+        return _from_page(scope, lambda origin: _same_authority(origin, host))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        await _refuse(scope, send, b"This app answers only its own pages, not another site's.\n")
 
 
 class NoFraming:

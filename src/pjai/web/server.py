@@ -91,6 +91,9 @@ def serve(
         sessions = WebSessions.open(data_dir.path, session_hours * 3600)
         app.on_shutdown(sessions.close)
         app.add_middleware(auth.LoginGate, sessions=sessions)
+        # Outside the gate: another site's WebSocket or form is refused before its
+        # cookie is looked up.
+        app.add_middleware(guard.SameOrigin)
         app.add_api_route(auth.LOGIN_PATH, auth.login_page, methods=["GET"])
 
         throttle = auth.LoginThrottle()
