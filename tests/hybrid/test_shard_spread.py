@@ -12,16 +12,10 @@ from sqlalchemy import func, select
 
 from pjai.errors import QueryError
 from pjai.hybrid import HybridDatabaseManager, spread
-from pjai.schema import PersonaActivated, memories, personas
-from pjai.sql.shards import HashRing
+from pjai.schema import PersonaActivated, memories
 from tests.databases import BACKENDS, database
 from tests.helpers import memory, persona
-
-RING = HashRing(2)
-ANN = next(f"ann-{i}" for i in range(100) if RING.shard_of(f"ann-{i}") == 0)
-BOB = next(f"bob-{i}" for i in range(100) if RING.shard_of(f"bob-{i}") == 1)
-OFF = {"PJAI_USE_LIVESTORE": "false"}
-p, m = personas.c, memories.c
+from tests.hybrid.test_shard_reads import ANN, BOB, OFF, m, p
 
 
 @pytest.fixture(params=BACKENDS)

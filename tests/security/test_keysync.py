@@ -57,6 +57,17 @@ def new_token(db_url: str, store_id: str, role: Role) -> str:
         return database.tokens.create(store_id, role, "test")[0]
 
 
+def laptop_and_desk(tmp_path: Path, marker: str) -> tuple[DataDir, DataDir, str]:
+    """An encrypted laptop holding Ada (``marker`` in her text) and Grace, a desk yet to
+    join its store, and Ada's id."""
+    laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    with laptop.open() as manager:
+        ada = fill(manager, "Ada", marker)
+        fill(manager, "Grace", "kept-words")
+    return laptop, desk, ada
+
+
 def files_holding(directory: Path, text: str) -> list[str]:
     return sorted(
         p.name for p in directory.rglob("*") if p.is_file() and text.encode() in p.read_bytes()
@@ -104,11 +115,7 @@ def test_an_erasure_event_that_comes_before_its_key_s_deletion_is_compacted(
     # meanwhile takes the event first, and its files keep no page of the rows.
     server_dir, db_url = server_database(tmp_path)
     token = new_token(db_url, "shared", "write")
-    laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
-    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
-    with laptop.open() as manager:
-        ada = fill(manager, "Ada", MARKER)
-        fill(manager, "Grace", "kept-words")
+    laptop, desk, ada = laptop_and_desk(tmp_path, MARKER)
     with servers(db_url, server_dir, 1) as (server,):
         sync = {"token": token, "store_id": "shared", "once": True, "timeout": 60}
         assert connect(laptop, server.url, **sync).level
@@ -145,16 +152,12 @@ def test_an_erasure_leaves_the_marker_in_no_file_of_three_devices_the_server_or_
         if server_backend == "postgresql":
             db_url = server_url
         token = new_token(db_url, "shared", "write")
-        laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
+        laptop, desk, ada = laptop_and_desk(tmp_path, marker)
         tablet = DataDir(
             tmp_path / "tablet",
             environ={**(desk.environ or {}), "PJAI_SQL_SHARDS": pg_url},
         )
         devices = (laptop, desk, tablet)
-        init_security(laptop, passphrase=PASSPHRASE, params=FAST)
-        with laptop.open() as manager:
-            ada = fill(manager, "Ada", marker)
-            fill(manager, "Grace", "kept-words")
         with servers(db_url, server_dir, 1) as (server,):
             sync = {"token": token, "store_id": "shared", "once": True, "timeout": 60}
             assert connect(laptop, server.url, **sync).level

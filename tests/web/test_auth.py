@@ -398,14 +398,9 @@ async def test_on_loopback_another_name_or_origin_is_refused() -> None:
         assert (await client.get("/", headers={"origin": "http://x.example"})).text == "the page"
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize(
-    ("origin", "closed"),
-    [("http://attacker.example", True), (None, True), ("http://localhost:8080", False)],
-)
-async def test_on_loopback_a_socket_opens_only_from_this_machine_s_pages(
-    origin: str | None, closed: bool
-) -> None:
+async def _socket_closed(middleware: Any, host: str, origin: str | None) -> bool:
+    """Whether ``middleware`` closes a WebSocket to ``host`` from a page of ``origin``
+    (and then never passes it on to the app)."""
     sent: list[dict[str, Any]] = []
     opened: list[bool] = []
 
@@ -418,13 +413,25 @@ async def test_on_loopback_a_socket_opens_only_from_this_machine_s_pages(
     async def receive() -> dict[str, Any]:
         return {"type": "websocket.connect"}
 
-    headers = [(b"host", b"127.0.0.1:8080")]
+    headers = [(b"host", host.encode())]
     if origin is not None:
         headers.append((b"origin", origin.encode()))
     scope = {"type": "websocket", "path": "/_nicegui_ws/socket.io/", "headers": headers}
-    await guard.LocalOnly(socket)(scope, receive, send)
-    assert (sent == [{"type": "websocket.close", "code": 4403}]) is closed
-    assert bool(opened) is not closed
+    await middleware(socket)(scope, receive, send)
+    closed = sent == [{"type": "websocket.close", "code": 4403}]
+    assert closed is not bool(opened)
+    return closed
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("origin", "closed"),
+    [("http://attacker.example", True), (None, True), ("http://localhost:8080", False)],
+)
+async def test_on_loopback_a_socket_opens_only_from_this_machine_s_pages(
+    origin: str | None, closed: bool
+) -> None:
+    assert await _socket_closed(guard.LocalOnly, "127.0.0.1:8080", origin) is closed
 
 
 @pytest.mark.anyio
@@ -699,25 +706,7 @@ async def test_off_loopback_another_site_s_forms_are_refused(origin: str) -> Non
 async def test_off_loopback_a_socket_opens_only_from_the_app_s_own_pages(
     origin: str | None, closed: bool
 ) -> None:
-    sent: list[dict[str, Any]] = []
-    opened: list[bool] = []
-
-    async def socket(scope: Any, receive: Any, send: Any) -> None:
-        opened.append(True)
-
-    async def send(message: Any) -> None:
-        sent.append(dict(message))
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "websocket.connect"}
-
-    headers = [(b"host", b"pjai.example:8080")]
-    if origin is not None:
-        headers.append((b"origin", origin.encode()))
-    scope = {"type": "websocket", "path": "/_nicegui_ws/socket.io/", "headers": headers}
-    await guard.SameOrigin(socket)(scope, receive, send)
-    assert (sent == [{"type": "websocket.close", "code": 4403}]) is closed
-    assert bool(opened) is not closed
+    assert await _socket_closed(guard.SameOrigin, "pjai.example:8080", origin) is closed
 
 
 def test_off_loopback_a_signed_in_socket_opens_only_from_the_app_s_own_pages(

@@ -168,39 +168,42 @@ async def test_a_failing_panel_shows_its_error_while_the_others_render(
         await user.should_see(marker="health-score")
 
 
-async def test_with_the_store_off_the_banner_shows_and_the_counts_come_from_sql(
-    web: WebApp,
-) -> None:
+def seeded_with_the_store_off(web: WebApp) -> str:
+    """The store switched off and the demo data committed: the active persona's id."""
     web.manager.set_flag("use_livestore", False)
     seed(web.manager)
     active = web.services.personas.active()
     assert active is not None
+    return active.id
+
+
+async def test_with_the_store_off_the_banner_shows_and_the_counts_come_from_sql(
+    web: WebApp,
+) -> None:
+    active_id = seeded_with_the_store_off(web)
     async with simulated(web) as user:
         await user.open("/")
         await user.should_see(STORE_OFF)
         await figure_shows(user, "persona-count", str(len(web.services.personas.list())))
-        await figure_shows(user, "memory-count", str(live_memories(web, active.id)))
+        await figure_shows(user, "memory-count", str(live_memories(web, active_id)))
         await user.should_see(reads.STORE_OFF)
         await figure_shows(user, "store-status", "off")
-        web.services.memories.add(active.id, "Noted while the store is off")
-        await figure_shows(user, "memory-count", str(live_memories(web, active.id)))
+        web.services.memories.add(active_id, "Noted while the store is off")
+        await figure_shows(user, "memory-count", str(live_memories(web, active_id)))
 
 
 async def test_with_the_store_off_the_counts_follow_other_processes_commits(
     web: WebApp,
 ) -> None:
     # The app looks at SQL's journal now and then, as it looks at the store file.
-    web.manager.set_flag("use_livestore", False)
-    seed(web.manager)
-    active = web.services.personas.active()
-    assert active is not None
+    active_id = seeded_with_the_store_off(web)
     async with simulated(web) as user:
         await user.open("/")
-        await figure_shows(user, "memory-count", str(live_memories(web, active.id)))
+        await figure_shows(user, "memory-count", str(live_memories(web, active_id)))
         with web.data_dir.open() as elsewhere:
             assert elsewhere.store is None
-            Memories(elsewhere).add(active.id, "Committed by another process")
-        await figure_shows(user, "memory-count", str(live_memories(web, active.id)))
+            Memories(elsewhere).add(active_id, "Committed by another process")
+        await figure_shows(user, "memory-count", str(live_memories(web, active_id)))
 
 
 async def test_the_system_cards_show_store_shards_and_sync(web: WebApp) -> None:
