@@ -1,8 +1,9 @@
-"""Event builders shared by the tests."""
+"""Event builders and other helpers shared by the tests."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -97,3 +98,24 @@ def take_from_a_newer_pjai(store: Store) -> None:
     )
     with pytest.warns(UnknownEventWarning):
         store.ingest(future)
+
+
+def at_once(count: int, work: Callable[[int], object]) -> list[BaseException]:
+    """Run ``work(0)`` .. ``work(count - 1)`` in threads released together; what they
+    raised."""
+    start = threading.Barrier(count)
+    raised: list[BaseException] = []
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            work(i)
+        except BaseException as exc:
+            raised.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return raised

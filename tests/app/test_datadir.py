@@ -20,6 +20,7 @@ from pjai.memory.embeddings import VECTORS_FILE
 from pjai.security import KEYS_FILE
 from pjai.sql.engine import PRIMARY_FILE
 from pjai.sync.server import SERVER_FILE
+from tests.helpers import at_once
 from tests.security.test_keys import FAST, PASSPHRASE
 
 
@@ -208,3 +209,13 @@ def test_a_path_with_url_characters_keeps_every_file_inside_the_directory(
     assert [p.name for p in tmp_path.iterdir()] == [data.path.name]
     with data.open() as manager:
         assert manager.verify().equal
+
+
+def test_threads_open_fresh_data_directories_at_once(tmp_path: Path) -> None:
+    for round_ in range(2):
+
+        def open_and_close(i: int, round_: int = round_) -> None:
+            with DataDir(tmp_path / f"data{round_}-{i}", environ={}).open():
+                pass
+
+        assert at_once(3, open_and_close) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Engine, MetaData
+from sqlalchemy import Column, Engine, MetaData, func, select
 from sqlalchemy.types import TypeEngine
 
 from pjai.schema import metadata
@@ -20,6 +21,14 @@ from pjai.sql.journal import journal_metadata
 __all__ = ["TARGET_METADATA", "comparison", "current", "drift", "head", "heads", "upgrade"]
 
 _SCRIPTS = Path(__file__).parent / "migrations"
+
+_MIGRATION_LOCK = 0x706A6169_6D696772  # "pjaimigr"
+"""PostgreSQL advisory lock key held while a process migrates a database."""
+
+# Alembic runs a migration through module globals (``alembic.context``, ``alembic.op``)
+# that point at the one migration under way: two at once in a process, even on different
+# databases, run each other's steps on each other's connections.
+_ALEMBIC = threading.Lock()
 
 TARGET_METADATA: tuple[MetaData, ...] = (metadata, journal_metadata)
 """Every table of the SQL primary: the state tables, the journal and its checkpoints."""
@@ -50,11 +59,21 @@ def current(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> str:
-    """Migrate the database up to ``revision``; returns the revision it is at."""
+    """Migrate the database up to ``revision``; returns the revision it is at.
+
+    Safe to call from several threads and processes at once: a process runs one
+    migration at a time, and each holds the database's write lock (SQLite) or an
+    advisory lock (PostgreSQL) from its start, so that one migrates and the others wait
+    and then find the work done.
+    """
     config = _config()
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    with _ALEMBIC, engine.connect() as conn:
+        conn.execution_options(pjai_begin="IMMEDIATE")
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
     at = current(engine)
     assert at is not None
     return at
