@@ -21,6 +21,7 @@ from pjai.security import KEYS_FILE
 from pjai.sql.engine import PRIMARY_FILE
 from pjai.sync.server import SERVER_FILE
 from tests.helpers import at_once
+from tests.hybrid.test_identity import meet_before_making_identities
 from tests.security.test_keys import FAST, PASSPHRASE
 
 
@@ -211,11 +212,28 @@ def test_a_path_with_url_characters_keeps_every_file_inside_the_directory(
         assert manager.verify().equal
 
 
+def _opened_at_once(directories: list[DataDir]) -> list[str]:
+    """Open and close ``directories`` (one may come more than once) in threads released
+    together; the client ids they opened with."""
+    client_ids: list[str] = []
+
+    def open_and_close(i: int) -> None:
+        with directories[i].open() as manager:
+            client_ids.append(manager.identity.client_id)
+
+    assert at_once(len(directories), open_and_close) == []
+    return client_ids
+
+
 def test_threads_open_fresh_data_directories_at_once(tmp_path: Path) -> None:
     for round_ in range(2):
+        _opened_at_once([DataDir(tmp_path / f"data{round_}-{i}", environ={}) for i in range(3)])
 
-        def open_and_close(i: int, round_: int = round_) -> None:
-            with DataDir(tmp_path / f"data{round_}-{i}", environ={}).open():
-                pass
 
-        assert at_once(3, open_and_close) == []
+@pytest.mark.parametrize("store", ["true", "false"], ids=["store-on", "store-off"])
+def test_threads_open_one_fresh_data_directory_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store: str
+) -> None:
+    meet_before_making_identities(monkeypatch, 3)
+    data = DataDir(tmp_path / "data", environ={"PJAI_USE_LIVESTORE": store})
+    assert len(set(_opened_at_once([data] * 3))) == 1

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,21 +27,24 @@ class Identity:
 
     @classmethod
     def load(cls, path: Path) -> Identity:
-        """Read the identity file, creating it with a new client id if missing."""
-        if path.exists():
-            try:
-                data = json.loads(path.read_text())
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"{path} is not a PJai identity file: {exc}") from exc
-            client_id = data.get("client_id") if isinstance(data, dict) else None
-            if not isinstance(client_id, str) or not client_id:
-                raise ConfigError(
-                    f"{path} is not a PJai identity file: it needs a client_id (text)"
-                )
-            return cls(path, client_id)
-        identity = cls(path, new_id(), new=True)
-        identity.save()
-        return identity
+        """Read the identity file, creating it with a new client id if missing.
+
+        Of processes that find it missing at once, one makes it and the others read it
+        (for them too it is new: the directory had not been used before).
+        """
+        new = not path.exists()
+        if new:
+            identity = cls(path, new_id(), new=True)
+            if identity._create():
+                return identity
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{path} is not a PJai identity file: {exc}") from exc
+        client_id = data.get("client_id") if isinstance(data, dict) else None
+        if not isinstance(client_id, str) or not client_id:
+            raise ConfigError(f"{path} is not a PJai identity file: it needs a client_id (text)")
+        return cls(path, client_id, new=new)
 
     def adopt(self, client_id: str) -> None:
         """Use the store's client id from now on (it was there first)."""
@@ -47,6 +54,28 @@ class Identity:
 
     def save(self) -> None:
         """Write the identity file atomically."""
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"client_id": self.client_id}) + "\n")
-        temporary.replace(self.path)
+        with self._written() as temporary:
+            temporary.replace(self.path)
+
+    def _create(self) -> bool:
+        """Write the identity file unless it is there; whether this call made it."""
+        with self._written() as temporary:
+            try:
+                os.link(temporary, self.path)  # fails where the file is, unlike a rename
+            except FileExistsError:
+                return False
+        return True
+
+    @contextmanager
+    def _written(self) -> Iterator[Path]:
+        """A file of this process's own beside the identity file, holding its text."""
+        fd, name = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
+        temporary = Path(name)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(json.dumps({"client_id": self.client_id}) + "\n")
+            yield temporary
+        finally:
+            temporary.unlink(missing_ok=True)
