@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pytest
 
+import pjai.schema.busy
 from pjai.errors import UnknownEventWarning
 from pjai.schema import ROOT, SCHEMA, Event, EventRecord, MemoryAdded, PersonaCreated, Schema
 from pjai.schema.records import stamp
@@ -119,3 +122,32 @@ def at_once(count: int, work: Callable[[int], object]) -> list[BaseException]:
     for thread in threads:
         thread.join()
     return raised
+
+
+@dataclass
+class BusyLooks:
+    """How long PJai's busy handler chose to wait before each look at a lock another
+    connection holds (:func:`record_busy_looks`)."""
+
+    waits: list[float] = field(default_factory=list)
+    many: threading.Event = field(default_factory=threading.Event)
+    """Set once there were 50 looks."""
+
+
+def record_busy_looks(monkeypatch: pytest.MonkeyPatch) -> BusyLooks:
+    """Record the waits of PJai's busy handler instead of sleeping them, so that a test
+    sees a waiter look again and again without waiting for it."""
+    looks = BusyLooks()
+
+    class Clock:
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            looks.waits.append(seconds)
+            if len(looks.waits) >= 50:
+                looks.many.set()
+            time.sleep(0)
+
+    monkeypatch.setattr(pjai.schema.busy, "time", Clock)
+    return looks

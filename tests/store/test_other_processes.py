@@ -7,17 +7,15 @@ web app, and a CLI command): SQLite tells a connection when another one committe
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import apsw
 import pytest
 
-import pjai.store.sqlite
 from pjai.errors import RebaseError
 from pjai.schema import EventRecord, MemoryUpdated, Position
 from pjai.store import Store
-from tests.helpers import history, memory, persona
+from tests.helpers import history, memory, persona, record_busy_looks
 
 
 def test_a_commit_continues_after_another_connections_commits(tmp_path: Path) -> None:
@@ -150,20 +148,7 @@ def test_a_commit_waiting_for_another_writer_looks_again_every_few_milliseconds(
     # SQLite's own busy handler sleeps up to 100 ms between looks: writers committing one
     # after another could take the lock in every gap and starve a waiter for its 5 s.
     path = tmp_path / "store.db"
-    waits: list[float] = []
-    looked_often = threading.Event()
-
-    class Clock:
-        monotonic = staticmethod(time.monotonic)
-
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            waits.append(seconds)
-            if len(waits) >= 50:
-                looked_often.set()
-            time.sleep(0)
-
-    monkeypatch.setattr(pjai.store.sqlite, "time", Clock, raising=False)
+    looks = record_busy_looks(monkeypatch)
     with Store.open(path) as waiting:
         waiting.commit(persona("p1"))
         other = apsw.Connection(str(path))
@@ -172,10 +157,10 @@ def test_a_commit_waiting_for_another_writer_looks_again_every_few_milliseconds(
         thread = threading.Thread(target=lambda: committed.extend(waiting.commit(memory("m1"))))
         thread.start()
         try:
-            assert looked_often.wait(timeout=10)
+            assert looks.many.wait(timeout=10)
         finally:
             other.execute("COMMIT")
             other.close()
             thread.join(timeout=10)
         assert [r.position.global_seq for r in committed] == [2]
-        assert max(waits) <= 0.01
+        assert max(looks.waits) <= 0.01

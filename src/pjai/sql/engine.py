@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from pjai.errors import ConfigError
+from pjai.schema.busy import busy_handler
 from pjai.schema.render import SQLITE_TUNING, sqlite_functions
 
 __all__ = [
@@ -170,7 +171,10 @@ def _sqlite_engine(url: URL, pool: PoolConfig) -> Engine:
     def _begin(conn: Any) -> None:
         # Writers take the lock up front: no deadlock upgrading a read lock later.
         mode = conn.get_execution_options().get("pjai_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode == "IMMEDIATE":
+            _take_write_lock(conn.connection.driver_connection, pool.timeout_s)
+        else:
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
 
@@ -196,6 +200,27 @@ def empty_sqlite_log(engine: Engine, *, vacuum: bool = False, wait_s: float = 5.
             time.sleep(0.05)
     finally:
         raw.close()
+
+
+def _take_write_lock(dbapi_connection: sqlite3.Connection, timeout_s: float) -> None:
+    """Begin a transaction holding the write lock, waiting up to ``timeout_s`` for it
+    the way the store's connections wait (:func:`~pjai.schema.busy.busy_handler`):
+    SQLite's own wait, up to 100 ms between looks, let writers committing one after
+    another keep the lock from a waiter for a second and more."""
+    busy = busy_handler(timeout_s)
+    dbapi_connection.execute("PRAGMA busy_timeout=0")  # the waiting is done here
+    try:
+        calls = 0
+        while True:
+            try:
+                dbapi_connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or not busy(calls):
+                    raise
+                calls += 1
+    finally:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
 
 
 def _enter_wal(cursor: Any, timeout_s: float) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import random
 import struct
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -15,6 +13,7 @@ from typing import Any, Literal, cast
 import apsw
 
 from pjai.errors import QueryError, StoreCorruptError, StoreError
+from pjai.schema.busy import busy_handler
 from pjai.schema.render import SQLITE_TUNING, sqlite_functions
 from pjai.schema.types import to_iso
 from pjai.store.damage import problems, read_only
@@ -55,8 +54,6 @@ work instead of marking the event as refused."""
 
 _HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 5_000
-BUSY_LOOK_S = (0.001, 0.01)
-"""The shortest and longest wait between two looks at a lock another connection holds."""
 
 
 def check_file(path: Path) -> None:
@@ -160,29 +157,10 @@ def connect(path: Path | None, durability: Durability) -> apsw.Connection:
 
 def wait_when_busy(conn: apsw.Connection, timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
     """Have ``conn`` wait up to ``timeout_ms`` for a lock another connection holds,
-    looking again every few milliseconds.
-
-    SQLite's own busy handler sleeps longer and longer between looks, up to 100 ms: in
-    5 s a waiter looks about 60 times, and processes committing one after another, each
-    leaving the write lock free for a moment between two commits, can take it every time
-    in between, so that the waiter gives up ("locked by another writer"). Looking every
-    1 to 10 ms (:data:`BUSY_LOOK_S`), at random so that waiters do not fall in step,
-    finds those moments; looking more often hands the lock from process to process so
-    often that the commits of all of them together slow down.
-    """
-    deadline = 0.0
-
-    def busy(calls: int) -> bool:
-        nonlocal deadline
-        now = time.monotonic()
-        if calls == 0:
-            deadline = now + timeout_ms / 1000
-        elif now >= deadline:
-            return False
-        time.sleep(random.uniform(*BUSY_LOOK_S))
-        return True
-
-    conn.set_busy_handler(busy)
+    looking again every few milliseconds (:func:`~pjai.schema.busy.busy_handler`: with
+    SQLite's own handler, processes committing one after another could starve a waiter
+    until it gave up, "locked by another writer")."""
+    conn.set_busy_handler(busy_handler(timeout_ms / 1000))
 
 
 def add_functions(conn: apsw.Connection) -> None:
