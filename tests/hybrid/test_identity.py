@@ -70,3 +70,17 @@ def test_saving_leaves_only_the_identity_file(tmp_path: Path) -> None:
     identity.adopt("c2")
     assert Identity.load(tmp_path / "identity.json").client_id == "c2"
     assert [p.name for p in tmp_path.iterdir()] == ["identity.json"]
+
+
+def test_a_file_system_without_hard_links_still_gets_an_identity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: object, target: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(identity.os, "link", no_links)
+    path = tmp_path / "identity.json"
+    made = Identity.load(path)
+    assert made.new
+    assert Identity.load(path).client_id == made.client_id
+    assert [p.name for p in tmp_path.iterdir()] == ["identity.json"]

@@ -64,6 +64,10 @@ class Identity:
                 os.link(temporary, self.path)  # fails where the file is, unlike a rename
             except FileExistsError:
                 return False
+            except OSError:  # a file system without hard links: the last writer wins
+                if self.path.exists():
+                    return False
+                temporary.replace(self.path)
         return True
 
     @contextmanager
