@@ -12,6 +12,7 @@ from pjai.errors import ConfigError
 from pjai.hybrid import FLAGS
 from pjai.hybrid.flags import Flags
 from pjai.schema import PersonaCreated
+from tests.helpers import at_once
 
 
 def changes(data: DataDir) -> list[tuple[str, object, object, str]]:
@@ -121,3 +122,18 @@ def test_a_synced_directory_keeps_its_store_and_its_mode(data: DataDir) -> None:
     assert (data.flags()["use_livestore"], data.flags()["sync"]) == (True, True)
     assert checkup(data).health.store.status == "ok"
     assert [key for key, *_ in changes(data)] == ["flags.sync"]
+
+
+def test_flags_set_at_once_each_leave_a_whole_file(tmp_path: Path) -> None:
+    # Each writer writes a temporary file of its own: one shared by all was renamed
+    # away under the others ("No such file or directory").
+    path = tmp_path / "flags.json"
+
+    def flip(i: int) -> None:
+        flags = Flags(path, environ={})
+        for n in range(30):
+            flags.set("sync", (i + n) % 2 == 0)
+
+    assert at_once(6, flip) == []
+    assert set(json.loads(path.read_text())) == {"sync"}
+    assert [p.name for p in tmp_path.iterdir()] == ["flags.json"]

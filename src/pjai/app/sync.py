@@ -31,6 +31,7 @@ from pjai.app.keysync import sync_keys
 from pjai.app.privacy import ForgetGone
 from pjai.app.rights import persona_of
 from pjai.errors import ConfigError, PjaiError
+from pjai.files import replace_text
 from pjai.hybrid import HybridDatabaseManager
 from pjai.resource import Resource
 from pjai.schema import PersonaErased
@@ -402,10 +403,8 @@ def write_status(
         ],
     }
     path = data_dir.sync_status_path
-    temporary = path.with_name(path.name + ".tmp")
     try:
-        temporary.write_text(json.dumps(body))
-        temporary.replace(path)
+        replace_text(path, json.dumps(body))
     except OSError as exc:
         log.warning("cannot write the sync status to %s: %s", path, exc)
 

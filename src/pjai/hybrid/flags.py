@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from pjai.errors import ConfigError
+from pjai.files import replace_text
 
 __all__ = ["FLAGS", "FlagState", "Flags"]
 
@@ -146,9 +147,7 @@ class Flags:
 
     def _write(self, data: dict[str, object]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        temporary.replace(self.path)
+        replace_text(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
         # Taken from what was written, not re-read: a write within the file system's
         # time resolution leaves the modification time as it was.
         self._take(data, self.path.stat().st_mtime)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from pjai.errors import ConfigError
+from pjai.files import replace_text, written_beside
 from pjai.schema.types import new_id
 
 __all__ = ["Identity"]
@@ -52,14 +50,16 @@ class Identity:
             self.client_id = client_id
             self.save()
 
+    def _text(self) -> str:
+        return json.dumps({"client_id": self.client_id}) + "\n"
+
     def save(self) -> None:
         """Write the identity file atomically."""
-        with self._written() as temporary:
-            temporary.replace(self.path)
+        replace_text(self.path, self._text())
 
     def _create(self) -> bool:
         """Write the identity file unless it is there; whether this call made it."""
-        with self._written() as temporary:
+        with written_beside(self.path, self._text()) as temporary:
             try:
                 os.link(temporary, self.path)  # fails where the file is, unlike a rename
             except FileExistsError:
@@ -69,17 +69,3 @@ class Identity:
                     return False
                 temporary.replace(self.path)
         return True
-
-    @contextmanager
-    def _written(self) -> Iterator[Path]:
-        """A file of this process's own beside the identity file, holding its text."""
-        fd, name = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
-        temporary = Path(name)
-        try:
-            with os.fdopen(fd, "w") as out:
-                out.write(json.dumps({"client_id": self.client_id}) + "\n")
-            yield temporary
-        finally:
-            temporary.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pjai.errors import ConfigError
+from pjai.files import replace_text
 from pjai.hybrid.legacy.rows import TARGETS
 from pjai.schema import utc_now
 
@@ -179,10 +180,8 @@ def write_report(
     ]
     report = result.report
     check_report_path(report)
-    temporary = report.with_name(report.name + ".tmp")
     try:
-        temporary.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        temporary.replace(report)
+        replace_text(report, "\n".join(lines) + "\n")
     except OSError as exc:
         raise ConfigError(f"cannot write the import report {report}: {exc}") from exc
 
@@ -206,9 +205,7 @@ def forget_rows(report: Path, rows: Mapping[str, Collection[str]]) -> int:
     if isinstance(header.get("values_not_imported"), int):
         header["values_not_imported"] -= len(gone)
         kept[0] = json.dumps(header)
-    temporary = report.with_name(report.name + ".tmp")
-    temporary.write_text("\n".join(kept) + "\n", encoding="utf-8")
-    temporary.replace(report)
+    replace_text(report, "\n".join(kept) + "\n")
     return len(gone)
 
 
