@@ -11,6 +11,7 @@ import pytest
 from pjai.store import Store
 from pjai.sync.client import SyncClient
 from pjai.sync.presence import (
+    FAN_OUT_BYTES_PER_S,
     MAX_DETAIL_CHARS,
     MAX_DETAIL_KEYS,
     MAX_NAME_CHARS,
@@ -164,6 +165,30 @@ def test_a_burst_of_changes_goes_out_as_one_fan_out() -> None:
     assert roster.due(0.05) == pytest.approx(0.05)
     assert roster.take(0.1) == [peer("a", "name 2"), peer("b", "other")]
     assert roster.due(0.5) is None  # nothing owed after the coalesced fan-out
+
+
+def test_a_large_roster_goes_out_no_faster_than_its_bytes_allow() -> None:
+    # One peer announcing as fast as it can, beside wide announcements of its own other
+    # connections, would otherwise have every listener sent the whole roster ten times
+    # a second.
+    roster: Roster[str] = Roster(interval=0.1)
+    wide = PresenceUpdate(
+        name="wide", detail={f"k{k}": "v" * MAX_DETAIL_CHARS for k in range(MAX_DETAIL_KEYS)}
+    )
+    for n in range(64):
+        roster.listen(f"s{n}", f"s{n}")
+        roster.announce(f"s{n}", "rogue", wide, T0)
+    peers = roster.take(0.0)
+    assert peers is not None
+    size = len(encode(Presence(peers=peers)))
+    assert size > FAN_OUT_BYTES_PER_S  # more than a second's worth
+    for step in range(1, 10):
+        announce(roster, "s0", f"name {step}")
+        assert roster.take(step * 0.1) is None  # held back, coalesced
+    wait = roster.due(0.1)
+    assert wait is not None
+    assert wait + 0.1 == pytest.approx(size / FAN_OUT_BYTES_PER_S, rel=0.01)
+    assert roster.take(size / FAN_OUT_BYTES_PER_S) is not None
 
 
 def test_a_listener_joining_is_sent_the_roster_without_being_listed() -> None:

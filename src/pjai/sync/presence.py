@@ -5,7 +5,8 @@ PresenceUpdate`), and the server tells each of them who else is on the store
 (:class:`~pjai.sync.protocol.Presence`). This module holds the rules without I/O: the
 limits a peer's announcement must keep (:func:`check_update`) and one store's
 :class:`Roster` on one server process, which coalesces changes into at most one
-fan-out per :data:`FAN_OUT_INTERVAL_S`.
+fan-out per :data:`FAN_OUT_INTERVAL_S`, and spaces large ones out further
+(:data:`FAN_OUT_BYTES_PER_S`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import msgspec
 from pjai.sync.protocol import Peer, PresenceUpdate
 
 __all__ = [
+    "FAN_OUT_BYTES_PER_S",
     "FAN_OUT_INTERVAL_S",
     "MAX_DETAIL_CHARS",
     "MAX_DETAIL_KEYS",
@@ -51,6 +53,15 @@ FAN_OUT_INTERVAL_S = 0.1
 """The least time between two fan-outs of one store's presence (at most 10 a second):
 a burst of changes within it goes out as one ``presence`` frame."""
 
+FAN_OUT_BYTES_PER_S = 64 * 1024
+"""The most bytes of peers a second that fan-outs send each listener: after a fan-out
+whose peers encode to *B* bytes, the next waits *B* / 64 KiB seconds when that is longer
+than :data:`FAN_OUT_INTERVAL_S`. A peer announcing as often as it can still has a small
+roster sent ten times a second, but a large one (wide announcements from its other
+connections: up to megabytes) no faster than a slow link takes it: no listener becomes
+a slow consumer, and the server's work stays within listeners times 64 KiB a second
+per store."""
+
 SEEN_REFRESH = timedelta(seconds=10)
 """A peer's ``last_seen`` alone (pings, pushes) is fanned out again once it moved this
 far past the value last sent; joins, leaves and updates go out at once."""
@@ -77,18 +88,23 @@ class Roster(Generic[L]):
     send them.
 
     :meth:`due` says when the next fan-out may go, :meth:`take` marks it sent; changes
-    made in between are coalesced into that one fan-out. Times given to ``due`` and
-    ``take`` are monotonic seconds; ``last_seen`` times are the server's clock.
+    made in between are coalesced into that one fan-out, which goes ``interval``
+    seconds after the last one, or later for a large one (``bytes_per_s``). Times given
+    to ``due`` and ``take`` are monotonic seconds; ``last_seen`` times are the server's
+    clock.
     """
 
-    def __init__(self, interval: float = FAN_OUT_INTERVAL_S) -> None:
+    def __init__(
+        self, interval: float = FAN_OUT_INTERVAL_S, bytes_per_s: float = FAN_OUT_BYTES_PER_S
+    ) -> None:
         self.interval = interval
+        self.bytes_per_s = bytes_per_s
         self.listeners: dict[str, L] = {}
         """By session id."""
         self.peers: dict[str, Peer] = {}
         """By session id."""
         self._sent_seen: dict[str, datetime] = {}
-        self._sent_at: float | None = None
+        self._next_at: float | None = None
         self._dirty = False
 
     def listen(self, session_id: str, listener: L) -> None:
@@ -140,18 +156,19 @@ class Roster(Generic[L]):
         """Seconds until the next fan-out may go (0: now), or ``None`` when none is owed."""
         if not self._dirty:
             return None
-        if self._sent_at is None:
+        if self._next_at is None:
             return 0.0
-        return max(0.0, self._sent_at + self.interval - now)
+        return max(0.0, self._next_at - now)
 
     def take(self, now: float) -> list[Peer] | None:
         """The peers to fan out now, or ``None`` when nothing is due yet."""
         if self.due(now) != 0.0:
             return None
-        self._dirty, self._sent_at = False, now
         peers = list(self.peers.values())
         if len(peers) > MAX_PEERS:
             peers = sorted(peers, key=lambda peer: peer.last_seen)[-MAX_PEERS:]
+        size = len(msgspec.json.encode(peers))  # what each listener is sent, at most
+        self._dirty, self._next_at = False, now + max(self.interval, size / self.bytes_per_s)
         return peers
 
     @staticmethod

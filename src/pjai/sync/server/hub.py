@@ -15,7 +15,8 @@ client that does not read takes no close frame either.
 
 Presence (``presence/1``) is kept per store in this process, in a
 :class:`~pjai.sync.presence.Roster`: connections that negotiated it hear who else is on
-the store when one joins, announces, or leaves, at most once per ``presence_interval``.
+the store when one joins, announces, or leaves, at most once per ``presence_interval``
+(less often for a large roster: :data:`~pjai.sync.presence.FAN_OUT_BYTES_PER_S`).
 """
 
 from __future__ import annotations
