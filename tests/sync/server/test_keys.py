@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from pjai.sql.engine import create_sql_engine
+from pjai.sync.server import keys as keys_module
 from pjai.sync.server.asgi import create_app
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.keys import Deletion, KeyBox, KeyItem, MemoryKeys, SqlKeys
@@ -25,7 +27,9 @@ def box(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyBox]:
         return
     with database(request.param, tmp_path, "sync-server") as url:
         engine = create_sql_engine(url)
-        yield SqlKeys(engine)
+        box = SqlKeys(engine)
+        yield box
+        box.flush()
         engine.dispose()
 
 
@@ -67,6 +71,7 @@ def test_a_deleted_keys_wrapped_bytes_leave_the_database_files(
 
             assert secret.encode() in files()  # where this test can see it
             assert box.delete("s1", [Deletion(id="k1", proof="p-k1")]) == 1
+            box.flush()  # the rewrite runs in the background
             assert secret.encode() not in files()
             assert b"wrapped-k2" in files()
         else:
@@ -74,9 +79,44 @@ def test_a_deleted_keys_wrapped_bytes_leave_the_database_files(
             with engine.connect() as conn:
                 before = conn.exec_driver_sql(query).scalar()
             assert box.delete("s1", [Deletion(id="k1", proof="p-k1")]) == 1
+            box.flush()
             with engine.connect() as conn:
                 assert conn.exec_driver_sql(query).scalar() != before  # written anew
         assert box.get("s1")[0] == [item("k2")]
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_deletions_in_a_row_share_a_rewrite_that_no_request_waits_for(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each rewrite locks every store's keys (VACUUM FULL on PostgreSQL, a checkpoint
+    # that holds writers back on SQLite): a write token deleting keys one at a time in a
+    # loop must not have one run per request, nor hold its requests until each is done.
+    secret = "wrapped-bytes-of-an-erased-persona's-key"
+    rewrites: list[str] = []
+    rewrite = SqlKeys._scrub
+
+    def counted(self: SqlKeys) -> None:
+        rewrites.append(threading.current_thread().name)
+        rewrite(self)
+
+    monkeypatch.setattr(SqlKeys, "_scrub", counted)
+    monkeypatch.setattr(keys_module, "REWRITE_GAP_S", 3600.0, raising=False)
+    with database(backend, tmp_path, "sync-server") as url:
+        engine = create_sql_engine(url)
+        box = SqlKeys(engine)
+        box.put("s1", [KeyItem(id="k0", kind="data", scope="p1", blob=secret)])
+        box.put("s1", [item(f"k{n}") for n in range(1, 30)])
+        for n in range(30):
+            assert box.delete("s1", [Deletion(id=f"k{n}", proof=f"p-k{n}")]) == 1
+        box.flush()
+        assert 1 <= len(rewrites) <= 2  # the first, and one for those made meanwhile
+        assert threading.current_thread().name not in rewrites
+        if backend == "sqlite":
+            files = b"".join(p.read_bytes() for p in tmp_path.glob("sync-server.db*"))
+            assert secret.encode() not in files
+        assert box.get("s1")[0] == []
         engine.dispose()
 
 

@@ -1,4 +1,5 @@
-"""The sync server's database as one resource: its event log, tokens and audit trail.
+"""The sync server's database as one resource: its event log, tokens, audit trail and
+the keys channel's keys.
 
 :meth:`ServerDatabase.open` takes a database URL (SQLite or PostgreSQL) or the path of
 an SQLite file (by default :data:`SERVER_FILE` in a data directory), creates the
@@ -12,6 +13,7 @@ from pathlib import Path
 from pjai.resource import Resource
 from pjai.sql.engine import PoolConfig, create_sql_engine, redacted, sqlite_url
 from pjai.sync.server.audit import AuditTrail
+from pjai.sync.server.keys import SqlKeys
 from pjai.sync.server.sqllog import SqlLog
 from pjai.sync.server.tokens import TokenStore
 
@@ -33,14 +35,15 @@ def database_url(database: str | Path) -> str:
 
 
 class ServerDatabase(Resource):
-    """A sync server's database: :attr:`log`, :attr:`tokens` and :attr:`audit` share
-    its pool, which :meth:`close` disposes of."""
+    """A sync server's database: :attr:`log`, :attr:`tokens`, :attr:`audit` and
+    :attr:`keys` share its pool, which :meth:`close` disposes of."""
 
     def __init__(self, log: SqlLog, tokens: TokenStore, audit: AuditTrail) -> None:
         self.log = log
         self.tokens = tokens
         self.audit = audit
         self.engine = log.engine
+        self.keys = SqlKeys(self.engine)
 
     @classmethod
     def open(cls, database: str | Path) -> ServerDatabase:
@@ -73,5 +76,7 @@ class ServerDatabase(Resource):
         return self.log.backend_id
 
     def close(self) -> None:
-        """Close the pool's connections; the database is not used after."""
+        """Finish rewriting deleted keys out of the files, then close the pool's
+        connections; the database is not used after."""
+        self.keys.flush()
         self.engine.dispose()

@@ -8,11 +8,18 @@ server does not have), so that every device destroys its copy only when the dele
 comes from a device of the store. A deleted key cannot be put back. Reading needs the
 ``read`` role, putting and deleting ``write`` (HTTP: ``GET /keys``, ``POST /keys``,
 ``POST /keys/delete``, docs/sync-protocol.md).
+
+A deletion's wrapped bytes leave the database's files by a rewrite (:class:`SqlKeys`),
+which locks the keys of every store while it runs: it runs in the background, one at a
+time, and the deletions made meanwhile share the next one (:data:`REWRITE_GAP_S`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
@@ -28,6 +35,7 @@ __all__ = [
     "MAX_KEYS",
     "MAX_STORE_KEYS",
     "MAX_STORE_KEY_BYTES",
+    "REWRITE_GAP_S",
     "Deletion",
     "KeyBox",
     "KeyItem",
@@ -46,6 +54,11 @@ devices share a data key a persona and a wrap a passphrase or recovery code)."""
 
 MAX_STORE_KEY_BYTES = 32 * 1024 * 1024
 """The most bytes of wrapped keys the server keeps for one store."""
+
+REWRITE_GAP_S = 1.0
+"""The least time from the end of one rewrite of the keys' files to the start of the
+next; at least nine times as long as the last one took, too, so that rewrites lock the
+keys a tenth of the time at most, however fast a write token deletes keys."""
 
 
 class KeyItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -125,6 +138,12 @@ class SqlKeys:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         ensure_tables(engine)
+        self._rewrites = _Rewrites(self._scrub)
+
+    def flush(self) -> None:
+        """Rewrite now what deletions left to rewrite, and wait until it is done (a
+        server that closes does)."""
+        self._rewrites.finish()
 
     def _insert(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         """Insert rows, leaving those another request inserted meanwhile."""
@@ -185,7 +204,7 @@ class SqlKeys:
                 ],
             )  # fmt: skip
         if done:
-            self._scrub()
+            self._rewrites.ask()  # in the background: the request does not wait for it
         return done
 
     def usage(self, store_id: str) -> tuple[int, int]:
@@ -212,3 +231,58 @@ class SqlKeys:
     def _known(self, conn: sa.Connection, store_id: str, ids: list[str]) -> set[str]:
         query = sa.select(keys.c.id).where(keys.c.store_id == store_id, keys.c.id.in_(ids))
         return {row.id for row in conn.execute(query)}
+
+
+class _Rewrites:
+    """Runs ``rewrite`` in a thread of its own when asked, one run at a time: the asks
+    made while one runs or waits are served by the next run, which starts
+    :data:`REWRITE_GAP_S` after the last one ended at the soonest."""
+
+    def __init__(self, rewrite: Callable[[], None]) -> None:
+        self._rewrite = rewrite
+        self._changed = threading.Condition()
+        self._owed = False
+        self._hurry = False
+        self._running: threading.Thread | None = None
+        self._next_at = 0.0
+
+    def ask(self) -> None:
+        with self._changed:
+            self._owed = True
+            if self._running is None:
+                self._running = threading.Thread(
+                    target=self._run, name="pjai-keys-rewrite", daemon=True
+                )
+                self._running.start()
+
+    def finish(self) -> None:
+        """Run an owed rewrite now, without waiting for its time, and wait for it."""
+        with self._changed:
+            self._hurry = True
+            self._changed.notify_all()
+            while self._running is not None:
+                self._changed.wait()
+            self._hurry = False
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while self._owed and not self._hurry:
+                    wait = self._next_at - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._changed.wait(wait)
+                if not self._owed:
+                    self._running = None
+                    self._changed.notify_all()
+                    return
+                self._owed = False
+            started = time.monotonic()
+            try:
+                self._rewrite()
+            except Exception:
+                log.exception("rewriting the keys failed; deleted ones stay in the files for now")
+                with self._changed:
+                    self._owed = self._owed or not self._hurry  # later, unless closing
+            ended = time.monotonic()
+            self._next_at = ended + max(REWRITE_GAP_S, 9 * (ended - started))

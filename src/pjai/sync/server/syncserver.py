@@ -33,7 +33,6 @@ from pjai.sync.protocol import MAX_EVENTS_PER_FRAME
 from pjai.sync.server.asgi import create_app
 from pjai.sync.server.database import ServerDatabase
 from pjai.sync.server.hub import Hub
-from pjai.sync.server.keys import SqlKeys
 from pjai.sync.server.places import Limits
 from pjai.sync.server.sockets import listening_socket, websocket_protocol
 from pjai.sync.server.tokens import RateLimiter
@@ -130,7 +129,7 @@ class SyncServer(Resource):
                 send_timeout=config.send_timeout,
                 hello_timeout=config.hello_timeout,
                 close_timeout=config.close_timeout,
-                keys=SqlKeys(opened.engine),
+                keys=opened.keys,
                 limits=config.limits,
             )
             return cls(
