@@ -163,6 +163,29 @@ async def test_a_rate_limited_client_pushes_again_when_allowed() -> None:
     await hub.stop()
 
 
+async def test_a_client_over_its_byte_budget_pushes_its_backlog_more_slowly() -> None:
+    # Refusals for bytes are rate_limited ones: the client waits as told, and a large
+    # backlog still syncs, a budget at a time.
+    budget = RateLimiter(rate=32 * 1024, burst=16 * 1024)  # a push of 5 events fits
+    hub = Hub(MemoryLog(), None, byte_limiter=budget, poll_interval=0.05)
+    await hub.start()
+    with Store.memory(sync=True) as a:
+        client = SyncClient(a, hub.memory_connector(), store_id="s1", batch=5)
+        client.start()
+        wide = "w" * 1_000
+        records = a.commit(persona("p1"), *[memory(f"m{i}", content=wide) for i in range(59)])
+        async with asyncio.timeout(20):
+            assert await client.synced(records[-1].id) == "confirmed"
+        assert hub.log.head("s1").global_seq == 60
+        limited = hub.metrics.registry.get_sample_value(
+            "pjai_sync_pushes_total", {"result": "rate_limited"}
+        )
+        assert limited is not None
+        assert limited >= 1  # it was held back, and came back by itself
+        await client.stop()
+    await hub.stop()
+
+
 async def test_a_store_keeps_to_the_store_id_it_synced_with(hub: Hub) -> None:
     with Store.memory(sync=True) as a:
         client = SyncClient(a, hub.memory_connector(), store_id="team-1")

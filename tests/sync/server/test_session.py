@@ -288,6 +288,27 @@ def test_read_tokens_may_not_push_and_limits_hold() -> None:
     assert slow.retry_after > 0
 
 
+def test_a_push_takes_its_frame_s_bytes_from_the_token_s_byte_budget() -> None:
+    # Counted in events alone, a push of one 3 MiB event costs one: a token could make
+    # the server take and write the largest frames at the event rate.
+    log = MemoryLog()
+    batch = records(3)
+    first = encode(Push(id=1, events=batch[:1]))
+    limited = ready(
+        log,
+        limiter=RateLimiter(rate=1e6, burst=1e6),
+        byte_limiter=RateLimiter(rate=100, burst=len(first)),
+    )
+    (ok,) = send(limited, first)
+    assert isinstance(ok, PushAck)
+    (held,) = send(limited, Push(id=2, events=batch[1:]))
+    assert isinstance(held, PushRejected)
+    assert (held.reason, held.detail) == ("rate_limited", "too many bytes for this token")
+    assert held.retry_after is not None
+    assert held.retry_after > 0
+    assert log.head("s1") == batch[0].position  # nothing of it appended
+
+
 def test_one_off_pulls_page_through_and_end() -> None:
     log = MemoryLog()
     log.append("s1", records(1_500))

@@ -15,6 +15,7 @@ from pjai.errors import ConfigError, PjaiError
 from pjai.schema.types import utc_now
 from pjai.store import Store
 from pjai.sync import SyncClient, websocket_connector
+from pjai.sync.protocol import MAX_EVENTS_PER_FRAME, MAX_FRAME_BYTES
 from pjai.sync.server import SERVER_FILE, ServerConfig, SyncServer
 from tests.helpers import memory, persona
 
@@ -42,6 +43,18 @@ def test_a_data_file_served_in_a_thread(tmp_path: Path) -> None:
     assert refused(url)
     with pytest.raises(PjaiError, match="not listening"):
         _ = server.base_url
+
+
+def test_pushes_are_limited_in_bytes_as_well_as_events(tmp_path: Path) -> None:
+    config = ServerConfig(rate=10.0, byte_rate=1024.0)
+    with SyncServer.open(tmp_path / SERVER_FILE, config) as server:
+        events, size = server.hub.limiter, server.hub.byte_limiter
+        assert events is not None
+        assert size is not None
+        assert (events.rate, size.rate) == (10.0, 1024.0)
+        # A low rate still lets every push through, one at a time.
+        assert (events.burst, size.burst) == (MAX_EVENTS_PER_FRAME, MAX_FRAME_BYTES)
+    assert ServerConfig().byte_rate == 16 * 1024 * 1024
 
 
 @pytest.mark.anyio

@@ -117,6 +117,7 @@ class Hub:
         authenticate: Authenticate | None,
         *,
         limiter: RateLimiter | None = None,
+        byte_limiter: RateLimiter | None = None,
         poll_interval: float = 1.0,
         send_timeout: float = 10.0,
         hello_timeout: float = 10.0,
@@ -133,6 +134,7 @@ class Hub:
         """The store's shared wrapped keys (:mod:`pjai.sync.server.keys`)."""
         self.authenticate = authenticate
         self.limiter = limiter
+        self.byte_limiter = byte_limiter
         self.poll_interval = poll_interval
         self.send_timeout = send_timeout
         self.hello_timeout = hello_timeout
@@ -200,6 +202,7 @@ class Hub:
             self.log,
             self.authenticate,
             limiter=self.limiter,
+            byte_limiter=self.byte_limiter,
             header_token=header_token,
             extensions=self.extensions,
             claim=self.places.claim,

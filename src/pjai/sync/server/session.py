@@ -79,6 +79,7 @@ class ServerSession:
         *,
         schema: Schema = SCHEMA,
         limiter: RateLimiter | None = None,
+        byte_limiter: RateLimiter | None = None,
         header_token: str = "",
         extensions: Collection[str] = EXTENSIONS,
         clock: Callable[[], datetime] = utc_now,
@@ -89,6 +90,7 @@ class ServerSession:
         self._authenticate = authenticate
         self._schema = schema
         self._limiter = limiter
+        self._byte_limiter = byte_limiter
         self._header_token = header_token
         self._speaks = frozenset(extensions)
         self._clock = clock
@@ -157,7 +159,8 @@ class ServerSession:
         if isinstance(message, Push):
             if not self._token_still_valid():
                 return self._fail("unauthorized", "the token was revoked or expired")
-            answer = self._push(message)
+            size = len(frame) if isinstance(frame, bytes) else len(frame.encode())
+            answer = self._push(message, size)
             self.push_results.append(answer.reason if isinstance(answer, PushRejected) else "ok")
             return [answer]
         if isinstance(message, Pull):
@@ -252,16 +255,20 @@ class ServerSession:
         self.presence, self.presence_changed = update, True
         return []
 
-    def _push(self, push: Push) -> PushAck | PushRejected:
+    def _push(self, push: Push, size: int) -> PushAck | PushRejected:
         if not can(self.role, "write"):
             return PushRejected(id=push.id, reason="forbidden", detail="the token may only read")
         if not 0 < len(push.events) <= MAX_EVENTS_PER_FRAME:
             detail = f"a push carries 1 to {MAX_EVENTS_PER_FRAME} events, got {len(push.events)}"
             return PushRejected(id=push.id, reason="invalid_event", detail=detail)
-        if self._limiter is not None:
-            wait = self._limiter.take(self.token_id or self.store_id, len(push.events))
+        key = self.token_id or self.store_id
+        for limiter, amount, what in (
+            (self._limiter, len(push.events), "events"),
+            (self._byte_limiter, size, "bytes"),  # the frame's: what the server holds
+        ):
+            wait = 0.0 if limiter is None else limiter.take(key, amount)
             if wait > 0:
-                detail = "too many events for this token"
+                detail = f"too many {what} for this token"
                 return PushRejected(
                     id=push.id, reason="rate_limited", detail=detail, retry_after=round(wait, 3)
                 )

@@ -29,7 +29,7 @@ import uvicorn
 
 from pjai.errors import PjaiError
 from pjai.resource import Resource
-from pjai.sync.protocol import MAX_EVENTS_PER_FRAME
+from pjai.sync.protocol import MAX_EVENTS_PER_FRAME, MAX_FRAME_BYTES
 from pjai.sync.server.asgi import create_app
 from pjai.sync.server.database import ServerDatabase
 from pjai.sync.server.hub import Hub
@@ -60,6 +60,9 @@ class ServerConfig:
     connection is reset (a client that does not read takes no close frame)."""
     rate: float = 50_000.0
     """Events a second one token may push (bursts up to twice that, at least one full push)."""
+    byte_rate: float = 16 * 1024 * 1024
+    """Bytes of push frames a second one token may send (bursts up to twice that, at
+    least one frame of the largest size)."""
     ping_interval: float = 20.0
     """Seconds between uvicorn's WebSocket keepalive pings."""
     ping_timeout: float = 20.0
@@ -125,6 +128,9 @@ class SyncServer(Resource):
                 opened.tokens.check if config.require_tokens else None,
                 # A burst always admits one full push, or a low rate would refuse every one.
                 limiter=RateLimiter(config.rate, max(config.rate * 2, MAX_EVENTS_PER_FRAME)),
+                byte_limiter=RateLimiter(
+                    config.byte_rate, max(config.byte_rate * 2, MAX_FRAME_BYTES)
+                ),
                 poll_interval=config.poll_interval,
                 send_timeout=config.send_timeout,
                 hello_timeout=config.hello_timeout,

@@ -247,7 +247,7 @@ def _insert(
 
 
 class RateLimiter:
-    """Token buckets per key: ``rate`` events a second, bursts up to ``burst``.
+    """Token buckets per key: ``rate`` a second (events, or bytes), bursts up to ``burst``.
 
     A bucket that has filled up again is the same as none: past :data:`KEPT_BUCKETS`
     buckets such ones are dropped, so that keys seen once (store ids pushed to without
