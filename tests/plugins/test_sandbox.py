@@ -546,6 +546,36 @@ def test_what_the_processes_a_plugin_started_used_is_counted(
     assert _run_result(setting, tmp_path, code, cpu_s=5).cpu_s >= 0.9
 
 
+_BURN_IN_CHILDREN = (
+    "import os, time\n"
+    "for _ in range({n}):\n"
+    "    pid = os.fork()\n"
+    "    if pid == 0:  # a new process: the OS's CPU limit counts from 0 again\n"
+    "        end = time.process_time() + 0.6\n"
+    "        while time.process_time() < end:\n            pass\n"
+    "        os._exit(0)\n"
+    "    os.waitpid(pid, 0)\n"
+    "return 'done'"
+)
+
+
+def test_processes_that_together_use_more_than_the_cpu_limit_are_stopped(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    # Each child stays under the OS's limit of 1 s; together they use 1.8 s.
+    with pytest.raises(PluginError, match="used more than its 1 s of CPU"):
+        _run_result(setting, tmp_path, _BURN_IN_CHILDREN.format(n=3), cpu_s=1, wall_s=30)
+
+
+def test_a_plugin_forking_anew_without_end_is_stopped_at_its_cpu_limit(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    # Not at its wall time: the run counts what its processes used while it waits.
+    with pytest.raises(PluginError, match="used more than its 1 s of CPU"):
+        _run_result(setting, tmp_path, _BURN_IN_CHILDREN.format(n=10**6), cpu_s=1, wall_s=15)
+    assert hosts_end()
+
+
 def test_a_plugin_ends_with_the_process_that_runs_it(tmp_path: Path) -> None:
     where = ["--data-dir", str(tmp_path / "data")]
     with DataDir(tmp_path / "data").open() as manager:

@@ -44,10 +44,12 @@ CAPABILITIES: tuple[Capability, ...] = ("memories:read", "memories:read-restrict
 
 
 class Limits(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """What the OS lets a plugin's process use; exceeding one stops it."""
+    """What a plugin's run may use; exceeding one stops it."""
 
     cpu_s: Annotated[int, Meta(ge=1, le=600)] = 5
+    """CPU seconds, of all the run's processes together."""
     memory_mb: Annotated[int, Meta(ge=64, le=8192)] = 256
+    """Address space, of each process (so up to ``processes`` times this in all)."""
     file_mb: Annotated[int, Meta(ge=0, le=1024)] = 1
     wall_s: Annotated[int, Meta(ge=1, le=3600)] = 10
     writes_mb: Annotated[int, Meta(ge=0, le=1024)] = 10

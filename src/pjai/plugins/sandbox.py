@@ -30,6 +30,7 @@ from typing import Any
 from pjai.errors import PjaiError
 from pjai.memory.optimizer import MemoryMove
 from pjai.plugins.manifest import Limits, Manifest, read_plugin_source
+from pjai.plugins.watch import children, cpu_used
 
 __all__ = ["Handler", "PluginError", "PluginRun", "run_sandboxed"]
 
@@ -48,6 +49,8 @@ _TAIL_BYTES = 2000
 """How much of what a plugin prints (its standard error) a run keeps: the end."""
 _MAX_REASON = 1000
 """The most characters of a plugin's own reason (why it failed) an error quotes."""
+_WATCH_S = 0.1
+"""How often a run adds up the CPU its plugin's processes used, while it waits on it."""
 
 Handler = Callable[[str, dict[str, Any]], Any]
 """Answers one call of the plugin (``name``, ``args``); raises :class:`PluginError` to
@@ -230,26 +233,32 @@ class _Pipe:
     read and write waits at most until the run's deadline, whatever the plugin does
     (a line it never ends, answers it never reads)."""
 
-    def __init__(self, child: subprocess.Popen[bytes], deadline: float) -> None:
+    def __init__(self, child: subprocess.Popen[bytes], deadline: float, cpu_s: int) -> None:
         assert child.stdin is not None
         assert child.stdout is not None
         self._in, self._out = child.stdin.fileno(), child.stdout.fileno()
         os.set_blocking(self._in, False)
         os.set_blocking(self._out, False)
-        self._deadline = deadline
+        self._host, self._deadline, self._cpu_s = child.pid, deadline, cpu_s
         self._buffer = b""
+        self.over_cpu = False
+        """Its processes together used more than its CPU limit (each alone is held to
+        it by the OS; one that forks anew is not)."""
 
     def _wait(self, fd: int, event: int) -> bool:
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            return False
         with selectors.DefaultSelector() as selector:
             selector.register(fd, event)
-            return bool(selector.select(timeout=left))
+            while (left := self._deadline - time.monotonic()) > 0:
+                if selector.select(timeout=min(left, _WATCH_S)):
+                    return True
+                if cpu_used(self._host) > self._cpu_s:
+                    self.over_cpu = True
+                    return False
+        return False
 
     def line(self) -> bytes | None:
-        """The next line (``b""`` at the end); ``None`` past the deadline; a line over
-        the limit is cut there."""
+        """The next line (``b""`` at the end); ``None`` past the deadline or the CPU
+        limit; a line over the limit is cut there."""
         while b"\n" not in self._buffer and len(self._buffer) <= _MAX_LINE:
             if not self._wait(self._out, selectors.EVENT_READ):
                 return None
@@ -264,7 +273,8 @@ class _Pipe:
         return line[: _MAX_LINE + 1]
 
     def send(self, data: bytes) -> bool:
-        """Write ``data`` whole; ``False`` past the deadline or once the child is gone."""
+        """Write ``data`` whole; ``False`` past the deadline or the CPU limit, or once
+        the child is gone."""
         view = memoryview(data)
         while view:
             if not self._wait(self._in, selectors.EVENT_WRITE):
@@ -290,7 +300,7 @@ def _converse(
     """Answer the plugin's calls until it says it is done; ``None`` if it stopped
     without saying (a limit, a crash); ``{"wall": True}`` past its wall time. The calls
     answered with an error are counted in ``refused``, as they are answered."""
-    pipe = _Pipe(child, started + limits.wall_s)
+    pipe = _Pipe(child, started + limits.wall_s, limits.cpu_s)
     calls: dict[str, int] = {}
     log: list[str] = []
     sandboxed = False  # the host said the sandbox is closed: the plugin's code may run
@@ -300,7 +310,7 @@ def _converse(
     while True:
         line = pipe.line()
         if line is None:
-            return {"wall": True}, calls, log
+            return {"cpu": True} if pipe.over_cpu else {"wall": True}, calls, log
         if not line:
             return None, calls, log
         if len(line) > _MAX_LINE:
@@ -327,6 +337,8 @@ def _converse(
         if "error" in answer:
             refused[counted] = refused.get(counted, 0) + 1
         if not pipe.send(json.dumps(answer, default=str).encode() + b"\n"):
+            if pipe.over_cpu:
+                return {"cpu": True}, calls, log
             return (
                 {"wall": True} if time.monotonic() >= started + limits.wall_s else None,
                 calls,
@@ -358,7 +370,7 @@ def _stop(child: subprocess.Popen[bytes], *, done: bool) -> None:
     host's group. Not poll(): the exit status is reaped by wait4, with the resource use."""
     if done:
         _host_ends(child, time.monotonic() + _HOST_GRACE_S)
-    for pid in _children(child.pid) or ():
+    for pid in children(child.pid) or ():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     _host_ends(child, time.monotonic() + _HOST_GRACE_S)
@@ -371,18 +383,8 @@ def _stop(child: subprocess.Popen[bytes], *, done: bool) -> None:
 
 def _host_ends(child: subprocess.Popen[bytes], deadline: float) -> None:
     """Wait until the host has ended (not reaped), or ``deadline``."""
-    while time.monotonic() < deadline and _children(child.pid) is not None:
+    while time.monotonic() < deadline and children(child.pid) is not None:
         time.sleep(0.01)
-
-
-def _children(pid: int) -> list[int] | None:
-    """The processes ``pid`` started and still has; ``None`` once it has ended."""
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return None
-    return None if state == "Z" else [int(found) for found in text.split()]
 
 
 def _measured(measured: int) -> dict[str, Any]:
@@ -424,6 +426,15 @@ def _finish(
     peak = used.get("peak_kb")
     rss = peak / 1024 if isinstance(peak, int) and not isinstance(peak, bool) else 0.0
     name = manifest.name
+    over_cpu = f"plugin {name} used more than its {limits.cpu_s} s of CPU: stopped"
+    # What its processes used together, as init counted them (the OS holds each alone
+    # to the limit): over it, an answer is not taken.
+    together = used.get("cpu_s")
+    if outcome is not None and (
+        outcome.get("cpu")
+        or ("done" in outcome and isinstance(together, float) and together > limits.cpu_s)
+    ):
+        raise PluginError(over_cpu)
     if outcome is not None and "done" in outcome:
         if "exit" not in used:
             # Its namespace's init measures it once it has ended: it went on after its
@@ -446,7 +457,7 @@ def _finish(
     if outcome is not None and "refused" in outcome:
         raise PluginError(f"plugin {name} was not run: {_reason(outcome['refused'])}")
     if code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu >= limits.cpu_s - 0.5:
-        raise PluginError(f"plugin {name} used more than its {limits.cpu_s} s of CPU: stopped")
+        raise PluginError(over_cpu)
     if outcome is not None and "failed" in outcome:
         reason = _reason(outcome["failed"])
         if "File too large" in reason:  # Python turns the OS's SIGXFSZ into this error
