@@ -854,3 +854,14 @@ def test_run_as_root_other_processes_of_nobody_cannot_trace_the_plugin(
         assert tried.stdout.split() == [str(errno.EPERM)] * 3, tried.stderr
     finally:
         running.join()
+
+
+def test_a_plugin_cannot_make_a_user_namespace_to_gain_capabilities_back(
+    setting: tuple[Registry, HybridDatabaseManager, str], tmp_path: Path
+) -> None:
+    # In one of its own it would be root again: it could mount, and chroot out.
+    code = (
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "return [libc.unshare(0x10000000), ctypes.get_errno()]"
+    )
+    assert _run_result(setting, tmp_path, code).result == [-1, errno.EPERM]
