@@ -865,3 +865,17 @@ def test_a_plugin_cannot_make_a_user_namespace_to_gain_capabilities_back(
         "return [libc.unshare(0x10000000), ctypes.get_errno()]"
     )
     assert _run_result(setting, tmp_path, code).result == [-1, errno.EPERM]
+
+
+@pytest.mark.parametrize(("said", "instead"), [("wall", "ran longer"), ("cpu", "of CPU")])
+def test_a_plugin_cannot_claim_it_was_stopped_at_a_limit(
+    setting: tuple[Registry, HybridDatabaseManager, str],
+    tmp_path: Path,
+    said: str,
+    instead: str,
+) -> None:
+    code = f"import os\nos.write(1, b'{{\"{said}\": true}}\\n')\nimport time\ntime.sleep(1)"
+    with pytest.raises(PluginError) as raised:
+        _run_result(setting, tmp_path, code)
+    assert instead not in str(raised.value)
+    assert "stopped without an answer" in str(raised.value)

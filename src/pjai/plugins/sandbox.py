@@ -41,6 +41,7 @@ _MAX_LOG_LINES = 1_000
 """The most ``log`` lines a run keeps (each up to 1,000 characters)."""
 _HOST_GRACE_S = 2.0
 _CALLS = frozenset({"memories", "add_memory", "log"})
+_ENDINGS = frozenset({"done", "failed", "refused"})
 _MAX_CALL_NAME = 64
 """How long the host may take to measure the plugin and end, once it is stopped."""
 _MAX_LINE = 1 << 20
@@ -327,7 +328,10 @@ def _converse(
                 # Only the host refuses, before the plugin's code runs: a plugin that
                 # ran cannot pass itself off as one that was not run.
                 return {"failed": "broke the protocol (refused after it ran)"}, calls, log
-            return message if isinstance(message, dict) else None, calls, log
+            if not isinstance(message, dict):
+                return None, calls, log
+            # Only what the plugin may say: "wall" and "cpu" are the run's own findings.
+            return {k: v for k, v in message.items() if k in _ENDINGS}, calls, log
         name, args = str(message["call"])[:_MAX_CALL_NAME], message.get("args") or {}
         # Counted by name for the calls there are; the rest together (a name each would
         # let a plugin grow this process's memory without end).
