@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,50 @@ def test_an_encrypted_directory_s_backup_holds_its_locked_key_ring(tmp_path: Pat
         assert manager.store is not None
         manager.store.rebuild()  # the sealed log opens with the copied keys
         assert manager.verify().equal
+
+
+def test_a_backup_stopped_on_the_way_leaves_a_directory_that_says_so(tmp_path: Path) -> None:
+    # A process killed (or the power gone) runs no clean-up: what it copied must not
+    # pass for a whole backup (here the store and the primary, not the identity).
+    data = DataDir(tmp_path / "data", environ={})
+    with data.open() as manager:
+        manager.commit(persona("p1"), memory("m1"))
+    copy = tmp_path / "copy"
+    killed = subprocess.run(
+        [sys.executable, "-c", (
+            "import os, shutil, sys\n"
+            "from pathlib import Path\n"
+            "from pjai.app import DataDir, backup\n"
+            "shutil.copyfile = lambda *args, **kwargs: os._exit(9)\n"
+            "backup(DataDir(sys.argv[1], environ={}), Path(sys.argv[2]))\n"
+        ), str(data.path), str(copy)],
+        check=False,
+    )  # fmt: skip
+    assert killed.returncode == 9
+    assert (copy / "store.db").exists()
+    assert not (copy / "identity.json").exists()
+    with pytest.raises(
+        ConfigError,
+        match=f"part of a backup of {data.path} .* stopped before it finished: "
+        f"delete what is in {copy} and back up again",
+    ):
+        DataDir(copy, environ={}).open()
+    with pytest.raises(ConfigError, match="not empty"):
+        backup(data, copy)
+    shutil.rmtree(copy)
+    backup(data, copy)
+    with DataDir(copy, environ={}).open() as manager:
+        assert manager.verify().equal
+
+
+def test_a_backup_names_a_missing_source_or_a_file_for_destination(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no PJai data directory"):
+        backup(DataDir(tmp_path / "typo", environ={}), tmp_path / "copy")
+    assert not (tmp_path / "typo").exists()
+    assert not (tmp_path / "copy").exists()
+    data = DataDir(tmp_path / "data", environ={})
+    data.open().close()
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(ConfigError, match="is a file"):
+        backup(data, tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "mine"

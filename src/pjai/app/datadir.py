@@ -278,7 +278,7 @@ class DataDir:
             (self.web_sessions_path, "web app sessions and access tokens (digests)"),
             (self.keys_path, "key ring: the locked store key and the personas' data keys"),
             (self.legacy_report_path, "rows the last desktop import did not take"),
-            (self.importing_path, "an import into this directory that has not finished"),
+            (self.importing_path, "an import or backup into this directory that has not finished"),
         ]
         return [DataFile(path.name, what, _size(path)) for path, what in described]
 
@@ -394,14 +394,16 @@ class DataDir:
         mark = self.importing_path
         if not mark.exists():
             return
+        doing = "an import"
         try:
             what = json.loads(mark.read_text())
+            doing = str(what.get("doing", doing))
             told = f" of {what['source']} (started {what['started_at']})"
             again = str(what["again"])
-        except (OSError, ValueError, KeyError, TypeError):
-            told, again = "", "run the import again"
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            told, again = "", f"run the {doing.split()[-1]} again"
         raise ConfigError(
-            f"{self.path} holds part of an import{told} that was stopped before it "
+            f"{self.path} holds part of {doing}{told} that was stopped before it "
             f"finished: {again}; or, to use the directory as it is, delete {mark}"
         )
 

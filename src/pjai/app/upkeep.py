@@ -11,7 +11,9 @@ import apsw
 
 from pjai.app.datadir import DataDir, DataFile
 from pjai.errors import ConfigError, QueryError
-from pjai.hybrid import Repaired
+from pjai.hybrid import HybridDatabaseManager, Repaired
+from pjai.hybrid.files import IMPORTING_FILE
+from pjai.hybrid.fresh import importing
 from pjai.hybrid.health import Health
 from pjai.hybrid.recovery import SetAside, StoreRebuilt, set_aside_damaged, sql_beyond_store
 from pjai.hybrid.repair import Side
@@ -23,6 +25,7 @@ from pjai.sql import migrate
 from pjai.sql.rebalance import Rebalanced, rebalance
 from pjai.sql.sqlite import page_problems
 from pjai.store import Progress
+from pjai.store.sqlite import fsync_path
 
 __all__ = [
     "Checkup",
@@ -178,27 +181,46 @@ def backup(data_dir: DataDir, destination: Path) -> list[DataFile]:
     written. A PostgreSQL primary is backed up with PostgreSQL's own tools. The key ring
     stays locked in the copy: an encrypted backup opens with the same passphrase or key
     file, and holds what the directory holds (the state in plaintext, the log sealed).
+
+    Until the copy is whole and on disk, ``destination`` is marked as holding part of
+    a backup (:data:`~pjai.hybrid.files.IMPORTING_FILE`): a process stopped on the way
+    leaves a directory that is refused as it opens, never one that passes for a backup.
     """
     target = DataDir(destination)
+    if target.path.exists() and not target.path.is_dir():
+        raise ConfigError(f"{target.path} is a file; a backup goes to a new directory")
     if target.path.exists() and any(target.path.iterdir()):
         raise ConfigError(f"{target.path} is not empty; a backup goes to a new directory")
-    with data_dir.open() as manager:
-        target.path.mkdir(parents=True, exist_ok=True)
+    again = f"delete what is in {target.path} and back up again"
+    with (
+        data_dir.open(create=False) as manager,
+        importing(target.path, data_dir.path, again=again, doing="a backup"),
+    ):
         try:
-            if manager.store is not None:
-                manager.store.backup(target.store_path)
-            shards = manager.shards.shards
-            if len(shards) == 1 and shards[0].engine.url.database == str(data_dir.primary_path):
-                shards[0].writer.backup(target.primary_path)  # the embedded primary
-            if data_dir.encrypted:
-                keyfile.backup(data_dir.keys_path, target.keys_path)
-            for source, copy in (
-                (data_dir.flags_path, target.flags_path),
-                (data_dir.identity_path, target.identity_path),
-            ):
-                if source.exists():
-                    shutil.copyfile(source, copy)
+            _copy(data_dir, manager, target)
         except BaseException:
-            target.remove_new(())
+            target.remove_new(())  # the mark last, and the directory if left empty
             raise
     return target.existing()
+
+
+def _copy(data_dir: DataDir, manager: HybridDatabaseManager, target: DataDir) -> None:
+    if manager.store is not None:
+        manager.store.backup(target.store_path)
+    shards = manager.shards.shards
+    if len(shards) == 1 and shards[0].engine.url.database == str(data_dir.primary_path):
+        shards[0].writer.backup(target.primary_path)  # the embedded primary
+    if data_dir.encrypted:
+        keyfile.backup(data_dir.keys_path, target.keys_path)
+    for source, copy in (
+        (data_dir.flags_path, target.flags_path),
+        (data_dir.identity_path, target.identity_path),
+    ):
+        if source.exists():
+            shutil.copyfile(source, copy)
+    # On the disk before the mark goes: the power gone next must not leave a copy
+    # that is not marked and not whole.
+    for file in target.existing():
+        if file.name != IMPORTING_FILE:
+            fsync_path(target.path / file.name)
+    fsync_path(target.path)

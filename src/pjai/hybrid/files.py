@@ -18,8 +18,8 @@ IDENTITY_FILE = "identity.json"
 """This installation's client id."""
 
 IMPORTING_FILE = "importing.json"
-"""An import into the directory that has not finished (what it imports, since when): a
-directory holding it is refused until the import is run again or the file removed."""
+"""An import (or a backup) into the directory that has not finished (what it copies,
+since when): a directory holding it is refused until it is run again or the file removed."""
 
 OFF_HEAD = "sql_head_store_off"
 """The store file's metadata entry holding SQL's head after the last commit made with

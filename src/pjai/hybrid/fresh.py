@@ -20,15 +20,22 @@ __all__ = ["Made", "importing", "sql_inside"]
 
 
 @contextlib.contextmanager
-def importing(data_dir: Path, source: Path, *, again: str) -> Iterator[None]:
-    """Mark ``data_dir`` as taking an import of ``source`` while it runs. An import that
-    ends, well or with an error, takes the mark away (a failed one says what it left);
-    a process stopped on the way (killed, out of memory, the power gone) cannot, and the
-    mark then tells that the directory holds part of an import, and what to do
-    (``again``)."""
+def importing(
+    data_dir: Path, source: Path, *, again: str, doing: str = "an import"
+) -> Iterator[None]:
+    """Mark ``data_dir`` as taking an import of ``source`` (or what ``doing`` names: a
+    backup) while it runs. An import that ends, well or with an error, takes the mark
+    away (a failed one says what it left); a process stopped on the way (killed, out of
+    memory, the power gone) cannot, and the mark then tells that the directory holds
+    part of an import, and what to do (``again``)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     mark = data_dir / IMPORTING_FILE
-    what = {"source": str(source), "started_at": datetime.now(UTC).isoformat(), "again": again}
+    what = {
+        "doing": doing,
+        "source": str(source),
+        "started_at": datetime.now(UTC).isoformat(),
+        "again": again,
+    }
     with mark.open("w") as file:
         json.dump(what, file)
         file.flush()
