@@ -163,6 +163,22 @@ def test_a_store_opened_in_the_other_mode_is_named_in_user_terms(tmp_path: Path)
         assert store.sync is False
 
 
+def test_a_directory_holding_part_of_an_import_is_refused_however_it_opens(
+    tmp_path: Path,
+) -> None:
+    # `pjai store info`, `store rebuild` and `sync status` open the store alone: they
+    # must not take part of an import (or of a backup) for a whole directory either.
+    data = DataDir(tmp_path, environ={})
+    with data.open():
+        pass
+    data.importing_path.write_text(
+        '{"doing": "a backup", "source": "/elsewhere", "started_at": "then", "again": "redo"}'
+    )
+    for opening in (data.open, data.open_store):
+        with pytest.raises(ConfigError, match=r"part of a backup of /elsewhere .* finished: redo"):
+            opening()
+
+
 def test_an_export_never_replaces_a_file_the_directory_keeps(tmp_path: Path) -> None:
     data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
     init_security(data, passphrase=PASSPHRASE, params=FAST)

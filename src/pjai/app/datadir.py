@@ -438,6 +438,7 @@ class DataDir:
         ``sync`` says which is wanted."""
         if not create:
             self.require()
+        self._check_no_import_unfinished()
         with self._files():
             synced = self.flags()["sync"] if sync is None else sync
             options: dict[str, Any] = {}
