@@ -657,6 +657,21 @@ def test_hostile_archives_are_refused_with_their_reason(
         import_archive(tmp_path / "restored", file, environ={})
 
 
+def test_a_synced_import_names_an_event_id_the_archive_repeats(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    manager.commit(persona("p1"), memory("m1"), memory("m2"))
+    file = tmp_path / "backup.zip"
+    manifest = export_archive(manager, file)
+    with zipfile.ZipFile(file) as zf:
+        lines = zf.read(EVENTS_FILE).splitlines(keepends=True)
+    forge(file, manifest, b"".join([*lines, lines[1]]))
+    target = tmp_path / "restored"
+    with pytest.raises(ArchiveCorruptError, match=r"events\.jsonl is not one history: event "):
+        import_archive(target, file, environ={}, sync=True)
+    assert not target.exists()
+
+
 def test_text_that_names_the_envelope_key_is_no_sealed_event(
     manager: HybridDatabaseManager, tmp_path: Path
 ) -> None:

@@ -474,7 +474,8 @@ class Store(Resource):
         local commit. An event that does not apply here is kept as rejected, with the
         reason, and never pushed (as after a rebase). Bringing a store's data to a new
         server goes this way (export, then import into a new synced data directory).
-        Returns how many applied.
+        Returns how many applied; :class:`~pjai.errors.RebaseError`, and nothing taken,
+        if one of them is already in this store.
         """
         if not records:
             return 0
@@ -487,7 +488,7 @@ class Store(Resource):
                 head = self._head
                 for record in records:
                     if self._log.status(record.id) is not None:
-                        raise StoreError(f"event {record.id} is already in this store")
+                        raise RebaseError(f"event {record.id} is already in this store")
                     moved = msgspec.structs.replace(
                         record,
                         position=head.next(self._generation),

@@ -334,20 +334,17 @@ def _replay(
                 f"{KEYS_FILE} into {manager.data_dir}, give its passphrase, and import "
                 "again into a new data directory"
             )
-        if store.sync:
-            # A synced store's history is its server's: the archive's events become
-            # this instance's own, pending until the server confirms them (and SQL
-            # receives them then).
-            applied = store.adopt(batch)
-            tally.add(len(batch))
-            return applied
+        # A synced store's history is its server's: the archive's events become this
+        # instance's own, pending until the server confirms them (and SQL receives
+        # them then).
         try:
-            applied = store.ingest(batch)
-        except RebaseError as exc:
+            applied = store.adopt(batch) if store.sync else store.ingest(batch)
+        except RebaseError as exc:  # an event id the archive repeats, say
             raise ArchiveCorruptError(
                 f"{archive}: {EVENTS_FILE} is not one history: {exc}"
             ) from exc
-        manager.catch_up()
+        if not store.sync:
+            manager.catch_up()
         tally.add(len(batch))
         return applied
 
