@@ -656,6 +656,19 @@ def test_hostile_archives_are_refused_with_their_reason(
     with pytest.raises(ArchiveCorruptError, match=r"events\.jsonl is encrypted or compressed"):
         import_archive(tmp_path / "restored", file, environ={})
 
+    # Zip readers differ on which of two members of one name they read: one that
+    # takes the first would show other events than those imported.
+    with zipfile.ZipFile(file, "w") as zf:
+        zf.writestr(EVENTS_FILE, b"what another reader shows\n")
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            zf.writestr(EVENTS_FILE, members[EVENTS_FILE])
+        for name, data in members.items():
+            if name != EVENTS_FILE:
+                zf.writestr(name, data)
+    with pytest.raises(ArchiveCorruptError, match=r"events\.jsonl appear\(s\) more than once"):
+        import_archive(tmp_path / "restored", file, environ={})
+    assert not (tmp_path / "restored").exists()
+
 
 def test_a_synced_import_names_an_event_id_the_archive_repeats(
     manager: HybridDatabaseManager, tmp_path: Path

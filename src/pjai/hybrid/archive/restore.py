@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -207,7 +208,15 @@ def _reading(archive: Path, member: str) -> Iterator[None]:
 
 def _checked_manifest(zf: zipfile.ZipFile, archive: Path) -> ArchiveManifest:
     """The manifest, once every file of the archive matches it."""
-    names = set(zf.namelist())
+    listing = zf.namelist()
+    names = set(listing)
+    if len(names) != len(listing):
+        # Readers differ on which copy they take: what one shows is not what is imported.
+        twice = sorted(name for name, n in Counter(listing).items() if n > 1)
+        raise ArchiveCorruptError(
+            f"{archive}: {', '.join(twice)} appear(s) more than once; a PJai archive holds "
+            "each file once, so it was changed"
+        )
     if MANIFEST_FILE not in names:
         raise ArchiveCorruptError(f"{archive} is not a PJai archive: it has no {MANIFEST_FILE}")
     for info in zf.infolist():
