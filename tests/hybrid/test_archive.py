@@ -685,6 +685,34 @@ def test_a_synced_import_names_an_event_id_the_archive_repeats(
     assert not target.exists()
 
 
+def test_an_archive_that_is_no_regular_file_is_refused(tmp_path: Path) -> None:
+    # A zip is read from its end: /dev/zero would be read until memory runs out (here
+    # bounded, in a process of its own), a folder or a pipe is no archive either.
+    target = tmp_path / "restored"
+    refused = subprocess.run(
+        [sys.executable, "-c", (
+            "import resource, sys\n"
+            "from pjai.errors import ConfigError\n"
+            "from pjai.hybrid.archive import import_archive\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+            "try:\n"
+            "    import_archive(sys.argv[1], '/dev/zero', environ={})\n"
+            "except ConfigError as exc:\n"
+            "    print(exc)\n"
+        ), str(target)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert refused.stdout.startswith("/dev/zero is not a regular file"), refused.stderr
+    os.mkfifo(tmp_path / "pipe")
+    for path in (tmp_path, tmp_path / "pipe"):
+        with pytest.raises(ConfigError, match="is not a regular file"):
+            import_archive(target, path, environ={})
+    assert not target.exists()
+
+
 def test_text_that_names_the_envelope_key_is_no_sealed_event(
     manager: HybridDatabaseManager, tmp_path: Path
 ) -> None:

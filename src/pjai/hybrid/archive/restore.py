@@ -92,6 +92,10 @@ def import_archive(
     """
     target, archive = Path(data_dir), Path(path)
     _check_target(target, environ, schema)
+    if archive.exists() and not archive.is_file():
+        # A zip is read from its end: a device or a pipe would be read whole, and
+        # /dev/zero never ends.
+        raise ConfigError(f"{archive} is not a regular file; give the path of a PJai archive")
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as exc:
