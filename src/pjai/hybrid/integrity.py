@@ -21,23 +21,28 @@ Rows are compared in one of three forms:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-from sqlalchemy import Boolean, Table
+from sqlalchemy import Boolean, Connection, Table
+from sqlalchemy.exc import SQLAlchemyError
 
-from pjai.errors import ConfigError, SqlError, StoreCorruptError
+from pjai.errors import ConfigError, SqlError, StoreCorruptError, StoreError
 from pjai.schema.event import Schema
 from pjai.schema.types import CompressibleText, JsonDocument, Progress, Timestamp, read_text
 from pjai.sql.engine import sqlite_file
 from pjai.sql.rebalance import misplaced
-from pjai.sql.shards import ShardSet
+from pjai.sql.shards import Shard, ShardSet
 from pjai.sql.sqlite import page_problems
 from pjai.store import Store
+from pjai.store.log import FileHead
 
 __all__ = ["PersonaDiff", "RowDiff", "TableReport", "VerifyReport", "verify"]
 
@@ -265,7 +270,12 @@ def _store_rows(
 
 
 def _sql_rows(
-    shards: ShardSet, table: Table, *, form: Form, persona: str | None = None
+    shards: ShardSet,
+    table: Table,
+    *,
+    form: Form,
+    persona: str | None = None,
+    pinned: Pinned | None = None,
 ) -> Iterator[Row]:
     column, _ = _layout(table)
     sealer = shards.sealer
@@ -287,7 +297,7 @@ def _sql_rows(
 
         return convert
 
-    for shard in shards:
+    for index, shard in enumerate(shards):
         postgres = shard.engine.dialect.name == "postgresql"
         # PostgreSQL keeps text plain; SQLite may keep it compressed.
         convert = _canonical(table, form, inflate=not postgres) or tuple
@@ -296,7 +306,7 @@ def _sql_rows(
         mark = "%s" if postgres else "?"
         where = "" if persona is None else f' WHERE "{column}" = {mark}'
         select = _select(table, where, stored_by_postgres=postgres and form == "stored")
-        with shard.writer.connection(f"reading {table.name} for verify") as conn:
+        with _reading(shard, (pinned or {}).get(index), f"reading {table.name} for verify") as conn:
             dbapi = conn.connection.driver_connection
             assert dbapi is not None
             # A named (server-side) cursor streams PostgreSQL rows instead of loading all.
@@ -364,7 +374,7 @@ def verify(
             f"{pending} event(s) wait for the sync server; SQL holds confirmed "
             "events only, so verify once they are confirmed (`pjai sync status`)"
         )
-    with store.exclusive():  # one consistent state: commits wait until verify is done
+    with store.exclusive():  # commits of this process wait until verify is done
         return _verify(store, shards, schema, progress)
 
 
@@ -384,13 +394,85 @@ def _verify(
     with ThreadPoolExecutor(1, thread_name_prefix="pjai-verify-check") as checker:
         checked = checker.submit(store.check, aside=True) if store.path is not None else None
         sql_checked = checker.submit(_sql_file_problems, shards)
-        reports = _compare(store, shards, tables, form, progress)
+        with _one_state(store, shards) as pinned:
+            reports = _compare(store, shards, pinned, tables, form, progress)
         damage = checked.result() if checked is not None else store.check()
         sql_damage = sql_checked.result()
     wrong = (
         [(p, on.index, home.index) for p, on, home in misplaced(shards)] if len(shards) > 1 else []
     )
     return VerifyReport(reports, time.perf_counter() - started, wrong, damage, sql_damage)
+
+
+Pinned = dict[int, Connection]
+"""Per shard (by its place), a connection reading one state of it in a transaction."""
+
+
+@contextmanager
+def _one_state(store: Store, shards: ShardSet) -> Iterator[Pinned]:
+    """Read the store and every shard, for the block, as they stood at one moment.
+
+    Other processes commit to SQL while they hold the store file's write lock (as their
+    store transaction's last step, or with the store off), so with that lock held for an
+    instant, a read transaction begun on each side sees the same history; the lock is
+    let go before the tables are read. The caller holds the store's lock (commits of
+    this process wait): taken after the file's, it would stop a thread of ours that holds
+    the file's. A shard whose state cannot be held (a damaged file) is read as it goes.
+    """
+    with ExitStack() as stack:
+        with _others_held(store):
+            stack.enter_context(store.snapshot())
+            store.query("SELECT count(*) AS n FROM sqlite_schema")  # the state, from now
+            pinned: Pinned = {}
+            for index, shard in enumerate(shards):
+                with contextlib.suppress(SqlError):
+                    pinned[index] = stack.enter_context(_pinned(shard))
+        yield pinned
+
+
+@contextmanager
+def _others_held(store: Store) -> Iterator[None]:
+    """Hold the store file's write lock for the block, if it can be had within the time
+    a commit waits for it (else the block runs without: the sides are read as they go)."""
+    if store.path is None:  # in memory: no other process
+        yield
+        return
+    head = FileHead(Path(store.path))
+    with ExitStack() as stack:
+        stack.callback(head.close)
+        with contextlib.suppress(StoreError):
+            stack.enter_context(head.locked())
+        yield
+
+
+@contextmanager
+def _pinned(shard: Shard) -> Iterator[Connection]:
+    """A connection to ``shard`` in a read transaction whose state is fixed from now."""
+    postgres = shard.engine.dialect.name == "postgresql"
+    with shard.writer.connection("reading one state for verify") as conn:
+        if postgres:  # else each statement would see what was committed before it
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with shard.writer.translating("reading one state for verify"):
+            transaction = conn.begin()
+            conn.exec_driver_sql('SELECT count(*) FROM "personas"')
+        try:
+            yield conn
+        finally:
+            # It only read. A file whose damage a read met may refuse even to end it:
+            # the connection is then reset as it goes back to the pool.
+            with contextlib.suppress(SQLAlchemyError):
+                transaction.rollback()
+
+
+@contextmanager
+def _reading(shard: Shard, pinned: Connection | None, doing: str) -> Iterator[Connection]:
+    """``pinned``, or a new connection to ``shard``; driver errors as PJai's."""
+    if pinned is None:
+        with shard.writer.connection(doing) as conn:
+            yield conn
+    else:
+        with shard.writer.translating(doing):
+            yield pinned
 
 
 def _sql_file_problems(shards: ShardSet) -> list[str]:
@@ -400,7 +482,12 @@ def _sql_file_problems(shards: ShardSet) -> list[str]:
 
 
 def _compare(
-    store: Store, shards: ShardSet, tables: list[Table], form: Form, progress: Progress | None
+    store: Store,
+    shards: ShardSet,
+    pinned: Pinned,
+    tables: list[Table],
+    form: Form,
+    progress: Progress | None,
 ) -> list[TableReport]:
     reports: list[TableReport] = []
     sql_damaged: bool | None = None  # looked at once, when a read of SQL first fails
@@ -420,7 +507,7 @@ def _compare(
             continue
         report.store_rows = sum(n for n, _ in mine.values())
         try:
-            theirs = _sums(_sql_rows(shards, table, form=form), at)
+            theirs = _sums(_sql_rows(shards, table, form=form, pinned=pinned), at)
         except SqlError as exc:
             if sql_damaged is None:
                 sql_damaged = bool(_sql_file_problems(shards))
@@ -436,7 +523,7 @@ def _compare(
             if mine.get(key) == theirs.get(key):
                 continue
             store_rows = list(_store_rows(store, table, form=form, persona=key))
-            sql_rows = list(_sql_rows(shards, table, form=form, persona=key))
+            sql_rows = list(_sql_rows(shards, table, form=form, persona=key, pinned=pinned))
             report.personas.append(
                 PersonaDiff(
                     key, len(store_rows), len(sql_rows), _row_diffs(table, store_rows, sql_rows)
