@@ -13,6 +13,7 @@ import time
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -354,6 +355,38 @@ def test_a_failed_import_into_a_new_directory_leaves_nothing_there(
     assert [p.name for p in target.iterdir()] == ["notes.txt"]
     restored = import_archive(target, good, environ={})  # and a second try can go in
     assert restored.applied == manifest.events
+
+
+def test_a_failed_import_keeps_what_other_programs_wrote_there_meanwhile(
+    manager: HybridDatabaseManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A folder that held files before is someone's: what an editor saves there while
+    # the import runs is not the import's to remove when it fails.
+    fill(manager)
+    file = tmp_path / "backup.zip"
+    manifest = export_archive(manager, file)
+    with zipfile.ZipFile(file) as zf:
+        memories = zf.read("tables/memories.jsonl")
+    forged = memories.replace(b'"content":"changed"', b'"content":"forged!"')
+    files = {**manifest.files, "tables/memories.jsonl": describe(forged)}
+    forged_manifest = msgspec.json.encode(msgspec.structs.replace(manifest, files=files))
+    rewrite(file, {"tables/memories.jsonl": forged, MANIFEST_FILE: forged_manifest})
+    target = tmp_path / "project"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    compare = restore._compare
+
+    def meanwhile(*args: Any, **kwargs: Any) -> int:
+        (target / "drafts").mkdir()
+        (target / "drafts" / "chapter.txt").write_text("saved during the import")
+        (target / "todo.txt").write_text("saved during the import")
+        return compare(*args, **kwargs)
+
+    monkeypatch.setattr(restore, "_compare", meanwhile)
+    with pytest.raises(ArchiveCorruptError, match="differs"):
+        import_archive(target, file, environ={})
+    assert sorted(p.name for p in target.iterdir()) == ["drafts", "notes.txt", "todo.txt"]
+    assert (target / "drafts" / "chapter.txt").read_text() == "saved during the import"
 
 
 def test_a_memory_past_the_push_limit_and_batches_cut_by_bytes_round_trip(

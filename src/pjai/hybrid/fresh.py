@@ -7,16 +7,16 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pjai.hybrid.files import IMPORTING_FILE
+from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, IMPORTING_FILE, STORE_FILE
 from pjai.hybrid.manager import HybridDatabaseManager
-from pjai.sql.engine import sqlite_file
+from pjai.sql.engine import PRIMARY_FILE, sqlite_file
 
-__all__ = ["Made", "importing", "sql_inside"]
+__all__ = ["MADE_HERE", "Made", "importing", "sql_inside"]
 
 
 @contextlib.contextmanager
@@ -46,10 +46,16 @@ def importing(
         mark.unlink(missing_ok=True)
 
 
+MADE_HERE = (STORE_FILE, PRIMARY_FILE, FLAGS_FILE, IDENTITY_FILE, IMPORTING_FILE)
+"""The files an import makes in a data directory: with the files beside them (their
+journals, a flags file's draft), the names of what it makes begin so."""
+
+
 @dataclass(frozen=True, slots=True)
 class Made:
     """What an import makes in a data directory, to remove if it fails: everything in
-    it but what was there before."""
+    a directory that was new or empty to it; in one that held something (other
+    programs' files, that they may add to meanwhile), only PJai's files."""
 
     data_dir: Path
     existed: frozenset[str]
@@ -58,13 +64,23 @@ class Made:
     """The report, when it is outside the data directory and does not exist yet."""
     folders: tuple[Path, ...]
     """Folders that do not exist yet (the data directory's, the report's), deepest first."""
+    ours: tuple[str, ...] = MADE_HERE
+    """How the names of the files the import makes begin (:data:`MADE_HERE`, and the
+    names of SQLite shards kept in the directory)."""
 
     @classmethod
     def before(
-        cls, data_dir: Path, report: Path | None = None, *, only_if_empty: bool = True
+        cls,
+        data_dir: Path,
+        report: Path | None = None,
+        *,
+        only_if_empty: bool = True,
+        shards: Iterable[str] = (),
     ) -> Made | None:
         """What exists now; ``None`` if ``data_dir`` is a file, or holds anything and
-        ``only_if_empty`` (a directory with data keeps what an import did there)."""
+        ``only_if_empty`` (a directory with data keeps what an import did there).
+        ``shards``: the SQL primary's URLs, whose SQLite files in ``data_dir`` are the
+        import's too."""
         if data_dir.exists() and not data_dir.is_dir():
             return None
         existed = (
@@ -77,18 +93,24 @@ class Made:
             folders |= set(_missing(report.parent))
             if report.absolute().is_relative_to(data_dir.absolute()) or report.exists():
                 report = None
+        home = data_dir.absolute()
+        files = (sqlite_file(url) for url in shards)
+        inside = tuple(f.name for f in files if f is not None and f.absolute().parent == home)
+        if report is not None and report.absolute().parent == home:
+            inside += (report.name,)
         return cls(
             data_dir,
             existed,
             report,
             tuple(sorted(folders, key=lambda folder: len(folder.parts), reverse=True)),
+            (*MADE_HERE, *inside),
         )
 
     def remove(self) -> list[str]:
         """Remove what the import made; what could not be removed, and why."""
         problems = []
         here = self.data_dir.iterdir() if self.data_dir.is_dir() else iter(())
-        made = [path for path in here if path.name not in self.existed]
+        made = [path for path in here if path.name not in self.existed and self._ours(path.name)]
         if self.report is not None and self.report.exists():
             made.append(self.report)
         for path in made:
@@ -104,6 +126,10 @@ class Made:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         return problems
+
+    def _ours(self, name: str) -> bool:
+        """Whether the import made ``name``: anything, in a directory it found empty."""
+        return not self.existed or name.startswith(self.ours)
 
 
 def _missing(path: Path) -> list[Path]:

@@ -50,6 +50,7 @@ from pjai.schema.records import ROOT, EventRecord, header_problem
 from pjai.schema.sealed import ENVELOPE_KEY, is_envelope
 from pjai.security.keys import KEYS_FILE
 from pjai.sql.engine import PRIMARY_FILE
+from pjai.sql.shards import data_dir_urls
 from pjai.store import Progress, Store
 
 __all__ = ["import_archive"]
@@ -105,7 +106,8 @@ def import_archive(
     with zf:
         manifest = _checked_manifest(zf, archive)
         _check_keys(manifest, schema, archive, target)
-        made = Made.before(target, only_if_empty=False)
+        urls = sql_urls if sql_urls is not None else data_dir_urls(target, environ)
+        made = Made.before(target, only_if_empty=False, shards=urls)
         flags = target / FLAGS_FILE
         flags_before = flags.read_bytes() if flags.is_file() else None
         try:
