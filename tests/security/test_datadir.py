@@ -157,7 +157,8 @@ def test_a_plain_archive_imports_into_an_encrypted_directory_opened_with_its_rin
 ) -> None:
     plain = opened(tmp_path / "plain")
     with plain.open() as manager:
-        Personas(manager).create("Ada")
+        ada = Personas(manager).create("Ada", description=MARKER)
+        Memories(manager).add(ada.id, f"the {MARKER} recipe", tags=[MARKER])
         export_archive(manager, tmp_path / "plain.zip")
     sealed = opened(tmp_path / "sealed", PJAI_PASSPHRASE=PASSPHRASE)
     init_security(sealed, passphrase=PASSPHRASE, params=FAST)
@@ -166,6 +167,31 @@ def test_a_plain_archive_imports_into_an_encrypted_directory_opened_with_its_rin
     import_archive(sealed.path, tmp_path / "plain.zip", **sealed.opening_options())
     with sealed.open() as manager:
         assert [p.name for p in Personas(manager).list()] == ["Ada"]
+        assert Personas(manager).get(ada.id).description == MARKER
+        # Its events are sealed as the directory's own are: no readable text in the logs.
+        store = manager.store
+        assert store is not None
+        assert all(MARKER.encode() not in bytes(e.record.args) for e in store.events())
+        assert all(MARKER.encode() not in bytes(r.args) for r in manager.shards.journal())
+        assert manager.verify().equal
+
+
+def test_a_plain_archive_of_a_persona_erased_here_is_refused(tmp_path: Path) -> None:
+    plain = opened(tmp_path / "plain")
+    with plain.open() as manager:
+        ada = Personas(manager).create("Ada", description=MARKER)
+        export_archive(manager, tmp_path / "plain.zip")
+    data = opened(tmp_path / "data", PJAI_PASSPHRASE=PASSPHRASE)
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    import_archive(data.path, tmp_path / "plain.zip", **data.opening_options())
+    with data.open() as manager:
+        erase_persona(data, manager, ada.id)
+    again = opened(tmp_path / "again", PJAI_PASSPHRASE=PASSPHRASE)
+    again.path.mkdir()
+    shutil.copyfile(data.keys_path, again.keys_path)  # the ring that erased Ada
+    with pytest.raises(ConfigError, match=r"cannot be sealed here: .* was erased"):
+        import_archive(again.path, tmp_path / "plain.zip", **again.opening_options())
+    assert not [p for p in again.path.rglob("*") if MARKER.encode() in p.read_bytes()]
 
 
 def test_an_archive_written_before_an_erasure_restores_without_the_erased_persona(

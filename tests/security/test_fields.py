@@ -77,6 +77,19 @@ def test_sensitive_fields_are_sealed_in_the_log_and_plain_in_the_state(ring: Key
         assert store.state_hash() == before
 
 
+def test_sealing_leaves_a_field_sealed_already_as_it_is(ring: KeyRing) -> None:
+    codec = FieldCodec(ring)
+    args = SCHEMA.encode(memory("m1", content=MARKER, summary="plain"))[2]
+    once = msgspec.json.decode(codec.seal("e1", "v1.MemoryAdded", args))
+    partly = msgspec.json.encode({**once, "summary": "plain"})
+    twice = msgspec.json.decode(codec.seal("e1", "v1.MemoryAdded", partly))
+    assert twice["content"] == once["content"]
+    decoded = SCHEMA.with_codec(codec).decode(
+        "v1.MemoryAdded", msgspec.json.encode(twice), event_id="e1"
+    )
+    assert (decoded.content, decoded.summary) == (MARKER, "plain")
+
+
 def test_a_sealed_value_does_not_open_in_another_event(ring: KeyRing) -> None:
     codec = FieldCodec(ring)
     store = Store.memory(schema=sealed(ring))

@@ -71,12 +71,15 @@ class FieldCodec:
         return self._columns
 
     def seal(self, event_id: str, event_name: str, args: bytes) -> bytes:
-        """``args`` with each sensitive field present replaced by its envelope."""
+        """``args`` with each sensitive field present replaced by its envelope; one that
+        is an envelope already stays as it is."""
         fields = self._sensitive.get(event_name)
         if not fields:
             return args
         doc: dict[str, Any] = msgspec.json.decode(args)
-        present = [f for f in fields if f in doc]
+        if not isinstance(doc, dict):
+            return args  # refused as it is decoded
+        present = [f for f in fields if f in doc and not is_envelope(doc[f])]
         if not present:
             return args
         persona = _persona(doc)

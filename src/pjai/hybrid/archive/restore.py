@@ -19,6 +19,7 @@ from pjai.errors import (
     ArchiveError,
     ConfigError,
     ErasedValueError,
+    KeyRingError,
     RebaseError,
 )
 from pjai.hybrid.archive.format import (
@@ -342,7 +343,9 @@ def _replay(
     }
 
     def ingest(batch: list[EventRecord]) -> int:
-        if plain and any(_sealed(record, sensitive) for record in batch):
+        if not plain:
+            batch = [_sealed_here(record, schema, archive) for record in batch]
+        elif any(_sealed(record, sensitive) for record in batch):
             raise ConfigError(
                 f"{archive} holds sealed events (exported from an encrypted data "
                 f"directory): they open only with that directory's key ring; copy its "
@@ -438,6 +441,22 @@ def _compare(
                     "the replayed state but not in the snapshot"
                 )
     return erased
+
+
+def _sealed_here(record: EventRecord, schema: Schema, archive: Path) -> EventRecord:
+    """``record`` with the sensitive fields it holds plain sealed, as this encrypted
+    directory seals a new event's (an archive of a plain directory, or events written
+    before encryption was on): no readable text goes where the rest is sealed."""
+    stored = bytes(record.args)
+    try:
+        sealed = schema.codec.seal(record.id, record.name, stored)
+    except (msgspec.DecodeError, RecursionError):
+        return record  # refused as undecodable when applied
+    except KeyRingError as exc:  # a persona erased here
+        raise ConfigError(
+            f"{archive}: event {record.id} ({record.name}) cannot be sealed here: {exc}"
+        ) from exc
+    return record if sealed == stored else msgspec.structs.replace(record, args=msgspec.Raw(sealed))
 
 
 def _sealed(record: EventRecord, sensitive: Mapping[str, Sequence[str]]) -> bool:
