@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from pjai.errors import PrivacyError, QueryError
@@ -139,3 +140,27 @@ def test_with_data_collection_off_no_memory_is_made_of_a_conversation(talk: Stor
     assert memories(talk) == []
     talk.commit(PersonaUpdated(persona_id="p1", privacy=PrivacySettings()))
     assert ingest_conversation(talk, "c1").added == 3
+
+
+def test_a_memory_holding_restricted_data_in_its_summary_or_name_is_tagged(
+    store: Store,
+) -> None:
+    # A memory's summary is the message before it and its name the title: restricted
+    # data there must tag it too, or the retention of restricted memories misses it.
+    store.commit(
+        persona(),
+        ConversationStarted(conversation_id="c1", persona_id="p1", started_at=START),
+        message("q1", "user", "My address is ada@example.com", 0),
+        message("a1", "assistant", "Noted.", 1),
+        ConversationStarted(
+            conversation_id="c2", persona_id="p1", title="Call +44 20 7946 0958", started_at=START
+        ),
+        msgspec.structs.replace(message("q2", "user", "Hello", 2), conversation_id="c2"),
+    )
+    ingest_conversation(store, "c1")
+    ingest_conversation(store, "c2")
+    assert [(m["id"], m["tags"]) for m in memories(store)] == [
+        ("q1:memory", ["conversation", "user", "restricted"]),
+        ("a1:memory", ["conversation", "assistant", "restricted"]),
+        ("q2:memory", ["conversation", "user", "restricted"]),
+    ]

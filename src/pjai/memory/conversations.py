@@ -145,7 +145,11 @@ def ingest_conversation(
                     content=text,
                     summary=previous,
                     type="conversation",
-                    tags=restricted_tags(["conversation", str(message.role)], text),
+                    # The name and summary are part of the memory as much as its
+                    # content: restricted data in any of them makes it restricted.
+                    tags=restricted_tags(
+                        ["conversation", str(message.role)], text, previous, title or ""
+                    ),
                     importance=importance,
                     tier=tier,
                     occurred_at=message.sent_at,
