@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from pjai.app import Conversations, Memories, Personas
+from pjai.errors import ConfigError, PrivacyError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory import MemorySystem
 from pjai.schema import MemoryFilter, MemoryImported
@@ -130,3 +133,62 @@ def test_an_update_that_makes_a_memory_restricted_applies_its_retention(
     assert live_contents(reader, ada.id) == ["a plain note"]
     memories.update("old", content="mail ada@example.org")
     assert live_contents(reader, ada.id) == []
+
+
+def test_a_restore_that_a_privacy_rule_would_undo_is_refused_saying_why(
+    reader: HybridDatabaseManager,
+) -> None:
+    ada = Personas(reader).create("Ada", sets=["privacy.memory_retention=false"])
+    memories = Memories(reader)
+    before = memories.add(ada.id, "before the session").memory
+    Conversations(reader).start(ada.id)
+    assert memories.get(before.id).deleted_at is not None
+    with pytest.raises(PrivacyError, match=r"privacy.memory_retention is off.*undone at once"):
+        memories.restore(before.id)
+    Personas(reader).update(ada.id, sets=["privacy.memory_retention=true"])
+    assert memories.restore(before.id).deleted_at is None
+
+    Personas(reader).update(ada.id, sets=["memory.restricted_retention_days=1"])
+    long_ago = utc_now() - timedelta(days=10)
+    reader.commit(
+        MemoryImported(
+            memory_id="old",
+            persona_id=ada.id,
+            content="mail ada@example.org",
+            tags=["restricted"],
+            source="test",
+            created_at=long_ago,
+            updated_at=long_ago,
+        )
+    )
+    assert memories.get("old").deleted_at is None  # nothing ran the rule yet
+    memories.delete("old")
+    with pytest.raises(PrivacyError, match=r"restricted_retention_days of Ada .* \(1\)"):
+        memories.restore("old")
+    assert memories.get("old").deleted_at is not None
+
+
+def test_a_restore_that_retention_would_undo_is_refused_saying_why(
+    reader: HybridDatabaseManager,
+) -> None:
+    ada = Personas(reader).create("Ada")
+    long_ago = utc_now() - timedelta(days=10)
+    for memory_id in ("a", "b"):
+        reader.commit(
+            MemoryImported(
+                memory_id=memory_id,
+                persona_id=ada.id,
+                content=f"note {memory_id}",
+                source="test",
+                created_at=long_ago,
+                updated_at=long_ago,
+            )
+        )
+    memories = Memories(reader)
+    memories.delete("a")
+    memories.delete("b")
+    Personas(reader).update(ada.id, sets=["memory.retention_days=5"])  # archives
+    assert memories.restore("a").archived_at is not None  # restored, and archived
+    Personas(reader).update(ada.id, sets=['memory.retention_action="delete"'])
+    with pytest.raises(ConfigError, match="retention of 5 days, which deletes it: restoring"):
+        memories.restore("b")

@@ -12,7 +12,7 @@ from nicegui import ElementFilter, ui
 from nicegui.testing.user import User
 from nicegui.testing.user_interaction import UserInteraction
 
-from pjai.app import Personas
+from pjai.app import Conversations, Personas
 from pjai.app.reads import memories as reads
 from pjai.errors import QueryError
 from pjai.schema import BookmarkCreated
@@ -274,6 +274,24 @@ async def test_deleted_memories_show_with_the_switch_and_open_without_an_access(
         _open_row(user, tea)
         await user.should_see(kind=ui.button, content="Restore")
         assert web.services.memories.get(tea).access_count == 0
+
+
+async def test_a_restore_a_privacy_rule_would_undo_says_why(web: WebApp) -> None:
+    ada = (
+        Personas(web.manager)
+        .create("Ada", activate=True, sets=["privacy.memory_retention=false"])
+        .id
+    )
+    tea = _add(web, ada, "Likes green tea")
+    Conversations(web.manager).start(ada)  # a new session: the memory is deleted
+    async with simulated(web) as user:
+        await _open_explorer(user)
+        set_value(user, "filter-deleted", True)
+        await until(lambda: _names(user) == ["Likes green tea"], "the deleted memory shows")
+        _open_row(user, tea)
+        user.find(kind=ui.button, content="Restore").click()
+        await user.should_see("privacy.memory_retention is off")
+    assert web.services.memories.get(tea).deleted_at is not None
 
 
 # -- bookmarks, presets, timeline ----------------------------------------------------------

@@ -60,6 +60,7 @@ __all__ = [
     "load_persona",
     "optimize",
     "plan",
+    "privacy_rule",
     "scored_memories",
     "session_start",
 ]
@@ -226,7 +227,7 @@ def plan(
     tiers = {m.id: m.tier for m in memories}
 
     for m in memories:
-        why = _privacy_deletion(persona, m, privacy_at or now, session_start)
+        why = privacy_rule(persona, m.created_at, m.restricted, privacy_at or now, session_start)
         if why is not None:
             events.append(MemoryDeleted(memory_id=m.id, persona_id=persona.id))
             gone.add(m.id)
@@ -331,15 +332,20 @@ def plan(
     return events, report
 
 
-def _privacy_deletion(
-    persona: Persona, memory: ScoredMemory, now: datetime, session_start: datetime | None
-) -> str | None:
-    """Why a privacy rule deletes ``memory`` now, or ``None``."""
+def privacy_rule(
+    persona: Persona,
+    created_at: datetime,
+    restricted: bool,
+    now: datetime,
+    session_start: datetime | None,
+) -> Literal["session", "restricted"] | None:
+    """Which privacy rule deletes a memory of ``persona`` recorded at ``created_at``
+    (tagged ``restricted`` or not) at ``now``, or ``None``."""
     off = not persona.privacy.memory_retention
-    if off and session_start is not None and memory.created_at < session_start:
+    if off and session_start is not None and created_at < session_start:
         return "session"
     days = persona.memory.restricted_retention_days
-    if days is not None and memory.restricted and memory.created_at < now - timedelta(days=days):
+    if days is not None and restricted and created_at < now - timedelta(days=days):
         return "restricted"
     return None
 

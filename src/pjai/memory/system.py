@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import and_, case, func, or_, select
 
-from pjai.errors import ConfigError, NotFoundError
+from pjai.errors import ConfigError, NotFoundError, PrivacyError
 from pjai.memory import graph, optimizer
 from pjai.memory.backend import Backend
 from pjai.memory.classify import RESTRICTED, restricted_tags
@@ -183,8 +183,44 @@ class MemorySystem:
         self.commit(MemoryDeleted(memory_id=memory_id, persona_id=persona_id))
 
     def restore(self, persona_id: str, memory_id: str) -> None:
-        """Bring back a soft-deleted memory."""
+        """Bring back a soft-deleted memory. Refused, saying why, when a privacy rule or
+        the persona's retention would delete it again at once (the optimizer run of its
+        own commit): :class:`~pjai.errors.PrivacyError` or
+        :class:`~pjai.errors.ConfigError`."""
+        memory = self.get(memory_id)
+        if memory is not None and memory.persona_id == persona_id:
+            self._check_restore_stays(memory)
         self.commit(MemoryRestored(memory_id=memory_id, persona_id=persona_id))
+
+    def _check_restore_stays(self, memory: Memory) -> None:
+        persona = optimizer.load_persona(self.backend, memory.persona_id)
+        if persona is None:
+            return
+        keep = persona.privacy.memory_retention
+        start = None if keep else optimizer.session_start(self.backend, persona.id)
+        restricted = RESTRICTED in memory.tags
+        rule = optimizer.privacy_rule(persona, memory.created_at, restricted, utc_now(), start)
+        whose = f"{persona.name} ({persona.id})"
+        if rule == "session":
+            assert start is not None
+            raise PrivacyError(
+                f"memory {memory.id} was recorded {memory.created_at:%Y-%m-%d %H:%M} UTC, "
+                f"before the conversation of {start:%Y-%m-%d %H:%M} UTC began the current "
+                f"session of {whose}, whose privacy.memory_retention is off: the memories "
+                "of earlier sessions are deleted, so restoring it would be undone at once. "
+                "Turn memory retention on (pjai persona update PERSONA --set "
+                "privacy.memory_retention=true) to keep it"
+            )
+        if rule == "restricted":
+            days = persona.memory.restricted_retention_days
+            raise PrivacyError(
+                f"memory {memory.id} holds restricted data and was recorded "
+                f"{memory.created_at:%Y-%m-%d}, longer ago than the "
+                f"memory.restricted_retention_days of {whose} ({days}): restoring it would "
+                "be undone at once. Raise that setting (pjai persona update PERSONA --set "
+                "memory.restricted_retention_days=N) to keep it"
+            )
+        self._check_retention(memory, "restoring it", archived=True)
 
     def get(self, memory_id: str) -> Memory | None:
         """A memory, deleted or not, without counting it as opened."""
@@ -251,6 +287,12 @@ class MemorySystem:
     def _check_move_stays(self, memory: Memory, tier: Tier) -> None:
         """Refuse a move that the optimizer run of its own commit would undo: a memory
         past its persona's retention is archived (or deleted) again at once."""
+        self._check_retention(memory, "the move", archived=tier == "cold")
+
+    def _check_retention(self, memory: Memory, change: str, *, archived: bool) -> None:
+        """Refuse ``change`` of a memory past its auto-optimizing persona's retention,
+        which the run of its own commit would undo: always when retention deletes,
+        unless the memory may end ``archived`` when it archives."""
         p = personas.c
         rows = self.backend.query(
             select(
@@ -262,12 +304,12 @@ class MemorySystem:
         auto, days, action = rows[0]
         if not auto or days is None or memory.created_at >= utc_now() - timedelta(days=days):
             return
-        if action == "archive" and tier == "cold":
+        if action == "archive" and archived:
             return  # where retention puts it anyway
         done = "archives" if action == "archive" else "deletes"
         raise ConfigError(
             f"memory {memory.id} was recorded {memory.created_at:%Y-%m-%d}, longer ago than "
-            f"its persona's retention of {days} days, which {done} it: the move would be "
+            f"its persona's retention of {days} days, which {done} it: {change} would be "
             "undone at once. Raise memory.retention_days (pjai persona update PERSONA "
             "--set memory.retention_days=N) to keep it"
         )

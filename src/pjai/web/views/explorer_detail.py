@@ -129,7 +129,11 @@ class MemoryDetail:
 
     def _restore(self) -> None:
         assert self.memory_id is not None
-        memory = self.web.services.memories.restore(self.memory_id)
+        try:
+            memory = self.web.services.memories.restore(self.memory_id)
+        except PjaiError as exc:  # a privacy rule or retention would delete it again
+            ui.notify(form_error(exc), type="negative", multi_line=True)
+            return
         ui.notify(f"Restored “{_in_notice(memory)}”", type="positive")
 
     def _edit(self, memory: Memory) -> None:
