@@ -157,6 +157,22 @@ def test_memory_errors_are_clear(cli: Cli) -> None:
     for command in (["list", "ada"], ["search", "ada", "text"]):
         failed = cli.fails("memory", *command, "--min-importance", "nan", code=2)
         assert "must be a number, got nan" in failed
+    # A range that holds nothing is refused, not answered with nothing.
+    for command in (["list", "ada"], ["search", "text", "--persona", "ada"]):
+        inverted = ("--min-importance", "0.8", "--max-importance", "0.2")
+        failed = cli.fails("memory", *command, *inverted, code=2)
+        assert "0.8 is above --max-importance 0.2" in failed
+        since = ("--since", "2026-05-05", "--until", "2026-05-04")
+        failed = cli.fails("memory", *command, *since, code=2)
+        assert "'2026-05-05' is after --until '2026-05-04'" in failed
+    created = ("--created-since", "2026-05-05", "--created-until", "2026-05-04")
+    failed = cli.fails("memory", "search", "text", *created, code=2)
+    assert "'2026-05-05' is after --created-until" in failed
+    # The timeline's end is left out: a range starting there holds nothing either.
+    day = ("--since", "2026-05-04", "--until", "2026-05-04")
+    failed = cli.fails("memory", "timeline", "ada", *day, code=2)
+    assert "'2026-05-04' is at --until '2026-05-04'" in failed
+    assert cli.json("memory", "list", "ada", "--since", "2026-05-04", "--until", "2026-05-04") == []
     with Store.open(cli.data / "store.db") as store:
         assert store.summary()["rows"]["memories"] == 0  # nothing half-written
 
@@ -318,14 +334,18 @@ def test_a_move_to_the_tier_it_is_in_changes_nothing(cli: Cli) -> None:
 
 def test_bookmark_ranges_are_checked(cli: Cli) -> None:
     cli("persona", "create", "Ada", "--id", "ada")
-    assert "importance_min" in cli.fails(
-        "bookmark", "create", "ada", "X", "--min-importance", "0.9", "--max-importance", "0.1"
+    inverted = ("--min-importance", "0.9", "--max-importance", "0.1")
+    assert "0.9 is above --max-importance 0.1" in cli.fails(
+        "bookmark", "create", "ada", "X", *inverted, code=2
     )
-    assert "filters.hours" in cli.fails("bookmark", "create", "ada", "X", "--hours", "17-9")
-    assert "field 'filters.hours[0]'" in cli.fails(
-        "bookmark", "create", "ada", "X", "--hours", "30-40"
+    # Hours across midnight are two ranges: the message says how to bookmark them.
+    night = cli.fails("bookmark", "create", "ada", "X", "--hours", "22-6", code=2)
+    assert "'22-6': FROM must be before TO" in night
+    assert "two bookmarks, 22-24 and 0-6" in night
+    assert "'30-40': hours run from 0 to 24" in cli.fails(
+        "bookmark", "create", "ada", "X", "--hours", "30-40", code=2
     )
-    assert "field 'filters.importance_min'" in cli.fails(
+    assert "--min-importance: expected a number <= 1.0" in cli.fails(
         "bookmark", "create", "ada", "X", "--min-importance", "7"
     )
     assert "--colour: expected a colour written #rrggbb" in cli.fails(

@@ -48,7 +48,17 @@ def _hours(text: str | None) -> list[int] | None:
     start, sep, end = text.partition("-")
     if not (sep and start.strip().isdigit() and end.strip().isdigit()):
         raise typer.BadParameter(f"{text!r}: use FROM-TO hours, e.g. 9-17", param_hint="--hours")
-    return [int(start), int(end)]
+    low, high = int(start), int(end)
+    if high > 24:
+        raise typer.BadParameter(f"{text!r}: hours run from 0 to 24", param_hint="--hours")
+    if low >= high:
+        # A span across midnight would need two ranges; a bookmark filters by one.
+        across = f"; for hours across midnight make two bookmarks, {low}-24 and 0-{high}"
+        raise typer.BadParameter(
+            f"{text!r}: FROM must be before TO within one day (UTC){across if low > high else ''}",
+            param_hint="--hours",
+        )
+    return [low, high]
 
 
 def _filters(filters: dict[str, Any]) -> str:

@@ -150,8 +150,11 @@ def _given_as(field: str) -> str:
     (``field 'filters.hours[0]'``)."""
     command = running.get()
     name = re.sub(r"\[\d+\]$", "", field)  # tags[0]: the first value given to --label
+    # A bookmark's filters.hours is --hours, filters.importance_min --min-importance.
+    base = name.removeprefix("filters.")
+    names = {name, base, re.sub(r"^(\w+)_(min|max)$", r"\2_\1", base)}
     for param in command.params if command is not None else ():
-        if param.name != name:
+        if param.name not in names:
             continue
         if isinstance(param, TyperOption):
             return max(param.opts, key=len)
@@ -311,6 +314,27 @@ def parse_time(text: str | None, option: str) -> datetime | None:
     if (problem := time_problem(value)) is not None:
         raise typer.BadParameter(f"{text!r}: a time {problem}", param_hint=option)
     return value.astimezone(UTC)
+
+
+def parse_span(
+    start: str | None,
+    end: str | None,
+    options: tuple[str, str],
+    *,
+    end_included: bool = True,
+) -> tuple[datetime | None, datetime | None]:
+    """Two ISO times from the command line (:func:`parse_time`) that bound a range; a
+    range that holds no instant (its start after its end, or at an end left out) is
+    refused: a read with it would find nothing and say nothing."""
+    low, high = parse_time(start, options[0]), parse_time(end, options[1])
+    if low is not None and high is not None and (low > high or (low == high and not end_included)):
+        where = "after" if low > high else "at"
+        kept = "" if end_included else ", which is left out"
+        raise typer.BadParameter(
+            f"{start!r} is {where} {options[1]} {end!r}{kept}: no memory would match",
+            param_hint=options[0],
+        )
+    return low, high
 
 
 def tier_list(values: list[str] | None) -> list[str] | None:

@@ -15,7 +15,7 @@ from pjai.cli.common import (
     PersonaOpt,
     for_persona,
     open_manager,
-    parse_time,
+    parse_span,
     progress_bar,
 )
 from pjai.cli.memory.options import (
@@ -65,16 +65,18 @@ def search_memories(
 ) -> None:
     """Search a persona's memories (by default the active one's; --all: everyone's), best
     first (a search does not count as opening them)."""
+    occurred = parse_span(since, until, ("--since", "--until"))
+    created = parse_span(created_since, created_until, ("--created-since", "--created-until"))
     where = SearchFilter(
         tiers=tuple(cast("list[Tier]", filters.tiers or [])),  # checked by tier_list
         types=tuple(filters.types or ()),
         tags=tuple(filters.tags or ()),
         importance_min=filters.min_importance,
         importance_max=filters.max_importance,
-        occurred_from=parse_time(since, "--since"),
-        occurred_to=parse_time(until, "--until"),
-        created_from=parse_time(created_since, "--created-since"),
-        created_to=parse_time(created_until, "--created-until"),
+        occurred_from=occurred[0],
+        occurred_to=occurred[1],
+        created_from=created[0],
+        created_to=created[1],
     )
     with (
         open_manager(data_dir) as manager,
@@ -122,7 +124,7 @@ def show_timeline(
 ) -> None:
     """A persona's memories (by default the active one's) per hour, day, week or month,
     with importance statistics."""
-    start, end = parse_time(since, "--since"), parse_time(until, "--until")
+    start, end = parse_span(since, until, ("--since", "--until"), end_included=False)
     with open_manager(data_dir) as manager:
         persona_id = resolve.persona_id(manager, persona)
         buckets = Memories(manager).timeline(persona_id, unit, start=start, end=end)

@@ -55,6 +55,14 @@ class Filters:
     min_importance: float | None = None
     max_importance: float | None = None
 
+    def __post_init__(self) -> None:
+        low, high = self.min_importance, self.max_importance
+        if low is not None and high is not None and low > high:
+            raise typer.BadParameter(
+                f"{number(low)} is above --max-importance {number(high)}: no memory would match",
+                param_hint="--min-importance",
+            )
+
 
 UNFILTERED = Filters()
 

@@ -20,6 +20,7 @@ from pjai.cli.common import (
     for_persona,
     leading_persona,
     open_manager,
+    parse_span,
     parse_time,
     persona_and,
     print_json,
@@ -117,14 +118,15 @@ def list_memories(
             f"{order!r}: use importance, occurred_at, created_at or access_count",
             param_hint="--order",
         )
+    occurred = parse_span(since, until, ("--since", "--until"))
     where = MemoryFilter(
         tiers=cast("list[Tier] | None", filters.tiers),  # checked by tier_list
         types=filters.types,
         tags=filters.tags,
         importance_min=filters.min_importance,
         importance_max=filters.max_importance,
-        occurred_from=parse_time(since, "--since"),
-        occurred_to=parse_time(until, "--until"),
+        occurred_from=occurred[0],
+        occurred_to=occurred[1],
         include_deleted=deleted,
     )
     sort = cast("MemoryOrder", order)  # checked above
