@@ -192,3 +192,31 @@ def test_a_restore_that_retention_would_undo_is_refused_saying_why(
     Personas(reader).update(ada.id, sets=['memory.retention_action="delete"'])
     with pytest.raises(ConfigError, match="retention of 5 days, which deletes it: restoring"):
         memories.restore("b")
+
+
+def test_any_update_of_a_persona_s_memories_applies_its_privacy_rules(
+    reader: HybridDatabaseManager,
+) -> None:
+    # As every other change does: a rule due since the last one is applied, whichever
+    # field the update changes.
+    ada = Personas(reader).create(
+        "Ada", sets=["memory.restricted_retention_days=1", "memory.auto_optimize=false"]
+    )
+    memories = Memories(reader)
+    plain = memories.add(ada.id, "likes green tea").memory
+    long_ago = utc_now() - timedelta(days=10)
+    reader.commit(
+        MemoryImported(
+            memory_id="old",
+            persona_id=ada.id,
+            content="mail ada@example.org",
+            tags=["restricted"],
+            source="test",
+            created_at=long_ago,
+            updated_at=long_ago,
+        )
+    )
+    assert live_contents(reader, ada.id) == ["likes green tea", "mail ada@example.org"]
+    change = memories.update(plain.id, importance=0.9)
+    assert [(m.memory_id, m.reason) for m in change.moves] == [("old", "restricted")]
+    assert live_contents(reader, ada.id) == ["likes green tea"]

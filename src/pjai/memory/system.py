@@ -175,8 +175,10 @@ class MemorySystem:
         rows, now = self.backend.query(_limits(persona_id)), utc_now()
         if rows and _over_limits(rows[0], now):
             self.optimize(persona_id)
-        elif retagged and rows and _privacy_due(self.backend, persona_id, rows[0], now):
-            self.optimize(persona_id, privacy_only=True)  # it may be restricted now, and due
+        elif rows and _privacy_due(self.backend, persona_id, rows[0], now):
+            # As after any commit: a rule due since the last change, or a memory that
+            # the new text made restricted, and due.
+            self.optimize(persona_id, privacy_only=True)
 
     def delete(self, persona_id: str, memory_id: str) -> None:
         """Soft-delete a memory."""
