@@ -14,7 +14,7 @@ from pjai.errors import ConfigError, NotFoundError, QueryError
 from pjai.memory import optimizer
 from pjai.memory.search import search
 from pjai.memory.system import MemorySystem
-from pjai.schema import MemoryImported, PersonaCreated
+from pjai.schema import MemoryImported, PersonaCreated, PersonaUpdated
 from pjai.schema.personas import MemoryConfig, ScoringConfig, TierCapacities, TierShares
 from pjai.schema.selection import MemoryFilter
 from pjai.schema.types import utc_now
@@ -194,6 +194,21 @@ def test_archived_memories_no_longer_count_against_retention(store: Store) -> No
     before = len(list(store.events()))
     system.add("p1", "a new note")  # no optimizer run
     assert len(list(store.events())) == before + 1
+
+
+def test_archived_memories_past_retention_that_deletes_are_over_limits(store: Store) -> None:
+    # Archived under the archive action, they are still due when the action becomes
+    # delete: the next change deletes them, as it would an unarchived one.
+    system = system_with(store, retention_days=30)
+    store.commit(old_memory("old", 40))
+    system.optimize("p1", now=NOW)
+    delete = MemoryConfig(retention_days=30, retention_action="delete")
+    store.commit(PersonaUpdated(persona_id="p1", memory=delete))
+    assert system.over_limits("p1", now=NOW)
+    with system.optimizations() as runs:
+        system.add("p1", "a new note")
+    moves = {(m.memory_id, m.action, m.reason) for r in runs for m in r.moves}
+    assert ("old", "deleted", "retention") in moves
 
 
 def test_archived_memories_over_cold_capacity_start_no_run(store: Store) -> None:

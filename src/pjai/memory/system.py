@@ -83,8 +83,16 @@ def _limits(persona_id: str) -> AnySelect:
             count_if(and_(m.importance < p.memory_importance_threshold, ~m.pinned)).label(
                 "expendable"
             ),
-            # archived memories were dealt with: retention archives a memory only once
-            func.min(case((m.archived_at.is_(None), m.created_at))).label("oldest"),
+            # archived memories were dealt with when retention archives (it archives a
+            # memory only once), not when it deletes
+            func.min(
+                case(
+                    (
+                        or_(m.archived_at.is_(None), p.memory_retention_action == "delete"),
+                        m.created_at,
+                    )
+                )
+            ).label("oldest"),
             # what the privacy rules look at
             p.privacy_memory_retention.label("keep"),
             p.memory_restricted_retention_days.label("restricted_days"),
