@@ -222,6 +222,10 @@ def test_links_auto_and_decay(cli: Cli) -> None:
     assert "removed 0" in cli("memory", "decay-links", "ada", "--days", "1")
     no_days = cli.fails("memory", "decay-links", "ada", "--days", "0", code=2)
     assert "must be more than 0, got 0" in no_days
+    not_days = cli.fails("memory", "decay-links", "ada", "--days", "nan", code=2)
+    assert "must be a number, got nan" in not_days
+    too_many = cli.fails("memory", "decay-links", "ada", "--days", "1e9", code=2)
+    assert "must be at most 365000" in too_many
     assert "removed 1" in cli("memory", "decay-links", "ada", "--days", "1000")
     assert cli.json("memory", "neighbours", "m0") == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 import typer
@@ -112,10 +113,19 @@ def auto_link(
     )
 
 
+MAX_DAYS = 365_000.0
+"""The most days a decay run takes (``v1.MemoryLinksDecayed``)."""
+
+
 def _more_than_none(days: float) -> float:
-    """Refuse no days, or fewer (a Typer callback): they would weaken no link."""
-    if not days > 0:  # NaN too
+    """Refuse no days, or fewer (a Typer callback): they would weaken no link. The range
+    is checked here, not by the option's type, which would refuse NaN as too large."""
+    if math.isnan(days):
+        raise typer.BadParameter("must be a number, got nan")
+    if not days > 0:
         raise typer.BadParameter(f"must be more than 0, got {number(days)}")
+    if days > MAX_DAYS:
+        raise typer.BadParameter(f"must be at most {number(MAX_DAYS)}, got {number(days)}")
     return days
 
 
@@ -125,7 +135,8 @@ def decay_links(
     days: Annotated[
         float,
         typer.Option(
-            max=365_000.0, callback=_more_than_none, help="Days of decay to apply (more than 0)."
+            callback=_more_than_none,
+            help="Days of decay to apply (more than 0, at most 365,000).",
         ),
     ] = 1.0,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
