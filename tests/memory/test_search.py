@@ -67,6 +67,12 @@ def test_the_index_finds_a_persona_by_any_id_and_only_by_its_text(store: Store) 
     assert found(store, "\ue00061") == []  # "a"s word: U+E000, no search term holds it
 
 
+def test_a_search_before_any_memory_is_recorded_finds_nothing(store: Store) -> None:
+    store.commit(persona())
+    assert search(store, "tea", SearchFilter(persona_id="p1")) == []
+    assert search(store, "tea") == []
+
+
 def test_tier_and_type_filters(garden: Store) -> None:
     assert sorted(found(garden, "garden", tiers=("hot", "cold"))) == ["cold", "hot"]
     assert found(garden, "garden", types=("fact",)) == ["cold"]

@@ -139,8 +139,10 @@ def _narrowed(backend: Backend, persona_id: str | None) -> str | None:
     memories (:data:`NARROW_SHARE`, :data:`NARROW_MAX`); counting stops past that."""
     if persona_id is None:
         return None
-    # The largest rowid stands for the count of memories.
-    share = f"min((SELECT max(rowid) FROM {memories.name}) / {NARROW_SHARE}, {NARROW_MAX})"
+    # The largest rowid stands for the count of memories (0 before the first: a LIMIT
+    # of NULL is an error).
+    count = f"coalesce((SELECT max(rowid) FROM {memories.name}), 0)"
+    share = f"min({count} / {NARROW_SHARE}, {NARROW_MAX})"
     (found,) = backend.query(
         f"SELECT {share} AS share, (SELECT count(*) FROM (SELECT 1 FROM {memories.name} "
         f"WHERE persona_id = :persona_id LIMIT {share} + 1)) AS held",
