@@ -257,6 +257,25 @@ def test_bookmarks(cli: Cli) -> None:
     assert "9-17" in cli.fails("bookmark", "create", "ada", "X", "--hours", "nine", code=2)
 
 
+def test_a_date_alone_as_an_included_end_takes_in_the_day(cli: Cli) -> None:
+    # As in the web app's filters: "until May 4" holds the evening of May 4.
+    cli("persona", "create", "Ada", "--id", "ada", "--set", "memory.auto_optimize=false")
+    cli("memory", "add", "ada", "Dinner", "--id", "dinner", "--occurred-at", "2026-05-04T20:00")
+    cli("memory", "add", "ada", "Lunch", "--id", "lunch", "--occurred-at", "2026-05-05T12:00")
+    day = ("--since", "2026-05-04", "--until", "2026-05-04")
+    assert [m["id"] for m in cli.json("memory", "list", "ada", *day)] == ["dinner"]
+    hits = cli.json("memory", "search", "dinner lunch", "--persona", "ada", *day)
+    assert [h["memory_id"] for h in hits] == ["dinner"]
+    mark = cli.json("bookmark", "create", "ada", "May 4", "--to", "2026-05-04")
+    assert mark["time_to"] == "2026-05-04T23:59:59.999999Z"
+    assert [m["id"] for m in cli.json("bookmark", "show", mark["id"])["memories"]] == ["dinner"]
+    at = cli.json("bookmark", "update", mark["id"], "--to", "2026-05-04T20:00")
+    assert at["time_to"] == "2026-05-04T20:00:00Z"  # a time is taken as written
+    # The timeline's end is left out: a date alone is its first instant.
+    buckets = cli.json("memory", "timeline", "ada", "--until", "2026-05-05")
+    assert [b["key"] for b in buckets] == ["2026-05-04"]
+
+
 def test_conversation_ingest(cli: Cli) -> None:
     cli("persona", "create", "Ada", "--id", "ada")
     conversation = cli("conversation", "start", "ada", "--title", "Dinner plans").strip()

@@ -37,7 +37,10 @@ Hours = Annotated[
     str | None, typer.Option(help="Hours of the day (UTC), e.g. 9-17.", metavar="FROM-TO")
 ]
 From = Annotated[str | None, typer.Option("--from", help="Start (ISO time, UTC).")]
-To = Annotated[str | None, typer.Option("--to", help="End, included (ISO time, UTC).")]
+To = Annotated[
+    str | None,
+    typer.Option("--to", help="End, included (ISO time, UTC; a date alone: to its end)."),
+]
 Colour = Annotated[str | None, typer.Option(help="Colour, #rrggbb.")]
 Labels = Annotated[list[str] | None, typer.Option("--label", help="The bookmark's own tags.")]
 
@@ -101,7 +104,8 @@ def create(
 ) -> None:
     """Bookmark a time range and filters of a persona's timeline."""
     persona_ref, name = persona_and(first, bookmark_name, persona)
-    start, end, span = parse_time(time_from, "--from"), parse_time(time_to, "--to"), _hours(hours)
+    start, end = parse_time(time_from, "--from"), parse_time(time_to, "--to", end=True)
+    span = _hours(hours)
     with open_manager(data_dir) as manager:
         row = Bookmarks(manager).create(
             resolve.persona_id(manager, persona_ref),
@@ -198,7 +202,7 @@ def update(
     if time_from is not None:
         changes["time_from"] = parse_time(time_from, "--from")
     if time_to is not None:
-        changes["time_to"] = parse_time(time_to, "--to")
+        changes["time_to"] = parse_time(time_to, "--to", end=True)
     if tags is not None:
         changes["tags"] = tags
     if not changes:

@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -299,12 +299,16 @@ def print_result(value: Any, as_json: bool, text: RenderableType) -> None:
         console.print(text)
 
 
-def parse_time(text: str | None, option: str) -> datetime | None:
-    """An ISO-8601 time from the command line; one without an offset is UTC."""
+def parse_time(text: str | None, option: str, *, end: bool = False) -> datetime | None:
+    """An ISO-8601 time from the command line; one without an offset is UTC. With
+    ``end`` (the included end of a range), a date alone is its day's last instant, so
+    that ``--until 2026-05-04`` takes in that day, as the web app's filters do."""
     if text is None:
         return None
     try:
         value = datetime.fromisoformat(text)
+        if end and _is_date(text):
+            value = datetime.combine(value.date(), time.max)
     except ValueError:
         raise typer.BadParameter(
             f"{text!r} is not an ISO-8601 time like 2026-05-01 or 2026-05-01T09:30",
@@ -314,6 +318,14 @@ def parse_time(text: str | None, option: str) -> datetime | None:
     if (problem := time_problem(value)) is not None:
         raise typer.BadParameter(f"{text!r}: a time {problem}", param_hint=option)
     return value.astimezone(UTC)
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_span(
@@ -326,7 +338,7 @@ def parse_span(
     """Two ISO times from the command line (:func:`parse_time`) that bound a range; a
     range that holds no instant (its start after its end, or at an end left out) is
     refused: a read with it would find nothing and say nothing."""
-    low, high = parse_time(start, options[0]), parse_time(end, options[1])
+    low, high = parse_time(start, options[0]), parse_time(end, options[1], end=end_included)
     if low is not None and high is not None and (low > high or (low == high and not end_included)):
         where = "after" if low > high else "at"
         kept = "" if end_included else ", which is left out"

@@ -57,7 +57,9 @@ def search_memories(
     since: Since = None,
     until: Until = None,
     created_since: Annotated[str | None, typer.Option(help="Recorded at or after.")] = None,
-    created_until: Annotated[str | None, typer.Option(help="Recorded at or before.")] = None,
+    created_until: Annotated[
+        str | None, typer.Option(help="Recorded at or before (a date alone: to its end).")
+    ] = None,
     method: Annotated[Method, typer.Option(help="keyword, semantic or hybrid.")] = "keyword",
     limit: Limit = 10,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,

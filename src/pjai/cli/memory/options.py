@@ -37,7 +37,10 @@ AllFlag = Annotated[
     bool, typer.Option("--all", help="Every persona, not only the active or given one.")
 ]
 Since = Annotated[str | None, typer.Option(help="Happened at or after (ISO time, UTC).")]
-Until = Annotated[str | None, typer.Option(help="Happened at or before (ISO time, UTC).")]
+Until = Annotated[
+    str | None,
+    typer.Option(help="Happened at or before (ISO time, UTC; a date alone: to its end)."),
+]
 MAX_LIMIT = 1_000_000
 """The largest ``--limit`` taken: more than a persona's rows at any size PJai is
 measured at, and far within SQL's integers."""
