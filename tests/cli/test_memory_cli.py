@@ -230,6 +230,17 @@ def test_links_auto_and_decay(cli: Cli) -> None:
     assert cli.json("memory", "neighbours", "m0") == []
 
 
+def test_show_tells_a_link_s_direction(cli: Cli) -> None:
+    cli("persona", "create", "Ada", "--id", "ada")
+    for memory_id in ("a", "b"):
+        cli("memory", "add", "ada", f"note {memory_id}", "--id", memory_id)
+    cli("memory", "link", "a", "b", "--kind", "causal")
+    assert "causal → b" in cli("memory", "show", "a")
+    shown = cli("memory", "show", "b")
+    assert "causal ← a" in shown
+    assert "→" not in shown
+
+
 def test_bookmarks(cli: Cli) -> None:
     cli("persona", "create", "Ada", "--id", "ada", "--set", "memory.auto_optimize=false")
     cli("memory", "add", "ada", "Standup", "--id", "standup", "--tag", "work",

@@ -184,8 +184,9 @@ def _print_view(view: MemoryView, as_json: bool, pending: bool) -> None:
         f"happened {memory.occurred_at:%Y-%m-%d %H:%M} · opened {memory.access_count} time(s)"
     )
     for link in view.links:
-        other = link.target_id if link.source_id == memory.id else link.source_id
-        console.print(f"  {link.kind} → {other} (strength {plain(link.strength)})")
+        outgoing = link.source_id == memory.id
+        other, arrow = (link.target_id, "→") if outgoing else (link.source_id, "←")
+        console.print(f"  {link.kind} {arrow} {other} (strength {plain(link.strength)})")
 
 
 def update(
