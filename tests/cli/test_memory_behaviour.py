@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from pjai.schema import MemoryImported
+from pjai.schema.types import utc_now
+from pjai.store import Store
 from tests.cli.invoke import Cli
 
 
@@ -146,3 +150,18 @@ def test_refusals_are_said_in_the_users_terms(cli: Cli) -> None:
     wrong = cli.fails("persona", "update", "ada", "--set", 'memory.capacities.hot="many"')
     assert "field 'memory.capacities.hot': expected a whole number, got text" in wrong
     assert "v1." not in wrong + again
+
+
+def test_optimize_counts_the_memories_the_privacy_rules_deleted(cli: Cli) -> None:
+    cli("persona", "update", "ada", "--set", "memory.restricted_retention_days=1",
+        "--set", "memory.auto_optimize=false")  # fmt: skip
+    long_ago = utc_now() - timedelta(days=10)
+    with Store.open(cli.data / "store.db") as store:
+        store.commit(
+            MemoryImported(
+                memory_id="old", persona_id="ada", content="mail ada@example.org",
+                tags=["restricted"], source="test", created_at=long_ago, updated_at=long_ago,
+            )
+        )  # fmt: skip
+    said = cli("memory", "optimize", "ada")
+    assert "deleted 0 for retention, 1 for privacy and 0 for space" in said

@@ -30,8 +30,9 @@ def _print_report(report: OptimizationReport) -> None:
     console.print(
         f"{report.persona_id}: {report.events} event(s); promoted {report.promoted}, "
         f"demoted {report.demoted}, archived {report.archived}, deleted "
-        f"{report.deleted_for_retention} for retention and {report.deleted_for_space} for "
-        f"space; tiers {plain(report.tiers_before)} → {plain(report.tiers_after)}"
+        f"{report.deleted_for_retention} for retention, {report.deleted_for_privacy} for "
+        f"privacy and {report.deleted_for_space} for space; tiers "
+        f"{plain(report.tiers_before)} → {plain(report.tiers_after)}"
     )
     for note in report.notes:
         console.print(f"  {note}")
