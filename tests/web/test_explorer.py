@@ -15,8 +15,9 @@ from nicegui.testing.user_interaction import UserInteraction
 from pjai.app import Conversations, Personas
 from pjai.app.reads import memories as reads
 from pjai.errors import QueryError
-from pjai.schema import BookmarkCreated
+from pjai.schema import BookmarkCreated, ConversationStarted
 from pjai.web import WebApp
+from pjai.web.views.explorer_optimize import REASONS, _summary
 from pjai.web.views.explorer_selection import Selection, format_time, parse_time
 from pjai.web.views.explorer_table import MemoryTable
 from pjai.web.views.explorer_timeline import bucket_range
@@ -415,6 +416,23 @@ def test_a_preview_commits_nothing(web: WebApp) -> None:
     report = reads.optimize_preview(web.manager, ada)
     assert [m.to for m in report.moves] == ["hot"]
     assert web.manager.query(cold)[0].n == before
+
+
+def test_a_preview_shows_the_deletions_of_the_privacy_rules_as_a_run_makes_them(
+    web: WebApp,
+) -> None:
+    ada = Personas(web.manager).create("Ada", sets=["privacy.memory_retention=false"]).id
+    before = _add(web, ada, "Before the session")
+    # A conversation started elsewhere (synced): no run here has applied the rule yet.
+    web.manager.commit(ConversationStarted(conversation_id="c1", persona_id=ada))
+    report = reads.optimize_preview(web.manager, ada)
+    assert [(m.memory_id, m.action, m.reason) for m in report.moves] == [
+        (before, "deleted", "session")
+    ]
+    assert "1 deleted" in _summary(report)
+    assert REASONS["session"]
+    (done,) = web.services.memories.optimize(ada)
+    assert done.moves == report.moves
 
 
 @pytest.mark.parametrize(

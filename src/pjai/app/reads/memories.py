@@ -17,7 +17,13 @@ from sqlalchemy import and_, func, or_, select
 from pjai.errors import NotFoundError
 from pjai.hybrid import HybridDatabaseManager, spread
 from pjai.memory.graph import neighbours
-from pjai.memory.optimizer import OptimizationReport, load_persona, plan, scored_memories
+from pjai.memory.optimizer import (
+    OptimizationReport,
+    load_persona,
+    plan,
+    scored_memories,
+    session_start,
+)
 from pjai.memory.timeline import Unit, timeline_query
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import bookmarks as bookmarks_table
@@ -200,9 +206,14 @@ def optimize_preview(
 ) -> OptimizationReport:
     """What an optimizer run for the persona would do now, memory by memory, without
     doing it: the optimizer's own plan, not committed."""
-    at = (now or utc_now()).replace(minute=0, second=0, microsecond=0)
+    exact = now or utc_now()
+    at = exact.replace(minute=0, second=0, microsecond=0)
     persona = load_persona(manager, persona_id)
     if persona is None:
         raise NotFoundError(f"no live persona {persona_id!r}")
-    _, report = plan(persona, scored_memories(manager, persona, at), at)
+    # As optimize() plans it: the privacy rules and retention at the exact time, the
+    # session rule from the latest conversation.
+    start = None if persona.privacy.memory_retention else session_start(manager, persona_id)
+    memories = scored_memories(manager, persona, at)
+    _, report = plan(persona, memories, at, session_start=start, privacy_at=exact)
     return report

@@ -21,6 +21,8 @@ REASONS = {
     "age_decay": "grown old",
     "importance_change": "importance changed",
     "retention": "past the retention period",
+    "restricted": "restricted data past its retention period",
+    "session": "from an earlier session (memory retention is off)",
     "space": "over max_memories, least important",
 }
 """What each reason of a move means, as the preview says it."""
@@ -99,7 +101,10 @@ def _summary(report: OptimizationReport) -> str:
         (report.promoted, "promoted"),
         (report.demoted, "demoted"),
         (report.archived, "archived"),
-        (report.deleted_for_retention + report.deleted_for_space, "deleted"),
+        (
+            report.deleted_for_retention + report.deleted_for_privacy + report.deleted_for_space,
+            "deleted",
+        ),
     ]
     said = ", ".join(f"{n} {what}" for n, what in parts if n)
     return f"{len(report.moves)} memories would change: {said}."
