@@ -77,6 +77,12 @@ def test_depth_must_be_positive(store: Store) -> None:
         neighbours(store, "a", depth=0)
 
 
+def test_min_strength_must_be_a_number(store: Store) -> None:
+    # Every comparison with NaN is false: the walk would silently find nothing.
+    with pytest.raises(QueryError, match="min_strength must be a number, got nan"):
+        neighbours(store, "a", min_strength=math.nan)
+
+
 def test_components_largest_first_per_persona(store: Store) -> None:
     store.commit(persona(), persona("p2"))
     store.commit(*[memory(i) for i in "abcdefg"], memory("x", "p2"), memory("y", "p2"))

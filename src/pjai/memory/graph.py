@@ -42,6 +42,9 @@ def neighbours(
     """Memories within ``depth`` links of ``memory_id`` (links at least ``min_strength``)."""
     if depth < 1:
         raise QueryError(f"depth must be at least 1, got {depth}")
+    if math.isnan(min_strength):
+        # Every comparison with NaN is false: the walk would silently find nothing.
+        raise QueryError(f"min_strength must be a number, got {min_strength}")
     return [Neighbour(r.id, r.depth) for r in backend.query(_walk(memory_id, depth, min_strength))]
 
 

@@ -13,6 +13,7 @@ from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
     JsonFlag,
+    a_number,
     for_persona,
     open_manager,
     print_result,
@@ -72,7 +73,9 @@ def unlink(
 def show_neighbours(
     memory_id: MemoryArg,
     depth: Annotated[int, typer.Option(min=1, max=10, help="Links away, at most.")] = 1,
-    min_strength: Annotated[float, typer.Option(help="Follow only links this strong.")] = 0.0,
+    min_strength: Annotated[
+        float, typer.Option(help="Follow only links this strong.", callback=a_number)
+    ] = 0.0,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     fmt: Format = "table",
 ) -> None:
