@@ -285,11 +285,10 @@ def test_archives_that_are_not_whole_are_refused(
     assert not target.exists()
 
 
-def test_a_snapshot_that_replay_does_not_reproduce_is_named(
-    manager: HybridDatabaseManager, sql_url: str, tmp_path: Path
-) -> None:
+def forge_a_snapshot_row(manager: HybridDatabaseManager, file: Path) -> None:
+    """Export ``fill``'s data to ``file`` with memory m07's snapshot row changed (its
+    manifest entry agreeing): the events replay to another row."""
     fill(manager)
-    file = tmp_path / "backup.zip"
     manifest = export_archive(manager, file)
     with zipfile.ZipFile(file) as zf:
         memories = zf.read("tables/memories.jsonl")
@@ -298,6 +297,13 @@ def test_a_snapshot_that_replay_does_not_reproduce_is_named(
     files = {**manifest.files, "tables/memories.jsonl": describe(forged)}
     forged_manifest = msgspec.json.encode(msgspec.structs.replace(manifest, files=files))
     rewrite(file, {"tables/memories.jsonl": forged, MANIFEST_FILE: forged_manifest})
+
+
+def test_a_snapshot_that_replay_does_not_reproduce_is_named(
+    manager: HybridDatabaseManager, sql_url: str, tmp_path: Path
+) -> None:
+    file = tmp_path / "backup.zip"
+    forge_a_snapshot_row(manager, file)
     with (
         database(backend(sql_url), tmp_path / "sql-restored") as url,
         pytest.raises(ArchiveCorruptError, match=r"memories\.jsonl line 8: row 'm07' differs") as e,
@@ -362,15 +368,8 @@ def test_a_failed_import_keeps_what_other_programs_wrote_there_meanwhile(
 ) -> None:
     # A folder that held files before is someone's: what an editor saves there while
     # the import runs is not the import's to remove when it fails.
-    fill(manager)
     file = tmp_path / "backup.zip"
-    manifest = export_archive(manager, file)
-    with zipfile.ZipFile(file) as zf:
-        memories = zf.read("tables/memories.jsonl")
-    forged = memories.replace(b'"content":"changed"', b'"content":"forged!"')
-    files = {**manifest.files, "tables/memories.jsonl": describe(forged)}
-    forged_manifest = msgspec.json.encode(msgspec.structs.replace(manifest, files=files))
-    rewrite(file, {"tables/memories.jsonl": forged, MANIFEST_FILE: forged_manifest})
+    forge_a_snapshot_row(manager, file)
     target = tmp_path / "project"
     target.mkdir()
     (target / "notes.txt").write_text("mine")

@@ -22,6 +22,24 @@ def live_contents(manager: HybridDatabaseManager, persona_id: str) -> list[str]:
     return sorted(m.content for m in rows)
 
 
+def added_days_ago(
+    manager: HybridDatabaseManager, persona_id: str, memory_id: str, content: str, **fields: object
+) -> None:
+    """A memory of ``persona_id`` made ten days ago (imported with its times)."""
+    long_ago = utc_now() - timedelta(days=10)
+    manager.commit(
+        MemoryImported(
+            memory_id=memory_id,
+            persona_id=persona_id,
+            content=content,
+            source="test",
+            created_at=long_ago,
+            updated_at=long_ago,
+            **fields,  # type: ignore[arg-type]
+        )
+    )
+
+
 def test_restricted_memories_are_deleted_after_their_class_retention(
     reader: HybridDatabaseManager,
 ) -> None:
@@ -118,18 +136,7 @@ def test_an_update_that_makes_a_memory_restricted_applies_its_retention(
         "Ada", sets=["memory.restricted_retention_days=1", "memory.auto_optimize=false"]
     )
     memories = Memories(reader)
-    memories = Memories(reader)
-    long_ago = utc_now() - timedelta(days=10)
-    reader.commit(
-        MemoryImported(
-            memory_id="old",
-            persona_id=ada.id,
-            content="a plain note",
-            source="test",
-            created_at=long_ago,
-            updated_at=long_ago,
-        )
-    )
+    added_days_ago(reader, ada.id, "old", "a plain note")
     assert live_contents(reader, ada.id) == ["a plain note"]
     memories.update("old", content="mail ada@example.org")
     assert live_contents(reader, ada.id) == []
@@ -149,18 +156,7 @@ def test_a_restore_that_a_privacy_rule_would_undo_is_refused_saying_why(
     assert memories.restore(before.id).deleted_at is None
 
     Personas(reader).update(ada.id, sets=["memory.restricted_retention_days=1"])
-    long_ago = utc_now() - timedelta(days=10)
-    reader.commit(
-        MemoryImported(
-            memory_id="old",
-            persona_id=ada.id,
-            content="mail ada@example.org",
-            tags=["restricted"],
-            source="test",
-            created_at=long_ago,
-            updated_at=long_ago,
-        )
-    )
+    added_days_ago(reader, ada.id, "old", "mail ada@example.org", tags=["restricted"])
     assert memories.get("old").deleted_at is None  # nothing ran the rule yet
     memories.delete("old")
     with pytest.raises(PrivacyError, match=r"restricted_retention_days of Ada .* \(1\)"):
@@ -172,18 +168,8 @@ def test_a_restore_that_retention_would_undo_is_refused_saying_why(
     reader: HybridDatabaseManager,
 ) -> None:
     ada = Personas(reader).create("Ada")
-    long_ago = utc_now() - timedelta(days=10)
     for memory_id in ("a", "b"):
-        reader.commit(
-            MemoryImported(
-                memory_id=memory_id,
-                persona_id=ada.id,
-                content=f"note {memory_id}",
-                source="test",
-                created_at=long_ago,
-                updated_at=long_ago,
-            )
-        )
+        added_days_ago(reader, ada.id, memory_id, f"note {memory_id}")
     memories = Memories(reader)
     memories.delete("a")
     memories.delete("b")
@@ -204,18 +190,7 @@ def test_any_update_of_a_persona_s_memories_applies_its_privacy_rules(
     )
     memories = Memories(reader)
     plain = memories.add(ada.id, "likes green tea").memory
-    long_ago = utc_now() - timedelta(days=10)
-    reader.commit(
-        MemoryImported(
-            memory_id="old",
-            persona_id=ada.id,
-            content="mail ada@example.org",
-            tags=["restricted"],
-            source="test",
-            created_at=long_ago,
-            updated_at=long_ago,
-        )
-    )
+    added_days_ago(reader, ada.id, "old", "mail ada@example.org", tags=["restricted"])
     assert live_contents(reader, ada.id) == ["likes green tea", "mail ada@example.org"]
     change = memories.update(plain.id, importance=0.9)
     assert [(m.memory_id, m.reason) for m in change.moves] == [("old", "restricted")]

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from pjai.errors import ConfigError, SqlUnavailableError
-from pjai.schema import EventRecord, MemoryDeleted, MemoryUpdated, Position
+from pjai.schema import Event, EventRecord, MemoryDeleted, MemoryUpdated, Position
 from pjai.schema.records import ROOT
 from pjai.schema.types import new_id, utc_now
 from pjai.store import Store
@@ -145,22 +145,30 @@ async def test_a_server_failure_is_reported_and_the_client_comes_back() -> None:
     await hub.stop()
 
 
-async def test_a_rate_limited_client_pushes_again_when_allowed() -> None:
-    hub = Hub(MemoryLog(), None, limiter=RateLimiter(rate=40, burst=5), poll_interval=0.05)
+async def confirmed_though_held_back(hub: Hub, events: list[Event], within: float) -> None:
+    """A client of ``hub`` pushing ``events`` five at a time is held back by its rate
+    limits, comes back by itself and has them all confirmed within ``within`` seconds."""
     await hub.start()
     with Store.memory(sync=True) as a:
         client = SyncClient(a, hub.memory_connector(), store_id="s1", batch=5)
         client.start()
-        records = a.commit(persona("p1"), *[memory(f"m{i}") for i in range(14)])
-        async with asyncio.timeout(5):  # the ping interval (15 s) would be too late
+        records = a.commit(*events)
+        async with asyncio.timeout(within):
             assert await client.synced(records[-1].id) == "confirmed"
+        assert hub.log.head("s1").global_seq == len(events)
         limited = hub.metrics.registry.get_sample_value(
             "pjai_sync_pushes_total", {"result": "rate_limited"}
         )
         assert limited is not None
-        assert limited >= 1  # it was held back, and came back by itself
+        assert limited >= 1
         await client.stop()
     await hub.stop()
+
+
+async def test_a_rate_limited_client_pushes_again_when_allowed() -> None:
+    hub = Hub(MemoryLog(), None, limiter=RateLimiter(rate=40, burst=5), poll_interval=0.05)
+    # The ping interval (15 s) would be too late.
+    await confirmed_though_held_back(hub, [persona("p1"), *[memory(f"m{i}") for i in range(14)]], 5)
 
 
 async def test_a_client_over_its_byte_budget_pushes_its_backlog_more_slowly() -> None:
@@ -168,22 +176,8 @@ async def test_a_client_over_its_byte_budget_pushes_its_backlog_more_slowly() ->
     # backlog still syncs, a budget at a time.
     budget = RateLimiter(rate=32 * 1024, burst=16 * 1024)  # a push of 5 events fits
     hub = Hub(MemoryLog(), None, byte_limiter=budget, poll_interval=0.05)
-    await hub.start()
-    with Store.memory(sync=True) as a:
-        client = SyncClient(a, hub.memory_connector(), store_id="s1", batch=5)
-        client.start()
-        wide = "w" * 1_000
-        records = a.commit(persona("p1"), *[memory(f"m{i}", content=wide) for i in range(59)])
-        async with asyncio.timeout(20):
-            assert await client.synced(records[-1].id) == "confirmed"
-        assert hub.log.head("s1").global_seq == 60
-        limited = hub.metrics.registry.get_sample_value(
-            "pjai_sync_pushes_total", {"result": "rate_limited"}
-        )
-        assert limited is not None
-        assert limited >= 1  # it was held back, and came back by itself
-        await client.stop()
-    await hub.stop()
+    wide = [memory(f"m{i}", content="w" * 1_000) for i in range(59)]
+    await confirmed_though_held_back(hub, [persona("p1"), *wide], 20)
 
 
 async def test_a_store_keeps_to_the_store_id_it_synced_with(hub: Hub) -> None:
