@@ -129,6 +129,25 @@ def test_damaged_store_is_reported_not_reset(tmp_path: Path) -> None:
     assert (tmp_path / "store.db").read_bytes() == b"not a database at all" * 100
 
 
+@pytest.mark.parametrize("command", [["persona", "list"], ["persona", "create", "Ada"]])
+@pytest.mark.parametrize("foreign", ["store.db", "primary.db"])
+def test_a_directory_of_another_program_is_left_as_it_was(
+    tmp_path: Path, command: list[str], foreign: str
+) -> None:
+    """Another program's SQLite file under a name PJai keeps: the command is refused, and
+    no file of PJai's is left beside it."""
+    other = tmp_path / "other"
+    other.mkdir()
+    sqlite = apsw.Connection(str(other / foreign))
+    sqlite.execute("CREATE TABLE memories (x)")
+    sqlite.close()
+    (other / "notes.txt").write_text("theirs")
+    result = runner.invoke(app, [*command, "--data-dir", str(other)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in other.iterdir()) == sorted([foreign, "notes.txt"])
+
+
 def test_python_dash_m_runs_the_cli() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pjai", "--help"], capture_output=True, text=True, check=True

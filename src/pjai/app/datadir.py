@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from pjai.app.login import PASSPHRASE_FILE, Passphrase
-from pjai.errors import ConfigError, KeyRingError, StoreModeError
+from pjai.errors import (
+    ConfigError,
+    KeyRingError,
+    SqlError,
+    SqlUnavailableError,
+    StoreCorruptError,
+    StoreModeError,
+)
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, IMPORTING_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags, parse_bool
@@ -385,8 +392,28 @@ class DataDir:
         if self.environ is not None:
             options.setdefault("environ", self.environ)
         self._schema(options, sql=True)
+        before = {file.name for file in self.existing()}
         with self._files():
-            return HybridDatabaseManager.open(self.path, **options)
+            try:
+                return HybridDatabaseManager.open(self.path, **options)
+            except (StoreCorruptError, SqlError) as exc:
+                # A file here is not PJai's (another program's store.db or primary.db) or
+                # is damaged: take back the files opening made beside it, so that a
+                # refused directory is left as it was. Not after SQL that is merely
+                # unavailable (locked): another process may be making those files.
+                if not isinstance(exc, SqlUnavailableError):
+                    self._remove_made(before)
+                raise
+
+    def _remove_made(self, before: set[str]) -> None:
+        """Remove the files PJai keeps here that are not in ``before`` (with their SQLite
+        journals): those a failed opening made."""
+        for file in self.files():
+            if file.name in before:
+                continue
+            path = self.path / file.name
+            for part in (path, *(path.with_name(path.name + s) for s in _SIDECARS)):
+                part.unlink(missing_ok=True)
 
     def _check_no_import_unfinished(self) -> None:
         """Refuse a directory that holds part of an import: its process stopped before
