@@ -400,8 +400,10 @@ class DataDir:
                 # A file here is not PJai's (another program's store.db or primary.db) or
                 # is damaged: take back the files opening made beside it, so that a
                 # refused directory is left as it was. Not after SQL that is merely
-                # unavailable (locked): another process may be making those files.
-                if not isinstance(exc, SqlUnavailableError):
+                # unavailable (locked), nor where neither file was here before: another
+                # process may be making a fresh directory's files at the same moment.
+                held = {self.store_path.name, self.primary_path.name} & before
+                if held and not isinstance(exc, SqlUnavailableError):
                     self._remove_made(before)
                 raise
 
