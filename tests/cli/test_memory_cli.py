@@ -404,3 +404,12 @@ def test_bookmark_ranges_are_checked(cli: Cli) -> None:
     refused = cli.fails("bookmark", "update", mark["id"], "--from", "2026-06-01")
     assert "--from: must not be after the end of the range" in refused
     assert cli.json("bookmark", "list", "ada")[0]["time_from"] == "2026-05-01T00:00:00Z"
+
+
+def test_nan_and_infinity_given_to_set_are_text(cli: Cli) -> None:
+    """Not JSON: a text setting takes them as typed, a number setting refuses them."""
+    made = cli.json("persona", "create", "Ada", "--set", "personality.type=NaN")
+    assert made["personality"]["type"] == "NaN"
+    assert "got text" in cli.fails(
+        "persona", "update", "Ada", "--set", "memory.capacities.hot=-Infinity"
+    )

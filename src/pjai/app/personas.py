@@ -117,10 +117,16 @@ def _load(config: Settings) -> dict[str, Any]:
 
 
 def _value(text: str) -> Any:
+    """A ``--set`` value: JSON, else the text. Python's NaN and Infinity are not JSON:
+    they stay text, which no number setting takes."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json)
     except ValueError:
         return text
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _event(kind: type[Event], args: dict[str, Any]) -> Any:
