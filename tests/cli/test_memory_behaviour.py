@@ -148,7 +148,7 @@ def test_refusals_are_said_in_the_users_terms(cli: Cli) -> None:
     cli("memory", "link", "cake", "tea")
     assert "is linked to tea (related) already" in cli.fails("memory", "link", "cake", "tea")
     wrong = cli.fails("persona", "update", "ada", "--set", 'memory.capacities.hot="many"')
-    assert "field 'memory.capacities.hot': expected a whole number, got text" in wrong
+    assert "--set 'memory.capacities.hot=\"many\"': expected a whole number, got text" in wrong
     assert "v1." not in wrong + again
 
 

@@ -406,6 +406,38 @@ def test_bookmark_ranges_are_checked(cli: Cli) -> None:
     assert cli.json("bookmark", "list", "ada")[0]["time_from"] == "2026-05-01T00:00:00Z"
 
 
+def test_refusals_name_the_argument_or_option_given(cli: Cli) -> None:
+    """An event's refusal names what the person typed, not the event's field."""
+    cli("persona", "create", "Ada", "--id", "ada", "--activate")
+    cli("memory", "add", "ada", "Tea at four", "--id", "tea")
+    for command in (["memory", "add", "ada", " "], ["memory", "add", " ", "--persona", "ada"]):
+        assert cli.fails(*command).startswith("error: CONTENT: expected text that is not blank")
+    assert cli.fails("memory", "add", "ada", "x", "--type", "").startswith("error: --type: ")
+    assert cli.fails("memory", "update", "tea", "--type", "").startswith("error: --type: ")
+    assert cli.fails("memory", "update", "tea", "--content", "").startswith("error: --content: ")
+    for command in (["bookmark", "create", "ada", ""], ["bookmark", "create", ""]):
+        assert cli.fails(*command).startswith("error: NAME: expected text of at least 1")
+    talk = cli("conversation", "start", "ada").strip()
+    said = cli.fails("conversation", "say", talk, "user", "")
+    assert said.startswith("error: TEXT: expected text of at least 1 character")
+    for command in ("create", "update"):
+        who = ["Bea"] if command == "create" else ["ada"]
+        sets = ["--set", "memory.importance_threshold=NaN", "--set", "memory.capacities.hot=3"]
+        failed = cli.fails("persona", command, *who, *sets)
+        assert failed == (
+            "error: --set 'memory.importance_threshold=NaN': expected a number, got text"
+        )
+    failed = cli.fails("persona", "update", "ada", "--set", "memory.scoring.target=x")
+    assert failed.startswith("error: --set 'memory.scoring.target=x': ")
+    for failed in (
+        cli.fails("memory", "add", "ada", ""),
+        cli.fails("bookmark", "create", "ada", " "),
+        cli.fails("conversation", "say", talk, "user", ""),
+        cli.fails("persona", "update", "ada", "--set", "memory.capacities.hot=Infinity"),
+    ):
+        assert "field '" not in failed
+
+
 def test_nan_and_infinity_given_to_set_are_text(cli: Cli) -> None:
     """Not JSON: a text setting takes them as typed, a number setting refuses them."""
     made = cli.json("persona", "create", "Ada", "--set", "personality.type=NaN")

@@ -19,6 +19,7 @@ from pjai.cli.common import (
     console,
     for_persona,
     leading_persona,
+    named_fields,
     open_manager,
     parse_time,
     persona_and,
@@ -29,8 +30,17 @@ from pjai.cli.memory.options import MAX_LIMIT, UNFILTERED, Filters, filtered, me
 from pjai.cli.output import Format, id_column, listing, number, plain, print_rows, when
 from pjai.memory.timeline import PRESETS
 
-app = typer.Typer(help="Bookmarks: named time ranges and filters.", no_args_is_help=True)
-conversations = typer.Typer(help="Conversations with a persona.", no_args_is_help=True)
+# Errors name what the person typed: bookmark create's NAME, conversation say's TEXT.
+app = typer.Typer(
+    help="Bookmarks: named time ranges and filters.",
+    no_args_is_help=True,
+    cls=named_fields({"name": "first"}),
+)
+conversations = typer.Typer(
+    help="Conversations with a persona.",
+    no_args_is_help=True,
+    cls=named_fields({"content": "text"}),
+)
 
 BookmarkArg = Annotated[str, typer.Argument(help="The bookmark's id, or the start of it.")]
 Hours = Annotated[

@@ -11,19 +11,20 @@ from __future__ import annotations
 import math
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import msgspec
 import typer
 from rich.console import RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
-from typer.core import TyperArgument, TyperOption
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from pjai.app import DataDir as DataDirectory
 from pjai.cli.grouped import option_group
@@ -60,6 +61,7 @@ __all__ = [
     "for_persona",
     "interactive",
     "leading_persona",
+    "named_fields",
     "one_persona",
     "open_manager",
     "parse_time",
@@ -144,22 +146,48 @@ def fail(error: PjaiError) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def named_fields(fields: Mapping[str, str]) -> type[TyperGroup]:
+    """The group class (``typer.Typer(cls=...)``) of a family of commands whose errors
+    name an event's field as the person gave it. ``fields`` maps a field, or a group of
+    fields (``memory`` for ``memory.capacities.hot``), to the parameter that gives it
+    where a command has one of that name (``{"content": "first"}``: ``memory add``'s
+    CONTENT; ``memory update`` has none and says ``--content``)."""
+    return type("NamedFieldsGroup", (TyperGroup,), {"fields": dict(fields)})
+
+
 def _given_as(field: str) -> str:
-    """How the person gave an event's ``field``: the running command's option or
-    argument of that name (``--importance``, ``TARGET_ID``), else the field
+    """How the person gave an event's ``field``: the parameter its command family maps
+    it to (:func:`named_fields`), else the running command's option or argument of
+    that name (``--importance``, ``TARGET_ID``), else the field
     (``field 'filters.hours[0]'``)."""
-    command = running.get()
+    context: click.Context | None = running.get()
     name = re.sub(r"\[\d+\]$", "", field)  # tags[0]: the first value given to --label
     # A bookmark's filters.hours is --hours, filters.importance_min --min-importance.
     base = name.removeprefix("filters.")
-    names = {name, base, re.sub(r"^(\w+)_(min|max)$", r"\2_\1", base)}
-    for param in command.params if command is not None else ():
-        if param.name not in names:
-            continue
+    names = [name, base, re.sub(r"^(\w+)_(min|max)$", r"\2_\1", base)]
+    family = context.parent.command if context is not None and context.parent else None
+    mapped: dict[str, str] = getattr(family, "fields", {})
+    names[:0] = [to for group, to in mapped.items() if f"{name}.".startswith(f"{group}.")]
+    params = {param.name: param for param in context.command.params} if context else {}
+    for param in (params[n] for n in names if n in params):
         if isinstance(param, TyperOption):
-            return max(param.opts, key=len)
+            option = max(param.opts, key=len)
+            if param.metavar == "PATH=VALUE" and context is not None:
+                return _setting_given(option, name, context.params.get(param.name or ""))
+            return option
         if isinstance(param, TyperArgument) and not param.hidden:
-            return param.metavar or field.upper()
+            # A [PERSONA] VALUE argument gave the value.
+            return (param.metavar or (param.name or field).upper()).split()[-1]
+    return f"field '{field}'"
+
+
+def _setting_given(option: str, field: str, given: Any) -> str:
+    """The ``--set PATH=VALUE`` that gave the setting ``field`` (the last one, which
+    counts); else the field, which came from a --config file or a template."""
+    for item in reversed(given or ()):
+        path = item.partition("=")[0].strip()
+        if f"{field}.".startswith(f"{path}.") or path.startswith(f"{field}."):
+            return f"{option} {item!r}"
     return f"field '{field}'"
 
 

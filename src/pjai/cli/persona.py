@@ -28,6 +28,7 @@ from pjai.cli.common import (
     YesFlag,
     confirmed,
     console,
+    named_fields,
     open_manager,
     print_json,
     print_result,
@@ -36,7 +37,12 @@ from pjai.cli.memory.options import moves_text
 from pjai.cli.output import Format, clipped, content_column, id_column, listing, plain, print_rows
 from pjai.schema.models import Persona
 
-app = typer.Typer(help="Personas: their personality, settings and privacy.", no_args_is_help=True)
+# A setting's error names the --set that gave it: --set 'memory.capacities.hot=x'.
+app = typer.Typer(
+    help="Personas: their personality, settings and privacy.",
+    no_args_is_help=True,
+    cls=named_fields(dict.fromkeys(SETTINGS, "sets")),
+)
 
 Sets = Annotated[
     list[str] | None,

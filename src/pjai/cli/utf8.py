@@ -21,7 +21,8 @@ __all__ = ["Utf8Group", "not_text", "running"]
 V = TypeVar("V")
 
 running: ContextVar[Any] = ContextVar("running", default=None)
-"""The command whose callback runs now (its error messages name its options)."""
+"""The context of the command whose callback runs now (its error messages name its
+options, as its command family maps them)."""
 
 
 def not_text(value: object) -> str | None:
@@ -52,7 +53,7 @@ class _Utf8Context(typer.Context):
                 continue
             if (problem := not_text(self.params.get(param.name))) is not None:
                 raise typer.BadParameter(problem, ctx=self, param=param)
-        token = running.set(self.command)
+        token = running.set(self)
         try:
             return super().invoke(callback, *args, **kwargs)
         finally:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import typer
 
+from pjai.cli.common import named_fields
 from pjai.cli.memory import finding, links, records, upkeep
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Memories: add, list, search, open, organise.", no_args_is_help=True)
+# Errors name what the person typed: memory add's CONTENT, --type.
+app = typer.Typer(
+    help="Memories: add, list, search, open, organise.",
+    no_args_is_help=True,
+    cls=named_fields({"content": "first", "type": "kind"}),
+)
 app.command()(records.add)
 app.command("list")(records.list_memories)
 app.command("search")(finding.search_memories)
