@@ -259,3 +259,28 @@ async def test_a_push_refused_as_behind_by_a_server_not_ahead_is_not_sent_again_
     # One push a connection, a connection every 0.1 s or so (full jitter of 0.2 s): not
     # thousands of pushes a second.
     assert 1 <= len(pushes) <= len(made) <= 25
+
+
+async def test_an_acknowledgement_short_of_the_push_is_not_answered_by_pushing_again() -> None:
+    pushes: list[Push] = []
+
+    async def serve(end: Transport) -> None:
+        decode(await end.receive())
+        await end.send(encode(welcome()))
+        while True:
+            message = decode(await end.receive())
+            if isinstance(message, Push):
+                pushes.append(message)  # "appended", yet the head stays where it was
+                await end.send(encode(PushAck(id=message.id, head=ROOT, accepted=1)))
+            else:
+                await answer_keep_alive(end, message)
+
+    connect, made = serving(serve)
+    with Store.memory(sync=True) as store:
+        store.commit(persona("p1"))
+        client = SyncClient(store, connect, store_id="s1", backoff=(0.2, 0.2))
+        client.start()
+        await asyncio.sleep(1)
+        await client.stop()
+        assert store.pending_count == 1
+    assert 1 <= len(pushes) <= len(made) <= 25

@@ -237,9 +237,18 @@ class ClientSession:
         return [Send(Pull(cursor=confirmed_head, live=True))]
 
     def _acknowledged(self, ack: PushAck) -> list[Action]:
-        if self._in_flight is None or ack.id != self._in_flight.id:
+        push = self._in_flight
+        if push is None or ack.id != push.id:
             return []  # an answer to a push of an earlier connection: nothing to do
         self._in_flight = None
+        last = push.events[-1].position
+        if ack.head.key < last.key:
+            # Appended, yet the head is short of the push: pushing again at once would
+            # be answered the same, as fast as the two can talk. Reconnect, with backoff.
+            return self._fail(
+                "out_of_order",
+                f"the server acknowledged a push up to {last}, yet says its head is {ack.head}",
+            )
         self._acked = ack.head
         self._heard(ack.head)
         self.push_size = min(self.batch, self.push_size * 2)
