@@ -284,3 +284,35 @@ async def test_an_acknowledgement_short_of_the_push_is_not_answered_by_pushing_a
         await client.stop()
         assert store.pending_count == 1
     assert 1 <= len(pushes) <= len(made) <= 25
+
+
+async def test_events_past_the_head_the_server_names_move_its_head_on() -> None:
+    theirs = records(3, persona_id="p2", client_id="c2")
+    pushed = asyncio.Event()
+
+    async def serve(end: Transport) -> None:
+        decode(await end.receive())
+        await end.send(encode(welcome()))
+        sent = False
+        while True:
+            message = decode(await end.receive())
+            if isinstance(message, Push):  # one sent before the events is lost
+                if message.events[0].parent == theirs[-1].position:
+                    pushed.set()
+            elif isinstance(message, Pull) and not sent:  # events past the head it names
+                await end.send(encode(Events(events=theirs, head=ROOT, more=False)))
+                sent = True
+            else:
+                await answer_keep_alive(end, message)
+
+    connect, _ = serving(serve)
+    with Store.memory(sync=True) as store:
+        store.commit(persona("p1"))
+        client = SyncClient(store, connect, store_id="s1")
+        client.start()
+        try:
+            async with asyncio.timeout(5):
+                await pushed.wait()
+            assert client.status.server_head == 3
+        finally:
+            await client.stop()

@@ -147,6 +147,8 @@ class ClientSession:
             return self._fail("out_of_order", f"{wire_name(message)} before welcome")
         if isinstance(message, Events):
             self._heard(message.head)
+            if message.events:  # the server has them, whatever head it names
+                self._heard(message.events[-1].position)
             self._overtaken(message.events)
             return [Apply(message.events)] if message.events else []
         if isinstance(message, PushAck):
