@@ -316,3 +316,22 @@ async def test_events_past_the_head_the_server_names_move_its_head_on() -> None:
             assert client.status.server_head == 3
         finally:
             await client.stop()
+
+
+async def test_a_server_that_welcomes_then_sends_garbage_is_retried_ever_later() -> None:
+    async def serve(end: Transport) -> None:
+        decode(await end.receive())
+        await end.send(encode(welcome()))
+        decode(await end.receive())  # the pull: the client is online
+        await end.send(b'{"type": "events", "events": 1}')
+        await asyncio.Event().wait()
+
+    connect, made = serving(serve)
+    with Store.memory(sync=True) as store:
+        client = SyncClient(store, connect, store_id="s1", backoff=(0.05, 10.0), seed=1)
+        client.start()
+        await asyncio.sleep(1)
+        await client.stop()
+    # The delay doubles from 0.05 s as for a server that cannot be reached: a handful of
+    # connections, not one every 25 ms or so as after connections that worked.
+    assert 2 <= len(made) <= 12

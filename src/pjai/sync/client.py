@@ -6,7 +6,8 @@ events as soon as the server can take them: right after the server's head as las
 heard, numbered as the coming rebase will number them when the store can tell without
 rebasing, so that a client with a backlog keeps up with others writing. Local commits
 wake it. When the connection drops it waits (exponential backoff with jitter, 0.2 s
-doubling to 30 s) and connects again; pending events stay in the store file
+doubling to 30 s, starting over after a connection that stayed online that long)
+and connects again; pending events stay in the store file
 meanwhile, across restarts too. Commits that other processes make to the store file
 (a CLI command beside a running client) wake it too: it looks for them every
 ``watch_interval`` seconds, which costs one ``PRAGMA data_version``. It stops for good
@@ -146,7 +147,8 @@ class SyncClient:
         self._task: asyncio.Task[None] | None = None
         self._transport: Transport | None = None
         self._hold_until = 0.0
-        self._was_online = False
+        self._online_since: float | None = None
+        """When the current connection reached ``online`` (loop time)."""
         self._status = SyncStatus("offline", backend_id=store.meta(BACKEND_KEY))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()
@@ -217,8 +219,13 @@ class SyncClient:
                 return
             else:
                 self._set(state="offline")
-            if self._was_online:  # a connection that worked starts the backoff over
-                delay, self._was_online = self._backoff[0], False
+            # A connection that stayed online a while starts the backoff over; one a
+            # server ended soon after its welcome (a bad frame, an event it must refuse)
+            # counts as a failed attempt, or it would be retried ten times a second.
+            since, self._online_since = self._online_since, None
+            loop = asyncio.get_running_loop()
+            if since is not None and loop.time() - since >= self._backoff[1]:
+                delay = self._backoff[0]
             # Full jitter: clients that lost the same server do not all return at once.
             await asyncio.sleep(self._random.uniform(0, delay))
             delay = min(self._backoff[1], delay * 2)
@@ -447,7 +454,7 @@ class SyncClient:
                 self.store.set_meta(BACKEND_KEY, session.backend_id)
             if self.store.meta(STORE_KEY) is None:
                 self.store.set_meta(STORE_KEY, self.store_id)
-            self._was_online = True
+            self._online_since = asyncio.get_running_loop().time()
             self._set(state="online", last_error=None, backend_id=session.backend_id)
         if self._status.read_only == session.can_push:
             self._set(read_only=not session.can_push)
