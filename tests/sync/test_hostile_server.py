@@ -13,7 +13,7 @@ import pytest
 from pjai.schema.records import ROOT
 from pjai.store import Store
 from pjai.sync.client import SyncClient
-from pjai.sync.presence import PRESENCE
+from pjai.sync.presence import MAX_PEERS, PRESENCE
 from pjai.sync.protocol import (
     Events,
     Hello,
@@ -335,3 +335,36 @@ async def test_a_server_that_welcomes_then_sends_garbage_is_retried_ever_later()
     # The delay doubles from 0.05 s as for a server that cannot be reached: a handful of
     # connections, not one every 25 ms or so as after connections that worked.
     assert 2 <= len(made) <= 12
+
+
+async def test_a_roster_longer_than_a_server_may_send_keeps_the_latest_seen() -> None:
+    seen = datetime.now(UTC)
+    peers = [
+        Peer(
+            client_id=f"c{i}",
+            session_id=f"x{i}",
+            name=f"n{i}",
+            state="online",
+            detail={},
+            last_seen=seen + timedelta(seconds=i),
+        )
+        for i in range(MAX_PEERS + 50)
+    ]
+
+    async def serve(end: Transport) -> None:
+        decode(await end.receive())
+        await end.send(encode(welcome(extensions=[PRESENCE])))
+        await end.send(encode(Presence(peers=peers)))
+        while True:
+            await answer_keep_alive(end, decode(await end.receive()))
+
+    connect, _ = serving(serve)
+    with Store.memory(sync=True) as store:
+        client = SyncClient(store, connect, store_id="s1", presence_name="me")
+        client.start()
+        try:
+            async with asyncio.timeout(5):
+                await client.wait_peers(bool)
+            assert client.peers == peers[-MAX_PEERS:]
+        finally:
+            await client.stop()

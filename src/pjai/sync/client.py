@@ -39,7 +39,7 @@ from pjai.schema.records import EventRecord, EventStatus, header_problem
 from pjai.store import Store
 from pjai.store.rebase import RebaseResult
 from pjai.sync.clientside import Apply, ClientSession, Fail, Reject, Send, Wait
-from pjai.sync.presence import PRESENCE
+from pjai.sync.presence import MAX_PEERS, PRESENCE
 from pjai.sync.protocol import (
     Events,
     Peer,
@@ -325,7 +325,10 @@ class SyncClient:
         peers = [_in_utc(peer) for peer in message.peers if peer.client_id != own]
         if None in peers:
             log.warning("the sync server sent peers seen at no time UTC can hold; left out")
-        self._set_peers([peer for peer in peers if peer is not None])
+        kept = [peer for peer in peers if peer is not None]
+        if len(kept) > MAX_PEERS:  # a server keeping to the protocol sends no more
+            kept = sorted(kept, key=lambda peer: peer.last_seen)[-MAX_PEERS:]
+        self._set_peers(kept)
 
     def _set_peers(self, peers: list[Peer]) -> None:
         if peers == self._peers:
