@@ -389,6 +389,9 @@ async def test_optimize_previews_the_moves_then_applies_them(web: WebApp) -> Non
     buried = _add(web, ada, "Buried treasure", tier="cold", pinned=False, importance=1.0)
     for i in range(3):
         _add(web, ada, f"filler {i}", tier="hot", pinned=False, importance=0.05)
+    web.services.memories.add(
+        ada, "unnamed, and low: content", tier="hot", pinned=False, importance=0.05
+    )
     async with simulated(web) as user:
         await _open_explorer(user, "Buried treasure")
         _act(user, "optimize").click()
@@ -397,6 +400,7 @@ async def test_optimize_previews_the_moves_then_applies_them(web: WebApp) -> Non
         assert isinstance(moves, ui.table)
         preview = {row["name"]: row["change"] for row in moves.rows}
         assert preview["Buried treasure"].startswith("cold → ")
+        assert "unnamed, and low: content" in preview  # named by its text, as the table does
         assert web.services.memories.get(buried).tier == "cold"  # a preview changes nothing
         _act(user, "optimize-apply").click()
         await user.should_see("Optimized:")

@@ -28,7 +28,7 @@ from pjai.memory.timeline import Unit, timeline_query
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import bookmarks as bookmarks_table
 from pjai.schema.tables import memories, memory_links
-from pjai.schema.types import utc_now
+from pjai.schema.types import read_text, utc_now
 from pjai.sql.repositories import MemoryOrder, memories_query
 from pjai.store import LiveQuery, Row
 
@@ -153,12 +153,13 @@ def links(manager: HybridDatabaseManager, memory_id: str) -> LiveQuery:
     return manager.live(spread(query, order_by=order))
 
 
-def names(manager: HybridDatabaseManager, ids: Sequence[str]) -> dict[str, str]:
-    """The names of these memories, by id."""
+def names(manager: HybridDatabaseManager, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """The names and texts of these memories, by id (a memory without a name is shown
+    by its text)."""
     if not ids:
         return {}
-    rows = manager.query(select(_m.id, _m.name).where(_m.id.in_(list(ids))))
-    return {r.id: r.name for r in rows}
+    rows = manager.query(select(_m.id, _m.name, _m.content).where(_m.id.in_(list(ids))))
+    return {r.id: (r.name, read_text(r.content)) for r in rows}
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from pjai.app.reads import memories as reads
 from pjai.memory.optimizer import OptimizationReport
 from pjai.schema.tables import TIERS
 from pjai.web.app import WebApp
+from pjai.web.views.explorer_table import shown_name
 
 __all__ = ["REASONS", "OptimizeDialog"]
 
@@ -74,7 +75,7 @@ class OptimizeDialog:
         rows = [
             {
                 "id": m.memory_id,
-                "name": names.get(m.memory_id, m.memory_id),
+                "name": shown_name(*names[m.memory_id]) if m.memory_id in names else m.memory_id,
                 "action": m.action,
                 "change": f"{m.tier} → {m.to}" if m.to else m.tier,
                 "reason": REASONS.get(m.reason, m.reason),
