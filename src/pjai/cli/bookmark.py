@@ -62,8 +62,10 @@ def _hours(text: str | None) -> list[int] | None:
     if not (sep and start.strip().isdigit() and end.strip().isdigit()):
         raise typer.BadParameter(f"{text!r}: use FROM-TO hours, e.g. 9-17", param_hint="--hours")
     low, high = int(start), int(end)
-    if high > 24:
-        raise typer.BadParameter(f"{text!r}: hours run from 0 to 24", param_hint="--hours")
+    if low > 23 or high > 24:
+        raise typer.BadParameter(
+            f"{text!r}: FROM runs from 0 to 23, TO from 1 to 24", param_hint="--hours"
+        )
     if low >= high:
         # A span across midnight would need two ranges; a bookmark filters by one.
         across = f"; for hours across midnight make two bookmarks, {low}-24 and 0-{high}"
