@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -192,6 +192,27 @@ async def test_a_stop_under_the_caller_s_timeout_lets_the_timeout_through() -> N
                 await client.stop()
 
 
+@contextlib.asynccontextmanager
+async def shown(peers: list[Peer]) -> AsyncIterator[SyncClient]:
+    """A running client whose server shows it ``peers`` once, then only keeps it alive."""
+
+    async def serve(end: Transport) -> None:
+        decode(await end.receive())
+        await end.send(encode(welcome(extensions=[PRESENCE])))
+        await end.send(encode(Presence(peers=peers)))
+        while True:
+            await answer_keep_alive(end, decode(await end.receive()))
+
+    connect, _ = serving(serve)
+    with Store.memory(sync=True) as store:
+        client = SyncClient(store, connect, store_id="s1", presence_name="me")
+        client.start()
+        try:
+            yield client
+        finally:
+            await client.stop()
+
+
 async def test_a_peer_seen_at_a_time_utc_cannot_hold_is_left_out() -> None:
     seen = datetime.now(UTC)
     peers = [
@@ -213,25 +234,12 @@ async def test_a_peer_seen_at_a_time_utc_cannot_hold_is_left_out() -> None:
         ),
     ]
 
-    async def serve(end: Transport) -> None:
-        decode(await end.receive())
-        await end.send(encode(welcome(extensions=[PRESENCE])))
-        await end.send(encode(Presence(peers=peers)))
-        while True:
-            await answer_keep_alive(end, decode(await end.receive()))
-
-    connect, _ = serving(serve)
-    with Store.memory(sync=True) as store:
-        client = SyncClient(store, connect, store_id="s1", presence_name="me")
-        client.start()
-        try:
-            async with asyncio.timeout(5):
-                await client.wait_until(lambda s: s.state == "online")
-                await asyncio.sleep(0.3)
-            assert [(p.name, p.last_seen) for p in client.peers] == [("near", seen)]
-            assert client.status.state == "online"
-        finally:
-            await client.stop()
+    async with shown(peers) as client:
+        async with asyncio.timeout(5):
+            await client.wait_until(lambda s: s.state == "online")
+            await asyncio.sleep(0.3)
+        assert [(p.name, p.last_seen) for p in client.peers] == [("near", seen)]
+        assert client.status.state == "online"
 
 
 async def pushes_answered_with(answer: Callable[[Push], Message]) -> tuple[list[Push], int]:
@@ -344,20 +352,7 @@ async def test_a_roster_longer_than_a_server_may_send_keeps_the_latest_seen() ->
         for i in range(MAX_PEERS + 50)
     ]
 
-    async def serve(end: Transport) -> None:
-        decode(await end.receive())
-        await end.send(encode(welcome(extensions=[PRESENCE])))
-        await end.send(encode(Presence(peers=peers)))
-        while True:
-            await answer_keep_alive(end, decode(await end.receive()))
-
-    connect, _ = serving(serve)
-    with Store.memory(sync=True) as store:
-        client = SyncClient(store, connect, store_id="s1", presence_name="me")
-        client.start()
-        try:
-            async with asyncio.timeout(5):
-                await client.wait_peers(bool)
-            assert client.peers == peers[-MAX_PEERS:]
-        finally:
-            await client.stop()
+    async with shown(peers) as client:
+        async with asyncio.timeout(5):
+            await client.wait_peers(bool)
+        assert client.peers == peers[-MAX_PEERS:]
