@@ -404,18 +404,8 @@ class DataDir:
                 # process may be making a fresh directory's files at the same moment.
                 held = {self.store_path.name, self.primary_path.name} & before
                 if held and not isinstance(exc, SqlUnavailableError):
-                    self._remove_made(before)
+                    self.remove_new(before)
                 raise
-
-    def _remove_made(self, before: set[str]) -> None:
-        """Remove the files PJai keeps here that are not in ``before`` (with their SQLite
-        journals): those a failed opening made."""
-        for file in self.files():
-            if file.name in before:
-                continue
-            path = self.path / file.name
-            for part in (path, *(path.with_name(path.name + s) for s in _SIDECARS)):
-                part.unlink(missing_ok=True)
 
     def _check_no_import_unfinished(self) -> None:
         """Refuse a directory that holds part of an import: its process stopped before
