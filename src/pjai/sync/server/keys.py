@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
+import psycopg
 import sqlalchemy as sa
 from msgspec import Meta
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,6 +37,7 @@ __all__ = [
     "MAX_STORE_KEYS",
     "MAX_STORE_KEY_BYTES",
     "REWRITE_GAP_S",
+    "REWRITE_LOCK_WAIT_MS",
     "Deletion",
     "KeyBox",
     "KeyItem",
@@ -59,6 +61,11 @@ REWRITE_GAP_S = 1.0
 """The least time from the end of one rewrite of the keys' files to the start of the
 next; at least nine times as long as the last one took, too, so that rewrites lock the
 keys a tenth of the time at most, however fast a write token deletes keys."""
+
+REWRITE_LOCK_WAIT_MS = 1_000
+"""How long a rewrite on PostgreSQL waits for the keys table's lock before it gives up
+and runs again later: waiting, it would hold back every request for keys queued
+behind it for as long as the transaction it waits for runs."""
 
 
 class KeyItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -215,18 +222,30 @@ class SqlKeys:
             count, size = conn.execute(query.where(c.store_id == store_id)).one()
         return int(count), int(size)
 
-    def _scrub(self) -> None:
+    def _scrub(self) -> bool:
         """Leave no older copy of a deleted key's wrapped bytes in the database's files:
         on SQLite its write-ahead log is emptied, on PostgreSQL the table is rewritten
         (``VACUUM FULL``; what PostgreSQL's own write-ahead log and backups keep is out
-        of PJai's reach, docs/security.md)."""
+        of PJai's reach, docs/security.md). False when a reader or a transaction kept
+        it from that: it is to run again."""
         if self.engine.dialect.name == "sqlite":
-            if not empty_sqlite_log(self.engine):
-                log.warning("a reader kept the sync server's log: deleted keys stay in it")
-            return
+            if empty_sqlite_log(self.engine):
+                return True
+            log.warning("a reader kept the sync server's log: deleted keys stay in it for now")
+            return False
         autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         with autocommit.connect() as conn:
-            conn.exec_driver_sql(f'VACUUM FULL "{keys.name}"')
+            conn.exec_driver_sql(f"SET lock_timeout = {REWRITE_LOCK_WAIT_MS}")
+            try:
+                conn.exec_driver_sql(f'VACUUM FULL "{keys.name}"')
+            except sa.exc.OperationalError as exc:
+                if not isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+                    raise
+                log.warning("a transaction held the keys table: deleted keys stay in it for now")
+                return False
+            finally:
+                conn.exec_driver_sql("RESET lock_timeout")
+        return True
 
     def _known(self, conn: sa.Connection, store_id: str, ids: list[str]) -> set[str]:
         query = sa.select(keys.c.id).where(keys.c.store_id == store_id, keys.c.id.in_(ids))
@@ -236,9 +255,10 @@ class SqlKeys:
 class _Rewrites:
     """Runs ``rewrite`` in a thread of its own when asked, one run at a time: the asks
     made while one runs or waits are served by the next run, which starts
-    :data:`REWRITE_GAP_S` after the last one ended at the soonest."""
+    :data:`REWRITE_GAP_S` after the last one ended at the soonest. A run that fails or
+    returns False runs again, unless the rewrites are finishing."""
 
-    def __init__(self, rewrite: Callable[[], None]) -> None:
+    def __init__(self, rewrite: Callable[[], bool]) -> None:
         self._rewrite = rewrite
         self._changed = threading.Condition()
         self._owed = False
@@ -279,9 +299,11 @@ class _Rewrites:
                 self._owed = False
             started = time.monotonic()
             try:
-                self._rewrite()
+                done = self._rewrite()
             except Exception:
                 log.exception("rewriting the keys failed; deleted ones stay in the files for now")
+                done = False
+            if not done:
                 with self._changed:
                     self._owed = self._owed or not self._hurry  # later, unless closing
             ended = time.monotonic()
