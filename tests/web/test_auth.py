@@ -735,3 +735,26 @@ def test_off_loopback_a_signed_in_socket_opens_only_from_the_app_s_own_pages(
             url + "/login", data={"passphrase": PASSPHRASE}, headers={"origin": str(elsewhere)}
         )
         assert posted.status_code == 403
+
+
+def test_signing_out_takes_a_post_from_the_app_s_own_pages(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data")
+    data.passphrase().set(PASSPHRASE)
+    with WebProcess(data.path, "--host", "0.0.0.0") as web:
+        url = web.url.replace("0.0.0.0", "127.0.0.1")
+        signed_in = httpx.post(
+            url + "/login", data={"passphrase": PASSPHRASE}, headers={"origin": url}
+        )
+        cookies = {COOKIE: signed_in.cookies[COOKIE]}
+        # An image on a page of another app on this host: the same site, so the cookie
+        # goes with it, and a GET names no origin.
+        httpx.get(url + auth.LOGOUT_PATH, cookies=cookies)
+        elsewhere = url.rsplit(":", 1)[0] + ":1"
+        refused = httpx.post(url + auth.LOGOUT_PATH, cookies=cookies, headers={"origin": elsewhere})
+        assert refused.status_code == 403
+        still = httpx.get(url + "/", cookies=cookies)
+        assert still.status_code == 200  # signed in still
+        out = httpx.post(url + auth.LOGOUT_PATH, cookies=cookies, headers={"origin": url})
+        assert out.status_code == 303
+        assert out.headers["location"] == auth.LOGIN_PATH
+        assert httpx.get(url + "/", cookies=cookies).status_code == 303

@@ -106,7 +106,10 @@ def serve(
         def logout(request: Request) -> Response:
             return auth.logout(request, sessions)
 
-        app.add_api_route(auth.LOGOUT_PATH, logout, methods=["GET"])
+        # A POST, which SameOrigin lets through only from the app's own pages: a GET
+        # would sign the visitor out from any page of the same site (an image on
+        # another app of this host sends the SameSite cookie along).
+        app.add_api_route(auth.LOGOUT_PATH, logout, methods=["POST"])
         web.login_required = True
     shown = f"[{host}]" if ":" in host else host
     app.on_startup(lambda: announce(f"http://{shown}:{port}/"))

@@ -49,8 +49,7 @@ def root(web: WebApp) -> None:
                 partial(_persona_switch, web),
             ).classes("w-auto")
         if web.login_required:
-            leave = ui.button("Sign out", icon="logout", on_click=_sign_out)
-            leave.props('flat color=white data-testid="sign-out"')
+            _sign_out()
     banner = ui.label(STORE_OFF).classes("w-full bg-amber-2 q-pa-sm rounded")
     banner.props('data-banner="store-off"')
     banner.set_visibility(not web.manager.use_livestore)
@@ -67,7 +66,10 @@ def root(web: WebApp) -> None:
 
 
 def _sign_out() -> None:
-    ui.navigate.to(LOGOUT_PATH)
+    # A form the browser posts itself: signing out takes a POST from this app's page.
+    with ui.element("form").props(f'method=post action="{LOGOUT_PATH}"'):
+        leave = ui.button("Sign out", icon="logout")
+        leave.props('type=submit flat color=white data-testid="sign-out"')
 
 
 def _nav_item(view: View) -> None:
