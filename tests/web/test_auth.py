@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import nicegui
 import pytest
+import sqlalchemy as sa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -28,6 +29,8 @@ from pjai.app.websessions import WEB_SESSIONS_FILE, WebSessions
 from pjai.bench.webapp import WebProcess
 from pjai.cli import app
 from pjai.errors import ConfigError
+from pjai.schema.types import to_iso, utc_now
+from pjai.sync.server.tables import tokens
 from pjai.web import auth, guard
 from pjai.web.auth import COOKIE, LoginGate
 from pjai.web.server import is_loopback
@@ -95,6 +98,23 @@ def test_a_session_expires(tmp_path: Path) -> None:
         assert sessions.valid(secret)
         time.sleep(0.6)
         assert not sessions.valid(secret)
+
+
+def test_a_shorter_session_lifetime_ends_the_sessions_already_longer(tmp_path: Path) -> None:
+    with WebSessions.open(tmp_path, lifetime_s=12 * 3600) as sessions:
+        secret = sessions.start("from 10.0.0.7")
+        access, _ = sessions.create_access("phone")
+        by_token = sessions.exchange(access, "from phone")
+        # Both began 90 minutes ago.
+        began = to_iso(utc_now() - timedelta(minutes=90))
+        with sessions.engine.begin() as conn:
+            conn.execute(sa.update(tokens).values(created_at=began))
+    # The app restarted with --session-hours 1: a login lasts an hour now.
+    with WebSessions.open(tmp_path, lifetime_s=3600) as sessions:
+        assert not sessions.valid(secret)
+        assert not sessions.valid(by_token)
+    with WebSessions.open(tmp_path, lifetime_s=2 * 3600) as sessions:
+        assert sessions.valid(secret)  # within two hours, as it was made to last 12
 
 
 def test_revoking_a_session_signs_it_out(sessions: WebSessions) -> None:

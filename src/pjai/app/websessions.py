@@ -119,10 +119,14 @@ class WebSessions(Resource):
         return token if token is not None and token.store_id == WEB_SCOPE else None
 
     def valid(self, secret: str | None) -> bool:
-        """Whether ``secret`` is a live session's: one the passphrase started, or one
-        whose access token is live too."""
+        """Whether ``secret`` is a live session's, begun less than :attr:`lifetime` ago:
+        one the passphrase started, or one whose access token is live too."""
         token = self.check(secret)
         if token is None or not token.label.startswith(SESSION_LABEL):
+            return False
+        if utc_now() - from_iso(token.created_at) >= self.lifetime:
+            # Begun when logins lasted longer: the app now runs with a shorter lifetime
+            # (``--session-hours``), which ends the sessions already past it too.
             return False
         if (token_id := _started_by(token)) is None:
             return True
