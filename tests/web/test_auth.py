@@ -59,6 +59,16 @@ def test_a_short_passphrase_is_refused_and_the_old_one_kept(tmp_path: Path) -> N
     assert found.check("a long enough passphrase")
 
 
+def test_a_passphrase_the_login_form_would_take_for_a_token_is_refused(
+    tmp_path: Path,
+) -> None:
+    found = Passphrase.of(tmp_path)
+    found.set("a long enough passphrase")
+    with pytest.raises(ConfigError, match="cannot begin with 'pjai_'"):
+        found.set("pjai_ the name of this app and more")
+    assert found.check("a long enough passphrase")
+
+
 def test_a_damaged_passphrase_file_says_how_to_mend_it(tmp_path: Path) -> None:
     found = Passphrase.of(tmp_path)
     found.path.write_text(json.dumps({"salt": "zz"}))

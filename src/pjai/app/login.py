@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pjai.errors import ConfigError
 from pjai.schema.limits import encoding_problem
+from pjai.sync.server.tokens import PREFIX
 
 __all__ = ["MIN_LENGTH", "PASSPHRASE_FILE", "Passphrase"]
 
@@ -60,6 +61,13 @@ class Passphrase:
         if len(passphrase) < MIN_LENGTH:
             raise ConfigError(
                 f"the passphrase must have at least {MIN_LENGTH} characters, got {len(passphrase)}"
+            )
+        if passphrase.startswith(PREFIX):
+            # The login form takes what begins so for an access token: such a
+            # passphrase would never be checked, and could never sign anyone in.
+            raise ConfigError(
+                f"the passphrase cannot begin with {PREFIX!r}, which marks an access token "
+                "at the login form; choose another"
             )
         salt = secrets.token_bytes(16)
         record = {
