@@ -788,3 +788,32 @@ def test_signing_out_takes_a_post_from_the_app_s_own_pages(tmp_path: Path) -> No
         assert out.status_code == 303
         assert out.headers["location"] == auth.LOGIN_PATH
         assert httpx.get(url + "/", cookies=cookies).status_code == 303
+
+
+def test_sessions_signed_out_meanwhile_do_not_stop_the_others_ending(
+    sessions: WebSessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets = [sessions.start(f"from 10.0.0.{n}") for n in range(3)]
+    access, token = sessions.create_access("phone")
+    by_token = [sessions.exchange(access, f"from phone {n}") or "" for n in range(3)]
+    revoke = sessions.tokens.revoke
+    signing_out: list[str] = []
+
+    def as_one_signs_out(token_id: str, *, actor: str | None = None) -> Any:
+        # A browser signs out just as its session is about to be revoked.
+        while signing_out:
+            if (found := sessions.check(signing_out.pop())) is not None:
+                revoke(found.id, actor="web logout")
+        return revoke(token_id, actor=actor)
+
+    monkeypatch.setattr(sessions.tokens, "revoke", as_one_signs_out)
+    signing_out.append(secrets[1])
+    assert sessions.end_passphrase_sessions(actor="pjai web passphrase") == 2
+    assert not any(sessions.valid(s) for s in secrets)
+    signing_out.append(by_token[1])
+    sessions.revoke(token.id, actor="ada")
+    assert not any(sessions.valid(s) for s in by_token)
+    last = sessions.start("from 10.0.0.9")
+    signing_out.append(last)  # signed out from two tabs at once
+    sessions.end(last)
+    assert not any(t.live() for t in sessions.list())

@@ -140,7 +140,17 @@ class WebSessions(Resource):
         """End the session with this secret (log out); nothing if it is not live."""
         token = self.check(secret)
         if token is not None:
-            self.tokens.revoke(token.id, actor="web logout")
+            self._end(token.id, actor="web logout")
+
+    def _end(self, token_id: str, *, actor: str | None) -> bool:
+        """Revoke the live token ``token_id`` (an exact id); whether this did it. One
+        revoked meanwhile (its browser signed out, another command ended it) is ended
+        all the same: not an error that would leave the rest of a list live."""
+        try:
+            self.tokens.revoke(token_id, actor=actor)
+        except ConfigError:
+            return False
+        return True
 
     # -- access tokens -----------------------------------------------------------------
 
@@ -167,7 +177,7 @@ class WebSessions(Resource):
                 session.expires_at is None or now < session.expires_at
             )
             if live and _started_by(session) == revoked.id:
-                self.tokens.revoke(session.id, actor=actor)
+                self._end(session.id, actor=actor)
         return revoked
 
     def end_passphrase_sessions(self, *, actor: str | None = None) -> int:
@@ -180,8 +190,8 @@ class WebSessions(Resource):
             live = session.revoked_at is None and (
                 session.expires_at is None or now < session.expires_at
             )
-            if live and session.label.startswith(SESSION_LABEL) and _started_by(session) is None:
-                self.tokens.revoke(session.id, actor=actor)
+            by_passphrase = session.label.startswith(SESSION_LABEL) and _started_by(session) is None
+            if live and by_passphrase and self._end(session.id, actor=actor):
                 ended += 1
         return ended
 
