@@ -126,7 +126,7 @@ class PersonaForm:
                 sets=edits,
             )
         except PjaiError as exc:
-            self._show_error(form_error(exc))
+            self._show_error(form_error(exc, self._labels()))
             self._mark_field(exc)
             return
         self._show_error(None)
@@ -180,6 +180,16 @@ class PersonaForm:
         for element in self.inputs.values():
             if isinstance(element, ValidationElement) and element.error:
                 element.error = None
+
+    def _labels(self) -> dict[str, str]:
+        """Each event field as the form shows it: its card, section and input."""
+        shown = {"name": "Name", "description": "Description"}
+        shown["communication_style"] = "Communication style"
+        for field in self.fields:
+            sections = [label(name) for name in field.section.split(".") if name]
+            path = [_CARDS[field.group][0], *sections, field.label]
+            shown[field.path] = " / ".join(path)
+        return shown
 
     def _mark_field(self, exc: PjaiError) -> None:
         # The input at fault says so too: the message above may be far from it.
