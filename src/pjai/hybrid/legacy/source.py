@@ -11,7 +11,10 @@ from pjai.errors import ConfigError
 from pjai.hybrid.legacy.rows import COLUMNS, NOT_IMPORTED, REQUIRED, Row
 from pjai.hybrid.legacy.values import Scale
 
-__all__ = ["SCALED", "Layout", "check", "open_legacy", "rows", "scales"]
+__all__ = ["BUSY_SECONDS", "SCALED", "Layout", "check", "open_legacy", "rows", "scales"]
+
+BUSY_SECONDS = 5.0
+"""How long the import waits for a program writing the legacy file to finish."""
 
 SCALED = {
     "importance": ("memory_entities", "importance"),
@@ -48,7 +51,9 @@ def open_legacy(source: Path) -> sqlite3.Connection:
     # it is, SQLite would still make a -shm file beside it (or fail on read-only media).
     mode = "mode=ro&immutable=1" if _closed_wal(source) else "mode=ro"
     try:
-        conn = sqlite3.connect(f"{source.resolve().as_uri()}?{mode}", uri=True)
+        conn = sqlite3.connect(
+            f"{source.resolve().as_uri()}?{mode}", uri=True, timeout=BUSY_SECONDS
+        )
     except sqlite3.Error as exc:
         raise ConfigError(f"cannot open legacy database {source}: {exc}") from exc
     # Text that is not UTF-8 comes back as bytes, for the row mapping to report, rather
@@ -121,6 +126,11 @@ def check(conn: sqlite3.Connection, source: Path) -> Layout:
                 f"while writing it; see {source.name}-journal beside it). Open it once in "
                 "the desktop app, or with sqlite3, so that SQLite undoes that change; then "
                 "import it"
+            ) from exc
+        if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+            raise ConfigError(
+                f"{source} is locked by a program writing it (the desktop app?); close "
+                "that program, or let it finish writing, then import again"
             ) from exc
         raise ConfigError(f"{source} is not a readable SQLite database: {exc}") from exc
     return Layout(present, int(total))
