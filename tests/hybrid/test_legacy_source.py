@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -30,3 +32,29 @@ def test_a_file_a_program_is_writing_is_said_to_be_locked(
         app.execute("ROLLBACK")
     assert manager.head() == head
     assert import_legacy(manager, source, report_path=tmp_path / "report.jsonl").personas == 1
+
+
+def test_a_wal_file_whose_log_cannot_be_read_where_it_lies_says_to_copy_both(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # A copy of the file and its log, as the desktop app left them, where SQLite cannot
+    # make the -shm file it reads the log through (the link stands for a read-only folder).
+    app_dir, source = tmp_path / "app", tmp_path / "copy" / "legacy.db"
+    app_dir.mkdir()
+    source.parent.mkdir()
+    db = LegacyDatabase(app_dir / "legacy.db")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.persona("p1", "One", created_at=0)
+    with closing(sqlite3.connect(app_dir / "legacy.db")) as app:
+        app.execute("PRAGMA wal_autocheckpoint = 0")
+        db.close()
+        app.execute("INSERT INTO personas (id, name) VALUES ('p2', 'Two')")
+        app.commit()
+        shutil.copy(app_dir / "legacy.db", source)
+        shutil.copy(app_dir / "legacy.db-wal", f"{source}-wal")
+    os.symlink(tmp_path / "nowhere" / "shm", f"{source}-shm")
+
+    with pytest.raises(ConfigError, match=r"copy legacy\.db and legacy\.db-wal together"):
+        import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+    Path(f"{source}-shm").unlink()  # where it can be made, the copy is read whole
+    assert import_legacy(manager, source, report_path=tmp_path / "report.jsonl").personas == 2

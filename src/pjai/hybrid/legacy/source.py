@@ -132,6 +132,15 @@ def check(conn: sqlite3.Connection, source: Path) -> Layout:
                 f"{source} is locked by a program writing it (the desktop app?); close "
                 "that program, or let it finish writing, then import again"
             ) from exc
+        log = source.with_name(f"{source.name}-wal")
+        if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_CANTOPEN and log.exists():
+            # Reading a write-ahead log takes a -shm file beside it, even read-only.
+            raise ConfigError(
+                f"{source} is in WAL mode with changes in {log.name}, which SQLite can only "
+                f"read through a {source.name}-shm file it cannot make beside it (a "
+                f"read-only folder or medium?); copy {source.name} and {log.name} together "
+                "into a writable folder and import the copy"
+            ) from exc
         raise ConfigError(f"{source} is not a readable SQLite database: {exc}") from exc
     return Layout(present, int(total))
 
