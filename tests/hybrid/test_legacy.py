@@ -653,6 +653,32 @@ def test_a_conversation_whose_messages_are_all_left_out_says_why(
     )
 
 
+def test_a_message_written_in_another_encoding_costs_that_message_only(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # The first message's text was written in Latin-1: SQLite holds the column as TEXT
+    # that is not UTF-8, which the import reads as bytes.
+    source = tmp_path / "legacy.db"
+    with LegacyDatabase(source) as db:
+        db.persona("p1", "One", created_at=0)
+    said = [{"role": "user", "content": "caf\xe9"}, {"role": "assistant", "content": "fine"}]
+    with closing(sqlite3.connect(source)) as conn:
+        conn.execute(
+            "INSERT INTO conversations (id, persona_id, messages, created_at) "
+            "VALUES ('c1', 'p1', CAST(? AS TEXT), 0)",
+            [json.dumps(said, ensure_ascii=False).encode("latin-1")],
+        )
+        conn.commit()
+
+    result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+
+    assert (result.conversations, result.messages, result.rejections) == (1, 1, ())
+    [lost] = [u for u in result.unmapped if u.row_id == "c1"]
+    assert lost.column == "messages[0]"
+    assert lost.reason.endswith("; the message is not imported")
+    assert messages(manager, "c1") == [("c1:1", "assistant", "fine", at("1970-01-01T00:00Z"))]
+
+
 def test_a_damaged_file_is_refused_before_anything_is_imported(
     manager: HybridDatabaseManager, tmp_path: Path
 ) -> None:

@@ -158,17 +158,33 @@ def first(mapping: dict[str, Any], *keys: str) -> tuple[str, Any]:
 
 
 def json_value(value: object, *, default: object) -> Any:
-    """A JSON column's value; ``default`` for NULL or blank text."""
+    """A JSON column's value; ``default`` for NULL or blank text.
+
+    Bytes that are not UTF-8 cost only the items holding them (:func:`_json_text`).
+    """
     if value is None or (isinstance(value, str) and not value.strip()):
         return default
     if not isinstance(value, str | bytes):
         return value
     try:
-        return json.loads(value)
+        return json.loads(_json_text(value) if isinstance(value, bytes) else value)
     except ValueError as exc:
         raise Unreadable(f"is not valid JSON: {exc}") from None
     except RecursionError:
         raise Unreadable(f"is not JSON PJai can read: {_TOO_DEEP}") from None
+
+
+def _json_text(value: bytes) -> str:
+    """The text of a JSON column kept as bytes.
+
+    Bytes that are not UTF-8 (one message written in another encoding) are read as
+    lone surrogates, which PJai refuses in any text: only the items holding them are
+    left out and reported, not every item of the column.
+    """
+    try:
+        return value.decode(json.detect_encoding(value))  # UTF-8, -16 or -32
+    except UnicodeDecodeError:
+        return value.decode("utf-8", "surrogateescape")
 
 
 def number(value: object) -> Any:
