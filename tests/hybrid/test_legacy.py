@@ -749,6 +749,23 @@ def test_columns_are_found_whatever_their_case(
     assert header["columns_not_imported"] == {"memory_entities.extra": "unknown to this importer"}
 
 
+def test_the_report_names_the_tables_that_are_not_imported(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    source = tmp_path / "legacy.db"
+    with LegacyDatabase(source) as db:
+        db.persona("p1", "One", created_at=0)
+        db.execute("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT)")
+        db.execute("INSERT INTO settings VALUES ('theme', 'dark')")
+        db.execute("CREATE TABLE Relationships (a, b) ")
+        db.execute("CREATE TABLE log (id INTEGER PRIMARY KEY AUTOINCREMENT)")  # + sqlite_sequence
+
+    import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+
+    header, _ = read_report(tmp_path / "report.jsonl")
+    assert header["tables_not_imported"] == ["Relationships", "log", "settings"]
+
+
 def test_a_file_written_while_it_is_imported_is_read_as_it_was_when_the_import_began(
     manager: HybridDatabaseManager, tmp_path: Path
 ) -> None:

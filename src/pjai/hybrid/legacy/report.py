@@ -132,9 +132,11 @@ def write_report(
     not_imported: dict[str, str],
     *,
     error: str | None = None,
+    tables: Collection[str] = (),
 ) -> None:
     """Write ``result`` to its report file, atomically: a header, then one line per row
-    rejected and per value not imported."""
+    rejected and per value not imported. ``tables``: the file's tables that are not
+    imported at all."""
     header = {
         "report": _TITLE,
         "lines": "each further line is a rejected row (kind 'row': table, id, reason) or a "
@@ -159,6 +161,7 @@ def write_report(
         "values_not_imported": len(result.unmapped),
         "scales": result.scales,
         "columns_not_imported": not_imported,
+        "tables_not_imported": [reportable(table) for table in tables],
     }
     lines = [json.dumps(header)]
     lines += [

@@ -86,13 +86,17 @@ def import_legacy(
         except BaseException as exc:
             error = f"reading {source}: {exc}" if isinstance(exc, sqlite3.Error) else str(exc)
             write_report(
-                run.result(report_path), source, not_imported, error=error or type(exc).__name__
+                run.result(report_path),
+                source,
+                not_imported,
+                error=error or type(exc).__name__,
+                tables=layout.others,
             )
             if isinstance(exc, sqlite3.Error):
                 raise ConfigError(error) from exc
             raise
     result = run.result(report_path)
-    write_report(result, source, not_imported)
+    write_report(result, source, not_imported, tables=layout.others)
     return result
 
 

@@ -26,9 +26,13 @@ SCALED = {
 class Layout:
     """The tables and columns of one legacy file, and its number of rows."""
 
-    def __init__(self, columns: dict[str, set[str]], total: int) -> None:
+    def __init__(
+        self, columns: dict[str, set[str]], total: int, others: list[str] | None = None
+    ) -> None:
         self.columns = columns
         self.total = total
+        self.others = others or []
+        """The file's other tables, which are not imported."""
 
     def not_imported(self) -> dict[str, str]:
         """The columns of this legacy file that are not imported, and why."""
@@ -118,6 +122,15 @@ def check(conn: sqlite3.Connection, source: Path) -> Layout:
                 )
         _intact(conn, source)
         total = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COLUMNS)
+        others = [
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE "
+                "'sqlite\\_%' ESCAPE '\\' AND lower(name) NOT IN "
+                "(SELECT value FROM json_each(?)) ORDER BY name",
+                (json.dumps(list(COLUMNS)),),
+            )
+        ]
     except sqlite3.Error as exc:
         if exc.sqlite_errorcode == sqlite3.SQLITE_READONLY_ROLLBACK:
             # A hot journal: rolling it back would write to the file, which is only read.
@@ -142,7 +155,7 @@ def check(conn: sqlite3.Connection, source: Path) -> Layout:
                 "into a writable folder and import the copy"
             ) from exc
         raise ConfigError(f"{source} is not a readable SQLite database: {exc}") from exc
-    return Layout(present, int(total))
+    return Layout(present, int(total), others)
 
 
 def _intact(conn: sqlite3.Connection, source: Path) -> None:
