@@ -653,6 +653,27 @@ def test_a_conversation_whose_messages_are_all_left_out_says_why(
     )
 
 
+def test_a_message_whose_text_is_not_text_says_what_it_is(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # Content as a list of parts, as chat APIs write it, is not a missing content.
+    source = tmp_path / "legacy.db"
+    parts = {"role": "user", "content": [{"type": "text", "text": "hi"}]}
+    with LegacyDatabase(source) as db:
+        db.persona("p1", "One", created_at=0)
+        said = [parts, {"role": 1, "content": "x"}, {"text": "ok"}, {"role": "user", "text": "y"}]
+        db.conversation("c1", "p1", said, created_at=0)
+
+    result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+
+    assert (result.messages, result.rejections) == (1, ())
+    assert [(u.column, u.reason) for u in result.unmapped if u.row_id == "c1"] == [
+        ("messages[0]", "its content is not text but a list; the message is not imported"),
+        ("messages[1]", "its role is not text but a number; the message is not imported"),
+        ("messages[2]", "has no role (role, sender, author); the message is not imported"),
+    ]
+
+
 def test_a_message_written_in_another_encoding_costs_that_message_only(
     manager: HybridDatabaseManager, tmp_path: Path
 ) -> None:

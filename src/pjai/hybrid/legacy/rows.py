@@ -364,10 +364,14 @@ def _message(
         return None
     role_key, role = first(message, *ROLE_KEYS)
     content_key, content = first(message, *CONTENT_KEYS)
-    for value, keys in ((role, ROLE_KEYS), (content, CONTENT_KEYS)):
+    for key, value, keys in ((role_key, role, ROLE_KEYS), (content_key, content, CONTENT_KEYS)):
         if not isinstance(value, str) or not value.strip():
-            reason = f"has no {keys[0]} ({', '.join(keys)}); {left_out.then}"
-            problems.append(Problem(where, message, reason))
+            what = (
+                f"has no {keys[0]} ({', '.join(keys)})"
+                if value is None or isinstance(value, str)
+                else f"its {key} is not text but {_json_kind(value)}"
+            )
+            problems.append(Problem(where, message, f"{what}; {left_out.then}"))
             return None
     key, raw = first(message, *TIME_KEYS)
     for extra, value in message.items():
@@ -391,6 +395,15 @@ def _message(
     }
     sources = {"sent_at": Source(f"{where}.{key}", raw, started_at, start)}
     return Draft(ConversationMessageAdded, fields, sources, optional=left_out)
+
+
+def _json_kind(value: object) -> str:
+    """What a decoded JSON value is, in words: "a list", "a number"."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "an object" if isinstance(value, dict) else "a list"
 
 
 def _sources(row: Row, **columns: str) -> dict[str, Source]:
