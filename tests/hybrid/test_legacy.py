@@ -34,6 +34,7 @@ from pjai.schema import (
     MemoryUpdated,
     PersonaCreated,
     PersonaDeleted,
+    PersonaErased,
     Personality,
     PersonaUpdated,
 )
@@ -326,6 +327,32 @@ def test_a_second_run_after_edits_in_pjai_imports_nothing_and_rejects_nothing_ne
     assert ada is not None
     assert tea is not None
     assert (ada.name, tea.content) == ("Ada Lovelace", "Likes tea.")
+
+
+@pytest.mark.parametrize("store", ["on", "off"])
+def test_a_persona_erased_here_is_not_imported_again(
+    manager: HybridDatabaseManager, legacy: Path, tmp_path: Path, store: str
+) -> None:
+    # An erasure leaves no row to skip by: the desktop file, which still holds the
+    # persona, must not bring it back on the next run.
+    first = run(manager, legacy, tmp_path / "first.jsonl")
+    manager.commit(PersonaErased(persona_id="p-ada"))
+    if store == "off":
+        manager.set_flag("use_livestore", False)
+    head = manager.head()
+
+    second = run(manager, legacy, tmp_path / "second.jsonl")
+
+    assert manager.head() == head  # not one event committed
+    assert manager.personas.get("p-ada") is None
+    assert (second.personas, second.memories, second.conversations) == (0, 0, 0)
+    erased = [r for r in second.rejections if r not in first.rejections]
+    assert {r.table for r in erased} == {"personas", "memory_entities", "conversations"}
+    assert all("'p-ada' was erased here" in r.reason for r in erased)
+    skipped = (second.skipped_personas, second.skipped_memories, second.skipped_conversations)
+    assert skipped == (3, 2, 2)  # the other personas' rows: Ada had 6 memories, 1 conversation
+    manager.set_flag("use_livestore", True)
+    assert manager.verify().equal
 
 
 def test_a_persona_without_a_creation_time_pjai_keeps_is_found_again_by_its_id(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+
+import msgspec
 
 from pjai.errors import ConfigError, EventError
 from pjai.hybrid.legacy import source as legacy_file
@@ -33,7 +35,7 @@ from pjai.hybrid.legacy.rows import (
 )
 from pjai.hybrid.legacy.values import Problem, RowError, row_id_of
 from pjai.hybrid.manager import HybridDatabaseManager
-from pjai.schema import Event, PersonaActivated, utc_now
+from pjai.schema import Event, EventRecord, PersonaActivated, PersonaErased, utc_now
 from pjai.schema.types import as_datetime
 from pjai.store import Progress
 
@@ -100,6 +102,23 @@ def import_legacy(
     return result
 
 
+def _erased(manager: HybridDatabaseManager) -> set[str]:
+    """The personas erased in this directory, from its event log (the store's, else the
+    SQL journal's): an erasure leaves no row to find them by."""
+    store = manager.store
+    log: Iterable[EventRecord]
+    if store is not None:
+        log = (entry.record for entry in store.events())
+    else:
+        log = manager.shards.journal()
+    erased = set()
+    for record in log:
+        if record.name == PersonaErased.NAME:
+            args = msgspec.json.decode(bytes(record.args))  # persona_id is never sealed
+            erased.add(str(args["persona_id"]))
+    return erased
+
+
 @dataclass(frozen=True, slots=True)
 class _Unit:
     """One legacy row's events, committed together or not at all."""
@@ -145,6 +164,8 @@ class _Run:
             for table in ("memory_entities", "conversations")
         }
         """The persona of each memory and conversation PJai has, by id."""
+        self.erased = _erased(manager)
+        """Personas erased here: a legacy file still holding one does not bring it back."""
         self.clashes: set[str] = set()
         """Legacy personas whose id PJai gave another persona."""
         self.seen: dict[str, set[str]] = {table: set() for table in COLUMNS}
@@ -213,6 +234,8 @@ class _Run:
         """Whether PJai holds this row, imported from it earlier; :class:`RowError` when
         another row holds its id."""
         if table == "personas":
+            if row_id in self.erased:
+                raise RowError(f"persona {row_id!r} was erased here; it is not imported again")
             if row_id not in self.created:
                 return False
             held, legacy = self.created[row_id], created_at(row)
@@ -241,6 +264,8 @@ class _Run:
         persona_id = row_id_of(row["persona_id"], "persona_id")
         if persona_id is None:
             raise RowError("persona_id is missing")
+        if persona_id in self.erased:
+            raise RowError(f"persona {persona_id!r} was erased here; it is not imported again")
         if persona_id in self.clashes or (
             persona_id not in self.created and persona_id not in self.new_personas
         ):
