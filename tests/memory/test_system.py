@@ -142,6 +142,28 @@ def test_an_add_that_frees_no_space_deletes_nothing_over_max_memories(store: Sto
     assert names(store, "v1.MemoryDeleted") == 1  # the user's own add still does
 
 
+def test_a_restore_at_max_memories_is_refused_naming_the_limit(store: Store) -> None:
+    # Its run would delete a memory for space: this one (undoing the restore) or another
+    # that the user did not touch. Either way nothing is deleted and the limit is named.
+    system = system_with(store, max_memories=2)
+    system.add("p1", "unimportant", memory_id="a", importance=0.1)
+    system.add("p1", "important", memory_id="b", importance=0.9)
+    system.delete("p1", "a")
+    system.delete("p1", "b")
+    system.add("p1", "kept", memory_id="c", importance=0.2)
+    system.add("p1", "kept too", memory_id="d", importance=0.9)
+    refused = r"P \(p1\) holds 2 live memories and its memory.max_memories is 2"
+    with pytest.raises(ConfigError, match=refused):
+        system.restore("p1", "a")  # the lowest-scored: its restore would be undone
+    with pytest.raises(ConfigError, match=refused):
+        system.restore("p1", "b")  # c would make room for it
+    live = "SELECT id FROM memories WHERE deleted_at IS NULL ORDER BY id"
+    assert [r.id for r in store.query(live)] == ["c", "d"]
+    store.commit(PersonaUpdated(persona_id="p1", memory=MemoryConfig(max_memories=3)))
+    system.restore("p1", "b")
+    assert [r.id for r in store.query(live)] == ["b", "c", "d"]
+
+
 def test_over_max_memories_with_nothing_to_delete_runs_no_optimizer(store: Store) -> None:
     # Every memory is above the threshold: a run could delete none, so a commit does
     # not start one (it would re-rank every memory on every add, and delete nothing).

@@ -50,7 +50,7 @@ from pjai.schema import (
 )
 from pjai.schema.expressions import count_if
 from pjai.schema.fields import LinkKind, Tier
-from pjai.schema.models import Memory, memory_from_row
+from pjai.schema.models import Memory, Persona, memory_from_row
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import TIERS, conversations, memories, memory_links, personas
 from pjai.schema.types import AnySelect, as_datetime, utc_now
@@ -195,7 +195,8 @@ class MemorySystem:
     def restore(self, persona_id: str, memory_id: str) -> None:
         """Bring back a soft-deleted memory. Refused, saying why, when a privacy rule or
         the persona's retention would delete it again at once (the optimizer run of its
-        own commit): :class:`~pjai.errors.PrivacyError` or
+        own commit), or when the persona holds ``max_memories`` and that run would delete
+        a memory for space: :class:`~pjai.errors.PrivacyError` or
         :class:`~pjai.errors.ConfigError`."""
         memory = self.get(memory_id)
         if memory is not None and memory.persona_id == persona_id:
@@ -231,6 +232,27 @@ class MemorySystem:
                 "memory.restricted_retention_days=N) to keep it"
             )
         self._check_retention(memory, "restoring it", archived=True)
+        self._check_restore_room(memory, persona)
+
+    def _check_restore_room(self, memory: Memory, persona: Persona) -> None:
+        """Refuse a restore that the run of its own commit would pay for by deleting a
+        memory for space: a restore brings a memory back, it does not trade one for
+        another (nor undo itself)."""
+        config = persona.memory
+        rows = self.backend.query(_limits(persona.id))
+        if not config.auto_optimize or not rows or rows[0].total < config.max_memories:
+            return
+        expendable = memory.importance < config.importance_threshold and not memory.pinned
+        if not rows[0].expendable and not expendable:
+            return  # nothing the run may delete: the persona stays over, as it is now
+        raise ConfigError(
+            f"memory {memory.id} cannot be restored: {persona.name} ({persona.id}) holds "
+            f"{rows[0].total} live memories and its memory.max_memories is "
+            f"{config.max_memories}, so the optimizer would delete the lowest-scored "
+            f"memory of importance below {config.importance_threshold} (this one or "
+            "another) to make room. Raise memory.max_memories (pjai persona update "
+            "PERSONA --set memory.max_memories=N) or delete a memory first"
+        )
 
     def get(self, memory_id: str) -> Memory | None:
         """A memory, deleted or not, without counting it as opened."""
