@@ -152,6 +152,22 @@ def test_refusals_are_said_in_the_users_terms(cli: Cli) -> None:
     assert "v1." not in wrong + again
 
 
+def test_a_refused_setting_names_the_value_given_and_the_settings_there_are(cli: Cli) -> None:
+    low = cli.fails("persona", "update", "ada", "--set", "memory.max_memories=0")
+    assert "--set 'memory.max_memories=0': expected a whole number >= 1, got 0" in low
+    high = cli.fails("persona", "update", "ada", "--set", "memory.importance_threshold=7")
+    assert "--set 'memory.importance_threshold=7': expected a number <= 1.0, got 7" in high
+    typo = cli.fails("persona", "update", "ada", "--set", "memory.max_memoriez=5")
+    assert (
+        "--set 'memory.max_memoriez=5': unknown field `max_memoriez`; memory has "
+        "max_memories, importance_threshold, auto_optimize, retention_days" in typo
+    )
+    nested = cli.fails("persona", "update", "ada", "--set", "memory.capacities.hott=5")
+    assert "unknown field `hott`; memory.capacities has hot, warm, cold" in nested
+    trait = cli.fails("persona", "update", "ada", "--set", 'personality.custom_traits={"x":101}')
+    assert "--set 'personality.custom_traits={\"x\":101}': expected a whole number <= 100" in trait
+
+
 def test_optimize_counts_the_memories_the_privacy_rules_deleted(cli: Cli) -> None:
     cli("persona", "update", "ada", "--set", "memory.restricted_retention_days=1",
         "--set", "memory.auto_optimize=false")  # fmt: skip

@@ -108,7 +108,7 @@ async def test_an_invalid_value_shows_the_error_and_changes_nothing(web: WebApp)
         (threshold,) = user.find(marker="memory.importance_threshold").elements
         assert isinstance(threshold, ui.number)
         assert threshold.value == 7
-        assert threshold.error == "expected a number <= 1.0"
+        assert threshold.error == "expected a number <= 1.0, got 7"
     assert web.services.personas.get(ada.id) == ada
 
 

@@ -133,7 +133,7 @@ def _event(kind: type[Event], args: dict[str, Any]) -> Any:
     try:
         return msgspec.convert(args, kind)
     except msgspec.ValidationError as exc:
-        raise validation_error(kind.NAME, exc, kind) from exc
+        raise validation_error(kind.NAME, exc, kind, args) from exc
     except UnicodeEncodeError as exc:  # a lone surrogate where a number or a choice goes
         raise ConfigError(
             f"{kind.NAME}: {exc.object[:40]!r} is not valid Unicode text (a lone surrogate "

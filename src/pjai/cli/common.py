@@ -161,7 +161,8 @@ def _given_as(field: str) -> str:
     that name (``--importance``, ``TARGET_ID``), else the field
     (``field 'filters.hours[0]'``)."""
     context: click.Context | None = running.get()
-    name = re.sub(r"\[\d+\]$", "", field)  # tags[0]: the first value given to --label
+    # tags[0]: the first value given to --label; custom_traits[...]: a value of the mapping
+    name = re.sub(r"\[(\d+|\.\.\.)\]$", "", field)
     # A bookmark's filters.hours is --hours, filters.importance_min --min-importance.
     base = name.removeprefix("filters.")
     names = [name, base, re.sub(r"^(\w+)_(min|max)$", r"\2_\1", base)]

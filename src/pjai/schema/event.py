@@ -109,6 +109,7 @@ class Upcaster:
 
 _MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MSGSPEC_FIELD = re.compile(r"field `(?P<field>[^`]+)`")
+_MSGSPEC_UNKNOWN = re.compile(r"object contains unknown field `(?P<field>[^`]+)`$")
 _MSGSPEC_TYPE = re.compile(r"`(int|float|bool|str|array|object|null)`")
 _MSGSPEC_PATTERN = re.compile(r"text matching regex '(.*)'")
 _TYPE_WORDS = {
@@ -132,12 +133,16 @@ def _length_words(found: re.Match[str]) -> str:
     return f"{kind} of {'at most' if bound == '<=' else 'at least'} {count} {unit}"
 
 
+_NOTHING = object()
+
+
 def validation_error(
-    name: str, error: msgspec.ValidationError, of: type | None = None
+    name: str, error: msgspec.ValidationError, of: type | None = None, given: Any = _NOTHING
 ) -> EventValidationError:
     """Translate a msgspec validation error into one naming the event and the field
-    (and, for a value that is not one of a field's choices, the choices, given the
-    type ``of`` that was validated)."""
+    (and, given the type ``of`` that was validated, the choices of a field that takes
+    one of some values, or the fields of a group that was given an unknown one; given
+    the arguments that were validated, the value that was refused)."""
     match = _MSGSPEC_PATH.match(str(error))
     assert match is not None  # the pattern matches any text
     reason, path = match["reason"], match["path"]
@@ -158,22 +163,66 @@ def validation_error(
     if field and of is not None and reason.startswith("invalid enum value"):
         choices = ", ".join(repr(choice) for choice in _choices(of, field))
         reason += f"; one of {choices}" if choices else ""
+    elif (unknown := _MSGSPEC_UNKNOWN.match(reason)) is not None:
+        group = path.lstrip(".") if path else ""
+        known = _field_names(of, group) if of is not None else ()
+        reason = f"unknown field `{unknown['field']}`"
+        reason += f"; {group or 'the event'} has {', '.join(known)}" if known else ""
+    elif ", got " not in reason and (value := _value_at(given, field)) is not _NOTHING:
+        reason += f", got {_shown(value)}"
     return EventValidationError(name, reason, field=field or None)
 
 
-def _choices(of: type, path: str) -> tuple[object, ...]:
-    """The values a Literal field at the dotted ``path`` of type ``of`` may take."""
+def _parts(path: str) -> list[str]:
+    """The steps of a dotted field path: ``a.b[0]`` is ``a``, ``b``, ``[0]``."""
+    return re.findall(r"[^.\[\]]+|\[\d+\]", path)
+
+
+def _value_at(given: Any, path: str | None) -> Any:
+    """The value at a field path of validated arguments (builtins), or ``_NOTHING``."""
+    value = given
+    if path is None or "[...]" in path:  # a mapping's value: msgspec names no key
+        return _NOTHING
+    for part in _parts(path) if value is not _NOTHING else ():
+        if part.startswith("[") and isinstance(value, list):
+            index = int(part[1:-1])
+            value = value[index] if index < len(value) else _NOTHING
+        elif isinstance(value, Mapping):
+            value = value.get(part, _NOTHING)
+        else:
+            value = _NOTHING
+        if value is _NOTHING:
+            break
+    return _NOTHING if value is given else value
+
+
+def _type_at(of: type, path: str) -> Any:
+    """The msgspec type info of the field at the dotted ``path`` of type ``of``, or
+    ``None``."""
     info: Any = inspect.type_info(of)
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+    for part in _parts(path):
         info = _one(info)
         if part.startswith("["):
             info = getattr(info, "item_type", None)
         elif isinstance(info, inspect.StructType):
             info = next((f.type for f in info.fields if part in (f.name, f.encode_name)), None)
         else:
-            return ()
-    info = _one(info)
+            return None
+    return _one(info)
+
+
+def _choices(of: type, path: str) -> tuple[object, ...]:
+    """The values a Literal field at the dotted ``path`` of type ``of`` may take."""
+    info = _type_at(of, path)
     return info.values if isinstance(info, inspect.LiteralType) else ()
+
+
+def _field_names(of: type, path: str) -> tuple[str, ...]:
+    """The fields of the struct at the dotted ``path`` of type ``of`` (``""``: ``of``'s)."""
+    info = _type_at(of, path)
+    if not isinstance(info, inspect.StructType):
+        return ()
+    return tuple(f.encode_name for f in info.fields)
 
 
 def _one(info: Any) -> Any:
@@ -182,9 +231,6 @@ def _one(info: Any) -> Any:
         types = [t for t in info.types if not isinstance(t, inspect.NoneType)]
         return types[0] if len(types) == 1 else info
     return info
-
-
-_NOTHING = object()
 
 
 def _longest_field(event: Event) -> str:
