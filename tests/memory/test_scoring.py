@@ -13,7 +13,7 @@ from pjai.schema.personas import ScoringConfig, TierCapacities, TierShares
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
-weights = st.floats(min_value=0, max_value=5)
+weights = st.floats(min_value=0, max_value=5) | st.floats(min_value=0, max_value=1.7e308)
 configs = st.builds(
     ScoringConfig,
     importance_weight=weights,
@@ -108,6 +108,17 @@ def test_weights_pick_what_matters() -> None:
                 importance_weight=0, recency_weight=0, frequency_weight=0, links_weight=0
             ),
         )
+
+
+def test_only_the_ratio_of_the_weights_counts_however_large_they_are() -> None:
+    # Weights near the largest float add up to infinity: the scores must not turn to
+    # 0 or NaN, which would rank every memory alike.
+    rest = {"frequency_weight": 0, "links_weight": 0}
+    huge = ScoringConfig(importance_weight=1e308, recency_weight=1e308, **rest)
+    even = ScoringConfig(importance_weight=1, recency_weight=1, **rest)
+    for importance in (0.0, 0.1, 1.0):
+        f = MemoryFacts(importance, NOW - timedelta(days=30))
+        assert score(f, NOW, huge) == pytest.approx(score(f, NOW, even))
 
 
 ROOMY = TierCapacities(hot=1_000, warm=1_000, cold=1_000)

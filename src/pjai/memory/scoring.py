@@ -81,10 +81,13 @@ def score(facts: MemoryFacts, now: datetime, config: ScoringConfig) -> float:
         frequency(facts.access_count, config),
         linkage(facts.link_count, config),
     )
-    total = sum(weights)
-    if total <= 0:
+    top = max(weights)
+    if top <= 0:
         raise ValueError("scoring weights add up to zero")
-    return sum(w * t for w, t in zip(weights, terms, strict=True)) / total
+    # Relative to the largest: only their ratios count, and weights near the largest
+    # float would add up to infinity, making every score 0 or NaN.
+    scaled = [w / top for w in weights]
+    return sum(w * t for w, t in zip(scaled, terms, strict=True)) / sum(scaled)
 
 
 def _up(value: float) -> int:
