@@ -101,6 +101,29 @@ def test_lifecycle(manager: HybridDatabaseManager) -> None:
     assert config_changes(manager) == []  # no privacy setting changed
 
 
+def test_a_size_limit_below_what_the_persona_keeps_is_said(
+    manager: HybridDatabaseManager,
+) -> None:
+    # Important memories are never deleted for space: a limit below them is taken, and
+    # the change says the persona stays over it rather than nothing at all.
+    personas = Personas(manager)
+    personas.create("Ada", persona_id="ada")
+    memories = Memories(manager)
+    for memory_id in ("a", "b", "c"):
+        memories.add("ada", f"note {memory_id}", memory_id=memory_id, importance=0.9)
+    memories.add("ada", "unimportant", memory_id="d", importance=0.1)
+    lowered = personas.update("ada", sets=["memory.max_memories=2"])
+    assert [(m.memory_id, m.reason) for m in lowered.moves if m.action == "deleted"] == [
+        ("d", "space")
+    ]
+    assert lowered.notes == [
+        "Ada holds 3 live memories, 1 over its memory.max_memories of 2: pinned memories "
+        "and those of importance 0.3 or more are never deleted for space"
+    ]
+    assert personas.update("ada", sets=["memory.max_memories=3"]).notes == []
+    assert personas.update("ada", name="Ada II").notes == []
+
+
 @pytest.mark.parametrize("store", ["on", "off"])
 def test_a_privacy_change_is_recorded_with_old_and_new_values(data: DataDir, store: str) -> None:
     if store == "off":

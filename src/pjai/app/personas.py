@@ -68,10 +68,12 @@ class PersonaReport:
 class PersonaChange:
     """A persona after a change, and what the optimizer runs the change caused did to
     its memories (``moves``: which, from where to where, and why): smaller capacities,
-    a lower size limit or a shorter retention can move, archive or delete some."""
+    a lower size limit or a shorter retention can move, archive or delete some.
+    ``notes`` says what the change left undone: a size limit the persona stays over."""
 
     persona: Persona
     moves: list[MemoryMove] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def merge_settings(
@@ -296,7 +298,10 @@ class Personas:
         system = MemorySystem(self.manager)
         with system.optimizations() as runs:
             system.commit(event, *audit)
-        return PersonaChange(self.get(persona_id), [m for run in runs for m in run.moves])
+        changed_persona = self.get(persona_id)
+        notes = [] if "memory" not in groups else _over_size(system, changed_persona)
+        moves = [m for run in runs for m in run.moves]
+        return PersonaChange(changed_persona, moves, notes)
 
     def resolve(self, ref: str | None, *, deleted: bool = False) -> str:
         """The id of the persona ``ref`` names: an id, the start of one, or a name;
@@ -346,6 +351,25 @@ class Personas:
             raise QueryError(f"no deleted persona {persona_id!r}")
         self.manager.commit(PersonaRestored(persona_id=persona_id, deleted_at=persona.deleted_at))
         return self.get(persona_id)
+
+
+def _over_size(system: MemorySystem, persona: Persona) -> list[str]:
+    """A note when the persona holds more live memories than its ``max_memories``,
+    which no deletion brought it within: a lower limit is otherwise taken silently."""
+    config = persona.memory
+    over = system.excess(persona.id)
+    if not over:
+        return []
+    why = (
+        f"pinned memories and those of importance {config.importance_threshold} or more "
+        "are never deleted for space"
+    )
+    if not config.auto_optimize:
+        why += "; with memory.auto_optimize off, the others wait for pjai memory optimize"
+    return [
+        f"{persona.name} holds {config.max_memories + over} live memories, {over} over its "
+        f"memory.max_memories of {config.max_memories}: {why}"
+    ]
 
 
 def _given(value: str | None, default: str) -> str:

@@ -226,11 +226,14 @@ def update(
             sets=sets or (),
         )
     if as_json:
-        print_json({**msgspec.to_builtins(changed.persona), "moves": changed.moves})
+        persona_json = msgspec.to_builtins(changed.persona)
+        print_json({**persona_json, "moves": changed.moves, "notes": changed.notes})
         return
     _show(changed.persona)
     if changed.moves:
         console.print(moves_text(changed.moves), highlight=False, markup=False)
+    for note in changed.notes:
+        console.print(f"Note: {note}", highlight=False, markup=False)
 
 
 @app.command()

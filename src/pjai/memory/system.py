@@ -501,6 +501,12 @@ class MemorySystem:
         rows = self.backend.query(_limits(persona_id))
         return max(0, rows[0].max_memories - rows[0].total) if rows else 0
 
+    def excess(self, persona_id: str) -> int:
+        """How many live memories the live persona holds past its ``max_memories``
+        (``0`` when within it, or not there)."""
+        rows = self.backend.query(_limits(persona_id))
+        return max(0, rows[0].total - rows[0].max_memories) if rows else 0
+
     def privacy_due(self, persona_id: str, *, now: datetime | None = None) -> bool:
         """Whether a privacy rule would delete one of the persona's memories now."""
         rows = self.backend.query(_limits(persona_id))

@@ -135,6 +135,8 @@ class PersonaForm:
             f"; the optimizer then changed {len(saved.moves)} memory(ies)" if saved.moves else ""
         )
         ui.notify(f"Saved {shown_text(saved.persona.name)}{moved}", type="positive")
+        for note in saved.notes:
+            ui.notify(note, type="warning", multi_line=True)
 
     def discard(self) -> None:
         """Put back the values the form was built with."""
