@@ -152,6 +152,14 @@ def test_refusals_are_said_in_the_users_terms(cli: Cli) -> None:
     assert "v1." not in wrong + again
 
 
+def test_an_add_the_optimizer_undoes_at_once_says_so(cli: Cli) -> None:
+    cli("persona", "update", "ada", "--set", "memory.max_memories=1")
+    cli("memory", "add", "ada", "Tea at four", "--id", "tea", "--importance", "0.2")
+    said = cli("memory", "add", "ada", "Cake", "--id", "cake", "--importance", "0")
+    assert said.startswith("Added memory cake, but the optimizer deleted it at once")
+    assert "deleted cake (the persona is over its size limit)" in said
+
+
 def test_a_refused_setting_names_the_value_given_and_the_settings_there_are(cli: Cli) -> None:
     low = cli.fails("persona", "update", "ada", "--set", "memory.max_memories=0")
     assert "--set 'memory.max_memories=0': expected a whole number >= 1, got 0" in low

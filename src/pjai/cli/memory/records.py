@@ -81,7 +81,14 @@ def add(
         change = Memories(manager).add(persona_id, text, **fields)
     memory = change.memory
     pinned = ", pinned" if memory.pinned else ""
-    _print_change(change, as_json, f"Added memory {memory.id} ({memory.tier}{pinned}).")
+    text = f"Added memory {memory.id} ({memory.tier}{pinned})."
+    if memory.deleted_at is not None:  # the run of its own add made room with it
+        text = (
+            f"Added memory {memory.id}, but the optimizer deleted it at once to keep the "
+            "persona within memory.max_memories: it ranked lowest of the memories below "
+            "the importance threshold."
+        )
+    _print_change(change, as_json, text)
 
 
 def _print_change(change: MemoryChange, as_json: bool, text: str) -> None:
