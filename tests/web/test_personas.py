@@ -103,7 +103,7 @@ async def test_an_invalid_value_shows_the_error_and_changes_nothing(web: WebApp)
         (error,) = user.find(marker="persona-form-error").elements
         assert isinstance(error, ui.label)
         # named as the form shows it, not as the event does
-        assert error.text == "Memory / Importance threshold: expected a number <= 1.0"
+        assert error.text == "Memory / Importance threshold: expected a number <= 1.0, got 7"
         # what was typed stays, to be corrected, and the input at fault says so
         (threshold,) = user.find(marker="memory.importance_threshold").elements
         assert isinstance(threshold, ui.number)
