@@ -49,6 +49,8 @@ def test_bookmarks(manager: HybridDatabaseManager, ada: str) -> None:
         marks.create(ada, "X", hours=[9])
     with pytest.raises(EventValidationError, match="importance_min"):
         marks.create(ada, "X", importance_min=0.9, importance_max=0.1)
+    with pytest.raises(EventValidationError, match=r"filters\.importance_max': .*, got 7$"):
+        marks.create(ada, "X", importance_max=7)
 
 
 def test_conversations(manager: HybridDatabaseManager, ada: str) -> None:

@@ -56,7 +56,7 @@ def _filters(**given: Any) -> BookmarkFilters:
     try:
         return msgspec.convert(values, BookmarkFilters)
     except msgspec.ValidationError as exc:
-        error = validation_error(BookmarkCreated.NAME, exc, BookmarkFilters)
+        error = validation_error(BookmarkCreated.NAME, exc, BookmarkFilters, values)
         field = "filters" if error.field is None else f"filters.{error.field}"
         raise EventValidationError(error.event, error.reason, field=field) from exc
 
