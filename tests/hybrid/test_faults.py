@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -9,18 +10,21 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from pjai.errors import ConfigError, SqlAheadError, SqlSchemaMissingError
+from pjai.errors import ConfigError, SqlAheadError, SqlSchemaMissingError, SqlUnavailableError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid import manager as manager_module
+from pjai.hybrid import projector as projector_module
 from pjai.hybrid.projector import Projector
+from pjai.schema import EventRecord
 from pjai.sql.engine import PoolConfig
 from pjai.store.log import EventLog
 from tests.databases import postgres_schema
@@ -566,3 +570,69 @@ def test_a_store_off_commit_whose_note_cannot_be_written_still_commits(
     monkeypatch.undo()
     with HybridDatabaseManager.open(data, environ={}) as again:
         assert {row[0] for row in again.query("SELECT id FROM memories")} == {"m1"}
+
+
+def test_a_store_off_commit_during_a_repair_of_sql_is_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process commits with the store off once `pjai repair --side sql` (also
+    # with the store off) has read SQL's journal: the commit must either wait for the
+    # repair (here, it gives up) or be in SQL after it.
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    off = {"PJAI_USE_LIVESTORE": "false"}
+    with (
+        HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=off) as repairing,
+        HybridDatabaseManager.open(
+            tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ=off
+        ) as other,
+    ):
+        other.commit(persona("p1"), memory("m1"))
+        committed: list[str] = []
+        chain = projector_module._whole_start
+
+        def whole_start(records: Sequence[EventRecord]) -> list[EventRecord]:
+            committed.append("tried")
+            with contextlib.suppress(SqlUnavailableError):
+                other.commit(memory("during-repair"))
+                committed.append("during-repair")
+            return chain(records)
+
+        monkeypatch.setattr(projector_module, "_whole_start", whole_start)
+        repairing.repair("sql")
+        monkeypatch.undo()
+        assert committed[0] == "tried"
+        if "during-repair" in committed:
+            assert other.memories.get("during-repair") is not None
+        assert repairing.head() == (3 if "during-repair" in committed else 2)
+
+
+def test_a_store_off_commit_during_a_repair_of_sql_from_the_store_is_not_lost(
+    tmp_path: Path, sql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The repair brought the store up to SQL and reads the store's log; a store-off
+    # commit of another process lands in SQL meanwhile. Rebuilding SQL from the log
+    # would drop it: the repair is refused instead, and the next one takes it in.
+    url = sql_url
+    with (
+        HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ={}) as repairing,
+        HybridDatabaseManager.open(
+            tmp_path / "data", sql_urls=[url], environ={"PJAI_USE_LIVESTORE": "false"}
+        ) as other,
+    ):
+        repairing.commit(persona("p1"), memory("m1"))
+        store = repairing.store
+        assert store is not None
+        reading = store.events
+
+        def events(*args: Any, **kwargs: Any) -> Any:
+            monkeypatch.undo()
+            other.commit(memory("during-repair"))
+            return reading(*args, **kwargs)
+
+        monkeypatch.setattr(store, "events", events)
+        with pytest.raises(ConfigError, match=r"SQL took 1 event\(s\) from e3 on"):
+            repairing.repair("sql")
+        assert other.memories.get("during-repair") is not None
+        assert repairing.repair("sql").events == 3
+        assert repairing.memories.get("during-repair") is not None
+        assert repairing.verify().equal

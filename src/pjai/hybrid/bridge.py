@@ -14,6 +14,7 @@ from pjai.schema.event import Materialized, Schema
 from pjai.schema.ops import Op
 from pjai.schema.records import EventRecord
 from pjai.schema.types import Progress, utc_now
+from pjai.sql import journal
 from pjai.sql.shards import ShardSet
 from pjai.sql.writer import Projection, SqlTransaction
 
@@ -180,15 +181,19 @@ class Bridge:
 
     def replace_all(
         self,
-        records: Sequence[EventRecord],
+        source: Callable[[Sequence[EventRecord]], Sequence[EventRecord]],
         *,
         batch: int = 1_000,
         progress: Progress | None = None,
-    ) -> None:
-        """Empty every shard and project ``records`` again, in one transaction per shard.
+    ) -> Sequence[EventRecord]:
+        """Empty every shard and project again the records ``source(journal)`` gives,
+        in one transaction per shard; returns them.
 
-        The journal is the only history while the store is off, so it is emptied in the
-        same transaction that refills it: a failure leaves every shard as it was.
+        ``source`` is handed SQL's journal as it stands with every shard's checkpoint
+        locked, as writers lock it to commit: no commit lands between that reading and
+        the emptying, where it would be lost. The journal is the only history while the
+        store is off, so it is emptied in the same transaction that refills it: a
+        failure leaves every shard as it was.
         """
         with self._lock, ExitStack() as stack:
             try:
@@ -196,9 +201,12 @@ class Bridge:
                     stack.enter_context(shard.writer.transaction("rebuilding SQL"))
                     for shard in self.shards
                 ]
+                now = utc_now()
+                for tx in transactions:
+                    tx.head(now, lock=True)
+                records = source(journal.merged(tx.conn for tx in transactions))
                 for tx in transactions:
                     tx.empty(self.schema)
-                now = utc_now()
                 for start in range(0, len(records), batch):
                     chunk = records[start : start + batch]
                     last = chunk[-1].position.global_seq
@@ -211,6 +219,7 @@ class Bridge:
             except SqlError as exc:
                 self._failed(exc)
                 raise
+        return records
 
     def _failed(self, error: BaseException) -> None:
         self.report.last_error = str(error)

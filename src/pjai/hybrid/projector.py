@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 
 from pjai.errors import (
@@ -40,7 +40,7 @@ from pjai.hybrid.bridge import Bridge
 from pjai.hybrid.files import OFF_HEAD, UNSEEN
 from pjai.hybrid.recovery import RebuiltFrom
 from pjai.schema.event import Event, Materialized, Schema
-from pjai.schema.records import EventRecord, Position, session_of, stamp
+from pjai.schema.records import ROOT, EventRecord, Position, session_of, stamp
 from pjai.schema.types import Progress, utc_now
 from pjai.sql import journal
 from pjai.sql.rebalance import check_placement
@@ -234,6 +234,7 @@ class Projector:
         :meth:`last`, or SQL's own journal with the store off. Returns the events and
         the source."""
         store = self.store
+        source: Callable[[Sequence[EventRecord]], Sequence[EventRecord]] = _whole_start
         if store is not None:
             if problems := store.check():
                 raise StoreCorruptError(
@@ -243,11 +244,9 @@ class Projector:
                 )
             self.reconcile(None)
             last = self.last()
-            records = [e.record for e in store.events() if e.record.position.key <= last]
-            _check_holds_journal(records, self.shards.journal(), last)
-        else:
-            records = _whole_start(self.shards.journal())
-        self.bridge.replace_all(records, progress=progress)
+            logged = [e.record for e in store.events() if e.record.position.key <= last]
+            source = partial(_holding_journal, logged, last)
+        records = self.bridge.replace_all(source, progress=progress)
         self._projected_through = records[-1].position.global_seq if records else 0
         if store is None:
             self.sql_head = self._projected_through  # the events past a gap are gone
@@ -472,11 +471,13 @@ class Projector:
                 self._fell_behind(RuntimeError("catching SQL up failed; see the log"))
 
 
-def _check_holds_journal(
-    records: Sequence[EventRecord], journal: Sequence[EventRecord], last: tuple[int, int]
-) -> None:
-    """Refuse to rebuild SQL from ``records`` when SQL's journal holds an event up to
-    ``last`` that they lack: emptying the journal would lose its last copy."""
+def _holding_journal(
+    records: Sequence[EventRecord], last: tuple[int, int], journal: Sequence[EventRecord]
+) -> Sequence[EventRecord]:
+    """``records``, the store's log up to ``last``, to rebuild SQL from; refused when SQL's
+    ``journal`` holds an event they lack that is not past a gap (those of a commit over
+    several shards cut off between their commits, never acknowledged): emptying the
+    journal would lose its last copy."""
     held = {record.id for record in records}
     lacking = [r for r in journal if r.position.key <= last and r.id not in held]
     if lacking:
@@ -485,6 +486,17 @@ def _check_holds_journal(
             f"at {lacking[0].position}, {lacking[0].id}), so SQL is not rebuilt from the log: "
             "rebuilding it would lose them. Restore the data directory from a backup"
         )
+    later = _unbroken(
+        [r for r in journal if r.position.key > last], records[-1].position if records else ROOT
+    )
+    if later:
+        raise ConfigError(
+            f"SQL took {len(later)} event(s) from {later[0].position} on after the store had "
+            "been brought up to it for the repair (another process committed with the store "
+            "off): SQL is not rebuilt, which would lose them. Run the repair again; it takes "
+            "them into the store first"
+        )
+    return records
 
 
 def _whole_start(records: Sequence[EventRecord]) -> list[EventRecord]:

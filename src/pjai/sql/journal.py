@@ -247,6 +247,16 @@ def journal_entries(
         last = rows[-1].global_seq
 
 
+def merged(conns: Iterable[Connection], after: int = 0) -> list[EventRecord]:
+    """Every event journaled after ``after`` on ``conns`` (one per shard), once each (an
+    event touching several shards is journaled on each), in global order."""
+    found: dict[str, EventRecord] = {}
+    for conn in conns:
+        for record, _status, _error in journal_entries(conn, after=after):
+            found.setdefault(record.id, record)
+    return sorted(found.values(), key=lambda r: r.position.global_seq)
+
+
 def count(conn: Connection, status: str | None = None, *, after: int = 0) -> int:
     """How many events the journal holds (with ``status``, if given) after ``after``."""
     query = select(func.count()).select_from(journal)

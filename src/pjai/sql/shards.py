@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,12 +156,12 @@ class ShardSet:
     def journal(self, after: int = 0) -> list[EventRecord]:
         """Every journaled event after global position ``after``, once each (an event
         touching several shards is journaled on each), in global order."""
-        found: dict[str, EventRecord] = {}
-        for shard in self.shards:
-            with shard.writer.connection("reading the journal") as conn:
-                for record, _status, _error in journal.journal_entries(conn, after=after):
-                    found.setdefault(record.id, record)
-        return sorted(found.values(), key=lambda r: r.position.global_seq)
+        with ExitStack() as stack:
+            conns = [
+                stack.enter_context(shard.writer.connection("reading the journal"))
+                for shard in self.shards
+            ]
+            return journal.merged(conns, after)
 
     def event_at(self, global_seq: int) -> str | None:
         """The id of the event some shard journaled at ``global_seq``, if any."""
