@@ -24,7 +24,8 @@ from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid import manager as manager_module
 from pjai.hybrid import projector as projector_module
 from pjai.hybrid.projector import Projector
-from pjai.schema import EventRecord
+from pjai.schema import EventRecord, MemoryAccessed
+from pjai.sql import journal
 from pjai.sql.engine import PoolConfig
 from pjai.store.log import EventLog
 from tests.databases import postgres_schema
@@ -636,3 +637,24 @@ def test_a_store_off_commit_during_a_repair_of_sql_from_the_store_is_not_lost(
         assert repairing.repair("sql").events == 3
         assert repairing.memories.get("during-repair") is not None
         assert repairing.verify().equal
+
+
+def test_an_event_another_process_projected_meanwhile_is_not_quarantined(
+    manager: HybridDatabaseManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two processes catching SQL up at once (on PostgreSQL both may look before either
+    # commits): the second finds the events journaled when it writes them. They stand
+    # applied, once; the catch-up neither fails nor quarantines them.
+    manager.commit(persona("p1"), memory("m1"))
+    manager.commit(MemoryAccessed(memory_id="m1", persona_id="p1", count=3))
+    store = manager.store
+    assert store is not None
+    logged = [entry.record for entry in store.events()]
+    monkeypatch.setattr(journal, "applied_ids", lambda _conn, _ids: set())  # looked before
+    manager.bridge.project(logged, strict=False)
+    monkeypatch.undo()
+    assert manager.quarantine().sql == 0
+    memory_row = manager.memories.get("m1")
+    assert memory_row is not None
+    assert memory_row.access_count == 3
+    assert manager.verify().equal

@@ -237,7 +237,12 @@ class SqlTransaction:
         except MaterializationError as exc:
             self._undo("pjai_event")
             position = item.record.position.global_seq
-            if (taken := journal.event_at(self.conn, position)) not in (None, item.record.id):
+            taken = journal.event_at(self.conn, position)
+            if taken == item.record.id:
+                # Another process catching SQL up committed this very event since this
+                # transaction looked (PostgreSQL lets both project it): it stands applied.
+                return None
+            if taken is not None:
                 raise SqlAheadError(
                     f"SQL's journal holds event {taken} at e{position}, where "
                     f"{item.record.name} {item.record.id} was to go: another process "
