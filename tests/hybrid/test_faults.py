@@ -658,3 +658,24 @@ def test_an_event_another_process_projected_meanwhile_is_not_quarantined(
     assert memory_row is not None
     assert memory_row.access_count == 3
     assert manager.verify().equal
+
+
+def test_a_switch_that_could_not_reach_sql_happens_once_sql_answers(tmp_path: Path) -> None:
+    # Another process turned the store off; this one could not follow at its next
+    # commit (SQL locked). It must follow once SQL answers, not keep the store for good.
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    with HybridDatabaseManager.open(
+        tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ={}
+    ) as running:
+        running.commit(persona("p1"))
+        with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ={}) as other:
+            other.set_flag("use_livestore", False)
+        blocker = sqlite3.connect(tmp_path / "primary.db", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(SqlUnavailableError, match="cannot switch the reactive store off"):
+            running.commit(memory("m1"))
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        running.commit(memory("m1"))
+        assert not running.use_livestore
+        assert running.memories.get("m1") is not None

@@ -82,6 +82,8 @@ class StoreSwitch:
         self._live: weakref.WeakKeyDictionary[LiveQuery, tuple[Query, Params]] = (
             weakref.WeakKeyDictionary()
         )
+        self._unfollowed = False
+        """A switch the flags asked for failed for want of SQL: :meth:`follow` tries again."""
 
     @property
     def store(self) -> Store | None:
@@ -109,16 +111,24 @@ class StoreSwitch:
             self.stop(progress)
 
     def follow(self, progress: Progress | None = None, *, force: bool = False) -> None:
-        """Open or close the store if the flag changed since last time (or ``force``)."""
+        """Open or close the store if the flag changed since last time (or ``force``),
+        or a switch it asked for could not reach SQL then."""
         with self._lock:
-            if not (self._flags.refresh() or force):
+            if not (self._flags.refresh() or force or self._unfollowed):
                 return
+            self._unfollowed = False
             wanted = self._flags["use_livestore"]
-            if wanted and self.store is None:
-                self.start(progress)
-                self._move_live_queries()
-            elif not wanted and self.store is not None:
-                self.stop(progress)
+            try:
+                if wanted and self.store is None:
+                    self.start(progress)
+                    self._move_live_queries()
+                elif not wanted and self.store is not None:
+                    self.stop(progress)
+            except SqlError:
+                # The flag still says so: switch once SQL answers, not only when the
+                # flags file changes again.
+                self._unfollowed = True
+                raise
 
     def set_flag(self, name: str, value: bool) -> None:
         """Set a flag now and for later runs, and follow it; set back if that fails."""
@@ -172,8 +182,9 @@ class StoreSwitch:
                     self._projector.store = None
                     store.close()
                 raise SqlUnavailableError(
-                    f"cannot switch the reactive store off: SQL does not have all its "
-                    f"events yet and cannot take them now ({exc})"
+                    "cannot switch the reactive store off yet: SQL must first hold every "
+                    f"event the store has, and it cannot be reached to make sure ({exc}); "
+                    "the store goes off at the next command once SQL answers"
                 ) from exc
         self._projector.detach()
         self._move_live_queries()
