@@ -679,3 +679,26 @@ def test_a_switch_that_could_not_reach_sql_happens_once_sql_answers(tmp_path: Pa
         running.commit(memory("m1"))
         assert not running.use_livestore
         assert running.memories.get("m1") is not None
+
+
+def test_sql_restored_from_a_backup_while_a_process_was_idle_gets_no_gap(
+    tmp_path: Path, sql_url: str
+) -> None:
+    # SQL goes back to a backup taken after e2 while a process with the store on sits
+    # idle; its next commit must not be written after a gap where e3 and e4 were.
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[sql_url], environ={}) as manager:
+        manager.commit(persona("p1"), memory("m1"))
+        manager.commit(memory("m2"))
+        manager.commit(memory("m3"))
+        engine = create_engine(sql_url)
+        with engine.begin() as conn:  # what restoring the backup does
+            conn.execute(text("DELETE FROM memories WHERE id IN ('m2', 'm3')"))
+            conn.execute(text("DELETE FROM pjai_journal WHERE global_seq > 2"))
+            conn.execute(
+                text("UPDATE pjai_checkpoint SET global_seq = 2 WHERE projection = 'primary'")
+            )
+        engine.dispose()
+        manager.commit(memory("m4"))
+        assert [e.position.global_seq for e in manager.shards.journal()] == [1, 2, 3, 4, 5]
+        assert manager.memories.count() == 4
+        assert manager.verify().equal

@@ -92,16 +92,28 @@ class Bridge:
         return per_shard
 
     def project(
-        self, records: Sequence[EventRecord] | Sequence[Materialized], *, strict: bool
+        self,
+        records: Sequence[EventRecord] | Sequence[Materialized],
+        *,
+        strict: bool,
+        follows: bool = False,
     ) -> set[str]:
         """Apply ``records`` to SQL; returns the tables their events wrote.
 
         ``strict``: raise on the first refused event and write nothing anywhere.
-        Otherwise refused events are quarantined and reported.
+        Otherwise refused events are quarantined and reported. ``follows``: SQL must
+        stand where the first record goes on from (its parent), else
+        :class:`~pjai.errors.SqlAheadError` and nothing is written.
         """
         if not records:
             return set()
-        return self._write(lambda _head: list(records), strict=strict)[1]
+        first = records[0]
+        parent = (first.record if isinstance(first, Materialized) else first).parent
+        return self._write(
+            lambda _head: list(records),
+            strict=strict,
+            follows=parent.global_seq if follows else None,
+        )[1]
 
     def append(self, build: Build) -> tuple[list[EventRecord], set[str]]:
         """Commit new events straight to SQL (the store is off), all or nothing.
@@ -118,6 +130,7 @@ class Bridge:
         *,
         strict: bool,
         lock: bool = False,
+        follows: int | None = None,
     ) -> tuple[list[EventRecord], set[str]]:
         quarantined = 0
         with self._lock, ExitStack() as stack:
@@ -132,6 +145,9 @@ class Bridge:
                 per_shard = self.projections(events)
                 records = [e.record if isinstance(e, Materialized) else e for e in events]
                 last = records[-1].position.global_seq
+                if follows is not None:
+                    for tx in transactions:
+                        tx.advance(last, now, follows=follows)
                 for tx, items in zip(transactions, per_shard, strict=True):
                     if items:
                         done = tx.project(items, strict=strict)

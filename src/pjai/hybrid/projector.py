@@ -335,7 +335,9 @@ class Projector:
             first = events[0].record
             if first.parent.global_seq > self._projected_through:
                 self._catch_up_sql(first.parent.global_seq)
-            self.bridge.project(events, strict=True)
+            # SQL must stand where this commit goes on: one restored from a backup while
+            # this process was idle would otherwise get a gap it never fills.
+            self.bridge.project(events, strict=True, follows=True)
             self._in_flight = [e.record for e in events]
             self._projected_through = events[-1].record.position.global_seq
         except (SqlUnavailableError, ConfigError) as exc:  # ConfigError: placement, in _ready

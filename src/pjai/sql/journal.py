@@ -26,7 +26,7 @@ from sqlalchemy import (
     select,
 )
 
-from pjai.schema.ops import Greatest, Insert, Op, Update
+from pjai.schema.ops import Greatest, Insert, Missing, Op, Update
 from pjai.schema.records import EventRecord, Position, args_text
 from pjai.schema.tables import NAMING_CONVENTION
 from pjai.schema.types import CodePointString, CodePointText, Timestamp
@@ -110,8 +110,19 @@ def journal_op(
     )
 
 
-def checkpoint_op(projection: str, global_seq: int, now: datetime) -> Op:
-    """The update that moves ``projection``'s checkpoint to ``global_seq``."""
+def checkpoint_op(
+    projection: str, global_seq: int, now: datetime, *, follows: int | None = None
+) -> Op:
+    """The update that moves ``projection``'s checkpoint to ``global_seq``; with
+    ``follows``, only from there (it then matches no row when the checkpoint is
+    elsewhere)."""
+    if follows is not None:
+        return Update(
+            "pjai_checkpoint",
+            {"projection": projection, "global_seq": follows},
+            {"global_seq": global_seq, "updated_at": now},
+            missing=Missing(None, "the checkpoint is not at e{}", (follows,)),
+        )
     # Greatest: a checkpoint only moves forward, even if another writer moved it first.
     return Update(
         "pjai_checkpoint",

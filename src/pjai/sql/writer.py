@@ -214,8 +214,27 @@ class SqlTransaction:
             self.conn.execute(table.delete())
         self.checkpoint = None
 
-    def advance(self, global_seq: int, now: datetime) -> None:
-        """Move the projection's checkpoint forward to ``global_seq`` (never back)."""
+    def advance(self, global_seq: int, now: datetime, *, follows: int | None = None) -> None:
+        """Move the projection's checkpoint forward to ``global_seq`` (never back).
+
+        ``follows``: the events go on from there, so the checkpoint must stand there;
+        :class:`~pjai.errors.SqlAheadError` when it does not (SQL was restored from a
+        backup, or another process wrote to it): writing on would leave a gap in SQL, or
+        take places of events it holds.
+        """
+        if follows is not None:
+            op = journal.checkpoint_op(self.writer.projection, global_seq, now, follows=follows)
+            batch = batched([op], self.writer._render)
+            if batch.unmatched([op], self._backend.run(self._dbapi, batch.statements)) is None:
+                self.checkpoint = global_seq
+                return
+            self.checkpoint = None  # read afresh; a new database has no row yet
+            if (head := self.head(now)) != follows:
+                raise SqlAheadError(
+                    f"SQL's checkpoint stands at e{head}, not at e{follows} where these "
+                    "events go on: SQL changed since this process last wrote to it "
+                    "(restored from a backup, or written by a process with the store off)"
+                )
         if global_seq > self.head(now):
             op = journal.checkpoint_op(self.writer.projection, global_seq, now)
             self._run([(op, "checkpoint")])
