@@ -18,7 +18,7 @@ from pjai.app.upkeep import checkup
 from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import SCHEMA, PersonaActivated
-from pjai.sql import migrate
+from pjai.sql import journal, migrate
 from pjai.sql.rebalance import misplaced, rebalance
 from pjai.sql.repositories import MemoryFilter
 from pjai.sql.shards import HashRing, ShardSet
@@ -258,6 +258,59 @@ def test_a_commit_cut_off_between_two_shards_leaves_a_directory_that_opens_and_r
         assert manager.health().status == "ok"
         manager.commit(memory("c", first))
         assert {m.id for m in manager.memories.list()} == {"c"}
+
+
+def test_a_process_commits_again_once_another_repaired_a_commit_cut_off_between_shards(
+    tmp_path: Path,
+) -> None:
+    urls = shard_urls(tmp_path, 2)
+    people = [f"persona-{i}" for i in range(10)]
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as manager:
+        manager.commit(*[persona(p) for p in people])
+        first = cut_off_between_shards(manager, people)
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as running:
+        with pytest.raises(ConfigError, match="Commits wait until then"):
+            running.commit(memory("c", first))
+        with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as other:
+            other.repair("sql")
+        running.commit(memory("c", first))
+        assert running.health().status == "ok"
+        assert running.verify().equal
+
+
+def test_a_commit_over_two_shards_read_half_made_is_not_taken_for_a_cut_off_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A process with the store on reads SQL's journal shard by shard while another,
+    # with the store off, commits over both shards: it must not see a commit cut off
+    # (and refuse every commit until restarted), but take the whole commit in.
+    urls = shard_urls(tmp_path, 2)
+    data = tmp_path / "data"
+    people = [f"persona-{i}" for i in range(10)]
+    with (
+        HybridDatabaseManager.open(data, sql_urls=urls, environ={}) as running,
+        HybridDatabaseManager.open(
+            data, sql_urls=urls, environ={"PJAI_USE_LIVESTORE": "false"}
+        ) as other,
+    ):
+        first = next(p for p in people if running.shards.for_persona(p).index == 0)
+        second = next(p for p in people if running.shards.for_persona(p).index == 1)
+        running.commit(persona(first), persona(second))
+        reading = journal.journal_entries
+        shards_read: list[object] = []
+
+        def entries(conn: Any, **options: Any) -> Any:
+            shards_read.append(conn)
+            if len(shards_read) == 2:  # the first shard read, the second not yet
+                other.commit(memory("a", first), memory("b", second))
+            return reading(conn, **options)
+
+        monkeypatch.setattr(journal, "journal_entries", entries)
+        assert running.catch_up() == 2
+        monkeypatch.undo()
+        assert running.last_error is None
+        running.commit(memory("c", first))
+        assert running.verify().equal
 
 
 def test_a_store_off_commit_cut_off_between_two_shards_stops_commits_until_repaired(

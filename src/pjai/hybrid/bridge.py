@@ -61,6 +61,21 @@ class Bridge:
         """The global position every shard has reached."""
         return min(shard.writer.checkpoint() for shard in self.shards)
 
+    def journal(self, after: int) -> list[EventRecord]:
+        """SQL's journal after global position ``after``, read with every shard's
+        checkpoint locked as writers lock it: a commit over several shards is seen
+        whole or not at all, never on some shards only (as read shard by shard while
+        it commits)."""
+        with self._lock, ExitStack() as stack:
+            transactions = [
+                stack.enter_context(shard.writer.transaction("reading the journal"))
+                for shard in self.shards
+            ]
+            now = utc_now()
+            for tx in transactions:
+                tx.head(now, lock=True)
+            return journal.merged((tx.conn for tx in transactions), after)
+
     def projections(self, events: Iterable[EventRecord | Materialized]) -> list[list[Projection]]:
         """Per shard, the projections of ``events`` it must apply, in order.
 

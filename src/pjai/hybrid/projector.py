@@ -147,6 +147,9 @@ class Projector:
         if self._unseen:  # SQL's history first, if SQL answers now (else refused below)
             with contextlib.suppress(SqlError):
                 self.reconcile(None)
+        if self._broken is not None:  # still? Another process may have repaired SQL
+            with contextlib.suppress(SqlError):
+                self.reconcile(None)
         if self._broken is not None:
             # A commit now would take the place of an event lost in the gap, and the
             # events after it would then seem to follow it.
@@ -216,6 +219,11 @@ class Projector:
         if missing:
             self._check_one_history(store, store.head.global_seq)
             chain = _unbroken(missing, store.head)
+            if len(chain) < len(missing):
+                # Read shard by shard, a commit over several shards made meanwhile can
+                # look cut off: look again with the shards locked against commits.
+                missing = self.bridge.journal(store.head.global_seq)
+                chain = _unbroken(missing, store.head)
             if len(chain) < len(missing):
                 self._journal_breaks(store.head if not chain else chain[-1].position, missing)
             if chain:
