@@ -702,3 +702,28 @@ def test_sql_restored_from_a_backup_while_a_process_was_idle_gets_no_gap(
         assert [e.position.global_seq for e in manager.shards.journal()] == [1, 2, 3, 4, 5]
         assert manager.memories.count() == 4
         assert manager.verify().equal
+
+
+def test_a_store_off_commit_after_sql_went_back_to_a_backup_leaves_no_gap(
+    tmp_path: Path, sql_url: str
+) -> None:
+    # A directory used with the store off (no store file to note SQL's head): SQL is
+    # restored from a backup taken after e2 while a process runs. Its next commit must
+    # go on from e2: placed after a gap, a repair would drop it as a cut-off commit's.
+    off = {"PJAI_USE_LIVESTORE": "false"}
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[sql_url], environ=off) as manager:
+        manager.commit(persona("p1"), memory("m1"))
+        manager.commit(memory("m2"))
+        manager.commit(memory("m3"))
+        engine = create_engine(sql_url)
+        with engine.begin() as conn:  # what restoring the backup does
+            conn.execute(text("DELETE FROM memories WHERE id IN ('m2', 'm3')"))
+            conn.execute(text("DELETE FROM pjai_journal WHERE global_seq > 2"))
+            conn.execute(
+                text("UPDATE pjai_checkpoint SET global_seq = 2 WHERE projection = 'primary'")
+            )
+        engine.dispose()
+        (record,) = manager.commit(memory("m4"))
+        assert record.position.global_seq == 3
+        manager.repair("sql")
+        assert manager.memories.get("m4") is not None

@@ -274,7 +274,10 @@ class Projector:
         at = utc_now()
 
         def build(global_seq: int, file: LockedFile) -> list[Materialized]:
-            after = max(global_seq, self.sql_head)
+            # SQL's checkpoint, read under its lock, not what this process last saw: SQL
+            # may have gone back (restored from a backup), and events placed after a
+            # gap would be dropped as a cut-off commit's by the next repair.
+            after = global_seq
             if file.head > after:
                 raise ConfigError(
                     f"the store file holds events up to e{file.head} that SQL lacks (it has "
