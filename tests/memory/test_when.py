@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
 
 import pytest
 
 from pjai.errors import QueryError
+from pjai.memory import when
 from pjai.memory.search import SearchFilter, Tuning, search
 from pjai.memory.when import time_window
 from pjai.store import Store
@@ -32,6 +36,35 @@ def day(year: int, month: int, d: int) -> datetime:
 )
 def test_time_window(text: str, span: tuple[datetime, datetime] | None) -> None:
     assert time_window(text) == span
+
+
+def _lines_run(text: str) -> int:
+    """How many lines of :mod:`pjai.memory.when` reading ``text`` runs (its work, counted
+    without a clock)."""
+    count = 0
+
+    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal count
+        if frame.f_code.co_filename != when.__file__:
+            return None
+        count += event == "line"
+        return trace
+
+    previous = sys.gettrace()
+    sys.settrace(trace)
+    try:
+        time_window(text)
+    finally:
+        sys.settrace(previous)
+    return count
+
+
+def test_a_text_of_many_dates_is_read_in_one_pass() -> None:
+    # A long search text (pasted notes, a log) can hold tens of thousands of dates:
+    # checking each against every date read before took minutes for a few hundred KB.
+    few, many = _lines_run("in 2023, " * 100), _lines_run("in 2023, " * 1_000)
+    assert many < few * 20  # ten times the dates: about ten times the work
+    assert time_window("May 3, 2023 " * 1_000) == (day(2023, 4, 26), day(2023, 5, 11))
 
 
 def test_a_date_in_the_question_lifts_what_happened_then(store: Store) -> None:

@@ -74,13 +74,15 @@ def time_window(text: str) -> tuple[datetime, datetime] | None:
     """The span of time the dates in ``text`` name (from the earliest to the latest),
     or ``None`` if it names none. A date counts once, by its most precise reading."""
     spans = []
-    taken: list[tuple[int, int]] = []
+    # Which characters a date already read covers: one look per match, however many
+    # dates the text holds (a long text of years is many thousands).
+    taken = bytearray(len(text))
     for pattern in _PATTERNS:
         for found in pattern.finditer(text):
             start, end = found.span()
-            if any(start < e and s < end for s, e in taken):
+            if 1 in taken[start:end]:
                 continue  # part of a more precise date already read
-            taken.append((start, end))
+            taken[start:end] = b"\x01" * (end - start)
             span = _span(found)
             if span is not None:
                 spans.append(span)
