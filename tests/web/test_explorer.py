@@ -196,6 +196,23 @@ async def test_keyword_and_semantic_search_show_their_hits_and_a_failure_says_wh
         await until(lambda: _names(user) == ["Likes green tea"], "keyword search works again")
 
 
+async def test_a_search_with_deleted_memories_too_shows_the_deleted_hits(web: WebApp) -> None:
+    ada = _persona(web)
+    _add(web, ada, "Likes green tea")
+    web.services.memories.delete(_add(web, ada, "Liked black tea"))
+    async with simulated(web) as user:
+        await _open_explorer(user, "Likes green tea")
+        set_value(user, "filter-deleted", True)
+        await until(lambda: _total(user) == 2, "the deleted memory counts")
+        set_value(user, "search-text", "tea")
+        _act(user, "search-button").click()
+        await user.should_see("2 found by keyword search")
+        await until(
+            lambda: sorted(_names(user)) == ["Liked black tea", "Likes green tea"],
+            "both hits show, the deleted one too",
+        )
+
+
 # -- a memory ---------------------------------------------------------------------------
 
 

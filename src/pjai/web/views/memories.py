@@ -115,7 +115,8 @@ class Explorer:
         self.filters.searched(
             f"{len(hits)} found{best} by {asked.method} search for “{asked.text}”"
         )
-        self.feed.show_hits([h.memory_id for h in hits], deleted=False)
+        # A search finds deleted memories when the filter lets them in ("Deleted too").
+        self.feed.show_hits([h.memory_id for h in hits], deleted=where.include_deleted)
 
 
 VIEW = View("/memories", "Memories", "psychology", build)
