@@ -315,7 +315,10 @@ def test_on_the_embedded_sql_primary_alone(cli: Cli, monkeypatch: pytest.MonkeyP
     weeks = cli.json("memory", "timeline", "ada", "--unit", "week")
     assert [(w["key"], w["memories"]) for w in weeks] == [("2025-W01", 2), ("2025-W02", 1)]
     assert cli.json("persona", "show", "ada")["health"]["memories"] == 3
-    assert "switch the store on" in cli.fails("memory", "search", "note", "-p", "ada")
+    refused = cli.fails("memory", "search", "note", "-p", "ada")
+    assert "switch the store on" in refused
+    # The flag alone would not: the environment overrides it.
+    assert "take PJAI_USE_LIVESTORE out of the environment" in refused
     assert not (cli.data / "store.db").exists()
 
 

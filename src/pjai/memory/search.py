@@ -228,7 +228,8 @@ def _keyword(
         if SEARCH_TABLE in str(exc):
             raise QueryError(
                 "full-text search on SQLite reads the reactive store's index; switch the "
-                "store on (pjai flags set use_livestore true)"
+                "store on (pjai flags set use_livestore true), and take PJAI_USE_LIVESTORE "
+                "out of the environment if it is false there (it overrides the flag)"
             ) from exc
         raise
     return [SearchHit.from_row(r, float(r.score), "keyword") for r in rows]
