@@ -166,6 +166,13 @@ def test_limit(store: Store) -> None:
     assert len(search(store, "words", limit=2)) == 2
     with pytest.raises(QueryError, match="got 0"):
         search(store, "words", limit=0)
+    # A search reads up to 3 x limit in SQL, whose integers end at 2**63 - 1.
+    assert len(search(store, "words in June 2026", limit=(2**63 - 1) // 3)) == 5
+    for limit in ((2**63 - 1) // 3 + 1, 2**64):
+        with pytest.raises(
+            QueryError, match=f"limit must be at most 3074457345618258602, got {limit}"
+        ):
+            search(store, "words in June 2026", limit=limit)
 
 
 def test_index_follows_update_delete_and_restore(store: Store) -> None:

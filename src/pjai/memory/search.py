@@ -39,6 +39,7 @@ from pjai.memory.hits import HIT_COLUMNS, SearchHit
 from pjai.memory.when import time_window
 from pjai.memory.words import STOP_WORDS, is_phrase, search_terms
 from pjai.schema.expressions import dialect_name
+from pjai.schema.limits import INT64_MAX
 from pjai.schema.search import (
     POSTGRESQL_DOCUMENT,
     SEARCH_TABLE,
@@ -53,6 +54,7 @@ from pjai.schema.types import AnySelect
 
 __all__ = [
     "HYBRID_DEPTH",
+    "MAX_LIMIT",
     "STOP_WORDS",
     "TUNING",
     "Method",
@@ -71,6 +73,10 @@ Method = Literal["keyword", "semantic", "hybrid"]
 
 HYBRID_DEPTH = 3
 """Hybrid search fuses the best ``limit * HYBRID_DEPTH`` of each list."""
+
+MAX_LIMIT = INT64_MAX // HYBRID_DEPTH
+"""The largest ``limit`` a search takes: SQL reads up to ``limit * HYBRID_DEPTH`` rows,
+a number SQLite and PostgreSQL take only up to a 64-bit integer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +255,8 @@ def search(
     where = where or SearchFilter()
     if limit < 1:
         raise QueryError(f"limit must be at least 1, got {limit}")
+    if limit > MAX_LIMIT:
+        raise QueryError(f"limit must be at most {MAX_LIMIT}, got {limit}")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
