@@ -15,8 +15,9 @@ text as phrases (:func:`pjai.memory.words.search_terms`).
 On an SQLite SQL primary there is no index: switch the store on.
 
 A :class:`pjai.schema.MemoryFilter` restricts what a search returns, as it does for
-every read of memories (deleted memories are never returned). Semantic search compares
-memory vectors (see :mod:`pjai.memory.embeddings`). Hybrid ranking takes the
+every read of memories (deleted memories only with ``include_deleted``, and then by
+keyword alone: their vectors are dropped). Semantic search compares memory vectors (see
+:mod:`pjai.memory.embeddings`). Hybrid ranking takes the
 union of both candidate lists and ranks it by a weighted sum of their scores, each list
 scaled to 0..1 (keyword 0.6, semantic 0.4 unless a :class:`Tuning` says otherwise).
 
@@ -114,7 +115,8 @@ TUNING = Tuning()
 
 
 SearchFilter = MemoryFilter
-"""What a search may return: a :class:`pjai.schema.MemoryFilter` (deleted memories never)."""
+"""What a search may return: a :class:`pjai.schema.MemoryFilter` (deleted memories only
+with ``include_deleted``)."""
 
 
 def fts_query(text: str) -> str | None:
