@@ -251,6 +251,19 @@ def test_context_expansion_brings_the_turns_around_a_hit(store: Store) -> None:
         Tuning(neighbour_weight=2.0)
 
 
+def test_context_expansion_of_more_hits_than_sql_takes_parameters(store: Store) -> None:
+    # Each hit's id is a parameter of the links query (twice): SQLite takes 32,766.
+    count = 16_400
+    store.commit(persona(), *[memory(f"m{i:05}", content="violin") for i in range(count)])
+    store.commit(
+        MemoryLinked(persona_id="p1", source_id="m00000", target_id="m00001", kind="temporal")
+    )
+    tuning = Tuning(neighbour_weight=0.5)
+    found = search(store, "violin", SearchFilter(persona_id="p1"), limit=count, tuning=tuning)
+    assert len(found) == count
+    assert found[0].memory_id in {"m00000", "m00001"}  # each lifted by the other
+
+
 @pytest.mark.parametrize("method", ["keyword", "semantic", "hybrid"])
 def test_text_that_is_not_unicode_is_refused_by_every_method(garden: Store, method: Any) -> None:
     with pytest.raises(QueryError, match="lone surrogate at position 3"):

@@ -349,12 +349,15 @@ def with_neighbours(
     if not own:
         return []
     links = memory_links.c
-    rows = backend.query(
-        select(links.source_id, links.target_id).where(
-            links.kind == "temporal",
-            or_(links.source_id.in_(list(own)), links.target_id.in_(list(own))),
+    rows = [
+        row
+        for part in _parts(list(own))
+        for row in backend.query(
+            select(links.source_id, links.target_id).where(
+                links.kind == "temporal", or_(links.source_id.in_(part), links.target_id.in_(part))
+            )
         )
-    )
+    ]
     lift: dict[str, float] = {}
     for source_id, target_id in rows:
         for near, far in ((source_id, target_id), (target_id, source_id)):
@@ -364,8 +367,8 @@ def with_neighbours(
     order = sorted(scores, key=lambda m: (-scores[m], m))
     hits = {h.memory_id: h for h in ranked}
     wanted = [m for m in order[: limit * 2] if m not in hits]
-    if wanted:
-        query = select(*HIT_COLUMNS).where(memories.c.id.in_(wanted), *memory_conditions(where))
+    for part in _parts(wanted):
+        query = select(*HIT_COLUMNS).where(memories.c.id.in_(part), *memory_conditions(where))
         for row in backend.query(query):
             hits[row.id] = SearchHit.from_row(row, 0.0, "context")
     best = [m for m in order if m in hits][:limit]
@@ -377,6 +380,16 @@ def with_neighbours(
         )
         for m in best
     ]
+
+
+_IDS_PER_QUERY = 5_000
+"""Memory ids read per query: each is a parameter, and SQLite takes 32,766 of them,
+PostgreSQL 65,535."""
+
+
+def _parts(ids: list[str]) -> list[list[str]]:
+    """``ids`` in lists of at most :data:`_IDS_PER_QUERY`."""
+    return [ids[i : i + _IDS_PER_QUERY] for i in range(0, len(ids), _IDS_PER_QUERY)]
 
 
 def fuse(
