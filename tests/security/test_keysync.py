@@ -287,6 +287,17 @@ def test_a_rotation_reaches_the_other_device(tmp_path: Path) -> None:
     assert second.current("p1")[0] == newer  # new events there use the new key too
 
 
+def test_a_key_listed_twice_is_taken_once(tmp_path: Path) -> None:
+    # A server may list a key twice; another process of the directory may take it first.
+    first, second = two_rings(tmp_path)
+    newer = first.rotate("p1")
+    items = export_items(first)
+    assert absorb(second, items + items, []).came == 1
+    assert second.current("p1")[0] == newer
+    third = join(tmp_path / "c" / "keys.db", items + items, PASSPHRASE)
+    assert third.scopes() == {"p1": 2}
+
+
 def test_an_unreadable_shared_key_is_skipped_not_fatal(tmp_path: Path) -> None:
     first, second = two_rings(tmp_path)
     first.current("p2")

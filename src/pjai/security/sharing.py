@@ -146,11 +146,16 @@ def absorb(ring: KeyRing, items: list[Item], deleted: list[Item]) -> Absorbed:
                 log.warning("a shared key was not taken: %s", exc)
                 refused += 1
                 continue
+            # A listing may name a key twice, and another process of this directory
+            # may take the same key meanwhile: a key already here is not taken again.
+            known.add(key_id)
             with ring._transaction():
                 ring._conn.execute(
-                    "INSERT INTO data_keys VALUES (?, ?, ?, ?, 0, ?)",
+                    "INSERT OR IGNORE INTO data_keys VALUES (?, ?, ?, ?, 0, ?)",
                     (key_id, scope, parts["nonce"], parts["wrapped"], now()),
                 )
+                if not ring._conn.changes():
+                    continue
             came += 1
             touched.add(scope)
         for scope in touched:  # ids are time-ordered (UUIDv7): the newest wins
