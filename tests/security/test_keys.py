@@ -227,6 +227,25 @@ def test_a_damaged_or_foreign_key_ring_is_named_and_left_as_it_was(
     assert path.read_bytes() == content
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(b"not a database at all" * 100, "is damaged"), (b"", "is not a key ring")],
+)
+def test_a_damaged_ring_is_named_when_nothing_is_given_to_unlock_it(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    # Without a passphrase or key file the ring's fingerprint is read to look in the OS
+    # keyring: a damaged file is said in words there too.
+    data = DataDir(tmp_path / "data", environ={})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    data.keys_path.write_bytes(content)
+    with pytest.raises(KeyRingError, match=problem):
+        data.key_ring()
+    report = security_status(data)
+    assert report.locked_because is not None
+    assert problem in report.locked_because
+
+
 def test_the_status_of_a_ring_that_did_not_unlock_says_why(tmp_path: Path) -> None:
     data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": "not the passphrase!"})
     init_security(data, passphrase=PASSPHRASE, params=FAST)

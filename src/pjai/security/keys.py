@@ -101,9 +101,16 @@ def store_fingerprint(path: Path) -> str:
     unlocking it."""
     if not path.exists():
         raise KeyRingError(f"no key ring at {path}: `pjai security init` makes one")
-    conn = connect(path)
+    try:
+        conn = connect(path)
+    except apsw.Error as exc:
+        raise KeyRingError(f"{path} is damaged ({exc}): restore it from a backup") from exc
     try:
         rows = conn.execute("SELECT value FROM meta WHERE name = 'store key'").fetchall()
+    except apsw.SQLError:
+        rows = []  # no meta table: not a key ring
+    except apsw.Error as exc:
+        raise KeyRingError(f"{path} is damaged ({exc}): restore it from a backup") from exc
     finally:
         conn.close()
     if not rows:
