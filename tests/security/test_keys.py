@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from pjai.app import DataDir
 from pjai.app.security import init_security, security_status
 from pjai.errors import KeyRingError
-from pjai.security import STORE_SCOPE, Argon2Params, KeyRing, fingerprint
+from pjai.security import STORE_SCOPE, Argon2Params, KeyRing, fingerprint, locks
 
 FAST = Argon2Params(iterations=1, lanes=1, memory_kib=8 * 1024)
 """Cheap stretching for tests; the defaults take a quarter of a second."""
@@ -185,6 +187,38 @@ def test_a_lock_changed_by_another_process_meanwhile_is_not_undone(tmp_path: Pat
     with KeyRing.unlock(path, passphrase="the first new passphrase"):
         pass
     KeyRing.recover(path, code, "a recovered passphrase", FAST).close()
+
+
+def test_a_lock_changed_while_another_process_unlocks_is_not_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Unlocking stretches the secret for a while: a lock changed by another process
+    # during that time is a change made since this one opened the ring.
+    path = tmp_path / "keys.db"
+    with made(tmp_path) as ring:
+        old_code = ring.recovery_code(FAST)
+    stretch, shown = locks.stretch, []
+
+    def meanwhile(change: Callable[[KeyRing], object]) -> None:
+        def stretching(*args: Any) -> bytes:
+            monkeypatch.setattr(locks, "stretch", stretch)
+            with KeyRing.unlock(path, passphrase=PASSPHRASE) as other:
+                shown.append(change(other))
+            return stretch(*args)
+
+        monkeypatch.setattr(locks, "stretch", stretching)
+
+    meanwhile(lambda other: other.recovery_code(FAST))  # printed to its user
+    with pytest.raises(KeyRingError, match="recovery code was changed by another process"):
+        KeyRing.recover(path, old_code, "a recovered passphrase", FAST)
+    meanwhile(lambda other: other.change_passphrase("the first new passphrase", FAST))
+    with (
+        KeyRing.unlock(path, passphrase=PASSPHRASE) as ring,
+        pytest.raises(KeyRingError, match="passphrase was changed by another process"),
+    ):
+        ring.change_passphrase("the second new passphrase", FAST)
+    KeyRing.unlock(path, passphrase="the first new passphrase").close()
+    KeyRing.recover(path, shown[0], "a recovered passphrase", FAST).close()
 
 
 def test_a_ring_made_meanwhile_by_another_process_is_kept(

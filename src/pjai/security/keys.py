@@ -96,6 +96,14 @@ def _locked(method: Callable[..., T]) -> Callable[..., T]:
     return run
 
 
+def _wrap_ids(conn: apsw.Connection) -> dict[str, frozenset[str]]:
+    """The ids of the store key's locks, by kind."""
+    found: dict[str, set[str]] = {}
+    for wrap_id, kind in conn.execute("SELECT id, kind FROM wraps"):
+        found.setdefault(str(kind), set()).add(str(wrap_id))
+    return {kind: frozenset(ids) for kind, ids in found.items()}
+
+
 def store_fingerprint(path: Path) -> str:
     """The fingerprint of the store key of the key ring at ``path``, read without
     unlocking it."""
@@ -124,7 +132,13 @@ class KeyRing(Resource):
     (one call at a time). Keys are kept in memory once read; a change another process
     makes to the file (an erasure, a rotation) is seen within :data:`FRESH_S`."""
 
-    def __init__(self, conn: apsw.Connection, path: Path, store_key: bytes) -> None:
+    def __init__(
+        self,
+        conn: apsw.Connection,
+        path: Path,
+        store_key: bytes,
+        seen: dict[str, frozenset[str]] | None = None,
+    ) -> None:
         self._conn = conn
         self.path = path
         self._store_key = store_key
@@ -133,9 +147,10 @@ class KeyRing(Resource):
         self._lock = threading.RLock()
         self._version = self._data_version()
         self._looked = time.monotonic()
-        self._seen = self._wrap_ids()
-        """The locks as this ring found them: a change of them waits until no other
-        process has changed them meanwhile (:meth:`_changing`)."""
+        self._seen = _wrap_ids(conn) if seen is None else seen
+        """The locks as this ring found them (as they were read to unlock it): a change
+        of them waits until no other process has changed them meanwhile
+        (:meth:`_changing`)."""
 
     # -- making and opening ------------------------------------------------------------
 
@@ -234,6 +249,9 @@ class KeyRing(Resource):
                 found = meta.get("format")
                 raise KeyRingError(f"{target} is not a key ring this PJai reads (format {found!r})")
             conn.execute(SCHEMA)  # a ring made by an older PJai lacks the newer tables
+            # Read before the store key is unlocked (stretching takes a while): a lock
+            # another process changes meanwhile is then seen as changed.
+            seen = _wrap_ids(conn)
             given = passphrase is not None or key_file is not None or recovery_code is not None
             kept = recall(meta.get("store key", "")) if os_keyring and not given else None
             store_key = kept or open_store_key(
@@ -246,7 +264,7 @@ class KeyRing(Resource):
         except BaseException:
             conn.close()
             raise
-        return cls(conn, target, store_key)
+        return cls(conn, target, store_key, seen)
 
     @classmethod
     def recover(
@@ -475,7 +493,7 @@ class KeyRing(Resource):
         is refused rather than undo it."""
         self._conn.execute("BEGIN IMMEDIATE")  # no other writer until it ends
         try:
-            if self._wrap_ids().get(kind) != self._seen.get(kind):
+            if _wrap_ids(self._conn).get(kind) != self._seen.get(kind):
                 raise KeyRingError(
                     f"the key ring's {kind} was changed by another process since it was "
                     "opened here: open it again, with what unlocks it now"
@@ -485,14 +503,7 @@ class KeyRing(Resource):
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
-        self._seen = self._wrap_ids()
-
-    def _wrap_ids(self) -> dict[str, frozenset[str]]:
-        """The ids of the store key's locks, by kind."""
-        found: dict[str, set[str]] = {}
-        for wrap_id, kind in self._conn.execute("SELECT id, kind FROM wraps"):
-            found.setdefault(str(kind), set()).add(str(wrap_id))
-        return {kind: frozenset(ids) for kind, ids in found.items()}
+        self._seen = _wrap_ids(self._conn)
 
     def _new_data_key(self, scope: str) -> tuple[str, bytes]:
         if self._conn.execute("SELECT 1 FROM erased WHERE scope = ?", (scope,)).fetchone():
