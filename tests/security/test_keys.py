@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import stat
 from collections.abc import Callable
@@ -14,7 +15,8 @@ import pytest
 from pjai.app import DataDir
 from pjai.app.security import init_security, security_status
 from pjai.errors import KeyRingError
-from pjai.security import STORE_SCOPE, Argon2Params, KeyRing, fingerprint, locks
+from pjai.schema.types import new_id
+from pjai.security import STORE_SCOPE, Argon2Params, KeyRing, fingerprint, keys, locks
 
 FAST = Argon2Params(iterations=1, lanes=1, memory_kib=8 * 1024)
 """Cheap stretching for tests; the defaults take a quarter of a second."""
@@ -151,6 +153,40 @@ def test_erasing_a_persona_destroys_its_keys_in_the_file(tmp_path: Path) -> None
     assert len(wrapped) == 2
     assert all(w not in raw for w in wrapped)
     assert [p.name for p in tmp_path.iterdir()] == ["keys.db"]  # no journal left behind
+
+
+def test_a_key_made_while_another_process_erases_is_destroyed_or_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A web app rotates or makes a persona's key while the CLI erases that persona:
+    # whichever goes first, no key of the persona outlives the erasure unrecorded.
+    path = tmp_path / "keys.db"
+    with made(tmp_path) as ring:
+        ring.current("p1")
+        ring.current("p2")
+    erasing = KeyRing.unlock(path, passphrase=PASSPHRASE)
+    other = KeyRing.unlock(path, passphrase=PASSPHRASE)
+    other._conn.setbusytimeout(0)  # waiting on the erasure's lock would refuse it too
+    made_meanwhile: list[str] = []
+    unwrap = erasing._unwrap_data_key
+
+    def rotating(*args: Any) -> bytes:
+        with contextlib.suppress(apsw.BusyError):
+            made_meanwhile.append(other.rotate("p1"))
+        return unwrap(*args)
+
+    monkeypatch.setattr(erasing, "_unwrap_data_key", rotating)
+    erased = {e.key_id for e in erasing.erase("p1")}
+    assert set(made_meanwhile) <= erased
+    assert erasing.scopes() == {"p2": 1}
+    # Made while the erasure is under way: checked against it as it is written.
+    monkeypatch.undo()
+    monkeypatch.setattr(keys, "new_id", lambda: (erasing.erase("p2"), new_id())[1])
+    with pytest.raises(KeyRingError, match="p2 was erased"):
+        other.rotate("p2")
+    assert erasing.scopes() == {}
+    erasing.close()
+    other.close()
 
 
 def test_an_altered_data_key_is_refused(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -296,6 +297,25 @@ def test_a_key_listed_twice_is_taken_once(tmp_path: Path) -> None:
     assert second.current("p1")[0] == newer
     third = join(tmp_path / "c" / "keys.db", items + items, PASSPHRASE)
     assert third.scopes() == {"p1": 2}
+
+
+def test_a_key_taken_while_another_process_erases_its_persona_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = two_rings(tmp_path)
+    newer = first.rotate("p1")
+    eraser = KeyRing.unlock(second.path, passphrase=PASSPHRASE)
+    unwrap = second._unwrap_data_key
+
+    def erasing(*args: Any) -> bytes:  # the CLI erases while the web app syncs keys
+        eraser.erase("p1")
+        return unwrap(*args)
+
+    monkeypatch.setattr(second, "_unwrap_data_key", erasing)
+    assert absorb(second, export_items(first), []).came == 0
+    assert second.scopes() == {}
+    assert second.key(newer) is None
+    eraser.close()
 
 
 def test_an_unreadable_shared_key_is_skipped_not_fatal(tmp_path: Path) -> None:

@@ -422,12 +422,15 @@ class KeyRing(Resource):
         """Destroy every data key of ``scope``: what they encrypted can no longer be
         read, anywhere this file was the only copy. Returns what was destroyed (ids and
         fingerprints, no key material)."""
-        rows = self._conn.execute(
-            "SELECT id, nonce, wrapped FROM data_keys WHERE scope = ?", (scope,)
-        ).fetchall()
         at = now()
         erased = []
-        with self._transaction():
+        # Read and deleted under one write lock: a key another process gives the scope
+        # meanwhile (a rotation, a key taken from the sync server) is destroyed and
+        # recorded with the others, not destroyed unrecorded or kept.
+        with self._writing():
+            rows = self._conn.execute(
+                "SELECT id, nonce, wrapped FROM data_keys WHERE scope = ?", (scope,)
+            ).fetchall()
             for key_id, nonce, wrapped in rows:
                 try:
                     found = self._unwrap_data_key(str(key_id), scope, blob(nonce), blob(wrapped))
@@ -486,32 +489,39 @@ class KeyRing(Resource):
             yield
 
     @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A transaction that holds the file's write lock from its start: what it reads
+        no other process changes before it commits."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
     def _changing(self, kind: str) -> Iterator[None]:
         """A transaction that changes the locks, taken only while the locks of ``kind``
         are as this ring found them: another process that changed them meanwhile (a
         passphrase changed, a recovery code used or replaced) wins, and this change
         is refused rather than undo it."""
-        self._conn.execute("BEGIN IMMEDIATE")  # no other writer until it ends
-        try:
+        with self._writing():
             if _wrap_ids(self._conn).get(kind) != self._seen.get(kind):
                 raise KeyRingError(
                     f"the key ring's {kind} was changed by another process since it was "
                     "opened here: open it again, with what unlocks it now"
                 )
             yield
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
         self._seen = _wrap_ids(self._conn)
 
     def _new_data_key(self, scope: str) -> tuple[str, bytes]:
-        if self._conn.execute("SELECT 1 FROM erased WHERE scope = ?", (scope,)).fetchone():
-            raise KeyRingError(f"{scope} was erased: nothing new is encrypted for it")
         key_id, key = new_id(), secrets.token_bytes(KEY_BYTES)
         nonce = secrets.token_bytes(_NONCE_BYTES)
         wrapped = AESGCM(self._store_key).encrypt(nonce, key, data_key_aad(key_id, scope))
-        with self._transaction():
+        with self._writing():  # an erasure by another process is not passed by
+            if self._conn.execute("SELECT 1 FROM erased WHERE scope = ?", (scope,)).fetchone():
+                raise KeyRingError(f"{scope} was erased: nothing new is encrypted for it")
             self._conn.execute("UPDATE data_keys SET current = 0 WHERE scope = ?", (scope,))
             self._conn.execute(
                 "INSERT INTO data_keys VALUES (?, ?, ?, ?, 1, ?)",

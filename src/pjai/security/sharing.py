@@ -147,14 +147,17 @@ def absorb(ring: KeyRing, items: list[Item], deleted: list[Item]) -> Absorbed:
                 refused += 1
                 continue
             # A listing may name a key twice, and another process of this directory
-            # may take the same key meanwhile: a key already here is not taken again.
+            # may take the same key meanwhile, or erase its scope: a key already here,
+            # or of a scope erased, is not taken.
             known.add(key_id)
             with ring._transaction():
                 ring._conn.execute(
-                    "INSERT OR IGNORE INTO data_keys VALUES (?, ?, ?, ?, 0, ?)",
-                    (key_id, scope, parts["nonce"], parts["wrapped"], now()),
+                    "INSERT OR IGNORE INTO data_keys SELECT ?, ?, ?, ?, 0, ? WHERE NOT EXISTS "
+                    "(SELECT 1 FROM erased WHERE scope = ? OR key_id = ?)",
+                    (key_id, scope, parts["nonce"], parts["wrapped"], now(), scope, key_id),
                 )
                 if not ring._conn.changes():
+                    ring._cache.pop(key_id, None)  # opened to check it, not taken
                     continue
             came += 1
             touched.add(scope)
