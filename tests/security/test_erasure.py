@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas
 from pjai.app.flags import set_flag
 from pjai.app.privacy import ForgetGone, erase_persona
-from pjai.app.rights import record_consent
+from pjai.app.rights import privacy_report, record_consent
 from pjai.app.security import init_security
 from pjai.app.transfer import import_legacy
 from pjai.app.upkeep import repair
@@ -24,6 +24,7 @@ from pjai.errors import NotFoundError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.embeddings import Embeddings
 from pjai.schema import PersonaErased
+from pjai.security import ErasedKey, KeyRing
 from pjai.store import ROOT, EventRecord, Position
 from tests.databases import postgres_schema
 from tests.hybrid.desktop_app import DesktopApp
@@ -257,6 +258,37 @@ def test_an_erasure_finishes_once_and_unknown_personas_are_refused(tmp_path: Pat
         assert (again.event_id, again.keys_destroyed, again.rows) == (None, [], {})
         with pytest.raises(NotFoundError, match="no persona 'nobody' to erase"):
             erase_persona(data, manager, "nobody")
+
+
+def test_an_erasure_stopped_before_its_keys_went_is_told_and_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The process stops after the erasure event, before the keys are destroyed: the
+    # persona's name is gone, its key is not; the report says so and how to finish.
+    runner = CliRunner()
+    where = ["--data-dir", str(tmp_path / "data")]
+    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    monkeypatch.setenv("PJAI_PASSPHRASE", PASSPHRASE)
+
+    def stopped(self: KeyRing, scope: str) -> list[ErasedKey]:
+        raise KeyboardInterrupt
+
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        with monkeypatch.context() as patched:
+            patched.setattr(KeyRing, "erase", stopped)
+            with pytest.raises(KeyboardInterrupt):
+                erase_persona(data, manager, ada)
+        assert privacy_report(manager).unfinished_erasures == [ada]
+    again = runner.invoke(cli, ["privacy", "erase", "Ada", "--yes", *where])
+    assert "`pjai privacy report` lists it" in again.output
+    told = runner.invoke(cli, ["privacy", "report", *where])
+    assert f"`pjai privacy erase {ada} --yes` destroys them" in told.output
+    done = runner.invoke(cli, ["privacy", "erase", ada, "--yes", *where])
+    assert done.exit_code == 0, done.output
+    with data.open() as manager:
+        assert privacy_report(manager).unfinished_erasures == []
 
 
 def test_the_cli_erases_after_asking_and_prints_the_proof(tmp_path: Path) -> None:

@@ -74,7 +74,10 @@ def erase_persona(
     exists = bool(manager.query(select(personas.c.id).where(personas.c.id == persona_id)))
     erased_before = any(r.name == PersonaErased.NAME and persona_of(r) == persona_id for r in log)
     if not exists and not erased_before:
-        raise NotFoundError(f"no persona {persona_id!r} to erase")
+        raise NotFoundError(
+            f"no persona {persona_id!r} to erase (an erasure that stopped before it "
+            "finished is finished by the persona's id: `pjai privacy report` lists it)"
+        )
     rows = _rows(manager, persona_id) if exists else {}
     sealed, plain = content_events(log, persona_id)
     event_id = None

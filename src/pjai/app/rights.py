@@ -8,7 +8,7 @@ keys and what the event log holds sealed or in plaintext, and the erasures made 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -88,6 +88,10 @@ class PrivacyReport:
     erasures: list[str]
     """The ids of the personas erased here (``v1.PersonaErased`` events)."""
     erased_keys: int
+    unfinished_erasures: list[str] = field(default_factory=list)
+    """Erased personas whose data keys the key ring still holds (an erasure stopped
+    before it destroyed them, or one made on another device whose keys' deletion has
+    not come yet): ``pjai privacy erase ID`` destroys them."""
 
 
 def record_consent(
@@ -150,6 +154,7 @@ def privacy_report(manager: HybridDatabaseManager, persona_id: str | None = None
         personas=found,
         erasures=erasures,
         erased_keys=len(ring.erased()) if ring is not None else 0,
+        unfinished_erasures=sorted({p for p in erasures if keys.get(p)}),
     )
 
 

@@ -169,4 +169,9 @@ def report(
             f"{p.plaintext_events} in plaintext",
         ]
     lines.append(f"erasures: {len(found.erasures)} ({found.erased_keys} keys destroyed)")
+    lines += [
+        f"  erasure of {persona_id} not finished: its data keys are still here; "
+        f"`pjai privacy erase {persona_id} --yes` destroys them"
+        for persona_id in found.unfinished_erasures
+    ]
     console.print("\n".join(lines), highlight=False)
