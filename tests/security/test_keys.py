@@ -17,6 +17,7 @@ from pjai.app.security import init_security, security_status
 from pjai.errors import KeyRingError
 from pjai.schema.types import new_id
 from pjai.security import STORE_SCOPE, Argon2Params, KeyRing, fingerprint, keys, locks
+from pjai.security.sharing import absorb
 
 FAST = Argon2Params(iterations=1, lanes=1, memory_kib=8 * 1024)
 """Cheap stretching for tests; the defaults take a quarter of a second."""
@@ -314,6 +315,22 @@ def test_a_damaged_ring_is_named_when_nothing_is_given_to_unlock_it(
     report = security_status(data)
     assert report.locked_because is not None
     assert problem in report.locked_because
+
+
+def test_a_ring_damaged_past_what_unlocking_reads_is_named_when_used(tmp_path: Path) -> None:
+    path = tmp_path / "keys.db"
+    with made(tmp_path) as ring:
+        for n in range(300):  # the data keys fill pages past the locks'
+            ring.current(f"persona-{n}")
+    damaged = bytearray(path.read_bytes())
+    for page in range(3, len(damaged) // 4096 - 2):
+        damaged[page * 4096 + 100 : page * 4096 + 140] = b"\xff" * 40
+    path.write_bytes(damaged)
+    with KeyRing.unlock(path, passphrase=PASSPHRASE) as ring:
+        with pytest.raises(KeyRingError, match=r"keys\.db is damaged .*restore it from a backup"):
+            ring.scopes()
+        with pytest.raises(KeyRingError, match=r"keys\.db is damaged"):
+            absorb(ring, [], [])
 
 
 def test_the_status_of_a_ring_that_did_not_unlock_says_why(tmp_path: Path) -> None:

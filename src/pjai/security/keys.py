@@ -86,11 +86,13 @@ class ErasedKey:
 
 
 def _locked(method: Callable[..., T]) -> Callable[..., T]:
-    """Run ``method`` under the ring's lock: one thread at a time on its connection."""
+    """Run ``method`` under the ring's lock: one thread at a time on its connection. A
+    file found damaged on the way (a page that does not read, text that is not text) is
+    a :class:`~pjai.errors.KeyRingError` that says so."""
 
     @functools.wraps(method)
     def run(self: KeyRing, *args: Any, **kwargs: Any) -> T:
-        with self._lock:
+        with self._guard():
             return method(self, *args, **kwargs)
 
     return run
@@ -280,7 +282,7 @@ class KeyRing(Resource):
         check_passphrase(passphrase)
         ring = cls._open(Path(path), recovery_code=recovery_code)
         try:
-            with ring._lock, ring._changing("recovery code"):  # used once, and only this one
+            with ring._guard(), ring._changing("recovery code"):  # used once, and only this one
                 ring._retire("passphrase", "recovery code")
                 ring._wrap_with_passphrase(passphrase, params or Argon2Params())
         except BaseException:
@@ -482,6 +484,17 @@ class KeyRing(Resource):
             self._version = version
             self._cache.clear()
             self._current.clear()
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """The ring's lock, held by every use of its connection (:func:`_locked`)."""
+        with self._lock:
+            try:
+                yield
+            except (apsw.CorruptError, apsw.NotADBError, UnicodeDecodeError) as exc:
+                raise KeyRingError(
+                    f"{self.path} is damaged ({exc}): restore it from a backup"
+                ) from exc
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -83,7 +83,7 @@ MAX_WRAPS_TRIED = 16
 def export_items(ring: KeyRing) -> list[Item]:
     """The ring's passphrase and recovery code wraps and its data keys, as the keys
     channel carries them."""
-    with ring._lock:
+    with ring._guard():
         wraps = ring._conn.execute(
             "SELECT id, kind, salt, params, nonce, wrapped FROM wraps "
             "WHERE kind IN ('passphrase', 'recovery code')"
@@ -129,7 +129,7 @@ def absorb(ring: KeyRing, items: list[Item], deleted: list[Item]) -> Absorbed:
     proof holds (erased on another device)."""
     came = refused = 0
     touched: set[str] = set()
-    with ring._lock:
+    with ring._guard():
         known = {str(r[0]) for r in ring._conn.execute("SELECT id FROM data_keys")}
         gone = {str(r[0]) for r in ring._conn.execute("SELECT scope FROM erased")}
         gone_ids = {str(r[0]) for r in ring._conn.execute("SELECT key_id FROM erased")}
