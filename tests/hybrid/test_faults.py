@@ -35,26 +35,45 @@ from tests.proxy import TcpProxy
 FAST_FAIL = PoolConfig(timeout_s=0.3)
 
 
+@contextlib.contextmanager
+def quick_to_give_up(tmp_path: Path) -> Iterator[HybridDatabaseManager]:
+    """A manager on the SQLite primary ``primary.db`` in ``tmp_path`` that gives up on
+    SQL's lock within 0.3 s, holding persona p1."""
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    with HybridDatabaseManager.open(
+        tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ={}
+    ) as manager:
+        manager.commit(persona("p1"))
+        yield manager
+
+
+@contextlib.contextmanager
+def sql_locked(path: Path) -> Iterator[sqlite3.Connection]:
+    """The SQLite primary at ``path`` locked by another connection until the block ends;
+    what the connection did is rolled back unless it committed."""
+    blocker = sqlite3.connect(path, isolation_level=None, timeout=30)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        yield blocker
+    finally:
+        if blocker.in_transaction:
+            blocker.execute("ROLLBACK")
+        blocker.close()
+
+
 def commit_stream(manager: HybridDatabaseManager, start: int, count: int) -> None:
     for i in range(start, start + count, 10):
         manager.commit(*[memory(f"m{j}") for j in range(i, i + 10)])
 
 
 def test_sqlite_primary_locked_mid_stream_loses_nothing(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'primary.db'}"
-    with HybridDatabaseManager.open(
-        tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ={}
-    ) as manager:
-        manager.commit(persona("p1"))
+    with quick_to_give_up(tmp_path) as manager:
         commit_stream(manager, 0, 100)
-        blocker = sqlite3.connect(tmp_path / "primary.db", isolation_level=None)
-        blocker.execute("BEGIN EXCLUSIVE")
-        commit_stream(manager, 100, 100)  # SQL cannot take these: the store does
-        health = manager.health()
-        assert health.status in {"degraded", "down"}
-        assert manager.last_error is not None
-        blocker.execute("ROLLBACK")
-        blocker.close()
+        with sql_locked(tmp_path / "primary.db"):
+            commit_stream(manager, 100, 100)  # SQL cannot take these: the store does
+            health = manager.health()
+            assert health.status in {"degraded", "down"}
+            assert manager.last_error is not None
         manager.catch_up()
         assert manager.memories.count() == 200
         assert manager.health().bridge.lag_events == 0
@@ -206,24 +225,19 @@ def test_concurrent_writers_on_postgres(tmp_path: Path) -> None:
 
 
 def test_refused_catch_up_events_are_quarantined_not_retried(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'primary.db'}"
-    with HybridDatabaseManager.open(
-        tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ={}
-    ) as manager:
-        manager.commit(persona("p1"))
-        blocker = sqlite3.connect(tmp_path / "primary.db", isolation_level=None)
-        blocker.execute("BEGIN EXCLUSIVE")
-        manager.commit(memory("m1"))  # the store has it, SQL does not
-        manager.commit(memory("m2"))
-        # Someone writes m1 into SQL behind PJai's back: SQL will refuse the real m1.
-        blocker.execute(
-            "INSERT INTO memories (id, persona_id, type, name, content, summary, tags, importance,"
-            " tier, access_count, occurred_at, created_at, updated_at) VALUES ('m1', 'p1', 'note',"
-            " '', 'intruder', '', '[]', 0.5, 'warm', 0, '2020-01-01T00:00:00.000000+00:00',"
-            " '2020-01-01T00:00:00.000000+00:00', '2020-01-01T00:00:00.000000+00:00')"
-        )
-        blocker.execute("COMMIT")
-        blocker.close()
+    with quick_to_give_up(tmp_path) as manager:
+        with sql_locked(tmp_path / "primary.db") as blocker:
+            manager.commit(memory("m1"))  # the store has it, SQL does not
+            manager.commit(memory("m2"))
+            # Someone writes m1 into SQL behind PJai's back: SQL will refuse the real m1.
+            blocker.execute(
+                "INSERT INTO memories (id, persona_id, type, name, content, summary, tags,"
+                " importance, tier, access_count, occurred_at, created_at, updated_at) VALUES"
+                " ('m1', 'p1', 'note', '', 'intruder', '', '[]', 0.5, 'warm', 0,"
+                " '2020-01-01T00:00:00.000000+00:00', '2020-01-01T00:00:00.000000+00:00',"
+                " '2020-01-01T00:00:00.000000+00:00')"
+            )
+            blocker.execute("COMMIT")
         manager.catch_up()
         health = manager.health()
         assert health.status == "degraded"
@@ -280,12 +294,9 @@ def test_a_store_off_writer_never_takes_places_the_store_holds_for_sql(tmp_path:
     )
     running.commit(persona("p1"))
     with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=off) as command:
-        blocker = sqlite3.connect(tmp_path / "primary.db", isolation_level=None)
-        blocker.execute("BEGIN EXCLUSIVE")
-        (held,) = running.commit(memory("in-the-store"))
-        running.close()
-        blocker.execute("ROLLBACK")
-        blocker.close()
+        with sql_locked(tmp_path / "primary.db"):
+            (held,) = running.commit(memory("in-the-store"))
+            running.close()
         with pytest.raises(ConfigError, match="the store file holds events up to e2 that SQL"):
             command.commit(memory("with-the-store-off"))
         with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ={}) as again:
@@ -326,16 +337,9 @@ def test_a_store_off_commit_refuses_an_sql_primary_without_the_last_store_off_co
 
 def test_histories_that_went_apart_are_said_not_hidden(tmp_path: Path) -> None:
     # Had another event taken the store's place in SQL, catching up would skip it.
-    url = f"sqlite:///{tmp_path / 'primary.db'}"
-    with HybridDatabaseManager.open(
-        tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ={}
-    ) as running:
-        running.commit(persona("p1"))
-        blocker = sqlite3.connect(tmp_path / "primary.db", isolation_level=None)
-        blocker.execute("BEGIN EXCLUSIVE")
-        running.commit(memory("in-the-store"))
-        blocker.execute("ROLLBACK")
-        blocker.close()
+    with quick_to_give_up(tmp_path) as running:
+        with sql_locked(tmp_path / "primary.db"):
+            running.commit(memory("in-the-store"))
         # Another event at e2 in SQL, as a store-off writer of an older PJai left it.
         other = history([persona("p1"), memory("elsewhere")])[1]
         running.bridge.project([other], strict=False)
@@ -664,21 +668,31 @@ def test_a_switch_that_could_not_reach_sql_happens_once_sql_answers(tmp_path: Pa
     # Another process turned the store off; this one could not follow at its next
     # commit (SQL locked). It must follow once SQL answers, not keep the store for good.
     url = f"sqlite:///{tmp_path / 'primary.db'}"
-    with HybridDatabaseManager.open(
-        tmp_path / "data", sql_urls=[url], pool=FAST_FAIL, environ={}
-    ) as running:
-        running.commit(persona("p1"))
+    with quick_to_give_up(tmp_path) as running:
         with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ={}) as other:
             other.set_flag("use_livestore", False)
-        blocker = sqlite3.connect(tmp_path / "primary.db", isolation_level=None)
-        blocker.execute("BEGIN EXCLUSIVE")
-        with pytest.raises(SqlUnavailableError, match="cannot switch the reactive store off"):
+        with (
+            sql_locked(tmp_path / "primary.db"),
+            pytest.raises(SqlUnavailableError, match="cannot switch the reactive store off"),
+        ):
             running.commit(memory("m1"))
-        blocker.execute("ROLLBACK")
-        blocker.close()
         running.commit(memory("m1"))
         assert not running.use_livestore
         assert running.memories.get("m1") is not None
+
+
+def sql_back_to_a_backup(manager: HybridDatabaseManager, sql_url: str) -> None:
+    """Commit events up to e4 (memories m1 to m3), then put SQL back as restoring a
+    backup taken after e2 would."""
+    manager.commit(persona("p1"), memory("m1"))
+    manager.commit(memory("m2"))
+    manager.commit(memory("m3"))
+    engine = create_engine(sql_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM memories WHERE id IN ('m2', 'm3')"))
+        conn.execute(text("DELETE FROM pjai_journal WHERE global_seq > 2"))
+        conn.execute(text("UPDATE pjai_checkpoint SET global_seq = 2 WHERE projection = 'primary'"))
+    engine.dispose()
 
 
 def test_sql_restored_from_a_backup_while_a_process_was_idle_gets_no_gap(
@@ -687,17 +701,7 @@ def test_sql_restored_from_a_backup_while_a_process_was_idle_gets_no_gap(
     # SQL goes back to a backup taken after e2 while a process with the store on sits
     # idle; its next commit must not be written after a gap where e3 and e4 were.
     with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[sql_url], environ={}) as manager:
-        manager.commit(persona("p1"), memory("m1"))
-        manager.commit(memory("m2"))
-        manager.commit(memory("m3"))
-        engine = create_engine(sql_url)
-        with engine.begin() as conn:  # what restoring the backup does
-            conn.execute(text("DELETE FROM memories WHERE id IN ('m2', 'm3')"))
-            conn.execute(text("DELETE FROM pjai_journal WHERE global_seq > 2"))
-            conn.execute(
-                text("UPDATE pjai_checkpoint SET global_seq = 2 WHERE projection = 'primary'")
-            )
-        engine.dispose()
+        sql_back_to_a_backup(manager, sql_url)
         manager.commit(memory("m4"))
         assert [e.position.global_seq for e in manager.shards.journal()] == [1, 2, 3, 4, 5]
         assert manager.memories.count() == 4
@@ -712,17 +716,7 @@ def test_a_store_off_commit_after_sql_went_back_to_a_backup_leaves_no_gap(
     # go on from e2: placed after a gap, a repair would drop it as a cut-off commit's.
     off = {"PJAI_USE_LIVESTORE": "false"}
     with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[sql_url], environ=off) as manager:
-        manager.commit(persona("p1"), memory("m1"))
-        manager.commit(memory("m2"))
-        manager.commit(memory("m3"))
-        engine = create_engine(sql_url)
-        with engine.begin() as conn:  # what restoring the backup does
-            conn.execute(text("DELETE FROM memories WHERE id IN ('m2', 'm3')"))
-            conn.execute(text("DELETE FROM pjai_journal WHERE global_seq > 2"))
-            conn.execute(
-                text("UPDATE pjai_checkpoint SET global_seq = 2 WHERE projection = 'primary'")
-            )
-        engine.dispose()
+        sql_back_to_a_backup(manager, sql_url)
         (record,) = manager.commit(memory("m4"))
         assert record.position.global_seq == 3
         manager.repair("sql")

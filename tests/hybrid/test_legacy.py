@@ -661,17 +661,24 @@ def test_a_tag_or_trait_no_backend_can_store_costs_that_item_only(
     assert memory.tags == ["keep"]
 
 
+def import_one_conversation(
+    manager: HybridDatabaseManager, tmp_path: Path, said: list[Any]
+) -> LegacyImport:
+    """Import a desktop file of one persona, p1, with one conversation, c1, of ``said``."""
+    source = tmp_path / "legacy.db"
+    with LegacyDatabase(source) as db:
+        db.persona("p1", "One", created_at=0)
+        db.conversation("c1", "p1", said, created_at=0)
+    return import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+
+
 def test_a_conversation_whose_messages_are_all_left_out_says_why(
     manager: HybridDatabaseManager, tmp_path: Path
 ) -> None:
     # The message goes for its NUL; its unreadable time alone would not cost it.
-    source = tmp_path / "legacy.db"
-    with LegacyDatabase(source) as db:
-        db.persona("p1", "One", created_at=0)
-        message = {"role": "user", "content": "hi\x00", "timestamp": "soon"}
-        db.conversation("c1", "p1", [message], created_at=0)
+    message = {"role": "user", "content": "hi\x00", "timestamp": "soon"}
 
-    result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+    result = import_one_conversation(manager, tmp_path, [message])
 
     [rejection] = result.rejections
     assert rejection.row_id == "c1"
@@ -684,14 +691,10 @@ def test_a_message_whose_text_is_not_text_says_what_it_is(
     manager: HybridDatabaseManager, tmp_path: Path
 ) -> None:
     # Content as a list of parts, as chat APIs write it, is not a missing content.
-    source = tmp_path / "legacy.db"
     parts = {"role": "user", "content": [{"type": "text", "text": "hi"}]}
-    with LegacyDatabase(source) as db:
-        db.persona("p1", "One", created_at=0)
-        said = [parts, {"role": 1, "content": "x"}, {"text": "ok"}, {"role": "user", "text": "y"}]
-        db.conversation("c1", "p1", said, created_at=0)
+    said = [parts, {"role": 1, "content": "x"}, {"text": "ok"}, {"role": "user", "text": "y"}]
 
-    result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+    result = import_one_conversation(manager, tmp_path, said)
 
     assert (result.messages, result.rejections) == (1, ())
     assert [(u.column, u.reason) for u in result.unmapped if u.row_id == "c1"] == [

@@ -210,11 +210,27 @@ class Killed(BaseException):
     """The process stops here."""
 
 
+def one_per_shard(manager: HybridDatabaseManager, people: list[str]) -> tuple[str, str]:
+    """A persona of ``people`` on the first shard, and one on the second."""
+    first = next(p for p in people if manager.shards.for_persona(p).index == 0)
+    second = next(p for p in people if manager.shards.for_persona(p).index == 1)
+    return first, second
+
+
+def directory_with_a_cut_off_commit(tmp_path: Path) -> tuple[list[str], str]:
+    """A data directory on two shards whose last commit was cut off between them (see
+    :func:`cut_off_between_shards`): the shards' URLs, and the first shard's persona."""
+    urls = shard_urls(tmp_path, 2)
+    people = [f"persona-{i}" for i in range(10)]
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as manager:
+        manager.commit(*[persona(p) for p in people])
+        return urls, cut_off_between_shards(manager, people)
+
+
 def cut_off_between_shards(manager: HybridDatabaseManager, people: list[str]) -> str:
     """Commit memories "a" and "b" of a persona on each of two shards, the second shard
     committing and the process dying before the first does; the first shard's persona."""
-    first = next(p for p in people if manager.shards.for_persona(p).index == 0)
-    second = next(p for p in people if manager.shards.for_persona(p).index == 1)
+    first, second = one_per_shard(manager, people)
     shard = manager.shards.shards[0]
     real = shard.writer.transaction
 
@@ -237,11 +253,7 @@ def test_a_commit_cut_off_between_two_shards_leaves_a_directory_that_opens_and_r
     # One commit over two shards: the second shard committed, the process died before
     # the first did. Its events were never acknowledged; the directory must still open,
     # say what happened, and be made whole by `repair --side sql`.
-    urls = shard_urls(tmp_path, 2)
-    people = [f"persona-{i}" for i in range(10)]
-    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as manager:
-        manager.commit(*[persona(p) for p in people])
-        first = cut_off_between_shards(manager, people)
+    urls, first = directory_with_a_cut_off_commit(tmp_path)
     with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as manager:
         assert manager.last_error is not None
         assert "journal breaks after" in manager.last_error
@@ -263,11 +275,7 @@ def test_a_commit_cut_off_between_two_shards_leaves_a_directory_that_opens_and_r
 def test_a_process_commits_again_once_another_repaired_a_commit_cut_off_between_shards(
     tmp_path: Path,
 ) -> None:
-    urls = shard_urls(tmp_path, 2)
-    people = [f"persona-{i}" for i in range(10)]
-    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as manager:
-        manager.commit(*[persona(p) for p in people])
-        first = cut_off_between_shards(manager, people)
+    urls, first = directory_with_a_cut_off_commit(tmp_path)
     with HybridDatabaseManager.open(tmp_path / "data", sql_urls=urls, environ={}) as running:
         with pytest.raises(ConfigError, match="Commits wait until then"):
             running.commit(memory("c", first))
@@ -293,8 +301,7 @@ def test_a_commit_over_two_shards_read_half_made_is_not_taken_for_a_cut_off_one(
             data, sql_urls=urls, environ={"PJAI_USE_LIVESTORE": "false"}
         ) as other,
     ):
-        first = next(p for p in people if running.shards.for_persona(p).index == 0)
-        second = next(p for p in people if running.shards.for_persona(p).index == 1)
+        first, second = one_per_shard(running, people)
         running.commit(persona(first), persona(second))
         reading = journal.journal_entries
         shards_read: list[object] = []

@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -739,9 +740,10 @@ async def test_off_loopback_a_socket_opens_only_from_the_app_s_own_pages(
     assert await _socket_closed(guard.SameOrigin, "pjai.example:8080", origin) is closed
 
 
-def test_off_loopback_a_signed_in_socket_opens_only_from_the_app_s_own_pages(
-    tmp_path: Path,
-) -> None:
+@contextmanager
+def signed_in_off_loopback(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """`pjai serve --host 0.0.0.0` with a passphrase, until the block ends: its URL and
+    the session cookie of a passphrase login."""
     data = DataDir(tmp_path / "data")
     data.passphrase().set(PASSPHRASE)
     with WebProcess(data.path, "--host", "0.0.0.0") as web:
@@ -750,7 +752,14 @@ def test_off_loopback_a_signed_in_socket_opens_only_from_the_app_s_own_pages(
             url + "/login", data={"passphrase": PASSPHRASE}, headers={"origin": url}
         )
         assert signed_in.status_code == 303
-        cookie = f"{COOKIE}={signed_in.cookies[COOKIE]}"
+        yield url, signed_in.cookies[COOKIE]
+
+
+def test_off_loopback_a_signed_in_socket_opens_only_from_the_app_s_own_pages(
+    tmp_path: Path,
+) -> None:
+    with signed_in_off_loopback(tmp_path) as (url, session):
+        cookie = f"{COOKIE}={session}"
         socket_url = (
             url.replace("http:", "ws:") + "/_nicegui_ws/socket.io/?EIO=4&transport=websocket"
         )
@@ -768,14 +777,8 @@ def test_off_loopback_a_signed_in_socket_opens_only_from_the_app_s_own_pages(
 
 
 def test_signing_out_takes_a_post_from_the_app_s_own_pages(tmp_path: Path) -> None:
-    data = DataDir(tmp_path / "data")
-    data.passphrase().set(PASSPHRASE)
-    with WebProcess(data.path, "--host", "0.0.0.0") as web:
-        url = web.url.replace("0.0.0.0", "127.0.0.1")
-        signed_in = httpx.post(
-            url + "/login", data={"passphrase": PASSPHRASE}, headers={"origin": url}
-        )
-        cookies = {COOKIE: signed_in.cookies[COOKIE]}
+    with signed_in_off_loopback(tmp_path) as (url, session):
+        cookies = {COOKIE: session}
         # An image on a page of another app on this host: the same site, so the cookie
         # goes with it, and a GET names no origin.
         httpx.get(url + auth.LOGOUT_PATH, cookies=cookies)

@@ -67,14 +67,23 @@ class Bridge:
         whole or not at all, never on some shards only (as read shard by shard while
         it commits)."""
         with self._lock, ExitStack() as stack:
-            transactions = [
-                stack.enter_context(shard.writer.transaction("reading the journal"))
-                for shard in self.shards
-            ]
-            now = utc_now()
+            transactions, _now = self._begin(stack, "reading the journal", lock=True)
+            return journal.merged((tx.conn for tx in transactions), after)
+
+    def _begin(
+        self, stack: ExitStack, doing: str, *, lock: bool
+    ) -> tuple[list[SqlTransaction], datetime]:
+        """A transaction on every shard for ``doing``, ended with ``stack``, and the time
+        they began; with ``lock``, each shard's checkpoint is held until they end, as
+        writers hold it to commit."""
+        transactions = [
+            stack.enter_context(shard.writer.transaction(doing)) for shard in self.shards
+        ]
+        now = utc_now()
+        if lock:
             for tx in transactions:
                 tx.head(now, lock=True)
-            return journal.merged((tx.conn for tx in transactions), after)
+        return transactions, now
 
     def projections(self, events: Iterable[EventRecord | Materialized]) -> list[list[Projection]]:
         """Per shard, the projections of ``events`` it must apply, in order.
@@ -150,11 +159,7 @@ class Bridge:
         quarantined = 0
         with self._lock, ExitStack() as stack:
             try:
-                transactions = [
-                    stack.enter_context(shard.writer.transaction("projecting into SQL"))
-                    for shard in self.shards
-                ]
-                now = utc_now()
+                transactions, now = self._begin(stack, "projecting into SQL", lock=False)
                 head = _level_head(transactions, now) if lock else 0
                 events = build(head)
                 per_shard = self.projections(events)
@@ -228,13 +233,7 @@ class Bridge:
         """
         with self._lock, ExitStack() as stack:
             try:
-                transactions = [
-                    stack.enter_context(shard.writer.transaction("rebuilding SQL"))
-                    for shard in self.shards
-                ]
-                now = utc_now()
-                for tx in transactions:
-                    tx.head(now, lock=True)
+                transactions, now = self._begin(stack, "rebuilding SQL", lock=True)
                 records = source(journal.merged(tx.conn for tx in transactions))
                 for tx in transactions:
                     tx.empty(self.schema)
