@@ -102,3 +102,20 @@ def test_a_role_must_be_one_of_the_roles(manager: HybridDatabaseManager, ada: st
 def test_bookmarks_of_a_persona_that_does_not_exist(manager: HybridDatabaseManager) -> None:
     with pytest.raises(NotFoundError, match="no persona 'nobody'"):
         Bookmarks(manager).list("nobody")
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        (datetime(2026, 5, 2), "with a timezone component"),  # no time zone
+        ("2026-05-02", "invalid RFC3339 encoded datetime"),
+    ],
+)
+def test_an_update_to_a_time_that_is_not_aware_names_its_field(
+    manager: HybridDatabaseManager, ada: str, given: object, reason: str
+) -> None:
+    marks = Bookmarks(manager)
+    mark = marks.create(ada, "May", time_from=MAY, time_to=JUNE)
+    with pytest.raises(EventValidationError, match=f"'time_from': .*{reason}"):
+        marks.update(mark.id, time_from=given)
+    assert marks.get(mark.id).time_from == MAY

@@ -143,8 +143,11 @@ class Bookmarks:
         mark = get_bookmark(self.manager, bookmark_id)
         # The range the bookmark is left with, refused as a new one's would be (the
         # event knows only the ends it changes; the table's check names no option).
-        start = changes.get("time_from", mark.time_from)
-        check_time_range(BookmarkUpdated.NAME, start, changes.get("time_to", mark.time_to))
+        # A time that is no aware datetime cannot be compared: the event's own validation
+        # refuses it below, naming its field.
+        start, end = changes.get("time_from", mark.time_from), changes.get("time_to", mark.time_to)
+        if _aware(start) and _aware(end):
+            check_time_range(BookmarkUpdated.NAME, start, end)
         self.manager.commit(
             BookmarkUpdated(bookmark_id=bookmark_id, persona_id=mark.persona_id, **changes)
         )
@@ -154,6 +157,10 @@ class Bookmarks:
         """Delete a bookmark."""
         mark = get_bookmark(self.manager, bookmark_id)
         self.manager.commit(BookmarkDeleted(bookmark_id=bookmark_id, persona_id=mark.persona_id))
+
+
+def _aware(value: Any) -> bool:
+    return isinstance(value, datetime) and value.utcoffset() is not None
 
 
 class Conversations:
