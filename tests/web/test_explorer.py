@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from nicegui import ElementFilter, ui
 from nicegui.testing.user import User
 from nicegui.testing.user_interaction import UserInteraction
@@ -477,6 +479,34 @@ def test_a_timeline_bucket_spans_its_whole_unit(key: str, unit: Any, first: str,
 @pytest.mark.parametrize("end", [False, True])
 def test_a_typed_time_reads_back_as_written(text: str, end: bool) -> None:
     assert format_time(parse_time(text, end=end), end=end) == text
+
+
+@given(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.booleans(),
+)
+def test_a_time_shown_in_a_field_reads_back_to_the_same_instant(
+    moment: datetime, end: bool
+) -> None:
+    # A bookmark's range (made in Python or with the CLI, to the microsecond) is shown in
+    # the fields and read back from them whenever another filter changes.
+    moment = moment.replace(tzinfo=UTC)
+    assert parse_time(format_time(moment, end=end), end=end) == moment
+
+
+@pytest.mark.parametrize(
+    ("text", "last"),
+    [
+        ("20260302", "2026-03-02T23:59:59.999999"),
+        ("2026-W10-1", "2026-03-02T23:59:59.999999"),
+        ("2026-03-02T14", "2026-03-02T14:59:59.999999"),
+        ("2026-03-02 14:30:15", "2026-03-02T14:30:15.999999"),
+        ("2026-03-02 14:30:00.25", "2026-03-02T14:30:00.250000"),
+        ("2026-03-02T14:30-05:00", "2026-03-02T19:30:59.999999"),
+    ],
+)
+def test_an_end_takes_in_the_whole_unit_typed(text: str, last: str) -> None:
+    assert parse_time(text, end=True) == datetime.fromisoformat(last).replace(tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ saving, and comes back from a bookmark or a preset.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -99,21 +100,24 @@ class Selection:
 
 
 def parse_time(text: str, *, end: bool = False) -> datetime | None:
-    """A time the user typed (``2026-01-31`` or ``2026-01-31 14:30``, UTC); a bare date
-    is its first instant, or with ``end`` its last. Empty text is no time."""
+    """A time the user typed (``2026-01-31``, ``2026-01-31 14:30`` or to the second or
+    microsecond, UTC unless it gives an offset); with ``end`` it takes in the whole day,
+    hour, minute or second it names. Empty text is no time."""
     text = text.strip()
     if not text:
         return None
     try:
-        if len(text) == 10:
+        try:
             day = date.fromisoformat(text)
-            start = datetime.combine(day, time(), UTC)
-            return start + timedelta(days=1) - _LAST_INSTANT if end else start
-        value = datetime.fromisoformat(text.replace(" ", "T"))
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        if end and value.second == 0 and value.microsecond == 0:
+        except ValueError:
+            value = datetime.fromisoformat(text.replace(" ", "T"))
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            unit = _unit_typed(text)
+        else:
+            value, unit = datetime.combine(day, time(), UTC), timedelta(days=1)
+        if end and unit > _LAST_INSTANT:
             # "to 14:30" takes in the whole minute, as "to 2026-01-31" takes in the day
-            return value + timedelta(minutes=1) - _LAST_INSTANT
+            return value + unit - _LAST_INSTANT
     except OverflowError as exc:  # the calendar's first or last day, shifted past it
         raise QueryError(f"{text!r} is a time PJai cannot search to: {exc}") from exc
     except ValueError as exc:
@@ -121,13 +125,32 @@ def parse_time(text: str, *, end: bool = False) -> datetime | None:
     return value
 
 
+def _unit_typed(text: str) -> timedelta:
+    """The finest unit of a time of day as typed: its hour, minute or second (with a
+    fraction, the time is exact)."""
+    # The date is digits, dashes and a week's W; one character of any kind follows it.
+    typed = re.match(r"[0-9W-]+.(.*)", text)
+    clock = re.split(r"[Zz+-]", typed.group(1) if typed else "", maxsplit=1)[0]
+    if "." in clock or "," in clock:
+        return _LAST_INSTANT
+    units = {2: timedelta(hours=1), 4: timedelta(minutes=1), 6: timedelta(seconds=1)}
+    return units.get(len(clock.replace(":", "")), _LAST_INSTANT)
+
+
 def format_time(value: datetime | None, *, end: bool = False) -> str:
-    """A time as :func:`parse_time` reads it back: a bare date where it is the day's
-    first instant (last, with ``end``), else to the minute."""
+    """A time as :func:`parse_time` reads it back to the same instant: a bare date where
+    it is the day's first instant (last, with ``end``), else to the minute, or to the
+    second or microsecond where it has them."""
     if value is None:
         return ""
     value = value.astimezone(UTC)
-    day_edge = (value + _LAST_INSTANT).time() == time() if end else value.time() == time()
-    if day_edge:
+    edge = value + _LAST_INSTANT if end else value
+    if edge.time() == time():
         return value.date().isoformat()
-    return value.strftime("%Y-%m-%d %H:%M")
+    if edge.second == 0 and edge.microsecond == 0:
+        unit = "minutes"
+    else:
+        unit = "seconds" if edge.microsecond == 0 else "microseconds"
+    # isoformat writes every year with four digits, as parse_time reads it (strftime's
+    # %Y writes the year 999 as "999").
+    return value.replace(tzinfo=None).isoformat(" ", timespec=unit)
