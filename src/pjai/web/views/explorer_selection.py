@@ -153,4 +153,8 @@ def format_time(value: datetime | None, *, end: bool = False) -> str:
         unit = "seconds" if edge.microsecond == 0 else "microseconds"
     # isoformat writes every year with four digits, as parse_time reads it (strftime's
     # %Y writes the year 999 as "999").
-    return value.replace(tzinfo=None).isoformat(" ", timespec=unit)
+    shown = value.replace(tzinfo=None).isoformat(" ", timespec=unit)
+    if unit == "microseconds":  # as short as reads back exactly: 14:30:45.0, 14:30:45.12
+        whole, fraction = shown.split(".")
+        shown = f"{whole}.{fraction.rstrip('0') or '0'}"
+    return shown
