@@ -21,6 +21,10 @@ from pjai.sql.engine import default_url
 POSTGRES_URL = os.environ.get("PJAI_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"]
 
+ENGLISH = "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+"""``CREATE DATABASE`` clauses for a database collated in a language (ICU's English):
+"alice" sorts before "Bob_1", and lower() follows the language's rules."""
+
 
 @contextmanager
 def postgres_schema() -> Iterator[str]:

@@ -13,11 +13,9 @@ from sqlalchemy import create_engine, text
 from pjai.app.personas import Personas
 from pjai.hybrid import HybridDatabaseManager
 from pjai.sql.shards import HashRing
-from tests.databases import postgres_database
+from tests.databases import ENGLISH, postgres_database
 from tests.helpers import persona
 
-# A collation of a language: "alice" before "Bob_1", "Bob%2" before "Bob_1".
-ENGLISH = "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
 NAMES = ["alice", "Bob_1", "Bob%2", "Zoë", "Émile", "bob", "Alice", "zed"]
 OFF = {"PJAI_USE_LIVESTORE": "false"}
 
@@ -80,3 +78,18 @@ def test_a_name_search_answers_as_before(urls: list[str], tmp_path: Path) -> Non
     assert _listed(data, urls, OFF, name_contains="b%") == ["Bob%2"]
     assert _listed(data, urls, OFF, name_contains="ZOË") == ["Zoë"]
     assert _listed(data, urls, OFF, name_contains="émile") == ["Émile"]
+
+
+def test_a_name_search_folds_one_letter_at_a_time_as_the_store_does(
+    urls: list[str], tmp_path: Path
+) -> None:
+    # The collation's own lower() makes "İ" two characters and a "Σ" ending a word the
+    # final sigma; the store (fold_case) and a libc database map each letter alone.
+    data = tmp_path / "data"
+    names = ["İpek", "Βασίλης", "ΟΔΥΣΣΕΑΣ"]
+    with HybridDatabaseManager.open(data, sql_urls=urls, environ={}) as manager:
+        ids = iter(_ids(len(urls)).values())
+        manager.commit(*[persona(next(ids), name) for name in names])
+    for text_, found in [("ipek", ["İpek"]), ("ΒΑΣ", ["Βασίλης"]), ("σεασ", ["ΟΔΥΣΣΕΑΣ"])]:
+        assert _listed(data, urls, {}, name_contains=text_) == found
+        assert _listed(data, urls, OFF, name_contains=text_) == found

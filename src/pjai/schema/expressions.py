@@ -74,7 +74,8 @@ def _has_tag_postgresql(element: has_tag, compiler: SQLCompiler, **kw: Any) -> s
 # Where str.lower() differs from PostgreSQL's lower(), which maps one character at a
 # time: it makes two characters of a capital I with a dot (i and a combining dot) and
 # the final sigma of a capital sigma that ends a word.
-_ONE_BY_ONE = str.maketrans({"\u0130": "i", "\u03a3": "\u03c3"})
+_ONE_BY_ONE_PAIRS = {"\u0130": "i", "\u03a3": "\u03c3"}
+_ONE_BY_ONE = str.maketrans(_ONE_BY_ONE_PAIRS)
 
 
 def fold_case(value: Any) -> Any:
@@ -106,12 +107,31 @@ def _contains_text_sqlite(element: contains_text, compiler: SQLCompiler, **kw: A
     return f"instr(pjai_lower({text}), pjai_lower({part})) > 0"
 
 
+def _utf8_text(text: str) -> str:
+    # The characters as SQL that every server encoding parses: built from their UTF-8
+    # bytes at run time, and only in a UTF-8 database (others cannot hold them all,
+    # and their locales' lower() maps one character at a time already).
+    return (
+        "CASE WHEN current_setting('server_encoding') = 'UTF8' THEN "
+        f"convert_from(CAST('\\x{text.encode().hex()}' AS bytea), 'UTF8') ELSE '' END"
+    )
+
+
+_FROM, _TO = (_utf8_text("".join(side)) for side in zip(*_ONE_BY_ONE_PAIRS.items(), strict=True))
+
+
 @compiles(contains_text, "postgresql")
 def _contains_text_postgresql(element: contains_text, compiler: SQLCompiler, **kw: Any) -> str:
     # PJai's text columns compare by code point (collation "C"), under which lower()
-    # folds ASCII letters only: case is folded as the database's own collation does.
+    # folds ASCII letters only: case is folded as the database's own collation does,
+    # one character at a time as fold_case() says. An ICU collation's lower() makes a
+    # capital I with a dot two characters and a capital sigma ending a word the final
+    # sigma, so those two are mapped first.
     text, part = (compiler.process(c, **kw) for c in element.clauses.clauses)
-    return f'strpos(lower(({text}) COLLATE "default"), lower(({part}) COLLATE "default")) > 0'
+    folded = [
+        f'lower(translate(({value}) COLLATE "default", {_FROM}, {_TO}))' for value in (text, part)
+    ]
+    return f"strpos({folded[0]}, {folded[1]}) > 0"
 
 
 class utc_hour(FunctionElement[int]):
