@@ -147,6 +147,8 @@ def _plant(manager: HybridDatabaseManager, switch: Callable[[], None] = lambda: 
         PersonaCreated(persona_id="p3", name="Ada", description="a namesake"),
         PersonaCreated(persona_id="ipek", name="İpek", description="ΟΔΥΣΣΕΑΣ"),
         PersonaCreated(persona_id="vasilis", name="Βασίλης", description="Ǆemal"),
+        # Namesakes, changed since (PostgreSQL then keeps their rows in another order).
+        *(PersonaCreated(persona_id=f"twin{i}", name="Twin") for i in range(4)),
     )
     switch()
     manager.commit(*MEMORIES)
@@ -185,6 +187,8 @@ def _plant(manager: HybridDatabaseManager, switch: Callable[[], None] = lambda: 
         ),
         MemoryDeleted(memory_id="june", persona_id="p1"),
         MemoryRestored(memory_id="june", persona_id="p1"),
+        PersonaActivated(persona_id="twin0"),
+        PersonaActivated(persona_id="twin2"),
         PersonaActivated(persona_id="p2"),
     )
     switch()
@@ -469,9 +473,10 @@ def test_conversations(readers: dict[str, Any]) -> None:
 DASHBOARD_PARAMS: dict[str, list[dict[str, Any]]] = {
     "active_persona": [{}],
     "personas": [{}],
-    "recent_personas": [{"limit": 2}],
+    "recent_personas": [{"limit": 2}, {"limit": 3}, {}],
     "persona_search": [
-        {"text": t} for t in ("ADA", "ærø", "%", "ipek", "İPEK", "ΒΑΣ", "βασ", "οδυσσεας", "ǆ", "ǅ")
+        {"text": t}
+        for t in ("ADA", "ærø", "%", "ipek", "İPEK", "ΒΑΣ", "βασ", "οδυσσεας", "ǆ", "ǅ", "twin")
     ],
     "memories_by_persona": [{"persona": "p1"}],
     "memories_by_tier": [{"persona": "p1", "tier": t} for t in ("hot", "warm", "cold")],

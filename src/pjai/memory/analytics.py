@@ -246,10 +246,12 @@ def _dashboard() -> dict[str, Query]:
     return {
         "active_persona": live_personas.where(p.is_active),
         "personas": live_personas.order_by(p.name, p.id),
-        "recent_personas": live_personas.order_by(p.updated_at.desc()).limit(limit),
+        # Ties (one commit changes many personas; namesakes) by id, as everywhere: the
+        # backends keep rows in different orders.
+        "recent_personas": live_personas.order_by(p.updated_at.desc(), p.id).limit(limit),
         "persona_search": live_personas.where(
             or_(contains_text(p.name, text), contains_text(p.description, text))
-        ).order_by(p.name),
+        ).order_by(p.name, p.id),
         "memories_by_persona": of_persona.order_by(m.importance.desc(), m.id).limit(limit),
         "memories_by_tier": of_persona.where(m.tier == bindparam("tier"))
         .order_by(m.importance.desc(), m.id)
