@@ -202,8 +202,12 @@ def _decile_sqlite(element: importance_decile, compiler: SQLCompiler, **kw: Any)
 @compiles(importance_decile, "postgresql")
 def _decile_postgresql(element: importance_decile, compiler: SQLCompiler, **kw: Any) -> str:
     (value,) = element.clauses.clauses
-    # PostgreSQL's CAST rounds, so floor() first.
-    return f"least(CAST(floor({compiler.process(value, **kw)} * 10) AS INTEGER), 9)"
+    # PostgreSQL's CAST rounds, so floor() first. Not least(..., 9): it skips NULL, which
+    # would give no importance (the row of a persona without memories) decile 9.
+    importance = compiler.process(value, **kw)
+    return (
+        f"CASE WHEN {importance} >= 0.9 THEN 9 ELSE CAST(floor({importance} * 10) AS INTEGER) END"
+    )
 
 
 class dialect_name(FunctionElement[str]):
