@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,24 @@ def test_a_console_query_on_a_file_waits_for_no_lock_and_holds_none(store_file: 
             thread.start()
             assert answered.wait(timeout=30)
         thread.join()
+
+
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_a_small_blob_of_zlib_data_is_not_inflated_past_the_longest_value(
+    store_file: Path, in_memory: bool
+) -> None:
+    # 100 KB that pjai_text() would inflate to 100 MB: the console refuses it before
+    # the text is made, as it refuses any value over its limit.
+    bomb = zlib.compress(b"a" * 100_000_000, 9)
+    with Store.memory() if in_memory else Store.open(store_file) as store:
+        tracemalloc.start()
+        try:
+            with pytest.raises(QueryError, match="longer than 1,000,000 bytes"):
+                store.inspect(f"SELECT length(pjai_text(x'{bomb.hex()}')) AS n", 10)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 20_000_000
+        # Within the limit it inflates as always.
+        small = zlib.compress("Zoë".encode())
+        assert store.inspect(f"SELECT pjai_text(x'{small.hex()}') AS t", 10)[1][0].t == "Zoë"

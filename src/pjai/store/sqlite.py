@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
+import weakref
+import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +17,7 @@ import apsw
 from pjai.errors import QueryError, StoreCorruptError, StoreError
 from pjai.schema.busy import busy_handler
 from pjai.schema.render import SQLITE_TUNING, sqlite_functions
-from pjai.schema.types import to_iso
+from pjai.schema.types import read_text, to_iso
 from pjai.store.damage import problems, read_only
 
 __all__ = [
@@ -165,8 +167,33 @@ def wait_when_busy(conn: apsw.Connection, timeout_ms: int = BUSY_TIMEOUT_MS) -> 
 
 def add_functions(conn: apsw.Connection) -> None:
     """The SQL functions PJai's queries and materializers use."""
-    for name, function in sqlite_functions().items():
+    functions = sqlite_functions()
+    functions["pjai_text"] = _text_reader(conn)
+    for name, function in functions.items():
         conn.create_scalar_function(name, cast(Any, function), 1, deterministic=True)
+
+
+def _text_reader(conn: apsw.Connection) -> Callable[[Any], Any]:
+    """``pjai_text`` for ``conn``: :func:`~pjai.schema.types.read_text`, except that it
+    inflates no more than the longest value ``conn`` takes (which SQLite would refuse
+    anyway), so that a small blob of zlib data cannot make gigabytes first (a console's
+    ``SELECT pjai_text(x'...')``)."""
+    owner = weakref.ref(conn)  # the connection holds this function: no cycle
+
+    def pjai_text(value: Any) -> Any:
+        live = owner()
+        if not isinstance(value, bytes | memoryview) or live is None:
+            return read_text(value)
+        limit = live.limit(apsw.SQLITE_LIMIT_LENGTH, -1)
+        inflater = zlib.decompressobj()
+        data = inflater.decompress(value, limit + 1)
+        if len(data) > limit:
+            raise apsw.TooBigError(f"pjai_text(): the text inflates to more than {limit:,} bytes")
+        if not inflater.eof:
+            raise zlib.error("Error -5 while decompressing data: incomplete or truncated stream")
+        return data.decode()
+
+    return pjai_text
 
 
 def use_wal(conn: apsw.Connection) -> None:
