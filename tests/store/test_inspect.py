@@ -87,3 +87,23 @@ def test_a_small_blob_of_zlib_data_is_not_inflated_past_the_longest_value(
         # Within the limit it inflates as always.
         small = zlib.compress("Zoë".encode())
         assert store.inspect(f"SELECT pjai_text(x'{small.hex()}') AS t", 10)[1][0].t == "Zoë"
+
+
+@pytest.mark.parametrize(
+    ("sql", "reason"),
+    [
+        ("SELECT 1\x00; DELETE FROM personas", r"NUL character \(\\x00\); remove it"),
+        ("SELECT CAST(x'ff' AS TEXT) AS t", r"not valid UTF-8 .*read it as hex\(\) instead"),
+        ("SELECT pjai_text(x'00') AS t", "incomplete or truncated stream"),
+        ("SELECT pjai_words(x'ff') AS t", "must be str, not bytes"),
+    ],
+)
+def test_console_sql_that_fails_in_a_function_or_the_text_is_a_query_error(
+    store_file: Path, sql: str, reason: str
+) -> None:
+    # Not a bare driver error, nor a claim that the file is damaged: the SQL is at fault.
+    with Store.open(store_file) as store:
+        store.commit(persona("p1"))
+        with pytest.raises(QueryError, match=reason):
+            store.inspect(sql, 10)
+        assert store.query("SELECT count(*) AS n FROM personas")[0].n == 1

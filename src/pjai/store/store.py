@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -637,6 +638,8 @@ class Store(Resource):
         def only_reads(op: int, *_: Any) -> int:
             return apsw.SQLITE_OK if op in _READING else apsw.SQLITE_DENY
 
+        if "\x00" in sql:
+            raise QueryError("the SQL holds a NUL character (\\x00); remove it")
         deadline = time.monotonic() + seconds
         conn.authorizer = only_reads
         conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
@@ -671,6 +674,17 @@ class Store(Resource):
             raise QueryError(
                 f"a value of the result is longer than {INSPECT_MAX_BYTES:,} bytes"
             ) from exc
+        except UnicodeDecodeError as exc:
+            # Typed SQL makes such text as easily as a damaged file holds it (a CAST of
+            # a blob): say both, rather than that the file is damaged.
+            raise QueryError(
+                f"running SQL: a text value is not valid UTF-8 ({exc.reason} at byte "
+                f"{exc.start}); read it as hex() instead. If a stored column holds it, "
+                "`pjai doctor` checks the file"
+            ) from exc
+        except (ValueError, TypeError, zlib.error) as exc:
+            # Raised by a PJai function given what it does not take (pjai_text(x'00')).
+            raise QueryError(f"running SQL: {exc}") from exc
         finally:
             conn.authorizer = None
             conn.set_progress_handler(None)
