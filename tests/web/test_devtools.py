@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import threading
@@ -290,6 +291,25 @@ async def test_a_position_beyond_the_head_is_taken_as_the_head(web: WebApp) -> N
             await until(lambda: number.value == 0, "the first position")
             number.sanitize()
             assert number.value == 0
+
+
+async def test_a_compare_position_that_is_no_number_is_said(web: WebApp) -> None:
+    web.services.personas.create("Ada")
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await user.should_see(marker="timetravel-compare")
+        with user:
+            [number] = user.find(marker="timetravel-compare").elements
+            assert isinstance(number, ui.number)
+            # What a page script may send: NiceGUI keeps it, then fails to echo it back,
+            # so the next refresh (a commit) reads it.
+            with contextlib.suppress(ValueError):
+                number.value = float("nan")
+        web.services.personas.create("Grace")
+        await until(
+            lambda: "give a whole number" in texts(user, "timetravel-counts"),
+            'lambda: "give a whole number" in texts(user, "timetravel-counts")',
+        )
 
 
 async def test_a_refused_flag_says_why_and_its_switch_is_put_back(

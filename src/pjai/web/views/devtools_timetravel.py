@@ -160,7 +160,11 @@ class TimeTravel(ui.column):
     async def _read_once(self) -> None:
         position = self._position or 0
         table = str(self._table.value)
-        compare = None if self._compare.value is None else int(self._compare.value)
+        try:
+            compare = None if self._compare.value is None else int(self._compare.value)
+        except (TypeError, ValueError, OverflowError):  # a page script set it so
+            self._failed(f"compare with position {self._compare.value!r}: give a whole number")
+            return
         try:
             state = await asyncio.to_thread(self._past.view, position, table, compare)
         except Exception as exc:
