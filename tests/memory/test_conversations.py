@@ -8,13 +8,19 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from pjai.errors import PrivacyError, QueryError
-from pjai.memory.conversations import Ingested, ingest_conversation, memory_id_of
+from pjai.errors import NotFoundError, PrivacyError, QueryError
+from pjai.memory.conversations import (
+    Ingested,
+    add_message,
+    ingest_conversation,
+    memory_id_of,
+)
 from pjai.memory.search import SearchFilter, search
 from pjai.schema import (
     ConversationMessageAdded,
     ConversationStarted,
     MemoryDeleted,
+    PersonaDeleted,
     PersonaUpdated,
 )
 from pjai.schema.personas import PrivacySettings
@@ -130,6 +136,14 @@ def test_a_conversation_without_messages_adds_nothing(store: Store) -> None:
 def test_unknown_conversation(store: Store) -> None:
     with pytest.raises(QueryError, match="no conversation 'ghost'"):
         ingest_conversation(store, "ghost")
+
+
+def test_a_deleted_persona_s_conversation_takes_no_message(talk: Store) -> None:
+    talk.commit(PersonaDeleted(persona_id="p1"))
+    with pytest.raises(NotFoundError, match=r"conversation 'c1' is of P1 \(p1\), which is deleted"):
+        add_message(talk, "c1", "user", "Still there?")
+    count = talk.query("SELECT count(*) AS n FROM conversation_messages")[0].n
+    assert count == 3
 
 
 def test_with_data_collection_off_no_memory_is_made_of_a_conversation(talk: Store) -> None:

@@ -79,9 +79,11 @@ def add_message(
 ) -> ConversationMessageAdded:
     """Add a message to a conversation (``sent_at`` defaults to now); returns the event.
 
-    ``role`` must be one of :data:`~pjai.schema.conversations.MESSAGE_ROLES`.
+    ``role`` must be one of :data:`~pjai.schema.conversations.MESSAGE_ROLES`; a
+    conversation of a deleted persona takes no message (:class:`~pjai.errors.NotFoundError`).
     """
     persona_id = conversation(backend, conversation_id).persona_id
+    _require_live_persona_of(backend, conversation_id, persona_id)
     if role not in MESSAGE_ROLES:
         raise EventValidationError(
             ConversationMessageAdded.NAME,
@@ -182,6 +184,22 @@ def check_collection_allowed(
             f"{rows[0].name} ({persona_id}) has data collection off "
             f"(privacy.data_collection): {refused}; turn it on with `pjai persona update "
             "PERSONA --set privacy.data_collection=true`"
+        )
+
+
+def _require_live_persona_of(backend: Backend, conversation_id: str, persona_id: str) -> None:
+    # The message event itself does not check its persona (older logs hold messages of
+    # personas deleted since): a deleted persona's talk is closed until it is restored.
+    deleted = backend.query(
+        select(personas.c.name).where(
+            personas.c.id == persona_id, personas.c.deleted_at.is_not(None)
+        )
+    )
+    if deleted:
+        raise NotFoundError(
+            f"conversation {conversation_id!r} is of {deleted[0].name} ({persona_id}), which "
+            f"is deleted: nothing can be added to it; `pjai persona restore {persona_id}` "
+            "brings the persona back"
         )
 
 
