@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from pjai.errors import NotFoundError, PrivacyError, QueryError
+from pjai.errors import EventValidationError, NotFoundError, PrivacyError, QueryError
 from pjai.memory.conversations import (
     Ingested,
     add_message,
@@ -23,6 +23,7 @@ from pjai.schema import (
     PersonaDeleted,
     PersonaUpdated,
 )
+from pjai.schema.fields import CONTENT_MAX_LENGTH
 from pjai.schema.personas import PrivacySettings
 from pjai.store import Store
 from tests.helpers import persona
@@ -144,6 +145,14 @@ def test_a_deleted_persona_s_conversation_takes_no_message(talk: Store) -> None:
         add_message(talk, "c1", "user", "Still there?")
     count = talk.query("SELECT count(*) AS n FROM conversation_messages")[0].n
     assert count == 3
+
+
+def test_a_message_too_long_to_become_a_memory_is_refused(talk: Store) -> None:
+    longest = CONTENT_MAX_LENGTH - len("assistant: ")
+    with pytest.raises(EventValidationError, match=f"at most {longest:,} characters"):
+        add_message(talk, "c1", "assistant", "x" * (longest + 1))
+    add_message(talk, "c1", "assistant", "x" * longest)
+    assert ingest_conversation(talk, "c1").added == 4
 
 
 def test_with_data_collection_off_no_memory_is_made_of_a_conversation(talk: Store) -> None:

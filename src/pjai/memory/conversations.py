@@ -25,7 +25,7 @@ from pjai.memory.optimizer import MemoryMove
 from pjai.schema import ConversationMessageAdded, MemoryAdded, MemoryLinked, new_id
 from pjai.schema.conversations import MESSAGE_ROLES
 from pjai.schema.event import Event
-from pjai.schema.fields import Tier
+from pjai.schema.fields import CONTENT_MAX_LENGTH, Tier
 from pjai.schema.tables import conversation_messages, conversations, memories, personas
 
 __all__ = [
@@ -90,6 +90,17 @@ def add_message(
             f"must be one of {', '.join(MESSAGE_ROLES)}, got {role!r}",
             field="role",
         )
+    said = _memory_text(role, content)
+    if len(said) > CONTENT_MAX_LENGTH:
+        # Ingest makes the memory "role: text", which must fit a memory's content; a
+        # longer message would keep its whole conversation from ever becoming memories.
+        raise EventValidationError(
+            ConversationMessageAdded.NAME,
+            f"must be at most {CONTENT_MAX_LENGTH - len(said) + len(content):,} characters "
+            f"for a {role} message (its memory is {role!r}, ': ' and the text, at most "
+            f"{CONTENT_MAX_LENGTH:,}), got {len(content):,}",
+            field="content",
+        )
     event = ConversationMessageAdded(
         message_id=new_id(),
         conversation_id=conversation_id,
@@ -135,7 +146,7 @@ def ingest_conversation(
     added = 0
     previous, previous_id = "", None
     for message in messages:
-        text = f"{message.role}: {message.content}"
+        text = _memory_text(str(message.role), str(message.content))
         memory_id = memory_id_of(message.id)
         if memory_id not in existing:
             added += 1
@@ -164,6 +175,10 @@ def ingest_conversation(
     if events:
         backend.commit(*events)
     return Ingested(conversation_id, added, len(messages) - added)
+
+
+def _memory_text(role: str, content: str) -> str:
+    return f"{role}: {content}"
 
 
 def check_collection_allowed(

@@ -17,6 +17,7 @@ from msgspec import Meta
 from pjai.schema.limits import INT32_MAX
 
 __all__ = [
+    "CONTENT_MAX_LENGTH",
     "PATTERN_WORDS",
     "Colour",
     "Content",
@@ -46,7 +47,10 @@ Id = Annotated[str, Meta(min_length=1, max_length=128)]
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]
 """A display name: 1-200 characters, not blank."""
 
-Content = Annotated[str, Meta(min_length=1, max_length=1_000_000, pattern=r"\S")]
+CONTENT_MAX_LENGTH = 1_000_000
+"""The most characters a memory's or a message's text may hold."""
+
+Content = Annotated[str, Meta(min_length=1, max_length=CONTENT_MAX_LENGTH, pattern=r"\S")]
 """Memory text: up to a million characters, not blank."""
 
 Tag = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"(?s)^\S(.*\S)?$")]
