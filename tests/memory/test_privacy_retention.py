@@ -84,6 +84,22 @@ def test_without_memory_retention_a_new_conversation_ends_the_last_session(
     assert live_contents(reader, grace.id) == ["kept by grace"]
 
 
+def test_without_memory_retention_an_ended_session_s_talk_makes_no_memory(
+    reader: HybridDatabaseManager,
+) -> None:
+    ada = Personas(reader).create("Ada", sets=["privacy.memory_retention=false"])
+    memories, talks = Memories(reader), Conversations(reader)
+    first = talks.start(ada.id, title="first")
+    talks.say(first, "user", "I moved to Lisbon")
+    second = talks.start(ada.id, title="second")
+    talks.say(second, "user", "Hello again")
+    with pytest.raises(PrivacyError, match=rf"conversation '{first}' is of an ended session"):
+        memories.ingest(first)
+    assert live_contents(reader, ada.id) == []
+    assert memories.ingest(second).added == 1
+    assert live_contents(reader, ada.id) == ["user: Hello again"]
+
+
 def test_memory_retention_on_keeps_memories_across_sessions(
     reader: HybridDatabaseManager,
 ) -> None:

@@ -124,11 +124,13 @@ def ingest_conversation(
     (``temporal``) from the memory of the message before it.
 
     :class:`~pjai.errors.PrivacyError` if the persona's ``privacy.data_collection`` is
-    off: the conversation stays, no memory is made of it.
+    off, or if its ``privacy.memory_retention`` is off and a later conversation has
+    started (this one's session is over): the conversation stays, no memory is made of it.
     """
     found = conversation(backend, conversation_id)
     persona_id, title = found.persona_id, found.title
     check_collection_allowed(backend, persona_id)
+    _check_session_open(backend, found)
     said = conversation_messages.c
     messages = backend.query(
         select(said.id, said.role, said.content, said.sent_at)
@@ -175,6 +177,25 @@ def ingest_conversation(
     if events:
         backend.commit(*events)
     return Ingested(conversation_id, added, len(messages) - added)
+
+
+def _check_session_open(backend: Backend, found: Any) -> None:
+    # Memories made now of an ended session's talk would outlive that session: the
+    # session rule deletes only what was recorded before the latest conversation began.
+    p, c = personas.c, conversations.c
+    rows = backend.query(select(p.name, p.privacy_memory_retention).where(p.id == found.persona_id))
+    if not rows or rows[0].privacy_memory_retention:
+        return
+    later = backend.query(
+        select(c.id).where(c.persona_id == found.persona_id, c.started_at > found.started_at)
+    )
+    if later:
+        raise PrivacyError(
+            f"{rows[0].name} ({found.persona_id}) keeps no memory past its session "
+            f"(privacy.memory_retention off) and conversation {found.id!r} is of an ended "
+            "session (a later conversation has started): no memory is made of it; only the "
+            "latest conversation can become memories"
+        )
 
 
 def _memory_text(role: str, content: str) -> str:
