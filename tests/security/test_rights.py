@@ -30,6 +30,12 @@ from tests.security.test_keys import FAST, PASSPHRASE
         (f"{'x' * 500}{'l' * 64}@mail.example.co.uk is mine", {"email"}),
         (f"first.last+tag@{'sub.' * 8}example.museum", {"email"}),
         ("a link, not an address: https://example.com/a1b2c3d4/" + "x" * 5_000, set()),
+        # Scripts written without spaces: the number touches the words around it.
+        ("卡号4111111111111111。", {"card"}),
+        ("电话13812345678", {"phone"}),
+        ("رقم4111111111111111", {"card"}),
+        ("账号GB82WEST12345698765432号", {"iban"}),
+        ("order A12345678901 and ref_4111111111111111", set()),  # parts of longer codes
     ],
 )
 def test_restricted_text_is_recognised(text: str, kinds: set[str]) -> None:

@@ -21,10 +21,14 @@ RESTRICTED = "restricted"
 _EMAIL = re.compile(
     r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}"
 )
-_NUMBER = re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{6,}\d(?![\w])")
+# A number may touch letters of scripts written without spaces (卡号4111…, رقم4111…):
+# only digits, Latin letters and "_" around it make it part of a longer code.
+_NUMBER = re.compile(r"(?<![\dA-Za-z_+])\+?\(?\d[\d ().-]{6,}\d(?![\dA-Za-z_])")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _DECIMAL = re.compile(r"^\d+[.,]\d+$")
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
+_IBAN = re.compile(
+    r"(?<![\dA-Za-z_])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![\dA-Za-z_])"
+)
 _SSN = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")
 
 
