@@ -155,6 +155,13 @@ def test_a_message_too_long_to_become_a_memory_is_refused(talk: Store) -> None:
     assert ingest_conversation(talk, "c1").added == 4
 
 
+def test_a_sender_name_with_spaces_at_its_ends_is_tagged_without_them(store: Store) -> None:
+    store.commit(persona(), ConversationStarted(conversation_id="c1", persona_id="p1"))
+    store.commit(message("m1", " Bob  Smith ", "Hello", 0), message("m2", " \t", "Hi", 1))
+    assert ingest_conversation(store, "c1").added == 2
+    assert [m["tags"] for m in memories(store)] == [["conversation", "Bob Smith"], ["conversation"]]
+
+
 def test_with_data_collection_off_no_memory_is_made_of_a_conversation(talk: Store) -> None:
     off = PrivacySettings(data_collection=False)
     talk.commit(PersonaUpdated(persona_id="p1", privacy=off))

@@ -163,7 +163,10 @@ def ingest_conversation(
                     # The name and summary are part of the memory as much as its
                     # content: restricted data in any of them makes it restricted.
                     tags=restricted_tags(
-                        ["conversation", str(message.role)], text, previous, title or ""
+                        ["conversation", *_role_tag(str(message.role))],
+                        text,
+                        previous,
+                        title or "",
                     ),
                     importance=importance,
                     tier=tier,
@@ -196,6 +199,13 @@ def _check_session_open(backend: Backend, found: Any) -> None:
             "session (a later conversation has started): no memory is made of it; only the "
             "latest conversation can become memories"
         )
+
+
+def _role_tag(role: str) -> list[str]:
+    # Older logs, imports and other devices may name a sender with spaces at its ends,
+    # which no tag may have: one such message would keep the whole talk from ingest.
+    tag = " ".join(role.split())
+    return [tag] if tag else []
 
 
 def _memory_text(role: str, content: str) -> str:
