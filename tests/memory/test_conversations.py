@@ -20,6 +20,7 @@ from pjai.schema import (
     ConversationMessageAdded,
     ConversationStarted,
     MemoryDeleted,
+    MemoryUpdated,
     PersonaDeleted,
     PersonaUpdated,
 )
@@ -105,6 +106,13 @@ def test_a_second_ingest_adds_only_new_messages(talk: Store) -> None:
     assert ingest_conversation(talk, "c1") == Ingested("c1", 1, 3)
     last = memories(talk)[-1]
     assert (last["id"], last["summary"]) == ("a2:memory", "user: And peppers?")
+
+
+def test_a_memory_whose_type_was_changed_is_not_made_again(talk: Store) -> None:
+    ingest_conversation(talk, "c1")
+    talk.commit(MemoryUpdated(memory_id="a1:memory", persona_id="p1", type="note"))
+    talk.commit(message("q3", "user", "And beans?", 9))
+    assert ingest_conversation(talk, "c1") == Ingested("c1", 1, 3)
 
 
 def test_each_new_memory_is_linked_from_the_one_before(talk: Store) -> None:

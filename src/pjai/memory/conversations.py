@@ -137,13 +137,16 @@ def ingest_conversation(
         .where(said.conversation_id == conversation_id)
         .order_by(said.sent_at, said.id)
     )
+    # The memories made of this conversation's messages, found by their ids whatever
+    # their type is now (a memory's type can be changed after ingest).
+    made = memories.c
     rows = backend.query(
-        select(memories.c.id, memories.c.deleted_at).where(
-            memories.c.persona_id == persona_id, memories.c.type == "conversation"
-        )
+        select(made.id, made.persona_id, made.deleted_at)
+        .select_from(conversation_messages.join(memories, made.id == said.id + memory_id_of("")))
+        .where(said.conversation_id == conversation_id)
     )
     existing = {r.id for r in rows}
-    live = {r.id for r in rows if r.deleted_at is None}
+    live = {r.id for r in rows if r.deleted_at is None and r.persona_id == persona_id}
     events: list[Event] = []
     added = 0
     previous, previous_id = "", None
