@@ -32,6 +32,7 @@ from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.legacy.report import forget_rows, listed_rows
 from pjai.memory.embeddings import forget_persona, forget_personas_but
 from pjai.schema import PersonaErased
+from pjai.schema.expressions import in_parts
 from pjai.schema.personas import ERASED_TABLES
 from pjai.schema.tables import conversations, memories, personas
 from pjai.security import FieldCodec
@@ -185,7 +186,7 @@ def forget_gone(data_dir: DataDir, manager: HybridDatabaseManager) -> list[str]:
     for table, ids in listed.items():
         column = _LEGACY_TABLES[table].c.id
         held = set()
-        for chunk in _chunks(sorted(ids)):
+        for chunk in in_parts(sorted(ids)):
             held |= {row.id for row in manager.query(select(column).where(column.in_(chunk)))}
         gone[table] = ids - held
     if any(gone.values()) and forget_rows(report, gone):
@@ -210,7 +211,3 @@ class ForgetGone:
 
 _LEGACY_TABLES = {t.name: t for t in (personas, memories, conversations)}
 """The tables whose rows a legacy import report names."""
-
-
-def _chunks(ids: list[str], size: int = 500) -> list[list[str]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]

@@ -40,6 +40,7 @@ from pjai.memory.encoders import (
     load_encoder,
 )
 from pjai.memory.hits import HIT_COLUMNS, SearchHit
+from pjai.schema.expressions import in_parts
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import memories
 from pjai.schema.types import Progress
@@ -64,7 +65,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 VECTORS_FILE = "vectors.db"
-_IDS_PER_QUERY = 5_000
 _DIGESTS_PER_QUERY = 500
 _MATRICES_KEPT = 8
 """Personas whose vectors a connection keeps in memory for searching."""
@@ -278,8 +278,7 @@ class Embeddings:
         """Each digest's vector: found in the file, or encoded (each text once)."""
         digests = sorted({digest for _, digest in chunk})
         found: dict[str, bytes] = {}
-        for start in range(0, len(digests), _DIGESTS_PER_QUERY):
-            part = digests[start : start + _DIGESTS_PER_QUERY]
+        for part in in_parts(digests, _DIGESTS_PER_QUERY):
             marks = ",".join("?" * len(part))
             found.update(
                 (str(d), bytes(v))
@@ -392,8 +391,7 @@ class Embeddings:
         while True:
             candidates = self._nearest(query, where.persona_id, k)
             rows = []
-            for start in range(0, len(candidates), _IDS_PER_QUERY):
-                chunk = candidates[start : start + _IDS_PER_QUERY]
+            for chunk in in_parts(candidates):
                 rows.extend(self._passing(backend, chunk, where))
             if len(rows) >= limit or len(candidates) < k:
                 break

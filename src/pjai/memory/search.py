@@ -39,7 +39,7 @@ from pjai.memory.embeddings import Embeddings
 from pjai.memory.hits import HIT_COLUMNS, SearchHit
 from pjai.memory.when import time_window
 from pjai.memory.words import STOP_WORDS, is_phrase, search_terms
-from pjai.schema.expressions import dialect_name
+from pjai.schema.expressions import dialect_name, in_parts
 from pjai.schema.limits import INT64_MAX
 from pjai.schema.search import (
     POSTGRESQL_DOCUMENT,
@@ -351,7 +351,7 @@ def with_neighbours(
     links = memory_links.c
     rows = [
         row
-        for part in _parts(list(own))
+        for part in in_parts(list(own))
         for row in backend.query(
             select(links.source_id, links.target_id).where(
                 links.kind == "temporal", or_(links.source_id.in_(part), links.target_id.in_(part))
@@ -367,7 +367,7 @@ def with_neighbours(
     order = sorted(scores, key=lambda m: (-scores[m], m))
     hits = {h.memory_id: h for h in ranked}
     wanted = [m for m in order[: limit * 2] if m not in hits]
-    for part in _parts(wanted):
+    for part in in_parts(wanted):
         query = select(*HIT_COLUMNS).where(memories.c.id.in_(part), *memory_conditions(where))
         for row in backend.query(query):
             hits[row.id] = SearchHit.from_row(row, 0.0, "context")
@@ -380,16 +380,6 @@ def with_neighbours(
         )
         for m in best
     ]
-
-
-_IDS_PER_QUERY = 5_000
-"""Memory ids read per query: each is a parameter, and SQLite takes 32,766 of them,
-PostgreSQL 65,535."""
-
-
-def _parts(ids: list[str]) -> list[list[str]]:
-    """``ids`` in lists of at most :data:`_IDS_PER_QUERY`."""
-    return [ids[i : i + _IDS_PER_QUERY] for i in range(0, len(ids), _IDS_PER_QUERY)]
 
 
 def fuse(

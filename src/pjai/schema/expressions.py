@@ -7,7 +7,7 @@ understands. Times are read in UTC on every backend, whatever the session's time
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from sqlalchemy import Boolean, Integer, String, case, exists, extract, func, literal, select
 from sqlalchemy.ext.compiler import compiles
@@ -18,6 +18,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 __all__ = [
     "BUCKET_UNITS",
+    "IDS_PER_QUERY",
     "BucketUnit",
     "contains_text",
     "count_if",
@@ -25,6 +26,7 @@ __all__ = [
     "fold_case",
     "has_tag",
     "importance_decile",
+    "in_parts",
     "time_bucket",
     "utc_hour",
 ]
@@ -36,6 +38,17 @@ BUCKET_UNITS: tuple[BucketUnit, ...] = get_args(BucketUnit)
 
 _STRFTIME: dict[str, str] = {"hour": "%Y-%m-%dT%H:00", "day": "%Y-%m-%d", "month": "%Y-%m"}
 _TO_CHAR: dict[str, str] = {"hour": 'YYYY-MM-DD"T"HH24:00', "day": "YYYY-MM-DD", "month": "YYYY-MM"}
+
+IDS_PER_QUERY = 5_000
+"""The most ids one query binds: each is a parameter, and SQLite takes 32,766 of them,
+PostgreSQL 65,535."""
+
+_T = TypeVar("_T")
+
+
+def in_parts(items: list[_T], size: int = IDS_PER_QUERY) -> list[list[_T]]:
+    """``items`` in consecutive parts of at most ``size``, one query's worth each."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
