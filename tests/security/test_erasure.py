@@ -5,6 +5,7 @@ rebuilds."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import apsw
@@ -15,16 +16,16 @@ from typer.testing import CliRunner
 from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas
 from pjai.app.flags import set_flag
 from pjai.app.privacy import ForgetGone, erase_persona
-from pjai.app.rights import privacy_report, record_consent
+from pjai.app.rights import event_log, persona_of, privacy_report, record_consent
 from pjai.app.security import init_security
 from pjai.app.transfer import import_legacy
 from pjai.app.upkeep import repair
 from pjai.cli import app as cli
-from pjai.errors import NotFoundError
+from pjai.errors import KeyErasedError, NotFoundError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.embeddings import Embeddings
-from pjai.schema import PersonaErased
-from pjai.security import ErasedKey, KeyRing
+from pjai.schema import SCHEMA, PersonaErased
+from pjai.security import ErasedKey, FieldCodec, KeyRing
 from pjai.store import ROOT, EventRecord, Position
 from tests.databases import postgres_schema
 from tests.hybrid.desktop_app import DesktopApp
@@ -32,6 +33,9 @@ from tests.memory.test_embeddings import TopicEncoder
 from tests.security.test_keys import FAST, PASSPHRASE
 
 MARKER = "zebra-marmalade-41"
+
+SEALED = {t.NAME for t in SCHEMA.event_types if t.SENSITIVE}
+"""The events with fields a key ring seals."""
 
 
 def files_holding(directory: Path, text: str) -> list[str]:
@@ -260,34 +264,85 @@ def test_an_erasure_finishes_once_and_unknown_personas_are_refused(tmp_path: Pat
             erase_persona(data, manager, "nobody")
 
 
-def test_an_erasure_stopped_before_its_keys_went_is_told_and_finished(
+def stop_before_the_keys(monkeypatch: pytest.MonkeyPatch, data: DataDir, persona_id: str) -> None:
+    """Erase ``persona_id`` in a process stopped after the erasure event, before the
+    persona's keys are destroyed."""
+
+    def stopped(self: KeyRing, scope: str) -> list[ErasedKey]:
+        raise KeyboardInterrupt
+
+    with data.open() as manager, monkeypatch.context() as patched:
+        patched.setattr(KeyRing, "erase", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            erase_persona(data, manager, persona_id)
+        # The process that stopped is told, and how to finish.
+        assert privacy_report(manager).unfinished_erasures == [persona_id]
+
+
+def test_an_erasure_stopped_before_its_keys_went_is_finished_by_the_next_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The process stops after the erasure event, before the keys are destroyed: the
-    # persona's name is gone, its key is not; the report says so and how to finish.
+    # The persona's name is gone with the erasure event, its key is not: the next open
+    # of the directory destroys the key and rewrites the files, as the erasure would.
     runner = CliRunner()
     where = ["--data-dir", str(tmp_path / "data")]
     data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
     init_security(data, passphrase=PASSPHRASE, params=FAST)
     monkeypatch.setenv("PJAI_PASSPHRASE", PASSPHRASE)
-
-    def stopped(self: KeyRing, scope: str) -> list[ErasedKey]:
-        raise KeyboardInterrupt
-
     with data.open() as manager:
         ada = fill(manager, "Ada", MARKER)
-        with monkeypatch.context() as patched:
-            patched.setattr(KeyRing, "erase", stopped)
-            with pytest.raises(KeyboardInterrupt):
-                erase_persona(data, manager, ada)
-        assert privacy_report(manager).unfinished_erasures == [ada]
-    again = runner.invoke(cli, ["privacy", "erase", "Ada", "--yes", *where])
-    assert "`pjai privacy report` lists it" in again.output
+        fill(manager, "Grace", "kept-words")
+    stop_before_the_keys(monkeypatch, data, ada)
     told = runner.invoke(cli, ["privacy", "report", *where])
-    assert f"`pjai privacy erase {ada} --yes` destroys them" in told.output
+    assert told.exit_code == 0, told.output
+    assert "not finished" not in told.output
+    again = DataDir(data.path, environ=data.environ)
+    with again.open() as manager:
+        assert privacy_report(manager).unfinished_erasures == []
+        codec = manager.schema.codec
+        assert isinstance(codec, FieldCodec)
+        assert ada not in codec.keys.scopes()
+        assert [k.scope for k in codec.keys.erased()] == [ada]
+        records = [r for r in event_log(manager) if r.name != PersonaErased.NAME]
+        for record in records:
+            if persona_of(record) == ada and record.name in SEALED:
+                with pytest.raises(KeyErasedError):
+                    codec.unseal(record.id, record.name, bytes(record.args))
+        assert [p.name for p in Personas(manager).list()] == ["Grace"]
+    assert files_holding(data.path, MARKER) == []
     done = runner.invoke(cli, ["privacy", "erase", ada, "--yes", *where])
-    assert done.exit_code == 0, done.output
+    assert done.exit_code == 0, done.output  # finished already: nothing more to do
+
+
+def test_processes_opening_at_once_finish_an_erasure_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
     with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+    stop_before_the_keys(monkeypatch, data, ada)
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            start.wait(timeout=30)
+            with DataDir(data.path, environ=data.environ).open():
+                pass
+        except BaseException as exc:
+            failures.append(exc)
+
+    both = [threading.Thread(target=open_it) for _ in range(2)]
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join(timeout=60)
+    assert failures == []
+    with KeyRing.unlock(data.keys_path, passphrase=PASSPHRASE) as ring:
+        assert ring.scopes().get(ada) is None
+        assert len([k for k in ring.erased() if k.scope == ada]) == 1
+    with DataDir(data.path, environ=data.environ).open() as manager:
         assert privacy_report(manager).unfinished_erasures == []
 
 

@@ -86,6 +86,14 @@ def _server_file() -> str:
     return SERVER_FILE
 
 
+def _finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> None:
+    """:func:`pjai.app.privacy.finish_erasures`, imported when called: that module
+    imports this one."""
+    from pjai.app.privacy import finish_erasures as finish
+
+    finish(data_dir, manager)
+
+
 def _web_sessions_file() -> str:
     from pjai.app.websessions import WEB_SESSIONS_FILE  # it loads the server's token code
 
@@ -384,7 +392,9 @@ class DataDir:
 
         Without ``create``, a directory that is not a PJai one is refused (:meth:`require`)
         rather than made. A directory that cannot be made or written is a
-        :class:`~pjai.errors.ConfigError` naming it.
+        :class:`~pjai.errors.ConfigError` naming it. An erasure stopped before it
+        destroyed the persona's keys is finished first
+        (:func:`~pjai.app.privacy.finish_erasures`).
         """
         if not create:
             self.require()
@@ -395,7 +405,7 @@ class DataDir:
         before = {file.name for file in self.existing()}
         with self._files():
             try:
-                return HybridDatabaseManager.open(self.path, **options)
+                manager = HybridDatabaseManager.open(self.path, **options)
             except (StoreCorruptError, SqlError) as exc:
                 # A file here is not PJai's (another program's store.db or primary.db) or
                 # is damaged: take back the files opening made beside it, so that a
@@ -406,6 +416,12 @@ class DataDir:
                 if held and not isinstance(exc, SqlUnavailableError):
                     self.remove_new(before)
                 raise
+        try:
+            _finish_erasures(self, manager)
+        except BaseException:
+            manager.close()
+            raise
+        return manager
 
     def _check_no_import_unfinished(self) -> None:
         """Refuse a directory that holds part of an import: its process stopped before

@@ -14,6 +14,7 @@ encrypted) stay readable there; the proof counts them.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -26,6 +27,7 @@ from pjai.app.rights import (
     persona_of,
     persona_row_ids,
     persona_rows,
+    unfinished_erasures,
 )
 from pjai.errors import NotFoundError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
@@ -37,7 +39,9 @@ from pjai.schema.personas import ERASED_TABLES
 from pjai.schema.tables import conversations, memories, personas
 from pjai.security import FieldCodec
 
-__all__ = ["ErasureProof", "ForgetGone", "erase_persona", "forget_gone"]
+__all__ = ["ErasureProof", "ForgetGone", "erase_persona", "finish_erasures", "forget_gone"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,20 @@ def erase_persona(
         rewritten=rewritten,
         unfinished=unfinished,
     )
+
+
+def finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> list[ErasureProof]:
+    """Finish the erasures whose persona's data keys the key ring still holds (a
+    process stopped between the erasure event and the keys' destruction, or an erasure
+    made on another device): the keys are destroyed and the files rewritten as
+    :func:`erase_persona` does. Run on opening a data directory; of processes doing it
+    at once, one destroys the keys (under the key ring's write lock) and the others
+    find nothing left to destroy. What is still not rewritten is logged."""
+    proofs = [erase_persona(data_dir, manager, p) for p in unfinished_erasures(manager)]
+    for proof in proofs:
+        for reason in proof.unfinished:
+            log.warning("erasure of %s: %s", proof.persona_id, reason)
+    return proofs
 
 
 def _rewrite(

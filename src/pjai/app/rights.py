@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.classify import RESTRICTED
 from pjai.schema import SCHEMA, ConsentRecorded, PersonaErased
+from pjai.schema.expressions import in_parts
 from pjai.schema.models import Persona, persona_from_row
 from pjai.schema.records import EventRecord
 from pjai.schema.sealed import is_envelope
@@ -29,7 +30,7 @@ from pjai.schema.tables import (
     memories,
     personas,
 )
-from pjai.security import FieldCodec
+from pjai.security import STORE_SCOPE, FieldCodec
 
 __all__ = [
     "Consent",
@@ -43,6 +44,7 @@ __all__ = [
     "persona_rows",
     "privacy_report",
     "record_consent",
+    "unfinished_erasures",
 ]
 
 _SENSITIVE = {t.NAME: t.SENSITIVE for t in SCHEMA.event_types if t.SENSITIVE}
@@ -91,7 +93,8 @@ class PrivacyReport:
     unfinished_erasures: list[str] = field(default_factory=list)
     """Erased personas whose data keys the key ring still holds (an erasure stopped
     before it destroyed them, or one made on another device whose keys' deletion has
-    not come yet): ``pjai privacy erase ID`` destroys them."""
+    not come yet): the next opening of the directory destroys them
+    (:func:`~pjai.app.privacy.finish_erasures`), as ``pjai privacy erase ID`` does."""
 
 
 def record_consent(
@@ -154,8 +157,25 @@ def privacy_report(manager: HybridDatabaseManager, persona_id: str | None = None
         personas=found,
         erasures=erasures,
         erased_keys=len(ring.erased()) if ring is not None else 0,
-        unfinished_erasures=sorted({p for p in erasures if keys.get(p)}),
+        unfinished_erasures=unfinished_erasures(manager),
     )
+
+
+def unfinished_erasures(manager: HybridDatabaseManager) -> list[str]:
+    """The erased personas whose data keys the key ring still holds, by id (see
+    :attr:`PrivacyReport.unfinished_erasures`). The log is read only when the ring holds
+    keys of a persona the directory has no row of: an erasure leaves no row."""
+    codec = manager.schema.codec
+    if not isinstance(codec, FieldCodec):
+        return []
+    held = set(codec.keys.scopes()) - {STORE_SCOPE}
+    for chunk in in_parts(sorted(held)):
+        query = select(personas.c.id).where(personas.c.id.in_(chunk))
+        held -= {row.id for row in manager.query(query)}
+    if not held:
+        return []
+    log = event_log(manager)
+    return sorted({p for r in log if r.name == PersonaErased.NAME and (p := persona_of(r)) in held})
 
 
 def persona_rows(manager: HybridDatabaseManager, table: Any, persona_id: str) -> int:
