@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pjai import files
 from pjai.errors import ConfigError
 from pjai.hybrid import identity
 from pjai.hybrid.identity import Identity
@@ -78,7 +79,7 @@ def test_a_file_system_without_hard_links_still_gets_an_identity(
     def no_links(source: object, target: object) -> None:
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(identity.os, "link", no_links)
+    monkeypatch.setattr(files.os, "link", no_links)
     path = tmp_path / "identity.json"
     made = Identity.load(path)
     assert made.new

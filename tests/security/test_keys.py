@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import stat
 from collections.abc import Callable
@@ -273,6 +274,61 @@ def test_a_ring_made_meanwhile_by_another_process_is_kept(
     with KeyRing.unlock(path, passphrase=PASSPHRASE) as ring:
         assert ring.store_key_fingerprint == fingerprint_before
     assert [p.name for p in tmp_path.iterdir()] == ["keys.db"]  # no draft left
+
+
+def disk_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """What is flushed to the disk (``fsync``: the file or directory, by path) and named
+    (``link``, ``replace``: from, to), in order, from now on."""
+    done: list[tuple[str, ...]] = []
+    fsync, link, replace = os.fsync, os.link, os.replace
+
+    def flushed(fd: int) -> None:
+        done.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def linked(source: Any, target: Any, *args: Any, **kwargs: Any) -> None:
+        done.append(("link", str(source), str(target)))
+        link(source, target, *args, **kwargs)
+
+    def replaced(source: Any, target: Any, *args: Any, **kwargs: Any) -> None:
+        done.append(("replace", str(source), str(target)))
+        replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", flushed)
+    monkeypatch.setattr(os, "link", linked)
+    monkeypatch.setattr(os, "replace", replaced)
+    return done
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names open files by /proc")
+def test_a_new_key_file_and_key_ring_are_on_the_disk_before_they_are_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A key file lost or empty after a power cut, with the ring locked by it alone,
+    # would leave every sealed field locked for good.
+    key_file, ring_file = tmp_path / "elsewhere" / "pjai.key", tmp_path / "data" / "keys.db"
+    done = disk_writes(monkeypatch)
+    KeyRing.create(ring_file, key_file=key_file).close()
+    monkeypatch.undo()
+    named = [step for step in done if step[0] != "fsync" and step[-1] == str(key_file)]
+    assert len(named) == 1  # written whole beside it, then named
+    temporary = named[0][1]
+    at = done.index(named[0])
+    assert ("fsync", temporary) in done[:at]  # its bytes on the disk before its name
+    assert ("fsync", str(key_file.parent)) in done[at:]  # its name on the disk
+    linked = [step for step in done if step[0] != "fsync" and step[-1] == str(ring_file)]
+    assert ("fsync", str(ring_file.parent)) in done[done.index(linked[0]) :]
+    assert sorted(p.name for p in key_file.parent.iterdir()) == ["pjai.key"]
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    KeyRing.unlock(ring_file, key_file=key_file).close()
+
+
+def test_a_key_file_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    where = tmp_path / "a file"
+    where.write_text("not a directory\n")
+    with pytest.raises(KeyRingError, match=r"cannot write the key file .*pjai\.key"):
+        KeyRing.create(tmp_path / "keys.db", key_file=where / "pjai.key")
+    assert not (tmp_path / "keys.db").exists()
 
 
 def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:

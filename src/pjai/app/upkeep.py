@@ -11,6 +11,7 @@ import apsw
 
 from pjai.app.datadir import DataDir, DataFile
 from pjai.errors import ConfigError, QueryError
+from pjai.files import fsync_path
 from pjai.hybrid import HybridDatabaseManager, Repaired
 from pjai.hybrid.files import IMPORTING_FILE
 from pjai.hybrid.fresh import importing
@@ -25,7 +26,6 @@ from pjai.sql import migrate
 from pjai.sql.rebalance import Rebalanced, rebalance
 from pjai.sql.sqlite import page_problems
 from pjai.store import Progress
-from pjai.store.sqlite import fsync_path
 
 __all__ = [
     "Checkup",

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from pjai.errors import ConfigError
-from pjai.files import replace_text, written_beside
+from pjai.files import create_text, replace_text
 from pjai.schema.types import new_id
 
 __all__ = ["Identity"]
@@ -59,13 +58,4 @@ class Identity:
 
     def _create(self) -> bool:
         """Write the identity file unless it is there; whether this call made it."""
-        with written_beside(self.path, self._text()) as temporary:
-            try:
-                os.link(temporary, self.path)  # fails where the file is, unlike a rename
-            except FileExistsError:
-                return False
-            except OSError:  # a file system without hard links: the last writer wins
-                if self.path.exists():
-                    return False
-                temporary.replace(self.path)
-        return True
+        return create_text(self.path, self._text())

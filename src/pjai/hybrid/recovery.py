@@ -20,6 +20,7 @@ from typing import Literal
 import apsw
 
 from pjai.errors import StoreError
+from pjai.files import fsync_path
 from pjai.hybrid.files import OFF_HEAD, UNSEEN
 from pjai.schema.event import Schema
 from pjai.schema.records import LogEntry
@@ -29,7 +30,6 @@ from pjai.sql.sqlite import journal_head
 from pjai.store import Progress, Store
 from pjai.store.damage import Salvage, read_only, salvage
 from pjai.store.log import LOG_TABLE, META_TABLE
-from pjai.store.sqlite import fsync_path
 
 __all__ = [
     "RebuiltFrom",

@@ -34,6 +34,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pjai.errors import KeyRingError
+from pjai.files import create_text, fsync_path
 from pjai.resource import Resource
 from pjai.schema.types import new_id
 from pjai.security.keyfile import FORMAT, SCHEMA, connect, data_key_aad, now
@@ -198,6 +199,7 @@ class KeyRing(Resource):
                 raise KeyRingError(
                     f"{target} exists: this data directory has a key ring already"
                 ) from None
+            fsync_path(target.parent)  # its name on the disk before data is sealed by it
         finally:
             conn.close()
             draft.unlink(missing_ok=True)
@@ -559,15 +561,17 @@ class KeyRing(Resource):
         self._wrap("passphrase", stretch(passphrase, salt, params), params=params, salt=salt)
 
     def _wrap_with_key_file(self, path: Path) -> None:
-        if path.exists():
-            kek = read_key_file(path)
-        else:
-            kek = secrets.token_bytes(KEY_BYTES)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(base64.b64encode(kek).decode() + "\n")
-        self._wrap("key file", kek)
+        if not path.exists():
+            # On the disk before the ring is locked by it: a key file lost in a power
+            # cut would lock the ring for good. Of processes making it at once, one
+            # writes it and the others take that one.
+            text = base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode() + "\n"
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                create_text(path, text)
+            except OSError as exc:
+                raise KeyRingError(f"cannot write the key file {path}: {exc}") from exc
+        self._wrap("key file", read_key_file(path))
 
     def _wrap(
         self,

@@ -28,7 +28,6 @@ __all__ = [
     "check_file",
     "connect",
     "file_size",
-    "fsync_path",
     "translate_errors",
     "use_wal",
     "wait_when_busy",
@@ -128,15 +127,6 @@ def _move_aside(path: Path) -> str:
             "which may hold its latest commits"
         )
     return f"move {path.name} aside"
-
-
-def fsync_path(path: Path) -> None:
-    """Flush ``path`` (a file, or a directory: the names in it) to the disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def connect(path: Path | None, durability: Durability) -> apsw.Connection:

@@ -26,6 +26,7 @@ from pjai.errors import (
     StoreError,
     StoreModeError,
 )
+from pjai.files import fsync_path
 from pjai.resource import Resource
 from pjai.schema import SCHEMA
 from pjai.schema.codec import PLAIN
@@ -56,7 +57,6 @@ from pjai.store.sqlite import (
     add_functions,
     connect,
     file_size,
-    fsync_path,
     translate_errors,
     use_wal,
 )
