@@ -331,6 +331,42 @@ def test_a_key_file_that_cannot_be_written_is_named(tmp_path: Path) -> None:
     assert not (tmp_path / "keys.db").exists()
 
 
+@pytest.mark.skipif(os.name != "posix", reason="file modes")
+def test_the_journal_beside_the_ring_is_as_private_as_the_ring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite gives a journal the mode of its database: keys.db is made private at every
+    # opening (a copy made by hand may be readable by others), before anything is
+    # written, so the journal that holds a transaction's old pages is private too.
+    seen: list[dict[str, int]] = []
+    connect = keys.connect
+
+    def watched(path: Path) -> apsw.Connection:
+        conn = connect(path)
+
+        def modes() -> bool:
+            seen.append({p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()})
+            return False  # let the commit go on
+
+        conn.set_commit_hook(modes)
+        return conn
+
+    monkeypatch.setattr(keys, "connect", watched)
+    before = os.umask(0o022)
+    try:
+        made(tmp_path).close()
+        (tmp_path / "keys.db").chmod(0o644)  # as `cp` from a backup leaves it
+        with KeyRing.unlock(tmp_path / "keys.db", passphrase=PASSPHRASE) as ring:
+            ring.rotate("p1")
+            ring.erase("p1")
+    finally:
+        os.umask(before)
+    journals = [m for modes in seen for name, m in modes.items() if name.endswith("-journal")]
+    assert journals  # seen while a transaction was open
+    assert set(journals) == {0o600}
+    assert {m for modes in seen for m in modes.values()} == {0o600}
+
+
 def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
     key_file = tmp_path / "pjai.key"
     with made(tmp_path) as ring:
