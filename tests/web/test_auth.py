@@ -343,6 +343,7 @@ async def test_the_gate_sends_every_page_to_the_login(path: str, sessions: WebSe
     "path",
     [
         "/login",
+        "/logout",  # its page says whether the visitor is signed in
         "/favicon.ico",
         *(
             f"/_nicegui/{nicegui.__version__}/{part}/x.js"
@@ -781,7 +782,10 @@ def test_signing_out_takes_a_post_from_the_app_s_own_pages(tmp_path: Path) -> No
         cookies = {COOKIE: session}
         # An image on a page of another app on this host: the same site, so the cookie
         # goes with it, and a GET names no origin.
-        httpx.get(url + auth.LOGOUT_PATH, cookies=cookies)
+        asked = httpx.get(url + auth.LOGOUT_PATH, cookies=cookies)
+        assert asked.status_code == 200  # a typed address or an old bookmark: a page
+        assert "Sign out?" in asked.text
+        assert f'method="post" action="{auth.LOGOUT_PATH}"' in asked.text
         elsewhere = url.rsplit(":", 1)[0] + ":1"
         refused = httpx.post(url + auth.LOGOUT_PATH, cookies=cookies, headers={"origin": elsewhere})
         assert refused.status_code == 403
@@ -791,6 +795,11 @@ def test_signing_out_takes_a_post_from_the_app_s_own_pages(tmp_path: Path) -> No
         assert out.status_code == 303
         assert out.headers["location"] == auth.LOGIN_PATH
         assert httpx.get(url + "/", cookies=cookies).status_code == 303
+        again = httpx.get(url + auth.LOGOUT_PATH, cookies=cookies)
+        assert again.status_code == 200
+        assert "You are not signed in." in again.text
+        assert f'href="{auth.LOGIN_PATH}"' in again.text
+        assert "<form" not in again.text
 
 
 def test_sessions_signed_out_meanwhile_do_not_stop_the_others_ending(

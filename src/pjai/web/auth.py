@@ -42,19 +42,21 @@ __all__ = [
     "login_page",
     "login_submit",
     "logout",
+    "logout_page",
 ]
 
 COOKIE = "pjai_session"
 LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
-_OPEN_PATHS = frozenset({LOGIN_PATH, "/favicon.ico"})
+_OPEN_PATHS = frozenset({LOGIN_PATH, LOGOUT_PATH, "/favicon.ico"})
 _OPEN_ROUTES = re.compile(
     rf"/_nicegui/{re.escape(nicegui.__version__)}/"
     r"(?:(?:static|libraries|components)/|(?:resources|esm)/[^/]+/)"
 )
-"""What a visitor may load before logging in: the form, and NiceGUI's own scripts and
-styles (the same for every app), each from the route that serves them, as that route
-matches it (``resources/{key}/{path}`` and ``esm/{key}/{path}`` need a key). Everything
+"""What a visitor may load before logging in: the form, the sign-out's address (whose
+page says they are not signed in), and NiceGUI's own scripts and styles (the same for
+every app), each from the route that serves them, as that route matches it
+(``resources/{key}/{path}`` and ``esm/{key}/{path}`` need a key). Everything
 else waits for a login: unknown paths too, under NiceGUI's prefix as well (``esm/``,
 ``resources//x``), since NiceGUI answers a path no route serves with the app's page."""
 
@@ -129,28 +131,53 @@ class LoginGate:
         await self.app(scope, guarded, send)
 
 
-_FORM = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>PJai · sign in</title>
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>PJai · {title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body {{ font-family: system-ui, sans-serif; background: #eef0f8; display: grid;
-  place-items: center; min-height: 100vh; margin: 0; }}
-form {{ background: white; padding: 2rem; border-radius: 8px; width: 20rem;
-  box-shadow: 0 2px 12px #0002; display: grid; gap: 0.8rem; }}
-h1 {{ margin: 0; font-size: 1.4rem; color: #3949ab; }}
-input {{ padding: 0.6rem; font-size: 1rem; border: 1px solid #bbb; border-radius: 4px; }}
-button {{ padding: 0.6rem; font-size: 1rem; background: #3949ab; color: white;
-  border: 0; border-radius: 4px; cursor: pointer; }}
-.error {{ color: #c62828; margin: 0; }}
-</style></head>
-<body><form method="post" action="{action}">
+<style>{style}</style></head>
+<body>{body}</body></html>
+"""
+_STYLE = """
+body { font-family: system-ui, sans-serif; background: #eef0f8; display: grid;
+  place-items: center; min-height: 100vh; margin: 0; }
+.card { background: white; padding: 2rem; border-radius: 8px; box-sizing: border-box;
+  width: min(24rem, 100vw - 2rem); box-shadow: 0 2px 12px #0002; display: grid;
+  gap: 0.8rem; }
+h1 { margin: 0; font-size: 1.4rem; color: #3949ab; }
+p { margin: 0; }
+input { padding: 0.6rem; font: inherit; border: 1px solid #bbb; border-radius: 4px; }
+button, .button { padding: 0.6rem; font: inherit; background: #3949ab; color: white;
+  border: 0; border-radius: 4px; cursor: pointer; text-align: center;
+  text-decoration: none; }
+.error { color: #c62828; }
+.back { text-align: center; color: #3949ab; }
+"""
+"""One look for the pages outside the app: the card fits a phone's width too."""
+
+_FORM = """<form class="card" method="post" action="{action}">
 <h1>PJai</h1>
 <label for="passphrase">Passphrase or access token</label>
 <input id="passphrase" name="passphrase" type="password" autofocus required>
 {error}
 <button type="submit">Sign in</button>
-</form></body></html>
-"""
+</form>"""
+
+_SIGN_OUT = f"""<form class="card" method="post" action="{LOGOUT_PATH}">
+<h1>PJai</h1>
+<p><strong>Sign out?</strong> This ends your session in this browser.</p>
+<button type="submit">Sign out</button>
+<a class="back" href="/">Back to the app</a>
+</form>"""
+
+_SIGNED_OUT = f"""<main class="card">
+<h1>PJai</h1>
+<p>You are not signed in.</p>
+<a class="button" href="{LOGIN_PATH}">Sign in</a>
+</main>"""
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(_PAGE.format(title=title, style=_STYLE, body=body), status_code=status)
 
 
 _MAX_FORM_BYTES = 4096
@@ -232,8 +259,7 @@ def login_page(request: Request, *, error: str = "") -> HTMLResponse:
     target = _safe_next(request.query_params.get("next"))
     action = html.escape(f"{LOGIN_PATH}?next={quote(target)}")
     shown = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
-    status = 401 if error else 200
-    return HTMLResponse(_FORM.format(action=action, error=shown), status_code=status)
+    return _page("sign in", _FORM.format(action=action, error=shown), 401 if error else 200)
 
 
 async def login_submit(
@@ -306,6 +332,16 @@ def _over_tls(request: Request) -> bool:
     # says so. Only the sender's own cookie depends on it.
     forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0]
     return request.url.scheme == "https" or forwarded.strip().lower() == "https"
+
+
+def logout_page(request: Request, sessions: WebSessions) -> HTMLResponse:
+    """What the sign-out's address shows when typed or bookmarked (a GET): signed in,
+    the app's sign-out button, whose POST ends the session; else a link to the login
+    form. A GET never signs out: any page of the same site could send one."""
+    signed_in = sessions.valid(request.cookies.get(COOKIE))
+    response = _page("sign out", _SIGN_OUT if signed_in else _SIGNED_OUT)
+    response.headers["Cache-Control"] = "no-store"  # it says whether this browser is in
+    return response
 
 
 def logout(request: Request, sessions: WebSessions) -> Response:

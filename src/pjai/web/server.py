@@ -106,10 +106,15 @@ def serve(
         def logout(request: Request) -> Response:
             return auth.logout(request, sessions)
 
+        def logout_page(request: Request) -> Response:
+            return auth.logout_page(request, sessions)
+
         # A POST, which SameOrigin lets through only from the app's own pages: a GET
         # would sign the visitor out from any page of the same site (an image on
-        # another app of this host sends the SameSite cookie along).
+        # another app of this host sends the SameSite cookie along). A GET (the
+        # address typed, an old bookmark) shows a page whose button sends that POST.
         app.add_api_route(auth.LOGOUT_PATH, logout, methods=["POST"])
+        app.add_api_route(auth.LOGOUT_PATH, logout_page, methods=["GET"])
         web.login_required = True
     shown = f"[{host}]" if ":" in host else host
     app.on_startup(lambda: announce(f"http://{shown}:{port}/"))

@@ -120,3 +120,43 @@ def test_a_forwarded_for_header_does_not_make_another_client(tmp_path: Path) -> 
             for n in range(auth.LoginThrottle.FAILURES + 1)
         ]
         assert answers == [401] * auth.LoginThrottle.FAILURES + [429]
+
+
+def test_the_sign_out_address_asks_first_and_fits_a_phone(browser: Browser, tmp_path: Path) -> None:
+    # Typed, or from an old bookmark: a page of the app, not a 405. Only its button,
+    # a POST from the app's own page, signs out.
+    data = DataDir(tmp_path / "data")
+    data.passphrase().set(PASSPHRASE)
+    with served(data.path, "--host", "0.0.0.0") as announced:
+        url = announced.replace("0.0.0.0", "127.0.0.1")
+        for width in (1280, 375):
+            context = browser.new_context(viewport={"width": width, "height": 700})
+            page = context.new_page()
+            page.goto(url + "/login")
+            assert _fits(page)
+            page.get_by_label("Passphrase").fill(PASSPHRASE)
+            page.get_by_role("button", name="Sign in").click()
+            expect(page).to_have_url(url + "/")
+            shown = page.goto(url + auth.LOGOUT_PATH)
+            assert shown is not None
+            assert shown.status == 200
+            expect(page.get_by_text("Sign out?")).to_be_visible()
+            assert _fits(page)
+            screenshot(page, f"sign-out-{width}")
+            page.goto(url + "/")  # the GET signed nobody out
+            expect(page).to_have_url(url + "/")
+            page.goto(url + auth.LOGOUT_PATH)
+            page.get_by_role("button", name="Sign out").click()
+            expect(page).to_have_url(url + "/login")
+            page.goto(url + auth.LOGOUT_PATH)
+            expect(page.get_by_text("You are not signed in.")).to_be_visible()
+            assert _fits(page)
+            screenshot(page, f"signed-out-{width}")
+            page.get_by_role("link", name="Sign in").click()
+            expect(page).to_have_url(url + "/login")
+            context.close()
+
+
+def _fits(page: Page) -> bool:
+    """Whether the page is no wider than its window (nothing to scroll sideways)."""
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
