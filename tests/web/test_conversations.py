@@ -15,7 +15,7 @@ from pjai.sql.repositories import MemoryFilter
 from pjai.web import WebApp
 from pjai.web.views.conversation_chat import ConversationChat
 from pjai.web.views.conversation_ingest import ingested_text, made_text
-from tests.web.conftest import by_testid, simulated
+from tests.web.conftest import by_testid, simulated, until
 
 pytestmark = pytest.mark.anyio
 
@@ -116,6 +116,30 @@ async def test_an_empty_message_is_refused_in_the_form_and_nothing_is_written(
         await _say(user, "Hello")
         await user.should_see("Hello")
         assert text.error is None
+
+
+async def test_a_refused_title_or_message_is_said_on_its_field_without_a_field_name(
+    web: WebApp,
+) -> None:
+    ada = _persona(web, "Ada")
+    talk = web.services.conversations.start(ada, title="Quiet")
+    async with simulated(web) as user:
+        await user.open("/conversations")
+        await user.should_see("No message yet: write the first one below.")
+        await _say(user, "tea\x00time")
+        (text,) = user.find(marker="message-text").elements
+        assert isinstance(text, ui.textarea)
+        # The box is the message's: no "content: " the page never shows.
+        await until(lambda: text.error is not None)
+        assert str(text.error).startswith("must not contain the NUL character")
+        user.find(marker="conversation-title-input").type("T" * 501)
+        user.find(marker="start-conversation").click()
+        (title,) = user.find(marker="conversation-title-input").elements
+        assert isinstance(title, ui.input)
+        await until(lambda: title.error is not None)
+        assert str(title.error).startswith("expected text of at most 500 characters")
+    assert web.services.conversations.show(talk).messages == []
+    assert len(web.services.conversations.list(ada)) == 1
 
 
 async def test_a_message_added_from_python_appears_without_reload(web: WebApp) -> None:

@@ -326,3 +326,13 @@ async def test_a_synced_directory_shows_its_sync_state_and_lag(tmp_path: Path) -
             await figure_shows(user, "sync-lag", "unknown")
             await figure_shows(user, "sync-pending", str(logged_events(web)))
             await figure_shows(user, "sync-confirmed-head", "0")
+
+
+async def test_a_refused_name_is_said_as_the_welcome_form_names_it(web: WebApp) -> None:
+    async with simulated(web) as user:
+        await user.open("/")
+        user.find(marker="welcome-name").type("M" * 201)
+        user.find(marker="welcome-create").click()
+        await user.should_see("Name: expected text of at most 200 characters")
+        assert not any("v1.PersonaCreated" in m for m in user.notify.messages)
+    assert web.services.personas.list() == []

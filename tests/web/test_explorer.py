@@ -263,6 +263,32 @@ async def test_editing_a_memory_saves_it_through_the_service(web: WebApp) -> Non
         await until(lambda: _names(user) == ["Loves green tea"], "the table shows the new name")
 
 
+async def test_a_refused_edit_names_the_field_as_the_dialog_shows_it(web: WebApp) -> None:
+    ada = _persona(web)
+    tea = _add(web, ada, "Likes green tea")
+    async with simulated(web) as user:
+        await _open_explorer(user, "Likes green tea")
+        _open_row(user, tea)
+        await user.should_see("Likes green tea: content")
+        _act(user, "detail-edit").click()
+        set_value(user, "edit-type", "t" * 33)
+        _act(user, "edit-save").click()
+        await user.should_see("Type: expected text of at most 32 characters")
+        set_value(user, "edit-type", "note")
+        set_value(user, "edit-content", "")
+        _act(user, "edit-save").click()
+        await user.should_see("Content: expected text of at least 1 character")
+        set_value(user, "edit-content", "tea")
+        (tags,) = [
+            e for e in user.find(kind=ui.input_chips).elements if "data-testid" not in e.props
+        ]
+        with user:
+            tags.value = ["green", "x" * 65]
+        _act(user, "edit-save").click()
+        await user.should_see("Tags, item 2: expected text of at most 64 characters")
+    assert web.services.memories.get(tea).content == "Likes green tea: content"
+
+
 async def test_deleting_and_restoring_a_memory(web: WebApp) -> None:
     ada = _persona(web)
     tea = _add(web, ada, "Likes green tea")
@@ -357,6 +383,24 @@ async def test_a_bookmarks_name_and_description_show_direction_overrides_as_mark
         set_value(user, "bookmark-name", "Only \u202ehot")
         _act(user, "bookmark-confirm").click()
         await user.should_see("Bookmarked “Only ⟦RLO⟧hot”")
+
+
+async def test_a_refused_bookmark_names_the_field_as_the_page_shows_it(web: WebApp) -> None:
+    ada = _persona(web)
+    _add(web, ada, "Hot fact", tier="hot")
+    async with simulated(web) as user:
+        await _open_explorer(user, "Hot fact")
+        _act(user, "bookmark-save").click()
+        set_value(user, "bookmark-name", "B" * 201)
+        _act(user, "bookmark-confirm").click()
+        await user.should_see("Name: expected text of at most 200 characters")
+        set_value(user, "bookmark-name", "Long tag")
+        set_value(user, "filter-tags", ["x" * 65])  # the filter bar's Tags
+        await until(lambda: _names(user) == [], "the filter applies")
+        _act(user, "bookmark-confirm").click()
+        await user.should_see("Tags, item 1: expected text of at most 64 characters")
+        assert not any("filters." in m for m in user.notify.messages)
+    assert web.services.bookmarks.list(ada) == []
 
 
 async def test_a_preset_applies_its_filter_without_saving_it(web: WebApp) -> None:

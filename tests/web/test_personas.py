@@ -70,7 +70,8 @@ async def test_a_blank_name_is_refused_in_the_dialog(web: WebApp) -> None:
         user.find("New persona").click()
         user.find(marker="create-confirm").click()
         await user.should_see(marker="create-error")
-        assert "name" in next(iter(user.find(marker="create-error").elements)).text
+        error = next(iter(user.find(marker="create-error").elements)).text
+        assert error.startswith("Name: expected text of at least 1 character")
     assert web.services.personas.list() == []
 
 
@@ -351,3 +352,26 @@ async def test_names_and_descriptions_show_overrides_and_invisible_names_as_mark
             if isinstance(e, ui.label) and not e.is_deleted
         ]
         assert not [t for t in texts if "\u202e" in str(t)]
+
+
+async def test_the_create_dialog_names_a_refused_field_as_it_shows_it(web: WebApp) -> None:
+    async with simulated(web) as user:
+        await user.open("/personas")
+        user.find("New persona").click()
+        user.find(marker="new-name").type("N" * 201)
+        user.find(marker="create-confirm").click()
+        await user.should_see(marker="create-error")
+        (error,) = user.find(marker="create-error").elements
+        assert isinstance(error, ui.label)
+        assert error.text.startswith("Name: expected text of at most 200 characters")
+        (style,) = [
+            e
+            for e in user.find(kind=ui.input).elements
+            if str(e.props.get("label", "")).startswith("Communication style")
+        ]
+        with user:
+            user.find(marker="new-name").elements.pop().value = "Ada"  # type: ignore[attr-defined]
+            style.value = "calm\x00"
+        user.find(marker="create-confirm").click()
+        await until(lambda: error.text.startswith("Communication style: must not contain"))
+    assert web.services.personas.list() == []

@@ -17,7 +17,7 @@ from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
 from pjai.web.views.conversation_ingest import IngestForm, show_made
 from pjai.web.views.conversation_rows import KeyedRows, when
-from pjai.web.views.forms import form_error
+from pjai.web.views.forms import field_error
 
 __all__ = ["ConversationChat"]
 
@@ -133,7 +133,7 @@ class ConversationChat(ui.column):
                     text.error = (
                         "The message is empty: write something first."
                         if not said.strip()
-                        else form_error(exc)
+                        else field_error(exc, "content")
                     )
                     return
                 text.error = None

@@ -21,7 +21,7 @@ from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
 from pjai.web.views.conversation_chat import ConversationChat
 from pjai.web.views.conversation_rows import KeyedRows, when
-from pjai.web.views.forms import form_error
+from pjai.web.views.forms import field_error
 from pjai.web.views.view import View
 
 __all__ = ["VIEW", "ConversationRow", "Conversations", "build"]
@@ -157,7 +157,7 @@ class Conversations(ui.row):
                         self.persona.id, title=str(title.value or "").strip()
                     )
                 except PjaiError as exc:
-                    title.error = form_error(exc)
+                    title.error = field_error(exc, "title")
                     return
                 title.error = None
                 title.value = ""

@@ -19,6 +19,7 @@ from pjai.memory.timeline import PRESETS, preset
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
+from pjai.web.views.explorer_filters import FILTER_LABELS
 from pjai.web.views.explorer_selection import Selection
 from pjai.web.views.forms import form_error
 
@@ -32,6 +33,9 @@ _PRESET_TITLES = {
     "working_hours": "Working hours",
     "hot_memories": "Hot memories",
 }
+
+_LABELS = {"name": "Name", "description": "Description", **FILTER_LABELS}
+"""A new bookmark's fields as the page names them: in this dialog, or the filter bar."""
 
 _SHORT = 24
 """A bookmark name longer than this may be cut on its chip: its tooltip names it."""
@@ -121,7 +125,7 @@ class BookmarkBar:
                         **self._current().bookmark(),
                     )
                 except PjaiError as exc:
-                    ui.notify(form_error(exc), type="negative", multi_line=True)
+                    ui.notify(form_error(exc, _LABELS), type="negative", multi_line=True)
                     return
                 ui.notify(f"Bookmarked “{shown_text(name.value.strip())}”", type="positive")
                 name.value = ""  # a second click on Save, queued already, saves nothing

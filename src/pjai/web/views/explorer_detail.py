@@ -188,7 +188,8 @@ class MemoryDetail:
                         memory.id, tier=moved, pinned=pin, **changes
                     )
                 except PjaiError as exc:
-                    ui.notify(form_error(exc), type="negative", multi_line=True)
+                    labels = {field: str(e.props["label"]) for field, e in fields.items()}
+                    ui.notify(form_error(exc, labels), type="negative", multi_line=True)
                     return
                 self._editor.close()
                 shown = _in_notice(done.memory)

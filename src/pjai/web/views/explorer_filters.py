@@ -21,11 +21,23 @@ from pjai.web.app import WebApp
 from pjai.web.views.explorer_selection import Selection, format_time
 from pjai.web.views.time_field import read_time, time_field
 
-__all__ = ["FilterBar"]
+__all__ = ["FILTER_LABELS", "FilterBar"]
 
 Apply = Callable[[Selection], Awaitable[None]]
 
 _METHODS: tuple[Method, ...] = get_args(Method)
+
+FILTER_LABELS = {
+    "filters.tiers": "Tiers",
+    "filters.types": "Types",
+    "filters.tags": "Tags",
+    "filters.importance_min": "Importance",
+    "filters.importance_max": "Importance",
+    "filters.hours": "Hours",
+    "time_from": "From (UTC)",
+    "time_to": "To (UTC)",
+}
+"""Each field of a bookmark (which saves the filter) as this bar labels its control."""
 
 
 class FilterBar:
@@ -55,10 +67,16 @@ class FilterBar:
             self.search_status.props('data-testid="search-status"')
             self.search_status.set_visibility(False)
             with ui.row().classes("w-full items-center gap-3"):
-                self.tiers = self._select("Tiers", list(TIERS), "filter-tiers")
-                self.types = self._select("Types", [], "filter-types")
+                self.tiers = self._select(
+                    FILTER_LABELS["filters.tiers"], list(TIERS), "filter-tiers"
+                )
+                self.types = self._select(FILTER_LABELS["filters.types"], [], "filter-types")
                 self.tags = (
-                    ui.input_chips("Tags", new_value_mode="add-unique", on_change=self._changed)
+                    ui.input_chips(
+                        FILTER_LABELS["filters.tags"],
+                        new_value_mode="add-unique",
+                        on_change=self._changed,
+                    )
                     .props('dense outlined data-testid="filter-tags"')
                     .classes("min-w-[12rem] grow")
                 )
@@ -70,8 +88,10 @@ class FilterBar:
                         min=0, max=1, step=0.05, value={"min": 0, "max": 1}, on_change=self._changed
                     ).props('dense data-testid="filter-importance"')
             with ui.row().classes("w-full items-center gap-3"):
-                self.time_from = time_field("From (UTC)", "filter-from", self._changed)
-                self.time_to = time_field("To (UTC)", "filter-to", self._changed)
+                self.time_from = time_field(
+                    FILTER_LABELS["time_from"], "filter-from", self._changed
+                )
+                self.time_to = time_field(FILTER_LABELS["time_to"], "filter-to", self._changed)
                 self.hours = ui.chip("", icon="schedule", removable=True)
                 self.hours.on("remove", self._drop_hours)
                 self.hours.set_visibility(False)

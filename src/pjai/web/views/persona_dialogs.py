@@ -13,6 +13,7 @@ from pjai.errors import PjaiError
 from pjai.schema.models import Persona
 from pjai.web.app import WebApp
 from pjai.web.views.forms import form_error
+from pjai.web.views.persona_fields import IDENTITY_LABELS
 
 __all__ = ["BLANK", "confirm", "confirm_erasure", "create_persona"]
 
@@ -53,7 +54,7 @@ def create_persona(web: WebApp, created: Callable[[Persona], None]) -> ui.dialog
                     activate=activate.value,
                 )
             except PjaiError as exc:
-                error.text, error.visible = form_error(exc), True
+                error.text, error.visible = form_error(exc, IDENTITY_LABELS), True
                 return
             ui.notify(f"Created {persona.name}", type="positive")
             created(persona)

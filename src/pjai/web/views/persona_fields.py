@@ -21,6 +21,7 @@ from pjai.app.personas import SETTINGS
 from pjai.schema.models import Persona
 
 __all__ = [
+    "IDENTITY_LABELS",
     "Kind",
     "Merged",
     "SettingField",
@@ -30,6 +31,13 @@ __all__ = [
     "setting_edits",
     "setting_fields",
 ]
+
+IDENTITY_LABELS = {
+    "name": "Name",
+    "description": "Description",
+    "communication_style": "Communication style",
+}
+"""A persona's own fields (not its settings) as the persona forms name them."""
 
 Kind = Literal["bool", "choice", "float", "int", "optional int", "percent", "text", "traits"]
 """The input a setting needs: a percent (0-100) is a slider, ``traits`` a list of chips."""

@@ -25,6 +25,7 @@ from pjai.schema.models import Persona
 from pjai.web.app import WebApp
 from pjai.web.views.forms import form_error
 from pjai.web.views.persona_fields import (
+    IDENTITY_LABELS,
     Merged,
     SettingField,
     form_value,
@@ -185,8 +186,7 @@ class PersonaForm:
 
     def _labels(self) -> dict[str, str]:
         """Each event field as the form shows it: its card, section and input."""
-        shown = {"name": "Name", "description": "Description"}
-        shown["communication_style"] = "Communication style"
+        shown = dict(IDENTITY_LABELS)
         for field in self.fields:
             sections = [label(name) for name in field.section.split(".") if name]
             path = [_CARDS[field.group][0], *sections, field.label]

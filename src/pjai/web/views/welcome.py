@@ -13,6 +13,8 @@ from pjai.app import TEMPLATES
 from pjai.demo import seed
 from pjai.errors import PjaiError
 from pjai.web.app import WebApp
+from pjai.web.views.forms import form_error
+from pjai.web.views.persona_fields import IDENTITY_LABELS
 
 __all__ = ["welcome"]
 
@@ -70,7 +72,7 @@ def _create(web: WebApp) -> None:
             try:
                 web.services.personas.create(given, template_name=choice.value, activate=True)
             except PjaiError as exc:
-                ui.notify(str(exc), type="negative")
+                ui.notify(form_error(exc, IDENTITY_LABELS), type="negative", multi_line=True)
 
         name.on("keydown.enter", create)
         ui.button("Create", icon="add", on_click=create).props('data-testid="welcome-create"').mark(
