@@ -158,9 +158,10 @@ def test_token_create_list_revoke(tmp_path: Path) -> None:
 
     revoked = cli("token", "revoke", tokens[0]["id"], *data)
     assert f"Revoked token {tokens[0]['id']}" in revoked
-    after = {t["id"]: t["revoked_at"] for t in json.loads(cli("token", "list", "--json", *data))}
-    assert after[tokens[0]["id"]] is not None
-    assert after[admin["id"]] is None
+    after = {t["id"]: t for t in json.loads(cli("token", "list", "--json", *data))}
+    assert after[tokens[0]["id"]]["revoked_at"] is not None
+    assert after[admin["id"]]["revoked_at"] is None
+    assert [after[t["id"]]["state"] for t in tokens] == ["revoked", "live"]
 
 
 def test_tokens_expire_and_rotate_through_the_cli(tmp_path: Path) -> None:

@@ -239,7 +239,7 @@ def test_the_token_commands_make_list_rotate_and_revoke(tmp_path: Path) -> None:
     assert created["secret"] not in listed.stdout
     table = runner.invoke(app, ["web", "token", "list", *where], env={"COLUMNS": "200"})
     header = table.stdout.splitlines()[0].split()
-    assert header == ["id", "name", "created", "(UTC)", "revoked", "expires"]  # no store, role
+    assert header == ["id", "name", "created", "(UTC)", "revoked", "expires", "state"]  # no store
     turned = runner.invoke(app, ["web", "token", "rotate", created["id"], "--json", *where])
     assert json.loads(turned.stdout)["replaces"] == created["id"]
     gone = runner.invoke(app, ["web", "token", "revoke", created["id"], *where])
@@ -248,6 +248,41 @@ def test_the_token_commands_make_list_rotate_and_revoke(tmp_path: Path) -> None:
     again = runner.invoke(app, ["web", "token", "revoke", created["id"], *where])
     assert again.exit_code == 1
     assert "no live token" in again.output
+
+
+def test_the_token_list_says_which_sessions_and_tokens_still_work(tmp_path: Path) -> None:
+    with WebSessions.open(tmp_path, lifetime_s=3600) as sessions:
+        _, tablet = sessions.create_access("tablet", expires_in=timedelta(hours=1))
+        access, phone = sessions.create_access("phone")
+        assert sessions.exchange(access, "from phone") is not None
+        on_laptop, laptop = sessions.create_access("laptop")
+        assert sessions.exchange(on_laptop, "from laptop") is not None
+        sessions.revoke(laptop.id)  # and the session it started, as itself
+        # Revoked by the token machinery alone (a revocation cut short): the session it
+        # started no longer works, from then on.
+        revoked = sessions.tokens.revoke(phone.id)
+        desk = sessions.start("from the desk")
+        with sessions.engine.begin() as conn:  # the tablet's hour is over
+            ended = to_iso(utc_now() - timedelta(minutes=1))
+            conn.execute(sa.update(tokens).where(tokens.c.id == tablet.id).values(expires_at=ended))
+        assert sessions.valid(desk)
+    where = ["--data-dir", str(tmp_path)]
+    listed = runner.invoke(app, ["web", "token", "list", "--json", *where])
+    assert listed.exit_code == 0, listed.output
+    found = {t["label"]: t for t in json.loads(listed.stdout)}
+    assert {label: t["state"] for label, t in found.items()} == {
+        "tablet": "expired",
+        "phone": "revoked",
+        f"session from phone (token {phone.id})": "expired",
+        "laptop": "revoked",
+        f"session from laptop (token {laptop.id})": "revoked",
+        "session from the desk": "live",
+    }
+    assert found[f"session from phone (token {phone.id})"]["expires_at"] == revoked.revoked_at
+    table = runner.invoke(app, ["web", "token", "list", *where], env={"COLUMNS": "200"})
+    states = {row.split("\t")[1]: row.split("\t")[-1] for row in table.stdout.splitlines()[1:]}
+    assert states["tablet"] == "expired"
+    assert states["session from the desk"] == "live"
 
 
 @pytest.mark.parametrize(

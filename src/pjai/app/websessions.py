@@ -172,7 +172,7 @@ class WebSessions(Resource):
         Revoking an access token ends the sessions it started too."""
         revoked = self.tokens.revoke(token_id, actor=actor)
         now = to_iso(utc_now())
-        for session in self.list():
+        for session in self._stored():
             live = session.revoked_at is None and (
                 session.expires_at is None or now < session.expires_at
             )
@@ -186,7 +186,7 @@ class WebSessions(Resource):
         started stay: revoking the token ends them."""
         now = to_iso(utc_now())
         ended = 0
-        for session in self.list():
+        for session in self._stored():
             live = session.revoked_at is None and (
                 session.expires_at is None or now < session.expires_at
             )
@@ -210,6 +210,11 @@ class WebSessions(Resource):
             )
         return self.tokens.rotate(token_id, overlap=overlap, actor=actor)
 
+    def _stored(self) -> list[Token]:
+        """Every session and access token as kept, each with its own revocation and
+        expiry (:meth:`list` shows a session ending with its access token)."""
+        return [t for t in self.tokens.list() if t.store_id == WEB_SCOPE]
+
     def history(self, limit: int | None = None) -> list[AuditEntry]:
         """The audit trail: logins, logouts, tokens made, rotated and revoked."""
         return self.audit.list(limit=limit)
@@ -221,11 +226,18 @@ class WebSessions(Resource):
     # Last: below it, ``list`` would name this method in annotations.
     def list(self) -> list[Token]:
         """Every session and access token, revoked and expired ones too, oldest first.
-        A session an access token started expires when that token does, if sooner than
-        its own end (a rotation shortened the token's life)."""
-        found = [t for t in self.tokens.list() if t.store_id == WEB_SCOPE]
-        ends = {t.id: t.expires_at for t in found}
+        A session an access token started expires when that token ends, if sooner than
+        its own end: the token expires (a rotation may have shortened its life) or is
+        revoked (its sessions are revoked with it, unless that was cut short)."""
+        found = self._stored()
+        ends = {t.id: _ends(t) for t in found}
         return [_bounded(t, ends.get(_started_by(t) or "")) for t in found]
+
+
+def _ends(token: Token) -> str | None:
+    """When ``token`` stops working (ISO 8601, UTC): revoked or expired, whichever comes
+    first; ``None`` while it has no end."""
+    return min((t for t in (token.revoked_at, token.expires_at) if t is not None), default=None)
 
 
 def _bounded(session: Token, token_ends: str | None) -> Token:

@@ -33,7 +33,7 @@ from pjai.cli.tokens import (
     duration,
     print_rotated,
     print_secret,
-    tokens_table,
+    print_tokens,
     when,
 )
 from pjai.errors import ConfigError
@@ -206,10 +206,11 @@ def list_tokens(
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     fmt: Format = "table",
 ) -> None:
-    """List tokens, revoked ones too (never their secrets)."""
+    """List tokens, revoked and expired ones too (never their secrets), each with its
+    state: live, expired or revoked."""
     with _server_database(db, data_dir, create=False) as database:
         found = database.tokens.list()
-    print_rows(found, tokens_table(found), fmt)
+    print_tokens(found, fmt)
 
 
 @token_app.command("revoke")

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich import box
 from rich.table import Column, Table
 
 from pjai.cli.common import errors, print_json
+from pjai.cli.output import Format, print_rows
+from pjai.schema.types import to_iso, utc_now
 from pjai.sync.server import Token
 
 __all__ = [
@@ -20,6 +22,8 @@ __all__ = [
     "duration",
     "print_rotated",
     "print_secret",
+    "print_tokens",
+    "token_state",
     "tokens_table",
     "when",
 ]
@@ -70,11 +74,23 @@ def when(iso: str | None) -> str:
     return "" if iso is None else f"{iso[:10]} {iso[11:16]}"
 
 
-def tokens_table(tokens: list[Token], *, scoped: bool = True) -> Table:
-    """Tokens as a table (their ids whole: revoking needs them); with ``scoped``, the
-    store and role each is for (a sync server's tokens; a web login has neither)."""
+def token_state(token: Token, now: str) -> str:
+    """Whether ``token`` works at ``now`` (ISO 8601, UTC): ``live``, ``expired`` or
+    ``revoked``."""
+    if token.revoked_at is not None:
+        return "revoked"
+    return "live" if token.live(now) else "expired"
+
+
+def tokens_table(tokens: list[Token], *, scoped: bool = True, now: str | None = None) -> Table:
+    """Tokens as a table (their ids whole: revoking needs them), each with its state at
+    ``now`` (default: now); with ``scoped``, the store and role each is for (a sync
+    server's tokens; a web login has neither)."""
+    at = to_iso(utc_now()) if now is None else now
     scope = ["store", "role"] if scoped else []
-    table = Table("name", *scope, "created (UTC)", "revoked", "expires", box=box.SIMPLE_HEAD)
+    table = Table(
+        "name", *scope, "created (UTC)", "revoked", "expires", "state", box=box.SIMPLE_HEAD
+    )
     table.columns.insert(0, Column("id", no_wrap=True, overflow="fold"))  # revoke needs it whole
     for t in tokens:
         table.add_row(
@@ -84,8 +100,20 @@ def tokens_table(tokens: list[Token], *, scoped: bool = True) -> Table:
             when(t.created_at),
             when(t.revoked_at),
             when(t.expires_at),
+            token_state(t, at),
         )
     return table
+
+
+def print_tokens(tokens: list[Token], fmt: Format, *, scoped: bool = True) -> None:
+    """List tokens in ``fmt`` (as :func:`~pjai.cli.output.print_rows` does), each with
+    its state now: an expiry or revocation that has passed is said, not left to be
+    worked out from the times (shown to the minute)."""
+    now = to_iso(utc_now())
+    rows: list[dict[str, Any]] = [
+        {**dataclasses.asdict(t), "state": token_state(t, now)} for t in tokens
+    ]
+    print_rows(rows, tokens_table(tokens, scoped=scoped, now=now), fmt)
 
 
 def print_secret(secret: str, token: Token, made: str, *, as_json: bool, **extra: str) -> None:

@@ -23,8 +23,8 @@ from pjai.cli.common import (
     print_result,
     reported,
 )
-from pjai.cli.output import Format, listing, print_rows
-from pjai.cli.tokens import ExpiresIn, Overlap, duration, print_rotated, print_secret, tokens_table
+from pjai.cli.output import Format, listing
+from pjai.cli.tokens import ExpiresIn, Overlap, duration, print_rotated, print_secret, print_tokens
 from pjai.sync.server.audit import local_actor
 
 __all__ = ["app", "serve"]
@@ -124,10 +124,11 @@ def list_tokens(
     fmt: Format = "table",
 ) -> None:
     """List the web app's sessions (labelled "session") and access tokens, revoked and
-    expired ones too (never their secrets)."""
+    expired ones too (never their secrets), each with its state: live, expired or
+    revoked. A session an access token started ends when that token does."""
     with _sessions(data_dir) as sessions:
         found = sessions.list()
-    print_rows(found, tokens_table(found, scoped=False), fmt)
+    print_tokens(found, fmt, scoped=False)
 
 
 @token_app.command("revoke")
