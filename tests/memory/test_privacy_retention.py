@@ -10,10 +10,11 @@ from datetime import timedelta
 import pytest
 
 from pjai.app import Conversations, Memories, Personas
+from pjai.app.reads.memories import optimize_preview
 from pjai.errors import ConfigError, PrivacyError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory import MemorySystem
-from pjai.schema import MemoryFilter, MemoryImported
+from pjai.schema import ConversationStarted, MemoryFilter, MemoryImported
 from pjai.schema.types import utc_now
 
 
@@ -98,6 +99,42 @@ def test_without_memory_retention_an_ended_session_s_talk_makes_no_memory(
     assert live_contents(reader, ada.id) == []
     assert memories.ingest(second).added == 1
     assert live_contents(reader, ada.id) == ["user: Hello again"]
+
+
+def test_without_memory_retention_a_conversation_dated_ahead_begins_its_session_at_its_start(
+    reader: HybridDatabaseManager,
+) -> None:
+    """A conversation whose start is still ahead (a synced device whose clock runs
+    ahead, or a start given) ends no session before its time: until then the current
+    session's memories stay, its talk can be ingested and its memories restored."""
+    ada = Personas(reader).create(
+        "Ada", sets=["privacy.memory_retention=false", "memory.auto_optimize=false"]
+    )
+    memories, talks, system = Memories(reader), Conversations(reader), MemorySystem(reader)
+    current = talks.start(ada.id, title="current")
+    memories.add(ada.id, "during the current session")
+    dropped = memories.add(ada.id, "deleted by the user").memory
+    memories.delete(dropped.id)
+    ahead = utc_now() + timedelta(hours=1)
+    system.commit(ConversationStarted(conversation_id="ahead", persona_id=ada.id, started_at=ahead))
+    assert live_contents(reader, ada.id) == ["during the current session"]
+    assert not system.privacy_due(ada.id)
+    assert system.optimize(ada.id, privacy_only=True).moves == []
+    assert optimize_preview(reader, ada.id).deleted_for_privacy == 0
+    talks.say(current, "user", "Still here")
+    assert memories.ingest(current).added == 1  # the current session is not over
+    assert memories.restore(dropped.id).deleted_at is None
+    assert len(live_contents(reader, ada.id)) == 3
+    talks.say("ahead", "user", "From a clock that runs ahead")
+    with pytest.raises(PrivacyError, match=r"conversation 'ahead' begins at .* after now"):
+        memories.ingest("ahead")  # its memories would be deleted when it begins
+
+    later = ahead + timedelta(minutes=1)  # the conversation has begun: a new session
+    assert system.privacy_due(ada.id, now=later)
+    assert optimize_preview(reader, ada.id, now=later).deleted_for_privacy == 3
+    report = system.optimize(ada.id, now=later, privacy_only=True)
+    assert {(m.action, m.reason) for m in report.moves} == {("deleted", "session")}
+    assert live_contents(reader, ada.id) == []
 
 
 def test_memory_retention_on_keeps_memories_across_sessions(

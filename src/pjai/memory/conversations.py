@@ -21,12 +21,13 @@ from pjai.errors import EventValidationError, NotFoundError, PrivacyError
 from pjai.memory.backend import Backend
 from pjai.memory.classify import restricted_tags
 from pjai.memory.lookup import require_persona
-from pjai.memory.optimizer import MemoryMove
+from pjai.memory.optimizer import MemoryMove, session_start
 from pjai.schema import ConversationMessageAdded, MemoryAdded, MemoryLinked, new_id
 from pjai.schema.conversations import MESSAGE_ROLES
 from pjai.schema.event import Event
 from pjai.schema.fields import CONTENT_MAX_LENGTH, Tier
 from pjai.schema.tables import conversation_messages, conversations, memories, personas
+from pjai.schema.types import as_datetime, utc_now
 
 __all__ = [
     "Ingested",
@@ -125,7 +126,8 @@ def ingest_conversation(
 
     :class:`~pjai.errors.PrivacyError` if the persona's ``privacy.data_collection`` is
     off, or if its ``privacy.memory_retention`` is off and a later conversation has
-    started (this one's session is over): the conversation stays, no memory is made of it.
+    started (this one's session is over) or this one starts after now (its session has
+    not begun): the conversation stays, no memory is made of it.
     """
     found = conversation(backend, conversation_id)
     persona_id, title = found.persona_id, found.title
@@ -188,19 +190,29 @@ def ingest_conversation(
 def _check_session_open(backend: Backend, found: Any) -> None:
     # Memories made now of an ended session's talk would outlive that session: the
     # session rule deletes only what was recorded before the latest conversation began.
-    p, c = personas.c, conversations.c
+    # A conversation dated ahead neither ends this one's session before its time (as the
+    # optimizer holds) nor can become memories before its own begins: the session rule
+    # would delete them, made before it, when it does.
+    p = personas.c
     rows = backend.query(select(p.name, p.privacy_memory_retention).where(p.id == found.persona_id))
     if not rows or rows[0].privacy_memory_retention:
         return
-    later = backend.query(
-        select(c.id).where(c.persona_id == found.persona_id, c.started_at > found.started_at)
-    )
-    if later:
+    whose, now = f"{rows[0].name} ({found.persona_id})", utc_now()
+    began = as_datetime(found.started_at)
+    if began > now:
         raise PrivacyError(
-            f"{rows[0].name} ({found.persona_id}) keeps no memory past its session "
-            f"(privacy.memory_retention off) and conversation {found.id!r} is of an ended "
-            "session (a later conversation has started): no memory is made of it; only the "
-            "latest conversation can become memories"
+            f"{whose} keeps no memory past its session (privacy.memory_retention off) and "
+            f"conversation {found.id!r} begins at {began:%Y-%m-%d %H:%M:%S} UTC, after now: "
+            "memories made of it now would be deleted when its session begins; ingest it "
+            "once it has begun"
+        )
+    current = session_start(backend, found.persona_id, now)
+    if current is not None and current > began:
+        raise PrivacyError(
+            f"{whose} keeps no memory past its session (privacy.memory_retention off) and "
+            f"conversation {found.id!r} is of an ended session (a later conversation has "
+            "started): no memory is made of it; only the latest conversation can become "
+            "memories"
         )
 
 

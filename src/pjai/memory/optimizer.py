@@ -9,7 +9,8 @@ see the same scores):
    ``restricted`` older than ``restricted_retention_days`` (retention per data class,
    reason ``restricted``), and, with the persona's ``privacy.memory_retention`` off,
    every memory made before its latest conversation started (reason ``session``: a
-   session runs from one conversation's start to the next, so nothing is kept past it).
+   session runs from one conversation's start to the next, so nothing is kept past it;
+   a conversation dated after the run's time begins no session yet).
 2. Size: while more live memories remain than ``max_memories``, the lowest-scored ones
    whose importance is below the importance threshold are soft-deleted. If that is not
    enough, the report says so; important memories are never deleted for space.
@@ -211,8 +212,8 @@ def plan(
 ) -> tuple[list[Event], OptimizationReport]:
     """The events one run commits, and its report (pure: nothing is written).
 
-    ``session_start``: when the persona's latest conversation started (the session
-    rule applies with ``privacy.memory_retention`` off). ``privacy_only``: apply the
+    ``session_start``: when the persona's current session began (:func:`session_start`;
+    the session rule applies with ``privacy.memory_retention`` off). ``privacy_only``: apply the
     privacy rules and nothing else (a persona that does not auto-optimize).
     ``privacy_at``: the time the privacy rules and retention hold at (``now`` unless
     given: ranking uses the hour, a deadline the exact time). ``free_space=False``: no
@@ -350,11 +351,18 @@ def privacy_rule(
     return None
 
 
-def session_start(backend: Backend, persona_id: str) -> datetime | None:
-    """When the persona's latest conversation started (its current session), if any."""
+def session_start(backend: Backend, persona_id: str, now: datetime) -> datetime | None:
+    """When the persona's current session began at ``now``: the start of its latest
+    conversation that is not after ``now``, if any.
+
+    A conversation dated ahead (a synced device whose clock runs ahead, or a start
+    given) begins its session at its time, not before: else every current memory would
+    count as an earlier session's and be deleted at once."""
     c = conversations.c
     rows = backend.query(
-        select(func.max(c.started_at).label("start")).where(c.persona_id == persona_id)
+        select(func.max(c.started_at).label("start")).where(
+            c.persona_id == persona_id, c.started_at <= now
+        )
     )
     return as_datetime(rows[0].start) if rows else None
 
@@ -385,7 +393,11 @@ def optimize(
             if persona is None:
                 raise ConfigError(f"no live persona {persona_id!r}")
             memories = scored_memories(backend, persona, at)
-            start = None if persona.privacy.memory_retention else session_start(backend, persona_id)
+            start = (
+                None
+                if persona.privacy.memory_retention
+                else session_start(backend, persona_id, exact)
+            )
             events, report = plan(
                 persona,
                 memories,

@@ -52,7 +52,7 @@ from pjai.schema.expressions import count_if
 from pjai.schema.fields import LinkKind, Tier
 from pjai.schema.models import Memory, Persona, memory_from_row
 from pjai.schema.selection import MemoryFilter, memory_conditions
-from pjai.schema.tables import TIERS, conversations, memories, memory_links, personas
+from pjai.schema.tables import TIERS, memories, memory_links, personas
 from pjai.schema.types import AnySelect, as_datetime, utc_now
 from pjai.sql.repositories import MemoryOrder, memories_query
 from pjai.store.live import LiveQuery
@@ -97,10 +97,6 @@ def _limits(persona_id: str) -> AnySelect:
             p.privacy_memory_retention.label("keep"),
             p.memory_restricted_retention_days.label("restricted_days"),
             func.min(m.created_at).label("first"),
-            select(func.max(conversations.c.started_at))
-            .where(conversations.c.persona_id == p.id)
-            .scalar_subquery()
-            .label("session"),
         )
         .select_from(
             personas.outerjoin(memories, and_(m.persona_id == p.id, m.deleted_at.is_(None)))
@@ -207,10 +203,10 @@ class MemorySystem:
         persona = optimizer.load_persona(self.backend, memory.persona_id)
         if persona is None:
             return
-        keep = persona.privacy.memory_retention
-        start = None if keep else optimizer.session_start(self.backend, persona.id)
+        keep, now = persona.privacy.memory_retention, utc_now()
+        start = None if keep else optimizer.session_start(self.backend, persona.id, now)
         restricted = RESTRICTED in memory.tags
-        rule = optimizer.privacy_rule(persona, memory.created_at, restricted, utc_now(), start)
+        rule = optimizer.privacy_rule(persona, memory.created_at, restricted, now, start)
         whose = f"{persona.name} ({persona.id})"
         if rule == "session":
             assert start is not None
@@ -516,9 +512,11 @@ class MemorySystem:
 def _privacy_due(backend: Backend, persona_id: str, r: Row, now: datetime) -> bool:
     """Whether, by the persona's row of :func:`_limits`, a privacy rule deletes a memory
     (the restricted memories are looked at only for a persona that limits them)."""
-    first, session = as_datetime(r.first), as_datetime(r.session)
-    if not r.keep and first is not None and session is not None and first < session:
-        return True
+    first = as_datetime(r.first)
+    if not r.keep and first is not None:
+        session = optimizer.session_start(backend, persona_id, now)
+        if session is not None and first < session:
+            return True
     days = r.restricted_days
     if not days:
         return False

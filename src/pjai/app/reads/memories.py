@@ -213,8 +213,9 @@ def optimize_preview(
     if persona is None:
         raise NotFoundError(f"no live persona {persona_id!r}")
     # As optimize() plans it: the privacy rules and retention at the exact time, the
-    # session rule from the latest conversation.
-    start = None if persona.privacy.memory_retention else session_start(manager, persona_id)
+    # session rule from the latest conversation begun by then.
+    keep = persona.privacy.memory_retention
+    start = None if keep else session_start(manager, persona_id, exact)
     memories = scored_memories(manager, persona, at)
     _, report = plan(persona, memories, at, session_start=start, privacy_at=exact)
     return report
