@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+from sqlalchemy import select
 
+from pjai.app.reads import conversations as conversation_reads
 from pjai.errors import EventValidationError, NotFoundError, PrivacyError, QueryError
+from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.conversations import (
     Ingested,
     add_message,
@@ -26,6 +29,7 @@ from pjai.schema import (
 )
 from pjai.schema.fields import CONTENT_MAX_LENGTH
 from pjai.schema.personas import PrivacySettings
+from pjai.schema.tables import memories as memories_table
 from pjai.store import Store
 from tests.helpers import persona
 
@@ -202,3 +206,26 @@ def test_a_memory_holding_restricted_data_in_its_summary_or_name_is_tagged(
         ("a1:memory", ["conversation", "assistant", "restricted"]),
         ("q2:memory", ["conversation", "user", "restricted"]),
     ]
+
+
+def test_a_message_id_of_any_valid_length_becomes_a_memory(reader: HybridDatabaseManager) -> None:
+    # Message ids come from peers and imports, up to an id's 128 characters: a long one's
+    # memory has an id of its own, within that bound; a short one's stays as it was.
+    longest, long_accented = "m" * 128, "é" * 122
+    reader.commit(
+        persona(),
+        ConversationStarted(conversation_id="c1", persona_id="p1", started_at=START),
+        message("q1", "user", "When should tomatoes be planted?", 0),
+        message(longest, "assistant", "After the last frost.", 1),
+        message(long_accented, "user", "And peppers?", 2),
+    )
+    assert ingest_conversation(reader, "c1") == Ingested("c1", 3, 0)
+    ids = [memory_id_of(i) for i in ("q1", longest, long_accented)]
+    assert ids[0] == "q1:memory"
+    assert all(len(i) <= 128 for i in ids)
+    assert len(set(ids)) == 3
+    rows = reader.query(select(memories_table.c.id, memories_table.c.content))
+    assert sorted(r.id for r in rows) == sorted(ids)
+    assert ingest_conversation(reader, "c1") == Ingested("c1", 0, 3)
+    made = conversation_reads.memories_made(reader, "c1").result
+    assert [(r.messages, r.made) for r in made] == [(3, 3)]

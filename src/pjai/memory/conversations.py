@@ -2,8 +2,8 @@
 
 A message's memory happened (``occurred_at``) when the message was sent; its summary is
 the message it answers, so that a search for what was asked also finds the reply. Its id
-is derived from the message id, so ingesting a conversation again adds only new
-messages.
+is derived from the message id (a digest of it when it is too long to be extended), so
+ingesting a conversation again adds only new messages.
 
 A new message's role is one of :data:`~pjai.schema.conversations.MESSAGE_ROLES`
 (``user``, ``assistant``, ``system``, ``tool``); another is refused, naming them.
@@ -25,6 +25,7 @@ from pjai.memory.optimizer import MemoryMove, session_start
 from pjai.schema import ConversationMessageAdded, MemoryAdded, MemoryLinked, new_id
 from pjai.schema.conversations import MESSAGE_ROLES
 from pjai.schema.event import Event
+from pjai.schema.expressions import memory_id_of_message, message_memory_id
 from pjai.schema.fields import CONTENT_MAX_LENGTH, Tier
 from pjai.schema.tables import conversation_messages, conversations, memories, personas
 from pjai.schema.types import as_datetime, utc_now
@@ -66,8 +67,9 @@ def follows(persona_id: str, previous_id: str, memory_id: str) -> MemoryLinked:
 
 
 def memory_id_of(message_id: str) -> str:
-    """The memory id a message becomes."""
-    return f"{message_id}:memory"
+    """The memory id a message becomes (:func:`pjai.schema.expressions.message_memory_id`:
+    ``"<message id>:memory"``, or a digest for a message id too long for that)."""
+    return message_memory_id(message_id)
 
 
 def add_message(
@@ -144,7 +146,7 @@ def ingest_conversation(
     made = memories.c
     rows = backend.query(
         select(made.id, made.persona_id, made.deleted_at)
-        .select_from(conversation_messages.join(memories, made.id == said.id + memory_id_of("")))
+        .select_from(conversation_messages.join(memories, made.id == memory_id_of_message(said.id)))
         .where(said.conversation_id == conversation_id)
     )
     existing = {r.id for r in rows}

@@ -7,6 +7,7 @@ understands. Times are read in UTC on every backend, whatever the session's time
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal, TypeVar, get_args
 
 from sqlalchemy import Boolean, Integer, String, case, exists, extract, func, literal, select
@@ -15,6 +16,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
+
+from pjai.schema.fields import ID_MAX_LENGTH
 
 __all__ = [
     "BUCKET_UNITS",
@@ -27,6 +30,8 @@ __all__ = [
     "has_tag",
     "importance_decile",
     "in_parts",
+    "memory_id_of_message",
+    "message_memory_id",
     "time_bucket",
     "utc_hour",
 ]
@@ -234,3 +239,46 @@ class dialect_name(FunctionElement[str]):
 @compiles(dialect_name)
 def _dialect_name(element: dialect_name, compiler: SQLCompiler, **kw: Any) -> str:
     return f"'{compiler.dialect.name}'"
+
+
+_MEMORY_SUFFIX = ":memory"
+_HASHED_SUFFIX = ":memory-sha256"
+_PLAIN_MAX = ID_MAX_LENGTH - len(_MEMORY_SUFFIX)
+
+
+def message_memory_id(message_id: str) -> str:
+    """The id of the memory a conversation message becomes: ``"<message id>:memory"``,
+    or, for a message id too long for that to be an id (over 121 characters, as peers
+    and imports may send), the SHA-256 of the message id in hex and ``":memory-sha256"``.
+    The two forms never meet: only the first ends in ``:memory``. PJai's SQLite
+    connections have it as ``pjai_message_memory_id``; queries use
+    :class:`memory_id_of_message`."""
+    if len(message_id) <= _PLAIN_MAX:
+        return message_id + _MEMORY_SUFFIX
+    return hashlib.sha256(message_id.encode()).hexdigest() + _HASHED_SUFFIX
+
+
+class memory_id_of_message(FunctionElement[str]):
+    """``memory_id_of_message(message_id)``: :func:`message_memory_id` in SQL, to join
+    messages to the memories made of them."""
+
+    type = String()
+    inherit_cache = True
+    name = "memory_id_of_message"
+
+
+@compiles(memory_id_of_message)
+def _memory_id_sqlite(element: memory_id_of_message, compiler: SQLCompiler, **kw: Any) -> str:
+    (message_id,) = element.clauses.clauses
+    return f"pjai_message_memory_id({compiler.process(message_id, **kw)})"
+
+
+@compiles(memory_id_of_message, "postgresql")
+def _memory_id_postgresql(element: memory_id_of_message, compiler: SQLCompiler, **kw: Any) -> str:
+    (message_id,) = element.clauses.clauses
+    given = compiler.process(message_id, **kw)
+    # The bytes hashed are the id's UTF-8, whatever the server's encoding.
+    return (
+        f"CASE WHEN char_length({given}) <= {_PLAIN_MAX} THEN {given} || '{_MEMORY_SUFFIX}' "
+        f"ELSE encode(sha256(convert_to({given}, 'UTF8')), 'hex') || '{_HASHED_SUFFIX}' END"
+    )

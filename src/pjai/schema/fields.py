@@ -18,6 +18,7 @@ from pjai.schema.limits import INT32_MAX
 
 __all__ = [
     "CONTENT_MAX_LENGTH",
+    "ID_MAX_LENGTH",
     "PATTERN_WORDS",
     "Colour",
     "Content",
@@ -41,7 +42,10 @@ __all__ = [
     "UtcDatetime",
 ]
 
-Id = Annotated[str, Meta(min_length=1, max_length=128)]
+ID_MAX_LENGTH = 128
+"""The most characters an id may have."""
+
+Id = Annotated[str, Meta(min_length=1, max_length=ID_MAX_LENGTH)]
 """A client-generated identifier, opaque to PJai: 1-128 characters."""
 
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"\S")]

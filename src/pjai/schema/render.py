@@ -16,7 +16,7 @@ import msgspec
 from sqlalchemy import Boolean, MetaData, Table
 
 from pjai.errors import MaterializationError, PjaiError
-from pjai.schema.expressions import fold_case
+from pjai.schema.expressions import fold_case, message_memory_id
 from pjai.schema.ops import (
     NOT_NULL,
     Compress,
@@ -119,6 +119,10 @@ SQLITE = Flavor(
 BLOBs for compressed text (with PJai's SQL functions, see :func:`sqlite_functions`)."""
 
 
+def _sqlite_message_memory_id(value: Any) -> Any:
+    return message_memory_id(value) if isinstance(value, str) else value
+
+
 def _sqlite_compress(value: Any) -> Any:
     return compress_text(value) if isinstance(value, str) else value
 
@@ -142,6 +146,7 @@ def sqlite_functions() -> dict[str, Callable[[Any], Any]]:
     return {
         "pjai_compress": _sqlite_compress,
         "pjai_lower": fold_case,
+        "pjai_message_memory_id": _sqlite_message_memory_id,
         "pjai_text": read_text,
         "pjai_words": cut_cjk,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from pjai.hybrid import HybridDatabaseManager, spread
-from pjai.memory.conversations import memory_id_of
+from pjai.schema.expressions import memory_id_of_message
 from pjai.schema.tables import conversation_messages, conversations, memories
 from pjai.store import LiveQuery, Row
 
@@ -27,9 +27,6 @@ MESSAGE_WINDOW = 300
 
 _c = conversations.c
 _m = conversation_messages.c
-
-# A message's memory id is the message id with this suffix (see ``memory_id_of``).
-_MEMORY_SUFFIX = memory_id_of("")
 
 
 def listing(
@@ -81,7 +78,9 @@ def memories_made(manager: HybridDatabaseManager, conversation_id: str) -> LiveQ
             func.count(_m.id).label("messages"),
             func.count(mem.id).label("made"),
         )
-        .select_from(conversation_messages.outerjoin(memories, mem.id == _m.id + _MEMORY_SUFFIX))
+        .select_from(
+            conversation_messages.outerjoin(memories, mem.id == memory_id_of_message(_m.id))
+        )
         .where(_m.conversation_id == conversation_id)
     )
     # A message and the memory made of it are the conversation's persona's: one shard.
