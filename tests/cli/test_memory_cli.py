@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pjai.hybrid import HybridDatabaseManager
+from pjai.schema import ConversationMessageAdded
+from pjai.schema.fields import CONTENT_MAX_LENGTH
 from pjai.store import Store
 from tests.cli.invoke import Cli
 
@@ -449,3 +452,26 @@ def test_nan_and_infinity_given_to_set_are_text(cli: Cli) -> None:
     assert "got text" in cli.fails(
         "persona", "update", "Ada", "--set", "memory.capacities.hot=-Infinity"
     )
+
+
+def test_conversation_ingest_names_the_messages_it_could_not_make_memories_of(cli: Cli) -> None:
+    cli("persona", "create", "Ada", "--id", "ada")
+    conversation = cli("conversation", "start", "ada").strip()
+    cli("conversation", "say", conversation, "user", "Hello")
+    with HybridDatabaseManager.open(cli.data, environ={}) as manager:
+        # As another instance's message arrives: through the log, not the command.
+        manager.commit(
+            ConversationMessageAdded(
+                message_id="long",
+                conversation_id=conversation,
+                persona_id="ada",
+                role="assistant",
+                content="x" * CONTENT_MAX_LENGTH,
+            )
+        )
+    out = cli("memory", "ingest-conversation", conversation)
+    assert "Added 1 memory(ies); 0 already there." in out
+    assert "1 message(s) could not become memories:\n  long: content: its memory would be" in out
+    done = cli.json("memory", "ingest-conversation", conversation)
+    assert (done["added"], done["skipped"]) == (0, 1)
+    assert [r["message_id"] for r in done["refused"]] == ["long"]

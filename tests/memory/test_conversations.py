@@ -97,6 +97,9 @@ def test_each_message_becomes_a_memory_when_it_was_sent(talk: Store) -> None:
 
 
 def test_importance_and_tier_are_chosen_by_the_caller(talk: Store) -> None:
+    with pytest.raises(EventValidationError, match=r"'importance': expected a number <= 1\.0"):
+        ingest_conversation(talk, "c1", importance=3)  # the caller's error, no message's
+    assert memories(talk) == []
     ingest_conversation(talk, "c1", importance=0.9, tier="hot")
     assert {(m["importance"], m["tier"]) for m in memories(talk)} == {(0.9, "hot")}
 
@@ -229,3 +232,41 @@ def test_a_message_id_of_any_valid_length_becomes_a_memory(reader: HybridDatabas
     assert ingest_conversation(reader, "c1") == Ingested("c1", 0, 3)
     made = conversation_reads.memories_made(reader, "c1").result
     assert [(r.messages, r.made) for r in made] == [(3, 3)]
+
+
+def test_a_synced_message_that_cannot_become_a_memory_is_skipped_and_named(
+    talk: Store,
+) -> None:
+    # Messages from another instance or an import reach the log without the checks of
+    # add_message: a message whose memory would be too long is left out, and two long
+    # messages in a row (a reply's memory holds the question as its summary) shorten
+    # the summary; every other message becomes a memory.
+    talk.commit(
+        message("a2", "assistant", "x" * CONTENT_MAX_LENGTH, 6),
+        message("q3", "user", "語" * 600_000, 7),
+        message("a3", "assistant", "語" * 600_000, 8),
+        message("q4", "user", "Thanks!", 9),
+    )
+    done = ingest_conversation(talk, "c1")
+    assert (done.added, done.skipped) == (6, 0)
+    assert [r.message_id for r in done.refused] == ["a2"]
+    assert "over the 1,000,000 a memory may hold" in done.refused[0].reason
+    found = {m["id"]: m for m in memories(talk)}
+    assert "a2:memory" not in found
+    question = str(found["q3:memory"]["summary"])  # a2's, which is too long to keep whole
+    assert question.startswith("assistant: xxx")
+    assert len(question) < len("assistant: ") + CONTENT_MAX_LENGTH
+    reply = found["a3:memory"]
+    assert str(reply["summary"]).startswith("user: 語")
+    assert len(str(reply["summary"])) < len("user: ") + 600_000
+    assert found["q4:memory"]["summary"] == "assistant: " + "語" * 600_000
+    again = ingest_conversation(talk, "c1")
+    assert (again.added, again.skipped, [r.message_id for r in again.refused]) == (0, 6, ["a2"])
+
+
+def test_a_deleted_persona_s_conversation_makes_no_memory(talk: Store) -> None:
+    talk.commit(PersonaDeleted(persona_id="p1"))
+    talk.commit(message("q3", "user", "Still there?", 9))  # synced: the log takes it
+    with pytest.raises(NotFoundError, match=r"conversation 'c1' is of P1 \(p1\), which is deleted"):
+        ingest_conversation(talk, "c1")
+    assert memories(talk) == []

@@ -9,7 +9,7 @@ from nicegui.testing.user import User
 from nicegui.testing.user_interaction import UserInteraction
 
 from pjai.app.reads import conversations as reads
-from pjai.memory import Ingested
+from pjai.memory import Ingested, RefusedMessage
 from pjai.schema import ConversationMessageAdded, new_id
 from pjai.sql.repositories import MemoryFilter
 from pjai.web import WebApp
@@ -244,6 +244,14 @@ def test_what_an_ingest_made_reads_as_a_sentence() -> None:
         "Nothing new: every message is a memory already (3 memories)."
     )
     assert ingested_text(Ingested("c", 1, 0)) == "Made 1 memory from this conversation."
+    too_long = RefusedMessage("m2", "content: too long")
+    assert ingested_text(Ingested("c", 0, 1, refused=(too_long,))) == (
+        "Made 0 memories from this conversation (1 message already were). "
+        "A message could not become a memory (m2: content: too long)."
+    )
+    assert ingested_text(Ingested("c", 2, 0, refused=(too_long, too_long))).endswith(
+        " 2 messages could not become memories (the first, m2: content: too long)."
+    )
     assert made_text(0, 0) == ""
     assert made_text(3, 0) == "No message is a memory yet."
     assert made_text(3, 3) == "Every message is a memory."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pjai.memory.analytics import Alert, Health, dashboard_query, health, health_query
 from pjai.memory.backend import Backend
-from pjai.memory.conversations import Ingested, ingest_conversation
+from pjai.memory.conversations import Ingested, RefusedMessage, ingest_conversation
 from pjai.memory.embeddings import Embeddings, EmbeddingsUnavailable
 from pjai.memory.graph import Neighbour, auto_link, components, decay_links, neighbours
 from pjai.memory.optimizer import MemoryMove, OptimizationReport, optimize
@@ -26,6 +26,7 @@ __all__ = [
     "MemorySystem",
     "Neighbour",
     "OptimizationReport",
+    "RefusedMessage",
     "SearchFilter",
     "SearchHit",
     "auto_link",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import select
 
 from pjai.errors import EventValidationError, NotFoundError, PrivacyError
@@ -22,16 +23,18 @@ from pjai.memory.backend import Backend
 from pjai.memory.classify import restricted_tags
 from pjai.memory.lookup import require_persona
 from pjai.memory.optimizer import MemoryMove, session_start
-from pjai.schema import ConversationMessageAdded, MemoryAdded, MemoryLinked, new_id
+from pjai.schema import SCHEMA, ConversationMessageAdded, MemoryAdded, MemoryLinked, new_id
 from pjai.schema.conversations import MESSAGE_ROLES
 from pjai.schema.event import Event
 from pjai.schema.expressions import memory_id_of_message, message_memory_id
 from pjai.schema.fields import CONTENT_MAX_LENGTH, Tier
+from pjai.schema.limits import MAX_ARGS_BYTES
 from pjai.schema.tables import conversation_messages, conversations, memories, personas
 from pjai.schema.types import as_datetime, utc_now
 
 __all__ = [
     "Ingested",
+    "RefusedMessage",
     "add_message",
     "check_collection_allowed",
     "conversation",
@@ -44,14 +47,26 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
+class RefusedMessage:
+    """A message :func:`ingest_conversation` could make no memory of, and why."""
+
+    message_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ingested:
-    """What :func:`ingest_conversation` did; ``moves``: what the optimizer runs it
-    caused did to the persona's memories (filled in by the memory service)."""
+    """What :func:`ingest_conversation` did: memories ``added``, messages ``skipped``
+    (made into memories before) and ``refused`` (no memory can be made of them; such
+    messages come from other instances and imports, which the checks of
+    :func:`add_message` do not see). ``moves``: what the optimizer runs it caused did to
+    the persona's memories (filled in by the memory service)."""
 
     conversation_id: str
     added: int
     skipped: int
     moves: tuple[MemoryMove, ...] = ()
+    refused: tuple[RefusedMessage, ...] = ()
 
 
 def follows(persona_id: str, previous_id: str, memory_id: str) -> MemoryLinked:
@@ -126,15 +141,34 @@ def ingest_conversation(
     """Turn every message of a conversation into a memory (once), each new one linked
     (``temporal``) from the memory of the message before it.
 
-    :class:`~pjai.errors.PrivacyError` if the persona's ``privacy.data_collection`` is
+    A message that cannot become a memory (too long with its role, say) is left out
+    and named in :attr:`Ingested.refused`; the others are made. A reply's summary (the
+    message before it) is shortened when the two would not fit in one event.
+
+    :class:`~pjai.errors.NotFoundError` if the persona is deleted;
+    :class:`~pjai.errors.PrivacyError` if its ``privacy.data_collection`` is
     off, or if its ``privacy.memory_retention`` is off and a later conversation has
     started (this one's session is over) or this one starts after now (its session has
     not begun): the conversation stays, no memory is made of it.
     """
     found = conversation(backend, conversation_id)
     persona_id, title = found.persona_id, found.title
+    _require_live_persona_of(
+        backend, conversation_id, persona_id, refused="no memory can be made of it"
+    )
     check_collection_allowed(backend, persona_id)
     _check_session_open(backend, found)
+    # The caller's choices hold for every memory: an error in them is the caller's,
+    # refused as such, not a message's.
+    SCHEMA.encode(
+        MemoryAdded(
+            memory_id=conversation_id,
+            persona_id=persona_id,
+            content="-",
+            importance=importance,
+            tier=tier,
+        )
+    )
     said = conversation_messages.c
     messages = backend.query(
         select(said.id, said.role, said.content, said.sent_at)
@@ -152,41 +186,81 @@ def ingest_conversation(
     existing = {r.id for r in rows}
     live = {r.id for r in rows if r.deleted_at is None and r.persona_id == persona_id}
     events: list[Event] = []
+    refused: list[RefusedMessage] = []
     added = 0
     previous, previous_id = "", None
     for message in messages:
         text = _memory_text(str(message.role), str(message.content))
         memory_id = memory_id_of(message.id)
         if memory_id not in existing:
-            added += 1
-            events.append(
-                MemoryAdded(
-                    memory_id=memory_id,
-                    persona_id=persona_id,
-                    name=title or str(message.role),
-                    content=text,
-                    summary=previous,
-                    type="conversation",
-                    # The name and summary are part of the memory as much as its
-                    # content: restricted data in any of them makes it restricted.
-                    tags=restricted_tags(
-                        ["conversation", *_role_tag(str(message.role))],
-                        text,
-                        previous,
-                        title or "",
-                    ),
-                    importance=importance,
-                    tier=tier,
-                    occurred_at=message.sent_at,
-                )
+            memory = MemoryAdded(
+                memory_id=memory_id,
+                persona_id=persona_id,
+                name=title or str(message.role),
+                content=text,
+                summary=previous,
+                type="conversation",
+                # The name and summary are part of the memory as much as its content:
+                # restricted data in any of them makes it restricted.
+                tags=restricted_tags(
+                    ["conversation", *_role_tag(str(message.role))], text, previous, title or ""
+                ),
+                importance=importance,
+                tier=tier,
+                occurred_at=message.sent_at,
             )
-            if previous_id is not None and previous_id in live:
-                events.append(follows(persona_id, previous_id, memory_id))
-            live.add(memory_id)
+            try:
+                events.append(_fitting(memory))
+            except EventValidationError as exc:
+                refused.append(RefusedMessage(message.id, _refusal(exc)))
+            else:
+                added += 1
+                if previous_id is not None and previous_id in live:
+                    events.append(follows(persona_id, previous_id, memory_id))
+                live.add(memory_id)
         previous, previous_id = text, memory_id
     if events:
         backend.commit(*events)
-    return Ingested(conversation_id, added, len(messages) - added)
+    skipped = len(messages) - added - len(refused)
+    return Ingested(conversation_id, added, skipped, refused=tuple(refused))
+
+
+_MOST_JSON_BYTES_PER_CHAR = 6
+"""The most bytes of JSON one character can take (a control character as ``\\u001f``)."""
+
+
+def _fitting(event: MemoryAdded) -> MemoryAdded:
+    """``event`` as it can be committed, its summary shortened if need be, or the
+    :class:`~pjai.errors.EventValidationError` saying why it cannot be."""
+    if len(event.content) > CONTENT_MAX_LENGTH:
+        raise EventValidationError(
+            MemoryAdded.NAME,
+            f"its memory would be {len(event.content):,} characters (the role, ': ' and "
+            f"the text), over the {CONTENT_MAX_LENGTH:,} a memory may hold",
+            field="content",
+        )
+    try:
+        SCHEMA.encode(event)
+        return event
+    except EventValidationError:
+        if not event.summary:
+            raise
+    # The summary is the message before, which may be as long as this one: two long
+    # messages in a row fit no event (nor a summary that was itself a message too
+    # long to keep). This one's memory keeps as much of it as fits.
+    bare = msgspec.structs.replace(event, summary="")
+    _, _, args = SCHEMA.encode(bare)
+    room = min(CONTENT_MAX_LENGTH, (MAX_ARGS_BYTES - len(args)) // _MOST_JSON_BYTES_PER_CHAR)
+    shortened = msgspec.structs.replace(event, summary=event.summary[: max(0, room)])
+    try:
+        SCHEMA.encode(shortened)
+    except EventValidationError:
+        return bare
+    return shortened
+
+
+def _refusal(exc: EventValidationError) -> str:
+    return exc.reason if exc.field is None else f"{exc.field}: {exc.reason}"
 
 
 def _check_session_open(backend: Backend, found: Any) -> None:
@@ -250,9 +324,16 @@ def check_collection_allowed(
         )
 
 
-def _require_live_persona_of(backend: Backend, conversation_id: str, persona_id: str) -> None:
+def _require_live_persona_of(
+    backend: Backend,
+    conversation_id: str,
+    persona_id: str,
+    *,
+    refused: str = "nothing can be added to it",
+) -> None:
     # The message event itself does not check its persona (older logs hold messages of
-    # personas deleted since): a deleted persona's talk is closed until it is restored.
+    # personas deleted since, and other instances send them): a deleted persona's talk
+    # is closed until it is restored.
     deleted = backend.query(
         select(personas.c.name).where(
             personas.c.id == persona_id, personas.c.deleted_at.is_not(None)
@@ -261,7 +342,7 @@ def _require_live_persona_of(backend: Backend, conversation_id: str, persona_id:
     if deleted:
         raise NotFoundError(
             f"conversation {conversation_id!r} is of {deleted[0].name} ({persona_id}), which "
-            f"is deleted: nothing can be added to it; `pjai persona restore {persona_id}` "
+            f"is deleted: {refused}; `pjai persona restore {persona_id}` "
             "brings the persona back"
         )
 

@@ -14,6 +14,7 @@ from pjai.cli import output
 from pjai.cli.common import MaxImportance, MinImportance, TagOpt, TierOpt, TypeOpt
 from pjai.cli.grouped import option_group
 from pjai.cli.output import clipped, content_column, id_column, number, short_column, when
+from pjai.memory.conversations import RefusedMessage
 from pjai.memory.optimizer import MemoryMove
 from pjai.schema.models import Memory
 
@@ -28,6 +29,7 @@ __all__ = [
     "filtered",
     "memory_table",
     "moves_text",
+    "refused_text",
     "shortened",
     "tier_text",
 ]
@@ -146,4 +148,13 @@ def moves_text(moves: Sequence[MemoryMove]) -> str:
             lines.append(f"  {m.action} {m.memory_id}: {m.tier} → {m.to} ({why})")
     if len(moves) > SHOWN_MOVES:
         lines.append(f"  … and {len(moves) - SHOWN_MOVES} more (--json lists every one)")
+    return "\n".join(lines)
+
+
+def refused_text(refused: Sequence[RefusedMessage]) -> str:
+    """The messages an ingest could make no memory of, a line each (the first 20)."""
+    lines = [f"{len(refused)} message(s) could not become memories:"]
+    lines += [f"  {r.message_id}: {r.reason}" for r in refused[:SHOWN_MOVES]]
+    if len(refused) > SHOWN_MOVES:
+        lines.append(f"  … and {len(refused) - SHOWN_MOVES} more (--json lists every one)")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from pjai.cli.common import (
     print_json,
     print_result,
 )
-from pjai.cli.memory.options import AllFlag, moves_text
+from pjai.cli.memory.options import AllFlag, moves_text, refused_text
 from pjai.cli.output import plain
 from pjai.memory import OptimizationReport
 
@@ -102,5 +102,7 @@ def ingest(
         conversation_id = resolve.conversation_id(manager, conversation_id)
         done = Memories(manager).ingest(conversation_id, importance=importance)
     print_result(done, as_json, f"Added {done.added} memory(ies); {done.skipped} already there.")
+    if done.refused and not as_json:
+        console.print(refused_text(done.refused), highlight=False)
     if done.moves and not as_json:
         console.print(moves_text(done.moves), highlight=False)

@@ -22,14 +22,21 @@ def _memories(count: int) -> str:
 
 def ingested_text(done: Ingested) -> str:
     """What an ingest did, in a sentence."""
-    if done.added == 0 and done.skipped == 0:
+    if done.added == 0 and done.skipped == 0 and not done.refused:
         return "No message to make memories of yet."
-    if done.added == 0:
+    if done.added == 0 and not done.refused:
         return f"Nothing new: every message is a memory already ({_memories(done.skipped)})."
     text = f"Made {_memories(done.added)} from this conversation"
     if done.skipped:
         text += f" ({done.skipped} message{'' if done.skipped == 1 else 's'} already were)"
     text += "."
+    if done.refused:
+        first, count = done.refused[0], len(done.refused)
+        why = f"{first.message_id}: {first.reason}"
+        if count == 1:
+            text += f" A message could not become a memory ({why})."
+        else:
+            text += f" {count} messages could not become memories (the first, {why})."
     if done.moves:
         text += f" The optimizer then moved {_memories(len(done.moves))} between tiers."
     return text
