@@ -246,7 +246,7 @@ def test_what_an_ingest_made_reads_as_a_sentence() -> None:
     assert ingested_text(Ingested("c", 1, 0)) == "Made 1 memory from this conversation."
     too_long = RefusedMessage("m2", "content: too long")
     assert ingested_text(Ingested("c", 0, 1, refused=(too_long,))) == (
-        "Made 0 memories from this conversation (1 message already were). "
+        "Made 0 memories from this conversation (1 message already was). "
         "A message could not become a memory (m2: content: too long)."
     )
     assert ingested_text(Ingested("c", 2, 0, refused=(too_long, too_long))).endswith(

@@ -28,7 +28,12 @@ def ingested_text(done: Ingested) -> str:
         return f"Nothing new: every message is a memory already ({_memories(done.skipped)})."
     text = f"Made {_memories(done.added)} from this conversation"
     if done.skipped:
-        text += f" ({done.skipped} message{'' if done.skipped == 1 else 's'} already were)"
+        were = (
+            "1 message already was"
+            if done.skipped == 1
+            else f"{done.skipped} messages already were"
+        )
+        text += f" ({were})"
     text += "."
     if done.refused:
         first, count = done.refused[0], len(done.refused)
