@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 from typing import Any
 
 from nicegui import ui
@@ -75,7 +75,7 @@ def console(web: WebApp) -> None:
     async def run() -> None:
         button.disable()
         try:
-            found = await asyncio.to_thread(reads.run_sql, web.manager, str(sql.value or ""))
+            found = await web.console.run(partial(reads.run_sql, web.manager, str(sql.value or "")))
         except Exception as exc:
             if result.is_deleted:
                 return
