@@ -32,13 +32,29 @@ async def test_a_query_beyond_the_threads_is_refused_until_one_ends() -> None:
     release = threading.Event()
     with ConsoleQueries(threads=1) as console:
         try:
-            first = asyncio.ensure_future(console.run(lambda: held(release)))
+            first = asyncio.ensure_future(console.run(lambda: held(release), tab="first"))
             await until(lambda: console.running == 1, "the first query to start")
             with pytest.raises(QueryError, match=r"^the console is busy with 1 query; try again"):
-                await console.run(lambda: "second")
+                await console.run(lambda: "second", tab="second")
             release.set()
             assert await first == "done"
-            assert await console.run(lambda: "third") == "third"
+            assert await console.run(lambda: "third", tab="second") == "third"
+        finally:
+            release.set()
+
+
+async def test_a_tab_runs_one_query_at_a_time() -> None:
+    release = threading.Event()
+    with ConsoleQueries(threads=2) as console:
+        try:
+            first = asyncio.ensure_future(console.run(lambda: held(release), tab="first"))
+            await until(lambda: console.running == 1, "the first query to start")
+            with pytest.raises(QueryError, match=r"^this tab's last query is still running"):
+                await console.run(lambda: "again", tab="first")
+            assert await console.run(lambda: "other", tab="second") == "other"
+            release.set()
+            assert await first == "done"
+            assert await console.run(lambda: "again", tab="first") == "again"
         finally:
             release.set()
 
@@ -47,24 +63,24 @@ async def test_a_query_keeps_its_thread_after_its_page_stops_waiting_until_it_en
     release = threading.Event()
     with ConsoleQueries(threads=1) as console:
         try:
-            waiting = asyncio.ensure_future(console.run(lambda: held(release)))
+            waiting = asyncio.ensure_future(console.run(lambda: held(release), tab="first"))
             await until(lambda: console.running == 1, "the query to start")
             waiting.cancel()  # the tab was closed
             with pytest.raises(asyncio.CancelledError):
                 await waiting
             with pytest.raises(QueryError, match="busy"):
-                await console.run(lambda: "queued behind it")
+                await console.run(lambda: "queued behind it", tab="second")
             release.set()
             await until(lambda: console.running == 0, "the query to end")
-            assert await console.run(lambda: "next") == "next"
+            assert await console.run(lambda: "next", tab="second") == "next"
         finally:
             release.set()
 
 
 async def test_the_app_closes_its_console_threads(tmp_path: Path) -> None:
     with WebApp(DataDir(tmp_path / "data")) as web:
-        assert await web.console.run(lambda: "ran") == "ran"
+        assert await web.console.run(lambda: "ran", tab="first") == "ran"
         assert console_threads()
     assert console_threads() == []
     with pytest.raises(QueryError, match="shutting down"):
-        await web.console.run(lambda: "after")
+        await web.console.run(lambda: "after", tab="first")

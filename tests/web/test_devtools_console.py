@@ -104,3 +104,29 @@ async def test_tabs_running_long_queries_leave_other_views_off_loop_work_going(
                 await tab.should_see("1 row in")
         await run_in_console(refused[0])
         await refused[0].should_see("1 row in")
+
+
+async def test_a_tab_runs_one_console_query_at_a_time_however_often_run_is_pressed(
+    web: WebApp, held: HeldQueries
+) -> None:
+    web.services.personas.create("Ada")
+    async with simulated(web) as tab:
+        await tab.open("/devtools")
+        await run_in_console(tab)
+        tab.find(marker="sql-run").click()  # pressed twice before the first run began
+        await until(lambda: held.started == 1, "the first run to start")
+        # Leaving the console and coming back builds it anew, with its button enabled.
+        for _ in range(web.console.threads):
+            tab.navigate.to("/")
+            await tab.should_see(marker="store-status")
+            tab.navigate.to("/devtools")
+            await run_in_console(tab)
+            await until(lambda: "still running" in shown(tab, "sql-error"), "the refusal")
+        assert held.started == 1
+        assert shown(tab, "sql-error") == (
+            "this tab's last query is still running; try again when it ends"
+        )
+        held.release.set()
+        await until(lambda: web.console.running == 0, "the held query to end")
+        await run_in_console(tab)
+        await tab.should_see("1 row in")

@@ -72,10 +72,13 @@ def console(web: WebApp) -> None:
             ui.column().classes("w-full gap-1").props('data-testid="sql-result"').mark("sql-result")
         )
 
+    tab = ui.context.client.id  # one query at a time, across visits to the console
+
     async def run() -> None:
         button.disable()
         try:
-            found = await web.console.run(partial(reads.run_sql, web.manager, str(sql.value or "")))
+            query = partial(reads.run_sql, web.manager, str(sql.value or ""))
+            found = await web.console.run(query, tab=tab)
         except Exception as exc:
             if result.is_deleted:
                 return
