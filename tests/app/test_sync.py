@@ -17,7 +17,7 @@ from pjai.app import (
     sync_status,
     sync_url,
 )
-from pjai.app import sync as sync_module
+from pjai.app.rights import pending_erasures
 from pjai.errors import ConfigError
 from pjai.schema import PersonaErased
 from pjai.sync.client import SyncStatus
@@ -122,7 +122,7 @@ def test_an_erasure_another_process_made_counts_as_waiting_for_the_server(
     with data.open() as syncing:
         assert syncing.store is not None
         syncing.store.rebase(history([persona("ada")]))  # confirmed: nothing pending
-        assert sync_module._pending_erasures(syncing) == set()
+        assert pending_erasures(syncing) == set()
         with data.open() as other:  # as `pjai privacy erase` in another terminal
             other.commit(PersonaErased(persona_id="ada"))
-        assert sync_module._pending_erasures(syncing) == {"ada"}
+        assert pending_erasures(syncing) == {"ada"}

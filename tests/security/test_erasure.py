@@ -5,7 +5,9 @@ rebuilds."""
 from __future__ import annotations
 
 import json
+import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import apsw
@@ -13,7 +15,7 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas
+from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas, privacy
 from pjai.app.flags import set_flag
 from pjai.app.privacy import ForgetGone, erase_persona
 from pjai.app.rights import event_log, persona_of, privacy_report, record_consent
@@ -21,9 +23,9 @@ from pjai.app.security import init_security
 from pjai.app.transfer import import_legacy
 from pjai.app.upkeep import repair
 from pjai.cli import app as cli
-from pjai.errors import KeyErasedError, NotFoundError
+from pjai.errors import ConfigError, KeyErasedError, NotFoundError
 from pjai.hybrid import HybridDatabaseManager
-from pjai.memory.embeddings import Embeddings
+from pjai.memory.embeddings import Embeddings, Forgotten
 from pjai.schema import SCHEMA, PersonaErased
 from pjai.security import ErasedKey, FieldCodec, KeyRing
 from pjai.store import ROOT, EventRecord, Position
@@ -314,14 +316,127 @@ def test_an_erasure_stopped_before_its_keys_went_is_finished_by_the_next_open(
     assert done.exit_code == 0, done.output  # finished already: nothing more to do
 
 
-def test_processes_opening_at_once_finish_an_erasure_once(
+def stop_before_the_rewrite(
+    monkeypatch: pytest.MonkeyPatch, data: DataDir, *persona_ids: str
+) -> None:
+    """Erase each of ``persona_ids`` in a process stopped after the persona's keys were
+    destroyed, before the store and SQL were rewritten."""
+
+    def stopped(self: HybridDatabaseManager) -> bool | None:
+        raise KeyboardInterrupt
+
+    with data.open() as manager, monkeypatch.context() as patched:
+        patched.setattr(HybridDatabaseManager, "compact_store", stopped)
+        codec = manager.schema.codec
+        assert isinstance(codec, FieldCodec)
+        for persona_id in persona_ids:
+            with pytest.raises(KeyboardInterrupt):
+                erase_persona(data, manager, persona_id)
+            assert persona_id not in codec.keys.scopes()  # gone before the stop
+        # The process that stopped is told, and how to finish.
+        assert privacy_report(manager).unfinished_erasures == sorted(persona_ids)
+
+
+def test_erasures_stopped_before_their_files_were_rewritten_are_finished_by_the_next_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The keys are gone, so nothing in the key ring tells that the erasures stopped:
+    # the rows' text is still in freed pages until the files are rewritten.
+    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        bea = fill(manager, "Bea", f"{MARKER}-bea")
+        fill(manager, "Grace", "kept-words")
+    stop_before_the_rewrite(monkeypatch, data, ada, bea)
+    assert {"store.db", "primary.db"} & set(files_holding(data.path, MARKER))
+    with DataDir(data.path, environ=data.environ).open() as manager:
+        assert privacy_report(manager).unfinished_erasures == []
+        assert [p.name for p in Personas(manager).list()] == ["Grace"]
+        assert manager.verify().equal
+    assert files_holding(data.path, MARKER) == []
+    assert files_holding(data.path, "kept-words") != []
+
+
+def test_an_owed_rewrite_that_cannot_finish_on_opening_stays_owed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
     init_security(data, passphrase=PASSPHRASE, params=FAST)
     with data.open() as manager:
         ada = fill(manager, "Ada", MARKER)
-    stop_before_the_keys(monkeypatch, data, ada)
+    stop_before_the_rewrite(monkeypatch, data, ada)
+    copy = data.path / "store.db.damaged-20260101T000000"
+    copy.write_text(MARKER)  # as a repair sets one aside: never rewritten, only deleted
+    with DataDir(data.path, environ=data.environ).open() as manager:
+        assert privacy_report(manager).unfinished_erasures == [ada]
+    assert files_holding(data.path, MARKER) == [copy.name]
+    monkeypatch.setenv("PJAI_PASSPHRASE", PASSPHRASE)
+    told = CliRunner().invoke(cli, ["privacy", "report", "--data-dir", str(data.path)])
+    assert told.exit_code == 0, told.output
+    assert f"erasure of {ada} not finished" in told.output
+    copy.unlink()
+    with DataDir(data.path, environ=data.environ).open() as manager:
+        assert privacy_report(manager).unfinished_erasures == []
+    assert files_holding(data.path, MARKER) == []
+
+
+def test_an_erasure_stopped_inside_the_vectors_rewrite_rewrites_them_on_opening(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stopped between deleting the persona's vectors and rewriting the file: the next
+    # try finds none to delete, and rewrites the file all the same.
+    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        fill(manager, "Grace", "kept-words")
+        Embeddings(data.vectors_path, TopicEncoder(), "topics").index(manager)
+    assert ada.encode() in data.vectors_path.read_bytes()  # its vectors' rows name it
+
+    def deleted_then_stopped(path: Path, persona_id: str, **_: object) -> Forgotten:
+        db = apsw.Connection(str(path))
+        try:
+            db.execute("DELETE FROM vectors WHERE persona_id = ?", (persona_id,))
+        finally:
+            db.close()
+        raise KeyboardInterrupt
+
+    with data.open() as manager, monkeypatch.context() as patched:
+        patched.setattr(privacy, "forget_persona", deleted_then_stopped)
+        with pytest.raises(KeyboardInterrupt):
+            erase_persona(data, manager, ada)
+    assert ada not in vectors_of(data.vectors_path)
+    assert ada.encode() in data.vectors_path.read_bytes()  # a freed page keeps the rows
+    with DataDir(data.path, environ=data.environ).open() as manager:
+        assert privacy_report(manager).unfinished_erasures == []
+    assert ada.encode() not in data.vectors_path.read_bytes()
+    assert files_holding(data.path, MARKER) == []
+
+
+def test_a_mark_of_an_owed_rewrite_that_does_not_read_is_refused_by_name(
+    tmp_path: Path,
+) -> None:
+    data = DataDir(tmp_path / "data")
+    with data.open():
+        pass
+    mark = data.path / "erasing-0123.json"
+    mark.write_text("{not json")
+    with pytest.raises(ConfigError, match=re.escape(f"{mark} does not read as the mark")):
+        data.open()
+    mark.unlink()
+    data.open().close()
+
+
+@pytest.mark.parametrize("stop", [stop_before_the_keys, stop_before_the_rewrite])
+def test_processes_opening_at_once_finish_an_erasure_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: Callable[..., None]
+) -> None:
+    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+    stop(monkeypatch, data, ada)
     start = threading.Barrier(2)
     failures: list[BaseException] = []
 
@@ -344,6 +459,7 @@ def test_processes_opening_at_once_finish_an_erasure_once(
         assert len([k for k in ring.erased() if k.scope == ada]) == 1
     with DataDir(data.path, environ=data.environ).open() as manager:
         assert privacy_report(manager).unfinished_erasures == []
+    assert files_holding(data.path, MARKER) == []
 
 
 def test_the_cli_erases_after_asking_and_prints_the_proof(tmp_path: Path) -> None:

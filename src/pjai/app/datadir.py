@@ -393,7 +393,7 @@ class DataDir:
         Without ``create``, a directory that is not a PJai one is refused (:meth:`require`)
         rather than made. A directory that cannot be made or written is a
         :class:`~pjai.errors.ConfigError` naming it. An erasure stopped before it
-        destroyed the persona's keys is finished first
+        destroyed the persona's keys or rewrote the files is finished first
         (:func:`~pjai.app.privacy.finish_erasures`).
         """
         if not create:
@@ -470,7 +470,8 @@ class DataDir:
     ) -> Store:
         """The reactive store file on its own (made if missing, unless not ``create``),
         without SQL; synced or standalone as the directory is (its ``sync`` flag) unless
-        ``sync`` says which is wanted."""
+        ``sync`` says which is wanted. An unfinished erasure is left to :meth:`open`:
+        finishing one rewrites the SQL primary too."""
         if not create:
             self.require()
         self._check_no_import_unfinished()

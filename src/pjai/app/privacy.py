@@ -5,7 +5,10 @@ nothing else), which deletes every row of the persona from the store's state and
 SQL primary; destroys the persona's data keys, so that its sealed events in every log
 open nowhere (crypto-shredding); drops its memory vectors; and rewrites the store, the
 SQL primary and the vector file so that no deleted page keeps its text. It returns an
-:class:`ErasureProof` that holds no personal data.
+:class:`ErasureProof` that holds no personal data. From before the keys are destroyed
+until every file is rewritten, the data directory holds a mark that the rewrite is owed
+(:mod:`pjai.app.erasing`): an erasure stopped on the way is finished by the next
+opening of the directory (:func:`finish_erasures`).
 
 What key destruction cannot reach is said, not hidden: events the log holds in
 plaintext (written before ``pjai security init``, or in a directory that is not
@@ -21,9 +24,11 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from pjai.app.datadir import DataDir
+from pjai.app.erasing import owe_rewrite, rewrite_done
 from pjai.app.rights import (
     content_events,
     event_log,
+    pending_erasures,
     persona_of,
     persona_row_ids,
     persona_rows,
@@ -66,7 +71,7 @@ class ErasureProof:
     rewritten: list[str] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
     """What is not rewritten yet, and why; erasing the persona again (by its id) once
-    that has passed finishes it."""
+    that has passed finishes it, as the next opening of the directory does."""
 
 
 def erase_persona(
@@ -89,13 +94,17 @@ def erase_persona(
     if exists:
         (record,) = manager.commit(PersonaErased(persona_id=persona_id))
         event_id = record.id
+    # Once the keys are gone nothing else tells that the files still hold the rows'
+    # text in freed pages. Owed already: a try before may have stopped after deleting
+    # the vectors, before rewriting their file.
+    again = owe_rewrite(data_dir.path, persona_id)
     codec = manager.schema.codec
     destroyed = codec.keys.erase(persona_id) if isinstance(codec, FieldCodec) else []
-    vectors = forget_persona(data_dir.vectors_path, persona_id)
+    vectors = forget_persona(data_dir.vectors_path, persona_id, rewrite=again)
     rewritten, unfinished = _rewrite(data_dir, manager, persona_id)
     if vectors.rewritten:
         rewritten.append(data_dir.vectors_path.name)
-    elif vectors.vectors:
+    elif vectors.vectors or (again and data_dir.vectors_path.exists()):
         unfinished.append(
             f"{data_dir.vectors_path.name}: another connection still reads an older state of it"
         )
@@ -111,6 +120,8 @@ def erase_persona(
             rewritten.append(report.name)
     except OSError as exc:
         unfinished.append(f"{report.name}: cannot rewrite it without the persona's values: {exc}")
+    if not unfinished:
+        rewrite_done(data_dir.path, persona_id)
     return ErasureProof(
         persona_id=persona_id,
         event_id=event_id,
@@ -127,13 +138,25 @@ def erase_persona(
 
 
 def finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> list[ErasureProof]:
-    """Finish the erasures whose persona's data keys the key ring still holds (a
-    process stopped between the erasure event and the keys' destruction, or an erasure
-    made on another device): the keys are destroyed and the files rewritten as
-    :func:`erase_persona` does. Run on opening a data directory; of processes doing it
-    at once, one destroys the keys (under the key ring's write lock) and the others
-    find nothing left to destroy. What is still not rewritten is logged."""
-    proofs = [erase_persona(data_dir, manager, p) for p in unfinished_erasures(manager)]
+    """Finish the erasures that are not finished
+    (:func:`~pjai.app.rights.unfinished_erasures`): those whose persona's data keys the
+    key ring still holds (a process stopped between the erasure event and the keys'
+    destruction, or an erasure made on another device), and those that owe a rewrite (a
+    process stopped after the keys went, or a file that could not be rewritten then):
+    the keys are destroyed and the files rewritten as :func:`erase_persona` does. Run
+    on opening a data directory; of processes doing it at once, one destroys the keys
+    (under the key ring's write lock) and the others find nothing left to destroy, and
+    each rewrite is whole, so that whichever clears the mark clears it rightly. One
+    waiting for the sync server with no key left is not tried: until the server
+    confirms it, the store and SQL keep the rows it deleted. What is still not
+    rewritten is logged."""
+    due = unfinished_erasures(manager)
+    if due:
+        codec = manager.schema.codec
+        held = codec.keys.scopes() if isinstance(codec, FieldCodec) else {}
+        waiting = pending_erasures(manager)
+        due = [p for p in due if p in held or p not in waiting]
+    proofs = [erase_persona(data_dir, manager, p) for p in due]
     for proof in proofs:
         for reason in proof.unfinished:
             log.warning("erasure of %s: %s", proof.persona_id, reason)

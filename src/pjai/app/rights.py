@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import func, select
 
+from pjai.app.erasing import rewrites_owed
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.classify import RESTRICTED
 from pjai.schema import SCHEMA, ConsentRecorded, PersonaErased
@@ -39,6 +40,7 @@ __all__ = [
     "consents_of",
     "content_events",
     "event_log",
+    "pending_erasures",
     "persona_of",
     "persona_row_ids",
     "persona_rows",
@@ -93,7 +95,9 @@ class PrivacyReport:
     unfinished_erasures: list[str] = field(default_factory=list)
     """Erased personas whose data keys the key ring still holds (an erasure stopped
     before it destroyed them, or one made on another device whose keys' deletion has
-    not come yet): the next opening of the directory destroys them
+    not come yet), or whose erasure has not rewritten every file (a process stopped
+    after the keys went, a file that could not be rewritten yet: :mod:`pjai.app.erasing`):
+    the next opening of the directory finishes them
     (:func:`~pjai.app.privacy.finish_erasures`), as ``pjai privacy erase ID`` does."""
 
 
@@ -162,20 +166,31 @@ def privacy_report(manager: HybridDatabaseManager, persona_id: str | None = None
 
 
 def unfinished_erasures(manager: HybridDatabaseManager) -> list[str]:
-    """The erased personas whose data keys the key ring still holds, by id (see
+    """The erased personas whose erasure is not finished, by id (see
     :attr:`PrivacyReport.unfinished_erasures`). The log is read only when the ring holds
     keys of a persona the directory has no row of: an erasure leaves no row."""
     codec = manager.schema.codec
-    if not isinstance(codec, FieldCodec):
-        return []
-    held = set(codec.keys.scopes()) - {STORE_SCOPE}
-    for chunk in in_parts(sorted(held)):
+    held = set(codec.keys.scopes()) - {STORE_SCOPE} if isinstance(codec, FieldCodec) else set()
+    # Of either, only personas with no row: an erasure leaves none.
+    owed = set(rewrites_owed(manager.data_dir))
+    for chunk in in_parts(sorted(held | owed)):
         query = select(personas.c.id).where(personas.c.id.in_(chunk))
-        held -= {row.id for row in manager.query(query)}
-    if not held:
-        return []
-    log = event_log(manager)
-    return sorted({p for r in log if r.name == PersonaErased.NAME and (p := persona_of(r)) in held})
+        live = {row.id for row in manager.query(query)}
+        held -= live
+        owed -= live
+    if held:
+        log = event_log(manager)
+        held &= {persona_of(r) for r in log if r.name == PersonaErased.NAME}
+    return sorted(held | owed)
+
+
+def pending_erasures(manager: HybridDatabaseManager) -> set[str]:
+    """The personas whose erasure, made here, waits for the sync server (by this
+    process or another: the store file is read anew)."""
+    store = manager.store
+    if store is None:
+        return set()
+    return {persona_of(r) or "" for r in store.pending() if r.name == PersonaErased.NAME}
 
 
 def persona_rows(manager: HybridDatabaseManager, table: Any, persona_id: str) -> int:

@@ -29,12 +29,11 @@ from sqlalchemy import select
 from pjai.app.datadir import DataDir
 from pjai.app.keysync import sync_keys
 from pjai.app.privacy import ForgetGone
-from pjai.app.rights import persona_of
+from pjai.app.rights import pending_erasures
 from pjai.errors import ConfigError, PjaiError
 from pjai.files import replace_text
 from pjai.hybrid import HybridDatabaseManager
 from pjai.resource import Resource
-from pjai.schema import PersonaErased
 from pjai.schema.tables import personas
 from pjai.security import FieldCodec, KeyRing
 from pjai.store import Progress
@@ -265,7 +264,7 @@ class KeysIn:
         self._url, self._token, self._store_id = url, token, store_id
         self._erased: set[str] = set()
         """Personas erased elsewhere whose rows may still be in freed pages here."""
-        self._compacted = set() if _pending_erasures(manager) else self._erased_keys()
+        self._compacted = set() if pending_erasures(manager) else self._erased_keys()
         """The erased keys as of the last compaction: a key erased since (here, while
         connected or not, or by another device) calls for another."""
         self._live = self._personas()
@@ -308,7 +307,7 @@ class KeysIn:
         the erasure event of a persona erased elsewhere has arrived; never while an
         erasure made here waits for the server (its event keeps the deleted rows until
         it is confirmed)."""
-        if _pending_erasures(self._manager):
+        if pending_erasures(self._manager):
             return
         keys = self._erased_keys()
         still = set()
@@ -327,7 +326,7 @@ class KeysIn:
         # Another process reading an older state holds the old pages, or committed (an
         # erasure, whose pending event keeps the rows it deleted) or was confirmed
         # meanwhile: not done, the next exchange tries again.
-        waiting = _pending_erasures(self._manager)  # reads the file anew: head too
+        waiting = pending_erasures(self._manager)  # reads the file anew: head too
         settled = not waiting and (store.head, store.confirmed_head) == before
         if emptied and len(done) == len(self._manager.shards) and settled:
             self._compacted, self._erased, self._live = keys, still, live
@@ -357,15 +356,6 @@ class Tending:
             self._gone()
         except (PjaiError, OSError, apsw.Error) as exc:  # the next turn tries again
             log.warning("dropping what erased personas left beside the store: %s", exc)
-
-
-def _pending_erasures(manager: HybridDatabaseManager) -> set[str]:
-    """The personas whose erasure, made here, waits for the sync server (by this
-    process or another: the store file is read anew)."""
-    store = manager.store
-    if store is None:
-        return set()
-    return {persona_of(r) or "" for r in store.pending() if r.name == PersonaErased.NAME}
 
 
 def _unmake(data_dir: DataDir, before: list[str], stored: bool | None) -> None:

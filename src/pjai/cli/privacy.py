@@ -170,8 +170,8 @@ def report(
         ]
     lines.append(f"erasures: {len(found.erasures)} ({found.erased_keys} keys destroyed)")
     lines += [
-        f"  erasure of {persona_id} not finished: its data keys are still here; "
-        f"`pjai privacy erase {persona_id} --yes` destroys them"
+        f"  erasure of {persona_id} not finished: its data keys are still here, or a "
+        f"file is not rewritten yet; `pjai privacy erase {persona_id} --yes` finishes it"
         for persona_id in found.unfinished_erasures
     ]
     console.print("\n".join(lines), highlight=False)

@@ -422,12 +422,14 @@ class Forgotten(NamedTuple):
     rewritten: bool
 
 
-def forget_persona(path: Path, persona_id: str) -> Forgotten:
+def forget_persona(path: Path, persona_id: str, *, rewrite: bool = False) -> Forgotten:
     """Delete the vectors of ``persona_id``'s memories from the vector file at ``path``
-    (if there is one) and rewrite it, so that nothing of them is left in it. Loads no
-    model. Waits for a writer (the background indexer) for up to 30 s, and for readers
-    to let the log be emptied for up to 5 s."""
-    return _forget(path, lambda _found: {persona_id})
+    (if there is one) and rewrite it, so that nothing of them is left in it; with
+    ``rewrite``, the file is rewritten even when it holds none of them (an erasure
+    stopped after deleting them, before the rewrite). Loads no model. Waits for a
+    writer (the background indexer) for up to 30 s, and for readers to let the log be
+    emptied for up to 5 s."""
+    return _forget(path, lambda _found: {persona_id}, rewrite=rewrite)
 
 
 def forget_personas_but(path: Path, live: Collection[str]) -> Forgotten:
@@ -436,21 +438,22 @@ def forget_personas_but(path: Path, live: Collection[str]) -> Forgotten:
     return _forget(path, lambda found: found - set(live))
 
 
-def _forget(path: Path, gone: Callable[[set[str]], set[str]]) -> Forgotten:
+def _forget(
+    path: Path, gone: Callable[[set[str]], set[str]], *, rewrite: bool = False
+) -> Forgotten:
     if not path.exists():
         return Forgotten(0, False)
     db = apsw.Connection(str(path))
     try:
         db.execute("PRAGMA busy_timeout=30000")  # an indexer may be writing
-        if not db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'vectors'").fetchone():
-            return Forgotten(0, False)
-        found = {row[0] for row in db.execute("SELECT DISTINCT persona_id FROM vectors")}
         deleted = 0
-        with db:
-            for persona_id in gone(found):
-                db.execute("DELETE FROM vectors WHERE persona_id = ?", (persona_id,))
-                deleted += db.changes()
-        if not deleted:
+        if db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'vectors'").fetchone():
+            found = {row[0] for row in db.execute("SELECT DISTINCT persona_id FROM vectors")}
+            with db:
+                for persona_id in gone(found):
+                    db.execute("DELETE FROM vectors WHERE persona_id = ?", (persona_id,))
+                    deleted += db.changes()
+        if not deleted and not rewrite:
             return Forgotten(0, False)
         db.execute("VACUUM")
         db.execute("PRAGMA busy_timeout=0")  # a checkpoint would wait the timeout for readers

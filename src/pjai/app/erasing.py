@@ -1,0 +1,84 @@
+"""Erasures that still owe a rewrite: a mark in the data directory from just before an
+erasure destroys the persona's keys until every file is rewritten.
+
+Once the keys are gone nothing else tells that an erasure stopped before the store,
+the SQL primary, the vectors and the import report were rewritten, and freed pages of
+those files keep the persona's rows in plaintext. The mark does:
+:func:`pjai.app.privacy.finish_erasures` (run on opening the directory) finishes the
+rewrite, and the privacy report lists the erasure as unfinished until then.
+
+One small file per persona, ``erasing-<digest>.json`` beside the store, holding its
+id: made with a link (on the disk before the keys go) and removed by name, so that
+several erasures can be owed at once and processes marking and clearing at once need
+no lock. A file, not a row in the store or the key ring: it is there in a directory
+with the store switched off or without a key ring, and no repair rebuilds it away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from pjai.errors import ConfigError
+from pjai.files import create_text
+
+__all__ = ["ERASING_PREFIX", "owe_rewrite", "rewrite_done", "rewrites_owed"]
+
+ERASING_PREFIX = "erasing-"
+"""The start of the name of each mark in a data directory."""
+
+
+def owe_rewrite(directory: Path, persona_id: str) -> bool:
+    """Mark, durably, that the erasure of ``persona_id`` owes the rewrite of the files in
+    ``directory``; whether it was owed already (an erasure of it stopped or could not
+    rewrite a file). :class:`~pjai.errors.ConfigError` when the directory cannot be
+    written."""
+    path = _mark(directory, persona_id)
+    try:
+        return not create_text(path, json.dumps({"persona_id": persona_id}) + "\n")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot note in {directory} that the erasure of {persona_id!r} owes a rewrite "
+            f"({exc.strerror or exc}): make the directory writable and erase it again"
+        ) from exc
+
+
+def rewrite_done(directory: Path, persona_id: str) -> None:
+    """Clear the mark: every file is rewritten. Not flushed to the disk: a mark that
+    comes back after a crash only costs one more rewrite."""
+    _mark(directory, persona_id).unlink(missing_ok=True)
+
+
+def rewrites_owed(directory: Path) -> list[str]:
+    """The personas whose erasure owes a rewrite in ``directory``, by id."""
+    owed = set()
+    for path in directory.glob(f"{ERASING_PREFIX}*.json"):  # a writer's temporary starts with "."
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue  # cleared meanwhile
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _not_a_mark(path, str(exc)) from exc
+        try:
+            persona_id = json.loads(text)["persona_id"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _not_a_mark(path, f"no persona id in {text[:80]!r}") from exc
+        if not isinstance(persona_id, str):
+            raise _not_a_mark(path, f"persona id {persona_id!r} is not text")
+        owed.add(persona_id)
+    return sorted(owed)
+
+
+def _mark(directory: Path, persona_id: str) -> Path:
+    # A digest: an id (a desktop import's, or a peer's) may hold any character.
+    digest = hashlib.sha256(persona_id.encode()).hexdigest()[:32]
+    return directory / f"{ERASING_PREFIX}{digest}.json"
+
+
+def _not_a_mark(path: Path, why: str) -> ConfigError:
+    return ConfigError(
+        f"{path} does not read as the mark of an erasure that owes a rewrite ({why}); "
+        "delete it, then run `pjai privacy erase ID --yes` again for the erasures "
+        "`pjai privacy report` lists"
+    )
