@@ -12,7 +12,11 @@ Latin letters (``cafe`` finds ``Café``; PostgreSQL's documents and queries thro
 their scores are on different scales. Both index Chinese, Japanese and Korean text
 character by character and look for the pairs of neighbouring characters in the search
 text as phrases (:func:`pjai.memory.words.search_terms`).
-On an SQLite SQL primary there is no index: switch the store on.
+On an SQLite SQL primary there is no index: switch the store on. With the store off over
+several SQL shards, a search runs where the memories are, in each shard's dialect: one
+persona's on its shard, everyone's on every shard that holds some, their hits merged by
+score (``ts_rank`` weighs a memory's own words alone, so shards' scores compare). An
+SQLite shard among them has no index, and the search says so.
 
 A :class:`pjai.schema.MemoryFilter` restricts what a search returns, as it does for
 every read of memories (deleted memories only with ``include_deleted``, and then by
@@ -48,10 +52,13 @@ from pjai.schema.search import (
     fold_accents,
     persona_word,
     postgresql_document,
+    search_indexed,
 )
 from pjai.schema.selection import MemoryFilter, memory_conditions
+from pjai.schema.spread import spread
 from pjai.schema.tables import memories, memory_links
 from pjai.schema.types import AnySelect
+from pjai.store.query import Row
 
 __all__ = [
     "HYBRID_DEPTH",
@@ -210,13 +217,28 @@ def _postgresql_query(
     summary = float(tuning.summary_weight)  # a float: safe to write into the SQL
     score = func.ts_rank(
         literal_column(f"'{{0.1, 0.2, {summary}, 1.0}}'::float4[]"), document, wanted
-    )
-    return (
-        select(*HIT_COLUMNS, score.label("score"))
-        .where(*memory_conditions(where), document.op("@@")(wanted))
-        .order_by(literal_column("score").desc(), memories.c.id)
-        .limit(limit)
-    )
+    ).label("score")
+    query = select(*HIT_COLUMNS, score).where(*memory_conditions(where), document.op("@@")(wanted))
+    # ts_rank weighs a memory's own words alone: scores from several shards compare.
+    return spread(query, order_by=(score.desc(), memories.c.id), limit=limit)
+
+
+_NO_INDEX = (
+    "full-text search on SQLite reads the reactive store's index, and an SQLite SQL "
+    "primary has none; switch the store on (pjai flags set use_livestore true), and take "
+    "PJAI_USE_LIVESTORE out of the environment if it is false there (it overrides the flag)"
+)
+
+
+def _searched_in(backend: Backend, persona_id: str | None) -> list[Row]:
+    """The databases holding memories of ``persona_id`` (or of anyone): the store's
+    state, or with the store off each SQL shard that holds some; each row with the
+    dialect's ``name`` and whether it keeps a full-text index (``indexed``)."""
+    held = select(memories.c.id)
+    if persona_id is not None:
+        held = held.where(memories.c.persona_id == persona_id)
+    asked = select(dialect_name().label("name"), search_indexed().label("indexed"))
+    return backend.query(spread(asked.where(held.exists())))
 
 
 def _keyword(
@@ -225,21 +247,18 @@ def _keyword(
     terms = search_terms(text)
     if not terms:
         return []
-    postgresql = backend.query(select(dialect_name().label("name")))[0].name == "postgresql"
-    if postgresql:
+    # Asked of the databases that hold the memories, not of any one: a directory's
+    # shards may differ in dialect, and only the store's SQLite keeps an index.
+    databases = _searched_in(backend, where.persona_id)
+    if not databases:
+        return []
+    if not all(d.indexed for d in databases):
+        raise QueryError(_NO_INDEX)
+    if all(d.name == "postgresql" for d in databases):
         query = _postgresql_query(terms, where, limit, tuning)
-    else:
+    else:  # the store: SQLite with an index is the store's state alone
         query = _fts5_query(terms, where, limit, tuning, _narrowed(backend, where.persona_id))
-    try:
-        rows = backend.query(query)
-    except QueryError as exc:
-        if SEARCH_TABLE in str(exc):
-            raise QueryError(
-                "full-text search on SQLite reads the reactive store's index; switch the "
-                "store on (pjai flags set use_livestore true), and take PJAI_USE_LIVESTORE "
-                "out of the environment if it is false there (it overrides the flag)"
-            ) from exc
-        raise
+    rows = backend.query(query)
     return [SearchHit.from_row(r, float(r.score), "keyword") for r in rows]
 
 

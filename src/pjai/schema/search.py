@@ -31,7 +31,10 @@ import re
 import unicodedata
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, cast, func, literal_column
+from sqlalchemy import Boolean, ColumnElement, Text, cast, func, literal_column
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from pjai.schema.tables import memories
 
@@ -52,6 +55,7 @@ __all__ = [
     "fold_accents",
     "persona_word",
     "postgresql_document",
+    "search_indexed",
 ]
 
 _CJK_RANGES = (
@@ -195,6 +199,25 @@ _SEALED = "pjai-sealed:1:"
 nothing to search."""
 
 _CUT = ("left(name, 10000)", "left(content, 50000)", "left(summary, 10000)", "left(tags, 10000)")
+
+
+class search_indexed(FunctionElement[bool]):
+    """``search_indexed()``: whether the database the query runs on keeps a full-text
+    index of the memories. PostgreSQL does (``search_document``); an SQLite database
+    does when it is the store's state, which has :data:`SEARCH_TABLE` (an SQLite SQL
+    primary has none)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "search_indexed"
+
+
+@compiles(search_indexed)
+def _search_indexed(element: search_indexed, compiler: SQLCompiler, **kw: Any) -> str:
+    if compiler.dialect.name == "sqlite":
+        return f"EXISTS (SELECT 1 FROM sqlite_master WHERE name = '{SEARCH_TABLE}')"
+    return "true"
+
 
 POSTGRESQL_DOCUMENT = "search_document"
 """PostgreSQL's column of each memory's text-search document (English configuration)."""
