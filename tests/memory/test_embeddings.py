@@ -23,7 +23,7 @@ from pjai.memory.embeddings import (
     vector_status,
 )
 from pjai.memory.graph import auto_link
-from pjai.memory.search import SearchFilter, search
+from pjai.memory.search import SearchFilter, omitted, search
 from pjai.schema import MemoryDeleted, MemoryLinked, MemoryUpdated
 from pjai.store import Store
 from tests.helpers import memory, persona
@@ -152,6 +152,29 @@ def test_semantic_search_applies_filters_and_skips_deleted(
     weather = SearchFilter(persona_id="p1", tiers=("warm",), types=("note",))
     hits = search(pets, "umbrella", weather, method="semantic", embeddings=vectors, limit=1)
     assert [(h.memory_id, h.name) for h in hits] == [("storm", "Weather")]
+
+
+def test_deleted_memories_are_never_searched_by_meaning_and_the_search_says_so(
+    pets: Store, vectors: Embeddings
+) -> None:
+    # Deleting a memory drops its vector (nothing of it stays in the file): meaning
+    # cannot find it, not even before the next index run drops the vector.
+    vectors.index(pets)
+    pets.commit(MemoryDeleted(memory_id="cat", persona_id="p1"))
+    deleted_too = SearchFilter(persona_id="p1", include_deleted=True)
+    found = search(pets, "kitten", deleted_too, method="semantic", embeddings=vectors)
+    assert "cat" not in [h.memory_id for h in found]
+    assert omitted("semantic", deleted_too) == (
+        "deleted memories are not searched by meaning (their vectors are dropped): "
+        "search by keyword to find them"
+    )
+    hybrid = search(pets, "kitten purr", deleted_too, method="hybrid", embeddings=vectors)
+    assert [(h.memory_id, h.sources) for h in hybrid][:1] == [("cat", ("keyword",))]
+    assert omitted("hybrid", deleted_too) == (
+        "deleted memories are ranked by their words alone (their vectors are dropped)"
+    )
+    assert omitted("keyword", deleted_too) is None
+    assert omitted("semantic", SearchFilter(persona_id="p1")) is None
 
 
 def test_hybrid_search_puts_agreement_first(pets: Store, vectors: Embeddings) -> None:

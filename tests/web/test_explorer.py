@@ -215,6 +215,27 @@ async def test_a_search_with_deleted_memories_too_shows_the_deleted_hits(web: We
         )
 
 
+async def test_a_search_by_meaning_says_deleted_memories_are_not_searched_so(
+    web: WebApp,
+) -> None:
+    ada = _persona(web)
+    _add(web, ada, "Likes green tea")
+    web.services.memories.delete(_add(web, ada, "Liked black tea"))
+    async with simulated(web) as user:
+        await _open_explorer(user, "Likes green tea")
+        set_value(user, "filter-deleted", True)
+        await until(lambda: _total(user) == 2, "the deleted memory counts")
+        set_value(user, "search-method", "semantic")
+        set_value(user, "search-text", "a hot drink")
+        _act(user, "search-button").click()
+        await user.should_see(
+            "1 found by semantic search for “a hot drink”; deleted memories are not "
+            "searched by meaning",
+            retries=200,  # loads the model
+        )
+        assert _names(user) == ["Likes green tea"]
+
+
 # -- a memory ---------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import apsw
+import msgspec
 from sqlalchemy import select
 
 from pjai.memory.backend import Backend
@@ -383,7 +384,10 @@ class Embeddings:
     def search(
         self, backend: Backend, text: str, where: SearchFilter, limit: int
     ) -> list[SearchHit]:
-        """Semantic search with the filters of ``where``."""
+        """Semantic search with the filters of ``where``. Deleted memories are never
+        found, even with ``include_deleted``: deleting a memory drops its vector (the
+        next :meth:`index` run), and one not dropped yet is left out alike."""
+        where = msgspec.structs.replace(where, include_deleted=False)
         # Filters apply after the nearest vectors are found: widen the search until
         # ``limit`` of them pass or every vector of the persona has been looked at.
         query = self.vector(text)

@@ -20,7 +20,8 @@ SQLite shard among them has no index, and the search says so.
 
 A :class:`pjai.schema.MemoryFilter` restricts what a search returns, as it does for
 every read of memories (deleted memories only with ``include_deleted``, and then by
-keyword alone: their vectors are dropped). Semantic search compares memory vectors (see
+keyword alone: deleting a memory drops its vector, and :func:`omitted` says so in words
+to show beside the hits). Semantic search compares memory vectors (see
 :mod:`pjai.memory.embeddings`). Hybrid ranking takes the
 union of both candidate lists and ranks it by a weighted sum of their scores, each list
 scaled to 0..1 (keyword 0.6, semantic 0.4 unless a :class:`Tuning` says otherwise).
@@ -71,6 +72,7 @@ __all__ = [
     "Tuning",
     "fts_query",
     "fuse",
+    "omitted",
     "rerank",
     "search",
     "with_dates",
@@ -124,6 +126,21 @@ TUNING = Tuning()
 SearchFilter = MemoryFilter
 """What a search may return: a :class:`pjai.schema.MemoryFilter` (deleted memories only
 with ``include_deleted``)."""
+
+
+def omitted(method: Method, where: SearchFilter) -> str | None:
+    """What a search by ``method`` leaves out of what ``where`` lets in, as a sentence to
+    show beside its hits, or ``None``. Deleting a memory drops its vector on purpose (it
+    leaves nothing of it in the vector file), so with ``include_deleted`` semantic search
+    finds no deleted memory and hybrid search ranks them by their words alone."""
+    if not where.include_deleted or method == "keyword":
+        return None
+    if method == "semantic":
+        return (
+            "deleted memories are not searched by meaning (their vectors are dropped): "
+            "search by keyword to find them"
+        )
+    return "deleted memories are ranked by their words alone (their vectors are dropped)"
 
 
 def fts_query(text: str) -> str | None:

@@ -19,6 +19,7 @@ from nicegui import run, ui
 
 from pjai.app.reads.personas import PersonaChoice
 from pjai.errors import PjaiError
+from pjai.memory.search import omitted
 from pjai.web.active import follow_active
 from pjai.web.app import WebApp
 from pjai.web.views.explorer_bookmarks import BookmarkBar
@@ -112,8 +113,10 @@ class Explorer:
         if hits is None or self.selection is not asked:
             return  # the user asked for something else meanwhile
         best = f" (the best {SEARCH_LIMIT})" if len(hits) == SEARCH_LIMIT else ""
+        left_out = omitted(asked.method, where)
+        note = f"; {left_out}" if left_out else ""
         self.filters.searched(
-            f"{len(hits)} found{best} by {asked.method} search for “{asked.text}”"
+            f"{len(hits)} found{best} by {asked.method} search for “{asked.text}”{note}"
         )
         # A search finds deleted memories when the filter lets them in ("Deleted too").
         self.feed.show_hits([h.memory_id for h in hits], deleted=where.include_deleted)
