@@ -290,6 +290,27 @@ def test_a_date_alone_as_an_included_end_takes_in_the_day(cli: Cli) -> None:
     assert [b["key"] for b in buckets] == ["2026-05-04"]
 
 
+def test_the_calendars_edges_are_read_as_the_web_app_reads_them(cli: Cli) -> None:
+    cli("persona", "create", "Ada", "--id", "ada", "--set", "memory.auto_optimize=false")
+    cli("memory", "add", "ada", "Dinner", "--id", "dinner", "--occurred-at", "2026-05-04T20:00")
+    whole = ("--since", "0001-01-02", "--until", "9999-12-30")  # the first and last days
+    assert [m["id"] for m in cli.json("memory", "list", "ada", *whole)] == ["dinner"]
+    outside = "a time must lie between 0001-01-02 and 9999-12-30 in UTC"
+    for option, text, read in (
+        ("--until", "9999-12-31", "9999-12-31 23:59:59.999999"),  # to the day's end
+        ("--since", "0001-01-02T00:30+01:00", "0001-01-01 23:30:00"),
+    ):
+        failed = cli.fails("memory", "list", "ada", option, text, code=2)
+        assert f"'{text}' (read as {read} UTC): {outside}" in _unboxed(failed)
+    failed = cli.fails("memory", "list", "ada", "--since", "0001-01-01T00:00+01:00", code=2)
+    assert f"'0001-01-01T00:00+01:00': {outside}" in _unboxed(failed)
+
+
+def _unboxed(text: str) -> str:
+    """An error panel's text on one line, without its frame."""
+    return " ".join(text.replace("│", " ").split())
+
+
 def test_conversation_ingest(cli: Cli) -> None:
     cli("persona", "create", "Ada", "--id", "ada")
     conversation = cli("conversation", "start", "ada", "--title", "Dinner plans").strip()

@@ -576,11 +576,27 @@ def test_an_end_takes_in_the_whole_unit_typed(text: str, last: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "end"),
-    [("9999-12-31", True), ("9999-12-31 23:59", True), ("0001-01-01T00:00+05:00", False)],
+    [
+        ("9999-12-31", True),
+        ("9999-12-31 23:59", True),
+        ("0001-01-01T00:00+05:00", False),
+        # Refused by the command line too: outside the times an event (a bookmark) keeps.
+        ("0001-01-01", False),
+        ("0001-01-02T00:30+01:00", False),
+        ("9999-12-31", False),
+        ("9999-12-30 23:59-01:00", True),
+    ],
 )
-def test_a_time_at_the_calendars_edge_is_a_clear_error(text: str, end: bool) -> None:
-    with pytest.raises(QueryError, match="is a time PJai cannot search to"):
+def test_a_time_at_the_calendars_edge_is_refused_as_the_cli_refuses_it(
+    text: str, end: bool
+) -> None:
+    with pytest.raises(QueryError, match="a time must lie between 0001-01-02 and 9999-12-30"):
         parse_time(text, end=end)
+
+
+def test_the_calendars_first_and_last_days_are_read_in_full() -> None:
+    assert parse_time("0001-01-02") == datetime(1, 1, 2, tzinfo=UTC)
+    assert parse_time("9999-12-30", end=True) == datetime.max.replace(day=30, tzinfo=UTC)
 
 
 def test_a_bookmark_keeps_the_selection(web: WebApp) -> None:

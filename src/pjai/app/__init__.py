@@ -5,8 +5,8 @@
 flags, sync, upkeep, the audit trail of configuration) take its manager or the
 directory, return plain values and raise :mod:`pjai.errors` errors.
 :mod:`pjai.app.resolve` turns what a person typed (the start of an id, a persona's
-name, nothing for the active persona) into ids; :data:`TEMPLATES` are the starting
-points of new personas.
+name, nothing for the active persona) into ids, and :func:`typed_time` a typed time
+into an instant; :data:`TEMPLATES` are the starting points of new personas.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from pjai.app.sync import (
 )
 from pjai.app.synclink import SyncLink
 from pjai.app.templates import TEMPLATES, PersonaTemplate, template
+from pjai.app.times import typed_time
 from pjai.app.transfer import export_archive, import_archive, import_legacy
 from pjai.app.upkeep import (
     Checkup,
@@ -119,5 +120,6 @@ __all__ = [
     "sync_status",
     "sync_url",
     "template",
+    "typed_time",
     "upgrade_sql",
 ]

@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,12 +27,12 @@ from rich.text import Text
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from pjai.app import DataDir as DataDirectory
+from pjai.app.times import typed_time
 from pjai.cli.grouped import option_group
 from pjai.cli.output import JsonFlag, TerminalConsole, console, print_table, shown
 from pjai.cli.utf8 import running
-from pjai.errors import EventError, PjaiError
+from pjai.errors import EventError, PjaiError, QueryError
 from pjai.hybrid import HybridDatabaseManager
-from pjai.schema.limits import time_problem
 from pjai.schema.tables import TIERS
 from pjai.store import Progress as ProgressCallback
 
@@ -329,32 +329,16 @@ def print_result(value: Any, as_json: bool, text: RenderableType) -> None:
 
 
 def parse_time(text: str | None, option: str, *, end: bool = False) -> datetime | None:
-    """An ISO-8601 time from the command line; one without an offset is UTC. With
-    ``end`` (the included end of a range), a date alone is its day's last instant, so
-    that ``--until 2026-05-04`` takes in that day, as the web app's filters do."""
+    """An ISO-8601 time from the command line, in UTC (:func:`pjai.app.times.typed_time`:
+    one without an offset is UTC). With ``end`` (the included end of a range), a date
+    alone is its day's last instant, so that ``--until 2026-05-04`` takes in that day, as
+    the web app's filters do; a time of day is the instant it names."""
     if text is None:
         return None
     try:
-        value = datetime.fromisoformat(text)
-        if end and _is_date(text):
-            value = datetime.combine(value.date(), time.max)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not an ISO-8601 time like 2026-05-01 or 2026-05-01T09:30",
-            param_hint=option,
-        ) from None
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
-    if (problem := time_problem(value)) is not None:
-        raise typer.BadParameter(f"{text!r}: a time {problem}", param_hint=option)
-    return value.astimezone(UTC)
-
-
-def _is_date(text: str) -> bool:
-    try:
-        date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
+        return typed_time(text, end=end)
+    except QueryError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def parse_span(

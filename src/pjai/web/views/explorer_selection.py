@@ -8,12 +8,11 @@ saving, and comes back from a bookmark or a preset.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from pjai.errors import QueryError
+from pjai.app.times import typed_time
 from pjai.memory.search import Method
 from pjai.schema.fields import Tier
 from pjai.schema.selection import MemoryFilter, bookmark_filter
@@ -101,40 +100,12 @@ class Selection:
 
 def parse_time(text: str, *, end: bool = False) -> datetime | None:
     """A time the user typed (``2026-01-31``, ``2026-01-31 14:30`` or to the second or
-    microsecond, UTC unless it gives an offset); with ``end`` it takes in the whole day,
-    hour, minute or second it names. Empty text is no time."""
-    text = text.strip()
-    if not text:
+    microsecond, UTC unless it gives an offset), read as the command line reads it
+    (:func:`pjai.app.times.typed_time`), except that with ``end`` it takes in the whole
+    day, hour, minute or second it names. Empty text is no time."""
+    if not text.strip():
         return None
-    try:
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            value = datetime.fromisoformat(text.replace(" ", "T"))
-            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-            unit = _unit_typed(text)
-        else:
-            value, unit = datetime.combine(day, time(), UTC), timedelta(days=1)
-        if end and unit > _LAST_INSTANT:
-            # "to 14:30" takes in the whole minute, as "to 2026-01-31" takes in the day
-            return value + unit - _LAST_INSTANT
-    except OverflowError as exc:  # the calendar's first or last day, shifted past it
-        raise QueryError(f"{text!r} is a time PJai cannot search to: {exc}") from exc
-    except ValueError as exc:
-        raise QueryError(f"{text!r} is not a date: use 2026-01-31 or 2026-01-31 14:30") from exc
-    return value
-
-
-def _unit_typed(text: str) -> timedelta:
-    """The finest unit of a time of day as typed: its hour, minute or second (with a
-    fraction, the time is exact)."""
-    # The date is digits, dashes and a week's W; one character of any kind follows it.
-    typed = re.match(r"[0-9W-]+.(.*)", text)
-    clock = re.split(r"[Zz+-]", typed.group(1) if typed else "", maxsplit=1)[0]
-    if "." in clock or "," in clock:
-        return _LAST_INSTANT
-    units = {2: timedelta(hours=1), 4: timedelta(minutes=1), 6: timedelta(seconds=1)}
-    return units.get(len(clock.replace(":", "")), _LAST_INSTANT)
+    return typed_time(text, end=end, whole_unit=True)
 
 
 def format_time(value: datetime | None, *, end: bool = False) -> str:
