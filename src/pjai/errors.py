@@ -31,6 +31,7 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      ├── ConfigError                a setting (URL, flag, shard list) is invalid
      │    └── EmbeddingsUnavailable   semantic search's model cannot be used here
      ├── PrivacyError               a persona's privacy settings refuse what was asked
+     ├── BusyError                  the web app runs as much of that work as it takes now
      ├── KeyRingError               the key ring cannot do it: locked, wrong passphrase,
      │                              an erased persona, an altered key
      ├── PluginError                a plugin was not run, hit one of its limits, or failed
@@ -60,6 +61,7 @@ from __future__ import annotations
 __all__ = [
     "ArchiveCorruptError",
     "ArchiveError",
+    "BusyError",
     "ConfigError",
     "ErasedValueError",
     "EventError",
@@ -192,6 +194,12 @@ class SqlSchemaMissingError(SqlUnavailableError):
 
 class ConfigError(PjaiError):
     """A setting is invalid: a database URL, a flag name or value, a shard list."""
+
+
+class BusyError(PjaiError):
+    """The web app already runs as much of that kind of long work (a console query, a
+    time travel replay, an export...) as it takes at once; the message says what is
+    busy and when to try again. Refused at once: nothing waits in a queue."""
 
 
 class PrivacyError(PjaiError):

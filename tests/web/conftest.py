@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -11,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nicegui import ui
+from nicegui import ElementFilter, ui
 from nicegui.testing.user import User
 from nicegui.testing.user_simulation import user_simulation
 
@@ -77,3 +79,63 @@ def set_value(user: User, testid: str, value: Any) -> None:
     element = by_testid(user, testid)
     with user.client:
         element.value = value  # type: ignore[attr-defined]
+
+
+# -- heavy work under load ------------------------------------------------------------------
+
+LOOP_THREADS = min(32, (os.cpu_count() or 1) + 4)
+"""The threads of the event loop's default executor (asyncio's own formula), which the
+views' light off-loop work (health readings, flags) runs on."""
+
+
+class Held:
+    """Calls of a function that each go on until the test lets them end, as long work
+    on a big store would: a test then knows they all still run."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.started = 0
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+        self._function = function
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            self.started += 1
+        if not self.release.wait(4 * WAIT_S):
+            raise AssertionError("the test never let its held calls end")
+        return self._function(*args, **kwargs)
+
+
+@pytest.fixture
+def hold(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[object, str], Held]]:
+    """``hold(owner, name)`` holds every call of ``owner.name`` (a module's function or
+    a class's method) until its ``release`` is set (set at the end in any case)."""
+    made: list[Held] = []
+
+    def holding(owner: object, name: str) -> Held:
+        held = Held(getattr(owner, name))
+
+        def call(*args: Any, **kwargs: Any) -> Any:  # a function: a method binds its self
+            return held(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, call)
+        made.append(held)
+        return held
+
+    try:
+        yield holding
+    finally:
+        for held in made:
+            held.release.set()
+
+
+def another_tab(user: User) -> User:
+    """Another tab of the same simulated app."""
+    return User(user.http_client)
+
+
+def shown(user: User, marker: str) -> str:
+    """The text of the live elements marked ``marker`` on ``user``'s page."""
+    with user:
+        found = ElementFilter(marker=marker, local_scope=False)
+        return " ".join(str(getattr(e, "text", "")) for e in found if not e.is_deleted)

@@ -2,66 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-from nicegui import ElementFilter
 from nicegui.testing.user import User
 
 from pjai.app.reads import devtools as reads
-from pjai.hybrid import HybridDatabaseManager
 from pjai.web import WebApp
-from tests.web.conftest import WAIT_S, simulated, until
+from tests.web.conftest import LOOP_THREADS, Held, another_tab, shown, simulated, until
 
 pytestmark = pytest.mark.anyio
-
-LOOP_THREADS = min(32, (os.cpu_count() or 1) + 4)
-"""The threads of the event loop's default executor (asyncio's own formula), which the
-other views' reads and writes run on."""
-
-
-class HeldQueries:
-    """Console queries that each go on until the test lets them end, as a query that
-    runs to its time limit would: a test then knows they all still run."""
-
-    def __init__(self) -> None:
-        self.started = 0
-        self.release = threading.Event()
-        self._lock = threading.Lock()
-        self._run_sql = reads.run_sql
-
-    def run_sql(self, manager: HybridDatabaseManager, sql: str, cap: int = 500) -> Any:
-        with self._lock:
-            self.started += 1
-        if not self.release.wait(4 * WAIT_S):
-            raise AssertionError("the test never let its console queries end")
-        return self._run_sql(manager, sql, cap)
-
-
-@pytest.fixture
-def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldQueries]:
-    """Console queries held until ``release`` is set (set at the end in any case)."""
-    queries = HeldQueries()
-    monkeypatch.setattr(reads, "run_sql", queries.run_sql)
-    try:
-        yield queries
-    finally:
-        queries.release.set()
-
-
-def another_tab(user: User) -> User:
-    """Another tab of the same simulated app."""
-    return User(user.http_client)
-
-
-def shown(user: User, marker: str) -> str:
-    """The text of the live elements marked ``marker`` on ``user``'s page."""
-    with user:
-        found = ElementFilter(marker=marker, local_scope=False)
-        return " ".join(str(getattr(e, "text", "")) for e in found if not e.is_deleted)
 
 
 async def run_in_console(tab: User, sql: str = "SELECT name FROM personas") -> None:
@@ -72,9 +22,10 @@ async def run_in_console(tab: User, sql: str = "SELECT name FROM personas") -> N
 
 
 async def test_tabs_running_long_queries_leave_other_views_off_loop_work_going(
-    web: WebApp, held: HeldQueries
+    web: WebApp, hold: Callable[[object, str], Held]
 ) -> None:
     web.services.personas.create("Ada")
+    held = hold(reads, "run_sql")
     async with simulated(web) as first:
         tabs = [first, *(another_tab(first) for _ in range(LOOP_THREADS - 1))]
         for tab in tabs:
@@ -107,9 +58,10 @@ async def test_tabs_running_long_queries_leave_other_views_off_loop_work_going(
 
 
 async def test_a_tab_runs_one_console_query_at_a_time_however_often_run_is_pressed(
-    web: WebApp, held: HeldQueries
+    web: WebApp, hold: Callable[[object, str], Held]
 ) -> None:
     web.services.personas.create("Ada")
+    held = hold(reads, "run_sql")
     async with simulated(web) as tab:
         await tab.open("/devtools")
         await run_in_console(tab)

@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas, SyncLink
 from pjai.hybrid import HybridDatabaseManager
 from pjai.resource import Resource
-from pjai.web.console import ConsoleQueries
+from pjai.web.heavy import CONSOLE, TIME_TRAVEL, HeavyWork
 
 __all__ = ["HEALTH_MAX_AGE_S", "WATCH_INTERVAL_S", "SharedReading", "WebApp"]
 
@@ -65,7 +65,8 @@ class WebApp(Resource):
     """What every page of one running app shares: the data directory, its manager and
     the services over it, a thread that takes in commits made elsewhere (another
     process on the same directory, or a sync client) so that live queries see them, the
-    background indexer of memory vectors, and the SQL console's own threads.
+    background indexer of memory vectors, and the threads of the views' long work
+    (:mod:`pjai.web.heavy`).
 
     Close it to stop the threads and the manager.
     """
@@ -84,8 +85,10 @@ class WebApp(Resource):
         """The app's own sync client, connected and disconnected from the devtools."""
         self.login_required = False
         """Whether pages are behind a login (the app listens off loopback)."""
-        self.console = ConsoleQueries()
+        self.console = HeavyWork(CONSOLE)
         """Runs the SQL console's queries, a few at a time, off the other views' threads."""
+        self.time_travel = HeavyWork(TIME_TRAVEL)
+        """Runs time travel's replays, a few at a time, off the other views' threads."""
         self.health = SharedReading(self.manager.health, HEALTH_MAX_AGE_S)
         """Health of the store and each SQL shard, read at most every few seconds."""
         self.indexer = memories.background_indexer()
@@ -108,8 +111,9 @@ class WebApp(Resource):
                 log.warning("looking for other processes' commits failed", exc_info=True)
 
     def close(self) -> None:
-        """Stop the console, watching and indexing, and close the manager."""
-        self.console.close()
+        """Stop the long work, watching and indexing, and close the manager."""
+        for work in (self.console, self.time_travel):
+            work.close()
         self._stopped.set()
         self._watch.join()
         if self.indexer is not None:

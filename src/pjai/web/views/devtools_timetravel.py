@@ -3,14 +3,15 @@ of that event (row counts, a table's first rows) and what changed from there to 
 position (by default: now).
 
 The state is a replay of the log (:mod:`pjai.store.timetravel`), which takes a while
-on a big log: it runs off the event loop, one at a time, and a position chosen while
-one runs is taken up when it ends (only the newest). The log's head is a live query:
-each commit moves the range and, the diff going to "now" by default, recomputes it.
+on a big log: it runs on time travel's own threads (:mod:`pjai.web.heavy`), one at a
+time per tab, and a position chosen while one runs is taken up when it ends (only the
+newest). A replay refused because those threads are busy says so, with a button to try
+again. The log's head is a live query: each commit moves the range and, the diff going
+to "now" by default, recomputes it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from functools import partial
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from nicegui import background_tasks, ui
 
 from pjai.app.reads import devtools as reads
+from pjai.errors import BusyError
 from pjai.store import Row
 from pjai.store.timetravel import ChangedRow, StateDiff, TableDiff
 from pjai.web.app import WebApp
@@ -42,6 +44,8 @@ class TimeTravel(ui.column):
         super().__init__()
         self.classes("w-full gap-3")
         self._manager = web.manager
+        self._replays = web.time_travel
+        self._tab = ui.context.client.id  # one replay at a time, across visits
         self._past = reads.PastStates(web.manager)
         self._head = 0
         self._position: int | None = None
@@ -166,11 +170,13 @@ class TimeTravel(ui.column):
             self._failed(f"compare with position {self._compare.value!r}: give a whole number")
             return
         try:
-            state = await asyncio.to_thread(self._past.view, position, table, compare)
+            replay = partial(self._past.view, position, table, compare)
+            state = await self._replays.run(replay, tab=self._tab)
         except Exception as exc:
-            log.warning("time travel to %s failed", position, exc_info=exc)
+            if not isinstance(exc, BusyError):
+                log.warning("time travel to %s failed", position, exc_info=exc)
             if not self._counts.is_deleted:
-                self._failed(failure_text(exc))
+                self._failed(failure_text(exc), again=True)
             return
         if self._counts.is_deleted:
             return
@@ -183,13 +189,17 @@ class TimeTravel(ui.column):
         self._show_state(state)
         self._show_diff(state.changes)
 
-    def _failed(self, text: str) -> None:
+    def _failed(self, text: str, *, again: bool = False) -> None:
         for area in (self._counts, self._rows, self._diff):
             area.clear()
         with self._counts:
             ui.label(text).classes("text-negative").props('data-testid="timetravel-error"').mark(
                 "timetravel-error"
             )
+            if again:
+                ui.button("Try again", icon="refresh", on_click=self._refresh).props(
+                    'flat dense no-caps data-testid="timetravel-retry"'
+                ).mark("timetravel-retry")
 
     # -- drawing ------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The console's own threads: a few queries at a time, the rest refused at once."""
+"""Long work on threads of its own: a few pieces at a time, the rest refused at once."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from pjai.app import DataDir
-from pjai.errors import QueryError
+from pjai.errors import BusyError
 from pjai.web import WebApp
-from pjai.web.console import ConsoleQueries
+from pjai.web.heavy import CONSOLE, TIME_TRAVEL, HeavyWork
 from tests.web.conftest import WAIT_S, until
 
 pytestmark = pytest.mark.anyio
@@ -24,17 +24,17 @@ def held(release: threading.Event) -> str:
     return "done"
 
 
-def console_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("pjai-console")]
+def threads_of(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(name)]
 
 
 async def test_a_query_beyond_the_threads_is_refused_until_one_ends() -> None:
     release = threading.Event()
-    with ConsoleQueries(threads=1) as console:
+    with HeavyWork(CONSOLE, threads=1) as console:
         try:
             first = asyncio.ensure_future(console.run(lambda: held(release), tab="first"))
             await until(lambda: console.running == 1, "the first query to start")
-            with pytest.raises(QueryError, match=r"^the console is busy with 1 query; try again"):
+            with pytest.raises(BusyError, match=r"^the console is busy with 1 query; try again"):
                 await console.run(lambda: "second", tab="second")
             release.set()
             assert await first == "done"
@@ -45,11 +45,11 @@ async def test_a_query_beyond_the_threads_is_refused_until_one_ends() -> None:
 
 async def test_a_tab_runs_one_query_at_a_time() -> None:
     release = threading.Event()
-    with ConsoleQueries(threads=2) as console:
+    with HeavyWork(CONSOLE, threads=2) as console:
         try:
             first = asyncio.ensure_future(console.run(lambda: held(release), tab="first"))
             await until(lambda: console.running == 1, "the first query to start")
-            with pytest.raises(QueryError, match=r"^this tab's last query is still running"):
+            with pytest.raises(BusyError, match=r"^this tab's last query is still running"):
                 await console.run(lambda: "again", tab="first")
             assert await console.run(lambda: "other", tab="second") == "other"
             release.set()
@@ -61,14 +61,14 @@ async def test_a_tab_runs_one_query_at_a_time() -> None:
 
 async def test_a_query_keeps_its_thread_after_its_page_stops_waiting_until_it_ends() -> None:
     release = threading.Event()
-    with ConsoleQueries(threads=1) as console:
+    with HeavyWork(CONSOLE, threads=1) as console:
         try:
             waiting = asyncio.ensure_future(console.run(lambda: held(release), tab="first"))
             await until(lambda: console.running == 1, "the query to start")
             waiting.cancel()  # the tab was closed
             with pytest.raises(asyncio.CancelledError):
                 await waiting
-            with pytest.raises(QueryError, match="busy"):
+            with pytest.raises(BusyError, match="busy"):
                 await console.run(lambda: "queued behind it", tab="second")
             release.set()
             await until(lambda: console.running == 0, "the query to end")
@@ -77,10 +77,42 @@ async def test_a_query_keeps_its_thread_after_its_page_stops_waiting_until_it_en
             release.set()
 
 
-async def test_the_app_closes_its_console_threads(tmp_path: Path) -> None:
+async def test_the_app_closes_the_threads_of_its_long_work(tmp_path: Path) -> None:
     with WebApp(DataDir(tmp_path / "data")) as web:
-        assert await web.console.run(lambda: "ran", tab="first") == "ran"
-        assert console_threads()
-    assert console_threads() == []
-    with pytest.raises(QueryError, match="shutting down"):
+        kinds = [web.console, web.time_travel]
+        for work in kinds:
+            assert await work.run(lambda: "ran", tab="first") == "ran"
+        assert threads_of("pjai-console")
+        assert threads_of("pjai-time-travel")
+    assert threads_of("pjai-console") == threads_of("pjai-time-travel") == []
+    with pytest.raises(
+        BusyError, match=r"^the app is shutting down: the console runs no more queries$"
+    ):
         await web.console.run(lambda: "after", tab="first")
+    with pytest.raises(BusyError, match=r"^the app is shutting down: time travel runs no more"):
+        await web.time_travel.run(lambda: "after", tab="first")
+
+
+async def test_a_refusal_says_what_is_busy_in_the_words_of_its_kind() -> None:
+    release = threading.Event()
+    with HeavyWork(TIME_TRAVEL, threads=2) as replays:
+        try:
+            running = [
+                asyncio.ensure_future(replays.run(lambda: held(release), tab=tab))
+                for tab in ("first", "second")
+            ]
+            await until(lambda: replays.running == 2, "both replays to start")
+            with pytest.raises(BusyError) as refused:
+                await replays.run(lambda: "third", tab="third")
+            assert str(refused.value) == (
+                "time travel is busy with 2 replays; try again when one ends"
+            )
+            with pytest.raises(BusyError) as again:
+                await replays.run(lambda: "again", tab="first")
+            assert str(again.value) == (
+                "this tab's last replay is still running; try again when it ends"
+            )
+            release.set()
+            assert [await replay for replay in running] == ["done", "done"]
+        finally:
+            release.set()
