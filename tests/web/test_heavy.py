@@ -79,18 +79,17 @@ async def test_a_query_keeps_its_thread_after_its_page_stops_waiting_until_it_en
 
 async def test_the_app_closes_the_threads_of_its_long_work(tmp_path: Path) -> None:
     with WebApp(DataDir(tmp_path / "data")) as web:
-        kinds = [web.console, web.time_travel]
+        kinds = [web.console, web.time_travel, web.exports, web.imports]
         for work in kinds:
             assert await work.run(lambda: "ran", tab="first") == "ran"
-        assert threads_of("pjai-console")
-        assert threads_of("pjai-time-travel")
-    assert threads_of("pjai-console") == threads_of("pjai-time-travel") == []
+            assert threads_of(work.kind.thread_name)
+    assert [t for work in kinds for t in threads_of(work.kind.thread_name)] == []
     with pytest.raises(
         BusyError, match=r"^the app is shutting down: the console runs no more queries$"
     ):
         await web.console.run(lambda: "after", tab="first")
-    with pytest.raises(BusyError, match=r"^the app is shutting down: time travel runs no more"):
-        await web.time_travel.run(lambda: "after", tab="first")
+    with pytest.raises(BusyError, match=r"^the app is shutting down: archive import runs no more"):
+        await web.imports.run(lambda: "after", tab="first")
 
 
 async def test_a_refusal_says_what_is_busy_in_the_words_of_its_kind() -> None:

@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas, SyncLink
 from pjai.hybrid import HybridDatabaseManager
 from pjai.resource import Resource
-from pjai.web.heavy import CONSOLE, TIME_TRAVEL, HeavyWork
+from pjai.web.heavy import CONSOLE, EXPORT, IMPORT, TIME_TRAVEL, HeavyWork
 
 __all__ = ["HEALTH_MAX_AGE_S", "WATCH_INTERVAL_S", "SharedReading", "WebApp"]
 
@@ -89,6 +89,10 @@ class WebApp(Resource):
         """Runs the SQL console's queries, a few at a time, off the other views' threads."""
         self.time_travel = HeavyWork(TIME_TRAVEL)
         """Runs time travel's replays, a few at a time, off the other views' threads."""
+        self.exports = HeavyWork(EXPORT)
+        """Writes the devtools' archive exports, one at a time, off the other views' threads."""
+        self.imports = HeavyWork(IMPORT)
+        """Runs the devtools' archive imports, one at a time, off the other views' threads."""
         self.health = SharedReading(self.manager.health, HEALTH_MAX_AGE_S)
         """Health of the store and each SQL shard, read at most every few seconds."""
         self.indexer = memories.background_indexer()
@@ -112,7 +116,7 @@ class WebApp(Resource):
 
     def close(self) -> None:
         """Stop the long work, watching and indexing, and close the manager."""
-        for work in (self.console, self.time_travel):
+        for work in (self.console, self.time_travel, self.exports, self.imports):
             work.close()
         self._stopped.set()
         self._watch.join()

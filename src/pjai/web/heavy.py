@@ -1,14 +1,14 @@
 """The views' long work, each kind a few at a time on threads of its own.
 
 Some of what a page asks for may take long on a big store: a console query (until its
-time limit), a time travel replay of the event log. On the event loop's default
-executor, which the views' light off-loop work shares (health readings, flags, the sync
-client), a handful of tabs asking for such work would keep every thread busy and that
-work would wait behind them. Each kind therefore gets a small pool of its own with no
-queue behind it: work beyond its threads is refused at once, so no tab can make the
-others wait, nor pile up runs. A tab runs one piece of each kind at a time: pressing a
-button again, or leaving a view and coming back while its work runs, would otherwise
-let one tab take every thread.
+time limit), a time travel replay of the event log, an archive's export or import. On
+the event loop's default executor, which the views' light off-loop work shares (health
+readings, flags, the sync client), a handful of tabs asking for such work would keep
+every thread busy and that work would wait behind them. Each kind therefore gets a
+small pool of its own with no queue behind it: work beyond its threads is refused at
+once, so no tab can make the others wait, nor pile up runs. A tab runs one piece of
+each kind at a time: pressing a button again, or leaving a view and coming back while
+its work runs, would otherwise let one tab take every thread.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import TypeVar
 from pjai.errors import BusyError
 from pjai.resource import Resource
 
-__all__ = ["CONSOLE", "TIME_TRAVEL", "HeavyWork", "Kind"]
+__all__ = ["CONSOLE", "EXPORT", "IMPORT", "TIME_TRAVEL", "HeavyWork", "Kind"]
 
 T = TypeVar("T")
 
@@ -48,6 +48,12 @@ CONSOLE = Kind("the console", "query", "queries", threads=2)
 """SQL console queries: each may run until its time limit."""
 TIME_TRAVEL = Kind("time travel", "replay", "replays", threads=2)
 """Time travel's replays of the event log up to a position."""
+EXPORT = Kind("archive export", "export", "exports", threads=1)
+"""Archive exports: each holds the store's lock while it writes, so a second would only
+wait for the first."""
+IMPORT = Kind("archive import", "import", "imports", threads=1)
+"""Archive imports into a new data directory: one at a time, so that two from the app
+into the same directory never meet."""
 
 
 class HeavyWork(Resource):

@@ -1,13 +1,19 @@
 """Devtools: export this store's history to an archive, and restore an archive into a
-new data directory, as `pjai export` and `pjai import` do."""
+new data directory, as `pjai export` and `pjai import` do.
+
+Each runs on threads of its own (:mod:`pjai.web.heavy`), one export and one import at
+a time across all tabs: an export holds the store's lock while it writes, so a second
+would only wait behind it, and two imports into the same directory must never meet.
+Another is refused at once and says why.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from nicegui import events, ui
@@ -29,12 +35,15 @@ def _card(title: str, caption: str) -> Iterator[None]:
 
 def archives(web: WebApp) -> None:
     """The export button and the import form."""
+    tab = ui.context.client.id
     with _card(
         "Export",
         "The event log and a snapshot of every table, in a zip that `pjai import` (or "
         "the form below) restores. Commits wait while it is written.",
     ):
-        export = ui.button("Download an archive", icon="download", on_click=lambda: _export(web))
+        export = ui.button(
+            "Download an archive", icon="download", on_click=lambda: _export(web, tab)
+        )
         export.props('data-testid="export"').mark("export")
     with _card(
         "Import into a new data directory",
@@ -47,7 +56,7 @@ def archives(web: WebApp) -> None:
 
         async def restore(event: events.UploadEventArguments) -> None:
             try:
-                outcome.set_text(await _restore(target.value, event))
+                outcome.set_text(await _restore(web, tab, target.value, event))
             finally:
                 # Emptied after each try, so that the same file can be chosen again.
                 uploader.reset()
@@ -56,26 +65,29 @@ def archives(web: WebApp) -> None:
         uploader.props('accept=".zip" data-testid="import-upload"').classes("w-full")
 
 
-async def _restore(target: str, event: events.UploadEventArguments) -> str:
-    """Import the uploaded archive into ``target``; what happened, in a sentence."""
+async def _restore(web: WebApp, tab: str, target: str, event: events.UploadEventArguments) -> str:
+    """Import the uploaded archive into ``target`` for ``tab``; what happened, in a
+    sentence."""
     if not target:
         return "Name the new data directory first."
     with tempfile.TemporaryDirectory() as workdir:
         upload = Path(workdir) / "archive.zip"
         await event.file.save(upload)
         try:
-            result = await asyncio.to_thread(import_archive, DataDir(target), upload)
+            result = await web.imports.run(
+                partial(import_archive, DataDir(target), upload), tab=tab
+            )
         except (PjaiError, OSError) as exc:
             # The archive by the name it was chosen by, not the server's copy of it.
             return f"Not imported: {str(exc).replace(str(upload), event.file.name)}"
     return f"Imported {result.events} events and {sum(result.rows.values())} rows into {target}."
 
 
-async def _export(web: WebApp) -> None:
+async def _export(web: WebApp, tab: str) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         path = Path(workdir) / "archive.zip"
         try:
-            await asyncio.to_thread(export_archive, web.manager, path)
+            await web.exports.run(partial(export_archive, web.manager, path), tab=tab)
         except PjaiError as exc:
             ui.notify(f"Not exported: {exc}", type="negative", multi_line=True)
             return
