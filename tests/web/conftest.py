@@ -139,3 +139,9 @@ def shown(user: User, marker: str) -> str:
     with user:
         found = ElementFilter(marker=marker, local_scope=False)
         return " ".join(str(getattr(e, "text", "")) for e in found if not e.is_deleted)
+
+
+def told(tabs: list[User], needle: str) -> list[str]:
+    """The notifications holding ``needle`` that any of ``tabs`` got (a notification
+    reaches the simulated user the test touched last, not always its own tab)."""
+    return [m for tab in tabs for m in tab.notify.messages if needle in m]

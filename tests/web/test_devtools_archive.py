@@ -19,6 +19,7 @@ from tests.web.conftest import (
     another_tab,
     shown,
     simulated,
+    told,
     until,
 )
 
@@ -30,12 +31,6 @@ async def open_archives(tab: User) -> None:
     await tab.open("/devtools")
     tab.find("Export and import").click()
     await tab.should_see(marker="export")
-
-
-def told(tabs: list[User], needle: str) -> list[str]:
-    """The notifications holding ``needle`` that any of ``tabs`` got (the simulated
-    user a notification reaches is the one the test touched last)."""
-    return [m for tab in tabs for m in tab.notify.messages if needle in m]
 
 
 async def test_tabs_exporting_at_once_leave_other_views_off_loop_work_going(

@@ -79,7 +79,7 @@ async def test_a_query_keeps_its_thread_after_its_page_stops_waiting_until_it_en
 
 async def test_the_app_closes_the_threads_of_its_long_work(tmp_path: Path) -> None:
     with WebApp(DataDir(tmp_path / "data")) as web:
-        kinds = [web.console, web.time_travel, web.exports, web.imports]
+        kinds = [web.console, web.time_travel, web.exports, web.imports, web.optimizer]
         for work in kinds:
             assert await work.run(lambda: "ran", tab="first") == "ran"
             assert threads_of(work.kind.thread_name)

@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas, SyncLink
 from pjai.hybrid import HybridDatabaseManager
 from pjai.resource import Resource
-from pjai.web.heavy import CONSOLE, EXPORT, IMPORT, TIME_TRAVEL, HeavyWork
+from pjai.web.heavy import CONSOLE, EXPORT, IMPORT, OPTIMIZER, TIME_TRAVEL, HeavyWork
 
 __all__ = ["HEALTH_MAX_AGE_S", "WATCH_INTERVAL_S", "SharedReading", "WebApp"]
 
@@ -93,6 +93,9 @@ class WebApp(Resource):
         """Writes the devtools' archive exports, one at a time, off the other views' threads."""
         self.imports = HeavyWork(IMPORT)
         """Runs the devtools' archive imports, one at a time, off the other views' threads."""
+        self.optimizer = HeavyWork(OPTIMIZER)
+        """Runs the explorer's optimizer previews and runs, a few at a time, off the other
+        views' threads."""
         self.health = SharedReading(self.manager.health, HEALTH_MAX_AGE_S)
         """Health of the store and each SQL shard, read at most every few seconds."""
         self.indexer = memories.background_indexer()
@@ -116,7 +119,8 @@ class WebApp(Resource):
 
     def close(self) -> None:
         """Stop the long work, watching and indexing, and close the manager."""
-        for work in (self.console, self.time_travel, self.exports, self.imports):
+        long_work = (self.console, self.time_travel, self.exports, self.imports, self.optimizer)
+        for work in long_work:
             work.close()
         self._stopped.set()
         self._watch.join()

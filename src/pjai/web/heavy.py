@@ -1,14 +1,15 @@
 """The views' long work, each kind a few at a time on threads of its own.
 
 Some of what a page asks for may take long on a big store: a console query (until its
-time limit), a time travel replay of the event log, an archive's export or import. On
-the event loop's default executor, which the views' light off-loop work shares (health
-readings, flags, the sync client), a handful of tabs asking for such work would keep
-every thread busy and that work would wait behind them. Each kind therefore gets a
-small pool of its own with no queue behind it: work beyond its threads is refused at
-once, so no tab can make the others wait, nor pile up runs. A tab runs one piece of
-each kind at a time: pressing a button again, or leaving a view and coming back while
-its work runs, would otherwise let one tab take every thread.
+time limit), a time travel replay of the event log, an archive's export or import, the
+optimizer's preview or run. On the event loop's default executor, which the views'
+light off-loop work shares (health readings, flags, the sync client), a handful of tabs
+asking for such work would keep every thread busy and that work would wait behind
+them. Each kind therefore gets a small pool of its own with no queue behind it: work
+beyond its threads is refused at once, so no tab can make the others wait, nor pile up
+runs. A tab runs one piece of each kind at a time: pressing a button again, or leaving
+a view and coming back while its work runs, would otherwise let one tab take every
+thread.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import TypeVar
 from pjai.errors import BusyError
 from pjai.resource import Resource
 
-__all__ = ["CONSOLE", "EXPORT", "IMPORT", "TIME_TRAVEL", "HeavyWork", "Kind"]
+__all__ = ["CONSOLE", "EXPORT", "IMPORT", "OPTIMIZER", "TIME_TRAVEL", "HeavyWork", "Kind"]
 
 T = TypeVar("T")
 
@@ -54,6 +55,10 @@ wait for the first."""
 IMPORT = Kind("archive import", "import", "imports", threads=1)
 """Archive imports into a new data directory: one at a time, so that two from the app
 into the same directory never meet."""
+OPTIMIZER = Kind("the optimizer", "optimization", "optimizations", threads=2)
+"""The optimizer's previews and runs, each scoring every memory of a persona. Runs for
+one persona take turns (:func:`pjai.memory.optimizer.optimize`), but each waiting
+would hold a thread."""
 
 
 class HeavyWork(Resource):

@@ -1,14 +1,19 @@
 """Optimizing a persona's memories from the explorer: first a preview of what would
 move and why (the optimizer's plan, not committed), then Apply runs the optimizer
-through the service and says what it did."""
+through the service and says what it did.
+
+Both score every memory of the persona: they run on the optimizer's own threads
+(:mod:`pjai.web.heavy`), a few at a time across all tabs and one per tab; another is
+refused at once and says why."""
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 
 from nicegui import ui
 
 from pjai.app.reads import memories as reads
+from pjai.errors import BusyError
 from pjai.memory.optimizer import OptimizationReport
 from pjai.schema.tables import TIERS
 from pjai.web.app import WebApp
@@ -43,12 +48,18 @@ class OptimizeDialog:
     def __init__(self, web: WebApp, persona_id: str) -> None:
         self.web = web
         self.persona_id = persona_id
+        self.tab = ui.context.client.id
         self.dialog = ui.dialog().props('data-testid="optimize-dialog"')
 
     async def open(self) -> None:
         """Plan a run and show what it would do (the plan scores every memory of the
         persona: off the event loop, so that other pages go on meanwhile)."""
-        report = await asyncio.to_thread(reads.optimize_preview, self.web.manager, self.persona_id)
+        preview = partial(reads.optimize_preview, self.web.manager, self.persona_id)
+        try:
+            report = await self.web.optimizer.run(preview, tab=self.tab)
+        except BusyError as exc:
+            ui.notify(f"Not previewed: {exc}", type="warning", multi_line=True)
+            return
         self.dialog.clear()
         with self.dialog, ui.card().classes("w-[820px] max-w-[95vw] gap-2"):
             ui.label("Optimize memories").classes("text-h6")
@@ -88,7 +99,12 @@ class OptimizeDialog:
         table.mark("optimize-moves")
 
     async def _apply(self) -> None:
-        reports = await asyncio.to_thread(self.web.services.memories.optimize, self.persona_id)
+        run = partial(self.web.services.memories.optimize, self.persona_id)
+        try:
+            reports = await self.web.optimizer.run(run, tab=self.tab)
+        except BusyError as exc:
+            ui.notify(f"Not optimized: {exc}", type="warning", multi_line=True)
+            return
         moved = sum(len(r.moves) for r in reports)
         self.dialog.close()
         ui.notify(
