@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING
 from pjai.schema.records import EventRecord
 from pjai.schema.types import utc_now
 from pjai.sql import journal
+from pjai.sql.shards import ShardSet
+from pjai.store import Store
 
 if TYPE_CHECKING:
     from pjai.hybrid.manager import HybridDatabaseManager
 
-__all__ = ["QuarantineReport", "Quarantined", "acknowledge", "report"]
+__all__ = ["QuarantineReport", "Quarantined", "acknowledge", "report", "unreviewed"]
 
 LISTED = 20
 """How many unacknowledged events a report lists (all are counted)."""
@@ -56,18 +58,23 @@ class QuarantineReport:
 
 def report(manager: HybridDatabaseManager) -> QuarantineReport:
     """The quarantined events after the review position, on the store and on SQL."""
-    first = manager.shards.shards[0]
+    return unreviewed(manager.store, manager.shards)
+
+
+def unreviewed(store: Store | None, shards: ShardSet) -> QuarantineReport:
+    """The quarantined events after the review position, on ``store`` (if open) and on
+    ``shards``."""
+    first = shards.shards[0]
     with first.writer.connection("reading the quarantine review") as conn:
         reviewed = journal.reviewed(conn)
     result = QuarantineReport(reviewed_through=reviewed)
     found: dict[str, tuple[EventRecord, list[str], str]] = {}
-    store = manager.store
     if store is not None:
         result.store = store.count_quarantined(after=reviewed)
         for entry in store.quarantined(after=reviewed, limit=LISTED):
             found[entry.record.id] = (entry.record, ["store"], entry.error or "")
     quarantined: set[str] = set()  # an event journaled on several shards counts once
-    for shard in manager.shards:
+    for shard in shards:
         with shard.writer.connection("reading quarantined events") as conn:
             quarantined |= journal.ids(conn, journal.QUARANTINED, after=reviewed)
             entries = journal.journal_entries(

@@ -27,6 +27,7 @@ from pjai.errors import (
 from pjai.hybrid.flags import Flags, env_name
 from pjai.hybrid.identity import Identity
 from pjai.hybrid.projector import Projector
+from pjai.hybrid.quarantine import QuarantineReport, unreviewed
 from pjai.hybrid.recovery import StoreRebuilt, finish_rebuild, rebuild_store_file
 from pjai.hybrid.sqllive import SqlLiveHost, SqlQuery, tables_of
 from pjai.schema.event import Event, Schema
@@ -161,7 +162,8 @@ class StoreSwitch:
         return store
 
     def stop(self, progress: Progress | None) -> None:
-        """Turn the store off: SQL must first hold every event the store has."""
+        """Turn the store off: SQL must first hold every event the store has, and no
+        quarantined event may wait for review (:meth:`_refuse_over_quarantine`)."""
         if self.syncing:
             raise ConfigError(
                 "this data directory syncs, which needs the reactive store; turn the sync "
@@ -177,6 +179,7 @@ class StoreSwitch:
             self._projector.store = store
             try:
                 self._projector.reconcile(progress)
+                waiting = unreviewed(store, self._projector.shards)
             except SqlError as exc:
                 if running is None:
                     self._projector.store = None
@@ -186,6 +189,11 @@ class StoreSwitch:
                     f"event the store has, and it cannot be reached to make sure ({exc}); "
                     "the store goes off at the next command once SQL answers"
                 ) from exc
+            if waiting.alarm:
+                if running is None:
+                    self._projector.store = None
+                    store.close()
+                self._refuse_over_quarantine(waiting, opening=running is None)
         self._projector.detach()
         self._move_live_queries()
         if store is not None:
@@ -285,6 +293,43 @@ class StoreSwitch:
             store.close()
 
     # -- internals ------------------------------------------------------------------
+
+    def _refuse_over_quarantine(self, waiting: QuarantineReport, *, opening: bool) -> None:
+        """Refuse to turn the store off while quarantined events wait for review: with
+        it off, SQL is all that is read and what commits build on, so an event SQL
+        refused would be gone from sight (and one the store refused, from the alarm).
+        ``opening``: the flags said off as the directory was opened."""
+        counts = ", ".join(
+            f"{count} refused by {side}"
+            for count, side in ((waiting.sql, "SQL"), (waiting.store, "the store"))
+            if count
+        )
+        sides = {"sql": "SQL", "store": "the store"}
+        listed = "; ".join(
+            f"{q.name} {q.event_id} at e{q.position} (refused by "
+            f"{' and '.join(sides[side] for side in q.sides)}: {q.reason})"
+            for q in waiting.events[:5]
+        )
+        more = " and more" if len(waiting.events) > 5 else ""  # it lists up to 20
+        variable = env_name("use_livestore")
+        then = "; then switch the store off"
+        if self._flags.state("use_livestore").source == "environment":
+            then = (
+                f". {variable}=false in the environment keeps the store off for those "
+                f"commands too: run them with {variable} unset"
+            )
+        elif opening:
+            then = (
+                ". While the flags file says use_livestore false those commands are refused "
+                "too: `pjai flags set use_livestore true` first"
+            )
+        raise ConfigError(
+            f"cannot switch the reactive store off: quarantined events wait for review "
+            f"({counts}), and with the store off SQL is all that is read: {listed}{more} "
+            "(`pjai doctor` lists them). Once their cause is fixed, `pjai repair --side sql` "
+            "applies again those SQL refused (`--side store`: those the store refused); or, "
+            f"once reviewed, `pjai repair --ack-quarantine` accepts them as they are{then}"
+        )
 
     def _move_live_queries(self) -> None:
         store = self.store

@@ -1,0 +1,113 @@
+"""The store switch and quarantined events: the store does not go off over them."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pjai.errors import ConfigError
+from pjai.hybrid import HybridDatabaseManager
+from tests.helpers import memory
+from tests.hybrid.test_faults import quick_to_give_up, sql_locked
+
+INTRUDER = (
+    "INSERT INTO memories (id, persona_id, type, name, content, summary, tags,"
+    " importance, tier, access_count, occurred_at, created_at, updated_at) VALUES"
+    " ('m1', 'p1', 'note', '', 'intruder', '', '[]', 0.5, 'warm', 0,"
+    " '2020-01-01T00:00:00.000000+00:00', '2020-01-01T00:00:00.000000+00:00',"
+    " '2020-01-01T00:00:00.000000+00:00')"
+)
+"""A row m1 written into SQL behind PJai's back: SQL refuses the real m1 later."""
+
+
+def held_back_from_sql(manager: HybridDatabaseManager, primary: Path) -> None:
+    """Commit m1 and m2 to the store only, SQL locked, while someone writes another m1
+    into SQL: catching SQL up will quarantine the real m1 there."""
+    with sql_locked(primary) as blocker:
+        manager.commit(memory("m1"))
+        manager.commit(memory("m2"))
+        blocker.execute(INTRUDER)
+        blocker.execute("COMMIT")
+
+
+def content_of_m1(manager: HybridDatabaseManager) -> str:
+    return str(manager.query("SELECT content FROM memories WHERE id = 'm1'")[0][0])
+
+
+def test_the_store_does_not_go_off_over_events_sql_refused(tmp_path: Path) -> None:
+    # With the store off, SQL is all that is read and what store-off commits build on:
+    # an event SQL refused, and no one reviewed, would be gone from sight.
+    with quick_to_give_up(tmp_path) as manager:
+        held_back_from_sql(manager, tmp_path / "primary.db")
+        assert manager.store is not None
+        refused = list(manager.store.events())[1].record  # m1, at e2
+        with pytest.raises(ConfigError, match="cannot switch the reactive store off") as caught:
+            manager.set_flag("use_livestore", False)
+        message = str(caught.value)
+        assert f"v1.MemoryAdded {refused.id} at e2 (refused by SQL" in message
+        assert "a memory with id 'm1' exists" in message
+        assert "pjai repair --side sql" in message
+        assert "pjai repair --ack-quarantine" in message
+        assert manager.use_livestore
+        assert manager.flags["use_livestore"]
+        assert content_of_m1(manager) == "content of m1"
+        assert manager.quarantine().sql == 1  # the switch-off's catch-up quarantined it
+        # The way it names works: SQL rebuilt from the store's log takes the event.
+        manager.repair("sql")
+        manager.set_flag("use_livestore", False)
+        assert content_of_m1(manager) == "content of m1"
+        assert manager.memories.get("m2") is not None
+
+
+def test_acknowledged_quarantined_events_let_the_store_go_off(tmp_path: Path) -> None:
+    with quick_to_give_up(tmp_path) as manager:
+        held_back_from_sql(manager, tmp_path / "primary.db")
+        manager.catch_up()
+        with pytest.raises(ConfigError, match="quarantined"):
+            manager.set_flag("use_livestore", False)
+        assert manager.acknowledge_quarantine().sql == 1
+        manager.set_flag("use_livestore", False)
+        assert not manager.use_livestore
+        assert content_of_m1(manager) == "intruder"  # as reviewed and accepted
+
+
+@pytest.mark.parametrize("source", ["file", "environment"])
+def test_opening_with_the_store_off_is_refused_over_quarantined_events(
+    tmp_path: Path, source: str
+) -> None:
+    # `pjai flags set use_livestore false` writes the flags file and opens the
+    # directory; PJAI_USE_LIVESTORE=false opens it so too.
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    with quick_to_give_up(tmp_path) as manager:
+        held_back_from_sql(manager, tmp_path / "primary.db")
+    flags = tmp_path / "data" / "flags.json"
+    environ = {"PJAI_USE_LIVESTORE": "false"} if source == "environment" else {}
+    if source == "file":
+        flags.write_text('{"use_livestore": false}')
+    with pytest.raises(ConfigError, match=r"wait for review \(1 refused by SQL\)") as caught:
+        HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=environ)
+    if source == "environment":
+        assert "run them with PJAI_USE_LIVESTORE unset" in str(caught.value)
+    else:
+        assert "pjai flags set use_livestore true" in str(caught.value)
+    assert quarantined_in_sql(tmp_path / "primary.db") == 1  # kept, for the review
+    flags.write_text('{"use_livestore": true}')  # as `pjai flags set use_livestore true`
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ={}) as on:
+        on.repair("sql")
+    if source == "file":
+        flags.write_text('{"use_livestore": false}')
+    with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=environ) as off:
+        assert not off.use_livestore
+        assert content_of_m1(off) == "content of m1"
+        assert off.memories.get("m2") is not None
+
+
+def quarantined_in_sql(primary: Path) -> int:
+    check = sqlite3.connect(primary)
+    try:
+        query = "SELECT count(*) FROM pjai_journal WHERE status = 'quarantined'"
+        return int(check.execute(query).fetchone()[0])
+    finally:
+        check.close()
