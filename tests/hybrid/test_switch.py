@@ -111,3 +111,25 @@ def quarantined_in_sql(primary: Path) -> int:
         return int(check.execute(query).fetchone()[0])
     finally:
         check.close()
+
+
+def test_with_the_store_off_health_raises_the_alarm_over_events_sql_refused(
+    tmp_path: Path,
+) -> None:
+    # A process with the store off reads SQL alone; another, with the store on,
+    # catches SQL up and SQL refuses one of its events.
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    off_env = {"PJAI_USE_LIVESTORE": "false"}
+    with (
+        quick_to_give_up(tmp_path) as on,
+        HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=off_env) as off,
+    ):
+        assert off.health().status == "ok"
+        held_back_from_sql(on, tmp_path / "primary.db")
+        on.catch_up()
+        health = off.health()
+        assert health.status == "degraded"
+        assert health.quarantine.sql == 1
+        assert [q.name for q in health.quarantine.events] == ["v1.MemoryAdded"]
+        assert off.acknowledge_quarantine().sql == 1
+        assert off.health().status == "ok"

@@ -153,7 +153,9 @@ def check(manager: HybridDatabaseManager) -> Health:
         last_error=bridging.last_error or manager.last_error,
     )
     quarantine = QuarantineReport(store=store.quarantined)
-    if len(reachable) == len(shards) and store.status == "ok":
+    # With the store off, SQL's quarantined events count all the more: SQL is all that
+    # is read.
+    if len(reachable) == len(shards) and store.status in ("ok", "off"):
         quarantine = report(manager)
     if store.status in ("down", "damaged") or not reachable:
         status = "down"
