@@ -57,7 +57,8 @@ log = logging.getLogger(__name__)
 
 
 AHEAD_RETRIES = 5
-"""How often a commit follows store-off commits that took its place before it gives up."""
+"""How often a commit follows store-off commits that took its place before it gives up:
+those the store file did not hear of (its own directory's are taken in as it commits)."""
 
 
 class Projector:
@@ -158,12 +159,16 @@ class Projector:
             try:
                 return self._commit_once(store, events)
             except SqlAheadError:
-                self.reconcile(None)  # store-off commits went first: follow them
+                # A writer that did not note its commit in the store file went first
+                # (another directory's on the same SQL, or a note that failed): follow it.
+                self.reconcile(None)
         return self._commit_once(store, events)
 
     def _commit_once(self, store: Store, events: Sequence[Event]) -> list[EventRecord]:
         try:
-            return store.commit(*events)
+            if self.syncing:  # a synced store's commits stay pending, off SQL's way
+                return store.commit(*events)
+            return store.commit(*events, first=partial(self._store_off_commits, store))
         except BaseException as exc:
             settled = self._settle(exc)
             if settled is None:
@@ -171,6 +176,23 @@ class Projector:
             return settled
         finally:
             self._in_flight = None
+
+    def _store_off_commits(self, store: Store, head: Position) -> list[EventRecord]:
+        """SQL's events after ``head`` that store-off commits wrote, which ``store`` takes
+        in before its commit (:meth:`Store.commit`'s ``first``). Called under the store
+        file's write lock, which a store-off commit holds until it has noted its head in
+        the file (:meth:`append`): none can go in between, so a commit never loses its
+        place to one, however busy its writer."""
+        if int(store.meta(OFF_HEAD) or 0) <= head.global_seq:
+            return []
+        try:
+            missing = self.shards.journal(head.global_seq)
+        except SqlUnavailableError:
+            return []  # the commit hook then refuses the commit, saying why
+        chain = _unbroken(missing, head)
+        if chain:
+            self._projected_through = max(self._projected_through, chain[-1].position.global_seq)
+        return chain
 
     def last(self) -> tuple[int, int]:
         """The position key of the last event SQL should hold."""

@@ -270,14 +270,24 @@ class Store(Resource):
 
     # -- writing ---------------------------------------------------------------
 
-    def commit(self, *events: Event) -> list[EventRecord]:
+    def commit(
+        self, *events: Event, first: Callable[[Position], Sequence[EventRecord]] | None = None
+    ) -> list[EventRecord]:
         """Validate, log and materialize ``events`` in one transaction: all or nothing.
 
         Returns the logged records. Raises an :class:`pjai.errors.EventError` naming the
         event and field at fault; the log and the state are then unchanged.
+
+        ``first(head)`` (a standalone store only) is called under the file's write lock
+        with the head as it stands then: the events confirmed elsewhere that it returns
+        are taken in first, as :meth:`ingest` takes them, in the same transaction, and
+        ``events`` go after them. What another process that takes the file's lock to
+        write elsewhere wrote meanwhile cannot then take this commit's places.
         """
         if not events:
             return []
+        if first is not None and self.sync:
+            raise StoreError("a synced store takes confirmed events through rebase()")
         encoded = [self.schema.encode(event) for event in events]
         status: EventStatus = "pending" if self.sync else "confirmed"
         with self._lock:
@@ -285,9 +295,13 @@ class Store(Resource):
             committed: list[Materialized] = []
             logged: list[tuple[EventRecord, EventStatus, str | None, bytes | None]] = []
             with self._write(f"committing {len(events)} event(s)") as deliveries:
+                head = self._head
+                if first is not None and (confirmed := self._past_head(first(head))):
+                    self._take_in(confirmed)
+                    head = confirmed[-1].position
                 records = stamp(
                     ((name, args) for name, _, args in encoded),
-                    after=self._head,
+                    after=head,
                     generation=self._generation,
                     client_id=self.client_id,
                     session_id=session_of(self.session_id),
@@ -431,24 +445,31 @@ class Store(Resource):
                 records = self._past_head(records)
                 if not records:
                     return 0
-                check_continuation(records, self._head)
-                applied = self._applier.apply_all_logged(records)
-                try:
-                    if applied is None:  # one or more do not apply: find which, one by one
-                        applied = 0
-                        for record in records:
-                            error, _ = self._apply_logged(record, capture=False)
-                            self._log.append(record, "confirmed", error=error)
-                            applied += error is None
-                    else:
-                        self._log.append_many([(r, "confirmed", None, None) for r in records])
-                except apsw.ConstraintError as exc:
-                    raise RebaseError(
-                        f"an event id appears twice in the history ({exc}): these events "
-                        "are not the continuation of this store's"
-                    ) from exc
+                applied = self._take_in(records)
             self._head = self._confirmed = records[-1].position
         self._deliver(deliveries)
+        return applied
+
+    def _take_in(self, records: Sequence[EventRecord]) -> int:
+        """Log and apply confirmed ``records``, which continue the head, inside the
+        caller's write transaction; one that does not apply is kept with the reason.
+        Returns how many applied."""
+        check_continuation(records, self._head)
+        applied = self._applier.apply_all_logged(records)
+        try:
+            if applied is None:  # one or more do not apply: find which, one by one
+                applied = 0
+                for record in records:
+                    error, _ = self._apply_logged(record, capture=False)
+                    self._log.append(record, "confirmed", error=error)
+                    applied += error is None
+            else:
+                self._log.append_many([(r, "confirmed", None, None) for r in records])
+        except apsw.ConstraintError as exc:
+            raise RebaseError(
+                f"an event id appears twice in the history ({exc}): these events "
+                "are not the continuation of this store's"
+            ) from exc
         return applied
 
     def _past_head(self, records: Sequence[EventRecord]) -> Sequence[EventRecord]:
