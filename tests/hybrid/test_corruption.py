@@ -15,6 +15,7 @@ from typer.testing import CliRunner, Result
 from pjai.cli import app
 from pjai.errors import StoreCorruptError
 from pjai.hybrid import HybridDatabaseManager, recovery
+from pjai.hybrid.files import OFF_CLAIMED
 from tests.helpers import memory, persona
 
 runner = CliRunner()
@@ -274,3 +275,20 @@ def test_a_damaged_sql_primary_holding_events_the_store_lacks_is_left_as_it_is(
     assert "were committed with the store off" in refused.stderr
     assert primary.read_bytes() == before
     assert not list(data_dir.glob("primary.db.damaged-*"))
+
+
+def test_a_damaged_sql_primary_is_left_as_it_is_after_a_store_off_commit_was_cut_off(
+    tmp_path: Path,
+) -> None:
+    # A store-off commit's process was killed after it noted the places it took, before
+    # it noted SQL's new head: SQL's journal may hold those events alone.
+    data = tmp_path / "data"
+    with HybridDatabaseManager.open(data, environ={}) as on:
+        on.commit(persona("p1"))
+        assert on.store is not None
+        on.store.set_meta(OFF_CLAIMED, "2")
+    beyond = recovery.sql_beyond_store(data / "store.db", [])
+    assert beyond == (
+        "events up to e2 may have been committed with the store off (by a process stopped "
+        "before it noted they were)"
+    )

@@ -362,7 +362,7 @@ def test_a_store_off_commit_holds_the_store_file_while_it_writes_sql(
     with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=off) as command:
         append = command.bridge.append
 
-        def probing(build: object) -> object:
+        def probing(build: object, **options: Any) -> object:
             # The store's own SQLite library: another copy would not see the lock.
             probe = apsw.Connection(str(tmp_path / "data" / "store.db"))
             try:
@@ -372,7 +372,7 @@ def test_a_store_off_commit_holds_the_store_file_while_it_writes_sql(
                 seen.append("locked")
             finally:
                 probe.close()
-            return append(build)  # type: ignore[arg-type]
+            return append(build, **options)  # type: ignore[arg-type]
 
         monkeypatch.setattr(command.bridge, "append", probing)
         command.commit(memory("with-the-store-off"))

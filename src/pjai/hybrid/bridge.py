@@ -139,14 +139,20 @@ class Bridge:
             follows=parent.global_seq if follows else None,
         )[1]
 
-    def append(self, build: Build) -> tuple[list[EventRecord], set[str]]:
+    def append(
+        self,
+        build: Build,
+        *,
+        before_commit: Callable[[Sequence[EventRecord]], object] | None = None,
+    ) -> tuple[list[EventRecord], set[str]]:
         """Commit new events straight to SQL (the store is off), all or nothing.
 
         ``build(head)`` makes the records from the global position SQL has reached,
         read under a lock on the first shard's checkpoint, so that concurrent writers,
         in this process or others, take turns and never reuse a position.
+        ``before_commit(records)`` runs once SQL took them all, just before it commits.
         """
-        return self._write(build, strict=True, lock=True)
+        return self._write(build, strict=True, lock=True, before_commit=before_commit)
 
     def _write(
         self,
@@ -155,6 +161,7 @@ class Bridge:
         strict: bool,
         lock: bool = False,
         follows: int | None = None,
+        before_commit: Callable[[Sequence[EventRecord]], object] | None = None,
     ) -> tuple[list[EventRecord], set[str]]:
         quarantined = 0
         with self._lock, ExitStack() as stack:
@@ -176,6 +183,8 @@ class Bridge:
                     # Every shard has now seen the batch, whether or not any of its
                     # events touched its rows: all checkpoints mark the same position.
                     tx.advance(last, now)
+                if before_commit is not None:
+                    before_commit(records)
             except SqlError as exc:
                 self._failed(exc)
                 raise

@@ -413,9 +413,11 @@ def _one_state(store: Store, shards: ShardSet) -> Iterator[Pinned]:
     """Read the store and every shard, for the block, as they stood at one moment.
 
     Other processes commit to SQL while they hold the store file's write lock (as their
-    store transaction's last step, or with the store off), so with that lock held for an
-    instant, a read transaction begun on each side sees the same history; the lock is
-    let go before the tables are read. The caller holds the store's lock (commits of
+    store transaction's last step, or with the store off, where another writer may take
+    it as they note their places in it just before SQL's commit: the store lacks those
+    events either way, until it takes them in), so with that lock held for an instant, a
+    read transaction begun on each side sees the same history; the lock is let go before
+    the tables are read. The caller holds the store's lock (commits of
     this process wait): taken after the file's, it would stop a thread of ours that holds
     the file's. A shard whose state cannot be held (a damaged file) is read as it goes.
     """

@@ -37,7 +37,7 @@ from pjai.errors import (
     StoreCorruptError,
 )
 from pjai.hybrid.bridge import Bridge
-from pjai.hybrid.files import OFF_HEAD, UNSEEN
+from pjai.hybrid.files import OFF_CLAIMED, OFF_HEAD, UNSEEN
 from pjai.hybrid.recovery import RebuiltFrom
 from pjai.schema.event import Event, Materialized, Schema
 from pjai.schema.records import ROOT, EventRecord, Position, session_of, stamp
@@ -181,12 +181,14 @@ class Projector:
         """SQL's events after ``head`` that store-off commits wrote, which ``store`` takes
         in before its commit (:meth:`Store.commit`'s ``first``). Called under the store
         file's write lock, which a store-off commit holds until it has noted its head in
-        the file (:meth:`append`): none can go in between, so a commit never loses its
-        place to one, however busy its writer."""
-        if int(store.meta(OFF_HEAD) or 0) <= head.global_seq:
+        the file (or at least its places, just before SQL commits them: :meth:`append`):
+        SQL's journal is read with its checkpoints locked as such a commit holds them, so
+        none can go in between, and a commit never loses its place to one, however busy
+        its writer."""
+        if _store_off_head(store) <= head.global_seq:
             return []
         try:
-            missing = self.shards.journal(head.global_seq)
+            missing = self.bridge.journal(head.global_seq)
         except SqlUnavailableError:
             return []  # the commit hook then refuses the commit, saying why
         chain = _unbroken(missing, head)
@@ -335,13 +337,28 @@ class Projector:
 
         records: list[EventRecord] = []
 
-        def note() -> dict[str, str]:
+        def claim(taken: Sequence[EventRecord]) -> None:
             # A store-on process that cannot reach SQL learns from the file that SQL's
-            # history goes on past its own: it may not commit in those places.
-            return {OFF_HEAD: str(records[-1].position.global_seq)}
+            # history goes on past its own: it may not commit in those places. Noted
+            # before SQL commits, so that a process killed between the two commits
+            # leaves the note all the same. SQL's head as read under its lock is
+            # committed history: the head after the last commit made with the store off,
+            # as far as is known for sure.
+            store_file.note_now(
+                **{
+                    OFF_HEAD: str(taken[0].parent.global_seq),
+                    OFF_CLAIMED: str(taken[-1].position.global_seq),
+                }
+            )
+
+        def note(meta: dict[str, str]) -> dict[str, str]:
+            # Once SQL committed. Another commit's note may be there first (where another
+            # writer took the lock at the claim), and this one's head is then not the last.
+            head = max(records[-1].position.global_seq, int(meta.get(OFF_HEAD) or 0))
+            return {OFF_HEAD: str(head)}
 
         with store_file.locked(note) as file:
-            records, tables = self.bridge.append(partial(build, file=file))
+            records, tables = self.bridge.append(partial(build, file=file), before_commit=claim)
         self.sql_head = records[-1].position.global_seq
         return records, tables | {journal.journal.name}
 
@@ -471,12 +488,12 @@ class Projector:
                 f"been read yet; it is read when SQL answers (now: {error}). Commit again "
                 "then"
             ) from error
-        off_head = int(store.meta(OFF_HEAD) or 0)
+        off_head = _store_off_head(store)
         if off_head > parent:
             raise ConfigError(
-                f"SQL's journal holds events up to e{off_head} committed with the store "
-                "off, which this store has not taken in; it takes them in when SQL "
-                f"answers (now: {error}). Commit again then"
+                f"SQL's journal holds (or may hold) events up to e{off_head} committed with "
+                "the store off, which this store has not taken in; it takes them in when "
+                f"SQL answers (now: {error}). Commit again then"
             ) from error
 
     def _fell_behind(self, error: BaseException) -> None:
@@ -504,6 +521,11 @@ class Projector:
             except Exception:  # a bug must not end the retries silently
                 log.exception("catching SQL up failed")
                 self._fell_behind(RuntimeError("catching SQL up failed; see the log"))
+
+
+def _store_off_head(store: Store) -> int:
+    """How far SQL may hold commits made with the store off, as the store file heard."""
+    return max(int(store.meta(key) or 0) for key in (OFF_HEAD, OFF_CLAIMED))
 
 
 def _holding_journal(

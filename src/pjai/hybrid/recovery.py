@@ -21,7 +21,7 @@ import apsw
 
 from pjai.errors import StoreError
 from pjai.files import fsync_path
-from pjai.hybrid.files import OFF_HEAD, UNSEEN
+from pjai.hybrid.files import OFF_CLAIMED, OFF_HEAD, UNSEEN
 from pjai.schema.event import Schema
 from pjai.schema.records import LogEntry
 from pjai.schema.types import utc_now
@@ -139,8 +139,9 @@ def sql_beyond_store(store_path: Path, sql_files: list[Path]) -> str | None:
     rebuild of SQL from the store would lose; ``None`` when the store holds them all.
 
     The store file notes SQL's head after commits made with the store off
-    (``OFF_HEAD``) and whether it has ever taken SQL's journal in (``UNSEEN``); the
-    journals of ``sql_files`` that still read say their own head.
+    (``OFF_HEAD``, and ``OFF_CLAIMED`` before SQL commits them) and whether it has ever
+    taken SQL's journal in (``UNSEEN``); the journals of ``sql_files`` that still read
+    say their own head.
     """
     try:
         with read_only(store_path) as conn:
@@ -152,6 +153,11 @@ def sql_beyond_store(store_path: Path, sql_files: list[Path]) -> str | None:
         return "the store file has not taken SQL's journal in since it was made"
     if int(meta.get(OFF_HEAD) or 0) > head:
         return f"events up to e{meta[OFF_HEAD]} were committed with the store off"
+    if int(meta.get(OFF_CLAIMED) or 0) > head:
+        return (
+            f"events up to e{meta[OFF_CLAIMED]} may have been committed with the store off "
+            "(by a process stopped before it noted they were)"
+        )
     for path in sql_files:
         journaled = journal_head(path)
         if journaled is not None and journaled > head:

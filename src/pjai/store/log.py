@@ -325,11 +325,13 @@ class FileHead:
     """The last global position the store file at ``path`` logged, read under the file's
     write lock, on one connection kept open (opened again when the file is replaced).
 
-    A process with the store off holds the lock while it commits to SQL (:meth:`locked`),
-    as a process with the store on holds it while its commit reaches SQL: the two never
-    give one position to two events. 0, and no lock, when there is no file or it cannot
-    be read as a database (a damaged store is switched off and rebuilt from SQL's
-    journal); a file that cannot be locked otherwise is an error.
+    A process with the store off holds the lock while it writes to SQL (:meth:`locked`),
+    as a process with the store on holds it while its commit reaches SQL, and notes the
+    places it takes in the file before SQL commits them (:meth:`note_now`): the two never
+    give one position to two events, even when a process is killed between its commits
+    to the two. 0, and no lock, when there is no file or it cannot be read as a database
+    (a damaged store is switched off and rebuilt from SQL's journal); a file that cannot
+    be locked otherwise is an error.
     """
 
     def __init__(self, path: Path) -> None:
@@ -338,10 +340,15 @@ class FileHead:
         self._inode = 0
 
     @contextmanager
-    def locked(self, note: Callable[[], dict[str, str]] | None = None) -> Iterator[LockedFile]:
-        """The file's head and metadata, with its write lock held for the block. When
-        the block ends without an error, ``note()``'s entries are written into the file's metadata
-        before the lock is let go (a file without a log keeps none)."""
+    def locked(
+        self, note: Callable[[dict[str, str]], dict[str, str]] | None = None
+    ) -> Iterator[LockedFile]:
+        """The file's head and metadata, with its write lock held for the block (unless
+        another writer took it at :meth:`note_now`). When the block ends without an
+        error, ``note(meta)``'s entries are written into the file's metadata under the
+        lock, ``meta`` being the metadata as it stands then (a file without a log keeps
+        none); where another writer took the lock, only if it is free at once: that
+        writer's turn is not held up for a note, and what had to stand was noted now."""
         try:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
@@ -367,15 +374,40 @@ class FileHead:
             except apsw.Error:
                 meta = {}
             yield LockedFile(head, meta)
-            if note is not None and log.exists():
+            if note is not None:
                 try:
-                    log.set_meta(**note())
-                    conn.execute("COMMIT")
+                    if conn.get_autocommit() and not _lock_if_free(conn):  # taken meanwhile
+                        _log.debug("%s is locked by another writer: no note", self.path)
+                        return
+                    if log.exists():
+                        log.set_meta(**note(log.meta()))
+                        conn.execute("COMMIT")
                 except apsw.Error as exc:
                     # What the block did stands (it wrote elsewhere): only the note is
                     # lost, which the caller must not take for a failure of its own.
-                    _log.warning("could not note %s in %s: %s", sorted(note()), self.path, exc)
+                    _log.warning("could not note %s in %s: %s", sorted(note(meta)), self.path, exc)
         finally:
+            if not conn.get_autocommit():
+                conn.execute("ROLLBACK")
+
+    def note_now(self, **values: str) -> None:
+        """Within :meth:`locked`'s block: write ``values`` into the file's metadata and
+        commit them, so that they stand whatever happens next, then take the write lock
+        again if it is free at once, to keep the turn as the block would have (another
+        writer may take it in that instant: it is not waited for). Where they cannot be
+        written, that is logged (the caller's work does not depend on the file); outside
+        the block, nothing happens."""
+        conn = self._conn
+        if conn is None or conn.get_autocommit():
+            return
+        try:
+            log = EventLog(conn)
+            if log.exists():
+                log.set_meta(**values)
+            conn.execute("COMMIT")
+            _lock_if_free(conn)
+        except apsw.Error as exc:
+            _log.warning("could not note %s in %s: %s", sorted(values), self.path, exc)
             if not conn.get_autocommit():
                 conn.execute("ROLLBACK")
 
@@ -394,3 +426,16 @@ class FileHead:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _lock_if_free(conn: apsw.Connection) -> bool:
+    """Begin a write transaction on ``conn`` if no other connection holds the file's
+    write lock now, without waiting for one that does; whether it began."""
+    conn.set_busy_handler(None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except apsw.BusyError:
+        return False
+    finally:
+        wait_when_busy(conn)
+    return True
