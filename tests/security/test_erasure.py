@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas, privacy
+from pjai.app.erasing import owe_rewrite, rewrites_owed
 from pjai.app.flags import set_flag
 from pjai.app.privacy import ForgetGone, erase_persona
 from pjai.app.rights import event_log, persona_of, privacy_report, record_consent
@@ -428,6 +429,21 @@ def test_a_mark_of_an_owed_rewrite_that_does_not_read_is_refused_by_name(
     data.open().close()
 
 
+def test_a_persona_whose_keys_went_before_any_of_its_events_came_does_not_stop_opening(
+    tmp_path: Path,
+) -> None:
+    # A key exchange marks a persona before destroying its keys (erased on another
+    # device); its events may not have come yet, or ever: the rewrite is done all the
+    # same, not refused as the erasure of a persona never here.
+    data = DataDir(tmp_path / "data")
+    with data.open():
+        pass
+    owe_rewrite(data.path, "p-of-elsewhere")
+    with data.open() as manager:
+        assert privacy_report(manager).unfinished_erasures == []
+    assert rewrites_owed(data.path) == []
+
+
 @pytest.mark.parametrize("stop", [stop_before_the_keys, stop_before_the_rewrite])
 def test_processes_opening_at_once_finish_an_erasure_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: Callable[..., None]
@@ -506,9 +522,10 @@ def test_an_erasure_waiting_for_the_sync_server_says_so_and_finishes_later(
         assert "primary.db" in files_holding(data.path, MARKER)  # rewritten, rows and all
 
 
-def echoed(pending: list[EventRecord]) -> list[EventRecord]:
-    """``pending`` as a sync server numbers and sends them back."""
-    parent, numbered = ROOT, []
+def echoed(pending: list[EventRecord], *, after: Position = ROOT) -> list[EventRecord]:
+    """``pending`` as a sync server numbers and sends them back, ``after`` the history
+    it confirmed before."""
+    parent, numbered = after, []
     for record in pending:
         position = Position(parent.global_seq + 1)
         numbered.append(msgspec.structs.replace(record, position=position, parent=parent))

@@ -23,9 +23,11 @@ import pytest
 from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security
 from pjai.app import sync as sync_module
 from pjai.app.keysync import MAX_LISTING_BYTES, join_store, sync_keys
+from pjai.app.rights import privacy_report
 from pjai.app.security import change_passphrase, new_recovery_code, security_status
 from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError, KeyRingError
+from pjai.hybrid import HybridDatabaseManager
 from pjai.security import FieldCodec, KeyRing, sharing
 from pjai.security.locks import Argon2Params
 from pjai.security.sharing import absorb, deletion_proof, export_items, join
@@ -34,7 +36,7 @@ from pjai.sync.client import SyncStatus
 from pjai.sync.server import ServerDatabase
 from pjai.sync.server.tokens import Role
 from tests.databases import postgres_schema
-from tests.security.test_erasure import fill
+from tests.security.test_erasure import echoed, fill
 from tests.security.test_keys import FAST, PASSPHRASE
 from tests.security.test_sql_sealed import postgres_files_holding
 
@@ -140,6 +142,48 @@ def test_an_erasure_event_that_comes_before_its_key_s_deletion_is_compacted(
         assert files_holding(desk.path, "kept-words") != []
 
 
+def test_a_sync_stopped_after_an_erasure_s_keys_went_before_its_rewrite_is_finished_on_opening(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The desk's exchange destroys Ada's keys as it starts, her erasure event comes
+    # after, and the desk stops before the rewrite that follows: with the keys gone,
+    # only the mark the exchange left tells that freed pages keep her rows.
+    monkeypatch.setattr(sync_module, "KEYS_EVERY_S", 60.0)  # no turn of tending meanwhile
+    monkeypatch.setattr(sync_module, "KEYS_SOON_S", 60.0)
+    server_dir, db_url = server_database(tmp_path)
+    token = new_token(db_url, "shared", "write")
+    laptop, desk, ada = laptop_and_desk(tmp_path, MARKER)
+    with servers(db_url, server_dir, 1) as (server,):
+        sync = {"token": token, "store_id": "shared", "once": True, "timeout": 60}
+        assert connect(laptop, server.url, **sync).level
+        join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
+        assert connect(desk, server.url, **sync).level
+        with laptop.open() as manager:
+            erase_persona(laptop, manager, ada)
+        assert connect(laptop, server.url, **sync).level  # the key's deletion, the event
+        real = Store.compact
+        compactions: list[bool] = []
+
+        def stopped_the_second_time(self: Store, *, wait_s: float = 5.0) -> bool:
+            compactions.append(True)
+            if len(compactions) == 2:  # the one after the event came
+                raise KeyboardInterrupt
+            return real(self, wait_s=wait_s)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(Store, "compact", stopped_the_second_time)
+            with pytest.raises(KeyboardInterrupt):
+                connect(desk, server.url, **sync)
+        assert ada not in security_status(desk).data_keys
+        assert "store.db" in files_holding(desk.path, MARKER)  # in freed pages
+    with desk.open() as manager:
+        assert privacy_report(manager).unfinished_erasures == []
+        assert [p.name for p in Personas(manager).list()] == ["Grace"]
+        assert manager.verify().equal
+    assert files_holding(desk.path, MARKER) == []
+    assert files_holding(desk.path, "kept-words") != []
+
+
 @pytest.mark.parametrize("server_backend", ["sqlite", "postgresql"])
 def test_an_erasure_leaves_the_marker_in_no_file_of_three_devices_the_server_or_postgresql(
     tmp_path: Path, server_backend: str
@@ -198,14 +242,16 @@ def test_the_keys_channel_needs_the_right_token_and_a_server(tmp_path: Path) -> 
         Personas(manager).create("Ada")
     ring = laptop.key_ring()
     with servers(db_url, server_dir, 1) as (server,):
+        with pytest.raises(ConfigError, match="403"):  # may not write
+            sync_keys(ring, server.url, token=reader, store_id="shared", directory=laptop.path)
         with pytest.raises(ConfigError, match="403"):
-            sync_keys(ring, server.url, token=reader, store_id="shared")  # may not write
-        with pytest.raises(ConfigError, match="403"):
-            sync_keys(ring, server.url, token=other, store_id="shared")
+            sync_keys(ring, server.url, token=other, store_id="shared", directory=laptop.path)
         with pytest.raises(ConfigError, match="401"):
-            sync_keys(ring, server.url, token="pjai_nope", store_id="shared")
+            sync_keys(ring, server.url, token="pjai_nope", store_id="shared", directory=laptop.path)
     with pytest.raises(ConfigError, match="cannot reach"):
-        sync_keys(ring, "http://127.0.0.1:9", token=reader, store_id="shared")
+        sync_keys(
+            ring, "http://127.0.0.1:9", token=reader, store_id="shared", directory=laptop.path
+        )
     ring.close()
 
 
@@ -367,9 +413,9 @@ def test_a_server_answer_of_another_shape_is_a_clear_error(tmp_path: Path) -> No
     ring = KeyRing.create(tmp_path / "keys.db", passphrase=PASSPHRASE, params=FAST)
     for answer in [b"[1]", b'{"items": 5, "deleted": []}', b'{"items": [[1]], "deleted": []}']:
         with serving(answer) as url, pytest.raises(ConfigError, match="not a list of keys"):
-            sync_keys(ring, url, token="t", store_id="s")
+            sync_keys(ring, url, token="t", store_id="s", directory=tmp_path)
     with serving(b" " * (MAX_LISTING_BYTES + 1)) as url, pytest.raises(ConfigError, match="passed"):
-        sync_keys(ring, url, token="t", store_id="s")
+        sync_keys(ring, url, token="t", store_id="s", directory=tmp_path)
     ring.close()
 
 
@@ -404,16 +450,18 @@ def test_after_a_passphrase_change_the_old_one_joins_no_device(tmp_path: Path) -
     init_security(laptop, passphrase=PASSPHRASE, params=FAST)
     with servers(db_url, server_dir, 1) as (server,):
         with laptop.key_ring() as ring:
-            sync_keys(ring, server.url, token=token, store_id="shared")
+            sync_keys(ring, server.url, token=token, store_id="shared", directory=laptop.path)
         # The desk joined with the passphrase of then; it keeps its own lock.
         join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
         change_passphrase(laptop, "a new passphrase here", params=FAST)
         with laptop_ring(laptop, "a new passphrase here") as ring:
             assert len(ring.retired()) == 1
-            done = sync_keys(ring, server.url, token=token, store_id="shared")
+            done = sync_keys(
+                ring, server.url, token=token, store_id="shared", directory=laptop.path
+            )
             assert done.deleted_there == 1
         with desk.key_ring() as ring:  # the desk does not put the old wrap back
-            sync_keys(ring, server.url, token=token, store_id="shared")
+            sync_keys(ring, server.url, token=token, store_id="shared", directory=desk.path)
         old, new = device(tmp_path / "old"), device(tmp_path / "new")
         with pytest.raises(KeyRingError, match="opens none"):
             join_store(old, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
@@ -467,7 +515,7 @@ def test_a_new_device_joins_with_a_one_time_recovery_code(tmp_path: Path) -> Non
             )  # fmt: skip
         with laptop.key_ring() as ring:
             assert "recovery code" in ring.locks()
-            sync_keys(ring, server.url, token=token, store_id="shared")
+            sync_keys(ring, server.url, token=token, store_id="shared", directory=laptop.path)
             assert "recovery code" not in ring.locks()
 
 
@@ -481,7 +529,7 @@ def test_a_compaction_another_process_held_up_is_tried_again(
         ada = Personas(manager).create("Ada", description=MARKER)
         codec = manager.schema.codec
         assert isinstance(codec, FieldCodec)
-        keys_in = sync_module.KeysIn(manager, codec.keys, "http://unused", "t", "shared")
+        keys_in = sync_module.KeysIn(laptop, manager, codec.keys, "http://unused", "t", "shared")
         erase_persona(laptop, manager, ada.id)
         tried: list[bool] = []
 
@@ -499,6 +547,56 @@ def test_a_compaction_another_process_held_up_is_tried_again(
         monkeypatch.setattr(Store, "compact", held_up)
         keys_in.compact_erased()
         assert tried == []  # nothing new to compact
+
+
+def test_an_erasure_the_running_sync_rewrites_once_confirmed_is_finished_then(
+    tmp_path: Path,
+) -> None:
+    # Waiting for the server, the erasure left its mark; the sync's compaction once the
+    # server confirms it clears it, not the next opening of the directory.
+    laptop = device(tmp_path / "laptop")
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    with laptop.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        store, codec = manager.store, manager.schema.codec
+        assert store is not None
+        assert isinstance(codec, FieldCodec)
+        store.rebase(echoed(store.pending()))  # as the sync server confirms
+        keys_in = sync_module.KeysIn(laptop, manager, codec.keys, "http://unused", "t", "shared")
+        assert erase_persona(laptop, manager, ada).unfinished
+        keys_in.compact_erased()  # still waiting: nothing to do yet
+        assert privacy_report(manager).unfinished_erasures == [ada]
+        store.rebase(echoed(store.pending(), after=store.confirmed_head))
+        keys_in.compact_erased()
+        assert privacy_report(manager).unfinished_erasures == []
+        assert files_holding(laptop.path, MARKER) == []
+
+
+def test_a_rewrite_owed_as_a_sync_starts_is_done_by_its_first_compaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Owed since after the directory was opened (as when the web app connects its sync
+    # later): nothing this process saw calls for a compaction, the mark does.
+    laptop = DataDir(tmp_path / "laptop", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    with laptop.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        fill(manager, "Grace", "kept-words")
+        codec = manager.schema.codec
+        assert isinstance(codec, FieldCodec)
+
+        def stopped(self: HybridDatabaseManager) -> bool | None:
+            raise KeyboardInterrupt
+
+        with monkeypatch.context() as patched:
+            patched.setattr(HybridDatabaseManager, "compact_store", stopped)
+            with pytest.raises(KeyboardInterrupt):
+                erase_persona(laptop, manager, ada)
+        assert files_holding(laptop.path, MARKER) != []  # in freed pages, or the logs
+        keys_in = sync_module.KeysIn(laptop, manager, codec.keys, "http://unused", "t", "shared")
+        keys_in.compact_erased()
+        assert privacy_report(manager).unfinished_erasures == []
+    assert files_holding(laptop.path, MARKER) == []
 
 
 def test_an_erasure_made_while_connected_is_compacted_once_confirmed(

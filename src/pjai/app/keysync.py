@@ -4,6 +4,8 @@ device joining an encrypted store with its passphrase (docs/security.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -11,6 +13,7 @@ import httpx
 import msgspec
 
 from pjai.app.datadir import DataDir
+from pjai.app.erasing import owe_rewrite
 from pjai.errors import ConfigError, KeyRingError, PjaiError
 from pjai.security import KeyRing
 from pjai.security.sharing import Item, absorb, deletion_proof, export_items, join
@@ -51,22 +54,25 @@ def keys_url(url: str) -> str:
     return urlunsplit((schemes[parts.scheme], parts.netloc, "/keys", "", ""))
 
 
-def sync_keys(ring: KeyRing, url: str, *, token: str, store_id: str) -> KeySync:
+def sync_keys(ring: KeyRing, url: str, *, token: str, store_id: str, directory: Path) -> KeySync:
     """Exchange keys with the server: take the ones other devices shared, destroy the
     ones they erased, share this ring's, and delete on the server the ones erased
-    here and the passphrase wraps replaced here. Raises
+    here and the passphrase wraps replaced here. ``directory`` is the ring's data
+    directory: before a persona's keys are destroyed, it is marked there as owing a
+    rewrite (:func:`~pjai.app.erasing.owe_rewrite`), so that its rows left in freed
+    pages are rewritten away even if this process stops first. Raises
     :class:`~pjai.errors.ConfigError` saying what the server answered."""
     base = keys_url(url)
     try:
-        return _exchange(ring, base, token, store_id)
+        return _exchange(ring, base, token, store_id, directory)
     except httpx.HTTPError as exc:
         raise _reach(base) from exc
 
 
-def _exchange(ring: KeyRing, base: str, token: str, store_id: str) -> KeySync:
+def _exchange(ring: KeyRing, base: str, token: str, store_id: str, directory: Path) -> KeySync:
     with httpx.Client(timeout=_TIMEOUT_S, headers=_auth(token)) as http:
         items, deleted = _listing(http, base, store_id)
-        done = absorb(ring, items, deleted)
+        done = absorb(ring, items, deleted, before_erasing=partial(owe_rewrite, directory))
         deleted_ids = {str(d.get("id")) for d in deleted}
         on_server = {i.get("id") for i in items} | deleted_ids
         mine = [i for i in export_items(ring) if i["id"] not in on_server]
@@ -116,7 +122,7 @@ def join_store(
         came = len(ring.scopes())
         if recovery_code is not None:  # used up: deleted on the server now
             try:
-                sync_keys(ring, url, token=token, store_id=store_id)
+                sync_keys(ring, url, token=token, store_id=store_id, directory=data_dir.path)
             except PjaiError as exc:
                 raise KeyRingError(
                     f"joined: {data_dir.path} holds the store's key ring, but the recovery "

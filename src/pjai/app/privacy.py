@@ -18,13 +18,14 @@ encrypted) stay readable there; the proof counts them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from pjai.app.datadir import DataDir
-from pjai.app.erasing import owe_rewrite, rewrite_done
+from pjai.app.erasing import owe_rewrite, rewrite_done, rewrites_owed
 from pjai.app.rights import (
     content_events,
     event_log,
@@ -41,10 +42,19 @@ from pjai.memory.embeddings import forget_persona, forget_personas_but
 from pjai.schema import PersonaErased
 from pjai.schema.expressions import in_parts
 from pjai.schema.personas import ERASED_TABLES
+from pjai.schema.records import EventRecord
 from pjai.schema.tables import conversations, memories, personas
 from pjai.security import FieldCodec
 
-__all__ = ["ErasureProof", "ForgetGone", "erase_persona", "finish_erasures", "forget_gone"]
+__all__ = [
+    "ErasureProof",
+    "ForgetGone",
+    "erase_persona",
+    "finish_erasures",
+    "finish_rewrites",
+    "forget_gone",
+    "rewrites_due",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,17 +89,23 @@ def erase_persona(
 ) -> ErasureProof:
     """Erase ``persona_id`` for good (see the module). A persona that is gone already
     but whose erasure did not finish (its keys or files) is finished;
-    :class:`~pjai.errors.NotFoundError` for one that never was here."""
-    log = event_log(manager)
+    :class:`~pjai.errors.NotFoundError` for one that never was here (nor had its keys
+    erased here)."""
+    events = event_log(manager)
     exists = bool(manager.query(select(personas.c.id).where(personas.c.id == persona_id)))
-    erased_before = any(r.name == PersonaErased.NAME and persona_of(r) == persona_id for r in log)
-    if not exists and not erased_before:
+    erased_before = any(
+        r.name == PersonaErased.NAME and persona_of(r) == persona_id for r in events
+    )
+    # Marked with no erasure event here: its keys went in a key exchange (erased on
+    # another device) before its events came, if they ever come.
+    owed = persona_id in rewrites_owed(data_dir.path)
+    if not exists and not erased_before and not owed:
         raise NotFoundError(
             f"no persona {persona_id!r} to erase (an erasure that stopped before it "
             "finished is finished by the persona's id: `pjai privacy report` lists it)"
         )
     rows = _rows(manager, persona_id) if exists else {}
-    sealed, plain = content_events(log, persona_id)
+    sealed, plain = content_events(events, persona_id)
     event_id = None
     if exists:
         (record,) = manager.commit(PersonaErased(persona_id=persona_id))
@@ -100,26 +116,10 @@ def erase_persona(
     again = owe_rewrite(data_dir.path, persona_id)
     codec = manager.schema.codec
     destroyed = codec.keys.erase(persona_id) if isinstance(codec, FieldCodec) else []
-    vectors = forget_persona(data_dir.vectors_path, persona_id, rewrite=again)
     rewritten, unfinished = _rewrite(data_dir, manager, persona_id)
-    if vectors.rewritten:
-        rewritten.append(data_dir.vectors_path.name)
-    elif vectors.vectors or (again and data_dir.vectors_path.exists()):
-        unfinished.append(
-            f"{data_dir.vectors_path.name}: another connection still reads an older state of it"
-        )
-    for copy in data_dir.damaged_copies():
-        unfinished.append(
-            f"{copy}: a damaged copy that `pjai repair` set aside may hold the persona's "
-            "rows in plaintext, and PJai does not rewrite a damaged file; delete it (with "
-            "its -wal or -journal beside it) once it is not needed"
-        )
-    report = data_dir.legacy_report_path
-    try:
-        if forget_rows(report, persona_row_ids(log, persona_id)):
-            rewritten.append(report.name)
-    except OSError as exc:
-        unfinished.append(f"{report.name}: cannot rewrite it without the persona's values: {exc}")
+    vectors, beside, not_beside = _rewrite_beside(data_dir, events, persona_id, again=again)
+    rewritten += beside
+    unfinished += not_beside
     if not unfinished:
         rewrite_done(data_dir.path, persona_id)
     return ErasureProof(
@@ -131,7 +131,7 @@ def erase_persona(
         keys_destroyed=[k.fingerprint for k in destroyed],
         sealed_events=sealed,
         plaintext_events=plain,
-        vectors=vectors.vectors,
+        vectors=vectors,
         rewritten=rewritten,
         unfinished=unfinished,
     )
@@ -163,6 +163,40 @@ def finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> list[E
     return proofs
 
 
+def rewrites_due(data_dir: DataDir, manager: HybridDatabaseManager) -> list[str]:
+    """The personas whose erasure owes a rewrite (:mod:`pjai.app.erasing`) and whose rows
+    neither the store nor SQL holds any more (an erasure made on another device is
+    marked as its keys go, maybe before its event comes; a synced directory's SQL
+    applies an erasure once the server confirms it): the ones a rewrite of the files
+    now leaves no page of."""
+    marked = rewrites_owed(data_dir.path)
+    held: set[str] = set()
+    for chunk in in_parts(marked):
+        held |= {
+            row.id for row in manager.query(select(personas.c.id).where(personas.c.id.in_(chunk)))
+        }
+    return [p for p in marked if p not in held and not _in_sql(manager, p)]
+
+
+def finish_rewrites(
+    data_dir: DataDir, manager: HybridDatabaseManager, persona_ids: Collection[str]
+) -> None:
+    """Finish the erasures of ``persona_ids`` once the store and SQL were rewritten
+    without their rows (by a syncing directory, :class:`~pjai.app.sync.KeysIn`): the
+    vector file and the legacy import report are rewritten without them too, and each
+    mark is cleared when nothing is left unfinished; what is, is logged, and the next
+    opening of the directory tries again (:func:`finish_erasures`)."""
+    if not persona_ids:
+        return
+    events = event_log(manager)
+    for persona_id in sorted(persona_ids):
+        _, _, unfinished = _rewrite_beside(data_dir, events, persona_id, again=True)
+        for reason in unfinished:
+            log.warning("erasure of %s: %s", persona_id, reason)
+        if not unfinished:
+            rewrite_done(data_dir.path, persona_id)
+
+
 def _rewrite(
     data_dir: DataDir, manager: HybridDatabaseManager, persona_id: str
 ) -> tuple[list[str], list[str]]:
@@ -192,10 +226,9 @@ def _rewrite(
     # A synced directory's SQL applies the erasure once the sync server confirms it:
     # until then its shard holds the rows, rewritten or not.
     holding = manager.shards.for_persona(persona_id)
-    with holding.engine.connect() as conn:
-        waiting = conn.execute(select(personas.c.id).where(personas.c.id == persona_id)).first()
+    waiting = _in_sql(manager, persona_id)
     for shard in manager.shards:
-        if shard is holding and waiting is not None:
+        if shard is holding and waiting:
             unfinished.append(
                 f"{shard.url}: holds the persona's rows until the sync server confirms the erasure"
             )
@@ -204,6 +237,43 @@ def _rewrite(
         else:
             unfinished.append(f"{shard.url}: another connection still reads an older state of it")
     return rewritten, unfinished
+
+
+def _in_sql(manager: HybridDatabaseManager, persona_id: str) -> bool:
+    """Whether the SQL shard of ``persona_id`` holds its row."""
+    with manager.shards.for_persona(persona_id).engine.connect() as conn:
+        query = select(personas.c.id).where(personas.c.id == persona_id)
+        return conn.execute(query).first() is not None
+
+
+def _rewrite_beside(
+    data_dir: DataDir, events: list[EventRecord], persona_id: str, *, again: bool
+) -> tuple[int, list[str], list[str]]:
+    """Drop the persona's vectors and legacy import report values, rewriting their
+    files (the vector file also when it holds none of them, with ``again``: an erasure
+    stopped after deleting them, before the rewrite); the vectors deleted, what was
+    rewritten, and what was not (with the damaged copies, never rewritten)."""
+    rewritten, unfinished = [], []
+    vectors = forget_persona(data_dir.vectors_path, persona_id, rewrite=again)
+    if vectors.rewritten:
+        rewritten.append(data_dir.vectors_path.name)
+    elif vectors.vectors or (again and data_dir.vectors_path.exists()):
+        unfinished.append(
+            f"{data_dir.vectors_path.name}: another connection still reads an older state of it"
+        )
+    for copy in data_dir.damaged_copies():
+        unfinished.append(
+            f"{copy}: a damaged copy that `pjai repair` set aside may hold the persona's "
+            "rows in plaintext, and PJai does not rewrite a damaged file; delete it (with "
+            "its -wal or -journal beside it) once it is not needed"
+        )
+    report = data_dir.legacy_report_path
+    try:
+        if forget_rows(report, persona_row_ids(events, persona_id)):
+            rewritten.append(report.name)
+    except OSError as exc:
+        unfinished.append(f"{report.name}: cannot rewrite it without the persona's values: {exc}")
+    return vectors.vectors, rewritten, unfinished
 
 
 def _rows(manager: HybridDatabaseManager, persona_id: str) -> dict[str, int]:

@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from pjai.app.datadir import DataDir
 from pjai.app.keysync import sync_keys
-from pjai.app.privacy import ForgetGone
+from pjai.app.privacy import ForgetGone, finish_rewrites, rewrites_due
 from pjai.app.rights import pending_erasures
 from pjai.errors import ConfigError, PjaiError
 from pjai.files import replace_text
@@ -209,7 +209,7 @@ def connect(
             keys_in = None
             if isinstance(codec, FieldCodec):  # the other devices need the keys first
                 ring = codec.keys
-                keys_in = KeysIn(manager, ring, url, token, chosen)
+                keys_in = KeysIn(data_dir, manager, ring, url, token, chosen)
                 try:
                     keys_in()
                 except PjaiError as exc:  # offline first: the next exchange tries again
@@ -255,18 +255,34 @@ class KeysIn:
     another device: its keys are destroyed at once, and its rows, once its erasure
     event is here, leave no page behind (the files are compacted), whether the event
     or the key's deletion came first. An erasure made here that waited for the server
-    is finished the same way once the server confirms it."""
+    is finished the same way once the server confirms it.
+
+    When to compact is decided from what this process saw; what is owed lasts in the
+    data directory (:mod:`pjai.app.erasing`): a persona is marked before the exchange
+    destroys its keys, and the mark goes once the files are rewritten without its rows
+    (:func:`~pjai.app.privacy.finish_rewrites`), so that a process stopped in between
+    leaves it to the next opening of the directory. (An erasure event that came before
+    its keys' deletion needs no mark: the keys still held tell it.)"""
 
     def __init__(
-        self, manager: HybridDatabaseManager, ring: KeyRing, url: str, token: str, store_id: str
+        self,
+        data_dir: DataDir,
+        manager: HybridDatabaseManager,
+        ring: KeyRing,
+        url: str,
+        token: str,
+        store_id: str,
     ) -> None:
-        self._manager, self._ring = manager, ring
+        self._data_dir, self._manager, self._ring = data_dir, manager, ring
         self._url, self._token, self._store_id = url, token, store_id
         self._erased: set[str] = set()
         """Personas erased elsewhere whose rows may still be in freed pages here."""
-        self._compacted = set() if pending_erasures(manager) else self._erased_keys()
-        """The erased keys as of the last compaction: a key erased since (here, while
-        connected or not, or by another device) calls for another."""
+        owed = pending_erasures(manager) or rewrites_due(data_dir, manager)
+        self._compacted: set[str] | None = None if owed else self._erased_keys()
+        """The erased keys as of the last compaction (none yet: an erasure owed one as
+        this began, waiting for the server, or marked by a process that stopped or
+        could not rewrite a file then): a key erased since (here, while connected or
+        not, or by another device) calls for another."""
         self._live = self._personas()
         """The personas held as of the last compaction: one gone since (its erasure
         event came, maybe before its key's deletion) calls for another."""
@@ -276,7 +292,13 @@ class KeysIn:
     def __call__(self) -> None:
         keys, live = self._erased_keys(), self._personas()
         self._exchanged = keys, live  # before the exchange: an erasure meanwhile is due
-        shared = sync_keys(self._ring, self._url, token=self._token, store_id=self._store_id)
+        shared = sync_keys(
+            self._ring,
+            self._url,
+            token=self._token,
+            store_id=self._store_id,
+            directory=self._data_dir.path,
+        )
         if shared.erased_here:  # destroyed by this exchange: nothing more to tell
             came = {k.key_id for k in self._ring.erased() if k.scope in shared.erased_here}
             self._exchanged = keys | came, live
@@ -306,7 +328,8 @@ class KeysIn:
         """Compact the store and SQL when a key was erased since the last compaction, or
         the erasure event of a persona erased elsewhere has arrived; never while an
         erasure made here waits for the server (its event keeps the deleted rows until
-        it is confirmed)."""
+        it is confirmed). Once compacted, the erasures that owed it are finished
+        (:func:`~pjai.app.privacy.finish_rewrites`)."""
         if pending_erasures(self._manager):
             return
         keys = self._erased_keys()
@@ -318,6 +341,8 @@ class KeysIn:
         if keys == self._compacted and still == self._erased and self._live <= live:
             self._live = live  # personas made since: nothing to compact
             return
+        # Before the compaction: one marked during it may have rows it did not cover.
+        owed = rewrites_due(self._data_dir, self._manager)
         store = self._manager.store
         assert store is not None
         before = store.head, store.confirmed_head  # as of the check above
@@ -330,6 +355,10 @@ class KeysIn:
         settled = not waiting and (store.head, store.confirmed_head) == before
         if emptied and len(done) == len(self._manager.shards) and settled:
             self._compacted, self._erased, self._live = keys, still, live
+            try:
+                finish_rewrites(self._data_dir, self._manager, owed)
+            except (PjaiError, OSError, apsw.Error) as exc:  # the marks stay for the next open
+                log.warning("finishing the erasures of %s: %s", ", ".join(owed), exc)
 
 
 class Tending:

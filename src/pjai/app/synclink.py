@@ -108,7 +108,7 @@ class SyncLink:
         codec = self._manager.schema.codec
         keys_in = None
         if isinstance(codec, FieldCodec):  # the other devices need the keys first
-            keys_in = KeysIn(self._manager, codec.keys, url, token, chosen)
+            keys_in = KeysIn(self._data_dir, self._manager, codec.keys, url, token, chosen)
             try:
                 await asyncio.to_thread(keys_in)
             except PjaiError as exc:  # offline first: the next exchange tries again

@@ -249,7 +249,7 @@ def share(
     connects): share this device's, take the others', carry out erasures both ways."""
     directory = data_directory(data_dir)
     with reported(), directory.key_ring() as ring:
-        done = sync_keys(ring, url, token=token, store_id=store_id)
+        done = sync_keys(ring, url, token=token, store_id=store_id, directory=directory.path)
     if as_json:
         print_json(done)
         return

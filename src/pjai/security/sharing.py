@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,11 +123,19 @@ class Absorbed:
     """Items or deletions ignored: unreadable, altered, unproven, or of an erased scope."""
 
 
-def absorb(ring: KeyRing, items: list[Item], deleted: list[Item]) -> Absorbed:
+def absorb(
+    ring: KeyRing,
+    items: list[Item],
+    deleted: list[Item],
+    *,
+    before_erasing: Callable[[str], object] | None = None,
+) -> Absorbed:
     """Take the data keys ``items`` holds that the ring lacks (each checked to open with
     the store key; none for a persona erased here), make the newest key of each scope
     the one new events use, and destroy the scopes of the keys ``deleted`` names whose
-    proof holds (erased on another device)."""
+    proof holds (erased on another device), each after ``before_erasing(scope)``
+    returned (the caller's note that what the scope's keys opened is to be rewritten:
+    once they are gone nothing else tells it)."""
     came = refused = 0
     touched: set[str] = set()
     with ring._guard():
@@ -187,6 +196,8 @@ def absorb(ring: KeyRing, items: list[Item], deleted: list[Item]) -> Absorbed:
                     "DELETE FROM wraps WHERE id = ? AND kind = 'recovery code'", (key_id,)
                 )
     for scope in sorted(scopes):
+        if before_erasing is not None:
+            before_erasing(scope)
         ring.erase(scope)
     return Absorbed(came, sorted(scopes), refused)
 
