@@ -193,6 +193,7 @@ def test_store_benchmark_full_run(tmp_path: Path) -> None:
 HYBRID_BENCH_KEYS = {
     "commit_batched_per_s",
     "commit_single_per_s",
+    "commit_store_off_single_per_s",
     "bridge_lag_p95_ms",
     "query_hot_p95_ms",
     "query_range_p95_ms",

@@ -1,6 +1,7 @@
 """``pjai bench hybrid``: the store and the SQL primary together, on SQLite and PostgreSQL.
 
-Per backend: end-to-end commit throughput (store + SQL, batched and single), the lag
+Per backend: end-to-end commit throughput (store + SQL, batched and single; single with
+the store off, SQL alone), the lag
 from a store commit to its SQL commit, repository query latency at the full memory
 count (one persona's hot memories by importance; one persona's memories in a time
 range), keyword search latency (on the store, and with the store off on PostgreSQL),
@@ -117,16 +118,21 @@ def _one_backend(
         if not report.equal:
             raise RuntimeError("verify found the store and SQL different after the benchmark load")
         step()
-    # With the store off, keyword search is PostgreSQL's (SQLite's SQL primary has none).
+    # With the store off (the rollback switch), commits go to SQL alone, and keyword
+    # search is PostgreSQL's (SQLite's SQL primary has none).
     keyword_off = None
-    if make_url(sql_url).get_backend_name() == "postgresql":
-        off = {"PJAI_USE_LIVESTORE": "false"}
-        with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ=off) as manager:
+    off = {"PJAI_USE_LIVESTORE": "false"}
+    with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ=off) as manager:
+        single_off = commits_per_s(
+            manager.commit, list(memory_events(workload.singles, workload.personas))
+        )
+        if make_url(sql_url).get_backend_name() == "postgresql":
             keyword_off = ms(percentile(_keyword_latencies(manager, texts), 95))
     return {
         "memories": workload.memories,
         "commit_batched_per_s": round(batched),
         "commit_single_per_s": round(single),
+        "commit_store_off_single_per_s": round(single_off),
         "bridge_lag_p95_ms": round(lag_p95, 3),
         "query_hot_p95_ms": ms(percentile(hot, 95)),
         "query_range_p95_ms": ms(percentile(ranged, 95)),
