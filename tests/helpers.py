@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -122,6 +123,60 @@ def at_once(count: int, work: Callable[[int], object]) -> list[BaseException]:
     for thread in threads:
         thread.join()
     return raised
+
+
+WAIT_S = 60
+"""How long a test waits for another thread or process to get somewhere."""
+
+
+@contextmanager
+def held_in_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+    owner: Any,
+    name: str,
+    work: Callable[[], object],
+    *,
+    after: bool = True,
+) -> Iterator[dict[str, object]]:
+    """Run ``work`` on a thread of its own, held in a call of ``owner.name`` (once that
+    has returned, or before it begins unless ``after``) until the block ends; the block
+    runs while it is held. Yields the outcome, filled in once the thread is done:
+    ``{"done": result}`` or ``{"error": exception}``."""
+    inside, go = threading.Event(), threading.Event()
+    original = getattr(owner, name)
+    worker: list[threading.Thread] = []
+
+    def hold() -> None:
+        if threading.current_thread() in worker:
+            inside.set()
+            assert go.wait(WAIT_S)
+
+    def holding(*args: Any, **kwargs: Any) -> Any:
+        if not after:
+            hold()
+        result = original(*args, **kwargs)
+        if after:
+            hold()
+        return result
+
+    monkeypatch.setattr(owner, name, holding)
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["done"] = work()
+        except Exception as exc:
+            outcome["error"] = exc
+
+    worker.append(threading.Thread(target=run))
+    worker[0].start()
+    try:
+        assert inside.wait(WAIT_S), outcome
+        yield outcome
+    finally:
+        go.set()
+        worker[0].join(WAIT_S)
+    assert not worker[0].is_alive()
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 from pjai.app import DataDir, Personas, backup, init_security
 from pjai.errors import ConfigError, KeyRingError
 from pjai.store import Store
-from tests.helpers import memory, persona
+from tests.helpers import held_in_a_thread, memory, persona
 from tests.security.test_keys import FAST, PASSPHRASE
 
 
@@ -108,3 +109,27 @@ def test_a_backup_names_a_missing_source_or_a_file_for_destination(tmp_path: Pat
     with pytest.raises(ConfigError, match="is a file"):
         backup(data, tmp_path / "file")
     assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_second_backup_into_the_same_new_directory_is_refused_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first has found the directory empty; were the second let in, the one that
+    # failed would take away as its own what the other had copied.
+    data = DataDir(tmp_path / "data", environ={})
+    with data.open() as manager:
+        manager.commit(persona("p1"), memory("m1"))
+    copy = tmp_path / "copy"
+    first = lambda: backup(data, copy)  # noqa: E731
+    # Held as it opens the directory it copies, the copy's found empty.
+    with held_in_a_thread(monkeypatch, DataDir, "open", first, after=False) as outcome:
+        running = f"another import or backup into {re.escape(str(copy))} is running"
+        with pytest.raises(ConfigError, match=running):
+            backup(data, copy)
+        with pytest.raises(ConfigError, match=running.removeprefix("another ")):
+            DataDir(copy, environ={}).open()
+    assert "error" not in outcome, outcome
+    with DataDir(copy, environ={}).open() as manager:
+        assert manager.verify().equal
+        assert manager.store is not None
+        assert manager.store.query("SELECT count(*) AS n FROM memories")[0].n == 1

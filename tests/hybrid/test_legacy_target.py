@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ from typer.testing import CliRunner
 from pjai.app import DataDir
 from pjai.cli import app
 from pjai.errors import ConfigError
+from pjai.hybrid import fresh
 from pjai.hybrid.legacy import import_into
+from tests.helpers import held_in_a_thread
 from tests.hybrid.legacy_db import sample
 
 
@@ -109,3 +112,20 @@ def test_the_command_leaves_a_new_data_directory_as_it_was(
     assert result.exit_code == 1, result.output
     assert "is not a readable SQLite database" in result.stderr
     assert not data.exists()
+
+
+def test_a_second_import_into_the_same_new_directory_is_refused_at_once(
+    tmp_path: Path, legacy: Path, not_legacy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first has found the directory empty; the second, failing, would have taken
+    # away as its own everything the first made.
+    data = tmp_path / "data"
+    first = lambda: import_into(data, legacy, report_path=data / "report.jsonl", environ={})  # noqa: E731
+    with held_in_a_thread(monkeypatch, fresh.Made, "before", first) as outcome:
+        running = f"another import or backup into {re.escape(str(data))} is running"
+        with pytest.raises(ConfigError, match=running):
+            import_into(data, not_legacy, report_path=data / "report.jsonl", environ={})
+    assert "error" not in outcome, outcome
+    with DataDir(data, environ={}).open() as manager:
+        assert manager.store is not None
+        assert manager.store.query("SELECT count(*) AS n FROM memories")[0].n == 8

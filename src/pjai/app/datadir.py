@@ -31,6 +31,7 @@ from pjai.errors import (
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, IMPORTING_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags, parse_bool
+from pjai.hybrid.fresh import opening
 from pjai.hybrid.legacy import REPORT_FILE as LEGACY_REPORT_FILE
 from pjai.hybrid.recovery import finish_rebuild
 from pjai.memory import Embeddings, MemorySystem
@@ -398,12 +399,14 @@ class DataDir:
         """
         if not create:
             self.require()
-        self._check_no_import_unfinished()
         if self.environ is not None:
             options.setdefault("environ", self.environ)
         self._schema(options, sql=True)
-        before = {file.name for file in self.existing()}
-        with self._files():
+        # Held while the files are made: an import finding the directory empty meanwhile
+        # would take them for its own, and remove them if it failed.
+        with self._files(), opening(self.path):
+            self._check_no_import_unfinished()
+            before = {file.name for file in self.existing()}
             try:
                 manager = HybridDatabaseManager.open(self.path, **options)
             except (StoreCorruptError, SqlError) as exc:
@@ -474,18 +477,21 @@ class DataDir:
         finishing one rewrites the SQL primary too."""
         if not create:
             self.require()
-        self._check_no_import_unfinished()
         with self._files():
             synced = self.flags()["sync"] if sync is None else sync
             options: dict[str, Any] = {}
             self._schema(options)
-            finish_rebuild(self.store_path)  # a rebuild stopped half-way
-            try:
-                return Store.open(self.store_path, sync=synced, progress=progress, **options)
-            except StoreModeError as exc:
-                made = "a standalone" if synced else "a synced"
-                does = "does not sync" if synced else "syncs (`pjai sync status` tells how)"
-                raise StoreModeError(f"{self.path} is {made} data directory: it {does}") from exc
+            with opening(self.path):  # as in open()
+                self._check_no_import_unfinished()
+                finish_rebuild(self.store_path)  # a rebuild stopped half-way
+                try:
+                    return Store.open(self.store_path, sync=synced, progress=progress, **options)
+                except StoreModeError as exc:
+                    made = "a standalone" if synced else "a synced"
+                    does = "does not sync" if synced else "syncs (`pjai sync status` tells how)"
+                    raise StoreModeError(
+                        f"{self.path} is {made} data directory: it {does}"
+                    ) from exc
 
     def embeddings(self, model: EmbeddingModel | None = None) -> Embeddings:
         """The memory vectors of ``model`` (the chosen one by default), or

@@ -14,7 +14,7 @@ from pjai.errors import ConfigError, QueryError
 from pjai.files import fsync_path
 from pjai.hybrid import HybridDatabaseManager, Repaired
 from pjai.hybrid.files import IMPORTING_FILE
-from pjai.hybrid.fresh import importing
+from pjai.hybrid.fresh import importing, taken
 from pjai.hybrid.health import Health
 from pjai.hybrid.recovery import SetAside, StoreRebuilt, set_aside_damaged, sql_beyond_store
 from pjai.hybrid.repair import Side
@@ -189,18 +189,20 @@ def backup(data_dir: DataDir, destination: Path) -> list[DataFile]:
     target = DataDir(destination)
     if target.path.exists() and not target.path.is_dir():
         raise ConfigError(f"{target.path} is a file; a backup goes to a new directory")
-    if target.path.exists() and any(target.path.iterdir()):
-        raise ConfigError(f"{target.path} is not empty; a backup goes to a new directory")
     again = f"delete what is in {target.path} and back up again"
-    with (
-        data_dir.open(create=False) as manager,
-        importing(target.path, data_dir.path, again=again, doing="a backup"),
-    ):
-        try:
-            _copy(data_dir, manager, target)
-        except BaseException:
-            target.remove_new(())  # the mark last, and the directory if left empty
-            raise
+    # Held from before it is found empty until what a failure left is taken back.
+    with taken(target.path, doing="a backup"):
+        if any(target.path.iterdir()):
+            raise ConfigError(f"{target.path} is not empty; a backup goes to a new directory")
+        with (
+            data_dir.open(create=False) as manager,
+            importing(target.path, data_dir.path, again=again, doing="a backup"),
+        ):
+            try:
+                _copy(data_dir, manager, target)
+            except BaseException:
+                target.remove_new(())  # the mark last, and the directory if left empty
+                raise
     return target.existing()
 
 

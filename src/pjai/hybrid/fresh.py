@@ -1,9 +1,11 @@
-"""Undoing what a failed import made in a data directory that was new or empty to it,
-and marking a directory whose import has not finished."""
+"""Holding a data directory alone while an import or a backup goes into it, undoing
+what a failed import made in a directory that was new or empty to it, and marking a
+directory whose import has not finished."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -12,11 +14,90 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pjai.errors import ConfigError
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, IMPORTING_FILE, STORE_FILE
 from pjai.hybrid.manager import HybridDatabaseManager
 from pjai.sql.engine import PRIMARY_FILE, sqlite_file
 
-__all__ = ["MADE_HERE", "Made", "importing", "sql_inside"]
+__all__ = ["MADE_HERE", "Made", "importing", "opening", "sql_inside", "taken"]
+
+
+@contextlib.contextmanager
+def taken(data_dir: Path, *, doing: str = "an import") -> Iterator[None]:
+    """Hold ``data_dir`` alone while ``doing`` (an import, a backup) goes into it: made
+    if missing, and locked until the end, so that it is found empty, filled and cleaned
+    up by one process only. Another import or backup into it, or a command opening it
+    (:func:`opening`), is refused at once; two of them at once would each take the
+    directory as new, and the one that fails would remove what the other made. The
+    folders made for it are removed again if they are left empty. The lock is the
+    directory's own (``flock``), so no file is added; the kernel lets go of it when
+    the process ends, however it ends."""
+    folders = _missing(data_dir)
+    held = _locked(data_dir, fcntl.LOCK_EX)
+    if held is None:
+        raise ConfigError(
+            f"another import or backup into {data_dir} is running (or a command is "
+            f"opening it): {doing} goes into a directory of its own; let that one finish, "
+            "or choose another directory"
+        )
+    try:
+        yield
+    finally:
+        try:
+            for folder in folders:
+                # Something made there since (the import's own data): then it stays.
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+        finally:
+            os.close(held)
+
+
+@contextlib.contextmanager
+def opening(data_dir: Path) -> Iterator[None]:
+    """Held while a command opens ``data_dir`` (makes it and its files if missing):
+    refused at once while an import or a backup goes into it (:func:`taken`), which
+    found it empty and would take what the command makes for its own."""
+    held = _locked(data_dir, fcntl.LOCK_SH)
+    if held is None:
+        raise ConfigError(
+            f"an import or backup into {data_dir} is running: let it finish, then open "
+            "the directory"
+        )
+    try:
+        yield
+    finally:
+        os.close(held)
+
+
+def _locked(data_dir: Path, how: int) -> int | None:
+    """A descriptor of ``data_dir`` (made if missing) locked ``how``, or ``None`` if
+    another holds a lock that excludes it."""
+    while True:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            held = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            continue  # removed meanwhile by a failed import that had made it
+        try:
+            fcntl.flock(held, how | fcntl.LOCK_NB)
+            # Locked, but perhaps a directory removed since and made anew at that path:
+            # then the lock holds nothing back.
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.samestat(os.fstat(held), os.stat(data_dir)):
+                    return held
+        except BlockingIOError:
+            os.close(held)
+            return None
+        except OSError as exc:
+            os.close(held)
+            raise ConfigError(
+                f"cannot lock the data directory {data_dir} ({exc.strerror or exc}): PJai "
+                "keeps its data on a local file system, which has locks"
+            ) from exc
+        except BaseException:
+            os.close(held)
+            raise
+        os.close(held)
 
 
 @contextlib.contextmanager

@@ -42,7 +42,7 @@ from pjai.hybrid.archive.format import (
 )
 from pjai.hybrid.files import FLAGS_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags
-from pjai.hybrid.fresh import Made, importing, sql_inside
+from pjai.hybrid.fresh import Made, importing, sql_inside, taken
 from pjai.hybrid.manager import HybridDatabaseManager
 from pjai.schema import SCHEMA
 from pjai.schema.codec import ColumnCodec
@@ -83,9 +83,11 @@ def import_archive(
     into ``data_dir`` and unlocked (:meth:`pjai.app.DataDir.opening_options` gives the
     schema and the SQL primary's ``sql_sealer``).
 
-    Every file of the archive is checked against the manifest before anything is
-    written. The events are then replayed into a new store and the SQL primary, and the
-    resulting state is compared with the archive's snapshot row by row.
+    Another import or backup into ``data_dir``, or a command opening it, is refused at
+    once while it runs (:func:`~pjai.hybrid.fresh.taken`). Every file of the archive is
+    checked against the manifest before anything is written. The events are then
+    replayed into a new store and the SQL primary, and the resulting state is compared
+    with the archive's snapshot row by row.
 
     ``sync`` (or the ``sync`` flag set for the directory) makes it a synced one: the
     archive's events become this instance's pending events (:meth:`Store.adopt`), which
@@ -93,7 +95,8 @@ def import_archive(
     server confirms them. This is how a store moves to a new or reset sync server.
     """
     target, archive = Path(data_dir), Path(path)
-    _check_target(target, environ, schema)
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{target} is a file; import restores into a data directory")
     if archive.exists() and not archive.is_file():
         # A zip is read from its end: a device or a pipe would be read whole, and
         # /dev/zero never ends.
@@ -104,7 +107,9 @@ def import_archive(
         raise ArchiveCorruptError(f"{archive} is not a PJai archive: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read the archive {archive}: {exc}") from exc
-    with zf:
+    # Held from before it is found empty until what a failure left is taken back.
+    with zf, taken(target):
+        _check_target(target, environ, schema)
         manifest = _checked_manifest(zf, archive)
         _check_keys(manifest, schema, archive, target)
         urls = sql_urls if sql_urls is not None else data_dir_urls(target, environ)
@@ -178,8 +183,6 @@ _SEALED = f'"{ENVELOPE_KEY}"'.encode()
 
 
 def _check_target(data_dir: Path, environ: Mapping[str, str] | None, schema: Schema) -> None:
-    if data_dir.exists() and not data_dir.is_dir():
-        raise ConfigError(f"{data_dir} is a file; import restores into a data directory")
     # A journal left beside a database file would be replayed into the new one.
     found = [
         name + beside
