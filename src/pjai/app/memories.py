@@ -37,7 +37,6 @@ from pjai.memory import (
     SearchFilter,
     SearchHit,
     health,
-    ingest_conversation,
     neighbours,
     search,
     timeline,
@@ -302,9 +301,10 @@ class Memories:
     def ingest(self, conversation_id: str, *, importance: float = 0.5) -> Ingested:
         """Turn a conversation's messages into memories (each once); ``moves`` lists the
         memories the optimizer moved after."""
-        # Through the memory system, so that new memories can trigger auto-optimization.
+        # Through the memory system, so that the new memories can trigger one
+        # auto-optimization run, after the last batch.
         with self.system.optimizations() as runs:
-            done = ingest_conversation(self.system, conversation_id, importance=importance)
+            done = self.system.ingest(conversation_id, importance=importance)
         return replace(done, moves=tuple(_moves(runs)))
 
     # Last: below it, ``list`` would name this method in annotations.

@@ -18,6 +18,7 @@ memory there: the optimizer leaves it until it is moved or unpinned by hand
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -27,10 +28,11 @@ from typing import Any
 import msgspec
 from sqlalchemy import and_, case, func, or_, select
 
-from pjai.errors import ConfigError, NotFoundError, PrivacyError
+from pjai.errors import ConfigError, NotFoundError, PjaiError, PrivacyError
 from pjai.memory import graph, optimizer
 from pjai.memory.backend import Backend
 from pjai.memory.classify import RESTRICTED, restricted_tags
+from pjai.memory.conversations import Ingested, conversation, ingest_conversation
 from pjai.memory.embeddings import Embeddings
 from pjai.memory.hits import SearchHit
 from pjai.memory.lookup import require_persona
@@ -59,6 +61,9 @@ from pjai.store.live import LiveQuery
 from pjai.store.query import Params, Query, Row
 
 __all__ = ["MemorySystem"]
+
+
+log = logging.getLogger(__name__)
 
 
 def _limits(persona_id: str) -> AnySelect:
@@ -412,6 +417,30 @@ class MemorySystem:
             self.backend.commit(*events)
         return sum(1 for e in events if isinstance(e, MemoryUnlinked))
 
+    # -- conversations -------------------------------------------------------------
+
+    def ingest(
+        self, conversation_id: str, *, importance: float = 0.5, tier: Tier = "warm"
+    ) -> Ingested:
+        """Turn a conversation's messages into memories (:func:`ingest_conversation`),
+        then let the optimizer look at its persona once, not after each batch: an
+        auto-optimizing persona is ranked on the whole conversation, and no run moves or
+        deletes a memory that the next batch links from. It looks after a failed ingest
+        too, at the batches it kept."""
+        persona_id = conversation(self.backend, conversation_id).persona_id
+        try:
+            done = ingest_conversation(
+                self.backend, conversation_id, importance=importance, tier=tier
+            )
+        except Exception:
+            try:
+                self._look_after(persona_id)
+            except PjaiError:
+                log.exception("the optimizer run after a failed ingest of %r", conversation_id)
+            raise
+        self._look_after(persona_id)
+        return done
+
     # -- optimization --------------------------------------------------------------
 
     def optimize(
@@ -477,14 +506,17 @@ class MemorySystem:
         ``max_memories`` alone starts none."""
         records = self.backend.commit(*events)
         for persona_id in dict.fromkeys(getattr(e, "persona_id", None) for e in events):
-            if persona_id is None:
-                continue
-            rows = self.backend.query(_limits(persona_id))
-            if rows and _over_limits(rows[0], utc_now(), free_space=free_space):
-                self.optimize(persona_id, free_space=free_space)
-            elif rows and _privacy_due(self.backend, persona_id, rows[0], utc_now()):
-                self.optimize(persona_id, privacy_only=True)
+            if persona_id is not None:
+                self._look_after(persona_id, free_space=free_space)
         return records
+
+    def _look_after(self, persona_id: str, *, free_space: bool = True) -> None:
+        """Run the optimizer for a persona a commit touched, if it needs a run."""
+        rows = self.backend.query(_limits(persona_id))
+        if rows and _over_limits(rows[0], utc_now(), free_space=free_space):
+            self.optimize(persona_id, free_space=free_space)
+        elif rows and _privacy_due(self.backend, persona_id, rows[0], utc_now()):
+            self.optimize(persona_id, privacy_only=True)
 
     def over_limits(self, persona_id: str, *, now: datetime | None = None) -> bool:
         """Whether an auto-optimizing persona crossed a capacity, its size or retention."""
