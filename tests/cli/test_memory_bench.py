@@ -1,4 +1,4 @@
-"""pjai bench recall and pjai bench graph: small runs that check what they report."""
+"""pjai bench recall, graph, autolink and ingest: small runs that check what they report."""
 
 from __future__ import annotations
 
@@ -251,3 +251,18 @@ def test_quick_recall_bench_on_locomo(tmp_path: Path) -> None:
     keyword, semantic, hybrid = report["keyword"], report["semantic"], report["hybrid"]
     assert semantic["recall@10"] >= 0.6  # 0.79 measured
     assert hybrid["recall@10"] >= keyword["recall@10"]
+
+
+def test_ingest_bench_reports_the_ingest_and_the_other_writer(tmp_path: Path) -> None:
+    args = ["bench", "ingest", "--messages", "50", "--batch", "20", "--data-dir", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (report["benchmark"], report["messages"], report["added"]) == ("ingest", 50, 50)
+    assert report["batch_messages"] == 20
+    assert report["seconds"] > 0
+    assert report["messages_per_s"] > 0
+    assert report["peak_rss_mb"] > 0
+    assert report["writer_commits"] >= 1
+    assert report["writer_longest_wait_ms"] > 0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("bench-")] == []

@@ -11,7 +11,8 @@ from pjai.bench.store import Workload, load
 
 
 def main(argv: list[str]) -> None:
-    """Run the ``load`` or ``peer`` phase with JSON arguments; print JSON results."""
+    """Run the ``load``, ``peer`` or ``ingest`` phase with JSON arguments; print JSON
+    results."""
     task, args = argv[0], json.loads(argv[1])
     if task == "load":
         workload = Workload(**args["workload"])
@@ -20,6 +21,10 @@ def main(argv: list[str]) -> None:
     elif task == "peer":
         path = Path(args.pop("path"))
         print(json.dumps(run_peer(args.pop("peer"), path, **args)))
+    elif task == "ingest":
+        from pjai.bench.ingest import ingest  # the other phases' RSS stays without the app
+
+        print(json.dumps(ingest(Path(args["path"]), args["batch"])))
     else:
         raise SystemExit(f"unknown benchmark task {task!r}")
 

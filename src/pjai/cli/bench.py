@@ -264,3 +264,21 @@ def graph(
         run_graph_bench, memories=memories, links_per_memory=links, depth=depth, queries=queries
     )
     _run(bench, data_dir, prefix="bench-graph-", keep=keep, doing="Building the graph")
+
+
+@app.command()
+def ingest(
+    messages: Annotated[int, typer.Option(min=1, help="Messages of the conversation.")] = 10_000,
+    batch: Annotated[
+        int | None,
+        typer.Option(min=1, help="Messages per commit instead of the ingest's own (1,000)."),
+    ] = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    keep: Keep = False,
+) -> None:
+    """A conversation of --messages messages made into memories: seconds, messages per
+    second, peak RSS, the batch size, and the longest a concurrent writer waited."""
+    from pjai.bench.ingest import run_ingest_bench
+
+    bench = partial(run_ingest_bench, messages=messages, batch=batch)
+    _run(bench, data_dir, prefix="bench-ingest-", keep=keep, doing="Building the conversation")

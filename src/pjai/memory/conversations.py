@@ -52,8 +52,9 @@ __all__ = [
 INGEST_BATCH = 1_000
 """Messages :func:`ingest_conversation` reads and makes into memories per commit. A
 commit holds the write lock of the store and the SQL primary while it runs: other
-writers wait up to about 0.3 s for 1,000 messages on 2 cores, while larger batches
-ingest no faster."""
+writers wait up to about 0.3 s for 1,000 messages on 2 cores, three to four times that
+for 5,000, while batches of 250 to 5,000 ingest equally fast (``pjai bench ingest``,
+docs/benchmarks.md)."""
 
 INGEST_BATCH_TEXT = 8_000_000
 """The most characters of memory text (content and summary) one commit of
