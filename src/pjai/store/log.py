@@ -417,6 +417,10 @@ class FileHead:
             self.close()
             self._conn = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READWRITE)
             self._conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
+            # As the store's own commits by default: a note survives the process, which
+            # is what a store-off commit's claim guards against (a kill between SQL's
+            # commit and the note), without an fsync of its own on every commit.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
             wait_when_busy(self._conn)
             self._inode = inode
         return self._conn
