@@ -24,11 +24,12 @@ from pjai.app.security import init_security
 from pjai.app.transfer import import_legacy
 from pjai.app.upkeep import repair
 from pjai.cli import app as cli
-from pjai.errors import ConfigError, KeyErasedError, NotFoundError
+from pjai.errors import ConfigError, KeyErasedError, NotFoundError, SqlUnavailableError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.embeddings import Embeddings, Forgotten
 from pjai.schema import SCHEMA, PersonaErased
 from pjai.security import ErasedKey, FieldCodec, KeyRing
+from pjai.sql.shards import ShardSet
 from pjai.store import ROOT, EventRecord, Position
 from tests.databases import postgres_schema
 from tests.hybrid.desktop_app import DesktopApp
@@ -377,6 +378,58 @@ def test_an_owed_rewrite_that_cannot_finish_on_opening_stays_owed(
     assert told.exit_code == 0, told.output
     assert f"erasure of {ada} not finished" in told.output
     copy.unlink()
+    with DataDir(data.path, environ=data.environ).open() as manager:
+        assert privacy_report(manager).unfinished_erasures == []
+    assert files_holding(data.path, MARKER) == []
+
+
+def test_a_damaged_copy_left_costs_no_rewrite_at_each_opening(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only deleting the copy finishes such an erasure: opening again rewrites nothing.
+    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+    stop_before_the_rewrite(monkeypatch, data, ada)
+    copy = data.path / "store.db.damaged-20260101T000000"
+    copy.write_text(MARKER)
+    compactions = []
+    real = ShardSet.compact
+
+    def counted(self: ShardSet, **options: float) -> list[str]:
+        compactions.append(self)
+        return real(self, **options)
+
+    monkeypatch.setattr(ShardSet, "compact", counted)
+    for _ in range(3):
+        with DataDir(data.path, environ=data.environ).open() as manager:
+            assert privacy_report(manager).unfinished_erasures == [ada]
+    assert len(compactions) == 1
+    copy.unlink()
+    with DataDir(data.path, environ=data.environ).open() as manager:
+        assert privacy_report(manager).unfinished_erasures == []
+    assert len(compactions) == 1
+    assert files_holding(data.path, MARKER) == []
+
+
+def test_an_owed_erasure_does_not_keep_the_directory_from_opening_while_sql_is_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+    stop_before_the_rewrite(monkeypatch, data, ada)
+
+    def away(self: ShardSet, **options: float) -> list[str]:
+        raise SqlUnavailableError("SQL does not answer")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(ShardSet, "compact", away)
+        with DataDir(data.path, environ=data.environ).open() as manager:
+            assert Personas(manager).list() == []  # opened and answering
+            assert privacy_report(manager).unfinished_erasures == [ada]
     with DataDir(data.path, environ=data.environ).open() as manager:
         assert privacy_report(manager).unfinished_erasures == []
     assert files_holding(data.path, MARKER) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -56,6 +57,8 @@ __all__ = [
     "DataDir",
     "DataFile",
 ]
+
+log = logging.getLogger(__name__)
 
 PASSPHRASE_ENV = "PJAI_PASSPHRASE"
 """The environment variable that holds an encrypted directory's passphrase."""
@@ -421,6 +424,8 @@ class DataDir:
                 raise
         try:
             _finish_erasures(self, manager)
+        except SqlError as exc:  # SQL away: the marks keep what is owed for the next open
+            log.warning("finishing unfinished erasures waits for SQL: %s", exc)
         except BaseException:
             manager.close()
             raise

@@ -21,9 +21,16 @@ import json
 from pathlib import Path
 
 from pjai.errors import ConfigError
-from pjai.files import create_text
+from pjai.files import create_text, replace_text
 
-__all__ = ["ERASING_PREFIX", "owe_rewrite", "rewrite_done", "rewrites_owed"]
+__all__ = [
+    "ERASING_PREFIX",
+    "copies_left",
+    "only_copies_left",
+    "owe_rewrite",
+    "rewrite_done",
+    "rewrites_owed",
+]
 
 ERASING_PREFIX = "erasing-"
 """The start of the name of each mark in a data directory."""
@@ -50,9 +57,32 @@ def rewrite_done(directory: Path, persona_id: str) -> None:
     _mark(directory, persona_id).unlink(missing_ok=True)
 
 
+def only_copies_left(directory: Path, persona_id: str) -> None:
+    """Note in the mark of ``persona_id`` that every file PJai rewrites is rewritten and
+    only damaged copies that a repair set aside still hold its rows: deleting them, not
+    another rewrite, finishes the erasure (:func:`copies_left`)."""
+    text = json.dumps({"persona_id": persona_id, "left": _COPIES}) + "\n"
+    replace_text(_mark(directory, persona_id), text)
+
+
+def copies_left(directory: Path) -> set[str]:
+    """The personas of ``directory`` whose erasure waits only for damaged copies to be
+    deleted (:func:`only_copies_left`)."""
+    return {p for p, left in _marks(directory).items() if left == _COPIES}
+
+
 def rewrites_owed(directory: Path) -> list[str]:
-    """The personas whose erasure owes a rewrite in ``directory``, by id."""
-    owed = set()
+    """The personas whose erasure owes a rewrite in ``directory`` (or waits for damaged
+    copies to be deleted), by id."""
+    return sorted(_marks(directory))
+
+
+_COPIES = "damaged copies"
+
+
+def _marks(directory: Path) -> dict[str, str | None]:
+    """Each marked persona, with what its mark says is left (``None``: the rewrite)."""
+    owed: dict[str, str | None] = {}
     for path in directory.glob(f"{ERASING_PREFIX}*.json"):  # a writer's temporary starts with "."
         try:
             text = path.read_text(encoding="utf-8")
@@ -61,13 +91,15 @@ def rewrites_owed(directory: Path) -> list[str]:
         except (OSError, UnicodeDecodeError) as exc:
             raise _not_a_mark(path, str(exc)) from exc
         try:
-            persona_id = json.loads(text)["persona_id"]
+            mark = json.loads(text)
+            persona_id = mark["persona_id"]
         except (ValueError, KeyError, TypeError) as exc:
             raise _not_a_mark(path, f"no persona id in {text[:80]!r}") from exc
         if not isinstance(persona_id, str):
             raise _not_a_mark(path, f"persona id {persona_id!r} is not text")
-        owed.add(persona_id)
-    return sorted(owed)
+        left = mark.get("left")
+        owed[persona_id] = left if isinstance(left, str) else None
+    return owed
 
 
 def _mark(directory: Path, persona_id: str) -> Path:

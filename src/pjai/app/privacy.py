@@ -22,10 +22,17 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import apsw
 from sqlalchemy import select
 
 from pjai.app.datadir import DataDir
-from pjai.app.erasing import owe_rewrite, rewrite_done, rewrites_owed
+from pjai.app.erasing import (
+    copies_left,
+    only_copies_left,
+    owe_rewrite,
+    rewrite_done,
+    rewrites_owed,
+)
 from pjai.app.rights import (
     content_events,
     event_log,
@@ -120,8 +127,9 @@ def erase_persona(
     vectors, beside, not_beside = _rewrite_beside(data_dir, events, persona_id, again=again)
     rewritten += beside
     unfinished += not_beside
-    if not unfinished:
-        rewrite_done(data_dir.path, persona_id)
+    copies = _copies(data_dir)
+    _settle_mark(data_dir, persona_id, unfinished, copies)
+    unfinished += copies
     return ErasureProof(
         persona_id=persona_id,
         event_id=event_id,
@@ -151,12 +159,24 @@ def finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> list[E
     confirms it, the store and SQL keep the rows it deleted. What is still not
     rewritten is logged."""
     due = unfinished_erasures(manager)
+    codec = manager.schema.codec
+    held = codec.keys.scopes() if isinstance(codec, FieldCodec) else {}
     if due:
-        codec = manager.schema.codec
-        held = codec.keys.scopes() if isinstance(codec, FieldCodec) else {}
         waiting = pending_erasures(manager)
         due = [p for p in due if p in held or p not in waiting]
-    proofs = [erase_persona(data_dir, manager, p) for p in due]
+    proofs = []
+    copies_only = copies_left(data_dir.path)
+    for persona_id in due:
+        if persona_id in copies_only and persona_id not in held:
+            if not data_dir.damaged_copies():  # deleted since: nothing is left
+                rewrite_done(data_dir.path, persona_id)
+            continue
+        try:
+            proofs.append(erase_persona(data_dir, manager, persona_id))
+        except (PjaiError, OSError, apsw.Error) as exc:
+            # The keys go first: what failed is a rewrite (SQL away, a file held), which
+            # the mark keeps owed for the next opening. The directory opens all the same.
+            log.warning("finishing the erasure of %s: %s", persona_id, exc)
     for proof in proofs:
         for reason in proof.unfinished:
             log.warning("erasure of %s: %s", proof.persona_id, reason)
@@ -191,10 +211,34 @@ def finish_rewrites(
     events = event_log(manager)
     for persona_id in sorted(persona_ids):
         _, _, unfinished = _rewrite_beside(data_dir, events, persona_id, again=True)
-        for reason in unfinished:
+        copies = _copies(data_dir)
+        for reason in unfinished + copies:
             log.warning("erasure of %s: %s", persona_id, reason)
-        if not unfinished:
-            rewrite_done(data_dir.path, persona_id)
+        _settle_mark(data_dir, persona_id, unfinished, copies)
+
+
+def _settle_mark(
+    data_dir: DataDir, persona_id: str, unfinished: list[str], copies: list[str]
+) -> None:
+    """Clear the persona's mark once every file is rewritten; with damaged copies left,
+    which no rewrite reaches, note that only deleting them is left, so that opening the
+    directory does not rewrite every file again while they are there."""
+    if unfinished:
+        return
+    if copies:
+        only_copies_left(data_dir.path, persona_id)
+    else:
+        rewrite_done(data_dir.path, persona_id)
+
+
+def _copies(data_dir: DataDir) -> list[str]:
+    """The damaged copies a repair set aside, each as what an erasure leaves unfinished."""
+    return [
+        f"{copy}: a damaged copy that `pjai repair` set aside may hold the persona's rows in "
+        "plaintext, and PJai does not rewrite a damaged file; delete it (with its -wal or "
+        "-journal beside it) once it is not needed"
+        for copy in data_dir.damaged_copies()
+    ]
 
 
 def _rewrite(
@@ -252,7 +296,7 @@ def _rewrite_beside(
     """Drop the persona's vectors and legacy import report values, rewriting their
     files (the vector file also when it holds none of them, with ``again``: an erasure
     stopped after deleting them, before the rewrite); the vectors deleted, what was
-    rewritten, and what was not (with the damaged copies, never rewritten)."""
+    rewritten, and what was not."""
     rewritten, unfinished = [], []
     vectors = forget_persona(data_dir.vectors_path, persona_id, rewrite=again)
     if vectors.rewritten:
@@ -260,12 +304,6 @@ def _rewrite_beside(
     elif vectors.vectors or (again and data_dir.vectors_path.exists()):
         unfinished.append(
             f"{data_dir.vectors_path.name}: another connection still reads an older state of it"
-        )
-    for copy in data_dir.damaged_copies():
-        unfinished.append(
-            f"{copy}: a damaged copy that `pjai repair` set aside may hold the persona's "
-            "rows in plaintext, and PJai does not rewrite a damaged file; delete it (with "
-            "its -wal or -journal beside it) once it is not needed"
         )
     report = data_dir.legacy_report_path
     try:
