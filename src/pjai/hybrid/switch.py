@@ -320,8 +320,8 @@ class StoreSwitch:
             )
         elif opening:
             then = (
-                ". While the flags file says use_livestore false those commands are refused "
-                "too: `pjai flags set use_livestore true` first"
+                ". If the flags file says use_livestore false (`pjai flags` shows it), those "
+                "commands are refused too: `pjai flags set use_livestore true` first"
             )
         raise ConfigError(
             f"cannot switch the reactive store off: quarantined events wait for review "
