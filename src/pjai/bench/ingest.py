@@ -87,20 +87,24 @@ def ingest(path: Path, batch: int | None = None) -> dict[str, Any]:
         conversations.INGEST_BATCH = batch  # this process only ingests
     with DataDir(path, environ={}).open() as manager:
         waits: list[float] = []
+        failed: list[BaseException] = []
         stop = threading.Event()
 
         def write() -> None:
             # At least one commit, however short the ingest.
-            while True:
-                began = time.perf_counter()
-                manager.commit(
-                    MemoryAdded(
-                        memory_id=f"other-{len(waits)}", persona_id=WRITER, content="meanwhile"
+            try:
+                while True:
+                    began = time.perf_counter()
+                    manager.commit(
+                        MemoryAdded(
+                            memory_id=f"other-{len(waits)}", persona_id=WRITER, content="meanwhile"
+                        )
                     )
-                )
-                waits.append(time.perf_counter() - began)
-                if stop.wait(WRITER_PAUSE_S):
-                    return
+                    waits.append(time.perf_counter() - began)
+                    if stop.wait(WRITER_PAUSE_S):
+                        return
+            except BaseException as exc:  # said by the benchmark, not lost in the thread
+                failed.append(exc)
 
         writer = threading.Thread(target=write, name="other-writer")
         writer.start()
@@ -111,6 +115,8 @@ def ingest(path: Path, batch: int | None = None) -> dict[str, Any]:
             seconds = time.perf_counter() - began
             stop.set()
             writer.join()
+        if failed:
+            raise RuntimeError("the other writer's commit failed during the ingest") from failed[0]
     read = done.added + done.skipped + len(done.refused)
     peak_kb = resident_kb(os.getpid(), "the ingest's peak RSS", peak=True)
     return {
