@@ -13,15 +13,7 @@ from nicegui.testing.user import User
 from pjai.app import DataDir, Personas, export_archive
 from pjai.web import WebApp
 from pjai.web.views import devtools_archive
-from tests.web.conftest import (
-    LOOP_THREADS,
-    Held,
-    another_tab,
-    shown,
-    simulated,
-    told,
-    until,
-)
+from tests.web.conftest import Held, another_tab, long_work_from_many_tabs, shown, simulated, until
 
 pytestmark = pytest.mark.anyio
 
@@ -33,39 +25,38 @@ async def open_archives(tab: User) -> None:
     await tab.should_see(marker="export")
 
 
+def export(tab: User) -> None:
+    """Press Export on ``tab``'s open Export and import tab."""
+    tab.find(marker="export").click()
+
+
+async def open_and_export(tab: User) -> None:
+    """Open the devtools' Export and import tab on ``tab`` and press Export."""
+    await open_archives(tab)
+    export(tab)
+
+
+def downloads(tab: User) -> int:
+    """How many archives ``tab`` downloaded (a download, as a notification, may reach
+    another tab than the one that asked)."""
+    return len(tab.download.http_responses)
+
+
 async def test_tabs_exporting_at_once_leave_other_views_off_loop_work_going(
     web: WebApp, hold: Callable[[object, str], Held]
 ) -> None:
     web.services.personas.create("Ada")
-    exports = hold(devtools_archive, "export_archive")
-    async with simulated(web) as first:
-        tabs = [first, *(another_tab(first) for _ in range(LOOP_THREADS - 1))]
-        for tab in tabs:
-            await open_archives(tab)
-            tab.find(marker="export").click()
-        await until(
-            lambda: exports.started + len(told(tabs, "busy")) == len(tabs),
-            "every export started or refused",
-        )
-        dashboard = another_tab(first)
-        await dashboard.open("/")
-        await until(lambda: shown(dashboard, "store-status") == "ok", "the health card")
-        assert not exports.release.is_set()  # while the admitted export still runs
-        assert exports.started == web.exports.threads == 1
-        refusals = told([*tabs, dashboard], "busy")
-        assert len(refusals) == len(tabs) - 1
-        assert refusals[0] == (
-            "Not exported: archive export is busy with 1 export; try again when it ends"
-        )
-        exports.release.set()
-
-        def downloads() -> int:
-            return sum(len(tab.download.http_responses) for tab in [*tabs, dashboard])
-
-        await until(lambda: downloads() == 1, "the admitted export's download")
-        await until(lambda: web.exports.running == 0, "the export to end")
-        tabs[-1].find(marker="export").click()
-        await until(lambda: downloads() == 2, "an export once the first ended")
+    assert web.exports.threads == 1
+    await long_work_from_many_tabs(
+        web,
+        hold(devtools_archive, "export_archive"),
+        web.exports,
+        start=open_and_export,
+        refused_in=None,
+        refusal="Not exported: archive export is busy with 1 export; try again when it ends",
+        finished=downloads,
+        again=export,
+    )
 
 
 def archive_of(web: WebApp, folder: Path) -> bytes:

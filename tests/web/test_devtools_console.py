@@ -9,7 +9,7 @@ from nicegui.testing.user import User
 
 from pjai.app.reads import devtools as reads
 from pjai.web import WebApp
-from tests.web.conftest import LOOP_THREADS, Held, another_tab, shown, simulated, until
+from tests.web.conftest import Held, long_work_across_visits, long_work_from_many_tabs, sees
 
 pytestmark = pytest.mark.anyio
 
@@ -21,64 +21,55 @@ async def run_in_console(tab: User, sql: str = "SELECT name FROM personas") -> N
     tab.find(marker="sql-run").click()
 
 
+async def open_and_run(tab: User) -> None:
+    """Open the devtools on ``tab`` and run a query in its console."""
+    await tab.open("/devtools")
+    await run_in_console(tab)
+
+
+async def run_twice(tab: User) -> None:
+    """Run a query in ``tab``'s console, pressing Run again before the first run began."""
+    await run_in_console(tab)
+    tab.find(marker="sql-run").click()
+
+
+def one_row(tab: User) -> bool:
+    """Whether ``tab``'s console shows the one row its query read."""
+    return sees(tab, "1 row in")
+
+
 async def test_tabs_running_long_queries_leave_other_views_off_loop_work_going(
     web: WebApp, hold: Callable[[object, str], Held]
 ) -> None:
     web.services.personas.create("Ada")
-    held = hold(reads, "run_sql")
-    async with simulated(web) as first:
-        tabs = [first, *(another_tab(first) for _ in range(LOOP_THREADS - 1))]
-        for tab in tabs:
-            await tab.open("/devtools")
-            await run_in_console(tab)
-
-        def settled() -> bool:
-            refused = sum(1 for tab in tabs if "busy" in shown(tab, "sql-error"))
-            return held.started + refused == len(tabs)
-
-        await until(settled, "every console query started or refused")
-        dashboard = another_tab(first)
-        await dashboard.open("/")
-        # The health card reads off the event loop, as other views' work does.
-        await until(lambda: shown(dashboard, "store-status") == "ok", "the health card")
-        assert not held.release.is_set()  # while every admitted console query still runs
-        running = web.console.threads
-        assert held.started == running
-        refused = [tab for tab in tabs if shown(tab, "sql-error")]
-        assert len(refused) == len(tabs) - running
-        assert shown(refused[0], "sql-error") == (
-            f"the console is busy with {running} queries; try again when one ends"
-        )
-        held.release.set()
-        for tab in tabs:
-            if tab not in refused:
-                await tab.should_see("1 row in")
-        await run_in_console(refused[0])
-        await refused[0].should_see("1 row in")
+    await long_work_from_many_tabs(
+        web,
+        hold(reads, "run_sql"),
+        web.console,
+        start=open_and_run,
+        refused_in="sql-error",
+        refusal=(
+            f"the console is busy with {web.console.threads} queries; try again when one ends"
+        ),
+        finished=one_row,
+        again=run_in_console,
+    )
 
 
 async def test_a_tab_runs_one_console_query_at_a_time_however_often_run_is_pressed(
     web: WebApp, hold: Callable[[object, str], Held]
 ) -> None:
     web.services.personas.create("Ada")
-    held = hold(reads, "run_sql")
-    async with simulated(web) as tab:
-        await tab.open("/devtools")
-        await run_in_console(tab)
-        tab.find(marker="sql-run").click()  # pressed twice before the first run began
-        await until(lambda: held.started == 1, "the first run to start")
-        # Leaving the console and coming back builds it anew, with its button enabled.
-        for _ in range(web.console.threads):
-            tab.navigate.to("/")
-            await tab.should_see(marker="store-status")
-            tab.navigate.to("/devtools")
-            await run_in_console(tab)
-            await until(lambda: "still running" in shown(tab, "sql-error"), "the refusal")
-        assert held.started == 1
-        assert shown(tab, "sql-error") == (
-            "this tab's last query is still running; try again when it ends"
-        )
-        held.release.set()
-        await until(lambda: web.console.running == 0, "the held query to end")
-        await run_in_console(tab)
-        await tab.should_see("1 row in")
+    # As many visits as the console has threads: each would take one, were it let.
+    await long_work_across_visits(
+        web,
+        hold(reads, "run_sql"),
+        web.console,
+        page="/devtools",
+        start=run_twice,
+        visits=web.console.threads,
+        refused_in="sql-error",
+        refusal="this tab's last query is still running; try again when it ends",
+        again=run_in_console,
+        finished=one_row,
+    )

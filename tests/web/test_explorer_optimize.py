@@ -14,11 +14,10 @@ from pjai.app import Personas
 from pjai.app.reads import memories as reads
 from pjai.web import WebApp
 from tests.web.conftest import (
-    LOOP_THREADS,
     Held,
-    another_tab,
     by_testid,
-    shown,
+    long_work_from_many_tabs,
+    sees,
     simulated,
     told,
     until,
@@ -39,38 +38,35 @@ def persona_with_a_memory(web: WebApp) -> str:
     return ada
 
 
+async def open_and_preview(tab: User) -> None:
+    """Open the explorer on ``tab`` and ask for the optimizer's preview."""
+    await tab.open("/memories")
+    await tab.should_see("Buried treasure")
+    press(tab, "optimize")
+
+
+def previewed(tab: User) -> bool:
+    """Whether ``tab`` shows the optimizer's preview."""
+    return sees(tab, "would change", kind=ui.label)
+
+
 async def test_tabs_optimizing_at_once_leave_other_views_off_loop_work_going(
     web: WebApp, hold: Callable[[object, str], Held]
 ) -> None:
     persona_with_a_memory(web)
-    previews = hold(reads, "optimize_preview")
-    async with simulated(web) as first:
-        tabs = [first, *(another_tab(first) for _ in range(LOOP_THREADS - 1))]
-        for tab in tabs:
-            await tab.open("/memories")
-            await tab.should_see("Buried treasure")
-            press(tab, "optimize")
-        await until(
-            lambda: previews.started + len(told(tabs, "busy")) == len(tabs),
-            "every preview started or refused",
-        )
-        dashboard = another_tab(first)
-        await dashboard.open("/")
-        await until(lambda: shown(dashboard, "store-status") == "ok", "the health card")
-        assert not previews.release.is_set()  # while every admitted preview still runs
-        running = web.optimizer.threads
-        assert previews.started == running
-        refusals = told([*tabs, dashboard], "busy")
-        assert len(refusals) == len(tabs) - running
-        assert refusals[0] == (
-            f"Not previewed: the optimizer is busy with {running} optimizations; "
+    await long_work_from_many_tabs(
+        web,
+        hold(reads, "optimize_preview"),
+        web.optimizer,
+        start=open_and_preview,
+        refused_in=None,
+        refusal=(
+            f"Not previewed: the optimizer is busy with {web.optimizer.threads} optimizations; "
             "try again when one ends"
-        )
-        previews.release.set()
-        await until(lambda: web.optimizer.running == 0, "the previews to end")
-        opened = tabs[-1]
-        press(opened, "optimize")
-        await opened.should_see(kind=ui.label, marker=None, content="would change")
+        ),
+        finished=previewed,
+        again=lambda tab: press(tab, "optimize"),
+    )
 
 
 async def test_a_tab_runs_one_optimization_at_a_time_however_often_apply_is_pressed(
@@ -78,10 +74,8 @@ async def test_a_tab_runs_one_optimization_at_a_time_however_often_apply_is_pres
 ) -> None:
     persona_with_a_memory(web)
     async with simulated(web) as tab:
-        await tab.open("/memories")
-        await tab.should_see("Buried treasure")
-        press(tab, "optimize")
-        await tab.should_see(kind=ui.label, marker=None, content="would change")
+        await open_and_preview(tab)
+        await until(lambda: previewed(tab), "the preview")
         runs = hold(web.services.memories, "optimize")
         press(tab, "optimize-apply")
         await until(lambda: runs.started == 1, "the run to start")
