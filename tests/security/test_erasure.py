@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import apsw
@@ -65,9 +66,32 @@ def fill(manager: HybridDatabaseManager, name: str, marker: str, *, tag: str = "
     return made.id
 
 
-def test_an_erased_persona_is_in_no_file_and_the_others_stay(tmp_path: Path) -> None:
-    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+def encrypted(path: Path, **environ: str) -> DataDir:
+    """A new data directory at ``path`` whose fields a key ring seals, opened by
+    PASSPHRASE from its environment (``environ`` added to it)."""
+    data = DataDir(path, environ={"PJAI_PASSPHRASE": PASSPHRASE, **environ})
     init_security(data, passphrase=PASSPHRASE, params=FAST)
+    return data
+
+
+@contextmanager
+def finishing_on_opening(data: DataDir) -> Iterator[HybridDatabaseManager]:
+    """``data`` opened anew, as the next process would, which finishes the erasures it
+    owes: none is left unfinished, and once it is closed no file of it holds MARKER."""
+    with DataDir(data.path, environ=data.environ).open() as manager:
+        assert privacy_report(manager).unfinished_erasures == []
+        yield manager
+    assert files_holding(data.path, MARKER) == []
+
+
+def finished_on_opening(data: DataDir) -> None:
+    """Opening ``data`` anew leaves no erasure unfinished and MARKER in no file of it."""
+    with finishing_on_opening(data):
+        pass
+
+
+def test_an_erased_persona_is_in_no_file_and_the_others_stay(tmp_path: Path) -> None:
+    data = encrypted(tmp_path / "data")
     with data.open() as manager:
         ada = fill(manager, f"Ada-{MARKER}", MARKER, tag=MARKER)  # its name and tags go too
         grace = fill(manager, "Grace", "kept-words")
@@ -102,8 +126,7 @@ def test_an_erased_persona_is_in_no_file_and_the_others_stay(tmp_path: Path) -> 
 def test_an_erasure_with_the_store_off_rewrites_the_store_file_too(tmp_path: Path) -> None:
     # With the store off, its file still holds the persona's rows in plaintext state: it
     # takes the erasure in from SQL's journal and is rewritten, before the proof says so.
-    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
-    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    data = encrypted(tmp_path / "data")
     with data.open() as manager:
         ada = fill(manager, "Ada", MARKER)
         fill(manager, "Grace", "kept-words")
@@ -127,8 +150,7 @@ def test_an_erasure_takes_the_persona_out_of_the_legacy_import_report(tmp_path: 
         db.add_memory(ada, "fine", tags=["ok", f"{MARKER}-" + "x" * 70])
         db.save_conversation(ada, "talk", [{"role": "user", "content": "hi", "mood": MARKER}])
         db.create_persona("Grace", traits={"wit": "kept-words"})
-    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
-    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    data = encrypted(tmp_path / "data")
     import_legacy(data, source)
     report = data.legacy_report_path
 
@@ -231,8 +253,7 @@ def damage(path: Path, table: str) -> None:
 def test_an_erasure_names_the_damaged_copies_a_repair_set_aside(tmp_path: Path) -> None:
     # A repair keeps the damaged file, with the persona's rows in plaintext, beside the
     # new one; the erasure cannot rewrite it and says so until it is deleted.
-    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
-    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    data = encrypted(tmp_path / "data")
     with data.open() as manager:
         ada = fill(manager, "Ada", MARKER)
     damage(data.store_path, "ix_memories_persona_id_created_at")
@@ -257,8 +278,7 @@ def test_an_erasure_names_the_damaged_copies_a_repair_set_aside(tmp_path: Path) 
 
 
 def test_an_erasure_finishes_once_and_unknown_personas_are_refused(tmp_path: Path) -> None:
-    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
-    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    data = encrypted(tmp_path / "data")
     with data.open() as manager:
         ada = fill(manager, "Ada", MARKER)
         erase_persona(data, manager, ada)
@@ -290,8 +310,7 @@ def test_an_erasure_stopped_before_its_keys_went_is_finished_by_the_next_open(
     # of the directory destroys the key and rewrites the files, as the erasure would.
     runner = CliRunner()
     where = ["--data-dir", str(tmp_path / "data")]
-    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
-    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    data = encrypted(tmp_path / "data")
     monkeypatch.setenv("PJAI_PASSPHRASE", PASSPHRASE)
     with data.open() as manager:
         ada = fill(manager, "Ada", MARKER)
@@ -300,9 +319,7 @@ def test_an_erasure_stopped_before_its_keys_went_is_finished_by_the_next_open(
     told = runner.invoke(cli, ["privacy", "report", *where])
     assert told.exit_code == 0, told.output
     assert "not finished" not in told.output
-    again = DataDir(data.path, environ=data.environ)
-    with again.open() as manager:
-        assert privacy_report(manager).unfinished_erasures == []
+    with finishing_on_opening(data) as manager:
         codec = manager.schema.codec
         assert isinstance(codec, FieldCodec)
         assert ada not in codec.keys.scopes()
@@ -313,9 +330,26 @@ def test_an_erasure_stopped_before_its_keys_went_is_finished_by_the_next_open(
                 with pytest.raises(KeyErasedError):
                     codec.unseal(record.id, record.name, bytes(record.args))
         assert [p.name for p in Personas(manager).list()] == ["Grace"]
-    assert files_holding(data.path, MARKER) == []
     done = runner.invoke(cli, ["privacy", "erase", ada, "--yes", *where])
     assert done.exit_code == 0, done.output  # finished already: nothing more to do
+
+
+def erase_stopped_before_the_rewrite(
+    monkeypatch: pytest.MonkeyPatch,
+    data: DataDir,
+    manager: HybridDatabaseManager,
+    persona_id: str,
+) -> None:
+    """Erase ``persona_id`` with ``manager``, stopped as a process would be after the
+    persona's keys were destroyed, before the store and SQL were rewritten."""
+
+    def stopped(self: HybridDatabaseManager) -> bool | None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(HybridDatabaseManager, "compact_store", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            erase_persona(data, manager, persona_id)
 
 
 def stop_before_the_rewrite(
@@ -323,17 +357,11 @@ def stop_before_the_rewrite(
 ) -> None:
     """Erase each of ``persona_ids`` in a process stopped after the persona's keys were
     destroyed, before the store and SQL were rewritten."""
-
-    def stopped(self: HybridDatabaseManager) -> bool | None:
-        raise KeyboardInterrupt
-
-    with data.open() as manager, monkeypatch.context() as patched:
-        patched.setattr(HybridDatabaseManager, "compact_store", stopped)
+    with data.open() as manager:
         codec = manager.schema.codec
         assert isinstance(codec, FieldCodec)
         for persona_id in persona_ids:
-            with pytest.raises(KeyboardInterrupt):
-                erase_persona(data, manager, persona_id)
+            erase_stopped_before_the_rewrite(monkeypatch, data, manager, persona_id)
             assert persona_id not in codec.keys.scopes()  # gone before the stop
         # The process that stopped is told, and how to finish.
         assert privacy_report(manager).unfinished_erasures == sorted(persona_ids)
@@ -344,27 +372,23 @@ def test_erasures_stopped_before_their_files_were_rewritten_are_finished_by_the_
 ) -> None:
     # The keys are gone, so nothing in the key ring tells that the erasures stopped:
     # the rows' text is still in freed pages until the files are rewritten.
-    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
-    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    data = encrypted(tmp_path / "data")
     with data.open() as manager:
         ada = fill(manager, "Ada", MARKER)
         bea = fill(manager, "Bea", f"{MARKER}-bea")
         fill(manager, "Grace", "kept-words")
     stop_before_the_rewrite(monkeypatch, data, ada, bea)
     assert {"store.db", "primary.db"} & set(files_holding(data.path, MARKER))
-    with DataDir(data.path, environ=data.environ).open() as manager:
-        assert privacy_report(manager).unfinished_erasures == []
+    with finishing_on_opening(data) as manager:
         assert [p.name for p in Personas(manager).list()] == ["Grace"]
         assert manager.verify().equal
-    assert files_holding(data.path, MARKER) == []
     assert files_holding(data.path, "kept-words") != []
 
 
 def test_an_owed_rewrite_that_cannot_finish_on_opening_stays_owed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
-    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    data = encrypted(tmp_path / "data")
     with data.open() as manager:
         ada = fill(manager, "Ada", MARKER)
     stop_before_the_rewrite(monkeypatch, data, ada)
@@ -378,9 +402,7 @@ def test_an_owed_rewrite_that_cannot_finish_on_opening_stays_owed(
     assert told.exit_code == 0, told.output
     assert f"erasure of {ada} not finished" in told.output
     copy.unlink()
-    with DataDir(data.path, environ=data.environ).open() as manager:
-        assert privacy_report(manager).unfinished_erasures == []
-    assert files_holding(data.path, MARKER) == []
+    finished_on_opening(data)
 
 
 def test_a_damaged_copy_left_costs_no_rewrite_at_each_opening(
@@ -440,8 +462,7 @@ def test_an_erasure_stopped_inside_the_vectors_rewrite_rewrites_them_on_opening(
 ) -> None:
     # Stopped between deleting the persona's vectors and rewriting the file: the next
     # try finds none to delete, and rewrites the file all the same.
-    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
-    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    data = encrypted(tmp_path / "data")
     with data.open() as manager:
         ada = fill(manager, "Ada", MARKER)
         fill(manager, "Grace", "kept-words")
@@ -462,10 +483,8 @@ def test_an_erasure_stopped_inside_the_vectors_rewrite_rewrites_them_on_opening(
             erase_persona(data, manager, ada)
     assert ada not in vectors_of(data.vectors_path)
     assert ada.encode() in data.vectors_path.read_bytes()  # a freed page keeps the rows
-    with DataDir(data.path, environ=data.environ).open() as manager:
-        assert privacy_report(manager).unfinished_erasures == []
+    finished_on_opening(data)
     assert ada.encode() not in data.vectors_path.read_bytes()
-    assert files_holding(data.path, MARKER) == []
 
 
 def test_a_mark_of_an_owed_rewrite_that_does_not_read_is_refused_by_name(
@@ -501,8 +520,7 @@ def test_a_persona_whose_keys_went_before_any_of_its_events_came_does_not_stop_o
 def test_processes_opening_at_once_finish_an_erasure_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: Callable[..., None]
 ) -> None:
-    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
-    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    data = encrypted(tmp_path / "data")
     with data.open() as manager:
         ada = fill(manager, "Ada", MARKER)
     stop(monkeypatch, data, ada)
@@ -526,9 +544,7 @@ def test_processes_opening_at_once_finish_an_erasure_once(
     with KeyRing.unlock(data.keys_path, passphrase=PASSPHRASE) as ring:
         assert ring.scopes().get(ada) is None
         assert len([k for k in ring.erased() if k.scope == ada]) == 1
-    with DataDir(data.path, environ=data.environ).open() as manager:
-        assert privacy_report(manager).unfinished_erasures == []
-    assert files_holding(data.path, MARKER) == []
+    finished_on_opening(data)
 
 
 def test_the_cli_erases_after_asking_and_prints_the_proof(tmp_path: Path) -> None:
@@ -552,10 +568,7 @@ def test_the_cli_erases_after_asking_and_prints_the_proof(tmp_path: Path) -> Non
 def test_an_erasure_waiting_for_the_sync_server_says_so_and_finishes_later(
     tmp_path: Path,
 ) -> None:
-    data = DataDir(
-        tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE, "PJAI_FLAG_SYNC": "true"}
-    )
-    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    data = encrypted(tmp_path / "data", PJAI_FLAG_SYNC="true")
     with data.open() as manager:
         ada = fill(manager, "Ada", MARKER)
         assert manager.store is not None
@@ -609,9 +622,7 @@ def test_an_erasure_on_a_postgresql_primary_deletes_its_rows_and_rewrites_the_ta
     tmp_path: Path, sealed: str
 ) -> None:
     with postgres_schema() as url:
-        environ = {"PJAI_PASSPHRASE": PASSPHRASE, "PJAI_SQL_SHARDS": url, "PJAI_SQL_SEALED": sealed}
-        data = DataDir(tmp_path / "data", environ=environ)
-        init_security(data, passphrase=PASSPHRASE, params=FAST)
+        data = encrypted(tmp_path / "data", PJAI_SQL_SHARDS=url, PJAI_SQL_SEALED=sealed)
         with data.open() as manager:
             ada = fill(manager, "Ada", MARKER)
             fill(manager, "Grace", "kept-words")

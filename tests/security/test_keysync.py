@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +25,7 @@ from pjai.app import sync as sync_module
 from pjai.app.keysync import MAX_LISTING_BYTES, join_store, sync_keys
 from pjai.app.rights import privacy_report
 from pjai.app.security import change_passphrase, new_recovery_code, security_status
+from pjai.app.sync import SyncOutcome
 from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError, KeyRingError
 from pjai.hybrid import HybridDatabaseManager
@@ -36,11 +37,17 @@ from pjai.sync.client import SyncStatus
 from pjai.sync.server import ServerDatabase
 from pjai.sync.server.tokens import Role
 from tests.databases import postgres_schema
-from tests.security.test_erasure import echoed, fill
+from tests.security.test_erasure import (
+    MARKER,
+    echoed,
+    encrypted,
+    erase_stopped_before_the_rewrite,
+    files_holding,
+    fill,
+    finishing_on_opening,
+)
 from tests.security.test_keys import FAST, PASSPHRASE
 from tests.security.test_sql_sealed import postgres_files_holding
-
-MARKER = "zebra-marmalade-41"
 
 
 def device(path: Path) -> DataDir:
@@ -71,10 +78,33 @@ def laptop_and_desk(tmp_path: Path, marker: str) -> tuple[DataDir, DataDir, str]
     return laptop, desk, ada
 
 
-def files_holding(directory: Path, text: str) -> list[str]:
-    return sorted(
-        p.name for p in directory.rglob("*") if p.is_file() and text.encode() in p.read_bytes()
-    )
+@contextmanager
+def laptop_and_desk_synced(
+    tmp_path: Path,
+) -> Iterator[tuple[DataDir, DataDir, str, Callable[[DataDir], SyncOutcome]]]:
+    """The laptop and desk of :func:`laptop_and_desk` (MARKER in Ada's text), the desk
+    joined, each synced once through a server that runs meanwhile; Ada's id, and a
+    function that syncs a device once more."""
+    server_dir, db_url = server_database(tmp_path)
+    token = new_token(db_url, "shared", "write")
+    laptop, desk, ada = laptop_and_desk(tmp_path, MARKER)
+    with servers(db_url, server_dir, 1) as (server,):
+
+        def sync_once(one: DataDir) -> SyncOutcome:
+            return connect(one, server.url, token=token, store_id="shared", once=True, timeout=60)
+
+        assert sync_once(laptop).level
+        join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
+        assert sync_once(desk).level
+        yield laptop, desk, ada, sync_once
+
+
+def keys_exchange(data: DataDir, manager: HybridDatabaseManager) -> sync_module.KeysIn:
+    """The key exchange a sync of ``data`` runs, on ``manager``'s key ring, with no server
+    behind it."""
+    codec = manager.schema.codec
+    assert isinstance(codec, FieldCodec)
+    return sync_module.KeysIn(data, manager, codec.keys, "http://unused", "t", "shared")
 
 
 def test_two_devices_share_an_encrypted_store_and_an_erasure(tmp_path: Path) -> None:
@@ -116,14 +146,7 @@ def test_an_erasure_event_that_comes_before_its_key_s_deletion_is_compacted(
     # The erasing device's sync pushes the erasure's event at once but deletes the key
     # on the server at its next key exchange (every 10 s): another device syncing once
     # meanwhile takes the event first, and its files keep no page of the rows.
-    server_dir, db_url = server_database(tmp_path)
-    token = new_token(db_url, "shared", "write")
-    laptop, desk, ada = laptop_and_desk(tmp_path, MARKER)
-    with servers(db_url, server_dir, 1) as (server,):
-        sync = {"token": token, "store_id": "shared", "once": True, "timeout": 60}
-        assert connect(laptop, server.url, **sync).level
-        join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
-        assert connect(desk, server.url, **sync).level
+    with laptop_and_desk_synced(tmp_path) as (laptop, desk, ada, sync_once):
         assert files_holding(desk.path, MARKER) != []
         with laptop.open() as manager:
             erase_persona(laptop, manager, ada)
@@ -133,8 +156,8 @@ def test_an_erasure_event_that_comes_before_its_key_s_deletion_is_compacted(
 
         with monkeypatch.context() as later:
             later.setattr(sync_module, "sync_keys", not_yet)
-            assert connect(laptop, server.url, **sync).level  # the event, not the key
-        assert connect(desk, server.url, **sync).level
+            assert sync_once(laptop).level  # the event, not the key
+        assert sync_once(desk).level
         assert ada in security_status(desk).data_keys  # its deletion is still to come
         with desk.open() as manager:
             assert [p.name for p in Personas(manager).list()] == ["Grace"]
@@ -150,17 +173,10 @@ def test_a_sync_stopped_after_an_erasure_s_keys_went_before_its_rewrite_is_finis
     # only the mark the exchange left tells that freed pages keep her rows.
     monkeypatch.setattr(sync_module, "KEYS_EVERY_S", 60.0)  # no turn of tending meanwhile
     monkeypatch.setattr(sync_module, "KEYS_SOON_S", 60.0)
-    server_dir, db_url = server_database(tmp_path)
-    token = new_token(db_url, "shared", "write")
-    laptop, desk, ada = laptop_and_desk(tmp_path, MARKER)
-    with servers(db_url, server_dir, 1) as (server,):
-        sync = {"token": token, "store_id": "shared", "once": True, "timeout": 60}
-        assert connect(laptop, server.url, **sync).level
-        join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
-        assert connect(desk, server.url, **sync).level
+    with laptop_and_desk_synced(tmp_path) as (laptop, desk, ada, sync_once):
         with laptop.open() as manager:
             erase_persona(laptop, manager, ada)
-        assert connect(laptop, server.url, **sync).level  # the key's deletion, the event
+        assert sync_once(laptop).level  # the key's deletion, the event
         real = Store.compact
         compactions: list[bool] = []
 
@@ -173,14 +189,12 @@ def test_a_sync_stopped_after_an_erasure_s_keys_went_before_its_rewrite_is_finis
         with monkeypatch.context() as patched:
             patched.setattr(Store, "compact", stopped_the_second_time)
             with pytest.raises(KeyboardInterrupt):
-                connect(desk, server.url, **sync)
+                sync_once(desk)
         assert ada not in security_status(desk).data_keys
         assert "store.db" in files_holding(desk.path, MARKER)  # in freed pages
-    with desk.open() as manager:
-        assert privacy_report(manager).unfinished_erasures == []
+    with finishing_on_opening(desk) as manager:
         assert [p.name for p in Personas(manager).list()] == ["Grace"]
         assert manager.verify().equal
-    assert files_holding(desk.path, MARKER) == []
     assert files_holding(desk.path, "kept-words") != []
 
 
@@ -523,13 +537,10 @@ def test_a_compaction_another_process_held_up_is_tried_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Not synced: nothing waits for a server, the erasure's compaction is due at once.
-    laptop = DataDir(tmp_path / "laptop", environ={"PJAI_PASSPHRASE": PASSPHRASE})
-    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    laptop = encrypted(tmp_path / "laptop")
     with laptop.open() as manager:
         ada = Personas(manager).create("Ada", description=MARKER)
-        codec = manager.schema.codec
-        assert isinstance(codec, FieldCodec)
-        keys_in = sync_module.KeysIn(laptop, manager, codec.keys, "http://unused", "t", "shared")
+        keys_in = keys_exchange(laptop, manager)
         erase_persona(laptop, manager, ada.id)
         tried: list[bool] = []
 
@@ -558,11 +569,10 @@ def test_an_erasure_the_running_sync_rewrites_once_confirmed_is_finished_then(
     init_security(laptop, passphrase=PASSPHRASE, params=FAST)
     with laptop.open() as manager:
         ada = fill(manager, "Ada", MARKER)
-        store, codec = manager.store, manager.schema.codec
+        store = manager.store
         assert store is not None
-        assert isinstance(codec, FieldCodec)
         store.rebase(echoed(store.pending()))  # as the sync server confirms
-        keys_in = sync_module.KeysIn(laptop, manager, codec.keys, "http://unused", "t", "shared")
+        keys_in = keys_exchange(laptop, manager)
         assert erase_persona(laptop, manager, ada).unfinished
         keys_in.compact_erased()  # still waiting: nothing to do yet
         assert privacy_report(manager).unfinished_erasures == [ada]
@@ -577,24 +587,13 @@ def test_a_rewrite_owed_as_a_sync_starts_is_done_by_its_first_compaction(
 ) -> None:
     # Owed since after the directory was opened (as when the web app connects its sync
     # later): nothing this process saw calls for a compaction, the mark does.
-    laptop = DataDir(tmp_path / "laptop", environ={"PJAI_PASSPHRASE": PASSPHRASE})
-    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    laptop = encrypted(tmp_path / "laptop")
     with laptop.open() as manager:
         ada = fill(manager, "Ada", MARKER)
         fill(manager, "Grace", "kept-words")
-        codec = manager.schema.codec
-        assert isinstance(codec, FieldCodec)
-
-        def stopped(self: HybridDatabaseManager) -> bool | None:
-            raise KeyboardInterrupt
-
-        with monkeypatch.context() as patched:
-            patched.setattr(HybridDatabaseManager, "compact_store", stopped)
-            with pytest.raises(KeyboardInterrupt):
-                erase_persona(laptop, manager, ada)
+        erase_stopped_before_the_rewrite(monkeypatch, laptop, manager, ada)
         assert files_holding(laptop.path, MARKER) != []  # in freed pages, or the logs
-        keys_in = sync_module.KeysIn(laptop, manager, codec.keys, "http://unused", "t", "shared")
-        keys_in.compact_erased()
+        keys_exchange(laptop, manager).compact_erased()
         assert privacy_report(manager).unfinished_erasures == []
     assert files_holding(laptop.path, MARKER) == []
 
