@@ -58,6 +58,25 @@ async def _say(user: User, text: str, *, role: str = "user") -> None:
     user.find(marker="send").click()
 
 
+def _quiet_talk(web: WebApp) -> tuple[str, str]:
+    """Ada, active, and her conversation "Quiet" with no message yet: their ids."""
+    ada = _persona(web, "Ada")
+    return ada, web.services.conversations.start(ada, title="Quiet")
+
+
+async def _open_empty(user: User) -> None:
+    """Open the conversations view on a conversation with no message yet."""
+    await user.open("/conversations")
+    await user.should_see("No message yet: write the first one below.")
+
+
+def _message_box(user: User) -> ui.textarea:
+    """The box a message is written in."""
+    (text,) = user.find(marker="message-text").elements
+    assert isinstance(text, ui.textarea)
+    return text
+
+
 async def test_without_a_persona_the_view_says_what_to_do(web: WebApp) -> None:
     async with simulated(web) as user:
         await user.open("/conversations")
@@ -101,14 +120,11 @@ async def test_a_conversation_started_in_the_view_opens_and_takes_messages(
 async def test_an_empty_message_is_refused_in_the_form_and_nothing_is_written(
     web: WebApp,
 ) -> None:
-    ada = _persona(web, "Ada")
-    talk = web.services.conversations.start(ada, title="Quiet")
+    _, talk = _quiet_talk(web)
     async with simulated(web) as user:
-        await user.open("/conversations")
-        await user.should_see("No message yet: write the first one below.")
+        await _open_empty(user)
         await _say(user, "   ")
-        (text,) = user.find(marker="message-text").elements
-        assert isinstance(text, ui.textarea)
+        text = _message_box(user)
         assert text.error == "The message is empty: write something first."
         assert text.value == "   "
         assert web.services.conversations.show(talk).messages == []
@@ -121,14 +137,11 @@ async def test_an_empty_message_is_refused_in_the_form_and_nothing_is_written(
 async def test_a_refused_title_or_message_is_said_on_its_field_without_a_field_name(
     web: WebApp,
 ) -> None:
-    ada = _persona(web, "Ada")
-    talk = web.services.conversations.start(ada, title="Quiet")
+    ada, talk = _quiet_talk(web)
     async with simulated(web) as user:
-        await user.open("/conversations")
-        await user.should_see("No message yet: write the first one below.")
+        await _open_empty(user)
         await _say(user, "tea\x00time")
-        (text,) = user.find(marker="message-text").elements
-        assert isinstance(text, ui.textarea)
+        text = _message_box(user)
         # The box is the message's: no "content: " the page never shows.
         await until(lambda: text.error is not None)
         assert str(text.error).startswith("must not contain the NUL character")

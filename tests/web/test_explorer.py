@@ -72,6 +72,20 @@ def _open_row(user: User, memory_id: str) -> None:
     _act(user, "explorer-table").trigger("rowClick", [{}, {"id": memory_id}, 0])
 
 
+def _teas_one_deleted(web: WebApp) -> None:
+    """Ada, who likes green tea, and liked black tea (that memory deleted)."""
+    ada = _persona(web)
+    _add(web, ada, "Likes green tea")
+    web.services.memories.delete(_add(web, ada, "Liked black tea"))
+
+
+async def _open_with_deleted(user: User) -> None:
+    """Open the explorer on the teas, showing the deleted memory too."""
+    await _open_explorer(user, "Likes green tea")
+    set_value(user, "filter-deleted", True)
+    await until(lambda: _total(user) == 2, "the deleted memory counts")
+
+
 # -- the table -------------------------------------------------------------------------
 
 
@@ -199,13 +213,9 @@ async def test_keyword_and_semantic_search_show_their_hits_and_a_failure_says_wh
 
 
 async def test_a_search_with_deleted_memories_too_shows_the_deleted_hits(web: WebApp) -> None:
-    ada = _persona(web)
-    _add(web, ada, "Likes green tea")
-    web.services.memories.delete(_add(web, ada, "Liked black tea"))
+    _teas_one_deleted(web)
     async with simulated(web) as user:
-        await _open_explorer(user, "Likes green tea")
-        set_value(user, "filter-deleted", True)
-        await until(lambda: _total(user) == 2, "the deleted memory counts")
+        await _open_with_deleted(user)
         set_value(user, "search-text", "tea")
         _act(user, "search-button").click()
         await user.should_see("2 found by keyword search")
@@ -218,13 +228,9 @@ async def test_a_search_with_deleted_memories_too_shows_the_deleted_hits(web: We
 async def test_a_search_by_meaning_says_deleted_memories_are_not_searched_so(
     web: WebApp,
 ) -> None:
-    ada = _persona(web)
-    _add(web, ada, "Likes green tea")
-    web.services.memories.delete(_add(web, ada, "Liked black tea"))
+    _teas_one_deleted(web)
     async with simulated(web) as user:
-        await _open_explorer(user, "Likes green tea")
-        set_value(user, "filter-deleted", True)
-        await until(lambda: _total(user) == 2, "the deleted memory counts")
+        await _open_with_deleted(user)
         set_value(user, "search-method", "semantic")
         set_value(user, "search-text", "a hot drink")
         _act(user, "search-button").click()
