@@ -385,15 +385,25 @@ def test_erasures_stopped_before_their_files_were_rewritten_are_finished_by_the_
     assert files_holding(data.path, "kept-words") != []
 
 
-def test_an_owed_rewrite_that_cannot_finish_on_opening_stays_owed(
+def ada_owed_beside_a_damaged_copy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[DataDir, str, Path]:
+    """A directory whose erasure of Ada stopped before the rewrite, beside a damaged copy
+    holding MARKER as a repair sets one aside (never rewritten, only deleted): the
+    directory, Ada's id and the copy."""
     data = encrypted(tmp_path / "data")
     with data.open() as manager:
         ada = fill(manager, "Ada", MARKER)
     stop_before_the_rewrite(monkeypatch, data, ada)
     copy = data.path / "store.db.damaged-20260101T000000"
-    copy.write_text(MARKER)  # as a repair sets one aside: never rewritten, only deleted
+    copy.write_text(MARKER)
+    return data, ada, copy
+
+
+def test_an_owed_rewrite_that_cannot_finish_on_opening_stays_owed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, ada, copy = ada_owed_beside_a_damaged_copy(tmp_path, monkeypatch)
     with DataDir(data.path, environ=data.environ).open() as manager:
         assert privacy_report(manager).unfinished_erasures == [ada]
     assert files_holding(data.path, MARKER) == [copy.name]
@@ -409,13 +419,7 @@ def test_a_damaged_copy_left_costs_no_rewrite_at_each_opening(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Only deleting the copy finishes such an erasure: opening again rewrites nothing.
-    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
-    init_security(data, passphrase=PASSPHRASE, params=FAST)
-    with data.open() as manager:
-        ada = fill(manager, "Ada", MARKER)
-    stop_before_the_rewrite(monkeypatch, data, ada)
-    copy = data.path / "store.db.damaged-20260101T000000"
-    copy.write_text(MARKER)
+    data, ada, copy = ada_owed_beside_a_damaged_copy(tmp_path, monkeypatch)
     compactions = []
     real = ShardSet.compact
 
@@ -429,17 +433,14 @@ def test_a_damaged_copy_left_costs_no_rewrite_at_each_opening(
             assert privacy_report(manager).unfinished_erasures == [ada]
     assert len(compactions) == 1
     copy.unlink()
-    with DataDir(data.path, environ=data.environ).open() as manager:
-        assert privacy_report(manager).unfinished_erasures == []
+    finished_on_opening(data)
     assert len(compactions) == 1
-    assert files_holding(data.path, MARKER) == []
 
 
 def test_an_owed_erasure_does_not_keep_the_directory_from_opening_while_sql_is_away(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = DataDir(tmp_path / "data", environ={"PJAI_PASSPHRASE": PASSPHRASE})
-    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    data = encrypted(tmp_path / "data")
     with data.open() as manager:
         ada = fill(manager, "Ada", MARKER)
     stop_before_the_rewrite(monkeypatch, data, ada)
@@ -452,9 +453,7 @@ def test_an_owed_erasure_does_not_keep_the_directory_from_opening_while_sql_is_a
         with DataDir(data.path, environ=data.environ).open() as manager:
             assert Personas(manager).list() == []  # opened and answering
             assert privacy_report(manager).unfinished_erasures == [ada]
-    with DataDir(data.path, environ=data.environ).open() as manager:
-        assert privacy_report(manager).unfinished_erasures == []
-    assert files_holding(data.path, MARKER) == []
+    finished_on_opening(data)
 
 
 def test_an_erasure_stopped_inside_the_vectors_rewrite_rewrites_them_on_opening(
