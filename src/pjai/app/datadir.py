@@ -405,9 +405,7 @@ class DataDir:
         if self.environ is not None:
             options.setdefault("environ", self.environ)
         self._schema(options, sql=True)
-        # Held while the files are made: an import finding the directory empty meanwhile
-        # would take them for its own, and remove them if it failed.
-        with self._files(), opening(self.path):
+        with self.writing():
             self._check_no_import_unfinished()
             before = {file.name for file in self.existing()}
             try:
@@ -430,6 +428,18 @@ class DataDir:
             manager.close()
             raise
         return manager
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Held while a command makes or writes files here: :meth:`open` and the
+        commands that write a file without opening the manager (the flags, the key ring,
+        the web app's passphrase and sessions). Refused at once, with a
+        :class:`~pjai.errors.ConfigError`, while an import or a backup goes into the
+        directory (:func:`~pjai.hybrid.fresh.opening`): it found the directory empty,
+        and would take what the command writes for its own, and remove it if it failed.
+        A directory that cannot be made or written is a ConfigError naming it."""
+        with self._files(), opening(self.path):
+            yield
 
     def _check_no_import_unfinished(self) -> None:
         """Refuse a directory that holds part of an import: its process stopped before

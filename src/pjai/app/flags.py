@@ -58,24 +58,27 @@ def set_flag(
     ``value`` is a bool or text (``true``/``false``, ``on``/``off``...); ``source``
     says where the change was made (``pjai flags set``); ``options`` go to the
     manager (``progress``...). Raises :class:`~pjai.errors.ConfigError` for an
-    unknown flag or value, and the manager's error, with the flag left as it was,
-    when the change cannot be recorded.
+    unknown flag or value, or at once while an import or a backup goes into the
+    directory (:meth:`~pjai.app.DataDir.writing`), and the manager's error, with the
+    flag left as it was, when the change cannot be recorded.
     """
     wanted = parse_bool(value, name) if isinstance(value, str) else value
-    flags = data_dir.flags()
-    stored = flags.stored(name)
-    old = FLAGS[name][0] if stored is None else stored
-    if stored == wanted:
-        return FlagChange(flags.state(name), old, recorded=False)
-    flags.set(name, wanted)
-    try:
-        with data_dir.open(**options) as manager:
-            manager.commit(ConfigChanged(key=f"flags.{name}", old=old, new=wanted, source=source))
-    except BaseException as exc:
-        if stored is None:
-            flags.unset(name)
-        else:
-            flags.set(name, stored)
-        exc.add_note(f"flag {name} was left {str(old).lower()}: its change was not recorded")
-        raise
-    return FlagChange(flags.state(name), old, recorded=True)
+    with data_dir.writing():  # an import going into the directory would take the file
+        flags = data_dir.flags()
+        stored = flags.stored(name)
+        old = FLAGS[name][0] if stored is None else stored
+        if stored == wanted:
+            return FlagChange(flags.state(name), old, recorded=False)
+        flags.set(name, wanted)
+        try:
+            with data_dir.open(**options) as manager:
+                change = ConfigChanged(key=f"flags.{name}", old=old, new=wanted, source=source)
+                manager.commit(change)
+        except BaseException as exc:
+            if stored is None:
+                flags.unset(name)
+            else:
+                flags.set(name, stored)
+            exc.add_note(f"flag {name} was left {str(old).lower()}: its change was not recorded")
+            raise
+        return FlagChange(flags.state(name), old, recorded=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pjai.errors import ConfigError
+from pjai.hybrid.fresh import opening
 from pjai.schema.limits import encoding_problem
 from pjai.sync.server.tokens import PREFIX
 
@@ -55,7 +56,9 @@ class Passphrase:
             return None
 
     def set(self, passphrase: str) -> None:
-        """Keep (the hash of) ``passphrase``, replacing any earlier one, atomically."""
+        """Keep (the hash of) ``passphrase``, replacing any earlier one, atomically.
+        Refused at once while an import or a backup goes into the data directory
+        (:func:`~pjai.hybrid.fresh.opening`), which would take the file for its own."""
         if (problem := encoding_problem(passphrase)) is not None:
             raise ConfigError(f"the passphrase {problem}; give it in UTF-8")
         if len(passphrase) < MIN_LENGTH:
@@ -75,14 +78,14 @@ class Passphrase:
             "salt": salt.hex(),
             "hash": _hash(passphrase, salt, _N, _R, _P).hex(),
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(self.path.name + ".new")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as file:
-            json.dump(record, file)
-            file.flush()
-            os.fsync(file.fileno())
-        partial.replace(self.path)
+        with opening(self.path.parent):  # makes the directory if missing
+            partial = self.path.with_name(self.path.name + ".new")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as file:
+                json.dump(record, file)
+                file.flush()
+                os.fsync(file.fileno())
+            partial.replace(self.path)
 
     def clear(self) -> bool:
         """Forget the passphrase; whether there was one."""

@@ -55,14 +55,15 @@ def init_security(
 ) -> SecurityReport:
     """Make the directory's key ring, locked by ``passphrase`` and/or ``key_file``: from
     now on the sensitive fields of new events are sealed. Events committed before stay
-    as they were written. Refused if the directory has a ring already."""
-    if data_dir.encrypted:
-        raise KeyRingError(f"{data_dir.path} is encrypted already ({data_dir.keys_path})")
-    data_dir.path.mkdir(parents=True, exist_ok=True)
-    with KeyRing.create(
-        data_dir.keys_path, passphrase=passphrase, key_file=key_file, params=params
-    ) as ring:
-        return _report(ring)
+    as they were written. Refused if the directory has a ring already, and at once
+    while an import or a backup goes into it (:meth:`~pjai.app.DataDir.writing`)."""
+    with data_dir.writing():
+        if data_dir.encrypted:
+            raise KeyRingError(f"{data_dir.path} is encrypted already ({data_dir.keys_path})")
+        with KeyRing.create(
+            data_dir.keys_path, passphrase=passphrase, key_file=key_file, params=params
+        ) as ring:
+            return _report(ring)
 
 
 def security_status(data_dir: DataDir) -> SecurityReport:

@@ -194,58 +194,62 @@ def connect(
     instances on the store (presence) and the status file lists theirs.
     """
     ws_url = sync_url(url)
-    flags = data_dir.flags()
-    stored = flags.stored("sync")
-    new = not data_dir.store_path.exists()
-    before = [file.name for file in data_dir.existing()]
-    if new and not flags["sync"]:
-        flags.set("sync", True)  # a new directory: make it a synced one
     joined = False
-    try:
-        with SyncLock(data_dir), data_dir.open(progress=progress) as manager:
-            assert manager.store is not None
-            chosen = store_id or manager.store.meta(STORE_KEY) or "default"
-            codec = manager.schema.codec
-            keys_in = None
-            if isinstance(codec, FieldCodec):  # the other devices need the keys first
-                ring = codec.keys
-                keys_in = KeysIn(data_dir, manager, ring, url, token, chosen)
-                try:
-                    keys_in()
-                except PjaiError as exc:  # offline first: the next exchange tries again
-                    log.warning("exchanging keys with the sync server: %s", exc)
-            tick = Tending(keys_in, ForgetGone(data_dir, manager))
-            tick.drop_gone()
+    with contextlib.ExitStack() as stack:
+        # Held until the directory is open: an import that found it empty meanwhile
+        # would take what is made here for its own, and this, failing, take its files.
+        with data_dir.writing():
+            flags = data_dir.flags()
+            stored = flags.stored("sync")
+            new = not data_dir.store_path.exists()
+            before = [file.name for file in data_dir.existing()]
+            if new:
 
-            client = manager.sync_client(
-                websocket_connector(ws_url, token), store_id=chosen, presence_name=name
-            )
+                def unmake() -> None:
+                    # A new directory that never reached the server and holds nothing
+                    # of its own was not made at all.
+                    if not joined:
+                        _unmake(data_dir, before, stored)
 
-            def seen(status: SyncStatus) -> None:
-                write_status(data_dir, status, ws_url, chosen, client.peers)
-                if report is not None:
-                    report(status)
-
-            client.on_peers(
-                lambda peers: write_status(data_dir, client.status, ws_url, chosen, peers)
-            )
-
+                stack.callback(unmake)
+                if not flags["sync"]:
+                    flags.set("sync", True)  # a new directory: make it a synced one
+            stack.enter_context(SyncLock(data_dir))
+            manager = stack.enter_context(data_dir.open(progress=progress))
+        assert manager.store is not None
+        chosen = store_id or manager.store.meta(STORE_KEY) or "default"
+        codec = manager.schema.codec
+        keys_in = None
+        if isinstance(codec, FieldCodec):  # the other devices need the keys first
+            ring = codec.keys
+            keys_in = KeysIn(data_dir, manager, ring, url, token, chosen)
             try:
-                level = asyncio.run(
-                    _run(client, seen, once=once, limit=timeout, tick=tick, stop=stop)
-                )
-                if keys_in is not None:
-                    keys_in.compact_erased()
-                tick.drop_gone()
-            finally:
-                # A new directory that never reached the server and holds nothing of
-                # its own was not made at all.
-                store = manager.store
-                joined = store.meta(STORE_KEY) is not None or store.head.global_seq > 0
-            return SyncOutcome(client.status, chosen, level)
-    finally:
-        if new and not joined:
-            _unmake(data_dir, before, stored)
+                keys_in()
+            except PjaiError as exc:  # offline first: the next exchange tries again
+                log.warning("exchanging keys with the sync server: %s", exc)
+        tick = Tending(keys_in, ForgetGone(data_dir, manager))
+        tick.drop_gone()
+
+        client = manager.sync_client(
+            websocket_connector(ws_url, token), store_id=chosen, presence_name=name
+        )
+
+        def seen(status: SyncStatus) -> None:
+            write_status(data_dir, status, ws_url, chosen, client.peers)
+            if report is not None:
+                report(status)
+
+        client.on_peers(lambda peers: write_status(data_dir, client.status, ws_url, chosen, peers))
+
+        try:
+            level = asyncio.run(_run(client, seen, once=once, limit=timeout, tick=tick, stop=stop))
+            if keys_in is not None:
+                keys_in.compact_erased()
+            tick.drop_gone()
+        finally:
+            store = manager.store
+            joined = store.meta(STORE_KEY) is not None or store.head.global_seq > 0
+        return SyncOutcome(client.status, chosen, level)
 
 
 class KeysIn:
@@ -388,13 +392,20 @@ class Tending:
 
 
 def _unmake(data_dir: DataDir, before: list[str], stored: bool | None) -> None:
-    """Leave a directory that a first connect failed to make as it was before."""
-    flags = data_dir.flags()
-    if stored is None:
-        flags.unset("sync")
-    else:
-        flags.set("sync", stored)
-    data_dir.remove_new(before)
+    """Leave a directory that a first connect failed to make as it was before; unless an
+    import or a backup has taken it since, whose files would be taken with them."""
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(data_dir.writing())
+        except ConfigError as exc:
+            log.warning("%s is left as the first connect made it: %s", data_dir.path, exc)
+            return
+        flags = data_dir.flags()
+        if stored is None:
+            flags.unset("sync")
+        else:
+            flags.set("sync", stored)
+        data_dir.remove_new(before)
 
 
 def write_status(

@@ -23,6 +23,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from pjai.errors import ConfigError
+from pjai.hybrid.fresh import opening
 from pjai.resource import Resource
 from pjai.schema.types import from_iso, to_iso, utc_now
 from pjai.sql.engine import PoolConfig, create_sql_engine, sqlite_url
@@ -71,13 +72,16 @@ class WebSessions(Resource):
 
     @classmethod
     def open(cls, data_dir: Path, lifetime_s: float = 12 * 3600) -> WebSessions:
-        """The sessions of the data directory ``data_dir`` (the file is made if missing)."""
-        engine = create_sql_engine(sqlite_url(Path(data_dir) / WEB_SESSIONS_FILE), _POOL)
-        try:
-            return cls(engine, lifetime_s)
-        except BaseException:
-            engine.dispose()
-            raise
+        """The sessions of the data directory ``data_dir`` (the file is made if missing).
+        Refused at once while an import or a backup goes into the directory
+        (:func:`~pjai.hybrid.fresh.opening`), which would take the file for its own."""
+        with opening(Path(data_dir)):
+            engine = create_sql_engine(sqlite_url(Path(data_dir) / WEB_SESSIONS_FILE), _POOL)
+            try:
+                return cls(engine, lifetime_s)  # makes the file and its tables
+            except BaseException:
+                engine.dispose()
+                raise
 
     @property
     def lifetime_s(self) -> float:
