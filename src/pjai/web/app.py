@@ -13,7 +13,16 @@ from typing import Generic, TypeVar
 from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas, SyncLink
 from pjai.hybrid import HybridDatabaseManager
 from pjai.resource import Resource
-from pjai.web.heavy import CONSOLE, EXPORT, IMPORT, OPTIMIZER, TIME_TRAVEL, HeavyWork
+from pjai.web.heavy import (
+    CONSOLE,
+    ERASURE,
+    EXPORT,
+    IMPORT,
+    OPTIMIZER,
+    SUBJECT_EXPORT,
+    TIME_TRAVEL,
+    HeavyWork,
+)
 
 __all__ = ["HEALTH_MAX_AGE_S", "WATCH_INTERVAL_S", "SharedReading", "WebApp"]
 
@@ -96,6 +105,12 @@ class WebApp(Resource):
         self.optimizer = HeavyWork(OPTIMIZER)
         """Runs the explorer's optimizer previews and runs, a few at a time, off the other
         views' threads."""
+        self.subject_exports = HeavyWork(SUBJECT_EXPORT)
+        """Writes the personas view's exports for a data subject, one at a time, off the
+        other views' threads."""
+        self.erasures = HeavyWork(ERASURE)
+        """Runs the personas view's erasures for good, one at a time, off the other views'
+        threads."""
         self.health = SharedReading(self.manager.health, HEALTH_MAX_AGE_S)
         """Health of the store and each SQL shard, read at most every few seconds."""
         self.indexer = memories.background_indexer()
@@ -119,7 +134,15 @@ class WebApp(Resource):
 
     def close(self) -> None:
         """Stop the long work, watching and indexing, and close the manager."""
-        long_work = (self.console, self.time_travel, self.exports, self.imports, self.optimizer)
+        long_work = (
+            self.console,
+            self.time_travel,
+            self.exports,
+            self.imports,
+            self.optimizer,
+            self.subject_exports,
+            self.erasures,
+        )
         for work in long_work:
             work.close()
         self._stopped.set()

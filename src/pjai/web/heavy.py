@@ -2,7 +2,8 @@
 
 Some of what a page asks for may take long on a big store: a console query (until its
 time limit), a time travel replay of the event log, an archive's export or import, the
-optimizer's preview or run. On the event loop's default executor, which the views'
+optimizer's preview or run, a persona's data exported for its data subject or erased
+for good. On the event loop's default executor, which the views'
 light off-loop work shares (health readings, flags, the sync client), a handful of tabs
 asking for such work would keep every thread busy and that work would wait behind
 them. Each kind therefore gets a small pool of its own with no queue behind it: work
@@ -24,7 +25,17 @@ from typing import TypeVar
 from pjai.errors import BusyError
 from pjai.resource import Resource
 
-__all__ = ["CONSOLE", "EXPORT", "IMPORT", "OPTIMIZER", "TIME_TRAVEL", "HeavyWork", "Kind"]
+__all__ = [
+    "CONSOLE",
+    "ERASURE",
+    "EXPORT",
+    "IMPORT",
+    "OPTIMIZER",
+    "SUBJECT_EXPORT",
+    "TIME_TRAVEL",
+    "HeavyWork",
+    "Kind",
+]
 
 T = TypeVar("T")
 
@@ -55,6 +66,15 @@ wait for the first."""
 IMPORT = Kind("archive import", "import", "imports", threads=1)
 """Archive imports into a new data directory: one at a time, so that two from the app
 into the same directory never meet."""
+SUBJECT_EXPORT = Kind("data subject export", "export", "exports", threads=1)
+"""A persona's data exported for its data subject (:func:`pjai.app.export_subject`): it
+takes the whole event log into memory and decodes every event in Python to find the
+persona's; a second at once would hold a second copy of the log and only share the
+interpreter's lock with the first."""
+ERASURE = Kind("persona erasure", "erasure", "erasures", threads=1)
+"""Erasures for good (:func:`pjai.app.erase_persona`): each commits, destroys keys and
+rewrites the store's file under the store's lock, then SQL's: a second at once would
+only wait for the first."""
 OPTIMIZER = Kind("the optimizer", "optimization", "optimizations", threads=2)
 """The optimizer's previews and runs, each scoring every memory of a persona. Runs for
 one persona take turns (:func:`pjai.memory.optimizer.optimize`), but each waiting

@@ -10,7 +10,6 @@ nothing a person is typing is lost.
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
 from collections.abc import Callable
 from functools import partial
@@ -23,7 +22,7 @@ from pjai.app import erase_persona, export_subject
 from pjai.app.display import shown_text
 from pjai.app.reads import personas_view as reads
 from pjai.app.reads.personas_view import PersonaEntry
-from pjai.errors import PjaiError
+from pjai.errors import BusyError, PjaiError
 from pjai.schema.models import Persona
 from pjai.store import Row
 from pjai.web.app import WebApp
@@ -42,6 +41,7 @@ class PersonasPage:
 
     def __init__(self, web: WebApp) -> None:
         self.web = web
+        self.tab = ui.context.client.id  # one export and one erasure at a time
         self.selected: str | None = None
         self.form: PersonaForm | None = None
         self.rows: dict[str, ui.card] = {}
@@ -225,11 +225,16 @@ class PersonasPage:
             erase.mark(f"persona-erase-{entry.id}")
 
     async def export_subject(self, entry: PersonaEntry) -> None:
-        """Download everything of the persona, in plaintext, for its data subject."""
+        """Download everything of the persona, in plaintext, for its data subject (off
+        the event loop, one at a time: :data:`~pjai.web.heavy.SUBJECT_EXPORT`)."""
         with tempfile.TemporaryDirectory() as workdir:
             path = Path(workdir) / "subject.zip"
+            write = partial(export_subject, self.web.manager, entry.id, path)
             try:
-                await asyncio.to_thread(export_subject, self.web.manager, entry.id, path)
+                await self.web.subject_exports.run(write, tab=self.tab)
+            except BusyError as exc:
+                ui.notify(f"Not exported: {exc}", type="warning", multi_line=True)
+                return
             except PjaiError as exc:
                 ui.notify(str(exc), type="negative", multi_line=True)
                 return
@@ -237,13 +242,16 @@ class PersonasPage:
         ui.download(content, f"{shown_text(entry.name)}-{entry.id[:8]}.zip", "application/zip")
 
     def erase(self, entry: PersonaEntry) -> None:
-        """Ask for the persona's name, then erase it for good and show the proof."""
+        """Ask for the persona's name, then erase it for good (off the event loop, one at
+        a time: :data:`~pjai.web.heavy.ERASURE`) and show the proof."""
 
         async def erase() -> None:
+            work = partial(erase_persona, self.web.data_dir, self.web.manager, entry.id)
             try:
-                proof = await asyncio.to_thread(
-                    erase_persona, self.web.data_dir, self.web.manager, entry.id
-                )
+                proof = await self.web.erasures.run(work, tab=self.tab)
+            except BusyError as exc:
+                ui.notify(f"Not erased: {exc}", type="warning", multi_line=True)
+                return
             except PjaiError as exc:
                 ui.notify(str(exc), type="negative", multi_line=True)
                 return
