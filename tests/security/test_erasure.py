@@ -17,9 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas, privacy
-from pjai.app.erasing import owe_rewrite, rewrites_owed
+from pjai.app.erasing import copies_left, owe_rewrite, rewrites_owed
 from pjai.app.flags import set_flag
-from pjai.app.privacy import ForgetGone, erase_persona
+from pjai.app.privacy import ForgetGone, erase_persona, rewrites_due
 from pjai.app.rights import event_log, persona_of, privacy_report, record_consent
 from pjai.app.security import init_security
 from pjai.app.transfer import import_legacy
@@ -410,8 +410,41 @@ def test_an_owed_rewrite_that_cannot_finish_on_opening_stays_owed(
     monkeypatch.setenv("PJAI_PASSPHRASE", PASSPHRASE)
     told = CliRunner().invoke(cli, ["privacy", "report", "--data-dir", str(data.path)])
     assert told.exit_code == 0, told.output
-    assert f"erasure of {ada} not finished" in told.output
+    assert f"erasure of {ada} not finished: damaged copies" in told.output
+    assert "deleting them finishes it" in told.output
     copy.unlink()
+    finished_on_opening(data)
+
+
+def test_a_new_erasure_of_an_id_waiting_for_copies_owes_the_rewrite_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The id made anew and erased again: until that erasure has rewritten the files,
+    # deleting the copies must not be taken for the end of it.
+    data, ada, _ = ada_owed_beside_a_damaged_copy(tmp_path, monkeypatch)
+    with DataDir(data.path, environ=data.environ).open() as manager:
+        assert copies_left(data.path) == {ada}
+        assert rewrites_due(data, manager) == []  # no compaction for the copies alone
+    assert owe_rewrite(data.path, ada)  # owed already, by a new erasure of the same id
+    assert copies_left(data.path) == set()
+    assert rewrites_owed(data.path) == [ada]
+
+
+def test_keys_that_cannot_be_destroyed_on_opening_refuse_the_opening(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = encrypted(tmp_path / "data")
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+    stop_before_the_keys(monkeypatch, data, ada)
+
+    def busy(self: KeyRing, scope: str) -> list[ErasedKey]:
+        raise apsw.BusyError("database is locked")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(KeyRing, "erase", busy)
+        with pytest.raises(apsw.BusyError):  # not a manager whose ring still opens them
+            DataDir(data.path, environ=data.environ).open()
     finished_on_opening(data)
 
 

@@ -432,8 +432,9 @@ class DataDir:
     @contextmanager
     def writing(self) -> Iterator[None]:
         """Held while a command makes or writes files here: :meth:`open` and the
-        commands that write a file without opening the manager (the flags, the key ring,
-        the web app's passphrase and sessions). Refused at once, with a
+        commands that write a file without opening the manager (the flags, the key ring;
+        the web app's passphrase and sessions hold :func:`~pjai.hybrid.fresh.opening`
+        themselves). Refused at once, with a
         :class:`~pjai.errors.ConfigError`, while an import or a backup goes into the
         directory (:func:`~pjai.hybrid.fresh.opening`): it found the directory empty,
         and would take what the command writes for its own, and remove it if it failed.

@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 from pjai.errors import ConfigError
-from pjai.files import create_text, replace_text
+from pjai.files import create_text, fsync_path, written_beside
 
 __all__ = [
     "ERASING_PREFIX",
@@ -42,8 +42,15 @@ def owe_rewrite(directory: Path, persona_id: str) -> bool:
     rewrite a file). :class:`~pjai.errors.ConfigError` when the directory cannot be
     written."""
     path = _mark(directory, persona_id)
+    plain = json.dumps({"persona_id": persona_id}) + "\n"
     try:
-        return not create_text(path, json.dumps({"persona_id": persona_id}) + "\n")
+        if create_text(path, plain):
+            return False
+        if _marks(directory).get(persona_id) is not None:
+            # It said only damaged copies were left: this erasure rewrites again (the
+            # persona was made anew meanwhile), and until it has, a rewrite is owed.
+            _replace_durably(path, plain)
+        return True
     except OSError as exc:
         raise ConfigError(
             f"cannot note in {directory} that the erasure of {persona_id!r} owes a rewrite "
@@ -62,7 +69,7 @@ def only_copies_left(directory: Path, persona_id: str) -> None:
     only damaged copies that a repair set aside still hold its rows: deleting them, not
     another rewrite, finishes the erasure (:func:`copies_left`)."""
     text = json.dumps({"persona_id": persona_id, "left": _COPIES}) + "\n"
-    replace_text(_mark(directory, persona_id), text)
+    _replace_durably(_mark(directory, persona_id), text)
 
 
 def copies_left(directory: Path) -> set[str]:
@@ -78,6 +85,14 @@ def rewrites_owed(directory: Path) -> list[str]:
 
 
 _COPIES = "damaged copies"
+
+
+def _replace_durably(path: Path, text: str) -> None:
+    """Put ``text`` in place of the mark at ``path``, on the disk when this returns: a
+    mark torn by a crash would refuse the directory's opening."""
+    with written_beside(path, text, durable=True) as temporary:
+        temporary.replace(path)
+    fsync_path(path.parent)
 
 
 def _marks(directory: Path) -> dict[str, str | None]:

@@ -168,14 +168,19 @@ def finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> list[E
     copies_only = copies_left(data_dir.path)
     for persona_id in due:
         if persona_id in copies_only and persona_id not in held:
-            if not data_dir.damaged_copies():  # deleted since: nothing is left
+            copies = _copies(data_dir)
+            if not copies:  # deleted since: nothing is left
                 rewrite_done(data_dir.path, persona_id)
+            for reason in copies:
+                log.warning("erasure of %s: %s", persona_id, reason)
             continue
         try:
             proofs.append(erase_persona(data_dir, manager, persona_id))
         except (PjaiError, OSError, apsw.Error) as exc:
-            # The keys go first: what failed is a rewrite (SQL away, a file held), which
-            # the mark keeps owed for the next opening. The directory opens all the same.
+            if isinstance(codec, FieldCodec) and persona_id in codec.keys.scopes():
+                raise  # the keys are still here: the directory must not open readable
+            # What failed is a rewrite (SQL away, a file held), which the mark keeps
+            # owed for the next opening. The directory opens all the same.
             log.warning("finishing the erasure of %s: %s", persona_id, exc)
     for proof in proofs:
         for reason in proof.unfinished:
@@ -190,6 +195,8 @@ def rewrites_due(data_dir: DataDir, manager: HybridDatabaseManager) -> list[str]
     applies an erasure once the server confirms it): the ones a rewrite of the files
     now leaves no page of."""
     marked = rewrites_owed(data_dir.path)
+    if data_dir.damaged_copies():  # only deleting them finishes those: no rewrite does
+        marked = [p for p in marked if p not in copies_left(data_dir.path)]
     held: set[str] = set()
     for chunk in in_parts(marked):
         held |= {

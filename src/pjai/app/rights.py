@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import func, select
 
-from pjai.app.erasing import rewrites_owed
+from pjai.app.erasing import copies_left, rewrites_owed
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.classify import RESTRICTED
 from pjai.schema import SCHEMA, ConsentRecorded, PersonaErased
@@ -99,6 +99,10 @@ class PrivacyReport:
     after the keys went, a file that could not be rewritten yet: :mod:`pjai.app.erasing`):
     the next opening of the directory finishes them
     (:func:`~pjai.app.privacy.finish_erasures`), as ``pjai privacy erase ID`` does."""
+    waiting_for_copies: list[str] = field(default_factory=list)
+    """Those of :attr:`unfinished_erasures` whose files are all rewritten but for the
+    damaged copies a repair set aside (``*.damaged-*``), which no rewrite reaches:
+    deleting the copies finishes them."""
 
 
 def record_consent(
@@ -156,12 +160,14 @@ def privacy_report(manager: HybridDatabaseManager, persona_id: str | None = None
             )
         )
     erasures = [persona_of(r) or "" for r in log if r.name == PersonaErased.NAME]
+    unfinished = unfinished_erasures(manager)
     return PrivacyReport(
         encrypted=ring is not None,
         personas=found,
         erasures=erasures,
         erased_keys=len(ring.erased()) if ring is not None else 0,
-        unfinished_erasures=unfinished_erasures(manager),
+        unfinished_erasures=unfinished,
+        waiting_for_copies=sorted(copies_left(manager.data_dir) & set(unfinished)),
     )
 
 

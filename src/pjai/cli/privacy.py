@@ -170,7 +170,11 @@ def report(
         ]
     lines.append(f"erasures: {len(found.erasures)} ({found.erased_keys} keys destroyed)")
     lines += [
-        f"  erasure of {persona_id} not finished: its data keys are still here, or a "
+        f"  erasure of {persona_id} not finished: damaged copies that `pjai repair` set "
+        "aside (*.damaged-* beside store.db and the SQL primary) may hold its rows; "
+        "deleting them finishes it"
+        if persona_id in found.waiting_for_copies
+        else f"  erasure of {persona_id} not finished: its data keys are still here, or a "
         f"file is not rewritten yet; `pjai privacy erase {persona_id} --yes` finishes it"
         for persona_id in found.unfinished_erasures
     ]
