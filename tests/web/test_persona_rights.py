@@ -14,6 +14,7 @@ from tests.web.conftest import (
     LOOP_THREADS,
     Held,
     another_tab,
+    long_work_from_many_tabs,
     shown,
     simulated,
     told,
@@ -50,30 +51,26 @@ async def test_tabs_exporting_a_persona_at_once_leave_other_views_off_loop_work_
     web: WebApp, hold: Callable[[object, str], Held]
 ) -> None:
     ada = web.services.personas.create("Ada", activate=True)
-    exports = hold(personas_view, "export_subject")
-    async with simulated(web) as first:
-        tabs = [first, *(another_tab(first) for _ in range(LOOP_THREADS - 1))]
-        for tab in tabs:
-            await tab.open("/personas")
-            await tab.should_see(marker=f"persona-{ada.id}")
-            tab.find(marker=f"persona-export-{ada.id}").click()
-        await until(
-            lambda: exports.started + len(told(tabs, "busy")) == len(tabs),
-            "every export started or refused",
-        )
-        dashboard = await health_card_shows(first)
-        assert not exports.release.is_set()  # while the admitted export still runs
-        assert exports.started == web.subject_exports.threads == 1
-        refusals = told([*tabs, dashboard], "busy")
-        assert len(refusals) == len(tabs) - 1
-        assert refusals[0] == (
-            "Not exported: data subject export is busy with 1 export; try again when it ends"
-        )
-        exports.release.set()
-        await until(lambda: downloads([*tabs, dashboard]) == 1, "the admitted export's download")
-        await until(lambda: web.subject_exports.running == 0, "the export to end")
-        tabs[-1].find(marker=f"persona-export-{ada.id}").click()
-        await until(lambda: downloads([*tabs, dashboard]) == 2, "an export once the first ended")
+    assert web.subject_exports.threads == 1
+
+    def export(tab: User) -> None:
+        tab.find(marker=f"persona-export-{ada.id}").click()
+
+    async def open_and_export(tab: User) -> None:
+        await tab.open("/personas")
+        await tab.should_see(marker=f"persona-{ada.id}")
+        export(tab)
+
+    await long_work_from_many_tabs(
+        web,
+        hold(personas_view, "export_subject"),
+        web.subject_exports,
+        start=open_and_export,
+        refused_in=None,
+        refusal="Not exported: data subject export is busy with 1 export; try again when it ends",
+        finished=lambda tab: downloads([tab]),
+        again=export,
+    )
 
 
 async def test_a_tab_exports_one_persona_at_a_time_however_often_it_asks(
