@@ -159,11 +159,12 @@ def finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> list[E
     confirms it, the store and SQL keep the rows it deleted. What is still not
     rewritten is logged."""
     due = unfinished_erasures(manager)
+    if not due:  # the common case, at every opening: nothing more to read
+        return []
     codec = manager.schema.codec
     held = codec.keys.scopes() if isinstance(codec, FieldCodec) else {}
-    if due:
-        waiting = pending_erasures(manager)
-        due = [p for p in due if p in held or p not in waiting]
+    waiting = pending_erasures(manager)
+    due = [p for p in due if p in held or p not in waiting]
     proofs = []
     copies_only = copies_left(data_dir.path)
     for persona_id in due:
