@@ -110,6 +110,16 @@ def _wrap_ids(conn: apsw.Connection) -> dict[str, frozenset[str]]:
 def store_fingerprint(path: Path) -> str:
     """The fingerprint of the store key of the key ring at ``path``, read without
     unlocking it."""
+    conn, meta = _existing(path)
+    conn.close()
+    if "store key" not in meta:
+        raise KeyRingError(f"{path} is not a key ring")
+    return meta["store key"]
+
+
+def _existing(path: Path) -> tuple[apsw.Connection, dict[str, str]]:
+    """A connection to the key ring file at ``path`` and its ``meta`` table, read before
+    anything is written to it (empty where the file has none: not a key ring)."""
     if not path.exists():
         raise KeyRingError(f"no key ring at {path}: `pjai security init` makes one")
     try:
@@ -117,16 +127,13 @@ def store_fingerprint(path: Path) -> str:
     except apsw.Error as exc:
         raise KeyRingError(f"{path} is damaged ({exc}): restore it from a backup") from exc
     try:
-        rows = conn.execute("SELECT value FROM meta WHERE name = 'store key'").fetchall()
+        rows = conn.execute("SELECT name, value FROM meta").fetchall()
     except apsw.SQLError:
         rows = []  # no meta table: not a key ring
     except apsw.Error as exc:
-        raise KeyRingError(f"{path} is damaged ({exc}): restore it from a backup") from exc
-    finally:
         conn.close()
-    if not rows:
-        raise KeyRingError(f"{path} is not a key ring")
-    return str(rows[0][0])
+        raise KeyRingError(f"{path} is damaged ({exc}): restore it from a backup") from exc
+    return conn, {str(k): str(v) for k, v in rows}
 
 
 class KeyRing(Resource):
@@ -233,22 +240,8 @@ class KeyRing(Resource):
         recovery_code: str | None = None,
         os_keyring: bool = False,
     ) -> KeyRing:
-        if not target.exists():
-            raise KeyRingError(f"no key ring at {target}: `pjai security init` makes one")
+        conn, meta = _existing(target)
         try:
-            conn = connect(target)
-        except apsw.Error as exc:
-            raise KeyRingError(f"{target} is damaged ({exc}): restore it from a backup") from exc
-        try:
-            try:  # read before anything is written to it
-                rows = conn.execute("SELECT name, value FROM meta").fetchall()
-            except apsw.SQLError:
-                rows = []  # no meta table: not a key ring
-            except apsw.Error as exc:
-                raise KeyRingError(
-                    f"{target} is damaged ({exc}): restore it from a backup"
-                ) from exc
-            meta = {str(k): str(v) for k, v in rows}
             if meta.get("format") != FORMAT:
                 found = meta.get("format")
                 raise KeyRingError(f"{target} is not a key ring this PJai reads (format {found!r})")
