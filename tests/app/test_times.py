@@ -19,24 +19,37 @@ def utc(text: str) -> datetime:
 
 
 @pytest.mark.parametrize(
-    ("text", "end", "whole_unit", "read"),
+    ("text", "end", "read"),
     [
-        ("0001-01-02", False, False, EARLIEST),
-        ("0001-01-01T23:59-12:00", False, False, utc("0001-01-02T11:59")),
-        ("9999-12-30", True, False, LATEST),
-        ("9999-12-31T00:00+01:00", False, False, utc("9999-12-30T23:00")),
-        ("9999-12-30 23:59", True, False, utc("9999-12-30T23:59")),  # --to 23:59: exact
-        ("9999-12-30 23:59", True, True, LATEST),  # "To 23:59": the whole minute
-        (" 2026-03-02 ", True, False, utc("2026-03-02T23:59:59.999999")),
+        ("0001-01-02", False, EARLIEST),
+        ("0001-01-01T23:59-12:00", False, utc("0001-01-02T11:59")),
+        ("9999-12-30", True, LATEST),
+        ("9999-12-31T00:00+01:00", False, utc("9999-12-30T23:00")),
+        ("9999-12-30 23:59", False, utc("9999-12-30T23:59")),
+        ("9999-12-30 23:59", True, LATEST),  # --to 23:59 and "To 23:59": the whole minute
+        (" 2026-03-02 ", True, utc("2026-03-02T23:59:59.999999")),
     ],
 )
-def test_a_time_inside_the_calendar_is_read_in_utc(
-    text: str, end: bool, whole_unit: bool, read: datetime
-) -> None:
-    assert typed_time(text, end=end, whole_unit=whole_unit) == read
+def test_a_time_inside_the_calendar_is_read_in_utc(text: str, end: bool, read: datetime) -> None:
+    assert typed_time(text, end=end) == read
 
 
-@pytest.mark.parametrize("whole_unit", [False, True])
+@pytest.mark.parametrize(
+    ("text", "last"),
+    [
+        ("2026-03-02", "2026-03-02T23:59:59.999999"),
+        ("2026-03-02T14", "2026-03-02T14:59:59.999999"),
+        ("2026-03-02 14:30", "2026-03-02T14:30:59.999999"),
+        ("2026-03-02T14:30:15", "2026-03-02T14:30:15.999999"),
+        ("2026-03-02 14:30:15.25", "2026-03-02T14:30:15.250000"),  # a fraction: exact
+        ("2026-03-02T14:30+02:00", "2026-03-02T12:30:59.999999"),
+    ],
+)
+def test_an_end_takes_in_the_whole_unit_it_is_typed_to(text: str, last: str) -> None:
+    # One reading for the command line's --to and --until and the web app's "To".
+    assert typed_time(text, end=True) == utc(last)
+
+
 @pytest.mark.parametrize(
     ("text", "end", "shown"),
     [
@@ -50,10 +63,10 @@ def test_a_time_inside_the_calendar_is_read_in_utc(
     ],
 )
 def test_a_time_outside_the_calendar_is_refused_saying_how_it_was_read(
-    text: str, end: bool, shown: str, whole_unit: bool
+    text: str, end: bool, shown: str
 ) -> None:
     with pytest.raises(QueryError) as refused:
-        typed_time(text, end=end, whole_unit=whole_unit)
+        typed_time(text, end=end)
     assert str(refused.value) == f"{text!r}{shown}: {OUTSIDE}"
 
 

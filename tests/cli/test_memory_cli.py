@@ -284,10 +284,37 @@ def test_a_date_alone_as_an_included_end_takes_in_the_day(cli: Cli) -> None:
     assert mark["time_to"] == "2026-05-04T23:59:59.999999Z"
     assert [m["id"] for m in cli.json("bookmark", "show", mark["id"])["memories"]] == ["dinner"]
     at = cli.json("bookmark", "update", mark["id"], "--to", "2026-05-04T20:00")
-    assert at["time_to"] == "2026-05-04T20:00:00Z"  # a time is taken as written
+    assert at["time_to"] == "2026-05-04T20:00:59.999999Z"  # to the minute: all of it
     # The timeline's end is left out: a date alone is its first instant.
     buckets = cli.json("memory", "timeline", "ada", "--until", "2026-05-05")
     assert [b["key"] for b in buckets] == ["2026-05-04"]
+
+
+def test_an_included_end_takes_in_the_whole_minute_or_second_typed(cli: Cli) -> None:
+    # As the web app's "To" reads it: "until 20:00" holds what happened at 20:00:30.
+    cli("persona", "create", "Ada", "--id", "ada", "--set", "memory.auto_optimize=false")
+    cli("memory", "add", "ada", "Dinner", "--id", "dinner", "--occurred-at", "2026-05-04T20:00:30")
+    for until, found in (
+        ("2026-05-04 20:00", ["dinner"]),
+        ("2026-05-04T19:59", []),
+        ("2026-05-04T20:00:30", ["dinner"]),
+        ("2026-05-04T20:00:29", []),
+        ("2026-05-04T20:00:29.5", []),  # a fraction of a second is the instant it names
+        ("2026-05-04T22:00+02:00", ["dinner"]),
+    ):
+        span = ("--since", "2026-05-04", "--until", until)
+        assert [m["id"] for m in cli.json("memory", "list", "ada", *span)] == found, until
+        hits = cli.json("memory", "search", "dinner", "--persona", "ada", *span)
+        assert [h["memory_id"] for h in hits] == found, until
+        mark = cli.json("bookmark", "create", "ada", until, "--to", until)
+        shown = cli.json("bookmark", "show", mark["id"])["memories"]
+        assert [m["id"] for m in shown] == found, until
+    # From and to the same minute: that minute, not a range refused as empty.
+    minute = ("--since", "2026-05-04 20:00", "--until", "2026-05-04 20:00")
+    assert [m["id"] for m in cli.json("memory", "list", "ada", *minute)] == ["dinner"]
+    # The timeline's --until is left out ("happened before"): the instant it names.
+    buckets = cli.json("memory", "timeline", "ada", "--until", "2026-05-04T20:00")
+    assert buckets == []
 
 
 def test_the_calendars_edges_are_read_as_the_web_app_reads_them(cli: Cli) -> None:

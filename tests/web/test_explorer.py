@@ -4,7 +4,9 @@ preview."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from nicegui import ElementFilter, ui
 from nicegui.testing.user import User
 from nicegui.testing.user_interaction import UserInteraction
 
-from pjai.app import Conversations, Personas
+from pjai.app import Conversations, DataDir, Personas
 from pjai.app.reads import memories as reads
 from pjai.errors import QueryError
 from pjai.schema import BookmarkCreated, ConversationStarted
@@ -23,6 +25,7 @@ from pjai.web.views.explorer_optimize import REASONS, _summary
 from pjai.web.views.explorer_selection import Selection, format_time, parse_time
 from pjai.web.views.explorer_table import MemoryTable
 from pjai.web.views.explorer_timeline import bucket_range
+from tests.cli.invoke import Cli
 from tests.web.conftest import by_testid, set_value, simulated, until
 
 pytestmark = pytest.mark.anyio
@@ -167,6 +170,54 @@ async def test_a_time_range_typed_in_narrows_the_table(web: WebApp) -> None:
         set_value(user, "filter-from", "2026-03-05")
         _act(user, "filter-from").trigger("keydown.enter")
         await until(lambda: _names(user) == ["Friday memory"], "only Friday's memory shows")
+
+
+# Memories a second or less either side of 14:30 and 14:31 on 2 March 2026.
+AROUND_A_MINUTE = {
+    "a": "14:29:59.5",
+    "b": "14:30:00",
+    "c": "14:30:30",
+    "d": "14:30:59.9",
+    "e": "14:31:00",
+    "f": "14:31:00.5",
+}
+
+
+def _showing(user: User, names: str) -> Callable[[], bool]:
+    """Whether the table shows the memories named by the letters of ``names``."""
+    return lambda: sorted(_names(user)) == list(names)
+
+
+async def test_a_typed_range_shows_the_memories_the_cli_lists_for_it(tmp_path: Path) -> None:
+    # `pjai memory list --since A --until B` and the explorer's From A, To B: an end to
+    # the minute (hour, day) takes in that minute, one to the second that second, one
+    # with a fraction the instant it names.
+    cli = Cli(tmp_path / "data")
+    cli("persona", "create", "Ada", "--id", "ada", "--activate")
+    for name, at in AROUND_A_MINUTE.items():
+        cli("memory", "add", "ada", f"at {at}", "--name", name, "--occurred-at", f"2026-03-02T{at}")
+    day = "2026-03-02"
+    ranges = [  # each finds other memories than the one before it
+        ("", f"{day} 14:30", "abcd"),
+        (f"{day} 14:30", f"{day} 14:30", "bcd"),
+        (f"{day} 14:30", f"{day} 14:30:30", "bc"),
+        (f"{day} 14:30:30", f"{day} 14:31", "cdef"),
+        (f"{day} 14:30:30", f"{day} 14:30:59.9", "cd"),
+        ("", f"{day}T15:30+01:00", "abcd"),
+        (f"{day} 14:31", day, "ef"),
+        ("", f"{day}T14", "abcdef"),
+    ]
+    with WebApp(DataDir(tmp_path / "data")) as web:
+        async with simulated(web) as user:
+            await _open_explorer(user, "a", "f")
+            for start, end, expected in ranges:
+                span = ("--since", start) if start else ()
+                listed = cli.json("memory", "list", "ada", *span, "--until", end)
+                assert sorted(m["name"] for m in listed) == list(expected), (start, end)
+                set_value(user, "filter-from", start)
+                set_value(user, "filter-to", end)
+                _act(user, "filter-to").trigger("keydown.enter")
+                await until(_showing(user, expected), f"From {start!r} To {end!r}: {expected}")
 
 
 async def test_a_time_range_that_ends_before_it_starts_says_so(web: WebApp) -> None:

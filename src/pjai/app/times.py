@@ -2,16 +2,17 @@
 
 A time is an ISO 8601 date (``2026-01-31``), or a date and a time of day (``T`` or a
 space between them: ``2026-01-31 14:30``, to the hour, minute, second or a fraction of
-one), UTC unless it gives an offset. As the end of a range, a date takes in its whole
-day; the web app's fields take in the whole hour, minute or second a time of day names
-too ("To 14:30": to 14:30:59.999999), the command line's options the instant it names
-(``--to 14:30``).
+one), UTC unless it gives an offset. As the included end of a range it takes in the
+whole unit it is typed to, in the web app's fields and the command line's options alike:
+a date its day, a time of day its hour, minute or second ("To 14:30" and ``--to 14:30``:
+to 14:30:59.999999; ``14:30:15``: to 14:30:15.999999); a time with a fraction of a
+second is the instant it names. A person who types an end to the minute means that
+minute included.
 
-The instant a text names, in UTC and after taking in the whole day (or unit) of an
-end, must lie between :data:`~pjai.schema.limits.EARLIEST` and
-:data:`~pjai.schema.limits.LATEST`, as every time an event carries (a bookmark keeps a
-range): both interfaces refuse the same texts at the edges of the calendar, with the
-same message.
+The instant a text names, in UTC and after taking in the whole unit of an end, must
+lie between :data:`~pjai.schema.limits.EARLIEST` and :data:`~pjai.schema.limits.LATEST`,
+as every time an event carries (a bookmark keeps a range): both interfaces refuse the
+same texts at the edges of the calendar, with the same message.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ __all__ = ["typed_time"]
 _INSTANT = timedelta(microseconds=1)
 
 
-def typed_time(text: str, *, end: bool = False, whole_unit: bool = False) -> datetime:
+def typed_time(text: str, *, end: bool = False) -> datetime:
     """The UTC instant ``text`` names (see the module doc). With ``end`` (the included
-    end of a range), a date alone is its day's last instant, and with ``whole_unit`` a
-    time of day its hour's, minute's or second's. :class:`~pjai.errors.QueryError` when
-    it is no time, or names one outside the times PJai keeps."""
+    end of a range), the last instant of the day, hour, minute or second it is typed to.
+    :class:`~pjai.errors.QueryError` when it is no time, or names one outside the times
+    PJai keeps."""
     typed = text.strip()
     try:
         value, unit = datetime.combine(date.fromisoformat(typed), time()), timedelta(days=1)
@@ -42,7 +43,7 @@ def typed_time(text: str, *, end: bool = False, whole_unit: bool = False) -> dat
             raise QueryError(
                 f"{text!r} is not an ISO-8601 time like 2026-01-31 or 2026-01-31 14:30"
             ) from None
-        unit = _unit_typed(typed) if whole_unit else _INSTANT
+        unit = _unit_typed(typed)
     value = value.replace(tzinfo=UTC) if value.tzinfo is None else value
     try:
         instant = value.astimezone(UTC) + (unit - _INSTANT if end else timedelta())

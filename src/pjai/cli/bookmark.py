@@ -11,6 +11,7 @@ from rich.text import Text
 from pjai.app import Bookmarks, Conversations, resolve
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
+    INCLUDED_END,
     ConversationArg,
     DataDirOption,
     JsonFlag,
@@ -49,7 +50,7 @@ Hours = Annotated[
 From = Annotated[str | None, typer.Option("--from", help="Start (ISO time, UTC).")]
 To = Annotated[
     str | None,
-    typer.Option("--to", help="End, included (ISO time, UTC; a date alone: to its end)."),
+    typer.Option("--to", help=f"End, included ({INCLUDED_END})."),
 ]
 Colour = Annotated[str | None, typer.Option(help="Colour, #rrggbb.")]
 Labels = Annotated[list[str] | None, typer.Option("--label", help="The bookmark's own tags.")]

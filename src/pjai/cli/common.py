@@ -38,6 +38,7 @@ from pjai.store import Progress as ProgressCallback
 
 __all__ = [
     "DEFAULT_DATA_DIR",
+    "INCLUDED_END",
     "ConversationArg",
     "DataDirOption",
     "IdOpt",
@@ -328,11 +329,18 @@ def print_result(value: Any, as_json: bool, text: RenderableType) -> None:
         console.print(text)
 
 
+INCLUDED_END = (
+    "ISO time, UTC; to the end of the day, minute or second given: 14:30 takes in 14:30:59"
+)
+"""How an option that is the included end of a range reads its time (:func:`parse_time`
+with ``end``), for its help."""
+
+
 def parse_time(text: str | None, option: str, *, end: bool = False) -> datetime | None:
     """An ISO-8601 time from the command line, in UTC (:func:`pjai.app.times.typed_time`:
-    one without an offset is UTC). With ``end`` (the included end of a range), a date
-    alone is its day's last instant, so that ``--until 2026-05-04`` takes in that day, as
-    the web app's filters do; a time of day is the instant it names."""
+    one without an offset is UTC). With ``end`` (the included end of a range), the last
+    instant of the unit it is typed to, as the web app's filters read it: ``--until
+    2026-05-04`` takes in that day, ``--until '2026-05-04 14:30'`` that minute."""
     if text is None:
         return None
     try:

@@ -11,6 +11,7 @@ from rich.table import Table
 from pjai.app import Memories, resolve
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
+    INCLUDED_END,
     DataDirOption,
     PersonaOpt,
     for_persona,
@@ -58,7 +59,7 @@ def search_memories(
     until: Until = None,
     created_since: Annotated[str | None, typer.Option(help="Recorded at or after.")] = None,
     created_until: Annotated[
-        str | None, typer.Option(help="Recorded at or before (a date alone: to its end).")
+        str | None, typer.Option(help=f"Recorded at or before ({INCLUDED_END}).")
     ] = None,
     method: Annotated[Method, typer.Option(help="keyword, semantic or hybrid.")] = "keyword",
     limit: Limit = 10,

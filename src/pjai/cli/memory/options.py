@@ -11,7 +11,14 @@ from rich.table import Table
 from rich.text import Text
 
 from pjai.cli import output
-from pjai.cli.common import MaxImportance, MinImportance, TagOpt, TierOpt, TypeOpt
+from pjai.cli.common import (
+    INCLUDED_END,
+    MaxImportance,
+    MinImportance,
+    TagOpt,
+    TierOpt,
+    TypeOpt,
+)
 from pjai.cli.grouped import option_group
 from pjai.cli.output import clipped, content_column, id_column, number, short_column, when
 from pjai.memory.conversations import RefusedMessage
@@ -41,7 +48,7 @@ AllFlag = Annotated[
 Since = Annotated[str | None, typer.Option(help="Happened at or after (ISO time, UTC).")]
 Until = Annotated[
     str | None,
-    typer.Option(help="Happened at or before (ISO time, UTC; a date alone: to its end)."),
+    typer.Option(help=f"Happened at or before ({INCLUDED_END})."),
 ]
 MAX_LIMIT = 1_000_000
 """The largest ``--limit`` taken: more than a persona's rows at any size PJai is

@@ -101,11 +101,11 @@ class Selection:
 def parse_time(text: str, *, end: bool = False) -> datetime | None:
     """A time the user typed (``2026-01-31``, ``2026-01-31 14:30`` or to the second or
     microsecond, UTC unless it gives an offset), read as the command line reads it
-    (:func:`pjai.app.times.typed_time`), except that with ``end`` it takes in the whole
-    day, hour, minute or second it names. Empty text is no time."""
+    (:func:`pjai.app.times.typed_time`: with ``end``, the whole day, hour, minute or
+    second it names). Empty text is no time."""
     if not text.strip():
         return None
-    return typed_time(text, end=end, whole_unit=True)
+    return typed_time(text, end=end)
 
 
 def format_time(value: datetime | None, *, end: bool = False) -> str:
