@@ -30,7 +30,7 @@ from pjai.app.websessions import WEB_SESSIONS_FILE, WebSessions
 from pjai.bench.webapp import WebProcess
 from pjai.cli import app
 from pjai.errors import ConfigError
-from pjai.schema.types import to_iso, utc_now
+from pjai.schema.types import from_iso, to_iso, utc_now
 from pjai.sync.server.tables import tokens
 from pjai.web import auth, guard
 from pjai.web.auth import COOKIE, LoginGate
@@ -114,7 +114,7 @@ def test_a_session_expires(tmp_path: Path) -> None:
 def test_a_shorter_session_lifetime_ends_the_sessions_already_longer(tmp_path: Path) -> None:
     with WebSessions.open(tmp_path, lifetime_s=12 * 3600) as sessions:
         secret = sessions.start("from 10.0.0.7")
-        access, _ = sessions.create_access("phone")
+        access, phone = sessions.create_access("phone")
         by_token = sessions.exchange(access, "from phone")
         # Both began 90 minutes ago.
         began = to_iso(utc_now() - timedelta(minutes=90))
@@ -122,10 +122,30 @@ def test_a_shorter_session_lifetime_ends_the_sessions_already_longer(tmp_path: P
             conn.execute(sa.update(tokens).values(created_at=began))
     # The app restarted with --session-hours 1: a login lasts an hour now.
     with WebSessions.open(tmp_path, lifetime_s=3600) as sessions:
-        assert not sessions.valid(secret)
+        assert not sessions.valid(secret)  # before their ends are stored too
         assert not sessions.valid(by_token)
+        assert sessions.hold_to_lifetime(actor="pjai serve --session-hours 1") == 2
+        assert sessions.hold_to_lifetime() == 0  # once
+        now = to_iso(utc_now())
+        states = {t.label: t.live(now) for t in sessions.list()}
+        assert states == {"session from 10.0.0.7": False, "phone": True,
+                          f"session from phone (token {phone.id})": False}  # fmt: skip
+        shortened = [e for e in sessions.history() if e.action == "token.shorten"]
+        assert [e.actor for e in shortened] == ["pjai serve --session-hours 1"] * 2
     with WebSessions.open(tmp_path, lifetime_s=2 * 3600) as sessions:
-        assert sessions.valid(secret)  # within two hours, as it was made to last 12
+        assert not sessions.valid(secret)  # ended: more hours do not bring it back
+        assert sessions.hold_to_lifetime() == 0
+
+
+def test_a_session_begun_within_a_shorter_lifetime_is_shortened_to_it(tmp_path: Path) -> None:
+    with WebSessions.open(tmp_path, lifetime_s=12 * 3600) as sessions:
+        secret = sessions.start()
+        (made,) = sessions.list()
+    with WebSessions.open(tmp_path, lifetime_s=3600) as sessions:
+        assert sessions.hold_to_lifetime() == 1
+        assert sessions.valid(secret)  # an hour after it began
+        (held,) = sessions.list()
+        assert held.expires_at == to_iso(from_iso(made.created_at) + timedelta(hours=1))
 
 
 def test_revoking_a_session_signs_it_out(sessions: WebSessions) -> None:
@@ -789,6 +809,26 @@ def signed_in_off_loopback(tmp_path: Path) -> Iterator[tuple[str, str]]:
         )
         assert signed_in.status_code == 303
         yield url, signed_in.cookies[COOKIE]
+
+
+def test_the_token_list_shows_the_sessions_a_shorter_lifetime_ended(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data")
+    data.passphrase().set(PASSPHRASE)
+    with WebSessions.open(data.path, lifetime_s=12 * 3600) as sessions:
+        old = sessions.start("from the desk")  # made to last 12 hours, begun 90 minutes ago
+        with sessions.engine.begin() as conn:
+            began = to_iso(utc_now() - timedelta(minutes=90))
+            conn.execute(sa.update(tokens).values(created_at=began))
+        sessions.start("from the laptop")  # begun now
+    where = ["--data-dir", str(data.path)]
+    with WebProcess(data.path, "--host", "0.0.0.0", "--session-hours", "1") as web:
+        listed = runner.invoke(app, ["web", "token", "list", "--json", *where])
+        assert listed.exit_code == 0, listed.output
+        states = {t["label"]: t["state"] for t in json.loads(listed.stdout)}
+        assert states == {"session from the desk": "expired", "session from the laptop": "live"}
+        url = web.url.replace("0.0.0.0", "127.0.0.1")
+        page = httpx.get(url + "/", cookies={COOKIE: old})
+        assert page.status_code == 303  # to the login form: the server ended it too
 
 
 def test_off_loopback_a_signed_in_socket_opens_only_from_the_app_s_own_pages(

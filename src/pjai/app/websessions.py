@@ -10,7 +10,9 @@ Both are kept in ``web-sessions.db`` in the data directory, as SHA-256 digests
 (:class:`pjai.sync.server.tokens.TokenStore`): sessions survive a restart of the app,
 expire by themselves, can be listed, revoked (the next request of that browser goes to
 the login form) and rotated, and each change is in the file's audit trail with who
-made it.
+made it. An app started with a shorter lifetime (``--session-hours``) stores the earlier
+end of each session begun to last longer, so the list shows when each session ends
+whichever lifetime the app runs with.
 """
 
 from __future__ import annotations
@@ -122,6 +124,22 @@ class WebSessions(Resource):
         token = self.tokens.check(secret)
         return token if token is not None and token.store_id == WEB_SCOPE else None
 
+    def hold_to_lifetime(self, *, actor: str | None = None) -> int:
+        """Store a shorter end for every live session begun to last longer than
+        :attr:`lifetime` (the app now runs with fewer ``--session-hours``): it ends
+        :attr:`lifetime` after it began, at once if that is past. The app does this as it
+        starts, so that ``pjai web token list`` shows each session ending when the app
+        ends it, and a later run with more hours does not bring it back. How many it
+        shortened."""
+        now = to_iso(utc_now())
+        shortened = 0
+        for session in self._stored():
+            if session.label.startswith(SESSION_LABEL) and session.live(now):
+                ends = from_iso(session.created_at) + self.lifetime
+                if self.tokens.shorten(session.id, ends, actor=actor):
+                    shortened += 1
+        return shortened
+
     def valid(self, secret: str | None) -> bool:
         """Whether ``secret`` is a live session's, begun less than :attr:`lifetime` ago:
         one the passphrase started, or one whose access token is live too."""
@@ -130,7 +148,9 @@ class WebSessions(Resource):
             return False
         if utc_now() - from_iso(token.created_at) >= self.lifetime:
             # Begun when logins lasted longer: the app now runs with a shorter lifetime
-            # (``--session-hours``), which ends the sessions already past it too.
+            # (``--session-hours``), which ends the sessions already past it too. The
+            # app stores those ends as it starts (:meth:`hold_to_lifetime`); this covers
+            # a session another process began since.
             return False
         if (token_id := _started_by(token)) is None:
             return True

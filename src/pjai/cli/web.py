@@ -39,7 +39,11 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
     session_hours: Annotated[
-        float, typer.Option(help="How long a login lasts (off loopback).")
+        float,
+        typer.Option(
+            help="How long a login lasts (off loopback); sessions begun to last longer are "
+            "shortened to it, as `pjai web token list` then shows."
+        ),
     ] = 12.0,
     as_json: JsonFlag = False,
 ) -> None:

@@ -90,6 +90,9 @@ def serve(
     if login:
         sessions = WebSessions.open(data_dir.path, session_hours * 3600)
         app.on_shutdown(sessions.close)
+        # Sessions begun to last longer end now as this run ends them, stored so that
+        # `pjai web token list` shows it.
+        sessions.hold_to_lifetime(actor=f"pjai serve --session-hours {session_hours:g}")
         app.add_middleware(auth.LoginGate, sessions=sessions)
         # Outside the gate: another site's WebSocket or form is refused before its
         # cookie is looked up.

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from pjai.errors import ConfigError
-from pjai.schema.types import from_iso
+from pjai.schema.types import from_iso, to_iso
 from pjai.sql.engine import create_sql_engine
 from pjai.sync.server import AuditEntry, ServerDatabase, local_actor
 from pjai.sync.server.tables import audit, tokens
@@ -57,6 +57,30 @@ def test_creating_and_revoking_tokens_is_audited(server_db: ServerDatabase) -> N
     assert last.at == revoked.revoked_at
     assert (last.token_label, last.store_id, last.role) == ("laptop", "s1", "write")
     assert first.seq < entries[1].seq < last.seq
+
+
+def test_shortening_a_token_brings_its_expiry_forward_only(server_db: ServerDatabase) -> None:
+    store = server_db.tokens
+    secret, forever = store.create("s1", "write", "laptop")
+    _, soon = store.create("s1", "read", "phone", expires_in=timedelta(minutes=5))
+    _, gone = store.create("s1", "read", "tablet")
+    store.revoke(gone.id)
+    ends = from_iso(forever.created_at) + timedelta(hours=1)
+    assert store.shorten(forever.id, ends, actor="ann@desk")
+    assert store.shorten(soon.id, ends) is False  # it ends sooner already
+    assert store.shorten(gone.id, ends) is False  # revoked: nothing to shorten
+    assert store.shorten("no-such-token", ends) is False
+    listed = {t.label: t.expires_at for t in store.list()}
+    assert listed["laptop"] == to_iso(ends)
+    assert listed["phone"] == soon.expires_at
+    assert store.check(secret) is not None  # still within the hour
+    assert store.shorten(forever.id, ends - timedelta(days=1))  # a past end: expired now
+    assert store.check(secret) is None
+    assert store.shorten(forever.id, ends - timedelta(days=2)) is False  # expired already
+    shortened = [
+        (e.token_id, e.actor) for e in server_db.audit.list() if e.action == "token.shorten"
+    ]
+    assert shortened == [(forever.id, "ann@desk"), (forever.id, None)]
 
 
 def test_the_trail_lists_the_newest_entries_and_one_tokens(server_db: ServerDatabase) -> None:

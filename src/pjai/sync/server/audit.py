@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ACTIONS", "AuditEntry", "AuditTrail", "local_actor", "record"]
 
-Action = Literal["token.create", "token.revoke", "token.rotate"]
-ACTIONS: tuple[Action, ...] = ("token.create", "token.revoke", "token.rotate")
+Action = Literal["token.create", "token.revoke", "token.rotate", "token.shorten"]
+ACTIONS: tuple[Action, ...] = ("token.create", "token.revoke", "token.rotate", "token.shorten")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,8 @@ class AuditEntry:
     at: str
     """When, in UTC (RFC 3339)."""
     action: str
-    """``token.create`` or ``token.revoke``."""
+    """``token.create``, ``token.revoke``, ``token.rotate`` or ``token.shorten`` (its
+    expiry brought forward)."""
     token_id: str
     token_label: str
     store_id: str

@@ -203,6 +203,26 @@ class TokenStore:
             record(conn, "token.revoke", token, at=revoked_at, actor=actor)
         return token
 
+    def shorten(self, token_id: str, ends: datetime, *, actor: str | None = None) -> bool:
+        """Make the live token ``token_id`` (an exact id) expire at ``ends`` if it would
+        live longer (a past ``ends`` expires it now); whether this did it. ``actor``: who
+        shortens it, for the audit trail."""
+        at = to_iso(utc_now())
+        limit = to_iso(ends)
+        longer = sa.or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > limit)
+        with transaction(self.engine, "shortening a token", write=True) as conn:
+            done = conn.execute(
+                sa.update(tokens)
+                .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None), longer)
+                .where(sa.or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > at))
+                .values(expires_at=limit)
+            )
+            if done.rowcount != 1:
+                return False
+            token = Token(*conn.execute(_SELECT.where(tokens.c.id == token_id)).one())
+            record(conn, "token.shorten", token, at=at, actor=actor)
+        return True
+
     def check(self, secret: str) -> Token | None:
         """The live token (not revoked, not expired) with this secret, if any."""
         if not secret.startswith(PREFIX):
