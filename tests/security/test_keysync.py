@@ -29,6 +29,7 @@ from pjai.app.sync import SyncOutcome
 from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError, KeyRingError
 from pjai.hybrid import HybridDatabaseManager
+from pjai.schema.fields import ID_MAX_LENGTH
 from pjai.security import FieldCodec, KeyRing, sharing
 from pjai.security.locks import Argon2Params
 from pjai.security.sharing import absorb, deletion_proof, export_items, join
@@ -721,3 +722,23 @@ def test_an_erasure_reaches_the_other_running_device_s_keys_soon(
             for thread in threads:
                 if thread.is_alive():
                     thread.join()
+
+
+def test_a_persona_with_the_longest_id_shares_its_key_and_the_others(tmp_path: Path) -> None:
+    server_dir, db_url = server_database(tmp_path)
+    token = new_token(db_url, "shared", "write")
+    laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    longest = "p" * ID_MAX_LENGTH
+    with laptop.open() as manager:
+        Personas(manager).create("Ada", description=MARKER, persona_id=longest)
+        Personas(manager).create("Grace", description="kept-words")
+    with servers(db_url, server_dir, 1) as (server,):
+        sync = {"token": token, "store_id": "shared", "once": True, "timeout": 60}
+        assert connect(laptop, server.url, **sync).level
+        joined = join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
+        assert joined.came == 2
+        assert connect(desk, server.url, **sync).level
+        with desk.open() as manager:
+            assert manager.quarantine().events == []
+            assert Personas(manager).get(longest).description == MARKER

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from msgspec import Meta
 from sqlalchemy.dialects import postgresql, sqlite
 
+from pjai.schema.fields import ID_MAX_LENGTH
 from pjai.schema.types import to_iso, utc_now
 from pjai.sql.engine import empty_sqlite_log
 from pjai.sync.server.tables import ensure_tables, keys, transaction
@@ -75,7 +76,8 @@ class KeyItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
     id: Annotated[str, Meta(min_length=1, max_length=64)]
     kind: Literal["wrap", "data"]
-    scope: Annotated[str, Meta(max_length=100)] = ""
+    scope: Annotated[str, Meta(max_length=ID_MAX_LENGTH)] = ""
+    """The persona whose data key it is (any persona id an event may give), or none."""
     blob: Annotated[str, Meta(min_length=1, max_length=4096)]
 
 
