@@ -67,6 +67,22 @@ def test_opened_memories_rank_higher(store: Store) -> None:
     assert reasons
 
 
+@pytest.mark.parametrize("half_life_days", [1e9, 1e10, 1.7976931348623157e308])
+def test_a_half_life_longer_than_a_time_span_holds_ranks_the_memories(
+    store: Store, half_life_days: float
+) -> None:
+    # Any half-life the schema takes (a persona another instance configured too): one
+    # past the longest time span Python holds (999,999,999 days) counts every opened
+    # memory as opened within it.
+    scoring = ScoringConfig(half_life_days=half_life_days, target=FILL.target)
+    with_config(store, capacities=TierCapacities(hot=1, warm=1, cold=100), scoring=scoring)
+    store.commit(memory("plain", importance=0.5), memory("opened", importance=0.5))
+    store.commit(*[MemoryAccessed(memory_id="opened", persona_id="p1") for _ in range(5)])
+    report = optimize(store, "p1", now=NOW + timedelta(days=3650))
+    assert tiers(store) == {"opened": "hot", "plain": "warm"}
+    assert [(m.memory_id, m.reason) for m in report.moves] == [("opened", "access_pattern")]
+
+
 def test_retention_archives_or_deletes_old_memories(store: Store) -> None:
     old = NOW - timedelta(days=400)
     with_config(store, retention_days=365, retention_action="archive")

@@ -45,7 +45,7 @@ from sqlalchemy import ColumnElement, and_, func, select
 from pjai.errors import ConfigError, MaterializationError
 from pjai.memory.backend import Backend
 from pjai.memory.classify import RESTRICTED
-from pjai.memory.scoring import MemoryFacts, recency, score, tier_targets
+from pjai.memory.scoring import SECONDS_PER_DAY, MemoryFacts, recency, score, tier_targets
 from pjai.schema import MemoryArchived, MemoryDeleted, MemoryTierChanged
 from pjai.schema.event import Event
 from pjai.schema.expressions import has_tag
@@ -178,8 +178,9 @@ def scored_memories(backend: Backend, persona: Persona, now: datetime) -> list[S
             access_count=row.access_count,
             link_count=row.links,
         )
-        opened = row.last_accessed_at is not None and (now - row.last_accessed_at) <= timedelta(
-            days=config.half_life_days
+        # In days, as floats: a half-life may be longer than any timedelta.
+        opened = row.last_accessed_at is not None and (
+            (now - row.last_accessed_at).total_seconds() / SECONDS_PER_DAY <= config.half_life_days
         )
         scored.append(
             ScoredMemory(
