@@ -36,6 +36,7 @@ from pjai.security.sharing import absorb, deletion_proof, export_items, join
 from pjai.store import Store
 from pjai.sync.client import SyncStatus
 from pjai.sync.server import ServerDatabase
+from pjai.sync.server.keys import MAX_KEYS
 from pjai.sync.server.tokens import Role
 from tests.databases import postgres_schema
 from tests.security.test_erasure import (
@@ -742,3 +743,27 @@ def test_a_persona_with_the_longest_id_shares_its_key_and_the_others(tmp_path: P
         with desk.open() as manager:
             assert manager.quarantine().events == []
             assert Personas(manager).get(longest).description == MARKER
+
+
+def test_more_keys_than_one_request_carries_are_shared_and_deleted(tmp_path: Path) -> None:
+    server_dir, db_url = server_database(tmp_path)
+    token = new_token(db_url, "shared", "write")
+    laptop = device(tmp_path / "laptop")
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    ring = laptop.key_ring()
+    scopes = [f"p{i}" for i in range(MAX_KEYS + 1)]  # made offline: shared all at once
+    for scope in scopes:
+        ring.current(scope)
+    other = tmp_path / "other"
+    other.mkdir()
+    with servers(db_url, server_dir, 1) as (server,):
+        shared = {"token": token, "store_id": "shared"}
+        exchanged = sync_keys(ring, server.url, directory=laptop.path, **shared)
+        assert exchanged.pushed == len(scopes) + 1  # and the passphrase wrap
+        for scope in scopes:
+            ring.erase(scope)
+        exchanged = sync_keys(ring, server.url, directory=laptop.path, **shared)
+        assert exchanged.deleted_there == len(scopes)
+        joined = join_store(device(other / "desk"), server.url, passphrase=PASSPHRASE, **shared)
+        assert joined.came == 0  # none of the erased keys
+    ring.close()

@@ -17,6 +17,7 @@ from pjai.app.erasing import owe_rewrite
 from pjai.errors import ConfigError, KeyRingError, PjaiError
 from pjai.security import KeyRing
 from pjai.security.sharing import Item, absorb, deletion_proof, export_items, join
+from pjai.sync.server.keys import MAX_KEYS
 
 __all__ = ["KeySync", "join_store", "keys_url", "sync_keys"]
 
@@ -76,8 +77,14 @@ def _exchange(ring: KeyRing, base: str, token: str, store_id: str, directory: Pa
         deleted_ids = {str(d.get("id")) for d in deleted}
         on_server = {i.get("id") for i in items} | deleted_ids
         mine = [i for i in export_items(ring) if i["id"] not in on_server]
-        if mine:
-            _answer(http.post(base, json={"store_id": store_id, "items": mine}), "sharing the keys")
+        # As many requests as the server's limit per request asks: a ring with more new
+        # keys than one takes (personas made offline) shares them all.
+        for start in range(0, len(mine), MAX_KEYS):
+            items_out = mine[start : start + MAX_KEYS]
+            _answer(
+                http.post(base, json={"store_id": store_id, "items": items_out}),
+                "sharing the keys",
+            )
         # Erased data keys, and passphrase wraps replaced here (the old passphrase must
         # not join a device any more).
         retired = [i for i in ring.retired() if i in on_server]
@@ -86,9 +93,10 @@ def _exchange(ring: KeyRing, base: str, token: str, store_id: str, directory: Pa
             for key_id in [k.key_id for k in ring.erased()] + retired
             if key_id not in deleted_ids
         ]
-        if gone:
+        for start in range(0, len(gone), MAX_KEYS):
+            deleted_out = gone[start : start + MAX_KEYS]
             _answer(
-                http.post(f"{base}/delete", json={"store_id": store_id, "deleted": gone}),
+                http.post(f"{base}/delete", json={"store_id": store_id, "deleted": deleted_out}),
                 "deleting erased keys",
             )
     return KeySync(len(mine), done.came, done.erased, len(gone), done.refused)
