@@ -22,9 +22,10 @@ from pjai.schema import (
     MemoryUnlinked,
     MemoryUpdated,
     PersonaDeleted,
+    PersonaImported,
     PersonaUpdated,
 )
-from pjai.schema.personas import MemoryConfig, ScoringConfig, TierShares
+from pjai.schema.personas import NO_PERSONA_ID, MemoryConfig, ScoringConfig, TierShares
 from pjai.schema.records import EventRecord, Position
 from pjai.store import Store
 from tests.helpers import memory, persona
@@ -181,6 +182,21 @@ def test_bookmarks(store: Store) -> None:
     store.commit(BookmarkDeleted(bookmark_id="b1", persona_id="p1"))
     with pytest.raises(MaterializationError):
         store.commit(BookmarkDeleted(bookmark_id="b1", persona_id="p1"))
+
+
+@pytest.mark.parametrize("kind", ["created", "imported"])
+def test_no_persona_takes_the_id_of_the_key_scope_of_no_persona(store: Store, kind: str) -> None:
+    # Its keys would be that scope's: erasing it would destroy them.
+    made = persona(NO_PERSONA_ID)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    if kind == "imported":
+        made = PersonaImported(
+            **msgspec.structs.asdict(made), source="pjai-desktop", created_at=at, updated_at=at
+        )
+    with pytest.raises(EventValidationError, match="kept for what belongs to no persona") as caught:
+        store.commit(made)
+    assert caught.value.field == "persona_id"
+    assert store.query("SELECT id FROM personas") == []
 
 
 def test_scoring_settings_are_checked(store: Store) -> None:

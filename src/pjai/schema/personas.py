@@ -28,6 +28,7 @@ from pjai.schema.updates import set_fields, stamped
 
 __all__ = [
     "ERASED_TABLES",
+    "NO_PERSONA_ID",
     "BigFive",
     "MemoryConfig",
     "PersonaActivated",
@@ -44,6 +45,12 @@ __all__ = [
     "TierCapacities",
     "TierShares",
 ]
+
+NO_PERSONA_ID = "store"
+"""The one id no persona may have: the key ring's scope for sensitive fields that belong
+to no persona (:data:`pjai.security.keys.STORE_SCOPE`). A persona with it would share
+that scope's keys, so that erasing it would destroy them, and its erasure would never be
+looked for as unfinished."""
 
 TraitName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"(?s)^\S(.*\S)?$")]
 
@@ -139,6 +146,12 @@ def _memory_columns(config: MemoryConfig) -> dict[str, Any]:
     }
 
 
+def _check_id(event: str, persona_id: str) -> None:
+    if persona_id == NO_PERSONA_ID:
+        reason = f"{persona_id!r} is kept for what belongs to no persona: give another id"
+        raise EventValidationError(event, reason, field="persona_id")
+
+
 def _check_memory(event: str, config: MemoryConfig) -> None:
     scoring = config.scoring
     weights = (
@@ -185,6 +198,7 @@ class PersonaCreated(Event, frozen=True, kw_only=True):
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
+        _check_id(self.NAME, self.persona_id)
         _check_memory(self.NAME, self.memory)
         return [Insert("personas", self._row(ctx.at, ctx.at))]
 
@@ -218,6 +232,7 @@ class PersonaImported(PersonaCreated, frozen=True, kw_only=True):
     updated_at: UtcDatetime
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
+        _check_id(self.NAME, self.persona_id)
         _check_memory(self.NAME, self.memory)
         return [Insert("personas", self._row(self.created_at, self.updated_at))]
 

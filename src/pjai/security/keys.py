@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pjai.errors import KeyRingError
 from pjai.files import create_text, fsync_path
 from pjai.resource import Resource
+from pjai.schema.personas import NO_PERSONA_ID
 from pjai.schema.types import new_id
 from pjai.security.keyfile import FORMAT, SCHEMA, connect, data_key_aad, now
 from pjai.security.locks import (
@@ -65,8 +66,9 @@ __all__ = [
 KEYS_FILE = "keys.db"
 """The key ring's file in a data directory."""
 
-STORE_SCOPE = "store"
-"""The scope of the data key for sensitive fields that belong to no persona."""
+STORE_SCOPE = NO_PERSONA_ID
+"""The scope of the data key for sensitive fields that belong to no persona (no persona
+may have this id)."""
 
 
 FRESH_S = 0.5
