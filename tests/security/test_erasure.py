@@ -25,10 +25,16 @@ from pjai.app.security import init_security
 from pjai.app.transfer import import_legacy
 from pjai.app.upkeep import repair
 from pjai.cli import app as cli
-from pjai.errors import ConfigError, KeyErasedError, NotFoundError, SqlUnavailableError
+from pjai.errors import (
+    ConfigError,
+    KeyErasedError,
+    MaterializationError,
+    NotFoundError,
+    SqlUnavailableError,
+)
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.embeddings import Embeddings, Forgotten
-from pjai.schema import SCHEMA, PersonaErased
+from pjai.schema import SCHEMA, Event, PersonaErased
 from pjai.security import ErasedKey, FieldCodec, KeyRing
 from pjai.sql.shards import ShardSet
 from pjai.store import ROOT, EventRecord, Position
@@ -75,18 +81,18 @@ def encrypted(path: Path, **environ: str) -> DataDir:
 
 
 @contextmanager
-def finishing_on_opening(data: DataDir) -> Iterator[HybridDatabaseManager]:
+def finishing_on_opening(data: DataDir, marker: str = MARKER) -> Iterator[HybridDatabaseManager]:
     """``data`` opened anew, as the next process would, which finishes the erasures it
-    owes: none is left unfinished, and once it is closed no file of it holds MARKER."""
+    owes: none is left unfinished, and once it is closed no file of it holds ``marker``."""
     with DataDir(data.path, environ=data.environ).open() as manager:
         assert privacy_report(manager).unfinished_erasures == []
         yield manager
-    assert files_holding(data.path, MARKER) == []
+    assert files_holding(data.path, marker) == []
 
 
-def finished_on_opening(data: DataDir) -> None:
-    """Opening ``data`` anew leaves no erasure unfinished and MARKER in no file of it."""
-    with finishing_on_opening(data):
+def finished_on_opening(data: DataDir, marker: str = MARKER) -> None:
+    """Opening ``data`` anew leaves no erasure unfinished and ``marker`` in no file of it."""
+    with finishing_on_opening(data, marker):
         pass
 
 
@@ -332,6 +338,81 @@ def test_an_erasure_stopped_before_its_keys_went_is_finished_by_the_next_open(
         assert [p.name for p in Personas(manager).list()] == ["Grace"]
     done = runner.invoke(cli, ["privacy", "erase", ada, "--yes", *where])
     assert done.exit_code == 0, done.output  # finished already: nothing more to do
+
+
+QUOTED = 'zebra"marmalade-43'
+"""A marker that the rows hold as it is and the events' arguments only escaped
+(``zebra\\"marmalade``): in a directory without a key ring the log keeps the persona's
+events in plaintext, and this form is in a file only while its rows' text is."""
+
+
+def committed_then_stopped(self: HybridDatabaseManager, *events: Event) -> list[EventRecord]:
+    """:meth:`HybridDatabaseManager.commit`, in a process stopped as soon as it returns."""
+    real_commit(self, *events)
+    raise KeyboardInterrupt
+
+
+real_commit = HybridDatabaseManager.commit
+
+
+@pytest.mark.parametrize("kind", ["plain", "encrypted"])
+def test_an_erasure_stopped_right_after_its_event_is_finished_by_the_next_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    # The rows are deleted, their text is in freed pages; without a key ring no key
+    # still held tells the next opening that the erasure did not finish.
+    data = encrypted(tmp_path / "data") if kind == "encrypted" else DataDir(tmp_path / "data")
+    with data.open() as manager:
+        ada = fill(manager, "Ada", QUOTED)
+        fill(manager, "Grace", "kept-words")
+    with data.open() as manager:
+        with monkeypatch.context() as patched:
+            patched.setattr(HybridDatabaseManager, "commit", committed_then_stopped)
+            with pytest.raises(KeyboardInterrupt):
+                erase_persona(data, manager, ada)
+        assert Personas(manager).find(ada) is None
+        assert privacy_report(manager).unfinished_erasures == [ada]
+    assert {"store.db", "primary.db"} & set(files_holding(data.path, QUOTED))
+    with finishing_on_opening(data, QUOTED) as manager:
+        assert [p.name for p in Personas(manager).list()] == ["Grace"]
+    assert rewrites_owed(data.path) == []
+
+
+def test_an_erasure_whose_event_fails_leaves_a_mark_only_where_rows_went(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = DataDir(tmp_path / "data")
+    with data.open() as manager:
+        ada = fill(manager, "Ada", QUOTED)
+        bea = fill(manager, "Bea", "kept-words")
+
+        def refused(self: HybridDatabaseManager, *events: Event) -> list[EventRecord]:
+            raise SqlUnavailableError("SQL does not answer")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(HybridDatabaseManager, "commit", refused)
+            with pytest.raises(SqlUnavailableError):
+                erase_persona(data, manager, ada)
+            assert rewrites_owed(data.path) == []  # nothing was deleted: nothing is owed
+            owe_rewrite(data.path, bea)  # owed before, as a key exchange leaves it
+            with pytest.raises(SqlUnavailableError):
+                erase_persona(data, manager, bea)
+            assert rewrites_owed(data.path) == [bea]
+        real_rows = privacy._rows
+
+        def erased_meanwhile(manager: HybridDatabaseManager, persona_id: str) -> dict[str, int]:
+            counted = real_rows(manager, persona_id)
+            real_commit(manager, PersonaErased(persona_id=persona_id))  # by another process
+            return counted
+
+        with monkeypatch.context() as patched:
+            patched.setattr(privacy, "_rows", erased_meanwhile)
+            with pytest.raises(MaterializationError, match="does not exist"):
+                erase_persona(data, manager, ada)
+        assert set(rewrites_owed(data.path)) == {ada, bea}  # Ada's rows went
+    with finishing_on_opening(data, QUOTED) as manager:
+        assert [p.name for p in Personas(manager).list()] == ["Bea"]
+    assert rewrites_owed(data.path) == [bea]  # no rewrite for a persona with its rows
 
 
 def erase_stopped_before_the_rewrite(

@@ -1,17 +1,19 @@
 """Erasures that still owe a rewrite: a mark in the data directory from just before an
-erasure destroys the persona's keys until every file is rewritten.
+erasure commits its event (or a key exchange destroys the keys of a persona erased
+elsewhere) until every file is rewritten.
 
-Once the keys are gone nothing else tells that an erasure stopped before the store,
-the SQL primary, the vectors and the import report were rewritten, and freed pages of
-those files keep the persona's rows in plaintext. The mark does:
-:func:`pjai.app.privacy.finish_erasures` (run on opening the directory) finishes the
-rewrite, and the privacy report lists the erasure as unfinished until then.
+Without a key ring, or once the keys are gone, nothing else tells that an erasure
+stopped before the store, the SQL primary, the vectors and the import report were
+rewritten, and freed pages of those files keep the persona's rows in plaintext. The
+mark does: :func:`pjai.app.privacy.finish_erasures` (run on opening the directory)
+finishes the rewrite, and the privacy report lists the erasure as unfinished until then.
 
 One small file per persona, ``erasing-<digest>.json`` beside the store, holding its
-id: made with a link (on the disk before the keys go) and removed by name, so that
-several erasures can be owed at once and processes marking and clearing at once need
-no lock. A file, not a row in the store or the key ring: it is there in a directory
-with the store switched off or without a key ring, and no repair rebuilds it away.
+id: made with a link (on the disk before the event is committed, or the keys go) and
+removed by name, so that several erasures can be owed at once and processes marking
+and clearing at once need no lock. A file, not a row in the store or the key ring: it
+is there in a directory with the store switched off or without a key ring, and no
+repair rebuilds it away.
 """
 
 from __future__ import annotations

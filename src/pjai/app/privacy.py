@@ -5,7 +5,7 @@ nothing else), which deletes every row of the persona from the store's state and
 SQL primary; destroys the persona's data keys, so that its sealed events in every log
 open nowhere (crypto-shredding); drops its memory vectors; and rewrites the store, the
 SQL primary and the vector file so that no deleted page keeps its text. It returns an
-:class:`ErasureProof` that holds no personal data. From before the keys are destroyed
+:class:`ErasureProof` that holds no personal data. From before the event is committed
 until every file is rewritten, the data directory holds a mark that the rewrite is owed
 (:mod:`pjai.app.erasing`): an erasure stopped on the way is finished by the next
 opening of the directory (:func:`finish_erasures`).
@@ -113,14 +113,20 @@ def erase_persona(
         )
     rows = _rows(manager, persona_id) if exists else {}
     sealed, plain = content_events(events, persona_id)
+    # Marked before the event: once it is committed the files hold the rows' text in
+    # freed pages, and nothing else tells so (no key is held in a directory without a
+    # key ring, nor once the keys are gone). Owed already: a try before may have
+    # stopped after deleting the vectors, before rewriting their file.
+    again = owe_rewrite(data_dir.path, persona_id)
     event_id = None
     if exists:
-        (record,) = manager.commit(PersonaErased(persona_id=persona_id))
+        try:
+            (record,) = manager.commit(PersonaErased(persona_id=persona_id))
+        except BaseException:
+            if not again:
+                _unmark_if_held(manager, data_dir, persona_id)
+            raise
         event_id = record.id
-    # Once the keys are gone nothing else tells that the files still hold the rows'
-    # text in freed pages. Owed already: a try before may have stopped after deleting
-    # the vectors, before rewriting their file.
-    again = owe_rewrite(data_dir.path, persona_id)
     codec = manager.schema.codec
     destroyed = codec.keys.erase(persona_id) if isinstance(codec, FieldCodec) else []
     rewritten, unfinished = _rewrite(data_dir, manager, persona_id)
@@ -150,14 +156,14 @@ def finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> list[E
     (:func:`~pjai.app.rights.unfinished_erasures`): those whose persona's data keys the
     key ring still holds (a process stopped between the erasure event and the keys'
     destruction, or an erasure made on another device), and those that owe a rewrite (a
-    process stopped after the keys went, or a file that could not be rewritten then):
-    the keys are destroyed and the files rewritten as :func:`erase_persona` does. Run
-    on opening a data directory; of processes doing it at once, one destroys the keys
-    (under the key ring's write lock) and the others find nothing left to destroy, and
-    each rewrite is whole, so that whichever clears the mark clears it rightly. One
-    waiting for the sync server with no key left is not tried: until the server
-    confirms it, the store and SQL keep the rows it deleted. What is still not
-    rewritten is logged."""
+    process stopped after the erasure event or the keys went, or a file that could not
+    be rewritten then): the keys are destroyed and the files rewritten as
+    :func:`erase_persona` does. Run on opening a data directory; of processes doing it
+    at once, one destroys the keys (under the key ring's write lock) and the others
+    find nothing left to destroy, and each rewrite is whole, so that whichever clears
+    the mark clears it rightly. One waiting for the sync server with no key left is not
+    tried: until the server confirms it, the store and SQL keep the rows it deleted.
+    What is still not rewritten is logged."""
     due = unfinished_erasures(manager)
     if not due:  # the common case, at every opening: nothing more to read
         return []
@@ -223,6 +229,21 @@ def finish_rewrites(
         for reason in unfinished + copies:
             log.warning("erasure of %s: %s", persona_id, reason)
         _settle_mark(data_dir, persona_id, unfinished, copies)
+
+
+def _unmark_if_held(manager: HybridDatabaseManager, data_dir: DataDir, persona_id: str) -> None:
+    """Clear the mark an erasure made before its event, whose commit failed, while the
+    persona's row is still there: nothing was deleted, no rewrite is owed. Gone (an
+    erasure by another process came first), or when that cannot be read, the mark
+    stays: owed, or, for a persona with a row, one that no opening rewrites for (as a
+    key exchange leaves one until the persona's erasure comes)."""
+    try:
+        held = manager.query(select(personas.c.id).where(personas.c.id == persona_id))
+    except PjaiError as exc:
+        log.warning("keeping the erasure mark of %s: %s", persona_id, exc)
+        return
+    if held:
+        rewrite_done(data_dir.path, persona_id)
 
 
 def _settle_mark(

@@ -96,7 +96,8 @@ class PrivacyReport:
     """Erased personas whose data keys the key ring still holds (an erasure stopped
     before it destroyed them, or one made on another device whose keys' deletion has
     not come yet), or whose erasure has not rewritten every file (a process stopped
-    after the keys went, a file that could not be rewritten yet: :mod:`pjai.app.erasing`):
+    after the erasure event or the keys went, a file that could not be rewritten yet:
+    :mod:`pjai.app.erasing`):
     the next opening of the directory finishes them
     (:func:`~pjai.app.privacy.finish_erasures`), as ``pjai privacy erase ID`` does."""
     waiting_for_copies: list[str] = field(default_factory=list)
