@@ -415,6 +415,35 @@ def test_an_erasure_whose_event_fails_leaves_a_mark_only_where_rows_went(
     assert rewrites_owed(data.path) == [bea]  # no rewrite for a persona with its rows
 
 
+def test_opening_the_store_alone_destroys_the_keys_of_a_persona_it_holds_erased(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its erasure event came (from another device) and the files were rewritten; the
+    # key exchange that deletes its keys has not come yet. A rebuild of the store alone
+    # must not open its sealed events, writing their text into the file again.
+    data = encrypted(tmp_path / "data")
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        fill(manager, "Grace", "kept-words")
+        manager.commit(PersonaErased(persona_id=ada))
+        assert manager.store is not None
+        assert manager.store.compact()
+        manager.shards.compact()
+    assert files_holding(data.path, MARKER) == []
+    monkeypatch.setenv("PJAI_PASSPHRASE", PASSPHRASE)
+    done = CliRunner().invoke(cli, ["store", "rebuild", "--data-dir", str(data.path)])
+    assert done.exit_code == 0, done.output
+    assert files_holding(data.path, MARKER) == []
+    with KeyRing.unlock(data.keys_path, passphrase=PASSPHRASE) as ring:
+        assert ada not in ring.scopes()
+        assert [k.scope for k in ring.erased()] == [ada]
+    assert rewrites_owed(data.path) == [ada]  # SQL too: the next opening rewrites
+    with finishing_on_opening(data) as manager:
+        assert [p.name for p in Personas(manager).list()] == ["Grace"]
+        assert manager.verify().equal
+    assert rewrites_owed(data.path) == []
+
+
 def erase_stopped_before_the_rewrite(
     monkeypatch: pytest.MonkeyPatch,
     data: DataDir,

@@ -98,6 +98,13 @@ def _finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> None:
     finish(data_dir, manager)
 
 
+def _destroy_erased_keys(data_dir: DataDir, store: Store) -> None:
+    """:func:`pjai.app.privacy.destroy_erased_keys`, imported when called, as above."""
+    from pjai.app.privacy import destroy_erased_keys as destroy
+
+    destroy(data_dir, store)
+
+
 def _web_sessions_file() -> str:
     from pjai.app.websessions import WEB_SESSIONS_FILE  # it loads the server's token code
 
@@ -489,8 +496,10 @@ class DataDir:
     ) -> Store:
         """The reactive store file on its own (made if missing, unless not ``create``),
         without SQL; synced or standalone as the directory is (its ``sync`` flag) unless
-        ``sync`` says which is wanted. An unfinished erasure is left to :meth:`open`:
-        finishing one rewrites the SQL primary too."""
+        ``sync`` says which is wanted. Of an unfinished erasure, the persona's keys are
+        destroyed (:func:`~pjai.app.privacy.destroy_erased_keys`), so that a rebuild
+        does not open its events; the rewrite of the files is left to :meth:`open`,
+        which rewrites the SQL primary too."""
         if not create:
             self.require()
         with self._files():
@@ -501,13 +510,19 @@ class DataDir:
                 self._check_no_import_unfinished()
                 finish_rebuild(self.store_path)  # a rebuild stopped half-way
                 try:
-                    return Store.open(self.store_path, sync=synced, progress=progress, **options)
+                    store = Store.open(self.store_path, sync=synced, progress=progress, **options)
                 except StoreModeError as exc:
                     made = "a standalone" if synced else "a synced"
                     does = "does not sync" if synced else "syncs (`pjai sync status` tells how)"
                     raise StoreModeError(
                         f"{self.path} is {made} data directory: it {does}"
                     ) from exc
+                try:
+                    _destroy_erased_keys(self, store)
+                except BaseException:  # keys still held: the store must not open readable
+                    store.close()
+                    raise
+                return store
 
     def embeddings(self, model: EmbeddingModel | None = None) -> Embeddings:
         """The memory vectors of ``model`` (the chosen one by default), or

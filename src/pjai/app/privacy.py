@@ -35,6 +35,7 @@ from pjai.app.erasing import (
 )
 from pjai.app.rights import (
     content_events,
+    erased_keys_held,
     event_log,
     pending_erasures,
     persona_of,
@@ -52,10 +53,12 @@ from pjai.schema.personas import ERASED_TABLES
 from pjai.schema.records import EventRecord
 from pjai.schema.tables import conversations, memories, personas
 from pjai.security import FieldCodec
+from pjai.store import Store
 
 __all__ = [
     "ErasureProof",
     "ForgetGone",
+    "destroy_erased_keys",
     "erase_persona",
     "finish_erasures",
     "finish_rewrites",
@@ -193,6 +196,22 @@ def finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> list[E
         for reason in proof.unfinished:
             log.warning("erasure of %s: %s", proof.persona_id, reason)
     return proofs
+
+
+def destroy_erased_keys(data_dir: DataDir, store: Store) -> list[str]:
+    """Destroy the data keys of the personas the store, opened on its own, holds erased
+    (:func:`~pjai.app.rights.erased_keys_held`), so that nothing read from it (a
+    rebuild) opens their sealed events; each marked first as owing the rewrite of the
+    files, which the next opening of the directory does (:func:`finish_erasures`: SQL
+    too, which a store opened alone does not reach). The personas whose keys went."""
+    codec = store.schema.codec
+    if not isinstance(codec, FieldCodec):
+        return []
+    erased = erased_keys_held(store)
+    for persona_id in erased:
+        owe_rewrite(data_dir.path, persona_id)
+        codec.keys.erase(persona_id)
+    return erased
 
 
 def rewrites_due(data_dir: DataDir, manager: HybridDatabaseManager) -> list[str]:

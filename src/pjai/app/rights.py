@@ -8,6 +8,7 @@ keys and what the event log holds sealed or in plaintext, and the erasures made 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,7 @@ from pjai.schema.tables import (
     personas,
 )
 from pjai.security import STORE_SCOPE, FieldCodec
+from pjai.store import Query, Row, Store
 
 __all__ = [
     "Consent",
@@ -39,6 +41,7 @@ __all__ = [
     "PrivacyReport",
     "consents_of",
     "content_events",
+    "erased_keys_held",
     "event_log",
     "pending_erasures",
     "persona_of",
@@ -176,19 +179,45 @@ def unfinished_erasures(manager: HybridDatabaseManager) -> list[str]:
     """The erased personas whose erasure is not finished, by id (see
     :attr:`PrivacyReport.unfinished_erasures`). The log is read only when the ring holds
     keys of a persona the directory has no row of: an erasure leaves no row."""
-    codec = manager.schema.codec
-    held = set(codec.keys.scopes()) - {STORE_SCOPE} if isinstance(codec, FieldCodec) else set()
+    held = _held_keys(manager.schema.codec)
     # Of either, only personas with no row: an erasure leaves none.
     owed = set(rewrites_owed(manager.data_dir))
-    for chunk in in_parts(sorted(held | owed)):
-        query = select(personas.c.id).where(personas.c.id.in_(chunk))
-        live = {row.id for row in manager.query(query)}
-        held -= live
-        owed -= live
+    live = _with_row(manager.query, held | owed)
+    held -= live
+    owed -= live
     if held:
-        log = event_log(manager)
-        held &= {persona_of(r) for r in log if r.name == PersonaErased.NAME}
+        held &= _erased(event_log(manager))
     return sorted(held | owed)
+
+
+def erased_keys_held(store: Store) -> list[str]:
+    """The personas whose data keys the store's key ring still holds though its log
+    holds their erasure and its state no row of them (an erasure stopped before its
+    keys went, or one made on another device whose keys' deletion has not come), read
+    from the store alone, by id."""
+    held = _held_keys(store.schema.codec)
+    held -= _with_row(store.query, held)
+    if held:
+        held &= _erased(e.record for e in store.events())
+    return sorted(held)
+
+
+def _held_keys(codec: object) -> set[str]:
+    """The personas whose data keys ``codec``'s key ring holds."""
+    return set(codec.keys.scopes()) - {STORE_SCOPE} if isinstance(codec, FieldCodec) else set()
+
+
+def _with_row(query: Callable[[Query], list[Row]], persona_ids: set[str]) -> set[str]:
+    """Those of ``persona_ids`` with a row, as ``query`` reads them."""
+    live: set[str] = set()
+    for chunk in in_parts(sorted(persona_ids)):
+        live |= {row.id for row in query(select(personas.c.id).where(personas.c.id.in_(chunk)))}
+    return live
+
+
+def _erased(log: Iterable[EventRecord]) -> set[str | None]:
+    """The personas whose erasure ``log`` holds."""
+    return {persona_of(r) for r in log if r.name == PersonaErased.NAME}
 
 
 def pending_erasures(manager: HybridDatabaseManager) -> set[str]:
