@@ -126,6 +126,23 @@ def test_store_off_commits_go_to_sql_and_catch_up_later(manager: HybridDatabaseM
     assert manager.verify().equal
 
 
+def test_the_log_and_the_journal_read_only_the_events_of_the_names_asked(
+    manager: HybridDatabaseManager,
+) -> None:
+    manager.commit(persona("p1"), persona("p2"), *[memory(f"m{i}") for i in range(5)])
+    manager.commit(PersonaActivated(persona_id="p2"), memory("m9", "p2"))
+    store = manager.store
+    assert store is not None
+    every = [e.record for e in store.events()]
+    for names in ({"v1.PersonaCreated"}, {"v1.PersonaCreated", "v1.PersonaActivated"}, set()):
+        wanted = [r.id for r in every if r.name in names]
+        assert [e.record.id for e in store.events(named=names)] == wanted
+        assert [r.id for r in manager.shards.journal(named=names)] == wanted
+    after = every[1].position
+    assert [e.record.id for e in store.events(after=after, named={"v1.PersonaCreated"})] == []
+    assert manager.shards.journal(after=after.global_seq, named={"v1.PersonaCreated"}) == []
+
+
 def test_reopen_continues_where_it_left(data_dir: Path, sql_url: str) -> None:
     with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ={}) as first:
         first.commit(persona("p1"), memory("m1"))

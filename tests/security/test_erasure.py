@@ -10,6 +10,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import apsw
 import msgspec
@@ -20,7 +22,13 @@ from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas, priv
 from pjai.app.erasing import copies_left, owe_rewrite, rewrites_owed
 from pjai.app.flags import set_flag
 from pjai.app.privacy import ForgetGone, erase_persona, rewrites_due
-from pjai.app.rights import event_log, persona_of, privacy_report, record_consent
+from pjai.app.rights import (
+    event_log,
+    persona_of,
+    privacy_report,
+    record_consent,
+    unfinished_erasures,
+)
 from pjai.app.security import init_security
 from pjai.app.transfer import import_legacy
 from pjai.app.upkeep import repair
@@ -36,8 +44,10 @@ from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.embeddings import Embeddings, Forgotten
 from pjai.schema import SCHEMA, Event, PersonaErased
 from pjai.security import ErasedKey, FieldCodec, KeyRing
+from pjai.sql import journal as sql_journal
 from pjai.sql.shards import ShardSet
 from pjai.store import ROOT, EventRecord, Position
+from pjai.store import log as store_log
 from tests.databases import postgres_schema
 from tests.hybrid.desktop_app import DesktopApp
 from tests.memory.test_embeddings import TopicEncoder
@@ -442,6 +452,48 @@ def test_opening_the_store_alone_destroys_the_keys_of_a_persona_it_holds_erased(
         assert [p.name for p in Personas(manager).list()] == ["Grace"]
         assert manager.verify().equal
     assert rewrites_owed(data.path) == []
+
+
+@pytest.mark.parametrize("livestore", [True, False])
+def test_telling_unfinished_erasures_reads_only_the_erasure_events_of_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, livestore: bool
+) -> None:
+    # A joining device takes a persona's keys before its events: the ring then holds
+    # keys of a persona with no row, and each opening asks whether it was erased.
+    data = encrypted(tmp_path / "data")
+    with data.open() as manager:
+        ada = fill(manager, "Ada", MARKER)
+        fill(manager, "Grace", "kept-words")
+        codec = manager.schema.codec
+        assert isinstance(codec, FieldCodec)
+        codec.keys.current("p-keys-before-events")
+    set_flag(data, "use_livestore", livestore)
+    read: list[str] = []
+
+    def reading(patched: pytest.MonkeyPatch, module: ModuleType, name: str) -> None:
+        real = getattr(module, name)
+
+        def counted(row: Any) -> Any:
+            found = real(row)
+            read.append(getattr(found, "record", found).name)
+            return found
+
+        patched.setattr(module, name, counted)
+
+    with data.open() as manager:
+        assert (manager.store is not None) is livestore
+        with monkeypatch.context() as patched:
+            reading(patched, store_log, "_entry")
+            reading(patched, sql_journal, "_record")
+            assert unfinished_erasures(manager) == []
+        assert read == []
+        manager.commit(PersonaErased(persona_id=ada))  # as if stopped before its keys went
+        with monkeypatch.context() as patched:
+            reading(patched, store_log, "_entry")
+            reading(patched, sql_journal, "_record")
+            assert unfinished_erasures(manager) == [ada]
+        assert read == [PersonaErased.NAME]
+    finished_on_opening(data)
 
 
 def erase_stopped_before_the_rewrite(

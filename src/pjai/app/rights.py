@@ -8,7 +8,7 @@ keys and what the event log holds sealed or in plaintext, and the erasures made 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -177,8 +177,9 @@ def privacy_report(manager: HybridDatabaseManager, persona_id: str | None = None
 
 def unfinished_erasures(manager: HybridDatabaseManager) -> list[str]:
     """The erased personas whose erasure is not finished, by id (see
-    :attr:`PrivacyReport.unfinished_erasures`). The log is read only when the ring holds
-    keys of a persona the directory has no row of: an erasure leaves no row."""
+    :attr:`PrivacyReport.unfinished_erasures`). Of the log, only the erasure events are
+    read, and only when the ring holds keys of a persona the directory has no row of
+    (an erasure leaves no row; a device's keys may come before the persona's events)."""
     held = _held_keys(manager.schema.codec)
     # Of either, only personas with no row: an erasure leaves none.
     owed = set(rewrites_owed(manager.data_dir))
@@ -186,7 +187,7 @@ def unfinished_erasures(manager: HybridDatabaseManager) -> list[str]:
     held -= live
     owed -= live
     if held:
-        held &= _erased(event_log(manager))
+        held &= _erased(event_log(manager, named=_ERASURES))
     return sorted(held | owed)
 
 
@@ -198,7 +199,7 @@ def erased_keys_held(store: Store) -> list[str]:
     held = _held_keys(store.schema.codec)
     held -= _with_row(store.query, held)
     if held:
-        held &= _erased(e.record for e in store.events())
+        held &= _erased(e.record for e in store.events(named=_ERASURES))
     return sorted(held)
 
 
@@ -213,6 +214,10 @@ def _with_row(query: Callable[[Query], list[Row]], persona_ids: set[str]) -> set
     for chunk in in_parts(sorted(persona_ids)):
         live |= {row.id for row in query(select(personas.c.id).where(personas.c.id.in_(chunk)))}
     return live
+
+
+_ERASURES = (PersonaErased.NAME,)
+"""Of the log, what tells which personas were erased: read alone, not the whole log."""
 
 
 def _erased(log: Iterable[EventRecord]) -> set[str | None]:
@@ -240,12 +245,15 @@ def _restricted(manager: HybridDatabaseManager, persona_id: str) -> int:
     return sum(1 for r in rows if RESTRICTED in (r.tags or []))
 
 
-def event_log(manager: HybridDatabaseManager) -> list[EventRecord]:
-    """Every event of the log: the store's, else the SQL journal's."""
+def event_log(
+    manager: HybridDatabaseManager, *, named: Collection[str] | None = None
+) -> list[EventRecord]:
+    """Every event of the log (only those with a name in ``named``, if given): the
+    store's, else the SQL journal's."""
     store = manager.store
     if store is not None:
-        return [e.record for e in store.events()]
-    return manager.shards.journal()
+        return [e.record for e in store.events(named=named)]
+    return manager.shards.journal(named=named)
 
 
 def _retention(persona: Persona) -> str:

@@ -9,7 +9,7 @@ rows it covers, which with the unique event id makes projection exactly-once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -242,14 +242,22 @@ def _record(row: Any) -> EventRecord:
 
 
 def journal_entries(
-    conn: Connection, *, after: int = 0, status: str | None = None, batch: int = 2_000
+    conn: Connection,
+    *,
+    after: int = 0,
+    status: str | None = None,
+    named: Collection[str] | None = None,
+    batch: int = 2_000,
 ) -> Iterator[tuple[EventRecord, str, str | None]]:
-    """Journaled events after global position ``after``, in order, with status and error."""
+    """Journaled events after global position ``after``, in order, with status and error;
+    only those with a name in ``named``, if given."""
     last = after
     while True:
         query = select(journal).where(journal.c.global_seq > last)
         if status is not None:
             query = query.where(journal.c.status == status)
+        if named is not None:
+            query = query.where(journal.c.name.in_(sorted(named)))
         rows = conn.execute(query.order_by(journal.c.global_seq).limit(batch)).all()
         for row in rows:
             yield _record(row), row.status, row.error
@@ -258,12 +266,15 @@ def journal_entries(
         last = rows[-1].global_seq
 
 
-def merged(conns: Iterable[Connection], after: int = 0) -> list[EventRecord]:
+def merged(
+    conns: Iterable[Connection], after: int = 0, *, named: Collection[str] | None = None
+) -> list[EventRecord]:
     """Every event journaled after ``after`` on ``conns`` (one per shard), once each (an
-    event touching several shards is journaled on each), in global order."""
+    event touching several shards is journaled on each), in global order; only those
+    with a name in ``named``, if given."""
     found: dict[str, EventRecord] = {}
     for conn in conns:
-        for record, _status, _error in journal_entries(conn, after=after):
+        for record, _status, _error in journal_entries(conn, after=after, named=named):
             found.setdefault(record.id, record)
     return sorted(found.values(), key=lambda r: r.position.global_seq)
 

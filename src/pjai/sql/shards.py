@@ -13,7 +13,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,15 +153,16 @@ class ShardSet:
         key = persona_key(op)
         return [self.for_persona(key)] if key is not None else list(self.shards)
 
-    def journal(self, after: int = 0) -> list[EventRecord]:
+    def journal(self, after: int = 0, *, named: Collection[str] | None = None) -> list[EventRecord]:
         """Every journaled event after global position ``after``, once each (an event
-        touching several shards is journaled on each), in global order."""
+        touching several shards is journaled on each), in global order; only those with
+        a name in ``named``, if given."""
         with ExitStack() as stack:
             conns = [
                 stack.enter_context(shard.writer.connection("reading the journal"))
                 for shard in self.shards
             ]
-            return journal.merged(conns, after)
+            return journal.merged(conns, after, named=named)
 
     def event_at(self, global_seq: int) -> str | None:
         """The id of the event some shard journaled at ``global_seq``, if any."""

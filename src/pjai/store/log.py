@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,12 +248,21 @@ class EventLog:
         )
         return [(_entry(row), row[13]) for row in rows]
 
-    def entries(self, *, after: Position | None = None, batch: int = 2_000) -> Iterator[LogEntry]:
-        """The live history in order, from just after ``after``."""
+    def entries(
+        self,
+        *,
+        after: Position | None = None,
+        named: Collection[str] | None = None,
+        batch: int = 2_000,
+    ) -> Iterator[LogEntry]:
+        """The live history in order, from just after ``after``; only the events with a
+        name in ``named``, if given (the others are not read)."""
         last: Any = after.global_seq if after else -1
-        sql = f"SELECT {_COLUMNS} FROM {LOG_TABLE} WHERE global_seq > ? {_ORDER} LIMIT ?"
+        names = sorted(named) if named is not None else []
+        where = f" AND name IN ({','.join('?' * len(names))})" if named is not None else ""
+        sql = f"SELECT {_COLUMNS} FROM {LOG_TABLE} WHERE global_seq > ?{where} {_ORDER} LIMIT ?"
         while True:
-            rows = self._conn.execute(sql, (last, batch)).fetchall()
+            rows = self._conn.execute(sql, (last, *names, batch)).fetchall()
             yield from map(_entry, rows)
             if len(rows) < batch:
                 return

@@ -9,7 +9,7 @@ import os
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -716,10 +716,13 @@ class Store(Resource):
         self._check_open()
         return LiveQuery(self, prepare(query, params, live=True))
 
-    def events(self, *, after: Position | None = None) -> Iterator[LogEntry]:
-        """The event log in history order, from just after ``after``."""
+    def events(
+        self, *, after: Position | None = None, named: Collection[str] | None = None
+    ) -> Iterator[LogEntry]:
+        """The event log in history order, from just after ``after``; only the events
+        with a name in ``named``, if given (the others are not read)."""
         self._check_open()
-        yield from self._log.entries(after=after)
+        yield from self._log.entries(after=after, named=named)
 
     def status(self, event_id: str) -> EventStatus | None:
         """``pending``, ``confirmed`` or ``rejected``; ``None`` for an unknown event."""
