@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -271,6 +272,47 @@ def test_a_commit_after_another_process_wrote_with_the_store_off_follows_it(
             "written-on",
         }
         assert running.verify().equal
+
+
+@pytest.mark.parametrize(
+    ("strength", "rate", "days"),
+    [
+        (1.0, 1.0, 800.0),  # exp(-800) is below the smallest float
+        (1e-300, 1.0, 60.0),  # the product is
+        (1.0, 1.0, 744.0),  # a result this small counts as none
+    ],
+)
+def test_a_decay_below_the_smallest_float_leaves_no_strength_on_either_side(
+    manager: HybridDatabaseManager, strength: float, rate: float, days: float
+) -> None:
+    # PostgreSQL refuses a float operation that underflows; SQLite gives 0.
+    from pjai.schema import MemoryLinked, MemoryLinksDecayed
+
+    manager.commit(persona("p1"), memory("a"), memory("b"))
+    manager.commit(
+        MemoryLinked(
+            persona_id="p1", source_id="a", target_id="b", strength=strength, decay_rate=rate
+        )
+    )
+    manager.commit(MemoryLinksDecayed(persona_id="p1", days=days))
+    assert manager.quarantine().events == []
+    assert manager.verify().equal
+    assert [r.strength for r in manager.query("SELECT strength FROM memory_links")] == [0.0]
+
+
+def test_a_decay_keeps_a_small_strength_the_same_on_both_sides(
+    manager: HybridDatabaseManager,
+) -> None:
+    from pjai.schema import MemoryLinked, MemoryLinksDecayed
+
+    manager.commit(persona("p1"), memory("a"), memory("b"))
+    manager.commit(
+        MemoryLinked(persona_id="p1", source_id="a", target_id="b", strength=0.5, decay_rate=2.0)
+    )
+    manager.commit(MemoryLinksDecayed(persona_id="p1", days=300))
+    assert manager.verify().equal
+    (row,) = manager.query("SELECT strength FROM memory_links")
+    assert row.strength == 0.5 * math.exp(-600)
 
 
 def test_memory_system_events_match_on_both_sides(manager: HybridDatabaseManager) -> None:

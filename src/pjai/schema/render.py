@@ -235,6 +235,12 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_DECAYED_TO_NONE = -740
+"""The natural log of the least value a decay leaves (about 4e-322): below it the value
+is none (0). Far enough above where a product of floats ends at 0 (about -744.4) that no
+rounding reaches it."""
+
+
 class OpRenderer:
     """Renders ops as ``(sql, params)`` for one flavor, caching SQL per op shape."""
 
@@ -258,7 +264,11 @@ class OpRenderer:
             "ifnull": "{c} = coalesce({c}, " + mark + ")",
             "compress": "{c} = " + flavor.compress,
             "decompress": "{c} = " + flavor.decompress,
-            "decay": "{c} = {c} * exp(-{r} * " + mark + ")",
+            # Never below the smallest float: PostgreSQL refuses a result that would
+            # be, SQLite gives 0. A result under e**_DECAYED_TO_NONE is none on both.
+            "decay": f"{{c}} = CASE WHEN {{c}} <= 0 THEN {{c}} "
+            f"WHEN ln({{c}}) - {{r}} * {mark} < {_DECAYED_TO_NONE} THEN 0.0 "
+            f"ELSE {{c}} * exp(-{{r}} * {mark}) END",
             "tiertext": "{c} = CASE WHEN \"tier\" = 'cold' THEN "
             + flavor.compress.format(c=mark)
             + " ELSE "
@@ -346,7 +356,7 @@ class OpRenderer:
             elif isinstance(value, Decayed):
                 self._value(convert, table, value.rate_column, None)
                 shape.append((column, f"decay:{value.rate_column}"))
-                params.append(value.days)
+                params.extend((value.days, value.days))
             else:
                 shape.append((column, "set"))
                 params.append(self._value(convert, table, column, value))
