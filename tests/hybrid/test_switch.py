@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pjai.errors import ConfigError
+from pjai.errors import ConfigError, StoreError
 from pjai.hybrid import HybridDatabaseManager
 from tests.helpers import memory
 from tests.hybrid.test_faults import quick_to_give_up, sql_locked
@@ -133,3 +133,76 @@ def test_with_the_store_off_health_raises_the_alarm_over_events_sql_refused(
         assert [q.name for q in health.quarantine.events] == ["v1.MemoryAdded"]
         assert off.acknowledge_quarantine().sql == 1
         assert off.health().status == "ok"
+
+
+def quarantined_by_the_store(on: HybridDatabaseManager, off: HybridDatabaseManager) -> str:
+    """m1 committed with the store off, while the store's state holds another m1
+    (written behind PJai's back): ``on`` takes it in from SQL and its store quarantines
+    it. Returns m1's event id."""
+    with sqlite3.connect(on.store_path) as raw:
+        raw.execute(INTRUDER)
+    (record,) = off.commit(memory("m1"))
+    on.catch_up()
+    assert on.store is not None
+    assert [e.record.id for e in on.store.quarantined()] == [record.id]
+    return record.id
+
+
+def test_with_the_store_off_the_store_files_quarantined_events_are_seen_and_acknowledged(
+    tmp_path: Path,
+) -> None:
+    # A process with the store off does not open the store file, which another process
+    # with the store on keeps writing: what that store quarantines is read from the file.
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    off_env = {"PJAI_USE_LIVESTORE": "false"}
+    with (
+        quick_to_give_up(tmp_path) as on,
+        HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=off_env) as off,
+    ):
+        refused = quarantined_by_the_store(on, off)
+        # And SQL refused a later event: acknowledging it must not pass m1 unseen.
+        (later,) = off.commit(memory("m2"))
+        with sqlite3.connect(tmp_path / "primary.db") as raw:
+            raw.execute(
+                "UPDATE pjai_journal SET status = 'quarantined' WHERE event_id = ?", [later.id]
+            )
+        health = off.health()
+        assert health.status == "degraded"
+        assert health.store.status == "off"
+        assert health.store.quarantined == 1
+        assert (health.quarantine.store, health.quarantine.sql) == (1, 1)
+        assert [(q.event_id, q.sides) for q in health.quarantine.events] == [
+            (refused, ("store",)),
+            (later.id, ("sql",)),
+        ]
+        assert "a memory with id 'm1' exists" in health.quarantine.events[0].reason
+        acknowledged = off.acknowledge_quarantine()
+        assert (acknowledged.store, acknowledged.sql) == (1, 1)
+        assert [q.event_id for q in acknowledged.events] == [refused, later.id]
+        assert acknowledged.reviewed_through == later.position.global_seq
+        assert off.health().status == "ok"
+        assert not on.quarantine().alarm
+
+
+def test_with_the_store_off_an_unreadable_store_file_is_not_taken_for_one_without_quarantine(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    with quick_to_give_up(tmp_path):
+        pass
+    store_file = tmp_path / "data" / "store.db"
+    with HybridDatabaseManager.open(
+        tmp_path / "data", sql_urls=[url], environ={"PJAI_USE_LIVESTORE": "false"}
+    ) as off:
+        assert off.health().status == "ok"
+        garbage = tmp_path / "garbage"
+        garbage.write_bytes(b"not a database" * 1000)
+        garbage.replace(store_file)
+        health = off.health()
+        assert health.status == "degraded"
+        assert health.store.error is not None
+        assert f"cannot read the quarantined events in the store file {store_file}" in (
+            health.store.error
+        )
+        with pytest.raises(StoreError, match="cannot read the quarantined events"):
+            off.acknowledge_quarantine()

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
-from pjai.errors import PjaiError
-from pjai.hybrid.quarantine import QuarantineReport, report
+from pjai.errors import PjaiError, StoreError
+from pjai.hybrid.quarantine import QuarantineReport, report, unreviewed
 from pjai.sql import journal
+from pjai.store.log import read_quarantine
 
 if TYPE_CHECKING:
     from pjai.hybrid.manager import HybridDatabaseManager
@@ -90,7 +91,12 @@ def _probe(action: Any) -> float:
 def _store(manager: HybridDatabaseManager) -> StoreHealth:
     store = manager.store
     if store is None:
-        return StoreHealth("off", str(manager.store_path))
+        # Another process may have the store on, and quarantine events in its file.
+        try:
+            in_file = read_quarantine(manager.store_path)
+        except PjaiError as exc:
+            return StoreHealth("off", str(manager.store_path), error=str(exc))
+        return StoreHealth("off", str(manager.store_path), quarantined=in_file.total)
     try:
         summary = store.summary()
         probe = _probe(lambda: store.query("SELECT count(*) FROM pjai_meta"))
@@ -154,12 +160,17 @@ def check(manager: HybridDatabaseManager) -> Health:
     )
     quarantine = QuarantineReport(store=store.quarantined)
     # With the store off, SQL's quarantined events count all the more: SQL is all that
-    # is read.
+    # is read. The store file's count too: another process may have the store on.
     if len(reachable) == len(shards) and store.status in ("ok", "off"):
-        quarantine = report(manager)
+        try:
+            quarantine = report(manager)
+        except StoreError as exc:  # the store is off and its file could not be read
+            store.error = str(exc)
+            quarantine = unreviewed(None, manager.shards)
+    unread = store.status == "off" and store.error is not None
     if store.status in ("down", "damaged") or not reachable:
         status = "down"
-    elif len(reachable) < len(shards) or lag or quarantine.alarm or manager.last_error:
+    elif len(reachable) < len(shards) or lag or quarantine.alarm or manager.last_error or unread:
         # last_error: also a journal broken by a cut-off commit, which stops commits.
         status = "degraded"
     else:

@@ -6,18 +6,22 @@ records stay, for the audit trail. Health reports them until an operator acknowl
 them (``pjai repair --ack-quarantine``): the acknowledgement is a position, kept on the
 first SQL shard, through which every quarantined event was reviewed; a later one raises
 the alarm again. Rebuilding SQL (``pjai repair --side sql``) starts the review over.
+With the store off, the store file's quarantined events are read from the file, which
+another process may still write, without opening it as the store.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pjai.schema.records import EventRecord
+from pjai.schema.records import EventRecord, LogEntry
 from pjai.schema.types import utc_now
 from pjai.sql import journal
 from pjai.sql.shards import ShardSet
 from pjai.store import Store
+from pjai.store.log import read_quarantine
 
 if TYPE_CHECKING:
     from pjai.hybrid.manager import HybridDatabaseManager
@@ -57,22 +61,24 @@ class QuarantineReport:
 
 
 def report(manager: HybridDatabaseManager) -> QuarantineReport:
-    """The quarantined events after the review position, on the store and on SQL."""
-    return unreviewed(manager.store, manager.shards)
+    """The quarantined events after the review position, on the store (its file, with
+    the store off) and on SQL."""
+    return unreviewed(manager.store, manager.shards, manager.store_path)
 
 
-def unreviewed(store: Store | None, shards: ShardSet) -> QuarantineReport:
-    """The quarantined events after the review position, on ``store`` (if open) and on
-    ``shards``."""
+def unreviewed(
+    store: Store | None, shards: ShardSet, store_file: Path | None = None
+) -> QuarantineReport:
+    """The quarantined events after the review position, on ``store`` (or, with it
+    closed, in ``store_file`` if there is one) and on ``shards``."""
     first = shards.shards[0]
     with first.writer.connection("reading the quarantine review") as conn:
         reviewed = journal.reviewed(conn)
     result = QuarantineReport(reviewed_through=reviewed)
     found: dict[str, tuple[EventRecord, list[str], str]] = {}
-    if store is not None:
-        result.store = store.count_quarantined(after=reviewed)
-        for entry in store.quarantined(after=reviewed, limit=LISTED):
-            found[entry.record.id] = (entry.record, ["store"], entry.error or "")
+    result.store, on_store = _on_store(store, store_file, after=reviewed, limit=LISTED)
+    for entry in on_store:
+        found[entry.record.id] = (entry.record, ["store"], entry.error or "")
     quarantined: set[str] = set()  # an event journaled on several shards counts once
     for shard in shards:
         with shard.writer.connection("reading quarantined events") as conn:
@@ -102,8 +108,8 @@ def acknowledge(manager: HybridDatabaseManager) -> QuarantineReport:
     """
     acknowledged = report(manager)
     last = acknowledged.reviewed_through
-    store = manager.store
-    if store is not None and (entries := store.quarantined(after=last)):
+    _, entries = _on_store(manager.store, manager.store_path, after=last)
+    if entries:
         last = entries[-1].record.position.global_seq
     for shard in manager.shards:
         with shard.writer.connection("reading quarantined events") as conn:
@@ -119,3 +125,18 @@ def acknowledge(manager: HybridDatabaseManager) -> QuarantineReport:
         journal.review(conn, last, utc_now())
     acknowledged.reviewed_through = last
     return acknowledged
+
+
+def _on_store(
+    store: Store | None, store_file: Path | None, *, after: int, limit: int = -1
+) -> tuple[int, list[LogEntry]]:
+    """How many events the store quarantined after ``after``, and the first ``limit`` of
+    them: the open store's, else those in its file (a process with the store off does
+    not see them otherwise, and another process may be writing it)."""
+    if store is not None:
+        found = store.quarantined(after=after, limit=None if limit < 0 else limit)
+        return store.count_quarantined(after=after), found
+    if store_file is None:
+        return 0, []
+    in_file = read_quarantine(store_file, after=after, limit=limit)
+    return in_file.after, in_file.entries
