@@ -206,3 +206,28 @@ def test_with_the_store_off_an_unreadable_store_file_is_not_taken_for_one_withou
         )
         with pytest.raises(StoreError, match="cannot read the quarantined events"):
             off.acknowledge_quarantine()
+
+
+def test_a_running_process_refused_over_quarantined_events_switches_once_they_are_acknowledged(
+    tmp_path: Path,
+) -> None:
+    # The flags file says off (another process set it): this process follows at its next
+    # call, is refused while quarantined events wait, and switches once they are
+    # acknowledged, without the flags file changing again.
+    with quick_to_give_up(tmp_path) as manager:
+        held_back_from_sql(manager, tmp_path / "primary.db")
+        manager.catch_up()
+        manager.flags.path.write_text('{"use_livestore": false}')
+        for _ in range(2):  # each call tries again, and is refused while they wait
+            with pytest.raises(ConfigError, match="cannot switch the reactive store off"):
+                manager.commit(memory("m3"))
+            assert manager.use_livestore
+        assert manager.memories.get("m3") is None
+        # Acknowledged by another process (which the environment keeps on the store).
+        url = f"sqlite:///{tmp_path / 'primary.db'}"
+        on_env = {"PJAI_USE_LIVESTORE": "true"}
+        with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=on_env) as ack:
+            assert ack.acknowledge_quarantine().sql == 1
+        manager.commit(memory("m3"))
+        assert not manager.use_livestore
+        assert manager.memories.get("m3") is not None

@@ -84,7 +84,8 @@ class StoreSwitch:
             weakref.WeakKeyDictionary()
         )
         self._unfollowed = False
-        """A switch the flags asked for failed for want of SQL: :meth:`follow` tries again."""
+        """A switch the flags asked for failed for want of SQL, or was refused over
+        quarantined events waiting for review: :meth:`follow` tries again."""
 
     @property
     def store(self) -> Store | None:
@@ -113,7 +114,8 @@ class StoreSwitch:
 
     def follow(self, progress: Progress | None = None, *, force: bool = False) -> None:
         """Open or close the store if the flag changed since last time (or ``force``),
-        or a switch it asked for could not reach SQL then."""
+        or a switch it asked for could not reach SQL then, or was refused over
+        quarantined events (they may have been acknowledged since)."""
         with self._lock:
             if not (self._flags.refresh() or force or self._unfollowed):
                 return
@@ -298,7 +300,12 @@ class StoreSwitch:
         """Refuse to turn the store off while quarantined events wait for review: with
         it off, SQL is all that is read and what commits build on, so an event SQL
         refused would be gone from sight (and one the store refused, from the alarm).
-        ``opening``: the flags said off as the directory was opened."""
+        ``opening``: the flags said off as the directory was opened.
+
+        A process that follows the flag tries the switch again at its next call
+        (:meth:`follow`): by then the events may have been acknowledged or applied
+        again, here or by another process, and the flag still says off."""
+        self._unfollowed = True
         counts = ", ".join(
             f"{count} refused by {side}"
             for count, side in ((waiting.sql, "SQL"), (waiting.store, "the store"))
