@@ -1,5 +1,6 @@
 """Commands that write a data directory's files without opening its manager (the flags,
-the key ring, the web app's passphrase and sessions, a first sync): while an import
+the key ring, the web app's passphrase and sessions, a first sync, the sync server's
+database): while an import
 goes into the directory they are refused at once, and the import, failing, takes back
 only what it made."""
 
@@ -19,6 +20,7 @@ from pjai.app import DataDir, set_flag
 from pjai.cli import app
 from pjai.errors import ConfigError
 from pjai.hybrid.archive import export_archive, import_archive, restore
+from pjai.sync.server import SyncServer
 from tests.helpers import WAIT_S, persona
 
 runner = CliRunner()
@@ -107,6 +109,28 @@ def test_a_command_writing_the_directory_is_refused_while_an_import_goes_into_it
     assert result.exit_code == 1, result.output
     assert re.search(in_use(held.target), " ".join(result.output.split())), result.output
     assert list(held.target.iterdir()) == []  # as the import found it
+    held.fail()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sync-server", "token", "create", "--store", "team", "--role", "write"],
+        ["sync-server", "serve", "--port", "0"],
+    ],
+    ids=["token", "serve"],
+)
+def test_the_sync_server_is_refused_its_database_in_a_directory_an_import_holds(
+    held: HeldImport, command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without --db, its database is a file of the data directory.
+    monkeypatch.delenv("PJAI_SYNC_DB", raising=False)
+    # Were the database made, the server would not listen: the command ends either way.
+    monkeypatch.setattr(SyncServer, "run", lambda *_args, **_kwargs: False)
+    result = runner.invoke(app, [*command, "--data-dir", str(held.target)])
+    assert result.exit_code == 1, result.output
+    assert re.search(in_use(held.target), " ".join(result.output.split())), result.output
+    assert list(held.target.iterdir()) == []
     held.fail()
 
 

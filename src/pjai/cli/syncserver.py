@@ -4,10 +4,10 @@ trail."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, TypeVar, cast
 
 import typer
 from rich import box
@@ -37,6 +37,7 @@ from pjai.cli.tokens import (
     when,
 )
 from pjai.errors import ConfigError
+from pjai.resource import Resource
 from pjai.sync.server import (
     PER_TOKEN,
     SERVER_FILE,
@@ -51,6 +52,8 @@ from pjai.sync.server import (
 from pjai.sync.server.tokens import Role, check_new_token
 
 __all__ = ["app"]
+
+R = TypeVar("R", bound=Resource)
 
 app = typer.Typer(
     help="Run the sync server, manage its access tokens, show its audit trail.",
@@ -77,6 +80,23 @@ def _database(db: str | None, data_dir: Path) -> str | Path:
 
 
 @contextmanager
+def _opened(
+    db: str | None, data_dir: Path, open_: Callable[[str | Path], R], *, create: bool = True
+) -> Iterator[R]:
+    """``open_`` on the server's database, closed when the block ends. Its file in the
+    data directory (no ``--db``), which opening makes if missing (``create``), is made
+    as the directory's other files are, under :meth:`DataDir.writing`: refused at once
+    while an import or a backup goes into the directory, which found it empty and,
+    failing, would remove what it did not make."""
+    with ExitStack() as held:
+        if db is None and create:
+            held.enter_context(DataDir(data_dir).writing())
+        opened = open_(_database(db, data_dir))
+    with opened:
+        yield opened
+
+
+@contextmanager
 def _server_database(
     db: str | None, data_dir: Path, *, create: bool = True
 ) -> Iterator[ServerDatabase]:
@@ -93,7 +113,7 @@ def _server_database(
                 "`pjai sync-server token create` makes one"
             )
         )
-    with reported(), ServerDatabase.open(where) as database:
+    with reported(), _opened(db, data_dir, ServerDatabase.open, create=create) as database:
         yield database
 
 
@@ -148,7 +168,10 @@ def serve(
         hosts=frozenset(allowed_host or ()),
         limits=limits,
     )
-    with reported(), SyncServer.open(_database(db, data_dir), config) as server:
+    with (
+        reported(),
+        _opened(db, data_dir, lambda where: SyncServer.open(where, config)) as server,
+    ):
         started = server.run(
             host, port, on_listening=lambda url: _listening(server, url, as_json=as_json)
         )
