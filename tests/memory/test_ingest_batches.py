@@ -126,6 +126,63 @@ def test_a_batch_of_long_messages_is_committed_in_parts(
     assert temporal_links(store) == sorted(itertools.pairwise(IDS))
 
 
+class Reads(Commits):
+    """A backend that also keeps the ids of the messages each read of their text
+    returned: the pages of an ingest."""
+
+    def __init__(self, backend: Backend, *, fail_at: int | None = None) -> None:
+        super().__init__(backend, fail_at=fail_at)
+        self.pages: list[list[str]] = []
+
+    def query(self, query: Query, params: Params = None) -> list[Row]:
+        rows = super().query(query, params)
+        if rows and "content" in rows[0]._fields and "role" in rows[0]._fields:
+            self.pages.append([r.id for r in rows])
+        return rows
+
+
+def long_talk(backend: Backend) -> None:
+    """m1 alone passes 30 characters; m2, m3 and m4 reach them together."""
+    lengths = {"m1": 31, "m2": 5, "m3": 5, "m4": 20, "m5": 5}
+    backend.commit(
+        persona(),
+        ConversationStarted(conversation_id="c1", persona_id="p1", started_at=START),
+        *(message(i, minutes, "x" * lengths[i]) for i, minutes in reversed(SENT)),
+    )
+
+
+def test_a_page_of_long_messages_ends_where_their_text_reaches_the_bound(
+    reader: HybridDatabaseManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_talk(reader)
+    monkeypatch.setattr(ingest, "INGEST_PAGE_TEXT", 30)
+    read = Reads(reader)
+    assert ingest_conversation(read, "c1") == Ingested("c1", 5, 0)
+    assert read.pages == [["m1"], ["m2", "m3", "m4"], ["m5"]]
+    # A commit per page: its memories, and the links to them (the first has none).
+    assert read.sizes == [1, 6, 2]
+    assert made(reader) == IDS
+    assert temporal_links(reader) == sorted(itertools.pairwise(IDS))
+
+
+def test_pages_bounded_by_text_and_by_count_resume_with_nothing_lost_or_made_twice(
+    reader: HybridDatabaseManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_talk(reader)
+    monkeypatch.setattr(ingest, "INGEST_PAGE_TEXT", 30)
+    monkeypatch.setattr(ingest, "INGEST_BATCH", 2)
+    with pytest.raises(SqlUnavailableError, match="went away"):
+        ingest_conversation(Reads(reader, fail_at=3), "c1")
+    assert made(reader) == IDS[:3]  # the pages m1, then m2 m3 (two at most)
+    resumed = Reads(reader)
+    assert ingest_conversation(resumed, "c1") == Ingested("c1", 2, 3)
+    assert resumed.pages == [["m1"], ["m2", "m3"], ["m4", "m5"]]
+    assert made(reader) == IDS
+    assert temporal_links(reader) == sorted(itertools.pairwise(IDS))
+    counts = reader.query(select(func.count().label("n")).select_from(memories))
+    assert counts[0].n == 5
+
+
 @pytest.mark.usefixtures("batches_of_two")
 def test_a_failed_batch_keeps_the_ones_before_and_the_next_run_makes_the_rest(
     reader: HybridDatabaseManager,

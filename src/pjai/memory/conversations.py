@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from pjai.errors import EventValidationError, NotFoundError, PrivacyError
 from pjai.memory.backend import Backend
@@ -36,6 +36,7 @@ from pjai.schema.types import as_datetime, utc_now
 __all__ = [
     "INGEST_BATCH",
     "INGEST_BATCH_TEXT",
+    "INGEST_PAGE_TEXT",
     "Ingested",
     "RefusedMessage",
     "add_message",
@@ -59,6 +60,12 @@ docs/benchmarks.md)."""
 INGEST_BATCH_TEXT = 8_000_000
 """The most characters of memory text (content and summary) one commit of
 :func:`ingest_conversation` holds: a batch of long messages is committed in parts."""
+
+INGEST_PAGE_TEXT = 8_000_000
+"""Once the messages :func:`ingest_conversation` reads into one page hold this many
+characters of text, it reads no more into it (a page holds at least one message):
+:data:`INGEST_BATCH` messages of up to a million characters each would otherwise be a
+gigabyte in memory at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +167,9 @@ def ingest_conversation(
     and named in :attr:`Ingested.refused`; the others are made. A reply's summary (the
     message before it) is shortened when the two would not fit in one event.
 
-    The messages are read and made into memories :data:`INGEST_BATCH` at a time, one
-    commit each (fewer when their text passes :data:`INGEST_BATCH_TEXT`): each batch is
+    The messages are read and made into memories :data:`INGEST_BATCH` at a time (fewer
+    when their text reaches :data:`INGEST_PAGE_TEXT`), one commit each (fewer when
+    their memories' text passes :data:`INGEST_BATCH_TEXT`): each batch is
     all or nothing, and an ingest that fails part way keeps the batches before; running
     it again makes the rest, linked from the memories made before. Given a
     :class:`~pjai.memory.MemorySystem`, its optimizer looks after each batch;
@@ -199,24 +207,39 @@ def ingest_conversation(
 
 def _pages(backend: Backend, conversation_id: str) -> Iterator[list[Any]]:
     """A conversation's messages in the order they were sent, :data:`INGEST_BATCH` at
-    a time; each page is read after the one before has been made into memories."""
+    a time, or as many as reach :data:`INGEST_PAGE_TEXT` characters (at least one);
+    each page is read after the one before has been made into memories.
+
+    The lengths of the next :data:`INGEST_BATCH` messages are read first, then the
+    messages that fit: long messages are never all read at once."""
     said = conversation_messages.c
-    query = (
-        select(said.id, said.role, said.content, said.sent_at)
-        .where(said.conversation_id == conversation_id)
-        .order_by(said.sent_at, said.id)
-    )
-    size = INGEST_BATCH
-    page = backend.query(query.limit(size))
-    while page:
+    mine = said.conversation_id == conversation_id
+    order = (said.sent_at, said.id)
+    lengths = select(said.id, func.length(said.content).label("chars")).order_by(*order)
+    whole = select(said.id, said.role, said.content, said.sent_at).order_by(*order)
+    size, most = INGEST_BATCH, INGEST_PAGE_TEXT
+    where = mine
+    while True:
+        listed = backend.query(lengths.where(where).limit(size))
+        taken = chars = 0
+        for message in listed:
+            taken += 1
+            chars += int(message.chars or 0)
+            if chars >= most:
+                break
+        # Read up to as many as fit: a message sent meanwhile, before the last of
+        # them, takes a place in this page and leaves the last for the next.
+        page = backend.query(whole.where(where).limit(taken)) if taken else []
+        if not page:
+            return
         yield page
-        if len(page) < size:
+        if taken == len(listed) < size:
             return
         last = page[-1]
-        after = or_(
-            said.sent_at > last.sent_at, and_(said.sent_at == last.sent_at, said.id > last.id)
+        where = and_(
+            mine,
+            or_(said.sent_at > last.sent_at, and_(said.sent_at == last.sent_at, said.id > last.id)),
         )
-        page = backend.query(query.where(after).limit(size))
 
 
 @dataclass(slots=True)
