@@ -212,22 +212,68 @@ def test_a_running_process_refused_over_quarantined_events_switches_once_they_ar
     tmp_path: Path,
 ) -> None:
     # The flags file says off (another process set it): this process follows at its next
-    # call, is refused while quarantined events wait, and switches once they are
-    # acknowledged, without the flags file changing again.
+    # call and is refused, once, while quarantined events wait; it goes on with the store
+    # on (its reads, its commits, its look for other processes' commits), and its
+    # periodic look (refresh, as the web app's) switches once they are acknowledged,
+    # without the flags file changing again.
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    on_env = {"PJAI_USE_LIVESTORE": "true"}  # another process, kept on the store
     with quick_to_give_up(tmp_path) as manager:
         held_back_from_sql(manager, tmp_path / "primary.db")
         manager.catch_up()
         manager.flags.path.write_text('{"use_livestore": false}')
-        for _ in range(2):  # each call tries again, and is refused while they wait
-            with pytest.raises(ConfigError, match="cannot switch the reactive store off"):
-                manager.commit(memory("m3"))
+        with pytest.raises(ConfigError, match="cannot switch the reactive store off"):
+            manager.refresh()
+        for round_ in range(2):  # each look tries again, and stays on while they wait
+            manager.commit(memory(f"m{3 + round_}"))
+            assert manager.memories.get(f"m{3 + round_}") is not None
+            assert not manager.refresh()
             assert manager.use_livestore
-        assert manager.memories.get("m3") is None
-        # Acknowledged by another process (which the environment keeps on the store).
-        url = f"sqlite:///{tmp_path / 'primary.db'}"
-        on_env = {"PJAI_USE_LIVESTORE": "true"}
+        with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=on_env) as other:
+            other.commit(memory("m5"))
+        assert manager.refresh()  # another process's commit is taken in
+        assert manager.memories.get("m5") is not None
+        assert manager.use_livestore
         with HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=on_env) as ack:
             assert ack.acknowledge_quarantine().sql == 1
-        manager.commit(memory("m3"))
+        manager.commit(memory("m6"))  # an ordinary call does not look again
+        assert manager.use_livestore
+        manager.refresh()
         assert not manager.use_livestore
-        assert manager.memories.get("m3") is not None
+        manager.commit(memory("m7"))
+        assert manager.memories.get("m7") is not None
+
+
+def test_a_running_process_refused_over_quarantined_events_follows_the_flag_back_on(
+    tmp_path: Path,
+) -> None:
+    with quick_to_give_up(tmp_path) as manager:
+        held_back_from_sql(manager, tmp_path / "primary.db")
+        manager.catch_up()
+        manager.flags.path.write_text('{"use_livestore": false}')
+        with pytest.raises(ConfigError, match="cannot switch the reactive store off"):
+            manager.refresh()
+        manager.flags.path.write_text('{"use_livestore": true}')
+        manager.refresh()
+        assert manager.acknowledge_quarantine().sql == 1
+        manager.refresh()
+        assert manager.use_livestore  # the flag says on again: nothing to switch
+
+
+def test_a_refused_switch_set_back_on_reads_the_quarantine_no_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pjai.hybrid import switch
+
+    with quick_to_give_up(tmp_path) as manager:
+        held_back_from_sql(manager, tmp_path / "primary.db")
+        manager.catch_up()
+        with pytest.raises(ConfigError, match="cannot switch the reactive store off"):
+            manager.set_flag("use_livestore", False)
+        looked: list[object] = []
+        real = switch.unreviewed
+        monkeypatch.setattr(switch, "unreviewed", lambda *a: looked.append(a) or real(*a))
+        manager.refresh()
+        manager.refresh()
+        assert looked == []
+        assert manager.use_livestore

@@ -203,10 +203,13 @@ class HybridDatabaseManager(Resource):
         the store off; whether any commits came in. Live queries follow. A long-running
         owner (the web app) calls this periodically; it costs a file stat and one
         ``PRAGMA`` when nothing changed (with the store off, a look at SQL's journal).
+        While turning the store off, as the flags say, is refused over quarantined
+        events, it also reads whether they still wait, and switches once they do not.
         """
         with self._lock:
             self._check_open()
             self._switch.follow()
+            self._switch.retry_held_on()
             store = self.store
             if store is None:
                 return self._switch.refresh_sql()

@@ -84,8 +84,10 @@ class StoreSwitch:
             weakref.WeakKeyDictionary()
         )
         self._unfollowed = False
-        """A switch the flags asked for failed for want of SQL, or was refused over
-        quarantined events waiting for review: :meth:`follow` tries again."""
+        """A switch the flags asked for failed for want of SQL: :meth:`follow` tries again."""
+        self._held_on = False
+        """The flags say off, and turning the store off was refused over quarantined
+        events waiting for review: :meth:`retry_held_on` tries again."""
 
     @property
     def store(self) -> Store | None:
@@ -114,12 +116,11 @@ class StoreSwitch:
 
     def follow(self, progress: Progress | None = None, *, force: bool = False) -> None:
         """Open or close the store if the flag changed since last time (or ``force``),
-        or a switch it asked for could not reach SQL then, or was refused over
-        quarantined events (they may have been acknowledged since)."""
+        or a switch it asked for could not reach SQL then."""
         with self._lock:
             if not (self._flags.refresh() or force or self._unfollowed):
                 return
-            self._unfollowed = False
+            self._unfollowed = self._held_on = False
             wanted = self._flags["use_livestore"]
             try:
                 if wanted and self.store is None:
@@ -132,6 +133,27 @@ class StoreSwitch:
                 # flags file changes again.
                 self._unfollowed = True
                 raise
+
+    def retry_held_on(self, progress: Progress | None = None) -> None:
+        """Turn the store off, as the flags still say, if that was refused over
+        quarantined events that no longer wait for review (acknowledged or applied
+        again since, by this process or another); while they wait, the store stays on
+        and nothing is raised: the refusal was told when the flag was followed. For a
+        long-running process's periodic look (:meth:`HybridDatabaseManager.refresh`):
+        it reads the quarantine, which no ordinary call should."""
+        with self._lock:
+            store = self.store
+            if store is None or self._flags["use_livestore"]:
+                self._held_on = False  # off, or the flag set back on (a refused set_flag)
+            if not self._held_on or store is None:
+                return
+            try:
+                waiting = unreviewed(store, self._projector.shards)
+            except SqlError as exc:  # the next look tries again
+                log.warning("cannot tell whether quarantined events still wait: %s", exc)
+                return
+            if not waiting.alarm:
+                self.follow(progress, force=True)
 
     def set_flag(self, name: str, value: bool) -> None:
         """Set a flag now and for later runs, and follow it; set back if that fails."""
@@ -302,10 +324,10 @@ class StoreSwitch:
         refused would be gone from sight (and one the store refused, from the alarm).
         ``opening``: the flags said off as the directory was opened.
 
-        A process that follows the flag tries the switch again at its next call
-        (:meth:`follow`): by then the events may have been acknowledged or applied
-        again, here or by another process, and the flag still says off."""
-        self._unfollowed = True
+        A running process refused so goes on with the store on, and its periodic look
+        tries the switch again (:meth:`retry_held_on`): the events may be acknowledged
+        or applied again, here or by another process, while the flag still says off."""
+        self._held_on = not opening
         counts = ", ".join(
             f"{count} refused by {side}"
             for count, side in ((waiting.sql, "SQL"), (waiting.store, "the store"))
