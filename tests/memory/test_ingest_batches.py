@@ -183,6 +183,35 @@ def test_pages_bounded_by_text_and_by_count_resume_with_nothing_lost_or_made_twi
     assert counts[0].n == 5
 
 
+class SentMeanwhile(Commits):
+    """A backend on which the message ``sent`` is added by another writer right after
+    the ingest first reads the messages' lengths."""
+
+    def __init__(self, backend: Backend, sent: ConversationMessageAdded) -> None:
+        super().__init__(backend)
+        self.sent: ConversationMessageAdded | None = sent
+
+    def query(self, query: Query, params: Params = None) -> list[Row]:
+        rows = super().query(query, params)
+        if self.sent is not None and rows and "chars" in rows[0]._fields:
+            self.backend.commit(self.sent)
+            self.sent = None
+        return rows
+
+
+def test_a_message_sent_meanwhile_before_the_last_of_a_page_leaves_none_unread(
+    reader: HybridDatabaseManager,
+) -> None:
+    # All the messages fit in one page: one sent meanwhile among them takes the place
+    # of the last, which must still be read.
+    talk(reader)
+    between = message("m2a", 1)  # after m2, before m3: same time, the id between
+    assert ingest_conversation(SentMeanwhile(reader, between), "c1") == Ingested("c1", 6, 0)
+    ids = [memory_id_of(i) for i in ("m1", "m2", "m2a", "m3", "m4", "m5")]
+    assert made(reader) == ids
+    assert temporal_links(reader) == sorted(itertools.pairwise(ids))
+
+
 @pytest.mark.usefixtures("batches_of_two")
 def test_a_failed_batch_keeps_the_ones_before_and_the_next_run_makes_the_rest(
     reader: HybridDatabaseManager,

@@ -233,9 +233,11 @@ def _pages(backend: Backend, conversation_id: str) -> Iterator[list[Any]]:
         if not page:
             return
         yield page
-        if taken == len(listed) < size:
-            return
         last = page[-1]
+        # The last of the conversation was listed, and read: a message sent meanwhile
+        # before it would have left it for another page.
+        if taken == len(listed) < size and last.id == listed[-1].id:
+            return
         where = and_(
             mine,
             or_(said.sent_at > last.sent_at, and_(said.sent_at == last.sent_at, said.id > last.id)),
