@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -146,6 +148,21 @@ def test_a_session_begun_within_a_shorter_lifetime_is_shortened_to_it(tmp_path: 
         assert sessions.valid(secret)  # an hour after it began
         (held,) = sessions.list()
         assert held.expires_at == to_iso(from_iso(made.created_at) + timedelta(hours=1))
+
+
+@pytest.mark.parametrize("hours", [1e8, 1e20, math.inf])
+def test_a_session_lifetime_past_the_last_day_kept_is_refused_saying_so(
+    tmp_path: Path, hours: float
+) -> None:
+    with WebSessions.open(tmp_path, lifetime_s=12 * 3600) as sessions:
+        sessions.start()
+    said = re.escape(f"a session cannot last {hours:g} hours")
+    with (
+        pytest.raises(ConfigError, match=said) as caught,
+        WebSessions.open(tmp_path, lifetime_s=hours * 3600) as sessions,
+    ):
+        sessions.hold_to_lifetime()  # as `pjai serve` starts
+    assert "9999-12-30" in str(caught.value)
 
 
 def test_revoking_a_session_signs_it_out(sessions: WebSessions) -> None:

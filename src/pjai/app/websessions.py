@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from pjai.errors import ConfigError
 from pjai.hybrid.fresh import opening
 from pjai.resource import Resource
+from pjai.schema.limits import LATEST
 from pjai.schema.types import from_iso, to_iso, utc_now
 from pjai.sql.engine import PoolConfig, create_sql_engine, sqlite_url
 from pjai.sync.server.audit import AuditEntry, AuditTrail
@@ -67,7 +68,16 @@ class WebSessions(Resource):
     def __init__(self, engine: Engine, lifetime_s: float) -> None:
         if lifetime_s <= 0:
             raise ConfigError(f"a session must last some time, not {lifetime_s} s")
-        self.lifetime = timedelta(seconds=lifetime_s)
+        try:  # a session begun now ends within the times a token keeps
+            self.lifetime = timedelta(seconds=lifetime_s)
+            fits = utc_now() + self.lifetime <= LATEST
+        except (OverflowError, ValueError):
+            fits = False
+        if not fits:
+            raise ConfigError(
+                f"a session cannot last {lifetime_s / 3600:g} hours: it would end after "
+                f"{LATEST.date()}, the last day PJai keeps"
+            )
         self.engine = engine
         self.tokens = TokenStore(engine)
         self.audit = AuditTrail(engine)
