@@ -16,6 +16,7 @@ from pjai.app import (
     merge_settings,
     set_flag,
 )
+from pjai.app.privacy import erase_persona
 from pjai.errors import ConfigError, EventValidationError, MaterializationError, QueryError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import PersonaCreated
@@ -184,6 +185,19 @@ def test_a_taken_id_is_named_as_a_persona(manager: HybridDatabaseManager) -> Non
     personas.delete("coach")
     with pytest.raises(ConfigError, match="exists \\(deleted: `pjai persona restore`"):
         personas.create("Other", persona_id="coach")
+
+
+def test_the_id_of_an_erased_persona_is_not_given_again(
+    data: DataDir, manager: HybridDatabaseManager
+) -> None:
+    # A device with the erasure but not yet the new persona would destroy its keys.
+    personas = Personas(manager)
+    personas.create("Coach", persona_id="coach")
+    erase_persona(data, manager, "coach")
+    with pytest.raises(ConfigError, match=r"^the persona with id 'coach' was erased: "):
+        personas.create("Other", persona_id="coach")
+    assert personas.list(include_deleted=True) == []
+    assert personas.create("Other").id != "coach"
 
 
 def test_deactivate_leaves_no_persona_active(manager: HybridDatabaseManager) -> None:

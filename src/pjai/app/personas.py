@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from pjai.app import resolve
+from pjai.app.rights import erased_personas
 from pjai.app.templates import template
 from pjai.errors import ConfigError, QueryError
 from pjai.hybrid import HybridDatabaseManager
@@ -200,6 +201,13 @@ class Personas:
         if persona_id is not None and (taken := self.find(persona_id)) is not None:
             gone = " (deleted: `pjai persona restore` brings it back)" if taken.deleted_at else ""
             raise ConfigError(f"a persona with id {persona_id!r} exists{gone}")
+        if persona_id is not None and persona_id in erased_personas(self.manager):
+            # Another device that has the erasure but not yet the new persona would
+            # take the new persona's keys for the erased one's, and destroy them.
+            raise ConfigError(
+                f"the persona with id {persona_id!r} was erased: an erased persona's id "
+                "is not given again; give another id, or none for a new one"
+            )
         args = {
             "persona_id": new_id() if persona_id is None else persona_id,
             "name": name,

@@ -42,6 +42,7 @@ __all__ = [
     "consents_of",
     "content_events",
     "erased_keys_held",
+    "erased_personas",
     "event_log",
     "pending_erasures",
     "persona_of",
@@ -189,6 +190,12 @@ def unfinished_erasures(manager: HybridDatabaseManager) -> list[str]:
     if held:
         held &= _erased(event_log(manager, named=_ERASURES))
     return sorted(held | owed)
+
+
+def erased_personas(manager: HybridDatabaseManager) -> set[str]:
+    """The personas erased in this directory, by id, as its log tells (an erasure leaves
+    no row): only the erasure events are read."""
+    return {p for p in _erased(event_log(manager, named=_ERASURES)) if p is not None}
 
 
 def erased_keys_held(store: Store) -> list[str]:
