@@ -87,6 +87,18 @@ def test_a_memory_table_at_80_columns_keeps_ids_whole_and_shows_content(
     assert all(len(line) <= 80 for line in shown.splitlines())
 
 
+def test_search_results_at_80_columns_keep_ids_whole_and_show_content(
+    ada: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    screen = _terminal(monkeypatch, 80)
+    ada("memory", "search", "compiler")
+    shown = screen.getvalue()
+    for hit in ada.json("memory", "search", "compiler"):
+        assert hit["memory_id"] in shown
+    assert "Coffee" in shown
+    assert all(len(line) <= 80 for line in shown.splitlines())
+
+
 def test_a_conversation_table_at_80_columns_keeps_its_ids_whole(
     ada: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

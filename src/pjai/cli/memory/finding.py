@@ -7,6 +7,7 @@ from typing import Annotated, cast
 import msgspec
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pjai.app import Memories, resolve
 from pjai.cli.common import (
@@ -28,6 +29,7 @@ from pjai.cli.memory.options import (
     Until,
     filtered,
     tier_text,
+    wide_terminal,
 )
 from pjai.cli.output import (
     Format,
@@ -95,23 +97,22 @@ def search_memories(
 
 
 def _hits_table(hits: list[SearchHit], pending: frozenset[str]) -> Table:
-    table = Table(
-        id_column(),
-        short_column("score"),
-        short_column("tier"),
-        short_column("happened"),
-        content_column("name", 30),
-        content_column(),
-    )
+    """Search hits as a table: id, score, tier, when, name and content; at a narrow
+    terminal id, score, tier and content (as :func:`memory_table` does)."""
+    wide = wide_terminal()
+    columns = [id_column(), short_column("score"), short_column("tier")]
+    if wide:
+        columns += [short_column("happened"), content_column("name", 30)]
+    table = Table(*columns, content_column())
     for h in hits:
-        table.add_row(
+        cells: list[str | Text] = [
             h.memory_id,
             number(h.score),
             tier_text(h.tier, pending=h.memory_id in pending),
-            when(h.occurred_at),
-            clipped(h.name),
-            clipped(h.content),
-        )
+        ]
+        if wide:
+            cells += [when(h.occurred_at), clipped(h.name)]
+        table.add_row(*cells, clipped(h.content))
     return table
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "refused_text",
     "shortened",
     "tier_text",
+    "wide_terminal",
 ]
 
 MemoryArg = Annotated[str, typer.Argument(help="The memory's id, or the start of it.")]
@@ -109,10 +110,16 @@ def tier_text(tier: str, *, pinned: bool = False, pending: bool = False) -> str:
     return f"{tier} ({', '.join(marks)})" if marks else tier
 
 
+def wide_terminal() -> bool:
+    """Whether a memory table has room for times and names: always when piped (TSV and
+    CSV hold every column), at a terminal from :data:`NARROW` columns on."""
+    return not output.console.is_terminal or output.console.width >= NARROW
+
+
 def memory_table(memories: list[Memory], pending: Collection[str] = ()) -> Table:
     """Memories as a table: id, tier (``pinned``, ``pending`` said there), importance,
     when, name and content; at a narrow terminal id, tier, importance and content."""
-    wide = not output.console.is_terminal or output.console.width >= NARROW
+    wide = wide_terminal()
     columns = [id_column(), short_column("tier"), short_column("importance")]
     if wide:
         columns += [short_column("happened"), content_column("name", 30)]
