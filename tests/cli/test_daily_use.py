@@ -99,6 +99,21 @@ def test_search_results_at_80_columns_keep_ids_whole_and_show_content(
     assert all(len(line) <= 80 for line in shown.splitlines())
 
 
+def test_a_bookmark_table_at_80_columns_shows_whole_names_and_days(
+    ada: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada("bookmark", "create", "Mornings", "--from", "2026-03-01", "--to", "2026-03-31",
+        "--hours", "6-12", "--colour", "#ff0000")  # fmt: skip
+    screen = _terminal(monkeypatch, 80)
+    ada("bookmark", "list")
+    shown = screen.getvalue()
+    assert ada.json("bookmark", "list")[0]["id"] in shown
+    assert "Mornings" in shown
+    assert "2026-03-01" in shown
+    assert "2026-03-31" in shown
+    assert all(len(line) <= 80 for line in shown.splitlines())
+
+
 def test_a_conversation_table_at_80_columns_keeps_its_ids_whole(
     ada: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

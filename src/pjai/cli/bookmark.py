@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from pjai.app import Bookmarks, Conversations, resolve
@@ -27,8 +27,24 @@ from pjai.cli.common import (
     print_json,
     print_result,
 )
-from pjai.cli.memory.options import MAX_LIMIT, UNFILTERED, Filters, filtered, memory_table
-from pjai.cli.output import Format, id_column, listing, number, plain, print_rows, when
+from pjai.cli.memory.options import (
+    MAX_LIMIT,
+    UNFILTERED,
+    Filters,
+    filtered,
+    memory_table,
+    wide_terminal,
+)
+from pjai.cli.output import (
+    Format,
+    id_column,
+    listing,
+    number,
+    plain,
+    print_rows,
+    short_column,
+    when,
+)
 from pjai.memory.timeline import PRESETS
 
 # Errors name what the person typed: bookmark create's NAME, conversation say's TEXT.
@@ -91,11 +107,18 @@ def _filters(filters: dict[str, Any]) -> str:
 
 
 def _table(rows: list[Any]) -> Table:
-    table = Table(id_column(), "name", "from", "to", "filters", "colour")
+    """Bookmarks as a table: id, name, from, to, filters and colour; at a narrow terminal
+    id, name, from and to (each time on two lines, day above hour)."""
+    wide = wide_terminal()
+    columns = [id_column(), Column("name"), *(Column(h, min_width=10) for h in ("from", "to"))]
+    if wide:
+        columns += [Column("filters"), short_column("colour")]
+    table = Table(*columns)
     for r in rows:
-        table.add_row(
-            r.id, r.name, when(r.time_from), when(r.time_to), _filters(r.filters), r.colour
-        )
+        cells = [r.id, r.name, when(r.time_from), when(r.time_to)]
+        if wide:
+            cells += [_filters(r.filters), r.colour]
+        table.add_row(*cells)
     return table
 
 
