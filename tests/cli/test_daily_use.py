@@ -197,6 +197,8 @@ def test_the_start_of_an_id_or_a_name_will_do(ada: Cli) -> None:
     assert ada.json("memory", "list", "bas") == []
     mark = ada.json("bookmark", "preset", "today")
     assert ada.json("bookmark", "show", mark["id"][:-2])["bookmark"]["id"] == mark["id"]
+    by_name = ada.fails("bookmark", "show", "Today")  # a bookmark is named by its id
+    assert "no bookmark 'Today': give its id or the start of it" in by_name
     chat = ada.json("conversation", "start", "--title", "Lunch")["conversation_id"]
     assert ada.json("conversation", "say", chat[:-2], "user", "hi")["conversation_id"] == chat
     assert ada.json("memory", "ingest-conversation", chat[:-2])["added"] == 1

@@ -170,7 +170,7 @@ def _by_id(
     if rows:
         found = [Candidate(r.id, describe(r)) for r in rows]
         raise _ambiguous(ref, what[1], found, len(rows) > LISTED)
-    raise QueryError(f"no {what[0]} {ref!r}")
+    raise QueryError(f"no {what[0]} {ref!r}: give its id or the start of it")
 
 
 def _short(text: str) -> str:
