@@ -114,6 +114,28 @@ def test_a_bookmark_table_at_80_columns_shows_whole_names_and_days(
     assert all(len(line) <= 80 for line in shown.splitlines())
 
 
+@pytest.mark.parametrize(
+    ("create", "listed", "words"),
+    [
+        (["sync-server", "token", "create", "--store", "team", "--role", "write", "--name",
+          "laptop"], ["sync-server", "token", "list"], ["laptop", "team", "write", "live"]),
+        (["web", "token", "create", "--label", "laptop"], ["web", "token", "list"],
+         ["laptop", "live"]),
+    ],
+)  # fmt: skip
+def test_a_token_table_at_80_columns_shows_names_and_states_whole(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, create: list[str], listed: list[str],
+    words: list[str],
+) -> None:  # fmt: skip
+    cli(*create)
+    screen = _terminal(monkeypatch, 80)
+    cli(*listed)
+    shown = screen.getvalue()
+    assert cli.json(*listed)[-1]["id"] in shown
+    assert [word for word in words if word not in shown] == []
+    assert all(len(line) <= 80 for line in shown.splitlines())
+
+
 def test_a_conversation_table_at_80_columns_keeps_its_ids_whole(
     ada: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,7 +33,6 @@ from pjai.cli.memory.options import (
     Filters,
     filtered,
     memory_table,
-    wide_terminal,
 )
 from pjai.cli.output import (
     Format,
@@ -44,6 +43,7 @@ from pjai.cli.output import (
     print_rows,
     short_column,
     when,
+    wide_terminal,
 )
 from pjai.memory.timeline import PRESETS
 

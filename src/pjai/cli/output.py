@@ -52,6 +52,7 @@ __all__ = [
     "short_column",
     "shown",
     "when",
+    "wide_terminal",
 ]
 
 Format = Literal["table", "json", "nl", "csv", "tsv"]
@@ -114,6 +115,18 @@ listing = option_group("fmt", _FORMAT_FLAGS, False, output_format)
 """Mark a command that lists rows: its ``fmt: Format`` parameter becomes the flags
 ``--json``, ``--nl``, ``--csv`` and ``--tsv`` (in its place in the help), and it is
 called with the format they ask for (:func:`output_format`)."""
+
+
+NARROW = 110
+"""A terminal narrower than this shows a table with fewer columns (a memory table without
+its times and names, a token table without its times), so that whole ids leave room for
+the rest (80 columns show a memory's id, tier, importance and some content)."""
+
+
+def wide_terminal() -> bool:
+    """Whether a table has room for every column: always when piped (TSV and CSV hold
+    them all), at a terminal from :data:`NARROW` columns on."""
+    return not console.is_terminal or console.width >= NARROW
 
 
 def id_column(header: str = "id") -> Column:

@@ -8,11 +8,10 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
-from rich import box
 from rich.table import Column, Table
 
 from pjai.cli.common import errors, print_json
-from pjai.cli.output import Format, print_rows
+from pjai.cli.output import Format, id_column, print_rows, short_column, wide_terminal
 from pjai.schema.types import to_iso, utc_now
 from pjai.sync.server import Token
 
@@ -85,23 +84,24 @@ def token_state(token: Token, now: str) -> str:
 def tokens_table(tokens: list[Token], *, scoped: bool = True, now: str | None = None) -> Table:
     """Tokens as a table (their ids whole: revoking needs them), each with its state at
     ``now`` (default: now); with ``scoped``, the store and role each is for (a sync
-    server's tokens; a web login has neither)."""
+    server's tokens; a web login has neither). At a narrow terminal the times are left
+    out: the state says whether a token works."""
     at = to_iso(utc_now()) if now is None else now
+    wide = wide_terminal()
     scope = ["store", "role"] if scoped else []
+    times = [Column(h, min_width=10) for h in ("created (UTC)", "revoked", "expires")]
     table = Table(
-        "name", *scope, "created (UTC)", "revoked", "expires", "state", box=box.SIMPLE_HEAD
+        id_column(),  # revoke needs it whole
+        "name",
+        *scope,
+        *(times if wide else []),
+        short_column("state"),
     )
-    table.columns.insert(0, Column("id", no_wrap=True, overflow="fold"))  # revoke needs it whole
     for t in tokens:
-        table.add_row(
-            t.id,
-            t.label,
-            *([t.store_id, t.role] if scoped else []),
-            when(t.created_at),
-            when(t.revoked_at),
-            when(t.expires_at),
-            token_state(t, at),
-        )
+        cells = [t.id, t.label, *([t.store_id, t.role] if scoped else [])]
+        if wide:
+            cells += [when(t.created_at), when(t.revoked_at), when(t.expires_at)]
+        table.add_row(*cells, token_state(t, at))
     return table
 
 

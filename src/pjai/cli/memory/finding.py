@@ -29,7 +29,6 @@ from pjai.cli.memory.options import (
     Until,
     filtered,
     tier_text,
-    wide_terminal,
 )
 from pjai.cli.output import (
     Format,
@@ -41,6 +40,7 @@ from pjai.cli.output import (
     print_rows,
     short_column,
     when,
+    wide_terminal,
 )
 from pjai.memory import Bucket, SearchFilter, SearchHit
 from pjai.memory.search import Method

@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from pjai.cli import output
 from pjai.cli.common import (
     INCLUDED_END,
     MaxImportance,
@@ -20,7 +19,15 @@ from pjai.cli.common import (
     TypeOpt,
 )
 from pjai.cli.grouped import option_group
-from pjai.cli.output import clipped, content_column, id_column, number, short_column, when
+from pjai.cli.output import (
+    clipped,
+    content_column,
+    id_column,
+    number,
+    short_column,
+    when,
+    wide_terminal,
+)
 from pjai.memory.conversations import RefusedMessage
 from pjai.memory.optimizer import MemoryMove
 from pjai.schema.models import Memory
@@ -39,7 +46,6 @@ __all__ = [
     "refused_text",
     "shortened",
     "tier_text",
-    "wide_terminal",
 ]
 
 MemoryArg = Annotated[str, typer.Argument(help="The memory's id, or the start of it.")]
@@ -98,22 +104,10 @@ def shortened(text: str) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
-NARROW = 110
-"""A terminal narrower than this shows a memory table without its times and names, so
-that whole ids leave room for the content (80 columns show id, tier, importance and
-some content)."""
-
-
 def tier_text(tier: str, *, pinned: bool = False, pending: bool = False) -> str:
     """A memory's tier for people, with what holds it there: ``cold (pinned, pending)``."""
     marks = [mark for mark, on in (("pinned", pinned), ("pending", pending)) if on]
     return f"{tier} ({', '.join(marks)})" if marks else tier
-
-
-def wide_terminal() -> bool:
-    """Whether a memory table has room for times and names: always when piped (TSV and
-    CSV hold every column), at a terminal from :data:`NARROW` columns on."""
-    return not output.console.is_terminal or output.console.width >= NARROW
 
 
 def memory_table(memories: list[Memory], pending: Collection[str] = ()) -> Table:
