@@ -136,6 +136,28 @@ def test_a_token_table_at_80_columns_shows_names_and_states_whole(
     assert all(len(line) <= 80 for line in shown.splitlines())
 
 
+def test_a_persona_table_at_80_columns_shows_whole_capacities(
+    ada: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ada("persona", "create", "Basil", "--template", "writer")
+    screen = _terminal(monkeypatch, 80)
+    ada("persona", "list")
+    shown = screen.getvalue()
+    for persona in ada.json("persona", "list"):
+        assert persona["id"] in shown
+        assert persona["name"] in shown
+    assert "100/1000/10000" in shown
+    assert "100/2000/10000" in shown  # the writer's
+    assert all(len(line) <= 80 for line in shown.splitlines())
+    ada("persona", "delete", "Basil")
+    screen = _terminal(monkeypatch, 80)
+    ada("persona", "list", "--deleted")
+    shown = screen.getvalue()
+    assert "Basil" in shown
+    assert ada.json("persona", "list", "--deleted")[-1]["deleted_at"][:10] in shown
+    assert all(len(line) <= 80 for line in shown.splitlines())
+
+
 def test_a_conversation_table_at_80_columns_keeps_its_ids_whole(
     ada: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import msgspec
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from pjai.app import SETTINGS, TEMPLATES, Personas
@@ -34,7 +34,18 @@ from pjai.cli.common import (
     print_result,
 )
 from pjai.cli.memory.options import moves_text
-from pjai.cli.output import Format, clipped, content_column, id_column, listing, plain, print_rows
+from pjai.cli.output import (
+    Format,
+    clipped,
+    content_column,
+    id_column,
+    listing,
+    plain,
+    print_rows,
+    short_column,
+    when,
+    wide_terminal,
+)
 from pjai.schema.models import Persona
 
 # A setting's error names the --set that gave it: --set 'memory.capacities.hot=x'.
@@ -95,16 +106,26 @@ def _show(persona: Persona) -> None:
 
 
 def _table(personas: list[Persona]) -> Table:
-    table = Table(id_column(), "name", "active", "capacity hot/warm/cold", "deleted")
-    for p in personas:
-        caps = p.memory.capacities
-        table.add_row(
-            p.id,
-            p.name,
-            "yes" if p.is_active else "",
-            f"{caps.hot}/{caps.warm}/{caps.cold}",
-            "" if p.deleted_at is None else plain(p.deleted_at),
-        )
+    """Personas as a table: id, name, whether active, tier capacities and when deleted;
+    at a narrow terminal the capacities, or when one of them is deleted, the times."""
+    wide = wide_terminal()
+    any_deleted = any(p.deleted_at is not None for p in personas)
+    shows_capacity, shows_deleted = wide or not any_deleted, wide or any_deleted
+    capacities = [f"{c.hot}/{c.warm}/{c.cold}" for c in (p.memory.capacities for p in personas)]
+    width = max(map(len, capacities), default=0)  # a capacity cut is another number
+    columns = [id_column(), Column("name"), short_column("active")]
+    if shows_capacity:
+        columns.append(Column("capacity hot/warm/cold", min_width=width))
+    if shows_deleted:
+        columns.append(Column("deleted", min_width=10))
+    table = Table(*columns)
+    for p, capacity in zip(personas, capacities, strict=True):
+        cells = [p.id, p.name, "yes" if p.is_active else ""]
+        if shows_capacity:
+            cells.append(capacity)
+        if shows_deleted:
+            cells.append("" if p.deleted_at is None else when(p.deleted_at))
+        table.add_row(*cells)
     return table
 
 
