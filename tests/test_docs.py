@@ -12,6 +12,7 @@ from typing import Any, get_args
 import msgspec
 import pytest
 import typer.main
+from typer.testing import CliRunner
 
 from pjai.cli import app
 from pjai.schema import SCHEMA, ConflictPolicy, Event
@@ -266,3 +267,19 @@ def test_the_readme_tour_runs(
             namespace["store"].close()
     # The live query printed at once and again after the update.
     assert capsys.readouterr().out.splitlines() == ["['Short answers']"] * 2
+
+
+def test_the_readme_exports_what_its_tour_leaves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A reader runs the README in order in one directory: the tour, then `pjai export`.
+    _quick_start, tour = _blocks(ROOT / "README.md", "python")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(tour, "README.md", "exec"), namespace)
+    finally:
+        if "store" in namespace:
+            namespace["store"].close()
+    exported = CliRunner().invoke(app, ["export", "pjai-data.zip"])
+    assert exported.exit_code == 0, exported.output
