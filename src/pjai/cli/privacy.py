@@ -32,7 +32,11 @@ from pjai.errors import QueryError
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Privacy rights: erasure of a persona (docs/security.md).", no_args_is_help=True
+    help=(
+        "Privacy rights: a persona's erasure, its data for its data subject, consents, "
+        "and the privacy report (docs/security.md)."
+    ),
+    no_args_is_help=True,
 )
 
 
