@@ -2,17 +2,27 @@
 the target and renames it over the target, so that a reader sees the old text or the
 new, never part of one, and writers at once never write into one temporary file. A
 file whose loss would lock data away (a key file) is also made durable: its bytes on
-the disk before it is named, its name on the disk before the writer goes on."""
+the disk before it is named, its name on the disk before the writer goes on. Such files
+are read back with :func:`read_json`."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["create_text", "fsync_path", "replace_text", "written_beside"]
+__all__ = [
+    "create_text",
+    "fsync_path",
+    "json_value",
+    "read_json",
+    "replace_text",
+    "written_beside",
+]
 
 
 @contextmanager
@@ -65,3 +75,19 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def json_value(text: str) -> Any:
+    """The JSON value ``text`` holds. Raises ``ValueError`` saying why when it holds
+    none, including JSON nested deeper than Python's stack lets the parser go (which
+    :func:`json.loads` raises as a ``RecursionError``)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("its arrays or objects are nested too deeply to read") from None
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value the UTF-8 file ``path`` holds. Raises ``OSError`` when it cannot
+    be read and ``ValueError`` saying why when it holds no JSON (:func:`json_value`)."""
+    return json_value(path.read_text(encoding="utf-8"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import logging
 import os
 import shutil
@@ -29,6 +28,7 @@ from pjai.errors import (
     StoreCorruptError,
     StoreModeError,
 )
+from pjai.files import read_json
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, IMPORTING_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags, parse_bool
@@ -457,7 +457,7 @@ class DataDir:
             return
         doing = "an import"
         try:
-            what = json.loads(mark.read_text())
+            what = read_json(mark)
             doing = str(what.get("doing", doing))
             told = f" of {what['source']} (started {what['started_at']})"
             again = str(what["again"])

@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 from pjai.errors import ConfigError
-from pjai.files import create_text, fsync_path, written_beside
+from pjai.files import create_text, fsync_path, json_value, written_beside
 
 __all__ = [
     "ERASING_PREFIX",
@@ -108,7 +108,7 @@ def _marks(directory: Path) -> dict[str, str | None]:
         except (OSError, UnicodeDecodeError) as exc:
             raise _not_a_mark(path, str(exc)) from exc
         try:
-            mark = json.loads(text)
+            mark = json_value(text)
             persona_id = mark["persona_id"]
         except (ValueError, KeyError, TypeError) as exc:
             raise _not_a_mark(path, f"no persona id in {text[:80]!r}") from exc

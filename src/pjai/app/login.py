@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pjai.errors import ConfigError
+from pjai.files import read_json
 from pjai.hybrid.fresh import opening
 from pjai.schema.limits import encoding_problem
 from pjai.sync.server.tokens import PREFIX
@@ -98,7 +99,7 @@ class Passphrase:
     def check(self, passphrase: str) -> bool:
         """Whether ``passphrase`` is the one set (never, when none is)."""
         try:
-            record = json.loads(self.path.read_text())
+            record = read_json(self.path)
             cost = record["scrypt"]
             salt = bytes.fromhex(record["salt"])
             expected = bytes.fromhex(record["hash"])

@@ -22,6 +22,7 @@ from pjai.app import resolve
 from pjai.app.rights import erased_personas
 from pjai.app.templates import template
 from pjai.errors import ConfigError, QueryError
+from pjai.files import read_json
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory import Health, MemorySystem, health
 from pjai.memory.optimizer import MemoryMove
@@ -106,7 +107,7 @@ def _load(config: Settings) -> dict[str, Any]:
         return {}
     if isinstance(config, Path):
         try:
-            loaded = json.loads(config.read_text())
+            loaded = read_json(config)
         except OSError as exc:
             raise ConfigError(f"cannot read {config}: {exc.strerror or exc}") from exc
         except ValueError as exc:

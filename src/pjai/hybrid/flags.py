@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from pjai.errors import ConfigError
-from pjai.files import replace_text
+from pjai.files import read_json, replace_text
 
 __all__ = ["FLAGS", "FlagState", "Flags"]
 
@@ -78,7 +78,7 @@ class Flags:
         if mtime == self._mtime:
             return False
         try:
-            data = json.loads(self.path.read_text())
+            data = read_json(self.path)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{self.path} is not a flags file: {exc}") from exc
         if not isinstance(data, dict):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pjai.errors import ConfigError
-from pjai.files import create_text, replace_text
+from pjai.files import create_text, read_json, replace_text
 from pjai.schema.types import new_id
 
 __all__ = ["Identity"]
@@ -35,7 +35,7 @@ class Identity:
             if identity._create():
                 return identity
         try:
-            data = json.loads(path.read_text())
+            data = read_json(path)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{path} is not a PJai identity file: {exc}") from exc
         client_id = data.get("client_id") if isinstance(data, dict) else None

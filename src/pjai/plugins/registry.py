@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pjai.errors import ConfigError
+from pjai.files import read_json
 from pjai.plugins.manifest import (
     MANIFEST_FILE,
     MAX_FILE_BYTES,
@@ -156,7 +157,7 @@ class Registry:
 
     def _state(self) -> dict[str, bool]:
         try:
-            loaded = json.loads((self.path / _STATE).read_text())
+            loaded = read_json(self.path / _STATE)
         except FileNotFoundError:
             return {}
         except ValueError as exc:
@@ -165,7 +166,7 @@ class Registry:
 
     def _grants(self) -> dict[str, str]:
         try:
-            loaded = json.loads((self.path / _GRANTS).read_text())
+            loaded = read_json(self.path / _GRANTS)
         except FileNotFoundError:
             return {}
         except ValueError as exc:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pjai.errors import ConfigError
-from pjai.files import replace_text
+from pjai.files import json_value, replace_text
 from pjai.hybrid.legacy.rows import TARGETS
 from pjai.schema import utc_now
 
@@ -237,7 +237,7 @@ def _value_of(entry: dict[str, Any], rows: Mapping[str, Collection[str]]) -> boo
 
 def _entry(line: str) -> dict[str, Any]:
     try:
-        entry = json.loads(line)
+        entry = json_value(line)
     except ValueError:
         return {}
     return entry if isinstance(entry, dict) else {}
