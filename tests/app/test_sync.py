@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -110,6 +111,32 @@ def test_status_joins_the_store_and_the_status_file(
     assert sync_conflicts(data) == []
     data.sync_status_path.write_text("{")
     with pytest.raises(ConfigError, match="is not JSON"):
+        sync_status(data)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"[1]", "is not a sync status (Expected `object`, got `array`)"),
+        (b'{"pid": 1, "server_head": "a"}', "is not a sync status (Expected `int | null`"),
+        (b'{"pid": 1, "state": "online", "peers": [1]}', "is not a sync status"),
+        (b"\xff\xfe\x00", "is not JSON"),
+        (b'{"url": "\xff"}', "is not JSON"),
+        (b'{"peers": [' * 100_000, "is not JSON"),
+    ],
+)
+def test_a_status_file_of_another_shape_is_named(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    data = DataDir(tmp_path, environ={"PJAI_FLAG_SYNC": "true"})
+    with data.open():
+        pass
+    data.sync_status_path.write_bytes(content)
+    with pytest.raises(ConfigError, match=re.escape(f"{data.sync_status_path} {problem}")):
+        sync_status(data)
+    data.sync_status_path.unlink()
+    data.sync_status_path.mkdir()
+    with pytest.raises(ConfigError, match=r"sync-status\.json cannot be read"):
         sync_status(data)
 
 

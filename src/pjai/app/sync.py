@@ -20,10 +20,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import IO, Any
+from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 import apsw
+import msgspec
 from sqlalchemy import select
 
 from pjai.app.datadir import DataDir
@@ -569,35 +571,72 @@ def sync_status(data_dir: DataDir) -> SyncReport:
         confirmed = store.confirmed_head.global_seq
         pending, rejected = store.pending_count, len(store.rejected())
         quarantined = store.count_quarantined()
-    path = data_dir.sync_status_path
-    try:
-        seen: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        seen = {}
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not JSON: {exc}") from exc
-    running = _alive(seen.get("pid")) and seen.get("state") not in ("stopped", "failed")
-    server_head = seen.get("server_head")
+    seen = _seen(data_dir.sync_status_path)
+    running = _alive(seen.pid) and seen.state not in ("stopped", "failed")
+    server_head = seen.server_head
     lag = None if server_head is None else max(0, server_head - confirmed)
-    state = seen.get("state", "never connected") if running else "not running"
+    state = (seen.state or "never connected") if running else "not running"
     return SyncReport(
         in_step=state == "online" and pending == 0 and lag == 0,
         state=state,
-        last_state=seen.get("state"),
-        url=seen.get("url"),
-        store_id=seen.get("store_id"),
+        last_state=seen.state,
+        url=seen.url,
+        store_id=seen.store_id,
         server_head=server_head,
         confirmed_head=confirmed,
         pending=pending,
         rejected=rejected,
         quarantined=quarantined,
         lag=lag,
-        last_error=seen.get("last_error"),
-        reconnects=seen.get("reconnects", 0),
-        read_only=seen.get("read_only", False),
-        updated_at=seen.get("updated_at"),
-        peers=[PeerView(**p) for p in seen.get("peers", [])] if running else [],
-        pid=seen["pid"] if running else None,
+        last_error=seen.last_error,
+        reconnects=seen.reconnects,
+        read_only=seen.read_only,
+        updated_at=seen.updated_at,
+        peers=[PeerView(**msgspec.structs.asdict(p)) for p in seen.peers] if running else [],
+        pid=seen.pid if running else None,
+    )
+
+
+class _SeenPeer(msgspec.Struct, frozen=True):
+    name: str
+    state: str
+    client_id: str
+    last_seen: str
+    detail: dict[str, str]
+
+
+class _Seen(msgspec.Struct, frozen=True):
+    """What :func:`write_status` records (the fields :func:`sync_status` reads)."""
+
+    state: str | None = None
+    pid: int | None = None
+    server_head: int | None = None
+    url: str | None = None
+    store_id: str | None = None
+    last_error: str | None = None
+    reconnects: int = 0
+    read_only: bool = False
+    updated_at: str | None = None
+    peers: list[_SeenPeer] = msgspec.field(default_factory=list)
+
+
+def _seen(path: Path) -> _Seen:
+    """The sync status file ``path`` (an empty status when there is none)."""
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=_Seen)
+    except FileNotFoundError:
+        return _Seen()
+    except OSError as exc:
+        raise _not_status(path, f"cannot be read ({exc.strerror or exc})") from exc
+    except msgspec.ValidationError as exc:
+        raise _not_status(path, f"is not a sync status ({exc})") from exc
+    except (ValueError, RecursionError) as exc:  # msgspec.DecodeError is a ValueError
+        raise _not_status(path, f"is not JSON: {exc}") from exc
+
+
+def _not_status(path: Path, problem: str) -> ConfigError:
+    return ConfigError(
+        f"{path} {problem}; the next `pjai sync connect` here writes it anew, or delete it"
     )
 
 
