@@ -702,6 +702,27 @@ def test_hostile_archives_are_refused_with_their_reason(
     assert not (tmp_path / "restored").exists()
 
 
+def test_an_archive_listing_more_files_than_one_of_pjai_is_refused_before_it_is_listed(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # Opening a zip makes an object per member it lists (some 600 bytes each, a
+    # million empty members being 88 MB of zip): an upload to the web app's import
+    # form must not take the server's memory before anything looks at it.
+    manager.commit(persona("p1"), memory("m1"))
+    file = tmp_path / "backup.zip"
+    export_archive(manager, file)
+    with zipfile.ZipFile(file, "a", zipfile.ZIP_STORED) as zf:
+        for number in range(40_000):
+            zf.writestr(f"x{number}", b"")
+    target = tmp_path / "restored"
+    with pytest.raises(
+        ArchiveCorruptError,
+        match=r"backup\.zip is not a PJai archive: its list of files takes \d+ bytes",
+    ):
+        import_archive(target, file, environ={})
+    assert not target.exists()
+
+
 def test_a_synced_import_names_an_event_id_the_archive_repeats(
     manager: HybridDatabaseManager, tmp_path: Path
 ) -> None:

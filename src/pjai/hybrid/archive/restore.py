@@ -40,6 +40,7 @@ from pjai.hybrid.archive.format import (
     opened_line,
     table_lines,
 )
+from pjai.hybrid.archive.opening import opened_archive
 from pjai.hybrid.files import FLAGS_FILE, STORE_FILE
 from pjai.hybrid.flags import Flags
 from pjai.hybrid.fresh import Made, importing, sql_inside, taken
@@ -101,14 +102,8 @@ def import_archive(
         # A zip is read from its end: a device or a pipe would be read whole, and
         # /dev/zero never ends.
         raise ConfigError(f"{archive} is not a regular file; give the path of a PJai archive")
-    try:
-        zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile as exc:
-        raise ArchiveCorruptError(f"{archive} is not a PJai archive: {exc}") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read the archive {archive}: {exc}") from exc
     # Held from before it is found empty until what a failure left is taken back.
-    with zf, taken(target):
+    with opened_archive(archive) as zf, taken(target):
         _check_target(target, environ, schema)
         manifest = _checked_manifest(zf, archive)
         _check_keys(manifest, schema, archive, target)
