@@ -285,6 +285,20 @@ def test_archives_that_are_not_whole_are_refused(
     assert not target.exists()
 
 
+def test_a_data_subject_export_given_as_an_archive_is_named_as_such(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    from pjai.app.subject import export_subject
+
+    manager.commit(persona("p1"), memory("m1"))
+    file = tmp_path / "ada.zip"
+    export_subject(manager, "p1", file)
+    target = tmp_path / "restored"
+    with pytest.raises(ArchiveError, match=r"data for its data subject .*`pjai export` makes"):
+        import_archive(target, file, environ={})
+    assert not target.exists()
+
+
 def forge_a_snapshot_row(manager: HybridDatabaseManager, file: Path) -> None:
     """Export ``fill``'s data to ``file`` with memory m07's snapshot row changed (its
     manifest entry agreeing): the events replay to another row."""

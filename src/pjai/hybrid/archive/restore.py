@@ -66,6 +66,16 @@ _AGAIN = (
 )
 
 
+def _is_subject_export(manifest: bytes) -> bool:
+    """Whether ``manifest`` is the manifest of a data-subject export
+    (:func:`pjai.app.subject.export_subject`), which names a persona and no format."""
+    try:
+        found = msgspec.json.decode(manifest)
+    except msgspec.DecodeError:
+        return False
+    return isinstance(found, dict) and "format" not in found and "persona_id" in found
+
+
 def import_archive(
     data_dir: str | Path,
     path: str | Path,
@@ -241,6 +251,11 @@ def _checked_manifest(zf: zipfile.ZipFile, archive: Path) -> ArchiveManifest:
             )
         manifest = msgspec.json.decode(raw, type=ArchiveManifest)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        if _is_subject_export(raw):
+            raise ArchiveError(
+                f"{archive} is a persona's data for its data subject (`pjai privacy "
+                "export`), to read, not an archive to import: `pjai export` makes one"
+            ) from None
         raise ArchiveCorruptError(f"{archive}: {MANIFEST_FILE} is not valid: {exc}") from exc
     listed, names = set(manifest.files), names - {MANIFEST_FILE}
     problems = [f"{n} is not listed in the manifest" for n in sorted(names - listed)]
