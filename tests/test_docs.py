@@ -254,9 +254,8 @@ def test_the_readme_quick_start_runs(
     assert capsys.readouterr().out == "Likes green tea in the morning\n"
 
 
-def test_the_readme_tour_runs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _run_the_tour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's tour, run in ``tmp_path`` as a reader runs it."""
     _quick_start, tour = _blocks(ROOT / "README.md", "python")
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {}
@@ -265,6 +264,12 @@ def test_the_readme_tour_runs(
     finally:
         if "store" in namespace:
             namespace["store"].close()
+
+
+def test_the_readme_tour_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run_the_tour(tmp_path, monkeypatch)
     # The live query printed at once and again after the update.
     assert capsys.readouterr().out.splitlines() == ["['Short answers']"] * 2
 
@@ -273,13 +278,6 @@ def test_the_readme_exports_what_its_tour_leaves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A reader runs the README in order in one directory: the tour, then `pjai export`.
-    _quick_start, tour = _blocks(ROOT / "README.md", "python")
-    monkeypatch.chdir(tmp_path)
-    namespace: dict[str, Any] = {}
-    try:
-        exec(compile(tour, "README.md", "exec"), namespace)
-    finally:
-        if "store" in namespace:
-            namespace["store"].close()
+    _run_the_tour(tmp_path, monkeypatch)
     exported = CliRunner().invoke(app, ["export", "pjai-data.zip"])
     assert exported.exit_code == 0, exported.output

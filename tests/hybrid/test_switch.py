@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,21 @@ def test_opening_with_the_store_off_is_refused_over_quarantined_events(
         assert off.memories.get("m2") is not None
 
 
+@contextlib.contextmanager
+def on_beside_off(
+    tmp_path: Path,
+) -> Iterator[tuple[HybridDatabaseManager, HybridDatabaseManager]]:
+    """Two processes on one directory and SQLite primary (``primary.db`` in
+    ``tmp_path``): one with the store on (:func:`quick_to_give_up`), one with it off."""
+    url = f"sqlite:///{tmp_path / 'primary.db'}"
+    off_env = {"PJAI_USE_LIVESTORE": "false"}
+    with (
+        quick_to_give_up(tmp_path) as on,
+        HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=off_env) as off,
+    ):
+        yield on, off
+
+
 def quarantined_in_sql(primary: Path) -> int:
     check = sqlite3.connect(primary)
     try:
@@ -118,12 +135,7 @@ def test_with_the_store_off_health_raises_the_alarm_over_events_sql_refused(
 ) -> None:
     # A process with the store off reads SQL alone; another, with the store on,
     # catches SQL up and SQL refuses one of its events.
-    url = f"sqlite:///{tmp_path / 'primary.db'}"
-    off_env = {"PJAI_USE_LIVESTORE": "false"}
-    with (
-        quick_to_give_up(tmp_path) as on,
-        HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=off_env) as off,
-    ):
+    with on_beside_off(tmp_path) as (on, off):
         assert off.health().status == "ok"
         held_back_from_sql(on, tmp_path / "primary.db")
         on.catch_up()
@@ -153,12 +165,7 @@ def test_with_the_store_off_the_store_files_quarantined_events_are_seen_and_ackn
 ) -> None:
     # A process with the store off does not open the store file, which another process
     # with the store on keeps writing: what that store quarantines is read from the file.
-    url = f"sqlite:///{tmp_path / 'primary.db'}"
-    off_env = {"PJAI_USE_LIVESTORE": "false"}
-    with (
-        quick_to_give_up(tmp_path) as on,
-        HybridDatabaseManager.open(tmp_path / "data", sql_urls=[url], environ=off_env) as off,
-    ):
+    with on_beside_off(tmp_path) as (on, off):
         refused = quarantined_by_the_store(on, off)
         # And SQL refused a later event: acknowledging it must not pass m1 unseen.
         (later,) = off.commit(memory("m2"))

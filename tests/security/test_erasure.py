@@ -82,6 +82,14 @@ def fill(manager: HybridDatabaseManager, name: str, marker: str, *, tag: str = "
     return made.id
 
 
+def ada_beside_grace(manager: HybridDatabaseManager, marker: str = MARKER) -> str:
+    """Ada, with ``marker`` in every sensitive field (:func:`fill`), beside Grace, whose
+    rows an erasure of Ada keeps; Ada's id."""
+    ada = fill(manager, "Ada", marker)
+    fill(manager, "Grace", "kept-words")
+    return ada
+
+
 def encrypted(path: Path, **environ: str) -> DataDir:
     """A new data directory at ``path`` whose fields a key ring seals, opened by
     PASSPHRASE from its environment (``environ`` added to it)."""
@@ -144,8 +152,7 @@ def test_an_erasure_with_the_store_off_rewrites_the_store_file_too(tmp_path: Pat
     # takes the erasure in from SQL's journal and is rewritten, before the proof says so.
     data = encrypted(tmp_path / "data")
     with data.open() as manager:
-        ada = fill(manager, "Ada", MARKER)
-        fill(manager, "Grace", "kept-words")
+        ada = ada_beside_grace(manager)
     set_flag(data, "use_livestore", False)
     with data.open() as manager:
         assert manager.store is None
@@ -329,8 +336,7 @@ def test_an_erasure_stopped_before_its_keys_went_is_finished_by_the_next_open(
     data = encrypted(tmp_path / "data")
     monkeypatch.setenv("PJAI_PASSPHRASE", PASSPHRASE)
     with data.open() as manager:
-        ada = fill(manager, "Ada", MARKER)
-        fill(manager, "Grace", "kept-words")
+        ada = ada_beside_grace(manager)
     stop_before_the_keys(monkeypatch, data, ada)
     told = runner.invoke(cli, ["privacy", "report", *where])
     assert told.exit_code == 0, told.output
@@ -373,8 +379,7 @@ def test_an_erasure_stopped_right_after_its_event_is_finished_by_the_next_open(
     # still held tells the next opening that the erasure did not finish.
     data = encrypted(tmp_path / "data") if kind == "encrypted" else DataDir(tmp_path / "data")
     with data.open() as manager:
-        ada = fill(manager, "Ada", QUOTED)
-        fill(manager, "Grace", "kept-words")
+        ada = ada_beside_grace(manager, QUOTED)
     with data.open() as manager:
         with monkeypatch.context() as patched:
             patched.setattr(HybridDatabaseManager, "commit", committed_then_stopped)
@@ -433,8 +438,7 @@ def test_opening_the_store_alone_destroys_the_keys_of_a_persona_it_holds_erased(
     # must not open its sealed events, writing their text into the file again.
     data = encrypted(tmp_path / "data")
     with data.open() as manager:
-        ada = fill(manager, "Ada", MARKER)
-        fill(manager, "Grace", "kept-words")
+        ada = ada_beside_grace(manager)
         manager.commit(PersonaErased(persona_id=ada))
         assert manager.store is not None
         assert manager.store.compact()
@@ -462,8 +466,7 @@ def test_telling_unfinished_erasures_reads_only_the_erasure_events_of_the_log(
     # keys of a persona with no row, and each opening asks whether it was erased.
     data = encrypted(tmp_path / "data")
     with data.open() as manager:
-        ada = fill(manager, "Ada", MARKER)
-        fill(manager, "Grace", "kept-words")
+        ada = ada_beside_grace(manager)
         codec = manager.schema.codec
         assert isinstance(codec, FieldCodec)
         codec.keys.current("p-keys-before-events")
@@ -658,8 +661,7 @@ def test_an_erasure_stopped_inside_the_vectors_rewrite_rewrites_them_on_opening(
     # try finds none to delete, and rewrites the file all the same.
     data = encrypted(tmp_path / "data")
     with data.open() as manager:
-        ada = fill(manager, "Ada", MARKER)
-        fill(manager, "Grace", "kept-words")
+        ada = ada_beside_grace(manager)
         Embeddings(data.vectors_path, TopicEncoder(), "topics").index(manager)
     assert ada.encode() in data.vectors_path.read_bytes()  # its vectors' rows name it
 
@@ -818,8 +820,7 @@ def test_an_erasure_on_a_postgresql_primary_deletes_its_rows_and_rewrites_the_ta
     with postgres_schema() as url:
         data = encrypted(tmp_path / "data", PJAI_SQL_SHARDS=url, PJAI_SQL_SEALED=sealed)
         with data.open() as manager:
-            ada = fill(manager, "Ada", MARKER)
-            fill(manager, "Grace", "kept-words")
+            ada = ada_beside_grace(manager)
             proof = erase_persona(data, manager, ada)
             assert proof.unfinished == []
             assert any(u.startswith("postgresql") for u in proof.rewritten)
