@@ -121,6 +121,17 @@ def on_beside_off(
         yield on, off
 
 
+def refused_off_over_quarantine(manager: HybridDatabaseManager, tmp_path: Path) -> None:
+    """SQL (``primary.db`` in ``tmp_path``) quarantines an event of ``manager``'s, then
+    the flags file says off (another process set it): ``manager`` follows at its next
+    call and is refused."""
+    held_back_from_sql(manager, tmp_path / "primary.db")
+    manager.catch_up()
+    manager.flags.path.write_text('{"use_livestore": false}')
+    with pytest.raises(ConfigError, match="cannot switch the reactive store off"):
+        manager.refresh()
+
+
 def quarantined_in_sql(primary: Path) -> int:
     check = sqlite3.connect(primary)
     try:
@@ -226,11 +237,7 @@ def test_a_running_process_refused_over_quarantined_events_switches_once_they_ar
     url = f"sqlite:///{tmp_path / 'primary.db'}"
     on_env = {"PJAI_USE_LIVESTORE": "true"}  # another process, kept on the store
     with quick_to_give_up(tmp_path) as manager:
-        held_back_from_sql(manager, tmp_path / "primary.db")
-        manager.catch_up()
-        manager.flags.path.write_text('{"use_livestore": false}')
-        with pytest.raises(ConfigError, match="cannot switch the reactive store off"):
-            manager.refresh()
+        refused_off_over_quarantine(manager, tmp_path)
         for round_ in range(2):  # each look tries again, and stays on while they wait
             manager.commit(memory(f"m{3 + round_}"))
             assert manager.memories.get(f"m{3 + round_}") is not None
@@ -255,11 +262,7 @@ def test_a_running_process_refused_over_quarantined_events_follows_the_flag_back
     tmp_path: Path,
 ) -> None:
     with quick_to_give_up(tmp_path) as manager:
-        held_back_from_sql(manager, tmp_path / "primary.db")
-        manager.catch_up()
-        manager.flags.path.write_text('{"use_livestore": false}')
-        with pytest.raises(ConfigError, match="cannot switch the reactive store off"):
-            manager.refresh()
+        refused_off_over_quarantine(manager, tmp_path)
         manager.flags.path.write_text('{"use_livestore": true}')
         manager.refresh()
         assert manager.acknowledge_quarantine().sql == 1
