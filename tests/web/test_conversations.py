@@ -220,6 +220,7 @@ async def test_an_importance_out_of_range_is_refused_in_the_form(web: WebApp) ->
         importance.value = 3
         user.find(marker="make-memories").click()
         assert isinstance(importance, ui.number)
+        await until(lambda: importance.error is not None, "the refusal by the field")
         assert importance.error == "expected a number <= 1.0, got 3.0"
         assert web.services.memories.list(MemoryFilter(persona_id=ada)) == []
 

@@ -18,6 +18,7 @@ from pjai.web.heavy import (
     ERASURE,
     EXPORT,
     IMPORT,
+    INGEST,
     OPTIMIZER,
     SUBJECT_EXPORT,
     TIME_TRAVEL,
@@ -111,6 +112,9 @@ class WebApp(Resource):
         self.erasures = HeavyWork(ERASURE)
         """Runs the personas view's erasures for good, one at a time, off the other views'
         threads."""
+        self.ingests = HeavyWork(INGEST)
+        """Makes the conversations view's memories of a conversation, one run at a time,
+        off the other views' threads."""
         self.health = SharedReading(self.manager.health, HEALTH_MAX_AGE_S)
         """Health of the store and each SQL shard, read at most every few seconds."""
         self.indexer = memories.background_indexer()
@@ -142,6 +146,7 @@ class WebApp(Resource):
             self.optimizer,
             self.subject_exports,
             self.erasures,
+            self.ingests,
         )
         for work in long_work:
             work.close()

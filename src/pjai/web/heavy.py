@@ -3,14 +3,15 @@
 Some of what a page asks for may take long on a big store: a console query (until its
 time limit), a time travel replay of the event log, an archive's export or import, the
 optimizer's preview or run, a persona's data exported for its data subject or erased
-for good. On the event loop's default executor, which the views'
-light off-loop work shares (health readings, flags, the sync client), a handful of tabs
-asking for such work would keep every thread busy and that work would wait behind
-them. Each kind therefore gets a small pool of its own with no queue behind it: work
-beyond its threads is refused at once, so no tab can make the others wait, nor pile up
-runs. A tab runs one piece of each kind at a time: pressing a button again, or leaving
-a view and coming back while its work runs, would otherwise let one tab take every
-thread.
+for good, a conversation's messages made into memories. On the event loop's default
+executor, which the views' light off-loop work shares (health readings, flags, the sync
+client), a handful of tabs asking for such work would keep every thread busy and that
+work would wait behind them; on the event loop itself, one such piece would hold every
+tab's page until it ended. Each kind therefore gets a small pool of its own with no
+queue behind it: work beyond its threads is refused at once, so no tab can make the
+others wait, nor pile up runs. A tab runs one piece of each kind at a time: pressing a
+button again, or leaving a view and coming back while its work runs, would otherwise
+let one tab take every thread.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = [
     "ERASURE",
     "EXPORT",
     "IMPORT",
+    "INGEST",
     "OPTIMIZER",
     "SUBJECT_EXPORT",
     "TIME_TRAVEL",
@@ -75,6 +77,10 @@ ERASURE = Kind("persona erasure", "erasure", "erasures", threads=1)
 """Erasures for good (:func:`pjai.app.erase_persona`): each commits, destroys keys and
 rewrites the store's file under the store's lock, then SQL's: a second at once would
 only wait for the first."""
+INGEST = Kind("conversation ingest", "ingest", "ingests", threads=1)
+"""A conversation's messages made into memories (:meth:`pjai.app.Memories.ingest`), each
+message once: a long conversation takes long, and one run at a time across all tabs
+keeps two runs over the same conversation from meeting."""
 OPTIMIZER = Kind("the optimizer", "optimization", "optimizations", threads=2)
 """The optimizer's previews and runs, each scoring every memory of a persona. Runs for
 one persona take turns (:func:`pjai.memory.optimizer.optimize`), but each waiting

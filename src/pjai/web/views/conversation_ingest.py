@@ -1,11 +1,17 @@
 """Turning a conversation into memories from the conversations view, and saying what was
-made."""
+made.
+
+A long conversation takes long to turn into memories: it runs on threads of its own
+(:mod:`pjai.web.heavy`), one run at a time across all tabs, so that every other page goes
+on meanwhile; another is refused at once and says why."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from nicegui import ui
 
-from pjai.errors import EventError, PjaiError
+from pjai.errors import BusyError, EventError, PjaiError
 from pjai.memory import Ingested
 from pjai.store import Row
 from pjai.web.app import WebApp
@@ -78,6 +84,7 @@ class IngestForm(ui.row):
         self.classes("items-center no-wrap gap-2 shrink-0").props('data-testid="ingest"')
         self.web = web
         self.conversation_id = conversation_id
+        self.tab = ui.context.client.id
         self.result = made.props('data-testid="ingested"')
         self.result.set_visibility(False)
         with self:
@@ -91,16 +98,20 @@ class IngestForm(ui.row):
                 'data-testid="make-memories"'
             ).mark("make-memories")
 
-    def ingest(self) -> None:
+    async def ingest(self) -> None:
         """Make the memories and say what was made."""
         importance = self.importance.value
         if importance is None:
             self.importance.error = "Give an importance from 0 to 1."
             return
+        run = partial(
+            self.web.services.memories.ingest, self.conversation_id, importance=float(importance)
+        )
         try:
-            done = self.web.services.memories.ingest(
-                self.conversation_id, importance=float(importance)
-            )
+            done = await self.web.ingests.run(run, tab=self.tab)
+        except BusyError as exc:
+            ui.notify(f"No memories made: {exc}", type="warning", multi_line=True)
+            return
         except PjaiError as exc:
             self.importance.error = exc.reason if isinstance(exc, EventError) else str(exc)
             return
