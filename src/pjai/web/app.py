@@ -20,6 +20,7 @@ from pjai.web.heavy import (
     IMPORT,
     INGEST,
     OPTIMIZER,
+    SEARCH,
     SUBJECT_EXPORT,
     TIME_TRAVEL,
     HeavyWork,
@@ -106,6 +107,8 @@ class WebApp(Resource):
         self.optimizer = HeavyWork(OPTIMIZER)
         """Runs the explorer's optimizer previews and runs, a few at a time, off the other
         views' threads."""
+        self.searches = HeavyWork(SEARCH)
+        """Runs the explorer's searches, a few at a time, off the other views' threads."""
         self.subject_exports = HeavyWork(SUBJECT_EXPORT)
         """Writes the personas view's exports for a data subject, one at a time, off the
         other views' threads."""
@@ -147,6 +150,7 @@ class WebApp(Resource):
             self.subject_exports,
             self.erasures,
             self.ingests,
+            self.searches,
         )
         for work in long_work:
             work.close()

@@ -2,16 +2,16 @@
 
 Some of what a page asks for may take long on a big store: a console query (until its
 time limit), a time travel replay of the event log, an archive's export or import, the
-optimizer's preview or run, a persona's data exported for its data subject or erased
-for good, a conversation's messages made into memories. On the event loop's default
-executor, which the views' light off-loop work shares (health readings, flags, the sync
-client), a handful of tabs asking for such work would keep every thread busy and that
-work would wait behind them; on the event loop itself, one such piece would hold every
-tab's page until it ended. Each kind therefore gets a small pool of its own with no
-queue behind it: work beyond its threads is refused at once, so no tab can make the
-others wait, nor pile up runs. A tab runs one piece of each kind at a time: pressing a
-button again, or leaving a view and coming back while its work runs, would otherwise
-let one tab take every thread.
+optimizer's preview or run, a search of the memories, a persona's data exported for its
+data subject or erased for good, a conversation's messages made into memories. On a
+shared pool, such as the event loop's default executor, which the views' light off-loop
+work uses (health readings, flags, the sync client), a handful of tabs asking for such
+work would keep every thread busy and that work would wait behind them; on the event
+loop itself, one such piece would hold every tab's page until it ended. Each kind
+therefore gets a small pool of its own with no queue behind it: work beyond its threads
+is refused at once, so no tab can make the others wait, nor pile up runs. A tab runs
+one piece of each kind at a time: pressing a button again, or leaving a view and coming
+back while its work runs, would otherwise let one tab take every thread.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ __all__ = [
     "IMPORT",
     "INGEST",
     "OPTIMIZER",
+    "SEARCH",
     "SUBJECT_EXPORT",
     "TIME_TRAVEL",
     "HeavyWork",
@@ -85,6 +86,9 @@ OPTIMIZER = Kind("the optimizer", "optimization", "optimizations", threads=2)
 """The optimizer's previews and runs, each scoring every memory of a persona. Runs for
 one persona take turns (:func:`pjai.memory.optimizer.optimize`), but each waiting
 would hold a thread."""
+SEARCH = Kind("search", "search", "searches", threads=2)
+"""The explorer's searches: a semantic or hybrid one compares the query with the vector
+of every memory it may find, and loads the embedding model the first time."""
 
 
 class HeavyWork(Resource):

@@ -64,7 +64,7 @@ class FilterBar:
                     'unelevated data-testid="search-button"'
                 )
             self.search_status = ui.label("").classes("text-caption")
-            self.search_status.props('data-testid="search-status"')
+            self.search_status.props('data-testid="search-status"').mark("search-status")
             self.search_status.set_visibility(False)
             with ui.row().classes("w-full items-center gap-3"):
                 self.tiers = self._select(
@@ -168,6 +168,12 @@ class FilterBar:
 
     # -- showing a selection -----------------------------------------------------------
 
+    def refused(self, kept: Selection) -> None:
+        """The selection handed over was not taken (its search was refused) and
+        ``kept`` stays: the controls keep what was typed, so that the same search can be
+        asked again."""
+        self._shown = kept
+
     def show(self, selection: Selection) -> None:
         """Put ``selection`` into the controls (without handing it back)."""
         self._shown = selection
@@ -192,6 +198,11 @@ class FilterBar:
             self.hours.set_visibility(bool(selection.hours))
         finally:
             self._quiet = False
+
+    @property
+    def said(self) -> tuple[str, bool]:
+        """What the search line says now, and whether it is an error."""
+        return self.search_status.text, "text-negative" in self.search_status.classes
 
     def searched(self, message: str, *, error: bool = False) -> None:
         """Say how the search went (an empty message hides the line)."""

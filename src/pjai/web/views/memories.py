@@ -15,10 +15,10 @@ from __future__ import annotations
 from datetime import datetime
 from functools import partial
 
-from nicegui import run, ui
+from nicegui import ui
 
 from pjai.app.reads.personas import PersonaChoice
-from pjai.errors import PjaiError
+from pjai.errors import BusyError, PjaiError
 from pjai.memory.search import omitted
 from pjai.web.active import follow_active
 from pjai.web.app import WebApp
@@ -55,6 +55,7 @@ class Explorer:
     def __init__(self, web: WebApp, persona_id: str) -> None:
         self.web = web
         self.persona_id = persona_id
+        self.tab = ui.context.client.id
         self.selection = Selection()
         self.bookmarks = BookmarkBar(web, persona_id, lambda: self.selection, self.select)
         self.filters = FilterBar(web, persona_id, self.select)
@@ -74,13 +75,18 @@ class Explorer:
         """Show ``selection``: the controls, the timeline and the table follow it."""
         if selection == self.selection:
             return
-        self.selection = selection
+        before, self.selection = self.selection, selection
         self.filters.show(selection)
-        if selection.searching:
-            self._show_timeline()
-            await self._search(selection)
-        else:
+        if not selection.searching:
             self._show_filter()
+            return
+        self._show_timeline()
+        if not await self._search(selection):
+            # Nothing was searched: the page still shows what it showed, and the same
+            # search may be asked again.
+            self.selection = before
+            self.filters.refused(before)
+            self._show_timeline()
 
     async def _pick_range(self, start: datetime | None, end: datetime | None) -> None:
         await self.select(self.selection.timed(start, end))
@@ -94,24 +100,33 @@ class Explorer:
         self._show_timeline()
         self.feed.show_filter(self.selection.where(self.persona_id))
 
-    async def _search(self, asked: Selection) -> None:
+    async def _search(self, asked: Selection) -> bool:
+        """Search as ``asked`` and show the hits; ``False`` if the search was refused
+        (this tab's last one still runs, or every search thread is busy)."""
         where = asked.where(self.persona_id)
+        said = self.filters.said
         self.filters.searched(f"Searching ({asked.method})…")
+        search = partial(
+            self.web.services.memories.search,
+            asked.text,
+            where,
+            limit=SEARCH_LIMIT,
+            method=asked.method,
+        )
         try:
-            hits = await run.io_bound(
-                self.web.services.memories.search,
-                asked.text,
-                where,
-                limit=SEARCH_LIMIT,
-                method=asked.method,
-            )
+            hits = await self.web.searches.run(search, tab=self.tab)
+        except BusyError as exc:
+            message, error = said
+            self.filters.searched(message, error=error)
+            ui.notify(f"Not searched: {exc}", type="warning", multi_line=True)
+            return False
         except PjaiError as exc:
             if self.selection is asked:
                 self.filters.searched(f"{asked.method} search failed: {exc}", error=True)
                 self.feed.show_filter(where)
-            return
-        if hits is None or self.selection is not asked:
-            return  # the user asked for something else meanwhile
+            return True
+        if self.selection is not asked:
+            return True  # the user asked for something else meanwhile
         best = f" (the best {SEARCH_LIMIT})" if len(hits) == SEARCH_LIMIT else ""
         left_out = omitted(asked.method, where)
         note = f"; {left_out}" if left_out else ""
@@ -120,6 +135,7 @@ class Explorer:
         )
         # A search finds deleted memories when the filter lets them in ("Deleted too").
         self.feed.show_hits([h.memory_id for h in hits], deleted=where.include_deleted)
+        return True
 
 
 VIEW = View("/memories", "Memories", "psychology", build)
