@@ -48,7 +48,7 @@ from pjai.app.sync import (
 from pjai.app.synclink import SyncLink
 from pjai.app.templates import TEMPLATES, PersonaTemplate, template
 from pjai.app.times import typed_time
-from pjai.app.transfer import export_archive, import_archive, import_legacy
+from pjai.app.transfer import MAX_UPLOAD_MB, export_archive, import_archive, import_legacy
 from pjai.app.upkeep import (
     Checkup,
     Migrations,
@@ -62,6 +62,7 @@ from pjai.app.upkeep import (
 )
 
 __all__ = [
+    "MAX_UPLOAD_MB",
     "SETTINGS",
     "SYNC_STATUS_FILE",
     "TEMPLATES",

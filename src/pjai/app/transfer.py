@@ -17,7 +17,13 @@ from pjai.hybrid.legacy import LegacyImport
 from pjai.memory.classify import restricted_tags
 from pjai.store import Progress
 
-__all__ = ["export_archive", "import_archive", "import_legacy"]
+__all__ = ["MAX_UPLOAD_MB", "export_archive", "import_archive", "import_legacy"]
+
+MAX_UPLOAD_MB = 1024
+"""The largest upload the web app takes by default, in MB of 1,048,576 bytes (``pjai
+serve --max-upload-mb``): the archive of a store of a million memories, about 80 MB of
+the benchmarks' memories and some 300 MB of less repetitive text, with room to spare
+(docs/web.md, "Uploads")."""
 
 
 def export_archive(

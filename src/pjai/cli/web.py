@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from pjai.app import MAX_UPLOAD_MB
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
@@ -45,6 +46,14 @@ def serve(
             "shortened to it, as `pjai web token list` then shows."
         ),
     ] = 12.0,
+    max_upload_mb: Annotated[
+        int,
+        typer.Option(
+            help="The largest upload taken, in MB (the devtools' archive import); a "
+            "larger one is refused (413) before more of it is read: import such an "
+            "archive with `pjai import` on the server."
+        ),
+    ] = MAX_UPLOAD_MB,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the web app (dashboard, personas, memories, conversations) on this data
@@ -59,7 +68,14 @@ def serve(
 
     directory = data_directory(data_dir, create=True)
     with reported():
-        run(directory, host=host, port=port, session_hours=session_hours, announce=announce)
+        run(
+            directory,
+            host=host,
+            port=port,
+            session_hours=session_hours,
+            max_upload_mb=max_upload_mb,
+            announce=announce,
+        )
 
 
 @app.command("passphrase")

@@ -10,7 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas, SyncLink
+from pjai.app import (
+    MAX_UPLOAD_MB,
+    Bookmarks,
+    Conversations,
+    DataDir,
+    Memories,
+    Personas,
+    SyncLink,
+)
 from pjai.hybrid import HybridDatabaseManager
 from pjai.resource import Resource
 from pjai.web.heavy import (
@@ -25,6 +33,7 @@ from pjai.web.heavy import (
     TIME_TRAVEL,
     HeavyWork,
 )
+from pjai.web.uploads import upload_bytes
 
 __all__ = ["HEALTH_MAX_AGE_S", "WATCH_INTERVAL_S", "SharedReading", "WebApp"]
 
@@ -82,8 +91,19 @@ class WebApp(Resource):
     Close it to stop the threads and the manager.
     """
 
-    def __init__(self, data_dir: DataDir, *, watch_interval_s: float = WATCH_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        data_dir: DataDir,
+        *,
+        watch_interval_s: float = WATCH_INTERVAL_S,
+        max_upload_mb: int = MAX_UPLOAD_MB,
+    ) -> None:
         self.data_dir = data_dir
+        self.max_upload_mb = max_upload_mb
+        """The largest upload taken, in MB: each ``ui.upload`` tells the browser, and
+        :class:`~pjai.web.uploads.UploadLimit` refuses more on the server."""
+        self.max_upload_bytes = upload_bytes(max_upload_mb)
+        """:attr:`max_upload_mb` in bytes."""
         self.manager: HybridDatabaseManager = data_dir.open()
         memories = Memories(self.manager)
         self.services = Services(

@@ -12,10 +12,10 @@ from nicegui import app, ui
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pjai.app import DataDir
+from pjai.app import MAX_UPLOAD_MB, DataDir
 from pjai.app.websessions import WebSessions
 from pjai.errors import ConfigError
-from pjai.web import auth, guard
+from pjai.web import auth, guard, uploads
 from pjai.web.app import WebApp
 from pjai.web.shell import root
 
@@ -63,16 +63,20 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
     session_hours: float = SESSION_HOURS,
+    max_upload_mb: int = MAX_UPLOAD_MB,
     announce: Callable[[str], object] = print,
 ) -> None:
     """Run the app on ``data_dir`` until interrupted; ``announce`` gets its URL once it
     listens.
 
     Off loopback a login is required, so a passphrase must have been set
-    (``pjai web passphrase``); without one the app refuses to start.
+    (``pjai web passphrase``); without one the app refuses to start. An upload larger
+    than ``max_upload_mb`` MB is refused (413) before more of it is read.
     """
     if session_hours <= 0:
         raise ConfigError(f"--session-hours must be above 0, got {session_hours}")
+    if max_upload_mb < 1:
+        raise ConfigError(f"--max-upload-mb must be at least 1, got {max_upload_mb}")
     passphrase = data_dir.passphrase()
     login = not is_loopback(host)
     if login and not passphrase.is_set:
@@ -81,9 +85,11 @@ def serve(
             "passphrase is set: set one with `pjai web passphrase`, or serve on 127.0.0.1"
         )
     _check_free(host, port)  # before anything is opened, and before the URL is announced
-    web = WebApp(data_dir)
+    web = WebApp(data_dir, max_upload_mb=max_upload_mb)
     app.on_shutdown(web.sync.disconnect)
     app.on_shutdown(web.close)
+    # Innermost of PJai's: the gates outside it refuse a stranger's upload unread.
+    app.add_middleware(uploads.UploadLimit, limit=web.max_upload_bytes)
     app.add_middleware(guard.NoFraming)
     if not login:
         app.add_middleware(guard.LocalOnly, names=frozenset({host}))

@@ -4,7 +4,9 @@ new data directory, as `pjai export` and `pjai import` do.
 Each runs on threads of its own (:mod:`pjai.web.heavy`), one export and one import at
 a time across all tabs: an export holds the store's lock while it writes, so a second
 would only wait behind it, and two imports into the same directory must never meet.
-Another is refused at once and says why.
+Another is refused at once and says why. An archive larger than the app's upload limit
+(``pjai serve --max-upload-mb``) is held back by the browser, and refused by the server
+(:mod:`pjai.web.uploads`) if sent all the same; the form says so either way.
 """
 
 from __future__ import annotations
@@ -61,7 +63,39 @@ def archives(web: WebApp) -> None:
                 # Emptied after each try, so that the same file can be chosen again.
                 uploader.reset()
 
-        uploader = ui.upload(label="Archive (.zip)", auto_upload=True, on_upload=restore)
+        too_large = (
+            f"Not imported: the archive is larger than the {web.max_upload_mb} MB this "
+            "app takes (pjai serve --max-upload-mb); import it with `pjai import` on the "
+            "server."
+        )
+
+        def rejected(event: events.GenericEventArguments) -> None:
+            # The browser's own checks, before anything is sent.
+            too_big = isinstance(event.args, list) and "max-file-size" in event.args
+            outcome.set_text(too_large if too_big else "Not imported: choose a .zip archive.")
+
+        def failed(event: events.GenericEventArguments) -> None:
+            # The server's refusal (413): an archive within the browser's limit whose
+            # form around it is not, or a page that skipped the browser's check.
+            status = event.args if isinstance(event.args, int) else 0
+            answer = f"HTTP {status}" if status else "no answer from the server"
+            outcome.set_text(
+                too_large if status == 413 else f"Not imported: the upload failed ({answer})."
+            )
+            uploader.reset()
+
+        uploader = ui.upload(
+            label="Archive (.zip)",
+            auto_upload=True,
+            max_file_size=web.max_upload_bytes,
+            on_upload=restore,
+        )
+        uploader.on(
+            "rejected",
+            rejected,
+            js_handler="(entries) => emit(entries.map((e) => e.failedPropValidation))",
+        )
+        uploader.on("failed", failed, js_handler="(e) => emit(e.xhr.status)")
         uploader.props('accept=".zip" data-testid="import-upload"').classes("w-full")
 
 

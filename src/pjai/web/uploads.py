@@ -1,0 +1,108 @@
+"""How large an upload the web app takes, enforced on the server.
+
+A ``ui.upload``'s ``max_file_size`` is checked only by the browser: a modified page, or
+any HTTP client holding the session cookie, can post more, and Starlette then NiceGUI
+would write all of it to temporary files before a view sees it. :class:`UploadLimit`
+stands in front of NiceGUI's upload route and answers 413 once a request is larger
+than the limit: at once when its ``Content-Length`` says so, and as its body streams
+otherwise (a chunked request names no length), never passing on more than the limit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import MutableMapping
+from typing import Any
+
+from pjai.web.guard import ASGIApp, Receive, Scope, Send
+
+__all__ = ["UPLOAD_ROUTE", "UploadLimit", "upload_bytes"]
+
+UPLOAD_ROUTE = re.compile(r"/_nicegui/client/[^/]+/upload/[^/]+")
+"""The route NiceGUI gives each ``ui.upload`` (``/_nicegui/client/{client}/upload/{id}``,
+nicegui/elements/upload.py)."""
+
+
+def upload_bytes(megabytes: int) -> int:
+    """``megabytes`` (MB of 1,048,576 bytes, as ``pjai serve --max-upload-mb`` takes
+    them) in bytes."""
+    return megabytes * 1024 * 1024
+
+
+class _TooLarge(Exception):
+    """The body streaming in went past the limit (raised from ``receive``, caught by
+    :class:`UploadLimit`, never seen elsewhere)."""
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # a malformed length: the server refuses it before the app
+    return None
+
+
+class UploadLimit:
+    """ASGI middleware: a request to NiceGUI's upload route larger than ``limit`` bytes
+    (the whole body, the form around the file included) gets 413 and its connection is
+    closed; the rest of the body is never read."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or UPLOAD_ROUTE.fullmatch(scope.get("path", "")) is None:
+            await self.app(scope, receive, send)
+            return
+        length = _content_length(scope)
+        if length is not None and length > self.limit:
+            await self._refuse(send)
+            return
+        received = 0
+        answered = False
+
+        async def counted() -> MutableMapping[str, Any]:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge
+            return message
+
+        async def watched(message: MutableMapping[str, Any]) -> None:
+            nonlocal answered
+            answered = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except _TooLarge:
+            # Raised before the chunk past the limit reached the form parser: what it
+            # spooled so far goes with the parser, none of it beyond the limit.
+            if not answered:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        megabytes = self.limit / (1024 * 1024)
+        why = (
+            f"This upload is larger than the {megabytes:g} MB this app takes "
+            "(pjai serve --max-upload-mb).\n"
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(why)).encode()),
+                    # The rest of the body is never read: the connection cannot carry
+                    # another request after it.
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": why})
