@@ -202,14 +202,17 @@ _LD, _JEQ, _JGE, _RET = 0x20, 0x15, 0x35, 0x06
 _ALLOW, _ERRNO, _KILL = 0x7FFF0000, 0x00050000, 0x80000000
 _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 22, 2
 _ARCHES = {
-    # machine: (audit arch, socket, io_uring_setup, first x32 call number or None)
-    "x86_64": (0xC000003E, 41, 425, 0x40000000),
-    "aarch64": (0xC00000B7, 198, 425, None),
+    # machine: (audit arch, socket, io_uring_setup, rt_sigaction, first x32 call or None)
+    "x86_64": (0xC000003E, 41, 425, 13, 0x40000000),
+    "aarch64": (0xC00000B7, 198, 425, 134, None),
 }
 _FAMILIES = (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6)
 """The socket families a plugin may open: in its network namespace they reach nothing.
 Others are refused; some are not bound to a namespace (``AF_VSOCK`` reaches the
 machine's host from a virtual machine)."""
+_ARG = (16, 24)
+"""Where the low 32 bits of a call's first and second argument are in its data (the high
+ones follow: x86_64 and aarch64 are little-endian)."""
 
 
 class _SockFilter(ctypes.Structure):
@@ -227,36 +230,59 @@ class _SockFprog(ctypes.Structure):
 
 def _filter_system_calls(libc: ctypes.CDLL) -> str | None:
     """A seccomp filter: no socket of a family outside :data:`_FAMILIES`, no io_uring
-    (it could open one without the call), no call of another ABI (32-bit, x32), which
-    the filter would not read right. The reason if it cannot be set; on a machine this
-    does not know, the namespaces alone close the sandbox."""
+    (it could open one without the call), no change to how SIGCHLD is taken (ignored,
+    or ``SA_NOCLDWAIT``, the kernel reaps the children as they end and their CPU is then
+    in no count: neither the watch's nor init's), no call of another ABI (32-bit, x32),
+    which the filter would not read right. The reason if it cannot be set; on a machine
+    this does not know, the namespaces alone close the sandbox."""
     arch = _ARCHES.get(os.uname().machine)
     if arch is None:
         return None
-    audit, socket_nr, io_uring_nr, x32 = arch
-    errno_of = {"family": _ERRNO | errno.EAFNOSUPPORT, "nosys": _ERRNO | errno.ENOSYS}
-    # (code, k, where to go if true, where to go if false): a label or the next line.
-    program: list[tuple[int, int, str | None, str | None]] = [
+    audit, socket_nr, io_uring_nr, sigaction_nr, x32 = arch
+    first, second = _ARG
+    # (code, k, where to go if true, where to go if false): a label or the next line;
+    # a line that is a label's name alone marks where it is.
+    program: list[tuple[int, int, str | None, str | None] | str] = [
         (_LD, 4, None, None),  # the architecture
         (_JEQ, audit, None, "kill"),
         (_LD, 0, None, None),  # the call's number
         *([(_JGE, x32, "kill", None)] if x32 is not None else []),
         (_JEQ, io_uring_nr, "nosys", None),
+        (_JEQ, sigaction_nr, "sigaction", None),
         (_JEQ, socket_nr, None, "allow"),
-        (_LD, 16, None, None),  # its first argument: the family
+        (_LD, first, None, None),  # its first argument: the family
         *[(_JEQ, family, "allow", None) for family in _FAMILIES],
-        (_RET, errno_of["family"], None, None),
+        (_RET, _ERRNO | errno.EAFNOSUPPORT, None, None),
+        "sigaction",  # (signal, new action or NULL, old action): reading it is allowed
+        (_LD, first, None, None),
+        (_JEQ, signal.SIGCHLD, None, "allow"),
+        (_LD, second, None, None),
+        (_JEQ, 0, None, "perm"),
+        (_LD, second + 4, None, None),
+        (_JEQ, 0, "allow", "perm"),
     ]
-    verdicts = {"allow": _ALLOW, "nosys": errno_of["nosys"], "kill": _KILL}
-    at = {name: len(program) + i for i, name in enumerate(verdicts)}
-    lines = []
-    for i, (code, k, true, false) in enumerate(program):
+    verdicts = {
+        "allow": _ALLOW,
+        "nosys": _ERRNO | errno.ENOSYS,
+        "perm": _ERRNO | errno.EPERM,
+        "kill": _KILL,
+    }
+    lines: list[tuple[int, int, str | None, str | None]] = []
+    at: dict[str, int] = {}  # where each label is, in lines
+    for line in program:
+        if isinstance(line, str):
+            at[line] = len(lines)
+        else:
+            lines.append(line)
+    at |= {name: len(lines) + i for i, name in enumerate(verdicts)}
+    built = []
+    for i, (code, k, true, false) in enumerate(lines):
         jt = at[true] - i - 1 if true else 0
         jf = at[false] - i - 1 if false else 0
-        lines.append(_SockFilter(code, jt, jf, k))
-    lines += [_SockFilter(_RET, 0, 0, verdict) for verdict in verdicts.values()]
-    filters = (_SockFilter * len(lines))(*lines)
-    prog = _SockFprog(len(lines), filters)
+        built.append(_SockFilter(code, jt, jf, k))
+    built += [_SockFilter(_RET, 0, 0, verdict) for verdict in verdicts.values()]
+    filters = (_SockFilter * len(built))(*built)
+    prog = _SockFprog(len(built), filters)
     if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
         return f"cannot filter system calls ({os.strerror(ctypes.get_errno())})"
     return None
@@ -323,6 +349,9 @@ def main() -> None:
     except (OSError, ValueError) as exc:
         _send({"failed": f"cannot read the plugin: {exc}"})
         return
+    # How SIGCHLD is taken is inherited: ignored where PJai runs, the plugin's children
+    # would be reaped unseen, their CPU in no count (and the plugin may not change it).
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     refused = _close_sandbox(root, int(report), int(processes))
     if refused is not None:
         _send({"refused": refused})
