@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pjai.app import DataDir, Personas
+from pjai.app import DataDir, Memories, Personas
 from pjai.app.plugins import run_plugin
 from pjai.cli import app as cli
 from pjai.hybrid import HybridDatabaseManager
 from pjai.plugins import PluginError, Registry
+from pjai.schema.selection import MemoryFilter
 from tests.plugins.test_sandbox import installed, plugin
 
 Setting = tuple[Registry, HybridDatabaseManager, str]
@@ -81,3 +82,43 @@ def test_a_sigchld_ignored_where_pjai_runs_is_not_the_plugin_s(tmp_path: Path) -
     )
     assert run.returncode != 0, run.stdout
     assert "used more than its 1 s of CPU" in run.stderr + run.stdout
+
+
+BUSY_CALLER = """
+import os, time
+done, told = os.pipe()
+if os.fork() == 0:  # burns CPU in new processes without end, each under the OS's limit
+    while True:
+        pid = os.fork()
+        if pid == 0:
+            end = time.process_time() + 0.3
+            while time.process_time() < end:
+                pass
+            os._exit(0)
+        os.waitpid(pid, 0)
+        os.write(told, b"x")  # one more 0.3 s of CPU used
+os.set_blocking(done, False)
+bursts = 0
+while True:  # calls often enough that the run never waits on it for long
+    try:
+        bursts += len(os.read(done, 4096))
+    except BlockingIOError:
+        pass
+    api.add_memory("bursts %d" % bursts)  # what a stopped run added stays
+    time.sleep(0.05)
+"""
+
+
+def test_a_plugin_that_calls_without_pause_is_still_watched(
+    setting: Setting, tmp_path: Path
+) -> None:
+    # Its calls keep the run from ever waiting 0.1 s on the pipe: its CPU is added up
+    # all the same, and it is stopped near its 1 s (0.3 s a burst), not at its wall time.
+    registry, manager, ada = setting
+    code = BUSY_CALLER
+    name = installed(registry, plugin(tmp_path, "busy", code, ["memories:add"], cpu_s=1, wall_s=20))
+    with pytest.raises(PluginError, match="used more than its 1 s of CPU"):
+        run_plugin(registry, manager, name, ada)
+    said = [m.content for m in Memories(manager).list(MemoryFilter(persona_id=ada), limit=1000)]
+    bursts = max(int(text.split()[1]) for text in said if text.startswith("bursts "))
+    assert bursts < 10, bursts

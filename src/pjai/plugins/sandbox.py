@@ -242,6 +242,7 @@ class _Pipe:
         os.set_blocking(self._out, False)
         self._host, self._deadline, self._cpu_s = child.pid, deadline, cpu_s
         self._buffer = b""
+        self._watched = time.monotonic()
         self.over_cpu = False
         """Its processes together used more than its CPU limit (each alone is held to
         it by the OS; one that forks anew is not)."""
@@ -250,12 +251,22 @@ class _Pipe:
         with selectors.DefaultSelector() as selector:
             selector.register(fd, event)
             while (left := self._deadline - time.monotonic()) > 0:
+                if self._past_cpu():
+                    return False
                 if selector.select(timeout=min(left, _WATCH_S)):
                     return True
-                if cpu_used(self._host) > self._cpu_s:
-                    self.over_cpu = True
-                    return False
         return False
+
+    def _past_cpu(self) -> bool:
+        """Whether its processes together used more than its CPU limit, added up at
+        most every :data:`_WATCH_S`: whether or not the run waited on the plugin that
+        long (a plugin that calls often would otherwise never be watched)."""
+        now = time.monotonic()
+        if now >= self._watched + _WATCH_S:
+            self._watched = now
+            if cpu_used(self._host) > self._cpu_s:
+                self.over_cpu = True
+        return self.over_cpu
 
     def line(self) -> bytes | None:
         """The next line (``b""`` at the end); ``None`` past the deadline or the CPU
