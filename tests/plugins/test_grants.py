@@ -46,6 +46,28 @@ def test_a_copy_changed_since_it_was_enabled_is_not_run(
         assert run_plugin(registry, manager, name, ada).result == expected
 
 
+def test_enabling_again_a_copy_that_asks_for_more_says_what_it_is_now_granted(
+    tmp_path: Path,
+) -> None:
+    DataDir(tmp_path / "data").open().close()
+    where = ["--data-dir", str(tmp_path / "data")]
+    runner = CliRunner()
+    source = plugin(tmp_path, "meek", "return 1", [])
+    assert runner.invoke(cli, ["plugin", "install", str(source), *where]).exit_code == 0
+    first = runner.invoke(cli, ["plugin", "enable", "meek", *where])
+    assert first.exit_code == 0, first.output
+    assert "meek is enabled: it is granted nothing; limits 2 s CPU" in " ".join(
+        first.output.split()
+    )
+    copy = tmp_path / "data" / "plugins" / "meek" / "plugin.json"
+    manifest = json.loads(copy.read_text())
+    manifest["capabilities"] = ["memories:read"]
+    copy.write_text(json.dumps(manifest))
+    again = runner.invoke(cli, ["plugin", "enable", "meek", *where])
+    assert again.exit_code == 0, again.output
+    assert "it is granted memories:read;" in again.output
+
+
 def test_a_plugin_enabled_without_a_recorded_grant_is_enabled_again(
     setting: Setting, tmp_path: Path
 ) -> None:

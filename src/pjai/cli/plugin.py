@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -56,9 +57,9 @@ def install(
         print_json({"enabled": made.enabled, "manifest": made.manifest})
         return
     m = made.manifest
-    granted = ", ".join(m.capabilities) or "nothing"
     console.print(
-        f"Installed {m.name} {m.version} (grants: {granted}; {_limits_text(m.limits)}), "
+        f"Installed {m.name} {m.version} (grants: {_granted(m.capabilities)}; "
+        f"{_limits_text(m.limits)}), "
         f"disabled: `pjai plugin enable {m.name}` lets it run.",
         highlight=False,
     )
@@ -84,9 +85,14 @@ def list_plugins(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag =
             state += ", changed since: enable it again"
         console.print(
             f"{m.name} {m.version} ({state}): grants "
-            f"{', '.join(m.capabilities) or 'nothing'}; {_limits_text(m.limits)}",
+            f"{_granted(m.capabilities)}; {_limits_text(m.limits)}",
             highlight=False,
         )
+
+
+def _granted(capabilities: Sequence[str]) -> str:
+    """A plugin's capabilities, as a human reads them."""
+    return ", ".join(capabilities) or "nothing"
 
 
 def _limits_text(limits: Limits) -> str:
@@ -100,20 +106,22 @@ def _limits_text(limits: Limits) -> str:
 
 @app.command("enable")
 def enable(name: NameArg, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
-    """Let the plugin run."""
-    _switch(name, data_dir, on=True)
+    """Let the plugin run, as its copy is now; prints what that grants and its limits."""
+    with reported():
+        m = _registry(data_dir).enable(name).manifest
+    # What is granted now: a copy changed since an earlier grant may ask for more.
+    console.print(
+        f"{name} is enabled: it is granted {_granted(m.capabilities)}; {_limits_text(m.limits)}.",
+        highlight=False,
+    )
 
 
 @app.command("disable")
 def disable(name: NameArg, data_dir: DataDirOption = DEFAULT_DATA_DIR) -> None:
     """Stop the plugin from running (it stays installed)."""
-    _switch(name, data_dir, on=False)
-
-
-def _switch(name: str, data_dir: Path, *, on: bool) -> None:
     with reported():
-        _registry(data_dir).enable(name, on)
-    console.print(f"{name} is {'enabled' if on else 'disabled'}.")
+        _registry(data_dir).enable(name, False)
+    console.print(f"{name} is disabled.")
 
 
 @app.command("remove")
