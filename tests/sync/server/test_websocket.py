@@ -19,8 +19,10 @@ from pjai.schema.records import ROOT
 from pjai.store import Store
 from pjai.sync.client import SyncClient
 from pjai.sync.protocol import Hello, Pull, encode
+from pjai.sync.server import SyncServer
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.log import MemoryLog
+from pjai.sync.server.sockets import FLOODED_BYTES
 from pjai.sync.transport import ConnectionClosed, Transport
 from pjai.sync.websocket import websocket_connector
 from tests.helpers import memory, persona
@@ -56,9 +58,8 @@ def raw_socket() -> socket.socket:
     return sock
 
 
-async def stop_reading(sock: socket.socket, url: str) -> None:
-    """Open the WebSocket on ``sock``, say hello and pull store s1 live from the root;
-    then read nothing more."""
+async def handshake(sock: socket.socket, url: str) -> ClientProtocol:
+    """Open the WebSocket at ``url`` on ``sock``; its client end, without I/O."""
     loop = asyncio.get_running_loop()
     uri = parse_uri(url)
     await loop.sock_connect(sock, (uri.host, uri.port))
@@ -69,6 +70,14 @@ async def stop_reading(sock: socket.socket, url: str) -> None:
         data = await loop.sock_recv(sock, 4096)
         assert data, "the server closed the connection during the handshake"
         ws.receive_data(data)
+    return ws
+
+
+async def stop_reading(sock: socket.socket, url: str) -> None:
+    """Open the WebSocket on ``sock``, say hello and pull store s1 live from the root;
+    then read nothing more."""
+    loop = asyncio.get_running_loop()
+    ws = await handshake(sock, url)
     ws.send_text(encode(Hello(versions=[1], store_id="s1", client_id="stuck")))
     ws.send_text(encode(Pull(cursor=ROOT, live=True)))
     await loop.sock_sendall(sock, b"".join(ws.data_to_send()))
@@ -173,6 +182,46 @@ async def test_the_server_stops_while_a_client_that_stops_reading_is_connected()
         assert hung_up(stuck, 0)
     finally:
         stuck.close()
+
+
+async def test_a_client_that_pings_without_reading_cannot_fill_the_server_s_memory() -> None:
+    """Each WebSocket ping the server reads queues a pong to send: a client that sends
+    pings and reads nothing would make the server keep every pong, before its hello
+    too. Past what the server itself ever queues, the connection reads no more."""
+    hub = Watched(close_timeout=0.3)
+    flood = 64 * 1024 * 1024  # far more than the server may queue for one connection
+    async with SyncServer(hub) as server:
+        url = (await server.start()).replace("http", "ws") + "/sync"
+        sock = raw_socket()
+        try:
+            ws = await handshake(sock, url)
+            (connection,) = server._uvicorn.server_state.connections  # type: ignore[union-attr]
+            for _ in range(500):
+                ws.send_ping(b"x" * 125)  # the largest a ping may carry
+            pings = b"".join(ws.data_to_send())
+            sock.setblocking(True)
+
+            def send() -> None:
+                with contextlib.suppress(OSError):  # the socket is closed under it
+                    for _ in range(flood // len(pings)):
+                        sock.sendall(pings)
+
+            sending = asyncio.create_task(asyncio.to_thread(send))
+            transport = connection.transport
+            async with asyncio.timeout(WAIT):
+                while transport.is_reading() and not sending.done():  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            queued = transport.get_write_buffer_size()
+            assert queued <= FLOODED_BYTES + 1024 * 1024, f"{queued:,} bytes queued"
+            assert not sending.done(), "the server took every ping"
+        finally:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the sender, where close() would not
+            sock.close()
+        await sending
+        async with asyncio.timeout(WAIT):
+            await hub.ended.get()
+        assert hub.connections == 0
 
 
 def test_an_address_that_is_not_a_websocket_url_is_refused_at_once() -> None:

@@ -3,7 +3,8 @@
 :func:`listening_socket` is bound before uvicorn starts (connections made meanwhile
 wait in its backlog) and sends small frames at once. :func:`websocket_protocol` is
 uvicorn's own with a deadline on every close, so that a client that stops reading
-cannot hold its connection for ever.
+cannot hold its connection for ever, nor make it queue without bound what it answers
+by itself (pongs).
 """
 
 from __future__ import annotations
@@ -19,13 +20,20 @@ from typing import TYPE_CHECKING, ClassVar
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from pjai.errors import ConfigError
+from pjai.sync.protocol import MAX_FRAME_BYTES
 
 if TYPE_CHECKING:
-    from uvicorn._types import ASGISendEvent
+    from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 
-__all__ = ["listening_socket", "websocket_protocol"]
+__all__ = ["FLOODED_BYTES", "listening_socket", "websocket_protocol"]
 
 log = logging.getLogger(__name__)
+
+FLOODED_BYTES = MAX_FRAME_BYTES + 1024 * 1024
+"""Bytes waiting to be sent on a connection past which it reads nothing more until they
+drain. The application writes one frame at a time, and only once the buffer is under
+asyncio's high-water mark; only the peer's pings, which are answered as they are read,
+can queue more."""
 
 
 def listening_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
@@ -77,6 +85,28 @@ class _ResetLateCloses(WebSocketsSansIOProtocol):
     reset_after: ClassVar[float] = 10.0
     _reset: asyncio.TimerHandle | None = None
     _lost = False
+    _flooded = False
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # uvicorn answers each ping as it reads it, whether or not the peer reads: one
+        # that sends pings and reads nothing would have the answers kept without bound.
+        if self.transport.get_write_buffer_size() > FLOODED_BYTES and not self._flooded:
+            self._flooded = True
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._flooded:
+            self._flooded = False
+            if not self.read_paused:  # uvicorn's own pause: a message the app has not read
+                self.transport.resume_reading()
+
+    async def receive(self) -> ASGIReceiveEvent:
+        message = await super().receive()
+        if self._flooded:
+            self.transport.pause_reading()  # uvicorn resumed reading for the next message
+        return message
 
     async def send(self, message: ASGISendEvent) -> None:
         if message["type"] == "websocket.close":
