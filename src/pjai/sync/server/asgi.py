@@ -18,7 +18,7 @@ import ipaddress
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -79,6 +79,47 @@ async def read_body(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise ValueError(f"the body is longer than the limit of {limit} bytes")
     return bytes(body)
+
+
+CHUNK_BYTES = 64 * 1024
+"""A large body goes out this much at a time, each part once the one before has left."""
+
+
+class _Chunked(Response):
+    """A large body sent a chunk at a time while ``held`` (a slot of
+    :class:`~pjai.sync.server.places.Bodies`) stays entered: a client that reads slowly
+    or not at all has the server buffer a chunk, and holds the slot until its connection
+    is reset (:func:`~pjai.sync.server.sockets.http_protocol`)."""
+
+    def __init__(self, made: Response, held: contextlib.AsyncExitStack) -> None:
+        super().__init__(made.body, made.status_code, media_type=made.media_type)
+        self._held = held
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with self._held:
+            start = {"type": "http.response.start", "status": self.status_code}
+            await send({**start, "headers": self.raw_headers})
+            body = memoryview(self.body)
+            for at in range(0, len(body), CHUNK_BYTES):
+                part = bytes(body[at : at + CHUNK_BYTES])
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+
+
+async def _under_slot(hub: Hub, token_id: str, make: Callable[[], Awaitable[Response]]) -> Response:
+    """The answer ``make`` gives, made and (when it succeeds) sent under a slot of the
+    token's (:class:`~pjai.sync.server.places.Bodies`)."""
+    held = contextlib.AsyncExitStack()
+    await held.enter_async_context(hub.bodies.slot(token_id))
+    try:
+        made = await make()
+    except BaseException:
+        await held.aclose()
+        raise
+    if made.status_code != 200:
+        await held.aclose()
+        return made
+    return _Chunked(made, held)
 
 
 class KeysPut(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -243,6 +284,11 @@ def create_app(
         denied = authorized(request, store_id, "read")
         if isinstance(denied, Response):
             return denied
+        return await _under_slot(
+            hub, denied.id if denied else store_id, lambda: page(store_id, after, limit)
+        )
+
+    async def page(store_id: str, after: int, limit: int) -> Response:
         try:
             head = await asyncio.to_thread(hub.log.refresh, store_id)
             events = await asyncio.to_thread(hub.log.read, store_id, Position(after), limit)
@@ -268,6 +314,9 @@ def create_app(
         denied = authorized(request, store_id, "read")
         if isinstance(denied, Response):
             return denied
+        return await _under_slot(hub, denied.id if denied else store_id, lambda: keys_of(store_id))
+
+    async def keys_of(store_id: str) -> Response:
         items, deleted = await asyncio.to_thread(hub.keys.get, store_id)
         body = {
             "items": [msgspec.to_builtins(i) for i in items],

@@ -34,7 +34,7 @@ from pjai.sync.presence import FAN_OUT_INTERVAL_S, PRESENCE, Roster
 from pjai.sync.protocol import Error, Events, Message, Peer, Presence, encode
 from pjai.sync.server.keys import KeyBox, MemoryKeys
 from pjai.sync.server.log import ServerLog
-from pjai.sync.server.places import Limits, Places
+from pjai.sync.server.places import Bodies, Limits, Places
 from pjai.sync.server.session import EXTENSIONS, Authenticate, ServerSession
 from pjai.sync.server.tokens import RateLimiter
 from pjai.sync.transport import ConnectionClosed, Connector, Faults, Transport, memory_pipe
@@ -130,6 +130,8 @@ class Hub:
         self.log = log
         self.places = Places(limits)
         """The connections this process holds, under its limits (:mod:`.places`)."""
+        self.bodies = Bodies()
+        """Slots for the large bodies of HTTP answers (:class:`~.places.Bodies`)."""
         self.keys: KeyBox = keys if keys is not None else MemoryKeys()
         """The store's shared wrapped keys (:mod:`pjai.sync.server.keys`)."""
         self.authenticate = authenticate

@@ -14,16 +14,33 @@ limits keep one peer from taking every place:
 A connection that finds no place is closed at once: over the total or its address's
 places with WebSocket close code 1013 (try again later), over its token's with an
 ``error`` frame, ``too_many_connections``. Clients retry both with their backoff.
+
+The large bodies of HTTP answers (``/pull``, ``GET /keys``) are limited too
+(:class:`Bodies`): each is made and sent under a slot, of which the process has
+:data:`BODIES` and one token :data:`BODIES_PER_TOKEN`; the others wait for one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import resource
 import threading
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_TOTAL", "PER_ADDRESS", "PER_TOKEN", "Limits", "Places", "default_total"]
+__all__ = [
+    "BODIES",
+    "BODIES_PER_TOKEN",
+    "MAX_TOTAL",
+    "PER_ADDRESS",
+    "PER_TOKEN",
+    "Bodies",
+    "Limits",
+    "Places",
+    "default_total",
+]
 
 MAX_TOTAL = 10_000
 """The most connections a process holds by default, however high its open-file limit."""
@@ -31,6 +48,10 @@ PER_ADDRESS = 32
 """Connections from one address that may be waiting to say hello, by default."""
 PER_TOKEN = 64
 """Connections one token may hold, by default."""
+BODIES = 8
+"""Large HTTP bodies (a ``/pull`` page, a store's keys) a process makes and sends at once."""
+BODIES_PER_TOKEN = 2
+"""Large HTTP bodies one token has made and sent at once."""
 
 
 def default_total() -> int:
@@ -110,3 +131,50 @@ def _give(counts: Counter[str], key: str) -> None:
     counts[key] -= 1
     if counts[key] <= 0:
         del counts[key]  # the counts keep only who holds places
+
+
+class Bodies:
+    """Slots for the large bodies of HTTP answers: each is made and sent under one, so
+    that the clients that ask for them and read slowly, or not at all, make the process
+    hold at most :data:`BODIES` of them, and one token at most :data:`BODIES_PER_TOKEN`
+    (the others wait their turn)."""
+
+    def __init__(self, total: int = BODIES, per_token: int = BODIES_PER_TOKEN) -> None:
+        self._total = asyncio.Semaphore(total)
+        self._per_token = per_token
+        self._tokens: dict[str, tuple[asyncio.Semaphore, int]] = {}
+        self.held = 0
+        """Slots taken now."""
+        self.waiting = 0
+        """Requests waiting for a slot now."""
+
+    @contextlib.asynccontextmanager
+    async def slot(self, token_id: str) -> AsyncIterator[None]:
+        """Hold a slot of ``token_id`` and one of the process while the body is made and
+        sent."""
+        own, users = self._tokens.get(token_id, (asyncio.Semaphore(self._per_token), 0))
+        self._tokens[token_id] = (own, users + 1)
+        try:
+            self.waiting += 1
+            try:
+                await own.acquire()
+                try:
+                    await self._total.acquire()
+                except BaseException:
+                    own.release()
+                    raise
+            finally:
+                self.waiting -= 1
+            self.held += 1
+            try:
+                yield
+            finally:
+                self.held -= 1
+                self._total.release()
+                own.release()
+        finally:
+            own, users = self._tokens[token_id]
+            if users == 1:
+                del self._tokens[token_id]  # only tokens asking now are kept
+            else:
+                self._tokens[token_id] = (own, users - 1)

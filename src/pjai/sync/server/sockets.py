@@ -2,7 +2,8 @@
 
 :func:`listening_socket` is bound before uvicorn starts (connections made meanwhile
 wait in its backlog) and sends small frames at once. :func:`websocket_protocol` is
-uvicorn's own with a deadline on every close, so that a client that stops reading
+uvicorn's own with a deadline on every close, :func:`http_protocol` uvicorn's HTTP
+protocol with a deadline on every stalled send, so that a client that stops reading
 cannot hold its connection for ever, nor make it queue without bound what it answers
 by itself (pongs).
 """
@@ -17,6 +18,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING, ClassVar
 
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from pjai.errors import ConfigError
@@ -25,7 +27,7 @@ from pjai.sync.protocol import MAX_FRAME_BYTES
 if TYPE_CHECKING:
     from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 
-__all__ = ["FLOODED_BYTES", "listening_socket", "websocket_protocol"]
+__all__ = ["FLOODED_BYTES", "http_protocol", "listening_socket", "websocket_protocol"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,69 @@ def listening_socket(host: str, port: int, *, backlog: int = 2048) -> socket.soc
         raise ConfigError(message) from exc
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # accepted sockets inherit it
     return sock
+
+
+def http_protocol(send_timeout: float = 10.0) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (httptools when installed, as uvicorn picks it, or h11)
+    for the sync server (its ``http`` option), whose connections are reset when what
+    they have to send does not move for ``send_timeout`` seconds."""
+    base: type[asyncio.Protocol] = H11Protocol
+    with contextlib.suppress(ImportError):
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        base = HttpToolsProtocol
+
+    class Protocol(_ResetStalledSends, base):  # type: ignore[valid-type,misc]
+        stall_after = send_timeout
+
+    return Protocol
+
+
+class _ResetStalledSends(asyncio.Protocol):
+    """A mixin for uvicorn's HTTP protocols: a connection whose client takes nothing of
+    what it is sent for ``stall_after`` seconds is reset.
+
+    uvicorn sets no time on an HTTP answer's sending: a client that asks for a large
+    body (``/pull``, ``GET /keys``) and reads nothing would keep its connection, the
+    body and its slot (:class:`~pjai.sync.server.places.Bodies`) for ever. The clock
+    runs while the write buffer is over asyncio's high-water mark and restarts whenever
+    the client has taken some of it, so a slow client that reads goes on.
+    """
+
+    stall_after: ClassVar[float] = 10.0
+    transport: asyncio.Transport
+    _stall: asyncio.TimerHandle | None = None
+    _unsent = 0
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._watch()
+
+    def resume_writing(self) -> None:
+        self._unwatch()
+        super().resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._unwatch()
+        super().connection_lost(exc)
+
+    def _watch(self) -> None:
+        self._unwatch()
+        self._unsent = self.transport.get_write_buffer_size()
+        self._stall = asyncio.get_running_loop().call_later(self.stall_after, self._check)
+
+    def _unwatch(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
+    def _check(self) -> None:
+        self._stall = None
+        if self.transport.get_write_buffer_size() < self._unsent:
+            self._watch()  # the client reads, slowly
+            return
+        log.debug("reset an HTTP connection that took nothing for %s s", self.stall_after)
+        _reset(self.transport)
 
 
 def websocket_protocol(close_timeout: float = 10.0) -> type[WebSocketsSansIOProtocol]:
@@ -143,8 +208,13 @@ class _ResetLateCloses(WebSocketsSansIOProtocol):
             self.reset_after,
             self.transport.get_write_buffer_size(),
         )
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:  # linger 0: close() sends an RST and drops the unsent data
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.transport.abort()
+        _reset(self.transport)
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """End a connection at once with an RST, dropping what it had yet to send."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:  # linger 0: close() sends an RST and drops the unsent data
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()

@@ -34,7 +34,7 @@ from pjai.sync.server.asgi import create_app
 from pjai.sync.server.database import ServerDatabase
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.places import Limits
-from pjai.sync.server.sockets import listening_socket, websocket_protocol
+from pjai.sync.server.sockets import http_protocol, listening_socket, websocket_protocol
 from pjai.sync.server.tokens import RateLimiter
 
 __all__ = ["STARTUP_TIMEOUT", "ServerConfig", "SyncServer"]
@@ -100,6 +100,7 @@ class SyncServer(Resource):
         self.app = create_app(hub, listen_url=listen_url, hosts=hosts)
         self._config = uvicorn.Config(
             self.app,
+            http=http_protocol(hub.send_timeout),
             ws=websocket_protocol(hub.close_timeout),
             ws_ping_interval=ping_interval,
             ws_ping_timeout=ping_timeout,
