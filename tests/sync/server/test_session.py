@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import msgspec
@@ -26,7 +27,7 @@ from pjai.sync.protocol import (
     fit_frame,
 )
 from pjai.sync.server.log import MemoryLog
-from pjai.sync.server.session import ServerSession
+from pjai.sync.server.session import RECHECK_S, ServerSession
 from pjai.sync.server.sqllog import SqlLog
 from pjai.sync.server.tokens import RateLimiter, Token
 from tests.sync.records import records
@@ -346,6 +347,41 @@ def test_a_revoked_token_stops_an_open_connection_pushing(
         Error(code="unauthorized", message="the token was revoked or expired")
     ]
     assert s.state == "closed"
+
+
+def test_a_revoked_token_stops_a_pulling_session_within_the_recheck_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    valid = dict(TOKENS)
+    looked: list[str] = []
+
+    def authenticate(secret: str) -> Token | None:
+        looked.append(secret)
+        return valid.get(secret)
+
+    log = MemoryLog()
+    batch = records(3)
+    s = ServerSession(log, authenticate)
+    send(s, Hello(versions=[1], store_id="s1", client_id="c1", token="pjai_r"))
+    send(s, Pull(cursor=Position(0), live=True))
+    assert s.next_events(log.head("s1")) == Events(events=[], head=Position(0), more=False)
+    for record in batch[:2]:  # many frames within RECHECK_S: no lookup for any of them
+        log.append("s1", [record])
+        clock[0] += RECHECK_S / 4
+        sent = s.next_events(log.head("s1"))
+        assert isinstance(sent, Events)
+        assert [r.id for r in sent.events] == [record.id]
+    assert looked == ["pjai_r"]  # the hello's only
+    del valid["pjai_r"]  # revoked
+    clock[0] += RECHECK_S / 2  # past RECHECK_S since the hello's look
+    log.append("s1", batch[2:])
+    assert s.next_events(log.head("s1")) == Error(
+        code="unauthorized", message="the token was revoked or expired"
+    )
+    assert (s.state, looked) == ("closed", ["pjai_r", "pjai_r"])
+    assert s.next_events(log.head("s1")) is None
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,10 @@ Presence (``presence/1``) is kept per store in this process, in a
 :class:`~pjai.sync.presence.Roster`: connections that negotiated it hear who else is on
 the store when one joins, announces, or leaves, at most once per ``presence_interval``
 (less often for a large roster: :data:`~pjai.sync.presence.FAN_OUT_BYTES_PER_S`).
+
+A connection's token is looked up again before frames go either way, at most every
+:data:`~pjai.sync.server.session.RECHECK_S` per connection: one whose token was revoked
+or expired is sent ``unauthorized`` instead of its next events or roster, and closed.
 """
 
 from __future__ import annotations
@@ -355,10 +359,15 @@ class _Connection:
         self._send_lock = asyncio.Lock()  # one frame on the wire at a time
         self._pulling = asyncio.Event()
         self._pulled = asyncio.Event()  # a new pull: answer it even if the feed is still
+        self._refused = asyncio.Event()  # the token was refused while sending presence
 
     async def run(self) -> None:
         """Read and write until either side closes; a server failure ends it with an error."""
-        tasks = {asyncio.create_task(self._read()), asyncio.create_task(self._write())}
+        tasks = {
+            asyncio.create_task(self._read()),
+            asyncio.create_task(self._write()),
+            asyncio.create_task(self._ended()),
+        }
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -444,6 +453,9 @@ class _Connection:
             self._pulled.clear()
             async with self._lock:
                 batch = await asyncio.to_thread(session.next_events, feed.head)
+            if isinstance(batch, Error):
+                await self._refuse(batch)
+                return
             if batch is not None:
                 await self._send(batch)
                 self.hub.metrics.sent.inc(len(batch.events))
@@ -459,9 +471,28 @@ class _Connection:
                     task.cancel()
 
     async def send_presence(self, peers: list[Peer]) -> None:
-        """Send the store's ``peers``, without this connection's own presence."""
-        if self.session.state == "ready":
-            await self._send(Presence(peers=Roster.others(peers, self.session.session_id)))
+        """Send the store's ``peers``, without this connection's own presence; or, if
+        its token turns out revoked or expired, ``unauthorized`` and end the connection."""
+        session = self.session
+        if session.recheck_due:
+            async with self._lock:
+                refused = await asyncio.to_thread(session.recheck)
+            if refused is not None:
+                try:
+                    await self._refuse(refused)
+                finally:
+                    self._refused.set()
+                return
+        if session.state == "ready":
+            await self._send(Presence(peers=Roster.others(peers, session.session_id)))
+
+    async def _refuse(self, error: Error) -> None:
+        """Send the session's final ``error``; the connection ends after it."""
+        self.hub.metrics.closed.labels(error.code).inc()
+        await self._send(error)
+
+    async def _ended(self) -> None:
+        await self._refused.wait()
 
     async def _send(self, message: Message | Events) -> None:
         frame = self.hub.frames.encode(message, self.session.store_id)

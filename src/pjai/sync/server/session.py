@@ -1,7 +1,8 @@
 """The server's side of one sync connection, as a state machine without I/O.
 
 :meth:`ServerSession.receive` takes a frame and returns the messages to send back;
-:meth:`ServerSession.next_events` gives the next batch for the connection's pull. The
+:meth:`ServerSession.next_events` gives the next batch for the connection's pull, and
+:meth:`ServerSession.recheck` ends a session whose token was revoked or expired. The
 hub (:mod:`pjai.sync.server.hub`), over WebSockets or the in-memory transport of the
 tests, drives it. Reads and appends go to a :class:`~pjai.sync.server.log.ServerLog`.
 With the ``presence/1`` extension the session keeps the connection's announced presence
@@ -61,7 +62,9 @@ third larger as base64)."""
 
 
 RECHECK_S = 5.0
-"""How often an open connection's token is looked up again (on its next push)."""
+"""How often, at most, an open connection's token is looked up again: before a frame
+from the connection is handled or one is sent to it, once this long has passed since the
+last look."""
 
 Authenticate = Callable[[str], Token | None]
 """Looks a bearer token up; ``None`` when it is unknown, revoked or expired."""
@@ -149,6 +152,8 @@ class ServerSession:
             # Hello first: a connection that has not said who it is gets no answers, pongs
             # included, so it cannot keep itself open without one.
             return self._fail("out_of_order", f"{wire_name(message)} before hello")
+        if (refused := self.recheck()) is not None:
+            return [refused]
         self.seen_at = self._clock()
         if isinstance(message, Ping):
             return [Pong(nonce=message.nonce)]
@@ -157,8 +162,6 @@ class ServerSession:
         if isinstance(message, Pong):
             return []
         if isinstance(message, Push):
-            if not self._token_still_valid():
-                return self._fail("unauthorized", "the token was revoked or expired")
             size = len(frame) if isinstance(frame, bytes) else len(frame.encode())
             answer = self._push(message, size)
             self.push_results.append(answer.reason if isinstance(answer, PushRejected) else "ok")
@@ -167,13 +170,18 @@ class ServerSession:
             return self._pull(message)
         return self._fail("out_of_order", f"{wire_name(message)} is sent by servers, not clients")
 
-    def next_events(self, head: Position) -> Events | None:
-        """The next batch for the pull, given the store's ``head``; ``None`` if none is due."""
+    def next_events(self, head: Position) -> Events | Error | None:
+        """The next batch for the pull, given the store's ``head``; ``None`` if none is due.
+
+        An :class:`Error` instead when the token turns out revoked or expired
+        (:meth:`recheck`): send it and close."""
         if self.cursor is None or self.state != "ready":
             return None
         batch = fit_frame(self._log.read(self.store_id, self.cursor, MAX_EVENTS_PER_FRAME))
         if not batch and self._answered:
             return None
+        if (refused := self.recheck()) is not None:
+            return refused
         if batch:
             self.cursor = batch[-1].position
         self._answered = True
@@ -182,6 +190,30 @@ class ServerSession:
         if not more and not self.live:
             self.cursor = None  # a one-off pull ends here
         return Events(events=batch, head=head, more=more)
+
+    @property
+    def recheck_due(self) -> bool:
+        """Whether :meth:`recheck` would look the token up now (it may be a query)."""
+        return (
+            self._authenticate is not None
+            and self.state == "ready"
+            and time.monotonic() - self._checked_at >= RECHECK_S
+        )
+
+    def recheck(self) -> Error | None:
+        """Look the token up again if :data:`RECHECK_S` have passed since the last look:
+        the ``unauthorized`` error that ends the session if it was revoked or expired
+        since, else ``None``. The session calls it before handling a frame and before
+        sending events; the adapter before sending anything else (presence)."""
+        if not self.recheck_due:
+            return None
+        assert self._authenticate is not None
+        token = self._authenticate(self._secret)
+        if token is None:
+            self.state = "closed"
+            return Error(code="unauthorized", message="the token was revoked or expired")
+        self.role, self._checked_at = token.role, time.monotonic()
+        return None
 
     def has(self, extension: str) -> bool:
         """Whether the connection negotiated ``extension`` (``presence/1``)."""
@@ -318,17 +350,6 @@ class ServerSession:
             )
         self.cursor, self.live, self._answered = pull.cursor, pull.live, False
         return []
-
-    def _token_still_valid(self) -> bool:
-        """Look the token up again now and then: a revoked one stops pushing within
-        :data:`RECHECK_S`, on open connections too."""
-        if self._authenticate is None or time.monotonic() - self._checked_at < RECHECK_S:
-            return True
-        token = self._authenticate(self._secret)
-        if token is None:
-            return False
-        self.role, self._checked_at = token.role, time.monotonic()
-        return True
 
     def _invalid(self, record: EventRecord) -> str | None:
         """Why ``record`` may not be appended, or ``None``."""

@@ -185,8 +185,8 @@ class TokenStore:
 
     def revoke(self, token_id: str, *, actor: str | None = None) -> Token:
         """Revoke a token (its id or a unique start of it): new connections are refused
-        at once, open ones may no longer push within
-        :data:`pjai.sync.server.session.RECHECK_S` (their next push closes them).
+        at once, open ones within :data:`pjai.sync.server.session.RECHECK_S` (their next
+        frame in or out, pushes, events and presence alike, closes them).
         ``actor``: who revokes it, for the audit trail."""
         token_id = self.resolve(token_id)
         revoked_at = to_iso(utc_now())
