@@ -14,6 +14,7 @@ import re
 from collections.abc import MutableMapping
 from typing import Any
 
+from pjai.errors import PjaiError
 from pjai.web.guard import ASGIApp, Receive, Scope, Send
 
 __all__ = ["UPLOAD_ROUTE", "UploadLimit", "upload_bytes"]
@@ -29,7 +30,7 @@ def upload_bytes(megabytes: int) -> int:
     return megabytes * 1024 * 1024
 
 
-class _TooLarge(Exception):
+class _TooLarge(PjaiError):
     """The body streaming in went past the limit (raised from ``receive``, caught by
     :class:`UploadLimit`, never seen elsewhere)."""
 

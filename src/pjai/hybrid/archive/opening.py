@@ -17,7 +17,7 @@ MAX_LISTING = 1 << 20
 A PJai archive lists a manifest, the events and one file per table: a few kB."""
 
 
-class _Listing(Exception):
+class _Listing(ArchiveCorruptError):
     """A read longer than :data:`MAX_LISTING` while the zip's listing is read."""
 
     def __init__(self, size: int) -> None:
