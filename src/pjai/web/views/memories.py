@@ -57,6 +57,7 @@ class Explorer:
         self.persona_id = persona_id
         self.tab = ui.context.client.id
         self.selection = Selection()
+        self._searching = False  # one search at a time per tab (pjai.web.heavy)
         self.bookmarks = BookmarkBar(web, persona_id, lambda: self.selection, self.select)
         self.filters = FilterBar(web, persona_id, self.select)
         self.timeline = TimelineCard(web, persona_id, self._pick_range)
@@ -81,12 +82,29 @@ class Explorer:
             self._show_filter()
             return
         self._show_timeline()
-        if not await self._search(selection):
-            # Nothing was searched: the page still shows what it showed, and the same
-            # search may be asked again.
-            self.selection = before
-            self.filters.refused(before)
-            self._show_timeline()
+        if self._searching:
+            # This tab's search still runs: the newest selection is searched when it ends.
+            self.filters.searched(f"Searching ({selection.method})…")
+            return
+        await self._search_newest(before)
+
+    async def _search_newest(self, before: Selection) -> None:
+        """Search the selection, and again as long as another was asked meanwhile; if a
+        search is refused, go back to ``before``, whose memories the page still shows."""
+        said = self.filters.said
+        self._searching = True
+        try:
+            while (asked := self.selection).searching:
+                if not await self._search(asked, said):
+                    # The same search may be asked again.
+                    self.selection = before
+                    self.filters.refused(before)
+                    self._show_timeline()
+                    return
+                if self.selection is asked:
+                    return
+        finally:
+            self._searching = False
 
     async def _pick_range(self, start: datetime | None, end: datetime | None) -> None:
         await self.select(self.selection.timed(start, end))
@@ -100,11 +118,10 @@ class Explorer:
         self._show_timeline()
         self.feed.show_filter(self.selection.where(self.persona_id))
 
-    async def _search(self, asked: Selection) -> bool:
+    async def _search(self, asked: Selection, said: tuple[str, bool]) -> bool:
         """Search as ``asked`` and show the hits; ``False`` if the search was refused
-        (this tab's last one still runs, or every search thread is busy)."""
+        (every search thread is busy), the search line saying ``said`` again."""
         where = asked.where(self.persona_id)
-        said = self.filters.said
         self.filters.searched(f"Searching ({asked.method})…")
         search = partial(
             self.web.services.memories.search,
