@@ -72,9 +72,22 @@ def test_a_passphrase_the_login_form_would_take_for_a_token_is_refused(
     assert found.check("a long enough passphrase")
 
 
-def test_a_damaged_passphrase_file_says_how_to_mend_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"salt": "zz"},
+        {"scrypt": {}, "salt": "00", "hash": "00"},  # no cost
+        {"scrypt": {"n": 3, "r": 8, "p": 1}, "salt": "00", "hash": "00"},  # n not a power of 2
+        {"scrypt": {"n": "x", "r": 8, "p": 1}, "salt": "00", "hash": "00"},
+        None,  # a folder where the file goes
+    ],
+)
+def test_a_damaged_passphrase_file_says_how_to_mend_it(tmp_path: Path, record: object) -> None:
     found = Passphrase.of(tmp_path)
-    found.path.write_text(json.dumps({"salt": "zz"}))
+    if record is None:
+        found.path.mkdir()
+    else:
+        found.path.write_text(json.dumps(record))
     with pytest.raises(ConfigError, match="set the passphrase again"):
         found.check("whatever it is")
 

@@ -103,16 +103,16 @@ class Passphrase:
             cost = record["scrypt"]
             salt = bytes.fromhex(record["salt"])
             expected = bytes.fromhex(record["hash"])
+            if encoding_problem(passphrase) is not None:
+                return False  # not text: not the passphrase set, which is
+            found = _hash(passphrase, salt, cost["n"], cost["r"], cost["p"])
         except FileNotFoundError:
             return False
-        except (ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(
                 f"{self.path} is damaged ({exc}); set the passphrase again with "
                 "`pjai web passphrase`"
             ) from exc
-        if encoding_problem(passphrase) is not None:
-            return False  # not text: not the passphrase set, which is
-        found = _hash(passphrase, salt, cost["n"], cost["r"], cost["p"])
         return hmac.compare_digest(found, expected)
 
 
