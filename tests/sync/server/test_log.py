@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,9 @@ import pytest
 
 from pjai.schema.records import Position
 from pjai.sql.engine import create_sql_engine
+from pjai.sync.protocol import MAX_FRAME_BYTES, Hello, Push, PushAck, encode
 from pjai.sync.server.log import Appended, DuplicateEventError, MemoryLog, ServerAhead, ServerLog
+from pjai.sync.server.session import ServerSession
 from pjai.sync.server.sqllog import SqlLog
 from tests.databases import database
 from tests.sync.records import records
@@ -197,4 +200,23 @@ def test_a_forgotten_store_is_read_from_the_database(url: str) -> None:
     assert "s1" not in log._recent
     assert log.read("s1", Position(0), 10) == batch
     assert log.refresh("s1").key == (3, 0)
+    log.engine.dispose()
+
+
+def test_cached_events_do_not_keep_the_frame_they_came_in(url: str) -> None:
+    if url == "memory":
+        pytest.skip("the memory log is the storage itself")
+    log = SqlLog(create_sql_engine(url))
+    session = ServerSession(log, None)
+    session.receive(encode(Hello(versions=[1], store_id="s1", client_id="c1")))
+    # One small event in a frame padded (JSON whitespace) to nearly the frame limit.
+    event = records(1)
+    pushed = encode(Push(id=1, events=event))
+    frame = pushed[:-1] + b" " * (MAX_FRAME_BYTES - len(pushed) - 1) + b"}"
+    held = sys.getrefcount(frame)
+    assert isinstance(session.receive(frame)[0], PushAck)
+    assert len(log._recent["s1"].records) == 1
+    # The cache holds the event's arguments, not the 8 MiB they were read from.
+    assert sys.getrefcount(frame) == held
+    assert log.read("s1", Position(0), 10) == event
     log.engine.dispose()

@@ -62,6 +62,14 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(EventRecord).decode
 
 
+def _owned(record: EventRecord) -> EventRecord:
+    """``record`` with arguments of its own. Decoded arguments (``msgspec.Raw``) are a view
+    of the whole buffer they came from, a push frame of up to ``MAX_FRAME_BYTES`` or a
+    row: a cached record would keep all of it, whatever its arguments' size."""
+    args = record.args.copy()
+    return record if args is record.args else msgspec.structs.replace(record, args=args)
+
+
 @dataclass(slots=True)
 class _Recent:
     """The newest events of one store: ``records[i]`` is at ``start + i + 1``."""
@@ -208,7 +216,7 @@ class SqlLog:
 
     @staticmethod
     def _extend(recent: _Recent, records: Sequence[EventRecord]) -> None:
-        recent.records.extend(records)
+        recent.records.extend(_owned(r) for r in records)
         recent.size += sum(len(r.args) for r in records)
         # The oldest go first, until both the count and the bytes are within bounds.
         drop = max(0, len(recent.records) - CACHED_EVENTS)
