@@ -104,18 +104,19 @@ def import_legacy(
 
 def _erased(manager: HybridDatabaseManager) -> set[str]:
     """The personas erased in this directory, from its event log (the store's, else the
-    SQL journal's): an erasure leaves no row to find them by."""
+    SQL journal's; only its erasure events are read): an erasure leaves no row to find
+    them by."""
     store = manager.store
+    named = (PersonaErased.NAME,)
     log: Iterable[EventRecord]
     if store is not None:
-        log = (entry.record for entry in store.events())
+        log = (entry.record for entry in store.events(named=named))
     else:
-        log = manager.shards.journal()
+        log = manager.shards.journal(named=named)
     erased = set()
     for record in log:
-        if record.name == PersonaErased.NAME:
-            args = msgspec.json.decode(bytes(record.args))  # persona_id is never sealed
-            erased.add(str(args["persona_id"]))
+        args = msgspec.json.decode(bytes(record.args))  # persona_id is never sealed
+        erased.add(str(args["persona_id"]))
     return erased
 
 
