@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["LocalOnly", "NoFraming", "SameOrigin", "local_name"]
+__all__ = ["LocalOnly", "NoFraming", "SameOrigin", "answer_text", "local_name"]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -94,17 +94,20 @@ async def _refuse(scope: Scope, send: Send, why: bytes) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 4403})
         return
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 403,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(why)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": why})
+    await answer_text(send, 403, why)
+
+
+async def answer_text(send: Send, status: int, text: bytes, *, close: bool = False) -> None:
+    """Answer an HTTP request with ``status`` and the plain ``text``; with ``close``, the
+    connection ends after it (the request's body was not read)."""
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(text)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": text})
 
 
 class LocalOnly:

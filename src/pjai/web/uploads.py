@@ -15,7 +15,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from pjai.errors import PjaiError
-from pjai.web.guard import ASGIApp, Receive, Scope, Send
+from pjai.web.guard import ASGIApp, Receive, Scope, Send, answer_text
 
 __all__ = ["UPLOAD_ROUTE", "UploadLimit", "upload_bytes"]
 
@@ -93,17 +93,6 @@ class UploadLimit:
             f"This upload is larger than the {megabytes:g} MB this app takes "
             "(pjai serve --max-upload-mb).\n"
         ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(why)).encode()),
-                    # The rest of the body is never read: the connection cannot carry
-                    # another request after it.
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": why})
+        # The rest of the body is never read: the connection cannot carry another
+        # request after it.
+        await answer_text(send, 413, why, close=True)
