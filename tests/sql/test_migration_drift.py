@@ -51,13 +51,21 @@ def _declared_checks(engine: Engine) -> dict[str, set[str]]:
 
 
 def _found(engine: Engine) -> list[tuple[str, str, str]]:
-    """The drift as (what, table, column): Alembic reports an added or removed column
-    as one tuple and a changed column as a list of tuples."""
+    """The drift as (what, table, column or index): Alembic reports an added or removed
+    column or index as one tuple and a changed column as a list of tuples."""
     found = []
     for diff in migrate.drift(engine):
+        if diff[0] in ("add_index", "remove_index"):
+            index = diff[1]
+            found.append((diff[0], index.table.name, index.name))
+            continue
         for kind, _schema, table, column, *_ in diff if isinstance(diff, list) else [diff]:
             found.append((kind, table, column if isinstance(column, str) else column.name))
     return found
+
+
+_AFTER_0009 = [("add_index", "pjai_journal", "ix_pjai_journal_name_global_seq")]
+"""What the migrations after 0009 add: a database at 0008 or 0009 lacks it too."""
 
 
 def test_the_migration_chain_has_one_head() -> None:
@@ -132,7 +140,7 @@ def test_drift_finds_text_of_another_collation(engine: Engine) -> None:
 
 def test_upgrade_gives_the_text_of_0008_code_point_order(engine: Engine) -> None:
     migrate.upgrade(engine, "0008")
-    found = _found(engine)
+    found = [diff for diff in _found(engine) if diff not in _AFTER_0009]
     if engine.dialect.name == "postgresql":  # the database's collation, not "C"
         assert ("modify_type", "personas", "name") in found
         assert ("modify_type", "pjai_journal", "event_id") in found

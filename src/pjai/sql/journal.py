@@ -72,6 +72,9 @@ journal = Table(
     # One event per position: a second event at a taken position is refused outright.
     Index(None, "global_seq", unique=True),
     Index(None, "persona_id"),
+    # The events of a few names (the erasures, read on opening a directory) are found
+    # without reading the whole journal.
+    Index(None, "name", "global_seq"),
 )
 
 checkpoints = Table(
