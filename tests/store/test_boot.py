@@ -193,3 +193,29 @@ def test_a_check_aside_reads_the_file_while_the_store_is_held(store_file: Path) 
         assert found == [[]]
     with Store.memory() as in_memory, pytest.raises(ValueError, match="no file"):
         in_memory.check(aside=True)
+
+
+def test_a_read_of_the_log_by_name_is_found_by_an_index(store_file: Path) -> None:
+    # The erasures are read each time a directory opens: not by reading every event. A
+    # file made before the index (dropped here) gets it when opened.
+    filled(store_file)
+    with sqlite3.connect(store_file) as db:
+        db.execute("DROP INDEX IF EXISTS pjai_eventlog_name")
+    Store.open(store_file).close()
+    conn = apsw.Connection(str(store_file))
+    try:
+        statements: list[tuple[str, object]] = []
+
+        def seen(_cursor: apsw.Cursor, statement: str, bindings: object) -> bool:
+            statements.append((statement, bindings))
+            return True
+
+        conn.exec_trace = seen
+        found = list(EventLog(conn).entries(named=["v1.PersonaCreated"]))
+        conn.exec_trace = None
+        assert [entry.record.name for entry in found] == ["v1.PersonaCreated"]
+        ((statement, bindings),) = statements
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {statement}", bindings).fetchall()
+        assert "USING INDEX pjai_eventlog_name" in str(plan)
+    finally:
+        conn.close()

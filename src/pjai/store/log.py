@@ -58,6 +58,9 @@ _QUARANTINE_INDEX = (
     f"CREATE INDEX IF NOT EXISTS {LOG_TABLE}_quarantined ON {LOG_TABLE} (global_seq) "
     "WHERE error IS NOT NULL"
 )
+# The events of a few names (the erasures, read on opening a directory) are found
+# without reading the whole log; the rowid (global_seq) orders each name's entries.
+_NAME_INDEX = f"CREATE INDEX IF NOT EXISTS {LOG_TABLE}_name ON {LOG_TABLE} (name)"
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS {META_TABLE} (
     key TEXT PRIMARY KEY,
@@ -70,6 +73,7 @@ CREATE TABLE IF NOT EXISTS {LOG_TABLE} (
 );
 CREATE INDEX IF NOT EXISTS {LOG_TABLE}_pending ON {LOG_TABLE} (status) WHERE status = 'pending';
 {_QUARANTINE_INDEX};
+{_NAME_INDEX};
 CREATE TABLE IF NOT EXISTS {REJECTED_TABLE} (
     global_seq INTEGER NOT NULL,
     client_seq INTEGER NOT NULL,
@@ -138,8 +142,10 @@ class EventLog:
         self._conn.execute(_DDL)
 
     def upgrade(self) -> None:
-        """Add what a log made by an earlier PJai lacks (the quarantine index)."""
+        """Add what a log made by an earlier PJai lacks (the quarantine index, the index
+        by name): each is built once, on the first opening by a PJai that has it."""
         self._conn.execute(_QUARANTINE_INDEX)
+        self._conn.execute(_NAME_INDEX)
 
     def exists(self) -> bool:
         """Whether this database holds a PJai event log."""
