@@ -14,7 +14,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import pjai
-from pjai.cli import app, common, output
+from pjai.cli import app, common, hybrid, output
+from pjai.cli.output import TerminalConsole
 from tests.cli.invoke import Cli
 
 runner = CliRunner()
@@ -112,6 +113,33 @@ def test_a_bookmark_table_at_80_columns_shows_whole_names_and_days(
     assert "2026-03-01" in shown
     assert "2026-03-31" in shown
     assert all(len(line) <= 80 for line in shown.splitlines())
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_doctor_at_a_terminal_never_cuts_a_shards_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    cli = Cli(tmp_path / "a-data-directory-with-a-rather-long-name" / "and-another-part")
+    cli("persona", "create", "Ada")
+    url = cli.json("doctor")["shards"][0]["url"]
+    screen = io.StringIO()
+    # As PJai's own console: lines printed outside a table are left to the terminal.
+    terminal = TerminalConsole(
+        file=screen, force_terminal=True, color_system=None, width=width, soft_wrap=True
+    )
+    monkeypatch.setattr(output, "console", terminal)
+    monkeypatch.setattr(hybrid, "console", terminal)
+    cli("doctor")
+    shown = screen.getvalue()
+    assert "…" not in shown
+    if width < output.NARROW:  # the table names the shard; its URL is printed whole below
+        assert f"shard 1: {url}" in shown.splitlines()
+    else:  # in the table, over several lines
+        lines = shown.splitlines()
+        end = next(line for line in lines if "system" in line).index("status")
+        assert url in "".join(line[:end].strip() for line in lines)
+    table = shown.split("\nshard 1:")[0].split("\nfiles in")[0]
+    assert all(len(line) <= width for line in table.splitlines())
 
 
 @pytest.mark.parametrize(

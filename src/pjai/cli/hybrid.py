@@ -33,7 +33,14 @@ from pjai.cli.common import (
     progress_bar,
     reported,
 )
-from pjai.cli.output import id_column, number, plain, print_table
+from pjai.cli.output import (
+    id_column,
+    number,
+    plain,
+    print_table,
+    whole_column,
+    wide_terminal,
+)
 from pjai.hybrid import Side
 
 db = typer.Typer(help="The SQL primary's schema (Alembic migrations).", no_args_is_help=True)
@@ -132,8 +139,16 @@ def doctor(data_dir: DataDirOption = DEFAULT_DATA_DIR, as_json: JsonFlag = False
 
 def _print_health(found: Checkup, data_dir: Path) -> None:
     health = found.health
+    # At a narrow terminal a shard's URL would be cut or broken over lines in the table:
+    # the table names the shard and its URL is printed whole below it.
+    wide = wide_terminal()
     table = Table(
-        "system", "status", "probe ms", "position", "detail", title=f"PJai · {health.status}"
+        whole_column("system"),
+        "status",
+        "probe ms",
+        "position",
+        whole_column("detail"),
+        title=f"PJai · {health.status}",
     )
     s = health.store
     table.add_row(
@@ -144,13 +159,13 @@ def _print_health(found: Checkup, data_dir: Path) -> None:
         f"{s.events} events, {s.pending} pending, {s.quarantined} quarantined, "
         f"{s.disk_bytes:,} bytes" + (f" · {s.error}" if s.error else ""),
     )
-    for shard in health.shards:
+    for place, shard in enumerate(health.shards, 1):
         detail = (
             f"{shard.journal_events} journaled, {shard.quarantined} quarantined, "
             f"{shard.disk_bytes:,} bytes, {_pool(shard.pool)}"
         )
         table.add_row(
-            shard.url,
+            shard.url if wide else f"shard {place}",
             shard.status,
             plain(shard.probe_ms),
             str(shard.checkpoint),
@@ -177,6 +192,9 @@ def _print_health(found: Checkup, data_dir: Path) -> None:
             + (f", {vectors.stale} stale to drop" if vectors.stale else ""),
         )
     print_table(table)
+    if not wide:
+        for place, shard in enumerate(health.shards, 1):
+            console.print(f"shard {place}: {shard.url}", highlight=False)
     for problem in s.damage:
         console.print(f"store file damage: {problem}", highlight=False)
     q = health.quarantine

@@ -7,7 +7,10 @@ line, ``--csv`` and ``--tsv`` the table's columns whole: a command marked
 :func:`listing` takes these flags as one ``fmt`` argument.
 
 A table never cuts an id: columns made by :func:`id_column` (``overflow="fold"``) are
-as wide as their longest value, and the others shorten or wrap instead. Values print
+as wide as their longest value, and the others shorten or wrap instead. Nor a URL or a
+path: a column made by :func:`whole_column` wraps a long one over several lines, and a
+command that shows long ones at a narrow terminal (:func:`wide_terminal`) prints them
+below its table, each on a line of its own. Values print
 for people through :func:`plain`: ``style, work`` for a list, ``hot 5, warm 3`` for a
 mapping, ``-`` for nothing, numbers without exponents.
 """
@@ -52,6 +55,7 @@ __all__ = [
     "short_column",
     "shown",
     "when",
+    "whole_column",
     "wide_terminal",
 ]
 
@@ -132,6 +136,13 @@ def wide_terminal() -> bool:
 def id_column(header: str = "id") -> Column:
     """A column of ids: never cut, as wide as its longest id."""
     return Column(header, no_wrap=True, overflow="fold")
+
+
+def whole_column(header: str) -> Column:
+    """A column of values that must show whole (a URL, a path, a message naming one): a
+    word longer than the column goes on over the next lines instead of being cut with an
+    ellipsis."""
+    return Column(header, overflow="fold")
 
 
 def short_column(header: str) -> Column:
