@@ -97,7 +97,7 @@ def held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldImport
         (["flags", "set", "use_livestore", "false"], None),
         (["security", "init"], "correct horse battery\n"),
         (["web", "passphrase"], "twelve chars or more\n"),
-        (["web", "token", "create", "--label", "ada"], None),
+        (["web", "token", "create", "--name", "ada"], None),
         (["sync", "connect", "http://127.0.0.1:9", "--once", "--timeout", "0"], None),
     ],
     ids=["flags", "security", "passphrase", "web-token", "sync"],

@@ -327,7 +327,7 @@ def test_numbers_beyond_what_sql_and_time_hold_are_refused_with_the_option_named
         assert "--limit" in result.output
     for days in (f"{huge}d", "3000000d"):  # beyond a timedelta, beyond a date
         token = runner.invoke(
-            app, ["web", "token", "create", "--label", "x", "--expires-in", days, *where]
+            app, ["web", "token", "create", "--name", "x", "--expires-in", days, *where]
         )
         assert token.exit_code == 2, token.output
         assert "too long a time" in token.output

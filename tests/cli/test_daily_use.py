@@ -147,7 +147,7 @@ def test_doctor_at_a_terminal_never_cuts_a_shards_url(
     [
         (["sync-server", "token", "create", "--store", "team", "--role", "write", "--name",
           "laptop"], ["sync-server", "token", "list"], ["laptop", "team", "write", "live"]),
-        (["web", "token", "create", "--label", "laptop"], ["web", "token", "list"],
+        (["web", "token", "create", "--name", "laptop"], ["web", "token", "list"],
          ["laptop", "live"]),
     ],
 )  # fmt: skip
@@ -162,6 +162,30 @@ def test_a_token_table_at_80_columns_shows_names_and_states_whole(
     assert cli.json(*listed)[-1]["id"] in shown
     assert [word for word in words if word not in shown] == []
     assert all(len(line) <= 80 for line in shown.splitlines())
+
+
+@pytest.mark.parametrize(
+    "create",
+    [
+        ["web", "token", "create"],
+        ["sync-server", "token", "create", "--store", "team", "--role", "write"],
+    ],
+)
+def test_both_token_commands_take_a_name_as_name_and_the_old_label_still(
+    cli: Cli, create: list[str]
+) -> None:
+    assert cli.json(*create, "--name", "laptop")["label"] == "laptop"
+    assert cli.json(*create, "--label", "phone")["label"] == "phone"  # scripts of before
+    shown = runner.invoke(app, [*create[:3], "--help"], terminal_width=200).stdout
+    assert "--name" in shown
+    assert "--label" not in shown
+    both = cli.fails(*create, "--name", "a", "--label", "b", code=2)
+    assert "Invalid value for '--name'" in both
+    assert "give one" in both
+
+
+def test_a_web_access_token_needs_a_name(cli: Cli) -> None:
+    assert "'--name': missing" in cli.fails("web", "token", "create", code=2)
 
 
 def test_a_persona_table_at_80_columns_shows_whole_capacities(

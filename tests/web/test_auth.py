@@ -281,7 +281,7 @@ def test_sync_tokens_do_not_open_the_web_app(tmp_path: Path, sessions: WebSessio
 
 def test_the_token_commands_make_list_rotate_and_revoke(tmp_path: Path) -> None:
     where = ["--data-dir", str(tmp_path)]
-    made = runner.invoke(app, ["web", "token", "create", "--label", "tablet", "--json", *where])
+    made = runner.invoke(app, ["web", "token", "create", "--name", "tablet", "--json", *where])
     assert made.exit_code == 0, made.output
     created = json.loads(made.stdout)
     listed = runner.invoke(app, ["web", "token", "list", "--json", *where])

@@ -29,11 +29,14 @@ from pjai.cli.common import (
 from pjai.cli.output import Format, listing, print_rows
 from pjai.cli.tokens import (
     ExpiresIn,
+    LabelAlias,
     Overlap,
+    TokenName,
     duration,
     print_rotated,
     print_secret,
     print_tokens,
+    token_name,
     when,
 )
 from pjai.errors import ConfigError
@@ -204,19 +207,21 @@ def _listening(server: SyncServer, url: str, *, as_json: bool) -> None:
 def create_token(
     store: Annotated[str, typer.Option(help="The store id the token is for; * for every store.")],
     role: Annotated[str, typer.Option(help="read (pull), write (also push) or admin.")],
-    name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",
+    name: TokenName = None,
     expires_in: ExpiresIn = None,
     db: DbOpt = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
+    label: LabelAlias = None,
 ) -> None:
     """Create a token and print its secret, the only time it is shown."""
+    given = token_name(name, label)
     lifetime = duration(expires_in)
     with reported():  # before the database is made
         check_new_token(store, role, lifetime)
     with _server_database(db, data_dir) as database:
         secret, token = database.tokens.create(
-            store, cast(Role, role), name, expires_in=lifetime, actor=local_actor()
+            store, cast(Role, role), given, expires_in=lifetime, actor=local_actor()
         )
     made = f"Created token {token.id} ({token.role} on store {token.store_id!r})."
     print_secret(secret, token, made, as_json=as_json)

@@ -17,11 +17,14 @@ from pjai.sync.server import Token
 
 __all__ = [
     "ExpiresIn",
+    "LabelAlias",
     "Overlap",
+    "TokenName",
     "duration",
     "print_rotated",
     "print_secret",
     "print_tokens",
+    "token_name",
     "token_state",
     "tokens_table",
     "when",
@@ -48,6 +51,36 @@ Overlap = Annotated[
     typer.Option(help="How long the old token keeps working: 1h, 30m, 0s.", callback=_a_duration),
 ]
 """``--overlap``: a :func:`duration`."""
+
+
+TokenName = Annotated[
+    str | None,
+    typer.Option("--name", help="A name to recognise the token by.", show_default=False),
+]
+"""``--name``: what a token is called in lists (:func:`token_name`)."""
+LabelAlias = Annotated[str | None, typer.Option("--label", hidden=True)]
+"""``--label``: the name's spelling in earlier versions of ``pjai web token create``,
+still taken (hidden from the help) so that scripts written for it go on working."""
+
+
+def token_name(name: str | None, label: str | None, *, required: bool = False) -> str:
+    """The name given by ``--name`` or its older spelling ``--label``: both with
+    different names is a usage error, and so is neither when a name is ``required``
+    (else the name is empty)."""
+    if name is not None and label is not None and name != label:
+        raise typer.BadParameter(
+            f"--name {name!r} and --label {label!r}: --label is the old spelling of --name; "
+            "give one",
+            param_hint="'--name'",
+        )
+    given = name if name is not None else label
+    if given is None:
+        if required:
+            raise typer.BadParameter(
+                "missing: give the token a name to recognise it by", param_hint="'--name'"
+            )
+        return ""
+    return given
 
 
 MAX_DURATION_S = 36_500 * 86_400

@@ -25,7 +25,16 @@ from pjai.cli.common import (
     reported,
 )
 from pjai.cli.output import Format, listing
-from pjai.cli.tokens import ExpiresIn, Overlap, duration, print_rotated, print_secret, print_tokens
+from pjai.cli.tokens import (
+    ExpiresIn,
+    LabelAlias,
+    Overlap,
+    duration,
+    print_rotated,
+    print_secret,
+    print_tokens,
+    token_name,
+)
 from pjai.sync.server.audit import local_actor
 
 __all__ = ["app", "serve"]
@@ -120,19 +129,29 @@ def _sessions(data_dir: Path, *, create: bool = False) -> Iterator[Any]:
         yield sessions
 
 
+AccessTokenName = Annotated[
+    str | None,
+    typer.Option("--name", help="A name to recognise the token by (required).", show_default=False),
+]
+"""``--name`` of an access token, which needs one: taken with its older spelling
+``--label`` by :func:`~pjai.cli.tokens.token_name`, so it is checked there."""
+
+
 @token_app.command("create")
 def create_token(
-    label: Annotated[str, typer.Option(help="A label to recognise the token by.")],
+    name: AccessTokenName = None,
     expires_in: ExpiresIn = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
+    label: LabelAlias = None,
 ) -> None:
     """Create an access token and print its secret, the only time it is shown: typed at
     the web app's login form instead of the passphrase, it starts a session that lasts
     no longer than the token."""
+    given = token_name(name, label, required=True)
     with _sessions(data_dir, create=True) as sessions:
         secret, token = sessions.create_access(
-            label, expires_in=duration(expires_in), actor=local_actor()
+            given, expires_in=duration(expires_in), actor=local_actor()
         )
     print_secret(secret, token, f"Created access token {token.id}.", as_json=as_json)
 
