@@ -294,6 +294,38 @@ def test_the_web_app_says_where_it_listens_as_json(tmp_path: Path) -> None:
         process.stdout.close()
 
 
+_CONNECT_WHEN_ANNOUNCED = """
+import os, socket, sys
+from urllib.parse import urlsplit
+from pjai.app import DataDir
+from pjai.web.server import serve
+
+def announce(url):
+    try:
+        socket.create_connection(("127.0.0.1", urlsplit(url).port), timeout=10).close()
+        print("listening", flush=True)
+    except OSError as exc:
+        print(f"not listening: {exc}", flush=True)
+    os._exit(0)
+
+serve(DataDir(sys.argv[1]), port=int(sys.argv[2]), announce=announce)
+"""
+
+
+def test_the_web_app_says_where_it_listens_once_it_does(tmp_path: Path) -> None:
+    # A script that reads the address and connects at once is served, not refused.
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    done = subprocess.run(
+        [sys.executable, "-c", _CONNECT_WHEN_ANNOUNCED, str(tmp_path), str(free_port())],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.strip() == "listening", done.stdout + done.stderr
+
+
 def test_a_warning_reads_as_a_note_without_a_source_line(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with HybridDatabaseManager.open(data_dir, environ={}) as manager:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import ipaddress
 import socket
 from collections.abc import Callable
 from functools import partial
 
-from nicegui import app, ui
+from nicegui import app, background_tasks, ui
+from nicegui.server import Server
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -55,6 +57,17 @@ def _check_free(host: str, port: int) -> None:
                 "choose another with --port"
             ) from exc
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+async def _listening(announce: Callable[[], object]) -> None:
+    """Call ``announce`` once the server listens: a client that reads the address and
+    connects at once is then served, and a server that cannot listen announces none.
+    NiceGUI's startup handlers run before uvicorn opens its socket, and uvicorn tells
+    that it has by its ``started`` flag alone (no event to wait on), so the flag is
+    looked at every few milliseconds, as uvicorn's own main loop looks at its exit flag."""
+    while not Server.instance.started:  # noqa: ASYNC110
+        await asyncio.sleep(0.005)
+    announce()
 
 
 def serve(
@@ -126,7 +139,8 @@ def serve(
         app.add_api_route(auth.LOGOUT_PATH, logout_page, methods=["GET"])
         web.login_required = True
     shown = f"[{host}]" if ":" in host else host
-    app.on_startup(lambda: announce(f"http://{shown}:{port}/"))
+    url = f"http://{shown}:{port}/"
+    app.on_startup(lambda: background_tasks.create(_listening(lambda: announce(url))))
     ui.run(
         partial(root, web),
         host=host,
