@@ -10,6 +10,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import urlopen
 
 import apsw
 import pytest
@@ -324,6 +326,35 @@ def test_the_web_app_says_where_it_listens_once_it_does(tmp_path: Path) -> None:
         check=False,
     )
     assert done.stdout.strip() == "listening", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "page"),
+    [(["serve"], ""), (["sync-server", "serve", "--no-auth"], "health")],
+    ids=["web", "sync-server"],
+)
+def test_both_servers_on_port_0_listen_on_a_free_port_and_say_which(
+    tmp_path: Path, command: list[str], page: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}  # as above
+    where = ["--data-dir", str(tmp_path)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pjai", *command, "--port", "0", "--json", *where],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    try:
+        url = json.loads(process.stdout.readline())["url"]
+        assert urlsplit(url).port not in (None, 0)
+        with urlopen(f"{url.rstrip('/')}/{page}", timeout=20) as answer:
+            assert answer.status == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        process.stdout.close()
 
 
 def test_a_warning_reads_as_a_note_without_a_source_line(tmp_path: Path) -> None:

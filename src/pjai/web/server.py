@@ -44,12 +44,15 @@ def _addresses(host: str) -> set[str]:
     return {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
 
 
-def _check_free(host: str, port: int) -> None:
-    """:class:`ConfigError` if nothing can listen on ``host:port`` now (another server
-    has the port): the app would announce an address that is not its own, then fail."""
+def _free_port(host: str, port: int) -> int:
+    """The port the app is to listen on at ``host``: ``port``, or for 0 one the system
+    has free now (NiceGUI would read 0 as its default port, 8080). :class:`ConfigError`
+    if nothing can listen there now (another server has the port), before anything is
+    opened."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        socket.create_server((host, port), family=family).close()
+        with socket.create_server((host, port), family=family) as probe:
+            return int(probe.getsockname()[1])
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigError(
@@ -80,7 +83,9 @@ def serve(
     announce: Callable[[str], object] = print,
 ) -> None:
     """Run the app on ``data_dir`` until interrupted; ``announce`` gets its URL once it
-    listens.
+    listens. ``port`` 0 picks a free port, which the URL names (the port is free when
+    picked: a program that takes it in the moment before the app listens makes the
+    start fail, as a port in use does).
 
     Off loopback a login is required, so a passphrase must have been set
     (``pjai web passphrase``); without one the app refuses to start. An upload larger
@@ -97,7 +102,7 @@ def serve(
             f"the web app would listen on {host}, reachable from other machines, and no "
             "passphrase is set: set one with `pjai web passphrase`, or serve on 127.0.0.1"
         )
-    _check_free(host, port)  # before anything is opened, and before the URL is announced
+    port = _free_port(host, port)  # before anything is opened or the URL announced
     web = WebApp(data_dir, max_upload_mb=max_upload_mb)
     app.on_shutdown(web.sync.disconnect)
     app.on_shutdown(web.close)
