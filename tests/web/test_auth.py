@@ -253,9 +253,9 @@ def test_a_token_s_sessions_end_with_it_however_it_ends(sessions: WebSessions) -
 
 
 def test_access_tokens_need_a_label_and_rotate(sessions: WebSessions) -> None:
-    with pytest.raises(ConfigError, match="needs a label"):
+    with pytest.raises(ConfigError, match="needs a name"):
         sessions.create_access(" ")
-    with pytest.raises(ConfigError, match="needs a label"):
+    with pytest.raises(ConfigError, match="needs a name"):
         sessions.create_access("session of mine")
     old_secret, old = sessions.create_access("laptop")
     new_secret, _, replaced = sessions.rotate(old.id, overlap=timedelta(0))

@@ -194,7 +194,7 @@ class WebSessions(Resource):
         """A new access token (its secret, shown once, and the token)."""
         if not label.strip() or label.strip().startswith(SESSION_LABEL):
             raise ConfigError(
-                f"an access token needs a label to recognise it by, not {label!r} (and not "
+                f"an access token needs a name to recognise it by, not {label!r} (and not "
                 f"one beginning with {SESSION_LABEL!r}, which names sessions)"
             )
         return self.tokens.create(
