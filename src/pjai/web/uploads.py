@@ -1,11 +1,12 @@
 """How large an upload the web app takes, enforced on the server.
 
 A ``ui.upload``'s ``max_file_size`` is checked only by the browser: a modified page, or
-any HTTP client holding the session cookie, can post more, and Starlette then NiceGUI
-would write all of it to temporary files before a view sees it. :class:`UploadLimit`
-stands in front of NiceGUI's upload route and answers 413 once a request is larger
-than the limit: at once when its ``Content-Length`` says so, and as its body streams
-otherwise (a chunked request names no length), never passing on more than the limit.
+any HTTP client holding the session cookie, can post more, and the upload field
+(:mod:`pjai.web.upload_field`) would write all of it to the temporary disk before a view
+sees it. :class:`UploadLimit` stands in front of NiceGUI's upload route and answers 413
+once a request is larger than the limit: at once when its ``Content-Length`` says so,
+and as its body streams otherwise (a chunked request names no length), never passing on
+more than the limit.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ a time across all tabs: an export holds the store's lock while it writes, so a s
 would only wait behind it, and two imports into the same directory must never meet.
 Another is refused at once and says why. An archive larger than the app's upload limit
 (``pjai serve --max-upload-mb``) is held back by the browser, and refused by the server
-(:mod:`pjai.web.uploads`) if sent all the same; the form says so either way.
+(:mod:`pjai.web.uploads`) if sent all the same; the form says so either way. An archive
+taken is imported from the one file it arrived in (:mod:`pjai.web.upload_field`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from nicegui import events, ui
 from pjai.app import DataDir, export_archive, import_archive
 from pjai.errors import PjaiError
 from pjai.web.app import WebApp
+from pjai.web.upload_field import ReceivedFile, UploadField
 
 __all__ = ["archives"]
 
@@ -56,12 +58,8 @@ def archives(web: WebApp) -> None:
         target.props('data-testid="import-target"').mark("import-target")
         outcome = ui.label("").props('data-testid="import-outcome"').mark("import-outcome")
 
-        async def restore(event: events.UploadEventArguments) -> None:
-            try:
-                outcome.set_text(await _restore(web, tab, target.value, event))
-            finally:
-                # Emptied after each try, so that the same file can be chosen again.
-                uploader.reset()
+        async def restore(file: ReceivedFile) -> None:
+            outcome.set_text(await _restore(web, tab, target.value, file))
 
         too_large = (
             f"Not imported: the archive is larger than the {web.max_upload_mb} MB this "
@@ -84,12 +82,10 @@ def archives(web: WebApp) -> None:
             )
             uploader.reset()
 
-        uploader = ui.upload(
-            label="Archive (.zip)",
-            auto_upload=True,
-            max_file_size=web.max_upload_bytes,
-            on_upload=restore,
-        )
+        uploader = UploadField(restore, label="Archive (.zip)", max_file_size=web.max_upload_bytes)
+        # Emptied after each try, so that the same file can be chosen again; only once
+        # the answer has come, as emptying it aborts an upload under way.
+        uploader.on("uploaded", uploader.reset)
         uploader.on(
             "rejected",
             rejected,
@@ -99,21 +95,16 @@ def archives(web: WebApp) -> None:
         uploader.props('accept=".zip" data-testid="import-upload"').classes("w-full")
 
 
-async def _restore(web: WebApp, tab: str, target: str, event: events.UploadEventArguments) -> str:
-    """Import the uploaded archive into ``target`` for ``tab``; what happened, in a
-    sentence."""
+async def _restore(web: WebApp, tab: str, target: str, file: ReceivedFile) -> str:
+    """Import the uploaded archive ``file`` into ``target`` for ``tab``, reading it
+    where it arrived; what happened, in a sentence."""
     if not target:
         return "Name the new data directory first."
-    with tempfile.TemporaryDirectory() as workdir:
-        upload = Path(workdir) / "archive.zip"
-        await event.file.save(upload)
-        try:
-            result = await web.imports.run(
-                partial(import_archive, DataDir(target), upload), tab=tab
-            )
-        except (PjaiError, OSError) as exc:
-            # The archive by the name it was chosen by, not the server's copy of it.
-            return f"Not imported: {str(exc).replace(str(upload), event.file.name)}"
+    try:
+        result = await web.imports.run(partial(import_archive, DataDir(target), file.path), tab=tab)
+    except (PjaiError, OSError) as exc:
+        # The archive by the name it was chosen by, not the server's copy of it.
+        return f"Not imported: {str(exc).replace(str(file.path), file.name)}"
     return f"Imported {result.events} events and {sum(result.rows.values())} rows into {target}."
 
 
