@@ -11,6 +11,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from playwright.sync_api import Page, expect
 
 from pjai.app import DataDir, Personas, export_archive
 from pjai.bench.webapp import WebProcess
+from tests.web.browser.conftest import screenshot
 
 LIMIT_MB = 1
 LIMIT = LIMIT_MB * 1024 * 1024
@@ -100,6 +102,30 @@ def _written(web: WebProcess) -> int:
     (``wchar`` of /proc/PID/io, every thread counted)."""
     fields = dict(line.split(": ") for line in Path(f"/proc/{web.pid}/io").read_text().splitlines())
     return int(fields["wchar"])
+
+
+def _arriving(temp: Path) -> int:
+    """How many uploads are being written under ``temp`` now."""
+    return sum(1 for _ in temp.glob("pjai-upload-*/upload.part"))
+
+
+@contextmanager
+def _begun(upload: str, size: int = 4 * 1024 * 1024) -> Iterator[socket.socket]:
+    """An upload of a ``size``-byte file to ``upload``, on a connection of its own with
+    half of it sent; the connection is closed, the upload abandoned, when the block ends
+    (or before, by closing what it yields)."""
+    address = urlsplit(upload)
+    assert address.port is not None
+    head, tail = _form(size)
+    request = (
+        f"POST {address.path} HTTP/1.1\r\n"
+        f"Host: {address.netloc}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        f"Content-Length: {len(head) + size + len(tail)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", address.port), timeout=WAIT_S) as sock:
+        sock.sendall(request + head + b"\1" * (size // 2))
+        yield sock
 
 
 def _until(condition: Callable[[], bool], what: str) -> None:
@@ -262,20 +288,41 @@ def test_an_upload_is_written_once_to_the_temporary_disk_and_removed_after(
 def test_an_upload_abandoned_mid_way_leaves_nothing_on_the_temporary_disk(
     page: Page, tmp_path: Path
 ) -> None:
-    size = 4 * 1024 * 1024
     temp = tmp_path / "tmp"
     with _serve(tmp_path, limit_mb=16) as web:
-        address = urlsplit(_upload_url(page, web.url))
-        assert address.port is not None
-        head, tail = _form(size)
-        request = (
-            f"POST {address.path} HTTP/1.1\r\n"
-            f"Host: {address.netloc}\r\n"
-            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
-            f"Content-Length: {len(head) + size + len(tail)}\r\n\r\n"
-        ).encode()
-        with socket.create_connection(("127.0.0.1", address.port), timeout=WAIT_S) as sock:
-            sock.sendall(request + head + b"\1" * (size // 2))
-            _until(lambda: _temp_in_use(web, temp) >= size // 4, "the upload to arrive")
+        upload = _upload_url(page, web.url)
+        with _begun(upload):
+            _until(lambda: _arriving(temp) == 1, "the upload to arrive")
         _until(lambda: _temp_in_use(web, temp) == 0, "the abandoned upload to be removed")
         _imports(page, _archive(tmp_path), tmp_path / "restored")
+
+
+def test_an_upload_past_the_two_under_way_is_refused_and_the_page_says_so(
+    page: Page, tmp_path: Path
+) -> None:
+    temp = tmp_path / "tmp"
+    archive = _archive(tmp_path)
+    busy = "The server is receiving 2 uploads already, as many as it takes at once"
+    with _serve(tmp_path, limit_mb=16) as web:
+        upload = _upload_url(page, web.url)
+        with _begun(upload) as first, _begun(upload):
+            _until(lambda: _arriving(temp) == 2, "two uploads to arrive")
+            head, tail = _form(10)
+            refused = _post(upload, head + b"x" * 10 + tail)
+            assert refused.status_code == 503
+            assert busy in refused.text
+
+            page.get_by_test_id("import-target").fill(str(tmp_path / "restored"))
+            chooser = page.locator('[data-testid="import-upload"] input[type=file]')
+            chooser.set_input_files(str(archive))
+            outcome = page.get_by_test_id("import-outcome")
+            expect(outcome).to_contain_text(f"Not imported. {busy}; try again when one has ended.")
+            screenshot(page, "devtools-import-busy-1280")
+            page.set_viewport_size({"width": 375, "height": 800})
+            # The menu folds away at a phone's width: shot once it has slid out.
+            expect(page.locator(".q-drawer")).not_to_be_in_viewport()
+            screenshot(page, "devtools-import-busy-375")
+
+            first.close()  # one ends: its place is free again
+            _until(lambda: _arriving(temp) == 1, "the first upload to be removed")
+            _imports(page, archive, tmp_path / "restored")

@@ -73,13 +73,17 @@ def archives(web: WebApp) -> None:
             outcome.set_text(too_large if too_big else "Not imported: choose a .zip archive.")
 
         def failed(event: events.GenericEventArguments) -> None:
-            # The server's refusal (413): an archive within the browser's limit whose
-            # form around it is not, or a page that skipped the browser's check.
-            status = event.args if isinstance(event.args, int) else 0
-            answer = f"HTTP {status}" if status else "no answer from the server"
-            outcome.set_text(
-                too_large if status == 413 else f"Not imported: the upload failed ({answer})."
-            )
+            # The server's refusal: 413 for an archive within the browser's limit whose
+            # form around it is not (or a page that skipped the browser's check), 503
+            # when it takes as many uploads as it can, saying so in its answer.
+            status, answer = _failure(event.args)
+            if status == 413:
+                outcome.set_text(too_large)
+            elif status in _SAID and answer:
+                outcome.set_text(f"Not imported. {answer}")
+            else:
+                why = f"HTTP {status}" if status else "no answer from the server"
+                outcome.set_text(f"Not imported: the upload failed ({why}).")
             uploader.reset()
 
         uploader = UploadField(restore, label="Archive (.zip)", max_file_size=web.max_upload_bytes)
@@ -91,8 +95,25 @@ def archives(web: WebApp) -> None:
             rejected,
             js_handler="(entries) => emit(entries.map((e) => e.failedPropValidation))",
         )
-        uploader.on("failed", failed, js_handler="(e) => emit(e.xhr.status)")
+        uploader.on("failed", failed, js_handler="(e) => emit(e.xhr.status, e.xhr.responseText)")
         uploader.props('accept=".zip" data-testid="import-upload"').classes("w-full")
+
+
+_SAID = frozenset({503})
+"""The refusals whose answer the form shows as the server wrote it."""
+_ANSWER_CHARS = 500
+"""The most of a server's answer the form shows."""
+
+
+def _failure(args: object) -> tuple[int, str]:
+    """The status and answer of a failed upload, as the browser reported them (a page
+    may report anything: taken only as an int and a string, the answer cut short)."""
+    match args:
+        case [int() as status, str() as answer]:
+            return status, answer.strip()[:_ANSWER_CHARS]
+        case [int() as status, *_]:
+            return status, ""
+    return 0, ""
 
 
 async def _restore(web: WebApp, tab: str, target: str, file: ReceivedFile) -> str:
