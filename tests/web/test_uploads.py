@@ -1,12 +1,13 @@
 """The upload limit in front of an app (no server): which requests it counts, how many
-it lets through at once, and what `pjai serve` takes as a limit. Refusals through a
-served app: browser/test_uploads.py."""
+it lets through at once, how much room on the temporary disk it asks for, and what
+`pjai serve` takes as a limit. Refusals through a served app: browser/test_uploads.py."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -101,3 +102,62 @@ async def test_an_upload_beyond_those_under_way_is_refused_unread() -> None:
         assert [(await task).status_code for task in held] == [200, 200]
         assert (await post(b"fourth")).status_code == 200  # the places are free again
     assert sorted(read) == [b"first", b"fourth", b"second"]
+
+
+MB = 1024 * 1024
+
+
+@pytest.mark.anyio
+async def test_an_upload_the_temporary_disk_has_no_room_for_is_refused_unread() -> None:
+    go_on, arrived = asyncio.Event(), asyncio.Event()
+    read: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        read.append(len((await receive()).get("body", b"")))
+        arrived.set()
+        await go_on.wait()  # held, as the upload field holds a request until its view ends
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"taken"})
+
+    limit = UploadLimit(app, limit=16 * MB, at_once=3, space=lambda: ("/srv/tmp", 10 * MB))
+
+    async def ask(length: int | None) -> tuple[int, str]:
+        """What ``limit`` answers an upload declaring ``length`` bytes (a chunked one
+        without); its body is ``length`` bytes, or one."""
+        headers = [] if length is None else [(b"content-length", str(length).encode())]
+        scope = {"type": "http", "path": "/_nicegui/client/c1/upload/7", "headers": headers}
+        sent: list[MutableMapping[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"x" * (length or 1)}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+
+        await limit(scope, receive, send)
+        return sent[0]["status"], sent[1]["body"].decode()
+
+    advice = "Free some space there, or serve with TMPDIR set to a larger disk.\n"
+    assert await ask(11 * MB) == (
+        507,
+        "This upload needs 11.0 MB of temporary space, and the server's temporary disk "
+        f"(/srv/tmp) has 10.0 MB free. {advice}",
+    )
+    held = asyncio.create_task(ask(6 * MB))
+    await asyncio.wait_for(arrived.wait(), 10)  # the held upload is under way
+    assert await ask(5 * MB) == (
+        507,
+        "This upload needs 5.0 MB of temporary space, and the server's temporary disk "
+        f"(/srv/tmp) has 10.0 MB free, 6.0 MB of it kept for the uploads under way. {advice}",
+    )
+    assert await ask(None) == (
+        507,
+        "This upload names no length, so it needs as much temporary space as the largest "
+        "this app takes, 16.0 MB, and the server's temporary disk (/srv/tmp) has 10.0 MB "
+        f"free, 6.0 MB of it kept for the uploads under way. {advice}",
+    )
+    assert read == [6 * MB]  # none of the refused ones' bodies
+    go_on.set()
+    assert await held == (200, "taken")
+    assert await ask(4 * MB) == (200, "taken")  # within what is free once it ended
+    assert read == [6 * MB, 4 * MB]

@@ -89,7 +89,8 @@ def serve(
 
     Off loopback a login is required, so a passphrase must have been set
     (``pjai web passphrase``); without one the app refuses to start. An upload larger
-    than ``max_upload_mb`` MB is refused (413) before more of it is read.
+    than ``max_upload_mb`` MB is refused (413) before more of it is read, as is one
+    beyond the two under way (503) or one the temporary disk has no room for (507).
     """
     if session_hours <= 0:
         raise ConfigError(f"--session-hours must be above 0, got {session_hours}")

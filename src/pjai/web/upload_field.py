@@ -8,11 +8,13 @@ then left it behind). :class:`UploadField` takes over the field's route and pars
 multipart form as it streams in, writing the file's bytes straight to a private folder
 under the temporary directory (``TMPDIR``); the view gets that path, and the folder is
 removed once the view is done with it, whatever happened: the file taken, refused, the
-client gone mid-upload, an error on the server.
+client gone mid-upload, an error on the server. A disk that fills up as the file arrives
+is answered 507, saying so.
 """
 
 from __future__ import annotations
 
+import errno
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -30,6 +32,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from pjai.errors import PjaiError
+from pjai.web.uploads import megabytes, temp_space
 
 __all__ = ["FileHandler", "ReceivedFile", "UploadField", "received_file"]
 
@@ -164,12 +167,24 @@ async def _store(request: Request, folder: Path) -> ReceivedFile:
     the file is named ``upload`` only once all of it has arrived."""
     reader = _FormReader(request.headers.get("content-type", ""))
     part, whole = folder / "upload.part", folder / "upload"
-    with part.open("wb") as out:
-        async for chunk in request.stream():
-            reader.feed(chunk)
-            if reader.pending_bytes >= _FLUSH:
-                await _write(out, reader.take())
-        await _write(out, reader.take())
+    try:
+        with part.open("wb") as out:
+            async for chunk in request.stream():
+                reader.feed(chunk)
+                if reader.pending_bytes >= _FLUSH:
+                    await _write(out, reader.take())
+            await _write(out, reader.take())
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        # Checked for room before it began (UploadLimit); something else filled it since.
+        where, free = temp_space()
+        raise _Refused(
+            507,
+            f"The server's temporary disk ({where}) filled up during this upload "
+            f"({megabytes(free)} free now). Free some space there, or serve with TMPDIR "
+            "set to a larger disk.\n",
+        ) from exc
     if reader.name is None:
         raise _Refused(400, "The upload's form holds no file.")
     if not reader.ended:

@@ -7,21 +7,32 @@ sees it. :class:`UploadLimit` stands in front of NiceGUI's upload route and answ
 once a request is larger than the limit: at once when its ``Content-Length`` says so,
 and as its body streams otherwise (a chunked request names no length), never passing on
 more than the limit. Each upload taken holds up to the limit on the temporary disk until
-its view is done with it, so it also answers 503, before reading any of the body, to an
-upload beyond :data:`UPLOADS_AT_ONCE` under way: a few clients each sending the largest
-upload at once would otherwise fill the disk.
+its view is done with it, so it also answers, before reading any of the body, 503 to an
+upload beyond :data:`UPLOADS_AT_ONCE` under way (a few clients each sending the largest
+upload at once would otherwise fill the disk), and 507 to one that the temporary disk
+has no room for: its ``Content-Length`` (the limit, when it names none) more than what
+is free there, less what the uploads under way may still write.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import MutableMapping
+import shutil
+import tempfile
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from pjai.errors import PjaiError
 from pjai.web.guard import ASGIApp, Receive, Scope, Send, answer_text
 
-__all__ = ["UPLOADS_AT_ONCE", "UPLOAD_ROUTE", "UploadLimit", "upload_bytes"]
+__all__ = [
+    "UPLOADS_AT_ONCE",
+    "UPLOAD_ROUTE",
+    "UploadLimit",
+    "megabytes",
+    "temp_space",
+    "upload_bytes",
+]
 
 UPLOAD_ROUTE = re.compile(r"/_nicegui/client/[^/]+/upload/[^/]+")
 """The route NiceGUI gives each ``ui.upload`` (``/_nicegui/client/{client}/upload/{id}``,
@@ -43,6 +54,18 @@ def upload_bytes(megabytes: int) -> int:
     return megabytes * 1024 * 1024
 
 
+def megabytes(size: float) -> str:
+    """``size`` bytes in MB of 1,048,576 bytes, for a person to read ("6.9 MB")."""
+    return f"{size / (1024 * 1024):,.1f} MB"
+
+
+def temp_space() -> tuple[str, int]:
+    """The temporary directory uploads are written under (``TMPDIR``), and the bytes
+    free on its disk."""
+    where = tempfile.gettempdir()
+    return where, shutil.disk_usage(where).free
+
+
 class _TooLarge(PjaiError):
     """The body streaming in went past the limit (raised from ``receive``, caught by
     :class:`UploadLimit`, never seen elsewhere)."""
@@ -61,15 +84,23 @@ def _content_length(scope: Scope) -> int | None:
 class UploadLimit:
     """ASGI middleware: a request to NiceGUI's upload route larger than ``limit`` bytes
     (the whole body, the form around the file included) gets 413, and one beyond
-    ``at_once`` under way gets 503; its connection is closed, the rest of the body
-    never read."""
+    ``at_once`` under way gets 503, one the temporary disk (``space``) has no room for
+    507; its connection is closed, the rest of the body never read."""
 
-    def __init__(self, app: ASGIApp, limit: int, at_once: int = UPLOADS_AT_ONCE) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        at_once: int = UPLOADS_AT_ONCE,
+        space: Callable[[], tuple[str, int]] = temp_space,
+    ) -> None:
         self.app = app
         self.limit = limit
         self.at_once = at_once
-        self.under_way = 0
-        """Uploads being received or handled now (their requests not yet answered)."""
+        self.space = space
+        self.kept: list[int] = []
+        """The room kept on the temporary disk for each upload being received or
+        handled now (their requests not yet answered): the most each may write."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or UPLOAD_ROUTE.fullmatch(scope.get("path", "")) is None:
@@ -79,14 +110,19 @@ class UploadLimit:
         if length is not None and length > self.limit:
             await self._refuse(send)
             return
-        if self.under_way >= self.at_once:
+        if len(self.kept) >= self.at_once:
             await self._refuse_busy(send)
             return
-        self.under_way += 1
+        needed = self.limit if length is None else length
+        where, free = self.space()
+        if needed > free - sum(self.kept):
+            await self._refuse_no_room(send, needed, where, free, named=length is not None)
+            return
+        self.kept.append(needed)
         try:
             await self._pass(scope, receive, send)
         finally:
-            self.under_way -= 1
+            self.kept.remove(needed)
 
     async def _pass(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on, refusing it once its body goes past the limit."""
@@ -127,7 +163,26 @@ class UploadLimit:
 
     async def _refuse_busy(self, send: Send) -> None:
         why = (
-            f"The server is receiving {self.under_way} uploads already, as many as it "
+            f"The server is receiving {len(self.kept)} uploads already, as many as it "
             "takes at once; try again when one has ended.\n"
         ).encode()
         await answer_text(send, 503, why, close=True)
+
+    async def _refuse_no_room(
+        self, send: Send, needed: int, where: str, free: int, *, named: bool
+    ) -> None:
+        kept = sum(self.kept)
+        what = (
+            f"This upload needs {megabytes(needed)} of temporary space"
+            if named
+            else "This upload names no length, so it needs as much temporary space as the "
+            f"largest this app takes, {megabytes(needed)}"
+        )
+        has = f"{megabytes(free)} free" + (
+            f", {megabytes(kept)} of it kept for the uploads under way" if kept else ""
+        )
+        why = (
+            f"{what}, and the server's temporary disk ({where}) has "
+            f"{has}. Free some space there, or serve with TMPDIR set to a larger disk.\n"
+        ).encode()
+        await answer_text(send, 507, why, close=True)

@@ -7,6 +7,7 @@ after, whether it was taken, refused or abandoned mid-way."""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import time
@@ -20,6 +21,7 @@ from playwright.sync_api import Page, expect
 
 from pjai.app import DataDir, Personas, export_archive
 from pjai.bench.webapp import WebProcess
+from tests.tmpfs import tmpfs
 from tests.web.browser.conftest import screenshot
 
 LIMIT_MB = 1
@@ -110,10 +112,14 @@ def _arriving(temp: Path) -> int:
 
 
 @contextmanager
-def _begun(upload: str, size: int = 4 * 1024 * 1024) -> Iterator[socket.socket]:
-    """An upload of a ``size``-byte file to ``upload``, on a connection of its own with
-    half of it sent; the connection is closed, the upload abandoned, when the block ends
-    (or before, by closing what it yields)."""
+def _begun(
+    upload: str, size: int = 4 * 1024 * 1024, sent: int | None = None
+) -> Iterator[socket.socket]:
+    """An upload of a ``size``-byte file of 0x01 bytes to ``upload``, on a connection of
+    its own with ``sent`` bytes of the file sent (half without); the connection is
+    closed, the upload abandoned, when the block ends (or before, by closing what it
+    yields)."""
+    sent = size // 2 if sent is None else sent
     address = urlsplit(upload)
     assert address.port is not None
     head, tail = _form(size)
@@ -121,11 +127,34 @@ def _begun(upload: str, size: int = 4 * 1024 * 1024) -> Iterator[socket.socket]:
         f"POST {address.path} HTTP/1.1\r\n"
         f"Host: {address.netloc}\r\n"
         f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
-        f"Content-Length: {len(head) + size + len(tail)}\r\n\r\n"
+        f"Content-Length: {len(head) + size + len(tail)}\r\n"
+        "Connection: close\r\n\r\n"
     ).encode()
     with socket.create_connection(("127.0.0.1", address.port), timeout=WAIT_S) as sock:
-        sock.sendall(request + head + b"\1" * (size // 2))
+        sock.sendall(request + head + b"\1" * sent)
         yield sock
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """What the server answers on ``sock``, until it closes the connection."""
+    return b"".join(iter(lambda: sock.recv(65536), b""))
+
+
+def _fill(disk: Path) -> Path:
+    """A file that takes every byte left free on ``disk``."""
+    path = disk / "everything-left"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        for block in (65536, 4096, 1):
+            try:
+                while os.write(fd, b"\0" * block):
+                    pass
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+    finally:
+        os.close(fd)
+    return path
 
 
 def _until(condition: Callable[[], bool], what: str) -> None:
@@ -326,3 +355,52 @@ def test_an_upload_past_the_two_under_way_is_refused_and_the_page_says_so(
             first.close()  # one ends: its place is free again
             _until(lambda: _arriving(temp) == 1, "the first upload to be removed")
             _imports(page, archive, tmp_path / "restored")
+
+
+def test_an_upload_the_temporary_disk_has_no_room_for_is_refused_saying_how_much_there_is(
+    page: Page, tmp_path: Path
+) -> None:
+    archive = _archive(tmp_path)
+    # 8 MiB, 1 MiB of it taken: 7.0 MB free for uploads of up to 16 MB.
+    with tmpfs(tmp_path / "tmp", "8m") as temp, _serve(tmp_path, limit_mb=16) as web:
+        upload = _upload_url(page, web.url)
+        no_room = (
+            "of temporary space, and the server's temporary disk "
+            f"({temp}) has 7.0 MB free. Free some space there, or serve with TMPDIR set "
+            "to a larger disk."
+        )
+        # Ten megabytes announced, the form's head sent: refused at once, unread.
+        with _begun(upload, size=10 * 1024 * 1024, sent=0) as sock:
+            answer = _answer(sock)
+        assert answer.startswith(b"HTTP/1.1 507 "), answer
+        assert f"This upload needs 10.0 MB {no_room}".encode() in answer
+
+        # The page says so, with how much room there is.
+        big = tmp_path / "big.zip"
+        big.write_bytes(b"\0" * (10 * 1024 * 1024))
+        page.get_by_test_id("import-target").fill(str(tmp_path / "restored"))
+        page.locator('[data-testid="import-upload"] input[type=file]').set_input_files(str(big))
+        outcome = page.get_by_test_id("import-outcome")
+        expect(outcome).to_have_text(f"Not imported. This upload needs 10.0 MB {no_room}")
+        screenshot(page, "devtools-import-no-room-1280")
+        page.set_viewport_size({"width": 375, "height": 800})
+        expect(page.locator(".q-drawer")).not_to_be_in_viewport()
+        screenshot(page, "devtools-import-no-room-375")
+        page.set_viewport_size({"width": 1280, "height": 860})
+
+        # Room when it began, none by its end (another process took it): refused too,
+        # and what had arrived removed.
+        with _begun(upload, size=256 * 1024, sent=0) as sock:
+            _until(lambda: _arriving(temp) == 1, "the upload to begin")
+            everything = _fill(temp)
+            _, tail = _form(0)
+            sock.sendall(b"\1" * 256 * 1024 + tail)
+            answer = _answer(sock)
+        assert answer.startswith(b"HTTP/1.1 507 "), answer
+        assert (
+            f"The server's temporary disk ({temp}) filled up during this upload (0.0 MB free now)."
+        ).encode() in answer
+        assert list(temp.glob("pjai-upload-*")) == []
+
+        everything.unlink()
+        _imports(page, archive, tmp_path / "restored")
