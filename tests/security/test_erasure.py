@@ -42,7 +42,7 @@ from pjai.errors import (
 )
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.embeddings import Embeddings, Forgotten
-from pjai.schema import SCHEMA, Event, PersonaErased
+from pjai.schema import SCHEMA, Event, PersonaCreated, PersonaErased
 from pjai.security import ErasedKey, FieldCodec, KeyRing
 from pjai.sql import journal as sql_journal
 from pjai.sql.shards import ShardSet
@@ -315,7 +315,7 @@ def stop_before_the_keys(monkeypatch: pytest.MonkeyPatch, data: DataDir, persona
     """Erase ``persona_id`` in a process stopped after the erasure event, before the
     persona's keys are destroyed."""
 
-    def stopped(self: KeyRing, scope: str) -> list[ErasedKey]:
+    def stopped(self: KeyRing, scope: str, lineages: object = None) -> list[ErasedKey]:
         raise KeyboardInterrupt
 
     with data.open() as manager, monkeypatch.context() as patched:
@@ -459,11 +459,13 @@ def test_opening_the_store_alone_destroys_the_keys_of_a_persona_it_holds_erased(
 
 
 @pytest.mark.parametrize("livestore", [True, False])
-def test_telling_unfinished_erasures_reads_only_the_erasure_events_of_the_log(
+def test_telling_unfinished_erasures_reads_only_the_erasure_and_creation_events_of_the_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, livestore: bool
 ) -> None:
     # A joining device takes a persona's keys before its events: the ring then holds
-    # keys of a persona with no row, and each opening asks whether it was erased.
+    # keys of a persona with no row, and each opening asks whether it was erased. Only
+    # when it was are the creation events read too: they tell whether the keys are the
+    # erased persona's or those of a persona given its id again.
     data = encrypted(tmp_path / "data")
     with data.open() as manager:
         ada = ada_beside_grace(manager)
@@ -495,7 +497,8 @@ def test_telling_unfinished_erasures_reads_only_the_erasure_events_of_the_log(
             reading(patched, store_log, "_entry")
             reading(patched, sql_journal, "_record")
             assert unfinished_erasures(manager) == [ada]
-        assert read == [PersonaErased.NAME]
+        erasure, creation = PersonaErased.NAME, PersonaCreated.NAME
+        assert read == [erasure, creation, creation, erasure]  # Ada's, Grace's
     finished_on_opening(data)
 
 
@@ -603,7 +606,7 @@ def test_keys_that_cannot_be_destroyed_on_opening_refuse_the_opening(
         ada = fill(manager, "Ada", MARKER)
     stop_before_the_keys(monkeypatch, data, ada)
 
-    def busy(self: KeyRing, scope: str) -> list[ErasedKey]:
+    def busy(self: KeyRing, scope: str, lineages: object = None) -> list[ErasedKey]:
         raise apsw.BusyError("database is locked")
 
     with monkeypatch.context() as patched:

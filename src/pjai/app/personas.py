@@ -203,8 +203,9 @@ class Personas:
             gone = " (deleted: `pjai persona restore` brings it back)" if taken.deleted_at else ""
             raise ConfigError(f"a persona with id {persona_id!r} exists{gone}")
         if persona_id is not None and persona_id in erased_personas(self.manager):
-            # Another device that has the erasure but not yet the new persona would
-            # take the new persona's keys for the erased one's, and destroy them.
+            # The erasure is known here: the id stays the erased persona's. (A device
+            # that has not heard of it may give the id: the new persona's keys are of a
+            # lineage of their own, which the erasure does not destroy.)
             raise ConfigError(
                 f"the persona with id {persona_id!r} was erased: an erased persona's id "
                 "is not given again; give another id, or none for a new one"

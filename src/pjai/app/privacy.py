@@ -3,10 +3,13 @@
 :func:`erase_persona` commits one ``v1.PersonaErased`` event (it names the persona and
 nothing else), which deletes every row of the persona from the store's state and the
 SQL primary; destroys the persona's data keys, so that its sealed events in every log
-open nowhere (crypto-shredding); drops its memory vectors; and rewrites the store, the
-SQL primary and the vector file so that no deleted page keeps its text. It returns an
-:class:`ErasureProof` that holds no personal data. From before the event is committed
-until every file is rewritten, the data directory holds a mark that the rewrite is owed
+open nowhere (crypto-shredding: the lineages of the keys its events were sealed with,
+:class:`~pjai.security.KeyRing`, never the keys of a persona given its id again by a
+device that had not heard of the erasure, whose creation started a lineage of its
+own); drops its memory vectors; and rewrites the store, the SQL primary and the vector
+file so that no deleted page keeps its text. It returns an :class:`ErasureProof` that
+holds no personal data. From before the event is committed until every file is
+rewritten, the data directory holds a mark that the rewrite is owed
 (:mod:`pjai.app.erasing`): an erasure stopped on the way is finished by the next
 opening of the directory (:func:`finish_erasures`).
 
@@ -36,6 +39,7 @@ from pjai.app.erasing import (
 from pjai.app.rights import (
     content_events,
     erased_keys_held,
+    erased_lineages,
     event_log,
     pending_erasures,
     persona_of,
@@ -130,8 +134,14 @@ def erase_persona(
                 _unmark_if_held(manager, data_dir, persona_id)
             raise
         event_id = record.id
+        events = [*events, record]
     codec = manager.schema.codec
-    destroyed = codec.keys.erase(persona_id) if isinstance(codec, FieldCodec) else []
+    destroyed = []
+    if isinstance(codec, FieldCodec):
+        # Of its keys, the lineages its events were sealed with: not one a persona given
+        # its id again on a device that had not heard of the erasure started.
+        lineages = erased_lineages(events, codec.keys).get(persona_id, set())
+        destroyed = codec.keys.erase(persona_id, lineages)
     rewritten, unfinished = _rewrite(data_dir, manager, persona_id)
     vectors, beside, not_beside = _rewrite_beside(data_dir, events, persona_id, again=again)
     rewritten += beside
@@ -200,18 +210,19 @@ def finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> list[E
 
 def destroy_erased_keys(data_dir: DataDir, store: Store) -> list[str]:
     """Destroy the data keys of the personas the store, opened on its own, holds erased
-    (:func:`~pjai.app.rights.erased_keys_held`), so that nothing read from it (a
-    rebuild) opens their sealed events; each marked first as owing the rewrite of the
-    files, which the next opening of the directory does (:func:`finish_erasures`: SQL
-    too, which a store opened alone does not reach). The personas whose keys went."""
+    (:func:`~pjai.app.rights.erased_keys_held`: of the lineages their erasures destroy,
+    not those of a persona given an erased one's id again), so that nothing read from
+    it (a rebuild) opens their sealed events; each marked first as owing the rewrite of
+    the files, which the next opening of the directory does (:func:`finish_erasures`:
+    SQL too, which a store opened alone does not reach). The personas whose keys went."""
     codec = store.schema.codec
     if not isinstance(codec, FieldCodec):
         return []
     erased = erased_keys_held(store)
-    for persona_id in erased:
+    for persona_id, lineages in erased.items():
         owe_rewrite(data_dir.path, persona_id)
-        codec.keys.erase(persona_id)
-    return erased
+        codec.keys.erase(persona_id, lineages)
+    return sorted(erased)
 
 
 def rewrites_due(data_dir: DataDir, manager: HybridDatabaseManager) -> list[str]:

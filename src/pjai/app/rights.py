@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -19,7 +20,7 @@ from sqlalchemy import func, select
 from pjai.app.erasing import copies_left, rewrites_owed
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.classify import RESTRICTED
-from pjai.schema import SCHEMA, ConsentRecorded, PersonaErased
+from pjai.schema import SCHEMA, ConsentRecorded, PersonaCreated, PersonaErased
 from pjai.schema.expressions import in_parts
 from pjai.schema.models import Persona, persona_from_row
 from pjai.schema.records import EventRecord
@@ -32,7 +33,7 @@ from pjai.schema.tables import (
     memories,
     personas,
 )
-from pjai.security import STORE_SCOPE, FieldCodec
+from pjai.security import STORE_SCOPE, FieldCodec, KeyRing
 from pjai.store import Query, Row, Store
 
 __all__ = [
@@ -41,7 +42,9 @@ __all__ = [
     "PrivacyReport",
     "consents_of",
     "content_events",
+    "erased_keys",
     "erased_keys_held",
+    "erased_lineages",
     "erased_personas",
     "event_log",
     "pending_erasures",
@@ -180,15 +183,19 @@ def unfinished_erasures(manager: HybridDatabaseManager) -> list[str]:
     """The erased personas whose erasure is not finished, by id (see
     :attr:`PrivacyReport.unfinished_erasures`). Of the log, only the erasure events are
     read, and only when the ring holds keys of a persona the directory has no row of
-    (an erasure leaves no row; a device's keys may come before the persona's events)."""
-    held = _held_keys(manager.schema.codec)
+    (an erasure leaves no row; a device's keys may come before the persona's events);
+    the creation events too when it holds keys of one erased, to tell whether they are
+    the erased persona's or those of a persona given its id again
+    (:func:`erased_lineages`)."""
+    codec = manager.schema.codec
+    held = _held_keys(codec)
     # Of either, only personas with no row: an erasure leaves none.
     owed = set(rewrites_owed(manager.data_dir))
     live = _with_row(manager.query, held | owed)
     held -= live
     owed -= live
-    if held:
-        held &= _erased(event_log(manager, named=_ERASURES))
+    if held and isinstance(codec, FieldCodec):
+        held = set(_erased_held(codec.keys, held, partial(event_log, manager)))
     return sorted(held | owed)
 
 
@@ -198,16 +205,90 @@ def erased_personas(manager: HybridDatabaseManager) -> set[str]:
     return {p for p in _erased(event_log(manager, named=_ERASURES)) if p is not None}
 
 
-def erased_keys_held(store: Store) -> list[str]:
+def erased_keys_held(store: Store) -> dict[str, set[str]]:
     """The personas whose data keys the store's key ring still holds though its log
     holds their erasure and its state no row of them (an erasure stopped before its
     keys went, or one made on another device whose keys' deletion has not come), read
-    from the store alone, by id."""
-    held = _held_keys(store.schema.codec)
+    from the store alone, by id; with the lineages of keys their erasures destroy
+    (:func:`erased_lineages`). A key of a persona given an erased persona's id again,
+    come before the new persona's events, is not among them."""
+    codec = store.schema.codec
+    held = _held_keys(codec)
     held -= _with_row(store.query, held)
-    if held:
-        held &= _erased(e.record for e in store.events(named=_ERASURES))
-    return sorted(held)
+    if not held or not isinstance(codec, FieldCodec):
+        return {}
+
+    def read(*, named: Collection[str]) -> list[EventRecord]:
+        return [e.record for e in store.events(named=named)]
+
+    return _erased_held(codec.keys, held, read)
+
+
+def _erased_held(
+    ring: KeyRing, held: set[str], read: Callable[..., list[EventRecord]]
+) -> dict[str, set[str]]:
+    """Of the personas ``held`` (keys held, no row), those with keys of a lineage their
+    erasures destroy, with those lineages; ``read(named=...)`` reads events of the log
+    by name: the erasure events, then, for personas erased, the creation events too."""
+    held &= {p for p in _erased(read(named=_ERASURES)) if p is not None}
+    if not held:
+        return {}
+    erased = erased_lineages(read(named=_ERASURES + _CREATIONS), ring)
+    found = {}
+    for persona_id in sorted(held):
+        lineages = erased.get(persona_id, set())
+        held_lineages = ring.lineages(persona_id).values()
+        if any(lineage is None or lineage in lineages for lineage in held_lineages):
+            found[persona_id] = lineages
+    return found
+
+
+def erased_keys(log: Iterable[EventRecord]) -> dict[str, set[str]]:
+    """For each persona ``log`` erased, the ids of the data keys that sealed the events
+    of each persona of that id erased, from its creation to its erasure: with the whole
+    log, every key it used; with the creation and erasure events alone, the key its
+    creation was sealed with, the first of its lineage."""
+    since: dict[str, set[str]] = {}
+    erased: dict[str, set[str]] = {}
+    for record in log:
+        fields = _SENSITIVE.get(record.name)
+        if fields is None and record.name != PersonaErased.NAME:
+            continue  # seals nothing: not read
+        args = _ids(record)
+        persona_id = args.get("persona_id")
+        if not isinstance(persona_id, str):
+            continue
+        if record.name in _CREATIONS:
+            since[persona_id] = set()
+        if fields is None:  # the erasure
+            erased.setdefault(persona_id, set()).update(since.pop(persona_id, set()))
+        else:
+            since.setdefault(persona_id, set()).update(_sealed_with(args, fields))
+    return erased
+
+
+def _sealed_with(args: dict[str, Any], fields: tuple[str, ...]) -> set[str]:
+    """The ids of the data keys that sealed ``fields`` of an event's ``args``."""
+    found = set()
+    for name in fields:
+        value = args.get(name)
+        if isinstance(value, dict) and is_envelope(value) and isinstance(value.get("key"), str):
+            found.add(value["key"])
+    return found
+
+
+def erased_lineages(log: Iterable[EventRecord], ring: KeyRing) -> dict[str, set[str]]:
+    """For each persona ``log`` erased, the lineages of data keys its erasures destroy
+    (:meth:`~pjai.security.KeyRing.erase`, which destroys the keys with no lineage too):
+    those of the keys that sealed its events (:func:`erased_keys`), as ``ring`` holds
+    them, or, for a key it does not hold, the one that key started if it was a first
+    key. A persona given the id of one erased starts a lineage of its own as it is
+    created, on whatever device: its keys are not among these."""
+    found = {}
+    for persona_id, keys in erased_keys(log).items():
+        held = ring.lineages(persona_id)
+        found[persona_id] = {held.get(key) or key for key in keys}
+    return found
 
 
 def _held_keys(codec: object) -> set[str]:
@@ -225,6 +306,9 @@ def _with_row(query: Callable[[Query], list[Row]], persona_ids: set[str]) -> set
 
 _ERASURES = (PersonaErased.NAME,)
 """Of the log, what tells which personas were erased: read alone, not the whole log."""
+
+_CREATIONS = tuple(t.NAME for t in SCHEMA.event_types if issubclass(t, PersonaCreated))
+"""The events that make a persona: the key each is sealed with starts a lineage."""
 
 
 def _erased(log: Iterable[EventRecord]) -> set[str | None]:

@@ -14,6 +14,12 @@ Everything that persists or sends events (the store's log, the SQL journal, the 
 server, archives) then holds the envelopes without knowing it; the materializers see
 the plain values, so the device's state and indexes work as before. Fields that are
 already plain (events written before encryption was turned on) are read as they are.
+
+A persona's creation (``v1.PersonaCreated``, ``v1.PersonaImported``) is sealed with a
+new data key, the first of a lineage of its own (:meth:`KeyRing.start`), never with a
+key the ring held for that id before: a persona given the id of one erased, on a
+device that had not heard of the erasure and held the erased one's keys, seals
+nothing with them, and the erasure of the one does not reach the other.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pjai.errors import EventValidationError, KeyErasedError, KeyMissingError
-from pjai.schema import SCHEMA
+from pjai.schema import SCHEMA, PersonaCreated
 from pjai.schema.event import Schema
 from pjai.schema.sealed import ENVELOPE_KEY, is_envelope
 from pjai.security.columns import ColumnSealer
@@ -62,6 +68,8 @@ class FieldCodec:
         """The codec and the store key it seals under: a store sealed under one key
         ring opens only with that ring."""
         self._sensitive = {t.NAME: t.SENSITIVE for t in schema.event_types if t.SENSITIVE}
+        self._creations = {t.NAME for t in schema.event_types if issubclass(t, PersonaCreated)}
+        """The events that make a persona: each starts a lineage of data keys."""
         self._ciphers: dict[str, AESGCM] = {}
         self._json = msgspec.json.Encoder()
         self._columns = ColumnSealer(keys, schema)
@@ -83,7 +91,10 @@ class FieldCodec:
         if not present:
             return args
         persona = _persona(doc)
-        key_id, key = self.keys.current(persona or STORE_SCOPE)
+        if persona not in ("", STORE_SCOPE) and event_name in self._creations:
+            key_id, key = self.keys.start(persona)
+        else:
+            key_id, key = self.keys.current(persona or STORE_SCOPE)
         cipher = self._cipher(key_id, key)
         encode = self._json.encode
         for field in present:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import apsw
 
-__all__ = ["FORMAT", "SCHEMA", "backup", "connect", "data_key_aad", "now"]
+__all__ = ["FORMAT", "SCHEMA", "backup", "connect", "data_key_aad", "now", "upgrade"]
 
 FORMAT = "1"
 """The key ring file's format."""
@@ -34,19 +34,52 @@ CREATE TABLE IF NOT EXISTS data_keys (
     nonce BLOB NOT NULL,
     wrapped BLOB NOT NULL,
     current INTEGER NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    lineage TEXT
 );
 CREATE INDEX IF NOT EXISTS data_keys_scope ON data_keys (scope, current);
 CREATE TABLE IF NOT EXISTS erased (
     key_id TEXT PRIMARY KEY,
     scope TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
-    erased_at TEXT NOT NULL
+    erased_at TEXT NOT NULL,
+    lineage TEXT
 );
 CREATE TABLE IF NOT EXISTS retired (id TEXT PRIMARY KEY, retired_at TEXT NOT NULL);
 """
 """``retired``: passphrase wraps replaced here (a new passphrase), to be deleted from
-the sync server's keys channel so that the old passphrase no longer joins a device."""
+the sync server's keys channel so that the old passphrase no longer joins a device.
+
+``lineage``: the id of the first data key of the persona a key was made for (made as
+the persona was created; its own id for that first key), kept by the keys rotated
+from it; ``NULL`` for a key made before keys had lineages, or made for a persona that
+was created without one (before encryption was on). An erasure destroys the lineages
+of the persona it erases, never one started by a new persona given the same id
+(:meth:`pjai.security.keys.KeyRing.erase`)."""
+
+
+def upgrade(conn: apsw.Connection) -> None:
+    """Give a ring made by an older PJai the tables and columns added since (its keys
+    have no lineage)."""
+    conn.execute(SCHEMA)
+    if _lacking(conn):
+        conn.execute("BEGIN IMMEDIATE")  # of processes opening it at once, one adds them
+        try:
+            for table in _lacking(conn):
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN lineage TEXT")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def _lacking(conn: apsw.Connection) -> list[str]:
+    """The tables of the ring at ``conn`` without a ``lineage`` column."""
+    return [
+        table
+        for table in ("data_keys", "erased")
+        if "lineage" not in {str(row[1]) for row in conn.execute(f"PRAGMA table_info({table})")}
+    ]
 
 
 def now() -> str:
@@ -78,5 +111,8 @@ def backup(source: Path, destination: Path) -> None:
         original.close()
 
 
-def data_key_aad(key_id: str, scope: str) -> bytes:
-    return b"pjai data key\x00" + key_id.encode() + b"\x00" + scope.encode()
+def data_key_aad(key_id: str, scope: str, lineage: str | None = None) -> bytes:
+    """What a wrapped data key is bound to: its id, its scope, and its lineage if it has
+    one (a key moved to another scope or lineage does not open)."""
+    aad = b"pjai data key\x00" + key_id.encode() + b"\x00" + scope.encode()
+    return aad if lineage is None else aad + b"\x00lineage\x00" + lineage.encode()

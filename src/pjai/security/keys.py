@@ -7,6 +7,14 @@ Each persona's sensitive fields are encrypted with that persona's data key, kept
 wrapped by the store key. Rotating gives a persona a new data key for its future
 events; the old ones stay to read the past until the persona is erased.
 
+A persona's data keys form a lineage: the first is made as the persona is created
+(:meth:`KeyRing.start`), each rotation keeps its lineage (the first key's id), and the
+lineage is bound to the wrapped key as its scope is. An erased persona's id may be given
+again by a device that had not heard of the erasure: the new persona's keys are of a
+lineage of their own, and an erasure destroys only the lineages of the persona it
+erases (:meth:`KeyRing.erase`), with the keys that have none (made before keys had
+lineages, or for a persona created before encryption was on).
+
 The keys live in ``keys.db``, a small mutable SQLite file beside the store, **not** in
 the event log: an append-only log cannot forget a key, and erasing a persona is
 forgetting its keys (crypto-shredding). The file is written with ``secure_delete`` and
@@ -18,11 +26,12 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,7 +47,7 @@ from pjai.files import create_text, fsync_path
 from pjai.resource import Resource
 from pjai.schema.personas import NO_PERSONA_ID
 from pjai.schema.types import new_id
-from pjai.security.keyfile import FORMAT, SCHEMA, connect, data_key_aad, now
+from pjai.security.keyfile import FORMAT, SCHEMA, connect, data_key_aad, now, upgrade
 from pjai.security.locks import (
     KEY_BYTES,
     Argon2Params,
@@ -76,6 +85,11 @@ FRESH_S = 0.5
 
 T = TypeVar("T")
 _NONCE_BYTES = 12
+
+
+def _text(value: object) -> str | None:
+    """A nullable text column's value."""
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +261,7 @@ class KeyRing(Resource):
             if meta.get("format") != FORMAT:
                 found = meta.get("format")
                 raise KeyRingError(f"{target} is not a key ring this PJai reads (format {found!r})")
-            conn.execute(SCHEMA)  # a ring made by an older PJai lacks the newer tables
+            upgrade(conn)  # a ring made by an older PJai lacks the newer tables and columns
             # Read before the store key is unlocked (stretching takes a while): a lock
             # another process changes meanwhile is then seen as changed.
             seen = _wrap_ids(conn)
@@ -380,15 +394,23 @@ class KeyRing(Resource):
         key_id = self._current.get(scope)
         if key_id is not None:
             return key_id, self._cache[key_id]
-        row = self._conn.execute(
-            "SELECT id, nonce, wrapped FROM data_keys WHERE scope = ? AND current = 1", (scope,)
-        ).fetchone()
+        row = self._current_row(scope)
         if row is None:
-            return self._new_data_key(scope)
+            return self._new_data_key(scope, None)
         key_id = str(row[0])
-        key = self._unwrap_data_key(key_id, scope, blob(row[1]), blob(row[2]))
+        key = self._unwrap_data_key(key_id, scope, blob(row[1]), blob(row[2]), _text(row[3]))
         self._current[scope] = key_id
         return key_id, key
+
+    @_locked
+    def start(self, scope: str) -> tuple[str, bytes]:
+        """A new data key for ``scope``, the first of a new lineage, that its new events
+        are encrypted with from now on: a persona is being created (maybe with the id of
+        one erased on a device this one has not heard from yet). The keys held for the
+        scope stay, for reading; an erasure of the persona that had them does not
+        destroy this one. Raises :class:`~pjai.errors.KeyRingError` when a persona of
+        that id was erased here."""
+        return self._new_data_key(scope, None, first=True)
 
     @_locked
     def key(self, key_id: str) -> bytes | None:
@@ -398,17 +420,19 @@ class KeyRing(Resource):
         if found is not None:
             return found
         row = self._conn.execute(
-            "SELECT scope, nonce, wrapped FROM data_keys WHERE id = ?", (key_id,)
+            "SELECT scope, nonce, wrapped, lineage FROM data_keys WHERE id = ?", (key_id,)
         ).fetchone()
         if row is None:
             return None
-        return self._unwrap_data_key(key_id, str(row[0]), blob(row[1]), blob(row[2]))
+        return self._unwrap_data_key(key_id, str(row[0]), blob(row[1]), blob(row[2]), _text(row[3]))
 
     @_locked
     def rotate(self, scope: str) -> str:
-        """A new data key for ``scope``'s future events; the old ones stay for reading.
-        Returns the new key's id."""
-        return self._new_data_key(scope)[0]
+        """A new data key for ``scope``'s future events, of the current key's lineage;
+        the old ones stay for reading. Returns the new key's id."""
+        self._follow_others()
+        row = self._current_row(scope)
+        return self._new_data_key(scope, None if row is None else _text(row[3]))[0]
 
     @_locked
     def scopes(self) -> dict[str, int]:
@@ -417,30 +441,50 @@ class KeyRing(Resource):
         return {str(scope): int(count) for scope, count in rows}
 
     @_locked
-    def erase(self, scope: str) -> list[ErasedKey]:
-        """Destroy every data key of ``scope``: what they encrypted can no longer be
-        read, anywhere this file was the only copy. Returns what was destroyed (ids and
-        fingerprints, no key material)."""
+    def lineages(self, scope: str) -> dict[str, str | None]:
+        """The lineage of each data key ``scope`` holds, by key id (``None``: a key with
+        no lineage)."""
+        rows = self._conn.execute("SELECT id, lineage FROM data_keys WHERE scope = ?", (scope,))
+        return {str(key_id): _text(lineage) for key_id, lineage in rows}
+
+    @_locked
+    def erase(self, scope: str, lineages: Collection[str] | None = None) -> list[ErasedKey]:
+        """Destroy the data keys of ``scope``: what they encrypted can no longer be read,
+        anywhere this file was the only copy. With ``lineages``, only the keys of those
+        lineages and the keys with no lineage (made before keys had one, or for a
+        persona created without one): the keys of one persona, not those of a persona
+        given its id again after it was erased, which started a lineage of its own.
+        Without, every key of the scope (an erasure that does not tell its lineages).
+        Returns what was destroyed (ids and fingerprints, no key material)."""
         at = now()
         erased = []
+        which = "scope = ?"
+        args = [scope]
+        if lineages is not None:
+            which += " AND (lineage IS NULL OR lineage IN (SELECT value FROM json_each(?)))"
+            args.append(json.dumps(sorted(lineages)))
         # Read and deleted under one write lock: a key another process gives the scope
         # meanwhile (a rotation, a key taken from the sync server) is destroyed and
         # recorded with the others, not destroyed unrecorded or kept.
         with self._writing():
             rows = self._conn.execute(
-                "SELECT id, nonce, wrapped FROM data_keys WHERE scope = ?", (scope,)
+                f"SELECT id, nonce, wrapped, lineage FROM data_keys WHERE {which}", args
             ).fetchall()
-            for key_id, nonce, wrapped in rows:
+            for key_id, nonce, wrapped, lineage in rows:
                 try:
-                    found = self._unwrap_data_key(str(key_id), scope, blob(nonce), blob(wrapped))
+                    found = self._unwrap_data_key(
+                        str(key_id), scope, blob(nonce), blob(wrapped), _text(lineage)
+                    )
                     mark = fingerprint(found)
                 except KeyRingError:  # an altered key is destroyed all the same
                     mark = "unreadable"
                 self._conn.execute(
-                    "INSERT OR REPLACE INTO erased VALUES (?, ?, ?, ?)", (key_id, scope, mark, at)
+                    "INSERT OR REPLACE INTO erased (key_id, scope, fingerprint, erased_at, "
+                    "lineage) VALUES (?, ?, ?, ?, ?)",
+                    (key_id, scope, mark, at, lineage),
                 )
                 erased.append(ErasedKey(str(key_id), scope, mark, datetime.fromisoformat(at)))
-            self._conn.execute("DELETE FROM data_keys WHERE scope = ?", (scope,))
+            self._conn.execute(f"DELETE FROM data_keys WHERE {which}", args)
         for gone in erased:
             self._cache.pop(gone.key_id, None)
         self._current.pop(scope, None)
@@ -525,25 +569,65 @@ class KeyRing(Resource):
             yield
         self._seen = _wrap_ids(self._conn)
 
-    def _new_data_key(self, scope: str) -> tuple[str, bytes]:
+    def _current_row(self, scope: str) -> Any:
+        """The current key of ``scope`` as the file holds it (id, nonce, wrapped,
+        lineage); when none is current (its lineage was erased and another stays: a
+        persona given the id of one erased), the newest it holds, made the current one;
+        ``None`` when it holds none."""
+        row = self._conn.execute(
+            "SELECT id, nonce, wrapped, lineage, current FROM data_keys WHERE scope = ? "
+            "ORDER BY current DESC, id DESC LIMIT 1",
+            (scope,),
+        ).fetchone()
+        if row is not None and not row[4]:
+            with self._writing():
+                self._conn.execute(
+                    "UPDATE data_keys SET current = (id = ?) WHERE scope = ?", (row[0], scope)
+                )
+        return row
+
+    def _new_data_key(
+        self, scope: str, lineage: str | None, *, first: bool = False
+    ) -> tuple[str, bytes]:
+        """A new key of ``scope`` made current: of ``lineage`` (``None``: none), or with
+        ``first`` the first of a lineage of its own."""
         key_id, key = new_id(), secrets.token_bytes(KEY_BYTES)
+        if first:
+            lineage = key_id
         nonce = secrets.token_bytes(_NONCE_BYTES)
-        wrapped = AESGCM(self._store_key).encrypt(nonce, key, data_key_aad(key_id, scope))
+        wrapped = AESGCM(self._store_key).encrypt(nonce, key, data_key_aad(key_id, scope, lineage))
         with self._writing():  # an erasure by another process is not passed by
-            if self._conn.execute("SELECT 1 FROM erased WHERE scope = ?", (scope,)).fetchone():
+            # A persona is not made anew here with the id of one erased here: the
+            # erasure is known on this device (its keys went), if not yet its event.
+            if self._was_erased(scope, None if first else lineage):
                 raise KeyRingError(f"{scope} was erased: nothing new is encrypted for it")
             self._conn.execute("UPDATE data_keys SET current = 0 WHERE scope = ?", (scope,))
             self._conn.execute(
-                "INSERT INTO data_keys VALUES (?, ?, ?, ?, 1, ?)",
-                (key_id, scope, nonce, wrapped, now()),
+                "INSERT INTO data_keys (id, scope, nonce, wrapped, current, created_at, lineage) "
+                "VALUES (?, ?, ?, ?, 1, ?, ?)",
+                (key_id, scope, nonce, wrapped, now(), lineage),
             )
         self._cache[key_id] = key
         self._current[scope] = key_id
         return key_id, key
 
-    def _unwrap_data_key(self, key_id: str, scope: str, nonce: bytes, wrapped: bytes) -> bytes:
+    def _was_erased(self, scope: str, lineage: str | None) -> bool:
+        """Whether the keys of ``lineage`` of ``scope`` were erased here; for no lineage,
+        whether any key of the scope was (an erasure destroys those with none too)."""
+        if lineage is None:
+            found = self._conn.execute("SELECT 1 FROM erased WHERE scope = ?", (scope,))
+        else:
+            found = self._conn.execute(
+                "SELECT 1 FROM erased WHERE scope = ? AND lineage = ?", (scope, lineage)
+            )
+        return found.fetchone() is not None
+
+    def _unwrap_data_key(
+        self, key_id: str, scope: str, nonce: bytes, wrapped: bytes, lineage: str | None = None
+    ) -> bytes:
         try:
-            key = AESGCM(self._store_key).decrypt(nonce, wrapped, data_key_aad(key_id, scope))
+            aad = data_key_aad(key_id, scope, lineage)
+            key = AESGCM(self._store_key).decrypt(nonce, wrapped, aad)
         except InvalidTag as exc:
             raise KeyRingError(
                 f"data key {key_id} of {scope} does not open: it was altered"

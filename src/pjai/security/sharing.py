@@ -4,7 +4,9 @@ What travels is wrapped: the store key wrapped by the passphrase (a ``wrap`` ite
 each data key wrapped by the store key (a ``data`` item), the wrapped bytes with what
 opening them needs (salt, stretching, nonce) in a base64 JSON blob. A device joins with
 the passphrase (:func:`join`); devices take each other's data keys (:func:`absorb`) and
-destroy the ones another device erased.
+destroy the ones another device erased. A data key's blob names its lineage
+(:mod:`pjai.security.keys`) when it has one: a device of an older PJai reads the blob of
+a key without one as before.
 """
 
 from __future__ import annotations
@@ -89,7 +91,9 @@ def export_items(ring: KeyRing) -> list[Item]:
             "SELECT id, kind, salt, params, nonce, wrapped FROM wraps "
             "WHERE kind IN ('passphrase', 'recovery code')"
         ).fetchall()
-        data = ring._conn.execute("SELECT id, scope, nonce, wrapped FROM data_keys").fetchall()
+        data = ring._conn.execute(
+            "SELECT id, scope, nonce, wrapped, lineage FROM data_keys"
+        ).fetchall()
     items = [
         {"id": str(i), "kind": "wrap", "scope": "",
          "blob": _pack(lock=str(kind), salt=blob(salt), params=str(params), nonce=blob(n),
@@ -98,10 +102,16 @@ def export_items(ring: KeyRing) -> list[Item]:
     ]  # fmt: skip
     items += [
         {"id": str(i), "kind": "data", "scope": str(scope),
-         "blob": _pack(nonce=blob(n), wrapped=blob(w))}
-        for i, scope, n, w in data
+         "blob": _pack(nonce=blob(n), wrapped=blob(w), **_lineage(lineage))}
+        for i, scope, n, w, lineage in data
     ]  # fmt: skip
     return items
+
+
+def _lineage(lineage: object) -> dict[str, str]:
+    """A data key's lineage as its blob carries it: none for a key without one, so that
+    a device of an older PJai reads the blob as before."""
+    return {} if lineage is None else {"lineage": str(lineage)}
 
 
 def deletion_proof(ring: KeyRing, key_id: str) -> str:
@@ -131,40 +141,53 @@ def absorb(
     before_erasing: Callable[[str], object] | None = None,
 ) -> Absorbed:
     """Take the data keys ``items`` holds that the ring lacks (each checked to open with
-    the store key; none for a persona erased here), make the newest key of each scope
-    the one new events use, and destroy the scopes of the keys ``deleted`` names whose
-    proof holds (erased on another device), each after ``before_erasing(scope)``
-    returned (the caller's note that what the scope's keys opened is to be rewritten:
-    once they are gone nothing else tells it)."""
+    the store key, and bound to its scope and lineage; none of a lineage erased here),
+    make the newest key of the current key's lineage of each scope the one new events
+    use (the newest of all when none is current here), and destroy the lineages of the
+    keys ``deleted`` names whose proof holds (erased on another device, with the keys
+    of their scopes that have no lineage: :meth:`KeyRing.erase`), each scope after
+    ``before_erasing(scope)`` returned (the caller's note that what the scope's keys
+    opened is to be rewritten: once they are gone nothing else tells it). A key of a
+    persona given an erased persona's id again has a lineage of its own: it is taken,
+    and the erasure's deletions do not reach it."""
     came = refused = 0
     touched: set[str] = set()
     with ring._guard():
         known = {str(r[0]) for r in ring._conn.execute("SELECT id FROM data_keys")}
-        gone = {str(r[0]) for r in ring._conn.execute("SELECT scope FROM erased")}
+        gone: dict[str, set[str | None]] = {}
+        for scope, lineage in ring._conn.execute("SELECT scope, lineage FROM erased"):
+            gone.setdefault(str(scope), set()).add(None if lineage is None else str(lineage))
         gone_ids = {str(r[0]) for r in ring._conn.execute("SELECT key_id FROM erased")}
         for item in items:
             if item.get("kind") != "data" or item.get("id") in known | gone_ids:
                 continue
             try:
                 key_id, scope = str(item["id"]), str(item["scope"])
-                if scope in gone:
-                    raise KeyRingError(f"{scope} was erased here")
                 parts = _unpack(str(item["blob"]), "nonce", "wrapped")
-                ring._unwrap_data_key(key_id, scope, parts["nonce"], parts["wrapped"])
+                lineage = parts.get("lineage")
+                if lineage is not None and not isinstance(lineage, str):
+                    raise KeyRingError(f"a shared key is not readable: lineage {lineage!r}")
+                # One with no lineage goes with any erasure of its scope.
+                if scope in gone and (lineage is None or lineage in gone[scope]):
+                    raise KeyRingError(f"{scope} was erased here")
+                ring._unwrap_data_key(key_id, scope, parts["nonce"], parts["wrapped"], lineage)
             except (KeyRingError, KeyError, TypeError) as exc:
                 log.warning("a shared key was not taken: %s", exc)
                 refused += 1
                 continue
             # A listing may name a key twice, and another process of this directory
-            # may take the same key meanwhile, or erase its scope: a key already here,
-            # or of a scope erased, is not taken.
+            # may take the same key meanwhile, or erase its lineage: a key already here,
+            # or of a lineage erased, is not taken.
             known.add(key_id)
             with ring._transaction():
                 ring._conn.execute(
-                    "INSERT OR IGNORE INTO data_keys SELECT ?, ?, ?, ?, 0, ? WHERE NOT EXISTS "
-                    "(SELECT 1 FROM erased WHERE scope = ? OR key_id = ?)",
-                    (key_id, scope, parts["nonce"], parts["wrapped"], now(), scope, key_id),
-                )
+                    "INSERT OR IGNORE INTO data_keys "
+                    "(id, scope, nonce, wrapped, current, created_at, lineage) "
+                    "SELECT ?, ?, ?, ?, 0, ?, ? WHERE NOT EXISTS (SELECT 1 FROM erased "
+                    "WHERE key_id = ? OR (scope = ? AND (? IS NULL OR lineage = ?)))",
+                    (key_id, scope, parts["nonce"], parts["wrapped"], now(), lineage,
+                     key_id, scope, lineage, lineage),
+                )  # fmt: skip
                 if not ring._conn.changes():
                     ring._cache.pop(key_id, None)  # opened to check it, not taken
                     continue
@@ -172,34 +195,53 @@ def absorb(
             touched.add(scope)
         for scope in touched:  # ids are time-ordered (UUIDv7): the newest wins
             with ring._transaction():
-                ring._conn.execute(
-                    "UPDATE data_keys SET current = (id = (SELECT max(id) FROM data_keys "
-                    "WHERE scope = ?)) WHERE scope = ?",
-                    (scope, scope),
-                )
+                _newest_current(ring, scope)
             ring._current.pop(scope, None)
-        scopes: set[str] = set()
+        erasing: dict[str, set[str]] = {}
         for deletion in deleted:
             key_id, proof = str(deletion.get("id", "")), str(deletion.get("proof", ""))
             if not hmac.compare_digest(proof, deletion_proof(ring, key_id)):
                 refused += 1
                 continue
-            row = ring._conn.execute(
-                "SELECT scope FROM data_keys WHERE id = ?", (key_id,)
-            ).fetchone()
-            if row is not None:
-                scopes.add(str(row[0]))
+            # The key's lineage, if it is here; and the one it started, whose first key
+            # it was (a rotated key of it may be here without it).
+            rows = ring._conn.execute(
+                "SELECT scope, lineage FROM data_keys WHERE id = ? "
+                "UNION SELECT scope, lineage FROM data_keys WHERE lineage = ?",
+                (key_id, key_id),
+            ).fetchall()
+            for scope, lineage in rows:
+                lineages = erasing.setdefault(str(scope), set())
+                if lineage is not None:
+                    lineages.add(str(lineage))
             # A recovery code used up on another device opens nothing here either (a
             # passphrase wrap stays: it is this device's own lock).
             with ring._transaction():
                 ring._conn.execute(
                     "DELETE FROM wraps WHERE id = ? AND kind = 'recovery code'", (key_id,)
                 )
-    for scope in sorted(scopes):
+    for scope, lineages in sorted(erasing.items()):
         if before_erasing is not None:
             before_erasing(scope)
-        ring.erase(scope)
-    return Absorbed(came, sorted(scopes), refused)
+        ring.erase(scope, lineages)
+    return Absorbed(came, sorted(erasing), refused)
+
+
+def _newest_current(ring: KeyRing, scope: str) -> None:
+    """Make the newest key of ``scope``'s current lineage its current one (a rotation on
+    another device reaches this one), or the newest of all when none is current: a
+    key taken for a persona given an erased persona's id does not become the one the
+    erased persona's events are sealed with here, nor the other way round."""
+    row = ring._conn.execute(
+        "SELECT lineage FROM data_keys WHERE scope = ? AND current = 1", (scope,)
+    ).fetchone()
+    if row is None:
+        newest = "SELECT max(id) FROM data_keys WHERE scope = ?"
+        args: tuple[object, ...] = (scope, scope)
+    else:
+        newest = "SELECT max(id) FROM data_keys WHERE scope = ? AND lineage IS ?"
+        args = (scope, row[0], scope)
+    ring._conn.execute(f"UPDATE data_keys SET current = (id = ({newest})) WHERE scope = ?", args)
 
 
 def join(
