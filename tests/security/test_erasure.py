@@ -430,6 +430,50 @@ def test_an_erasure_whose_event_fails_leaves_a_mark_only_where_rows_went(
     assert rewrites_owed(data.path) == [bea]  # no rewrite for a persona with its rows
 
 
+@pytest.mark.parametrize("keys", [True, False], ids=["key ring", "no key ring"])
+def test_an_erasure_taking_back_its_mark_leaves_another_process_s_erasure_owed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys: bool
+) -> None:
+    # Two processes erase Ada at once. The first marks her; the second finds the mark
+    # there. The first's event fails, and it finds her row still there (the second has
+    # not committed yet), so it takes its mark back, just as the second commits its
+    # erasure and stops (its keys destroyed) before its rewrite: nothing but a mark
+    # tells now that freed pages keep her rows.
+    data = encrypted(tmp_path / "data") if keys else DataDir(tmp_path / "data")
+    with data.open() as manager:
+        ada = ada_beside_grace(manager, QUOTED)  # quoted: plain events hold it escaped
+    with (
+        DataDir(data.path, environ=data.environ).open() as first,
+        DataDir(data.path, environ=data.environ).open() as second,
+    ):
+        failed = False
+
+        def refused(*events: Event) -> list[EventRecord]:
+            nonlocal failed
+            failed = True
+            raise SqlUnavailableError("SQL does not answer")
+
+        real_query = first.query
+
+        def second_commits_meanwhile(query: Any) -> Any:
+            nonlocal failed
+            found = real_query(query)
+            if failed:  # the first, taking its mark back, has just read the row
+                failed = False
+                erase_stopped_before_the_rewrite(monkeypatch, data, second, ada)
+            return found
+
+        with monkeypatch.context() as patched:
+            patched.setattr(first, "commit", refused)
+            patched.setattr(first, "query", second_commits_meanwhile)
+            with pytest.raises(SqlUnavailableError):
+                erase_persona(data, first, ada)
+        assert rewrites_owed(data.path) == [ada]
+    with finishing_on_opening(data, QUOTED) as manager:
+        assert [p.name for p in Personas(manager).list()] == ["Grace"]
+    assert rewrites_owed(data.path) == []
+
+
 def test_opening_the_store_alone_destroys_the_keys_of_a_persona_it_holds_erased(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -593,7 +637,7 @@ def test_a_new_erasure_of_an_id_waiting_for_copies_owes_the_rewrite_again(
     with DataDir(data.path, environ=data.environ).open() as manager:
         assert copies_left(data.path) == {ada}
         assert rewrites_due(data, manager) == []  # no compaction for the copies alone
-    assert owe_rewrite(data.path, ada)  # owed already, by a new erasure of the same id
+    assert owe_rewrite(data.path, ada).before  # owed already, by a new erasure of the same id
     assert copies_left(data.path) == set()
     assert rewrites_owed(data.path) == [ada]
 

@@ -11,15 +11,20 @@ finishes the rewrite, and the privacy report lists the erasure as unfinished unt
 One small file per persona, ``erasing-<digest>.json`` beside the store, holding its
 id: made with a link (on the disk before the event is committed, or the keys go) and
 removed by name, so that several erasures can be owed at once and processes marking
-and clearing at once need no lock. A file, not a row in the store or the key ring: it
-is there in a directory with the store switched off or without a key ring, and no
-repair rebuilds it away.
+and clearing at once need no lock. An erasure about to commit its event that finds the
+mark there makes one of its own beside it (``erasing-<digest>.<random>.json``), as does
+a key exchange destroying the persona's keys: an erasure in another process whose
+event then fails takes back only the mark it made, and the rewrite stays owed. A
+file, not a row in the store or the key ring: it is there in a directory with the
+store switched off or without a key ring, and no repair rebuilds it away.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from pjai.errors import ConfigError
@@ -27,32 +32,53 @@ from pjai.files import create_text, fsync_path, json_value, written_beside
 
 __all__ = [
     "ERASING_PREFIX",
+    "Owed",
     "copies_left",
     "only_copies_left",
     "owe_rewrite",
     "rewrite_done",
     "rewrites_owed",
+    "take_back",
 ]
 
 ERASING_PREFIX = "erasing-"
 """The start of the name of each mark in a data directory."""
 
 
-def owe_rewrite(directory: Path, persona_id: str) -> bool:
+@dataclass(frozen=True, slots=True)
+class Owed:
+    """What :func:`owe_rewrite` did."""
+
+    before: bool
+    """Whether the rewrite was owed already: a mark of the persona was there (an
+    erasure of it stopped, or could not rewrite a file, or is under way elsewhere)."""
+    mark: Path | None
+    """The mark this call made, which it alone takes back (:func:`take_back`); ``None``
+    when it made none (one was there, and none of its own was asked for)."""
+
+
+def owe_rewrite(directory: Path, persona_id: str, *, own: bool = True) -> Owed:
     """Mark, durably, that the erasure of ``persona_id`` owes the rewrite of the files in
-    ``directory``; whether it was owed already (an erasure of it stopped or could not
-    rewrite a file). :class:`~pjai.errors.ConfigError` when the directory cannot be
-    written."""
+    ``directory``, before its event is committed or its keys go. With ``own``, a mark of
+    this call's own even when one is there: the one there may be that of an erasure in
+    another process whose event is yet to fail, which takes it back while the persona's
+    row is there. Without (an erasure finished for a persona with no row, which no
+    other erasure takes a mark back for), none more.
+    :class:`~pjai.errors.ConfigError` when the directory cannot be written."""
     path = _mark(directory, persona_id)
     plain = json.dumps({"persona_id": persona_id}) + "\n"
     try:
         if create_text(path, plain):
-            return False
+            return Owed(before=False, mark=path)
         if _marks(directory).get(persona_id) is not None:
             # It said only damaged copies were left: this erasure rewrites again (the
             # persona was made anew meanwhile), and until it has, a rewrite is owed.
             _replace_durably(path, plain)
-        return True
+        if not own:
+            return Owed(before=True, mark=None)
+        mine = path.with_name(f"{path.stem}.{secrets.token_hex(8)}.json")
+        create_text(mine, plain)
+        return Owed(before=True, mark=mine)
     except OSError as exc:
         raise ConfigError(
             f"cannot note in {directory} that the erasure of {persona_id!r} owes a rewrite "
@@ -60,10 +86,18 @@ def owe_rewrite(directory: Path, persona_id: str) -> bool:
         ) from exc
 
 
+def take_back(owed: Owed) -> None:
+    """Remove the mark :func:`owe_rewrite` made for an erasure whose event was not
+    committed (nothing was deleted by it); another erasure's mark stays."""
+    if owed.mark is not None:
+        owed.mark.unlink(missing_ok=True)
+
+
 def rewrite_done(directory: Path, persona_id: str) -> None:
-    """Clear the mark: every file is rewritten. Not flushed to the disk: a mark that
-    comes back after a crash only costs one more rewrite."""
-    _mark(directory, persona_id).unlink(missing_ok=True)
+    """Clear the persona's marks: every file is rewritten. Not flushed to the disk: a
+    mark that comes back after a crash only costs one more rewrite."""
+    for path in _marks_of(directory, persona_id):
+        path.unlink(missing_ok=True)
 
 
 def only_copies_left(directory: Path, persona_id: str) -> None:
@@ -71,7 +105,11 @@ def only_copies_left(directory: Path, persona_id: str) -> None:
     only damaged copies that a repair set aside still hold its rows: deleting them, not
     another rewrite, finishes the erasure (:func:`copies_left`)."""
     text = json.dumps({"persona_id": persona_id, "left": _COPIES}) + "\n"
-    _replace_durably(_mark(directory, persona_id), text)
+    path = _mark(directory, persona_id)
+    _replace_durably(path, text)
+    for other in _marks_of(directory, persona_id):
+        if other != path:
+            other.unlink(missing_ok=True)
 
 
 def copies_left(directory: Path) -> set[str]:
@@ -115,7 +153,9 @@ def _marks(directory: Path) -> dict[str, str | None]:
         if not isinstance(persona_id, str):
             raise _not_a_mark(path, f"persona id {persona_id!r} is not text")
         left = mark.get("left")
-        owed[persona_id] = left if isinstance(left, str) else None
+        left = left if isinstance(left, str) else None
+        if persona_id not in owed or left is None:  # a rewrite any of its marks owes
+            owed[persona_id] = left
     return owed
 
 
@@ -123,6 +163,12 @@ def _mark(directory: Path, persona_id: str) -> Path:
     # A digest: an id (a desktop import's, or a peer's) may hold any character.
     digest = hashlib.sha256(persona_id.encode()).hexdigest()[:32]
     return directory / f"{ERASING_PREFIX}{digest}.json"
+
+
+def _marks_of(directory: Path, persona_id: str) -> list[Path]:
+    """The persona's mark and those erasures made beside it (:func:`owe_rewrite`)."""
+    path = _mark(directory, persona_id)
+    return [path, *directory.glob(f"{path.stem}.*.json")]
 
 
 def _not_a_mark(path: Path, why: str) -> ConfigError:

@@ -30,11 +30,13 @@ from sqlalchemy import select
 
 from pjai.app.datadir import DataDir
 from pjai.app.erasing import (
+    Owed,
     copies_left,
     only_copies_left,
     owe_rewrite,
     rewrite_done,
     rewrites_owed,
+    take_back,
 )
 from pjai.app.rights import (
     content_events,
@@ -122,16 +124,18 @@ def erase_persona(
     sealed, plain = content_events(events, persona_id)
     # Marked before the event: once it is committed the files hold the rows' text in
     # freed pages, and nothing else tells so (no key is held in a directory without a
-    # key ring, nor once the keys are gone). Owed already: a try before may have
-    # stopped after deleting the vectors, before rewriting their file.
-    again = owe_rewrite(data_dir.path, persona_id)
+    # key ring, nor once the keys are gone). A mark of its own even when one is there:
+    # an erasure in another process whose event fails as this one commits takes back
+    # only the mark it made. Owed already: a try before may have stopped after deleting
+    # the vectors, before rewriting their file.
+    mark = owe_rewrite(data_dir.path, persona_id, own=exists)
+    again = mark.before
     event_id = None
     if exists:
         try:
             (record,) = manager.commit(PersonaErased(persona_id=persona_id))
         except BaseException:
-            if not again:
-                _unmark_if_held(manager, data_dir, persona_id)
+            _take_back_if_held(manager, mark, persona_id)
             raise
         event_id = record.id
         events = [*events, record]
@@ -261,19 +265,21 @@ def finish_rewrites(
         _settle_mark(data_dir, persona_id, unfinished, copies)
 
 
-def _unmark_if_held(manager: HybridDatabaseManager, data_dir: DataDir, persona_id: str) -> None:
-    """Clear the mark an erasure made before its event, whose commit failed, while the
-    persona's row is still there: nothing was deleted, no rewrite is owed. Gone (an
-    erasure by another process came first), or when that cannot be read, the mark
-    stays: owed, or, for a persona with a row, one that no opening rewrites for (as a
-    key exchange leaves one until the persona's erasure comes)."""
+def _take_back_if_held(manager: HybridDatabaseManager, owed: Owed, persona_id: str) -> None:
+    """Take back the mark an erasure made before its event, whose commit failed, while
+    the persona's row is still there: nothing was deleted by it, no rewrite is owed by
+    it. Only its own mark: another process's erasure, under way at once, made one of its
+    own, which stays while its rewrite is owed, whether it commits before or after this
+    reads the row. Gone (an erasure by another process came first), or when that cannot
+    be read, the mark stays: owed, or, for a persona with a row, one that no opening
+    rewrites for (as a key exchange leaves one until the persona's erasure comes)."""
     try:
         held = manager.query(select(personas.c.id).where(personas.c.id == persona_id))
     except PjaiError as exc:
         log.warning("keeping the erasure mark of %s: %s", persona_id, exc)
         return
     if held:
-        rewrite_done(data_dir.path, persona_id)
+        take_back(owed)
 
 
 def _settle_mark(
