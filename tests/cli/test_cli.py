@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -275,25 +276,35 @@ def test_the_peer_commits_the_same_workload(tmp_path: Path) -> None:
     assert sorted(topics.values()) == [3, 45]  # the personas; the memories, batched and single
 
 
-def test_the_web_app_says_where_it_listens_as_json(tmp_path: Path) -> None:
-    port = str(free_port())
-    command = [sys.executable, "-m", "pjai", "serve", "--port", port, "--json"]
-    # NiceGUI runs differently when it finds itself under pytest.
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+def _without_pytest() -> dict[str, str]:
+    """This environment, less what makes NiceGUI run differently under pytest."""
+    return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+
+@contextmanager
+def _serving(data_dir: Path, *command: str) -> Iterator[dict[str, Any]]:
+    """``pjai *command --json`` serving ``data_dir`` in a process of its own, until the
+    block ends: what it printed first (where it listens)."""
     process = subprocess.Popen(
-        [*command, "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "pjai", *command, "--json", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=env,
+        env=_without_pytest(),
     )
     assert process.stdout is not None
     try:
-        assert json.loads(process.stdout.readline()) == {"url": f"http://127.0.0.1:{port}/"}
+        yield json.loads(process.stdout.readline())
     finally:
         process.terminate()
         process.wait(timeout=20)
         process.stdout.close()
+
+
+def test_the_web_app_says_where_it_listens_as_json(tmp_path: Path) -> None:
+    port = str(free_port())
+    with _serving(tmp_path, "serve", "--port", port) as said:
+        assert said == {"url": f"http://127.0.0.1:{port}/"}
 
 
 _CONNECT_WHEN_ANNOUNCED = """
@@ -316,12 +327,11 @@ serve(DataDir(sys.argv[1]), port=int(sys.argv[2]), announce=announce)
 
 def test_the_web_app_says_where_it_listens_once_it_does(tmp_path: Path) -> None:
     # A script that reads the address and connects at once is served, not refused.
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
     done = subprocess.run(
         [sys.executable, "-c", _CONNECT_WHEN_ANNOUNCED, str(tmp_path), str(free_port())],
         capture_output=True,
         text=True,
-        env=env,
+        env=_without_pytest(),
         timeout=60,
         check=False,
     )
@@ -336,25 +346,11 @@ def test_the_web_app_says_where_it_listens_once_it_does(tmp_path: Path) -> None:
 def test_both_servers_on_port_0_listen_on_a_free_port_and_say_which(
     tmp_path: Path, command: list[str], page: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}  # as above
-    where = ["--data-dir", str(tmp_path)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pjai", *command, "--port", "0", "--json", *where],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    assert process.stdout is not None
-    try:
-        url = json.loads(process.stdout.readline())["url"]
+    with _serving(tmp_path, *command, "--port", "0") as said:
+        url = said["url"]
         assert urlsplit(url).port not in (None, 0)
         with urlopen(f"{url.rstrip('/')}/{page}", timeout=20) as answer:
             assert answer.status == 200
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        process.stdout.close()
 
 
 def test_a_warning_reads_as_a_note_without_a_source_line(tmp_path: Path) -> None:
