@@ -10,12 +10,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pjai.schema.records import Position
+from pjai.schema.records import EventRecord, Position
 from pjai.sql.engine import create_sql_engine
 from pjai.sync.protocol import MAX_FRAME_BYTES, Hello, Push, PushAck, encode
 from pjai.sync.server.log import Appended, DuplicateEventError, MemoryLog, ServerAhead, ServerLog
 from pjai.sync.server.session import ServerSession
-from pjai.sync.server.sqllog import SqlLog
+from pjai.sync.server.sqllog import SqlLog, cached_size
 from tests.databases import database
 from tests.sync.records import records
 
@@ -176,7 +176,7 @@ def test_the_cache_keeps_to_its_byte_budget(url: str, monkeypatch: pytest.Monkey
     if url == "memory":
         pytest.skip("the memory log is the storage itself")
     batch = records(10)
-    budget = sum(len(r.args) for r in batch) // 2
+    budget = sum(cached_size(r) for r in batch) // 2
     monkeypatch.setattr("pjai.sync.server.sqllog.CACHED_BYTES", budget)
     log = SqlLog(create_sql_engine(url))
     log.refresh("s1")
@@ -184,8 +184,45 @@ def test_the_cache_keeps_to_its_byte_budget(url: str, monkeypatch: pytest.Monkey
         log.append("s1", batch[start : start + 2])
     recent = log._recent["s1"]
     assert 0 < len(recent.records) < len(batch)
-    assert recent.size == sum(len(r.args) for r in recent.records) <= budget
+    assert recent.size == sum(cached_size(r) for r in recent.records) <= budget
     assert log.read("s1", Position(0), 100) == batch  # older events come from the database
+    log.engine.dispose()
+
+
+def test_the_caches_of_all_stores_keep_to_the_process_budget(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many stores a process watches, their cached events take at most
+    CACHE_BUDGET; the store used longest ago loses its oldest events first."""
+    if url == "memory":
+        pytest.skip("the memory log is the storage itself")
+    batch = records(6)
+    whole, half = (sum(cached_size(r) for r in part) for part in (batch, batch[:3]))
+    budget = 2 * whole + half
+    monkeypatch.setattr("pjai.sync.server.sqllog.CACHE_BUDGET", budget)
+    log = SqlLog(create_sql_engine(url))
+
+    def cached() -> dict[str, list[EventRecord]]:
+        assert log.cached_bytes == sum(r.size for r in log._recent.values()) <= budget
+        return {s: log._recent[s].records for s in ("s1", "s2", "s3", "s4")}
+
+    for store_id in ("s1", "s2", "s3", "s4"):
+        log.refresh(store_id)
+        log.append(store_id, batch[:3])
+    assert log.read("s1", Position(1), 10) == batch[1:3]  # s1 used: s2 is the oldest used
+    log.append("s4", batch[3:])
+    log.append("s1", batch[3:])
+    assert cached() == {"s1": batch, "s2": [], "s3": batch[:3], "s4": batch}
+    log.append("s3", batch[3:])  # s4, used longest ago now, loses its oldest events
+    kept = cached()["s4"]
+    assert 0 < len(kept) < len(batch)
+    assert kept == batch[len(batch) - len(kept) :]
+    assert cached()["s3"] == cached()["s1"] == batch
+    for store_id in ("s1", "s3", "s4"):  # what is not cached is read from the database
+        assert log.read(store_id, Position(0), 100) == batch
+    assert log.read("s2", Position(0), 100) == batch[:3]
+    log.forget("s1")
+    assert log.cached_bytes == sum(r.size for r in log._recent.values())
     log.engine.dispose()
 
 

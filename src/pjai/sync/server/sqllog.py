@@ -9,7 +9,10 @@ processes (each ignores its own).
 
 Recent events of each store are kept in memory, so that the pullers of one process
 read them without a query each; :meth:`SqlLog.refresh` brings that cache up to date
-with what other processes appended.
+with what other processes appended. The cache has bounds per store and one for the
+whole process (:data:`CACHE_BUDGET`), counted in the memory its records take
+(:func:`cached_size`), so that no number of stores, nor size of events, makes it grow
+without bound.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,14 +34,30 @@ from pjai.sql.backend import backend_for
 from pjai.sync.server.log import Appended, DuplicateEventError, ServerAhead
 from pjai.sync.server.tables import create_tables, events, heads, meta, transaction
 
-__all__ = ["CACHED_BYTES", "CACHED_EVENTS", "NOTIFY_CHANNEL", "SqlLog"]
+__all__ = [
+    "CACHED_BYTES",
+    "CACHED_EVENTS",
+    "CACHE_BUDGET",
+    "NOTIFY_CHANNEL",
+    "SqlLog",
+    "cached_size",
+]
 
 NOTIFY_CHANNEL = "pjai_sync"
 CACHED_EVENTS = 20_000
 """Events per store kept in memory, at most."""
-CACHED_BYTES = 16 * 1024 * 1024
-"""Bytes of event arguments per store kept in memory, at most (older events are read
-from the database)."""
+CACHED_BYTES = 32 * 1024 * 1024
+"""Memory the cached events of one store take, at most (:func:`cached_size`): room for
+:data:`CACHED_EVENTS` events of up to 1.6 KiB each, or ten of the largest. Older events
+are read from the database."""
+CACHE_BUDGET = 256 * 1024 * 1024
+"""Memory the cached events of all stores take together, at most: past it, the store
+used longest ago loses its oldest events first (its pullers, at the head, need only the
+newest)."""
+_RECORD_BYTES = 560
+"""What a cached record takes besides its arguments and the text of its four strings:
+the record, its two positions, its time and the objects around them (about 550 bytes,
+measured with tracemalloc on records decoded from a push)."""
 
 _APPEND_AT_ONCE = sa.text(
     "WITH moved AS ("
@@ -70,6 +90,19 @@ def _owned(record: EventRecord) -> EventRecord:
     return record if args is record.args else msgspec.structs.replace(record, args=args)
 
 
+def cached_size(record: EventRecord) -> int:
+    """The memory ``record`` takes in the cache, in bytes, about: its arguments, its id,
+    name, client and session, and :data:`_RECORD_BYTES` more."""
+    return (
+        len(record.args)
+        + len(record.id)
+        + len(record.name)
+        + len(record.client_id)
+        + len(record.session_id)
+        + _RECORD_BYTES
+    )
+
+
 @dataclass(slots=True)
 class _Recent:
     """The newest events of one store: ``records[i]`` is at ``start + i + 1``."""
@@ -77,7 +110,7 @@ class _Recent:
     start: int
     records: list[EventRecord] = field(default_factory=list)
     size: int = 0
-    """Bytes of arguments in ``records``."""
+    """The memory ``records`` take (:func:`cached_size`)."""
 
     @property
     def head(self) -> int:
@@ -93,6 +126,10 @@ class SqlLog:
         self._backend = backend_for(engine)
         self._postgres = engine.dialect.name == "postgresql"
         self._recent: dict[str, _Recent] = {}
+        self._used: OrderedDict[str, _Recent] = OrderedDict()
+        """The stores with cached events, the one used longest ago first."""
+        self.cached_bytes = 0
+        """The memory the cached events of all stores take (:func:`cached_size`)."""
         self._lock = threading.Lock()
         self._write_lock = contextlib.nullcontext() if self._postgres else threading.Lock()
         self.instance = uuid.uuid4().hex
@@ -155,6 +192,8 @@ class SqlLog:
         with self._lock:
             recent = self._recent.get(store_id)
             if recent is not None and after.global_seq >= recent.start:
+                if store_id in self._used:
+                    self._used.move_to_end(store_id)
                 begin = after.global_seq - recent.start
                 return recent.records[begin : begin + limit]
         return self._query(store_id, after.global_seq, limit)
@@ -172,7 +211,7 @@ class SqlLog:
                 # Keep what another refresh or an append added meanwhile; take the rest.
                 skip = recent.head - after
                 if 0 <= skip < len(newer):
-                    self._extend(recent, newer[skip:])
+                    self._extend(store_id, recent, newer[skip:])
                 head = recent.head
             if len(newer) < CACHED_EVENTS:
                 return Position(head)
@@ -181,7 +220,9 @@ class SqlLog:
     def forget(self, store_id: str) -> None:
         """Drop the store's cached events (nobody in this process watches it now)."""
         with self._lock:
-            self._recent.pop(store_id, None)
+            recent = self._recent.pop(store_id, None)
+            if recent is not None and self._used.pop(store_id, None) is not None:
+                self.cached_bytes -= recent.size
 
     # -- helpers -----------------------------------------------------------------
 
@@ -208,24 +249,49 @@ class SqlLog:
             if recent is None or recent.head >= records[-1].position.global_seq:
                 return
             if recent.head + 1 == records[0].position.global_seq:
-                self._extend(recent, records)
+                self._extend(store_id, recent, records)
                 return
         # Another process appended in between: read the gap, so that the cache reaches
         # the head this append announces to the pullers.
         self.refresh(store_id)
 
-    @staticmethod
-    def _extend(recent: _Recent, records: Sequence[EventRecord]) -> None:
-        recent.records.extend(_owned(r) for r in records)
-        recent.size += sum(len(r.args) for r in records)
+    def _extend(self, store_id: str, recent: _Recent, records: Sequence[EventRecord]) -> None:
+        """Cache ``records`` after ``recent``'s; then drop the oldest events until the
+        store's bounds and the process's budget hold (under the lock)."""
+        size = recent.size
+        owned = [_owned(r) for r in records]
+        recent.records.extend(owned)
+        recent.size += sum(cached_size(r) for r in owned)
         # The oldest go first, until both the count and the bytes are within bounds.
         drop = max(0, len(recent.records) - CACHED_EVENTS)
-        recent.size -= sum(len(r.args) for r in recent.records[:drop])
-        while recent.size > CACHED_BYTES and drop < len(recent.records):
-            recent.size -= len(recent.records[drop].args)
-            drop += 1
-        del recent.records[:drop]
-        recent.start += drop
+        self._drop(recent, drop, recent.size - CACHED_BYTES)
+        if self._recent.get(store_id) is not recent:
+            return  # forgotten meanwhile (a refresh's): it counts for nothing now
+        self.cached_bytes += recent.size - size
+        if recent.records:
+            self._used[store_id] = recent
+            self._used.move_to_end(store_id)
+        else:
+            self._used.pop(store_id, None)
+        while self.cached_bytes > CACHE_BUDGET and self._used:
+            oldest_id, oldest = next(iter(self._used.items()))
+            size = oldest.size
+            self._drop(oldest, 0, self.cached_bytes - CACHE_BUDGET)
+            self.cached_bytes -= size - oldest.size
+            if not oldest.records:
+                del self._used[oldest_id]
+
+    @staticmethod
+    def _drop(recent: _Recent, count: int, free: int) -> None:
+        """Drop ``recent``'s oldest ``count`` events, and more until ``free`` bytes are
+        freed (or none is left)."""
+        freed = sum(cached_size(r) for r in recent.records[:count])
+        while freed < free and count < len(recent.records):
+            freed += cached_size(recent.records[count])
+            count += 1
+        del recent.records[:count]
+        recent.start += count
+        recent.size -= freed
 
     def _append_at_once(self, store_id: str, records: Sequence[EventRecord]) -> bool:
         """PostgreSQL: move the head and append in one autocommitted statement, if the head
