@@ -7,9 +7,10 @@ processes are found by a refresh, which a PostgreSQL notification asks for (a hi
 which can be lost) and a timer does anyway (the fallback), so a lost notification
 delays an event but never loses it.
 
-Memory per connection is bounded: a connection holds at most one batch, and a client
-that does not take a frame within ``send_timeout`` is disconnected with the reason
-``slow_consumer`` rather than buffered without limit. Its transport has
+Memory per connection is bounded: a connection holds at most one batch, and nothing of
+a frame it received once that is handled; a client that does not take a frame within
+``send_timeout`` is disconnected with the reason ``slow_consumer`` rather than
+buffered without limit. Its transport has
 ``close_timeout`` to close (:class:`~pjai.sync.server.websocket.ServerWebSocket`), since a
 client that does not read takes no close frame either.
 
@@ -423,6 +424,9 @@ class _Connection:
             async with self._lock:
                 replies = await asyncio.to_thread(session.receive, frame)
                 self._after(session)
+            # Nothing of a handled frame is needed: an idle connection must not keep its
+            # last one (up to the WebSocket layer's 16 MiB) while it waits for the next.
+            del frame
             if self.greeting is not None and session.state != "greeting":
                 self.hub.places.greeted(self.greeting)
                 self.greeting = None

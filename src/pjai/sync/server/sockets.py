@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame
 
 from pjai.errors import ConfigError
 from pjai.sync.protocol import MAX_FRAME_BYTES
@@ -145,6 +146,10 @@ class _ResetLateCloses(WebSocketsSansIOProtocol):
     the connection; with an RST, so that the kernel does not keep the unread data
     either. Closes start when the application closes or returns, when uvicorn's
     keepalive ping gets no answer and when the server shuts down.
+
+    It also lets go of each message's payload once uvicorn has handed it on: the
+    WebSocket parser would keep the last one read, up to ``ws_max_size``, for as long
+    as the connection is idle.
     """
 
     reset_after: ClassVar[float] = 10.0
@@ -166,6 +171,21 @@ class _ResetLateCloses(WebSocketsSansIOProtocol):
             self._flooded = False
             if not self.read_paused:  # uvicorn's own pause: a message the app has not read
                 self.transport.resume_reading()
+
+    # The parser (a generator) holds the last frame it read until the next one comes;
+    # once uvicorn has taken a data frame's payload, the frame needs it no more.
+
+    def handle_text(self, event: Frame) -> None:
+        super().handle_text(event)
+        event.data = b""
+
+    def handle_bytes(self, event: Frame) -> None:
+        super().handle_bytes(event)
+        event.data = b""
+
+    def handle_cont(self, event: Frame) -> None:
+        super().handle_cont(event)
+        event.data = b""
 
     async def receive(self) -> ASGIReceiveEvent:
         message = await super().receive()
