@@ -226,6 +226,33 @@ def test_the_caches_of_all_stores_keep_to_the_process_budget(
     log.engine.dispose()
 
 
+def test_a_read_from_the_database_takes_a_page_of_bytes(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store of large events is read a few at a time, not up to the limit (1,000 of
+    3 MiB would be 3 GiB in memory at once)."""
+    if url == "memory":
+        pytest.skip("the memory log is the storage itself")
+    monkeypatch.setattr("pjai.sync.server.sqllog.PAGE_BYTES", 1024 * 1024)  # 8 MiB in use
+    args = msgspec.Raw(b'{"text":"' + b"x" * (300 * 1024) + b'"}')
+    batch = [msgspec.structs.replace(r, args=args) for r in records(12)]
+    writer, reader = SqlLog(create_sql_engine(url)), SqlLog(create_sql_engine(url))
+    assert reader.refresh("s1") == Position(0)
+    writer.append("s1", batch)  # the writer watches no store: it caches nothing
+    page = writer.read("s1", Position(0), 1_000)
+    assert 0 < len(page) < len(batch)
+    assert sum(len(msgspec.json.encode(r)) for r in page) <= 1024 * 1024
+    read, after = list(page), page[-1].position
+    while page := writer.read("s1", after, 1_000):
+        read, after = read + page, page[-1].position
+    assert read == batch
+    # A process far behind reads the others' appends page by page up to the head.
+    assert reader.refresh("s1").key == (12, 0)
+    assert reader.read("s1", Position(11), 10) == batch[11:]
+    writer.engine.dispose()
+    reader.engine.dispose()
+
+
 def test_a_forgotten_store_is_read_from_the_database(url: str) -> None:
     if url == "memory":
         pytest.skip("the memory log is the storage itself")

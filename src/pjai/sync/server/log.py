@@ -71,7 +71,9 @@ class ServerLog(Protocol):
         ...
 
     def read(self, store_id: str, after: Position, limit: int) -> list[EventRecord]:
-        """Up to ``limit`` events after ``after``, in order."""
+        """Up to ``limit`` events after ``after``, in order; a backend may return fewer
+        when they are large (:data:`~pjai.sync.server.sqllog.PAGE_BYTES`), but at least
+        one when there is one: only the head says whether more follow."""
         ...
 
     def refresh(self, store_id: str) -> Position:

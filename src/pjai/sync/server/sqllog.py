@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from pjai.schema.records import EventRecord, Position
 from pjai.sql.backend import backend_for
+from pjai.sync.protocol import MAX_FRAME_BYTES
 from pjai.sync.server.log import Appended, DuplicateEventError, ServerAhead
 from pjai.sync.server.tables import create_tables, events, heads, meta, transaction
 
@@ -39,6 +40,7 @@ __all__ = [
     "CACHED_EVENTS",
     "CACHE_BUDGET",
     "NOTIFY_CHANNEL",
+    "PAGE_BYTES",
     "SqlLog",
     "cached_size",
 ]
@@ -54,6 +56,10 @@ CACHE_BUDGET = 256 * 1024 * 1024
 """Memory the cached events of all stores take together, at most: past it, the store
 used longest ago loses its oldest events first (its pullers, at the head, need only the
 newest)."""
+PAGE_BYTES = MAX_FRAME_BYTES
+"""Bytes of records one read from the database takes, at most (and at least one record,
+which may pass it): a page fills a frame, and a store of large events is not read a
+thousand at a time (3 GiB)."""
 _RECORD_BYTES = 560
 """What a cached record takes besides its arguments and the text of its four strings:
 the record, its two positions, its time and the objects around them (about 550 bytes,
@@ -196,7 +202,7 @@ class SqlLog:
                     self._used.move_to_end(store_id)
                 begin = after.global_seq - recent.start
                 return recent.records[begin : begin + limit]
-        return self._query(store_id, after.global_seq, limit)
+        return self._query(store_id, after.global_seq, limit)[0]
 
     def refresh(self, store_id: str) -> Position:
         with self._lock:
@@ -206,14 +212,14 @@ class SqlLog:
                 return Position(recent.head)
             after = recent.head
         while True:
-            newer = self._query(store_id, after, CACHED_EVENTS)
+            newer, more = self._query(store_id, after, CACHED_EVENTS)
             with self._lock:
                 # Keep what another refresh or an append added meanwhile; take the rest.
                 skip = recent.head - after
                 if 0 <= skip < len(newer):
                     self._extend(store_id, recent, newer[skip:])
                 head = recent.head
-            if len(newer) < CACHED_EVENTS:
+            if not more:
                 return Position(head)
             after = head  # far behind: read on until the database's head
 
@@ -233,15 +239,35 @@ class SqlLog:
                 str(s): int(q) for s, q in conn.execute(sa.select(heads.c.store_id, heads.c.seq))
             }
 
-    def _query(self, store_id: str, after: int, limit: int) -> list[EventRecord]:
-        query = (
-            sa.select(events.c.record)
-            .where(events.c.store_id == store_id, events.c.seq > after)
+    def _query(self, store_id: str, after: int, limit: int) -> tuple[list[EventRecord], bool]:
+        """Up to ``limit`` events after ``after``, in order, of at most
+        :data:`PAGE_BYTES` (at least one); and whether more may follow them.
+
+        The records' sizes are read first, then only the records that fit: a page of
+        large events is never read whole into memory."""
+        where = (events.c.store_id == store_id, events.c.seq > after)
+        sizes = (
+            sa.select(events.c.seq, sa.func.length(events.c.record))
+            .where(*where)
             .order_by(events.c.seq)
             .limit(limit)
         )
         with self._reading("reading the sync log") as conn:
-            return [_decode(bytes(blob)) for (blob,) in conn.execute(query)]
+            found = conn.execute(sizes).all()
+            count = total = 0
+            for _, size in found:
+                if count and total + size > PAGE_BYTES:
+                    break
+                count, total = count + 1, total + size
+            if not count:
+                return [], False
+            query = (
+                sa.select(events.c.record)
+                .where(*where, events.c.seq <= found[count - 1][0])
+                .order_by(events.c.seq)
+            )
+            page = [_decode(bytes(blob)) for (blob,) in conn.execute(query)]
+        return page, count < len(found) or len(found) == limit
 
     def _remember(self, store_id: str, records: Sequence[EventRecord]) -> None:
         with self._lock:
