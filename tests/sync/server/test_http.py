@@ -118,3 +118,27 @@ async def test_clients_that_read_nothing_hold_few_bodies_and_others_are_served(
         async with asyncio.timeout(WAIT):
             while bodies.held or bodies.waiting:  # noqa: ASYNC110  # no event says it
                 await asyncio.sleep(0.01)
+
+
+async def test_requests_past_the_token_s_rate_are_refused_with_429(tmp_path: Path) -> None:
+    """/pull and /keys cost the server work as pulls do: one token's requests are
+    limited with its frames other than pushes, and another token's are served."""
+    config = ServerConfig(request_rate=0.1)  # bursts of one request, one every 10 s
+    async with SyncServer.open(tmp_path / "sync.db", config) as server:
+        assert server.database is not None
+        hasty, _ = server.database.tokens.create("s1", "read")
+        other, _ = server.database.tokens.create("s1", "read")
+        url = await server.start()
+        async with httpx.AsyncClient(base_url=url, timeout=WAIT) as http:
+            asked = {"Authorization": f"Bearer {hasty}"}
+            assert (await http.get(PAGE, headers=asked)).status_code == 200
+            for path in (PAGE, "/keys?store_id=s1"):
+                refused = await http.get(path, headers=asked)
+                assert refused.status_code == 429
+                body = refused.json()
+                assert body["error"] == "rate_limited"
+                assert body["message"].startswith("too many requests for this token")
+                assert body["retry_after"] > 0
+                assert int(refused.headers["retry-after"]) >= 1
+            served = await http.get(PAGE, headers={"Authorization": f"Bearer {other}"})
+            assert served.status_code == 200

@@ -1,14 +1,22 @@
-"""The hub's own memory: the encoded frames it shares between live pullers."""
+"""The hub's own memory and work: the encoded frames it shares between live pullers, the
+connections it holds back past their token's rate."""
 
 from __future__ import annotations
 
+import anyio
 import msgspec
+import pytest
 
 from pjai.schema.records import Position
-from pjai.sync.protocol import Events, Pong
+from pjai.sync.protocol import Events, Hello, Ping, Pong, Welcome, decode, encode
 from pjai.sync.server.hub import FRAMES_BYTES, Hub
 from pjai.sync.server.log import MemoryLog
+from pjai.sync.server.tokens import RateLimiter
 from tests.sync.records import records
+
+pytestmark = pytest.mark.anyio
+
+WAIT = 30  # seconds before a wait counts as a hang
 
 
 def large_batch(number: int, size: int) -> Events:
@@ -37,3 +45,17 @@ def test_a_frame_over_the_budget_is_sent_but_not_kept() -> None:
     batch = large_batch(1, 2 * 1024 * 1024)
     assert msgspec.json.decode(frames.encode(batch, "s1"))["events"][0]["args"]["text"]
     assert frames._frames == {}
+
+
+async def test_a_connection_over_its_token_s_rate_is_held() -> None:
+    hub = Hub(MemoryLog(), None, request_limiter=RateLimiter(rate=0.01, burst=3))
+    transport = await hub.memory_connector()()
+    await transport.send(encode(Hello(versions=[1], store_id="s1", client_id="c1")))
+    with anyio.fail_after(WAIT):
+        assert isinstance(decode(await transport.receive()), Welcome)
+        for nonce in range(3):  # the third is over the rate: answered, then held
+            await transport.send(encode(Ping(nonce=nonce)))
+            assert decode(await transport.receive()) == Pong(nonce=nonce)
+    held = hub.metrics.registry.get_sample_value("pjai_sync_frames_held_total")
+    assert held == 1.0
+    await hub.stop()

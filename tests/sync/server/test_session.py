@@ -310,6 +310,38 @@ def test_a_push_takes_its_frame_s_bytes_from_the_token_s_byte_budget() -> None:
     assert log.head("s1") == batch[0].position  # nothing of it appended
 
 
+def test_frames_other_than_pushes_hold_their_connection_past_the_token_s_rate() -> None:
+    """Hellos, pulls, pings and presence cost the server work, and the pushes' limits do
+    not pace them: past the token's request rate each is answered, and the adapter
+    holds the connection (reads none of its frames) until the token is within it."""
+    requests = RateLimiter(rate=0.01, burst=4)
+    s = ready(request_limiter=requests)  # the hello is the first request
+    for nonce in range(3):
+        assert send(s, Ping(nonce=nonce)) == [Pong(nonce=nonce)]
+        assert s.hold == 0
+    assert send(s, Pull(cursor=Position(0))) == []  # answered, by the writer
+    assert s.cursor == Position(0)
+    assert 99 <= s.hold <= 101  # one request over, at 0.01 a second
+    # The token's other connections share its rate, from their hello; another token's
+    # do not.
+    assert ready(request_limiter=requests).hold >= 100
+    assert ready(token="pjai_all", request_limiter=requests).hold == 0
+
+
+def test_pushes_are_no_requests_and_other_frames_count_their_bytes() -> None:
+    s = ready(
+        request_limiter=RateLimiter(rate=1, burst=10),
+        byte_limiter=RateLimiter(rate=1024, burst=4096),
+    )
+    (ack,) = send(s, Push(id=1, events=records(1)))  # counted in events and bytes only
+    assert isinstance(ack, PushAck)
+    assert s.hold == 0
+    ping = encode(Ping(nonce=1))
+    padded = ping[:-1] + b" " * 8192 + b"}"  # JSON whitespace
+    assert send(s, padded) == [Pong(nonce=1)]
+    assert s.hold > 4  # over 8 KiB at 1 KiB a second
+
+
 def test_one_off_pulls_page_through_and_end() -> None:
     log = MemoryLog()
     log.append("s1", records(1_500))

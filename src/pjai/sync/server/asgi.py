@@ -17,6 +17,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import math
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
@@ -263,6 +264,21 @@ def create_app(
             return JSONResponse({"error": "forbidden", "message": message}, 403)
         return token
 
+    def admitted(request: Request, store_id: str, role: Role) -> Token | Response | None:
+        """As :func:`authorized`, and within the token's request rate (the store's
+        without tokens), which its frames other than pushes count against too: 429
+        past it."""
+        found = authorized(request, store_id, role)
+        if isinstance(found, Response):
+            return found
+        limiter, key = hub.request_limiter, found.id if found else store_id
+        if limiter is None or (wait := limiter.take(key, 1)) <= 0:
+            return found
+        wait = max(round(wait, 3), 0.001)
+        message = f"too many requests for this token; retry in {wait} s"
+        body = {"error": "rate_limited", "message": message, "retry_after": wait}
+        return JSONResponse(body, 429, headers={"Retry-After": str(math.ceil(wait))})
+
     async def sync(websocket: WebSocket) -> None:
         await websocket.accept()
         token = _bearer(websocket.headers.get("authorization"))
@@ -281,7 +297,7 @@ def create_app(
         if not nameable(store_id) or after < 0 or limit < 1:
             message = f"give a store_id of 1 to {MAX_ID_BYTES} bytes, after >= 0 and limit >= 1"
             return JSONResponse({"error": "bad_request", "message": message}, 400)
-        denied = authorized(request, store_id, "read")
+        denied = admitted(request, store_id, "read")
         if isinstance(denied, Response):
             return denied
         return await _under_slot(
@@ -311,7 +327,7 @@ def create_app(
         if not nameable(store_id):
             message = f"give a store_id of 1 to {MAX_ID_BYTES} bytes"
             return JSONResponse({"error": "bad_request", "message": message}, 400)
-        denied = authorized(request, store_id, "read")
+        denied = admitted(request, store_id, "read")
         if isinstance(denied, Response):
             return denied
         return await _under_slot(hub, denied.id if denied else store_id, lambda: keys_of(store_id))
@@ -341,7 +357,7 @@ def create_app(
             return JSONResponse({"error": "bad_request", "message": message}, 400)
         if (problem := _keys_problem(asked)) is not None:
             return JSONResponse({"error": "bad_request", "message": problem}, 400)
-        denied = authorized(request, asked.store_id, "write")
+        denied = admitted(request, asked.store_id, "write")
         if isinstance(denied, Response):
             return denied
         # A deletion of a key never put is kept too (as deleted): it counts as a key.

@@ -88,6 +88,12 @@ class _Metrics:
         self.closed = Counter(
             "pjai_sync_connections_closed", "Connections closed", ["reason"], registry=self.registry
         )
+        self.held = Counter(
+            "pjai_sync_frames_held",
+            "Frames after which a connection was not read for a while: its token was over "
+            "its request or byte rate",
+            registry=self.registry,
+        )
 
 
 FRAMES_BYTES = 32 * 1024 * 1024
@@ -137,6 +143,7 @@ class Hub:
         *,
         limiter: RateLimiter | None = None,
         byte_limiter: RateLimiter | None = None,
+        request_limiter: RateLimiter | None = None,
         poll_interval: float = 1.0,
         send_timeout: float = 10.0,
         hello_timeout: float = 10.0,
@@ -156,6 +163,8 @@ class Hub:
         self.authenticate = authenticate
         self.limiter = limiter
         self.byte_limiter = byte_limiter
+        self.request_limiter = request_limiter
+        """Frames other than pushes, and HTTP requests, per token (or store)."""
         self.poll_interval = poll_interval
         self.send_timeout = send_timeout
         self.hello_timeout = hello_timeout
@@ -224,6 +233,7 @@ class Hub:
             self.authenticate,
             limiter=self.limiter,
             byte_limiter=self.byte_limiter,
+            request_limiter=self.request_limiter,
             header_token=header_token,
             extensions=self.extensions,
             claim=self.places.claim,
@@ -441,6 +451,10 @@ class _Connection:
             if session.cursor is not None:
                 self._pulling.set()
                 self._pulled.set()
+            if session.hold:  # the token is over its rate: its next frame waits its turn
+                held, session.hold = session.hold, 0.0
+                self.hub.metrics.held.inc()
+                await asyncio.sleep(held)
 
     def _after(self, session: ServerSession) -> None:
         if session.store_id and self.feed is None:

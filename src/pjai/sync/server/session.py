@@ -83,6 +83,7 @@ class ServerSession:
         schema: Schema = SCHEMA,
         limiter: RateLimiter | None = None,
         byte_limiter: RateLimiter | None = None,
+        request_limiter: RateLimiter | None = None,
         header_token: str = "",
         extensions: Collection[str] = EXTENSIONS,
         clock: Callable[[], datetime] = utc_now,
@@ -94,7 +95,7 @@ class ServerSession:
         self._schema = schema
         self._limiter = limiter
         self._byte_limiter = byte_limiter
-        self._header_token = header_token
+        self._request_limiter = request_limiter
         self._speaks = frozenset(extensions)
         self._clock = clock
         self._newest_version = max(
@@ -105,12 +106,13 @@ class ServerSession:
         self.client_id = ""
         self.role: Role = "read"
         self.token_id = ""
-        self.token_place: str | None = None
-        """The token whose place this connection took (``claim``), to give back."""
         self.cursor: Position | None = None
         self.live = False
+        self.hold = 0.0
+        """Seconds the adapter waits before it reads the connection's next frame (the
+        token is over its request or byte rate); it sets it back to 0 after."""
         self._answered = False
-        self._secret = ""
+        self._secret = header_token  # until the hello, whose own token comes first
         self._checked_at = 0.0
         # What happened since the adapter last looked: appends (they wake pullers), the
         # head as last read from the log, and the outcome of each push (for metrics).
@@ -139,6 +141,7 @@ class ServerSession:
         except ProtocolError as exc:
             if exc.message_type == "presence_update" and self.has(PRESENCE):
                 # One malformed announcement costs the peer that message, not its session.
+                self._charge(frame)
                 return [PresenceRejected(detail=str(exc))]
             return self._fail(exc.code, str(exc))
         if isinstance(message, Hello):
@@ -154,6 +157,8 @@ class ServerSession:
             return self._fail("out_of_order", f"{wire_name(message)} before hello")
         if (refused := self.recheck()) is not None:
             return [refused]
+        if not isinstance(message, Push):
+            self._charge(frame)
         self.seen_at = self._clock()
         if isinstance(message, Ping):
             return [Pong(nonce=message.nonce)]
@@ -190,6 +195,11 @@ class ServerSession:
         if not more and not self.live:
             self.cursor = None  # a one-off pull ends here
         return Events(events=batch, head=head, more=more)
+
+    @property
+    def token_place(self) -> str | None:
+        """The token whose place this connection took (``claim``), to give back."""
+        return self.token_id if self._claim is not None and self.token_id else None
 
     @property
     def recheck_due(self) -> bool:
@@ -238,7 +248,7 @@ class ServerSession:
         if self._authenticate is None:
             self.role = "admin"
         else:
-            secret = hello.token or self._header_token
+            secret = hello.token or self._secret
             if not secret:
                 return self._fail(
                     "unauthorized",
@@ -252,13 +262,12 @@ class ServerSession:
                 return self._fail(
                     "unauthorized", f"this token is for store {token.store_id!r}, not this one"
                 )
-            if self._claim is not None:
-                if (crowded := self._claim(token.id)) is not None:
-                    return self._fail("too_many_connections", crowded)
-                self.token_place = token.id
+            if self._claim is not None and (crowded := self._claim(token.id)) is not None:
+                return self._fail("too_many_connections", crowded)
             self.role, self.token_id = token.role, token.id
-            self._secret, self._checked_at = hello.token or self._header_token, time.monotonic()
+            self._secret, self._checked_at = secret, time.monotonic()
         self.store_id, self.client_id = hello.store_id, hello.client_id
+        self._charge(b"")  # a hello is a request, as its pull is
         self.state, self.seen_at = "ready", self._clock()
         head = self.head_seen = self._log.refresh(self.store_id)
         wanted = hello.extensions
@@ -339,6 +348,17 @@ class ServerSession:
             head=result.head,
             detail=f"the store is at {result.head}; pull, rebase and push again",
         )
+
+    def _charge(self, frame: bytes | str) -> None:
+        """Count a frame other than a push against the token's request and byte rates,
+        and hold the connection (:attr:`hold`) while the token is over either: each
+        costs work (a pull, a read of the log), and an honest client sends a few a
+        minute. Held, a flooding client stops being read; refused, it would reconnect."""
+        size = len(frame) if isinstance(frame, bytes) else len(frame.encode())
+        key = self.token_id or self.store_id
+        for limiter, amount in ((self._request_limiter, 1), (self._byte_limiter, size)):
+            if limiter is not None:
+                self.hold = max(self.hold, limiter.charge(key, amount))
 
     def _pull(self, pull: Pull) -> list[Message]:
         head = self.head_seen = self._log.refresh(self.store_id)

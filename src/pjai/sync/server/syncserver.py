@@ -61,8 +61,12 @@ class ServerConfig:
     rate: float = 50_000.0
     """Events a second one token may push (bursts up to twice that, at least one full push)."""
     byte_rate: float = 16 * 1024 * 1024
-    """Bytes of push frames a second one token may send (bursts up to twice that, at
-    least one frame of the largest size)."""
+    """Bytes of frames a second one token may send (bursts up to twice that, at least one
+    frame of the largest size)."""
+    request_rate: float = 50.0
+    """Requests a second one token may make besides its pushes: its hellos and other
+    frames (pulls, pings, presence) and its HTTP requests for ``/pull`` and ``/keys``.
+    Bursts go up to ten times that: a token's devices reconnecting at once pass."""
     ping_interval: float = 20.0
     """Seconds between uvicorn's WebSocket keepalive pings."""
     ping_timeout: float = 20.0
@@ -132,6 +136,7 @@ class SyncServer(Resource):
                 byte_limiter=RateLimiter(
                     config.byte_rate, max(config.byte_rate * 2, MAX_FRAME_BYTES)
                 ),
+                request_limiter=RateLimiter(config.request_rate, config.request_rate * 10),
                 poll_interval=config.poll_interval,
                 send_timeout=config.send_timeout,
                 hello_timeout=config.hello_timeout,

@@ -284,17 +284,30 @@ class RateLimiter:
         """Take ``amount``; returns 0 if allowed, else the seconds to wait before retrying."""
         now = time.monotonic()
         with self._lock:
-            level, since = self._buckets.get(key, (self.burst, now))
-            level = min(self.burst, level + (now - since) * self.rate)
-            if len(self._buckets) >= self._prune_at and key not in self._buckets:
-                self._forget_full(now)
-                # Pruning again at twice what is left keeps its cost constant per key.
-                self._prune_at = max(KEPT_BUCKETS, 2 * len(self._buckets))
+            level = self._level(key, now)
             if amount <= level:
                 self._buckets[key] = (level - amount, now)
                 return 0.0
             self._buckets[key] = (level, now)
             return (amount - level) / self.rate
+
+    def charge(self, key: str, amount: float) -> float:
+        """Take ``amount`` whatever is left, into debt if need be; returns the seconds
+        until the debt is paid (0 when there is none), which the caller waits."""
+        now = time.monotonic()
+        with self._lock:
+            level = self._level(key, now) - amount
+            self._buckets[key] = (level, now)
+            return max(0.0, -level / self.rate)
+
+    def _level(self, key: str, now: float) -> float:
+        """What ``key``'s bucket holds at ``now`` (under the lock)."""
+        level, since = self._buckets.get(key, (self.burst, now))
+        if len(self._buckets) >= self._prune_at and key not in self._buckets:
+            self._forget_full(now)
+            # Pruning again at twice what is left keeps its cost constant per key.
+            self._prune_at = max(KEPT_BUCKETS, 2 * len(self._buckets))
+        return min(self.burst, level + (now - since) * self.rate)
 
     def __len__(self) -> int:
         """How many buckets are kept."""
