@@ -1,17 +1,33 @@
 """The hub's own memory and work: the encoded frames it shares between live pullers, the
-connections it holds back past their token's rate."""
+pages of catch-ups, the connections it holds back past their token's rate."""
 
 from __future__ import annotations
+
+import asyncio
+import threading
 
 import anyio
 import msgspec
 import pytest
 
-from pjai.schema.records import Position
-from pjai.sync.protocol import Events, Hello, Ping, Pong, Welcome, decode, encode
+from pjai.schema.records import ROOT, EventRecord, Position
+from pjai.sync.protocol import (
+    Events,
+    Hello,
+    Ping,
+    Pong,
+    Pull,
+    Push,
+    PushAck,
+    Welcome,
+    decode,
+    encode,
+)
 from pjai.sync.server.hub import FRAMES_BYTES, Hub
 from pjai.sync.server.log import MemoryLog
+from pjai.sync.server.places import BODIES_PER_TOKEN, Bodies
 from pjai.sync.server.tokens import RateLimiter
+from pjai.sync.transport import Transport
 from tests.sync.records import records
 
 pytestmark = pytest.mark.anyio
@@ -45,6 +61,66 @@ def test_a_frame_over_the_budget_is_sent_but_not_kept() -> None:
     batch = large_batch(1, 2 * 1024 * 1024)
     assert msgspec.json.decode(frames.encode(batch, "s1"))["events"][0]["args"]["text"]
     assert frames._frames == {}
+
+
+async def test_catch_ups_take_few_pages_at_once_and_live_pullers_go_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pulls of a long history, however many, read and send a few pages at a time (the
+    token's slots for large bodies); a live puller is sent what is appended without one."""
+    log = MemoryLog()
+    history = records(3_000)  # three pages
+    log.append("s1", history)
+    hub = Hub(log, None)
+    hub.bodies = Bodies(total=BODIES_PER_TOKEN, per_token=BODIES_PER_TOKEN)  # s1 takes all
+    reading, most, release = 0, 0, threading.Event()
+    read = log.read
+
+    def held(store_id: str, after: Position, limit: int) -> list[EventRecord]:
+        nonlocal reading, most
+        if store_id == "s1":  # a page of a catch-up, held until released
+            reading += 1
+            most = max(most, reading)
+            release.wait(WAIT)
+            reading -= 1
+        return read(store_id, after, limit)
+
+    monkeypatch.setattr(log, "read", held)
+    connect = hub.memory_connector()
+
+    async def hello(store_id: str) -> Transport:
+        transport = await connect()
+        await transport.send(encode(Hello(versions=[1], store_id=store_id, client_id="c1")))
+        assert isinstance(decode(await transport.receive()), Welcome)
+        return transport
+
+    pullers = [await hello("s1") for _ in range(BODIES_PER_TOKEN + 3)]
+    for transport in pullers:
+        await transport.send(encode(Pull(cursor=ROOT, live=False)))
+    with anyio.fail_after(WAIT):
+        while reading < len(pullers) and (reading, hub.bodies.waiting) != (2, 3):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    assert reading == BODIES_PER_TOKEN, f"{reading} pages read at once for one token"
+
+    # Meanwhile a live puller of another store hears an append at once.
+    live = await hello("s2")
+    await live.send(encode(Pull(cursor=ROOT, live=True)))
+    with anyio.fail_after(WAIT):
+        assert decode(await live.receive()) == Events(events=[], head=ROOT, more=False)
+        pushed = records(1)
+        await live.send(encode(Push(id=1, events=pushed)))
+        answers = {type(decode(await live.receive())) for _ in range(2)}
+    assert answers == {PushAck, Events}
+    release.set()
+    with anyio.fail_after(WAIT):
+        for transport in pullers:
+            got: list[EventRecord] = []
+            while not got or got[-1] != history[-1]:
+                page = decode(await transport.receive())
+                assert isinstance(page, Events)
+                got += page.events
+            assert got == history
+    assert most == BODIES_PER_TOKEN
 
 
 async def test_a_connection_over_its_token_s_rate_is_held() -> None:

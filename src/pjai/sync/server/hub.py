@@ -477,21 +477,33 @@ class _Connection:
 
     async def _write(self) -> None:
         session = self.session
+        paging = False  # the last frame had more after it
         while True:
             await self._pulling.wait()
             feed = self.feed
             assert feed is not None
             moved = feed.moved  # taken before reading, so no move is missed
             self._pulled.clear()
-            async with self._lock:
-                batch = await asyncio.to_thread(session.next_events, feed.head)
-            if isinstance(batch, Error):
-                await self._refuse(batch)
-                return
-            if batch is not None:
-                await self._send(batch)
-                self.hub.metrics.sent.inc(len(batch.events))
-                continue
+            # A catch-up (a pull from behind the head, and every page after a frame with
+            # more) reads and sends under a slot of the token's, as an HTTP body does:
+            # pulls of a long history, however many, make a few pages at a time. A live
+            # pull at the head is sent what was appended without one.
+            cursor = session.cursor
+            behind = cursor is not None and cursor.key < feed.head.key
+            paging = paging or (session.unanswered and behind)
+            key = session.token_id or session.store_id
+            async with self.hub.bodies.slot(key) if paging else contextlib.nullcontext():
+                async with self._lock:
+                    batch = await asyncio.to_thread(session.next_events, feed.head)
+                if isinstance(batch, Error):
+                    await self._refuse(batch)
+                    return
+                if batch is not None:
+                    await self._send(batch)
+                    self.hub.metrics.sent.inc(len(batch.events))
+                    paging = batch.more
+                    continue
+            paging = False
             if session.cursor is None:
                 self._pulling.clear()
                 continue

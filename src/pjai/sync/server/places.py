@@ -15,9 +15,10 @@ A connection that finds no place is closed at once: over the total or its addres
 places with WebSocket close code 1013 (try again later), over its token's with an
 ``error`` frame, ``too_many_connections``. Clients retry both with their backoff.
 
-The large bodies of HTTP answers (``/pull``, ``GET /keys``) are limited too
-(:class:`Bodies`): each is made and sent under a slot, of which the process has
-:data:`BODIES` and one token :data:`BODIES_PER_TOKEN`; the others wait for one.
+The large bodies of HTTP answers (``/pull``, ``GET /keys``) and the pages of catch-ups
+over WebSockets are limited too (:class:`Bodies`): each is made and sent under a slot,
+of which the process has :data:`BODIES` and one token :data:`BODIES_PER_TOKEN`; the
+others wait for one.
 """
 
 from __future__ import annotations
@@ -134,10 +135,10 @@ def _give(counts: Counter[str], key: str) -> None:
 
 
 class Bodies:
-    """Slots for the large bodies of HTTP answers: each is made and sent under one, so
-    that the clients that ask for them and read slowly, or not at all, make the process
-    hold at most :data:`BODIES` of them, and one token at most :data:`BODIES_PER_TOKEN`
-    (the others wait their turn)."""
+    """Slots for the large bodies of HTTP answers and the pages of catch-ups: each is
+    made and sent under one, so that the clients that ask for them and read slowly, or
+    not at all, make the process hold at most :data:`BODIES` of them, and one token at
+    most :data:`BODIES_PER_TOKEN` (the others wait their turn)."""
 
     def __init__(self, total: int = BODIES, per_token: int = BODIES_PER_TOKEN) -> None:
         self._total = asyncio.Semaphore(total)

@@ -197,6 +197,11 @@ class ServerSession:
         return Events(events=batch, head=head, more=more)
 
     @property
+    def unanswered(self) -> bool:
+        """Whether a pull came that no events frame has answered yet."""
+        return self.cursor is not None and not self._answered
+
+    @property
     def token_place(self) -> str | None:
         """The token whose place this connection took (``claim``), to give back."""
         return self.token_id if self._claim is not None and self.token_id else None
