@@ -15,10 +15,9 @@ is answered 507, saying so.
 from __future__ import annotations
 
 import errno
-import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -193,15 +192,10 @@ async def _store(request: Request, folder: Path) -> ReceivedFile:
     return ReceivedFile(reader.name, whole, whole.stat().st_size)
 
 
-@contextmanager
-def _private_folder() -> Iterator[Path]:
+def _private_folder() -> tempfile.TemporaryDirectory[str]:
     """A folder of the temporary directory that only this process uses, removed with
     everything in it when the block ends, however it ends."""
-    folder = Path(tempfile.mkdtemp(prefix="pjai-upload-"))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    return tempfile.TemporaryDirectory(prefix="pjai-upload-", ignore_cleanup_errors=True)
 
 
 @asynccontextmanager
@@ -209,7 +203,7 @@ async def received_file(request: Request) -> AsyncIterator[ReceivedFile]:
     """The file of ``request``'s multipart form, whole on disk for the block, removed
     after it; :class:`_Refused` if the form is not one file."""
     with _private_folder() as folder:
-        yield await _store(request, folder)
+        yield await _store(request, Path(folder))
 
 
 class UploadField(ui.upload):
@@ -259,6 +253,6 @@ class UploadField(ui.upload):
 
     async def _take_given(self, upload: FileUpload) -> None:
         with _private_folder() as folder:
-            path = folder / "upload"
+            path = Path(folder) / "upload"
             await upload.save(path)
             await self.take(ReceivedFile(upload.name, path, path.stat().st_size))
