@@ -34,7 +34,16 @@ from pjai.schema.types import (
 )
 from pjai.store.sqlite import adapt
 
-__all__ = ["COMPILED_KEPT", "Params", "Prepared", "Query", "Row", "RowReader", "prepare"]
+__all__ = [
+    "COMPILED_KEPT",
+    "Params",
+    "Prepared",
+    "Query",
+    "Row",
+    "RowReader",
+    "prepare",
+    "read_with_tables",
+]
 
 Query = str | AnySelect
 """A read query: SQL text (``?`` or ``:name`` parameters) or a SQLAlchemy ``select``."""
@@ -192,6 +201,44 @@ class RowReader:
                 self._shapes.clear()
             make = self._shapes[description] = _row_maker(description)
         return map(make, cursor)
+
+
+def read_with_tables(
+    conn: apsw.Connection, rows: RowReader, prepared: Prepared
+) -> tuple[list[Row], frozenset[str]]:
+    """Run ``prepared`` on ``conn``: its rows, and every table it read (a full-text
+    index's shadow tables included: commits change those, never the virtual table)."""
+    tables: set[str] = set()
+
+    def authorize(op: int, table: str | None, *_: Any) -> int:
+        if op == apsw.SQLITE_READ and table:
+            tables.add(table)
+        return apsw.SQLITE_OK
+
+    cursor = conn.cursor()
+    conn.authorizer = authorize
+    try:
+        cursor.execute(prepared.sql, prepared.params, can_cache=False)
+    finally:
+        conn.authorizer = None
+    found = rows.read(cursor)
+    return found, frozenset(tables | _shadow_tables(conn, tables))
+
+
+def _shadow_tables(conn: apsw.Connection, tables: set[str]) -> set[str]:
+    """The shadow tables of the virtual tables among ``tables``."""
+    listed = [
+        (str(name), str(kind))
+        for name, kind in conn.execute("SELECT name, type FROM pragma_table_list")
+    ]
+    virtual = [f"{name}_" for name, kind in listed if kind == "virtual" and name in tables]
+    if not virtual:
+        return set()
+    return {
+        name
+        for name, kind in listed
+        if kind == "shadow" and any(name.startswith(prefix) for prefix in virtual)
+    }
 
 
 def _row_maker(description: tuple[tuple[str, str | None], ...]) -> Callable[[Any], Row]:

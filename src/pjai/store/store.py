@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import errno
 import itertools
 import logging
-import os
 import threading
 import time
-import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,16 +19,11 @@ from pjai.errors import (
     QueryError,
     RebaseError,
     StoreClosedError,
-    StoreCorruptError,
     StoreError,
-    StoreModeError,
 )
-from pjai.files import fsync_path
 from pjai.resource import Resource
 from pjai.schema import SCHEMA
-from pjai.schema.codec import PLAIN
 from pjai.schema.event import Event, Materialized, Schema
-from pjai.schema.ops import Op
 from pjai.schema.records import (
     ROOT,
     EventRecord,
@@ -42,43 +34,30 @@ from pjai.schema.records import (
     stamp,
 )
 from pjai.schema.types import Progress, new_id, utc_now
-from pjai.store import damage
+from pjai.store import damage, upkeep
 from pjai.store.apply import EventApplier
+from pjai.store.boot import boot, make_whole
 from pjai.store.changes import ChangeTracker
 from pjai.store.commute import Footprints
+from pjai.store.console import INSPECT_SECONDS, run_typed_sql
 from pjai.store.live import LiveQueries, LiveQuery
 from pjai.store.log import EventLog
-from pjai.store.query import Params, Prepared, Query, Row, RowReader, prepare
+from pjai.store.query import Params, Prepared, Query, Row, RowReader, prepare, read_with_tables
 from pjai.store.rebase import RebaseResult, check_continuation, discard, planned, rebase
+from pjai.store.replay import load_logged, replay_logged
 from pjai.store.sqlite import (
     BUSY_TIMEOUT_MS,
-    ENVIRONMENT_ERRORS,
     Durability,
     add_functions,
     connect,
     file_size,
     translate_errors,
-    use_wal,
 )
 from pjai.store.state import StateWriter
 
 __all__ = ["CommitHook", "Progress", "Store"]
 
-FORMAT = "1"
-
 log = logging.getLogger(__name__)
-
-INSPECT_SECONDS = 5.0
-"""How long a console query may run."""
-INSPECT_RESULT_BYTES = 16_000_000
-"""The most bytes of values a read-only console query's result may hold."""
-INSPECT_MAX_BYTES = 1_000_000
-"""The longest value a console query may make."""
-
-_READING = frozenset(
-    {apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE}
-)
-"""What :meth:`Store.inspect` lets SQL text do."""
 
 
 CommitHook = Callable[[list[Materialized]], object]
@@ -107,7 +86,7 @@ class Store(Resource):
         schema: Schema,
         *,
         sync: bool,
-        progress: Progress | None,
+        progress: Progress | None = None,
     ) -> None:
         self._conn = conn
         self.path = path
@@ -127,7 +106,7 @@ class Store(Resource):
         self._footprints = Footprints(schema)
         self._pending: list[EventRecord] | None = None  # the log's, read when first needed
         with translate_errors(f"opening store {path or ':memory:'}"):
-            meta = self._boot()
+            meta = boot(conn, self._log, self._state, path, schema, sync=sync)
         self.store_id = meta["store_id"]
         self.client_id = meta["client_id"]
         self._head: Position = ROOT
@@ -159,7 +138,7 @@ class Store(Resource):
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
             if not file.exists():
-                cls._create(file, schema, sync)
+                make_whole(file, lambda at: cls(connect(at, "full"), at, schema, sync=sync))
         conn = connect(file, durability)
         try:
             return cls(conn, file, schema, sync=sync, progress=progress)
@@ -168,82 +147,9 @@ class Store(Resource):
             raise
 
     @classmethod
-    def _create(cls, file: Path, schema: Schema, sync: bool) -> None:
-        """Make the store file ``file`` whole beside it, then put it in place: a process
-        stopped meanwhile leaves no half-made file behind, and of processes making it at
-        once, one puts its file in place and the others open that one."""
-        partial = file.with_name(f"{file.name}.new-{new_id()}")
-        try:
-            made = cls(connect(partial, "full"), partial, schema, sync=sync, progress=None)
-            made.close()  # the last connection: its -wal file is checkpointed and removed
-            if Path(f"{partial}-wal").exists():
-                raise StoreError(f"making {file}: {partial.name}-wal was left after closing")
-            try:
-                os.link(partial, file)  # never over a file another process put there
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV):
-                    raise
-                if not file.exists():  # a file system without hard links
-                    os.replace(partial, file)
-            fsync_path(file.parent)
-        finally:
-            for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
-                leftover.unlink(missing_ok=True)
-
-    @classmethod
     def memory(cls, *, schema: Schema = SCHEMA, sync: bool = False) -> Store:
         """A new store that lives in memory only."""
         return cls.open(None, schema=schema, sync=sync)
-
-    def _boot(self) -> dict[str, str]:
-        if not self._log.exists():
-            tables = self._conn.execute("SELECT count(*) FROM sqlite_schema").get
-            if tables:
-                raise StoreCorruptError(f"{self.path} is an SQLite database but not a PJai store")
-            if self.path is not None:
-                use_wal(self._conn)
-            with self._conn:
-                self._log.create()
-                self._state.create()
-                self._log.set_meta(
-                    format=FORMAT,
-                    store_id=new_id(),
-                    client_id=new_id(),
-                    generation="0",
-                    mode="sync" if self.sync else "standalone",
-                    fingerprint=self.schema.fingerprint,
-                )
-        meta = self._log.meta()
-        if meta.get("format") != FORMAT:
-            raise StoreError(
-                f"{self.path} has store format {meta.get('format')!r}; this PJai reads "
-                f"format {FORMAT}. Open it with the PJai version that wrote it."
-            )
-        self._log.upgrade()
-        self._check_codec(meta)
-        mode = "sync" if self.sync else "standalone"
-        if meta["mode"] != mode:
-            raise StoreModeError(
-                f"{self.path} is a {meta['mode']} store; open it with sync={not self.sync}"
-            )
-        return meta
-
-    def _check_codec(self, meta: dict[str, str]) -> None:
-        """A store sealed by a codec opens only with it; a plain one takes a codec (its
-        older events stay plain, new ones are sealed) and remembers it."""
-        kept, given = meta.get("codec", PLAIN.name), self.schema.codec.name
-        if kept == given:
-            return
-        if kept != PLAIN.name:
-            raise StoreError(
-                f"{self.path}'s sensitive fields are sealed ({kept}): open it with its key "
-                f"ring (PJAI_PASSPHRASE or PJAI_KEY_FILE, docs/security.md), not {given}"
-            )
-        with self._conn:
-            self._log.set_meta(codec=given)
-        meta["codec"] = given
 
     # -- identity and position -------------------------------------------------
 
@@ -543,7 +449,6 @@ class Store(Resource):
     def _rebuild(self, progress: Progress | None, *, trust: bool) -> int:
         with self._lock:
             self._check_open()
-            total = self._log.count()
             # A logged refusal may hang on what the log does not hold (a key that has
             # arrived since): a log with one is replayed in full.
             trust = (
@@ -560,60 +465,19 @@ class Store(Resource):
                     self._state.drop_all()
                     self._state.create(indexes=False)
                     self._tracker.forget_columns()
-                    applied = self._load_logged(total, progress) if trust else None
+                    applied = None
+                    if trust:
+                        applied = load_logged(
+                            self._conn, self._log, self._state, self.schema, progress
+                        )
                     if applied is None:
-                        applied = self._replay_logged(total, progress)
+                        applied = replay_logged(self._log, self._applier, progress)
                         self._state.check_references()  # the load checked its own
                     self._state.create_indexes()
                     self._log.set_meta(fingerprint=self.schema.fingerprint)
             finally:
                 self._conn.execute("PRAGMA foreign_keys=ON")
         self._deliver(deliveries)
-        return applied
-
-    def _load_logged(self, total: int, progress: Progress | None) -> int | None:
-        """Write the events the log records as applied, in bulk; how many, or ``None``
-        (and nothing written) if one did not apply."""
-        applied = 0
-
-        def ops() -> Iterator[tuple[str, Sequence[Op]]]:
-            nonlocal applied
-            for done, entry in enumerate(self._log.entries(), 1):
-                if entry.error is None:
-                    applied += 1
-                    yield entry.record.name, self.schema.materialize(entry.record).ops
-                if progress is not None and (done % 5_000 == 0 or done == total):
-                    progress(done, total)
-
-        self._conn.execute("SAVEPOINT pjai_load")
-        try:
-            self._state.load(ops())
-            self._state.check_references()  # existence checks were skipped
-        except ENVIRONMENT_ERRORS:
-            raise
-        except Exception as exc:
-            log.warning("the log's outcomes do not replay (%s); deciding each event again", exc)
-            self._conn.execute("ROLLBACK TO pjai_load")
-            self._conn.execute("RELEASE pjai_load")
-            return None
-        self._conn.execute("RELEASE pjai_load")
-        return applied
-
-    def _replay_logged(self, total: int, progress: Progress | None) -> int:
-        """Apply every logged event, deciding each outcome again; record those that
-        changed. Returns how many applied."""
-        applied = 0
-        outcomes: list[tuple[str, str | None, bytes | None]] = []
-        for done, entry in enumerate(self._log.entries(), 1):
-            pending = entry.status == "pending"
-            error, changeset = self._apply_logged(entry.record, capture=pending)
-            applied += error is None
-            if error != entry.error or pending:
-                outcomes.append((entry.record.id, error, changeset))
-            if progress is not None and (done % 5_000 == 0 or done == total):
-                progress(done, total)
-        for event_id, error, changeset in outcomes:
-            self._log.set_outcome(event_id, error, changeset)
         return applied
 
     # -- reading ---------------------------------------------------------------
@@ -643,73 +507,15 @@ class Store(Resource):
         self._check_open()
         if self.path is None:  # a private in-memory store has one connection
             with self._lock, self._read_only("running SQL"):
-                return self._inspect(self._conn, sql, limit, seconds)
+                return run_typed_sql(self._conn, self._rows, sql, limit, seconds)
         with translate_errors("running SQL"):
             conn = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
             try:
                 conn.set_busy_timeout(BUSY_TIMEOUT_MS)
                 add_functions(conn)
-                return self._inspect(conn, sql, limit, seconds)
+                return run_typed_sql(conn, self._rows, sql, limit, seconds)
             finally:
                 conn.close()
-
-    def _inspect(
-        self, conn: apsw.Connection, sql: str, limit: int, seconds: float
-    ) -> tuple[list[str], list[Row]]:
-        def only_reads(op: int, *_: Any) -> int:
-            return apsw.SQLITE_OK if op in _READING else apsw.SQLITE_DENY
-
-        if "\x00" in sql:
-            raise QueryError("the SQL holds a NUL character (\\x00); remove it")
-        deadline = time.monotonic() + seconds
-        conn.authorizer = only_reads
-        conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
-        length = conn.limit(apsw.SQLITE_LIMIT_LENGTH, INSPECT_MAX_BYTES)
-        try:
-            cursor = conn.cursor()
-            cursor.execute(sql)
-            try:
-                columns = [name for name, _ in cursor.get_description()]
-            except apsw.ExecutionCompleteError:
-                return [], []
-            rows, size = [], 0
-            for row in itertools.islice(self._rows.iterate(cursor), limit):
-                size += sum(_size(v) for v in row)
-                if size > INSPECT_RESULT_BYTES:
-                    raise QueryError(
-                        f"the result holds more than {INSPECT_RESULT_BYTES:,} bytes; narrow "
-                        "it down (fewer columns or rows, substr() of long values)"
-                    )
-                if time.monotonic() > deadline:
-                    raise apsw.InterruptError("the deadline passed between rows")
-                rows.append(row)
-            return columns, rows
-        except apsw.AuthError as exc:
-            raise QueryError(f"only reading is allowed here (SELECT or WITH): {exc}") from exc
-        except apsw.InterruptError as exc:
-            raise QueryError(
-                f"the query ran for more than {seconds:g} s and was stopped; narrow it down "
-                "(a WHERE, a LIMIT)"
-            ) from exc
-        except apsw.TooBigError as exc:
-            raise QueryError(
-                f"a value of the result is longer than {INSPECT_MAX_BYTES:,} bytes"
-            ) from exc
-        except UnicodeDecodeError as exc:
-            # Typed SQL makes such text as easily as a damaged file holds it (a CAST of
-            # a blob): say both, rather than that the file is damaged.
-            raise QueryError(
-                f"running SQL: a text value is not valid UTF-8 ({exc.reason} at byte "
-                f"{exc.start}); read it as hex() instead. If a stored column holds it, "
-                "`pjai doctor` checks the file"
-            ) from exc
-        except (ValueError, TypeError, zlib.error) as exc:
-            # Raised by a PJai function given what it does not take (pjai_text(x'00')).
-            raise QueryError(f"running SQL: {exc}") from exc
-        finally:
-            conn.authorizer = None
-            conn.set_progress_handler(None)
-            conn.limit(apsw.SQLITE_LIMIT_LENGTH, length)
 
     def live(self, query: Query, params: Params = None) -> LiveQuery:
         """A :class:`LiveQuery` that keeps ``query``'s result current."""
@@ -796,17 +602,9 @@ class Store(Resource):
 
     def state_hash(self) -> str:
         """A digest of every state table's content, equal for equal states."""
-        import hashlib
-
-        digest = hashlib.sha256()
         with self._lock:
             self._check_open()
-            for name, table in sorted(self._state.tables.items()):
-                keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns) or "rowid"
-                digest.update(name.encode())
-                for row in self._conn.execute(f'SELECT * FROM "{name}" ORDER BY {keys}'):
-                    digest.update(msgspec.json.encode(row))
-        return digest.hexdigest()
+            return upkeep.state_hash(self._conn, self._state.tables)
 
     @contextmanager
     def exclusive(self) -> Iterator[Store]:
@@ -973,23 +771,10 @@ class Store(Resource):
         whole, so a failure leaves no partial file.
         """
         target = Path(destination)
-        if target.exists():
-            raise StoreError(f"{target} exists; a backup goes to a new file")
-        partial = target.with_name(target.name + ".partial")
-        try:
-            with self._lock:
-                self._check_open()
-                with translate_errors(f"backing the store up to {target}"):
-                    copy = apsw.Connection(str(partial))
-                    try:
-                        with copy.backup("main", self._conn, "main") as backup:
-                            backup.step(-1)
-                    finally:
-                        copy.close()
-            partial.replace(target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        with upkeep.written_whole(target) as partial, self._lock:
+            self._check_open()
+            with translate_errors(f"backing the store up to {target}"):
+                upkeep.backup(self._conn, partial)
 
     def compact(self, *, wait_s: float = 5.0) -> bool:
         """Rewrite the file so that deleted rows leave nothing readable behind: each
@@ -999,24 +784,7 @@ class Store(Resource):
         with self._lock:
             self._check_open()
             with translate_errors("compacting the store"):
-                fts = self._conn.execute(
-                    "SELECT name FROM sqlite_schema WHERE type = 'table' "
-                    "AND sql LIKE 'CREATE VIRTUAL TABLE % USING fts5%'"
-                ).fetchall()
-                for (name,) in fts:
-                    quoted = '"' + str(name).replace('"', '""') + '"'
-                    self._conn.execute(f"INSERT INTO {quoted}({quoted}) VALUES ('optimize')")
-                self._conn.execute("VACUUM")
-                if self.path is None:
-                    return True
-                deadline = time.monotonic() + wait_s
-                while True:
-                    found = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-                    if found is not None and not found[0]:
-                        return True
-                    if time.monotonic() > deadline:
-                        return False
-                    time.sleep(0.05)
+                return upkeep.compact(self._conn, in_memory=self.path is None, wait_s=wait_s)
 
     def disk_bytes(self) -> int:
         """Bytes the store file and its WAL take on disk."""
@@ -1138,46 +906,16 @@ class Store(Resource):
         assert isinstance(prepared, Prepared)
         with self._lock:
             self._check_open()
-            tables: set[str] = set()
-            first = live._tables is None
-
-            def authorize(op: int, table: str | None, *_: Any) -> int:
-                if op == apsw.SQLITE_READ and table:
-                    tables.add(table)
-                return apsw.SQLITE_OK
-
             started = time.perf_counter()
             with self._read_only("running live query"):
-                cursor = self._conn.cursor()
-                if first:
-                    self._conn.authorizer = authorize
-                    try:
-                        cursor.execute(prepared.sql, prepared.params, can_cache=False)
-                    finally:
-                        self._conn.authorizer = None
+                if live._tables is None:  # its first run here
+                    rows, tables = read_with_tables(self._conn, self._rows, prepared)
                 else:
+                    cursor = self._conn.cursor()
                     cursor.execute(prepared.sql, prepared.params)
-                rows = self._rows.read(cursor)
-                if first:
-                    tables |= self._shadow_tables(tables)
+                    rows, tables = self._rows.read(cursor), live.tables
             live.last_run_s = time.perf_counter() - started
-            return live.set_result(rows, frozenset(tables) if first else live.tables)
-
-    def _shadow_tables(self, tables: set[str]) -> set[str]:
-        """The shadow tables of the virtual tables among ``tables``: a full-text index
-        keeps its terms in them, and commits change those, never the virtual table."""
-        listed = [
-            (str(name), str(kind))
-            for name, kind in self._conn.execute("SELECT name, type FROM pragma_table_list")
-        ]
-        virtual = [f"{name}_" for name, kind in listed if kind == "virtual" and name in tables]
-        if not virtual:
-            return set()
-        return {
-            name
-            for name, kind in listed
-            if kind == "shadow" and any(name.startswith(prefix) for prefix in virtual)
-        }
+            return live.set_result(rows, tables)
 
     @property
     def lock(self) -> threading.RLock:
@@ -1196,10 +934,3 @@ class Store(Resource):
     def _deliver(self, deliveries: list[LiveQuery]) -> None:
         for live in deliveries:
             live.deliver()
-
-
-def _size(value: Any) -> int:
-    """The bytes a console result's value takes, as UTF-8 for text."""
-    if isinstance(value, str):
-        return len(value.encode(errors="replace"))
-    return len(value) if isinstance(value, bytes) else 8
