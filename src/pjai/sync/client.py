@@ -29,7 +29,6 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC
 from typing import Any, Literal
 
 import msgspec
@@ -39,7 +38,8 @@ from pjai.schema.records import EventRecord, EventStatus, header_problem
 from pjai.store import Store
 from pjai.store.rebase import RebaseResult
 from pjai.sync.clientside import Apply, ClientSession, Fail, Reject, Send, Wait
-from pjai.sync.presence import MAX_PEERS, PRESENCE
+from pjai.sync.peers import PeerBook
+from pjai.sync.presence import PRESENCE
 from pjai.sync.protocol import (
     Events,
     Peer,
@@ -154,16 +154,10 @@ class SyncClient:
         self._changed = asyncio.Event()
         self._behind: list[EventRecord] = []
         """Events the server sent that the store has not rebased onto yet."""
-        self._announcement: PresenceUpdate | None = None
+        announcement = None
         if presence_name is not None:
-            self._announcement = PresenceUpdate(
-                name=presence_name, detail=dict(presence_detail or {})
-            )
-        self._announce_due = False
-        self._presence_on = False  # negotiated on the current connection
-        self._peers: list[Peer] = []
-        self._peer_listeners: list[Callable[[list[Peer]], None]] = []
-        self._peers_changed = asyncio.Event()
+            announcement = PresenceUpdate(name=presence_name, detail=dict(presence_detail or {}))
+        self._presence = PeerBook(store.client_id, announcement, lambda: self._committed(None))
 
     # -- running ------------------------------------------------------------------
 
@@ -272,7 +266,7 @@ class SyncClient:
     def peers(self) -> list[Peer]:
         """Who else is on the store now, as the server last said: empty while offline,
         without an announcement, or with a server that does not speak ``presence/1``."""
-        return list(self._peers)
+        return self._presence.peers
 
     def announce(
         self,
@@ -287,67 +281,16 @@ class SyncClient:
         announcement of a client made without ``presence_name`` takes effect from its
         next connection, since the extension is negotiated in the hello.
         """
-        current = self._announcement
-        if current is None:
-            if name is None:
-                raise PjaiError("the first announcement needs a name")
-            current = PresenceUpdate(name=name)
-        self._announcement = PresenceUpdate(
-            name=current.name if name is None else name,
-            state=state or current.state,
-            detail=current.detail if detail is None else dict(detail),
-        )
-        self._announce_due = True
-        self._committed(None)  # wakes the connection, from any thread
+        self._presence.announce(name, state=state, detail=detail)
 
     def on_peers(self, callback: Callable[[list[Peer]], None]) -> Callable[[], None]:
         """Call ``callback(peers)`` on the client's event loop whenever the peers change;
         returns the function that stops it."""
-        self._peer_listeners.append(callback)
-
-        def stop() -> None:
-            with contextlib.suppress(ValueError):
-                self._peer_listeners.remove(callback)
-
-        return stop
+        return self._presence.on_peers(callback)
 
     async def wait_peers(self, check: Callable[[list[Peer]], bool]) -> None:
         """Wait until ``check(peers)`` holds (wrap it in ``asyncio.timeout()``)."""
-        while not check(self.peers):
-            changed = self._peers_changed
-            await changed.wait()
-
-    def _presence(self, message: Presence | PresenceRejected) -> None:
-        if isinstance(message, PresenceRejected):
-            log.warning("the sync server refused this client's presence: %s", message.detail)
-            return
-        own = self.store.client_id  # an older session of ours may linger on the server
-        peers = [_in_utc(peer) for peer in message.peers if peer.client_id != own]
-        if None in peers:
-            log.warning("the sync server sent peers seen at no time UTC can hold; left out")
-        kept = [peer for peer in peers if peer is not None]
-        if len(kept) > MAX_PEERS:  # a server keeping to the protocol sends no more
-            kept = sorted(kept, key=lambda peer: peer.last_seen)[-MAX_PEERS:]
-        self._set_peers(kept)
-
-    def _set_peers(self, peers: list[Peer]) -> None:
-        if peers == self._peers:
-            return
-        self._peers = peers
-        self._peers_changed.set()
-        self._peers_changed = asyncio.Event()
-        for callback in list(self._peer_listeners):
-            try:
-                callback(list(peers))
-            except Exception:  # one listener's bug must not stop syncing
-                log.exception("a presence listener failed")
-
-    async def _announce(self, session: ClientSession) -> None:
-        announcement = self._announcement
-        ready = session.state == "ready" and self._presence_on
-        if ready and self._announce_due and announcement is not None:
-            self._announce_due = False
-            await self._send(encode(announcement))
+        await self._presence.wait(check)
 
     # -- one connection ------------------------------------------------------------
 
@@ -364,9 +307,8 @@ class SyncClient:
         loop = asyncio.get_running_loop()
         tasks: dict[str, asyncio.Task[Any]] = {}
         hello = session.hello()
-        if self._announcement is not None:
+        if self._presence.offered:
             hello = msgspec.structs.replace(hello, extensions=[PRESENCE])
-        self._presence_on = False
         try:
             await self._send(encode(hello))
             receiving = tasks["receive"] = asyncio.create_task(transport.receive())
@@ -408,7 +350,9 @@ class SyncClient:
                     raise ConnectionClosed(
                         f"the server owes an answer for {self._answer_timeout:g} s; reconnecting"
                     )
-                await self._announce(session)
+                announcement = self._presence.due(session.state == "ready")
+                if announcement is not None:
+                    await self._send(encode(announcement))
                 await self._step(session)
         finally:
             for task in tasks.values():
@@ -416,8 +360,7 @@ class SyncClient:
             await asyncio.gather(*tasks.values(), return_exceptions=True)
             await transport.close()
             self._transport = None
-            self._presence_on = False
-            self._set_peers([])  # offline: nobody is known to be there
+            self._presence.offline()
 
     async def _handle(self, session: ClientSession, frames: list[bytes]) -> bool:
         """Handle frames that arrived together; whether one answered something (not a
@@ -430,12 +373,10 @@ class SyncClient:
                 except ProtocolError as exc:
                     raise ConnectionClosed(f"the server sent a bad frame: {exc}") from exc
                 if isinstance(message, Presence | PresenceRejected):
-                    self._presence(message)  # news, not an answer the client waits for
+                    self._presence.heard(message)  # news, not an answer the client waits for
                     continue
                 if isinstance(message, Welcome):
-                    offered = message.extensions
-                    self._presence_on = isinstance(offered, list) and PRESENCE in offered
-                    self._announce_due = self._presence_on
+                    self._presence.welcomed(message.extensions)
                 # What the server owes: a welcome, a push's answer, events. An empty
                 # events frame answers only the keep-alive pull, not a push.
                 answered |= not isinstance(message, Ping | Pong) and not (
@@ -595,14 +536,3 @@ class SyncClient:
         self._status = replace(self._status, **changes)  # type: ignore[arg-type]
         self._changed.set()
         self._changed = asyncio.Event()
-
-
-def _in_utc(peer: Peer) -> Peer | None:
-    """``peer`` with its ``last_seen`` in UTC; ``None`` when it has no offset or is out of
-    the range UTC can hold (a server can send ``0001-01-01T00:00:00+01:00``)."""
-    if peer.last_seen.tzinfo is None:
-        return None
-    try:
-        return msgspec.structs.replace(peer, last_seen=peer.last_seen.astimezone(UTC))
-    except OverflowError:
-        return None
