@@ -238,7 +238,7 @@ async def test_a_peer_seen_at_a_time_utc_cannot_hold_is_left_out() -> None:
         async with asyncio.timeout(5):
             await client.wait_until(lambda s: s.state == "online")
             await asyncio.sleep(0.3)
-        assert [(p.name, p.last_seen) for p in client.peers] == [("near", seen)]
+        assert [(p.name, p.last_seen) for p in client.presence.peers] == [("near", seen)]
         assert client.status.state == "online"
 
 
@@ -354,5 +354,5 @@ async def test_a_roster_longer_than_a_server_may_send_keeps_the_latest_seen() ->
 
     async with shown(peers) as client:
         async with asyncio.timeout(5):
-            await client.wait_peers(bool)
-        assert client.peers == peers[-MAX_PEERS:]
+            await client.presence.wait(bool)
+        assert client.presence.peers == peers[-MAX_PEERS:]

@@ -229,7 +229,7 @@ async def hub() -> AsyncIterator[Hub]:
 
 
 def names(client: SyncClient) -> set[tuple[str, str]]:
-    return {(p.name, p.state) for p in client.peers}
+    return {(p.name, p.state) for p in client.presence.peers}
 
 
 async def test_clients_on_one_store_see_each_other_and_not_another_stores(hub: Hub) -> None:
@@ -240,28 +240,28 @@ async def test_clients_on_one_store_see_each_other_and_not_another_stores(hub: H
         )
         cc = SyncClient(c, hub.memory_connector(), store_id="s2", presence_name="elsewhere")
         heard: list[list[Peer]] = []
-        stop_hearing = ca.on_peers(heard.append)
+        stop_hearing = ca.presence.on_peers(heard.append)
         for client in (ca, cb, cc):
             client.start()
         async with asyncio.timeout(5):
-            await ca.wait_peers(lambda peers: names(ca) == {("desk", "online")})
-            await cb.wait_peers(lambda peers: names(cb) == {("laptop", "online")})
+            await ca.presence.wait(lambda peers: names(ca) == {("desk", "online")})
+            await cb.presence.wait(lambda peers: names(cb) == {("laptop", "online")})
             await cc.wait_until(lambda s: s.state == "online")
-        (desk,) = ca.peers
+        (desk,) = ca.presence.peers
         assert desk.client_id == b.client_id
-        assert heard[-1] == ca.peers
+        assert heard[-1] == ca.presence.peers
         stop_hearing()
         # An update fans out to the other client on the store.
-        ca.announce(state="away", detail={"view": "personas", "persona_id": "p1"})
+        ca.presence.announce(state="away", detail={"view": "personas", "persona_id": "p1"})
         async with asyncio.timeout(5):
-            await cb.wait_peers(lambda peers: names(cb) == {("laptop", "away")})
-        assert cb.peers[0].detail == {"view": "personas", "persona_id": "p1"}
-        assert cc.peers == []
+            await cb.presence.wait(lambda peers: names(cb) == {("laptop", "away")})
+        assert cb.presence.peers[0].detail == {"view": "personas", "persona_id": "p1"}
+        assert cc.presence.peers == []
         # A disconnect removes the peer.
         await cb.stop()
         async with asyncio.timeout(5):
-            await ca.wait_peers(lambda peers: peers == [])
-        assert cb.peers == []  # offline: nobody is known
+            await ca.presence.wait(lambda peers: peers == [])
+        assert cb.presence.peers == []  # offline: nobody is known
         assert len(heard) == 1  # the listener stopped hearing
         await ca.stop()
         await cc.stop()
@@ -292,7 +292,7 @@ async def test_a_client_without_the_extension_works_as_before_and_hears_no_prese
             frames = await receive_until(listener, Presence)
             while not (isinstance(frames[-1], Presence) and frames[-1].peers):
                 frames = await receive_until(listener, Presence)
-        ca.announce(state="away")
+        ca.presence.announce(state="away")
         async with asyncio.timeout(5):
             frames = await receive_until(listener, Presence)
         # The plain connection, on the same store, got none of it, and works as before.
@@ -300,7 +300,7 @@ async def test_a_client_without_the_extension_works_as_before_and_hears_no_prese
         async with asyncio.timeout(5):
             frames = await receive_until(plain, Pong)
         assert frames == [Pong(nonce=3)]
-        assert ca.peers == []  # connections that do not announce are not listed
+        assert ca.presence.peers == []  # connections that do not announce are not listed
         await plain.close()
         await listener.close()
         await ca.stop()
@@ -319,7 +319,7 @@ async def test_a_client_keeps_syncing_with_a_server_without_presence() -> None:
             async with asyncio.timeout(5):
                 assert await ca.synced(created.id) == "confirmed"
                 await cb.wait_until(lambda s: s.confirmed_head >= 1)
-            assert ca.peers == cb.peers == []
+            assert ca.presence.peers == cb.presence.peers == []
             assert hub.rosters == {}
             await ca.stop()
             await cb.stop()
@@ -335,7 +335,7 @@ async def test_a_bad_announcement_is_refused_and_others_keep_their_presence(hub:
         await rogue.send(hello(PRESENCE, client_id="rogue"))
         await rogue.send(encode(PresenceUpdate(name="ok")))
         async with asyncio.timeout(5):
-            await ca.wait_peers(lambda peers: names(ca) == {("ok", "online")})
+            await ca.presence.wait(lambda peers: names(ca) == {("ok", "online")})
         await rogue.send(encode(PresenceUpdate(name="x" * 1000)))
         await rogue.send(b'{"type":"presence_update","detail":[]}')
         await rogue.send(encode(Ping(nonce=9)))
@@ -345,7 +345,7 @@ async def test_a_bad_announcement_is_refused_and_others_keep_their_presence(hub:
         assert names(ca) == {("ok", "online")}
         await rogue.close()
         async with asyncio.timeout(5):
-            await ca.wait_peers(lambda peers: peers == [])
+            await ca.presence.wait(lambda peers: peers == [])
         await ca.stop()
 
 
@@ -356,11 +356,11 @@ async def test_a_burst_of_updates_ends_in_the_last_one(hub: Hub) -> None:
         ca.start()
         cb.start()
         async with asyncio.timeout(5):
-            await cb.wait_peers(lambda peers: bool(peers))
+            await cb.presence.wait(lambda peers: bool(peers))
         for index in range(50):
-            ca.announce(detail={"step": str(index)})
+            ca.presence.announce(detail={"step": str(index)})
         async with asyncio.timeout(5):
-            await cb.wait_peers(lambda peers: [p.detail for p in peers] == [{"step": "49"}])
+            await cb.presence.wait(lambda peers: [p.detail for p in peers] == [{"step": "49"}])
         await ca.stop()
         await cb.stop()
 
@@ -374,12 +374,12 @@ async def test_presence_travels_over_websockets() -> None:
             cb = SyncClient(b, connect, store_id="s1", presence_name="desk")
             ca.start()
             cb.start()
-            await ca.wait_peers(lambda peers: names(ca) == {("desk", "online")})
-            cb.announce("desk, upstairs", detail={"view": "memories"})
-            await ca.wait_peers(lambda peers: names(ca) == {("desk, upstairs", "online")})
-            assert ca.peers[0].detail == {"view": "memories"}
+            await ca.presence.wait(lambda peers: names(ca) == {("desk", "online")})
+            cb.presence.announce("desk, upstairs", detail={"view": "memories"})
+            await ca.presence.wait(lambda peers: names(ca) == {("desk, upstairs", "online")})
+            assert ca.presence.peers[0].detail == {"view": "memories"}
             await cb.stop()
-            await ca.wait_peers(lambda peers: peers == [])
+            await ca.presence.wait(lambda peers: peers == [])
             await ca.stop()
 
 

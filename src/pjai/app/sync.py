@@ -237,11 +237,13 @@ def connect(
         )
 
         def seen(status: SyncStatus) -> None:
-            write_status(data_dir, status, ws_url, chosen, client.peers)
+            write_status(data_dir, status, ws_url, chosen, client.presence.peers)
             if report is not None:
                 report(status)
 
-        client.on_peers(lambda peers: write_status(data_dir, client.status, ws_url, chosen, peers))
+        client.presence.on_peers(
+            lambda peers: write_status(data_dir, client.status, ws_url, chosen, peers)
+        )
 
         try:
             level = asyncio.run(_run(client, seen, once=once, limit=timeout, tick=tick, stop=stop))

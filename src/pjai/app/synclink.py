@@ -121,9 +121,9 @@ class SyncLink:
         )
 
         def write() -> None:
-            write_status(self._data_dir, client.status, ws_url, chosen, client.peers)
+            write_status(self._data_dir, client.status, ws_url, chosen, client.presence.peers)
 
-        client.on_peers(lambda _: write())
+        client.presence.on_peers(lambda _: write())
         client.start()
         self._client, self.url = client, ws_url
         self._reporting = asyncio.create_task(_report(client, write))

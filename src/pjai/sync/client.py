@@ -15,10 +15,10 @@ only on errors that retrying cannot fix (a refused token, an unknown protocol ve
 a server that lost this store's history, a cursor past the server's head, a push
 refused without naming the event), and says why in :attr:`SyncClient.status`.
 
-Given a presence name (or an :meth:`SyncClient.announce`), the client offers the
-``presence/1`` extension: where the server accepts it, the client announces itself and
-keeps who else is on the store in :attr:`SyncClient.peers` (:meth:`SyncClient.on_peers`
-tells of changes).
+Given a presence name (or an announcement, ``client.presence.announce``), the client
+offers the ``presence/1`` extension: where the server accepts it, the client announces
+itself and keeps who else is on the store in ``client.presence``
+(:class:`~pjai.sync.peers.PeerBook`).
 """
 
 from __future__ import annotations
@@ -42,12 +42,10 @@ from pjai.sync.peers import PeerBook
 from pjai.sync.presence import PRESENCE
 from pjai.sync.protocol import (
     Events,
-    Peer,
     Ping,
     Pong,
     Presence,
     PresenceRejected,
-    PresenceState,
     PresenceUpdate,
     ProtocolError,
     Pull,
@@ -157,7 +155,7 @@ class SyncClient:
         announcement = None
         if presence_name is not None:
             announcement = PresenceUpdate(name=presence_name, detail=dict(presence_detail or {}))
-        self._presence = PeerBook(store.client_id, announcement, lambda: self._committed(None))
+        self.presence = PeerBook(store.client_id, announcement, lambda: self._committed(None))
 
     # -- running ------------------------------------------------------------------
 
@@ -260,38 +258,6 @@ class SyncClient:
             changed = self._changed
             await changed.wait()
 
-    # -- presence ---------------------------------------------------------------------
-
-    @property
-    def peers(self) -> list[Peer]:
-        """Who else is on the store now, as the server last said: empty while offline,
-        without an announcement, or with a server that does not speak ``presence/1``."""
-        return self._presence.peers
-
-    def announce(
-        self,
-        name: str | None = None,
-        *,
-        state: PresenceState | None = None,
-        detail: Mapping[str, str] | None = None,
-    ) -> None:
-        """Change how this client appears to its peers (what is not given stays).
-
-        Sent at once when connected; safe to call from any thread. The first
-        announcement of a client made without ``presence_name`` takes effect from its
-        next connection, since the extension is negotiated in the hello.
-        """
-        self._presence.announce(name, state=state, detail=detail)
-
-    def on_peers(self, callback: Callable[[list[Peer]], None]) -> Callable[[], None]:
-        """Call ``callback(peers)`` on the client's event loop whenever the peers change;
-        returns the function that stops it."""
-        return self._presence.on_peers(callback)
-
-    async def wait_peers(self, check: Callable[[list[Peer]], bool]) -> None:
-        """Wait until ``check(peers)`` holds (wrap it in ``asyncio.timeout()``)."""
-        await self._presence.wait(check)
-
     # -- one connection ------------------------------------------------------------
 
     async def _connection(self) -> None:
@@ -307,7 +273,7 @@ class SyncClient:
         loop = asyncio.get_running_loop()
         tasks: dict[str, asyncio.Task[Any]] = {}
         hello = session.hello()
-        if self._presence.offered:
+        if self.presence.offered:
             hello = msgspec.structs.replace(hello, extensions=[PRESENCE])
         try:
             await self._send(encode(hello))
@@ -350,7 +316,7 @@ class SyncClient:
                     raise ConnectionClosed(
                         f"the server owes an answer for {self._answer_timeout:g} s; reconnecting"
                     )
-                announcement = self._presence.due(session.state == "ready")
+                announcement = self.presence.due(session.state == "ready")
                 if announcement is not None:
                     await self._send(encode(announcement))
                 await self._step(session)
@@ -360,7 +326,7 @@ class SyncClient:
             await asyncio.gather(*tasks.values(), return_exceptions=True)
             await transport.close()
             self._transport = None
-            self._presence.offline()
+            self.presence.offline()
 
     async def _handle(self, session: ClientSession, frames: list[bytes]) -> bool:
         """Handle frames that arrived together; whether one answered something (not a
@@ -373,10 +339,10 @@ class SyncClient:
                 except ProtocolError as exc:
                     raise ConnectionClosed(f"the server sent a bad frame: {exc}") from exc
                 if isinstance(message, Presence | PresenceRejected):
-                    self._presence.heard(message)  # news, not an answer the client waits for
+                    self.presence.heard(message)  # news, not an answer the client waits for
                     continue
                 if isinstance(message, Welcome):
-                    self._presence.welcomed(message.extensions)
+                    self.presence.welcomed(message.extensions)
                 # What the server owes: a welcome, a push's answer, events. An empty
                 # events frame answers only the keep-alive pull, not a push.
                 answered |= not isinstance(message, Ping | Pong) and not (

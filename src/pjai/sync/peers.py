@@ -47,7 +47,8 @@ class PeerBook:
 
     @property
     def peers(self) -> list[Peer]:
-        """Who else is on the store now (a copy)."""
+        """Who else is on the store now, as the server last said: empty while offline,
+        without an announcement, or with a server that does not speak ``presence/1``."""
         return list(self._peers)
 
     def announce(
@@ -57,8 +58,12 @@ class PeerBook:
         state: PresenceState | None = None,
         detail: Mapping[str, str] | None = None,
     ) -> None:
-        """Change the announcement (what is not given stays) and wake the connection to
-        send it; safe to call from any thread."""
+        """Change how this client appears to its peers (what is not given stays).
+
+        Sent at once when connected; safe to call from any thread. The first
+        announcement of a client made without a presence name takes effect from its
+        next connection, since the extension is negotiated in the hello.
+        """
         current = self._announcement
         if current is None:
             if name is None:
@@ -73,8 +78,8 @@ class PeerBook:
         self._wake()
 
     def on_peers(self, callback: Callable[[list[Peer]], None]) -> Callable[[], None]:
-        """Call ``callback(peers)`` whenever the peers change; returns the function that
-        stops it."""
+        """Call ``callback(peers)`` on the client's event loop whenever the peers change;
+        returns the function that stops it."""
         self._listeners.append(callback)
 
         def stop() -> None:
@@ -84,7 +89,7 @@ class PeerBook:
         return stop
 
     async def wait(self, check: Callable[[list[Peer]], bool]) -> None:
-        """Wait until ``check(peers)`` holds."""
+        """Wait until ``check(peers)`` holds (wrap it in ``asyncio.timeout()``)."""
         while not check(self.peers):
             changed = self._changed
             await changed.wait()

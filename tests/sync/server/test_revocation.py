@@ -108,17 +108,17 @@ async def test_a_cut_off_connection_hears_no_more_presence_and_leaves_the_roster
         desk.start()
         thief.start()
         async with asyncio.timeout(WAIT):
-            await desk.wait_peers(lambda peers: [p.name for p in peers] == ["laptop"])
-            await thief.wait_peers(lambda peers: [p.name for p in peers] == ["desk"])
+            await desk.presence.wait(lambda peers: [p.name for p in peers] == ["laptop"])
+            await thief.presence.wait(lambda peers: [p.name for p in peers] == ["desk"])
         tokens.revoke(laptop.id)
-        desk.announce(state="away")  # fanned out to the thief's connection too
+        desk.presence.announce(state="away")  # fanned out to the thief's connection too
         async with asyncio.timeout(WAIT):
             await first_of(
                 thief.wait_until(lambda s: s.state == "failed"),
-                thief.wait_peers(lambda peers: [p.state for p in peers] == ["away"]),
+                thief.presence.wait(lambda peers: [p.state for p in peers] == ["away"]),
             )
             assert (thief.status.state, thief.status.last_error) == ("failed", REFUSED)
-            await desk.wait_peers(lambda peers: peers == [])  # the laptop is gone
+            await desk.presence.wait(lambda peers: peers == [])  # the laptop is gone
         assert desk.status.state == "online"
         await desk.stop()
         await thief.stop()
