@@ -224,6 +224,31 @@ def test_a_device_that_made_the_persona_anew_holding_the_erased_one_s_key_keeps_
         each_reads_the_new_ada(devices, old_keys)
 
 
+def test_a_device_that_takes_the_erasure_with_the_new_persona_leaves_no_page_of_the_old(
+    tmp_path: Path,
+) -> None:
+    # The desk holds the old Ada, readable; her key's deletion comes in its exchange,
+    # then her erasure and the new Ada in one pull: the id never leaves its personas,
+    # and the old Ada's rows, deleted, must not stay in the desk's files.
+    with three_devices(tmp_path) as devices:
+        old_ada(devices.laptop)
+        assert devices.sync_once(devices.laptop).level
+        old_keys = ada_keys(devices.laptop)
+        assert devices.sync_once(devices.desk).level
+        with devices.desk.open() as manager:
+            for n in range(20):
+                Memories(manager).add("ada", f"{OLD} written on the desk, {n}")
+        assert devices.sync_once(devices.desk).level
+        new_ada(devices.phone)  # offline: it has not heard of Ada
+        erase_ada(devices.laptop)
+        assert devices.sync_once(devices.laptop).level
+        assert devices.sync_once(devices.phone).level  # her Ada comes after the erasure
+        assert devices.sync_once(devices.desk).level
+        assert files_holding(devices.desk.path, OLD) == []
+        devices.everyone_syncs()
+        each_reads_the_new_ada(devices, old_keys)
+
+
 # The key ring and the keys channel on their own.
 
 

@@ -36,6 +36,7 @@ from pjai.errors import ConfigError, PjaiError
 from pjai.files import replace_text
 from pjai.hybrid import HybridDatabaseManager
 from pjai.resource import Resource
+from pjai.schema import PersonaErased
 from pjai.schema.tables import personas
 from pjai.security import FieldCodec, KeyRing
 from pjai.store import Progress
@@ -294,6 +295,10 @@ class KeysIn:
         self._live = self._personas()
         """The personas held as of the last compaction: one gone since (its erasure
         event came, maybe before its key's deletion) calls for another."""
+        self._erasures = self._erasure_events()
+        """The erasure events of the log as of the last compaction: one come since calls
+        for another, also when its persona's id is held again (a persona given it anew,
+        whose creation came with the erasure)."""
         self._exchanged = self._erased_keys(), set(self._live)
         """The erased keys and the personas held as of the last exchange (:meth:`due`)."""
 
@@ -332,6 +337,11 @@ class KeysIn:
     def _personas(self) -> set[str]:
         return {row.id for row in self._manager.query(select(personas.c.id))}
 
+    def _erasure_events(self) -> set[str]:
+        store = self._manager.store
+        assert store is not None
+        return {entry.record.id for entry in store.events(named=(PersonaErased.NAME,))}
+
     def compact_erased(self) -> None:
         """Compact the store and SQL when a key was erased since the last compaction, or
         the erasure event of a persona erased elsewhere has arrived; never while an
@@ -345,8 +355,13 @@ class KeysIn:
         if self._erased:
             rows = self._manager.query(select(personas.c.id).where(personas.c.id.in_(self._erased)))
             still = {row.id for row in rows}
-        live = self._personas()
-        if keys == self._compacted and still == self._erased and self._live <= live:
+        live, erasures = self._personas(), self._erasure_events()
+        if (
+            keys == self._compacted
+            and still == self._erased
+            and self._live <= live
+            and erasures <= self._erasures
+        ):
             self._live = live  # personas made since: nothing to compact
             return
         # Before the compaction: one marked during it may have rows it did not cover.
@@ -363,6 +378,7 @@ class KeysIn:
         settled = not waiting and (store.head, store.confirmed_head) == before
         if emptied and len(done) == len(self._manager.shards) and settled:
             self._compacted, self._erased, self._live = keys, still, live
+            self._erasures = erasures
             try:
                 finish_rewrites(self._data_dir, self._manager, owed)
             except (PjaiError, OSError, apsw.Error) as exc:  # the marks stay for the next open
