@@ -11,6 +11,7 @@ import pytest
 
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import ROOT, SCHEMA, MemoryUpdated
+from pjai.schema.codec import History
 from pjai.schema.records import stamp
 from pjai.schema.types import utc_now
 from tests.helpers import memory, persona
@@ -24,7 +25,9 @@ class Wrapping:
     def __init__(self) -> None:
         self.unsealed = 0
 
-    def seal(self, event_id: str, event_name: str, args: bytes) -> bytes:
+    def seal(
+        self, event_id: str, event_name: str, args: bytes, history: History | None = None
+    ) -> bytes:
         return msgspec.json.encode({"id": event_id, "sealed": base64.b64encode(args).decode()})
 
     def unseal(self, event_id: str, event_name: str, stored: bytes) -> bytes:

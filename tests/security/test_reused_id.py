@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import apsw
+import msgspec
 import pytest
 
 from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security
@@ -22,9 +23,11 @@ from pjai.app.keysync import KeySync, join_store, sync_keys
 from pjai.app.sync import SyncOutcome
 from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError, KeyRingError
-from pjai.schema import MemoryFilter
-from pjai.security import KeyRing
+from pjai.schema import SCHEMA, EventRecord, MemoryFilter
+from pjai.security import FieldCodec, KeyRing
 from pjai.security.sharing import absorb, deletion_proof, export_items, join
+from pjai.store import Store
+from tests.helpers import memory, persona
 from tests.security.test_erasure import (
     MARKER,
     ada_beside_grace,
@@ -249,6 +252,30 @@ def test_a_device_that_takes_the_erasure_with_the_new_persona_leaves_no_page_of_
         each_reads_the_new_ada(devices, old_keys)
 
 
+def test_a_device_that_took_both_persona_s_keys_at_once_seals_the_old_one_s_writes_with_hers(
+    tmp_path: Path,
+) -> None:
+    # The desk takes the old Ada's key and the new one's in one exchange, with neither
+    # current yet, and holds the old Ada's events: what it writes for her is sealed
+    # with her key, so that her erasure does not reach the new Ada's.
+    with three_devices(tmp_path) as devices:
+        old_ada(devices.laptop)
+        assert devices.sync_once(devices.laptop).level
+        old_keys = ada_keys(devices.laptop)
+        new_ada(devices.phone)  # offline: it has not heard of Ada
+        devices.keys_only(devices.phone)  # shares the new Ada's key, not her events
+        assert devices.sync_once(devices.desk).level  # both keys, the old Ada's events
+        assert len(ada_keys(devices.desk)) == 2
+        with devices.desk.open() as manager:
+            Memories(manager).add("ada", f"{OLD} written on the desk")
+        assert devices.sync_once(devices.desk).level
+        assert devices.sync_once(devices.laptop).level  # the desk's write
+        erase_ada(devices.laptop)
+        assert devices.sync_once(devices.laptop).level
+        devices.everyone_syncs()
+        each_reads_the_new_ada(devices, old_keys)
+
+
 # The key ring and the keys channel on their own.
 
 
@@ -287,6 +314,48 @@ def test_a_ring_whose_current_lineage_was_erased_uses_the_one_left(tmp_path: Pat
         keys.erase("p1", {old})
         assert keys.current("p1")[0] == new
         assert keys.rotate("p1") in keys.lineages("p1")
+
+
+def test_a_ring_holding_two_lineages_gives_the_key_of_the_persona_written_for(
+    tmp_path: Path,
+) -> None:
+    with ring(tmp_path) as keys:
+        old, _ = keys.start("p1")
+        rotated = keys.rotate("p1")
+        new, key = keys.start("p1")  # taken from a device that made the persona anew
+        assert keys.current("p1")[0] == new
+        assert keys.current("p1", lambda: None)[0] == new  # not known: the current one
+        assert keys.current("p1", lambda: old)[0] == rotated  # the newest of her lineage
+        assert keys.current("p1")[0] == rotated  # made the current one
+        assert keys.current("p1", lambda: new) == (new, key)
+        keys.erase("p1", {old})
+        with pytest.raises(KeyRingError, match="p1 was erased"):
+            keys.current("p1", lambda: old)
+        assert keys.current("p1")[0] == new
+
+
+def test_a_commit_seals_a_persona_s_events_with_the_lineage_of_her_creation(
+    tmp_path: Path,
+) -> None:
+    with ring(tmp_path) as keys:
+        old, _ = keys.start("p1")  # an erased persona's, come from another device
+        schema = SCHEMA.with_codec(FieldCodec(keys))
+        with Store.open(tmp_path / "store.db", schema=schema) as store:
+            made = store.commit(persona("p1", "Ada"), memory("m1", "p1", content="one"))
+            first = sealed_with(made[0])
+            assert first != old
+            assert sealed_with(made[1]) == first  # in the same commit as her creation
+            keys.current("p1", lambda: old)  # the old one's made current (a key exchange)
+            (later,) = store.commit(memory("m2", "p1", content="two"))
+            assert sealed_with(later) == first
+            assert keys.current("p1")[0] == first
+
+
+def sealed_with(record: EventRecord) -> str:
+    """The id of the key that sealed ``record``'s fields."""
+    args = msgspec.json.decode(bytes(record.args))
+    (key_id,) = {v["key"] for v in args.values() if isinstance(v, dict) and "key" in v}
+    return str(key_id)
 
 
 def test_a_key_ring_made_before_lineages_opens_and_erases_as_it_did(tmp_path: Path) -> None:

@@ -8,17 +8,28 @@ export archives keep and send them as they are, and only code that decodes a pay
 through the schema sees it in the clear. Field encryption is a codec
 (:mod:`pjai.security.fields`); nothing else needs to know whether arguments are
 encrypted. The codec is given the event's id and name, so that what it seals can be
-bound to the one event it belongs to.
+bound to the one event it belongs to, and the history the event follows
+(:class:`History`), so that it can tell which persona of an id given again it seals for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from pjai.schema.ops import Op
 
-__all__ = ["PLAIN", "Codec", "ColumnCodec", "PlainCodec"]
+__all__ = ["PLAIN", "Codec", "ColumnCodec", "History", "PlainCodec"]
+
+
+class History(Protocol):
+    """The events a new event follows, as the store that commits it holds them: its
+    log (applied events only) and the events of the same commit before it."""
+
+    def last(self, names: Collection[str], persona_id: str) -> bytes | None:
+        """The stored arguments of the newest of them named one of ``names`` whose
+        ``persona_id`` is ``persona_id``, or ``None``."""
+        ...
 
 
 class Codec(Protocol):
@@ -33,8 +44,11 @@ class Codec(Protocol):
         """What the codec is called in health reports and archive manifests."""
         ...
 
-    def seal(self, event_id: str, event_name: str, args: bytes) -> bytes:
-        """The stored form of a new event's JSON arguments."""
+    def seal(
+        self, event_id: str, event_name: str, args: bytes, history: History | None = None
+    ) -> bytes:
+        """The stored form of a new event's JSON arguments; ``history``: what the event
+        follows, where known."""
         ...
 
     def unseal(self, event_id: str, event_name: str, stored: bytes) -> bytes:
@@ -52,7 +66,9 @@ class PlainCodec:
 
     name = "plain"
 
-    def seal(self, event_id: str, event_name: str, args: bytes) -> bytes:
+    def seal(
+        self, event_id: str, event_name: str, args: bytes, history: History | None = None
+    ) -> bytes:
         """``args`` unchanged."""
         return args
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from pjai.errors import EventValidationError
-from pjai.schema.codec import PLAIN, Codec
+from pjai.schema.codec import PLAIN, Codec, History
 from pjai.schema.fields import UtcDatetime
 from pjai.schema.limits import INT64_MAX, text_problem, time_problem
 from pjai.schema.types import new_id
@@ -126,14 +126,17 @@ def stamp(
     session_id: str,
     at: datetime,
     codec: Codec = PLAIN,
+    history: History | None = None,
 ) -> list[EventRecord]:
     """New records for encoded events (name and arguments, as
     :meth:`~pjai.schema.Schema.encode` gives them), numbered one after another from
     ``after``: each gets a new id, its position and its parent's, the origin, and its
-    arguments sealed by ``codec`` (the schema's) with its id."""
+    arguments sealed by ``codec`` (the schema's) with its id, after ``history`` (the
+    committing store's log, if known) and the records made before it here."""
     records: list[EventRecord] = []
     parent = Position(after.global_seq, after.client_seq)  # as logged: no generation
     plain = codec is PLAIN
+    before = None if history is None else _Batch(history, records)
     for name, args in encoded:
         position = parent.next(generation)
         event_id = new_id()
@@ -141,7 +144,7 @@ def stamp(
             EventRecord(
                 id=event_id,
                 name=name,
-                args=msgspec.Raw(args if plain else codec.seal(event_id, name, args)),
+                args=msgspec.Raw(args if plain else codec.seal(event_id, name, args, before)),
                 position=position,
                 parent=parent,
                 client_id=client_id,
@@ -151,6 +154,23 @@ def stamp(
         )
         parent = Position(position.global_seq, position.client_seq)
     return records
+
+
+class _Batch:
+    """The history of a record being made: ``history``, then the ``records`` made
+    before it in the same commit."""
+
+    def __init__(self, history: History, records: list[EventRecord]) -> None:
+        self._history, self._records = history, records
+
+    def last(self, names: Collection[str], persona_id: str) -> bytes | None:
+        """As :meth:`History.last`, the commit's own records first."""
+        for record in reversed(self._records):
+            if record.name in names:
+                args = msgspec.json.decode(bytes(record.args))
+                if isinstance(args, dict) and args.get("persona_id") == persona_id:
+                    return bytes(record.args)
+        return self._history.last(names, persona_id)
 
 
 def args_text(record: EventRecord) -> str:

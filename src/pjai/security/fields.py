@@ -19,13 +19,18 @@ A persona's creation (``v1.PersonaCreated``, ``v1.PersonaImported``) is sealed w
 new data key, the first of a lineage of its own (:meth:`KeyRing.start`), never with a
 key the ring held for that id before: a persona given the id of one erased, on a
 device that had not heard of the erasure and held the erased one's keys, seals
-nothing with them, and the erasure of the one does not reach the other.
+nothing with them, and the erasure of the one does not reach the other. Every other
+event of a persona is sealed with a key of the lineage of the persona that the history
+it follows made (:class:`~pjai.schema.codec.History`: its newest creation of that id,
+whose sealed fields name the key): a device holding the keys of both, with the erased
+persona's events and not yet her erasure, seals what it writes for her with hers.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -34,6 +39,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pjai.errors import EventValidationError, KeyErasedError, KeyMissingError
 from pjai.schema import SCHEMA, PersonaCreated
+from pjai.schema.codec import History
 from pjai.schema.event import Schema
 from pjai.schema.sealed import ENVELOPE_KEY, is_envelope
 from pjai.security.columns import ColumnSealer
@@ -78,9 +84,13 @@ class FieldCodec:
         """The sealer of table columns under the same key ring."""
         return self._columns
 
-    def seal(self, event_id: str, event_name: str, args: bytes) -> bytes:
+    def seal(
+        self, event_id: str, event_name: str, args: bytes, history: History | None = None
+    ) -> bytes:
         """``args`` with each sensitive field present replaced by its envelope; one that
-        is an envelope already stays as it is."""
+        is an envelope already stays as it is. ``history``: what the event follows,
+        which tells the persona it is for when an erased persona's id was given again
+        (see the module); without, the persona's current key."""
         fields = self._sensitive.get(event_name)
         if not fields:
             return args
@@ -91,10 +101,14 @@ class FieldCodec:
         if not present:
             return args
         persona = _persona(doc)
-        if persona not in ("", STORE_SCOPE) and event_name in self._creations:
+        if persona in ("", STORE_SCOPE):
+            key_id, key = self.keys.current(STORE_SCOPE)
+        elif event_name in self._creations:
             key_id, key = self.keys.start(persona)
+        elif history is None:
+            key_id, key = self.keys.current(persona)
         else:
-            key_id, key = self.keys.current(persona or STORE_SCOPE)
+            key_id, key = self.keys.current(persona, partial(self._made_with, persona, history))
         cipher = self._cipher(key_id, key)
         encode = self._json.encode
         for field in present:
@@ -103,6 +117,18 @@ class FieldCodec:
             data = cipher.encrypt(nonce, pad(encode(doc[field])), aad)
             doc[field] = {ENVELOPE_KEY: 1, "key": key_id, "nonce": b64(nonce), "data": b64(data)}
         return self._json.encode(doc)
+
+    def _made_with(self, persona: str, history: History) -> str | None:
+        """The id of the key that sealed the creation of ``persona`` that ``history``
+        holds last, or ``None`` (none, or one sealed with no key)."""
+        stored = history.last(self._creations, persona)
+        if stored is None or _MARK not in stored:
+            return None
+        doc = msgspec.json.decode(stored)
+        for value in doc.values() if isinstance(doc, dict) else ():
+            if isinstance(value, dict) and is_envelope(value) and isinstance(value["key"], str):
+                return value["key"]
+        return None
 
     def unseal(self, event_id: str, event_name: str, stored: bytes) -> bytes:
         """``stored`` with each envelope opened. Raises

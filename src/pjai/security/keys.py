@@ -169,7 +169,10 @@ class KeyRing(Resource):
         self.path = path
         self._store_key = store_key
         self._cache: dict[str, bytes] = {}
-        self._current: dict[str, str] = {}
+        self._current: dict[str, tuple[str, bool]] = {}
+        """By scope, the current key's id, and whether the persona written for decides
+        the key (:meth:`current`): the scope holds keys of more than one lineage, or
+        erased some."""
         self._lock = threading.RLock()
         self._version = self._data_version()
         self._looked = time.monotonic()
@@ -386,20 +389,64 @@ class KeyRing(Resource):
     # -- data keys ---------------------------------------------------------------------
 
     @_locked
-    def current(self, scope: str) -> tuple[str, bytes]:
+    def current(
+        self, scope: str, made_with: Callable[[], str | None] | None = None
+    ) -> tuple[str, bytes]:
         """The id and key that new sensitive fields of ``scope`` (a persona id, or
         :data:`STORE_SCOPE`) are encrypted with; made on first use. Raises
-        :class:`~pjai.errors.KeyRingError` for an erased persona."""
+        :class:`~pjai.errors.KeyRingError` for an erased persona.
+
+        When the ring holds keys of more than one lineage of ``scope``, or erased some
+        (a persona given the id of one erased, whose keys came here beside the erased
+        one's, or after them), which persona the key is for decides: ``made_with()`` is
+        the id of the key that sealed that persona's creation (``None``: not known), and
+        the key is the newest of its lineage, made the current one (:meth:`current_of`;
+        refused for the erased one)."""
         self._follow_others()
-        key_id = self._current.get(scope)
-        if key_id is not None:
-            return key_id, self._cache[key_id]
-        row = self._current_row(scope)
+        found = self._current.get(scope)
+        if found is None:
+            row = self._current_row(scope)
+            if row is None:
+                return self._new_data_key(scope, None)
+            key_id = str(row[0])
+            self._unwrap_data_key(key_id, scope, blob(row[1]), blob(row[2]), _text(row[3]))
+            found = self._current[scope] = key_id, self._ambiguous(scope)
+        key_id, ambiguous = found
+        if ambiguous and made_with is not None and (creation := made_with()) is not None:
+            return self.current_of(scope, creation)
+        return key_id, self._cache[key_id]
+
+    @_locked
+    def current_of(self, scope: str, creation: str) -> tuple[str, bytes]:
+        """The id and key that new sensitive fields of the persona of ``scope`` whose
+        creation was sealed with the key ``creation`` are encrypted with: the newest key
+        of that key's lineage (of the keys with none, for a key without one), made the
+        current one of ``scope``. The current one as :meth:`current` has it when the
+        ring holds no key of that lineage and it was not erased here. Raises
+        :class:`~pjai.errors.KeyRingError` when it was: that persona was erased."""
+        self._follow_others()
+        held = self._conn.execute(
+            "SELECT lineage FROM data_keys WHERE id = ? AND scope = ?", (creation, scope)
+        ).fetchone()
+        # A key not held (maybe not here yet) tells its lineage only if it started it.
+        lineage = creation if held is None else _text(held[0])
+        row = self._conn.execute(
+            "SELECT id, nonce, wrapped, lineage, current FROM data_keys "
+            "WHERE scope = ? AND lineage IS ? ORDER BY id DESC LIMIT 1",
+            (scope, lineage),
+        ).fetchone()
         if row is None:
-            return self._new_data_key(scope, None)
+            if self._was_erased(scope, lineage) or self.was_erased(creation):
+                raise KeyRingError(f"{scope} was erased: nothing new is encrypted for it")
+            return self.current(scope)
         key_id = str(row[0])
         key = self._unwrap_data_key(key_id, scope, blob(row[1]), blob(row[2]), _text(row[3]))
-        self._current[scope] = key_id
+        if not row[4]:
+            with self._writing():
+                self._conn.execute(
+                    "UPDATE data_keys SET current = (id = ?) WHERE scope = ?", (key_id, scope)
+                )
+            self._current[scope] = key_id, True
         return key_id, key
 
     @_locked
@@ -608,8 +655,18 @@ class KeyRing(Resource):
                 (key_id, scope, nonce, wrapped, now(), lineage),
             )
         self._cache[key_id] = key
-        self._current[scope] = key_id
+        self._current.pop(scope, None)  # read again: a lineage may have been added
         return key_id, key
+
+    def _ambiguous(self, scope: str) -> bool:
+        """Whether ``scope`` holds keys of more than one lineage (those with none
+        counting as one), or had keys erased here: a persona of its id was erased, and
+        the one written for may be her, not the persona made anew whose keys are left."""
+        count = self._conn.execute(
+            "SELECT count(DISTINCT coalesce(lineage, '')) FROM data_keys WHERE scope = ?",
+            (scope,),
+        ).get
+        return int(count) > 1 or self._was_erased(scope, None)
 
     def _was_erased(self, scope: str, lineage: str | None) -> bool:
         """Whether the keys of ``lineage`` of ``scope`` were erased here; for no lineage,

@@ -283,6 +283,20 @@ class EventLog:
                 return
             last = rows[-1][0]
 
+    def last(self, names: Collection[str], persona_id: str) -> bytes | None:
+        """The stored arguments of the newest applied event (not quarantined) with a
+        name in ``names`` whose ``persona_id`` is ``persona_id``, or ``None``
+        (:class:`pjai.schema.codec.History`). Only the events of those names are read."""
+        marks = ",".join("?" * len(names))
+        row = self._conn.execute(
+            f"SELECT args FROM {LOG_TABLE} WHERE name IN ({marks}) AND error IS NULL AND "
+            # Arguments a peer sent that are not JSON are quarantined, yet not read.
+            "CASE WHEN json_valid(args) THEN json_extract(args, '$.persona_id') END = ? "
+            "ORDER BY global_seq DESC LIMIT 1",
+            (*sorted(names), persona_id),
+        ).fetchone()
+        return None if row is None else str(row[0]).encode()
+
     def settled(self, event_ids: Sequence[str]) -> list[str]:
         """Which of ``event_ids`` the log holds as other than pending."""
         rows = self._conn.execute(

@@ -213,6 +213,7 @@ class Store(Resource):
                     session_id=session_of(self.session_id),
                     at=utc_now(),
                     codec=self.schema.codec,
+                    history=self._log,
                 )
                 for record, (_, payload, _) in zip(records, encoded, strict=True):
                     event = self.schema.materialize(record, payload)
