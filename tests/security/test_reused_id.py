@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,10 +20,12 @@ import pytest
 from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security
 from pjai.app import sync as sync_module
 from pjai.app.keysync import KeySync, join_store, sync_keys
+from pjai.app.privacy import destroy_replaced_keys
+from pjai.app.rights import replaced_keys_held
 from pjai.app.sync import SyncOutcome
 from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError, KeyRingError
-from pjai.schema import SCHEMA, EventRecord, MemoryFilter
+from pjai.schema import SCHEMA, EventRecord, MemoryFilter, PersonaErased
 from pjai.security import FieldCodec, KeyRing
 from pjai.security.sharing import absorb, deletion_proof, export_items, join
 from pjai.store import Store
@@ -276,6 +278,63 @@ def test_a_device_that_took_both_persona_s_keys_at_once_seals_the_old_one_s_writ
         each_reads_the_new_ada(devices, old_keys)
 
 
+def erased_while_the_phone_made_her_anew(devices: Devices) -> set[str]:
+    """The phone takes the old Ada's key, not her events, and makes Ada anew; the
+    laptop erases the old one and syncs. The old Ada's keys."""
+    old_ada(devices.laptop)
+    assert devices.sync_once(devices.laptop).level
+    old_keys = ada_keys(devices.laptop)
+    devices.keys_only(devices.phone)
+    new_ada(devices.phone)
+    erase_ada(devices.laptop)
+    assert devices.sync_once(devices.laptop).level
+    return old_keys
+
+
+def no_key_exchange(*args: object, **kwargs: object) -> None:
+    """In place of a device's key exchange: it is later."""
+    raise ConfigError("the key exchange is later")
+
+
+def test_a_device_with_the_erasure_in_its_log_destroys_the_old_key_beside_the_new_persona(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The old Ada's events and erasure come to the phone, not her key's deletion: the
+    # phone, knowing of the erasure from its own log, destroys the old key at once,
+    # keeping the new one's.
+    with three_devices(tmp_path) as devices:
+        old_keys = erased_while_the_phone_made_her_anew(devices)
+        with monkeypatch.context() as later:
+            later.setattr(sync_module, "sync_keys", no_key_exchange)
+            assert devices.sync_once(devices.phone).level  # the events, no deletion
+        assert ada_keys(devices.phone)
+        assert not ada_keys(devices.phone) & old_keys
+        devices.everyone_syncs()
+        each_reads_the_new_ada(devices, old_keys)
+
+
+@pytest.mark.parametrize("opening", ["open", "open_store"])
+def test_opening_a_directory_destroys_the_old_key_beside_the_new_persona(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opening: str
+) -> None:
+    # As above, and the syncing process stops before it destroys the old key: the next
+    # opening of the phone's directory (or of its store alone) destroys it.
+    with three_devices(tmp_path) as devices:
+        old_keys = erased_while_the_phone_made_her_anew(devices)
+        with monkeypatch.context() as stopped:
+            stopped.setattr(sync_module, "sync_keys", no_key_exchange)
+            stopped.setattr(sync_module, "destroy_replaced_keys", lambda *args: [], raising=False)
+            assert devices.sync_once(devices.phone).level
+        assert ada_keys(devices.phone) & old_keys
+        phone = DataDir(devices.phone.path, environ=devices.phone.environ)
+        with phone.open() if opening == "open" else phone.open_store():
+            pass
+        assert ada_keys(devices.phone)
+        assert not ada_keys(devices.phone) & old_keys
+        devices.everyone_syncs()
+        each_reads_the_new_ada(devices, old_keys)
+
+
 # The key ring and the keys channel on their own.
 
 
@@ -349,6 +408,31 @@ def test_a_commit_seals_a_persona_s_events_with_the_lineage_of_her_creation(
             (later,) = store.commit(memory("m2", "p1", content="two"))
             assert sealed_with(later) == first
             assert keys.current("p1")[0] == first
+
+
+def test_the_keys_destroyed_beside_a_persona_given_an_erased_one_s_id_are_never_hers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ring(tmp_path) as keys:
+        schema = SCHEMA.with_codec(FieldCodec(keys))
+        with Store.open(tmp_path / "store.db", schema=schema) as store:
+
+            def read(*, named: Collection[str]) -> list[EventRecord]:
+                return [e.record for e in store.events(named=named)]
+
+            (old,) = store.commit(persona("p1", "Ada"))
+            store.commit(PersonaErased(persona_id="p1"))  # her keys not destroyed yet
+            with monkeypatch.context() as older:  # made anew as an older PJai made it
+                older.setattr(KeyRing, "start", KeyRing.current)
+                (new,) = store.commit(persona("p1", "Ada"))
+            assert sealed_with(new) == sealed_with(old)
+            assert replaced_keys_held(keys, read, store.query) == {}  # hers too
+            store.commit(PersonaErased(persona_id="p1"))
+            (newer,) = store.commit(persona("p1", "Ada"))  # a lineage of her own
+            assert replaced_keys_held(keys, read, store.query) == {"p1": {sealed_with(old)}}
+            assert destroy_replaced_keys(keys, read, store.query) == ["p1"]
+            assert keys.lineages("p1") == {sealed_with(newer): sealed_with(newer)}
+            assert replaced_keys_held(keys, read, store.query) == {}
 
 
 def sealed_with(record: EventRecord) -> str:

@@ -21,9 +21,10 @@ encrypted) stay readable there; the proof counts them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import apsw
 from sqlalchemy import select
@@ -47,6 +48,7 @@ from pjai.app.rights import (
     persona_of,
     persona_row_ids,
     persona_rows,
+    replaced_keys_held,
     unfinished_erasures,
 )
 from pjai.errors import NotFoundError, PjaiError
@@ -58,13 +60,14 @@ from pjai.schema.expressions import in_parts
 from pjai.schema.personas import ERASED_TABLES
 from pjai.schema.records import EventRecord
 from pjai.schema.tables import conversations, memories, personas
-from pjai.security import FieldCodec
-from pjai.store import Store
+from pjai.security import FieldCodec, KeyRing
+from pjai.store import Query, Row, Store
 
 __all__ = [
     "ErasureProof",
     "ForgetGone",
     "destroy_erased_keys",
+    "destroy_replaced_keys",
     "erase_persona",
     "finish_erasures",
     "finish_rewrites",
@@ -180,11 +183,17 @@ def finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> list[E
     find nothing left to destroy, and each rewrite is whole, so that whichever clears
     the mark clears it rightly. One waiting for the sync server with no key left is not
     tried: until the server confirms it, the store and SQL keep the rows it deleted.
-    What is still not rewritten is logged."""
+    What is still not rewritten is logged. The keys an erased persona left beside a
+    persona given her id again are destroyed too (:func:`destroy_replaced_keys`), and
+    the store and SQL compacted."""
+    codec = manager.schema.codec
+    if isinstance(codec, FieldCodec):
+        replaced = destroy_replaced_keys(codec.keys, partial(event_log, manager), manager.query)
+        if replaced:
+            _compact(data_dir, manager, replaced)
     due = unfinished_erasures(manager)
     if not due:  # the common case, at every opening: nothing more to read
         return []
-    codec = manager.schema.codec
     held = codec.keys.scopes() if isinstance(codec, FieldCodec) else {}
     waiting = pending_erasures(manager)
     due = [p for p in due if p in held or p not in waiting]
@@ -226,7 +235,44 @@ def destroy_erased_keys(data_dir: DataDir, store: Store) -> list[str]:
     for persona_id, lineages in erased.items():
         owe_rewrite(data_dir.path, persona_id)
         codec.keys.erase(persona_id, lineages)
-    return sorted(erased)
+
+    def read(*, named: Collection[str]) -> list[EventRecord]:
+        return [e.record for e in store.events(named=named)]
+
+    replaced = destroy_replaced_keys(codec.keys, read, store.query)
+    return sorted(set(erased) | set(replaced))
+
+
+def destroy_replaced_keys(
+    ring: KeyRing, read: Callable[..., list[EventRecord]], query: Callable[[Query], list[Row]]
+) -> list[str]:
+    """Destroy the keys an erased persona left in ``ring`` beside a persona given her id
+    again, whose erasure the log holds (:func:`~pjai.app.rights.replaced_keys_held`,
+    with ``read`` and ``query`` as it takes them): at once, not when their deletion
+    comes from the device that erased her, which may be never. The personas whose keys
+    went; the files are the caller's to compact (the erased persona's rows went as her
+    erasure was applied)."""
+    replaced = replaced_keys_held(ring, read, query)
+    for persona_id, lineages in replaced.items():
+        ring.erase(persona_id, lineages)
+    return sorted(replaced)
+
+
+def _compact(data_dir: DataDir, manager: HybridDatabaseManager, persona_ids: list[str]) -> None:
+    """Compact the store and the SQL shards after the keys of ``persona_ids``' erased
+    namesakes went (:func:`destroy_replaced_keys`); what is not compacted is logged."""
+    try:
+        emptied = manager.compact_store()
+    except PjaiError as exc:
+        emptied = None
+        log.warning("compacting %s: %s", data_dir.store_path.name, exc)
+    done = manager.shards.compact()
+    if emptied is False or len(done) < len(manager.shards):
+        log.warning(
+            "the erased namesakes of %s may leave rows in freed pages until the next "
+            "compaction: another process reads an older state",
+            ", ".join(persona_ids),
+        )
 
 
 def rewrites_due(data_dir: DataDir, manager: HybridDatabaseManager) -> list[str]:

@@ -53,6 +53,7 @@ __all__ = [
     "persona_rows",
     "privacy_report",
     "record_consent",
+    "replaced_keys_held",
     "unfinished_erasures",
 ]
 
@@ -241,6 +242,54 @@ def _erased_held(
         if any(lineage is None or lineage in lineages for lineage in held_lineages):
             found[persona_id] = lineages
     return found
+
+
+def replaced_keys_held(
+    ring: KeyRing, read: Callable[..., list[EventRecord]], query: Callable[[Query], list[Row]]
+) -> dict[str, set[str]]:
+    """The personas given an erased persona's id again (a row of the new one, and the
+    erasure of the old in the log) whose ring still holds keys of the erased one (of a
+    lineage her erasures destroy, or with none), by id, with the lineages to destroy
+    (:meth:`~pjai.security.KeyRing.erase`): never the one the new persona's creation
+    started, and none when that creation tells no lineage (a persona created before
+    encryption was on, or by a PJai from before lineages: its keys have none, and the
+    erasure would take them). ``read(named=...)`` reads events of the log by name (the
+    erasure events, then, for personas erased with keys held, the creation events
+    too); ``query`` reads the state."""
+    held = set(ring.scopes()) - {STORE_SCOPE}
+    held &= {p for p in _erased(read(named=_ERASURES)) if p is not None}
+    held &= _with_row(query, held)
+    if not held:
+        return {}
+    log = read(named=_ERASURES + _CREATIONS)
+    erased = erased_lineages(log, ring)
+    made = _made_with(log)
+    found = {}
+    for persona_id in sorted(held):
+        keys = ring.lineages(persona_id)
+        own = made.get(persona_id)
+        lineage = keys.get(own) if own in keys else own
+        if lineage is None:
+            continue
+        lineages = erased.get(persona_id, set()) - {lineage}
+        if any(key is None or key in lineages for key in keys.values()):
+            found[persona_id] = lineages
+    return found
+
+
+def _made_with(log: Iterable[EventRecord]) -> dict[str, str | None]:
+    """For each persona ``log`` creates, the id of the key its newest creation was sealed
+    with (``None``: one sealed with none)."""
+    made: dict[str, str | None] = {}
+    for record in log:
+        fields = _SENSITIVE.get(record.name)
+        if fields is None or record.name not in _CREATIONS:
+            continue
+        args = _ids(record)
+        persona_id = args.get("persona_id")
+        if isinstance(persona_id, str):
+            made[persona_id] = next(iter(sorted(_sealed_with(args, fields))), None)
+    return made
 
 
 def erased_keys(log: Iterable[EventRecord]) -> dict[str, set[str]]:

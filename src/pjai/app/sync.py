@@ -30,8 +30,8 @@ from sqlalchemy import select
 
 from pjai.app.datadir import DataDir
 from pjai.app.keysync import sync_keys
-from pjai.app.privacy import ForgetGone, finish_rewrites, rewrites_due
-from pjai.app.rights import pending_erasures
+from pjai.app.privacy import ForgetGone, destroy_replaced_keys, finish_rewrites, rewrites_due
+from pjai.app.rights import event_log, pending_erasures
 from pjai.errors import ConfigError, PjaiError
 from pjai.files import replace_text
 from pjai.hybrid import HybridDatabaseManager
@@ -347,7 +347,10 @@ class KeysIn:
         the erasure event of a persona erased elsewhere has arrived; never while an
         erasure made here waits for the server (its event keeps the deleted rows until
         it is confirmed). Once compacted, the erasures that owed it are finished
-        (:func:`~pjai.app.privacy.finish_rewrites`)."""
+        (:func:`~pjai.app.privacy.finish_rewrites`). First, the keys an erased persona
+        left beside a persona given her id again are destroyed, as her erasure event is
+        here (:func:`~pjai.app.privacy.destroy_replaced_keys`)."""
+        destroy_replaced_keys(self._ring, partial(event_log, self._manager), self._manager.query)
         if pending_erasures(self._manager):
             return
         keys = self._erased_keys()
