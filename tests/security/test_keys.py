@@ -432,3 +432,42 @@ def test_the_status_of_a_ring_that_did_not_unlock_says_why(tmp_path: Path) -> No
     assert (report.encrypted, report.unlocked) == (True, False)
     assert report.locked_because is not None
     assert "does not unlock this key ring" in report.locked_because
+
+
+def _format(path: Path) -> str:
+    conn = apsw.Connection(str(path))
+    try:
+        return str(conn.execute("SELECT value FROM meta WHERE name = 'format'").get)
+    finally:
+        conn.close()
+
+
+def test_a_ring_that_holds_lineages_is_refused_by_a_pjai_from_before_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PJai from before lineages reads format 1 only: it would not open their keys,
+    # would make keys without one and erase every lineage of an id.
+    with made(tmp_path) as ring:
+        ring.start("p1")
+    assert _format(tmp_path / "keys.db") == "2"
+    with monkeypatch.context() as older:
+        older.setattr(keys, "FORMAT", "1")
+        older.setattr(keys, "READS", ("1",), raising=False)
+        with pytest.raises(KeyRingError, match=r"is not a key ring this PJai reads .*format '2'"):
+            KeyRing.unlock(tmp_path / "keys.db", passphrase=PASSPHRASE)
+
+
+@pytest.mark.parametrize("found", ["3", "a newer one"])
+def test_a_key_ring_of_a_format_this_pjai_does_not_know_is_refused_naming_it(
+    tmp_path: Path, found: str
+) -> None:
+    path = tmp_path / "keys.db"
+    with made(tmp_path):
+        pass
+    conn = apsw.Connection(str(path))
+    conn.execute("UPDATE meta SET value = ? WHERE name = 'format'", (found,))
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(KeyRingError, match=f"is not a key ring this PJai reads .*format '{found}'"):
+        KeyRing.unlock(path, passphrase=PASSPHRASE)
+    assert path.read_bytes() == before

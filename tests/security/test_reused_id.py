@@ -450,7 +450,8 @@ def test_a_key_ring_made_before_lineages_opens_and_erases_as_it_did(tmp_path: Pa
         keys.erase("p2")
     conn = apsw.Connection(str(tmp_path / "keys.db"))  # as an older PJai left it
     conn.execute(
-        "ALTER TABLE data_keys DROP COLUMN lineage; ALTER TABLE erased DROP COLUMN lineage"
+        "ALTER TABLE data_keys DROP COLUMN lineage; ALTER TABLE erased DROP COLUMN lineage;"
+        "UPDATE meta SET value = '1' WHERE name = 'format'"
     )
     conn.close()
     with KeyRing.unlock(tmp_path / "keys.db", passphrase=PASSPHRASE) as keys:
@@ -463,6 +464,9 @@ def test_a_key_ring_made_before_lineages_opens_and_erases_as_it_did(tmp_path: Pa
     with KeyRing.unlock(tmp_path / "keys.db", passphrase=PASSPHRASE) as keys:
         assert keys.lineages("p3") == {made: made}
         assert keys.scopes() == {"p3": 1}
+    conn = apsw.Connection(str(tmp_path / "keys.db"))  # a PJai from before refuses it now
+    assert conn.execute("SELECT value FROM meta WHERE name = 'format'").get == "2"
+    conn.close()
 
 
 def two_rings(tmp_path: Path) -> tuple[KeyRing, KeyRing]:

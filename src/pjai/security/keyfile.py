@@ -12,10 +12,15 @@ from pathlib import Path
 
 import apsw
 
-__all__ = ["FORMAT", "SCHEMA", "backup", "connect", "data_key_aad", "now", "upgrade"]
+__all__ = ["FORMAT", "READS", "SCHEMA", "backup", "connect", "data_key_aad", "now", "upgrade"]
 
-FORMAT = "1"
-"""The key ring file's format."""
+FORMAT = "2"
+"""The key ring file's format: ``2`` since data keys have lineages. A PJai from before
+reads format ``1`` only and refuses a ring of this one, rather than fail to open its
+keys, make keys without a lineage and erase every lineage of an id."""
+
+READS = ("1", "2")
+"""The formats this PJai opens: ``1`` (made before lineages) is upgraded as it opens."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,18 +64,24 @@ of the persona it erases, never one started by a new persona given the same id
 
 
 def upgrade(conn: apsw.Connection) -> None:
-    """Give a ring made by an older PJai the tables and columns added since (its keys
-    have no lineage)."""
+    """Give a ring made by an older PJai (of a format in :data:`READS`) the tables and
+    columns added since (its keys have no lineage), and this format."""
     conn.execute(SCHEMA)
-    if _lacking(conn):
+    if _lacking(conn) or _format(conn) != FORMAT:
         conn.execute("BEGIN IMMEDIATE")  # of processes opening it at once, one adds them
         try:
             for table in _lacking(conn):
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN lineage TEXT")
+            conn.execute("UPDATE meta SET value = ? WHERE name = 'format'", (FORMAT,))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+
+def _format(conn: apsw.Connection) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
+    return None if row is None else str(row[0])
 
 
 def _lacking(conn: apsw.Connection) -> list[str]:

@@ -47,7 +47,15 @@ from pjai.files import create_text, fsync_path
 from pjai.resource import Resource
 from pjai.schema.personas import NO_PERSONA_ID
 from pjai.schema.types import new_id
-from pjai.security.keyfile import FORMAT, SCHEMA, connect, data_key_aad, now, upgrade
+from pjai.security.keyfile import (
+    FORMAT,
+    READS,
+    SCHEMA,
+    connect,
+    data_key_aad,
+    now,
+    upgrade,
+)
 from pjai.security.locks import (
     KEY_BYTES,
     Argon2Params,
@@ -261,9 +269,13 @@ class KeyRing(Resource):
     ) -> KeyRing:
         conn, meta = _existing(target)
         try:
-            if meta.get("format") != FORMAT:
-                found = meta.get("format")
-                raise KeyRingError(f"{target} is not a key ring this PJai reads (format {found!r})")
+            found = meta.get("format")
+            if found not in READS:
+                what = "no format" if found is None else f"format {found!r}"
+                raise KeyRingError(
+                    f"{target} is not a key ring this PJai reads ({what}; it reads formats "
+                    f"{', '.join(READS)}): one made by a newer PJai opens with that PJai"
+                )
             upgrade(conn)  # a ring made by an older PJai lacks the newer tables and columns
             # Read before the store key is unlocked (stretching takes a while): a lock
             # another process changes meanwhile is then seen as changed.
