@@ -17,7 +17,7 @@ from pjai.app import DataDir
 from pjai.app.security import init_security, security_status
 from pjai.errors import KeyRingError
 from pjai.schema.types import new_id
-from pjai.security import STORE_SCOPE, Argon2Params, KeyRing, fingerprint, keys, locks
+from pjai.security import STORE_SCOPE, Argon2Params, KeyRing, datakeys, fingerprint, keys, locks
 from pjai.security.sharing import absorb
 
 FAST = Argon2Params(iterations=1, lanes=1, memory_kib=8 * 1024)
@@ -183,7 +183,7 @@ def test_a_key_made_while_another_process_erases_is_destroyed_or_refused(
     assert erasing.scopes() == {"p2": 1}
     # Made while the erasure is under way: checked against it as it is written.
     monkeypatch.undo()
-    monkeypatch.setattr(keys, "new_id", lambda: (erasing.erase("p2"), new_id())[1])
+    monkeypatch.setattr(datakeys, "new_id", lambda: (erasing.erase("p2"), new_id())[1])
     with pytest.raises(KeyRingError, match="p2 was erased"):
         other.rotate("p2")
     assert erasing.scopes() == {}

@@ -21,6 +21,7 @@ from pjai.errors import KeyRingError
 
 __all__ = [
     "KEY_BYTES",
+    "NONCE_BYTES",
     "Argon2Params",
     "blob",
     "check_passphrase",
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 KEY_BYTES = 32
+
+NONCE_BYTES = 12
+"""The nonce of each key a ring wraps (AES-256-GCM)."""
 
 MAX_ITERATIONS, MAX_LANES, MAX_MEMORY_KIB = 10, 16, 256 * 1024
 """The most stretching a wrap shared through the sync server may ask for."""
