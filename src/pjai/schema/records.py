@@ -162,15 +162,26 @@ class _Batch:
 
     def __init__(self, history: History, records: list[EventRecord]) -> None:
         self._history, self._records = history, records
+        self._found: dict[tuple[frozenset[str], str], tuple[bytes | None, int]] = {}
+        """What was found, and how many records there were then: of a large commit,
+        the history is read once, and each record looked at once."""
 
     def last(self, names: Collection[str], persona_id: str) -> bytes | None:
         """As :meth:`History.last`, the commit's own records first."""
-        for record in reversed(self._records):
+        asked = (frozenset(names), persona_id)
+        before = self._found.get(asked)
+        seen = 0 if before is None else before[1]
+        found = None
+        for record in reversed(self._records[seen:]):
             if record.name in names:
                 args = msgspec.json.decode(bytes(record.args))
                 if isinstance(args, dict) and args.get("persona_id") == persona_id:
-                    return bytes(record.args)
-        return self._history.last(names, persona_id)
+                    found = bytes(record.args)
+                    break
+        if found is None:
+            found = self._history.last(names, persona_id) if before is None else before[0]
+        self._found[asked] = found, len(self._records)
+        return found
 
 
 def args_text(record: EventRecord) -> str:

@@ -55,10 +55,13 @@ class DataKeys(RingFile):
                 return self._new_data_key(scope, None)
             key_id = str(row[0])
             self._unwrap_data_key(key_id, scope, blob(row[1]), blob(row[2]), nullable_text(row[3]))
-            found = self._current[scope] = key_id, self._ambiguous(scope)
-        key_id, ambiguous = found
-        if ambiguous and made_with is not None and (creation := made_with()) is not None:
-            return self.current_of(scope, creation)
+            found = self._current[scope] = key_id, {} if self._ambiguous(scope) else None
+        key_id, chosen = found
+        if chosen is not None and made_with is not None and (creation := made_with()) is not None:
+            # Read once, while it stays current (what changes the keys forgets it).
+            if chosen.get(creation) != key_id:
+                chosen[creation] = self.current_of(scope, creation)[0]
+            key_id = chosen[creation]
         return key_id, self._cache[key_id]
 
     @locked
@@ -93,7 +96,8 @@ class DataKeys(RingFile):
                 self._conn.execute(
                     "UPDATE data_keys SET current = (id = ?) WHERE scope = ?", (key_id, scope)
                 )
-            self._current[scope] = key_id, True
+            held_before = self._current.get(scope)
+            self._current[scope] = key_id, {} if held_before is None else held_before[1]
         return key_id, key
 
     @locked

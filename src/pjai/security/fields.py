@@ -74,7 +74,9 @@ class FieldCodec:
         """The codec and the store key it seals under: a store sealed under one key
         ring opens only with that ring."""
         self._sensitive = {t.NAME: t.SENSITIVE for t in schema.event_types if t.SENSITIVE}
-        self._creations = {t.NAME for t in schema.event_types if issubclass(t, PersonaCreated)}
+        self._creations = frozenset(
+            t.NAME for t in schema.event_types if issubclass(t, PersonaCreated)
+        )
         """The events that make a persona: each starts a lineage of data keys."""
         self._ciphers: dict[str, AESGCM] = {}
         self._json = msgspec.json.Encoder()

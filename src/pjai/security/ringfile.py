@@ -52,10 +52,11 @@ class RingFile(Resource):
         self.path = path
         self._store_key = store_key
         self._cache: dict[str, bytes] = {}
-        self._current: dict[str, tuple[str, bool]] = {}
-        """By scope, the current key's id, and whether the persona written for decides
-        the key (:meth:`~pjai.security.datakeys.DataKeys.current`): the scope holds keys
-        of more than one lineage, or erased some."""
+        self._current: dict[str, tuple[str, dict[str, str] | None]] = {}
+        """By scope, the current key's id, and, where the persona written for decides
+        the key (:meth:`~pjai.security.datakeys.DataKeys.current`: the scope holds keys
+        of more than one lineage, or erased some), the key chosen for each creation key
+        so far."""
         self._lock = threading.RLock()
         self._version = self._data_version()
         self._looked = time.monotonic()
