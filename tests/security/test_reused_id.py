@@ -313,6 +313,28 @@ def test_a_device_with_the_erasure_in_its_log_destroys_the_old_key_beside_the_ne
         each_reads_the_new_ada(devices, old_keys)
 
 
+def test_an_erasure_that_comes_with_her_id_held_again_calls_for_a_key_exchange_soon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A running sync looks every second whether an erasure calls for a key exchange
+    # before the regular one: the old Ada's erasure coming to the phone, which holds a
+    # new Ada, leaves its personas and its erased keys as they were, and calls for one.
+    with three_devices(tmp_path) as devices:
+        erased_while_the_phone_made_her_anew(devices)
+        with devices.phone.open() as manager:
+            codec = manager.schema.codec
+            assert isinstance(codec, FieldCodec)
+            keys_in = sync_module.KeysIn(
+                devices.phone, manager, codec.keys, "http://unused", "t", "shared"
+            )
+            assert not keys_in.due()
+            with monkeypatch.context() as later:
+                later.setattr(sync_module, "sync_keys", no_key_exchange)
+                later.setattr(sync_module, "destroy_replaced_keys", lambda *args: [])
+                assert devices.sync_once(devices.phone).level  # the erasure, no exchange
+            assert keys_in.due()
+
+
 @pytest.mark.parametrize("opening", ["open", "open_store"])
 def test_opening_a_directory_destroys_the_old_key_beside_the_new_persona(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opening: str

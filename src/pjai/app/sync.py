@@ -299,12 +299,13 @@ class KeysIn:
         """The erasure events of the log as of the last compaction: one come since calls
         for another, also when its persona's id is held again (a persona given it anew,
         whose creation came with the erasure)."""
-        self._exchanged = self._erased_keys(), set(self._live)
-        """The erased keys and the personas held as of the last exchange (:meth:`due`)."""
+        self._exchanged = self._erased_keys(), set(self._live), set(self._erasures)
+        """The erased keys, the personas held and the erasure events of the log as of the
+        last exchange (:meth:`due`)."""
 
     def __call__(self) -> None:
-        keys, live = self._erased_keys(), self._personas()
-        self._exchanged = keys, live  # before the exchange: an erasure meanwhile is due
+        keys, live, erasures = self._erased_keys(), self._personas(), self._erasure_events()
+        self._exchanged = keys, live, erasures  # before the exchange: one meanwhile is due
         shared = sync_keys(
             self._ring,
             self._url,
@@ -314,7 +315,7 @@ class KeysIn:
         )
         if shared.erased_here:  # destroyed by this exchange: nothing more to tell
             came = {k.key_id for k in self._ring.erased() if k.scope in shared.erased_here}
-            self._exchanged = keys | came, live
+            self._exchanged = keys | came, live, erasures
         store = self._manager.store
         assert store is not None
         if shared.came and store.count_quarantined():
@@ -326,10 +327,16 @@ class KeysIn:
     def due(self) -> bool:
         """Whether an erasure calls for an exchange before the next regular one: a key
         erased since the last exchange (here, by any process: the ring reads its file
-        anew), or a persona held then gone (its erasure event came from another device,
-        whose key's deletion other devices should have soon)."""
-        keys, live = self._exchanged
-        return self._erased_keys() != keys or not live <= self._personas()
+        anew), a persona held then gone (its erasure event came from another device,
+        whose key's deletion other devices should have soon), or an erasure event come
+        while its persona's id is held again (a persona given it anew: the erased one's
+        keys held here go at the exchange)."""
+        keys, live, erasures = self._exchanged
+        return (
+            self._erased_keys() != keys
+            or not live <= self._personas()
+            or not self._erasure_events() <= erasures
+        )
 
     def _erased_keys(self) -> set[str]:
         return {k.key_id for k in self._ring.erased()}
