@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
-from pjai.app import DataDir
+from pjai.app import UPLOAD_PROGRESS_BYTES, DataDir
 from pjai.errors import ConfigError
 from pjai.web import serve
 from pjai.web.guard import ASGIApp, Receive, Scope, Send
@@ -65,6 +66,12 @@ async def test_only_nicegui_s_upload_route_is_limited() -> None:
 def test_serve_refuses_a_limit_below_one_mb(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--max-upload-mb must be at least 1, got 0"):
         serve(DataDir(tmp_path / "data"), max_upload_mb=0)
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan")])
+def test_serve_refuses_an_upload_timeout_not_above_zero(tmp_path: Path, timeout: float) -> None:
+    with pytest.raises(ConfigError, match="--upload-timeout-s must be above 0, got"):
+        serve(DataDir(tmp_path / "data"), upload_timeout_s=timeout)
 
 
 @pytest.mark.anyio
@@ -161,3 +168,81 @@ async def test_an_upload_the_temporary_disk_has_no_room_for_is_refused_unread() 
     assert await held == (200, "taken")
     assert await ask(4 * MB) == (200, "taken")  # within what is free once it ended
     assert read == [6 * MB, 4 * MB]
+
+
+WAIT_S = 10.0
+"""How long a test waits for an answer the limit owes it."""
+
+
+async def _answer(limit: UploadLimit, receive: Receive) -> tuple[int, str]:
+    """What ``limit`` answers an upload whose body ``receive`` gives."""
+    scope = {"type": "http", "path": "/_nicegui/client/c1/upload/7", "headers": []}
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    with anyio.fail_after(WAIT_S):
+        await limit(scope, receive, send)
+    return sent[0]["status"], sent[1]["body"].decode()
+
+
+@pytest.mark.anyio
+async def test_an_upload_whose_body_stops_moving_on_is_ended_and_its_place_freed() -> None:
+    app, lengths = _echoing()
+    ended: list[BaseException] = []
+
+    async def reading(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await app(scope, receive, send)
+        except BaseException as exc:  # as the upload field's folder goes with it
+            ended.append(exc)
+            raise
+
+    limit = UploadLimit(reading, limit=LIMIT, at_once=1, timeout=0.3)
+
+    async def trickle() -> dict[str, Any]:
+        await anyio.sleep(0.02)  # a byte at a time, for ever
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    assert await _answer(limit, trickle) == (
+        408,
+        "The server stopped waiting for this upload: less than 64 KiB of it arrived in "
+        "0.3 s (pjai serve --upload-timeout-s). Send it again over a steadier connection.\n",
+    )
+    assert len(ended) == 1  # the app's read failed: it let go of what it had
+    assert limit.kept == []
+
+    async def whole() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"taken"}
+
+    assert await _answer(limit, whole) == (200, "read")  # its place is free again
+    assert lengths == [5]
+
+
+@pytest.mark.anyio
+async def test_a_slow_body_that_keeps_moving_on_is_taken_whatever_the_app_s_own_pace() -> None:
+    step, chunks = UPLOAD_PROGRESS_BYTES, 30
+
+    async def steady_app(scope: Scope, receive: Receive, send: Send) -> None:
+        total = 0
+        while True:
+            message = await receive()
+            total += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+            if total == step:
+                await anyio.sleep(0.5)  # a slow disk: past the timeout between two reads
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(total).encode()})
+
+    limit = UploadLimit(steady_app, limit=chunks * step, timeout=0.3)
+    left = iter(range(chunks))
+
+    async def steady() -> dict[str, Any]:
+        # Each 64 KiB well within the timeout, all of them past it.
+        await anyio.sleep(0.02)
+        more = next(left) < chunks - 1
+        return {"type": "http.request", "body": b"x" * step, "more_body": more}
+
+    assert await _answer(limit, steady) == (200, str(chunks * step))

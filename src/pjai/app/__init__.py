@@ -48,7 +48,14 @@ from pjai.app.sync import (
 from pjai.app.synclink import SyncLink
 from pjai.app.templates import TEMPLATES, PersonaTemplate, template
 from pjai.app.times import typed_time
-from pjai.app.transfer import MAX_UPLOAD_MB, export_archive, import_archive, import_legacy
+from pjai.app.transfer import (
+    MAX_UPLOAD_MB,
+    UPLOAD_PROGRESS_BYTES,
+    UPLOAD_TIMEOUT_S,
+    export_archive,
+    import_archive,
+    import_legacy,
+)
 from pjai.app.upkeep import (
     Checkup,
     Migrations,
@@ -66,6 +73,8 @@ __all__ = [
     "SETTINGS",
     "SYNC_STATUS_FILE",
     "TEMPLATES",
+    "UPLOAD_PROGRESS_BYTES",
+    "UPLOAD_TIMEOUT_S",
     "AutoLinked",
     "BookmarkView",
     "Bookmarks",

@@ -17,13 +17,32 @@ from pjai.hybrid.legacy import LegacyImport
 from pjai.memory.classify import restricted_tags
 from pjai.store import Progress
 
-__all__ = ["MAX_UPLOAD_MB", "export_archive", "import_archive", "import_legacy"]
+__all__ = [
+    "MAX_UPLOAD_MB",
+    "UPLOAD_PROGRESS_BYTES",
+    "UPLOAD_TIMEOUT_S",
+    "export_archive",
+    "import_archive",
+    "import_legacy",
+]
 
 MAX_UPLOAD_MB = 1024
 """The largest upload the web app takes by default, in MB of 1,048,576 bytes (``pjai
 serve --max-upload-mb``): the archive of a store of a million memories, about 80 MB of
 the benchmarks' memories and some 300 MB of less repetitive text, with room to spare
 (docs/web.md, "Uploads")."""
+
+UPLOAD_TIMEOUT_S = 30.0
+"""How long the server waits for an upload's body to move on by
+:data:`UPLOAD_PROGRESS_BYTES` (``pjai serve --upload-timeout-s``) before it answers 408
+and lets the upload's place go. Half a minute rides out a link that drops packets for a
+while (TCP's retransmissions back off 1, 2, 4, 8 s) or a browser on a busy machine,
+and frees the place of a client that stopped, or that trickles its body, as soon."""
+
+UPLOAD_PROGRESS_BYTES = 64 * 1024
+"""How much of an upload's body must arrive within each :data:`UPLOAD_TIMEOUT_S`: about
+2 KB/s at the default (17 kbit/s, below any link a browser uploads an archive over),
+while a byte every few seconds, which would hold a place for ever, is far below it."""
 
 
 def export_archive(

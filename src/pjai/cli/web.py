@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pjai.app import MAX_UPLOAD_MB
+from pjai.app import MAX_UPLOAD_MB, UPLOAD_PROGRESS_BYTES, UPLOAD_TIMEOUT_S
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
@@ -65,6 +65,14 @@ def serve(
             "archive with `pjai import` on the server."
         ),
     ] = MAX_UPLOAD_MB,
+    upload_timeout_s: Annotated[
+        float,
+        typer.Option(
+            help=f"How long an upload may take to send each next "
+            f"{UPLOAD_PROGRESS_BYTES // 1024} KiB before it is ended (408) and its place "
+            "freed for another.",
+        ),
+    ] = UPLOAD_TIMEOUT_S,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the web app (dashboard, personas, memories, conversations) on this data
@@ -85,6 +93,7 @@ def serve(
             port=port,
             session_hours=session_hours,
             max_upload_mb=max_upload_mb,
+            upload_timeout_s=upload_timeout_s,
             announce=announce,
         )
 

@@ -14,7 +14,7 @@ from nicegui.server import Server
 from starlette.requests import Request
 from starlette.responses import Response
 
-from pjai.app import MAX_UPLOAD_MB, DataDir
+from pjai.app import MAX_UPLOAD_MB, UPLOAD_TIMEOUT_S, DataDir
 from pjai.app.websessions import WebSessions
 from pjai.errors import ConfigError
 from pjai.web import auth, guard, uploads
@@ -80,6 +80,7 @@ def serve(
     port: int = 8080,
     session_hours: float = SESSION_HOURS,
     max_upload_mb: int = MAX_UPLOAD_MB,
+    upload_timeout_s: float = UPLOAD_TIMEOUT_S,
     announce: Callable[[str], object] = print,
 ) -> None:
     """Run the app on ``data_dir`` until interrupted; ``announce`` gets its URL once it
@@ -90,12 +91,15 @@ def serve(
     Off loopback a login is required, so a passphrase must have been set
     (``pjai web passphrase``); without one the app refuses to start. An upload larger
     than ``max_upload_mb`` MB is refused (413) before more of it is read, as is one
-    beyond the two under way (503) or one the temporary disk has no room for (507).
+    beyond the two under way (503) or one the temporary disk has no room for (507), and
+    one whose body stops moving on for ``upload_timeout_s`` seconds is ended (408).
     """
     if session_hours <= 0:
         raise ConfigError(f"--session-hours must be above 0, got {session_hours}")
     if max_upload_mb < 1:
         raise ConfigError(f"--max-upload-mb must be at least 1, got {max_upload_mb}")
+    if not upload_timeout_s > 0:
+        raise ConfigError(f"--upload-timeout-s must be above 0, got {upload_timeout_s}")
     passphrase = data_dir.passphrase()
     login = not is_loopback(host)
     if login and not passphrase.is_set:
@@ -108,7 +112,7 @@ def serve(
     app.on_shutdown(web.sync.disconnect)
     app.on_shutdown(web.close)
     # Innermost of PJai's: the gates outside it refuse a stranger's upload unread.
-    app.add_middleware(uploads.UploadLimit, limit=web.max_upload_bytes)
+    app.add_middleware(uploads.UploadLimit, limit=web.max_upload_bytes, timeout=upload_timeout_s)
     app.add_middleware(guard.NoFraming)
     if not login:
         app.add_middleware(guard.LocalOnly, names=frozenset({host}))

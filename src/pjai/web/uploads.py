@@ -11,7 +11,11 @@ its view is done with it, so it also answers, before reading any of the body, 50
 upload beyond :data:`UPLOADS_AT_ONCE` under way (a few clients each sending the largest
 upload at once would otherwise fill the disk), and 507 to one that the temporary disk
 has no room for: its ``Content-Length`` (the limit, when it names none) more than what
-is free there, less what the uploads under way may still write.
+is free there, less what the uploads under way may still write. An upload whose body
+stops moving on (less than :data:`UPLOAD_PROGRESS_BYTES` of it in ``timeout`` seconds of
+waiting, :data:`UPLOAD_TIMEOUT_S` by default) is answered 408 and ended, so that a client
+trickling its body a byte at a time cannot hold an upload's place, and its room on the
+temporary disk, for ever.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import tempfile
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
+import anyio
+
+from pjai.app import UPLOAD_PROGRESS_BYTES, UPLOAD_TIMEOUT_S
 from pjai.errors import PjaiError
 from pjai.web.guard import ASGIApp, Receive, Scope, Send, answer_text
 
@@ -71,6 +78,11 @@ class _TooLarge(PjaiError):
     :class:`UploadLimit`, never seen elsewhere)."""
 
 
+class _Stalled(PjaiError):
+    """The body streaming in did not move on in time (raised from ``receive``, caught by
+    :class:`UploadLimit`, never seen elsewhere)."""
+
+
 def _content_length(scope: Scope) -> int | None:
     for key, value in scope.get("headers", []):
         if key == b"content-length":
@@ -85,7 +97,8 @@ class UploadLimit:
     """ASGI middleware: a request to NiceGUI's upload route larger than ``limit`` bytes
     (the whole body, the form around the file included) gets 413, and one beyond
     ``at_once`` under way gets 503, one the temporary disk (``space``) has no room for
-    507; its connection is closed, the rest of the body never read."""
+    507, one whose body does not move on by :data:`UPLOAD_PROGRESS_BYTES` within
+    ``timeout`` seconds 408; its connection is closed, the rest of the body never read."""
 
     def __init__(
         self,
@@ -93,11 +106,13 @@ class UploadLimit:
         limit: int,
         at_once: int = UPLOADS_AT_ONCE,
         space: Callable[[], tuple[str, int]] = temp_space,
+        timeout: float = UPLOAD_TIMEOUT_S,
     ) -> None:
         self.app = app
         self.limit = limit
         self.at_once = at_once
         self.space = space
+        self.timeout = timeout
         self.kept: list[int] = []
         """The room kept on the temporary disk for each upload being received or
         handled now (their requests not yet answered): the most each may write."""
@@ -125,17 +140,34 @@ class UploadLimit:
             self.kept.remove(needed)
 
     async def _pass(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on, refusing it once its body goes past the limit."""
+        """Pass the request on, refusing it once its body goes past the limit, or stops
+        moving on."""
         received = 0
         answered = False
+        ended = False
+        # The seconds spent waiting for the body since it last moved on by
+        # UPLOAD_PROGRESS_BYTES, and how much had arrived then: only the time the client
+        # takes counts, not the app's own between two reads (a slow disk).
+        waited, moved = 0.0, 0
 
         async def counted() -> MutableMapping[str, Any]:
-            nonlocal received
-            message = await receive()
+            nonlocal received, ended, waited, moved
+            if ended:
+                return await receive()  # the app waiting for a disconnect: no deadline
+            began = anyio.current_time()
+            try:
+                with anyio.fail_after(max(self.timeout - waited, 0.0)):
+                    message = await receive()
+            except TimeoutError:
+                raise _Stalled from None
+            waited += anyio.current_time() - began
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
                     raise _TooLarge
+                if received - moved >= UPLOAD_PROGRESS_BYTES:
+                    moved, waited = received, 0.0
+                ended = not message.get("more_body", False)
             return message
 
         async def watched(message: MutableMapping[str, Any]) -> None:
@@ -150,6 +182,10 @@ class UploadLimit:
             # upload field wrote so far goes with its folder, none of it beyond the limit.
             if not answered:
                 await self._refuse(send)
+        except _Stalled:
+            # Raised from the upload field's read: its folder is gone with what arrived.
+            if not answered:
+                await self._refuse_stalled(send)
 
     async def _refuse(self, send: Send) -> None:
         megabytes = self.limit / (1024 * 1024)
@@ -160,6 +196,14 @@ class UploadLimit:
         # The rest of the body is never read: the connection cannot carry another
         # request after it.
         await answer_text(send, 413, why, close=True)
+
+    async def _refuse_stalled(self, send: Send) -> None:
+        why = (
+            f"The server stopped waiting for this upload: less than "
+            f"{UPLOAD_PROGRESS_BYTES // 1024} KiB of it arrived in {self.timeout:g} s "
+            "(pjai serve --upload-timeout-s). Send it again over a steadier connection.\n"
+        ).encode()
+        await answer_text(send, 408, why, close=True)
 
     async def _refuse_busy(self, send: Send) -> None:
         why = (

@@ -7,12 +7,9 @@ after, whether it was taken, refused or abandoned mid-way."""
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,13 +20,22 @@ from pjai.app import DataDir, Personas, export_archive
 from pjai.bench.webapp import WebProcess
 from tests.tmpfs import tmpfs
 from tests.web.browser.conftest import screenshot
+from tests.web.uploading import (
+    BOUNDARY,
+    WAIT_S,
+    arriving,
+    begun,
+    fill,
+    form,
+    post,
+    read_answer,
+    serve,
+    until,
+)
 
 LIMIT_MB = 1
 LIMIT = LIMIT_MB * 1024 * 1024
 TOO_LARGE = f"larger than the {LIMIT_MB} MB this app takes (pjai serve --max-upload-mb)"
-BOUNDARY = "pjai-test-boundary"
-WAIT_S = 30.0
-"""How long a test waits for an answer the server owes it."""
 
 
 def _archive(tmp_path: Path) -> Path:
@@ -44,10 +50,7 @@ def _archive(tmp_path: Path) -> Path:
 def _serve(tmp_path: Path, limit_mb: int = LIMIT_MB) -> WebProcess:
     """`pjai serve --max-upload-mb 1` (or ``limit_mb``) with its temporary files under
     ``tmp_path/tmp``."""
-    temp = tmp_path / "tmp"
-    temp.mkdir(exist_ok=True)
-    args = ("--max-upload-mb", str(limit_mb))
-    return WebProcess(tmp_path / "data", *args, env={"TMPDIR": str(temp)})
+    return serve(tmp_path, limit_mb)
 
 
 def _upload_url(page: Page, url: str) -> str:
@@ -59,23 +62,6 @@ def _upload_url(page: Page, url: str) -> str:
     element = str(uploader.get_attribute("id")).removeprefix("c")
     client = page.evaluate("window.clientId")
     return f"{url}/_nicegui/client/{client}/upload/{element}"
-
-
-def _form(size: int, name: str = "big.zip") -> tuple[bytes, bytes]:
-    """The multipart form around a file of ``size`` bytes: what comes before it and
-    after it."""
-    head = (
-        f"--{BOUNDARY}\r\n"
-        f'Content-Disposition: form-data; name="file"; filename="{name}"\r\n'
-        "Content-Type: application/zip\r\n\r\n"
-    ).encode()
-    return head, f"\r\n--{BOUNDARY}--\r\n".encode()
-
-
-def _post(upload: str, body: bytes) -> httpx.Response:
-    """``body``, a multipart form, posted to the upload route ``upload``."""
-    headers = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
-    return httpx.post(upload, content=body, headers=headers, timeout=WAIT_S)
 
 
 def _temp_in_use(web: WebProcess, temp: Path) -> int:
@@ -104,65 +90,6 @@ def _written(web: WebProcess) -> int:
     (``wchar`` of /proc/PID/io, every thread counted)."""
     fields = dict(line.split(": ") for line in Path(f"/proc/{web.pid}/io").read_text().splitlines())
     return int(fields["wchar"])
-
-
-def _arriving(temp: Path) -> int:
-    """How many uploads are being written under ``temp`` now."""
-    return sum(1 for _ in temp.glob("pjai-upload-*/upload.part"))
-
-
-@contextmanager
-def _begun(
-    upload: str, size: int = 4 * 1024 * 1024, sent: int | None = None
-) -> Iterator[socket.socket]:
-    """An upload of a ``size``-byte file of 0x01 bytes to ``upload``, on a connection of
-    its own with ``sent`` bytes of the file sent (half without); the connection is
-    closed, the upload abandoned, when the block ends (or before, by closing what it
-    yields)."""
-    sent = size // 2 if sent is None else sent
-    address = urlsplit(upload)
-    assert address.port is not None
-    head, tail = _form(size)
-    request = (
-        f"POST {address.path} HTTP/1.1\r\n"
-        f"Host: {address.netloc}\r\n"
-        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
-        f"Content-Length: {len(head) + size + len(tail)}\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode()
-    with socket.create_connection(("127.0.0.1", address.port), timeout=WAIT_S) as sock:
-        sock.sendall(request + head + b"\1" * sent)
-        yield sock
-
-
-def _answer(sock: socket.socket) -> bytes:
-    """What the server answers on ``sock``, until it closes the connection."""
-    return b"".join(iter(lambda: sock.recv(65536), b""))
-
-
-def _fill(disk: Path) -> Path:
-    """A file that takes every byte left free on ``disk``."""
-    path = disk / "everything-left"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
-    try:
-        for block in (65536, 4096, 1):
-            try:
-                while os.write(fd, b"\0" * block):
-                    pass
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-    finally:
-        os.close(fd)
-    return path
-
-
-def _until(condition: Callable[[], bool], what: str) -> None:
-    """Wait until ``condition`` holds, for at most :data:`WAIT_S`."""
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {WAIT_S} s for {what}"
-        time.sleep(0.02)
 
 
 def _largest_temp_file(web: WebProcess, temp: Path) -> int:
@@ -195,7 +122,7 @@ def test_an_upload_whose_length_passes_the_limit_is_refused_before_its_body_is_r
         upload = _upload_url(page, web.url)
         address = urlsplit(upload)
         assert address.port is not None
-        head, tail = _form(0)
+        head, tail = form(0)
         # Ten gigabytes announced, none sent: the answer comes all the same.
         request = (
             f"POST {address.path} HTTP/1.1\r\n"
@@ -209,7 +136,7 @@ def test_an_upload_whose_length_passes_the_limit_is_refused_before_its_body_is_r
         assert answer.startswith(b"HTTP/1.1 413 "), answer
         assert TOO_LARGE.encode() in answer
 
-        head, tail = _form(LIMIT)
+        head, tail = form(LIMIT)
         body = head + b"\0" * LIMIT + tail  # just past the limit with its form
         refused = httpx.post(
             upload,
@@ -228,7 +155,7 @@ def test_a_chunked_upload_is_refused_once_it_passes_the_limit(page: Page, tmp_pa
     chunk = b"\0" * 65536
     with _serve(tmp_path) as web:
         upload = _upload_url(page, web.url)
-        head, tail = _form(0)
+        head, tail = form(0)
 
         def body() -> Iterator[bytes]:
             # No Content-Length: a stream of four times the limit, sent chunked.
@@ -288,9 +215,9 @@ def test_an_upload_is_written_once_to_the_temporary_disk_and_removed_after(
     with _serve(tmp_path, limit_mb=16) as web:
         upload = _upload_url(page, web.url)
         page.get_by_test_id("import-target").fill(str(tmp_path / "restored"))
-        head, tail = _form(size)
+        head, tail = form(size)
         before = _written(web)
-        taken = _post(upload, head + b"\1" * size + tail)
+        taken = post(upload, head + b"\1" * size + tail)
         assert taken.status_code == 200
         # The view has had the file (not an archive) by the time the answer comes,
         # and the file is gone.
@@ -303,9 +230,9 @@ def test_an_upload_is_written_once_to_the_temporary_disk_and_removed_after(
         assert size <= _written(web) - before < 1.5 * size
 
         # Two files in one form: refused, nothing kept.
-        first, _ = _form(10, "a.zip")
-        second, tail = _form(10, "b.zip")
-        refused = _post(upload, first + b"x" * 10 + b"\r\n" + second + b"x" * 10 + tail)
+        first, _ = form(10, "a.zip")
+        second, tail = form(10, "b.zip")
+        refused = post(upload, first + b"x" * 10 + b"\r\n" + second + b"x" * 10 + tail)
         assert refused.status_code == 400
         assert "one file" in refused.text
         assert _temp_in_use(web, temp) == 0
@@ -320,9 +247,9 @@ def test_an_upload_abandoned_mid_way_leaves_nothing_on_the_temporary_disk(
     temp = tmp_path / "tmp"
     with _serve(tmp_path, limit_mb=16) as web:
         upload = _upload_url(page, web.url)
-        with _begun(upload):
-            _until(lambda: _arriving(temp) == 1, "the upload to arrive")
-        _until(lambda: _temp_in_use(web, temp) == 0, "the abandoned upload to be removed")
+        with begun(upload):
+            until(lambda: arriving(temp) == 1, "the upload to arrive")
+        until(lambda: _temp_in_use(web, temp) == 0, "the abandoned upload to be removed")
         _imports(page, _archive(tmp_path), tmp_path / "restored")
 
 
@@ -334,10 +261,10 @@ def test_an_upload_past_the_two_under_way_is_refused_and_the_page_says_so(
     busy = "The server is receiving 2 uploads already, as many as it takes at once"
     with _serve(tmp_path, limit_mb=16) as web:
         upload = _upload_url(page, web.url)
-        with _begun(upload) as first, _begun(upload):
-            _until(lambda: _arriving(temp) == 2, "two uploads to arrive")
-            head, tail = _form(10)
-            refused = _post(upload, head + b"x" * 10 + tail)
+        with begun(upload) as first, begun(upload):
+            until(lambda: arriving(temp) == 2, "two uploads to arrive")
+            head, tail = form(10)
+            refused = post(upload, head + b"x" * 10 + tail)
             assert refused.status_code == 503
             assert busy in refused.text
 
@@ -353,7 +280,7 @@ def test_an_upload_past_the_two_under_way_is_refused_and_the_page_says_so(
             screenshot(page, "devtools-import-busy-375")
 
             first.close()  # one ends: its place is free again
-            _until(lambda: _arriving(temp) == 1, "the first upload to be removed")
+            until(lambda: arriving(temp) == 1, "the first upload to be removed")
             _imports(page, archive, tmp_path / "restored")
 
 
@@ -370,8 +297,8 @@ def test_an_upload_the_temporary_disk_has_no_room_for_is_refused_saying_how_much
             "to a larger disk."
         )
         # Ten megabytes announced, the form's head sent: refused at once, unread.
-        with _begun(upload, size=10 * 1024 * 1024, sent=0) as sock:
-            answer = _answer(sock)
+        with begun(upload, size=10 * 1024 * 1024, sent=0) as sock:
+            answer = read_answer(sock)
         assert answer.startswith(b"HTTP/1.1 507 "), answer
         assert f"This upload needs 10.0 MB {no_room}".encode() in answer
 
@@ -390,12 +317,12 @@ def test_an_upload_the_temporary_disk_has_no_room_for_is_refused_saying_how_much
 
         # Room when it began, none by its end (another process took it): refused too,
         # and what had arrived removed.
-        with _begun(upload, size=256 * 1024, sent=0) as sock:
-            _until(lambda: _arriving(temp) == 1, "the upload to begin")
-            everything = _fill(temp)
-            _, tail = _form(0)
+        with begun(upload, size=256 * 1024, sent=0) as sock:
+            until(lambda: arriving(temp) == 1, "the upload to begin")
+            everything = fill(temp)
+            _, tail = form(0)
             sock.sendall(b"\1" * 256 * 1024 + tail)
-            answer = _answer(sock)
+            answer = read_answer(sock)
         assert answer.startswith(b"HTTP/1.1 507 "), answer
         assert (
             f"The server's temporary disk ({temp}) filled up during this upload (0.0 MB free now)."

@@ -7,9 +7,9 @@ would only wait behind it, and two imports into the same directory must never me
 Another is refused at once and says why. An archive larger than the app's upload limit
 (``pjai serve --max-upload-mb``) is held back by the browser, and refused by the server
 (:mod:`pjai.web.uploads`) if sent all the same; the form says so either way, as it shows
-the server's answer when it is receiving as many uploads as it takes, or has no room for
-this one. An archive taken is imported from the one file it arrived in
-(:mod:`pjai.web.upload_field`).
+the server's answer when it is receiving as many uploads as it takes, has no room for
+this one, or stopped waiting for a stalled one. An archive taken is imported from the
+one file it arrived in (:mod:`pjai.web.upload_field`).
 """
 
 from __future__ import annotations
@@ -76,9 +76,9 @@ def archives(web: WebApp) -> None:
 
         def failed(event: events.GenericEventArguments) -> None:
             # The server's refusal: 413 for an archive within the browser's limit whose
-            # form around it is not (or a page that skipped the browser's check); 503
-            # when it takes as many uploads as it can, 507 when its temporary disk has
-            # no room, saying so (and how much there is) in its answer.
+            # form around it is not (or a page that skipped the browser's check); 408
+            # when the upload stalled, 503 when it takes as many uploads as it can, 507
+            # when its temporary disk has no room, saying so in its answer.
             status, answer = _failure(event.args)
             if status == 413:
                 outcome.set_text(too_large)
@@ -102,7 +102,7 @@ def archives(web: WebApp) -> None:
         uploader.props('accept=".zip" data-testid="import-upload"').classes("w-full")
 
 
-_SAID = frozenset({503, 507})
+_SAID = frozenset({408, 503, 507})
 """The refusals whose answer the form shows as the server wrote it."""
 _ANSWER_CHARS = 500
 """The most of a server's answer the form shows."""

@@ -1,0 +1,68 @@
+"""Uploads to a served app (`pjai serve` in a child process) from raw clients, without a
+browser: what a client that sends its body slowly, or not at all, holds on the server,
+and for how long. The page's own answers to them: browser/test_uploads.py."""
+
+from __future__ import annotations
+
+import select
+import socket
+import time
+from pathlib import Path
+
+from tests.web.uploading import (
+    WAIT_S,
+    arriving,
+    begun,
+    form,
+    post,
+    read_answer,
+    serve,
+    until,
+    upload_route,
+)
+
+TIMEOUT_S = 3.0
+"""The served app's ``--upload-timeout-s`` in these tests."""
+
+
+def _trickled(*socks: socket.socket) -> list[bytes]:
+    """Send a byte of the file on each of ``socks`` every half second until the server
+    answers on it; the answers."""
+    began = time.monotonic()
+    answers: dict[socket.socket, bytes] = {}
+    while len(answers) < len(socks):
+        assert time.monotonic() - began < WAIT_S, f"no answer in {WAIT_S} s to a trickle"
+        waiting = [sock for sock in socks if sock not in answers]
+        readable, _, _ = select.select(waiting, [], [], 0.5)
+        for sock in waiting:
+            if sock not in readable:
+                try:
+                    sock.sendall(b"\1")
+                    continue
+                except OSError:
+                    pass  # closed by the server as the byte went: its answer is there
+            answers[sock] = read_answer(sock)
+    return [answers[sock] for sock in socks]
+
+
+def test_uploads_trickling_their_bodies_are_ended_and_free_their_places(tmp_path: Path) -> None:
+    temp = tmp_path / "tmp"
+    with serve(tmp_path, 16, "--upload-timeout-s", f"{TIMEOUT_S:g}") as web:
+        upload = upload_route(web.url)
+        with begun(upload, size=1024 * 1024, sent=0) as first, begun(upload, sent=0) as second:
+            until(lambda: arriving(temp) == 2, "two uploads to arrive")
+            head, tail = form(10)
+            assert post(upload, head + b"x" * 10 + tail).status_code == 503  # both places held
+
+            answers = _trickled(first, second)
+        for answer in answers:
+            assert answer.startswith(b"HTTP/1.1 408 "), answer
+            assert (
+                f"The server stopped waiting for this upload: less than 64 KiB of it "
+                f"arrived in {TIMEOUT_S:g} s (pjai serve --upload-timeout-s)."
+            ).encode() in answer
+        assert list(temp.glob("pjai-upload-*")) == []  # what arrived went with them
+
+        head, tail = form(10)
+        taken = post(upload, head + b"x" * 10 + tail)
+        assert taken.status_code == 200, taken.text  # the places are free again
