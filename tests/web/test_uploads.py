@@ -103,6 +103,7 @@ async def test_an_upload_beyond_those_under_way_is_refused_unread() -> None:
             "try again when one has ended.\n"
         )
         assert refused.headers["connection"] == "close"
+        assert refused.headers["retry-after"] == "30"  # seconds
         assert sorted(read) == [b"first", b"second"]  # the third's body never read
 
         go_on.set()

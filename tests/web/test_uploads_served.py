@@ -52,7 +52,9 @@ def test_uploads_trickling_their_bodies_are_ended_and_free_their_places(tmp_path
         with begun(upload, size=1024 * 1024, sent=0) as first, begun(upload, sent=0) as second:
             until(lambda: arriving(temp) == 2, "two uploads to arrive")
             head, tail = form(10)
-            assert post(upload, head + b"x" * 10 + tail).status_code == 503  # both places held
+            busy = post(upload, head + b"x" * 10 + tail)
+            assert busy.status_code == 503  # both places held
+            assert busy.headers["retry-after"] == "30"
 
             answers = _trickled(first, second)
         for answer in answers:

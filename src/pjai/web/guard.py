@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -97,16 +97,24 @@ async def _refuse(scope: Scope, send: Send, why: bytes) -> None:
     await answer_text(send, 403, why)
 
 
-async def answer_text(send: Send, status: int, text: bytes, *, close: bool = False) -> None:
-    """Answer an HTTP request with ``status`` and the plain ``text``; with ``close``, the
-    connection ends after it (the request's body was not read)."""
-    headers = [
+async def answer_text(
+    send: Send,
+    status: int,
+    text: bytes,
+    *,
+    close: bool = False,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer an HTTP request with ``status``, the plain ``text`` and ``headers`` besides;
+    with ``close``, the connection ends after it (the request's body was not read)."""
+    fields = [
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", str(len(text)).encode()),
+        *headers,
     ]
     if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+        fields.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": fields})
     await send({"type": "http.response.body", "body": text})
 
 

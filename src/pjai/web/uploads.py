@@ -7,15 +7,15 @@ sees it. :class:`UploadLimit` stands in front of NiceGUI's upload route and answ
 once a request is larger than the limit: at once when its ``Content-Length`` says so,
 and as its body streams otherwise (a chunked request names no length), never passing on
 more than the limit. Each upload taken holds up to the limit on the temporary disk until
-its view is done with it, so it also answers, before reading any of the body, 503 to an
-upload beyond :data:`UPLOADS_AT_ONCE` under way (a few clients each sending the largest
-upload at once would otherwise fill the disk), and 507 to one that the temporary disk
-has no room for: its ``Content-Length`` (the limit, when it names none) more than what
-is free there, less what the uploads under way may still write. An upload whose body
-stops moving on (less than :data:`UPLOAD_PROGRESS_BYTES` of it in ``timeout`` seconds of
-waiting, :data:`UPLOAD_TIMEOUT_S` by default) is answered 408 and ended, so that a client
-trickling its body a byte at a time cannot hold an upload's place, and its room on the
-temporary disk, for ever.
+its view is done with it, so it also answers, before reading any of the body, 503 with
+a ``Retry-After`` to an upload beyond :data:`UPLOADS_AT_ONCE` under way (a few clients
+each sending the largest upload at once would otherwise fill the disk), and 507 to one
+that the temporary disk has no room for: its ``Content-Length`` (the limit, when it
+names none) more than what is free there, less what the uploads under way may still
+write. An upload whose body stops moving on (less than :data:`UPLOAD_PROGRESS_BYTES` of
+it in ``timeout`` seconds of waiting, :data:`UPLOAD_TIMEOUT_S` by default) is answered
+408 and ended, so that a client trickling its body a byte at a time cannot hold an
+upload's place, and its room on the temporary disk, for ever.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pjai.errors import PjaiError
 from pjai.web.guard import ASGIApp, Receive, Scope, Send, answer_text
 
 __all__ = [
+    "BUSY_RETRY_S",
     "UPLOADS_AT_ONCE",
     "UPLOAD_ROUTE",
     "UploadLimit",
@@ -53,6 +54,15 @@ written once). Imports run one at a time, so a third would only wait; two let th
 archive arrive while one imports, and an upload a browser left hanging does not lock the
 form out. Not per login or tab: on loopback there is no login, off it one passphrase
 makes every login the same user, and a tab is free to open; the disk is the server's."""
+
+
+BUSY_RETRY_S = 30
+"""The ``Retry-After`` of a 503 sent while :data:`UPLOADS_AT_ONCE` uploads are under way,
+in seconds. How long they go on is not known: each lasts its transfer and its import,
+seconds for the archives the default limit takes over a local network. Half a minute
+keeps a script that retries (``curl --retry`` honours the header) from asking again and
+again meanwhile; by then an upload that stalled has been ended as well
+(:data:`~pjai.app.UPLOAD_TIMEOUT_S`)."""
 
 
 def upload_bytes(megabytes: int) -> int:
@@ -210,7 +220,8 @@ class UploadLimit:
             f"The server is receiving {len(self.kept)} uploads already, as many as it "
             "takes at once; try again when one has ended.\n"
         ).encode()
-        await answer_text(send, 503, why, close=True)
+        retry = [(b"retry-after", str(BUSY_RETRY_S).encode())]
+        await answer_text(send, 503, why, close=True, headers=retry)
 
     async def _refuse_no_room(
         self, send: Send, needed: int, where: str, free: int, *, named: bool
