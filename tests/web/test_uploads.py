@@ -1,10 +1,12 @@
 """The upload limit in front of an app (no server): which requests it counts, how many
 it lets through at once, how much room on the temporary disk it asks for, and what
-`pjai serve` takes as a limit. Refusals through a served app: browser/test_uploads.py."""
+`pjai serve` takes as a limit. Refusals through a served app: test_uploads_served.py and
+browser/test_uploads.py."""
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,13 @@ from pjai.web.guard import ASGIApp, Receive, Scope, Send
 from pjai.web.uploads import UploadLimit
 
 LIMIT = 1000
+
+
+@pytest.fixture(autouse=True)
+def temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The temporary directory the limit sweeps, for the test."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
 
 
 def _echoing() -> tuple[ASGIApp, list[int]]:
@@ -247,3 +256,32 @@ async def test_a_slow_body_that_keeps_moving_on_is_taken_whatever_the_app_s_own_
         return {"type": "http.request", "body": b"x" * step, "more_body": more}
 
     assert await _answer(limit, steady) == (200, str(chunks * step))
+
+
+@pytest.mark.anyio
+async def test_an_upload_sweeps_what_a_killed_server_left_before_it_measures_the_room(
+    temp: Path,
+) -> None:
+    def left() -> Path:
+        """A folder an upload of a killed server left, no process holding it."""
+        folder = Path(tempfile.mkdtemp(prefix="pjai-upload-"))
+        (folder / "upload.part").write_bytes(b"x" * 100)
+        return folder
+
+    first = left()
+    seen: list[bool] = []
+
+    def space() -> tuple[str, int]:
+        seen.append(first.exists())
+        return str(temp), 10 * MB
+
+    app, _ = _echoing()
+    limit = UploadLimit(app, limit=LIMIT, space=space)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(limit), base_url="http://app"
+    ) as client:
+        assert (await client.post("/_nicegui/client/c1/upload/7", content=b"x")).status_code == 200
+        assert seen == [False]  # gone before the room was measured
+        second = left()
+        assert (await client.post("/_nicegui/client/c1/upload/7", content=b"x")).status_code == 200
+    assert second.exists()  # swept at most once a minute: not by the next upload

@@ -13,6 +13,7 @@ from tests.web.uploading import (
     WAIT_S,
     arriving,
     begun,
+    folders,
     form,
     post,
     read_answer,
@@ -68,3 +69,34 @@ def test_uploads_trickling_their_bodies_are_ended_and_free_their_places(tmp_path
         head, tail = form(10)
         taken = post(upload, head + b"x" * 10 + tail)
         assert taken.status_code == 200, taken.text  # the places are free again
+
+
+def test_what_a_killed_server_left_goes_when_a_server_starts_and_a_live_upload_stays(
+    tmp_path: Path,
+) -> None:
+    temp = tmp_path / "tmp"
+    with serve(tmp_path, 16, data="live") as live:
+        upload = upload_route(live.url)
+        size = 1024 * 1024
+        with begun(upload, size=size, sent=size // 2) as arriving_there:
+            until(lambda: arriving(temp) == 1, "the live upload to arrive")
+            [held] = folders(temp)
+            killed = serve(tmp_path, 16, data="killed")
+            with killed, begun(upload_route(killed.url), size=4 * size, sent=2 * size):
+                until(lambda: arriving(temp) == 2, "the other upload to arrive")
+                [left] = folders(temp) - {held}
+                part = left / "upload.part"
+                # Written a MiB at a time: killed once some of it is on the disk.
+                until(lambda: part.stat().st_size >= size, "the other upload to be written")
+                killed.process.kill()
+                killed.process.wait()
+            assert part.stat().st_size >= size  # left there by the killed server
+
+            with serve(tmp_path, 16, data="next"):
+                assert folders(temp) == {held}  # swept as it started; the live one stays
+
+            _, tail = form(0)
+            arriving_there.sendall(b"\1" * (size - size // 2) + tail)
+            answer = read_answer(arriving_there)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer  # taken whole
+        assert folders(temp) == set()

@@ -23,13 +23,14 @@ WAIT_S = 30.0
 """How long a test waits for an answer the server owes it."""
 
 
-def serve(tmp_path: Path, limit_mb: int, *args: str) -> WebProcess:
-    """`pjai serve --max-upload-mb limit_mb` (``args`` added) with its temporary files
-    under ``tmp_path/tmp``."""
+def serve(tmp_path: Path, limit_mb: int, *args: str, data: str = "data") -> WebProcess:
+    """`pjai serve --max-upload-mb limit_mb` (``args`` added) on the data directory
+    ``tmp_path/data``, with its temporary files under ``tmp_path/tmp`` (shared by all the
+    servers a test starts there)."""
     temp = tmp_path / "tmp"
     temp.mkdir(exist_ok=True)
     args = ("--max-upload-mb", str(limit_mb), *args)
-    return WebProcess(tmp_path / "data", *args, env={"TMPDIR": str(temp)})
+    return WebProcess(tmp_path / data, *args, env={"TMPDIR": str(temp)})
 
 
 def upload_route(url: str) -> str:
@@ -90,7 +91,13 @@ def read_answer(sock: socket.socket) -> bytes:
 
 def arriving(temp: Path) -> int:
     """How many uploads are being written under ``temp`` now."""
-    return sum(1 for _ in temp.glob("pjai-upload-*/upload.part"))
+    return len(folders(temp, "upload.part"))
+
+
+def folders(temp: Path, holding: str | None = None) -> set[Path]:
+    """The upload folders under ``temp`` (those ``holding`` a file of that name)."""
+    found = temp.glob("pjai-upload-*" if holding is None else f"pjai-upload-*/{holding}")
+    return {path if holding is None else path.parent for path in found}
 
 
 def until(condition: Callable[[], bool], what: str) -> None:

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from pjai.app import MAX_UPLOAD_MB, UPLOAD_TIMEOUT_S, DataDir
 from pjai.app.websessions import WebSessions
 from pjai.errors import ConfigError
-from pjai.web import auth, guard, uploads
+from pjai.web import auth, guard, upload_folders, uploads
 from pjai.web.app import WebApp
 from pjai.web.shell import root
 
@@ -108,6 +108,9 @@ def serve(
             "passphrase is set: set one with `pjai web passphrase`, or serve on 127.0.0.1"
         )
     port = _free_port(host, port)  # before anything is opened or the URL announced
+    # What uploads of a server killed mid-way left on the temporary disk (never what
+    # another process's upload holds).
+    upload_folders.sweep()
     web = WebApp(data_dir, max_upload_mb=max_upload_mb)
     app.on_shutdown(web.sync.disconnect)
     app.on_shutdown(web.close)

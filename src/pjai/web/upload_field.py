@@ -8,14 +8,14 @@ then left it behind). :class:`UploadField` takes over the field's route and pars
 multipart form as it streams in, writing the file's bytes straight to a private folder
 under the temporary directory (``TMPDIR``); the view gets that path, and the folder is
 removed once the view is done with it, whatever happened: the file taken, refused, the
-client gone mid-upload, an error on the server. A disk that fills up as the file arrives
+client gone mid-upload, an error on the server; what a killed server left there is
+removed by the next sweep (:mod:`pjai.web.upload_folders`). A disk that fills up as the file arrives
 is answered 507, saying so.
 """
 
 from __future__ import annotations
 
 import errno
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,6 +31,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from pjai.errors import PjaiError
+from pjai.web.upload_folders import private_folder
 from pjai.web.uploads import megabytes, temp_space
 
 __all__ = ["FileHandler", "ReceivedFile", "UploadField", "received_file"]
@@ -192,18 +193,12 @@ async def _store(request: Request, folder: Path) -> ReceivedFile:
     return ReceivedFile(reader.name, whole, whole.stat().st_size)
 
 
-def _private_folder() -> tempfile.TemporaryDirectory[str]:
-    """A folder of the temporary directory that only this process uses, removed with
-    everything in it when the block ends, however it ends."""
-    return tempfile.TemporaryDirectory(prefix="pjai-upload-", ignore_cleanup_errors=True)
-
-
 @asynccontextmanager
 async def received_file(request: Request) -> AsyncIterator[ReceivedFile]:
     """The file of ``request``'s multipart form, whole on disk for the block, removed
     after it; :class:`_Refused` if the form is not one file."""
-    with _private_folder() as folder:
-        yield await _store(request, Path(folder))
+    with private_folder() as folder:
+        yield await _store(request, folder)
 
 
 class UploadField(ui.upload):
@@ -252,7 +247,7 @@ class UploadField(ui.upload):
             background_tasks.create(self._take_given(upload), name=f"upload {upload.name}")
 
     async def _take_given(self, upload: FileUpload) -> None:
-        with _private_folder() as folder:
-            path = Path(folder) / "upload"
+        with private_folder() as folder:
+            path = folder / "upload"
             await upload.save(path)
             await self.take(ReceivedFile(upload.name, path, path.stat().st_size))

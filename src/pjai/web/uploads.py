@@ -15,7 +15,9 @@ names none) more than what is free there, less what the uploads under way may st
 write. An upload whose body stops moving on (less than :data:`UPLOAD_PROGRESS_BYTES` of
 it in ``timeout`` seconds of waiting, :data:`UPLOAD_TIMEOUT_S` by default) is answered
 408 and ended, so that a client trickling its body a byte at a time cannot hold an
-upload's place, and its room on the temporary disk, for ever.
+upload's place, and its room on the temporary disk, for ever. Before it measures the
+room free, it removes now and then what uploads of a killed server left there
+(:func:`~pjai.web.upload_folders.sweep`).
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
 from pjai.app import UPLOAD_PROGRESS_BYTES, UPLOAD_TIMEOUT_S
 from pjai.errors import PjaiError
 from pjai.web.guard import ASGIApp, Receive, Scope, Send, answer_text
+from pjai.web.upload_folders import SWEEP_EVERY_S, sweep
 
 __all__ = [
     "BUSY_RETRY_S",
@@ -126,6 +130,8 @@ class UploadLimit:
         self.kept: list[int] = []
         """The room kept on the temporary disk for each upload being received or
         handled now (their requests not yet answered): the most each may write."""
+        self.swept_at = -SWEEP_EVERY_S
+        """When the upload folders were last swept (:func:`anyio.current_time`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or UPLOAD_ROUTE.fullmatch(scope.get("path", "")) is None:
@@ -135,6 +141,10 @@ class UploadLimit:
         if length is not None and length > self.limit:
             await self._refuse(send)
             return
+        # Before the checks: nothing may come between them and taking a place.
+        if anyio.current_time() - self.swept_at >= SWEEP_EVERY_S:
+            self.swept_at = anyio.current_time()
+            await anyio.to_thread.run_sync(sweep)
         if len(self.kept) >= self.at_once:
             await self._refuse_busy(send)
             return
