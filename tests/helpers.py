@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,22 @@ def memory(memory_id: str, persona_id: str = "p1", **fields: Any) -> MemoryAdded
     """A MemoryAdded event with defaults."""
     values: dict[str, Any] = {"content": f"content of {memory_id}", **fields}
     return MemoryAdded(memory_id=memory_id, persona_id=persona_id, **values)
+
+
+def compressible_archive(where: Path, memories: int, content_bytes: int) -> tuple[Path, int]:
+    """An archive (``where/archive.zip``) of a persona with ``memories`` memories of
+    about ``content_bytes`` each, compressing well: a small zip of many bytes once
+    unzipped, which are returned with it."""
+    # Imported here: the hybrid manager loads the SQL and store layers.
+    from pjai.hybrid import HybridDatabaseManager, export_archive
+
+    with HybridDatabaseManager.open(where / "data", environ={}) as manager:
+        manager.commit(persona("p1"))
+        text = "lorem ipsum " * (content_bytes // 12)
+        for n in range(memories):
+            manager.commit(memory(f"m{n}", content=f"{n} {text}"))
+        manifest = export_archive(manager, where / "archive.zip")
+    return where / "archive.zip", sum(file.size for file in manifest.files.values())
 
 
 def history(

@@ -32,6 +32,8 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      │    └── EmbeddingsUnavailable   semantic search's model cannot be used here
      ├── PrivacyError               a persona's privacy settings refuse what was asked
      ├── BusyError                  the web app runs as much of that work as it takes now
+     ├── NoRoomError                a disk has no room for the work asked, found before it
+     │                              wrote anything
      ├── KeyRingError               the key ring cannot do it: locked, wrong passphrase,
      │                              an erased persona, an altered key
      ├── PluginError                a plugin was not run, hit one of its limits, or failed
@@ -70,6 +72,7 @@ __all__ = [
     "KeyMissingError",
     "KeyRingError",
     "MaterializationError",
+    "NoRoomError",
     "NotFoundError",
     "PjaiError",
     "PrivacyError",
@@ -200,6 +203,13 @@ class BusyError(PjaiError):
     """The web app already runs as much of that kind of long work (a console query, a
     time travel replay, an export...) as it takes at once; the message says what is
     busy and when to try again. Refused at once: nothing waits in a queue."""
+
+
+class NoRoomError(PjaiError):
+    """A disk has no room for the work asked (an import, an upload), with the spare room
+    PJai leaves there (:data:`pjai.hybrid.room.SPARE_BYTES`): found before the work
+    wrote anything, so nothing is left half-written. The message names the disk, the
+    room needed and the room free."""
 
 
 class PrivacyError(PjaiError):

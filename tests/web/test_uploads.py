@@ -22,6 +22,8 @@ from pjai.web.guard import ASGIApp, Receive, Scope, Send
 from pjai.web.uploads import UploadLimit
 
 LIMIT = 1000
+WAIT_S = 10.0
+"""How long a test waits for an answer the limit owes it."""
 
 
 @pytest.fixture(autouse=True)
@@ -136,7 +138,8 @@ async def test_an_upload_the_temporary_disk_has_no_room_for_is_refused_unread() 
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"taken"})
 
-    limit = UploadLimit(app, limit=16 * MB, at_once=3, space=lambda: ("/srv/tmp", 10 * MB))
+    # 74 MB free: 10 MB of it for uploads, past the 64 MB kept spare.
+    limit = UploadLimit(app, limit=16 * MB, at_once=3, space=lambda: ("/srv/tmp", 74 * MB))
 
     async def ask(length: int | None) -> tuple[int, str]:
         """What ``limit`` answers an upload declaring ``length`` bytes (a chunked one
@@ -151,37 +154,34 @@ async def test_an_upload_the_temporary_disk_has_no_room_for_is_refused_unread() 
         async def send(message: MutableMapping[str, Any]) -> None:
             sent.append(message)
 
-        await limit(scope, receive, send)
+        with anyio.fail_after(WAIT_S):  # an upload taken is held until go_on
+            await limit(scope, receive, send)
         return sent[0]["status"], sent[1]["body"].decode()
 
+    disk = "the server keeps 64.0 MB spare on its temporary disk (/srv/tmp), which has"
     advice = "Free some space there, or serve with TMPDIR set to a larger disk.\n"
     assert await ask(11 * MB) == (
         507,
-        "This upload needs 11.0 MB of temporary space, and the server's temporary disk "
-        f"(/srv/tmp) has 10.0 MB free. {advice}",
+        f"This upload needs 11.0 MB of temporary space, and {disk} 74.0 MB free. {advice}",
     )
     held = asyncio.create_task(ask(6 * MB))
     await asyncio.wait_for(arrived.wait(), 10)  # the held upload is under way
     assert await ask(5 * MB) == (
         507,
-        "This upload needs 5.0 MB of temporary space, and the server's temporary disk "
-        f"(/srv/tmp) has 10.0 MB free, 6.0 MB of it kept for the uploads under way. {advice}",
+        f"This upload needs 5.0 MB of temporary space, and {disk} 74.0 MB free, 6.0 MB of "
+        f"it kept for the uploads under way. {advice}",
     )
     assert await ask(None) == (
         507,
         "This upload names no length, so it needs as much temporary space as the largest "
-        "this app takes, 16.0 MB, and the server's temporary disk (/srv/tmp) has 10.0 MB "
-        f"free, 6.0 MB of it kept for the uploads under way. {advice}",
+        f"this app takes, 16.0 MB, and {disk} 74.0 MB free, 6.0 MB of it kept for the "
+        f"uploads under way. {advice}",
     )
     assert read == [6 * MB]  # none of the refused ones' bodies
     go_on.set()
     assert await held == (200, "taken")
     assert await ask(4 * MB) == (200, "taken")  # within what is free once it ended
     assert read == [6 * MB, 4 * MB]
-
-
-WAIT_S = 10.0
-"""How long a test waits for an answer the limit owes it."""
 
 
 async def _answer(limit: UploadLimit, receive: Receive) -> tuple[int, str]:
@@ -273,7 +273,7 @@ async def test_an_upload_sweeps_what_a_killed_server_left_before_it_measures_the
 
     def space() -> tuple[str, int]:
         seen.append(first.exists())
-        return str(temp), 10 * MB
+        return str(temp), 100 * MB
 
     app, _ = _echoing()
     limit = UploadLimit(app, limit=LIMIT, space=space)

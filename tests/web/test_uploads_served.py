@@ -9,6 +9,7 @@ import socket
 import time
 from pathlib import Path
 
+from tests.tmpfs import tmpfs
 from tests.web.uploading import (
     WAIT_S,
     arriving,
@@ -99,4 +100,26 @@ def test_what_a_killed_server_left_goes_when_a_server_starts_and_a_live_upload_s
             arriving_there.sendall(b"\1" * (size - size // 2) + tail)
             answer = read_answer(arriving_there)
         assert answer.startswith(b"HTTP/1.1 200 "), answer  # taken whole
+        assert folders(temp) == set()
+
+
+def test_an_upload_that_would_leave_less_than_the_spare_room_is_refused_unread(
+    tmp_path: Path,
+) -> None:
+    mb = 1024 * 1024
+    # 72 MiB, 1 MiB of it taken: 7 MB for uploads, past the 64 MB the server keeps spare.
+    with tmpfs(tmp_path / "tmp", "72m") as temp, serve(tmp_path, 16) as web:
+        upload = upload_route(web.url)
+        with begun(upload, size=8 * mb, sent=0) as sock:
+            answer = read_answer(sock)
+        assert answer.startswith(b"HTTP/1.1 507 "), answer
+        assert (
+            "This upload needs 8.0 MB of temporary space, and the server keeps 64.0 MB spare "
+            f"on its temporary disk ({temp}), which has 71.0 MB free."
+        ).encode() in answer
+        assert folders(temp) == set()
+
+        head, tail = form(6 * mb)
+        taken = post(upload, head + b"\1" * 6 * mb + tail)
+        assert taken.status_code == 200, taken.text
         assert folders(temp) == set()

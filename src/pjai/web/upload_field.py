@@ -9,8 +9,9 @@ multipart form as it streams in, writing the file's bytes straight to a private 
 under the temporary directory (``TMPDIR``); the view gets that path, and the folder is
 removed once the view is done with it, whatever happened: the file taken, refused, the
 client gone mid-upload, an error on the server; what a killed server left there is
-removed by the next sweep (:mod:`pjai.web.upload_folders`). A disk that fills up as the file arrives
-is answered 507, saying so.
+removed by the next sweep (:mod:`pjai.web.upload_folders`). A disk that fills up as the
+file arrives is answered 507, saying so, as is a view that finds no room for what it
+would do with the file (:class:`~pjai.errors.NoRoomError`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from pjai.errors import PjaiError
+from pjai.errors import NoRoomError, PjaiError
 from pjai.web.upload_folders import private_folder
 from pjai.web.uploads import megabytes, temp_space
 
@@ -204,8 +205,10 @@ async def received_file(request: Request) -> AsyncIterator[ReceivedFile]:
 class UploadField(ui.upload):
     """A ``ui.upload`` (one file at a time, sent as soon as it is chosen) whose file is
     written once, to the file ``on_file`` gets; the file is removed when ``on_file``
-    returns, and only then does the browser get its answer. NiceGUI's own upload
-    handlers (``on_upload`` and the like) are not called."""
+    returns, and only then does the browser get its answer: 507 with its message if
+    ``on_file`` raised :class:`~pjai.errors.NoRoomError` (a disk has no room for what
+    it was to do with the file). NiceGUI's own upload handlers (``on_upload`` and the
+    like) are not called."""
 
     def __init__(
         self, on_file: FileHandler, *, label: str = "", max_file_size: int | None = None
@@ -230,6 +233,9 @@ class UploadField(ui.upload):
             async with received_file(request) as file:
                 try:
                     await self.take(file)
+                except NoRoomError as exc:
+                    # Answered as a disk found full as the file arrived, once it is gone.
+                    raise _Refused(507, f"{exc}\n") from exc
                 except Exception as exc:
                     app.handle_exception(exc)
                     return PlainTextResponse(_FAILED, 500)

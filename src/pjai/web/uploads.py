@@ -12,11 +12,12 @@ a ``Retry-After`` to an upload beyond :data:`UPLOADS_AT_ONCE` under way (a few c
 each sending the largest upload at once would otherwise fill the disk), and 507 to one
 that the temporary disk has no room for: its ``Content-Length`` (the limit, when it
 names none) more than what is free there, less what the uploads under way may still
-write. An upload whose body stops moving on (less than :data:`UPLOAD_PROGRESS_BYTES` of
-it in ``timeout`` seconds of waiting, :data:`UPLOAD_TIMEOUT_S` by default) is answered
-408 and ended, so that a client trickling its body a byte at a time cannot hold an
-upload's place, and its room on the temporary disk, for ever. Before it measures the
-room free, it removes now and then what uploads of a killed server left there
+write and the spare room kept free (:data:`~pjai.hybrid.room.SPARE_BYTES`). An upload
+whose body stops moving on (less than :data:`UPLOAD_PROGRESS_BYTES` of it in
+``timeout`` seconds of waiting, :data:`UPLOAD_TIMEOUT_S` by default) is answered 408
+and ended, so that a client trickling its body a byte at a time cannot hold an upload's
+place, and its room on the temporary disk, for ever. Before it measures the room free,
+it removes now and then what uploads of a killed server left there
 (:func:`~pjai.web.upload_folders.sweep`).
 """
 
@@ -33,6 +34,7 @@ import anyio.to_thread
 
 from pjai.app import UPLOAD_PROGRESS_BYTES, UPLOAD_TIMEOUT_S
 from pjai.errors import PjaiError
+from pjai.hybrid.room import SPARE_BYTES, megabytes
 from pjai.web.guard import ASGIApp, Receive, Scope, Send, answer_text
 from pjai.web.upload_folders import SWEEP_EVERY_S, sweep
 
@@ -75,11 +77,6 @@ def upload_bytes(megabytes: int) -> int:
     return megabytes * 1024 * 1024
 
 
-def megabytes(size: float) -> str:
-    """``size`` bytes in MB of 1,048,576 bytes, for a person to read ("6.9 MB")."""
-    return f"{size / (1024 * 1024):,.1f} MB"
-
-
 def temp_space() -> tuple[str, int]:
     """The temporary directory uploads are written under (``TMPDIR``), and the bytes
     free on its disk."""
@@ -111,8 +108,9 @@ class UploadLimit:
     """ASGI middleware: a request to NiceGUI's upload route larger than ``limit`` bytes
     (the whole body, the form around the file included) gets 413, and one beyond
     ``at_once`` under way gets 503, one the temporary disk (``space``) has no room for
-    507, one whose body does not move on by :data:`UPLOAD_PROGRESS_BYTES` within
-    ``timeout`` seconds 408; its connection is closed, the rest of the body never read."""
+    507 (``spare`` bytes are kept free there besides), one whose body does not move on by
+    :data:`UPLOAD_PROGRESS_BYTES` within ``timeout`` seconds 408; its connection is
+    closed, the rest of the body never read."""
 
     def __init__(
         self,
@@ -121,12 +119,14 @@ class UploadLimit:
         at_once: int = UPLOADS_AT_ONCE,
         space: Callable[[], tuple[str, int]] = temp_space,
         timeout: float = UPLOAD_TIMEOUT_S,
+        spare: int = SPARE_BYTES,
     ) -> None:
         self.app = app
         self.limit = limit
         self.at_once = at_once
         self.space = space
         self.timeout = timeout
+        self.spare = spare
         self.kept: list[int] = []
         """The room kept on the temporary disk for each upload being received or
         handled now (their requests not yet answered): the most each may write."""
@@ -150,7 +150,7 @@ class UploadLimit:
             return
         needed = self.limit if length is None else length
         where, free = self.space()
-        if needed > free - sum(self.kept):
+        if needed + self.spare > free - sum(self.kept):
             await self._refuse_no_room(send, needed, where, free, named=length is not None)
             return
         self.kept.append(needed)
@@ -247,7 +247,8 @@ class UploadLimit:
             f", {megabytes(kept)} of it kept for the uploads under way" if kept else ""
         )
         why = (
-            f"{what}, and the server's temporary disk ({where}) has "
-            f"{has}. Free some space there, or serve with TMPDIR set to a larger disk.\n"
+            f"{what}, and the server keeps {megabytes(self.spare)} spare on its temporary "
+            f"disk ({where}), which has {has}. Free some space there, or serve with TMPDIR "
+            "set to a larger disk.\n"
         ).encode()
         await answer_text(send, 507, why, close=True)

@@ -7,7 +7,9 @@ after, whether it was taken, refused or abandoned mid-way."""
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,9 @@ from playwright.sync_api import Page, expect
 
 from pjai.app import DataDir, Personas, export_archive
 from pjai.bench.webapp import WebProcess
+from pjai.hybrid.archive.footprint import WORK_FACTOR
+from pjai.hybrid.room import megabytes
+from tests.helpers import compressible_archive
 from tests.tmpfs import tmpfs
 from tests.web.browser.conftest import screenshot
 from tests.web.uploading import (
@@ -288,13 +293,14 @@ def test_an_upload_the_temporary_disk_has_no_room_for_is_refused_saying_how_much
     page: Page, tmp_path: Path
 ) -> None:
     archive = _archive(tmp_path)
-    # 8 MiB, 1 MiB of it taken: 7.0 MB free for uploads of up to 16 MB.
-    with tmpfs(tmp_path / "tmp", "8m") as temp, _serve(tmp_path, limit_mb=16) as web:
+    # 72 MiB, 1 MiB of it taken: 7.0 MB free for uploads of up to 16 MB, past the 64 MB
+    # the server keeps spare.
+    with tmpfs(tmp_path / "tmp", "72m") as temp, _serve(tmp_path, limit_mb=16) as web:
         upload = _upload_url(page, web.url)
         no_room = (
-            "of temporary space, and the server's temporary disk "
-            f"({temp}) has 7.0 MB free. Free some space there, or serve with TMPDIR set "
-            "to a larger disk."
+            "of temporary space, and the server keeps 64.0 MB spare on its temporary disk "
+            f"({temp}), which has 71.0 MB free. Free some space there, or serve with TMPDIR "
+            "set to a larger disk."
         )
         # Ten megabytes announced, the form's head sent: refused at once, unread.
         with begun(upload, size=10 * 1024 * 1024, sent=0) as sock:
@@ -331,3 +337,32 @@ def test_an_upload_the_temporary_disk_has_no_room_for_is_refused_saying_how_much
 
         everything.unlink()
         _imports(page, archive, tmp_path / "restored")
+
+
+def test_an_archive_whose_import_the_disk_has_no_room_for_is_refused_leaving_nothing(
+    page: Page, tmp_path: Path
+) -> None:
+    # 0.1 MB zipped, 68 MB once unzipped: an import writes some 5 times that.
+    large, unzipped = compressible_archive(tmp_path / "large", 360, 96 * 1024)
+    (tmp_path / "large.zip").write_bytes(large.read_bytes())
+    needed = 2 * math.ceil(WORK_FACTOR * unzipped)  # the store and the SQL primary
+    # 128 MiB for the upload and the new data directory alike.
+    with tmpfs(tmp_path / "tmp", "128m") as disk, _serve(tmp_path, limit_mb=16) as web:
+        _upload_url(page, web.url)
+        target = disk / "restored"
+        page.get_by_test_id("import-target").fill(str(target))
+        chooser = page.locator('[data-testid="import-upload"] input[type=file]')
+        chooser.set_input_files(str(tmp_path / "large.zip"))
+        said = (
+            f"Not imported. The import of large.zip ({megabytes(unzipped)} once unzipped) "
+            f"needs {megabytes(needed)} on the disk of {target}, and keeps 64.0 MB spare "
+            "there; it has <free> free. Free some space there, or import into a data "
+            "directory on a larger disk."
+        )
+        # Free: 127 MB less the upload, 0.1 MB.
+        pattern = re.escape(said).replace("<free>", r"12[67]\.\d MB")
+        expect(page.get_by_test_id("import-outcome")).to_have_text(re.compile(pattern))
+        assert not target.exists()  # nothing half-written
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # nor the upload
+
+        _imports(page, _archive(tmp_path), target)  # room for a small one there

@@ -22,6 +22,7 @@ from pjai.errors import (
     KeyRingError,
     RebaseError,
 )
+from pjai.hybrid.archive.footprint import check_import_room
 from pjai.hybrid.archive.format import (
     BATCH,
     CHUNK,
@@ -96,7 +97,8 @@ def import_archive(
 
     Another import or backup into ``data_dir``, or a command opening it, is refused at
     once while it runs (:func:`~pjai.hybrid.fresh.taken`). Every file of the archive is
-    checked against the manifest before anything is written. The events are then
+    checked against the manifest before anything is written, and the disks it would be
+    written to for room (:class:`~pjai.errors.NoRoomError`). The events are then
     replayed into a new store and the SQL primary, and the resulting state is compared
     with the archive's snapshot row by row.
 
@@ -118,6 +120,7 @@ def import_archive(
         manifest = _checked_manifest(zf, archive)
         _check_keys(manifest, schema, archive, target)
         urls = sql_urls if sql_urls is not None else data_dir_urls(target, environ)
+        check_import_room(target, archive, manifest, urls)
         made = Made.before(target, only_if_empty=False, shards=urls)
         flags = target / FLAGS_FILE
         flags_before = flags.read_bytes() if flags.is_file() else None

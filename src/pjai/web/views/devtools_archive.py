@@ -8,8 +8,8 @@ Another is refused at once and says why. An archive larger than the app's upload
 (``pjai serve --max-upload-mb``) is held back by the browser, and refused by the server
 (:mod:`pjai.web.uploads`) if sent all the same; the form says so either way, as it shows
 the server's answer when it is receiving as many uploads as it takes, has no room for
-this one, or stopped waiting for a stalled one. An archive taken is imported from the
-one file it arrived in (:mod:`pjai.web.upload_field`).
+this one or for its import, or stopped waiting for a stalled one. An archive taken is
+imported from the one file it arrived in (:mod:`pjai.web.upload_field`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from nicegui import events, ui
 
 from pjai.app import DataDir, export_archive, import_archive
-from pjai.errors import PjaiError
+from pjai.errors import NoRoomError, PjaiError
 from pjai.web.app import WebApp
 from pjai.web.upload_field import ReceivedFile, UploadField
 
@@ -78,7 +78,8 @@ def archives(web: WebApp) -> None:
             # The server's refusal: 413 for an archive within the browser's limit whose
             # form around it is not (or a page that skipped the browser's check); 408
             # when the upload stalled, 503 when it takes as many uploads as it can, 507
-            # when its temporary disk has no room, saying so in its answer.
+            # when its temporary disk, or the new directory's, has no room, saying so in
+            # its answer.
             status, answer = _failure(event.args)
             if status == 413:
                 outcome.set_text(too_large)
@@ -126,10 +127,19 @@ async def _restore(web: WebApp, tab: str, target: str, file: ReceivedFile) -> st
         return "Name the new data directory first."
     try:
         result = await web.imports.run(partial(import_archive, DataDir(target), file.path), tab=tab)
+    except NoRoomError as exc:
+        # Answered 507 by the upload field, as a temporary disk without room is, once the
+        # archive is removed; the form shows that answer.
+        why = _shown(exc, file)
+        raise NoRoomError(why[:1].upper() + why[1:]) from exc
     except (PjaiError, OSError) as exc:
-        # The archive by the name it was chosen by, not the server's copy of it.
-        return f"Not imported: {str(exc).replace(str(file.path), file.name)}"
+        return f"Not imported: {_shown(exc, file)}"
     return f"Imported {result.events} events and {sum(result.rows.values())} rows into {target}."
+
+
+def _shown(exc: Exception, file: ReceivedFile) -> str:
+    """What ``exc`` says, naming the archive as it was chosen, not the server's copy."""
+    return str(exc).replace(str(file.path), file.name)
 
 
 async def _export(web: WebApp, tab: str) -> None:
