@@ -28,10 +28,11 @@ def serve(db_url: str) -> None:
     """
     # The benchmark's clients all run on this machine, with few tokens: only the total
     # limits how many connections it holds (pjai.sync.server.places), and each of them
-    # may make a request a second (the idle connections share one token).
+    # may make a request a second and open a connection a second (the idle connections
+    # share one token, and every connection one address).
     total = default_total()
     limits = Limits(total=total, per_address=total, per_token=total)
-    config = ServerConfig(limits=limits, request_rate=float(total))
+    config = ServerConfig(limits=limits, request_rate=float(total), connection_rate=float(total))
     with SyncServer.open(db_url, config) as server:
         server.run(on_listening=lambda url: print(urlsplit(url).port, flush=True))
 

@@ -1,15 +1,18 @@
 """How many connections a server process holds: in all, per address before hello, per
-token after it. A peer that opens connections without end takes only its own places."""
+token after it; and how fast a token or an address opens them. A peer that opens
+connections without end takes only its own places, at its own rate."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from pathlib import Path
 
 import anyio
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pjai.sync.protocol import Error, Hello, Welcome, decode, encode
 from pjai.sync.server import SERVER_FILE, Limits, ServerConfig, SyncServer
@@ -18,6 +21,7 @@ from pjai.sync.server.log import MemoryLog
 from pjai.sync.server.places import MAX_TOTAL, Places, default_total
 from pjai.sync.server.tokens import Token
 from pjai.sync.transport import memory_pipe
+from tests.sync.server.test_server import serving_logged
 
 pytestmark = pytest.mark.anyio
 
@@ -173,3 +177,66 @@ async def test_a_served_process_refuses_a_crowding_address(tmp_path: Path) -> No
             for ws in held:
                 await ws.close()
         await settled(server.hub, 0)
+
+
+async def opening(url: str, address: str, token: str = "") -> ClientConnection:
+    """A WebSocket connection from the loopback ``address`` with ``token`` in its header."""
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    return await connect(url, additional_headers=headers, local_addr=(address, 0))
+
+
+async def said_hello(ws: ClientConnection, token: str = "") -> Welcome | Error:
+    hello = Hello(versions=[1], store_id="s1", client_id="c1", token=token)
+    await ws.send(encode(hello).decode())
+    answer = decode(await ws.recv())
+    assert isinstance(answer, Welcome | Error)
+    return answer
+
+
+async def refused_opening(url: str, address: str, token: str = "") -> dict[str, object]:
+    """The body of the 429 the server answers the handshake with; checks its header."""
+    with pytest.raises(InvalidStatus) as refused:
+        await opening(url, address, token)
+    response = refused.value.response
+    assert response.status_code == 429
+    assert int(response.headers["Retry-After"]) >= 1
+    body = json.loads(response.body or b"")
+    assert body["error"] == "rate_limited"
+    assert body["retry_after"] > 0
+    return dict(body)
+
+
+async def test_connections_open_at_the_rate_of_their_token_and_address(tmp_path: Path) -> None:
+    """Each opening costs a handshake and a token check, however soon it closes: past
+    the rate of its address or its token it is refused before either, politely."""
+    config = ServerConfig(connection_rate=0.1)  # bursts of one opening, then one every 10 s
+    async with SyncServer.open(tmp_path / SERVER_FILE, config) as server:
+        assert server.database is not None
+        first, _ = server.database.tokens.create("s1", "write")
+        second, _ = server.database.tokens.create("s1", "write")
+        async with serving_logged(server) as (_, logged):
+            url = server.sync_url
+            with anyio.fail_after(WAIT):
+                ws = await opening(url, "127.0.0.1", first)
+                assert isinstance(await said_hello(ws), Welcome)
+                await ws.close()
+                busy_address = await refused_opening(url, "127.0.0.1", second)
+                assert "from this address" in str(busy_address["message"])
+                busy_token = await refused_opening(url, "127.0.0.2", first)
+                assert "with this token" in str(busy_token["message"])
+                ws = await opening(url, "127.0.0.3", second)  # its own token, address: served
+                assert isinstance(await said_hello(ws), Welcome)
+                await ws.close()
+                # A token given in the hello is counted there, before it is looked up.
+                ws = await opening(url, "127.0.0.4")
+                answer = await said_hello(ws, first)
+                assert isinstance(answer, Error)
+                assert answer.code == "rate_limited"
+                assert "with this token" in answer.message
+                await ws.close()
+            await settled(server.hub, 0)
+        refused = server.hub.metrics.registry.get_sample_value(
+            "pjai_sync_connections_closed_total", {"reason": "rate_limited"}
+        )
+        assert refused == 3.0
+    assert [r.getMessage() for r in logged if r.levelno >= logging.WARNING] == []

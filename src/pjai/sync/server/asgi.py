@@ -158,6 +158,12 @@ def _keys_problem(asked: KeysPut | KeysDeleted) -> str | None:
     return None
 
 
+def _rate_limited(message: str, wait: float) -> JSONResponse:
+    """429 ``rate_limited``: retry in ``wait`` seconds (whole ones in ``Retry-After``)."""
+    body = {"error": "rate_limited", "message": message, "retry_after": wait}
+    return JSONResponse(body, 429, headers={"Retry-After": str(math.ceil(wait))})
+
+
 def _host(scope: Scope) -> str | None:
     """The host name a request names in its ``Host`` header, lower case, or ``None``."""
     for header, value in scope.get("headers", []):
@@ -275,16 +281,23 @@ def create_app(
         if limiter is None or (wait := limiter.take(key, 1)) <= 0:
             return found
         wait = max(round(wait, 3), 0.001)
-        message = f"too many requests for this token; retry in {wait} s"
-        body = {"error": "rate_limited", "message": message, "retry_after": wait}
-        return JSONResponse(body, 429, headers={"Retry-After": str(math.ceil(wait))})
+        return _rate_limited(f"too many requests for this token; retry in {wait} s", wait)
 
     async def sync(websocket: WebSocket) -> None:
-        await websocket.accept()
         token = _bearer(websocket.headers.get("authorization"))
+        address = websocket.client.host if websocket.client else ""
+        # Before the handshake and the token check: a peer that opens and closes
+        # connections without pause is refused at the least cost.
+        if (too_soon := hub.opening(address, token)) is not None:
+            refusal = _rate_limited(too_soon.message, too_soon.retry_after)
+            if "websocket.http.response" in websocket.scope.get("extensions", {}):
+                await websocket.send_denial_response(refusal)
+            else:
+                await websocket.close(1013, too_soon.message)
+            return
+        await websocket.accept()
         transport = ServerWebSocket(websocket, close_timeout=hub.close_timeout)
-        client = websocket.client
-        await hub.serve(transport, header_token=token, address=client.host if client else "")
+        await hub.serve(transport, header_token=token, address=address)
 
     async def pull(request: Request) -> Response:
         params = request.query_params

@@ -39,7 +39,7 @@ from pjai.sync.presence import FAN_OUT_INTERVAL_S, PRESENCE, Roster
 from pjai.sync.protocol import Error, Events, Message, Peer, Presence, encode
 from pjai.sync.server.keys import KeyBox, MemoryKeys
 from pjai.sync.server.log import ServerLog
-from pjai.sync.server.places import Bodies, Limits, Places
+from pjai.sync.server.places import Bodies, Limits, Openings, Places, TooSoon
 from pjai.sync.server.session import EXTENSIONS, Authenticate, ServerSession
 from pjai.sync.server.tokens import RateLimiter
 from pjai.sync.transport import ConnectionClosed, Connector, Faults, Transport, memory_pipe
@@ -144,6 +144,7 @@ class Hub:
         limiter: RateLimiter | None = None,
         byte_limiter: RateLimiter | None = None,
         request_limiter: RateLimiter | None = None,
+        openings: Openings | None = None,
         poll_interval: float = 1.0,
         send_timeout: float = 10.0,
         hello_timeout: float = 10.0,
@@ -165,6 +166,8 @@ class Hub:
         self.byte_limiter = byte_limiter
         self.request_limiter = request_limiter
         """Frames other than pushes, and HTTP requests, per token (or store)."""
+        self.openings = openings
+        """How fast each remote address and token open connections (:class:`.Openings`)."""
         self.poll_interval = poll_interval
         self.send_timeout = send_timeout
         self.hello_timeout = hello_timeout
@@ -216,6 +219,19 @@ class Hub:
 
     # -- one connection ------------------------------------------------------------
 
+    def opening(self, address: str, secret: str = "") -> TooSoon | None:
+        """Take an opening of a connection from ``address`` presenting the token
+        ``secret`` (a server without tokens counts addresses only), before its handshake;
+        ``None`` if both had one. A token given in the hello instead is counted there."""
+        if self.openings is None:
+            return None
+        too_soon = self.openings.address(address)
+        if too_soon is None and secret and self.authenticate is not None:
+            too_soon = self.openings.token(secret)
+        if too_soon is not None:
+            self.metrics.closed.labels("rate_limited").inc()
+        return too_soon
+
     async def serve(
         self, transport: Transport, *, header_token: str = "", address: str = ""
     ) -> None:
@@ -234,6 +250,7 @@ class Hub:
             limiter=self.limiter,
             byte_limiter=self.byte_limiter,
             request_limiter=self.request_limiter,
+            openings=self.openings,
             header_token=header_token,
             extensions=self.extensions,
             claim=self.places.claim,

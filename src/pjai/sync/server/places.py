@@ -15,6 +15,11 @@ A connection that finds no place is closed at once: over the total or its addres
 places with WebSocket close code 1013 (try again later), over its token's with an
 ``error`` frame, ``too_many_connections``. Clients retry both with their backoff.
 
+Places bound the connections open at once, not how fast they come: a peer that opens
+a connection and closes it again without pause costs the server a handshake, a token
+check and a read of the store's head each time. :class:`Openings` limits how many
+connections one remote address, and one token, open a second.
+
 The large bodies of HTTP answers (``/pull``, ``GET /keys``) and the pages of catch-ups
 over WebSockets are limited too (:class:`Bodies`): each is made and sent under a slot,
 of which the process has :data:`BODIES` and one token :data:`BODIES_PER_TOKEN`; the
@@ -31,6 +36,8 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from pjai.sync.server.tokens import RateLimiter, digest
+
 __all__ = [
     "BODIES",
     "BODIES_PER_TOKEN",
@@ -39,7 +46,9 @@ __all__ = [
     "PER_TOKEN",
     "Bodies",
     "Limits",
+    "Openings",
     "Places",
+    "TooSoon",
     "default_total",
 ]
 
@@ -132,6 +141,42 @@ def _give(counts: Counter[str], key: str) -> None:
     counts[key] -= 1
     if counts[key] <= 0:
         del counts[key]  # the counts keep only who holds places
+
+
+@dataclass(frozen=True, slots=True)
+class TooSoon:
+    """An opening refused: over the rate of its remote address or of its token."""
+
+    whose: str
+    """``from this address`` or ``with this token``."""
+    retry_after: float
+    """Seconds until the address or token may open one again (rounded to milliseconds)."""
+
+    @property
+    def message(self) -> str:
+        return f"too many connections opened {self.whose}; retry in {self.retry_after:g} s"
+
+
+class Openings:
+    """How fast connections are opened: a token bucket per remote address and per token,
+    of ``rate`` openings a second and bursts of ``burst``. A token is counted by the
+    secret a client presents, before it is looked up: a refused opening costs no token
+    check."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self._limiter = RateLimiter(rate, burst)
+
+    def address(self, address: str) -> TooSoon | None:
+        """Take an opening of ``address``; ``None`` if it had one."""
+        return _too_soon(self._limiter.take(f"address {address}", 1), "from this address")
+
+    def token(self, secret: str) -> TooSoon | None:
+        """Take an opening of the token whose secret is ``secret``; ``None`` if it had one."""
+        return _too_soon(self._limiter.take(digest(secret), 1), "with this token")
+
+
+def _too_soon(wait: float, whose: str) -> TooSoon | None:
+    return None if wait <= 0 else TooSoon(whose, max(round(wait, 3), 0.001))
 
 
 class Bodies:

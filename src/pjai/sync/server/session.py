@@ -48,6 +48,7 @@ from pjai.sync.protocol import (
     wire_name,
 )
 from pjai.sync.server.log import Appended, DuplicateEventError, ServerAhead, ServerLog
+from pjai.sync.server.places import Openings
 from pjai.sync.server.tokens import RateLimiter, Role, Token, can
 
 __all__ = ["EXTENSIONS", "MAX_EVENT_BYTES", "Authenticate", "ServerSession"]
@@ -84,6 +85,7 @@ class ServerSession:
         limiter: RateLimiter | None = None,
         byte_limiter: RateLimiter | None = None,
         request_limiter: RateLimiter | None = None,
+        openings: Openings | None = None,
         header_token: str = "",
         extensions: Collection[str] = EXTENSIONS,
         clock: Callable[[], datetime] = utc_now,
@@ -96,6 +98,7 @@ class ServerSession:
         self._limiter = limiter
         self._byte_limiter = byte_limiter
         self._request_limiter = request_limiter
+        self._openings = openings
         self._speaks = frozenset(extensions)
         self._clock = clock
         self._newest_version = max(
@@ -254,6 +257,13 @@ class ServerSession:
             self.role = "admin"
         else:
             secret = hello.token or self._secret
+            if (
+                self._openings is not None
+                and hello.token
+                and hello.token != self._secret  # the header's was counted as it opened
+                and (too_soon := self._openings.token(hello.token)) is not None
+            ):
+                return self._fail("rate_limited", too_soon.message)
             if not secret:
                 return self._fail(
                     "unauthorized",

@@ -149,7 +149,8 @@ class _ResetLateCloses(WebSocketsSansIOProtocol):
 
     It also lets go of each message's payload once uvicorn has handed it on: the
     WebSocket parser would keep the last one read, up to ``ws_max_size``, for as long
-    as the connection is idle.
+    as the connection is idle; and takes a handshake answered with an HTTP refusal as
+    complete, as uvicorn's wsproto protocol does.
     """
 
     reset_after: ClassVar[float] = 10.0
@@ -197,6 +198,10 @@ class _ResetLateCloses(WebSocketsSansIOProtocol):
         if message["type"] == "websocket.close":
             self._reset_unless_closed()  # started before the wait for buffer room
         await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            # A handshake answered with a refusal (429, 403) is done with: uvicorn would
+            # log an error for each one, "returned without completing handshake".
+            self.handshake_complete = True
 
     async def run_asgi(self) -> None:
         try:

@@ -33,7 +33,7 @@ from pjai.sync.protocol import MAX_EVENTS_PER_FRAME, MAX_FRAME_BYTES
 from pjai.sync.server.asgi import create_app
 from pjai.sync.server.database import ServerDatabase
 from pjai.sync.server.hub import Hub
-from pjai.sync.server.places import Limits
+from pjai.sync.server.places import Limits, Openings
 from pjai.sync.server.sockets import http_protocol, listening_socket, websocket_protocol
 from pjai.sync.server.tokens import RateLimiter
 
@@ -67,6 +67,10 @@ class ServerConfig:
     """Requests a second one token may make besides its pushes: its hellos and other
     frames (pulls, pings, presence) and its HTTP requests for ``/pull`` and ``/keys``.
     Bursts go up to ten times that: a token's devices reconnecting at once pass."""
+    connection_rate: float = 10.0
+    """Connections a second one remote address, and one token, may open, whether they
+    last or not; bursts go up to ten times that: a token's devices (or an address's)
+    reconnecting at once pass."""
     ping_interval: float = 20.0
     """Seconds between uvicorn's WebSocket keepalive pings."""
     ping_timeout: float = 20.0
@@ -137,6 +141,8 @@ class SyncServer(Resource):
                     config.byte_rate, max(config.byte_rate * 2, MAX_FRAME_BYTES)
                 ),
                 request_limiter=RateLimiter(config.request_rate, config.request_rate * 10),
+                # A burst always admits one opening, or a low rate would refuse every one.
+                openings=Openings(config.connection_rate, max(config.connection_rate * 10, 1)),
                 poll_interval=config.poll_interval,
                 send_timeout=config.send_timeout,
                 hello_timeout=config.hello_timeout,

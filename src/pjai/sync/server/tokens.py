@@ -26,7 +26,16 @@ from pjai.sync.protocol import MAX_ID_BYTES, Role, nameable
 from pjai.sync.server.audit import record
 from pjai.sync.server.tables import audit, ensure_tables, select_fields, tokens, transaction
 
-__all__ = ["ROLES", "RateLimiter", "Role", "Token", "TokenStore", "can", "check_new_token"]
+__all__ = [
+    "ROLES",
+    "RateLimiter",
+    "Role",
+    "Token",
+    "TokenStore",
+    "can",
+    "check_new_token",
+    "digest",
+]
 
 ROLES: tuple[Role, ...] = ("read", "write", "admin")
 PREFIX = "pjai_"
@@ -56,7 +65,8 @@ def can(role: str, wanted: Role) -> bool:
     return role in ROLES and ROLES.index(role) >= ROLES.index(wanted)
 
 
-def _digest(secret: str) -> str:
+def digest(secret: str) -> str:
+    """What the server keeps of a token's secret, and knows it by: its SHA-256 digest."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -227,7 +237,7 @@ class TokenStore:
         """The live token (not revoked, not expired) with this secret, if any."""
         if not secret.startswith(PREFIX):
             return None
-        query = _SELECT.where(tokens.c.digest == _digest(secret), tokens.c.revoked_at.is_(None))
+        query = _SELECT.where(tokens.c.digest == digest(secret), tokens.c.revoked_at.is_(None))
         with transaction(self.engine, "checking a token") as conn:
             row = conn.execute(query).first()
         token = Token(*row) if row is not None else None
@@ -255,7 +265,7 @@ def _insert(
     conn.execute(
         sa.insert(tokens).values(
             id=token.id,
-            digest=_digest(secret),
+            digest=digest(secret),
             store_id=store_id,
             role=role,
             label=label,
