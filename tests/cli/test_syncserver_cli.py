@@ -18,10 +18,11 @@ import pytest
 from typer.testing import CliRunner
 
 from pjai.cli import app
+from pjai.errors import ConfigError
 from pjai.schema.records import Position
 from pjai.store import Store
 from pjai.sync.client import SyncClient
-from pjai.sync.server import ServerDatabase
+from pjai.sync.server import ServerConfig, ServerDatabase, SyncServer
 from pjai.sync.transport import ConnectionClosed, Connector, Transport
 from pjai.sync.websocket import websocket_connector
 from tests.helpers import memory, persona
@@ -226,6 +227,48 @@ def test_bad_input_is_a_clear_error(tmp_path: Path, args: list[str], message: st
     result = runner.invoke(app, ["sync-server", *args, "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert message in result.stderr
+
+
+RATES = {
+    "--event-rate": "rate",
+    "--byte-rate": "byte_rate",
+    "--request-rate": "request_rate",
+    "--connection-rate": "connection_rate",
+}
+
+
+def test_serve_takes_the_rates_a_token_and_an_address_are_held_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[ServerConfig] = []
+
+    def open_(database: str | Path, config: ServerConfig) -> SyncServer:
+        opened.append(config)
+        raise ConfigError("not serving in this test")
+
+    monkeypatch.setattr(SyncServer, "open", open_)
+    given = [str(v) for option, n in zip(RATES, range(1, 5), strict=True) for v in (option, n)]
+    result = runner.invoke(app, ["sync-server", "serve", *given, "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "not serving in this test" in result.stderr
+    (config,) = opened
+    assert [getattr(config, field) for field in RATES.values()] == [1.0, 2.0, 3.0, 4.0]
+    runner.invoke(app, ["sync-server", "serve", "--data-dir", str(tmp_path)])
+    assert opened[-1] == ServerConfig()  # each rate's default is the server's
+
+
+@pytest.mark.parametrize("option", RATES)
+@pytest.mark.parametrize("value", ["0", "-2.5", "nan", "inf"])
+def test_serve_refuses_a_rate_that_is_not_above_zero(
+    tmp_path: Path, option: str, value: str
+) -> None:
+    result = runner.invoke(
+        app, ["sync-server", "serve", option, value, "--data-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    said = " ".join(result.stderr.split())  # Rich wraps the message in a box
+    assert f"Invalid value for '{option}': must be a number above 0, got {value}" in said
+    assert list(tmp_path.iterdir()) == []  # refused before the database is made
 
 
 def test_revoking_twice_is_an_error(tmp_path: Path) -> None:

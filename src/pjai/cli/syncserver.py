@@ -4,10 +4,11 @@ trail."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 from rich import box
@@ -120,6 +121,21 @@ def _server_database(
         yield database
 
 
+_SERVER = ServerConfig()
+"""The rates a server holds clients to unless told otherwise."""
+
+
+def _above_zero(value: float) -> float:
+    """A rate option's value, refused (naming the option) unless a number above 0."""
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"must be a number above 0, got {value:g}")
+    return value
+
+
+def _rate(help_: str) -> Any:  # typer.Option says it returns Any
+    return typer.Option(callback=_above_zero, help=help_)
+
+
 @app.command()
 def serve(
     db: DbOpt = None,
@@ -156,6 +172,34 @@ def serve(
     max_per_token: Annotated[
         int, typer.Option(min=1, help="Connections one token holds at most.")
     ] = PER_TOKEN,
+    event_rate: Annotated[
+        float,
+        _rate(
+            "Events a second one token may push (bursts up to twice that, at least one "
+            "full push of 1,000)."
+        ),
+    ] = _SERVER.rate,
+    byte_rate: Annotated[
+        float,
+        _rate(
+            "Bytes of frames a second one token may send, pushes and the others (bursts "
+            "up to twice that, at least one frame of the largest size)."
+        ),
+    ] = _SERVER.byte_rate,
+    request_rate: Annotated[
+        float,
+        _rate(
+            "Requests a second one token may make besides its pushes: hellos, pulls, "
+            "pings, presence, /pull and /keys (bursts up to ten times that)."
+        ),
+    ] = _SERVER.request_rate,
+    connection_rate: Annotated[
+        float,
+        _rate(
+            "Connections a second one remote address, and one token, may open (bursts "
+            "up to ten times that)."
+        ),
+    ] = _SERVER.connection_rate,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
@@ -170,6 +214,10 @@ def serve(
         poll_interval=poll,
         hosts=frozenset(allowed_host or ()),
         limits=limits,
+        rate=event_rate,
+        byte_rate=byte_rate,
+        request_rate=request_rate,
+        connection_rate=connection_rate,
     )
     with (
         reported(),

@@ -57,6 +57,26 @@ def test_pushes_are_limited_in_bytes_as_well_as_events(tmp_path: Path) -> None:
     assert ServerConfig().byte_rate == 16 * 1024 * 1024
 
 
+def test_a_low_request_or_connection_rate_still_lets_one_through(tmp_path: Path) -> None:
+    config = ServerConfig(request_rate=0.05, connection_rate=0.05)
+    with SyncServer.open(tmp_path / SERVER_FILE, config) as server:
+        requests = server.hub.request_limiter
+        assert requests is not None
+        assert (requests.rate, requests.burst) == (0.05, 1)
+        assert requests.take("t1", 1) == 0  # one request, then one every 20 s
+        assert server.hub.opening("10.0.0.1") is None
+        too_soon = server.hub.opening("10.0.0.1")
+        assert too_soon is not None
+        assert too_soon.retry_after == pytest.approx(20, abs=0.1)
+
+
+@pytest.mark.parametrize("field", ["rate", "byte_rate", "request_rate", "connection_rate"])
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_rate_must_be_a_number_above_zero(field: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=rf"^ServerConfig.{field} must be a number above 0"):
+        ServerConfig(**{field: value})
+
+
 @pytest.mark.anyio
 async def test_a_url_served_in_the_event_loop_syncs_a_client(tmp_path: Path) -> None:
     async with SyncServer.open(f"sqlite:///{tmp_path / 'sync.db'}") as server:

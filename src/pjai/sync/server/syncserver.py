@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import signal
 import socket
 import threading
@@ -27,7 +28,7 @@ from types import FrameType
 
 import uvicorn
 
-from pjai.errors import PjaiError
+from pjai.errors import ConfigError, PjaiError
 from pjai.resource import Resource
 from pjai.sync.protocol import MAX_EVENTS_PER_FRAME, MAX_FRAME_BYTES
 from pjai.sync.server.asgi import create_app
@@ -81,6 +82,12 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     """How many connections the process holds: in all, per address before hello, per
     token after it (:mod:`pjai.sync.server.places`)."""
+
+    def __post_init__(self) -> None:
+        for name in ("rate", "byte_rate", "request_rate", "connection_rate"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"ServerConfig.{name} must be a number above 0, got {value:g}")
 
 
 class SyncServer(Resource):
@@ -140,8 +147,8 @@ class SyncServer(Resource):
                 byte_limiter=RateLimiter(
                     config.byte_rate, max(config.byte_rate * 2, MAX_FRAME_BYTES)
                 ),
-                request_limiter=RateLimiter(config.request_rate, config.request_rate * 10),
-                # A burst always admits one opening, or a low rate would refuse every one.
+                # Bursts always admit one request and one opening, as for pushes.
+                request_limiter=RateLimiter(config.request_rate, max(config.request_rate * 10, 1)),
                 openings=Openings(config.connection_rate, max(config.connection_rate * 10, 1)),
                 poll_interval=config.poll_interval,
                 send_timeout=config.send_timeout,
