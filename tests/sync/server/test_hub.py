@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import tracemalloc
 
 import anyio
 import msgspec
@@ -53,6 +54,23 @@ def test_shared_frames_keep_to_their_byte_budget() -> None:
     assert len(kept) >= FRAMES_BYTES // (4 * 1024 * 1024)  # the newest are kept
     assert frames.encode(batches[-1], "s1") in kept
     assert frames.encode(Pong(nonce=1), "s1") == b'{"type":"pong","nonce":1}'
+
+
+def test_kept_frames_take_the_memory_they_are_counted_as() -> None:
+    """The encoder leaves room after what it wrote, half as much again: frames kept as
+    they came would hold half as much again as the budget counts."""
+    frames = Hub(MemoryLog(), None).frames
+    batches = [large_batch(n, 1024 * 1024) for n in range(8)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for batch in batches:
+            frames.encode(batch, "s1")
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert frames.kept >= 8 * 1024 * 1024
+    assert held < frames.kept * 1.02
 
 
 def test_a_frame_over_the_budget_is_sent_but_not_kept() -> None:

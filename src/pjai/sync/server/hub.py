@@ -125,7 +125,9 @@ class _Frames:
             frame = encode(message)
             if len(frame) > self._budget:
                 return frame
-            self._frames[key] = frame
+            # The encoder leaves room after what it wrote, half as much again: a frame
+            # kept is a copy of its own size, or the budget would hold half as much more.
+            frame = self._frames[key] = bytes(memoryview(frame))
             self.kept += len(frame)
             while len(self._frames) > self._size or self.kept > self._budget:
                 oldest = next(iter(self._frames))
