@@ -10,6 +10,7 @@ the ASGI app, and uvicorn. Inside:
 - :mod:`~pjai.sync.server.places`: how many connections a process holds, and whose;
 - :mod:`~pjai.sync.server.log`, :mod:`~pjai.sync.server.sqllog`: the event log;
 - :mod:`~pjai.sync.server.tokens`, :mod:`~pjai.sync.server.audit`: tokens, audit trail;
+- :mod:`~pjai.sync.server.memory`: the freed memory given back to the system;
 - :mod:`~pjai.sync.server.tables`: the database's tables;
 - :mod:`~pjai.sync.server.asgi`, :mod:`~pjai.sync.server.websocket`,
   :mod:`~pjai.sync.server.sockets`, :mod:`~pjai.sync.server.wakeups`: Starlette,

@@ -5,7 +5,8 @@ frame), ``/keys`` (the keys channel: :mod:`pjai.sync.server.keys`), ``/health`` 
 ``/metrics`` (Prometheus text; needs an admin token when tokens are required). A
 bearer token comes in the ``Authorization`` header or in the hello frame. On PostgreSQL
 the app listens for ``pjai_sync`` notifications while it runs
-(:mod:`pjai.sync.server.wakeups`). Serve it with uvicorn and
+(:mod:`pjai.sync.server.wakeups`); it gives the memory the process freed back to the
+system every few seconds (:mod:`pjai.sync.server.memory`). Serve it with uvicorn and
 :func:`~pjai.sync.server.sockets.websocket_protocol`, as
 :class:`~pjai.sync.server.SyncServer` does.
 """
@@ -53,6 +54,7 @@ from pjai.sync.server.keys import (
     Deletion,
     KeyItem,
 )
+from pjai.sync.server.memory import trim_freed_memory
 from pjai.sync.server.tokens import Role, Token, can
 from pjai.sync.server.wakeups import listen_for_wakeups
 from pjai.sync.server.websocket import ServerWebSocket
@@ -411,14 +413,16 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await hub.start()
-        listener = asyncio.create_task(listen_for_wakeups(listen_url, hub)) if listen_url else None
+        tasks = [asyncio.create_task(trim_freed_memory())]
+        if listen_url:
+            tasks.append(asyncio.create_task(listen_for_wakeups(listen_url, hub)))
         try:
             yield
         finally:
-            if listener is not None:
-                listener.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+                    await task
             await hub.stop()
 
     routes = [
