@@ -5,16 +5,21 @@
 changes to them, in SQLite or PostgreSQL), the :class:`Hub` that serves connections,
 the ASGI app, and uvicorn. Inside:
 
-- :mod:`~pjai.sync.server.session`: one connection's protocol state, without I/O;
-- :mod:`~pjai.sync.server.hub`: the connections and per-store feeds of a process;
+- :mod:`~pjai.sync.server.session`: one connection's protocol state, without I/O, and
+  :mod:`~pjai.sync.server.validation`: what the events of a push must be;
+- :mod:`~pjai.sync.server.hub`: the connections and per-store feeds of a process, each
+  connection's tasks in :mod:`~pjai.sync.server.connection`, the frames its live pullers
+  share in :mod:`~pjai.sync.server.frames`, its metrics in
+  :mod:`~pjai.sync.server.metrics`;
 - :mod:`~pjai.sync.server.places`: how many connections a process holds, and whose;
-- :mod:`~pjai.sync.server.log`, :mod:`~pjai.sync.server.sqllog`: the event log;
+- :mod:`~pjai.sync.server.log`, :mod:`~pjai.sync.server.sqllog`: the event log, its
+  newest events kept in memory in :mod:`~pjai.sync.server.recent`;
 - :mod:`~pjai.sync.server.tokens`, :mod:`~pjai.sync.server.audit`: tokens, audit trail;
 - :mod:`~pjai.sync.server.memory`: the freed memory given back to the system;
 - :mod:`~pjai.sync.server.tables`: the database's tables;
-- :mod:`~pjai.sync.server.asgi`, :mod:`~pjai.sync.server.websocket`,
-  :mod:`~pjai.sync.server.sockets`, :mod:`~pjai.sync.server.wakeups`: Starlette,
-  uvicorn and PostgreSQL notifications.
+- :mod:`~pjai.sync.server.asgi`, :mod:`~pjai.sync.server.browsers`,
+  :mod:`~pjai.sync.server.websocket`, :mod:`~pjai.sync.server.sockets`,
+  :mod:`~pjai.sync.server.wakeups`: Starlette, uvicorn and PostgreSQL notifications.
 
 This is the only part of :mod:`pjai.sync` that imports :mod:`pjai.sql`, Starlette,
 uvicorn or prometheus_client.

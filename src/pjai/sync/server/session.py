@@ -4,14 +4,14 @@
 :meth:`ServerSession.next_events` gives the next batch for the connection's pull, and
 :meth:`ServerSession.recheck` ends a session whose token was revoked or expired. The
 hub (:mod:`pjai.sync.server.hub`), over WebSockets or the in-memory transport of the
-tests, drives it. Reads and appends go to a :class:`~pjai.sync.server.log.ServerLog`.
-With the ``presence/1`` extension the session keeps the connection's announced presence
+tests, drives it. Reads and appends go to a :class:`~pjai.sync.server.log.ServerLog`,
+once the events of a push passed :mod:`~pjai.sync.server.validation`. With the
+``presence/1`` extension the session keeps the connection's announced presence
 (:attr:`ServerSession.presence`) and the time of its last frame; the hub fans them out.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Collection
 from datetime import datetime
@@ -19,9 +19,8 @@ from typing import Literal
 
 from msgspec import UNSET
 
-from pjai.errors import EventError
 from pjai.schema import SCHEMA, Schema
-from pjai.schema.records import EventRecord, Position, header_problem
+from pjai.schema.records import Position
 from pjai.schema.types import new_id, utc_now
 from pjai.sync.presence import PRESENCE, check_update
 from pjai.sync.protocol import (
@@ -50,17 +49,12 @@ from pjai.sync.protocol import (
 from pjai.sync.server.log import Appended, DuplicateEventError, ServerAhead, ServerLog
 from pjai.sync.server.places import Openings
 from pjai.sync.server.tokens import RateLimiter, Role, Token, can
+from pjai.sync.server.validation import MAX_EVENT_BYTES, PushCheck
 
 __all__ = ["EXTENSIONS", "MAX_EVENT_BYTES", "Authenticate", "ServerSession"]
 
 EXTENSIONS = frozenset({PRESENCE})
 """The protocol extensions this server speaks."""
-
-MAX_EVENT_BYTES = 3 * 1024 * 1024
-"""The largest event arguments a push may carry: the 2 MiB of plain arguments a new event
-may hold (:data:`~pjai.schema.limits.MAX_ARGS_BYTES`), or as much sealed (padded, and a
-third larger as base64)."""
-
 
 RECHECK_S = 5.0
 """How often, at most, an open connection's token is looked up again: before a frame
@@ -69,8 +63,6 @@ last look."""
 
 Authenticate = Callable[[str], Token | None]
 """Looks a bearer token up; ``None`` when it is unknown, revoked or expired."""
-
-_NAME = re.compile(r"^v(\d+)\.[A-Z][A-Za-z0-9]*$")
 
 
 class ServerSession:
@@ -94,16 +86,13 @@ class ServerSession:
         self._log = log
         self._claim = claim
         self._authenticate = authenticate
-        self._schema = schema
         self._limiter = limiter
         self._byte_limiter = byte_limiter
         self._request_limiter = request_limiter
         self._openings = openings
         self._speaks = frozenset(extensions)
         self._clock = clock
-        self._newest_version = max(
-            (int(m[1]) for n in schema.event_names if (m := _NAME.match(n))), default=1
-        )
+        self._check = PushCheck(schema)
         self.state: Literal["greeting", "ready", "closed"] = "greeting"
         self.store_id = ""
         self.client_id = ""
@@ -330,21 +319,9 @@ class ServerSession:
                 )
         if (known := self._log.behind(self.store_id, push.events)) is not None:
             return self._answer(push, known)
-        for index, record in enumerate(push.events):
-            problem = self._invalid(record)
-            if problem is not None:
-                return PushRejected(id=push.id, reason="invalid_event", index=index, detail=problem)
-        seen: set[str] = set()
-        for index, record in enumerate(push.events):
-            if record.id in seen:
-                detail = f"event {record.id} appears twice in the push"
-                return PushRejected(id=push.id, reason="invalid_event", index=index, detail=detail)
-            seen.add(record.id)
-            # The first event's parent is a head: a synced position has no client_seq.
-            after = push.events[index - 1].position if index else Position(record.parent.global_seq)
-            if record.parent.key != after.key or record.position.key != after.next(0).key:
-                detail = f"event {record.id} at {record.position} does not follow its parent"
-                return PushRejected(id=push.id, reason="invalid_event", index=index, detail=detail)
+        if (problem := self._check.problem(push.events, self.client_id)) is not None:
+            index, detail = problem
+            return PushRejected(id=push.id, reason="invalid_event", index=index, detail=detail)
         try:
             result = self._log.append(self.store_id, push.events)
         except DuplicateEventError as exc:
@@ -385,37 +362,6 @@ class ServerSession:
             )
         self.cursor, self.live, self._answered = pull.cursor, pull.live, False
         return []
-
-    def _invalid(self, record: EventRecord) -> str | None:
-        """Why ``record`` may not be appended, or ``None``."""
-        size = len(record.args)
-        if size > MAX_EVENT_BYTES:
-            return (
-                f"event {record.id} has {size} bytes of arguments; the limit is {MAX_EVENT_BYTES}"
-            )
-        if not record.id or not record.client_id:
-            return "an event needs an id and a client_id"
-        if record.client_id != self.client_id:
-            # A client pushes its own events only: the audit trail's "who" holds.
-            return (
-                f"event {record.id[:40]} names client {record.client_id[:40]!r}, but this "
-                f"connection is client {self.client_id[:40]!r}"
-            )
-        for field in ("id", "client_id", "session_id", "name"):
-            if len(getattr(record, field).encode()) > MAX_ID_BYTES:
-                return f"event {record.id[:40]}: {field} is over {MAX_ID_BYTES} bytes"
-        if (problem := header_problem(record)) is not None:
-            return problem
-        if self._schema.knows(record.name):
-            try:
-                self._schema.check(record.name, record.args)
-            except EventError as exc:
-                return str(exc)
-            return None
-        match = _NAME.match(record.name)
-        if match is None or int(match[1]) <= self._newest_version:
-            return f"unknown event name {record.name!r}"
-        return None  # a newer version of PJai's vocabulary: kept, materialized by newer clients
 
     def _fail(self, code: str, message: str) -> list[Message]:
         self.state = "closed"

@@ -11,8 +11,8 @@ Recent events of each store are kept in memory, so that the pullers of one proce
 read them without a query each; :meth:`SqlLog.refresh` brings that cache up to date
 with what other processes appended. The cache has bounds per store and one for the
 whole process (:data:`CACHE_BUDGET`), counted in the memory its records take
-(:func:`cached_size`), so that no number of stores, nor size of events, makes it grow
-without bound.
+(:func:`~pjai.sync.server.recent.cached_size`), so that no number of stores, nor size
+of events, makes it grow without bound.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import msgspec
 import sqlalchemy as sa
@@ -33,6 +32,7 @@ from pjai.schema.records import EventRecord, Position
 from pjai.sql.backend import backend_for
 from pjai.sync.protocol import MAX_FRAME_BYTES
 from pjai.sync.server.log import Appended, DuplicateEventError, ServerAhead
+from pjai.sync.server.recent import Recent, cached_size
 from pjai.sync.server.tables import create_tables, events, heads, meta, transaction
 
 __all__ = [
@@ -60,10 +60,6 @@ PAGE_BYTES = MAX_FRAME_BYTES
 """Bytes of records one read from the database takes, at most (and at least one record,
 which may pass it): a page fills a frame, and a store of large events is not read a
 thousand at a time (3 GiB)."""
-_RECORD_BYTES = 560
-"""What a cached record takes besides its arguments and the text of its four strings:
-the record, its two positions, its time and the objects around them (about 550 bytes,
-measured with tracemalloc on records decoded from a push)."""
 
 _APPEND_AT_ONCE = sa.text(
     "WITH moved AS ("
@@ -88,41 +84,6 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(EventRecord).decode
 
 
-def _owned(record: EventRecord) -> EventRecord:
-    """``record`` with arguments of its own. Decoded arguments (``msgspec.Raw``) are a view
-    of the whole buffer they came from, a push frame of up to ``MAX_FRAME_BYTES`` or a
-    row: a cached record would keep all of it, whatever its arguments' size."""
-    args = record.args.copy()
-    return record if args is record.args else msgspec.structs.replace(record, args=args)
-
-
-def cached_size(record: EventRecord) -> int:
-    """The memory ``record`` takes in the cache, in bytes, about: its arguments, its id,
-    name, client and session, and :data:`_RECORD_BYTES` more."""
-    return (
-        len(record.args)
-        + len(record.id)
-        + len(record.name)
-        + len(record.client_id)
-        + len(record.session_id)
-        + _RECORD_BYTES
-    )
-
-
-@dataclass(slots=True)
-class _Recent:
-    """The newest events of one store: ``records[i]`` is at ``start + i + 1``."""
-
-    start: int
-    records: list[EventRecord] = field(default_factory=list)
-    size: int = 0
-    """The memory ``records`` take (:func:`cached_size`)."""
-
-    @property
-    def head(self) -> int:
-        return self.start + len(self.records)
-
-
 class SqlLog:
     """A :class:`~pjai.sync.server.log.ServerLog` in the database of ``engine``
     (:mod:`pjai.sync.server.tables`, created if missing)."""
@@ -131,8 +92,8 @@ class SqlLog:
         self.engine = engine
         self._backend = backend_for(engine)
         self._postgres = engine.dialect.name == "postgresql"
-        self._recent: dict[str, _Recent] = {}
-        self._used: OrderedDict[str, _Recent] = OrderedDict()
+        self._recent: dict[str, Recent] = {}
+        self._used: OrderedDict[str, Recent] = OrderedDict()
         """The stores with cached events, the one used longest ago first."""
         self.cached_bytes = 0
         """The memory the cached events of all stores take (:func:`cached_size`)."""
@@ -208,7 +169,7 @@ class SqlLog:
         with self._lock:
             recent = self._recent.get(store_id)
             if recent is None:
-                recent = self._recent[store_id] = _Recent(self.head(store_id).global_seq)
+                recent = self._recent[store_id] = Recent(self.head(store_id).global_seq)
                 return Position(recent.head)
             after = recent.head
         while True:
@@ -281,16 +242,13 @@ class SqlLog:
         # the head this append announces to the pullers.
         self.refresh(store_id)
 
-    def _extend(self, store_id: str, recent: _Recent, records: Sequence[EventRecord]) -> None:
+    def _extend(self, store_id: str, recent: Recent, records: Sequence[EventRecord]) -> None:
         """Cache ``records`` after ``recent``'s; then drop the oldest events until the
         store's bounds and the process's budget hold (under the lock)."""
         size = recent.size
-        owned = [_owned(r) for r in records]
-        recent.records.extend(owned)
-        recent.size += sum(cached_size(r) for r in owned)
+        recent.add(records)
         # The oldest go first, until both the count and the bytes are within bounds.
-        drop = max(0, len(recent.records) - CACHED_EVENTS)
-        self._drop(recent, drop, recent.size - CACHED_BYTES)
+        recent.drop(max(0, len(recent.records) - CACHED_EVENTS), recent.size - CACHED_BYTES)
         if self._recent.get(store_id) is not recent:
             return  # forgotten meanwhile (a refresh's): it counts for nothing now
         self.cached_bytes += recent.size - size
@@ -302,22 +260,10 @@ class SqlLog:
         while self.cached_bytes > CACHE_BUDGET and self._used:
             oldest_id, oldest = next(iter(self._used.items()))
             size = oldest.size
-            self._drop(oldest, 0, self.cached_bytes - CACHE_BUDGET)
+            oldest.drop(0, self.cached_bytes - CACHE_BUDGET)
             self.cached_bytes -= size - oldest.size
             if not oldest.records:
                 del self._used[oldest_id]
-
-    @staticmethod
-    def _drop(recent: _Recent, count: int, free: int) -> None:
-        """Drop ``recent``'s oldest ``count`` events, and more until ``free`` bytes are
-        freed (or none is left)."""
-        freed = sum(cached_size(r) for r in recent.records[:count])
-        while freed < free and count < len(recent.records):
-            freed += cached_size(recent.records[count])
-            count += 1
-        del recent.records[:count]
-        recent.start += count
-        recent.size -= freed
 
     def _append_at_once(self, store_id: str, records: Sequence[EventRecord]) -> bool:
         """PostgreSQL: move the head and append in one autocommitted statement, if the head
