@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,11 +62,15 @@ class Devices:
 
 
 @contextmanager
-def three_devices(tmp_path: Path) -> Iterator[Devices]:
-    """Three devices of one encrypted store, each synced once (Grace on the laptop)."""
+def three_devices(
+    tmp_path: Path, desk_environ: Mapping[str, str] | None = None
+) -> Iterator[Devices]:
+    """Three devices of one encrypted store, each synced once (Grace on the laptop);
+    ``desk_environ``: the desk's settings beside the others' (its SQL primary)."""
     server_dir, db_url = server_database(tmp_path)
     token = new_token(db_url, "shared", "write")
     laptop, desk, phone = (device(tmp_path / n) for n in ("laptop", "desk", "phone"))
+    desk = DataDir(desk.path, environ={**(desk.environ or {}), **(desk_environ or {})})
     init_security(laptop, passphrase=PASSPHRASE, params=FAST)
     with laptop.open() as manager:
         Personas(manager).create("Grace")

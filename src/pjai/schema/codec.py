@@ -99,8 +99,12 @@ class ColumnCodec(Protocol):
         """Per table, the columns kept sealed."""
         ...
 
-    def seal_ops(self, ops: Sequence[Op], persona_id: str | None) -> list[Op]:
-        """``ops`` (of one event of ``persona_id``) with each sensitive value sealed."""
+    def seal_ops(
+        self, ops: Sequence[Op], persona_id: str | None, stored: bytes | None = None
+    ) -> list[Op]:
+        """``ops`` (of one event of ``persona_id``) with each sensitive value sealed,
+        with the key that sealed ``stored`` (the event's stored arguments), if any.
+        Raises :class:`~pjai.errors.ErasedValueError` when that key was erased."""
         ...
 
     def open_value(self, table: str, column: str, value: Any, persona_id: str | None) -> Any:

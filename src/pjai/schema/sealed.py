@@ -15,7 +15,14 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-__all__ = ["ENVELOPE_KEY", "MAX_SEALED_CHARS", "Envelope", "is_envelope", "sealed_type"]
+__all__ = [
+    "ENVELOPE_KEY",
+    "MAX_SEALED_CHARS",
+    "Envelope",
+    "is_envelope",
+    "sealed_type",
+    "sealed_with",
+]
 
 ENVELOPE_KEY = "$sealed"
 """The key that marks a JSON object as an envelope (its format version is the value)."""
@@ -38,6 +45,22 @@ class Envelope(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
 def is_envelope(value: Any) -> bool:
     """Whether a decoded JSON value is an envelope (by its marker key)."""
     return isinstance(value, dict) and ENVELOPE_KEY in value
+
+
+_MARK = f'"{ENVELOPE_KEY}"'.encode()
+
+
+def sealed_with(stored: bytes) -> str | None:
+    """The id of the data key that sealed an event's stored JSON arguments (the key its
+    first envelope names: a codec seals an event's fields with one key), or ``None``
+    when none of them is sealed."""
+    if _MARK not in stored:
+        return None
+    doc = msgspec.json.decode(stored)
+    for value in doc.values() if isinstance(doc, dict) else ():
+        if is_envelope(value) and isinstance(value.get("key"), str):
+            return str(value["key"])
+    return None
 
 
 def _sealed_or_plain(kind: Any) -> Any:

@@ -5,9 +5,12 @@ summary; persona description, personality and communication style; conversation
 titles and message contents; bookmark names, descriptions and filters) are written to
 SQL as text of the form ``pjai-sealed:1:KEY:NONCE:DATA``: the value's JSON, padded to
 a bucket (:func:`pjai.security.padding.bucket`), encrypted with AES-256-GCM under the
-current data key of the event's persona, the associated data binding the table, the
-column and the persona: a value copied to another column or another persona's row does
-not open. Erasing a persona's keys therefore also leaves nothing readable in SQL.
+data key that sealed the event's fields (the current data key of the event's persona
+for an event with none sealed), the associated data binding the table, the column and
+the persona: a value copied to another column or another persona's row does not open.
+Erasing a persona's keys therefore also leaves nothing readable in SQL, and where a
+device holds the keys of an erased persona and of one given her id again (see
+:mod:`pjai.security.fields`), each one's rows are sealed with her own keys.
 
 SQL then cannot search, sort or filter on those columns; PJai reads them through the
 reactive store, and :class:`ColumnSealer` opens what is read back from SQL (the
@@ -19,7 +22,8 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache, partial
 from typing import Any
 
 import msgspec
@@ -30,6 +34,7 @@ from pjai.errors import ErasedValueError, SqlError
 from pjai.schema import SCHEMA
 from pjai.schema.event import Schema
 from pjai.schema.ops import Compress, Compressed, Decompress, Insert, Op, TextForTier, Update
+from pjai.schema.sealed import sealed_with
 from pjai.schema.tables import sensitive_columns
 from pjai.security.keys import STORE_SCOPE, KeyRing
 from pjai.security.padding import b64, pad, unpad
@@ -69,11 +74,18 @@ class ColumnSealer:
 
     # -- writing -----------------------------------------------------------------------
 
-    def seal_ops(self, ops: Sequence[Op], persona_id: str | None) -> list[Op]:
-        """``ops`` with each value they write to a sensitive column sealed under the
-        current data key of ``persona_id`` (the store's own key for none)."""
+    def seal_ops(
+        self, ops: Sequence[Op], persona_id: str | None, stored: bytes | None = None
+    ) -> list[Op]:
+        """``ops`` (of one event of ``persona_id``) with each value they write to a
+        sensitive column sealed under the data key that sealed ``stored``, the event's
+        stored arguments, when it is one of ``persona_id``'s (the store's own key for
+        none), else under its current data key. Raises
+        :class:`~pjai.errors.ErasedValueError` when that key was erased (the event's
+        persona was, meanwhile)."""
         sealed: list[Op] = []
         scope = persona_id or STORE_SCOPE
+        key = cache(partial(self._key, scope, stored))  # once, if a value is sealed
         for op in ops:
             columns = self.columns.get(op.table)
             if (
@@ -86,22 +98,47 @@ class ColumnSealer:
             values = dict(op.values)
             for column in columns:
                 if column in values:
-                    values[column] = self._seal_op_value(op.table, column, values[column], scope)
+                    values[column] = self._seal_op_value(
+                        op.table, column, values[column], scope, key
+                    )
             if isinstance(op, Insert):
                 sealed.append(Insert(op.table, values))
             else:
                 sealed.append(Update(op.table, op.where, values, op.missing))
         return sealed
 
-    def _seal_op_value(self, table: str, column: str, value: Any, scope: str) -> Any:
+    def _key(self, scope: str, stored: bytes | None) -> tuple[str, bytes]:
+        """The id and key an event's rows of ``scope`` are sealed with (see
+        :meth:`seal_ops`)."""
+        key_id = None if stored is None else sealed_with(stored)
+        if key_id is None:
+            return self.keys.current(scope)
+        key = self.keys.key_of(scope, key_id)
+        if key is not None:
+            return key_id, key
+        if self.keys.was_erased(key_id):
+            raise ErasedValueError(
+                f"the event is sealed with data key {key_id}, which is erased: its rows "
+                "are not written"
+            )
+        return self.keys.current(scope)  # another scope's key: not this persona's
+
+    def _seal_op_value(
+        self,
+        table: str,
+        column: str,
+        value: Any,
+        scope: str,
+        key: Callable[[], tuple[str, bytes]],
+    ) -> Any:
         if isinstance(value, Compress | Decompress) or value is None:
             return value  # acts on what SQL holds, sealed or not
         if isinstance(value, Compressed):
-            return Compressed(self.seal(table, column, value.text, scope))
+            return Compressed(self.seal(table, column, value.text, scope, key()))
         if isinstance(value, TextForTier):
-            return TextForTier(self.seal(table, column, value.text, scope))
+            return TextForTier(self.seal(table, column, value.text, scope, key()))
         if isinstance(value, str | int | float | bool | list | dict):
-            return self.seal(table, column, value, scope)
+            return self.seal(table, column, value, scope, key())
         raise TypeError(f"{table}.{column}: cannot seal a {type(value).__name__} update")
 
     def seal_row(
@@ -116,11 +153,19 @@ class ColumnSealer:
                 sealed[column] = self.seal(table, column, sealed[column], scope)
         return sealed
 
-    def seal(self, table: str, column: str, value: Any, scope: str) -> str:
-        """``value`` of ``table.column`` sealed under ``scope``'s current data key."""
-        key_id, key = self.keys.current(scope)
+    def seal(
+        self,
+        table: str,
+        column: str,
+        value: Any,
+        scope: str,
+        key: tuple[str, bytes] | None = None,
+    ) -> str:
+        """``value`` of ``table.column`` of a row of ``scope`` sealed under ``key`` (an
+        id and data key of ``scope``), by default ``scope``'s current data key."""
+        key_id, key_bytes = self.keys.current(scope) if key is None else key
         nonce = os.urandom(12)
-        data = self._cipher(key_id, key).encrypt(
+        data = self._cipher(key_id, key_bytes).encrypt(
             nonce, pad(self._json.encode(value)), _aad(table, column, scope)
         )
         return f"{PREFIX}{key_id}:{b64(nonce)}:{b64(data)}"

@@ -113,6 +113,16 @@ class DataKeys(RingFile):
     @locked
     def key(self, key_id: str) -> bytes | None:
         """The data key ``key_id``, or ``None`` if it was erased or never was here."""
+        return self._held(key_id)
+
+    @locked
+    def key_of(self, scope: str, key_id: str) -> bytes | None:
+        """The data key ``key_id`` if it is one of ``scope``'s, or ``None`` if it is
+        another scope's, was erased or never was here."""
+        key = self._held(key_id)
+        return key if key is not None and self._scopes.get(key_id) == scope else None
+
+    def _held(self, key_id: str) -> bytes | None:
         self._follow_others()
         found = self._cache.get(key_id)
         if found is not None:
@@ -193,7 +203,7 @@ class DataKeys(RingFile):
                 "VALUES (?, ?, ?, ?, 1, ?, ?)",
                 (key_id, scope, nonce, wrapped, now(), lineage),
             )
-        self._cache[key_id] = key
+        self._cache[key_id], self._scopes[key_id] = key, scope
         self._current.pop(scope, None)  # read again: a lineage may have been added
         return key_id, key
 
@@ -228,5 +238,5 @@ class DataKeys(RingFile):
             raise KeyRingError(
                 f"data key {key_id} of {scope} does not open: it was altered"
             ) from exc
-        self._cache[key_id] = key
+        self._cache[key_id], self._scopes[key_id] = key, scope
         return key

@@ -41,7 +41,7 @@ from pjai.errors import EventValidationError, KeyErasedError, KeyMissingError
 from pjai.schema import SCHEMA, PersonaCreated
 from pjai.schema.codec import History
 from pjai.schema.event import Schema
-from pjai.schema.sealed import ENVELOPE_KEY, is_envelope
+from pjai.schema.sealed import ENVELOPE_KEY, is_envelope, sealed_with
 from pjai.security.columns import ColumnSealer
 from pjai.security.keys import STORE_SCOPE, KeyRing
 from pjai.security.padding import b64, bucket, pad, unpad
@@ -124,13 +124,7 @@ class FieldCodec:
         """The id of the key that sealed the creation of ``persona`` that ``history``
         holds last, or ``None`` (none, or one sealed with no key)."""
         stored = history.last(self._creations, persona)
-        if stored is None or _MARK not in stored:
-            return None
-        doc = msgspec.json.decode(stored)
-        for value in doc.values() if isinstance(doc, dict) else ():
-            if isinstance(value, dict) and is_envelope(value) and isinstance(value["key"], str):
-                return value["key"]
-        return None
+        return None if stored is None else sealed_with(stored)
 
     def unseal(self, event_id: str, event_name: str, stored: bytes) -> bytes:
         """``stored`` with each envelope opened. Raises

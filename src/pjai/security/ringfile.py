@@ -52,6 +52,8 @@ class RingFile(Resource):
         self.path = path
         self._store_key = store_key
         self._cache: dict[str, bytes] = {}
+        self._scopes: dict[str, str] = {}
+        """The scope of each key read so far (bound to it: it never changes)."""
         self._current: dict[str, tuple[str, dict[str, str] | None]] = {}
         """By scope, the current key's id, and, where the persona written for decides
         the key (:meth:`~pjai.security.datakeys.DataKeys.current`: the scope holds keys
@@ -65,6 +67,7 @@ class RingFile(Resource):
     def close(self) -> None:
         """Close the file and forget the keys held in memory."""
         self._cache.clear()
+        self._scopes.clear()
         self._current.clear()
         self._conn.close()
 

@@ -12,7 +12,14 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa
 
-from pjai.errors import ConfigError, MaterializationError, PjaiError, QueryError, SqlAheadError
+from pjai.errors import (
+    ConfigError,
+    ErasedValueError,
+    MaterializationError,
+    PjaiError,
+    QueryError,
+    SqlAheadError,
+)
 from pjai.schema.codec import ColumnCodec
 from pjai.schema.event import Schema
 from pjai.schema.ops import Op
@@ -287,7 +294,10 @@ class SqlTransaction:
             raise MaterializationError(name, item.error)
         ops = item.ops
         if self.writer.sealer is not None:
-            ops = self.writer.sealer.seal_ops(ops, item.persona_id)
+            try:
+                ops = self.writer.sealer.seal_ops(ops, item.persona_id, bytes(item.record.args))
+            except ErasedValueError as exc:  # its persona erased since it was read
+                raise MaterializationError(name, str(exc)) from exc
         steps: list[Step] = [(op, name) for op in ops]
         if journaled:
             entry = journal.journal_op(item.record, item.persona_id, journal.APPLIED, None, now)
