@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pjai.errors import ConfigError, EventError, SqlError
+from pjai.schema.codec import History
 from pjai.schema.event import Materialized, Schema
 from pjai.schema.ops import Op
 from pjai.schema.records import EventRecord
@@ -20,8 +21,9 @@ from pjai.sql.writer import Projection, SqlTransaction
 
 __all__ = ["Bridge", "BridgeReport"]
 
-Build = Callable[[int], Sequence[EventRecord | Materialized]]
-"""Makes the events to write from the global position SQL has reached."""
+Build = Callable[[int, History], Sequence[EventRecord | Materialized]]
+"""Makes the events to write from the global position SQL has reached and the history
+they follow there (SQL's journal)."""
 
 
 @dataclass(slots=True)
@@ -134,7 +136,7 @@ class Bridge:
         first = records[0]
         parent = (first.record if isinstance(first, Materialized) else first).parent
         return self._write(
-            lambda _head: list(records),
+            lambda _head, _history: list(records),
             strict=strict,
             follows=parent.global_seq if follows else None,
         )[1]
@@ -147,9 +149,10 @@ class Bridge:
     ) -> tuple[list[EventRecord], set[str]]:
         """Commit new events straight to SQL (the store is off), all or nothing.
 
-        ``build(head)`` makes the records from the global position SQL has reached,
-        read under a lock on the first shard's checkpoint, so that concurrent writers,
-        in this process or others, take turns and never reuse a position.
+        ``build(head, history)`` makes the records from the global position SQL has
+        reached, read under a lock on the first shard's checkpoint, so that concurrent
+        writers, in this process or others, take turns and never reuse a position, and
+        from the history they follow, SQL's journal (which a codec reads to seal them).
         ``before_commit(records)`` runs once SQL took them all, just before it commits.
         """
         return self._write(build, strict=True, lock=True, before_commit=before_commit)
@@ -168,7 +171,7 @@ class Bridge:
             try:
                 transactions, now = self._begin(stack, "projecting into SQL", lock=False)
                 head = _level_head(transactions, now) if lock else 0
-                events = build(head)
+                events = build(head, journal.JournalHistory([tx.conn for tx in transactions]))
                 per_shard = self.projections(events)
                 records = [e.record if isinstance(e, Materialized) else e for e in events]
                 last = records[-1].position.global_seq

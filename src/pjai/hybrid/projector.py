@@ -39,6 +39,7 @@ from pjai.errors import (
 from pjai.hybrid.bridge import Bridge
 from pjai.hybrid.files import OFF_CLAIMED, OFF_HEAD, UNSEEN
 from pjai.hybrid.recovery import RebuiltFrom
+from pjai.schema.codec import History
 from pjai.schema.event import Event, Materialized, Schema
 from pjai.schema.records import ROOT, EventRecord, Position, session_of, stamp
 from pjai.schema.types import Progress, utc_now
@@ -297,7 +298,7 @@ class Projector:
         encoded = [self._schema.encode(event) for event in events]
         at = utc_now()
 
-        def build(global_seq: int, file: LockedFile) -> list[Materialized]:
+        def build(global_seq: int, history: History, file: LockedFile) -> list[Materialized]:
             # SQL's checkpoint, read under its lock, not what this process last saw: SQL
             # may have gone back (restored from a backup), and events placed after a
             # gap would be dropped as a cut-off commit's by the next repair.
@@ -329,6 +330,7 @@ class Projector:
                 session_id=session_of(self._session_id),
                 at=at,
                 codec=self._schema.codec,
+                history=history,  # SQL's journal, as a store's commit follows its log
             )
             return [
                 self._schema.materialize(record, payload)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -44,6 +44,7 @@ __all__ = [
     "ScoringConfig",
     "TierCapacities",
     "TierShares",
+    "creations",
 ]
 
 NO_PERSONA_ID = "store"
@@ -235,6 +236,13 @@ class PersonaImported(PersonaCreated, frozen=True, kw_only=True):
         _check_id(self.NAME, self.persona_id)
         _check_memory(self.NAME, self.memory)
         return [Insert("personas", self._row(self.created_at, self.updated_at))]
+
+
+def creations(event_types: Iterable[type[Event]]) -> frozenset[str]:
+    """The names of the events of ``event_types`` that make a persona (a
+    :class:`PersonaCreated` or one of its kinds): the data key each is sealed with
+    starts a lineage of the persona's keys."""
+    return frozenset(t.NAME for t in event_types if issubclass(t, PersonaCreated))
 
 
 class PersonaUpdated(Event, frozen=True, kw_only=True):

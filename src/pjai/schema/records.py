@@ -21,6 +21,7 @@ __all__ = [
     "ROOT",
     "EventRecord",
     "EventStatus",
+    "Following",
     "LogEntry",
     "Position",
     "acting_as",
@@ -136,7 +137,7 @@ def stamp(
     records: list[EventRecord] = []
     parent = Position(after.global_seq, after.client_seq)  # as logged: no generation
     plain = codec is PLAIN
-    before = None if history is None else _Batch(history, records)
+    before = None if history is None else Following(history, records)
     for name, args in encoded:
         position = parent.next(generation)
         event_id = new_id()
@@ -156,11 +157,12 @@ def stamp(
     return records
 
 
-class _Batch:
-    """The history of a record being made: ``history``, then the ``records`` made
-    before it in the same commit."""
+class Following:
+    """The history of a record being made: ``history`` (none: an empty log), then the
+    ``records`` made before it, in order (in the same commit; a list its maker extends
+    as it goes)."""
 
-    def __init__(self, history: History, records: list[EventRecord]) -> None:
+    def __init__(self, history: History | None, records: list[EventRecord]) -> None:
         self._history, self._records = history, records
         self._found: dict[tuple[frozenset[str], str], tuple[bytes | None, int]] = {}
         """What was found, and how many records there were then: of a large commit,
@@ -178,8 +180,10 @@ class _Batch:
                 if isinstance(args, dict) and args.get("persona_id") == persona_id:
                     found = bytes(record.args)
                     break
-        if found is None:
-            found = self._history.last(names, persona_id) if before is None else before[0]
+        if found is None and before is not None:
+            found = before[0]
+        elif found is None and self._history is not None:
+            found = self._history.last(names, persona_id)
         self._found[asked] = found, len(self._records)
         return found
 

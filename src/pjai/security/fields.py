@@ -38,9 +38,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pjai.errors import EventValidationError, KeyErasedError, KeyMissingError
-from pjai.schema import SCHEMA, PersonaCreated
+from pjai.schema import SCHEMA
 from pjai.schema.codec import History
 from pjai.schema.event import Schema
+from pjai.schema.personas import creations
 from pjai.schema.sealed import ENVELOPE_KEY, is_envelope, sealed_with
 from pjai.security.columns import ColumnSealer
 from pjai.security.keys import STORE_SCOPE, KeyRing
@@ -74,9 +75,7 @@ class FieldCodec:
         """The codec and the store key it seals under: a store sealed under one key
         ring opens only with that ring."""
         self._sensitive = {t.NAME: t.SENSITIVE for t in schema.event_types if t.SENSITIVE}
-        self._creations = frozenset(
-            t.NAME for t in schema.event_types if issubclass(t, PersonaCreated)
-        )
+        self._creations = creations(schema.event_types)
         """The events that make a persona: each starts a lineage of data keys."""
         self._ciphers: dict[str, AESGCM] = {}
         self._json = msgspec.json.Encoder()

@@ -35,6 +35,7 @@ __all__ = [
     "APPLIED",
     "QUARANTINED",
     "REVIEWED",
+    "JournalHistory",
     "checkpoint_op",
     "checkpoints",
     "journal",
@@ -224,6 +225,31 @@ def event_at(conn: Connection, global_seq: int) -> str | None:
     query = select(journal.c.event_id).where(journal.c.global_seq == global_seq)
     found = conn.execute(query).scalar()
     return None if found is None else str(found)
+
+
+class JournalHistory:
+    """The events applied on ``conns`` (a connection per shard) as the
+    :class:`~pjai.schema.codec.History` a commit made straight to SQL follows (the store
+    off): its codec finds there which persona of an id given again it seals for."""
+
+    def __init__(self, conns: Sequence[Connection]) -> None:
+        self._conns = conns
+
+    def last(self, names: Collection[str], persona_id: str) -> bytes | None:
+        """The stored arguments of the newest applied event named one of ``names`` whose
+        persona is ``persona_id``, or ``None``."""
+        query = (
+            select(journal.c.global_seq, journal.c.args)
+            .where(
+                journal.c.name.in_(sorted(names)),
+                journal.c.persona_id == persona_id,
+                journal.c.status == APPLIED,
+            )
+            .order_by(journal.c.global_seq.desc())
+            .limit(1)
+        )
+        found = [row for conn in self._conns if (row := conn.execute(query).first()) is not None]
+        return max(found)[1].encode() if found else None
 
 
 def head(conn: Connection) -> int:

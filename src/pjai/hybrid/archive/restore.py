@@ -47,9 +47,10 @@ from pjai.hybrid.flags import Flags
 from pjai.hybrid.fresh import Made, importing, sql_inside, taken
 from pjai.hybrid.manager import HybridDatabaseManager
 from pjai.schema import SCHEMA
-from pjai.schema.codec import ColumnCodec
+from pjai.schema.codec import ColumnCodec, History
 from pjai.schema.event import Schema
-from pjai.schema.records import ROOT, EventRecord, header_problem
+from pjai.schema.personas import creations
+from pjai.schema.records import ROOT, EventRecord, Following, header_problem
 from pjai.schema.sealed import ENVELOPE_KEY, is_envelope
 from pjai.security.keys import KEYS_FILE
 from pjai.sql.engine import PRIMARY_FILE
@@ -357,10 +358,21 @@ def _replay(
         name: getattr(kind, "SENSITIVE", ())
         for name, kind in zip(schema.event_names, schema.event_types, strict=True)
     }
+    # What a record follows, as a codec reads it to seal for the persona of an id given
+    # again: the store is empty, so the archive's persona creations before it (the
+    # events the codec looks for), as sealed here.
+    creating, made = creations(schema.event_types), list[EventRecord]()
+    history = Following(None, made)
+
+    def seal(record: EventRecord) -> EventRecord:
+        record = _sealed_here(record, schema, archive, history)
+        if record.name in creating:
+            made.append(record)
+        return record
 
     def ingest(batch: list[EventRecord]) -> int:
         if not plain:
-            batch = [_sealed_here(record, schema, archive) for record in batch]
+            batch = [seal(record) for record in batch]
         elif any(_sealed(record, sensitive) for record in batch):
             raise ConfigError(
                 f"{archive} holds sealed events (exported from an encrypted data "
@@ -459,13 +471,16 @@ def _compare(
     return erased
 
 
-def _sealed_here(record: EventRecord, schema: Schema, archive: Path) -> EventRecord:
+def _sealed_here(
+    record: EventRecord, schema: Schema, archive: Path, history: History
+) -> EventRecord:
     """``record`` with the sensitive fields it holds plain sealed, as this encrypted
     directory seals a new event's (an archive of a plain directory, or events written
-    before encryption was on): no readable text goes where the rest is sealed."""
+    before encryption was on), after ``history``: no readable text goes where the rest
+    is sealed."""
     stored = bytes(record.args)
     try:
-        sealed = schema.codec.seal(record.id, record.name, stored)
+        sealed = schema.codec.seal(record.id, record.name, stored, history)
     except (msgspec.DecodeError, RecursionError):
         return record  # refused as undecodable when applied
     except KeyRingError as exc:  # a persona erased here
