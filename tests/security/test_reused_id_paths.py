@@ -1,8 +1,8 @@
-"""The ways an event is sealed other than a commit through the store (a commit with the
-store off, an archive's plain fields sealed as it is restored) seal a persona's events
-with the lineage her creation started, as a commit does, where the key ring holds keys
-of more than one lineage of her id (an erased persona's, and a new one's given the id
-again)."""
+"""The ways an event or a row is sealed other than a commit through the store (a commit
+with the store off, an archive's plain fields sealed as it is restored, an archive's
+snapshot) seal a persona's with the lineage her creation started, as a commit does,
+where the key ring holds keys of more than one lineage of her id (an erased persona's,
+and a new one's given the id again)."""
 
 from __future__ import annotations
 
@@ -83,3 +83,25 @@ def test_an_archive_s_plain_fields_are_sealed_with_the_lineage_of_their_persona_
             "words"
         ]
         assert manager.verify().equal
+
+
+def test_an_archive_s_snapshot_seals_a_persona_s_rows_with_the_lineage_of_her_creation(
+    tmp_path: Path,
+) -> None:
+    source, archive = encrypted(tmp_path / "source"), tmp_path / "ada.zip"
+    with source.open() as manager:
+        ada = Personas(manager).create("Ada", description="hers").id
+        Memories(manager).add(ada, "words")
+    with source.key_ring() as keys:
+        other, _ = keys.start(ada)  # the key of a persona given her id, current here
+    with DataDir(source.path, environ=source.environ).open() as manager:  # as read now
+        export_archive(manager, archive)
+    target = DataDir(tmp_path / "target", environ=source.environ)
+    target.path.mkdir()
+    shutil.copyfile(source.keys_path, target.keys_path)
+    with target.key_ring() as keys:
+        keys.erase(ada, {other})  # that persona erased: Ada's rows still open
+    result = import_archive(target.path, archive, **target.opening_options())
+    assert result.note is None  # every row of the snapshot compared
+    with target.open() as manager:
+        assert Personas(manager).get(ada).description == "hers"

@@ -112,7 +112,7 @@ def test_an_event_s_columns_are_sealed_with_the_key_that_sealed_the_event(
         other = codec.seal("e2", *SCHEMA.encode(memory("m2", "p2"))[::2])
         assert sealed_under(sealer.seal_ops(ops, "p1", other)) == {new}  # not p1's key
         keys.erase("p1", {old})
-        with pytest.raises(ErasedValueError, match=f"data key {old}, which is erased"):
+        with pytest.raises(ErasedValueError, match=f"data key {old} of p1 is erased"):
             sealer.seal_ops(ops, "p1", stored)
 
 
@@ -146,7 +146,7 @@ def test_an_event_whose_persona_was_erased_since_it_was_read_is_not_written_to_s
             keys.erase("p1", {old})
             writer = shards.shards[0].writer
             with (
-                pytest.raises(MaterializationError, match=f"data key {old}, which is erased"),
+                pytest.raises(MaterializationError, match=f"data key {old} of p1 is erased"),
                 writer.transaction() as tx,
             ):
                 tx.project(items, strict=True)

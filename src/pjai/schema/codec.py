@@ -117,8 +117,14 @@ class ColumnCodec(Protocol):
         ...
 
     def seal_row(
-        self, table: str, row: Mapping[str, Any], persona_id: str | None
+        self,
+        table: str,
+        row: Mapping[str, Any],
+        persona_id: str | None,
+        stored: bytes | None = None,
     ) -> dict[str, Any]:
-        """``row`` of ``table`` with its sensitive columns sealed under ``persona_id``'s
-        current data key (the store's own for none)."""
+        """``row`` of ``table`` with its sensitive columns sealed under a data key of
+        ``persona_id`` (the store's own for none): of the lineage of the key that sealed
+        ``stored`` (an event of hers), if any. Raises
+        :class:`~pjai.errors.ErasedValueError` when that key was erased."""
         ...

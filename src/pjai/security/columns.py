@@ -118,8 +118,8 @@ class ColumnSealer:
             return key_id, key
         if self.keys.was_erased(key_id):
             raise ErasedValueError(
-                f"the event is sealed with data key {key_id}, which is erased: its rows "
-                "are not written"
+                f"data key {key_id} of {scope} is erased: nothing of {scope} is sealed "
+                "with its lineage any more"
             )
         return self.keys.current(scope)  # another scope's key: not this persona's
 
@@ -142,15 +142,22 @@ class ColumnSealer:
         raise TypeError(f"{table}.{column}: cannot seal a {type(value).__name__} update")
 
     def seal_row(
-        self, table: str, row: Mapping[str, Any], persona_id: str | None
+        self,
+        table: str,
+        row: Mapping[str, Any],
+        persona_id: str | None,
+        stored: bytes | None = None,
     ) -> dict[str, Any]:
-        """``row`` of ``table`` with its sensitive columns sealed under ``persona_id``'s
-        current data key (the store's own for none); ``None`` values stay ``None``."""
+        """``row`` of ``table`` with its sensitive columns sealed under a data key of
+        ``persona_id`` (the store's own for none) as :meth:`seal_ops` chooses it from
+        ``stored``, the stored arguments of an event of hers (her creation); ``None``
+        values stay ``None``."""
         sealed = dict(row)
         scope = persona_id or STORE_SCOPE
+        key = cache(partial(self._key, scope, stored))  # once, if a value is sealed
         for column in self.columns.get(table, ()):
             if sealed.get(column) is not None:
-                sealed[column] = self.seal(table, column, sealed[column], scope)
+                sealed[column] = self.seal(table, column, sealed[column], scope, key())
         return sealed
 
     def seal(

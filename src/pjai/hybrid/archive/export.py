@@ -9,7 +9,7 @@ import os
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -30,6 +30,8 @@ from pjai.hybrid.archive.format import (
     table_lines,
 )
 from pjai.hybrid.manager import HybridDatabaseManager
+from pjai.schema.personas import creations
+from pjai.schema.records import LogEntry
 from pjai.schema.types import utc_now
 from pjai.store import Progress, Store
 
@@ -147,14 +149,15 @@ def _write(file: IO[bytes], store: Store, progress: Progress | None) -> ArchiveM
     assert isinstance(rows, dict)
     tally = Tally(progress, events + sum(rows.values()))
     files: dict[str, ArchiveFile] = {}
+    made: dict[str, bytes] = {}
     with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         with closing(store.events()) as entries:
-            records = (encode_record(entry.record) for entry in entries)
+            records = _noting_creations(entries, creations(store.schema.event_types), made)
             files[EVENTS_FILE] = _write_member(zf, EVENTS_FILE, records, tally)
         sealer = store.schema.codec.columns()
         for table in store.schema.metadata.sorted_tables:
             member = f"tables/{table.name}.jsonl"
-            with closing(table_lines(store, table, sealer)) as lines:
+            with closing(table_lines(store, table, sealer, made)) as lines:
                 files[member] = _write_member(zf, member, lines, tally)
         manifest = ArchiveManifest(
             format=FORMAT,
@@ -171,6 +174,21 @@ def _write(file: IO[bytes], store: Store, progress: Progress | None) -> ArchiveM
         )
         zf.writestr(MANIFEST_FILE, msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
     return manifest
+
+
+def _noting_creations(
+    entries: Iterable[LogEntry], names: Collection[str], made: dict[str, bytes]
+) -> Iterator[bytes]:
+    """``entries`` encoded for the archive, noting in ``made`` the stored arguments of
+    each persona's newest creation applied (events named one of ``names``): her
+    snapshot rows are sealed with the lineage of its key, as her events are."""
+    for entry in entries:
+        record = entry.record
+        if record.name in names and entry.error is None:
+            args = msgspec.json.decode(bytes(record.args))
+            if isinstance(args, dict) and isinstance(args.get("persona_id"), str):
+                made[args["persona_id"]] = bytes(record.args)
+        yield encode_record(record)
 
 
 def _write_member(

@@ -124,10 +124,16 @@ class Tally:
 
 
 def table_lines(
-    store: Store, table: Table, sealer: ColumnCodec | None = None
+    store: Store,
+    table: Table,
+    sealer: ColumnCodec | None = None,
+    made: Mapping[str, bytes] | None = None,
 ) -> Generator[bytes, None, None]:
     """The table's rows in primary key order, each as canonical JSON; with ``sealer``,
-    the sensitive columns sealed (under the data key of the row's persona)."""
+    the sensitive columns sealed under a data key of the row's persona: of the lineage
+    of the key that sealed her creation, whose stored arguments ``made`` holds by
+    persona, else her current one."""
+    made = made or {}
     columns = [column.name for column in table.columns]
     names = ", ".join(f'"{name}"' for name in columns)
     keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns) or "rowid"
@@ -137,7 +143,9 @@ def table_lines(
         for row in rows:
             values = {c: plain(v) for c, v in zip(columns, row, strict=True)}
             if sealer is not None and sealed:
-                values = sealer.seal_row(table.name, values, values.get(owner))
+                persona = values.get(owner)
+                creation = None if persona is None else made.get(persona)
+                values = sealer.seal_row(table.name, values, persona, creation)
             yield encode_row(values)
 
 
