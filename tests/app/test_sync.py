@@ -18,7 +18,7 @@ from pjai.app import (
     sync_status,
     sync_url,
 )
-from pjai.app.rights import pending_erasures
+from pjai.app.eventlog import pending_erasures
 from pjai.errors import ConfigError
 from pjai.schema import PersonaErased
 from pjai.sync.client import SyncStatus

@@ -18,17 +18,14 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas, privacy
+from pjai.app import Bookmarks, Conversations, DataDir, Memories, Personas, forgetting, privacy
+from pjai.app.erasedkeys import unfinished_erasures
 from pjai.app.erasing import copies_left, owe_rewrite, rewrites_owed
+from pjai.app.eventlog import event_log, persona_of
 from pjai.app.flags import set_flag
-from pjai.app.privacy import ForgetGone, erase_persona, rewrites_due
-from pjai.app.rights import (
-    event_log,
-    persona_of,
-    privacy_report,
-    record_consent,
-    unfinished_erasures,
-)
+from pjai.app.forgetting import ForgetGone
+from pjai.app.privacy import erase_persona, rewrites_due
+from pjai.app.rights import privacy_report, record_consent
 from pjai.app.security import init_security
 from pjai.app.transfer import import_legacy
 from pjai.app.upkeep import repair
@@ -721,7 +718,7 @@ def test_an_erasure_stopped_inside_the_vectors_rewrite_rewrites_them_on_opening(
         raise KeyboardInterrupt
 
     with data.open() as manager, monkeypatch.context() as patched:
-        patched.setattr(privacy, "forget_persona", deleted_then_stopped)
+        patched.setattr(forgetting, "forget_persona", deleted_then_stopped)
         with pytest.raises(KeyboardInterrupt):
             erase_persona(data, manager, ada)
     assert ada not in vectors_of(data.vectors_path)

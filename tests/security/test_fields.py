@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from pjai.app import sync_url
-from pjai.app.rights import content_events
+from pjai.app.eventlog import content_events
 from pjai.errors import EventValidationError, KeyErasedError
 from pjai.schema import (
     SCHEMA,

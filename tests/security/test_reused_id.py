@@ -19,9 +19,8 @@ import pytest
 
 from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security
 from pjai.app import sync as sync_module
+from pjai.app.erasedkeys import destroy_replaced_keys, replaced_keys_held
 from pjai.app.keysync import KeySync, join_store, sync_keys
-from pjai.app.privacy import destroy_replaced_keys
-from pjai.app.rights import replaced_keys_held
 from pjai.app.sync import SyncOutcome
 from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError, KeyRingError

@@ -99,8 +99,8 @@ def _finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> None:
 
 
 def _destroy_erased_keys(data_dir: DataDir, store: Store) -> None:
-    """:func:`pjai.app.privacy.destroy_erased_keys`, imported when called, as above."""
-    from pjai.app.privacy import destroy_erased_keys as destroy
+    """:func:`pjai.app.erasedkeys.destroy_erased_keys`, imported when called, as above."""
+    from pjai.app.erasedkeys import destroy_erased_keys as destroy
 
     destroy(data_dir, store)
 

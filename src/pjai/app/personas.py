@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from pjai.app import resolve
-from pjai.app.rights import erased_personas
+from pjai.app.erasedkeys import erased_personas
 from pjai.app.templates import template
 from pjai.errors import ConfigError, QueryError
 from pjai.files import read_json

@@ -21,7 +21,7 @@ encrypted) stay readable there; the proof counts them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -30,6 +30,7 @@ import apsw
 from sqlalchemy import select
 
 from pjai.app.datadir import DataDir
+from pjai.app.erasedkeys import destroy_replaced_keys, erased_lineages, unfinished_erasures
 from pjai.app.erasing import (
     Owed,
     copies_left,
@@ -39,39 +40,22 @@ from pjai.app.erasing import (
     rewrites_owed,
     take_back,
 )
-from pjai.app.rights import (
-    content_events,
-    erased_keys_held,
-    erased_lineages,
-    event_log,
-    pending_erasures,
-    persona_of,
-    persona_row_ids,
-    persona_rows,
-    replaced_keys_held,
-    unfinished_erasures,
-)
+from pjai.app.eventlog import content_events, event_log, pending_erasures, persona_of
+from pjai.app.forgetting import rewrite_beside
+from pjai.app.rights import persona_rows
 from pjai.errors import NotFoundError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
-from pjai.hybrid.legacy.report import forget_rows, listed_rows
-from pjai.memory.embeddings import forget_persona, forget_personas_but
 from pjai.schema import PersonaErased
 from pjai.schema.expressions import in_parts
 from pjai.schema.personas import ERASED_TABLES
-from pjai.schema.records import EventRecord
-from pjai.schema.tables import conversations, memories, personas
-from pjai.security import FieldCodec, KeyRing
-from pjai.store import Query, Row, Store
+from pjai.schema.tables import personas
+from pjai.security import FieldCodec
 
 __all__ = [
     "ErasureProof",
-    "ForgetGone",
-    "destroy_erased_keys",
-    "destroy_replaced_keys",
     "erase_persona",
     "finish_erasures",
     "finish_rewrites",
-    "forget_gone",
     "rewrites_due",
 ]
 
@@ -150,7 +134,7 @@ def erase_persona(
         lineages = erased_lineages(events, codec.keys).get(persona_id, set())
         destroyed = codec.keys.erase(persona_id, lineages)
     rewritten, unfinished = _rewrite(data_dir, manager, persona_id)
-    vectors, beside, not_beside = _rewrite_beside(data_dir, events, persona_id, again=again)
+    vectors, beside, not_beside = rewrite_beside(data_dir, events, persona_id, again=again)
     rewritten += beside
     unfinished += not_beside
     copies = _copies(data_dir)
@@ -173,7 +157,7 @@ def erase_persona(
 
 def finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> list[ErasureProof]:
     """Finish the erasures that are not finished
-    (:func:`~pjai.app.rights.unfinished_erasures`): those whose persona's data keys the
+    (:func:`~pjai.app.erasedkeys.unfinished_erasures`): those whose persona's data keys the
     key ring still holds (a process stopped between the erasure event and the keys'
     destruction, or an erasure made on another device), and those that owe a rewrite (a
     process stopped after the erasure event or the keys went, or a file that could not
@@ -184,8 +168,9 @@ def finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> list[E
     the mark clears it rightly. One waiting for the sync server with no key left is not
     tried: until the server confirms it, the store and SQL keep the rows it deleted.
     What is still not rewritten is logged. The keys an erased persona left beside a
-    persona given her id again are destroyed too (:func:`destroy_replaced_keys`), and
-    the store and SQL compacted."""
+    persona given her id again are destroyed too
+    (:func:`~pjai.app.erasedkeys.destroy_replaced_keys`), and the store and SQL
+    compacted."""
     codec = manager.schema.codec
     if isinstance(codec, FieldCodec):
         replaced = destroy_replaced_keys(codec.keys, partial(event_log, manager), manager.query)
@@ -221,46 +206,10 @@ def finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> list[E
     return proofs
 
 
-def destroy_erased_keys(data_dir: DataDir, store: Store) -> list[str]:
-    """Destroy the data keys of the personas the store, opened on its own, holds erased
-    (:func:`~pjai.app.rights.erased_keys_held`: of the lineages their erasures destroy,
-    not those of a persona given an erased one's id again), so that nothing read from
-    it (a rebuild) opens their sealed events; each marked first as owing the rewrite of
-    the files, which the next opening of the directory does (:func:`finish_erasures`:
-    SQL too, which a store opened alone does not reach). The personas whose keys went."""
-    codec = store.schema.codec
-    if not isinstance(codec, FieldCodec):
-        return []
-    erased = erased_keys_held(store)
-    for persona_id, lineages in erased.items():
-        owe_rewrite(data_dir.path, persona_id)
-        codec.keys.erase(persona_id, lineages)
-
-    def read(*, named: Collection[str]) -> list[EventRecord]:
-        return [e.record for e in store.events(named=named)]
-
-    replaced = destroy_replaced_keys(codec.keys, read, store.query)
-    return sorted(set(erased) | set(replaced))
-
-
-def destroy_replaced_keys(
-    ring: KeyRing, read: Callable[..., list[EventRecord]], query: Callable[[Query], list[Row]]
-) -> list[str]:
-    """Destroy the keys an erased persona left in ``ring`` beside a persona given her id
-    again, whose erasure the log holds (:func:`~pjai.app.rights.replaced_keys_held`,
-    with ``read`` and ``query`` as it takes them): at once, not when their deletion
-    comes from the device that erased her, which may be never. The personas whose keys
-    went; the files are the caller's to compact (the erased persona's rows went as her
-    erasure was applied)."""
-    replaced = replaced_keys_held(ring, read, query)
-    for persona_id, lineages in replaced.items():
-        ring.erase(persona_id, lineages)
-    return sorted(replaced)
-
-
 def _compact(data_dir: DataDir, manager: HybridDatabaseManager, persona_ids: list[str]) -> None:
     """Compact the store and the SQL shards after the keys of ``persona_ids``' erased
-    namesakes went (:func:`destroy_replaced_keys`); what is not compacted is logged."""
+    namesakes went (:func:`~pjai.app.erasedkeys.destroy_replaced_keys`); what is not
+    compacted is logged."""
     try:
         emptied = manager.compact_store()
     except PjaiError as exc:
@@ -296,7 +245,7 @@ def finish_rewrites(
     data_dir: DataDir, manager: HybridDatabaseManager, persona_ids: Collection[str]
 ) -> None:
     """Finish the erasures of ``persona_ids`` once the store and SQL were rewritten
-    without their rows (by a syncing directory, :class:`~pjai.app.sync.KeysIn`): the
+    without their rows (by a syncing directory, :class:`~pjai.app.tending.KeysIn`): the
     vector file and the legacy import report are rewritten without them too, and each
     mark is cleared when nothing is left unfinished; what is, is logged, and the next
     opening of the directory tries again (:func:`finish_erasures`)."""
@@ -304,7 +253,7 @@ def finish_rewrites(
         return
     events = event_log(manager)
     for persona_id in sorted(persona_ids):
-        _, _, unfinished = _rewrite_beside(data_dir, events, persona_id, again=True)
+        _, _, unfinished = rewrite_beside(data_dir, events, persona_id, again=True)
         copies = _copies(data_dir)
         for reason in unfinished + copies:
             log.warning("erasure of %s: %s", persona_id, reason)
@@ -401,73 +350,7 @@ def _in_sql(manager: HybridDatabaseManager, persona_id: str) -> bool:
         return conn.execute(query).first() is not None
 
 
-def _rewrite_beside(
-    data_dir: DataDir, events: list[EventRecord], persona_id: str, *, again: bool
-) -> tuple[int, list[str], list[str]]:
-    """Drop the persona's vectors and legacy import report values, rewriting their
-    files (the vector file also when it holds none of them, with ``again``: an erasure
-    stopped after deleting them, before the rewrite); the vectors deleted, what was
-    rewritten, and what was not."""
-    rewritten, unfinished = [], []
-    vectors = forget_persona(data_dir.vectors_path, persona_id, rewrite=again)
-    if vectors.rewritten:
-        rewritten.append(data_dir.vectors_path.name)
-    elif vectors.vectors or (again and data_dir.vectors_path.exists()):
-        unfinished.append(
-            f"{data_dir.vectors_path.name}: another connection still reads an older state of it"
-        )
-    report = data_dir.legacy_report_path
-    try:
-        if forget_rows(report, persona_row_ids(events, persona_id)):
-            rewritten.append(report.name)
-    except OSError as exc:
-        unfinished.append(f"{report.name}: cannot rewrite it without the persona's values: {exc}")
-    return vectors.vectors, rewritten, unfinished
-
-
 def _rows(manager: HybridDatabaseManager, persona_id: str) -> dict[str, int]:
     tables = {t.name: t for t in manager.schema.metadata.sorted_tables}
     counted = {name: persona_rows(manager, tables[name], persona_id) for name in ERASED_TABLES}
     return counted | {"personas": 1}
-
-
-def forget_gone(data_dir: DataDir, manager: HybridDatabaseManager) -> list[str]:
-    """Drop what the files beside the store and SQL keep of personas and rows that PJai
-    no longer holds (erased here, or on another device whose erasure event came by
-    sync): their memory vectors and the legacy import report's values. The names of the
-    files rewritten."""
-    rewritten = []
-    live = {row.id for row in manager.query(select(personas.c.id))}
-    if forget_personas_but(data_dir.vectors_path, live).rewritten:
-        rewritten.append(data_dir.vectors_path.name)
-    report = data_dir.legacy_report_path
-    listed = listed_rows(report)
-    gone = {}
-    for table, ids in listed.items():
-        column = _LEGACY_TABLES[table].c.id
-        held = set()
-        for chunk in in_parts(sorted(ids)):
-            held |= {row.id for row in manager.query(select(column).where(column.in_(chunk)))}
-        gone[table] = ids - held
-    if any(gone.values()) and forget_rows(report, gone):
-        rewritten.append(report.name)
-    return rewritten
-
-
-class ForgetGone:
-    """Run while a directory syncs: when personas leave (erased on another device), what
-    the files beside the store keep of them goes too (:func:`forget_gone`)."""
-
-    def __init__(self, data_dir: DataDir, manager: HybridDatabaseManager) -> None:
-        self._data_dir, self._manager = data_dir, manager
-        self._known: set[str] | None = None
-
-    def __call__(self) -> None:
-        live = {row.id for row in self._manager.query(select(personas.c.id))}
-        if self._known is None or self._known - live:
-            forget_gone(self._data_dir, self._manager)
-        self._known = live
-
-
-_LEGACY_TABLES = {t.name: t for t in (personas, memories, conversations)}
-"""The tables whose rows a legacy import report names."""

@@ -29,9 +29,11 @@ import msgspec
 from sqlalchemy import select
 
 from pjai.app.datadir import DataDir
+from pjai.app.erasedkeys import destroy_replaced_keys
+from pjai.app.eventlog import event_log, pending_erasures
+from pjai.app.forgetting import ForgetGone
 from pjai.app.keysync import sync_keys
-from pjai.app.privacy import ForgetGone, destroy_replaced_keys, finish_rewrites, rewrites_due
-from pjai.app.rights import event_log, pending_erasures
+from pjai.app.privacy import finish_rewrites, rewrites_due
 from pjai.errors import ConfigError, PjaiError
 from pjai.files import replace_text
 from pjai.hybrid import HybridDatabaseManager

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import partial
 
 from pjai.app.datadir import DataDir
-from pjai.app.privacy import ForgetGone
+from pjai.app.forgetting import ForgetGone
 from pjai.app.sync import KeysIn, SyncLock, Tending, sync_url, tend, write_status
 from pjai.errors import ConfigError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
