@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 
-from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security
-from pjai.app import sync as sync_module
+from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security, tending
 from pjai.app.keysync import MAX_LISTING_BYTES, join_store, sync_keys
 from pjai.app.rights import privacy_report
 from pjai.app.security import change_passphrase, new_recovery_code, security_status
@@ -101,12 +100,12 @@ def laptop_and_desk_synced(
         yield laptop, desk, ada, sync_once
 
 
-def keys_exchange(data: DataDir, manager: HybridDatabaseManager) -> sync_module.KeysIn:
+def keys_exchange(data: DataDir, manager: HybridDatabaseManager) -> tending.KeysIn:
     """The key exchange a sync of ``data`` runs, on ``manager``'s key ring, with no server
     behind it."""
     codec = manager.schema.codec
     assert isinstance(codec, FieldCodec)
-    return sync_module.KeysIn(data, manager, codec.keys, "http://unused", "t", "shared")
+    return tending.KeysIn(data, manager, codec.keys, "http://unused", "t", "shared")
 
 
 def test_two_devices_share_an_encrypted_store_and_an_erasure(tmp_path: Path) -> None:
@@ -157,7 +156,7 @@ def test_an_erasure_event_that_comes_before_its_key_s_deletion_is_compacted(
             raise ConfigError("the laptop's next key exchange is later")
 
         with monkeypatch.context() as later:
-            later.setattr(sync_module, "sync_keys", not_yet)
+            later.setattr(tending, "sync_keys", not_yet)
             assert sync_once(laptop).level  # the event, not the key
         assert sync_once(desk).level
         assert ada in security_status(desk).data_keys  # its deletion is still to come
@@ -173,8 +172,8 @@ def test_a_sync_stopped_after_an_erasure_s_keys_went_before_its_rewrite_is_finis
     # The desk's exchange destroys Ada's keys as it starts, her erasure event comes
     # after, and the desk stops before the rewrite that follows: with the keys gone,
     # only the mark the exchange left tells that freed pages keep her rows.
-    monkeypatch.setattr(sync_module, "KEYS_EVERY_S", 60.0)  # no turn of tending meanwhile
-    monkeypatch.setattr(sync_module, "KEYS_SOON_S", 60.0)
+    monkeypatch.setattr(tending, "KEYS_EVERY_S", 60.0)  # no turn of tending meanwhile
+    monkeypatch.setattr(tending, "KEYS_SOON_S", 60.0)
     with laptop_and_desk_synced(tmp_path) as (laptop, desk, ada, sync_once):
         with laptop.open() as manager:
             erase_persona(laptop, manager, ada)
@@ -274,7 +273,7 @@ def test_the_keys_channel_needs_the_right_token_and_a_server(tmp_path: Path) -> 
 def test_a_key_made_after_connecting_reaches_the_running_device(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sync_module, "KEYS_EVERY_S", 0.3)
+    monkeypatch.setattr(tending, "KEYS_EVERY_S", 0.3)
     server_dir, db_url = server_database(tmp_path)
     token = new_token(db_url, "shared", "write")
     laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
@@ -603,7 +602,7 @@ def test_a_rewrite_owed_as_a_sync_starts_is_done_by_its_first_compaction(
 def test_an_erasure_made_while_connected_is_compacted_once_confirmed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sync_module, "KEYS_EVERY_S", 0.3)
+    monkeypatch.setattr(tending, "KEYS_EVERY_S", 0.3)
     server_dir, db_url = server_database(tmp_path)
     token = new_token(db_url, "shared", "write")
     laptop = device(tmp_path / "laptop")
@@ -678,7 +677,7 @@ def test_a_join_tries_a_bounded_number_of_shared_wraps(
 def test_an_erasure_reaches_the_other_running_device_s_keys_soon(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sync_module, "KEYS_EVERY_S", 60.0)  # only an early exchange in time
+    monkeypatch.setattr(tending, "KEYS_EVERY_S", 60.0)  # only an early exchange in time
     server_dir, db_url = server_database(tmp_path)
     token = new_token(db_url, "shared", "write")
     laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")

@@ -17,8 +17,7 @@ import apsw
 import msgspec
 import pytest
 
-from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security
-from pjai.app import sync as sync_module
+from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security, tending
 from pjai.app.erasedkeys import destroy_replaced_keys, replaced_keys_held
 from pjai.app.keysync import KeySync, join_store, sync_keys
 from pjai.app.sync import SyncOutcome
@@ -169,7 +168,7 @@ def test_a_device_that_takes_the_new_persona_s_events_before_her_key_keeps_it(
             raise ConfigError("the desk's key exchange is later")
 
         with monkeypatch.context() as later:
-            later.setattr(sync_module, "sync_keys", not_yet)
+            later.setattr(tending, "sync_keys", not_yet)
             assert devices.sync_once(devices.desk).level  # the events, no key
         reopened(devices.desk)
         devices.everyone_syncs()
@@ -308,7 +307,7 @@ def test_a_device_with_the_erasure_in_its_log_destroys_the_old_key_beside_the_ne
     with three_devices(tmp_path) as devices:
         old_keys = erased_while_the_phone_made_her_anew(devices)
         with monkeypatch.context() as later:
-            later.setattr(sync_module, "sync_keys", no_key_exchange)
+            later.setattr(tending, "sync_keys", no_key_exchange)
             assert devices.sync_once(devices.phone).level  # the events, no deletion
         assert ada_keys(devices.phone)
         assert not ada_keys(devices.phone) & old_keys
@@ -327,13 +326,13 @@ def test_an_erasure_that_comes_with_her_id_held_again_calls_for_a_key_exchange_s
         with devices.phone.open() as manager:
             codec = manager.schema.codec
             assert isinstance(codec, FieldCodec)
-            keys_in = sync_module.KeysIn(
+            keys_in = tending.KeysIn(
                 devices.phone, manager, codec.keys, "http://unused", "t", "shared"
             )
             assert not keys_in.due()
             with monkeypatch.context() as later:
-                later.setattr(sync_module, "sync_keys", no_key_exchange)
-                later.setattr(sync_module, "destroy_replaced_keys", lambda *args: [])
+                later.setattr(tending, "sync_keys", no_key_exchange)
+                later.setattr(tending, "destroy_replaced_keys", lambda *args: [])
                 assert devices.sync_once(devices.phone).level  # the erasure, no exchange
             assert keys_in.due()
 
@@ -347,8 +346,8 @@ def test_opening_a_directory_destroys_the_old_key_beside_the_new_persona(
     with three_devices(tmp_path) as devices:
         old_keys = erased_while_the_phone_made_her_anew(devices)
         with monkeypatch.context() as stopped:
-            stopped.setattr(sync_module, "sync_keys", no_key_exchange)
-            stopped.setattr(sync_module, "destroy_replaced_keys", lambda *args: [], raising=False)
+            stopped.setattr(tending, "sync_keys", no_key_exchange)
+            stopped.setattr(tending, "destroy_replaced_keys", lambda *args: [])
             assert devices.sync_once(devices.phone).level
         assert ada_keys(devices.phone) & old_keys
         phone = DataDir(devices.phone.path, environ=devices.phone.environ)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pjai.app import DataDir
-from pjai.app import sync as sync_module
+from pjai.app import DataDir, tending
 from pjai.errors import ErasedValueError, MaterializationError
 from pjai.schema import SCHEMA, MemoryFilter
 from pjai.schema.ops import Insert, Op
@@ -77,7 +76,7 @@ def test_a_sealed_primary_seals_the_new_persona_s_rows_with_her_key_not_the_eras
     assert devices.sync_once(devices.laptop).level
     assert devices.sync_once(devices.phone).level  # her Ada comes after the erasure
     with monkeypatch.context() as later:
-        later.setattr(sync_module, "sync_keys", no_key_exchange)
+        later.setattr(tending, "sync_keys", no_key_exchange)
         assert devices.sync_once(devices.desk).level  # the erasure and the new Ada
     assert not ada_keys(devices.desk) & old_keys
     devices.everyone_syncs()

@@ -35,17 +35,15 @@ from pjai.app.security import (
     security_status,
 )
 from pjai.app.subject import SubjectExport, export_subject
-from pjai.app.sync import (
+from pjai.app.sync import SyncOutcome, connect, sync_url
+from pjai.app.synclink import SyncLink
+from pjai.app.syncstatus import (
     PeerView,
     RejectedEvent,
-    SyncOutcome,
     SyncReport,
-    connect,
     sync_conflicts,
     sync_status,
-    sync_url,
 )
-from pjai.app.synclink import SyncLink
 from pjai.app.templates import TEMPLATES, PersonaTemplate, template
 from pjai.app.times import typed_time
 from pjai.app.transfer import (

@@ -14,7 +14,9 @@ from functools import partial
 
 from pjai.app.datadir import DataDir
 from pjai.app.forgetting import ForgetGone
-from pjai.app.sync import KeysIn, SyncLock, Tending, sync_url, tend, write_status
+from pjai.app.sync import SyncLock, sync_url
+from pjai.app.syncstatus import write_status
+from pjai.app.tending import KeysIn, Tending, tend
 from pjai.errors import ConfigError, PjaiError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.security import FieldCodec

@@ -17,7 +17,7 @@ from sqlalchemy import Select, func, select
 
 from pjai.app.datadir import DataDir
 from pjai.app.reads.store_only import store_of
-from pjai.app.sync import SyncReport, sync_status
+from pjai.app.syncstatus import SyncReport, sync_status
 from pjai.errors import QueryError
 from pjai.hybrid import HybridDatabaseManager, spread
 from pjai.hybrid.health import Health as SystemHealth

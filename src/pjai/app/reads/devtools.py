@@ -16,7 +16,7 @@ from datetime import datetime
 
 from pjai.app.datadir import DataDir
 from pjai.app.reads.store_only import store_of
-from pjai.app.sync import SyncReport, sync_status
+from pjai.app.syncstatus import SyncReport, sync_status
 from pjai.errors import QueryError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema.types import as_datetime

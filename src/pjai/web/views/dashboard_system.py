@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from nicegui import ui
 
 from pjai.app.reads import dashboard as reads
-from pjai.app.sync import SyncReport
+from pjai.app.syncstatus import SyncReport
 from pjai.web.app import WebApp
 from pjai.web.live import failure_text
 from pjai.web.views.dashboard_layout import card
