@@ -22,8 +22,9 @@ from pjai.app.datadir import DataDir
 from pjai.app.erasing import owe_rewrite, rewrites_owed
 from pjai.app.eventlog import SENSITIVE_FIELDS, event_args, event_log, persona_of
 from pjai.hybrid import HybridDatabaseManager
-from pjai.schema import SCHEMA, PersonaCreated, PersonaErased
+from pjai.schema import SCHEMA, PersonaErased
 from pjai.schema.expressions import in_parts
+from pjai.schema.personas import creations
 from pjai.schema.records import EventRecord
 from pjai.schema.sealed import is_envelope
 from pjai.schema.tables import personas
@@ -220,7 +221,7 @@ _ERASURES = (PersonaErased.NAME,)
 """Of the log, what tells which personas were erased: read alone, not the whole log."""
 
 
-_CREATIONS = tuple(t.NAME for t in SCHEMA.event_types if issubclass(t, PersonaCreated))
+_CREATIONS = tuple(sorted(creations(SCHEMA.event_types)))
 """The events that make a persona: the key each is sealed with starts a lineage."""
 
 
