@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pjai.cli import app
-from pjai.errors import NoRoomError
-from pjai.hybrid.archive import import_archive
+from pjai.errors import NoRoomError, SqlError
+from pjai.hybrid.archive import import_archive, restore
 from pjai.hybrid.archive.footprint import WORK_FACTOR
 from pjai.hybrid.room import SPARE_BYTES, megabytes
 from tests.helpers import compressible_archive
@@ -51,3 +51,18 @@ def test_an_import_its_disk_has_no_room_for_is_refused_before_it_writes_anything
 
         result = import_archive(target, small, environ={})  # room for that one
         assert result.events == 2
+
+
+def test_an_import_whose_disk_fills_up_meanwhile_says_so_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Room that another writer takes after the check: SQLite ends the transaction
+    # itself on a full disk, and the error said only that the batch's savepoint was
+    # gone ("no such savepoint: pjai_batch").
+    large, _ = compressible_archive(tmp_path / "large", 360, 96 * 1024)
+    monkeypatch.setattr(restore, "check_import_room", lambda *args: None)
+    with tmpfs(tmp_path / "disk", "128m") as disk:
+        with pytest.raises(SqlError, match="disk is full") as failed:
+            import_archive(disk / "restored", large, environ={})
+        assert "savepoint" not in str(failed.value)
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]

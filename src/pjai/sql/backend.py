@@ -39,6 +39,10 @@ class Backend(Protocol):
     def command(self, dbapi_connection: Any, sql: str) -> None:
         """Execute a transaction-control statement (``SAVEPOINT``, ``ROLLBACK TO``...)."""
 
+    def in_transaction(self, dbapi_connection: Any) -> bool:
+        """Whether a transaction is open: a database may end one itself on an error (SQLite
+        on a full disk), taking its savepoints with it."""
+
     def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
         """The event's fault in ``error``, if that is what it is: a constraint it violated,
         or a value the database cannot store."""

@@ -127,6 +127,10 @@ class PostgresBackend:
         conn: psycopg.Connection[Any] = dbapi_connection
         conn.execute(sql, prepare=False)
 
+    def in_transaction(self, dbapi_connection: Any) -> bool:
+        conn: psycopg.Connection[Any] = dbapi_connection
+        return conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
     def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
         cause = driver_error(error)
         if isinstance(

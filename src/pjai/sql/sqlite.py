@@ -68,6 +68,9 @@ class SqliteBackend:
     def command(self, dbapi_connection: Any, sql: str) -> None:
         dbapi_connection.execute(sql)
 
+    def in_transaction(self, dbapi_connection: Any) -> bool:
+        return bool(dbapi_connection.in_transaction)
+
     def rejection(self, error: BaseException, event: str, op: Op) -> MaterializationError | None:
         cause = driver_error(error)
         if isinstance(cause, sqlite3.IntegrityError):

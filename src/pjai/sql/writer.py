@@ -189,8 +189,9 @@ class SqlTransaction:
             self._statement("RELEASE pjai_batch")
             result.applied = len(todo)
         except self.writer._refusals:
-            self._statement("ROLLBACK TO pjai_batch")
-            self._statement("RELEASE pjai_batch")
+            if not self._backend.in_transaction(self._dbapi):
+                raise  # the database ended the transaction itself (a full disk): no event's fault
+            self._undo("pjai_batch")
             # Go again event by event to find the refused ones.
             for item in todo:
                 error = self._one(item, now)
