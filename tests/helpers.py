@@ -9,16 +9,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import pjai.schema.busy
 from pjai.errors import UnknownEventWarning
 from pjai.schema import ROOT, SCHEMA, Event, EventRecord, MemoryAdded, PersonaCreated, Schema
+from pjai.schema.codec import PLAIN, Codec
 from pjai.schema.records import stamp
 from pjai.schema.types import utc_now
 from pjai.store import Store
+
+if TYPE_CHECKING:
+    from pjai.sql.writer import Projection
 
 
 def persona(persona_id: str = "p1", name: str | None = None) -> PersonaCreated:
@@ -71,6 +75,25 @@ def history(
             codec=schema.codec,
         )
     return records
+
+
+def projections(events: Sequence[Event], *, codec: Codec = PLAIN) -> list[Projection]:
+    """``events`` as the SQL writer takes them: one instance's records from position 1,
+    their arguments sealed by ``codec``, each with its persona and ops."""
+    from pjai.sql.writer import Projection  # the SQL layer, for the tests that write to it
+
+    encoded = [SCHEMA.encode(event) for event in events]
+    records = stamp(
+        ((name, args) for name, _, args in encoded),
+        after=ROOT,
+        generation=0,
+        client_id="c",
+        session_id="s",
+        at=utc_now(),
+        codec=codec,
+    )
+    done = [SCHEMA.materialize(r, p) for r, (_, p, _) in zip(records, encoded, strict=True)]
+    return [Projection(d.record, d.persona_id, d.ops) for d in done]
 
 
 def persona_row(persona_id: str = "p1", at: datetime | None = None) -> dict[str, Any]:

@@ -13,16 +13,13 @@ from pjai.app import DataDir, tending
 from pjai.errors import ErasedValueError, MaterializationError
 from pjai.schema import SCHEMA, MemoryFilter
 from pjai.schema.ops import Insert, Op
-from pjai.schema.records import Position, stamp
 from pjai.schema.sealed import sealed_with
-from pjai.schema.types import utc_now
 from pjai.security import FieldCodec
 from pjai.security.columns import PREFIX, ColumnSealer
 from pjai.sql.engine import PoolConfig, sqlite_url
 from pjai.sql.shards import ShardSet
-from pjai.sql.writer import Projection
 from tests.databases import postgres_schema
-from tests.helpers import memory, persona
+from tests.helpers import memory, persona, projections
 from tests.security.test_reused_id import (
     NEW,
     Devices,
@@ -127,18 +124,8 @@ def test_an_event_whose_persona_was_erased_since_it_was_read_is_not_written_to_s
         )
         try:
             shards.upgrade(())
-            encoded = [SCHEMA.encode(e) for e in (persona("p1"), persona("p2"), memory("m1"))]
-            records = stamp(
-                ((name, args) for name, _, args in encoded),
-                after=Position(0, 0),
-                generation=0,
-                client_id="c",
-                session_id="s",
-                at=utc_now(),
-                codec=codec,
-            )
-            done = [SCHEMA.materialize(r, p) for r, (_, p, _) in zip(records, encoded, strict=True)]
-            items = [Projection(d.record, d.persona_id, d.ops) for d in done]
+            items = projections([persona("p1"), persona("p2"), memory("m1")], codec=codec)
+            records = [item.record for item in items]
             keys.start("p1")  # a persona given her id again
             old = sealed_with(bytes(records[0].args))
             assert old is not None

@@ -15,14 +15,12 @@ from sqlalchemy import select
 
 from pjai.schema import SCHEMA, PersonaDeleted
 from pjai.schema.event import Event
-from pjai.schema.records import Position, stamp
 from pjai.schema.tables import memories
-from pjai.schema.types import utc_now
 from pjai.sql.engine import PoolConfig
 from pjai.sql.shards import ShardSet
-from pjai.sql.writer import Projection, SqlWriter
+from pjai.sql.writer import SqlWriter
 from tests.databases import BACKENDS, database
-from tests.helpers import memory, persona
+from tests.helpers import memory, persona, projections
 
 
 @pytest.fixture(params=BACKENDS)
@@ -34,20 +32,6 @@ def writer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlWriter
             yield shards.shards[0].writer
         finally:
             shards.dispose()
-
-
-def _projections(events: list[Event]) -> list[Projection]:
-    encoded = [SCHEMA.encode(event) for event in events]
-    records = stamp(
-        ((name, args) for name, _, args in encoded),
-        after=Position(0, 0),
-        generation=0,
-        client_id="c",
-        session_id="s",
-        at=utc_now(),
-    )
-    done = [SCHEMA.materialize(r, p) for r, (_, p, _) in zip(records, encoded, strict=True)]
-    return [Projection(d.record, d.persona_id, d.ops) for d in done]
 
 
 def _ids(writer: SqlWriter) -> list[tuple[str, str]]:
@@ -66,7 +50,7 @@ def test_a_check_after_a_delete_is_asked_again(writer: SqlWriter) -> None:
         memory("m4"),  # p1 is gone: its check must not take the earlier answer
         memory("m5", "p2"),
     ]
-    items = _projections(events)
+    items = projections(events)
     with writer.transaction() as tx:
         done = tx.project(items, strict=False)
     assert done.applied == len(events) - 1
@@ -80,7 +64,7 @@ def test_a_check_after_a_delete_is_asked_again(writer: SqlWriter) -> None:
 def test_a_refused_insert_in_a_run_of_inserts_is_named(writer: SqlWriter, run: int) -> None:
     made = [memory(f"m{i:03}", tags=["x"], importance=0.5) for i in range(run)]
     events: list[Event] = [persona("p1"), *made, memory("m002"), memory("m999")]
-    items = _projections(events)
+    items = projections(events)
     with writer.transaction() as tx:
         done = tx.project(items, strict=False)
     assert done.applied == len(events) - 1
@@ -94,7 +78,7 @@ def test_a_refused_insert_in_a_run_of_inserts_is_named(writer: SqlWriter, run: i
 def test_rows_written_in_a_run_read_back_as_written_one_by_one(writer: SqlWriter, run: int) -> None:
     made = [memory(f"m{i:03}", tags=["a", "b"], importance=i / run) for i in range(run)]
     with writer.transaction() as tx:
-        tx.project(_projections([persona("p1"), *made]), strict=True)
+        tx.project(projections([persona("p1"), *made]), strict=True)
     with writer.engine.connect() as conn:
         rows = conn.execute(select(memories).order_by(memories.c.id)).all()
     assert [(r.id, r.tags, r.importance, r.tier) for r in rows] == [
@@ -106,7 +90,7 @@ def test_rows_written_in_a_run_read_back_as_written_one_by_one(writer: SqlWriter
 def test_a_strict_batch_names_the_first_refused_event_and_writes_nothing(
     writer: SqlWriter,
 ) -> None:
-    items = _projections([persona("p1"), memory("m1"), memory("m2", "nobody"), memory("m3")])
+    items = projections([persona("p1"), memory("m1"), memory("m2", "nobody"), memory("m3")])
     with pytest.raises(Exception, match="persona") as raised, writer.transaction() as tx:
         tx.project(items, strict=True)
     assert "MemoryAdded" in str(raised.value)
