@@ -97,6 +97,13 @@ def old_ada(data: DataDir) -> None:
         Memories(manager).add(made.id, f"{OLD} memory")
 
 
+def old_ada_on_the_server(devices: Devices) -> set[str]:
+    """The old Ada, made on the laptop and synced to the server; her keys."""
+    old_ada(devices.laptop)
+    assert devices.sync_once(devices.laptop).level
+    return ada_keys(devices.laptop)
+
+
 def erase_ada(data: DataDir) -> None:
     with data.open() as manager:
         erase_persona(data, manager, "ada")
@@ -198,9 +205,7 @@ def test_the_erasing_device_holding_the_new_persona_s_key_erases_only_the_old_on
     # The phone makes the new Ada and shares her key before the laptop erases the old
     # one: the laptop holds keys of both as it erases.
     with three_devices(tmp_path) as devices:
-        old_ada(devices.laptop)
-        assert devices.sync_once(devices.laptop).level
-        old_keys = ada_keys(devices.laptop)
+        old_keys = old_ada_on_the_server(devices)
         new_ada(devices.phone)
         devices.keys_only(devices.phone)  # shares the new key, takes the old one
         devices.keys_only(devices.laptop)
@@ -218,9 +223,7 @@ def test_a_device_that_made_the_persona_anew_holding_the_erased_one_s_key_keeps_
     # The phone took the old Ada's key, not her events, then made Ada anew: the new Ada
     # is sealed with a key of her own, which the erasure, pulled after, leaves.
     with three_devices(tmp_path) as devices:
-        old_ada(devices.laptop)
-        assert devices.sync_once(devices.laptop).level
-        old_keys = ada_keys(devices.laptop)
+        old_keys = old_ada_on_the_server(devices)
         devices.keys_only(devices.phone)
         assert ada_keys(devices.phone) == old_keys
         new_ada(devices.phone)
@@ -238,9 +241,7 @@ def test_a_device_that_takes_the_erasure_with_the_new_persona_leaves_no_page_of_
     # then her erasure and the new Ada in one pull: the id never leaves its personas,
     # and the old Ada's rows, deleted, must not stay in the desk's files.
     with three_devices(tmp_path) as devices:
-        old_ada(devices.laptop)
-        assert devices.sync_once(devices.laptop).level
-        old_keys = ada_keys(devices.laptop)
+        old_keys = old_ada_on_the_server(devices)
         assert devices.sync_once(devices.desk).level
         with devices.desk.open() as manager:
             for n in range(20):
@@ -263,9 +264,7 @@ def test_a_device_that_took_both_persona_s_keys_at_once_seals_the_old_one_s_writ
     # current yet, and holds the old Ada's events: what it writes for her is sealed
     # with her key, so that her erasure does not reach the new Ada's.
     with three_devices(tmp_path) as devices:
-        old_ada(devices.laptop)
-        assert devices.sync_once(devices.laptop).level
-        old_keys = ada_keys(devices.laptop)
+        old_keys = old_ada_on_the_server(devices)
         new_ada(devices.phone)  # offline: it has not heard of Ada
         devices.keys_only(devices.phone)  # shares the new Ada's key, not her events
         assert devices.sync_once(devices.desk).level  # both keys, the old Ada's events
@@ -283,9 +282,7 @@ def test_a_device_that_took_both_persona_s_keys_at_once_seals_the_old_one_s_writ
 def erased_while_the_phone_made_her_anew(devices: Devices) -> set[str]:
     """The phone takes the old Ada's key, not her events, and makes Ada anew; the
     laptop erases the old one and syncs. The old Ada's keys."""
-    old_ada(devices.laptop)
-    assert devices.sync_once(devices.laptop).level
-    old_keys = ada_keys(devices.laptop)
+    old_keys = old_ada_on_the_server(devices)
     devices.keys_only(devices.phone)
     new_ada(devices.phone)
     erase_ada(devices.laptop)
