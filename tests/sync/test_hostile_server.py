@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -13,8 +14,10 @@ import pytest
 from pjai.schema.records import ROOT
 from pjai.store import Store
 from pjai.sync.client import SyncClient
+from pjai.sync.clientside import held_for
 from pjai.sync.presence import MAX_PEERS, PRESENCE
 from pjai.sync.protocol import (
+    Error,
     Events,
     Hello,
     Message,
@@ -356,3 +359,51 @@ async def test_a_roster_longer_than_a_server_may_send_keeps_the_latest_seen() ->
         async with asyncio.timeout(5):
             await client.presence.wait(bool)
         assert client.presence.peers == peers[-MAX_PEERS:]
+
+
+@pytest.mark.parametrize("refusal", ["before the handshake", "at the hello"])
+async def test_a_server_that_says_it_is_busy_is_left_alone_as_long_as_it_asked(
+    refusal: str,
+) -> None:
+    """A refusal as too soon, with the seconds to wait (a 429 before the handshake, or
+    an ``error`` ``rate_limited`` at the hello), holds the next connection back that
+    long, whatever the backoff: a client does not hammer a server that is shedding."""
+    attempts: list[float] = []
+    connected = asyncio.Event()
+
+    async def serve(end: Transport) -> None:
+        assert isinstance(decode(await end.receive()), Hello)
+        if len(attempts) == 1:
+            busy = Error(code="rate_limited", message="too many connections", retry_after=0.5)
+            await end.send(encode(busy))
+            return
+        await end.send(encode(welcome()))
+        connected.set()
+        while True:
+            await answer_keep_alive(end, decode(await end.receive()))
+
+    served, _ = serving(serve)
+
+    async def connect() -> Transport:
+        attempts.append(asyncio.get_running_loop().time())
+        if refusal == "before the handshake" and len(attempts) == 1:
+            raise ConnectionClosed("cannot connect: HTTP 429", retry_after=0.5)
+        return await served()
+
+    with Store.memory(sync=True) as store:
+        client = SyncClient(store, connect, store_id="s1", backoff=(0.01, 0.02))
+        client.start()
+        async with asyncio.timeout(10):
+            await connected.wait()
+        await client.stop()
+    assert len(attempts) == 2
+    assert attempts[1] - attempts[0] >= 0.5
+
+
+@pytest.mark.parametrize(
+    ("asked", "held"), [(None, 0.0), (-1.0, 0.0), (math.nan, 0.0), (2.5, 2.5), (86_400.0, 60.0)]
+)
+def test_the_wait_a_server_asks_for_is_taken_within_reason(
+    asked: float | None, held: float
+) -> None:
+    assert held_for(asked) == held

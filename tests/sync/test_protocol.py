@@ -89,6 +89,10 @@ GOLDEN: list[tuple[Message, bytes]] = [
         Error(code="bad_frame", message="what was wrong"),
         b'{"type":"error","code":"bad_frame","message":"what was wrong"}',
     ),
+    (
+        Error(code="rate_limited", message="too soon", retry_after=0.5),
+        b'{"type":"error","code":"rate_limited","message":"too soon","retry_after":0.5}',
+    ),
     # presence/1
     (
         Hello(versions=[1], store_id="s1", client_id="c1", extensions=["presence/1"]),

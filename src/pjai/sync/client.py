@@ -6,8 +6,9 @@ events as soon as the server can take them: right after the server's head as las
 heard, numbered as the coming rebase will number them when the store can tell without
 rebasing, so that a client with a backlog keeps up with others writing. Local commits
 wake it. When the connection drops it waits (exponential backoff with jitter, 0.2 s
-doubling to 30 s, starting over after a connection that stayed online that long)
-and connects again; pending events stay in the store file
+doubling to 30 s, starting over after a connection that stayed online that long; a
+server that refused the connection as too soon is left alone as long as it asked first,
+at most a minute) and connects again; pending events stay in the store file
 meanwhile, across restarts too. Commits that other processes make to the store file
 (a CLI command beside a running client) wake it too: it looks for them every
 ``watch_interval`` seconds, which costs one ``PRAGMA data_version``. It stops for good
@@ -37,7 +38,7 @@ from pjai.errors import ConfigError, PjaiError, RebaseError
 from pjai.schema.records import EventRecord, EventStatus, header_problem
 from pjai.store import Store
 from pjai.store.rebase import RebaseResult
-from pjai.sync.clientside import Apply, ClientSession, Fail, Reject, Send, Wait
+from pjai.sync.clientside import Apply, ClientSession, Fail, Reject, Send, Wait, held_for
 from pjai.sync.peers import PeerBook
 from pjai.sync.presence import PRESENCE
 from pjai.sync.protocol import (
@@ -197,6 +198,7 @@ class SyncClient:
         delay = self._backoff[0]
         while True:
             self._set(state="connecting")
+            hold = 0.0
             try:
                 await self._connection()
             except _Final as exc:
@@ -205,6 +207,8 @@ class SyncClient:
                 return
             except (ConnectionClosed, OSError, PjaiError) as exc:
                 self._set(state="offline", last_error=str(exc) or type(exc).__name__)
+                if isinstance(exc, ConnectionClosed):
+                    hold = held_for(exc.retry_after)  # a server that is busy says how long
             except Exception as exc:  # a bug: stop, and say so instead of dying silently
                 self._set(state="failed", last_error=f"sync stopped by an internal error: {exc!r}")
                 log.exception("sync stopped by an internal error")
@@ -218,8 +222,9 @@ class SyncClient:
             loop = asyncio.get_running_loop()
             if since is not None and loop.time() - since >= self._backoff[1]:
                 delay = self._backoff[0]
-            # Full jitter: clients that lost the same server do not all return at once.
-            await asyncio.sleep(self._random.uniform(0, delay))
+            # Full jitter: clients that lost the same server do not all return at once,
+            # and those it asked to wait do not all return the moment the wait is over.
+            await asyncio.sleep(hold + self._random.uniform(0, delay))
             delay = min(self._backoff[1], delay * 2)
             self._set(reconnects=self._status.reconnects + 1)
 
@@ -383,7 +388,9 @@ class SyncClient:
             self._hold_until = loop.time() + action.seconds
             loop.call_later(action.seconds, self._wake.set)  # push again right then
         elif action.retry:
-            raise ConnectionClosed(f"{action.code}: {action.message}")
+            raise ConnectionClosed(
+                f"{action.code}: {action.message}", retry_after=action.retry_after
+            )
         else:
             raise _Final(f"{action.code}: {action.message}")
 

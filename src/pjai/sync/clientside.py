@@ -43,7 +43,17 @@ from pjai.sync.protocol import (
     wire_name,
 )
 
-__all__ = ["MAX_HOLD_S", "MIN_PUSH", "Apply", "ClientSession", "Fail", "Reject", "Send", "Wait"]
+__all__ = [
+    "MAX_HOLD_S",
+    "MIN_PUSH",
+    "Apply",
+    "ClientSession",
+    "Fail",
+    "Reject",
+    "Send",
+    "Wait",
+    "held_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +92,8 @@ class Fail:
     code: str
     message: str
     retry: bool
+    retry_after: float | None = None
+    """The seconds the server asked the client to wait before connecting again."""
 
 
 Action = Send | Apply | Reject | Wait | Fail
@@ -91,7 +103,17 @@ MIN_PUSH = 100
 enough to be checked quickly on the server, large enough to make progress."""
 
 MAX_HOLD_S = 60.0
-"""The longest a ``rate_limited`` answer holds pushes back (a reconnection ends it)."""
+"""The longest a ``rate_limited`` answer holds pushes back (a reconnection ends it), or
+holds off the next connection."""
+
+
+def held_for(retry_after: float | None) -> float:
+    """The seconds to wait that a server asked for, within reason: no wait for none,
+    NaN or a negative, at most :data:`MAX_HOLD_S` for more (a day's wait is not)."""
+    if retry_after is None or not retry_after > 0:
+        return 0.0
+    return min(retry_after, MAX_HOLD_S)
+
 
 _FINAL = {"unsupported_version", "unauthorized", "server_reset", "invalid_event", "wrong_store"}
 
@@ -140,7 +162,7 @@ class ClientSession:
         if isinstance(message, Pong):
             return []
         if isinstance(message, Error):
-            return self._fail(message.code, message.message)
+            return self._fail(message.code, message.message, message.retry_after)
         if isinstance(message, Welcome):
             return self._welcome(message, confirmed_head)
         if self.state != "ready":
@@ -300,9 +322,7 @@ class ClientSession:
                 self._heard(rejected.head)  # the pull brings those events next
             return []
         if rejected.reason == "rate_limited":
-            wait = rejected.retry_after or 1.0
-            # The server's word, within reason: NaN, a negative or a day's wait are not.
-            return [Wait(min(wait, MAX_HOLD_S) if wait > 0 else 1.0)]
+            return [Wait(held_for(rejected.retry_after) or 1.0)]
         if rejected.reason == "forbidden":
             self.can_push = False
             return []
@@ -317,6 +337,6 @@ class ClientSession:
         if self.server_head is None or head.key > self.server_head.key:
             self.server_head = head
 
-    def _fail(self, code: str, message: str) -> list[Action]:
+    def _fail(self, code: str, message: str, retry_after: float | None = None) -> list[Action]:
         self.state = "closed"
-        return [Fail(code, message, retry=code not in _FINAL)]
+        return [Fail(code, message, retry=code not in _FINAL, retry_after=retry_after)]

@@ -197,16 +197,21 @@ class Pong(msgspec.Struct, frozen=True, kw_only=True, tag="pong", tag_field="typ
     nonce: int
 
 
-class Error(msgspec.Struct, frozen=True, kw_only=True, tag="error", tag_field="type"):
+class Error(
+    msgspec.Struct, frozen=True, kw_only=True, tag="error", tag_field="type", omit_defaults=True
+):
     """Either side: the connection cannot go on; the sender closes it after this frame.
 
     Codes: ``unsupported_version``, ``unauthorized``, ``bad_frame``, ``out_of_order``,
-    ``bad_cursor``, ``server_error``. (A slow consumer is closed with code 1008 and the
-    reason ``slow_consumer``, without a frame: it is not reading them.)
+    ``bad_cursor``, ``server_error``, ``rate_limited`` (with ``retry_after``). (A slow
+    consumer is closed with code 1008 and the reason ``slow_consumer``, without a frame:
+    it is not reading them.)
     """
 
     code: str
     message: str
+    retry_after: float | None = None
+    """With ``rate_limited``: the seconds before the client may open a new connection."""
 
 
 class PresenceUpdate(

@@ -29,7 +29,12 @@ __all__ = [
 
 
 class ConnectionClosed(PjaiError):
-    """The other side closed the connection, or it broke."""
+    """The other side closed the connection, or it broke. ``retry_after``: the seconds
+    the other side asked to be left alone before the next connection, if it said so."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Transport(Protocol):

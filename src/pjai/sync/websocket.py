@@ -86,10 +86,29 @@ def websocket_connector(url: str, token: str = "", *, open_timeout: float = 10.0
         # WebSocketException: any refused or broken handshake; ValueError: an answer
         # websockets cannot make sense of (a port out of range in a header).
         except (OSError, TimeoutError, websockets.WebSocketException, ValueError) as exc:
-            raise ConnectionClosed(f"cannot connect to {url}: {_why(exc)}") from exc
+            raise ConnectionClosed(
+                f"cannot connect to {url}: {_why(exc)}", retry_after=_asked_wait(exc)
+            ) from exc
         return ClientWebSocket(connection)
 
     return open_connection
+
+
+def _asked_wait(error: BaseException) -> float | None:
+    """The seconds a server that refused the connection as too soon (429) asked the
+    client to wait: its body's ``retry_after``, else its ``Retry-After`` header."""
+    if not isinstance(error, websockets.InvalidStatus) or error.response.status_code != 429:
+        return None
+    try:
+        said = msgspec.json.decode(error.response.body or b"")
+    except msgspec.DecodeError:
+        said = None
+    if isinstance(said, dict) and isinstance(wait := said.get("retry_after"), int | float):
+        return float(wait)
+    try:
+        return float(error.response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None  # a date, or nothing: the backoff alone
 
 
 def _why(error: BaseException) -> str:

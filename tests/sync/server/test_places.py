@@ -20,7 +20,9 @@ from pjai.sync.server.hub import Hub
 from pjai.sync.server.log import MemoryLog
 from pjai.sync.server.places import MAX_TOTAL, Places, default_total
 from pjai.sync.server.tokens import Token
+from pjai.sync.transport import ConnectionClosed as Closed
 from pjai.sync.transport import memory_pipe
+from pjai.sync.websocket import websocket_connector
 from tests.sync.server.test_server import serving_logged
 
 pytestmark = pytest.mark.anyio
@@ -222,6 +224,10 @@ async def test_connections_open_at_the_rate_of_their_token_and_address(tmp_path:
                 await ws.close()
                 busy_address = await refused_opening(url, "127.0.0.1", second)
                 assert "from this address" in str(busy_address["message"])
+                # PJai's own client takes the wait the refusal asks for.
+                with pytest.raises(Closed) as told:
+                    await websocket_connector(url, second)()
+                assert 0 < (told.value.retry_after or 0) <= 10
                 busy_token = await refused_opening(url, "127.0.0.2", first)
                 assert "with this token" in str(busy_token["message"])
                 ws = await opening(url, "127.0.0.3", second)  # its own token, address: served
@@ -233,10 +239,11 @@ async def test_connections_open_at_the_rate_of_their_token_and_address(tmp_path:
                 assert isinstance(answer, Error)
                 assert answer.code == "rate_limited"
                 assert "with this token" in answer.message
+                assert 0 < (answer.retry_after or 0) <= 10
                 await ws.close()
             await settled(server.hub, 0)
         refused = server.hub.metrics.registry.get_sample_value(
             "pjai_sync_connections_closed_total", {"reason": "rate_limited"}
         )
-        assert refused == 3.0
+        assert refused == 4.0
     assert [r.getMessage() for r in logged if r.levelno >= logging.WARNING] == []

@@ -252,7 +252,7 @@ class ServerSession:
                 and hello.token != self._secret  # the header's was counted as it opened
                 and (too_soon := self._openings.token(hello.token)) is not None
             ):
-                return self._fail("rate_limited", too_soon.message)
+                return self._fail("rate_limited", too_soon.message, too_soon.retry_after)
             if not secret:
                 return self._fail(
                     "unauthorized",
@@ -363,6 +363,6 @@ class ServerSession:
         self.cursor, self.live, self._answered = pull.cursor, pull.live, False
         return []
 
-    def _fail(self, code: str, message: str) -> list[Message]:
+    def _fail(self, code: str, message: str, retry_after: float | None = None) -> list[Message]:
         self.state = "closed"
-        return [Error(code=code, message=message)]
+        return [Error(code=code, message=message, retry_after=retry_after)]
