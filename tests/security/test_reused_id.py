@@ -290,6 +290,26 @@ def erased_while_the_phone_made_her_anew(devices: Devices) -> set[str]:
     return old_keys
 
 
+def test_a_write_for_the_old_persona_pending_on_a_device_never_lands_in_the_new_one(
+    tmp_path: Path,
+) -> None:
+    # The desk adds a memory to the old Ada offline; by the time it syncs, the server's
+    # order has her erasure and the phone's new Ada before it. The write, sealed with
+    # the old Ada's key, is refused rather than given to the new one.
+    with three_devices(tmp_path) as devices:
+        old_keys = old_ada_on_the_server(devices)
+        assert devices.sync_once(devices.desk).level
+        with devices.desk.open() as manager:
+            Memories(manager).add("ada", f"{OLD} pending memory")
+        devices.keys_only(devices.phone)
+        new_ada(devices.phone)
+        erase_ada(devices.laptop)
+        assert devices.sync_once(devices.laptop).level
+        assert devices.sync_once(devices.phone).level
+        devices.everyone_syncs()
+        each_reads_the_new_ada(devices, old_keys)
+
+
 def no_key_exchange(*args: object, **kwargs: object) -> None:
     """In place of a device's key exchange: it is later."""
     raise ConfigError("the key exchange is later")
