@@ -317,20 +317,21 @@ async def test_a_refused_flag_says_why_and_its_switch_is_put_back(
 ) -> None:
     polls = threading.Semaphore(0)
     real_states = devtools_system.flag_states
-    real_set = devtools_system.set_flag
+    real_open = DataDir.open
 
     def states(*args: Any) -> Any:
         polls.release()
         return real_states(*args)
 
-    def set_flag(*args: Any, **kwargs: Any) -> Any:
-        # The flags are read again (and, before, drawn again) while the change runs.
+    def opening(self: DataDir, *args: Any, **kwargs: Any) -> Any:
+        # The flags are read again while the change runs, the flags file holding the
+        # new value until the change is refused: the switch being flipped stays.
         for _ in range(2):
             assert polls.acquire(timeout=10)
-        return real_set(*args, **kwargs)
+        return real_open(self, *args, **kwargs)
 
     monkeypatch.setattr(devtools_system, "flag_states", states)
-    monkeypatch.setattr(devtools_system, "set_flag", set_flag)
+    monkeypatch.setattr(DataDir, "open", opening)
     async with simulated(web) as user:
         await user.open("/devtools")
         await until(lambda: bool(by_testid(user, "flag-sync")), "the flags")

@@ -61,8 +61,8 @@ class PolledPanel(ui.column, Generic[T]):
     read is spaced out to take at most a tenth of the time: health checks every page
     of the store file while holding the manager's lock, which commits wait for.
 
-    With ``key``, a read whose key equals that of the read shown is not drawn again
-    (what the person is working with in the panel stays in place).
+    With ``key``, a read whose key equals that of the read shown, or is ``None``, is not
+    drawn again (what the person is working with in the panel stays in place).
     """
 
     def __init__(
@@ -105,7 +105,7 @@ class PolledPanel(ui.column, Generic[T]):
                 return
             if self._key is not None:
                 shown = self._key(found)
-                if shown == self._shown:
+                if shown is None or shown == self._shown:
                     return
                 self._shown = shown
             self._content.clear()

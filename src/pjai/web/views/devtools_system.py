@@ -107,12 +107,17 @@ def sync_and_flags(web: WebApp) -> None:
 
 
 def flags(web: WebApp) -> None:
-    """A card with a switch per feature flag (drawn again only when a flag changes, so
-    that a switch being flipped stays in place)."""
+    """A card with a switch per feature flag, drawn again only when a flag changes and
+    no switch of it is being flipped: a switch being flipped stays in place, also while
+    the flags file holds its new value only until the change is refused."""
+    flipping: list[str] = []  # the names of the flags whose changes are under way
     with ui.card().classes("grow"):
         ui.label("Flags").classes("text-subtitle2")
         PolledPanel(
-            "flags", lambda: flag_states(web.data_dir).states, partial(_flags, web), key=list
+            "flags",
+            lambda: flag_states(web.data_dir).states,
+            partial(_flags, web, flipping),
+            key=lambda states: None if flipping else list(states),
         )
 
 
@@ -203,7 +208,7 @@ class _Connection:
         self._draw()
 
 
-def _flags(web: WebApp, states: list[FlagState]) -> None:
+def _flags(web: WebApp, flipping: list[str], states: list[FlagState]) -> None:
     undoing: set[str] = set()
     for state in states:
         with ui.row().classes("w-full items-center no-wrap gap-3"):
@@ -216,6 +221,7 @@ def _flags(web: WebApp, states: list[FlagState]) -> None:
                 # What is said afterwards goes to the page: the switch may be gone by
                 # then (the flags drawn again, or the whole tab when the store switches).
                 page = ui.context.client
+                flipping.append(name)
                 try:
                     await asyncio.to_thread(set_flag, web.data_dir, name, value, source="web")
                 except Exception as exc:
@@ -231,6 +237,8 @@ def _flags(web: WebApp, states: list[FlagState]) -> None:
                             classes="wrap-anywhere",
                         )
                     return
+                finally:
+                    flipping.remove(name)
                 with page:
                     ui.notify(f"flag {name} is {'on' if value else 'off'}")
 
