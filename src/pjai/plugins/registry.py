@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pjai.errors import ConfigError
 from pjai.files import read_json
@@ -156,22 +157,21 @@ class Registry:
         shutil.rmtree(aside, ignore_errors=True)
 
     def _state(self) -> dict[str, bool]:
-        try:
-            loaded = read_json(self.path / _STATE)
-        except FileNotFoundError:
-            return {}
-        except ValueError as exc:
-            raise ConfigError(f"{self.path / _STATE} is not JSON: {exc}") from exc
-        return {str(k): bool(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+        return {k: bool(v) for k, v in self._read(_STATE).items()}
 
     def _grants(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self._read(_GRANTS).items()}
+
+    def _read(self, name: str) -> dict[str, Any]:
+        """The JSON object in the file ``name``: empty when there is none (or it holds
+        no object), :class:`~pjai.errors.ConfigError` when it is no JSON."""
         try:
-            loaded = read_json(self.path / _GRANTS)
+            loaded = read_json(self.path / name)
         except FileNotFoundError:
             return {}
         except ValueError as exc:
-            raise ConfigError(f"{self.path / _GRANTS} is not JSON: {exc}") from exc
-        return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+            raise ConfigError(f"{self.path / name} is not JSON: {exc}") from exc
+        return {str(k): v for k, v in loaded.items()} if isinstance(loaded, dict) else {}
 
     def _change(self, name: str, *, enabled: bool, digest: str | None) -> None:
         """Under the lock: read the state and the grants, change them, write them (the
