@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from nicegui import ui
 from nicegui.events import ValueChangeEventArguments
@@ -26,6 +27,7 @@ from pjai.errors import BusyError, PjaiError
 from pjai.schema.models import Persona
 from pjai.store import Row
 from pjai.web.app import WebApp
+from pjai.web.heavy import HeavyWork
 from pjai.web.live import LivePanel
 from pjai.web.views.persona_dialogs import confirm, confirm_erasure, create_persona
 from pjai.web.views.persona_form import PersonaForm
@@ -34,6 +36,8 @@ from pjai.web.views.view import View
 __all__ = ["VIEW", "PersonasPage", "build"]
 
 _SELECTED = "bg-indigo-1"
+
+T = TypeVar("T")
 
 
 class PersonasPage:
@@ -230,13 +234,7 @@ class PersonasPage:
         with tempfile.TemporaryDirectory() as workdir:
             path = Path(workdir) / "subject.zip"
             write = partial(export_subject, self.web.manager, entry.id, path)
-            try:
-                await self.web.subject_exports.run(write, tab=self.tab)
-            except BusyError as exc:
-                ui.notify(f"Not exported: {exc}", type="warning", multi_line=True)
-                return
-            except PjaiError as exc:
-                ui.notify(str(exc), type="negative", multi_line=True)
+            if await _heavy(self.web.subject_exports, write, self.tab, "Not exported") is None:
                 return
             content = path.read_bytes()
         ui.download(content, f"{shown_text(entry.name)}-{entry.id[:8]}.zip", "application/zip")
@@ -247,13 +245,8 @@ class PersonasPage:
 
         async def erase() -> None:
             work = partial(erase_persona, self.web.data_dir, self.web.manager, entry.id)
-            try:
-                proof = await self.web.erasures.run(work, tab=self.tab)
-            except BusyError as exc:
-                ui.notify(f"Not erased: {exc}", type="warning", multi_line=True)
-                return
-            except PjaiError as exc:
-                ui.notify(str(exc), type="negative", multi_line=True)
+            proof = await _heavy(self.web.erasures, work, self.tab, "Not erased")
+            if proof is None:
                 return
             if self.selected == entry.id:
                 self.selected = None
@@ -330,6 +323,18 @@ def _attempt(command: Callable[[], object], done: str) -> None:
         ui.notify(shown_text(str(exc)), type="negative", multi_line=True)
         return
     ui.notify(done, type="positive")
+
+
+async def _heavy(work: HeavyWork, job: Callable[[], T], tab: str, not_done: str) -> T | None:
+    """What ``job()`` returns, run on ``work`` for ``tab``; ``None`` when it was refused
+    (``not_done`` says so in a warning, with why) or failed (said in a notification)."""
+    try:
+        return await work.run(job, tab=tab)
+    except BusyError as exc:
+        ui.notify(f"{not_done}: {exc}", type="warning", multi_line=True)
+    except PjaiError as exc:
+        ui.notify(str(exc), type="negative", multi_line=True)
+    return None
 
 
 def build(web: WebApp) -> None:
