@@ -22,8 +22,8 @@ from pjai.schema.types import from_iso
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
-from pjai.web.paging import ROWS_PER_PAGE, badge_cell, window
-from pjai.web.views.paged_feed import PagedFeed
+from pjai.web.paging import badge_cell, window
+from pjai.web.views.paged_feed import PagedFeed, PagedTable
 
 __all__ = ["COLUMNS", "OUTCOME_COLOURS", "AuditTable", "EventFeed", "summary"]
 
@@ -84,13 +84,11 @@ def _persona_of(args: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-class AuditTable(ui.table):
+class AuditTable(PagedTable):
     """A table whose event names and summaries count as its text (what a simulated
     user sees)."""
 
-    def _displayed_contents(self, *, only_visible: bool) -> list[Any]:
-        shown = [(row.get("name"), row.get("summary")) for row in self.rows]
-        return [*super()._displayed_contents(only_visible=only_visible), *sum(shown, ())]
+    text_columns = ("name", "summary")
 
 
 class EventFeed(PagedFeed):
@@ -99,18 +97,14 @@ class EventFeed(PagedFeed):
     testid = "audit-table"
     empty = "No events match"
     page_name = "event page"
+    total_testid = "audit-total"
 
     def __init__(
         self, web: WebApp, total_slot: ui.element, on_open: Callable[[str], object]
     ) -> None:
         self._where = AuditFilter()
         self._names: dict[str, str] = {}
-        table = AuditTable(
-            rows=[],
-            columns=COLUMNS,
-            row_key="key",
-            pagination={"page": 1, "rowsPerPage": ROWS_PER_PAGE, "rowsNumber": 0},
-        )
+        table = AuditTable(COLUMNS, "key")
         table.add_slot("body-cell-outcome", badge_cell(OUTCOME_COLOURS))
         table.add_slot("body-cell-persona", _PERSONA_CELL)
         table.add_slot("body-cell-summary", _SUMMARY_CELL)
@@ -129,11 +123,7 @@ class EventFeed(PagedFeed):
         LivePanel("event count", counting, self._counted).classes("w-auto")
 
     def _show_total(self, total: int) -> None:
-        with ui.row().classes("items-baseline gap-1"):
-            ui.label(str(total)).classes("text-h6").props('data-testid="audit-total"').mark(
-                "audit-total"
-            )
-            ui.label("events" if total != 1 else "event").classes("text-grey-8")
+        self._show_count(total, "events" if total != 1 else "event")
 
     def _page_source(self) -> Any:
         size, offset = window(self.table)

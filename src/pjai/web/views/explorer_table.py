@@ -26,8 +26,8 @@ from pjai.sql.repositories import MemoryOrder
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
-from pjai.web.paging import ROWS_PER_PAGE, asked_page, badge_cell, window
-from pjai.web.views.paged_feed import PagedFeed
+from pjai.web.paging import asked_page, badge_cell, window
+from pjai.web.views.paged_feed import PagedFeed, PagedTable
 
 __all__ = ["COLUMNS", "SORTABLE", "TIER_COLOURS", "MemoryTable", "TableFeed", "row_of"]
 
@@ -91,12 +91,10 @@ def shown_name(name: str, content: str, limit: int = 80) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-class MemoryTable(ui.table):
+class MemoryTable(PagedTable):
     """A table whose rows' names count as its text (what a simulated user sees)."""
 
-    def _displayed_contents(self, *, only_visible: bool) -> list[Any]:
-        names = [row.get("name") for row in self.rows]
-        return [*super()._displayed_contents(only_visible=only_visible), *names]
+    text_columns = ("name",)
 
 
 class TableFeed(PagedFeed):
@@ -105,6 +103,7 @@ class TableFeed(PagedFeed):
     testid = "explorer-table"
     empty = "No memories match"
     page_name = "memory page"
+    total_testid = "memory-total"
 
     def __init__(
         self, web: WebApp, total_slot: ui.element, on_open: Callable[[str], object]
@@ -112,18 +111,7 @@ class TableFeed(PagedFeed):
         self._where: MemoryFilter | None = None
         self._hits: list[str] | None = None
         self._hits_deleted = False
-        table = MemoryTable(
-            rows=[],
-            columns=COLUMNS,
-            row_key="id",
-            pagination={
-                "page": 1,
-                "rowsPerPage": ROWS_PER_PAGE,
-                "sortBy": "occurred_at",
-                "descending": True,
-                "rowsNumber": 0,
-            },
-        )
+        table = MemoryTable(COLUMNS, "id", sortBy="occurred_at", descending=True)
         table.add_slot("body-cell-tier", badge_cell(TIER_COLOURS))
         super().__init__(web, total_slot, on_open, table)
 
@@ -154,14 +142,14 @@ class TableFeed(PagedFeed):
 
     def _count(self) -> None:
         if self._hits is not None:
-            self._total(len(self._hits), "found")
+            self._show_count(len(self._hits), "found")
             return
         assert self._where is not None
         counting = partial(reads.count, self.web.manager, self._where)
         LivePanel("memory count", counting, self._counted).classes("w-auto")
 
     def _show_total(self, total: int) -> None:
-        self._total(total, "memories" if total != 1 else "memory")
+        self._show_count(total, "memories" if total != 1 else "memory")
 
     def _page_source(self) -> Any:
         p = self.table.pagination
@@ -186,9 +174,3 @@ class TableFeed(PagedFeed):
             shown.sort(key=lambda r: rank[r["id"]])
         self.table.rows = shown
         self.table.update()
-
-    @staticmethod
-    def _total(total: int, noun: str) -> None:
-        with ui.row().classes("items-baseline gap-1"):
-            ui.label(str(total)).classes("text-h6").props('data-testid="memory-total"')
-            ui.label(noun).classes("text-grey-8")

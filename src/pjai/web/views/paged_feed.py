@@ -17,19 +17,39 @@ from nicegui.events import GenericEventArguments
 from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
-from pjai.web.paging import TABLE_PROPS, asked_page, settle_total
+from pjai.web.paging import ROWS_PER_PAGE, TABLE_PROPS, asked_page, settle_total
 
-__all__ = ["PagedFeed"]
+__all__ = ["PagedFeed", "PagedTable"]
+
+
+class PagedTable(ui.table):
+    """A table paged on the server, empty on its first page until its feed fills it;
+    ``sort`` is how it sorts at first (``sortBy``, ``descending``). The values of its
+    :attr:`text_columns` count as its text (what a simulated user sees)."""
+
+    text_columns: ClassVar[tuple[str, ...]]
+
+    def __init__(self, columns: list[dict[str, Any]], row_key: str, **sort: Any) -> None:
+        super().__init__(
+            rows=[],
+            columns=columns,
+            row_key=row_key,
+            pagination={"page": 1, "rowsPerPage": ROWS_PER_PAGE, **sort, "rowsNumber": 0},
+        )
+
+    def _displayed_contents(self, *, only_visible: bool) -> list[Any]:
+        shown = [row.get(column) for row in self.rows for column in self.text_columns]
+        return [*super()._displayed_contents(only_visible=only_visible), *shown]
 
 
 class PagedFeed(ABC):
     """The table, the total above it, and the live panels that fill both.
 
     ``total_slot`` is where the count goes; ``on_open(row_id)`` runs when a row is
-    clicked. A subclass names the table (:attr:`testid`, :attr:`empty`,
-    :attr:`page_name`), says how the total is counted (:meth:`_count`) and shown
-    (:meth:`_show_total`), and what a page holds (:meth:`_page_source`,
-    :meth:`_show_page`).
+    clicked. A subclass names the table and its total (:attr:`testid`, :attr:`empty`,
+    :attr:`page_name`, :attr:`total_testid`), says how the total is counted
+    (:meth:`_count`) and shown (:meth:`_show_total`), and what a page holds
+    (:meth:`_page_source`, :meth:`_show_page`).
     """
 
     testid: ClassVar[str]
@@ -38,13 +58,15 @@ class PagedFeed(ABC):
     """What the table says when no row matches."""
     page_name: ClassVar[str]
     """The name of the live panel that reads a page."""
+    total_testid: ClassVar[str]
+    """The total's ``data-testid`` and mark."""
 
     def __init__(
         self,
         web: WebApp,
         total_slot: ui.element,
         on_open: Callable[[str], object],
-        table: ui.table,
+        table: PagedTable,
     ) -> None:
         self.web = web
         self._total_slot = total_slot
@@ -63,7 +85,14 @@ class PagedFeed(ABC):
 
     @abstractmethod
     def _show_total(self, total: int) -> None:
-        """Show ``total``, the rows the filter selects."""
+        """Show ``total``, the rows the filter selects (with :meth:`_show_count`)."""
+
+    def _show_count(self, count: int, noun: str) -> None:
+        """Show ``count`` and what it counts (``noun``)."""
+        with ui.row().classes("items-baseline gap-1"):
+            number = ui.label(str(count)).classes("text-h6")
+            number.props(f'data-testid="{self.total_testid}"').mark(self.total_testid)
+            ui.label(noun).classes("text-grey-8")
 
     @abstractmethod
     def _page_source(self) -> Any:
