@@ -13,7 +13,7 @@ from pjai.store import Row
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
 
-__all__ = ["follow_active"]
+__all__ = ["follow_active", "persona_page"]
 
 
 def _nobody(any_persona: bool, then: str) -> None:
@@ -53,3 +53,19 @@ def follow_active(
     with ui.column().classes("w-full") as holder:
         LivePanel("active persona", partial(persona_reads.choices, web.manager), render, key=key)
     return holder
+
+
+def persona_page(
+    web: WebApp, title: str, build: Callable[[PersonaChoice], object], *, then: str
+) -> None:
+    """A view of the active persona headed by ``title``: ``build(persona)`` fills it,
+    again whenever another persona becomes the active one; without one it says why and
+    what to do, and that ``then`` (what the view shows of a persona)."""
+
+    def fill(persona: PersonaChoice | None) -> None:
+        assert persona is not None  # follow_active says when there is none
+        build(persona)
+
+    with ui.column().classes("w-full gap-3 q-pa-md"):
+        ui.label(title).classes("text-h5")
+        follow_active(web, fill, then=then)

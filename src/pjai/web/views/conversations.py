@@ -16,7 +16,7 @@ from pjai.app.reads import conversations as reads
 from pjai.app.reads.personas import PersonaChoice
 from pjai.errors import PjaiError
 from pjai.store import Row
-from pjai.web.active import follow_active
+from pjai.web.active import persona_page
 from pjai.web.app import WebApp
 from pjai.web.live import LivePanel
 from pjai.web.views.conversation_chat import ConversationChat
@@ -29,14 +29,9 @@ __all__ = ["VIEW", "ConversationRow", "Conversations", "build"]
 
 def build(web: WebApp) -> None:
     """Fill the content area with the conversations view of the active persona."""
-    with ui.column().classes("w-full q-pa-md gap-3"):
-        ui.label("Conversations").classes("text-h5")
-        follow_active(web, partial(_for_persona, web), then="its conversations show here")
-
-
-def _for_persona(web: WebApp, persona: PersonaChoice | None) -> None:
-    assert persona is not None  # follow_active says when there is none
-    Conversations(web, persona)
+    persona_page(
+        web, "Conversations", partial(Conversations, web), then="its conversations show here"
+    )
 
 
 class ConversationRow(ui.item):

@@ -20,7 +20,7 @@ from nicegui import ui
 from pjai.app.reads.personas import PersonaChoice
 from pjai.errors import BusyError, PjaiError
 from pjai.memory.search import omitted
-from pjai.web.active import follow_active
+from pjai.web.active import persona_page
 from pjai.web.app import WebApp
 from pjai.web.views.explorer_bookmarks import BookmarkBar
 from pjai.web.views.explorer_detail import MemoryDetail
@@ -39,13 +39,10 @@ SEARCH_LIMIT = 100
 
 def build(web: WebApp) -> None:
     """Fill the content area with the memory explorer of the active persona."""
-    with ui.column().classes("w-full gap-3 q-pa-md"):
-        ui.label("Memories").classes("text-h5")
-        follow_active(web, partial(_explorer, web), then="explore its memories here")
+    persona_page(web, "Memories", partial(_explorer, web), then="explore its memories here")
 
 
-def _explorer(web: WebApp, persona: PersonaChoice | None) -> None:
-    assert persona is not None  # follow_active says when there is none
+def _explorer(web: WebApp, persona: PersonaChoice) -> None:
     Explorer(web, persona.id)
 
 
