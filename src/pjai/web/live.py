@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Generic, TypeVar
 
 from nicegui import ui
 
@@ -24,8 +26,10 @@ __all__ = [
     "SWITCH_CHECK_S",
     "LivePanel",
     "Render",
+    "ShownKey",
     "Source",
     "Update",
+    "failure_card",
     "failure_text",
     "follow_the_store",
     "tell_failures",
@@ -35,8 +39,6 @@ log = logging.getLogger(__name__)
 
 Source = Callable[[], LiveQuery]
 """Makes the panel's live query (called once, and again on retry)."""
-
-_NOTHING = object()
 
 Render = Callable[[list[Row]], None]
 """Builds the panel's content from the query's rows, inside the panel."""
@@ -76,6 +78,44 @@ def failure_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+@contextmanager
+def failure_card(name: str, exc: BaseException) -> Iterator[ui.card]:
+    """A panel's error boundary: a card saying that ``name`` failed and why; the caller
+    adds what comes next (a retry button, a note that it reads again)."""
+    with ui.card().classes("w-full bg-red-1").props('data-panel-error=""') as shown:
+        ui.label(f"{name}: {failure_text(exc)}").classes("text-negative")
+        yield shown
+
+
+_NOTHING = object()
+
+T = TypeVar("T")
+
+
+class ShownKey(Generic[T]):
+    """The key of the result a panel shows (``key(result)``), to leave a result whose
+    key is the same, or ``None`` (the panel holds what it shows), undrawn; with no
+    ``key``, every result is drawn."""
+
+    def __init__(self, key: Callable[[T], object] | None) -> None:
+        self._key = key
+        self._shown: object = _NOTHING
+
+    def changed(self, result: T) -> bool:
+        """Whether ``result`` is to be drawn; if so, its key is the one shown from now."""
+        if self._key is None:
+            return True
+        key = self._key(result)
+        if key is None or key == self._shown:
+            return False
+        self._shown = key
+        return True
+
+    def forget(self) -> None:
+        """Draw the next result, whatever its key (the panel shows no result now)."""
+        self._shown = _NOTHING
+
+
 def tell_failures() -> None:
     """Show the person every error a handler of this page lets through (a button whose
     command was refused, say), rather than only logging it."""
@@ -111,10 +151,9 @@ class LivePanel(ui.column):
         self.name = name
         self._source = source
         self._render = render
-        self._key = key
+        self._shown = ShownKey(key)
         self._update = update
         self._drawn = False
-        self._shown: object = _NOTHING
         self._loop = asyncio.get_running_loop()
         self._guard = threading.Lock()
         self._latest: list[Row] | None = None
@@ -131,7 +170,7 @@ class LivePanel(ui.column):
         self._start()
 
     def _start(self) -> None:
-        self._shown = _NOTHING
+        self._shown.forget()
         self._drawn = False
         self.clear()
         with self, ui.row().classes("items-center gap-2 text-grey-7"):
@@ -165,11 +204,8 @@ class LivePanel(ui.column):
             rows, self._latest, self._scheduled = self._latest, None, False
         if rows is None or self.is_deleted:
             return
-        if self._key is not None:
-            key = self._key(rows)
-            if key == self._shown:
-                return
-            self._shown = key
+        if not self._shown.changed(rows):
+            return
         try:
             if self._drawn and self._update is not None:
                 with self:
@@ -187,8 +223,7 @@ class LivePanel(ui.column):
     def _failed(self, exc: Exception) -> None:
         log.warning("panel %s failed", self.name, exc_info=exc)
         self.clear()
-        with self, ui.card().classes("w-full bg-red-1").props('data-panel-error=""'):
-            ui.label(f"{self.name}: {failure_text(exc)}").classes("text-negative")
+        with self, failure_card(self.name, exc):
             # The retry clears this button: run it after the click's handler returns.
             retry = ui.button("Retry", icon="refresh").props("flat dense")
             retry.on_click(lambda: self._loop.call_soon(self.retry))

@@ -19,7 +19,7 @@ from nicegui import ui
 from pjai.app.reads import dashboard as reads
 from pjai.app.syncstatus import SyncReport
 from pjai.web.app import WebApp
-from pjai.web.live import failure_text
+from pjai.web.live import ShownKey, failure_card
 from pjai.web.views.dashboard_layout import card
 
 __all__ = ["POLL_INTERVAL_S", "PolledPanel", "sync", "system_health"]
@@ -30,9 +30,6 @@ POLL_INTERVAL_S = 2.0
 """How often the system cards read again."""
 
 T = TypeVar("T")
-
-_NOTHING = object()
-"""The key of a panel that shows no read (yet, or an error)."""
 
 _SPACING = 10
 """A read that took t seconds is not repeated before 10 t have passed since it started."""
@@ -79,8 +76,7 @@ class PolledPanel(ui.column, Generic[T]):
         self.name = name
         self._read = read
         self._render = render
-        self._key = key
-        self._shown: object = _NOTHING
+        self._shown = ShownKey(key)
         self._busy = False
         self._due = 0.0
         with self:
@@ -103,11 +99,8 @@ class PolledPanel(ui.column, Generic[T]):
             self._due = started + _SPACING * (clock() - started)
             if self.is_deleted:
                 return
-            if self._key is not None:
-                shown = self._key(found)
-                if shown is None or shown == self._shown:
-                    return
-                self._shown = shown
+            if not self._shown.changed(found):
+                return
             self._content.clear()
             with self._content:
                 self._render(found)
@@ -115,10 +108,9 @@ class PolledPanel(ui.column, Generic[T]):
             log.warning("panel %s failed", self.name, exc_info=exc)
             if self.is_deleted:
                 return
-            self._shown = _NOTHING
+            self._shown.forget()
             self._content.clear()
-            with self._content, ui.card().classes("w-full bg-red-1").props('data-panel-error=""'):
-                ui.label(f"{self.name}: {failure_text(exc)}").classes("text-negative")
+            with self._content, failure_card(self.name, exc):
                 ui.label("Reading again every few seconds.").classes("text-caption")
         finally:
             self._busy = False
