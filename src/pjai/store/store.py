@@ -245,19 +245,11 @@ class Store(Resource):
         touches a row a pending one reads or writes (:mod:`pjai.store.commute`), the
         upstream events are applied on top instead and the pending ones only move.
         """
-        with self._lock:
-            self._check_open()
-            if not self.sync:
-                raise StoreError("a standalone store confirms its own events; open with sync=True")
-            with self._write(f"rebasing onto {len(upstream)} upstream event(s)") as deliveries:
-                pending = self._pending_records()
-                result, pending = rebase(self, self._log, upstream, pending)
-            self._pending = pending
-            self._head = self._log.head()
-            self._confirmed = self._log.confirmed_head()
-        self._deliver(deliveries)
-        self._rebased(result)
-        return result
+        return self._rewrite(
+            f"rebasing onto {len(upstream)} upstream event(s)",
+            lambda: rebase(self, self._log, upstream, self._pending_records()),
+            refused="a standalone store confirms its own events; open with sync=True",
+        )
 
     def pending_after(
         self, upstream: Sequence[EventRecord], limit: int | None = None
@@ -282,13 +274,30 @@ class Store(Resource):
 
         The event stays in the audit trail (:meth:`rejected`) with ``reason``.
         """
+        return self._rewrite(
+            f"rejecting pending event {event_id}",
+            lambda: (discard(self, self._log, event_id, reason), None),
+            refused="only a synced store has pending events to reject",
+        )
+
+    def _rewrite(
+        self,
+        doing: str,
+        rewrite: Callable[[], tuple[RebaseResult, list[EventRecord] | None]],
+        *,
+        refused: str,
+    ) -> RebaseResult:
+        """Rewrite a synced store's pending history in one write (a standalone store
+        refuses, saying ``refused``): ``rewrite()`` says what it did and the pending
+        events it leaves (``None``: read them again when asked). Then deliver the live
+        queries and tell the rebase hooks."""
         with self._lock:
             self._check_open()
             if not self.sync:
-                raise StoreError("only a synced store has pending events to reject")
-            with self._write(f"rejecting pending event {event_id}") as deliveries:
-                result = discard(self, self._log, event_id, reason)
-            self._pending = None
+                raise StoreError(refused)
+            with self._write(doing) as deliveries:
+                result, pending = rewrite()
+            self._pending = pending
             self._head = self._log.head()
             self._confirmed = self._log.confirmed_head()
         self._deliver(deliveries)
