@@ -22,6 +22,7 @@ from pjai.cli.common import (
     leading_persona,
     named_fields,
     open_manager,
+    open_persona,
     parse_time,
     persona_and,
     print_json,
@@ -142,9 +143,9 @@ def create(
     persona_ref, name = persona_and(first, bookmark_name, persona)
     start, end = parse_time(time_from, "--from"), parse_time(time_to, "--to", end=True)
     span = _hours(hours)
-    with open_manager(data_dir) as manager:
+    with open_persona(data_dir, persona_ref) as (manager, persona_id):
         row = Bookmarks(manager).create(
-            resolve.persona_id(manager, persona_ref),
+            persona_id,
             name,
             description=description,
             time_from=start,
@@ -171,8 +172,8 @@ def add_preset(
 ) -> None:
     """Bookmark a preset: today, this_week, working_hours or hot_memories."""
     persona_ref, name = persona_and(first, preset, persona)
-    with open_manager(data_dir) as manager:
-        row = Bookmarks(manager).preset(resolve.persona_id(manager, persona_ref), name)
+    with open_persona(data_dir, persona_ref) as (manager, persona_id):
+        row = Bookmarks(manager).preset(persona_id, name)
     print_result(row._asdict(), as_json, f"Created bookmark {row.name} ({row.id}).")
 
 
@@ -185,8 +186,7 @@ def list_bookmarks(
     fmt: Format = "table",
 ) -> None:
     """A persona's bookmarks (by default the active one's) by name."""
-    with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, persona)
+    with open_persona(data_dir, persona) as (manager, persona_id):
         rows = Bookmarks(manager).list(persona_id)
     print_rows([r._asdict() for r in rows], _table(rows), fmt)
 
@@ -268,8 +268,7 @@ def start(
     as_json: JsonFlag = False,
 ) -> None:
     """Start a conversation with a persona (by default the active one); prints its id."""
-    with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, persona)
+    with open_persona(data_dir, persona) as (manager, persona_id):
         conversation_id = Conversations(manager).start(persona_id, title=title)
     if as_json:
         print_json({"conversation_id": conversation_id, "persona_id": persona_id})
@@ -306,8 +305,7 @@ def list_conversations(
     fmt: Format = "table",
 ) -> None:
     """A persona's conversations (by default the active one's), the latest started first."""
-    with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, persona)
+    with open_persona(data_dir, persona) as (manager, persona_id):
         rows = Conversations(manager).list(persona_id)
     table = Table(id_column(), "title", "started", "messages")
     for r in rows:

@@ -27,6 +27,7 @@ from rich.text import Text
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from pjai.app import DataDir as DataDirectory
+from pjai.app import resolve
 from pjai.app.times import typed_time
 from pjai.cli.grouped import option_group
 from pjai.cli.output import JsonFlag, TerminalConsole, console, print_table, shown
@@ -65,6 +66,7 @@ __all__ = [
     "named_fields",
     "one_persona",
     "open_manager",
+    "open_persona",
     "parse_time",
     "persona_and",
     "print_json",
@@ -309,6 +311,17 @@ def open_manager(
             manager = DataDirectory(data_dir).open(progress=progress, create=create, **options)
         with manager:
             yield manager
+
+
+@contextmanager
+def open_persona(
+    data_dir: Path, persona: str | None, *, deleted: bool = False
+) -> Iterator[tuple[HybridDatabaseManager, str]]:
+    """The data directory's manager (:func:`open_manager`) and the id of the persona a
+    command is about: the one given (its id, the start of it, or its name; with
+    ``deleted``, a deleted one), else the active one."""
+    with open_manager(data_dir) as manager:
+        yield manager, resolve.persona_id(manager, persona, deleted=deleted)
 
 
 def print_json(value: Any) -> None:

@@ -30,6 +30,7 @@ from pjai.cli.common import (
     console,
     named_fields,
     open_manager,
+    open_persona,
     print_json,
     print_result,
 )
@@ -201,9 +202,8 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Show a persona's settings and memory health."""
-    with open_manager(data_dir) as manager:
-        personas = Personas(manager)
-        report = personas.report(personas.resolve(persona))
+    with open_persona(data_dir, persona) as (manager, persona_id):
+        report = Personas(manager).report(persona_id)
     if as_json:
         print_json(report)
         return
@@ -236,10 +236,9 @@ def update(
 
     A change of a privacy setting is recorded in the audit trail with its old value.
     """
-    with open_manager(data_dir) as manager:
-        personas = Personas(manager, source="pjai persona update")
-        changed = personas.update(
-            personas.resolve(persona),
+    with open_persona(data_dir, persona) as (manager, persona_id):
+        changed = Personas(manager, source="pjai persona update").update(
+            persona_id,
             name=name,
             description=description,
             style=style,
@@ -264,9 +263,8 @@ def activate(
     as_json: JsonFlag = False,
 ) -> None:
     """Make a persona the active one: commands use it when no persona is given."""
-    with open_manager(data_dir) as manager:
-        personas = Personas(manager)
-        made = personas.activate(personas.resolve(persona))
+    with open_persona(data_dir, persona) as (manager, persona_id):
+        made = Personas(manager).activate(persona_id)
     print_result(made, as_json, f"Persona {made.name} ({made.id}) is now active.")
 
 
@@ -277,9 +275,8 @@ def deactivate(
     as_json: JsonFlag = False,
 ) -> None:
     """Make the active persona (or the one given) inactive: then no persona is active."""
-    with open_manager(data_dir) as manager:
-        personas = Personas(manager)
-        done = personas.deactivate(personas.resolve(persona))
+    with open_persona(data_dir, persona) as (manager, persona_id):
+        done = Personas(manager).deactivate(persona_id)
     print_result(
         done, as_json, f"Persona {done.name} ({done.id}) is no longer active; no persona is."
     )
@@ -296,9 +293,9 @@ def delete(
 
     Deleting the active persona asks first, unless --yes.
     """
-    with open_manager(data_dir) as manager:
+    with open_persona(data_dir, persona) as (manager, persona_id):
         personas = Personas(manager)
-        target = personas.get(personas.resolve(persona))
+        target = personas.get(persona_id)
         if target.is_active:
             confirmed(
                 f"{target.name} ({target.id}) is the active persona. Delete it and its memories?",
@@ -319,7 +316,6 @@ def restore(
     as_json: JsonFlag = False,
 ) -> None:
     """Bring back a deleted persona with the memories deleted with it (it stays inactive)."""
-    with open_manager(data_dir) as manager:
-        personas = Personas(manager)
-        back = personas.restore(personas.resolve(persona, deleted=True))
+    with open_persona(data_dir, persona, deleted=True) as (manager, persona_id):
+        back = Personas(manager).restore(persona_id)
     print_result(back, as_json, f"Restored persona {back.name} ({back.id}).")

@@ -17,6 +17,7 @@ from pjai.cli.common import (
     PersonaOpt,
     for_persona,
     open_manager,
+    open_persona,
     parse_span,
     progress_bar,
 )
@@ -129,8 +130,7 @@ def show_timeline(
     """A persona's memories (by default the active one's) per hour, day, week or month,
     with importance statistics."""
     start, end = parse_span(since, until, ("--since", "--until"), end_included=False)
-    with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, persona)
+    with open_persona(data_dir, persona) as (manager, persona_id):
         buckets = Memories(manager).timeline(persona_id, unit, start=start, end=end)
     print_rows(buckets, _buckets_table(unit, buckets), fmt)
 

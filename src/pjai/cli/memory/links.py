@@ -16,6 +16,7 @@ from pjai.cli.common import (
     a_number,
     for_persona,
     open_manager,
+    open_persona,
     print_result,
 )
 from pjai.cli.memory.options import MemoryArg
@@ -105,8 +106,7 @@ def auto_link(
     as_json: JsonFlag = False,
 ) -> None:
     """Link a persona's memories that are alike ("similar" links)."""
-    with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, persona)
+    with open_persona(data_dir, persona) as (manager, persona_id):
         made = Memories(manager).auto_link(
             persona_id, by=by, threshold=threshold, per_memory=per_memory
         )
@@ -146,8 +146,7 @@ def decay_links(
     as_json: JsonFlag = False,
 ) -> None:
     """Weaken a persona's links by their decay rates; drop those that fall too weak."""
-    with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, persona)
+    with open_persona(data_dir, persona) as (manager, persona_id):
         removed = Memories(manager).decay_links(persona_id, days)
     summary = {"days": days, "removed": removed}
     print_result(summary, as_json, f"Decayed links by {number(days)} day(s); removed {removed}.")

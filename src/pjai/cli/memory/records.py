@@ -20,6 +20,7 @@ from pjai.cli.common import (
     for_persona,
     leading_persona,
     open_manager,
+    open_persona,
     parse_span,
     parse_time,
     persona_and,
@@ -76,8 +77,7 @@ def add(
         "occurred_at": parse_time(occurred_at, "--occurred-at"),
         "memory_id": memory_id,
     }
-    with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, persona_ref)
+    with open_persona(data_dir, persona_ref) as (manager, persona_id):
         change = Memories(manager).add(persona_id, text, **fields)
     memory = change.memory
     pinned = ", pinned" if memory.pinned else ""
@@ -137,8 +137,7 @@ def list_memories(
         include_deleted=deleted,
     )
     sort = cast("MemoryOrder", order)  # checked above
-    with open_manager(data_dir) as manager:
-        persona_id = resolve.persona_id(manager, persona)
+    with open_persona(data_dir, persona) as (manager, persona_id):
         where = msgspec.structs.replace(where, persona_id=persona_id)
         service = Memories(manager)
         found = service.list(where, order=sort, limit=limit)
