@@ -7,7 +7,6 @@ from typing import Annotated, cast
 import msgspec
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from pjai.app import Memories, resolve
 from pjai.cli.common import (
@@ -26,23 +25,14 @@ from pjai.cli.memory.options import (
     AllFlag,
     Filters,
     Limit,
+    MemoryRow,
     Since,
     Until,
     filtered,
+    memories_table,
     tier_text,
 )
-from pjai.cli.output import (
-    Format,
-    clipped,
-    content_column,
-    id_column,
-    listing,
-    number,
-    print_rows,
-    short_column,
-    when,
-    wide_terminal,
-)
+from pjai.cli.output import Format, listing, number, print_rows
 from pjai.memory import Bucket, SearchFilter, SearchHit
 from pjai.memory.search import Method
 from pjai.memory.timeline import Unit
@@ -98,23 +88,22 @@ def search_memories(
 
 
 def _hits_table(hits: list[SearchHit], pending: frozenset[str]) -> Table:
-    """Search hits as a table: id, score, tier, when, name and content; at a narrow
-    terminal id, score, tier and content (as :func:`memory_table` does)."""
-    wide = wide_terminal()
-    columns = [id_column(), short_column("score"), short_column("tier")]
-    if wide:
-        columns += [short_column("happened"), content_column("name", 30)]
-    table = Table(*columns, content_column())
-    for h in hits:
-        cells: list[str | Text] = [
-            h.memory_id,
-            number(h.score),
-            tier_text(h.tier, pending=h.memory_id in pending),
-        ]
-        if wide:
-            cells += [when(h.occurred_at), clipped(h.name)]
-        table.add_row(*cells, clipped(h.content))
-    return table
+    """Search hits as a table (:func:`memories_table`): id, score, tier, when, name and
+    content."""
+    return memories_table(
+        ("score", "tier"),
+        (
+            MemoryRow(
+                h.memory_id,
+                number(h.score),
+                tier_text(h.tier, pending=h.memory_id in pending),
+                h.occurred_at,
+                h.name,
+                h.content,
+            )
+            for h in hits
+        ),
+    )
 
 
 @listing

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, NamedTuple
 
 import typer
 from rich.table import Table
@@ -38,9 +39,11 @@ __all__ = [
     "Filters",
     "Limit",
     "MemoryArg",
+    "MemoryRow",
     "Since",
     "Until",
     "filtered",
+    "memories_table",
     "memory_table",
     "moves_text",
     "refused_text",
@@ -110,21 +113,51 @@ def tier_text(tier: str, *, pinned: bool = False, pending: bool = False) -> str:
     return f"{tier} ({', '.join(marks)})" if marks else tier
 
 
-def memory_table(memories: list[Memory], pending: Collection[str] = ()) -> Table:
-    """Memories as a table: id, tier (``pinned``, ``pending`` said there), importance,
-    when, name and content; at a narrow terminal id, tier, importance and content."""
+class MemoryRow(NamedTuple):
+    """A memory's line in a table (:func:`memories_table`): its id, two short facts
+    about it (a tier, a score...), and when it happened, its name and its content."""
+
+    memory_id: str
+    first: str
+    second: str
+    occurred_at: datetime
+    name: str
+    content: str
+
+
+def memories_table(headers: tuple[str, str], rows: Iterable[MemoryRow]) -> Table:
+    """Memories as a table: id, the two short columns ``headers`` names, when, name and
+    content; at a narrow terminal id, the two short columns and content."""
     wide = wide_terminal()
-    columns = [id_column(), short_column("tier"), short_column("importance")]
+    columns = [id_column(), *map(short_column, headers)]
     if wide:
         columns += [short_column("happened"), content_column("name", 30)]
     table = Table(*columns, content_column())
-    for m in memories:
-        tier = tier_text(m.tier, pinned=m.pinned, pending=m.id in pending)
-        cells: list[str | Text] = [m.id, tier, number(m.importance)]
+    for row in rows:
+        cells: list[str | Text] = [row.memory_id, row.first, row.second]
         if wide:
-            cells += [when(m.occurred_at), clipped(m.name)]
-        table.add_row(*cells, clipped(m.content))
+            cells += [when(row.occurred_at), clipped(row.name)]
+        table.add_row(*cells, clipped(row.content))
     return table
+
+
+def memory_table(memories: list[Memory], pending: Collection[str] = ()) -> Table:
+    """Memories as a table (:func:`memories_table`): id, tier (``pinned``, ``pending``
+    said there), importance, when, name and content."""
+    return memories_table(
+        ("tier", "importance"),
+        (
+            MemoryRow(
+                m.id,
+                tier_text(m.tier, pinned=m.pinned, pending=m.id in pending),
+                number(m.importance),
+                m.occurred_at,
+                m.name,
+                m.content,
+            )
+            for m in memories
+        ),
+    )
 
 
 SHOWN_MOVES = 20
