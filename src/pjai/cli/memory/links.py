@@ -21,12 +21,19 @@ from pjai.cli.common import (
 )
 from pjai.cli.memory.options import MemoryArg
 from pjai.cli.output import Format, id_column, listing, number, print_rows
+from pjai.hybrid import HybridDatabaseManager
 from pjai.schema.links import LinkKind
 
 __all__ = ["auto_link", "decay_links", "link", "show_neighbours", "unlink"]
 
 SourceArg = Annotated[str, typer.Argument(help="The memory the link starts at (id or start).")]
 TargetArg = Annotated[str, typer.Argument(help="The memory it points to (id or start).")]
+
+
+def _ends(manager: HybridDatabaseManager, source: str, target: str) -> tuple[str, str]:
+    """The ids of the memories a link starts and ends at, each typed as an id or the
+    start of one."""
+    return resolve.memory_id(manager, source), resolve.memory_id(manager, target)
 
 
 def link(
@@ -41,8 +48,7 @@ def link(
 ) -> None:
     """Link two memories of one persona."""
     with open_manager(data_dir) as manager:
-        source_id = resolve.memory_id(manager, source_id)
-        target_id = resolve.memory_id(manager, target_id)
+        source_id, target_id = _ends(manager, source_id, target_id)
         made = Memories(manager).link(
             source_id,
             target_id,
@@ -63,8 +69,7 @@ def unlink(
 ) -> None:
     """Remove a link."""
     with open_manager(data_dir) as manager:
-        source_id = resolve.memory_id(manager, source_id)
-        target_id = resolve.memory_id(manager, target_id)
+        source_id, target_id = _ends(manager, source_id, target_id)
         Memories(manager).unlink(source_id, target_id, kind)
     removed = {"source_id": source_id, "target_id": target_id, "kind": kind}
     print_result(removed, as_json, f"Unlinked {source_id} → {target_id} ({kind}).")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, cast
 
 import msgspec
@@ -153,11 +155,7 @@ def show(
 ) -> None:
     """Show a memory with its links (records nothing; pjai memory open counts an
     access)."""
-    with open_manager(data_dir) as manager:
-        service = Memories(manager)
-        view = service.show(resolve.memory_id(manager, memory_id))
-        pending = view.memory.id in service.pending()
-    _print_view(view, as_json, pending)
+    _print_view(*_viewed(data_dir, memory_id, Memories.show), as_json)
 
 
 def open_memory(
@@ -166,14 +164,21 @@ def open_memory(
     as_json: JsonFlag = False,
 ) -> None:
     """Open a memory: counted as an access (it ranks higher), shown with its links."""
+    _print_view(*_viewed(data_dir, memory_id, Memories.open), as_json)
+
+
+def _viewed(
+    data_dir: Path, memory_id: str, look: Callable[[Memories, str], MemoryView]
+) -> tuple[MemoryView, bool]:
+    """The memory ``memory_id`` names as ``look`` (``Memories.show``, ``Memories.open``)
+    returns it, and whether the sync server has yet to confirm a change of it."""
     with open_manager(data_dir) as manager:
         service = Memories(manager)
-        view = service.open(resolve.memory_id(manager, memory_id))
-        pending = view.memory.id in service.pending()
-    _print_view(view, as_json, pending)
+        view = look(service, resolve.memory_id(manager, memory_id))
+        return view, view.memory.id in service.pending()
 
 
-def _print_view(view: MemoryView, as_json: bool, pending: bool) -> None:
+def _print_view(view: MemoryView, pending: bool, as_json: bool) -> None:
     memory = view.memory
     if as_json:
         links = [link._asdict() for link in view.links]
