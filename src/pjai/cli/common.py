@@ -49,6 +49,7 @@ __all__ = [
     "PersonaArg",
     "PersonaOpt",
     "PersonaRef",
+    "PortOpt",
     "TagOpt",
     "TierOpt",
     "TypeOpt",
@@ -133,6 +134,10 @@ ValueAfterPersona = Annotated[str | None, typer.Argument(hidden=True)]
 """The second of ``[PERSONA] VALUE`` arguments: the value, when the persona comes first."""
 ConversationArg = Annotated[str, typer.Argument(help="The conversation's id, or the start of it.")]
 YesFlag = Annotated[bool, typer.Option("--yes", "-y", help="Do it without asking.")]
+PortOpt = Annotated[
+    int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free one.")
+]
+"""``--port`` of a server (the web app, the sync server); each gives its own default."""
 
 errors = TerminalConsole(stderr=True, markup=False, emoji=False)
 

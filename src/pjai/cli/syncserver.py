@@ -20,6 +20,7 @@ from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
     JsonFlag,
+    PortOpt,
     console,
     errors,
     fail,
@@ -140,9 +141,7 @@ def _rate(help_: str) -> Any:  # typer.Option says it returns Any
 def serve(
     db: DbOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free one.")
-    ] = 8765,
+    port: PortOpt = 8765,
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="Accept clients without a token (trusted networks).")
     ] = False,

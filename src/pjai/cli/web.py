@@ -17,6 +17,7 @@ from pjai.cli.common import (
     DEFAULT_DATA_DIR,
     DataDirOption,
     JsonFlag,
+    PortOpt,
     console,
     data_directory,
     interactive,
@@ -47,9 +48,7 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Address to listen on; off loopback a login is required.")
     ] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free one.")
-    ] = 8080,
+    port: PortOpt = 8080,
     session_hours: Annotated[
         float,
         typer.Option(
