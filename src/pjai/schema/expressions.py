@@ -8,6 +8,7 @@ understands. Times are read in UTC on every backend, whatever the session's time
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar, get_args
 
 from sqlalchemy import Boolean, Integer, String, case, exists, extract, func, literal, select
@@ -59,6 +60,27 @@ def in_parts(items: list[_T], size: int = IDS_PER_QUERY) -> list[list[_T]]:
 def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     """An aggregate: how many rows meet ``condition`` (0 when none, never NULL)."""
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+_Spell = Callable[..., str]
+
+
+def _compiles_from_arguments(
+    function: type[FunctionElement[Any]], *dialects: str
+) -> Callable[[_Spell], _Spell]:
+    """Compile ``function`` (for ``dialects``, or for any dialect) with the decorated
+    spelling, which takes the SQL text of each of the function's arguments."""
+
+    def register(spell: _Spell) -> _Spell:
+        def compile_(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
+            return spell(
+                *(compiler.process(argument, **kw) for argument in element.clauses.clauses)
+            )
+
+        compiles(function, *dialects)(compile_)
+        return spell
+
+    return register
 
 
 # Lower-case class names, as SQLAlchemy's own SQL functions (func.count, ...).
@@ -119,9 +141,8 @@ class contains_text(FunctionElement[bool]):
     name = "contains_text"
 
 
-@compiles(contains_text)
-def _contains_text_sqlite(element: contains_text, compiler: SQLCompiler, **kw: Any) -> str:
-    text, part = (compiler.process(c, **kw) for c in element.clauses.clauses)
+@_compiles_from_arguments(contains_text)
+def _contains_text_sqlite(text: str, part: str) -> str:
     return f"instr(pjai_lower({text}), pjai_lower({part})) > 0"
 
 
@@ -138,14 +159,13 @@ def _utf8_text(text: str) -> str:
 _FROM, _TO = (_utf8_text("".join(side)) for side in zip(*_ONE_BY_ONE_PAIRS.items(), strict=True))
 
 
-@compiles(contains_text, "postgresql")
-def _contains_text_postgresql(element: contains_text, compiler: SQLCompiler, **kw: Any) -> str:
+@_compiles_from_arguments(contains_text, "postgresql")
+def _contains_text_postgresql(text: str, part: str) -> str:
     # PJai's text columns compare by code point (collation "C"), under which lower()
     # folds ASCII letters only: case is folded as the database's own collation does,
     # one character at a time as fold_case() says. An ICU collation's lower() makes a
     # capital I with a dot two characters and a capital sigma ending a word the final
     # sigma, so those two are mapped first.
-    text, part = (compiler.process(c, **kw) for c in element.clauses.clauses)
     folded = [
         f'lower(translate(({value}) COLLATE "default", {_FROM}, {_TO}))' for value in (text, part)
     ]
@@ -166,10 +186,9 @@ def _utc_hour_sqlite(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str
     return compiler.process(extract("hour", time), **kw)
 
 
-@compiles(utc_hour, "postgresql")
-def _utc_hour_postgresql(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
-    (time,) = element.clauses.clauses
-    return f"CAST(EXTRACT(HOUR FROM timezone('UTC', {compiler.process(time, **kw)})) AS INTEGER)"
+@_compiles_from_arguments(utc_hour, "postgresql")
+def _utc_hour_postgresql(time: str) -> str:
+    return f"CAST(EXTRACT(HOUR FROM timezone('UTC', {time})) AS INTEGER)"
 
 
 class time_bucket(ColumnElement[str]):
@@ -210,19 +229,16 @@ class importance_decile(FunctionElement[int]):
     name = "importance_decile"
 
 
-@compiles(importance_decile)
-def _decile_sqlite(element: importance_decile, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = element.clauses.clauses
+@_compiles_from_arguments(importance_decile)
+def _decile_sqlite(importance: str) -> str:
     # SQLite's CAST truncates; its two-argument min() is the smaller value.
-    return f"min(CAST({compiler.process(value, **kw)} * 10 AS INTEGER), 9)"
+    return f"min(CAST({importance} * 10 AS INTEGER), 9)"
 
 
-@compiles(importance_decile, "postgresql")
-def _decile_postgresql(element: importance_decile, compiler: SQLCompiler, **kw: Any) -> str:
-    (value,) = element.clauses.clauses
+@_compiles_from_arguments(importance_decile, "postgresql")
+def _decile_postgresql(importance: str) -> str:
     # PostgreSQL's CAST rounds, so floor() first. Not least(..., 9): it skips NULL, which
     # would give no importance (the row of a persona without memories) decile 9.
-    importance = compiler.process(value, **kw)
     return (
         f"CASE WHEN {importance} >= 0.9 THEN 9 ELSE CAST(floor({importance} * 10) AS INTEGER) END"
     )
@@ -267,16 +283,13 @@ class memory_id_of_message(FunctionElement[str]):
     name = "memory_id_of_message"
 
 
-@compiles(memory_id_of_message)
-def _memory_id_sqlite(element: memory_id_of_message, compiler: SQLCompiler, **kw: Any) -> str:
-    (message_id,) = element.clauses.clauses
-    return f"pjai_message_memory_id({compiler.process(message_id, **kw)})"
+@_compiles_from_arguments(memory_id_of_message)
+def _memory_id_sqlite(message_id: str) -> str:
+    return f"pjai_message_memory_id({message_id})"
 
 
-@compiles(memory_id_of_message, "postgresql")
-def _memory_id_postgresql(element: memory_id_of_message, compiler: SQLCompiler, **kw: Any) -> str:
-    (message_id,) = element.clauses.clauses
-    given = compiler.process(message_id, **kw)
+@_compiles_from_arguments(memory_id_of_message, "postgresql")
+def _memory_id_postgresql(given: str) -> str:
     # The bytes hashed are the id's UTF-8, whatever the server's encoding.
     return (
         f"CASE WHEN char_length({given}) <= {_PLAIN_MAX} THEN {given} || '{_MEMORY_SUFFIX}' "
