@@ -199,12 +199,13 @@ class PersonaCreated(Event, frozen=True, kw_only=True):
     privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
+        return self._insert(ctx.at, ctx.at)
+
+    def _insert(self, created_at: datetime, updated_at: datetime) -> list[Op]:
+        """The insert of the persona with these times, once its id and memory are checked."""
         _check_id(self.NAME, self.persona_id)
         _check_memory(self.NAME, self.memory)
-        return [Insert("personas", self._row(ctx.at, ctx.at))]
-
-    def _row(self, created_at: datetime, updated_at: datetime) -> dict[str, Any]:
-        return {
+        row = {
             "id": self.persona_id,
             "name": self.name,
             "description": self.description,
@@ -217,6 +218,7 @@ class PersonaCreated(Event, frozen=True, kw_only=True):
             "updated_at": updated_at,
             "deleted_at": None,
         }
+        return [Insert("personas", row)]
 
 
 class PersonaImported(PersonaCreated, frozen=True, kw_only=True):
@@ -233,9 +235,7 @@ class PersonaImported(PersonaCreated, frozen=True, kw_only=True):
     updated_at: UtcDatetime
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        _check_id(self.NAME, self.persona_id)
-        _check_memory(self.NAME, self.memory)
-        return [Insert("personas", self._row(self.created_at, self.updated_at))]
+        return self._insert(self.created_at, self.updated_at)
 
 
 def creations(event_types: Iterable[type[Event]]) -> frozenset[str]:
