@@ -9,16 +9,11 @@ from msgspec import UNSET, UnsetType
 from pjai.errors import EventValidationError
 from pjai.schema.event import Context, Event
 from pjai.schema.fields import DayRate, Days, Id, LinkKind, UnitInterval
+from pjai.schema.memories import require_live_memory
 from pjai.schema.ops import Decayed, Delete, Greatest, Insert, Missing, Op, Update
 from pjai.schema.updates import set_fields, stamped
 
 __all__ = ["LinkKind", "MemoryLinkUpdated", "MemoryLinked", "MemoryLinksDecayed", "MemoryUnlinked"]
-
-
-def _live_memory(memory_id: str, persona_id: str, field: str) -> Update:
-    where = {"id": memory_id, "persona_id": persona_id, "deleted_at": None}
-    missing = Missing(field, "persona {0!r} has no live memory {1!r}", (persona_id, memory_id))
-    return Update("memories", where, {}, missing)
 
 
 def _key(persona_id: str, source_id: str, target_id: str, kind: str) -> dict[str, str]:
@@ -57,8 +52,8 @@ class MemoryLinked(Event, frozen=True, kw_only=True):
             "updated_at": ctx.at,
         }
         return [
-            _live_memory(self.source_id, self.persona_id, "source_id"),
-            _live_memory(self.target_id, self.persona_id, "target_id"),
+            require_live_memory(self.source_id, self.persona_id, "source_id"),
+            require_live_memory(self.target_id, self.persona_id, "target_id"),
             Insert("memory_links", values),
         ]
 

@@ -63,11 +63,18 @@ def _memory(memory_id: str, persona_id: str, *, deleted: bool = False) -> dict[s
     return {"id": memory_id, "persona_id": persona_id, "deleted_at": NOT_NULL if deleted else None}
 
 
-def _no_memory(memory_id: str, persona_id: str, *, deleted: bool = False) -> Missing:
+def _no_memory(
+    memory_id: str, persona_id: str, *, deleted: bool = False, field: str = "memory_id"
+) -> Missing:
     state = "deleted" if deleted else "live"
-    return Missing(
-        "memory_id", "persona {0!r} has no {1} memory {2!r}", (persona_id, state, memory_id)
-    )
+    return Missing(field, "persona {0!r} has no {1} memory {2!r}", (persona_id, state, memory_id))
+
+
+def require_live_memory(memory_id: str, persona_id: str, field: str = "memory_id") -> Update:
+    """A check that the persona's memory ``memory_id`` exists and is not deleted; the
+    event's ``field`` gave the id."""
+    missing = _no_memory(memory_id, persona_id, field=field)
+    return Update("memories", _memory(memory_id, persona_id), {}, missing)
 
 
 def _update_memory(
