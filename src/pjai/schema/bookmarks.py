@@ -13,7 +13,7 @@ from pjai.schema.event import Context, Event
 from pjai.schema.fields import Colour, Id, MemoryType, Name, Tag, Tier, UnitInterval, UtcDatetime
 from pjai.schema.ops import Insert, Missing, Op, Update
 from pjai.schema.personas import require_live_persona
-from pjai.schema.updates import set_fields, stamped
+from pjai.schema.updates import set_fields, soft_deleted, stamped
 
 __all__ = [
     "BookmarkCreated",
@@ -140,5 +140,4 @@ class BookmarkDeleted(Event, frozen=True, kw_only=True):
     persona_id: Id
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        values = {"deleted_at": ctx.at, "updated_at": ctx.at}
-        return [_update_bookmark(self.bookmark_id, self.persona_id, values)]
+        return [_update_bookmark(self.bookmark_id, self.persona_id, soft_deleted(ctx.at))]

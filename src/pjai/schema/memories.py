@@ -42,7 +42,7 @@ from pjai.schema.ops import (
     Update,
 )
 from pjai.schema.personas import require_live_persona
-from pjai.schema.updates import set_fields, stamped
+from pjai.schema.updates import set_fields, soft_deleted, stamped, undeleted
 
 __all__ = [
     "MemoryAccessed",
@@ -263,8 +263,7 @@ class MemoryDeleted(Event, frozen=True, kw_only=True):
     persona_id: Id
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        values = {"deleted_at": ctx.at, "updated_at": ctx.at}
-        return [_update_memory(self.memory_id, self.persona_id, values)]
+        return [_update_memory(self.memory_id, self.persona_id, soft_deleted(ctx.at))]
 
 
 class MemoryRestored(Event, frozen=True, kw_only=True):
@@ -276,6 +275,6 @@ class MemoryRestored(Event, frozen=True, kw_only=True):
     persona_id: Id
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        values = {"deleted_at": None, "updated_at": ctx.at}
+        values = undeleted(ctx.at)
         restored = _update_memory(self.memory_id, self.persona_id, values, deleted=True)
         return [require_live_persona(self.persona_id), restored]

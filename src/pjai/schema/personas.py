@@ -24,7 +24,7 @@ from pjai.schema.fields import (
     UtcDatetime,
 )
 from pjai.schema.ops import NOT_NULL, Delete, Insert, Missing, Op, Update
-from pjai.schema.updates import set_fields, stamped
+from pjai.schema.updates import set_fields, soft_deleted, stamped, undeleted
 
 __all__ = [
     "ERASED_TABLES",
@@ -308,11 +308,10 @@ class PersonaDeleted(Event, frozen=True, kw_only=True):
     persona_id: Id
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
-        persona = {"is_active": False, "deleted_at": ctx.at, "updated_at": ctx.at}
-        memories = {"deleted_at": ctx.at, "updated_at": ctx.at}
+        deleted = soft_deleted(ctx.at)
         return [
-            _update_persona(self.persona_id, persona),
-            Update("memories", {"persona_id": self.persona_id, "deleted_at": None}, memories),
+            _update_persona(self.persona_id, {"is_active": False, **deleted}),
+            Update("memories", {"persona_id": self.persona_id, "deleted_at": None}, deleted),
         ]
 
 
@@ -360,7 +359,7 @@ class PersonaRestored(Event, frozen=True, kw_only=True):
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
         missing = Missing("persona_id", "no deleted persona {0!r}", (self.persona_id,))
-        restored = {"deleted_at": None, "updated_at": ctx.at}
+        restored = undeleted(ctx.at)
         return [
             Update("personas", {"id": self.persona_id, "deleted_at": NOT_NULL}, restored, missing),
             Update(
