@@ -79,39 +79,40 @@ def plain_text(value: Any) -> Any:
     return value.text if isinstance(value, Compressed) else value
 
 
-def _sqlite_converter(column_type: object) -> Convert | None:
-    if isinstance(column_type, Timestamp):
-        return to_iso
-    if isinstance(column_type, JsonDocument):
-        return _to_json
-    if isinstance(column_type, Boolean):
-        return int
-    if isinstance(column_type, CompressibleText):
-        return _sqlite_stored_text
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class Flavor:
     """How one backend spells op statements and stores Python values.
 
-    ``compress`` and ``decompress`` spell a column's value turned into (or out of) its
-    compressed form, ``{c}`` standing for the column.
+    ``stores`` pairs column types with what turns a Python value into the value stored
+    in a column of that type (the first pair whose type the column's is). ``compress``
+    and ``decompress`` spell a column's value turned into (or out of) its compressed
+    form, ``{c}`` standing for the column.
     """
 
     name: str
     placeholder: str
     greatest: str
-    converter: Callable[[object], Convert | None]
+    stores: tuple[tuple[type[Any], Convert], ...]
     compress: str = "{c}"
     decompress: str = "{c}"
+
+    def converter(self, column_type: object) -> Convert | None:
+        """What stores a value in a column of ``column_type``; ``None``: the value as is."""
+        return next(
+            (convert for kind, convert in self.stores if isinstance(column_type, kind)), None
+        )
 
 
 SQLITE = Flavor(
     "sqlite",
     "?",
     "max",
-    _sqlite_converter,
+    (
+        (Timestamp, to_iso),
+        (JsonDocument, _to_json),
+        (Boolean, int),
+        (CompressibleText, _sqlite_stored_text),
+    ),
     compress="pjai_compress({c})",
     decompress="pjai_text({c})",
 )

@@ -26,7 +26,7 @@ from pjai.errors import (
     SqlUnavailableError,
 )
 from pjai.schema.ops import Op
-from pjai.schema.render import Convert, Flavor, duplicate_row_error, plain_text
+from pjai.schema.render import Flavor, duplicate_row_error, plain_text
 from pjai.schema.types import CompressibleText, JsonDocument, Timestamp
 from pjai.sql.backend import Statement, driver_error
 
@@ -42,19 +42,14 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _converter(column_type: object) -> Convert | None:
+POSTGRESQL = Flavor(
+    "postgresql",
+    "%s",
+    "greatest",
     # psycopg adapts booleans itself; JSON needs saying, and long text is compressed
     # by PostgreSQL (TOAST), so compressed text is stored as text.
-    if isinstance(column_type, Timestamp):
-        return _utc
-    if isinstance(column_type, JsonDocument):
-        return Jsonb
-    if isinstance(column_type, CompressibleText):
-        return plain_text
-    return None
-
-
-POSTGRESQL = Flavor("postgresql", "%s", "greatest", _converter)
+    ((Timestamp, _utc), (JsonDocument, Jsonb), (CompressibleText, plain_text)),
+)
 
 
 COPY_ROWS = 64
