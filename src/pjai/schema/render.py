@@ -302,7 +302,7 @@ class OpRenderer:
         if cached is None:
             convert = self._table(op.table)
             for column in key[1]:
-                self._value(convert, op.table, column, None)
+                self._column(convert, op.table, column)
             sql = self._sql_for(("insert", *key))
             cached = self._inserts[key] = (sql, [convert[c] for c in key[1]])
         sql, converters = cached
@@ -318,10 +318,16 @@ class OpRenderer:
             raise BadOp(f"op names unknown table {table!r}")
         return convert
 
-    def _value(self, convert: Mapping[str, Convert | None], table: str, column: str, v: Any) -> Any:
+    def _column(
+        self, convert: Mapping[str, Convert | None], table: str, column: str
+    ) -> Convert | None:
+        """How ``column`` of ``table`` stores a value; raises :class:`BadOp` if none."""
         if column not in convert:
             raise BadOp(f"op names unknown column {table}.{column}")
-        fn = convert[column]
+        return convert[column]
+
+    def _value(self, convert: Mapping[str, Convert | None], table: str, column: str, v: Any) -> Any:
+        fn = self._column(convert, table, column)
         return v if v is None or fn is None else fn(v)
 
     def _set_shape(
@@ -348,14 +354,14 @@ class OpRenderer:
                 shape.append((column, "ifnull"))
                 params.append(self._value(convert, table, column, value.value))
             elif isinstance(value, Compress | Decompress):
-                self._value(convert, table, column, None)
+                self._column(convert, table, column)
                 shape.append((column, "compress" if isinstance(value, Compress) else "decompress"))
             elif isinstance(value, TextForTier):
-                self._value(convert, table, column, None)
+                self._column(convert, table, column)
                 shape.append((column, "tiertext"))
                 params.extend((value.text, value.text))
             elif isinstance(value, Decayed):
-                self._value(convert, table, value.rate_column, None)
+                self._column(convert, table, value.rate_column)
                 shape.append((column, f"decay:{value.rate_column}"))
                 params.extend((value.days, value.days))
             else:
@@ -372,15 +378,14 @@ class OpRenderer:
     ) -> list[tuple[str, str]]:
         shape = []
         for column, value in where.items():
-            if column not in convert:
-                raise BadOp(f"op names unknown column {table}.{column}")
+            fn = self._column(convert, table, column)
             if value is None:
                 shape.append((column, "null"))
             elif value is NOT_NULL:
                 shape.append((column, "notnull"))
             else:
                 shape.append((column, "eq"))
-                params.append(self._value(convert, table, column, value))
+                params.append(value if fn is None else fn(value))
         return shape
 
     def _assignment(self, column: str, kind: str) -> str:
