@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from sqlalchemy import Boolean, MetaData, Table
@@ -52,6 +52,7 @@ __all__ = [
     "Flavor",
     "OpRenderer",
     "Statement",
+    "Violation",
     "batched",
     "duplicate_row_error",
     "is_check",
@@ -59,6 +60,7 @@ __all__ = [
     "quote",
     "sqlite_constraint_error",
     "sqlite_functions",
+    "violation_error",
     "writes",
 ]
 
@@ -431,15 +433,34 @@ def duplicate_row_error(event: str, op: Op, columns: Sequence[str]) -> Materiali
     return MaterializationError(event, f"a {noun} with {key} exists")
 
 
+Violation = Literal["foreign key", "check", "not null", "other"]
+"""The kinds of constraint a backend names apart (a unique one: :func:`duplicate_row_error`)."""
+
+
+def violation_error(
+    event: str, op: Op, violated: Violation, detail: object
+) -> MaterializationError:
+    """An op that broke a constraint of its table, named alike on every backend:
+    ``detail`` is the rule's name (``check``), the column (``not null``) or the
+    database's words (``other``)."""
+    table = op.table
+    if violated == "foreign key":
+        return MaterializationError(event, f"{table} row refers to a row that does not exist")
+    if violated == "check":
+        return MaterializationError(event, f"violates {table} rule {detail}")
+    if violated == "not null":
+        return MaterializationError(event, f"{table}.{detail} must not be NULL", field=str(detail))
+    return MaterializationError(event, f"violates a constraint of {table}: {detail}")
+
+
 def sqlite_constraint_error(event: str, op: Op, message: str) -> MaterializationError:
     """Name what an SQLite constraint message says the event violated."""
     if "UNIQUE" in message and (m := _FAILED_COLUMNS.search(message)):
         return duplicate_row_error(event, op, [c.split(".")[-1] for c in m["columns"].split(", ")])
     if "FOREIGN KEY" in message:
-        return MaterializationError(event, f"{op.table} row refers to a row that does not exist")
+        return violation_error(event, op, "foreign key", message)
     if (m := _FAILED_CHECK.search(message)) is not None:
-        return MaterializationError(event, f"violates {op.table} rule {m['name']}")
+        return violation_error(event, op, "check", m["name"])
     if "NOT NULL" in message and (m := _FAILED_COLUMNS.search(message)):
-        column = m["columns"].split(".")[-1]
-        return MaterializationError(event, f"{op.table}.{column} must not be NULL", field=column)
-    return MaterializationError(event, f"violates a constraint of {op.table}: {message}")
+        return violation_error(event, op, "not null", m["columns"].split(".")[-1])
+    return violation_error(event, op, "other", message)

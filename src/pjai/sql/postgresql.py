@@ -26,7 +26,7 @@ from pjai.errors import (
     SqlUnavailableError,
 )
 from pjai.schema.ops import Op
-from pjai.schema.render import Flavor, duplicate_row_error, plain_text
+from pjai.schema.render import Flavor, duplicate_row_error, plain_text, violation_error
 from pjai.schema.types import CompressibleText, JsonDocument, Timestamp
 from pjai.sql.backend import Statement, driver_error
 
@@ -147,17 +147,12 @@ class PostgresBackend:
                 event, f"{op.table} already has that row ({diag.message_detail})"
             )
         if isinstance(cause, pg.ForeignKeyViolation):
-            return MaterializationError(
-                event, f"{op.table} row refers to a row that does not exist"
-            )
+            return violation_error(event, op, "foreign key", cause)
         if isinstance(cause, pg.CheckViolation):
-            return MaterializationError(event, f"violates {op.table} rule {diag.constraint_name}")
+            return violation_error(event, op, "check", diag.constraint_name)
         if isinstance(cause, pg.NotNullViolation):
-            column = diag.column_name or "?"
-            return MaterializationError(
-                event, f"{op.table}.{column} must not be NULL", field=column
-            )
-        return MaterializationError(event, f"violates a constraint of {op.table}: {cause}")
+            return violation_error(event, op, "not null", diag.column_name or "?")
+        return violation_error(event, op, "other", cause)
 
     def translate(self, error: BaseException, doing: str) -> PjaiError:
         cause = driver_error(error)
