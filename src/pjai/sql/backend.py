@@ -12,7 +12,7 @@ from pjai.errors import ConfigError, MaterializationError, PjaiError
 from pjai.schema.ops import Op
 from pjai.schema.render import Flavor, Statement
 
-__all__ = ["Backend", "Statement", "backend_for", "driver_error"]
+__all__ = ["Backend", "Statement", "backend_for", "driver_error", "matched"]
 
 
 class Backend(Protocol):
@@ -52,6 +52,13 @@ class Backend(Protocol):
 
     def database_bytes(self, conn: Connection) -> int:
         """Bytes the database takes on disk."""
+
+
+def matched(cursor: Any, check: bool) -> int:
+    """What a statement just run on ``cursor`` answers (see :meth:`Backend.run`): for a
+    check, whether it found its row; otherwise the rows it changed (0 when the driver
+    cannot say)."""
+    return (cursor.fetchone() is not None) if check else max(cursor.rowcount, 0)
 
 
 def driver_error(error: BaseException) -> BaseException:

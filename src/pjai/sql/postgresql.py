@@ -28,7 +28,7 @@ from pjai.errors import (
 from pjai.schema.ops import Op
 from pjai.schema.render import Flavor, duplicate_row_error, plain_text, violation_error
 from pjai.schema.types import CompressibleText, JsonDocument, Timestamp
-from pjai.sql.backend import Statement, driver_error
+from pjai.sql.backend import Statement, driver_error, matched
 
 __all__ = ["POSTGRESQL", "PostgresBackend"]
 
@@ -78,7 +78,7 @@ def _pipelined(conn: psycopg.Connection[Any], statements: Sequence[Statement]) -
                 cursor.executemany(sql, rows)
                 cursors.append(cursor)
     return [
-        (cursor.fetchone() is not None) if check else max(cursor.rowcount, 0)
+        matched(cursor, check)
         for cursor, (_sql, _rows, check) in zip(cursors, statements, strict=True)
     ]
 
@@ -95,20 +95,20 @@ class PostgresBackend:
 
     def run(self, dbapi_connection: Any, statements: Sequence[Statement]) -> list[int]:
         conn: psycopg.Connection[Any] = dbapi_connection
-        matched: list[int] = []
+        answers: list[int] = []
         piped: list[Statement] = []
         for statement in statements:
             sql, rows, _check = statement
             if len(rows) < COPY_ROWS or (copy := _copy_sql(sql)) is None:
                 piped.append(statement)
                 continue
-            matched += _pipelined(conn, piped)
+            answers += _pipelined(conn, piped)
             piped = []
             with conn.cursor() as cursor, cursor.copy(copy) as data:
                 for row in rows:
                     data.write_row(row)
-            matched.append(len(rows))
-        return matched + _pipelined(conn, piped)
+            answers.append(len(rows))
+        return answers + _pipelined(conn, piped)
 
     def run_many(self, dbapi_connection: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         conn: psycopg.Connection[Any] = dbapi_connection

@@ -19,7 +19,7 @@ from sqlalchemy import exc as sa
 from pjai.errors import MaterializationError, PjaiError, SqlError, SqlUnavailableError
 from pjai.schema.ops import Op
 from pjai.schema.render import SQLITE, sqlite_constraint_error
-from pjai.sql.backend import Statement, driver_error
+from pjai.sql.backend import Statement, driver_error, matched
 from pjai.sql.journal import journal
 
 __all__ = ["SqliteBackend", "journal_head", "page_problems"]
@@ -44,19 +44,17 @@ class SqliteBackend:
 
     def run(self, dbapi_connection: Any, statements: Sequence[Statement]) -> list[int]:
         cursor = dbapi_connection.cursor()
-        matched: list[int] = []
+        answers: list[int] = []
         try:
             for sql, rows, check in statements:
                 if len(rows) == 1:
                     cursor.execute(sql, rows[0])
                 else:
                     cursor.executemany(sql, rows)
-                matched.append(
-                    (cursor.fetchone() is not None) if check else max(cursor.rowcount, 0)
-                )
+                answers.append(matched(cursor, check))
         finally:
             cursor.close()
-        return matched
+        return answers
 
     def run_many(self, dbapi_connection: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         cursor = dbapi_connection.cursor()
