@@ -104,6 +104,14 @@ class _Reader:
         for shard in self._targets(persona_id):
             yield self._rows(shard, query)
 
+    def _first(self, persona_id: str | None, query: AnySelect) -> Any | None:
+        """The first row ``query`` finds, shard by shard; the shards after it are not read."""
+        return next((rows[0] for rows in self._each(persona_id, query) if rows), None)
+
+    def _count(self, persona_id: str | None, query: AnySelect) -> int:
+        """The count ``query`` selects, added up over the shards."""
+        return sum(rows[0][0] for rows in self._each(persona_id, query))
+
 
 class PersonaRepository(_Reader):
     """Reads personas."""
@@ -128,17 +136,15 @@ class PersonaRepository(_Reader):
     def active(self) -> Persona | None:
         """The active persona, if one is."""
         query = select(personas).where(personas.c.is_active, personas.c.deleted_at.is_(None))
-        for rows in self._each(None, query):
-            if rows:
-                return persona_from_row(rows[0])
-        return None
+        row = self._first(None, query)
+        return None if row is None else persona_from_row(row)
 
     def count(self, *, include_deleted: bool = False) -> int:
         """How many personas there are."""
         query = select(func.count()).select_from(personas)
         if not include_deleted:
             query = query.where(personas.c.deleted_at.is_(None))
-        return sum(rows[0][0] for rows in self._each(None, query))
+        return self._count(None, query)
 
     def statistics(self) -> PersonaStatistics:
         """Total, active and deleted personas."""
@@ -188,11 +194,8 @@ class MemoryRepository(_Reader):
 
     def get(self, memory_id: str, persona_id: str | None = None) -> Memory | None:
         """The memory, deleted or not, or ``None``."""
-        query = select(memories).where(memories.c.id == memory_id)
-        for rows in self._each(persona_id, query):
-            if rows:
-                return memory_from_row(rows[0])
-        return None
+        row = self._first(persona_id, select(memories).where(memories.c.id == memory_id))
+        return None if row is None else memory_from_row(row)
 
     def list(
         self,
@@ -224,7 +227,7 @@ class MemoryRepository(_Reader):
         """How many memories match ``where``."""
         where = where or MemoryFilter()
         query = select(func.count()).select_from(memories).where(*memory_conditions(where))
-        return sum(rows[0][0] for rows in self._each(where.persona_id, query))
+        return self._count(where.persona_id, query)
 
     def statistics(self, where: MemoryFilter | None = None) -> MemoryStatistics:
         """Totals per tier and type, importance and access figures."""
