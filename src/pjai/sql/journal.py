@@ -26,6 +26,7 @@ from sqlalchemy import (
     select,
 )
 
+from pjai.schema.expressions import in_parts
 from pjai.schema.ops import Greatest, Insert, Missing, Op, Update
 from pjai.schema.records import EventRecord, Position, args_text
 from pjai.schema.tables import NAMING_CONVENTION
@@ -157,12 +158,7 @@ def ensure_checkpoint(
 
 def review(conn: Connection, global_seq: int, now: datetime) -> None:
     """Mark quarantined events up to ``global_seq`` as reviewed (it never moves back)."""
-    ensure_checkpoint(conn, REVIEWED, now)
-    conn.execute(
-        checkpoints.update()
-        .where(checkpoints.c.projection == REVIEWED, checkpoints.c.global_seq < global_seq)
-        .values(global_seq=global_seq, updated_at=now)
-    )
+    _set_checkpoint(conn, REVIEWED, global_seq, now, forward_only=True)
 
 
 def reviewed(conn: Connection) -> int:
@@ -191,12 +187,19 @@ def shard_place(conn: Connection) -> tuple[int, int] | None:
 def set_shard_place(conn: Connection, place: int, count: int, now: datetime) -> None:
     """Record this database's place in its shard list and the list's length."""
     for name, value in ((_PLACE, place), (_OF, count)):
-        ensure_checkpoint(conn, name, now)
-        conn.execute(
-            checkpoints.update()
-            .where(checkpoints.c.projection == name)
-            .values(global_seq=value, updated_at=now)
-        )
+        _set_checkpoint(conn, name, value, now)
+
+
+def _set_checkpoint(
+    conn: Connection, projection: str, global_seq: int, now: datetime, *, forward_only: bool = False
+) -> None:
+    """Set the checkpoint row ``projection`` (made if missing) to ``global_seq``; with
+    ``forward_only``, only if that is past where it is."""
+    ensure_checkpoint(conn, projection, now)
+    query = checkpoints.update().where(checkpoints.c.projection == projection)
+    if forward_only:
+        query = query.where(checkpoints.c.global_seq < global_seq)
+    conn.execute(query.values(global_seq=global_seq, updated_at=now))
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Any:
@@ -212,8 +215,7 @@ def _insert_ignoring_duplicates(dialect: str) -> Any:
 def applied_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
     """Which of ``ids`` the journal already holds."""
     found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = list(ids[start : start + 500])
+    for chunk in in_parts(list(ids), 500):
         found.update(
             conn.execute(select(journal.c.event_id).where(journal.c.event_id.in_(chunk))).scalars()
         )
