@@ -44,6 +44,7 @@ __all__ = [
     "memories",
     "memory_links",
     "metadata",
+    "persona_column",
     "personas",
     "sensitive_columns",
 ]
@@ -85,6 +86,12 @@ def sensitive_columns(meta: MetaData) -> dict[str, tuple[str, ...]]:
         for table in meta.sorted_tables
     }
     return {name: columns for name, columns in found.items() if columns}
+
+
+def persona_column(table: str) -> str:
+    """The column of ``table`` that names the persona a row belongs to: the persona's
+    own ``id`` in ``personas``, ``persona_id`` in every other table."""
+    return "id" if table == "personas" else "persona_id"
 
 
 personas = Table(

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, Table, select
 
 from pjai.errors import ConfigError
 from pjai.schema.event import Schema
-from pjai.schema.tables import personas
+from pjai.schema.tables import persona_column, personas
 from pjai.schema.types import Progress, utc_now
 from pjai.sql import journal
 from pjai.sql.engine import redacted
@@ -25,10 +25,6 @@ class Rebalanced:
     rows: int = 0
     moves: list[tuple[str, int, int]] = field(default_factory=list)
     """(persona id, from shard, to shard) for every persona moved."""
-
-
-def _persona_column(table: Table) -> str:
-    return "id" if table.name == "personas" else "persona_id"
 
 
 def misplaced(shards: ShardSet) -> list[tuple[str, Shard, Shard]]:
@@ -164,10 +160,10 @@ def _journaled(shard: Shard) -> bool:
 
 
 def _rows(conn: Connection, table: Table, persona_id: str) -> list[dict[str, object]]:
-    column = table.c[_persona_column(table)]
+    column = table.c[persona_column(table.name)]
     return [dict(row._mapping) for row in conn.execute(select(table).where(column == persona_id))]
 
 
 def _delete(conn: Connection, tables: list[Table], persona_id: str) -> None:
     for table in reversed(tables):
-        conn.execute(table.delete().where(table.c[_persona_column(table)] == persona_id))
+        conn.execute(table.delete().where(table.c[persona_column(table.name)] == persona_id))

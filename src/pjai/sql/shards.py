@@ -26,6 +26,7 @@ from pjai.schema.codec import ColumnCodec
 from pjai.schema.event import Schema
 from pjai.schema.ops import Insert, Op
 from pjai.schema.records import EventRecord
+from pjai.schema.tables import persona_column
 from pjai.sql import journal, migrate
 from pjai.sql.engine import (
     PoolConfig,
@@ -108,7 +109,7 @@ def data_dir_urls(data_dir: Path, environ: Mapping[str, str] | None = None) -> l
 def persona_key(op: Op) -> str | None:
     """The persona whose shard holds the rows ``op`` touches, or ``None`` for all shards."""
     columns: Mapping[str, Any] = op.values if isinstance(op, Insert) else op.where
-    value = columns.get("id" if op.table == "personas" else "persona_id")
+    value = columns.get(persona_column(op.table))
     return value if isinstance(value, str) else None
 
 
