@@ -26,6 +26,7 @@ from pjai.schema.codec import ColumnCodec
 from pjai.schema.event import Schema
 from pjai.schema.ops import Insert, Op
 from pjai.schema.records import EventRecord
+from pjai.schema.render import quote
 from pjai.schema.tables import persona_column
 from pjai.sql import journal, migrate
 from pjai.sql.engine import (
@@ -202,7 +203,7 @@ class ShardSet:
                         done.append(shard.url)
                 else:
                     autocommit = shard.engine.execution_options(isolation_level="AUTOCOMMIT")
-                    names = ", ".join(f'"{name}"' for name in self.tables)
+                    names = ", ".join(map(quote, self.tables))
                     with autocommit.connect() as conn:
                         conn.exec_driver_sql(f"VACUUM FULL {names}")
                     done.append(shard.url)
