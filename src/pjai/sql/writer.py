@@ -44,6 +44,11 @@ class Projection:
     ops: Sequence[Op] = ()
     error: str | None = None
 
+    def journal_op(self, now: datetime, refused: str | None = None) -> Op:
+        """The insert that journals this event: applied, or quarantined as ``refused``."""
+        status = journal.APPLIED if refused is None else journal.QUARANTINED
+        return journal.journal_op(self.record, self.persona_id, status, refused, now)
+
 
 @dataclass(slots=True)
 class Projected:
@@ -180,12 +185,7 @@ class SqlTransaction:
         self._statement("SAVEPOINT pjai_batch")
         try:
             self._run([step for item in todo for step in self._steps(item, now, journaled=False)])
-            self._insert_many(
-                [
-                    journal.journal_op(i.record, i.persona_id, journal.APPLIED, None, now)
-                    for i in todo
-                ]
-            )
+            self._insert_many([item.journal_op(now) for item in todo])
             self._statement("RELEASE pjai_batch")
             result.applied = len(todo)
         except self.writer._refusals:
@@ -201,10 +201,7 @@ class SqlTransaction:
                     raise error from None
                 else:
                     result.quarantined.append((item.record, str(error)))
-                    entry = journal.journal_op(
-                        item.record, item.persona_id, journal.QUARANTINED, str(error), now
-                    )
-                    self._run([(entry, item.record.name)])
+                    self._run([(item.journal_op(now, str(error)), item.record.name)])
         self.advance(items[-1].record.position.global_seq, now)
         return result
 
@@ -301,8 +298,7 @@ class SqlTransaction:
                 raise MaterializationError(name, str(exc)) from exc
         steps: list[Step] = [(op, name) for op in ops]
         if journaled:
-            entry = journal.journal_op(item.record, item.persona_id, journal.APPLIED, None, now)
-            steps.append((entry, name))
+            steps.append((item.journal_op(now), name))
         return steps
 
     def _insert_many(self, inserts: Sequence[Op]) -> None:
