@@ -102,6 +102,23 @@ def _json_text(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
+def _pooled_engine(
+    url: URL, pool: PoolConfig, *, pre_ping: bool, connect_args: dict[str, Any]
+) -> Engine:
+    """An engine pooling connections as ``pool`` says, that stores JSON as PJai encodes it."""
+    return create_engine(
+        url,
+        pool_size=pool.size,
+        max_overflow=pool.overflow,
+        pool_pre_ping=pre_ping,
+        pool_recycle=pool.recycle_s,
+        pool_timeout=pool.timeout_s,
+        connect_args=connect_args,
+        json_serializer=_json_text,
+        json_deserializer=msgspec.json.decode,
+    )
+
+
 def create_sql_engine(url: str, pool: PoolConfig | None = None) -> Engine:
     """An engine for ``url``: SQLite (WAL, foreign keys, busy timeout) or PostgreSQL.
 
@@ -120,16 +137,8 @@ def create_sql_engine(url: str, pool: PoolConfig | None = None) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         if parsed.get_driver_name() != "psycopg":
             raise ConfigError(f"{redacted(url)}: PJai talks to PostgreSQL through psycopg 3")
-        return create_engine(
-            parsed,
-            pool_size=pool.size,
-            max_overflow=pool.overflow,
-            pool_pre_ping=pool.pre_ping,
-            pool_recycle=pool.recycle_s,
-            pool_timeout=pool.timeout_s,
-            connect_args={"connect_timeout": 5},
-            json_serializer=_json_text,
-            json_deserializer=msgspec.json.decode,
+        return _pooled_engine(
+            parsed, pool, pre_ping=pool.pre_ping, connect_args={"connect_timeout": 5}
         )
     raise ConfigError(f"{redacted(url)}: PJai's SQL primary is SQLite or PostgreSQL")
 
@@ -139,17 +148,12 @@ def _sqlite_engine(url: URL, pool: PoolConfig) -> Engine:
     if not database or database == ":memory:":
         raise ConfigError("the SQL primary needs an SQLite file, not an in-memory database")
     Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
+    engine = _pooled_engine(
         url,
-        pool_size=pool.size,
-        max_overflow=pool.overflow,
+        pool,
         # A file on this machine has no server connection to lose; no ping needed.
-        pool_pre_ping=False,
-        pool_recycle=pool.recycle_s,
-        pool_timeout=pool.timeout_s,
+        pre_ping=False,
         connect_args={"check_same_thread": False, "timeout": pool.timeout_s},
-        json_serializer=_json_text,
-        json_deserializer=msgspec.json.decode,
     )
 
     @event.listens_for(engine, "connect")
