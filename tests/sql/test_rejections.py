@@ -8,68 +8,60 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, insert
 from sqlalchemy import exc as sa
-from sqlalchemy import insert
 
-from pjai.schema import SCHEMA
+from pjai.schema.event import Context
 from pjai.schema.ops import Insert
 from pjai.schema.tables import memories, personas
-from pjai.sql.engine import PoolConfig
-from pjai.sql.shards import ShardSet
-from pjai.sql.writer import SqlWriter
+from pjai.sql import migrate
+from pjai.sql.backend import backend_for
+from pjai.sql.engine import create_sql_engine
 from tests.databases import BACKENDS, database
-from tests.helpers import persona_row
+from tests.helpers import memory, persona_row
 
 AT = datetime(2026, 1, 31, tzinfo=UTC)
 
 
 @pytest.fixture(params=BACKENDS)
-def writer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlWriter]:
-    with database(request.param, tmp_path / "sql") as url:
-        shards = ShardSet([url], SCHEMA, PoolConfig())
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on a migrated database of each backend that holds persona p1."""
+    with database(request.param, tmp_path) as url:
+        engine = create_sql_engine(url)
         try:
-            shards.upgrade(())
-            yield shards.shards[0].writer
+            migrate.upgrade(engine)
+            with engine.begin() as conn:
+                conn.execute(insert(personas), [persona_row("p1", AT)])
+            yield engine
         finally:
-            shards.dispose()
+            engine.dispose()
 
 
-def _memory(persona_id: str = "p1", **values: Any) -> dict[str, Any]:
-    return {
-        "id": "m1",
-        "persona_id": persona_id,
-        "type": "note",
-        "name": "",
-        "content": "x",
-        "summary": "",
-        "tags": [],
-        "importance": 0.5,
-        "tier": "warm",
-        "access_count": 0,
-        "occurred_at": AT,
-        "created_at": AT,
-        "updated_at": AT,
-        "pinned": False,
-        **values,
-    }
+def _memory_insert(persona_id: str, **values: Any) -> Insert:
+    """The insert of a memory as its materializer makes it, with ``values`` changed."""
+    (_check, added) = memory("m1", persona_id).materialize(Context("e1", AT))
+    assert isinstance(added, Insert)
+    return Insert(added.table, {**added.values, **values})
 
 
 @pytest.mark.parametrize(
-    ("row", "said", "field"),
+    ("op", "said", "field"),
     [
-        (_memory("nobody"), "memories row refers to a row that does not exist", None),
-        (_memory("p1", importance=7), "violates memories rule ck_memories_importance_range", None),
-        (_memory("p1", content=None), "memories.content must not be NULL", "content"),
+        (_memory_insert("nobody"), "memories row refers to a row that does not exist", None),
+        (
+            _memory_insert("p1", importance=7),
+            "violates memories rule ck_memories_importance_range",
+            None,
+        ),
+        (_memory_insert("p1", content=None), "memories.content must not be NULL", "content"),
     ],
 )
 def test_a_broken_rule_is_named_alike(
-    writer: SqlWriter, row: dict[str, Any], said: str, field: str | None
+    engine: Engine, op: Insert, said: str, field: str | None
 ) -> None:
-    with writer.engine.begin() as conn:
-        conn.execute(insert(personas), [persona_row("p1", AT)])
-    with pytest.raises(sa.IntegrityError) as raised, writer.engine.begin() as conn:
-        conn.execute(insert(memories), [row])
-    error = writer.backend.rejection(raised.value, "v1.MemoryAdded", Insert("memories", row))
+    with pytest.raises(sa.IntegrityError) as raised, engine.begin() as conn:
+        conn.execute(insert(memories), [op.values])
+    error = backend_for(engine).rejection(raised.value, "v1.MemoryAdded", op)
     assert error is not None
     assert error.reason == said
     assert error.field == field
