@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from pjai.errors import ConfigError, SqlError, StoreCorruptError, StoreError
 from pjai.schema.event import Schema
+from pjai.schema.tables import persona_column
 from pjai.schema.types import CompressibleText, JsonDocument, Progress, Timestamp, read_text
 from pjai.sql.engine import sqlite_file
 from pjai.sql.rebalance import misplaced
@@ -175,7 +176,7 @@ _MASK = (1 << 64) - 1
 
 
 def _layout(table: Table) -> tuple[str, list[str]]:
-    persona = "id" if table.name == "personas" else "persona_id"
+    persona = persona_column(table.name)
     return persona, [c.name for c in table.columns]
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import Table
 from pjai.schema.codec import ColumnCodec
 from pjai.schema.fields import UtcDatetime
 from pjai.schema.records import EventRecord, Position
+from pjai.schema.tables import persona_column
 from pjai.schema.types import to_iso
 from pjai.store import Progress, Store
 
@@ -138,7 +139,7 @@ def table_lines(
     names = ", ".join(f'"{name}"' for name in columns)
     keys = ", ".join(f'"{c.name}"' for c in table.primary_key.columns) or "rowid"
     sealed = sealer.columns.get(table.name, ()) if sealer is not None else ()
-    owner = "id" if table.name == "personas" else "persona_id"
+    owner = persona_column(table.name)
     with closing(store.stream(f'SELECT {names} FROM "{table.name}" ORDER BY {keys}')) as rows:
         for row in rows:
             values = {c: plain(v) for c, v in zip(columns, row, strict=True)}

@@ -52,6 +52,7 @@ from pjai.schema.event import Schema
 from pjai.schema.personas import creations
 from pjai.schema.records import ROOT, EventRecord, Following, header_problem
 from pjai.schema.sealed import ENVELOPE_KEY, is_envelope
+from pjai.schema.tables import persona_column
 from pjai.security.keys import KEYS_FILE
 from pjai.sql.engine import PRIMARY_FILE
 from pjai.sql.shards import data_dir_urls
@@ -521,7 +522,7 @@ def _owner(table: Table, line: bytes) -> str | None:
         row = msgspec.json.decode(line, type=dict[str, Any])
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    value = row.get("id" if table.name == "personas" else "persona_id")
+    value = row.get(persona_column(table.name))
     return value if isinstance(value, str) else None
 
 
