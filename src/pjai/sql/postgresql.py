@@ -26,8 +26,9 @@ from pjai.errors import (
     SqlUnavailableError,
 )
 from pjai.schema.ops import Op
-from pjai.schema.render import Flavor, duplicate_row_error, plain_text, violation_error
+from pjai.schema.render import Flavor, plain_text
 from pjai.schema.types import CompressibleText, JsonDocument, Timestamp
+from pjai.schema.violations import duplicate_row_error, violation_error
 from pjai.sql.backend import Statement, driver_error, matched
 
 __all__ = ["POSTGRESQL", "PostgresBackend"]

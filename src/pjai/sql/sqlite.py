@@ -18,7 +18,8 @@ from sqlalchemy import exc as sa
 
 from pjai.errors import MaterializationError, PjaiError, SqlError, SqlUnavailableError
 from pjai.schema.ops import Op
-from pjai.schema.render import SQLITE, sqlite_constraint_error
+from pjai.schema.render import SQLITE
+from pjai.schema.violations import sqlite_constraint_error
 from pjai.sql.backend import Statement, driver_error, matched
 from pjai.sql.journal import journal
 

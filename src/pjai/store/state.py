@@ -19,9 +19,9 @@ from pjai.schema.render import (
     batched,
     is_check,
     quote,
-    sqlite_constraint_error,
     writes,
 )
+from pjai.schema.violations import sqlite_constraint_error
 from pjai.store.log import INTERNAL_TABLES
 
 __all__ = ["StateWriter"]
