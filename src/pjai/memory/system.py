@@ -11,6 +11,9 @@ A tier the caller chooses (``add(..., tier=...)``, :meth:`MemorySystem.move`) pi
 memory there: the optimizer leaves it until it is moved or unpinned by hand
 (``update(..., pinned=False)``) or archived by retention.
 
+When a run is due is read from the persona's limits (:mod:`pjai.memory.limits`); a
+restore or move that the run would undo at once is refused (:mod:`pjai.memory.refusals`).
+
     memory = MemorySystem(manager)
     memory.add("ada", "Likes green tea", importance=0.8)
     memory.search("tea", persona_id="ada")       # [SearchHit(...)], best first
@@ -22,21 +25,22 @@ import logging
 import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import case, or_, select
 
-from pjai.errors import ConfigError, NotFoundError, PjaiError, PrivacyError
-from pjai.memory import graph, optimizer
+from pjai.errors import NotFoundError, PjaiError
+from pjai.memory import graph, limits, optimizer
 from pjai.memory.backend import Backend
-from pjai.memory.classify import RESTRICTED, restricted_tags
+from pjai.memory.classify import restricted_tags
 from pjai.memory.conversations import Ingested, conversation, ingest_conversation
 from pjai.memory.embeddings import Embeddings
 from pjai.memory.hits import SearchHit
 from pjai.memory.lookup import require_persona
 from pjai.memory.optimizer import OptimizationReport
+from pjai.memory.refusals import check_move_stays, check_restore_stays
 from pjai.memory.search import Method, search
 from pjai.schema import (
     Event,
@@ -50,12 +54,11 @@ from pjai.schema import (
     MemoryUpdated,
     new_id,
 )
-from pjai.schema.expressions import count_if
 from pjai.schema.fields import LinkKind, Tier
-from pjai.schema.models import Memory, Persona, memory_from_row
-from pjai.schema.selection import MemoryFilter, memory_conditions
-from pjai.schema.tables import TIERS, memories, memory_links, personas
-from pjai.schema.types import AnySelect, as_datetime, utc_now
+from pjai.schema.models import Memory, memory_from_row
+from pjai.schema.selection import MemoryFilter
+from pjai.schema.tables import memories, memory_links, personas
+from pjai.schema.types import utc_now
 from pjai.sql.repositories import MemoryOrder, memories_query
 from pjai.store.live import LiveQuery
 from pjai.store.query import Params, Query, Row
@@ -64,51 +67,6 @@ __all__ = ["MemorySystem"]
 
 
 log = logging.getLogger(__name__)
-
-
-def _limits(persona_id: str) -> AnySelect:
-    """A live persona's limits and what its live memories stand at."""
-    p, m = personas.c, memories.c
-    return (
-        select(
-            p.memory_auto_optimize.label("auto"),
-            p.memory_max_memories.label("max_memories"),
-            p.memory_retention_days.label("retention_days"),
-            *(getattr(p, f"memory_capacity_{tier}").label(f"cap_{tier}") for tier in TIERS),
-            *(count_if(m.tier == tier).label(tier) for tier in TIERS),
-            # memories the optimizer may move, per tier: pinned and archived ones stay
-            *(
-                count_if(and_(m.tier == tier, ~m.pinned, m.archived_at.is_(None))).label(
-                    f"free_{tier}"
-                )
-                for tier in TIERS
-            ),
-            func.count(m.id).label("total"),
-            # what the optimizer may delete when there are more than max_memories
-            count_if(and_(m.importance < p.memory_importance_threshold, ~m.pinned)).label(
-                "expendable"
-            ),
-            # archived memories were dealt with when retention archives (it archives a
-            # memory only once), not when it deletes
-            func.min(
-                case(
-                    (
-                        or_(m.archived_at.is_(None), p.memory_retention_action == "delete"),
-                        m.created_at,
-                    )
-                )
-            ).label("oldest"),
-            # what the privacy rules look at
-            p.privacy_memory_retention.label("keep"),
-            p.memory_restricted_retention_days.label("restricted_days"),
-            func.min(m.created_at).label("first"),
-        )
-        .select_from(
-            personas.outerjoin(memories, and_(m.persona_id == p.id, m.deleted_at.is_(None)))
-        )
-        .where(p.id == persona_id, p.deleted_at.is_(None))
-        .group_by(p.id)
-    )
 
 
 class MemorySystem:
@@ -181,10 +139,10 @@ class MemorySystem:
         if "importance" in fields and self._auto_optimizes(persona_id):
             self.optimize(persona_id, importance_changed={memory_id})
             return
-        rows, now = self.backend.query(_limits(persona_id)), utc_now()
-        if rows and _over_limits(rows[0], now):
+        rows, now = self.backend.query(limits.query(persona_id)), utc_now()
+        if rows and limits.crossed(rows[0], now):
             self.optimize(persona_id)
-        elif rows and _privacy_due(self.backend, persona_id, rows[0], now):
+        elif rows and limits.privacy_due(self.backend, persona_id, rows[0], now):
             # As after any commit: a rule due since the last change, or a memory that
             # the new text made restricted, and due.
             self.optimize(persona_id, privacy_only=True)
@@ -201,59 +159,8 @@ class MemorySystem:
         :class:`~pjai.errors.ConfigError`."""
         memory = self.get(memory_id)
         if memory is not None and memory.persona_id == persona_id:
-            self._check_restore_stays(memory)
+            check_restore_stays(self.backend, memory)
         self.commit(MemoryRestored(memory_id=memory_id, persona_id=persona_id))
-
-    def _check_restore_stays(self, memory: Memory) -> None:
-        persona = optimizer.load_persona(self.backend, memory.persona_id)
-        if persona is None:
-            return
-        keep, now = persona.privacy.memory_retention, utc_now()
-        start = None if keep else optimizer.session_start(self.backend, persona.id, now)
-        restricted = RESTRICTED in memory.tags
-        rule = optimizer.privacy_rule(persona, memory.created_at, restricted, now, start)
-        whose = f"{persona.name} ({persona.id})"
-        if rule == "session":
-            assert start is not None
-            raise PrivacyError(
-                f"memory {memory.id} was recorded {memory.created_at:%Y-%m-%d %H:%M} UTC, "
-                f"before the conversation of {start:%Y-%m-%d %H:%M} UTC began the current "
-                f"session of {whose}, whose privacy.memory_retention is off: the memories "
-                "of earlier sessions are deleted, so restoring it would be undone at once. "
-                "Turn memory retention on (pjai persona update PERSONA --set "
-                "privacy.memory_retention=true) to keep it"
-            )
-        if rule == "restricted":
-            days = persona.memory.restricted_retention_days
-            raise PrivacyError(
-                f"memory {memory.id} holds restricted data and was recorded "
-                f"{memory.created_at:%Y-%m-%d}, longer ago than the "
-                f"memory.restricted_retention_days of {whose} ({days}): restoring it would "
-                "be undone at once. Raise that setting (pjai persona update PERSONA --set "
-                "memory.restricted_retention_days=N) to keep it"
-            )
-        self._check_retention(memory, "restoring it", archived=True)
-        self._check_restore_room(memory, persona)
-
-    def _check_restore_room(self, memory: Memory, persona: Persona) -> None:
-        """Refuse a restore that the run of its own commit would pay for by deleting a
-        memory for space: a restore brings a memory back, it does not trade one for
-        another (nor undo itself)."""
-        config = persona.memory
-        rows = self.backend.query(_limits(persona.id))
-        if not config.auto_optimize or not rows or rows[0].total < config.max_memories:
-            return
-        expendable = memory.importance < config.importance_threshold and not memory.pinned
-        if not rows[0].expendable and not expendable:
-            return  # nothing the run may delete: the persona stays over, as it is now
-        raise ConfigError(
-            f"memory {memory.id} cannot be restored: {persona.name} ({persona.id}) holds "
-            f"{rows[0].total} live memories and its memory.max_memories is "
-            f"{config.max_memories}, so the optimizer would delete the lowest-scored "
-            f"memory of importance below {config.importance_threshold} (this one or "
-            "another) to make room. Raise memory.max_memories (pjai persona update "
-            "PERSONA --set memory.max_memories=N) or delete a memory first"
-        )
 
     def get(self, memory_id: str) -> Memory | None:
         """A memory, deleted or not, without counting it as opened."""
@@ -297,7 +204,7 @@ class MemorySystem:
         memory = self.get(memory_id)
         if memory is None or memory.deleted_at is not None:
             raise NotFoundError(f"no live memory {memory_id!r}")
-        self._check_move_stays(memory, tier)
+        check_move_stays(self.backend, memory, tier)
         events: list[Event] = []
         if fields:
             events.append(
@@ -316,36 +223,6 @@ class MemorySystem:
         if events:
             self.commit(*events)
         return bool(events)
-
-    def _check_move_stays(self, memory: Memory, tier: Tier) -> None:
-        """Refuse a move that the optimizer run of its own commit would undo: a memory
-        past its persona's retention is archived (or deleted) again at once."""
-        self._check_retention(memory, "the move", archived=tier == "cold")
-
-    def _check_retention(self, memory: Memory, change: str, *, archived: bool) -> None:
-        """Refuse ``change`` of a memory past its auto-optimizing persona's retention,
-        which the run of its own commit would undo: always when retention deletes,
-        unless the memory may end ``archived`` when it archives."""
-        p = personas.c
-        rows = self.backend.query(
-            select(
-                p.memory_auto_optimize, p.memory_retention_days, p.memory_retention_action
-            ).where(p.id == memory.persona_id)
-        )
-        if not rows:
-            return
-        auto, days, action = rows[0]
-        if not auto or days is None or memory.created_at >= utc_now() - timedelta(days=days):
-            return
-        if action == "archive" and archived:
-            return  # where retention puts it anyway
-        done = "archives" if action == "archive" else "deletes"
-        raise ConfigError(
-            f"memory {memory.id} was recorded {memory.created_at:%Y-%m-%d}, longer ago than "
-            f"its persona's retention of {days} days, which {done} it: {change} would be "
-            "undone at once. Raise memory.retention_days (pjai persona update PERSONA "
-            "--set memory.retention_days=N) to keep it"
-        )
 
     def search(
         self,
@@ -512,75 +389,32 @@ class MemorySystem:
 
     def _look_after(self, persona_id: str, *, free_space: bool = True) -> None:
         """Run the optimizer for a persona a commit touched, if it needs a run."""
-        rows = self.backend.query(_limits(persona_id))
-        if rows and _over_limits(rows[0], utc_now(), free_space=free_space):
+        rows = self.backend.query(limits.query(persona_id))
+        if rows and limits.crossed(rows[0], utc_now(), free_space=free_space):
             self.optimize(persona_id, free_space=free_space)
-        elif rows and _privacy_due(self.backend, persona_id, rows[0], utc_now()):
+        elif rows and limits.privacy_due(self.backend, persona_id, rows[0], utc_now()):
             self.optimize(persona_id, privacy_only=True)
 
     def over_limits(self, persona_id: str, *, now: datetime | None = None) -> bool:
         """Whether an auto-optimizing persona crossed a capacity, its size or retention."""
-        rows = self.backend.query(_limits(persona_id))
-        return bool(rows) and _over_limits(rows[0], now or utc_now())
+        rows = self.backend.query(limits.query(persona_id))
+        return bool(rows) and limits.crossed(rows[0], now or utc_now())
 
     def room(self, persona_id: str) -> int:
         """How many memories the live persona may gain before it holds ``max_memories``
         live ones (``0`` when it holds that many or more, or is not there)."""
-        rows = self.backend.query(_limits(persona_id))
+        rows = self.backend.query(limits.query(persona_id))
         return max(0, rows[0].max_memories - rows[0].total) if rows else 0
 
     def excess(self, persona_id: str) -> int:
         """How many live memories the live persona holds past its ``max_memories``
         (``0`` when within it, or not there)."""
-        rows = self.backend.query(_limits(persona_id))
+        rows = self.backend.query(limits.query(persona_id))
         return max(0, rows[0].total - rows[0].max_memories) if rows else 0
 
     def privacy_due(self, persona_id: str, *, now: datetime | None = None) -> bool:
         """Whether a privacy rule would delete one of the persona's memories now."""
-        rows = self.backend.query(_limits(persona_id))
-        return bool(rows) and _privacy_due(self.backend, persona_id, rows[0], now or utc_now())
-
-
-def _privacy_due(backend: Backend, persona_id: str, r: Row, now: datetime) -> bool:
-    """Whether, by the persona's row of :func:`_limits`, a privacy rule deletes a memory
-    (the restricted memories are looked at only for a persona that limits them)."""
-    first = as_datetime(r.first)
-    if not r.keep and first is not None:
-        session = optimizer.session_start(backend, persona_id, now)
-        if session is not None and first < session:
-            return True
-    days = r.restricted_days
-    if not days:
-        return False
-    restricted = MemoryFilter(persona_id=persona_id, tags=[RESTRICTED])
-    found = backend.query(
-        select(func.min(memories.c.created_at).label("oldest")).where(
-            *memory_conditions(restricted)
+        rows = self.backend.query(limits.query(persona_id))
+        return bool(rows) and limits.privacy_due(
+            self.backend, persona_id, rows[0], now or utc_now()
         )
-    )
-    oldest = as_datetime(found[0].oldest) if found else None
-    return oldest is not None and oldest < now - timedelta(days=days)
-
-
-def _over_limits(r: Row, now: datetime, *, free_space: bool = True) -> bool:
-    """Whether, by the persona's row of :func:`_limits`, an auto-optimizing persona
-    crossed a capacity, its size (unless no space is to be freed) or retention."""
-    if not r.auto:
-        return False
-    room = r.total <= sum(getattr(r, f"cap_{tier}") for tier in TIERS)
-    for tier in TIERS:
-        # Over capacity and the optimizer can move some: not when all are pinned, nor
-        # in the last tier when every tier is full (the run could put them nowhere). A
-        # tier may pass its capacity by 1% before a run, which brings it back: one
-        # memory more does not re-rank them all each time.
-        cap = getattr(r, f"cap_{tier}")
-        over = (getattr(r, tier) or 0) > cap + cap // 100 and getattr(r, f"free_{tier}")
-        if over and (tier != TIERS[-1] or room):
-            return True
-    # Over max_memories, when the optimizer may delete some (below the threshold).
-    if free_space and r.total > r.max_memories and r.expendable:
-        return True
-    oldest = as_datetime(r.oldest)
-    if r.retention_days and oldest is not None:
-        return bool(oldest < now - timedelta(days=r.retention_days))
-    return False
