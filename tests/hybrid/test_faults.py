@@ -593,7 +593,7 @@ def test_a_store_off_commit_during_a_repair_of_sql_is_not_lost(
     ):
         other.commit(persona("p1"), memory("m1"))
         committed: list[str] = []
-        chain = projector_module._whole_start
+        chain = projector_module.whole_start
 
         def whole_start(records: Sequence[EventRecord]) -> list[EventRecord]:
             committed.append("tried")
@@ -602,7 +602,7 @@ def test_a_store_off_commit_during_a_repair_of_sql_is_not_lost(
                 committed.append("during-repair")
             return chain(records)
 
-        monkeypatch.setattr(projector_module, "_whole_start", whole_start)
+        monkeypatch.setattr(projector_module, "whole_start", whole_start)
         repairing.repair("sql")
         monkeypatch.undo()
         assert committed[0] == "tried"
