@@ -25,7 +25,7 @@ def test_a_commit_of_another_process_during_verify_is_no_difference(
     # as they stood before that commit.
     manager.commit(persona("p1"), memory("m1"))
     with HybridDatabaseManager.open(data_dir, sql_urls=[sql_url], environ={}) as other:
-        read = integrity._sql_rows
+        read = integrity.rows_in_sql
         late = [memory("m2")]
 
         def meanwhile(*args: Any, **kwargs: Any) -> Iterator[Any]:
@@ -33,7 +33,7 @@ def test_a_commit_of_another_process_during_verify_is_no_difference(
                 other.commit(late.pop())
             return read(*args, **kwargs)
 
-        monkeypatch.setattr(integrity, "_sql_rows", meanwhile)
+        monkeypatch.setattr(integrity, "rows_in_sql", meanwhile)
         report = manager.verify()
         assert report.equal, report.to_dict()
         assert [t.store_rows for t in report.tables if t.table == "memories"] == [1]
