@@ -2,14 +2,14 @@
 
 Each file's name is defined once, by the module that owns the file; this module
 gathers them so that an interface can say which exist (``pjai doctor``) and open what
-it needs without naming a file.
+it needs without naming a file. How they are opened is :mod:`pjai.app.opening`; an
+encrypted directory's keys, :mod:`pjai.app.sealing`; what lives beside a file PJai
+keeps (journals, a repair's copies), :mod:`pjai.app.sidecars`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
-import logging
 import os
 import shutil
 import tempfile
@@ -19,31 +19,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pjai.app import sidecars
 from pjai.app.login import PASSPHRASE_FILE, Passphrase
-from pjai.errors import (
-    ConfigError,
-    KeyRingError,
-    SqlError,
-    SqlUnavailableError,
-    StoreCorruptError,
-    StoreModeError,
+from pjai.app.opening import open_manager, open_store_file, usable
+from pjai.app.sealing import (
+    KEY_FILE_ENV,
+    PASSPHRASE_ENV,
+    SQL_SEALED_ENV,
+    sql_sealed,
+    unlock_key_ring,
 )
-from pjai.files import read_json
+from pjai.errors import ConfigError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.files import FLAGS_FILE, IDENTITY_FILE, IMPORTING_FILE, STORE_FILE
-from pjai.hybrid.flags import Flags, parse_bool
+from pjai.hybrid.flags import Flags
 from pjai.hybrid.fresh import opening
 from pjai.hybrid.legacy import REPORT_FILE as LEGACY_REPORT_FILE
-from pjai.hybrid.recovery import finish_rebuild
 from pjai.memory import Embeddings, MemorySystem
 from pjai.memory.embeddings import VECTORS_FILE
 from pjai.memory.encoders import EmbeddingModel
 from pjai.schema import SCHEMA
-from pjai.schema.limits import encoding_problem
 from pjai.security import KEYS_FILE, FieldCodec, KeyRing
 from pjai.security.columns import ColumnSealer
-from pjai.security.keys import store_fingerprint
-from pjai.security.oskeyring import recall
 from pjai.sql.engine import PRIMARY_FILE, PoolConfig, sqlite_file
 from pjai.sql.shards import ShardSet, data_dir_urls, shard_urls
 from pjai.store import Progress, Store
@@ -58,23 +55,6 @@ __all__ = [
     "DataFile",
 ]
 
-log = logging.getLogger(__name__)
-
-PASSPHRASE_ENV = "PJAI_PASSPHRASE"
-"""The environment variable that holds an encrypted directory's passphrase."""
-
-KEY_FILE_ENV = "PJAI_KEY_FILE"
-"""The environment variable that names an encrypted directory's key file."""
-
-SQL_SEALED_ENV = "PJAI_SQL_SEALED"
-"""Whether the SQL primary keeps the sensitive columns sealed (:meth:`DataDir.sql_sealed`)."""
-
-_SIDECARS = ("-wal", "-shm", "-journal")
-"""What SQLite keeps beside a database file while it is open or after a crash."""
-
-_BESIDE = ("", ".rebuilt", ".rebuilding")
-"""What a repair keeps beside a file while it rebuilds it (:mod:`pjai.hybrid.recovery`)."""
-
 SYNC_STATUS_FILE = "sync-status.json"
 """What ``pjai sync connect`` last saw, written after every change of its status."""
 
@@ -88,21 +68,6 @@ def _server_file() -> str:
     from pjai.sync.server import SERVER_FILE
 
     return SERVER_FILE
-
-
-def _finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> None:
-    """:func:`pjai.app.privacy.finish_erasures`, imported when called: that module
-    imports this one."""
-    from pjai.app.privacy import finish_erasures as finish
-
-    finish(data_dir, manager)
-
-
-def _destroy_erased_keys(data_dir: DataDir, store: Store) -> None:
-    """:func:`pjai.app.erasedkeys.destroy_erased_keys`, imported when called, as above."""
-    from pjai.app.erasedkeys import destroy_erased_keys as destroy
-
-    destroy(data_dir, store)
 
 
 def _web_sessions_file() -> str:
@@ -224,20 +189,7 @@ class DataDir:
         or the key file named by ``PJAI_KEY_FILE``, else with its store key kept in the
         OS keyring (``pjai security remember``); :class:`~pjai.errors.KeyRingError` says
         what is missing or wrong."""
-        environ = os.environ if self.environ is None else self.environ
-        passphrase, key_file = environ.get(PASSPHRASE_ENV), environ.get(KEY_FILE_ENV)
-        for name, value in ((PASSPHRASE_ENV, passphrase), (KEY_FILE_ENV, key_file)):
-            if value is not None and (problem := encoding_problem(value)) is not None:
-                raise KeyRingError(f"{name} {problem}; give it in UTF-8")
-        if passphrase is None and key_file is None:
-            if recall(store_fingerprint(self.keys_path)) is None:
-                raise KeyRingError(
-                    f"{self.path} is encrypted: give its passphrase in {PASSPHRASE_ENV} or "
-                    f"its key file's path in {KEY_FILE_ENV} (or keep its key in the OS "
-                    "keyring: `pjai security remember`)"
-                )
-            return KeyRing.unlock(self.keys_path, os_keyring=True)
-        return KeyRing.unlock(self.keys_path, passphrase=passphrase, key_file=key_file)
+        return unlock_key_ring(self.path, self.keys_path, self.environ)
 
     def _schema(self, options: dict[str, Any], *, sql: bool = False) -> None:
         """Set the schema option to seal with the key ring, if there is one, and with
@@ -270,24 +222,7 @@ class DataDir:
         says (``true``, ``false``, or ``auto``, the default: sealed when this directory
         is encrypted and every shard is a PostgreSQL database, a shared one; plaintext
         on SQLite, a file on this device). Sealing needs a key ring and PostgreSQL."""
-        environ = os.environ if self.environ is None else self.environ
-        raw = environ.get(SQL_SEALED_ENV, "auto").strip().lower()
-        urls = data_dir_urls(self.path, self.environ)
-        shared = all(url.startswith("postgresql") for url in urls)
-        if raw == "auto":
-            return self.encrypted and shared
-        wanted = parse_bool(raw, SQL_SEALED_ENV)
-        if wanted and not self.encrypted:
-            raise ConfigError(
-                f"{SQL_SEALED_ENV}=true needs an encrypted data directory (`pjai security "
-                "init`): the columns are sealed with its keys"
-            )
-        if wanted and not shared:
-            raise ConfigError(
-                f"{SQL_SEALED_ENV}=true is for a PostgreSQL primary; an SQLite primary is a "
-                "file on this device, plaintext like the store (set it to auto or false)"
-            )
-        return wanted
+        return sql_sealed(self.path, self.environ, encrypted=self.encrypted)
 
     def files(self) -> list[DataFile]:
         """Every file PJai keeps here, whether or not it exists."""
@@ -313,19 +248,9 @@ class DataDir:
         SQLite shard elsewhere), a repair's file beside one (``.rebuilt``, ``.rebuilding``,
         ``.damaged-<time>``) or an SQLite journal of either (``-wal``, ``-shm``,
         ``-journal``): a path no command may write something else to."""
-        target = path.resolve()
         kept = [(self.path / file.name).resolve() for file in self.files()]
         kept += [file.resolve() for s in shards or () if (file := sqlite_file(s.engine.url))]
-        for file in kept:
-            if target.parent != file.parent or not target.name.startswith(file.name):
-                continue
-            rest = target.name[len(file.name) :]
-            for beside in _BESIDE:
-                if rest.startswith(beside) and rest[len(beside) :] in ("", *_SIDECARS):
-                    return True
-            if rest.startswith(".damaged-"):
-                return True
-        return False
+        return sidecars.beside_kept(path.resolve(), kept)
 
     def refuse_kept(self, path: Path, shards: ShardSet | None = None) -> None:
         """Raise :class:`~pjai.errors.ConfigError` if :meth:`owns` ``path``: an export
@@ -368,8 +293,7 @@ class DataDir:
         for file in self.files():
             if file.name in keep:
                 continue
-            path = self.path / file.name
-            for part in (path, *(path.with_name(path.name + s) for s in _SIDECARS)):
+            for part in sidecars.with_journals(self.path / file.name):
                 part.unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # not empty: something else lives here
             self.path.rmdir()
@@ -387,12 +311,7 @@ class DataDir:
         file and the SQL primary's SQLite files, without their journals: copies of the
         data as it was when they were set aside, which PJai keeps for a closer look and
         never writes to again."""
-        found: set[Path] = set()
-        for file in (self.store_path, *self.sqlite_files()):
-            for copy in file.parent.glob(f"{glob.escape(file.name)}.damaged-*"):
-                if not copy.name.endswith(_SIDECARS) and copy.is_file():
-                    found.add(copy)
-        return sorted(found)
+        return sidecars.damaged_copies([self.store_path, *self.sqlite_files()])
 
     def flags(self) -> Flags:
         """The directory's feature flags."""
@@ -412,29 +331,7 @@ class DataDir:
         if self.environ is not None:
             options.setdefault("environ", self.environ)
         self._schema(options, sql=True)
-        with self.writing():
-            self._check_no_import_unfinished()
-            before = {file.name for file in self.existing()}
-            try:
-                manager = HybridDatabaseManager.open(self.path, **options)
-            except (StoreCorruptError, SqlError) as exc:
-                # A file here is not PJai's (another program's store.db or primary.db) or
-                # is damaged: take back the files opening made beside it, so that a
-                # refused directory is left as it was. Not after SQL that is merely
-                # unavailable (locked), nor where neither file was here before: another
-                # process may be making a fresh directory's files at the same moment.
-                held = {self.store_path.name, self.primary_path.name} & before
-                if held and not isinstance(exc, SqlUnavailableError):
-                    self.remove_new(before)
-                raise
-        try:
-            _finish_erasures(self, manager)
-        except SqlError as exc:  # SQL away: the marks keep what is owed for the next open
-            log.warning("finishing unfinished erasures waits for SQL: %s", exc)
-        except BaseException:
-            manager.close()
-            raise
-        return manager
+        return open_manager(self, options)
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -446,44 +343,8 @@ class DataDir:
         directory (:func:`~pjai.hybrid.fresh.opening`): it found the directory empty,
         and would take what the command writes for its own, and remove it if it failed.
         A directory that cannot be made or written is a ConfigError naming it."""
-        with self._files(), opening(self.path):
+        with usable(self.path), opening(self.path):
             yield
-
-    def _check_no_import_unfinished(self) -> None:
-        """Refuse a directory that holds part of an import: its process stopped before
-        the import ended, and ran no clean-up (:func:`pjai.hybrid.fresh.importing`)."""
-        mark = self.importing_path
-        if not mark.exists():
-            return
-        doing = "an import"
-        try:
-            what = read_json(mark)
-            doing = str(what.get("doing", doing))
-            told = f" of {what['source']} (started {what['started_at']})"
-            again = str(what["again"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            told, again = "", f"run the {doing.split()[-1]} again"
-        raise ConfigError(
-            f"{self.path} holds part of {doing}{told} that was stopped before it "
-            f"finished: {again}; or, to use the directory as it is, delete {mark}"
-        )
-
-    @contextmanager
-    def _files(self) -> Iterator[None]:
-        """Turn a failure to make or write the directory's files into a ConfigError."""
-        if self.path.is_dir() and not os.access(self.path, os.W_OK):
-            raise ConfigError(
-                f"cannot use the data directory {self.path}: it cannot be written (read-only "
-                "or not yours), and PJai writes there even to read: its SQLite files keep "
-                "write-ahead logs beside them"
-            )
-        try:
-            yield
-        except OSError as exc:
-            where = exc.filename or self.path
-            raise ConfigError(
-                f"cannot use the data directory {self.path}: {exc.strerror or exc} ({where})"
-            ) from exc
 
     @contextmanager
     def memory(self, **options: Any) -> Iterator[MemorySystem]:
@@ -502,27 +363,11 @@ class DataDir:
         which rewrites the SQL primary too."""
         if not create:
             self.require()
-        with self._files():
+        with usable(self.path):
             synced = self.flags()["sync"] if sync is None else sync
             options: dict[str, Any] = {}
             self._schema(options)
-            with opening(self.path):  # as in open()
-                self._check_no_import_unfinished()
-                finish_rebuild(self.store_path)  # a rebuild stopped half-way
-                try:
-                    store = Store.open(self.store_path, sync=synced, progress=progress, **options)
-                except StoreModeError as exc:
-                    made = "a standalone" if synced else "a synced"
-                    does = "does not sync" if synced else "syncs (`pjai sync status` tells how)"
-                    raise StoreModeError(
-                        f"{self.path} is {made} data directory: it {does}"
-                    ) from exc
-                try:
-                    _destroy_erased_keys(self, store)
-                except BaseException:  # keys still held: the store must not open readable
-                    store.close()
-                    raise
-                return store
+            return open_store_file(self, synced=synced, progress=progress, options=options)
 
     def embeddings(self, model: EmbeddingModel | None = None) -> Embeddings:
         """The memory vectors of ``model`` (the chosen one by default), or
