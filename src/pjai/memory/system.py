@@ -139,13 +139,9 @@ class MemorySystem:
         if "importance" in fields and self._auto_optimizes(persona_id):
             self.optimize(persona_id, importance_changed={memory_id})
             return
-        rows, now = self.backend.query(limits.query(persona_id)), utc_now()
-        if rows and limits.crossed(rows[0], now):
-            self.optimize(persona_id)
-        elif rows and limits.privacy_due(self.backend, persona_id, rows[0], now):
-            # As after any commit: a rule due since the last change, or a memory that
-            # the new text made restricted, and due.
-            self.optimize(persona_id, privacy_only=True)
+        # As after any commit: a limit crossed, a rule due since the last change, or a
+        # memory that the new text made restricted, and due.
+        self._look_after(persona_id)
 
     def delete(self, persona_id: str, memory_id: str) -> None:
         """Soft-delete a memory."""
@@ -389,10 +385,10 @@ class MemorySystem:
 
     def _look_after(self, persona_id: str, *, free_space: bool = True) -> None:
         """Run the optimizer for a persona a commit touched, if it needs a run."""
-        rows = self.backend.query(limits.query(persona_id))
-        if rows and limits.crossed(rows[0], utc_now(), free_space=free_space):
+        rows, now = self.backend.query(limits.query(persona_id)), utc_now()
+        if rows and limits.crossed(rows[0], now, free_space=free_space):
             self.optimize(persona_id, free_space=free_space)
-        elif rows and limits.privacy_due(self.backend, persona_id, rows[0], utc_now()):
+        elif rows and limits.privacy_due(self.backend, persona_id, rows[0], now):
             self.optimize(persona_id, privacy_only=True)
 
     def over_limits(self, persona_id: str, *, now: datetime | None = None) -> bool:
