@@ -348,6 +348,56 @@ async def test_a_refused_flag_says_why_and_its_switch_is_put_back(
     assert web.data_dir.flags().state("sync").value is False
 
 
+async def test_a_read_of_the_flags_that_ends_after_a_refused_change_is_not_drawn(
+    web: WebApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A poll reads the flags file while it holds the refused value, and comes back
+    # only after the change has ended: what it read is not drawn either.
+    read_it, later = threading.Semaphore(0), threading.Semaphore(0)
+    changing, over = threading.Event(), threading.Event()
+    real_states, real_set, real_open = (
+        devtools_system.flag_states,
+        devtools_system.set_flag,
+        DataDir.open,
+    )
+
+    def states(*args: Any) -> Any:
+        if over.is_set():
+            later.release()  # a read begun after the change: the one before it is over
+        found = real_states(*args)
+        if changing.is_set() and not over.is_set():
+            read_it.release()
+            over.wait(timeout=10)
+        return found
+
+    def opening(self: DataDir, *args: Any, **kwargs: Any) -> Any:
+        changing.set()  # the flags file holds the new value
+        assert read_it.acquire(timeout=10)
+        return real_open(self, *args, **kwargs)
+
+    def set_flag(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return real_set(*args, **kwargs)
+        finally:
+            over.set()
+
+    monkeypatch.setattr(devtools_system, "flag_states", states)
+    monkeypatch.setattr(devtools_system, "set_flag", set_flag)
+    monkeypatch.setattr(DataDir, "open", opening)
+    async with simulated(web) as user:
+        await user.open("/devtools")
+        await until(lambda: bool(by_testid(user, "flag-sync")), "the flags")
+        switch = by_testid(user, "flag-sync")
+        assert isinstance(switch, ui.switch)
+        with user.client:
+            switch.value = True
+        await user.should_see("a store's mode is fixed when it is made", retries=100)
+        await until(lambda: switch.value is False, "the switch put back")
+        await until(lambda: later.acquire(blocking=False), "a read after the change")
+        assert by_testid(user, "flag-sync") is switch  # not drawn again
+    assert web.data_dir.flags().state("sync").value is False
+
+
 async def test_with_the_store_off_its_flag_stays_to_switch_it_back_on(web: WebApp) -> None:
     web.manager.set_flag("use_livestore", False)
     async with simulated(web) as user:

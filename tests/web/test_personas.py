@@ -6,7 +6,7 @@ import pytest
 from nicegui import ui
 from nicegui.testing.user import User
 
-from pjai.app import TEMPLATES
+from pjai.app import TEMPLATES, erase_persona
 from pjai.schema.models import Persona
 from pjai.web import WebApp
 from pjai.web.views.persona_fields import Merged, merge, setting_edits, setting_fields
@@ -267,6 +267,20 @@ async def test_a_persona_deleted_elsewhere_replaces_the_open_form(web: WebApp) -
         await user.should_see(marker="persona-form")
         web.services.personas.delete(ada.id)
         await user.should_see("was deleted", retries=50)
+
+
+async def test_a_persona_erased_elsewhere_leaves_nothing_of_her_on_the_open_form(
+    web: WebApp,
+) -> None:
+    ada = web.services.personas.create("Ada", description="Something only Ada said")
+    grace = web.services.personas.create("Grace", activate=True)
+    async with simulated(web) as user:
+        await _open(user, ada, grace)
+        user.find(marker=f"persona-{ada.id}").click()
+        await user.should_see("Something only Ada said")
+        erase_persona(web.data_dir, web.manager, ada.id)
+        await user.should_see("This persona does not exist (any more).", retries=50)
+        await user.should_not_see("Something only Ada said")
 
 
 async def test_merge_takes_their_change_keeps_mine_and_is_quiet_where_both_agree() -> None:

@@ -94,8 +94,7 @@ T = TypeVar("T")
 
 class ShownKey(Generic[T]):
     """The key of the result a panel shows (``key(result)``), to leave a result whose
-    key is the same, or ``None`` (the panel holds what it shows), undrawn; with no
-    ``key``, every result is drawn."""
+    key is the same undrawn; with no ``key``, every result is drawn."""
 
     def __init__(self, key: Callable[[T], object] | None) -> None:
         self._key = key
@@ -106,7 +105,7 @@ class ShownKey(Generic[T]):
         if self._key is None:
             return True
         key = self._key(result)
-        if key is None or key == self._shown:
+        if key == self._shown:
             return False
         self._shown = key
         return True

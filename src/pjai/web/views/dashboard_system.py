@@ -58,8 +58,12 @@ class PolledPanel(ui.column, Generic[T]):
     read is spaced out to take at most a tenth of the time: health checks every page
     of the store file while holding the manager's lock, which commits wait for.
 
-    With ``key``, a read whose key equals that of the read shown, or is ``None``, is not
-    drawn again (what the person is working with in the panel stays in place).
+    With ``key``, a read whose key equals that of the read shown is not drawn again
+    (what the person is working with in the panel stays in place). With ``hold``, a
+    read is drawn only if ``hold()`` gave one value, other than ``None``, before and
+    after it: a panel gives ``None`` while the person is changing something in it, and
+    a new value each time such a change ends, so that nothing read in the meantime (a
+    file holding a value that is about to be put back) is drawn.
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class PolledPanel(ui.column, Generic[T]):
         *,
         interval_s: float = POLL_INTERVAL_S,
         key: Callable[[T], object] | None = None,
+        hold: Callable[[], object] | None = None,
     ) -> None:
         super().__init__()
         self.classes("w-full gap-1").props(f'data-panel="{name}"')
@@ -77,6 +82,7 @@ class PolledPanel(ui.column, Generic[T]):
         self._read = read
         self._render = render
         self._shown = ShownKey(key)
+        self._hold = hold
         self._busy = False
         self._due = 0.0
         with self:
@@ -95,9 +101,12 @@ class PolledPanel(ui.column, Generic[T]):
         try:
             # Not NiceGUI's run.io_bound: it swallows the cancellation of its caller, and
             # a timer whose callback was cancelled would then go on ticking.
+            held = self._hold() if self._hold is not None else ()
             found = await asyncio.to_thread(self._read)
             self._due = started + _SPACING * (clock() - started)
             if self.is_deleted:
+                return
+            if self._hold is not None and (held is None or self._hold() != held):
                 return
             if not self._shown.changed(found):
                 return

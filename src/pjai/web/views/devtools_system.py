@@ -110,15 +110,29 @@ def flags(web: WebApp) -> None:
     """A card with a switch per feature flag, drawn again only when a flag changes and
     no switch of it is being flipped: a switch being flipped stays in place, also while
     the flags file holds its new value only until the change is refused."""
-    flipping: list[str] = []  # the names of the flags whose changes are under way
+    flips = _Flips()
     with ui.card().classes("grow"):
         ui.label("Flags").classes("text-subtitle2")
         PolledPanel(
             "flags",
             lambda: flag_states(web.data_dir).states,
-            partial(_flags, web, flipping),
-            key=lambda states: None if flipping else list(states),
+            partial(_flags, web, flips),
+            key=list,
+            hold=flips.hold,
         )
+
+
+class _Flips:
+    """The changes of flags the card's switches started: how many are under way, and
+    how many have ended."""
+
+    def __init__(self) -> None:
+        self.under_way = 0
+        self.ended = 0
+
+    def hold(self) -> int | None:
+        """``None`` while a change is under way, else the count of those ended."""
+        return None if self.under_way else self.ended
 
 
 def _sync(found: reads.SyncPositions) -> None:
@@ -208,7 +222,7 @@ class _Connection:
         self._draw()
 
 
-def _flags(web: WebApp, flipping: list[str], states: list[FlagState]) -> None:
+def _flags(web: WebApp, flips: _Flips, states: list[FlagState]) -> None:
     undoing: set[str] = set()
     for state in states:
         with ui.row().classes("w-full items-center no-wrap gap-3"):
@@ -221,7 +235,7 @@ def _flags(web: WebApp, flipping: list[str], states: list[FlagState]) -> None:
                 # What is said afterwards goes to the page: the switch may be gone by
                 # then (the flags drawn again, or the whole tab when the store switches).
                 page = ui.context.client
-                flipping.append(name)
+                flips.under_way += 1
                 try:
                     await asyncio.to_thread(set_flag, web.data_dir, name, value, source="web")
                 except Exception as exc:
@@ -238,7 +252,8 @@ def _flags(web: WebApp, flipping: list[str], states: list[FlagState]) -> None:
                         )
                     return
                 finally:
-                    flipping.remove(name)
+                    flips.under_way -= 1
+                    flips.ended += 1
                 with page:
                     ui.notify(f"flag {name} is {'on' if value else 'off'}")
 
