@@ -14,10 +14,11 @@ from pjai.hybrid.flags import Flags
 from pjai.hybrid.health import Health, check
 from pjai.hybrid.identity import Identity
 from pjai.hybrid.integrity import VerifyReport, verify
-from pjai.hybrid.projector import RETRY_DELAYS_S, Projector
+from pjai.hybrid.projector import Projector
 from pjai.hybrid.quarantine import QuarantineReport, acknowledge, report
 from pjai.hybrid.recovery import StoreRebuilt
 from pjai.hybrid.repair import Repaired, Side, repair
+from pjai.hybrid.retry import RETRY_DELAYS_S
 from pjai.hybrid.switch import StoreSwitch
 from pjai.resource import Resource
 from pjai.schema import SCHEMA

@@ -42,7 +42,7 @@ from pjai.hybrid.bridge import Bridge
 from pjai.hybrid.files import UNSEEN
 from pjai.hybrid.gaps import holding_journal, journal_break, unbroken, whole_start
 from pjai.hybrid.recovery import RebuiltFrom
-from pjai.hybrid.retry import MAX_BACKOFF_S, RETRY_DELAYS_S, RetryTimer
+from pjai.hybrid.retry import RetryTimer
 from pjai.hybrid.storeoff import (
     check_one_history,
     commit_store_off,
@@ -58,7 +58,7 @@ from pjai.sql.shards import ShardSet
 from pjai.store import Store
 from pjai.store.log import FileHead
 
-__all__ = ["MAX_BACKOFF_S", "RETRY_DELAYS_S", "Projector"]
+__all__ = ["Projector"]
 
 log = logging.getLogger(__name__)
 
