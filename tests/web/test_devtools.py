@@ -312,6 +312,15 @@ async def test_a_compare_position_that_is_no_number_is_said(web: WebApp) -> None
         )
 
 
+async def sync_switch(user: User) -> ui.switch:
+    """The devtools' switch of the ``sync`` flag, once the page shows it."""
+    await user.open("/devtools")
+    await until(lambda: bool(by_testid(user, "flag-sync")), "the flags")
+    switch = by_testid(user, "flag-sync")
+    assert isinstance(switch, ui.switch)
+    return switch
+
+
 async def test_a_refused_flag_says_why_and_its_switch_is_put_back(
     web: WebApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -333,10 +342,7 @@ async def test_a_refused_flag_says_why_and_its_switch_is_put_back(
     monkeypatch.setattr(devtools_system, "flag_states", states)
     monkeypatch.setattr(DataDir, "open", opening)
     async with simulated(web) as user:
-        await user.open("/devtools")
-        await until(lambda: bool(by_testid(user, "flag-sync")), "the flags")
-        switch = by_testid(user, "flag-sync")
-        assert isinstance(switch, ui.switch)
+        switch = await sync_switch(user)
         while polls.acquire(blocking=False):
             pass
         with user.client:
@@ -385,10 +391,7 @@ async def test_a_read_of_the_flags_that_ends_after_a_refused_change_is_not_drawn
     monkeypatch.setattr(devtools_system, "set_flag", set_flag)
     monkeypatch.setattr(DataDir, "open", opening)
     async with simulated(web) as user:
-        await user.open("/devtools")
-        await until(lambda: bool(by_testid(user, "flag-sync")), "the flags")
-        switch = by_testid(user, "flag-sync")
-        assert isinstance(switch, ui.switch)
+        switch = await sync_switch(user)
         with user.client:
             switch.value = True
         await user.should_see("a store's mode is fixed when it is made", retries=100)
