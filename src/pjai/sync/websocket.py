@@ -103,7 +103,8 @@ def _asked_wait(error: BaseException) -> float | None:
         said = msgspec.json.decode(error.response.body or b"")
     except msgspec.DecodeError:
         said = None
-    if isinstance(said, dict) and isinstance(wait := said.get("retry_after"), int | float):
+    wait = said.get("retry_after") if isinstance(said, dict) else None
+    if isinstance(wait, int | float) and not isinstance(wait, bool):  # JSON true is no wait
         return float(wait)
     try:
         return float(error.response.headers.get("Retry-After", ""))
