@@ -4,6 +4,7 @@ passphrase; an erasure on one device reaches the server and the other device."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 
 from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security, tending
-from pjai.app.keysync import MAX_LISTING_BYTES, join_store, sync_keys
+from pjai.app.keysync import MAX_LISTING_BYTES, KeysBusy, join_store, sync_keys
 from pjai.app.rights import privacy_report
 from pjai.app.security import change_passphrase, new_recovery_code, security_status
 from pjai.app.sync import SyncOutcome
@@ -435,12 +436,15 @@ def test_a_server_answer_of_another_shape_is_a_clear_error(tmp_path: Path) -> No
 
 
 @contextmanager
-def serving(body: bytes) -> Iterator[str]:
-    """A server answering every request with ``body``; its URL."""
+def serving(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Iterator[str]:
+    """A server answering every request with ``status``, ``headers`` and ``body``; its
+    URL."""
 
     class Answer(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            self.send_response(200)
+            self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -456,6 +460,58 @@ def serving(body: bytes) -> Iterator[str]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    ("body", "retry_after", "asked"),
+    [
+        (b'{"error": "rate_limited", "message": "too many", "retry_after": 2.5}', "3", 2.5),
+        (b'{"error": "rate_limited", "message": "too many"}', "3", 3.0),
+        (b'{"error": "rate_limited", "message": "too many", "retry_after": true}', "4", 4.0),
+        (b"busy", "Wed, 21 Oct 2026 07:28:00 GMT", None),
+    ],
+)
+def test_a_refusal_as_too_soon_says_how_long_the_server_asked_to_wait(
+    tmp_path: Path, body: bytes, retry_after: str, asked: float | None
+) -> None:
+    ring = KeyRing.create(tmp_path / "keys.db", passphrase=PASSPHRASE, params=FAST)
+    with (
+        serving(body, 429, {"Retry-After": retry_after}) as url,
+        pytest.raises(KeysBusy, match="answered 429") as refused,
+    ):
+        sync_keys(ring, url, token="t", store_id="s", directory=tmp_path)
+    assert refused.value.retry_after == asked
+    ring.close()
+
+
+@pytest.mark.anyio
+async def test_a_busy_server_is_not_asked_for_keys_again_before_the_wait_it_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Even with an erasure calling for an exchange at every look, the turn after a
+    refusal as too soon comes no sooner than the server asked; then they go on."""
+    monkeypatch.setattr(tending, "KEYS_SOON_S", 0.01)
+    turns: list[float] = []
+    three = threading.Event()
+
+    class Busy:
+        def __call__(self) -> None:
+            turns.append(time.monotonic())
+            if len(turns) == 3:
+                three.set()
+            if len(turns) == 1:
+                raise KeysBusy("the sync server answered 429: too many", 0.5)
+
+        def due(self) -> bool:
+            return True
+
+    task = asyncio.create_task(tending.tend(Busy()))  # type: ignore[arg-type]
+    try:
+        assert await asyncio.to_thread(three.wait, 10)
+    finally:
+        task.cancel()
+    assert turns[1] - turns[0] >= 0.5
+    assert turns[2] - turns[1] < 0.5  # the hold was for one turn
 
 
 def test_after_a_passphrase_change_the_old_one_joins_no_device(tmp_path: Path) -> None:

@@ -19,13 +19,23 @@ from pjai.security import KeyRing
 from pjai.security.sharing import Item, absorb, deletion_proof, export_items, join
 from pjai.sync.server.keys import MAX_KEYS
 
-__all__ = ["KeySync", "join_store", "keys_url", "sync_keys"]
+__all__ = ["KeySync", "KeysBusy", "join_store", "keys_url", "sync_keys"]
 
 _TIMEOUT_S = 30.0
 
 MAX_LISTING_BYTES = 64 * 1024 * 1024
 """The largest list of keys a device reads from a server (one store's keys are capped
 far below, :data:`pjai.sync.server.keys.MAX_STORE_KEY_BYTES`)."""
+
+
+class KeysBusy(ConfigError):
+    """The sync server refused a keys request as too soon (429). ``retry_after``: the
+    seconds it asked the device to wait (its body's ``retry_after``, else its
+    ``Retry-After`` header), or None."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +164,7 @@ def _listing(http: httpx.Client, base: str, store_id: str) -> tuple[list[Item], 
                     f"{doing}: the sync server's answer passed {MAX_LISTING_BYTES:,} bytes"
                 )
     if response.status_code != 200:
-        raise _refused(doing, response.status_code, body.decode(errors="replace"))
+        raise _refused(doing, response, body.decode(errors="replace"))
     try:
         listing = msgspec.json.decode(body, type=_Listing)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
@@ -179,12 +189,22 @@ def _reach(base: str) -> ConfigError:
 
 def _answer(response: httpx.Response, doing: str) -> None:
     if response.status_code != 200:
-        raise _refused(doing, response.status_code, response.text)
+        raise _refused(doing, response, response.text)
 
 
-def _refused(doing: str, status: int, text: str) -> ConfigError:
+def _refused(doing: str, response: httpx.Response, text: str) -> ConfigError:
     try:
-        reason = msgspec.json.decode(text, type=dict[str, Any]).get("message", text)
+        said = msgspec.json.decode(text, type=dict[str, Any])
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-        reason = text
-    return ConfigError(f"{doing}: the sync server answered {status}: {str(reason)[:500]}")
+        said = {}
+    message = f"{doing}: the sync server answered {response.status_code}: "
+    message += str(said.get("message", text))[:500]
+    if response.status_code != 429:
+        return ConfigError(message)
+    wait = said.get("retry_after")
+    if not isinstance(wait, int | float) or isinstance(wait, bool):  # JSON true is no wait
+        try:
+            wait = float(response.headers.get("Retry-After", ""))
+        except ValueError:
+            wait = None  # a date, or nothing
+    return KeysBusy(message, wait)

@@ -18,13 +18,14 @@ from pjai.app.datadir import DataDir
 from pjai.app.erasedkeys import destroy_replaced_keys
 from pjai.app.eventlog import event_log, pending_erasures
 from pjai.app.forgetting import ForgetGone
-from pjai.app.keysync import sync_keys
+from pjai.app.keysync import KeysBusy, sync_keys
 from pjai.app.privacy import finish_rewrites, rewrites_due
 from pjai.errors import PjaiError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import PersonaErased
 from pjai.schema.tables import personas
 from pjai.security import KeyRing
+from pjai.sync.clientside import held_for
 
 __all__ = ["KEYS_EVERY_S", "KEYS_SOON_S", "KeysIn", "Tending", "tend"]
 
@@ -213,29 +214,39 @@ async def tend(tending: Tending) -> None:
     """Tend a syncing directory (:class:`Tending`, in a thread) until cancelled: every
     :data:`KEYS_EVERY_S`, and soon after an erasure (:meth:`Tending.due`, looked at every
     :data:`KEYS_SOON_S`), then a few times more, backing off. A failed turn is said in
-    the log and the next one tries again."""
+    the log and the next one tries again; after a refusal as too soon
+    (:class:`~pjai.app.keysync.KeysBusy`), not before the wait the server asked for
+    (at most :data:`~pjai.sync.clientside.MAX_HOLD_S`)."""
     loop = asyncio.get_running_loop()
     regular = loop.time() + KEYS_EVERY_S
     follow_ups: list[float] = []
+    held_until = 0.0
     while True:
-        next_at = min([regular, *follow_ups])
+        next_at = max(min([regular, *follow_ups]), held_until)
         await asyncio.sleep(max(0.0, min(next_at - loop.time(), KEYS_SOON_S)))
         now = loop.time()
         if now >= next_at:
             follow_ups = [at for at in follow_ups if at > now]
-        elif await _looked(tending.due, "looking for erasures", quiet=True):
+        elif now >= held_until and await _looked(tending.due, "looking for erasures", quiet=True):
             follow_ups = [now + after for after in _FOLLOW_UPS_S]
         else:
             continue
-        await _looked(tending, "exchanging keys with the sync server")
+        try:
+            await _looked(tending, "exchanging keys with the sync server")
+        except KeysBusy as exc:  # a server shedding load is left alone as long as it asked
+            log.warning("exchanging keys with the sync server: %s", exc)
+            held_until = loop.time() + held_for(exc.retry_after)
         regular = loop.time() + KEYS_EVERY_S
 
 
 async def _looked(call: Callable[[], object], doing: str, *, quiet: bool = False) -> object:
     """``call()`` in a thread; a failure is said in the log (``doing``; at debug level
-    when ``quiet``: the regular turn reads the same files and says it) and gives None."""
+    when ``quiet``: the regular turn reads the same files and says it) and gives None;
+    a :class:`~pjai.app.keysync.KeysBusy` is the caller's."""
     try:
         return await asyncio.to_thread(call)
+    except KeysBusy:
+        raise
     except PjaiError as exc:  # the next turn tries again; the sync goes on
         log.log(logging.DEBUG if quiet else logging.WARNING, "%s: %s", doing, exc)
     except Exception:  # a bug: said, and the sync goes on
