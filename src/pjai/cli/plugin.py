@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from pjai.app import Personas
 from pjai.app.plugins import plugin_registry, run_plugin
 from pjai.cli.common import (
     DEFAULT_DATA_DIR,
@@ -17,7 +16,7 @@ from pjai.cli.common import (
     JsonFlag,
     console,
     data_directory,
-    open_manager,
+    open_persona,
     print_json,
     reported,
 )
@@ -154,8 +153,7 @@ def run(
             raise typer.BadParameter(f"{pair!r}: give KEY=VALUE", param_hint="--arg")
         arguments[key] = value
     directory = data_directory(data_dir)
-    with open_manager(data_dir) as manager, reported():
-        persona_id = Personas(manager).resolve(persona)
+    with open_persona(data_dir, persona) as (manager, persona_id):
         done = run_plugin(plugin_registry(directory.path), manager, name, persona_id, arguments)
     if as_json:
         print_json(done)

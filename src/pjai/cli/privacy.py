@@ -23,6 +23,7 @@ from pjai.cli.common import (
     data_directory,
     leading_persona,
     open_manager,
+    open_persona,
     persona_and,
     print_json,
     reported,
@@ -131,8 +132,7 @@ def consent(
     """Record that the persona's data subject gave (or, with --withdraw, withdrew)
     consent for a purpose; every record stays in the audit trail."""
     persona_ref, what = persona_and(first, purpose, persona)
-    with open_manager(data_dir) as manager, reported():
-        persona_id = Personas(manager).resolve(persona_ref)
+    with open_persona(data_dir, persona_ref) as (manager, persona_id):
         done = record_consent(manager, persona_id, what, granted=not withdraw, version=version)
     if as_json:
         print_json(done)
