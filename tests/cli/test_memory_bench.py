@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pjai.bench.recall import Answer, Conversation, Question, _cross_validate
+from pjai.bench.recall import Answer, Conversation, Question
+from pjai.bench.recallfolds import _cross_validate
 from pjai.cli import app
 from pjai.memory.search import Tuning
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pjai.bench.recall import load_conversations
+from pjai.bench.locomo import load_conversations
 from pjai.memory.graph import auto_link
 from pjai.schema import Event, MemoryAdded, MemoryLinked, PersonaCreated
 from pjai.schema.types import Progress
