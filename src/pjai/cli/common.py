@@ -3,36 +3,33 @@
 The consoles never read markup or emoji codes: names, contents and ids are the user's
 text and print as typed (``[/]`` would otherwise crash Rich, ``[bold]x`` lose its tag).
 Style a fixed part of a line with :class:`rich.text.Text`, e.g.
-``Text.assemble(("error:", "bold red"), " ", message)``.
+``Text.assemble(("error:", "bold red"), " ", message)``. How an error is said is
+:mod:`pjai.cli.failures`; how a time is read, :mod:`pjai.cli.times`.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import msgspec
 import typer
 from rich.console import RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
-from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from pjai.app import DataDir as DataDirectory
 from pjai.app import resolve
-from pjai.app.times import typed_time
+from pjai.cli.failures import errors, fail, named_fields, reported
 from pjai.cli.grouped import option_group
-from pjai.cli.output import JsonFlag, TerminalConsole, console, print_table, shown
-from pjai.cli.utf8 import running
-from pjai.errors import EventError, PjaiError, QueryError
+from pjai.cli.output import JsonFlag, console, print_table, shown
+from pjai.cli.times import INCLUDED_END, parse_time
+from pjai.cli.times import parse_span as parse_span
+from pjai.errors import PjaiError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema.tables import TIERS
 from pjai.store import Progress as ProgressCallback
@@ -138,79 +135,6 @@ PortOpt = Annotated[
     int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free one.")
 ]
 """``--port`` of a server (the web app, the sync server); each gives its own default."""
-
-errors = TerminalConsole(stderr=True, markup=False, emoji=False)
-
-
-def fail(error: PjaiError) -> typer.Exit:
-    """Print a PJai error for a human and return the exit to raise. An event's refusal
-    is said without the event's name, which is PJai's, not the person's."""
-    said = str(error)
-    if isinstance(error, EventError):
-        said = f"{_given_as(error.field)}: {error.reason}" if error.field else error.reason
-    errors.print(Text.assemble(("error:", "bold red"), " ", said), soft_wrap=True)
-    for note in getattr(error, "__notes__", ()):
-        errors.print(f"  {note}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
-
-
-def named_fields(fields: Mapping[str, str]) -> type[TyperGroup]:
-    """The group class (``typer.Typer(cls=...)``) of a family of commands whose errors
-    name an event's field as the person gave it. ``fields`` maps a field, or a group of
-    fields (``memory`` for ``memory.capacities.hot``), to the parameter that gives it
-    where a command has one of that name (``{"content": "first"}``: ``memory add``'s
-    CONTENT; ``memory update`` has none and says ``--content``)."""
-    return type("NamedFieldsGroup", (TyperGroup,), {"fields": dict(fields)})
-
-
-def _given_as(field: str) -> str:
-    """How the person gave an event's ``field``: the parameter its command family maps
-    it to (:func:`named_fields`), else the running command's option or argument of
-    that name (``--importance``, ``TARGET_ID``), else the field
-    (``field 'filters.hours[0]'``)."""
-    context: click.Context | None = running.get()
-    # tags[0]: the first value given to --label; custom_traits[...]: a value of the mapping
-    name = re.sub(r"\[(\d+|\.\.\.)\]$", "", field)
-    # A bookmark's filters.hours is --hours, filters.importance_min --min-importance.
-    base = name.removeprefix("filters.")
-    names = [name, base, re.sub(r"^(\w+)_(min|max)$", r"\2_\1", base)]
-    family = context.parent.command if context is not None and context.parent else None
-    mapped: dict[str, str] = getattr(family, "fields", {})
-    names[:0] = [to for group, to in mapped.items() if f"{name}.".startswith(f"{group}.")]
-    params = {param.name: param for param in context.command.params} if context else {}
-    for param in (params[n] for n in names if n in params):
-        if isinstance(param, TyperOption):
-            option = max(param.opts, key=len)
-            if param.metavar == "PATH=VALUE" and context is not None:
-                return _setting_given(option, name, context.params.get(param.name or ""))
-            return option
-        if isinstance(param, TyperArgument) and not param.hidden:
-            # A [PERSONA] VALUE argument gave the value.
-            return (param.metavar or (param.name or field).upper()).split()[-1]
-    return f"field '{field}'"
-
-
-def _setting_given(option: str, field: str, given: Any) -> str:
-    """The ``--set PATH=VALUE`` that gave the setting ``field`` (the last one, which
-    counts); else the field, which came from a --config file or a template."""
-    for item in reversed(given or ()):
-        path = item.partition("=")[0].strip()
-        if f"{field}.".startswith(f"{path}.") or path.startswith(f"{field}."):
-            return f"{option} {item!r}"
-    return f"field '{field}'"
-
-
-@contextmanager
-def reported() -> Iterator[None]:
-    """Print a PJai error (or a file that cannot be read or written) raised inside for a
-    human and exit with code 1."""
-    try:
-        yield
-    except PjaiError as exc:
-        raise fail(exc) from exc
-    except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
-        raise fail(PjaiError(f"{exc.strerror or exc}{where}")) from exc
 
 
 def interactive() -> bool:
@@ -345,47 +269,6 @@ def print_result(value: Any, as_json: bool, text: RenderableType) -> None:
         print_table(text)
     else:
         console.print(text)
-
-
-INCLUDED_END = (
-    "ISO time, UTC; to the end of the day, minute or second given: 14:30 takes in 14:30:59"
-)
-"""How an option that is the included end of a range reads its time (:func:`parse_time`
-with ``end``), for its help."""
-
-
-def parse_time(text: str | None, option: str, *, end: bool = False) -> datetime | None:
-    """An ISO-8601 time from the command line, in UTC (:func:`pjai.app.times.typed_time`:
-    one without an offset is UTC). With ``end`` (the included end of a range), the last
-    instant of the unit it is typed to, as the web app's filters read it: ``--until
-    2026-05-04`` takes in that day, ``--until '2026-05-04 14:30'`` that minute."""
-    if text is None:
-        return None
-    try:
-        return typed_time(text, end=end)
-    except QueryError as exc:
-        raise typer.BadParameter(str(exc), param_hint=option) from None
-
-
-def parse_span(
-    start: str | None,
-    end: str | None,
-    options: tuple[str, str],
-    *,
-    end_included: bool = True,
-) -> tuple[datetime | None, datetime | None]:
-    """Two ISO times from the command line (:func:`parse_time`) that bound a range; a
-    range that holds no instant (its start after its end, or at an end left out) is
-    refused: a read with it would find nothing and say nothing."""
-    low, high = parse_time(start, options[0]), parse_time(end, options[1], end=end_included)
-    if low is not None and high is not None and (low > high or (low == high and not end_included)):
-        where = "after" if low > high else "at"
-        kept = "" if end_included else ", which is left out"
-        raise typer.BadParameter(
-            f"{start!r} is {where} {options[1]} {end!r}{kept}: no memory would match",
-            param_hint=options[0],
-        )
-    return low, high
 
 
 def tier_list(values: list[str] | None) -> list[str] | None:
