@@ -8,6 +8,7 @@ the moves of the optimizer runs a command caused.
 
 Reading a memory (:meth:`Memories.get`, :meth:`Memories.show`) records nothing;
 :meth:`Memories.open` records an access (``v1.MemoryAccessed``), which the score counts.
+What the commands answer is defined in :mod:`pjai.app.memoryresults`.
 """
 
 from __future__ import annotations
@@ -16,20 +17,20 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
 import apsw
 
 from pjai.app.datadir import DataDir
+from pjai.app.memoryresults import AutoLinked, MemoryChange, MemoryStats, MemoryView
 from pjai.errors import ConfigError, NotFoundError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory import (
     Bucket,
     Embeddings,
     EmbeddingsUnavailable,
-    Health,
     Ingested,
     MemorySystem,
     Neighbour,
@@ -49,7 +50,7 @@ from pjai.memory.search import Method
 from pjai.schema.fields import Tier
 from pjai.schema.links import LinkKind
 from pjai.schema.models import Memory
-from pjai.sql.repositories import MemoryFilter, MemoryOrder, MemoryStatistics
+from pjai.sql.repositories import MemoryFilter, MemoryOrder
 from pjai.store import Progress, Row
 
 __all__ = ["AutoLinked", "Memories", "MemoryChange", "MemoryStats", "MemoryView"]
@@ -61,41 +62,6 @@ log = logging.getLogger(__name__)
 CATCH_UP_WAIT_S = 5.0
 """How long a semantic search waits for the background indexer to reach the newest
 memories; past it, the search runs on the vectors made so far."""
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryView:
-    """A memory and its links, strongest first."""
-
-    memory: Memory
-    links: list[Row]
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryChange:
-    """A memory after a change, whether anything changed, and what the optimizer runs
-    the change caused did to the persona's memories (``moves``: which, from where to
-    where, and why)."""
-
-    memory: Memory
-    changed: bool
-    moves: list[MemoryMove] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class AutoLinked:
-    """How many ``similar`` links were made, and by what: ``vectors`` or ``words``."""
-
-    links: int
-    by: Literal["vectors", "words"]
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryStats:
-    """Memory statistics (from the SQL primary) and health."""
-
-    statistics: MemoryStatistics
-    health: Health
 
 
 class Memories:
