@@ -3,23 +3,31 @@
 Each backend that holds PJai's tables (the store's SQLite state, the SQL primary on
 SQLite or PostgreSQL) renders the same ops with its own :class:`Flavor`: placeholder,
 spelling of "greatest", and how values are stored. Statements are cached per op shape.
+
+The flavors are :mod:`pjai.schema.flavors`; ops planned as few statements,
+:mod:`pjai.schema.batches`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import msgspec
-from sqlalchemy import Boolean, MetaData, Table
+from sqlalchemy import MetaData, Table
 
 from pjai.errors import PjaiError
-from pjai.schema.expressions import fold_case, message_memory_id
+from pjai.schema.batches import Batch, Statement, batched, is_check, writes
+from pjai.schema.flavors import (
+    SQLITE,
+    SQLITE_TUNING,
+    Convert,
+    Flavor,
+    plain_text,
+    sqlite_functions,
+)
 from pjai.schema.ops import (
     NOT_NULL,
     Compress,
-    Compressed,
     Decayed,
     Decompress,
     Delete,
@@ -27,19 +35,9 @@ from pjai.schema.ops import (
     IfNull,
     Increment,
     Insert,
-    Missing,
     Op,
     TextForTier,
     Update,
-)
-from pjai.schema.search import cut_cjk
-from pjai.schema.types import (
-    CompressibleText,
-    JsonDocument,
-    Timestamp,
-    compress_text,
-    read_text,
-    to_iso,
 )
 
 __all__ = [
@@ -58,170 +56,6 @@ __all__ = [
     "sqlite_functions",
     "writes",
 ]
-
-Convert = Callable[[Any], Any]
-_json = msgspec.json.Encoder()
-
-
-def _to_json(value: Any) -> str:
-    return _json.encode(value).decode()
-
-
-def _sqlite_stored_text(value: Any) -> Any:
-    return compress_text(value.text) if isinstance(value, Compressed) else value
-
-
-def plain_text(value: Any) -> Any:
-    """A text value for a backend that compresses by itself: the text as is."""
-    return value.text if isinstance(value, Compressed) else value
-
-
-@dataclass(frozen=True, slots=True)
-class Flavor:
-    """How one backend spells op statements and stores Python values.
-
-    ``stores`` pairs column types with what turns a Python value into the value stored
-    in a column of that type (the first pair whose type the column's is). ``compress``
-    and ``decompress`` spell a column's value turned into (or out of) its compressed
-    form, ``{c}`` standing for the column.
-    """
-
-    name: str
-    placeholder: str
-    greatest: str
-    stores: tuple[tuple[type[Any], Convert], ...]
-    compress: str = "{c}"
-    decompress: str = "{c}"
-
-    def converter(self, column_type: object) -> Convert | None:
-        """What stores a value in a column of ``column_type``; ``None``: the value as is."""
-        return next(
-            (convert for kind, convert in self.stores if isinstance(column_type, kind)), None
-        )
-
-
-SQLITE = Flavor(
-    "sqlite",
-    "?",
-    "max",
-    (
-        (Timestamp, to_iso),
-        (JsonDocument, _to_json),
-        (Boolean, int),
-        (CompressibleText, _sqlite_stored_text),
-    ),
-    compress="pjai_compress({c})",
-    decompress="pjai_text({c})",
-)
-"""SQLite through apsw or sqlite3: ISO-8601 text times, 0/1 booleans, JSON text, zlib
-BLOBs for compressed text (with PJai's SQL functions, see :func:`sqlite_functions`)."""
-
-
-def _sqlite_message_memory_id(value: Any) -> Any:
-    return message_memory_id(value) if isinstance(value, str) else value
-
-
-def _sqlite_compress(value: Any) -> Any:
-    return compress_text(value) if isinstance(value, str) else value
-
-
-SQLITE_TUNING = (
-    # Checkpoint every ~40 MB of WAL instead of 4 MB: index pages that many small commits
-    # dirty again and again are copied to the database once, and a commit of 1,000
-    # memories (which dirties more than 4 MB of pages) does not checkpoint every time.
-    "PRAGMA wal_autocheckpoint=10000",
-    f"PRAGMA journal_size_limit={64 * 1024 * 1024}",
-    # A 16 MiB page cache instead of 2: each memory goes into five B-trees at scattered
-    # places, and past ~100,000 memories their pages no longer fit in 2.
-    f"PRAGMA cache_size=-{16 * 1024}",
-)
-"""The settings every connection to one of PJai's SQLite databases (the store, an SQLite
-SQL primary) starts with."""
-
-
-def sqlite_functions() -> dict[str, Callable[[Any], Any]]:
-    """The SQL functions PJai's SQLite databases need: register each with one argument."""
-    return {
-        "pjai_compress": _sqlite_compress,
-        "pjai_lower": fold_case,
-        "pjai_message_memory_id": _sqlite_message_memory_id,
-        "pjai_text": read_text,
-        "pjai_words": cut_cjk,
-    }
-
-
-def is_check(op: Op) -> bool:
-    """Whether ``op`` only checks that a row exists (an update without values)."""
-    return isinstance(op, Update) and not op.values
-
-
-def writes(ops: Sequence[Op]) -> int:
-    """How many of ``ops`` write."""
-    return sum(1 for op in ops if not is_check(op))
-
-
-Statement = tuple[str, list[Sequence[Any]], bool]
-"""Rendered SQL, its rows of parameters (several only for a run of inserts sent as one
-batch), and whether it is a check (a SELECT of one row)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Ops planned as few statements: see :func:`batched`."""
-
-    statements: list[Statement]
-    answers: list[int | None]
-    """Per op, the statement whose matched rows answer it (``None`` for an insert)."""
-
-    def unmatched(self, ops: Sequence[Op], matched: Sequence[int]) -> tuple[int, Missing] | None:
-        """The first op that had to match a row and matched none: its index and why."""
-        for index, (op, at) in enumerate(zip(ops, self.answers, strict=True)):
-            if isinstance(op, Insert) or at is None or matched[at] or op.missing is None:
-                continue
-            return index, op.missing
-        return None
-
-
-def batched(ops: Sequence[Op], render: Callable[[Op], tuple[str, list[Any]]]) -> Batch:
-    """Plan ``ops`` so that running the statements in order means running the ops one
-    by one.
-
-    Consecutive inserts with the same SQL go as one batch, and a check of another
-    table may run before that batch (an insert cannot change what it reads). A check
-    asked again before any update or delete takes the first one's answer: a missing
-    row fails the ops at the first asking.
-    """
-    statements: list[Statement] = []
-    answers: list[int | None] = []
-    asked: dict[tuple[str, tuple[Any, ...]], int] = {}
-    run: tuple[str, str, list[Sequence[Any]]] | None = None  # table, SQL, rows
-    for op in ops:
-        sql, params = render(op)
-        if isinstance(op, Insert):
-            if run is None or run[1] != sql:
-                if run is not None:
-                    statements.append((run[1], run[2], False))
-                run = (op.table, sql, [])
-            run[2].append(params)
-            answers.append(None)
-            continue
-        check = is_check(op)
-        key = (sql, tuple(params))
-        if not check:
-            asked.clear()  # an update or delete may change any check's answer
-        elif key in asked:
-            answers.append(asked[key])
-            continue
-        if run is not None and (not check or run[0] == op.table):
-            statements.append((run[1], run[2], False))
-            run = None
-        if check:
-            asked[key] = len(statements)
-        answers.append(len(statements))
-        statements.append((sql, [params], check))
-    if run is not None:
-        statements.append((run[1], run[2], False))
-    return Batch(statements, answers)
 
 
 class BadOp(PjaiError):
