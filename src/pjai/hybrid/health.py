@@ -11,7 +11,7 @@ from sqlalchemy import text
 from pjai.errors import PjaiError, StoreError
 from pjai.hybrid.quarantine import QuarantineReport, report, unreviewed
 from pjai.sql import journal
-from pjai.store.log import read_quarantine
+from pjai.store.filequarantine import read_quarantine
 
 if TYPE_CHECKING:
     from pjai.hybrid.manager import HybridDatabaseManager

@@ -16,7 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from pjai.errors import SqlError, StoreError
 from pjai.sql.shards import Shard, ShardSet
 from pjai.store import Store
-from pjai.store.log import FileHead
+from pjai.store.filehead import FileHead
 
 __all__ = ["Pinned", "one_state", "reading"]
 

@@ -56,7 +56,7 @@ from pjai.sql import journal
 from pjai.sql.rebalance import check_placement
 from pjai.sql.shards import ShardSet
 from pjai.store import Store
-from pjai.store.log import FileHead
+from pjai.store.filehead import FileHead
 
 __all__ = ["Projector"]
 

@@ -21,7 +21,7 @@ from pjai.schema.types import utc_now
 from pjai.sql import journal
 from pjai.sql.shards import ShardSet
 from pjai.store import Store
-from pjai.store.log import read_quarantine
+from pjai.store.filequarantine import read_quarantine
 
 if TYPE_CHECKING:
     from pjai.hybrid.manager import HybridDatabaseManager

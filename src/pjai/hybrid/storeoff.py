@@ -25,7 +25,7 @@ from pjai.schema.types import utc_now
 from pjai.sql import journal
 from pjai.sql.shards import ShardSet
 from pjai.store import Store
-from pjai.store.log import FileHead, LockedFile
+from pjai.store.filehead import FileHead, LockedFile
 
 __all__ = [
     "check_one_history",

@@ -35,7 +35,7 @@ from pjai.schema.records import EventRecord
 from pjai.schema.types import Progress
 from pjai.sql import journal
 from pjai.store import LiveQuery, Row, Store
-from pjai.store.log import FileHead
+from pjai.store.filehead import FileHead
 from pjai.store.query import Params, Query, prepare
 
 __all__ = ["StoreSwitch"]
