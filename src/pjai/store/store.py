@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -12,12 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import apsw
-import msgspec
 
 from pjai.errors import (
     PjaiError,
     QueryError,
-    RebaseError,
     StoreClosedError,
     StoreError,
 )
@@ -34,7 +31,7 @@ from pjai.schema.records import (
     stamp,
 )
 from pjai.schema.types import Progress, new_id, utc_now
-from pjai.store import damage, upkeep
+from pjai.store import damage, intake, replay, upkeep
 from pjai.store.apply import EventApplier
 from pjai.store.boot import boot, make_whole
 from pjai.store.changes import ChangeTracker
@@ -43,8 +40,7 @@ from pjai.store.console import INSPECT_SECONDS, run_typed_sql
 from pjai.store.live import LiveQueries, LiveQuery
 from pjai.store.log import EventLog
 from pjai.store.query import Params, Prepared, Query, Row, RowReader, prepare, read_with_tables
-from pjai.store.rebase import RebaseResult, check_continuation, discard, planned, rebase
-from pjai.store.replay import load_logged, replay_logged
+from pjai.store.rebase import RebaseResult, discard, planned, rebase
 from pjai.store.sqlite import (
     BUSY_TIMEOUT_MS,
     Durability,
@@ -202,8 +198,8 @@ class Store(Resource):
             logged: list[tuple[EventRecord, EventStatus, str | None, bytes | None]] = []
             with self._write(f"committing {len(events)} event(s)") as deliveries:
                 head = self._head
-                if first is not None and (confirmed := self._past_head(first(head))):
-                    self._take_in(confirmed)
+                if first is not None and (confirmed := intake.past_head(self, first(head))):
+                    intake.take_in(self, confirmed)
                     head = confirmed[-1].position
                 records = stamp(
                     ((name, args) for name, _, args in encoded),
@@ -358,50 +354,13 @@ class Store(Resource):
             if self.sync:
                 raise StoreError("a synced store takes confirmed events through rebase()")
             with self._write(f"ingesting {len(records)} event(s)") as deliveries:
-                records = self._past_head(records)
+                records = intake.past_head(self, records)
                 if not records:
                     return 0
-                applied = self._take_in(records)
+                applied = intake.take_in(self, records)
             self._head = self._confirmed = records[-1].position
         self._deliver(deliveries)
         return applied
-
-    def _take_in(self, records: Sequence[EventRecord]) -> int:
-        """Log and apply confirmed ``records``, which continue the head, inside the
-        caller's write transaction; one that does not apply is kept with the reason.
-        Returns how many applied."""
-        check_continuation(records, self._head)
-        applied = self._applier.apply_all_logged(records)
-        try:
-            if applied is None:  # one or more do not apply: find which, one by one
-                applied = 0
-                for record in records:
-                    error, _ = self._apply_logged(record, capture=False)
-                    self._log.append(record, "confirmed", error=error)
-                    applied += error is None
-            else:
-                self._log.append_many([(r, "confirmed", None, None) for r in records])
-        except apsw.ConstraintError as exc:
-            raise RebaseError(
-                f"an event id appears twice in the history ({exc}): these events "
-                "are not the continuation of this store's"
-            ) from exc
-        return applied
-
-    def _past_head(self, records: Sequence[EventRecord]) -> Sequence[EventRecord]:
-        """``records`` without those already logged at their positions; another event at
-        one of those positions is another history (:class:`RebaseError`)."""
-        known = [r for r in records if r.position.key <= self._head.key]
-        if not known:
-            return records
-        logged = itertools.islice(self._log.entries(after=known[0].parent), len(known))
-        for record, entry in itertools.zip_longest(known, logged):
-            if entry is None or entry.record.id != record.id:
-                raise RebaseError(
-                    f"event {record.id} at {record.position}: this store holds another "
-                    "event there (another history)"
-                )
-        return records[len(known) :]
 
     def adopt(self, records: Sequence[EventRecord]) -> int:
         """Take events of another history as this synced store's own pending events.
@@ -421,25 +380,8 @@ class Store(Resource):
             self._check_open()
             if not self.sync:
                 raise StoreError("a standalone store takes another history through ingest()")
-            applied = 0
             with self._write(f"adopting {len(records)} event(s)") as deliveries:
-                head = self._head
-                for record in records:
-                    if self._log.status(record.id) is not None:
-                        raise RebaseError(f"event {record.id} is already in this store")
-                    moved = msgspec.structs.replace(
-                        record,
-                        position=head.next(self._generation),
-                        parent=Position(head.global_seq, head.client_seq),
-                        client_id=self.client_id,
-                    )
-                    error, changeset = self._apply_logged(moved, capture=True)
-                    if error is not None:
-                        self._log.reject(moved, error)
-                        continue
-                    self._log.append(moved, "pending", changeset=changeset)
-                    head = moved.position
-                    applied += 1
+                applied, head = intake.adopt(self, records)
             self._head = head
             self._pending = None
         self._deliver(deliveries)
@@ -454,41 +396,7 @@ class Store(Resource):
         Should one of them not apply after all, that attempt is undone and every event
         is decided again, one by one, as after a schema change.
         """
-        return self._rebuild(progress, trust=True)
-
-    def _rebuild(self, progress: Progress | None, *, trust: bool) -> int:
-        with self._lock:
-            self._check_open()
-            # A logged refusal may hang on what the log does not hold (a key that has
-            # arrived since): a log with one is replayed in full.
-            trust = (
-                trust
-                and self._log.meta()["fingerprint"] == self.schema.fingerprint
-                and self.pending_count == 0
-                and self._log.count_quarantined() == 0
-            )
-            # Tables of an older schema may reference each other: drop and refill them
-            # without foreign key enforcement, then check every reference before commit.
-            self._conn.execute("PRAGMA foreign_keys=OFF")
-            try:
-                with self._write("rebuilding state from the event log") as deliveries:
-                    self._state.drop_all()
-                    self._state.create(indexes=False)
-                    self._tracker.forget_columns()
-                    applied = None
-                    if trust:
-                        applied = load_logged(
-                            self._conn, self._log, self._state, self.schema, progress
-                        )
-                    if applied is None:
-                        applied = replay_logged(self._log, self._applier, progress)
-                        self._state.check_references()  # the load checked its own
-                    self._state.create_indexes()
-                    self._log.set_meta(fingerprint=self.schema.fingerprint)
-            finally:
-                self._conn.execute("PRAGMA foreign_keys=ON")
-        self._deliver(deliveries)
-        return applied
+        return replay.rebuild(self, progress, trust=True)
 
     # -- reading ---------------------------------------------------------------
 
@@ -729,7 +637,7 @@ class Store(Resource):
             self.store_id, self.client_id = meta["store_id"], meta["client_id"]
             self._reload()
         # The salvaged outcomes may come from another version: each is decided again.
-        return self._rebuild(progress, trust=False)
+        return replay.rebuild(self, progress, trust=False)
 
     def load(self, entries: Sequence[LogEntry], *, indexes: bool = True) -> int:
         """Fill the state of this store, whose log is empty, with the state ``entries``
@@ -742,27 +650,7 @@ class Store(Resource):
         key and to compare states). If an event recorded as applied does not apply, the
         load raises and this store is left empty.
         """
-        applied = [e.record for e in entries if e.error is None]
-        with self._lock:
-            self._check_open()
-            if self._log.count() or self._log.count("rejected"):
-                raise StoreError("only a store with an empty log takes a load")
-            self._conn.execute("PRAGMA foreign_keys=OFF")
-            try:
-                doing = f"loading the state of {len(entries)} event(s)"
-                with self._write(doing) as deliveries:
-                    self._state.drop_all()
-                    self._state.create(indexes=False)
-                    self._tracker.forget_columns()
-                    materialize = self.schema.materialize
-                    self._state.load((r.name, materialize(r).ops) for r in applied)
-                    if indexes:
-                        self._state.create_indexes()
-                    self._state.check_references()
-            finally:
-                self._conn.execute("PRAGMA foreign_keys=ON")
-        self._deliver(deliveries)
-        return len(applied)
+        return replay.load(self, entries, indexes=indexes)
 
     @property
     def live_queries(self) -> int:
