@@ -87,7 +87,8 @@ KILLED = textwrap.dedent(
     from pjai.hybrid import HybridDatabaseManager
     from pjai.hybrid.files import OFF_HEAD
     from pjai.schema import MemoryAdded
-    from pjai.store.log import EventLog, FileHead
+    from pjai.store.filehead import FileHead
+    from pjai.store.log import EventLog
 
     data, url, when = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     off = {"PJAI_USE_LIVESTORE": "false"}

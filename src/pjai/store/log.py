@@ -12,15 +12,7 @@ import msgspec
 from pjai.schema.records import EventRecord, EventStatus, LogEntry, Position, args_text
 from pjai.schema.types import from_iso, to_iso
 
-__all__ = [
-    "INTERNAL_TABLES",
-    "EventLog",
-    "FileHead",
-    "FileQuarantine",
-    "LockedFile",
-    "Move",
-    "read_quarantine",
-]
+__all__ = ["INTERNAL_TABLES", "EventLog", "Move"]
 
 LOG_TABLE = "pjai_eventlog"
 REJECTED_TABLE = "pjai_rejected"
@@ -339,9 +331,3 @@ class EventLog:
             return int(self._conn.execute(f"SELECT count(*) FROM {REJECTED_TABLE}").get)
         sql = f"SELECT count(*) FROM {LOG_TABLE} WHERE status = ?"
         return int(self._conn.execute(sql, (status,)).get)
-
-
-# A store file read from outside a store (its head under the write lock, its quarantine)
-# is read through EventLog: those modules are imported last, once it is defined.
-from pjai.store.filehead import FileHead, LockedFile  # noqa: E402
-from pjai.store.filequarantine import FileQuarantine, read_quarantine  # noqa: E402
