@@ -37,6 +37,7 @@ from pjai.hybrid.archive import (
     ArchiveManifest,
     export_archive,
     import_archive,
+    replay,
     restore,
 )
 from pjai.schema import (
@@ -387,7 +388,7 @@ def test_a_failed_import_keeps_what_other_programs_wrote_there_meanwhile(
     target = tmp_path / "project"
     target.mkdir()
     (target / "notes.txt").write_text("mine")
-    compare = restore._compare
+    compare = restore.compare
 
     def meanwhile(*args: Any, **kwargs: Any) -> int:
         (target / "drafts").mkdir()
@@ -395,7 +396,7 @@ def test_a_failed_import_keeps_what_other_programs_wrote_there_meanwhile(
         (target / "todo.txt").write_text("saved during the import")
         return compare(*args, **kwargs)
 
-    monkeypatch.setattr(restore, "_compare", meanwhile)
+    monkeypatch.setattr(restore, "compare", meanwhile)
     with pytest.raises(ArchiveCorruptError, match="differs"):
         import_archive(target, file, environ={})
     assert sorted(p.name for p in target.iterdir()) == ["drafts", "notes.txt", "todo.txt"]
@@ -411,7 +412,7 @@ def test_a_memory_past_the_push_limit_and_batches_cut_by_bytes_round_trip(
     manager.commit(persona("p1"), memory("m1", content="語" * 1_000_000), memory("m2"))
     file = tmp_path / "backup.zip"
     manifest = export_archive(manager, file)
-    monkeypatch.setattr(restore, "BATCH_BYTES", 1)  # every event a batch of its own
+    monkeypatch.setattr(replay, "BATCH_BYTES", 1)  # every event a batch of its own
     restored = import_archive(tmp_path / "restored", file, environ={})
     assert restored.applied == manifest.events == 3
 
