@@ -29,8 +29,8 @@ from pjai.schema import (
     new_id,
 )
 from pjai.schema.bookmarks import check_time_range
-from pjai.schema.event import validation_error
 from pjai.schema.models import Memory, memory_from_row
+from pjai.schema.validation import validation_error
 
 __all__ = ["BookmarkView", "Bookmarks", "ConversationView", "Conversations"]
 

@@ -38,8 +38,8 @@ from pjai.schema import (
     PrivacySettings,
     new_id,
 )
-from pjai.schema.event import validation_error
 from pjai.schema.models import Persona, persona_from_row
+from pjai.schema.validation import validation_error
 from pjai.sql.repositories import personas_query
 
 __all__ = [

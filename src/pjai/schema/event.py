@@ -3,7 +3,8 @@
 An event type is a frozen msgspec Struct with a class-level ``NAME`` (``v1.MemoryAdded``)
 and a ``materialize`` method that returns :mod:`pjai.schema.ops`. A :class:`Schema`
 gathers the tables and event types of one PJai version, encodes and validates payloads,
-and upcasts payloads logged under an older name.
+and upcasts payloads logged under an older name; a payload it refuses is told in words
+(:mod:`pjai.schema.validation`).
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ import copy
 import hashlib
 import math
 import re
-import reprlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal, get_args
 
 import msgspec
-from msgspec import inspect
 from sqlalchemy import MetaData
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -31,7 +30,6 @@ from pjai.errors import (
     UnknownEventError,
 )
 from pjai.schema.codec import PLAIN, Codec
-from pjai.schema.fields import PATTERN_WORDS
 from pjai.schema.limits import (
     JSON_ESCAPE,
     MAX_ARGS_BYTES,
@@ -43,6 +41,8 @@ from pjai.schema.limits import (
 from pjai.schema.ops import Op
 from pjai.schema.records import EventRecord
 from pjai.schema.sealed import ENVELOPE_KEY, sealed_type
+from pjai.schema.validation import NOTHING, shown
+from pjai.schema.validation import validation_error as validation_error
 
 __all__ = ["ConflictPolicy", "Context", "Event", "Materialized", "Schema", "Upcaster"]
 
@@ -107,145 +107,19 @@ class Upcaster:
     convert: Callable[[dict[str, Any]], dict[str, Any]]
 
 
-_MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_MSGSPEC_FIELD = re.compile(r"field `(?P<field>[^`]+)`")
-_MSGSPEC_UNKNOWN = re.compile(r"object contains unknown field `(?P<field>[^`]+)`$")
-_MSGSPEC_TYPE = re.compile(r"`(int|float|bool|str|array|object|null)`")
-_MSGSPEC_PATTERN = re.compile(r"text matching regex '(.*)'")
-_TYPE_WORDS = {
-    "int": "a whole number",
-    "float": "a number",
-    "bool": "true or false",
-    "str": "text",
-    "array": "a list",
-    "object": "an object",
-    "null": "nothing",
-}
-"""msgspec's names of JSON types, as a person reads them."""
-
-_MSGSPEC_LENGTH = re.compile(r"(text|a list|an object) of length (<=|>=) (\d+)")
-
-
-def _length_words(found: re.Match[str]) -> str:
-    kind, bound, count = found[1], found[2], found[3]
-    unit = {"text": "character", "a list": "item", "an object": "key"}[kind]
-    unit += "" if count == "1" else "s"
-    return f"{kind} of {'at most' if bound == '<=' else 'at least'} {count} {unit}"
-
-
-_NOTHING = object()
-
-
-def validation_error(
-    name: str, error: msgspec.ValidationError, of: type | None = None, given: Any = _NOTHING
-) -> EventValidationError:
-    """Translate a msgspec validation error into one naming the event and the field
-    (and, given the type ``of`` that was validated, the choices of a field that takes
-    one of some values, or the fields of a group that was given an unknown one; given
-    the arguments that were validated, the value that was refused)."""
-    match = _MSGSPEC_PATH.match(str(error))
-    assert match is not None  # the pattern matches any text
-    reason, path = match["reason"], match["path"]
-    field = path.lstrip(".") if path else None
-    if field is None and (named := _MSGSPEC_FIELD.search(reason)):
-        field = named["field"]
-    reason = reason[0].lower() + reason[1:] if reason else "is invalid"
-    reason = _MSGSPEC_TYPE.sub(lambda m: _TYPE_WORDS[m[1]], reason)
-    # msgspec writes a pattern's backslashes doubled.
-    reason = _MSGSPEC_PATTERN.sub(
-        lambda m: PATTERN_WORDS.get(m[1].replace("\\\\", "\\"), m[0]), reason
-    )
-    reason = _MSGSPEC_LENGTH.sub(_length_words, reason)
-    # msgspec takes no JSON number written with a point or an exponent for an integer.
-    reason = reason.replace(
-        "a whole number, got a number", "a whole number, got one with a point or exponent"
-    )
-    if field and of is not None and reason.startswith("invalid enum value"):
-        choices = ", ".join(repr(choice) for choice in _choices(of, field))
-        reason += f"; one of {choices}" if choices else ""
-    elif (unknown := _MSGSPEC_UNKNOWN.match(reason)) is not None:
-        group = path.lstrip(".") if path else ""
-        known = _field_names(of, group) if of is not None else ()
-        reason = f"unknown field `{unknown['field']}`"
-        reason += f"; {group or 'the event'} has {', '.join(known)}" if known else ""
-    elif ", got " not in reason and (value := _value_at(given, field)) is not _NOTHING:
-        reason += f", got {_shown(value)}"
-    return EventValidationError(name, reason, field=field or None)
-
-
-def _parts(path: str) -> list[str]:
-    """The steps of a dotted field path: ``a.b[0]`` is ``a``, ``b``, ``[0]``."""
-    return re.findall(r"[^.\[\]]+|\[\d+\]", path)
-
-
-def _value_at(given: Any, path: str | None) -> Any:
-    """The value at a field path of validated arguments (builtins), or ``_NOTHING``."""
-    value = given
-    if path is None or "[...]" in path:  # a mapping's value: msgspec names no key
-        return _NOTHING
-    for part in _parts(path) if value is not _NOTHING else ():
-        if part.startswith("[") and isinstance(value, list):
-            index = int(part[1:-1])
-            value = value[index] if index < len(value) else _NOTHING
-        elif isinstance(value, Mapping):
-            value = value.get(part, _NOTHING)
-        else:
-            value = _NOTHING
-        if value is _NOTHING:
-            break
-    return _NOTHING if value is given else value
-
-
-def _type_at(of: type, path: str) -> Any:
-    """The msgspec type info of the field at the dotted ``path`` of type ``of``, or
-    ``None``."""
-    info: Any = inspect.type_info(of)
-    for part in _parts(path):
-        info = _one(info)
-        if part.startswith("["):
-            info = getattr(info, "item_type", None)
-        elif isinstance(info, inspect.StructType):
-            info = next((f.type for f in info.fields if part in (f.name, f.encode_name)), None)
-        else:
-            return None
-    return _one(info)
-
-
-def _choices(of: type, path: str) -> tuple[object, ...]:
-    """The values a Literal field at the dotted ``path`` of type ``of`` may take."""
-    info = _type_at(of, path)
-    return info.values if isinstance(info, inspect.LiteralType) else ()
-
-
-def _field_names(of: type, path: str) -> tuple[str, ...]:
-    """The fields of the struct at the dotted ``path`` of type ``of`` (``""``: ``of``'s)."""
-    info = _type_at(of, path)
-    if not isinstance(info, inspect.StructType):
-        return ()
-    return tuple(f.encode_name for f in info.fields)
-
-
-def _one(info: Any) -> Any:
-    """``info``, or the one type of an optional one (``X | None``)."""
-    if isinstance(info, inspect.UnionType):
-        types = [t for t in info.types if not isinstance(t, inspect.NoneType)]
-        return types[0] if len(types) == 1 else info
-    return info
-
-
 def _longest_field(event: Event) -> str:
     """The name of ``event``'s field that takes the most JSON."""
     return max(event.__struct_fields__, key=lambda f: len(msgspec.json.encode(getattr(event, f))))
 
 
 def _field_value(event: Event, path: str | None) -> Any:
-    """The value at a dotted field path of ``event``, or ``_NOTHING``."""
+    """The value at a dotted field path of ``event``, or ``NOTHING``."""
     value: Any = event
     for part in (path or "").split(".") if path else ():
-        value = getattr(value, part, _NOTHING)
-        if value is _NOTHING:
+        value = getattr(value, part, NOTHING)
+        if value is NOTHING:
             break
-    return _NOTHING if value is event else value
+    return NOTHING if value is event else value
 
 
 class Schema:
@@ -365,7 +239,7 @@ class Schema:
         name = self.name_of(event)
         if (problem := self._exact_times[name](event)) is not None:
             value = _field_value(event, problem[0])
-            reason = problem[1] if value is _NOTHING else f"{problem[1]}, got {_shown(value)}"
+            reason = problem[1] if value is NOTHING else f"{problem[1]}, got {shown(value)}"
             raise EventValidationError(name, reason, field=problem[0] or None)
         try:
             args = self._encoder.encode(event)
@@ -384,12 +258,12 @@ class Schema:
             payload = self._decode(name, args, times_checked=True)
         except EventValidationError as exc:
             value = _field_value(event, exc.field)
-            if value is _NOTHING:
+            if value is NOTHING:
                 raise
             if isinstance(value, float) and not math.isfinite(value):
                 reason = f"must be a finite number, got {value!r}"  # JSON wrote it as null
             else:
-                reason = f"{exc.reason}, got {_shown(value)}"
+                reason = f"{exc.reason}, got {shown(value)}"
             raise EventValidationError(name, reason, field=exc.field) from exc.__cause__
         return name, payload, args
 
@@ -496,13 +370,3 @@ class Schema:
             for index in sorted(table.indexes, key=lambda i: i.name or ""):
                 indexes.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
         return tables, indexes
-
-
-_SHOWN = reprlib.Repr()
-_SHOWN.maxstring = _SHOWN.maxother = 80
-_SHOWN.maxlist = _SHOWN.maxdict = 8
-
-
-def _shown(value: Any) -> str:
-    """A value as an error message shows it: long text and lists cut short."""
-    return _SHOWN.repr(value)

@@ -20,7 +20,7 @@ import msgspec
 from pjai.errors import EventValidationError
 from pjai.hybrid.legacy.values import Problem, RowError
 from pjai.schema import Event, Schema
-from pjai.schema.event import validation_error
+from pjai.schema.validation import validation_error
 
 __all__ = ["OMIT", "REJECT", "Built", "Draft", "Source"]
 

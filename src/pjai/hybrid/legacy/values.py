@@ -17,9 +17,9 @@ import msgspec
 
 from pjai.errors import PjaiError
 from pjai.hybrid.flags import parse_bool
-from pjai.schema.event import validation_error
 from pjai.schema.fields import Tag
 from pjai.schema.limits import encoding_problem, text_problem
+from pjai.schema.validation import validation_error
 
 __all__ = [
     "EPOCH_MS",
