@@ -1,6 +1,7 @@
 """Legacy rows as drafted PJai events: the column mapping, one row at a time.
 
-Pure functions of a row's values and the database's :class:`Mapping`;
+Pure functions of a row's values and the database's :class:`Mapping`, each reading its
+row through a :class:`~pjai.hybrid.legacy.reading.Reading`;
 :mod:`pjai.hybrid.legacy.run` reads the file, settles the drafts and commits them.
 A value that cannot be read is reported and replaced (by PJai's default, or by the
 stand-in named in the report); only a row with nothing meaningful to import raises
@@ -17,6 +18,8 @@ from typing import Any
 import msgspec
 
 from pjai.hybrid.legacy.drafts import REJECT, Built, Draft, Source
+from pjai.hybrid.legacy.reading import DEFAULT as DEFAULT
+from pjai.hybrid.legacy.reading import Reading, Row
 from pjai.hybrid.legacy.traits import traits
 from pjai.hybrid.legacy.values import (
     Problem,
@@ -99,12 +102,9 @@ ROLE_KEYS = ("role", "sender", "author")
 CONTENT_KEYS = ("content", "text", "message")
 TIME_KEYS = ("timestamp", "created_at", "time", "date")
 
-DEFAULT = "PJai's default is kept"
 DEFAULT_IMPORTANCE = next(
     f.default for f in msgspec.structs.fields(MemoryImported) if f.name == "importance"
 )
-
-Row = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,60 +122,9 @@ class Mapping:
     classifier adds ``restricted``); by default the tags as read."""
 
 
-class _Reading:
-    """One row being read: each unreadable value is reported and replaced."""
-
-    def __init__(self, row: Row) -> None:
-        self.row = row
-        self.problems: list[Problem] = []
-
-    def value(self, column: str, read: Any, default: Any, then: str = DEFAULT) -> Any:
-        """``read(row[column])``; ``default`` for NULL, and (reported) when unreadable."""
-        try:
-            result = read(self.row[column])
-        except Unreadable as exc:
-            self.problems.append(Problem(column, self.row[column], f"{exc}; {then}"))
-            return default
-        return default if result is None else result
-
-    def text(self, column: str, default: str = "", then: str = "left empty") -> str:
-        """A text column that the row can do without: bytes that are not UTF-8 are
-        reported and ``default`` stands in."""
-        return str(self.value(column, text, default, then))
-
-    def fraction(self, column: str, scale: Scale, default: float) -> Any:
-        """A 0-1 or 0-100 column (as ``scale`` says) as a fraction 0..1; None if unset."""
-
-        def read(value: object) -> float | None:
-            parsed = number(value)
-            return None if parsed is None else scale.fraction(parsed)
-
-        return self.value(column, read, None, f"PJai's default {default} is kept")
-
-    def times(self, now: datetime | None) -> tuple[datetime | None, datetime | None]:
-        """created_at and updated_at: either stands in for the other, ``now`` for both."""
-        read: dict[str, datetime | None] = {}
-        errors: dict[str, str] = {}
-        for column in ("created_at", "updated_at"):
-            try:
-                read[column] = time_value(self.row[column])
-            except Unreadable as exc:
-                read[column], errors[column] = None, str(exc)
-        created_at = read["created_at"] or read["updated_at"] or now
-        stand_in = "the import time"
-        if not errors and now is not None and created_at is now:
-            reason = f"is missing, as is updated_at; {stand_in} stands in"
-            self.problems.append(Problem("created_at", None, reason))
-        for column, error in errors.items():
-            other = "updated_at" if column == "created_at" else "created_at"
-            instead = other if read[other] is not None else stand_in
-            self.problems.append(Problem(column, self.row[column], f"{error}; {instead} stands in"))
-        return created_at, read["updated_at"] or created_at
-
-
 def persona_drafts(row: Row, persona_id: str, mapping: Mapping) -> Built:
     """The PersonaImported draft of a ``personas`` row."""
-    reading = _Reading(row)
+    reading = Reading(row)
     if row["name"] is None:
         raise RowError("name is missing")
     created_at, updated_at = reading.times(mapping.now)
@@ -263,7 +212,7 @@ def active_since(row: Row) -> datetime | None:
 
 def memory_drafts(row: Row, memory_id: str, persona_id: str, mapping: Mapping) -> Built:
     """The MemoryImported draft of a ``memory_entities`` row."""
-    reading = _Reading(row)
+    reading = Reading(row)
     if row["content"] is None:
         raise RowError("content is missing")
     content = required_text(row["content"], "content")
@@ -327,7 +276,7 @@ def conversation_drafts(row: Row, conversation_id: str, persona_id: str) -> Buil
 
     A message PJai cannot hold is left out and reported; its index stays its id's.
     """
-    reading = _Reading(row)
+    reading = Reading(row)
     started_at, _ = reading.times(None)
     try:
         messages = json_value(row["messages"], default=[])
