@@ -14,7 +14,8 @@ meanwhile, across restarts too. Commits that other processes make to the store f
 ``watch_interval`` seconds, which costs one ``PRAGMA data_version``. It stops for good
 only on errors that retrying cannot fix (a refused token, an unknown protocol version,
 a server that lost this store's history, a cursor past the server's head, a push
-refused without naming the event), and says why in :attr:`SyncClient.status`.
+refused without naming the event), and says why in :attr:`SyncClient.status` (a
+:class:`~pjai.sync.status.SyncStatus`).
 
 Given a presence name (or an announcement, ``client.presence.announce``), the client
 offers the ``presence/1`` extension: where the server accepts it, the client announces
@@ -29,8 +30,8 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import msgspec
 
@@ -54,6 +55,7 @@ from pjai.sync.protocol import (
     decode,
     encode,
 )
+from pjai.sync.status import SyncStatus
 from pjai.sync.transport import ConnectionClosed, Connector, Transport, arrived
 
 __all__ = ["SyncClient", "SyncStatus"]
@@ -70,34 +72,6 @@ FRAMES_AT_ONCE = 64
 
 BEHIND_EVENTS = 1_000
 """The most events left unapplied while a push is in flight (see ``SyncClient._step``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SyncStatus:
-    """Where the client stands, for a UI or ``pjai sync status``."""
-
-    state: Literal["offline", "connecting", "online", "failed", "stopped"]
-    server_head: int | None = None
-    confirmed_head: int = 0
-    pending: int = 0
-    last_error: str | None = None
-    backend_id: str | None = None
-    reconnects: int = 0
-    read_only: bool = False
-    """The token may only pull: local changes stay pending."""
-
-    @property
-    def lag(self) -> int | None:
-        """Events the server has that this store has not confirmed yet."""
-        if self.server_head is None:
-            return None
-        return max(0, self.server_head - self.confirmed_head)
-
-    @property
-    def level(self) -> bool:
-        """Online, nothing pending, nothing to pull: in step with the server as far as
-        this client last heard (``wait_until(lambda s: s.level)``)."""
-        return self.state == "online" and self.pending == 0 and self.lag == 0
 
 
 class _Final(PjaiError):
