@@ -17,8 +17,8 @@ import msgspec
 from pjai.errors import EventValidationError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory import MemorySystem, bookmark_memories, preset
-from pjai.memory.conversations import add_message, conversation, conversations_of, messages
 from pjai.memory.lookup import require_persona
+from pjai.memory.messages import add_message, conversation, conversations_of, messages
 from pjai.memory.timeline import bookmarks, get_bookmark
 from pjai.schema import (
     BookmarkCreated,

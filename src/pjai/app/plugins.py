@@ -12,7 +12,7 @@ from pjai.app.personas import Personas
 from pjai.errors import PrivacyError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.memory.classify import RESTRICTED
-from pjai.memory.conversations import check_collection_allowed
+from pjai.memory.data_collection import check_collection_allowed
 from pjai.memory.optimizer import MemoryMove
 from pjai.plugins import (
     InstalledPlugin,
