@@ -12,7 +12,7 @@ from pjai.app.datadir import DataDir
 from pjai.app.eventlog import persona_row_ids
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.legacy.report import forget_rows, listed_rows
-from pjai.memory.embeddings import forget_persona, forget_personas_but
+from pjai.memory.forgetting import forget_persona, forget_personas_but
 from pjai.schema.expressions import in_parts
 from pjai.schema.records import EventRecord
 from pjai.schema.tables import conversations, memories, personas

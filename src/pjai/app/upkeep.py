@@ -18,8 +18,8 @@ from pjai.hybrid.fresh import importing, taken
 from pjai.hybrid.health import Health
 from pjai.hybrid.recovery import SetAside, StoreRebuilt, set_aside_damaged, sql_beyond_store
 from pjai.hybrid.repair import Side
-from pjai.memory.embeddings import VectorStatus, vector_status
 from pjai.memory.encoders import chosen_model
+from pjai.memory.vector_status import VectorStatus, vector_status
 from pjai.schema import SCHEMA
 from pjai.security import keyfile
 from pjai.sql import migrate

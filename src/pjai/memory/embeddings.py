@@ -19,14 +19,10 @@ vectors at all.
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import apsw
 import msgspec
@@ -40,7 +36,9 @@ from pjai.memory.encoders import (
     chosen_model,
     load_encoder,
 )
+from pjai.memory.forgetting import Forgotten, forget_persona, forget_personas_but
 from pjai.memory.hits import HIT_COLUMNS, SearchHit
+from pjai.memory.vector_status import VectorStatus, _digest, _live, _text, vector_status
 from pjai.schema.expressions import in_parts
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import memories
@@ -62,8 +60,6 @@ __all__ = [
     "top",
     "vector_status",
 ]
-
-log = logging.getLogger(__name__)
 
 VECTORS_FILE = "vectors.db"
 _DIGESTS_PER_QUERY = 500
@@ -90,55 +86,6 @@ class LazyEncoder:
         return self._encoder.encode(texts)
 
 
-@dataclass(frozen=True, slots=True)
-class VectorStatus:
-    """How far the vectors are behind the memories (``pjai doctor`` shows it)."""
-
-    model: str
-    memories: int
-    """Live memories."""
-    current: int
-    """Of them, those whose vector is up to date."""
-    stale: int
-    """Vectors of other models, or of memories no longer live, left to drop (an
-    outdated vector of a live memory counts as waiting, not here)."""
-
-    @property
-    def waiting(self) -> int:
-        """Live memories without an up-to-date vector."""
-        return self.memories - self.current
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "memories": self.memories,
-            "current": self.current,
-            "waiting": self.waiting,
-            "stale": self.stale,
-        }
-
-
-def vector_status(path: Path, backend: Backend, model: str) -> VectorStatus:
-    """How far the vectors in the file at ``path`` (if there is one) are behind
-    ``backend``'s live memories for ``model``; loads no model and writes nothing."""
-    rows = _live(backend, None)
-    known: dict[str, str] = {}
-    total = 0
-    if path.exists():
-        db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-        try:
-            if db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'vectors'").fetchone():
-                known = dict(
-                    db.execute("SELECT memory_id, digest FROM vectors WHERE model = ?", (model,))
-                )
-                total = int(db.execute("SELECT count(*) FROM vectors").get)
-        finally:
-            db.close()
-    current = sum(known.get(row.id) == _digest(_text(row)) for row in rows)
-    kept = sum(row.id in known for row in rows)  # this model's, of a live memory
-    return VectorStatus(model, len(rows), current, total - kept)
-
-
 def _still_live(backend: Backend, chunk: list[tuple[Any, str]]) -> list[tuple[Any, str]]:
     """The rows of ``chunk`` whose memory is still live: one deleted, or whose persona
     was erased, while the run encoded earlier chunks gets no vector."""
@@ -146,23 +93,6 @@ def _still_live(backend: Backend, chunk: list[tuple[Any, str]]) -> list[tuple[An
     alive = select(memories.c.id).where(memories.c.id.in_(ids), *memory_conditions(MemoryFilter()))
     live = {r.id for r in backend.query(alive)}
     return [(row, digest) for row, digest in chunk if row.id in live]
-
-
-def _live(backend: Backend, persona_id: str | None) -> list[Any]:
-    """The id, persona and text of live memories (of ``persona_id``, or all)."""
-    c = memories.c
-    query = select(c.id, c.persona_id, c.name, c.content, c.summary).where(
-        *memory_conditions(MemoryFilter(persona_id=persona_id))
-    )
-    return backend.query(query)
-
-
-def _text(row: Any) -> str:
-    return " ".join(part for part in (row.name, row.content, row.summary) if part)
-
-
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 class Embeddings:
@@ -416,61 +346,6 @@ class Embeddings:
             memories.c.id.in_([memory_id for memory_id, _ in candidates]), *memory_conditions(where)
         )
         return backend.query(query)
-
-
-class Forgotten(NamedTuple):
-    """What forgetting personas' vectors did: how many it deleted, and whether the file
-    was rewritten with its log emptied (a reader of an older state keeps the log)."""
-
-    vectors: int
-    rewritten: bool
-
-
-def forget_persona(path: Path, persona_id: str, *, rewrite: bool = False) -> Forgotten:
-    """Delete the vectors of ``persona_id``'s memories from the vector file at ``path``
-    (if there is one) and rewrite it, so that nothing of them is left in it; with
-    ``rewrite``, the file is rewritten even when it holds none of them (an erasure
-    stopped after deleting them, before the rewrite). Loads no model. Waits for a
-    writer (the background indexer) for up to 30 s, and for readers to let the log be
-    emptied for up to 5 s."""
-    return _forget(path, lambda _found: {persona_id}, rewrite=rewrite)
-
-
-def forget_personas_but(path: Path, live: Collection[str]) -> Forgotten:
-    """As :func:`forget_persona`, for every persona the vector file holds that is not
-    in ``live`` (erased here or on another device)."""
-    return _forget(path, lambda found: found - set(live))
-
-
-def _forget(
-    path: Path, gone: Callable[[set[str]], set[str]], *, rewrite: bool = False
-) -> Forgotten:
-    if not path.exists():
-        return Forgotten(0, False)
-    db = apsw.Connection(str(path))
-    try:
-        db.execute("PRAGMA busy_timeout=30000")  # an indexer may be writing
-        deleted = 0
-        if db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'vectors'").fetchone():
-            found = {row[0] for row in db.execute("SELECT DISTINCT persona_id FROM vectors")}
-            with db:
-                for persona_id in gone(found):
-                    db.execute("DELETE FROM vectors WHERE persona_id = ?", (persona_id,))
-                    deleted += db.changes()
-        if not deleted and not rewrite:
-            return Forgotten(0, False)
-        db.execute("VACUUM")
-        db.execute("PRAGMA busy_timeout=0")  # a checkpoint would wait the timeout for readers
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline:
-            busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0][0]
-            if not busy:
-                return Forgotten(deleted, True)
-            time.sleep(0.1)
-        log.warning("%s: a reader kept the log from being emptied after an erasure", path)
-        return Forgotten(deleted, False)
-    finally:
-        db.close()
 
 
 def top(np: Any, scores: Any, keep: int) -> Any:

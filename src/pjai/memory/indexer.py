@@ -5,7 +5,7 @@ A commit never waits for the model. In a long-running process (the web app) a
 when it moved (a commit here, in another process, or from a sync), brings the vectors up to
 date with :meth:`~pjai.memory.embeddings.Embeddings.index`. A one-shot command has no
 such thread: its semantic search catches up before searching. ``pjai doctor`` shows how
-many memories wait for a vector (:class:`~pjai.memory.embeddings.VectorStatus`).
+many memories wait for a vector (:class:`~pjai.memory.vector_status.VectorStatus`).
 """
 
 from __future__ import annotations
