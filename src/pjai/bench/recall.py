@@ -11,7 +11,7 @@ a session holding evidence, session_recall@10 the share of those sessions among 
 semantic and hybrid when the model can be used), overall and per category, with
 search latency.
 
-With ``--folds`` the ranking parameters (:class:`pjai.memory.search.Tuning`: the
+With ``--folds`` the ranking parameters (:class:`pjai.memory.ranking.Tuning`: the
 summary's weight, context expansion, the weight of dates in the question; for hybrid
 also the keyword share) are chosen leave-one-conversation-out: for each conversation,
 the best setting on the others is measured on it. Nothing is tuned on the conversation
