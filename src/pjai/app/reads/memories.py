@@ -17,13 +17,8 @@ from sqlalchemy import and_, func, or_, select
 from pjai.errors import NotFoundError
 from pjai.hybrid import HybridDatabaseManager, spread
 from pjai.memory.graph import neighbours
-from pjai.memory.optimizer import (
-    OptimizationReport,
-    load_persona,
-    plan,
-    scored_memories,
-    session_start,
-)
+from pjai.memory.optimizer import OptimizationReport, load_persona, plan, session_start
+from pjai.memory.scored import scored_memories
 from pjai.memory.timeline import Unit, timeline_query
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import bookmarks as bookmarks_table
