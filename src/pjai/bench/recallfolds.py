@@ -11,7 +11,8 @@ from pjai.bench.locomo import Conversation
 from pjai.bench.recallscores import Answer, _answers, _dia_id, _mean, _score
 from pjai.errors import ConfigError
 from pjai.memory.embeddings import Embeddings
-from pjai.memory.search import HYBRID_DEPTH, TUNING, SearchFilter, Tuning, fuse, rerank, search
+from pjai.memory.ranking import TUNING, Tuning, fuse, rerank
+from pjai.memory.search import HYBRID_DEPTH, SearchFilter, search
 from pjai.memory.when import time_window
 from pjai.store import Store
 

@@ -13,7 +13,8 @@ from typing import Any
 from pjai.bench.locomo import Conversation, Question
 from pjai.bench.stats import ms, percentile
 from pjai.memory.embeddings import Embeddings
-from pjai.memory.search import TUNING, Method, SearchFilter, Tuning, search
+from pjai.memory.ranking import TUNING, Tuning
+from pjai.memory.search import Method, SearchFilter, search
 from pjai.store import Store
 
 __all__ = ["CATEGORIES", "Answer"]
