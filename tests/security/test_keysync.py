@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security, tending
+from pjai.app.forgetting import ForgetGone
 from pjai.app.keysync import MAX_LISTING_BYTES, KeysBusy, join_store, sync_keys
 from pjai.app.rights import privacy_report
 from pjai.app.security import change_passphrase, new_recovery_code, security_status
@@ -484,34 +485,126 @@ def test_a_refusal_as_too_soon_says_how_long_the_server_asked_to_wait(
     ring.close()
 
 
+@contextmanager
+def busy_at_first(wait: float) -> Iterator[tuple[str, list[float]]]:
+    """A keys channel that refuses its first request as too soon, asking for ``wait``
+    seconds, then lists no keys and takes what it is given; its URL, and when each
+    listing was asked for."""
+    asked: list[float] = []
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(time.monotonic())
+            if len(asked) == 1:
+                self.answer(429, {"error": "rate_limited", "message": "too many"}, str(wait))
+            else:
+                self.answer(200, {"items": [], "deleted": []})
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.answer(200, {})
+
+        def answer(self, status: int, body: object, retry_after: str | None = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", asked
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+async def until(check: Callable[[], bool]) -> None:
+    """Wait until ``check()`` holds, 10 s at most."""
+    async with asyncio.timeout(10):
+        while not check():  # noqa: ASYNC110 (a thread of the server appends)
+            await asyncio.sleep(0.01)
+
+
 @pytest.mark.anyio
-async def test_a_busy_server_is_not_asked_for_keys_again_before_the_wait_it_asked_for(
+async def test_a_busy_server_that_refused_the_first_exchange_is_asked_again_as_its_wait_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exchange a sync makes as it starts is refused as too soon: the next comes when
+    the wait asked for ends, not at the next regular turn, however soon that is."""
+    monkeypatch.setattr(tending, "KEYS_EVERY_S", 0.05)
+    monkeypatch.setattr(tending, "KEYS_SOON_S", 0.01)
+    data = device(tmp_path / "laptop")
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager, busy_at_first(1) as (url, asked):
+        codec = manager.schema.codec
+        assert isinstance(codec, FieldCodec)
+        keys_in = tending.KeysIn(data, manager, codec.keys, url, "t", "shared")
+        with pytest.raises(KeysBusy, match="answered 429: too many") as refused:
+            keys_in()
+        assert refused.value.retry_after == 1.0
+        tended = tending.Tending(keys_in, ForgetGone(data, manager))
+        task = asyncio.create_task(tending.tend(tended))
+        try:
+            await until(lambda: len(asked) >= 3)
+        finally:
+            task.cancel()
+    assert asked[1] - asked[0] >= 1.0
+    assert asked[2] >= asked[1]  # then the regular turns go on
+
+
+@pytest.mark.anyio
+async def test_the_turns_an_erasure_called_for_come_after_a_busy_server_s_wait(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Even with an erasure calling for an exchange at every look, the turn after a
-    refusal as too soon comes no sooner than the server asked; then they go on."""
+    """An erasure calls for an exchange, which is refused as too soon: it comes again as
+    the wait ends, and the follow-ups after it are put off as much, not dropped."""
+    monkeypatch.setattr(tending, "KEYS_EVERY_S", 60.0)  # no regular turn meanwhile
     monkeypatch.setattr(tending, "KEYS_SOON_S", 0.01)
+    monkeypatch.setattr(tending, "_FOLLOW_UPS_S", (0.2, 0.4))
     turns: list[float] = []
-    three = threading.Event()
 
     class Busy:
+        held_until = 0.0
+        looks = 0
+
         def __call__(self) -> None:
             turns.append(time.monotonic())
-            if len(turns) == 3:
-                three.set()
             if len(turns) == 1:
-                raise KeysBusy("the sync server answered 429: too many", 0.5)
+                self.held_until = time.monotonic() + 0.3
+                raise KeysBusy("the sync server answered 429: too many", retry_after=0.3)
 
-        def due(self) -> bool:
-            return True
+        def due(self) -> bool:  # one erasure, seen at the first look
+            self.looks += 1
+            return self.looks == 1
 
     task = asyncio.create_task(tending.tend(Busy()))  # type: ignore[arg-type]
     try:
-        assert await asyncio.to_thread(three.wait, 10)
+        await until(lambda: len(turns) >= 4)
     finally:
         task.cancel()
-    assert turns[1] - turns[0] >= 0.5
-    assert turns[2] - turns[1] < 0.5  # the hold was for one turn
+    assert turns[1] - turns[0] >= 0.3
+    assert turns[2] - turns[0] >= 0.3 + 0.2
+    assert turns[3] - turns[0] >= 0.3 + 0.4
+
+
+def test_what_erased_personas_left_is_dropped_when_the_keys_exchange_fails() -> None:
+    dropped: list[bool] = []
+
+    def refused() -> None:
+        raise KeysBusy("the sync server answered 429: too many", retry_after=30)
+
+    tend_once = tending.Tending(refused, lambda: dropped.append(True))  # type: ignore[arg-type]
+    with pytest.raises(KeysBusy):
+        tend_once()
+    assert dropped == [True]
 
 
 def test_after_a_passphrase_change_the_old_one_joins_no_device(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ the wait it asks for is read from its answer, and nothing else passes for one.""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -44,6 +45,7 @@ async def refusing(body: bytes, retry_after: str | None) -> AsyncIterator[str]:
         (b'{"error":"rate_limited"}', "3", 3.0),  # the header's, whole seconds
         (b'{"error":"rate_limited","retry_after":true}', "7", 7.0),  # true is no number
         (b'{"error":"rate_limited","retry_after":"9"}', None, None),  # nor is a string
+        (b'{"retry_after":1' + b"0" * 400 + b"}", None, math.inf),  # held_for caps it
         (b"not json", "Wed, 21 Oct 2026 07:28:00 GMT", None),  # a date: the backoff alone
         (b"", None, None),
     ],

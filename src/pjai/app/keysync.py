@@ -17,6 +17,7 @@ from pjai.app.erasing import owe_rewrite
 from pjai.errors import ConfigError, KeyRingError, PjaiError
 from pjai.security import KeyRing
 from pjai.security.sharing import Item, absorb, deletion_proof, export_items, join
+from pjai.sync.clientside import asked_wait
 from pjai.sync.server.keys import MAX_KEYS
 
 __all__ = ["KeySync", "KeysBusy", "join_store", "keys_url", "sync_keys"]
@@ -33,7 +34,7 @@ class KeysBusy(ConfigError):
     seconds it asked the device to wait (its body's ``retry_after``, else its
     ``Retry-After`` header), or None."""
 
-    def __init__(self, message: str, retry_after: float | None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -201,10 +202,6 @@ def _refused(doing: str, response: httpx.Response, text: str) -> ConfigError:
     message += str(said.get("message", text))[:500]
     if response.status_code != 429:
         return ConfigError(message)
-    wait = said.get("retry_after")
-    if not isinstance(wait, int | float) or isinstance(wait, bool):  # JSON true is no wait
-        try:
-            wait = float(response.headers.get("Retry-After", ""))
-        except ValueError:
-            wait = None  # a date, or nothing
-    return KeysBusy(message, wait)
+    return KeysBusy(
+        message, retry_after=asked_wait(text.encode(), response.headers.get("Retry-After"))
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from functools import partial
 
@@ -77,17 +78,26 @@ class KeysIn:
         self._exchanged = self._erased_keys(), set(self._live), set(self._erasures)
         """The erased keys, the personas held and the erasure events of the log as of the
         last exchange (:meth:`due`)."""
+        self.held_until = 0.0
+        """Until when (``time.monotonic()``) the server asked to be left alone, when it
+        last refused an exchange as too soon (:class:`~pjai.app.keysync.KeysBusy`; at
+        most :data:`~pjai.sync.clientside.MAX_HOLD_S` from then)."""
 
     def __call__(self) -> None:
         keys, live, erasures = self._erased_keys(), self._personas(), self._erasure_events()
         self._exchanged = keys, live, erasures  # before the exchange: one meanwhile is due
-        shared = sync_keys(
-            self._ring,
-            self._url,
-            token=self._token,
-            store_id=self._store_id,
-            directory=self._data_dir.path,
-        )
+        try:
+            shared = sync_keys(
+                self._ring,
+                self._url,
+                token=self._token,
+                store_id=self._store_id,
+                directory=self._data_dir.path,
+            )
+        except KeysBusy as exc:
+            if wait := held_for(exc.retry_after):
+                self.held_until = time.monotonic() + wait
+            raise
         if shared.erased_here:  # destroyed by this exchange: nothing more to tell
             came = {k.key_id for k in self._ring.erased() if k.scope in shared.erased_here}
             self._exchanged = keys | came, live, erasures
@@ -179,14 +189,21 @@ class Tending:
         self.keys_in, self._gone = keys_in, gone
 
     def __call__(self) -> None:
-        if self.keys_in is not None:
-            self.keys_in()
-        self.drop_gone()
+        try:
+            if self.keys_in is not None:
+                self.keys_in()
+        finally:  # what is dropped here needs no server
+            self.drop_gone()
 
     def due(self) -> bool:
         """Whether an erasure calls for tending before the next regular turn
         (:meth:`KeysIn.due`)."""
         return self.keys_in is not None and self.keys_in.due()
+
+    @property
+    def held_until(self) -> float:
+        """Until when a busy server asked not to be asked again (:attr:`KeysIn.held_until`)."""
+        return 0.0 if self.keys_in is None else self.keys_in.held_until
 
     def drop_gone(self) -> None:
         """Drop what erased personas left beside the store, without exchanging keys."""
@@ -214,39 +231,46 @@ async def tend(tending: Tending) -> None:
     """Tend a syncing directory (:class:`Tending`, in a thread) until cancelled: every
     :data:`KEYS_EVERY_S`, and soon after an erasure (:meth:`Tending.due`, looked at every
     :data:`KEYS_SOON_S`), then a few times more, backing off. A failed turn is said in
-    the log and the next one tries again; after a refusal as too soon
-    (:class:`~pjai.app.keysync.KeysBusy`), not before the wait the server asked for
-    (at most :data:`~pjai.sync.clientside.MAX_HOLD_S`)."""
-    loop = asyncio.get_running_loop()
-    regular = loop.time() + KEYS_EVERY_S
-    follow_ups: list[float] = []
-    held_until = 0.0
+    the log and the next one tries again. While a busy server asked to be left alone
+    (:attr:`Tending.held_until`, also after the exchange a sync makes as it starts),
+    no turn comes; the one it refused comes when the wait is over, and the turns that
+    were to follow it as much later."""
+    now = time.monotonic()
+    regular = now + KEYS_EVERY_S
+    follow_ups = _held_over([], tending.held_until, now) if tending.held_until > now else []
     while True:
+        held_until = tending.held_until
         next_at = max(min([regular, *follow_ups]), held_until)
-        await asyncio.sleep(max(0.0, min(next_at - loop.time(), KEYS_SOON_S)))
-        now = loop.time()
+        await asyncio.sleep(max(0.0, min(next_at - time.monotonic(), KEYS_SOON_S)))
+        now = time.monotonic()
         if now >= next_at:
             follow_ups = [at for at in follow_ups if at > now]
-        elif now >= held_until and await _looked(tending.due, "looking for erasures", quiet=True):
+        elif await _looked(tending.due, "looking for erasures", quiet=True):
+            if now < held_until:  # the erasure's turns, once the wait is over
+                follow_ups = [held_until + after for after in (0.0, *_FOLLOW_UPS_S)]
+                continue
             follow_ups = [now + after for after in _FOLLOW_UPS_S]
         else:
             continue
-        try:
-            await _looked(tending, "exchanging keys with the sync server")
-        except KeysBusy as exc:  # a server shedding load is left alone as long as it asked
-            log.warning("exchanging keys with the sync server: %s", exc)
-            held_until = loop.time() + held_for(exc.retry_after)
-        regular = loop.time() + KEYS_EVERY_S
+        await _looked(tending, "exchanging keys with the sync server")
+        regular = time.monotonic() + KEYS_EVERY_S
+        if tending.held_until > held_until:  # this turn was refused as too soon
+            follow_ups = _held_over(follow_ups, tending.held_until, now)
+
+
+def _held_over(follow_ups: list[float], held_until: float, now: float) -> list[float]:
+    """The turns to come after the turn due at ``now`` was refused by a busy server that
+    asked to be left alone until ``held_until``: that turn again as the wait ends (not
+    sooner than :data:`KEYS_SOON_S` after it), then ``follow_ups``, each as much later."""
+    again = max(held_until, now + KEYS_SOON_S)
+    return [again, *(at + again - now for at in follow_ups)]
 
 
 async def _looked(call: Callable[[], object], doing: str, *, quiet: bool = False) -> object:
     """``call()`` in a thread; a failure is said in the log (``doing``; at debug level
-    when ``quiet``: the regular turn reads the same files and says it) and gives None;
-    a :class:`~pjai.app.keysync.KeysBusy` is the caller's."""
+    when ``quiet``: the regular turn reads the same files and says it) and gives None."""
     try:
         return await asyncio.to_thread(call)
-    except KeysBusy:
-        raise
     except PjaiError as exc:  # the next turn tries again; the sync goes on
         log.log(logging.DEBUG if quiet else logging.WARNING, "%s: %s", doing, exc)
     except Exception:  # a bug: said, and the sync goes on

@@ -310,7 +310,7 @@ class SqlTransaction:
 
     def _run(self, steps: Sequence[Step]) -> None:
         """Run ``steps`` as if one by one, in as few statements as that allows
-        (:func:`~pjai.schema.render.batched`)."""
+        (:func:`~pjai.schema.batches.batched`)."""
         ops = [op for op, _event in steps]
         batch = batched(ops, self.writer._render)
         matched = self._backend.run(self._dbapi, batch.statements)

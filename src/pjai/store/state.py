@@ -128,7 +128,7 @@ class StateWriter:
     def apply_many(self, events: Sequence[tuple[str, Sequence[Op]]]) -> None:
         """Run several events' ops, given as ``(name, ops)``, as :meth:`apply` would one
         event after another, in as few statements as that allows
-        (:func:`~pjai.schema.render.batched`). A refusal raises what :meth:`apply` raises
+        (:func:`~pjai.schema.batches.batched`). A refusal raises what :meth:`apply` raises
         for the first event at fault; the state is then as before the call.
         """
         if len(events) == 1 and writes(events[0][1]) <= 1:

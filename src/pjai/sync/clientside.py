@@ -20,9 +20,12 @@ pushed events, arriving through the pull, confirms them.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+import msgspec
 
 from pjai.schema.records import EventRecord, Position
 from pjai.sync.protocol import (
@@ -52,6 +55,7 @@ __all__ = [
     "Reject",
     "Send",
     "Wait",
+    "asked_wait",
     "held_for",
 ]
 
@@ -113,6 +117,27 @@ def held_for(retry_after: float | None) -> float:
     if retry_after is None or not retry_after > 0:
         return 0.0
     return min(retry_after, MAX_HOLD_S)
+
+
+def asked_wait(body: bytes | bytearray, retry_after: str | None) -> float | None:
+    """The seconds a server that refused a request as too soon (HTTP 429) asked to wait:
+    its JSON body's ``retry_after`` when that is a number (``true`` is not), else its
+    ``Retry-After`` header's seconds; None when neither says (a date is taken as none).
+    A number too large for a float is an endless wait, which :func:`held_for` caps."""
+    try:
+        said = msgspec.json.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        said = None
+    wait = said.get("retry_after") if isinstance(said, dict) else None
+    if isinstance(wait, int | float) and not isinstance(wait, bool):
+        try:
+            return float(wait)
+        except OverflowError:
+            return math.inf
+    try:
+        return float(retry_after or "")
+    except ValueError:
+        return None
 
 
 _FINAL = {"unsupported_version", "unauthorized", "server_reset", "invalid_event", "wrong_store"}

@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.uri import parse_uri
 
 from pjai.errors import ConfigError
+from pjai.sync.clientside import asked_wait
 from pjai.sync.protocol import MAX_FRAME_BYTES
 from pjai.sync.transport import ConnectionClosed, Connector, Transport
 
@@ -99,17 +100,8 @@ def _asked_wait(error: BaseException) -> float | None:
     client to wait: its body's ``retry_after``, else its ``Retry-After`` header."""
     if not isinstance(error, websockets.InvalidStatus) or error.response.status_code != 429:
         return None
-    try:
-        said = msgspec.json.decode(error.response.body or b"")
-    except msgspec.DecodeError:
-        said = None
-    wait = said.get("retry_after") if isinstance(said, dict) else None
-    if isinstance(wait, int | float) and not isinstance(wait, bool):  # JSON true is no wait
-        return float(wait)
-    try:
-        return float(error.response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None  # a date, or nothing: the backoff alone
+    response = error.response
+    return asked_wait(response.body or b"", response.headers.get("Retry-After"))
 
 
 def _why(error: BaseException) -> str:

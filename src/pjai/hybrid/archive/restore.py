@@ -70,7 +70,7 @@ def import_archive(
     with the archive's snapshot row by row.
 
     ``sync`` (or the ``sync`` flag set for the directory) makes it a synced one: the
-    archive's events become this instance's pending events (:meth:`Store.adopt`), which
+    archive's events become this instance's pending events (:meth:`pjai.store.Store.adopt`), which
     the sync client pushes to the server it connects to; SQL receives them once the
     server confirms them. This is how a store moves to a new or reset sync server.
     """
