@@ -39,17 +39,17 @@ Handler = Callable[[str, dict[str, Any]], Any]
 :class:`~pjai.plugins.sandbox.PluginError` to refuse it."""
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """``text`` as one line of valid Unicode: a plugin's text cannot print lines that
     look like PJai's own, nor stop the printing of them (a lone surrogate)."""
     valid = text.encode(errors="replace").decode()
     return " ".join(valid.splitlines()).strip()
 
 
-def _reason(said: Any) -> str:
+def quoted_reason(said: Any) -> str:
     """A reason the plugin's process gave, as one line of at most :data:`_MAX_REASON`
     characters: the plugin's own text cannot print lines that look like PJai's."""
-    text = _one_line(str(said))
+    text = one_line(str(said))
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
 
 
@@ -124,7 +124,7 @@ class _Pipe:
         return True
 
 
-def _converse(
+def converse(
     child: subprocess.Popen[bytes],
     source: str,
     arguments: dict[str, Any],
@@ -189,7 +189,7 @@ def _answer(name: str, args: dict[str, Any], handle: Handler, log: list[str]) ->
     if name == "log":
         if len(log) < _MAX_LOG_LINES:
             # One line: a plugin's text cannot print lines that look like PJai's own.
-            log.append(_one_line(str(args.get("text", ""))[:1000]))
+            log.append(one_line(str(args.get("text", ""))[:1000]))
         elif len(log) == _MAX_LOG_LINES:
             log.append(f"(more lines than {_MAX_LOG_LINES}: not kept)")
         return {"result": None}

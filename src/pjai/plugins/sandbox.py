@@ -28,7 +28,7 @@ from typing import Any
 from pjai.errors import PjaiError
 from pjai.memory.optimizer import MemoryMove
 from pjai.plugins.manifest import Limits, Manifest, read_plugin_source
-from pjai.plugins.protocol import Handler, _converse, _one_line, _reason
+from pjai.plugins.protocol import Handler, converse, one_line, quoted_reason
 from pjai.plugins.watch import children
 
 __all__ = ["Handler", "PluginError", "PluginRun", "run_sandboxed"]
@@ -127,9 +127,7 @@ def run_sandboxed(
         outcome: dict[str, Any] | None = None
         refused: dict[str, int] = {}
         try:
-            outcome, calls, log = _converse(
-                child, text, arguments, handle, limits, started, refused
-            )
+            outcome, calls, log = converse(child, text, arguments, handle, limits, started, refused)
         finally:
             _stop(child, done=outcome is not None and "done" in outcome)
         wall = time.monotonic() - started
@@ -196,7 +194,7 @@ class _Tail:
         """What was kept, as one line of valid text (the run has ended: no writer is
         left, or one its namespace's end leaves behind is not waited for long)."""
         self._reader.join(timeout=_HOST_GRACE_S)
-        return _one_line(self._kept.decode(errors="replace"))
+        return one_line(self._kept.decode(errors="replace"))
 
 
 def _stop(child: subprocess.Popen[bytes], *, done: bool) -> None:
@@ -292,11 +290,11 @@ def _finish(
     if outcome is not None and outcome.get("wall"):
         raise PluginError(f"plugin {name} ran longer than its {limits.wall_s} s: stopped")
     if outcome is not None and "refused" in outcome:
-        raise PluginError(f"plugin {name} was not run: {_reason(outcome['refused'])}")
+        raise PluginError(f"plugin {name} was not run: {quoted_reason(outcome['refused'])}")
     if code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu >= limits.cpu_s - 0.5:
         raise PluginError(over_cpu)
     if outcome is not None and "failed" in outcome:
-        reason = _reason(outcome["failed"])
+        reason = quoted_reason(outcome["failed"])
         if "File too large" in reason:  # Python turns the OS's SIGXFSZ into this error
             raise PluginError(f"plugin {name} wrote more than its {limits.file_mb} MB file limit")
         if "memory" in reason:
