@@ -23,12 +23,12 @@ from pjai.memory.backend import Backend
 from pjai.memory.classify import restricted_tags
 from pjai.memory.data_collection import check_collection_allowed
 from pjai.memory.messages import (
-    _memory_text,
-    _require_live_persona_of,
     add_message,
     conversation,
     conversations_of,
+    message_memory_text,
     messages,
+    require_live_persona_of,
 )
 from pjai.memory.optimizer import MemoryMove, session_start
 from pjai.schema import SCHEMA, MemoryAdded, MemoryLinked
@@ -259,7 +259,7 @@ class _Making:
         no live memory), or None when it was made before or cannot be made (then named
         in :attr:`refused`)."""
         self.seen += 1
-        text = _memory_text(str(message.role), str(message.content))
+        text = message_memory_text(str(message.role), str(message.content))
         memory_id = memory_id_of(message.id)
         previous, previous_id, linked = self.previous, self.previous_id, self.previous_live
         self.previous, self.previous_id = text, memory_id
@@ -333,7 +333,7 @@ def _refusal(exc: EventValidationError) -> str:
 def _check_may_ingest(backend: Backend, found: Any) -> None:
     """Refuse to make memories of conversation ``found`` (its row) for its persona as it
     is now: deleted, collecting no data, or its session over or not begun."""
-    _require_live_persona_of(
+    require_live_persona_of(
         backend, found.id, found.persona_id, refused="no memory can be made of it"
     )
     check_collection_allowed(backend, found.persona_id)

@@ -38,7 +38,13 @@ from pjai.memory.encoders import (
 )
 from pjai.memory.forgetting import Forgotten, forget_persona, forget_personas_but
 from pjai.memory.hits import HIT_COLUMNS, SearchHit
-from pjai.memory.vector_status import VectorStatus, _digest, _live, _text, vector_status
+from pjai.memory.vector_status import (
+    VectorStatus,
+    indexed_text,
+    live_memories,
+    text_digest,
+    vector_status,
+)
 from pjai.schema.expressions import in_parts
 from pjai.schema.selection import MemoryFilter, memory_conditions
 from pjai.schema.tables import memories
@@ -175,7 +181,7 @@ class Embeddings:
         chunks of 256: when it says so, the run ends there (what it did stays).
         """
         known = self._known(persona_id)
-        rows = _live(backend, persona_id)
+        rows = live_memories(backend, persona_id)
         gone = known.keys() - {row.id for row in rows}
         dropped = self._db.total_changes()
         with self._db:
@@ -186,7 +192,7 @@ class Embeddings:
         if self._db.total_changes() > dropped:
             # Nothing of them in the log either (busy readers: the next run tries again).
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        todo = [(row, _digest(_text(row))) for row in rows]
+        todo = [(row, text_digest(indexed_text(row))) for row in rows]
         todo = [(row, digest) for row, digest in todo if known.get(row.id) != digest]
         for start in range(0, len(todo), 256):
             if stop is not None and stop():
@@ -218,7 +224,7 @@ class Embeddings:
                     (self.model, *part),
                 )
             )
-        texts = {digest: _text(row) for row, digest in chunk if digest not in found}
+        texts = {digest: indexed_text(row) for row, digest in chunk if digest not in found}
         if texts:
             encoded = self._np.asarray(self.encoder.encode(list(texts.values())), dtype="float32")
             found.update(

@@ -37,14 +37,14 @@ def add_message(
     conversation of a deleted persona takes no message (:class:`~pjai.errors.NotFoundError`).
     """
     persona_id = conversation(backend, conversation_id).persona_id
-    _require_live_persona_of(backend, conversation_id, persona_id)
+    require_live_persona_of(backend, conversation_id, persona_id)
     if role not in MESSAGE_ROLES:
         raise EventValidationError(
             ConversationMessageAdded.NAME,
             f"must be one of {', '.join(MESSAGE_ROLES)}, got {role!r}",
             field="role",
         )
-    said = _memory_text(role, content)
+    said = message_memory_text(role, content)
     if len(said) > CONTENT_MAX_LENGTH:
         # Ingest makes the memory "role: text", which must fit a memory's content; a
         # longer message would keep its whole conversation from ever becoming memories.
@@ -67,17 +67,20 @@ def add_message(
     return event
 
 
-def _memory_text(role: str, content: str) -> str:
+def message_memory_text(role: str, content: str) -> str:
+    """The content of a message's memory: its role, ``": "`` and its text."""
     return f"{role}: {content}"
 
 
-def _require_live_persona_of(
+def require_live_persona_of(
     backend: Backend,
     conversation_id: str,
     persona_id: str,
     *,
     refused: str = "nothing can be added to it",
 ) -> None:
+    """Refuse (:class:`~pjai.errors.NotFoundError`, saying ``refused``) a conversation
+    whose persona is deleted."""
     # The message event itself does not check its persona (older logs hold messages of
     # personas deleted since, and other instances send them): a deleted persona's talk
     # is closed until it is restored.

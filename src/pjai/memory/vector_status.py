@@ -22,7 +22,7 @@ from pjai.schema.tables import memories
 __all__ = ["VectorStatus", "vector_status"]
 
 
-def _live(backend: Backend, persona_id: str | None) -> list[Any]:
+def live_memories(backend: Backend, persona_id: str | None) -> list[Any]:
     """The id, persona and text of live memories (of ``persona_id``, or all)."""
     c = memories.c
     query = select(c.id, c.persona_id, c.name, c.content, c.summary).where(
@@ -31,11 +31,13 @@ def _live(backend: Backend, persona_id: str | None) -> list[Any]:
     return backend.query(query)
 
 
-def _text(row: Any) -> str:
+def indexed_text(row: Any) -> str:
+    """The text of a memory's vector: its name, content and summary (``row``'s)."""
     return " ".join(part for part in (row.name, row.content, row.summary) if part)
 
 
-def _digest(text: str) -> str:
+def text_digest(text: str) -> str:
+    """The digest a vector is recorded with, of the :func:`indexed_text` it is of."""
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -70,7 +72,7 @@ class VectorStatus:
 def vector_status(path: Path, backend: Backend, model: str) -> VectorStatus:
     """How far the vectors in the file at ``path`` (if there is one) are behind
     ``backend``'s live memories for ``model``; loads no model and writes nothing."""
-    rows = _live(backend, None)
+    rows = live_memories(backend, None)
     known: dict[str, str] = {}
     total = 0
     if path.exists():
@@ -83,6 +85,6 @@ def vector_status(path: Path, backend: Backend, model: str) -> VectorStatus:
                 total = int(db.execute("SELECT count(*) FROM vectors").get)
         finally:
             db.close()
-    current = sum(known.get(row.id) == _digest(_text(row)) for row in rows)
+    current = sum(known.get(row.id) == text_digest(indexed_text(row)) for row in rows)
     kept = sum(row.id in known for row in rows)  # this model's, of a live memory
     return VectorStatus(model, len(rows), current, total - kept)
