@@ -34,9 +34,9 @@ from pjai.bench.recallfolds import KEYWORD_WEIGHTS as KEYWORD_WEIGHTS
 from pjai.bench.recallfolds import NEIGHBOUR_WEIGHTS as NEIGHBOUR_WEIGHTS
 from pjai.bench.recallfolds import SUMMARY_WEIGHTS as SUMMARY_WEIGHTS
 from pjai.bench.recallfolds import Runs as Runs
-from pjai.bench.recallfolds import _folds
+from pjai.bench.recallfolds import measure_folds
 from pjai.bench.recallscores import CATEGORIES as CATEGORIES
-from pjai.bench.recallscores import Answer, _measure
+from pjai.bench.recallscores import Answer, measure_recall
 from pjai.bench.stats import ms, percentile
 from pjai.memory.embeddings import Embeddings, EmbeddingsUnavailable
 from pjai.memory.search import Method, SearchFilter, search
@@ -132,7 +132,7 @@ def run_recall_bench(
     with Store.open(workdir / "store.db") as store:
         for conversation in conversations:
             store.commit(*conversation.events)
-        result["keyword"] = _measure(store, conversations, "keyword", None)
+        result["keyword"] = measure_recall(store, conversations, "keyword", None)
         embeddings = None
         if semantic:
             try:
@@ -141,12 +141,12 @@ def run_recall_bench(
                 result["semantic_unavailable"] = str(exc)
         if embeddings is not None:
             embeddings.index(store)
-            result["semantic"] = _measure(store, conversations, "semantic", embeddings)
-            result["hybrid"] = _measure(store, conversations, "hybrid", embeddings)
+            result["semantic"] = measure_recall(store, conversations, "semantic", embeddings)
+            result["hybrid"] = measure_recall(store, conversations, "hybrid", embeddings)
             result["embeddings_engine"] = embeddings.engine
             result["embedding_model"] = embeddings.model
         if folds:
-            result["folds"] = _folds(store, conversations, embeddings)
+            result["folds"] = measure_folds(store, conversations, embeddings)
         try:
             result.update(_latency_at(store, conversations, latency_memories, embeddings))
         finally:

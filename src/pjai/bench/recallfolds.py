@@ -8,7 +8,13 @@ from itertools import product
 from typing import Any
 
 from pjai.bench.locomo import Conversation
-from pjai.bench.recallscores import Answer, _answers, _dia_id, _mean, _score
+from pjai.bench.recallscores import (
+    Answer,
+    dialogue_id,
+    recall_figures,
+    rounded_mean,
+    search_answers,
+)
 from pjai.errors import ConfigError
 from pjai.memory.embeddings import Embeddings
 from pjai.memory.ranking import TUNING, Tuning, fuse, rerank
@@ -72,7 +78,7 @@ def _fused_runs(store: Store, conversations: list[Conversation], embeddings: Emb
                         for f, w in zip(fused, windows, strict=True)
                     )
                     runs[tuning][conversation.name] = [
-                        Answer(q, [_dia_id(h.memory_id) for h in top], 0.0)
+                        Answer(q, [dialogue_id(h.memory_id) for h in top], 0.0)
                         for q, top in zip(conversation.questions, tops, strict=True)
                     ]
     return runs
@@ -95,10 +101,10 @@ def _cross_validate(
 
         def trained(tuning: Tuning, train: list[str] = train) -> float:
             answers = [a for name in train for a in runs[tuning][name]]
-            return float(_score(answers, latency=False)["recall@10"])
+            return float(recall_figures(answers, latency=False)["recall@10"])
 
         chosen = max(runs, key=lambda t: (trained(t), -distance(t)))
-        scored = _score(runs[chosen][held.name], latency=False)
+        scored = recall_figures(runs[chosen][held.name], latency=False)
         held_answers += runs[chosen][held.name]
         folds.append(
             {
@@ -111,14 +117,14 @@ def _cross_validate(
         )
     return {
         "per_fold": folds,
-        "mean": {n: _mean(f[n] for f in folds) for n in _FOLD_FIGURES},
+        "mean": {n: rounded_mean(f[n] for f in folds) for n in _FOLD_FIGURES},
         "min": {n: min(f[n] for f in folds) for n in _FOLD_FIGURES},
         "max": {n: max(f[n] for f in folds) for n in _FOLD_FIGURES},
-        "pooled": _score(held_answers, latency=False),
+        "pooled": recall_figures(held_answers, latency=False),
     }
 
 
-def _folds(
+def measure_folds(
     store: Store, conversations: list[Conversation], embeddings: Embeddings | None
 ) -> dict[str, Any]:
     """Keyword (summary weight chosen) and, with embeddings, hybrid (summary weight and
@@ -130,7 +136,8 @@ def _folds(
         for w, n, d in product(SUMMARY_WEIGHTS, NEIGHBOUR_WEIGHTS, DATE_WEIGHTS)
     ]
     keyword: Runs = {
-        t: {c.name: _answers(store, c, "keyword", None, t) for c in conversations} for t in tunings
+        t: {c.name: search_answers(store, c, "keyword", None, t) for c in conversations}
+        for t in tunings
     }
     result = {
         "keyword": _cross_validate(

@@ -36,13 +36,15 @@ def _session(dia_id: str) -> str:
     return dia_id.partition(":")[0]
 
 
-def _answers(
+def search_answers(
     store: Store,
     conversation: Conversation,
     method: Method,
     embeddings: Embeddings | None,
     tuning: Tuning = TUNING,
 ) -> list[Answer]:
+    """The search's answer (``method``, with ``tuning``) to each of ``conversation``'s
+    questions, timed."""
     where = SearchFilter(persona_id=conversation.persona_id)
     answers = []
     for question in conversation.questions:
@@ -57,20 +59,22 @@ def _answers(
             tuning=tuning,
         )
         seconds = time.perf_counter() - started
-        answers.append(Answer(question, [_dia_id(hit.memory_id) for hit in hits], seconds))
+        answers.append(Answer(question, [dialogue_id(hit.memory_id) for hit in hits], seconds))
     return answers
 
 
-def _dia_id(memory_id: str) -> str:
+def dialogue_id(memory_id: str) -> str:
+    """The dialogue id (``D3:5``) of a benchmark memory's id (``PERSONA:D3:5``)."""
     return memory_id.split(":", 1)[1]
 
 
-def _mean(values: Iterable[float]) -> float:
+def rounded_mean(values: Iterable[float]) -> float:
+    """The mean of ``values`` to four places; 0.0 when there are none."""
     values = list(values)
     return round(sum(values) / len(values), 4) if values else 0.0
 
 
-def _score(answers: list[Answer], *, latency: bool = True) -> dict[str, Any]:
+def recall_figures(answers: list[Answer], *, latency: bool = True) -> dict[str, Any]:
     """Turn-level recall@k and hit@k (k = 5, 10), session-level hit@1 and recall@10,
     overall and per category; with ``latency``, search p50 and p95."""
     totals: dict[str, list[float]] = defaultdict(list)
@@ -93,11 +97,11 @@ def _score(answers: list[Answer], *, latency: bool = True) -> dict[str, Any]:
             totals[name].append(value)
             per_category[category][name].append(value)
     result: dict[str, Any] = {
-        **{key: _mean(values) for key, values in sorted(totals.items())},
+        **{key: rounded_mean(values) for key, values in sorted(totals.items())},
         "by_category": {
             category: {
                 "questions": len(figures["hit@5"]),
-                **{k: _mean(v) for k, v in sorted(figures.items())},
+                **{k: rounded_mean(v) for k, v in sorted(figures.items())},
             }
             for category, figures in sorted(per_category.items())
         },
@@ -110,11 +114,13 @@ def _score(answers: list[Answer], *, latency: bool = True) -> dict[str, Any]:
     return result
 
 
-def _measure(
+def measure_recall(
     store: Store,
     conversations: list[Conversation],
     method: Method,
     embeddings: Embeddings | None,
 ) -> dict[str, Any]:
-    answers = [a for c in conversations for a in _answers(store, c, method, embeddings)]
-    return _score(answers)
+    """The :func:`recall_figures` of ``method``'s answers to every conversation's
+    questions."""
+    answers = [a for c in conversations for a in search_answers(store, c, method, embeddings)]
+    return recall_figures(answers)

@@ -34,14 +34,14 @@ from pjai.bench.syncclient import (
     memory,
     started_client,
 )
-from pjai.bench.syncfanin import _connected, _fanin_raw, _fanin_sync_clients
+from pjai.bench.syncfanin import fanin_raw, fanin_sync_clients, idle_connection
 from pjai.bench.syncserver import ServerProcess, servers
 from pjai.bench.syncworkload import (
-    _TIMEOUT,
-    _WARMUP,
     FULL,
     QUICK,
     SHARED_PUSHES,
+    STEP_TIMEOUT_S,
+    WARMUP,
     SyncWorkload,
 )
 from pjai.bench.workload import Steps
@@ -85,23 +85,23 @@ async def commit_to_live(
         clients = [started_client(s, url, token, store_id, 1_000) for s in (a, b)]
         try:
             a.commit(PersonaCreated(persona_id="p1", name="P1"))
-            async with asyncio.timeout(_TIMEOUT):
+            async with asyncio.timeout(STEP_TIMEOUT_S):
                 await asyncio.gather(*(c.wait_until(lambda s: s.level) for c in clients))
             with b.live(count).subscribe(on_change, immediate=False):
-                for index in range(_WARMUP + samples):
+                for index in range(WARMUP + samples):
                     if until is not None and until.is_set():
                         break
                     arrived.clear()
                     seen.clear()
-                    if index == _WARMUP and timing is not None:
+                    if index == WARMUP and timing is not None:
                         timing.set()
                     started = time.perf_counter()
                     records = a.commit(memory(index))
-                    async with asyncio.timeout(_TIMEOUT):
+                    async with asyncio.timeout(STEP_TIMEOUT_S):
                         await arrived.wait()
                         # Also the echo on A, so that every sample starts from quiet.
                         await clients[0].synced(records[-1].id)
-                    if index >= _WARMUP and not (until is not None and until.is_set()):
+                    if index >= WARMUP and not (until is not None and until.is_set()):
                         latencies.append(seen[0] - started)
         finally:
             for client in clients:
@@ -123,11 +123,13 @@ async def _idle_kb(server: ServerProcess, token: str, count: int) -> float:
     async def open_many(n: int) -> None:
         for start in range(0, n, 50):
             ids = [f"idle-{uuid.uuid4().hex}" for _ in range(min(50, n - start))]
-            opened.extend(await asyncio.gather(*(_connected(server.url, token, i) for i in ids)))
+            opened.extend(
+                await asyncio.gather(*(idle_connection(server.url, token, i) for i in ids))
+            )
 
     try:
-        async with asyncio.timeout(_TIMEOUT):
-            await open_many(_WARMUP)  # lazy imports, thread pool, first allocations
+        async with asyncio.timeout(STEP_TIMEOUT_S):
+            await open_many(WARMUP)  # lazy imports, thread pool, first allocations
             before = server.rss_kb()
             await open_many(count)
             after = server.rss_kb()
@@ -157,7 +159,7 @@ def _shared_under_load(
     sampler = threading.Thread(target=sample, name="latency under load")
     sampler.start()
     try:
-        timing.wait(_TIMEOUT)  # the fan-in starts once the pair is timing
+        timing.wait(STEP_TIMEOUT_S)  # the fan-in starts once the pair is timing
         fanin = asyncio.run(
             shared_fanin(
                 urls,
@@ -211,10 +213,10 @@ def _one_backend(
         )
         result |= {k: latency[k] for k in ("p50_ms", "p95_ms", "p99_ms")}
         step()
-        result["fanin_per_s"] = asyncio.run(_fanin_raw(urls, pushers["raw"], workload))
+        result["fanin_per_s"] = asyncio.run(fanin_raw(urls, pushers["raw"], workload))
         step()
         result["fanin_syncclient_per_s"] = asyncio.run(
-            _fanin_sync_clients(urls, pushers["client"], workload)
+            fanin_sync_clients(urls, pushers["client"], workload)
         )
         step()
         result |= _shared_under_load(urls, token, run, workload, db_url)
@@ -226,9 +228,7 @@ def _one_backend(
     if postgres:
         with servers(db_url, workdir, 2) as pair:
             urls = [s.url for s in pair]
-            result["fanin_2servers_per_s"] = asyncio.run(
-                _fanin_raw(urls, pushers["raw2"], workload)
-            )
+            result["fanin_2servers_per_s"] = asyncio.run(fanin_raw(urls, pushers["raw2"], workload))
             shared = _shared_under_load(urls, token, f"{run}-2", workload, db_url)
             result |= {f"{key}_2servers": value for key, value in shared.items()}
         step()
@@ -264,7 +264,7 @@ def run_sync_bench(
         ),
         "latency": (
             "commit on client A to the live-query callback on client B, both SyncClients on "
-            f"in-memory synced stores; one commit at a time, after {_WARMUP} untimed ones"
+            f"in-memory synced stores; one commit at a time, after {WARMUP} untimed ones"
         ),
         "fanin_client": "raw protocol (hello, live pull, push, wait push_ack, push the next)",
         "fanin_counted": (
@@ -291,7 +291,7 @@ def run_sync_bench(
         ),
         "under_load": (
             "the latency pair on a store of its own, timed (after "
-            f"{_WARMUP} untimed commits) only while the shared fan-in runs"
+            f"{WARMUP} untimed commits) only while the shared fan-in runs"
         ),
         "idle_client": "raw protocol: hello, welcome, live pull, then quiet; one store each",
         "idle_measured": "server VmRSS growth over the idle connections / their number",

@@ -8,7 +8,7 @@ import time
 
 from pjai.bench.sharedfanin import connected
 from pjai.bench.syncclient import memory, started_client
-from pjai.bench.syncworkload import _TIMEOUT, SyncWorkload
+from pjai.bench.syncworkload import STEP_TIMEOUT_S, SyncWorkload
 from pjai.schema import SCHEMA, EventRecord, PersonaCreated, new_id
 from pjai.schema.records import ROOT, stamp
 from pjai.schema.types import utc_now
@@ -28,7 +28,7 @@ from pjai.sync.transport import Transport
 __all__: list[str] = []
 
 
-async def _fanin_sync_clients(
+async def fanin_sync_clients(
     urls: list[str], tokens: list[tuple[str, str]], workload: SyncWorkload
 ) -> int:
     """Events a second through SyncClients, until each one's last event is confirmed.
@@ -45,7 +45,7 @@ async def _fanin_sync_clients(
             clients.append(
                 started_client(store, urls[i % len(urls)], token, store_id, workload.batch)
             )
-        async with asyncio.timeout(_TIMEOUT):
+        async with asyncio.timeout(STEP_TIMEOUT_S):
             await asyncio.gather(*(c.wait_until(lambda s: s.level) for c in clients))
         # One stretch without awaiting: no push leaves before every event is committed.
         last: list[str] = []
@@ -55,7 +55,7 @@ async def _fanin_sync_clients(
                 records = store.commit(*[memory(first + i) for i in range(workload.batch)])
             last.append(records[-1].id)
         started = time.perf_counter()
-        async with asyncio.timeout(_TIMEOUT):
+        async with asyncio.timeout(STEP_TIMEOUT_S):
             waits = [c.synced(e) for c, e in zip(clients, last, strict=True)]
             outcomes = await asyncio.gather(*waits)
         elapsed = time.perf_counter() - started
@@ -83,7 +83,7 @@ def _history(count: int) -> list[EventRecord]:
     )
 
 
-async def _connected(url: str, token: str, store_id: str, client_id: str = "") -> Transport:
+async def idle_connection(url: str, token: str, store_id: str, client_id: str = "") -> Transport:
     """A connection as an idle, level client leaves it: hello, welcome, live pull, quiet."""
     transport, _ = await connected(url, token, store_id, client_id)
     return transport
@@ -106,18 +106,18 @@ async def _push_all(transport: Transport, history: list[EventRecord], batch: int
             raise RuntimeError(f"a fan-in push was answered with {message!r}")
 
 
-async def _fanin_raw(urls: list[str], tokens: list[tuple[str, str]], workload: SyncWorkload) -> int:
+async def fanin_raw(urls: list[str], tokens: list[tuple[str, str]], workload: SyncWorkload) -> int:
     """Events a second from raw protocol clients, until each one's last event is echoed."""
     events = workload.batches * workload.batch
     histories = [_history(events) for _ in tokens]
     transports: list[Transport] = []
     try:
-        async with asyncio.timeout(_TIMEOUT):
+        async with asyncio.timeout(STEP_TIMEOUT_S):
             for start in range(0, len(tokens), 50):
                 group = tokens[start : start + 50]
                 transports += await asyncio.gather(
                     *(
-                        _connected(
+                        idle_connection(
                             urls[(start + i) % len(urls)],
                             token,
                             store_id,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FULL", "QUICK", "SHARED_PUSHES", "SyncWorkload"]
+__all__ = ["FULL", "QUICK", "SHARED_PUSHES", "STEP_TIMEOUT_S", "WARMUP", "SyncWorkload"]
 
-_TIMEOUT = 120.0
+STEP_TIMEOUT_S = 120.0
+"""The longest a run waits on one of its steps (clients levelling, a commit reaching the
+other client, connections opening, a fan-in) before it fails."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +31,7 @@ class SyncWorkload:
 
 FULL = SyncWorkload(samples=1_000, clients=100, batches=10, batch=100, client_batches=4, idle=500)
 QUICK = SyncWorkload(samples=100, clients=20, batches=4, batch=50, client_batches=2, idle=100)
-_WARMUP = 20
+WARMUP = 20
 """Untimed commits (latency) and connections (memory) before measuring."""
 SHARED_PUSHES = 2
 """Pushes of ``batch`` events each client of the shared fan-in makes."""
