@@ -441,19 +441,33 @@ def serving(body: bytes, status: int = 200, headers: dict[str, str] | None = Non
     """A server answering every request with ``status``, ``headers`` and ``body``; its
     URL."""
 
-    class Answer(BaseHTTPRequestHandler):
+    class Answer(Quiet):
         def do_GET(self) -> None:
-            self.send_response(status)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(status, body, headers or {})
 
-        def log_message(self, *args: object) -> None:
-            pass
+    with served(Answer) as url:
+        yield url
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+
+class Quiet(BaseHTTPRequestHandler):
+    """A request handler that logs nothing."""
+
+    def answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def served(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A server in a thread of its own, answering with ``handler``; its URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -492,38 +506,21 @@ def busy_at_first(wait: float) -> Iterator[tuple[str, list[float]]]:
     listing was asked for."""
     asked: list[float] = []
 
-    class Answer(BaseHTTPRequestHandler):
+    class Answer(Quiet):
         def do_GET(self) -> None:
             asked.append(time.monotonic())
             if len(asked) == 1:
-                self.answer(429, {"error": "rate_limited", "message": "too many"}, str(wait))
+                refusal = b'{"error": "rate_limited", "message": "too many"}'
+                self.answer(429, refusal, {"Retry-After": str(wait)})
             else:
-                self.answer(200, {"items": [], "deleted": []})
+                self.answer(200, b'{"items": [], "deleted": []}', {})
 
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
-            self.answer(200, {})
+            self.answer(200, b"{}", {})
 
-        def answer(self, status: int, body: object, retry_after: str | None = None) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            if retry_after is not None:
-                self.send_header("Retry-After", retry_after)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", asked
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with served(Answer) as url:
+        yield url, asked
 
 
 async def until(check: Callable[[], bool]) -> None:
