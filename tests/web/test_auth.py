@@ -33,6 +33,7 @@ from pjai.bench.webapp import WebProcess
 from pjai.cli import app
 from pjai.errors import ConfigError
 from pjai.schema.types import from_iso, to_iso, utc_now
+from pjai.sync.server import asgi
 from pjai.sync.server.tables import tokens
 from pjai.web import auth, guard
 from pjai.web.auth import COOKIE, LoginGate
@@ -618,6 +619,25 @@ async def test_a_large_login_form_is_read_no_further_than_its_limit(
     assert answer.status_code == 401
     assert "That form is too large to be a passphrase." in answer.text
     assert body.read <= MIB  # the first chunk, then nothing more
+
+
+@pytest.mark.anyio
+async def test_a_login_form_sent_a_byte_at_a_time_is_refused_and_its_connection_ended(
+    login: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(asgi, "BODY_STALL_S", 0.2)
+
+    async def trickled() -> AsyncIterator[bytes]:
+        for byte in b"passphrase=correct":
+            yield bytes([byte])
+            await asyncio.sleep(0.05)  # 16 KiB would take 14 minutes
+        await asyncio.sleep(3600)
+
+    async with login:
+        answer = await login.post(auth.LOGIN_PATH, content=trickled())
+    assert answer.status_code == 408
+    assert answer.headers["connection"] == "close"
+    assert "That form took too long to arrive" in answer.text
 
 
 @pytest.mark.anyio

@@ -37,6 +37,7 @@ from pjai.cli.tokens import (
     token_name,
 )
 from pjai.sync.server.audit import local_actor
+from pjai.sync.server.sockets import HEAD_TIMEOUT_S
 
 __all__ = ["app", "serve"]
 
@@ -72,6 +73,13 @@ def serve(
             "freed for another.",
         ),
     ] = UPLOAD_TIMEOUT_S,
+    head_timeout_s: Annotated[
+        float,
+        typer.Option(
+            help="How long a connection may take to send a request's head, from its "
+            "opening and from the end of the answer before; then it is closed."
+        ),
+    ] = HEAD_TIMEOUT_S,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the web app (dashboard, personas, memories, conversations) on this data
@@ -93,6 +101,7 @@ def serve(
             session_hours=session_hours,
             max_upload_mb=max_upload_mb,
             upload_timeout_s=upload_timeout_s,
+            head_timeout_s=head_timeout_s,
             announce=announce,
         )
 

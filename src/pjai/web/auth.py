@@ -282,6 +282,11 @@ async def login_submit(
         raw = await read_body(request, _MAX_FORM_BYTES)  # never more held than that
     except ValueError:
         return login_page(request, error="That form is too large to be a passphrase.")
+    except TimeoutError:  # sent a byte at a time: the rest is not read, the connection ends
+        page = login_page(request, error="That form took too long to arrive: try again.")
+        page.status_code = 408
+        page.headers["Connection"] = "close"
+        return page
     given = parse_qs(raw.decode("utf-8", errors="replace")).get("passphrase", [""])[0]
     where = f"from {client}" if client else ""
     if given.startswith(PREFIX):

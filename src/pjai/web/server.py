@@ -17,6 +17,7 @@ from starlette.responses import Response
 from pjai.app import MAX_UPLOAD_MB, UPLOAD_TIMEOUT_S, DataDir
 from pjai.app.websessions import WebSessions
 from pjai.errors import ConfigError
+from pjai.sync.server.sockets import HEAD_TIMEOUT_S, http_settings
 from pjai.web import auth, guard, upload_folders, uploads
 from pjai.web.app import WebApp
 from pjai.web.shell import root
@@ -81,6 +82,7 @@ def serve(
     session_hours: float = SESSION_HOURS,
     max_upload_mb: int = MAX_UPLOAD_MB,
     upload_timeout_s: float = UPLOAD_TIMEOUT_S,
+    head_timeout_s: float = HEAD_TIMEOUT_S,
     announce: Callable[[str], object] = print,
 ) -> None:
     """Run the app on ``data_dir`` until interrupted; ``announce`` gets its URL once it
@@ -93,6 +95,9 @@ def serve(
     than ``max_upload_mb`` MB is refused (413) before more of it is read, as is one
     beyond the two under way (503) or one the temporary disk has no room for (507), and
     one whose body stops moving on for ``upload_timeout_s`` seconds is ended (408).
+    A connection that has not sent a request's head (at most 16 KiB) within
+    ``head_timeout_s`` seconds of its opening, or of the end of the answer before, is
+    closed (:func:`~pjai.sync.server.sockets.http_settings`).
     """
     if session_hours <= 0:
         raise ConfigError(f"--session-hours must be above 0, got {session_hours}")
@@ -100,6 +105,8 @@ def serve(
         raise ConfigError(f"--max-upload-mb must be at least 1, got {max_upload_mb}")
     if not upload_timeout_s > 0:
         raise ConfigError(f"--upload-timeout-s must be above 0, got {upload_timeout_s}")
+    if not head_timeout_s > 0:
+        raise ConfigError(f"--head-timeout-s must be above 0, got {head_timeout_s}")
     passphrase = data_dir.passphrase()
     login = not is_loopback(host)
     if login and not passphrase.is_set:
@@ -167,4 +174,7 @@ def serve(
         # names, which any process on this machine could send to escape the login's
         # limit on tries (a reverse proxy's clients all count as the proxy).
         proxy_headers=False,
+        # h11, heads bounded in size and time. What the app sends is not timed: a
+        # browser pausing a download stops reading, and is not to lose it.
+        **http_settings(send_timeout=None, head_timeout=head_timeout_s),
     )

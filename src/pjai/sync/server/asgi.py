@@ -56,7 +56,7 @@ from pjai.sync.server.tokens import Role, Token, can
 from pjai.sync.server.wakeups import listen_for_wakeups
 from pjai.sync.server.websocket import ServerWebSocket
 
-__all__ = ["create_app", "read_body"]
+__all__ = ["BODY_PROGRESS_BYTES", "BODY_STALL_S", "create_app", "read_body"]
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +71,36 @@ MAX_KEYS_BODY = 2 * 1024 * 1024
 """The largest body a keys request may send."""
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request's body; ``ValueError`` as soon as it is longer than ``limit``."""
+BODY_STALL_S = 10.0
+"""Seconds :func:`read_body` waits for each next :data:`BODY_PROGRESS_BYTES` of a body
+(or its end)."""
+
+BODY_PROGRESS_BYTES = 16 * 1024
+"""How much of a body must come every :data:`BODY_STALL_S` seconds: 1.6 KB/s at least,
+which a body of the largest size (:data:`MAX_KEYS_BODY`) beats in under 22 minutes."""
+
+
+async def read_body(request: Request, limit: int, *, stall_s: float | None = None) -> bytes:
+    """The request's body; ``ValueError`` as soon as it is longer than ``limit``, and
+    ``TimeoutError`` when its next :data:`BODY_PROGRESS_BYTES` (or its end) do not come
+    within ``stall_s`` seconds (:data:`BODY_STALL_S`). A client sending its body a byte
+    at a time would otherwise hold its connection, and the task reading it, for ever."""
+    stall_s = BODY_STALL_S if stall_s is None else stall_s
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ValueError(f"the body is longer than the limit of {limit} bytes")
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(stall_s) as window:
+            moved = 0
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise ValueError(f"the body is longer than the limit of {limit} bytes")
+                if len(body) - moved >= BODY_PROGRESS_BYTES:
+                    moved = len(body)
+                    window.reschedule(loop.time() + stall_s)
+    except TimeoutError:
+        message = f"the body did not move on by {BODY_PROGRESS_BYTES} bytes in {stall_s:g} s"
+        raise TimeoutError(message) from None
     return bytes(body)
 
 
@@ -89,7 +112,7 @@ class _Chunked(Response):
     """A large body sent a chunk at a time while ``held`` (a slot of
     :class:`~pjai.sync.server.places.Bodies`) stays entered: a client that reads slowly
     or not at all has the server buffer a chunk, and holds the slot until its connection
-    is reset (:func:`~pjai.sync.server.sockets.http_protocol`)."""
+    is reset (:func:`~pjai.sync.server.sockets.http_settings`)."""
 
     def __init__(self, made: Response, held: contextlib.AsyncExitStack) -> None:
         super().__init__(made.body, made.status_code, media_type=made.media_type)
@@ -279,6 +302,9 @@ def create_app(
             body = await read_body(request, MAX_KEYS_BODY)
             kind: type[KeysPut | KeysDeleted] = KeysDeleted if deleting else KeysPut
             asked = msgspec.json.decode(body, type=kind)
+        except TimeoutError as exc:  # the rest of the body is not read: the connection ends
+            closing = {"Connection": "close"}
+            return JSONResponse({"error": "timeout", "message": str(exc)}, 408, closing)
         except (ValueError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             return JSONResponse({"error": "bad_request", "message": str(exc)}, 400)
         except RecursionError:

@@ -1,11 +1,13 @@
-"""How uvicorn serves the sync server: the listening socket and the WebSocket protocol.
+"""How uvicorn serves PJai's servers: the listening socket, the HTTP and the WebSocket
+protocol.
 
 :func:`listening_socket` is bound before uvicorn starts (connections made meanwhile
 wait in its backlog) and sends small frames at once. :func:`websocket_protocol` is
-uvicorn's own with a deadline on every close, :func:`http_protocol` uvicorn's HTTP
-protocol with a deadline on every stalled send, so that a client that stops reading
-cannot hold its connection for ever, nor make it queue without bound what it answers
-by itself (pongs).
+uvicorn's own with a deadline on every close; :func:`http_settings` give uvicorn's h11
+protocol a bound on a request's head, a deadline for it and one on every stalled send.
+So a client cannot hold a connection for ever by sending nothing, sending a head a
+byte at a time or without end, or no longer reading; nor make it queue without bound
+what it answers by itself (pongs). The web app is served with the same HTTP settings.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import errno
 import logging
 import socket
 import struct
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -28,7 +30,14 @@ from pjai.sync.protocol import MAX_FRAME_BYTES
 if TYPE_CHECKING:
     from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
 
-__all__ = ["FLOODED_BYTES", "http_protocol", "listening_socket", "websocket_protocol"]
+__all__ = [
+    "FLOODED_BYTES",
+    "HEAD_TIMEOUT_S",
+    "MAX_HEAD_BYTES",
+    "http_settings",
+    "listening_socket",
+    "websocket_protocol",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,17 @@ FLOODED_BYTES = MAX_FRAME_BYTES + 1024 * 1024
 drain. The application writes one frame at a time, and only once the buffer is under
 asyncio's high-water mark; only the peer's pings, which are answered as they are read,
 can queue more."""
+
+HEAD_TIMEOUT_S = 10.0
+"""Seconds a connection has to send a request's head (its request line and headers):
+from its opening, and from the end of each answer on a connection kept open. A browser
+sends its head at once, and drops an unused connection it opened ahead of need after as
+long."""
+
+MAX_HEAD_BYTES = 16 * 1024
+"""The most bytes of a request's head read; a longer one is answered 400 and its
+connection closed. h11's own default, stated here: it is what browsers' heads stay
+well under, cookies included."""
 
 
 def listening_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
@@ -62,20 +82,77 @@ def listening_socket(host: str, port: int, *, backlog: int = 2048) -> socket.soc
     return sock
 
 
-def http_protocol(send_timeout: float = 10.0) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol (httptools when installed, as uvicorn picks it, or h11)
-    for the sync server (its ``http`` option), whose connections are reset when what
-    they have to send does not move for ``send_timeout`` seconds."""
-    base: type[asyncio.Protocol] = H11Protocol
-    with contextlib.suppress(ImportError):
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+def http_settings(
+    *, send_timeout: float | None = 10.0, head_timeout: float = HEAD_TIMEOUT_S
+) -> dict[str, Any]:
+    """uvicorn's settings for a PJai server's HTTP connections: its h11 protocol, whose
+    connections are closed when a request's head does not come within ``head_timeout``
+    seconds (:class:`_HeadsInTime`) and reset when what they have to send does not move
+    for ``send_timeout`` seconds (:class:`_ResetStalledSends`; ``None``: never), and
+    heads of at most :data:`MAX_HEAD_BYTES`.
 
-        base = HttpToolsProtocol
+    h11 rather than httptools (which uvicorn picks when it is installed): uvicorn bounds
+    a head's size only with h11. With httptools it keeps every header line a client
+    sends while the head goes on, without bound: a client sending header lines without
+    end would have the server's memory grow until it is killed.
+    """
 
-    class Protocol(_ResetStalledSends, base):  # type: ignore[valid-type,misc]
-        stall_after = send_timeout
+    class Protocol(_HeadsInTime):
+        head_within = head_timeout
 
-    return Protocol
+    class Resetting(_ResetStalledSends, Protocol):
+        stall_after = send_timeout or 0.0
+
+    chosen = Protocol if send_timeout is None else Resetting
+    return {"http": chosen, "h11_max_incomplete_event_size": MAX_HEAD_BYTES}
+
+
+class _HeadsInTime(H11Protocol):
+    """uvicorn's h11 protocol, whose connections are closed when a request's head does
+    not come within ``head_within`` seconds: of the connection's opening, or of the end
+    of the answer before it.
+
+    uvicorn sets no time on a head. A connection that sends nothing, or a byte now and
+    then (each byte stops uvicorn's keep-alive timer, which starts again only once an
+    answer has ended), would be kept for ever. Each one holds a file descriptor, and
+    is one of the connections uvicorn counts against ``limit_concurrency``: a few
+    thousand of them, cheap for a client to keep, would make the sync server answer 503
+    to every other request. A request whose head has come is not timed here; nor is a
+    connection upgraded to a WebSocket, whose protocol has deadlines of its own.
+    """
+
+    head_within: ClassVar[float] = HEAD_TIMEOUT_S
+    _head_due: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_head()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_awaiting()
+        super().connection_lost(exc)
+
+    def _await_head(self) -> None:
+        self._stop_awaiting()
+        self._head_due = self.loop.call_later(self.head_within, self._head_late)
+
+    def _stop_awaiting(self) -> None:
+        if self._head_due is not None:
+            self._head_due.cancel()
+            self._head_due = None
+
+    def _head_late(self) -> None:
+        self._head_due = None
+        if self.transport.is_closing() or self.transport.get_protocol() is not self:
+            return  # closed, or upgraded to a WebSocket
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request's head came: the end of its answer waits for the next
+        log.debug("closed an HTTP connection that sent no request in %s s", self.head_within)
+        self.transport.close()
 
 
 class _ResetStalledSends(asyncio.Protocol):

@@ -35,7 +35,12 @@ from pjai.sync.server.asgi import create_app
 from pjai.sync.server.database import ServerDatabase
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.places import Limits, Openings
-from pjai.sync.server.sockets import http_protocol, listening_socket, websocket_protocol
+from pjai.sync.server.sockets import (
+    HEAD_TIMEOUT_S,
+    http_settings,
+    listening_socket,
+    websocket_protocol,
+)
 from pjai.sync.server.tokens import RateLimiter
 
 __all__ = ["STARTUP_TIMEOUT", "ServerConfig", "SyncServer"]
@@ -56,6 +61,10 @@ class ServerConfig:
     send_timeout: float = 10.0
     hello_timeout: float = 10.0
     """Seconds a new connection has to say hello in; then it is closed (``no_hello``)."""
+    head_timeout: float = HEAD_TIMEOUT_S
+    """Seconds a connection has to send an HTTP request's head in (a WebSocket's
+    handshake included), from its opening and from the end of each answer; then it is
+    closed."""
     close_timeout: float = 10.0
     """Seconds a connection has to close in, once the server closes it; then its TCP
     connection is reset (a client that does not read takes no close frame)."""
@@ -84,7 +93,7 @@ class ServerConfig:
     token after it (:mod:`pjai.sync.server.places`)."""
 
     def __post_init__(self) -> None:
-        for name in ("rate", "byte_rate", "request_rate", "connection_rate"):
+        for name in ("rate", "byte_rate", "request_rate", "connection_rate", "head_timeout"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"ServerConfig.{name} must be a number above 0, got {value:g}")
@@ -106,6 +115,7 @@ class SyncServer(Resource):
         database: ServerDatabase | None = None,
         ping_interval: float = 20.0,
         ping_timeout: float = 20.0,
+        head_timeout: float = HEAD_TIMEOUT_S,
         hosts: frozenset[str] = frozenset(),
     ) -> None:
         self.hub = hub
@@ -115,7 +125,7 @@ class SyncServer(Resource):
         self.app = create_app(hub, listen_url=listen_url, hosts=hosts)
         self._config = uvicorn.Config(
             self.app,
-            http=http_protocol(hub.send_timeout),
+            **http_settings(send_timeout=hub.send_timeout, head_timeout=head_timeout),
             ws=websocket_protocol(hub.close_timeout),
             ws_ping_interval=ping_interval,
             ws_ping_timeout=ping_timeout,
@@ -162,6 +172,7 @@ class SyncServer(Resource):
                 database=opened,
                 ping_interval=config.ping_interval,
                 ping_timeout=config.ping_timeout,
+                head_timeout=config.head_timeout,
                 hosts=config.hosts,
             )
         except BaseException:
