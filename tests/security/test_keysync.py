@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import json
 import os
 import subprocess
@@ -23,7 +24,7 @@ import pytest
 
 from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security, tending
 from pjai.app.forgetting import ForgetGone
-from pjai.app.keysync import MAX_LISTING_BYTES, KeysBusy, join_store, sync_keys
+from pjai.app.keysync import MAX_ANSWER_BYTES, MAX_LISTING_BYTES, KeysBusy, join_store, sync_keys
 from pjai.app.rights import privacy_report
 from pjai.app.security import change_passphrase, new_recovery_code, security_status
 from pjai.app.sync import SyncOutcome
@@ -434,6 +435,45 @@ def test_a_server_answer_of_another_shape_is_a_clear_error(tmp_path: Path) -> No
     with serving(b" " * (MAX_LISTING_BYTES + 1)) as url, pytest.raises(ConfigError, match="passed"):
         sync_keys(ring, url, token="t", store_id="s", directory=tmp_path)
     ring.close()
+
+
+GZIP_BOMB = gzip.compress(b" " * (64 * 1024 * 1024))
+"""64 MiB of spaces, which gzip packs into about 64 KiB."""
+
+
+@pytest.mark.parametrize(
+    ("listing", "answer", "refusal"),
+    [
+        ((b"", {}), (GZIP_BOMB, {"Content-Encoding": "gzip"}), "sent its answer as gzip"),
+        ((b"", {}), (b" " * (MAX_ANSWER_BYTES + 1), {}), "passed 65,536 bytes"),
+        ((GZIP_BOMB, {"Content-Encoding": "gzip"}), (b"{}", {}), "sent its answer as gzip"),
+    ],
+)
+def test_a_server_answer_is_read_as_sent_and_no_further_than_its_bound(
+    tmp_path: Path,
+    listing: tuple[bytes, dict[str, str]],
+    answer: tuple[bytes, dict[str, str]],
+    refusal: str,
+) -> None:
+    asked_for: list[str | None] = []
+
+    class Answer(Quiet):
+        def do_GET(self) -> None:
+            asked_for.append(self.headers["Accept-Encoding"])
+            body, headers = listing
+            self.answer(200, body or b'{"items": [], "deleted": []}', headers)
+
+        def do_POST(self) -> None:
+            asked_for.append(self.headers["Accept-Encoding"])
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.answer(200, *answer)
+
+    ring = KeyRing.create(tmp_path / "keys.db", passphrase=PASSPHRASE, params=FAST)
+    with served(Answer) as url, pytest.raises(ConfigError, match=refusal):
+        sync_keys(ring, url, token="t", store_id="s", directory=tmp_path)
+    ring.close()
+    assert asked_for
+    assert set(asked_for) == {"identity"}
 
 
 @contextmanager

@@ -28,6 +28,10 @@ MAX_LISTING_BYTES = 64 * 1024 * 1024
 """The largest list of keys a device reads from a server (one store's keys are capped
 far below, :data:`pjai.sync.server.keys.MAX_STORE_KEY_BYTES`)."""
 
+MAX_ANSWER_BYTES = 64 * 1024
+"""The largest answer a device reads to a keys change (the server's are a few dozen
+bytes: a count, or an error's message)."""
+
 
 class KeysBusy(ConfigError):
     """The sync server refused a keys request as too soon (429). ``retry_after``: the
@@ -92,10 +96,8 @@ def _exchange(ring: KeyRing, base: str, token: str, store_id: str, directory: Pa
         # keys than one takes (personas made offline) shares them all.
         for start in range(0, len(mine), MAX_KEYS):
             items_out = mine[start : start + MAX_KEYS]
-            _answer(
-                http.post(base, json={"store_id": store_id, "items": items_out}),
-                "sharing the keys",
-            )
+            changing = {"store_id": store_id, "items": items_out}
+            _ask(http, "POST", base, "sharing the keys", MAX_ANSWER_BYTES, json=changing)
         # Erased data keys, and passphrase wraps replaced here (the old passphrase must
         # not join a device any more).
         retired = [i for i in ring.retired() if i in on_server]
@@ -105,11 +107,9 @@ def _exchange(ring: KeyRing, base: str, token: str, store_id: str, directory: Pa
             if key_id not in deleted_ids
         ]
         for start in range(0, len(gone), MAX_KEYS):
-            deleted_out = gone[start : start + MAX_KEYS]
-            _answer(
-                http.post(f"{base}/delete", json={"store_id": store_id, "deleted": deleted_out}),
-                "deleting erased keys",
-            )
+            changing = {"store_id": store_id, "deleted": gone[start : start + MAX_KEYS]}
+            doing = "deleting erased keys"
+            _ask(http, "POST", f"{base}/delete", doing, MAX_ANSWER_BYTES, json=changing)
     return KeySync(len(mine), done.came, done.erased, len(gone), done.refused)
 
 
@@ -156,16 +156,7 @@ def _listing(http: httpx.Client, base: str, store_id: str) -> tuple[list[Item], 
     answer of another shape, or larger than :data:`MAX_LISTING_BYTES`, is a
     :class:`~pjai.errors.ConfigError` (a server is not trusted to answer well)."""
     doing = "reading the keys"
-    with http.stream("GET", base, params={"store_id": store_id}) as response:
-        body = bytearray()
-        for chunk in response.iter_bytes():
-            body += chunk
-            if len(body) > MAX_LISTING_BYTES:
-                raise ConfigError(
-                    f"{doing}: the sync server's answer passed {MAX_LISTING_BYTES:,} bytes"
-                )
-    if response.status_code != 200:
-        raise _refused(doing, response, body.decode(errors="replace"))
+    body = _ask(http, "GET", base, doing, MAX_LISTING_BYTES, params={"store_id": store_id})
     try:
         listing = msgspec.json.decode(body, type=_Listing)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
@@ -188,9 +179,26 @@ def _reach(base: str) -> ConfigError:
     return ConfigError(f"cannot reach the sync server's keys channel at {base}")
 
 
-def _answer(response: httpx.Response, doing: str) -> None:
+def _ask(
+    http: httpx.Client, method: str, url: str, doing: str, limit: int, **request: Any
+) -> bytes:
+    """The body of the server's 200 answer to the request, at most ``limit`` bytes as
+    sent; a :class:`~pjai.errors.ConfigError` for a refusal, a longer answer, or a
+    compressed one. A server is not trusted: a few kilobytes of gzip would unpack into
+    gigabytes, so the device asks for its answers plain and takes no other."""
+    asked = http.stream(method, url, headers={"Accept-Encoding": "identity"}, **request)
+    with asked as response:
+        coding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if coding not in ("", "identity"):
+            raise ConfigError(f"{doing}: the sync server sent its answer as {coding}, not plain")
+        body = bytearray()
+        for chunk in response.iter_raw():
+            body += chunk
+            if len(body) > limit:
+                raise ConfigError(f"{doing}: the sync server's answer passed {limit:,} bytes")
     if response.status_code != 200:
-        raise _refused(doing, response, response.text)
+        raise _refused(doing, response, body.decode(errors="replace"))
+    return bytes(body)
 
 
 def _refused(doing: str, response: httpx.Response, text: str) -> ConfigError:

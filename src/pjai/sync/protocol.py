@@ -29,6 +29,7 @@ __all__ = [
     "ENVELOPE_BYTES",
     "MAX_EVENTS_PER_FRAME",
     "MAX_FRAME_BYTES",
+    "MAX_HELLO_BYTES",
     "MAX_ID_BYTES",
     "MAX_NESTING",
     "VERSIONS",
@@ -70,6 +71,10 @@ most 100 bytes (ids, name; JSON escaping at most sixfold), positions, time and k
 
 MAX_EVENTS_PER_FRAME = 1_000
 """The most events one push or one events frame carries."""
+
+MAX_HELLO_BYTES = 64 * 1024
+"""The largest first frame a server reads (a hello takes a few hundred bytes): before
+the hello nothing is known of the peer, so no more is decoded than a hello needs."""
 
 MAX_ID_BYTES = 100
 """The longest id, client id, session id or event name a push may carry, in UTF-8 (a UUID

@@ -12,6 +12,7 @@ from pjai.schema.records import EventRecord, Position
 from pjai.sql.engine import create_sql_engine
 from pjai.sync.protocol import (
     MAX_FRAME_BYTES,
+    MAX_HELLO_BYTES,
     Error,
     Events,
     Hello,
@@ -26,6 +27,7 @@ from pjai.sync.protocol import (
     encode,
     fit_frame,
 )
+from pjai.sync.server import session as session_module
 from pjai.sync.server.log import MemoryLog
 from pjai.sync.server.session import RECHECK_S, ServerSession
 from pjai.sync.server.sqllog import SqlLog
@@ -115,6 +117,26 @@ def test_frames_out_of_order_and_bad_frames_close() -> None:
     (ack,) = send(ready(), PushAck(id=1, head=Position(0), accepted=0))
     assert isinstance(ack, Error)
     assert ack.message == "push_ack is sent by servers, not clients"
+
+
+def test_a_first_frame_larger_than_a_hello_is_refused_unread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded: list[object] = []
+    monkeypatch.setattr(session_module, "decode", lambda frame: decoded.append(frame))
+    (refused,) = send(session(), b"[" * (MAX_HELLO_BYTES + 1))
+    assert isinstance(refused, Error)
+    assert refused.code == "bad_frame"
+    assert refused.message == f"a first frame of {MAX_HELLO_BYTES + 1} bytes; a hello takes 65536"
+    assert decoded == []
+
+
+def test_a_hello_padded_to_its_bound_is_read() -> None:
+    hello = encode(Hello(versions=[1], store_id="s1", client_id="c1", token="pjai_w"))
+    padded = hello[:-1] + b" " * (MAX_HELLO_BYTES - len(hello)) + b"}"
+    assert len(padded) == MAX_HELLO_BYTES
+    (welcome,) = send(session(), padded)
+    assert isinstance(welcome, Welcome)
 
 
 def test_an_event_id_is_accepted_once() -> None:

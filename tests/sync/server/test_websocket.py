@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
+from websockets.exceptions import ConnectionClosed as WebSocketClosed
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
@@ -317,3 +319,22 @@ async def test_a_redirect_is_a_refusal_the_client_retries(location: str) -> None
     assert status.pending == 1
     assert "redirects to" in (status.last_error or "")
     assert len(asked) >= 4  # the client kept asking the same server, and no other
+
+
+async def too_big(ws: ClientConnection) -> None:
+    """Send a message one byte over a frame, then wait for what comes."""
+    async with asyncio.timeout(WAIT):
+        await ws.send("x" * (MAX_FRAME_BYTES + 1))
+        await ws.recv()
+
+
+async def test_the_server_negotiates_no_compression_and_reads_no_message_over_a_frame() -> None:
+    # Compressed, a few kilobytes would unpack into a frame's worth before any check.
+    async with serving(Hub(MemoryLog(), None)) as url:
+        sync_url = "ws" + url.removeprefix("http") + "/sync"
+        async with connect(sync_url, compression="deflate", max_size=None) as ws:
+            assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+            with pytest.raises(WebSocketClosed) as closed:  # as it is sent, or after
+                await too_big(ws)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009  # too big: not read

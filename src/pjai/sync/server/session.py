@@ -25,6 +25,7 @@ from pjai.schema.types import new_id, utc_now
 from pjai.sync.presence import PRESENCE, check_update
 from pjai.sync.protocol import (
     MAX_EVENTS_PER_FRAME,
+    MAX_HELLO_BYTES,
     MAX_ID_BYTES,
     VERSIONS,
     Error,
@@ -128,6 +129,9 @@ class ServerSession:
         """Handle one frame; returns what to send. After an :class:`Error`, close."""
         if self.state == "closed":
             return []
+        if self.state == "greeting" and len(frame) > MAX_HELLO_BYTES:
+            detail = f"a first frame of {len(frame)} bytes; a hello takes {MAX_HELLO_BYTES}"
+            return self._fail("bad_frame", detail)
         try:
             message = decode(frame)
         except ProtocolError as exc:

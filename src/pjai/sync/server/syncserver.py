@@ -127,6 +127,10 @@ class SyncServer(Resource):
             self.app,
             **http_settings(send_timeout=hub.send_timeout, head_timeout=head_timeout),
             ws=websocket_protocol(hub.close_timeout),
+            # A message the server reads is at most a frame, and comes as sent: with
+            # compression a few kilobytes would unpack into megabytes before a check.
+            ws_max_size=MAX_FRAME_BYTES,
+            ws_per_message_deflate=False,
             ws_ping_interval=ping_interval,
             ws_ping_timeout=ping_timeout,
             lifespan="on",
