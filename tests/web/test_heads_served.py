@@ -12,6 +12,7 @@ import httpx
 
 from pjai.bench.webapp import WebProcess
 from pjai.sync.server.sockets import MAX_HEAD_BYTES
+from tests.sync.server.test_slow_requests import answer
 from tests.sync.server.test_websocket import hung_up
 
 WAIT_S = 30.0
@@ -28,14 +29,6 @@ def head_of(url: str) -> bytes:
     return f"GET / HTTP/1.1\r\nHost: {urlsplit(url).netloc}\r\n".encode()
 
 
-def until_closed(sock: socket.socket) -> bytes:
-    """What the server sends on ``sock`` until it closes it."""
-    received = b""
-    while chunk := sock.recv(65536):
-        received += chunk
-    return received
-
-
 def test_heads_not_sent_in_time_or_past_their_bound_end_their_connections(
     tmp_path: Path,
 ) -> None:
@@ -44,12 +37,12 @@ def test_heads_not_sent_in_time_or_past_their_bound_end_their_connections(
             halfway.sendall(head_of(web.url))
             for sock in (silent, halfway):
                 assert hung_up(sock, WAIT_S), "a head never finished is waited for"
-                assert until_closed(sock) == b""
+                assert answer(sock) == b""
 
         filler = b"X-Filler: " + b"a" * 1000 + b"\r\n"
         with connection(web.url) as flooding:
             with contextlib.suppress(OSError):  # closed before all of it is sent
                 flooding.sendall(head_of(web.url) + filler * (MAX_HEAD_BYTES // len(filler) + 2))
-            assert until_closed(flooding).startswith(b"HTTP/1.1 400")
+            assert answer(flooding).startswith(b"HTTP/1.1 400")
 
         assert httpx.get(web.url + "/", timeout=WAIT_S).status_code == 200
