@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import ipaddress
 import logging
 import re
 import time
@@ -30,6 +29,7 @@ from pjai.app import Passphrase
 from pjai.app.websessions import WebSessions
 from pjai.errors import ConfigError
 from pjai.sync.server.asgi import read_body
+from pjai.sync.server.places import address_key
 from pjai.sync.server.tokens import PREFIX
 
 __all__ = [
@@ -186,20 +186,6 @@ _CHECKS_AT_ONCE = 2
 of the pool that every request's session check uses."""
 
 
-def _client_key(client: str) -> str:
-    """Whom a try counts for: the address, or for IPv6 its /64 network, which one host
-    commonly holds whole (a new address for each try would escape the limit)."""
-    try:
-        address = ipaddress.ip_address(client)
-    except ValueError:
-        return client
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return client
-
-
 class LoginThrottle:
     """How many passphrases or tokens a client may try: :data:`FAILURES` within
     :data:`WINDOW_S` seconds, then it waits until the oldest try is that old. A try
@@ -218,7 +204,7 @@ class LoginThrottle:
 
     def wait(self, client: str) -> float:
         """Seconds ``client`` must wait before trying again (0: it may now)."""
-        times = self._tries.get(_client_key(client))
+        times = self._tries.get(address_key(client))
         now = self._clock()
         while times and now - times[0] >= self.WINDOW_S:
             times.popleft()
@@ -228,7 +214,7 @@ class LoginThrottle:
 
     def tried(self, client: str) -> None:
         """Count a try from ``client``."""
-        client = _client_key(client)
+        client = address_key(client)
         times = self._tries.pop(client, None) or deque(maxlen=self.FAILURES)
         times.append(self._clock())
         self._tries[client] = times  # the latest last: the first ones are the oldest
@@ -237,7 +223,7 @@ class LoginThrottle:
 
     def passed(self, client: str) -> None:
         """``client`` gave the right passphrase or a live token: forget its tries."""
-        self._tries.pop(_client_key(client), None)
+        self._tries.pop(address_key(client), None)
 
     async def check(self, passphrase: Passphrase, given: str) -> bool:
         """Whether ``given`` is the passphrase: scrypt, off the event loop and a few at

@@ -16,9 +16,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pjai.sync.protocol import Error, Hello, Welcome, decode, encode
 from pjai.sync.server import SERVER_FILE, Limits, ServerConfig, SyncServer
+from pjai.sync.server.asgi import create_app
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.log import MemoryLog
-from pjai.sync.server.places import MAX_TOTAL, Places, default_total
+from pjai.sync.server.places import MAX_TOTAL, Places, TooSoon, address_key, default_total
 from pjai.sync.server.tokens import Token
 from pjai.sync.transport import ConnectionClosed as Closed
 from pjai.sync.transport import memory_pipe
@@ -247,3 +248,53 @@ async def test_connections_open_at_the_rate_of_their_token_and_address(tmp_path:
         )
         assert refused == 4.0
     assert [r.getMessage() for r in logged if r.levelno >= logging.WARNING] == []
+
+
+@pytest.mark.parametrize(
+    ("host", "key"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2::7", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("memory", "memory"),
+    ],
+)
+def test_an_ipv6_address_counts_as_its_64_network(host: str, key: str) -> None:
+    # One host commonly holds a /64 whole: an address per connection must not escape.
+    assert address_key(host) == key
+
+
+async def test_the_sync_route_counts_an_ipv6_peer_by_its_network() -> None:
+    hub = Hub(MemoryLog(), None)
+    counted: list[str] = []
+
+    def opening(address: str, secret: str = "") -> TooSoon:
+        counted.append(address)
+        return TooSoon("from this address", 1.0)  # refused: the route ends there
+
+    hub.opening = opening  # type: ignore[method-assign]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    for host in ("2001:db8::1", "2001:db8::2"):
+        scope = {
+            "type": "websocket",
+            "path": "/sync",
+            "raw_path": b"/sync",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"127.0.0.1:8765")],
+            "client": (host, 50000),
+            "server": ("127.0.0.1", 8765),
+            "scheme": "ws",
+            "subprotocols": [],
+        }
+        await create_app(hub)(scope, receive, send)
+    assert counted == ["2001:db8::/64", "2001:db8::/64"]
+    assert [m["type"] for m in sent] == ["websocket.close", "websocket.close"]

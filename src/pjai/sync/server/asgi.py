@@ -52,6 +52,7 @@ from pjai.sync.server.keys import (
     KeyItem,
 )
 from pjai.sync.server.memory import trim_freed_memory
+from pjai.sync.server.places import address_key
 from pjai.sync.server.tokens import Role, Token, can
 from pjai.sync.server.wakeups import listen_for_wakeups
 from pjai.sync.server.websocket import ServerWebSocket
@@ -224,7 +225,7 @@ def create_app(
 
     async def sync(websocket: WebSocket) -> None:
         token = _bearer(websocket.headers.get("authorization"))
-        address = websocket.client.host if websocket.client else ""
+        address = address_key(websocket.client.host) if websocket.client else ""
         # Before the handshake and the token check: a peer that opens and closes
         # connections without pause is refused at the least cost.
         if (too_soon := hub.opening(address, token)) is not None:

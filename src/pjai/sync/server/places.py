@@ -5,7 +5,8 @@ default half its open-file limit, at most 10,000, so that however many connectio
 peers open, the process keeps file descriptors for its database and files. Two more
 limits keep one peer from taking every place:
 
-- a connection that has not said hello yet holds a place of its remote address, which
+- a connection that has not said hello yet holds a place of its remote address (an
+  IPv6 one counts by its /64 network, :func:`address_key`), which
   has :attr:`Limits.per_address` (a peer without a token holds no more than that, each
   for at most ``hello_timeout``);
 - a connection that said hello holds a place of its token, which has
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import resource
 import threading
 from collections import Counter
@@ -49,6 +51,7 @@ __all__ = [
     "Openings",
     "Places",
     "TooSoon",
+    "address_key",
     "default_total",
 ]
 
@@ -62,6 +65,21 @@ BODIES = 8
 """Large HTTP bodies (a ``/pull`` page, a store's keys) a process makes and sends at once."""
 BODIES_PER_TOKEN = 2
 """Large HTTP bodies one token has made and sent at once."""
+
+
+def address_key(host: str) -> str:
+    """Whom a remote address's limits count for: the address, or for IPv6 its /64
+    network, which one host commonly holds whole (a new address for each connection, or
+    each try, would escape the limit); an IPv4 address mapped into IPv6 is itself."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return host
 
 
 def default_total() -> int:
