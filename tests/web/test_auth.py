@@ -633,7 +633,7 @@ async def test_a_login_form_sent_a_byte_at_a_time_is_refused_and_its_connection_
             await asyncio.sleep(0.05)  # 16 KiB would take 14 minutes
         await asyncio.sleep(3600)
 
-    async with login:
+    async with login, asyncio.timeout(30):  # a body read to its end would take an hour
         answer = await login.post(auth.LOGIN_PATH, content=trickled())
     assert answer.status_code == 408
     assert answer.headers["connection"] == "close"

@@ -85,6 +85,12 @@ def test_serve_refuses_an_upload_timeout_not_above_zero(tmp_path: Path, timeout:
         serve(DataDir(tmp_path / "data"), upload_timeout_s=timeout)
 
 
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan")])
+def test_serve_refuses_a_head_timeout_not_above_zero(tmp_path: Path, timeout: float) -> None:
+    with pytest.raises(ConfigError, match="--head-timeout-s must be above 0, got"):
+        serve(DataDir(tmp_path / "data"), head_timeout_s=timeout)
+
+
 @pytest.mark.anyio
 async def test_an_upload_beyond_those_under_way_is_refused_unread() -> None:
     arrived: asyncio.Queue[None] = asyncio.Queue()

@@ -95,7 +95,7 @@ def serve(
     than ``max_upload_mb`` MB is refused (413) before more of it is read, as is one
     beyond the two under way (503) or one the temporary disk has no room for (507), and
     one whose body stops moving on for ``upload_timeout_s`` seconds is ended (408).
-    A connection that has not sent a request's head (at most 16 KiB) within
+    A connection that has not sent a request's head (16 KiB at most unfinished) within
     ``head_timeout_s`` seconds of its opening, or of the end of the answer before, is
     closed (:func:`~pjai.sync.server.sockets.http_settings`).
     """

@@ -167,16 +167,16 @@ def trickle_until_closed(sock: socket.socket) -> bytes:
 
 
 async def test_a_body_that_moves_on_is_read_however_long_it_takes() -> None:
-    parts = [b"a" * asgi.BODY_PROGRESS_BYTES] * 4
+    parts = [b"a" * asgi.BODY_PROGRESS_BYTES] * 5
 
     async def receive() -> dict[str, object]:
-        await asyncio.sleep(0.2)  # each part in time, all of them not
+        await asyncio.sleep(0.4)  # each part in time, all of them not
         more = len(parts) > 1
         return {"type": "http.request", "body": parts.pop(), "more_body": more}
 
     request = Request({"type": "http", "method": "POST", "headers": []}, receive)
-    body = await asgi.read_body(request, 1024 * 1024, stall_s=0.5)
-    assert len(body) == 4 * asgi.BODY_PROGRESS_BYTES
+    body = await asgi.read_body(request, 1024 * 1024, stall_s=1.5)
+    assert len(body) == 5 * asgi.BODY_PROGRESS_BYTES
 
 
 async def test_a_body_over_its_limit_is_refused_before_the_rest_is_read() -> None:

@@ -23,7 +23,17 @@ from pjai.schema.records import ROOT
 from pjai.sql.engine import sqlite_url
 from pjai.store import Store
 from pjai.sync.client import SyncClient
-from pjai.sync.protocol import MAX_FRAME_BYTES, Hello, Ping, Pong, Pull, Welcome, decode, encode
+from pjai.sync.protocol import (
+    MAX_FRAME_BYTES,
+    MAX_HELLO_BYTES,
+    Hello,
+    Ping,
+    Pong,
+    Pull,
+    Welcome,
+    decode,
+    encode,
+)
 from pjai.sync.server import SyncServer
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.log import MemoryLog
@@ -321,10 +331,10 @@ async def test_a_redirect_is_a_refusal_the_client_retries(location: str) -> None
     assert len(asked) >= 4  # the client kept asking the same server, and no other
 
 
-async def too_big(ws: ClientConnection) -> None:
-    """Send a message one byte over a frame, then wait for what comes."""
+async def too_big(ws: ClientConnection, message: str | list[str] | None = None) -> None:
+    """Send ``message`` (by default one byte over a frame), then wait for what comes."""
     async with asyncio.timeout(WAIT):
-        await ws.send("x" * (MAX_FRAME_BYTES + 1))
+        await ws.send("x" * (MAX_FRAME_BYTES + 1) if message is None else message)
         await ws.recv()
 
 
@@ -338,3 +348,32 @@ async def test_the_server_negotiates_no_compression_and_reads_no_message_over_a_
                 await too_big(ws)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1009  # too big: not read
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "x" * (MAX_HELLO_BYTES + 1),  # one frame: refused by its header
+        ["x" * 40_000, "y" * 40_000],  # fragments: refused once they pass the bound
+    ],
+)
+async def test_a_first_message_over_a_hello_s_bound_is_not_read(first: str | list[str]) -> None:
+    async with serving(Hub(MemoryLog(), None)) as url:
+        sync_url = "ws" + url.removeprefix("http") + "/sync"
+        async with connect(sync_url, compression=None, max_size=None) as ws:
+            with pytest.raises(WebSocketClosed) as closed:
+                await too_big(ws, first)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009  # too big: not read
+
+
+async def test_after_the_hello_a_message_may_be_a_frame_s_size() -> None:
+    async with serving(Hub(MemoryLog(), None)) as url:
+        sync_url = "ws" + url.removeprefix("http") + "/sync"
+        async with connect(sync_url, compression=None) as ws:
+            await ws.send(encode(Hello(versions=[1], store_id="s1", client_id="c1")))
+            async with asyncio.timeout(WAIT):
+                assert isinstance(decode(await ws.recv()), Welcome)
+                ping = encode(Ping(nonce=7))
+                await ws.send(ping[:-1] + b" " * (4 * 1024 * 1024) + b"}")  # 4 MiB
+                assert decode(await ws.recv()) == Pong(nonce=7)

@@ -96,7 +96,7 @@ class Connection:
                 replies = await asyncio.to_thread(session.receive, frame)
                 self._after(session)
             # Nothing of a handled frame is needed: an idle connection must not keep its
-            # last one (up to the WebSocket layer's 16 MiB) while it waits for the next.
+            # last one (up to MAX_FRAME_BYTES) while it waits for the next.
             del frame
             if self.greeting is not None and session.state != "greeting":
                 self.hub.places.greeted(self.greeting)

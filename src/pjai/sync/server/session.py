@@ -130,7 +130,7 @@ class ServerSession:
         if self.state == "closed":
             return []
         if self.state == "greeting" and len(frame) > MAX_HELLO_BYTES:
-            detail = f"a first frame of {len(frame)} bytes; a hello takes {MAX_HELLO_BYTES}"
+            detail = f"a first frame of {len(frame)} bytes; a hello takes {MAX_HELLO_BYTES} at most"
             return self._fail("bad_frame", detail)
         try:
             message = decode(frame)

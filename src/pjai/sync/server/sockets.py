@@ -25,7 +25,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.frames import Frame
 
 from pjai.errors import ConfigError
-from pjai.sync.protocol import MAX_FRAME_BYTES
+from pjai.sync.protocol import MAX_FRAME_BYTES, MAX_HELLO_BYTES
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGIReceiveEvent, ASGISendEvent
@@ -54,9 +54,10 @@ sends its head at once, and drops an unused connection it opened ahead of need a
 long."""
 
 MAX_HEAD_BYTES = 16 * 1024
-"""The most bytes of a request's head read; a longer one is answered 400 and its
-connection closed. h11's own default, stated here: it is what browsers' heads stay
-well under, cookies included."""
+"""The most bytes of a request's head held while it is unfinished; past them it is
+answered 400 and its connection closed. (h11 measures what it holds after each read,
+so a whole head that comes in one read, at most 256 KiB, is read.) h11's own default,
+stated here: browsers' heads stay well under it, cookies included."""
 
 
 def listening_socket(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
@@ -89,7 +90,7 @@ def http_settings(
     connections are closed when a request's head does not come within ``head_timeout``
     seconds (:class:`_HeadsInTime`) and reset when what they have to send does not move
     for ``send_timeout`` seconds (:class:`_ResetStalledSends`; ``None``: never), and
-    heads of at most :data:`MAX_HEAD_BYTES`.
+    unfinished heads of at most :data:`MAX_HEAD_BYTES`.
 
     h11 rather than httptools (which uvicorn picks when it is installed): uvicorn bounds
     a head's size only with h11. With httptools it keeps every header line a client
@@ -117,8 +118,11 @@ class _HeadsInTime(H11Protocol):
     answer has ended), would be kept for ever. Each one holds a file descriptor, and
     is one of the connections uvicorn counts against ``limit_concurrency``: a few
     thousand of them, cheap for a client to keep, would make the sync server answer 503
-    to every other request. A request whose head has come is not timed here; nor is a
-    connection upgraded to a WebSocket, whose protocol has deadlines of its own.
+    to every other request. A request whose head has come is not timed here until it
+    is answered; nor is a connection upgraded to a WebSocket, whose protocol has
+    deadlines of its own. The clock starts again as an answer ends, even one sent
+    before the request's body was all read (a refusal): a client still sending that
+    body then has ``head_within`` seconds before its connection is closed.
     """
 
     head_within: ClassVar[float] = HEAD_TIMEOUT_S
@@ -228,12 +232,33 @@ class _ResetLateCloses(WebSocketsSansIOProtocol):
     WebSocket parser would keep the last one read, up to ``ws_max_size``, for as long
     as the connection is idle; and takes a handshake answered with an HTTP refusal as
     complete, as uvicorn's wsproto protocol does.
+
+    And it reads a connection's first message, its hello, up to
+    :data:`~pjai.sync.protocol.MAX_HELLO_BYTES` only: before it nothing is known of
+    the peer, and a message of ``ws_max_size`` held until the hello's deadline would
+    let each connection a peer opens hold as much. The parser refuses a larger one
+    (close 1009) as its header comes, before holding any of it; later messages have
+    ``ws_max_size`` again. (A message that comes in the same read as the hello keeps
+    the hello's bound: PJai's client sends nothing more before the welcome.)
     """
 
     reset_after: ClassVar[float] = 10.0
     _reset: asyncio.TimerHandle | None = None
     _lost = False
     _flooded = False
+    _greeted = False
+    _later_messages: int | None = None  # the bound after the hello
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._later_messages = self.conn.max_message_size
+        self.conn.max_message_size = MAX_HELLO_BYTES
+
+    def send_receive_event_to_app(self) -> None:
+        if not self._greeted:
+            self._greeted = True
+            self.conn.max_message_size = self._later_messages
+        super().send_receive_event_to_app()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
