@@ -20,6 +20,7 @@ import socket
 import struct
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import Frame
@@ -136,6 +137,10 @@ class _HeadsInTime(H11Protocol):
         super().on_response_complete()
         self._await_head()
 
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        self._stop_awaiting()  # the WebSocket's protocol takes the connection over
+        super().handle_websocket_upgrade(event)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_awaiting()
         super().connection_lost(exc)
@@ -151,8 +156,8 @@ class _HeadsInTime(H11Protocol):
 
     def _head_late(self) -> None:
         self._head_due = None
-        if self.transport.is_closing() or self.transport.get_protocol() is not self:
-            return  # closed, or upgraded to a WebSocket
+        if self.transport.is_closing():
+            return
         if self.cycle is not None and not self.cycle.response_complete:
             return  # a request's head came: the end of its answer waits for the next
         log.debug("closed an HTTP connection that sent no request in %s s", self.head_within)
