@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from pjai.sql.engine import create_sql_engine, empty_sqlite_log
+from pjai.sync.server import asgi
 from pjai.sync.server import keys as keys_module
 from pjai.sync.server.asgi import create_app
 from pjai.sync.server.hub import Hub
@@ -208,3 +210,26 @@ def test_a_keys_request_no_database_can_keep_is_a_bad_request(
     assert "NUL" in answer.json()["message"] or "100 bytes" in answer.json()["message"]
     assert box.get("s1") == ([item("k1")], [])  # nothing kept, nothing deleted
     assert box.usage("é" * 51) == (0, 0)
+
+
+def test_changes_sent_at_once_are_checked_against_the_limits_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class SlowToCount(MemoryKeys):
+        def usage(self, store_id: str) -> tuple[int, int]:
+            time.sleep(0.05)  # each request's look at the store, before its write
+            return super().usage(store_id)
+
+    monkeypatch.setattr(asgi, "MAX_STORE_KEYS", 3)
+    box = SlowToCount()
+    app = create_app(Hub(MemoryLog(), None, keys=box), hosts=frozenset({"server"}))
+
+    async def post_all() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+            changes = [{"store_id": "s1", "items": [{**ITEM, "id": f"k{n}"}]} for n in range(10)]
+            answers = await asyncio.gather(*(client.post("/keys", json=c) for c in changes))
+        return sorted(answer.status_code for answer in answers)
+
+    assert asyncio.run(post_all()) == [200] * 3 + [413] * 7
+    assert box.usage("s1")[0] == 3

@@ -197,6 +197,10 @@ def create_app(
     Serve it with uvicorn's ``ws=websocket_protocol(hub.close_timeout)``, or the TCP
     connection of a client that stops reading stays open after the server closed it.
     """
+    # A keys change is checked against the store's limits and written under this lock:
+    # requests sent at once would each pass the check before any was written. (Server
+    # processes beside this one may each write one change past the limits.)
+    keys_changing = asyncio.Lock()
 
     def authorized(request: Request, store_id: str | None, role: Role) -> Token | Response | None:
         """The request's token if it may ``role`` the store (``None``: some store)."""
@@ -316,6 +320,11 @@ def create_app(
         denied = admitted(request, asked.store_id, "write")
         if isinstance(denied, Response):
             return denied
+        async with keys_changing:
+            return await keys_kept(asked)
+
+    async def keys_kept(asked: KeysPut | KeysDeleted) -> Response:
+        """Keep the change if the store's keys stay within their limits."""
         # A deletion of a key never put is kept too (as deleted): it counts as a key.
         adding = asked.deleted if isinstance(asked, KeysDeleted) else asked.items
         count, size = await asyncio.to_thread(hub.keys.usage, asked.store_id)
