@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pjai.schema.records import ROOT, EventRecord, Position
-from pjai.sync.clientside import MAX_HOLD_S, ClientSession, Wait
+from pjai.sync import validation
+from pjai.sync.clientside import MAX_HOLD_S, ClientSession, Fail, Reject, Wait
 from pjai.sync.protocol import Events, Push, PushAck, PushRejected, Welcome
 from tests.sync.records import records
 
@@ -85,3 +86,28 @@ def test_a_rate_limited_push_waits_as_the_server_says_within_reason(
     rejected = PushRejected(id=sent.id, reason="rate_limited", retry_after=retry_after)
     assert session.receive(rejected, ROOT) == [Wait(held)]
     assert session.idle
+
+
+def test_an_event_refused_that_this_device_finds_valid_stays_pending_and_sync_stops() -> None:
+    session = ready()
+    sent = push(session, records(3))
+    refused = PushRejected(id=sent.id, reason="invalid_event", index=1, detail="not liked")
+    (stop,) = session.receive(refused, ROOT)  # no Reject: the event is not given up
+    assert isinstance(stop, Fail)
+    assert (stop.code, stop.retry) == ("invalid_event", False)
+    assert stop.message.startswith(
+        f"the sync server refuses event {sent.events[1].id} (not liked), which this device "
+        "finds valid: it stays pending"
+    )
+
+
+def test_an_event_refused_that_this_device_finds_invalid_too_is_given_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(validation, "MAX_EVENT_BYTES", 10)  # every event's too large
+    session = ready()
+    sent = push(session, records(3))
+    refused = PushRejected(id=sent.id, reason="invalid_event", index=1, detail="too large")
+    assert session.receive(refused, ROOT) == [
+        Reject(sent.events[1].id, "refused by the sync server: too large")
+    ]

@@ -34,7 +34,7 @@ from pjai.sync.protocol import (
     encode,
 )
 from pjai.sync.transport import ConnectionClosed, Transport, memory_pipe
-from tests.helpers import persona
+from tests.helpers import memory, persona
 from tests.sync.records import records
 
 pytestmark = pytest.mark.anyio
@@ -407,3 +407,33 @@ def test_the_wait_a_server_asks_for_is_taken_within_reason(
     asked: float | None, held: float
 ) -> None:
     assert held_for(asked) == held
+
+
+async def test_a_server_refusing_every_push_as_invalid_loses_none_of_the_writes() -> None:
+    # Each refusal would roll back the event named and every one after it that needs it.
+    pushes: list[Push] = []
+
+    async def serve(end: Transport) -> None:
+        decode(await end.receive())
+        await end.send(encode(welcome()))
+        while True:
+            message = decode(await end.receive())
+            if isinstance(message, Push):
+                pushes.append(message)
+                refused = PushRejected(id=message.id, reason="invalid_event", index=0)
+                await end.send(encode(refused))
+            else:
+                await answer_keep_alive(end, message)
+
+    connect, _ = serving(serve)
+    with Store.memory(sync=True) as store:
+        store.commit(persona("p1"), *(memory(f"m{n}") for n in range(3)))
+        client = SyncClient(store, connect, store_id="s1", backoff=(0.05, 0.05))
+        client.start()
+        async with asyncio.timeout(10):
+            await client.wait_until(lambda status: status.state == "failed")
+        await client.stop()
+        assert store.pending_count == 4
+        assert store.rejected() == []
+        assert len(pushes) == 1  # and no more: sync stopped
+        assert "which this device finds valid" in (client.status.last_error or "")

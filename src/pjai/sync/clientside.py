@@ -45,6 +45,7 @@ from pjai.sync.protocol import (
     fit_frame,
     wire_name,
 )
+from pjai.sync.validation import PushCheck
 
 __all__ = [
     "MAX_HOLD_S",
@@ -154,6 +155,7 @@ class ClientSession:
         *,
         backend_id: str | None = None,
         batch: int = MAX_EVENTS_PER_FRAME,
+        check: PushCheck | None = None,
     ) -> None:
         self.store_id = store_id
         self.client_id = client_id
@@ -170,6 +172,7 @@ class ClientSession:
         self._in_flight: Push | None = None
         self._acked: Position | None = None
         self._ids = itertools.count(1)
+        self._check = check or PushCheck()
 
     def hello(self) -> Hello:
         """The first frame."""
@@ -355,6 +358,16 @@ class ClientSession:
         if rejected.index is None or not 0 <= rejected.index < len(push.events):
             return self._fail("invalid_event", rejected.detail)
         event = push.events[rejected.index]
+        if self._check.event_problem(event, self.client_id) is None:
+            # A write is given up only for a fault this device sees too: on a server's
+            # word alone, a faulty or hostile one could have every write not yet
+            # confirmed dropped, one refusal after another.
+            return self._fail(
+                "invalid_event",
+                f"the sync server refuses event {event.id} ({rejected.detail}), which this "
+                "device finds valid: it stays pending, and sync stops (a newer server's "
+                "rules: update PJai; otherwise the server is at fault)",
+            )
         return [Reject(event.id, f"refused by the sync server: {rejected.detail}")]
 
     def _heard(self, head: Position) -> None:

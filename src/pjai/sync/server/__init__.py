@@ -5,8 +5,9 @@
 changes to them, in SQLite or PostgreSQL), the :class:`Hub` that serves connections,
 the ASGI app, and uvicorn. Inside:
 
-- :mod:`~pjai.sync.server.session`: one connection's protocol state, without I/O, and
-  :mod:`~pjai.sync.server.validation`: what the events of a push must be;
+- :mod:`~pjai.sync.server.session`: one connection's protocol state, without I/O
+  (what the events of a push must be: :mod:`pjai.sync.validation`, which clients use
+  too);
 - :mod:`~pjai.sync.server.hub`: the connections and per-store feeds of a process, each
   connection's tasks in :mod:`~pjai.sync.server.connection`, the frames its live pullers
   share in :mod:`~pjai.sync.server.frames`, its metrics in

@@ -5,7 +5,7 @@
 :meth:`ServerSession.recheck` ends a session whose token was revoked or expired. The
 hub (:mod:`pjai.sync.server.hub`), over WebSockets or the in-memory transport of the
 tests, drives it. Reads and appends go to a :class:`~pjai.sync.server.log.ServerLog`,
-once the events of a push passed :mod:`~pjai.sync.server.validation`. With the
+once the events of a push passed :mod:`~pjai.sync.validation`. With the
 ``presence/1`` extension the session keeps the connection's announced presence
 (:attr:`ServerSession.presence`) and the time of its last frame; the hub fans them out.
 """
@@ -50,7 +50,7 @@ from pjai.sync.protocol import (
 from pjai.sync.server.log import Appended, DuplicateEventError, ServerAhead, ServerLog
 from pjai.sync.server.places import Openings
 from pjai.sync.server.tokens import RateLimiter, Role, Token, can
-from pjai.sync.server.validation import MAX_EVENT_BYTES, PushCheck
+from pjai.sync.validation import MAX_EVENT_BYTES, PushCheck
 
 __all__ = ["EXTENSIONS", "MAX_EVENT_BYTES", "Authenticate", "ServerSession"]
 

@@ -1,4 +1,5 @@
-"""What the events of a push must be for the server to append them.
+"""What the events of a push must be for the server to append them; the client checks
+its own events by the same rules before it gives one up as the server refused it.
 
 Each event: arguments of at most :data:`MAX_EVENT_BYTES`, an id and the pushing
 client's id (a client pushes its own events only), ids and a name of at most
@@ -41,7 +42,7 @@ class PushCheck:
         """The index of the first of ``events``, pushed by ``client_id``, that may not be
         appended and why; ``None`` if all may."""
         for index, record in enumerate(events):
-            problem = self._invalid(record, client_id)
+            problem = self.event_problem(record, client_id)
             if problem is not None:
                 return index, problem
         seen: set[str] = set()
@@ -55,8 +56,9 @@ class PushCheck:
                 return index, f"event {record.id} at {record.position} does not follow its parent"
         return None
 
-    def _invalid(self, record: EventRecord, client_id: str) -> str | None:
-        """Why ``record`` may not be appended, or ``None``."""
+    def event_problem(self, record: EventRecord, client_id: str) -> str | None:
+        """Why ``record``, pushed by ``client_id``, may not be appended on its own (what
+        its place in a push may add aside), or ``None``."""
         size = len(record.args)
         if size > MAX_EVENT_BYTES:
             return (
