@@ -26,6 +26,8 @@ from pjai.hybrid.legacy import (
     UnmappedValue,
     import_legacy,
 )
+from pjai.hybrid.legacy import run as legacy_run
+from pjai.hybrid.legacy.report import MAX_SHOWN
 from pjai.schema import (
     ConversationStarted,
     Event,
@@ -617,6 +619,48 @@ def test_duplicate_ids_and_odd_values(manager: HybridDatabaseManager, tmp_path: 
     assert messages(manager, "7") == [("7:0", "user", "hi", at("1970-01-01T00:00:00Z"))]
     [(_, _, _, sent_at)] = messages(manager, "8")  # no start either: the commit's time
     assert before <= sent_at <= after
+
+
+def test_a_large_value_not_imported_is_kept_for_the_report_as_its_start_and_length(
+    manager: HybridDatabaseManager, tmp_path: Path
+) -> None:
+    # Held whole until the report is written, values a file holds by the thousand would
+    # fill the memory: one of 2 MB per row, kept four times over, did.
+    source = tmp_path / "legacy.db"
+    large = "x" * (2 * 1024 * 1024)
+    with LegacyDatabase(source) as db:
+        db.persona("p1", "One")
+        db.memory("m1", "p1", "large tags", tags=large, created_at=0)
+        db.memory("m2", "p1", "small tags", tags='{"a": 1}', created_at=0)
+    result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+    values = {(u.row_id, u.column): u.value for u in result.unmapped}
+    assert values["m2", "tags"] == '{"a": 1}'  # small: whole
+    cut = f"… ({len(large):,} characters in all, in the legacy file)"
+    assert values["m1", "tags[0]"] == "x" * MAX_SHOWN + cut  # one tag, too long to keep
+    assert result.memories == 2
+
+
+def test_rows_of_large_values_are_committed_in_smaller_batches(
+    manager: HybridDatabaseManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "legacy.db"
+    with LegacyDatabase(source) as db:
+        db.persona("p1", "One", created_at=0)
+        for i in range(10):
+            db.memory(f"m{i}", "p1", "x" * 300_000, created_at=0)
+    monkeypatch.setattr(legacy_run, "BATCH_BYTES", 1_000_000)
+    commits: list[int] = []
+    commit = manager.commit
+
+    def counted(*events: Event) -> list[EventRecord]:
+        commits.append(len(events))
+        return commit(*events)
+
+    monkeypatch.setattr(manager, "commit", counted)
+    result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
+    assert result.memories == 10
+    # The persona; then a batch each time the rows pending pass 1 MB: every fourth row.
+    assert commits == [1, 4, 4, 2]
 
 
 def test_a_tag_or_trait_no_backend_can_store_costs_that_item_only(

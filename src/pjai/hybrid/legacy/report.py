@@ -22,6 +22,7 @@ __all__ = [
     "forget_rows",
     "listed_rows",
     "reportable",
+    "shown",
     "write_report",
 ]
 
@@ -105,6 +106,22 @@ def reportable(value: Any) -> Any:
     except (TypeError, ValueError):
         return repr(value)
     return value
+
+
+MAX_SHOWN = 4096
+"""The most characters of a value not imported that an import keeps for its report: a
+longer one is kept as its start and its length (the legacy file holds it whole)."""
+
+
+def shown(value: Any) -> Any:
+    """``value`` as an import keeps it for its report: whole when its text (JSON for
+    what is not text) takes at most :data:`MAX_SHOWN` characters, else the start of that
+    text and its length. An import holds every value it leaves out until it writes the
+    report: whole, a file of large values it cannot read would fill the memory."""
+    text = value if isinstance(value, str) else json.dumps(reportable(value))
+    if len(text) <= MAX_SHOWN:
+        return value
+    return f"{text[:MAX_SHOWN]}… ({len(text):,} characters in all, in the legacy file)"
 
 
 def check_report_path(report: Path) -> None:

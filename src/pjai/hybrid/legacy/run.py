@@ -20,6 +20,7 @@ from pjai.hybrid.legacy.report import (
     Rejection,
     UnmappedValue,
     check_report_path,
+    shown,
     write_report,
 )
 from pjai.hybrid.legacy.rows import (
@@ -39,10 +40,14 @@ from pjai.schema import Event, EventRecord, PersonaActivated, PersonaErased, utc
 from pjai.schema.types import as_datetime
 from pjai.store import Progress
 
-__all__ = ["BATCH_EVENTS", "import_legacy"]
+__all__ = ["BATCH_BYTES", "BATCH_EVENTS", "import_legacy"]
 
 BATCH_EVENTS = 500
 """At most this many events go into one commit (a conversation's events stay together)."""
+
+BATCH_BYTES = 16 * 1024 * 1024
+"""A commit is made once the rows pending hold this much text: rows of large values,
+500 to a batch, would hold a gigabyte (an event may carry 2 MiB)."""
 
 
 def import_legacy(
@@ -120,6 +125,12 @@ def _erased(manager: HybridDatabaseManager) -> set[str]:
     return erased
 
 
+def _shown(problems: list[Problem]) -> list[Problem]:
+    """``problems`` with their values as the report keeps them (:func:`.report.shown`):
+    they are held until the report is written."""
+    return [Problem(p.column, shown(p.value), p.reason) for p in problems]
+
+
 @dataclass(frozen=True, slots=True)
 class _Unit:
     """One legacy row's events, committed together or not at all."""
@@ -177,6 +188,7 @@ class _Run:
         self.unmapped: list[UnmappedValue] = []
         self.pending: list[_Unit] = []
         self.pending_events = 0
+        self.pending_bytes = 0
         self.new_personas: set[str] = set()
         self.activate: str | None = None
         """The persona to activate as it is imported."""
@@ -226,9 +238,10 @@ class _Run:
         except RowError as exc:
             self.reject(table, row_id, str(exc))
             return
-        self.pending.append(_Unit(table, row_id, events, built.problems))
+        self.pending.append(_Unit(table, row_id, events, _shown(built.problems)))
         self.pending_events += len(events)
-        if self.pending_events >= BATCH_EVENTS:
+        self.pending_bytes += sum(len(v) for v in row.values() if isinstance(v, str | bytes))
+        if self.pending_events >= BATCH_EVENTS or self.pending_bytes >= BATCH_BYTES:
             self.flush()
 
     def held(self, table: str, row: Row, row_id: str) -> bool:
@@ -281,7 +294,7 @@ class _Run:
             built.settle(self.manager.schema)
         except RowError:
             return  # PJai holds the row; what it has is no longer this file's to report
-        self.note(table, row_id, built.problems)
+        self.note(table, row_id, _shown(built.problems))
 
     def build(self, table: str, row: Row, row_id: str) -> Built:
         """The drafts of one row; raises :class:`RowError` when it has none."""
@@ -295,7 +308,7 @@ class _Run:
     def flush(self) -> None:
         """Commit the pending rows; a refused batch is split until the rows at fault are
         found, so the others still go in large commits."""
-        units, self.pending, self.pending_events = self.pending, [], 0
+        units, self.pending, self.pending_events, self.pending_bytes = self.pending, [], 0, 0
         for unit in self.commit(units):
             self.imported[unit.table] += 1
             self.note(unit.table, unit.row_id, unit.problems)
