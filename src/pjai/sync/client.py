@@ -111,7 +111,7 @@ class SyncClient:
         self._connect = connect
         self._token = token
         self._batch = batch
-        self._check = PushCheck(store.schema)
+        self._check = PushCheck()  # the server's rules, on events as they are pushed
         self._ping_interval = ping_interval
         self._answer_timeout = answer_timeout
         self._backoff = backoff
