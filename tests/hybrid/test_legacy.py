@@ -504,6 +504,19 @@ def test_the_source_file_is_never_modified(
     assert sorted(p.name for p in legacy.parent.iterdir()) == files  # no journal left behind
 
 
+def counted_commits(manager: HybridDatabaseManager, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the manager's commits from now on, as they are made."""
+    commits: list[int] = []
+    commit = manager.commit
+
+    def counted(*events: Event) -> list[EventRecord]:
+        commits.append(len(events))
+        return commit(*events)
+
+    monkeypatch.setattr(manager, "commit", counted)
+    return commits
+
+
 def test_a_batch_refused_at_commit_is_split_until_the_row_at_fault_is_found(
     manager: HybridDatabaseManager, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -517,14 +530,7 @@ def test_a_batch_refused_at_commit_is_split_until_the_row_at_fault_is_found(
             db.memory(f"ok{i}", "p1", f"memory {i}", created_at=0)
             if i == 700:
                 db.memory("lost", "gone", "a memory of a deleted persona", created_at=0)
-    commits: list[int] = []
-    commit = manager.commit
-
-    def counted(*events: Event) -> list[EventRecord]:
-        commits.append(len(events))
-        return commit(*events)
-
-    monkeypatch.setattr(manager, "commit", counted)
+    commits = counted_commits(manager, monkeypatch)
 
     result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
 
@@ -649,14 +655,7 @@ def test_rows_of_large_values_are_committed_in_smaller_batches(
         for i in range(10):
             db.memory(f"m{i}", "p1", "x" * 300_000, created_at=0)
     monkeypatch.setattr(legacy_run, "BATCH_BYTES", 1_000_000)
-    commits: list[int] = []
-    commit = manager.commit
-
-    def counted(*events: Event) -> list[EventRecord]:
-        commits.append(len(events))
-        return commit(*events)
-
-    monkeypatch.setattr(manager, "commit", counted)
+    commits = counted_commits(manager, monkeypatch)
     result = import_legacy(manager, source, report_path=tmp_path / "report.jsonl")
     assert result.memories == 10
     # The persona; then a batch each time the rows pending pass 1 MB: every fourth row.

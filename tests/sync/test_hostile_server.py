@@ -245,10 +245,11 @@ async def test_a_peer_seen_at_a_time_utc_cannot_hold_is_left_out() -> None:
         assert client.status.state == "online"
 
 
-async def pushes_answered_with(answer: Callable[[Push], Message]) -> tuple[list[Push], int]:
-    """The pushes a client with one pending event makes in a second to a server that
-    answers each with ``answer(push)``, and the connections it makes; its event stays
-    pending."""
+def answering_pushes(
+    answer: Callable[[Push], Message],
+) -> tuple[Callable[[], Awaitable[Transport]], list[int], list[Push]]:
+    """A connector to a server that welcomes each connection and answers each push with
+    ``answer(push)``; the connections made and the pushes, as they come."""
     pushes: list[Push] = []
 
     async def serve(end: Transport) -> None:
@@ -263,6 +264,14 @@ async def pushes_answered_with(answer: Callable[[Push], Message]) -> tuple[list[
                 await answer_keep_alive(end, message)
 
     connect, made = serving(serve)
+    return connect, made, pushes
+
+
+async def pushes_answered_with(answer: Callable[[Push], Message]) -> tuple[list[Push], int]:
+    """The pushes a client with one pending event makes in a second to a server that
+    answers each with ``answer(push)``, and the connections it makes; its event stays
+    pending."""
+    connect, made, pushes = answering_pushes(answer)
     with Store.memory(sync=True) as store:
         store.commit(persona("p1"))
         client = SyncClient(store, connect, store_id="s1", backoff=(0.2, 0.2))
@@ -411,21 +420,9 @@ def test_the_wait_a_server_asks_for_is_taken_within_reason(
 
 async def test_a_server_refusing_every_push_as_invalid_loses_none_of_the_writes() -> None:
     # Each refusal would roll back the event named and every one after it that needs it.
-    pushes: list[Push] = []
-
-    async def serve(end: Transport) -> None:
-        decode(await end.receive())
-        await end.send(encode(welcome()))
-        while True:
-            message = decode(await end.receive())
-            if isinstance(message, Push):
-                pushes.append(message)
-                refused = PushRejected(id=message.id, reason="invalid_event", index=0)
-                await end.send(encode(refused))
-            else:
-                await answer_keep_alive(end, message)
-
-    connect, _ = serving(serve)
+    connect, _, pushes = answering_pushes(
+        lambda push: PushRejected(id=push.id, reason="invalid_event", index=0)
+    )
     with Store.memory(sync=True) as store:
         store.commit(persona("p1"), *(memory(f"m{n}") for n in range(3)))
         client = SyncClient(store, connect, store_id="s1", backoff=(0.05, 0.05))
