@@ -57,7 +57,6 @@ from pjai.sync.protocol import (
 )
 from pjai.sync.status import SyncStatus
 from pjai.sync.transport import ConnectionClosed, Connector, Transport, arrived
-from pjai.sync.validation import PushCheck
 
 __all__ = ["SyncClient", "SyncStatus"]
 
@@ -111,7 +110,6 @@ class SyncClient:
         self._connect = connect
         self._token = token
         self._batch = batch
-        self._check = PushCheck()  # the server's rules, on events as they are pushed
         self._ping_interval = ping_interval
         self._answer_timeout = answer_timeout
         self._backoff = backoff
@@ -250,7 +248,6 @@ class SyncClient:
             self._token,
             backend_id=self._status.backend_id,
             batch=self._batch,
-            check=self._check,
         )
         loop = asyncio.get_running_loop()
         tasks: dict[str, asyncio.Task[Any]] = {}

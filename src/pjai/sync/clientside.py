@@ -155,7 +155,6 @@ class ClientSession:
         *,
         backend_id: str | None = None,
         batch: int = MAX_EVENTS_PER_FRAME,
-        check: PushCheck | None = None,
     ) -> None:
         self.store_id = store_id
         self.client_id = client_id
@@ -172,7 +171,7 @@ class ClientSession:
         self._in_flight: Push | None = None
         self._acked: Position | None = None
         self._ids = itertools.count(1)
-        self._check = check or PushCheck()
+        self._check = PushCheck()  # the server's rules, on the events as pushed
 
     def hello(self) -> Hello:
         """The first frame."""

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -265,7 +267,9 @@ def test_an_ipv6_address_counts_as_its_64_network(host: str, key: str) -> None:
     assert address_key(host) == key
 
 
-async def test_the_sync_route_counts_an_ipv6_peer_by_its_network() -> None:
+async def test_the_sync_route_counts_an_ipv6_peer_by_its_network(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     hub = Hub(MemoryLog(), None)
     counted: list[str] = []
 
@@ -273,13 +277,13 @@ async def test_the_sync_route_counts_an_ipv6_peer_by_its_network() -> None:
         counted.append(address)
         return TooSoon("from this address", 1.0)  # refused: the route ends there
 
-    hub.opening = opening  # type: ignore[method-assign]
-    sent: list[dict[str, object]] = []
+    monkeypatch.setattr(hub, "opening", opening)
+    sent: list[MutableMapping[str, Any]] = []
 
     async def receive() -> dict[str, object]:
         return {"type": "websocket.connect"}
 
-    async def send(message: dict[str, object]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         sent.append(message)
 
     for host in ("2001:db8::1", "2001:db8::2"):

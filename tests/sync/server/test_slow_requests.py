@@ -30,9 +30,11 @@ HEAD_S = 0.5  # the servers' head_timeout here
 
 
 @contextlib.asynccontextmanager
-async def serving(tmp_path: Path, **config: object) -> AsyncIterator[tuple[SyncServer, str]]:
+async def serving(
+    tmp_path: Path, limits: Limits | None = None
+) -> AsyncIterator[tuple[SyncServer, str]]:
     """A server without tokens whose connections have ``HEAD_S`` to send a head."""
-    settings = ServerConfig(require_tokens=False, head_timeout=HEAD_S, **config)  # type: ignore[arg-type]
+    settings = ServerConfig(require_tokens=False, head_timeout=HEAD_S, limits=limits or Limits())
     async with SyncServer.open(tmp_path / "sync.db", settings) as server:
         yield server, await server.start()
 

@@ -343,6 +343,7 @@ async def test_the_server_negotiates_no_compression_and_reads_no_message_over_a_
     async with serving(Hub(MemoryLog(), None)) as url:
         sync_url = "ws" + url.removeprefix("http") + "/sync"
         async with connect(sync_url, compression="deflate", max_size=None) as ws:
+            assert ws.response is not None
             assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
             with pytest.raises(WebSocketClosed) as closed:  # as it is sent, or after
                 await too_big(ws)

@@ -102,10 +102,14 @@ def http_settings(
     class Protocol(_HeadsInTime):
         head_within = head_timeout
 
-    class Resetting(_ResetStalledSends, Protocol):
-        stall_after = send_timeout or 0.0
+    chosen: type[_HeadsInTime] = Protocol
+    if send_timeout is not None:
+        stall: float = send_timeout
 
-    chosen = Protocol if send_timeout is None else Resetting
+        class Resetting(_ResetStalledSends, Protocol):
+            stall_after = stall
+
+        chosen = Resetting
     return {"http": chosen, "h11_max_incomplete_event_size": MAX_HEAD_BYTES}
 
 
@@ -252,17 +256,15 @@ class _ResetLateCloses(WebSocketsSansIOProtocol):
     _lost = False
     _flooded = False
     _greeted = False
-    _later_messages: int | None = None  # the bound after the hello
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._later_messages = self.conn.max_message_size
         self.conn.max_message_size = MAX_HELLO_BYTES
 
     def send_receive_event_to_app(self) -> None:
         if not self._greeted:
             self._greeted = True
-            self.conn.max_message_size = self._later_messages
+            self.conn.max_message_size = self.config.ws_max_size
         super().send_receive_event_to_app()
 
     def data_received(self, data: bytes) -> None:
