@@ -327,6 +327,7 @@ def test_a_deletion_without_its_proof_is_not_carried_out(tmp_path: Path) -> None
     key_id, key = first.current("p1")
     forged = [{"id": key_id, "proof": "0" * 64}]  # a token holder's, not a device's
     assert absorb(second, [], forged).refused == 1
+    assert absorb(second, [], [{"id": key_id, "proof": "é" * 64}]).refused == 1  # any text
     assert second.key(key_id) == key
     first.erase("p1")
     proven = [{"id": key_id, "proof": deletion_proof(first, key_id)}]

@@ -29,9 +29,11 @@ from pjai.schema.records import EventRecord
 from pjai.schema.sealed import is_envelope
 from pjai.schema.tables import personas
 from pjai.security import STORE_SCOPE, FieldCodec, KeyRing
+from pjai.security.fields import PROOF_FIELD
 from pjai.store import Query, Row, Store
 
 __all__ = [
+    "applied_erasures",
     "destroy_erased_keys",
     "destroy_replaced_keys",
     "erased_keys",
@@ -39,6 +41,7 @@ __all__ = [
     "erased_lineages",
     "erased_personas",
     "replaced_keys_held",
+    "take_erasures_before_proofs",
     "unfinished_erasures",
 ]
 
@@ -82,11 +85,7 @@ def erased_keys_held(store: Store) -> dict[str, set[str]]:
     held -= _with_row(store.query, held)
     if not held or not isinstance(codec, FieldCodec):
         return {}
-
-    def read(*, named: Collection[str]) -> list[EventRecord]:
-        return [e.record for e in store.events(named=named)]
-
-    return _erased_held(codec.keys, held, read)
+    return _erased_held(codec.keys, held, partial(_store_log, store))
 
 
 def _erased_held(
@@ -209,6 +208,13 @@ def _held_keys(codec: object) -> set[str]:
     return set(codec.keys.scopes()) - {STORE_SCOPE} if isinstance(codec, FieldCodec) else set()
 
 
+def _store_log(store: Store, *, named: Collection[str]) -> list[EventRecord]:
+    """The events of ``store``'s log named one of ``named``, without those of no
+    device of the store (:meth:`~pjai.schema.event.Schema.proven`), as
+    :func:`~pjai.app.eventlog.event_log` reads a directory's."""
+    return store.schema.proven(e.record for e in store.events(named=named))
+
+
 def _with_row(query: Callable[[Query], list[Row]], persona_ids: set[str]) -> set[str]:
     """Those of ``persona_ids`` with a row, as ``query`` reads them."""
     live: set[str] = set()
@@ -245,11 +251,7 @@ def destroy_erased_keys(data_dir: DataDir, store: Store) -> list[str]:
     for persona_id, lineages in erased.items():
         owe_rewrite(data_dir.path, persona_id)
         codec.keys.erase(persona_id, lineages)
-
-    def read(*, named: Collection[str]) -> list[EventRecord]:
-        return [e.record for e in store.events(named=named)]
-
-    replaced = destroy_replaced_keys(codec.keys, read, store.query)
+    replaced = destroy_replaced_keys(codec.keys, partial(_store_log, store), store.query)
     return sorted(set(erased) | set(replaced))
 
 
@@ -266,3 +268,27 @@ def destroy_replaced_keys(
     for persona_id, lineages in replaced.items():
         ring.erase(persona_id, lineages)
     return sorted(replaced)
+
+
+def applied_erasures(
+    store: Store | None, manager: HybridDatabaseManager | None = None
+) -> list[EventRecord]:
+    """The erasure events ``store``'s log applied; with no store, those of the SQL
+    journal of ``manager`` (whose outcomes it does not keep)."""
+    if store is not None:
+        return [e.record for e in store.events(named=_ERASURES) if e.error is None]
+    assert manager is not None
+    return manager.shards.journal(named=_ERASURES)
+
+
+def take_erasures_before_proofs(codec: object, applied: Callable[[], list[EventRecord]]) -> None:
+    """Once per key ring (``codec``'s, where it seals): take the erasures with no proof
+    that the directory's log applied before this device checked proofs (``applied()``,
+    read only then) as made by a device of the store, so that a replay of the log keeps
+    them (:meth:`~pjai.security.KeyRing.take_unproven`: an erasure made before the
+    directory was encrypted, or by a PJai from before proofs). Any other erasure with no
+    proof is refused from then on (:mod:`pjai.security.fields`)."""
+    if not isinstance(codec, FieldCodec) or codec.keys.unproven_taken():
+        return
+    unproven = [r.id for r in applied() if PROOF_FIELD not in event_args(r)]
+    codec.keys.take_unproven(unproven)

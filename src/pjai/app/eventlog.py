@@ -33,11 +33,12 @@ def event_log(
     manager: HybridDatabaseManager, *, named: Collection[str] | None = None
 ) -> list[EventRecord]:
     """Every event of the log (only those with a name in ``named``, if given): the
-    store's, else the SQL journal's."""
+    store's, else the SQL journal's; not those of no device of the store (an erasure
+    whose proof is missing or another's: :meth:`~pjai.schema.event.Schema.proven`)."""
     store = manager.store
     if store is not None:
-        return [e.record for e in store.events(named=named)]
-    return manager.shards.journal(named=named)
+        return manager.schema.proven(e.record for e in store.events(named=named))
+    return manager.schema.proven(manager.shards.journal(named=named))
 
 
 def persona_of(record: EventRecord) -> str | None:

@@ -132,7 +132,8 @@ class KeysIn:
     def _erasure_events(self) -> set[str]:
         store = self._manager.store
         assert store is not None
-        return {entry.record.id for entry in store.events(named=(PersonaErased.NAME,))}
+        erasures = store.events(named=(PersonaErased.NAME,))
+        return {record.id for record in store.schema.proven(e.record for e in erasures)}
 
     def compact_erased(self) -> None:
         """Compact the store and SQL when a key was erased since the last compaction, or

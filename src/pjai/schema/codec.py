@@ -51,6 +51,12 @@ class Codec(Protocol):
         follows, where known."""
         ...
 
+    def prove(self, event_id: str, event_name: str, stored: bytes) -> bytes:
+        """The stored form of a new event, with what proves that a device of the store
+        made it where the event needs that (``Event.PROVED``), checked as it is
+        unsealed. Given only to events made here, never to one taken in."""
+        ...
+
     def unseal(self, event_id: str, event_name: str, stored: bytes) -> bytes:
         """The JSON arguments of a stored event."""
         ...
@@ -71,6 +77,10 @@ class PlainCodec:
     ) -> bytes:
         """``args`` unchanged."""
         return args
+
+    def prove(self, event_id: str, event_name: str, stored: bytes) -> bytes:
+        """``stored`` unchanged: with no key, there is no proof."""
+        return stored
 
     def unseal(self, event_id: str, event_name: str, stored: bytes) -> bytes:
         """``stored`` unchanged."""

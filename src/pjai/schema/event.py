@@ -78,6 +78,11 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     """The fields that hold what a person wrote (text, a name, tags, a personality): a
     field encryption codec seals them (:mod:`pjai.security.fields`); the others stay
     readable to the sync server and the SQL primary."""
+    PROVED: ClassVar[bool] = False
+    """Whether the event carries a ``proof`` field that a device of the store made it,
+    which a field encryption codec makes with the store key and checks as it opens the
+    event (:mod:`pjai.security.fields`): an event no one may make up, not the sync
+    server nor a token holder, because what it does cannot be undone."""
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
         """The writes this event makes, computed from the payload and ``ctx`` alone."""
@@ -174,6 +179,7 @@ class Schema:
         self._exact_times: dict[str, Walk] = {
             n: walker(t, text=None, time=exact_time_problem) for n, t in types
         }
+        self._proved = {n for n, t in types if t.PROVED}
         self._upcasters = {u.source: u for u in upcasters}
         for upcaster in self._upcasters.values():
             if upcaster.source in self._types:
@@ -277,6 +283,20 @@ class Schema:
             stored = args.encode() if isinstance(args, str) else args
             args = self.codec.unseal(event_id, name, stored)
         return self._decode(name, args, times_checked=False)
+
+    def proven(self, records: Iterable[EventRecord]) -> list[EventRecord]:
+        """``records`` without the events that need a proof (``Event.PROVED``: an
+        erasure) whose proof :attr:`codec` refuses, as one no device of the store made
+        (:mod:`pjai.security.fields`): what privacy work counts as done."""
+        kept = []
+        for record in records:
+            if record.name in self._proved and self.codec is not PLAIN:
+                try:
+                    self.codec.unseal(record.id, record.name, bytes(record.args))
+                except EventValidationError:
+                    continue
+            kept.append(record)
+        return kept
 
     def check(self, name: str, args: bytes | str) -> None:
         """Validate a record's stored arguments as one without its keys can (the sync

@@ -94,6 +94,10 @@ Source = Annotated[str, Meta(min_length=1, max_length=64)]
 UtcDatetime = Annotated[datetime, Meta(tz=True)]
 """A timezone-aware datetime; stored in UTC."""
 
+Proof = Annotated[str, Meta(pattern="^[0-9a-f]{64}$")]
+"""A proof that a device of the store made an event (``Event.PROVED``): an HMAC-SHA256
+under the store key, in hex (:mod:`pjai.security.fields`)."""
+
 Tier = Literal["hot", "warm", "cold"]
 """A memory tier, hottest first (``pjai.schema.TIERS`` lists them in this order)."""
 

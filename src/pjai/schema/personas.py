@@ -19,6 +19,7 @@ from pjai.schema.fields import (
     Percent,
     PositiveFloat,
     PositiveInt,
+    Proof,
     Source,
     UnitInterval,
     UtcDatetime,
@@ -330,11 +331,16 @@ class PersonaErased(Event, frozen=True, kw_only=True):
     """The persona and everything of it are gone for good (the right to erasure): its
     rows are deleted from every table, live or deleted. The event names the persona
     only; its data keys are destroyed beside the log (:mod:`pjai.security`), so its
-    sealed events no longer open anywhere."""
+    sealed events no longer open anywhere. In an encrypted directory it carries a
+    ``proof`` made with the store key (``PROVED``), set as it is sealed: one with no
+    proof, or another's, does not apply there (:mod:`pjai.security.fields`). In a
+    directory that is not encrypted it has none, and its arguments are as before."""
 
     NAME = "v1.PersonaErased"
     CONFLICT = "precondition"
+    PROVED = True
     persona_id: Id
+    proof: Proof | UnsetType = UNSET
 
     def materialize(self, ctx: Context) -> Sequence[Op]:
         missing = Missing("persona_id", "persona {0!r} does not exist", (self.persona_id,))

@@ -145,7 +145,7 @@ def stamp(
             EventRecord(
                 id=event_id,
                 name=name,
-                args=msgspec.Raw(args if plain else codec.seal(event_id, name, args, before)),
+                args=msgspec.Raw(args if plain else _made(codec, event_id, name, args, before)),
                 position=position,
                 parent=parent,
                 client_id=client_id,
@@ -155,6 +155,11 @@ def stamp(
         )
         parent = Position(position.global_seq, position.client_seq)
     return records
+
+
+def _made(codec: Codec, event_id: str, name: str, args: bytes, history: History | None) -> bytes:
+    """A new event's arguments as ``codec`` stores them: sealed, and proved."""
+    return codec.prove(event_id, name, codec.seal(event_id, name, args, history))
 
 
 class Following:

@@ -24,11 +24,24 @@ event of a persona is sealed with a key of the lineage of the persona that the h
 it follows made (:class:`~pjai.schema.codec.History`: its newest creation of that id,
 whose sealed fields name the key): a device holding the keys of both, with the erased
 persona's events and not yet her erasure, seals what it writes for her with hers.
+
+An event no one may make up (``Event.PROVED``: a persona's erasure, which destroys her
+keys on every device) gets a ``proof`` as it is made (:meth:`FieldCodec.prove`, never
+for an event taken in from elsewhere): an HMAC-SHA256 under the store key of the
+event's id, type and persona, which the sync server and a token holder cannot make.
+Opening it checks the proof: one that is missing or another event's does not apply
+(an :class:`~pjai.errors.EventValidationError`, so the store keeps it quarantined with
+the reason), and privacy work does not count it
+(:meth:`~pjai.schema.event.Schema.proven`). An erasure with no proof is taken only if
+the key ring took it as applied here before this device checked proofs
+(:meth:`~pjai.security.KeyRing.takes_unproven`: an erasure of a directory that was not
+encrypted, or made by a PJai from before proofs).
 """
 
 from __future__ import annotations
 
 import base64
+import hmac
 import os
 from functools import partial
 from typing import Any
@@ -47,9 +60,15 @@ from pjai.security.columns import ColumnSealer
 from pjai.security.keys import STORE_SCOPE, KeyRing
 from pjai.security.padding import b64, bucket, pad, unpad
 
-__all__ = ["CODEC_NAME", "FieldCodec", "bucket"]
+__all__ = ["CODEC_NAME", "PROOF_FIELD", "PROOF_PURPOSE", "FieldCodec", "bucket"]
 
 CODEC_NAME = "aes-256-gcm-fields/1"
+
+PROOF_FIELD = "proof"
+"""The field of a proved event (``Event.PROVED``) that holds its proof."""
+
+PROOF_PURPOSE = "pjai event proof"
+"""What an event's proof is an HMAC of, before the event's id, type and persona."""
 
 _MARK = f'"{ENVELOPE_KEY}"'.encode()
 
@@ -75,6 +94,7 @@ class FieldCodec:
         """The codec and the store key it seals under: a store sealed under one key
         ring opens only with that ring."""
         self._sensitive = {t.NAME: t.SENSITIVE for t in schema.event_types if t.SENSITIVE}
+        self._proved = {t.NAME for t in schema.event_types if t.PROVED}
         self._creations = creations(schema.event_types)
         """The events that make a persona: each starts a lineage of data keys."""
         self._ciphers: dict[str, AESGCM] = {}
@@ -119,6 +139,18 @@ class FieldCodec:
             doc[field] = {ENVELOPE_KEY: 1, "key": key_id, "nonce": b64(nonce), "data": b64(data)}
         return self._json.encode(doc)
 
+    def prove(self, event_id: str, event_name: str, stored: bytes) -> bytes:
+        """``stored`` (a new event's) with its proof, for an event that needs one (see
+        the module); any other as it is. Never given to an event taken in from
+        elsewhere: it would prove what no device of the store made."""
+        if event_name not in self._proved:
+            return stored
+        doc = msgspec.json.decode(stored)
+        if not isinstance(doc, dict):
+            return stored  # refused as it is decoded
+        doc[PROOF_FIELD] = self._proof(event_id, event_name, _persona(doc))
+        return self._json.encode(doc)
+
     def _made_with(self, persona: str, history: History) -> str | None:
         """The id of the key that sealed the creation of ``persona`` that ``history``
         holds last, or ``None`` (none, or one sealed with no key)."""
@@ -129,7 +161,10 @@ class FieldCodec:
         """``stored`` with each envelope opened. Raises
         :class:`~pjai.errors.KeyErasedError` if its key was erased (or is not on this
         device), :class:`~pjai.errors.EventValidationError` if it does not open for this
-        event and field (moved or altered)."""
+        event and field (moved or altered), or if it is an event that needs a proof and
+        has none or another's (see the module)."""
+        if event_name in self._proved:
+            self._check_proof(event_id, event_name, stored)
         fields = self._sensitive.get(event_name)
         if not fields or _MARK not in stored:
             return stored
@@ -139,6 +174,36 @@ class FieldCodec:
             if isinstance(sealed, dict) and is_envelope(sealed):
                 doc[field] = self._open(event_id, event_name, field, _persona(doc), sealed)
         return self._json.encode(doc)
+
+    def _proof(self, event_id: str, event_name: str, persona: str) -> str:
+        return self.keys.proof(PROOF_PURPOSE, event_id, event_name, persona)
+
+    def _check_proof(self, event_id: str, event_name: str, stored: bytes) -> None:
+        doc = msgspec.json.decode(stored)
+        if not isinstance(doc, dict):
+            return  # refused as it is decoded
+        persona = _persona(doc)
+        proof = doc.get(PROOF_FIELD)
+        if proof is None:
+            if self.keys.takes_unproven(event_id):
+                return  # applied here before this device checked proofs
+            reason = (
+                "carries no proof that a device of this store made it: not applied "
+                "(made up by the sync server or a token holder, or made by a device of "
+                "a PJai from before proofs, which must be updated and erase again); "
+                "`pjai doctor` lists it"
+            )
+        elif isinstance(proof, str) and hmac.compare_digest(
+            proof.encode(), self._proof(event_id, event_name, persona).encode()
+        ):
+            return
+        else:
+            reason = (
+                f"its proof is not the one a device of this store makes for event "
+                f"{event_id} (made up, or taken from another event): not applied; "
+                "`pjai doctor` lists it"
+            )
+        raise EventValidationError(event_name, reason, field=PROOF_FIELD)
 
     def _open(
         self, event_id: str, event_name: str, field: str, persona: str, sealed: dict[str, Any]

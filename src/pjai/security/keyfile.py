@@ -51,9 +51,13 @@ CREATE TABLE IF NOT EXISTS erased (
     lineage TEXT
 );
 CREATE TABLE IF NOT EXISTS retired (id TEXT PRIMARY KEY, retired_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS unproven (event_id TEXT PRIMARY KEY, taken_at TEXT NOT NULL);
 """
 """``retired``: passphrase wraps replaced here (a new passphrase), to be deleted from
 the sync server's keys channel so that the old passphrase no longer joins a device.
+
+``unproven``: the erasures with no proof this device applied before it checked proofs
+(:meth:`pjai.security.keys.KeyRing.take_unproven`), which it takes still.
 
 ``lineage``: the id of the first data key of the persona a key was made for (made as
 the persona was created; its own id for that first key), kept by the keys rotated

@@ -27,6 +27,8 @@ write-ahead log keeps an old copy (:mod:`pjai.security.keyfile`,
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -111,6 +113,12 @@ class KeyRing(Wraps, Shredding):
     ) -> None:
         super().__init__(conn, path, store_key)
         self._seen = wrap_ids(conn) if seen is None else seen
+
+    def proof(self, purpose: str, *parts: str) -> str:
+        """An HMAC-SHA256 of ``purpose`` and ``parts`` under the store key, in hex: what
+        only a device of the store can make, not the sync server nor a token holder."""
+        message = b"\x00".join(part.encode() for part in (purpose, *parts))
+        return hmac.new(self._store_key, message, hashlib.sha256).hexdigest()
 
     @classmethod
     def create(

@@ -78,6 +78,41 @@ class Shredding(DataKeys):
         return erased
 
     @locked
+    def take_unproven(self, event_ids: Collection[str]) -> None:
+        """Take the erasures ``event_ids``, which carry no proof, as made by a device of
+        the store: those this directory applied before it checked proofs (an erasure
+        of a directory that was not encrypted, or made by a PJai from before proofs).
+        From then on, no other erasure without a proof is taken
+        (:meth:`takes_unproven`)."""
+        at = now()
+        with self._writing():
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO unproven (event_id, taken_at) VALUES (?, ?)",
+                [(event_id, at) for event_id in event_ids],
+            )
+            self._conn.execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('unproven taken', ?)", (at,)
+            )
+
+    @locked
+    def unproven_taken(self) -> bool:
+        """Whether :meth:`take_unproven` was called: a ring from before proofs has not
+        (nor has a ring before its directory first opened)."""
+        found = self._conn.execute("SELECT 1 FROM meta WHERE name = 'unproven taken'")
+        return found.fetchone() is not None
+
+    @locked
+    def takes_unproven(self, event_id: str) -> bool:
+        """Whether the erasure ``event_id``, which carries no proof, is taken as made by
+        a device of the store: one :meth:`take_unproven` took, or any until it was
+        called (the directory is then opened by a PJai from before proofs, or not yet
+        opened since)."""
+        if not self.unproven_taken():
+            return True
+        found = self._conn.execute("SELECT 1 FROM unproven WHERE event_id = ?", (event_id,))
+        return found.fetchone() is not None
+
+    @locked
     def erased(self) -> list[ErasedKey]:
         """Every data key destroyed here, oldest first."""
         rows = self._conn.execute(

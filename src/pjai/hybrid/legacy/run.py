@@ -119,7 +119,7 @@ def _erased(manager: HybridDatabaseManager) -> set[str]:
     else:
         log = manager.shards.journal(named=named)
     erased = set()
-    for record in log:
+    for record in manager.schema.proven(log):
         args = msgspec.json.decode(bytes(record.args))  # persona_id is never sealed
         erased.add(str(args["persona_id"]))
     return erased
