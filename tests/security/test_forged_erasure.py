@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -29,7 +30,7 @@ from pjai.sync.server import ServerDatabase
 from tests.helpers import persona
 from tests.security.test_erasure import MARKER, ada_beside_grace, echoed, encrypted, fill
 from tests.security.test_keys import FAST, PASSPHRASE
-from tests.security.test_keysync import device, new_token, server_database
+from tests.security.test_keysync import laptop_and_desk, new_token, server_database
 
 
 @pytest.fixture
@@ -137,6 +138,46 @@ def test_a_persona_erased_before_encryption_stays_erased_when_the_log_is_replaye
         assert privacy_report(manager).erasures == [ada]
 
 
+def test_the_erasures_sql_alone_made_before_encryption_are_taken_as_the_directory_opens(
+    tmp_path: Path,
+) -> None:
+    off = {"PJAI_PASSPHRASE": PASSPHRASE, "PJAI_USE_LIVESTORE": "false"}
+    data = DataDir(tmp_path / "data", environ=off)
+    with data.open() as manager:
+        ada = ada_beside_grace(manager)
+        erase_persona(data, manager, ada)
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    on = DataDir(data.path, environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    on.open_store().close()  # the store alone, first: it does not read SQL's journal
+    with KeyRing.unlock(data.keys_path, passphrase=PASSPHRASE) as ring:
+        assert not ring.unproven_taken()
+    with on.open() as manager:
+        assert manager.store is not None
+        rebuild(manager.store, None, trust=False)
+        assert [p.name for p in Personas(manager).list()] == ["Grace"]
+        assert privacy_report(manager).erasures == [ada]
+    with KeyRing.unlock(data.keys_path, passphrase=PASSPHRASE) as ring:
+        assert ring.unproven_taken()
+
+
+def test_a_plain_archive_s_erasures_stay_erased_in_an_encrypted_directory(tmp_path: Path) -> None:
+    plain = DataDir(tmp_path / "plain")
+    with plain.open() as manager:
+        ada = ada_beside_grace(manager)
+        erase_persona(plain, manager, ada)
+        export_archive(manager, tmp_path / "plain.zip")
+    opened = encrypted(tmp_path / "opened")
+    with opened.open():  # its key ring takes no erasure without a proof from now on
+        pass
+    target = DataDir(tmp_path / "target", environ={"PJAI_PASSPHRASE": PASSPHRASE})
+    target.path.mkdir()
+    shutil.copyfile(opened.keys_path, target.keys_path)
+    import_archive(target.path, tmp_path / "plain.zip", **target.opening_options())
+    with target.open() as manager:
+        assert [p.name for p in Personas(manager).list()] == ["Grace"]
+        assert privacy_report(manager).erasures == [ada]
+
+
 def test_a_made_up_erasure_of_a_persona_made_before_encryption_changes_nothing(
     tmp_path: Path,
 ) -> None:
@@ -152,9 +193,10 @@ def test_a_made_up_erasure_of_a_persona_made_before_encryption_changes_nothing(
         store = manager.store
         assert store is not None
         forged = made_up(ada, store.head)
-        store.rebase(echoed([forged], after=store.head))
+        elsewhere = made_up("to-come", forged.position)  # of an id not here yet
+        store.rebase(echoed([forged, elsewhere], after=store.head))
         assert [p.name for p in Personas(manager).list()] == ["Ada"]
-        assert [e.record.id for e in store.quarantined()] == [forged.id]
+        assert [e.record.id for e in store.quarantined()] == [forged.id, elsewhere.id]
         assert privacy_report(manager).erasures == []
         assert Personas(manager).create("Grace", persona_id="to-come").id == "to-come"
 
@@ -209,20 +251,27 @@ def test_a_made_up_erasure_from_upstream_destroys_no_key_and_counts_as_none(
         assert ring.erased() == []
 
 
+def shared_store(
+    tmp_path: Path, url: str, token: str
+) -> tuple[DataDir, DataDir, str, dict[str, Any]]:
+    """The laptop and desk of :func:`laptop_and_desk` (Ada and Grace), both synced with
+    ``token`` through the sync server at ``url``; Ada's id, and what
+    :func:`~pjai.app.connect` syncs a device once with."""
+    sync = {"token": token, "store_id": "shared", "once": True, "timeout": 60}
+    laptop, desk, ada = laptop_and_desk(tmp_path, MARKER)
+    assert connect(laptop, url, **sync).level
+    join_store(desk, url, token=token, store_id="shared", passphrase=PASSPHRASE)
+    assert connect(desk, url, **sync).level
+    return laptop, desk, ada, sync
+
+
 def test_an_erasure_the_sync_server_made_up_reaches_no_device_and_a_real_one_still_does(
     tmp_path: Path,
 ) -> None:
     server_dir, db_url = server_database(tmp_path)
     token = new_token(db_url, "shared", "write")
-    laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
-    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
-    with laptop.open() as manager:
-        ada = fill(manager, "Ada", MARKER)
-    sync = {"token": token, "store_id": "shared", "once": True, "timeout": 60}
     with servers(db_url, server_dir, 1) as (server,):
-        assert connect(laptop, server.url, **sync).level
-        join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
-        assert connect(desk, server.url, **sync).level
+        laptop, desk, ada, sync = shared_store(tmp_path, server.url, token)
     with ServerDatabase.open(db_url) as database:  # the server writes into its own log
         head = database.log.head("shared")
         database.log.append("shared", [made_up(ada, head)])
@@ -231,7 +280,7 @@ def test_an_erasure_the_sync_server_made_up_reaches_no_device_and_a_real_one_sti
             assert connect(one, server.url, **sync).level
         for one in (laptop, desk):
             with one.open() as manager:
-                assert [p.name for p in Personas(manager).list()] == ["Ada"]
+                assert sorted(p.name for p in Personas(manager).list()) == ["Ada", "Grace"]
                 assert privacy_report(manager).erasures == []
             with KeyRing.unlock(one.keys_path, passphrase=PASSPHRASE) as ring:
                 assert ada in ring.scopes()
@@ -242,7 +291,7 @@ def test_an_erasure_the_sync_server_made_up_reaches_no_device_and_a_real_one_sti
             assert connect(one, server.url, **sync).level
     for one in (laptop, desk):
         with one.open() as manager:
-            assert Personas(manager).list() == []
+            assert [p.name for p in Personas(manager).list()] == ["Grace"]
             assert privacy_report(manager).erasures == [ada]
         with KeyRing.unlock(one.keys_path, passphrase=PASSPHRASE) as ring:
             assert ada not in ring.scopes()
@@ -251,16 +300,10 @@ def test_an_erasure_the_sync_server_made_up_reaches_no_device_and_a_real_one_sti
 def test_a_key_deletion_with_a_proof_of_any_text_stops_no_device_s_sync(tmp_path: Path) -> None:
     server_dir, db_url = server_database(tmp_path)
     token = new_token(db_url, "shared", "write")
-    laptop, desk = device(tmp_path / "laptop"), device(tmp_path / "desk")
-    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
-    with laptop.open() as manager:
-        ada = fill(manager, "Ada", MARKER)
-    with KeyRing.unlock(laptop.keys_path, passphrase=PASSPHRASE) as ring:
-        (key_id,) = ring.lineages(ada)
-    sync = {"token": token, "store_id": "shared", "once": True, "timeout": 60}
     with servers(db_url, server_dir, 1) as (server,):
-        assert connect(laptop, server.url, **sync).level
-        join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
+        laptop, desk, ada, sync = shared_store(tmp_path, server.url, token)
+        with KeyRing.unlock(laptop.keys_path, passphrase=PASSPHRASE) as ring:
+            (key_id,) = ring.lineages(ada)
         deletion = {"store_id": "shared", "deleted": [{"id": key_id, "proof": "é" * 64}]}
         headers = {"Authorization": f"Bearer {token}"}
         answer = httpx.post(f"{keys_url(server.url)}/delete", json=deletion, headers=headers)
@@ -270,4 +313,4 @@ def test_a_key_deletion_with_a_proof_of_any_text_stops_no_device_s_sync(tmp_path
             with KeyRing.unlock(one.keys_path, passphrase=PASSPHRASE) as ring:
                 assert ring.key(key_id) is not None
             with one.open() as manager:
-                assert [p.name for p in Personas(manager).list()] == ["Ada"]
+                assert sorted(p.name for p in Personas(manager).list()) == ["Ada", "Grace"]

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from pjai.app.datadir import DataDir
 from pjai.app.erasing import owe_rewrite, rewrites_owed
 from pjai.app.eventlog import SENSITIVE_FIELDS, event_args, event_log, persona_of
+from pjai.errors import SqlError
 from pjai.hybrid import HybridDatabaseManager
 from pjai.schema import SCHEMA, PersonaErased
 from pjai.schema.expressions import in_parts
@@ -270,15 +271,23 @@ def destroy_replaced_keys(
     return sorted(replaced)
 
 
-def applied_erasures(
-    store: Store | None, manager: HybridDatabaseManager | None = None
-) -> list[EventRecord]:
-    """The erasure events ``store``'s log applied; with no store, those of the SQL
-    journal of ``manager`` (whose outcomes it does not keep)."""
-    if store is not None:
-        return [e.record for e in store.events(named=_ERASURES) if e.error is None]
-    assert manager is not None
-    return manager.shards.journal(named=_ERASURES)
+def applied_erasures(manager: HybridDatabaseManager) -> list[EventRecord]:
+    """The erasure events of the directory: those its store's log applied, and those
+    of SQL's journal (which keeps no outcome; it may hold an erasure the store has not
+    taken in yet), unless SQL is away and there is a store (its log alone, then: the
+    ring is not left to take any erasure while the store syncs)."""
+    found = {}
+    if (store := manager.store) is not None:
+        found = {e.record.id: e.record for e in store.events(named=_ERASURES) if e.error is None}
+    try:
+        journal = manager.shards.journal(named=_ERASURES)
+    except SqlError:
+        if store is None:
+            raise
+        journal = []
+    for record in journal:
+        found.setdefault(record.id, record)
+    return list(found.values())
 
 
 def take_erasures_before_proofs(codec: object, applied: Callable[[], list[EventRecord]]) -> None:

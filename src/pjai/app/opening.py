@@ -25,7 +25,6 @@ from pjai.files import read_json
 from pjai.hybrid import HybridDatabaseManager
 from pjai.hybrid.fresh import opening
 from pjai.hybrid.recovery import finish_rebuild
-from pjai.schema import Schema
 from pjai.store import Progress, Store
 
 if TYPE_CHECKING:
@@ -45,23 +44,19 @@ def _finish_erasures(data_dir: DataDir, manager: HybridDatabaseManager) -> None:
 
 
 def _destroy_erased_keys(data_dir: DataDir, store: Store) -> None:
-    """:func:`pjai.app.erasedkeys.destroy_erased_keys`, imported when called, as above;
-    first, the erasures with no proof the store applied before this device checked
-    proofs are taken (:func:`_take_erasures_before_proofs`)."""
+    """:func:`pjai.app.erasedkeys.destroy_erased_keys`, imported when called, as above."""
     from pjai.app.erasedkeys import destroy_erased_keys as destroy
 
-    _take_erasures_before_proofs(store.schema, store)
     destroy(data_dir, store)
 
 
-def _take_erasures_before_proofs(
-    schema: Schema, store: Store | None, manager: HybridDatabaseManager | None = None
-) -> None:
-    """:func:`pjai.app.erasedkeys.take_erasures_before_proofs`, on the store's log, or
-    with none, the SQL journal of ``manager``; imported when called, as above."""
+def _take_erasures_before_proofs(manager: HybridDatabaseManager) -> None:
+    """:func:`pjai.app.erasedkeys.take_erasures_before_proofs`, imported when called, as
+    above. Only where the manager opens: the store's log and SQL's journal are both
+    read (a store opened alone may lag an erasure the journal holds)."""
     from pjai.app.erasedkeys import applied_erasures, take_erasures_before_proofs
 
-    take_erasures_before_proofs(schema.codec, partial(applied_erasures, store, manager))
+    take_erasures_before_proofs(manager.schema.codec, partial(applied_erasures, manager))
 
 
 def open_manager(data_dir: DataDir, options: dict[str, Any]) -> HybridDatabaseManager:
@@ -83,7 +78,7 @@ def open_manager(data_dir: DataDir, options: dict[str, Any]) -> HybridDatabaseMa
                 data_dir.remove_new(before)
             raise
     try:
-        _take_erasures_before_proofs(manager.schema, manager.store, manager)
+        _take_erasures_before_proofs(manager)
         _finish_erasures(data_dir, manager)
     except SqlError as exc:  # SQL away: the marks keep what is owed for the next open
         log.warning("finishing unfinished erasures waits for SQL: %s", exc)

@@ -332,8 +332,8 @@ class PersonaErased(Event, frozen=True, kw_only=True):
     rows are deleted from every table, live or deleted. The event names the persona
     only; its data keys are destroyed beside the log (:mod:`pjai.security`), so its
     sealed events no longer open anywhere. In an encrypted directory it carries a
-    ``proof`` made with the store key (``PROVED``), set as it is sealed: one with no
-    proof, or another's, does not apply there (:mod:`pjai.security.fields`). In a
+    ``proof`` made with the store key (``PROVED``), added as it is made there: one
+    with no proof, or another's, does not apply there (:mod:`pjai.security.fields`). In a
     directory that is not encrypted it has none, and its arguments are as before."""
 
     NAME = "v1.PersonaErased"

@@ -17,6 +17,7 @@ from pjai.schema.event import Schema
 from pjai.schema.personas import creations
 from pjai.schema.records import EventRecord, Following, header_problem
 from pjai.schema.sealed import ENVELOPE_KEY, is_envelope
+from pjai.security import FieldCodec
 from pjai.security.keys import KEYS_FILE
 from pjai.store import Store
 
@@ -31,11 +32,22 @@ _SEALED = f'"{ENVELOPE_KEY}"'.encode()
 
 
 def replay(
-    manager: HybridDatabaseManager, store: Store, zf: zipfile.ZipFile, archive: Path, tally: Tally
+    manager: HybridDatabaseManager,
+    store: Store,
+    zf: zipfile.ZipFile,
+    archive: Path,
+    tally: Tally,
+    *,
+    from_plain: bool,
 ) -> int:
-    """Feed the archive's events to the store in batches, SQL catching up after each."""
+    """Feed the archive's events to the store in batches, SQL catching up after each.
+    ``from_plain``: the archive is of a directory that was not encrypted, whose
+    erasures have no proof: this directory's key ring takes them as its own (they are
+    the history imported, as its rows are), where it seals."""
     plain = store.schema.codec.columns() is None
     schema = store.schema
+    proved = {t.NAME for t in schema.event_types if t.PROVED}
+    ring = schema.codec.keys if from_plain and isinstance(schema.codec, FieldCodec) else None
     sensitive = {
         name: getattr(kind, "SENSITIVE", ())
         for name, kind in zip(schema.event_names, schema.event_types, strict=True)
@@ -53,6 +65,8 @@ def replay(
         return record
 
     def ingest(batch: list[EventRecord]) -> int:
+        if ring is not None:
+            ring.take_unproven([r.id for r in batch if r.name in proved])
         if not plain:
             batch = [seal(record) for record in batch]
         elif any(_sealed(record, sensitive) for record in batch):

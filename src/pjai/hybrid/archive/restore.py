@@ -186,7 +186,7 @@ def _restore(
     same_schema = manifest.schema_fingerprint == schema.fingerprint
     tally = Tally(progress, manifest.events + (sum(manifest.rows.values()) if same_schema else 0))
     note = None
-    applied = replay(manager, store, zf, archive, tally)
+    applied = replay(manager, store, zf, archive, tally, from_plain=manifest.sealed_with is None)
     if not store.sync and store.head.key != manifest.head.key:
         raise ArchiveCorruptError(
             f"{archive}: the manifest says the log ends at {manifest.head}, but its "
