@@ -12,6 +12,7 @@ a key without one as before.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import logging
@@ -41,6 +42,7 @@ __all__ = [
     "Absorbed",
     "Item",
     "absorb",
+    "deletion_check",
     "deletion_proof",
     "export_items",
     "join",
@@ -84,7 +86,7 @@ MAX_WRAPS_TRIED = 16
 
 def export_items(ring: KeyRing) -> list[Item]:
     """The ring's passphrase and recovery code wraps and its data keys, as the keys
-    channel carries them."""
+    channel carries them, each with the check of its deletion (:func:`deletion_check`)."""
     with ring._guard():
         wraps = ring._conn.execute(
             "SELECT id, kind, salt, params, nonce, wrapped FROM wraps "
@@ -104,6 +106,8 @@ def export_items(ring: KeyRing) -> list[Item]:
          "blob": _pack(nonce=blob(n), wrapped=blob(w), **_lineage(lineage))}
         for i, scope, n, w, lineage in data
     ]  # fmt: skip
+    for item in items:  # what the server checks the key's deletion against
+        item["check"] = deletion_check(ring, item["id"])
     return items
 
 
@@ -111,6 +115,12 @@ def _lineage(lineage: object) -> dict[str, str]:
     """A data key's lineage as its blob carries it: none for a key without one, so that
     a device of an older PJai reads the blob as before."""
     return {} if lineage is None else {"lineage": str(lineage)}
+
+
+def deletion_check(ring: KeyRing, key_id: str) -> str:
+    """The SHA-256 of :func:`deletion_proof` (hex), which a key is shared with: the
+    sync server checks a deletion against it without learning the proof first."""
+    return hashlib.sha256(deletion_proof(ring, key_id).encode()).hexdigest()
 
 
 def deletion_proof(ring: KeyRing, key_id: str) -> str:

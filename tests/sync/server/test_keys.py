@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import sqlalchemy as sa
 
@@ -233,3 +235,52 @@ def test_changes_sent_at_once_are_checked_against_the_limits_one_by_one(
 
     assert asyncio.run(post_all()) == [200] * 3 + [413] * 7
     assert box.usage("s1")[0] == 3
+
+
+def checked(key_id: str, proof: str) -> KeyItem:
+    """A key put with the check of ``proof``, as a device shares one."""
+    return msgspec.structs.replace(item(key_id), check=hashlib.sha256(proof.encode()).hexdigest())
+
+
+def test_a_key_put_with_its_check_is_deleted_only_with_the_proof_it_commits_to(
+    box: KeyBox,
+) -> None:
+    app = create_app(Hub(MemoryLog(), None, keys=box), hosts=frozenset({"server"}))
+    box.put("s1", [checked("k1", "the-proof"), item("k2")])  # k2: from an older PJai
+    assert box.get("s1") == ([item("k1"), item("k2")], [])  # the check is never listed
+
+    async def delete(*deleted: dict[str, str]) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+            return await client.post("/keys/delete", json={"store_id": "s1", "deleted": deleted})
+
+    wrong = asyncio.run(delete({"id": "k2", "proof": "any"}, {"id": "k1", "proof": "made-up"}))
+    assert (wrong.status_code, wrong.json()["error"]) == (403, "forbidden")
+    assert "'k1'" in wrong.json()["message"]
+    assert box.get("s1") == ([item("k1"), item("k2")], [])  # nothing of it deleted
+    right = asyncio.run(delete({"id": "k1", "proof": "the-proof"}, {"id": "k2", "proof": "any"}))
+    assert (right.status_code, right.json()) == (200, {"deleted": 2})
+    assert box.get("s1")[0] == []
+
+
+def test_a_keys_table_of_an_older_pjai_gets_its_check_column(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_sql_engine(url)
+    with engine.begin() as conn:  # the table as a PJai before checks made it
+        conn.exec_driver_sql(
+            "CREATE TABLE pjai_sync_keys (store_id VARCHAR, id VARCHAR, kind VARCHAR NOT NULL, "
+            "scope VARCHAR NOT NULL, blob TEXT, proof VARCHAR, created_at VARCHAR NOT NULL, "
+            "deleted_at VARCHAR, PRIMARY KEY (store_id, id))"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO pjai_sync_keys (store_id, id, kind, scope, blob, created_at) "
+            "VALUES ('s1', 'k1', 'data', 'p1', 'wrapped-k1', 'now')"
+        )
+    box = SqlKeys(engine)
+    try:
+        assert box.refused("s1", [Deletion(id="k1", proof="any")]) is None
+        assert box.put("s1", [checked("k2", "the-proof")]) == 1
+        assert box.refused("s1", [Deletion(id="k2", proof="any")]) == "k2"
+    finally:
+        box.flush()
+        engine.dispose()

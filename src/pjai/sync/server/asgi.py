@@ -336,6 +336,13 @@ def create_app(
             )
             return JSONResponse({"error": "too_many_keys", "message": message}, 413)
         if isinstance(asked, KeysDeleted):
+            wrong = await asyncio.to_thread(hub.keys.refused, asked.store_id, asked.deleted)
+            if wrong is not None:
+                message = (
+                    f"the deletion of key {wrong!r} does not carry the proof the key was "
+                    "shared with: only a device of the store deletes a key"
+                )
+                return JSONResponse({"error": "forbidden", "message": message}, 403)
             done = await asyncio.to_thread(hub.keys.delete, asked.store_id, asked.deleted)
             return JSONResponse({"deleted": done})
         done = await asyncio.to_thread(hub.keys.put, asked.store_id, asked.items)

@@ -5,7 +5,10 @@ wrapped by the store key: the server can open none of them), gets the ones it la
 and deletes the ones it destroyed (an erasure): a deleted key keeps its id on the
 server, without its wrapped bytes, with a proof made with the store key (which the
 server does not have), so that every device destroys its copy only when the deletion
-comes from a device of the store. A deleted key cannot be put back. Reading needs the
+comes from a device of the store. A deleted key cannot be put back. A key is put with
+the SHA-256 of the proof that will delete it (``check``): the server refuses a
+deletion whose proof does not hash to it, so that a token holder cannot make it forget
+a key's wrapped bytes, which a device joining later needs. Reading needs the
 ``read`` role, putting and deleting ``write`` (HTTP: ``GET /keys``, ``POST /keys``,
 ``POST /keys/delete``, docs/sync-protocol.md).
 
@@ -16,6 +19,8 @@ time, and the deletions made meanwhile share the next one (:data:`REWRITE_GAP_S`
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import threading
 import time
@@ -44,6 +49,7 @@ __all__ = [
     "KeyItem",
     "MemoryKeys",
     "SqlKeys",
+    "proves",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,7 +75,9 @@ and runs again later: waiting, it would hold back every request for keys queued
 behind it for as long as the transaction it waits for runs."""
 
 
-class KeyItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class KeyItem(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
     """One wrapped key: ``wrap`` (the store key, wrapped by a passphrase) or ``data`` (a
     persona's data key, wrapped by the store key), its scope, and the wrapped bytes as
     the device encoded them."""
@@ -79,6 +87,18 @@ class KeyItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     scope: Annotated[str, Meta(max_length=ID_MAX_LENGTH)] = ""
     """The persona whose data key it is (any persona id an event may give), or none."""
     blob: Annotated[str, Meta(min_length=1, max_length=4096)]
+    check: Annotated[str, Meta(pattern="^[0-9a-f]{64}$")] | None = None
+    """The SHA-256 (hex) of the proof that deletes the key; none from an older PJai,
+    whose key any deletion deletes. Kept by the server, never listed."""
+
+
+def proves(deletion: Deletion, check: str | None) -> bool:
+    """Whether ``deletion``'s proof is the one a key put with ``check`` committed to
+    (any, for a key put with none)."""
+    if check is None:
+        return True
+    found = hashlib.sha256(deletion.proof.encode()).hexdigest()
+    return hmac.compare_digest(found.encode(), check.encode())
 
 
 class Deletion(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -103,6 +123,11 @@ class KeyBox(Protocol):
         """Delete keys (forgetting their bytes, keeping the proofs); how many were there."""
         ...
 
+    def refused(self, store_id: str, deleted: list[Deletion]) -> str | None:
+        """The id of the first of ``deleted`` whose proof is not the one its key was put
+        with (:func:`proves`), or ``None``."""
+        ...
+
     def usage(self, store_id: str) -> tuple[int, int]:
         """How many keys the store has (deleted ones included) and their wrapped bytes."""
         ...
@@ -124,9 +149,18 @@ class MemoryKeys:
     def get(self, store_id: str) -> tuple[list[KeyItem], list[Deletion]]:
         """See :class:`KeyBox`."""
         kept = list(self._items.get(store_id, {}).values())
-        items: list[KeyItem] = [i for i in kept if isinstance(i, KeyItem)]
+        items = [msgspec.structs.replace(i, check=None) for i in kept if isinstance(i, KeyItem)]
         deleted: list[Deletion] = [i for i in kept if isinstance(i, Deletion)]
         return items, deleted
+
+    def refused(self, store_id: str, deleted: list[Deletion]) -> str | None:
+        """See :class:`KeyBox`."""
+        kept = self._items.get(store_id, {})
+        for gone in deleted:
+            item = kept.get(gone.id)
+            if isinstance(item, KeyItem) and not proves(gone, item.check):
+                return gone.id
+        return None
 
     def delete(self, store_id: str, deleted: list[Deletion]) -> int:
         """See :class:`KeyBox`."""
@@ -171,7 +205,8 @@ class SqlKeys:
                 conn,
                 [
                     {"store_id": store_id, "id": i.id, "kind": i.kind, "scope": i.scope,
-                     "blob": i.blob, "proof": None, "created_at": now, "deleted_at": None}
+                     "blob": i.blob, "proof": None, "created_at": now, "deleted_at": None,
+                     "deletion_check": i.check}
                     for i in new
                 ],
             )  # fmt: skip
@@ -207,7 +242,8 @@ class SqlKeys:
                 conn,
                 [  # deleted before they were ever put: remembered as deleted
                     {"store_id": store_id, "id": d.id, "kind": "data", "scope": "",
-                     "blob": None, "proof": d.proof, "created_at": now, "deleted_at": now}
+                     "blob": None, "proof": d.proof, "created_at": now, "deleted_at": now,
+                     "deletion_check": None}
                     for d in deleted
                     if d.id not in known
                 ],
@@ -215,6 +251,19 @@ class SqlKeys:
         if done:
             self._rewrites.ask()  # in the background: the request does not wait for it
         return done
+
+    def refused(self, store_id: str, deleted: list[Deletion]) -> str | None:
+        """See :class:`KeyBox`."""
+        c = keys.c
+        query = sa.select(c.id, c.deletion_check).where(
+            c.store_id == store_id, c.id.in_([d.id for d in deleted]), c.blob.is_not(None)
+        )
+        with transaction(self.engine, "reading keys") as conn:
+            checks = {row.id: row.deletion_check for row in conn.execute(query)}
+        for gone in deleted:
+            if gone.id in checks and not proves(gone, checks[gone.id]):
+                return gone.id
+        return None
 
     def usage(self, store_id: str) -> tuple[int, int]:
         """See :class:`KeyBox`."""

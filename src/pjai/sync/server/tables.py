@@ -77,6 +77,9 @@ keys = sa.Table(
     sa.Column("proof", sa.String),
     sa.Column("created_at", sa.String, nullable=False),
     sa.Column("deleted_at", sa.String),
+    # The SHA-256 of the proof that deletes the key, given as it was put: a deletion
+    # whose proof does not hash to it is refused (none: a key put by an older PJai).
+    sa.Column("deletion_check", sa.String),
 )
 
 tokens = sa.Table(
@@ -142,9 +145,12 @@ def create_tables(conn: sa.Connection, only: Sequence[sa.Table] | None = None) -
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
     metadata.create_all(conn, tables=only)
     # Tables made by an older PJai lack the columns added since.
-    present = {c["name"] for c in sa.inspect(conn).get_columns(tokens.name)}
-    if "expires_at" not in present:
-        conn.exec_driver_sql(f"ALTER TABLE {tokens.name} ADD COLUMN expires_at VARCHAR")
+    inspector = sa.inspect(conn)
+    for table, column in ((tokens, "expires_at"), (keys, "deletion_check")):
+        if only is not None and table not in only:
+            continue
+        if column not in {c["name"] for c in inspector.get_columns(table.name)}:
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column} VARCHAR")
 
 
 def ensure_tables(engine: sa.Engine, only: Sequence[sa.Table] | None = None) -> None:
