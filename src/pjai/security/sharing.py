@@ -51,7 +51,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Item = dict[str, str]
-"""A key as the keys channel carries it: ``id``, ``kind``, ``scope``, ``blob``."""
+"""A key as the keys channel carries it: ``id``, ``kind``, ``scope``, ``blob``; and,
+put by a device, ``check`` (:func:`deletion_check`)."""
 
 
 def _pack(**parts: Any) -> str:

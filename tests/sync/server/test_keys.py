@@ -50,7 +50,7 @@ def test_keys_are_kept_per_store_and_a_deleted_one_stays_deleted(box: KeyBox) ->
     assert box.put("s2", [item("k9")]) == 1
     assert box.get("s1") == ([item("k1"), item("k2")], [])
     gone = [Deletion(id="k1", proof="p-k1"), Deletion(id="never-put", proof="p-n")]
-    assert box.delete("s1", gone) == 1
+    assert box.delete("s1", gone) == (1, [])
     assert box.put("s1", [item("k1"), item("never-put")]) == 0  # deleted stays deleted
     kept, deleted = box.get("s1")
     assert kept == [item("k2")]
@@ -77,7 +77,7 @@ def test_a_deleted_keys_wrapped_bytes_leave_the_database_files(
                 return b"".join(p.read_bytes() for p in tmp_path.glob("sync-server.db*"))
 
             assert secret.encode() in files()  # where this test can see it
-            assert box.delete("s1", [Deletion(id="k1", proof="p-k1")]) == 1
+            assert box.delete("s1", [Deletion(id="k1", proof="p-k1")]) == (1, [])
             box.flush()  # the rewrite runs in the background
             assert secret.encode() not in files()
             assert b"wrapped-k2" in files()
@@ -85,7 +85,7 @@ def test_a_deleted_keys_wrapped_bytes_leave_the_database_files(
             query = "SELECT relfilenode FROM pg_class WHERE oid = 'pjai_sync_keys'::regclass"
             with engine.connect() as conn:
                 before = conn.exec_driver_sql(query).scalar()
-            assert box.delete("s1", [Deletion(id="k1", proof="p-k1")]) == 1
+            assert box.delete("s1", [Deletion(id="k1", proof="p-k1")]) == (1, [])
             box.flush()
             with engine.connect() as conn:
                 assert conn.exec_driver_sql(query).scalar() != before  # written anew
@@ -116,7 +116,7 @@ def test_deletions_in_a_row_share_a_rewrite_that_no_request_waits_for(
         box.put("s1", [KeyItem(id="k0", kind="data", scope="p1", blob=secret)])
         box.put("s1", [item(f"k{n}") for n in range(1, 30)])
         for n in range(30):
-            assert box.delete("s1", [Deletion(id=f"k{n}", proof=f"p-k{n}")]) == 1
+            assert box.delete("s1", [Deletion(id=f"k{n}", proof=f"p-k{n}")]) == (1, [])
         box.flush()
         assert 1 <= len(rewrites) <= 2  # the first, and one for those made meanwhile
         assert threading.current_thread().name not in rewrites
@@ -158,7 +158,7 @@ def test_a_rewrite_a_reader_holds_back_gives_up_and_runs_again(
         reader = engine.connect()
         reader.execute(sa.select(keys_table)).all()  # a transaction reading the keys
         try:
-            assert box.delete("s1", [Deletion(id="k1", proof="p-k1")]) == 1
+            assert box.delete("s1", [Deletion(id="k1", proof="p-k1")]) == (1, [])
             assert attempted.wait(30), "the rewrite waited for the reader"
             assert box.get("s1")[0] == [item("k2")]  # requests go on meanwhile
         finally:
@@ -246,21 +246,41 @@ def test_a_key_put_with_its_check_is_deleted_only_with_the_proof_it_commits_to(
     box: KeyBox,
 ) -> None:
     app = create_app(Hub(MemoryLog(), None, keys=box), hosts=frozenset({"server"}))
-    box.put("s1", [checked("k1", "the-proof"), item("k2")])  # k2: from an older PJai
-    assert box.get("s1") == ([item("k1"), item("k2")], [])  # the check is never listed
+    box.put("s1", [checked("k1", "the-proof"), item("k2"), checked("k3", "proof-3")])
+    assert box.get("s1") == ([item("k1"), item("k2"), item("k3")], [])  # no check listed
 
     async def delete(*deleted: dict[str, str]) -> httpx.Response:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
             return await client.post("/keys/delete", json={"store_id": "s1", "deleted": deleted})
 
-    wrong = asyncio.run(delete({"id": "k2", "proof": "any"}, {"id": "k1", "proof": "made-up"}))
-    assert (wrong.status_code, wrong.json()["error"]) == (403, "forbidden")
-    assert "'k1'" in wrong.json()["message"]
-    assert box.get("s1") == ([item("k1"), item("k2")], [])  # nothing of it deleted
-    right = asyncio.run(delete({"id": "k1", "proof": "the-proof"}, {"id": "k2", "proof": "any"}))
+    # k2 is from an older PJai (no check): any proof deletes it. k1's is made up.
+    mixed = asyncio.run(delete({"id": "k2", "proof": "any"}, {"id": "k1", "proof": "made-up"}))
+    assert (mixed.status_code, mixed.json()["error"]) == (403, "forbidden")
+    assert (mixed.json()["deleted"], mixed.json()["refused"]) == (1, ["k1"])
+    assert box.get("s1")[0] == [item("k1"), item("k3")]
+    right = asyncio.run(
+        delete({"id": "k1", "proof": "the-proof"}, {"id": "k3", "proof": "proof-3"})
+    )
     assert (right.status_code, right.json()) == (200, {"deleted": 2})
     assert box.get("s1")[0] == []
+
+
+def test_a_key_deleted_before_it_was_put_is_kept_unless_its_own_device_deleted_it(
+    box: KeyBox,
+) -> None:
+    # A token holder read the id in an event and deleted it first: the key is kept as
+    # its device puts it. A deletion with the proof its device commits to stays.
+    assert box.delete("s1", [Deletion(id="k1", proof="made-up")]) == (0, [])
+    assert box.delete("s1", [Deletion(id="k2", proof="proof-2")]) == (0, [])
+    assert box.put("s1", [checked("k1", "proof-1"), checked("k2", "proof-2")]) == 1
+    kept, deleted = box.get("s1")
+    assert kept == [item("k1")]
+    assert deleted == [Deletion(id="k2", proof="proof-2")]
+    assert box.put("s1", [checked("k1", "proof-1")]) == 0  # kept once
+    assert box.delete("s1", [Deletion(id="k1", proof="made-up")]) == (0, ["k1"])
+    assert box.delete("s1", [Deletion(id="k1", proof="proof-1")]) == (1, [])
+    assert box.put("s1", [checked("k1", "another-proof")]) == 0  # deleted stays deleted
 
 
 def test_a_keys_table_of_an_older_pjai_gets_its_check_column(tmp_path: Path) -> None:
@@ -278,9 +298,9 @@ def test_a_keys_table_of_an_older_pjai_gets_its_check_column(tmp_path: Path) -> 
         )
     box = SqlKeys(engine)
     try:
-        assert box.refused("s1", [Deletion(id="k1", proof="any")]) is None
         assert box.put("s1", [checked("k2", "the-proof")]) == 1
-        assert box.refused("s1", [Deletion(id="k2", proof="any")]) == "k2"
+        assert box.delete("s1", [Deletion(id="k2", proof="any")]) == (0, ["k2"])
+        assert box.delete("s1", [Deletion(id="k1", proof="any")]) == (1, [])
     finally:
         box.flush()
         engine.dispose()

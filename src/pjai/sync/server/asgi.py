@@ -292,7 +292,10 @@ def create_app(
     async def keys_of(store_id: str) -> Response:
         items, deleted = await asyncio.to_thread(hub.keys.get, store_id)
         body = {
-            "items": [msgspec.to_builtins(i) for i in items],
+            # A key's check is the server's own, never listed.
+            "items": [
+                {"id": i.id, "kind": i.kind, "scope": i.scope, "blob": i.blob} for i in items
+            ],
             "deleted": [msgspec.to_builtins(d) for d in deleted],
         }
         return JSONResponse(body)
@@ -336,15 +339,15 @@ def create_app(
             )
             return JSONResponse({"error": "too_many_keys", "message": message}, 413)
         if isinstance(asked, KeysDeleted):
-            wrong = await asyncio.to_thread(hub.keys.refused, asked.store_id, asked.deleted)
-            if wrong is not None:
-                message = (
-                    f"the deletion of key {wrong!r} does not carry the proof the key was "
-                    "shared with: only a device of the store deletes a key"
-                )
-                return JSONResponse({"error": "forbidden", "message": message}, 403)
-            done = await asyncio.to_thread(hub.keys.delete, asked.store_id, asked.deleted)
-            return JSONResponse({"deleted": done})
+            done, refused = await asyncio.to_thread(hub.keys.delete, asked.store_id, asked.deleted)
+            if not refused:
+                return JSONResponse({"deleted": done})
+            message = (
+                f"{len(refused)} deletion(s) do not carry the proof their key was shared "
+                "with (only a device of the store deletes a key): those keys are kept"
+            )
+            body = {"error": "forbidden", "message": message, "deleted": done, "refused": refused}
+            return JSONResponse(body, 403)
         done = await asyncio.to_thread(hub.keys.put, asked.store_id, asked.items)
         return JSONResponse({"stored": done})
 

@@ -75,9 +75,7 @@ and runs again later: waiting, it would hold back every request for keys queued
 behind it for as long as the transaction it waits for runs."""
 
 
-class KeyItem(
-    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
-):
+class KeyItem(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One wrapped key: ``wrap`` (the store key, wrapped by a passphrase) or ``data`` (a
     persona's data key, wrapped by the store key), its scope, and the wrapped bytes as
     the device encoded them."""
@@ -101,6 +99,12 @@ def proves(deletion: Deletion, check: str | None) -> bool:
     return hmac.compare_digest(found.encode(), check.encode())
 
 
+def _disproves(kept: KeyItem | Deletion, check: str | None) -> bool:
+    """Whether the deletion ``kept`` (of a key never put) is not the one an item put
+    with ``check`` commits to: a token holder's, not the device's."""
+    return isinstance(kept, Deletion) and check is not None and not proves(kept, check)
+
+
 class Deletion(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A key a device destroyed, with its proof (HMAC-SHA256 with the store key)."""
 
@@ -112,20 +116,20 @@ class KeyBox(Protocol):
     """Where a server keeps the keys of its stores."""
 
     def put(self, store_id: str, items: list[KeyItem]) -> int:
-        """Keep ``items`` (those deleted before stay deleted); how many were new."""
+        """Keep ``items``; how many were new. Those deleted before stay deleted, but
+        for a key deleted before it was ever put whose deletion's proof is not the one
+        the item commits to (a token holder's, who read the key's id in an event): it
+        is kept as the item."""
         ...
 
     def get(self, store_id: str) -> tuple[list[KeyItem], list[Deletion]]:
         """The store's keys, and those deleted."""
         ...
 
-    def delete(self, store_id: str, deleted: list[Deletion]) -> int:
-        """Delete keys (forgetting their bytes, keeping the proofs); how many were there."""
-        ...
-
-    def refused(self, store_id: str, deleted: list[Deletion]) -> str | None:
-        """The id of the first of ``deleted`` whose proof is not the one its key was put
-        with (:func:`proves`), or ``None``."""
+    def delete(self, store_id: str, deleted: list[Deletion]) -> tuple[int, list[str]]:
+        """Delete keys (forgetting their bytes, keeping the proofs): how many were
+        there, and the ids of those refused, left as they were: their proof is not the
+        one their key was put with (:func:`proves`)."""
         ...
 
     def usage(self, store_id: str) -> tuple[int, int]:
@@ -138,36 +142,43 @@ class MemoryKeys:
 
     def __init__(self) -> None:
         self._items: dict[str, dict[str, KeyItem | Deletion]] = {}
+        self._never_put: set[tuple[str, str]] = set()
+        """Keys deleted before they were ever put, by store and id."""
 
     def put(self, store_id: str, items: list[KeyItem]) -> int:
         """See :class:`KeyBox`."""
         kept = self._items.setdefault(store_id, {})
-        new = [i for i in items if i.id not in kept]
+        new = [
+            i
+            for i in items
+            if i.id not in kept
+            or ((store_id, i.id) in self._never_put and _disproves(kept[i.id], i.check))
+        ]
         kept.update((i.id, i) for i in new)
+        self._never_put -= {(store_id, i.id) for i in new}
         return len(new)
 
     def get(self, store_id: str) -> tuple[list[KeyItem], list[Deletion]]:
         """See :class:`KeyBox`."""
         kept = list(self._items.get(store_id, {}).values())
+        # As a database lists them: without the checks, the server's own.
         items = [msgspec.structs.replace(i, check=None) for i in kept if isinstance(i, KeyItem)]
         deleted: list[Deletion] = [i for i in kept if isinstance(i, Deletion)]
         return items, deleted
 
-    def refused(self, store_id: str, deleted: list[Deletion]) -> str | None:
-        """See :class:`KeyBox`."""
-        kept = self._items.get(store_id, {})
-        for gone in deleted:
-            item = kept.get(gone.id)
-            if isinstance(item, KeyItem) and not proves(gone, item.check):
-                return gone.id
-        return None
-
-    def delete(self, store_id: str, deleted: list[Deletion]) -> int:
+    def delete(self, store_id: str, deleted: list[Deletion]) -> tuple[int, list[str]]:
         """See :class:`KeyBox`."""
         kept = self._items.setdefault(store_id, {})
-        found = sum(1 for d in deleted if isinstance(kept.get(d.id), KeyItem))
-        kept.update((d.id, d) for d in deleted if not isinstance(kept.get(d.id), Deletion))
-        return found
+        refused = [
+            d.id
+            for d in deleted
+            if isinstance(item := kept.get(d.id), KeyItem) and not proves(d, item.check)
+        ]
+        taken = [d for d in deleted if d.id not in refused]
+        found = sum(1 for d in taken if isinstance(kept.get(d.id), KeyItem))
+        self._never_put |= {(store_id, d.id) for d in taken if d.id not in kept}
+        kept.update((d.id, d) for d in taken if not isinstance(kept.get(d.id), Deletion))
+        return found, refused
 
     def usage(self, store_id: str) -> tuple[int, int]:
         """See :class:`KeyBox`."""
@@ -199,7 +210,7 @@ class SqlKeys:
         """See :class:`KeyBox`."""
         now = to_iso(utc_now())
         with transaction(self.engine, "keeping keys", write=True) as conn:
-            known = self._known(conn, store_id, [i.id for i in items])
+            known = self._rows(conn, store_id, [i.id for i in items])
             new = [i for i in items if i.id not in known]
             self._insert(
                 conn,
@@ -210,7 +221,21 @@ class SqlKeys:
                     for i in new
                 ],
             )  # fmt: skip
-        return len(new)
+            taken_back = [
+                i
+                for i in items
+                if (row := known.get(i.id)) is not None
+                and _never_put(row)
+                and _disproves(Deletion(id=i.id, proof=row.proof), i.check)
+            ]
+            for i in taken_back:
+                conn.execute(
+                    sa.update(keys)
+                    .where(keys.c.store_id == store_id, keys.c.id == i.id)
+                    .values(kind=i.kind, scope=i.scope, blob=i.blob, proof=None,
+                            deleted_at=None, deletion_check=i.check)
+                )  # fmt: skip
+        return len(new) + len(taken_back)
 
     def get(self, store_id: str) -> tuple[list[KeyItem], list[Deletion]]:
         """See :class:`KeyBox`."""
@@ -221,7 +246,7 @@ class SqlKeys:
         live = [KeyItem(id=r.id, kind=r.kind, scope=r.scope, blob=r.blob) for r in rows if r.blob]
         return live, [Deletion(id=r.id, proof=r.proof) for r in rows if r.blob is None]
 
-    def delete(self, store_id: str, deleted: list[Deletion]) -> int:
+    def delete(self, store_id: str, deleted: list[Deletion]) -> tuple[int, list[str]]:
         """See :class:`KeyBox`."""
         now = to_iso(utc_now())
         done = 0
@@ -229,7 +254,19 @@ class SqlKeys:
         with transaction(self.engine, "deleting keys", write=True) as conn:
             if sqlite_file:  # the pages the wrapped bytes leave are zeroed
                 conn.exec_driver_sql("PRAGMA secure_delete=ON")
+            # Checked in the transaction that deletes, its rows locked: a key put
+            # meanwhile is not deleted unchecked.
+            rows = self._rows(conn, store_id, [d.id for d in deleted], lock=True)
+            refused = [
+                d.id
+                for d in deleted
+                if (row := rows.get(d.id)) is not None
+                and row.blob is not None
+                and not proves(d, row.deletion_check)
+            ]
             for gone in deleted:
+                if gone.id in refused:
+                    continue
                 done += conn.execute(
                     sa.update(keys)
                     .where(
@@ -250,20 +287,7 @@ class SqlKeys:
             )  # fmt: skip
         if done:
             self._rewrites.ask()  # in the background: the request does not wait for it
-        return done
-
-    def refused(self, store_id: str, deleted: list[Deletion]) -> str | None:
-        """See :class:`KeyBox`."""
-        c = keys.c
-        query = sa.select(c.id, c.deletion_check).where(
-            c.store_id == store_id, c.id.in_([d.id for d in deleted]), c.blob.is_not(None)
-        )
-        with transaction(self.engine, "reading keys") as conn:
-            checks = {row.id: row.deletion_check for row in conn.execute(query)}
-        for gone in deleted:
-            if gone.id in checks and not proves(gone, checks[gone.id]):
-                return gone.id
-        return None
+        return done, refused
 
     def usage(self, store_id: str) -> tuple[int, int]:
         """See :class:`KeyBox`."""
@@ -301,6 +325,25 @@ class SqlKeys:
     def _known(self, conn: sa.Connection, store_id: str, ids: list[str]) -> set[str]:
         query = sa.select(keys.c.id).where(keys.c.store_id == store_id, keys.c.id.in_(ids))
         return {row.id for row in conn.execute(query)}
+
+    def _rows(
+        self, conn: sa.Connection, store_id: str, ids: list[str], *, lock: bool = False
+    ) -> dict[str, Any]:
+        """The rows of keys ``ids``, by id; with ``lock``, locked until the transaction
+        ends (PostgreSQL: SQLite's write transaction holds the file's lock)."""
+        c = keys.c
+        query = sa.select(c.id, c.kind, c.scope, c.blob, c.proof, c.deletion_check).where(
+            c.store_id == store_id, c.id.in_(ids)
+        )
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return {row.id: row for row in conn.execute(query)}
+
+
+def _never_put(row: Any) -> bool:
+    """Whether a key's row was deleted before the key was ever put: a data key always
+    has its persona's scope, and such a row none."""
+    return row.blob is None and row.kind == "data" and row.scope == ""
 
 
 class _Rewrites:
