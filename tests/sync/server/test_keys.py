@@ -266,23 +266,6 @@ def test_a_key_put_with_its_check_is_deleted_only_with_the_proof_it_commits_to(
     assert box.get("s1")[0] == []
 
 
-def test_a_key_deleted_before_it_was_put_is_kept_unless_its_own_device_deleted_it(
-    box: KeyBox,
-) -> None:
-    # A token holder read the id in an event and deleted it first: the key is kept as
-    # its device puts it. A deletion with the proof its device commits to stays.
-    assert box.delete("s1", [Deletion(id="k1", proof="made-up")]) == (0, [])
-    assert box.delete("s1", [Deletion(id="k2", proof="proof-2")]) == (0, [])
-    assert box.put("s1", [checked("k1", "proof-1"), checked("k2", "proof-2")]) == 1
-    kept, deleted = box.get("s1")
-    assert kept == [item("k1")]
-    assert deleted == [Deletion(id="k2", proof="proof-2")]
-    assert box.put("s1", [checked("k1", "proof-1")]) == 0  # kept once
-    assert box.delete("s1", [Deletion(id="k1", proof="made-up")]) == (0, ["k1"])
-    assert box.delete("s1", [Deletion(id="k1", proof="proof-1")]) == (1, [])
-    assert box.put("s1", [checked("k1", "another-proof")]) == 0  # deleted stays deleted
-
-
 def test_a_keys_table_of_an_older_pjai_gets_its_check_column(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_sql_engine(url)

@@ -95,14 +95,12 @@ def proves(deletion: Deletion, check: str | None) -> bool:
     (any, for a key put with none)."""
     if check is None:
         return True
-    found = hashlib.sha256(deletion.proof.encode()).hexdigest()
-    return hmac.compare_digest(found.encode(), check.encode())
+    return hmac.compare_digest(_hash(deletion).encode(), check.encode())
 
 
-def _disproves(kept: KeyItem | Deletion, check: str | None) -> bool:
-    """Whether the deletion ``kept`` (of a key never put) is not the one an item put
-    with ``check`` commits to: a token holder's, not the device's."""
-    return isinstance(kept, Deletion) and check is not None and not proves(kept, check)
+def _hash(deletion: Deletion) -> str:
+    """The SHA-256 (hex) of ``deletion``'s proof: what its key's check is, if it holds."""
+    return hashlib.sha256(deletion.proof.encode()).hexdigest()
 
 
 class Deletion(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -116,10 +114,7 @@ class KeyBox(Protocol):
     """Where a server keeps the keys of its stores."""
 
     def put(self, store_id: str, items: list[KeyItem]) -> int:
-        """Keep ``items``; how many were new. Those deleted before stay deleted, but
-        for a key deleted before it was ever put whose deletion's proof is not the one
-        the item commits to (a token holder's, who read the key's id in an event): it
-        is kept as the item."""
+        """Keep ``items`` (those deleted before stay deleted); how many were new."""
         ...
 
     def get(self, store_id: str) -> tuple[list[KeyItem], list[Deletion]]:
@@ -142,20 +137,12 @@ class MemoryKeys:
 
     def __init__(self) -> None:
         self._items: dict[str, dict[str, KeyItem | Deletion]] = {}
-        self._never_put: set[tuple[str, str]] = set()
-        """Keys deleted before they were ever put, by store and id."""
 
     def put(self, store_id: str, items: list[KeyItem]) -> int:
         """See :class:`KeyBox`."""
         kept = self._items.setdefault(store_id, {})
-        new = [
-            i
-            for i in items
-            if i.id not in kept
-            or ((store_id, i.id) in self._never_put and _disproves(kept[i.id], i.check))
-        ]
+        new = [i for i in items if i.id not in kept]
         kept.update((i.id, i) for i in new)
-        self._never_put -= {(store_id, i.id) for i in new}
         return len(new)
 
     def get(self, store_id: str) -> tuple[list[KeyItem], list[Deletion]]:
@@ -176,7 +163,6 @@ class MemoryKeys:
         ]
         taken = [d for d in deleted if d.id not in refused]
         found = sum(1 for d in taken if isinstance(kept.get(d.id), KeyItem))
-        self._never_put |= {(store_id, d.id) for d in taken if d.id not in kept}
         kept.update((d.id, d) for d in taken if not isinstance(kept.get(d.id), Deletion))
         return found, refused
 
@@ -210,7 +196,7 @@ class SqlKeys:
         """See :class:`KeyBox`."""
         now = to_iso(utc_now())
         with transaction(self.engine, "keeping keys", write=True) as conn:
-            known = self._rows(conn, store_id, [i.id for i in items])
+            known = self._known(conn, store_id, [i.id for i in items])
             new = [i for i in items if i.id not in known]
             self._insert(
                 conn,
@@ -221,21 +207,7 @@ class SqlKeys:
                     for i in new
                 ],
             )  # fmt: skip
-            taken_back = [
-                i
-                for i in items
-                if (row := known.get(i.id)) is not None
-                and _never_put(row)
-                and _disproves(Deletion(id=i.id, proof=row.proof), i.check)
-            ]
-            for i in taken_back:
-                conn.execute(
-                    sa.update(keys)
-                    .where(keys.c.store_id == store_id, keys.c.id == i.id)
-                    .values(kind=i.kind, scope=i.scope, blob=i.blob, proof=None,
-                            deleted_at=None, deletion_check=i.check)
-                )  # fmt: skip
-        return len(new) + len(taken_back)
+        return len(new)
 
     def get(self, store_id: str) -> tuple[list[KeyItem], list[Deletion]]:
         """See :class:`KeyBox`."""
@@ -254,26 +226,20 @@ class SqlKeys:
         with transaction(self.engine, "deleting keys", write=True) as conn:
             if sqlite_file:  # the pages the wrapped bytes leave are zeroed
                 conn.exec_driver_sql("PRAGMA secure_delete=ON")
-            # Checked in the transaction that deletes, its rows locked: a key put
-            # meanwhile is not deleted unchecked.
-            rows = self._rows(conn, store_id, [d.id for d in deleted], lock=True)
-            refused = [
-                d.id
-                for d in deleted
-                if (row := rows.get(d.id)) is not None
-                and row.blob is not None
-                and not proves(d, row.deletion_check)
-            ]
+            c = keys.c
             for gone in deleted:
-                if gone.id in refused:
-                    continue
+                # The check is the update's own condition: a key put meanwhile is not
+                # deleted unchecked.
+                proven = sa.or_(c.deletion_check.is_(None), c.deletion_check == _hash(gone))
                 done += conn.execute(
                     sa.update(keys)
-                    .where(
-                        keys.c.store_id == store_id, keys.c.id == gone.id, keys.c.blob.is_not(None)
-                    )
+                    .where(c.store_id == store_id, c.id == gone.id, c.blob.is_not(None), proven)
                     .values(blob=None, proof=gone.proof, deleted_at=now)
                 ).rowcount
+            live = sa.select(c.id).where(
+                c.store_id == store_id, c.id.in_([d.id for d in deleted]), c.blob.is_not(None)
+            )
+            refused = sorted({row.id for row in conn.execute(live)})
             known = self._known(conn, store_id, [d.id for d in deleted])
             self._insert(
                 conn,
@@ -325,25 +291,6 @@ class SqlKeys:
     def _known(self, conn: sa.Connection, store_id: str, ids: list[str]) -> set[str]:
         query = sa.select(keys.c.id).where(keys.c.store_id == store_id, keys.c.id.in_(ids))
         return {row.id for row in conn.execute(query)}
-
-    def _rows(
-        self, conn: sa.Connection, store_id: str, ids: list[str], *, lock: bool = False
-    ) -> dict[str, Any]:
-        """The rows of keys ``ids``, by id; with ``lock``, locked until the transaction
-        ends (PostgreSQL: SQLite's write transaction holds the file's lock)."""
-        c = keys.c
-        query = sa.select(c.id, c.kind, c.scope, c.blob, c.proof, c.deletion_check).where(
-            c.store_id == store_id, c.id.in_(ids)
-        )
-        if lock and conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        return {row.id: row for row in conn.execute(query)}
-
-
-def _never_put(row: Any) -> bool:
-    """Whether a key's row was deleted before the key was ever put: a data key always
-    has its persona's scope, and such a row none."""
-    return row.blob is None and row.kind == "data" and row.scope == ""
 
 
 class _Rewrites:
