@@ -179,7 +179,8 @@ class Schema:
         self._exact_times: dict[str, Walk] = {
             n: walker(t, text=None, time=exact_time_problem) for n, t in types
         }
-        self._proved = {n for n, t in types if t.PROVED}
+        self.proved = frozenset(n for n, t in types if t.PROVED)
+        """The names of the events that carry a proof (``Event.PROVED``)."""
         self._upcasters = {u.source: u for u in upcasters}
         for upcaster in self._upcasters.values():
             if upcaster.source in self._types:
@@ -290,7 +291,7 @@ class Schema:
         (:mod:`pjai.security.fields`): what privacy work counts as done."""
         kept = []
         for record in records:
-            if record.name in self._proved and self.codec is not PLAIN:
+            if record.name in self.proved and self.codec is not PLAIN:
                 try:
                     self.codec.unseal(record.id, record.name, bytes(record.args))
                 except EventValidationError:

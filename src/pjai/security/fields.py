@@ -94,7 +94,7 @@ class FieldCodec:
         """The codec and the store key it seals under: a store sealed under one key
         ring opens only with that ring."""
         self._sensitive = {t.NAME: t.SENSITIVE for t in schema.event_types if t.SENSITIVE}
-        self._proved = {t.NAME for t in schema.event_types if t.PROVED}
+        self._proved = schema.proved
         self._creations = creations(schema.event_types)
         """The events that make a persona: each starts a lineage of data keys."""
         self._ciphers: dict[str, AESGCM] = {}

@@ -46,7 +46,6 @@ def replay(
     the history imported, as its rows are), where it seals."""
     plain = store.schema.codec.columns() is None
     schema = store.schema
-    proved = {t.NAME for t in schema.event_types if t.PROVED}
     ring = schema.codec.keys if from_plain and isinstance(schema.codec, FieldCodec) else None
     sensitive = {
         name: getattr(kind, "SENSITIVE", ())
@@ -65,8 +64,8 @@ def replay(
         return record
 
     def ingest(batch: list[EventRecord]) -> int:
-        if ring is not None:
-            ring.take_unproven([r.id for r in batch if r.name in proved])
+        if ring is not None and (erasures := [r.id for r in batch if r.name in schema.proved]):
+            ring.take_unproven(erasures)
         if not plain:
             batch = [seal(record) for record in batch]
         elif any(_sealed(record, sensitive) for record in batch):
