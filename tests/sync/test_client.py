@@ -511,3 +511,33 @@ async def test_a_rate_limited_hold_ends_with_the_connection() -> None:
             assert isinstance(push, Push)
             assert [r.id for r in push.events] == [mine.id]
         await client.stop()
+
+
+async def test_events_a_before_push_hook_holds_back_wait_and_then_go_in_order(hub: Hub) -> None:
+    held = {"p2"}  # the hook holds back the events of these personas, and all after
+    asked: list[list[str]] = []
+
+    async def before_push(events: Sequence[EventRecord]) -> int:
+        names = [msgspec.json.decode(e.args)["persona_id"] for e in events]
+        asked.append(names)
+        return next((n for n, name in enumerate(names) if name in held), len(names))
+
+    with Store.memory(sync=True) as a:
+        client = SyncClient(a, hub.memory_connector(), store_id="s1", before_push=before_push)
+        client.start()
+        async with asyncio.timeout(5):
+            await client.wait_until(lambda s: s.level)
+        first, blocked, after = a.commit(persona("p1"), persona("p2"), persona("p3"))
+        async with asyncio.timeout(5):
+            assert await client.synced(first.id) == "confirmed"
+            while len(asked) < 3:  # noqa: ASYNC110  # asked again while it holds back
+                await asyncio.sleep(0.05)
+        assert [r.id for r in hub.log.read("s1", ROOT, 10)] == [first.id]
+        assert client.status.pending == 2
+        held.clear()
+        async with asyncio.timeout(5):
+            assert await client.synced(after.id) == "confirmed"
+        assert [r.id for r in hub.log.read("s1", ROOT, 10)] == [first.id, blocked.id, after.id]
+        assert asked[0] == ["p1", "p2", "p3"]  # the whole push, in order
+        assert all(names == ["p2", "p3"] for names in asked[1:])
+        await client.stop()

@@ -58,6 +58,9 @@ class KeySync:
     replaced."""
     refused: int = 0
     """Shared keys or deletions not taken (unreadable, altered, unproven)."""
+    on_server: frozenset[str] = frozenset()
+    """The ids of the keys the server holds or lists as deleted after the exchange: those
+    it listed and those this device put."""
 
 
 def keys_url(url: str) -> str:
@@ -90,7 +93,7 @@ def _exchange(ring: KeyRing, base: str, token: str, store_id: str, directory: Pa
         items, deleted = _listing(http, base, store_id)
         done = absorb(ring, items, deleted, before_erasing=partial(owe_rewrite, directory))
         deleted_ids = {str(d.get("id")) for d in deleted}
-        on_server = {i.get("id") for i in items} | deleted_ids
+        on_server = {str(i.get("id")) for i in items} | deleted_ids
         mine = [i for i in export_items(ring) if i["id"] not in on_server]
         # As many requests as the server's limit per request asks: a ring with more new
         # keys than one takes (personas made offline) shares them all.
@@ -110,7 +113,8 @@ def _exchange(ring: KeyRing, base: str, token: str, store_id: str, directory: Pa
             changing = {"store_id": store_id, "deleted": gone[start : start + MAX_KEYS]}
             doing = "deleting erased keys"
             _ask(http, "POST", f"{base}/delete", doing, MAX_ANSWER_BYTES, json=changing)
-    return KeySync(len(mine), done.came, done.erased, len(gone), done.refused)
+    on_server |= {item["id"] for item in mine}
+    return KeySync(len(mine), done.came, done.erased, len(gone), done.refused, frozenset(on_server))
 
 
 def join_store(

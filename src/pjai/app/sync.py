@@ -150,7 +150,10 @@ def connect(
         tick.drop_gone()
 
         client = manager.sync_client(
-            websocket_connector(ws_url, token), store_id=chosen, presence_name=name
+            websocket_connector(ws_url, token),
+            store_id=chosen,
+            presence_name=name,
+            before_push=None if keys_in is None else keys_in.cleared,
         )
 
         def seen(status: SyncStatus) -> None:

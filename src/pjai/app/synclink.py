@@ -119,7 +119,10 @@ class SyncLink:
         await asyncio.to_thread(tending.drop_gone)
         self._keys = asyncio.create_task(tend(tending))
         client = self._manager.sync_client(
-            websocket_connector(ws_url, token), store_id=chosen, presence_name=name
+            websocket_connector(ws_url, token),
+            store_id=chosen,
+            presence_name=name,
+            before_push=None if keys_in is None else keys_in.cleared,
         )
 
         def write() -> None:

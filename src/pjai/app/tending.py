@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import apsw
@@ -23,7 +24,8 @@ from pjai.app.keysync import KeysBusy, sync_keys
 from pjai.app.privacy import finish_rewrites, rewrites_due
 from pjai.errors import PjaiError
 from pjai.hybrid import HybridDatabaseManager
-from pjai.schema import PersonaErased
+from pjai.schema import EventRecord, PersonaErased
+from pjai.schema.sealed import sealed_with
 from pjai.schema.tables import personas
 from pjai.security import KeyRing
 from pjai.sync.clientside import held_for
@@ -35,12 +37,17 @@ log = logging.getLogger(__name__)
 
 class KeysIn:
     """Key exchanges while a directory syncs (:func:`sync_keys`): keys made here go
-    out, others' come in. Events that arrived before their key were refused: once it is
-    here they apply (the store and SQL are rebuilt from the log). A persona erased on
-    another device: its keys are destroyed at once, and its rows, once its erasure
-    event is here, leave no page behind (the files are compacted), whether the event
-    or the key's deletion came first. An erasure made here that waited for the server
-    is finished the same way once the server confirms it.
+    out, others' come in. A key made here goes to the server before any event sealed
+    with it (:meth:`cleared`, the sync client's ``before_push``): whoever reads the
+    server's log learns a key's id only once the server holds the key and the check of
+    its deletion, so no one can delete it there, or put another of its id, first.
+
+    Events that arrived before their key were refused: once it is here they apply (the
+    store and SQL are rebuilt from the log). A persona erased on another device: its
+    keys are destroyed at once, and its rows, once its erasure event is here, leave no
+    page behind (the files are compacted), whether the event or the key's deletion
+    came first. An erasure made here that waited for the server is finished the same
+    way once the server confirms it.
 
     When to compact is decided from what this process saw; what is owed lasts in the
     data directory (:mod:`pjai.app.erasing`): a persona is marked before the exchange
@@ -82,8 +89,19 @@ class KeysIn:
         """Until when (``time.monotonic()``) the server asked to be left alone, when it
         last refused an exchange as too soon (:class:`~pjai.app.keysync.KeysBusy`; at
         most :data:`~pjai.sync.clientside.MAX_HOLD_S` from then)."""
+        self._on_server: frozenset[str] = frozenset()
+        """The keys the server held or listed as deleted at the last exchange."""
+        self._exchanging = threading.Lock()
+        self._sharing: asyncio.Task[None] | None = None
+        self._share_at, self._share_wait = 0.0, _SHARE_RETRY_S[0]
+        """When :meth:`cleared` may next start an exchange, and how long it waits after
+        the next failed one."""
 
     def __call__(self) -> None:
+        with self._exchanging:  # the regular turns and :meth:`cleared`'s
+            self._exchange()
+
+    def _exchange(self) -> None:
         keys, live, erasures = self._erased_keys(), self._personas(), self._erasure_events()
         self._exchanged = keys, live, erasures  # before the exchange: one meanwhile is due
         try:
@@ -98,6 +116,7 @@ class KeysIn:
             if wait := held_for(exc.retry_after):
                 self.held_until = time.monotonic() + wait
             raise
+        self._on_server = shared.on_server
         if shared.erased_here:  # destroyed by this exchange: nothing more to tell
             came = {k.key_id for k in self._ring.erased() if k.scope in shared.erased_here}
             self._exchanged = keys | came, live, erasures
@@ -108,6 +127,49 @@ class KeysIn:
             self._manager.repair("sql")
         self._erased.update(shared.erased_here)
         self.compact_erased()
+
+    async def cleared(self, records: Sequence[EventRecord]) -> int:
+        """How many of ``records``, about to be pushed in this order, may go: those
+        before the first sealed with a key held here that the server did not hold at the
+        last exchange. When one is held back, an exchange is started in the background
+        (one at a time, after a failed one a while later, never while a busy server
+        asked to be left alone). A key the ring no longer holds (erased here) holds
+        nothing back: there is nothing left to share."""
+        waiting = await asyncio.to_thread(self._unshared)
+        for count, record in enumerate(records):
+            if waiting and sealed_with(bytes(record.args)) in waiting:
+                self._share_soon()
+                return count
+        return len(records)
+
+    def _unshared(self) -> set[str]:
+        return self._ring.key_ids() - self._on_server
+
+    def _share_soon(self) -> None:
+        now = time.monotonic()
+        if self._sharing is not None or now < max(self._share_at, self.held_until):
+            return
+        self._sharing = asyncio.create_task(asyncio.to_thread(self._share))
+        self._sharing.add_done_callback(self._shared)
+
+    def _share(self) -> None:
+        with self._exchanging:
+            if not self._unshared():  # a regular turn shared them meanwhile
+                return
+            self._exchange()
+
+    def _shared(self, task: asyncio.Task[None]) -> None:
+        self._sharing = None
+        failed = None if task.cancelled() else task.exception()
+        if failed is None:
+            self._share_at, self._share_wait = 0.0, _SHARE_RETRY_S[0]
+            return
+        self._share_at = time.monotonic() + self._share_wait
+        self._share_wait = min(self._share_wait * 2, _SHARE_RETRY_S[1])
+        if isinstance(failed, PjaiError):  # the next try, or the regular turn, may do
+            log.warning("sharing new keys with the sync server: %s", failed)
+        else:
+            log.error("sharing new keys with the sync server failed", exc_info=failed)
 
     def due(self) -> bool:
         """Whether an erasure calls for an exchange before the next regular one: a key
@@ -221,6 +283,11 @@ KEYS_EVERY_S = 10.0
 KEYS_SOON_S = 1.0
 """How often a running client of an encrypted directory looks (in its files, not at the
 server) whether an erasure calls for a key exchange before the next regular one."""
+
+
+_SHARE_RETRY_S = (1.0, KEYS_EVERY_S)
+"""After a failed exchange :meth:`KeysIn.cleared` started, how long until it may start
+another: the first wait, doubling after each failure up to the second."""
 
 
 _FOLLOW_UPS_S = (2.0, 4.0)

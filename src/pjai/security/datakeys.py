@@ -151,6 +151,11 @@ class DataKeys(RingFile):
         return {str(scope): int(count) for scope, count in rows}
 
     @locked
+    def key_ids(self) -> set[str]:
+        """The ids of the data keys held here."""
+        return {str(key_id) for (key_id,) in self._conn.execute("SELECT id FROM data_keys")}
+
+    @locked
     def lineages(self, scope: str) -> dict[str, str | None]:
         """The lineage of each data key ``scope`` holds, by key id (``None``: a key with
         no lineage)."""

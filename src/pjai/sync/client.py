@@ -17,6 +17,13 @@ a server that lost this store's history, a cursor past the server's head, a push
 refused without naming the event), and says why in :attr:`SyncClient.status` (a
 :class:`~pjai.sync.status.SyncStatus`).
 
+Given a ``before_push`` hook, the client asks it before each push how many of the
+events about to go may go now; those it holds back, and all after them, wait, and it is
+asked again :data:`PUSH_HELD_S` later. An encrypted directory's keys channel holds back
+the events sealed with a data key the sync server does not hold yet
+(:meth:`pjai.app.tending.KeysIn.cleared`), so that no one learns a key's id before the
+key is shared.
+
 Given a presence name (or an announcement, ``client.presence.announce``), the client
 offers the ``presence/1`` extension: where the server accepts it, the client announces
 itself and keeps who else is on the store in ``client.presence``
@@ -29,14 +36,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import msgspec
 
 from pjai.errors import ConfigError, PjaiError, RebaseError
-from pjai.schema.records import EventRecord, EventStatus, header_problem
+from pjai.schema.records import EventRecord, EventStatus, Position, header_problem
 from pjai.store import Store
 from pjai.store.rebase import RebaseResult
 from pjai.sync.clientside import Apply, ClientSession, Fail, Reject, Send, Wait, held_for
@@ -58,7 +65,7 @@ from pjai.sync.protocol import (
 from pjai.sync.status import SyncStatus
 from pjai.sync.transport import ConnectionClosed, Connector, Transport, arrived
 
-__all__ = ["SyncClient", "SyncStatus"]
+__all__ = ["PUSH_HELD_S", "BeforePush", "SyncClient", "SyncStatus"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +79,15 @@ FRAMES_AT_ONCE = 64
 
 BEHIND_EVENTS = 1_000
 """The most events left unapplied while a push is in flight (see ``SyncClient._step``)."""
+
+
+PUSH_HELD_S = 0.5
+"""After a ``before_push`` hook held back the next event, how long until it is asked
+again."""
+
+BeforePush = Callable[[Sequence[EventRecord]], Awaitable[int]]
+"""How many of these events, about to be pushed in this order, may go now (a count from
+the first); it must answer soon, and never block on the network."""
 
 
 class _Final(PjaiError):
@@ -96,6 +112,7 @@ class SyncClient:
         seed: int | None = None,
         presence_name: str | None = None,
         presence_detail: Mapping[str, str] | None = None,
+        before_push: BeforePush | None = None,
     ) -> None:
         if not store.sync:
             raise PjaiError("a SyncClient needs a store opened with sync=True")
@@ -114,6 +131,7 @@ class SyncClient:
         self._answer_timeout = answer_timeout
         self._backoff = backoff
         self._watch_interval = watch_interval
+        self._before_push = before_push
         self._random = random.Random(seed)
         self._wake = asyncio.Event()
         self._waiters: dict[str, list[asyncio.Future[EventStatus]]] = {}
@@ -429,9 +447,29 @@ class SyncClient:
             if not session.may_push(self.store.head, confirmed):
                 return  # most frames: everything was sent
             pending = await asyncio.to_thread(self.store.pending)
+        if self._before_push is not None:
+            pending = await self._cleared(session, pending, confirmed)
         push = session.next_push(pending, confirmed)
         if push is not None:
             await self._send(encode(push))
+
+    async def _cleared(
+        self, session: ClientSession, pending: list[EventRecord], confirmed: Position
+    ) -> list[EventRecord]:
+        """``pending`` up to the first event of the next push that the ``before_push``
+        hook holds back; when it holds back the first, the client asks again
+        :data:`PUSH_HELD_S` later."""
+        assert self._before_push is not None
+        unsent = session.unsent(pending, confirmed)  # the last of pending
+        if not unsent:
+            return pending
+        window = unsent[: session.push_size]
+        going = min(max(0, await self._before_push(window)), len(window))
+        if not going:
+            loop = asyncio.get_running_loop()
+            self._hold_until = loop.time() + PUSH_HELD_S
+            loop.call_later(PUSH_HELD_S, self._wake.set)
+        return pending[: len(pending) - len(unsent) + going]
 
     async def _send(self, frame: bytes) -> None:
         """Send ``frame``; a server that takes nothing for ``answer_timeout`` (it stopped

@@ -229,14 +229,19 @@ class ClientSession:
         sent = self._acked.global_seq - confirmed_head.global_seq if self._acked else 0
         return max(0, sent) + self.push_size
 
+    def unsent(self, pending: Sequence[EventRecord], confirmed_head: Position) -> list[EventRecord]:
+        """The pending events not sent yet (those after the last push the server took):
+        the last of ``pending``, those :meth:`next_push` draws its push from."""
+        sent = confirmed_head
+        if self._acked is not None and self._acked.key > sent.key:
+            sent = self._acked
+        return [r for r in pending if r.position.key > sent.key]
+
     def next_push(self, pending: Sequence[EventRecord], confirmed_head: Position) -> Push | None:
         """The next push, if one is due: pending events the server does not have yet."""
         if not self.idle or self.server_head is None:
             return None
-        sent = confirmed_head
-        if self._acked is not None and self._acked.key > sent.key:
-            sent = self._acked
-        unsent = [r for r in pending if r.position.key > sent.key]
+        unsent = self.unsent(pending, confirmed_head)
         if not unsent or unsent[0].parent.key != self.server_head.key:
             return None  # nothing to send, or the store has yet to catch up with the server
         push = Push(id=next(self._ids), events=fit_frame(unsent[: self.push_size]))
