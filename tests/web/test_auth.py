@@ -7,6 +7,7 @@ import json
 import math
 import re
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -954,3 +955,54 @@ def test_sessions_signed_out_meanwhile_do_not_stop_the_others_ending(
     signing_out.append(last)  # signed out from two tabs at once
     sessions.end(last)
     assert not any(t.live() for t in sessions.list())
+
+
+@pytest.mark.anyio
+async def test_a_sign_in_beyond_the_checks_that_may_wait_is_asked_to_try_again(
+    tmp_path: Path, sessions: WebSessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood of tries from many addresses: the checks that may wait are queued, each
+    answered; one more is told at once to come back, not left waiting behind them."""
+    monkeypatch.setattr(auth, "CHECKS_WAITING", 4)
+    release = threading.Event()
+
+    class Slow(Passphrase):
+        def check(self, given: str) -> bool:
+            release.wait(10)  # until every try is in
+            return super().check(given)
+
+    passphrase = Slow(Passphrase.of(tmp_path).path)
+    passphrase.set(PASSPHRASE)
+    throttle = auth.LoginThrottle()
+
+    async def submit(request: Request) -> Response:
+        return await auth.login_submit(request, passphrase, sessions, throttle)
+
+    app = Starlette(routes=[Route(auth.LOGIN_PATH, submit, methods=["POST"])])
+    transport = httpx.ASGITransport(app, client=("203.0.113.1", 1234))
+    clients = [
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app, client=(f"203.0.113.{n}", 1234)),
+            base_url="http://app",
+        )
+        for n in range(1, auth.CHECKS_WAITING + 2)
+    ]
+    waiting = [
+        asyncio.create_task(c.post(auth.LOGIN_PATH, data={"passphrase": "guess"}))
+        for c in clients[:-1]
+    ]
+    async with asyncio.timeout(10):
+        while throttle.checking < auth.CHECKS_WAITING:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    one_more = await clients[-1].post(auth.LOGIN_PATH, data={"passphrase": PASSPHRASE})
+    assert one_more.status_code == 503
+    assert one_more.headers["retry-after"] == "2"
+    assert "Too many sign-ins at once" in one_more.text
+    release.set()
+    answers = await asyncio.gather(*waiting)
+    assert [a.status_code for a in answers] == [401] * auth.CHECKS_WAITING
+    for c in clients:
+        await c.aclose()
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        answer = await client.post(auth.LOGIN_PATH, data={"passphrase": PASSPHRASE})
+    assert answer.status_code == 303  # the queue is free again

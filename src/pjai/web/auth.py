@@ -33,10 +33,12 @@ from pjai.sync.server.places import address_key
 from pjai.sync.server.tokens import PREFIX
 
 __all__ = [
+    "CHECKS_WAITING",
     "COOKIE",
     "LOGIN_PATH",
     "LOGOUT_PATH",
     "RECHECK_S",
+    "LoginBusy",
     "LoginGate",
     "LoginThrottle",
     "login_page",
@@ -185,6 +187,17 @@ _CHECKS_AT_ONCE = 2
 """Passphrase checks (scrypt) running at one time; others wait without holding a thread
 of the pool that every request's session check uses."""
 
+CHECKS_WAITING = 64
+"""Passphrase checks that may wait for their turn (about two seconds of checks): a
+sign-in beyond them is asked to try again soon (503), rather than wait behind a flood
+of tries from many addresses."""
+
+_BUSY_RETRY_S = 2
+
+
+class LoginBusy(ConfigError):
+    """So many passphrase checks wait that this one is not queued."""
+
 
 class LoginThrottle:
     """How many passphrases or tokens a client may try: :data:`FAILURES` within
@@ -201,6 +214,7 @@ class LoginThrottle:
         self._clock = clock
         self._tries: dict[str, deque[float]] = {}
         self._checks = asyncio.Semaphore(_CHECKS_AT_ONCE)
+        self._waiting = 0
 
     def wait(self, client: str) -> float:
         """Seconds ``client`` must wait before trying again (0: it may now)."""
@@ -225,11 +239,23 @@ class LoginThrottle:
         """``client`` gave the right passphrase or a live token: forget its tries."""
         self._tries.pop(address_key(client), None)
 
+    @property
+    def checking(self) -> int:
+        """Passphrase checks waiting for their turn or running."""
+        return self._waiting
+
     async def check(self, passphrase: Passphrase, given: str) -> bool:
         """Whether ``given`` is the passphrase: scrypt, off the event loop and a few at
-        a time, so that guessing costs time and memory."""
-        async with self._checks:  # waiting here holds no thread
-            return bool(await run_in_threadpool(passphrase.check, given))
+        a time, so that guessing costs time and memory. :class:`LoginBusy` when
+        :data:`CHECKS_WAITING` checks wait already."""
+        if self._waiting >= CHECKS_WAITING:
+            raise LoginBusy(f"{self._waiting} passphrase checks are waiting")
+        self._waiting += 1
+        try:
+            async with self._checks:  # waiting here holds no thread
+                return bool(await run_in_threadpool(passphrase.check, given))
+        finally:
+            self._waiting -= 1
 
 
 def _safe_next(value: str | None) -> str:
@@ -285,6 +311,11 @@ async def login_submit(
         checked = await run_in_threadpool(passphrase.version)
         try:
             right = await throttle.check(passphrase, given)
+        except LoginBusy:
+            page = login_page(request, error="Too many sign-ins at once: try again in a moment.")
+            page.status_code = 503
+            page.headers["Retry-After"] = str(_BUSY_RETRY_S)
+            return page
         except ConfigError as exc:
             # What is wrong and how to mend it is for whoever runs the app: the form
             # says only that, not where the data directory is.
