@@ -257,6 +257,23 @@ def test_serve_takes_the_rates_a_token_and_an_address_are_held_to(
     assert opened[-1] == ServerConfig()  # each rate's default is the server's
 
 
+def test_serve_takes_each_store_s_quota(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened: list[ServerConfig] = []
+
+    def open_(database: str | Path, config: ServerConfig) -> SyncServer:
+        opened.append(config)
+        raise ConfigError("not serving in this test")
+
+    monkeypatch.setattr(SyncServer, "open", open_)
+    data = ["--data-dir", str(tmp_path)]
+    for given in (["--max-store-bytes", "1000"], ["--max-store-bytes", "0"], []):
+        runner.invoke(app, ["sync-server", "serve", *given, *data])
+    assert [c.max_store_bytes for c in opened] == [1000, None, 4 * 1024**3]
+    refused = runner.invoke(app, ["sync-server", "serve", "--max-store-bytes", "-1", *data])
+    assert refused.exit_code == 2
+    assert "--max-store-bytes" in refused.stderr
+
+
 @pytest.mark.parametrize("option", RATES)
 @pytest.mark.parametrize("value", ["0", "-2.5", "nan", "inf"])
 def test_serve_refuses_a_rate_that_is_not_above_zero(

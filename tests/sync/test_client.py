@@ -28,6 +28,7 @@ from pjai.sync.protocol import (
     decode,
     encode,
 )
+from pjai.sync.server import session as server_session
 from pjai.sync.server.hub import Hub
 from pjai.sync.server.log import MemoryLog
 from pjai.sync.server.tokens import RateLimiter
@@ -541,3 +542,30 @@ async def test_events_a_before_push_hook_holds_back_wait_and_then_go_in_order(hu
         assert asked[0] == ["p1", "p2", "p3"]  # the whole push, in order
         assert all(names == ["p2", "p3"] for names in asked[1:])
         await client.stop()
+
+
+async def test_a_push_past_the_store_s_quota_waits_on_the_device_until_there_is_room(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(server_session, "QUOTA_RETRY_S", 0.2)
+    log = MemoryLog(max_store_bytes=2_000)
+    hub = Hub(log, None, poll_interval=0.05)
+    await hub.start()
+    try:
+        with Store.memory(sync=True) as a:
+            client = SyncClient(a, hub.memory_connector(), store_id="s1")
+            client.start()
+            (first,) = a.commit(persona("p1"))
+            async with asyncio.timeout(5):
+                assert await client.synced(first.id) == "confirmed"
+            (large,) = a.commit(memory("m1", content="x" * 4_000))
+            await asyncio.sleep(0.5)  # asked to wait, and asked again
+            assert [r.id for r in log.read("s1", ROOT, 10)] == [first.id]
+            assert client.status.state == "online"
+            assert a.status(large.id) == "pending"  # kept on the device
+            log.max_store_bytes = None  # the operator gives the store room
+            async with asyncio.timeout(5):
+                assert await client.synced(large.id) == "confirmed"
+            await client.stop()
+    finally:
+        await hub.stop()

@@ -44,6 +44,7 @@ from pjai.cli.tokens import (
 from pjai.errors import ConfigError
 from pjai.resource import Resource
 from pjai.sync.server import (
+    DEFAULT_MAX_STORE_BYTES,
     PER_TOKEN,
     SERVER_FILE,
     AuditEntry,
@@ -199,6 +200,14 @@ def serve(
             "up to ten times that)."
         ),
     ] = _SERVER.connection_rate,
+    max_store_bytes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Bytes of events one store's log holds at most (0: no limit); a push "
+            "past it is asked to wait, and its events stay on the device.",
+        ),
+    ] = DEFAULT_MAX_STORE_BYTES,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     as_json: JsonFlag = False,
 ) -> None:
@@ -217,6 +226,7 @@ def serve(
         byte_rate=byte_rate,
         request_rate=request_rate,
         connection_rate=connection_rate,
+        max_store_bytes=max_store_bytes or None,
     )
     with (
         reported(),

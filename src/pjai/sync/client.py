@@ -376,6 +376,7 @@ class SyncClient:
             result = await asyncio.to_thread(self.store.discard, action.event_id, action.reason)
             self._settle(result)
         elif isinstance(action, Wait):
+            log.info("the server asked for pushes to wait %g s: %s", action.seconds, action.detail)
             loop = asyncio.get_running_loop()
             self._hold_until = loop.time() + action.seconds
             loop.call_later(action.seconds, self._wake.set)  # push again right then

@@ -85,9 +85,11 @@ class Reject:
 
 @dataclass(frozen=True, slots=True)
 class Wait:
-    """Push nothing for ``seconds`` (rate limited)."""
+    """Push nothing for ``seconds`` (rate limited, or the store over its quota: the
+    server's ``detail`` says which)."""
 
     seconds: float
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,7 +356,7 @@ class ClientSession:
                 self._heard(rejected.head)  # the pull brings those events next
             return []
         if rejected.reason == "rate_limited":
-            return [Wait(held_for(rejected.retry_after) or 1.0)]
+            return [Wait(held_for(rejected.retry_after) or 1.0, rejected.detail)]
         if rejected.reason == "forbidden":
             self.can_push = False
             return []

@@ -13,7 +13,15 @@ import pytest
 from pjai.schema.records import EventRecord, Position
 from pjai.sql.engine import create_sql_engine
 from pjai.sync.protocol import MAX_FRAME_BYTES, Hello, Push, PushAck, encode
-from pjai.sync.server.log import Appended, DuplicateEventError, MemoryLog, ServerAhead, ServerLog
+from pjai.sync.server.log import (
+    Appended,
+    DuplicateEventError,
+    MemoryLog,
+    OverQuota,
+    ServerAhead,
+    ServerLog,
+    record_bytes,
+)
 from pjai.sync.server.session import ServerSession
 from pjai.sync.server.sqllog import SqlLog, cached_size
 from tests.databases import database
@@ -29,8 +37,10 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield found
 
 
-def open_log(url: str) -> ServerLog:
-    return MemoryLog() if url == "memory" else SqlLog(create_sql_engine(url))
+def open_log(url: str, max_store_bytes: int | None = None) -> ServerLog:
+    if url == "memory":
+        return MemoryLog(max_store_bytes)
+    return SqlLog(create_sql_engine(url), max_store_bytes)
 
 
 def close(log: ServerLog) -> None:
@@ -284,3 +294,66 @@ def test_cached_events_do_not_keep_the_frame_they_came_in(url: str) -> None:
     assert sys.getrefcount(frame) == held
     assert log.read("s1", Position(0), 10) == event
     log.engine.dispose()
+
+
+def size(batch: list[EventRecord]) -> int:
+    return sum(len(record_bytes(r)) for r in batch)
+
+
+def test_a_store_s_log_holds_no_more_than_its_quota(url: str) -> None:
+    batch = records(6)
+    limit = size(batch[:4])  # room for four events to the byte
+    log = open_log(url, max_store_bytes=limit)
+    assert log.append("s1", batch[:3]) == Appended(batch[2].position, 3)
+    assert log.append("s1", batch[3:5]) == OverQuota(size(batch[:3]), limit)
+    assert log.head("s1").key == (3, 0)  # nothing of that push was appended
+    assert log.read("s1", Position(0), 10) == batch[:3]
+    assert log.append("s1", batch[3:4]) == Appended(batch[3].position, 1)  # just fits
+    assert log.append("s1", batch[4:5]) == OverQuota(limit, limit)
+    assert log.append("s2", records(4)) == Appended(Position(4), 4)  # each store its own
+    again = log.append("s1", batch[3:4])  # a repeat of a push already in: still known
+    assert isinstance(again, Appended)
+    assert again.count == 0
+    close(log)
+
+
+def test_a_quota_counts_what_a_store_held_before_a_restart(url: str) -> None:
+    if url == "memory":
+        pytest.skip("the memory log is the storage itself")
+    batch = records(4)
+    log = open_log(url)
+    log.append("s1", batch[:3])
+    close(log)
+    log = open_log(url, max_store_bytes=size(batch[:3]) + 1)
+    assert log.append("s1", batch[3:]) == OverQuota(size(batch[:3]), size(batch[:3]) + 1)
+    close(log)
+
+
+def test_an_older_heads_table_gets_its_bytes_from_the_events_it_holds(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    batch = records(3)
+    engine = create_sql_engine(url)
+    with engine.begin() as conn:  # the tables as a PJai before quotas made them
+        conn.exec_driver_sql(
+            "CREATE TABLE pjai_sync_heads (store_id VARCHAR PRIMARY KEY, seq BIGINT NOT NULL)"
+        )
+        conn.exec_driver_sql(
+            "CREATE TABLE pjai_sync_events (store_id VARCHAR, seq BIGINT, event_id VARCHAR "
+            "NOT NULL, record BLOB NOT NULL, PRIMARY KEY (store_id, seq), "
+            "UNIQUE (store_id, event_id))"
+        )
+        conn.exec_driver_sql("INSERT INTO pjai_sync_heads VALUES ('s1', 3), ('s2', 0)")
+        for r in batch:
+            conn.exec_driver_sql(
+                "INSERT INTO pjai_sync_events VALUES ('s1', ?, ?, ?)",
+                (r.position.global_seq, r.id, record_bytes(r)),
+            )
+    engine.dispose()
+    log = SqlLog(create_sql_engine(url), max_store_bytes=size(batch))
+    try:
+        assert log.read("s1", Position(0), 10) == batch
+        more = records(4)[3:]
+        assert log.append("s1", more) == OverQuota(size(batch), size(batch))
+        assert log.append("s2", records(1)) == Appended(Position(1), 1)
+    finally:
+        close(log)

@@ -32,7 +32,15 @@ from pjai.sync.server.asgi import create_app
 from pjai.sync.server.audit import AuditEntry, AuditTrail, local_actor
 from pjai.sync.server.database import SERVER_FILE, ServerDatabase, database_url
 from pjai.sync.server.hub import Hub
-from pjai.sync.server.log import Appended, DuplicateEventError, MemoryLog, ServerAhead, ServerLog
+from pjai.sync.server.log import (
+    DEFAULT_MAX_STORE_BYTES,
+    Appended,
+    DuplicateEventError,
+    MemoryLog,
+    OverQuota,
+    ServerAhead,
+    ServerLog,
+)
 from pjai.sync.server.places import PER_TOKEN, Limits, default_total
 from pjai.sync.server.session import ServerSession
 from pjai.sync.server.sockets import listening_socket, websocket_protocol
@@ -41,6 +49,7 @@ from pjai.sync.server.syncserver import ServerConfig, SyncServer
 from pjai.sync.server.tokens import ROLES, RateLimiter, Token, TokenStore
 
 __all__ = [
+    "DEFAULT_MAX_STORE_BYTES",
     "PER_TOKEN",
     "ROLES",
     "SERVER_FILE",
@@ -51,6 +60,7 @@ __all__ = [
     "Hub",
     "Limits",
     "MemoryLog",
+    "OverQuota",
     "RateLimiter",
     "ServerAhead",
     "ServerConfig",

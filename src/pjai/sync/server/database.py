@@ -46,11 +46,14 @@ class ServerDatabase(Resource):
         self.keys = SqlKeys(self.engine)
 
     @classmethod
-    def open(cls, database: str | Path) -> ServerDatabase:
-        """Open ``database`` (a URL, or an SQLite file's path), creating missing tables."""
+    def open(cls, database: str | Path, *, max_store_bytes: int | None = None) -> ServerDatabase:
+        """Open ``database`` (a URL, or an SQLite file's path), creating missing tables;
+        its log holds at most ``max_store_bytes`` of records a store (``None``: no
+        limit)."""
         engine = create_sql_engine(database_url(database), POOL)
         try:
-            return cls(SqlLog(engine), TokenStore(engine), AuditTrail(engine))
+            log = SqlLog(engine, max_store_bytes)
+            return cls(log, TokenStore(engine), AuditTrail(engine))
         except BaseException:
             engine.dispose()
             raise

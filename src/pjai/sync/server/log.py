@@ -3,7 +3,9 @@
 :class:`ServerLog` is the port the server's sessions use; :class:`MemoryLog` keeps it
 in memory (tests), :class:`~pjai.sync.server.sqllog.SqlLog` in SQLite or PostgreSQL. A log
 appends a batch only when its first event's parent is the store's head, and never
-renumbers an event.
+renumbers an event. Given ``max_store_bytes``, a log appends no batch that would take a
+store's records (each counted as logged: :func:`record_bytes`) past it, so that no
+token holder can fill the server's disk, nor every device's that pulls the store.
 """
 
 from __future__ import annotations
@@ -14,10 +16,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import msgspec
+
 from pjai.errors import PjaiError
 from pjai.schema.records import ROOT, EventRecord, Position
 
-__all__ = ["Appended", "DuplicateEventError", "MemoryLog", "ServerAhead", "ServerLog"]
+__all__ = [
+    "DEFAULT_MAX_STORE_BYTES",
+    "Appended",
+    "DuplicateEventError",
+    "MemoryLog",
+    "OverQuota",
+    "ServerAhead",
+    "ServerLog",
+    "record_bytes",
+]
+
+DEFAULT_MAX_STORE_BYTES = 4 * 1024**3
+"""The bytes of records a store's log holds at most, unless the server is told otherwise
+(``pjai sync-server serve --max-store-bytes``)."""
+
+record_bytes = msgspec.json.Encoder().encode
+"""A record as a log keeps it (msgspec JSON): its length is what it counts for."""
 
 
 class DuplicateEventError(PjaiError):
@@ -43,6 +63,15 @@ class ServerAhead:
     head: Position
 
 
+@dataclass(frozen=True, slots=True)
+class OverQuota:
+    """The batch was not appended: the store's records (``held`` bytes) and the batch's
+    would pass the log's ``limit``."""
+
+    held: int
+    limit: int
+
+
 class ServerLog(Protocol):
     """Where a sync server keeps each store's events."""
 
@@ -53,8 +82,11 @@ class ServerLog(Protocol):
         """The position of the store's last event (``ROOT`` for an empty store)."""
         ...
 
-    def append(self, store_id: str, records: Sequence[EventRecord]) -> Appended | ServerAhead:
-        """Append ``records`` (a chain from the head) atomically, or say where the head is.
+    def append(
+        self, store_id: str, records: Sequence[EventRecord]
+    ) -> Appended | ServerAhead | OverQuota:
+        """Append ``records`` (a chain from the head) atomically, or say where the head is,
+        or that they would pass the store's quota.
 
         Raises :class:`DuplicateEventError`, appending nothing, when one of them has the
         id of an event already logged (other than a repeat of the same push).
@@ -88,10 +120,12 @@ class ServerLog(Protocol):
 class MemoryLog:
     """A :class:`ServerLog` in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_store_bytes: int | None = None) -> None:
         self.backend_id = str(uuid.uuid4())
+        self.max_store_bytes = max_store_bytes
         self._events: dict[str, list[EventRecord]] = {}
         self._ids: dict[str, set[str]] = {}
+        self._bytes: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def head(self, store_id: str) -> Position:
@@ -105,9 +139,13 @@ class MemoryLog:
             head = self.head(store_id)
             if records[0].parent.global_seq >= head.global_seq:
                 return None
-        return self.append(store_id, records)
+        answer = self.append(store_id, records)
+        assert not isinstance(answer, OverQuota)  # a push behind the head takes no room
+        return answer
 
-    def append(self, store_id: str, records: Sequence[EventRecord]) -> Appended | ServerAhead:
+    def append(
+        self, store_id: str, records: Sequence[EventRecord]
+    ) -> Appended | ServerAhead | OverQuota:
         with self._lock:
             events = self._events.setdefault(store_id, [])
             head = events[-1].position if events else ROOT
@@ -123,8 +161,13 @@ class MemoryLog:
                 if record.id in ids or record.id in batch:
                     raise DuplicateEventError(record.id)
                 batch.add(record.id)
+            held = self._bytes.get(store_id, 0)
+            size = sum(len(record_bytes(r)) for r in records)
+            if self.max_store_bytes is not None and held + size > self.max_store_bytes:
+                return OverQuota(held, self.max_store_bytes)
             events.extend(records)
             ids |= batch
+            self._bytes[store_id] = held + size
             return Appended(records[-1].position, len(records))
 
     def read(self, store_id: str, after: Position, limit: int) -> list[EventRecord]:

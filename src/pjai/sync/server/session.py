@@ -47,12 +47,18 @@ from pjai.sync.protocol import (
     nameable,
     wire_name,
 )
-from pjai.sync.server.log import Appended, DuplicateEventError, ServerAhead, ServerLog
+from pjai.sync.server.log import (
+    Appended,
+    DuplicateEventError,
+    OverQuota,
+    ServerAhead,
+    ServerLog,
+)
 from pjai.sync.server.places import Openings
 from pjai.sync.server.tokens import RateLimiter, Role, Token, can
 from pjai.sync.validation import MAX_EVENT_BYTES, PushCheck
 
-__all__ = ["EXTENSIONS", "MAX_EVENT_BYTES", "Authenticate", "ServerSession"]
+__all__ = ["EXTENSIONS", "MAX_EVENT_BYTES", "QUOTA_RETRY_S", "Authenticate", "ServerSession"]
 
 EXTENSIONS = frozenset({PRESENCE})
 """The protocol extensions this server speaks."""
@@ -61,6 +67,10 @@ RECHECK_S = 5.0
 """How often, at most, an open connection's token is looked up again: before a frame
 from the connection is handled or one is sent to it, once this long has passed since the
 last look."""
+
+QUOTA_RETRY_S = 60.0
+"""How long a client whose push would pass its store's quota is asked to wait (as for a
+rate limit, ``rate_limited``) before it tries again."""
 
 Authenticate = Callable[[str], Token | None]
 """Looks a bearer token up; ``None`` when it is unknown, revoked or expired."""
@@ -333,11 +343,23 @@ class ServerSession:
             return PushRejected(id=push.id, reason="invalid_event", index=index, detail=str(exc))
         return self._answer(push, result)
 
-    def _answer(self, push: Push, result: Appended | ServerAhead) -> PushAck | PushRejected:
+    def _answer(
+        self, push: Push, result: Appended | ServerAhead | OverQuota
+    ) -> PushAck | PushRejected:
         if isinstance(result, Appended):
             if result.count:
                 self.appended.append(result)
             return PushAck(id=push.id, head=result.head, accepted=result.count)
+        if isinstance(result, OverQuota):
+            # Asked to wait, as a rate limit does: the client keeps its events and tries
+            # again, which goes once the server's operator gives the store more room.
+            detail = (
+                f"the store's log holds {result.held:,} bytes of events and may hold "
+                f"{result.limit:,}: this push would pass that"
+            )
+            return PushRejected(
+                id=push.id, reason="rate_limited", detail=detail, retry_after=QUOTA_RETRY_S
+            )
         return PushRejected(
             id=push.id,
             reason="server_ahead",

@@ -31,7 +31,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from pjai.schema.records import EventRecord, Position
 from pjai.sql.backend import backend_for
 from pjai.sync.protocol import MAX_FRAME_BYTES
-from pjai.sync.server.log import Appended, DuplicateEventError, ServerAhead
+from pjai.sync.server.log import (
+    Appended,
+    DuplicateEventError,
+    OverQuota,
+    ServerAhead,
+    record_bytes,
+)
 from pjai.sync.server.recent import Recent, cached_size
 from pjai.sync.server.tables import create_tables, events, heads, meta, transaction
 
@@ -63,8 +69,8 @@ thousand at a time (3 GiB)."""
 
 _APPEND_AT_ONCE = sa.text(
     "WITH moved AS ("
-    " UPDATE pjai_sync_heads SET seq = :last"
-    " WHERE store_id = :store_id AND seq = :parent RETURNING seq"
+    " UPDATE pjai_sync_heads SET seq = :last, bytes = bytes + :size"
+    " WHERE store_id = :store_id AND seq = :parent AND bytes + :size <= :limit RETURNING seq"
     "), inserted AS ("
     " INSERT INTO pjai_sync_events (store_id, seq, event_id, record)"
     " SELECT :store_id, seq, event_id, record FROM unnest("
@@ -73,23 +79,29 @@ _APPEND_AT_ONCE = sa.text(
     " WHERE EXISTS (SELECT 1 FROM moved) RETURNING 1"
     ") SELECT (SELECT count(*) FROM inserted), (SELECT pg_notify(:channel, :note) FROM moved)"
 )
-"""A push in one round trip when the head is its parent: the compare-and-set of the head,
-the events (arrays, not one INSERT each) and the NOTIFY; nothing if the head moved on."""
+"""A push in one round trip when the head is its parent and the store has room for it:
+the compare-and-set of the head (and the store's bytes), the events (arrays, not one
+INSERT each) and the NOTIFY; nothing if the head moved on or the quota would pass."""
+
+_NO_LIMIT = 2**62
+"""The limit a log without ``max_store_bytes`` checks against: none is reached."""
 
 _INSERT_SQLITE = (
     "INSERT INTO pjai_sync_events (store_id, seq, event_id, record) VALUES (?, ?, ?, ?)"
 )
 
-_encode = msgspec.json.Encoder().encode
+_encode = record_bytes
 _decode = msgspec.json.Decoder(EventRecord).decode
 
 
 class SqlLog:
     """A :class:`~pjai.sync.server.log.ServerLog` in the database of ``engine``
-    (:mod:`pjai.sync.server.tables`, created if missing)."""
+    (:mod:`pjai.sync.server.tables`, created if missing), holding at most
+    ``max_store_bytes`` of records a store (``None``: no limit)."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, max_store_bytes: int | None = None) -> None:
         self.engine = engine
+        self.max_store_bytes = max_store_bytes
         self._backend = backend_for(engine)
         self._postgres = engine.dialect.name == "postgresql"
         self._recent: dict[str, Recent] = {}
@@ -117,27 +129,35 @@ class SqlLog:
             seq = conn.scalar(sa.select(heads.c.seq).where(heads.c.store_id == store_id))
         return Position(seq or 0)
 
-    def append(self, store_id: str, records: Sequence[EventRecord]) -> Appended | ServerAhead:
+    def append(
+        self, store_id: str, records: Sequence[EventRecord]
+    ) -> Appended | ServerAhead | OverQuota:
         ids = [r.id for r in records]
         if len(set(ids)) != len(ids):
             raise DuplicateEventError(next(i for n, i in enumerate(ids) if i in ids[:n]))
         if (known := self.behind(store_id, records)) is not None:
             return known
         first = records[0].parent.global_seq == 0
+        encoded = [_encode(r) for r in records]
+        size = sum(map(len, encoded))
         if self._postgres:
-            moved = self._append_at_once(store_id, records)
+            moved = self._append_at_once(store_id, records, encoded, size)
             if not moved and first:  # maybe the store's first push: it needs a head row
                 with self._writing("creating a sync head") as conn:
                     conn.execute(self._insert_ignore(heads).values(store_id=store_id, seq=0))
-                moved = self._append_at_once(store_id, records)
+                moved = self._append_at_once(store_id, records, encoded, size)
             if not moved:
                 with self._reading("reading a sync head") as conn:
                     return self._not_appended(conn, store_id, records)
         else:
             advance = (
                 sa.update(heads)
-                .where(heads.c.store_id == store_id, heads.c.seq == records[0].parent.global_seq)
-                .values(seq=records[-1].position.global_seq)
+                .where(
+                    heads.c.store_id == store_id,
+                    heads.c.seq == records[0].parent.global_seq,
+                    heads.c.bytes + size <= self._limit,
+                )
+                .values(seq=records[-1].position.global_seq, bytes=heads.c.bytes + size)
             )
             with self._writing("appending to the sync log") as conn:
                 done = conn.execute(advance).rowcount == 1
@@ -150,7 +170,10 @@ class SqlLog:
                     raise DuplicateEventError(taken)  # the transaction rolls back
                 # The driver's executemany: SQLAlchemy's per-row parameter work would
                 # cost more than SQLite's insert itself.
-                rows = [(store_id, r.position.global_seq, r.id, _encode(r)) for r in records]
+                rows = [
+                    (store_id, r.position.global_seq, r.id, record)
+                    for r, record in zip(records, encoded, strict=True)
+                ]
                 conn.exec_driver_sql(_INSERT_SQLITE, rows)
         self._remember(store_id, records)
         return Appended(records[-1].position, len(records))
@@ -265,16 +288,25 @@ class SqlLog:
             if not oldest.records:
                 del self._used[oldest_id]
 
-    def _append_at_once(self, store_id: str, records: Sequence[EventRecord]) -> bool:
+    @property
+    def _limit(self) -> int:
+        return _NO_LIMIT if self.max_store_bytes is None else self.max_store_bytes
+
+    def _append_at_once(
+        self, store_id: str, records: Sequence[EventRecord], encoded: list[bytes], size: int
+    ) -> bool:
         """PostgreSQL: move the head and append in one autocommitted statement, if the head
-        is the batch's parent; whether it was. A logged id fails it as a whole."""
+        is the batch's parent and the store has room for its ``size`` bytes; whether it
+        was. A logged id fails it as a whole."""
         pushed = {
             "store_id": store_id,
             "parent": records[0].parent.global_seq,
             "last": records[-1].position.global_seq,
+            "size": size,
+            "limit": self._limit,
             "seqs": [r.position.global_seq for r in records],
             "ids": [r.id for r in records],
-            "records": [_encode(r) for r in records],
+            "records": encoded,
             "channel": NOTIFY_CHANNEL,
             "note": f"{self.instance}\t{store_id}",
         }
@@ -314,11 +346,15 @@ class SqlLog:
 
     def _not_appended(
         self, conn: sa.Connection, store_id: str, records: Sequence[EventRecord]
-    ) -> Appended | ServerAhead:
-        """The head was not the batch's parent: a repeat of a push already in, or behind."""
-        head = Position(
-            conn.scalar(sa.select(heads.c.seq).where(heads.c.store_id == store_id)) or 0
-        )
+    ) -> Appended | ServerAhead | OverQuota:
+        """The head was not the batch's parent (a repeat of a push already in, or behind),
+        or the store had no room for it."""
+        row = conn.execute(
+            sa.select(heads.c.seq, heads.c.bytes).where(heads.c.store_id == store_id)
+        ).first()
+        head = Position(row.seq if row is not None else 0)
+        if row is not None and row.seq == records[0].parent.global_seq:
+            return OverQuota(int(row.bytes), self._limit)
         there = conn.scalar(
             sa.select(events.c.event_id).where(
                 events.c.store_id == store_id, events.c.seq == records[0].position.global_seq

@@ -34,6 +34,7 @@ from pjai.sync.protocol import MAX_EVENTS_PER_FRAME, MAX_FRAME_BYTES
 from pjai.sync.server.asgi import create_app
 from pjai.sync.server.database import ServerDatabase
 from pjai.sync.server.hub import Hub
+from pjai.sync.server.log import DEFAULT_MAX_STORE_BYTES
 from pjai.sync.server.places import Limits, Openings
 from pjai.sync.server.sockets import (
     HEAD_TIMEOUT_S,
@@ -91,8 +92,15 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     """How many connections the process holds: in all, per address before hello, per
     token after it (:mod:`pjai.sync.server.places`)."""
+    max_store_bytes: int | None = DEFAULT_MAX_STORE_BYTES
+    """The bytes of records one store's log holds at most (``None``: no limit); a push
+    past it is asked to wait (:class:`~pjai.sync.server.log.OverQuota`)."""
 
     def __post_init__(self) -> None:
+        if self.max_store_bytes is not None and self.max_store_bytes <= 0:
+            raise ConfigError(
+                f"ServerConfig.max_store_bytes must be above 0 or None, got {self.max_store_bytes}"
+            )
         for name in ("rate", "byte_rate", "request_rate", "connection_rate", "head_timeout"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -151,7 +159,7 @@ class SyncServer(Resource):
         """A server on ``database`` (a URL, or an SQLite file's path), tables created if
         needed; it listens for PostgreSQL notifications from other server processes."""
         config = config or ServerConfig()
-        opened = ServerDatabase.open(database)
+        opened = ServerDatabase.open(database, max_store_bytes=config.max_store_bytes)
         try:
             hub = Hub(
                 opened.log,

@@ -49,6 +49,8 @@ heads = sa.Table(
     metadata,
     sa.Column("store_id", sa.String, primary_key=True),
     sa.Column("seq", sa.BigInteger, nullable=False),
+    # The bytes of the store's records, as logged: what its quota is checked against.
+    sa.Column("bytes", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 events = sa.Table(
@@ -146,11 +148,28 @@ def create_tables(conn: sa.Connection, only: Sequence[sa.Table] | None = None) -
     metadata.create_all(conn, tables=only)
     # Tables made by an older PJai lack the columns added since.
     inspector = sa.inspect(conn)
-    for table, column in ((tokens, "expires_at"), (keys, "deletion_check")):
+    for table, column, kind, filled in _ADDED:
         if only is not None and table not in only:
             continue
         if column not in {c["name"] for c in inspector.get_columns(table.name)}:
-            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column} VARCHAR")
+            conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column} {kind}")
+            if filled is not None:
+                conn.exec_driver_sql(filled)
+
+
+_ADDED = (
+    (tokens, "expires_at", "VARCHAR", None),
+    (keys, "deletion_check", "VARCHAR", None),
+    (
+        heads,
+        "bytes",
+        "BIGINT NOT NULL DEFAULT 0",
+        "UPDATE pjai_sync_heads SET bytes = COALESCE((SELECT sum(length(e.record))"
+        " FROM pjai_sync_events AS e WHERE e.store_id = pjai_sync_heads.store_id), 0)",
+    ),
+)
+"""The columns added since the first tables: table, column, type, and the statement that
+fills it in rows made before (none: left empty)."""
 
 
 def ensure_tables(engine: sa.Engine, only: Sequence[sa.Table] | None = None) -> None:
