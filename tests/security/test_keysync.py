@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import itertools
 import json
 import os
 import subprocess
@@ -562,6 +563,46 @@ def busy_at_first(wait: float) -> Iterator[tuple[str, list[float]]]:
 
     with served(Answer) as url:
         yield url, asked
+
+
+def test_joining_asks_a_busy_server_again_after_the_wait_it_asked_for(tmp_path: Path) -> None:
+    laptop = device(tmp_path / "laptop")
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    with laptop.key_ring() as ring:
+        listing = json.dumps({"items": export_items(ring), "deleted": []}).encode()
+    asked: list[float] = []
+
+    class BusyTwice(Quiet):
+        def do_GET(self) -> None:
+            asked.append(time.monotonic())
+            if len(asked) <= 2:
+                refusal = b'{"error": "rate_limited", "message": "too many", "retry_after": 0.3}'
+                self.answer(429, refusal, {"Retry-After": "1"})
+            else:
+                self.answer(200, listing, {})
+
+    desk = device(tmp_path / "desk")
+    with served(BusyTwice) as url:
+        join_store(desk, url, token="t", store_id="shared", passphrase=PASSPHRASE)
+    assert len(asked) == 3
+    assert all(later - earlier >= 0.3 for earlier, later in itertools.pairwise(asked))
+    assert desk.encrypted  # the store's key ring, opened by its passphrase
+
+
+def test_joining_gives_up_on_a_server_busy_every_time(tmp_path: Path) -> None:
+    asked: list[float] = []
+
+    class AlwaysBusy(Quiet):
+        def do_GET(self) -> None:
+            asked.append(time.monotonic())
+            refusal = b'{"error": "rate_limited", "message": "too many", "retry_after": 0.1}'
+            self.answer(429, refusal, {})
+
+    desk = device(tmp_path / "desk")
+    with served(AlwaysBusy) as url, pytest.raises(KeysBusy, match="answered 429: too many"):
+        join_store(desk, url, token="t", store_id="shared", passphrase=PASSPHRASE)
+    assert len(asked) == 3
+    assert not desk.encrypted  # no key ring made
 
 
 async def until(check: Callable[[], bool]) -> None:

@@ -3,10 +3,12 @@ device joining an encrypted store with its passphrase (docs/security.md)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -17,12 +19,18 @@ from pjai.app.erasing import owe_rewrite
 from pjai.errors import ConfigError, KeyRingError, PjaiError
 from pjai.security import KeyRing
 from pjai.security.sharing import Item, absorb, deletion_proof, export_items, join
-from pjai.sync.clientside import asked_wait
+from pjai.sync.clientside import asked_wait, held_for
 from pjai.sync.server.keys import MAX_KEYS
 
 __all__ = ["KeySync", "KeysBusy", "join_store", "keys_url", "sync_keys"]
 
 _TIMEOUT_S = 30.0
+
+JOIN_TRIES = 3
+"""How many times :func:`join_store` asks a server that refuses as too soon (429), each
+after the wait it asked for (at most :data:`~pjai.sync.clientside.MAX_HOLD_S`)."""
+
+T = TypeVar("T")
 
 MAX_LISTING_BYTES = 64 * 1024 * 1024
 """The largest list of keys a device reads from a server (one store's keys are capped
@@ -135,7 +143,7 @@ def join_store(
     base = keys_url(url)
     try:
         with httpx.Client(timeout=_TIMEOUT_S, headers=_auth(token)) as http:
-            items, _ = _listing(http, base, store_id)
+            items, _ = _patiently(partial(_listing, http, base, store_id))
     except httpx.HTTPError as exc:
         raise _reach(base) from exc
     if not any(i.get("kind") == "wrap" for i in items):
@@ -145,7 +153,16 @@ def join_store(
         came = len(ring.scopes())
         if recovery_code is not None:  # used up: deleted on the server now
             try:
-                sync_keys(ring, url, token=token, store_id=store_id, directory=data_dir.path)
+                _patiently(
+                    partial(
+                        sync_keys,
+                        ring,
+                        url,
+                        token=token,
+                        store_id=store_id,
+                        directory=data_dir.path,
+                    )
+                )
             except PjaiError as exc:
                 raise KeyRingError(
                     f"joined: {data_dir.path} holds the store's key ring, but the recovery "
@@ -153,6 +170,17 @@ def join_store(
                     f"`pjai security share {url} --store-id {store_id} --token ...`"
                 ) from exc
     return KeySync(0, came, [], 0)
+
+
+def _patiently(call: Callable[[], T]) -> T:
+    """``call()``; asked again after the wait a busy server asked for (429,
+    :class:`KeysBusy`; 1 s if it named none), :data:`JOIN_TRIES` times in all."""
+    for _ in range(JOIN_TRIES - 1):
+        try:
+            return call()
+        except KeysBusy as exc:
+            time.sleep(held_for(exc.retry_after) or 1.0)
+    return call()
 
 
 def _listing(http: httpx.Client, base: str, store_id: str) -> tuple[list[Item], list[Item]]:
