@@ -137,3 +137,28 @@ def test_flags_set_at_once_each_leave_a_whole_file(tmp_path: Path) -> None:
     assert at_once(6, flip) == []
     assert set(json.loads(path.read_text())) == {"sync"}
     assert [p.name for p in tmp_path.iterdir()] == ["flags.json"]
+
+
+def test_a_flags_file_removed_as_it_is_read_reads_as_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process unsets the file's last flag between the look at the file and its
+    # read: the reader sees the defaults, as after the removal, not an error.
+    path = tmp_path / "flags.json"
+    Flags(path).set("sync", True)
+    reader = Flags(path)
+    Flags(path).set("sync", False)  # a newer file than the reader read
+    stat, looks = Path.stat, []
+
+    def removed_after_the_look(self: Path, *args: object, **kwargs: object) -> object:
+        found = stat(self, *args, **kwargs)
+        if self == path and not looks:
+            looks.append(self)
+            path.unlink()  # as `unset` of the last flag does
+        return found
+
+    monkeypatch.setattr(Path, "stat", removed_after_the_look)
+    assert reader.refresh()
+    monkeypatch.undo()
+    assert reader.stored("sync") is None
+    assert reader.state("sync").source == "default"

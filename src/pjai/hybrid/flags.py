@@ -72,13 +72,13 @@ class Flags:
         try:
             mtime = self.path.stat().st_mtime
         except FileNotFoundError:
-            changed = bool(self._file)
-            self._file, self._other, self._mtime = {}, {}, None
-            return changed
+            return self._gone()
         if mtime == self._mtime:
             return False
         try:
             data = read_json(self.path)
+        except FileNotFoundError:  # removed since (unset its last flag): as if never there
+            return self._gone()
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{self.path} is not a flags file: {exc}") from exc
         if not isinstance(data, dict):
@@ -91,6 +91,11 @@ class Flags:
                 )
         self._take(data, mtime)
         return True
+
+    def _gone(self) -> bool:
+        changed = bool(self._file)
+        self._file, self._other, self._mtime = {}, {}, None
+        return changed
 
     @property
     def unknown(self) -> list[str]:
