@@ -30,7 +30,8 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
      │         └── SqlSchemaMissingError  it answers without PJai's tables (made again)
      ├── ConfigError                a setting (URL, flag, shard list) is invalid
      │    ├── EmbeddingsUnavailable   semantic search's model cannot be used here
-     │    └── KeysBusy                the sync server refused a keys request as too soon
+     │    └── KeysRefused             the sync server refused a keys request
+     │         └── KeysBusy               as too soon (429)
      ├── PrivacyError               a persona's privacy settings refuse what was asked
      ├── BusyError                  the web app runs as much of that work as it takes now
      ├── NoRoomError                a disk has no room for the work asked, found before it
@@ -49,7 +50,8 @@ msgspec, SQLAlchemy) are translated in one place per backend and kept as
 
 The classes of this module are the ones callers catch in general. The others are
 defined beside the code that raises them:
-:class:`pjai.memory.encoders.EmbeddingsUnavailable`, :class:`pjai.app.keysync.KeysBusy`,
+:class:`pjai.memory.encoders.EmbeddingsUnavailable`, :class:`pjai.app.keysync.KeysRefused`,
+:class:`pjai.app.keysync.KeysBusy`,
 :class:`pjai.plugins.sandbox.PluginError`, :class:`pjai.sync.protocol.ProtocolError`,
 :class:`pjai.sync.transport.ConnectionClosed` and
 :class:`pjai.sync.server.log.DuplicateEventError`. Three of them never reach a caller:

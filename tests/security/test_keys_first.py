@@ -6,26 +6,35 @@ key of its id, before the device shares it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from pjai.app import Memories, Personas, connect, erase_persona, init_security, tending
-from pjai.app.keysync import KeySync, join_store
+from pjai.app import DataDir, Memories, Personas, connect, erase_persona, init_security, tending
+from pjai.app.keysync import KeySync, join_store, keys_url, sync_keys
+from pjai.app.security import rotate_key
 from pjai.bench.syncserver import servers
 from pjai.errors import ConfigError
 from pjai.schema.sealed import sealed_with
+from pjai.schema.types import new_id
 from pjai.security import FieldCodec, KeyRing
+from pjai.sync.server.keys import MAX_KEYS, MAX_STORE_KEYS
 from tests.security.test_keys import FAST, PASSPHRASE
 from tests.security.test_keysync import (
+    Quiet,
     device,
     keys_exchange,
     laptop_and_desk,
     new_token,
+    served,
     server_database,
     until,
 )
@@ -39,24 +48,43 @@ def sealed(records: list[Any]) -> list[str | None]:
     return [sealed_with(bytes(record.args)) for record in records]
 
 
+def refusing(ring: KeyRing, url: str, **_: Any) -> KeySync:
+    raise ConfigError("sharing the keys: the sync server answered 503: down")
+
+
+def holding(ids: set[str]) -> Callable[..., KeySync]:
+    """In place of a key exchange: the server holds (or lists as deleted) ``ids``."""
+
+    def exchange(ring: KeyRing, url: str, *, learnt: Callable[..., object], **_: Any) -> KeySync:
+        learnt(frozenset(ids))
+        return KeySync(0, 0, [], 0)
+
+    return exchange
+
+
+def ring_of(manager: Any) -> KeyRing:
+    codec = manager.schema.codec
+    assert isinstance(codec, FieldCodec)
+    return codec.keys
+
+
 async def test_events_sealed_with_a_key_the_server_lacks_wait_until_it_is_shared(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     asked: list[float] = []
 
-    def refusing(ring: KeyRing, url: str, **_: Any) -> KeySync:
-        asked.append(time.monotonic())
-        raise ConfigError("sharing the keys: the sync server answered 503: down")
+    def counted(exchange: Callable[..., KeySync]) -> Callable[..., KeySync]:
+        def counting(*args: Any, **kwargs: Any) -> KeySync:
+            asked.append(time.monotonic())
+            return exchange(*args, **kwargs)
 
-    def sharing(ring: KeyRing, url: str, **_: Any) -> KeySync:
-        asked.append(time.monotonic())
-        return KeySync(len(ring.key_ids()), 0, [], 0, on_server=frozenset(ring.key_ids()))
+        return counting
 
     data = device(tmp_path / "laptop")
     init_security(data, passphrase=PASSPHRASE, params=FAST)
     with data.open() as manager:
         keys_in = keys_exchange(data, manager)
-        monkeypatch.setattr(tending, "sync_keys", refusing)
+        monkeypatch.setattr(tending, "sync_keys", counted(refusing))
         Personas(manager).create("Ada", description=MARKER)
         assert manager.store is not None
         pending = manager.store.pending()
@@ -66,7 +94,7 @@ async def test_events_sealed_with_a_key_the_server_lacks_wait_until_it_is_shared
         await asyncio.sleep(0.3)
         assert await keys_in.cleared(pending) == first
         assert len(asked) == 1  # a second comes only after a wait
-        monkeypatch.setattr(tending, "sync_keys", sharing)
+        monkeypatch.setattr(tending, "sync_keys", counted(holding(ring_of(manager).key_ids())))
         async with asyncio.timeout(10):
             while await keys_in.cleared(pending) != len(pending):  # noqa: ASYNC110 (a thread shares)
                 await asyncio.sleep(0.05)
@@ -76,34 +104,54 @@ async def test_events_sealed_with_a_key_the_server_lacks_wait_until_it_is_shared
         assert await keys_in.cleared(unsealed) == len(unsealed)
 
 
-async def test_events_sealed_with_a_key_erased_here_hold_nothing_back(
+async def test_a_key_erased_here_holds_its_events_back_until_its_deletion_is_on_the_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A persona made and erased before the directory could share her key: the key is
-    gone, nothing is left to share, and her events go (unreadable to all)."""
-
-    def refusing(ring: KeyRing, url: str, **_: Any) -> KeySync:
-        raise ConfigError("sharing the keys: the sync server answered 503: down")
-
+    """A persona made and erased before the directory could share her key: her events
+    go once the server keeps her key's deletion, so that no one who reads her key's id
+    in them can put a key of that id there first."""
     data = device(tmp_path / "laptop")
     init_security(data, passphrase=PASSPHRASE, params=FAST)
     with data.open() as manager:
-        codec = manager.schema.codec
-        assert isinstance(codec, FieldCodec)
-        store_key_shared = KeySync(0, 0, [], 0, on_server=frozenset(codec.keys.key_ids()))
+        ring = ring_of(manager)
         keys_in = keys_exchange(data, manager)
-        monkeypatch.setattr(tending, "sync_keys", lambda *_, **__: store_key_shared)
-        keys_in()
+        monkeypatch.setattr(tending, "sync_keys", holding(ring.key_ids()))
+        keys_in()  # the store's own key is on the server
         monkeypatch.setattr(tending, "sync_keys", refusing)
+        before = ring.key_ids()
         ada = Personas(manager).create("Ada", description=MARKER)
         Memories(manager).add(ada.id, f"{MARKER} memory")
+        ada_keys = ring.key_ids() - before
+        assert ada_keys
+        erase_persona(data, manager, ada.id)
+        assert manager.store is not None
+        pending = manager.store.pending()
+        assert not ada_keys & ring.key_ids()  # destroyed here
+        assert await keys_in.cleared(pending) < len(pending)
+        erased = {k.key_id for k in ring.erased()}
+        monkeypatch.setattr(tending, "sync_keys", holding(ring.key_ids() | erased))
+        keys_in()  # the deletion is kept on the server
+        assert await keys_in.cleared(pending) == len(pending)
+
+
+async def test_a_key_that_cannot_be_shared_holds_its_events_back_for_a_while_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A keys channel that keeps failing (a server whose keys a token holder filled)
+    delays the events sealed with a new key, and those after them; it never stops them."""
+    monkeypatch.setattr(tending, "HOLD_AT_MOST_S", 0.5)
+    data = device(tmp_path / "laptop")
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        keys_in = keys_exchange(data, manager)
+        monkeypatch.setattr(tending, "sync_keys", refusing)
+        Personas(manager).create("Ada", description=MARKER)
         assert manager.store is not None
         pending = manager.store.pending()
         assert await keys_in.cleared(pending) < len(pending)
-        erase_persona(data, manager, ada.id)
-        pending = manager.store.pending()
-        assert any(sealed(pending))
+        await asyncio.sleep(0.6)
         assert await keys_in.cleared(pending) == len(pending)
+    assert "is not on the sync server 0.5 s after its first event was held back" in caplog.text
 
 
 def record_late_events(db: Path) -> None:
@@ -168,3 +216,191 @@ def test_a_persona_made_while_syncing_has_her_key_on_the_server_before_her_event
         assert connect(desk, server.url, **sync, once=True, timeout=60).level
     with desk.open() as manager:
         assert Personas(manager).get(lin.id).description == f"{MARKER} Lin"
+
+
+def wait_for(check: Callable[[], object], seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return bool(check())
+
+
+def events_naming(db: Path, text: str) -> int:
+    """How many events in the server's log name ``text`` (a persona id, an event name)."""
+    found = server_rows(db, "SELECT record FROM pjai_sync_events")
+    return sum(text in bytes(record).decode(errors="replace") for (record,) in found)
+
+
+@contextmanager
+def syncing(data: DataDir, url: str, token: str) -> Iterator[None]:
+    """``data`` syncing through ``url`` in a thread, as `pjai sync connect` runs."""
+    stop = threading.Event()
+    kwargs = {"token": token, "store_id": "shared", "stop": stop, "timeout": 120}
+    running = threading.Thread(target=connect, args=(data, url), kwargs=kwargs)
+    running.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        running.join(60)
+
+
+def ada_synced(tmp_path: Path) -> tuple[DataDir, str, Path, str]:
+    """An encrypted laptop holding Ada; her id, and a sync server's database and URL."""
+    laptop = device(tmp_path / "laptop")
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    with laptop.open() as manager:
+        ada = Personas(manager).create("Ada", description=f"{MARKER} Ada").id
+    return laptop, ada, *server_database(tmp_path)
+
+
+def test_a_full_key_quota_delays_a_device_s_events_and_never_stops_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A token holder fills the store's key quota with deletions of ids never put: no new
+    # key can be put. A new persona's events, and those after them (a memory of Ada,
+    # whose key the server holds, and Ada's erasure), go once the hold is over.
+    monkeypatch.setattr(tending, "HOLD_AT_MOST_S", 1.0)
+    laptop, ada, server_dir, db_url = ada_synced(tmp_path)
+    db = server_dir / "sync-server.db"
+    token, attacker = new_token(db_url, "shared", "write"), new_token(db_url, "shared", "write")
+    with servers(db_url, server_dir, 1) as (server,):
+        sync = {"token": token, "store_id": "shared"}
+        assert connect(laptop, server.url, once=True, timeout=60, **sync).level
+        room = MAX_STORE_KEYS - server_rows(db, "SELECT count(*) FROM pjai_sync_keys")[0][0]
+        with httpx.Client(headers={"Authorization": f"Bearer {attacker}"}, timeout=60) as http:
+            for start in range(0, room, MAX_KEYS):
+                gone = [{"id": new_id(), "proof": "x"} for _ in range(min(MAX_KEYS, room - start))]
+                asked = {"store_id": "shared", "deleted": gone}
+                assert http.post(keys_url(server.url) + "/delete", json=asked).status_code == 200
+        with laptop.open() as manager:
+            lin = Personas(manager).create("Lin", description=f"{MARKER} Lin").id
+            Memories(manager).add(ada, f"{MARKER} a memory of Ada, after Lin")
+            erase_persona(laptop, manager, ada)
+        assert connect(laptop, server.url, once=True, timeout=60, **sync).level
+    assert events_naming(db, lin) >= 1
+    assert events_naming(db, "v1.PersonaErased") == 1
+
+
+def test_a_key_erased_before_it_was_shared_is_deleted_on_the_server_before_its_events_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Eve is made and erased offline; the sync's first exchange fails. Her events name
+    # her key's id: they go only once the server keeps its deletion, so that no token
+    # holder who reads the id can put a key of it there first (whose check would then
+    # refuse the device's deletion at every exchange).
+    real, calls = tending.sync_keys, []
+
+    def failing_once(*args: Any, **kwargs: Any) -> KeySync:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConfigError("reading the keys: the sync server answered 503: busy")
+        return real(*args, **kwargs)
+
+    laptop, _, server_dir, db_url = ada_synced(tmp_path)
+    db = server_dir / "sync-server.db"
+    token = new_token(db_url, "shared", "write")
+    with servers(db_url, server_dir, 1) as (server,):
+        sync = {"token": token, "store_id": "shared"}
+        assert connect(laptop, server.url, once=True, timeout=60, **sync).level
+        with laptop.open() as manager:  # offline
+            eve = Personas(manager).create("Eve", description=f"{MARKER} Eve").id
+            erase_persona(laptop, manager, eve)
+        record_late_events(db)
+        monkeypatch.setattr(tending, "sync_keys", failing_once)
+        assert connect(laptop, server.url, once=True, timeout=60, **sync).level
+    assert events_naming(db, eve) >= 2  # her creation and her erasure
+    assert server_rows(db, "SELECT * FROM late_keys") == []
+    with laptop.key_ring() as ring:
+        (erased,) = [k.key_id for k in ring.erased()]
+    kept = f"SELECT blob, proof IS NOT NULL FROM pjai_sync_keys WHERE id = '{erased}'"
+    assert server_rows(db, kept) == [(None, 1)]  # kept as deleted
+
+
+def test_a_restart_with_the_keys_channel_down_delays_events_and_never_stops_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A process that starts knows of no key on the server until an exchange succeeds:
+    # with the keys channel down, Ada's events wait the hold out, then go.
+    monkeypatch.setattr(tending, "HOLD_AT_MOST_S", 1.0)
+    laptop, ada, server_dir, db_url = ada_synced(tmp_path)
+    db = server_dir / "sync-server.db"
+    token = new_token(db_url, "shared", "write")
+    with servers(db_url, server_dir, 1) as (server,):
+        sync = {"token": token, "store_id": "shared"}
+        assert connect(laptop, server.url, once=True, timeout=60, **sync).level
+        before = events_naming(db, ada)
+        monkeypatch.setattr(tending, "sync_keys", refusing)
+        with laptop.open() as manager:
+            Memories(manager).add(ada, f"{MARKER} a memory of Ada")
+        assert connect(laptop, server.url, once=True, timeout=60, **sync).level
+    assert events_naming(db, ada) == before + 1
+
+
+def test_a_key_rotated_while_syncing_is_on_the_server_before_its_events(
+    tmp_path: Path,
+) -> None:
+    laptop, ada, server_dir, db_url = ada_synced(tmp_path)
+    db = server_dir / "sync-server.db"
+    token = new_token(db_url, "shared", "write")
+    record_late_events(db)
+    with servers(db_url, server_dir, 1) as (server,), syncing(laptop, server.url, token):
+        assert wait_for(lambda: events_naming(db, ada) >= 1)
+        rotated = rotate_key(laptop, ada)
+        with laptop.open() as manager:
+            Memories(manager).add(ada, f"{MARKER} after the rotation")
+        assert wait_for(lambda: events_naming(db, ada) >= 2)
+    assert server_rows(db, f"SELECT count(*) FROM pjai_sync_keys WHERE id = '{rotated}'")[0][0]
+    assert server_rows(db, "SELECT * FROM late_keys") == []
+
+
+def test_encryption_is_not_turned_on_while_a_sync_runs(tmp_path: Path) -> None:
+    # The running client would push sealed events without sharing their keys.
+    laptop = device(tmp_path / "laptop")
+    with laptop.open() as manager:
+        Personas(manager).create("Ada", description=f"{MARKER} Ada")
+    server_dir, db_url = server_database(tmp_path)
+    db = server_dir / "sync-server.db"
+    token = new_token(db_url, "shared", "write")
+    with servers(db_url, server_dir, 1) as (server,), syncing(laptop, server.url, token):
+        assert wait_for(lambda: events_naming(db, "Ada"))
+        with pytest.raises(ConfigError, match="syncs this data directory: stop it first"):
+            init_security(laptop, passphrase=PASSPHRASE, params=FAST)
+    assert not laptop.encrypted
+    init_security(laptop, passphrase=PASSPHRASE, params=FAST)  # once it has stopped
+    assert laptop.encrypted
+
+
+def test_a_deletion_the_server_refuses_is_said_and_the_exchange_goes_on(
+    tmp_path: Path,
+) -> None:
+    # A key of the erased key's id was put by someone else first (another check): the
+    # server refuses its deletion (403 naming it); the rest of the exchange stands.
+    data = device(tmp_path / "laptop")
+    init_security(data, passphrase=PASSPHRASE, params=FAST)
+    with data.open() as manager:
+        eve = Personas(manager).create("Eve").id
+        erase_persona(data, manager, eve)
+    with data.key_ring() as ring:
+        (erased,) = [k.key_id for k in ring.erased()]
+
+    class Refusing(Quiet):
+        def do_GET(self) -> None:
+            self.answer(200, b'{"items": [], "deleted": []}', {})
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            if self.path.endswith("/delete"):
+                message = "1 deletion(s) do not carry the proof the key was put with"
+                said = {"error": "forbidden", "message": message, "refused": [erased]}
+                self.answer(403, json.dumps(said).encode(), {})
+            else:
+                self.answer(200, b'{"stored": 1}', {})
+
+    learnt: list[frozenset[str]] = []
+    with served(Refusing) as url, data.key_ring() as ring:
+        done = sync_keys(
+            ring, url, token="t", store_id="shared", directory=data.path, learnt=learnt.append
+        )
+    assert (done.deleted_there, done.kept_there) == (0, 1)
+    assert erased in learnt[-1]  # its id is public: nothing waits for it any more

@@ -315,11 +315,14 @@ def no_key_exchange(*args: object, **kwargs: object) -> None:
     raise ConfigError("the key exchange is later")
 
 
-def nothing_comes(ring: KeyRing, *args: object, **kwargs: object) -> KeySync:
+def nothing_comes(
+    ring: KeyRing, *args: object, learnt: Callable[[frozenset[str]], object], **kwargs: object
+) -> KeySync:
     """In place of the key exchange of a device holding a key it made: nothing comes to
     it (a key's deletion is later), and its events sealed with that key go as if it had
     gone to the server (it goes at the next real exchange)."""
-    return KeySync(0, 0, [], 0, on_server=frozenset(ring.key_ids()))
+    learnt(frozenset(ring.key_ids() | {k.key_id for k in ring.erased()}))
+    return KeySync(0, 0, [], 0)
 
 
 def test_a_device_with_the_erasure_in_its_log_destroys_the_old_key_beside_the_new_persona(

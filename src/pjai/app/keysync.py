@@ -3,6 +3,7 @@ device joining an encrypted store with its passphrase (docs/security.md)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ from pjai.security.sharing import Item, absorb, deletion_proof, export_items, jo
 from pjai.sync.clientside import asked_wait, held_for
 from pjai.sync.server.keys import MAX_KEYS
 
-__all__ = ["KeySync", "KeysBusy", "join_store", "keys_url", "sync_keys"]
+__all__ = ["KeySync", "KeysBusy", "KeysRefused", "join_store", "keys_url", "sync_keys"]
+
+log = logging.getLogger(__name__)
 
 _TIMEOUT_S = 30.0
 
@@ -41,13 +44,24 @@ MAX_ANSWER_BYTES = 64 * 1024
 bytes: a count, or an error's message)."""
 
 
-class KeysBusy(ConfigError):
+class KeysRefused(ConfigError):
+    """The sync server refused a keys request: its HTTP ``status`` and what its answer
+    said (``said``: its JSON object, or empty)."""
+
+    def __init__(self, message: str, *, status: int, said: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.said = status, said or {}
+
+
+class KeysBusy(KeysRefused):
     """The sync server refused a keys request as too soon (429). ``retry_after``: the
     seconds it asked the device to wait (its body's ``retry_after``, else its
     ``Retry-After`` header), or None."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, said: dict[str, Any] | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=429, said=said)
         self.retry_after = retry_after
 
 
@@ -66,9 +80,9 @@ class KeySync:
     replaced."""
     refused: int = 0
     """Shared keys or deletions not taken (unreadable, altered, unproven)."""
-    on_server: frozenset[str] = frozenset()
-    """The ids of the keys the server holds or lists as deleted after the exchange: those
-    it listed and those this device put."""
+    kept_there: int = 0
+    """Deletions the server refused: their proof is not the one the key of that id was
+    put with (someone else put a key of that id first)."""
 
 
 def keys_url(url: str) -> str:
@@ -81,27 +95,51 @@ def keys_url(url: str) -> str:
     return urlunsplit((schemes[parts.scheme], parts.netloc, "/keys", "", ""))
 
 
-def sync_keys(ring: KeyRing, url: str, *, token: str, store_id: str, directory: Path) -> KeySync:
+def sync_keys(
+    ring: KeyRing,
+    url: str,
+    *,
+    token: str,
+    store_id: str,
+    directory: Path,
+    learnt: Callable[[frozenset[str]], object] | None = None,
+) -> KeySync:
     """Exchange keys with the server: take the ones other devices shared, destroy the
     ones they erased, share this ring's, and delete on the server the ones erased
     here and the passphrase wraps replaced here. ``directory`` is the ring's data
     directory: before a persona's keys are destroyed, it is marked there as owing a
     rewrite (:func:`~pjai.app.erasing.owe_rewrite`), so that its rows left in freed
     pages are rewritten away even if this process stops first. Raises
-    :class:`~pjai.errors.ConfigError` saying what the server answered."""
+    :class:`~pjai.errors.ConfigError` saying what the server answered.
+
+    ``learnt`` is told, as the exchange goes, the ids the server holds or lists as
+    deleted: those it listed, then those put or deleted here as each request is
+    answered (so a later request that fails takes nothing back)."""
     base = keys_url(url)
     try:
-        return _exchange(ring, base, token, store_id, directory)
+        return _exchange(ring, base, token, store_id, directory, learnt or _ignored)
     except httpx.HTTPError as exc:
         raise _reach(base) from exc
 
 
-def _exchange(ring: KeyRing, base: str, token: str, store_id: str, directory: Path) -> KeySync:
+def _ignored(_: frozenset[str]) -> None:
+    pass
+
+
+def _exchange(
+    ring: KeyRing,
+    base: str,
+    token: str,
+    store_id: str,
+    directory: Path,
+    learnt: Callable[[frozenset[str]], object],
+) -> KeySync:
     with httpx.Client(timeout=_TIMEOUT_S, headers=_auth(token)) as http:
         items, deleted = _listing(http, base, store_id)
-        done = absorb(ring, items, deleted, before_erasing=partial(owe_rewrite, directory))
         deleted_ids = {str(d.get("id")) for d in deleted}
         on_server = {str(i.get("id")) for i in items} | deleted_ids
+        learnt(frozenset(on_server))
+        done = absorb(ring, items, deleted, before_erasing=partial(owe_rewrite, directory))
         mine = [i for i in export_items(ring) if i["id"] not in on_server]
         # As many requests as the server's limit per request asks: a ring with more new
         # keys than one takes (personas made offline) shares them all.
@@ -109,6 +147,8 @@ def _exchange(ring: KeyRing, base: str, token: str, store_id: str, directory: Pa
             items_out = mine[start : start + MAX_KEYS]
             changing = {"store_id": store_id, "items": items_out}
             _ask(http, "POST", base, "sharing the keys", MAX_ANSWER_BYTES, json=changing)
+            on_server |= {item["id"] for item in items_out}
+            learnt(frozenset(on_server))
         # Erased data keys, and passphrase wraps replaced here (the old passphrase must
         # not join a device any more).
         retired = [i for i in ring.retired() if i in on_server]
@@ -117,12 +157,37 @@ def _exchange(ring: KeyRing, base: str, token: str, store_id: str, directory: Pa
             for key_id in [k.key_id for k in ring.erased()] + retired
             if key_id not in deleted_ids
         ]
+        kept: list[str] = []
         for start in range(0, len(gone), MAX_KEYS):
-            changing = {"store_id": store_id, "deleted": gone[start : start + MAX_KEYS]}
-            doing = "deleting erased keys"
-            _ask(http, "POST", f"{base}/delete", doing, MAX_ANSWER_BYTES, json=changing)
-    on_server |= {item["id"] for item in mine}
-    return KeySync(len(mine), done.came, done.erased, len(gone), done.refused, frozenset(on_server))
+            batch = gone[start : start + MAX_KEYS]
+            kept += _delete(http, base, {"store_id": store_id, "deleted": batch})
+            on_server |= {item["id"] for item in batch}  # deleted, or someone's key there
+            learnt(frozenset(on_server))
+    if kept:
+        log.warning(
+            "the sync server keeps %d key(s) this device erased, put there under the same "
+            "id with another deletion check (not by a device of this store): %s",
+            len(kept),
+            ", ".join(kept[:10]),
+        )
+    return KeySync(
+        len(mine), done.came, done.erased, len(gone) - len(kept), done.refused, len(kept)
+    )
+
+
+def _delete(http: httpx.Client, base: str, changing: dict[str, Any]) -> list[str]:
+    """Delete keys on the server; the ids it refused to delete (403 naming them: a key of
+    that id was put with another check), which the next exchange asks again."""
+    try:
+        _ask(
+            http, "POST", f"{base}/delete", "deleting erased keys", MAX_ANSWER_BYTES, json=changing
+        )
+    except KeysRefused as exc:
+        refused = exc.said.get("refused")
+        if exc.status != 403 or not isinstance(refused, list):
+            raise
+        return [str(key_id) for key_id in refused]
+    return []
 
 
 def join_store(
@@ -233,7 +298,7 @@ def _ask(
     return bytes(body)
 
 
-def _refused(doing: str, response: httpx.Response, text: str) -> ConfigError:
+def _refused(doing: str, response: httpx.Response, text: str) -> KeysRefused:
     try:
         said = msgspec.json.decode(text, type=dict[str, Any])
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
@@ -241,7 +306,6 @@ def _refused(doing: str, response: httpx.Response, text: str) -> ConfigError:
     message = f"{doing}: the sync server answered {response.status_code}: "
     message += str(said.get("message", text))[:500]
     if response.status_code != 429:
-        return ConfigError(message)
-    return KeysBusy(
-        message, retry_after=asked_wait(text.encode(), response.headers.get("Retry-After"))
-    )
+        return KeysRefused(message, status=response.status_code, said=said)
+    wait = asked_wait(text.encode(), response.headers.get("Retry-After"))
+    return KeysBusy(message, said=said, retry_after=wait)

@@ -3,11 +3,14 @@ changing its locks, rotating a persona's key, and what it holds (docs/security.m
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from pjai.app.datadir import DataDir
-from pjai.errors import KeyRingError
+from pjai.app.sync import SyncLock
+from pjai.errors import ConfigError, KeyRingError
 from pjai.security import Argon2Params, KeyRing
 from pjai.security.keys import store_fingerprint
 from pjai.security.oskeyring import forget
@@ -56,14 +59,26 @@ def init_security(
     """Make the directory's key ring, locked by ``passphrase`` and/or ``key_file``: from
     now on the sensitive fields of new events are sealed. Events committed before stay
     as they were written. Refused if the directory has a ring already, and at once
-    while an import or a backup goes into it (:meth:`~pjai.app.DataDir.writing`)."""
-    with data_dir.writing():
+    while an import or a backup goes into it (:meth:`~pjai.app.DataDir.writing`), or a
+    sync runs on it (:class:`~pjai.app.sync.SyncLock`: its client would push sealed
+    events without sharing their keys until it started again)."""
+    with data_dir.writing(), _not_syncing(data_dir):
         if data_dir.encrypted:
             raise KeyRingError(f"{data_dir.path} is encrypted already ({data_dir.keys_path})")
         with KeyRing.create(
             data_dir.keys_path, passphrase=passphrase, key_file=key_file, params=params
         ) as ring:
             return _report(ring)
+
+
+@contextmanager
+def _not_syncing(data_dir: DataDir) -> Iterator[None]:
+    try:
+        lock = SyncLock(data_dir)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; then turn encryption on, and start it again") from None
+    with lock:
+        yield
 
 
 def security_status(data_dir: DataDir) -> SecurityReport:

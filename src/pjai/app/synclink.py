@@ -43,6 +43,7 @@ class SyncLink:
         self._lock: SyncLock | None = None
         self._reporting: asyncio.Task[None] | None = None
         self._keys: asyncio.Task[None] | None = None
+        self._keys_in: KeysIn | None = None
         self._connecting = False
         self.url: str | None = None
         """The server of the running client."""
@@ -115,6 +116,7 @@ class SyncLink:
                 await asyncio.to_thread(keys_in)
             except PjaiError as exc:  # offline first: the next exchange tries again
                 log.warning("exchanging keys with the sync server: %s", exc)
+        self._keys_in = keys_in
         tending = Tending(keys_in, ForgetGone(self._data_dir, self._manager))
         await asyncio.to_thread(tending.drop_gone)
         self._keys = asyncio.create_task(tend(tending))
@@ -146,8 +148,11 @@ class SyncLink:
         client, reporting, keys = self._client, self._reporting, self._keys
         self._client = self._reporting = self._keys = self.url = None
         lock, self._lock = self._lock, None
+        keys_in, self._keys_in = self._keys_in, None
         try:
             await self._stop(client, reporting, keys)
+            if keys_in is not None:  # an exchange under way in a thread ends first
+                await asyncio.to_thread(keys_in.wait)
         finally:
             if lock is not None:
                 lock.close()

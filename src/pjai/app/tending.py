@@ -30,7 +30,7 @@ from pjai.schema.tables import personas
 from pjai.security import KeyRing
 from pjai.sync.clientside import held_for
 
-__all__ = ["KEYS_EVERY_S", "KEYS_SOON_S", "KeysIn", "Tending", "tend"]
+__all__ = ["HOLD_AT_MOST_S", "KEYS_EVERY_S", "KEYS_SOON_S", "KeysIn", "Tending", "tend"]
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +90,26 @@ class KeysIn:
         last refused an exchange as too soon (:class:`~pjai.app.keysync.KeysBusy`; at
         most :data:`~pjai.sync.clientside.MAX_HOLD_S` from then)."""
         self._on_server: frozenset[str] = frozenset()
-        """The keys the server held or listed as deleted at the last exchange."""
+        """The keys the server holds or lists as deleted, as the last exchange told
+        (:func:`sync_keys`' ``learnt``)."""
         self._exchanging = threading.Lock()
         self._sharing: asyncio.Task[None] | None = None
         self._share_at, self._share_wait = 0.0, _SHARE_RETRY_S[0]
         """When :meth:`cleared` may next start an exchange, and how long it waits after
         the next failed one."""
+        self._held_since: dict[str, float] = {}
+        """When an event sealed with each key not yet shared was first held back."""
+        self._given_up: set[str] = set()
+        """Keys not shared within :data:`HOLD_AT_MOST_S`: their events went without them."""
 
     def __call__(self) -> None:
         with self._exchanging:  # the regular turns and :meth:`cleared`'s
             self._exchange()
+
+    def wait(self) -> None:
+        """Return once no exchange runs (one under way in a thread ends first)."""
+        with self._exchanging:
+            pass
 
     def _exchange(self) -> None:
         keys, live, erasures = self._erased_keys(), self._personas(), self._erasure_events()
@@ -111,12 +121,12 @@ class KeysIn:
                 token=self._token,
                 store_id=self._store_id,
                 directory=self._data_dir.path,
+                learnt=self._learn,
             )
         except KeysBusy as exc:
             if wait := held_for(exc.retry_after):
                 self.held_until = time.monotonic() + wait
             raise
-        self._on_server = shared.on_server
         if shared.erased_here:  # destroyed by this exchange: nothing more to tell
             came = {k.key_id for k in self._ring.erased() if k.scope in shared.erased_here}
             self._exchanged = keys | came, live, erasures
@@ -128,22 +138,53 @@ class KeysIn:
         self._erased.update(shared.erased_here)
         self.compact_erased()
 
+    def _learn(self, on_server: frozenset[str]) -> None:
+        self._on_server = on_server
+
     async def cleared(self, records: Sequence[EventRecord]) -> int:
         """How many of ``records``, about to be pushed in this order, may go: those
-        before the first sealed with a key held here that the server did not hold at the
-        last exchange. When one is held back, an exchange is started in the background
-        (one at a time, after a failed one a while later, never while a busy server
-        asked to be left alone). A key the ring no longer holds (erased here) holds
-        nothing back: there is nothing left to share."""
-        waiting = await asyncio.to_thread(self._unshared)
+        before the first sealed with a key the server did not hold at the last exchange,
+        held here or erased here (whose deletion, kept on the server, keeps anyone from
+        putting a key of its id there later). When one is held back, an exchange is
+        started in the background (one at a time, after a failed one a while later,
+        never while a busy server asked to be left alone).
+
+        A key not on the server :data:`HOLD_AT_MOST_S` after its first event was held
+        back holds nothing back any more (said in the log): a keys channel that fails
+        (a server down, or one whose keys a token holder filled) delays a device's
+        events, and never stops them."""
+        try:
+            waiting: set[str] | None = await asyncio.to_thread(self._unshared)
+        except (PjaiError, OSError, apsw.Error) as exc:  # not known: every key waits
+            log.warning("looking for keys not yet on the sync server: %s", exc)
+            waiting = None
+        if waiting is not None:
+            for gone in (self._held_since.keys() | self._given_up) - waiting:
+                self._held_since.pop(gone, None)
+                self._given_up.discard(gone)
+        now = time.monotonic()
         for count, record in enumerate(records):
-            if waiting and sealed_with(bytes(record.args)) in waiting:
+            if waiting is not None and not waiting:
+                break
+            key = sealed_with(bytes(record.args))
+            if key is None or key in self._given_up or (waiting is not None and key not in waiting):
+                continue
+            if now - self._held_since.setdefault(key, now) < HOLD_AT_MOST_S:
                 self._share_soon()
                 return count
+            self._given_up.add(key)
+            log.warning(
+                "the key %s is not on the sync server %g s after its first event was held "
+                "back: its events go without it (a device that lacks it reads them once "
+                "it is shared)",
+                key,
+                HOLD_AT_MOST_S,
+            )
         return len(records)
 
     def _unshared(self) -> set[str]:
-        return self._ring.key_ids() - self._on_server
+        erased = {k.key_id for k in self._ring.erased()}
+        return (self._ring.key_ids() | erased) - self._on_server
 
     def _share_soon(self) -> None:
         now = time.monotonic()
@@ -283,6 +324,11 @@ KEYS_EVERY_S = 10.0
 KEYS_SOON_S = 1.0
 """How often a running client of an encrypted directory looks (in its files, not at the
 server) whether an erasure calls for a key exchange before the next regular one."""
+
+
+HOLD_AT_MOST_S = 30.0
+"""How long :meth:`KeysIn.cleared` holds back the events sealed with a key not yet on the
+sync server, at most."""
 
 
 _SHARE_RETRY_S = (1.0, KEYS_EVERY_S)

@@ -81,7 +81,7 @@ BEHIND_EVENTS = 1_000
 """The most events left unapplied while a push is in flight (see ``SyncClient._step``)."""
 
 
-PUSH_HELD_S = 0.5
+PUSH_HELD_S = 1.0
 """After a ``before_push`` hook held back the next event, how long until it is asked
 again."""
 

@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from pjai.app import Passphrase
 from pjai.app.websessions import WebSessions
-from pjai.errors import ConfigError
+from pjai.errors import BusyError, ConfigError
 from pjai.sync.server.asgi import read_body
 from pjai.sync.server.places import address_key
 from pjai.sync.server.tokens import PREFIX
@@ -38,7 +38,6 @@ __all__ = [
     "LOGIN_PATH",
     "LOGOUT_PATH",
     "RECHECK_S",
-    "LoginBusy",
     "LoginGate",
     "LoginThrottle",
     "login_page",
@@ -195,10 +194,6 @@ of tries from many addresses."""
 _BUSY_RETRY_S = 2
 
 
-class LoginBusy(ConfigError):
-    """So many passphrase checks wait that this one is not queued."""
-
-
 class LoginThrottle:
     """How many passphrases or tokens a client may try: :data:`FAILURES` within
     :data:`WINDOW_S` seconds, then it waits until the oldest try is that old. A try
@@ -246,10 +241,11 @@ class LoginThrottle:
 
     async def check(self, passphrase: Passphrase, given: str) -> bool:
         """Whether ``given`` is the passphrase: scrypt, off the event loop and a few at
-        a time, so that guessing costs time and memory. :class:`LoginBusy` when
-        :data:`CHECKS_WAITING` checks wait already."""
+        a time, so that guessing costs time and memory.
+        :class:`~pjai.errors.BusyError` when :data:`CHECKS_WAITING` checks wait
+        already."""
         if self._waiting >= CHECKS_WAITING:
-            raise LoginBusy(f"{self._waiting} passphrase checks are waiting")
+            raise BusyError(f"{self._waiting} passphrase checks are waiting")
         self._waiting += 1
         try:
             async with self._checks:  # waiting here holds no thread
@@ -311,7 +307,7 @@ async def login_submit(
         checked = await run_in_threadpool(passphrase.version)
         try:
             right = await throttle.check(passphrase, given)
-        except LoginBusy:
+        except BusyError:
             page = login_page(request, error="Too many sign-ins at once: try again in a moment.")
             page.status_code = 503
             page.headers["Retry-After"] = str(_BUSY_RETRY_S)
