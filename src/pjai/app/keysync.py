@@ -186,7 +186,8 @@ def _delete(http: httpx.Client, base: str, changing: dict[str, Any]) -> list[str
         refused = exc.said.get("refused")
         if exc.status != 403 or not isinstance(refused, list):
             raise
-        return [str(key_id) for key_id in refused]
+        asked = {str(item["id"]) for item in changing["deleted"]}
+        return [key_id for key_id in asked if key_id in set(map(str, refused))]
     return []
 
 

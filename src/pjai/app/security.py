@@ -73,6 +73,11 @@ def init_security(
 
 @contextmanager
 def _not_syncing(data_dir: DataDir) -> Iterator[None]:
+    # A sync that starts holds the directory (`writing`, held here) while it takes its
+    # lock: with no lock file, none runs and none starts meanwhile.
+    if not data_dir.sync_lock_path.exists():
+        yield
+        return
     try:
         lock = SyncLock(data_dir)
     except ConfigError as exc:

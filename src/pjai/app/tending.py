@@ -101,6 +101,8 @@ class KeysIn:
         """When an event sealed with each key not yet shared was first held back."""
         self._given_up: set[str] = set()
         """Keys not shared within :data:`HOLD_AT_MOST_S`: their events went without them."""
+        self._failed_at = 0.0
+        """When an exchange last failed (``time.monotonic()``)."""
 
     def __call__(self) -> None:
         with self._exchanging:  # the regular turns and :meth:`cleared`'s
@@ -123,8 +125,9 @@ class KeysIn:
                 directory=self._data_dir.path,
                 learnt=self._learn,
             )
-        except KeysBusy as exc:
-            if wait := held_for(exc.retry_after):
+        except PjaiError as exc:
+            self._failed_at = time.monotonic()
+            if isinstance(exc, KeysBusy) and (wait := held_for(exc.retry_after)):
                 self.held_until = time.monotonic() + wait
             raise
         if shared.erased_here:  # destroyed by this exchange: nothing more to tell
@@ -150,9 +153,10 @@ class KeysIn:
         never while a busy server asked to be left alone).
 
         A key not on the server :data:`HOLD_AT_MOST_S` after its first event was held
-        back holds nothing back any more (said in the log): a keys channel that fails
-        (a server down, or one whose keys a token holder filled) delays a device's
-        events, and never stops them."""
+        back, and whose sharing failed again after that, holds nothing back any more
+        (said in the log): a keys channel that fails (a server down, or one whose keys
+        a token holder filled) delays a device's events, and never stops them. (Time
+        offline alone gives nothing up: the channel is tried again first.)"""
         try:
             waiting: set[str] | None = await asyncio.to_thread(self._unshared)
         except (PjaiError, OSError, apsw.Error) as exc:  # not known: every key waits
@@ -169,7 +173,8 @@ class KeysIn:
             key = sealed_with(bytes(record.args))
             if key is None or key in self._given_up or (waiting is not None and key not in waiting):
                 continue
-            if now - self._held_since.setdefault(key, now) < HOLD_AT_MOST_S:
+            since = self._held_since.setdefault(key, now)
+            if now - since < HOLD_AT_MOST_S or self._failed_at < since + HOLD_AT_MOST_S:
                 self._share_soon()
                 return count
             self._given_up.add(key)

@@ -287,3 +287,25 @@ def test_a_keys_table_of_an_older_pjai_gets_its_check_column(tmp_path: Path) -> 
     finally:
         box.flush()
         engine.dispose()
+
+
+def test_a_store_full_of_keys_still_takes_the_deletion_of_its_own(
+    box: KeyBox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A token holder filled the store's count of keys: a device's erasure still deletes
+    # the keys the store keeps (a deletion of a key kept adds none), while a deletion of
+    # an id never put (kept, it would add one) is refused.
+    monkeypatch.setattr(asgi, "MAX_STORE_KEYS", 2)
+    app = create_app(Hub(MemoryLog(), None, keys=box), hosts=frozenset({"server"}))
+    box.put("s1", [checked("k1", "proof-1"), checked("k2", "proof-2")])
+
+    async def delete(*deleted: dict[str, str]) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+            return await client.post("/keys/delete", json={"store_id": "s1", "deleted": deleted})
+
+    unknown = asyncio.run(delete({"id": "k9", "proof": "x"}))
+    assert (unknown.status_code, unknown.json()["error"]) == (413, "too_many_keys")
+    own = asyncio.run(delete({"id": "k1", "proof": "proof-1"}))
+    assert (own.status_code, own.json()) == (200, {"deleted": 1})
+    assert box.get("s1")[0] == [item("k2")]

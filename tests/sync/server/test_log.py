@@ -12,7 +12,7 @@ import pytest
 
 from pjai.schema.records import EventRecord, Position
 from pjai.sql.engine import create_sql_engine
-from pjai.sync.protocol import MAX_FRAME_BYTES, Hello, Push, PushAck, encode
+from pjai.sync.protocol import MAX_FRAME_BYTES, Hello, Push, PushAck, PushRejected, encode
 from pjai.sync.server.log import (
     Appended,
     DuplicateEventError,
@@ -357,3 +357,25 @@ def test_an_older_heads_table_gets_its_bytes_from_the_events_it_holds(tmp_path: 
         assert log.append("s2", records(1)) == Appended(Position(1), 1)
     finally:
         close(log)
+
+
+def test_a_full_store_is_said_in_the_server_s_log_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session = ServerSession(MemoryLog(max_store_bytes=10), None)
+    session.receive(encode(Hello(versions=[1], store_id="full-store", client_id="c1")))
+    for push_id in (1, 2):
+        (answer,) = session.receive(encode(Push(id=push_id, events=records(1))))
+        assert isinstance(answer, PushRejected)
+        assert (answer.reason, answer.retry_after) == ("rate_limited", 60.0)
+    said = [r.getMessage() for r in caplog.records if "is full" in r.getMessage()]
+    assert said == [
+        "store 'full-store' is full, its pushes wait: the store's log holds 0 bytes of events "
+        "and may hold 10: this push would pass that (raise --max-store-bytes)"
+    ]
+
+
+def test_a_quota_past_what_sqlite_counts_is_no_quota(url: str) -> None:
+    log = open_log(url, max_store_bytes=2**64)
+    assert log.append("s1", records(2)) == Appended(Position(2), 2)
+    close(log)

@@ -328,11 +328,14 @@ def create_app(
 
     async def keys_kept(asked: KeysPut | KeysDeleted) -> Response:
         """Keep the change if the store's keys stay within their limits."""
-        # A deletion of a key never put is kept too (as deleted): it counts as a key.
-        adding = asked.deleted if isinstance(asked, KeysDeleted) else asked.items
+        # A deletion of a key never put is kept too (as deleted): it counts as a key. A
+        # key kept already (to delete, or put again) adds none: a store full of keys
+        # still takes the deletion of its own.
+        ids = [k.id for k in (asked.deleted if isinstance(asked, KeysDeleted) else asked.items)]
         count, size = await asyncio.to_thread(hub.keys.usage, asked.store_id)
+        adding = len(set(ids)) - await asyncio.to_thread(hub.keys.known, asked.store_id, ids)
         more = sum(len(i.blob) for i in asked.items) if isinstance(asked, KeysPut) else 0
-        if count + len(adding) > MAX_STORE_KEYS or size + more > MAX_STORE_KEY_BYTES:
+        if count + adding > MAX_STORE_KEYS or size + more > MAX_STORE_KEY_BYTES:
             message = (
                 f"the store {asked.store_id!r} keeps {count:,} keys ({size:,} bytes); the "
                 f"limit is {MAX_STORE_KEYS:,} keys and {MAX_STORE_KEY_BYTES:,} bytes"

@@ -131,6 +131,10 @@ class KeyBox(Protocol):
         """How many keys the store has (deleted ones included) and their wrapped bytes."""
         ...
 
+    def known(self, store_id: str, ids: list[str]) -> int:
+        """How many of ``ids`` the store keeps already (deleted ones included)."""
+        ...
+
 
 class MemoryKeys:
     """A :class:`KeyBox` in memory (tests, a server without a database)."""
@@ -170,6 +174,10 @@ class MemoryKeys:
         """See :class:`KeyBox`."""
         kept = self._items.get(store_id, {}).values()
         return len(kept), sum(len(i.blob) for i in kept if isinstance(i, KeyItem))
+
+    def known(self, store_id: str, ids: list[str]) -> int:
+        """See :class:`KeyBox`."""
+        return len(set(ids) & self._items.get(store_id, {}).keys())
 
 
 class SqlKeys:
@@ -262,6 +270,13 @@ class SqlKeys:
         with transaction(self.engine, "counting keys") as conn:
             count, size = conn.execute(query.where(c.store_id == store_id)).one()
         return int(count), int(size)
+
+    def known(self, store_id: str, ids: list[str]) -> int:
+        """See :class:`KeyBox`."""
+        c = keys.c
+        query = sa.select(sa.func.count()).where(c.store_id == store_id, c.id.in_(set(ids)))
+        with transaction(self.engine, "counting keys") as conn:
+            return int(conn.scalar(query) or 0)
 
     def _scrub(self) -> bool:
         """Leave no older copy of a deleted key's wrapped bytes in the database's files:

@@ -12,6 +12,7 @@ once the events of a push passed :mod:`~pjai.sync.validation`. With the
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection
 from datetime import datetime
@@ -60,6 +61,8 @@ from pjai.sync.validation import MAX_EVENT_BYTES, PushCheck
 
 __all__ = ["EXTENSIONS", "MAX_EVENT_BYTES", "QUOTA_RETRY_S", "Authenticate", "ServerSession"]
 
+log = logging.getLogger(__name__)
+
 EXTENSIONS = frozenset({PRESENCE})
 """The protocol extensions this server speaks."""
 
@@ -71,6 +74,22 @@ last look."""
 QUOTA_RETRY_S = 60.0
 """How long a client whose push would pass its store's quota is asked to wait (as for a
 rate limit, ``rate_limited``) before it tries again."""
+
+_FULL_TOLD: dict[str, float] = {}
+"""When the log last said that each store is full (``time.monotonic()``)."""
+
+
+def _tell_full(store_id: str, detail: str) -> None:
+    """Say in the server's log, at most once a minute a store, that a store is full: its
+    devices' pushes wait until its operator gives it room (``--max-store-bytes``)."""
+    now = time.monotonic()
+    if now - _FULL_TOLD.get(store_id, -QUOTA_RETRY_S) < QUOTA_RETRY_S:
+        return
+    if len(_FULL_TOLD) >= 10_000:  # remembered for a few stores at most
+        _FULL_TOLD.clear()
+    _FULL_TOLD[store_id] = now
+    log.warning("store %r is full, its pushes wait: %s (raise --max-store-bytes)", store_id, detail)
+
 
 Authenticate = Callable[[str], Token | None]
 """Looks a bearer token up; ``None`` when it is unknown, revoked or expired."""
@@ -357,6 +376,7 @@ class ServerSession:
                 f"the store's log holds {result.held:,} bytes of events and may hold "
                 f"{result.limit:,}: this push would pass that"
             )
+            _tell_full(self.store_id, detail)
             return PushRejected(
                 id=push.id, reason="rate_limited", detail=detail, retry_after=QUOTA_RETRY_S
             )

@@ -83,8 +83,16 @@ _APPEND_AT_ONCE = sa.text(
 the compare-and-set of the head (and the store's bytes), the events (arrays, not one
 INSERT each) and the NOTIFY; nothing if the head moved on or the quota would pass."""
 
+_ADVANCE = sa.text(
+    "UPDATE pjai_sync_heads SET seq = :last, bytes = bytes + :size"
+    " WHERE store_id = :store_id AND seq = :parent AND bytes + :size <= :limit"
+)
+"""SQLite: the compare-and-set of the head and the store's bytes (a statement made once:
+building it anew for each push costs more than the update)."""
+
 _NO_LIMIT = 2**62
-"""The limit a log without ``max_store_bytes`` checks against: none is reached."""
+"""The limit a log without ``max_store_bytes`` checks against (and the highest it checks
+against: SQLite's integers end at 2**63): none is reached."""
 
 _INSERT_SQLITE = (
     "INSERT INTO pjai_sync_events (store_id, seq, event_id, record) VALUES (?, ?, ?, ?)"
@@ -150,20 +158,18 @@ class SqlLog:
                 with self._reading("reading a sync head") as conn:
                     return self._not_appended(conn, store_id, records)
         else:
-            advance = (
-                sa.update(heads)
-                .where(
-                    heads.c.store_id == store_id,
-                    heads.c.seq == records[0].parent.global_seq,
-                    heads.c.bytes + size <= self._limit,
-                )
-                .values(seq=records[-1].position.global_seq, bytes=heads.c.bytes + size)
-            )
+            moving = {
+                "store_id": store_id,
+                "parent": records[0].parent.global_seq,
+                "last": records[-1].position.global_seq,
+                "size": size,
+                "limit": self._limit,
+            }
             with self._writing("appending to the sync log") as conn:
-                done = conn.execute(advance).rowcount == 1
+                done = conn.execute(_ADVANCE, moving).rowcount == 1
                 if not done and first:  # maybe the store's first push: it needs a head row
                     conn.execute(self._insert_ignore(heads).values(store_id=store_id, seq=0))
-                    done = conn.execute(advance).rowcount == 1
+                    done = conn.execute(_ADVANCE, moving).rowcount == 1
                 if not done:
                     return self._not_appended(conn, store_id, records)
                 if (taken := self._taken(conn, store_id, ids)) is not None:
@@ -290,7 +296,7 @@ class SqlLog:
 
     @property
     def _limit(self) -> int:
-        return _NO_LIMIT if self.max_store_bytes is None else self.max_store_bytes
+        return _NO_LIMIT if self.max_store_bytes is None else min(self.max_store_bytes, _NO_LIMIT)
 
     def _append_at_once(
         self, store_id: str, records: Sequence[EventRecord], encoded: list[bytes], size: int
