@@ -134,11 +134,12 @@ async def test_a_key_erased_here_holds_its_events_back_until_its_deletion_is_on_
         assert await keys_in.cleared(pending) == len(pending)
 
 
-async def test_a_key_that_cannot_be_shared_holds_its_events_back_for_a_while_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A keys channel that keeps failing (a server whose keys a token holder filled)
-    delays the events sealed with a new key, and those after them; it never stops them."""
+@contextmanager
+def ada_held_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[tending.KeysIn, Any, list[Any]]]:
+    """An encrypted directory's key exchange, which fails (held back for 0.5 s at most),
+    its manager, and the pending events of Ada, made there."""
     monkeypatch.setattr(tending, "HOLD_AT_MOST_S", 0.5)
     data = device(tmp_path / "laptop")
     init_security(data, passphrase=PASSPHRASE, params=FAST)
@@ -147,7 +148,15 @@ async def test_a_key_that_cannot_be_shared_holds_its_events_back_for_a_while_onl
         monkeypatch.setattr(tending, "sync_keys", refusing)
         Personas(manager).create("Ada", description=MARKER)
         assert manager.store is not None
-        pending = manager.store.pending()
+        yield keys_in, manager, manager.store.pending()
+
+
+async def test_a_key_that_cannot_be_shared_holds_its_events_back_for_a_while_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A keys channel that keeps failing (a server whose keys a token holder filled)
+    delays the events sealed with a new key, and those after them; it never stops them."""
+    with ada_held_back(tmp_path, monkeypatch) as (keys_in, _, pending):
         assert await keys_in.cleared(pending) < len(pending)
         await asyncio.sleep(0.6)
         # Past the hold, the channel is tried again first: its failure gives the key up.
@@ -163,15 +172,7 @@ async def test_time_offline_alone_gives_no_key_up(
 ) -> None:
     """Events held back, then the device offline past the hold: as it comes back, the
     keys channel is tried again, and the key goes before its events."""
-    monkeypatch.setattr(tending, "HOLD_AT_MOST_S", 0.5)
-    data = device(tmp_path / "laptop")
-    init_security(data, passphrase=PASSPHRASE, params=FAST)
-    with data.open() as manager:
-        keys_in = keys_exchange(data, manager)
-        monkeypatch.setattr(tending, "sync_keys", refusing)
-        Personas(manager).create("Ada", description=MARKER)
-        assert manager.store is not None
-        pending = manager.store.pending()
+    with ada_held_back(tmp_path, monkeypatch) as (keys_in, manager, pending):
         held = await keys_in.cleared(pending)
         assert held < len(pending)
         await asyncio.sleep(1.2)  # offline: nothing asks; the failed share's wait is over

@@ -23,6 +23,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -158,13 +159,7 @@ class SqlLog:
                 with self._reading("reading a sync head") as conn:
                     return self._not_appended(conn, store_id, records)
         else:
-            moving = {
-                "store_id": store_id,
-                "parent": records[0].parent.global_seq,
-                "last": records[-1].position.global_seq,
-                "size": size,
-                "limit": self._limit,
-            }
+            moving = self._moving(store_id, records, size)
             with self._writing("appending to the sync log") as conn:
                 done = conn.execute(_ADVANCE, moving).rowcount == 1
                 if not done and first:  # maybe the store's first push: it needs a head row
@@ -294,6 +289,16 @@ class SqlLog:
             if not oldest.records:
                 del self._used[oldest_id]
 
+    def _moving(self, store_id: str, records: Sequence[EventRecord], size: int) -> dict[str, Any]:
+        """The parameters of the compare-and-set of the store's head and bytes."""
+        return {
+            "store_id": store_id,
+            "parent": records[0].parent.global_seq,
+            "last": records[-1].position.global_seq,
+            "size": size,
+            "limit": self._limit,
+        }
+
     @property
     def _limit(self) -> int:
         return _NO_LIMIT if self.max_store_bytes is None else min(self.max_store_bytes, _NO_LIMIT)
@@ -305,11 +310,7 @@ class SqlLog:
         is the batch's parent and the store has room for its ``size`` bytes; whether it
         was. A logged id fails it as a whole."""
         pushed = {
-            "store_id": store_id,
-            "parent": records[0].parent.global_seq,
-            "last": records[-1].position.global_seq,
-            "size": size,
-            "limit": self._limit,
+            **self._moving(store_id, records, size),
             "seqs": [r.position.global_seq for r in records],
             "ids": [r.id for r in records],
             "records": encoded,
