@@ -6,6 +6,7 @@ key of its id, before the device shares it."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sqlite3
 import threading
@@ -210,7 +211,7 @@ def server_rows(db: Path, query: str) -> list[tuple[Any, ...]]:
 
 
 def test_a_persona_made_while_syncing_has_her_key_on_the_server_before_her_events(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     server_dir, db_url = server_database(tmp_path)
     db = server_dir / "sync-server.db"
@@ -246,6 +247,8 @@ def test_a_persona_made_while_syncing_has_her_key_on_the_server_before_her_event
         assert connect(desk, server.url, **sync, once=True, timeout=60).level
     with desk.open() as manager:
         assert Personas(manager).get(lin.id).description == f"{MARKER} Lin"
+    # Each device's keys were checked on the server, the other's copies too: all open.
+    assert "wrap no device" not in caplog.text
 
 
 def wait_for(check: Callable[[], object], seconds: float = 30) -> bool:
@@ -442,3 +445,47 @@ def test_a_failed_security_init_leaves_no_file_behind(tmp_path: Path) -> None:
     with pytest.raises(KeyRingError, match="at least 12 characters"):
         init_security(new, passphrase="short", params=FAST)
     assert not new.path.exists() or list(new.path.iterdir()) == []
+
+
+def test_a_key_put_on_the_server_by_someone_else_under_an_id_held_here_is_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A token holder put a key under the id of Lin's before the laptop did (as when a
+    # key given up was read from the log): devices lacking Lin's key would be given the
+    # token holder's. The laptop's exchange finds that the server's copy does not open
+    # with the store key and says so, once; once the operator deletes that row, the
+    # laptop's own goes, and a device joining reads Lin.
+    laptop, _, server_dir, db_url = ada_synced(tmp_path)
+    db = server_dir / "sync-server.db"
+    token, attacker = new_token(db_url, "shared", "write"), new_token(db_url, "shared", "write")
+    with laptop.open() as manager:
+        before = ring_of(manager).key_ids()
+        lin = Personas(manager).create("Lin", description=f"{MARKER} Lin").id
+        (lins,) = ring_of(manager).key_ids() - before
+    with servers(db_url, server_dir, 1) as (server,):
+        made_up = {"id": lins, "kind": "data", "scope": lin, "blob": "bm90IGEga2V5",
+                   "check": hashlib.sha256(b"mine").hexdigest()}  # fmt: skip
+        with httpx.Client(headers={"Authorization": f"Bearer {attacker}"}) as http:
+            answer = http.post(
+                keys_url(server.url), json={"store_id": "shared", "items": [made_up]}
+            )
+            assert answer.status_code == 200
+        checked: set[str] = set()
+        exchange = {"token": token, "store_id": "shared", "directory": laptop.path}
+        with laptop.key_ring() as ring:
+            assert sync_keys(ring, server.url, **exchange, checked=checked).foreign == 1
+            assert sync_keys(ring, server.url, **exchange, checked=checked).foreign == 0
+        said = [r.getMessage() for r in caplog.records if "wrap no device" in r.getMessage()]
+        assert len(said) == 1  # said once a process
+        assert lins in said[0]
+        with sqlite3.connect(db) as conn:  # the operator's mend
+            conn.execute("DELETE FROM pjai_sync_keys WHERE id = ?", (lins,))
+        with laptop.key_ring() as ring:
+            assert sync_keys(ring, server.url, **exchange).pushed == 1
+        sync = {"token": token, "store_id": "shared"}
+        assert connect(laptop, server.url, once=True, timeout=60, **sync).level
+        desk = device(tmp_path / "desk")
+        join_store(desk, server.url, token=token, store_id="shared", passphrase=PASSPHRASE)
+        assert connect(desk, server.url, once=True, timeout=60, **sync).level
+    with desk.open() as manager:
+        assert Personas(manager).get(lin).description == f"{MARKER} Lin"

@@ -19,7 +19,7 @@ from pjai.app.datadir import DataDir
 from pjai.app.erasing import owe_rewrite
 from pjai.errors import ConfigError, KeyRingError, PjaiError
 from pjai.security import KeyRing
-from pjai.security.sharing import Item, absorb, deletion_proof, export_items, join
+from pjai.security.sharing import Item, absorb, deletion_proof, export_items, foreign, join
 from pjai.sync.clientside import asked_wait, held_for
 from pjai.sync.server.keys import MAX_KEYS
 
@@ -83,6 +83,10 @@ class KeySync:
     kept_there: int = 0
     """Deletions the server refused: their proof is not the one the key of that id was
     put with (someone else put a key of that id first)."""
+    foreign: int = 0
+    """Keys held here that the server holds in a wrap no device of the store made
+    (someone else put a key of that id first): devices that lack them cannot read the
+    events sealed with them (said in the log)."""
 
 
 def keys_url(url: str) -> str:
@@ -103,6 +107,7 @@ def sync_keys(
     store_id: str,
     directory: Path,
     learnt: Callable[[frozenset[str]], object] | None = None,
+    checked: set[str] | None = None,
 ) -> KeySync:
     """Exchange keys with the server: take the ones other devices shared, destroy the
     ones they erased, share this ring's, and delete on the server the ones erased
@@ -114,10 +119,17 @@ def sync_keys(
 
     ``learnt`` is told, as the exchange goes, the ids the server holds or lists as
     deleted: those it listed, then those put or deleted here as each request is
-    answered (so a later request that fails takes nothing back)."""
+    answered (so a later request that fails takes nothing back).
+
+    The server's copy of each key held here is checked to open with the store key
+    (:func:`~pjai.security.sharing.foreign`), but those in ``checked`` (the ids checked
+    before, which the exchange adds to): a copy that does not was put by someone
+    outside the store, and devices lacking the key are given it instead (said in the
+    log, with its mend)."""
     base = keys_url(url)
     try:
-        return _exchange(ring, base, token, store_id, directory, learnt or _ignored)
+        exchange = partial(_exchange, learnt=learnt or _ignored, checked=checked)
+        return exchange(ring, base, token, store_id, directory)
     except httpx.HTTPError as exc:
         raise _reach(base) from exc
 
@@ -132,13 +144,20 @@ def _exchange(
     token: str,
     store_id: str,
     directory: Path,
+    *,
     learnt: Callable[[frozenset[str]], object],
+    checked: set[str] | None,
 ) -> KeySync:
     with httpx.Client(timeout=_TIMEOUT_S, headers=_auth(token)) as http:
         items, deleted = _listing(http, base, store_id)
         deleted_ids = {str(d.get("id")) for d in deleted}
         on_server = {str(i.get("id")) for i in items} | deleted_ids
         learnt(frozenset(on_server))
+        checking = ring.key_ids() - (checked or set())
+        taken = foreign(ring, items, checking)
+        _say_foreign(taken)
+        if checked is not None:  # those listed: one not yet there is checked once it is
+            checked |= checking & {str(i.get("id")) for i in items}
         done = absorb(ring, items, deleted, before_erasing=partial(owe_rewrite, directory))
         mine = [i for i in export_items(ring) if i["id"] not in on_server]
         # As many requests as the server's limit per request asks: a ring with more new
@@ -171,8 +190,27 @@ def _exchange(
             ", ".join(kept[:10]),
         )
     return KeySync(
-        len(mine), done.came, done.erased, len(gone) - len(kept), done.refused, len(kept)
+        len(mine),
+        done.came,
+        done.erased,
+        len(gone) - len(kept),
+        done.refused,
+        len(kept),
+        len(taken),
     )
+
+
+def _say_foreign(taken: dict[str, str]) -> None:
+    """Say in the log which keys held here the server holds in a foreign wrap."""
+    if taken:
+        log.error(
+            "the sync server holds %d key(s) of this device in a wrap no device of the store "
+            "made (put first by someone else under the same id), so devices that lack them "
+            "cannot read the events sealed with them; its operator can delete those rows of "
+            "pjai_sync_keys, and the next exchange puts this device's own: %s",
+            len(taken),
+            ", ".join(f"{key_id} ({scope})" for key_id, scope in sorted(taken.items())[:10]),
+        )
 
 
 def _delete(http: httpx.Client, base: str, changing: dict[str, Any]) -> list[str]:

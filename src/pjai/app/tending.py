@@ -103,6 +103,8 @@ class KeysIn:
         """Keys not shared within :data:`HOLD_AT_MOST_S`: their events went without them."""
         self._failed_at = 0.0
         """When an exchange last failed (``time.monotonic()``)."""
+        self._checked: set[str] = set()
+        """The keys whose copy on the server was found to open with the store key."""
 
     def __call__(self) -> None:
         with self._exchanging:  # the regular turns and :meth:`cleared`'s
@@ -124,6 +126,7 @@ class KeysIn:
                 store_id=self._store_id,
                 directory=self._data_dir.path,
                 learnt=self._learn,
+                checked=self._checked,
             )
         except PjaiError as exc:
             self._failed_at = time.monotonic()

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ __all__ = [
     "deletion_check",
     "deletion_proof",
     "export_items",
+    "foreign",
     "join",
 ]
 
@@ -235,6 +236,31 @@ def absorb(
             before_erasing(scope)
         ring.erase(scope, lineages)
     return Absorbed(came, sorted(erasing), refused)
+
+
+def foreign(ring: KeyRing, items: list[Item], ids: Collection[str]) -> dict[str, str]:
+    """Of ``ids`` (data keys held here), those ``items`` (a server's listing) holds in a
+    wrap that does not open with the store key, each with its scope here: a key of that
+    id put by someone outside the store (a token holder, before this device put its
+    own), which a device lacking the key would be given instead of it."""
+    found: dict[str, str] = {}
+    with ring._guard():
+        for item in items:
+            key_id = str(item.get("id"))
+            if key_id not in ids or item.get("kind") != "data":
+                continue
+            row = ring._conn.execute(
+                "SELECT scope, lineage FROM data_keys WHERE id = ?", (key_id,)
+            ).fetchone()
+            if row is None:  # erased meanwhile
+                continue
+            scope, lineage = str(row[0]), None if row[1] is None else str(row[1])
+            try:  # bound to its id, scope and lineage here: another wrap does not open
+                parts = _unpack(str(item.get("blob")), "nonce", "wrapped")
+                ring._unwrap_data_key(key_id, scope, parts["nonce"], parts["wrapped"], lineage)
+            except KeyRingError:
+                found[key_id] = scope
+    return found
 
 
 def _newest_current(ring: KeyRing, scope: str) -> None:
