@@ -225,7 +225,7 @@ def _delete(http: httpx.Client, base: str, changing: dict[str, Any]) -> list[str
         if exc.status != 403 or not isinstance(refused, list):
             raise
         asked = {str(item["id"]) for item in changing["deleted"]}
-        return [key_id for key_id in asked if key_id in set(map(str, refused))]
+        return sorted(asked & set(map(str, refused)))
     return []
 
 

@@ -104,7 +104,8 @@ class KeysIn:
         self._failed_at = 0.0
         """When an exchange last failed (``time.monotonic()``)."""
         self._checked: set[str] = set()
-        """The keys whose copy on the server was found to open with the store key."""
+        """The keys whose copy on the server was checked to open with the store key (one
+        that does not is said once a process)."""
 
     def __call__(self) -> None:
         with self._exchanging:  # the regular turns and :meth:`cleared`'s
@@ -336,7 +337,7 @@ server) whether an erasure calls for a key exchange before the next regular one.
 
 HOLD_AT_MOST_S = 30.0
 """How long :meth:`KeysIn.cleared` holds back the events sealed with a key not yet on the
-sync server, at most."""
+sync server before it gives the key up, at the next failure to share it."""
 
 
 _SHARE_RETRY_S = (1.0, KEYS_EVERY_S)
